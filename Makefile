@@ -1,0 +1,65 @@
+# Two commands are the whole set-up: `make run` and `make test`. Each does its own idempotent set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATIC := src/tandem/server/static
+SDK_SOURCES := $(shell find sdk/src sdk/build.mjs -type f 2>/dev/null)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= data
+
+.PHONY: help setup run test lint test-py test-sdk chromium clean
+
+help:
+	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
+	@echo "make test  - set up (incl. Debian chromium), then lint and run every test"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when the project's metadata changes.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+sdk/node_modules/.installed: sdk/package.json sdk/package-lock.json
+	cd sdk && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The SDK and console bundles are built into the package's static files; never committed.
+$(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES)
+	cd sdk && node build.mjs
+
+setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js
+
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "Installing Debian chromium for the browser tests"; \
+	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@/usr/bin/chromium --version
+
+run: setup
+	$(BIN)/tandem serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	cd sdk && npx tsc --noEmit -p .
+
+test-sdk: setup
+	cd sdk && npm test
+
+# pytest exits 5 when it collects no test: that fails here too, as it should.
+test-py: setup chromium
+	$(BIN)/python -m pytest
+
+test: lint test-sdk test-py
+
+clean:
+	rm -rf $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js

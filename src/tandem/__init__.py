@@ -1,0 +1,3 @@
+"""Tandem: self-hosted, security-first co-browsing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,139 @@
+"""Agent accounts: roles, password rules, sign-in and sign-in sessions (cookies)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Literal, get_args
+
+from tandem import crypto
+from tandem.exceptions import AuthenticationError, ConfigError, WeakPasswordError
+from tandem.storage.base import LoginRecord, Storage, UserRecord
+
+Role = Literal["agent", "supervisor", "auditor", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
+COOKIE_NAME = "tandem_agent"
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+# The most common choices that pass a length rule; a stronger check belongs to an identity provider.
+_COMMON = frozenset(
+    {
+        "password1234",
+        "password12345",
+        "password123456",
+        "123456789012",
+        "qwertyuiop12",
+        "qwerty123456",
+        "iloveyou1234",
+        "administrator",
+        "letmein12345",
+        "welcome12345",
+        "changeme1234",
+        "passwordpassword",
+        "correcthorsebatterystaple",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Agent:
+    """A signed-in user as the server sees it on each request."""
+
+    username: str
+    display_name: str
+    role: Role
+
+
+def validate_username(username: str) -> str:
+    if not _USERNAME.fullmatch(username):
+        raise ConfigError(
+            "a username is 1-64 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return username
+
+
+def validate_role(role: str) -> Role:
+    if role not in ROLES:
+        raise ConfigError(f"role must be one of {', '.join(ROLES)}; not {role!r}")
+    return role  # type: ignore[return-value]
+
+
+def check_password_strength(password: str, username: str) -> None:
+    """Raise :class:`WeakPasswordError` saying what is wrong with ``password``."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPasswordError(
+            f"password too short: use at least {MIN_PASSWORD_LENGTH} characters "
+            "(a few unrelated words work well)"
+        )
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise WeakPasswordError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
+    squashed = re.sub(r"[\s_.-]", "", password.lower())
+    if squashed in _COMMON:
+        raise WeakPasswordError("password too common: it is on lists attackers try first")
+    if username and username.lower() in password.lower():
+        raise WeakPasswordError("password must not contain the username")
+    if len(set(password)) < 6:
+        raise WeakPasswordError("password too repetitive: use at least 6 different characters")
+
+
+async def create_user(
+    storage: Storage, username: str, password: str, role: str, display_name: str | None, now: float
+) -> UserRecord:
+    """Validate and store a new user (argon2id hash). Raises ConfigError, WeakPasswordError,
+    UserExistsError."""
+    validate_username(username)
+    checked_role = validate_role(role)
+    check_password_strength(password, username)
+    record = UserRecord(
+        username=username,
+        display_name=(display_name or username.capitalize())[:64],
+        role=checked_role,
+        password_hash=crypto.hash_password(password),
+        created_at=now,
+    )
+    await storage.add_user(record)
+    return record
+
+
+async def sign_in(
+    storage: Storage,
+    username: str,
+    password: str,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+) -> tuple[Agent, str]:
+    """Check credentials and open a sign-in session. Returns the agent and the cookie token
+    (shown to the browser only; storage keeps its digest). Raises :class:`AuthenticationError`."""
+    user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
+    if not crypto.verify_password(user.password_hash if user else None, password) or user is None:
+        raise AuthenticationError()
+    token = crypto.new_token(entropy)
+    await storage.add_login(
+        LoginRecord(
+            token_digest=crypto.secret_digest(token, "login"),
+            username=user.username,
+            expires_at=now + ttl,
+        )
+    )
+    return Agent(user.username, user.display_name, validate_role(user.role)), token
+
+
+async def agent_for_token(storage: Storage, token: str | None, now: float) -> Agent | None:
+    """The agent a cookie token belongs to, or None if it is unknown or expired."""
+    if not token or len(token) > 128:
+        return None
+    login = await storage.get_login(crypto.secret_digest(token, "login"))
+    if login is None or login.expires_at <= now:
+        return None
+    user = await storage.get_user(login.username)
+    if user is None:
+        return None
+    return Agent(user.username, user.display_name, validate_role(user.role))
+
+
+async def sign_out(storage: Storage, token: str | None) -> None:
+    if token and len(token) <= 128:
+        await storage.delete_login(crypto.secret_digest(token, "login"))

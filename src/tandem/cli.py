@@ -1,0 +1,159 @@
+"""The `tandem` command (also `python -m tandem`)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from tandem import __version__, auth
+from tandem.config import Settings
+from tandem.exceptions import TandemError
+from tandem.storage.sqlite import SQLiteStorage
+
+app = typer.Typer(
+    help="Tandem: self-hosted, security-first co-browsing.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+user_app = typer.Typer(help="Manage agent accounts.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Directory holding the database [env TANDEM_DATA_DIR; default ./data]."
+    ),
+]
+
+
+def _fail(error: TandemError | str) -> typer.Exit:
+    typer.echo(f"tandem: {error}", err=True)
+    return typer.Exit(code=2)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tandem {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Tandem: self-hosted, security-first co-browsing."""
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on [env TANDEM_HOST; 127.0.0.1].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port [env TANDEM_PORT; 8000].")] = None,
+    data_dir: DataDir = None,
+    allow_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-origin",
+            help="Another site (https://shop.example) whose pages may start sessions; repeatable "
+            "[env TANDEM_ALLOW_ORIGINS, comma separated].",
+        ),
+    ] = None,
+) -> None:
+    """Run the server: customer SDK, agent console, demo shop."""
+    try:
+        settings = Settings.load(
+            host=host, port=port, data_dir=data_dir, allow_origins=tuple(allow_origin or ())
+        )
+        users = asyncio.run(_count_users(settings))
+    except TandemError as exc:
+        raise _fail(exc) from None
+    from tandem.server.app import SDK_FILE, create_app
+
+    base = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Tandem {__version__} on {base}")
+    typer.echo(f"  demo shop      {base}/demo/")
+    typer.echo(f"  agent console  {base}/console/")
+    typer.echo(f"  customer SDK   {base}/sdk/tandem.js")
+    if not SDK_FILE.is_file():
+        typer.echo("  warning: the SDK is not built; `make run` builds it.", err=True)
+    if users == 0:
+        typer.echo("No agent account yet. Create one in another terminal:")
+        typer.echo(f"  .venv/bin/tandem user add alice --role agent --data-dir {settings.data_dir}")
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
+        ws_per_message_deflate=False,  # the SDK compresses before it encrypts
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )
+    uvicorn.Server(config).run()
+
+
+async def _count_users(settings: Settings) -> int:
+    storage = SQLiteStorage(settings.database_path)
+    try:
+        return await storage.count_users()
+    finally:
+        await storage.close()
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin or not sys.stdin.isatty():
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="Username: lower-case letters, digits, . _ -")],
+    role: Annotated[str, typer.Option(help="One of: agent, supervisor, auditor, admin.")] = "agent",
+    display_name: Annotated[
+        str | None, typer.Option(help="Name the customer sees (default: the username).")
+    ] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an account. The password is read from stdin when it is not a terminal, else asked
+    for twice. Weak passwords are refused."""
+    try:
+        settings = Settings.load(data_dir=data_dir)
+        auth.validate_username(name)
+        auth.validate_role(role)
+        password = _read_password(password_stdin)
+        auth.check_password_strength(password, name)
+        asyncio.run(_add_user(settings, name, password, role, display_name))
+    except TandemError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"Created {role} {name!r}.")
+
+
+async def _add_user(
+    settings: Settings, name: str, password: str, role: str, display_name: str | None
+) -> None:
+    storage = SQLiteStorage(settings.database_path)
+    try:
+        await auth.create_user(storage, name, password, role, display_name, time.time())
+    finally:
+        await storage.close()
+
+
+def main() -> None:
+    app()

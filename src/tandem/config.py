@@ -1,0 +1,119 @@
+"""Settings, read once into an immutable object. Every limit is a named field with a doc line.
+
+Precedence: explicit arguments (the CLI) over environment variables (``TANDEM_*``) over defaults.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tandem.exceptions import ConfigError
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the server needs to know, validated."""
+
+    host: str = "127.0.0.1"
+    """Interface to listen on (TANDEM_HOST)."""
+    port: int = 8000
+    """TCP port (TANDEM_PORT)."""
+    data_dir: Path = Path("data")
+    """Directory for the SQLite database (TANDEM_DATA_DIR)."""
+    allow_origins: tuple[str, ...] = ()
+    """Extra origins whose pages may open customer sessions (TANDEM_ALLOW_ORIGINS, comma separated).
+    The server's own origin is always allowed."""
+
+    code_ttl_seconds: float = 600.0
+    """How long an unused join code stays valid."""
+    code_digits: int = 9
+    """Digits in a join code (read aloud in groups of three)."""
+    max_control_bytes: int = 4096
+    """Largest control (text) frame accepted from a peer."""
+    max_payload_bytes: int = 1024 * 1024
+    """Largest payload (binary) frame accepted from a peer; the SDK splits larger batches."""
+    send_queue_frames: int = 512
+    """Frames queued per connection before the peer is closed as too slow (1013)."""
+    first_message_timeout_seconds: float = 10.0
+    """How long a new socket may stay silent before its first message."""
+    resume_grace_seconds: float = 30.0
+    """How long a customer's page may be away (navigation, reload) before the session ends."""
+    login_ttl_seconds: float = 8 * 3600.0
+    """Lifetime of an agent's sign-in."""
+    max_join_attempts_per_socket: int = 5
+    """Wrong codes one agent socket may try before it is closed (4429)."""
+    close_timeout_seconds: float = 5.0
+    """How long a socket may take to flush its last frames when its session ends."""
+    max_sessions: int = 10_000
+    """Live sessions held at once; more are refused."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
+        if not 6 <= self.code_digits <= 18:
+            raise ConfigError("code_digits must be between 6 and 18")
+        object.__setattr__(
+            self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
+        )
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "tandem.sqlite3"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``) and explicit overrides.
+
+        Overrides whose value is ``None`` are ignored, so CLI options can be passed through as-is.
+        Raises :class:`ConfigError` naming the bad setting.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if "TANDEM_HOST" in env:
+            values["host"] = env["TANDEM_HOST"]
+        if "TANDEM_PORT" in env:
+            try:
+                values["port"] = int(env["TANDEM_PORT"])
+            except ValueError:
+                raise ConfigError("TANDEM_PORT must be a whole number") from None
+        if "TANDEM_DATA_DIR" in env:
+            values["data_dir"] = Path(env["TANDEM_DATA_DIR"])
+        if env.get("TANDEM_ALLOW_ORIGINS", "").strip():
+            values["allow_origins"] = tuple(
+                o.strip() for o in env["TANDEM_ALLOW_ORIGINS"].split(",") if o.strip()
+            )
+        for key, value in overrides.items():
+            if value is None or (key == "allow_origins" and not value):
+                continue
+            if key == "data_dir":
+                value = Path(str(value))
+            values[key] = value
+        try:
+            return cls(**values)  # type: ignore[arg-type]
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from None
+
+
+def normalize_origin(origin: str) -> str:
+    """Return ``scheme://host[:port]`` in lower case, default ports dropped.
+
+    Raises :class:`ConfigError` for anything that is not a bare http(s) origin.
+    """
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"not an http(s) origin: {origin!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"an origin has no path, query or user part: {origin!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"bad port in origin: {origin!r}") from None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")

@@ -1,0 +1,87 @@
+"""All secret handling in one place: join codes, tokens, secret hashing, password hashing.
+
+Randomness is injected as an :class:`Entropy` (default: the OS CSPRNG via :mod:`secrets`) so tests
+can make it deterministic; nothing else in Tandem calls a random source directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from typing import Protocol
+
+import argon2
+
+_MAX_PASSWORD_BYTES = 1024
+
+
+class Entropy(Protocol):
+    def __call__(self, nbytes: int) -> bytes:
+        """Return ``nbytes`` unpredictable bytes."""
+        ...
+
+
+system_entropy: Entropy = secrets.token_bytes
+
+
+def new_join_code(entropy: Entropy, digits: int) -> str:
+    """A uniformly random code of ``digits`` decimal digits (leading zeros kept).
+
+    Uses rejection sampling so every code is equally likely.
+    """
+    bound = 10**digits
+    nbytes = (bound.bit_length() + 7) // 8 + 1
+    limit = (256**nbytes // bound) * bound
+    while True:
+        value = int.from_bytes(entropy(nbytes), "big")
+        if value < limit:
+            return str(value % bound).zfill(digits)
+
+
+def normalize_join_code(text: str) -> str:
+    """Strip the spaces and dashes people type between digit groups."""
+    return "".join(ch for ch in text if ch not in " -\u00a0\t")
+
+
+def new_token(entropy: Entropy, nbytes: int = 32) -> str:
+    """A URL-safe random token (``nbytes`` of entropy) for cookies and resume tokens."""
+    return base64.urlsafe_b64encode(entropy(nbytes)).rstrip(b"=").decode()
+
+
+def secret_digest(secret: str, purpose: str) -> str:
+    """Digest under which a short-lived secret is stored, so storage never holds it in the clear.
+
+    ``purpose`` separates domains (a code and a cookie never share a digest).
+    """
+    return hashlib.sha256(f"tandem:{purpose}:{secret}".encode()).hexdigest()
+
+
+def secrets_equal(a: str, b: str) -> bool:
+    """Compare two secrets in constant time."""
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+_hasher = argon2.PasswordHasher(type=argon2.Type.ID)
+# Verified against when a user does not exist, so both cases cost the same time.
+_DUMMY_HASH = _hasher.hash("tandem-dummy-password-for-timing")
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of ``password`` (the library's RFC 9106 low-memory profile)."""
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    """True when ``password`` matches; spends the same time when ``password_hash`` is None."""
+    if len(password.encode()) > _MAX_PASSWORD_BYTES:
+        return False
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
+
+
+def password_needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)

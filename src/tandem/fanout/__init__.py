@@ -1,0 +1,1 @@
+"""Delivery of frames to the sockets of a session, behind one Protocol."""

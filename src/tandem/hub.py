@@ -1,0 +1,176 @@
+"""Live sessions: owns each session's state machine and carries out its effects.
+
+The hub is the one place that turns :mod:`tandem.protocol.session` effects into fan-out frames and
+storage writes. Socket adapters (``tandem.server.ws``) call it; it never touches a socket itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+
+from tandem import crypto
+from tandem.config import Settings
+from tandem.exceptions import ProtocolError, TandemError
+from tandem.fanout.base import Fanout, Frame
+from tandem.protocol import codec
+from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage
+from tandem.protocol.session import Effect, EndSession, Session, ToAgents, ToCustomer
+from tandem.storage.base import Storage
+
+log = logging.getLogger("tandem.hub")
+Clock = Callable[[], float]
+
+INVALID_CODE = ErrorNotice(
+    code="invalid_code", message="That code is not valid or has expired. Ask for a new code."
+)
+
+
+def customer_topic(session_id: str) -> str:
+    return f"session:{session_id}:customer"
+
+
+def agents_topic(session_id: str) -> str:
+    return f"session:{session_id}:agents"
+
+
+@dataclasses.dataclass(slots=True)
+class LiveSession:
+    machine: Session
+    resume_digest: str
+    customer_connection: object | None = None
+
+
+class SessionHub:
+    """All live sessions of this process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        fanout: Fanout,
+        clock: Clock,
+        entropy: crypto.Entropy,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.fanout = fanout
+        self.clock = clock
+        self.entropy = entropy
+        self._live: dict[str, LiveSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def get(self, session_id: str) -> LiveSession | None:
+        return self._live.get(session_id)
+
+    async def create(self) -> tuple[LiveSession, Created]:
+        """A new session in ``waiting`` with a fresh join code. Raises ProtocolError when full."""
+        if len(self._live) >= self.settings.max_sessions:
+            raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
+        now = self.clock()
+        session_id = crypto.new_token(self.entropy, 16)
+        resume_token = crypto.new_token(self.entropy)
+        expires_at = now + self.settings.code_ttl_seconds
+        for _ in range(5):
+            code = crypto.new_join_code(self.entropy, self.settings.code_digits)
+            try:
+                await self.storage.put_join_code(
+                    crypto.secret_digest(code, "join"), session_id, expires_at
+                )
+                break
+            except TandemError:
+                continue  # a live code collided; draw again
+        else:
+            raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
+        await self.storage.record_session_start(session_id, now)
+        live = LiveSession(
+            machine=Session(
+                session_id=session_id,
+                code=code,
+                code_expires_at=expires_at,
+                resume_grace_seconds=self.settings.resume_grace_seconds,
+            ),
+            resume_digest=crypto.secret_digest(resume_token, "resume"),
+        )
+        self._live[session_id] = live
+        created = Created(
+            session_id=session_id,
+            code=code,
+            resume_token=resume_token,
+            expires_in=int(self.settings.code_ttl_seconds),
+        )
+        return live, created
+
+    def find_for_resume(self, session_id: str, resume_token: str) -> LiveSession:
+        """The live session a resume token opens. Raises 4404 for anything else, one answer."""
+        live = self._live.get(session_id)
+        digest = crypto.secret_digest(resume_token, "resume")
+        if (
+            live is None
+            or live.machine.ended
+            or not crypto.secrets_equal(live.resume_digest, digest)
+        ):
+            raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
+        return live
+
+    async def resume(self, live: LiveSession) -> Resumed:
+        resumed, effects = live.machine.customer_resumes()
+        await self.apply(live, effects)
+        return resumed
+
+    async def session_for_code(self, code_text: str) -> LiveSession | None:
+        """Consume a join code (single use) and return its waiting session, or None.
+
+        Wrong, used and expired codes are indistinguishable to the caller.
+        """
+        code = crypto.normalize_join_code(code_text)
+        if not code.isdigit() or len(code) != self.settings.code_digits:
+            return None
+        now = self.clock()
+        session_id = await self.storage.take_join_code(crypto.secret_digest(code, "join"), now)
+        live = self._live.get(session_id) if session_id else None
+        if live is None or live.machine.state != "waiting":
+            return None
+        return live
+
+    def send_to_customer(self, live: LiveSession, message: ServerMessage) -> None:
+        self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
+
+    async def apply(self, live: LiveSession, effects: Iterable[Effect]) -> None:
+        """Carry out a state machine's effects, in order."""
+        session_id = live.machine.session_id
+        for effect in effects:
+            if isinstance(effect, ToCustomer):
+                self.fanout.publish(customer_topic(session_id), Frame(codec.encode(effect.message)))
+            elif isinstance(effect, ToAgents):
+                self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
+            elif isinstance(effect, EndSession):
+                await self._finish(live, effect.reason)
+
+    async def _finish(self, live: LiveSession, reason: str) -> None:
+        session_id = live.machine.session_id
+        close = Frame(b"", close=(codec.CLOSE_NORMAL, f"session ended: {reason}"))
+        self.fanout.publish(customer_topic(session_id), close)
+        self.fanout.publish(agents_topic(session_id), close)
+        # Live state goes first so nothing can use it while storage is written.
+        self._live.pop(session_id, None)
+        await self.storage.delete_join_codes(session_id)
+        await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
+        log.info("session ended", extra={"session": session_id, "reason": reason})
+
+    async def tick(self) -> None:
+        """Apply deadlines to every live session; run about once a second."""
+        now = self.clock()
+        for live in tuple(self._live.values()):
+            effects = live.machine.tick(now)
+            if effects:
+                await self.apply(live, effects)
+        await self.storage.purge_expired(now)
+
+    async def shutdown(self) -> None:
+        """End every live session (server stopping)."""
+        for live in tuple(self._live.values()):
+            await self.apply(live, live.machine.shut_down())

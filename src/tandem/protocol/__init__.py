@@ -1,0 +1,1 @@
+"""The wire protocol: message types, their codec, and the pure session state machine."""

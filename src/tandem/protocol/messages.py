@@ -1,0 +1,134 @@
+"""Every control message on the wire (version 1). See docs/protocol.md.
+
+Control messages are JSON text frames tagged by ``type`` and carrying ``v``. Payloads travel as
+binary frames and are not modelled here: the server never parses them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+PROTOCOL_VERSION: Literal[1] = 1
+
+SessionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Token = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+CodeText = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+SessionState = Literal["waiting", "pending_consent", "sharing"]
+EndReason = Literal[
+    "declined",
+    "stopped",
+    "agent_left",
+    "code_expired",
+    "customer_lost",
+    "agent_lost",
+    "server_shutdown",
+]
+
+
+class Inbound(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
+    """A message a browser sends to the server; ``v`` is required."""
+
+    v: Literal[1]
+
+
+class Outbound(msgspec.Struct, tag_field="type", kw_only=True):
+    """A message the server sends to a browser."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+
+
+# Customer -> server
+
+
+class Create(Inbound, tag="create"):
+    """Start a new session; the first message on a customer socket."""
+
+
+class Resume(Inbound, tag="resume"):
+    """Re-attach a customer socket to its session after a page navigation."""
+
+    session_id: SessionId
+    resume_token: Token
+
+
+class Consent(Inbound, tag="consent"):
+    """The customer's answer to an agent's request to view the page."""
+
+    granted: bool
+
+
+class Stop(Inbound, tag="stop"):
+    """The customer ends the session."""
+
+
+CustomerMessage = Create | Resume | Consent | Stop
+
+
+# Agent -> server
+
+
+class Join(Inbound, tag="join"):
+    """An agent joins the session named by a code the customer read out."""
+
+    code: CodeText
+
+
+class Leave(Inbound, tag="leave"):
+    """The agent leaves; the session ends."""
+
+
+AgentMessage = Join | Leave
+
+
+# Server -> customer
+
+
+class Created(Outbound, tag="created"):
+    session_id: str
+    code: str
+    resume_token: str
+    expires_in: int
+
+
+class Resumed(Outbound, tag="resumed"):
+    state: SessionState
+    agent: str | None
+    code: str | None
+
+
+class AgentJoined(Outbound, tag="agent_joined"):
+    agent: str
+
+
+# Server -> agent
+
+
+class Joined(Outbound, tag="joined"):
+    session_id: str
+
+
+class ConsentNotice(Outbound, tag="consent"):
+    granted: bool
+
+
+class PeerStatus(Outbound, tag="peer"):
+    connected: bool
+
+
+class ErrorNotice(Outbound, tag="error"):
+    code: str
+    message: str
+
+
+# Server -> both
+
+
+class Ended(Outbound, tag="ended"):
+    reason: EndReason
+
+
+ServerMessage = (
+    Created | Resumed | AgentJoined | Joined | ConsentNotice | PeerStatus | ErrorNotice | Ended
+)

@@ -1,0 +1,160 @@
+"""The life of one co-browsing session as a pure state machine: no I/O, no clock of its own.
+
+Adapters feed it what happened (with the current time where it matters) and carry out the
+effects it returns, in order. Anything a peer may not do in the current state raises
+:class:`~tandem.exceptions.ProtocolError`, which the adapter turns into a close code.
+
+States: ``waiting`` → ``pending_consent`` → ``sharing`` → ``ended``. Nothing about the page may
+travel before ``sharing``: :meth:`Session.check_customer_payload` enforces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from tandem.exceptions import ProtocolError
+from tandem.protocol.codec import CLOSE_MALFORMED
+from tandem.protocol.messages import (
+    AgentJoined,
+    ConsentNotice,
+    Ended,
+    EndReason,
+    Joined,
+    PeerStatus,
+    Resumed,
+    ServerMessage,
+)
+
+State = Literal["waiting", "pending_consent", "sharing", "ended"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToCustomer:
+    message: ServerMessage
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToAgents:
+    message: ServerMessage
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndSession:
+    """Tell everyone the session ended (already in ``ToCustomer``/``ToAgents``), then close."""
+
+    reason: EndReason
+
+
+Effect = ToCustomer | ToAgents | EndSession
+
+
+@dataclasses.dataclass(slots=True)
+class Session:
+    """One session's state. Mutated only through its methods."""
+
+    session_id: str
+    code: str
+    code_expires_at: float
+    resume_grace_seconds: float
+    state: State = "waiting"
+    agent: str | None = None
+    end_reason: EndReason | None = None
+    customer_away_since: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state == "ended"
+
+    def _end(self, reason: EndReason) -> list[Effect]:
+        if self.ended:
+            return []
+        self.state = "ended"
+        self.end_reason = reason
+        notice = Ended(reason=reason)
+        return [ToCustomer(notice), ToAgents(notice), EndSession(reason)]
+
+    def _require(self, *states: State, doing: str) -> None:
+        if self.state not in states:
+            raise ProtocolError(CLOSE_MALFORMED, f"{doing} is not allowed while {self.state}")
+
+    # Agent side
+
+    def agent_joins(self, agent: str, now: float) -> list[Effect]:
+        """An agent presented this session's (already verified) code."""
+        self._require("waiting", doing="joining")
+        if now >= self.code_expires_at:
+            return self._end("code_expired")
+        self.state = "pending_consent"
+        self.agent = agent
+        return [
+            ToAgents(Joined(session_id=self.session_id)),
+            ToCustomer(AgentJoined(agent=agent)),
+        ]
+
+    def agent_leaves(self) -> list[Effect]:
+        return self._end("agent_left")
+
+    def agent_lost(self) -> list[Effect]:
+        return self._end("agent_lost")
+
+    # Customer side
+
+    def consent(self, granted: bool) -> list[Effect]:
+        self._require("pending_consent", doing="consent")
+        if not granted:
+            return self._end("declined")
+        self.state = "sharing"
+        return [ToAgents(ConsentNotice(granted=True))]
+
+    def customer_stops(self) -> list[Effect]:
+        return self._end("stopped")
+
+    def customer_left(self, now: float) -> list[Effect]:
+        """The customer's socket closed without ``stop`` (navigation, reload or a lost network)."""
+        if self.ended:
+            return []
+        self.customer_away_since = now
+        return [ToAgents(PeerStatus(connected=False))] if self.agent else []
+
+    def customer_resumes(self) -> tuple[Resumed, list[Effect]]:
+        """A new customer socket presented the session's resume token."""
+        if self.ended:
+            raise ProtocolError(CLOSE_MALFORMED, "the session has ended")
+        was_away = self.customer_away_since is not None
+        self.customer_away_since = None
+        resumed = Resumed(
+            state=self.state,  # type: ignore[arg-type]  # not "ended": checked above
+            agent=self.agent,
+            code=self.code if self.state == "waiting" else None,
+        )
+        effects: list[Effect] = [ToCustomer(resumed)]
+        if was_away and self.agent:
+            effects.append(ToAgents(PeerStatus(connected=True)))
+        if self.state == "pending_consent" and self.agent:
+            effects.append(ToCustomer(AgentJoined(agent=self.agent)))
+        return resumed, effects
+
+    def check_customer_payload(self) -> None:
+        """Raise unless page content may flow now (only after consent)."""
+        self._require("sharing", doing="sending page content")
+
+    def check_agent_payload(self) -> None:
+        self._require("sharing", doing="sending to the customer")
+
+    def shut_down(self) -> list[Effect]:
+        """The server is stopping."""
+        return self._end("server_shutdown")
+
+    # Time
+
+    def tick(self, now: float) -> list[Effect]:
+        """Apply deadlines: an unused code expires; a customer away past the grace is lost."""
+        if self.state == "waiting" and now >= self.code_expires_at:
+            return self._end("code_expired")
+        if (
+            self.customer_away_since is not None
+            and now - self.customer_away_since >= self.resume_grace_seconds
+        ):
+            return self._end("customer_lost")
+        return []

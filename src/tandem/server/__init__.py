@@ -1,0 +1,1 @@
+"""I/O adapters: HTTP API, WebSocket endpoints, static files. They parse, call the core, send."""

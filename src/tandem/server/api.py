@@ -1,0 +1,114 @@
+"""HTTP API for the console: sign in, sign out, who am I. Errors are problem JSON."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tandem import auth
+from tandem.exceptions import AuthenticationError
+
+if TYPE_CHECKING:
+    from tandem.server.app import Services
+
+MAX_BODY_BYTES = 4096
+
+
+class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
+    username: Annotated[str, msgspec.Meta(max_length=64)]
+    password: Annotated[str, msgspec.Meta(max_length=auth.MAX_PASSWORD_LENGTH)]
+
+
+_login_decoder = msgspec.json.Decoder(LoginRequest)
+
+
+def problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _agent_json(agent: auth.Agent) -> dict[str, str]:
+    return {"username": agent.username, "display_name": agent.display_name, "role": agent.role}
+
+
+async def _json_body(request: Request) -> bytes | JSONResponse:
+    """The request body, or a problem response for a non-JSON or oversized request.
+
+    Requiring ``application/json`` also stops cross-site form posts (they cannot send that type
+    without a CORS preflight, which this server never grants).
+    """
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return problem(415, "Unsupported media type", "Send JSON (Content-Type: application/json).")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return problem(413, "Request too large", f"At most {MAX_BODY_BYTES} bytes.")
+    return body
+
+
+async def login(request: Request) -> Response:
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
+    try:
+        creds = _login_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        return problem(400, "Bad request", f"Expected {{username, password}}: {exc}")
+    services = _services(request)
+    try:
+        agent, token = await auth.sign_in(
+            services.storage,
+            creds.username,
+            creds.password,
+            services.clock(),
+            services.settings.login_ttl_seconds,
+            services.entropy,
+        )
+    except AuthenticationError as exc:
+        return problem(401, "Sign-in failed", str(exc))
+    response = JSONResponse(_agent_json(agent))
+    response.set_cookie(
+        auth.COOKIE_NAME,
+        token,
+        max_age=int(services.settings.login_ttl_seconds),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    await auth.sign_out(_services(request).storage, request.cookies.get(auth.COOKIE_NAME))
+    response = Response(status_code=204)
+    response.delete_cookie(
+        auth.COOKIE_NAME,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def me(request: Request) -> Response:
+    services = _services(request)
+    agent = await auth.agent_for_token(
+        services.storage, request.cookies.get(auth.COOKIE_NAME), services.clock()
+    )
+    if agent is None:
+        return problem(401, "Not signed in", "Sign in first.")
+    return JSONResponse(_agent_json(agent))

@@ -1,0 +1,114 @@
+"""The Starlette application: routes, static files, lifespan (storage, hub, deadline ticker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from tandem import crypto
+from tandem.config import Settings, normalize_origin
+from tandem.exceptions import ConfigError
+from tandem.fanout.base import Fanout
+from tandem.fanout.memory import MemoryFanout
+from tandem.hub import SessionHub
+from tandem.server import api, ws
+from tandem.server.middleware import SecurityHeaders
+from tandem.storage.base import Storage
+from tandem.storage.sqlite import SQLiteStorage
+
+STATIC = Path(__file__).parent / "static"
+SDK_FILE = STATIC / "sdk" / "tandem.js"
+
+
+@dataclasses.dataclass(slots=True)
+class Services:
+    """What the adapters share; built once per app."""
+
+    settings: Settings
+    storage: Storage
+    fanout: Fanout
+    hub: SessionHub
+    clock: Callable[[], float]
+    entropy: crypto.Entropy
+
+
+async def sdk_script(request: Request) -> Response:
+    """The customer SDK, with CORS for the allowed origins only."""
+    if not SDK_FILE.is_file():
+        return api.problem(503, "SDK not built", "Run `make run` (it builds the SDK) first.")
+    response = FileResponse(SDK_FILE, media_type="text/javascript")
+    response.headers["vary"] = "Origin"
+    response.headers["cache-control"] = "no-cache"
+    origin = request.headers.get("origin")
+    settings: Settings = request.app.state.services.settings
+    if origin:
+        try:
+            normalized = normalize_origin(origin)
+        except ConfigError:
+            normalized = None
+        if normalized in settings.allow_origins:
+            response.headers["access-control-allow-origin"] = normalized
+    return response
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "live_sessions": len(request.app.state.services.hub)})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    storage: Storage | None = None,
+    fanout: Fanout | None = None,
+    clock: Callable[[], float] = time.time,
+    entropy: crypto.Entropy = crypto.system_entropy,
+    tick_seconds: float = 1.0,
+) -> Starlette:
+    """Build the ASGI app. Storage defaults to SQLite in ``settings.data_dir``."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = storage if storage is not None else SQLiteStorage(settings.database_path)
+        hub = SessionHub(settings, store, fanout or MemoryFanout(), clock, entropy)
+        app.state.services = Services(settings, store, hub.fanout, hub, clock, entropy)
+
+        async def tick_forever() -> None:
+            while True:
+                await asyncio.sleep(tick_seconds)
+                await hub.tick()
+
+        ticker = asyncio.create_task(tick_forever())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            await hub.shutdown()
+            await asyncio.sleep(0.05)  # let the writers send the last frames
+            await store.close()
+
+    routes = [
+        Route("/", lambda request: RedirectResponse("/demo/")),
+        Route("/healthz", health),
+        Route("/sdk/tandem.js", sdk_script),
+        Route("/api/login", api.login, methods=["POST"]),
+        Route("/api/logout", api.logout, methods=["POST"]),
+        Route("/api/me", api.me),
+        WebSocketRoute("/ws/customer", ws.customer_endpoint),
+        WebSocketRoute("/ws/agent", ws.agent_endpoint),
+        Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),
+        Mount("/demo", StaticFiles(directory=STATIC / "demo", html=True, check_dir=False)),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)

@@ -1,0 +1,276 @@
+"""The two WebSocket endpoints. Adapters only: decisions live in the hub and the state machine.
+
+Each accepted socket has one writer task that drains the socket's fan-out subscription, so every
+send goes through one place and a slow peer fills only its own bounded queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from tandem import auth
+from tandem.config import normalize_origin
+from tandem.exceptions import ConfigError, ProtocolError
+from tandem.fanout.base import Frame, Overflow, Subscription
+from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic
+from tandem.protocol import codec
+from tandem.protocol.messages import Consent, Create, Join, Leave, Resume, Stop
+
+if TYPE_CHECKING:
+    from tandem.server.app import Services
+
+log = logging.getLogger("tandem.ws")
+
+
+def _services(ws: WebSocket) -> Services:
+    services: Services = ws.app.state.services
+    return services
+
+
+def own_origin(ws: WebSocket) -> str | None:
+    """The origin this server is reached at, as the browser sees it (from the Host header)."""
+    scheme = "https" if ws.url.scheme == "wss" else "http"
+    host = ws.headers.get("host")
+    if not host:
+        return None
+    try:
+        return normalize_origin(f"{scheme}://{host}")
+    except ConfigError:
+        return None
+
+
+def origin_of(ws: WebSocket) -> str | None:
+    origin = ws.headers.get("origin")
+    if not origin:
+        return None
+    try:
+        return normalize_origin(origin)
+    except ConfigError:
+        return None
+
+
+class Connection:
+    """An accepted socket plus the task that writes to it."""
+
+    def __init__(self, ws: WebSocket, subscription: Subscription) -> None:
+        self.ws = ws
+        self.subscription = subscription
+        self.replaced = False
+        self._writer = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            while True:
+                frame = await self.subscription.get()
+                if isinstance(frame.data, bytes):
+                    if frame.data:
+                        await self.ws.send_bytes(frame.data)
+                else:
+                    await self.ws.send_text(frame.data)
+                if frame.close:
+                    await _close(self.ws, *frame.close)
+                    return
+        except Overflow:
+            await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, "too slow: send queue full")
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the peer went away; the reader notices too
+
+    async def drain(self, timeout: float) -> None:
+        """Let the writer send what is queued (the session's last frames), up to ``timeout``."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._writer), timeout)
+
+    async def stop(self, close: tuple[int, str] | None = None) -> None:
+        """Stop writing, optionally close the socket. Idempotent."""
+        self.subscription.close()
+        if not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if close:
+            await _close(self.ws, *close)
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    if ws.application_state == WebSocketState.DISCONNECTED:
+        return
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+        await ws.close(code, reason[:120])
+
+
+async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
+    """Accept only to close with a reason the browser can show (a refused handshake has none)."""
+    await ws.accept()
+    await _close(ws, code, reason)
+
+
+async def _receive(ws: WebSocket, timeout: float | None = None) -> str | bytes | None:
+    """Next frame, or None when the peer disconnected. Raises 4408 after ``timeout`` seconds."""
+    try:
+        message = await asyncio.wait_for(ws.receive(), timeout)
+    except TimeoutError:
+        raise ProtocolError(
+            codec.CLOSE_TIMEOUT, "timed out waiting for the first message"
+        ) from None
+    if message["type"] == "websocket.disconnect":
+        return None
+    text = message.get("text")
+    if text is not None:
+        return str(text)
+    return bytes(message.get("bytes") or b"")
+
+
+async def customer_endpoint(ws: WebSocket) -> None:
+    services = _services(ws)
+    settings = services.settings
+    origin = origin_of(ws)
+    if origin is None or (origin != own_origin(ws) and origin not in settings.allow_origins):
+        await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
+        return
+    await ws.accept()
+    hub = services.hub
+    connection: Connection | None = None
+    live: LiveSession | None = None
+    try:
+        first = await _receive(ws, settings.first_message_timeout_seconds)
+        if first is None:
+            return
+        if isinstance(first, bytes):
+            raise ProtocolError(codec.CLOSE_MALFORMED, "the first message must be create or resume")
+        message = codec.decode_customer(first, settings.max_control_bytes)
+        if isinstance(message, Create):
+            live, created = await hub.create()
+            connection = _attach_customer(ws, services, live)
+            hub.send_to_customer(live, created)
+        elif isinstance(message, Resume):
+            live = hub.find_for_resume(message.session_id, message.resume_token)
+            await _replace_customer(live)
+            connection = _attach_customer(ws, services, live)
+            await hub.resume(live)
+        else:
+            raise ProtocolError(codec.CLOSE_MALFORMED, "the first message must be create or resume")
+        await _customer_loop(ws, services, live)
+        await connection.drain(settings.close_timeout_seconds)
+    except ProtocolError as exc:
+        if connection:
+            await connection.stop()
+        await _close(ws, exc.close_code, str(exc))
+    finally:
+        if connection:
+            await connection.stop()
+            if live is not None and not connection.replaced and not live.machine.ended:
+                await hub.apply(live, live.machine.customer_left(hub.clock()))
+            if live is not None and live.customer_connection is connection:
+                live.customer_connection = None
+
+
+def _attach_customer(ws: WebSocket, services: Services, live: LiveSession) -> Connection:
+    subscription = services.fanout.subscribe(
+        customer_topic(live.machine.session_id), services.settings.send_queue_frames
+    )
+    connection = Connection(ws, subscription)
+    live.customer_connection = connection
+    return connection
+
+
+async def _replace_customer(live: LiveSession) -> None:
+    """A second page resumed the session: the older socket is closed, the newer one wins."""
+    old = live.customer_connection
+    if isinstance(old, Connection):
+        old.replaced = True
+        await old.stop(close=(4409, "session resumed in another page"))
+
+
+async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -> None:
+    settings = services.settings
+    hub = services.hub
+    topic = agents_topic(live.machine.session_id)
+    while not live.machine.ended:
+        frame = await _receive(ws)
+        if frame is None:
+            return
+        if isinstance(frame, bytes):
+            # The hot path: size check, state check, relay. The payload is never parsed.
+            codec.check_size(frame, settings.max_payload_bytes)
+            live.machine.check_customer_payload()
+            services.fanout.publish(topic, Frame(frame))
+            continue
+        message = codec.decode_customer(frame, settings.max_control_bytes)
+        if isinstance(message, Consent):
+            await hub.apply(live, live.machine.consent(message.granted))
+        elif isinstance(message, Stop):
+            await hub.apply(live, live.machine.customer_stops())
+        else:
+            raise ProtocolError(
+                codec.CLOSE_MALFORMED,
+                f"{message.__class__.__name__.lower()} is only allowed as the first message",
+            )
+
+
+async def agent_endpoint(ws: WebSocket) -> None:
+    services = _services(ws)
+    settings = services.settings
+    origin = origin_of(ws)
+    if origin is None or origin != own_origin(ws):
+        await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
+        return
+    agent = await auth.agent_for_token(
+        services.storage, ws.cookies.get(auth.COOKIE_NAME), services.clock()
+    )
+    if agent is None:
+        await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
+        return
+    await ws.accept()
+    hub = services.hub
+    connection: Connection | None = None
+    live: LiveSession | None = None
+    failures = 0
+    try:
+        while live is None or not live.machine.ended:
+            frame = await _receive(ws)
+            if frame is None:
+                return
+            if isinstance(frame, bytes):
+                codec.check_size(frame, settings.max_payload_bytes)
+                if live is None:
+                    raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
+                live.machine.check_agent_payload()
+                services.fanout.publish(customer_topic(live.machine.session_id), Frame(frame))
+                continue
+            message = codec.decode_agent(frame, settings.max_control_bytes)
+            if isinstance(message, Join):
+                if live is not None:
+                    raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
+                candidate = await hub.session_for_code(message.code)
+                if candidate is None:
+                    failures += 1
+                    if failures >= settings.max_join_attempts_per_socket:
+                        raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
+                    await ws.send_text(codec.encode(INVALID_CODE))
+                    continue
+                live = candidate
+                subscription = services.fanout.subscribe(
+                    agents_topic(live.machine.session_id), settings.send_queue_frames
+                )
+                connection = Connection(ws, subscription)
+                await hub.apply(live, live.machine.agent_joins(agent.display_name, hub.clock()))
+            elif isinstance(message, Leave):
+                if live is None:
+                    raise ProtocolError(codec.CLOSE_MALFORMED, "not in a session")
+                await hub.apply(live, live.machine.agent_leaves())
+        if connection:
+            await connection.drain(settings.close_timeout_seconds)
+    except ProtocolError as exc:
+        if connection:
+            await connection.stop()
+        await _close(ws, exc.close_code, str(exc))
+    finally:
+        if connection:
+            await connection.stop()
+        if live is not None and not live.machine.ended:
+            await hub.apply(live, live.machine.agent_lost())

@@ -1,0 +1,1 @@
+"""Persistent state behind one Protocol: :class:`~tandem.storage.base.Storage`."""

@@ -1,0 +1,77 @@
+"""What the server stores, and the Protocol every storage backend implements.
+
+Secrets are never stored in the clear: join codes and sign-in tokens appear only as digests
+(:func:`tandem.crypto.secret_digest`), passwords only as argon2id hashes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class UserRecord:
+    username: str
+    display_name: str
+    role: str
+    password_hash: str
+    created_at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoginRecord:
+    token_digest: str
+    username: str
+    expires_at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionRecord:
+    session_id: str
+    created_at: float
+    ended_at: float | None
+    end_reason: str | None
+    agent: str | None
+
+
+class Storage(Protocol):
+    """Async storage. Implementations must make :meth:`take_join_code` atomic (single use)."""
+
+    async def add_user(self, user: UserRecord) -> None:
+        """Raises :class:`~tandem.exceptions.UserExistsError` if the name is taken."""
+        ...
+
+    async def get_user(self, username: str) -> UserRecord | None: ...
+
+    async def count_users(self) -> int: ...
+
+    async def add_login(self, login: LoginRecord) -> None: ...
+
+    async def get_login(self, token_digest: str) -> LoginRecord | None: ...
+
+    async def delete_login(self, token_digest: str) -> None: ...
+
+    async def put_join_code(self, code_digest: str, session_id: str, expires_at: float) -> None:
+        """Raises :class:`~tandem.exceptions.TandemError` if the digest is already live."""
+        ...
+
+    async def take_join_code(self, code_digest: str, now: float) -> str | None:
+        """Return the session id for a live code and delete the code, atomically; else None."""
+        ...
+
+    async def delete_join_codes(self, session_id: str) -> None: ...
+
+    async def record_session_start(self, session_id: str, created_at: float) -> None: ...
+
+    async def record_session_end(
+        self, session_id: str, ended_at: float, reason: str, agent: str | None
+    ) -> None: ...
+
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    async def purge_expired(self, now: float) -> None:
+        """Delete expired codes and sign-ins."""
+        ...
+
+    async def close(self) -> None: ...

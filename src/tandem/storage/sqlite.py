@@ -1,0 +1,200 @@
+"""The embedded default backend: one SQLite file, queries run off the event loop."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio.to_thread
+
+from tandem.exceptions import ConfigError, TandemError, UserExistsError
+from tandem.storage.base import LoginRecord, SessionRecord, UserRecord
+
+T = TypeVar("T")
+
+# Each entry moves the schema one version forward; never edit a released entry.
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE users (
+        username TEXT PRIMARY KEY,
+        display_name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE logins (
+        token_digest TEXT PRIMARY KEY,
+        username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE join_codes (
+        code_digest TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    CREATE TABLE sessions (
+        session_id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        ended_at REAL,
+        end_reason TEXT,
+        agent TEXT
+    );
+    """,
+)
+
+
+class SQLiteStorage:
+    """:class:`~tandem.storage.base.Storage` on a SQLite file (WAL mode)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the database at {path}: {exc}") from None
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version > len(_MIGRATIONS):
+                raise ConfigError("the database was written by a newer Tandem; upgrade first")
+            for index in range(version, len(_MIGRATIONS)):
+                self._db.executescript(
+                    f"BEGIN; {_MIGRATIONS[index]} PRAGMA user_version={index + 1}; COMMIT;"
+                )
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return work(self._db)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    async def add_user(self, user: UserRecord) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    (
+                        user.username,
+                        user.display_name,
+                        user.role,
+                        user.password_hash,
+                        user.created_at,
+                    ),
+                )
+            except sqlite3.IntegrityError:
+                raise UserExistsError(f"a user named {user.username!r} already exists") from None
+
+        await self._run(work)
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT username, display_name, role, password_hash, created_at"
+                " FROM users WHERE username = ?",
+                (username,),
+            ).fetchone()
+        )
+        return UserRecord(*row) if row else None
+
+    async def count_users(self) -> int:
+        row = await self._run(lambda db: db.execute("SELECT count(*) FROM users").fetchone())
+        return int(row[0])
+
+    async def add_login(self, login: LoginRecord) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO logins VALUES (?, ?, ?)",
+                (login.token_digest, login.username, login.expires_at),
+            )
+        )
+
+    async def get_login(self, token_digest: str) -> LoginRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT token_digest, username, expires_at FROM logins WHERE token_digest = ?",
+                (token_digest,),
+            ).fetchone()
+        )
+        return LoginRecord(*row) if row else None
+
+    async def delete_login(self, token_digest: str) -> None:
+        await self._run(
+            lambda db: db.execute("DELETE FROM logins WHERE token_digest = ?", (token_digest,))
+        )
+
+    async def put_join_code(self, code_digest: str, session_id: str, expires_at: float) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO join_codes VALUES (?, ?, ?)", (code_digest, session_id, expires_at)
+                )
+            except sqlite3.IntegrityError:
+                raise TandemError("join code collision") from None
+
+        await self._run(work)
+
+    async def take_join_code(self, code_digest: str, now: float) -> str | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "DELETE FROM join_codes WHERE code_digest = ? RETURNING session_id, expires_at",
+                (code_digest,),
+            ).fetchone()
+        )
+        if row is None or row[1] <= now:
+            return None
+        return str(row[0])
+
+    async def delete_join_codes(self, session_id: str) -> None:
+        await self._run(
+            lambda db: db.execute("DELETE FROM join_codes WHERE session_id = ?", (session_id,))
+        )
+
+    async def record_session_start(self, session_id: str, created_at: float) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO sessions (session_id, created_at) VALUES (?, ?)",
+                (session_id, created_at),
+            )
+        )
+
+    async def record_session_end(
+        self, session_id: str, ended_at: float, reason: str, agent: str | None
+    ) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE sessions SET ended_at = ?, end_reason = ?, agent = ?"
+                " WHERE session_id = ? AND ended_at IS NULL",
+                (ended_at, reason, agent, session_id),
+            )
+        )
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT session_id, created_at, ended_at, end_reason, agent"
+                " FROM sessions WHERE session_id = ?",
+                (session_id,),
+            ).fetchone()
+        )
+        return SessionRecord(*row) if row else None
+
+    async def purge_expired(self, now: float) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM join_codes WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
+
+        await self._run(work)
+
+    async def close(self) -> None:
+        with self._lock:
+            self._db.close()
