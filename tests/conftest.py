@@ -1,0 +1,121 @@
+"""Shared fixtures: a real uvicorn server on loopback, with an injectable clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from tandem import auth
+from tandem.config import Settings
+from tandem.server.app import create_app
+from tandem.storage.sqlite import SQLiteStorage
+
+AGENT_PASSWORD = "blue-kettle-orbit-42"
+
+
+class FakeClock:
+    """Wall-clock time plus an offset the test can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RunningServer:
+    def __init__(self, settings: Settings, clock: FakeClock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.base = f"http://127.0.0.1:{settings.port}"
+        self.ws_base = f"ws://127.0.0.1:{settings.port}"
+        self.origin = self.base
+        config = uvicorn.Config(
+            create_app(settings, clock=clock, tick_seconds=0.05),
+            host="127.0.0.1",
+            port=settings.port,
+            ws="websockets-sansio",
+            ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
+            ws_per_message_deflate=False,
+            log_level="warning",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def add_user(
+    data_dir: Path,
+    username: str,
+    role: str = "agent",
+    display_name: str | None = None,
+    password: str = AGENT_PASSWORD,
+) -> None:
+    async def run() -> None:
+        storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+        try:
+            await auth.create_user(storage, username, password, role, display_name, time.time())
+        finally:
+            await storage.close()
+
+    # Tests may already run an event loop in this thread.
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join()
+
+
+ServerFactory = Callable[..., RunningServer]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start real servers with settings overrides; each is stopped at the end of the test."""
+    started: list[RunningServer] = []
+
+    def start(**overrides: object) -> RunningServer:
+        data_dir = tmp_path / f"data{len(started)}"
+        settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
+        add_user(data_dir, "alice", display_name="Alice")
+        running = RunningServer(settings, FakeClock())
+        running.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        with contextlib.suppress(Exception):
+            running.stop()
+
+
+@pytest.fixture
+def server(server_factory: ServerFactory) -> RunningServer:
+    return server_factory()

@@ -1,0 +1,142 @@
+"""The session state machine, pure: transitions, deadlines, and invariants under random events."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tandem.exceptions import ProtocolError
+from tandem.protocol.messages import AgentJoined, ConsentNotice, Ended, Joined, PeerStatus
+from tandem.protocol.session import EndSession, Session, ToAgents, ToCustomer
+
+
+def new_session() -> Session:
+    return Session(
+        session_id="s1", code="123456789", code_expires_at=600.0, resume_grace_seconds=30.0
+    )
+
+
+def test_join_notifies_both_sides() -> None:
+    session = new_session()
+    effects = session.agent_joins("Alice", now=1.0)
+    assert effects == [ToAgents(Joined(session_id="s1")), ToCustomer(AgentJoined(agent="Alice"))]
+    assert session.state == "pending_consent"
+
+
+def test_no_page_content_before_consent() -> None:
+    session = new_session()
+    with pytest.raises(ProtocolError):
+        session.check_customer_payload()
+    session.agent_joins("Alice", now=1.0)
+    with pytest.raises(ProtocolError):
+        session.check_customer_payload()
+    session.consent(True)
+    session.check_customer_payload()
+
+
+def test_consent_tells_the_agent() -> None:
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    assert session.consent(True) == [ToAgents(ConsentNotice(granted=True))]
+    assert session.state == "sharing"
+
+
+def test_decline_ends_the_session() -> None:
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    effects = session.consent(False)
+    assert effects == [
+        ToCustomer(Ended(reason="declined")),
+        ToAgents(Ended(reason="declined")),
+        EndSession("declined"),
+    ]
+    assert session.ended and session.end_reason == "declined"
+
+
+def test_consent_without_an_agent_is_a_protocol_error() -> None:
+    with pytest.raises(ProtocolError, match="consent is not allowed while waiting"):
+        new_session().consent(True)
+
+
+def test_join_after_code_expiry_ends_the_session() -> None:
+    session = new_session()
+    assert session.agent_joins("Alice", now=600.0)[-1] == EndSession("code_expired")
+
+
+def test_unused_code_expires_on_tick() -> None:
+    session = new_session()
+    assert session.tick(599.0) == []
+    assert session.tick(600.0)[-1] == EndSession("code_expired")
+
+
+def test_code_does_not_expire_once_an_agent_joined() -> None:
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    assert session.tick(10_000.0) == []
+
+
+def test_customer_away_past_grace_is_lost_and_a_resume_in_time_is_not() -> None:
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    session.consent(True)
+    assert session.customer_left(now=100.0) == [ToAgents(PeerStatus(connected=False))]
+    assert session.tick(129.0) == []
+    resumed, effects = session.customer_resumes()
+    assert resumed.state == "sharing" and resumed.code is None
+    assert ToAgents(PeerStatus(connected=True)) in effects
+    assert session.tick(1000.0) == []
+    session.customer_left(now=2000.0)
+    assert session.tick(2030.0)[-1] == EndSession("customer_lost")
+
+
+def test_resume_while_pending_consent_asks_again() -> None:
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    session.customer_left(now=2.0)
+    _, effects = session.customer_resumes()
+    assert ToCustomer(AgentJoined(agent="Alice")) in effects
+
+
+def test_resume_of_an_ended_session_is_refused() -> None:
+    session = new_session()
+    session.customer_stops()
+    with pytest.raises(ProtocolError):
+        session.customer_resumes()
+
+
+EVENTS = st.lists(
+    st.sampled_from(
+        ["join", "allow", "decline", "stop", "leave", "lost", "left", "resume", "tick"]
+    ),
+    max_size=20,
+)
+
+
+@given(EVENTS, st.lists(st.floats(min_value=0, max_value=2000), min_size=20, max_size=20))
+def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[float]) -> None:
+    session = new_session()
+    ends = 0
+    for event, now in zip(events, sorted(times), strict=False):
+        was_sharing = session.state == "sharing"
+        try:
+            effects = {
+                "join": lambda: session.agent_joins("Alice", now),  # noqa: B023
+                "allow": lambda: session.consent(True),
+                "decline": lambda: session.consent(False),
+                "stop": session.customer_stops,
+                "leave": session.agent_leaves,
+                "lost": session.agent_lost,
+                "left": lambda: session.customer_left(now),  # noqa: B023
+                "resume": lambda: session.customer_resumes()[1],
+                "tick": lambda: session.tick(now),  # noqa: B023
+            }[event]()
+        except ProtocolError:
+            continue
+        ends += sum(isinstance(e, EndSession) for e in effects)
+        # Content may flow only in "sharing", and "sharing" is reached only through consent.
+        if session.state == "sharing" and not was_sharing:
+            assert event == "allow"
+        if session.ended:
+            assert session.end_reason is not None
+    assert ends == (1 if session.ended else 0)

@@ -1,0 +1,100 @@
+"""Small clients for server tests: real HTTP and WebSocket connections to a real server."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import AGENT_PASSWORD, RunningServer
+
+OPEN_CONNECTIONS: list[ClientConnection] = []
+"""Every client connection a test opened; closed after each test (see tests/server/conftest.py)."""
+
+
+def login_cookie(
+    server: RunningServer, username: str = "alice", password: str = AGENT_PASSWORD
+) -> str:
+    response = httpx.post(
+        f"{server.base}/api/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    return response.cookies["tandem_agent"]
+
+
+async def open_customer(server: RunningServer, origin: str | None = None) -> ClientConnection:
+    return await _tracked(
+        f"{server.ws_base}/ws/customer",
+        origin=origin or server.origin,  # type: ignore[arg-type]
+        compression=None,
+        max_size=None,
+    )
+
+
+async def open_agent(server: RunningServer, cookie: str | None) -> ClientConnection:
+    headers = {"cookie": f"tandem_agent={cookie}"} if cookie else {}
+    return await _tracked(
+        f"{server.ws_base}/ws/agent",
+        origin=server.origin,  # type: ignore[arg-type]
+        additional_headers=headers,
+        compression=None,
+        max_size=None,
+    )
+
+
+async def _tracked(uri: str, **options: Any) -> ClientConnection:
+    connection = await connect(uri, **options)
+    OPEN_CONNECTIONS.append(connection)
+    return connection
+
+
+async def send(ws: ClientConnection, **message: Any) -> None:
+    await ws.send(json.dumps({"v": 1, **message}))
+
+
+async def recv_json(ws: ClientConnection, timeout: float = 5) -> dict[str, Any]:
+    import asyncio
+
+    frame = await asyncio.wait_for(ws.recv(), timeout)
+    assert isinstance(frame, str), f"expected a control message, got {frame!r}"
+    message: dict[str, Any] = json.loads(frame)
+    return message
+
+
+async def closed_with(ws: ClientConnection, timeout: float = 5) -> tuple[int, str]:
+    """Read until the server closes; return (code, reason)."""
+    import asyncio
+
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, "connection dropped without a close frame"
+        return exc.rcvd.code, exc.rcvd.reason
+    raise AssertionError("unreachable")
+
+
+async def start_session(server: RunningServer) -> tuple[ClientConnection, dict[str, Any]]:
+    customer = await open_customer(server)
+    await send(customer, type="create")
+    created = await recv_json(customer)
+    assert created["type"] == "created"
+    return customer, created
+
+
+async def sharing_session(
+    server: RunningServer,
+) -> tuple[ClientConnection, ClientConnection, dict[str, Any]]:
+    """A customer and an agent with consent given."""
+    customer, created = await start_session(server)
+    agent = await open_agent(server, login_cookie(server))
+    await send(agent, type="join", code=created["code"])
+    assert (await recv_json(agent))["type"] == "joined"
+    assert (await recv_json(customer)) == {"v": 1, "type": "agent_joined", "agent": "Alice"}
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(agent)) == {"v": 1, "type": "consent", "granted": True}
+    return customer, agent, created

@@ -1,0 +1,130 @@
+"""The agent socket against a real server: sign-in, codes, consent, relay."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import RunningServer
+from tests.server.helpers import (
+    _tracked,
+    closed_with,
+    login_cookie,
+    open_agent,
+    recv_json,
+    send,
+    sharing_session,
+    start_session,
+)
+
+INVALID = {
+    "v": 1,
+    "type": "error",
+    "code": "invalid_code",
+    "message": "That code is not valid or has expired. Ask for a new code.",
+}
+
+
+async def test_unauthenticated_agent_socket_is_refused(server: RunningServer) -> None:
+    agent = await open_agent(server, cookie=None)
+    assert await closed_with(agent) == (4401, "sign in first")
+
+
+async def test_forged_cookie_is_refused(server: RunningServer) -> None:
+    agent = await open_agent(server, cookie="A" * 43)
+    assert (await closed_with(agent))[0] == 4401
+
+
+async def test_agent_socket_from_another_origin_is_refused(server: RunningServer) -> None:
+    # Cross-site WebSocket hijacking: a page elsewhere riding on the agent's cookie.
+    agent = await _tracked(
+        f"{server.ws_base}/ws/agent",
+        origin="https://evil.example",  # type: ignore[arg-type]
+        additional_headers={"cookie": f"tandem_agent={login_cookie(server)}"},
+    )
+    assert await closed_with(agent) == (4403, "origin not allowed")
+
+
+async def test_wrong_code_and_expired_code_get_the_same_answer(server: RunningServer) -> None:
+    customer, created = await start_session(server)
+    agent = await open_agent(server, login_cookie(server))
+    wrong = "000000000" if created["code"] != "000000000" else "000000001"
+    await send(agent, type="join", code=wrong)
+    assert await recv_json(agent) == INVALID
+    server.clock.advance(server.settings.code_ttl_seconds + 1)
+    await send(agent, type="join", code=created["code"])
+    assert await recv_json(agent) == INVALID
+    await agent.close()
+    await customer.close()
+
+
+async def test_code_is_single_use(server: RunningServer) -> None:
+    customer, created = await start_session(server)
+    first = await open_agent(server, login_cookie(server))
+    await send(first, type="join", code=created["code"])
+    assert (await recv_json(first))["type"] == "joined"
+    second = await open_agent(server, login_cookie(server))
+    await send(second, type="join", code=created["code"])
+    assert await recv_json(second) == INVALID
+    for ws in (first, second, customer):
+        await ws.close()
+
+
+async def test_code_with_spaces_and_dashes_is_accepted(server: RunningServer) -> None:
+    customer, created = await start_session(server)
+    code = created["code"]
+    agent = await open_agent(server, login_cookie(server))
+    await send(agent, type="join", code=f"{code[:3]} {code[3:6]}-{code[6:]}")
+    assert (await recv_json(agent))["type"] == "joined"
+    await agent.close()
+    await customer.close()
+
+
+async def test_too_many_wrong_codes_close_the_socket(server: RunningServer) -> None:
+    agent = await open_agent(server, login_cookie(server))
+    for attempt in range(server.settings.max_join_attempts_per_socket - 1):
+        await send(agent, type="join", code=f"12345678{attempt}")
+        assert await recv_json(agent) == INVALID
+    await send(agent, type="join", code="999999999")
+    assert (await closed_with(agent))[0] == 4429
+
+
+async def test_decline_tells_the_agent_and_ends_the_session(server: RunningServer) -> None:
+    customer, created = await start_session(server)
+    agent = await open_agent(server, login_cookie(server))
+    await send(agent, type="join", code=created["code"])
+    await recv_json(agent)
+    await recv_json(customer)
+    await send(customer, type="consent", granted=False)
+    assert await recv_json(agent) == {"v": 1, "type": "ended", "reason": "declined"}
+    assert await closed_with(agent) == (1000, "session ended: declined")
+
+
+async def test_consent_before_an_agent_joined_is_refused(server: RunningServer) -> None:
+    customer, _ = await start_session(server)
+    await send(customer, type="consent", granted=True)
+    code, reason = await closed_with(customer)
+    assert code == 4400 and "consent is not allowed while waiting" in reason
+
+
+async def test_payloads_are_relayed_byte_for_byte_both_ways(server: RunningServer) -> None:
+    customer, agent, _ = await sharing_session(server)
+    blob = bytes(range(256)) * 100
+    await customer.send(blob)
+    assert await asyncio.wait_for(agent.recv(), 5) == blob
+    await agent.send(b"agent to customer")
+    assert await asyncio.wait_for(customer.recv(), 5) == b"agent to customer"
+    await customer.close()
+    await agent.close()
+
+
+async def test_agent_leaving_ends_the_session_for_the_customer(server: RunningServer) -> None:
+    customer, agent, _ = await sharing_session(server)
+    await send(agent, type="leave")
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_left"}
+    assert (await closed_with(customer))[0] == 1000
+
+
+async def test_agent_binary_before_join_is_refused(server: RunningServer) -> None:
+    agent = await open_agent(server, login_cookie(server))
+    await agent.send(b"hello")
+    assert (await closed_with(agent))[0] == 4400

@@ -1,0 +1,97 @@
+"""HTTP API and static routes against a real server."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+
+
+def test_login_sets_a_strict_httponly_cookie(server: RunningServer) -> None:
+    response = httpx.post(
+        f"{server.base}/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"username": "alice", "display_name": "Alice", "role": "agent"}
+    cookie = response.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
+    assert "secure" not in cookie  # plain http on loopback; TLS sets it
+
+
+def test_wrong_password_is_401_problem_json(server: RunningServer) -> None:
+    response = httpx.post(
+        f"{server.base}/api/login", json={"username": "alice", "password": "nope-nope-nope"}
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "Wrong username or password."
+    assert "set-cookie" not in response.headers
+
+
+def test_form_post_is_refused(server: RunningServer) -> None:
+    # A cross-site form can only send form encodings; only JSON is accepted.
+    response = httpx.post(
+        f"{server.base}/api/login", data={"username": "alice", "password": AGENT_PASSWORD}
+    )
+    assert response.status_code == 415
+
+
+def test_malformed_login_body_is_400(server: RunningServer) -> None:
+    response = httpx.post(
+        f"{server.base}/api/login",
+        content=b'{"username": 1}',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 400 and "username" in response.json()["detail"]
+
+
+def test_oversized_login_body_is_413(server: RunningServer) -> None:
+    response = httpx.post(
+        f"{server.base}/api/login",
+        content=b"x" * 10_000,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_me_and_logout(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.base) as client:
+        assert client.get("/api/me").status_code == 401
+        client.post("/api/login", json={"username": "alice", "password": AGENT_PASSWORD})
+        assert client.get("/api/me").json()["username"] == "alice"
+        assert client.post("/api/logout").status_code == 204
+        client.cookies.clear()
+    with httpx.Client(base_url=server.base) as client:
+        assert client.get("/api/me").status_code == 401
+
+
+def test_logged_out_token_no_longer_works(server: RunningServer) -> None:
+    login = httpx.post(
+        f"{server.base}/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+    )
+    token = login.cookies["tandem_agent"]
+    httpx.post(f"{server.base}/api/logout", cookies={"tandem_agent": token})
+    me = httpx.get(f"{server.base}/api/me", cookies={"tandem_agent": token})
+    assert me.status_code == 401
+
+
+def test_security_headers_on_console(server: RunningServer) -> None:
+    response = httpx.get(f"{server.base}/api/me")
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_sdk_cors_only_for_allowed_origins(server_factory: ServerFactory) -> None:
+    server = server_factory(allow_origins=("https://shop.example",))
+    allowed = httpx.get(f"{server.base}/sdk/tandem.js", headers={"origin": "https://shop.example"})
+    other = httpx.get(f"{server.base}/sdk/tandem.js", headers={"origin": "https://evil.example"})
+    assert allowed.status_code == 200, "the SDK must be built (make setup)"
+    assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
+    assert "access-control-allow-origin" not in other.headers
+    assert "Vary" in allowed.headers and "Origin" in allowed.headers["vary"]
+
+
+def test_root_redirects_to_demo(server: RunningServer) -> None:
+    response = httpx.get(f"{server.base}/")
+    assert response.status_code in (302, 307) and response.headers["location"] == "/demo/"

@@ -1,0 +1,106 @@
+"""Password rules, sign-in and sign-in sessions on the real SQLite storage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tandem import auth, crypto
+from tandem.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    UserExistsError,
+    WeakPasswordError,
+)
+from tandem.storage.sqlite import SQLiteStorage
+
+GOOD = "blue-kettle-orbit-42"
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("short1!", "too short"),
+        ("password1234", "too common"),
+        ("Password 1234", "too common"),
+        ("alice-is-my-name", "username"),
+        ("aaaaaaaaaaaaaaaa", "repetitive"),
+        ("x" * 300, "too long"),
+    ],
+)
+def test_weak_passwords_are_refused_with_a_reason(password: str, why: str) -> None:
+    with pytest.raises(WeakPasswordError, match=why):
+        auth.check_password_strength(password, "alice")
+
+
+def test_a_passphrase_is_accepted() -> None:
+    auth.check_password_strength(GOOD, "alice")
+
+
+@pytest.mark.parametrize("name", ["", "Alice", "a b", "-alice", "a" * 65, "alice;drop"])
+def test_bad_usernames_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError):
+        auth.validate_username(name)
+
+
+def test_unknown_role_is_refused() -> None:
+    with pytest.raises(ConfigError, match="role must be one of"):
+        auth.validate_role("root")
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    store = SQLiteStorage(tmp_path / "db.sqlite3")
+    yield store
+    await store.close()
+
+
+async def test_create_user_stores_only_an_argon2id_hash(storage: SQLiteStorage) -> None:
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    user = await storage.get_user("alice")
+    assert user is not None and user.password_hash.startswith("$argon2id$")
+    assert GOOD not in user.password_hash
+    assert user.display_name == "Alice"
+
+
+async def test_duplicate_user_is_refused(storage: SQLiteStorage) -> None:
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    with pytest.raises(UserExistsError):
+        await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+
+
+async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
+    storage: SQLiteStorage,
+) -> None:
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    errors = []
+    for username, password in (("alice", "wrong-password-123"), ("mallory", GOOD)):
+        with pytest.raises(AuthenticationError) as info:
+            await auth.sign_in(storage, username, password, 0.0, 60, crypto.system_entropy)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1] == "Wrong username or password."
+
+
+async def test_sign_in_token_works_until_it_expires(storage: SQLiteStorage) -> None:
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    agent, token = await auth.sign_in(storage, "alice", GOOD, 100.0, 60, crypto.system_entropy)
+    assert agent.username == "alice"
+    assert await auth.agent_for_token(storage, token, 159.0) == agent
+    assert await auth.agent_for_token(storage, token, 160.0) is None
+
+
+async def test_sign_out_revokes_the_token(storage: SQLiteStorage) -> None:
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
+    await auth.sign_out(storage, token)
+    assert await auth.agent_for_token(storage, token, 1.0) is None
+
+
+async def test_storage_never_holds_the_cookie_token(storage: SQLiteStorage, tmp_path: Path) -> None:
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
+    await storage.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert token.encode() not in raw

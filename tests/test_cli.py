@@ -1,0 +1,109 @@
+"""The `tandem` command as a user runs it: real subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port
+
+TANDEM = [sys.executable, "-m", "tandem"]
+
+
+def run(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TANDEM, *args], input=stdin, capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    assert "serve" in result.stdout and "user" in result.stdout
+
+
+def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
+    result = run(
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "supervisor",
+        "--data-dir",
+        str(tmp_path),
+        stdin="blue-kettle-orbit-42\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Created supervisor 'bob'" in result.stdout
+
+
+def test_user_add_refuses_a_weak_password_with_a_clear_message(tmp_path: Path) -> None:
+    result = run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="secret\n")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("tandem: password too short")
+    assert "Traceback" not in result.stderr
+
+
+def test_user_add_refuses_a_duplicate(tmp_path: Path) -> None:
+    run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
+    result = run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
+    assert result.returncode == 2 and "already exists" in result.stderr
+
+
+def test_user_add_refuses_an_unknown_role(tmp_path: Path) -> None:
+    result = run(
+        "user",
+        "add",
+        "bob",
+        "--role",
+        "root",
+        "--data-dir",
+        str(tmp_path),
+        stdin="blue-kettle-orbit-42\n",
+    )
+    assert result.returncode == 2 and "role must be one of" in result.stderr
+
+
+def test_serve_refuses_a_bad_origin() -> None:
+    result = run("serve", "--allow-origin", "not-an-origin")
+    assert result.returncode == 2 and "not an http(s) origin" in result.stderr
+
+
+def test_serve_prints_urls_and_first_run_hint_then_serves(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*TANDEM, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not answer")
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/console/" in output
+    assert f"http://127.0.0.1:{port}/demo/" in output
+    assert "tandem user add alice --role agent" in output
+
+
+def test_env_variables_configure_serve(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TANDEM_PORT": "0"}
+    result = run("serve", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 2 and "port must be between" in result.stderr

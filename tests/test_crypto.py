@@ -1,0 +1,79 @@
+"""Join codes, tokens and password hashing."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tandem import crypto
+
+
+def counter_entropy() -> crypto.Entropy:
+    counter = itertools.count()
+
+    def entropy(nbytes: int) -> bytes:
+        return next(counter).to_bytes(nbytes, "big")
+
+    return entropy
+
+
+@given(st.integers(min_value=6, max_value=18), st.binary(min_size=64, max_size=64))
+def test_join_code_has_exactly_the_requested_digits(digits: int, seed: bytes) -> None:
+    stream = itertools.cycle(seed)
+    code = crypto.new_join_code(lambda n: bytes(next(stream) for _ in range(n)), digits)
+    assert len(code) == digits and code.isdigit()
+
+
+def test_join_code_keeps_leading_zeros() -> None:
+    assert crypto.new_join_code(lambda n: bytes(n), 9) == "000000000"
+
+
+def test_join_code_rejects_biased_draws() -> None:
+    # 9 digits need 5 bytes; draws at or over the largest multiple of 10**9 must be rejected.
+    draws = iter([b"\xff" * 5, (1234).to_bytes(5, "big")])
+    assert crypto.new_join_code(lambda n: next(draws), 9) == "000001234"
+
+
+def test_join_codes_from_the_system_csprng_are_spread_out() -> None:
+    codes = [crypto.new_join_code(crypto.system_entropy, 9) for _ in range(2000)]
+    assert len(set(codes)) == len(codes)
+    first_digits = collections.Counter(code[0] for code in codes)
+    assert len(first_digits) == 10 and min(first_digits.values()) > 100
+
+
+def test_normalize_join_code_strips_separators() -> None:
+    assert crypto.normalize_join_code(" 123-456 789 ") == "123456789"
+
+
+def test_tokens_are_url_safe_and_unique() -> None:
+    tokens = {crypto.new_token(crypto.system_entropy) for _ in range(100)}
+    assert len(tokens) == 100
+    assert all(len(t) == 43 and t.replace("-", "").replace("_", "").isalnum() for t in tokens)
+
+
+def test_secret_digest_separates_purposes() -> None:
+    assert crypto.secret_digest("123", "join") != crypto.secret_digest("123", "login")
+    assert "123" not in crypto.secret_digest("123", "join")
+
+
+def test_password_hash_is_argon2id_and_verifies() -> None:
+    hashed = crypto.hash_password("blue-kettle-orbit-42")
+    assert hashed.startswith("$argon2id$")
+    assert crypto.verify_password(hashed, "blue-kettle-orbit-42")
+    assert not crypto.verify_password(hashed, "blue-kettle-orbit-43")
+
+
+def test_verify_without_a_hash_is_false() -> None:
+    assert not crypto.verify_password(None, "tandem-dummy-password-for-timing")
+
+
+def test_verify_refuses_huge_passwords() -> None:
+    hashed = crypto.hash_password("blue-kettle-orbit-42")
+    assert not crypto.verify_password(hashed, "x" * 100_000)
+
+
+def test_verify_survives_a_corrupt_hash() -> None:
+    assert not crypto.verify_password("$argon2id$garbage", "whatever-password")
