@@ -155,7 +155,8 @@ async def customer_endpoint(ws: WebSocket) -> None:
         else:
             raise ProtocolError(codec.CLOSE_MALFORMED, "the first message must be create or resume")
         await _customer_loop(ws, services, live)
-        await connection.drain(settings.close_timeout_seconds)
+        if live.machine.ended:
+            await connection.drain(settings.close_timeout_seconds)
     except ProtocolError as exc:
         if connection:
             await connection.stop()
@@ -263,7 +264,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 if live is None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "not in a session")
                 await hub.apply(live, live.machine.agent_leaves())
-        if connection:
+        if connection and live is not None and live.machine.ended:
             await connection.drain(settings.close_timeout_seconds)
     except ProtocolError as exc:
         if connection:
