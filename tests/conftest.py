@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 
 from tandem import auth
+from tandem.cli import server_config
 from tandem.config import Settings
 from tandem.server.app import create_app
 from tandem.storage.sqlite import SQLiteStorage
@@ -45,17 +46,12 @@ class RunningServer:
     def __init__(self, settings: Settings, clock: FakeClock) -> None:
         self.settings = settings
         self.clock = clock
-        self.base = f"http://127.0.0.1:{settings.port}"
-        self.ws_base = f"ws://127.0.0.1:{settings.port}"
+        scheme = "https" if settings.tls else "http"
+        self.base = f"{scheme}://127.0.0.1:{settings.port}"
+        self.ws_base = f"{'wss' if settings.tls else 'ws'}://127.0.0.1:{settings.port}"
         self.origin = self.base
-        config = uvicorn.Config(
-            create_app(settings, clock=clock, tick_seconds=0.05),
-            host="127.0.0.1",
-            port=settings.port,
-            ws="websockets-sansio",
-            ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
-            ws_per_message_deflate=False,
-            log_level="warning",
+        config = server_config(
+            create_app(settings, clock=clock, tick_seconds=0.05), settings, log_level="warning"
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from starlette.types import ASGIApp
 
 from tandem import __version__, auth
 from tandem.config import Settings
@@ -68,18 +69,39 @@ def serve(
             "[env TANDEM_ALLOW_ORIGINS, comma separated].",
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="PEM private key for --tls-cert [env TANDEM_TLS_KEY].")
+    ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-proxy",
+            help="Address of a reverse proxy whose X-Forwarded-* headers are trusted; "
+            "repeatable [env TANDEM_TRUSTED_PROXIES].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:
         settings = Settings.load(
-            host=host, port=port, data_dir=data_dir, allow_origins=tuple(allow_origin or ())
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            allow_origins=tuple(allow_origin or ()),
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            trusted_proxies=tuple(trusted_proxy or ()),
         )
         users = asyncio.run(_count_users(settings))
     except TandemError as exc:
         raise _fail(exc) from None
     from tandem.server.app import SDK_FILE, create_app
 
-    base = f"http://{settings.host}:{settings.port}"
+    base = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
     typer.echo(f"Tandem {__version__} on {base}")
     typer.echo(f"  demo shop      {base}/demo/")
     typer.echo(f"  agent console  {base}/console/")
@@ -89,18 +111,25 @@ def serve(
     if users == 0:
         typer.echo("No agent account yet. Create one in another terminal:")
         typer.echo(f"  .venv/bin/tandem user add alice --role agent --data-dir {settings.data_dir}")
-    config = uvicorn.Config(
-        create_app(settings),
+    uvicorn.Server(server_config(create_app(settings), settings, log_level="info")).run()
+
+
+def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvicorn.Config:
+    """The uvicorn configuration Tandem runs under (also used by the tests)."""
+    return uvicorn.Config(
+        asgi_app,
         host=settings.host,
         port=settings.port,
         ws="websockets-sansio",
         ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
         ws_per_message_deflate=False,  # the SDK compresses before it encrypts
-        proxy_headers=False,
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        ssl_certfile=str(settings.tls_cert) if settings.tls_cert else None,
+        ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         server_header=False,
-        log_level="info",
+        log_level=log_level,
     )
-    uvicorn.Server(config).run()
 
 
 async def _count_users(settings: Settings) -> int:

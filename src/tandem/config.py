@@ -28,6 +28,14 @@ class Settings:
     """Extra origins whose pages may open customer sessions (TANDEM_ALLOW_ORIGINS, comma separated).
     The server's own origin is always allowed."""
 
+    tls_cert: Path | None = None
+    """PEM certificate chain; with ``tls_key``, serve HTTPS/WSS itself (TANDEM_TLS_CERT)."""
+    tls_key: Path | None = None
+    """PEM private key for ``tls_cert`` (TANDEM_TLS_KEY)."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-Proto/-For headers are believed
+    (TANDEM_TRUSTED_PROXIES, comma separated). Empty: no proxy headers are trusted."""
+
     code_ttl_seconds: float = 600.0
     """How long an unused join code stays valid."""
     code_digits: int = 9
@@ -59,6 +67,16 @@ class Settings:
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        for name in ("tls_cert", "tls_key"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{name.replace('_', '-')} file not found: {path}")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def database_path(self) -> Path:
@@ -86,10 +104,17 @@ class Settings:
             values["allow_origins"] = tuple(
                 o.strip() for o in env["TANDEM_ALLOW_ORIGINS"].split(",") if o.strip()
             )
+        for key, variable in (("tls_cert", "TANDEM_TLS_CERT"), ("tls_key", "TANDEM_TLS_KEY")):
+            if env.get(variable):
+                values[key] = Path(env[variable])
+        if env.get("TANDEM_TRUSTED_PROXIES", "").strip():
+            values["trusted_proxies"] = tuple(
+                p.strip() for p in env["TANDEM_TRUSTED_PROXIES"].split(",") if p.strip()
+            )
         for key, value in overrides.items():
-            if value is None or (key == "allow_origins" and not value):
+            if value is None or (key in ("allow_origins", "trusted_proxies") and not value):
                 continue
-            if key == "data_dir":
+            if key in ("data_dir", "tls_cert", "tls_key"):
                 value = Path(str(value))
             values[key] = value
         try:

@@ -13,6 +13,9 @@ SECURITY_HEADERS = {
 }
 
 
+HSTS = "max-age=31536000; includeSubDomains"
+
+
 class SecurityHeaders:
     """Adds :data:`SECURITY_HEADERS`; the console may not be framed by anyone."""
 
@@ -30,6 +33,8 @@ class SecurityHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
                     headers.setdefault(name, value)
+                if scope.get("scheme") == "https":
+                    headers.setdefault("strict-transport-security", HSTS)
                 if path.startswith(("/console", "/api")):
                     headers.setdefault("x-frame-options", "DENY")
                     headers.setdefault("cache-control", "no-store")

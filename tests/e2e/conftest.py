@@ -1,0 +1,194 @@
+"""Browser fixtures: Debian's Chromium through Playwright, a real server, a second origin."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect, sync_playwright
+
+from tandem.server.app import SDK_FILE
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, free_port
+
+CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+]
+CODE_PATTERN = re.compile(r"\b(\d{3}) (\d{3}) (\d{3})\b")
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    if not SDK_FILE.exists():
+        pytest.fail("the SDK is not built: `make test` builds it (sdk/build.mjs)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class FrameLog:
+    """Every WebSocket frame a page sent and received, as bytes."""
+
+    sent: list[bytes] = field(default_factory=list)
+    received: list[bytes] = field(default_factory=list)
+
+    def attach(self, page: Page) -> None:
+        def on_socket(ws: WebSocket) -> None:
+            ws.on("framesent", lambda payload: self.sent.append(_as_bytes(payload)))
+            ws.on("framereceived", lambda payload: self.received.append(_as_bytes(payload)))
+
+        page.on("websocket", on_socket)
+
+    def everything(self) -> bytes:
+        return b"\n".join(self.sent + self.received)
+
+
+def _as_bytes(payload: Any) -> bytes:
+    return payload if isinstance(payload, bytes) else str(payload).encode()
+
+
+@dataclass
+class Party:
+    context: BrowserContext
+    page: Page
+    frames: FrameLog
+    console_errors: list[str]
+
+
+def _party(browser: Browser) -> Party:
+    context = browser.new_context(viewport={"width": 1200, "height": 850})
+    page = context.new_page()
+    frames = FrameLog()
+    frames.attach(page)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    return Party(context, page, frames, errors)
+
+
+@pytest.fixture
+def customer(browser: Browser) -> Iterator[Party]:
+    party = _party(browser)
+    yield party
+    party.context.close()
+
+
+@pytest.fixture
+def agent(browser: Browser) -> Iterator[Party]:
+    party = _party(browser)
+    yield party
+    party.context.close()
+
+
+@pytest.fixture
+def live(server_factory: ServerFactory, other_origin: OtherOrigin) -> RunningServer:
+    return server_factory(allow_origins=(other_origin.origin,))
+
+
+class OtherOrigin:
+    """A second web server (another origin) serving test pages that embed the SDK."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def page(self, name: str, body: str, server: RunningServer, title: str = "Test page") -> str:
+        (self.root / name).write_text(
+            f"<!doctype html><html><head><meta charset=utf-8><title>{title}</title>"
+            f'<script src="{server.base}/sdk/tandem.js"></script></head>'
+            f"<body>{body}</body></html>"
+        )
+        return f"{self.origin}/{name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def other_origin(tmp_path: Path) -> Iterator[OtherOrigin]:
+    root = tmp_path / "site"
+    root.mkdir()
+    site = OtherOrigin(root)
+    yield site
+    site.close()
+
+
+# Steps of the story, shared by the tests.
+
+
+def get_help(customer: Party) -> str:
+    """Click the page's Get help button and read the code from the SDK's widget."""
+    customer.page.get_by_role("button", name="Get help").click()
+    widget = customer.page.get_by_text(CODE_PATTERN)
+    expect(widget).to_be_visible()
+    match = CODE_PATTERN.search(widget.inner_text())
+    assert match
+    return "".join(match.groups())
+
+
+def start_on(customer: Party, url: str) -> str:
+    """Open ``url`` (a page with the SDK) and start a session through the public API."""
+    customer.page.goto(url)
+    code: str = customer.page.evaluate("() => window.Tandem.start()")
+    return code
+
+
+def sign_in(agent: Party, server: RunningServer) -> None:
+    agent.page.goto(f"{server.base}/console/")
+    agent.page.get_by_label("Username").fill("alice")
+    agent.page.get_by_label("Password").fill(AGENT_PASSWORD)
+    agent.page.get_by_role("button", name="Sign in").click()
+    expect(agent.page.get_by_label("Session code")).to_be_visible()
+
+
+def join(agent: Party, code: str) -> None:
+    agent.page.get_by_label("Session code").fill(code)
+    agent.page.get_by_role("button", name="Join").click()
+
+
+def allow(customer: Party) -> None:
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Alice")
+    dialog.get_by_role("button", name="Allow").click()
+
+
+def mirror(agent: Party) -> Any:
+    """The agent's view of the customer's page (the replay iframe's frame)."""
+    expect(agent.page.locator('iframe[title="Customer view"]')).to_be_attached()
+    return agent.page.frame_locator('iframe[title="Customer view"]')
+
+
+def share(customer: Party, agent: Party, server: RunningServer, code: str) -> Any:
+    sign_in(agent, server)
+    join(agent, code)
+    allow(customer)
+    return mirror(agent)

@@ -1,0 +1,97 @@
+"""Masking at the source: secrets typed or shown on a hostile page never leave the customer.
+
+Every WebSocket frame the customer sends and the agent receives is captured, and the agent's DOM
+is searched, for each secret in every form it could travel in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+
+HOSTILE = """
+<h1>Account settings</h1>
+<p id="card-text">Your card 4111 1111 1111 1111 is on file. Ref 5500-0000-0000-0004.</p>
+<form>
+  <label for="name">Full name</label><input id="name" name="name">
+  <label for="nick">Nickname</label><input id="nick" data-tandem-unmask>
+  <label for="pw">Password</label><input id="pw" type="password" data-tandem-unmask>
+  <label for="card">Card</label><input id="card" data-tandem-unmask>
+  <label for="cc">Card number</label><input id="cc" autocomplete="cc-number" data-tandem-unmask>
+  <input type="hidden" id="token" value="hidden-secret-token-123" data-tandem-unmask>
+  <label for="notes">Notes</label><textarea id="notes">Prefilled secret note qzx</textarea>
+  <label for="preset">Preset</label><input id="preset" value="preset-value-kwz">
+</form>
+"""
+
+SECRETS = [
+    "S3cret-Passw0rd!",
+    "Jane Customer",
+    "hidden-secret-token-123",
+    "Prefilled secret note",
+    "preset-value-kwz",
+    "4111 1111 1111 1111",
+    "4111111111111111",
+    "5500-0000-0000-0004",
+    "4242 4242 4242 4242",
+    "4242424242424242",
+    "4000056655665556",
+]
+
+
+def _digits_leak(blob: str, card: str) -> bool:
+    """True if 7 or more consecutive digits of ``card`` appear (a prefix typed so far, too)."""
+    digits = re.sub(r"\D", "", card)
+    squashed = re.sub(r"(?<=\d)[ -](?=\d)", "", blob)
+    return any(digits[i : i + 7] in squashed for i in range(len(digits) - 6))
+
+
+def test_secrets_never_reach_any_frame_or_the_agent_dom(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("hostile.html", HOSTILE, live, title="Hostile page")
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.locator("#nick")).to_be_attached()
+
+    page = customer.page
+    page.locator("#name").press_sequentially("Jane Customer", delay=10)
+    page.locator("#nick").press_sequentially("Pancake", delay=10)
+    page.locator("#pw").press_sequentially("S3cret-Passw0rd!", delay=10)
+    page.locator("#card").press_sequentially("4242 4242 4242 4242", delay=10)
+    page.locator("#cc").press_sequentially("4000056655665556", delay=10)
+    page.locator("#notes").fill("Prefilled secret note qzx, more")
+    # Attribute changes and text changes after the first snapshot.
+    page.evaluate(
+        """() => {
+            document.querySelector('#preset').setAttribute('value', 'preset-value-kwz');
+            const p = document.createElement('p');
+            p.textContent = 'Late card 4000 0566 5566 5556';
+            document.body.appendChild(p);
+        }"""
+    )
+    # The unmasked field shows what was typed: the test would catch a dead mirror.
+    expect(view.locator("#nick")).to_have_value("Pancake")
+    expect(view.locator("#name")).to_have_value("•" * len("Jane Customer"))
+    expect(view.get_by_text("Late card")).to_be_attached()
+    page.wait_for_timeout(300)
+
+    frames = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
+    agent_dom = agent.page.content() + view.locator("html").inner_html()
+    assert "Pancake" in frames, "capture is not seeing the traffic"
+    for secret in SECRETS:
+        assert secret not in frames, f"{secret!r} left the customer's browser"
+        assert secret not in agent_dom, f"{secret!r} reached the agent's DOM"
+    for card in (
+        "4242 4242 4242 4242",
+        "4000056655665556",
+        "4111111111111111",
+        "4000 0566 5566 5556",
+    ):
+        assert not _digits_leak(frames, card), f"digits of {card} left the customer's browser"
+        assert not _digits_leak(agent_dom, card)
+    assert view.locator("#pw").input_value() != "S3cret-Passw0rd!"

@@ -1,0 +1,147 @@
+"""The whole walking-skeleton story in two real browser contexts: customer and agent."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import (
+    CODE_PATTERN,
+    Party,
+    allow,
+    get_help,
+    join,
+    mirror,
+    share,
+    sign_in,
+)
+
+
+def test_demo_get_help_shows_a_code_and_typed_text_reaches_the_agent(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    customer.page.get_by_label("Search products").press_sequentially("tent", delay=30)
+    expect(view.locator("input[type=search]")).to_have_value("tent")
+    assert not customer.console_errors and not agent.console_errors
+
+
+def test_nothing_about_the_page_leaves_before_allow(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    title = customer.page.title()
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice")
+    before = customer.frames.everything()
+    assert not any(isinstance(f, bytes) and f[:1] != b"{" for f in customer.frames.sent)
+    for leak in (title.encode(), b"checkout", b"/demo", b"Card number"):
+        assert leak not in before, f"{leak!r} left the page before consent"
+    expect(agent.page.get_by_role("status")).to_contain_text("Waiting for the customer")
+    expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
+
+
+def test_decline_tells_the_agent_and_ends_the_session(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    customer.page.get_by_role("dialog").get_by_role("button", name="Decline").click()
+    expect(agent.page.get_by_text("The customer declined.")).to_be_visible()
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    expect(customer.page.get_by_text(CODE_PATTERN)).to_have_count(0)
+    assert not any(len(f) > 200 for f in customer.frames.sent), "page content sent after Decline"
+
+
+def test_stop_sharing_ends_for_everyone_and_empties_the_mirror(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    expect(agent.page.get_by_text("Session ended")).to_be_visible()
+    expect(agent.page.locator("iframe")).to_have_count(0)
+    assert "Northwind" not in agent.page.content()
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    stored = customer.page.evaluate("() => JSON.stringify(sessionStorage)")
+    assert "tandem" not in stored
+
+
+def test_tandem_stop_ends_the_session(live: RunningServer, customer: Party, agent: Party) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    customer.page.evaluate("() => window.Tandem.stop()")
+    expect(agent.page.get_by_text("Session ended")).to_be_visible()
+    expect(agent.page.locator("iframe")).to_have_count(0)
+
+
+def test_navigation_to_another_page_is_followed(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    customer.page.get_by_role("link", name=re.compile("Account")).first.click()
+    customer.page.wait_for_url("**/account.html")
+    expect(view.get_by_label("Password")).to_be_attached(timeout=10_000)
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    customer.page.get_by_label("Email").fill("jane@example.com")
+
+
+def test_scrolling_and_mouse_reach_the_agent(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.set_viewport_size({"width": 800, "height": 400})
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    customer.page.mouse.wheel(0, 600)
+    customer.page.wait_for_function("() => window.scrollY > 0")
+    agent.page.wait_for_function(
+        """() => {
+            const frame = document.querySelector('iframe[title="Customer view"]');
+            return frame && frame.contentWindow.scrollY > 0;
+        }""",
+        timeout=10_000,
+    )
+
+
+def test_mirror_is_sandboxed_without_scripts(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    frame = agent.page.locator('iframe[title="Customer view"]')
+    sandbox = frame.get_attribute("sandbox")
+    assert sandbox is not None and "allow-scripts" not in sandbox.split()
+
+
+def test_wrong_code_is_explained_and_the_agent_can_retry(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, live)
+    wrong = "000000000" if code != "000000000" else "000000001"
+    join(agent, wrong)
+    expect(agent.page.get_by_text("That code is not valid or has expired.")).to_be_visible()
+    join(agent, code)
+    allow(customer)
+    mirror(agent)
+
+
+def test_console_sign_in_failure_is_shown(live: RunningServer, agent: Party) -> None:
+    agent.page.goto(f"{live.base}/console/")
+    agent.page.get_by_label("Username").fill("alice")
+    agent.page.get_by_label("Password").fill("not-the-password")
+    agent.page.get_by_role("button", name="Sign in").click()
+    expect(agent.page.get_by_role("alert")).to_contain_text("Wrong username or password")
