@@ -1,0 +1,77 @@
+"""Settings: precedence, validation, origin normalisation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tandem.config import Settings, normalize_origin
+from tandem.exceptions import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://Shop.Example", "https://shop.example"),
+        ("https://shop.example:443", "https://shop.example"),
+        ("http://shop.example:80/", "http://shop.example"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("http://[::1]:8000", "http://[::1]:8000"),
+    ],
+)
+def test_origins_are_normalised(given: str, expected: str) -> None:
+    assert normalize_origin(given) == expected
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "shop.example",
+        "ftp://shop.example",
+        "https://shop.example/path",
+        "https://u@shop.example",
+        "https://shop.example:99999",
+        "https://",
+        "javascript:alert(1)",
+        "null",
+    ],
+)
+def test_non_origins_are_refused(bad: str) -> None:
+    with pytest.raises(ConfigError):
+        normalize_origin(bad)
+
+
+def test_environment_is_read() -> None:
+    settings = Settings.load(
+        environ={
+            "TANDEM_HOST": "0.0.0.0",
+            "TANDEM_PORT": "9000",
+            "TANDEM_DATA_DIR": "/tmp/x",
+            "TANDEM_ALLOW_ORIGINS": "https://a.example, https://b.example",
+        }
+    )
+    assert settings.host == "0.0.0.0" and settings.port == 9000
+    assert settings.data_dir == Path("/tmp/x")
+    assert settings.allow_origins == ("https://a.example", "https://b.example")
+
+
+def test_explicit_values_win_over_environment() -> None:
+    settings = Settings.load(environ={"TANDEM_PORT": "9000"}, port=9100)
+    assert settings.port == 9100
+
+
+def test_bad_port_in_environment_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="TANDEM_PORT must be a whole number"):
+        Settings.load(environ={"TANDEM_PORT": "eighty"})
+
+
+def test_unknown_setting_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        Settings.load(environ={}, colour="blue")
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings.load(environ={})
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
