@@ -1,0 +1,294 @@
+/**
+ * Tandem agent console: sign in, join a session by code, watch the customer's page live.
+ *
+ * The mirror is rrweb's Replayer, which renders into an iframe sandboxed with
+ * `allow-same-origin` only: nothing from the customer's page can run scripts here. When a session
+ * ends, the replayer is destroyed and every reference to the page is dropped.
+ */
+
+import { Replayer } from "rrweb";
+import { PayloadDecoder } from "../shared/payload.ts";
+import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+
+function byId<T extends HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`console markup is missing #${id}`);
+  return el as T;
+}
+
+const signinSection = byId<HTMLElement>("signin");
+const signinForm = byId<HTMLFormElement>("signin-form");
+const signinError = byId<HTMLElement>("signin-error");
+const joinSection = byId<HTMLElement>("join");
+const joinForm = byId<HTMLFormElement>("join-form");
+const codeInput = byId<HTMLInputElement>("code");
+const joinButton = byId<HTMLButtonElement>("join-button");
+const leaveButton = byId<HTMLButtonElement>("leave");
+const statusLine = byId<HTMLElement>("status");
+const mirrorRoot = byId<HTMLElement>("mirror");
+const whoami = byId<HTMLElement>("whoami");
+const signoutButton = byId<HTMLButtonElement>("signout");
+
+interface Agent {
+  username: string;
+  display_name: string;
+  role: string;
+}
+
+function setStatus(text: string, tone: "" | "good" | "bad" = ""): void {
+  statusLine.textContent = text;
+  statusLine.className = `status ${tone}`.trim();
+}
+
+function showSignIn(): void {
+  signinSection.hidden = false;
+  joinSection.hidden = true;
+  whoami.hidden = true;
+  signoutButton.hidden = true;
+  byId<HTMLInputElement>("username").focus();
+}
+
+function showJoin(agent: Agent): void {
+  signinSection.hidden = true;
+  joinSection.hidden = false;
+  whoami.textContent = `Signed in as ${agent.display_name}`;
+  whoami.hidden = false;
+  signoutButton.hidden = false;
+  codeInput.focus();
+}
+
+async function problemDetail(response: Response): Promise<string> {
+  try {
+    const body = (await response.json()) as { detail?: string };
+    return body.detail ?? `Request failed (${response.status}).`;
+  } catch {
+    return `Request failed (${response.status}).`;
+  }
+}
+
+signinForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  signinError.hidden = true;
+  const username = byId<HTMLInputElement>("username").value.trim();
+  const password = byId<HTMLInputElement>("password");
+  let response: Response;
+  try {
+    response = await fetch("/api/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify({ username, password: password.value }),
+    });
+  } catch {
+    signinError.textContent = "The server cannot be reached.";
+    signinError.hidden = false;
+    return;
+  }
+  password.value = "";
+  if (!response.ok) {
+    signinError.textContent = await problemDetail(response);
+    signinError.hidden = false;
+    return;
+  }
+  showJoin((await response.json()) as Agent);
+});
+
+signoutButton.addEventListener("click", async () => {
+  live?.leave();
+  await fetch("/api/logout", { method: "POST", credentials: "same-origin" }).catch(() => undefined);
+  showSignIn();
+});
+
+/** One joined session: the socket, the payload decoder and the replayer. */
+class LiveView {
+  private ws: WebSocket;
+  private decoder: PayloadDecoder | null = new PayloadDecoder();
+  private replayer: Replayer | null = null;
+  private resizeObserver: ResizeObserver | null = null;
+  private size = { width: 0, height: 0 };
+  private ended = false;
+  private joined = false;
+
+  constructor(code: string) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.ws = new WebSocket(`${scheme}//${location.host}/ws/agent`);
+    this.ws.binaryType = "arraybuffer";
+    this.ws.addEventListener("open", () => this.join(code));
+    this.ws.addEventListener("message", (event) => this.onMessage(event));
+    this.ws.addEventListener("close", (event) => this.onClose(event));
+    setStatus("Connecting…");
+  }
+
+  join(code: string): void {
+    if (this.ws.readyState !== WebSocket.OPEN || this.joined) return;
+    setStatus("Checking the code…");
+    this.ws.send(control("join", { code }));
+  }
+
+  get open(): boolean {
+    return !this.ended && this.ws.readyState <= WebSocket.OPEN;
+  }
+
+  leave(): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("leave"));
+    this.finish("Session ended");
+  }
+
+  private onMessage(event: MessageEvent): void {
+    if (typeof event.data !== "string") {
+      this.onPayload(event.data as ArrayBuffer);
+      return;
+    }
+    const message = parseServerMessage(event.data);
+    if (message) this.onControl(message);
+  }
+
+  private onControl(message: ServerMessage): void {
+    switch (message.type) {
+      case "joined":
+        this.joined = true;
+        joinButton.hidden = true;
+        leaveButton.hidden = false;
+        codeInput.disabled = true;
+        setStatus("Waiting for the customer to allow sharing…");
+        break;
+      case "error":
+        setStatus(message.message, "bad");
+        codeInput.select();
+        break;
+      case "consent":
+        setStatus("Connected. You are seeing the customer's page live.", "good");
+        this.startMirror();
+        break;
+      case "peer":
+        setStatus(
+          message.connected ? "Connected. You are seeing the customer's page live." : "Customer is reloading the page…",
+          message.connected ? "good" : "",
+        );
+        break;
+      case "ended":
+        this.finish(message.reason === "declined" ? "The customer declined. Session ended" : "Session ended");
+        break;
+      default:
+        break;
+    }
+  }
+
+  private startMirror(): void {
+    if (this.replayer) return;
+    mirrorRoot.replaceChildren();
+    const replayer = new Replayer([], {
+      root: mirrorRoot,
+      liveMode: true,
+      mouseTail: false,
+      UNSAFE_replayCanvas: false,
+      showWarning: false,
+    });
+    replayer.iframe.setAttribute("title", "Customer view");
+    replayer.on("resize", (dimension) => {
+      const { width, height } = dimension as { width: number; height: number };
+      this.size = { width, height };
+      this.fit();
+    });
+    replayer.startLive();
+    this.replayer = replayer;
+    this.resizeObserver = new ResizeObserver(() => this.fit());
+    this.resizeObserver.observe(mirrorRoot);
+  }
+
+  /** Scale the customer's viewport down to the width available here. */
+  private fit(): void {
+    const wrapper = this.replayer?.wrapper;
+    if (!wrapper || !this.size.width) return;
+    const scale = Math.min(1, mirrorRoot.clientWidth / this.size.width);
+    wrapper.style.transform = `scale(${scale})`;
+    mirrorRoot.style.height = `${Math.ceil(this.size.height * scale)}px`;
+  }
+
+  private onPayload(frame: ArrayBuffer): void {
+    if (!this.replayer || !this.decoder) return;
+    let payload;
+    try {
+      payload = this.decoder.push(frame);
+    } catch {
+      return; // a corrupt payload is dropped; the next full snapshot repairs the view
+    }
+    if (!payload) return;
+    for (const raw of payload.events) {
+      const event = raw as { timestamp: number };
+      // Customer and agent clocks differ; live mode would delay events from a clock ahead.
+      event.timestamp = Date.now();
+      this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
+    }
+  }
+
+  private onClose(event: CloseEvent): void {
+    if (this.ended) return;
+    if (event.code === 4401) {
+      this.finish("");
+      showSignIn();
+      return;
+    }
+    if (event.code === 4429) {
+      this.finish("Too many wrong codes. Wait a moment, then try again.");
+      return;
+    }
+    this.finish(this.joined ? "Session ended" : "Disconnected from the server.");
+  }
+
+  /** End of the session: destroy the mirror and drop every reference to the page. */
+  private finish(text: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.resizeObserver?.disconnect();
+    this.resizeObserver = null;
+    try {
+      this.replayer?.pause();
+      this.replayer?.destroy();
+    } catch {
+      // destroying a replayer that never received a snapshot may throw; the DOM is cleared below
+    }
+    this.replayer = null;
+    this.decoder?.reset();
+    this.decoder = null;
+    mirrorRoot.replaceChildren();
+    mirrorRoot.style.height = "";
+    if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "done");
+    joinButton.hidden = false;
+    leaveButton.hidden = true;
+    codeInput.disabled = false;
+    codeInput.value = "";
+    if (text) setStatus(text, text.startsWith("The customer declined") ? "bad" : "");
+    if (live === this) live = null;
+  }
+}
+
+let live: LiveView | null = null;
+
+joinForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const code = codeInput.value.trim();
+  if (!code) {
+    setStatus("Type the code the customer reads to you.", "bad");
+    return;
+  }
+  if (live?.open) live.join(code);
+  else live = new LiveView(code);
+});
+
+leaveButton.addEventListener("click", () => live?.leave());
+
+async function init(): Promise<void> {
+  try {
+    const response = await fetch("/api/me", { credentials: "same-origin" });
+    if (response.ok) {
+      showJoin((await response.json()) as Agent);
+      return;
+    }
+  } catch {
+    // fall through to the sign-in form
+  }
+  showSignIn();
+}
+
+void init();

@@ -1,0 +1,135 @@
+/**
+ * The customer-facing UI: the help-code widget, the consent dialog, the sharing banner.
+ * Lives in an open shadow root under one host element marked `data-tandem-ui`, which the recorder
+ * blocks, so the agent never sees it. Styles use a constructed stylesheet (allowed under a strict
+ * Content-Security-Policy, unlike inline styles).
+ */
+
+import { formatCode } from "../shared/protocol.ts";
+
+const CSS = `
+:host { all: initial; }
+.panel { position: fixed; right: 20px; bottom: 20px; z-index: 2147483647; max-width: 340px;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1c2430;
+  background: #fff; border: 1px solid #d5dbe3; border-radius: 12px;
+  box-shadow: 0 10px 30px rgba(16, 24, 40, .18); padding: 16px 18px; }
+.label { margin: 0 0 4px; font-size: 13px; color: #5b6776; }
+.code { margin: 0 0 10px; font: 600 28px/1.2 ui-monospace, "SFMono-Regular", Menlo, monospace;
+  letter-spacing: .06em; color: #0b3d91; }
+.hint { margin: 0 0 12px; font-size: 13px; color: #5b6776; }
+.row { display: flex; gap: 8px; justify-content: flex-end; }
+button { font: 600 14px/1 system-ui, sans-serif; border-radius: 8px; padding: 9px 14px;
+  cursor: pointer; border: 1px solid #c3ccd8; background: #fff; color: #1c2430; }
+button.primary { background: #0b5fff; border-color: #0b5fff; color: #fff; }
+button.danger { background: #c62828; border-color: #c62828; color: #fff; }
+button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
+.backdrop { position: fixed; inset: 0; z-index: 2147483646; background: rgba(16, 24, 40, .45); }
+.dialog { position: fixed; z-index: 2147483647; left: 50%; top: 30%; transform: translate(-50%, -30%);
+  width: min(440px, calc(100vw - 40px)); background: #fff; border-radius: 14px; padding: 22px 24px;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1c2430;
+  box-shadow: 0 20px 50px rgba(16, 24, 40, .3); }
+.dialog h2 { margin: 0 0 8px; font-size: 19px; }
+.dialog p { margin: 0 0 16px; }
+.banner { position: fixed; left: 50%; top: 12px; transform: translateX(-50%); z-index: 2147483647;
+  display: flex; align-items: center; gap: 14px; padding: 8px 10px 8px 16px; border-radius: 999px;
+  background: #12261a; color: #fff; font: 600 14px/1.3 system-ui, sans-serif;
+  box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
+.dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
+.error { color: #b3261e; margin: 0 0 10px; }
+`;
+
+function element<K extends keyof HTMLElementTagNameMap>(
+  tag: K, props: { className?: string; text?: string; attrs?: Record<string, string> } = {},
+  children: Node[] = [],
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  if (props.className) el.className = props.className;
+  if (props.text !== undefined) el.textContent = props.text;
+  for (const [name, value] of Object.entries(props.attrs ?? {})) el.setAttribute(name, value);
+  el.append(...children);
+  return el;
+}
+
+function button(label: string, className: string, onClick: () => void): HTMLButtonElement {
+  const b = element("button", { className, text: label, attrs: { type: "button" } });
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+export class CustomerUI {
+  private host: HTMLElement | null = null;
+  private root: ShadowRoot | null = null;
+
+  private mount(): ShadowRoot {
+    if (this.root && this.host?.isConnected) return this.root;
+    this.host = element("div", { attrs: { "data-tandem-ui": "" } });
+    this.root = this.host.attachShadow({ mode: "open" });
+    try {
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(CSS);
+      this.root.adoptedStyleSheets = [sheet];
+    } catch {
+      this.root.append(element("style", { text: CSS }));
+    }
+    (document.body ?? document.documentElement).append(this.host);
+    return this.root;
+  }
+
+  private show(...nodes: Node[]): void {
+    this.mount().replaceChildren(...nodes);
+  }
+
+  showCode(code: string, onCancel: () => void): void {
+    this.show(
+      element("div", { className: "panel", attrs: { role: "region", "aria-label": "Tandem help" } }, [
+        element("p", { className: "label", text: "Your help code" }),
+        element("p", { className: "code", text: formatCode(code) }),
+        element("p", { className: "hint", text: "Read this code to the support agent. Nothing is shared until you allow it." }),
+        element("div", { className: "row" }, [button("Cancel", "", onCancel)]),
+      ]),
+    );
+  }
+
+  showError(message: string, onClose: () => void): void {
+    this.show(
+      element("div", { className: "panel", attrs: { role: "alert" } }, [
+        element("p", { className: "error", text: message }),
+        element("div", { className: "row" }, [button("Close", "", onClose)]),
+      ]),
+    );
+  }
+
+  askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
+    const allow = button("Allow", "primary", onAllow);
+    const dialog = element("div", {
+      className: "dialog",
+      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-title", "aria-describedby": "tandem-desc" },
+    }, [
+      element("h2", { text: `${agent} wants to see this page`, attrs: { id: "tandem-title" } }),
+      element("p", {
+        text: `${agent} from support will see this page live, with passwords, card numbers and ` +
+          "form fields hidden. They cannot click or type. You can stop at any time.",
+        attrs: { id: "tandem-desc" },
+      }),
+      element("div", { className: "row" }, [button("Decline", "", onDecline), allow]),
+    ]);
+    this.show(element("div", { className: "backdrop" }), dialog);
+    allow.focus();
+  }
+
+  showSharing(agent: string, onStop: () => void): void {
+    this.show(
+      element("div", { className: "banner", attrs: { role: "status" } }, [
+        element("span", { className: "dot", attrs: { "aria-hidden": "true" } }),
+        element("span", { text: `Sharing this page with ${agent}` }),
+        button("Stop sharing", "danger", onStop),
+      ]),
+    );
+  }
+
+  remove(): void {
+    this.host?.remove();
+    this.host = null;
+    this.root = null;
+  }
+}

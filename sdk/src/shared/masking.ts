@@ -1,0 +1,176 @@
+/**
+ * Masking at the source: decides what of the customer's page may leave the browser.
+ *
+ * Rules (docs/privacy.md):
+ * - Every input, textarea and select value is masked unless the element (or an ancestor) carries
+ *   `data-tandem-unmask`.
+ * - Sensitive fields are masked even then: passwords, hidden inputs, `autocomplete` cc-* and
+ *   one-time-code / current-password / new-password.
+ * - Payment card numbers (Luhn-valid, 13-19 digits, spaces or dashes between) are masked in every
+ *   value, in page text, and in every string of every recorded event.
+ * - In input values any run of 7 or more digits is masked too: a card number typed key by key
+ *   passes through prefixes that are not Luhn-valid (PCI DSS allows at most the first six digits
+ *   to be shown).
+ * Masked characters become `•`, so the agent sees the shape of a value and nothing else.
+ */
+
+export const MASK = "\u2022";
+
+/** The element features masking looks at (kept narrow so tests can fake it). */
+export interface MaskableElement {
+  readonly tagName: string;
+  getAttribute(name: string): string | null;
+  hasAttribute(name: string): boolean;
+  closest(selector: string): unknown;
+}
+
+const SENSITIVE_AUTOCOMPLETE = /^(cc-|one-time-code$|current-password$|new-password$)/;
+const UNMASK_SELECTOR = "[data-tandem-unmask]";
+
+export function luhnValid(digits: string): boolean {
+  if (!/^\d+$/.test(digits)) return false;
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return sum % 10 === 0;
+}
+
+/** Digit runs with at most one space or dash between digits: "4111 1111-1111 1111". */
+const DIGIT_RUN = /\d(?:[ -]?\d)*/g;
+
+function maskDigits(run: string): string {
+  return run.replace(/\d/g, MASK);
+}
+
+/**
+ * Which digits of a run belong to a card number. Candidate numbers are the spans of 13-19 digits
+ * between group boundaries (the run's ends and its spaces or dashes), so "2024 4111 1111 1111 1111"
+ * finds the card after the year. An unbroken run longer than 19 digits has no groups to go by:
+ * there every 13-19 digit window is a candidate (privacy wins over display).
+ */
+function cardDigitMask(run: string): boolean[] | null {
+  const digits = run.replace(/[ -]/g, "");
+  if (digits.length < 13) return null;
+  const boundaries = [0];
+  let count = 0;
+  for (const ch of run) {
+    if (ch === " " || ch === "-") boundaries.push(count);
+    else count++;
+  }
+  boundaries.push(count);
+  if (boundaries.length === 2 && digits.length > 19) {
+    boundaries.length = 0;
+    for (let i = 0; i <= digits.length; i++) boundaries.push(i);
+  }
+  let marks: boolean[] | null = null;
+  for (let a = 0; a < boundaries.length; a++) {
+    for (let b = a + 1; b < boundaries.length; b++) {
+      const length = boundaries[b] - boundaries[a];
+      if (length > 19) break;
+      if (length < 13 || !luhnValid(digits.slice(boundaries[a], boundaries[b]))) continue;
+      marks ??= new Array<boolean>(digits.length).fill(false);
+      for (let i = boundaries[a]; i < boundaries[b]; i++) marks[i] = true;
+    }
+  }
+  return marks;
+}
+
+function maskRun(run: string, minimumDigitsToMask: number): string {
+  if (run.replace(/[ -]/g, "").length >= minimumDigitsToMask) return maskDigits(run);
+  const marks = cardDigitMask(run);
+  if (!marks) return run;
+  let index = 0;
+  let out = "";
+  for (const ch of run) {
+    if (ch >= "0" && ch <= "9") {
+      out += marks[index] ? MASK : ch;
+      index++;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+/** Mask every digit of every Luhn-valid 13-19 digit card number in `text`. */
+export function maskCardNumbers(text: string): string {
+  if (text.length < 13) return text;
+  return text.replace(DIGIT_RUN, (run) => maskRun(run, Infinity));
+}
+
+/** Mask card numbers and every run of 7 or more digits (for values typed into fields). */
+export function maskLongDigitRuns(text: string): string {
+  return text.replace(DIGIT_RUN, (run) => maskRun(run, 7));
+}
+
+export function maskAll(text: string): string {
+  return MASK.repeat([...text].length);
+}
+
+export function isSensitiveField(el: MaskableElement): boolean {
+  if (el.hasAttribute("data-rr-is-password")) return true;
+  const type = (el.getAttribute("type") ?? "").toLowerCase();
+  if (el.tagName.toUpperCase() === "INPUT" && (type === "password" || type === "hidden")) {
+    return true;
+  }
+  const autocomplete = (el.getAttribute("autocomplete") ?? "").toLowerCase().trim();
+  return autocomplete.split(/\s+/).some((token) => SENSITIVE_AUTOCOMPLETE.test(token));
+}
+
+/** The value of a form field as the agent may see it. */
+export function maskInputValue(value: string, el: MaskableElement | null): string {
+  if (!el || isSensitiveField(el) || !el.closest(UNMASK_SELECTOR)) return maskAll(value);
+  return maskLongDigitRuns(value);
+}
+
+/** Page text as the agent may see it. */
+export function maskTextContent(text: string, el: MaskableElement | null): string {
+  if (el && el.tagName.toUpperCase() === "TEXTAREA") return maskInputValue(text, el);
+  return maskCardNumbers(text);
+}
+
+/**
+ * Defence in depth: mask card numbers in every string of a recorded event, wherever rrweb put
+ * it (attributes, URLs, style text...). Numbers and structure are left alone.
+ */
+export function scrubCardNumbers<T>(value: T): T {
+  return scrub(value, 0) as T;
+}
+
+function scrub(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return maskCardNumbers(value);
+  if (depth > 200 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = scrub(value[i], depth + 1);
+    return value;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) record[key] = scrub(record[key], depth + 1);
+  return value;
+}
+
+/** Every property read answers true: routes every input type through `maskInputFn`. */
+const everyInputType: Record<string, boolean> = new Proxy(
+  {},
+  { get: () => true, has: () => true },
+);
+
+/** rrweb `record()` options that put all of the above in force. */
+export function recordMaskingOptions() {
+  return {
+    maskAllInputs: false,
+    maskInputOptions: everyInputType,
+    maskInputFn: (text: string, element: HTMLElement) => maskInputValue(text, element),
+    maskTextSelector: "*",
+    maskTextFn: (text: string, element: HTMLElement | null) => maskTextContent(text, element),
+    blockSelector: "[data-tandem-ui]",
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Payloads between the customer's and the agent's browsers. The server relays them as opaque
+ * binary frames and never parses them (soon they are ciphertext).
+ *
+ * A payload is UTF-8 JSON. One that would exceed MAX_PAYLOAD_BYTES is split into parts
+ * `{"k":"part","id":N,"i":i,"n":count,"d":"<slice of the JSON text>"}`, which the receiver
+ * reassembles. The server's frame limit (1 MiB) sits well above MAX_PAYLOAD_BYTES.
+ */
+
+export const MAX_PAYLOAD_BYTES = 512 * 1024;
+export const MAX_PARTS = 64;
+
+export interface EventsPayload {
+  k: "events";
+  events: unknown[];
+}
+
+interface PartPayload {
+  k: "part";
+  id: number;
+  i: number;
+  n: number;
+  d: string;
+}
+
+export class PayloadError extends Error {}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+let nextPartId = 1;
+
+/** Frames to send for `payload`, in order. */
+export function encodePayload(payload: EventsPayload, maxBytes = MAX_PAYLOAD_BYTES): Uint8Array[] {
+  const json = JSON.stringify(payload);
+  const whole = encoder.encode(json);
+  if (whole.byteLength <= maxBytes) return [whole];
+  // A UTF-16 code unit is at most 3 UTF-8 bytes; keep room for the part's own fields.
+  const sliceChars = Math.max(1, Math.floor((maxBytes - 128) / 3));
+  const count = Math.ceil(json.length / sliceChars);
+  if (count > MAX_PARTS) throw new PayloadError(`payload too large: ${whole.byteLength} bytes`);
+  const id = nextPartId++;
+  const frames: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const part: PartPayload = { k: "part", id, i, n: count, d: json.slice(i * sliceChars, (i + 1) * sliceChars) };
+    frames.push(encoder.encode(JSON.stringify(part)));
+  }
+  return frames;
+}
+
+function isEvents(value: unknown): value is EventsPayload {
+  return (
+    typeof value === "object" && value !== null &&
+    (value as { k?: unknown }).k === "events" && Array.isArray((value as { events?: unknown }).events)
+  );
+}
+
+function isPart(value: unknown): value is PartPayload {
+  const v = value as Partial<PartPayload>;
+  return (
+    typeof value === "object" && value !== null && v.k === "part" &&
+    Number.isInteger(v.id) && Number.isInteger(v.i) && Number.isInteger(v.n) &&
+    typeof v.d === "string" && (v.n as number) >= 1 && (v.n as number) <= MAX_PARTS &&
+    (v.i as number) >= 0 && (v.i as number) < (v.n as number)
+  );
+}
+
+/** Reassembles frames into payloads. Bounded: one partial payload at a time, MAX_PARTS parts. */
+export class PayloadDecoder {
+  private partId: number | null = null;
+  private parts: string[] = [];
+  private received = 0;
+
+  /** The payload completed by `frame`, or null while parts are missing. Throws PayloadError. */
+  push(frame: ArrayBuffer | Uint8Array): EventsPayload | null {
+    let value: unknown;
+    try {
+      value = JSON.parse(decoder.decode(frame instanceof Uint8Array ? frame : new Uint8Array(frame)));
+    } catch {
+      throw new PayloadError("payload is not UTF-8 JSON");
+    }
+    if (isEvents(value)) return value;
+    if (!isPart(value)) throw new PayloadError("unknown payload");
+    if (value.id !== this.partId) {
+      this.partId = value.id;
+      this.parts = new Array<string>(value.n);
+      this.received = 0;
+    }
+    if (this.parts.length !== value.n) throw new PayloadError("inconsistent part count");
+    if (this.parts[value.i] === undefined) this.received++;
+    this.parts[value.i] = value.d;
+    if (this.received < value.n) return null;
+    const json = this.parts.join("");
+    this.reset();
+    let whole: unknown;
+    try {
+      whole = JSON.parse(json);
+    } catch {
+      throw new PayloadError("reassembled payload is not JSON");
+    }
+    if (!isEvents(whole)) throw new PayloadError("unknown payload");
+    return whole;
+  }
+
+  /** Forget any partial payload (the session ended). */
+  reset(): void {
+    this.partId = null;
+    this.parts = [];
+    this.received = 0;
+  }
+}

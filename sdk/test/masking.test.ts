@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  luhnValid, maskCardNumbers, maskInputValue, maskLongDigitRuns, maskTextContent,
+  scrubCardNumbers, type MaskableElement, MASK,
+} from "../src/shared/masking.ts";
+
+function field(tag: string, attrs: Record<string, string> = {}, unmaskedAncestor = false): MaskableElement {
+  return {
+    tagName: tag,
+    getAttribute: (name) => attrs[name] ?? null,
+    hasAttribute: (name) => name in attrs,
+    closest: (selector) =>
+      selector === "[data-tandem-unmask]" && ("data-tandem-unmask" in attrs || unmaskedAncestor) ? {} : null,
+  };
+}
+
+test("luhn accepts valid card numbers and rejects others", () => {
+  assert.equal(luhnValid("4111111111111111"), true);
+  assert.equal(luhnValid("4111111111111112"), false);
+  assert.equal(luhnValid("4222222222222"), true); // 13 digits
+  assert.equal(luhnValid("6011000990139424"), true);
+  assert.equal(luhnValid(""), false);
+  assert.equal(luhnValid("41111a1111111111"), false);
+});
+
+test("card numbers in text are masked with separators kept", () => {
+  assert.equal(maskCardNumbers("card 4111 1111 1111 1111 ok"), `card ${"••••"} ${"••••"} ${"••••"} ${"••••"} ok`.replace(/•/g, MASK));
+  assert.equal(maskCardNumbers("4111-1111-1111-1111"), "••••-••••-••••-••••".replace(/•/g, MASK));
+  assert.equal(maskCardNumbers("x4111111111111111y"), `x${MASK.repeat(16)}y`);
+});
+
+test("non-Luhn digit runs in text are left alone", () => {
+  assert.equal(maskCardNumbers("order 4111111111111112"), "order 4111111111111112");
+  assert.equal(maskCardNumbers("call 555 0100 or 555 0199"), "call 555 0100 or 555 0199");
+  assert.equal(maskCardNumbers(""), "");
+});
+
+test("a card number inside a longer digit run is still masked", () => {
+  const glued = maskCardNumbers("99" + "4111111111111111" + "7777");
+  assert.ok(!glued.includes("4111111111111111"));
+  const grouped = maskCardNumbers("ref 2024 4111 1111 1111 1111");
+  assert.ok(grouped.startsWith("ref 2024 "), grouped);
+  assert.ok(!grouped.includes("4111"));
+});
+
+test("19-digit cards are masked; 20 unrelated digits are not masked as a whole", () => {
+  assert.equal(luhnValid("6304000000000000000"), true);
+  assert.equal(maskCardNumbers("6304000000000000000"), MASK.repeat(19));
+});
+
+test("masking a long digit string stays fast", () => {
+  const digits = "1234567890".repeat(5000);
+  const started = performance.now();
+  maskCardNumbers(digits);
+  assert.ok(performance.now() - started < 2000);
+});
+
+test("inputs are masked by default, keeping length", () => {
+  assert.equal(maskInputValue("Jane", field("INPUT")), MASK.repeat(4));
+  assert.equal(maskInputValue("émoji 😀", field("INPUT")), MASK.repeat(7));
+});
+
+test("data-tandem-unmask shows a value, on the field or an ancestor", () => {
+  assert.equal(maskInputValue("tent", field("INPUT", { "data-tandem-unmask": "" })), "tent");
+  assert.equal(maskInputValue("tent", field("INPUT", {}, true)), "tent");
+});
+
+test("sensitive fields are never unmasked", () => {
+  const unmask = { "data-tandem-unmask": "" };
+  const cases: Record<string, string>[] = [
+    { type: "password" }, { type: "PASSWORD" }, { type: "hidden" }, { autocomplete: "cc-number" },
+    { autocomplete: "billing cc-csc" }, { autocomplete: "one-time-code" }, { autocomplete: "new-password" },
+    { "data-rr-is-password": "" },
+  ];
+  for (const attrs of cases) {
+    assert.equal(maskInputValue("secret", field("INPUT", { ...unmask, ...attrs })), MASK.repeat(6), JSON.stringify(attrs));
+  }
+});
+
+test("card numbers and partial card numbers in unmasked inputs are masked", () => {
+  const unmasked = field("INPUT", { "data-tandem-unmask": "" });
+  assert.equal(maskInputValue("4242 4242 4242 4242", unmasked), "•••• •••• •••• ••••".replace(/•/g, MASK));
+  // A card typed key by key: its 15-digit prefix is not Luhn-valid but must not show either.
+  assert.equal(maskInputValue("424242424242424", unmasked), MASK.repeat(15));
+  assert.equal(maskInputValue("4242 424", unmasked), `${MASK.repeat(4)} ${MASK.repeat(3)}`);
+  assert.equal(maskInputValue("424242", unmasked), "424242");
+  assert.equal(maskLongDigitRuns("qty 2, zip 90210"), "qty 2, zip 90210");
+});
+
+test("textarea text follows input rules", () => {
+  assert.equal(maskTextContent("my notes", field("TEXTAREA")), MASK.repeat(8));
+  assert.equal(maskTextContent("my notes", field("TEXTAREA", { "data-tandem-unmask": "" })), "my notes");
+  assert.equal(maskTextContent("Hello", field("P")), "Hello");
+});
+
+test("scrub masks card numbers in every string of an event, leaving numbers alone", () => {
+  const event = {
+    type: 3,
+    timestamp: 1764000000000,
+    data: { attributes: [{ id: 4, attributes: { title: "4111 1111 1111 1111", href: "/x?c=4111111111111111" } }],
+      texts: ["fine", ["4111111111111111"]] },
+  };
+  const scrubbed = scrubCardNumbers(event);
+  const text = JSON.stringify(scrubbed);
+  assert.ok(!text.includes("4111"));
+  assert.equal(scrubbed.timestamp, 1764000000000);
+  assert.equal(scrubbed.data.texts[0], "fine");
+});

@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { encodePayload, MAX_PARTS, PayloadDecoder, PayloadError } from "../src/shared/payload.ts";
+import { formatCode } from "../src/shared/protocol.ts";
+
+test("a small payload is one frame and round-trips", () => {
+  const payload = { k: "events" as const, events: [{ type: 2, data: { text: "héllo" } }] };
+  const frames = encodePayload(payload);
+  assert.equal(frames.length, 1);
+  assert.deepEqual(new PayloadDecoder().push(frames[0]), payload);
+});
+
+test("a large payload is split under the limit and reassembled", () => {
+  const payload = { k: "events" as const, events: Array.from({ length: 500 }, (_, i) => ({ i, text: "ü".repeat(200) })) };
+  const frames = encodePayload(payload, 8 * 1024);
+  assert.ok(frames.length > 1);
+  for (const frame of frames) assert.ok(frame.byteLength <= 8 * 1024);
+  const decoder = new PayloadDecoder();
+  const results = frames.map((frame) => decoder.push(frame));
+  assert.deepEqual(results.slice(0, -1), new Array(frames.length - 1).fill(null));
+  assert.deepEqual(results.at(-1), payload);
+});
+
+test("a payload needing too many parts is refused", () => {
+  const payload = { k: "events" as const, events: ["x".repeat(10_000)] };
+  assert.throws(() => encodePayload(payload, 128 + 3 * 100), PayloadError);
+  assert.ok(MAX_PARTS >= 2);
+});
+
+test("garbage frames raise PayloadError and never hang", () => {
+  const decoder = new PayloadDecoder();
+  for (const bad of [new Uint8Array([0xff, 0xfe]), new TextEncoder().encode("{}"),
+    new TextEncoder().encode('{"k":"part","id":1,"i":5,"n":2,"d":""}'), new TextEncoder().encode("[1,2]")]) {
+    assert.throws(() => decoder.push(bad), PayloadError);
+  }
+});
+
+test("a new part id abandons an incomplete payload", () => {
+  const decoder = new PayloadDecoder();
+  const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
+  assert.equal(decoder.push(enc({ k: "part", id: 1, i: 0, n: 2, d: '{"k":"eve' })), null);
+  assert.equal(decoder.push(enc({ k: "part", id: 2, i: 0, n: 2, d: '{"k":"events",' })), null);
+  assert.deepEqual(decoder.push(enc({ k: "part", id: 2, i: 1, n: 2, d: '"events":[]}' })), { k: "events", events: [] });
+});
+
+test("codes are shown in groups of three", () => {
+  assert.equal(formatCode("123456789"), "123 456 789");
+  assert.equal(formatCode("012345"), "012 345");
+});
