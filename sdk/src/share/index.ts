@@ -180,7 +180,7 @@ class Session {
     this.stopRecording = record({
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(),
-      sampling: { mousemove: 50, scroll: 100, input: "last" },
+      sampling: { mousemove: 50, scroll: 100 },
       recordCanvas: false,
       collectFonts: false,
       inlineImages: false,

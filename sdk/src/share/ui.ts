@@ -30,7 +30,7 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
   box-shadow: 0 20px 50px rgba(16, 24, 40, .3); }
 .dialog h2 { margin: 0 0 8px; font-size: 19px; }
 .dialog p { margin: 0 0 16px; }
-.banner { position: fixed; left: 50%; top: 12px; transform: translateX(-50%); z-index: 2147483647;
+.banner { position: fixed; left: 50%; bottom: 16px; transform: translateX(-50%); z-index: 2147483647;
   display: flex; align-items: center; gap: 14px; padding: 8px 10px 8px 16px; border-radius: 999px;
   background: #12261a; color: #fff; font: 600 14px/1.3 system-ui, sans-serif;
   box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
