@@ -115,3 +115,9 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
 @pytest.fixture
 def server(server_factory: ServerFactory) -> RunningServer:
     return server_factory()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last: sync Playwright keeps an event loop running in the main thread
+    while its browser is open, which async tests cannot share."""
+    items.sort(key=lambda item: "e2e" in item.path.parts)
