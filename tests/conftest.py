@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,14 @@ def add_user(
 
 
 ServerFactory = Callable[..., RunningServer]
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+    """A fresh SQLite storage in a temporary directory."""
+    store = SQLiteStorage(tmp_path / "db.sqlite3")
+    yield store
+    await store.close()
 
 
 @pytest.fixture

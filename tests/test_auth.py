@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -48,13 +47,6 @@ def test_bad_usernames_are_refused(name: str) -> None:
 def test_unknown_role_is_refused() -> None:
     with pytest.raises(ConfigError, match="role must be one of"):
         auth.validate_role("root")
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    store = SQLiteStorage(tmp_path / "db.sqlite3")
-    yield store
-    await store.close()
 
 
 async def test_create_user_stores_only_an_argon2id_hash(storage: SQLiteStorage) -> None:

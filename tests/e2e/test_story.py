@@ -115,6 +115,28 @@ def test_scrolling_and_mouse_reach_the_agent(
     )
 
 
+def test_mouse_movement_reaches_the_agent(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    cursor = agent.page.locator(".replayer-mouse")
+    expect(cursor).to_be_attached()
+    before = cursor.get_attribute("style") or ""
+    for x in range(100, 700, 60):
+        customer.page.mouse.move(x, 300)
+        customer.page.wait_for_timeout(30)
+    expect(cursor).not_to_have_attribute("style", before, timeout=10_000)
+    agent.page.wait_for_function(
+        """() => {
+            const m = document.querySelector('.replayer-mouse');
+            return m && parseFloat(m.style.left) > 400;
+        }""",
+        timeout=10_000,
+    )
+
+
 def test_mirror_is_sandboxed_without_scripts(
     live: RunningServer, customer: Party, agent: Party
 ) -> None:

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tandem.exceptions import ConfigError, TandemError
 from tandem.storage.sqlite import SQLiteStorage
-
-
-@pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
-    store = SQLiteStorage(tmp_path / "db.sqlite3")
-    yield store
-    await store.close()
 
 
 async def test_join_code_is_taken_once(storage: SQLiteStorage) -> None:

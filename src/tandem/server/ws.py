@@ -103,6 +103,15 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
         await ws.close(code, reason[:120])
 
 
+async def _close_for_error(
+    ws: WebSocket, connection: Connection | None, exc: ProtocolError
+) -> None:
+    """Close with the error's code and reason; the writer stops first so nothing races the close."""
+    if connection:
+        await connection.stop()
+    await _close(ws, exc.close_code, str(exc))
+
+
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
     """Accept only to close with a reason the browser can show (a refused handshake has none)."""
     await ws.accept()
@@ -158,9 +167,7 @@ async def customer_endpoint(ws: WebSocket) -> None:
         if live.machine.ended:
             await connection.drain(settings.close_timeout_seconds)
     except ProtocolError as exc:
-        if connection:
-            await connection.stop()
-        await _close(ws, exc.close_code, str(exc))
+        await _close_for_error(ws, connection, exc)
     finally:
         if connection:
             await connection.stop()
@@ -267,9 +274,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
         if connection and live is not None and live.machine.ended:
             await connection.drain(settings.close_timeout_seconds)
     except ProtocolError as exc:
-        if connection:
-            await connection.stop()
-        await _close(ws, exc.close_code, str(exc))
+        await _close_for_error(ws, connection, exc)
     finally:
         if connection:
             await connection.stop()
