@@ -1,0 +1,198 @@
+/**
+ * The encrypted channel between the customer's and the agent's browsers (AES-256-GCM, WebCrypto).
+ *
+ * Keys: SPAKE2's Ke goes through HKDF-SHA256 (salt: session id) into two pairwise keys, one per
+ * direction. Page content is encrypted once per message under a random *content key* of the
+ * current epoch (one epoch per page load of the customer); the content key travels to each agent
+ * wrapped under that agent's customer-to-agent key, so fan-out cost does not grow with agents.
+ * Every CryptoKey is non-extractable; raw key bytes are zeroed as soon as they are imported.
+ *
+ * Frames (all binary, all opaque to the server):
+ *   content    0x01 | epoch u64 | counter u64 | AES-GCM(contentKey, nonce = 0^4 | counter)
+ *   epoch key  0x02 | epoch u64 | nonce[12]   | AES-GCM(pairwise c2a, contentKey)
+ *   to customer 0x03 | counter u64 | AES-GCM(pairwise a2c, nonce = 0^4 | counter)
+ * The additional data binds protocol, session id, kind, epoch and counter. Receivers require
+ * counters to be exactly the next expected one, so a replayed, reordered, dropped or altered frame
+ * ends the session with a ChannelError.
+ */
+
+export const KIND_CONTENT = 0x01;
+export const KIND_EPOCH_KEY = 0x02;
+export const KIND_TO_CUSTOMER = 0x03;
+
+export class ChannelError extends Error {}
+
+const encoder = new TextEncoder();
+const subtle = globalThis.crypto.subtle;
+
+export interface PairwiseKeys {
+  customerToAgent: CryptoKey;
+  agentToCustomer: CryptoKey;
+}
+
+/** Derive the two pairwise keys from SPAKE2's Ke; zeroes `ke`. */
+export async function derivePairwiseKeys(ke: Uint8Array, sessionId: string): Promise<PairwiseKeys> {
+  const base = await subtle.importKey("raw", ke as BufferSource, "HKDF", false, ["deriveKey"]);
+  ke.fill(0);
+  const derive = (label: string) =>
+    subtle.deriveKey(
+      { name: "HKDF", hash: "SHA-256", salt: encoder.encode(sessionId), info: encoder.encode(`tandem/v1/${label}`) },
+      base,
+      { name: "AES-GCM", length: 256 },
+      false,
+      ["encrypt", "decrypt"],
+    );
+  const [customerToAgent, agentToCustomer] = await Promise.all([derive("c2a"), derive("a2c")]);
+  return { customerToAgent, agentToCustomer };
+}
+
+function u64(value: number): Uint8Array {
+  if (!Number.isSafeInteger(value) || value < 0) throw new ChannelError("counter out of range");
+  const out = new Uint8Array(8);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, Math.floor(value / 2 ** 32));
+  view.setUint32(4, value >>> 0);
+  return out;
+}
+
+function readU64(bytes: Uint8Array, offset: number): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 8);
+  const value = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+  if (!Number.isSafeInteger(value)) throw new ChannelError("counter out of range");
+  return value;
+}
+
+function counterNonce(counter: number): Uint8Array {
+  const nonce = new Uint8Array(12);
+  nonce.set(u64(counter), 4);
+  return nonce;
+}
+
+function additionalData(sessionId: string, kind: number, ...numbers: number[]): Uint8Array {
+  const head = encoder.encode(`tandem/v1|${sessionId}|`);
+  const out = new Uint8Array(head.length + 1 + numbers.length * 8);
+  out.set(head, 0);
+  out[head.length] = kind;
+  numbers.forEach((n, i) => out.set(u64(n), head.length + 1 + i * 8));
+  return out;
+}
+
+function frame(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+async function encrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(
+    await subtle.encrypt({ name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource }, key, plaintext as BufferSource),
+  );
+}
+
+async function decrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(
+      await subtle.decrypt({ name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource }, key, ciphertext as BufferSource),
+    );
+  } catch {
+    throw new ChannelError("a message was altered in transit");
+  }
+}
+
+/** Customer side: encrypts page content for one epoch. Seal calls are numbered in call order. */
+export class ContentSender {
+  private counter = 0;
+
+  private constructor(
+    private readonly sessionId: string,
+    readonly epoch: number,
+    private readonly key: CryptoKey,
+    /** The epoch-key frame for the agent(s), sent before any content of this epoch. */
+    readonly epochKeyFrames: Uint8Array[],
+  ) {}
+
+  /** A fresh content key for `epoch`, wrapped for each agent's customer-to-agent key. */
+  static async create(sessionId: string, epoch: number, agents: CryptoKey[]): Promise<ContentSender> {
+    const raw = crypto.getRandomValues(new Uint8Array(32));
+    try {
+      const key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["encrypt"]);
+      const aad = additionalData(sessionId, KIND_EPOCH_KEY, epoch);
+      const frames = await Promise.all(
+        agents.map(async (agentKey) => {
+          const nonce = crypto.getRandomValues(new Uint8Array(12));
+          return frame(Uint8Array.of(KIND_EPOCH_KEY), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
+        }),
+      );
+      return new ContentSender(sessionId, epoch, key, frames);
+    } finally {
+      raw.fill(0);
+    }
+  }
+
+  /** Encrypt one payload. The counter is taken synchronously, so frames are numbered in call order. */
+  seal(plaintext: Uint8Array): Promise<Uint8Array> {
+    const counter = this.counter++;
+    const header = frame(Uint8Array.of(KIND_CONTENT), u64(this.epoch), u64(counter));
+    return encrypt(this.key, counterNonce(counter), additionalData(this.sessionId, KIND_CONTENT, this.epoch, counter), plaintext).then(
+      (ciphertext) => frame(header, ciphertext),
+    );
+  }
+}
+
+/** Agent side: installs epoch keys and opens content frames, strictly in order. */
+export class ContentReceiver {
+  private epoch = -1;
+  private key: CryptoKey | null = null;
+  private expected = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly sessionId: string, private readonly customerToAgent: CryptoKey) {}
+
+  /**
+   * Plaintext of a content frame; null after installing an epoch key. Throws ChannelError.
+   * Frames are processed one at a time in call order, however the caller awaits them.
+   */
+  open(bytes: Uint8Array): Promise<Uint8Array | null> {
+    const result = this.queue.then(() => this.openNext(bytes));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async openNext(bytes: Uint8Array): Promise<Uint8Array | null> {
+    if (bytes.length < 17) throw new ChannelError("truncated frame");
+    const kind = bytes[0];
+    const epoch = readU64(bytes, 1);
+    if (kind === KIND_EPOCH_KEY) {
+      if (bytes.length !== 1 + 8 + 12 + 32 + 16) throw new ChannelError("malformed epoch key");
+      if (epoch <= this.epoch) throw new ChannelError("an old key was replayed");
+      const nonce = bytes.subarray(9, 21);
+      const raw = await decrypt(this.customerToAgent, nonce, additionalData(this.sessionId, KIND_EPOCH_KEY, epoch), bytes.subarray(21));
+      try {
+        this.key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["decrypt"]);
+      } finally {
+        raw.fill(0);
+      }
+      this.epoch = epoch;
+      this.expected = 0;
+      return null;
+    }
+    if (kind !== KIND_CONTENT) throw new ChannelError("unknown frame kind");
+    if (!this.key || epoch !== this.epoch) throw new ChannelError("content under an unknown key");
+    const counter = readU64(bytes, 9);
+    if (counter !== this.expected) {
+      throw new ChannelError(counter < this.expected ? "a message was replayed" : "messages were dropped or reordered");
+    }
+    const plaintext = await decrypt(this.key, counterNonce(counter), additionalData(this.sessionId, KIND_CONTENT, epoch, counter), bytes.subarray(17));
+    this.expected++;
+    return plaintext;
+  }
+
+  /** Drop the keys (session over). */
+  close(): void {
+    this.key = null;
+  }
+}

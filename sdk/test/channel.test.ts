@@ -1,0 +1,99 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ChannelError, ContentReceiver, ContentSender, derivePairwiseKeys } from "../src/shared/e2e/channel.ts";
+
+const text = (s: string) => new TextEncoder().encode(s);
+const read = (b: Uint8Array | null) => (b ? new TextDecoder().decode(b) : null);
+
+async function pair(sessionId = "s1") {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const customer = await derivePairwiseKeys(ke.slice(), sessionId);
+  const agent = await derivePairwiseKeys(ke.slice(), sessionId);
+  const sender = await ContentSender.create(sessionId, 1, [customer.customerToAgent]);
+  const receiver = new ContentReceiver(sessionId, agent.customerToAgent);
+  assert.equal(await receiver.open(sender.epochKeyFrames[0]), null);
+  return { sender, receiver, customer, agent };
+}
+
+test("content round-trips in order, encrypted once", async () => {
+  const { sender, receiver } = await pair();
+  const frames = await Promise.all(["one", "two", "three"].map((s) => sender.seal(text(s))));
+  for (const f of frames) assert.ok(!new TextDecoder().decode(f).includes("one"));
+  assert.deepEqual(await Promise.all(frames.map(async (f) => read(await receiver.open(f)))), ["one", "two", "three"]);
+});
+
+test("derivation zeroes Ke", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  await derivePairwiseKeys(ke, "s1");
+  assert.ok(ke.every((b) => b === 0));
+});
+
+test("keys are not extractable", async () => {
+  const { customer } = await pair();
+  assert.equal(customer.customerToAgent.extractable, false);
+  await assert.rejects(crypto.subtle.exportKey("raw", customer.customerToAgent));
+});
+
+test("a tampered frame is rejected", async () => {
+  const { sender, receiver } = await pair();
+  const f = await sender.seal(text("hello"));
+  f[f.length - 1] ^= 1;
+  await assert.rejects(receiver.open(f), ChannelError);
+});
+
+test("a tampered header (counter or epoch) is rejected", async () => {
+  const { sender, receiver } = await pair();
+  const first = await sender.seal(text("a"));
+  const second = await sender.seal(text("b"));
+  second[16] = 0; // claim counter 0: authenticated data no longer matches
+  await assert.rejects(receiver.open(second), ChannelError);
+  assert.equal(read(await receiver.open(first)), "a");
+});
+
+test("a replayed frame is rejected", async () => {
+  const { sender, receiver } = await pair();
+  const f = await sender.seal(text("pay"));
+  await receiver.open(f);
+  await assert.rejects(receiver.open(f), /replayed/);
+});
+
+test("reordered or dropped frames are rejected", async () => {
+  const { sender, receiver } = await pair();
+  await sender.seal(text("first"));
+  const second = await sender.seal(text("second"));
+  await assert.rejects(receiver.open(second), /dropped or reordered/);
+});
+
+test("a frame from another session does not open", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const customer = await derivePairwiseKeys(ke.slice(), "s1");
+  const agent = await derivePairwiseKeys(ke.slice(), "s2");
+  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent]);
+  const receiver = new ContentReceiver("s2", agent.customerToAgent);
+  await assert.rejects(receiver.open(sender.epochKeyFrames[0]), ChannelError);
+});
+
+test("the wrong pairwise key cannot open the epoch key", async () => {
+  const customer = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), "s1");
+  const stranger = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), "s1");
+  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent]);
+  await assert.rejects(new ContentReceiver("s1", stranger.customerToAgent).open(sender.epochKeyFrames[0]), ChannelError);
+});
+
+test("a new epoch (next page) resets counters; an old epoch key is refused", async () => {
+  const { sender, receiver, customer } = await pair();
+  await receiver.open(await sender.seal(text("page 1")));
+  const next = await ContentSender.create("s1", 2, [customer.customerToAgent]);
+  await receiver.open(next.epochKeyFrames[0]);
+  assert.equal(read(await receiver.open(await next.seal(text("page 2")))), "page 2");
+  await assert.rejects(receiver.open(sender.epochKeyFrames[0]), /old key/);
+  await assert.rejects(receiver.open(await sender.seal(text("late"))), ChannelError);
+});
+
+test("content before any key and garbage frames are rejected", async () => {
+  const keys = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), "s1");
+  const receiver = new ContentReceiver("s1", keys.customerToAgent);
+  for (const bad of [new Uint8Array(0), new Uint8Array(20), Uint8Array.of(9, ...new Array(30).fill(0))]) {
+    await assert.rejects(receiver.open(bad), ChannelError);
+  }
+});
