@@ -38,8 +38,9 @@ class Settings:
 
     code_ttl_seconds: float = 600.0
     """How long an unused join code stays valid."""
-    code_digits: int = 9
-    """Digits in a join code (read aloud in groups of three)."""
+    code_digits: int = 5
+    """Digits of the routing part of a join code, which the server issues. The customer's browser
+    appends a 7-digit secret part that never reaches the server (docs/threat-model.md)."""
     max_control_bytes: int = 4096
     """Largest control (text) frame accepted from a peer."""
     max_payload_bytes: int = 1024 * 1024
@@ -62,8 +63,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
-        if not 6 <= self.code_digits <= 18:
-            raise ConfigError("code_digits must be between 6 and 18")
+        if not 4 <= self.code_digits <= 12:
+            raise ConfigError("code_digits must be between 4 and 12")
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )

@@ -11,6 +11,13 @@ from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import AGENT_PASSWORD, RunningServer
 
+INVALID_CODE = {
+    "v": 1,
+    "type": "error",
+    "code": "invalid_code",
+    "message": "That code is not valid or has expired. Ask for a new code.",
+}
+
 OPEN_CONNECTIONS: list[ClientConnection] = []
 """Every client connection a test opened; closed after each test (see tests/server/conftest.py)."""
 
@@ -86,15 +93,23 @@ async def start_session(server: RunningServer) -> tuple[ClientConnection, dict[s
     return customer, created
 
 
-async def sharing_session(
+async def pending_session(
     server: RunningServer,
 ) -> tuple[ClientConnection, ClientConnection, dict[str, Any]]:
-    """A customer and an agent with consent given."""
+    """A customer and a joined agent, before consent."""
     customer, created = await start_session(server)
     agent = await open_agent(server, login_cookie(server))
     await send(agent, type="join", code=created["code"])
     assert (await recv_json(agent))["type"] == "joined"
     assert (await recv_json(customer)) == {"v": 1, "type": "agent_joined", "agent": "Alice"}
+    return customer, agent, created
+
+
+async def sharing_session(
+    server: RunningServer,
+) -> tuple[ClientConnection, ClientConnection, dict[str, Any]]:
+    """A customer and an agent with consent given."""
+    customer, agent, created = await pending_session(server)
     await send(customer, type="consent", granted=True)
     assert (await recv_json(agent)) == {"v": 1, "type": "consent", "granted": True}
     return customer, agent, created

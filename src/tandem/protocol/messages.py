@@ -15,6 +15,10 @@ PROTOCOL_VERSION: Literal[1] = 1
 SessionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 CodeText = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
+HandshakeData = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9_-]+$")
+]
+"""A key-exchange message between the two browsers, base64url; opaque to the server."""
 SessionState = Literal["waiting", "pending_consent", "sharing"]
 EndReason = Literal[
     "declined",
@@ -24,6 +28,7 @@ EndReason = Literal[
     "customer_lost",
     "agent_lost",
     "server_shutdown",
+    "key_mismatch",
 ]
 
 
@@ -63,7 +68,19 @@ class Stop(Inbound, tag="stop"):
     """The customer ends the session."""
 
 
-CustomerMessage = Create | Resume | Consent | Stop
+class Handshake(Inbound, tag="handshake"):
+    """A key-exchange message for the other browser (either direction). Relayed, never read."""
+
+    data: HandshakeData
+
+
+class Abort(Inbound, tag="abort"):
+    """The key exchange failed (the code did not match): end the session and burn the code."""
+
+    reason: Literal["key_mismatch"]
+
+
+CustomerMessage = Create | Resume | Consent | Stop | Handshake | Abort
 
 
 # Agent -> server
@@ -79,7 +96,7 @@ class Leave(Inbound, tag="leave"):
     """The agent leaves; the session ends."""
 
 
-AgentMessage = Join | Leave
+AgentMessage = Join | Leave | Handshake | Abort
 
 
 # Server -> customer
@@ -125,10 +142,22 @@ class ErrorNotice(Outbound, tag="error"):
 # Server -> both
 
 
+class HandshakeRelay(Outbound, tag="handshake"):
+    data: str
+
+
 class Ended(Outbound, tag="ended"):
     reason: EndReason
 
 
 ServerMessage = (
-    Created | Resumed | AgentJoined | Joined | ConsentNotice | PeerStatus | ErrorNotice | Ended
+    Created
+    | Resumed
+    | AgentJoined
+    | Joined
+    | ConsentNotice
+    | PeerStatus
+    | ErrorNotice
+    | Ended
+    | HandshakeRelay
 )

@@ -20,6 +20,7 @@ from tandem.protocol.messages import (
     ConsentNotice,
     Ended,
     EndReason,
+    HandshakeRelay,
     Joined,
     PeerStatus,
     Resumed,
@@ -27,6 +28,8 @@ from tandem.protocol.messages import (
 )
 
 State = Literal["waiting", "pending_consent", "sharing", "ended"]
+MAX_HANDSHAKES_PER_SIDE = 2
+"""SPAKE2 needs two messages from the customer (share, confirmation) and one from the agent."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class Session:
     agent: str | None = None
     end_reason: EndReason | None = None
     customer_away_since: float | None = None
+    handshakes_from_customer: int = 0
+    handshakes_from_agent: int = 0
 
     @property
     def ended(self) -> bool:
@@ -134,6 +139,26 @@ class Session:
         if self.state == "pending_consent" and self.agent:
             effects.append(ToCustomer(AgentJoined(agent=self.agent)))
         return resumed, effects
+
+    # Key exchange between the browsers (SPAKE2): relayed while consent is pending, a few each way.
+
+    def handshake_from_customer(self, data: str) -> list[Effect]:
+        self._require("pending_consent", doing="a key exchange")
+        self.handshakes_from_customer += 1
+        if self.handshakes_from_customer > MAX_HANDSHAKES_PER_SIDE:
+            raise ProtocolError(CLOSE_MALFORMED, "too many key-exchange messages")
+        return [ToAgents(HandshakeRelay(data=data))]
+
+    def handshake_from_agent(self, data: str) -> list[Effect]:
+        self._require("pending_consent", doing="a key exchange")
+        self.handshakes_from_agent += 1
+        if self.handshakes_from_agent > MAX_HANDSHAKES_PER_SIDE:
+            raise ProtocolError(CLOSE_MALFORMED, "too many key-exchange messages")
+        return [ToCustomer(HandshakeRelay(data=data))]
+
+    def key_mismatch(self) -> list[Effect]:
+        """Either browser found the key confirmation wrong: end now; the code is spent."""
+        return self._end("key_mismatch")
 
     def check_customer_payload(self) -> None:
         """Raise unless page content may flow now (only after consent)."""

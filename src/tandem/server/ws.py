@@ -19,7 +19,7 @@ from tandem.exceptions import ConfigError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic
 from tandem.protocol import codec
-from tandem.protocol.messages import Consent, Create, Join, Leave, Resume, Stop
+from tandem.protocol.messages import Abort, Consent, Create, Handshake, Join, Leave, Resume, Stop
 
 if TYPE_CHECKING:
     from tandem.server.app import Services
@@ -213,6 +213,10 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             await hub.apply(live, live.machine.consent(message.granted))
         elif isinstance(message, Stop):
             await hub.apply(live, live.machine.customer_stops())
+        elif isinstance(message, Handshake):
+            await hub.apply(live, live.machine.handshake_from_customer(message.data))
+        elif isinstance(message, Abort):
+            await hub.apply(live, live.machine.key_mismatch())
         else:
             raise ProtocolError(
                 codec.CLOSE_MALFORMED,
@@ -267,10 +271,14 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 )
                 connection = Connection(ws, subscription)
                 await hub.apply(live, live.machine.agent_joins(agent.display_name, hub.clock()))
+            elif live is None:
+                raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
             elif isinstance(message, Leave):
-                if live is None:
-                    raise ProtocolError(codec.CLOSE_MALFORMED, "not in a session")
                 await hub.apply(live, live.machine.agent_leaves())
+            elif isinstance(message, Handshake):
+                await hub.apply(live, live.machine.handshake_from_agent(message.data))
+            elif isinstance(message, Abort):
+                await hub.apply(live, live.machine.key_mismatch())
         if connection and live is not None and live.machine.ended:
             await connection.drain(settings.close_timeout_seconds)
     except ProtocolError as exc:
