@@ -8,7 +8,15 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const staticDir = resolve(here, "../src/tandem/server/static");
 
+// `node build.mjs --bench-plaintext OUTDIR` builds a copy that sends page content unencrypted, to
+// measure what encryption costs (bench/). Production builds can never do that: the flag is a
+// compile-time constant and the plaintext branch is removed from them.
+const benchIndex = process.argv.indexOf("--bench-plaintext");
+const benchDir = benchIndex >= 0 ? resolve(process.argv[benchIndex + 1]) : null;
+const outDir = benchDir ?? staticDir;
+
 const common = {
+  define: { __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false" },
   bundle: true,
   minify: true,
   sourcemap: true,
@@ -18,11 +26,11 @@ const common = {
   logLevel: "warning",
 };
 
-await mkdir(resolve(staticDir, "sdk"), { recursive: true });
-await mkdir(resolve(staticDir, "console"), { recursive: true });
+await mkdir(resolve(outDir, "sdk"), { recursive: true });
+await mkdir(resolve(outDir, "console"), { recursive: true });
 await Promise.all([
-  build({ ...common, entryPoints: [resolve(here, "src/share/index.ts")], outfile: resolve(staticDir, "sdk/tandem.js") }),
-  build({ ...common, entryPoints: [resolve(here, "src/console/index.ts")], outfile: resolve(staticDir, "console/console.js") }),
-  copyFile(resolve(here, "node_modules/rrweb/dist/style.css"), resolve(staticDir, "console/rrweb.css")),
+  build({ ...common, entryPoints: [resolve(here, "src/share/index.ts")], outfile: resolve(outDir, "sdk/tandem.js") }),
+  build({ ...common, entryPoints: [resolve(here, "src/console/index.ts")], outfile: resolve(outDir, "console/console.js") }),
+  copyFile(resolve(here, "node_modules/rrweb/dist/style.css"), resolve(outDir, "console/rrweb.css")),
 ]);
-console.log("built sdk/tandem.js and console/console.js");
+console.log(`built sdk/tandem.js and console/console.js${benchDir ? ` (plaintext benchmark build in ${benchDir})` : ""}`);

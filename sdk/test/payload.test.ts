@@ -47,3 +47,24 @@ test("codes are shown in groups of three", () => {
   assert.equal(formatCode("123456789"), "123 456 789");
   assert.equal(formatCode("012345"), "012 345");
 });
+
+import { pack, unpack, COMPRESS_FROM_BYTES, MAX_PAYLOAD_BYTES as LIMIT } from "../src/shared/payload.ts";
+
+test("pack deflates large frames, leaves small ones, and unpack restores both", async () => {
+  const small = new TextEncoder().encode("hi");
+  const large = new TextEncoder().encode("abc".repeat(COMPRESS_FROM_BYTES));
+  const packedSmall = await pack(small);
+  const packedLarge = await pack(large);
+  assert.equal(packedSmall[0], 0);
+  assert.equal(packedLarge[0], 1);
+  assert.ok(packedLarge.length < large.length / 10);
+  assert.deepEqual(await unpack(packedSmall), small);
+  assert.deepEqual(await unpack(packedLarge), large);
+});
+
+test("unpack refuses a decompression bomb and unknown encodings", async () => {
+  const bomb = await pack(new Uint8Array(LIMIT * 3));
+  await assert.rejects(unpack(bomb), PayloadError);
+  await assert.rejects(unpack(Uint8Array.of(7, 1, 2)), PayloadError);
+  await assert.rejects(unpack(new Uint8Array(0)), PayloadError);
+});

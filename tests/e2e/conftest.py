@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import os
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--no-first-run",
 ]
-CODE_PATTERN = re.compile(r"\b(\d{3}) (\d{3}) (\d{3})\b")
+CODE_PATTERN = re.compile(r"\b(\d{3}) (\d{3}) (\d{3}) (\d{3})\b")
 
 pytestmark = pytest.mark.e2e
 
@@ -91,11 +93,43 @@ def customer(browser: Browser) -> Iterator[Party]:
     party.context.close()
 
 
+# Test instrumentation of the agent's browser: keep a copy of everything the console decrypts,
+# so tests can search what the agent received after decryption (and before rendering).
+RECORD_PLAINTEXT = """
+(() => {
+    const decrypt = SubtleCrypto.prototype.decrypt;
+    window.__tandemPlaintext = [];
+    SubtleCrypto.prototype.decrypt = async function (...args) {
+        const result = await decrypt.apply(this, args);
+        const bytes = new Uint8Array(result);
+        let binary = "";
+        for (const b of bytes) binary += String.fromCharCode(b);
+        window.__tandemPlaintext.push(btoa(binary));
+        return result;
+    };
+})();
+"""
+
+
 @pytest.fixture
 def agent(browser: Browser) -> Iterator[Party]:
     party = _party(browser)
+    party.page.add_init_script(RECORD_PLAINTEXT)
     yield party
     party.context.close()
+
+
+def agent_plaintext(agent: Party) -> str:
+    """Everything the agent's console decrypted so far, inflated, as text."""
+    text = []
+    for encoded in agent.page.evaluate("() => window.__tandemPlaintext"):
+        data = base64.b64decode(encoded)
+        if data[:1] == b"\x01":
+            data = zlib.decompressobj(-15).decompress(data[1:])
+        elif data[:1] == b"\x00":
+            data = data[1:]
+        text.append(data.decode("utf-8", "replace"))
+    return "\n".join(text)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share, start_on
 
 HOSTILE = """
 <h1>Account settings</h1>
@@ -80,9 +80,12 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
     expect(view.get_by_text("Late card")).to_be_attached()
     page.wait_for_timeout(300)
 
-    frames = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
+    # What crossed the network (ciphertext) and what the agent decrypted: neither holds a secret.
+    wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
+    frames = wire + agent_plaintext(agent)
     agent_dom = agent.page.content() + view.locator("html").inner_html()
-    assert "Pancake" in frames, "capture is not seeing the traffic"
+    assert "Pancake" in frames, "capture is not seeing the decrypted traffic"
+    assert "Pancake" not in wire, "page content crossed the network unencrypted"
     for secret in SECRETS:
         assert secret not in frames, f"{secret!r} left the customer's browser"
         assert secret not in agent_dom, f"{secret!r} reached the agent's DOM"

@@ -7,8 +7,18 @@
  */
 
 import { Replayer } from "rrweb";
-import { PayloadDecoder } from "../shared/payload.ts";
+import { ChannelError, ContentReceiver, derivePairwiseKeys } from "../shared/e2e/channel.ts";
+import {
+  IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, toBase64Url,
+} from "../shared/e2e/encoding.ts";
+import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
+import { PayloadDecoder, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+
+declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
+
+const MISMATCH = "The code did not match — ask the customer for a new code.";
+const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
 
 function byId<T extends HTMLElement>(id: string): T {
   const el = document.getElementById(id);
@@ -99,15 +109,29 @@ signoutButton.addEventListener("click", async () => {
   showSignIn();
 });
 
-/** One joined session: the socket, the payload decoder and the replayer. */
+/** The code the customer reads: routing part (for the server) + secret part (never sent). */
+function splitCode(text: string): { routing: string; secret: string } | null {
+  const digits = text.replace(/[\s-]/g, "");
+  if (!/^\d+$/.test(digits) || digits.length <= SECRET_DIGITS) return null;
+  return { routing: digits.slice(0, -SECRET_DIGITS), secret: digits.slice(-SECRET_DIGITS) };
+}
+
+/** One joined session: the socket, the key exchange, the decryptor, the decoder, the replayer. */
 class LiveView {
   private ws: WebSocket;
+  private secret: string | null = null;
+  private exchange: Spake2 | null = null;
+  private confirmed: Confirmed | null = null;
+  private receiver: ContentReceiver | null = null;
+  /** Frames are opened, inflated and replayed strictly in arrival order. */
+  private chain: Promise<void> = Promise.resolve();
   private decoder: PayloadDecoder | null = new PayloadDecoder();
   private replayer: Replayer | null = null;
   private resizeObserver: ResizeObserver | null = null;
   private size = { width: 0, height: 0 };
   private ended = false;
   private joined = false;
+  private sessionId: string | null = null;
 
   constructor(code: string) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -121,8 +145,14 @@ class LiveView {
 
   join(code: string): void {
     if (this.ws.readyState !== WebSocket.OPEN || this.joined) return;
+    const parts = splitCode(code);
+    if (!parts) {
+      setStatus(`A help code has ${SECRET_DIGITS + 5} digits. Ask the customer to read it again.`, "bad");
+      return;
+    }
+    this.secret = parts.secret;
     setStatus("Checking the code…");
-    this.ws.send(control("join", { code }));
+    this.ws.send(control("join", { code: parts.routing })); // the secret part never leaves
   }
 
   get open(): boolean {
@@ -150,13 +180,25 @@ class LiveView {
         joinButton.hidden = true;
         leaveButton.hidden = false;
         codeInput.disabled = true;
-        setStatus("Waiting for the customer to allow sharing…");
+        codeInput.value = "";
+        if (!this.secret) return this.mismatch();
+        this.exchange = new Spake2({
+          role: "B", w: passwordScalar(this.secret, message.session_id), scalar: randomScalar(randomBytes),
+          idA: IDENTITY_CUSTOMER, idB: IDENTITY_AGENT, aad: handshakeAad(message.session_id),
+        });
+        this.sessionId = message.session_id;
+        this.secret = null;
+        setStatus("Checking the code with the customer's browser…");
+        break;
+      case "handshake":
+        void this.onHandshake(message.data);
         break;
       case "error":
         setStatus(message.message, "bad");
         codeInput.select();
         break;
       case "consent":
+        if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
         setStatus("Connected. You are seeing the customer's page live.", "good");
         this.startMirror();
         break;
@@ -167,11 +209,49 @@ class LiveView {
         );
         break;
       case "ended":
-        this.finish(message.reason === "declined" ? "The customer declined. Session ended" : "Session ended");
+        this.finish(
+          message.reason === "declined" ? "The customer declined. Session ended"
+            : message.reason === "key_mismatch" ? `${MISMATCH} Session ended` : "Session ended",
+        );
         break;
       default:
         break;
     }
+  }
+
+  /** SPAKE2 as party B: the customer's share, then the customer's confirmation. */
+  private async onHandshake(data: string): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = fromBase64Url(data);
+    } catch {
+      return this.mismatch();
+    }
+    if (this.exchange && bytes.length === SHARE_BYTES) {
+      const exchange = this.exchange;
+      this.exchange = null;
+      try {
+        this.confirmed = exchange.finish(bytes);
+      } catch {
+        return this.mismatch();
+      }
+      const reply = new Uint8Array(SHARE_BYTES + MAC_BYTES);
+      reply.set(exchange.share);
+      reply.set(this.confirmed.confirmation, SHARE_BYTES);
+      this.ws.send(control("handshake", { data: toBase64Url(reply) }));
+      return;
+    }
+    const confirmed = this.confirmed;
+    this.confirmed = null;
+    if (!confirmed || !this.sessionId || bytes.length !== MAC_BYTES || !confirmed.verifyPeer(bytes)) return this.mismatch();
+    const keys = await derivePairwiseKeys(confirmed.ke, this.sessionId);
+    this.receiver = new ContentReceiver(this.sessionId, keys.customerToAgent);
+    setStatus("Waiting for the customer to allow sharing…");
+  }
+
+  private mismatch(): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("abort", { reason: "key_mismatch" }));
+    this.finish(`${MISMATCH} Session ended`);
   }
 
   private startMirror(): void {
@@ -206,6 +286,26 @@ class LiveView {
   }
 
   private onPayload(frame: ArrayBuffer): void {
+    if (__TANDEM_BENCH_PLAINTEXT__) {
+      this.replay(new Uint8Array(frame)); // benchmark builds only
+      return;
+    }
+    const receiver = this.receiver;
+    if (!receiver) return;
+    this.chain = this.chain
+      .then(async () => {
+        const plaintext = await receiver.open(new Uint8Array(frame));
+        if (plaintext && !this.ended) this.replay(await unpack(plaintext));
+      })
+      .catch((error: unknown) => {
+        if (error instanceof ChannelError) {
+          if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("leave"));
+          this.finish(`${TAMPERED} Session ended`);
+        }
+      });
+  }
+
+  private replay(frame: Uint8Array): void {
     if (!this.replayer || !this.decoder) return;
     let payload;
     try {
@@ -251,6 +351,11 @@ class LiveView {
     this.replayer = null;
     this.decoder?.reset();
     this.decoder = null;
+    this.receiver?.close();
+    this.receiver = null;
+    this.exchange = null;
+    this.confirmed = null;
+    this.secret = null;
     mirrorRoot.replaceChildren();
     mirrorRoot.style.height = "";
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "done");
@@ -258,7 +363,7 @@ class LiveView {
     leaveButton.hidden = true;
     codeInput.disabled = false;
     codeInput.value = "";
-    if (text) setStatus(text, text.startsWith("The customer declined") ? "bad" : "");
+    if (text) setStatus(text, text === "Session ended" ? "" : "bad");
     if (live === this) live = null;
   }
 }

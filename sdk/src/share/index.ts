@@ -2,28 +2,46 @@
  * Tandem customer SDK: `<script src="https://SERVER/sdk/tandem.js"></script>` defines
  * `window.Tandem` with `start()`, `stop()` and `state`.
  *
- * Nothing about the page is recorded or sent before the customer clicks "Allow"; every value is
- * masked in this browser before it is sent (../shared/masking.ts).
+ * Privacy and security, in the order they happen:
+ * - The help code is a routing part (from the server) plus a secret part made here, which never
+ *   leaves this browser except as the customer reads it aloud.
+ * - When an agent joins, both browsers run SPAKE2 with the secret part; the consent dialog appears
+ *   only once the agent has proved it knows the code. A mismatch ends the session.
+ * - Nothing about the page is recorded before "Allow"; every value is masked here
+ *   (../shared/masking.ts), then compressed, then encrypted (../shared/e2e/channel.ts).
  */
 
 import { record } from "rrweb";
+import { ContentSender, derivePairwiseKeys } from "../shared/e2e/channel.ts";
+import {
+  IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, randomDigits, toBase64Url,
+} from "../shared/e2e/encoding.ts";
+import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import { recordMaskingOptions, scrubCardNumbers } from "../shared/masking.ts";
-import { encodePayload } from "../shared/payload.ts";
+import { encodePayload, pack } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { clearKeys, loadKey, saveKey } from "./keystore.ts";
 import { CustomerUI } from "./ui.ts";
 
-const VERSION = "0.1.0";
+declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
+
+const VERSION = "0.2.0";
 const STORAGE_KEY = "tandem.session";
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
 
 type State = "idle" | "connecting" | "waiting" | "pending_consent" | "sharing" | "ended";
 
 interface Saved {
   sessionId: string;
   resumeToken: string;
-  code: string;
+  routing: string;
+  /** The secret part, kept only until the key exchange succeeded. */
+  secret: string | null;
   agent: string | null;
+  /** Page loads that have shared content so far (one content key each). */
+  epoch: number;
 }
 
 function serverBase(): URL {
@@ -65,11 +83,21 @@ class Session {
   private backlogTimer: ReturnType<typeof setInterval> | undefined;
   private starting: Promise<string> | null = null;
   private reconnects = 0;
+  private exchange: Spake2 | null = null;
+  private pairwise: CryptoKey | null = null;
+  private sender: ContentSender | null = null;
+  /** Sends leave in call order: packing and encryption are asynchronous. */
+  private sendChain: Promise<void> = Promise.resolve();
   /** The page is being left (navigation): keep the saved session for the next page. */
   unloading = false;
 
+  get code(): string | null {
+    return this.saved?.secret ? this.saved.routing + this.saved.secret : null;
+  }
+
   start(): Promise<string> {
-    if (this.saved && this.state !== "ended" && this.state !== "idle") return Promise.resolve(this.saved.code);
+    const code = this.code;
+    if (code && this.state !== "ended" && this.state !== "idle") return Promise.resolve(code);
     if (this.starting) return this.starting;
     this.starting = new Promise<string>((resolve, reject) => {
       this.connect({ type: "create" }, resolve, reject);
@@ -82,6 +110,10 @@ class Session {
   resume(saved: Saved): void {
     this.saved = saved;
     this.connect({ type: "resume", session_id: saved.sessionId, resume_token: saved.resumeToken });
+  }
+
+  private send(text: string): void {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(text);
   }
 
   private connect(first: Record<string, unknown>, resolve?: (code: string) => void, reject?: (e: Error) => void): void {
@@ -98,11 +130,11 @@ class Session {
       if (typeof event.data !== "string") return; // agent payloads: reserved for remote control
       const message = parseServerMessage(event.data);
       if (!message) return;
-      if (message.type === "created" && !settled) {
-        settled = true;
-        resolve?.(message.code);
-      }
       this.handle(message);
+      if (message.type === "created" && !settled && this.code) {
+        settled = true;
+        resolve?.(this.code);
+      }
     });
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws || this.unloading) return;
@@ -112,8 +144,7 @@ class Session {
         const error = new Error(
           event.code === 1006 ? "Could not reach the help server. Please try again." : describeClose(event.code, event.reason),
         );
-        this.end();
-        this.ui.showError(error.message, () => this.ui.remove());
+        this.fail(error.message);
         reject(error);
         return;
       }
@@ -135,32 +166,97 @@ class Session {
   private handle(message: ServerMessage): void {
     switch (message.type) {
       case "created":
-        this.saved = { sessionId: message.session_id, resumeToken: message.resume_token, code: message.code, agent: null };
+        this.saved = {
+          sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
+          secret: randomDigits(SECRET_DIGITS), agent: null, epoch: 0,
+        };
         save(this.saved);
         this.state = "waiting";
-        this.ui.showCode(message.code, () => void this.stop());
+        this.ui.showCode(this.code ?? "", () => void this.stop());
         break;
       case "resumed":
         if (!this.saved) return;
         this.reconnects = 0;
         this.saved.agent = message.agent;
         this.state = message.state;
-        if (message.state === "waiting") this.ui.showCode(this.saved.code, () => void this.stop());
-        if (message.state === "sharing") this.beginSharing();
+        if (message.state === "waiting" && this.code) this.ui.showCode(this.code, () => void this.stop());
+        if (message.state === "sharing") void this.beginSharing();
         break;
       case "agent_joined":
         if (!this.saved) return;
         this.saved.agent = message.agent;
         save(this.saved);
         this.state = "pending_consent";
-        this.ui.askConsent(message.agent, () => this.answer(true), () => this.answer(false));
+        void this.pairThenAsk();
+        break;
+      case "handshake":
+        void this.onHandshake(message.data);
         break;
       case "ended":
-        this.end();
+        if (message.reason === "key_mismatch") this.fail(MISMATCH);
+        else this.end();
         break;
       default:
         break;
     }
+  }
+
+  /** Run the key exchange (or find its key after a navigation), then ask for consent. */
+  private async pairThenAsk(): Promise<void> {
+    const saved = this.saved;
+    if (!saved) return;
+    this.pairwise ??= await loadKey(saved.sessionId);
+    if (this.pairwise) {
+      this.askConsent();
+      return;
+    }
+    if (!saved.secret || this.exchange) return;
+    this.ui.showBusy("Checking the code with the agent…");
+    this.exchange = new Spake2({
+      role: "A", w: passwordScalar(saved.secret, saved.sessionId), scalar: randomScalar(randomBytes),
+      idA: IDENTITY_CUSTOMER, idB: IDENTITY_AGENT, aad: handshakeAad(saved.sessionId),
+    });
+    this.send(control("handshake", { data: toBase64Url(this.exchange.share) }));
+  }
+
+  /** The agent's share and confirmation: check it, confirm back, keep the key. */
+  private async onHandshake(data: string): Promise<void> {
+    const exchange = this.exchange;
+    const saved = this.saved;
+    if (!exchange || !saved) return this.mismatch();
+    this.exchange = null;
+    let bytes: Uint8Array;
+    try {
+      bytes = fromBase64Url(data);
+    } catch {
+      return this.mismatch();
+    }
+    if (bytes.length !== SHARE_BYTES + MAC_BYTES) return this.mismatch();
+    let confirmed;
+    try {
+      confirmed = exchange.finish(bytes.subarray(0, SHARE_BYTES));
+    } catch (error) {
+      if (error instanceof Spake2Error) return this.mismatch();
+      throw error;
+    }
+    if (!confirmed.verifyPeer(bytes.subarray(SHARE_BYTES))) return this.mismatch();
+    const keys = await derivePairwiseKeys(confirmed.ke, saved.sessionId);
+    this.pairwise = keys.customerToAgent;
+    await saveKey(saved.sessionId, keys.customerToAgent);
+    saved.secret = null; // the key replaces the secret; it is no longer needed anywhere
+    save(saved);
+    this.send(control("handshake", { data: toBase64Url(confirmed.confirmation) }));
+    this.askConsent();
+  }
+
+  private mismatch(): void {
+    this.send(control("abort", { reason: "key_mismatch" }));
+    this.fail(MISMATCH);
+  }
+
+  private askConsent(): void {
+    if (this.state !== "pending_consent") return;
+    this.ui.askConsent(this.saved?.agent ?? "An agent", () => this.answer(true), () => this.answer(false));
   }
 
   private answer(granted: boolean): void {
@@ -168,15 +264,26 @@ class Session {
     this.ws.send(control("consent", { granted }));
     if (granted) {
       this.state = "sharing";
-      this.beginSharing();
+      void this.beginSharing();
     } else {
       this.end();
     }
   }
 
-  private beginSharing(): void {
-    this.ui.showSharing(this.saved?.agent ?? "the agent", () => void this.stop());
+  /** A fresh content key for this page (epoch), sent to the agent first, then record. */
+  private async beginSharing(): Promise<void> {
+    const saved = this.saved;
+    if (!saved) return;
+    this.ui.showSharing(saved.agent ?? "the agent", () => void this.stop());
     if (this.stopRecording) return;
+    this.pairwise ??= await loadKey(saved.sessionId);
+    if (!this.pairwise) return this.mismatch();
+    saved.epoch += 1;
+    save(saved);
+    const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.pairwise]);
+    if (this.state !== "sharing" || this.stopRecording) return;
+    this.sender = sender;
+    for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
     this.stopRecording = record({
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(),
@@ -202,12 +309,25 @@ class Session {
     const events = this.pending;
     this.pending = [];
     const ws = this.ws;
-    if (!events.length || !ws || ws.readyState !== WebSocket.OPEN || this.state !== "sharing") return;
+    const sender = this.sender;
+    if (!events.length || !ws || !sender || ws.readyState !== WebSocket.OPEN || this.state !== "sharing") return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       this.waitForBacklog();
       return;
     }
-    for (const frame of encodePayload({ k: "events", events: scrubCardNumbers(events) })) ws.send(frame);
+    for (const frame of encodePayload({ k: "events", events: scrubCardNumbers(events) })) {
+      if (__TANDEM_BENCH_PLAINTEXT__) {
+        ws.send(frame); // benchmark builds only: measures what encryption costs
+        continue;
+      }
+      this.sendChain = this.sendChain
+        .then(() => pack(frame))
+        .then((packed) => sender.seal(packed))
+        .then((sealed) => {
+          if (this.ws === ws && this.sender === sender) ws.send(sealed);
+        })
+        .catch(() => undefined);
+    }
   }
 
   /** The network is slower than the page: drop events, then send a fresh full snapshot. */
@@ -223,8 +343,7 @@ class Session {
   }
 
   async stop(): Promise<void> {
-    const ws = this.ws;
-    if (ws && ws.readyState === WebSocket.OPEN) ws.send(control("stop"));
+    this.send(control("stop"));
     this.end();
   }
 
@@ -232,21 +351,31 @@ class Session {
     this.stopRecording?.();
     this.stopRecording = undefined;
     this.pending = [];
+    this.sender = null;
   }
 
-  /** Drop every trace of the session in this page. */
+  /** End with a message the customer can read, then clear everything. */
+  private fail(message: string): void {
+    this.end();
+    this.ui.showError(message, () => this.ui.remove());
+  }
+
+  /** Drop every trace of the session in this page: recorder, keys, storage, socket, UI. */
   private end(): void {
     this.state = "ended";
     this.pauseRecording();
     clearInterval(this.backlogTimer);
     this.backlogTimer = undefined;
-    this.pending = [];
     this.backlogged = false;
+    this.exchange = null;
+    this.pairwise = null;
+    this.sendChain = Promise.resolve();
     const ws = this.ws;
     this.ws = null;
     if (ws && ws.readyState <= WebSocket.OPEN) ws.close(1000, "stopped");
     this.saved = null;
     save(null);
+    void clearKeys();
     this.ui.remove();
   }
 }

@@ -90,6 +90,14 @@ export class CustomerUI {
     );
   }
 
+  showBusy(message: string): void {
+    this.show(
+      element("div", { className: "panel", attrs: { role: "status" } }, [
+        element("p", { className: "hint", text: message }),
+      ]),
+    );
+  }
+
   showError(message: string, onClose: () => void): void {
     this.show(
       element("div", { className: "panel", attrs: { role: "alert" } }, [

@@ -108,3 +108,55 @@ export class PayloadDecoder {
     this.received = 0;
   }
 }
+
+/** Payloads of at least this many bytes are deflated before they are encrypted. */
+export const COMPRESS_FROM_BYTES = 2048;
+const RAW = 0;
+const DEFLATED = 1;
+
+async function transform(bytes: Uint8Array, stream: CompressionStream | DecompressionStream, limit: number): Promise<Uint8Array> {
+  const writer = stream.writable.getWriter();
+  void writer.write(bytes as BufferSource).then(() => writer.close()).catch(() => undefined);
+  const reader = stream.readable.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new PayloadError("payload inflates beyond the limit");
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/** Flag byte + (deflated) frame: what gets encrypted. Compression happens before encryption. */
+export async function pack(frame: Uint8Array): Promise<Uint8Array> {
+  if (frame.length < COMPRESS_FROM_BYTES) return prefix(RAW, frame);
+  return prefix(DEFLATED, await transform(frame, new CompressionStream("deflate-raw"), Infinity));
+}
+
+/** Inverse of pack(); refuses to inflate beyond MAX_PAYLOAD_BYTES (a decompression bomb). */
+export async function unpack(packed: Uint8Array): Promise<Uint8Array> {
+  if (packed.length < 1) throw new PayloadError("empty payload");
+  const body = packed.subarray(1);
+  if (packed[0] === RAW) return body;
+  if (packed[0] === DEFLATED) return transform(body, new DecompressionStream("deflate-raw"), MAX_PAYLOAD_BYTES + 1024);
+  throw new PayloadError("unknown payload encoding");
+}
+
+function prefix(flag: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(body.length + 1);
+  out[0] = flag;
+  out.set(body, 1);
+  return out;
+}

@@ -5,7 +5,7 @@ export const PROTOCOL_VERSION = 1;
 export type SessionState = "waiting" | "pending_consent" | "sharing";
 export type EndReason =
   | "declined" | "stopped" | "agent_left" | "code_expired" | "customer_lost" | "agent_lost"
-  | "server_shutdown";
+  | "server_shutdown" | "key_mismatch";
 
 export type ServerMessage =
   | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number }
@@ -15,6 +15,7 @@ export type ServerMessage =
   | { v: 1; type: "consent"; granted: boolean }
   | { v: 1; type: "peer"; connected: boolean }
   | { v: 1; type: "error"; code: string; message: string }
+  | { v: 1; type: "handshake"; data: string }
   | { v: 1; type: "ended"; reason: EndReason };
 
 export function parseServerMessage(text: string): ServerMessage | null {

@@ -1,0 +1,52 @@
+/**
+ * Where the customer's pairwise key waits while the page navigates: IndexedDB, as a
+ * non-extractable CryptoKey (structured clone keeps it non-extractable; no script can read its
+ * bytes). Deleted when the session ends.
+ */
+
+const DB = "tandem";
+const STORE = "keys";
+
+function open(): Promise<IDBDatabase> {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+async function run<T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
+  const db = await open();
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      const request = work(db.transaction(STORE, mode).objectStore(STORE));
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+  } finally {
+    db.close();
+  }
+}
+
+export function saveKey(sessionId: string, key: CryptoKey): Promise<unknown> {
+  return run("readwrite", (store) => store.put(key, sessionId));
+}
+
+export async function loadKey(sessionId: string): Promise<CryptoKey | null> {
+  try {
+    const key = await run<CryptoKey | undefined>("readonly", (store) => store.get(sessionId));
+    return key instanceof CryptoKey ? key : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Remove every key the SDK stored (the session ended). */
+export async function clearKeys(): Promise<void> {
+  try {
+    await run("readwrite", (store) => store.clear());
+  } catch {
+    // nothing stored, or storage disabled
+  }
+}
