@@ -16,6 +16,7 @@ import uvicorn
 from tandem import auth
 from tandem.cli import server_config
 from tandem.config import Settings
+from tandem.fanout.base import Fanout
 from tandem.server.app import create_app
 from tandem.storage.sqlite import SQLiteStorage
 
@@ -43,7 +44,13 @@ def free_port() -> int:
 
 
 class RunningServer:
-    def __init__(self, settings: Settings, clock: FakeClock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: FakeClock,
+        fanout: Fanout | None = None,
+        log_level: str = "warning",
+    ) -> None:
         self.settings = settings
         self.clock = clock
         scheme = "https" if settings.tls else "http"
@@ -51,7 +58,9 @@ class RunningServer:
         self.ws_base = f"{'wss' if settings.tls else 'ws'}://127.0.0.1:{settings.port}"
         self.origin = self.base
         config = server_config(
-            create_app(settings, clock=clock, tick_seconds=0.05), settings, log_level="warning"
+            create_app(settings, clock=clock, fanout=fanout, tick_seconds=0.05),
+            settings,
+            log_level=log_level,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -105,11 +114,13 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     """Start real servers with settings overrides; each is stopped at the end of the test."""
     started: list[RunningServer] = []
 
-    def start(**overrides: object) -> RunningServer:
+    def start(
+        fanout: Fanout | None = None, log_level: str = "warning", **overrides: object
+    ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
         settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
         add_user(data_dir, "alice", display_name="Alice")
-        running = RunningServer(settings, FakeClock())
+        running = RunningServer(settings, FakeClock(), fanout=fanout, log_level=log_level)
         running.start()
         started.append(running)
         return running
