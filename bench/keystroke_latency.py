@@ -1,37 +1,25 @@
-"""Keystroke-to-agent-view latency, end to end, in real Chromium.
+"""Keystroke-to-agent-view latency, end to end, in real Chromium: encrypted vs plaintext.
 
-Starts `tandem serve` on a free loopback port, signs an agent in, shares the demo shop, types
-N characters into the shop's (unmasked) search box and records, for each keystroke, the time from
-the customer's keydown to the moment the agent's mirror shows it. Both pages run in one browser on
-one machine, so their clocks (performance.timeOrigin + now) are comparable.
+Types N characters into the demo shop's (unmasked) search box and records, per keystroke, the
+time from the customer's keydown to the agent's mirror showing it. Both pages run in one browser
+on one machine, so their clocks (performance.timeOrigin + now) are comparable. Encrypted and
+plaintext builds alternate in the same run; the ratio is the median of paired medians.
 
-    .venv/bin/python bench/keystroke_latency.py [--keys 50] [--delay-ms 80]
+    .venv/bin/python bench/keystroke_latency.py [--keys 50] [--rounds 3] [--delay-ms 80]
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Iterator
+from pathlib import Path
 
-import httpx
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
-PASSWORD = "blue-kettle-orbit-42"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import launch, median_ratio, plaintext_build, share, tandem_server
+
 AGENT_PROBE = """() => {
     window.__seen = [];
     const tick = () => {
@@ -52,82 +40,54 @@ CUSTOMER_PROBE = """() => {
 }"""
 
 
-@contextlib.contextmanager
-def tandem_server() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with tempfile.TemporaryDirectory() as data:
-        tandem = [sys.executable, "-m", "tandem"]
-        subprocess.run(
-            [*tandem, "user", "add", "alice", "--data-dir", data, "--display-name", "Alice"],
-            input=PASSWORD + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        process = subprocess.Popen(
-            [*tandem, "serve", "--port", str(port), "--data-dir", data],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                time.sleep(0.05)
-            yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
-
-
-def measure(keys: int, delay_ms: int) -> list[float]:
-    with tandem_server() as base, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium"),
-            args=CHROMIUM_ARGS,
-        )
-        customer = browser.new_context().new_page()
-        agent = browser.new_context().new_page()
-        customer.goto(f"{base}/demo/")
-        code = customer.evaluate("() => window.Tandem.start()")
-        agent.goto(f"{base}/console/")
-        agent.get_by_label("Username").fill("alice")
-        agent.get_by_label("Password").fill(PASSWORD)
-        agent.get_by_role("button", name="Sign in").click()
-        agent.get_by_label("Session code").fill(code)
-        agent.get_by_role("button", name="Join").click()
-        customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
-        agent.wait_for_selector('iframe[title="Customer view"]', state="attached")
-        agent.frame_locator('iframe[title="Customer view"]').locator("input[type=search]").wait_for(
-            state="attached"
-        )
-        agent.evaluate(AGENT_PROBE)
-        customer.evaluate(CUSTOMER_PROBE)
+def measure(
+    browser: Browser, base: str, plaintext: Path | None, keys: int, delay: int
+) -> list[float]:
+    session = share(browser, base, "/demo/", plaintext)
+    try:
+        session.agent.frame_locator('iframe[title="Customer view"]').locator(
+            "input[type=search]"
+        ).wait_for(state="attached")
+        session.agent.evaluate(AGENT_PROBE)
+        session.customer.evaluate(CUSTOMER_PROBE)
         text = ("abcdefghij" * ((keys // 10) + 1))[:keys]
-        customer.get_by_label("Search products").press_sequentially(text, delay=delay_ms)
-        agent.wait_for_function(f"() => window.__seen.length >= {keys}", timeout=30_000)
-        typed = customer.evaluate("() => window.__typed")
-        seen = agent.evaluate("() => window.__seen")
-        browser.close()
+        session.customer.get_by_label("Search products").press_sequentially(text, delay=delay)
+        session.agent.wait_for_function(f"() => window.__seen.length >= {keys}", timeout=30_000)
+        typed = session.customer.evaluate("() => window.__typed")
+        seen = session.agent.evaluate("() => window.__seen")
+    finally:
+        session.close()
     return [s - t for t, s in zip(typed, seen, strict=True)]
+
+
+def summary(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
+    return f"median {statistics.median(ordered):.1f} ms, p95 {p95:.1f} ms (n={len(ordered)})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--delay-ms", type=int, default=80)
     args = parser.parse_args()
-    latencies = sorted(measure(args.keys, args.delay_ms))
-    p95 = latencies[max(0, round(0.95 * len(latencies)) - 1)]
-    print(f"keystrokes: {len(latencies)}")
-    print(
-        f"keystroke -> agent view: median {statistics.median(latencies):.1f} ms, "
-        f"p95 {p95:.1f} ms, min {latencies[0]:.1f} ms, max {latencies[-1]:.1f} ms"
+    encrypted: list[list[float]] = []
+    plain: list[list[float]] = []
+    with plaintext_build() as plain_dir, tandem_server() as base, sync_playwright() as pw:
+        browser = launch(pw)
+        for _ in range(args.rounds):
+            encrypted.append(measure(browser, base, None, args.keys, args.delay_ms))
+            plain.append(measure(browser, base, plain_dir, args.keys, args.delay_ms))
+        browser.close()
+    flat_e = [x for r in encrypted for x in r]
+    flat_p = [x for r in plain for x in r]
+    ratio = median_ratio(
+        [statistics.median(r) for r in encrypted], [statistics.median(r) for r in plain]
     )
+    print(f"keystroke -> agent view, encrypted: {summary(flat_e)}")
+    print(f"keystroke -> agent view, plaintext: {summary(flat_p)}")
+    print(f"ratio encrypted/plaintext (median of {args.rounds} paired rounds): {ratio:.3f}")
 
 
 if __name__ == "__main__":

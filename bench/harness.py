@@ -1,0 +1,132 @@
+"""Shared set-up for the browser benchmarks: a real `tandem serve`, Chromium, a shared session.
+
+`plaintext=True` swaps in a build of the SDK and console that sends page content unencrypted
+(`node sdk/build.mjs --bench-plaintext DIR`), served to the browsers by request interception:
+production bundles cannot send plaintext, so the comparison needs its own build.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Browser, Page, Playwright
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "blue-kettle-orbit-42"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@contextlib.contextmanager
+def tandem_server() -> Iterator[str]:
+    """`tandem serve` on a free loopback port with one agent, alice; yields the base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory() as data:
+        tandem = [sys.executable, "-m", "tandem"]
+        subprocess.run(
+            [*tandem, "user", "add", "alice", "--data-dir", data, "--display-name", "Alice"],
+            input=PASSWORD + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        process = subprocess.Popen(
+            [*tandem, "serve", "--port", str(port), "--data-dir", data],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(200):
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                time.sleep(0.05)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def plaintext_build() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as out:
+        subprocess.run(
+            ["node", "build.mjs", "--bench-plaintext", out],
+            cwd=ROOT / "sdk",
+            check=True,
+            capture_output=True,
+        )
+        yield Path(out)
+
+
+def launch(playwright: Playwright) -> Browser:
+    return playwright.chromium.launch(
+        executable_path=os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
+    )
+
+
+@dataclass
+class Shared:
+    customer: Page
+    agent: Page
+
+    def close(self) -> None:
+        self.customer.context.close()
+        self.agent.context.close()
+
+
+def share(browser: Browser, base: str, path: str, plaintext_dir: Path | None) -> Shared:
+    """Open `path` as the customer, sign in and join as the agent, allow; return both pages."""
+    customer = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    if plaintext_dir is not None:
+        for page in (customer, agent):
+            page.route(
+                "**/sdk/tandem.js",
+                lambda r: r.fulfill(
+                    path=plaintext_dir / "sdk" / "tandem.js", content_type="text/javascript"
+                ),
+            )
+            page.route(
+                "**/console/console.js",
+                lambda r: r.fulfill(
+                    path=plaintext_dir / "console" / "console.js", content_type="text/javascript"
+                ),
+            )
+    customer.goto(f"{base}{path}")
+    code = customer.evaluate("() => window.Tandem.start()")
+    agent.goto(f"{base}/console/")
+    agent.get_by_label("Username").fill("alice")
+    agent.get_by_label("Password").fill(PASSWORD)
+    agent.get_by_role("button", name="Sign in").click()
+    agent.get_by_label("Session code").fill(code)
+    agent.get_by_role("button", name="Join").click()
+    customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    agent.wait_for_selector('iframe[title="Customer view"]', state="attached")
+    agent.frame_locator('iframe[title="Customer view"]').locator("body").wait_for(state="attached")
+    return Shared(customer, agent)
+
+
+def median_ratio(a: list[float], b: list[float]) -> float:
+    """Median of the pairwise ratios a[i] / b[i] (pairs measured back to back)."""
+    ratios = sorted(x / y for x, y in zip(a, b, strict=True))
+    mid = len(ratios) // 2
+    return ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
