@@ -75,6 +75,19 @@ def test_stop_sharing_ends_for_everyone_and_empties_the_mirror(
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
     stored = customer.page.evaluate("() => JSON.stringify(sessionStorage)")
     assert "tandem" not in stored
+    # The pairwise key waited in IndexedDB for page navigations; it is gone now.
+    keys_left = customer.page.evaluate(
+        """() => new Promise((resolve, reject) => {
+            const open = indexedDB.open('tandem', 1);
+            open.onupgradeneeded = () => open.result.createObjectStore('keys');
+            open.onsuccess = () => {
+                const count = open.result.transaction('keys').objectStore('keys').count();
+                count.onsuccess = () => { open.result.close(); resolve(count.result); };
+            };
+            open.onerror = () => reject(open.error);
+        })"""
+    )
+    assert keys_left == 0
 
 
 def test_tandem_stop_ends_the_session(live: RunningServer, customer: Party, agent: Party) -> None:

@@ -68,3 +68,24 @@ def test_tls_needs_both_files(tmp_path: Path) -> None:
 def test_missing_tls_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="tls-cert file not found"):
         Settings.load(environ={}, tls_cert=tmp_path / "nope.pem", tls_key=tmp_path / "k.pem")
+
+
+def test_forwarded_proto_is_ignored_from_untrusted_clients(server: RunningServer) -> None:
+    response = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "alice", "password": AGENT_PASSWORD},
+        headers={"x-forwarded-proto": "https"},
+    )
+    assert "strict-transport-security" not in response.headers
+    assert "secure" not in response.headers["set-cookie"].lower()
+
+
+def test_forwarded_proto_is_believed_from_a_trusted_proxy(server_factory: ServerFactory) -> None:
+    server = server_factory(trusted_proxies=("127.0.0.1",))
+    response = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "alice", "password": AGENT_PASSWORD},
+        headers={"x-forwarded-proto": "https"},
+    )
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+    assert "secure" in response.headers["set-cookie"].lower()
