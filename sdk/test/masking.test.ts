@@ -107,3 +107,79 @@ test("scrub masks card numbers in every string of an event, leaving numbers alon
   assert.equal(scrubbed.timestamp, 1764000000000);
   assert.equal(scrubbed.data.texts[0], "fine");
 });
+
+test("scrub reaches strings nested deeper than any fixed limit", () => {
+  type Tree = { childNodes: Tree[]; text?: string };
+  const leaf: Tree = { childNodes: [], text: "4111 1111 1111 1111" };
+  let tree = leaf;
+  for (let i = 0; i < 20_000; i++) tree = { childNodes: [tree] };
+  scrubCardNumbers(tree);
+  assert.equal(leaf.text, "•••• •••• •••• ••••".replace(/•/g, MASK));
+});
+
+import { maskFormState } from "../src/shared/masking.ts";
+
+function snapshotOf(...fields: object[]) {
+  return { type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [{ type: 2, id: 2, tagName: "form", attributes: {}, childNodes: fields }] } } };
+}
+
+test("a cleared field's default value attribute is masked in snapshots", () => {
+  const els: Record<number, MaskableElement> = {
+    3: field("INPUT"), 4: field("INPUT", { "data-tandem-unmask": "" }), 5: { ...field("INPUT"), value: "" } as MaskableElement,
+  };
+  const event = snapshotOf(
+    { type: 2, id: 3, tagName: "input", attributes: { value: "default-secret" }, childNodes: [] },
+    { type: 2, id: 4, tagName: "input", attributes: { value: "shown" }, childNodes: [] },
+    { type: 2, id: 5, tagName: "input", attributes: { value: "default-secret" }, childNodes: [] },
+  );
+  maskFormState(event, (id) => els[id] ?? null);
+  const [masked, shown, emptied] = event.data.node.childNodes[0].childNodes as { attributes: Record<string, unknown> }[];
+  assert.equal(masked.attributes.value, MASK.repeat(14));
+  assert.equal(shown.attributes.value, "shown");
+  assert.equal(emptied.attributes.value, "");
+});
+
+test("button labels and option values stay; unknown nodes are fully masked", () => {
+  const event = snapshotOf(
+    { type: 2, id: 5, tagName: "input", attributes: { type: "submit", value: "Place order" }, childNodes: [] },
+    { type: 2, id: 6, tagName: "option", attributes: { value: "b" }, childNodes: [] },
+    { type: 2, id: 7, tagName: "input", attributes: { value: "abc" }, childNodes: [] },
+  );
+  maskFormState(event, () => null);
+  const [submit, option, unknown] = event.data.node.childNodes[0].childNodes as { attributes: Record<string, unknown> }[];
+  assert.equal(submit.attributes.value, "Place order");
+  assert.equal(option.attributes.value, "b");
+  assert.equal(unknown.attributes.value, MASK.repeat(3));
+});
+
+test("checkbox and option choices are hidden unless unmasked", () => {
+  const els: Record<number, MaskableElement> = {
+    3: field("INPUT", { type: "checkbox" }),
+    4: field("INPUT", { type: "checkbox", "data-tandem-unmask": "" }),
+    5: field("OPTION", {}),
+  };
+  const event = snapshotOf(
+    { type: 2, id: 3, tagName: "input", attributes: { type: "checkbox", checked: true }, childNodes: [] },
+    { type: 2, id: 4, tagName: "input", attributes: { type: "checkbox", checked: true }, childNodes: [] },
+    { type: 2, id: 5, tagName: "option", attributes: { selected: true }, childNodes: [] },
+  );
+  maskFormState(event, (id) => els[id] ?? null);
+  const [hidden, shown, option] = event.data.node.childNodes[0].childNodes as { attributes: Record<string, unknown> }[];
+  assert.equal("checked" in hidden.attributes, false);
+  assert.equal(shown.attributes.checked, true);
+  assert.equal("selected" in option.attributes, false);
+
+  const input = { type: 3, timestamp: 1, data: { source: 5, id: 3, text: "on", isChecked: true } };
+  maskFormState(input, (id) => els[id] ?? null);
+  assert.equal(input.data.isChecked, false);
+  assert.equal(input.data.text, MASK.repeat(2));
+
+  const mutation = {
+    type: 3, timestamp: 1,
+    data: { source: 0, texts: [], removes: [], adds: [{ parentId: 2, nextId: null, node: { type: 2, id: 8, tagName: "input", attributes: { value: "late" }, childNodes: [] } }],
+      attributes: [{ id: 3, attributes: { checked: "" } }, { id: 4, attributes: { checked: "" } }, { id: 5, attributes: { selected: "", class: "x" } }] },
+  };
+  maskFormState(mutation, (id) => els[id] ?? null);
+  assert.equal(mutation.data.adds[0].node.attributes.value, MASK.repeat(4));
+  assert.deepEqual(mutation.data.attributes.map((a) => a.attributes), [{}, { checked: "" }, { class: "x" }]);
+});

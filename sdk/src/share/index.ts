@@ -17,7 +17,7 @@ import {
   IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, randomDigits, toBase64Url,
 } from "../shared/e2e/encoding.ts";
 import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
-import { recordMaskingOptions, scrubCardNumbers } from "../shared/masking.ts";
+import { maskFormState, recordMaskingOptions, scrubCardNumbers, type MaskableElement } from "../shared/masking.ts";
 import { encodePayload, pack } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { clearKeys, loadKey, saveKey } from "./keystore.ts";
@@ -69,6 +69,12 @@ function save(saved: Saved | null): void {
   } catch {
     // storage may be disabled; resuming after navigation then does not work, sharing still does
   }
+}
+
+/** The page's element for a recorded node id (masking needs its attributes and ancestors). */
+function liveElement(id: number): MaskableElement | null {
+  const node = record.mirror.getNode(id);
+  return node && node.nodeType === Node.ELEMENT_NODE ? (node as Element) : null;
 }
 
 class Session {
@@ -297,7 +303,8 @@ class Session {
 
   private enqueue(event: unknown): void {
     if (this.backlogged) return;
-    this.pending.push(event);
+    // Now, while rrweb's mirror still maps ids to the live elements.
+    this.pending.push(maskFormState(event, liveElement));
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());

@@ -2,8 +2,8 @@
  * Masking at the source: decides what of the customer's page may leave the browser.
  *
  * Rules (docs/privacy.md):
- * - Every input, textarea and select value is masked unless the element (or an ancestor) carries
- *   `data-tandem-unmask`.
+ * - Every input, textarea and select value, and every checkbox, radio and option choice, is masked
+ *   unless the element (or an ancestor) carries `data-tandem-unmask`.
  * - Sensitive fields are masked even then: passwords, hidden inputs, `autocomplete` cc-* and
  *   one-time-code / current-password / new-password.
  * - Payment card numbers (Luhn-valid, 13-19 digits, spaces or dashes between) are masked in every
@@ -142,19 +142,104 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
  * it (attributes, URLs, style text...). Numbers and structure are left alone.
  */
 export function scrubCardNumbers<T>(value: T): T {
-  return scrub(value, 0) as T;
+  if (typeof value === "string") return maskCardNumbers(value) as T;
+  // Iterative and without a depth limit: a deep page must not overflow the stack or be skipped.
+  const stack: object[] = [];
+  if (value !== null && typeof value === "object") stack.push(value);
+  while (stack.length) {
+    const container = stack.pop() as Record<string, unknown>;
+    for (const key of Object.keys(container)) {
+      const item = container[key];
+      if (typeof item === "string") container[key] = maskCardNumbers(item);
+      else if (item !== null && typeof item === "object") stack.push(item);
+    }
+  }
+  return value;
 }
 
-function scrub(value: unknown, depth: number): unknown {
-  if (typeof value === "string") return maskCardNumbers(value);
-  if (depth > 200 || value === null || typeof value !== "object") return value;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = scrub(value[i], depth + 1);
-    return value;
+/**
+ * rrweb gaps, closed on each recorded event before it is queued (`lookup` finds the live element
+ * for a serialized node id, e.g. `record.mirror.getNode`):
+ * - A snapshot copies an input's `value` attribute as it is and only overwrites it (masked) when
+ *   the live value is non-empty, so a field the customer cleared would show its default value.
+ * - Checkbox and radio states (`checked`, input events' `isChecked`) and `selected` attributes set
+ *   on options after the snapshot never pass through `maskInputFn`.
+ * All three now follow the input rules: hidden unless `data-tandem-unmask` and not sensitive.
+ * Mutates and returns `event`.
+ */
+export function maskFormState<T>(event: T, lookup: (id: number) => MaskableElement | null): T {
+  const e = event as { type?: unknown; data?: Record<string, unknown> };
+  if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
+  if (e.type === FULL_SNAPSHOT) {
+    maskSerializedTree(e.data.node, lookup);
+  } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MUTATION) {
+    for (const add of asArray(e.data.adds)) maskSerializedTree((add as { node?: unknown })?.node, lookup);
+    for (const change of asArray(e.data.attributes)) {
+      const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
+      if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
+      const el = lookup(id);
+      const attrs = attributes as Record<string, unknown>;
+      if (!el || valueHidden(el)) {
+        // Attribute changes carry `null` for removal, which reveals nothing.
+        if (attrs.checked !== undefined && attrs.checked !== null) delete attrs.checked;
+        if (attrs.selected !== undefined && attrs.selected !== null) delete attrs.selected;
+      }
+    }
+  } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === INPUT && typeof e.data.id === "number") {
+    const el = lookup(e.data.id);
+    if (typeof e.data.text === "string") e.data.text = maskInputValue(e.data.text, el);
+    if (e.data.isChecked === true && (!el || valueHidden(el))) e.data.isChecked = false;
   }
-  const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) record[key] = scrub(record[key], depth + 1);
-  return value;
+  return event;
+}
+
+const FULL_SNAPSHOT = 2;
+const INCREMENTAL_SNAPSHOT = 3;
+const MUTATION = 0;
+const INPUT = 5;
+const ELEMENT_NODE = 2;
+/** Input types whose `value` is a label the page wrote, never something typed. */
+const LABEL_INPUT_TYPES = new Set(["button", "submit", "reset", "image"]);
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function valueHidden(el: MaskableElement): boolean {
+  return isSensitiveField(el) || !el.closest(UNMASK_SELECTOR);
+}
+
+/** Iterative: a page's DOM depth must not be able to overflow the stack or skip masking. */
+function maskSerializedTree(root: unknown, lookup: (id: number) => MaskableElement | null): void {
+  const stack: unknown[] = [root];
+  while (stack.length) {
+    const node = stack.pop();
+    if (!node || typeof node !== "object") continue;
+    const n = node as { type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown };
+    if (n.type === ELEMENT_NODE && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
+      maskSerializedField(n.tagName.toLowerCase(), n.attributes as Record<string, unknown>, n.id, lookup);
+    }
+    for (const child of asArray(n.childNodes)) stack.push(child);
+  }
+}
+
+function maskSerializedField(
+  tag: string, attrs: Record<string, unknown>, id: unknown, lookup: (id: number) => MaskableElement | null,
+): void {
+  if (tag !== "input" && tag !== "textarea" && tag !== "select" && tag !== "option") return;
+  const el = typeof id === "number" ? lookup(id) : null;
+  const type = typeof attrs.type === "string" ? attrs.type.toLowerCase() : "";
+  const isLabel = tag === "option" || (tag === "input" && LABEL_INPUT_TYPES.has(type));
+  if (!isLabel && typeof attrs.value === "string") {
+    // rrweb keeps the default value of a field the customer emptied: show it empty, as it is.
+    const live = (el as { value?: unknown } | null)?.value;
+    const emptied = live === "" && type !== "checkbox" && type !== "radio";
+    attrs.value = emptied ? "" : maskInputValue(attrs.value, el);
+  }
+  if (!el || valueHidden(el)) {
+    delete attrs.checked;
+    delete attrs.selected;
+  }
 }
 
 /** Every property read answers true: routes every input type through `maskInputFn`. */
