@@ -25,6 +25,8 @@ HOSTILE = """
   <input type="hidden" id="token" value="hidden-secret-token-123" data-tandem-unmask>
   <label for="notes">Notes</label><textarea id="notes">Prefilled secret note qzx</textarea>
   <label for="preset">Preset</label><input id="preset" value="preset-value-kwz">
+  <label for="cleared">Cleared</label><input id="cleared" value="default-secret-qqq">
+  <label for="agree">Subscribed</label><input id="agree" type="checkbox">
 </form>
 """
 
@@ -34,6 +36,7 @@ SECRETS = [
     "hidden-secret-token-123",
     "Prefilled secret note",
     "preset-value-kwz",
+    "default-secret-qqq",
     "4111 1111 1111 1111",
     "4111111111111111",
     "5500-0000-0000-0004",
@@ -55,6 +58,8 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
 ) -> None:
     url = other_origin.page("hostile.html", HOSTILE, live, title="Hostile page")
     code = start_on(customer, url)
+    customer.page.locator("#cleared").fill("")  # rrweb would snapshot its default value
+    customer.page.locator("#agree").check()
     view = share(customer, agent, live, code)
     expect(view.locator("#nick")).to_be_attached()
 
@@ -98,3 +103,5 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
         assert not _digits_leak(frames, card), f"digits of {card} left the customer's browser"
         assert not _digits_leak(agent_dom, card)
     assert view.locator("#pw").input_value() != "S3cret-Passw0rd!"
+    assert view.locator("#cleared").input_value() == ""
+    assert not view.locator("#agree").is_checked(), "a choice the customer made was shown"
