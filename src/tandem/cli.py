@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from tandem import __version__, auth
 from tandem.config import Settings
 from tandem.exceptions import TandemError
+from tandem.policy import load_policy
 from tandem.storage.sqlite import SQLiteStorage
 
 app = typer.Typer(
@@ -76,6 +77,13 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option(help="PEM private key for --tls-cert [env TANDEM_TLS_KEY].")
     ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            help="The organisation's masking policy (JSON, docs/privacy.md); it can only add "
+            "restrictions to a site's policy [env TANDEM_POLICY]."
+        ),
+    ] = None,
     trusted_proxy: Annotated[
         list[str] | None,
         typer.Option(
@@ -95,7 +103,10 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             trusted_proxies=tuple(trusted_proxy or ()),
+            policy_file=policy,
         )
+        if settings.policy_file:
+            load_policy(settings.policy_file)  # a bad policy stops here, with the field named
         users = asyncio.run(_count_users(settings))
     except TandemError as exc:
         raise _fail(exc) from None

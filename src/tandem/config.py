@@ -36,6 +36,10 @@ class Settings:
     """Addresses of reverse proxies whose X-Forwarded-Proto/-For headers are believed
     (TANDEM_TRUSTED_PROXIES, comma separated). Empty: no proxy headers are trusted."""
 
+    policy_file: Path | None = None
+    """The organisation's masking policy (JSON, docs/privacy.md); it can only add restrictions to
+    a site's own policy (TANDEM_POLICY)."""
+
     code_ttl_seconds: float = 600.0
     """How long an unused join code stays valid."""
     code_digits: int = 5
@@ -108,6 +112,8 @@ class Settings:
         for key, variable in (("tls_cert", "TANDEM_TLS_CERT"), ("tls_key", "TANDEM_TLS_KEY")):
             if env.get(variable):
                 values[key] = Path(env[variable])
+        if env.get("TANDEM_POLICY"):
+            values["policy_file"] = Path(env["TANDEM_POLICY"])
         if env.get("TANDEM_TRUSTED_PROXIES", "").strip():
             values["trusted_proxies"] = tuple(
                 p.strip() for p in env["TANDEM_TRUSTED_PROXIES"].split(",") if p.strip()
@@ -115,7 +121,7 @@ class Settings:
         for key, value in overrides.items():
             if value is None or (key in ("allow_origins", "trusted_proxies") and not value):
                 continue
-            if key in ("data_dir", "tls_cert", "tls_key"):
+            if key in ("data_dir", "tls_cert", "tls_key", "policy_file"):
                 value = Path(str(value))
             values[key] = value
         try:

@@ -14,6 +14,7 @@ from tandem import crypto
 from tandem.config import Settings
 from tandem.exceptions import ProtocolError, TandemError
 from tandem.fanout.base import Fanout, Frame
+from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
 from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage
 from tandem.protocol.session import Effect, EndSession, Session, ToAgents, ToCustomer
@@ -59,6 +60,9 @@ class SessionHub:
         self.clock = clock
         self.entropy = entropy
         self._live: dict[str, LiveSession] = {}
+        self.policy = policy_json(
+            load_policy(settings.policy_file) if settings.policy_file else None
+        )
 
     def __len__(self) -> int:
         return len(self._live)
@@ -101,6 +105,7 @@ class SessionHub:
             code=code,
             resume_token=resume_token,
             expires_in=int(self.settings.code_ttl_seconds),
+            policy=self.policy,
         )
         return live, created
 
@@ -118,6 +123,7 @@ class SessionHub:
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
+        resumed.policy = self.policy
         await self.apply(live, effects)
         return resumed
 

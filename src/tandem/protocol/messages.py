@@ -107,12 +107,15 @@ class Created(Outbound, tag="created"):
     code: str
     resume_token: str
     expires_in: int
+    policy: dict[str, object] | None = None
+    """The organisation's masking policy, which the SDK merges into the site's."""
 
 
 class Resumed(Outbound, tag="resumed"):
     state: SessionState
     agent: str | None
     code: str | None
+    policy: dict[str, object] | None = None
 
 
 class AgentJoined(Outbound, tag="agent_joined"):

@@ -1,0 +1,90 @@
+"""The organisation's masking policy: validated at start-up, handed to every customer SDK."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tandem.exceptions import ConfigError
+from tandem.policy import load_policy, policy_json
+from tests.conftest import ServerFactory
+from tests.server.helpers import start_session
+
+
+def write(tmp_path: Path, document: object) -> Path:
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_a_valid_policy_loads_with_private_defaults(tmp_path: Path) -> None:
+    policy = load_policy(write(tmp_path, {"version": 1, "mask": [".balance"]}))
+    assert policy.mask == [".balance"]
+    assert policy.url.query is False and policy.media.video is False
+    assert policy_json(policy) == {"version": 1, "mask": [".balance"]}
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"version": 2}, "$.version"),
+        ({"version": 1, "mask": ".x"}, "$.mask"),
+        ({"version": 1, "hide": [""]}, "$.hide[0]"),
+        ({"version": 1, "detectors": {"cards": False}}, "cards"),
+        ({"version": 1, "detectors": {"iban": "yes"}}, "$.detectors.iban"),
+        ({"version": 1, "colour": "red"}, "colour"),
+    ],
+)
+def test_a_malformed_policy_names_the_field(tmp_path: Path, document: object, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_policy(write(tmp_path, document))
+    assert field in str(info.value) and "invalid policy" in str(info.value)
+
+
+def test_not_json_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_policy(bad)
+    with pytest.raises(ConfigError, match="cannot read the policy"):
+        load_policy(tmp_path / "missing.json")
+
+
+def test_serve_refuses_a_bad_policy_before_starting(tmp_path: Path) -> None:
+    path = write(tmp_path, {"version": 1, "mask": "oops"})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tandem",
+            "serve",
+            "--policy",
+            str(path),
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid policy" in result.stderr and "$.mask" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_the_sdk_receives_the_organisation_policy(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    path = write(tmp_path, {"version": 1, "hide": ["#chat"], "detectors": {"ssn": True}})
+    server = server_factory(policy_file=path)
+    _customer, created = await start_session(server)
+    assert created["policy"] == {"version": 1, "hide": ["#chat"], "detectors": {"ssn": True}}
+
+
+async def test_without_a_policy_the_field_is_null(server_factory: ServerFactory) -> None:
+    _customer, created = await start_session(server_factory())
+    assert created["policy"] is None
