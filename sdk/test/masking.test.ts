@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   luhnValid, maskCardNumbers, maskInputValue, maskLongDigitRuns, maskTextContent,
-  scrubCardNumbers, type MaskableElement, MASK,
+  scrubEvent, type MaskableElement, MASK,
 } from "../src/shared/masking.ts";
 
 function field(tag: string, attrs: Record<string, string> = {}, unmaskedAncestor = false): MaskableElement {
@@ -101,7 +101,7 @@ test("scrub masks card numbers in every string of an event, leaving numbers alon
     data: { attributes: [{ id: 4, attributes: { title: "4111 1111 1111 1111", href: "/x?c=4111111111111111" } }],
       texts: ["fine", ["4111111111111111"]] },
   };
-  const scrubbed = scrubCardNumbers(event);
+  const scrubbed = scrubEvent(event);
   const text = JSON.stringify(scrubbed);
   assert.ok(!text.includes("4111"));
   assert.equal(scrubbed.timestamp, 1764000000000);
@@ -113,7 +113,7 @@ test("scrub reaches strings nested deeper than any fixed limit", () => {
   const leaf: Tree = { childNodes: [], text: "4111 1111 1111 1111" };
   let tree = leaf;
   for (let i = 0; i < 20_000; i++) tree = { childNodes: [tree] };
-  scrubCardNumbers(tree);
+  scrubEvent(tree);
   assert.equal(leaf.text, "•••• •••• •••• ••••".replace(/•/g, MASK));
 });
 

@@ -17,7 +17,8 @@ import {
   IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, randomDigits, toBase64Url,
 } from "../shared/e2e/encoding.ts";
 import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
-import { maskFormState, recordMaskingOptions, scrubCardNumbers, type MaskableElement } from "../shared/masking.ts";
+import { maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement } from "../shared/masking.ts";
+import { mergePolicies, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { clearKeys, loadKey, saveKey } from "./keystore.ts";
@@ -42,6 +43,26 @@ interface Saved {
   agent: string | null;
   /** Page loads that have shared content so far (one content key each). */
   epoch: number;
+  /** The policy passed to start(), for pages without their own policy tag. */
+  sitePolicy: Policy | null;
+}
+
+export interface StartOptions {
+  /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
+  policy?: unknown;
+}
+
+/** The page's own policy: `<script type="application/json" id="tandem-policy">`. Throws PolicyError. */
+function pagePolicy(): Policy | null {
+  const tag = document.getElementById("tandem-policy");
+  if (!tag) return null;
+  let value: unknown;
+  try {
+    value = JSON.parse(tag.textContent ?? "");
+  } catch {
+    throw new PolicyError("policy: the #tandem-policy script is not valid JSON");
+  }
+  return validatePolicy(value);
 }
 
 function serverBase(): URL {
@@ -88,12 +109,16 @@ class Session {
   private backlogged = false;
   private backlogTimer: ReturnType<typeof setInterval> | undefined;
   private starting: Promise<string> | null = null;
+  private sitePolicy: Policy | null = null;
+  /** The organisation's policy from the server: it can only add restrictions. */
+  private orgPolicy: Policy | null = null;
   private reconnects = 0;
   private exchange: Spake2 | null = null;
   private pairwise: CryptoKey | null = null;
   private sender: ContentSender | null = null;
   /** Sends leave in call order: packing and encryption are asynchronous. */
   private sendChain: Promise<void> = Promise.resolve();
+  private brokenPolicy = false;
   /** The page is being left (navigation): keep the saved session for the next page. */
   unloading = false;
 
@@ -101,10 +126,17 @@ class Session {
     return this.saved?.secret ? this.saved.routing + this.saved.secret : null;
   }
 
-  start(): Promise<string> {
+  start(options: StartOptions = {}): Promise<string> {
     const code = this.code;
     if (code && this.state !== "ended" && this.state !== "idle") return Promise.resolve(code);
     if (this.starting) return this.starting;
+    try {
+      this.sitePolicy = options.policy !== undefined ? validatePolicy(options.policy) : pagePolicy();
+    } catch (error) {
+      const message = error instanceof PolicyError ? `Tandem: ${error.message}` : "Tandem: invalid policy";
+      this.ui.showError(message, () => this.ui.remove());
+      return Promise.reject(new Error(message));
+    }
     this.starting = new Promise<string>((resolve, reject) => {
       this.connect({ type: "create" }, resolve, reject);
     }).finally(() => {
@@ -115,6 +147,12 @@ class Session {
 
   resume(saved: Saved): void {
     this.saved = saved;
+    try {
+      this.sitePolicy = pagePolicy() ?? saved.sitePolicy;
+    } catch {
+      this.sitePolicy = null; // refused below: a page with a broken policy does not share
+      this.brokenPolicy = true;
+    }
     this.connect({ type: "resume", session_id: saved.sessionId, resume_token: saved.resumeToken });
   }
 
@@ -172,16 +210,17 @@ class Session {
   private handle(message: ServerMessage): void {
     switch (message.type) {
       case "created":
+        if (!this.acceptOrgPolicy(message.policy)) return;
         this.saved = {
           sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
-          secret: randomDigits(SECRET_DIGITS), agent: null, epoch: 0,
+          secret: randomDigits(SECRET_DIGITS), agent: null, epoch: 0, sitePolicy: this.sitePolicy,
         };
         save(this.saved);
         this.state = "waiting";
         this.ui.showCode(this.code ?? "", () => void this.stop());
         break;
       case "resumed":
-        if (!this.saved) return;
+        if (!this.saved || !this.acceptOrgPolicy(message.policy)) return;
         this.reconnects = 0;
         this.saved.agent = message.agent;
         this.state = message.state;
@@ -204,6 +243,18 @@ class Session {
         break;
       default:
         break;
+    }
+  }
+
+  /** The server's policy must be valid; sharing under a policy we cannot read would be unsafe. */
+  private acceptOrgPolicy(value: unknown): boolean {
+    try {
+      this.orgPolicy = value === null || value === undefined ? null : validatePolicy(value);
+      return true;
+    } catch (error) {
+      this.send(control("stop"));
+      this.fail(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`);
+      return false;
     }
   }
 
@@ -288,8 +339,13 @@ class Session {
     save(saved);
     const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.pairwise]);
     if (this.state !== "sharing" || this.stopRecording) return;
+    if (this.brokenPolicy) {
+      void this.stop();
+      return;
+    }
     this.sender = sender;
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
+    usePolicy(mergePolicies(this.sitePolicy ?? validatePolicy({ version: 1 }), this.orgPolicy));
     this.stopRecording = record({
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(),
@@ -322,7 +378,7 @@ class Session {
       this.waitForBacklog();
       return;
     }
-    for (const frame of encodePayload({ k: "events", events: scrubCardNumbers(events) })) {
+    for (const frame of encodePayload({ k: "events", events: scrubEvent(events) })) {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame); // benchmark builds only: measures what encryption costs
         continue;
@@ -392,9 +448,9 @@ let current = new Session();
 const api = {
   version: VERSION,
   /** Start a session; resolves to the code the customer reads to the agent. */
-  start(): Promise<string> {
+  start(options?: StartOptions): Promise<string> {
     if (current.state === "ended") current = new Session();
-    return current.start();
+    return current.start(options);
   },
   /** Stop sharing and end the session for everyone. */
   stop(): Promise<void> {

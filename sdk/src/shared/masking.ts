@@ -14,6 +14,8 @@
  * Masked characters become `•`, so the agent sees the shape of a value and nothing else.
  */
 
+import { DEFAULT_POLICY, type Policy } from "./policy.ts";
+
 export const MASK = "\u2022";
 
 /** The element features masking looks at (kept narrow so tests can fake it). */
@@ -26,6 +28,24 @@ export interface MaskableElement {
 
 const SENSITIVE_AUTOCOMPLETE = /^(cc-|one-time-code$|current-password$|new-password$)/;
 const UNMASK_SELECTOR = "[data-tandem-unmask]";
+
+/**
+ * The policy in force for this page (rrweb's recorder is page-global too). Set by the SDK when
+ * sharing starts; tests set it directly. Defaults to the private default policy.
+ */
+let active: Policy = DEFAULT_POLICY;
+let maskSelector = "";
+let unmaskSelector = UNMASK_SELECTOR;
+
+export function usePolicy(policy: Policy): void {
+  active = policy;
+  maskSelector = policy.mask.join(", ");
+  unmaskSelector = [UNMASK_SELECTOR, ...policy.unmask].join(", ");
+}
+
+function insideMasked(el: MaskableElement): boolean {
+  return maskSelector !== "" && el.closest(maskSelector) !== null;
+}
 
 export function luhnValid(digits: string): boolean {
   if (!/^\d+$/.test(digits)) return false;
@@ -127,22 +147,60 @@ export function isSensitiveField(el: MaskableElement): boolean {
 
 /** The value of a form field as the agent may see it. */
 export function maskInputValue(value: string, el: MaskableElement | null): string {
-  if (!el || isSensitiveField(el) || !el.closest(UNMASK_SELECTOR)) return maskAll(value);
-  return maskLongDigitRuns(value);
+  if (!el || valueHidden(el)) return maskAll(value);
+  return maskDetected(maskLongDigitRuns(value));
 }
 
 /** Page text as the agent may see it. */
 export function maskTextContent(text: string, el: MaskableElement | null): string {
   if (el && el.tagName.toUpperCase() === "TEXTAREA") return maskInputValue(text, el);
-  return maskCardNumbers(text);
+  if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
+  if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
+  return maskDetected(text);
+}
+
+/** A card number spread over several nodes (`<b>4111</b> <b>1111</b>…`) shows in the parent's text. */
+function splitCardAround(el: MaskableElement): boolean {
+  const whole = (el as { textContent?: string | null }).textContent;
+  if (!whole || whole.length > 400) return false;
+  const flat = whole.replace(/\s+/g, " ");
+  return maskCardNumbers(flat) !== flat;
+}
+
+const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g;
+const SSN = /\b(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}\b/g;
+const EMAIL = /[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}/g;
+const PHONE = /(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]?\d{2,4}){1,5}/g;
+
+export function ibanValid(candidate: string): boolean {
+  const compact = candidate.replace(/ /g, "");
+  if (compact.length < 15 || compact.length > 34) return false;
+  const rearranged = compact.slice(4) + compact.slice(0, 4);
+  let remainder = 0;
+  for (const ch of rearranged) {
+    const value = ch >= "A" && ch <= "Z" ? String(ch.charCodeAt(0) - 55) : ch;
+    for (const digit of value) remainder = (remainder * 10 + (digit.charCodeAt(0) - 48)) % 97;
+  }
+  return remainder === 1;
+}
+
+/** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says. */
+export function maskDetected(text: string): string {
+  let out = maskCardNumbers(text);
+  const { iban, ssn, email, phone } = active.detectors;
+  if (iban) out = out.replace(IBAN, (m) => (ibanValid(m) ? m.replace(/[A-Z0-9]/g, MASK) : m));
+  if (ssn) out = out.replace(SSN, (m) => m.replace(/\d/g, MASK));
+  if (email) out = out.replace(EMAIL, (m) => m.replace(/[^@.]/g, MASK));
+  if (phone) out = out.replace(PHONE, (m) => (m.replace(/\D/g, "").length >= 9 ? m.replace(/\d/g, MASK) : m));
+  return out;
 }
 
 /**
  * Defence in depth: mask card numbers in every string of a recorded event, wherever rrweb put
  * it (attributes, URLs, style text...). Numbers and structure are left alone.
  */
-export function scrubCardNumbers<T>(value: T): T {
-  if (typeof value === "string") return maskCardNumbers(value) as T;
+export function scrubEvent<T>(value: T): T {
+  if (typeof value === "string") return maskDetected(value) as T;
   // Iterative and without a depth limit: a deep page must not overflow the stack or be skipped.
   const stack: object[] = [];
   if (value !== null && typeof value === "object") stack.push(value);
@@ -150,11 +208,22 @@ export function scrubCardNumbers<T>(value: T): T {
     const container = stack.pop() as Record<string, unknown>;
     for (const key of Object.keys(container)) {
       const item = container[key];
-      if (typeof item === "string") container[key] = maskCardNumbers(item);
+      if (typeof item === "string") container[key] = maskDetected(URL_KEYS.has(key) ? stripUrl(item) : item);
       else if (item !== null && typeof item === "object") stack.push(item);
     }
   }
   return value;
+}
+
+/** Keys whose string values are URLs: the page's address (`href` in rrweb's Meta event) and links. */
+const URL_KEYS = new Set(["href", "src", "action", "formaction", "poster"]);
+
+/** Remove the query string and fragment unless the policy keeps them (they often carry data). */
+export function stripUrl(url: string): string {
+  let out = url;
+  if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
+  if (!active.url.query) out = out.replace(/\?[^#]*/, "");
+  return out;
 }
 
 /**
@@ -179,6 +248,7 @@ export function maskFormState<T>(event: T, lookup: (id: number) => MaskableEleme
       if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
       const el = lookup(id);
       const attrs = attributes as Record<string, unknown>;
+      maskTextAttributes(attrs, el);
       if (!el || valueHidden(el)) {
         // Attribute changes carry `null` for removal, which reveals nothing.
         if (attrs.checked !== undefined && attrs.checked !== null) delete attrs.checked;
@@ -206,7 +276,21 @@ function asArray(value: unknown): unknown[] {
 }
 
 function valueHidden(el: MaskableElement): boolean {
-  return isSensitiveField(el) || !el.closest(UNMASK_SELECTOR);
+  return isSensitiveField(el) || insideMasked(el) || !el.closest(unmaskSelector);
+}
+
+/** Attributes that carry words a person reads; masked on elements the policy masks. */
+const TEXT_ATTRIBUTES = new Set([
+  "title", "placeholder", "alt", "value", "label", "aria-label", "aria-description", "aria-valuetext",
+]);
+
+function maskTextAttributes(attrs: Record<string, unknown>, el: MaskableElement | null): void {
+  if (!el || !insideMasked(el)) return;
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value === "string" && (TEXT_ATTRIBUTES.has(name) || name.startsWith("data-"))) {
+      attrs[name] = value.replace(/\S/g, MASK);
+    }
+  }
 }
 
 /** Iterative: a page's DOM depth must not be able to overflow the stack or skip masking. */
@@ -218,6 +302,7 @@ function maskSerializedTree(root: unknown, lookup: (id: number) => MaskableEleme
     const n = node as { type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown };
     if (n.type === ELEMENT_NODE && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
       maskSerializedField(n.tagName.toLowerCase(), n.attributes as Record<string, unknown>, n.id, lookup);
+      maskTextAttributes(n.attributes as Record<string, unknown>, typeof n.id === "number" ? lookup(n.id) : null);
     }
     for (const child of asArray(n.childNodes)) stack.push(child);
   }
@@ -256,6 +341,11 @@ export function recordMaskingOptions() {
     maskInputFn: (text: string, element: HTMLElement) => maskInputValue(text, element),
     maskTextSelector: "*",
     maskTextFn: (text: string, element: HTMLElement | null) => maskTextContent(text, element),
-    blockSelector: "[data-tandem-ui]",
+    blockSelector: [
+      "[data-tandem-ui]",
+      ...active.hide,
+      ...(active.media.images ? [] : ["img", "picture", "svg image"]),
+      ...(active.media.video ? [] : ["video", "audio"]),
+    ].join(", "),
   };
 }

@@ -8,8 +8,8 @@ export type EndReason =
   | "server_shutdown" | "key_mismatch";
 
 export type ServerMessage =
-  | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number }
-  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null }
+  | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number; policy?: unknown }
+  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null; policy?: unknown }
   | { v: 1; type: "agent_joined"; agent: string }
   | { v: 1; type: "joined"; session_id: string }
   | { v: 1; type: "consent"; granted: boolean }

@@ -1,0 +1,118 @@
+/**
+ * The masking policy (docs/privacy.md): a versioned JSON document, validated here.
+ *
+ * Two sources: the site's own page (`Tandem.start({policy})` or
+ * `<script type="application/json" id="tandem-policy">`) and the organisation's policy from the
+ * server. `mergePolicies` lets the server's policy only *add* restrictions: it can mask or hide
+ * more, turn detectors on and media off, never unmask anything.
+ */
+
+export interface Policy {
+  version: 1;
+  /** Elements whose text and values are masked (`•`), matched with `closest()`. */
+  mask: string[];
+  /** Elements replaced by an empty box of the same size. */
+  hide: string[];
+  /** Elements whose values are shown (like `data-tandem-unmask`); never sensitive fields. */
+  unmask: string[];
+  /** Opt-in detectors; payment cards are always on. */
+  detectors: { iban: boolean; ssn: boolean; email: boolean; phone: boolean };
+  /** Whether images and video are shown (off: replaced by boxes). */
+  media: { images: boolean; video: boolean };
+  /** Whether query strings and fragments of URLs are kept (default: stripped). */
+  url: { query: boolean; fragment: boolean };
+}
+
+export class PolicyError extends Error {}
+
+export const DEFAULT_POLICY: Policy = Object.freeze({
+  version: 1,
+  mask: [],
+  hide: [],
+  unmask: [],
+  detectors: { iban: false, ssn: false, email: false, phone: false },
+  media: { images: true, video: false },
+  url: { query: false, fragment: false },
+}) as Policy;
+
+const MAX_SELECTORS = 200;
+const MAX_SELECTOR_LENGTH = 500;
+const TOP_KEYS = new Set(["version", "mask", "hide", "unmask", "detectors", "media", "url"]);
+
+function fail(field: string, message: string): never {
+  throw new PolicyError(`policy.${field}: ${message}`);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function selectors(value: unknown, field: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail(field, "must be a list of CSS selectors");
+  if (value.length > MAX_SELECTORS) fail(field, `at most ${MAX_SELECTORS} selectors`);
+  return value.map((selector, i) => {
+    if (typeof selector !== "string" || !selector.trim()) fail(`${field}[${i}]`, "must be a non-empty string");
+    if (selector.length > MAX_SELECTOR_LENGTH) fail(`${field}[${i}]`, `longer than ${MAX_SELECTOR_LENGTH} characters`);
+    if (typeof document !== "undefined") {
+      try {
+        document.createDocumentFragment().querySelector(selector);
+      } catch {
+        fail(`${field}[${i}]`, `not a valid CSS selector: ${JSON.stringify(selector)}`);
+      }
+    }
+    return selector.trim();
+  });
+}
+
+function flags<T extends Record<string, boolean>>(value: unknown, field: string, defaults: T): T {
+  if (value === undefined) return { ...defaults };
+  if (!isObject(value)) fail(field, "must be an object");
+  const out = { ...defaults };
+  for (const [key, flag] of Object.entries(value)) {
+    if (!(key in defaults)) fail(`${field}.${key}`, `unknown setting (known: ${Object.keys(defaults).join(", ")})`);
+    if (typeof flag !== "boolean") fail(`${field}.${key}`, "must be true or false");
+    (out as Record<string, boolean>)[key] = flag;
+  }
+  return out;
+}
+
+/** Validate a policy document. Throws PolicyError naming the first bad field. */
+export function validatePolicy(value: unknown): Policy {
+  if (!isObject(value)) throw new PolicyError("policy: must be a JSON object");
+  for (const key of Object.keys(value)) {
+    if (!TOP_KEYS.has(key)) fail(key, `unknown field (known: ${[...TOP_KEYS].join(", ")})`);
+  }
+  if (value.version !== 1) fail("version", "must be 1");
+  if (isObject(value.detectors) && "cards" in value.detectors) {
+    fail("detectors.cards", "payment cards are always masked and cannot be configured");
+  }
+  return {
+    version: 1,
+    mask: selectors(value.mask, "mask"),
+    hide: selectors(value.hide, "hide"),
+    unmask: selectors(value.unmask, "unmask"),
+    detectors: flags(value.detectors, "detectors", DEFAULT_POLICY.detectors),
+    media: flags(value.media, "media", DEFAULT_POLICY.media),
+    url: flags(value.url, "url", DEFAULT_POLICY.url),
+  };
+}
+
+/** The site's policy tightened by the organisation's: never looser than either. */
+export function mergePolicies(site: Policy, org: Policy | null): Policy {
+  if (!org) return site;
+  return {
+    version: 1,
+    mask: [...site.mask, ...org.mask],
+    hide: [...site.hide, ...org.hide],
+    unmask: site.unmask, // the organisation can never unmask what the site masks
+    detectors: {
+      iban: site.detectors.iban || org.detectors.iban,
+      ssn: site.detectors.ssn || org.detectors.ssn,
+      email: site.detectors.email || org.detectors.email,
+      phone: site.detectors.phone || org.detectors.phone,
+    },
+    media: { images: site.media.images && org.media.images, video: site.media.video && org.media.video },
+    url: { query: site.url.query && org.url.query, fragment: site.url.fragment && org.url.fragment },
+  };
+}

@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+import {
+  ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripUrl, usePolicy, type MaskableElement,
+} from "../src/shared/masking.ts";
+import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
+
+afterEach(() => usePolicy(DEFAULT_POLICY));
+
+function el(tag: string, matches: string[] = [], attrs: Record<string, string> = {}, textContent = ""): MaskableElement & { textContent: string } {
+  return {
+    tagName: tag, textContent,
+    getAttribute: (n) => attrs[n] ?? null,
+    hasAttribute: (n) => n in attrs,
+    // `closest` answers for any selector list containing one of `matches`
+    closest: (selector) => (selector.split(", ").some((s) => matches.includes(s)) ? {} : null),
+  };
+}
+
+test("IBAN checksum", () => {
+  assert.ok(ibanValid("GB82 WEST 1234 5698 7654 32"));
+  assert.ok(ibanValid("DE89370400440532013000"));
+  assert.ok(!ibanValid("GB82 WEST 1234 5698 7654 33"));
+});
+
+test("opt-in detectors are off by default and mask when on", () => {
+  const text = "IBAN GB82 WEST 1234 5698 7654 32, SSN 123-45-6789, mail jane.doe@example.com, call +44 20 7946 0958";
+  assert.equal(maskDetected(text), text);
+  usePolicy(validatePolicy({ version: 1, detectors: { iban: true, ssn: true, email: true, phone: true } }));
+  const masked = maskDetected(text);
+  for (const secret of ["WEST", "6789", "jane", "example", "7946"]) assert.ok(!masked.includes(secret), `${secret} in ${masked}`);
+  assert.ok(masked.includes("@"), "shape of the address kept");
+});
+
+test("SSN detector skips impossible numbers", () => {
+  usePolicy(validatePolicy({ version: 1, detectors: { ssn: true } }));
+  assert.equal(maskDetected("000-12-3456 and 666-12-3456"), "000-12-3456 and 666-12-3456");
+});
+
+test("phone detector needs enough digits", () => {
+  usePolicy(validatePolicy({ version: 1, detectors: { phone: true } }));
+  assert.equal(maskDetected("room 12-34"), "room 12-34");
+});
+
+test("URLs lose query and fragment unless the policy keeps them", () => {
+  assert.equal(stripUrl("https://shop.example/account?email=jane@example.com#card"), "https://shop.example/account");
+  usePolicy(validatePolicy({ version: 1, url: { query: true } }));
+  assert.equal(stripUrl("https://shop.example/a?x=1#y"), "https://shop.example/a?x=1");
+});
+
+test("scrubEvent strips URLs in href/src keys only", () => {
+  const event = { type: 4, data: { href: "https://shop.example/p?token=abc", width: 800 }, note: "see ?token=abc" };
+  const out = scrubEvent(event);
+  assert.equal(out.data.href, "https://shop.example/p");
+  assert.equal(out.note, "see ?token=abc");
+});
+
+test("mask selectors mask text and values; unmask selectors show values", () => {
+  usePolicy(validatePolicy({ version: 1, mask: [".balance"], unmask: ["#search"] }));
+  assert.equal(maskTextContent("Balance 1,234.00", el("SPAN", [".balance"])), "••••••• ••••••••".replace(/•/g, MASK));
+  assert.equal(maskInputValue("tents", el("INPUT", ["#search"])), "tents");
+  assert.equal(maskInputValue("tents", el("INPUT", ["#search", ".balance"])), MASK.repeat(5), "mask wins over unmask");
+  assert.equal(maskInputValue("pw", el("INPUT", ["#search"], { type: "password" })), MASK.repeat(2), "passwords never");
+});
+
+test("a card number split across nodes is masked in each piece", () => {
+  const parent = el("P", [], {}, "Card: 4111 1111 1111 1111");
+  assert.equal(maskTextContent("4111", parent), MASK.repeat(4));
+  assert.equal(maskTextContent("Card: ", parent), "Card: ");
+});
