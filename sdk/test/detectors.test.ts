@@ -68,3 +68,11 @@ test("a card number split across nodes is masked in each piece", () => {
   assert.equal(maskTextContent("4111", parent), MASK.repeat(4));
   assert.equal(maskTextContent("Card: ", parent), "Card: ");
 });
+
+test("a card number split into inline elements is found through the ancestors", () => {
+  const paragraph = el("P", [], {}, "Card: 4111 1111 1111 1111");
+  const bold = { ...el("B", [], {}, "4111"), parentElement: paragraph };
+  assert.equal(maskTextContent("4111", bold), MASK.repeat(4));
+  const unrelated = { ...el("B", [], {}, "2024"), parentElement: el("P", [], {}, "Year 2024 report") };
+  assert.equal(maskTextContent("2024", unrelated), "2024");
+});

@@ -159,12 +159,20 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
   return maskDetected(text);
 }
 
-/** A card number spread over several nodes (`<b>4111</b> <b>1111</b>…`) shows in the parent's text. */
+/**
+ * A card number spread over several nodes (`<p>Card: <b>4111</b> <b>1111</b>…</p>`) shows only in
+ * an ancestor's text: look up to three levels up (small ancestors only, to stay cheap).
+ */
 function splitCardAround(el: MaskableElement): boolean {
-  const whole = (el as { textContent?: string | null }).textContent;
-  if (!whole || whole.length > 400) return false;
-  const flat = whole.replace(/\s+/g, " ");
-  return maskCardNumbers(flat) !== flat;
+  let node: (MaskableElement & { textContent?: string | null; parentElement?: unknown }) | null = el;
+  for (let level = 0; node && level < 4; level++) {
+    const whole = node.textContent;
+    if (!whole || whole.length > 400) return false;
+    const flat = whole.replace(/\s+/g, " ");
+    if (maskCardNumbers(flat) !== flat) return true;
+    node = (node.parentElement as typeof node | undefined) ?? null;
+  }
+  return false;
 }
 
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g;
