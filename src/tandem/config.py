@@ -55,6 +55,10 @@ class Settings:
     """How long a new socket may stay silent before its first message."""
     resume_grace_seconds: float = 30.0
     """How long a customer's page may be away (navigation, reload) before the session ends."""
+    idle_timeout_seconds: float = 30 * 60.0
+    """A joined session with no traffic either way for this long ends (`idle_timeout`)."""
+    max_session_seconds: float = 4 * 3600.0
+    """No session lasts longer than this (`max_duration`)."""
     login_ttl_seconds: float = 8 * 3600.0
     """Lifetime of an agent's sign-in."""
     max_join_attempts_per_socket: int = 5

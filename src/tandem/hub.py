@@ -96,6 +96,10 @@ class SessionHub:
                 code=code,
                 code_expires_at=expires_at,
                 resume_grace_seconds=self.settings.resume_grace_seconds,
+                created_at=now,
+                idle_timeout_seconds=self.settings.idle_timeout_seconds,
+                max_duration_seconds=self.settings.max_session_seconds,
+                last_activity=now,
             ),
             resume_digest=crypto.secret_digest(resume_token, "resume"),
         )

@@ -105,6 +105,43 @@ def test_resume_of_an_ended_session_is_refused() -> None:
         session.customer_resumes()
 
 
+def timed_session() -> Session:
+    return Session(
+        session_id="s1",
+        code="12345",
+        code_expires_at=600.0,
+        resume_grace_seconds=30.0,
+        created_at=0.0,
+        idle_timeout_seconds=100.0,
+        max_duration_seconds=1000.0,
+    )
+
+
+def test_a_joined_session_without_traffic_ends_idle() -> None:
+    session = timed_session()
+    session.agent_joins("Alice", now=1.0)
+    session.consent(True)
+    session.touch(50.0)
+    assert session.tick(149.0) == []
+    assert session.tick(150.0)[-1] == EndSession("idle_timeout")
+
+
+def test_traffic_keeps_a_session_alive_until_its_maximum() -> None:
+    session = timed_session()
+    session.agent_joins("Alice", now=1.0)
+    session.consent(True)
+    for now in range(10, 1000, 50):
+        session.touch(float(now))
+        assert session.tick(float(now)) == []
+    assert session.tick(1000.0)[-1] == EndSession("max_duration")
+
+
+def test_a_waiting_session_is_governed_by_its_code_not_idleness() -> None:
+    session = timed_session()
+    assert session.tick(500.0) == []
+    assert session.tick(600.0)[-1] == EndSession("code_expired")
+
+
 EVENTS = st.lists(
     st.sampled_from(
         ["join", "allow", "decline", "stop", "leave", "lost", "left", "resume", "tick"]

@@ -136,6 +136,7 @@ async def test_resume_after_navigation_keeps_sharing(server: RunningServer) -> N
         "state": "sharing",
         "agent": "Alice",
         "code": None,
+        "policy": None,
     }
     assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": True}
     await page2.send(b"new page snapshot")
@@ -160,6 +161,13 @@ async def test_stop_ends_the_session_for_everyone(server: RunningServer) -> None
     assert await recv_json(agent) == {"v": 1, "type": "ended", "reason": "stopped"}
     assert (await closed_with(customer))[0] == 1000
     assert (await closed_with(agent))[0] == 1000
+
+
+async def test_idle_session_ends_for_both(server: RunningServer) -> None:
+    customer, agent, _ = await sharing_session(server)
+    server.clock.advance(server.settings.idle_timeout_seconds + 1)
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "idle_timeout"}
+    assert await recv_json(agent) == {"v": 1, "type": "ended", "reason": "idle_timeout"}
 
 
 async def test_unused_code_expires(server: RunningServer) -> None:

@@ -5,7 +5,7 @@ export const PROTOCOL_VERSION = 1;
 export type SessionState = "waiting" | "pending_consent" | "sharing";
 export type EndReason =
   | "declined" | "stopped" | "agent_left" | "code_expired" | "customer_lost" | "agent_lost"
-  | "server_shutdown" | "key_mismatch";
+  | "server_shutdown" | "key_mismatch" | "idle_timeout" | "max_duration";
 
 export type ServerMessage =
   | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number; policy?: unknown }

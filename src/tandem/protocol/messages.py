@@ -29,6 +29,8 @@ EndReason = Literal[
     "agent_lost",
     "server_shutdown",
     "key_mismatch",
+    "idle_timeout",
+    "max_duration",
 ]
 
 

@@ -60,6 +60,10 @@ class Session:
     code: str
     code_expires_at: float
     resume_grace_seconds: float
+    created_at: float = 0.0
+    idle_timeout_seconds: float = float("inf")
+    max_duration_seconds: float = float("inf")
+    last_activity: float = 0.0
     state: State = "waiting"
     agent: str | None = None
     end_reason: EndReason | None = None
@@ -173,10 +177,22 @@ class Session:
 
     # Time
 
+    def touch(self, now: float) -> None:
+        """Either side sent something: the session is not idle."""
+        self.last_activity = now
+
     def tick(self, now: float) -> list[Effect]:
-        """Apply deadlines: an unused code expires; a customer away past the grace is lost."""
+        """Apply deadlines: an unused code expires; a customer away past the grace is lost; a
+        joined session ends after ``idle_timeout_seconds`` without traffic and after
+        ``max_duration_seconds`` in all."""
         if self.state == "waiting" and now >= self.code_expires_at:
             return self._end("code_expired")
+        if now - self.created_at >= self.max_duration_seconds:
+            return self._end("max_duration")
+        if self.state in ("pending_consent", "sharing") and (
+            now - max(self.last_activity, self.created_at) >= self.idle_timeout_seconds
+        ):
+            return self._end("idle_timeout")
         if (
             self.customer_away_since is not None
             and now - self.customer_away_since >= self.resume_grace_seconds

@@ -206,6 +206,7 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             # The hot path: size check, state check, relay. The payload is never parsed.
             codec.check_size(frame, settings.max_payload_bytes)
             live.machine.check_customer_payload()
+            live.machine.touch(hub.clock())
             services.fanout.publish(topic, Frame(frame))
             continue
         message = codec.decode_customer(frame, settings.max_control_bytes)
@@ -252,6 +253,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 if live is None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
                 live.machine.check_agent_payload()
+                live.machine.touch(hub.clock())
                 services.fanout.publish(customer_topic(live.machine.session_id), Frame(frame))
                 continue
             message = codec.decode_agent(frame, settings.max_control_bytes)
