@@ -59,7 +59,9 @@ def test_me_and_logout(server: RunningServer) -> None:
         assert client.get("/api/me").status_code == 401
         client.post("/api/login", json={"username": "alice", "password": AGENT_PASSWORD})
         assert client.get("/api/me").json()["username"] == "alice"
-        assert client.post("/api/logout").status_code == 204
+        logout = client.post("/api/logout")
+        assert logout.status_code == 204
+        assert logout.headers["clear-site-data"] == '"cache", "storage"'
         client.cookies.clear()
     with httpx.Client(base_url=server.base) as client:
         assert client.get("/api/me").status_code == 401

@@ -94,6 +94,8 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     await auth.sign_out(_services(request).storage, request.cookies.get(auth.COOKIE_NAME))
     response = Response(status_code=204)
+    # Nothing of the agent's work may stay in this browser after signing out.
+    response.headers["clear-site-data"] = '"cache", "storage"'
     response.delete_cookie(
         auth.COOKIE_NAME,
         path="/",
