@@ -37,6 +37,7 @@ def test_a_valid_policy_loads_with_private_defaults(tmp_path: Path) -> None:
         ({"version": 1, "detectors": {"cards": False}}, "cards"),
         ({"version": 1, "detectors": {"iban": "yes"}}, "$.detectors.iban"),
         ({"version": 1, "colour": "red"}, "colour"),
+        ({"version": 1, "pages": {"deny": ["account"]}}, "$.pages.deny[0]"),
     ],
 )
 def test_a_malformed_policy_names_the_field(tmp_path: Path, document: object, field: str) -> None:

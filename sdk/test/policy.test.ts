@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_POLICY, mergePolicies, PolicyError, validatePolicy } from "../src/shared/policy.ts";
+import { DEFAULT_POLICY, mergePolicies, pageIsPrivate, PolicyError, validatePolicy } from "../src/shared/policy.ts";
 
 test("a minimal policy gets private defaults", () => {
   const policy = validatePolicy({ version: 1 });
@@ -43,6 +43,20 @@ test("malformed policies are refused with the field named", () => {
   for (const [doc, message] of BAD) {
     assert.throws(() => validatePolicy(doc), (error: unknown) => error instanceof PolicyError && message.test(error.message), JSON.stringify(doc)?.slice(0, 60));
   }
+});
+
+test("page rules: deny wins, an allow list excludes the rest, both policies apply", () => {
+  const site = validatePolicy({ version: 1, pages: { deny: ["/account/*"] } });
+  const org = validatePolicy({ version: 1, pages: { allow: ["https://shop.example/*"] } });
+  const url = (u: string) => new URL(u);
+  assert.equal(pageIsPrivate(url("https://shop.example/cart"), [site, org]), false);
+  assert.equal(pageIsPrivate(url("https://shop.example/account/settings"), [site, org]), true);
+  assert.equal(pageIsPrivate(url("https://admin.shop.example/"), [site, org]), true);
+  assert.equal(pageIsPrivate(url("https://shop.example/x?y=/account/z"), [site]), false, "query is not the path");
+  const dotted = validatePolicy({ version: 1, pages: { deny: ["/a?b"] } });
+  assert.equal(pageIsPrivate(url("https://shop.example/ab"), [dotted]), false, "no regex injection");
+  assert.throws(() => validatePolicy({ version: 1, pages: { deny: ["account"] } }), /policy\.pages\.deny\[0\]: must start with/);
+  assert.throws(() => validatePolicy({ version: 1, pages: { block: [] } }), /policy\.pages\.block: unknown setting/);
 });
 
 test("the organisation can only tighten the site's policy", () => {

@@ -35,6 +35,18 @@ class UrlParts(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     fragment: bool = False
 
 
+Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"^(/|https?://)")]
+
+
+class Pages(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    allow: Annotated[list[Pattern], msgspec.Meta(max_length=200)] = msgspec.field(
+        default_factory=list
+    )
+    deny: Annotated[list[Pattern], msgspec.Meta(max_length=200)] = msgspec.field(
+        default_factory=list
+    )
+
+
 class MaskingPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Version 1 of the policy document."""
 
@@ -45,6 +57,7 @@ class MaskingPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     detectors: Detectors = msgspec.field(default_factory=Detectors)
     media: Media = msgspec.field(default_factory=Media)
     url: UrlParts = msgspec.field(default_factory=UrlParts)
+    pages: Pages = msgspec.field(default_factory=Pages)
 
 
 def load_policy(path: Path) -> MaskingPolicy:

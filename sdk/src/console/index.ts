@@ -254,6 +254,26 @@ class LiveView {
     this.finish(`${MISMATCH} Session ended`);
   }
 
+  /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
+  private pauseMirror(): void {
+    this.dropMirror();
+    setStatus("Customer is on a private page", "");
+  }
+
+  private dropMirror(): void {
+    this.resizeObserver?.disconnect();
+    this.resizeObserver = null;
+    try {
+      this.replayer?.pause();
+      this.replayer?.destroy();
+    } catch {
+      // a replayer that never received a snapshot may throw; the DOM is cleared below
+    }
+    this.replayer = null;
+    mirrorRoot.replaceChildren();
+    mirrorRoot.style.height = "";
+  }
+
   private startMirror(): void {
     if (this.replayer) return;
     mirrorRoot.replaceChildren();
@@ -306,7 +326,7 @@ class LiveView {
   }
 
   private replay(frame: Uint8Array): void {
-    if (!this.replayer || !this.decoder) return;
+    if (!this.decoder || this.ended) return;
     let payload;
     try {
       payload = this.decoder.push(frame);
@@ -314,6 +334,15 @@ class LiveView {
       return; // a corrupt payload is dropped; the next full snapshot repairs the view
     }
     if (!payload) return;
+    if (payload.k === "paused") {
+      this.pauseMirror();
+      return;
+    }
+    if (!this.replayer) {
+      this.startMirror(); // back from a private page: a full snapshot follows
+      setStatus("Connected. You are seeing the customer's page live.", "good");
+    }
+    if (!this.replayer) return;
     for (const raw of payload.events) {
       const event = raw as { timestamp: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
@@ -340,15 +369,7 @@ class LiveView {
   private finish(text: string): void {
     if (this.ended) return;
     this.ended = true;
-    this.resizeObserver?.disconnect();
-    this.resizeObserver = null;
-    try {
-      this.replayer?.pause();
-      this.replayer?.destroy();
-    } catch {
-      // destroying a replayer that never received a snapshot may throw; the DOM is cleared below
-    }
-    this.replayer = null;
+    this.dropMirror();
     this.decoder?.reset();
     this.decoder = null;
     this.receiver?.close();
@@ -356,8 +377,6 @@ class LiveView {
     this.exchange = null;
     this.confirmed = null;
     this.secret = null;
-    mirrorRoot.replaceChildren();
-    mirrorRoot.style.height = "";
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "done");
     joinButton.hidden = false;
     leaveButton.hidden = true;

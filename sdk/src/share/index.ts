@@ -18,8 +18,8 @@ import {
 } from "../shared/e2e/encoding.ts";
 import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import { maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement } from "../shared/masking.ts";
-import { mergePolicies, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { encodePayload, pack } from "../shared/payload.ts";
+import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
+import { encodePayload, pack, type Payload } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { clearKeys, loadKey, saveKey } from "./keystore.ts";
 import { CustomerUI } from "./ui.ts";
@@ -119,6 +119,10 @@ class Session {
   /** Sends leave in call order: packing and encryption are asynchronous. */
   private sendChain: Promise<void> = Promise.resolve();
   private brokenPolicy = false;
+  /** While sharing: the page's address is watched (single-page apps change it without loading). */
+  private pageWatch: ReturnType<typeof setInterval> | undefined;
+  private watchedHref = "";
+  private paused = false;
   /** The page is being left (navigation): keep the saved session for the next page. */
   unloading = false;
 
@@ -346,6 +350,44 @@ class Session {
     this.sender = sender;
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
     usePolicy(mergePolicies(this.sitePolicy ?? validatePolicy({ version: 1 }), this.orgPolicy));
+    this.watchedHref = location.href;
+    clearInterval(this.pageWatch);
+    this.pageWatch = setInterval(() => this.onPageChange(), 300);
+    if (this.isPrivatePage()) {
+      this.pause();
+      return;
+    }
+    this.record();
+  }
+
+  private isPrivatePage(): boolean {
+    return pageIsPrivate(new URL(location.href), [this.sitePolicy, this.orgPolicy]);
+  }
+
+  /** A private page: tell the agent, record nothing until the customer is on a shared page. */
+  private pause(): void {
+    this.stopRecording?.();
+    this.stopRecording = undefined;
+    this.pending = [];
+    this.paused = true;
+    this.sendPayload({ k: "paused" });
+    this.ui.showSharing(this.saved?.agent ?? "the agent", () => void this.stop(), true);
+  }
+
+  private onPageChange(): void {
+    if (location.href === this.watchedHref || this.state !== "sharing") return;
+    this.watchedHref = location.href;
+    const isPrivate = this.isPrivatePage();
+    if (isPrivate && !this.paused) this.pause();
+    if (!isPrivate && this.paused) {
+      this.paused = false;
+      this.ui.showSharing(this.saved?.agent ?? "the agent", () => void this.stop());
+      this.record(); // starts with a full snapshot of the shared page
+    }
+  }
+
+  private record(): void {
+    if (this.stopRecording) return;
     this.stopRecording = record({
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(),
@@ -378,7 +420,15 @@ class Session {
       this.waitForBacklog();
       return;
     }
-    for (const frame of encodePayload({ k: "events", events: scrubEvent(events) })) {
+    this.sendPayload({ k: "events", events: scrubEvent(events) });
+  }
+
+  /** Compress, encrypt and send, in call order. */
+  private sendPayload(payload: Payload): void {
+    const ws = this.ws;
+    const sender = this.sender;
+    if (!ws || !sender) return;
+    for (const frame of encodePayload(payload)) {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame); // benchmark builds only: measures what encryption costs
         continue;
@@ -411,6 +461,9 @@ class Session {
   }
 
   private pauseRecording(): void {
+    clearInterval(this.pageWatch);
+    this.pageWatch = undefined;
+    this.paused = false;
     this.stopRecording?.();
     this.stopRecording = undefined;
     this.pending = [];

@@ -35,6 +35,7 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
   background: #12261a; color: #fff; font: 600 14px/1.3 system-ui, sans-serif;
   box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
+.dot.paused { background: #f0b429; }
 .error { color: #b3261e; margin: 0 0 10px; }
 `;
 
@@ -125,11 +126,11 @@ export class CustomerUI {
     allow.focus();
   }
 
-  showSharing(agent: string, onStop: () => void): void {
+  showSharing(agent: string, onStop: () => void, paused = false): void {
     this.show(
       element("div", { className: "banner", attrs: { role: "status" } }, [
-        element("span", { className: "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { text: `Sharing this page with ${agent}` }),
+        element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
+        element("span", { text: paused ? `Sharing paused: ${agent} cannot see this private page` : `Sharing this page with ${agent}` }),
         button("Stop sharing", "danger", onStop),
       ]),
     );

@@ -15,6 +15,13 @@ export interface EventsPayload {
   events: unknown[];
 }
 
+/** The customer is on a page its policies keep private: nothing of it is sent. */
+export interface PausedPayload {
+  k: "paused";
+}
+
+export type Payload = EventsPayload | PausedPayload;
+
 interface PartPayload {
   k: "part";
   id: number;
@@ -30,7 +37,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 let nextPartId = 1;
 
 /** Frames to send for `payload`, in order. */
-export function encodePayload(payload: EventsPayload, maxBytes = MAX_PAYLOAD_BYTES): Uint8Array[] {
+export function encodePayload(payload: Payload, maxBytes = MAX_PAYLOAD_BYTES): Uint8Array[] {
   const json = JSON.stringify(payload);
   const whole = encoder.encode(json);
   if (whole.byteLength <= maxBytes) return [whole];
@@ -47,11 +54,10 @@ export function encodePayload(payload: EventsPayload, maxBytes = MAX_PAYLOAD_BYT
   return frames;
 }
 
-function isEvents(value: unknown): value is EventsPayload {
-  return (
-    typeof value === "object" && value !== null &&
-    (value as { k?: unknown }).k === "events" && Array.isArray((value as { events?: unknown }).events)
-  );
+function isEvents(value: unknown): value is Payload {
+  if (typeof value !== "object" || value === null) return false;
+  const k = (value as { k?: unknown }).k;
+  return k === "paused" || (k === "events" && Array.isArray((value as { events?: unknown }).events));
 }
 
 function isPart(value: unknown): value is PartPayload {
@@ -71,7 +77,7 @@ export class PayloadDecoder {
   private received = 0;
 
   /** The payload completed by `frame`, or null while parts are missing. Throws PayloadError. */
-  push(frame: ArrayBuffer | Uint8Array): EventsPayload | null {
+  push(frame: ArrayBuffer | Uint8Array): Payload | null {
     let value: unknown;
     try {
       value = JSON.parse(decoder.decode(frame instanceof Uint8Array ? frame : new Uint8Array(frame)));

@@ -21,6 +21,8 @@ export interface Policy {
   media: { images: boolean; video: boolean };
   /** Whether query strings and fragments of URLs are kept (default: stripped). */
   url: { query: boolean; fragment: boolean };
+  /** Pages that may be shared: URL patterns (`*` = anything), on origin + path. */
+  pages: { allow: string[]; deny: string[] };
 }
 
 export class PolicyError extends Error {}
@@ -33,11 +35,12 @@ export const DEFAULT_POLICY: Policy = Object.freeze({
   detectors: { iban: false, ssn: false, email: false, phone: false },
   media: { images: true, video: false },
   url: { query: false, fragment: false },
+  pages: { allow: [], deny: [] },
 }) as Policy;
 
 const MAX_SELECTORS = 200;
 const MAX_SELECTOR_LENGTH = 500;
-const TOP_KEYS = new Set(["version", "mask", "hide", "unmask", "detectors", "media", "url"]);
+const TOP_KEYS = new Set(["version", "mask", "hide", "unmask", "detectors", "media", "url", "pages"]);
 
 function fail(field: string, message: string): never {
   throw new PolicyError(`policy.${field}: ${message}`);
@@ -95,7 +98,49 @@ export function validatePolicy(value: unknown): Policy {
     detectors: flags(value.detectors, "detectors", DEFAULT_POLICY.detectors),
     media: flags(value.media, "media", DEFAULT_POLICY.media),
     url: flags(value.url, "url", DEFAULT_POLICY.url),
+    pages: pageRules(value.pages),
   };
+}
+
+function patterns(value: unknown, field: string): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) fail(field, "must be a list of URL patterns");
+  if (value.length > MAX_SELECTORS) fail(field, `at most ${MAX_SELECTORS} patterns`);
+  return value.map((pattern, i) => {
+    if (typeof pattern !== "string" || !pattern.trim()) fail(`${field}[${i}]`, "must be a non-empty string");
+    if (pattern.length > MAX_SELECTOR_LENGTH) fail(`${field}[${i}]`, `longer than ${MAX_SELECTOR_LENGTH} characters`);
+    if (!pattern.startsWith("/") && !/^https?:\/\//.test(pattern)) {
+      fail(`${field}[${i}]`, "must start with / (a path) or http(s):// (origin and path)");
+    }
+    return pattern.trim();
+  });
+}
+
+function pageRules(value: unknown): Policy["pages"] {
+  if (value === undefined) return { allow: [], deny: [] };
+  if (!isObject(value)) fail("pages", "must be an object with allow and/or deny");
+  for (const key of Object.keys(value)) {
+    if (key !== "allow" && key !== "deny") fail(`pages.${key}`, "unknown setting (known: allow, deny)");
+  }
+  return { allow: patterns(value.allow, "pages.allow"), deny: patterns(value.deny, "pages.deny") };
+}
+
+function patternMatches(pattern: string, url: URL): boolean {
+  const subject = pattern.startsWith("/") ? url.pathname : url.origin + url.pathname;
+  const escaped = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${escaped.join(".*")}$`).test(subject);
+}
+
+/**
+ * Whether a page is private under any of the policies: it matches a `deny` pattern, or a policy
+ * has an `allow` list the page is not on. The site's and the organisation's rules both apply.
+ */
+export function pageIsPrivate(url: URL, policies: (Policy | null)[]): boolean {
+  return policies.some((policy) => {
+    if (!policy) return false;
+    if (policy.pages.deny.some((p) => patternMatches(p, url))) return true;
+    return policy.pages.allow.length > 0 && !policy.pages.allow.some((p) => patternMatches(p, url));
+  });
 }
 
 /** The site's policy tightened by the organisation's: never looser than either. */
@@ -114,5 +159,7 @@ export function mergePolicies(site: Policy, org: Policy | null): Policy {
     },
     media: { images: site.media.images && org.media.images, video: site.media.video && org.media.video },
     url: { query: site.url.query && org.url.query, fragment: site.url.fragment && org.url.fragment },
+    // Page rules are checked per policy (pageIsPrivate), so an allow list never widens another.
+    pages: { allow: site.pages.allow, deny: [...site.pages.deny, ...org.pages.deny] },
   };
 }

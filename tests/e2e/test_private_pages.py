@@ -1,0 +1,55 @@
+"""Page-access rules: sharing pauses on a private page and resumes on a shared one."""
+
+from __future__ import annotations
+
+import json
+
+from playwright.sync_api import expect
+
+from tests.conftest import ServerFactory
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share
+
+POLICY = json.dumps({"version": 1, "pages": {"deny": ["/private-*"]}})
+
+
+def page(title: str, text: str, link: str) -> str:
+    return (
+        f'<script type="application/json" id="tandem-policy">{POLICY}</script>'
+        f'<h1>{title}</h1><p>{text}</p><a href="{link}">Next page</a>'
+    )
+
+
+def test_a_private_page_pauses_sharing_and_a_shared_page_resumes_it(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    server = server_factory(allow_origins=(other_origin.origin,))
+    first = other_origin.page(
+        "shop.html", page("Shop", "Open-page-text", "private-settings.html"), server
+    )
+    other_origin.page(
+        "private-settings.html", page("Settings", "Private-page-hushhush", "more.html"), server
+    )
+    other_origin.page("more.html", page("More", "Back-on-shared-page", "shop.html"), server)
+
+    customer.page.goto(first)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, server, code)
+    expect(view.get_by_text("Open-page-text")).to_be_visible()
+
+    customer.page.get_by_role("link", name="Next page").click()
+    customer.page.wait_for_url("**/private-settings.html")
+    expect(agent.page.get_by_role("status")).to_contain_text("Customer is on a private page")
+    expect(agent.page.locator("iframe")).to_have_count(0)
+    expect(customer.page.get_by_role("status")).to_contain_text("Sharing paused")
+    customer.page.mouse.move(200, 200)
+    customer.page.wait_for_timeout(500)
+
+    customer.page.get_by_role("link", name="Next page").click()
+    customer.page.wait_for_url("**/more.html")
+    view = agent.page.frame_locator('iframe[title="Customer view"]')
+    expect(view.get_by_text("Back-on-shared-page")).to_be_visible(timeout=10_000)
+
+    seen = agent_plaintext(agent) + agent.page.content()
+    assert "Private-page-hushhush" not in seen and "Settings" not in seen
+    wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
+    assert "Private-page-hushhush" not in wire
