@@ -105,3 +105,34 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
     assert view.locator("#pw").input_value() != "S3cret-Passw0rd!"
     assert view.locator("#cleared").input_value() == ""
     assert not view.locator("#agree").is_checked(), "a choice the customer made was shown"
+
+
+def test_the_customer_sees_what_is_hidden_and_the_agent_does_not(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    outlines = customer.page.locator("[data-tandem-ui] .masked-outline")
+
+    def outlined(label: str) -> bool:
+        field = customer.page.get_by_label(label, exact=True).bounding_box()
+        assert field is not None
+        for i in range(outlines.count()):
+            box = outlines.nth(i).bounding_box()
+            if box and abs(box["x"] + 3 - field["x"]) < 2 and abs(box["y"] + 3 - field["y"]) < 2:
+                return True
+        return False
+
+    expect(outlines.first).to_be_attached()
+    assert outlined("Full name") and outlined("Email")
+    assert not outlined("Delivery instructions"), "an unmasked field was outlined"
+    for label in ("Card number", "CVC"):
+        customer.page.get_by_label(label).scroll_into_view_if_needed()
+        customer.page.wait_for_timeout(400)  # outlines follow the page four times a second
+        assert outlined(label), label
+    expect(view.locator("#name")).to_be_attached()
+    assert "masked-outline" not in agent.page.content()
+    assert "hidden from agent" not in view.locator("html").inner_html()
+    customer.page.evaluate("() => window.Tandem.stop()")
+    expect(customer.page.locator("[data-tandem-ui]")).to_have_count(0)

@@ -17,7 +17,9 @@ import {
   IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, randomDigits, toBase64Url,
 } from "../shared/e2e/encoding.ts";
 import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
-import { maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement } from "../shared/masking.ts";
+import {
+  hiddenFromAgent, maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement,
+} from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
@@ -122,6 +124,7 @@ class Session {
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
   private pageWatch: ReturnType<typeof setInterval> | undefined;
   private watchedHref = "";
+  private overlayTimer: ReturnType<typeof setInterval> | undefined;
   private paused = false;
   /** The page is being left (navigation): keep the saved session for the next page. */
   unloading = false;
@@ -386,8 +389,20 @@ class Session {
     }
   }
 
+  /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */
+  private showOverlay(): void {
+    const draw = () => {
+      if (this.state !== "sharing" || this.paused) return this.ui.setOverlay(null);
+      this.ui.setOverlay(hiddenFromAgent(document).map((el) => el.getBoundingClientRect()));
+    };
+    draw();
+    clearInterval(this.overlayTimer);
+    this.overlayTimer = setInterval(draw, 250);
+  }
+
   private record(): void {
     if (this.stopRecording) return;
+    this.showOverlay();
     this.stopRecording = record({
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(),
@@ -461,6 +476,9 @@ class Session {
   }
 
   private pauseRecording(): void {
+    clearInterval(this.overlayTimer);
+    this.overlayTimer = undefined;
+    this.ui.setOverlay(null);
     clearInterval(this.pageWatch);
     this.pageWatch = undefined;
     this.paused = false;

@@ -36,6 +36,12 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
   box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
 .dot.paused { background: #f0b429; }
+.overlay { position: fixed; inset: 0; pointer-events: none; z-index: 2147483645; }
+.masked-outline { position: fixed; border: 2px dashed #7c3aed; border-radius: 6px;
+  background: rgba(124, 58, 237, .06); box-sizing: border-box; }
+.masked-outline::after { content: "hidden from agent"; position: absolute; right: 2px; top: -9px;
+  font: 600 10px/1 system-ui, sans-serif; color: #fff; background: #7c3aed; padding: 2px 4px;
+  border-radius: 4px; }
 .error { color: #b3261e; margin: 0 0 10px; }
 `;
 
@@ -60,6 +66,7 @@ function button(label: string, className: string, onClick: () => void): HTMLButt
 export class CustomerUI {
   private host: HTMLElement | null = null;
   private root: ShadowRoot | null = null;
+  private overlay: HTMLElement | null = null;
 
   private mount(): ShadowRoot {
     if (this.root && this.host?.isConnected) return this.root;
@@ -77,7 +84,33 @@ export class CustomerUI {
   }
 
   private show(...nodes: Node[]): void {
-    this.mount().replaceChildren(...nodes);
+    const root = this.mount();
+    root.replaceChildren(...nodes, ...(this.overlay ? [this.overlay] : []));
+  }
+
+  /** Outline, on the customer's screen only, what the agent cannot see (null removes it). */
+  setOverlay(rects: DOMRect[] | null): void {
+    if (!rects) {
+      this.overlay?.remove();
+      this.overlay = null;
+      return;
+    }
+    if (!this.overlay) {
+      this.overlay = element("div", { className: "overlay", attrs: { "aria-hidden": "true" } });
+      this.mount().append(this.overlay);
+    }
+    const boxes = rects
+      .filter((r) => r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight)
+      .slice(0, 300)
+      .map((r) => {
+        const box = element("div", { className: "masked-outline" });
+        box.style.left = `${r.left - 3}px`;
+        box.style.top = `${r.top - 3}px`;
+        box.style.width = `${r.width + 6}px`;
+        box.style.height = `${r.height + 6}px`;
+        return box;
+      });
+    this.overlay.replaceChildren(...boxes);
   }
 
   showCode(code: string, onCancel: () => void): void {
@@ -137,6 +170,7 @@ export class CustomerUI {
   }
 
   remove(): void {
+    this.overlay = null;
     this.host?.remove();
     this.host = null;
     this.root = null;

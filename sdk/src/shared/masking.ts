@@ -283,6 +283,19 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** What the customer's overlay outlines: fields and regions the agent cannot read. */
+export function hiddenFromAgent(root: ParentNode): Element[] {
+  const regions = [...active.mask, ...active.hide].join(", ");
+  const out: Element[] = [];
+  for (const field of Array.from(root.querySelectorAll("input, textarea, select"))) {
+    const type = (field.getAttribute("type") ?? "").toLowerCase();
+    if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
+    if (valueHidden(field)) out.push(field);
+  }
+  if (regions) for (const region of Array.from(root.querySelectorAll(regions))) out.push(region);
+  return out.filter((el) => !el.closest("[data-tandem-ui]"));
+}
+
 function valueHidden(el: MaskableElement): boolean {
   return isSensitiveField(el) || insideMasked(el) || !el.closest(unmaskSelector);
 }
