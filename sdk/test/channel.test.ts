@@ -97,3 +97,31 @@ test("content before any key and garbage frames are rejected", async () => {
     await assert.rejects(receiver.open(bad), ChannelError);
   }
 });
+
+import { CommandReceiver, CommandSender } from "../src/shared/e2e/channel.ts";
+
+test("commands reach the customer; replays are refused; gaps are allowed", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const agentKeys = await derivePairwiseKeys(ke.slice(), "s1");
+  const customerKeys = await derivePairwiseKeys(ke.slice(), "s1");
+  const sender = new CommandSender("s1", agentKeys.agentToCustomer);
+  const receiver = new CommandReceiver("s1", customerKeys.agentToCustomer);
+  const first = await sender.seal(text("click"));
+  await sender.seal(text("lost while the page loaded"));
+  const third = await sender.seal(text("type"));
+  assert.equal(read(await receiver.open(first)), "click");
+  assert.equal(read(await receiver.open(third)), "type");
+  await assert.rejects(receiver.open(first), /replayed/);
+  const next = new CommandReceiver("s1", customerKeys.agentToCustomer, receiver.last); // new page
+  await assert.rejects(next.open(third), /replayed/);
+});
+
+test("a command under the content key or altered does not open", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const keys = await derivePairwiseKeys(ke.slice(), "s1");
+  const forged = await new CommandSender("s1", keys.customerToAgent).seal(text("click"));
+  await assert.rejects(new CommandReceiver("s1", keys.agentToCustomer).open(forged), ChannelError);
+  const good = await new CommandSender("s1", keys.agentToCustomer).seal(text("click"));
+  good[10] ^= 1;
+  await assert.rejects(new CommandReceiver("s1", keys.agentToCustomer).open(good), ChannelError);
+});

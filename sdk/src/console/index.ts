@@ -7,7 +7,7 @@
  */
 
 import { Replayer } from "rrweb";
-import { ChannelError, ContentReceiver, derivePairwiseKeys } from "../shared/e2e/channel.ts";
+import { ChannelError, CommandSender, ContentReceiver, derivePairwiseKeys } from "../shared/e2e/channel.ts";
 import {
   IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, toBase64Url,
 } from "../shared/e2e/encoding.ts";
@@ -38,6 +38,11 @@ const statusLine = byId<HTMLElement>("status");
 const mirrorRoot = byId<HTMLElement>("mirror");
 const whoami = byId<HTMLElement>("whoami");
 const signoutButton = byId<HTMLButtonElement>("signout");
+const requestControlButton = byId<HTMLButtonElement>("request-control");
+const releaseControlButton = byId<HTMLButtonElement>("release-control");
+const controlLayer = byId<HTMLElement>("control-layer");
+const typingBox = byId<HTMLElement>("typing");
+const typingInput = byId<HTMLInputElement>("typing-input");
 
 interface Agent {
   username: string;
@@ -123,6 +128,14 @@ class LiveView {
   private exchange: Spake2 | null = null;
   private confirmed: Confirmed | null = null;
   private receiver: ContentReceiver | null = null;
+  private commands: CommandSender | null = null;
+  private commandChain: Promise<void> = Promise.resolve();
+  private controlling = false;
+  private typingTarget: number | null = null;
+  private lastPoint = 0;
+  private lastScroll = 0;
+  private scale = 1;
+  private typingTimer: ReturnType<typeof setTimeout> | undefined;
   /** Frames are opened, inflated and replayed strictly in arrival order. */
   private chain: Promise<void> = Promise.resolve();
   private decoder: PayloadDecoder | null = new PayloadDecoder();
@@ -200,6 +213,7 @@ class LiveView {
       case "consent":
         if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
         setStatus("Connected. You are seeing the customer's page live.", "good");
+        requestControlButton.hidden = false;
         this.startMirror();
         break;
       case "peer":
@@ -246,12 +260,103 @@ class LiveView {
     if (!confirmed || !this.sessionId || bytes.length !== MAC_BYTES || !confirmed.verifyPeer(bytes)) return this.mismatch();
     const keys = await derivePairwiseKeys(confirmed.ke, this.sessionId);
     this.receiver = new ContentReceiver(this.sessionId, keys.customerToAgent);
+    this.commands = new CommandSender(this.sessionId, keys.agentToCustomer);
     setStatus("Waiting for the customer to allow sharing…");
   }
 
   private mismatch(): void {
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("abort", { reason: "key_mismatch" }));
     this.finish(`${MISMATCH} Session ended`);
+  }
+
+  /** Encrypt and send a command to the customer's browser, in order. */
+  sendCommand(command: Record<string, unknown>): void {
+    const sender = this.commands;
+    if (!sender || this.ended) return;
+    const bytes = new TextEncoder().encode(JSON.stringify(command));
+    this.commandChain = this.commandChain
+      .then(() => sender.seal(bytes))
+      .then((sealed) => {
+        if (this.ws.readyState === WebSocket.OPEN) this.ws.send(sealed);
+      })
+      .catch(() => undefined);
+  }
+
+  requestControl(): void {
+    this.sendCommand({ k: "control_request" });
+    setStatus("Waiting for the customer to allow control…");
+  }
+
+  releaseControl(): void {
+    this.sendCommand({ k: "control_release" });
+  }
+
+  private setControlling(on: boolean): void {
+    this.controlling = on;
+    controlLayer.hidden = !on;
+    requestControlButton.hidden = on || this.ended;
+    releaseControlButton.hidden = !on;
+    if (!on) {
+      typingBox.hidden = true;
+      this.typingTarget = null;
+    }
+  }
+
+  /** Where an agent's mouse event lands in the customer's page: viewport point and node id. */
+  private target(event: MouseEvent): { x: number; y: number; id: number | null; el: Element | null } | null {
+    const replayer = this.replayer;
+    if (!replayer) return null;
+    const rect = replayer.wrapper.getBoundingClientRect();
+    const x = (event.clientX - rect.left) / this.scale;
+    const y = (event.clientY - rect.top) / this.scale;
+    const el = replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null;
+    const id = el ? replayer.getMirror().getId(el as unknown as Node) : -1;
+    return { x, y, id: id > 0 ? id : null, el };
+  }
+
+  onLayerMove(event: MouseEvent): void {
+    if (!this.controlling || performance.now() - this.lastPoint < 50) return;
+    this.lastPoint = performance.now();
+    const t = this.target(event);
+    if (t) this.sendCommand({ k: "pointer", x: Math.round(t.x), y: Math.round(t.y) });
+  }
+
+  onLayerClick(event: MouseEvent): void {
+    if (!this.controlling) return;
+    const t = this.target(event);
+    if (!t || t.id === null) return;
+    this.sendCommand({ k: "click", id: t.id });
+    const field = t.el?.closest("input, textarea");
+    if (field) {
+      this.typingTarget = t.id;
+      typingInput.value = "";
+      typingBox.hidden = false;
+      typingInput.focus();
+    } else {
+      typingBox.hidden = true;
+      this.typingTarget = null;
+    }
+  }
+
+  onLayerWheel(event: WheelEvent): void {
+    if (!this.controlling || !this.replayer) return;
+    event.preventDefault();
+    if (performance.now() - this.lastScroll < 100) return;
+    this.lastScroll = performance.now();
+    const view = this.replayer.iframe.contentWindow;
+    if (!view) return;
+    this.sendCommand({ k: "scroll", x: Math.round(view.scrollX), y: Math.max(0, Math.round(view.scrollY + event.deltaY / this.scale)) });
+  }
+
+  /** Typing is sent as the whole value, at most every 80 ms (the last value always goes). */
+  onTyping(): void {
+    if (this.typingTimer !== undefined) return;
+    this.typingTimer = setTimeout(() => {
+      this.typingTimer = undefined;
+      if (this.controlling && this.typingTarget !== null) {
+        this.sendCommand({ k: "type", id: this.typingTarget, text: typingInput.value });
+      }
+    }, 80);
   }
 
   /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
@@ -301,6 +406,7 @@ class LiveView {
     const wrapper = this.replayer?.wrapper;
     if (!wrapper || !this.size.width) return;
     const scale = Math.min(1, mirrorRoot.clientWidth / this.size.width);
+    this.scale = scale;
     wrapper.style.transform = `scale(${scale})`;
     mirrorRoot.style.height = `${Math.ceil(this.size.height * scale)}px`;
   }
@@ -336,6 +442,21 @@ class LiveView {
     if (!payload) return;
     if (payload.k === "paused") {
       this.pauseMirror();
+      return;
+    }
+    if (payload.k === "control") {
+      this.setControlling(payload.state === "granted");
+      setStatus(
+        payload.state === "granted" ? "You have control: point, scroll, click, and type in fields you can see."
+          : payload.state === "refused" ? "The customer refused control." : "The customer took back control.",
+        payload.state === "granted" ? "good" : "bad",
+      );
+      return;
+    }
+    if (payload.k === "action_refused") {
+      setStatus(`Not done: ${payload.reason}`, "bad");
+      typingBox.hidden = true;
+      this.typingTarget = null;
       return;
     }
     if (!this.replayer) {
@@ -374,6 +495,9 @@ class LiveView {
     this.decoder = null;
     this.receiver?.close();
     this.receiver = null;
+    this.commands = null;
+    this.setControlling(false);
+    requestControlButton.hidden = true;
     this.exchange = null;
     this.confirmed = null;
     this.secret = null;
@@ -401,6 +525,12 @@ joinForm.addEventListener("submit", (event) => {
 });
 
 leaveButton.addEventListener("click", () => live?.leave());
+requestControlButton.addEventListener("click", () => live?.requestControl());
+releaseControlButton.addEventListener("click", () => live?.releaseControl());
+controlLayer.addEventListener("mousemove", (event) => live?.onLayerMove(event));
+controlLayer.addEventListener("click", (event) => live?.onLayerClick(event));
+controlLayer.addEventListener("wheel", (event) => live?.onLayerWheel(event), { passive: false });
+typingInput.addEventListener("input", () => live?.onTyping());
 
 async function init(): Promise<void> {
   try {

@@ -12,7 +12,7 @@
  */
 
 import { record } from "rrweb";
-import { ContentSender, derivePairwiseKeys } from "../shared/e2e/channel.ts";
+import { CommandReceiver, ContentSender, derivePairwiseKeys, type PairwiseKeys } from "../shared/e2e/channel.ts";
 import {
   IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, randomDigits, toBase64Url,
 } from "../shared/e2e/encoding.ts";
@@ -23,7 +23,8 @@ import {
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
-import { clearKeys, loadKey, saveKey } from "./keystore.ts";
+import { RemoteControl } from "./control.ts";
+import { clearKeys, loadKeys, saveKeys } from "./keystore.ts";
 import { CustomerUI } from "./ui.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -47,6 +48,10 @@ interface Saved {
   epoch: number;
   /** The policy passed to start(), for pages without their own policy tag. */
   sitePolicy: Policy | null;
+  /** The last agent command opened (replays are refused, also on the next page). */
+  commands?: number;
+  /** Remote control granted (it survives the customer's navigation, until revoked). */
+  control?: boolean;
 }
 
 export interface StartOptions {
@@ -116,7 +121,9 @@ class Session {
   private orgPolicy: Policy | null = null;
   private reconnects = 0;
   private exchange: Spake2 | null = null;
-  private pairwise: CryptoKey | null = null;
+  private keys: PairwiseKeys | null = null;
+  private commands: CommandReceiver | null = null;
+  private control: RemoteControl | null = null;
   private sender: ContentSender | null = null;
   /** Sends leave in call order: packing and encryption are asynchronous. */
   private sendChain: Promise<void> = Promise.resolve();
@@ -178,7 +185,10 @@ class Session {
       ws.send(control(String(type), fields));
     });
     ws.addEventListener("message", (event) => {
-      if (typeof event.data !== "string") return; // agent payloads: reserved for remote control
+      if (typeof event.data !== "string") {
+        void this.onCommand(new Uint8Array(event.data as ArrayBuffer));
+        return;
+      }
       const message = parseServerMessage(event.data);
       if (!message) return;
       this.handle(message);
@@ -269,8 +279,8 @@ class Session {
   private async pairThenAsk(): Promise<void> {
     const saved = this.saved;
     if (!saved) return;
-    this.pairwise ??= await loadKey(saved.sessionId);
-    if (this.pairwise) {
+    this.keys ??= await loadKeys(saved.sessionId);
+    if (this.keys) {
       this.askConsent();
       return;
     }
@@ -305,8 +315,8 @@ class Session {
     }
     if (!confirmed.verifyPeer(bytes.subarray(SHARE_BYTES))) return this.mismatch();
     const keys = await derivePairwiseKeys(confirmed.ke, saved.sessionId);
-    this.pairwise = keys.customerToAgent;
-    await saveKey(saved.sessionId, keys.customerToAgent);
+    this.keys = keys;
+    await saveKeys(saved.sessionId, keys);
     saved.secret = null; // the key replaces the secret; it is no longer needed anywhere
     save(saved);
     this.send(control("handshake", { data: toBase64Url(confirmed.confirmation) }));
@@ -340,11 +350,11 @@ class Session {
     if (!saved) return;
     this.ui.showSharing(saved.agent ?? "the agent", () => void this.stop());
     if (this.stopRecording) return;
-    this.pairwise ??= await loadKey(saved.sessionId);
-    if (!this.pairwise) return this.mismatch();
+    this.keys ??= await loadKeys(saved.sessionId);
+    if (!this.keys) return this.mismatch();
     saved.epoch += 1;
     save(saved);
-    const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.pairwise]);
+    const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.keys.customerToAgent]);
     if (this.state !== "sharing" || this.stopRecording) return;
     if (this.brokenPolicy) {
       void this.stop();
@@ -352,6 +362,21 @@ class Session {
     }
     this.sender = sender;
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
+    this.commands = new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
+    this.control?.dispose();
+    this.control = new RemoteControl(this.ui, {
+      agent: () => this.saved?.agent ?? "The agent",
+      reply: (payload) => this.sendPayload(payload),
+      changed: () => {
+        if (this.saved) {
+          this.saved.control = this.control?.granted ?? false;
+          save(this.saved);
+        }
+        this.drawBanner();
+      },
+      isPrivate: (url) => pageIsPrivate(url, [this.sitePolicy, this.orgPolicy]),
+    }, saved.control ?? false);
+    this.drawBanner();
     usePolicy(mergePolicies(this.sitePolicy ?? validatePolicy({ version: 1 }), this.orgPolicy));
     this.watchedHref = location.href;
     clearInterval(this.pageWatch);
@@ -361,6 +386,30 @@ class Session {
       return;
     }
     this.record();
+  }
+
+  private drawBanner(): void {
+    const agent = this.saved?.agent ?? "the agent";
+    const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke);
+  }
+
+  /** An encrypted command from the agent: open it (refusing replays), then let control decide. */
+  private async onCommand(bytes: Uint8Array): Promise<void> {
+    const receiver = this.commands;
+    if (!receiver || !this.control || this.state !== "sharing") return;
+    let command: unknown;
+    try {
+      command = JSON.parse(new TextDecoder().decode(await receiver.open(bytes)));
+    } catch {
+      return; // forged, replayed or garbled: ignored (it could only come from the relay)
+    }
+    if (this.saved) {
+      this.saved.commands = receiver.last;
+      save(this.saved);
+    }
+    if (this.paused) return;
+    this.control.handle(command);
   }
 
   private isPrivatePage(): boolean {
@@ -374,7 +423,8 @@ class Session {
     this.pending = [];
     this.paused = true;
     this.sendPayload({ k: "paused" });
-    this.ui.showSharing(this.saved?.agent ?? "the agent", () => void this.stop(), true);
+    this.ui.point(null);
+    this.drawBanner();
   }
 
   private onPageChange(): void {
@@ -384,7 +434,7 @@ class Session {
     if (isPrivate && !this.paused) this.pause();
     if (!isPrivate && this.paused) {
       this.paused = false;
-      this.ui.showSharing(this.saved?.agent ?? "the agent", () => void this.stop());
+      this.drawBanner();
       this.record(); // starts with a full snapshot of the shared page
     }
   }
@@ -502,7 +552,10 @@ class Session {
     this.backlogTimer = undefined;
     this.backlogged = false;
     this.exchange = null;
-    this.pairwise = null;
+    this.keys = null;
+    this.commands = null;
+    this.control?.dispose();
+    this.control = null;
     this.sendChain = Promise.resolve();
     const ws = this.ws;
     this.ws = null;

@@ -4,6 +4,8 @@
  * bytes). Deleted when the session ends.
  */
 
+import type { PairwiseKeys } from "../shared/e2e/channel.ts";
+
 const DB = "tandem";
 const STORE = "keys";
 
@@ -29,14 +31,14 @@ async function run<T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) =>
   }
 }
 
-export function saveKey(sessionId: string, key: CryptoKey): Promise<unknown> {
-  return run("readwrite", (store) => store.put(key, sessionId));
+export function saveKeys(sessionId: string, keys: PairwiseKeys): Promise<unknown> {
+  return run("readwrite", (store) => store.put(keys, sessionId));
 }
 
-export async function loadKey(sessionId: string): Promise<CryptoKey | null> {
+export async function loadKeys(sessionId: string): Promise<PairwiseKeys | null> {
   try {
-    const key = await run<CryptoKey | undefined>("readonly", (store) => store.get(sessionId));
-    return key instanceof CryptoKey ? key : null;
+    const keys = await run<PairwiseKeys | undefined>("readonly", (store) => store.get(sessionId));
+    return keys && keys.customerToAgent instanceof CryptoKey && keys.agentToCustomer instanceof CryptoKey ? keys : null;
   } catch {
     return null;
   }

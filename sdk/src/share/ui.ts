@@ -36,6 +36,12 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
   box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
 .dot.paused { background: #f0b429; }
+.pointer { position: fixed; width: 18px; height: 18px; margin: -9px 0 0 -9px; border-radius: 50%;
+  background: rgba(239, 68, 68, .85); box-shadow: 0 0 0 6px rgba(239, 68, 68, .25); pointer-events: none;
+  z-index: 2147483647; transition: left .05s linear, top .05s linear; }
+.toast { position: fixed; left: 50%; bottom: 70px; transform: translateX(-50%); z-index: 2147483647;
+  background: #1c2430; color: #fff; font: 600 13px/1.3 system-ui, sans-serif; padding: 8px 12px;
+  border-radius: 8px; pointer-events: none; }
 .overlay { position: fixed; inset: 0; pointer-events: none; z-index: 2147483645; }
 .masked-outline { position: fixed; border: 2px dashed #7c3aed; border-radius: 6px;
   background: rgba(124, 58, 237, .06); box-sizing: border-box; }
@@ -67,6 +73,9 @@ export class CustomerUI {
   private host: HTMLElement | null = null;
   private root: ShadowRoot | null = null;
   private overlay: HTMLElement | null = null;
+  private pointer: HTMLElement | null = null;
+  private toast: HTMLElement | null = null;
+  private toastTimer: ReturnType<typeof setTimeout> | undefined;
 
   private mount(): ShadowRoot {
     if (this.root && this.host?.isConnected) return this.root;
@@ -85,7 +94,8 @@ export class CustomerUI {
 
   private show(...nodes: Node[]): void {
     const root = this.mount();
-    root.replaceChildren(...nodes, ...(this.overlay ? [this.overlay] : []));
+    const layers = [this.overlay, this.pointer, this.toast].filter((n): n is HTMLElement => n !== null);
+    root.replaceChildren(...nodes, ...layers);
   }
 
   /** Outline, on the customer's screen only, what the agent cannot see (null removes it). */
@@ -159,18 +169,73 @@ export class CustomerUI {
     allow.focus();
   }
 
-  showSharing(agent: string, onStop: () => void, paused = false): void {
+  showSharing(agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void): void {
+    const text = paused ? `Sharing paused: ${agent} cannot see this private page`
+      : onRevokeControl ? `${agent} can control this page (Esc to stop)` : `Sharing this page with ${agent}`;
     this.show(
       element("div", { className: "banner", attrs: { role: "status" } }, [
         element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { text: paused ? `Sharing paused: ${agent} cannot see this private page` : `Sharing this page with ${agent}` }),
+        element("span", { text }),
+        ...(onRevokeControl ? [button("Take back control", "", onRevokeControl)] : []),
         button("Stop sharing", "danger", onStop),
       ]),
     );
   }
 
+  askControl(agent: string, onAllow: () => void, onRefuse: () => void): void {
+    const allow = button("Allow control", "primary", onAllow);
+    this.show(
+      element("div", { className: "backdrop" }),
+      element("div", {
+        className: "dialog",
+        attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-control-title" },
+      }, [
+        element("h2", { text: `${agent} asks to control this page`, attrs: { id: "tandem-control-title" } }),
+        element("p", {
+          text: `${agent} will be able to point, scroll, click and type in fields they can see — never in ` +
+            "hidden fields or on protected buttons. Every action is shown to you. Press Esc or " +
+            "“Take back control” at any time.",
+        }),
+        element("div", { className: "row" }, [button("Refuse", "", onRefuse), allow]),
+      ]),
+    );
+    allow.focus();
+  }
+
+  /** The agent's laser pointer, at viewport coordinates (null hides it). */
+  point(x: number | null, y = 0): void {
+    if (x === null) {
+      this.pointer?.remove();
+      this.pointer = null;
+      return;
+    }
+    if (!this.pointer) {
+      this.pointer = element("div", { className: "pointer", attrs: { "aria-hidden": "true" } });
+      this.mount().append(this.pointer);
+    }
+    this.pointer.style.left = `${x}px`;
+    this.pointer.style.top = `${y}px`;
+  }
+
+  /** A short notice of what the agent just did. */
+  notify(text: string): void {
+    if (!this.toast) {
+      this.toast = element("div", { className: "toast", attrs: { role: "status", "aria-live": "polite" } });
+      this.mount().append(this.toast);
+    }
+    this.toast.textContent = text;
+    clearTimeout(this.toastTimer);
+    this.toastTimer = setTimeout(() => {
+      this.toast?.remove();
+      this.toast = null;
+    }, 2500);
+  }
+
   remove(): void {
     this.overlay = null;
+    this.pointer = null;
+    this.toast = null;
+    clearTimeout(this.toastTimer);
     this.host?.remove();
     this.host = null;
     this.root = null;

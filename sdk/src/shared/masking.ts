@@ -283,6 +283,15 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** Whether the agent may act on `el` (remote control): it must be able to see it. */
+export function agentMayTouch(el: Element): boolean {
+  if (el.closest("[data-tandem-no-control], [data-tandem-ui]")) return false;
+  const regions = [...active.mask, ...active.hide].join(", ");
+  if (regions && el.closest(regions)) return false;
+  const field = el.closest("input, textarea, select");
+  return !field || !valueHidden(field);
+}
+
 /** What the customer's overlay outlines: fields and regions the agent cannot read. */
 export function hiddenFromAgent(root: ParentNode): Element[] {
   const regions = [...active.mask, ...active.hide].join(", ");

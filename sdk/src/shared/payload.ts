@@ -20,7 +20,12 @@ export interface PausedPayload {
   k: "paused";
 }
 
-export type Payload = EventsPayload | PausedPayload;
+export type ControlState = "granted" | "refused" | "revoked";
+
+/** The customer's answer about remote control, and refusals of single actions. */
+export type ControlPayload = { k: "control"; state: ControlState } | { k: "action_refused"; reason: string };
+
+export type Payload = EventsPayload | PausedPayload | ControlPayload;
 
 interface PartPayload {
   k: "part";
@@ -57,7 +62,10 @@ export function encodePayload(payload: Payload, maxBytes = MAX_PAYLOAD_BYTES): U
 function isEvents(value: unknown): value is Payload {
   if (typeof value !== "object" || value === null) return false;
   const k = (value as { k?: unknown }).k;
-  return k === "paused" || (k === "events" && Array.isArray((value as { events?: unknown }).events));
+  const v = value as { events?: unknown; state?: unknown; reason?: unknown };
+  if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
+  if (k === "action_refused") return typeof v.reason === "string";
+  return k === "paused" || (k === "events" && Array.isArray(v.events));
 }
 
 function isPart(value: unknown): value is PartPayload {

@@ -196,3 +196,44 @@ export class ContentReceiver {
     this.key = null;
   }
 }
+
+/** Agent side: commands to the customer, under the agent-to-customer key, numbered from 1. */
+export class CommandSender {
+  private counter = 0;
+
+  constructor(private readonly sessionId: string, private readonly agentToCustomer: CryptoKey) {}
+
+  seal(plaintext: Uint8Array): Promise<Uint8Array> {
+    const counter = ++this.counter;
+    const header = frame(Uint8Array.of(KIND_TO_CUSTOMER), u64(counter));
+    return encrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, KIND_TO_CUSTOMER, counter), plaintext).then(
+      (ciphertext) => frame(header, ciphertext),
+    );
+  }
+}
+
+/**
+ * Customer side: opens commands. Counters must only grow: a replayed or reordered command is
+ * refused. Gaps are allowed, because commands sent while the customer's page was loading are
+ * lost by design (the relay has nowhere to deliver them). `last` survives page navigations.
+ */
+export class CommandReceiver {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly sessionId: string, private readonly agentToCustomer: CryptoKey, public last = 0) {}
+
+  open(bytes: Uint8Array): Promise<Uint8Array> {
+    const result = this.queue.then(() => this.openNext(bytes));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async openNext(bytes: Uint8Array): Promise<Uint8Array> {
+    if (bytes.length < 9 + 16 || bytes[0] !== KIND_TO_CUSTOMER) throw new ChannelError("malformed command");
+    const counter = readU64(bytes, 1);
+    if (counter <= this.last) throw new ChannelError("a command was replayed");
+    const plaintext = await decrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, KIND_TO_CUSTOMER, counter), bytes.subarray(9));
+    this.last = counter;
+    return plaintext;
+  }
+}

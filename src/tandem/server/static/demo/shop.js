@@ -2,13 +2,14 @@
 "use strict";
 
 const PRODUCTS = [
-  { id: "tent", name: "Ridgeline 2P Tent", price: 349, text: "Two-person, three-season tent. 1.9 kg, pitches in four minutes." },
-  { id: "pack", name: "Cascade 45L Pack", price: 189, text: "Ventilated back panel, rain cover, fits carry-on limits." },
-  { id: "jacket", name: "Stormshell Jacket", price: 229, text: "Waterproof, breathable 3-layer shell with pit zips." },
-  { id: "bag", name: "Alpine Down Sleeping Bag", price: 279, text: "Rated to -5 °C, 650-fill responsibly sourced down." },
-  { id: "stove", name: "Ember Camp Stove", price: 59, text: "Boils a litre in three minutes. Folds to pocket size." },
-  { id: "socks", name: "Trail Socks (3 pairs)", price: 36, text: "Merino blend, cushioned heel, lifetime guarantee." },
+  { id: "tent", name: "Ridgeline 2P Tent", price: 349, tag: "Shelter", img: "tent.svg", text: "Two-person, three-season tent. 1.9 kg, pitches in four minutes." },
+  { id: "pack", name: "Cascade 45L Pack", price: 189, tag: "Packs", img: "pack.svg", text: "Ventilated back panel, rain cover, fits carry-on limits." },
+  { id: "jacket", name: "Stormshell Jacket", price: 229, tag: "Clothing", img: "jacket.svg", text: "Waterproof, breathable 3-layer shell with pit zips." },
+  { id: "bag", name: "Alpine Down Sleeping Bag", price: 279, tag: "Sleep", img: "sleeping-bag.svg", text: "Rated to -5 °C, 650-fill responsibly sourced down." },
+  { id: "stove", name: "Ember Camp Stove", price: 59, tag: "Cooking", img: "stove.svg", text: "Boils a litre in three minutes. Folds to pocket size." },
+  { id: "socks", name: "Trail Socks (3 pairs)", price: 36, tag: "Clothing", img: "socks.svg", text: "Merino blend, cushioned heel, lifetime guarantee." },
 ];
+const IMG = (p) => `/demo/img/${p.img}`;
 const CART_KEY = "northwind.cart";
 const money = (n) => `$${n.toFixed(2)}`;
 const byId = (id) => document.getElementById(id);
@@ -44,26 +45,39 @@ function el(tag, props = {}, children = []) {
 function renderProducts(filter = "") {
   const grid = byId("products");
   const needle = filter.trim().toLowerCase();
-  const shown = PRODUCTS.filter((p) => !needle || `${p.name} ${p.text}`.toLowerCase().includes(needle));
+  const shown = PRODUCTS.filter((p) => !needle || `${p.name} ${p.tag} ${p.text}`.toLowerCase().includes(needle));
   grid.replaceChildren(...shown.map((p) => {
-    const index = PRODUCTS.indexOf(p);
+    // The button's text stays "Add to cart" (the agent's control notices name it); a toast confirms.
     const add = el("button", { class: "primary", type: "button", text: "Add to cart" });
     add.addEventListener("click", () => {
       const cart = readCart();
       cart[p.id] = (cart[p.id] || 0) + 1;
       writeCart(cart);
-      add.textContent = "Added ✓";
-      setTimeout(() => { add.textContent = "Add to cart"; }, 1200);
+      toast(`${p.name} added to your cart`);
     });
     return el("article", { class: "product" }, [
-      el("div", { class: `art art-${index}`, "aria-hidden": "true", text: p.name[0] }),
+      el("img", { class: "art", src: IMG(p), alt: "", width: "320", height: "180" }),
       el("div", { class: "body" }, [
+        el("span", { class: "tag", text: p.tag }),
         el("h2", { text: p.name }), el("p", { text: p.text }),
         el("div", { class: "row" }, [el("span", { class: "price", text: money(p.price) }), add]),
       ]),
     ]);
   }));
   byId("no-results").hidden = shown.length > 0;
+}
+
+let toastTimer = 0;
+function toast(message) {
+  let box = byId("toast");
+  if (!box) {
+    box = el("div", { id: "toast", class: "toast", "aria-live": "polite" });
+    document.body.append(box);
+  }
+  box.textContent = message;
+  box.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.classList.remove("show"), 2200);
 }
 
 function cartLines() {
@@ -75,14 +89,16 @@ function renderCart() {
   const lines = cartLines();
   const body = byId("cart-lines");
   body.replaceChildren(...lines.map(({ product, qty }) => {
-    const input = el("input", { type: "number", min: "1", max: "20", value: String(qty), "aria-label": `Quantity of ${product.name}`, "data-tandem-unmask": "" });
+    const inputId = `qty-${product.id}`;
+    const label = el("label", { for: inputId, class: "sr-only", text: `Quantity of ${product.name}` });
+    const input = el("input", { id: inputId, type: "number", inputmode: "numeric", min: "1", max: "20", value: String(qty), "data-tandem-unmask": "" });
     input.addEventListener("change", () => {
       const cart = readCart();
       cart[product.id] = Math.max(1, Math.min(20, parseInt(input.value, 10) || 1));
       writeCart(cart);
       renderCart();
     });
-    const remove = el("button", { class: "link", type: "button", text: "Remove" });
+    const remove = el("button", { class: "link", type: "button", text: "Remove", "aria-label": `Remove ${product.name}` });
     remove.addEventListener("click", () => {
       const cart = readCart();
       delete cart[product.id];
@@ -90,8 +106,12 @@ function renderCart() {
       renderCart();
     });
     return el("tr", {}, [
-      el("td", { text: product.name }), el("td", { text: money(product.price) }),
-      el("td", { class: "qty" }, [input]), el("td", { text: money(product.price * qty) }), el("td", {}, [remove]),
+      el("td", {}, [el("div", { class: "item" }, [
+        el("img", { class: "thumb", src: IMG(product), alt: "", width: "64", height: "36" }),
+        el("span", { text: product.name }),
+      ])]),
+      el("td", { text: money(product.price) }),
+      el("td", { class: "qty" }, [label, input]), el("td", { text: money(product.price * qty) }), el("td", {}, [remove]),
     ]);
   }));
   const total = lines.reduce((sum, l) => sum + l.product.price * l.qty, 0);
@@ -109,28 +129,47 @@ function renderCheckout() {
   byId("summary-total").textContent = money(lines.reduce((s, l) => s + l.product.price * l.qty, 0));
   byId("checkout-form").addEventListener("submit", (event) => {
     event.preventDefault();
+    byId("order-number").textContent = `NW-${10500 + Math.floor(Math.random() * 9000)}`;
     byId("order-done").hidden = false;
     localStorage.removeItem(CART_KEY);
     renderCount();
   });
 }
 
+const SIGNED_IN_KEY = "northwind.signedIn";
+const EMAIL_KEY = "northwind.email";
+
 function renderAccount() {
-  const signedIn = sessionStorage.getItem("northwind.signedIn") === "1";
+  const signedIn = sessionStorage.getItem(SIGNED_IN_KEY) === "1";
   byId("signin-panel").hidden = signedIn;
   byId("account-panel").hidden = !signedIn;
+  const email = sessionStorage.getItem(EMAIL_KEY);
+  if (email) byId("account-shown-email").textContent = email;
 }
 
 function setUpAccount() {
   renderAccount();
+  // Demo only: any email with an @ and any non-empty password sign in. Nothing leaves the page.
   byId("account-signin").addEventListener("submit", (event) => {
     event.preventDefault();
-    sessionStorage.setItem("northwind.signedIn", "1");
-    byId("account-password").value = "";
+    const email = byId("account-email").value.trim();
+    const password = byId("account-password");
+    const error = byId("signin-error");
+    if (!email.includes("@") || !password.value) {
+      error.textContent = "Enter your email and password (demo: any email and password work).";
+      error.hidden = false;
+      return;
+    }
+    error.hidden = true;
+    sessionStorage.setItem(SIGNED_IN_KEY, "1");
+    sessionStorage.setItem(EMAIL_KEY, email);
+    password.value = "";
     renderAccount();
   });
   byId("account-signout").addEventListener("click", () => {
-    sessionStorage.removeItem("northwind.signedIn");
+    sessionStorage.removeItem(SIGNED_IN_KEY);
+    sessionStorage.removeItem(EMAIL_KEY);
+    byId("account-shown-email").textContent = "jordan.avery@example.com";
     renderAccount();
   });
 }

@@ -1,0 +1,148 @@
+/**
+ * Remote control on the customer's side: only with its own consent, only on what the agent can
+ * see, every action shown to the customer, rate-limited, revocable at any moment (Esc or the
+ * banner's "Take back control").
+ *
+ * Commands arrive encrypted from the agent (../shared/e2e/channel.ts, CommandReceiver). They name
+ * elements by rrweb's node ids, looked up in the recorder's mirror of this page.
+ */
+
+import { record } from "rrweb";
+import { agentMayTouch } from "../shared/masking.ts";
+import type { ControlState, Payload } from "../shared/payload.ts";
+import type { CustomerUI } from "./ui.ts";
+
+/** Clicks and scrolls per second. Typing (each command sets the whole value) and pointer moves
+ * have their own, larger allowances. */
+const ACTIONS_PER_SECOND = 5;
+const TYPING_PER_SECOND = 20;
+const POINTS_PER_SECOND = 40;
+const MAX_TYPED = 1000;
+
+export interface ControlHost {
+  agent(): string;
+  reply(payload: Payload): void;
+  /** Redraw the banner for the new control state. */
+  changed(): void;
+  isPrivate(url: URL): boolean;
+}
+
+class Bucket {
+  private tokens: number;
+  private last = performance.now();
+  constructor(private readonly perSecond: number) {
+    this.tokens = perSecond;
+  }
+  take(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
+    this.last = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}
+
+function describe(el: Element): string {
+  const aria = el.getAttribute("aria-label");
+  const labelled = (el as HTMLInputElement).labels?.[0]?.textContent;
+  const text = aria || labelled || el.textContent || el.getAttribute("placeholder") || el.tagName.toLowerCase();
+  return text.trim().replace(/\s+/g, " ").slice(0, 40);
+}
+
+const TYPEABLE = new Set(["", "text", "search", "email", "tel", "url", "number"]);
+
+export class RemoteControl {
+  granted = false;
+  private asking = false;
+  private readonly actions = new Bucket(ACTIONS_PER_SECOND);
+  private readonly points = new Bucket(POINTS_PER_SECOND);
+  private readonly typing = new Bucket(TYPING_PER_SECOND);
+  private readonly onKey = (event: KeyboardEvent) => {
+    if (event.key === "Escape" && this.granted) this.revoke();
+  };
+
+  constructor(private readonly ui: CustomerUI, private readonly host: ControlHost, granted = false) {
+    this.granted = granted;
+    addEventListener("keydown", this.onKey, true);
+  }
+
+  private setState(state: ControlState): void {
+    this.granted = state === "granted";
+    if (!this.granted) this.ui.point(null);
+    this.host.reply({ k: "control", state });
+    this.host.changed();
+  }
+
+  revoke(): void {
+    if (this.granted) this.setState("revoked");
+  }
+
+  dispose(): void {
+    removeEventListener("keydown", this.onKey, true);
+    this.granted = false;
+    this.ui.point(null);
+  }
+
+  private refuse(reason: string): void {
+    this.host.reply({ k: "action_refused", reason });
+  }
+
+  handle(command: unknown): void {
+    if (typeof command !== "object" || command === null) return;
+    const c = command as { k?: unknown; id?: unknown; x?: unknown; y?: unknown; text?: unknown };
+    if (c.k === "control_request") {
+      if (this.granted) return this.setState("granted");
+      if (this.asking) return;
+      this.asking = true;
+      this.ui.askControl(
+        this.host.agent(),
+        () => { this.asking = false; this.setState("granted"); },
+        () => { this.asking = false; this.setState("refused"); },
+      );
+      return;
+    }
+    if (c.k === "control_release") return this.granted ? this.setState("revoked") : undefined;
+    if (!this.granted) return this.refuse("The customer has not given you control.");
+    if (c.k === "pointer") {
+      if (typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y) && this.points.take()) {
+        this.ui.point(c.x, c.y);
+      }
+      return;
+    }
+    if (!(c.k === "type" ? this.typing : this.actions).take()) return this.refuse("Too many actions: slow down.");
+    if (c.k === "scroll" && typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y)) {
+      scrollTo({ left: c.x, top: c.y });
+      this.ui.notify(`${this.host.agent()} scrolled the page`);
+      return;
+    }
+    const node = typeof c.id === "number" ? record.mirror.getNode(c.id) : null;
+    if (!(node instanceof Element) || !node.isConnected) return this.refuse("That part of the page is gone.");
+    if (!agentMayTouch(node)) return this.refuse("That is hidden from you or protected.");
+    if (c.k === "click") return this.click(node);
+    if (c.k === "type" && typeof c.text === "string") return this.type(node, c.text.slice(0, MAX_TYPED));
+    this.refuse("Unknown action.");
+  }
+
+  private click(el: Element): void {
+    const link = el.closest("a[href]") as HTMLAnchorElement | null;
+    const form = (el as HTMLButtonElement).form ?? null;
+    const target = link ? new URL(link.href, location.href) : form ? new URL(form.action || location.href, location.href) : null;
+    if (target && (target.origin !== location.origin || this.host.isPrivate(target))) {
+      return this.refuse("That leads off the pages you may see.");
+    }
+    this.ui.notify(`${this.host.agent()} clicked “${describe(el)}”`);
+    (el as HTMLElement).click();
+  }
+
+  private type(el: Element, text: string): void {
+    const isInput = el instanceof HTMLInputElement && TYPEABLE.has(el.type);
+    if (!isInput && !(el instanceof HTMLTextAreaElement)) return this.refuse("You can only type into text fields.");
+    const field = el as HTMLInputElement | HTMLTextAreaElement;
+    const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(field), "value")?.set;
+    setter?.call(field, text);
+    field.dispatchEvent(new Event("input", { bubbles: true }));
+    field.dispatchEvent(new Event("change", { bubbles: true }));
+    this.ui.notify(`${this.host.agent()} typed in “${describe(el)}”`);
+  }
+}

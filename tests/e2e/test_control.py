@@ -1,0 +1,119 @@
+"""Remote control: separate consent, only on what the agent can see, revocable, shown to the
+customer. The agent acts through the console's control layer with a real mouse and keyboard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import Party, get_help, share
+
+
+def start(customer: Party, agent: Party, live: RunningServer, path: str) -> Any:
+    # The agent's mirror then fits at scale 1, so agent clicks land where the test aims.
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    customer.page.goto(f"{live.base}{path}")
+    return share(customer, agent, live, get_help(customer))
+
+
+def request_control(customer: Party, agent: Party) -> None:
+    agent.page.get_by_role("button", name="Request control").click()
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Alice asks to control this page")
+
+
+def grant(customer: Party, agent: Party) -> None:
+    request_control(customer, agent)
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow control").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("You have control")
+
+
+def agent_click(agent: Party, view: Any, locator: str) -> None:
+    target = view.locator(locator).first
+    target.scroll_into_view_if_needed()
+    box = target.bounding_box()
+    assert box is not None
+    agent.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+def test_control_is_asked_separately_and_can_be_refused(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    start(customer, agent, live, "/demo/")
+    request_control(customer, agent)
+    customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("The customer refused control.")
+    expect(agent.page.locator("#control-layer")).to_be_hidden()
+
+
+def test_granted_control_clicks_and_types_and_the_customer_sees_it(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    view = start(customer, agent, live, "/demo/")
+    expect(view.get_by_role("button", name="Add to cart").first).to_be_visible()
+    grant(customer, agent)
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    expect(customer.page.locator("#cart-count")).to_have_text("1")
+    expect(customer.page.get_by_text("Alice clicked “Add to cart”")).to_be_visible()
+    agent_click(agent, view, "input[type=search]")
+    agent.page.get_by_label("Type into the customer's field").press_sequentially("stove")
+    expect(customer.page.get_by_label("Search products")).to_have_value("stove")
+    expect(customer.page.get_by_text("Alice typed in")).to_be_visible()
+    expect(view.locator("input[type=search]")).to_have_value("stove")
+
+
+def test_masked_fields_and_protected_buttons_refuse_the_agent(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    view = start(customer, agent, live, "/demo/checkout.html")
+    expect(view.locator("#name")).to_be_attached()
+    grant(customer, agent)
+    agent_click(agent, view, "#name")
+    expect(agent.page.get_by_role("status")).to_contain_text("hidden from you or protected")
+    expect(agent.page.get_by_label("Type into the customer's field")).to_be_hidden()
+    agent_click(agent, view, "button:has-text('Place order')")
+    expect(agent.page.get_by_role("status")).to_contain_text("hidden from you or protected")
+    customer.page.wait_for_timeout(300)
+    expect(customer.page.locator("#order-done")).to_be_hidden()
+
+
+def test_the_customer_takes_control_back_with_escape(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    view = start(customer, agent, live, "/demo/")
+    grant(customer, agent)
+    customer.page.keyboard.press("Escape")
+    expect(agent.page.get_by_role("status")).to_contain_text("The customer took back control.")
+    expect(agent.page.locator("#control-layer")).to_be_hidden()
+    expect(customer.page.get_by_role("button", name="Take back control")).to_have_count(0)
+    # A command sent anyway (a modified console) is refused by the customer's browser.
+    agent.page.evaluate("() => document.getElementById('control-layer').hidden = false")
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    customer.page.wait_for_timeout(400)
+    expect(customer.page.locator("#cart-count")).to_have_text("0")
+
+
+def test_the_banner_button_takes_control_back(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    start(customer, agent, live, "/demo/")
+    grant(customer, agent)
+    customer.page.get_by_role("button", name="Take back control").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("The customer took back control.")
+
+
+def test_control_is_rate_limited(live: RunningServer, customer: Party, agent: Party) -> None:
+    view = start(customer, agent, live, "/demo/")
+    grant(customer, agent)
+    target = view.locator("button:has-text('Add to cart')").first
+    box = target.bounding_box()
+    assert box is not None
+    for _ in range(20):
+        agent.page.mouse.click(box["x"] + 5, box["y"] + 5)
+    expect(agent.page.get_by_role("status")).to_contain_text("Too many actions")
+    customer.page.wait_for_timeout(500)
+    added = int(customer.page.locator("#cart-count").inner_text())
+    assert 1 <= added < 20, f"{added} of 20 rapid clicks went through"
