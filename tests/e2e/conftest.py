@@ -226,3 +226,26 @@ def share(customer: Party, agent: Party, server: RunningServer, code: str) -> An
     join(agent, code)
     allow(customer)
     return mirror(agent)
+
+
+def live_instances(page: Page, constructor: str) -> int:
+    """How many objects of `constructor` the page's heap holds after a forced garbage collection
+    (DevTools protocol: HeapProfiler.collectGarbage, Runtime.queryObjects)."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        cdp.send("HeapProfiler.enable")
+        cdp.send("HeapProfiler.collectGarbage")
+        proto = cdp.send("Runtime.evaluate", {"expression": f"{constructor}.prototype"})
+        found = cdp.send("Runtime.queryObjects", {"prototypeObjectId": proto["result"]["objectId"]})
+        length = cdp.send(
+            "Runtime.callFunctionOn",
+            {
+                "objectId": found["objects"]["objectId"],
+                "functionDeclaration": "function () { return this.length; }",
+                "returnByValue": True,
+            },
+        )
+        count: int = length["result"]["value"]
+        return count
+    finally:
+        cdp.detach()
