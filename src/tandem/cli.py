@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +15,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from tandem import __version__, auth
+from tandem.audit import Anchor, AuditRecord, load_or_create_key, verify
 from tandem.config import Settings
-from tandem.exceptions import TandemError
+from tandem.exceptions import ConfigError, TandemError
 from tandem.policy import load_policy
 from tandem.storage.sqlite import SQLiteStorage
 
@@ -26,6 +29,18 @@ app = typer.Typer(
 )
 user_app = typer.Typer(help="Manage agent accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+audit_app = typer.Typer(
+    help="Check and export the tamper-evident audit trail.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+AuditKey = Annotated[
+    Path | None,
+    typer.Option(
+        "--audit-key",
+        help="The anchoring key [env TANDEM_AUDIT_KEY; default <data dir>/audit.key].",
+    ),
+]
 
 DataDir = Annotated[
     Path | None,
@@ -191,6 +206,60 @@ async def _add_user(
     storage = SQLiteStorage(settings.database_path)
     try:
         await auth.create_user(storage, name, password, role, display_name, time.time())
+    finally:
+        await storage.close()
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
+    """Check the hash chain and its anchors; name the first broken record. Exit 1 if broken."""
+    try:
+        settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
+        if not settings.audit_key_path.is_file():
+            raise ConfigError(f"no audit key at {settings.audit_key_path}")
+        key = load_or_create_key(settings.audit_key_path)
+        records, anchors = asyncio.run(_read_audit(settings, since=0.0))
+    except TandemError as exc:
+        raise _fail(exc) from None
+    verdict = verify(records, anchors, key)
+    if verdict.ok:
+        typer.echo(f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors")
+        return
+    typer.echo(f"audit trail BROKEN at record {verdict.first_bad_seq}: {verdict.problem}", err=True)
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("export")
+def audit_export(
+    since: Annotated[
+        str, typer.Option(help="Only records at or after this time (ISO 8601, e.g. 2026-11-25).")
+    ] = "1970-01-01",
+    data_dir: DataDir = None,
+) -> None:
+    """Write the audit records as JSON lines (for a SIEM) to standard output."""
+    try:
+        try:
+            moment = datetime.fromisoformat(since)
+        except ValueError:
+            raise ConfigError(f"--since is not an ISO 8601 time: {since!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        settings = Settings.load(data_dir=data_dir)
+        records, _ = asyncio.run(_read_audit(settings, since=moment.timestamp()))
+    except TandemError as exc:
+        raise _fail(exc) from None
+    for record in records:
+        line = record.to_json()
+        line["time"] = datetime.fromtimestamp(record.at, UTC).isoformat()
+        typer.echo(json.dumps(line, sort_keys=True))
+
+
+async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecord], list[Anchor]]:
+    if not settings.database_path.is_file():
+        raise ConfigError(f"no database at {settings.database_path}")
+    storage = SQLiteStorage(settings.database_path)
+    try:
+        return await storage.audit_records(since), await storage.anchors()
     finally:
         await storage.close()
 

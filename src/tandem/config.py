@@ -40,6 +40,12 @@ class Settings:
     """The organisation's masking policy (JSON, docs/privacy.md); it can only add restrictions to
     a site's own policy (TANDEM_POLICY)."""
 
+    audit_key_file: Path | None = None
+    """Key that anchors the audit chain (HMAC). Keep it outside the data directory in production
+    (TANDEM_AUDIT_KEY); default: ``<data dir>/audit.key``, created on first start."""
+    audit_anchor_every: int = 100
+    """Anchor the audit chain every this many records (and at shutdown)."""
+
     code_ttl_seconds: float = 600.0
     """How long an unused join code stays valid."""
     code_digits: int = 5
@@ -91,6 +97,10 @@ class Settings:
     def database_path(self) -> Path:
         return self.data_dir / "tandem.sqlite3"
 
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit.key"
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``) and explicit overrides.
@@ -116,6 +126,8 @@ class Settings:
         for key, variable in (("tls_cert", "TANDEM_TLS_CERT"), ("tls_key", "TANDEM_TLS_KEY")):
             if env.get(variable):
                 values[key] = Path(env[variable])
+        if env.get("TANDEM_AUDIT_KEY"):
+            values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):
             values["policy_file"] = Path(env["TANDEM_POLICY"])
         if env.get("TANDEM_TRUSTED_PROXIES", "").strip():
@@ -125,7 +137,7 @@ class Settings:
         for key, value in overrides.items():
             if value is None or (key in ("allow_origins", "trusted_proxies") and not value):
                 continue
-            if key in ("data_dir", "tls_cert", "tls_key", "policy_file"):
+            if key in ("data_dir", "tls_cert", "tls_key", "policy_file", "audit_key_file"):
                 value = Path(str(value))
             values[key] = value
         try:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from tandem import crypto
+from tandem.audit import AuditLog
 from tandem.config import Settings
 from tandem.exceptions import ProtocolError, TandemError
 from tandem.fanout.base import Fanout, Frame
@@ -41,6 +43,7 @@ class LiveSession:
     machine: Session
     resume_digest: str
     customer_connection: object | None = None
+    agent_username: str = ""
 
 
 class SessionHub:
@@ -60,9 +63,15 @@ class SessionHub:
         self.clock = clock
         self.entropy = entropy
         self._live: dict[str, LiveSession] = {}
+        self.audit: AuditLog | None = None
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
         )
+
+    async def record(self, action: str, **fields: Any) -> None:
+        """Append to the audit trail (no page content, no secrets: ids, names, reasons)."""
+        if self.audit is not None:
+            await self.audit.record(self.clock(), action, **fields)
 
     def __len__(self) -> int:
         return len(self._live)
@@ -90,6 +99,7 @@ class SessionHub:
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
         await self.storage.record_session_start(session_id, now)
+        await self.record("session_created", actor="customer", subject=session_id)
         live = LiveSession(
             machine=Session(
                 session_id=session_id,
@@ -169,6 +179,9 @@ class SessionHub:
         self._live.pop(session_id, None)
         await self.storage.delete_join_codes(session_id)
         await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
+        await self.record(
+            "session_ended", actor=live.agent_username, subject=session_id, reason=reason
+        )
         log.info("session ended", extra={"session": session_id, "reason": reason})
 
     async def tick(self) -> None:

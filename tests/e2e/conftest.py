@@ -8,6 +8,7 @@ import http.server
 import os
 import re
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -226,6 +227,17 @@ def share(customer: Party, agent: Party, server: RunningServer, code: str) -> An
     join(agent, code)
     allow(customer)
     return mirror(agent)
+
+
+def settled_instances(page: Page, constructor: str, at_most: int, seconds: float = 3.0) -> int:
+    """`live_instances`, retried until it is at most `at_most` or `seconds` pass (objects held
+    by a last timer or callback become collectable a moment after a session ends)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        count = live_instances(page, constructor)
+        if count <= at_most or time.monotonic() > deadline:
+            return count
+        page.wait_for_timeout(100)
 
 
 def live_instances(page: Page, constructor: str) -> int:

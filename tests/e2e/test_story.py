@@ -15,6 +15,7 @@ from tests.e2e.conftest import (
     join,
     live_instances,
     mirror,
+    settled_instances,
     share,
     sign_in,
 )
@@ -91,9 +92,9 @@ def test_stop_sharing_ends_for_everyone_and_empties_the_mirror(
     assert keys_left == 0
     # Nothing of the session stays alive: no socket, no recorder observers, no mirror iframe.
     customer.page.wait_for_timeout(300)
-    assert live_instances(customer.page, "WebSocket") == 0
-    assert live_instances(agent.page, "WebSocket") == 0
-    assert live_instances(agent.page, "HTMLIFrameElement") == 0
+    assert settled_instances(customer.page, "WebSocket", 0) == 0
+    assert settled_instances(agent.page, "WebSocket", 0) == 0
+    assert settled_instances(agent.page, "HTMLIFrameElement", 0) == 0
     # rrweb keeps its last recording reachable from module state (one disconnected observer), so
     # what must hold is that sessions do not accumulate: a second one leaves the same count.
     observers = live_instances(customer.page, "MutationObserver")
@@ -105,8 +106,8 @@ def test_stop_sharing_ends_for_everyone_and_empties_the_mirror(
     customer.page.get_by_role("button", name="Stop sharing").click()
     expect(agent.page.get_by_text("Session ended")).to_be_visible()
     customer.page.wait_for_timeout(300)
-    assert live_instances(customer.page, "MutationObserver") == observers
-    assert live_instances(customer.page, "WebSocket") == 0
+    assert settled_instances(customer.page, "MutationObserver", observers) == observers
+    assert settled_instances(customer.page, "WebSocket", 0) == 0
 
 
 def test_tandem_stop_ends_the_session(live: RunningServer, customer: Party, agent: Party) -> None:

@@ -77,7 +77,10 @@ async def login(request: Request) -> Response:
             services.entropy,
         )
     except AuthenticationError as exc:
+        client = request.client.host if request.client else ""
+        await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
         return problem(401, "Sign-in failed", str(exc))
+    await services.hub.record("sign_in", actor=agent.username)
     response = JSONResponse(_agent_json(agent))
     response.set_cookie(
         auth.COOKIE_NAME,
@@ -92,7 +95,12 @@ async def login(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    await auth.sign_out(_services(request).storage, request.cookies.get(auth.COOKIE_NAME))
+    services = _services(request)
+    token = request.cookies.get(auth.COOKIE_NAME)
+    agent = await auth.agent_for_token(services.storage, token, services.clock())
+    await auth.sign_out(services.storage, token)
+    if agent is not None:
+        await services.hub.record("sign_out", actor=agent.username)
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'

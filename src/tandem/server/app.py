@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from tandem import crypto
+from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
@@ -81,6 +82,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = storage if storage is not None else SQLiteStorage(settings.database_path)
         hub = SessionHub(settings, store, fanout or MemoryFanout(), clock, entropy)
+        hub.audit = AuditLog(
+            store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
+        )
+        await hub.record("server_started", actor="server")
         app.state.services = Services(settings, store, hub.fanout, hub, clock, entropy)
 
         async def tick_forever() -> None:
@@ -96,6 +101,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
             await hub.shutdown()
+            await hub.record("server_stopped", actor="server")
+            await hub.audit.anchor()
             await asyncio.sleep(0.05)  # let the writers send the last frames
             await store.close()
 

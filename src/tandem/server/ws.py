@@ -211,12 +211,19 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             continue
         message = codec.decode_customer(frame, settings.max_control_bytes)
         if isinstance(message, Consent):
-            await hub.apply(live, live.machine.consent(message.granted))
+            effects = live.machine.consent(message.granted)
+            await hub.record(
+                "consent_given" if message.granted else "consent_declined",
+                actor="customer",
+                subject=live.machine.session_id,
+            )
+            await hub.apply(live, effects)
         elif isinstance(message, Stop):
             await hub.apply(live, live.machine.customer_stops())
         elif isinstance(message, Handshake):
             await hub.apply(live, live.machine.handshake_from_customer(message.data))
         elif isinstance(message, Abort):
+            await hub.record("key_mismatch", actor="customer", subject=live.machine.session_id)
             await hub.apply(live, live.machine.key_mismatch())
         else:
             raise ProtocolError(
@@ -263,7 +270,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 candidate = await hub.session_for_code(message.code)
                 if candidate is None:
                     failures += 1
+                    await hub.record("join_code_rejected", actor=agent.username, attempts=failures)
                     if failures >= settings.max_join_attempts_per_socket:
+                        await hub.record("join_code_lockout", actor=agent.username)
                         raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
                     await ws.send_text(codec.encode(INVALID_CODE))
                     continue
@@ -272,7 +281,12 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     agents_topic(live.machine.session_id), settings.send_queue_frames
                 )
                 connection = Connection(ws, subscription)
-                await hub.apply(live, live.machine.agent_joins(agent.display_name, hub.clock()))
+                live.agent_username = agent.username
+                effects = live.machine.agent_joins(agent.display_name, hub.clock())
+                await hub.record(
+                    "agent_joined", actor=agent.username, subject=live.machine.session_id
+                )
+                await hub.apply(live, effects)
             elif live is None:
                 raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
             elif isinstance(message, Leave):
@@ -280,6 +294,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
             elif isinstance(message, Handshake):
                 await hub.apply(live, live.machine.handshake_from_agent(message.data))
             elif isinstance(message, Abort):
+                await hub.record(
+                    "key_mismatch", actor=agent.username, subject=live.machine.session_id
+                )
                 await hub.apply(live, live.machine.key_mismatch())
         if connection and live is not None and live.machine.ended:
             await connection.drain(settings.close_timeout_seconds)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
+from tandem.audit import AuditStore
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class UserRecord:
@@ -35,8 +37,9 @@ class SessionRecord:
     agent: str | None
 
 
-class Storage(Protocol):
-    """Async storage. Implementations must make :meth:`take_join_code` atomic (single use)."""
+class Storage(AuditStore, Protocol):
+    """Async storage. Implementations must make :meth:`take_join_code` atomic (single use) and
+    :meth:`append_audit` atomic (sequence and chain)."""
 
     async def add_user(self, user: UserRecord) -> None:
         """Raises :class:`~tandem.exceptions.UserExistsError` if the name is taken."""

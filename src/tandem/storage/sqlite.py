@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from tandem.audit import GENESIS, Anchor, AuditRecord, record_hash
 from tandem.exceptions import ConfigError, TandemError, UserExistsError
 from tandem.storage.base import LoginRecord, SessionRecord, UserRecord
 
@@ -41,6 +43,29 @@ _MIGRATIONS: tuple[str, ...] = (
         ended_at REAL,
         end_reason TEXT,
         agent TEXT
+    );
+    """,
+    """
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at REAL NOT NULL,
+        action TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        org TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE INDEX audit_at ON audit(at);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TABLE audit_anchors (
+        seq INTEGER PRIMARY KEY,
+        hash TEXT NOT NULL,
+        mac TEXT NOT NULL
     );
     """,
 )
@@ -194,6 +219,73 @@ class SQLiteStorage:
             db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
 
         await self._run(work)
+
+    async def append_audit(
+        self,
+        at: float,
+        action: str,
+        actor: str,
+        org: str,
+        subject: str,
+        details: dict[str, object],
+    ) -> AuditRecord:
+        def work(db: sqlite3.Connection) -> AuditRecord:
+            # IMMEDIATE: another process (the CLI) cannot interleave between read and insert.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                seq, prev = (row[0] + 1, row[1]) if row else (1, GENESIS)
+                digest = record_hash(seq, at, action, actor, org, subject, details, prev)
+                db.execute(
+                    "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        at,
+                        action,
+                        actor,
+                        org,
+                        subject,
+                        json.dumps(details, sort_keys=True),
+                        prev,
+                        digest,
+                    ),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+
+        return await self._run(work)
+
+    async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT seq, at, action, actor, org, subject, details, prev_hash, hash"
+                " FROM audit WHERE at >= ? ORDER BY seq",
+                (since,),
+            ).fetchall()
+        )
+        return [
+            AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+            for r in rows
+        ]
+
+    async def add_anchor(self, anchor: Anchor) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT OR REPLACE INTO audit_anchors VALUES (?, ?, ?)",
+                (anchor.seq, anchor.hash, anchor.mac),
+            )
+        )
+
+    async def anchors(self) -> list[Anchor]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT seq, hash, mac FROM audit_anchors ORDER BY seq"
+            ).fetchall()
+        )
+        return [Anchor(*row) for row in rows]
 
     async def close(self) -> None:
         with self._lock:

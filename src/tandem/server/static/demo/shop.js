@@ -118,7 +118,7 @@ function renderCart() {
   byId("cart-total").textContent = money(total);
   byId("cart-empty").hidden = lines.length > 0;
   byId("cart-table").hidden = lines.length === 0;
-  byId("to-checkout").hidden = lines.length === 0;
+  byId("cart-footer").hidden = lines.length === 0;
 }
 
 function renderCheckout() {
