@@ -75,6 +75,7 @@ class Party:
     page: Page
     frames: FrameLog
     console_errors: list[str]
+    csp_violations: list[str] = field(default_factory=list)
 
 
 def _party(browser: Browser) -> Party:
@@ -84,7 +85,20 @@ def _party(browser: Browser) -> Party:
     frames.attach(page)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    return Party(context, page, frames, errors)
+    party = Party(context, page, frames, errors)
+    page.on(
+        "console",
+        lambda message: (
+            party.csp_violations.append(message.text)
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    return party
+
+
+def _assert_no_csp_violation(party: Party) -> None:
+    assert not party.csp_violations, f"CSP violations: {party.csp_violations}"
 
 
 @pytest.fixture
@@ -92,6 +106,7 @@ def customer(browser: Browser) -> Iterator[Party]:
     party = _party(browser)
     yield party
     party.context.close()
+    _assert_no_csp_violation(party)
 
 
 # Test instrumentation of the agent's browser: keep a copy of everything the console decrypts,
@@ -118,6 +133,7 @@ def agent(browser: Browser) -> Iterator[Party]:
     party.page.add_init_script(RECORD_PLAINTEXT)
     yield party
     party.context.close()
+    _assert_no_csp_violation(party)
 
 
 def agent_plaintext(agent: Party) -> str:

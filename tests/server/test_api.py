@@ -97,3 +97,12 @@ def test_sdk_cors_only_for_allowed_origins(server_factory: ServerFactory) -> Non
 def test_root_redirects_to_demo(server: RunningServer) -> None:
     response = httpx.get(f"{server.base}/")
     assert response.status_code in (302, 307) and response.headers["location"] == "/demo/"
+
+
+def test_console_and_demo_have_a_strict_csp(server: RunningServer) -> None:
+    console = httpx.get(f"{server.base}/console/").headers["content-security-policy"]
+    demo = httpx.get(f"{server.base}/demo/").headers["content-security-policy"]
+    for policy in (console, demo):
+        assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy.split(";")[1]
+        assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert "'unsafe-eval'" not in console + demo

@@ -38,7 +38,7 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
 .dot.paused { background: #f0b429; }
 .pointer { position: fixed; width: 18px; height: 18px; margin: -9px 0 0 -9px; border-radius: 50%;
   background: rgba(239, 68, 68, .85); box-shadow: 0 0 0 6px rgba(239, 68, 68, .25); pointer-events: none;
-  z-index: 2147483647; transition: left .05s linear, top .05s linear; }
+  z-index: 2147483647; }
 .toast { position: fixed; left: 50%; bottom: 70px; transform: translateX(-50%); z-index: 2147483647;
   background: #1c2430; color: #fff; font: 600 13px/1.3 system-ui, sans-serif; padding: 8px 12px;
   border-radius: 8px; pointer-events: none; }
@@ -202,19 +202,24 @@ export class CustomerUI {
     allow.focus();
   }
 
-  /** The agent's laser pointer, at viewport coordinates (null hides it). */
+  /**
+   * The agent's laser pointer, at viewport coordinates (null hides it). A new element each move:
+   * changing an element's style in place makes rrweb compute a style diff with an inline style,
+   * which a strict page CSP reports as a violation.
+   */
   point(x: number | null, y = 0): void {
-    if (x === null) {
-      this.pointer?.remove();
-      this.pointer = null;
-      return;
+    const old = this.pointer;
+    this.pointer = null;
+    if (x !== null) {
+      const dot = element("div", { className: "pointer", attrs: { "aria-hidden": "true" } });
+      dot.style.left = `${x}px`;
+      dot.style.top = `${y}px`;
+      this.pointer = dot;
+      if (old) old.replaceWith(dot);
+      else this.mount().append(dot);
+    } else {
+      old?.remove();
     }
-    if (!this.pointer) {
-      this.pointer = element("div", { className: "pointer", attrs: { "aria-hidden": "true" } });
-      this.mount().append(this.pointer);
-    }
-    this.pointer.style.left = `${x}px`;
-    this.pointer.style.top = `${y}px`;
   }
 
   /** A short notice of what the agent just did. */

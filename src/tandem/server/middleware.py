@@ -15,6 +15,19 @@ SECURITY_HEADERS = {
 
 HSTS = "max-age=31536000; includeSubDomains"
 
+# No inline or foreign script anywhere. The console must render the customer's page styles and
+# images in its (script-less, sandboxed) mirror, so it allows inline styles and any image or font.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src * data: blob:; font-src * data:; connect-src 'self'; frame-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+DEMO_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
 
 class SecurityHeaders:
     """Adds :data:`SECURITY_HEADERS`; the console may not be framed by anyone."""
@@ -38,6 +51,11 @@ class SecurityHeaders:
                 if path.startswith(("/console", "/api")):
                     headers.setdefault("x-frame-options", "DENY")
                     headers.setdefault("cache-control", "no-store")
+                if path.startswith("/console"):
+                    headers.setdefault("content-security-policy", CONSOLE_CSP)
+                elif path.startswith("/demo"):
+                    headers.setdefault("content-security-policy", DEMO_CSP)
+                    headers.setdefault("x-frame-options", "DENY")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
