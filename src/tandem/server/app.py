@@ -23,7 +23,7 @@ from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
-from tandem.server import api, ws
+from tandem.server import api, openapi, ws
 from tandem.server.middleware import SecurityHeaders
 from tandem.storage.base import Storage
 from tandem.storage.sqlite import SQLiteStorage
@@ -113,6 +113,7 @@ def create_app(
         Route("/api/login", api.login, methods=["POST"]),
         Route("/api/logout", api.logout, methods=["POST"]),
         Route("/api/me", api.me),
+        Route("/api/openapi.json", openapi.openapi),
         WebSocketRoute("/ws/customer", ws.customer_endpoint),
         WebSocketRoute("/ws/agent", ws.agent_endpoint),
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),

@@ -1,0 +1,116 @@
+"""The OpenAPI description of the HTTP API, served at /api/openapi.json.
+
+tests/server/test_openapi.py keeps it true: every /api route and method is described and nothing
+else, and the status codes the server really returns are the ones listed here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tandem import __version__
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+_AGENT = {"$ref": "#/components/schemas/Agent"}
+
+
+def _json(schema: Mapping[str, object], description: str) -> dict[str, object]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _problem(description: str) -> dict[str, object]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": _PROBLEM}},
+    }
+
+
+SPEC: dict[str, object] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Tandem",
+        "version": __version__,
+        "description": "Agent sign-in for the console. Co-browsing itself runs over the "
+        "WebSockets /ws/customer and /ws/agent (docs/protocol.md), end-to-end encrypted.",
+    },
+    "paths": {
+        "/api/login": {
+            "post": {
+                "summary": "Sign in; sets the tandem_agent cookie (HttpOnly, SameSite=Strict).",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["username", "password"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "username": {"type": "string", "maxLength": 64},
+                                    "password": {"type": "string", "maxLength": 256},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _json(_AGENT, "Signed in"),
+                    "400": _problem("Malformed body"),
+                    "401": _problem("Wrong username or password"),
+                    "413": _problem("Body over 4096 bytes"),
+                    "415": _problem("Not application/json"),
+                },
+            }
+        },
+        "/api/logout": {
+            "post": {
+                "summary": "Sign out; revokes the sign-in and sends Clear-Site-Data.",
+                "responses": {"204": {"description": "Signed out"}},
+            }
+        },
+        "/api/me": {
+            "get": {
+                "summary": "The signed-in agent.",
+                "responses": {
+                    "200": _json(_AGENT, "Signed in"),
+                    "401": _problem("Not signed in"),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This description.",
+                "responses": {"200": _json({"type": "object"}, "OpenAPI 3.1 document")},
+            }
+        },
+    },
+    "components": {
+        "schemas": {
+            "Agent": {
+                "type": "object",
+                "required": ["username", "display_name", "role"],
+                "properties": {
+                    "username": {"type": "string"},
+                    "display_name": {"type": "string"},
+                    "role": {"enum": ["agent", "supervisor", "auditor", "admin"]},
+                },
+            },
+            "Problem": {
+                "type": "object",
+                "required": ["title", "status", "detail"],
+                "properties": {
+                    "title": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "detail": {"type": "string"},
+                },
+            },
+        }
+    },
+}
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(SPEC)
