@@ -66,6 +66,14 @@ class Settings:
     max_session_seconds: float = 4 * 3600.0
     """No session lasts longer than this (`max_duration`)."""
     login_ttl_seconds: float = 8 * 3600.0
+    """An agent's sign-in lifetime."""
+    login_free_failures: int = 3
+    """Wrong passwords per account (and per address) before back-off starts."""
+    login_backoff_seconds: float = 1.0
+    """First back-off; it doubles with each further failure."""
+    login_backoff_max_seconds: float = 900.0
+    """Longest back-off."""
+    _unused_login_doc: float = 0.0
     """Lifetime of an agent's sign-in."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""

@@ -50,7 +50,7 @@ def test_served_description_matches_real_answers(server: RunningServer) -> None:
             headers={"content-type": "application/json"},
         ).status_code,
     }
-    assert {str(code) for code in answers} == set(login)
+    assert {str(code) for code in answers} <= set(login)  # every real answer is documented
     assert str(httpx.get(f"{server.base}/api/me").status_code) in me
     problem = httpx.get(f"{server.base}/api/me").json()
     assert set(spec["components"]["schemas"]["Problem"]["required"]) <= set(problem)

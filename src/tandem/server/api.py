@@ -67,6 +67,14 @@ async def login(request: Request) -> Response:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return problem(400, "Bad request", f"Expected {{username, password}}: {exc}")
     services = _services(request)
+    client = request.client.host if request.client else ""
+    keys = (f"user:{creds.username.lower()}", f"ip:{client}")
+    wait = services.backoff.retry_after(services.clock(), *keys)
+    if wait > 0:
+        await services.hub.record("sign_in_throttled", actor=creds.username[:64], ip=client)
+        response = problem(429, "Too many attempts", "Too many failed sign-ins. Try again later.")
+        response.headers["retry-after"] = str(int(wait) + 1)
+        return response
     try:
         agent, token = await auth.sign_in(
             services.storage,
@@ -77,9 +85,10 @@ async def login(request: Request) -> Response:
             services.entropy,
         )
     except AuthenticationError as exc:
-        client = request.client.host if request.client else ""
+        services.backoff.failed(services.clock(), *keys)
         await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
         return problem(401, "Sign-in failed", str(exc))
+    services.backoff.succeeded(keys[0])
     await services.hub.record("sign_in", actor=agent.username)
     response = JSONResponse(_agent_json(agent))
     response.set_cookie(

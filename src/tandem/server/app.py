@@ -23,6 +23,7 @@ from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
+from tandem.lockout import Backoff
 from tandem.server import api, openapi, ws
 from tandem.server.middleware import SecurityHeaders
 from tandem.storage.base import Storage
@@ -42,6 +43,7 @@ class Services:
     hub: SessionHub
     clock: Callable[[], float]
     entropy: crypto.Entropy
+    backoff: Backoff
 
 
 async def sdk_script(request: Request) -> Response:
@@ -86,7 +88,12 @@ def create_app(
             store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
         )
         await hub.record("server_started", actor="server")
-        app.state.services = Services(settings, store, hub.fanout, hub, clock, entropy)
+        backoff = Backoff(
+            settings.login_free_failures,
+            settings.login_backoff_seconds,
+            settings.login_backoff_max_seconds,
+        )
+        app.state.services = Services(settings, store, hub.fanout, hub, clock, entropy, backoff)
 
         async def tick_forever() -> None:
             while True:

@@ -62,6 +62,7 @@ SPEC: dict[str, object] = {
                     "401": _problem("Wrong username or password"),
                     "413": _problem("Body over 4096 bytes"),
                     "415": _problem("Not application/json"),
+                    "429": _problem("Too many failed sign-ins (Retry-After says how long)"),
                 },
             }
         },

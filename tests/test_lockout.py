@@ -1,0 +1,57 @@
+"""Sign-in back-off: pure rules, then the attack against a real server."""
+
+from __future__ import annotations
+
+import httpx
+
+from tandem.lockout import Backoff
+from tests.conftest import AGENT_PASSWORD, RunningServer
+
+
+def test_free_failures_then_doubling_waits_up_to_a_cap() -> None:
+    backoff = Backoff(free=3, base=1.0, cap=8.0)
+    waits = []
+    for _ in range(8):
+        backoff.failed(100.0, "user:a")
+        waits.append(backoff.retry_after(100.0, "user:a"))
+    assert waits == [0, 0, 0, 1.0, 2.0, 4.0, 8.0, 8.0]
+    assert backoff.retry_after(108.0, "user:a") == 0
+
+
+def test_success_clears_the_account_but_not_the_address() -> None:
+    backoff = Backoff(free=0, base=10.0)
+    backoff.failed(0.0, "user:a", "ip:1")
+    backoff.succeeded("user:a")
+    assert backoff.retry_after(1.0, "user:a") == 0
+    assert backoff.retry_after(1.0, "user:a", "ip:1") == 9.0
+
+
+def test_memory_is_bounded() -> None:
+    backoff = Backoff(free=0, base=1.0, cap=1.0, max_keys=10)
+    for i in range(10):
+        backoff.failed(0.0, f"ip:{i}")
+    backoff.failed(100.0, "ip:new")
+    assert backoff.retry_after(100.0, "ip:0") == 0 and len(backoff._entries) == 1
+
+
+def login(server: RunningServer, username: str, password: str) -> httpx.Response:
+    return httpx.post(f"{server.base}/api/login", json={"username": username, "password": password})
+
+
+def test_guessing_an_account_is_slowed_and_locked_even_for_the_right_password(
+    server: RunningServer,
+) -> None:
+    for _ in range(3):
+        assert login(server, "alice", "guess-guess-1").status_code == 401
+    assert login(server, "alice", "guess-guess-2").status_code == 401  # the 4th starts a wait
+    locked = login(server, "alice", AGENT_PASSWORD)
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert locked.json()["detail"] == "Too many failed sign-ins. Try again later."
+    server.clock.advance(2)
+    assert login(server, "alice", AGENT_PASSWORD).status_code == 200
+
+
+def test_spraying_many_accounts_from_one_address_is_slowed(server: RunningServer) -> None:
+    for name in ("bob", "carol", "dave", "erin"):
+        assert login(server, name, "spray-password-1").status_code == 401
+    assert login(server, "frank", "spray-password-1").status_code == 429
