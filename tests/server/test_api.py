@@ -36,6 +36,23 @@ def test_form_post_is_refused(server: RunningServer) -> None:
     assert response.status_code == 415
 
 
+def test_cross_site_writes_are_refused(server: RunningServer) -> None:
+    login = httpx.post(
+        f"{server.base}/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+    )
+    cookie = login.cookies["tandem_agent"]
+    evil = {"origin": "https://evil.example"}
+    logout = httpx.post(f"{server.base}/api/logout", cookies={"tandem_agent": cookie}, headers=evil)
+    assert logout.status_code == 403
+    assert httpx.get(f"{server.base}/api/me", cookies={"tandem_agent": cookie}).status_code == 200
+    same = httpx.post(
+        f"{server.base}/api/logout",
+        cookies={"tandem_agent": cookie},
+        headers={"origin": server.origin},
+    )
+    assert same.status_code == 204
+
+
 def test_malformed_login_body_is_400(server: RunningServer) -> None:
     response = httpx.post(
         f"{server.base}/api/login",

@@ -25,7 +25,7 @@ from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import Backoff
 from tandem.server import api, openapi, ws
-from tandem.server.middleware import SecurityHeaders
+from tandem.server.middleware import SameOriginWrites, SecurityHeaders
 from tandem.storage.base import Storage
 from tandem.storage.sqlite import SQLiteStorage
 
@@ -126,4 +126,8 @@ def create_app(
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),
         Mount("/demo", StaticFiles(directory=STATIC / "demo", html=True, check_dir=False)),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)], lifespan=lifespan)
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders), Middleware(SameOriginWrites)],
+        lifespan=lifespan,
+    )

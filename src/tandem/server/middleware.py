@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 SECURITY_HEADERS = {
@@ -27,6 +28,33 @@ DEMO_CSP = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
+
+
+class SameOriginWrites:
+    """CSRF defence for every state-changing request (anything but GET/HEAD/OPTIONS): a browser
+    that names another origin is refused with 403. Cookies are also SameSite=Strict and bodies must
+    be JSON; this check covers requests without a body, such as sign-out."""
+
+    SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in self.SAFE:
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
+            host = headers.get("host", "")
+            scheme = scope.get("scheme", "http")
+            if origin is not None and origin.lower() != f"{scheme}://{host}".lower():
+                response = JSONResponse(
+                    {"title": "Forbidden", "status": 403, "detail": "Cross-site request refused."},
+                    status_code=403,
+                    media_type="application/problem+json",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:

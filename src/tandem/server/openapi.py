@@ -60,6 +60,7 @@ SPEC: dict[str, object] = {
                     "200": _json(_AGENT, "Signed in"),
                     "400": _problem("Malformed body"),
                     "401": _problem("Wrong username or password"),
+                    "403": _problem("Cross-site request refused"),
                     "413": _problem("Body over 4096 bytes"),
                     "415": _problem("Not application/json"),
                     "429": _problem("Too many failed sign-ins (Retry-After says how long)"),
@@ -69,7 +70,10 @@ SPEC: dict[str, object] = {
         "/api/logout": {
             "post": {
                 "summary": "Sign out; revokes the sign-in and sends Clear-Site-Data.",
-                "responses": {"204": {"description": "Signed out"}},
+                "responses": {
+                    "204": {"description": "Signed out"},
+                    "403": _problem("Cross-site request refused"),
+                },
             }
         },
         "/api/me": {
