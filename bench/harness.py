@@ -41,7 +41,17 @@ def tandem_server() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as data:
         tandem = [sys.executable, "-m", "tandem"]
         subprocess.run(
-            [*tandem, "user", "add", "alice", "--data-dir", data, "--display-name", "Alice"],
+            [
+                *tandem,
+                "user",
+                "add",
+                "alice",
+                "--data-dir",
+                data,
+                "--display-name",
+                "Alice",
+                "--no-mfa",
+            ],
             input=PASSWORD + "\n",
             text=True,
             check=True,

@@ -72,7 +72,7 @@ async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
         with pytest.raises(AuthenticationError) as info:
             await auth.sign_in(storage, username, password, 0.0, 60, crypto.system_entropy)
         errors.append(str(info.value))
-    assert errors[0] == errors[1] == "Wrong username or password."
+    assert errors[0] == errors[1] == "Wrong username, password or authentication code."
 
 
 async def test_sign_in_token_works_until_it_expires(storage: SQLiteStorage) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 from typing import Literal, get_args
+
+import pyotp
 
 from tandem import crypto
 from tandem.exceptions import AuthenticationError, ConfigError, WeakPasswordError
@@ -78,23 +81,73 @@ def check_password_strength(password: str, username: str) -> None:
         raise WeakPasswordError("password too repetitive: use at least 6 different characters")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Enrolment:
+    """Shown once when an account is created with a second factor; never stored in the clear."""
+
+    secret: str
+    uri: str
+    recovery_codes: list[str]
+
+
 async def create_user(
-    storage: Storage, username: str, password: str, role: str, display_name: str | None, now: float
-) -> UserRecord:
-    """Validate and store a new user (argon2id hash). Raises ConfigError, WeakPasswordError,
-    UserExistsError."""
+    storage: Storage,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str | None,
+    now: float,
+    *,
+    box: crypto.SecretBox | None = None,
+    entropy: crypto.Entropy = crypto.system_entropy,
+) -> tuple[UserRecord, Enrolment | None]:
+    """Validate and store a new user (argon2id hash). With ``box``, the account gets a TOTP second
+    factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
+    returned to be shown once. Raises ConfigError, WeakPasswordError, UserExistsError."""
     validate_username(username)
     checked_role = validate_role(role)
     check_password_strength(password, username)
+    enrolment = None
+    if box is not None:
+        secret = base64.b32encode(entropy(20)).decode()
+        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="Tandem")
+        enrolment = Enrolment(secret, uri, crypto.new_recovery_codes(entropy))
     record = UserRecord(
         username=username,
         display_name=(display_name or username.capitalize())[:64],
         role=checked_role,
         password_hash=crypto.hash_password(password),
         created_at=now,
+        totp_secret=box.seal(enrolment.secret) if box and enrolment else None,
+        recovery_codes=tuple(crypto.recovery_digest(c) for c in enrolment.recovery_codes)
+        if enrolment
+        else (),
     )
     await storage.add_user(record)
-    return record
+    return record, enrolment
+
+
+TOTP_PERIOD = 30
+
+
+async def _second_factor_ok(
+    storage: Storage, user: UserRecord, code: str | None, now: float, box: crypto.SecretBox
+) -> bool:
+    """A TOTP code for the current step (or one either side, for clock drift) that was not used
+    before, or an unused recovery code."""
+    if not user.totp_secret:
+        return True
+    if not code:
+        return False
+    code = code.strip().replace(" ", "")
+    if code.isdigit() and len(code) == 6:
+        totp = pyotp.TOTP(box.open(user.totp_secret))
+        step = int(now // TOTP_PERIOD)
+        for candidate in (step - 1, step, step + 1):
+            if crypto.secrets_equal(totp.generate_otp(candidate), code):
+                return await storage.use_second_factor(user.username, candidate, None)
+        return False
+    return await storage.use_second_factor(user.username, None, crypto.recovery_digest(code))
 
 
 async def sign_in(
@@ -104,11 +157,19 @@ async def sign_in(
     now: float,
     ttl: float,
     entropy: crypto.Entropy,
+    *,
+    code: str | None = None,
+    box: crypto.SecretBox | None = None,
 ) -> tuple[Agent, str]:
-    """Check credentials and open a sign-in session. Returns the agent and the cookie token
-    (shown to the browser only; storage keeps its digest). Raises :class:`AuthenticationError`."""
+    """Check credentials (password, then the second factor if the account has one) and open a
+    sign-in session. Returns the agent and the cookie token (shown to the browser only; storage
+    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
     if not crypto.verify_password(user.password_hash if user else None, password) or user is None:
+        raise AuthenticationError()
+    if user.totp_secret and (
+        box is None or not await _second_factor_ok(storage, user, code, now, box)
+    ):
         raise AuthenticationError()
     token = crypto.new_token(entropy)
     await storage.add_login(

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 from tandem import __version__, auth
 from tandem.audit import Anchor, AuditRecord, load_or_create_key, verify
 from tandem.config import Settings
+from tandem.crypto import SecretBox
 from tandem.exceptions import ConfigError, TandemError
 from tandem.policy import load_policy
 from tandem.storage.sqlite import SQLiteStorage
@@ -137,6 +138,7 @@ def serve(
     if users == 0:
         typer.echo("No agent account yet. Create one in another terminal:")
         typer.echo(f"  .venv/bin/tandem user add alice --role agent --data-dir {settings.data_dir}")
+        typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
     uvicorn.Server(server_config(create_app(settings), settings, log_level="info")).run()
 
 
@@ -184,28 +186,55 @@ def user_add(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
+    no_mfa: Annotated[
+        bool,
+        typer.Option("--no-mfa", help="No second factor: for local demos only (warned loudly)."),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Create an account. The password is read from stdin when it is not a terminal, else asked
-    for twice. Weak passwords are refused."""
+    """Create an account with a password and, by default, an authenticator (TOTP) second factor.
+    The password is read from stdin when it is not a terminal, else asked for twice. Weak
+    passwords are refused. The authenticator secret and recovery codes are printed once."""
     try:
         settings = Settings.load(data_dir=data_dir)
         auth.validate_username(name)
         auth.validate_role(role)
         password = _read_password(password_stdin)
         auth.check_password_strength(password, name)
-        asyncio.run(_add_user(settings, name, password, role, display_name))
+        enrolment = asyncio.run(_add_user(settings, name, password, role, display_name, no_mfa))
     except TandemError as exc:
         raise _fail(exc) from None
     typer.echo(f"Created {role} {name!r}.")
+    if enrolment is None:
+        typer.echo(
+            f"WARNING: {name!r} signs in with a password alone (--no-mfa). "
+            "Use this only for a local demo, never in production.",
+            err=True,
+        )
+        return
+    typer.echo("Second factor: add this account to an authenticator app (TOTP), e.g. by QR code:")
+    typer.echo(f"  {enrolment.uri}")
+    typer.echo(f"  secret: {enrolment.secret}")
+    typer.echo("Recovery codes (each works once instead of a code; shown only now, keep safe):")
+    for code in enrolment.recovery_codes:
+        typer.echo(f"  {code}")
 
 
 async def _add_user(
-    settings: Settings, name: str, password: str, role: str, display_name: str | None
-) -> None:
+    settings: Settings,
+    name: str,
+    password: str,
+    role: str,
+    display_name: str | None,
+    no_mfa: bool,
+) -> auth.Enrolment | None:
     storage = SQLiteStorage(settings.database_path)
+    box = None if no_mfa else SecretBox(settings.secrets_key_path)
     try:
-        await auth.create_user(storage, name, password, role, display_name, time.time())
+        _, enrolment = await auth.create_user(
+            storage, name, password, role, display_name, time.time(), box=box
+        )
+        return enrolment
     finally:
         await storage.close()
 

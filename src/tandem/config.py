@@ -106,6 +106,11 @@ class Settings:
         return self.data_dir / "tandem.sqlite3"
 
     @property
+    def secrets_key_path(self) -> Path:
+        """Key encrypting TOTP seeds at rest; kept beside the audit key."""
+        return self.audit_key_path.with_name("secrets.key")
+
+    @property
     def audit_key_path(self) -> Path:
         return self.audit_key_file or self.data_dir / "audit.key"
 

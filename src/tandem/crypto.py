@@ -10,9 +10,13 @@ import base64
 import hashlib
 import hmac
 import secrets
+from pathlib import Path
 from typing import Protocol
 
 import argon2
+from cryptography.fernet import Fernet, InvalidToken
+
+from tandem.exceptions import ConfigError
 
 _MAX_PASSWORD_BYTES = 1024
 
@@ -61,6 +65,49 @@ def secret_digest(secret: str, purpose: str) -> str:
 def secrets_equal(a: str, b: str) -> bool:
     """Compare two secrets in constant time."""
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+class SecretBox:
+    """Encrypts small secrets at rest (TOTP seeds) with a key kept in a file, not the database.
+
+    Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`; errors are opaque by design.
+    """
+
+    def __init__(self, key_file: Path) -> None:
+        try:
+            if key_file.exists():
+                key = key_file.read_bytes().strip()
+            else:
+                key_file.parent.mkdir(parents=True, exist_ok=True)
+                key = Fernet.generate_key()
+                key_file.touch(mode=0o600)
+                key_file.write_bytes(key)
+            self._fernet = Fernet(key)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot use the secrets key {key_file}: {exc}") from None
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, sealed: str) -> str:
+        try:
+            return self._fernet.decrypt(sealed.encode()).decode()
+        except InvalidToken:
+            raise ConfigError("a stored secret cannot be decrypted: wrong secrets key?") from None
+
+
+def new_recovery_codes(entropy: Entropy, count: int = 10) -> list[str]:
+    """Codes like `k7dq-3mzt-x9pa` (60 bits each), shown once; only their digests are stored."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    codes = []
+    for _ in range(count):
+        raw = "".join(alphabet[b % len(alphabet)] for b in entropy(12))
+        codes.append(f"{raw[0:4]}-{raw[4:8]}-{raw[8:12]}")
+    return codes
+
+
+def recovery_digest(code: str) -> str:
+    return secret_digest(code.strip().lower().replace(" ", ""), "recovery")
 
 
 _hasher = argon2.PasswordHasher(type=argon2.Type.ID)

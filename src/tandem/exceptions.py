@@ -35,7 +35,7 @@ class AuthenticationError(TandemError):
     """Sign-in failed. The message never says whether the user exists."""
 
     def __init__(self) -> None:
-        super().__init__("Wrong username or password.")
+        super().__init__("Wrong username, password or authentication code.")
 
 
 class ProtocolError(TandemError):

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.conftest import RunningServer
+from tests.conftest import AGENT_PASSWORD, RunningServer
 from tests.e2e.conftest import (
     CODE_PATTERN,
     Party,
@@ -199,4 +199,25 @@ def test_console_sign_in_failure_is_shown(live: RunningServer, agent: Party) -> 
     agent.page.get_by_label("Username").fill("alice")
     agent.page.get_by_label("Password").fill("not-the-password")
     agent.page.get_by_role("button", name="Sign in").click()
-    expect(agent.page.get_by_role("alert")).to_contain_text("Wrong username or password")
+    expect(agent.page.get_by_role("alert")).to_contain_text(
+        "Wrong username, password or authentication code"
+    )
+
+
+def test_console_sign_in_with_an_authenticator_code(live: RunningServer, agent: Party) -> None:
+    import pyotp
+
+    from tests.test_mfa import enrol
+
+    enrolment = enrol(live, "bob")
+    agent.page.goto(f"{live.base}/console/")
+    agent.page.get_by_label("Username").fill("bob")
+    agent.page.get_by_label("Password").fill(AGENT_PASSWORD)
+    agent.page.get_by_role("button", name="Sign in").click()
+    expect(agent.page.get_by_role("alert")).to_contain_text("authentication code")
+    agent.page.get_by_label("Password").fill(AGENT_PASSWORD)
+    agent.page.get_by_label("Authentication code").fill(
+        pyotp.TOTP(enrolment.secret).at(live.clock())
+    )
+    agent.page.get_by_role("button", name="Sign in").click()
+    expect(agent.page.get_by_label("Session code")).to_be_visible()

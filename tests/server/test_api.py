@@ -24,7 +24,7 @@ def test_wrong_password_is_401_problem_json(server: RunningServer) -> None:
     )
     assert response.status_code == 401
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == "Wrong username or password."
+    assert response.json()["detail"] == "Wrong username, password or authentication code."
     assert "set-cookie" not in response.headers
 
 

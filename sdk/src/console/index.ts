@@ -86,13 +86,14 @@ signinForm.addEventListener("submit", async (event) => {
   signinError.hidden = true;
   const username = byId<HTMLInputElement>("username").value.trim();
   const password = byId<HTMLInputElement>("password");
+  const otp = byId<HTMLInputElement>("otp");
   let response: Response;
   try {
     response = await fetch("/api/login", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       credentials: "same-origin",
-      body: JSON.stringify({ username, password: password.value }),
+      body: JSON.stringify({ username, password: password.value, code: otp.value.trim() || null }),
     });
   } catch {
     signinError.textContent = "The server cannot be reached.";
@@ -100,6 +101,7 @@ signinForm.addEventListener("submit", async (event) => {
     return;
   }
   password.value = "";
+  otp.value = "";
   if (!response.ok) {
     signinError.textContent = await problemDetail(response);
     signinError.hidden = false;

@@ -20,6 +20,8 @@ MAX_BODY_BYTES = 4096
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
     username: Annotated[str, msgspec.Meta(max_length=64)]
     password: Annotated[str, msgspec.Meta(max_length=auth.MAX_PASSWORD_LENGTH)]
+    code: Annotated[str, msgspec.Meta(max_length=32)] | None = None
+    """A 6-digit authenticator code or a recovery code, for accounts with a second factor."""
 
 
 _login_decoder = msgspec.json.Decoder(LoginRequest)
@@ -83,6 +85,8 @@ async def login(request: Request) -> Response:
             services.clock(),
             services.settings.login_ttl_seconds,
             services.entropy,
+            code=creds.code,
+            box=services.box,
         )
     except AuthenticationError as exc:
         services.backoff.failed(services.clock(), *keys)

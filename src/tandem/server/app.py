@@ -44,6 +44,7 @@ class Services:
     clock: Callable[[], float]
     entropy: crypto.Entropy
     backoff: Backoff
+    box: crypto.SecretBox
 
 
 async def sdk_script(request: Request) -> Response:
@@ -93,7 +94,10 @@ def create_app(
             settings.login_backoff_seconds,
             settings.login_backoff_max_seconds,
         )
-        app.state.services = Services(settings, store, hub.fanout, hub, clock, entropy, backoff)
+        box = crypto.SecretBox(settings.secrets_key_path)
+        app.state.services = Services(
+            settings, store, hub.fanout, hub, clock, entropy, backoff, box
+        )
 
         async def tick_forever() -> None:
             while True:

@@ -51,6 +51,11 @@ SPEC: dict[str, object] = {
                                 "properties": {
                                     "username": {"type": "string", "maxLength": 64},
                                     "password": {"type": "string", "maxLength": 256},
+                                    "code": {
+                                        "type": ["string", "null"],
+                                        "maxLength": 32,
+                                        "description": "Authenticator code or recovery code",
+                                    },
                                 },
                             }
                         }
@@ -59,7 +64,7 @@ SPEC: dict[str, object] = {
                 "responses": {
                     "200": _json(_AGENT, "Signed in"),
                     "400": _problem("Malformed body"),
-                    "401": _problem("Wrong username or password"),
+                    "401": _problem("Wrong username, password or authentication code"),
                     "403": _problem("Cross-site request refused"),
                     "413": _problem("Body over 4096 bytes"),
                     "415": _problem("Not application/json"),

@@ -19,6 +19,11 @@ class UserRecord:
     role: str
     password_hash: str
     created_at: float
+    totp_secret: str | None = None
+    """Encrypted (tandem.crypto.SecretBox); None when the account has no second factor."""
+    totp_last_step: int = 0
+    recovery_codes: tuple[str, ...] = ()
+    """SHA-256 digests of unused recovery codes."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,6 +51,12 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def get_user(self, username: str) -> UserRecord | None: ...
+
+    async def use_second_factor(
+        self, username: str, step: int | None, recovery_digest: str | None
+    ) -> bool:
+        """Accept a TOTP step newer than the last used, or consume a recovery code; atomic."""
+        ...
 
     async def count_users(self) -> int: ...
 

@@ -68,6 +68,11 @@ _MIGRATIONS: tuple[str, ...] = (
         mac TEXT NOT NULL
     );
     """,
+    """
+    ALTER TABLE users ADD COLUMN totp_secret TEXT;
+    ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN recovery_codes TEXT NOT NULL DEFAULT '[]';
+    """,
 )
 
 
@@ -107,13 +112,16 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                    "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         user.username,
                         user.display_name,
                         user.role,
                         user.password_hash,
                         user.created_at,
+                        user.totp_secret,
+                        user.totp_last_step,
+                        json.dumps(list(user.recovery_codes)),
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -124,12 +132,59 @@ class SQLiteStorage:
     async def get_user(self, username: str) -> UserRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT username, display_name, role, password_hash, created_at"
-                " FROM users WHERE username = ?",
+                "SELECT username, display_name, role, password_hash, created_at, totp_secret,"
+                " totp_last_step, recovery_codes FROM users WHERE username = ?",
                 (username,),
             ).fetchone()
         )
-        return UserRecord(*row) if row else None
+        if row is None:
+            return None
+        return UserRecord(
+            username=row[0],
+            display_name=row[1],
+            role=row[2],
+            password_hash=row[3],
+            created_at=row[4],
+            totp_secret=row[5],
+            totp_last_step=row[6],
+            recovery_codes=tuple(json.loads(row[7])),
+        )
+
+    async def use_second_factor(
+        self, username: str, step: int | None, recovery_digest: str | None
+    ) -> bool:
+        """Atomically accept a TOTP step (only if newer than the last one used) or consume a
+        recovery code. False when the step was already used or the code is unknown."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT totp_last_step, recovery_codes FROM users WHERE username = ?",
+                    (username,),
+                ).fetchone()
+                ok = False
+                if row and step is not None and step > row[0]:
+                    db.execute(
+                        "UPDATE users SET totp_last_step = ? WHERE username = ?", (step, username)
+                    )
+                    ok = True
+                elif row and recovery_digest is not None:
+                    codes = json.loads(row[1])
+                    if recovery_digest in codes:
+                        codes.remove(recovery_digest)
+                        db.execute(
+                            "UPDATE users SET recovery_codes = ? WHERE username = ?",
+                            (json.dumps(codes), username),
+                        )
+                        ok = True
+                db.execute("COMMIT")
+                return ok
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        return await self._run(work)
 
     async def count_users(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM users").fetchone())

@@ -1,0 +1,146 @@
+"""Second factor (TOTP) at sign-in: required when enrolled, not replayable, recovery codes once."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pyotp
+import pytest
+
+from tandem import auth
+from tandem.crypto import SecretBox
+from tandem.storage.sqlite import SQLiteStorage
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+
+
+def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
+    """Create an account with a second factor in the running server's database."""
+    result: list[auth.Enrolment] = []
+
+    async def run() -> None:
+        storage = SQLiteStorage(server.settings.database_path)
+        try:
+            _, enrolment = await auth.create_user(
+                storage,
+                username,
+                AGENT_PASSWORD,
+                "agent",
+                None,
+                time.time(),
+                box=SecretBox(server.settings.secrets_key_path),
+            )
+            assert enrolment is not None
+            result.append(enrolment)
+        finally:
+            await storage.close()
+
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join()
+    return result[0]
+
+
+def login(server: RunningServer, username: str, code: str | None) -> httpx.Response:
+    return httpx.post(
+        f"{server.base}/api/login",
+        json={"username": username, "password": AGENT_PASSWORD, "code": code},
+    )
+
+
+@pytest.fixture
+def mfa_server(server_factory: ServerFactory) -> tuple[RunningServer, auth.Enrolment]:
+    server = server_factory(login_free_failures=100)
+    return server, enrol(server)
+
+
+def current_code(server: RunningServer, enrolment: auth.Enrolment) -> str:
+    return pyotp.TOTP(enrolment.secret).at(server.clock())
+
+
+def test_the_password_alone_is_not_enough(mfa_server: tuple[RunningServer, auth.Enrolment]) -> None:
+    server, _ = mfa_server
+    assert login(server, "bob", None).status_code == 401
+    assert login(server, "bob", "000000").status_code in (401,)
+
+
+def test_a_current_code_signs_in_and_cannot_be_replayed(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    server, enrolment = mfa_server
+    code = current_code(server, enrolment)
+    assert login(server, "bob", code).status_code == 200
+    assert login(server, "bob", code).status_code == 401, "a used code worked again"
+
+
+def test_an_old_code_is_refused(mfa_server: tuple[RunningServer, auth.Enrolment]) -> None:
+    server, enrolment = mfa_server
+    stale = pyotp.TOTP(enrolment.secret).at(server.clock() - 120)
+    assert login(server, "bob", stale).status_code == 401
+
+
+def test_each_recovery_code_works_once(mfa_server: tuple[RunningServer, auth.Enrolment]) -> None:
+    server, enrolment = mfa_server
+    assert len(enrolment.recovery_codes) == 10
+    first = enrolment.recovery_codes[0]
+    assert login(server, "bob", first.upper()).status_code == 200
+    assert login(server, "bob", first).status_code == 401
+    assert login(server, "bob", enrolment.recovery_codes[1]).status_code == 200
+
+
+def test_no_second_factor_secret_is_stored_in_the_clear(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    server, enrolment = mfa_server
+    raw = Path(server.settings.database_path).read_bytes()
+    wal = Path(str(server.settings.database_path) + "-wal")
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert enrolment.secret.encode() not in raw
+    for code in enrolment.recovery_codes:
+        assert code.encode() not in raw
+
+
+def test_user_add_enrols_a_second_factor_by_default(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tandem", "user", "add", "carol", "--data-dir", str(tmp_path)],
+        input="blue-kettle-orbit-42\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "otpauth://totp/Tandem:carol?secret=" in result.stdout
+    codes = [
+        line.strip()
+        for line in result.stdout.splitlines()
+        if line.count("-") == 2 and len(line.strip()) == 14
+    ]
+    assert len(codes) == 10
+
+
+def test_no_mfa_is_loudly_warned(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tandem",
+            "user",
+            "add",
+            "dave",
+            "--no-mfa",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        input="blue-kettle-orbit-42\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0
+    assert "WARNING" in result.stderr and "local demo" in result.stderr
+    assert "otpauth" not in result.stdout
