@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from starlette.requests import Request
@@ -99,12 +99,19 @@ async def login(request: Request) -> Response:
         auth.COOKIE_NAME,
         token,
         max_age=int(services.settings.login_ttl_seconds),
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
+        **_cookie_flags(request),
     )
     return response
+
+
+def _cookie_flags(request: Request) -> dict[str, Any]:
+    """The sign-in cookie's flags, the same when it is set and when it is cleared."""
+    return {
+        "path": "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
 
 
 async def logout(request: Request) -> Response:
@@ -117,13 +124,7 @@ async def logout(request: Request) -> Response:
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'
-    response.delete_cookie(
-        auth.COOKIE_NAME,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    response.delete_cookie(auth.COOKIE_NAME, **_cookie_flags(request))
     return response
 
 

@@ -16,6 +16,8 @@
  * ends the session with a ChannelError.
  */
 
+import { concat } from "./spake2.ts";
+
 export const KIND_CONTENT = 0x01;
 export const KIND_EPOCH_KEY = 0x02;
 export const KIND_TO_CUSTOMER = 0x03;
@@ -77,15 +79,6 @@ function additionalData(sessionId: string, kind: number, ...numbers: number[]): 
   return out;
 }
 
-function frame(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
 
 async function encrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(
@@ -124,7 +117,7 @@ export class ContentSender {
       const frames = await Promise.all(
         agents.map(async (agentKey) => {
           const nonce = crypto.getRandomValues(new Uint8Array(12));
-          return frame(Uint8Array.of(KIND_EPOCH_KEY), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
+          return concat(Uint8Array.of(KIND_EPOCH_KEY), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
         }),
       );
       return new ContentSender(sessionId, epoch, key, frames);
@@ -136,9 +129,9 @@ export class ContentSender {
   /** Encrypt one payload. The counter is taken synchronously, so frames are numbered in call order. */
   seal(plaintext: Uint8Array): Promise<Uint8Array> {
     const counter = this.counter++;
-    const header = frame(Uint8Array.of(KIND_CONTENT), u64(this.epoch), u64(counter));
+    const header = concat(Uint8Array.of(KIND_CONTENT), u64(this.epoch), u64(counter));
     return encrypt(this.key, counterNonce(counter), additionalData(this.sessionId, KIND_CONTENT, this.epoch, counter), plaintext).then(
-      (ciphertext) => frame(header, ciphertext),
+      (ciphertext) => concat(header, ciphertext),
     );
   }
 }
@@ -205,9 +198,9 @@ export class CommandSender {
 
   seal(plaintext: Uint8Array): Promise<Uint8Array> {
     const counter = ++this.counter;
-    const header = frame(Uint8Array.of(KIND_TO_CUSTOMER), u64(counter));
+    const header = concat(Uint8Array.of(KIND_TO_CUSTOMER), u64(counter));
     return encrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, KIND_TO_CUSTOMER, counter), plaintext).then(
-      (ciphertext) => frame(header, ciphertext),
+      (ciphertext) => concat(header, ciphertext),
     );
   }
 }
