@@ -177,18 +177,32 @@ async def sign_in(
             token_digest=crypto.secret_digest(token, "login"),
             username=user.username,
             expires_at=now + ttl,
+            last_seen=now,
         )
     )
     return Agent(user.username, user.display_name, validate_role(user.role)), token
 
 
-async def agent_for_token(storage: Storage, token: str | None, now: float) -> Agent | None:
-    """The agent a cookie token belongs to, or None if it is unknown or expired."""
+IDLE_TOUCH_SECONDS = 60.0
+"""Activity is written at most this often per sign-in (idle expiry is coarse; writes cost)."""
+
+
+async def agent_for_token(
+    storage: Storage, token: str | None, now: float, idle_seconds: float = float("inf")
+) -> Agent | None:
+    """The agent a cookie token belongs to, or None if it is unknown, expired (absolute lifetime)
+    or idle for longer than ``idle_seconds``. Each use counts as activity."""
     if not token or len(token) > 128:
         return None
-    login = await storage.get_login(crypto.secret_digest(token, "login"))
+    digest = crypto.secret_digest(token, "login")
+    login = await storage.get_login(digest)
     if login is None or login.expires_at <= now:
         return None
+    if now - login.last_seen >= idle_seconds:
+        await storage.delete_login(digest)
+        return None
+    if now - login.last_seen >= IDLE_TOUCH_SECONDS:
+        await storage.touch_login(digest, now)
     user = await storage.get_user(login.username)
     if user is None:
         return None

@@ -67,6 +67,8 @@ class Settings:
     """No session lasts longer than this (`max_duration`)."""
     login_ttl_seconds: float = 8 * 3600.0
     """An agent's sign-in lifetime."""
+    login_idle_seconds: float = 30 * 60.0
+    """A sign-in unused for this long ends (besides its absolute lifetime)."""
     login_free_failures: int = 3
     """Wrong passwords per account (and per address) before back-off starts."""
     login_backoff_seconds: float = 1.0

@@ -221,3 +221,21 @@ def test_console_sign_in_with_an_authenticator_code(live: RunningServer, agent: 
     )
     agent.page.get_by_role("button", name="Sign in").click()
     expect(agent.page.get_by_label("Session code")).to_be_visible()
+
+
+def test_sign_out_everywhere_from_the_console(live: RunningServer, agent: Party) -> None:
+    sign_in(agent, live)
+    other = agent.context.browser.new_context()  # type: ignore[union-attr]
+    try:
+        other_page = other.new_page()
+        other_page.goto(f"{live.base}/console/")
+        other_page.get_by_label("Username").fill("alice")
+        other_page.get_by_label("Password").fill(AGENT_PASSWORD)
+        other_page.get_by_role("button", name="Sign in").click()
+        expect(other_page.get_by_label("Session code")).to_be_visible()
+        agent.page.get_by_role("button", name="Sign out everywhere").click()
+        expect(agent.page.get_by_label("Username")).to_be_visible()
+        other_page.reload()
+        expect(other_page.get_by_label("Username")).to_be_visible()
+    finally:
+        other.close()

@@ -123,3 +123,29 @@ def test_console_and_demo_have_a_strict_csp(server: RunningServer) -> None:
         assert "script-src 'self';" in policy and "'unsafe-inline'" not in policy.split(";")[1]
         assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
     assert "'unsafe-eval'" not in console + demo
+
+
+def test_an_idle_sign_in_ends_and_activity_keeps_it(server: RunningServer) -> None:
+    idle = server.settings.login_idle_seconds
+    with httpx.Client(base_url=server.base) as client:
+        client.post("/api/login", json={"username": "alice", "password": AGENT_PASSWORD})
+        for _ in range(3):  # used every two thirds of the idle time: stays signed in
+            server.clock.advance(idle * 2 / 3)
+            assert client.get("/api/me").status_code == 200
+        server.clock.advance(idle + 1)
+        assert client.get("/api/me").status_code == 401
+        server.clock.advance(-idle - 1)
+        assert client.get("/api/me").status_code == 401, "an idle sign-in is gone for good"
+
+
+def test_sign_out_everywhere_ends_every_sign_in(server: RunningServer) -> None:
+    laptop, phone = (httpx.Client(base_url=server.base) for _ in range(2))
+    with laptop, phone:
+        for client in (laptop, phone):
+            client.post("/api/login", json={"username": "alice", "password": AGENT_PASSWORD})
+        response = phone.post("/api/logout-everywhere")
+        assert response.status_code == 204
+        assert response.headers["clear-site-data"] == '"cache", "storage"'
+        assert laptop.get("/api/me").status_code == 401
+        assert phone.get("/api/me").status_code == 401
+        assert phone.post("/api/logout-everywhere").status_code == 401

@@ -38,6 +38,7 @@ const statusLine = byId<HTMLElement>("status");
 const mirrorRoot = byId<HTMLElement>("mirror");
 const whoami = byId<HTMLElement>("whoami");
 const signoutButton = byId<HTMLButtonElement>("signout");
+const signoutAllButton = byId<HTMLButtonElement>("signout-all");
 const requestControlButton = byId<HTMLButtonElement>("request-control");
 const releaseControlButton = byId<HTMLButtonElement>("release-control");
 const controlLayer = byId<HTMLElement>("control-layer");
@@ -60,6 +61,7 @@ function showSignIn(): void {
   joinSection.hidden = true;
   whoami.hidden = true;
   signoutButton.hidden = true;
+  signoutAllButton.hidden = true;
   byId<HTMLInputElement>("username").focus();
 }
 
@@ -69,6 +71,7 @@ function showJoin(agent: Agent): void {
   whoami.textContent = `Signed in as ${agent.display_name}`;
   whoami.hidden = false;
   signoutButton.hidden = false;
+  signoutAllButton.hidden = false;
   codeInput.focus();
 }
 
@@ -110,11 +113,13 @@ signinForm.addEventListener("submit", async (event) => {
   showJoin((await response.json()) as Agent);
 });
 
-signoutButton.addEventListener("click", async () => {
-  live?.leave();
-  await fetch("/api/logout", { method: "POST", credentials: "same-origin" }).catch(() => undefined);
-  showSignIn();
-});
+for (const [button, path] of [[signoutButton, "/api/logout"], [signoutAllButton, "/api/logout-everywhere"]] as const) {
+  button.addEventListener("click", async () => {
+    live?.leave();
+    await fetch(path, { method: "POST", credentials: "same-origin" }).catch(() => undefined);
+    showSignIn();
+  });
+}
 
 /** The code the customer reads: routing part (for the server) + secret part (never sent). */
 function splitCode(text: string): { routing: string; secret: string } | null {

@@ -117,7 +117,7 @@ def _cookie_flags(request: Request) -> dict[str, Any]:
 async def logout(request: Request) -> Response:
     services = _services(request)
     token = request.cookies.get(auth.COOKIE_NAME)
-    agent = await auth.agent_for_token(services.storage, token, services.clock())
+    agent = await current_agent(request)
     await auth.sign_out(services.storage, token)
     if agent is not None:
         await services.hub.record("sign_out", actor=agent.username)
@@ -128,11 +128,33 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def me(request: Request) -> Response:
+async def logout_everywhere(request: Request) -> Response:
+    """End every sign-in of this agent, on every device."""
     services = _services(request)
-    agent = await auth.agent_for_token(
-        services.storage, request.cookies.get(auth.COOKIE_NAME), services.clock()
+    agent = await current_agent(request)
+    if agent is None:
+        return problem(401, "Not signed in", "Sign in first.")
+    ended = await services.storage.delete_logins_of(agent.username)
+    await services.hub.record("sign_out_everywhere", actor=agent.username, sign_ins=ended)
+    response = Response(status_code=204)
+    response.headers["clear-site-data"] = '"cache", "storage"'
+    response.delete_cookie(auth.COOKIE_NAME, **_cookie_flags(request))
+    return response
+
+
+async def current_agent(request: Request) -> auth.Agent | None:
+    """The signed-in agent of this request (absolute and idle expiry applied)."""
+    services = _services(request)
+    return await auth.agent_for_token(
+        services.storage,
+        request.cookies.get(auth.COOKIE_NAME),
+        services.clock(),
+        services.settings.login_idle_seconds,
     )
+
+
+async def me(request: Request) -> Response:
+    agent = await current_agent(request)
     if agent is None:
         return problem(401, "Not signed in", "Sign in first.")
     return JSONResponse(_agent_json(agent))

@@ -123,6 +123,7 @@ def create_app(
         Route("/sdk/tandem.js", sdk_script),
         Route("/api/login", api.login, methods=["POST"]),
         Route("/api/logout", api.logout, methods=["POST"]),
+        Route("/api/logout-everywhere", api.logout_everywhere, methods=["POST"]),
         Route("/api/me", api.me),
         Route("/api/openapi.json", openapi.openapi),
         WebSocketRoute("/ws/customer", ws.customer_endpoint),

@@ -81,6 +81,16 @@ SPEC: dict[str, object] = {
                 },
             }
         },
+        "/api/logout-everywhere": {
+            "post": {
+                "summary": "End every sign-in of this agent, on every device.",
+                "responses": {
+                    "204": {"description": "Signed out everywhere"},
+                    "401": _problem("Not signed in"),
+                    "403": _problem("Cross-site request refused"),
+                },
+            }
+        },
         "/api/me": {
             "get": {
                 "summary": "The signed-in agent.",

@@ -240,7 +240,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     agent = await auth.agent_for_token(
-        services.storage, ws.cookies.get(auth.COOKIE_NAME), services.clock()
+        services.storage,
+        ws.cookies.get(auth.COOKIE_NAME),
+        services.clock(),
+        services.settings.login_idle_seconds,
     )
     if agent is None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")

@@ -31,6 +31,7 @@ class LoginRecord:
     token_digest: str
     username: str
     expires_at: float
+    last_seen: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,6 +66,14 @@ class Storage(AuditStore, Protocol):
     async def get_login(self, token_digest: str) -> LoginRecord | None: ...
 
     async def delete_login(self, token_digest: str) -> None: ...
+
+    async def touch_login(self, token_digest: str, now: float) -> None:
+        """Record activity on a sign-in (for idle expiry)."""
+        ...
+
+    async def delete_logins_of(self, username: str) -> int:
+        """Sign a user out everywhere; returns how many sign-ins ended."""
+        ...
 
     async def put_join_code(self, code_digest: str, session_id: str, expires_at: float) -> None:
         """Raises :class:`~tandem.exceptions.TandemError` if the digest is already live."""

@@ -73,6 +73,9 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users ADD COLUMN totp_last_step INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE users ADD COLUMN recovery_codes TEXT NOT NULL DEFAULT '[]';
     """,
+    """
+    ALTER TABLE logins ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
+    """,
 )
 
 
@@ -193,19 +196,33 @@ class SQLiteStorage:
     async def add_login(self, login: LoginRecord) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO logins VALUES (?, ?, ?)",
-                (login.token_digest, login.username, login.expires_at),
+                "INSERT INTO logins VALUES (?, ?, ?, ?)",
+                (login.token_digest, login.username, login.expires_at, login.last_seen),
             )
         )
 
     async def get_login(self, token_digest: str) -> LoginRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT token_digest, username, expires_at FROM logins WHERE token_digest = ?",
+                "SELECT token_digest, username, expires_at, last_seen FROM logins"
+                " WHERE token_digest = ?",
                 (token_digest,),
             ).fetchone()
         )
         return LoginRecord(*row) if row else None
+
+    async def touch_login(self, token_digest: str, now: float) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE logins SET last_seen = ? WHERE token_digest = ?", (now, token_digest)
+            )
+        )
+
+    async def delete_logins_of(self, username: str) -> int:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM logins WHERE username = ?", (username,))
+        )
+        return int(cursor.rowcount)
 
     async def delete_login(self, token_digest: str) -> None:
         await self._run(
