@@ -137,12 +137,21 @@ def agent(browser: Browser) -> Iterator[Party]:
 
 
 def agent_plaintext(agent: Party) -> str:
-    """Everything the agent's console decrypted so far, inflated, as text."""
+    """Everything the agent's console decrypted so far, inflated, as text.
+
+    Unwrapped content keys (exactly 32 random bytes) are skipped: they are keys, not payloads, and
+    one starting with byte 1 would look like a deflated payload.
+    """
     text = []
     for encoded in agent.page.evaluate("() => window.__tandemPlaintext"):
         data = base64.b64decode(encoded)
+        if len(data) == 32:
+            continue
         if data[:1] == b"\x01":
-            data = zlib.decompressobj(-15).decompress(data[1:])
+            try:
+                data = zlib.decompressobj(-15).decompress(data[1:])
+            except zlib.error:
+                raise AssertionError("a decrypted payload does not inflate") from None
         elif data[:1] == b"\x00":
             data = data[1:]
         text.append(data.decode("utf-8", "replace"))
