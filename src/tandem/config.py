@@ -77,6 +77,9 @@ class Settings:
     """Longest back-off."""
     _unused_login_doc: float = 0.0
     """Lifetime of an agent's sign-in."""
+    join_free_failures: int = 5
+    """Wrong join codes per agent account and per client address before back-off starts (it
+    doubles from 2 s to 10 min); reconnecting does not reset it."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0

@@ -122,3 +122,23 @@ async def test_agent_binary_before_join_is_refused(server: RunningServer) -> Non
     agent = await open_agent(server, login_cookie(server))
     await agent.send(b"hello")
     assert (await closed_with(agent))[0] == 4400
+
+
+async def test_wrong_codes_back_off_across_reconnects(server: RunningServer) -> None:
+    _customer, created = await start_session(server)
+    wrong = "00000" if created["code"] != "00000" else "00001"
+    cookie = login_cookie(server)
+    first = await open_agent(server, cookie)
+    for _ in range(4):
+        await send(first, type="join", code=wrong)
+        assert await recv_json(first) == INVALID_CODE
+    second = await open_agent(server, cookie)  # a fresh socket does not start afresh
+    for _ in range(2):
+        await send(second, type="join", code=wrong)
+        assert (await recv_json(second))["type"] == "error"
+    await send(second, type="join", code=created["code"])  # right code, but locked for now
+    refused = await recv_json(second)
+    assert refused["code"] == "rate_limited" and "Try again in" in refused["message"]
+    server.clock.advance(5)
+    await send(second, type="join", code=created["code"])
+    assert (await recv_json(second))["type"] == "joined"

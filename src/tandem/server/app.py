@@ -45,6 +45,7 @@ class Services:
     entropy: crypto.Entropy
     backoff: Backoff
     box: crypto.SecretBox
+    join_backoff: Backoff
 
 
 async def sdk_script(request: Request) -> Response:
@@ -95,8 +96,9 @@ def create_app(
             settings.login_backoff_max_seconds,
         )
         box = crypto.SecretBox(settings.secrets_key_path)
+        join_backoff = Backoff(settings.join_free_failures, 2.0, 600.0)
         app.state.services = Services(
-            settings, store, hub.fanout, hub, clock, entropy, backoff, box
+            settings, store, hub.fanout, hub, clock, entropy, backoff, box, join_backoff
         )
 
         async def tick_forever() -> None:

@@ -19,7 +19,17 @@ from tandem.exceptions import ConfigError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic
 from tandem.protocol import codec
-from tandem.protocol.messages import Abort, Consent, Create, Handshake, Join, Leave, Resume, Stop
+from tandem.protocol.messages import (
+    Abort,
+    Consent,
+    Create,
+    ErrorNotice,
+    Handshake,
+    Join,
+    Leave,
+    Resume,
+    Stop,
+)
 
 if TYPE_CHECKING:
     from tandem.server.app import Services
@@ -253,6 +263,8 @@ async def agent_endpoint(ws: WebSocket) -> None:
     connection: Connection | None = None
     live: LiveSession | None = None
     failures = 0
+    client = ws.client.host if ws.client else ""
+    join_keys = (f"join-user:{agent.username}", f"join-ip:{client}")
     try:
         while live is None or not live.machine.ended:
             frame = await _receive(ws)
@@ -270,8 +282,20 @@ async def agent_endpoint(ws: WebSocket) -> None:
             if isinstance(message, Join):
                 if live is not None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
+                wait = services.join_backoff.retry_after(hub.clock(), *join_keys)
+                if wait > 0:
+                    await ws.send_text(
+                        codec.encode(
+                            ErrorNotice(
+                                code="rate_limited",
+                                message=f"Too many wrong codes. Try again in {int(wait) + 1} s.",
+                            )
+                        )
+                    )
+                    continue
                 candidate = await hub.session_for_code(message.code)
                 if candidate is None:
+                    services.join_backoff.failed(hub.clock(), *join_keys)
                     failures += 1
                     await hub.record("join_code_rejected", actor=agent.username, attempts=failures)
                     if failures >= settings.max_join_attempts_per_socket:
@@ -280,6 +304,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     await ws.send_text(codec.encode(INVALID_CODE))
                     continue
                 live = candidate
+                services.join_backoff.succeeded(join_keys[0])
                 subscription = services.fanout.subscribe(
                     agents_topic(live.machine.session_id), settings.send_queue_frames
                 )
