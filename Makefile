@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test lint test-py test-sdk chromium clean
+.PHONY: help setup run test lint test-py test-sdk fuzz chromium clean
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
@@ -47,8 +47,8 @@ run: setup
 	$(BIN)/tandem serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzzing
+	$(BIN)/ruff format --check src tests bench fuzzing
 	$(BIN)/mypy
 	cd sdk && npx tsc --noEmit -p .
 
@@ -59,7 +59,12 @@ test-sdk: setup
 test-py: setup chromium
 	$(BIN)/python -m pytest
 
-test: lint test-sdk test-py
+# A bounded coverage-guided fuzz of every parser that takes bytes from the network.
+fuzz: setup
+	@$(BIN)/python fuzzing/fuzz_codec.py -runs=1000000 -max_len=10000 > .fuzz.log 2>&1 || { cat .fuzz.log; exit 1; }
+	@grep -E "^Done [0-9]+ runs" .fuzz.log
+
+test: lint test-sdk test-py fuzz
 
 clean:
 	rm -rf $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js

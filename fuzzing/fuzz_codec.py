@@ -1,0 +1,55 @@
+"""Coverage-guided fuzzing (atheris) of everything that parses bytes from the network.
+
+Targets: the customer and agent control-message decoders, the policy file loader's decoder, and
+the join-code normaliser. The property: any input either decodes or raises the documented
+TandemError subclass (ProtocolError with a WebSocket close code), never anything else.
+
+    .venv/bin/python fuzzing/fuzz_codec.py -runs=20000          # bounded run (make test)
+    .venv/bin/python fuzzing/fuzz_codec.py -max_total_time=600  # longer session
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    import msgspec
+
+    from tandem import crypto
+    from tandem.exceptions import ProtocolError
+    from tandem.policy import MaskingPolicy
+    from tandem.protocol import codec
+
+LIMIT = 4096
+CLOSE_CODES = {codec.CLOSE_MALFORMED, codec.CLOSE_TOO_BIG}
+
+
+def test_one_input(data: bytes) -> None:
+    fdp = atheris.FuzzedDataProvider(data)
+    choice = fdp.ConsumeIntInRange(0, 3)
+    text = fdp.ConsumeUnicodeNoSurrogates(fdp.remaining_bytes())
+    if choice in (0, 1):
+        decode = codec.decode_customer if choice == 0 else codec.decode_agent
+        try:
+            decode(text, LIMIT)
+        except ProtocolError as exc:
+            if exc.close_code not in CLOSE_CODES or len(str(exc)) > 123:
+                raise
+    elif choice == 2:
+        with contextlib.suppress(msgspec.ValidationError, msgspec.DecodeError):
+            msgspec.json.decode(text.encode(), type=MaskingPolicy)
+    else:
+        normalized = crypto.normalize_join_code(text)
+        assert " " not in normalized and "-" not in normalized
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
