@@ -7,7 +7,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ import uvicorn
 from tandem import auth
 from tandem.cli import server_config
 from tandem.config import Settings
+from tandem.directory import Directory, offline, operator
 from tandem.fanout.base import Fanout
 from tandem.server.app import create_app
 from tandem.storage.sqlite import SQLiteStorage
@@ -84,11 +85,27 @@ def add_user(
     role: str = "agent",
     display_name: str | None = None,
     password: str = AGENT_PASSWORD,
+    *,
+    org: str = "default",
+    teams: tuple[str, ...] | None = None,
+    mfa_exempt: bool = True,
 ) -> None:
+    """An account without a second factor (exempt, like ``--no-mfa``), unless told otherwise."""
+
     async def run() -> None:
         storage = SQLiteStorage(data_dir / "tandem.sqlite3")
         try:
-            await auth.create_user(storage, username, password, role, display_name, time.time())
+            await auth.create_user(
+                storage,
+                username,
+                password,
+                role,
+                display_name,
+                time.time(),
+                org=org,
+                teams=teams,
+                mfa_exempt=mfa_exempt,
+            )
         finally:
             await storage.close()
 
@@ -115,11 +132,16 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     started: list[RunningServer] = []
 
     def start(
-        fanout: Fanout | None = None, log_level: str = "warning", **overrides: object
+        fanout: Fanout | None = None,
+        log_level: str = "warning",
+        seed: Callable[[Directory], Awaitable[None]] | None = None,
+        **overrides: object,
     ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
         settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
         add_user(data_dir, "alice", display_name="Alice")
+        if seed is not None:
+            seed_directory(data_dir, seed)
         running = RunningServer(settings, FakeClock(), fanout=fanout, log_level=log_level)
         running.start()
         started.append(running)
@@ -140,3 +162,53 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Browser tests run last: sync Playwright keeps an event loop running in the main thread
     while its browser is open, which async tests cannot share."""
     items.sort(key=lambda item: "e2e" in item.path.parts)
+
+
+def seed_directory(data_dir: Path, work: Callable[[Directory], Awaitable[None]]) -> None:
+    """Run ``work`` on the data directory's organisation directory (like the CLI does)."""
+
+    async def run() -> None:
+        settings = Settings.load(environ={}, data_dir=data_dir)
+        async with offline(settings) as directory:
+            await work(directory)
+
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join()
+
+
+ACME_ORIGIN = "http://acme.test"
+
+
+async def two_organisations(directory: Directory) -> None:
+    """The default organisation (demo site, team support; team billing serves nothing) and Acme
+    (its own site and team), with a user of every role in each."""
+    default = operator("default")
+    await directory.add_team(default, "billing")
+    for username, role, teams in (
+        ("sam", "supervisor", ("support",)),
+        ("ada", "admin", ()),
+        ("aud", "auditor", ()),
+        ("bob", "agent", ("billing",)),
+    ):
+        await directory.add_user(
+            default, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True
+        )
+    await directory.add_org("acme", "Acme Bank")
+    acme = operator("acme")
+    await directory.add_team(acme, "support")
+    await directory.add_site(acme, "acme-shop", ACME_ORIGIN, "Acme shop", ("support",))
+    for username, role, teams in (
+        ("mallory", "agent", ("support",)),
+        ("mary", "supervisor", ("support",)),
+        ("max", "admin", ()),
+        ("mo", "auditor", ()),
+    ):
+        await directory.add_user(acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True)
+
+
+@pytest.fixture
+def orgs_server(server_factory: ServerFactory) -> RunningServer:
+    """A server holding two organisations (see :func:`two_organisations`)."""
+    running = server_factory(seed=two_organisations)
+    return running

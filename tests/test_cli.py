@@ -107,3 +107,60 @@ def test_env_variables_configure_serve(tmp_path: Path) -> None:
     env = {**os.environ, "TANDEM_PORT": "0"}
     result = run("serve", "--data-dir", str(tmp_path), env=env)
     assert result.returncode == 2 and "port must be between" in result.stderr
+
+
+def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path))
+    created = run("org", "add", "acme", "--name", "Acme Bank", "--team", "support", *data)
+    assert created.returncode == 0, created.stderr
+    again = run("org", "add", "acme", "--name", "Acme Bank", *data)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert run("org", "add-team", "acme", "claims", *data).returncode == 0
+    site = run(
+        "site",
+        "add",
+        "acme-shop",
+        "--org",
+        "acme",
+        "--origin",
+        "https://shop.acme.example/",
+        "--team",
+        "support",
+        *data,
+    )
+    assert site.returncode == 0, site.stderr
+    missing_team = run(
+        "site",
+        "add",
+        "x",
+        "--org",
+        "acme",
+        "--origin",
+        "https://x.example",
+        "--team",
+        "nope",
+        *data,
+    )
+    assert missing_team.returncode == 2 and "no team named 'nope'" in missing_team.stderr
+    wrong_org = run("user", "add", "eve", "--org", "nope", *data, stdin="blue-kettle-orbit-42\n")
+    assert wrong_org.returncode == 2 and "no organisation named 'nope'" in wrong_org.stderr
+    user = run(
+        "user",
+        "add",
+        "carol",
+        "--org",
+        "acme",
+        "--team",
+        "claims",
+        *data,
+        stdin="blue-kettle-orbit-42\n",
+    )
+    assert user.returncode == 0 and "in organisation 'acme'" in user.stdout
+    listing = run("site", "list", *data).stdout.splitlines()
+    assert "acme-shop\tacme\thttps://shop.acme.example\tsupport" in listing
+    assert "demo\tdefault\tself\tsupport" in listing
+    verify = run("audit", "verify", *data)
+    assert verify.returncode == 0, verify.stderr
+    exported = run("audit", "export", *data).stdout
+    for action in ("org_created", "team_created", "site_created", "user_created"):
+        assert f'"action": "{action}"' in exported

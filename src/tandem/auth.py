@@ -5,16 +5,20 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
-from typing import Literal, get_args
 
 import pyotp
 
 from tandem import crypto
-from tandem.exceptions import AuthenticationError, ConfigError, WeakPasswordError
-from tandem.storage.base import LoginRecord, Storage, UserRecord
+from tandem.access import ROLES, Principal, Role
+from tandem.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    WeakPasswordError,
+)
+from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, LoginRecord, Storage, UserRecord
 
-Role = Literal["agent", "supervisor", "auditor", "admin"]
-ROLES: tuple[str, ...] = get_args(Role)
 COOKIE_NAME = "tandem_agent"
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -39,13 +43,29 @@ _COMMON = frozenset(
 )
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Agent:
-    """A signed-in user as the server sees it on each request."""
+Agent = Principal
+"""A signed-in user as the server sees it on each request (any role)."""
 
-    username: str
-    display_name: str
-    role: Role
+
+def principal(user: UserRecord) -> Principal:
+    return Principal(
+        username=user.username,
+        display_name=user.display_name,
+        role=validate_role(user.role),
+        org=user.org_id,
+        teams=frozenset(user.teams),
+        needs_second_factor=not user.totp_secret and not user.mfa_exempt,
+    )
+
+
+def validate_name(value: str, what: str) -> str:
+    """Ids of organisations, teams and sites follow the username rule."""
+    if not _USERNAME.fullmatch(value):
+        raise ConfigError(
+            f"a {what} is 1-64 characters: lower-case letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return value
 
 
 def validate_username(username: str) -> str:
@@ -58,9 +78,10 @@ def validate_username(username: str) -> str:
 
 
 def validate_role(role: str) -> Role:
-    if role not in ROLES:
-        raise ConfigError(f"role must be one of {', '.join(ROLES)}; not {role!r}")
-    return role  # type: ignore[return-value]
+    for known in ROLES:
+        if role == known:
+            return known
+    raise ConfigError(f"role must be one of {', '.join(ROLES)}; not {role!r}")
 
 
 def check_password_strength(password: str, username: str) -> None:
@@ -100,6 +121,9 @@ async def create_user(
     *,
     box: crypto.SecretBox | None = None,
     entropy: crypto.Entropy = crypto.system_entropy,
+    org: str = DEFAULT_ORG,
+    teams: tuple[str, ...] | None = None,
+    mfa_exempt: bool = False,
 ) -> tuple[UserRecord, Enrolment | None]:
     """Validate and store a new user (argon2id hash). With ``box``, the account gets a TOTP second
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
@@ -107,11 +131,7 @@ async def create_user(
     validate_username(username)
     checked_role = validate_role(role)
     check_password_strength(password, username)
-    enrolment = None
-    if box is not None:
-        secret = base64.b32encode(entropy(20)).decode()
-        uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="Tandem")
-        enrolment = Enrolment(secret, uri, crypto.new_recovery_codes(entropy))
+    enrolment = new_enrolment(username, entropy) if box is not None else None
     record = UserRecord(
         username=username,
         display_name=(display_name or username.capitalize())[:64],
@@ -122,9 +142,40 @@ async def create_user(
         recovery_codes=tuple(crypto.recovery_digest(c) for c in enrolment.recovery_codes)
         if enrolment
         else (),
+        org_id=org,
+        mfa_exempt=mfa_exempt,
     )
+    if await storage.get_org(org) is None:
+        raise NotFoundError(f"no organisation named {org!r}")
+    if teams is None:  # people who take sessions start in the default team, if there is one
+        known = await storage.list_teams(org)
+        teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
     await storage.add_user(record)
-    return record, enrolment
+    await storage.set_user_teams(username, org, teams)
+    return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
+
+
+LIVE_ROLES: frozenset[str] = frozenset({"agent", "supervisor"})
+
+
+def new_enrolment(username: str, entropy: crypto.Entropy) -> Enrolment:
+    """A fresh TOTP seed and recovery codes, to show once."""
+    secret = base64.b32encode(entropy(20)).decode()
+    uri = pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="Tandem")
+    return Enrolment(secret, uri, crypto.new_recovery_codes(entropy))
+
+
+def check_totp(secret: str, code: str, now: float) -> int | None:
+    """The time step ``code`` is valid for (current step or one either side), or None."""
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    step = int(now // TOTP_PERIOD)
+    for candidate in (step - 1, step, step + 1):
+        if crypto.secrets_equal(totp.generate_otp(candidate), code):
+            return candidate
+    return None
 
 
 TOTP_PERIOD = 30
@@ -139,15 +190,11 @@ async def _second_factor_ok(
         return True
     if not code:
         return False
-    code = code.strip().replace(" ", "")
-    if code.isdigit() and len(code) == 6:
-        totp = pyotp.TOTP(box.open(user.totp_secret))
-        step = int(now // TOTP_PERIOD)
-        for candidate in (step - 1, step, step + 1):
-            if crypto.secrets_equal(totp.generate_otp(candidate), code):
-                return await storage.use_second_factor(user.username, candidate, None)
-        return False
-    return await storage.use_second_factor(user.username, None, crypto.recovery_digest(code))
+    squashed = code.strip().replace(" ", "")
+    if squashed.isdigit() and len(squashed) == 6:
+        step = check_totp(box.open(user.totp_secret), squashed, now)
+        return step is not None and await storage.use_second_factor(user.username, step, None)
+    return await storage.use_second_factor(user.username, None, crypto.recovery_digest(squashed))
 
 
 async def sign_in(
@@ -180,7 +227,7 @@ async def sign_in(
             last_seen=now,
         )
     )
-    return Agent(user.username, user.display_name, validate_role(user.role)), token
+    return principal(user), token
 
 
 IDLE_TOUCH_SECONDS = 60.0
@@ -206,9 +253,47 @@ async def agent_for_token(
     user = await storage.get_user(login.username)
     if user is None:
         return None
-    return Agent(user.username, user.display_name, validate_role(user.role))
+    return principal(user)
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:
     if token and len(token) <= 128:
         await storage.delete_login(crypto.secret_digest(token, "login"))
+
+
+async def begin_second_factor(
+    storage: Storage, user: UserRecord, box: crypto.SecretBox, entropy: crypto.Entropy
+) -> Enrolment:
+    """Start setting up an authenticator for an account that has none: a new seed, kept
+    (encrypted) as pending until :func:`confirm_second_factor` sees a code from it. Recovery codes
+    are made only on confirmation. Raises ConflictError if the account already has one."""
+    if user.totp_secret:
+        raise ConflictError("two-step sign-in is already set up; an admin can reset it")
+    enrolment = new_enrolment(user.username, entropy)
+    await storage.set_pending_second_factor(user.username, box.seal(enrolment.secret))
+    return dataclasses.replace(enrolment, recovery_codes=[])
+
+
+async def confirm_second_factor(
+    storage: Storage,
+    username: str,
+    code: str,
+    now: float,
+    box: crypto.SecretBox,
+    entropy: crypto.Entropy,
+) -> list[str]:
+    """Turn the pending seed on if ``code`` comes from it; returns new recovery codes (shown
+    once, stored as digests). Raises AuthenticationError for a wrong code, ConflictError when
+    nothing is pending."""
+    user = await storage.get_user(username)
+    if user is None or not user.pending_totp:
+        raise ConflictError("start setting up two-step sign-in first")
+    step = check_totp(box.open(user.pending_totp), code, now)
+    if step is None:
+        raise AuthenticationError("That code is not right. Check the time on your phone.")
+    codes = crypto.new_recovery_codes(entropy)
+    await storage.set_second_factor(
+        username, user.pending_totp, tuple(crypto.recovery_digest(c) for c in codes)
+    )
+    await storage.use_second_factor(username, step, None)  # the confirming code is spent
+    return codes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -17,9 +17,10 @@ from starlette.types import ASGIApp
 from tandem import __version__, auth
 from tandem.audit import Anchor, AuditRecord, load_or_create_key, verify
 from tandem.config import Settings
-from tandem.crypto import SecretBox
+from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, TandemError
 from tandem.policy import load_policy
+from tandem.storage.base import DEFAULT_ORG
 from tandem.storage.sqlite import SQLiteStorage
 
 app = typer.Typer(
@@ -34,6 +35,13 @@ audit_app = typer.Typer(
     help="Check and export the tamper-evident audit trail.", no_args_is_help=True
 )
 app.add_typer(audit_app, name="audit")
+
+org_app = typer.Typer(help="Organisations and their teams.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+site_app = typer.Typer(help="Websites whose pages may start sessions.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+OrgOption = Annotated[str, typer.Option("--org", help="The organisation (default: 'default').")]
 
 AuditKey = Annotated[
     Path | None,
@@ -190,6 +198,15 @@ def user_add(
         bool,
         typer.Option("--no-mfa", help="No second factor: for local demos only (warned loudly)."),
     ] = False,
+    org: OrgOption = DEFAULT_ORG,
+    team: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--team",
+            help="A team of the organisation to join; repeatable (default: agents and "
+            "supervisors join the default team 'support' where it exists).",
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create an account with a password and, by default, an authenticator (TOTP) second factor.
@@ -201,10 +218,12 @@ def user_add(
         auth.validate_role(role)
         password = _read_password(password_stdin)
         auth.check_password_strength(password, name)
-        enrolment = asyncio.run(_add_user(settings, name, password, role, display_name, no_mfa))
+        enrolment = asyncio.run(
+            _add_user(settings, name, password, role, display_name, no_mfa, org, team)
+        )
     except TandemError as exc:
         raise _fail(exc) from None
-    typer.echo(f"Created {role} {name!r}.")
+    typer.echo(f"Created {role} {name!r} in organisation {org!r}.")
     if enrolment is None:
         typer.echo(
             f"WARNING: {name!r} signs in with a password alone (--no-mfa). "
@@ -227,16 +246,109 @@ async def _add_user(
     role: str,
     display_name: str | None,
     no_mfa: bool,
+    org: str,
+    teams: list[str] | None,
 ) -> auth.Enrolment | None:
-    storage = SQLiteStorage(settings.database_path)
-    box = None if no_mfa else SecretBox(settings.secrets_key_path)
-    try:
-        _, enrolment = await auth.create_user(
-            storage, name, password, role, display_name, time.time(), box=box
+    async with offline(settings) as directory:
+        _, enrolment = await directory.add_user(
+            operator(org),
+            name,
+            password,
+            role,
+            display_name,
+            tuple(teams) if teams is not None else None,
+            enrol_now=not no_mfa,
+            mfa_exempt=no_mfa,
         )
         return enrolment
-    finally:
-        await storage.close()
+
+
+@org_app.command("add")
+def org_add(
+    org_id: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, . _ -")],
+    name: Annotated[str, typer.Option(help="Display name, e.g. 'Acme Bank'.")],
+    team: Annotated[
+        list[str] | None, typer.Option("--team", help="Create this team too; repeatable.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an organisation. Its admin (`tandem user add NAME --org ID --role admin`) runs it
+    from there: users, teams, sites and policies (docs/administration.md)."""
+
+    async def run(directory: Directory) -> None:
+        await directory.add_org(org_id, name)
+        for each in team or ():
+            await directory.add_team(operator(org_id), each)
+
+    _run_directory(data_dir, run)
+    typer.echo(
+        f"Created organisation {org_id!r}" + (f" with teams {', '.join(team)}." if team else ".")
+    )
+
+
+@org_app.command("add-team")
+def org_add_team(
+    org_id: Annotated[str, typer.Argument(help="The organisation.")],
+    team: Annotated[str, typer.Argument(help="The new team's name.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Create a team in an organisation."""
+
+    async def run(directory: Directory) -> None:
+        await directory.add_team(operator(org_id), team)
+
+    _run_directory(data_dir, run)
+    typer.echo(f"Created team {team!r} in {org_id!r}.")
+
+
+@site_app.command("add")
+def site_add(
+    site_id: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, . _ -")],
+    origin: Annotated[str, typer.Option(help="The site's origin, e.g. https://shop.example.")],
+    team: Annotated[
+        list[str], typer.Option("--team", help="A team that serves this site; repeatable.")
+    ],
+    org: OrgOption = DEFAULT_ORG,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="The site's masking policy (JSON, docs/privacy.md).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a website whose pages may start sessions, and the teams that serve it."""
+
+    async def run(directory: Directory) -> None:
+        document = load_policy(policy) if policy else None
+        await directory.add_site(operator(org), site_id, origin, name, tuple(team), document)
+
+    _run_directory(data_dir, run)
+    typer.echo(f"Registered site {site_id!r} ({origin}) for {org!r}, served by {', '.join(team)}.")
+
+
+@site_app.command("list")
+def site_list(data_dir: DataDir = None) -> None:
+    """Every registered site: id, organisation, origin, teams."""
+    found: list[str] = []
+
+    async def run(directory: Directory) -> None:
+        for site in await directory.storage.list_sites():
+            found.append(f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}")
+
+    _run_directory(data_dir, run)
+    for line in found:
+        typer.echo(line)
+
+
+def _run_directory(data_dir: Path | None, work: Callable[[Directory], Awaitable[None]]) -> None:
+    async def run() -> None:
+        async with offline(settings) as directory:
+            await work(directory)
+
+    try:
+        settings = Settings.load(data_dir=data_dir)
+        asyncio.run(run())
+    except TandemError as exc:
+        raise _fail(exc) from None
 
 
 @audit_app.command("verify")

@@ -80,6 +80,11 @@ class Settings:
     join_free_failures: int = 5
     """Wrong join codes per agent account and per client address before back-off starts (it
     doubles from 2 s to 10 min); reconnecting does not reset it."""
+    customer_token_max_seconds: float = 600.0
+    """Longest lifetime (exp - iat) of a customer token a site's backend may sign."""
+    join_org_free_failures: int = 50
+    """Wrong join codes across one organisation before its agents all back off (and an alert is
+    audited): a brake on guessing spread over many accounts and addresses."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0

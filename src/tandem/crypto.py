@@ -1,4 +1,5 @@
-"""All secret handling in one place: join codes, tokens, secret hashing, password hashing.
+"""All secret handling in one place: join codes, tokens, secret hashing, password hashing,
+customer tokens (JWT).
 
 Randomness is injected as an :class:`Entropy` (default: the OS CSPRNG via :mod:`secrets`) so tests
 can make it deterministic; nothing else in Tandem calls a random source directly.
@@ -15,8 +16,11 @@ from typing import Protocol
 
 import argon2
 from cryptography.fernet import Fernet, InvalidToken
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import OctKey
 
-from tandem.exceptions import ConfigError
+from tandem.exceptions import AuthenticationError, ConfigError
 
 _MAX_PASSWORD_BYTES = 1024
 
@@ -128,3 +132,41 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
+
+
+CUSTOMER_SIGNATURE_ALGORITHM = "HS256"
+_CLOCK_SKEW_SECONDS = 30
+
+
+def verify_customer_token(
+    token: str, key: str, audience: str, now: float, max_lifetime: float
+) -> str:
+    """Check a customer token from a site's backend and return its subject (the customer's id
+    at the site). A JWT signed with HS256 by the site's key, with ``aud`` = the site id, ``sub``,
+    ``iat`` and ``exp`` at most ``max_lifetime`` after ``iat``. Any other algorithm (``none``
+    included) is refused. Raises :class:`~tandem.exceptions.AuthenticationError` saying what
+    was wrong, never with the token in it."""
+    try:
+        decoded = jwt.decode(token, OctKey.import_key(key.encode()), [CUSTOMER_SIGNATURE_ALGORITHM])
+        jwt.JWTClaimsRegistry(
+            now=int(now),
+            leeway=_CLOCK_SKEW_SECONDS,
+            aud={"essential": True, "value": audience},
+            sub={"essential": True},
+            exp={"essential": True},
+            iat={"essential": True},
+        ).validate(decoded.claims)
+    except (JoseError, ValueError) as exc:
+        detail = getattr(exc, "description", "") or exc.__class__.__name__
+        raise AuthenticationError(f"customer token not accepted: {detail}") from None
+    claims = decoded.claims
+    lifetime = float(claims["exp"]) - float(claims["iat"])
+    if lifetime > max_lifetime:
+        raise AuthenticationError(
+            f"customer token not accepted: it lives {int(lifetime)} s, at most "
+            f"{int(max_lifetime)} s allowed"
+        )
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
+        raise AuthenticationError("customer token not accepted: sub must be a short string")
+    return subject

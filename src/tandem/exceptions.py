@@ -5,8 +5,11 @@ Hierarchy::
     TandemError
     ├── ConfigError          settings that cannot work (bad port, unreadable data dir, bad origin)
     ├── WeakPasswordError    a password that fails the strength rules; message says why
-    ├── UserExistsError      `tandem user add` for a name that is taken
     ├── AuthenticationError  wrong username or password (one message for both)
+    ├── ForbiddenError       signed in, but the role or team does not allow it
+    ├── NotFoundError        no such thing in the caller's organisation (other orgs look the same)
+    ├── ConflictError        the change contradicts what is stored (name taken, last admin)
+    │   └── UserExistsError  a user name that is taken
     └── ProtocolError        a peer broke the wire protocol; carries the WebSocket close code
 
 Messages are written for the person who will read them and never contain secrets.
@@ -27,15 +30,24 @@ class WeakPasswordError(TandemError):
     """A password does not meet the strength rules."""
 
 
-class UserExistsError(TandemError):
-    """A user with that name already exists."""
-
-
 class AuthenticationError(TandemError):
     """Sign-in failed. The message never says whether the user exists."""
 
-    def __init__(self) -> None:
-        super().__init__("Wrong username, password or authentication code.")
+    def __init__(self, message: str = "Wrong username, password or authentication code.") -> None:
+        super().__init__(message)
+
+
+class ForbiddenError(TandemError):
+    """The caller is known but may not do this; the message says what would allow it."""
+
+
+class NotFoundError(TandemError):
+    """Nothing by that name exists for the caller. Things of other organisations raise this too,
+    so their existence never leaks."""
+
+
+class ConflictError(TandemError):
+    """The request contradicts stored state (a name already taken, removing the last admin)."""
 
 
 class ProtocolError(TandemError):
@@ -48,3 +60,7 @@ class ProtocolError(TandemError):
     def __init__(self, close_code: int, reason: str) -> None:
         super().__init__(reason[:120])
         self.close_code = close_code
+
+
+class UserExistsError(ConflictError):
+    """A user with that name already exists."""

@@ -7,20 +7,22 @@ storage writes. Socket adapters (``tandem.server.ws``) call it; it never touches
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from tandem import crypto
+from tandem.access import Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
-from tandem.exceptions import ProtocolError, TandemError
+from tandem.exceptions import AuthenticationError, ForbiddenError, ProtocolError, TandemError
 from tandem.fanout.base import Fanout, Frame
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
 from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage
 from tandem.protocol.session import Effect, EndSession, Session, ToAgents, ToCustomer
-from tandem.storage.base import Storage
+from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
 
 log = logging.getLogger("tandem.hub")
 Clock = Callable[[], float]
@@ -44,6 +46,8 @@ class LiveSession:
     resume_digest: str
     customer_connection: object | None = None
     agent_username: str = ""
+    org_id: str = DEFAULT_ORG
+    site_id: str = ""
 
 
 class SessionHub:
@@ -64,6 +68,8 @@ class SessionHub:
         self.entropy = entropy
         self._live: dict[str, LiveSession] = {}
         self.audit: AuditLog | None = None
+        self.box: crypto.SecretBox | None = None
+        """Opens sites' token keys; set by the app."""
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
         )
@@ -79,8 +85,46 @@ class SessionHub:
     def get(self, session_id: str) -> LiveSession | None:
         return self._live.get(session_id)
 
-    async def create(self) -> tuple[LiveSession, Created]:
-        """A new session in ``waiting`` with a fresh join code. Raises ProtocolError when full."""
+    async def customer_for(self, site: SiteRecord, token: str | None) -> str | None:
+        """The customer a token names (its ``sub``), None without a token where the site allows
+        that. Raises ProtocolError 4401 for a missing or rejected token (audited)."""
+        if token is None and not site.require_token:
+            return None
+        try:
+            if token is None:
+                raise AuthenticationError("this page needs a customer token: sign in on the site")
+            if site.token_key is None or self.box is None:
+                raise AuthenticationError("customer token not accepted: the site has no key")
+            return crypto.verify_customer_token(
+                token,
+                self.box.open(site.token_key),
+                site.site_id,
+                self.clock(),
+                self.settings.customer_token_max_seconds,
+            )
+        except AuthenticationError as exc:
+            await self.record(
+                "customer_token_rejected",
+                actor="customer",
+                org=site.org_id,
+                subject=site.site_id,
+                reason=str(exc),
+            )
+            raise ProtocolError(codec.CLOSE_UNAUTHENTICATED, str(exc)) from None
+
+    def policy_for(self, site: SiteRecord) -> dict[str, object] | None:
+        """The organisation's policy for a site: its own, else the server's (--policy)."""
+        if site.policy:
+            value: dict[str, object] = json.loads(site.policy)
+            return value
+        return self.policy
+
+    async def create(
+        self, site: SiteRecord, customer: str | None = None
+    ) -> tuple[LiveSession, Created]:
+        """A new session of ``site`` in ``waiting`` with a fresh join code bound to the site's
+        organisation. ``customer`` is the subject of a verified customer token, if any. Raises
+        ProtocolError when full."""
         if len(self._live) >= self.settings.max_sessions:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
         now = self.clock()
@@ -91,15 +135,21 @@ class SessionHub:
             code = crypto.new_join_code(self.entropy, self.settings.code_digits)
             try:
                 await self.storage.put_join_code(
-                    crypto.secret_digest(code, "join"), session_id, expires_at
+                    crypto.secret_digest(code, "join"), session_id, expires_at, site.org_id
                 )
                 break
             except TandemError:
                 continue  # a live code collided; draw again
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
-        await self.storage.record_session_start(session_id, now)
-        await self.record("session_created", actor="customer", subject=session_id)
+        await self.storage.record_session_start(session_id, now, site.org_id, site.site_id)
+        await self.record(
+            "session_created",
+            actor=f"customer:{customer}" if customer else "customer",
+            org=site.org_id,
+            subject=session_id,
+            site=site.site_id,
+        )
         live = LiveSession(
             machine=Session(
                 session_id=session_id,
@@ -112,6 +162,8 @@ class SessionHub:
                 last_activity=now,
             ),
             resume_digest=crypto.secret_digest(resume_token, "resume"),
+            org_id=site.org_id,
+            site_id=site.site_id,
         )
         self._live[session_id] = live
         created = Created(
@@ -119,7 +171,7 @@ class SessionHub:
             code=code,
             resume_token=resume_token,
             expires_in=int(self.settings.code_ttl_seconds),
-            policy=self.policy,
+            policy=self.policy_for(site),
         )
         return live, created
 
@@ -137,24 +189,53 @@ class SessionHub:
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
-        resumed.policy = self.policy
+        site = await self.storage.get_site(live.site_id)
+        resumed.policy = self.policy_for(site) if site else self.policy
         await self.apply(live, effects)
         return resumed
 
-    async def session_for_code(self, code_text: str) -> LiveSession | None:
-        """Consume a join code (single use) and return its waiting session, or None.
+    async def session_for_code(self, code_text: str, agent: Principal) -> LiveSession | None:
+        """Consume a join code (single use) of the agent's organisation and return its waiting
+        session, or None. Wrong, used, expired and other organisations' codes look the same to
+        the caller, and another organisation's code stays valid for its own agents.
 
-        Wrong, used and expired codes are indistinguishable to the caller.
+        Raises :class:`ForbiddenError` (the code stays valid) when the session's site is served
+        by none of the agent's teams.
         """
         code = crypto.normalize_join_code(code_text)
         if not code.isdigit() or len(code) != self.settings.code_digits:
             return None
         now = self.clock()
-        session_id = await self.storage.take_join_code(crypto.secret_digest(code, "join"), now)
+        digest = crypto.secret_digest(code, "join")
+        session_id = await self.storage.take_join_code(digest, now, agent.org)
         live = self._live.get(session_id) if session_id else None
         if live is None or live.machine.state != "waiting":
             return None
+        site = await self.storage.get_site(live.site_id)
+        try:
+            authorize(
+                agent,
+                "session.join",
+                Resource(live.org_id, frozenset(site.teams) if site else frozenset()),
+            )
+        except ForbiddenError:
+            await self.storage.put_join_code(
+                digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
+            )
+            raise
         return live
+
+    async def live_sessions_for(self, agent: Principal) -> list[tuple[LiveSession, SiteRecord]]:
+        """Live sessions of the sites the agent's teams serve (for supervisors)."""
+        authorize(agent, "session.list", Resource(agent.org))
+        found = []
+        for live in tuple(self._live.values()):
+            if live.org_id != agent.org or live.machine.ended:
+                continue
+            site = await self.storage.get_site(live.site_id)
+            if site is not None and agent.teams & set(site.teams):
+                found.append((live, site))
+        return found
 
     def send_to_customer(self, live: LiveSession, message: ServerMessage) -> None:
         self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
@@ -180,7 +261,11 @@ class SessionHub:
         await self.storage.delete_join_codes(session_id)
         await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
         await self.record(
-            "session_ended", actor=live.agent_username, subject=session_id, reason=reason
+            "session_ended",
+            actor=live.agent_username,
+            org=live.org_id,
+            subject=session_id,
+            reason=reason,
         )
         log.info("session ended", extra={"session": session_id, "reason": reason})
 

@@ -12,7 +12,14 @@ def test_login_sets_a_strict_httponly_cookie(server: RunningServer) -> None:
         f"{server.base}/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
     )
     assert response.status_code == 200
-    assert response.json() == {"username": "alice", "display_name": "Alice", "role": "agent"}
+    assert response.json() == {
+        "username": "alice",
+        "display_name": "Alice",
+        "role": "agent",
+        "org": "default",
+        "teams": ["support"],
+        "needs_second_factor": False,
+    }
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie
     assert "secure" not in cookie  # plain http on loopback; TLS sets it

@@ -49,7 +49,13 @@ interface Agent {
   username: string;
   display_name: string;
   role: string;
+  needs_second_factor?: boolean;
 }
+
+const mfaSection = byId<HTMLElement>("mfa");
+const mfaError = byId<HTMLElement>("mfa-error");
+const noLiveSection = byId<HTMLElement>("no-live");
+const LIVE_ROLES = new Set(["agent", "supervisor"]);
 
 function setStatus(text: string, tone: "" | "good" | "bad" = ""): void {
   statusLine.textContent = text;
@@ -59,20 +65,84 @@ function setStatus(text: string, tone: "" | "good" | "bad" = ""): void {
 function showSignIn(): void {
   signinSection.hidden = false;
   joinSection.hidden = true;
+  mfaSection.hidden = true;
+  noLiveSection.hidden = true;
   whoami.hidden = true;
   signoutButton.hidden = true;
   signoutAllButton.hidden = true;
   byId<HTMLInputElement>("username").focus();
 }
 
+/** After sign-in: set up the second factor if it is still missing, else the role's page. */
 function showJoin(agent: Agent): void {
   signinSection.hidden = true;
-  joinSection.hidden = false;
   whoami.textContent = `Signed in as ${agent.display_name}`;
   whoami.hidden = false;
   signoutButton.hidden = false;
   signoutAllButton.hidden = false;
+  if (agent.needs_second_factor) {
+    showSecondFactorSetup(agent);
+    return;
+  }
+  mfaSection.hidden = true;
+  if (!LIVE_ROLES.has(agent.role)) {
+    byId("no-live-text").textContent =
+      `As ${agent.role === "admin" ? "an admin" : `an ${agent.role}`} you do not join sessions. ` +
+      "Your tools are in the HTTP API (see docs/administration.md).";
+    noLiveSection.hidden = false;
+    return;
+  }
+  joinSection.hidden = false;
   codeInput.focus();
+}
+
+function showSecondFactorSetup(agent: Agent): void {
+  mfaSection.hidden = false;
+  joinSection.hidden = true;
+  noLiveSection.hidden = true;
+  byId("mfa-scan").hidden = true;
+  byId("mfa-done").hidden = true;
+  byId("mfa-start").hidden = false;
+  mfaError.hidden = true;
+  const fail = (text: string): void => {
+    mfaError.textContent = text;
+    mfaError.hidden = false;
+  };
+  byId("mfa-start").onclick = async () => {
+    mfaError.hidden = true;
+    const response = await fetch("/api/mfa/setup", { method: "POST", credentials: "same-origin" });
+    if (!response.ok) return fail(await problemDetail(response));
+    const setup = (await response.json()) as { secret: string; qr_svg: string };
+    byId<HTMLImageElement>("mfa-qr").src = setup.qr_svg;
+    byId("mfa-secret").textContent = setup.secret.replace(/(.{4})/g, "$1 ").trim();
+    byId("mfa-start").hidden = true;
+    byId("mfa-scan").hidden = false;
+    byId<HTMLInputElement>("mfa-code").focus();
+  };
+  byId<HTMLFormElement>("mfa-form").onsubmit = async (event) => {
+    event.preventDefault();
+    mfaError.hidden = true;
+    const input = byId<HTMLInputElement>("mfa-code");
+    const response = await fetch("/api/mfa/confirm", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify({ code: input.value.trim() }),
+    });
+    input.value = "";
+    if (!response.ok) return fail(await problemDetail(response));
+    const { recovery_codes: codes } = (await response.json()) as { recovery_codes: string[] };
+    const list = byId("mfa-recovery");
+    list.replaceChildren(...codes.map((code) => Object.assign(document.createElement("li"), { textContent: code })));
+    byId<HTMLImageElement>("mfa-qr").removeAttribute("src");
+    byId("mfa-secret").textContent = "";
+    byId("mfa-scan").hidden = true;
+    byId("mfa-done").hidden = false;
+  };
+  byId("mfa-continue").onclick = () => {
+    byId("mfa-recovery").replaceChildren();
+    showJoin({ ...agent, needs_second_factor: false });
+  };
 }
 
 async function problemDetail(response: Response): Promise<string> {

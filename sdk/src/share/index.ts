@@ -57,6 +57,9 @@ interface Saved {
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
+  /** A short-lived token from the site's backend for its signed-in customer (a JWT signed with
+   * the site's key; docs/administration.md). Sites can require it. */
+  token?: string;
 }
 
 /** The page's own policy: `<script type="application/json" id="tandem-policy">`. Throws PolicyError. */
@@ -151,8 +154,12 @@ class Session {
       this.ui.showError(message, () => this.ui.remove());
       return Promise.reject(new Error(message));
     }
+    if (options.token !== undefined && typeof options.token !== "string") {
+      return Promise.reject(new Error("Tandem: token must be a string"));
+    }
+    const first = options.token ? { type: "create", token: options.token } : { type: "create" };
     this.starting = new Promise<string>((resolve, reject) => {
-      this.connect({ type: "create" }, resolve, reject);
+      this.connect(first, resolve, reject);
     }).finally(() => {
       this.starting = null;
     });

@@ -49,8 +49,20 @@ class Outbound(msgspec.Struct, tag_field="type", kw_only=True):
 # Customer -> server
 
 
+CustomerToken = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=5, max_length=2048, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$"
+    ),
+]
+"""A JWT (compact form) signed by the site's backend for a signed-in customer."""
+
+
 class Create(Inbound, tag="create"):
     """Start a new session; the first message on a customer socket."""
+
+    token: CustomerToken | None = None
+    """The site's customer token (docs/administration.md); required where the site says so."""
 
 
 class Resume(Inbound, tag="resume"):

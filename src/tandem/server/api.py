@@ -40,8 +40,15 @@ def _services(request: Request) -> Services:
     return services
 
 
-def _agent_json(agent: auth.Agent) -> dict[str, str]:
-    return {"username": agent.username, "display_name": agent.display_name, "role": agent.role}
+def _agent_json(agent: auth.Agent) -> dict[str, object]:
+    return {
+        "username": agent.username,
+        "display_name": agent.display_name,
+        "role": agent.role,
+        "org": agent.org,
+        "teams": sorted(agent.teams),
+        "needs_second_factor": agent.needs_second_factor,
+    }
 
 
 async def _json_body(request: Request) -> bytes | JSONResponse:
@@ -158,3 +165,8 @@ async def me(request: Request) -> Response:
     if agent is None:
         return problem(401, "Not signed in", "Sign in first.")
     return JSONResponse(_agent_json(agent))
+
+
+# The signed-in routes here need only a sign-in (tandem.access "self"); the matrix test reads this.
+me.tandem_action = "self"  # type: ignore[attr-defined]
+logout_everywhere.tandem_action = "self"  # type: ignore[attr-defined]

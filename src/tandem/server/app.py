@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,14 +20,15 @@ from starlette.staticfiles import StaticFiles
 from tandem import crypto
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
+from tandem.directory import Directory, operator
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import Backoff
-from tandem.server import api, openapi, ws
+from tandem.server import admin, api, openapi, ws
 from tandem.server.middleware import SameOriginWrites, SecurityHeaders
-from tandem.storage.base import Storage
+from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
 from tandem.storage.sqlite import SQLiteStorage
 
 STATIC = Path(__file__).parent / "static"
@@ -46,6 +48,8 @@ class Services:
     backoff: Backoff
     box: crypto.SecretBox
     join_backoff: Backoff
+    join_org_backoff: Backoff
+    directory: Directory
 
 
 async def sdk_script(request: Request) -> Response:
@@ -56,19 +60,31 @@ async def sdk_script(request: Request) -> Response:
     response.headers["vary"] = "Origin"
     response.headers["cache-control"] = "no-cache"
     origin = request.headers.get("origin")
-    settings: Settings = request.app.state.services.settings
     if origin:
         try:
             normalized = normalize_origin(origin)
         except ConfigError:
             normalized = None
-        if normalized in settings.allow_origins:
+        if normalized and await request.app.state.services.storage.site_for_origin(normalized):
             response.headers["access-control-allow-origin"] = normalized
     return response
 
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "live_sessions": len(request.app.state.services.hub)})
+
+
+async def register_allowed_origins(directory: Directory, settings: Settings) -> None:
+    """Origins given with --allow-origin become sites of the default organisation, served by its
+    default team, unless a site already has them."""
+    for origin in settings.allow_origins:
+        if await directory.storage.site_for_origin(origin) is not None:
+            continue
+        site_id = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
+        teams = tuple(
+            team for team in await directory.storage.list_teams(DEFAULT_ORG) if team == DEFAULT_TEAM
+        )
+        await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)
 
 
 def create_app(
@@ -96,9 +112,23 @@ def create_app(
             settings.login_backoff_max_seconds,
         )
         box = crypto.SecretBox(settings.secrets_key_path)
+        hub.box = box
         join_backoff = Backoff(settings.join_free_failures, 2.0, 600.0)
+        join_org_backoff = Backoff(settings.join_org_free_failures, 2.0, 600.0)
+        directory = Directory(store, hub.record, clock, box, entropy)
+        await register_allowed_origins(directory, settings)
         app.state.services = Services(
-            settings, store, hub.fanout, hub, clock, entropy, backoff, box, join_backoff
+            settings,
+            store,
+            hub.fanout,
+            hub,
+            clock,
+            entropy,
+            backoff,
+            box,
+            join_backoff,
+            join_org_backoff,
+            directory,
         )
 
         async def tick_forever() -> None:
@@ -128,6 +158,7 @@ def create_app(
         Route("/api/logout-everywhere", api.logout_everywhere, methods=["POST"]),
         Route("/api/me", api.me),
         Route("/api/openapi.json", openapi.openapi),
+        *admin.routes(),
         WebSocketRoute("/ws/customer", ws.customer_endpoint),
         WebSocketRoute("/ws/agent", ws.agent_endpoint),
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tandem import __version__
+from tandem.server import admin
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _AGENT = {"$ref": "#/components/schemas/Agent"}
@@ -111,11 +112,25 @@ SPEC: dict[str, object] = {
         "schemas": {
             "Agent": {
                 "type": "object",
-                "required": ["username", "display_name", "role"],
+                "required": [
+                    "username",
+                    "display_name",
+                    "role",
+                    "org",
+                    "teams",
+                    "needs_second_factor",
+                ],
                 "properties": {
                     "username": {"type": "string"},
                     "display_name": {"type": "string"},
                     "role": {"enum": ["agent", "supervisor", "auditor", "admin"]},
+                    "org": {"type": "string"},
+                    "teams": {"type": "array", "items": {"type": "string"}},
+                    "needs_second_factor": {
+                        "type": "boolean",
+                        "description": "True until two-step sign-in is set up (POST "
+                        "/api/mfa/setup); until then only self-service routes answer.",
+                    },
                 },
             },
             "Problem": {
@@ -130,6 +145,11 @@ SPEC: dict[str, object] = {
         }
     },
 }
+
+
+_paths, _schemas = admin.openapi_paths()
+SPEC["paths"].update(_paths)  # type: ignore[attr-defined]
+SPEC["components"]["schemas"].update(_schemas)  # type: ignore[index]
 
 
 async def openapi(request: Request) -> JSONResponse:

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from tandem import auth
+from tandem.access import authorize
 from tandem.config import normalize_origin
-from tandem.exceptions import ConfigError, ProtocolError
+from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic
 from tandem.protocol import codec
@@ -30,6 +31,7 @@ from tandem.protocol.messages import (
     Resume,
     Stop,
 )
+from tandem.storage.base import SELF_ORIGIN
 
 if TYPE_CHECKING:
     from tandem.server.app import Services
@@ -148,7 +150,12 @@ async def customer_endpoint(ws: WebSocket) -> None:
     services = _services(ws)
     settings = services.settings
     origin = origin_of(ws)
-    if origin is None or (origin != own_origin(ws) and origin not in settings.allow_origins):
+    site = None
+    if origin is not None:
+        site = await services.storage.site_for_origin(
+            SELF_ORIGIN if origin == own_origin(ws) else origin
+        )
+    if site is None:
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     await ws.accept()
@@ -163,11 +170,14 @@ async def customer_endpoint(ws: WebSocket) -> None:
             raise ProtocolError(codec.CLOSE_MALFORMED, "the first message must be create or resume")
         message = codec.decode_customer(first, settings.max_control_bytes)
         if isinstance(message, Create):
-            live, created = await hub.create()
+            customer = await hub.customer_for(site, message.token)
+            live, created = await hub.create(site, customer)
             connection = _attach_customer(ws, services, live)
             hub.send_to_customer(live, created)
         elif isinstance(message, Resume):
             live = hub.find_for_resume(message.session_id, message.resume_token)
+            if live.site_id != site.site_id:
+                raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
             await _replace_customer(live)
             connection = _attach_customer(ws, services, live)
             await hub.resume(live)
@@ -258,6 +268,11 @@ async def agent_endpoint(ws: WebSocket) -> None:
     if agent is None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
         return
+    try:
+        authorize(agent, "session.join")
+    except ForbiddenError as exc:
+        await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
+        return
     await ws.accept()
     hub = services.hub
     connection: Connection | None = None
@@ -265,6 +280,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
     failures = 0
     client = ws.client.host if ws.client else ""
     join_keys = (f"join-user:{agent.username}", f"join-ip:{client}")
+    org_key = f"join-org:{agent.org}"
     try:
         while live is None or not live.machine.ended:
             frame = await _receive(ws)
@@ -282,7 +298,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
             if isinstance(message, Join):
                 if live is not None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
-                wait = services.join_backoff.retry_after(hub.clock(), *join_keys)
+                wait = max(
+                    services.join_backoff.retry_after(hub.clock(), *join_keys),
+                    services.join_org_backoff.retry_after(hub.clock(), org_key),
+                )
                 if wait > 0:
                     await ws.send_text(
                         codec.encode(
@@ -293,15 +312,31 @@ async def agent_endpoint(ws: WebSocket) -> None:
                         )
                     )
                     continue
-                candidate = await hub.session_for_code(message.code)
+                try:
+                    candidate = await hub.session_for_code(message.code, agent)
+                    notice = INVALID_CODE
+                except ForbiddenError as exc:
+                    candidate = None
+                    notice = ErrorNotice(code="not_your_team", message=f"Not allowed: {exc}.")
                 if candidate is None:
                     services.join_backoff.failed(hub.clock(), *join_keys)
+                    org_was_free = services.join_org_backoff.retry_after(hub.clock(), org_key) == 0
+                    services.join_org_backoff.failed(hub.clock(), org_key)
                     failures += 1
-                    await hub.record("join_code_rejected", actor=agent.username, attempts=failures)
+                    await hub.record(
+                        "join_code_rejected",
+                        actor=agent.username,
+                        org=agent.org,
+                        attempts=failures,
+                        reason=notice.code,
+                    )
+                    if org_was_free and services.join_org_backoff.retry_after(hub.clock(), org_key):
+                        # Many wrong codes across the organisation: someone may be guessing.
+                        await hub.record("join_code_alert", actor=agent.username, org=agent.org)
                     if failures >= settings.max_join_attempts_per_socket:
-                        await hub.record("join_code_lockout", actor=agent.username)
+                        await hub.record("join_code_lockout", actor=agent.username, org=agent.org)
                         raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
-                    await ws.send_text(codec.encode(INVALID_CODE))
+                    await ws.send_text(codec.encode(notice))
                     continue
                 live = candidate
                 services.join_backoff.succeeded(join_keys[0])
@@ -312,7 +347,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 live.agent_username = agent.username
                 effects = live.machine.agent_joins(agent.display_name, hub.clock())
                 await hub.record(
-                    "agent_joined", actor=agent.username, subject=live.machine.session_id
+                    "agent_joined",
+                    actor=agent.username,
+                    org=agent.org,
+                    subject=live.machine.session_id,
                 )
                 await hub.apply(live, effects)
             elif live is None:

@@ -11,6 +11,11 @@ from typing import Protocol
 
 from tandem.audit import AuditStore
 
+DEFAULT_ORG = "default"
+"""The organisation every installation starts with (team ``support``, site ``demo``)."""
+DEFAULT_TEAM = "support"
+SELF_ORIGIN = "self"
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class UserRecord:
@@ -24,6 +29,40 @@ class UserRecord:
     totp_last_step: int = 0
     recovery_codes: tuple[str, ...] = ()
     """SHA-256 digests of unused recovery codes."""
+    org_id: str = DEFAULT_ORG
+    mfa_exempt: bool = False
+    """Created with ``--no-mfa`` (local demos only): may work without a second factor."""
+    pending_totp: str | None = None
+    """Encrypted seed being set up in the console, until a code from it is confirmed."""
+    teams: tuple[str, ...] = ()
+    """Teams of its organisation the user belongs to (read-only here: set with set_user_teams)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrgRecord:
+    org_id: str
+    name: str
+    created_at: float
+    retention_days: int = 30
+    """How long ended sessions' metadata is kept (and, later, recordings)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SiteRecord:
+    """A website whose pages may start sessions: its origin, organisation and serving teams."""
+
+    site_id: str
+    org_id: str
+    origin: str
+    """``scheme://host[:port]``, or :data:`SELF_ORIGIN` for the server's own pages (demo shop)."""
+    name: str
+    teams: tuple[str, ...] = ()
+    policy: str | None = None
+    """The organisation's masking policy for this site (JSON text), or None for the server's."""
+    token_key: str | None = None
+    """Encrypted (SecretBox) HMAC key for customer tokens; None until one is issued."""
+    require_token: bool = False
+    """Only customers with a valid token from the site's backend may start sessions."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -41,6 +80,8 @@ class SessionRecord:
     ended_at: float | None
     end_reason: str | None
     agent: str | None
+    org_id: str = DEFAULT_ORG
+    site_id: str = ""
 
 
 class Storage(AuditStore, Protocol):
@@ -75,23 +116,84 @@ class Storage(AuditStore, Protocol):
         """Sign a user out everywhere; returns how many sign-ins ended."""
         ...
 
-    async def put_join_code(self, code_digest: str, session_id: str, expires_at: float) -> None:
+    async def put_join_code(
+        self, code_digest: str, session_id: str, expires_at: float, org_id: str = DEFAULT_ORG
+    ) -> None:
         """Raises :class:`~tandem.exceptions.TandemError` if the digest is already live."""
         ...
 
-    async def take_join_code(self, code_digest: str, now: float) -> str | None:
-        """Return the session id for a live code and delete the code, atomically; else None."""
+    async def take_join_code(
+        self, code_digest: str, now: float, org_id: str | None = None
+    ) -> str | None:
+        """Return the session id for a live code and delete the code, atomically; else None.
+        With ``org_id``, only a code of that organisation is taken (others stay valid)."""
         ...
 
     async def delete_join_codes(self, session_id: str) -> None: ...
 
-    async def record_session_start(self, session_id: str, created_at: float) -> None: ...
+    async def record_session_start(
+        self, session_id: str, created_at: float, org_id: str = DEFAULT_ORG, site_id: str = ""
+    ) -> None: ...
 
     async def record_session_end(
         self, session_id: str, ended_at: float, reason: str, agent: str | None
     ) -> None: ...
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    # Organisations, teams, sites, user administration. Names are validated by the caller.
+
+    async def add_org(self, org: OrgRecord) -> None:
+        """Raises :class:`~tandem.exceptions.ConflictError` if the id is taken."""
+        ...
+
+    async def get_org(self, org_id: str) -> OrgRecord | None: ...
+
+    async def update_org(self, org: OrgRecord) -> None: ...
+
+    async def add_team(self, org_id: str, team: str) -> None:
+        """Raises ConflictError if the team exists."""
+        ...
+
+    async def delete_team(self, org_id: str, team: str) -> bool: ...
+
+    async def list_teams(self, org_id: str) -> list[str]: ...
+
+    async def list_users(self, org_id: str) -> list[UserRecord]: ...
+
+    async def update_user(self, username: str, *, role: str, display_name: str) -> None: ...
+
+    async def set_user_teams(self, username: str, org_id: str, teams: tuple[str, ...]) -> None:
+        """Replace the user's teams. Raises NotFoundError naming a team that does not exist."""
+        ...
+
+    async def set_second_factor(
+        self, username: str, totp_secret: str | None, recovery_codes: tuple[str, ...]
+    ) -> None:
+        """Replace (or, with None, remove) the user's TOTP seed and recovery code digests."""
+        ...
+
+    async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
+        """Keep (or drop) an encrypted TOTP seed that is being set up."""
+        ...
+
+    async def delete_user(self, username: str) -> bool: ...
+
+    async def add_site(self, site: SiteRecord) -> None:
+        """Raises ConflictError if the id or origin is taken, NotFoundError for a missing team."""
+        ...
+
+    async def update_site(self, site: SiteRecord) -> None:
+        """Store every field of ``site`` (teams replaced); same errors as add_site."""
+        ...
+
+    async def get_site(self, site_id: str) -> SiteRecord | None: ...
+
+    async def site_for_origin(self, origin: str) -> SiteRecord | None: ...
+
+    async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]: ...
+
+    async def delete_site(self, site_id: str) -> bool: ...
 
     async def purge_expired(self, now: float) -> None:
         """Delete expired codes and sign-ins."""

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from tandem.audit import GENESIS, Anchor, AuditRecord, record_hash
-from tandem.exceptions import ConfigError, TandemError, UserExistsError
-from tandem.storage.base import LoginRecord, SessionRecord, UserRecord
+from tandem.exceptions import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    TandemError,
+    UserExistsError,
+)
+from tandem.storage.base import (
+    DEFAULT_ORG,
+    LoginRecord,
+    OrgRecord,
+    SessionRecord,
+    SiteRecord,
+    UserRecord,
+)
 
 T = TypeVar("T")
 
@@ -76,7 +90,74 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE logins ADD COLUMN last_seen REAL NOT NULL DEFAULT 0;
     """,
+    """
+    CREATE TABLE orgs (
+        org_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        retention_days INTEGER NOT NULL
+    );
+    CREATE TABLE teams (
+        org_id TEXT NOT NULL REFERENCES orgs(org_id) ON DELETE CASCADE,
+        team TEXT NOT NULL,
+        PRIMARY KEY (org_id, team)
+    );
+    CREATE TABLE team_members (
+        org_id TEXT NOT NULL,
+        team TEXT NOT NULL,
+        username TEXT NOT NULL REFERENCES users(username) ON DELETE CASCADE,
+        PRIMARY KEY (org_id, team, username),
+        FOREIGN KEY (org_id, team) REFERENCES teams(org_id, team) ON DELETE CASCADE
+    );
+    CREATE TABLE sites (
+        site_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL REFERENCES orgs(org_id) ON DELETE CASCADE,
+        origin TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        policy TEXT,
+        token_key TEXT,
+        require_token INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE site_teams (
+        site_id TEXT NOT NULL REFERENCES sites(site_id) ON DELETE CASCADE,
+        org_id TEXT NOT NULL,
+        team TEXT NOT NULL,
+        PRIMARY KEY (site_id, team),
+        FOREIGN KEY (org_id, team) REFERENCES teams(org_id, team) ON DELETE CASCADE
+    );
+    INSERT INTO orgs VALUES ('default', 'Default organisation', 0, 30);
+    INSERT INTO teams VALUES ('default', 'support');
+    INSERT INTO sites VALUES ('demo', 'default', 'self', 'Demo shop', NULL, NULL, 0);
+    INSERT INTO site_teams VALUES ('demo', 'default', 'support');
+    ALTER TABLE users ADD COLUMN org_id TEXT NOT NULL DEFAULT 'default';
+    -- Accounts made before second factors were required had opted out with --no-mfa.
+    ALTER TABLE users ADD COLUMN mfa_exempt INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET mfa_exempt = 1 WHERE totp_secret IS NULL;
+    ALTER TABLE users ADD COLUMN pending_totp TEXT;
+    INSERT INTO team_members
+        SELECT 'default', 'support', username FROM users WHERE role IN ('agent', 'supervisor');
+    ALTER TABLE join_codes ADD COLUMN org_id TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE sessions ADD COLUMN org_id TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE sessions ADD COLUMN site_id TEXT NOT NULL DEFAULT '';
+    """,
 )
+
+_USER_COLUMNS = (
+    "username, display_name, role, password_hash, created_at, totp_secret, totp_last_step,"
+    " recovery_codes, org_id, mfa_exempt, pending_totp"
+)
+_SITE_COLUMNS = "site_id, org_id, origin, name, policy, token_key, require_token"
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 class SQLiteStorage:
@@ -115,7 +196,7 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO users VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         user.username,
                         user.display_name,
@@ -125,6 +206,9 @@ class SQLiteStorage:
                         user.totp_secret,
                         user.totp_last_step,
                         json.dumps(list(user.recovery_codes)),
+                        user.org_id,
+                        int(user.mfa_exempt),
+                        user.pending_totp,
                     ),
                 )
             except sqlite3.IntegrityError:
@@ -132,16 +216,14 @@ class SQLiteStorage:
 
         await self._run(work)
 
-    async def get_user(self, username: str) -> UserRecord | None:
-        row = await self._run(
-            lambda db: db.execute(
-                "SELECT username, display_name, role, password_hash, created_at, totp_secret,"
-                " totp_last_step, recovery_codes FROM users WHERE username = ?",
-                (username,),
-            ).fetchone()
+    @staticmethod
+    def _user(db: sqlite3.Connection, row: tuple[Any, ...]) -> UserRecord:
+        teams = tuple(
+            team
+            for (team,) in db.execute(
+                "SELECT team FROM team_members WHERE username = ? ORDER BY team", (row[0],)
+            )
         )
-        if row is None:
-            return None
         return UserRecord(
             username=row[0],
             display_name=row[1],
@@ -151,7 +233,231 @@ class SQLiteStorage:
             totp_secret=row[5],
             totp_last_step=row[6],
             recovery_codes=tuple(json.loads(row[7])),
+            org_id=row[8],
+            mfa_exempt=bool(row[9]),
+            pending_totp=row[10],
+            teams=teams,
         )
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        def work(db: sqlite3.Connection) -> UserRecord | None:
+            row = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE username = ?",
+                (username,),
+            ).fetchone()
+            return self._user(db, row) if row else None
+
+        return await self._run(work)
+
+    async def list_users(self, org_id: str) -> list[UserRecord]:
+        def work(db: sqlite3.Connection) -> list[UserRecord]:
+            rows = db.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE org_id = ? ORDER BY username",
+                (org_id,),
+            ).fetchall()
+            return [self._user(db, row) for row in rows]
+
+        return await self._run(work)
+
+    async def update_user(self, username: str, *, role: str, display_name: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE users SET role = ?, display_name = ? WHERE username = ?",
+                (role, display_name, username),
+            )
+        )
+
+    async def set_user_teams(self, username: str, org_id: str, teams: tuple[str, ...]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                known = {
+                    t for (t,) in db.execute("SELECT team FROM teams WHERE org_id = ?", (org_id,))
+                }
+                for team in teams:
+                    if team not in known:
+                        raise NotFoundError(f"no team named {team!r}")
+                db.execute("DELETE FROM team_members WHERE username = ?", (username,))
+                db.executemany(
+                    "INSERT INTO team_members VALUES (?, ?, ?)",
+                    [(org_id, team, username) for team in sorted(set(teams))],
+                )
+
+        await self._run(work)
+
+    async def set_second_factor(
+        self, username: str, totp_secret: str | None, recovery_codes: tuple[str, ...]
+    ) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE users SET totp_secret = ?, totp_last_step = 0, recovery_codes = ?,"
+                " pending_totp = NULL WHERE username = ?",
+                (totp_secret, json.dumps(list(recovery_codes)), username),
+            )
+        )
+
+    async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE users SET pending_totp = ? WHERE username = ?", (sealed, username)
+            )
+        )
+
+    async def delete_user(self, username: str) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM users WHERE username = ?", (username,))
+        )
+        return bool(cursor.rowcount)
+
+    async def add_org(self, org: OrgRecord) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute(
+                    "INSERT INTO orgs VALUES (?, ?, ?, ?)",
+                    (org.org_id, org.name, org.created_at, org.retention_days),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
+
+        await self._run(work)
+
+    async def get_org(self, org_id: str) -> OrgRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "SELECT org_id, name, created_at, retention_days FROM orgs WHERE org_id = ?",
+                (org_id,),
+            ).fetchone()
+        )
+        return OrgRecord(*row) if row else None
+
+    async def update_org(self, org: OrgRecord) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE orgs SET name = ?, retention_days = ? WHERE org_id = ?",
+                (org.name, org.retention_days, org.org_id),
+            )
+        )
+
+    async def add_team(self, org_id: str, team: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            try:
+                db.execute("INSERT INTO teams VALUES (?, ?)", (org_id, team))
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"a team {team!r} already exists") from None
+
+        await self._run(work)
+
+    async def delete_team(self, org_id: str, team: str) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM teams WHERE org_id = ? AND team = ?", (org_id, team))
+        )
+        return bool(cursor.rowcount)
+
+    async def list_teams(self, org_id: str) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT team FROM teams WHERE org_id = ? ORDER BY team", (org_id,)
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
+
+    @staticmethod
+    def _site(db: sqlite3.Connection, row: tuple[Any, ...]) -> SiteRecord:
+        teams = tuple(
+            team
+            for (team,) in db.execute(
+                "SELECT team FROM site_teams WHERE site_id = ? ORDER BY team", (row[0],)
+            )
+        )
+        return SiteRecord(
+            site_id=row[0],
+            org_id=row[1],
+            origin=row[2],
+            name=row[3],
+            policy=row[4],
+            token_key=row[5],
+            require_token=bool(row[6]),
+            teams=teams,
+        )
+
+    def _write_site(self, db: sqlite3.Connection, site: SiteRecord, insert: bool) -> None:
+        with _transaction(db):
+            known = {
+                t for (t,) in db.execute("SELECT team FROM teams WHERE org_id = ?", (site.org_id,))
+            }
+            for team in site.teams:
+                if team not in known:
+                    raise NotFoundError(f"no team named {team!r}")
+            values = (
+                site.site_id,
+                site.org_id,
+                site.origin,
+                site.name,
+                site.policy,
+                site.token_key,
+                int(site.require_token),
+            )
+            try:
+                if insert:
+                    db.execute(
+                        f"INSERT INTO sites ({_SITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        values,
+                    )
+                else:
+                    db.execute(
+                        "UPDATE sites SET org_id = ?, origin = ?, name = ?, policy = ?,"
+                        " token_key = ?, require_token = ? WHERE site_id = ?",
+                        (*values[1:], site.site_id),
+                    )
+            except sqlite3.IntegrityError:
+                raise ConflictError(
+                    f"a site {site.site_id!r} or one for {site.origin} already exists"
+                ) from None
+            db.execute("DELETE FROM site_teams WHERE site_id = ?", (site.site_id,))
+            db.executemany(
+                "INSERT INTO site_teams VALUES (?, ?, ?)",
+                [(site.site_id, site.org_id, team) for team in sorted(set(site.teams))],
+            )
+
+    async def add_site(self, site: SiteRecord) -> None:
+        await self._run(lambda db: self._write_site(db, site, insert=True))
+
+    async def update_site(self, site: SiteRecord) -> None:
+        await self._run(lambda db: self._write_site(db, site, insert=False))
+
+    async def _one_site(self, where: str, value: str) -> SiteRecord | None:
+        def work(db: sqlite3.Connection) -> SiteRecord | None:
+            row = db.execute(
+                f"SELECT {_SITE_COLUMNS} FROM sites WHERE {where} = ?",
+                (value,),
+            ).fetchone()
+            return self._site(db, row) if row else None
+
+        return await self._run(work)
+
+    async def get_site(self, site_id: str) -> SiteRecord | None:
+        return await self._one_site("site_id", site_id)
+
+    async def site_for_origin(self, origin: str) -> SiteRecord | None:
+        return await self._one_site("origin", origin)
+
+    async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]:
+        def work(db: sqlite3.Connection) -> list[SiteRecord]:
+            if org_id is None:
+                rows = db.execute(f"SELECT {_SITE_COLUMNS} FROM sites ORDER BY site_id").fetchall()
+            else:
+                rows = db.execute(
+                    f"SELECT {_SITE_COLUMNS} FROM sites WHERE org_id = ? ORDER BY site_id",
+                    (org_id,),
+                ).fetchall()
+            return [self._site(db, row) for row in rows]
+
+        return await self._run(work)
+
+    async def delete_site(self, site_id: str) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM sites WHERE site_id = ?", (site_id,))
+        )
+        return bool(cursor.rowcount)
 
     async def use_second_factor(
         self, username: str, step: int | None, recovery_digest: str | None
@@ -229,23 +535,30 @@ class SQLiteStorage:
             lambda db: db.execute("DELETE FROM logins WHERE token_digest = ?", (token_digest,))
         )
 
-    async def put_join_code(self, code_digest: str, session_id: str, expires_at: float) -> None:
+    async def put_join_code(
+        self, code_digest: str, session_id: str, expires_at: float, org_id: str = DEFAULT_ORG
+    ) -> None:
         def work(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO join_codes VALUES (?, ?, ?)", (code_digest, session_id, expires_at)
+                    "INSERT INTO join_codes (code_digest, session_id, expires_at, org_id)"
+                    " VALUES (?, ?, ?, ?)",
+                    (code_digest, session_id, expires_at, org_id),
                 )
             except sqlite3.IntegrityError:
                 raise TandemError("join code collision") from None
 
         await self._run(work)
 
-    async def take_join_code(self, code_digest: str, now: float) -> str | None:
+    async def take_join_code(
+        self, code_digest: str, now: float, org_id: str | None = None
+    ) -> str | None:
+        query = "DELETE FROM join_codes WHERE code_digest = ?"
+        args: tuple[str, ...] = (code_digest,)
+        if org_id is not None:
+            query, args = f"{query} AND org_id = ?", (code_digest, org_id)
         row = await self._run(
-            lambda db: db.execute(
-                "DELETE FROM join_codes WHERE code_digest = ? RETURNING session_id, expires_at",
-                (code_digest,),
-            ).fetchone()
+            lambda db: db.execute(f"{query} RETURNING session_id, expires_at", args).fetchone()
         )
         if row is None or row[1] <= now:
             return None
@@ -256,11 +569,14 @@ class SQLiteStorage:
             lambda db: db.execute("DELETE FROM join_codes WHERE session_id = ?", (session_id,))
         )
 
-    async def record_session_start(self, session_id: str, created_at: float) -> None:
+    async def record_session_start(
+        self, session_id: str, created_at: float, org_id: str = DEFAULT_ORG, site_id: str = ""
+    ) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO sessions (session_id, created_at) VALUES (?, ?)",
-                (session_id, created_at),
+                "INSERT INTO sessions (session_id, created_at, org_id, site_id)"
+                " VALUES (?, ?, ?, ?)",
+                (session_id, created_at, org_id, site_id),
             )
         )
 
@@ -278,7 +594,7 @@ class SQLiteStorage:
     async def get_session(self, session_id: str) -> SessionRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT session_id, created_at, ended_at, end_reason, agent"
+                "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id"
                 " FROM sessions WHERE session_id = ?",
                 (session_id,),
             ).fetchone()
@@ -289,6 +605,12 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM join_codes WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
+            # Each organisation's retention: ended sessions' records go when it runs out.
+            db.execute(
+                "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ? - 86400.0 *"
+                " (SELECT retention_days FROM orgs WHERE orgs.org_id = sessions.org_id)",
+                (now,),
+            )
 
         await self._run(work)
 

@@ -1,0 +1,93 @@
+"""Who may do what: the one authorisation function every HTTP route and socket message goes through.
+
+A decision takes the signed-in principal, an action and, where there is one, the resource it acts
+on (its organisation and the teams that serve it):
+
+1. another organisation's resource is *not found* (its existence never leaks);
+2. the role must grant the action (:data:`PERMISSIONS`, the whole table);
+3. a team-scoped resource (a site, its sessions) needs a team in common with the principal;
+4. an account that must have a second factor but has none may only set one up.
+
+tests/test_access.py checks the table; tests/server/test_authorisation_matrix.py generates a
+request for every role and every route and socket message from the same table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Literal, get_args
+
+from tandem.exceptions import ForbiddenError, NotFoundError
+
+Role = Literal["agent", "supervisor", "auditor", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+Action = Literal[
+    "self",
+    "session.join",
+    "session.list",
+    "audit.read",
+    "users.manage",
+    "teams.manage",
+    "sites.manage",
+    "org.manage",
+]
+ACTIONS: tuple[Action, ...] = get_args(Action)
+
+PERMISSIONS: Mapping[Role, frozenset[Action]] = {
+    # Joins sessions of the sites its teams serve, with a code the customer reads out.
+    "agent": frozenset({"self", "session.join"}),
+    # Also sees its teams' live sessions.
+    "supervisor": frozenset({"self", "session.join", "session.list"}),
+    # Reads the audit trail; nothing live.
+    "auditor": frozenset({"self", "audit.read"}),
+    # Runs the organisation: users, teams, sites (with their policies), retention. Nothing live,
+    # and not the audit trail (separation of duties: the auditor checks the admin).
+    "admin": frozenset({"self", "users.manage", "teams.manage", "sites.manage", "org.manage"}),
+}
+
+ALWAYS_ALLOWED: frozenset[Action] = frozenset({"self"})
+"""What an account without its required second factor may still do (sign out, set one up)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Principal:
+    """A signed-in user as every decision sees it."""
+
+    username: str
+    display_name: str
+    role: Role
+    org: str
+    teams: frozenset[str] = frozenset()
+    needs_second_factor: bool = False
+    """True until the account has set up a second factor (unless created with --no-mfa)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resource:
+    """What an action touches: its organisation and, for team-scoped things, the serving teams."""
+
+    org: str
+    teams: frozenset[str] | None = None
+    """None: organisation-wide (users, teams, the audit trail); else who serves it."""
+
+
+def allowed(role: Role, action: Action) -> bool:
+    return action in PERMISSIONS[role]
+
+
+def authorize(principal: Principal, action: Action, resource: Resource | None = None) -> None:
+    """Return if ``principal`` may do ``action`` on ``resource``; raise otherwise.
+
+    Raises :class:`NotFoundError` for another organisation's resource and
+    :class:`ForbiddenError` (saying why) for everything else refused.
+    """
+    if resource is not None and resource.org != principal.org:
+        raise NotFoundError("not found")
+    if not allowed(principal.role, action):
+        raise ForbiddenError(f"the {principal.role} role does not allow {action}")
+    if principal.needs_second_factor and action not in ALWAYS_ALLOWED:
+        raise ForbiddenError("set up two-step sign-in first (console: Security)")
+    if resource is not None and resource.teams is not None and not principal.teams & resource.teams:
+        raise ForbiddenError("this site is served by another team")

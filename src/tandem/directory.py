@@ -1,0 +1,395 @@
+"""Administration of an organisation: users, teams, sites (with their policies) and retention.
+
+The admin HTTP API and the CLI both go through here, so every change is validated, authorised by
+:func:`tandem.access.authorize` and written to the audit trail the same way. The CLI acts as an
+admin of the organisation it names (it has the database in hand anyway).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from tandem import auth, crypto
+from tandem.access import Principal, Resource, authorize
+from tandem.audit import AuditLog, load_or_create_key
+from tandem.config import Settings, normalize_origin
+from tandem.exceptions import ConfigError, ConflictError, NotFoundError
+from tandem.policy import MaskingPolicy, policy_json
+from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
+
+Recorder = Callable[..., Awaitable[None]]
+"""``record(action, actor=, org=, subject=, **details)``: appends to the audit trail."""
+
+MAX_RETENTION_DAYS = 3650
+
+
+@contextlib.asynccontextmanager
+async def offline(settings: Settings) -> AsyncIterator[Directory]:
+    """A directory on the embedded database, for the CLI (the server may be running: SQLite's
+    WAL mode lets both write). Changes are audited with the server's anchoring key."""
+    from tandem.storage.sqlite import SQLiteStorage
+
+    storage = SQLiteStorage(settings.database_path)
+    try:
+        log = AuditLog(
+            storage, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
+        )
+
+        async def record(action: str, **fields: Any) -> None:
+            await log.record(time.time(), action, **fields)
+
+        yield Directory(storage, record, time.time, crypto.SecretBox(settings.secrets_key_path))
+    finally:
+        await storage.close()
+
+
+def operator(org: str) -> Principal:
+    """The principal the CLI acts as: an admin of ``org``, with the second factor not required."""
+    return Principal(username="cli", display_name="Operator (CLI)", role="admin", org=org)
+
+
+def site_json(site: SiteRecord) -> dict[str, object]:
+    """A site as the API shows it (never its token key)."""
+    return {
+        "site_id": site.site_id,
+        "origin": site.origin,
+        "name": site.name,
+        "teams": list(site.teams),
+        "policy": json.loads(site.policy) if site.policy else None,
+        "require_token": site.require_token,
+        "has_token_key": site.token_key is not None,
+    }
+
+
+def user_json(user: UserRecord) -> dict[str, object]:
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role,
+        "teams": list(user.teams),
+        "second_factor": bool(user.totp_secret),
+        "mfa_exempt": user.mfa_exempt,
+    }
+
+
+class Directory:
+    def __init__(
+        self,
+        storage: Storage,
+        record: Recorder,
+        clock: Callable[[], float],
+        box: crypto.SecretBox,
+        entropy: crypto.Entropy = crypto.system_entropy,
+    ) -> None:
+        self.storage = storage
+        self.record = record
+        self.clock = clock
+        self.box = box
+        self.entropy = entropy
+
+    # Organisation
+
+    async def add_org(self, org_id: str, name: str) -> OrgRecord:
+        """Operators only (CLI): there is no HTTP route that creates organisations."""
+        auth.validate_name(org_id, "organisation id")
+        org = OrgRecord(org_id, _label(name, "organisation name"), self.clock())
+        await self.storage.add_org(org)
+        await self.record("org_created", actor="cli", org=org_id, subject=org_id)
+        return org
+
+    async def get_org(self, actor: Principal) -> OrgRecord:
+        authorize(actor, "org.manage", Resource(actor.org))
+        org = await self.storage.get_org(actor.org)
+        if org is None:
+            raise NotFoundError("not found")
+        return org
+
+    async def update_org(
+        self, actor: Principal, name: str | None, retention_days: int | None
+    ) -> OrgRecord:
+        org = await self.get_org(actor)
+        if retention_days is not None and not 1 <= retention_days <= MAX_RETENTION_DAYS:
+            raise _invalid(f"retention_days must be between 1 and {MAX_RETENTION_DAYS}")
+        updated = dataclasses.replace(
+            org,
+            name=_label(name, "organisation name") if name is not None else org.name,
+            retention_days=retention_days if retention_days is not None else org.retention_days,
+        )
+        await self.storage.update_org(updated)
+        await self.record(
+            "retention_changed" if updated.retention_days != org.retention_days else "org_changed",
+            actor=actor.username,
+            org=org.org_id,
+            subject=org.org_id,
+            retention_days=updated.retention_days,
+        )
+        return updated
+
+    # Teams
+
+    async def list_teams(self, actor: Principal) -> list[str]:
+        authorize(actor, "teams.manage", Resource(actor.org))
+        return await self.storage.list_teams(actor.org)
+
+    async def add_team(self, actor: Principal, team: str) -> None:
+        authorize(actor, "teams.manage", Resource(actor.org))
+        auth.validate_name(team, "team name")
+        await self.storage.add_team(actor.org, team)
+        await self.record("team_created", actor=actor.username, org=actor.org, subject=team)
+
+    async def delete_team(self, actor: Principal, team: str) -> None:
+        authorize(actor, "teams.manage", Resource(actor.org))
+        if not await self.storage.delete_team(actor.org, team):
+            raise NotFoundError(f"no team named {team!r}")
+        await self.record("team_deleted", actor=actor.username, org=actor.org, subject=team)
+
+    # Users
+
+    async def _user(self, actor: Principal, username: str) -> UserRecord:
+        user = await self.storage.get_user(username)
+        if user is None:
+            raise NotFoundError(f"no user named {username!r}")
+        authorize(actor, "users.manage", Resource(user.org_id))
+        return user
+
+    async def list_users(self, actor: Principal) -> list[UserRecord]:
+        authorize(actor, "users.manage", Resource(actor.org))
+        return await self.storage.list_users(actor.org)
+
+    async def add_user(
+        self,
+        actor: Principal,
+        username: str,
+        password: str,
+        role: str,
+        display_name: str | None,
+        teams: tuple[str, ...] | None,
+        *,
+        enrol_now: bool = False,
+        mfa_exempt: bool = False,
+    ) -> tuple[UserRecord, auth.Enrolment | None]:
+        """A new account of the actor's organisation. Its second factor is set up now
+        (``enrol_now``, the CLI prints it) or at first sign-in in the console."""
+        authorize(actor, "users.manage", Resource(actor.org))
+        user, enrolment = await auth.create_user(
+            self.storage,
+            username,
+            password,
+            role,
+            display_name,
+            self.clock(),
+            box=self.box if enrol_now else None,
+            entropy=self.entropy,
+            org=actor.org,
+            teams=teams,
+            mfa_exempt=mfa_exempt,
+        )
+        await self.record(
+            "user_created",
+            actor=actor.username,
+            org=actor.org,
+            subject=username,
+            role=user.role,
+            teams=list(user.teams),
+            mfa_exempt=mfa_exempt,
+        )
+        return user, enrolment
+
+    async def update_user(
+        self,
+        actor: Principal,
+        username: str,
+        role: str | None = None,
+        display_name: str | None = None,
+        teams: tuple[str, ...] | None = None,
+    ) -> UserRecord:
+        user = await self._user(actor, username)
+        new_role = auth.validate_role(role) if role is not None else user.role
+        if username == actor.username and new_role != user.role:
+            raise ConflictError("you cannot change your own role; ask another admin")
+        if user.role == "admin" and new_role != "admin":
+            await self._keep_an_admin(user)
+        name = _label(display_name, "display name") if display_name is not None else None
+        await self.storage.update_user(
+            username, role=new_role, display_name=name or user.display_name
+        )
+        if teams is not None:
+            for team in teams:
+                auth.validate_name(team, "team name")
+            await self.storage.set_user_teams(username, user.org_id, teams)
+        updated = await self._user(actor, username)
+        if updated.role != user.role:
+            await self.record(
+                "role_changed",
+                actor=actor.username,
+                org=user.org_id,
+                subject=username,
+                before=user.role,
+                after=updated.role,
+            )
+        if updated.teams != user.teams:
+            await self.record(
+                "teams_changed",
+                actor=actor.username,
+                org=user.org_id,
+                subject=username,
+                before=list(user.teams),
+                after=list(updated.teams),
+            )
+        return updated
+
+    async def _keep_an_admin(self, leaving: UserRecord) -> None:
+        admins = [u for u in await self.storage.list_users(leaving.org_id) if u.role == "admin"]
+        if [u.username for u in admins] == [leaving.username]:
+            raise ConflictError("an organisation keeps at least one admin")
+
+    async def delete_user(self, actor: Principal, username: str) -> None:
+        user = await self._user(actor, username)
+        if username == actor.username:
+            raise ConflictError("you cannot delete your own account; ask another admin")
+        if user.role == "admin":
+            await self._keep_an_admin(user)
+        await self.storage.delete_logins_of(username)
+        await self.storage.delete_user(username)
+        await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)
+
+    async def reset_second_factor(self, actor: Principal, username: str) -> None:
+        """Remove a user's authenticator (lost phone): they set a new one up at next sign-in,
+        and every sign-in of theirs ends now."""
+        user = await self._user(actor, username)
+        await self.storage.set_second_factor(username, None, ())
+        await self.storage.delete_logins_of(username)
+        await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
+
+    # Sites
+
+    async def _site(self, actor: Principal, site_id: str) -> SiteRecord:
+        site = await self.storage.get_site(site_id)
+        if site is None:
+            raise NotFoundError(f"no site named {site_id!r}")
+        authorize(actor, "sites.manage", Resource(site.org_id))
+        return site
+
+    async def list_sites(self, actor: Principal) -> list[SiteRecord]:
+        authorize(actor, "sites.manage", Resource(actor.org))
+        return await self.storage.list_sites(actor.org)
+
+    async def get_site(self, actor: Principal, site_id: str) -> SiteRecord:
+        return await self._site(actor, site_id)
+
+    async def add_site(
+        self,
+        actor: Principal,
+        site_id: str,
+        origin: str,
+        name: str | None,
+        teams: tuple[str, ...],
+        policy: MaskingPolicy | None = None,
+        require_token: bool = False,
+    ) -> SiteRecord:
+        authorize(actor, "sites.manage", Resource(actor.org))
+        auth.validate_name(site_id, "site id")
+        for team in teams:
+            auth.validate_name(team, "team name")
+        site = SiteRecord(
+            site_id=site_id,
+            org_id=actor.org,
+            origin=origin if origin == SELF_ORIGIN else normalize_origin(origin),
+            name=_label(name or site_id, "site name"),
+            teams=tuple(sorted(set(teams))),
+            policy=_policy_text(policy),
+            require_token=require_token,
+        )
+        await self.storage.add_site(site)
+        await self.record(
+            "site_created",
+            actor=actor.username,
+            org=actor.org,
+            subject=site_id,
+            origin=site.origin,
+            teams=list(site.teams),
+        )
+        return site
+
+    async def update_site(
+        self,
+        actor: Principal,
+        site_id: str,
+        *,
+        name: str | None = None,
+        teams: tuple[str, ...] | None = None,
+        policy: MaskingPolicy | None = None,
+        clear_policy: bool = False,
+        require_token: bool | None = None,
+    ) -> SiteRecord:
+        site = await self._site(actor, site_id)
+        for team in teams or ():
+            auth.validate_name(team, "team name")
+        if require_token and site.token_key is None:
+            raise ConflictError("issue a token key for this site first")
+        updated = dataclasses.replace(
+            site,
+            name=_label(name, "site name") if name is not None else site.name,
+            teams=tuple(sorted(set(teams))) if teams is not None else site.teams,
+            policy=None if clear_policy else (_policy_text(policy) or site.policy),
+            require_token=site.require_token if require_token is None else require_token,
+        )
+        await self.storage.update_site(updated)
+        if updated.policy != site.policy:
+            await self.record(
+                "policy_changed", actor=actor.username, org=site.org_id, subject=site_id
+            )
+        if updated.teams != site.teams:
+            await self.record(
+                "site_teams_changed",
+                actor=actor.username,
+                org=site.org_id,
+                subject=site_id,
+                before=list(site.teams),
+                after=list(updated.teams),
+            )
+        if updated.require_token != site.require_token:
+            await self.record(
+                "customer_tokens_required" if updated.require_token else "customer_tokens_optional",
+                actor=actor.username,
+                org=site.org_id,
+                subject=site_id,
+            )
+        return updated
+
+    async def delete_site(self, actor: Principal, site_id: str) -> None:
+        site = await self._site(actor, site_id)
+        await self.storage.delete_site(site_id)
+        await self.record("site_deleted", actor=actor.username, org=site.org_id, subject=site_id)
+
+    async def issue_token_key(self, actor: Principal, site_id: str) -> str:
+        """A new HMAC key for the site's customer tokens (the old one stops working). Shown once;
+        stored encrypted."""
+        site = await self._site(actor, site_id)
+        key = crypto.new_token(self.entropy, 32)
+        await self.storage.update_site(dataclasses.replace(site, token_key=self.box.seal(key)))
+        await self.record(
+            "site_token_key_issued", actor=actor.username, org=site.org_id, subject=site_id
+        )
+        return key
+
+
+def _label(value: str | None, what: str) -> str:
+    text = (value or "").strip()
+    if not 1 <= len(text) <= 100 or any(ord(c) < 32 for c in text):
+        raise _invalid(f"a {what} is 1-100 printable characters")
+    return text
+
+
+def _policy_text(policy: MaskingPolicy | None) -> str | None:
+    value = policy_json(policy)
+    return json.dumps(value, sort_keys=True) if value is not None else None
+
+
+def _invalid(message: str) -> Exception:
+    return ConfigError(message)

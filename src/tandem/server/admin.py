@@ -1,0 +1,540 @@
+"""The signed-in HTTP API: administration, supervision, the audit trail, two-step sign-in set-up.
+
+Every route is one :class:`Operation` in :data:`OPERATIONS`: its method, path, the action it needs
+(:mod:`tandem.access`), its body type and handler. One wrapper signs the caller in, authorises the
+action *before* reading the body, decodes and validates the body, and turns errors into problem
+JSON. The OpenAPI description and the authorisation-matrix tests are generated from the same table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+import segno
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tandem import auth
+from tandem.access import Action, Principal, authorize
+from tandem.directory import site_json, user_json
+from tandem.exceptions import (
+    AuthenticationError,
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    TandemError,
+    WeakPasswordError,
+)
+from tandem.policy import MaskingPolicy
+from tandem.server.api import _json_body, current_agent, problem
+
+if TYPE_CHECKING:
+    from tandem.server.app import Services
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Teams = Annotated[list[Name], msgspec.Meta(max_length=100)]
+
+
+class NewUser(msgspec.Struct, forbid_unknown_fields=True):
+    username: Name
+    password: Annotated[str, msgspec.Meta(max_length=auth.MAX_PASSWORD_LENGTH)]
+    role: Name
+    display_name: Label | None = None
+    teams: Teams | None = None
+
+
+class UserChange(msgspec.Struct, forbid_unknown_fields=True):
+    role: Name | None = None
+    display_name: Label | None = None
+    teams: Teams | None = None
+
+
+class NewTeam(msgspec.Struct, forbid_unknown_fields=True):
+    team: Name
+
+
+class NewSite(msgspec.Struct, forbid_unknown_fields=True):
+    site_id: Name
+    origin: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    teams: Teams
+    name: Label | None = None
+    policy: MaskingPolicy | None = None
+
+
+class SiteChange(msgspec.Struct, forbid_unknown_fields=True):
+    name: Label | None = None
+    teams: Teams | None = None
+    policy: MaskingPolicy | None = None
+    clear_policy: bool = False
+    require_token: bool | None = None
+
+
+class OrgChange(msgspec.Struct, forbid_unknown_fields=True):
+    name: Label | None = None
+    retention_days: int | None = None
+
+
+class CodeConfirmation(msgspec.Struct, forbid_unknown_fields=True):
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Call:
+    services: Services
+    principal: Principal
+    params: dict[str, str]
+    query: dict[str, str]
+    body: Any
+
+
+Handler = Callable[[Call], Awaitable[object]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str
+    action: Action
+    summary: str
+    handler: Handler
+    body: type[msgspec.Struct] | None = None
+    status: int = 200
+    """Status of success; 204 sends no body."""
+
+
+# Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
+
+
+async def _list_users(call: Call) -> object:
+    return [user_json(u) for u in await call.services.directory.list_users(call.principal)]
+
+
+async def _add_user(call: Call) -> object:
+    body: NewUser = call.body
+    user, _ = await call.services.directory.add_user(
+        call.principal,
+        body.username,
+        body.password,
+        body.role,
+        body.display_name,
+        tuple(body.teams) if body.teams is not None else None,
+    )
+    return user_json(user)
+
+
+async def _change_user(call: Call) -> object:
+    body: UserChange = call.body
+    user = await call.services.directory.update_user(
+        call.principal,
+        call.params["username"],
+        role=body.role,
+        display_name=body.display_name,
+        teams=tuple(body.teams) if body.teams is not None else None,
+    )
+    return user_json(user)
+
+
+async def _delete_user(call: Call) -> object:
+    await call.services.directory.delete_user(call.principal, call.params["username"])
+    return None
+
+
+async def _reset_mfa(call: Call) -> object:
+    await call.services.directory.reset_second_factor(call.principal, call.params["username"])
+    return None
+
+
+async def _list_teams(call: Call) -> object:
+    return await call.services.directory.list_teams(call.principal)
+
+
+async def _add_team(call: Call) -> object:
+    await call.services.directory.add_team(call.principal, call.body.team)
+    return {"team": call.body.team}
+
+
+async def _delete_team(call: Call) -> object:
+    await call.services.directory.delete_team(call.principal, call.params["team"])
+    return None
+
+
+async def _list_sites(call: Call) -> object:
+    return [site_json(s) for s in await call.services.directory.list_sites(call.principal)]
+
+
+async def _get_site(call: Call) -> object:
+    return site_json(await call.services.directory.get_site(call.principal, call.params["site_id"]))
+
+
+async def _add_site(call: Call) -> object:
+    body: NewSite = call.body
+    site = await call.services.directory.add_site(
+        call.principal, body.site_id, body.origin, body.name, tuple(body.teams), body.policy
+    )
+    return site_json(site)
+
+
+async def _change_site(call: Call) -> object:
+    body: SiteChange = call.body
+    site = await call.services.directory.update_site(
+        call.principal,
+        call.params["site_id"],
+        name=body.name,
+        teams=tuple(body.teams) if body.teams is not None else None,
+        policy=body.policy,
+        clear_policy=body.clear_policy,
+        require_token=body.require_token,
+    )
+    return site_json(site)
+
+
+async def _delete_site(call: Call) -> object:
+    await call.services.directory.delete_site(call.principal, call.params["site_id"])
+    return None
+
+
+async def _issue_token_key(call: Call) -> object:
+    key = await call.services.directory.issue_token_key(call.principal, call.params["site_id"])
+    return {"key": key, "algorithm": "HS256", "audience": call.params["site_id"]}
+
+
+def _org_json(org: Any) -> dict[str, object]:
+    return {"org_id": org.org_id, "name": org.name, "retention_days": org.retention_days}
+
+
+async def _get_org(call: Call) -> object:
+    return _org_json(await call.services.directory.get_org(call.principal))
+
+
+async def _change_org(call: Call) -> object:
+    body: OrgChange = call.body
+    org = await call.services.directory.update_org(call.principal, body.name, body.retention_days)
+    return _org_json(org)
+
+
+async def _live_sessions(call: Call) -> object:
+    hub = call.services.hub
+    return [
+        {
+            "session_id": live.machine.session_id,
+            "site_id": site.site_id,
+            "site_name": site.name,
+            "state": live.machine.state,
+            "agent": live.machine.agent,
+            "created_at": live.machine.created_at,
+        }
+        for live, site in await hub.live_sessions_for(call.principal)
+    ]
+
+
+MAX_AUDIT_PAGE = 1000
+
+
+async def _audit(call: Call) -> object:
+    """The organisation's audit records after sequence number ``after`` (a page at a time)."""
+    try:
+        after = int(call.query.get("after", "0"))
+        limit = min(int(call.query.get("limit", str(MAX_AUDIT_PAGE))), MAX_AUDIT_PAGE)
+    except ValueError:
+        raise ConfigError("after and limit are whole numbers") from None
+    records = await call.services.storage.audit_records()
+    page = [r for r in records if r.org == call.principal.org and r.seq > after][: max(limit, 0)]
+    await call.services.hub.record(
+        "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
+    )
+    return [
+        {
+            "seq": r.seq,
+            "at": r.at,
+            "action": r.action,
+            "actor": r.actor,
+            "subject": r.subject,
+            "details": r.details,
+            "hash": r.hash,
+        }
+        for r in page
+    ]
+
+
+async def _begin_mfa(call: Call) -> object:
+    services = call.services
+    user = await services.storage.get_user(call.principal.username)
+    if user is None:
+        raise NotFoundError("not found")
+    enrolment = await auth.begin_second_factor(
+        services.storage, user, services.box, services.entropy
+    )
+    return {
+        "secret": enrolment.secret,
+        "uri": enrolment.uri,
+        "qr_svg": segno.make(enrolment.uri, error="m").svg_data_uri(scale=5, border=2),
+    }
+
+
+async def _confirm_mfa(call: Call) -> object:
+    services = call.services
+    codes = await auth.confirm_second_factor(
+        services.storage,
+        call.principal.username,
+        call.body.code,
+        services.clock(),
+        services.box,
+        services.entropy,
+    )
+    await services.hub.record("mfa_enrolled", actor=call.principal.username, org=call.principal.org)
+    return {"recovery_codes": codes}
+
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("GET", "/api/org", "org.manage", "Your organisation.", _get_org),
+    Operation(
+        "PATCH",
+        "/api/org",
+        "org.manage",
+        "Rename it or change how long ended sessions are kept (retention_days).",
+        _change_org,
+        OrgChange,
+    ),
+    Operation("GET", "/api/users", "users.manage", "Accounts of your organisation.", _list_users),
+    Operation(
+        "POST",
+        "/api/users",
+        "users.manage",
+        "Create an account; it sets up two-step sign-in at first sign-in.",
+        _add_user,
+        NewUser,
+        201,
+    ),
+    Operation(
+        "PATCH",
+        "/api/users/{username}",
+        "users.manage",
+        "Change an account's role, display name or teams.",
+        _change_user,
+        UserChange,
+    ),
+    Operation(
+        "DELETE",
+        "/api/users/{username}",
+        "users.manage",
+        "Delete an account.",
+        _delete_user,
+        status=204,
+    ),
+    Operation(
+        "POST",
+        "/api/users/{username}/reset-mfa",
+        "users.manage",
+        "Remove an account's authenticator (lost phone) and end its sign-ins.",
+        _reset_mfa,
+        status=204,
+    ),
+    Operation("GET", "/api/teams", "teams.manage", "Teams of your organisation.", _list_teams),
+    Operation("POST", "/api/teams", "teams.manage", "Create a team.", _add_team, NewTeam, 201),
+    Operation(
+        "DELETE", "/api/teams/{team}", "teams.manage", "Delete a team.", _delete_team, status=204
+    ),
+    Operation("GET", "/api/sites", "sites.manage", "Sites of your organisation.", _list_sites),
+    Operation(
+        "POST",
+        "/api/sites",
+        "sites.manage",
+        "Register a site (origin), the teams that serve it and its masking policy.",
+        _add_site,
+        NewSite,
+        201,
+    ),
+    Operation("GET", "/api/sites/{site_id}", "sites.manage", "One site.", _get_site),
+    Operation(
+        "PATCH",
+        "/api/sites/{site_id}",
+        "sites.manage",
+        "Change a site's name, teams, policy or whether customers need a token.",
+        _change_site,
+        SiteChange,
+    ),
+    Operation(
+        "DELETE",
+        "/api/sites/{site_id}",
+        "sites.manage",
+        "Delete a site.",
+        _delete_site,
+        status=204,
+    ),
+    Operation(
+        "POST",
+        "/api/sites/{site_id}/token-key",
+        "sites.manage",
+        "Issue a new key for customer tokens (shown once; the old key stops working).",
+        _issue_token_key,
+    ),
+    Operation(
+        "GET",
+        "/api/sessions",
+        "session.list",
+        "Live sessions of the sites your teams serve (supervisors).",
+        _live_sessions,
+    ),
+    Operation(
+        "GET",
+        "/api/audit",
+        "audit.read",
+        "Your organisation's audit records after sequence `after` (at most 1000).",
+        _audit,
+    ),
+    Operation(
+        "POST",
+        "/api/mfa/setup",
+        "self",
+        "Start setting up an authenticator: a secret, its otpauth link and a QR code.",
+        _begin_mfa,
+    ),
+    Operation(
+        "POST",
+        "/api/mfa/confirm",
+        "self",
+        "Finish: a code from the authenticator turns it on; returns recovery codes (once).",
+        _confirm_mfa,
+        CodeConfirmation,
+    ),
+)
+
+_STATUS = (
+    (AuthenticationError, 400, "Wrong code"),
+    (WeakPasswordError, 400, "Weak password"),
+    (ConfigError, 400, "Invalid value"),
+    (ForbiddenError, 403, "Forbidden"),
+    (NotFoundError, 404, "Not found"),
+    (ConflictError, 409, "Conflict"),
+)
+
+
+def _error_response(exc: TandemError) -> Response:
+    for kind, status, title in _STATUS:
+        if isinstance(exc, kind):
+            return problem(status, title, str(exc))
+    return problem(400, "Bad request", str(exc))
+
+
+def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
+    decoder = msgspec.json.Decoder(operation.body) if operation.body else None
+
+    async def handle(request: Request) -> Response:
+        services: Services = request.app.state.services
+        principal = await current_agent(request)
+        if principal is None:
+            return problem(401, "Not signed in", "Sign in first.")
+        try:
+            authorize(principal, operation.action)
+        except ForbiddenError as exc:
+            return problem(403, "Forbidden", str(exc))
+        body: Any = None
+        if decoder is not None:
+            raw = await _json_body(request)
+            if isinstance(raw, Response):
+                return raw
+            try:
+                body = decoder.decode(raw)
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                return problem(400, "Bad request", str(exc))
+        call = Call(
+            services, principal, dict(request.path_params), dict(request.query_params), body
+        )
+        try:
+            result = await operation.handler(call)
+        except TandemError as exc:
+            return _error_response(exc)
+        if operation.status == 204:
+            return Response(status_code=204)
+        return JSONResponse(result, status_code=operation.status)
+
+    handle.__name__ = operation.handler.__name__.lstrip("_")
+    handle.tandem_action = operation.action  # type: ignore[attr-defined]
+    return handle
+
+
+def routes() -> list[Route]:
+    """One Starlette route per path, dispatching on method."""
+    by_path: dict[str, dict[str, Operation]] = {}
+    for operation in OPERATIONS:
+        by_path.setdefault(operation.path, {})[operation.method] = operation
+    found = []
+    for path, operations in by_path.items():
+        handlers = {method: endpoint(op) for method, op in operations.items()}
+
+        async def dispatch(request: Request, handlers: Any = handlers) -> Response:
+            response: Response = await handlers[request.method](request)
+            return response
+
+        found.append(Route(path, dispatch, methods=list(operations)))
+    return found
+
+
+def operation_for(method: str, path: str) -> Operation | None:
+    for operation in OPERATIONS:
+        if operation.method == method and operation.path == path:
+            return operation
+    return None
+
+
+def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
+    """OpenAPI path items and component schemas for :data:`OPERATIONS`."""
+    bodies = [op.body for op in OPERATIONS if op.body is not None]
+    _, components = msgspec.json.schema_components(
+        bodies, ref_template="#/components/schemas/{name}"
+    )
+    paths: dict[str, dict[str, object]] = {}
+    problem_ref = {"$ref": "#/components/schemas/Problem"}
+
+    def problem_response(text: str) -> dict[str, object]:
+        return {
+            "description": text,
+            "content": {"application/problem+json": {"schema": problem_ref}},
+        }
+
+    for op in OPERATIONS:
+        responses: dict[str, object] = {
+            str(op.status): {"description": "Done"}
+            if op.status == 204
+            else {"description": "Done", "content": {"application/json": {"schema": {}}}},
+            "401": problem_response("Not signed in"),
+            "403": problem_response("Your role or team does not allow it, or cross-site"),
+        }
+        item: dict[str, object] = {
+            "summary": op.summary,
+            "x-tandem-action": op.action,
+            "responses": responses,
+        }
+        if "{" in op.path:
+            responses["404"] = problem_response("Not found in your organisation")
+            item["parameters"] = [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _path_names(op.path)
+            ]
+        responses["400"] = problem_response("Invalid body or value (the message names it)")
+        if op.method != "GET":
+            responses["409"] = problem_response("Conflicts with what is stored")
+        if op.body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}
+                    }
+                },
+            }
+            responses["413"] = problem_response("Body over 4096 bytes")
+            responses["415"] = problem_response("Not application/json")
+        paths.setdefault(op.path, {})[op.method.lower()] = item
+    return dict(paths), json.loads(json.dumps(components))
+
+
+def _path_names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

@@ -1,0 +1,132 @@
+"""Administration through the HTTP API: accounts that must set up two-step sign-in, roles,
+site policies, retention; every change lands in the audit trail."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pyotp
+
+from tests.conftest import AGENT_PASSWORD, RunningServer
+from tests.server.helpers import (
+    closed_with,
+    login_cookie,
+    open_agent,
+    recv_json,
+    send,
+    start_session,
+)
+from tests.server.test_organisations import api
+
+
+def audit_actions(server: RunningServer) -> list[str]:
+    with api(server, "aud") as aud:
+        return [r["action"] for r in aud.get("/api/audit").json()]
+
+
+async def test_a_new_account_must_set_up_two_step_sign_in_before_anything_else(
+    orgs_server: RunningServer,
+) -> None:
+    with api(orgs_server, "ada") as ada:
+        created = ada.post(
+            "/api/users",
+            json={"username": "nina", "password": AGENT_PASSWORD, "role": "agent"},
+        )
+    assert created.status_code == 201, created.text
+    assert created.json()["teams"] == ["support"] and not created.json()["second_factor"]
+
+    with api(orgs_server, "nina") as nina:
+        assert nina.get("/api/me").json()["needs_second_factor"] is True
+        socket = await open_agent(orgs_server, nina.cookies["tandem_agent"])
+        code, reason = await closed_with(socket)
+        assert code == 4403 and "two-step" in reason
+
+        setup = nina.post("/api/mfa/setup").json()
+        assert setup["uri"].startswith("otpauth://totp/Tandem:nina?")
+        assert setup["qr_svg"].startswith("data:image/svg+xml")
+        wrong = nina.post("/api/mfa/confirm", json={"code": "000000"})
+        assert wrong.status_code == 400 and "not right" in wrong.json()["detail"]
+        confirmed = nina.post(
+            "/api/mfa/confirm", json={"code": pyotp.TOTP(setup["secret"]).at(time.time())}
+        )
+        assert confirmed.status_code == 200
+        assert len(confirmed.json()["recovery_codes"]) == 10
+        assert nina.get("/api/me").json()["needs_second_factor"] is False
+        again = nina.post("/api/mfa/setup")
+        assert again.status_code == 409  # replacing a working factor needs an admin's reset
+
+    socket = await open_agent(orgs_server, nina.cookies["tandem_agent"])
+    await send(socket, type="join", code="000-00")
+    assert (await recv_json(socket))["code"] == "invalid_code"  # now allowed to try codes
+
+    # Sign-in now needs the code.
+    password_only = httpx.post(
+        f"{orgs_server.base}/api/login", json={"username": "nina", "password": AGENT_PASSWORD}
+    )
+    assert password_only.status_code == 401
+    actions = audit_actions(orgs_server)
+    assert "user_created" in actions and "mfa_enrolled" in actions
+
+
+def test_role_changes_are_audited_and_an_organisation_keeps_an_admin(
+    orgs_server: RunningServer,
+) -> None:
+    with api(orgs_server, "ada") as ada:
+        promoted = ada.patch("/api/users/alice", json={"role": "supervisor"})
+        assert promoted.status_code == 200 and promoted.json()["role"] == "supervisor"
+        own = ada.patch("/api/users/ada", json={"role": "agent"})
+        assert own.status_code == 409 and "own role" in own.json()["detail"]
+        bad = ada.patch("/api/users/alice", json={"role": "root"})
+        assert bad.status_code == 400 and "role must be one of" in bad.json()["detail"]
+        typo = ada.patch("/api/users/alice", json={"rol": "admin"})
+        assert typo.status_code == 400 and "rol" in typo.json()["detail"]
+        unknown_team = ada.patch("/api/users/alice", json={"teams": ["nope"]})
+        assert unknown_team.status_code == 404
+        assert ada.delete("/api/users/ada").status_code == 409
+    with api(orgs_server, "aud") as aud:
+        changes = [r for r in aud.get("/api/audit").json() if r["action"] == "role_changed"]
+    assert changes[-1]["subject"] == "alice"
+    assert changes[-1]["actor"] == "ada"
+    assert changes[-1]["details"] == {"before": "agent", "after": "supervisor"}
+
+
+def test_resetting_a_second_factor_ends_the_users_sign_ins(orgs_server: RunningServer) -> None:
+    cookie = login_cookie(orgs_server, "alice")
+    with api(orgs_server, "ada") as ada:
+        assert ada.post("/api/users/alice/reset-mfa").status_code == 204
+    me = httpx.get(f"{orgs_server.base}/api/me", cookies={"tandem_agent": cookie})
+    assert me.status_code == 401
+    assert "mfa_reset" in audit_actions(orgs_server)
+
+
+async def test_a_sites_policy_reaches_its_customers_and_is_validated(
+    orgs_server: RunningServer,
+) -> None:
+    with api(orgs_server, "ada") as ada:
+        bad = ada.patch("/api/sites/demo", json={"policy": {"version": 1, "mask": "x"}})
+        assert bad.status_code == 400 and "$.policy.mask" in bad.json()["detail"]
+        policy = {"version": 1, "mask": [".account-number"], "detectors": {"iban": True}}
+        changed = ada.patch("/api/sites/demo", json={"policy": policy})
+        assert changed.status_code == 200 and changed.json()["policy"] == policy
+    _, created = await start_session(orgs_server)
+    assert created["policy"] == policy
+    assert "policy_changed" in audit_actions(orgs_server)
+
+
+def test_sites_teams_and_retention_are_validated(orgs_server: RunningServer) -> None:
+    with api(orgs_server, "ada") as ada:
+        assert ada.post("/api/teams", json={"team": "Bad Name"}).status_code == 400
+        assert ada.post("/api/teams", json={"team": "claims"}).status_code == 201
+        assert ada.post("/api/teams", json={"team": "claims"}).status_code == 409
+        site = {"site_id": "claims", "origin": "https://claims.example/", "teams": ["claims"]}
+        added = ada.post("/api/sites", json=site)
+        assert added.status_code == 201 and added.json()["origin"] == "https://claims.example"
+        assert ada.post("/api/sites", json={**site, "site_id": "other"}).status_code == 409
+        bad_origin = ada.post("/api/sites", json={**site, "site_id": "x", "origin": "ftp://x"})
+        assert bad_origin.status_code == 400
+        assert ada.patch("/api/org", json={"retention_days": 0}).status_code == 400
+        kept = ada.patch("/api/org", json={"retention_days": 7})
+        assert kept.json()["retention_days"] == 7
+    actions = audit_actions(orgs_server)
+    assert {"team_created", "site_created", "retention_changed"} <= set(actions)

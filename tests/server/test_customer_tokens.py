@@ -1,0 +1,110 @@
+"""Sites that only let their signed-in customers start sessions: a short-lived JWT from the
+site's backend, checked for signature, algorithm, audience, expiry and lifetime."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import OctKey
+
+from tests.conftest import RunningServer
+from tests.server.helpers import closed_with, open_customer, recv_json, send
+from tests.server.test_admin_api import audit_actions
+from tests.server.test_organisations import api
+
+
+def sign(key: str, **claims: Any) -> str:
+    return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(key.encode()))
+
+
+def issue_key(server: RunningServer, require: bool = True) -> str:
+    with api(server, "ada") as ada:
+        key = ada.post("/api/sites/demo/token-key").json()["key"]
+        if require:
+            assert ada.patch("/api/sites/demo", json={"require_token": True}).status_code == 200
+    return str(key)
+
+
+async def create(server: RunningServer, token: str | None) -> tuple[Any, dict[str, Any] | None]:
+    customer = await open_customer(server)
+    if token is None:
+        await send(customer, type="create")
+    else:
+        await send(customer, type="create", token=token)
+    try:
+        return customer, await recv_json(customer)
+    except Exception:
+        return customer, None
+
+
+async def test_a_valid_token_starts_a_session_in_the_customers_name(
+    orgs_server: RunningServer,
+) -> None:
+    key = issue_key(orgs_server)
+    now = int(orgs_server.clock())
+    _, created = await create(
+        orgs_server, sign(key, sub="c-42", aud="demo", iat=now, exp=now + 300)
+    )
+    assert created is not None and created["type"] == "created"
+    with api(orgs_server, "aud") as aud:
+        starts = [r for r in aud.get("/api/audit").json() if r["action"] == "session_created"]
+    assert starts[-1]["actor"] == "customer:c-42"
+
+
+def forged_none(now: int) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    claims = {"sub": "c-42", "aud": "demo", "iat": now, "exp": now + 60}
+    return f"{part({'alg': 'none'})}.{part(claims)}."
+
+
+ATTACKS = {
+    "missing": lambda key, now: None,
+    "expired": lambda key, now: sign(key, sub="c", aud="demo", iat=now - 600, exp=now - 60),
+    "other audience": lambda key, now: sign(key, sub="c", aud="acme-shop", iat=now, exp=now + 60),
+    "other key": lambda key, now: sign("x" * 43, sub="c", aud="demo", iat=now, exp=now + 60),
+    "alg none": lambda key, now: forged_none(now),
+    "long-lived": lambda key, now: sign(key, sub="c", aud="demo", iat=now, exp=now + 86400),
+    "no subject": lambda key, now: sign(key, aud="demo", iat=now, exp=now + 60),
+}
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+async def test_a_bad_or_missing_token_is_refused_and_audited(
+    orgs_server: RunningServer, attack: str
+) -> None:
+    key = issue_key(orgs_server)
+    customer, answer = await create(orgs_server, ATTACKS[attack](key, int(orgs_server.clock())))
+    assert answer is None  # no session, no code
+    code, reason = await closed_with(customer)
+    assert code == 4401
+    assert "customer token" in reason
+    assert "customer_token_rejected" in audit_actions(orgs_server)
+
+
+async def test_a_new_key_retires_the_old_one(orgs_server: RunningServer) -> None:
+    old = issue_key(orgs_server)
+    issue_key(orgs_server)
+    now = int(orgs_server.clock())
+    customer, answer = await create(
+        orgs_server, sign(old, sub="c", aud="demo", iat=now, exp=now + 60)
+    )
+    assert answer is None and (await closed_with(customer))[0] == 4401
+
+
+async def test_tokens_are_optional_until_the_site_requires_them(orgs_server: RunningServer) -> None:
+    with api(orgs_server, "ada") as ada:
+        refused = ada.patch("/api/sites/demo", json={"require_token": True})
+        assert refused.status_code == 409 and "token key" in refused.json()["detail"]
+    _, created = await create(orgs_server, None)
+    assert created is not None and created["type"] == "created"
+    key = issue_key(orgs_server, require=False)
+    now = int(orgs_server.clock())
+    # A token that is offered is still checked.
+    customer, answer = await create(orgs_server, sign(key, sub="c", aud="x", iat=now, exp=now + 60))
+    assert answer is None and (await closed_with(customer))[0] == 4401

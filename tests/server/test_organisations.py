@@ -1,0 +1,206 @@
+"""Organisations and teams: a curious agent of one organisation tries every API and socket path
+with the ids of another, and an agent of the wrong team tries to join."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tandem.server.admin import OPERATIONS
+from tests.conftest import (
+    ACME_ORIGIN,
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    two_organisations,
+)
+from tests.server.helpers import (
+    INVALID_CODE,
+    closed_with,
+    login_cookie,
+    open_agent,
+    open_customer,
+    recv_json,
+    send,
+    start_session,
+)
+
+
+def api(server: RunningServer, username: str) -> httpx.Client:
+    """A signed-in client that sends the server's own Origin (as the console does)."""
+    return httpx.Client(
+        base_url=server.base,
+        cookies={"tandem_agent": login_cookie(server, username)},
+        headers={"origin": server.origin},
+    )
+
+
+async def acme_session(server: RunningServer) -> tuple[Any, dict[str, Any]]:
+    customer = await open_customer(server, origin=ACME_ORIGIN)
+    await send(customer, type="create")
+    created = await recv_json(customer)
+    assert created["type"] == "created"
+    return customer, created
+
+
+async def test_an_agent_of_another_organisation_cannot_use_its_codes(
+    orgs_server: RunningServer,
+) -> None:
+    _, created = await start_session(orgs_server)  # the demo site: default organisation
+    mallory = await open_agent(orgs_server, login_cookie(orgs_server, "mallory"))
+    await send(mallory, type="join", code=created["code"])
+    assert await recv_json(mallory) == INVALID_CODE  # the same answer as a wrong code
+    # Mallory's try did not burn the code: the customer's own organisation can still use it.
+    alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+
+
+async def test_sessions_belong_to_the_organisation_of_their_site(
+    orgs_server: RunningServer,
+) -> None:
+    _, created = await acme_session(orgs_server)
+    alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
+    await send(alice, type="join", code=created["code"])
+    assert await recv_json(alice) == INVALID_CODE
+    mallory = await open_agent(orgs_server, login_cookie(orgs_server, "mallory"))
+    await send(mallory, type="join", code=created["code"])
+    assert (await recv_json(mallory))["type"] == "joined"
+
+
+async def test_an_agent_of_another_team_cannot_join_and_the_code_survives(
+    orgs_server: RunningServer,
+) -> None:
+    _, created = await start_session(orgs_server)
+    bob = await open_agent(orgs_server, login_cookie(orgs_server, "bob"))  # team billing
+    await send(bob, type="join", code=created["code"])
+    refused = await recv_json(bob)
+    assert refused["code"] == "not_your_team"
+    assert "another team" in refused["message"]
+    alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))  # team support
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+
+
+async def test_a_page_of_another_site_cannot_resume_a_session(orgs_server: RunningServer) -> None:
+    _, created = await start_session(orgs_server)
+    intruder = await open_customer(orgs_server, origin=ACME_ORIGIN)
+    await send(
+        intruder,
+        type="resume",
+        session_id=created["session_id"],
+        resume_token=created["resume_token"],
+    )
+    assert (await closed_with(intruder))[0] == 4404
+
+
+async def test_an_unregistered_origin_cannot_start_a_session(orgs_server: RunningServer) -> None:
+    stranger = await open_customer(orgs_server, origin="http://evil.test")
+    assert (await closed_with(stranger))[0] == 4403
+
+
+def test_admin_paths_with_another_organisations_ids_are_not_found(
+    orgs_server: RunningServer,
+) -> None:
+    """Every admin route that names a thing, called by Acme's admin with the default
+    organisation's ids, answers 404 (as for a name that does not exist) and changes nothing."""
+    ids = {"username": "alice", "team": "billing", "site_id": "demo"}
+    bodies: dict[str, Any] = {
+        "/api/users/{username}": {"display_name": "Pwned", "role": "admin"},
+        "/api/sites/{site_id}": {"name": "Pwned", "teams": []},
+    }
+    tried = 0
+    with api(orgs_server, "max") as max_:
+        for op in OPERATIONS:
+            if "{" not in op.path:
+                continue
+            path = op.path.format(**ids)
+            body = bodies.get(op.path) if op.body else None
+            response = max_.request(op.method, path, json=body)
+            assert response.status_code == 404, (op.method, path, response.text)
+            tried += 1
+    assert tried >= 6
+    with api(orgs_server, "ada") as ada:
+        users = {u["username"]: u for u in ada.get("/api/users").json()}
+        assert users["alice"]["display_name"] == "Alice"
+        assert "billing" in ada.get("/api/teams").json()
+        assert [s["site_id"] for s in ada.get("/api/sites").json()] == ["demo"]
+        assert ada.get("/api/sites/demo").json()["teams"] == ["support"]
+
+
+def test_lists_show_only_the_callers_organisation(orgs_server: RunningServer) -> None:
+    with api(orgs_server, "max") as max_:
+        assert {u["username"] for u in max_.get("/api/users").json()} == {
+            "mallory",
+            "mary",
+            "max",
+            "mo",
+        }
+        assert [s["site_id"] for s in max_.get("/api/sites").json()] == ["acme-shop"]
+        assert max_.get("/api/teams").json() == ["support"]
+        assert max_.get("/api/org").json()["org_id"] == "acme"
+
+
+async def test_supervisors_see_only_their_teams_live_sessions(orgs_server: RunningServer) -> None:
+    _, demo = await start_session(orgs_server)
+    _, acme = await acme_session(orgs_server)
+    with api(orgs_server, "sam") as sam, api(orgs_server, "mary") as mary:
+        sam_sees = {s["session_id"] for s in sam.get("/api/sessions").json()}
+        mary_sees = {s["session_id"] for s in mary.get("/api/sessions").json()}
+    assert sam_sees == {demo["session_id"]}
+    assert mary_sees == {acme["session_id"]}
+
+
+async def test_auditors_read_only_their_organisations_trail(orgs_server: RunningServer) -> None:
+    _, demo = await start_session(orgs_server)
+    _, acme = await acme_session(orgs_server)
+    with api(orgs_server, "mo") as mo, api(orgs_server, "aud") as aud:
+        acme_trail = mo.get("/api/audit").json()
+        default_trail = aud.get("/api/audit").json()
+    acme_subjects = {r["subject"] for r in acme_trail}
+    default_subjects = {r["subject"] for r in default_trail}
+    assert acme["session_id"] in acme_subjects and demo["session_id"] not in acme_subjects
+    assert demo["session_id"] in default_subjects and acme["session_id"] not in default_subjects
+    assert "mallory" not in {r["actor"] for r in default_trail}
+
+
+async def test_wrong_codes_across_an_organisation_slow_its_agents_and_raise_an_alert(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, join_org_free_failures=2, join_free_failures=10)
+    mallory = await open_agent(server, login_cookie(server, "mallory"))
+    for _ in range(3):  # two free, the third starts the back-off
+        await send(mallory, type="join", code="000-00")
+        assert await recv_json(mallory) == INVALID_CODE
+    mary = await open_agent(server, login_cookie(server, "mary"))  # same organisation
+    await send(mary, type="join", code="000-00")
+    assert (await recv_json(mary))["code"] == "rate_limited"
+    _, created = await start_session(server)  # another organisation is not slowed
+    alice = await open_agent(server, login_cookie(server, "alice"))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    with api(server, "mo") as mo:
+        actions = [r["action"] for r in mo.get("/api/audit").json()]
+    assert "join_code_alert" in actions
+
+
+@pytest.mark.parametrize("username", ["ada", "aud"])
+async def test_roles_without_live_access_cannot_open_the_agent_socket(
+    orgs_server: RunningServer, username: str
+) -> None:
+    socket = await open_agent(orgs_server, login_cookie(orgs_server, username))
+    code, reason = await closed_with(socket)
+    assert code == 4403 and "does not allow session.join" in reason
+    await asyncio.sleep(0)
+
+
+def test_sign_in_works_for_every_organisation(orgs_server: RunningServer) -> None:
+    for username in ("alice", "mallory"):
+        response = httpx.post(
+            f"{orgs_server.base}/api/login",
+            json={"username": username, "password": AGENT_PASSWORD},
+        )
+        assert response.status_code == 200

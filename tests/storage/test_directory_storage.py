@@ -1,0 +1,101 @@
+"""Organisations, teams, sites and their rules in storage (the embedded backend)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tandem.exceptions import ConflictError, NotFoundError
+from tandem.storage.base import OrgRecord, SiteRecord, UserRecord
+from tandem.storage.sqlite import SQLiteStorage
+
+
+async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
+    storage: SQLiteStorage,
+) -> None:
+    org = await storage.get_org("default")
+    assert org is not None and org.retention_days == 30
+    assert await storage.list_teams("default") == ["support"]
+    demo = await storage.site_for_origin("self")
+    assert demo is not None and demo.site_id == "demo" and demo.teams == ("support",)
+
+
+async def test_teams_must_exist_in_the_users_organisation(storage: SQLiteStorage) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    await storage.add_team("acme", "claims")
+    await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default"))
+    with pytest.raises(NotFoundError, match="claims"):
+        await storage.set_user_teams("u", "default", ("claims",))  # acme's team, not default's
+    await storage.set_user_teams("u", "default", ("support",))
+    user = await storage.get_user("u")
+    assert user is not None and user.teams == ("support",)
+
+
+async def test_site_ids_and_origins_are_unique(storage: SQLiteStorage) -> None:
+    site = SiteRecord("shop", "default", "https://shop.example", "Shop", ("support",))
+    await storage.add_site(site)
+    with pytest.raises(ConflictError):
+        await storage.add_site(SiteRecord("shop2", "default", "https://shop.example", "Shop"))
+    with pytest.raises(ConflictError):
+        await storage.add_site(SiteRecord("shop", "default", "https://other.example", "Shop"))
+    assert [s.site_id for s in await storage.list_sites("default")] == ["demo", "shop"]
+
+
+async def test_deleting_a_team_unlinks_its_members_and_sites(storage: SQLiteStorage) -> None:
+    await storage.add_team("default", "claims")
+    await storage.add_site(SiteRecord("c", "default", "https://c.example", "C", ("claims",)))
+    await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0))
+    await storage.set_user_teams("u", "default", ("claims", "support"))
+    assert await storage.delete_team("default", "claims")
+    user, site = await storage.get_user("u"), await storage.get_site("c")
+    assert user is not None and user.teams == ("support",)
+    assert site is not None and site.teams == ()
+
+
+async def test_a_join_code_is_taken_only_by_its_organisation(storage: SQLiteStorage) -> None:
+    await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
+    assert await storage.take_join_code("digest", now=1.0, org_id="acme") is None
+    assert await storage.take_join_code("digest", now=1.0, org_id="default") == "s1"
+
+
+async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
+    storage: SQLiteStorage,
+) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    for session_id, org in (("a", "acme"), ("d", "default")):
+        await storage.record_session_start(session_id, 0.0, org, "x")
+        await storage.record_session_end(session_id, 10.0, "stopped", None)
+    await storage.record_session_start("live", 0.0, "acme", "x")
+    await storage.purge_expired(now=10.0 + 2 * 86400)
+    assert await storage.get_session("a") is None  # 1 day retention
+    assert await storage.get_session("d") is not None  # 30 days
+    assert await storage.get_session("live") is not None  # never while live
+
+
+def test_an_older_database_is_upgraded_with_its_users_in_the_default_team(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    from tandem.storage import sqlite as module
+
+    db = sqlite3.connect(path, isolation_level=None)
+    for index, migration in enumerate(module._MIGRATIONS[:4]):
+        db.executescript(f"BEGIN; {migration} PRAGMA user_version={index + 1}; COMMIT;")
+    db.execute(
+        "INSERT INTO users (username, display_name, role, password_hash, created_at)"
+        " VALUES ('old', 'Old', 'agent', 'h', 0)"
+    )
+    db.close()
+
+    async def check() -> None:
+        storage = SQLiteStorage(path)
+        try:
+            user = await storage.get_user("old")
+            assert user is not None
+            assert (user.org_id, user.teams, user.mfa_exempt) == ("default", ("support",), True)
+        finally:
+            await storage.close()
+
+    import asyncio
+
+    asyncio.run(check())
