@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChannelError, ContentReceiver, ContentSender, derivePairwiseKeys } from "../src/shared/e2e/channel.ts";
+import {
+  ChannelError, ContentReceiver, ContentSender, KIND_EPOCH_KEY, KIND_WATCHER_KEY, derivePairwiseKeys,
+} from "../src/shared/e2e/channel.ts";
 
 const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array | null) => (b ? new TextDecoder().decode(b) : null);
@@ -124,4 +126,42 @@ test("a command under the content key or altered does not open", async () => {
   const good = await new CommandSender("s1", keys.agentToCustomer).seal(text("click"));
   good[10] ^= 1;
   await assert.rejects(new CommandReceiver("s1", keys.agentToCustomer).open(good), ChannelError);
+});
+
+test("a watching supervisor gets its own wrapped key; each receiver skips the other's", async () => {
+  const agentKe = crypto.getRandomValues(new Uint8Array(16));
+  const watcherKe = crypto.getRandomValues(new Uint8Array(16));
+  const customerAgent = await derivePairwiseKeys(agentKe.slice(), "s1");
+  const agent = await derivePairwiseKeys(agentKe.slice(), "s1");
+  const customerWatcher = await derivePairwiseKeys(watcherKe.slice(), "s1|watcher");
+  const watcher = await derivePairwiseKeys(watcherKe.slice(), "s1|watcher");
+  const sender = await ContentSender.create("s1", 3, [customerAgent.customerToAgent], customerWatcher.customerToAgent);
+  assert.equal(sender.epochKeyFrames.length, 2);
+  assert.deepEqual(sender.epochKeyFrames.map((f) => f[0]), [KIND_EPOCH_KEY, KIND_WATCHER_KEY]);
+  const forAgent = new ContentReceiver("s1", agent.customerToAgent);
+  const forWatcher = new ContentReceiver("s1", watcher.customerToAgent, KIND_WATCHER_KEY);
+  for (const frame of sender.epochKeyFrames) {
+    assert.equal(await forAgent.open(frame), null);
+    assert.equal(await forWatcher.open(frame), null);
+  }
+  const sealed = await sender.seal(text("both see this"));
+  assert.equal(read(await forAgent.open(sealed)), "both see this");
+  assert.equal(read(await forWatcher.open(sealed)), "both see this");
+});
+
+test("a relay cannot turn the agent's wrapped key into the supervisor's", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const customer = await derivePairwiseKeys(ke.slice(), "s1");
+  const agent = await derivePairwiseKeys(ke.slice(), "s1");
+  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent]);
+  const relabelled = sender.epochKeyFrames[0].slice();
+  relabelled[0] = KIND_WATCHER_KEY; // the kind is bound into the additional data
+  await assert.rejects(new ContentReceiver("s1", agent.customerToAgent, KIND_WATCHER_KEY).open(relabelled), ChannelError);
+});
+
+test("without its key, a supervisor cannot read content", async () => {
+  const { sender } = await pair();
+  const stranger = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), "s1|watcher");
+  const forWatcher = new ContentReceiver("s1", stranger.customerToAgent, KIND_WATCHER_KEY);
+  await assert.rejects(forWatcher.open(await sender.seal(text("secret"))), ChannelError);
 });

@@ -27,6 +27,7 @@ Action = Literal[
     "self",
     "session.join",
     "session.list",
+    "session.watch",
     "audit.read",
     "users.manage",
     "teams.manage",
@@ -38,8 +39,8 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     # Joins sessions of the sites its teams serve, with a code the customer reads out.
     "agent": frozenset({"self", "session.join"}),
-    # Also sees its teams' live sessions.
-    "supervisor": frozenset({"self", "session.join", "session.list"}),
+    # Also sees its teams' live sessions and may watch one, if the customer allows it.
+    "supervisor": frozenset({"self", "session.join", "session.list", "session.watch"}),
     # Reads the audit trail; nothing live.
     "auditor": frozenset({"self", "audit.read"}),
     # Runs the organisation: users, teams, sites (with their policies), retention. Nothing live,

@@ -16,12 +16,26 @@ from tandem import crypto
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
-from tandem.exceptions import AuthenticationError, ForbiddenError, ProtocolError, TandemError
+from tandem.exceptions import (
+    AuthenticationError,
+    ForbiddenError,
+    NotFoundError,
+    ProtocolError,
+    TandemError,
+)
 from tandem.fanout.base import Fanout, Frame
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
 from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage
-from tandem.protocol.session import Effect, EndSession, Session, ToAgents, ToCustomer
+from tandem.protocol.session import (
+    Effect,
+    EndSession,
+    EndWatch,
+    Session,
+    ToAgents,
+    ToCustomer,
+    ToWatcher,
+)
 from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
 
 log = logging.getLogger("tandem.hub")
@@ -40,12 +54,17 @@ def agents_topic(session_id: str) -> str:
     return f"session:{session_id}:agents"
 
 
+def watcher_topic(session_id: str) -> str:
+    return f"session:{session_id}:watcher"
+
+
 @dataclasses.dataclass(slots=True)
 class LiveSession:
     machine: Session
     resume_digest: str
     customer_connection: object | None = None
     agent_username: str = ""
+    watcher_username: str = ""
     org_id: str = DEFAULT_ORG
     site_id: str = ""
 
@@ -225,6 +244,18 @@ class SessionHub:
             raise
         return live
 
+    async def session_to_watch(self, session_id: str, supervisor: Principal) -> LiveSession:
+        """A live session a supervisor may watch (its team serves the site). Raises
+        NotFoundError (also for other organisations') or ForbiddenError."""
+        authorize(supervisor, "session.watch")
+        live = self._live.get(session_id)
+        if live is None or live.machine.ended:
+            raise NotFoundError("session not found")
+        site = await self.storage.get_site(live.site_id)
+        teams = frozenset(site.teams) if site else frozenset()
+        authorize(supervisor, "session.watch", Resource(live.org_id, teams))
+        return live
+
     async def live_sessions_for(self, agent: Principal) -> list[tuple[LiveSession, SiteRecord]]:
         """Live sessions of the sites the agent's teams serve (for supervisors)."""
         authorize(agent, "session.list", Resource(agent.org))
@@ -248,6 +279,19 @@ class SessionHub:
                 self.fanout.publish(customer_topic(session_id), Frame(codec.encode(effect.message)))
             elif isinstance(effect, ToAgents):
                 self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
+            elif isinstance(effect, ToWatcher):
+                self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
+            elif isinstance(effect, EndWatch):
+                close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
+                self.fanout.publish(watcher_topic(session_id), close)
+                await self.record(
+                    "watch_ended",
+                    actor=live.watcher_username,
+                    org=live.org_id,
+                    subject=session_id,
+                    reason=effect.reason,
+                )
+                live.watcher_username = ""
             elif isinstance(effect, EndSession):
                 await self._finish(live, effect.reason)
 

@@ -136,6 +136,16 @@ def agent(browser: Browser) -> Iterator[Party]:
     _assert_no_csp_violation(party)
 
 
+@pytest.fixture
+def supervisor(browser: Browser) -> Iterator[Party]:
+    """A third browser: a supervisor's console."""
+    party = _party(browser)
+    party.page.add_init_script(RECORD_PLAINTEXT)
+    yield party
+    party.context.close()
+    _assert_no_csp_violation(party)
+
+
 def agent_plaintext(agent: Party) -> str:
     """Everything the agent's console decrypted so far, inflated, as text.
 

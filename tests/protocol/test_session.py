@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tandem.exceptions import ProtocolError
 from tandem.protocol.messages import AgentJoined, ConsentNotice, Ended, Joined, PeerStatus
-from tandem.protocol.session import EndSession, Session, ToAgents, ToCustomer
+from tandem.protocol.session import EndSession, EndWatch, Session, ToAgents, ToCustomer
 
 
 def new_session() -> Session:
@@ -144,9 +144,26 @@ def test_a_waiting_session_is_governed_by_its_code_not_idleness() -> None:
 
 EVENTS = st.lists(
     st.sampled_from(
-        ["join", "allow", "decline", "stop", "leave", "lost", "left", "resume", "tick"]
+        [
+            "join",
+            "allow",
+            "decline",
+            "stop",
+            "leave",
+            "lost",
+            "left",
+            "resume",
+            "tick",
+            "watch",
+            "watch_allow",
+            "watch_refuse",
+            "watch_hs_customer",
+            "watch_hs_watcher",
+            "watch_mismatch",
+            "watch_leave",
+        ]
     ),
-    max_size=20,
+    max_size=30,
 )
 
 
@@ -154,8 +171,10 @@ EVENTS = st.lists(
 def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[float]) -> None:
     session = new_session()
     ends = 0
+    watch_ends = asks = 0
     for event, now in zip(events, sorted(times), strict=False):
         was_sharing = session.state == "sharing"
+        was_watching = session.watcher_gets_content
         try:
             effects = {
                 "join": lambda: session.agent_joins("Alice", now),  # noqa: B023
@@ -167,13 +186,31 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[f
                 "left": lambda: session.customer_left(now),  # noqa: B023
                 "resume": lambda: session.customer_resumes()[1],
                 "tick": lambda: session.tick(now),  # noqa: B023
+                "watch": lambda: session.watcher_asks("Sam"),
+                "watch_allow": lambda: session.watch_consent(True),
+                "watch_refuse": lambda: session.watch_consent(False),
+                "watch_hs_customer": lambda: session.watch_handshake_from_customer("AA"),
+                "watch_hs_watcher": lambda: session.handshake_from_watcher("BB"),
+                "watch_mismatch": session.watch_mismatch,
+                "watch_leave": session.watcher_leaves,
             }[event]()
         except ProtocolError:
             continue
         ends += sum(isinstance(e, EndSession) for e in effects)
+        watch_ends += sum(isinstance(e, EndWatch) for e in effects)
+        asks += event == "watch"
+        # A supervisor gets content only while sharing, after the customer's second key message.
+        if session.watcher_gets_content:
+            assert session.state == "sharing"
+            if not was_watching:
+                assert event == "watch_hs_customer"
+        if session.watcher is None:
+            assert session.watch_state is None
         # Content may flow only in "sharing", and "sharing" is reached only through consent.
         if session.state == "sharing" and not was_sharing:
             assert event == "allow"
         if session.ended:
             assert session.end_reason is not None
     assert ends == (1 if session.ended else 0)
+    # Every watch that began ends exactly once, unless it is still running.
+    assert watch_ends == asks - (1 if session.watcher is not None else 0)

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from tandem.access import ROLES, Action, allowed
 from tandem.config import Settings
 from tandem.protocol.messages import AgentMessage
-from tandem.server import admin
+from tandem.server import admin, ws
 from tandem.server.app import create_app
 from tests.conftest import RunningServer
 from tests.server.helpers import closed_with, login_cookie, open_agent, recv_json
@@ -95,7 +95,7 @@ def test_signed_out_callers_get_401_on_every_signed_in_route(orgs_server: Runnin
 
 def _minimal(message_type: type[msgspec.Struct]) -> dict[str, Any]:
     """The smallest valid message of a type (values for required fields)."""
-    samples = {"code": "000-00", "data": "AA", "reason": "key_mismatch"}
+    samples = {"code": "000-00", "data": "AA", "reason": "key_mismatch", "session_id": "nobody"}
     fields = {f: samples[f] for f in message_type.__struct_fields__ if f in samples}
     return {"v": 1, "type": message_type.__struct_config__.tag, **fields}
 
@@ -109,13 +109,20 @@ async def test_each_role_and_agent_socket_message(
     orgs_server: RunningServer, role: Any, message_type: type[msgspec.Struct]
 ) -> None:
     socket = await open_agent(orgs_server, login_cookie(orgs_server, USER_OF_ROLE[role]))
-    if not allowed(role, "session.join"):
+    if not allowed(role, ws.SOCKET_ACTION):
         # Refused before any message is read.
         code, reason = await closed_with(socket)
         assert code == 4403 and role in reason
         return
+    tag = message_type.__struct_config__.tag
     await socket.send(json.dumps(_minimal(message_type)))
-    if message_type.__struct_config__.tag == "join":
+    action = ws.MESSAGE_ACTIONS.get(str(tag))
+    if action is not None and not allowed(role, action):
+        code, reason = await closed_with(socket)
+        assert code == 4403 and role in reason, (role, tag)
+    elif tag == "join":
         assert (await recv_json(socket))["code"] == "invalid_code"
+    elif tag == "watch":  # allowed, but no such session
+        assert (await closed_with(socket))[0] == 4404
     else:  # authorised, but there is no session to act on yet
         assert (await closed_with(socket))[0] == 4400

@@ -7,9 +7,12 @@
  */
 
 import { Replayer } from "rrweb";
-import { ChannelError, CommandSender, ContentReceiver, derivePairwiseKeys } from "../shared/e2e/channel.ts";
 import {
-  IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, toBase64Url,
+  ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, derivePairwiseKeys,
+} from "../shared/e2e/channel.ts";
+import {
+  IDENTITY_AGENT, IDENTITY_CUSTOMER, IDENTITY_WATCHER, SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, handshakeAad,
+  randomBytes, toBase64Url,
 } from "../shared/e2e/encoding.ts";
 import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import { PayloadDecoder, unpack } from "../shared/payload.ts";
@@ -65,6 +68,8 @@ function setStatus(text: string, tone: "" | "good" | "bad" = ""): void {
 function showSignIn(): void {
   signinSection.hidden = false;
   joinSection.hidden = true;
+  sessionsSection.hidden = true;
+  clearTimeout(sessionsTimer);
   mfaSection.hidden = true;
   noLiveSection.hidden = true;
   whoami.hidden = true;
@@ -94,6 +99,63 @@ function showJoin(agent: Agent): void {
   }
   joinSection.hidden = false;
   codeInput.focus();
+  if (agent.role === "supervisor") void listSessions();
+}
+
+const sessionsSection = byId<HTMLElement>("sessions");
+let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
+
+interface LiveSessionInfo {
+  session_id: string;
+  site_name: string;
+  state: string;
+  agent: string | null;
+}
+
+/** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. */
+async function listSessions(): Promise<void> {
+  clearTimeout(sessionsTimer);
+  if (joinSection.hidden) {
+    sessionsSection.hidden = true;
+    return;
+  }
+  let sessions: LiveSessionInfo[] = [];
+  try {
+    const response = await fetch("/api/sessions", { credentials: "same-origin" });
+    if (!response.ok) return;
+    sessions = (await response.json()) as LiveSessionInfo[];
+  } catch {
+    return;
+  } finally {
+    sessionsTimer = setTimeout(() => void listSessions(), 3000);
+  }
+  sessionsSection.hidden = false;
+  const list = byId("session-list");
+  const rows = sessions.map((info) => {
+    const row = document.createElement("li");
+    const text = document.createElement("span");
+    text.textContent = `${info.site_name} · ${info.agent ?? "no agent yet"} · ${info.state.replace("_", " ")}`;
+    row.append(text);
+    if (info.state === "sharing" && !live?.open) {
+      const watch = document.createElement("button");
+      watch.type = "button";
+      watch.textContent = "Watch";
+      watch.addEventListener("click", () => {
+        if (live?.open) return;
+        live = new LiveView({ watch: info.session_id });
+        void listSessions();
+      });
+      row.append(watch);
+    }
+    return row;
+  });
+  if (!rows.length) {
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = "No live sessions right now.";
+    rows.push(empty);
+  }
+  list.replaceChildren(...rows);
 }
 
 function showSecondFactorSetup(agent: Agent): void {
@@ -222,18 +284,27 @@ class LiveView {
   private ended = false;
   private joined = false;
   private sessionId: string | null = null;
+  /** Watching as a supervisor (no control; pairs with the customer's own supervisor code). */
+  private readonly watching: boolean;
+  /** The customer's key-exchange share, kept until the supervisor typed the code. */
+  private pendingShare: string | null = null;
 
-  constructor(code: string) {
+  constructor(target: { code: string } | { watch: string }) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.watching = "watch" in target;
     this.ws = new WebSocket(`${scheme}//${location.host}/ws/agent`);
     this.ws.binaryType = "arraybuffer";
-    this.ws.addEventListener("open", () => this.join(code));
+    this.ws.addEventListener("open", () => {
+      if ("watch" in target) this.ws.send(control("watch", { session_id: target.watch }));
+      else this.join(target.code);
+    });
     this.ws.addEventListener("message", (event) => this.onMessage(event));
     this.ws.addEventListener("close", (event) => this.onClose(event));
     setStatus("Connecting…");
   }
 
   join(code: string): void {
+    if (this.watching) return this.enterWatchCode(code);
     if (this.ws.readyState !== WebSocket.OPEN || this.joined) return;
     const parts = splitCode(code);
     if (!parts) {
@@ -243,6 +314,28 @@ class LiveView {
     this.secret = parts.secret;
     setStatus("Checking the code…");
     this.ws.send(control("join", { code: parts.routing })); // the secret part never leaves
+  }
+
+  /** The supervisor types the code the customer reads out; then the exchange runs. */
+  private enterWatchCode(code: string): void {
+    const secret = code.replace(/\D/g, "");
+    if (!this.sessionId || this.exchange || this.receiver) return;
+    if (secret.length !== SECRET_DIGITS) {
+      setStatus(`The supervisor code has ${SECRET_DIGITS} digits. Ask the customer to read it again.`, "bad");
+      return;
+    }
+    const id = this.sessionId + WATCHER_SUFFIX;
+    this.exchange = new Spake2({
+      role: "B", w: passwordScalar(secret, id), scalar: randomScalar(randomBytes),
+      idA: IDENTITY_CUSTOMER, idB: IDENTITY_WATCHER, aad: handshakeAad(id),
+    });
+    codeInput.value = "";
+    codeInput.disabled = true;
+    joinButton.hidden = true;
+    setStatus("Checking the code with the customer's browser…");
+    const share = this.pendingShare;
+    this.pendingShare = null;
+    if (share) void this.onHandshake(share);
   }
 
   get open(): boolean {
@@ -280,7 +373,25 @@ class LiveView {
         this.secret = null;
         setStatus("Checking the code with the customer's browser…");
         break;
+      case "watching":
+        this.joined = true;
+        this.sessionId = message.session_id;
+        joinButton.hidden = true;
+        leaveButton.hidden = false;
+        codeInput.disabled = true;
+        setStatus("Asking the customer to let you watch…");
+        break;
+      case "watcher_joined":
+        setStatus(`${message.watcher} (supervisor) is watching too. The customer can see that.`, "good");
+        break;
+      case "watcher_left":
+        setStatus("The supervisor stopped watching.", "good");
+        break;
       case "handshake":
+        if (this.watching && !this.exchange && !this.confirmed) {
+          this.pendingShare = message.data; // the code is not typed yet
+          break;
+        }
         void this.onHandshake(message.data);
         break;
       case "error":
@@ -288,6 +399,15 @@ class LiveView {
         codeInput.select();
         break;
       case "consent":
+        if (this.watching) {
+          codeInput.disabled = false;
+          codeInput.placeholder = "123 4567";
+          joinButton.textContent = "Start watching";
+          joinButton.hidden = false;
+          codeInput.focus();
+          setStatus("The customer allowed it. Type the code the customer reads to you.", "good");
+          break;
+        }
         if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
         setStatus("Connected. You are seeing the customer's page live.", "good");
         requestControlButton.hidden = false;
@@ -301,8 +421,9 @@ class LiveView {
         break;
       case "ended":
         this.finish(
-          message.reason === "declined" ? "The customer declined. Session ended"
-            : message.reason === "key_mismatch" ? `${MISMATCH} Session ended` : "Session ended",
+          message.reason === "declined" ? (this.watching ? "The customer refused." : "The customer declined. Session ended")
+            : message.reason === "key_mismatch" ? `${MISMATCH} Session ended`
+            : message.reason === "watch_ended" ? "Watching ended" : "Session ended",
         );
         break;
       default:
@@ -335,8 +456,15 @@ class LiveView {
     const confirmed = this.confirmed;
     this.confirmed = null;
     if (!confirmed || !this.sessionId || bytes.length !== MAC_BYTES || !confirmed.verifyPeer(bytes)) return this.mismatch();
+    if (this.watching) {
+      const keys = await derivePairwiseKeys(confirmed.ke, this.sessionId + WATCHER_SUFFIX);
+      this.receiver = new ContentReceiver(this.sessionId, keys.customerToAgent, KIND_WATCHER_KEY);
+      setStatus("Watching the customer's page. The customer can see that you are watching.", "good");
+      this.startMirror();
+      return;
+    }
     const keys = await derivePairwiseKeys(confirmed.ke, this.sessionId);
-    this.receiver = new ContentReceiver(this.sessionId, keys.customerToAgent);
+    this.receiver = new ContentReceiver(this.sessionId, keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(this.sessionId, keys.agentToCustomer);
     setStatus("Waiting for the customer to allow sharing…");
   }
@@ -521,6 +649,11 @@ class LiveView {
       this.pauseMirror();
       return;
     }
+    if (payload.k === "control" && this.watching) {
+      setStatus(payload.state === "granted" ? "Watching. The agent has control." : "Watching the customer's page.", "good");
+      return;
+    }
+    if (payload.k === "action_refused" && this.watching) return;
     if (payload.k === "control") {
       this.setControlling(payload.state === "granted");
       setStatus(
@@ -580,9 +713,12 @@ class LiveView {
     this.secret = null;
     if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "done");
     joinButton.hidden = false;
+    joinButton.textContent = "Join";
     leaveButton.hidden = true;
     codeInput.disabled = false;
     codeInput.value = "";
+    codeInput.placeholder = "123 456 789 012";
+    this.pendingShare = null;
     if (text) setStatus(text, text === "Session ended" ? "" : "bad");
     if (live === this) live = null;
   }
@@ -598,7 +734,7 @@ joinForm.addEventListener("submit", (event) => {
     return;
   }
   if (live?.open) live.join(code);
-  else live = new LiveView(code);
+  else live = new LiveView({ code });
 });
 
 leaveButton.addEventListener("click", () => live?.leave());

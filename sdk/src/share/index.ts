@@ -14,7 +14,8 @@
 import { record } from "rrweb";
 import { CommandReceiver, ContentSender, derivePairwiseKeys, type PairwiseKeys } from "../shared/e2e/channel.ts";
 import {
-  IDENTITY_AGENT, IDENTITY_CUSTOMER, SECRET_DIGITS, fromBase64Url, handshakeAad, randomBytes, randomDigits, toBase64Url,
+  IDENTITY_AGENT, IDENTITY_CUSTOMER, IDENTITY_WATCHER, SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, handshakeAad,
+  randomBytes, randomDigits, toBase64Url,
 } from "../shared/e2e/encoding.ts";
 import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import {
@@ -24,7 +25,7 @@ import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy 
 import { encodePayload, pack, type Payload } from "../shared/payload.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
-import { clearKeys, loadKeys, saveKeys } from "./keystore.ts";
+import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
 import { CustomerUI } from "./ui.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -52,6 +53,8 @@ interface Saved {
   commands?: number;
   /** Remote control granted (it survives the customer's navigation, until revoked). */
   control?: boolean;
+  /** A supervisor watching too (paired with its own code), by name. */
+  watcher?: string | null;
 }
 
 export interface StartOptions {
@@ -125,6 +128,10 @@ class Session {
   private reconnects = 0;
   private exchange: Spake2 | null = null;
   private keys: PairwiseKeys | null = null;
+  /** A supervisor's key exchange in progress, and its name. */
+  private watchExchange: Spake2 | null = null;
+  private watchAsker: string | null = null;
+  private watcherKeys: PairwiseKeys | null = null;
   private commands: CommandReceiver | null = null;
   private control: RemoteControl | null = null;
   private sender: ContentSender | null = null;
@@ -265,6 +272,15 @@ class Session {
         if (message.reason === "key_mismatch") this.fail(MISMATCH);
         else this.end();
         break;
+      case "watch_request":
+        this.askWatch(message.watcher);
+        break;
+      case "watch_handshake":
+        void this.onWatchHandshake(message.data);
+        break;
+      case "watcher_left":
+        void this.dropWatcher();
+        break;
       default:
         break;
     }
@@ -330,6 +346,87 @@ class Session {
     this.askConsent();
   }
 
+  /** A supervisor asks to watch: the customer decides; if allowed, pair with a fresh code the
+   * customer reads out (the server never learns it), then share under a new key for both. */
+  private askWatch(watcher: string): void {
+    const saved = this.saved;
+    if (this.state !== "sharing" || !saved) return;
+    this.ui.askWatch(
+      watcher,
+      () => {
+        this.send(control("watch_consent", { granted: true }));
+        const secret = randomDigits(SECRET_DIGITS);
+        const id = saved.sessionId + WATCHER_SUFFIX;
+        this.watchAsker = watcher;
+        this.watchExchange = new Spake2({
+          role: "A", w: passwordScalar(secret, id), scalar: randomScalar(randomBytes),
+          idA: IDENTITY_CUSTOMER, idB: IDENTITY_WATCHER, aad: handshakeAad(id),
+        });
+        this.send(control("watch_handshake", { data: toBase64Url(this.watchExchange.share) }));
+        this.ui.showWatchCode(watcher, secret, () => this.watchMismatch());
+      },
+      () => {
+        this.send(control("watch_consent", { granted: false }));
+        this.drawBanner();
+      },
+    );
+  }
+
+  private async onWatchHandshake(data: string): Promise<void> {
+    const exchange = this.watchExchange;
+    const saved = this.saved;
+    this.watchExchange = null;
+    if (!exchange || !saved) return this.watchMismatch();
+    let confirmed;
+    try {
+      const bytes = fromBase64Url(data);
+      if (bytes.length !== SHARE_BYTES + MAC_BYTES) return this.watchMismatch();
+      confirmed = exchange.finish(bytes.subarray(0, SHARE_BYTES));
+      if (!confirmed.verifyPeer(bytes.subarray(SHARE_BYTES))) return this.watchMismatch();
+    } catch {
+      return this.watchMismatch();
+    }
+    const id = saved.sessionId + WATCHER_SUFFIX;
+    this.watcherKeys = await derivePairwiseKeys(confirmed.ke, id);
+    await saveKeys(id, this.watcherKeys);
+    saved.watcher = this.watchAsker;
+    save(saved);
+    this.send(control("watch_handshake", { data: toBase64Url(confirmed.confirmation) }));
+    this.rekey();
+  }
+
+  private watchMismatch(): void {
+    this.watchExchange = null;
+    this.watchAsker = null;
+    this.send(control("watch_abort"));
+    this.drawBanner();
+  }
+
+  /** The supervisor left: forget its key and share under a new key it does not have. */
+  private async dropWatcher(): Promise<void> {
+    const saved = this.saved;
+    this.watchExchange = null;
+    this.watchAsker = null;
+    this.watcherKeys = null;
+    if (!saved) return;
+    const had = Boolean(saved.watcher);
+    saved.watcher = null;
+    save(saved);
+    await deleteKeys(saved.sessionId + WATCHER_SUFFIX);
+    if (had) this.rekey();
+    else this.drawBanner();
+  }
+
+  /** Start a new epoch (new content key, fresh full snapshot) for the current recipients. */
+  private rekey(): void {
+    if (this.state !== "sharing") return;
+    this.stopRecording?.();
+    this.stopRecording = undefined;
+    this.pending = [];
+    this.sender = null;
+    void this.beginSharing();
+  }
+
   private mismatch(): void {
     this.send(control("abort", { reason: "key_mismatch" }));
     this.fail(MISMATCH);
@@ -361,7 +458,9 @@ class Session {
     if (!this.keys) return this.mismatch();
     saved.epoch += 1;
     save(saved);
-    const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.keys.customerToAgent]);
+    if (saved.watcher) this.watcherKeys ??= await loadKeys(saved.sessionId + WATCHER_SUFFIX);
+    const watcherKey = saved.watcher ? this.watcherKeys?.customerToAgent : undefined;
+    const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey);
     if (this.state !== "sharing" || this.stopRecording) return;
     if (this.brokenPolicy) {
       void this.stop();
@@ -396,7 +495,9 @@ class Session {
   }
 
   private drawBanner(): void {
-    const agent = this.saved?.agent ?? "the agent";
+    if (this.state !== "sharing") return;
+    const watcher = this.saved?.watcher;
+    const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
     this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke);
   }
@@ -560,6 +661,9 @@ class Session {
     this.backlogged = false;
     this.exchange = null;
     this.keys = null;
+    this.watchExchange = null;
+    this.watchAsker = null;
+    this.watcherKeys = null;
     this.commands = null;
     this.control?.dispose();
     this.control = null;

@@ -44,6 +44,14 @@ export async function loadKeys(sessionId: string): Promise<PairwiseKeys | null> 
   }
 }
 
+export async function deleteKeys(sessionId: string): Promise<void> {
+  try {
+    await run("readwrite", (store) => store.delete(sessionId));
+  } catch {
+    // nothing stored, or storage disabled
+  }
+}
+
 /** Remove every key the SDK stored (the session ended). */
 export async function clearKeys(): Promise<void> {
   try {

@@ -182,6 +182,36 @@ export class CustomerUI {
     );
   }
 
+  askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {
+    const allow = button("Allow", "primary", onAllow);
+    this.show(
+      element("div", { className: "backdrop" }),
+      element("div", {
+        className: "dialog",
+        attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-watch-title" },
+      }, [
+        element("h2", { text: `${watcher}, a supervisor, asks to watch too`, attrs: { id: "tandem-watch-title" } }),
+        element("p", {
+          text: `${watcher} would see this page as the agent does, with the same fields hidden, and ` +
+            "cannot click or type. If you allow it, you read a short code to them. Stop sharing ends it for everyone.",
+        }),
+        element("div", { className: "row" }, [button("Refuse", "", onRefuse), allow]),
+      ]),
+    );
+    allow.focus();
+  }
+
+  showWatchCode(watcher: string, code: string, onCancel: () => void): void {
+    this.show(
+      element("div", { className: "panel", attrs: { role: "region", "aria-label": "Supervisor code" } }, [
+        element("p", { className: "label", text: `Code for ${watcher}` }),
+        element("p", { className: "code", text: formatCode(code) }),
+        element("p", { className: "hint", text: `Read this code to ${watcher}. They see the page only once it matches.` }),
+        element("div", { className: "row" }, [button("Cancel", "", onCancel)]),
+      ]),
+    );
+  }
+
   askControl(agent: string, onAllow: () => void, onRefuse: () => void): void {
     const allow = button("Allow control", "primary", onAllow);
     this.show(

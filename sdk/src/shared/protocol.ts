@@ -5,7 +5,7 @@ export const PROTOCOL_VERSION = 1;
 export type SessionState = "waiting" | "pending_consent" | "sharing";
 export type EndReason =
   | "declined" | "stopped" | "agent_left" | "code_expired" | "customer_lost" | "agent_lost"
-  | "server_shutdown" | "key_mismatch" | "idle_timeout" | "max_duration";
+  | "server_shutdown" | "key_mismatch" | "idle_timeout" | "max_duration" | "watch_ended";
 
 export type ServerMessage =
   | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number; policy?: unknown }
@@ -16,7 +16,12 @@ export type ServerMessage =
   | { v: 1; type: "peer"; connected: boolean }
   | { v: 1; type: "error"; code: string; message: string }
   | { v: 1; type: "handshake"; data: string }
-  | { v: 1; type: "ended"; reason: EndReason };
+  | { v: 1; type: "ended"; reason: EndReason }
+  | { v: 1; type: "watch_request"; watcher: string }
+  | { v: 1; type: "watcher_left" }
+  | { v: 1; type: "watch_handshake"; data: string }
+  | { v: 1; type: "watching"; session_id: string }
+  | { v: 1; type: "watcher_joined"; watcher: string };
 
 export function parseServerMessage(text: string): ServerMessage | null {
   try {

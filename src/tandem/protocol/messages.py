@@ -31,7 +31,9 @@ EndReason = Literal[
     "key_mismatch",
     "idle_timeout",
     "max_duration",
+    "watch_ended",
 ]
+"""Why a session ended; ``watch_ended`` only ever reaches a supervisor whose watch ended."""
 
 
 class Inbound(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, kw_only=True):
@@ -94,7 +96,33 @@ class Abort(Inbound, tag="abort"):
     reason: Literal["key_mismatch"]
 
 
-CustomerMessage = Create | Resume | Consent | Stop | Handshake | Abort
+class WatchConsent(Inbound, tag="watch_consent"):
+    """The customer's answer to a supervisor asking to watch too."""
+
+    granted: bool
+
+
+class WatchHandshake(Inbound, tag="watch_handshake"):
+    """A key-exchange message between the customer and the watching supervisor. Relayed."""
+
+    data: HandshakeData
+
+
+class WatchAbort(Inbound, tag="watch_abort"):
+    """The supervisor's key exchange failed: end the watch (the session goes on)."""
+
+
+CustomerMessage = (
+    Create
+    | Resume
+    | Consent
+    | Stop
+    | Handshake
+    | Abort
+    | WatchConsent
+    | WatchHandshake
+    | WatchAbort
+)
 
 
 # Agent -> server
@@ -110,7 +138,13 @@ class Leave(Inbound, tag="leave"):
     """The agent leaves; the session ends."""
 
 
-AgentMessage = Join | Leave | Handshake | Abort
+class Watch(Inbound, tag="watch"):
+    """A supervisor asks to watch a live session of its team (the customer is asked)."""
+
+    session_id: SessionId
+
+
+AgentMessage = Join | Watch | Leave | Handshake | Abort
 
 
 # Server -> customer
@@ -136,11 +170,37 @@ class AgentJoined(Outbound, tag="agent_joined"):
     agent: str
 
 
+class WatchRequest(Outbound, tag="watch_request"):
+    """A supervisor asks to watch; the customer allows or refuses."""
+
+    watcher: str
+
+
+class WatcherLeft(Outbound, tag="watcher_left"):
+    """The supervisor stopped watching (left, lost, refused or its code did not match)."""
+
+
+class WatchRelay(Outbound, tag="watch_handshake"):
+    data: str
+
+
 # Server -> agent
 
 
 class Joined(Outbound, tag="joined"):
     session_id: str
+
+
+class Watching(Outbound, tag="watching"):
+    """The supervisor's request reached the customer, who is being asked."""
+
+    session_id: str
+
+
+class WatcherJoined(Outbound, tag="watcher_joined"):
+    """Tells the agent that a supervisor now watches too."""
+
+    watcher: str
 
 
 class ConsentNotice(Outbound, tag="consent"):
@@ -177,4 +237,9 @@ ServerMessage = (
     | ErrorNotice
     | Ended
     | HandshakeRelay
+    | WatchRequest
+    | WatcherLeft
+    | WatchRelay
+    | Watching
+    | WatcherJoined
 )

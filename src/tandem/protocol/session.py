@@ -25,6 +25,11 @@ from tandem.protocol.messages import (
     PeerStatus,
     Resumed,
     ServerMessage,
+    WatcherJoined,
+    WatcherLeft,
+    Watching,
+    WatchRelay,
+    WatchRequest,
 )
 
 State = Literal["waiting", "pending_consent", "sharing", "ended"]
@@ -49,7 +54,20 @@ class EndSession:
     reason: EndReason
 
 
-Effect = ToCustomer | ToAgents | EndSession
+@dataclasses.dataclass(frozen=True, slots=True)
+class ToWatcher:
+    message: ServerMessage
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EndWatch:
+    """Close the supervisor's socket; the session goes on."""
+
+    reason: EndReason
+
+
+Effect = ToCustomer | ToAgents | EndSession | ToWatcher | EndWatch
+WatchState = Literal["asked", "pairing", "watching"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -70,6 +88,11 @@ class Session:
     customer_away_since: float | None = None
     handshakes_from_customer: int = 0
     handshakes_from_agent: int = 0
+    watcher: str | None = None
+    """The supervisor watching too (or asking to), by display name."""
+    watch_state: WatchState | None = None
+    watch_handshakes_from_customer: int = 0
+    watch_handshakes_from_watcher: int = 0
 
     @property
     def ended(self) -> bool:
@@ -81,7 +104,11 @@ class Session:
         self.state = "ended"
         self.end_reason = reason
         notice = Ended(reason=reason)
-        return [ToCustomer(notice), ToAgents(notice), EndSession(reason)]
+        effects: list[Effect] = [ToCustomer(notice), ToAgents(notice)]
+        if self.watcher is not None:
+            effects += [ToWatcher(notice), EndWatch(reason)]
+            self.watcher = self.watch_state = None
+        return [*effects, EndSession(reason)]
 
     def _require(self, *states: State, doing: str) -> None:
         if self.state not in states:
@@ -159,6 +186,73 @@ class Session:
         if self.handshakes_from_agent > MAX_HANDSHAKES_PER_SIDE:
             raise ProtocolError(CLOSE_MALFORMED, "too many key-exchange messages")
         return [ToCustomer(HandshakeRelay(data=data))]
+
+    # A supervisor watching too: asked by the server, allowed by the customer, then its own
+    # key exchange with the customer (a second code the customer reads out).
+
+    def watcher_asks(self, watcher: str) -> list[Effect]:
+        self._require("sharing", doing="watching")
+        if self.watcher is not None:
+            raise ProtocolError(CLOSE_MALFORMED, "someone already watches this session")
+        self.watcher = watcher
+        self.watch_state = "asked"
+        return [
+            ToWatcher(Watching(session_id=self.session_id)),
+            ToCustomer(WatchRequest(watcher=watcher)),
+        ]
+
+    def watch_consent(self, granted: bool) -> list[Effect]:
+        if self.watch_state != "asked":
+            raise ProtocolError(CLOSE_MALFORMED, "no supervisor is asking to watch")
+        if not granted:
+            return self._end_watch("declined", tell_customer=False)
+        self.watch_state = "pairing"
+        return [ToWatcher(ConsentNotice(granted=True))]
+
+    def watch_handshake_from_customer(self, data: str) -> list[Effect]:
+        if self.watch_state not in ("pairing", "watching") or self.ended:
+            raise ProtocolError(CLOSE_MALFORMED, "no supervisor key exchange is running")
+        self.watch_handshakes_from_customer += 1
+        if self.watch_handshakes_from_customer > MAX_HANDSHAKES_PER_SIDE:
+            raise ProtocolError(CLOSE_MALFORMED, "too many key-exchange messages")
+        effects: list[Effect] = [ToWatcher(HandshakeRelay(data=data))]
+        if self.watch_handshakes_from_customer == MAX_HANDSHAKES_PER_SIDE:
+            # The customer confirmed the supervisor's key: page content may reach it now.
+            self.watch_state = "watching"
+            effects.append(ToAgents(WatcherJoined(watcher=self.watcher or "")))
+        return effects
+
+    def handshake_from_watcher(self, data: str) -> list[Effect]:
+        if self.watch_state != "pairing":
+            raise ProtocolError(CLOSE_MALFORMED, "a key exchange is not allowed now")
+        self.watch_handshakes_from_watcher += 1
+        if self.watch_handshakes_from_watcher > MAX_HANDSHAKES_PER_SIDE:
+            raise ProtocolError(CLOSE_MALFORMED, "too many key-exchange messages")
+        return [ToCustomer(WatchRelay(data=data))]
+
+    def watch_mismatch(self) -> list[Effect]:
+        """The supervisor's code did not match: the watch ends, the session goes on."""
+        return self._end_watch("key_mismatch", tell_customer=True)
+
+    def watcher_leaves(self) -> list[Effect]:
+        return self._end_watch("watch_ended", tell_customer=True)
+
+    @property
+    def watcher_gets_content(self) -> bool:
+        return self.watch_state == "watching" and not self.ended
+
+    def _end_watch(self, reason: EndReason, tell_customer: bool) -> list[Effect]:
+        if self.watcher is None or self.ended:
+            return []
+        was_watching = self.watch_state == "watching"
+        self.watcher = self.watch_state = None
+        self.watch_handshakes_from_customer = self.watch_handshakes_from_watcher = 0
+        effects: list[Effect] = [ToWatcher(Ended(reason=reason)), EndWatch(reason)]
+        if tell_customer:
+            effects.append(ToCustomer(WatcherLeft()))
+        if was_watching:
+            effects.append(ToAgents(WatcherLeft()))
+        return effects
 
     def key_mismatch(self) -> list[Effect]:
         """Either browser found the key confirmation wrong: end now; the code is spent."""

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from tandem import auth
-from tandem.access import authorize
+from tandem.access import Action, Principal, authorize
 from tandem.config import normalize_origin
-from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
+from tandem.exceptions import ConfigError, ForbiddenError, NotFoundError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
-from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic
+from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic, watcher_topic
 from tandem.protocol import codec
 from tandem.protocol.messages import (
     Abort,
@@ -30,6 +30,10 @@ from tandem.protocol.messages import (
     Leave,
     Resume,
     Stop,
+    Watch,
+    WatchAbort,
+    WatchConsent,
+    WatchHandshake,
 )
 from tandem.storage.base import SELF_ORIGIN
 
@@ -37,6 +41,11 @@ if TYPE_CHECKING:
     from tandem.server.app import Services
 
 log = logging.getLogger("tandem.ws")
+
+SOCKET_ACTION: Action = "session.join"
+"""What opening the agent socket needs; some messages need more (MESSAGE_ACTIONS)."""
+MESSAGE_ACTIONS: dict[str, Action] = {"watch": "session.watch"}
+"""Agent-socket messages that need more than SOCKET_ACTION (checked by tandem.access)."""
 
 
 def _services(ws: WebSocket) -> Services:
@@ -228,6 +237,8 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             live.machine.check_customer_payload()
             live.machine.touch(hub.clock())
             services.fanout.publish(topic, Frame(frame))
+            if live.machine.watcher_gets_content:
+                services.fanout.publish(watcher_topic(live.machine.session_id), Frame(frame))
             continue
         message = codec.decode_customer(frame, settings.max_control_bytes)
         if isinstance(message, Consent):
@@ -245,6 +256,19 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
         elif isinstance(message, Abort):
             await hub.record("key_mismatch", actor="customer", subject=live.machine.session_id)
             await hub.apply(live, live.machine.key_mismatch())
+        elif isinstance(message, WatchConsent):
+            await hub.record(
+                "watch_allowed" if message.granted else "watch_declined",
+                actor="customer",
+                org=live.org_id,
+                subject=live.machine.session_id,
+                watcher=live.watcher_username,
+            )
+            await hub.apply(live, live.machine.watch_consent(message.granted))
+        elif isinstance(message, WatchHandshake):
+            await hub.apply(live, live.machine.watch_handshake_from_customer(message.data))
+        elif isinstance(message, WatchAbort):
+            await hub.apply(live, live.machine.watch_mismatch())
         else:
             raise ProtocolError(
                 codec.CLOSE_MALFORMED,
@@ -269,7 +293,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
         return
     try:
-        authorize(agent, "session.join")
+        authorize(agent, SOCKET_ACTION)
     except ForbiddenError as exc:
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
         return
@@ -295,6 +319,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 services.fanout.publish(customer_topic(live.machine.session_id), Frame(frame))
                 continue
             message = codec.decode_agent(frame, settings.max_control_bytes)
+            if isinstance(message, Watch) and live is None:
+                await _watch(ws, services, agent, message.session_id)
+                return
             if isinstance(message, Join):
                 if live is not None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
@@ -353,7 +380,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     subject=live.machine.session_id,
                 )
                 await hub.apply(live, effects)
-            elif live is None:
+            elif live is None or isinstance(message, Watch):
                 raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
             elif isinstance(message, Leave):
                 await hub.apply(live, live.machine.agent_leaves())
@@ -373,3 +400,51 @@ async def agent_endpoint(ws: WebSocket) -> None:
             await connection.stop()
         if live is not None and not live.machine.ended:
             await hub.apply(live, live.machine.agent_lost())
+
+
+async def _watch(ws: WebSocket, services: Services, supervisor: Principal, session_id: str) -> None:
+    """A supervisor's socket watching a session: ask the customer, relay its key exchange, then
+    receive page content (never send any). Leaving or losing the socket ends only the watch."""
+    hub = services.hub
+    try:
+        live = await hub.session_to_watch(session_id, supervisor)
+    except NotFoundError:
+        raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found") from None
+    except ForbiddenError as exc:
+        raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
+    machine = live.machine
+    connection = Connection(
+        ws,
+        services.fanout.subscribe(
+            watcher_topic(machine.session_id), services.settings.send_queue_frames
+        ),
+    )
+    try:
+        effects = machine.watcher_asks(supervisor.display_name)
+        live.watcher_username = supervisor.username
+        await hub.record(
+            "watch_requested", actor=supervisor.username, org=live.org_id, subject=session_id
+        )
+        await hub.apply(live, effects)
+        while live.watcher_username == supervisor.username and not machine.ended:
+            frame = await _receive(ws)
+            if frame is None:
+                break
+            if isinstance(frame, bytes):
+                raise ProtocolError(codec.CLOSE_MALFORMED, "a supervisor only watches")
+            message = codec.decode_agent(frame, services.settings.max_control_bytes)
+            if isinstance(message, Handshake):
+                await hub.apply(live, machine.handshake_from_watcher(message.data))
+            elif isinstance(message, Abort):
+                await hub.apply(live, machine.watch_mismatch())
+            elif isinstance(message, Leave):
+                break
+            else:
+                raise ProtocolError(codec.CLOSE_MALFORMED, "already watching a session")
+        if live.watcher_username == supervisor.username:  # left: end the watch, then flush
+            await hub.apply(live, machine.watcher_leaves())
+        await connection.drain(services.settings.close_timeout_seconds)
+    finally:
+        await connection.stop()
+        if live.watcher_username == supervisor.username:
+            await hub.apply(live, machine.watcher_leaves())

@@ -11,6 +11,9 @@
  *   content    0x01 | epoch u64 | counter u64 | AES-GCM(contentKey, nonce = 0^4 | counter)
  *   epoch key  0x02 | epoch u64 | nonce[12]   | AES-GCM(pairwise c2a, contentKey)
  *   to customer 0x03 | counter u64 | AES-GCM(pairwise a2c, nonce = 0^4 | counter)
+ *   watcher key 0x04 | epoch u64 | nonce[12]   | AES-GCM(supervisor's c2a, contentKey)
+ * A watching supervisor pairs with the customer separately (its own code) and gets the epoch key
+ * under kind 0x04; each receiver ignores the other kind, and the kind is in the additional data.
  * The additional data binds protocol, session id, kind, epoch and counter. Receivers require
  * counters to be exactly the next expected one, so a replayed, reordered, dropped or altered frame
  * ends the session with a ChannelError.
@@ -21,6 +24,8 @@ import { concat } from "./spake2.ts";
 export const KIND_CONTENT = 0x01;
 export const KIND_EPOCH_KEY = 0x02;
 export const KIND_TO_CUSTOMER = 0x03;
+export const KIND_WATCHER_KEY = 0x04;
+export type KeyKind = typeof KIND_EPOCH_KEY | typeof KIND_WATCHER_KEY;
 
 export class ChannelError extends Error {}
 
@@ -108,16 +113,21 @@ export class ContentSender {
     readonly epochKeyFrames: Uint8Array[],
   ) {}
 
-  /** A fresh content key for `epoch`, wrapped for each agent's customer-to-agent key. */
-  static async create(sessionId: string, epoch: number, agents: CryptoKey[]): Promise<ContentSender> {
+  /** A fresh content key for `epoch`, wrapped for each recipient's customer-to-agent key: the
+   * agent's (kind 0x02) and a watching supervisor's (kind 0x04). */
+  static async create(
+    sessionId: string, epoch: number, agents: CryptoKey[], watcher?: CryptoKey,
+  ): Promise<ContentSender> {
     const raw = crypto.getRandomValues(new Uint8Array(32));
+    const recipients: [KeyKind, CryptoKey][] = agents.map((key) => [KIND_EPOCH_KEY, key]);
+    if (watcher) recipients.push([KIND_WATCHER_KEY, watcher]);
     try {
       const key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["encrypt"]);
-      const aad = additionalData(sessionId, KIND_EPOCH_KEY, epoch);
       const frames = await Promise.all(
-        agents.map(async (agentKey) => {
+        recipients.map(async ([kind, agentKey]) => {
           const nonce = crypto.getRandomValues(new Uint8Array(12));
-          return concat(Uint8Array.of(KIND_EPOCH_KEY), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
+          const aad = additionalData(sessionId, kind, epoch);
+          return concat(Uint8Array.of(kind), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
         }),
       );
       return new ContentSender(sessionId, epoch, key, frames);
@@ -143,7 +153,12 @@ export class ContentReceiver {
   private expected = 0;
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly sessionId: string, private readonly customerToAgent: CryptoKey) {}
+  constructor(
+    private readonly sessionId: string,
+    private readonly customerToAgent: CryptoKey,
+    /** Which wrapped epoch keys are this receiver's: the agent's or the supervisor's. */
+    private readonly keyKind: KeyKind = KIND_EPOCH_KEY,
+  ) {}
 
   /**
    * Plaintext of a content frame; null after installing an epoch key. Throws ChannelError.
@@ -159,11 +174,12 @@ export class ContentReceiver {
     if (bytes.length < 17) throw new ChannelError("truncated frame");
     const kind = bytes[0];
     const epoch = readU64(bytes, 1);
-    if (kind === KIND_EPOCH_KEY) {
+    if (kind === KIND_EPOCH_KEY || kind === KIND_WATCHER_KEY) {
       if (bytes.length !== 1 + 8 + 12 + 32 + 16) throw new ChannelError("malformed epoch key");
+      if (kind !== this.keyKind) return null; // wrapped for the other recipient
       if (epoch <= this.epoch) throw new ChannelError("an old key was replayed");
       const nonce = bytes.subarray(9, 21);
-      const raw = await decrypt(this.customerToAgent, nonce, additionalData(this.sessionId, KIND_EPOCH_KEY, epoch), bytes.subarray(21));
+      const raw = await decrypt(this.customerToAgent, nonce, additionalData(this.sessionId, kind, epoch), bytes.subarray(21));
       try {
         this.key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["decrypt"]);
       } finally {

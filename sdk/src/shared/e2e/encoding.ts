@@ -20,6 +20,11 @@ export const IDENTITY_CUSTOMER = "tandem customer";
 export const IDENTITY_AGENT = "tandem agent";
 export const SECRET_DIGITS = 7;
 
+/** A watching supervisor pairs under its own identity and additional data, so its exchange can
+ * never be confused with (or replayed into) the agent's. */
+export const IDENTITY_WATCHER = "tandem supervisor";
+export const WATCHER_SUFFIX = "|watcher";
+
 export function handshakeAad(sessionId: string): Uint8Array {
   return new TextEncoder().encode(`tandem/v1|${sessionId}`);
 }

@@ -1,0 +1,111 @@
+"""A supervisor watches a live session: listed in the console, asked of the customer, paired with
+a code only the customer's browser knows, shown in the customer's banner, ended by leaving."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
+from tests.e2e.conftest import Party, agent_plaintext, get_help, share
+
+WATCH_CODE = re.compile(r"^\s*(\d{3}) (\d{3}) (\d)\s*$")
+
+
+def supervisor_console(supervisor: Party, live: RunningServer) -> None:
+    add_user(live.settings.data_dir, "sam", role="supervisor", display_name="Sam")
+    page = supervisor.page
+    page.goto(f"{live.base}/console/")
+    page.get_by_label("Username").fill("sam")
+    page.get_by_label("Password").fill(AGENT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Live sessions of your teams")).to_be_visible()
+
+
+def read_watch_code(customer: Party) -> str:
+    panel = customer.page.get_by_role("region", name="Supervisor code")
+    expect(panel).to_contain_text("Code for Sam")
+    text = panel.locator(".code").inner_text()
+    match = WATCH_CODE.match(text)
+    assert match, text
+    return "".join(match.groups())
+
+
+def test_a_supervisor_watches_with_the_customers_consent_and_code(
+    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+) -> None:
+    supervisor_console(supervisor, live)
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    customer.page.get_by_label("Search products").press_sequentially("lamp", delay=20)
+    expect(view.locator("input[type=search]")).to_have_value("lamp")
+
+    sam = supervisor.page
+    row = sam.locator("#session-list li", has_text="Demo shop")
+    expect(row).to_contain_text("Alice")
+    row.get_by_role("button", name="Watch").click()
+    expect(sam.get_by_role("status")).to_contain_text("Asking the customer")
+
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Sam, a supervisor, asks to watch too")
+    dialog.get_by_role("button", name="Allow").click()
+    code = read_watch_code(customer)
+    expect(sam.get_by_role("status")).to_contain_text("The customer allowed it")
+    sam.get_by_label("Session code").fill(code)
+    sam.get_by_role("button", name="Start watching").click()
+
+    expect(sam.get_by_role("status")).to_contain_text("Watching the customer's page")
+    sam_view = sam.frame_locator('iframe[title="Customer view"]')
+    expect(sam_view.locator("input[type=search]")).to_have_value("lamp")  # a fresh snapshot
+    expect(customer.page.get_by_role("status").filter(has_text="Sam (supervisor)")).to_be_visible()
+    expect(agent.page.get_by_role("status")).to_contain_text("Sam (supervisor) is watching too")
+    assert sam.get_by_role("button", name="Request control").is_hidden()
+
+    search = customer.page.get_by_label("Search products")
+    search.press("End")
+    search.press_sequentially(" shade", delay=20)
+    expect(sam_view.locator("input[type=search]")).to_have_value("lamp shade")
+    expect(view.locator("input[type=search]")).to_have_value("lamp shade")
+    assert "lamp shade" in agent_plaintext(supervisor)
+    assert code not in "".join(
+        f.decode("utf-8", "replace") for f in customer.frames.sent + supervisor.frames.sent
+    ), "the supervisor code went over the wire"
+
+    sam.get_by_role("button", name="Leave").click()
+    expect(
+        customer.page.get_by_role("status").filter(has_text="Sharing this page with Alice")
+    ).to_be_visible()
+    expect(customer.page.get_by_text("Sam (supervisor)")).to_have_count(0)
+    search.press("End")
+    search.press_sequentially("!", delay=20)
+    expect(view.locator("input[type=search]")).to_have_value("lamp shade!")  # the session goes on
+
+
+def test_a_wrong_supervisor_code_shows_nothing_and_the_customer_can_refuse(
+    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+) -> None:
+    supervisor_console(supervisor, live)
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    sam = supervisor.page
+    sam.locator("#session-list li", has_text="Demo shop").get_by_role(
+        "button", name="Watch"
+    ).click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    code = read_watch_code(customer)
+    wrong = str((int(code) + 1) % 10_000_000).zfill(7)
+    expect(sam.get_by_role("status")).to_contain_text("The customer allowed it")
+    sam.get_by_label("Session code").fill(wrong)
+    sam.get_by_role("button", name="Start watching").click()
+    expect(sam.get_by_role("status")).to_contain_text("did not match")
+    expect(sam.locator('iframe[title="Customer view"]')).to_have_count(0)
+    expect(
+        customer.page.get_by_role("status").filter(has_text="Sharing this page with Alice")
+    ).to_be_visible()
+
+    sam.locator("#session-list li", has_text="Demo shop").get_by_role(
+        "button", name="Watch"
+    ).click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
+    expect(sam.get_by_role("status")).to_contain_text("The customer refused")

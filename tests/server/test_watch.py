@@ -1,0 +1,140 @@
+"""A supervisor watches a live session: the customer is asked, pairs with its own code, and
+page content reaches the supervisor only after that; leaving ends only the watch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tests.conftest import RunningServer
+from tests.server.helpers import (
+    closed_with,
+    login_cookie,
+    open_agent,
+    open_customer,
+    recv_json,
+    send,
+)
+from tests.server.test_admin_api import audit_actions
+
+
+async def sharing(server: RunningServer) -> tuple[Any, Any, str]:
+    customer = await open_customer(server)
+    await send(customer, type="create")
+    created = await recv_json(customer)
+    alice = await open_agent(server, login_cookie(server, "alice"))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    return customer, alice, created["session_id"]
+
+
+async def asked(server: RunningServer) -> tuple[Any, Any, Any, str]:
+    customer, alice, session_id = await sharing(server)
+    sam = await open_agent(server, login_cookie(server, "sam"))
+    await send(sam, type="watch", session_id=session_id)
+    assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": session_id}
+    assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
+    return customer, alice, sam, session_id
+
+
+async def nothing_arrives(ws: Any, seconds: float = 0.3) -> bool:
+    try:
+        await asyncio.wait_for(ws.recv(), seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def test_a_supervisor_watches_after_the_customer_allows_and_pairs(
+    orgs_server: RunningServer,
+) -> None:
+    customer, alice, sam, _ = await asked(orgs_server)
+    await customer.send(b"\x01before-consent")
+    assert (await alice.recv()) == b"\x01before-consent"
+    await send(customer, type="watch_consent", granted=True)
+    assert await recv_json(sam) == {"v": 1, "type": "consent", "granted": True}
+    await customer.send(b"\x01while-pairing")
+    assert (await alice.recv()) == b"\x01while-pairing"
+    await send(customer, type="watch_handshake", data="AAAA")
+    assert await recv_json(sam) == {"v": 1, "type": "handshake", "data": "AAAA"}
+    await send(sam, type="handshake", data="BBBB")
+    assert await recv_json(customer) == {"v": 1, "type": "watch_handshake", "data": "BBBB"}
+    await send(customer, type="watch_handshake", data="CCCC")
+    assert await recv_json(sam) == {"v": 1, "type": "handshake", "data": "CCCC"}
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_joined", "watcher": "Sam"}
+    await customer.send(b"\x01paired")
+    assert (await alice.recv()) == b"\x01paired"
+    assert (await sam.recv()) == b"\x01paired"  # the first content the supervisor gets
+
+    await sam.send(b"\x02a-command")  # a watcher never sends to the customer
+    assert (await closed_with(sam))[0] == 4400
+    assert await recv_json(customer) == {"v": 1, "type": "watcher_left"}
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_left"}
+    await customer.send(b"\x01after")  # the session goes on
+    assert (await alice.recv()) == b"\x01after"
+    actions = audit_actions(orgs_server)
+    assert {"watch_requested", "watch_allowed", "watch_ended"} <= set(actions)
+
+
+async def test_the_customer_can_refuse_a_supervisor(orgs_server: RunningServer) -> None:
+    customer, alice, sam, _ = await asked(orgs_server)
+    await send(customer, type="watch_consent", granted=False)
+    assert await recv_json(sam) == {"v": 1, "type": "ended", "reason": "declined"}
+    assert (await closed_with(sam))[0] == 1000
+    await customer.send(b"\x01still-sharing")
+    assert (await alice.recv()) == b"\x01still-sharing"
+    assert "watch_declined" in audit_actions(orgs_server)
+
+
+async def test_a_wrong_supervisor_code_ends_only_the_watch(orgs_server: RunningServer) -> None:
+    customer, alice, sam, _ = await asked(orgs_server)
+    await send(customer, type="watch_consent", granted=True)
+    await recv_json(sam)
+    await send(customer, type="watch_abort")
+    assert await recv_json(sam) == {"v": 1, "type": "ended", "reason": "key_mismatch"}
+    assert await recv_json(customer) == {"v": 1, "type": "watcher_left"}
+    assert await nothing_arrives(alice)  # the agent never saw the supervisor join
+
+
+async def test_the_session_ending_ends_the_watch(orgs_server: RunningServer) -> None:
+    customer, _, sam, _ = await asked(orgs_server)
+    await send(customer, type="stop")
+    assert await recv_json(sam) == {"v": 1, "type": "ended", "reason": "stopped"}
+    assert (await closed_with(sam))[0] == 1000
+
+
+async def test_only_one_supervisor_watches_at_a_time(orgs_server: RunningServer) -> None:
+    _, _, _, session_id = await asked(orgs_server)
+    again = await open_agent(orgs_server, login_cookie(orgs_server, "sam"))
+    await send(again, type="watch", session_id=session_id)
+    code, reason = await closed_with(again)
+    assert code == 4400 and "already watches" in reason
+
+
+@pytest.mark.parametrize(
+    ("username", "expected"),
+    [("alice", 4403), ("mary", 4404)],  # an agent; another organisation's supervisor
+)
+async def test_who_cannot_watch(orgs_server: RunningServer, username: str, expected: int) -> None:
+    customer, _, session_id = await sharing(orgs_server)
+    other = await open_agent(orgs_server, login_cookie(orgs_server, username))
+    await send(other, type="watch", session_id=session_id)
+    assert (await closed_with(other))[0] == expected
+    assert await nothing_arrives(customer)  # the customer was never asked
+
+
+async def test_a_session_still_waiting_for_consent_cannot_be_watched(
+    orgs_server: RunningServer,
+) -> None:
+    customer = await open_customer(orgs_server)
+    await send(customer, type="create")
+    created = await recv_json(customer)
+    sam = await open_agent(orgs_server, login_cookie(orgs_server, "sam"))
+    await send(sam, type="watch", session_id=created["session_id"])
+    code, reason = await closed_with(sam)
+    assert code == 4400 and "while waiting" in reason
