@@ -142,6 +142,20 @@ class Directory:
         await self.storage.add_team(actor.org, team)
         await self.record("team_created", actor=actor.username, org=actor.org, subject=team)
 
+    async def set_team_policy(
+        self, actor: Principal, team: str, policy: MaskingPolicy | None
+    ) -> dict[str, object] | None:
+        """A team's own policy: its page rules and masks apply to every session its agents
+        join, on top of the site's and the organisation's (they can only add restrictions)."""
+        authorize(actor, "teams.manage", Resource(actor.org))
+        text = _policy_text(policy)
+        if not await self.storage.set_team_policy(actor.org, team, text):
+            raise NotFoundError(f"no team named {team!r}")
+        await self.record(
+            "policy_changed", actor=actor.username, org=actor.org, subject=f"team:{team}"
+        )
+        return json.loads(text) if text else None
+
     async def delete_team(self, actor: Principal, team: str) -> None:
         authorize(actor, "teams.manage", Resource(actor.org))
         if not await self.storage.delete_team(actor.org, team):

@@ -26,7 +26,7 @@ from tandem.exceptions import (
 from tandem.fanout.base import Fanout, Frame
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
-from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage
+from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage, TeamPolicy
 from tandem.protocol.session import (
     Effect,
     EndSession,
@@ -67,6 +67,8 @@ class LiveSession:
     watcher_username: str = ""
     org_id: str = DEFAULT_ORG
     site_id: str = ""
+    team_policies: list[dict[str, object]] = dataclasses.field(default_factory=list)
+    """The joined agent's teams' policies for this site, sent to the customer."""
 
 
 class SessionHub:
@@ -210,8 +212,30 @@ class SessionHub:
         resumed, effects = live.machine.customer_resumes()
         site = await self.storage.get_site(live.site_id)
         resumed.policy = self.policy_for(site) if site else self.policy
+        if live.team_policies:  # right after "resumed", before anything the agent sends
+            effects.insert(1, ToCustomer(TeamPolicy(policies=live.team_policies)))
         await self.apply(live, effects)
         return resumed
+
+    async def agent_joins(self, live: LiveSession, agent: Principal) -> None:
+        """The agent's code was right: its teams' policies for this site go to the customer
+        first, then the join itself."""
+        site = await self.storage.get_site(live.site_id)
+        serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
+        texts = await self.storage.team_policies(live.org_id, serving)
+        live.team_policies = [json.loads(texts[team]) for team in serving if team in texts]
+        live.agent_username = agent.username
+        effects = live.machine.agent_joins(agent.display_name, self.clock())
+        if live.team_policies and live.machine.state == "pending_consent":
+            self.send_to_customer(live, TeamPolicy(policies=live.team_policies))
+        await self.record(
+            "agent_joined",
+            actor=agent.username,
+            org=agent.org,
+            subject=live.machine.session_id,
+            team_policies=len(live.team_policies),
+        )
+        await self.apply(live, effects)
 
     async def session_for_code(self, code_text: str, agent: Principal) -> LiveSession | None:
         """Consume a join code (single use) of the agent's organisation and return its waiting

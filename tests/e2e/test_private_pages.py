@@ -53,3 +53,45 @@ def test_a_private_page_pauses_sharing_and_a_shared_page_resumes_it(
     assert "Private-page-hushhush" not in seen and "Settings" not in seen
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
     assert "Private-page-hushhush" not in wire
+
+
+def test_a_teams_policy_adds_private_pages_and_masks_for_its_agents(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    from tandem.directory import Directory, operator
+    from tandem.policy import MaskingPolicy
+    from tests.conftest import seed_directory
+
+    server = server_factory(allow_origins=(other_origin.origin,))
+    team_policy = {"version": 1, "pages": {"deny": ["/team-secret*"]}, "mask": [".notes"]}
+
+    async def restrict_support(directory: Directory) -> None:
+        import msgspec
+
+        policy = msgspec.convert(team_policy, MaskingPolicy)
+        await directory.set_team_policy(operator("default"), "support", policy)
+
+    seed_directory(server.settings.data_dir, restrict_support)
+    plain = '<h1>{t}</h1><p class="notes">{n}</p><p>{o}</p><a href="{link}">Next page</a>'
+    first = other_origin.page(
+        "open.html",
+        plain.format(t="Open", n="Team-masked-notes", o="Open-text", link="team-secret.html"),
+        server,
+    )
+    other_origin.page(
+        "team-secret.html",
+        plain.format(t="Secret", n="x", o="Team-only-hidden", link="open.html"),
+        server,
+    )
+    customer.page.goto(first)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, server, code)
+    expect(view.get_by_text("Open-text")).to_be_visible()
+    assert "Team-masked-notes" not in agent_plaintext(agent)  # the team's mask holds
+
+    customer.page.get_by_role("link", name="Next page").click()
+    customer.page.wait_for_url("**/team-secret.html")
+    expect(agent.page.get_by_role("status")).to_contain_text("Customer is on a private page")
+    customer.page.wait_for_timeout(500)
+    seen = agent_plaintext(agent) + agent.page.content()
+    assert "Team-only-hidden" not in seen

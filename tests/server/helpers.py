@@ -85,8 +85,10 @@ async def closed_with(ws: ClientConnection, timeout: float = 5) -> tuple[int, st
     raise AssertionError("unreachable")
 
 
-async def start_session(server: RunningServer) -> tuple[ClientConnection, dict[str, Any]]:
-    customer = await open_customer(server)
+async def start_session(
+    server: RunningServer, origin: str | None = None
+) -> tuple[ClientConnection, dict[str, Any]]:
+    customer = await open_customer(server, origin)
     await send(customer, type="create")
     created = await recv_json(customer)
     assert created["type"] == "created"

@@ -13,6 +13,7 @@ from tests.server.helpers import (
     closed_with,
     login_cookie,
     open_agent,
+    open_customer,
     recv_json,
     send,
     start_session,
@@ -130,3 +131,28 @@ def test_sites_teams_and_retention_are_validated(orgs_server: RunningServer) -> 
         assert kept.json()["retention_days"] == 7
     actions = audit_actions(orgs_server)
     assert {"team_created", "site_created", "retention_changed"} <= set(actions)
+
+
+async def test_a_teams_policy_reaches_the_customer_before_its_agent_joins(
+    orgs_server: RunningServer,
+) -> None:
+    policy = {"version": 1, "pages": {"deny": ["/admin*"]}}
+    with api(orgs_server, "ada") as ada:
+        bad = ada.patch("/api/teams/support", json={"policy": {"version": 2}})
+        assert bad.status_code == 400 and "version" in bad.json()["detail"]
+        assert ada.patch("/api/teams/nope", json={"policy": policy}).status_code == 404
+        changed = ada.patch("/api/teams/support", json={"policy": policy})
+        assert changed.status_code == 200 and changed.json()["policy"] == policy
+    customer, created = await start_session(orgs_server)
+    alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
+    await send(alice, type="join", code=created["code"])
+    assert await recv_json(customer) == {"v": 1, "type": "team_policy", "policies": [policy]}
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    # After a navigation, the resumed page gets it again.
+    again = await open_customer(orgs_server)
+    await send(
+        again, type="resume", session_id=created["session_id"], resume_token=created["resume_token"]
+    )
+    assert (await recv_json(again))["type"] == "resumed"
+    assert (await recv_json(again))["type"] == "team_policy"
+    assert "policy_changed" in audit_actions(orgs_server)

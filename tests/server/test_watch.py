@@ -16,20 +16,13 @@ from tests.server.helpers import (
     open_customer,
     recv_json,
     send,
+    sharing_session,
 )
 from tests.server.test_admin_api import audit_actions
 
 
 async def sharing(server: RunningServer) -> tuple[Any, Any, str]:
-    customer = await open_customer(server)
-    await send(customer, type="create")
-    created = await recv_json(customer)
-    alice = await open_agent(server, login_cookie(server, "alice"))
-    await send(alice, type="join", code=created["code"])
-    assert (await recv_json(alice))["type"] == "joined"
-    assert (await recv_json(customer))["type"] == "agent_joined"
-    await send(customer, type="consent", granted=True)
-    assert (await recv_json(alice))["type"] == "consent"
+    customer, alice, created = await sharing_session(server)
     return customer, alice, created["session_id"]
 
 

@@ -123,6 +123,8 @@ class Session {
   private backlogTimer: ReturnType<typeof setInterval> | undefined;
   private starting: Promise<string> | null = null;
   private sitePolicy: Policy | null = null;
+  /** The joined agent's teams' policies (from the server): each can only add restrictions. */
+  private teamPolicies: Policy[] = [];
   /** The organisation's policy from the server: it can only add restrictions. */
   private orgPolicy: Policy | null = null;
   private reconnects = 0;
@@ -258,6 +260,9 @@ class Session {
         if (message.state === "waiting" && this.code) this.ui.showCode(this.code, () => void this.stop());
         if (message.state === "sharing") void this.beginSharing();
         break;
+      case "team_policy":
+        this.acceptTeamPolicies(message.policies);
+        break;
       case "agent_joined":
         if (!this.saved) return;
         this.saved.agent = message.agent;
@@ -296,6 +301,33 @@ class Session {
       this.fail(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`);
       return false;
     }
+  }
+
+  private acceptTeamPolicies(values: unknown[]): void {
+    try {
+      this.teamPolicies = Array.isArray(values) ? values.map((value) => validatePolicy(value)) : [];
+    } catch (error) {
+      this.send(control("stop"));
+      this.fail(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`);
+      return;
+    }
+    if (this.state === "sharing") {
+      usePolicy(this.effectivePolicy());
+      this.onPageChange(true);
+    }
+  }
+
+  /** Every policy that decides whether a page is private: any one of them can make it so. */
+  private pagePolicies(): (Policy | null)[] {
+    return [this.sitePolicy, this.orgPolicy, ...this.teamPolicies];
+  }
+
+  /** The site's policy tightened by the organisation's and the agent's teams'. */
+  private effectivePolicy(): Policy {
+    return [this.orgPolicy, ...this.teamPolicies].reduce<Policy>(
+      (merged, next) => mergePolicies(merged, next),
+      this.sitePolicy ?? validatePolicy({ version: 1 }),
+    );
   }
 
   /** Run the key exchange (or find its key after a navigation), then ask for consent. */
@@ -480,10 +512,10 @@ class Session {
         }
         this.drawBanner();
       },
-      isPrivate: (url) => pageIsPrivate(url, [this.sitePolicy, this.orgPolicy]),
+      isPrivate: (url) => pageIsPrivate(url, this.pagePolicies()),
     }, saved.control ?? false);
     this.drawBanner();
-    usePolicy(mergePolicies(this.sitePolicy ?? validatePolicy({ version: 1 }), this.orgPolicy));
+    usePolicy(this.effectivePolicy());
     this.watchedHref = location.href;
     clearInterval(this.pageWatch);
     this.pageWatch = setInterval(() => this.onPageChange(), 300);
@@ -521,7 +553,7 @@ class Session {
   }
 
   private isPrivatePage(): boolean {
-    return pageIsPrivate(new URL(location.href), [this.sitePolicy, this.orgPolicy]);
+    return pageIsPrivate(new URL(location.href), this.pagePolicies());
   }
 
   /** A private page: tell the agent, record nothing until the customer is on a shared page. */
@@ -535,8 +567,8 @@ class Session {
     this.drawBanner();
   }
 
-  private onPageChange(): void {
-    if (location.href === this.watchedHref || this.state !== "sharing") return;
+  private onPageChange(force = false): void {
+    if ((!force && location.href === this.watchedHref) || this.state !== "sharing") return;
     this.watchedHref = location.href;
     const isPrivate = this.isPrivatePage();
     if (isPrivate && !this.paused) this.pause();
@@ -664,6 +696,7 @@ class Session {
     this.watchExchange = null;
     this.watchAsker = null;
     this.watcherKeys = null;
+    this.teamPolicies = [];
     this.commands = null;
     this.control?.dispose();
     this.control = null;

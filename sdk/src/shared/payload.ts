@@ -164,7 +164,13 @@ export async function unpack(packed: Uint8Array): Promise<Uint8Array> {
   if (packed.length < 1) throw new PayloadError("empty payload");
   const body = packed.subarray(1);
   if (packed[0] === RAW) return body;
-  if (packed[0] === DEFLATED) return transform(body, new DecompressionStream("deflate-raw"), MAX_PAYLOAD_BYTES + 1024);
+  if (packed[0] === DEFLATED) {
+    try {
+      return await transform(body, new DecompressionStream("deflate-raw"), MAX_PAYLOAD_BYTES + 1024);
+    } catch (error) {
+      throw error instanceof PayloadError ? error : new PayloadError("payload does not inflate");
+    }
+  }
   throw new PayloadError("unknown payload encoding");
 }
 

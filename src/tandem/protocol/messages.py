@@ -166,6 +166,14 @@ class Resumed(Outbound, tag="resumed"):
     policy: dict[str, object] | None = None
 
 
+class TeamPolicy(Outbound, tag="team_policy"):
+    """The policies of the joining agent's teams (for this site): the SDK applies each on top of
+    the site's and the organisation's; they can only add restrictions. Sent before
+    ``agent_joined`` and again after a resume."""
+
+    policies: list[dict[str, object]]
+
+
 class AgentJoined(Outbound, tag="agent_joined"):
     agent: str
 
@@ -230,6 +238,7 @@ class Ended(Outbound, tag="ended"):
 ServerMessage = (
     Created
     | Resumed
+    | TeamPolicy
     | AgentJoined
     | Joined
     | ConsentNotice

@@ -60,6 +60,11 @@ class NewTeam(msgspec.Struct, forbid_unknown_fields=True):
     team: Name
 
 
+class TeamChange(msgspec.Struct, forbid_unknown_fields=True):
+    policy: MaskingPolicy | None
+    """The team's policy (docs/privacy.md), or null to remove it."""
+
+
 class NewSite(msgspec.Struct, forbid_unknown_fields=True):
     site_id: Name
     origin: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -158,6 +163,12 @@ async def _list_teams(call: Call) -> object:
 async def _add_team(call: Call) -> object:
     await call.services.directory.add_team(call.principal, call.body.team)
     return {"team": call.body.team}
+
+
+async def _change_team(call: Call) -> object:
+    team = call.params["team"]
+    policy = await call.services.directory.set_team_policy(call.principal, team, call.body.policy)
+    return {"team": team, "policy": policy}
 
 
 async def _delete_team(call: Call) -> object:
@@ -338,6 +349,14 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("GET", "/api/teams", "teams.manage", "Teams of your organisation.", _list_teams),
     Operation("POST", "/api/teams", "teams.manage", "Create a team.", _add_team, NewTeam, 201),
+    Operation(
+        "PATCH",
+        "/api/teams/{team}",
+        "teams.manage",
+        "Set or remove the team's own policy: page rules and masks for its agents' sessions.",
+        _change_team,
+        TeamChange,
+    ),
     Operation(
         "DELETE", "/api/teams/{team}", "teams.manage", "Delete a team.", _delete_team, status=204
     ),

@@ -371,15 +371,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     agents_topic(live.machine.session_id), settings.send_queue_frames
                 )
                 connection = Connection(ws, subscription)
-                live.agent_username = agent.username
-                effects = live.machine.agent_joins(agent.display_name, hub.clock())
-                await hub.record(
-                    "agent_joined",
-                    actor=agent.username,
-                    org=agent.org,
-                    subject=live.machine.session_id,
-                )
-                await hub.apply(live, effects)
+                await hub.agent_joins(live, agent)
             elif live is None or isinstance(message, Watch):
                 raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
             elif isinstance(message, Leave):

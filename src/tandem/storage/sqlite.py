@@ -140,6 +140,9 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN org_id TEXT NOT NULL DEFAULT 'default';
     ALTER TABLE sessions ADD COLUMN site_id TEXT NOT NULL DEFAULT '';
     """,
+    """
+    ALTER TABLE teams ADD COLUMN policy TEXT;
+    """,
 )
 
 _USER_COLUMNS = (
@@ -340,7 +343,7 @@ class SQLiteStorage:
     async def add_team(self, org_id: str, team: str) -> None:
         def work(db: sqlite3.Connection) -> None:
             try:
-                db.execute("INSERT INTO teams VALUES (?, ?)", (org_id, team))
+                db.execute("INSERT INTO teams (org_id, team) VALUES (?, ?)", (org_id, team))
             except sqlite3.IntegrityError:
                 raise ConflictError(f"a team {team!r} already exists") from None
 
@@ -349,6 +352,28 @@ class SQLiteStorage:
     async def delete_team(self, org_id: str, team: str) -> bool:
         cursor = await self._run(
             lambda db: db.execute("DELETE FROM teams WHERE org_id = ? AND team = ?", (org_id, team))
+        )
+        return bool(cursor.rowcount)
+
+    async def team_policies(self, org_id: str, teams: tuple[str, ...]) -> dict[str, str]:
+        def work(db: sqlite3.Connection) -> dict[str, str]:
+            found = {}
+            for team in teams:
+                row = db.execute(
+                    "SELECT policy FROM teams WHERE org_id = ? AND team = ? AND policy IS NOT NULL",
+                    (org_id, team),
+                ).fetchone()
+                if row:
+                    found[team] = str(row[0])
+            return found
+
+        return await self._run(work)
+
+    async def set_team_policy(self, org_id: str, team: str, policy: str | None) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute(
+                "UPDATE teams SET policy = ? WHERE org_id = ? AND team = ?", (policy, org_id, team)
+            )
         )
         return bool(cursor.rowcount)
 

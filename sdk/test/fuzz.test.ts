@@ -1,0 +1,96 @@
+/**
+ * Fuzzing the parsers the browsers feed with what arrives from the network (property-based, with
+ * fast-check): whatever the bytes, each one returns or throws its own documented error, never
+ * anything else, and memory stays bounded.
+ */
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fc from "fast-check";
+import { ChannelError, ContentReceiver, ContentSender, KIND_WATCHER_KEY, derivePairwiseKeys } from "../src/shared/e2e/channel.ts";
+import { MAX_PARTS, PayloadDecoder, PayloadError, pack, unpack } from "../src/shared/payload.ts";
+import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
+import { parseServerMessage } from "../src/shared/protocol.ts";
+
+const RUNS = Number(process.env.TANDEM_FUZZ_RUNS ?? 2000);
+
+async function expectOnly<T>(kind: new (...args: never[]) => Error, work: () => T | Promise<T>): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    assert.ok(error instanceof kind, `unexpected ${(error as Error)?.constructor?.name}: ${String(error)}`);
+  }
+}
+
+const part = fc.record({
+  k: fc.constantFrom("part", "events", "paused", "control", "x"),
+  id: fc.oneof(fc.integer({ min: 0, max: 3 }), fc.double(), fc.string()),
+  i: fc.oneof(fc.integer({ min: -2, max: 70 }), fc.constant(1e12)),
+  n: fc.oneof(fc.integer({ min: -2, max: 70 }), fc.constant(2 ** 40)),
+  d: fc.oneof(fc.string(), fc.constant('{"k":"events","events":[]}'), fc.integer()),
+  events: fc.anything(),
+  state: fc.constantFrom("granted", "refused", "revoked", "other"),
+});
+
+test("payload decoder: any bytes and any part sequence", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.oneof(fc.uint8Array({ maxLength: 200 }), part.map((p) => new TextEncoder().encode(JSON.stringify(p)))), { maxLength: 20 }), async (frames) => {
+      const decoder = new PayloadDecoder();
+      for (const frame of frames) await expectOnly(PayloadError, () => decoder.push(frame));
+      const held = (decoder as unknown as { parts: unknown[] }).parts.length;
+      assert.ok(held <= MAX_PARTS);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test("unpack: any bytes, including broken and oversized deflate streams", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
+      await expectOnly(PayloadError, () => unpack(bytes));
+      await expectOnly(PayloadError, () => unpack(Uint8Array.of(1, ...bytes)));
+    }),
+    { numRuns: RUNS / 4 },
+  );
+  // A deflate bomb is cut off at the limit.
+  const bomb = await pack(new Uint8Array(2 * 1024 * 1024).fill(65));
+  await assert.rejects(unpack(bomb), PayloadError);
+});
+
+test("content receiver: forged, truncated and relabelled frames only raise ChannelError", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const customer = await derivePairwiseKeys(ke.slice(), "s1");
+  const agent = await derivePairwiseKeys(ke.slice(), "s1");
+  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent]);
+  const genuine = [...sender.epochKeyFrames, await sender.seal(new TextEncoder().encode("hello"))];
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.oneof(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(...genuine), fc.tuple(fc.constantFrom(...genuine), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([frame, at, value]) => {
+        const copy = frame.slice();
+        copy[at % copy.length] = value;
+        return copy;
+      })), { maxLength: 8 }),
+      fc.boolean(),
+      async (frames, asWatcher) => {
+        const receiver = asWatcher ? new ContentReceiver("s1", agent.customerToAgent, KIND_WATCHER_KEY) : new ContentReceiver("s1", agent.customerToAgent);
+        for (const frame of frames) await expectOnly(ChannelError, () => receiver.open(frame));
+      },
+    ),
+    { numRuns: RUNS / 4 },
+  );
+});
+
+test("server messages and policies: any text, any JSON", async () => {
+  fc.assert(
+    fc.property(fc.string(), fc.json(), (text, json) => {
+      parseServerMessage(text);
+      parseServerMessage(json);
+    }),
+    { numRuns: RUNS },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(fc.jsonValue(), fc.record({ version: fc.constant(1), mask: fc.anything(), pages: fc.anything(), detectors: fc.anything(), media: fc.anything(), url: fc.anything() })), async (value) => {
+      await expectOnly(PolicyError, () => validatePolicy(value));
+    }),
+    { numRuns: RUNS },
+  );
+});
