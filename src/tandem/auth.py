@@ -47,15 +47,34 @@ Agent = Principal
 """A signed-in user as the server sees it on each request (any role)."""
 
 
-def principal(user: UserRecord) -> Principal:
+def principal(user: UserRecord, method: str = "password") -> Principal:
+    """The user as decisions see it. A sign-in through the organisation's identity provider
+    counts as strong (the provider runs its own second factor)."""
     return Principal(
         username=user.username,
         display_name=user.display_name,
         role=validate_role(user.role),
         org=user.org_id,
         teams=frozenset(user.teams),
-        needs_second_factor=not user.totp_secret and not user.mfa_exempt,
+        needs_second_factor=method != "oidc" and not user.totp_secret and not user.mfa_exempt,
     )
+
+
+async def open_login(
+    storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+) -> str:
+    """A new sign-in session for ``user``; returns the cookie token (storage keeps its digest)."""
+    token = crypto.new_token(entropy)
+    await storage.add_login(
+        LoginRecord(
+            token_digest=crypto.secret_digest(token, "login"),
+            username=user.username,
+            expires_at=now + ttl,
+            last_seen=now,
+            method=method,
+        )
+    )
+    return token
 
 
 def validate_name(value: str, what: str) -> str:
@@ -218,15 +237,7 @@ async def sign_in(
         box is None or not await _second_factor_ok(storage, user, code, now, box)
     ):
         raise AuthenticationError()
-    token = crypto.new_token(entropy)
-    await storage.add_login(
-        LoginRecord(
-            token_digest=crypto.secret_digest(token, "login"),
-            username=user.username,
-            expires_at=now + ttl,
-            last_seen=now,
-        )
-    )
+    token = await open_login(storage, user, now, ttl, entropy, "password")
     return principal(user), token
 
 
@@ -253,7 +264,7 @@ async def agent_for_token(
     user = await storage.get_user(login.username)
     if user is None:
         return None
-    return principal(user)
+    return principal(user, login.method)
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from tandem import auth, crypto
 from tandem.access import Principal, Resource, authorize
@@ -129,6 +130,43 @@ class Directory:
             retention_days=updated.retention_days,
         )
         return updated
+
+    async def get_sso(self, actor: Principal) -> dict[str, str] | None:
+        authorize(actor, "org.manage", Resource(actor.org))
+        sealed = await self.storage.get_oidc(actor.org)
+        if not sealed:
+            return None
+        value = json.loads(self.box.open(sealed))
+        return {"issuer": value["issuer"], "client_id": value["client_id"]}  # never the secret
+
+    async def set_sso(
+        self, actor: Principal, issuer: str, client_id: str, client_secret: str
+    ) -> dict[str, str]:
+        """The organisation's OpenID Connect provider (docs/administration.md)."""
+        authorize(actor, "org.manage", Resource(actor.org))
+        parts = urlsplit(issuer)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme != "https" and not (parts.scheme == "http" and local):
+            raise ConfigError("the issuer must be an https:// URL")
+        if parts.query or parts.fragment or not parts.hostname:
+            raise ConfigError("the issuer is a plain URL without query or fragment")
+        if not client_id.strip() or not client_secret:
+            raise ConfigError("client_id and client_secret are required")
+        value = {
+            "issuer": issuer.rstrip("/"),
+            "client_id": client_id,
+            "client_secret": client_secret,
+        }
+        await self.storage.set_oidc(actor.org, self.box.seal(json.dumps(value)))
+        await self.record(
+            "sso_configured", actor=actor.username, org=actor.org, subject=actor.org, issuer=issuer
+        )
+        return {"issuer": value["issuer"], "client_id": client_id}
+
+    async def clear_sso(self, actor: Principal) -> None:
+        authorize(actor, "org.manage", Resource(actor.org))
+        await self.storage.set_oidc(actor.org, None)
+        await self.record("sso_removed", actor=actor.username, org=actor.org, subject=actor.org)
 
     # Teams
 

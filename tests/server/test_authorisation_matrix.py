@@ -23,6 +23,8 @@ PUBLIC = {
     ("/api/login", "POST"),
     ("/api/logout", "POST"),
     ("/api/openapi.json", "GET"),
+    ("/api/sso/start", "GET"),
+    ("/api/sso/callback", "GET"),
 }
 """Routes anyone may call (signing in and out, the API description)."""
 

@@ -745,7 +745,32 @@ controlLayer.addEventListener("click", (event) => live?.onLayerClick(event));
 controlLayer.addEventListener("wheel", (event) => live?.onLayerWheel(event), { passive: false });
 typingInput.addEventListener("input", () => live?.onTyping());
 
+// A plain navigation, not a form post: the console's CSP (form-action 'self') would stop the
+// redirect to the organisation's provider.
+byId<HTMLFormElement>("sso-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const org = byId<HTMLInputElement>("sso-org").value.trim().toLowerCase();
+  if (!org) {
+    signinError.textContent = "Type your organisation's id.";
+    signinError.hidden = false;
+    return;
+  }
+  location.assign(`/api/sso/start?${new URLSearchParams({ org })}`);
+});
+
+/** Back from the identity provider with a failure: say so, and keep nothing in the address. */
+function ssoOutcome(): void {
+  const outcome = new URLSearchParams(location.search).get("sso");
+  if (!outcome) return;
+  history.replaceState(null, "", location.pathname);
+  signinError.textContent = outcome === "unavailable"
+    ? "That organisation does not sign in through an identity provider here."
+    : "Sign-in with your organisation failed. Ask your admin if your account is set up.";
+  signinError.hidden = false;
+}
+
 async function init(): Promise<void> {
+  ssoOutcome();
   try {
     const response = await fetch("/api/me", { credentials: "same-origin" });
     if (response.ok) {

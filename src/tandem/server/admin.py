@@ -86,6 +86,12 @@ class OrgChange(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int | None = None
 
 
+class SsoSettings(msgspec.Struct, forbid_unknown_fields=True):
+    issuer: Annotated[str, msgspec.Meta(min_length=8, max_length=300)]
+    client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+
+
 class CodeConfirmation(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
@@ -230,6 +236,24 @@ async def _change_org(call: Call) -> object:
     return _org_json(org)
 
 
+async def _get_sso(call: Call) -> object:
+    return {"sso": await call.services.directory.get_sso(call.principal)}
+
+
+async def _set_sso(call: Call) -> object:
+    body: SsoSettings = call.body
+    return {
+        "sso": await call.services.directory.set_sso(
+            call.principal, body.issuer, body.client_id, body.client_secret
+        )
+    }
+
+
+async def _clear_sso(call: Call) -> object:
+    await call.services.directory.clear_sso(call.principal)
+    return None
+
+
 async def _live_sessions(call: Call) -> object:
     hub = call.services.hub
     return [
@@ -312,6 +336,29 @@ OPERATIONS: tuple[Operation, ...] = (
         "Rename it or change how long ended sessions are kept (retention_days).",
         _change_org,
         OrgChange,
+    ),
+    Operation(
+        "GET",
+        "/api/org/sso",
+        "org.manage",
+        "Your organisation's OpenID Connect provider (never its secret), or null.",
+        _get_sso,
+    ),
+    Operation(
+        "PUT",
+        "/api/org/sso",
+        "org.manage",
+        "Sign-in through your OpenID Connect provider: issuer, client id and secret.",
+        _set_sso,
+        SsoSettings,
+    ),
+    Operation(
+        "DELETE",
+        "/api/org/sso",
+        "org.manage",
+        "Turn sign-in through the provider off.",
+        _clear_sso,
+        status=204,
     ),
     Operation("GET", "/api/users", "users.manage", "Accounts of your organisation.", _list_users),
     Operation(

@@ -26,7 +26,7 @@ from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import Backoff
-from tandem.server import admin, api, openapi, ws
+from tandem.server import admin, api, openapi, sso, ws
 from tandem.server.middleware import SameOriginWrites, SecurityHeaders
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
 from tandem.storage.sqlite import SQLiteStorage
@@ -159,6 +159,8 @@ def create_app(
         Route("/api/me", api.me),
         Route("/api/openapi.json", openapi.openapi),
         *admin.routes(),
+        Route("/api/sso/start", sso.start),
+        Route("/api/sso/callback", sso.callback, name="sso_callback"),
         WebSocketRoute("/ws/customer", ws.customer_endpoint),
         WebSocketRoute("/ws/agent", ws.agent_endpoint),
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),

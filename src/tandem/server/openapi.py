@@ -101,6 +101,31 @@ SPEC: dict[str, object] = {
                 },
             }
         },
+        "/api/sso/start": {
+            "get": {
+                "summary": "Sign in through your organisation's OpenID Connect provider.",
+                "parameters": [
+                    {"name": "org", "in": "query", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "303": {
+                        "description": "To the provider; or back to /console/?sso=unavailable "
+                        "when the organisation has none"
+                    }
+                },
+            }
+        },
+        "/api/sso/callback": {
+            "get": {
+                "summary": "Where the provider sends the browser back (code flow with PKCE).",
+                "responses": {
+                    "303": {
+                        "description": "To /console/ signed in, or to /console/?sso=failed "
+                        "(the reason is in the audit trail)"
+                    }
+                },
+            }
+        },
         "/api/openapi.json": {
             "get": {
                 "summary": "This description.",

@@ -71,6 +71,8 @@ class LoginRecord:
     username: str
     expires_at: float
     last_seen: float = 0.0
+    method: str = "password"
+    """How the user signed in: ``password`` (with the second factor) or ``oidc``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -183,6 +185,26 @@ class Storage(AuditStore, Protocol):
 
     async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
         """Keep (or drop) an encrypted TOTP seed that is being set up."""
+        ...
+
+    async def link_oidc_subject(self, username: str, subject: str) -> bool:
+        """Bind the user to an identity provider subject on first use; True if it matches."""
+        ...
+
+    async def get_oidc(self, org_id: str) -> str | None:
+        """The organisation's identity provider settings (encrypted JSON), if any."""
+        ...
+
+    async def set_oidc(self, org_id: str, sealed: str | None) -> None: ...
+
+    async def put_oidc_pending(
+        self, state_digest: str, org_id: str, sealed: str, expires_at: float
+    ) -> None:
+        """Keep a sign-in that went to the identity provider (encrypted), by its state."""
+        ...
+
+    async def take_oidc_pending(self, state_digest: str, now: float) -> tuple[str, str] | None:
+        """Return and delete a pending sign-in (org, sealed); None if unknown or expired."""
         ...
 
     async def delete_user(self, username: str) -> bool: ...

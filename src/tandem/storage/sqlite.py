@@ -143,6 +143,17 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE teams ADD COLUMN policy TEXT;
     """,
+    """
+    ALTER TABLE logins ADD COLUMN method TEXT NOT NULL DEFAULT 'password';
+    ALTER TABLE orgs ADD COLUMN oidc TEXT;
+    ALTER TABLE users ADD COLUMN oidc_subject TEXT;
+    CREATE TABLE oidc_pending (
+        state_digest TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        sealed TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 
 _USER_COLUMNS = (
@@ -305,6 +316,56 @@ class SQLiteStorage:
             )
         )
 
+    async def link_oidc_subject(self, username: str, subject: str) -> bool:
+        """Record the identity provider's subject for a user that has none; True if the user's
+        subject is (now) ``subject``."""
+
+        def work(db: sqlite3.Connection) -> bool:
+            with _transaction(db):
+                db.execute(
+                    "UPDATE users SET oidc_subject = ? WHERE username = ? AND oidc_subject IS NULL",
+                    (subject, username),
+                )
+                row = db.execute(
+                    "SELECT oidc_subject FROM users WHERE username = ?", (username,)
+                ).fetchone()
+            return bool(row) and row[0] == subject
+
+        return await self._run(work)
+
+    async def get_oidc(self, org_id: str) -> str | None:
+        row = await self._run(
+            lambda db: db.execute("SELECT oidc FROM orgs WHERE org_id = ?", (org_id,)).fetchone()
+        )
+        return str(row[0]) if row and row[0] else None
+
+    async def set_oidc(self, org_id: str, sealed: str | None) -> None:
+        await self._run(
+            lambda db: db.execute("UPDATE orgs SET oidc = ? WHERE org_id = ?", (sealed, org_id))
+        )
+
+    async def put_oidc_pending(
+        self, state_digest: str, org_id: str, sealed: str, expires_at: float
+    ) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO oidc_pending VALUES (?, ?, ?, ?)",
+                (state_digest, org_id, sealed, expires_at),
+            )
+        )
+
+    async def take_oidc_pending(self, state_digest: str, now: float) -> tuple[str, str] | None:
+        row = await self._run(
+            lambda db: db.execute(
+                "DELETE FROM oidc_pending WHERE state_digest = ?"
+                " RETURNING org_id, sealed, expires_at",
+                (state_digest,),
+            ).fetchone()
+        )
+        if row is None or row[2] <= now:
+            return None
+        return str(row[0]), str(row[1])
+
     async def delete_user(self, username: str) -> bool:
         cursor = await self._run(
             lambda db: db.execute("DELETE FROM users WHERE username = ?", (username,))
@@ -315,7 +376,8 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO orgs VALUES (?, ?, ?, ?)",
+                    "INSERT INTO orgs (org_id, name, created_at, retention_days)"
+                    " VALUES (?, ?, ?, ?)",
                     (org.org_id, org.name, org.created_at, org.retention_days),
                 )
             except sqlite3.IntegrityError:
@@ -527,15 +589,22 @@ class SQLiteStorage:
     async def add_login(self, login: LoginRecord) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO logins VALUES (?, ?, ?, ?)",
-                (login.token_digest, login.username, login.expires_at, login.last_seen),
+                "INSERT INTO logins (token_digest, username, expires_at, last_seen, method)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    login.token_digest,
+                    login.username,
+                    login.expires_at,
+                    login.last_seen,
+                    login.method,
+                ),
             )
         )
 
     async def get_login(self, token_digest: str) -> LoginRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT token_digest, username, expires_at, last_seen FROM logins"
+                "SELECT token_digest, username, expires_at, last_seen, method FROM logins"
                 " WHERE token_digest = ?",
                 (token_digest,),
             ).fetchone()
@@ -630,6 +699,7 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM join_codes WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM oidc_pending WHERE expires_at <= ?", (now,))
             # Each organisation's retention: ended sessions' records go when it runs out.
             db.execute(
                 "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ? - 86400.0 *"

@@ -1,0 +1,156 @@
+"""Sign-in through an organisation's own identity provider (OpenID Connect, code flow + PKCE).
+
+``GET /api/sso/start?org=ID`` sends the browser to the organisation's provider;
+``GET /api/sso/callback`` comes back with a code, which :mod:`tandem.oidc` exchanges and checks.
+The pending sign-in is kept server-side (encrypted, single use, 10 minutes) and bound to the
+browser that started it by a cookie, so a callback link cannot sign someone else in (login CSRF).
+
+Accounts are provisioned by the organisation's admin: the provider's ``preferred_username`` must
+name an existing user of that organisation, and the provider's subject is bound to the account on
+first use, so a later, different person with that name at the provider is refused. The provider
+runs its own second factor, so Tandem's is not asked for.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from tandem import auth, crypto, oidc
+from tandem.exceptions import AuthenticationError, ConfigError
+
+if TYPE_CHECKING:
+    from tandem.server.app import Services
+
+COOKIE = "tandem_sso"
+PENDING_SECONDS = 600.0
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig | None:
+    sealed = await services.storage.get_oidc(org_id)
+    if not sealed:
+        return None
+    value = json.loads(services.box.open(sealed))
+    return oidc.ProviderConfig(
+        issuer=value["issuer"], client_id=value["client_id"], client_secret=value["client_secret"]
+    )
+
+
+def _redirect_uri(request: Request) -> str:
+    return str(request.url_for("sso_callback"))
+
+
+def _failed(reason: str = "failed") -> Response:
+    response = RedirectResponse(f"/console/?sso={reason}", status_code=303)
+    response.delete_cookie(COOKIE, path="/api/sso")
+    return response
+
+
+async def start(request: Request) -> Response:
+    services = _services(request)
+    org_id = request.query_params.get("org", "").strip().lower()
+    try:
+        auth.validate_name(org_id, "organisation id")
+        config = await provider_for(services, org_id)
+    except ConfigError:
+        config = None
+    if config is None:
+        return _failed("unavailable")
+    try:
+        async with oidc.client(config) as http:
+            discovery = await oidc.discover(config, http)
+    except AuthenticationError as exc:
+        await services.hub.record("sso_failed", actor="", org=org_id, reason=str(exc))
+        return _failed()
+    url, pending = oidc.begin(config, discovery, _redirect_uri(request), services.entropy)
+    browser = crypto.new_token(services.entropy)
+    sealed = services.box.seal(
+        json.dumps({"pending": pending.to_json(), "browser": crypto.secret_digest(browser, "sso")})
+    )
+    await services.storage.put_oidc_pending(
+        crypto.secret_digest(pending.state, "sso-state"),
+        org_id,
+        sealed,
+        services.clock() + PENDING_SECONDS,
+    )
+    response = RedirectResponse(url, status_code=303)
+    # Lax: the provider's redirect back is a top-level navigation from another site.
+    response.set_cookie(
+        COOKIE,
+        browser,
+        max_age=int(PENDING_SECONDS),
+        path="/api/sso",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+async def callback(request: Request) -> Response:
+    services = _services(request)
+    state = request.query_params.get("state", "")
+    if not state or len(state) > 256:
+        return _failed()
+    taken = await services.storage.take_oidc_pending(
+        crypto.secret_digest(state, "sso-state"), services.clock()
+    )
+    if taken is None:
+        return _failed()
+    org_id, sealed = taken
+    kept: dict[str, Any] = json.loads(services.box.open(sealed))
+    browser = request.cookies.get(COOKIE, "")
+    if not browser or not crypto.secrets_equal(
+        crypto.secret_digest(browser, "sso"), kept["browser"]
+    ):
+        await services.hub.record("sso_failed", org=org_id, reason="started in another browser")
+        return _failed()
+    config = await provider_for(services, org_id)
+    if config is None:
+        return _failed("unavailable")
+    try:
+        pending = oidc.PendingLogin.from_json(kept["pending"])
+        async with oidc.client(config, pending.redirect_uri) as http:
+            discovery = await oidc.discover(config, http)
+            identity = await oidc.finish(
+                config, discovery, pending, dict(request.query_params), http, services.clock()
+            )
+        user = await services.storage.get_user(identity.username or "")
+        if user is None or user.org_id != org_id:
+            raise AuthenticationError(
+                f"no account {identity.username!r} in this organisation: ask your admin"
+            )
+        if not await services.storage.link_oidc_subject(user.username, identity.subject):
+            raise AuthenticationError("this account belongs to another identity")
+    except AuthenticationError as exc:
+        await services.hub.record("sso_failed", org=org_id, reason=str(exc))
+        return _failed()
+    token = await auth.open_login(
+        services.storage,
+        user,
+        services.clock(),
+        services.settings.login_ttl_seconds,
+        services.entropy,
+        "oidc",
+    )
+    await services.hub.record("sign_in", actor=user.username, org=org_id, method="oidc")
+    response = RedirectResponse("/console/", status_code=303)
+    response.delete_cookie(COOKIE, path="/api/sso")
+    response.set_cookie(
+        auth.COOKIE_NAME,
+        token,
+        max_age=int(services.settings.login_ttl_seconds),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
