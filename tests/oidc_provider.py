@@ -1,20 +1,35 @@
-"""A small but real OpenID Connect provider for tests: discovery, keys, an authorization endpoint
-that signs in one configured user without asking, and a token endpoint that checks the client,
-the code (single use), the redirect URI and the PKCE verifier before issuing an RS256 ID token.
+"""A small but real OpenID Connect provider for tests, served by uvicorn on loopback in a thread.
 
-Knobs make it misbehave the ways a broken or hostile provider would.
+Discovery, a JWKS with an RSA key made at start, an authorization endpoint that signs in one
+configured user without asking, and a token endpoint that checks the client (``client_secret_basic``
+or ``client_secret_post``), the code (single use, short-lived, bound to client and redirect URI)
+and the PKCE verifier (S256 only) before issuing an RS256 ID token and an access token.
+
+:class:`Misbehaviour` makes it act like a broken or hostile provider.
+
+Use::
+
+    with OidcProvider(redirect_uris={"http://127.0.0.1:9/cb"}) as provider:
+        ...  # provider.issuer, provider.client_id, provider.client_secret
+
+or ``OidcProvider().start()`` ... ``.stop()``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import binascii
 import dataclasses
 import hashlib
+import hmac
 import secrets
 import threading
 import time
+from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import uvicorn
 from joserfc import jwt
@@ -26,31 +41,47 @@ from starlette.routing import Route
 
 from tests.conftest import free_port
 
+CODE_SECONDS = 60
+TOKEN_SECONDS = 300
+
 
 @dataclasses.dataclass
 class Misbehaviour:
-    issuer: str | None = None
-    audience: str | None = None
-    expired: bool = False
-    nonce: str | None = None
-    foreign_key: bool = False
-    deny: bool = False
-    discovery_issuer: str | None = None
+    """Ways to break the provider; the defaults are a well-behaved one."""
+
+    issuer: str | None = None  # "iss" of the ID token
+    audience: str | list[str] | None = None  # "aud" of the ID token
+    azp: str | None = None  # "azp" of the ID token (absent unless set)
+    expired: bool = False  # "iat" an hour ago, "exp" half an hour ago
+    nonce: str | None = None  # "nonce" of the ID token instead of the requested one
+    foreign_key: bool = False  # sign with a key not in the JWKS (same "kid")
+    deny: bool = False  # /authorize answers error=access_denied
+    discovery_issuer: str | None = None  # "issuer" of the discovery document
+    stall: bool = False  # discovery does not answer (until the provider stops)
 
 
 class OidcProvider:
-    def __init__(self, client_id: str = "tandem", client_secret: str = "provider-secret") -> None:
+    def __init__(
+        self,
+        client_id: str = "tandem",
+        client_secret: str = "provider-secret",
+        *,
+        redirect_uris: Iterable[str] = (),
+        user: dict[str, Any] | None = None,
+    ) -> None:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.client_id = client_id
         self.client_secret = client_secret
-        self.redirect_uris: set[str] = set()
-        self.user: dict[str, Any] = {"sub": "u-1", "preferred_username": "alice"}
+        self.redirect_uris: set[str] = set(redirect_uris)
+        self.user: dict[str, Any] = user or {"sub": "u-1", "preferred_username": "alice"}
         self.misbehave = Misbehaviour()
         self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256", "use": "sig"})
         self.other_key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests = 0
+        self.client_auth_methods: list[str] = []  # as seen by the token endpoint
+        self._stopping = threading.Event()
         app = Starlette(
             routes=[
                 Route("/.well-known/openid-configuration", self.discovery),
@@ -63,20 +94,40 @@ class OidcProvider:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
+    # -- life cycle (as tests/conftest.py's RunningServer) --
+
     def start(self) -> OidcProvider:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("provider did not start")
             time.sleep(0.02)
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
+    def __enter__(self) -> OidcProvider:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- endpoints --
+
     async def discovery(self, request: Request) -> Response:
+        if self.misbehave.stall:
+            deadline = time.monotonic() + 30
+            while not self._stopping.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
         return JSONResponse(
             {
                 "issuer": self.misbehave.discovery_issuer or self.issuer,
@@ -87,6 +138,10 @@ class OidcProvider:
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_basic",
+                    "client_secret_post",
+                ],
             }
         )
 
@@ -95,69 +150,114 @@ class OidcProvider:
 
     async def authorize(self, request: Request) -> Response:
         q = request.query_params
-        if q.get("client_id") != self.client_id or q.get("redirect_uri") not in self.redirect_uris:
+        redirect_uri = q.get("redirect_uri", "")
+        # Never redirect to an unregistered URI, not even with an error.
+        if q.get("client_id") != self.client_id or redirect_uri not in self.redirect_uris:
             return JSONResponse({"error": "invalid_client"}, status_code=400)
-        if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256":
-            return JSONResponse({"error": "invalid_request"}, status_code=400)
-        if "openid" not in q.get("scope", "").split():
-            return JSONResponse({"error": "invalid_scope"}, status_code=400)
-        back = {"state": q.get("state", "")}
-        if self.misbehave.deny:
+        back: dict[str, str] = {}
+        if "state" in q:
+            back["state"] = q["state"]
+        challenge = q.get("code_challenge", "")
+        if q.get("response_type") != "code":
+            back["error"] = "unsupported_response_type"
+        elif q.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
+            back["error"] = "invalid_request"
+        elif "openid" not in q.get("scope", "").split():
+            back["error"] = "invalid_scope"
+        elif self.misbehave.deny:
             back["error"] = "access_denied"
         else:
-            code = secrets.token_urlsafe(16)
+            code = secrets.token_urlsafe(24)
             self.codes[code] = {
-                "redirect_uri": q["redirect_uri"],
-                "challenge": q.get("code_challenge", ""),
+                "client_id": self.client_id,
+                "redirect_uri": redirect_uri,
+                "challenge": challenge,
                 "nonce": q.get("nonce"),
+                "expires": time.time() + CODE_SECONDS,
             }
             back["code"] = code
-        return RedirectResponse(f"{q['redirect_uri']}?{urlencode(back)}", status_code=302)
+        return RedirectResponse(f"{redirect_uri}?{urlencode(back)}", status_code=302)
 
-    def _client_ok(self, request: Request, form: Any) -> bool:
+    def _client_method(self, request: Request, form: dict[str, str]) -> str | None:
+        """How the client authenticated, if it did correctly."""
         header = request.headers.get("authorization", "")
-        if header.startswith("Basic "):
-            pair = base64.b64decode(header[6:]).decode()
-            return pair == f"{self.client_id}:{self.client_secret}"
-        return (form.get("client_id"), form.get("client_secret")) == (
-            self.client_id,
-            self.client_secret,
-        )
+        in_form = "client_secret" in form
+        if header[:6].lower() == "basic ":
+            if in_form:  # RFC 6749 2.3: one method only
+                return None
+            try:
+                pair = base64.b64decode(header[6:], validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return None
+            given_id, _, given_secret = pair.partition(":")
+            given_id, given_secret = unquote(given_id), unquote(given_secret)
+            method = "client_secret_basic"
+        elif in_form:
+            given_id, given_secret = form.get("client_id", ""), form["client_secret"]
+            method = "client_secret_post"
+        else:
+            return None
+        ok = hmac.compare_digest(given_id.encode(), self.client_id.encode())
+        ok &= hmac.compare_digest(given_secret.encode(), self.client_secret.encode())
+        return method if ok else None
 
     async def token(self, request: Request) -> Response:
         self.token_requests += 1
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
-        if not self._client_ok(request, form):
-            return JSONResponse({"error": "invalid_client"}, status_code=401)
-        grant = self.codes.pop(str(form.get("code", "")), None)  # single use
-        if grant is None or form.get("grant_type") != "authorization_code":
-            return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        if form.get("redirect_uri") != grant["redirect_uri"]:
-            return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        verifier = str(form.get("code_verifier", ""))
-        challenge = (
-            base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
-            .rstrip(b"=")
-            .decode()
-        )
-        if challenge != grant["challenge"]:
-            return JSONResponse({"error": "invalid_grant"}, status_code=400)
-        now = int(time.time())
-        claims = {
-            **self.user,
-            "iss": self.misbehave.issuer or self.issuer,
-            "aud": self.misbehave.audience or self.client_id,
-            "iat": now - 3600 if self.misbehave.expired else now,
-            "exp": now - 1800 if self.misbehave.expired else now + 300,
-            "nonce": self.misbehave.nonce or grant["nonce"],
-        }
-        key = self.other_key if self.misbehave.foreign_key else self.key
-        id_token = jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
+        fields = parse_qs((await request.body()).decode(errors="replace"))
+        if any(len(values) != 1 for values in fields.values()):
+            return _oauth_error("invalid_request", 400)
+        form = {name: values[0] for name, values in fields.items()}
+        method = self._client_method(request, form)
+        if method is None:
+            return _oauth_error("invalid_client", 401)
+        self.client_auth_methods.append(method)
+        if form.get("grant_type") != "authorization_code":
+            return _oauth_error("unsupported_grant_type", 400)
+        grant = self.codes.pop(form.get("code", ""), None)  # single use, even when refused
+        if (
+            grant is None
+            or grant["expires"] < time.time()
+            or grant["client_id"] != self.client_id
+            or form.get("redirect_uri") != grant["redirect_uri"]
+        ):
+            return _oauth_error("invalid_grant", 400)
+        verifier = form.get("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode("ascii", errors="replace")).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if not 43 <= len(verifier) <= 128 or not hmac.compare_digest(
+            challenge.encode(), grant["challenge"].encode()
+        ):
+            return _oauth_error("invalid_grant", 400)
         return JSONResponse(
             {
-                "access_token": secrets.token_urlsafe(16),
+                "access_token": secrets.token_urlsafe(24),
                 "token_type": "Bearer",
-                "expires_in": 300,
-                "id_token": id_token,
-            }
+                "expires_in": TOKEN_SECONDS,
+                "id_token": self.id_token(grant["nonce"]),
+            },
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
         )
+
+    def id_token(self, nonce: str | None) -> str:
+        bad = self.misbehave
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            **self.user,
+            "iss": bad.issuer or self.issuer,
+            "aud": bad.audience or self.client_id,
+            "iat": now - 3600 if bad.expired else now,
+            "exp": now - 1800 if bad.expired else now + TOKEN_SECONDS,
+        }
+        if bad.nonce or nonce:
+            claims["nonce"] = bad.nonce or nonce
+        if bad.azp:
+            claims["azp"] = bad.azp
+        key = self.other_key if bad.foreign_key else self.key
+        return jwt.encode({"alg": "RS256", "kid": "k1", "typ": "JWT"}, claims, key)
+
+
+def _oauth_error(error: str, status: int) -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="token"'
+    return JSONResponse({"error": error}, status_code=status, headers=headers)

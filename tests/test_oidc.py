@@ -1,13 +1,14 @@
-"""The OpenID Connect relying party against a real (in-test) provider over HTTP: the happy path
+"""The OpenID Connect relying party against a real (in-test) provider over HTTP: the happy path,
 and one test per thing a broken or hostile provider, or a forged callback, can do."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+import httpx2
 import pytest
 
 from tandem import oidc
@@ -20,43 +21,159 @@ REDIRECT = "http://127.0.0.1:9/api/sso/callback"
 
 @pytest.fixture
 def provider() -> Iterator[OidcProvider]:
-    running = OidcProvider().start()
-    running.redirect_uris.add(REDIRECT)
-    yield running
-    running.stop()
+    """A running provider that knows ``REDIRECT``; stopped at the end of the test."""
+    with OidcProvider(redirect_uris={REDIRECT}) as running:
+        yield running
 
 
-def config(provider: OidcProvider) -> oidc.ProviderConfig:
-    return oidc.ProviderConfig(provider.issuer, provider.client_id, provider.client_secret)
+@pytest.fixture
+async def http() -> AsyncIterator[httpx2.AsyncClient]:
+    """The relying party's HTTP client."""
+    async with oidc.client() as client:
+        yield client
 
 
-async def run(provider: OidcProvider, tamper: dict[str, str] | None = None) -> oidc.Identity:
-    settings = config(provider)
-    async with oidc.client(settings, REDIRECT) as http:
-        discovery = await oidc.discover(settings, http)
-        url, pending = oidc.begin(settings, discovery, REDIRECT)
-        answer = httpx.get(url, follow_redirects=False)  # the browser's trip to the provider
-        assert answer.status_code == 302, answer.text
-        query = {k: v[0] for k, v in parse_qs(urlsplit(answer.headers["location"]).query).items()}
-        query.update(tamper or {})
-        return await oidc.finish(settings, discovery, pending, query, http, time.time())
+def config_for(provider: OidcProvider, **changes: object) -> oidc.ProviderConfig:
+    config = oidc.ProviderConfig(provider.issuer, provider.client_id, provider.client_secret)
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
-async def test_a_sign_in_returns_the_providers_identity(provider: OidcProvider) -> None:
-    provider.user = {"sub": "u-9", "preferred_username": "alice", "email": "a@example.org"}
-    identity = await run(provider)
-    assert identity == oidc.Identity("u-9", "alice", "a@example.org", None)
+async def authorize(url: str) -> dict[str, str]:
+    """The browser's trip to the provider: the query it is redirected back with."""
+    async with httpx2.AsyncClient(follow_redirects=False) as browser:
+        answer = await browser.get(url)
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(f"{REDIRECT}?")
+    return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
 
 
-def test_the_authorization_url_carries_state_nonce_and_an_s256_challenge(
+async def sign_in(
     provider: OidcProvider,
+    http: httpx2.AsyncClient,
+    tamper: dict[str, str] | None = None,
+    **changes: object,
+) -> oidc.Identity:
+    config = config_for(provider, **changes)
+    discovery = await oidc.discover(config, http)
+    url, pending = oidc.begin(config, discovery, REDIRECT)
+    query = await authorize(url)
+    query.update(tamper or {})
+    return await oidc.finish(config, discovery, pending, query, http, time.time())
+
+
+# -- the happy path --
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+async def test_a_sign_in_returns_the_providers_identity(
+    provider: OidcProvider, http: httpx2.AsyncClient, method: str
 ) -> None:
-    discovery = oidc.Discovery(provider.issuer, f"{provider.issuer}/authorize", "t", "j")
-    url, pending = oidc.begin(config(provider), discovery, REDIRECT)
+    provider.user = {
+        "sub": "u-9",
+        "preferred_username": "alice",
+        "email": "a@example.org",
+        "email_verified": True,
+        "name": "Alice Liddell",
+    }
+    identity = await sign_in(provider, http, client_auth=method)
+    assert identity == oidc.Identity("u-9", "alice", "a@example.org", True, "Alice Liddell")
+    assert provider.client_auth_methods == [method]
+
+
+async def test_optional_claims_may_be_absent(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    provider.user = {"sub": "u-1"}
+    assert await sign_in(provider, http) == oidc.Identity("u-1", None, None, False, None)
+
+
+async def test_the_authorization_url_carries_state_nonce_and_an_s256_challenge(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    config = config_for(provider)
+    discovery = await oidc.discover(config, http)
+    assert discovery == oidc.Discovery(
+        provider.issuer,
+        f"{provider.issuer}/authorize",
+        f"{provider.issuer}/token",
+        f"{provider.issuer}/jwks",
+    )
+    url, pending = oidc.begin(config, discovery, REDIRECT, now=1234.5)
     query = parse_qs(urlsplit(url).query)
+    assert query["response_type"] == ["code"] and query["client_id"] == [provider.client_id]
+    assert query["redirect_uri"] == [REDIRECT] and query["scope"] == ["openid profile email"]
     assert query["state"] == [pending.state] and query["nonce"] == [pending.nonce]
     assert query["code_challenge_method"] == ["S256"] and pending.code_verifier not in url
+    assert pending.created_at == 1234.5 and pending.redirect_uri == REDIRECT
+    _, other = oidc.begin(config, discovery, REDIRECT)
+    assert {other.state, other.nonce, other.code_verifier}.isdisjoint(
+        {pending.state, pending.nonce, pending.code_verifier}
+    )
+
+
+def test_a_pending_sign_in_survives_json_and_garbage_is_refused() -> None:
+    pending = oidc.PendingLogin("s", "n", "v" * 64, REDIRECT, 1.5)
     assert oidc.PendingLogin.from_json(pending.to_json()) == pending
+    for garbage in ("", "{", "[]", '{"state": "s"}'):
+        with pytest.raises(AuthenticationError, match="unreadable"):
+            oidc.PendingLogin.from_json(garbage)
+
+
+# -- a forged or replayed callback --
+
+
+async def test_a_forged_state_is_refused_before_the_code_is_used(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    with pytest.raises(AuthenticationError, match="state mismatch"):
+        await sign_in(provider, http, {"state": "attacker"})
+    assert provider.token_requests == 0
+
+
+async def test_a_callback_without_state_is_refused(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    config = config_for(provider)
+    discovery = await oidc.discover(config, http)
+    _, pending = oidc.begin(config, discovery, REDIRECT)
+    with pytest.raises(AuthenticationError, match="state mismatch"):
+        await oidc.finish(config, discovery, pending, {"code": "x"}, http, time.time())
+    assert provider.token_requests == 0
+
+
+async def test_a_code_works_once(provider: OidcProvider, http: httpx2.AsyncClient) -> None:
+    config = config_for(provider)
+    discovery = await oidc.discover(config, http)
+    url, pending = oidc.begin(config, discovery, REDIRECT)
+    query = await authorize(url)
+    await oidc.finish(config, discovery, pending, query, http, time.time())
+    with pytest.raises(AuthenticationError, match=r"refused the code \(invalid_grant\)"):
+        await oidc.finish(config, discovery, pending, query, http, time.time())
+
+
+async def test_a_code_is_useless_without_its_pkce_verifier(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """An intercepted code, redeemed by someone else's sign-in (whose verifier differs)."""
+    config = config_for(provider)
+    discovery = await oidc.discover(config, http)
+    url, _ = oidc.begin(config, discovery, REDIRECT)
+    stolen = await authorize(url)
+    _, attacker = oidc.begin(config, discovery, REDIRECT)
+    query = {**stolen, "state": attacker.state}
+    with pytest.raises(AuthenticationError, match=r"invalid_grant"):
+        await oidc.finish(config, discovery, attacker, query, http, time.time())
+
+
+async def test_a_wrong_client_secret_is_refused(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    with pytest.raises(AuthenticationError, match=r"invalid_client"):
+        await sign_in(provider, http, client_secret="guessed")
+
+
+# -- a misbehaving or hostile provider --
 
 
 @pytest.mark.parametrize(
@@ -66,47 +183,81 @@ def test_the_authorization_url_carries_state_nonce_and_an_s256_challenge(
         ("audience", "someone-else", "aud"),
         ("expired", True, "expired"),
         ("nonce", "replayed-nonce", "nonce"),
-        ("foreign_key", True, "ID token refused"),
-        ("deny", True, "access_denied"),
+        ("foreign_key", True, "signature"),
     ],
+    ids=["wrong-issuer", "wrong-audience", "expired", "wrong-nonce", "forged-signature"],
 )
-async def test_a_misbehaving_provider_is_refused(
-    provider: OidcProvider, setting: str, value: object, reason: str
+async def test_a_bad_id_token_is_refused(
+    provider: OidcProvider, http: httpx2.AsyncClient, setting: str, value: object, reason: str
 ) -> None:
     setattr(provider.misbehave, setting, value)
-    with pytest.raises(AuthenticationError, match=reason):
-        await run(provider)
+    with pytest.raises(AuthenticationError, match=f"ID token was refused: .*{reason}"):
+        await sign_in(provider, http)
 
 
-async def test_a_forged_state_is_refused_before_the_code_is_used(provider: OidcProvider) -> None:
-    with pytest.raises(AuthenticationError, match="state mismatch"):
-        await run(provider, {"state": "attacker"})
+async def test_several_audiences_need_this_client_as_authorized_party(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    provider.misbehave.audience = [provider.client_id, "another-client"]
+    with pytest.raises(AuthenticationError, match=r"azp"):
+        await sign_in(provider, http)
+    provider.misbehave.azp = "another-client"
+    with pytest.raises(AuthenticationError, match=r"azp"):
+        await sign_in(provider, http)
+    provider.misbehave.azp = provider.client_id
+    assert (await sign_in(provider, http)).subject == "u-1"
+
+
+async def test_a_token_from_the_future_is_refused(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """The caller's clock decides: an hour behind the provider's, the token is not yet valid."""
+    config = config_for(provider)
+    discovery = await oidc.discover(config, http)
+    url, pending = oidc.begin(config, discovery, REDIRECT)
+    query = await authorize(url)
+    with pytest.raises(AuthenticationError, match=r"future"):
+        await oidc.finish(config, discovery, pending, query, http, time.time() - 3600)
+
+
+async def test_a_refusal_by_the_provider_is_reported(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    provider.misbehave.deny = True
+    with pytest.raises(AuthenticationError, match=r"answered access_denied"):
+        await sign_in(provider, http)
     assert provider.token_requests == 0
 
 
-async def test_a_code_works_once(provider: OidcProvider) -> None:
-    settings = config(provider)
-    async with oidc.client(settings, REDIRECT) as http:
-        discovery = await oidc.discover(settings, http)
-        url, pending = oidc.begin(settings, discovery, REDIRECT)
-        location = httpx.get(url).headers["location"]
-        query = {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-        await oidc.finish(settings, discovery, pending, query, http, time.time())
-        with pytest.raises(AuthenticationError, match="refused the code"):
-            await oidc.finish(settings, discovery, pending, query, http, time.time())
-
-
-async def test_discovery_naming_another_issuer_is_refused(provider: OidcProvider) -> None:
+async def test_discovery_naming_another_issuer_is_refused(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
     provider.misbehave.discovery_issuer = "http://evil.test"
-    async with oidc.client(config(provider)) as http:
-        with pytest.raises(AuthenticationError, match="another issuer"):
-            await oidc.discover(config(provider), http)
+    with pytest.raises(AuthenticationError, match=r"names another issuer"):
+        await oidc.discover(config_for(provider), http)
 
 
-async def test_an_unreachable_provider_fails_fast_and_clearly() -> None:
-    settings = oidc.ProviderConfig(f"http://127.0.0.1:{free_port()}", "c", "s")
+async def test_discovery_of_an_issuer_with_a_trailing_slash_must_match_exactly(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    with pytest.raises(AuthenticationError, match=r"names another issuer"):
+        await oidc.discover(config_for(provider, issuer=f"{provider.issuer}/"), http)
+
+
+async def test_an_unreachable_provider_fails_fast_and_clearly(http: httpx2.AsyncClient) -> None:
+    config = oidc.ProviderConfig(f"http://127.0.0.1:{free_port()}", "c", "s")
     started = time.monotonic()
-    async with oidc.client(settings) as http:
-        with pytest.raises(AuthenticationError, match="unreachable"):
-            await oidc.discover(settings, http)
+    with pytest.raises(AuthenticationError, match=r"discovery unreachable"):
+        await oidc.discover(config, http)
     assert time.monotonic() - started < 5
+
+
+async def test_a_provider_that_never_answers_times_out(
+    provider: OidcProvider, http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.3)
+    provider.misbehave.stall = True
+    started = time.monotonic()
+    with pytest.raises(AuthenticationError, match=r"did not answer within 0.3 s"):
+        await oidc.discover(config_for(provider), http)
+    assert time.monotonic() - started < 3

@@ -1,20 +1,33 @@
-"""OpenID Connect relying party: the authorization-code flow with PKCE, on authlib.
+"""OpenID Connect relying party: the authorization-code flow with PKCE (S256) and a nonce.
 
-authlib's OAuth 2 client builds the authorization URL (state, nonce, S256 challenge) and exchanges
-the code; joserfc (authlib's JOSE library) checks the ID token: signature against the provider's
-published keys, issuer, audience, expiry, issue time and the nonce of this sign-in. Every failure
-is an :class:`~tandem.exceptions.AuthenticationError` with a reason for the audit trail.
+authlib does the OAuth 2 client work (the authorization URL, the token request, client
+authentication by ``client_secret_basic`` or ``client_secret_post``); joserfc, authlib's JOSE
+library, checks the ID token: signature against the provider's published keys (asymmetric
+algorithms only), issuer, audience and authorized party, expiry and issue time against the
+caller's clock, and the nonce of this sign-in. HTTP goes through httpx2, the client authlib uses.
+
+Every failure is an :class:`~tandem.exceptions.AuthenticationError` whose message says what went
+wrong (for the audit trail; it never contains a secret). Every request has a deadline, so a
+provider that does not answer cannot hold a sign-in open.
+
+The caller keeps the :class:`PendingLogin` server-side between :func:`begin` and :func:`finish`
+and enforces its lifetime (``created_at`` says when it was made).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import json
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
-from authlib.common.errors import AuthlibBaseError
-from authlib.integrations.httpx_client import AsyncOAuth2Client
+import httpx2
+import msgspec
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
@@ -22,10 +35,18 @@ from joserfc.jwk import KeySet
 from tandem import crypto
 from tandem.exceptions import AuthenticationError
 
-ALGORITHMS = ["RS256", "ES256", "PS256"]
-"""Signatures accepted on ID tokens (never ``none``, never a shared-secret algorithm)."""
-LEEWAY_SECONDS = 60
+ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+"""Signatures accepted on ID tokens: never ``none``, never a shared-secret (HS*) algorithm."""
+LEEWAY_SECONDS: Final = 60
+"""Clock skew tolerated on ``exp`` and ``iat``."""
+MAX_TOKEN_AGE_SECONDS: Final = 600
+"""An ID token issued longer ago than this (plus leeway) is refused, even if not expired."""
 TIMEOUT_SECONDS = 10.0
+"""Deadline of each request to the provider, whole (connect, send, read the entire answer)."""
+MAX_RESPONSE_BYTES: Final = 1 << 20
+"""Larger answers from the provider are refused unread."""
+
+ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -34,10 +55,13 @@ class ProviderConfig:
     client_id: str
     client_secret: str
     scopes: tuple[str, ...] = ("openid", "profile", "email")
+    client_auth: ClientAuthMethod = "client_secret_basic"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Discovery:
+    """The endpoints from the provider's discovery document (safe to cache per issuer)."""
+
     issuer: str
     authorization_endpoint: str
     token_endpoint: str
@@ -46,19 +70,26 @@ class Discovery:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PendingLogin:
-    """What the server keeps between sending the browser to the provider and its return."""
+    """What the server keeps between sending the browser to the provider and its return.
+
+    Secret (the state and the PKCE verifier): keep it server-side, never in the browser.
+    """
 
     state: str
     nonce: str
     code_verifier: str
     redirect_uri: str
+    created_at: float
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self))
+        return msgspec.json.encode(self).decode()
 
     @classmethod
-    def from_json(cls, text: str) -> PendingLogin:
-        return cls(**json.loads(text))
+    def from_json(cls, text: str | bytes) -> PendingLogin:
+        try:
+            return msgspec.json.decode(text, type=cls)
+        except msgspec.DecodeError:  # ValidationError is a DecodeError
+            raise _failure("the pending sign-in is unreadable") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,49 +97,90 @@ class Identity:
     subject: str
     username: str | None
     email: str | None
+    email_verified: bool
     name: str | None
 
 
-def client(config: ProviderConfig, redirect_uri: str | None = None) -> AsyncOAuth2Client:
-    """An HTTP client that speaks OAuth 2 to the provider (close it after use)."""
-    return AsyncOAuth2Client(
-        client_id=config.client_id,
-        client_secret=config.client_secret,
-        scope=" ".join(config.scopes),
-        redirect_uri=redirect_uri,
-        code_challenge_method="S256",
-        timeout=TIMEOUT_SECONDS,
+def _failure(reason: str) -> AuthenticationError:
+    return AuthenticationError(f"identity provider sign-in failed: {reason}")
+
+
+def _printable(text: str, limit: int = 100) -> str:
+    """Provider- or browser-supplied text made safe for a log line."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
+
+
+def client() -> httpx2.AsyncClient:
+    """An HTTP client for talking to providers: short timeouts, redirects not followed.
+    Use it as ``async with``."""
+    return httpx2.AsyncClient(
+        timeout=httpx2.Timeout(TIMEOUT_SECONDS),
+        follow_redirects=False,
+        headers={"Accept": "application/json"},
     )
 
 
-async def _get_json(http: AsyncOAuth2Client, url: str, what: str) -> dict[str, Any]:
+async def _exchange(
+    http: httpx2.AsyncClient, request: httpx2.Request, what: str
+) -> tuple[int, dict[str, Any]]:
+    """Send ``request``; its status and JSON object body, read within the deadline and size."""
     try:
-        response = await http.request("GET", url, withhold_token=True)
-        response.raise_for_status()
-        value = response.json()
-    except Exception as exc:  # network, HTTP status, not JSON: all the same to the caller
-        raise AuthenticationError(f"identity provider unreachable ({what}): {exc}") from None
+        async with asyncio.timeout(TIMEOUT_SECONDS):
+            response = await http.send(request, stream=True)
+            try:
+                body = bytearray()
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_RESPONSE_BYTES:
+                        raise _failure(f"{what} answer is too large")
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise _failure(f"{what} did not answer within {TIMEOUT_SECONDS:g} s") from None
+    except httpx2.HTTPError as exc:
+        reason = _printable(str(exc)) or type(exc).__name__
+        raise _failure(f"{what} unreachable: {reason}") from None
+    try:
+        value = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        value = None
     if not isinstance(value, dict):
-        raise AuthenticationError(f"identity provider sent a malformed {what}")
+        raise _failure(f"{what} answered HTTP {response.status_code} without a JSON object")
+    return response.status_code, value
+
+
+async def _get_json(http: httpx2.AsyncClient, url: str, what: str) -> dict[str, Any]:
+    status, value = await _exchange(http, http.build_request("GET", url), what)
+    if status != 200:
+        raise _failure(f"{what} answered HTTP {status}")
     return value
 
 
-async def discover(config: ProviderConfig, http: AsyncOAuth2Client) -> Discovery:
-    """The provider's endpoints from its discovery document; its issuer must be the one
-    configured, exactly (OpenID Connect Discovery 1.0, section 4.3)."""
-    issuer = config.issuer.rstrip("/")
-    document = await _get_json(http, f"{issuer}/.well-known/openid-configuration", "discovery")
-    if document.get("issuer") != issuer:
-        raise AuthenticationError("identity provider's discovery names another issuer")
-    try:
-        return Discovery(
-            issuer=issuer,
-            authorization_endpoint=str(document["authorization_endpoint"]),
-            token_endpoint=str(document["token_endpoint"]),
-            jwks_uri=str(document["jwks_uri"]),
-        )
-    except KeyError as exc:
-        raise AuthenticationError(f"identity provider's discovery lacks {exc}") from None
+def _usable_endpoint(url: object, issuer: str) -> bool:
+    """An absolute URL; https unless the issuer itself is plain http (a loopback test)."""
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    schemes = {"https"} if urlsplit(issuer).scheme == "https" else {"https", "http"}
+    return parts.scheme in schemes and bool(parts.hostname)
+
+
+async def discover(config: ProviderConfig, client: httpx2.AsyncClient) -> Discovery:
+    """The provider's endpoints from its discovery document, whose ``issuer`` must be the
+    configured one, exactly (OpenID Connect Discovery 1.0, section 4.3)."""
+    url = f"{config.issuer.rstrip('/')}/.well-known/openid-configuration"
+    document = await _get_json(client, url, "discovery")
+    if document.get("issuer") != config.issuer:
+        raise _failure("the discovery document names another issuer")
+    for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+        if not _usable_endpoint(document.get(name), config.issuer):
+            raise _failure(f"the discovery document has no usable {name}")
+    return Discovery(
+        issuer=config.issuer,
+        authorization_endpoint=document["authorization_endpoint"],
+        token_endpoint=document["token_endpoint"],
+        jwks_uri=document["jwks_uri"],
+    )
 
 
 def begin(
@@ -116,57 +188,69 @@ def begin(
     discovery: Discovery,
     redirect_uri: str,
     entropy: crypto.Entropy = crypto.system_entropy,
+    *,
+    now: float | None = None,
 ) -> tuple[str, PendingLogin]:
-    """The URL to send the browser to, and what to keep until it comes back."""
+    """The URL to send the browser to, and what to keep (server-side) until it comes back."""
     pending = PendingLogin(
         state=crypto.new_token(entropy),
         nonce=crypto.new_token(entropy),
-        code_verifier=crypto.new_token(entropy, 48),
+        code_verifier=crypto.new_token(entropy, 48),  # 64 characters (RFC 7636: 43 to 128)
         redirect_uri=redirect_uri,
+        created_at=time.time() if now is None else now,
     )
-    oauth = client(config, redirect_uri)
-    url, _ = oauth.create_authorization_url(
+    scopes = config.scopes if "openid" in config.scopes else ("openid", *config.scopes)
+    challenge: str = create_s256_code_challenge(pending.code_verifier)  # type: ignore[no-untyped-call]
+    url = prepare_grant_uri(
         discovery.authorization_endpoint,
+        config.client_id,
+        "code",
+        redirect_uri=redirect_uri,
+        scope=scopes,
         state=pending.state,
-        code_verifier=pending.code_verifier,
         nonce=pending.nonce,
+        code_challenge=challenge,
+        code_challenge_method="S256",
     )
     return str(url), pending
 
 
-async def finish(
+async def _token_request(
     config: ProviderConfig,
     discovery: Discovery,
     pending: PendingLogin,
-    query: Mapping[str, str],
-    http: AsyncOAuth2Client,
+    code: str,
+    http: httpx2.AsyncClient,
+) -> dict[str, Any]:
+    body = prepare_token_request(
+        "authorization_code",
+        redirect_uri=pending.redirect_uri,
+        code=code,
+        code_verifier=pending.code_verifier,
+    )
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+    auth = ClientAuth(config.client_id, config.client_secret, config.client_auth)
+    url, headers, body = auth.prepare("POST", discovery.token_endpoint, headers, body)  # type: ignore[no-untyped-call]
+    request = http.build_request("POST", url, headers=headers, content=body)
+    status, token = await _exchange(http, request, "token endpoint")
+    if status != 200 or "error" in token:
+        error = token.get("error")
+        reason = _printable(error) if isinstance(error, str) else f"HTTP {status}"
+        raise _failure(f"the token endpoint refused the code ({reason})")
+    return token
+
+
+def _verify_id_token(
+    config: ProviderConfig,
+    discovery: Discovery,
+    pending: PendingLogin,
+    id_token: str,
+    keys: dict[str, Any],
     now: float,
-) -> Identity:
-    """Check the provider's answer (the callback's query), exchange the code and check the ID
-    token. Raises AuthenticationError saying what was wrong."""
-    if "error" in query:
-        raise AuthenticationError(f"identity provider refused: {query['error'][:100]}")
-    if not crypto.secrets_equal(query.get("state", ""), pending.state):
-        raise AuthenticationError("identity provider sign-in failed: state mismatch")
-    code = query.get("code", "")
-    if not code:
-        raise AuthenticationError("identity provider sent no code")
+) -> dict[str, Any]:
     try:
-        token = await http.fetch_token(
-            discovery.token_endpoint,
-            grant_type="authorization_code",
-            code=code,
-            redirect_uri=pending.redirect_uri,
-            code_verifier=pending.code_verifier,
-        )
-    except (AuthlibBaseError, Exception) as exc:
-        raise AuthenticationError(f"identity provider refused the code: {exc}") from None
-    id_token = token.get("id_token") if isinstance(token, Mapping) else None
-    if not isinstance(id_token, str):
-        raise AuthenticationError("identity provider sent no ID token")
-    keys = await _get_json(http, discovery.jwks_uri, "keys")
-    try:
-        decoded = jwt.decode(id_token, KeySet.import_key_set(keys), algorithms=ALGORITHMS)  # type: ignore[arg-type]
+        key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
+        decoded = jwt.decode(id_token, key_set, algorithms=ALGORITHMS)
         jwt.JWTClaimsRegistry(
             now=int(now),
             leeway=LEEWAY_SECONDS,
@@ -177,21 +261,57 @@ async def finish(
             iat={"essential": True},
             nonce={"essential": True, "value": pending.nonce},
         ).validate(decoded.claims)
-    except (JoseError, ValueError) as exc:
-        detail = getattr(exc, "description", "") or exc.__class__.__name__
-        raise AuthenticationError(f"identity provider's ID token refused: {detail}") from None
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        detail = getattr(exc, "description", "") or getattr(exc, "error", "")
+        reason = _printable(str(detail)) if detail else type(exc).__name__
+        raise _failure(f"the ID token was refused: {reason}") from None
     claims = decoded.claims
+    if claims["iat"] < now - MAX_TOKEN_AGE_SECONDS - LEEWAY_SECONDS:
+        raise _failure("the ID token was refused: issued too long ago")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-    if len(audiences) > 1 and claims.get("azp") != config.client_id:
-        raise AuthenticationError("identity provider's ID token is for another party (azp)")
+    azp = claims.get("azp")
+    if (len(audiences) > 1 or azp is not None) and azp != config.client_id:
+        raise _failure("the ID token was refused: it was issued to another party (azp)")
+    subject = claims["sub"]
+    if not isinstance(subject, str) or len(subject) > 255:
+        raise _failure("the ID token was refused: invalid subject")
+    return claims
+
+
+async def finish(
+    config: ProviderConfig,
+    discovery: Discovery,
+    pending: PendingLogin,
+    callback_query: Mapping[str, str],
+    client: httpx2.AsyncClient,
+    now: float,
+) -> Identity:
+    """Check the provider's answer (the callback's query), exchange the code for tokens and
+    check the ID token. ``now`` is the caller's clock (seconds since the epoch)."""
+    if not crypto.secrets_equal(callback_query.get("state", ""), pending.state):
+        raise _failure("state mismatch")
+    error = callback_query.get("error")
+    if error is not None:
+        raise _failure(f"the provider answered {_printable(error)}")
+    code = callback_query.get("code", "")
+    if not code or len(code) > 2048:
+        raise _failure("the provider sent no authorization code")
+    token = await _token_request(config, discovery, pending, code, client)
+    id_token = token.get("id_token")
+    if not isinstance(id_token, str):
+        raise _failure("the token endpoint sent no ID token")
+    keys = await _get_json(client, discovery.jwks_uri, "key set (JWKS)")
+    claims = _verify_id_token(config, discovery, pending, id_token, keys, now)
 
     def text(name: str) -> str | None:
         value = claims.get(name)
-        return value[:200] if isinstance(value, str) else None
+        return value[:200] if isinstance(value, str) and value else None
 
+    verified = claims.get("email_verified")
     return Identity(
-        subject=str(claims["sub"])[:200],
+        subject=claims["sub"],
         username=text("preferred_username"),
         email=text("email"),
+        email_verified=verified is True or verified == "true",
         name=text("name"),
     )

@@ -65,7 +65,7 @@ async def start(request: Request) -> Response:
     if config is None:
         return _failed("unavailable")
     try:
-        async with oidc.client(config) as http:
+        async with oidc.client() as http:
             discovery = await oidc.discover(config, http)
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", actor="", org=org_id, reason=str(exc))
@@ -118,7 +118,7 @@ async def callback(request: Request) -> Response:
         return _failed("unavailable")
     try:
         pending = oidc.PendingLogin.from_json(kept["pending"])
-        async with oidc.client(config, pending.redirect_uri) as http:
+        async with oidc.client() as http:
             discovery = await oidc.discover(config, http)
             identity = await oidc.finish(
                 config, discovery, pending, dict(request.query_params), http, services.clock()
