@@ -20,8 +20,8 @@ from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, TandemError
 from tandem.policy import load_policy
+from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG
-from tandem.storage.sqlite import SQLiteStorage
 
 app = typer.Typer(
     help="Tandem: self-hosted, security-first co-browsing.",
@@ -116,6 +116,13 @@ def serve(
             "repeatable [env TANDEM_TRUSTED_PROXIES].",
         ),
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            help="PostgreSQL DSN (postgresql://user@host/db), shared by several servers "
+            "(docs/scale-out.md) [env TANDEM_DATABASE_URL; default: SQLite in the data dir].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:
@@ -128,6 +135,7 @@ def serve(
             tls_key=tls_key,
             trusted_proxies=tuple(trusted_proxy or ()),
             policy_file=policy,
+            database_url=database_url,
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
@@ -169,7 +177,7 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
 
 
 async def _count_users(settings: Settings) -> int:
-    storage = SQLiteStorage(settings.database_path)
+    storage = await open_storage(settings)
     try:
         return await storage.count_users()
     finally:
@@ -396,9 +404,9 @@ def audit_export(
 
 
 async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecord], list[Anchor]]:
-    if not settings.database_path.is_file():
+    if not settings.database_url and not settings.database_path.is_file():
         raise ConfigError(f"no database at {settings.database_path}")
-    storage = SQLiteStorage(settings.database_path)
+    storage = await open_storage(settings)
     try:
         return await storage.audit_records(since), await storage.anchors()
     finally:

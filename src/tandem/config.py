@@ -24,6 +24,8 @@ class Settings:
     """TCP port (TANDEM_PORT)."""
     data_dir: Path = Path("data")
     """Directory for the SQLite database (TANDEM_DATA_DIR)."""
+    database_url: str | None = dataclasses.field(default=None, repr=False)
+    """PostgreSQL DSN for scale-out (TANDEM_DATABASE_URL); default: SQLite in data_dir."""
     allow_origins: tuple[str, ...] = ()
     """Extra origins whose pages may open customer sessions (TANDEM_ALLOW_ORIGINS, comma separated).
     The server's own origin is always allowed."""
@@ -100,6 +102,9 @@ class Settings:
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
+        scheme, _, _ = (self.database_url or "postgresql://").partition("://")
+        if scheme.lower() not in ("postgresql", "postgres"):
+            raise ConfigError("the database URL must start with postgresql:// (or postgres://)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -149,6 +154,8 @@ class Settings:
         for key, variable in (("tls_cert", "TANDEM_TLS_CERT"), ("tls_key", "TANDEM_TLS_KEY")):
             if env.get(variable):
                 values[key] = Path(env[variable])
+        if env.get("TANDEM_DATABASE_URL", "").strip():
+            values["database_url"] = env["TANDEM_DATABASE_URL"].strip()
         if env.get("TANDEM_AUDIT_KEY"):
             values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):

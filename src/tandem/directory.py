@@ -33,9 +33,9 @@ MAX_RETENTION_DAYS = 3650
 async def offline(settings: Settings) -> AsyncIterator[Directory]:
     """A directory on the embedded database, for the CLI (the server may be running: SQLite's
     WAL mode lets both write). Changes are audited with the server's anchoring key."""
-    from tandem.storage.sqlite import SQLiteStorage
+    from tandem.storage import open_storage
 
-    storage = SQLiteStorage(settings.database_path)
+    storage = await open_storage(settings)
     try:
         log = AuditLog(
             storage, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every

@@ -251,8 +251,17 @@ class SessionHub:
         now = self.clock()
         digest = crypto.secret_digest(code, "join")
         session_id = await self.storage.take_join_code(digest, now, agent.org)
-        live = self._live.get(session_id) if session_id else None
-        if live is None or live.machine.state != "waiting":
+        if session_id is None:
+            return None
+        live = self._live.get(session_id)
+        if live is None:
+            # Another process holds this session (scale-out without shared live state): leave
+            # its code valid there rather than burning it here.
+            await self.storage.put_join_code(
+                digest, session_id, now + self.settings.code_ttl_seconds, agent.org
+            )
+            return None
+        if live.machine.state != "waiting":
             return None
         site = await self.storage.get_site(live.site_id)
         try:

@@ -201,3 +201,25 @@ def test_sign_in_works_for_every_organisation(orgs_server: RunningServer) -> Non
             json={"username": username, "password": AGENT_PASSWORD},
         )
         assert response.status_code == 200
+
+
+async def test_a_code_of_a_session_held_by_another_process_is_not_burnt(
+    orgs_server: RunningServer,
+) -> None:
+    """Scale-out on one database: a server that does not hold the session leaves its code valid
+    for the server that does."""
+    import time as clock
+
+    from tandem import crypto
+    from tandem.storage.sqlite import SQLiteStorage
+
+    shared = SQLiteStorage(orgs_server.settings.database_path)
+    digest = crypto.secret_digest("13579", "join")
+    try:
+        await shared.put_join_code(digest, "held-elsewhere", clock.time() + 300, "default")
+        alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
+        await send(alice, type="join", code="135-79")
+        assert await recv_json(alice) == INVALID_CODE
+        assert await shared.take_join_code(digest, clock.time(), "default") == "held-elsewhere"
+    finally:
+        await shared.close()

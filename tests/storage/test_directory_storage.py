@@ -1,4 +1,4 @@
-"""Organisations, teams, sites and their rules in storage (the embedded backend)."""
+"""Organisations, teams, sites and their rules in storage (both backends)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage.base import OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import OrgRecord, SiteRecord, Storage, UserRecord
 from tandem.storage.sqlite import SQLiteStorage
 
 
 async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
-    storage: SQLiteStorage,
+    storage: Storage,
 ) -> None:
     org = await storage.get_org("default")
     assert org is not None and org.retention_days == 30
@@ -22,7 +22,7 @@ async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
     assert demo is not None and demo.site_id == "demo" and demo.teams == ("support",)
 
 
-async def test_teams_must_exist_in_the_users_organisation(storage: SQLiteStorage) -> None:
+async def test_teams_must_exist_in_the_users_organisation(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0))
     await storage.add_team("acme", "claims")
     await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default"))
@@ -33,7 +33,7 @@ async def test_teams_must_exist_in_the_users_organisation(storage: SQLiteStorage
     assert user is not None and user.teams == ("support",)
 
 
-async def test_site_ids_and_origins_are_unique(storage: SQLiteStorage) -> None:
+async def test_site_ids_and_origins_are_unique(storage: Storage) -> None:
     site = SiteRecord("shop", "default", "https://shop.example", "Shop", ("support",))
     await storage.add_site(site)
     with pytest.raises(ConflictError):
@@ -43,7 +43,7 @@ async def test_site_ids_and_origins_are_unique(storage: SQLiteStorage) -> None:
     assert [s.site_id for s in await storage.list_sites("default")] == ["demo", "shop"]
 
 
-async def test_deleting_a_team_unlinks_its_members_and_sites(storage: SQLiteStorage) -> None:
+async def test_deleting_a_team_unlinks_its_members_and_sites(storage: Storage) -> None:
     await storage.add_team("default", "claims")
     await storage.add_site(SiteRecord("c", "default", "https://c.example", "C", ("claims",)))
     await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0))
@@ -54,14 +54,14 @@ async def test_deleting_a_team_unlinks_its_members_and_sites(storage: SQLiteStor
     assert site is not None and site.teams == ()
 
 
-async def test_a_join_code_is_taken_only_by_its_organisation(storage: SQLiteStorage) -> None:
+async def test_a_join_code_is_taken_only_by_its_organisation(storage: Storage) -> None:
     await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
     assert await storage.take_join_code("digest", now=1.0, org_id="acme") is None
     assert await storage.take_join_code("digest", now=1.0, org_id="default") == "s1"
 
 
 async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
-    storage: SQLiteStorage,
+    storage: Storage,
 ) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
     for session_id, org in (("a", "acme"), ("d", "default")):

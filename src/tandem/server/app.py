@@ -28,8 +28,8 @@ from tandem.hub import SessionHub
 from tandem.lockout import Backoff
 from tandem.server import admin, api, openapi, sso, ws
 from tandem.server.middleware import SameOriginWrites, SecurityHeaders
+from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
-from tandem.storage.sqlite import SQLiteStorage
 
 STATIC = Path(__file__).parent / "static"
 SDK_FILE = STATIC / "sdk" / "tandem.js"
@@ -100,7 +100,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = storage if storage is not None else SQLiteStorage(settings.database_path)
+        store = storage if storage is not None else await open_storage(settings)
         hub = SessionHub(settings, store, fanout or MemoryFanout(), clock, entropy)
         hub.audit = AuditLog(
             store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every

@@ -1,0 +1,412 @@
+"""The PostgreSQL backend: several servers on one database, the guards of the schema, errors; and
+a round trip of every Storage method on both backends (so they cannot drift apart)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tandem.audit import Anchor, AuditLog, verify
+from tandem.config import Settings
+from tandem.exceptions import ConfigError, ConflictError, UserExistsError
+from tandem.storage import open_storage
+from tandem.storage.base import LoginRecord, OrgRecord, SiteRecord, Storage, UserRecord
+from tandem.storage.postgres import _MIGRATIONS, PostgresStorage, redact_dsn
+from tandem.storage.sqlite import SQLiteStorage
+from tests.storage.conftest import PG_DSN, pg_connect
+
+KEY = bytes(range(32))
+
+Servers = Callable[[], Awaitable[PostgresStorage]]
+
+
+@pytest.fixture
+async def servers(pg_schema: str) -> AsyncIterator[Servers]:
+    """Start PostgresStorages on one schema, each standing for one server; all closed after."""
+    started: list[PostgresStorage] = []
+
+    async def start() -> PostgresStorage:
+        store = await PostgresStorage.connect(PG_DSN, schema=pg_schema)
+        started.append(store)
+        return store
+
+    yield start
+    for store in started:
+        await store.close()
+
+
+# Several servers on one database
+
+
+async def test_concurrent_appends_from_two_servers_keep_one_valid_chain(servers: Servers) -> None:
+    one, two = await servers(), await servers()
+    logs = [AuditLog(one, KEY, anchor_every=7), AuditLog(two, KEY, anchor_every=7)]
+    await asyncio.gather(
+        *(
+            logs[i % 2].record(1000.0 + i / 10, "sign_in", actor=f"user{i}", n=i, ip="::1")
+            for i in range(60)
+        )
+    )
+    records, anchors = await two.audit_records(), await one.anchors()
+    assert [r.seq for r in records] == list(range(1, 61))
+    assert len(anchors) == 60 // 7
+    verdict = verify(records, anchors, KEY)
+    assert verdict.ok, verdict.problem
+    assert sorted(r.details["n"] for r in records) == list(range(60))  # type: ignore[type-var]
+
+
+async def test_a_join_code_is_taken_exactly_once_across_servers(servers: Servers) -> None:
+    one, two = await servers(), await servers()
+    for round_ in range(5):
+        await one.put_join_code(f"digest{round_}", f"s{round_}", expires_at=100.0)
+        takers = [one, two] * 10
+        results = await asyncio.gather(*(s.take_join_code(f"digest{round_}", 1.0) for s in takers))
+        assert results.count(f"s{round_}") == 1 and results.count(None) == 19
+
+
+async def test_a_totp_step_and_a_recovery_code_work_once_across_servers(servers: Servers) -> None:
+    one, two = await servers(), await servers()
+    await one.add_user(UserRecord("u", "U", "agent", "h", 0.0, "sealed", 0, ("r1", "r2")))
+    steps = await asyncio.gather(*(s.use_second_factor("u", 42, None) for s in [one, two] * 5))
+    assert steps.count(True) == 1
+    codes = await asyncio.gather(*(s.use_second_factor("u", None, "r1") for s in [two, one] * 5))
+    assert codes.count(True) == 1
+    user = await two.get_user("u")
+    assert user is not None and (user.totp_last_step, user.recovery_codes) == (42, ("r2",))
+
+
+async def test_servers_starting_together_migrate_once(pg_schema: str) -> None:
+    started = await asyncio.gather(
+        *(PostgresStorage.connect(PG_DSN, schema=pg_schema) for _ in range(4)),
+        return_exceptions=True,
+    )
+    stores = [s for s in started if isinstance(s, PostgresStorage)]
+    try:
+        assert len(stores) == 4, started
+        db = await pg_connect(pg_schema)
+        try:
+            versions = await db.fetch("SELECT version FROM tandem_schema_version")
+            orgs = await db.fetchval("SELECT count(*) FROM orgs")
+        finally:
+            await db.close()
+        assert [row[0] for row in versions] == [len(_MIGRATIONS)]
+        assert orgs == 1
+        assert [s.site_id for s in await stores[3].list_sites()] == ["demo"]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+# The schema's guards
+
+
+async def test_the_audit_log_refuses_update_delete_and_truncate(
+    servers: Servers, pg_schema: str
+) -> None:
+    store = await servers()
+    await store.append_audit(1.0, "sign_in", "alice", "default", "", {})
+    db = await pg_connect(pg_schema)
+    try:
+        for statement in (
+            "UPDATE audit SET actor = 'mallory'",
+            "DELETE FROM audit",
+            "TRUNCATE audit",
+        ):
+            with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+                await db.execute(statement)
+    finally:
+        await db.close()
+    assert [r.actor for r in await store.audit_records()] == ["alice"]
+
+
+async def test_a_database_from_a_newer_version_is_refused(servers: Servers, pg_schema: str) -> None:
+    await servers()
+    db = await pg_connect(pg_schema)
+    try:
+        await db.execute("UPDATE tandem_schema_version SET version = 99")
+    finally:
+        await db.close()
+    with pytest.raises(ConfigError, match="newer Tandem"):
+        await PostgresStorage.connect(PG_DSN, schema=pg_schema)
+
+
+async def test_a_schema_is_created_when_missing(pg_schema: str) -> None:
+    inner = f"{pg_schema}_x"
+    store = await PostgresStorage.connect(PG_DSN, schema=inner)
+    try:
+        assert await store.list_teams("default") == ["support"]
+    finally:
+        await store.close()
+    db = await pg_connect()
+    try:
+        await db.execute(f'DROP SCHEMA "{inner}" CASCADE')
+    finally:
+        await db.close()
+
+
+# Errors
+
+
+async def test_an_unreachable_database_is_a_config_error_without_the_password() -> None:
+    dsn = "postgresql://tandem:s3cret-pw@127.0.0.1:1/tandem?sslmode=disable&password=other-pw"
+    with pytest.raises(ConfigError) as caught:
+        await PostgresStorage.connect(dsn)
+    message = str(caught.value)
+    assert "cannot connect" in message and "tandem@127.0.0.1:1/tandem" in message
+    assert "s3cret-pw" not in message and "other-pw" not in message
+
+
+async def test_a_missing_database_is_a_config_error(pg_schema: str) -> None:
+    base = PG_DSN.rsplit("/", 1)[0]
+    with pytest.raises(ConfigError, match="no_such_tandem_db"):
+        await PostgresStorage.connect(f"{base}/no_such_tandem_db")
+
+
+def test_a_bad_schema_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="schema"):
+        asyncio.run(PostgresStorage.connect(PG_DSN, schema='x"; DROP TABLE users; --'))
+
+
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://u:pw@db:5432/t", "postgresql://u@db:5432/t"),
+        ("postgres://u@db/t?sslmode=require", "postgres://u@db/t?sslmode=require"),
+        ("postgresql://u:p%40ss@h1,h2/t?password=x&a=1", "postgresql://u@h1,h2/t?password=***&a=1"),
+        ("postgresql://db", "postgresql://db"),
+    ],
+)
+def test_dsns_are_shown_without_passwords(dsn: str, shown: str) -> None:
+    assert redact_dsn(dsn) == shown
+
+
+# Settings and open_storage
+
+
+def test_the_database_url_comes_from_the_environment_and_must_be_postgres() -> None:
+    settings = Settings.load(environ={"TANDEM_DATABASE_URL": "postgresql://u:pw@db/t"})
+    assert settings.database_url == "postgresql://u:pw@db/t"
+    assert "pw" not in repr(settings)
+    assert Settings.load(environ={}).database_url is None
+    explicit = Settings.load(environ={"TANDEM_DATABASE_URL": "postgres://a/b"}, database_url=None)
+    assert explicit.database_url == "postgres://a/b"
+    for bad in ("mysql://db/t", "db.example:5432", "sqlite:///x"):
+        with pytest.raises(ConfigError, match="postgresql://"):
+            Settings.load(environ={"TANDEM_DATABASE_URL": bad})
+
+
+async def test_open_storage_picks_the_backend(tmp_path: Path, pg_schema: str) -> None:
+    embedded = await open_storage(Settings.load(environ={}, data_dir=tmp_path))
+    try:
+        assert isinstance(embedded, SQLiteStorage)
+    finally:
+        await embedded.close()
+    # asyncpg passes DSN parameters it does not know as server settings: search_path here.
+    url = f"{PG_DSN}?search_path={pg_schema}"
+    shared = await open_storage(Settings.load(environ={"TANDEM_DATABASE_URL": url}))
+    try:
+        assert isinstance(shared, PostgresStorage)
+        await shared.add_user(UserRecord("u", "U", "agent", "h", 0.0))
+    finally:
+        await shared.close()
+    db = await pg_connect()
+    try:
+        assert await db.fetchval(f'SELECT count(*) FROM "{pg_schema}".users') == 1
+    finally:
+        await db.close()
+
+
+# `tandem audit verify` on a shared database (like tests/test_audit.py on SQLite)
+
+
+def _verify(data_dir: Path, schema: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}"}
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", "audit", "verify", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+async def test_audit_verify_finds_a_rewritten_record(
+    servers: Servers, pg_schema: str, tmp_path: Path
+) -> None:
+    store = await servers()
+    log = AuditLog(store, KEY, anchor_every=5)
+    for i in range(12):
+        await log.record(1000.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1")
+    (tmp_path / "audit.key").write_text(KEY.hex())
+    result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
+    assert result.returncode == 0, result.stderr
+    assert "intact: 12 records, 2 anchors" in result.stdout
+
+    db = await pg_connect(pg_schema)  # an attacker with database rights drops the guard first
+    try:
+        await db.execute("DROP TRIGGER audit_append_only ON audit")
+        await db.execute("UPDATE audit SET actor = 'nobody' WHERE seq = 3")
+    finally:
+        await db.close()
+    result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
+    assert result.returncode == 1
+    assert "BROKEN at record 3" in result.stderr
+
+
+# Every Storage method, on both backends
+
+
+async def test_users_round_trip(storage: Storage) -> None:
+    user = UserRecord("zoe", "Zoë", "agent", "hash", 12.5, "sealed", 7, ("a", "b"), mfa_exempt=True)
+    await storage.add_user(user)
+    await storage.add_user(UserRecord("Adam", "A", "admin", "h", 1.0))
+    await storage.add_user(UserRecord("bea", "B", "agent", "h", 1.0))
+    with pytest.raises(UserExistsError):
+        await storage.add_user(user)
+    assert await storage.get_user("zoe") == user
+    assert await storage.get_user("nobody") is None
+    assert await storage.count_users() == 3
+    assert [u.username for u in await storage.list_users("default")] == ["Adam", "bea", "zoe"]
+    await storage.add_team("default", "Billing")
+    await storage.set_user_teams("zoe", "default", ("support", "Billing", "support"))
+    await storage.update_user("zoe", role="supervisor", display_name="Zoe")
+    await storage.set_pending_second_factor("zoe", "pending")
+    got = await storage.get_user("zoe")
+    assert got is not None
+    assert (got.role, got.display_name, got.teams, got.pending_totp) == (
+        "supervisor",
+        "Zoe",
+        ("Billing", "support"),
+        "pending",
+    )
+    await storage.set_second_factor("zoe", "new-seed", ("c",))
+    got = await storage.get_user("zoe")
+    assert got is not None
+    assert (got.totp_secret, got.totp_last_step, got.recovery_codes, got.pending_totp) == (
+        "new-seed",
+        0,
+        ("c",),
+        None,
+    )
+    assert not await storage.use_second_factor("zoe", 0, None)  # not newer than the last
+    assert await storage.use_second_factor("zoe", 0, "c")  # falls back to the recovery code
+    assert not await storage.use_second_factor("zoe", None, "c")
+    assert await storage.use_second_factor("zoe", 5, None)
+    assert not await storage.use_second_factor("nobody", 5, "c")
+    assert await storage.delete_user("bea") and not await storage.delete_user("bea")
+
+
+async def test_sign_ins_round_trip(storage: Storage) -> None:
+    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0))
+    await storage.add_login(LoginRecord("t1", "u", 100.0, 1.0, "oidc"))
+    await storage.add_login(LoginRecord("t2", "u", 10.0))
+    assert await storage.get_login("t1") == LoginRecord("t1", "u", 100.0, 1.0, "oidc")
+    await storage.touch_login("t1", 50.0)
+    login = await storage.get_login("t1")
+    assert login is not None and login.last_seen == 50.0
+    await storage.purge_expired(now=20.0)
+    assert await storage.get_login("t2") is None
+    await storage.delete_login("t1")
+    assert await storage.get_login("t1") is None
+    await storage.add_login(LoginRecord("t3", "u", 100.0))
+    await storage.add_login(LoginRecord("t4", "u", 100.0))
+    assert await storage.delete_logins_of("u") == 2
+    await storage.add_login(LoginRecord("t5", "u", 100.0))
+    await storage.delete_user("u")
+    assert await storage.get_login("t5") is None  # a deleted user's sign-ins go with it
+
+
+async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
+    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0))
+    assert await storage.link_oidc_subject("u", "sub-1")
+    assert await storage.link_oidc_subject("u", "sub-1")
+    assert not await storage.link_oidc_subject("u", "sub-2")
+    assert not await storage.link_oidc_subject("nobody", "sub-1")
+    assert await storage.get_oidc("default") is None
+    await storage.set_oidc("default", "sealed-config")
+    assert await storage.get_oidc("default") == "sealed-config"
+    await storage.set_oidc("default", None)
+    assert await storage.get_oidc("default") is None
+    await storage.put_oidc_pending("state", "default", "sealed", 100.0)
+    await storage.put_oidc_pending("old", "default", "sealed", 10.0)
+    await storage.put_oidc_pending("late", "default", "sealed", 10.0)
+    assert await storage.take_oidc_pending("state", now=1.0) == ("default", "sealed")
+    assert await storage.take_oidc_pending("state", now=1.0) is None
+    assert await storage.take_oidc_pending("late", now=10.0) is None  # expired
+    await storage.purge_expired(now=20.0)
+    assert await storage.take_oidc_pending("old", now=1.0) is None
+
+
+async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7))
+    with pytest.raises(ConflictError):
+        await storage.add_org(OrgRecord("acme", "Again", 5.0))
+    await storage.update_org(OrgRecord("acme", "Acme Bank", 5.0, 90))
+    assert await storage.get_org("acme") == OrgRecord("acme", "Acme Bank", 5.0, 90)
+    assert await storage.get_org("nobody") is None
+    await storage.add_team("acme", "claims")
+    await storage.add_team("acme", "Alpha")
+    with pytest.raises(ConflictError):
+        await storage.add_team("acme", "claims")
+    assert await storage.list_teams("acme") == ["Alpha", "claims"]
+    assert await storage.set_team_policy("acme", "claims", '{"mask": []}')
+    assert not await storage.set_team_policy("acme", "nobody", "{}")
+    assert await storage.team_policies("acme", ("Alpha", "claims", "nobody")) == {
+        "claims": '{"mask": []}'
+    }
+    site = SiteRecord("a", "acme", "https://a.example", "A", ("claims",), '{"p": 1}', "key", True)
+    await storage.add_site(site)
+    assert await storage.get_site("a") == site
+    assert await storage.site_for_origin("https://a.example") == site
+    moved = SiteRecord("a", "acme", "https://b.example", "B", ("Alpha", "claims"))
+    await storage.update_site(moved)
+    assert await storage.get_site("a") == moved
+    assert await storage.site_for_origin("https://a.example") is None
+    with pytest.raises(ConflictError):
+        await storage.update_site(SiteRecord("demo", "default", "https://b.example", "Demo"))
+    assert [s.site_id for s in await storage.list_sites()] == ["a", "demo"]
+    assert [s.site_id for s in await storage.list_sites("acme")] == ["a"]
+    assert not await storage.delete_team("acme", "nobody")
+    assert await storage.delete_team("acme", "claims")
+    assert await storage.team_policies("acme", ("claims",)) == {}
+    assert await storage.delete_site("a") and not await storage.delete_site("a")
+    await storage.delete_join_codes("none")  # harmless
+
+
+async def test_sessions_and_join_codes_round_trip(storage: Storage) -> None:
+    await storage.record_session_start("s1", 1.5, "default", "demo")
+    record = await storage.get_session("s1")
+    assert record is not None
+    assert (record.created_at, record.ended_at, record.org_id, record.site_id) == (
+        1.5,
+        None,
+        "default",
+        "demo",
+    )
+    await storage.put_join_code("d1", "s1", 100.0)
+    await storage.put_join_code("d2", "s1", 100.0)
+    await storage.delete_join_codes("s1")
+    assert await storage.take_join_code("d1", 1.0) is None
+    assert await storage.take_join_code("d2", 1.0) is None
+
+
+async def test_the_audit_chain_and_anchors_round_trip(storage: Storage) -> None:
+    log = AuditLog(storage, KEY, anchor_every=3)
+    details: dict[str, object] = {"b": [1, 2.5, None], "a": {"x": "ü"}, "big": 2**53 + 1}
+    for i in range(7):
+        await log.record(1000.0 + i / 3, "site_added", actor="ada", org="acme", **details)
+    await storage.add_anchor(Anchor(6, "replaced", "mac"))  # same seq: replaced
+    records = await storage.audit_records()
+    assert [r.details for r in records] == [details] * 7
+    assert [r.at for r in records] == [1000.0 + i / 3 for i in range(7)]
+    assert [r.seq for r in await storage.audit_records(since=1001.0)] == [4, 5, 6, 7]
+    anchors = await storage.anchors()
+    assert [(a.seq, a.hash) for a in anchors] == [(3, records[2].hash), (6, "replaced")]
+    assert verify(records, anchors[:1], KEY).ok
