@@ -23,11 +23,17 @@ class MemorySubscription:
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            # Drop what is queued: the subscriber will be closed, and must wake up to learn it.
-            self._overflowed = True
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(_OVERFLOWED)
+            self.overflow()
+
+    def overflow(self) -> None:
+        """Fail this subscriber as if it fell behind: ``get`` raises :class:`Overflow` from now."""
+        if self._overflowed:
+            return
+        # Drop what is queued: the subscriber will be closed, and must wake up to learn it.
+        self._overflowed = True
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_OVERFLOWED)
 
     async def get(self) -> Frame:
         frame = await self._queue.get()

@@ -1,0 +1,530 @@
+"""Fan-out through Redis pub/sub, for running several server processes behind one address.
+
+Every frame goes through Redis, including frames whose subscribers are in the publishing process,
+so all subscribers of a topic see the frames of one publisher in the order it published them.
+
+* One pub/sub connection per process. A topic's Redis channel (``prefix + topic``) is subscribed
+  when its first local subscriber arrives and unsubscribed when the last one leaves. A reader task
+  hands incoming frames to the local subscribers, each with its own bounded queue
+  (:class:`~tandem.fanout.memory.MemoryFanout` does the local part, overflow included).
+* :meth:`RedisFanout.publish` never waits: it encodes the frame (msgpack) and appends it to a
+  bounded outgoing buffer that a writer task sends, in order, with pipelined ``PUBLISH``es. When
+  the buffer is full the frame is dropped and counted (:attr:`RedisFanout.dropped`).
+* A channel is subscribed before any frame published after :meth:`RedisFanout.subscribe` is sent,
+  so a subscriber receives everything its own process publishes from then on. Frames published
+  by other processes reach it once Redis confirmed the subscription (:meth:`RedisFanout.flush`
+  waits for that).
+
+Lost connections: Redis pub/sub does not store messages, so frames published while this process's
+pub/sub connection is down never reach its subscribers. Rather than leaving them waiting for
+frames that were lost, every local subscriber is failed with
+:class:`~tandem.fanout.base.Overflow` (as if it had fallen behind) when the connection drops, and
+so is every subscriber that arrives before it is back; the socket is closed with 1013 and the
+peer reconnects and resumes (docs/protocol.md). The connection is re-established with a capped
+exponential back-off, each attempt logged, and every topic that still has subscribers is
+subscribed again. Frames that cannot be sent to Redis (publishing connection down) are dropped
+and logged the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Self, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tandem.exceptions import ConfigError
+from tandem.fanout.base import Frame
+from tandem.fanout.memory import MemoryFanout, MemorySubscription
+
+log = logging.getLogger("tandem.fanout.redis")
+
+_BATCH = 512
+"""At most this many PUBLISHes in one pipeline."""
+
+
+class _Text(msgspec.Struct, array_like=True, frozen=True, tag=0):
+    """A text :class:`Frame` on the wire: ``[0, data, close]`` in msgpack."""
+
+    data: str
+    close: tuple[int, str] | None = None
+
+
+class _Binary(msgspec.Struct, array_like=True, frozen=True, tag=1):
+    """A binary :class:`Frame` on the wire: ``[1, data, close]`` in msgpack."""
+
+    data: bytes
+    close: tuple[int, str] | None = None
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Text | _Binary).decode
+
+
+def encode_frame(frame: Frame) -> bytes:
+    """The bytes published to Redis for ``frame``."""
+    if isinstance(frame.data, str):
+        return _encode(_Text(frame.data, frame.close))
+    return _encode(_Binary(bytes(frame.data), frame.close))
+
+
+def decode_frame(payload: bytes) -> Frame:
+    """Inverse of :func:`encode_frame`; raises :class:`msgspec.DecodeError` on anything else."""
+    envelope = _decode(payload)
+    return Frame(envelope.data, envelope.close)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "<unparseable Redis URL>"
+
+
+class _LocalFanout(MemoryFanout):
+    """Local delivery; tells its owner when a topic gains its first or loses its last subscriber."""
+
+    def __init__(self, on_change: Callable[[str], None]) -> None:
+        super().__init__()
+        self._on_change = on_change
+
+    def subscribe(self, topic: str, maxsize: int) -> MemorySubscription:
+        first = self.subscriber_count(topic) == 0
+        subscription = super().subscribe(topic, maxsize)
+        if first:
+            self._on_change(topic)
+        return subscription
+
+    def unsubscribe(self, topic: str, subscription: MemorySubscription) -> None:
+        before = self.subscriber_count(topic)
+        super().unsubscribe(topic, subscription)
+        if before and not self.subscriber_count(topic):
+            self._on_change(topic)
+
+    def topics(self) -> list[str]:
+        return list(self._topics)
+
+    def overflow_all(self) -> None:
+        for subscribers in self._topics.values():
+            for subscription in subscribers:
+                subscription.overflow()
+
+
+_Item = str | tuple[bytes, bytes] | asyncio.Future[None]
+"""Outgoing work, in order: a topic to (un)subscribe as needed, a (channel, payload) to publish,
+or a :meth:`RedisFanout.flush` waiting for everything before it."""
+
+
+class RedisFanout:
+    """:class:`~tandem.fanout.base.Fanout` shared by every process connected to one Redis.
+
+    Use ``fanout = await RedisFanout.connect(url)`` (or construct, then ``await start()``), and
+    ``await fanout.close()`` at shutdown; ``async with`` does both.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "tandem:",
+        max_pending: int = 65536,
+        timeout: float = 5.0,
+        ping_interval: float = 10.0,
+        reconnect_delay: float = 0.1,
+        max_reconnect_delay: float = 5.0,
+        client_name: str | None = "tandem",
+    ) -> None:
+        """
+        :param url: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` for TLS,
+            or ``unix://path``.
+        :param prefix: prepended to every topic to make its channel name; lets several
+            deployments share one Redis.
+        :param max_pending: frames waiting to be sent to Redis before new ones are dropped.
+        :param timeout: seconds for connecting, for a command's reply and for a PING's answer.
+        :param ping_interval: seconds of silence on the pub/sub connection before it is PINGed.
+        :param reconnect_delay: first delay before reconnecting; doubles up to
+            ``max_reconnect_delay``.
+        :param client_name: shown by ``CLIENT LIST`` for this process's connections.
+        """
+        if max_pending < 1:
+            raise ConfigError("max_pending must be at least 1")
+        if min(timeout, ping_interval, reconnect_delay, max_reconnect_delay) <= 0:
+            raise ConfigError("Redis timeouts and delays must be positive")
+        self.url = url
+        self.prefix = prefix
+        self.max_pending = max_pending
+        self.dropped = 0
+        """Frames never sent to Redis: buffer full, or Redis unreachable."""
+        self._timeout = timeout
+        self._ping_interval = ping_interval
+        self._reconnect_delay = reconnect_delay
+        self._max_reconnect_delay = max(reconnect_delay, max_reconnect_delay)
+        self._client_name = client_name
+        self._local = _LocalFanout(self._topic_changed)
+        self._redis: Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._subscribed: set[bytes] = set()
+        self._confirmations: dict[bytes, asyncio.Future[None]] = {}
+        self._outbox: collections.deque[_Item] = collections.deque()
+        self._pending = 0
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state = "new"
+        self._publish_failing = False
+
+    # Lifecycle
+
+    @classmethod
+    async def connect(cls, url: str = "redis://127.0.0.1:6379/0", **options: Any) -> Self:
+        """A started :class:`RedisFanout`; ``options`` are those of the constructor."""
+        fanout = cls(url, **options)
+        await fanout.start()
+        return fanout
+
+    async def start(self) -> None:
+        """Connect to Redis and start the reader and writer tasks.
+
+        Raises :class:`~tandem.exceptions.ConfigError` if the URL is invalid or Redis cannot be
+        reached (the message names the URL, without its password).
+        """
+        if self._state != "new":
+            raise RuntimeError("RedisFanout.start() may only be called once")
+        self._state = "starting"
+        where = redact_url(self.url)
+        try:
+            self._redis = Redis.from_url(
+                self.url,
+                # No hidden retries: a retried PUBLISH could deliver a frame twice, and a
+                # silently reconnected pub/sub connection would hide lost frames.
+                retry=Retry(NoBackoff(), 0, supported_errors=()),
+                # RESP2: with RESP3, redis-py 8 skips its check for pooled connections that the
+                # server closed while idle, and the next PUBLISH on one would fail.
+                protocol=2,
+                socket_connect_timeout=self._timeout,
+                socket_timeout=self._timeout,
+                client_name=self._client_name,
+            )
+        except (ValueError, RedisError) as exc:
+            self._state = "closed"
+            raise ConfigError(f"invalid Redis URL {where}: {exc}") from exc
+        try:
+            await self._redis.ping()
+            pubsub = await self._open_pubsub()
+        except (RedisError, OSError) as exc:
+            self._state = "closed"
+            await self._redis.aclose()
+            raise ConfigError(f"cannot reach Redis at {where}: {exc}") from exc
+        self._state = "running"
+        self._tasks = [
+            asyncio.create_task(self._run_writer(), name="tandem-redis-fanout-writer"),
+            asyncio.create_task(self._run_pubsub(pubsub), name="tandem-redis-fanout-reader"),
+        ]
+
+    async def close(self) -> None:
+        """Send what is buffered (for up to ``timeout`` seconds), then disconnect. Idempotent.
+
+        Local subscribers still open get :class:`~tandem.fanout.base.Overflow`.
+        """
+        if self._state == "closed":
+            return
+        if self._state == "running":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.flush(), self._timeout)
+        self._state = "closed"
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        self._local.overflow_all()
+        for item in self._outbox:
+            if isinstance(item, asyncio.Future) and not item.done():
+                item.set_result(None)
+        self._outbox.clear()
+        self._pending = 0
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            await self._discard(pubsub)
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the pub/sub connection is up (subscribers are then being served)."""
+        return self._pubsub is not None
+
+    # The Fanout protocol
+
+    def subscribe(self, topic: str, maxsize: int) -> MemorySubscription:
+        """Receive frames published to ``topic`` by any process, at most ``maxsize`` queued.
+
+        While the pub/sub connection is down (or after :meth:`close`) the subscription is
+        returned already failed: its ``get`` raises :class:`~tandem.fanout.base.Overflow`.
+        """
+        self._check_started()
+        subscription = self._local.subscribe(topic, maxsize)
+        if self._pubsub is None:
+            subscription.overflow()
+        return subscription
+
+    def publish(self, topic: str, frame: Frame) -> None:
+        """Queue ``frame`` for every subscriber of ``topic`` in every process; never waits.
+
+        Dropped (and counted in :attr:`dropped`) when ``max_pending`` frames are already waiting,
+        or after :meth:`close`.
+        """
+        self._check_started()
+        if self._state != "running":
+            self.dropped += 1
+            return
+        if self._pending >= self.max_pending:
+            if not self.dropped:
+                log.warning("Redis fan-out buffer full (%d frames); dropping", self.max_pending)
+            self.dropped += 1
+            return
+        self._pending += 1
+        self._outbox.append((self._channel(topic), encode_frame(frame)))
+        self._wake.set()
+
+    def subscriber_count(self, topic: str) -> int:
+        """Subscribers of ``topic`` in this process."""
+        return self._local.subscriber_count(topic)
+
+    async def flush(self) -> None:
+        """Wait until everything published or subscribed before this call reached Redis.
+
+        Subscriptions are then confirmed by Redis, so frames other processes publish from now on
+        arrive. Returns at once when not running.
+        """
+        if self._state != "running":
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._outbox.append(done)
+        self._wake.set()
+        await done
+
+    # Internals
+
+    def _check_started(self) -> None:
+        if self._state in ("new", "starting"):
+            raise RuntimeError("RedisFanout is not started: await start() or connect() first")
+
+    def _channel(self, topic: str) -> bytes:
+        return (self.prefix + topic).encode()
+
+    def _topic_changed(self, topic: str) -> None:
+        if self._state == "running":
+            self._outbox.append(topic)
+            self._wake.set()
+
+    async def _open_pubsub(self) -> PubSub:
+        assert self._redis is not None
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.ping()  # connects; the answer is read (and ignored) by the reader
+        except BaseException:
+            await self._discard(pubsub)
+            raise
+        self._pubsub = pubsub
+        self._subscribed.clear()
+        # Subscribe again to every topic that has subscribers, before anything published later.
+        self._outbox.extendleft(reversed(self._local.topics()))
+        self._wake.set()
+        return pubsub
+
+    async def _discard(self, pubsub: PubSub) -> None:
+        aclose = cast(Callable[[], Awaitable[None]], pubsub.aclose)  # untyped in redis-py
+        try:
+            await aclose()
+        except (RedisError, OSError) as exc:
+            log.debug("closing a Redis pub/sub connection failed: %s", exc)
+
+    def _lost(self, pubsub: PubSub) -> None:
+        if self._pubsub is not pubsub:
+            return
+        self._pubsub = None
+        self._subscribed.clear()
+        for waiter in self._confirmations.values():
+            if not waiter.done():
+                waiter.set_result(None)
+        self._local.overflow_all()
+
+    async def _run_pubsub(self, pubsub: PubSub | None) -> None:
+        """Read the pub/sub connection; reconnect with a capped back-off when it drops."""
+        loop = asyncio.get_running_loop()
+        delay = self._reconnect_delay
+        where = redact_url(self.url)
+        while True:
+            if pubsub is None:
+                try:
+                    pubsub = await self._open_pubsub()
+                except (RedisError, OSError) as exc:
+                    log.warning(
+                        "Redis pub/sub at %s: reconnecting failed (%s); next attempt in %.3gs",
+                        where,
+                        exc,
+                        delay,
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self._max_reconnect_delay)
+                    continue
+                log.warning("Redis pub/sub at %s: reconnected", where)
+            connected_at = loop.time()
+            try:
+                await self._read(pubsub)
+            except Exception as exc:
+                if loop.time() - connected_at > self._max_reconnect_delay:
+                    delay = self._reconnect_delay  # it was up for a while: not flapping
+                expected = isinstance(exc, RedisError | OSError)
+                log.warning(
+                    "Redis pub/sub at %s: connection lost (%s); its %d subscribers are closed "
+                    "and frames published until it is back are lost; reconnecting in %.3gs",
+                    where,
+                    str(exc) or type(exc).__name__,
+                    sum(map(self._local.subscriber_count, self._local.topics())),
+                    delay,
+                    exc_info=not expected,
+                )
+            self._lost(pubsub)
+            await self._discard(pubsub)
+            pubsub = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_reconnect_delay)
+
+    async def _read(self, pubsub: PubSub) -> None:
+        loop = asyncio.get_running_loop()
+        last_heard = last_ping = loop.time()
+        while True:
+            connection = pubsub.connection
+            # Never let redis-py reconnect this connection silently (frames would be lost).
+            if self._pubsub is not pubsub or connection is None or not connection.is_connected:
+                raise RedisConnectionError("connection closed")
+            message = await pubsub.get_message(timeout=min(1.0, self._ping_interval))
+            now = loop.time()
+            if message is not None:
+                last_heard = now
+                self._dispatch(message)
+            elif last_ping > last_heard:
+                if now - last_ping > self._timeout:
+                    raise RedisTimeoutError(f"no answer to PING within {self._timeout}s")
+            elif now - last_heard >= self._ping_interval:
+                last_ping = now
+                await pubsub.ping()
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        channel = message["channel"]
+        if kind == "message" and isinstance(channel, bytes) and channel.startswith(self._prefix):
+            topic = channel[len(self._prefix) :].decode(errors="replace")
+            try:
+                frame = decode_frame(message["data"])
+            except (msgspec.DecodeError, TypeError) as exc:
+                log.warning("ignoring a malformed frame on Redis channel %r: %s", channel, exc)
+                return
+            self._local.publish(topic, frame)
+        elif kind == "subscribe":
+            waiter = self._confirmations.get(channel)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def _prefix(self) -> bytes:
+        return self.prefix.encode()
+
+    async def _run_writer(self) -> None:
+        while True:
+            while not self._outbox:
+                self._wake.clear()
+                await self._wake.wait()
+            item = self._outbox.popleft()
+            if isinstance(item, str):
+                await self._sync(item)
+            elif isinstance(item, asyncio.Future):
+                if not item.done():
+                    item.set_result(None)
+            else:
+                batch = [item]
+                while len(batch) < _BATCH and self._outbox:
+                    following = self._outbox[0]
+                    if not isinstance(following, tuple):
+                        break
+                    batch.append(following)
+                    self._outbox.popleft()
+                self._pending -= len(batch)
+                await self._send(batch)
+
+    async def _send(self, batch: list[tuple[bytes, bytes]]) -> None:
+        assert self._redis is not None
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel, payload in batch:
+                    pipe.publish(channel, payload)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self.dropped += len(batch)
+            log.debug("dropped %d frames: %s", len(batch), exc)
+            if not self._publish_failing:
+                self._publish_failing = True
+                log.warning(
+                    "publishing to Redis at %s failed (%s); frames are dropped until it works",
+                    redact_url(self.url),
+                    exc,
+                )
+            return
+        if self._publish_failing:
+            self._publish_failing = False
+            log.warning("publishing to Redis at %s works again", redact_url(self.url))
+
+    async def _sync(self, topic: str) -> None:
+        """Subscribe or unsubscribe ``topic``'s channel to match whether it has subscribers."""
+        pubsub = self._pubsub
+        if pubsub is None:
+            return  # the reconnect subscribes every topic with subscribers
+        connection = pubsub.connection
+        if connection is None or not connection.is_connected:
+            return  # lost; the reader notices
+        channel = self._channel(topic)
+        wanted = self._local.subscriber_count(topic) > 0
+        try:
+            if wanted and channel not in self._subscribed:
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._confirmations[channel] = waiter
+                self._subscribed.add(channel)
+                try:
+                    await pubsub.subscribe(channel)
+                    await asyncio.wait_for(waiter, self._timeout)
+                finally:
+                    del self._confirmations[channel]
+            elif not wanted and channel in self._subscribed:
+                self._subscribed.discard(channel)
+                await pubsub.unsubscribe(channel)
+        except TimeoutError:
+            log.warning("Redis did not confirm the subscription to %r in time", channel)
+        except (RedisError, OSError) as exc:
+            log.debug("(un)subscribing %r failed: %s", channel, exc)  # the reader reconnects

@@ -1,0 +1,430 @@
+"""Redis fan-out against the real Redis on 127.0.0.1:6379: the in-process behaviour, plus what
+only several processes sharing one Redis can show (skipped when that Redis is not running)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from tandem.exceptions import ConfigError
+from tandem.fanout.base import Frame, Overflow, Subscription
+from tandem.fanout.redis import RedisFanout, decode_frame, encode_frame, redact_url
+
+HOST, PORT = "127.0.0.1", 6379
+URL = f"redis://{HOST}:{PORT}/0"
+
+
+def _redis_running() -> bool:
+    try:
+        with socket.create_connection((HOST, PORT), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not _redis_running(), reason=f"no Redis server answering PING at {HOST}:{PORT}"
+)
+
+Factory = Callable[..., Awaitable[RedisFanout]]
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A channel prefix (and client name) of this test alone, so parallel runs never collide."""
+    return f"tandem-test-{uuid.uuid4().hex}:"
+
+
+@pytest.fixture
+async def make_fanout(prefix: str) -> AsyncIterator[Factory]:
+    """Start RedisFanouts (each standing for one server process); all are closed afterwards."""
+    started: list[RedisFanout] = []
+
+    async def make(**options: Any) -> RedisFanout:
+        options.setdefault("prefix", prefix)
+        options.setdefault("client_name", prefix.rstrip(":"))
+        fanout = await RedisFanout.connect(URL, **options)
+        started.append(fanout)
+        return fanout
+
+    yield make
+    for fanout in started:
+        await fanout.close()
+
+
+@pytest.fixture
+async def fanout(make_fanout: Factory) -> RedisFanout:
+    return await make_fanout()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(URL)
+    yield client
+    await client.aclose()
+
+
+async def get(subscription: Subscription) -> Frame:
+    return await asyncio.wait_for(subscription.get(), 5)
+
+
+async def numsub(redis: Redis, channel: str) -> int:
+    [(_, count)] = await redis.pubsub_numsub(channel)
+    assert isinstance(count, int)
+    return count
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+# The behaviour of tests/fanout/test_memory.py
+
+
+async def test_frames_arrive_in_order_for_every_subscriber(fanout: RedisFanout) -> None:
+    a, b = fanout.subscribe("t", 10), fanout.subscribe("t", 10)
+    for i in range(3):
+        fanout.publish("t", Frame(bytes([i])))
+    for subscription in (a, b):
+        assert [(await get(subscription)).data for _ in range(3)] == [b"\x00", b"\x01", b"\x02"]
+
+
+async def test_topics_are_isolated(fanout: RedisFanout) -> None:
+    a = fanout.subscribe("a", 10)
+    fanout.subscribe("b", 10)
+    fanout.publish("b", Frame("for b"))
+    fanout.publish("a", Frame("for a"))
+    assert (await get(a)).data == "for a"
+
+
+async def test_a_full_queue_overflows_that_subscriber_only(fanout: RedisFanout) -> None:
+    slow, fast = fanout.subscribe("t", 2), fanout.subscribe("t", 10)
+    for i in range(3):
+        fanout.publish("t", Frame(str(i)))
+    # Frames arrive from Redis asynchronously: once the fast one has all three, so has the slow.
+    assert [(await get(fast)).data for _ in range(3)] == ["0", "1", "2"]
+    with pytest.raises(Overflow):
+        await get(slow)
+    fanout.publish("t", Frame("3"))
+    assert (await get(fast)).data == "3"
+
+
+async def test_closed_subscription_receives_nothing_and_topic_is_freed(
+    fanout: RedisFanout, redis: Redis, prefix: str
+) -> None:
+    subscription = fanout.subscribe("t", 10)
+    await fanout.flush()
+    assert await numsub(redis, prefix + "t") == 1
+    subscription.close()
+    subscription.close()
+    fanout.publish("t", Frame("x"))
+    await fanout.flush()
+    assert fanout.subscriber_count("t") == 0
+    assert await numsub(redis, prefix + "t") == 0
+
+
+# Several processes on one Redis
+
+
+async def test_two_processes_deliver_to_each_other(make_fanout: Factory) -> None:
+    one, two = await make_fanout(), await make_fanout()
+    on_one, on_two = one.subscribe("t", 10), two.subscribe("t", 10)
+    await one.flush()
+    await two.flush()
+    one.publish("t", Frame("from one"))
+    await one.flush()
+    two.publish("t", Frame("from two"))
+    for subscription in (on_one, on_two):
+        assert [(await get(subscription)).data for _ in range(2)] == ["from one", "from two"]
+
+
+async def test_frames_round_trip_exactly(make_fanout: Factory) -> None:
+    sender, receiver = await make_fanout(), await make_fanout()
+    subscription = receiver.subscribe("t", 10)
+    await receiver.flush()
+    frames = [
+        Frame("text with ünïcode ✓"),
+        Frame(b"\x00\xff binary"),
+        Frame(""),
+        Frame(b""),
+        Frame("bye", close=(4000, "session ended")),
+        Frame(b"", close=(1013, "")),
+    ]
+    for frame in frames:
+        sender.publish("t", frame)
+    received = [await get(subscription) for _ in frames]
+    assert received == frames
+    assert [type(frame.data) for frame in received] == [type(frame.data) for frame in frames]
+    assert all(frame.close is None or type(frame.close) is tuple for frame in received)
+
+
+def test_frame_encoding_keeps_text_bytes_and_close_apart() -> None:
+    for frame in (Frame("x"), Frame(b"x"), Frame("x", (1000, "done")), Frame(b"", (4001, "é"))):
+        assert decode_frame(encode_frame(frame)) == frame
+        assert type(decode_frame(encode_frame(frame)).data) is type(frame.data)
+
+
+async def test_a_slow_subscriber_in_another_process_overflows_alone(
+    make_fanout: Factory,
+) -> None:
+    sender, receiver = await make_fanout(), await make_fanout()
+    slow, fast = receiver.subscribe("t", 5), receiver.subscribe("t", 100)
+    local = sender.subscribe("t", 100)
+    await receiver.flush()
+    for i in range(20):
+        sender.publish("t", Frame(str(i)))
+    expected = [str(i) for i in range(20)]
+    assert [(await get(fast)).data for _ in range(20)] == expected
+    assert [(await get(local)).data for _ in range(20)] == expected
+    with pytest.raises(Overflow):
+        await get(slow)
+
+
+async def test_publish_never_waits(fanout: RedisFanout) -> None:
+    subscription = fanout.subscribe("t", 20_000)
+    started = time.perf_counter()
+    for i in range(10_000):
+        fanout.publish("t", Frame(i.to_bytes(2, "big")))
+    assert time.perf_counter() - started < 1.0  # no round trip per frame: nothing is awaited
+    received = [(await get(subscription)).data for _ in range(10_000)]
+    assert received == [i.to_bytes(2, "big") for i in range(10_000)]
+    assert fanout.dropped == 0
+
+
+async def test_a_full_outgoing_buffer_drops_new_frames(make_fanout: Factory) -> None:
+    fanout = await make_fanout(max_pending=10)
+    subscription = fanout.subscribe("t", 100)
+    for i in range(25):  # no await in between: the writer cannot send any of them yet
+        fanout.publish("t", Frame(str(i)))
+    assert fanout.dropped == 15
+    assert [(await get(subscription)).data for _ in range(10)] == [str(i) for i in range(10)]
+
+
+async def test_topics_are_freed_in_redis_after_the_last_close(
+    make_fanout: Factory, redis: Redis, prefix: str
+) -> None:
+    one, two = await make_fanout(), await make_fanout()
+    a, b, c = one.subscribe("t", 10), one.subscribe("t", 10), two.subscribe("t", 10)
+    await one.flush()
+    await two.flush()
+    assert await numsub(redis, prefix + "t") == 2  # one pub/sub connection per process
+    a.close()
+    await one.flush()
+    assert await numsub(redis, prefix + "t") == 2
+    b.close()
+    await one.flush()
+    assert await numsub(redis, prefix + "t") == 1
+    c.close()
+    await two.flush()
+    assert await numsub(redis, prefix + "t") == 0
+
+
+async def test_close_fails_open_subscriptions_and_is_idempotent(make_fanout: Factory) -> None:
+    fanout = await make_fanout()
+    subscription = fanout.subscribe("t", 10)
+    await fanout.close()
+    await fanout.close()
+    with pytest.raises(Overflow):
+        await get(subscription)
+    fanout.publish("t", Frame("after close"))  # dropped, never raises
+    with pytest.raises(Overflow):
+        await get(fanout.subscribe("t", 10))
+
+
+async def test_reconnects_after_the_pubsub_connection_is_killed(
+    make_fanout: Factory, redis: Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "tandem.fanout.redis")
+    sender, receiver = await make_fanout(), await make_fanout(reconnect_delay=0.05)
+    before = receiver.subscribe("t", 10)
+    await receiver.flush()
+    sender.publish("t", Frame("before"))
+    assert (await get(before)).data == "before"
+
+    # Only this test's pub/sub connections (CLIENT KILL TYPE pubsub, narrowed by client name).
+    clients = await redis.client_list(_type="pubsub")
+    ids = [client["id"] for client in clients if client["name"] == prefix.rstrip(":")]
+    assert ids
+    for client_id in ids:
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", client_id)
+
+    # The subscriber that may have missed frames is told so instead of waiting forever.
+    with pytest.raises(Overflow):
+        await get(before)
+
+    async def resubscribed() -> bool:
+        return receiver.connected and await numsub(redis, prefix + "t") == 1
+
+    await eventually(resubscribed)  # "t" still has a subscriber (not closed yet): resubscribed
+    after = receiver.subscribe("t", 10)
+    await receiver.flush()
+    sender.publish("t", Frame("after"))
+    assert (await get(after)).data == "after"
+    receiver.publish("t", Frame("own"))
+    assert (await get(after)).data == "own"
+    assert "connection lost" in caplog.text
+    assert "reconnected" in caplog.text
+    before.close()
+    after.close()
+    await receiver.flush()
+    assert await numsub(redis, prefix + "t") == 0
+
+
+async def test_a_publishing_connection_closed_while_idle_loses_nothing(
+    make_fanout: Factory, redis: Redis, prefix: str
+) -> None:
+    """Servers close idle clients (redis.conf ``timeout``); the next frames must still go out."""
+    sender, receiver = await make_fanout(), await make_fanout()
+    subscription = receiver.subscribe("t", 10)
+    await receiver.flush()
+    sender.publish("t", Frame("1"))
+    assert (await get(subscription)).data == "1"
+    ids = [
+        client["id"]
+        for client in await redis.client_list()
+        if client["name"] == prefix.rstrip(":") and client["cmd"] == "publish"
+    ]
+    assert ids
+    for client_id in ids:
+        await redis.execute_command("CLIENT", "KILL", "ID", client_id)
+    await asyncio.sleep(0.05)
+    sender.publish("t", Frame("2"))
+    assert (await get(subscription)).data == "2"
+    assert sender.dropped == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class PrivateRedis:
+    """A redis-server of this test alone, to stop and start again."""
+
+    def __init__(self, binary: str) -> None:
+        self.binary = binary
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(5)
+            self.process = None
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: cannot stop and restart a Redis")
+    server = PrivateRedis(binary)
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_survives_redis_going_away_and_coming_back(
+    private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "tandem.fanout.redis")
+    async with RedisFanout(
+        private_redis.url, reconnect_delay=0.05, max_reconnect_delay=0.2, timeout=1
+    ) as fanout:
+        before = fanout.subscribe("t", 10)
+        fanout.publish("t", Frame("before"))
+        assert (await get(before)).data == "before"
+
+        private_redis.stop()
+        with pytest.raises(Overflow):  # told at once, not left waiting
+            await get(before)
+        with pytest.raises(Overflow):  # while Redis is away, nobody can be served
+            await get(fanout.subscribe("t", 10))
+        fanout.publish("t", Frame("lost"))
+        await fanout.flush()
+        assert fanout.dropped == 1
+        await asyncio.sleep(0.6)  # several reconnect attempts
+        assert not fanout.connected
+
+        private_redis.start()
+
+        async def reconnected() -> bool:
+            return fanout.connected
+
+        await eventually(reconnected)
+        after = fanout.subscribe("t", 10)
+        fanout.publish("t", Frame("after"))
+        assert (await get(after)).data == "after"
+
+    delays = [
+        float(record.getMessage().rpartition("next attempt in ")[2].rstrip("s"))
+        for record in caplog.records
+        if "reconnecting failed" in record.getMessage()
+    ]
+    assert len(delays) >= 3
+    assert delays == sorted(delays)
+    assert max(delays) == 0.2  # capped
+    assert "connection lost" in caplog.text
+    assert "reconnected" in caplog.text
+    assert "frames are dropped" in caplog.text
+    assert "works again" in caplog.text
+
+
+async def test_unreachable_redis_is_a_config_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound but not listening: connection refused
+        url = f"redis://user:secret@127.0.0.1:{port}/0"
+        with pytest.raises(ConfigError, match=f"127.0.0.1:{port}") as caught:
+            await RedisFanout.connect(url, timeout=1)
+    assert "secret" not in str(caught.value)
+
+
+async def test_an_invalid_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="ftp://nowhere"):
+        await RedisFanout.connect("ftp://nowhere")
+
+
+def test_passwords_are_redacted_from_urls() -> None:
+    assert redact_url("redis://:pw@h:1/0") == "redis://:***@h:1/0"
+    assert redact_url("rediss://u:pw@h/0") == "rediss://u:***@h/0"
+    assert redact_url("redis://h:1/0") == "redis://h:1/0"
+
+
+def test_using_it_before_start_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="start"):
+        RedisFanout().publish("t", Frame("x"))
