@@ -155,6 +155,8 @@ def serve(
         typer.echo("No agent account yet. Create one in another terminal:")
         typer.echo(f"  .venv/bin/tandem user add alice --role agent --data-dir {settings.data_dir}")
         typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
+        if settings.database_url:
+            typer.echo("  with TANDEM_DATABASE_URL set to this server's database URL")
     uvicorn.Server(server_config(create_app(settings), settings, log_level="info")).run()
 
 
