@@ -99,3 +99,18 @@ def test_an_older_database_is_upgraded_with_its_users_in_the_default_team(tmp_pa
     import asyncio
 
     asyncio.run(check())
+
+
+async def test_an_organisations_audit_page_holds_only_its_records_in_order(
+    storage: Storage,
+) -> None:
+    for i in range(5):
+        await storage.append_audit(float(i), "a", "x", "acme" if i % 2 else "default", "s", {})
+    acme = await storage.audit_page("acme", 0, 10)
+    assert [r.seq for r in acme] == [2, 4] and {r.org for r in acme} == {"acme"}
+    first, second = (
+        await storage.audit_page("default", 0, 2),
+        await storage.audit_page("default", 3, 2),
+    )
+    assert [r.seq for r in first] == [1, 3] and [r.seq for r in second] == [5]
+    assert await storage.audit_page("nobody", 0, 10) == []

@@ -279,8 +279,7 @@ async def _audit(call: Call) -> object:
         limit = min(int(call.query.get("limit", str(MAX_AUDIT_PAGE))), MAX_AUDIT_PAGE)
     except ValueError:
         raise ConfigError("after and limit are whole numbers") from None
-    records = await call.services.storage.audit_records()
-    page = [r for r in records if r.org == call.principal.org and r.seq > after][: max(limit, 0)]
+    page = await call.services.storage.audit_page(call.principal.org, after, max(limit, 0))
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Protocol
 
-from tandem.audit import AuditStore
+from tandem.audit import AuditRecord, AuditStore
 
 DEFAULT_ORG = "default"
 """The organisation every installation starts with (team ``support``, site ``demo``)."""
@@ -224,6 +224,10 @@ class Storage(AuditStore, Protocol):
     async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]: ...
 
     async def delete_site(self, site_id: str) -> bool: ...
+
+    async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
+        """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
+        ...
 
     async def purge_expired(self, now: float) -> None:
         """Delete expired codes and sign-ins."""

@@ -750,6 +750,20 @@ class PostgresStorage:
             " FROM audit WHERE at >= $1 ORDER BY seq",
             since,
         )
+        return self._audit_rows(rows)
+
+    async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
+        rows = await self._pool.fetch(
+            "SELECT seq, at, action, actor, org, subject, details, prev_hash, hash"
+            " FROM audit WHERE org = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            org,
+            after_seq,
+            limit,
+        )
+        return self._audit_rows(rows)
+
+    @staticmethod
+    def _audit_rows(rows: Any) -> list[AuditRecord]:
         return [
             AuditRecord(
                 int(r[0]),

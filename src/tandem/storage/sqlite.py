@@ -760,6 +760,19 @@ class SQLiteStorage:
             for r in rows
         ]
 
+    async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT seq, at, action, actor, org, subject, details, prev_hash, hash"
+                " FROM audit WHERE org = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (org, after_seq, limit),
+            ).fetchall()
+        )
+        return [
+            AuditRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8])
+            for r in rows
+        ]
+
     async def add_anchor(self, anchor: Anchor) -> None:
         await self._run(
             lambda db: db.execute(
