@@ -51,14 +51,47 @@ def test_a_new_account_sets_up_its_authenticator_in_the_console(
     expect(page.get_by_label("Session code")).to_be_visible()
 
 
-def test_an_admin_signs_in_to_a_page_without_live_sessions(
+def console_sign_in(live: RunningServer, agent: Party, username: str) -> None:
+    page = agent.page
+    page.goto(f"{live.base}/console/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(AGENT_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(
     live: RunningServer, agent: Party
 ) -> None:
     add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
+    console_sign_in(live, agent, "ada")
     page = agent.page
-    page.goto(f"{live.base}/console/")
-    page.get_by_label("Username").fill("ada")
-    page.get_by_label("Password").fill(AGENT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Nothing live for your role")).to_be_visible()
+    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
+    expect(page.get_by_label("Session code")).to_be_hidden()
+    expect(page.get_by_role("cell", name="alice", exact=True)).to_be_visible()
+
+    page.get_by_label("New account").fill("nina")
+    page.get_by_label("Initial password").fill("short")
+    page.get_by_role("button", name="Add account").click()
+    expect(page.get_by_role("status")).to_contain_text("password too short")
+    page.get_by_label("Initial password").fill(AGENT_PASSWORD)
+    page.get_by_label("Teams (comma separated)").fill("support")
+    page.get_by_role("button", name="Add account").click()
+    expect(page.get_by_role("status")).to_contain_text("Added nina")
+    row = page.get_by_role("row").filter(has_text="nina")
+    expect(row).to_contain_text("set up at next sign-in")
+
+    page.get_by_label("Role of alice").select_option("supervisor")
+    expect(page.get_by_role("status")).to_contain_text("alice is now supervisor")
+    page.get_by_label("Role of ada").select_option("agent")
+    expect(page.get_by_role("status")).to_contain_text("own role")
+    expect(page.get_by_label("Role of ada")).to_have_value("admin")
+
+
+def test_an_auditor_reads_the_trail_in_the_console(live: RunningServer, agent: Party) -> None:
+    add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
+    console_sign_in(live, agent, "aud")
+    page = agent.page
+    expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    expect(page.get_by_role("cell", name="server_started").first).to_be_visible()
+    expect(page.get_by_role("cell", name="sign_in").first).to_be_visible()
     expect(page.get_by_label("Session code")).to_be_hidden()

@@ -17,6 +17,7 @@ import {
 import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import { PayloadDecoder, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { administration, auditTrail } from "./office.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -91,9 +92,9 @@ function showJoin(agent: Agent): void {
   }
   mfaSection.hidden = true;
   if (!LIVE_ROLES.has(agent.role)) {
-    byId("no-live-text").textContent =
-      `As ${agent.role === "admin" ? "an admin" : `an ${agent.role}`} you do not join sessions. ` +
-      "Your tools are in the HTTP API (see docs/administration.md).";
+    const office = byId("office");
+    if (agent.role === "auditor") auditTrail(office);
+    else if (agent.role === "admin") administration(office);
     noLiveSection.hidden = false;
     return;
   }

@@ -1,0 +1,183 @@
+/**
+ * The console's pages for roles without live sessions: the auditor's audit trail and the admin's
+ * accounts and teams. Everything goes through the same HTTP API (and the server's authorisation);
+ * this is only a view. Text is always set with textContent.
+ */
+
+type Row = (string | Node)[];
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (text) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function table(headers: string[], rows: Row[]): HTMLTableElement {
+  const t = el("table", "", "grid");
+  const head = t.createTHead().insertRow();
+  for (const h of headers) head.append(el("th", h));
+  const body = t.createTBody();
+  for (const row of rows) {
+    const tr = body.insertRow();
+    for (const cell of row) {
+      const td = tr.insertCell();
+      if (typeof cell === "string") td.textContent = cell;
+      else td.append(cell);
+    }
+  }
+  return t;
+}
+
+async function problem(response: Response): Promise<string> {
+  try {
+    return ((await response.json()) as { detail?: string }).detail ?? `Failed (${response.status}).`;
+  } catch {
+    return `Failed (${response.status}).`;
+  }
+}
+
+async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(await problem(response));
+  return (response.status === 204 ? null : await response.json()) as T;
+}
+
+interface AuditRecord {
+  seq: number;
+  at: number;
+  action: string;
+  actor: string;
+  subject: string;
+}
+
+/** The auditor's page: the organisation's audit trail, oldest first, a page at a time. */
+export function auditTrail(root: HTMLElement): void {
+  const list = el("div");
+  const more = el("button", "Load more");
+  const status = el("p", "", "status");
+  status.setAttribute("role", "status");
+  let after = 0;
+  const load = async () => {
+    try {
+      const records = await api<AuditRecord[]>("GET", `/api/audit?after=${after}&limit=200`);
+      if (records.length) after = records[records.length - 1].seq;
+      list.append(table(["#", "time", "event", "by", "about"], records.map((r) => [
+        String(r.seq), new Date(r.at * 1000).toISOString().replace("T", " ").slice(0, 19), r.action, r.actor, r.subject,
+      ])));
+      status.textContent = records.length < 200 ? "End of the trail." : "";
+      more.hidden = records.length < 200;
+    } catch (error) {
+      status.textContent = (error as Error).message;
+    }
+  };
+  more.addEventListener("click", () => void load());
+  root.replaceChildren(el("h1", "Audit trail"), el("p", "Every security-relevant event of your organisation. Reading it is recorded too.", "muted"), list, more, status);
+  void load();
+}
+
+interface User {
+  username: string;
+  display_name: string;
+  role: string;
+  teams: string[];
+  second_factor: boolean;
+  mfa_exempt: boolean;
+}
+
+/** The admin's page: accounts (add, change role and teams) and teams (add). */
+export function administration(root: HTMLElement): void {
+  const status = el("p", "", "status");
+  status.setAttribute("role", "status");
+  const accounts = el("div");
+  const teams = el("div");
+  const say = (text: string, good = false) => {
+    status.textContent = text;
+    status.className = `status ${good ? "good" : "bad"}`;
+  };
+
+  const render = async () => {
+    const [users, teamNames] = await Promise.all([api<User[]>("GET", "/api/users"), api<string[]>("GET", "/api/teams")]);
+    accounts.replaceChildren(table(["account", "name", "role", "teams", "two-step", ""], users.map((u) => {
+      const role = el("select");
+      role.setAttribute("aria-label", `Role of ${u.username}`);
+      for (const r of ["agent", "supervisor", "auditor", "admin"]) role.append(new Option(r, r, false, r === u.role));
+      role.addEventListener("change", () => {
+        api("PATCH", `/api/users/${encodeURIComponent(u.username)}`, { role: role.value })
+          .then(() => say(`${u.username} is now ${role.value}.`, true))
+          .catch((error: Error) => {
+            role.value = u.role;
+            say(error.message);
+          });
+      });
+      const twoStep = u.second_factor ? "on" : u.mfa_exempt ? "exempt (demo)" : "set up at next sign-in";
+      return [u.username, u.display_name, role, u.teams.join(", "), twoStep, ""];
+    })));
+    teams.replaceChildren(el("p", `Teams: ${teamNames.join(", ") || "none"}`));
+  };
+
+  const form = el("form", "", "office-form");
+  const field = (label: string, input: HTMLInputElement | HTMLSelectElement) => {
+    const id = `new-${label.toLowerCase().replace(/\W+/g, "-")}`;
+    input.id = id;
+    const l = el("label", label);
+    l.htmlFor = id;
+    form.append(l, input);
+    return input;
+  };
+  const username = field("New account", el("input")) as HTMLInputElement;
+  const password = field("Initial password", el("input")) as HTMLInputElement;
+  password.type = "password";
+  password.autocomplete = "new-password";
+  const newRole = field("Role", el("select")) as HTMLSelectElement;
+  for (const r of ["agent", "supervisor", "auditor", "admin"]) newRole.append(new Option(r, r));
+  const newTeams = field("Teams (comma separated)", el("input")) as HTMLInputElement;
+  const add = el("button", "Add account", "primary");
+  add.type = "submit";
+  form.append(add);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const teamList = newTeams.value.split(",").map((t) => t.trim()).filter(Boolean);
+    api("POST", "/api/users", {
+      username: username.value.trim(), password: password.value, role: newRole.value,
+      ...(teamList.length ? { teams: teamList } : {}),
+    })
+      .then(() => {
+        say(`Added ${username.value.trim()}. They set up two-step sign-in when they first sign in.`, true);
+        form.reset();
+        return render();
+      })
+      .catch((error: Error) => say(error.message));
+    password.value = "";
+  });
+
+  const teamForm = el("form", "", "office-form");
+  const teamInput = el("input");
+  teamInput.id = "new-team";
+  const teamLabel = el("label", "New team");
+  teamLabel.htmlFor = "new-team";
+  const addTeam = el("button", "Add team");
+  addTeam.type = "submit";
+  teamForm.append(teamLabel, teamInput, addTeam);
+  teamForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    api("POST", "/api/teams", { team: teamInput.value.trim() })
+      .then(() => {
+        say(`Added team ${teamInput.value.trim()}.`, true);
+        teamForm.reset();
+        return render();
+      })
+      .catch((error: Error) => say(error.message));
+  });
+
+  root.replaceChildren(
+    el("h1", "Administration"), status, el("h2", "Accounts"), accounts, form, el("h2", "Teams"), teams, teamForm,
+    el("p", "Sites, policies, retention and single sign-on: see docs/administration.md (HTTP API).", "muted"),
+  );
+  render().catch((error: Error) => say(error.message));
+}
