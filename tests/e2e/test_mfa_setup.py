@@ -86,6 +86,17 @@ def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(
     expect(page.get_by_role("status")).to_contain_text("own role")
     expect(page.get_by_label("Role of ada")).to_have_value("admin")
 
+    expect(page.get_by_role("cell", name="this server (demo shop)")).to_be_visible()
+    page.get_by_label("New site id").fill("shop")
+    page.get_by_label("Origin").fill("ftp://shop.example")
+    page.get_by_label("Served by teams").fill("support")
+    page.get_by_role("button", name="Add site").click()
+    expect(page.get_by_role("status")).to_contain_text("not an http(s) origin")
+    page.get_by_label("Origin").fill("https://shop.example/")
+    page.get_by_role("button", name="Add site").click()
+    expect(page.get_by_role("status")).to_contain_text("Added site shop")
+    expect(page.get_by_role("cell", name="https://shop.example")).to_be_visible()
+
 
 def test_an_auditor_reads_the_trail_in_the_console(live: RunningServer, agent: Party) -> None:
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")

@@ -81,6 +81,15 @@ export function auditTrail(root: HTMLElement): void {
   void load();
 }
 
+interface Site {
+  site_id: string;
+  origin: string;
+  name: string;
+  teams: string[];
+  policy: unknown;
+  require_token: boolean;
+}
+
 interface User {
   username: string;
   display_name: string;
@@ -102,7 +111,13 @@ export function administration(root: HTMLElement): void {
   };
 
   const render = async () => {
-    const [users, teamNames] = await Promise.all([api<User[]>("GET", "/api/users"), api<string[]>("GET", "/api/teams")]);
+    const [users, teamNames, sites] = await Promise.all([
+      api<User[]>("GET", "/api/users"), api<string[]>("GET", "/api/teams"), api<Site[]>("GET", "/api/sites"),
+    ]);
+    siteList.replaceChildren(table(["site", "origin", "served by", "policy", "customer token"], sites.map((site) => [
+      site.site_id, site.origin === "self" ? "this server (demo shop)" : site.origin, site.teams.join(", ") || "no team",
+      site.policy ? "own policy" : "server's", site.require_token ? "required" : "optional",
+    ])));
     accounts.replaceChildren(table(["account", "name", "role", "teams", "two-step", ""], users.map((u) => {
       const role = el("select");
       role.setAttribute("aria-label", `Role of ${u.username}`);
@@ -156,6 +171,35 @@ export function administration(root: HTMLElement): void {
     password.value = "";
   });
 
+  const siteList = el("div");
+  const siteForm = el("form", "", "office-form");
+  const siteInputs: HTMLInputElement[] = [];
+  for (const [id, label] of [["new-site", "New site id"], ["new-origin", "Origin"], ["new-site-teams", "Served by teams"]]) {
+    const input = el("input");
+    input.id = id;
+    const l = el("label", label);
+    l.htmlFor = id;
+    siteForm.append(l, input);
+    siteInputs.push(input);
+  }
+  siteInputs[1].placeholder = "https://shop.example";
+  const addSite = el("button", "Add site");
+  addSite.type = "submit";
+  siteForm.append(addSite);
+  siteForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const [siteId, origin, siteTeams] = siteInputs.map((input) => input.value.trim());
+    api("POST", "/api/sites", {
+      site_id: siteId, origin, teams: siteTeams.split(",").map((t) => t.trim()).filter(Boolean),
+    })
+      .then(() => {
+        say(`Added site ${siteId}. Its pages may now start sessions.`, true);
+        siteForm.reset();
+        return render();
+      })
+      .catch((error: Error) => say(error.message));
+  });
+
   const teamForm = el("form", "", "office-form");
   const teamInput = el("input");
   teamInput.id = "new-team";
@@ -177,7 +221,8 @@ export function administration(root: HTMLElement): void {
 
   root.replaceChildren(
     el("h1", "Administration"), status, el("h2", "Accounts"), accounts, form, el("h2", "Teams"), teams, teamForm,
-    el("p", "Sites, policies, retention and single sign-on: see docs/administration.md (HTTP API).", "muted"),
+    el("h2", "Sites"), siteList, siteForm,
+    el("p", "Policies, customer-token keys, retention and single sign-on: see docs/administration.md (HTTP API).", "muted"),
   );
   render().catch((error: Error) => say(error.message));
 }
