@@ -217,10 +217,11 @@ class SessionHub:
         await self.apply(live, effects)
         return resumed
 
-    async def agent_joins(self, live: LiveSession, agent: Principal) -> None:
-        """The agent's code was right: its teams' policies for this site go to the customer
-        first, then the join itself."""
-        site = await self.storage.get_site(live.site_id)
+    async def agent_joins(
+        self, live: LiveSession, site: SiteRecord | None, agent: Principal
+    ) -> None:
+        """The agent's code was right (:meth:`session_for_code`): its teams' policies for this
+        site go to the customer first, then the join itself."""
         serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
         texts = await self.storage.team_policies(live.org_id, serving)
         live.team_policies = [json.loads(texts[team]) for team in serving if team in texts]
@@ -237,10 +238,18 @@ class SessionHub:
         )
         await self.apply(live, effects)
 
-    async def session_for_code(self, code_text: str, agent: Principal) -> LiveSession | None:
+    async def _site_of(self, live: LiveSession) -> tuple[SiteRecord | None, Resource]:
+        """A live session's site, and the session as authorisation sees it (organisation and
+        the teams that serve the site)."""
+        site = await self.storage.get_site(live.site_id)
+        return site, Resource(live.org_id, frozenset(site.teams) if site else frozenset())
+
+    async def session_for_code(
+        self, code_text: str, agent: Principal
+    ) -> tuple[LiveSession, SiteRecord | None] | None:
         """Consume a join code (single use) of the agent's organisation and return its waiting
-        session, or None. Wrong, used, expired and other organisations' codes look the same to
-        the caller, and another organisation's code stays valid for its own agents.
+        session and its site, or None. Wrong, used, expired and other organisations' codes look
+        the same to the caller, and another organisation's code stays valid for its own agents.
 
         Raises :class:`ForbiddenError` (the code stays valid) when the session's site is served
         by none of the agent's teams.
@@ -263,19 +272,15 @@ class SessionHub:
             return None
         if live.machine.state != "waiting":
             return None
-        site = await self.storage.get_site(live.site_id)
+        site, resource = await self._site_of(live)
         try:
-            authorize(
-                agent,
-                "session.join",
-                Resource(live.org_id, frozenset(site.teams) if site else frozenset()),
-            )
+            authorize(agent, "session.join", resource)
         except ForbiddenError:
             await self.storage.put_join_code(
                 digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
             )
             raise
-        return live
+        return live, site
 
     async def session_to_watch(self, session_id: str, supervisor: Principal) -> LiveSession:
         """A live session a supervisor may watch (its team serves the site). Raises
@@ -284,9 +289,8 @@ class SessionHub:
         live = self._live.get(session_id)
         if live is None or live.machine.ended:
             raise NotFoundError("session not found")
-        site = await self.storage.get_site(live.site_id)
-        teams = frozenset(site.teams) if site else frozenset()
-        authorize(supervisor, "session.watch", Resource(live.org_id, teams))
+        _, resource = await self._site_of(live)
+        authorize(supervisor, "session.watch", resource)
         return live
 
     async def live_sessions_for(self, agent: Principal) -> list[tuple[LiveSession, SiteRecord]]:

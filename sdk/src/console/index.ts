@@ -17,7 +17,7 @@ import {
 import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import { PayloadDecoder, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
-import { administration, auditTrail } from "./office.ts";
+import { administration, auditTrail, problemDetail } from "./office.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -208,14 +208,6 @@ function showSecondFactorSetup(agent: Agent): void {
   };
 }
 
-async function problemDetail(response: Response): Promise<string> {
-  try {
-    const body = (await response.json()) as { detail?: string };
-    return body.detail ?? `Request failed (${response.status}).`;
-  } catch {
-    return `Request failed (${response.status}).`;
-  }
-}
 
 signinForm.addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -29,12 +29,23 @@ function table(headers: string[], rows: Row[]): HTMLTableElement {
   return t;
 }
 
-async function problem(response: Response): Promise<string> {
+/** The `detail` of a problem+json answer, or a generic line. */
+export async function problemDetail(response: Response): Promise<string> {
   try {
-    return ((await response.json()) as { detail?: string }).detail ?? `Failed (${response.status}).`;
+    const body = (await response.json()) as { detail?: string };
+    return body.detail ?? `Request failed (${response.status}).`;
   } catch {
-    return `Failed (${response.status}).`;
+    return `Request failed (${response.status}).`;
   }
+}
+
+/** A labelled field appended to `form`; the label's id comes from its text. */
+function field<T extends HTMLInputElement | HTMLSelectElement>(form: HTMLFormElement, label: string, input: T): T {
+  input.id = `new-${label.toLowerCase().replace(/\W+/g, "-")}`;
+  const l = el("label", label);
+  l.htmlFor = input.id;
+  form.append(l, input);
+  return input;
 }
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -44,7 +55,7 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<T> 
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  if (!response.ok) throw new Error(await problem(response));
+  if (!response.ok) throw new Error(await problemDetail(response));
   return (response.status === 204 ? null : await response.json()) as T;
 }
 
@@ -137,21 +148,13 @@ export function administration(root: HTMLElement): void {
   };
 
   const form = el("form", "", "office-form");
-  const field = (label: string, input: HTMLInputElement | HTMLSelectElement) => {
-    const id = `new-${label.toLowerCase().replace(/\W+/g, "-")}`;
-    input.id = id;
-    const l = el("label", label);
-    l.htmlFor = id;
-    form.append(l, input);
-    return input;
-  };
-  const username = field("New account", el("input")) as HTMLInputElement;
-  const password = field("Initial password", el("input")) as HTMLInputElement;
+  const username = field(form, "New account", el("input"));
+  const password = field(form, "Initial password", el("input"));
   password.type = "password";
   password.autocomplete = "new-password";
-  const newRole = field("Role", el("select")) as HTMLSelectElement;
+  const newRole = field(form, "Role", el("select"));
   for (const r of ["agent", "supervisor", "auditor", "admin"]) newRole.append(new Option(r, r));
-  const newTeams = field("Teams (comma separated)", el("input")) as HTMLInputElement;
+  const newTeams = field(form, "Teams (comma separated)", el("input"));
   const add = el("button", "Add account", "primary");
   add.type = "submit";
   form.append(add);
@@ -173,15 +176,7 @@ export function administration(root: HTMLElement): void {
 
   const siteList = el("div");
   const siteForm = el("form", "", "office-form");
-  const siteInputs: HTMLInputElement[] = [];
-  for (const [id, label] of [["new-site", "New site id"], ["new-origin", "Origin"], ["new-site-teams", "Served by teams"]]) {
-    const input = el("input");
-    input.id = id;
-    const l = el("label", label);
-    l.htmlFor = id;
-    siteForm.append(l, input);
-    siteInputs.push(input);
-  }
+  const siteInputs = ["New site id", "Origin", "Served by teams"].map((label) => field(siteForm, label, el("input")));
   siteInputs[1].placeholder = "https://shop.example";
   const addSite = el("button", "Add site");
   addSite.type = "submit";
@@ -201,13 +196,10 @@ export function administration(root: HTMLElement): void {
   });
 
   const teamForm = el("form", "", "office-form");
-  const teamInput = el("input");
-  teamInput.id = "new-team";
-  const teamLabel = el("label", "New team");
-  teamLabel.htmlFor = "new-team";
+  const teamInput = field(teamForm, "New team", el("input"));
   const addTeam = el("button", "Add team");
   addTeam.type = "submit";
-  teamForm.append(teamLabel, teamInput, addTeam);
+  teamForm.append(addTeam);
   teamForm.addEventListener("submit", (event) => {
     event.preventDefault();
     api("POST", "/api/teams", { team: teamInput.value.trim() })

@@ -102,13 +102,13 @@ async def login(request: Request) -> Response:
     services.backoff.succeeded(keys[0])
     await services.hub.record("sign_in", actor=agent.username)
     response = JSONResponse(_agent_json(agent))
-    response.set_cookie(
-        auth.COOKIE_NAME,
-        token,
-        max_age=int(services.settings.login_ttl_seconds),
-        **_cookie_flags(request),
-    )
+    set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
+
+
+def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
+    """The agent's sign-in cookie (password or identity provider sign-in alike)."""
+    response.set_cookie(auth.COOKIE_NAME, token, max_age=int(ttl), **_cookie_flags(request))
 
 
 def _cookie_flags(request: Request) -> dict[str, Any]:

@@ -81,9 +81,8 @@ async def register_allowed_origins(directory: Directory, settings: Settings) -> 
         if await directory.storage.site_for_origin(origin) is not None:
             continue
         site_id = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
-        teams = tuple(
-            team for team in await directory.storage.list_teams(DEFAULT_ORG) if team == DEFAULT_TEAM
-        )
+        known = await directory.storage.list_teams(DEFAULT_ORG)
+        teams = (DEFAULT_TEAM,) if DEFAULT_TEAM in known else ()
         await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)
 
 

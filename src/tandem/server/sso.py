@@ -21,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tandem import auth, crypto, oidc
 from tandem.exceptions import AuthenticationError, ConfigError
+from tandem.server.api import set_sign_in_cookie
 
 if TYPE_CHECKING:
     from tandem.server.app import Services
@@ -144,13 +145,5 @@ async def callback(request: Request) -> Response:
     await services.hub.record("sign_in", actor=user.username, org=org_id, method="oidc")
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
-    response.set_cookie(
-        auth.COOKIE_NAME,
-        token,
-        max_age=int(services.settings.login_ttl_seconds),
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
+    set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response

@@ -365,13 +365,13 @@ async def agent_endpoint(ws: WebSocket) -> None:
                         raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
                     await ws.send_text(codec.encode(notice))
                     continue
-                live = candidate
+                live, site = candidate
                 services.join_backoff.succeeded(join_keys[0])
                 subscription = services.fanout.subscribe(
                     agents_topic(live.machine.session_id), settings.send_queue_frames
                 )
                 connection = Connection(ws, subscription)
-                await hub.agent_joins(live, agent)
+                await hub.agent_joins(live, site, agent)
             elif live is None or isinstance(message, Watch):
                 raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
             elif isinstance(message, Leave):
