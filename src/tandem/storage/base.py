@@ -7,6 +7,7 @@ Secrets are never stored in the clear: join codes and sign-in tokens appear only
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Protocol
 
 from tandem.audit import AuditRecord, AuditStore
@@ -44,7 +45,10 @@ class OrgRecord:
     name: str
     created_at: float
     retention_days: int = 30
-    """How long ended sessions' metadata is kept (and, later, recordings)."""
+    """How long ended sessions' metadata and recordings are kept."""
+    recording_key: str | None = None
+    """The organisation's recording public key (X25519, base64url), or None: no recordings.
+    Its private key never reaches the server (docs/recordings.md)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,6 +88,28 @@ class SessionRecord:
     agent: str | None
     org_id: str = DEFAULT_ORG
     site_id: str = ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RecordingRecord:
+    """A recording of one session, made with the customer's consent. Its frames are the
+    customer's ciphertext as relayed; the content keys inside are wrapped for the organisation's
+    recording key, whose private half the server never has."""
+
+    recording_id: str
+    org_id: str
+    session_id: str
+    site_id: str
+    agent: str
+    """Username of the agent who asked to record."""
+    key_id: str
+    """Which recording key of the organisation the content keys are wrapped for."""
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    frames: int = 0
+    size: int = 0
+    """Bytes of frames stored."""
 
 
 class Storage(AuditStore, Protocol):
@@ -224,6 +250,43 @@ class Storage(AuditStore, Protocol):
     async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]: ...
 
     async def delete_site(self, site_id: str) -> bool: ...
+
+    # Recordings (ciphertext only).
+
+    async def add_recording(self, recording: RecordingRecord) -> None:
+        """Raises ConflictError if the id is taken."""
+        ...
+
+    async def append_recording_frames(
+        self, recording_id: str, first_seq: int, frames: Sequence[bytes]
+    ) -> None:
+        """Store frames numbered ``first_seq``, ``first_seq + 1``, ... and grow the recording's
+        ``frames`` and ``size``, atomically. Raises NotFoundError if the recording is gone
+        (erased meanwhile) and ConflictError if a number is already taken."""
+        ...
+
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
+        """Mark a recording ended (no-op if it is gone or already ended)."""
+        ...
+
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...
+
+    async def list_recordings(self, org_id: str, limit: int) -> list[RecordingRecord]:
+        """The organisation's recordings, newest first, at most ``limit``."""
+        ...
+
+    async def recording_frames(self, recording_id: str) -> list[bytes]:
+        """Every frame of a recording, in order (empty if none or gone)."""
+        ...
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        """Erase a recording and its frames; False if there was none."""
+        ...
+
+    async def purge_recordings(self, now: float) -> list[RecordingRecord]:
+        """Erase ended recordings older than their organisation's retention (``ended_at`` before
+        ``now - retention_days * 86400``) and return what was erased (for the audit trail)."""
+        ...
 
     async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
         """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,6 +29,7 @@ from tandem.storage.base import (
     DEFAULT_ORG,
     LoginRecord,
     OrgRecord,
+    RecordingRecord,
     SessionRecord,
     SiteRecord,
     UserRecord,
@@ -158,6 +160,30 @@ _MIGRATIONS: tuple[str, ...] = (
         VALUES ('demo', 'default', 'self', 'Demo shop');
     INSERT INTO site_teams VALUES ('demo', 'default', 'support');
     """,
+    """
+    ALTER TABLE orgs ADD COLUMN recording_key text;
+    CREATE TABLE recordings (
+        recording_id text PRIMARY KEY,
+        org_id text NOT NULL REFERENCES orgs(org_id) ON DELETE CASCADE,
+        session_id text NOT NULL,
+        site_id text NOT NULL,
+        agent text NOT NULL,
+        key_id text NOT NULL,
+        started_at double precision NOT NULL,
+        ended_at double precision,
+        end_reason text,
+        frames bigint NOT NULL DEFAULT 0,
+        size bigint NOT NULL DEFAULT 0
+    );
+    CREATE INDEX recordings_org_started ON recordings(org_id, started_at);
+    CREATE INDEX recordings_ended_at ON recordings(ended_at) WHERE ended_at IS NOT NULL;
+    CREATE TABLE recording_frames (
+        recording_id text NOT NULL REFERENCES recordings(recording_id) ON DELETE CASCADE,
+        seq bigint NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (recording_id, seq)
+    );
+    """,
 )
 
 # Text is ordered byte-wise (COLLATE "C"), like SQLite, whatever the database's locale.
@@ -170,6 +196,10 @@ _SITE_SELECT = (
     "SELECT site_id, org_id, origin, name, policy, token_key, require_token, ARRAY(SELECT t.team"
     ' FROM site_teams t WHERE t.site_id = s.site_id ORDER BY t.team COLLATE "C") AS teams'
     " FROM sites s"
+)
+_RECORDING_SELECT = (
+    "SELECT recording_id, org_id, session_id, site_id, agent, key_id, started_at, ended_at,"
+    " end_reason, frames, size FROM recordings"
 )
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -227,6 +257,22 @@ def _site(row: Any) -> SiteRecord:
         token_key=row[5],
         require_token=bool(row[6]),
         teams=tuple(row[7]),
+    )
+
+
+def _recording(row: Any) -> RecordingRecord:
+    return RecordingRecord(
+        recording_id=str(row[0]),
+        org_id=str(row[1]),
+        session_id=str(row[2]),
+        site_id=str(row[3]),
+        agent=str(row[4]),
+        key_id=str(row[5]),
+        started_at=float(row[6]),
+        ended_at=None if row[7] is None else float(row[7]),
+        end_reason=row[8],
+        frames=int(row[9]),
+        size=int(row[10]),
     )
 
 
@@ -580,29 +626,33 @@ class PostgresStorage:
     async def add_org(self, org: OrgRecord) -> None:
         try:
             await self._pool.execute(
-                "INSERT INTO orgs (org_id, name, created_at, retention_days)"
-                " VALUES ($1, $2, $3, $4)",
+                "INSERT INTO orgs (org_id, name, created_at, retention_days, recording_key)"
+                " VALUES ($1, $2, $3, $4, $5)",
                 org.org_id,
                 org.name,
                 org.created_at,
                 org.retention_days,
+                org.recording_key,
             )
         except asyncpg.IntegrityConstraintViolationError:
             raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
 
     async def get_org(self, org_id: str) -> OrgRecord | None:
         row = await self._pool.fetchrow(
-            "SELECT org_id, name, created_at, retention_days FROM orgs WHERE org_id = $1", org_id
+            "SELECT org_id, name, created_at, retention_days, recording_key FROM orgs"
+            " WHERE org_id = $1",
+            org_id,
         )
         if row is None:
             return None
-        return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]))
+        return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
 
     async def update_org(self, org: OrgRecord) -> None:
         await self._pool.execute(
-            "UPDATE orgs SET name = $1, retention_days = $2 WHERE org_id = $3",
+            "UPDATE orgs SET name = $1, retention_days = $2, recording_key = $3 WHERE org_id = $4",
             org.name,
             org.retention_days,
+            org.recording_key,
             org.org_id,
         )
 
@@ -711,6 +761,108 @@ class PostgresStorage:
     async def delete_site(self, site_id: str) -> bool:
         status = await self._pool.execute("DELETE FROM sites WHERE site_id = $1", site_id)
         return _affected(status) > 0
+
+    # Recordings (ciphertext only; frames go with their recording by ON DELETE CASCADE)
+
+    async def add_recording(self, recording: RecordingRecord) -> None:
+        try:
+            await self._pool.execute(
+                "INSERT INTO recordings (recording_id, org_id, session_id, site_id, agent, key_id,"
+                " started_at, ended_at, end_reason, frames, size)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                recording.recording_id,
+                recording.org_id,
+                recording.session_id,
+                recording.site_id,
+                recording.agent,
+                recording.key_id,
+                recording.started_at,
+                recording.ended_at,
+                recording.end_reason,
+                recording.frames,
+                recording.size,
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise NotFoundError(f"no organisation {recording.org_id!r}") from None
+        except asyncpg.IntegrityConstraintViolationError:
+            raise ConflictError(f"a recording {recording.recording_id!r} already exists") from None
+
+    async def append_recording_frames(
+        self, recording_id: str, first_seq: int, frames: Sequence[bytes]
+    ) -> None:
+        try:
+            async with self._pool.acquire() as db, db.transaction():
+                # The UPDATE locks the recording's row: appends to it (from any server) and its
+                # erasure wait for this transaction.
+                status = await db.execute(
+                    "UPDATE recordings SET frames = frames + $2, size = size + $3"
+                    " WHERE recording_id = $1",
+                    recording_id,
+                    len(frames),
+                    sum(len(frame) for frame in frames),
+                )
+                if not _affected(status):
+                    raise NotFoundError(f"no recording {recording_id!r}")
+                await db.execute(
+                    "INSERT INTO recording_frames (recording_id, seq, data)"
+                    " SELECT $1, $2::bigint + ordinality - 1, data"
+                    " FROM unnest($3::bytea[]) WITH ORDINALITY AS f(data, ordinality)",
+                    recording_id,
+                    first_seq,
+                    [bytes(frame) for frame in frames],
+                )
+        except asyncpg.UniqueViolationError:
+            raise ConflictError(
+                f"recording {recording_id!r} already has a frame numbered"
+                f" {first_seq}..{first_seq + len(frames) - 1}"
+            ) from None
+
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
+        await self._pool.execute(
+            "UPDATE recordings SET ended_at = $1, end_reason = $2"
+            " WHERE recording_id = $3 AND ended_at IS NULL",
+            ended_at,
+            reason,
+            recording_id,
+        )
+
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None:
+        row = await self._pool.fetchrow(
+            f"{_RECORDING_SELECT} WHERE recording_id = $1", recording_id
+        )
+        return _recording(row) if row else None
+
+    async def list_recordings(self, org_id: str, limit: int) -> list[RecordingRecord]:
+        rows = await self._pool.fetch(
+            f"{_RECORDING_SELECT} WHERE org_id = $1"
+            ' ORDER BY started_at DESC, recording_id COLLATE "C" DESC LIMIT $2',
+            org_id,
+            limit,
+        )
+        return [_recording(row) for row in rows]
+
+    async def recording_frames(self, recording_id: str) -> list[bytes]:
+        rows = await self._pool.fetch(
+            "SELECT data FROM recording_frames WHERE recording_id = $1 ORDER BY seq", recording_id
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        status = await self._pool.execute(
+            "DELETE FROM recordings WHERE recording_id = $1", recording_id
+        )
+        return _affected(status) > 0
+
+    async def purge_recordings(self, now: float) -> list[RecordingRecord]:
+        rows = await self._pool.fetch(
+            "DELETE FROM recordings WHERE ended_at IS NOT NULL"
+            " AND ended_at < $1::double precision - 86400.0::double precision"
+            " * (SELECT retention_days FROM orgs WHERE orgs.org_id = recordings.org_id)"
+            " RETURNING recording_id, org_id, session_id, site_id, agent, key_id, started_at,"
+            " ended_at, end_reason, frames, size",
+            now,
+        )
+        return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
 
     # Audit trail
 

@@ -6,7 +6,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from tandem.storage.base import (
     DEFAULT_ORG,
     LoginRecord,
     OrgRecord,
+    RecordingRecord,
     SessionRecord,
     SiteRecord,
     UserRecord,
@@ -154,6 +155,29 @@ _MIGRATIONS: tuple[str, ...] = (
         expires_at REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE orgs ADD COLUMN recording_key TEXT;
+    CREATE TABLE recordings (
+        recording_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL REFERENCES orgs(org_id) ON DELETE CASCADE,
+        session_id TEXT NOT NULL,
+        site_id TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        end_reason TEXT,
+        frames INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX recordings_org_started ON recordings(org_id, started_at);
+    CREATE TABLE recording_frames (
+        recording_id TEXT NOT NULL REFERENCES recordings(recording_id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (recording_id, seq)
+    );
+    """,
 )
 
 _USER_COLUMNS = (
@@ -161,6 +185,10 @@ _USER_COLUMNS = (
     " recovery_codes, org_id, mfa_exempt, pending_totp"
 )
 _SITE_COLUMNS = "site_id, org_id, origin, name, policy, token_key, require_token"
+_RECORDING_COLUMNS = (
+    "recording_id, org_id, session_id, site_id, agent, key_id, started_at, ended_at, end_reason,"
+    " frames, size"
+)
 
 
 @contextlib.contextmanager
@@ -187,6 +215,8 @@ class SQLiteStorage:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
+        # Erased rows (ended sessions, codes, recordings) are overwritten, not left in free pages.
+        self._db.execute("PRAGMA secure_delete=ON")
         self._migrate()
 
     def _migrate(self) -> None:
@@ -376,9 +406,9 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             try:
                 db.execute(
-                    "INSERT INTO orgs (org_id, name, created_at, retention_days)"
-                    " VALUES (?, ?, ?, ?)",
-                    (org.org_id, org.name, org.created_at, org.retention_days),
+                    "INSERT INTO orgs (org_id, name, created_at, retention_days, recording_key)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (org.org_id, org.name, org.created_at, org.retention_days, org.recording_key),
                 )
             except sqlite3.IntegrityError:
                 raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
@@ -388,7 +418,8 @@ class SQLiteStorage:
     async def get_org(self, org_id: str) -> OrgRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT org_id, name, created_at, retention_days FROM orgs WHERE org_id = ?",
+                "SELECT org_id, name, created_at, retention_days, recording_key FROM orgs"
+                " WHERE org_id = ?",
                 (org_id,),
             ).fetchone()
         )
@@ -397,8 +428,8 @@ class SQLiteStorage:
     async def update_org(self, org: OrgRecord) -> None:
         await self._run(
             lambda db: db.execute(
-                "UPDATE orgs SET name = ?, retention_days = ? WHERE org_id = ?",
-                (org.name, org.retention_days, org.org_id),
+                "UPDATE orgs SET name = ?, retention_days = ?, recording_key = ? WHERE org_id = ?",
+                (org.name, org.retention_days, org.recording_key, org.org_id),
             )
         )
 
@@ -545,6 +576,124 @@ class SQLiteStorage:
             lambda db: db.execute("DELETE FROM sites WHERE site_id = ?", (site_id,))
         )
         return bool(cursor.rowcount)
+
+    # Recordings (ciphertext only; frames go with their recording: foreign_keys is on)
+
+    async def add_recording(self, recording: RecordingRecord) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                if not db.execute(
+                    "SELECT 1 FROM orgs WHERE org_id = ?", (recording.org_id,)
+                ).fetchone():
+                    raise NotFoundError(f"no organisation {recording.org_id!r}")
+                try:
+                    db.execute(
+                        f"INSERT INTO recordings ({_RECORDING_COLUMNS})"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            recording.recording_id,
+                            recording.org_id,
+                            recording.session_id,
+                            recording.site_id,
+                            recording.agent,
+                            recording.key_id,
+                            recording.started_at,
+                            recording.ended_at,
+                            recording.end_reason,
+                            recording.frames,
+                            recording.size,
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    raise ConflictError(
+                        f"a recording {recording.recording_id!r} already exists"
+                    ) from None
+
+        await self._run(work)
+
+    async def append_recording_frames(
+        self, recording_id: str, first_seq: int, frames: Sequence[bytes]
+    ) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with _transaction(db):
+                cursor = db.execute(
+                    "UPDATE recordings SET frames = frames + ?, size = size + ?"
+                    " WHERE recording_id = ?",
+                    (len(frames), sum(len(frame) for frame in frames), recording_id),
+                )
+                if not cursor.rowcount:
+                    raise NotFoundError(f"no recording {recording_id!r}")
+                try:
+                    db.executemany(
+                        "INSERT INTO recording_frames (recording_id, seq, data) VALUES (?, ?, ?)",
+                        [
+                            (recording_id, first_seq + index, bytes(frame))
+                            for index, frame in enumerate(frames)
+                        ],
+                    )
+                except sqlite3.IntegrityError:
+                    raise ConflictError(
+                        f"recording {recording_id!r} already has a frame numbered"
+                        f" {first_seq}..{first_seq + len(frames) - 1}"
+                    ) from None
+
+        await self._run(work)
+
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE recordings SET ended_at = ?, end_reason = ?"
+                " WHERE recording_id = ? AND ended_at IS NULL",
+                (ended_at, reason, recording_id),
+            )
+        )
+
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None:
+        row = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_RECORDING_COLUMNS} FROM recordings WHERE recording_id = ?",
+                (recording_id,),
+            ).fetchone()
+        )
+        return RecordingRecord(*row) if row else None
+
+    async def list_recordings(self, org_id: str, limit: int) -> list[RecordingRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_RECORDING_COLUMNS} FROM recordings WHERE org_id = ?"
+                " ORDER BY started_at DESC, recording_id DESC LIMIT ?",
+                (org_id, limit),
+            ).fetchall()
+        )
+        return [RecordingRecord(*row) for row in rows]
+
+    async def recording_frames(self, recording_id: str) -> list[bytes]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT data FROM recording_frames WHERE recording_id = ? ORDER BY seq",
+                (recording_id,),
+            ).fetchall()
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        cursor = await self._run(
+            lambda db: db.execute("DELETE FROM recordings WHERE recording_id = ?", (recording_id,))
+        )
+        return bool(cursor.rowcount)
+
+    async def purge_recordings(self, now: float) -> list[RecordingRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "DELETE FROM recordings WHERE ended_at IS NOT NULL AND ended_at < ? - 86400.0 *"
+                " (SELECT retention_days FROM orgs WHERE orgs.org_id = recordings.org_id)"
+                f" RETURNING {_RECORDING_COLUMNS}",
+                (now,),
+            ).fetchall()
+        )
+        return sorted(
+            (RecordingRecord(*row) for row in rows), key=lambda r: (r.started_at, r.recording_id)
+        )
 
     async def use_second_factor(
         self, username: str, step: int | None, recovery_digest: str | None

@@ -1,0 +1,303 @@
+"""Recordings in storage (both backends): their records, frames, erasure and retention; and the
+upgrade of a database from the schema before recordings."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tandem.exceptions import ConflictError, NotFoundError
+from tandem.storage import postgres as pg_module
+from tandem.storage import sqlite as sqlite_module
+from tandem.storage.base import OrgRecord, RecordingRecord, Storage
+from tandem.storage.postgres import PostgresStorage
+from tandem.storage.sqlite import SQLiteStorage
+from tests.storage.conftest import PG_DSN, pg_connect
+
+DAY = 86400.0
+BIG = bytes(range(256)) * 800  # 200 KiB, every byte value
+
+
+def recording(
+    recording_id: str, org_id: str = "default", started_at: float = 10.0
+) -> RecordingRecord:
+    return RecordingRecord(
+        recording_id=recording_id,
+        org_id=org_id,
+        session_id=f"s-{recording_id}",
+        site_id="demo",
+        agent="alice",
+        key_id="k1",
+        started_at=started_at,
+    )
+
+
+async def test_a_recording_round_trips(storage: Storage) -> None:
+    full = RecordingRecord("r1", "default", "s1", "demo", "alice", "key-7", 12.25)
+    await storage.add_recording(full)
+    assert await storage.get_recording("r1") == full
+    assert await storage.get_recording("nobody") is None
+    assert await storage.recording_frames("r1") == []
+    assert await storage.recording_frames("nobody") == []
+
+
+async def test_a_taken_recording_id_is_a_conflict(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    with pytest.raises(ConflictError):
+        await storage.add_recording(dataclasses.replace(recording("r1"), agent="bob"))
+    got = await storage.get_recording("r1")
+    assert got is not None and got.agent == "alice"
+
+
+async def test_a_recording_of_an_unknown_organisation_is_refused(storage: Storage) -> None:
+    with pytest.raises(NotFoundError):
+        await storage.add_recording(recording("r1", org_id="nobody"))
+    assert await storage.get_recording("r1") is None
+
+
+async def test_an_organisations_recording_key_round_trips(storage: Storage) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-1"))
+    assert await storage.get_org("acme") == OrgRecord("acme", "Acme", 5.0, 7, "pub-1")
+    await storage.update_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-2"))
+    org = await storage.get_org("acme")
+    assert org is not None and org.recording_key == "pub-2"
+    await storage.update_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key=None))
+    org = await storage.get_org("acme")
+    assert org is not None and org.recording_key is None
+    default = await storage.get_org("default")
+    assert default is not None and default.recording_key is None
+
+
+async def test_frames_come_back_in_order_byte_for_byte(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    first = [b"\x00", b"\xff\x00\xff", b""]
+    second = [BIG, b"\x00" * 3 + b"tail\xff"]
+    await storage.append_recording_frames("r1", 0, first)
+    await storage.append_recording_frames("r1", 3, second)
+    await storage.append_recording_frames("r1", 5, [])  # nothing to add: no change
+    frames = await storage.recording_frames("r1")
+    assert frames == [*first, *second]
+    assert all(type(frame) is bytes for frame in frames)
+    got = await storage.get_recording("r1")
+    assert got is not None
+    assert (got.frames, got.size) == (5, 1 + 3 + 0 + len(BIG) + 8)
+
+
+async def test_frames_are_ordered_by_number_not_by_arrival(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await storage.append_recording_frames("r1", 10, [b"c", b"d"])
+    await storage.append_recording_frames("r1", 2, [b"a", b"b"])
+    assert await storage.recording_frames("r1") == [b"a", b"b", b"c", b"d"]
+
+
+async def test_a_batch_with_a_taken_number_stores_nothing(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await storage.append_recording_frames("r1", 0, [b"a", b"b"])
+    await storage.append_recording_frames("r1", 3, [b"d"])
+    with pytest.raises(ConflictError):
+        await storage.append_recording_frames("r1", 2, [b"c", b"clash", b"e"])  # 2, 4 are free
+    assert await storage.recording_frames("r1") == [b"a", b"b", b"d"]
+    got = await storage.get_recording("r1")
+    assert got is not None and (got.frames, got.size) == (3, 3)
+    await storage.append_recording_frames("r1", 2, [b"c"])  # the free numbers still are
+    await storage.append_recording_frames("r1", 4, [b"e"])
+    assert await storage.recording_frames("r1") == [b"a", b"b", b"c", b"d", b"e"]
+    got = await storage.get_recording("r1")
+    assert got is not None and (got.frames, got.size) == (5, 5)
+
+
+async def test_a_clash_at_the_end_of_a_batch_rolls_back_its_start(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await storage.append_recording_frames("r1", 3, [b"three"])
+    with pytest.raises(ConflictError):
+        await storage.append_recording_frames("r1", 0, [b"zero", b"one", b"two", b"3-again"])
+    assert await storage.recording_frames("r1") == [b"three"]
+    got = await storage.get_recording("r1")
+    assert got is not None and (got.frames, got.size) == (1, 5)
+
+
+async def test_appending_to_a_missing_recording_is_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFoundError):
+        await storage.append_recording_frames("nobody", 0, [b"a"])
+    assert await storage.recording_frames("nobody") == []
+    await storage.add_recording(recording("r1"))
+    assert await storage.delete_recording("r1")
+    with pytest.raises(NotFoundError):
+        await storage.append_recording_frames("r1", 0, [b"a"])  # erased meanwhile
+
+
+async def test_concurrent_appends_of_distinct_numbers_all_land(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await asyncio.gather(
+        *(
+            storage.append_recording_frames("r1", 2 * i, [bytes([i]), bytes([i, i])])
+            for i in range(20)
+        )
+    )
+    got = await storage.get_recording("r1")
+    assert got is not None and (got.frames, got.size) == (40, 60)
+    frames = await storage.recording_frames("r1")
+    assert frames == [frame for i in range(20) for frame in (bytes([i]), bytes([i, i]))]
+
+
+async def test_ending_a_recording_is_recorded_once(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await storage.end_recording("r1", 20.5, "stopped")
+    await storage.end_recording("r1", 30.0, "session_ended")
+    got = await storage.get_recording("r1")
+    assert got is not None and (got.ended_at, got.end_reason) == (20.5, "stopped")
+    await storage.end_recording("nobody", 1.0, "stopped")  # harmless
+    assert await storage.get_recording("nobody") is None
+
+
+async def test_a_list_holds_only_the_organisations_recordings_newest_first(
+    storage: Storage,
+) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    for i, started in enumerate((30.0, 10.0, 50.0, 20.0, 40.0)):
+        await storage.add_recording(recording(f"d{i}", "default", started))
+    await storage.add_recording(recording("a0", "acme", 100.0))
+    listed = await storage.list_recordings("default", 10)
+    assert [r.recording_id for r in listed] == ["d2", "d4", "d0", "d3", "d1"]
+    assert [r.started_at for r in listed] == [50.0, 40.0, 30.0, 20.0, 10.0]
+    assert [r.recording_id for r in await storage.list_recordings("default", 2)] == ["d2", "d4"]
+    assert await storage.list_recordings("acme", 10) == [recording("a0", "acme", 100.0)]
+    assert await storage.list_recordings("nobody", 10) == []
+
+
+async def test_deleting_a_recording_erases_its_frames(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await storage.add_recording(recording("r2"))
+    await storage.append_recording_frames("r1", 0, [b"a", BIG])
+    await storage.append_recording_frames("r2", 0, [b"keep"])
+    assert await storage.delete_recording("r1")
+    assert not await storage.delete_recording("r1")
+    assert await storage.get_recording("r1") is None
+    assert await storage.recording_frames("r1") == []
+    assert await storage.recording_frames("r2") == [b"keep"]
+    # The id may be used again, from frame 0: nothing of the old recording is left behind.
+    await storage.add_recording(recording("r1"))
+    await storage.append_recording_frames("r1", 0, [b"fresh"])
+    assert await storage.recording_frames("r1") == [b"fresh"]
+
+
+async def test_purging_follows_each_organisations_retention(storage: Storage) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    await storage.add_org(OrgRecord("bank", "Bank", 0.0, retention_days=10))
+    ended = {"a-old": ("acme", 100.0), "a-new": ("acme", 5 * DAY), "b-old": ("bank", 100.0)}
+    for recording_id, (org, ended_at) in ended.items():
+        await storage.add_recording(recording(recording_id, org, ended_at - 50.0))
+        await storage.append_recording_frames(recording_id, 0, [recording_id.encode(), b"\x00"])
+        await storage.end_recording(recording_id, ended_at, "stopped")
+    await storage.add_recording(recording("a-live", "acme", 0.0))  # never ended
+    await storage.append_recording_frames("a-live", 0, [b"live"])
+    now = 5 * DAY + 0.5 * DAY  # acme keeps 1 day, bank 10, default 30
+    await storage.add_recording(recording("d-old", "default", 40.0))
+    await storage.end_recording("d-old", 50.0, "stopped")
+
+    purged = await storage.purge_recordings(now)
+    assert purged == [
+        dataclasses.replace(
+            recording("a-old", "acme", 50.0),
+            ended_at=100.0,
+            end_reason="stopped",
+            frames=2,
+            size=len(b"a-old") + 1,
+        )
+    ]
+    assert await storage.get_recording("a-old") is None
+    assert await storage.recording_frames("a-old") == []
+    for kept in ("a-new", "b-old", "a-live", "d-old"):
+        assert await storage.get_recording(kept) is not None, kept
+    assert await storage.recording_frames("a-live") == [b"live"]
+    assert await storage.purge_recordings(now) == []
+
+    later = await storage.purge_recordings(100.0 + 10 * DAY + 1.0)  # bank's 10 days are up
+    assert sorted(r.recording_id for r in later) == ["a-new", "b-old"]
+    assert await storage.recording_frames("b-old") == []
+    assert [r.recording_id for r in await storage.list_recordings("acme", 10)] == ["a-live"]
+    assert await storage.get_recording("d-old") is not None  # 30 days
+
+
+async def test_the_retention_boundary_is_exclusive(storage: Storage) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=2))
+    await storage.add_recording(recording("r1", "acme", 0.0))
+    await storage.end_recording("r1", 1000.0, "stopped")
+    assert await storage.purge_recordings(1000.0 + 2 * DAY) == []
+    assert [r.recording_id for r in await storage.purge_recordings(1000.0 + 2 * DAY + 1)] == ["r1"]
+
+
+async def test_purging_expired_sign_ins_leaves_recordings_alone(storage: Storage) -> None:
+    await storage.add_recording(recording("r1"))
+    await storage.end_recording("r1", 1.0, "stopped")
+    await storage.purge_expired(now=1000 * DAY)
+    assert await storage.get_recording("r1") is not None
+
+
+# Upgrades from the schema before recordings
+
+
+def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for index, migration in enumerate(sqlite_module._MIGRATIONS[:-1]):
+        db.executescript(f"BEGIN; {migration} PRAGMA user_version={index + 1}; COMMIT;")
+    db.execute(
+        "INSERT INTO orgs (org_id, name, created_at, retention_days) VALUES ('acme', 'A', 1, 9)"
+    )
+    db.close()
+
+    async def check() -> None:
+        storage = SQLiteStorage(path)
+        try:
+            assert await storage.get_org("acme") == OrgRecord("acme", "A", 1.0, 9, None)
+            await storage.add_recording(recording("r1", "acme"))
+            await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
+            assert await storage.recording_frames("r1") == [b"\x00\xff"]
+        finally:
+            await storage.close()
+
+    asyncio.run(check())
+    db = sqlite3.connect(path)
+    try:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+    finally:
+        db.close()
+    assert version == len(sqlite_module._MIGRATIONS)
+
+
+async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema: str) -> None:
+    db = await pg_connect(pg_schema)
+    try:
+        async with db.transaction():
+            await db.execute("CREATE TABLE tandem_schema_version (version integer NOT NULL)")
+            for migration in pg_module._MIGRATIONS[:-1]:
+                await db.execute(migration)
+            await db.execute(
+                "INSERT INTO tandem_schema_version VALUES ($1)", len(pg_module._MIGRATIONS) - 1
+            )
+            await db.execute(
+                "INSERT INTO orgs (org_id, name, created_at, retention_days)"
+                " VALUES ('acme', 'A', 1, 9)"
+            )
+    finally:
+        await db.close()
+    storage = await PostgresStorage.connect(PG_DSN, schema=pg_schema)
+    try:
+        assert await storage.get_org("acme") == OrgRecord("acme", "A", 1.0, 9, None)
+        await storage.add_recording(recording("r1", "acme"))
+        await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
+        assert await storage.recording_frames("r1") == [b"\x00\xff"]
+    finally:
+        await storage.close()
+    db = await pg_connect(pg_schema)
+    try:
+        assert await db.fetchval("SELECT version FROM tandem_schema_version") == len(
+            pg_module._MIGRATIONS
+        )
+    finally:
+        await db.close()
