@@ -28,7 +28,12 @@ Action = Literal[
     "session.join",
     "session.list",
     "session.watch",
+    "session.record",
     "audit.read",
+    "recording.list",
+    "recording.play",
+    "recording.export",
+    "recording.erase",
     "users.manage",
     "teams.manage",
     "sites.manage",
@@ -38,14 +43,30 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     # Joins sessions of the sites its teams serve, with a code the customer reads out.
-    "agent": frozenset({"self", "session.join"}),
+    # Asks to record a session it is in (the customer decides).
+    "agent": frozenset({"self", "session.join", "session.record"}),
     # Also sees its teams' live sessions and may watch one, if the customer allows it.
-    "supervisor": frozenset({"self", "session.join", "session.list", "session.watch"}),
-    # Reads the audit trail; nothing live.
-    "auditor": frozenset({"self", "audit.read"}),
-    # Runs the organisation: users, teams, sites (with their policies), retention. Nothing live,
-    # and not the audit trail (separation of duties: the auditor checks the admin).
-    "admin": frozenset({"self", "users.manage", "teams.manage", "sites.manage", "org.manage"}),
+    "supervisor": frozenset(
+        {"self", "session.join", "session.record", "session.list", "session.watch"}
+    ),
+    # Reads the audit trail, plays and exports recordings (every play audited); nothing live.
+    "auditor": frozenset(
+        {"self", "audit.read", "recording.list", "recording.play", "recording.export"}
+    ),
+    # Runs the organisation: users, teams, sites (with their policies), retention, the recording
+    # key, erasure of recordings (GDPR). Nothing live, never plays a recording, and not the audit
+    # trail (separation of duties: the auditor checks the admin).
+    "admin": frozenset(
+        {
+            "self",
+            "users.manage",
+            "teams.manage",
+            "sites.manage",
+            "org.manage",
+            "recording.list",
+            "recording.erase",
+        }
+    ),
 }
 
 ALWAYS_ALLOWED: frozenset[Action] = frozenset({"self"})

@@ -93,6 +93,11 @@ class Settings:
     """How long a socket may take to flush its last frames when its session ends."""
     max_sessions: int = 10_000
     """Live sessions held at once; more are refused."""
+    max_recording_bytes: int = 256 * 1024 * 1024
+    """Largest recording (ciphertext bytes); recording stops there (`size_limit`), the session
+    goes on."""
+    recording_flush_bytes: int = 256 * 1024
+    """A recording's frames are written to storage when this much is waiting (else each second)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:

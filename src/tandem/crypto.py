@@ -1,5 +1,5 @@
 """All secret handling in one place: join codes, tokens, secret hashing, password hashing,
-customer tokens (JWT).
+customer tokens (JWT), recording public keys.
 
 Randomness is injected as an :class:`Entropy` (default: the OS CSPRNG via :mod:`secrets`) so tests
 can make it deterministic; nothing else in Tandem calls a random source directly.
@@ -170,3 +170,25 @@ def verify_customer_token(
     if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
         raise AuthenticationError("customer token not accepted: sub must be a short string")
     return subject
+
+
+RECORDING_KEY_BYTES = 32
+
+
+def recording_key_id(public_key: str) -> str:
+    """Check an organisation's recording public key (X25519, 32 bytes, base64url without
+    padding) and return its id: the first 16 bytes of its SHA-256, base64url. The id names
+    the key in recordings and key files. Raises :class:`ConfigError` for anything else."""
+    if not isinstance(public_key, str) or len(public_key) != 43:
+        raise ConfigError("the recording key must be 32 bytes in base64url (43 characters)")
+    try:
+        raw = base64.urlsafe_b64decode(public_key + "=")
+    except (ValueError, TypeError):
+        raise ConfigError("the recording key is not base64url") from None
+    if len(raw) != RECORDING_KEY_BYTES or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != (
+        public_key
+    ):
+        raise ConfigError("the recording key must be 32 bytes in base64url (43 characters)")
+    if raw == bytes(RECORDING_KEY_BYTES):
+        raise ConfigError("the recording key is all zeros")
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:16]).rstrip(b"=").decode()

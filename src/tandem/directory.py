@@ -131,6 +131,24 @@ class Directory:
         )
         return updated
 
+    async def set_recording_key(self, actor: Principal, public_key: str | None) -> OrgRecord:
+        """Set (or, with None, remove) the organisation's recording public key. Sessions
+        record only while there is one; recordings made under an earlier key stay readable
+        with that key's file."""
+        org = await self.get_org(actor)
+        changed = public_key if public_key is not None else org.recording_key
+        key_id = crypto.recording_key_id(changed) if changed else ""
+        updated = dataclasses.replace(org, recording_key=public_key)
+        await self.storage.update_org(updated)
+        await self.record(
+            "recording_key_set" if public_key else "recording_key_removed",
+            actor=actor.username,
+            org=org.org_id,
+            subject=org.org_id,
+            key_id=key_id,
+        )
+        return updated
+
     async def get_sso(self, actor: Principal) -> dict[str, str] | None:
         authorize(actor, "org.manage", Resource(actor.org))
         sealed = await self.storage.get_oidc(actor.org)

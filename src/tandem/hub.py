@@ -32,14 +32,23 @@ from tandem.protocol.session import (
     EndSession,
     EndWatch,
     Session,
+    StartRecording,
+    StopRecording,
     ToAgents,
     ToCustomer,
     ToWatcher,
 )
+from tandem.recordings import Recorder, Recordings, new_recording
 from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
 
 log = logging.getLogger("tandem.hub")
 Clock = Callable[[], float]
+RECORDING_PURGE_SECONDS = 60.0
+"""How often recordings past their organisation's retention are looked for."""
+NO_RECORDING_KEY = ErrorNotice(
+    code="no_recording_key",
+    message="Recording is not set up for your organisation: an admin adds a recording key.",
+)
 
 INVALID_CODE = ErrorNotice(
     code="invalid_code", message="That code is not valid or has expired. Ask for a new code."
@@ -69,6 +78,11 @@ class LiveSession:
     site_id: str = ""
     team_policies: list[dict[str, object]] = dataclasses.field(default_factory=list)
     """The joined agent's teams' policies for this site, sent to the customer."""
+    record_requester: str = ""
+    """Username of the agent who asked to record, and the key the customer was asked to use."""
+    record_key_id: str = ""
+    recorder: Recorder | None = None
+    """The running recording's buffer, while the customer allows recording."""
 
 
 class SessionHub:
@@ -88,6 +102,8 @@ class SessionHub:
         self.clock = clock
         self.entropy = entropy
         self._live: dict[str, LiveSession] = {}
+        self._next_purge = 0.0
+        self.recordings = Recordings(storage, self.record)
         self.audit: AuditLog | None = None
         self.box: crypto.SecretBox | None = None
         """Opens sites' token keys; set by the app."""
@@ -305,6 +321,100 @@ class SessionHub:
                 found.append((live, site))
         return found
 
+    async def request_recording(self, live: LiveSession, agent: Principal) -> None:
+        """The agent asks to record: the customer is asked, with the organisation's recording
+        key. Without a key the agent is told so and nothing happens."""
+        _, resource = await self._site_of(live)
+        authorize(agent, "session.record", resource)
+        org = await self.storage.get_org(live.org_id)
+        if org is None or not org.recording_key:
+            self.fanout.publish(
+                agents_topic(live.machine.session_id), Frame(codec.encode(NO_RECORDING_KEY))
+            )
+            return
+        effects = live.machine.record_requested(org.recording_key)
+        live.record_requester = agent.username
+        live.record_key_id = crypto.recording_key_id(org.recording_key)
+        await self.record(
+            "recording_requested",
+            actor=agent.username,
+            org=live.org_id,
+            subject=live.machine.session_id,
+        )
+        await self.apply(live, effects)
+
+    async def recorded_frame(self, live: LiveSession, frame: bytes) -> None:
+        """Keep a frame the customer sent while recording (ciphertext, as relayed)."""
+        recorder = live.recorder
+        if recorder is None:
+            return
+        if not recorder.add(frame):
+            await self.apply(live, live.machine.record_stop("size_limit"))
+            return
+        if recorder.buffered >= self.settings.recording_flush_bytes:
+            await self._flush(live)
+
+    async def _flush(self, live: LiveSession) -> None:
+        recorder = live.recorder
+        if recorder is None or not recorder.buffer:
+            return
+        first, frames = recorder.take()
+        try:
+            await self.storage.append_recording_frames(
+                recorder.recording.recording_id, first, frames
+            )
+        except TandemError as exc:  # erased or storage refused: stop rather than lose silently
+            log.warning("recording stopped: %s", exc)
+            live.recorder = None
+            await self.record(
+                "recording_failed",
+                actor="server",
+                org=live.org_id,
+                subject=recorder.recording.recording_id,
+                reason=str(exc),
+            )
+            await self.apply(live, live.machine.record_stop("unavailable"))
+
+    async def _start_recording(self, live: LiveSession) -> None:
+        recording = new_recording(
+            self.entropy,
+            self.clock(),
+            org_id=live.org_id,
+            session_id=live.machine.session_id,
+            site_id=live.site_id,
+            agent=live.record_requester,
+            key_id=live.record_key_id,
+        )
+        await self.storage.add_recording(recording)
+        live.recorder = Recorder(recording, self.settings.max_recording_bytes)
+        await self.record(
+            "recording_started",
+            actor="customer",
+            org=live.org_id,
+            subject=recording.recording_id,
+            session=live.machine.session_id,
+            agent=live.record_requester,
+            key_id=live.record_key_id,
+        )
+
+    async def _stop_recording(self, live: LiveSession, reason: str) -> None:
+        await self._flush(live)
+        recorder, live.recorder = live.recorder, None
+        if recorder is None:
+            return
+        recording_id = recorder.recording.recording_id
+        await self.storage.end_recording(recording_id, self.clock(), reason)
+        await self.record(
+            "recording_stopped",
+            actor="server",
+            org=live.org_id,
+            subject=recording_id,
+            session=live.machine.session_id,
+            reason=reason,
+            frames=recorder.next_seq,
+            size=recorder.size,
+        )
+
     def send_to_customer(self, live: LiveSession, message: ServerMessage) -> None:
         self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
 
@@ -329,6 +439,10 @@ class SessionHub:
                     reason=effect.reason,
                 )
                 live.watcher_username = ""
+            elif isinstance(effect, StartRecording):
+                await self._start_recording(live)
+            elif isinstance(effect, StopRecording):
+                await self._stop_recording(live, effect.reason)
             elif isinstance(effect, EndSession):
                 await self._finish(live, effect.reason)
 
@@ -339,6 +453,7 @@ class SessionHub:
         self.fanout.publish(agents_topic(session_id), close)
         # Live state goes first so nothing can use it while storage is written.
         self._live.pop(session_id, None)
+        await self._stop_recording(live, "session_ended")  # already stopped unless it failed
         await self.storage.delete_join_codes(session_id)
         await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
         await self.record(
@@ -357,7 +472,12 @@ class SessionHub:
             effects = live.machine.tick(now)
             if effects:
                 await self.apply(live, effects)
+            elif live.recorder is not None:
+                await self._flush(live)
         await self.storage.purge_expired(now)
+        if now >= self._next_purge:
+            self._next_purge = now + RECORDING_PURGE_SECONDS
+            await self.recordings.purge(now)
 
     async def shutdown(self) -> None:
         """End every live session (server stopping)."""

@@ -7,8 +7,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tandem.exceptions import ProtocolError
-from tandem.protocol.messages import AgentJoined, ConsentNotice, Ended, Joined, PeerStatus
-from tandem.protocol.session import EndSession, EndWatch, Session, ToAgents, ToCustomer
+from tandem.protocol.messages import (
+    AgentJoined,
+    ConsentNotice,
+    Ended,
+    Joined,
+    PeerStatus,
+    RecordingStatus,
+    RecordRequest,
+)
+from tandem.protocol.session import (
+    EndSession,
+    EndWatch,
+    Session,
+    StartRecording,
+    StopRecording,
+    ToAgents,
+    ToCustomer,
+)
 
 
 def new_session() -> Session:
@@ -161,6 +177,11 @@ EVENTS = st.lists(
             "watch_hs_watcher",
             "watch_mismatch",
             "watch_leave",
+            "record",
+            "record_allow",
+            "record_refuse",
+            "record_stop_customer",
+            "record_stop_agent",
         ]
     ),
     max_size=30,
@@ -172,9 +193,11 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[f
     session = new_session()
     ends = 0
     watch_ends = asks = 0
+    starts = stops = 0
     for event, now in zip(events, sorted(times), strict=False):
         was_sharing = session.state == "sharing"
         was_watching = session.watcher_gets_content
+        was_recording = session.records_content
         try:
             effects = {
                 "join": lambda: session.agent_joins("Alice", now),  # noqa: B023
@@ -193,12 +216,25 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[f
                 "watch_hs_watcher": lambda: session.handshake_from_watcher("BB"),
                 "watch_mismatch": session.watch_mismatch,
                 "watch_leave": session.watcher_leaves,
+                "record": lambda: session.record_requested("KEY"),
+                "record_allow": lambda: session.record_consent(True),
+                "record_refuse": lambda: session.record_consent(False),
+                "record_stop_customer": lambda: session.record_stop("stopped_by_customer"),
+                "record_stop_agent": lambda: session.record_stop("stopped_by_agent"),
             }[event]()
         except ProtocolError:
             continue
         ends += sum(isinstance(e, EndSession) for e in effects)
         watch_ends += sum(isinstance(e, EndWatch) for e in effects)
         asks += event == "watch"
+        starts += sum(isinstance(e, StartRecording) for e in effects)
+        stops += sum(isinstance(e, StopRecording) for e in effects)
+        # Frames are kept only while sharing, and only from the customer's "allow" on.
+        if session.records_content:
+            assert session.state == "sharing"
+            if not was_recording:
+                assert event == "record_allow"
+        assert starts - stops == (1 if session.records_content else 0)
         # A supervisor gets content only while sharing, after the customer's second key message.
         if session.watcher_gets_content:
             assert session.state == "sharing"
@@ -212,5 +248,61 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[f
         if session.ended:
             assert session.end_reason is not None
     assert ends == (1 if session.ended else 0)
+    # Every recording that started is stopped exactly once, unless it still runs.
+    assert stops == starts - (1 if session.records_content else 0)
     # Every watch that began ends exactly once, unless it is still running.
     assert watch_ends == asks - (1 if session.watcher is not None else 0)
+
+
+def sharing_session() -> Session:
+    session = new_session()
+    session.agent_joins("Alice", 1.0)
+    session.consent(True)
+    return session
+
+
+def test_recording_needs_the_customers_consent_and_either_side_stops_it() -> None:
+    session = sharing_session()
+    effects = session.record_requested("KEY")
+    assert effects == [ToCustomer(RecordRequest(agent="Alice", key="KEY"))]
+    assert not session.records_content
+    with pytest.raises(ProtocolError):
+        session.record_requested("KEY")  # asked already
+    effects = session.record_consent(True)
+    assert StartRecording() in effects and session.records_content
+    effects = session.record_stop("stopped_by_agent")
+    assert effects[0] == StopRecording("stopped_by_agent")
+    status = RecordingStatus(on=False, reason="stopped_by_agent")
+    assert ToCustomer(status) in effects and ToAgents(status) in effects
+    assert session.record_stop("stopped_by_customer") == []  # a second click does nothing
+
+
+def test_a_refusal_keeps_nothing_and_ending_the_session_stops_a_recording() -> None:
+    session = sharing_session()
+    session.record_requested("KEY")
+    effects = session.record_consent(False)
+    assert effects == [ToAgents(RecordingStatus(on=False, reason="declined"))]
+    assert not session.records_content
+    with pytest.raises(ProtocolError):
+        session.record_consent(True)  # nobody asks now
+    session.record_requested("KEY")
+    session.record_consent(True)
+    effects = session.customer_stops()
+    assert StopRecording("session_ended") in effects
+    assert effects.index(StopRecording("session_ended")) < effects.index(EndSession("stopped"))
+    assert not session.records_content
+
+
+def test_no_recording_before_sharing_and_a_resume_asks_again() -> None:
+    session = new_session()
+    with pytest.raises(ProtocolError):
+        session.record_requested("KEY")
+    session = sharing_session()
+    session.record_requested("KEY")
+    session.customer_left(2.0)
+    resumed, effects = session.customer_resumes()
+    assert resumed.recording is False
+    assert ToCustomer(RecordRequest(agent="Alice", key="KEY")) in effects
+    session.record_consent(True)
+    resumed, _ = session.customer_resumes()
+    assert resumed.recording is True

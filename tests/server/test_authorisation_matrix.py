@@ -59,7 +59,7 @@ def test_every_route_is_public_or_names_its_action() -> None:
 def _request(server: RunningServer, path: str, method: str, cookie: str | None) -> int:
     # Names that exist in no organisation: an allowed role gets past authorisation and then a
     # 404 or 400, never a change to real data.
-    url = path.format(username="nobody", team="nobody", site_id="nobody")
+    url = path.format(username="nobody", team="nobody", site_id="nobody", recording_id="nobody")
     operation = admin.operation_for(method, path)
     response = httpx.request(
         method,

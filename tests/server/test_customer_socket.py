@@ -137,6 +137,7 @@ async def test_resume_after_navigation_keeps_sharing(server: RunningServer) -> N
         "agent": "Alice",
         "code": None,
         "policy": None,
+        "recording": False,
     }
     assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": True}
     await page2.send(b"new page snapshot")

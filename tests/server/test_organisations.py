@@ -112,8 +112,8 @@ def test_admin_paths_with_another_organisations_ids_are_not_found(
     tried = 0
     with api(orgs_server, "max") as max_:
         for op in OPERATIONS:
-            if "{" not in op.path:
-                continue
+            if "{" not in op.path or "{recording_id}" in op.path:
+                continue  # recordings: tests/server/test_recordings.py, with real ids
             path = op.path.format(**ids)
             body = bodies.get(op.path) if op.body else None
             response = max_.request(op.method, path, json=body)

@@ -112,6 +112,16 @@ class WatchAbort(Inbound, tag="watch_abort"):
     """The supervisor's key exchange failed: end the watch (the session goes on)."""
 
 
+class RecordConsent(Inbound, tag="record_consent"):
+    """The customer's answer to the agent's request to record the session."""
+
+    granted: bool
+
+
+class RecordStop(Inbound, tag="record_stop"):
+    """Stop recording (the customer, or the agent); the session goes on."""
+
+
 CustomerMessage = (
     Create
     | Resume
@@ -122,6 +132,8 @@ CustomerMessage = (
     | WatchConsent
     | WatchHandshake
     | WatchAbort
+    | RecordConsent
+    | RecordStop
 )
 
 
@@ -144,7 +156,11 @@ class Watch(Inbound, tag="watch"):
     session_id: SessionId
 
 
-AgentMessage = Join | Watch | Leave | Handshake | Abort
+class Record(Inbound, tag="record"):
+    """The agent asks to record the session (the customer is asked)."""
+
+
+AgentMessage = Join | Watch | Leave | Handshake | Abort | Record | RecordStop
 
 
 # Server -> customer
@@ -164,6 +180,8 @@ class Resumed(Outbound, tag="resumed"):
     agent: str | None
     code: str | None
     policy: dict[str, object] | None = None
+    recording: bool = False
+    """The session is being recorded (the customer consented earlier in this session)."""
 
 
 class TeamPolicy(Outbound, tag="team_policy"):
@@ -190,6 +208,14 @@ class WatcherLeft(Outbound, tag="watcher_left"):
 
 class WatchRelay(Outbound, tag="watch_handshake"):
     data: str
+
+
+class RecordRequest(Outbound, tag="record_request"):
+    """The agent asks to record; the customer allows or refuses. ``key`` is the organisation's
+    recording public key, for which the customer's browser wraps each content key."""
+
+    agent: str
+    key: str
 
 
 # Server -> agent
@@ -235,6 +261,18 @@ class Ended(Outbound, tag="ended"):
     reason: EndReason
 
 
+RecordingReason = Literal[
+    "declined", "stopped_by_customer", "stopped_by_agent", "size_limit", "unavailable"
+]
+
+
+class RecordingStatus(Outbound, tag="recording"):
+    """Recording started (``on``) or stopped, and why; to the customer and the agent."""
+
+    on: bool
+    reason: RecordingReason | None = None
+
+
 ServerMessage = (
     Created
     | Resumed
@@ -251,4 +289,6 @@ ServerMessage = (
     | WatchRelay
     | Watching
     | WatcherJoined
+    | RecordRequest
+    | RecordingStatus
 )

@@ -23,6 +23,9 @@ from tandem.protocol.messages import (
     HandshakeRelay,
     Joined,
     PeerStatus,
+    RecordingReason,
+    RecordingStatus,
+    RecordRequest,
     Resumed,
     ServerMessage,
     WatcherJoined,
@@ -66,8 +69,21 @@ class EndWatch:
     reason: EndReason
 
 
-Effect = ToCustomer | ToAgents | EndSession | ToWatcher | EndWatch
+@dataclasses.dataclass(frozen=True, slots=True)
+class StartRecording:
+    """The customer allowed recording: store its frames from now on."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StopRecording:
+    """Stop storing frames and close the recording."""
+
+    reason: str
+
+
+Effect = ToCustomer | ToAgents | EndSession | ToWatcher | EndWatch | StartRecording | StopRecording
 WatchState = Literal["asked", "pairing", "watching"]
+RecordState = Literal["asked", "on"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -93,6 +109,10 @@ class Session:
     watch_state: WatchState | None = None
     watch_handshakes_from_customer: int = 0
     watch_handshakes_from_watcher: int = 0
+    recording: RecordState | None = None
+    """The agent asked to record (``asked``) or the customer allowed it (``on``)."""
+    record_key: str = ""
+    """The recording public key the customer was asked to wrap content keys for."""
 
     @property
     def ended(self) -> bool:
@@ -105,6 +125,9 @@ class Session:
         self.end_reason = reason
         notice = Ended(reason=reason)
         effects: list[Effect] = [ToCustomer(notice), ToAgents(notice)]
+        if self.recording == "on":
+            effects.append(StopRecording("session_ended"))
+        self.recording = None
         if self.watcher is not None:
             effects += [ToWatcher(notice), EndWatch(reason)]
             self.watcher = self.watch_state = None
@@ -163,12 +186,15 @@ class Session:
             state=self.state,  # type: ignore[arg-type]  # not "ended": checked above
             agent=self.agent,
             code=self.code if self.state == "waiting" else None,
+            recording=self.recording == "on",
         )
         effects: list[Effect] = [ToCustomer(resumed)]
         if was_away and self.agent:
             effects.append(ToAgents(PeerStatus(connected=True)))
         if self.state == "pending_consent" and self.agent:
             effects.append(ToCustomer(AgentJoined(agent=self.agent)))
+        if self.recording == "asked" and self.agent:  # the question was on the page it left
+            effects.append(ToCustomer(RecordRequest(agent=self.agent, key=self.record_key)))
         return resumed, effects
 
     # Key exchange between the browsers (SPAKE2): relayed while consent is pending, a few each way.
@@ -253,6 +279,42 @@ class Session:
         if was_watching:
             effects.append(ToAgents(WatcherLeft()))
         return effects
+
+    # Recording: asked by the agent, allowed by the customer, stopped by either at any time.
+
+    def record_requested(self, key: str) -> list[Effect]:
+        """The agent asks to record; ``key`` is the organisation's recording public key."""
+        self._require("sharing", doing="recording")
+        if self.recording is not None:
+            raise ProtocolError(CLOSE_MALFORMED, "recording is already on or asked for")
+        self.recording = "asked"
+        self.record_key = key
+        return [ToCustomer(RecordRequest(agent=self.agent or "", key=key))]
+
+    def record_consent(self, granted: bool) -> list[Effect]:
+        if self.recording != "asked" or self.ended:
+            raise ProtocolError(CLOSE_MALFORMED, "nobody asked to record")
+        if not granted:
+            self.recording = None
+            return [ToAgents(RecordingStatus(on=False, reason="declined"))]
+        self.recording = "on"
+        status = RecordingStatus(on=True)
+        return [StartRecording(), ToAgents(status), ToCustomer(status)]
+
+    def record_stop(self, reason: RecordingReason) -> list[Effect]:
+        """Stop recording (or withdraw the question); a no-op when nothing is recorded, so a
+        second click or a race with the other side is harmless."""
+        if self.recording is None or self.ended:
+            return []
+        was_on = self.recording == "on"
+        self.recording = None
+        status = RecordingStatus(on=False, reason=reason)
+        effects: list[Effect] = [StopRecording(reason)] if was_on else []
+        return [*effects, ToAgents(status), ToCustomer(status)]
+
+    @property
+    def records_content(self) -> bool:
+        return self.recording == "on" and not self.ended
 
     def key_mismatch(self) -> list[Effect]:
         """Either browser found the key confirmation wrong: end now; the code is spent."""

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tandem import auth
+from tandem import auth, crypto
 from tandem.access import Action, Principal, authorize
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
@@ -32,6 +32,7 @@ from tandem.exceptions import (
     WeakPasswordError,
 )
 from tandem.policy import MaskingPolicy
+from tandem.recordings import recording_json
 from tandem.server.api import _json_body, current_agent, problem
 
 if TYPE_CHECKING:
@@ -86,6 +87,11 @@ class OrgChange(msgspec.Struct, forbid_unknown_fields=True):
     retention_days: int | None = None
 
 
+class RecordingKey(msgspec.Struct, forbid_unknown_fields=True):
+    public_key: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    """X25519 public key, 32 bytes in base64url without padding (the console makes the pair)."""
+
+
 class SsoSettings(msgspec.Struct, forbid_unknown_fields=True):
     issuer: Annotated[str, msgspec.Meta(min_length=8, max_length=300)]
     client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
@@ -118,6 +124,8 @@ class Operation:
     body: type[msgspec.Struct] | None = None
     status: int = 200
     """Status of success; 204 sends no body."""
+    media_type: str = "application/json"
+    """What a success returns (recordings are ``application/octet-stream``)."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -223,7 +231,70 @@ async def _issue_token_key(call: Call) -> object:
 
 
 def _org_json(org: Any) -> dict[str, object]:
-    return {"org_id": org.org_id, "name": org.name, "retention_days": org.retention_days}
+    key = org.recording_key
+    return {
+        "org_id": org.org_id,
+        "name": org.name,
+        "retention_days": org.retention_days,
+        "recording_key": {"public_key": key, "key_id": crypto.recording_key_id(key)}
+        if key
+        else None,
+    }
+
+
+async def _set_recording_key(call: Call) -> object:
+    body: RecordingKey = call.body
+    org = await call.services.directory.set_recording_key(call.principal, body.public_key)
+    return _org_json(org)
+
+
+async def _clear_recording_key(call: Call) -> object:
+    await call.services.directory.set_recording_key(call.principal, None)
+    return None
+
+
+def _limit(call: Call, default: int, most: int) -> int:
+    text = call.query.get("limit", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= most:
+        raise ConfigError(f"limit must be a whole number from 1 to {most}")
+    return int(text)
+
+
+async def _list_recordings(call: Call) -> object:
+    recordings = call.services.hub.recordings
+    found = await recordings.list(call.principal, _limit(call, 100, 500))
+    return [recording_json(r) for r in found]
+
+
+async def _get_recording(call: Call) -> object:
+    recordings = call.services.hub.recordings
+    return recording_json(await recordings.get(call.principal, call.params["recording_id"]))
+
+
+def _binary(data: bytes, filename: str | None = None) -> Response:
+    headers = {"Cache-Control": "no-store"}
+    if filename:
+        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return Response(data, media_type="application/octet-stream", headers=headers)
+
+
+async def _play_recording(call: Call) -> object:
+    recordings = call.services.hub.recordings
+    _, data = await recordings.content(call.principal, call.params["recording_id"], "play")
+    return _binary(data)
+
+
+async def _export_recording(call: Call) -> object:
+    recordings = call.services.hub.recordings
+    recording, data = await recordings.content(
+        call.principal, call.params["recording_id"], "export"
+    )
+    return _binary(data, f"tandem-recording-{recording.recording_id}.tandemrec")
+
+
+async def _erase_recording(call: Call) -> object:
+    await call.services.hub.recordings.erase(call.principal, call.params["recording_id"])
+    return None
 
 
 async def _get_org(call: Call) -> object:
@@ -357,6 +428,56 @@ OPERATIONS: tuple[Operation, ...] = (
         "org.manage",
         "Turn sign-in through the provider off.",
         _clear_sso,
+        status=204,
+    ),
+    Operation(
+        "PUT",
+        "/api/org/recording-key",
+        "org.manage",
+        "Set the recording public key (X25519); its private key stays with your auditors.",
+        _set_recording_key,
+        RecordingKey,
+    ),
+    Operation(
+        "DELETE",
+        "/api/org/recording-key",
+        "org.manage",
+        "Remove the recording key: no new recordings can start.",
+        _clear_recording_key,
+        status=204,
+    ),
+    Operation(
+        "GET",
+        "/api/recordings",
+        "recording.list",
+        "Your organisation's recordings, newest first (`limit`, at most 500).",
+        _list_recordings,
+    ),
+    Operation(
+        "GET", "/api/recordings/{recording_id}", "recording.list", "One recording.", _get_recording
+    ),
+    Operation(
+        "GET",
+        "/api/recordings/{recording_id}/content",
+        "recording.play",
+        "The encrypted recording for the console's player (audited as a playback).",
+        _play_recording,
+        media_type="application/octet-stream",
+    ),
+    Operation(
+        "GET",
+        "/api/recordings/{recording_id}/export",
+        "recording.export",
+        "The encrypted recording as a file to keep (audited as an export).",
+        _export_recording,
+        media_type="application/octet-stream",
+    ),
+    Operation(
+        "DELETE",
+        "/api/recordings/{recording_id}",
+        "recording.erase",
+        "Erase a recording that has ended (audited).",
+        _erase_recording,
         status=204,
     ),
     Operation("GET", "/api/users", "users.manage", "Accounts of your organisation.", _list_users),
@@ -518,6 +639,8 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             return _error_response(exc)
         if operation.status == 204:
             return Response(status_code=204)
+        if isinstance(result, Response):
+            return result
         return JSONResponse(result, status_code=operation.status)
 
     handle.__name__ = operation.handler.__name__.lstrip("_")
@@ -568,7 +691,7 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
         responses: dict[str, object] = {
             str(op.status): {"description": "Done"}
             if op.status == 204
-            else {"description": "Done", "content": {"application/json": {"schema": {}}}},
+            else {"description": "Done", "content": {op.media_type: {"schema": {}}}},
             "401": problem_response("Not signed in"),
             "403": problem_response("Your role or team does not allow it, or cross-site"),
         }

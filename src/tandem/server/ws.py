@@ -28,6 +28,9 @@ from tandem.protocol.messages import (
     Handshake,
     Join,
     Leave,
+    Record,
+    RecordConsent,
+    RecordStop,
     Resume,
     Stop,
     Watch,
@@ -44,7 +47,7 @@ log = logging.getLogger("tandem.ws")
 
 SOCKET_ACTION: Action = "session.join"
 """What opening the agent socket needs; some messages need more (MESSAGE_ACTIONS)."""
-MESSAGE_ACTIONS: dict[str, Action] = {"watch": "session.watch"}
+MESSAGE_ACTIONS: dict[str, Action] = {"watch": "session.watch", "record": "session.record"}
 """Agent-socket messages that need more than SOCKET_ACTION (checked by tandem.access)."""
 
 
@@ -239,6 +242,8 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             services.fanout.publish(topic, Frame(frame))
             if live.machine.watcher_gets_content:
                 services.fanout.publish(watcher_topic(live.machine.session_id), Frame(frame))
+            if live.machine.records_content:
+                await hub.recorded_frame(live, frame)
             continue
         message = codec.decode_customer(frame, settings.max_control_bytes)
         if isinstance(message, Consent):
@@ -269,6 +274,17 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             await hub.apply(live, live.machine.watch_handshake_from_customer(message.data))
         elif isinstance(message, WatchAbort):
             await hub.apply(live, live.machine.watch_mismatch())
+        elif isinstance(message, RecordConsent):
+            if not message.granted:
+                await hub.record(
+                    "recording_declined",
+                    actor="customer",
+                    org=live.org_id,
+                    subject=live.machine.session_id,
+                )
+            await hub.apply(live, live.machine.record_consent(message.granted))
+        elif isinstance(message, RecordStop):
+            await hub.apply(live, live.machine.record_stop("stopped_by_customer"))
         else:
             raise ProtocolError(
                 codec.CLOSE_MALFORMED,
@@ -378,6 +394,15 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 await hub.apply(live, live.machine.agent_leaves())
             elif isinstance(message, Handshake):
                 await hub.apply(live, live.machine.handshake_from_agent(message.data))
+            elif isinstance(message, Record):
+                try:
+                    await hub.request_recording(live, agent)
+                except ForbiddenError as exc:
+                    notice = ErrorNotice(code="forbidden", message=f"Not allowed: {exc}.")
+                    topic = agents_topic(live.machine.session_id)
+                    services.fanout.publish(topic, Frame(codec.encode(notice)))
+            elif isinstance(message, RecordStop):
+                await hub.apply(live, live.machine.record_stop("stopped_by_agent"))
             elif isinstance(message, Abort):
                 await hub.record(
                     "key_mismatch", actor=agent.username, subject=live.machine.session_id

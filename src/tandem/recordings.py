@@ -1,0 +1,204 @@
+"""Recordings: what the server keeps of a session the customer allowed to be recorded.
+
+The server stores the customer's frames exactly as it relays them: ciphertext. While recording,
+the customer's browser also wraps each page's content key for the organisation's *recording
+key* (X25519; frame kind 0x05, docs/recordings.md), whose private half lives only in a key file
+the auditors hold. So the server, its database and its backups cannot read a recording; an
+auditor's console can, in the auditor's browser.
+
+Who may do what is :mod:`tandem.access` (auditors list, play and export; admins list and erase);
+every play, export and erasure is an audit record. Recordings belong to one organisation and go
+when its retention runs out.
+
+A recording travels as one binary *container*::
+
+    b"TNDMREC1" | u32 header length | header (JSON) | (u32 frame length | frame)*
+
+The header names the recording, its session (the frames' additional data binds the session id),
+its organisation, site and key id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from tandem import crypto
+from tandem.access import Principal, Resource, authorize
+from tandem.exceptions import ConflictError, NotFoundError
+from tandem.storage.base import RecordingRecord, Storage
+
+CONTAINER_MAGIC = b"TNDMREC1"
+MAX_LIST = 500
+Recorded = Callable[..., Awaitable[None]]
+
+
+def recording_json(recording: RecordingRecord) -> dict[str, object]:
+    return {
+        "recording_id": recording.recording_id,
+        "session_id": recording.session_id,
+        "site_id": recording.site_id,
+        "agent": recording.agent,
+        "key_id": recording.key_id,
+        "started_at": recording.started_at,
+        "ended_at": recording.ended_at,
+        "end_reason": recording.end_reason,
+        "frames": recording.frames,
+        "size": recording.size,
+    }
+
+
+def container(recording: RecordingRecord, frames: list[bytes]) -> bytes:
+    """The recording as one file: header, then every frame, length-prefixed."""
+    header = json.dumps(
+        {"format": 1, "org_id": recording.org_id, **recording_json(recording)},
+        separators=(",", ":"),
+    ).encode()
+    parts = [CONTAINER_MAGIC, struct.pack(">I", len(header)), header]
+    for frame in frames:
+        parts += (struct.pack(">I", len(frame)), frame)
+    return b"".join(parts)
+
+
+def read_container(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    """Header and frames of a container (for tests and tools). Raises ValueError if malformed."""
+    if not data.startswith(CONTAINER_MAGIC) or len(data) < len(CONTAINER_MAGIC) + 4:
+        raise ValueError("not a Tandem recording")
+    offset = len(CONTAINER_MAGIC)
+    frames: list[bytes] = []
+    header: dict[str, Any] | None = None
+    while offset < len(data):
+        if offset + 4 > len(data):
+            raise ValueError("truncated recording")
+        (length,) = struct.unpack_from(">I", data, offset)
+        offset += 4
+        if offset + length > len(data):
+            raise ValueError("truncated recording")
+        chunk = data[offset : offset + length]
+        offset += length
+        if header is None:
+            header = json.loads(chunk)
+        else:
+            frames.append(chunk)
+    if header is None:
+        raise ValueError("truncated recording")
+    return header, frames
+
+
+@dataclasses.dataclass(slots=True)
+class Recorder:
+    """The frames of one running recording, buffered between writes to storage."""
+
+    recording: RecordingRecord
+    limit: int
+    next_seq: int = 0
+    size: int = 0
+    buffer: list[bytes] = dataclasses.field(default_factory=list)
+    buffered: int = 0
+
+    def add(self, frame: bytes) -> bool:
+        """Keep a frame; False (and nothing kept) when it would pass the size limit."""
+        if self.size + len(frame) > self.limit:
+            return False
+        self.buffer.append(frame)
+        self.size += len(frame)
+        self.buffered += len(frame)
+        return True
+
+    def take(self) -> tuple[int, list[bytes]]:
+        """The buffered frames and the number of the first; the buffer empties."""
+        first, frames = self.next_seq, self.buffer
+        self.next_seq += len(frames)
+        self.buffer, self.buffered = [], 0
+        return first, frames
+
+
+class Recordings:
+    """Listing, playing, exporting and erasing recordings, each authorised and audited."""
+
+    def __init__(self, storage: Storage, record: Recorded) -> None:
+        self.storage = storage
+        self.record = record
+
+    async def _get(self, actor: Principal, recording_id: str, action: Any) -> RecordingRecord:
+        authorize(actor, action)
+        recording = await self.storage.get_recording(recording_id)
+        if recording is None:
+            raise NotFoundError("recording not found")
+        authorize(actor, action, Resource(recording.org_id))  # another org's: not found
+        return recording
+
+    async def list(self, actor: Principal, limit: int = 100) -> list[RecordingRecord]:
+        authorize(actor, "recording.list", Resource(actor.org))
+        return await self.storage.list_recordings(actor.org, max(1, min(limit, MAX_LIST)))
+
+    async def get(self, actor: Principal, recording_id: str) -> RecordingRecord:
+        return await self._get(actor, recording_id, "recording.list")
+
+    async def content(
+        self, actor: Principal, recording_id: str, purpose: Literal["play", "export"]
+    ) -> tuple[RecordingRecord, bytes]:
+        """The container of a recording, for the console's player or as a download. Audited
+        before anything is returned."""
+        action = "recording.play" if purpose == "play" else "recording.export"
+        recording = await self._get(actor, recording_id, action)
+        frames = await self.storage.recording_frames(recording_id)
+        await self.record(
+            "recording_played" if purpose == "play" else "recording_exported",
+            actor=actor.username,
+            org=recording.org_id,
+            subject=recording_id,
+            session=recording.session_id,
+        )
+        return recording, container(recording, frames)
+
+    async def erase(self, actor: Principal, recording_id: str) -> None:
+        """Erase a recording (GDPR); a running one must be stopped first."""
+        recording = await self._get(actor, recording_id, "recording.erase")
+        if recording.ended_at is None:
+            raise ConflictError("the recording is still running: stop it or end the session")
+        if await self.storage.delete_recording(recording_id):
+            await self.record(
+                "recording_erased",
+                actor=actor.username,
+                org=recording.org_id,
+                subject=recording_id,
+                session=recording.session_id,
+            )
+
+    async def purge(self, now: float) -> int:
+        """Erase recordings past their organisation's retention (audited one by one)."""
+        purged = await self.storage.purge_recordings(now)
+        for recording in purged:
+            await self.record(
+                "recording_expired",
+                actor="server",
+                org=recording.org_id,
+                subject=recording.recording_id,
+                session=recording.session_id,
+            )
+        return len(purged)
+
+
+def new_recording(
+    entropy: crypto.Entropy,
+    now: float,
+    *,
+    org_id: str,
+    session_id: str,
+    site_id: str,
+    agent: str,
+    key_id: str,
+) -> RecordingRecord:
+    return RecordingRecord(
+        recording_id=crypto.new_token(entropy, 12),
+        org_id=org_id,
+        session_id=session_id,
+        site_id=site_id,
+        agent=agent,
+        key_id=key_id,
+        started_at=now,
+    )

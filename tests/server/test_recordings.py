@@ -1,0 +1,334 @@
+"""Recordings at the server: asked by the agent, allowed by the customer, stopped by either;
+only frames sent while allowed are kept, exactly as relayed; auditors play and export (audited),
+admins erase (audited), nobody of another organisation sees one; retention and size limits.
+
+The frames here are opaque test bytes: the server never looks inside them. That they are
+ciphertext only the organisation's key file opens is tests/e2e/test_recordings.py."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from tandem import crypto
+from tandem.directory import Directory, operator
+from tandem.recordings import read_container
+from tests.conftest import RunningServer, ServerFactory, two_organisations
+from tests.server.helpers import (
+    closed_with,
+    open_customer,
+    recv_json,
+    send,
+    sharing_session,
+)
+from tests.server.test_admin_api import audit_actions
+from tests.server.test_organisations import api
+
+
+def new_public_key() -> str:
+    raw = X25519PrivateKey.generate().public_key().public_bytes_raw()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+KEY = new_public_key()
+
+
+async def with_recording_key(directory: Directory) -> None:
+    await two_organisations(directory)
+    await directory.set_recording_key(operator("default"), KEY)
+
+
+@pytest.fixture
+def rec_server(server_factory: ServerFactory) -> RunningServer:
+    return server_factory(seed=with_recording_key)
+
+
+async def recording(server: RunningServer) -> tuple[Any, Any, dict[str, Any]]:
+    """A shared session whose customer allowed recording."""
+    customer, alice, created = await sharing_session(server)
+    await send(alice, type="record")
+    assert await recv_json(customer) == {
+        "v": 1,
+        "type": "record_request",
+        "agent": "Alice",
+        "key": KEY,
+    }
+    await send(customer, type="record_consent", granted=True)
+    on = {"v": 1, "type": "recording", "on": True, "reason": None}
+    assert await recv_json(alice) == on
+    assert await recv_json(customer) == on
+    return customer, alice, created
+
+
+def recordings_of(server: RunningServer, username: str = "aud") -> list[dict[str, Any]]:
+    with api(server, username) as client:
+        response = client.get("/api/recordings")
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()
+        return found
+
+
+async def wait_for(condition: Any, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_without_a_recording_key_the_agent_is_told_and_the_customer_not_asked(
+    orgs_server: RunningServer,
+) -> None:
+    customer, alice, _ = await sharing_session(orgs_server)
+    await send(alice, type="record")
+    notice = await recv_json(alice)
+    assert notice["type"] == "error" and notice["code"] == "no_recording_key"
+    await customer.send(b"\x01still-sharing")
+    assert await alice.recv() == b"\x01still-sharing"  # nothing else reached either side
+    assert recordings_of(orgs_server) == []
+
+
+async def test_a_recording_keeps_exactly_the_frames_sent_while_the_customer_allowed_it(
+    rec_server: RunningServer,
+) -> None:
+    customer, alice, created = await sharing_session(rec_server)
+    await customer.send(b"\x01before-asking")
+    assert await alice.recv() == b"\x01before-asking"
+    await send(alice, type="record")
+    assert (await recv_json(customer))["type"] == "record_request"
+    await customer.send(b"\x01while-asked")  # not yet allowed: not kept
+    assert await alice.recv() == b"\x01while-asked"
+    await send(customer, type="record_consent", granted=True)
+    assert (await recv_json(alice))["on"] is True
+    assert (await recv_json(customer))["on"] is True
+    kept = [b"\x05wrapped-key", b"\x01" + bytes(range(256)) * 40, b"\x01\x00\xff"]
+    for frame in kept:
+        await customer.send(frame)
+        assert await alice.recv() == frame  # relayed as before
+    await send(customer, type="record_stop")
+    off = {"v": 1, "type": "recording", "on": False, "reason": "stopped_by_customer"}
+    assert await recv_json(alice) == off
+    assert await recv_json(customer) == off
+    await customer.send(b"\x01after-stop")
+    assert await alice.recv() == b"\x01after-stop"
+
+    [listed] = recordings_of(rec_server)
+    assert listed["session_id"] == created["session_id"]
+    assert listed["agent"] == "alice" and listed["site_id"] == "demo"
+    assert listed["key_id"] == crypto.recording_key_id(KEY)
+    assert listed["frames"] == len(kept) and listed["size"] == sum(map(len, kept))
+    assert listed["end_reason"] == "stopped_by_customer" and listed["ended_at"] is not None
+    with api(rec_server, "aud") as aud:
+        played = aud.get(f"/api/recordings/{listed['recording_id']}/content")
+        assert played.status_code == 200
+        assert played.headers["content-type"] == "application/octet-stream"
+        assert played.headers["cache-control"] == "no-store"
+        header, frames = read_container(played.content)
+        exported = aud.get(f"/api/recordings/{listed['recording_id']}/export")
+        assert exported.status_code == 200
+        assert "attachment" in exported.headers["content-disposition"]
+        assert read_container(exported.content)[1] == kept
+    assert frames == kept
+    assert header["session_id"] == created["session_id"]
+    assert header["key_id"] == listed["key_id"] and header["org_id"] == "default"
+    actions = audit_actions(rec_server)
+    for action in (
+        "recording_requested",
+        "recording_started",
+        "recording_stopped",
+        "recording_played",
+        "recording_exported",
+    ):
+        assert action in actions, action
+
+
+async def test_the_customer_may_refuse_and_nothing_is_kept(rec_server: RunningServer) -> None:
+    customer, alice, _ = await sharing_session(rec_server)
+    await send(alice, type="record")
+    assert (await recv_json(customer))["type"] == "record_request"
+    await send(customer, type="record_consent", granted=False)
+    assert await recv_json(alice) == {
+        "v": 1,
+        "type": "recording",
+        "on": False,
+        "reason": "declined",
+    }
+    await customer.send(b"\x01not-kept")
+    assert await alice.recv() == b"\x01not-kept"
+    assert recordings_of(rec_server) == []
+    assert "recording_declined" in audit_actions(rec_server)
+    await send(alice, type="record")  # may ask again later
+    assert (await recv_json(customer))["type"] == "record_request"
+
+
+async def test_the_agent_stops_and_the_session_end_closes_a_recording(
+    rec_server: RunningServer,
+) -> None:
+    customer, alice, _ = await recording(rec_server)
+    await customer.send(b"\x01one")
+    await alice.recv()
+    await send(alice, type="record_stop")
+    off = {"v": 1, "type": "recording", "on": False, "reason": "stopped_by_agent"}
+    assert await recv_json(alice) == off
+    assert await recv_json(customer) == off
+    await send(alice, type="record")
+    assert (await recv_json(customer))["type"] == "record_request"
+    await send(customer, type="record_consent", granted=True)
+    await recv_json(alice)
+    await recv_json(customer)
+    await customer.send(b"\x01two")
+    await alice.recv()
+    await send(customer, type="stop")
+    await closed_with(customer)
+    await wait_for(lambda: all(r["ended_at"] for r in recordings_of(rec_server)))
+    second, first = recordings_of(rec_server)  # newest first
+    assert (first["end_reason"], first["frames"]) == ("stopped_by_agent", 1)
+    assert (second["end_reason"], second["frames"]) == ("session_ended", 1)
+
+
+async def test_recording_follows_the_customer_to_the_next_page(rec_server: RunningServer) -> None:
+    customer, alice, created = await recording(rec_server)
+    await customer.send(b"\x01page-one")
+    await alice.recv()
+    await customer.close()  # navigation
+    assert await recv_json(alice) == {"v": 1, "type": "peer", "connected": False}
+    customer = await open_customer(rec_server)
+    await send(
+        customer,
+        type="resume",
+        session_id=created["session_id"],
+        resume_token=created["resume_token"],
+    )
+    resumed = await recv_json(customer)
+    assert resumed["recording"] is True
+    await recv_json(alice)  # peer connected
+    await customer.send(b"\x01page-two")
+    assert await alice.recv() == b"\x01page-two"
+    await send(customer, type="record_stop")
+    await recv_json(alice)
+    [listed] = recordings_of(rec_server)
+    assert listed["frames"] == 2
+
+
+async def test_a_recording_stops_at_its_size_limit_and_sharing_goes_on(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=with_recording_key, max_recording_bytes=100)
+    customer, alice, _ = await recording(server)
+    await customer.send(b"\x01" * 60)
+    await alice.recv()
+    await customer.send(b"\x01" * 60)  # would pass 100 bytes
+    assert await alice.recv() == b"\x01" * 60
+    off = {"v": 1, "type": "recording", "on": False, "reason": "size_limit"}
+    assert await recv_json(alice) == off
+    assert await recv_json(customer) == off
+    [listed] = recordings_of(server)
+    assert (listed["frames"], listed["size"], listed["end_reason"]) == (1, 60, "size_limit")
+
+
+async def test_who_may_list_play_export_and_erase(rec_server: RunningServer) -> None:
+    customer, alice, _ = await recording(rec_server)
+    await customer.send(b"\x01frame")
+    await alice.recv()
+    [running] = recordings_of(rec_server)
+    path = f"/api/recordings/{running['recording_id']}"
+    with api(rec_server, "ada") as ada:
+        assert ada.delete(path).status_code == 409  # still recording
+        assert ada.get("/api/recordings").status_code == 200  # admins see the list
+        assert ada.get(f"{path}/content").status_code == 403  # never the content
+        assert ada.get(f"{path}/export").status_code == 403
+    for username in ("alice", "sam", "bob"):  # live roles: nothing of recordings
+        with api(rec_server, username) as client:
+            assert client.get("/api/recordings").status_code == 403
+            assert client.get(f"{path}/content").status_code == 403
+    await send(customer, type="record_stop")
+    await recv_json(alice)
+    with api(rec_server, "aud") as aud:
+        assert aud.delete(path).status_code == 403  # auditors do not erase
+    with api(rec_server, "ada") as ada:
+        assert ada.delete(path).status_code == 204
+        assert ada.delete(path).status_code == 404
+        assert ada.get(path).status_code == 404
+    assert recordings_of(rec_server) == []
+    assert "recording_erased" in audit_actions(rec_server)
+
+
+async def test_another_organisation_cannot_see_a_recording(rec_server: RunningServer) -> None:
+    customer, alice, _ = await recording(rec_server)
+    await customer.send(b"\x01secret-frame")
+    await alice.recv()
+    await send(customer, type="record_stop")
+    await recv_json(alice)
+    [listed] = recordings_of(rec_server)
+    path = f"/api/recordings/{listed['recording_id']}"
+    for username in ("mo", "max"):  # Acme's auditor and admin
+        with api(rec_server, username) as client:
+            assert client.get("/api/recordings").json() == []
+            for suffix in ("", "/content", "/export"):
+                response = client.get(path + suffix)
+                # the auditor is refused as not found, the admin by its role (403), never 200
+                assert response.status_code in (403, 404), (username, suffix)
+                assert b"secret-frame" not in response.content
+            assert client.delete(path).status_code in (403, 404)
+    with api(rec_server, "mo") as mo:
+        for suffix in ("", "/content", "/export"):
+            assert mo.get(path + suffix).status_code == 404
+    with api(rec_server, "max") as max_:
+        assert max_.get(path).status_code == 404
+        assert max_.delete(path).status_code == 404
+    assert len(recordings_of(rec_server)) == 1  # still there for its own organisation
+
+
+async def test_recordings_expire_with_their_organisations_retention(
+    rec_server: RunningServer,
+) -> None:
+    with api(rec_server, "ada") as ada:
+        assert ada.patch("/api/org", json={"retention_days": 1}).status_code == 200
+    customer, alice, _ = await recording(rec_server)
+    await customer.send(b"\x01frame")
+    await alice.recv()
+    await send(customer, type="record_stop")
+    await recv_json(alice)
+    assert len(recordings_of(rec_server)) == 1
+    rec_server.clock.advance(2 * 86400)
+    await wait_for(lambda: recordings_of(rec_server) == [])
+    assert "recording_expired" in audit_actions(rec_server)
+
+
+async def test_recording_messages_out_of_turn_are_refused(rec_server: RunningServer) -> None:
+    customer, alice, _ = await sharing_session(rec_server)
+    await send(customer, type="record_consent", granted=True)  # nobody asked
+    assert (await closed_with(customer))[0] == 4400
+    customer, alice, _ = await recording(rec_server)
+    await send(alice, type="record")  # already recording
+    assert (await closed_with(alice))[0] == 4400
+
+
+def test_the_recording_key_is_validated_and_its_changes_audited(
+    orgs_server: RunningServer,
+) -> None:
+    with api(orgs_server, "ada") as ada:
+        assert ada.get("/api/org").json()["recording_key"] is None
+        for bad in ("short", "A" * 43 + "=", "A" * 43, "!" * 43, "A" * 44):
+            response = ada.put("/api/org/recording-key", json={"public_key": bad})
+            assert response.status_code == 400, bad
+        assert ada.get("/api/org").json()["recording_key"] is None
+        done = ada.put("/api/org/recording-key", json={"public_key": KEY})
+        assert done.status_code == 200
+        assert done.json()["recording_key"] == {
+            "public_key": KEY,
+            "key_id": crypto.recording_key_id(KEY),
+        }
+        assert ada.delete("/api/org/recording-key").status_code == 204
+        assert ada.get("/api/org").json()["recording_key"] is None
+    with api(orgs_server, "max") as max_:  # Acme's admin: its own organisation only
+        assert max_.get("/api/org").json()["recording_key"] is None
+    with api(orgs_server, "aud") as aud:
+        assert aud.put("/api/org/recording-key", json={"public_key": KEY}).status_code == 403
+    actions = audit_actions(orgs_server)
+    assert "recording_key_set" in actions and "recording_key_removed" in actions
