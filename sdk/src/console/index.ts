@@ -18,6 +18,7 @@ import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomS
 import { PayloadDecoder, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
+import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -45,6 +46,8 @@ const signoutButton = byId<HTMLButtonElement>("signout");
 const signoutAllButton = byId<HTMLButtonElement>("signout-all");
 const requestControlButton = byId<HTMLButtonElement>("request-control");
 const releaseControlButton = byId<HTMLButtonElement>("release-control");
+const recordButton = byId<HTMLButtonElement>("record");
+const stopRecordButton = byId<HTMLButtonElement>("stop-record");
 const controlLayer = byId<HTMLElement>("control-layer");
 const typingBox = byId<HTMLElement>("typing");
 const typingInput = byId<HTMLInputElement>("typing-input");
@@ -93,8 +96,13 @@ function showJoin(agent: Agent): void {
   mfaSection.hidden = true;
   if (!LIVE_ROLES.has(agent.role)) {
     const office = byId("office");
-    if (agent.role === "auditor") auditTrail(office);
-    else if (agent.role === "admin") administration(office);
+    if (agent.role === "auditor") {
+      auditTrail(office);
+      recordingsPanel(office);
+    } else if (agent.role === "admin") {
+      administration(office);
+      recordingKeyPanel(office);
+    }
     noLiveSection.hidden = false;
     return;
   }
@@ -389,7 +397,8 @@ class LiveView {
         break;
       case "error":
         setStatus(message.message, "bad");
-        codeInput.select();
+        if (message.code === "no_recording_key" || message.code === "forbidden") recordButton.hidden = false;
+        else codeInput.select();
         break;
       case "consent":
         if (this.watching) {
@@ -404,7 +413,13 @@ class LiveView {
         if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
         setStatus("Connected. You are seeing the customer's page live.", "good");
         requestControlButton.hidden = false;
+        recordButton.hidden = false;
         this.startMirror();
+        break;
+      case "record_request":
+        break; // only ever for the customer
+      case "recording":
+        this.showRecording(message.on, message.reason ?? null);
         break;
       case "peer":
         setStatus(
@@ -422,6 +437,33 @@ class LiveView {
       default:
         break;
     }
+  }
+
+  /** Ask the customer to allow recording (the server asks with the organisation's key). */
+  askToRecord(): void {
+    if (this.watching || !this.joined || this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(control("record"));
+    recordButton.hidden = true;
+    setStatus("Asking the customer to allow recording…");
+  }
+
+  stopRecording(): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("record_stop"));
+  }
+
+  private showRecording(on: boolean, reason: string | null): void {
+    if (this.watching) return;
+    recordButton.hidden = on;
+    stopRecordButton.hidden = !on;
+    const why: Record<string, string> = {
+      declined: "The customer did not allow recording.",
+      stopped_by_customer: "The customer stopped the recording.",
+      stopped_by_agent: "Recording stopped.",
+      size_limit: "Recording stopped: it reached the size limit.",
+      unavailable: "Recording stopped: the server could not store it.",
+    };
+    if (on) setStatus("Recording, with the customer's consent. The customer can stop it at any time.", "good");
+    else setStatus(why[reason ?? ""] ?? "Recording stopped.", reason === "stopped_by_agent" ? "" : "bad");
   }
 
   /** SPAKE2 as party B: the customer's share, then the customer's confirmation. */
@@ -701,6 +743,8 @@ class LiveView {
     this.commands = null;
     this.setControlling(false);
     requestControlButton.hidden = true;
+    recordButton.hidden = true;
+    stopRecordButton.hidden = true;
     this.exchange = null;
     this.confirmed = null;
     this.secret = null;
@@ -733,6 +777,8 @@ joinForm.addEventListener("submit", (event) => {
 leaveButton.addEventListener("click", () => live?.leave());
 requestControlButton.addEventListener("click", () => live?.requestControl());
 releaseControlButton.addEventListener("click", () => live?.releaseControl());
+recordButton.addEventListener("click", () => live?.askToRecord());
+stopRecordButton.addEventListener("click", () => live?.stopRecording());
 controlLayer.addEventListener("mousemove", (event) => live?.onLayerMove(event));
 controlLayer.addEventListener("click", (event) => live?.onLayerClick(event));
 controlLayer.addEventListener("wheel", (event) => live?.onLayerWheel(event), { passive: false });

@@ -6,14 +6,14 @@
 
 type Row = (string | Node)[];
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
+export function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
   if (text) node.textContent = text;
   if (className) node.className = className;
   return node;
 }
 
-function table(headers: string[], rows: Row[]): HTMLTableElement {
+export function table(headers: string[], rows: Row[]): HTMLTableElement {
   const t = el("table", "", "grid");
   const head = t.createTHead().insertRow();
   for (const h of headers) head.append(el("th", h));
@@ -40,7 +40,7 @@ export async function problemDetail(response: Response): Promise<string> {
 }
 
 /** A labelled field appended to `form`; the label's id comes from its text. */
-function field<T extends HTMLInputElement | HTMLSelectElement>(form: HTMLFormElement, label: string, input: T): T {
+export function field<T extends HTMLInputElement | HTMLSelectElement>(form: HTMLFormElement, label: string, input: T): T {
   input.id = `new-${label.toLowerCase().replace(/\W+/g, "-")}`;
   const l = el("label", label);
   l.htmlFor = input.id;
@@ -48,7 +48,7 @@ function field<T extends HTMLInputElement | HTMLSelectElement>(form: HTMLFormEle
   return input;
 }
 
-async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(path, {
     method,
     credentials: "same-origin",

@@ -55,6 +55,9 @@ interface Saved {
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
   watcher?: string | null;
+  /** The customer allowed recording: the organisation's recording public key (base64url),
+   * for which each page's content key is also wrapped. Null when not recording. */
+  recordingKey?: string | null;
 }
 
 export interface StartOptions {
@@ -256,6 +259,9 @@ class Session {
         if (!this.saved || !this.acceptOrgPolicy(message.policy)) return;
         this.reconnects = 0;
         this.saved.agent = message.agent;
+        if (!message.recording) this.saved.recordingKey = null;
+        else if (!this.saved.recordingKey) this.send(control("record_stop")); // consent not found here
+        save(this.saved);
         this.state = message.state;
         if (message.state === "waiting" && this.code) this.ui.showCode(this.code, () => void this.stop());
         if (message.state === "sharing") void this.beginSharing();
@@ -285,6 +291,12 @@ class Session {
         break;
       case "watcher_left":
         void this.dropWatcher();
+        break;
+      case "record_request":
+        this.askRecording(message.agent, message.key);
+        break;
+      case "recording":
+        if (!message.on) this.recordingStopped();
         break;
       default:
         break;
@@ -449,6 +461,50 @@ class Session {
     else this.drawBanner();
   }
 
+  /** The agent asks to record: the customer decides. The key must be a 32-byte public key. */
+  private askRecording(agent: string, key: string): void {
+    const saved = this.saved;
+    if (this.state !== "sharing" || !saved) return;
+    let valid = false;
+    try {
+      valid = fromBase64Url(key).length === 32;
+    } catch {
+      valid = false;
+    }
+    if (!valid) {
+      this.send(control("record_consent", { granted: false }));
+      return;
+    }
+    this.ui.askRecording(
+      agent,
+      () => {
+        if (this.saved !== saved || this.state !== "sharing") return;
+        this.send(control("record_consent", { granted: true }));
+        saved.recordingKey = key;
+        save(saved);
+        this.rekey(); // from now on each content key is also wrapped for the recording key
+      },
+      () => {
+        this.send(control("record_consent", { granted: false }));
+        this.drawBanner();
+      },
+    );
+  }
+
+  /** The customer stops recording; sharing goes on under a key the recording does not have. */
+  private stopRecordingSession(): void {
+    this.send(control("record_stop"));
+    this.recordingStopped();
+  }
+
+  private recordingStopped(): void {
+    const saved = this.saved;
+    if (!saved?.recordingKey) return this.drawBanner();
+    saved.recordingKey = null;
+    save(saved);
+    this.rekey();
+  }
+
   /** Start a new epoch (new content key, fresh full snapshot) for the current recipients. */
   private rekey(): void {
     if (this.state !== "sharing") return;
@@ -492,7 +548,10 @@ class Session {
     save(saved);
     if (saved.watcher) this.watcherKeys ??= await loadKeys(saved.sessionId + WATCHER_SUFFIX);
     const watcherKey = saved.watcher ? this.watcherKeys?.customerToAgent : undefined;
-    const sender = await ContentSender.create(saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey);
+    const recordingKey = saved.recordingKey ? fromBase64Url(saved.recordingKey) : undefined;
+    const sender = await ContentSender.create(
+      saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey, recordingKey,
+    );
     if (this.state !== "sharing" || this.stopRecording) return;
     if (this.brokenPolicy) {
       void this.stop();
@@ -531,7 +590,8 @@ class Session {
     const watcher = this.saved?.watcher;
     const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke);
+    const stopRecording = this.saved?.recordingKey ? () => this.stopRecordingSession() : undefined;
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */

@@ -36,6 +36,7 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
   box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
 .dot.paused { background: #f0b429; }
+.recording { color: #ff8a80; font-weight: 600; }
 .pointer { position: fixed; width: 18px; height: 18px; margin: -9px 0 0 -9px; border-radius: 50%;
   background: rgba(239, 68, 68, .85); box-shadow: 0 0 0 6px rgba(239, 68, 68, .25); pointer-events: none;
   z-index: 2147483647; }
@@ -169,17 +170,40 @@ export class CustomerUI {
     allow.focus();
   }
 
-  showSharing(agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void): void {
+  showSharing(
+    agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
+  ): void {
     const text = paused ? `Sharing paused: ${agent} cannot see this private page`
       : onRevokeControl ? `${agent} can control this page (Esc to stop)` : `Sharing this page with ${agent}`;
     this.show(
       element("div", { className: "banner", attrs: { role: "status" } }, [
         element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
         element("span", { text }),
+        ...(onStopRecording ? [element("span", { className: "recording", text: "● Recording" }), button("Stop recording", "", onStopRecording)] : []),
         ...(onRevokeControl ? [button("Take back control", "", onRevokeControl)] : []),
         button("Stop sharing", "danger", onStop),
       ]),
     );
+  }
+
+  askRecording(agent: string, onAllow: () => void, onRefuse: () => void): void {
+    const allow = button("Allow recording", "primary", onAllow);
+    this.show(
+      element("div", { className: "backdrop" }),
+      element("div", {
+        className: "dialog",
+        attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-record-title" },
+      }, [
+        element("h2", { text: `${agent} asks to record this session`, attrs: { id: "tandem-record-title" } }),
+        element("p", {
+          text: "The recording holds what the agent sees, with the same fields hidden. It is encrypted in " +
+            "this browser so that only your provider's auditors can play it back, and it is deleted after the " +
+            "provider's retention period. You can stop recording at any time; sharing goes on either way.",
+        }),
+        element("div", { className: "row" }, [button("Don't record", "", onRefuse), allow]),
+      ]),
+    );
+    allow.focus();
   }
 
   askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {

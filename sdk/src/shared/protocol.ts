@@ -9,7 +9,7 @@ export type EndReason =
 
 export type ServerMessage =
   | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number; policy?: unknown }
-  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null; policy?: unknown }
+  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null; policy?: unknown; recording?: boolean }
   | { v: 1; type: "agent_joined"; agent: string }
   | { v: 1; type: "team_policy"; policies: unknown[] }
   | { v: 1; type: "joined"; session_id: string }
@@ -22,7 +22,11 @@ export type ServerMessage =
   | { v: 1; type: "watcher_left" }
   | { v: 1; type: "watch_handshake"; data: string }
   | { v: 1; type: "watching"; session_id: string }
-  | { v: 1; type: "watcher_joined"; watcher: string };
+  | { v: 1; type: "watcher_joined"; watcher: string }
+  | { v: 1; type: "record_request"; agent: string; key: string }
+  | { v: 1; type: "recording"; on: boolean; reason?: RecordingReason | null };
+
+export type RecordingReason = "declined" | "stopped_by_customer" | "stopped_by_agent" | "size_limit" | "unavailable";
 
 export function parseServerMessage(text: string): ServerMessage | null {
   try {

@@ -12,6 +12,11 @@
  *   epoch key  0x02 | epoch u64 | nonce[12]   | AES-GCM(pairwise c2a, contentKey)
  *   to customer 0x03 | counter u64 | AES-GCM(pairwise a2c, nonce = 0^4 | counter)
  *   watcher key 0x04 | epoch u64 | nonce[12]   | AES-GCM(supervisor's c2a, contentKey)
+ *   recording key 0x05 | epoch u64 | ephemeral X25519 public key[32] | nonce[12]
+ *                 | AES-GCM(HKDF(X25519(ephemeral, organisation's recording key)), contentKey)
+ * While the customer allows recording, each epoch's content key is also wrapped for the
+ * organisation's recording public key (kind 0x05, see recording.ts); only the holder of its
+ * private key (an auditor's key file) can open the recording the server keeps.
  * A watching supervisor pairs with the customer separately (its own code) and gets the epoch key
  * under kind 0x04; each receiver ignores the other kind, and the kind is in the additional data.
  * The additional data binds protocol, session id, kind, epoch and counter. Receivers require
@@ -19,12 +24,15 @@
  * ends the session with a ChannelError.
  */
 
+import { x25519 } from "@noble/curves/ed25519.js";
 import { concat } from "./spake2.ts";
 
 export const KIND_CONTENT = 0x01;
 export const KIND_EPOCH_KEY = 0x02;
 export const KIND_TO_CUSTOMER = 0x03;
 export const KIND_WATCHER_KEY = 0x04;
+export const KIND_RECORDING_KEY = 0x05;
+export const RECORDING_KEY_FRAME_BYTES = 1 + 8 + 32 + 12 + 32 + 16;
 export type KeyKind = typeof KIND_EPOCH_KEY | typeof KIND_WATCHER_KEY;
 
 export class ChannelError extends Error {}
@@ -53,7 +61,7 @@ export async function derivePairwiseKeys(ke: Uint8Array, sessionId: string): Pro
   return { customerToAgent, agentToCustomer };
 }
 
-function u64(value: number): Uint8Array {
+export function u64(value: number): Uint8Array {
   if (!Number.isSafeInteger(value) || value < 0) throw new ChannelError("counter out of range");
   const out = new Uint8Array(8);
   const view = new DataView(out.buffer);
@@ -62,20 +70,20 @@ function u64(value: number): Uint8Array {
   return out;
 }
 
-function readU64(bytes: Uint8Array, offset: number): number {
+export function readU64(bytes: Uint8Array, offset: number): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset + offset, 8);
   const value = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
   if (!Number.isSafeInteger(value)) throw new ChannelError("counter out of range");
   return value;
 }
 
-function counterNonce(counter: number): Uint8Array {
+export function counterNonce(counter: number): Uint8Array {
   const nonce = new Uint8Array(12);
   nonce.set(u64(counter), 4);
   return nonce;
 }
 
-function additionalData(sessionId: string, kind: number, ...numbers: number[]): Uint8Array {
+export function additionalData(sessionId: string, kind: number, ...numbers: number[]): Uint8Array {
   const head = encoder.encode(`tandem/v1|${sessionId}|`);
   const out = new Uint8Array(head.length + 1 + numbers.length * 8);
   out.set(head, 0);
@@ -85,13 +93,13 @@ function additionalData(sessionId: string, kind: number, ...numbers: number[]): 
 }
 
 
-async function encrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+export async function encrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(
     await subtle.encrypt({ name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource }, key, plaintext as BufferSource),
   );
 }
 
-async function decrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
+export async function decrypt(key: CryptoKey, nonce: Uint8Array, aad: Uint8Array, ciphertext: Uint8Array): Promise<Uint8Array> {
   try {
     return new Uint8Array(
       await subtle.decrypt({ name: "AES-GCM", iv: nonce as BufferSource, additionalData: aad as BufferSource }, key, ciphertext as BufferSource),
@@ -114,9 +122,10 @@ export class ContentSender {
   ) {}
 
   /** A fresh content key for `epoch`, wrapped for each recipient's customer-to-agent key: the
-   * agent's (kind 0x02) and a watching supervisor's (kind 0x04). */
+   * agent's (kind 0x02) and a watching supervisor's (kind 0x04), and, while the customer allows
+   * recording, for the organisation's recording public key (kind 0x05). */
   static async create(
-    sessionId: string, epoch: number, agents: CryptoKey[], watcher?: CryptoKey,
+    sessionId: string, epoch: number, agents: CryptoKey[], watcher?: CryptoKey, recordingKey?: Uint8Array,
   ): Promise<ContentSender> {
     const raw = crypto.getRandomValues(new Uint8Array(32));
     const recipients: [KeyKind, CryptoKey][] = agents.map((key) => [KIND_EPOCH_KEY, key]);
@@ -130,6 +139,7 @@ export class ContentSender {
           return concat(Uint8Array.of(kind), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
         }),
       );
+      if (recordingKey) frames.push(await wrapForRecording(sessionId, epoch, recordingKey, raw));
       return new ContentSender(sessionId, epoch, key, frames);
     } finally {
       raw.fill(0);
@@ -174,6 +184,7 @@ export class ContentReceiver {
     if (bytes.length < 17) throw new ChannelError("truncated frame");
     const kind = bytes[0];
     const epoch = readU64(bytes, 1);
+    if (kind === KIND_RECORDING_KEY) return null; // for the recording, not for this receiver
     if (kind === KIND_EPOCH_KEY || kind === KIND_WATCHER_KEY) {
       if (bytes.length !== 1 + 8 + 12 + 32 + 16) throw new ChannelError("malformed epoch key");
       if (kind !== this.keyKind) return null; // wrapped for the other recipient
@@ -244,5 +255,43 @@ export class CommandReceiver {
     const plaintext = await decrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, KIND_TO_CUSTOMER, counter), bytes.subarray(9));
     this.last = counter;
     return plaintext;
+  }
+}
+
+/** HKDF of an X25519 shared secret into the AES-GCM key that wraps a content key for recording. */
+export async function recordingWrapKey(
+  shared: Uint8Array, ephemeralPublic: Uint8Array, recordingPublic: Uint8Array, usage: KeyUsage,
+): Promise<CryptoKey> {
+  try {
+    const base = await subtle.importKey("raw", shared as BufferSource, "HKDF", false, ["deriveKey"]);
+    return await subtle.deriveKey(
+      { name: "HKDF", hash: "SHA-256", salt: concat(ephemeralPublic, recordingPublic) as BufferSource, info: encoder.encode("tandem/v1/recording") },
+      base,
+      { name: "AES-GCM", length: 256 },
+      false,
+      [usage],
+    );
+  } finally {
+    shared.fill(0);
+  }
+}
+
+/** The recording-key frame (kind 0x05) for one epoch: `raw` wrapped for `recordingPublic`
+ * under a fresh ephemeral X25519 key, which is dropped right after. */
+export async function wrapForRecording(
+  sessionId: string, epoch: number, recordingPublic: Uint8Array, raw: Uint8Array,
+): Promise<Uint8Array> {
+  if (recordingPublic.length !== 32) throw new ChannelError("the recording key must be 32 bytes");
+  const ephemeral = x25519.utils.randomSecretKey();
+  try {
+    const ephemeralPublic = x25519.getPublicKey(ephemeral);
+    const wrapKey = await recordingWrapKey(
+      x25519.getSharedSecret(ephemeral, recordingPublic), ephemeralPublic, recordingPublic, "encrypt",
+    );
+    const nonce = crypto.getRandomValues(new Uint8Array(12));
+    const aad = additionalData(sessionId, KIND_RECORDING_KEY, epoch);
+    return concat(Uint8Array.of(KIND_RECORDING_KEY), u64(epoch), ephemeralPublic, nonce, await encrypt(wrapKey, nonce, aad, raw));
+  } finally {
+    ephemeral.fill(0);
   }
 }

@@ -1,0 +1,243 @@
+/**
+ * Recordings in the console. The auditor opens the organisation's recording key file with its
+ * passphrase (in this page's memory only: never uploaded, never stored), then plays a
+ * recording: the server sends ciphertext (each play is audited) and it is decrypted here.
+ * The admin creates the key pair here: the private half goes into a passphrase-protected file
+ * for the auditors, only the public half to the server.
+ */
+
+import { Replayer } from "rrweb";
+import { ChannelError } from "../shared/e2e/channel.ts";
+import {
+  MIN_PASSPHRASE_LENGTH, RecordingError, RecordingOpener, newKeyFile, openKeyFile, parseContainer, type RecordingKey,
+} from "../shared/e2e/recording.ts";
+import { PayloadDecoder, unpack } from "../shared/payload.ts";
+import { api, el, field, table } from "./office.ts";
+
+interface Recording {
+  recording_id: string;
+  session_id: string;
+  site_id: string;
+  agent: string;
+  key_id: string;
+  started_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+  frames: number;
+  size: number;
+}
+
+interface Org {
+  org_id: string;
+  recording_key: { public_key: string; key_id: string } | null;
+}
+
+const when = (seconds: number) => new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
+
+function duration(r: Recording): string {
+  if (r.ended_at === null) return "recording…";
+  const s = Math.round(r.ended_at - r.started_at);
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+function saveFile(name: string, data: BlobPart, type: string): void {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const link = el("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Decrypt a recording's frames into rrweb events, in order. Throws RecordingError/ChannelError. */
+export async function recordingEvents(bytes: Uint8Array, key: RecordingKey): Promise<{ events: unknown[]; skipped: number }> {
+  const { header, frames } = parseContainer(bytes);
+  if (header.key_id !== key.keyId) {
+    throw new RecordingError(`this recording was made with another recording key (${header.key_id})`);
+  }
+  const opener = new RecordingOpener(header.session_id, key.privateKey);
+  const decoder = new PayloadDecoder();
+  const events: unknown[] = [];
+  for (const frame of frames) {
+    const plaintext = await opener.open(frame);
+    if (!plaintext) continue;
+    const payload = decoder.push(await unpack(plaintext));
+    if (payload?.k === "events") events.push(...payload.events);
+  }
+  return { events, skipped: opener.skipped };
+}
+
+/** The auditor's recordings: unlock the key, list, play, export. */
+export function recordingsPanel(root: HTMLElement): void {
+  let key: RecordingKey | null = null;
+  let replayer: Replayer | null = null;
+  const status = el("p", "", "status");
+  status.setAttribute("role", "status");
+  const say = (text: string, good = false) => {
+    status.textContent = text;
+    status.className = `status ${good ? "good" : "bad"}`;
+  };
+  const list = el("div");
+  const player = el("section", "", "mirror player");
+  player.setAttribute("aria-label", "Recording playback");
+
+  const unlock = el("form", "", "office-form");
+  const file = field(unlock, "Recording key file", el("input"));
+  file.type = "file";
+  file.accept = ".json,application/json";
+  const passphrase = field(unlock, "Key passphrase", el("input"));
+  passphrase.type = "password";
+  passphrase.autocomplete = "off";
+  const open = el("button", "Unlock key");
+  open.type = "submit";
+  unlock.append(open);
+  unlock.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const chosen = file.files?.[0];
+    if (!chosen) return say("Choose the recording key file your admin gave you.");
+    say("Opening the key…", true);
+    chosen.text()
+      .then((text) => openKeyFile(text, passphrase.value))
+      .then((opened) => {
+        key?.privateKey.fill(0);
+        key = opened;
+        passphrase.value = "";
+        say(`Key ${opened.keyId} unlocked for this page. It is not stored anywhere.`, true);
+      })
+      .catch((error: Error) => say(error.message))
+      .finally(() => {
+        passphrase.value = "";
+      });
+  });
+
+  const stopPlayer = () => {
+    try {
+      replayer?.pause();
+      replayer?.destroy();
+    } catch {
+      // a replayer that never rendered may throw; the DOM is cleared below
+    }
+    replayer = null;
+    player.replaceChildren();
+    player.style.height = "";
+  };
+
+  const play = async (r: Recording) => {
+    if (!key) return say("Unlock the recording key first.");
+    stopPlayer();
+    say("Fetching the recording (this playback is recorded in the audit trail)…", true);
+    try {
+      const response = await fetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`, { credentials: "same-origin" });
+      if (!response.ok) throw new RecordingError(`The server refused: ${response.status}`);
+      const { events, skipped } = await recordingEvents(new Uint8Array(await response.arrayBuffer()), key);
+      if (events.length < 2) return say("This recording holds no page yet.");
+      const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
+      replayer = new Replayer(replayerEvents, {
+        root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
+      });
+      replayer.iframe.setAttribute("title", `Recording ${r.recording_id}`);
+      replayer.on("resize", (dimension) => {
+        const { width, height } = dimension as { width: number; height: number };
+        const scale = Math.min(1, player.clientWidth / width);
+        if (replayer?.wrapper) replayer.wrapper.style.transform = `scale(${scale})`;
+        player.style.height = `${Math.ceil(height * scale)}px`;
+      });
+      replayer.play();
+      say(`Playing ${events.length} events${skipped ? ` (${skipped} frames from before consent skipped)` : ""}.`, true);
+    } catch (error) {
+      stopPlayer();
+      if (error instanceof ChannelError) say(`The recording failed its integrity check: ${error.message}.`);
+      else say((error as Error).message);
+    }
+  };
+
+  const render = async () => {
+    const recordings = await api<Recording[]>("GET", "/api/recordings?limit=200");
+    list.replaceChildren(recordings.length ? table(
+      ["started", "length", "site", "agent", "frames", "ended because", ""],
+      recordings.map((r) => {
+        const actions = el("span");
+        const playButton = el("button", "Play");
+        playButton.setAttribute("aria-label", `Play recording ${r.recording_id}`);
+        playButton.addEventListener("click", () => void play(r));
+        const exportLink = el("a", "Export");
+        exportLink.href = `/api/recordings/${encodeURIComponent(r.recording_id)}/export`;
+        exportLink.setAttribute("download", "");
+        exportLink.setAttribute("aria-label", `Export recording ${r.recording_id}`);
+        actions.append(playButton, " ", exportLink);
+        return [when(r.started_at), duration(r), r.site_id, r.agent, String(r.frames), r.end_reason ?? "", actions];
+      }),
+    ) : el("p", "No recordings yet.", "muted"));
+  };
+
+  root.append(
+    el("h1", "Recordings"),
+    el("p", "Recordings are encrypted in the customer's browser for your organisation's recording key; the server cannot read them. Every playback and export is recorded in the audit trail.", "muted"),
+    unlock, status, list, player,
+  );
+  render().catch((error: Error) => say(error.message));
+}
+
+/** The admin's recording key: create one (file for the auditors) or remove it. */
+export function recordingKeyPanel(root: HTMLElement): void {
+  const status = el("p", "", "status");
+  status.setAttribute("role", "status");
+  const say = (text: string, good = false) => {
+    status.textContent = text;
+    status.className = `status ${good ? "good" : "bad"}`;
+  };
+  const current = el("p");
+  const remove = el("button", "Remove recording key");
+  const form = el("form", "", "office-form");
+  const first = field(form, "New key passphrase", el("input"));
+  const second = field(form, "Passphrase again", el("input"));
+  for (const input of [first, second]) {
+    input.type = "password";
+    input.autocomplete = "new-password";
+  }
+  const create = el("button", "Create recording key");
+  create.type = "submit";
+  form.append(create);
+
+  const render = async () => {
+    const org = await api<Org>("GET", "/api/org");
+    current.textContent = org.recording_key
+      ? `Sessions can be recorded (with the customer's consent) under key ${org.recording_key.key_id}.`
+      : "No recording key: sessions cannot be recorded.";
+    remove.hidden = !org.recording_key;
+    return org;
+  };
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (first.value !== second.value) return say("The passphrases differ.");
+    if (first.value.length < MIN_PASSPHRASE_LENGTH) {
+      return say(`Use a passphrase of at least ${MIN_PASSPHRASE_LENGTH} characters.`);
+    }
+    const passphrase = first.value;
+    form.reset();
+    say("Creating the key…", true);
+    render()
+      .then((org) => newKeyFile(org.org_id, passphrase))
+      .then(async (keyFile) => {
+        saveFile(`tandem-recording-key-${keyFile.key_id}.json`, JSON.stringify(keyFile, null, 2), "application/json");
+        await api("PUT", "/api/org/recording-key", { public_key: keyFile.public_key });
+        say(`Key ${keyFile.key_id} is in use. Give the downloaded file and its passphrase to your auditors: without both, no one can play recordings made under it.`, true);
+        return render();
+      })
+      .catch((error: Error) => say(error.message));
+  });
+  remove.addEventListener("click", () => {
+    api("DELETE", "/api/org/recording-key")
+      .then(() => {
+        say("Recording key removed: new recordings cannot start. Existing ones stay readable with their key file.", true);
+        return render();
+      })
+      .catch((error: Error) => say(error.message));
+  });
+
+  root.append(el("h2", "Recording key"), current, form, remove, status);
+  render().catch((error: Error) => say(error.message));
+}
