@@ -82,6 +82,9 @@ class Settings:
     join_free_failures: int = 5
     """Wrong join codes per agent account and per client address before back-off starts (it
     doubles from 2 s to 10 min); reconnecting does not reset it."""
+    sso_free_starts: int = 10
+    """Sign-ins through an identity provider one client address may start without finishing
+    before it backs off (each keeps a pending row for 10 minutes)."""
     customer_token_max_seconds: float = 600.0
     """Longest lifetime (exp - iat) of a customer token a site's backend may sign."""
     join_org_free_failures: int = 50

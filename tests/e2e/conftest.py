@@ -19,7 +19,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect, sync_playwright
 
 from tandem.server.app import SDK_FILE
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, free_port
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, add_user, free_port
+from tests.server.test_organisations import api
 
 CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -262,6 +263,24 @@ def share(customer: Party, agent: Party, server: RunningServer, code: str) -> An
     join(agent, code)
     allow(customer)
     return mirror(agent)
+
+
+_AUDITOR = "e2e-auditor"
+_with_auditor: set[Path] = set()
+
+
+def audit_records(server: RunningServer) -> list[dict[str, Any]]:
+    """The audit trail so far, read through the API as an auditor (made on first use)."""
+    if server.settings.data_dir not in _with_auditor:
+        add_user(server.settings.data_dir, _AUDITOR, role="auditor")
+        _with_auditor.add(server.settings.data_dir)
+    with api(server, _AUDITOR) as client:
+        records: list[dict[str, Any]] = client.get("/api/audit").json()
+    return records
+
+
+def audit_actions(server: RunningServer) -> list[str]:
+    return [r["action"] for r in audit_records(server)]
 
 
 def settled_instances(page: Page, constructor: str, at_most: int, seconds: float = 3.0) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import Party, get_help, share
+from tests.e2e.conftest import Party, audit_actions, get_help, share
 
 
 def start(customer: Party, agent: Party, live: RunningServer, path: str) -> Any:
@@ -47,6 +47,7 @@ def test_control_is_asked_separately_and_can_be_refused(
     customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
     expect(agent.page.get_by_role("status")).to_contain_text("The customer refused control.")
     expect(agent.page.locator("#control-layer")).to_be_hidden()
+    assert "control_refused" in audit_actions(live)
 
 
 def test_granted_control_clicks_and_types_and_the_customer_sees_it(
@@ -94,6 +95,8 @@ def test_the_customer_takes_control_back_with_escape(
     agent_click(agent, view, "button:has-text('Add to cart')")
     customer.page.wait_for_timeout(400)
     expect(customer.page.locator("#cart-count")).to_have_text("0")
+    decisions = [a for a in audit_actions(live) if a.startswith("control_")]
+    assert decisions == ["control_granted", "control_revoked"]
 
 
 def test_the_banner_button_takes_control_back(

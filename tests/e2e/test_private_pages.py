@@ -7,7 +7,7 @@ import json
 from playwright.sync_api import expect
 
 from tests.conftest import ServerFactory
-from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, audit_records, share
 
 POLICY = json.dumps({"version": 1, "pages": {"deny": ["/private-*"]}})
 
@@ -53,6 +53,9 @@ def test_a_private_page_pauses_sharing_and_a_shared_page_resumes_it(
     assert "Private-page-hushhush" not in seen and "Settings" not in seen
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
     assert "Private-page-hushhush" not in wire
+    records = audit_records(server)
+    assert "page_paused" in [r["action"] for r in records]  # that it paused, never where
+    assert "private-settings" not in json.dumps(records)
 
 
 def test_a_teams_policy_adds_private_pages_and_masks_for_its_agents(

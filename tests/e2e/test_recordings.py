@@ -13,7 +13,6 @@ import re
 import struct
 import zlib
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -24,7 +23,7 @@ from playwright.sync_api import expect
 
 from tandem.recordings import read_container
 from tests.conftest import RunningServer, add_user
-from tests.e2e.conftest import Party, get_help, share
+from tests.e2e.conftest import Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.server.test_organisations import api
 
@@ -176,15 +175,9 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
     assert "ring twice" in text and "lamp" in text
     assert "postscript" not in text  # typed after "Stop recording"
     assert not re.search(r"4111\D?1111", text)
-    audit = actions_of(live)
+    audit = audit_actions(live)
     assert audit.count("recording_played") == 1 and "recording_exported" in audit
     assert {"recording_requested", "recording_started", "recording_stopped"} <= set(audit)
-
-
-def actions_of(live: RunningServer) -> list[str]:
-    with api(live, "aud") as client:
-        records: list[dict[str, Any]] = client.get("/api/audit").json()
-    return [r["action"] for r in records]
 
 
 def test_a_customer_who_does_not_allow_recording_is_not_recorded(

@@ -105,6 +105,22 @@ def test_an_organisation_without_a_provider_is_told_so(orgs_server: RunningServe
         assert start.headers["location"] == "/console/?sso=unavailable"
 
 
+def test_starting_sign_ins_without_finishing_them_backs_off_per_address(
+    orgs_server: RunningServer,
+) -> None:
+    """Each start keeps a pending row: one address cannot start them without end."""
+    free = orgs_server.settings.sso_free_starts
+    url = f"{orgs_server.base}/api/sso/start"
+    with httpx.Client() as client:
+        for _ in range(free + 1):  # the free ones, then the one that starts the back-off
+            start = client.get(url, params={"org": "default"})
+            assert start.headers["location"] != "/console/?sso=busy"
+        start = client.get(url, params={"org": "default"})
+        assert start.status_code == 303
+        assert start.headers["location"] == "/console/?sso=busy"
+    assert "sso_throttled" in audit_actions(orgs_server)
+
+
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:
     with api(orgs_server, "ada") as ada:
         plain = {"issuer": "http://idp.example", "client_id": "c", "client_secret": "s"}

@@ -804,6 +804,7 @@ function ssoOutcome(): void {
   history.replaceState(null, "", location.pathname);
   signinError.textContent = outcome === "unavailable"
     ? "That organisation does not sign in through an identity provider here."
+    : outcome === "busy" ? "Too many sign-ins were started from here. Wait a few minutes, then try again."
     : "Sign-in with your organisation failed. Ask your admin if your account is set up.";
   signinError.hidden = false;
 }

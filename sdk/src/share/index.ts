@@ -563,7 +563,11 @@ class Session {
     this.control?.dispose();
     this.control = new RemoteControl(this.ui, {
       agent: () => this.saved?.agent ?? "The agent",
-      reply: (payload) => this.sendPayload(payload),
+      reply: (payload) => {
+        this.sendPayload(payload);
+        // For the audit trail: the decision's name only (the server cannot see the payload).
+        if (payload.k === "control") this.send(control("report", { event: `control_${payload.state}` }));
+      },
       changed: () => {
         if (this.saved) {
           this.saved.control = this.control?.granted ?? false;
@@ -623,6 +627,7 @@ class Session {
     this.pending = [];
     this.paused = true;
     this.sendPayload({ k: "paused" });
+    this.send(control("report", { event: "page_paused" })); // no address: only that it paused
     this.ui.point(null);
     this.drawBanner();
   }
@@ -634,6 +639,7 @@ class Session {
     if (isPrivate && !this.paused) this.pause();
     if (!isPrivate && this.paused) {
       this.paused = false;
+      this.send(control("report", { event: "page_resumed" }));
       this.drawBanner();
       this.record(); // starts with a full snapshot of the shared page
     }

@@ -112,6 +112,19 @@ class WatchAbort(Inbound, tag="watch_abort"):
     """The supervisor's key exchange failed: end the watch (the session goes on)."""
 
 
+ReportedEvent = Literal[
+    "control_granted", "control_refused", "control_revoked", "page_paused", "page_resumed"
+]
+
+
+class Report(Inbound, tag="report"):
+    """The customer's browser reports a decision for the audit trail: remote control granted,
+    refused or revoked, sharing paused on a private page or resumed. Names only: the server
+    cannot see inside the encrypted channel, and learns no page, URL or content from this."""
+
+    event: ReportedEvent
+
+
 class RecordConsent(Inbound, tag="record_consent"):
     """The customer's answer to the agent's request to record the session."""
 
@@ -134,6 +147,7 @@ CustomerMessage = (
     | WatchAbort
     | RecordConsent
     | RecordStop
+    | Report
 )
 
 

@@ -37,6 +37,9 @@ from tandem.protocol.messages import (
 
 State = Literal["waiting", "pending_consent", "sharing", "ended"]
 MAX_HANDSHAKES_PER_SIDE = 2
+MAX_REPORTS = 200
+"""Audit reports a customer may send per session (control and pause decisions); more are
+ignored, so a tampered SDK cannot flood the audit trail."""
 """SPAKE2 needs two messages from the customer (share, confirmation) and one from the agent."""
 
 
@@ -113,6 +116,7 @@ class Session:
     """The agent asked to record (``asked``) or the customer allowed it (``on``)."""
     record_key: str = ""
     """The recording public key the customer was asked to wrap content keys for."""
+    reports: int = 0
 
     @property
     def ended(self) -> bool:
@@ -311,6 +315,12 @@ class Session:
         status = RecordingStatus(on=False, reason=reason)
         effects: list[Effect] = [StopRecording(reason)] if was_on else []
         return [*effects, ToAgents(status), ToCustomer(status)]
+
+    def customer_reports(self) -> bool:
+        """A report for the audit trail (only while sharing); False once past MAX_REPORTS."""
+        self._require("sharing", doing="reporting")
+        self.reports += 1
+        return self.reports <= MAX_REPORTS
 
     @property
     def records_content(self) -> bool:

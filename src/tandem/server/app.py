@@ -50,6 +50,7 @@ class Services:
     join_backoff: Backoff
     join_org_backoff: Backoff
     directory: Directory
+    sso_backoff: Backoff
 
 
 async def sdk_script(request: Request) -> Response:
@@ -128,6 +129,7 @@ def create_app(
             join_backoff,
             join_org_backoff,
             directory,
+            Backoff(settings.sso_free_starts, 2.0, 600.0),
         )
 
         async def tick_forever() -> None:

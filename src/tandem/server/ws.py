@@ -31,6 +31,7 @@ from tandem.protocol.messages import (
     Record,
     RecordConsent,
     RecordStop,
+    Report,
     Resume,
     Stop,
     Watch,
@@ -285,6 +286,15 @@ async def _customer_loop(ws: WebSocket, services: Services, live: LiveSession) -
             await hub.apply(live, live.machine.record_consent(message.granted))
         elif isinstance(message, RecordStop):
             await hub.apply(live, live.machine.record_stop("stopped_by_customer"))
+        elif isinstance(message, Report):
+            if live.machine.customer_reports():
+                await hub.record(
+                    message.event,
+                    actor="customer",
+                    org=live.org_id,
+                    subject=live.machine.session_id,
+                    agent=live.agent_username,
+                )
         else:
             raise ProtocolError(
                 codec.CLOSE_MALFORMED,
