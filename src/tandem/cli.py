@@ -123,6 +123,13 @@ def serve(
             "(docs/scale-out.md) [env TANDEM_DATABASE_URL; default: SQLite in the data dir].",
         ),
     ] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis URL (redis://host:6379/0) through which several servers carry each "
+            "other's sessions (docs/scale-out.md) [env TANDEM_REDIS_URL; needs --database-url].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:
@@ -136,6 +143,7 @@ def serve(
             trusted_proxies=tuple(trusted_proxy or ()),
             policy_file=policy,
             database_url=database_url,
+            redis_url=redis_url,
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named

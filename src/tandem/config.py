@@ -26,6 +26,11 @@ class Settings:
     """Directory for the SQLite database (TANDEM_DATA_DIR)."""
     database_url: str | None = dataclasses.field(default=None, repr=False)
     """PostgreSQL DSN for scale-out (TANDEM_DATABASE_URL); default: SQLite in data_dir."""
+    redis_url: str | None = dataclasses.field(default=None, repr=False)
+    """Redis for the fan-out between several processes (TANDEM_REDIS_URL; docs/scale-out.md)."""
+    redis_prefix: str = "tandem:"
+    """Prefix of Tandem's Redis channels (TANDEM_REDIS_PREFIX): one per deployment sharing a
+    Redis."""
     allow_origins: tuple[str, ...] = ()
     """Extra origins whose pages may open customer sessions (TANDEM_ALLOW_ORIGINS, comma separated).
     The server's own origin is always allowed."""
@@ -113,6 +118,13 @@ class Settings:
         scheme, _, _ = (self.database_url or "postgresql://").partition("://")
         if scheme.lower() not in ("postgresql", "postgres"):
             raise ConfigError("the database URL must start with postgresql:// (or postgres://)")
+        if self.redis_url is not None:
+            if self.redis_url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
+                raise ConfigError("the Redis URL must start with redis://, rediss:// or unix://")
+            if not self.database_url:
+                raise ConfigError(
+                    "--redis-url needs --database-url: several processes share one PostgreSQL"
+                )
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -164,6 +176,10 @@ class Settings:
                 values[key] = Path(env[variable])
         if env.get("TANDEM_DATABASE_URL", "").strip():
             values["database_url"] = env["TANDEM_DATABASE_URL"].strip()
+        if env.get("TANDEM_REDIS_URL", "").strip():
+            values["redis_url"] = env["TANDEM_REDIS_URL"].strip()
+        if env.get("TANDEM_REDIS_PREFIX", "").strip():
+            values["redis_prefix"] = env["TANDEM_REDIS_PREFIX"].strip()
         if env.get("TANDEM_AUDIT_KEY"):
             values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):

@@ -83,6 +83,28 @@ class LiveSession:
     record_key_id: str = ""
     recorder: Recorder | None = None
     """The running recording's buffer, while the customer allows recording."""
+    stored_state: str = "waiting"
+    """The state storage last heard of (kept only with several processes)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LiveSummary:
+    """A live session as a supervisor's list shows it."""
+
+    session_id: str
+    site: SiteRecord
+    state: str
+    agent: str | None
+    created_at: float
+
+
+class HeldElsewhere(TandemError):
+    """The session's live state is in another server process (scale-out): tunnel the socket
+    there (:mod:`tandem.tunnel`)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(f"session held by node {node}")
+        self.node = node
 
 
 class SessionHub:
@@ -102,6 +124,8 @@ class SessionHub:
         self.clock = clock
         self.entropy = entropy
         self._live: dict[str, LiveSession] = {}
+        self.node = ""
+        """This process's id among several (scale-out); empty when it runs alone."""
         self._next_purge = 0.0
         self.recordings = Recordings(storage, self.record)
         self.audit: AuditLog | None = None
@@ -179,7 +203,9 @@ class SessionHub:
                 continue  # a live code collided; draw again
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
-        await self.storage.record_session_start(session_id, now, site.org_id, site.site_id)
+        await self.storage.record_session_start(
+            session_id, now, site.org_id, site.site_id, self.node
+        )
         await self.record(
             "session_created",
             actor=f"customer:{customer}" if customer else "customer",
@@ -211,6 +237,15 @@ class SessionHub:
             policy=self.policy_for(site),
         )
         return live, created
+
+    async def owner_elsewhere(self, session_id: str) -> str | None:
+        """The node of another process holding this session live, if scale-out is on."""
+        if not self.node or session_id in self._live:
+            return None
+        record = await self.storage.get_session(session_id)
+        if record is None or record.ended_at is not None or record.node in ("", self.node):
+            return None
+        return record.node
 
     def find_for_resume(self, session_id: str, resume_token: str) -> LiveSession:
         """The live session a resume token opens. Raises 4404 for anything else, one answer."""
@@ -280,11 +315,14 @@ class SessionHub:
             return None
         live = self._live.get(session_id)
         if live is None:
-            # Another process holds this session (scale-out without shared live state): leave
-            # its code valid there rather than burning it here.
+            # Another process holds this session: leave its code valid for it, and let the
+            # caller tunnel the agent's socket there (which takes the code again).
             await self.storage.put_join_code(
                 digest, session_id, now + self.settings.code_ttl_seconds, agent.org
             )
+            owner = await self.owner_elsewhere(session_id)
+            if owner:
+                raise HeldElsewhere(owner)
             return None
         if live.machine.state != "waiting":
             return None
@@ -303,22 +341,37 @@ class SessionHub:
         NotFoundError (also for other organisations') or ForbiddenError."""
         authorize(supervisor, "session.watch")
         live = self._live.get(session_id)
+        if live is None and (owner := await self.owner_elsewhere(session_id)):
+            raise HeldElsewhere(owner)
         if live is None or live.machine.ended:
             raise NotFoundError("session not found")
         _, resource = await self._site_of(live)
         authorize(supervisor, "session.watch", resource)
         return live
 
-    async def live_sessions_for(self, agent: Principal) -> list[tuple[LiveSession, SiteRecord]]:
-        """Live sessions of the sites the agent's teams serve (for supervisors)."""
+    async def live_sessions_for(self, agent: Principal) -> list[LiveSummary]:
+        """Live sessions of the sites the agent's teams serve (for supervisors): this process's,
+        or, with several processes, every process's (from storage)."""
         authorize(agent, "session.list", Resource(agent.org))
+        if self.node:
+            rows = [
+                (r.session_id, r.site_id, r.state, r.agent, r.created_at)
+                for r in await self.storage.live_sessions(agent.org)
+            ]
+        else:
+            rows = [
+                (m.session_id, live.site_id, m.state, m.agent, m.created_at)
+                for live in tuple(self._live.values())
+                if live.org_id == agent.org and not (m := live.machine).ended
+            ]
+        sites: dict[str, SiteRecord | None] = {}
         found = []
-        for live in tuple(self._live.values()):
-            if live.org_id != agent.org or live.machine.ended:
-                continue
-            site = await self.storage.get_site(live.site_id)
+        for session_id, site_id, state, name, created_at in rows:
+            if site_id not in sites:
+                sites[site_id] = await self.storage.get_site(site_id)
+            site = sites[site_id]
             if site is not None and agent.teams & set(site.teams):
-                found.append((live, site))
+                found.append(LiveSummary(session_id, site, state, name, created_at))
         return found
 
     async def request_recording(self, live: LiveSession, agent: Principal) -> None:
@@ -445,6 +498,10 @@ class SessionHub:
                 await self._stop_recording(live, effect.reason)
             elif isinstance(effect, EndSession):
                 await self._finish(live, effect.reason)
+        machine = live.machine
+        if self.node and not machine.ended and machine.state != live.stored_state:
+            live.stored_state = machine.state  # for supervisors' lists on other processes
+            await self.storage.record_session_state(session_id, machine.state, machine.agent)
 
     async def _finish(self, live: LiveSession, reason: str) -> None:
         session_id = live.machine.session_id

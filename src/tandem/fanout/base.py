@@ -33,6 +33,9 @@ class Subscription(Protocol):
 
 
 class Fanout(Protocol):
+    shared: bool
+    """True when other server processes see the same topics (Redis): scale-out is on."""
+
     def subscribe(self, topic: str, maxsize: int) -> Subscription:
         """Receive every frame published to ``topic`` from now on, at most ``maxsize`` queued."""
         ...

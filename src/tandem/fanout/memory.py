@@ -48,6 +48,8 @@ class MemorySubscription:
 class MemoryFanout:
     """:class:`~tandem.fanout.base.Fanout` for one process; bounded queue per subscriber."""
 
+    shared = False
+
     def __init__(self) -> None:
         self._topics: defaultdict[str, set[MemorySubscription]] = defaultdict(set)
 

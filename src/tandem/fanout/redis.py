@@ -139,6 +139,8 @@ class RedisFanout:
     ``await fanout.close()`` at shutdown; ``async with`` does both.
     """
 
+    shared = True
+
     def __init__(
         self,
         url: str = "redis://127.0.0.1:6379/0",

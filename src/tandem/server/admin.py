@@ -329,14 +329,14 @@ async def _live_sessions(call: Call) -> object:
     hub = call.services.hub
     return [
         {
-            "session_id": live.machine.session_id,
-            "site_id": site.site_id,
-            "site_name": site.name,
-            "state": live.machine.state,
-            "agent": live.machine.agent,
-            "created_at": live.machine.created_at,
+            "session_id": live.session_id,
+            "site_id": live.site.site_id,
+            "site_name": live.site.name,
+            "state": live.state,
+            "agent": live.agent,
+            "created_at": live.created_at,
         }
-        for live, site in await hub.live_sessions_for(call.principal)
+        for live in await hub.live_sessions_for(call.principal)
     ]
 
 

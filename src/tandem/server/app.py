@@ -30,6 +30,7 @@ from tandem.server import admin, api, openapi, sso, ws
 from tandem.server.middleware import SameOriginWrites, SecurityHeaders
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
+from tandem.tunnel import TunnelHost
 
 STATIC = Path(__file__).parent / "static"
 SDK_FILE = STATIC / "sdk" / "tandem.js"
@@ -101,7 +102,31 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = storage if storage is not None else await open_storage(settings)
-        hub = SessionHub(settings, store, fanout or MemoryFanout(), clock, entropy)
+        carrier: Fanout = fanout or MemoryFanout()
+        own_fanout = None
+        if fanout is None and settings.redis_url:
+            from tandem.fanout.redis import RedisFanout
+
+            try:
+                own_fanout = carrier = await RedisFanout.connect(
+                    settings.redis_url,
+                    prefix=settings.redis_prefix,
+                    client_name=f"tandem-{settings.port}",
+                )
+            except ConfigError:
+                await store.close()
+                raise
+        hub = SessionHub(settings, store, carrier, clock, entropy)
+        tunnels = None
+        if carrier.shared:  # several processes: this one's id, and its tunnel entrance
+            hub.node = crypto.new_token(entropy, 9)
+            tunnels = TunnelHost(
+                app,
+                carrier,
+                hub.node,
+                {"/ws/customer": ws.customer_endpoint, "/ws/agent": ws.agent_endpoint},
+                settings.send_queue_frames,
+            )
         hub.audit = AuditLog(
             store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
         )
@@ -138,16 +163,24 @@ def create_app(
                 await hub.tick()
 
         ticker = asyncio.create_task(tick_forever())
+        entrance = asyncio.create_task(tunnels.run()) if tunnels else None
         try:
             yield
         finally:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+            if entrance and tunnels:
+                entrance.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await entrance
+                await tunnels.close()
             await hub.shutdown()
             await hub.record("server_stopped", actor="server")
             await hub.audit.anchor()
             await asyncio.sleep(0.05)  # let the writers send the last frames
+            if own_fanout is not None:
+                await own_fanout.close()
             await store.close()
 
     routes = [

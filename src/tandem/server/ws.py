@@ -18,7 +18,14 @@ from tandem.access import Action, Principal, authorize
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, NotFoundError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
-from tandem.hub import INVALID_CODE, LiveSession, agents_topic, customer_topic, watcher_topic
+from tandem.hub import (
+    INVALID_CODE,
+    HeldElsewhere,
+    LiveSession,
+    agents_topic,
+    customer_topic,
+    watcher_topic,
+)
 from tandem.protocol import codec
 from tandem.protocol.messages import (
     Abort,
@@ -40,6 +47,7 @@ from tandem.protocol.messages import (
     WatchHandshake,
 )
 from tandem.storage.base import SELF_ORIGIN
+from tandem.tunnel import tunnel
 
 if TYPE_CHECKING:
     from tandem.server.app import Services
@@ -188,6 +196,10 @@ async def customer_endpoint(ws: WebSocket) -> None:
             connection = _attach_customer(ws, services, live)
             hub.send_to_customer(live, created)
         elif isinstance(message, Resume):
+            owner = await hub.owner_elsewhere(message.session_id)
+            if owner:  # the page moved to this process; its session did not
+                await _tunnel(ws, services, owner, first)
+                return
             live = hub.find_for_resume(message.session_id, message.resume_token)
             if live.site_id != site.site_id:
                 raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
@@ -346,7 +358,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 continue
             message = codec.decode_agent(frame, settings.max_control_bytes)
             if isinstance(message, Watch) and live is None:
-                await _watch(ws, services, agent, message.session_id)
+                await _watch(ws, services, agent, message.session_id, frame)
                 return
             if isinstance(message, Join):
                 if live is not None:
@@ -368,6 +380,9 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 try:
                     candidate = await hub.session_for_code(message.code, agent)
                     notice = INVALID_CODE
+                except HeldElsewhere as moved:  # the owner takes the code and the socket
+                    await _tunnel(ws, services, moved.node, frame)
+                    return
                 except ForbiddenError as exc:
                     candidate = None
                     notice = ErrorNotice(code="not_your_team", message=f"Not allowed: {exc}.")
@@ -429,12 +444,23 @@ async def agent_endpoint(ws: WebSocket) -> None:
             await hub.apply(live, live.machine.agent_lost())
 
 
-async def _watch(ws: WebSocket, services: Services, supervisor: Principal, session_id: str) -> None:
+async def _tunnel(ws: WebSocket, services: Services, owner: str, first: str | bytes) -> None:
+    await tunnel(
+        ws, services.fanout, owner, first, services.entropy, services.settings.send_queue_frames
+    )
+
+
+async def _watch(
+    ws: WebSocket, services: Services, supervisor: Principal, session_id: str, first: str
+) -> None:
     """A supervisor's socket watching a session: ask the customer, relay its key exchange, then
     receive page content (never send any). Leaving or losing the socket ends only the watch."""
     hub = services.hub
     try:
         live = await hub.session_to_watch(session_id, supervisor)
+    except HeldElsewhere as moved:
+        await _tunnel(ws, services, moved.node, first)
+        return
     except NotFoundError:
         raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found") from None
     except ForbiddenError as exc:

@@ -88,6 +88,10 @@ class SessionRecord:
     agent: str | None
     org_id: str = DEFAULT_ORG
     site_id: str = ""
+    node: str = ""
+    """The server process holding the session's live state (scale-out, docs/scale-out.md)."""
+    state: str = "waiting"
+    """Kept current only with several processes (for supervisors' lists on every process)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,7 +164,12 @@ class Storage(AuditStore, Protocol):
     async def delete_join_codes(self, session_id: str) -> None: ...
 
     async def record_session_start(
-        self, session_id: str, created_at: float, org_id: str = DEFAULT_ORG, site_id: str = ""
+        self,
+        session_id: str,
+        created_at: float,
+        org_id: str = DEFAULT_ORG,
+        site_id: str = "",
+        node: str = "",
     ) -> None: ...
 
     async def record_session_end(
@@ -168,6 +177,14 @@ class Storage(AuditStore, Protocol):
     ) -> None: ...
 
     async def get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
+        """A live session's state and agent (display name) changed (scale-out only)."""
+        ...
+
+    async def live_sessions(self, org_id: str) -> list[SessionRecord]:
+        """The organisation's sessions that have not ended, oldest first."""
+        ...
 
     # Organisations, teams, sites, user administration. Names are validated by the caller.
 

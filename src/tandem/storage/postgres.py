@@ -184,6 +184,11 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (recording_id, seq)
     );
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN node text NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN state text NOT NULL DEFAULT 'waiting';
+    CREATE INDEX sessions_live ON sessions(org_id, created_at) WHERE ended_at IS NULL;
+    """,
 )
 
 # Text is ordered byte-wise (COLLATE "C"), like SQLite, whatever the database's locale.
@@ -273,6 +278,20 @@ def _recording(row: Any) -> RecordingRecord:
         end_reason=row[8],
         frames=int(row[9]),
         size=int(row[10]),
+    )
+
+
+def _session(row: Any) -> SessionRecord:
+    return SessionRecord(
+        str(row[0]),
+        float(row[1]),
+        row[2],
+        row[3],
+        row[4],
+        str(row[5]),
+        str(row[6]),
+        str(row[7]),
+        str(row[8]),
     )
 
 
@@ -572,15 +591,21 @@ class PostgresStorage:
         await self._pool.execute("DELETE FROM join_codes WHERE session_id = $1", session_id)
 
     async def record_session_start(
-        self, session_id: str, created_at: float, org_id: str = DEFAULT_ORG, site_id: str = ""
+        self,
+        session_id: str,
+        created_at: float,
+        org_id: str = DEFAULT_ORG,
+        site_id: str = "",
+        node: str = "",
     ) -> None:
         await self._pool.execute(
-            "INSERT INTO sessions (session_id, created_at, org_id, site_id)"
-            " VALUES ($1, $2, $3, $4)",
+            "INSERT INTO sessions (session_id, created_at, org_id, site_id, node)"
+            " VALUES ($1, $2, $3, $4, $5)",
             session_id,
             created_at,
             org_id,
             site_id,
+            node,
         )
 
     async def record_session_end(
@@ -597,15 +622,28 @@ class PostgresStorage:
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         row = await self._pool.fetchrow(
-            "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id"
-            " FROM sessions WHERE session_id = $1",
+            "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node,"
+            " state FROM sessions WHERE session_id = $1",
             session_id,
         )
-        if row is None:
-            return None
-        return SessionRecord(
-            str(row[0]), float(row[1]), row[2], row[3], row[4], str(row[5]), str(row[6])
+        return _session(row) if row else None
+
+    async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
+        await self._pool.execute(
+            "UPDATE sessions SET state = $1, agent = $2 WHERE session_id = $3 AND ended_at IS NULL",
+            state,
+            agent,
+            session_id,
         )
+
+    async def live_sessions(self, org_id: str) -> list[SessionRecord]:
+        rows = await self._pool.fetch(
+            "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node,"
+            " state FROM sessions WHERE org_id = $1 AND ended_at IS NULL"
+            ' ORDER BY created_at, session_id COLLATE "C"',
+            org_id,
+        )
+        return [_session(row) for row in rows]
 
     async def purge_expired(self, now: float) -> None:
         async with self._pool.acquire() as db, db.transaction():

@@ -178,6 +178,10 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (recording_id, seq)
     );
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN node TEXT NOT NULL DEFAULT '';
+    ALTER TABLE sessions ADD COLUMN state TEXT NOT NULL DEFAULT 'waiting';
+    """,
 )
 
 _USER_COLUMNS = (
@@ -185,6 +189,9 @@ _USER_COLUMNS = (
     " recovery_codes, org_id, mfa_exempt, pending_totp"
 )
 _SITE_COLUMNS = "site_id, org_id, origin, name, policy, token_key, require_token"
+_SESSION_COLUMNS = (
+    "session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node, state"
+)
 _RECORDING_COLUMNS = (
     "recording_id, org_id, session_id, site_id, agent, key_id, started_at, ended_at, end_reason,"
     " frames, size"
@@ -813,13 +820,18 @@ class SQLiteStorage:
         )
 
     async def record_session_start(
-        self, session_id: str, created_at: float, org_id: str = DEFAULT_ORG, site_id: str = ""
+        self,
+        session_id: str,
+        created_at: float,
+        org_id: str = DEFAULT_ORG,
+        site_id: str = "",
+        node: str = "",
     ) -> None:
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO sessions (session_id, created_at, org_id, site_id)"
-                " VALUES (?, ?, ?, ?)",
-                (session_id, created_at, org_id, site_id),
+                "INSERT INTO sessions (session_id, created_at, org_id, site_id, node)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, created_at, org_id, site_id, node),
             )
         )
 
@@ -837,12 +849,30 @@ class SQLiteStorage:
     async def get_session(self, session_id: str) -> SessionRecord | None:
         row = await self._run(
             lambda db: db.execute(
-                "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id"
-                " FROM sessions WHERE session_id = ?",
+                f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE session_id = ?",
                 (session_id,),
             ).fetchone()
         )
         return SessionRecord(*row) if row else None
+
+    async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE sessions SET state = ?, agent = ?"
+                " WHERE session_id = ? AND ended_at IS NULL",
+                (state, agent, session_id),
+            )
+        )
+
+    async def live_sessions(self, org_id: str) -> list[SessionRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT {_SESSION_COLUMNS} FROM sessions"
+                " WHERE org_id = ? AND ended_at IS NULL ORDER BY created_at, session_id",
+                (org_id,),
+            ).fetchall()
+        )
+        return [SessionRecord(*row) for row in rows]
 
     async def purge_expired(self, now: float) -> None:
         def work(db: sqlite3.Connection) -> None:

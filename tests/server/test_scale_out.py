@@ -1,0 +1,232 @@
+"""Several server processes on one PostgreSQL and one Redis: a session's sockets may reach any of
+them. The customer's socket on server A, the agent's on server B (and after a navigation the
+customer's on B too): the session works as on one server, because B tunnels its sockets to A,
+which holds the session (tandem.tunnel). Real PostgreSQL and Redis; skipped only without them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tandem.config import Settings
+from tandem.directory import Directory, offline, operator
+from tandem.exceptions import ConfigError
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.server.helpers import (
+    closed_with,
+    login_cookie,
+    open_agent,
+    open_customer,
+    recv_json,
+    send,
+    start_session,
+)
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _redis_running() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not _redis_running(), reason="no Redis server answering PING at 127.0.0.1:6379"
+)
+
+
+def run_in_thread(work: Callable[[], Awaitable[None]]) -> None:
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(work())  # type: ignore[arg-type]
+        except BaseException as exc:
+            failure.append(exc)
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
+
+
+Cluster = Callable[[], RunningServer]
+
+
+@pytest.fixture
+async def cluster(server_factory: ServerFactory, tmp_path: Path) -> AsyncIterator[Cluster]:
+    """Start servers that share a fresh PostgreSQL schema, a Redis prefix and their keys."""
+    async with fresh_schema() as schema:
+        shared = {
+            "database_url": f"{PG_DSN}?search_path={schema}",
+            "redis_url": REDIS_URL,
+            "redis_prefix": f"tandem-test-{uuid.uuid4().hex}:",
+            "audit_key_file": tmp_path / "keys" / "audit.key",
+        }
+        (tmp_path / "keys").mkdir()
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", **shared)
+            async with offline(settings) as directory:
+                await add_people(directory)
+
+        run_in_thread(seed)
+        started: list[RunningServer] = []
+
+        def start() -> RunningServer:
+            started.append(server_factory(**shared))
+            return started[-1]
+
+        yield start
+        for running in started:  # before their schema goes
+            running.stop()
+
+
+async def add_people(directory: Directory) -> None:
+    default = operator("default")
+    for username, role in (("alice", "agent"), ("sam", "supervisor")):
+        await directory.add_user(
+            default,
+            username,
+            AGENT_PASSWORD,
+            role,
+            username.title(),
+            ("support",),
+            mfa_exempt=True,
+        )
+
+
+async def join_on(server: RunningServer, code: str) -> Any:
+    agent = await open_agent(server, login_cookie(server, "alice"))
+    await send(agent, type="join", code=code)
+    return agent
+
+
+async def test_an_agent_on_another_server_joins_and_the_session_works(cluster: Cluster) -> None:
+    a, b = cluster(), cluster()
+    customer, created = await start_session(a)
+    agent = await join_on(b, created["code"])  # B holds no session: it tunnels to A
+    assert await recv_json(agent) == {"v": 1, "type": "joined", "session_id": created["session_id"]}
+    assert await recv_json(customer) == {"v": 1, "type": "agent_joined", "agent": "Alice"}
+    await send(customer, type="handshake", data="AAAA")
+    assert await recv_json(agent) == {"v": 1, "type": "handshake", "data": "AAAA"}
+    await send(agent, type="handshake", data="BBBB")
+    assert await recv_json(customer) == {"v": 1, "type": "handshake", "data": "BBBB"}
+    await send(customer, type="consent", granted=True)
+    assert await recv_json(agent) == {"v": 1, "type": "consent", "granted": True}
+    for payload in (b"\x01page", bytes(range(256)) * 100):
+        await customer.send(payload)
+        assert await agent.recv() == payload
+    await agent.send(b"\x03command")
+    assert await customer.recv() == b"\x03command"
+    await send(agent, type="leave")
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_left"}
+    assert (await closed_with(agent))[0] == 1000
+
+
+async def test_a_customer_resumes_on_another_server_after_a_navigation(cluster: Cluster) -> None:
+    a, b = cluster(), cluster()
+    customer, created = await start_session(a)
+    agent = await join_on(a, created["code"])
+    await recv_json(agent)
+    await recv_json(customer)
+    await send(customer, type="consent", granted=True)
+    await recv_json(agent)
+    await customer.close()  # the next page's socket reaches B
+    assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": False}
+    customer = await open_customer(b)
+    await send(
+        customer,
+        type="resume",
+        session_id=created["session_id"],
+        resume_token=created["resume_token"],
+    )
+    resumed = await recv_json(customer)
+    assert (resumed["type"], resumed["state"], resumed["agent"]) == ("resumed", "sharing", "Alice")
+    assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": True}
+    await customer.send(b"\x01next-page")
+    assert await agent.recv() == b"\x01next-page"
+    await send(customer, type="stop")
+    assert await recv_json(agent) == {"v": 1, "type": "ended", "reason": "stopped"}
+
+
+async def test_tunnelled_sockets_are_checked_at_the_owner(cluster: Cluster) -> None:
+    """A wrong resume token through B is refused by A like a local one; a wrong join code on B
+    stays a wrong code; the session survives both."""
+    a, b = cluster(), cluster()
+    customer, created = await start_session(a)
+    intruder = await open_customer(b)
+    await send(intruder, type="resume", session_id=created["session_id"], resume_token="x" * 43)
+    assert (await closed_with(intruder))[0] == 4404
+    agent = await join_on(b, "00000")
+    assert (await recv_json(agent))["code"] == "invalid_code"
+    await send(agent, type="join", code=created["code"])  # the right one still works
+    assert (await recv_json(agent))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+
+
+async def test_a_supervisor_on_another_server_watches(cluster: Cluster) -> None:
+    a, b = cluster(), cluster()
+    customer, created = await start_session(a)
+    agent = await join_on(a, created["code"])
+    await recv_json(agent)
+    await recv_json(customer)
+    await send(customer, type="consent", granted=True)
+    await recv_json(agent)
+    cookie = login_cookie(b, "sam")
+    listed = httpx.get(f"{b.base}/api/sessions", cookies={"tandem_agent": cookie}).json()
+    assert [(s["session_id"], s["state"], s["agent"]) for s in listed] == [
+        (created["session_id"], "sharing", "Alice")
+    ]
+    sam = await open_agent(b, cookie)
+    await send(sam, type="watch", session_id=created["session_id"])
+    assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": created["session_id"]}
+    assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
+
+
+async def test_a_session_whose_server_is_gone_is_not_found(cluster: Cluster) -> None:
+    a, b = cluster(), cluster()
+    _, created = await start_session(a)
+    # As after a crash: the database says a process that no longer runs holds the session.
+    db = await pg_connect(a.settings.database_url.split("search_path=")[1])  # type: ignore[union-attr]
+    try:
+        await db.execute(
+            "UPDATE sessions SET node = 'gone' WHERE session_id = $1", created["session_id"]
+        )
+    finally:
+        await db.close()
+    customer = await open_customer(b)
+    await send(
+        customer,
+        type="resume",
+        session_id=created["session_id"],
+        resume_token=created["resume_token"],
+    )
+    code, _ = await closed_with(customer, timeout=15)  # after ACCEPT_TIMEOUT_SECONDS
+    assert code == 4404
+
+
+def test_redis_needs_postgres_and_a_redis_url() -> None:
+    with pytest.raises(ConfigError, match="database-url"):
+        Settings.load(environ={"TANDEM_REDIS_URL": REDIS_URL})
+    with pytest.raises(ConfigError, match="redis://"):
+        Settings.load(environ={}, redis_url="http://x", database_url="postgresql://h/d")
+    settings = Settings.load(
+        environ={"TANDEM_REDIS_URL": REDIS_URL, "TANDEM_DATABASE_URL": "postgresql://h/d"}
+    )
+    assert settings.redis_url == REDIS_URL
+    assert REDIS_URL not in repr(settings)

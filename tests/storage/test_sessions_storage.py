@@ -1,0 +1,33 @@
+"""Session records as several processes share them: which process holds a session, its state
+for supervisors' lists, and which sessions are still live (both backends)."""
+
+from __future__ import annotations
+
+from tandem.storage.base import OrgRecord, Storage
+
+
+async def test_a_session_names_its_process_and_its_state_follows(storage: Storage) -> None:
+    await storage.record_session_start("s1", 1.0, "default", "demo", "node-a")
+    record = await storage.get_session("s1")
+    assert record is not None
+    assert (record.node, record.state, record.agent) == ("node-a", "waiting", None)
+    await storage.record_session_state("s1", "sharing", "Alice")
+    record = await storage.get_session("s1")
+    assert record is not None and (record.state, record.agent) == ("sharing", "Alice")
+    await storage.record_session_end("s1", 5.0, "stopped", "alice")
+    await storage.record_session_state("s1", "pending_consent", "Mallory")  # too late: ignored
+    record = await storage.get_session("s1")
+    assert record is not None and (record.state, record.agent) == ("sharing", "alice")
+
+
+async def test_live_sessions_are_those_of_the_organisation_not_yet_ended(storage: Storage) -> None:
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    await storage.record_session_start("b", 2.0, "default", "demo", "n1")
+    await storage.record_session_start("a", 1.0, "default", "demo", "n2")
+    await storage.record_session_start("gone", 0.5, "default", "demo", "n1")
+    await storage.record_session_start("theirs", 1.5, "acme", "shop", "n1")
+    await storage.record_session_end("gone", 3.0, "stopped", None)
+    live = await storage.live_sessions("default")
+    assert [(r.session_id, r.node) for r in live] == [("a", "n2"), ("b", "n1")]
+    assert [r.session_id for r in await storage.live_sessions("acme")] == ["theirs"]
+    assert await storage.live_sessions("nobody") == []
