@@ -198,6 +198,14 @@ class Directory:
         await self.storage.add_team(actor.org, team)
         await self.record("team_created", actor=actor.username, org=actor.org, subject=team)
 
+    async def get_team(self, actor: Principal, team: str) -> dict[str, object]:
+        """A team and its own policy (None when it has none)."""
+        authorize(actor, "teams.manage", Resource(actor.org))
+        if team not in await self.storage.list_teams(actor.org):
+            raise NotFoundError(f"no team named {team!r}")
+        text = (await self.storage.team_policies(actor.org, (team,))).get(team)
+        return {"team": team, "policy": json.loads(text) if text else None}
+
     async def set_team_policy(
         self, actor: Principal, team: str, policy: MaskingPolicy | None
     ) -> dict[str, object] | None:

@@ -174,6 +174,10 @@ async def _list_teams(call: Call) -> object:
     return await call.services.directory.list_teams(call.principal)
 
 
+async def _get_team(call: Call) -> object:
+    return await call.services.directory.get_team(call.principal, call.params["team"])
+
+
 async def _add_team(call: Call) -> object:
     await call.services.directory.add_team(call.principal, call.body.team)
     return {"team": call.body.team}
@@ -516,6 +520,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("GET", "/api/teams", "teams.manage", "Teams of your organisation.", _list_teams),
     Operation("POST", "/api/teams", "teams.manage", "Create a team.", _add_team, NewTeam, 201),
+    Operation("GET", "/api/teams/{team}", "teams.manage", "A team and its policy.", _get_team),
     Operation(
         "PATCH",
         "/api/teams/{team}",
