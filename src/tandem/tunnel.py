@@ -297,21 +297,17 @@ async def tunnel(
             await _to_socket(ws, reply)
             if isinstance(reply, Closed):
                 return
+        # Until either side is done: the owner closes (downstream ends) or the client goes
+        # (upstream ends, having told the owner); then the other direction stops too.
         upstream = asyncio.create_task(_upstream(ws, fanout, owner, conn))
+        downstream = asyncio.create_task(_downstream(ws, replies))
         try:
-            while True:
-                try:
-                    reply = await _next(replies)
-                except Overflow:
-                    await ws.close(1013, "too slow: send queue full")
-                    return
-                await _to_socket(ws, reply)
-                if isinstance(reply, Closed):
-                    return
+            await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            upstream.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upstream
+            for task in (upstream, downstream):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     except (WebSocketDisconnect, RuntimeError, OSError):
         fanout.publish(node_topic(owner), _frame(Hangup(conn, 1006)))
     finally:
@@ -326,6 +322,22 @@ async def _next(replies: Any) -> ToEdge:
             return reply
         except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
             log.warning("ignored a malformed tunnel reply")
+
+
+async def _downstream(ws: WebSocket, replies: Any) -> None:
+    """The owner's frames, to the real socket, until the owner closes it."""
+    while True:
+        try:
+            reply = await _next(replies)
+        except Overflow:
+            await ws.close(1013, "too slow: send queue full")
+            return
+        try:
+            await _to_socket(ws, reply)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client went; upstream tells the owner
+        if isinstance(reply, Closed):
+            return
 
 
 async def _to_socket(ws: WebSocket, reply: ToEdge) -> None:

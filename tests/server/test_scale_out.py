@@ -138,6 +138,16 @@ async def test_an_agent_on_another_server_joins_and_the_session_works(cluster: C
     assert (await closed_with(agent))[0] == 1000
 
 
+async def test_an_agent_lost_on_another_server_ends_the_session(cluster: Cluster) -> None:
+    a, b = cluster(), cluster()
+    customer, created = await start_session(a)
+    agent = await join_on(b, created["code"])
+    await recv_json(agent)
+    await recv_json(customer)
+    await agent.close()  # the agent's browser goes away: B tells A
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_lost"}
+
+
 async def test_a_customer_resumes_on_another_server_after_a_navigation(cluster: Cluster) -> None:
     a, b = cluster(), cluster()
     customer, created = await start_session(a)
