@@ -125,16 +125,25 @@ def test_the_customer_sees_what_is_hidden_and_the_agent_does_not(
                 return True
         return False
 
-    expect(outlines.first).to_be_attached()
-    assert outlined("Full name") and outlined("Email")
-    assert not outlined("Delivery instructions"), "an unmasked field was outlined"
-    for label in ("Card number", "CVC"):
-        customer.page.get_by_label(label).scroll_into_view_if_needed()
+    def eventually_outlined(label: str) -> bool:
         # Outlines follow the page four times a second; allow a loaded machine some slack.
         deadline = time.monotonic() + 6
         while not outlined(label) and time.monotonic() < deadline:
             customer.page.wait_for_timeout(100)
-        assert outlined(label), label
+        return outlined(label)
+
+    def where(label: str) -> str:
+        """For a failure message: the field's box and the outlines drawn."""
+        boxes = [outlines.nth(i).bounding_box() for i in range(outlines.count())]
+        return f"{label} at {customer.page.get_by_label(label, exact=True).bounding_box()}; {boxes}"
+
+    expect(outlines.first).to_be_attached()
+    assert eventually_outlined("Full name"), where("Full name")
+    assert eventually_outlined("Email"), where("Email")
+    assert not outlined("Delivery instructions"), "an unmasked field was outlined"
+    for label in ("Card number", "CVC"):
+        customer.page.get_by_label(label).scroll_into_view_if_needed()
+        assert eventually_outlined(label), where(label)
     expect(view.locator("#name")).to_be_attached()
     assert "masked-outline" not in agent.page.content()
     assert "hidden from agent" not in view.locator("html").inner_html()

@@ -6,10 +6,11 @@ which holds the session (tandem.tunnel). Real PostgreSQL and Redis; skipped only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from tests.server.helpers import (
     send,
     start_session,
 )
-from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, pg_connect
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -68,32 +69,58 @@ Cluster = Callable[[], RunningServer]
 
 
 @pytest.fixture
-async def cluster(server_factory: ServerFactory, tmp_path: Path) -> AsyncIterator[Cluster]:
-    """Start servers that share a fresh PostgreSQL schema, a Redis prefix and their keys."""
-    async with fresh_schema() as schema:
-        shared = {
-            "database_url": f"{PG_DSN}?search_path={schema}",
-            "redis_url": REDIS_URL,
-            "redis_prefix": f"tandem-test-{uuid.uuid4().hex}:",
-            "audit_key_file": tmp_path / "keys" / "audit.key",
-        }
-        (tmp_path / "keys").mkdir()
-
-        async def seed() -> None:
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", **shared)
-            async with offline(settings) as directory:
-                await add_people(directory)
-
-        run_in_thread(seed)
-        started: list[RunningServer] = []
-
-        def start() -> RunningServer:
-            started.append(server_factory(**shared))
-            return started[-1]
-
+def cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Cluster]:
+    with start_cluster(server_factory, tmp_path) as start:
         yield start
+
+
+@contextlib.contextmanager
+def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Cluster]:
+    """Start servers that share a fresh PostgreSQL schema, a Redis prefix and their keys.
+    Synchronous (its set-up runs in a thread), so browser tests can use it too."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        db = await pg_connect()
+        try:
+            await db.execute(f'CREATE SCHEMA "{schema}"')
+        finally:
+            await db.close()
+
+    async def drop() -> None:
+        db = await pg_connect()
+        try:
+            await db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await db.close()
+
+    run_in_thread(create)
+    shared = {
+        "database_url": f"{PG_DSN}?search_path={schema}",
+        "redis_url": REDIS_URL,
+        "redis_prefix": f"tandem-test-{uuid.uuid4().hex}:",
+        "audit_key_file": tmp_path / "keys" / "audit.key",
+    }
+    (tmp_path / "keys").mkdir()
+
+    async def seed() -> None:
+        settings = Settings.load(environ={}, data_dir=tmp_path / "seed", **shared)
+        async with offline(settings) as directory:
+            await add_people(directory)
+
+    started: list[RunningServer] = []
+
+    def start() -> RunningServer:
+        started.append(server_factory(**shared))
+        return started[-1]
+
+    try:
+        run_in_thread(seed)
+        yield start
+    finally:
         for running in started:  # before their schema goes
             running.stop()
+        run_in_thread(drop)
 
 
 async def add_people(directory: Directory) -> None:
