@@ -32,47 +32,64 @@ CHROMIUM_ARGS = [
 ]
 
 
+TANDEM = [sys.executable, "-m", "tandem"]
+
+
+def add_alice(data: str, env: dict[str, str] | None = None) -> None:
+    subprocess.run(
+        [
+            *TANDEM,
+            "user",
+            "add",
+            "alice",
+            "--data-dir",
+            data,
+            "--display-name",
+            "Alice",
+            "--no-mfa",
+        ],
+        input=PASSWORD + "\n",
+        text=True,
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+
+
 @contextlib.contextmanager
-def tandem_server() -> Iterator[str]:
-    """`tandem serve` on a free loopback port with one agent, alice; yields the base URL."""
+def serve(data: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`tandem serve` on a free loopback port; yields the base URL once it answers."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [*TANDEM, "serve", "--port", str(port), "--data-dir", data],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"tandem serve did not start on {base}")
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@contextlib.contextmanager
+def tandem_server() -> Iterator[str]:
+    """`tandem serve` on a free loopback port with one agent, alice; yields the base URL."""
     with tempfile.TemporaryDirectory() as data:
-        tandem = [sys.executable, "-m", "tandem"]
-        subprocess.run(
-            [
-                *tandem,
-                "user",
-                "add",
-                "alice",
-                "--data-dir",
-                data,
-                "--display-name",
-                "Alice",
-                "--no-mfa",
-            ],
-            input=PASSWORD + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        process = subprocess.Popen(
-            [*tandem, "serve", "--port", str(port), "--data-dir", data],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(200):
-                with contextlib.suppress(httpx.TransportError):
-                    if httpx.get(f"{base}/healthz").status_code == 200:
-                        break
-                time.sleep(0.05)
+        add_alice(data)
+        with serve(data) as base:
             yield base
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
 
 
 @contextlib.contextmanager
@@ -103,8 +120,15 @@ class Shared:
         self.agent.context.close()
 
 
-def share(browser: Browser, base: str, path: str, plaintext_dir: Path | None) -> Shared:
-    """Open `path` as the customer, sign in and join as the agent, allow; return both pages."""
+def share(
+    browser: Browser,
+    base: str,
+    path: str,
+    plaintext_dir: Path | None,
+    agent_base: str | None = None,
+) -> Shared:
+    """Open `path` as the customer, sign in and join as the agent (on `agent_base`, default the
+    same server), allow; return both pages."""
     customer = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     if plaintext_dir is not None:
@@ -123,7 +147,7 @@ def share(browser: Browser, base: str, path: str, plaintext_dir: Path | None) ->
             )
     customer.goto(f"{base}{path}")
     code = customer.evaluate("() => window.Tandem.start()")
-    agent.goto(f"{base}/console/")
+    agent.goto(f"{agent_base or base}/console/")
     agent.get_by_label("Username").fill("alice")
     agent.get_by_label("Password").fill(PASSWORD)
     agent.get_by_role("button", name="Sign in").click()

@@ -41,9 +41,14 @@ CUSTOMER_PROBE = """() => {
 
 
 def measure(
-    browser: Browser, base: str, plaintext: Path | None, keys: int, delay: int
+    browser: Browser,
+    base: str,
+    plaintext: Path | None,
+    keys: int,
+    delay: int,
+    agent_base: str | None = None,
 ) -> list[float]:
-    session = share(browser, base, "/demo/", plaintext)
+    session = share(browser, base, "/demo/", plaintext, agent_base)
     try:
         session.agent.frame_locator('iframe[title="Customer view"]').locator(
             "input[type=search]"
