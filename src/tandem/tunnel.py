@@ -176,6 +176,8 @@ class TunnelHost:
         self.node = node
         self.endpoints = endpoints
         self.queue_frames = queue_frames
+        self.retry_seconds = 0.5
+        """Pause before listening again after lost frames."""
         self._sockets: dict[str, _Tunnelled] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._subscription = fanout.subscribe(node_topic(node), 100_000)
@@ -185,10 +187,11 @@ class TunnelHost:
         while True:
             try:
                 frame = await self._subscription.get()
-            except Overflow:  # the fan-out lost frames: every tunnel is unreliable now
-                log.warning("tunnel inbox overflowed; closing tunnelled sockets")
+            except Overflow:  # frames were lost (Redis went away): every tunnel is unreliable
+                log.warning("tunnel inbox lost frames; closing tunnelled sockets")
                 for tunnelled in tuple(self._sockets.values()):
                     tunnelled.deliver({"type": "websocket.disconnect", "code": 1013})
+                await asyncio.sleep(self.retry_seconds)  # while Redis is away, not in a spin
                 self._subscription = self.fanout.subscribe(node_topic(self.node), 100_000)
                 continue
             try:
