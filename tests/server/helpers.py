@@ -115,3 +115,17 @@ async def sharing_session(
     await send(customer, type="consent", granted=True)
     assert (await recv_json(agent)) == {"v": 1, "type": "consent", "granted": True}
     return customer, agent, created
+
+
+async def resume_on(
+    server: RunningServer, created: dict[str, Any]
+) -> tuple[ClientConnection, dict[str, Any]]:
+    """A new customer socket (the next page) resuming ``created``'s session; its first answer."""
+    customer = await open_customer(server)
+    await send(
+        customer,
+        type="resume",
+        session_id=created["session_id"],
+        resume_token=created["resume_token"],
+    )
+    return customer, await recv_json(customer)

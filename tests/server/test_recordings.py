@@ -21,8 +21,8 @@ from tandem.recordings import read_container
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
     closed_with,
-    open_customer,
     recv_json,
+    resume_on,
     send,
     sharing_session,
 )
@@ -197,14 +197,7 @@ async def test_recording_follows_the_customer_to_the_next_page(rec_server: Runni
     await alice.recv()
     await customer.close()  # navigation
     assert await recv_json(alice) == {"v": 1, "type": "peer", "connected": False}
-    customer = await open_customer(rec_server)
-    await send(
-        customer,
-        type="resume",
-        session_id=created["session_id"],
-        resume_token=created["resume_token"],
-    )
-    resumed = await recv_json(customer)
+    customer, resumed = await resume_on(rec_server, created)
     assert resumed["recording"] is True
     await recv_json(alice)  # peer connected
     await customer.send(b"\x01page-two")

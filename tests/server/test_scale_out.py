@@ -27,6 +27,7 @@ from tests.server.helpers import (
     open_agent,
     open_customer,
     recv_json,
+    resume_on,
     send,
     start_session,
 )
@@ -137,6 +138,17 @@ async def add_people(directory: Directory) -> None:
         )
 
 
+async def sharing_on(server: RunningServer) -> tuple[Any, Any, dict[str, Any]]:
+    """Customer and agent both on ``server``, consent given."""
+    customer, created = await start_session(server)
+    agent = await join_on(server, created["code"])
+    await recv_json(agent)
+    await recv_json(customer)
+    await send(customer, type="consent", granted=True)
+    await recv_json(agent)
+    return customer, agent, created
+
+
 async def join_on(server: RunningServer, code: str) -> Any:
     agent = await open_agent(server, login_cookie(server, "alice"))
     await send(agent, type="join", code=code)
@@ -177,22 +189,10 @@ async def test_an_agent_lost_on_another_server_ends_the_session(cluster: Cluster
 
 async def test_a_customer_resumes_on_another_server_after_a_navigation(cluster: Cluster) -> None:
     a, b = cluster(), cluster()
-    customer, created = await start_session(a)
-    agent = await join_on(a, created["code"])
-    await recv_json(agent)
-    await recv_json(customer)
-    await send(customer, type="consent", granted=True)
-    await recv_json(agent)
+    customer, agent, created = await sharing_on(a)
     await customer.close()  # the next page's socket reaches B
     assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": False}
-    customer = await open_customer(b)
-    await send(
-        customer,
-        type="resume",
-        session_id=created["session_id"],
-        resume_token=created["resume_token"],
-    )
-    resumed = await recv_json(customer)
+    customer, resumed = await resume_on(b, created)
     assert (resumed["type"], resumed["state"], resumed["agent"]) == ("resumed", "sharing", "Alice")
     assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": True}
     await customer.send(b"\x01next-page")
@@ -218,12 +218,7 @@ async def test_tunnelled_sockets_are_checked_at_the_owner(cluster: Cluster) -> N
 
 async def test_a_supervisor_on_another_server_watches(cluster: Cluster) -> None:
     a, b = cluster(), cluster()
-    customer, created = await start_session(a)
-    agent = await join_on(a, created["code"])
-    await recv_json(agent)
-    await recv_json(customer)
-    await send(customer, type="consent", granted=True)
-    await recv_json(agent)
+    customer, _, created = await sharing_on(a)
     cookie = login_cookie(b, "sam")
     listed = httpx.get(f"{b.base}/api/sessions", cookies={"tandem_agent": cookie}).json()
     assert [(s["session_id"], s["state"], s["agent"]) for s in listed] == [
@@ -247,12 +242,7 @@ async def test_a_session_whose_server_is_gone_is_not_found(cluster: Cluster) -> 
     finally:
         await db.close()
     customer = await open_customer(b)
-    await send(
-        customer,
-        type="resume",
-        session_id=created["session_id"],
-        resume_token=created["resume_token"],
-    )
+    await send(customer, type="resume", **{k: created[k] for k in ("session_id", "resume_token")})
     code, _ = await closed_with(customer, timeout=15)  # after ACCEPT_TIMEOUT_SECONDS
     assert code == 4404
 

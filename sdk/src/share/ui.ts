@@ -187,42 +187,40 @@ export class CustomerUI {
   }
 
   askRecording(agent: string, onAllow: () => void, onRefuse: () => void): void {
-    const allow = button("Allow recording", "primary", onAllow);
+    this.ask(
+      "tandem-record-title", `${agent} asks to record this session`,
+      "The recording holds what the agent sees, with the same fields hidden. It is encrypted in " +
+        "this browser so that only your provider's auditors can play it back, and it is deleted after the " +
+        "provider's retention period. You can stop recording at any time; sharing goes on either way.",
+      ["Don't record", onRefuse], ["Allow recording", onAllow],
+    );
+  }
+
+  /** A modal question with a refusing and an allowing button (the allowing one focused). */
+  private ask(
+    id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void],
+  ): void {
+    const yes = button(allow[0], "primary", allow[1]);
     this.show(
       element("div", { className: "backdrop" }),
       element("div", {
-        className: "dialog",
-        attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-record-title" },
+        className: "dialog", attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": id },
       }, [
-        element("h2", { text: `${agent} asks to record this session`, attrs: { id: "tandem-record-title" } }),
-        element("p", {
-          text: "The recording holds what the agent sees, with the same fields hidden. It is encrypted in " +
-            "this browser so that only your provider's auditors can play it back, and it is deleted after the " +
-            "provider's retention period. You can stop recording at any time; sharing goes on either way.",
-        }),
-        element("div", { className: "row" }, [button("Don't record", "", onRefuse), allow]),
+        element("h2", { text: title, attrs: { id } }),
+        element("p", { text }),
+        element("div", { className: "row" }, [button(refuse[0], "", refuse[1]), yes]),
       ]),
     );
-    allow.focus();
+    yes.focus();
   }
 
   askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {
-    const allow = button("Allow", "primary", onAllow);
-    this.show(
-      element("div", { className: "backdrop" }),
-      element("div", {
-        className: "dialog",
-        attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-watch-title" },
-      }, [
-        element("h2", { text: `${watcher}, a supervisor, asks to watch too`, attrs: { id: "tandem-watch-title" } }),
-        element("p", {
-          text: `${watcher} would see this page as the agent does, with the same fields hidden, and ` +
-            "cannot click or type. If you allow it, you read a short code to them. Stop sharing ends it for everyone.",
-        }),
-        element("div", { className: "row" }, [button("Refuse", "", onRefuse), allow]),
-      ]),
+    this.ask(
+      "tandem-watch-title", `${watcher}, a supervisor, asks to watch too`,
+      `${watcher} would see this page as the agent does, with the same fields hidden, and ` +
+        "cannot click or type. If you allow it, you read a short code to them. Stop sharing ends it for everyone.",
+      ["Refuse", onRefuse], ["Allow", onAllow],
     );
-    allow.focus();
   }
 
   showWatchCode(watcher: string, code: string, onCancel: () => void): void {
@@ -237,23 +235,13 @@ export class CustomerUI {
   }
 
   askControl(agent: string, onAllow: () => void, onRefuse: () => void): void {
-    const allow = button("Allow control", "primary", onAllow);
-    this.show(
-      element("div", { className: "backdrop" }),
-      element("div", {
-        className: "dialog",
-        attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-control-title" },
-      }, [
-        element("h2", { text: `${agent} asks to control this page`, attrs: { id: "tandem-control-title" } }),
-        element("p", {
-          text: `${agent} will be able to point, scroll, click and type in fields they can see — never in ` +
-            "hidden fields or on protected buttons. Every action is shown to you. Press Esc or " +
-            "“Take back control” at any time.",
-        }),
-        element("div", { className: "row" }, [button("Refuse", "", onRefuse), allow]),
-      ]),
+    this.ask(
+      "tandem-control-title", `${agent} asks to control this page`,
+      `${agent} will be able to point, scroll, click and type in fields they can see — never in ` +
+        "hidden fields or on protected buttons. Every action is shown to you. Press Esc or " +
+        "“Take back control” at any time.",
+      ["Refuse", onRefuse], ["Allow control", onAllow],
     );
-    allow.focus();
   }
 
   /**

@@ -156,11 +156,52 @@ export class ContentSender {
   }
 }
 
-/** Agent side: installs epoch keys and opens content frames, strictly in order. */
-export class ContentReceiver {
-  private epoch = -1;
+/** The content key of the current epoch and its frames, strictly in order: what an agent's
+ * receiver and a recording's opener share. */
+export class EpochContent {
+  epoch = -1;
   private key: CryptoKey | null = null;
   private expected = 0;
+
+  constructor(private readonly sessionId: string) {}
+
+  /** Install the content key of a newer epoch (the caller checked it is newer); zeroes `raw`. */
+  async install(epoch: number, raw: Uint8Array): Promise<void> {
+    try {
+      this.key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["decrypt"]);
+    } finally {
+      raw.fill(0);
+    }
+    this.epoch = epoch;
+    this.expected = 0;
+  }
+
+  /** Whether content of `epoch` can be opened (its key is installed and current). */
+  has(epoch: number): boolean {
+    return this.key !== null && epoch === this.epoch;
+  }
+
+  /** The plaintext of a content frame of the current epoch; counters must run 0, 1, 2… */
+  async open(bytes: Uint8Array): Promise<Uint8Array> {
+    const epoch = readU64(bytes, 1);
+    if (!this.key || epoch !== this.epoch) throw new ChannelError("content under an unknown key");
+    const counter = readU64(bytes, 9);
+    if (counter !== this.expected) {
+      throw new ChannelError(counter < this.expected ? "a message was replayed" : "messages were dropped or reordered");
+    }
+    const plaintext = await decrypt(this.key, counterNonce(counter), additionalData(this.sessionId, KIND_CONTENT, epoch, counter), bytes.subarray(17));
+    this.expected++;
+    return plaintext;
+  }
+
+  close(): void {
+    this.key = null;
+  }
+}
+
+/** Agent side: installs epoch keys and opens content frames, strictly in order. */
+export class ContentReceiver {
+  private readonly content: EpochContent;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -168,7 +209,9 @@ export class ContentReceiver {
     private readonly customerToAgent: CryptoKey,
     /** Which wrapped epoch keys are this receiver's: the agent's or the supervisor's. */
     private readonly keyKind: KeyKind = KIND_EPOCH_KEY,
-  ) {}
+  ) {
+    this.content = new EpochContent(sessionId);
+  }
 
   /**
    * Plaintext of a content frame; null after installing an epoch key. Throws ChannelError.
@@ -188,32 +231,19 @@ export class ContentReceiver {
     if (kind === KIND_EPOCH_KEY || kind === KIND_WATCHER_KEY) {
       if (bytes.length !== 1 + 8 + 12 + 32 + 16) throw new ChannelError("malformed epoch key");
       if (kind !== this.keyKind) return null; // wrapped for the other recipient
-      if (epoch <= this.epoch) throw new ChannelError("an old key was replayed");
+      if (epoch <= this.content.epoch) throw new ChannelError("an old key was replayed");
       const nonce = bytes.subarray(9, 21);
       const raw = await decrypt(this.customerToAgent, nonce, additionalData(this.sessionId, kind, epoch), bytes.subarray(21));
-      try {
-        this.key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["decrypt"]);
-      } finally {
-        raw.fill(0);
-      }
-      this.epoch = epoch;
-      this.expected = 0;
+      await this.content.install(epoch, raw);
       return null;
     }
     if (kind !== KIND_CONTENT) throw new ChannelError("unknown frame kind");
-    if (!this.key || epoch !== this.epoch) throw new ChannelError("content under an unknown key");
-    const counter = readU64(bytes, 9);
-    if (counter !== this.expected) {
-      throw new ChannelError(counter < this.expected ? "a message was replayed" : "messages were dropped or reordered");
-    }
-    const plaintext = await decrypt(this.key, counterNonce(counter), additionalData(this.sessionId, KIND_CONTENT, epoch, counter), bytes.subarray(17));
-    this.expected++;
-    return plaintext;
+    return this.content.open(bytes);
   }
 
   /** Drop the keys (session over). */
   close(): void {
-    this.key = null;
+    this.content.close();
   }
 }
 

@@ -15,7 +15,7 @@
 
 import { x25519 } from "@noble/curves/ed25519.js";
 import {
-  ChannelError, KIND_CONTENT, KIND_RECORDING_KEY, RECORDING_KEY_FRAME_BYTES, additionalData, counterNonce, decrypt,
+  ChannelError, EpochContent, KIND_CONTENT, KIND_RECORDING_KEY, RECORDING_KEY_FRAME_BYTES, additionalData, decrypt,
   encrypt, readU64, recordingWrapKey,
 } from "./channel.ts";
 import { fromBase64Url, toBase64Url } from "./encoding.ts";
@@ -162,13 +162,13 @@ export function parseContainer(bytes: Uint8Array): { header: RecordingHeader; fr
  * or altered frame throws ChannelError (the server cannot edit a recording unnoticed).
  */
 export class RecordingOpener {
-  private epoch = -1;
-  private key: CryptoKey | null = null;
-  private expected = 0;
+  private readonly content: EpochContent;
   /** Content frames skipped because their epoch's key was not wrapped for recording. */
   skipped = 0;
 
-  constructor(private readonly sessionId: string, private readonly privateKey: Uint8Array) {}
+  constructor(private readonly sessionId: string, private readonly privateKey: Uint8Array) {
+    this.content = new EpochContent(sessionId);
+  }
 
   /** Plaintext (still packed) of a content frame; null for key frames and skipped frames. */
   async open(bytes: Uint8Array): Promise<Uint8Array | null> {
@@ -177,9 +177,8 @@ export class RecordingOpener {
     const epoch = readU64(bytes, 1);
     if (kind === KIND_RECORDING_KEY) {
       if (bytes.length !== RECORDING_KEY_FRAME_BYTES) throw new ChannelError("malformed recording key");
-      if (epoch <= this.epoch) throw new ChannelError("an old key was replayed");
+      if (epoch <= this.content.epoch) throw new ChannelError("an old key was replayed");
       const ephemeralPublic = bytes.subarray(9, 41);
-      const nonce = bytes.subarray(41, 53);
       let shared: Uint8Array;
       try {
         shared = x25519.getSharedSecret(this.privateKey, ephemeralPublic);
@@ -187,32 +186,18 @@ export class RecordingOpener {
         throw new ChannelError("malformed recording key");
       }
       const wrapKey = await recordingWrapKey(shared, ephemeralPublic, x25519.getPublicKey(this.privateKey), "decrypt");
-      const raw = await decrypt(wrapKey, nonce, additionalData(this.sessionId, KIND_RECORDING_KEY, epoch), bytes.subarray(53));
-      try {
-        this.key = await subtle.importKey("raw", raw as BufferSource, "AES-GCM", false, ["decrypt"]);
-      } finally {
-        raw.fill(0);
-      }
-      this.epoch = epoch;
-      this.expected = 0;
+      const aad = additionalData(this.sessionId, KIND_RECORDING_KEY, epoch);
+      await this.content.install(epoch, await decrypt(wrapKey, bytes.subarray(41, 53), aad, bytes.subarray(53)));
       return null;
     }
     if (kind !== KIND_CONTENT) return null; // keys wrapped for the agent or a supervisor
-    if (!this.key || epoch !== this.epoch) {
-      if (epoch > this.epoch) {
+    if (!this.content.has(epoch)) {
+      if (epoch > this.content.epoch) {
         this.skipped++;
         return null;
       }
       throw new ChannelError("content of an earlier part of the recording reappeared");
     }
-    const counter = readU64(bytes, 9);
-    if (counter !== this.expected) {
-      throw new ChannelError(counter < this.expected ? "a frame was replayed" : "frames are missing or reordered");
-    }
-    const plaintext = await decrypt(
-      this.key, counterNonce(counter), additionalData(this.sessionId, KIND_CONTENT, epoch, counter), bytes.subarray(17),
-    );
-    this.expected++;
-    return plaintext;
+    return this.content.open(bytes);
   }
 }
