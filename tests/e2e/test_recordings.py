@@ -163,6 +163,12 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
     card = player.locator("#card")
     expect(card).not_to_have_value(CARD)
     assert "4111" not in (card.input_value() or "")
+    # Pause, and go back to the start: the first page (the shop, before the checkout).
+    page.get_by_role("button", name="Pause", exact=True).click()
+    expect(page.get_by_role("button", name="Play", exact=True)).to_be_visible()
+    page.get_by_label("Position in the recording (seconds)").fill("0.1")  # after its snapshot
+    expect(player.locator("input[type=search]")).to_be_attached()
+    expect(player.locator("#notes")).to_have_count(0)
 
     # What the server stored, read with the auditor's API rights: ciphertext, which the key file
     # opens here without the SDK.
@@ -178,6 +184,16 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
     audit = audit_actions(live)
     assert audit.count("recording_played") == 1 and "recording_exported" in audit
     assert {"recording_requested", "recording_started", "recording_stopped"} <= set(audit)
+
+    # The admin erases it (GDPR): gone for everyone, and the erasure is audited.
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    console_sign_in(live, office, "ada")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Erase recording {listed['recording_id']}").click()
+    expect(page.get_by_text(f"Recording {listed['recording_id']} erased.")).to_be_visible()
+    with api(live, "aud") as client:
+        assert client.get("/api/recordings").json() == []
+    assert "recording_erased" in audit_actions(live)
 
 
 def test_a_customer_who_does_not_allow_recording_is_not_recorded(

@@ -6,6 +6,7 @@ without Redis (tests/server/test_scale_out.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,8 @@ class Proxy:
         self.ports = (first.settings.port, second.settings.port)
         self.customer_turns = itertools.cycle(self.ports)
         self.routed: list[tuple[str, int]] = []
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -46,14 +49,37 @@ class Proxy:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        server = self.loop.run_until_complete(
+        self.server = self.loop.run_until_complete(
             asyncio.start_server(self._handle, "127.0.0.1", self.port)
         )
         self.ready.set()
         self.loop.run_forever()
-        server.close()
+        self.loop.close()
+
+    async def _shutdown(self) -> None:
+        """Close everything this proxy opened, so nothing is left to the garbage collector."""
+        self.server.close()
+        for writer in tuple(self.writers):
+            writer.close()
+        for task in tuple(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for writer in tuple(self.writers):
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+        await self.server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        self.writers.add(writer)
+        try:
+            await self._route(reader, writer)
+        finally:
+            self.tasks.discard(task)
+
+    async def _route(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         line = await reader.readline()
         path = line.split(b" ")[1].decode() if line.count(b" ") >= 2 else "/"
         if path.startswith("/ws/agent"):
@@ -68,6 +94,7 @@ class Proxy:
         except OSError:
             writer.close()
             return
+        self.writers.add(up_writer)
         up_writer.write(line)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -83,6 +110,7 @@ class Proxy:
         await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
 
     def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 

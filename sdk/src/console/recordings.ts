@@ -82,6 +82,42 @@ export function recordingsPanel(root: HTMLElement): void {
   const list = el("div");
   const player = el("section", "", "mirror player");
   player.setAttribute("aria-label", "Recording playback");
+  // Controls: play/pause and a position slider (seconds into the recording).
+  const controls = el("div", "", "player-controls");
+  controls.hidden = true;
+  const toggle = el("button", "Pause");
+  toggle.type = "button";
+  const position = el("input");
+  position.type = "range";
+  position.min = "0";
+  position.step = "0.1";
+  position.setAttribute("aria-label", "Position in the recording (seconds)");
+  const clock = el("span", "", "muted");
+  controls.append(toggle, position, clock);
+  let ticker: ReturnType<typeof setInterval> | undefined;
+  const showPosition = () => {
+    if (!replayer) return;
+    const seconds = replayer.getCurrentTime() / 1000;
+    position.value = String(seconds);
+    clock.textContent = `${seconds.toFixed(1)} s of ${position.max} s`;
+  };
+  toggle.addEventListener("click", () => {
+    if (!replayer) return;
+    if (toggle.textContent === "Pause") {
+      replayer.pause();
+      toggle.textContent = "Play";
+    } else {
+      replayer.play(replayer.getCurrentTime());
+      toggle.textContent = "Pause";
+    }
+  });
+  position.addEventListener("input", () => {
+    if (!replayer) return;
+    const at = Number(position.value) * 1000;
+    if (toggle.textContent === "Pause") replayer.play(at);
+    else replayer.pause(at);
+    showPosition();
+  });
 
   const unlock = el("form", "", "office-form");
   const file = field(unlock, "Recording key file", el("input"));
@@ -120,6 +156,8 @@ export function recordingsPanel(root: HTMLElement): void {
       // a replayer that never rendered may throw; the DOM is cleared below
     }
     replayer = null;
+    clearInterval(ticker);
+    controls.hidden = true;
     player.replaceChildren();
     player.style.height = "";
   };
@@ -144,7 +182,14 @@ export function recordingsPanel(root: HTMLElement): void {
         if (replayer?.wrapper) replayer.wrapper.style.transform = `scale(${scale})`;
         player.style.height = `${Math.ceil(height * scale)}px`;
       });
+      replayer.on("finish", () => {
+        toggle.textContent = "Play";
+      });
       replayer.play();
+      position.max = (replayer.getMetaData().totalTime / 1000).toFixed(1);
+      toggle.textContent = "Pause";
+      controls.hidden = false;
+      ticker = setInterval(showPosition, 250);
       say(`Playing ${events.length} events${skipped ? ` (${skipped} frames from before consent skipped)` : ""}.`, true);
     } catch (error) {
       stopPlayer();
@@ -175,7 +220,7 @@ export function recordingsPanel(root: HTMLElement): void {
   root.append(
     el("h1", "Recordings"),
     el("p", "Recordings are encrypted in the customer's browser for your organisation's recording key; the server cannot read them. Every playback and export is recorded in the audit trail.", "muted"),
-    unlock, status, list, player,
+    unlock, status, list, controls, player,
   );
   render().catch((error: Error) => say(error.message));
 }
@@ -238,6 +283,31 @@ export function recordingKeyPanel(root: HTMLElement): void {
       .catch((error: Error) => say(error.message));
   });
 
-  root.append(el("h2", "Recording key"), current, form, remove, status);
+  // Erasure (GDPR): admins list recordings and erase ended ones; they cannot play them.
+  const recordings = el("div");
+  const listRecordings = async () => {
+    const found = await api<Recording[]>("GET", "/api/recordings?limit=200");
+    recordings.replaceChildren(found.length ? table(
+      ["started", "length", "site", "agent", ""],
+      found.map((r) => {
+        const erase = el("button", "Erase");
+        erase.setAttribute("aria-label", `Erase recording ${r.recording_id}`);
+        erase.disabled = r.ended_at === null;
+        erase.addEventListener("click", () => {
+          if (!confirm("Erase this recording for good? This cannot be undone.")) return;
+          api("DELETE", `/api/recordings/${encodeURIComponent(r.recording_id)}`)
+            .then(() => {
+              say(`Recording ${r.recording_id} erased.`, true);
+              return listRecordings();
+            })
+            .catch((error: Error) => say(error.message));
+        });
+        return [when(r.started_at), duration(r), r.site_id, r.agent, erase];
+      }),
+    ) : el("p", "No recordings.", "muted"));
+  };
+
+  root.append(el("h2", "Recording key"), current, form, remove, status, el("h2", "Recordings (erasure)"), recordings);
   render().catch((error: Error) => say(error.message));
+  listRecordings().catch((error: Error) => say(error.message));
 }
