@@ -1,8 +1,10 @@
 """Coverage-guided fuzzing (atheris) of everything that parses bytes from the network.
 
-Targets: the customer and agent control-message decoders, the policy file loader's decoder, and
-the join-code normaliser. The property: any input either decodes or raises the documented
-TandemError subclass (ProtocolError with a WebSocket close code), never anything else.
+Targets: the customer and agent control-message decoders, the policy file loader's decoder, the
+join-code normaliser, the recording container reader and the scale-out tunnel's envelopes. The
+property: any input either decodes or raises the documented error (ProtocolError with a
+WebSocket close code; ValueError for containers; msgspec's errors for envelopes), never anything
+else.
 
     .venv/bin/python fuzzing/fuzz_codec.py -runs=20000          # bounded run (make test)
     .venv/bin/python fuzzing/fuzz_codec.py -max_total_time=600  # longer session
@@ -18,10 +20,11 @@ import atheris
 with atheris.instrument_imports():
     import msgspec
 
-    from tandem import crypto
+    from tandem import crypto, tunnel
     from tandem.exceptions import ProtocolError
     from tandem.policy import MaskingPolicy
     from tandem.protocol import codec
+    from tandem.recordings import read_container
 
 LIMIT = 4096
 CLOSE_CODES = {codec.CLOSE_MALFORMED, codec.CLOSE_TOO_BIG}
@@ -29,7 +32,18 @@ CLOSE_CODES = {codec.CLOSE_MALFORMED, codec.CLOSE_TOO_BIG}
 
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    choice = fdp.ConsumeIntInRange(0, 3)
+    choice = fdp.ConsumeIntInRange(0, 5)
+    if choice == 4:
+        with contextlib.suppress(ValueError):
+            header, frames = read_container(b"TNDMREC1" + fdp.ConsumeBytes(fdp.remaining_bytes()))
+            assert isinstance(header, dict) and all(isinstance(f, bytes) for f in frames)
+        return
+    if choice == 5:
+        raw = fdp.ConsumeBytes(fdp.remaining_bytes())
+        for decoder in (tunnel._to_owner, tunnel._to_edge):
+            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                decoder.decode(raw)
+        return
     text = fdp.ConsumeUnicodeNoSurrogates(fdp.remaining_bytes())
     if choice in (0, 1):
         decode = codec.decode_customer if choice == 0 else codec.decode_agent

@@ -6,7 +6,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
+import { x25519 } from "@noble/curves/ed25519.js";
 import { ChannelError, ContentReceiver, ContentSender, KIND_WATCHER_KEY, derivePairwiseKeys } from "../src/shared/e2e/channel.ts";
+import { RecordingError, RecordingOpener, openKeyFile, parseContainer } from "../src/shared/e2e/recording.ts";
 import { MAX_PARTS, PayloadDecoder, PayloadError, pack, unpack } from "../src/shared/payload.ts";
 import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
 import { parseServerMessage } from "../src/shared/protocol.ts";
@@ -92,5 +94,42 @@ test("server messages and policies: any text, any JSON", async () => {
       await expectOnly(PolicyError, () => validatePolicy(value));
     }),
     { numRuns: RUNS },
+  );
+});
+
+test("recordings: forged or mutated containers, frames and key files only raise their own errors", async () => {
+  const secret = x25519.utils.randomSecretKey();
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const customer = await derivePairwiseKeys(ke, "s1");
+  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent], undefined, x25519.getPublicKey(secret));
+  const genuine = [...sender.epochKeyFrames, await sender.seal(new TextEncoder().encode("hello"))];
+  const mutated = fc.tuple(fc.constantFrom(...genuine), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([frame, at, value]) => {
+    const copy = frame.slice();
+    copy[at % copy.length] = value;
+    return copy;
+  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.oneof(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(...genuine), mutated), { maxLength: 8 }), async (frames) => {
+      const opener = new RecordingOpener("s1", secret);
+      for (const frame of frames) await expectOnly(ChannelError, () => opener.open(frame));
+    }),
+    { numRuns: RUNS / 4 },
+  );
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, magic) => {
+      const data = magic ? new Uint8Array([...new TextEncoder().encode("TNDMREC1"), ...bytes]) : bytes;
+      try {
+        parseContainer(data);
+      } catch (error) {
+        assert.ok(error instanceof RecordingError, String(error));
+      }
+    }),
+    { numRuns: RUNS },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.oneof(fc.string(), fc.json(), fc.record({ tandem_recording_key: fc.constant(1), public_key: fc.string(), sealed: fc.string(), nonce: fc.string(), kdf: fc.record({ name: fc.constant("PBKDF2-SHA256"), iterations: fc.constant(100_000), salt: fc.string() }) }).map((v) => JSON.stringify(v))), async (text) => {
+      await expectOnly(RecordingError, () => openKeyFile(text, "some passphrase"));
+    }),
+    { numRuns: 40 }, // each well-formed one runs PBKDF2
   );
 });

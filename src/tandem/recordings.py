@@ -80,7 +80,12 @@ def read_container(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
         chunk = data[offset : offset + length]
         offset += length
         if header is None:
-            header = json.loads(chunk)
+            try:
+                header = json.loads(chunk)
+            except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+                raise ValueError("the recording's header is not JSON") from None
+            if not isinstance(header, dict):
+                raise ValueError("the recording's header is not an object")
         else:
             frames.append(chunk)
     if header is None:
