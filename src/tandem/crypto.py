@@ -8,6 +8,7 @@ can make it deterministic; nothing else in Tandem calls a random source directly
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -138,9 +139,20 @@ CUSTOMER_SIGNATURE_ALGORITHM = "HS256"
 _CLOCK_SKEW_SECONDS = 30
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class CustomerClaims:
+    """What a verified customer token says."""
+
+    subject: str
+    """The customer's id at the site (``sub``)."""
+    token_id: str | None
+    """``jti``: when present, the token is accepted once."""
+    expires_at: float
+
+
 def verify_customer_token(
     token: str, key: str, audience: str, now: float, max_lifetime: float
-) -> str:
+) -> CustomerClaims:
     """Check a customer token from a site's backend and return its subject (the customer's id
     at the site). A JWT signed with HS256 by the site's key, with ``aud`` = the site id, ``sub``,
     ``iat`` and ``exp`` at most ``max_lifetime`` after ``iat``. Any other algorithm (``none``
@@ -169,7 +181,10 @@ def verify_customer_token(
     subject = claims["sub"]
     if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
         raise AuthenticationError("customer token not accepted: sub must be a short string")
-    return subject
+    token_id = claims.get("jti")
+    if token_id is not None and (not isinstance(token_id, str) or not 1 <= len(token_id) <= 128):
+        raise AuthenticationError("customer token not accepted: jti must be a short string")
+    return CustomerClaims(subject, token_id, float(claims["exp"]))
 
 
 RECORDING_KEY_BYTES = 32

@@ -156,13 +156,18 @@ class SessionHub:
                 raise AuthenticationError("this page needs a customer token: sign in on the site")
             if site.token_key is None or self.box is None:
                 raise AuthenticationError("customer token not accepted: the site has no key")
-            return crypto.verify_customer_token(
+            claims = crypto.verify_customer_token(
                 token,
                 self.box.open(site.token_key),
                 site.site_id,
                 self.clock(),
                 self.settings.customer_token_max_seconds,
             )
+            if claims.token_id is not None:  # single use: a replay is refused
+                digest = crypto.secret_digest(f"{site.site_id}:{claims.token_id}", "jti")
+                if not await self.storage.use_once(digest, claims.expires_at + 60):
+                    raise AuthenticationError("customer token not accepted: it was used already")
+            return claims.subject
         except AuthenticationError as exc:
             await self.record(
                 "customer_token_rejected",

@@ -108,3 +108,22 @@ async def test_tokens_are_optional_until_the_site_requires_them(orgs_server: Run
     # A token that is offered is still checked.
     customer, answer = await create(orgs_server, sign(key, sub="c", aud="x", iat=now, exp=now + 60))
     assert answer is None and (await closed_with(customer))[0] == 4401
+
+
+async def test_a_token_with_an_id_starts_one_session_only(orgs_server: RunningServer) -> None:
+    key = issue_key(orgs_server)
+    now = int(orgs_server.clock())
+    token = sign(key, sub="c-7", aud="demo", iat=now, exp=now + 300, jti="3f9c1e")
+    _, created = await create(orgs_server, token)
+    assert created is not None and created["type"] == "created"
+    replay, answer = await create(orgs_server, token)  # the same token again: a replay
+    assert answer is None
+    code, reason = await closed_with(replay)
+    assert code == 4401 and "used already" in reason
+    fresh = sign(key, sub="c-7", aud="demo", iat=now, exp=now + 300, jti="a71b02")
+    _, again = await create(orgs_server, fresh)  # a new token for the same customer works
+    assert again is not None and again["type"] == "created"
+    without_id = sign(key, sub="c-7", aud="demo", iat=now, exp=now + 300)
+    for _ in range(2):  # without an id, a token may start sessions until it expires
+        _, created = await create(orgs_server, without_id)
+        assert created is not None and created["type"] == "created"

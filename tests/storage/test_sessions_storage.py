@@ -31,3 +31,13 @@ async def test_live_sessions_are_those_of_the_organisation_not_yet_ended(storage
     assert [(r.session_id, r.node) for r in live] == [("a", "n2"), ("b", "n1")]
     assert [r.session_id for r in await storage.live_sessions("acme")] == ["theirs"]
     assert await storage.live_sessions("nobody") == []
+
+
+async def test_a_single_use_mark_is_taken_once_until_it_expires(storage: Storage) -> None:
+    assert await storage.use_once("d1", 100.0)
+    assert not await storage.use_once("d1", 100.0)
+    assert await storage.use_once("d2", 100.0)
+    await storage.purge_expired(99.0)
+    assert not await storage.use_once("d1", 100.0)  # not expired yet
+    await storage.purge_expired(100.0)
+    assert await storage.use_once("d1", 200.0)  # expired and purged: usable again

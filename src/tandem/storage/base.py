@@ -309,8 +309,13 @@ class Storage(AuditStore, Protocol):
         """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
         ...
 
+    async def use_once(self, digest: str, expires_at: float) -> bool:
+        """Mark a single-use secret (a customer token's id) used until ``expires_at``; True the
+        first time, False while the mark lasts. Atomic across processes."""
+        ...
+
     async def purge_expired(self, now: float) -> None:
-        """Delete expired codes and sign-ins."""
+        """Delete expired codes, sign-ins and single-use marks."""
         ...
 
     async def close(self) -> None: ...

@@ -189,6 +189,13 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN state text NOT NULL DEFAULT 'waiting';
     CREATE INDEX sessions_live ON sessions(org_id, created_at) WHERE ended_at IS NULL;
     """,
+    """
+    CREATE TABLE used_once (
+        digest text PRIMARY KEY,
+        expires_at double precision NOT NULL
+    );
+    CREATE INDEX used_once_expires ON used_once(expires_at);
+    """,
 )
 
 # Text is ordered byte-wise (COLLATE "C"), like SQLite, whatever the database's locale.
@@ -645,9 +652,19 @@ class PostgresStorage:
         )
         return [_session(row) for row in rows]
 
+    async def use_once(self, digest: str, expires_at: float) -> bool:
+        row = await self._pool.fetchrow(
+            "INSERT INTO used_once (digest, expires_at) VALUES ($1, $2)"
+            " ON CONFLICT (digest) DO NOTHING RETURNING digest",
+            digest,
+            expires_at,
+        )
+        return row is not None
+
     async def purge_expired(self, now: float) -> None:
         async with self._pool.acquire() as db, db.transaction():
             await db.execute("DELETE FROM join_codes WHERE expires_at <= $1", now)
+            await db.execute("DELETE FROM used_once WHERE expires_at <= $1", now)
             await db.execute("DELETE FROM logins WHERE expires_at <= $1", now)
             await db.execute("DELETE FROM oidc_pending WHERE expires_at <= $1", now)
             # Each organisation's retention: ended sessions' records go when it runs out.

@@ -182,6 +182,12 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN node TEXT NOT NULL DEFAULT '';
     ALTER TABLE sessions ADD COLUMN state TEXT NOT NULL DEFAULT 'waiting';
     """,
+    """
+    CREATE TABLE used_once (
+        digest TEXT PRIMARY KEY,
+        expires_at REAL NOT NULL
+    );
+    """,
 )
 
 _USER_COLUMNS = (
@@ -874,9 +880,22 @@ class SQLiteStorage:
         )
         return [SessionRecord(*row) for row in rows]
 
+    async def use_once(self, digest: str, expires_at: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            try:
+                db.execute(
+                    "INSERT INTO used_once (digest, expires_at) VALUES (?, ?)", (digest, expires_at)
+                )
+            except sqlite3.IntegrityError:
+                return False
+            return True
+
+        return await self._run(work)
+
     async def purge_expired(self, now: float) -> None:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM join_codes WHERE expires_at <= ?", (now,))
+            db.execute("DELETE FROM used_once WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM oidc_pending WHERE expires_at <= ?", (now,))
             # Each organisation's retention: ended sessions' records go when it runs out.
