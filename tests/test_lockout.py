@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from tandem.lockout import Backoff
+from tandem.lockout import Backoff, SharedBackoff
 from tests.conftest import AGENT_PASSWORD, RunningServer
 
 
@@ -55,3 +57,17 @@ def test_spraying_many_accounts_from_one_address_is_slowed(server: RunningServer
     for name in ("bob", "carol", "dave", "erin"):
         assert login(server, name, "spray-password-1").status_code == 401
     assert login(server, "frank", "spray-password-1").status_code == 429
+
+
+async def test_shared_back_off_follows_the_same_rules_across_processes(storage: Any) -> None:
+    """Two SharedBackoffs on one storage (two processes): failures add up."""
+    one = SharedBackoff(storage, free=3, base=1.0, cap=8.0)
+    two = SharedBackoff(storage, free=3, base=1.0, cap=8.0)
+    waits = []
+    for i in range(8):
+        await (one if i % 2 else two).failed(100.0, "user:a", "ip:1")
+        waits.append(await one.retry_after(100.0, "user:a"))
+    assert waits == [0, 0, 0, 1.0, 2.0, 4.0, 8.0, 8.0]  # as one Backoff would count
+    await two.succeeded("user:a")
+    assert await one.retry_after(101.0, "user:a") == 0
+    assert await one.retry_after(101.0, "user:a", "ip:1") == 7.0  # the address still waits

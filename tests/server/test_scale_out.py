@@ -66,7 +66,7 @@ def run_in_thread(work: Callable[[], Awaitable[None]]) -> None:
         raise failure[0]
 
 
-Cluster = Callable[[], RunningServer]
+Cluster = Callable[..., RunningServer]
 
 
 @pytest.fixture
@@ -111,8 +111,8 @@ def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Clu
 
     started: list[RunningServer] = []
 
-    def start() -> RunningServer:
-        started.append(server_factory(**shared))
+    def start(**overrides: Any) -> RunningServer:
+        started.append(server_factory(**shared, **overrides))
         return started[-1]
 
     try:
@@ -257,3 +257,19 @@ def test_redis_needs_postgres_and_a_redis_url() -> None:
     )
     assert settings.redis_url == REDIS_URL
     assert REDIS_URL not in repr(settings)
+
+
+def test_wrong_passwords_spread_over_two_servers_add_up(cluster: Cluster) -> None:
+    """The back-off counts live in the shared database: an attacker cannot multiply its quota
+    by spreading guesses over the servers."""
+    a, b = cluster(login_backoff_seconds=60.0), cluster(login_backoff_seconds=60.0)
+    free = a.settings.login_free_failures
+    for attempt in range(free + 1):
+        server = (a, b)[attempt % 2]
+        wrong = {"username": "alice", "password": "not-alices-password"}
+        assert httpx.post(f"{server.base}/api/login", json=wrong).status_code == 401
+    for server in (a, b):
+        right = {"username": "alice", "password": AGENT_PASSWORD}
+        response = httpx.post(f"{server.base}/api/login", json=right)
+        assert response.status_code == 429, server.base
+        assert int(response.headers["retry-after"]) > 1

@@ -41,3 +41,19 @@ async def test_a_single_use_mark_is_taken_once_until_it_expires(storage: Storage
     assert not await storage.use_once("d1", 100.0)  # not expired yet
     await storage.purge_expired(100.0)
     assert await storage.use_once("d1", 200.0)  # expired and purged: usable again
+
+
+async def test_back_off_counts_are_kept_per_key_and_cleared(storage: Storage) -> None:
+    assert await storage.backoff_state(["user:a"]) == {}
+    assert [await storage.backoff_failed("user:a", 10.0) for _ in range(3)] == [1, 2, 3]
+    await storage.backoff_failed("ip:1", 10.0)
+    await storage.backoff_lock("user:a", 50.0)
+    await storage.backoff_lock("user:a", 20.0)  # never shortens a longer wait
+    assert await storage.backoff_state(["user:a", "ip:1", "user:b"]) == {
+        "user:a": (3, 50.0),
+        "ip:1": (1, 0.0),
+    }
+    await storage.backoff_clear("user:a")
+    assert await storage.backoff_state(["user:a"]) == {}
+    await storage.purge_expired(10.0 + 86400.0 + 1)  # a day after its last failure, no wait
+    assert await storage.backoff_state(["ip:1"]) == {}

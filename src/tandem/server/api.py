@@ -78,7 +78,7 @@ async def login(request: Request) -> Response:
     services = _services(request)
     client = request.client.host if request.client else ""
     keys = (f"user:{creds.username.lower()}", f"ip:{client}")
-    wait = services.backoff.retry_after(services.clock(), *keys)
+    wait = await services.backoff.retry_after(services.clock(), *keys)
     if wait > 0:
         await services.hub.record("sign_in_throttled", actor=creds.username[:64], ip=client)
         response = problem(429, "Too many attempts", "Too many failed sign-ins. Try again later.")
@@ -96,10 +96,10 @@ async def login(request: Request) -> Response:
             box=services.box,
         )
     except AuthenticationError as exc:
-        services.backoff.failed(services.clock(), *keys)
+        await services.backoff.failed(services.clock(), *keys)
         await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
         return problem(401, "Sign-in failed", str(exc))
-    services.backoff.succeeded(keys[0])
+    await services.backoff.succeeded(keys[0])
     await services.hub.record("sign_in", actor=agent.username)
     response = JSONResponse(_agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

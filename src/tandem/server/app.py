@@ -25,7 +25,7 @@ from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
-from tandem.lockout import Backoff
+from tandem.lockout import SharedBackoff
 from tandem.server import admin, api, openapi, sso, ws
 from tandem.server.middleware import SameOriginWrites, SecurityHeaders
 from tandem.storage import open_storage
@@ -46,12 +46,12 @@ class Services:
     hub: SessionHub
     clock: Callable[[], float]
     entropy: crypto.Entropy
-    backoff: Backoff
+    backoff: SharedBackoff
     box: crypto.SecretBox
-    join_backoff: Backoff
-    join_org_backoff: Backoff
+    join_backoff: SharedBackoff
+    join_org_backoff: SharedBackoff
     directory: Directory
-    sso_backoff: Backoff
+    sso_backoff: SharedBackoff
 
 
 async def sdk_script(request: Request) -> Response:
@@ -131,15 +131,17 @@ def create_app(
             store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
         )
         await hub.record("server_started", actor="server")
-        backoff = Backoff(
+        # Counted in storage, so that several processes share one count per key.
+        backoff = SharedBackoff(
+            store,
             settings.login_free_failures,
             settings.login_backoff_seconds,
             settings.login_backoff_max_seconds,
         )
         box = crypto.SecretBox(settings.secrets_key_path)
         hub.box = box
-        join_backoff = Backoff(settings.join_free_failures, 2.0, 600.0)
-        join_org_backoff = Backoff(settings.join_org_free_failures, 2.0, 600.0)
+        join_backoff = SharedBackoff(store, settings.join_free_failures, 2.0, 600.0)
+        join_org_backoff = SharedBackoff(store, settings.join_org_free_failures, 2.0, 600.0)
         directory = Directory(store, hub.record, clock, box, entropy)
         await register_allowed_origins(directory, settings)
         app.state.services = Services(
@@ -154,7 +156,7 @@ def create_app(
             join_backoff,
             join_org_backoff,
             directory,
-            Backoff(settings.sso_free_starts, 2.0, 600.0),
+            SharedBackoff(store, settings.sso_free_starts, 2.0, 600.0),
         )
 
         async def tick_forever() -> None:

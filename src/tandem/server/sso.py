@@ -59,10 +59,10 @@ async def start(request: Request) -> Response:
     services = _services(request)
     org_id = request.query_params.get("org", "").strip().lower()
     client = f"sso-ip:{request.client.host if request.client else ''}"
-    if services.sso_backoff.retry_after(services.clock(), client) > 0:
+    if await services.sso_backoff.retry_after(services.clock(), client) > 0:
         await services.hub.record("sso_throttled", actor="", ip=client[7:])
         return _failed("busy")
-    services.sso_backoff.failed(services.clock(), client)  # cleared when a sign-in completes
+    await services.sso_backoff.failed(services.clock(), client)  # cleared when one completes
     try:
         auth.validate_name(org_id, "organisation id")
         config = await provider_for(services, org_id)
@@ -148,7 +148,7 @@ async def callback(request: Request) -> Response:
         "oidc",
     )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method="oidc")
-    services.sso_backoff.succeeded(f"sso-ip:{request.client.host if request.client else ''}")
+    await services.sso_backoff.succeeded(f"sso-ip:{request.client.host if request.client else ''}")
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

@@ -364,8 +364,8 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 if live is not None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
                 wait = max(
-                    services.join_backoff.retry_after(hub.clock(), *join_keys),
-                    services.join_org_backoff.retry_after(hub.clock(), org_key),
+                    await services.join_backoff.retry_after(hub.clock(), *join_keys),
+                    await services.join_org_backoff.retry_after(hub.clock(), org_key),
                 )
                 if wait > 0:
                     await ws.send_text(
@@ -387,9 +387,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     candidate = None
                     notice = ErrorNotice(code="not_your_team", message=f"Not allowed: {exc}.")
                 if candidate is None:
-                    services.join_backoff.failed(hub.clock(), *join_keys)
-                    org_was_free = services.join_org_backoff.retry_after(hub.clock(), org_key) == 0
-                    services.join_org_backoff.failed(hub.clock(), org_key)
+                    org_backoff = services.join_org_backoff
+                    await services.join_backoff.failed(hub.clock(), *join_keys)
+                    org_was_free = await org_backoff.retry_after(hub.clock(), org_key) == 0
+                    await org_backoff.failed(hub.clock(), org_key)
                     failures += 1
                     await hub.record(
                         "join_code_rejected",
@@ -398,7 +399,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                         attempts=failures,
                         reason=notice.code,
                     )
-                    if org_was_free and services.join_org_backoff.retry_after(hub.clock(), org_key):
+                    if org_was_free and await org_backoff.retry_after(hub.clock(), org_key):
                         # Many wrong codes across the organisation: someone may be guessing.
                         await hub.record("join_code_alert", actor=agent.username, org=agent.org)
                     if failures >= settings.max_join_attempts_per_socket:
@@ -407,7 +408,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     await ws.send_text(codec.encode(notice))
                     continue
                 live, site = candidate
-                services.join_backoff.succeeded(join_keys[0])
+                await services.join_backoff.succeeded(join_keys[0])
                 subscription = services.fanout.subscribe(
                     agents_topic(live.machine.session_id), settings.send_queue_frames
                 )

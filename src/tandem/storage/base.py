@@ -309,6 +309,22 @@ class Storage(AuditStore, Protocol):
         """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
         ...
 
+    # Back-off counts (tandem.lockout.SharedBackoff): keys are "user:…", "ip:…", "join-org:…".
+
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
+        """``(failures, locked_until)`` of those of ``keys`` that have failed."""
+        ...
+
+    async def backoff_failed(self, key: str, now: float) -> int:
+        """Count one more failure of ``key`` (atomically); return the new count."""
+        ...
+
+    async def backoff_lock(self, key: str, locked_until: float) -> None:
+        """Make ``key`` wait until ``locked_until`` (never shortens a longer wait)."""
+        ...
+
+    async def backoff_clear(self, key: str) -> None: ...
+
     async def use_once(self, digest: str, expires_at: float) -> bool:
         """Mark a single-use secret (a customer token's id) used until ``expires_at``; True the
         first time, False while the mark lasts. Atomic across processes."""

@@ -195,6 +195,12 @@ _MIGRATIONS: tuple[str, ...] = (
         expires_at double precision NOT NULL
     );
     CREATE INDEX used_once_expires ON used_once(expires_at);
+    CREATE TABLE backoff (
+        key text PRIMARY KEY,
+        failures bigint NOT NULL,
+        locked_until double precision NOT NULL,
+        updated_at double precision NOT NULL
+    );
     """,
 )
 
@@ -652,6 +658,33 @@ class PostgresStorage:
         )
         return [_session(row) for row in rows]
 
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
+        rows = await self._pool.fetch(
+            "SELECT key, failures, locked_until FROM backoff WHERE key = ANY($1::text[])",
+            list(keys),
+        )
+        return {str(r[0]): (int(r[1]), float(r[2])) for r in rows}
+
+    async def backoff_failed(self, key: str, now: float) -> int:
+        failures = await self._pool.fetchval(
+            "INSERT INTO backoff (key, failures, locked_until, updated_at) VALUES ($1, 1, 0, $2)"
+            " ON CONFLICT (key) DO UPDATE SET failures = backoff.failures + 1,"
+            " updated_at = excluded.updated_at RETURNING failures",
+            key,
+            now,
+        )
+        return int(failures)
+
+    async def backoff_lock(self, key: str, locked_until: float) -> None:
+        await self._pool.execute(
+            "UPDATE backoff SET locked_until = GREATEST(locked_until, $1) WHERE key = $2",
+            locked_until,
+            key,
+        )
+
+    async def backoff_clear(self, key: str) -> None:
+        await self._pool.execute("DELETE FROM backoff WHERE key = $1", key)
+
     async def use_once(self, digest: str, expires_at: float) -> bool:
         row = await self._pool.fetchrow(
             "INSERT INTO used_once (digest, expires_at) VALUES ($1, $2)"
@@ -665,6 +698,11 @@ class PostgresStorage:
         async with self._pool.acquire() as db, db.transaction():
             await db.execute("DELETE FROM join_codes WHERE expires_at <= $1", now)
             await db.execute("DELETE FROM used_once WHERE expires_at <= $1", now)
+            await db.execute(
+                "DELETE FROM backoff WHERE updated_at < $1 AND locked_until < $2",
+                now - 86400.0,
+                now,
+            )
             await db.execute("DELETE FROM logins WHERE expires_at <= $1", now)
             await db.execute("DELETE FROM oidc_pending WHERE expires_at <= $1", now)
             # Each organisation's retention: ended sessions' records go when it runs out.

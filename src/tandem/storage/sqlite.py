@@ -187,6 +187,12 @@ _MIGRATIONS: tuple[str, ...] = (
         digest TEXT PRIMARY KEY,
         expires_at REAL NOT NULL
     );
+    CREATE TABLE backoff (
+        key TEXT PRIMARY KEY,
+        failures INTEGER NOT NULL,
+        locked_until REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
     """,
 )
 
@@ -880,6 +886,41 @@ class SQLiteStorage:
         )
         return [SessionRecord(*row) for row in rows]
 
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
+        if not keys:
+            return {}
+        marks = ", ".join("?" * len(keys))
+        rows = await self._run(
+            lambda db: db.execute(
+                f"SELECT key, failures, locked_until FROM backoff WHERE key IN ({marks})",
+                tuple(keys),
+            ).fetchall()
+        )
+        return {str(key): (int(failures), float(until)) for key, failures, until in rows}
+
+    async def backoff_failed(self, key: str, now: float) -> int:
+        def work(db: sqlite3.Connection) -> int:
+            row = db.execute(
+                "INSERT INTO backoff (key, failures, locked_until, updated_at) VALUES (?, 1, 0, ?)"
+                " ON CONFLICT (key) DO UPDATE SET failures = failures + 1,"
+                " updated_at = excluded.updated_at RETURNING failures",
+                (key, now),
+            ).fetchone()
+            return int(row[0])
+
+        return await self._run(work)
+
+    async def backoff_lock(self, key: str, locked_until: float) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE backoff SET locked_until = MAX(locked_until, ?) WHERE key = ?",
+                (locked_until, key),
+            )
+        )
+
+    async def backoff_clear(self, key: str) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM backoff WHERE key = ?", (key,)))
+
     async def use_once(self, digest: str, expires_at: float) -> bool:
         def work(db: sqlite3.Connection) -> bool:
             try:
@@ -896,6 +937,11 @@ class SQLiteStorage:
         def work(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM join_codes WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM used_once WHERE expires_at <= ?", (now,))
+            # Counts forgotten a day after the last failure, once no wait is running.
+            db.execute(
+                "DELETE FROM backoff WHERE updated_at < ? AND locked_until < ?",
+                (now - 86400.0, now),
+            )
             db.execute("DELETE FROM logins WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM oidc_pending WHERE expires_at <= ?", (now,))
             # Each organisation's retention: ended sessions' records go when it runs out.
