@@ -164,3 +164,18 @@ def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
     exported = run("audit", "export", *data).stdout
     for action in ("org_created", "team_created", "site_created", "user_created"):
         assert f'"action": "{action}"' in exported
+
+
+def test_serve_says_when_redis_cannot_be_reached(tmp_path: Path) -> None:
+    import os
+
+    env = {
+        **os.environ,
+        "TANDEM_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",  # checked after Redis
+        "TANDEM_REDIS_URL": "redis://:secret-pw@127.0.0.1:1/0",
+    }
+    result = run("serve", "--data-dir", str(tmp_path), env=env)
+    assert result.returncode == 2
+    assert "cannot reach Redis" in result.stderr
+    assert "secret-pw" not in result.stderr + result.stdout  # never the password
+    assert "Traceback" not in result.stderr

@@ -147,6 +147,8 @@ def serve(
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
+        if settings.redis_url:
+            asyncio.run(_check_redis(settings.redis_url))
         users = asyncio.run(_count_users(settings))
     except TandemError as exc:
         raise _fail(exc) from None
@@ -192,6 +194,14 @@ async def _count_users(settings: Settings) -> int:
         return await storage.count_users()
     finally:
         await storage.close()
+
+
+async def _check_redis(url: str) -> None:
+    """Reach Redis before serving: a clear error here, not a failed start-up later."""
+    from tandem.fanout.redis import RedisFanout
+
+    fanout = await RedisFanout.connect(url)
+    await fanout.close()
 
 
 def _read_password(password_stdin: bool) -> str:
