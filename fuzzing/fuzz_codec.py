@@ -3,8 +3,7 @@
 Targets: the customer and agent control-message decoders, the policy file loader's decoder, the
 join-code normaliser, the recording container reader and the scale-out tunnel's envelopes. The
 property: any input either decodes or raises the documented error (ProtocolError with a
-WebSocket close code; ValueError for containers; msgspec's errors for envelopes), never anything
-else.
+WebSocket close code; ValueError for containers; envelopes never raise), never anything else.
 
     .venv/bin/python fuzzing/fuzz_codec.py -runs=20000          # bounded run (make test)
     .venv/bin/python fuzzing/fuzz_codec.py -max_total_time=600  # longer session
@@ -40,9 +39,8 @@ def test_one_input(data: bytes) -> None:
         return
     if choice == 5:
         raw = fdp.ConsumeBytes(fdp.remaining_bytes())
-        for decoder in (tunnel._to_owner, tunnel._to_edge):
-            with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
-                decoder.decode(raw)
+        tunnel.decode_to_owner(raw)  # never raises: a bad envelope is dropped, the host goes on
+        tunnel.decode_to_edge(raw)
         return
     text = fdp.ConsumeUnicodeNoSurrogates(fdp.remaining_bytes())
     if choice in (0, 1):

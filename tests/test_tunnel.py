@@ -65,6 +65,7 @@ async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket() -> None:
     assert await next_reply(out) == Closed(4000, "bye")
     fanout.publish(inbox, Frame(encode(Data("c1", b"late", True))))  # after the close: dropped
     fanout.publish(inbox, Frame(b"\x93not an envelope"))  # ignored, the host goes on
+    fanout.publish(inbox, Frame(b"\x91" + b"\xb9" * 100))  # invalid UTF-8 (found by atheris)
     fanout.publish(inbox, Frame(encode(Open("c2", "/ws/nowhere", [], ("", 0), "ws"))))
     fanout.publish(inbox, Frame(encode(Hangup("c9", 1000))))  # an unknown socket: ignored
     await asyncio.sleep(0.05)

@@ -102,6 +102,28 @@ def _frame(message: ToOwner | ToEdge) -> Frame:
     return Frame(_encode(message))
 
 
+def decode_to_owner(data: str | bytes) -> ToOwner | None:
+    """An envelope for the owner, or None if it is not one (never raises)."""
+    if not isinstance(data, bytes):
+        return None
+    try:
+        envelope: ToOwner = _to_owner.decode(data)
+        return envelope
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError):
+        return None
+
+
+def decode_to_edge(data: str | bytes) -> ToEdge | None:
+    """An envelope for the edge, or None if it is not one (never raises)."""
+    if not isinstance(data, bytes):
+        return None
+    try:
+        envelope: ToEdge = _to_edge.decode(data)
+        return envelope
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError):
+        return None
+
+
 def _payload(message: Message) -> tuple[bytes, bool]:
     """An ASGI send/receive message's frame as (bytes, is text)."""
     text = message.get("text")
@@ -194,9 +216,8 @@ class TunnelHost:
                 await asyncio.sleep(self.retry_seconds)  # while Redis is away, not in a spin
                 self._subscription = self.fanout.subscribe(node_topic(self.node), 100_000)
                 continue
-            try:
-                envelope = _to_owner.decode(frame.data)  # type: ignore[arg-type]
-            except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
+            envelope = decode_to_owner(frame.data)
+            if envelope is None:
                 log.warning("ignored a malformed tunnel envelope")
                 continue
             self._dispatch(envelope)
@@ -320,11 +341,10 @@ async def tunnel(
 async def _next(replies: Any) -> ToEdge:
     while True:
         frame = await replies.get()
-        try:
-            reply: ToEdge = _to_edge.decode(frame.data)
+        reply = decode_to_edge(frame.data)
+        if reply is not None:
             return reply
-        except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
-            log.warning("ignored a malformed tunnel reply")
+        log.warning("ignored a malformed tunnel reply")
 
 
 async def _downstream(ws: WebSocket, replies: Any) -> None:
