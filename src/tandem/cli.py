@@ -36,6 +36,8 @@ audit_app = typer.Typer(
 )
 app.add_typer(audit_app, name="audit")
 
+recording_app = typer.Typer(help="Recordings exported from the console.", no_args_is_help=True)
+app.add_typer(recording_app, name="recording")
 org_app = typer.Typer(help="Organisations and their teams.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
 site_app = typer.Typer(help="Websites whose pages may start sessions.", no_args_is_help=True)
@@ -431,6 +433,44 @@ async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecor
         return await storage.audit_records(since), await storage.anchors()
     finally:
         await storage.close()
+
+
+@recording_app.command("open")
+def recording_open(
+    recording: Annotated[Path, typer.Argument(help="An exported recording (.tandemrec).")],
+    key: Annotated[Path, typer.Option(help="The organisation's recording key file.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the rrweb events here (default: standard output).")
+    ] = None,
+    passphrase_stdin: Annotated[
+        bool, typer.Option(help="Read the key's passphrase from standard input.")
+    ] = False,
+) -> None:
+    """Decrypt an exported recording offline into rrweb events (JSON), for a legal hold or any
+    rrweb player. Needs the key file and its passphrase; the server is not involved."""
+    from tandem.recordings import recording_events
+
+    try:
+        data = recording.read_bytes()
+        key_text = key.read_text()
+    except OSError as exc:
+        raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if passphrase_stdin or not sys.stdin.isatty():
+        passphrase = sys.stdin.readline().rstrip("\r\n")
+    else:
+        passphrase = typer.prompt("Key passphrase", hide_input=True)
+    try:
+        header, events = recording_events(data, key_text, passphrase)
+    except TandemError as exc:
+        raise _fail(exc) from None
+    text = json.dumps({"recording": header, "events": events})
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text)
+        typer.echo(
+            f"{len(events)} events of recording {header.get('recording_id')} -> {out}", err=True
+        )
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import hashlib
 import hmac
+import json
 import secrets
 from pathlib import Path
 from typing import Protocol
@@ -21,7 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
-from tandem.exceptions import AuthenticationError, ConfigError
+from tandem.exceptions import AuthenticationError, ConfigError, RecordingError
 
 _MAX_PASSWORD_BYTES = 1024
 
@@ -207,3 +208,102 @@ def recording_key_id(public_key: str) -> str:
     if raw == bytes(RECORDING_KEY_BYTES):
         raise ConfigError("the recording key is all zeros")
     return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:16]).rstrip(b"=").decode()
+
+
+def open_recording_key(key_file: str, passphrase: str) -> bytes:
+    """The X25519 private key in a recording key file (docs/recordings.md), opened with its
+    passphrase. Raises :class:`RecordingError`."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    try:
+        file = json.loads(key_file)
+        kdf = file["kdf"]
+        if file["tandem_recording_key"] != 1 or kdf["name"] != "PBKDF2-SHA256":
+            raise ValueError
+        iterations = int(kdf["iterations"])
+        if not 100_000 <= iterations <= 10_000_000:
+            raise ValueError
+        salt, nonce, sealed = (_b64(kdf["salt"]), _b64(file["nonce"]), _b64(file["sealed"]))
+        key_id = str(file["key_id"])
+    except (ValueError, KeyError, TypeError):
+        raise RecordingError("this is not a Tandem recording key file") from None
+    wrap = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(passphrase.encode())
+    try:
+        private = AESGCM(wrap).decrypt(nonce, sealed, f"tandem/v1/recording-key|{key_id}".encode())
+    except (InvalidTag, ValueError):
+        raise RecordingError("wrong passphrase, or the key file is damaged") from None
+    public = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+    if _b64u(public) != file.get("public_key") or recording_key_id(_b64u(public)) != key_id:
+        raise RecordingError("the key file is damaged")
+    return private
+
+
+def open_recording_frames(frames: list[bytes], session_id: str, private_key: bytes) -> list[bytes]:
+    """The packed payloads of a recording's frames (flag byte, then JSON, deflated or not), in
+    order, opened with the organisation's private recording key; epochs whose content key was
+    not wrapped for recording are skipped. Raises :class:`RecordingError` for a frame that was
+    altered, dropped, reordered or replayed."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    private = X25519PrivateKey.from_private_bytes(private_key)
+    public = private.public_key().public_bytes_raw()
+
+    def aad(kind: int, *numbers: int) -> bytes:
+        return (
+            f"tandem/v1|{session_id}|".encode()
+            + bytes([kind])
+            + b"".join(n.to_bytes(8, "big") for n in numbers)
+        )
+
+    opened: list[bytes] = []
+    epoch, key, expected = -1, None, 0
+    try:
+        for frame in frames:
+            if len(frame) < 17:
+                raise RecordingError("truncated frame")
+            kind, at = frame[0], int.from_bytes(frame[1:9], "big")
+            if kind == 0x05:
+                if len(frame) != 101 or at <= epoch:
+                    raise RecordingError("malformed or replayed recording key")
+                ephemeral = frame[9:41]
+                shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+                hkdf = HKDF(hashes.SHA256(), 32, ephemeral + public, b"tandem/v1/recording")
+                key = AESGCM(
+                    AESGCM(hkdf.derive(shared)).decrypt(frame[41:53], frame[53:], aad(5, at))
+                )
+                epoch, expected = at, 0
+            elif kind == 0x01 and key is not None and at == epoch:
+                counter = int.from_bytes(frame[9:17], "big")
+                if counter != expected:
+                    raise RecordingError("frames are missing, reordered or replayed")
+                nonce = bytes(4) + counter.to_bytes(8, "big")
+                opened.append(key.decrypt(nonce, frame[17:], aad(1, at, counter)))
+                expected += 1
+            elif kind == 0x01 and at < epoch:
+                raise RecordingError("content of an earlier part of the recording reappeared")
+    except (InvalidTag, ValueError) as exc:
+        raise RecordingError(
+            f"a frame of the recording was altered ({exc.__class__.__name__})"
+        ) from None
+    return opened
+
+
+def _b64(text: object) -> bytes:
+    if not isinstance(text, str):
+        raise ValueError("not base64url text")
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _b64u(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

@@ -64,3 +64,8 @@ class ProtocolError(TandemError):
 
 class UserExistsError(ConflictError):
     """A user with that name already exists."""
+
+
+class RecordingError(TandemError):
+    """A recording or recording key file that does not open: wrong passphrase, another key, or
+    frames altered, dropped, reordered or replayed."""

@@ -23,12 +23,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from tandem import crypto
 from tandem.access import Principal, Resource, authorize
-from tandem.exceptions import ConflictError, NotFoundError
+from tandem.exceptions import ConflictError, NotFoundError, RecordingError
 from tandem.storage.base import RecordingRecord, Storage
 
 CONTAINER_MAGIC = b"TNDMREC1"
@@ -91,6 +92,38 @@ def read_container(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
     if header is None:
         raise ValueError("truncated recording")
     return header, frames
+
+
+def recording_events(
+    data: bytes, key_file: str, passphrase: str
+) -> tuple[dict[str, Any], list[Any]]:
+    """Open an exported recording offline with the organisation's key file: its header and its
+    rrweb events, in order. Raises :class:`~tandem.exceptions.RecordingError`."""
+    try:
+        header, frames = read_container(data)
+    except ValueError as exc:
+        raise RecordingError(f"not a Tandem recording: {exc}") from None
+    private = crypto.open_recording_key(key_file, passphrase)
+    if header.get("key_id") != json.loads(key_file).get("key_id"):
+        raise RecordingError(f"this recording was made with another key ({header.get('key_id')})")
+    events: list[Any] = []
+    parts: dict[int, str] = {}
+    for packed in crypto.open_recording_frames(frames, str(header.get("session_id")), private):
+        try:
+            deflated = packed[:1] == b"\x01"
+            body = zlib.decompressobj(-15).decompress(packed[1:]) if deflated else packed[1:]
+            payload = json.loads(body)
+            if isinstance(payload, dict) and payload.get("k") == "part":
+                parts[int(payload["i"])] = str(payload["d"])
+                if len(parts) < int(payload["n"]):
+                    continue
+                payload = json.loads("".join(parts[i] for i in sorted(parts)))
+                parts = {}
+        except (zlib.error, ValueError, KeyError, TypeError):
+            raise RecordingError("a payload of the recording does not decode") from None
+        if isinstance(payload, dict) and payload.get("k") == "events":
+            events.extend(payload.get("events") or [])
+    return header, events
 
 
 @dataclasses.dataclass(slots=True)

@@ -1,27 +1,20 @@
 """Recordings end to end, in three browsers: the admin creates the organisation's recording key
 in the console (the private half goes into a passphrase-protected file), the agent asks to
 record, the customer allows it and later stops it, and the auditor plays it back in the console
-with the key file. The server only ever holds ciphertext: the test opens what it stored with the
-key file here, in Python, independently of the SDK, and finds the page's text in it (and not the
-card number, nor anything typed after "Stop recording")."""
+with the key file. The server only ever holds ciphertext: the test opens what it stored offline
+with the key file (`tandem recording open`, Python, independent of the SDK), and finds the page's
+text in it (and not the card number, nor anything typed after "Stop recording")."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import struct
-import zlib
+import subprocess
+import sys
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from playwright.sync_api import expect
 
-from tandem.recordings import read_container
 from tests.conftest import RunningServer, add_user
 from tests.e2e.conftest import Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
@@ -29,56 +22,6 @@ from tests.server.test_organisations import api
 
 PASSPHRASE = "a long passphrase for auditors"
 CARD = "4111 1111 1111 1111"
-
-
-def b64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def open_key_file(path: Path, passphrase: str) -> X25519PrivateKey:
-    """The key file's private key, opened as docs/recordings.md describes (not with the SDK)."""
-    file = json.loads(path.read_text())
-    kdf = PBKDF2HMAC(hashes.SHA256(), 32, b64(file["kdf"]["salt"]), file["kdf"]["iterations"])
-    key = kdf.derive(passphrase.encode())
-    aad = f"tandem/v1/recording-key|{file['key_id']}".encode()
-    raw = AESGCM(key).decrypt(b64(file["nonce"]), b64(file["sealed"]), aad)
-    return X25519PrivateKey.from_private_bytes(raw)
-
-
-def aad(session_id: str, kind: int, *numbers: int) -> bytes:
-    return (
-        f"tandem/v1|{session_id}|".encode()
-        + bytes([kind])
-        + b"".join(struct.pack(">Q", n) for n in numbers)
-    )
-
-
-def open_recording(container: bytes, private: X25519PrivateKey) -> str:
-    """Every payload of a recording, decrypted and inflated, as text."""
-    header, frames = read_container(container)
-    session_id = header["session_id"]
-    public = private.public_key().public_bytes_raw()
-    keys: dict[int, bytes] = {}
-    texts = []
-    for frame in frames:
-        kind, epoch = frame[0], struct.unpack(">Q", frame[1:9])[0]
-        if kind == 0x05:
-            ephemeral = frame[9:41]
-            shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
-            wrap = HKDF(hashes.SHA256(), 32, ephemeral + public, b"tandem/v1/recording").derive(
-                shared
-            )
-            keys[epoch] = AESGCM(wrap).decrypt(frame[41:53], frame[53:], aad(session_id, 5, epoch))
-        elif kind == 0x01 and epoch in keys:
-            counter = struct.unpack(">Q", frame[9:17])[0]
-            nonce = bytes(4) + struct.pack(">Q", counter)
-            packed = AESGCM(keys[epoch]).decrypt(
-                nonce, frame[17:], aad(session_id, 1, epoch, counter)
-            )
-            body = zlib.decompressobj(-15).decompress(packed[1:]) if packed[0] else packed[1:]
-            texts.append(body.decode())
-    assert keys, "no content key was wrapped for the recording key"
-    return "\n".join(texts)
 
 
 def create_key(admin: Party, live: RunningServer, tmp_path: Path) -> Path:
@@ -177,7 +120,27 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
         stored = client.get(f"/api/recordings/{listed['recording_id']}/export").content
     for visible in (b"ring twice", b"lamp", b"checkout"):
         assert visible not in stored
-    text = open_recording(stored, open_key_file(key_file, PASSPHRASE))
+    exported = tmp_path / "exported.tandemrec"
+    exported.write_bytes(stored)
+    opened = subprocess.run(  # offline, with the key file: `tandem recording open`
+        [
+            sys.executable,
+            "-m",
+            "tandem",
+            "recording",
+            "open",
+            str(exported),
+            "--key",
+            str(key_file),
+        ],
+        input=PASSPHRASE + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert opened.returncode == 0, opened.stderr
+    text = opened.stdout
+    assert json.loads(text)["recording"]["recording_id"] == listed["recording_id"]
     assert "ring twice" in text and "lamp" in text
     assert "postscript" not in text  # typed after "Stop recording"
     assert not re.search(r"4111\D?1111", text)
