@@ -6,6 +6,7 @@ storage writes. Socket adapters (``tandem.server.ws``) call it; it never touches
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -79,8 +80,7 @@ class LiveSession:
     team_policies: list[dict[str, object]] = dataclasses.field(default_factory=list)
     """The joined agent's teams' policies for this site, sent to the customer."""
     record_requester: str = ""
-    """Username of the agent who asked to record, and the key the customer was asked to use."""
-    record_key_id: str = ""
+    """Username of the agent who asked to record."""
     recorder: Recorder | None = None
     """The running recording's buffer, while the customer allows recording."""
     stored_state: str = "waiting"
@@ -392,7 +392,6 @@ class SessionHub:
             return
         effects = live.machine.record_requested(org.recording_key)
         live.record_requester = agent.username
-        live.record_key_id = crypto.recording_key_id(org.recording_key)
         await self.record(
             "recording_requested",
             actor=agent.username,
@@ -424,6 +423,10 @@ class SessionHub:
         except TandemError as exc:  # erased or storage refused: stop rather than lose silently
             log.warning("recording stopped: %s", exc)
             live.recorder = None
+            with contextlib.suppress(TandemError):  # else it would look "running" for ever
+                await self.storage.end_recording(
+                    recorder.recording.recording_id, self.clock(), "unavailable"
+                )
             await self.record(
                 "recording_failed",
                 actor="server",
@@ -434,6 +437,7 @@ class SessionHub:
             await self.apply(live, live.machine.record_stop("unavailable"))
 
     async def _start_recording(self, live: LiveSession) -> None:
+        key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
         recording = new_recording(
             self.entropy,
             self.clock(),
@@ -441,7 +445,7 @@ class SessionHub:
             session_id=live.machine.session_id,
             site_id=live.site_id,
             agent=live.record_requester,
-            key_id=live.record_key_id,
+            key_id=key_id,
         )
         await self.storage.add_recording(recording)
         live.recorder = Recorder(recording, self.settings.max_recording_bytes)
@@ -452,7 +456,7 @@ class SessionHub:
             subject=recording.recording_id,
             session=live.machine.session_id,
             agent=live.record_requester,
-            key_id=live.record_key_id,
+            key_id=key_id,
         )
 
     async def _stop_recording(self, live: LiveSession, reason: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sqlite3
 import time
 from typing import Any
 
@@ -325,3 +326,25 @@ def test_the_recording_key_is_validated_and_its_changes_audited(
         assert aud.put("/api/org/recording-key", json={"public_key": KEY}).status_code == 403
     actions = audit_actions(orgs_server)
     assert "recording_key_set" in actions and "recording_key_removed" in actions
+
+
+async def test_a_recording_that_cannot_be_stored_stops_and_is_closed(
+    rec_server: RunningServer,
+) -> None:
+    customer, alice, _ = await recording(rec_server)
+    [running] = recordings_of(rec_server)
+    with sqlite3.connect(rec_server.settings.database_path) as db:  # storage refuses frame 0
+        db.execute(
+            "INSERT INTO recording_frames (recording_id, seq, data) VALUES (?, 0, x'00')",
+            (running["recording_id"],),
+        )
+    await customer.send(b"\x01frame")
+    await alice.recv()
+    off = {"v": 1, "type": "recording", "on": False, "reason": "unavailable"}
+    assert await recv_json(alice, timeout=10) == off  # flushed within a tick
+    assert await recv_json(customer) == off
+    [failed] = recordings_of(rec_server)
+    assert failed["end_reason"] == "unavailable" and failed["ended_at"] is not None
+    assert "recording_failed" in audit_actions(rec_server)
+    await customer.send(b"\x01sharing-goes-on")
+    assert await alice.recv() == b"\x01sharing-goes-on"
