@@ -57,7 +57,7 @@ def normalize_join_code(text: str) -> str:
 
 def new_token(entropy: Entropy, nbytes: int = 32) -> str:
     """A URL-safe random token (``nbytes`` of entropy) for cookies and resume tokens."""
-    return base64.urlsafe_b64encode(entropy(nbytes)).rstrip(b"=").decode()
+    return _b64u(entropy(nbytes))
 
 
 def secret_digest(secret: str, purpose: str) -> str:
@@ -201,18 +201,16 @@ def recording_key_id(public_key: str) -> str:
         raw = base64.urlsafe_b64decode(public_key + "=")
     except (ValueError, TypeError):
         raise ConfigError("the recording key is not base64url") from None
-    if len(raw) != RECORDING_KEY_BYTES or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != (
-        public_key
-    ):
+    if len(raw) != RECORDING_KEY_BYTES or _b64u(raw) != public_key:
         raise ConfigError("the recording key must be 32 bytes in base64url (43 characters)")
     if raw == bytes(RECORDING_KEY_BYTES):
         raise ConfigError("the recording key is all zeros")
-    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()[:16]).rstrip(b"=").decode()
+    return _b64u(hashlib.sha256(raw).digest()[:16])
 
 
-def open_recording_key(key_file: str, passphrase: str) -> bytes:
-    """The X25519 private key in a recording key file (docs/recordings.md), opened with its
-    passphrase. Raises :class:`RecordingError`."""
+def open_recording_key(key_file: str, passphrase: str) -> tuple[str, bytes]:
+    """The key id and the X25519 private key of a recording key file (docs/recordings.md),
+    opened with its passphrase. Raises :class:`RecordingError`."""
     from cryptography.exceptions import InvalidTag
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -239,7 +237,7 @@ def open_recording_key(key_file: str, passphrase: str) -> bytes:
     public = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
     if _b64u(public) != file.get("public_key") or recording_key_id(_b64u(public)) != key_id:
         raise RecordingError("the key file is damaged")
-    return private
+    return key_id, private
 
 
 def open_recording_frames(frames: list[bytes], session_id: str, private_key: bytes) -> list[bytes]:

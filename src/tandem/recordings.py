@@ -103,8 +103,8 @@ def recording_events(
         header, frames = read_container(data)
     except ValueError as exc:
         raise RecordingError(f"not a Tandem recording: {exc}") from None
-    private = crypto.open_recording_key(key_file, passphrase)
-    if header.get("key_id") != json.loads(key_file).get("key_id"):
+    key_id, private = crypto.open_recording_key(key_file, passphrase)
+    if header.get("key_id") != key_id:
         raise RecordingError(f"this recording was made with another key ({header.get('key_id')})")
     events: list[Any] = []
     parts: dict[int, str] = {}

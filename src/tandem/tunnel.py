@@ -102,26 +102,24 @@ def _frame(message: ToOwner | ToEdge) -> Frame:
     return Frame(_encode(message))
 
 
-def decode_to_owner(data: str | bytes) -> ToOwner | None:
-    """An envelope for the owner, or None if it is not one (never raises)."""
+def _decode(decoder: msgspec.msgpack.Decoder[Any], data: str | bytes) -> Any:
+    """The envelope in ``data``, or None if it is not one (never raises)."""
     if not isinstance(data, bytes):
         return None
     try:
-        envelope: ToOwner = _to_owner.decode(data)
-        return envelope
+        return decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError):
         return None
+
+
+def decode_to_owner(data: str | bytes) -> ToOwner | None:
+    envelope: ToOwner | None = _decode(_to_owner, data)
+    return envelope
 
 
 def decode_to_edge(data: str | bytes) -> ToEdge | None:
-    """An envelope for the edge, or None if it is not one (never raises)."""
-    if not isinstance(data, bytes):
-        return None
-    try:
-        envelope: ToEdge = _to_edge.decode(data)
-        return envelope
-    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError):
-        return None
+    envelope: ToEdge | None = _decode(_to_edge, data)
+    return envelope
 
 
 def _payload(message: Message) -> tuple[bytes, bool]:
