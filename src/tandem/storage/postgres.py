@@ -219,6 +219,10 @@ _RECORDING_SELECT = (
     "SELECT recording_id, org_id, session_id, site_id, agent, key_id, started_at, ended_at,"
     " end_reason, frames, size FROM recordings"
 )
+_SESSION_SELECT = (
+    "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node, state"
+    " FROM sessions"
+)
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
@@ -635,8 +639,7 @@ class PostgresStorage:
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         row = await self._pool.fetchrow(
-            "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node,"
-            " state FROM sessions WHERE session_id = $1",
+            f"{_SESSION_SELECT} WHERE session_id = $1",
             session_id,
         )
         return _session(row) if row else None
@@ -651,8 +654,7 @@ class PostgresStorage:
 
     async def live_sessions(self, org_id: str) -> list[SessionRecord]:
         rows = await self._pool.fetch(
-            "SELECT session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node,"
-            " state FROM sessions WHERE org_id = $1 AND ended_at IS NULL"
+            f"{_SESSION_SELECT} WHERE org_id = $1 AND ended_at IS NULL"
             ' ORDER BY created_at, session_id COLLATE "C"',
             org_id,
         )
