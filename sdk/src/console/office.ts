@@ -129,7 +129,7 @@ interface TokenKey {
 type Say = (text: string, good?: boolean) => void;
 
 /** A status line (role=status, named if `name` is given) and the function that writes to it. */
-function statusLine(name = ""): [HTMLParagraphElement, Say] {
+export function statusLine(name = ""): [HTMLParagraphElement, Say] {
   const status = el("p", "", "status");
   status.setAttribute("role", "status");
   if (name) status.setAttribute("aria-label", name);

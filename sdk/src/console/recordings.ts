@@ -12,7 +12,7 @@ import {
   MIN_PASSPHRASE_LENGTH, RecordingError, RecordingOpener, newKeyFile, openKeyFile, parseContainer, type RecordingKey,
 } from "../shared/e2e/recording.ts";
 import { PayloadDecoder, unpack } from "../shared/payload.ts";
-import { api, el, field, table } from "./office.ts";
+import { api, el, field, statusLine, table } from "./office.ts";
 
 interface Recording {
   recording_id: string;
@@ -73,12 +73,7 @@ export async function recordingEvents(bytes: Uint8Array, key: RecordingKey): Pro
 export function recordingsPanel(root: HTMLElement): void {
   let key: RecordingKey | null = null;
   let replayer: Replayer | null = null;
-  const status = el("p", "", "status");
-  status.setAttribute("role", "status");
-  const say = (text: string, good = false) => {
-    status.textContent = text;
-    status.className = `status ${good ? "good" : "bad"}`;
-  };
+  const [status, say] = statusLine();
   const list = el("div");
   const player = el("section", "", "mirror player");
   player.setAttribute("aria-label", "Recording playback");
@@ -227,12 +222,7 @@ export function recordingsPanel(root: HTMLElement): void {
 
 /** The admin's recording key: create one (file for the auditors) or remove it. */
 export function recordingKeyPanel(root: HTMLElement): void {
-  const status = el("p", "", "status");
-  status.setAttribute("role", "status");
-  const say = (text: string, good = false) => {
-    status.textContent = text;
-    status.className = `status ${good ? "good" : "bad"}`;
-  };
+  const [status, say] = statusLine();
   const current = el("p");
   const remove = el("button", "Remove recording key");
   const form = el("form", "", "office-form");
