@@ -96,73 +96,179 @@ def key_file(private: X25519PrivateKey, passphrase: str = PASSPHRASE) -> str:
     )
 
 
-def aad(kind: int, *numbers: int) -> bytes:
-    return b"tandem/v1|s1|" + bytes([kind]) + b"".join(struct.pack(">Q", n) for n in numbers)
+def aad(kind: int, *numbers: int, version: int = 1) -> bytes:
+    numbers_bytes = struct.pack(f">{len(numbers)}Q", *numbers)
+    return f"tandem/v{version}|s1|".encode() + bytes([kind]) + numbers_bytes
 
 
-def recorded(private: X25519PrivateKey, payloads: list[dict[str, object]]) -> list[bytes]:
-    """Frames of one epoch: the content key wrapped for the recording key, then the content."""
+def flat(epochs: list[list[bytes]]) -> list[bytes]:
+    return [frame for epoch in epochs for frame in epoch]
+
+
+def seal(key: bytes, epoch: int, counter: int, payload: dict[str, object]) -> bytes:
+    body = json.dumps(payload).encode()
+    packed = b"\x01" + zlib.compress(body)[2:-4] if counter % 2 else b"\x00" + body
+    sealed = AESGCM(key).encrypt(
+        bytes(4) + struct.pack(">Q", counter), packed, aad(1, epoch, counter)
+    )
+    return b"\x01" + struct.pack(">QQ", epoch, counter) + sealed
+
+
+def link(
+    private: X25519PrivateKey, content_key: bytes, epoch: int, previous: int, count: int
+) -> bytes:
+    """A recorded epoch's key frame (0x06): the content key wrapped for the recording key,
+    naming the previous recorded epoch and its frame count in its additional data."""
     public = private.public_key().public_bytes_raw()
-    content_key, ephemeral = os.urandom(32), X25519PrivateKey.generate()
+    ephemeral = X25519PrivateKey.generate()
     ephemeral_public = ephemeral.public_key().public_bytes_raw()
     shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(public))
-    wrap = HKDF(hashes.SHA256(), 32, ephemeral_public + public, b"tandem/v1/recording").derive(
+    wrap = HKDF(hashes.SHA256(), 32, ephemeral_public + public, b"tandem/v2/recording").derive(
         shared
     )
     nonce = os.urandom(12)
-    frames = [
-        b"\x05"
-        + struct.pack(">Q", 1)
-        + ephemeral_public
-        + nonce
-        + AESGCM(wrap).encrypt(nonce, content_key, aad(5, 1))
-    ]
-    for counter, payload in enumerate(payloads):
-        body = json.dumps(payload).encode()
-        packed = b"\x01" + zlib.compress(body)[2:-4] if counter % 2 else b"\x00" + body
-        sealed = AESGCM(content_key).encrypt(
-            bytes(4) + struct.pack(">Q", counter), packed, aad(1, 1, counter)
-        )
-        frames.append(b"\x01" + struct.pack(">QQ", 1, counter) + sealed)
-    return frames
+    numbers = struct.pack(">QQQ", epoch, previous, count)
+    sealed = AESGCM(wrap).encrypt(nonce, content_key, aad(6, epoch, previous, count, version=2))
+    return b"\x06" + numbers + ephemeral_public + nonce + sealed
 
 
-EVENTS = [{"k": "events", "events": [{"type": 2, "n": i}]} for i in range(3)]
+START = {
+    "k": "recording_start",
+    "recording_id": "r1",
+    "session_id": "s1",
+    "agent": "alice",
+    "site": "demo",
+    "origin": "https://shop.example",
+    "at": 1_700_000_000_000,
+}
+END = {"k": "recording_end", "recording_id": "r1", "reason": "stopped", "at": 1_700_000_060_000}
 
 
-def made_for(private: X25519PrivateKey) -> RecordingRecord:
+def events(name: str) -> dict[str, object]:
+    return {"k": "events", "events": [{"type": 3, "name": name}]}
+
+
+PAGES = [[START, events("shop")], [events("cart")], [events("checkout"), END]]
+
+
+def recorded(
+    private: X25519PrivateKey, pages: list[list[dict[str, object]]] = PAGES
+) -> list[list[bytes]]:
+    """The frames of each epoch: epoch 1 before consent (not recorded), then recorded epochs
+    2, 3, 5… (epoch numbers need not be consecutive), chained, as the SDK sends them."""
+    unrecorded = os.urandom(32)
+    epochs = [[seal(unrecorded, 1, 0, events("before consent"))]]
+    previous = count = 0
+    for epoch, payloads in zip((2, 3, 5, 6, 7), pages, strict=False):
+        content_key = os.urandom(32)
+        frames = [link(private, content_key, epoch, previous, count)]
+        frames += [seal(content_key, epoch, i, p) for i, p in enumerate(payloads)]
+        epochs.append(frames)
+        previous, count = epoch, len(payloads)
+    return epochs
+
+
+def made_for(private: X25519PrivateKey, **fields: object) -> RecordingRecord:
     public = _b64u(private.public_key().public_bytes_raw())
-    return dataclasses.replace(RECORDING, key_id=crypto.recording_key_id(public))
+    return dataclasses.replace(RECORDING, key_id=crypto.recording_key_id(public), **fields)  # type: ignore[arg-type]
+
+
+def refusal(private: X25519PrivateKey, frames: list[bytes], **header: object) -> str:
+    with pytest.raises(RecordingError) as refused:
+        recording_events(
+            container(made_for(private, **header), frames), key_file(private), PASSPHRASE
+        )
+    return str(refused.value)
 
 
 def test_a_recording_opens_offline_with_its_key_file() -> None:
     private = X25519PrivateKey.generate()
-    frames = recorded(private, EVENTS)
-    data = container(made_for(private), frames)
-    header, events = recording_events(data, key_file(private), PASSPHRASE)
+    data = container(made_for(private), flat(recorded(private)))
+    header, opened = recording_events(data, key_file(private), PASSPHRASE)
     assert header["recording_id"] == "r1"
-    assert events == [{"type": 2, "n": 0}, {"type": 2, "n": 1}, {"type": 2, "n": 2}]
+    assert header["bound"] == {"start": START, "end": END}
+    assert [e["name"] for e in opened] == ["shop", "cart", "checkout"]
 
 
-def test_a_wrong_passphrase_another_key_or_an_edited_recording_is_refused() -> None:
+def test_a_wrong_passphrase_another_key_or_an_edited_epoch_is_refused() -> None:
     private = X25519PrivateKey.generate()
-    frames = recorded(private, EVENTS)
-    data = container(made_for(private), frames)
+    epochs = recorded(private, [[START, events("a"), events("b"), END]])
+    data = container(made_for(private), flat(epochs))
     with pytest.raises(RecordingError, match="wrong passphrase"):
         recording_events(data, key_file(private), "not the passphrase")
     with pytest.raises(RecordingError, match="another key"):
         recording_events(data, key_file(X25519PrivateKey.generate()), PASSPHRASE)
-    altered = bytearray(frames[2])
+    before, (key, start, a, b, end) = epochs
+    altered = bytearray(b)
     altered[-1] ^= 1
-    for edited in (
-        [frames[0], frames[1], frames[3]],  # a frame dropped
-        [frames[0], frames[2], frames[1], frames[3]],  # reordered
-        [frames[0], frames[1], frames[1]],  # replayed
-        [frames[0], frames[1], bytes(altered)],  # altered
+    for edited, why in (
+        ([key, start, b, end], "missing, reordered or replayed"),  # a frame dropped
+        ([key, start, b, a, end], "missing, reordered or replayed"),  # reordered
+        ([key, start, a, a, b, end], "missing, reordered or replayed"),  # replayed
+        ([key, start, a, bytes(altered), end], "altered"),
     ):
-        with pytest.raises(RecordingError):
-            recording_events(container(made_for(private), edited), key_file(private), PASSPHRASE)
+        assert why in refusal(private, before + edited)
     with pytest.raises(RecordingError):
         recording_events(b"not a recording", key_file(private), PASSPHRASE)
     with pytest.raises(RecordingError, match="not a Tandem recording key"):
         recording_events(data, "{}", PASSPHRASE)
+
+
+def test_a_recording_without_its_first_epoch_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    before, _first, *rest = recorded(private)
+    assert refusal(private, before + flat(rest)) == crypto.Broken.FIRST_MISSING
+    assert refusal(private, before) == crypto.Broken.FIRST_MISSING  # nothing recorded at all
+
+
+def test_a_recording_without_a_middle_epoch_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    before, first, _middle, last = recorded(private)
+    assert refusal(private, before + first + last) == crypto.Broken.middle_missing(2, 5)
+
+
+def test_a_recording_with_frames_cut_from_the_end_of_a_middle_epoch_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    pages = [[START, events("a"), events("b"), events("c")], [events("d"), END]]
+    before, first, last = recorded(private, pages)
+    assert refusal(private, before + first[:-2] + last) == crypto.Broken.tail_frames(2, 2, 4)
+
+
+def test_a_truncated_recording_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    epochs = recorded(private)
+    assert refusal(private, flat(epochs[:-1])) == crypto.Broken.TRUNCATED
+    assert refusal(private, flat(epochs)[:-1]) == crypto.Broken.TRUNCATED  # the end marker
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "bound"),
+    [("recording_id", "r2", "r1"), ("agent", "mallory", "alice"), ("site_id", "shop2", "demo")],
+)
+def test_a_relabelled_header_is_refused(field: str, value: str, bound: str) -> None:
+    private = X25519PrivateKey.generate()
+    frames = flat(recorded(private))
+    assert refusal(private, frames, **{field: value}) == crypto.Broken.relabelled(
+        field, value, bound
+    )
+
+
+def test_a_header_naming_another_session_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    frames = flat(recorded(private))
+    assert refusal(private, frames, session_id="s9") == crypto.Broken.first_key("s9")
+
+
+def test_nothing_recorded_may_follow_the_end_nor_a_second_start() -> None:
+    private = X25519PrivateKey.generate()
+    after = recorded(private, [[START, events("a")], [END], [events("after the end")]])
+    assert refusal(private, flat(after)) == crypto.Broken.AFTER_END
+    twice = recorded(private, [[START, events("a")], [START, END]])
+    assert refusal(private, flat(twice)) == crypto.Broken.SECOND_START
+
+
+def test_a_recording_made_by_an_older_version_is_refused_as_such() -> None:
+    private = X25519PrivateKey.generate()
+    legacy = b"\x05" + struct.pack(">Q", 2) + os.urandom(92)
+    frames = flat(recorded(private))
+    assert refusal(private, [legacy, *frames]) == crypto.Broken.LEGACY

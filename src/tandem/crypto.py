@@ -14,7 +14,7 @@ import hmac
 import json
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import argon2
 from cryptography.fernet import Fernet, InvalidToken
@@ -240,61 +240,166 @@ def open_recording_key(key_file: str, passphrase: str) -> tuple[str, bytes]:
     return key_id, private
 
 
-def open_recording_frames(frames: list[bytes], session_id: str, private_key: bytes) -> list[bytes]:
-    """The packed payloads of a recording's frames (flag byte, then JSON, deflated or not), in
-    order, opened with the organisation's private recording key; epochs whose content key was
-    not wrapped for recording are skipped. Raises :class:`RecordingError` for a frame that was
-    altered, dropped, reordered or replayed."""
-    from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric.x25519 import (
-        X25519PrivateKey,
-        X25519PublicKey,
+RECORDING_KEY_V1 = 0x05
+"""The unchained recording key frame of Tandem 0.2: recognised only to be refused."""
+RECORDING_LINK = 0x06
+RECORDING_LINK_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 16
+
+
+class Broken:
+    """What playback says when a recording is not the whole the customer's browser made: the
+    same words as the console's player (sdk/src/shared/e2e/recording.ts, ``BROKEN``)."""
+
+    LEGACY = (
+        "this recording was made by an older version of Tandem, without integrity of the whole "
+        "recording, so it cannot be played"
     )
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    FIRST_MISSING = "the start of the recording is missing"
+    TRUNCATED = "the end of the recording is missing: it was cut short"
+    AFTER_END = "content follows the end of the recording"
+    SECOND_START = "the recording starts twice: another recording was spliced in"
+    UNDECODABLE = "a payload of the recording does not decode"
 
-    private = X25519PrivateKey.from_private_bytes(private_key)
-    public = private.public_key().public_bytes_raw()
-
-    def aad(kind: int, *numbers: int) -> bytes:
+    @staticmethod
+    def first_key(session_id: str) -> str:
         return (
-            f"tandem/v1|{session_id}|".encode()
+            f"the recording's first key does not open for session {json.dumps(session_id)}: "
+            "its header was changed or the frame altered"
+        )
+
+    @staticmethod
+    def middle_missing(current: int, epoch: int) -> str:
+        return f"a part of the recording is missing between epochs {current} and {epoch}"
+
+    @staticmethod
+    def tail_frames(epoch: int, here: int, sent: int) -> str:
+        return f"frames are missing at the end of epoch {epoch}: {here} of {sent} are here"
+
+    @staticmethod
+    def relabelled(field: str, header: object, bound: str) -> str:
+        return (
+            f"the recording's header was changed: its {field} is "
+            f"{json.dumps(header, ensure_ascii=False)}, but the recording was made for "
+            f"{json.dumps(bound, ensure_ascii=False)}"
+        )
+
+
+class RecordingOpener:
+    """Opens a recording's frames in order with the organisation's private recording key
+    (docs/recordings.md), like the console's player.
+
+    Content of epochs whose key was not wrapped for recording is skipped. Within a recorded
+    epoch counters run 0, 1, 2…; each recorded epoch (kind 0x06) names the previous one and how
+    many content frames it had; after :meth:`end` nothing recorded may follow, and
+    :meth:`finish` wants a start and an end. Anything else raises :class:`RecordingError` with
+    :class:`Broken`'s words or saying which frame was altered.
+    """
+
+    def __init__(self, session_id: str, private_key: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+        self._session_id = session_id
+        self._private = X25519PrivateKey.from_private_bytes(private_key)
+        self._public = self._private.public_key().public_bytes_raw()
+        self._epoch = -1
+        self._key: Any = None
+        self._expected = 0
+        self._started = False
+        self._ended = False
+        self.skipped = 0
+        """Content frames of epochs that were not recorded."""
+
+    def _aad(self, kind: int, *numbers: int) -> bytes:
+        return (
+            f"tandem/v1|{self._session_id}|".encode()
             + bytes([kind])
             + b"".join(n.to_bytes(8, "big") for n in numbers)
         )
 
-    opened: list[bytes] = []
-    epoch, key, expected = -1, None, 0
-    try:
-        for frame in frames:
-            if len(frame) < 17:
-                raise RecordingError("truncated frame")
-            kind, at = frame[0], int.from_bytes(frame[1:9], "big")
-            if kind == 0x05:
-                if len(frame) != 101 or at <= epoch:
-                    raise RecordingError("malformed or replayed recording key")
-                ephemeral = frame[9:41]
-                shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
-                hkdf = HKDF(hashes.SHA256(), 32, ephemeral + public, b"tandem/v1/recording")
-                key = AESGCM(
-                    AESGCM(hkdf.derive(shared)).decrypt(frame[41:53], frame[53:], aad(5, at))
-                )
-                epoch, expected = at, 0
-            elif kind == 0x01 and key is not None and at == epoch:
-                counter = int.from_bytes(frame[9:17], "big")
-                if counter != expected:
-                    raise RecordingError("frames are missing, reordered or replayed")
-                nonce = bytes(4) + counter.to_bytes(8, "big")
-                opened.append(key.decrypt(nonce, frame[17:], aad(1, at, counter)))
-                expected += 1
-            elif kind == 0x01 and at < epoch:
-                raise RecordingError("content of an earlier part of the recording reappeared")
-    except (InvalidTag, ValueError) as exc:
-        raise RecordingError(
-            f"a frame of the recording was altered ({exc.__class__.__name__})"
-        ) from None
-    return opened
+    def open(self, frame: bytes) -> bytes | None:
+        """The packed payload of a recorded content frame; None for anything else."""
+        from cryptography.exceptions import InvalidTag
+
+        if len(frame) < 17:
+            raise RecordingError("a frame of the recording is truncated")
+        kind, epoch = frame[0], int.from_bytes(frame[1:9], "big")
+        if kind == RECORDING_KEY_V1:
+            raise RecordingError(Broken.LEGACY)
+        if kind == RECORDING_LINK:
+            self._link(frame, epoch)
+            return None
+        if kind != 0x01:
+            return None  # keys wrapped for the agent or a supervisor
+        if self._key is None or epoch != self._epoch:
+            if epoch > self._epoch:
+                self.skipped += 1
+                return None
+            raise RecordingError("content of an earlier part of the recording reappeared")
+        if self._ended:
+            raise RecordingError(Broken.AFTER_END)
+        counter = int.from_bytes(frame[9:17], "big")
+        if counter != self._expected:
+            raise RecordingError("frames are missing, reordered or replayed")
+        nonce = bytes(4) + counter.to_bytes(8, "big")
+        try:
+            plaintext: bytes = self._key.decrypt(nonce, frame[17:], self._aad(1, epoch, counter))
+        except (InvalidTag, ValueError):
+            raise RecordingError("a frame of the recording was altered") from None
+        self._expected += 1
+        return plaintext
+
+    def _link(self, frame: bytes, epoch: int) -> None:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        if len(frame) != RECORDING_LINK_BYTES:
+            raise RecordingError("a recording key of the recording is malformed")
+        if self._ended:
+            raise RecordingError(Broken.AFTER_END)
+        if epoch <= self._epoch:
+            raise RecordingError("an old key of the recording was replayed")
+        previous_epoch = int.from_bytes(frame[9:17], "big")
+        previous_count = int.from_bytes(frame[17:25], "big")
+        ephemeral = frame[25:57]
+        aad = (
+            f"tandem/v2|{self._session_id}|".encode()
+            + bytes([RECORDING_LINK])
+            + b"".join(n.to_bytes(8, "big") for n in (epoch, previous_epoch, previous_count))
+        )
+        try:
+            shared = self._private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+            hkdf = HKDF(hashes.SHA256(), 32, ephemeral + self._public, b"tandem/v2/recording")
+            raw = AESGCM(hkdf.derive(shared)).decrypt(frame[57:69], frame[69:], aad)
+        except (InvalidTag, ValueError):
+            if not self._started:
+                raise RecordingError(Broken.first_key(self._session_id)) from None
+            raise RecordingError("a recording key of the recording was altered") from None
+        # The link is authentic now: only the holder of the content key could have made it.
+        if not self._started:
+            if previous_epoch != 0:
+                raise RecordingError(Broken.FIRST_MISSING)
+        elif previous_epoch == 0:
+            raise RecordingError(Broken.SECOND_START)
+        elif previous_epoch != self._epoch:
+            raise RecordingError(Broken.middle_missing(self._epoch, epoch))
+        elif previous_count != self._expected:
+            raise RecordingError(Broken.tail_frames(self._epoch, self._expected, previous_count))
+        self._key = AESGCM(raw)
+        self._epoch, self._expected, self._started = epoch, 0, True
+
+    def end(self) -> None:
+        """The payload just opened was the customer's end marker: nothing recorded may follow."""
+        self._ended = True
+
+    def finish(self) -> None:
+        """After the last frame: raises unless the recording began and ended."""
+        if not self._started:
+            raise RecordingError(Broken.FIRST_MISSING)
+        if not self._ended:
+            raise RecordingError(Broken.TRUNCATED)
 
 
 def _b64(text: object) -> bytes:

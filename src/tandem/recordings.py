@@ -15,7 +15,8 @@ A recording travels as one binary *container*::
     b"TNDMREC1" | u32 header length | header (JSON) | (u32 frame length | frame)*
 
 The header names the recording, its session (the frames' additional data binds the session id),
-its organisation, site and key id.
+its organisation, site and key id. It is the server's word only: playback checks it against the
+``recording_start`` payload the customer's browser encrypted into the recording's first frame.
 """
 
 from __future__ import annotations
@@ -94,11 +95,52 @@ def read_container(data: bytes) -> tuple[dict[str, Any], list[bytes]]:
     return header, frames
 
 
+BOUND_FIELDS = (
+    ("recording_id", "recording_id"),
+    ("session_id", "session_id"),
+    ("agent", "agent"),
+    ("site_id", "site"),
+)
+"""Header fields a server could relabel, and the field of the customer's ``recording_start``
+payload that binds each."""
+
+
+class _Payloads:
+    """Packed payloads (flag byte, JSON deflated or not) back into payloads, parts joined."""
+
+    def __init__(self) -> None:
+        self.parts: dict[int, str] = {}
+
+    def push(self, packed: bytes) -> Any:
+        try:
+            deflated = packed[:1] == b"\x01"
+            body = zlib.decompressobj(-15).decompress(packed[1:]) if deflated else packed[1:]
+            payload = json.loads(body)
+            if isinstance(payload, dict) and payload.get("k") == "part":
+                self.parts[int(payload["i"])] = str(payload["d"])
+                if len(self.parts) < int(payload["n"]):
+                    return None
+                payload = json.loads("".join(self.parts[i] for i in sorted(self.parts)))
+                self.parts = {}
+        except (zlib.error, ValueError, KeyError, TypeError, RecursionError):
+            raise RecordingError(crypto.Broken.UNDECODABLE) from None
+        return payload
+
+
+def _kind(payload: Any) -> object:
+    return payload.get("k") if isinstance(payload, dict) else None
+
+
 def recording_events(
     data: bytes, key_file: str, passphrase: str
 ) -> tuple[dict[str, Any], list[Any]]:
     """Open an exported recording offline with the organisation's key file: its header and its
-    rrweb events, in order. Raises :class:`~tandem.exceptions.RecordingError`."""
+    rrweb events, in order. The whole recording is checked first, as the console's player does
+    (docs/recordings.md): every frame authentic and in order, one chain from the customer's
+    ``recording_start`` to its ``recording_end``, the header as the customer's browser bound
+    it. The header returned carries ``bound``: the start and end payloads (customer's clock).
+
+    Raises :class:`~tandem.exceptions.RecordingError` saying what is wrong."""
     try:
         header, frames = read_container(data)
     except ValueError as exc:
@@ -106,24 +148,41 @@ def recording_events(
     key_id, private = crypto.open_recording_key(key_file, passphrase)
     if header.get("key_id") != key_id:
         raise RecordingError(f"this recording was made with another key ({header.get('key_id')})")
+    opener = crypto.RecordingOpener(str(header.get("session_id")), private)
+    payloads = _Payloads()
     events: list[Any] = []
-    parts: dict[int, str] = {}
-    for packed in crypto.open_recording_frames(frames, str(header.get("session_id")), private):
-        try:
-            deflated = packed[:1] == b"\x01"
-            body = zlib.decompressobj(-15).decompress(packed[1:]) if deflated else packed[1:]
-            payload = json.loads(body)
-            if isinstance(payload, dict) and payload.get("k") == "part":
-                parts[int(payload["i"])] = str(payload["d"])
-                if len(parts) < int(payload["n"]):
-                    continue
-                payload = json.loads("".join(parts[i] for i in sorted(parts)))
-                parts = {}
-        except (zlib.error, ValueError, KeyError, TypeError):
-            raise RecordingError("a payload of the recording does not decode") from None
-        if isinstance(payload, dict) and payload.get("k") == "events":
+    start: dict[str, Any] | None = None
+    end: dict[str, Any] | None = None
+    for frame in frames:
+        packed = opener.open(frame)
+        if packed is None:
+            continue
+        payload = payloads.push(packed)
+        if start is None:
+            if _kind(payload) != "recording_start":
+                raise RecordingError(crypto.Broken.FIRST_MISSING)
+            for field, bound in BOUND_FIELDS:
+                value = payload.get(bound)
+                if header.get(field) != value or not isinstance(value, str):
+                    raise RecordingError(
+                        crypto.Broken.relabelled(field, header.get(field), str(value))
+                    )
+            start = payload
+        elif _kind(payload) == "recording_start":
+            raise RecordingError(crypto.Broken.SECOND_START)
+        elif _kind(payload) == "recording_end":
+            if payload.get("recording_id") != start["recording_id"]:
+                raise RecordingError(
+                    crypto.Broken.relabelled(
+                        "end's recording_id", payload.get("recording_id"), start["recording_id"]
+                    )
+                )
+            end = payload
+            opener.end()
+        elif _kind(payload) == "events":
             events.extend(payload.get("events") or [])
-    return header, events
+    opener.finish()
+    return {**header, "bound": {"start": start, "end": end}}, events
 
 
 @dataclasses.dataclass(slots=True)
