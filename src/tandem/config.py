@@ -102,8 +102,14 @@ class Settings:
     max_sessions: int = 10_000
     """Live sessions held at once; more are refused."""
     max_recording_bytes: int = 256 * 1024 * 1024
-    """Largest recording (ciphertext bytes); recording stops there (`size_limit`), the session
-    goes on."""
+    """Largest recording (ciphertext bytes); there the customer's browser is asked to end it
+    (`size_limit`), the session goes on."""
+    recording_end_bytes: int = 1024 * 1024
+    """How much more a recording may take past `max_recording_bytes` while the customer's end
+    marker is on its way; beyond it the recording is cut (and plays as truncated)."""
+    recording_end_seconds: float = 10.0
+    """How long the server waits for the customer's end marker once a recording is to end (the
+    agent stopped it, the size limit, the session ends gracefully); then it closes it without."""
     recording_flush_bytes: int = 256 * 1024
     """A recording's frames are written to storage when this much is waiting (else each second)."""
 

@@ -224,6 +224,7 @@ class SessionHub:
                 code=code,
                 code_expires_at=expires_at,
                 resume_grace_seconds=self.settings.resume_grace_seconds,
+                recording_end_seconds=self.settings.recording_end_seconds,
                 created_at=now,
                 idle_timeout_seconds=self.settings.idle_timeout_seconds,
                 max_duration_seconds=self.settings.max_session_seconds,
@@ -390,7 +391,8 @@ class SessionHub:
                 agents_topic(live.machine.session_id), Frame(codec.encode(NO_RECORDING_KEY))
             )
             return
-        effects = live.machine.record_requested(org.recording_key)
+        recording_id = crypto.new_token(self.entropy, 12)
+        effects = live.machine.record_requested(org.recording_key, recording_id, live.site_id)
         live.record_requester = agent.username
         await self.record(
             "recording_requested",
@@ -405,9 +407,11 @@ class SessionHub:
         recorder = live.recorder
         if recorder is None:
             return
-        if not recorder.add(frame):
+        if not recorder.add(frame):  # past the allowance for the end: cut here
             await self.apply(live, live.machine.record_stop("size_limit"))
             return
+        if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
+            await self.apply(live, live.machine.record_stop("size_limit", self.clock()))
         if recorder.buffered >= self.settings.recording_flush_bytes:
             await self._flush(live)
 
@@ -439,7 +443,7 @@ class SessionHub:
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
         recording = new_recording(
-            self.entropy,
+            live.machine.record_id,
             self.clock(),
             org_id=live.org_id,
             session_id=live.machine.session_id,
@@ -448,7 +452,9 @@ class SessionHub:
             key_id=key_id,
         )
         await self.storage.add_recording(recording)
-        live.recorder = Recorder(recording, self.settings.max_recording_bytes)
+        live.recorder = Recorder(
+            recording, self.settings.max_recording_bytes + self.settings.recording_end_bytes
+        )
         await self.record(
             "recording_started",
             actor="customer",

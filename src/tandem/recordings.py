@@ -281,7 +281,7 @@ class Recordings:
 
 
 def new_recording(
-    entropy: crypto.Entropy,
+    recording_id: str,
     now: float,
     *,
     org_id: str,
@@ -291,7 +291,7 @@ def new_recording(
     key_id: str,
 ) -> RecordingRecord:
     return RecordingRecord(
-        recording_id=crypto.new_token(entropy, 12),
+        recording_id=recording_id,
         org_id=org_id,
         session_id=session_id,
         site_id=site_id,

@@ -27,10 +27,17 @@ from tandem.protocol.session import (
 )
 
 
-def new_session() -> Session:
+def new_session(recording_end_seconds: float = 0.0) -> Session:
     return Session(
-        session_id="s1", code="123456789", code_expires_at=600.0, resume_grace_seconds=30.0
+        session_id="s1",
+        code="123456789",
+        code_expires_at=600.0,
+        resume_grace_seconds=30.0,
+        recording_end_seconds=recording_end_seconds,
     )
+
+
+ASK = RecordRequest(agent="Alice", key="KEY", recording_id="r1", site="demo")
 
 
 def test_join_notifies_both_sides() -> None:
@@ -182,15 +189,24 @@ EVENTS = st.lists(
             "record_refuse",
             "record_stop_customer",
             "record_stop_agent",
+            "record_stop_hard",
+            "leave_gracefully",
+            "lost_gracefully",
         ]
     ),
     max_size=30,
 )
 
 
-@given(EVENTS, st.lists(st.floats(min_value=0, max_value=2000), min_size=20, max_size=20))
-def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[float]) -> None:
-    session = new_session()
+@given(
+    EVENTS,
+    st.lists(st.floats(min_value=0, max_value=2000), min_size=20, max_size=20),
+    st.sampled_from([0.0, 10.0]),
+)
+def test_invariants_hold_for_any_event_sequence(
+    events: list[str], times: list[float], grace: float
+) -> None:
+    session = new_session(grace)
     ends = 0
     watch_ends = asks = 0
     starts = stops = 0
@@ -216,11 +232,14 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[f
                 "watch_hs_watcher": lambda: session.handshake_from_watcher("BB"),
                 "watch_mismatch": session.watch_mismatch,
                 "watch_leave": session.watcher_leaves,
-                "record": lambda: session.record_requested("KEY"),
+                "record": lambda: session.record_requested("KEY", "r1", "demo"),
                 "record_allow": lambda: session.record_consent(True),
                 "record_refuse": lambda: session.record_consent(False),
                 "record_stop_customer": lambda: session.record_stop("stopped_by_customer"),
-                "record_stop_agent": lambda: session.record_stop("stopped_by_agent"),
+                "record_stop_agent": lambda: session.record_stop("stopped_by_agent", now),  # noqa: B023
+                "record_stop_hard": lambda: session.record_stop("unavailable"),
+                "leave_gracefully": lambda: session.agent_leaves(now),  # noqa: B023
+                "lost_gracefully": lambda: session.agent_lost(now),  # noqa: B023
             }[event]()
         except ProtocolError:
             continue
@@ -247,6 +266,9 @@ def test_invariants_hold_for_any_event_sequence(events: list[str], times: list[f
             assert event == "allow"
         if session.ended:
             assert session.end_reason is not None
+        # A graceful end waits only for a running recording's end marker.
+        if session.closing is not None:
+            assert session.recording == "ending" and not session.ended
     assert ends == (1 if session.ended else 0)
     # Every recording that started is stopped exactly once, unless it still runs.
     assert stops == starts - (1 if session.records_content else 0)
@@ -263,11 +285,11 @@ def sharing_session() -> Session:
 
 def test_recording_needs_the_customers_consent_and_either_side_stops_it() -> None:
     session = sharing_session()
-    effects = session.record_requested("KEY")
-    assert effects == [ToCustomer(RecordRequest(agent="Alice", key="KEY"))]
+    effects = session.record_requested("KEY", "r1", "demo")
+    assert effects == [ToCustomer(ASK)]
     assert not session.records_content
     with pytest.raises(ProtocolError):
-        session.record_requested("KEY")  # asked already
+        session.record_requested("KEY", "r1", "demo")  # asked already
     effects = session.record_consent(True)
     assert StartRecording() in effects and session.records_content
     effects = session.record_stop("stopped_by_agent")
@@ -279,13 +301,13 @@ def test_recording_needs_the_customers_consent_and_either_side_stops_it() -> Non
 
 def test_a_refusal_keeps_nothing_and_ending_the_session_stops_a_recording() -> None:
     session = sharing_session()
-    session.record_requested("KEY")
+    session.record_requested("KEY", "r1", "demo")
     effects = session.record_consent(False)
     assert effects == [ToAgents(RecordingStatus(on=False, reason="declined"))]
     assert not session.records_content
     with pytest.raises(ProtocolError):
         session.record_consent(True)  # nobody asks now
-    session.record_requested("KEY")
+    session.record_requested("KEY", "r1", "demo")
     session.record_consent(True)
     effects = session.customer_stops()
     assert StopRecording("session_ended") in effects
@@ -296,13 +318,81 @@ def test_a_refusal_keeps_nothing_and_ending_the_session_stops_a_recording() -> N
 def test_no_recording_before_sharing_and_a_resume_asks_again() -> None:
     session = new_session()
     with pytest.raises(ProtocolError):
-        session.record_requested("KEY")
+        session.record_requested("KEY", "r1", "demo")
     session = sharing_session()
-    session.record_requested("KEY")
+    session.record_requested("KEY", "r1", "demo")
     session.customer_left(2.0)
     resumed, effects = session.customer_resumes()
     assert resumed.recording is False
-    assert ToCustomer(RecordRequest(agent="Alice", key="KEY")) in effects
+    assert ToCustomer(ASK) in effects  # the same question, the same recording id
     session.record_consent(True)
     resumed, _ = session.customer_resumes()
     assert resumed.recording is True
+
+
+def recording_session(grace: float = 10.0) -> Session:
+    session = new_session(grace)
+    session.agent_joins("Alice", 1.0)
+    session.consent(True)
+    session.record_requested("KEY", "r1", "demo")
+    session.record_consent(True)
+    return session
+
+
+def test_the_agent_stopping_asks_the_customers_browser_to_end_the_recording_first() -> None:
+    session = recording_session()
+    effects = session.record_stop("stopped_by_agent", 5.0)
+    status = RecordingStatus(on=False, reason="stopped_by_agent")
+    assert effects == [ToAgents(status), ToCustomer(status)]
+    assert session.records_content  # its end marker is still kept
+    assert session.record_stop("stopped_by_agent", 6.0) == []  # asked once
+    effects = session.record_stop("stopped_by_customer")  # after the end marker
+    assert effects == [StopRecording("stopped_by_agent")] and not session.records_content
+
+
+def test_an_end_marker_that_does_not_come_in_time_is_not_waited_for() -> None:
+    session = recording_session()
+    session.record_stop("stopped_by_agent", 5.0)
+    assert session.tick(14.9) == []
+    assert session.tick(15.0) == [StopRecording("stopped_by_agent")]
+    assert not session.records_content
+
+
+def test_a_resumed_page_is_asked_again_to_end_the_recording() -> None:
+    session = recording_session()
+    session.record_stop("size_limit", 5.0)
+    session.customer_left(6.0)
+    resumed, effects = session.customer_resumes()
+    assert resumed.recording is True
+    assert ToCustomer(RecordingStatus(on=False, reason="size_limit")) in effects
+
+
+def test_the_agent_leaving_lets_the_recording_end_before_the_session_does() -> None:
+    session = recording_session()
+    effects = session.agent_leaves(5.0)
+    assert effects == [ToCustomer(RecordingStatus(on=False, reason="session_ending"))]
+    assert session.state == "sharing" and session.records_content
+    assert session.agent_lost(6.0) == []  # its socket closing changes nothing
+    effects = session.record_stop("stopped_by_customer")
+    assert effects[0] == StopRecording("session_ended")
+    assert effects[-1] == EndSession("agent_left") and session.ended
+
+
+def test_a_graceful_end_is_bounded_in_time_and_by_the_customer_leaving() -> None:
+    session = recording_session()
+    session.agent_leaves(5.0)
+    effects = session.tick(15.0)
+    assert StopRecording("session_ended") in effects and EndSession("agent_left") in effects
+    session = recording_session()
+    session.agent_leaves(5.0)
+    effects = session.customer_left(6.0)  # no end marker can come now
+    assert StopRecording("session_ended") in effects and EndSession("agent_left") in effects
+
+
+def test_without_a_recording_or_without_grace_the_agent_leaving_ends_at_once() -> None:
+    session = recording_session(grace=0.0)
+    assert EndSession("agent_left") in session.agent_leaves(5.0)
+    session = new_session(10.0)
+    session.agent_joins("Alice", 1.0)
+    session.consent(True)
+    assert EndSession("agent_left") in session.agent_leaves(5.0)

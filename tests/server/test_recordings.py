@@ -53,12 +53,16 @@ async def recording(server: RunningServer) -> tuple[Any, Any, dict[str, Any]]:
     """A shared session whose customer allowed recording."""
     customer, alice, created = await sharing_session(server)
     await send(alice, type="record")
-    assert await recv_json(customer) == {
+    request = await recv_json(customer)
+    assert request == {
         "v": 1,
         "type": "record_request",
         "agent": "Alice",
         "key": KEY,
+        "recording_id": request["recording_id"],
+        "site": "demo",
     }
+    assert len(request["recording_id"]) >= 16
     await send(customer, type="record_consent", granted=True)
     on = {"v": 1, "type": "recording", "on": True, "reason": None}
     assert await recv_json(alice) == on
@@ -101,7 +105,8 @@ async def test_a_recording_keeps_exactly_the_frames_sent_while_the_customer_allo
     await customer.send(b"\x01before-asking")
     assert await alice.recv() == b"\x01before-asking"
     await send(alice, type="record")
-    assert (await recv_json(customer))["type"] == "record_request"
+    request = await recv_json(customer)
+    assert request["type"] == "record_request"
     await customer.send(b"\x01while-asked")  # not yet allowed: not kept
     assert await alice.recv() == b"\x01while-asked"
     await send(customer, type="record_consent", granted=True)
@@ -119,6 +124,7 @@ async def test_a_recording_keeps_exactly_the_frames_sent_while_the_customer_allo
     assert await alice.recv() == b"\x01after-stop"
 
     [listed] = recordings_of(rec_server)
+    assert listed["recording_id"] == request["recording_id"]  # the customer knew it beforehand
     assert listed["session_id"] == created["session_id"]
     assert listed["agent"] == "alice" and listed["site_id"] == "demo"
     assert listed["key_id"] == crypto.recording_key_id(KEY)
@@ -177,6 +183,10 @@ async def test_the_agent_stops_and_the_session_end_closes_a_recording(
     off = {"v": 1, "type": "recording", "on": False, "reason": "stopped_by_agent"}
     assert await recv_json(alice) == off
     assert await recv_json(customer) == off
+    await customer.send(b"\x01end-marker")  # still kept: the customer's browser ends it
+    await alice.recv()
+    await send(customer, type="record_stop")
+    await wait_for(lambda: recordings_of(rec_server)[0]["ended_at"] is not None)
     await send(alice, type="record")
     assert (await recv_json(customer))["type"] == "record_request"
     await send(customer, type="record_consent", granted=True)
@@ -188,7 +198,7 @@ async def test_the_agent_stops_and_the_session_end_closes_a_recording(
     await closed_with(customer)
     await wait_for(lambda: all(r["ended_at"] for r in recordings_of(rec_server)))
     second, first = recordings_of(rec_server)  # newest first
-    assert (first["end_reason"], first["frames"]) == ("stopped_by_agent", 1)
+    assert (first["end_reason"], first["frames"]) == ("stopped_by_agent", 2)
     assert (second["end_reason"], second["frames"]) == ("session_ended", 1)
 
 
@@ -209,20 +219,77 @@ async def test_recording_follows_the_customer_to_the_next_page(rec_server: Runni
     assert listed["frames"] == 2
 
 
-async def test_a_recording_stops_at_its_size_limit_and_sharing_goes_on(
+async def test_at_its_size_limit_a_recording_is_ended_by_the_customer_and_sharing_goes_on(
     server_factory: ServerFactory,
 ) -> None:
     server = server_factory(seed=with_recording_key, max_recording_bytes=100)
     customer, alice, _ = await recording(server)
     await customer.send(b"\x01" * 60)
     await alice.recv()
-    await customer.send(b"\x01" * 60)  # would pass 100 bytes
+    await customer.send(b"\x01" * 60)  # reaches 100 bytes: kept, and the customer is asked
     assert await alice.recv() == b"\x01" * 60
     off = {"v": 1, "type": "recording", "on": False, "reason": "size_limit"}
     assert await recv_json(alice) == off
     assert await recv_json(customer) == off
+    await customer.send(b"\x01end-marker")
+    await alice.recv()
+    await send(customer, type="record_stop")
+    await wait_for(lambda: recordings_of(server)[0]["ended_at"] is not None)
+    [listed] = recordings_of(server)
+    assert (listed["frames"], listed["size"], listed["end_reason"]) == (3, 131, "size_limit")
+    await customer.send(b"\x01sharing-goes-on")
+    assert await alice.recv() == b"\x01sharing-goes-on"
+
+
+async def test_past_the_allowance_for_its_end_a_recording_is_cut(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(
+        seed=with_recording_key, max_recording_bytes=100, recording_end_bytes=10
+    )
+    customer, alice, _ = await recording(server)
+    await customer.send(b"\x01" * 60)
+    await alice.recv()
+    await customer.send(b"\x01" * 60)  # past 110 bytes: not kept, cut at once
+    assert await alice.recv() == b"\x01" * 60
+    off = {"v": 1, "type": "recording", "on": False, "reason": "size_limit"}
+    assert await recv_json(alice) == off
+    assert await recv_json(customer) == off
+    await wait_for(lambda: recordings_of(server)[0]["ended_at"] is not None)
     [listed] = recordings_of(server)
     assert (listed["frames"], listed["size"], listed["end_reason"]) == (1, 60, "size_limit")
+
+
+async def test_when_the_agent_leaves_the_customers_end_marker_is_kept_before_the_session_ends(
+    rec_server: RunningServer,
+) -> None:
+    customer, alice, _ = await recording(rec_server)
+    await customer.send(b"\x01page")
+    await alice.recv()
+    await send(alice, type="leave")
+    ending = {"v": 1, "type": "recording", "on": False, "reason": "session_ending"}
+    assert await recv_json(customer) == ending
+    await customer.send(b"\x01end-marker")  # the session still relays and records it
+    await send(customer, type="record_stop")
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_left"}
+    await closed_with(customer)
+    await wait_for(lambda: recordings_of(rec_server)[0]["ended_at"] is not None)
+    [listed] = recordings_of(rec_server)
+    assert (listed["frames"], listed["end_reason"]) == (2, "session_ended")
+    with api(rec_server, "aud") as aud:
+        played = aud.get(f"/api/recordings/{listed['recording_id']}/content")
+    assert read_container(played.content)[1] == [b"\x01page", b"\x01end-marker"]
+
+
+async def test_a_session_ending_does_not_wait_long_for_a_customer_who_does_not_end_it(
+    rec_server: RunningServer,
+) -> None:
+    customer, alice, _ = await recording(rec_server)
+    await send(alice, type="leave")
+    assert (await recv_json(customer))["reason"] == "session_ending"
+    rec_server.clock.advance(rec_server.settings.recording_end_seconds)
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_left"}
+    await wait_for(lambda: recordings_of(rec_server)[0]["ended_at"] is not None)
 
 
 async def test_who_may_list_play_export_and_erase(rec_server: RunningServer) -> None:

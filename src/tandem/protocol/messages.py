@@ -226,10 +226,14 @@ class WatchRelay(Outbound, tag="watch_handshake"):
 
 class RecordRequest(Outbound, tag="record_request"):
     """The agent asks to record; the customer allows or refuses. ``key`` is the organisation's
-    recording public key, for which the customer's browser wraps each content key."""
+    recording public key, for which the customer's browser wraps each content key, if the site's
+    own page pinned it and the agent confirmed inside the encrypted channel. ``recording_id``
+    names the recording to be (its first frame binds it, with ``site``)."""
 
     agent: str
     key: str
+    recording_id: str
+    site: str
 
 
 # Server -> agent
@@ -276,8 +280,15 @@ class Ended(Outbound, tag="ended"):
 
 
 RecordingReason = Literal[
-    "declined", "stopped_by_customer", "stopped_by_agent", "size_limit", "unavailable"
+    "declined",
+    "stopped_by_customer",
+    "stopped_by_agent",
+    "size_limit",
+    "unavailable",
+    "session_ending",
 ]
+"""``stopped_by_agent``, ``size_limit`` and ``session_ending`` ask the customer's browser to end
+the recording (its end marker goes first); the others say it has ended."""
 
 
 class RecordingStatus(Outbound, tag="recording"):

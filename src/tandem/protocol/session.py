@@ -86,7 +86,9 @@ class StopRecording:
 
 Effect = ToCustomer | ToAgents | EndSession | ToWatcher | EndWatch | StartRecording | StopRecording
 WatchState = Literal["asked", "pairing", "watching"]
-RecordState = Literal["asked", "on"]
+RecordState = Literal["asked", "on", "ending"]
+"""``ending``: the customer's browser was asked to end the recording; its frames are still kept
+until its end marker and ``record_stop`` arrive (or ``recording_end_seconds`` pass)."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -113,24 +115,58 @@ class Session:
     watch_handshakes_from_customer: int = 0
     watch_handshakes_from_watcher: int = 0
     recording: RecordState | None = None
-    """The agent asked to record (``asked``) or the customer allowed it (``on``)."""
+    """The agent asked to record (``asked``), the customer allowed it (``on``), or it is being
+    ended (``ending``: waiting for the customer's end marker)."""
     record_key: str = ""
     """The recording public key the customer was asked to wrap content keys for."""
+    record_request: RecordRequest | None = None
+    """The question put to the customer (asked again after a page navigation)."""
+    recording_end_seconds: float = 0.0
+    """How long to wait for the customer's end marker before a recording is closed without it
+    (0: never wait)."""
+    record_end_by: float = float("inf")
+    record_end_reason: str = ""
+    """Why the recording is ending (kept in storage as its end reason)."""
+    record_end_notice: RecordingReason | None = None
+    """What the customer was told when asked to end it (told again after a navigation)."""
+    closing: EndReason | None = None
+    """The session ends as soon as its recording has (end marker or deadline): set by a
+    graceful end (the agent left, timeouts) while the customer's browser records."""
     reports: int = 0
 
     @property
     def ended(self) -> bool:
         return self.state == "ended"
 
-    def _end(self, reason: EndReason) -> list[Effect]:
+    def _end(self, reason: EndReason, now: float | None = None) -> list[Effect]:
+        """End the session. With ``now`` (a graceful end) while the customer's browser records,
+        first let it send the recording's end marker: the session ends when the recording has,
+        or ``recording_end_seconds`` after ``now``."""
         if self.ended:
             return []
+        if self.closing is not None:
+            if now is not None:
+                return []  # already ending gracefully
+            reason = self.closing
+        elif (
+            now is not None
+            and self.recording in ("on", "ending")
+            and self.customer_away_since is None
+            and self.recording_end_seconds > 0
+        ):
+            self.closing = reason
+            if self.recording == "on":
+                self.recording = "ending"
+                self.record_end_reason = "session_ended"
+            self.record_end_notice = "session_ending"
+            self.record_end_by = min(self.record_end_by, now + self.recording_end_seconds)
+            return [ToCustomer(RecordingStatus(on=False, reason="session_ending"))]
         self.state = "ended"
         self.end_reason = reason
         notice = Ended(reason=reason)
         effects: list[Effect] = [ToCustomer(notice), ToAgents(notice)]
-        if self.recording == "on":
-            effects.append(StopRecording("session_ended"))
+        if self.recording in ("on", "ending"):
+            effects.append(StopRecording(self.record_end_reason or "session_ended"))
         self.recording = None
         if self.watcher is not None:
             effects += [ToWatcher(notice), EndWatch(reason)]
@@ -155,11 +191,12 @@ class Session:
             ToCustomer(AgentJoined(agent=agent)),
         ]
 
-    def agent_leaves(self) -> list[Effect]:
-        return self._end("agent_left")
+    def agent_leaves(self, now: float | None = None) -> list[Effect]:
+        """The agent leaves; with ``now``, a recording is first ended by the customer's browser."""
+        return self._end("agent_left", now)
 
-    def agent_lost(self) -> list[Effect]:
-        return self._end("agent_lost")
+    def agent_lost(self, now: float | None = None) -> list[Effect]:
+        return self._end("agent_lost", now)
 
     # Customer side
 
@@ -178,6 +215,8 @@ class Session:
         if self.ended:
             return []
         self.customer_away_since = now
+        if self.closing is not None:  # no end marker can come now
+            return self._end(self.closing)
         return [ToAgents(PeerStatus(connected=False))] if self.agent else []
 
     def customer_resumes(self) -> tuple[Resumed, list[Effect]]:
@@ -190,15 +229,17 @@ class Session:
             state=self.state,  # type: ignore[arg-type]  # not "ended": checked above
             agent=self.agent,
             code=self.code if self.state == "waiting" else None,
-            recording=self.recording == "on",
+            recording=self.recording in ("on", "ending"),
         )
         effects: list[Effect] = [ToCustomer(resumed)]
         if was_away and self.agent:
             effects.append(ToAgents(PeerStatus(connected=True)))
         if self.state == "pending_consent" and self.agent:
             effects.append(ToCustomer(AgentJoined(agent=self.agent)))
-        if self.recording == "asked" and self.agent:  # the question was on the page it left
-            effects.append(ToCustomer(RecordRequest(agent=self.agent, key=self.record_key)))
+        if self.recording == "asked" and self.record_request:  # asked on the page it left
+            effects.append(ToCustomer(self.record_request))
+        if self.recording == "ending" and self.record_end_notice:  # end it on this page
+            effects.append(ToCustomer(RecordingStatus(on=False, reason=self.record_end_notice)))
         return resumed, effects
 
     # Key exchange between the browsers (SPAKE2): relayed while consent is pending, a few each way.
@@ -286,14 +327,24 @@ class Session:
 
     # Recording: asked by the agent, allowed by the customer, stopped by either at any time.
 
-    def record_requested(self, key: str) -> list[Effect]:
-        """The agent asks to record; ``key`` is the organisation's recording public key."""
+    def record_requested(self, key: str, recording_id: str, site: str) -> list[Effect]:
+        """The agent asks to record; ``key`` is the organisation's recording public key, and the
+        recording will be ``recording_id`` (the customer's browser binds it into the
+        recording's first frame, with ``site``)."""
         self._require("sharing", doing="recording")
-        if self.recording is not None:
+        if self.recording is not None or self.closing is not None:
             raise ProtocolError(CLOSE_MALFORMED, "recording is already on or asked for")
         self.recording = "asked"
         self.record_key = key
-        return [ToCustomer(RecordRequest(agent=self.agent or "", key=key))]
+        self.record_request = RecordRequest(
+            agent=self.agent or "", key=key, recording_id=recording_id, site=site
+        )
+        return [ToCustomer(self.record_request)]
+
+    @property
+    def record_id(self) -> str:
+        """The id of the recording asked for or running."""
+        return self.record_request.recording_id if self.record_request else ""
 
     def record_consent(self, granted: bool) -> list[Effect]:
         if self.recording != "asked" or self.ended:
@@ -305,16 +356,53 @@ class Session:
         status = RecordingStatus(on=True)
         return [StartRecording(), ToAgents(status), ToCustomer(status)]
 
-    def record_stop(self, reason: RecordingReason) -> list[Effect]:
+    def record_stop(self, reason: RecordingReason, now: float | None = None) -> list[Effect]:
         """Stop recording (or withdraw the question); a no-op when nothing is recorded, so a
-        second click or a race with the other side is harmless."""
+        second click or a race with the other side is harmless.
+
+        The customer's ``record_stop`` (``stopped_by_customer``) follows its end marker: the
+        recording closes. The agent's, or the server's at the size limit, with ``now``: the
+        customer's browser is asked to end it, and it closes when its ``record_stop`` comes or
+        ``recording_end_seconds`` pass. Without ``now`` it closes at once (storage failed)."""
         if self.recording is None or self.ended:
             return []
+        if self.recording == "asked":
+            self.recording = None
+            status = RecordingStatus(on=False, reason=reason)
+            return [ToAgents(status), ToCustomer(status)]
+        if self.recording == "ending":
+            if reason == "stopped_by_customer" or now is None:
+                return self._recording_closed(self.record_end_reason)
+            return []
+        if (
+            reason == "stopped_by_customer"
+            or now is None
+            or self.recording_end_seconds <= 0
+            or self.customer_away_since is not None
+        ):
+            return self._recording_closed(reason, reason)
+        self.recording = "ending"
+        self.record_end_reason = reason
+        self.record_end_notice = reason
+        self.record_end_by = now + self.recording_end_seconds
+        status = RecordingStatus(on=False, reason=reason)
+        return [ToAgents(status), ToCustomer(status)]
+
+    def _recording_closed(self, reason: str, notice: RecordingReason | None = None) -> list[Effect]:
+        """Stop keeping frames; tell both sides (``notice``) unless they were told when it began
+        ending; finish a graceful session end that waited for it."""
         was_on = self.recording == "on"
         self.recording = None
-        status = RecordingStatus(on=False, reason=reason)
-        effects: list[Effect] = [StopRecording(reason)] if was_on else []
-        return [*effects, ToAgents(status), ToCustomer(status)]
+        self.record_end_reason = ""
+        self.record_end_notice = None
+        self.record_end_by = float("inf")
+        effects: list[Effect] = [StopRecording(reason)]
+        if was_on and notice is not None:
+            status = RecordingStatus(on=False, reason=notice)
+            effects += [ToAgents(status), ToCustomer(status)]
+        if self.closing is not None:
+            effects += self._end(self.closing)
+        return effects
 
     def customer_reports(self) -> bool:
         """A report for the audit trail (only while sharing); False once past MAX_REPORTS."""
@@ -324,7 +412,7 @@ class Session:
 
     @property
     def records_content(self) -> bool:
-        return self.recording == "on" and not self.ended
+        return self.recording in ("on", "ending") and not self.ended
 
     def key_mismatch(self) -> list[Effect]:
         """Either browser found the key confirmation wrong: end now; the code is spent."""
@@ -338,7 +426,7 @@ class Session:
         self._require("sharing", doing="sending to the customer")
 
     def shut_down(self) -> list[Effect]:
-        """The server is stopping."""
+        """The server is stopping: at once (the customer's sockets are closing anyway)."""
         return self._end("server_shutdown")
 
     # Time
@@ -350,15 +438,18 @@ class Session:
     def tick(self, now: float) -> list[Effect]:
         """Apply deadlines: an unused code expires; a customer away past the grace is lost; a
         joined session ends after ``idle_timeout_seconds`` without traffic and after
-        ``max_duration_seconds`` in all."""
+        ``max_duration_seconds`` in all; a recording whose end marker did not come in time is
+        closed without it."""
+        if self.recording == "ending" and now >= self.record_end_by:
+            return self._recording_closed(self.record_end_reason or "session_ended")
         if self.state == "waiting" and now >= self.code_expires_at:
             return self._end("code_expired")
         if now - self.created_at >= self.max_duration_seconds:
-            return self._end("max_duration")
+            return self._end("max_duration", now)
         if self.state in ("pending_consent", "sharing") and (
             now - max(self.last_activity, self.created_at) >= self.idle_timeout_seconds
         ):
-            return self._end("idle_timeout")
+            return self._end("idle_timeout", now)
         if (
             self.customer_away_since is not None
             and now - self.customer_away_since >= self.resume_grace_seconds

@@ -417,7 +417,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
             elif live is None or isinstance(message, Watch):
                 raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
             elif isinstance(message, Leave):
-                await hub.apply(live, live.machine.agent_leaves())
+                await hub.apply(live, live.machine.agent_leaves(hub.clock()))
             elif isinstance(message, Handshake):
                 await hub.apply(live, live.machine.handshake_from_agent(message.data))
             elif isinstance(message, Record):
@@ -428,7 +428,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     topic = agents_topic(live.machine.session_id)
                     services.fanout.publish(topic, Frame(codec.encode(notice)))
             elif isinstance(message, RecordStop):
-                await hub.apply(live, live.machine.record_stop("stopped_by_agent"))
+                await hub.apply(live, live.machine.record_stop("stopped_by_agent", hub.clock()))
             elif isinstance(message, Abort):
                 await hub.record(
                     "key_mismatch", actor=agent.username, subject=live.machine.session_id
@@ -442,7 +442,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
         if connection:
             await connection.stop()
         if live is not None and not live.machine.ended:
-            await hub.apply(live, live.machine.agent_lost())
+            await hub.apply(live, live.machine.agent_lost(hub.clock()))
 
 
 async def _tunnel(ws: WebSocket, services: Services, owner: str, first: str | bytes) -> None:
