@@ -8,7 +8,10 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { x25519 } from "@noble/curves/ed25519.js";
 import { ChannelError, ContentReceiver, ContentSender, KIND_WATCHER_KEY, derivePairwiseKeys } from "../src/shared/e2e/channel.ts";
-import { RecordingError, RecordingOpener, openKeyFile, parseContainer } from "../src/shared/e2e/recording.ts";
+import {
+  RecordingError, RecordingOpener, openKeyFile, openRecording, parseContainer, recordingKeyId,
+} from "../src/shared/e2e/recording.ts";
+import { toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { MAX_PARTS, PayloadDecoder, PayloadError, pack, unpack } from "../src/shared/payload.ts";
 import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
 import { parseServerMessage } from "../src/shared/protocol.ts";
@@ -20,6 +23,14 @@ async function expectOnly<T>(kind: new (...args: never[]) => Error, work: () => 
     await work();
   } catch (error) {
     assert.ok(error instanceof kind, `unexpected ${(error as Error)?.constructor?.name}: ${String(error)}`);
+  }
+}
+
+async function expectOneOf(kinds: (new (...args: never[]) => Error)[], work: () => unknown): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    assert.ok(kinds.some((kind) => error instanceof kind), `unexpected ${(error as Error)?.constructor?.name}: ${String(error)}`);
   }
 }
 
@@ -101,7 +112,8 @@ test("recordings: forged or mutated containers, frames and key files only raise 
   const secret = x25519.utils.randomSecretKey();
   const ke = crypto.getRandomValues(new Uint8Array(16));
   const customer = await derivePairwiseKeys(ke, "s1");
-  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent], undefined, x25519.getPublicKey(secret));
+  const link = { publicKey: x25519.getPublicKey(secret), previousEpoch: 0, previousCount: 0 };
+  const sender = await ContentSender.create("s1", 1, [customer.customerToAgent], undefined, link);
   const genuine = [...sender.epochKeyFrames, await sender.seal(new TextEncoder().encode("hello"))];
   const mutated = fc.tuple(fc.constantFrom(...genuine), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([frame, at, value]) => {
     const copy = frame.slice();
@@ -111,9 +123,27 @@ test("recordings: forged or mutated containers, frames and key files only raise 
   await fc.assert(
     fc.asyncProperty(fc.array(fc.oneof(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(...genuine), mutated), { maxLength: 8 }), async (frames) => {
       const opener = new RecordingOpener("s1", secret);
-      for (const frame of frames) await expectOnly(ChannelError, () => opener.open(frame));
+      for (const frame of frames) await expectOneOf([ChannelError, RecordingError], () => opener.open(frame));
+      await expectOnly(ChannelError, () => opener.finish());
     }),
     { numRuns: RUNS / 4 },
+  );
+  // Whole containers: any header JSON, any sequence of genuine, mutated and random frames.
+  const key = { keyId: await recordingKeyId(link.publicKey), publicKey: toBase64Url(link.publicKey), privateKey: secret };
+  const header = fc.record({
+    session_id: fc.constantFrom("s1", "s2"), key_id: fc.constantFrom(key.keyId, "other"), recording_id: fc.string(),
+    agent: fc.oneof(fc.string(), fc.integer()), site_id: fc.string(),
+  });
+  const u32 = (n: number) => { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, n); return b; };
+  await fc.assert(
+    fc.asyncProperty(header, fc.array(fc.oneof(fc.uint8Array({ maxLength: 120 }), fc.constantFrom(...genuine), mutated), { maxLength: 8 }), async (head, frames) => {
+      const json = new TextEncoder().encode(JSON.stringify(head));
+      const parts = [new TextEncoder().encode("TNDMREC1"), u32(json.length), json, ...frames.flatMap((f) => [u32(f.length), f])];
+      const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (bytes.set(p, at), at + p.length), 0);
+      await expectOneOf([ChannelError, RecordingError], () => openRecording(bytes, key));
+    }),
+    { numRuns: RUNS / 8 },
   );
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, magic) => {

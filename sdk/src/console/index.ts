@@ -15,7 +15,7 @@ import {
   randomBytes, toBase64Url,
 } from "../shared/e2e/encoding.ts";
 import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
-import { PayloadDecoder, unpack } from "../shared/payload.ts";
+import { PayloadDecoder, type RecordingStatusPayload, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
@@ -23,6 +23,8 @@ import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
 const MISMATCH = "The code did not match — ask the customer for a new code.";
+/** How long the server's `recording` may stand without the customer's browser agreeing. */
+const RECORDING_AGREE_MS = 5000;
 const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -82,8 +84,12 @@ function showSignIn(): void {
   byId<HTMLInputElement>("username").focus();
 }
 
+/** Who is signed in here: named, inside the encrypted channel, in a request to record. */
+let signedIn: Agent | null = null;
+
 /** After sign-in: set up the second factor if it is still missing, else the role's page. */
 function showJoin(agent: Agent): void {
+  signedIn = agent;
   signinSection.hidden = true;
   whoami.textContent = `Signed in as ${agent.display_name}`;
   whoami.hidden = false;
@@ -289,6 +295,11 @@ class LiveView {
   private readonly watching: boolean;
   /** The customer's key-exchange share, kept until the supervisor typed the code. */
   private pendingShare: string | null = null;
+  /** Recording as the server says (its `recording` message) and as the customer's browser says
+   * (inside the encrypted channel): only the latter counts; a disagreement is shown. */
+  private serverRecording: { on: boolean; reason: string | null } | null = null;
+  private customerRecording: RecordingStatusPayload | null = null;
+  private recordingCheck: ReturnType<typeof setTimeout> | undefined;
 
   constructor(target: { code: string } | { watch: string }) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
@@ -419,7 +430,9 @@ class LiveView {
       case "record_request":
         break; // only ever for the customer
       case "recording":
-        this.showRecording(message.on, message.reason ?? null);
+        if (this.watching) break;
+        this.serverRecording = { on: message.on, reason: message.reason ?? null };
+        this.showRecording();
         break;
       case "peer":
         setStatus(
@@ -439,31 +452,63 @@ class LiveView {
     }
   }
 
-  /** Ask the customer to allow recording (the server asks with the organisation's key). */
+  /** Ask the customer to allow recording: the server asks with the organisation's key, and this
+   * console confirms inside the encrypted channel (the customer's browser needs both). */
   askToRecord(): void {
-    if (this.watching || !this.joined || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.watching || !this.joined || this.ws.readyState !== WebSocket.OPEN || !this.commands) return;
     this.ws.send(control("record"));
+    this.sendCommand({ k: "record_request", agent: signedIn?.username ?? "", name: signedIn?.display_name ?? "" });
     recordButton.hidden = true;
     setStatus("Asking the customer to allow recording…");
   }
 
   stopRecording(): void {
+    this.sendCommand({ k: "record_stop" });
     if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("record_stop"));
   }
 
-  private showRecording(on: boolean, reason: string | null): void {
+  /** The customer's browser says whether it records, and why not: that decides what is shown. */
+  private onCustomerRecording(payload: RecordingStatusPayload): void {
     if (this.watching) return;
-    recordButton.hidden = on;
-    stopRecordButton.hidden = !on;
+    this.customerRecording = payload;
+    this.showRecording();
+  }
+
+  private showRecording(): void {
+    const customer = this.customerRecording;
+    const server = this.serverRecording;
+    recordButton.hidden = this.ended || customer?.on === true;
+    stopRecordButton.hidden = this.ended || !(customer?.on || server?.on); // stopping is always safe
     const why: Record<string, string> = {
       declined: "The customer did not allow recording.",
+      not_pinned: `Not recording: the customer's browser refused because the site has not pinned this recording key${customer?.key_id ? ` (${customer.key_id})` : ""}. An admin gives the site its key id (docs/recordings.md).`,
+      unconfirmed: "Not recording: the customer's browser refused a request to record that this console did not send.",
       stopped_by_customer: "The customer stopped the recording.",
       stopped_by_agent: "Recording stopped.",
+      stopped: "Recording stopped.",
+      session_ending: "Recording stopped: the session is ending.",
       size_limit: "Recording stopped: it reached the size limit.",
       unavailable: "Recording stopped: the server could not store it.",
     };
-    if (on) setStatus("Recording, with the customer's consent. The customer can stop it at any time.", "good");
-    else setStatus(why[reason ?? ""] ?? "Recording stopped.", reason === "stopped_by_agent" ? "" : "bad");
+    if (customer?.on) setStatus(`Recording, with the customer's consent (key ${customer.key_id}). The customer can stop it at any time.`, "good");
+    else if (customer) setStatus(why[customer.reason ?? ""] ?? "Recording stopped.", customer.reason === "stopped_by_agent" ? "" : "bad");
+    clearTimeout(this.recordingCheck);
+    if (server && server.on !== (customer?.on ?? false)) {
+      this.recordingCheck = setTimeout(() => this.checkRecordingAgreement(), RECORDING_AGREE_MS);
+    }
+  }
+
+  /** The server claims one thing and the customer's browser (after a while) another. */
+  private checkRecordingAgreement(): void {
+    const server = this.serverRecording;
+    const customer = this.customerRecording;
+    if (this.ended || !server || server.on === (customer?.on ?? false)) return;
+    setStatus(
+      server.on
+        ? "The server says recording is on, but the customer's browser has not confirmed it: treat this session as not recorded."
+        : "The server says recording stopped, but the customer's browser says it still records. Click Stop recording again.",
+      "bad",
+    );
   }
 
   /** SPAKE2 as party B: the customer's share, then the customer's confirmation. */
@@ -689,6 +734,8 @@ class LiveView {
       return;
     }
     if (payload.k === "action_refused" && this.watching) return;
+    if (payload.k === "recording") return this.onCustomerRecording(payload);
+    if (payload.k === "recording_start" || payload.k === "recording_end") return; // for the auditors
     if (payload.k === "control") {
       this.setControlling(payload.state === "granted");
       setStatus(
@@ -745,6 +792,7 @@ class LiveView {
     requestControlButton.hidden = true;
     recordButton.hidden = true;
     stopRecordButton.hidden = true;
+    clearTimeout(this.recordingCheck);
     this.exchange = null;
     this.confirmed = null;
     this.secret = null;

@@ -9,9 +9,8 @@
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
 import {
-  MIN_PASSPHRASE_LENGTH, RecordingError, RecordingOpener, newKeyFile, openKeyFile, parseContainer, type RecordingKey,
+  MIN_PASSPHRASE_LENGTH, RecordingError, newKeyFile, openKeyFile, openRecording, type RecordingKey,
 } from "../shared/e2e/recording.ts";
-import { PayloadDecoder, unpack } from "../shared/payload.ts";
 import { api, el, field, statusLine, table } from "./office.ts";
 
 interface Recording {
@@ -49,24 +48,6 @@ function saveFile(name: string, data: BlobPart, type: string): void {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
-/** Decrypt a recording's frames into rrweb events, in order. Throws RecordingError/ChannelError. */
-export async function recordingEvents(bytes: Uint8Array, key: RecordingKey): Promise<{ events: unknown[]; skipped: number }> {
-  const { header, frames } = parseContainer(bytes);
-  if (header.key_id !== key.keyId) {
-    throw new RecordingError(`this recording was made with another recording key (${header.key_id})`);
-  }
-  const opener = new RecordingOpener(header.session_id, key.privateKey);
-  const decoder = new PayloadDecoder();
-  const events: unknown[] = [];
-  for (const frame of frames) {
-    const plaintext = await opener.open(frame);
-    if (!plaintext) continue;
-    const payload = decoder.push(await unpack(plaintext));
-    if (payload?.k === "events") events.push(...payload.events);
-  }
-  return { events, skipped: opener.skipped };
 }
 
 /** The auditor's recordings: unlock the key, list, play, export. */
@@ -164,7 +145,8 @@ export function recordingsPanel(root: HTMLElement): void {
     try {
       const response = await fetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`, { credentials: "same-origin" });
       if (!response.ok) throw new RecordingError(`The server refused: ${response.status}`);
-      const { events, skipped } = await recordingEvents(new Uint8Array(await response.arrayBuffer()), key);
+      // The whole recording is checked before anything of it is shown (docs/recordings.md).
+      const { events, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
       if (events.length < 2) return say("This recording holds no page yet.");
       const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
@@ -185,7 +167,11 @@ export function recordingsPanel(root: HTMLElement): void {
       toggle.textContent = "Pause";
       controls.hidden = false;
       ticker = setInterval(showPosition, 250);
-      say(`Playing ${events.length} events${skipped ? ` (${skipped} frames from before consent skipped)` : ""}.`, true);
+      say(
+        `Playing ${events.length} events, recorded on ${start.origin} with ${start.agent}, complete and unedited` +
+          `${skipped ? ` (${skipped} frames from outside the consent skipped)` : ""}.`,
+        true,
+      );
     } catch (error) {
       stopPlayer();
       if (error instanceof ChannelError) say(`The recording failed its integrity check: ${error.message}.`);
@@ -224,6 +210,19 @@ export function recordingsPanel(root: HTMLElement): void {
 export function recordingKeyPanel(root: HTMLElement): void {
   const [status, say] = statusLine();
   const current = el("p");
+  // The key id the site's own pages must pin: the customer's browser wraps for no other key.
+  const pin = el("form", "", "office-form");
+  pin.addEventListener("submit", (event) => event.preventDefault());
+  const pinId = field(pin, "Key id to pin on your site", el("input"));
+  pinId.readOnly = true;
+  const copy = el("button", "Copy key id");
+  copy.type = "button";
+  copy.addEventListener("click", () => {
+    pinId.select();
+    navigator.clipboard?.writeText(pinId.value).then(() => say("Key id copied.", true), () => undefined);
+  });
+  const pinHelp = el("p", "", "muted");
+  pin.append(copy, pinHelp);
   const remove = el("button", "Remove recording key");
   const form = el("form", "", "office-form");
   const first = field(form, "New key passphrase", el("input"));
@@ -242,6 +241,12 @@ export function recordingKeyPanel(root: HTMLElement): void {
       ? `Sessions can be recorded (with the customer's consent) under key ${org.recording_key.key_id}.`
       : "No recording key: sessions cannot be recorded.";
     remove.hidden = !org.recording_key;
+    pin.hidden = !org.recording_key;
+    pinId.value = org.recording_key?.key_id ?? "";
+    pinHelp.textContent = org.recording_key
+      ? `Your site's pages must pin this key, or customers' browsers refuse to record: Tandem.start({ recordingKeys: ["${org.recording_key.key_id}"] }), ` +
+        `or "recording_keys": ["${org.recording_key.key_id}"] in the page's tandem-policy tag (docs/recordings.md).`
+      : "";
     return org;
   };
 
@@ -259,7 +264,7 @@ export function recordingKeyPanel(root: HTMLElement): void {
       .then(async (keyFile) => {
         saveFile(`tandem-recording-key-${keyFile.key_id}.json`, JSON.stringify(keyFile, null, 2), "application/json");
         await api("PUT", "/api/org/recording-key", { public_key: keyFile.public_key });
-        say(`Key ${keyFile.key_id} is in use. Give the downloaded file and its passphrase to your auditors: without both, no one can play recordings made under it.`, true);
+        say(`Key ${keyFile.key_id} is in use. Give the downloaded file and its passphrase to your auditors: without both, no one can play recordings made under it. Pin the key id on your site (below).`, true);
         return render();
       })
       .catch((error: Error) => say(error.message));
@@ -297,7 +302,7 @@ export function recordingKeyPanel(root: HTMLElement): void {
     ) : el("p", "No recordings.", "muted"));
   };
 
-  root.append(el("h2", "Recording key"), current, form, remove, status, el("h2", "Recordings (erasure)"), recordings);
+  root.append(el("h2", "Recording key"), current, pin, form, remove, status, el("h2", "Recordings (erasure)"), recordings);
   render().catch((error: Error) => say(error.message));
   listRecordings().catch((error: Error) => say(error.message));
 }

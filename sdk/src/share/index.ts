@@ -22,10 +22,14 @@ import {
   hiddenFromAgent, maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { encodePayload, pack, type Payload } from "../shared/payload.ts";
+import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
 import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
+import {
+  type AgentAsk, RecordingAsk, type RecordingState, type ServerAsk, recordingCommand, unitePins,
+} from "./recording.ts";
 import { CustomerUI } from "./ui.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -55,9 +59,15 @@ interface Saved {
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
   watcher?: string | null;
-  /** The customer allowed recording: the organisation's recording public key (base64url),
-   * for which each page's content key is also wrapped. Null when not recording. */
-  recordingKey?: string | null;
+  /** Recording keys the site's own pages pinned (key ids or public keys): the only keys this
+   * browser will wrap content keys for. Never from the server. */
+  recordingPins?: string[];
+  /** The customer allowed recording: for which key, and where its chain stands. Each page's
+   * content key is also wrapped for that key. Null when not recording. */
+  recording?: RecordingState | null;
+  /** A recording question the agent confirmed and the customer has not answered yet (it is
+   * asked again on the next page). */
+  recordAsk?: { recordingId: string; agent: AgentAsk } | null;
 }
 
 export interface StartOptions {
@@ -66,19 +76,42 @@ export interface StartOptions {
   /** A short-lived token from the site's backend for its signed-in customer (a JWT signed with
    * the site's key; docs/administration.md). Sites can require it. */
   token?: string;
+  /** The recording keys this site allows (key ids as the console shows them, or public keys):
+   * the SDK wraps page content for no other key. Also `recording_keys` in the page's
+   * `#tandem-policy` tag. */
+  recordingKeys?: string[];
 }
 
-/** The page's own policy: `<script type="application/json" id="tandem-policy">`. Throws PolicyError. */
-function pagePolicy(): Policy | null {
+/** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
+ * without one). Throws PolicyError. */
+function pageTag(): unknown {
   const tag = document.getElementById("tandem-policy");
-  if (!tag) return null;
-  let value: unknown;
+  if (!tag) return undefined;
   try {
-    value = JSON.parse(tag.textContent ?? "");
+    return JSON.parse(tag.textContent ?? "");
   } catch {
     throw new PolicyError("policy: the #tandem-policy script is not valid JSON");
   }
-  return validatePolicy(value);
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** The page's own policy: the tag without its recording pins. Throws PolicyError. */
+function pagePolicy(): Policy | null {
+  const tag = pageTag();
+  if (tag === undefined) return null;
+  if (!isRecord(tag)) return validatePolicy(tag);
+  const { recording_keys: _pins, ...policy } = tag;
+  return validatePolicy(policy);
+}
+
+/** The recording keys the page's own tag pins (`recording_keys`). Throws PolicyError or
+ * RecordingError. Only the site's page can pin: policies from the server never carry pins
+ * (validatePolicy refuses the field). */
+function pagePins(): string[] {
+  const tag = pageTag();
+  return isRecord(tag) ? validatePins(tag.recording_keys) : [];
 }
 
 function serverBase(): URL {
@@ -150,6 +183,17 @@ class Session {
   private paused = false;
   /** The page is being left (navigation): keep the saved session for the next page. */
   unloading = false;
+  /** Recording keys pinned by start() and this page's tag. */
+  private pins: string[] = [];
+  /** The server's and the agent's requests to record, paired. */
+  private readonly recordAsk = new RecordingAsk(
+    (server, agent) => this.askRecording(server, agent),
+    (server) => this.refuseRecording(server.keyId, "unconfirmed"),
+  );
+  /** The end marker is on its way (the recording is being closed). */
+  private endingRecording: Promise<void> | null = null;
+  /** Why recording must end as soon as a recorded epoch runs (it ended between two epochs). */
+  private pendingEnd: RecordingOffReason | null = null;
 
   get code(): string | null {
     return this.saved?.secret ? this.saved.routing + this.saved.secret : null;
@@ -161,8 +205,10 @@ class Session {
     if (this.starting) return this.starting;
     try {
       this.sitePolicy = options.policy !== undefined ? validatePolicy(options.policy) : pagePolicy();
+      this.pins = unitePins(validatePins(options.recordingKeys), pagePins());
     } catch (error) {
-      const message = error instanceof PolicyError ? `Tandem: ${error.message}` : "Tandem: invalid policy";
+      const known = error instanceof PolicyError || error instanceof RecordingError;
+      const message = known ? `Tandem: ${(error as Error).message}` : "Tandem: invalid policy";
       this.ui.showError(message, () => this.ui.remove());
       return Promise.reject(new Error(message));
     }
@@ -186,7 +232,18 @@ class Session {
       this.sitePolicy = null; // refused below: a page with a broken policy does not share
       this.brokenPolicy = true;
     }
+    this.pins = unitePins(saved.recordingPins, this.tagPins());
+    saved.recordingPins = this.pins;
     this.connect({ type: "resume", session_id: saved.sessionId, resume_token: saved.resumeToken });
+  }
+
+  /** This page's pins; a broken tag pins nothing (and recording is then refused). */
+  private tagPins(): string[] {
+    try {
+      return pagePins();
+    } catch {
+      return [];
+    }
   }
 
   private send(text: string): void {
@@ -250,6 +307,7 @@ class Session {
         this.saved = {
           sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
           secret: randomDigits(SECRET_DIGITS), agent: null, epoch: 0, sitePolicy: this.sitePolicy,
+          recordingPins: this.pins,
         };
         save(this.saved);
         this.state = "waiting";
@@ -259,8 +317,8 @@ class Session {
         if (!this.saved || !this.acceptOrgPolicy(message.policy)) return;
         this.reconnects = 0;
         this.saved.agent = message.agent;
-        if (!message.recording) this.saved.recordingKey = null;
-        else if (!this.saved.recordingKey) this.send(control("record_stop")); // consent not found here
+        if (!message.recording) this.saved.recording = null;
+        else if (!this.saved.recording) this.send(control("record_stop")); // consent not found here
         save(this.saved);
         this.state = message.state;
         if (message.state === "waiting" && this.code) this.ui.showCode(this.code, () => void this.stop());
@@ -293,10 +351,11 @@ class Session {
         void this.dropWatcher();
         break;
       case "record_request":
-        this.askRecording(message.agent, message.key);
+        void this.onRecordRequest(message);
         break;
       case "recording":
-        if (!message.on) this.recordingStopped();
+        // Stopping is always safe, whoever asks; starting needs the customer's consent.
+        if (!message.on) void this.endRecording(message.reason ?? "stopped");
         break;
       default:
         break;
@@ -461,48 +520,141 @@ class Session {
     else this.drawBanner();
   }
 
-  /** The agent asks to record: the customer decides. The key must be a 32-byte public key. */
-  private askRecording(agent: string, key: string): void {
+  /** The server relays a request to record. It goes to the customer only if the site pinned its
+   * key and the agent asked too (inside the encrypted channel); else it is refused, no dialog. */
+  private async onRecordRequest(message: { agent: string; key: string; recording_id: string; site: string }): Promise<void> {
     const saved = this.saved;
-    if (this.state !== "sharing" || !saved) return;
-    let valid = false;
-    try {
-      valid = fromBase64Url(key).length === 32;
-    } catch {
-      valid = false;
-    }
-    if (!valid) {
-      this.send(control("record_consent", { granted: false }));
+    if (this.state !== "sharing" || !saved || saved.recording) return;
+    const { keyId, pinned } = await checkPin(String(message.key), unitePins(saved.recordingPins, this.tagPins()));
+    if (this.saved !== saved || this.state !== "sharing") return;
+    if (!pinned || typeof message.recording_id !== "string" || typeof message.site !== "string") {
+      this.refuseRecording(keyId, "not_pinned");
       return;
     }
+    const ask: ServerAsk = { agent: message.agent, key: message.key, keyId: keyId ?? "", recordingId: message.recording_id, site: message.site };
+    const confirmed = saved.recordAsk;
+    if (confirmed && confirmed.recordingId === ask.recordingId) {
+      this.askRecording(ask, confirmed.agent); // asked on the page before this one
+      return;
+    }
+    this.recordAsk.fromServer(ask);
+  }
+
+  /** Refuse to record (no dialog) and tell the agent why, inside the encrypted channel. */
+  private refuseRecording(keyId: string | null, reason: RecordingOffReason): void {
+    this.send(control("record_consent", { granted: false }));
+    this.sendPayload({ k: "recording", on: false, key_id: keyId, reason });
+  }
+
+  /** Both the server and the agent asked: the customer decides. */
+  private askRecording(ask: ServerAsk, agent: AgentAsk): void {
+    const saved = this.saved;
+    if (this.state !== "sharing" || !saved || saved.recording) return;
+    saved.recordAsk = { recordingId: ask.recordingId, agent };
+    save(saved);
     this.ui.askRecording(
-      agent,
+      agent.name,
+      location.hostname,
       () => {
-        if (this.saved !== saved || this.state !== "sharing") return;
+        if (this.saved !== saved || this.state !== "sharing" || saved.recording) return;
         this.send(control("record_consent", { granted: true }));
-        saved.recordingKey = key;
+        saved.recordAsk = null;
+        saved.recording = {
+          key: ask.key, keyId: ask.keyId, recordingId: ask.recordingId, agent: agent.agent, site: ask.site,
+          chain: null, started: false,
+        };
         save(saved);
         this.rekey(); // from now on each content key is also wrapped for the recording key
       },
       () => {
-        this.send(control("record_consent", { granted: false }));
+        if (this.saved !== saved) return;
+        saved.recordAsk = null;
+        save(saved);
+        this.refuseRecording(ask.keyId, "declined");
         this.drawBanner();
       },
     );
   }
 
-  /** The customer stops recording; sharing goes on under a key the recording does not have. */
-  private stopRecordingSession(): void {
-    this.send(control("record_stop"));
-    this.recordingStopped();
+  /** The agent's encrypted command about recording. */
+  private onRecordingCommand(command: NonNullable<ReturnType<typeof recordingCommand>>): void {
+    if (command.k === "record_stop") void this.endRecording("stopped_by_agent");
+    else if (!this.saved?.recording) this.recordAsk.fromAgent(command.ask);
   }
 
-  private recordingStopped(): void {
+  /** The customer stops recording; sharing goes on under a key the recording does not have. */
+  private stopRecordingSession(): void {
+    void this.endRecording("stopped_by_customer");
+  }
+
+  /**
+   * End the recording on purpose: tell the agent, send the end marker as the last recorded frame,
+   * then `record_stop` (unless the whole session stops: `final`), and share on under a key the
+   * recording does not have.
+   */
+  private endRecording(reason: RecordingOffReason, final = false): Promise<void> {
     const saved = this.saved;
-    if (!saved?.recordingKey) return this.drawBanner();
-    saved.recordingKey = null;
+    const recording = saved?.recording;
+    if (!saved || !recording) {
+      this.drawBanner(); // also closes a recording question the server withdrew
+      return Promise.resolve();
+    }
+    if (this.endingRecording) return this.endingRecording;
+    const sender = this.sender;
+    const running = sender?.recorded && recording.chain?.epoch === sender.epoch;
+    if (!running && this.state === "sharing" && !this.sender && !final) {
+      this.pendingEnd = reason; // a recorded epoch is starting: end it there
+      return Promise.resolve();
+    }
+    this.endingRecording = (async () => {
+      if (running) {
+        this.sendPayload({ k: "recording", on: false, key_id: recording.keyId, reason });
+        this.sendPayload({ k: "recording_end", recording_id: recording.recordingId, reason, at: Date.now() });
+        await this.sendChain;
+      }
+      if (!final) this.send(control("record_stop"));
+      if (this.saved === saved) {
+        saved.recording = null;
+        save(saved);
+      }
+    })().finally(() => {
+      this.endingRecording = null;
+    });
+    return this.endingRecording.then(() => {
+      if (!final) this.rekey();
+    });
+  }
+
+  /** The key frames of a recorded epoch went out: it is the chain's newest link. The first one
+   * starts with `recording_start`, binding what the recording is. */
+  private recordedEpochBegan(sender: ContentSender): void {
+    const saved = this.saved;
+    const recording = saved?.recording;
+    if (!saved || !recording || this.ws?.readyState !== WebSocket.OPEN) return;
+    recording.chain = { epoch: sender.epoch, count: 0 };
     save(saved);
-    this.rekey();
+    if (!recording.started) {
+      this.sendPayload({
+        k: "recording_start", recording_id: recording.recordingId, session_id: saved.sessionId, agent: recording.agent,
+        site: recording.site, origin: location.origin, at: Date.now(),
+      }, () => {
+        recording.started = true;
+      });
+      this.sendPayload({ k: "recording", on: true, key_id: recording.keyId });
+    }
+    const pending = this.pendingEnd;
+    this.pendingEnd = null;
+    if (pending) void this.endRecording(pending);
+  }
+
+  /** A content frame of a recorded epoch went out: count it for the next link (kept in storage
+   * at once, so the next page knows it even if this one is left right now). */
+  private recordedFrameSent(sender: ContentSender): void {
+    const saved = this.saved;
+    const chain = saved?.recording?.chain;
+    if (!saved || !chain || chain.epoch !== sender.epoch) return;
+    chain.count += 1;
+    save(saved);
   }
 
   /** Start a new epoch (new content key, fresh full snapshot) for the current recipients. */
@@ -548,9 +700,14 @@ class Session {
     save(saved);
     if (saved.watcher) this.watcherKeys ??= await loadKeys(saved.sessionId + WATCHER_SUFFIX);
     const watcherKey = saved.watcher ? this.watcherKeys?.customerToAgent : undefined;
-    const recordingKey = saved.recordingKey ? fromBase64Url(saved.recordingKey) : undefined;
+    const recording = saved.recording;
+    const link = recording ? {
+      publicKey: fromBase64Url(recording.key),
+      previousEpoch: recording.chain?.epoch ?? 0,
+      previousCount: recording.chain?.count ?? 0,
+    } : undefined;
     const sender = await ContentSender.create(
-      saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey, recordingKey,
+      saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey, link,
     );
     if (this.state !== "sharing" || this.stopRecording) return;
     if (this.brokenPolicy) {
@@ -559,6 +716,7 @@ class Session {
     }
     this.sender = sender;
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
+    if (sender.recorded) this.recordedEpochBegan(sender);
     this.commands = new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
     this.control?.dispose();
     this.control = new RemoteControl(this.ui, {
@@ -594,7 +752,7 @@ class Session {
     const watcher = this.saved?.watcher;
     const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
-    const stopRecording = this.saved?.recordingKey ? () => this.stopRecordingSession() : undefined;
+    const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
     this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording);
   }
 
@@ -612,6 +770,8 @@ class Session {
       this.saved.commands = receiver.last;
       save(this.saved);
     }
+    const recording = recordingCommand(command);
+    if (recording) return this.onRecordingCommand(recording);
     if (this.paused) return;
     this.control.handle(command);
   }
@@ -694,24 +854,28 @@ class Session {
     this.sendPayload({ k: "events", events: scrubEvent(events) });
   }
 
-  /** Compress, encrypt and send, in call order. */
-  private sendPayload(payload: Payload): void {
+  /** Compress, encrypt and send, in call order; `sent` runs once the last frame went out. */
+  private sendPayload(payload: Payload, sent?: () => void): void {
     const ws = this.ws;
     const sender = this.sender;
     if (!ws || !sender) return;
-    for (const frame of encodePayload(payload)) {
+    const frames = encodePayload(payload);
+    frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame); // benchmark builds only: measures what encryption costs
-        continue;
+        return;
       }
       this.sendChain = this.sendChain
         .then(() => pack(frame))
         .then((packed) => sender.seal(packed))
         .then((sealed) => {
-          if (this.ws === ws && this.sender === sender) ws.send(sealed);
+          if (this.ws !== ws || this.sender !== sender || ws.readyState !== WebSocket.OPEN) return;
+          ws.send(sealed);
+          if (sender.recorded) this.recordedFrameSent(sender);
+          if (i === frames.length - 1) sent?.();
         })
         .catch(() => undefined);
-    }
+    });
   }
 
   /** The network is slower than the page: drop events, then send a fresh full snapshot. */
@@ -727,6 +891,8 @@ class Session {
   }
 
   async stop(): Promise<void> {
+    // The end marker goes first, so the recording ends whole (the server ends it with the session).
+    if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
     this.send(control("stop"));
     this.end();
   }
@@ -763,6 +929,8 @@ class Session {
     this.watchAsker = null;
     this.watcherKeys = null;
     this.teamPolicies = [];
+    this.recordAsk.reset();
+    this.pendingEnd = null;
     this.commands = null;
     this.control?.dispose();
     this.control = null;

@@ -37,6 +37,7 @@ button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
 .dot.paused { background: #f0b429; }
 .recording { color: #ff8a80; font-weight: 600; }
+.verified { color: #1b6e3a; font-size: 13px; font-weight: 600; }
 .pointer { position: fixed; width: 18px; height: 18px; margin: -9px 0 0 -9px; border-radius: 50%;
   background: rgba(239, 68, 68, .85); box-shadow: 0 0 0 6px rgba(239, 68, 68, .25); pointer-events: none;
   z-index: 2147483647; }
@@ -186,19 +187,21 @@ export class CustomerUI {
     );
   }
 
-  askRecording(agent: string, onAllow: () => void, onRefuse: () => void): void {
+  /** The agent asked (inside the encrypted channel) and `site`'s own page pinned the key. */
+  askRecording(agent: string, site: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
       "tandem-record-title", `${agent} asks to record this session`,
       "The recording holds what the agent sees, with the same fields hidden. It is encrypted in " +
         "this browser so that only your provider's auditors can play it back, and it is deleted after the " +
         "provider's retention period. You can stop recording at any time; sharing goes on either way.",
       ["Don't record", onRefuse], ["Allow recording", onAllow],
+      `Recording key verified by ${site}`,
     );
   }
 
   /** A modal question with a refusing and an allowing button (the allowing one focused). */
   private ask(
-    id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void],
+    id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
   ): void {
     const yes = button(allow[0], "primary", allow[1]);
     this.show(
@@ -208,6 +211,7 @@ export class CustomerUI {
       }, [
         element("h2", { text: title, attrs: { id } }),
         element("p", { text }),
+        ...(note ? [element("p", { className: "verified", text: `✓ ${note}` })] : []),
         element("div", { className: "row" }, [button(refuse[0], "", refuse[1]), yes]),
       ]),
     );

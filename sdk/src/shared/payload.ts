@@ -25,7 +25,49 @@ export type ControlState = "granted" | "refused" | "revoked";
 /** The customer's answer about remote control, and refusals of single actions. */
 export type ControlPayload = { k: "control"; state: ControlState } | { k: "action_refused"; reason: string };
 
-export type Payload = EventsPayload | PausedPayload | ControlPayload;
+/** Why recording is off, as the customer's browser tells the agent (docs/recordings.md). */
+export type RecordingOffReason =
+  | "declined" | "not_pinned" | "unconfirmed" | "stopped_by_customer" | "stopped_by_agent" | "stopped"
+  | "session_ending" | "size_limit" | "unavailable";
+export const RECORDING_OFF_REASONS: readonly RecordingOffReason[] = [
+  "declined", "not_pinned", "unconfirmed", "stopped_by_customer", "stopped_by_agent", "stopped",
+  "session_ending", "size_limit", "unavailable",
+];
+
+/** The customer's browser tells the agent, inside the encrypted channel, whether it records and
+ * for which recording key (by id): the console trusts this, not the server's `recording`. */
+export interface RecordingStatusPayload {
+  k: "recording";
+  on: boolean;
+  key_id: string | null;
+  reason?: RecordingOffReason;
+}
+
+/** The first recorded frame: what the recording is, bound by the customer's browser. */
+export interface RecordingStartPayload {
+  k: "recording_start";
+  recording_id: string;
+  session_id: string;
+  /** The agent's username, as the agent's console asserted it inside the encrypted channel. */
+  agent: string;
+  /** The site id the server named when it asked; `origin` is the page's own. */
+  site: string;
+  origin: string;
+  /** Milliseconds since 1970 on the customer's clock. */
+  at: number;
+}
+
+/** The last recorded frame: the recording ended on purpose (not cut short). */
+export interface RecordingEndPayload {
+  k: "recording_end";
+  recording_id: string;
+  reason: RecordingOffReason;
+  at: number;
+}
+
+export type RecordingPayload = RecordingStatusPayload | RecordingStartPayload | RecordingEndPayload;
+
+export type Payload = EventsPayload | PausedPayload | ControlPayload | RecordingPayload;
 
 interface PartPayload {
   k: "part";
@@ -59,12 +101,33 @@ export function encodePayload(payload: Payload, maxBytes = MAX_PAYLOAD_BYTES): U
   return frames;
 }
 
+const MAX_FIELD = 200;
+const isField = (value: unknown): value is string => typeof value === "string" && value.length <= MAX_FIELD;
+const isReason = (value: unknown): value is RecordingOffReason =>
+  RECORDING_OFF_REASONS.includes(value as RecordingOffReason);
+
+function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
+  if (k === "recording") {
+    return typeof v.on === "boolean" && (v.key_id === null || isField(v.key_id)) &&
+      (v.reason === undefined || isReason(v.reason));
+  }
+  if (k === "recording_start") {
+    return isField(v.recording_id) && isField(v.session_id) && isField(v.agent) && isField(v.site) &&
+      isField(v.origin) && Number.isFinite(v.at);
+  }
+  if (k === "recording_end") return isField(v.recording_id) && isReason(v.reason) && Number.isFinite(v.at);
+  return false;
+}
+
 function isEvents(value: unknown): value is Payload {
   if (typeof value !== "object" || value === null) return false;
   const k = (value as { k?: unknown }).k;
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
   if (k === "action_refused") return typeof v.reason === "string";
+  if (k === "recording" || k === "recording_start" || k === "recording_end") {
+    return isRecordingPayload(k, value as Record<string, unknown>);
+  }
   return k === "paused" || (k === "events" && Array.isArray(v.events));
 }
 

@@ -23,10 +23,11 @@ export type ServerMessage =
   | { v: 1; type: "watch_handshake"; data: string }
   | { v: 1; type: "watching"; session_id: string }
   | { v: 1; type: "watcher_joined"; watcher: string }
-  | { v: 1; type: "record_request"; agent: string; key: string }
+  | { v: 1; type: "record_request"; agent: string; key: string; recording_id: string; site: string }
   | { v: 1; type: "recording"; on: boolean; reason?: RecordingReason | null };
 
-export type RecordingReason = "declined" | "stopped_by_customer" | "stopped_by_agent" | "size_limit" | "unavailable";
+export type RecordingReason =
+  | "declined" | "stopped_by_customer" | "stopped_by_agent" | "size_limit" | "unavailable" | "session_ending";
 
 export function parseServerMessage(text: string): ServerMessage | null {
   try {

@@ -12,11 +12,16 @@
  *   epoch key  0x02 | epoch u64 | nonce[12]   | AES-GCM(pairwise c2a, contentKey)
  *   to customer 0x03 | counter u64 | AES-GCM(pairwise a2c, nonce = 0^4 | counter)
  *   watcher key 0x04 | epoch u64 | nonce[12]   | AES-GCM(supervisor's c2a, contentKey)
- *   recording key 0x05 | epoch u64 | ephemeral X25519 public key[32] | nonce[12]
+ *   recording link 0x06 | epoch u64 | previous recorded epoch u64 | its frame count u64
+ *                 | ephemeral X25519 public key[32] | nonce[12]
  *                 | AES-GCM(HKDF(X25519(ephemeral, organisation's recording key)), contentKey)
  * While the customer allows recording, each epoch's content key is also wrapped for the
- * organisation's recording public key (kind 0x05, see recording.ts); only the holder of its
- * private key (an auditor's key file) can open the recording the server keeps.
+ * organisation's recording public key (kind 0x06, see recording.ts); only the holder of its
+ * private key (an auditor's key file) can open the recording the server keeps. The frame names
+ * the previous recorded epoch and how many content frames of it were sent (its additional data
+ * binds both), so a recording is one chain: no epoch, first or middle, and no frame at the end
+ * of an epoch can be cut out unnoticed. (Kind 0x05, the same without the link, was made by
+ * Tandem 0.2 and is refused on playback.)
  * A watching supervisor pairs with the customer separately (its own code) and gets the epoch key
  * under kind 0x04; each receiver ignores the other kind, and the kind is in the additional data.
  * The additional data binds protocol, session id, kind, epoch and counter. Receivers require
@@ -31,8 +36,13 @@ export const KIND_CONTENT = 0x01;
 export const KIND_EPOCH_KEY = 0x02;
 export const KIND_TO_CUSTOMER = 0x03;
 export const KIND_WATCHER_KEY = 0x04;
+/** The unchained recording key of Tandem 0.2 recordings: recognised only to be refused. */
 export const KIND_RECORDING_KEY = 0x05;
 export const RECORDING_KEY_FRAME_BYTES = 1 + 8 + 32 + 12 + 32 + 16;
+/** A recorded epoch's content key, wrapped for the recording key and linked to the previous
+ * recorded epoch. */
+export const KIND_RECORDING_LINK = 0x06;
+export const RECORDING_LINK_FRAME_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 16;
 export type KeyKind = typeof KIND_EPOCH_KEY | typeof KIND_WATCHER_KEY;
 
 export class ChannelError extends Error {}
@@ -119,13 +129,16 @@ export class ContentSender {
     private readonly key: CryptoKey,
     /** The epoch-key frame for the agent(s), sent before any content of this epoch. */
     readonly epochKeyFrames: Uint8Array[],
+    /** Whether this epoch's content key is also wrapped for the recording key. */
+    readonly recorded = false,
   ) {}
 
   /** A fresh content key for `epoch`, wrapped for each recipient's customer-to-agent key: the
    * agent's (kind 0x02) and a watching supervisor's (kind 0x04), and, while the customer allows
-   * recording, for the organisation's recording public key (kind 0x05). */
+   * recording, for the organisation's recording public key, linked to the previous recorded
+   * epoch (kind 0x06). */
   static async create(
-    sessionId: string, epoch: number, agents: CryptoKey[], watcher?: CryptoKey, recordingKey?: Uint8Array,
+    sessionId: string, epoch: number, agents: CryptoKey[], watcher?: CryptoKey, recording?: RecordingLink,
   ): Promise<ContentSender> {
     const raw = crypto.getRandomValues(new Uint8Array(32));
     const recipients: [KeyKind, CryptoKey][] = agents.map((key) => [KIND_EPOCH_KEY, key]);
@@ -139,8 +152,8 @@ export class ContentSender {
           return concat(Uint8Array.of(kind), u64(epoch), nonce, await encrypt(agentKey, nonce, aad, raw));
         }),
       );
-      if (recordingKey) frames.push(await wrapForRecording(sessionId, epoch, recordingKey, raw));
-      return new ContentSender(sessionId, epoch, key, frames);
+      if (recording) frames.push(await wrapForRecording(sessionId, epoch, recording, raw));
+      return new ContentSender(sessionId, epoch, key, frames, recording !== undefined);
     } finally {
       raw.fill(0);
     }
@@ -227,7 +240,7 @@ export class ContentReceiver {
     if (bytes.length < 17) throw new ChannelError("truncated frame");
     const kind = bytes[0];
     const epoch = readU64(bytes, 1);
-    if (kind === KIND_RECORDING_KEY) return null; // for the recording, not for this receiver
+    if (kind === KIND_RECORDING_KEY || kind === KIND_RECORDING_LINK) return null; // for the recording
     if (kind === KIND_EPOCH_KEY || kind === KIND_WATCHER_KEY) {
       if (bytes.length !== 1 + 8 + 12 + 32 + 16) throw new ChannelError("malformed epoch key");
       if (kind !== this.keyKind) return null; // wrapped for the other recipient
@@ -288,6 +301,20 @@ export class CommandReceiver {
   }
 }
 
+/** Where a recorded epoch sits in its recording: the organisation's recording public key, the
+ * previous recorded epoch (0: this is the first) and how many content frames of it were sent. */
+export interface RecordingLink {
+  publicKey: Uint8Array;
+  previousEpoch: number;
+  previousCount: number;
+}
+
+/** The additional data of a recording link (kind 0x06): version 2, binding the chain. */
+export function recordingLinkAad(sessionId: string, epoch: number, previousEpoch: number, previousCount: number): Uint8Array {
+  const head = encoder.encode(`tandem/v2|${sessionId}|`);
+  return concat(head, Uint8Array.of(KIND_RECORDING_LINK), u64(epoch), u64(previousEpoch), u64(previousCount));
+}
+
 /** HKDF of an X25519 shared secret into the AES-GCM key that wraps a content key for recording. */
 export async function recordingWrapKey(
   shared: Uint8Array, ephemeralPublic: Uint8Array, recordingPublic: Uint8Array, usage: KeyUsage,
@@ -295,7 +322,7 @@ export async function recordingWrapKey(
   try {
     const base = await subtle.importKey("raw", shared as BufferSource, "HKDF", false, ["deriveKey"]);
     return await subtle.deriveKey(
-      { name: "HKDF", hash: "SHA-256", salt: concat(ephemeralPublic, recordingPublic) as BufferSource, info: encoder.encode("tandem/v1/recording") },
+      { name: "HKDF", hash: "SHA-256", salt: concat(ephemeralPublic, recordingPublic) as BufferSource, info: encoder.encode("tandem/v2/recording") },
       base,
       { name: "AES-GCM", length: 256 },
       false,
@@ -306,21 +333,26 @@ export async function recordingWrapKey(
   }
 }
 
-/** The recording-key frame (kind 0x05) for one epoch: `raw` wrapped for `recordingPublic`
+/** The recording-link frame (kind 0x06) for one epoch: `raw` wrapped for the recording public key
  * under a fresh ephemeral X25519 key, which is dropped right after. */
 export async function wrapForRecording(
-  sessionId: string, epoch: number, recordingPublic: Uint8Array, raw: Uint8Array,
+  sessionId: string, epoch: number, link: RecordingLink, raw: Uint8Array,
 ): Promise<Uint8Array> {
-  if (recordingPublic.length !== 32) throw new ChannelError("the recording key must be 32 bytes");
+  const { publicKey, previousEpoch, previousCount } = link;
+  if (publicKey.length !== 32) throw new ChannelError("the recording key must be 32 bytes");
+  if (previousEpoch >= epoch) throw new ChannelError("a recording link must point back");
   const ephemeral = x25519.utils.randomSecretKey();
   try {
     const ephemeralPublic = x25519.getPublicKey(ephemeral);
     const wrapKey = await recordingWrapKey(
-      x25519.getSharedSecret(ephemeral, recordingPublic), ephemeralPublic, recordingPublic, "encrypt",
+      x25519.getSharedSecret(ephemeral, publicKey), ephemeralPublic, publicKey, "encrypt",
     );
     const nonce = crypto.getRandomValues(new Uint8Array(12));
-    const aad = additionalData(sessionId, KIND_RECORDING_KEY, epoch);
-    return concat(Uint8Array.of(KIND_RECORDING_KEY), u64(epoch), ephemeralPublic, nonce, await encrypt(wrapKey, nonce, aad, raw));
+    const aad = recordingLinkAad(sessionId, epoch, previousEpoch, previousCount);
+    return concat(
+      Uint8Array.of(KIND_RECORDING_LINK), u64(epoch), u64(previousEpoch), u64(previousCount), ephemeralPublic, nonce,
+      await encrypt(wrapKey, nonce, aad, raw),
+    );
   } finally {
     ephemeral.fill(0);
   }

@@ -10,15 +10,28 @@
  *
  * Container (what the server returns): "TNDMREC1" | u32 header length | header JSON |
  * (u32 length | frame)*. Frames are exactly what the customer sent: content (0x01) and key
- * frames (0x02, 0x04: ignored here; 0x05: the content key wrapped for the recording key).
+ * frames (0x02, 0x04: ignored here; 0x06: the content key wrapped for the recording key and
+ * linked to the previous recorded epoch).
+ *
+ * A recording is one authenticated whole (docs/recordings.md): its first recorded frame is the
+ * customer's `recording_start` (recording id, session, agent, site), each recorded epoch names
+ * the one before it and how many frames it had, and the last frame is the customer's
+ * `recording_end`. The server cannot cut out the start, a middle part, frames at the end of a
+ * part or the tail, nor relabel the header, without playback saying so.
+ *
+ * Pins: the site's own page names the recording keys the SDK may wrap content keys for
+ * (`recordingKeys`, key ids or public keys); the server cannot add one.
  */
 
 import { x25519 } from "@noble/curves/ed25519.js";
 import {
-  ChannelError, EpochContent, KIND_CONTENT, KIND_RECORDING_KEY, RECORDING_KEY_FRAME_BYTES, additionalData, decrypt,
-  encrypt, readU64, recordingWrapKey,
+  ChannelError, EpochContent, KIND_CONTENT, KIND_RECORDING_KEY, KIND_RECORDING_LINK, RECORDING_LINK_FRAME_BYTES, decrypt,
+  encrypt, readU64, recordingLinkAad, recordingWrapKey,
 } from "./channel.ts";
 import { fromBase64Url, toBase64Url } from "./encoding.ts";
+import {
+  PayloadDecoder, PayloadError, type RecordingEndPayload, type RecordingStartPayload, unpack,
+} from "../payload.ts";
 
 const subtle = globalThis.crypto.subtle;
 const encoder = new TextEncoder();
@@ -116,14 +129,19 @@ export async function openKeyFile(text: string, passphrase: string): Promise<Rec
   return { keyId: await recordingKeyId(publicKey), publicKey: file.public_key, privateKey };
 }
 
+/** The container's header: what the server says about the recording (checked against what the
+ * customer's browser bound into it before it is believed). */
 export interface RecordingHeader {
   format: number;
   recording_id: string;
   session_id: string;
   org_id: string;
+  site_id: string;
+  agent: string;
   key_id: string;
   started_at: number;
   ended_at: number | null;
+  end_reason?: string | null;
 }
 
 /** Header and frames of a container. Throws RecordingError if it is not one. */
@@ -155,16 +173,40 @@ export function parseContainer(bytes: Uint8Array): { header: RecordingHeader; fr
   return { header, frames };
 }
 
+/** What playback says when a recording is not the whole the customer's browser made. The same
+ * words as tandem.recordings (Python), so the console and `tandem recording open` agree. */
+export const BROKEN = {
+  legacy: "this recording was made by an older version of Tandem, without integrity of the whole recording, so it cannot be played",
+  firstMissing: "the start of the recording is missing",
+  firstKey: (sessionId: string) =>
+    `the recording's first key does not open for session ${JSON.stringify(sessionId)}: its header was changed or the frame altered`,
+  middleMissing: (current: number, epoch: number) => `a part of the recording is missing between epochs ${current} and ${epoch}`,
+  tailFrames: (epoch: number, here: number, sent: number) =>
+    `frames are missing at the end of epoch ${epoch}: ${here} of ${sent} are here`,
+  truncated: "the end of the recording is missing: it was cut short",
+  afterEnd: "content follows the end of the recording",
+  secondStart: "the recording starts twice: another recording was spliced in",
+  relabelled: (field: string, header: unknown, bound: string) =>
+    `the recording's header was changed: its ${field} is ${JSON.stringify(header)}, but the recording was made for ${JSON.stringify(bound)}`,
+  undecodable: "a payload of the recording does not decode",
+} as const;
+
 /**
  * Opens a recording's frames in order with the organisation's private recording key.
- * Epochs whose content key was not wrapped for recording (before the customer allowed it) are
- * skipped. Within a recorded epoch, counters must run 0, 1, 2…: a dropped, reordered, replayed
- * or altered frame throws ChannelError (the server cannot edit a recording unnoticed).
+ * Epochs whose content key was not wrapped for recording (before the customer allowed it, after
+ * it stopped) are skipped. Within a recorded epoch, counters must run 0, 1, 2…; each recorded
+ * epoch must name the previous one and its frame count; nothing recorded may follow the end.
+ * Anything else throws ChannelError with BROKEN's words (RecordingError for a Tandem 0.2
+ * recording, which has no chain).
  */
 export class RecordingOpener {
   private readonly content: EpochContent;
   /** Content frames skipped because their epoch's key was not wrapped for recording. */
   skipped = 0;
+  private started = false;
+  private ended = false;
+  /** Content frames opened in the current recorded epoch. */
+  private opened = 0;
 
   constructor(private readonly sessionId: string, private readonly privateKey: Uint8Array) {
     this.content = new EpochContent(sessionId);
@@ -175,19 +217,9 @@ export class RecordingOpener {
     if (bytes.length < 17) throw new ChannelError("truncated frame");
     const kind = bytes[0];
     const epoch = readU64(bytes, 1);
-    if (kind === KIND_RECORDING_KEY) {
-      if (bytes.length !== RECORDING_KEY_FRAME_BYTES) throw new ChannelError("malformed recording key");
-      if (epoch <= this.content.epoch) throw new ChannelError("an old key was replayed");
-      const ephemeralPublic = bytes.subarray(9, 41);
-      let shared: Uint8Array;
-      try {
-        shared = x25519.getSharedSecret(this.privateKey, ephemeralPublic);
-      } catch {
-        throw new ChannelError("malformed recording key");
-      }
-      const wrapKey = await recordingWrapKey(shared, ephemeralPublic, x25519.getPublicKey(this.privateKey), "decrypt");
-      const aad = additionalData(this.sessionId, KIND_RECORDING_KEY, epoch);
-      await this.content.install(epoch, await decrypt(wrapKey, bytes.subarray(41, 53), aad, bytes.subarray(53)));
+    if (kind === KIND_RECORDING_KEY) throw new RecordingError(BROKEN.legacy);
+    if (kind === KIND_RECORDING_LINK) {
+      await this.link(bytes, epoch);
       return null;
     }
     if (kind !== KIND_CONTENT) return null; // keys wrapped for the agent or a supervisor
@@ -198,6 +230,161 @@ export class RecordingOpener {
       }
       throw new ChannelError("content of an earlier part of the recording reappeared");
     }
-    return this.content.open(bytes);
+    if (this.ended) throw new ChannelError(BROKEN.afterEnd);
+    const plaintext = await this.content.open(bytes);
+    this.opened++;
+    return plaintext;
   }
+
+  private async link(bytes: Uint8Array, epoch: number): Promise<void> {
+    if (bytes.length !== RECORDING_LINK_FRAME_BYTES) throw new ChannelError("malformed recording key");
+    if (this.ended) throw new ChannelError(BROKEN.afterEnd);
+    if (epoch <= this.content.epoch) throw new ChannelError("an old key was replayed");
+    const previousEpoch = readU64(bytes, 9);
+    const previousCount = readU64(bytes, 17);
+    const ephemeralPublic = bytes.subarray(25, 57);
+    let shared: Uint8Array;
+    try {
+      shared = x25519.getSharedSecret(this.privateKey, ephemeralPublic);
+    } catch {
+      throw new ChannelError("malformed recording key");
+    }
+    const wrapKey = await recordingWrapKey(shared, ephemeralPublic, x25519.getPublicKey(this.privateKey), "decrypt");
+    const aad = recordingLinkAad(this.sessionId, epoch, previousEpoch, previousCount);
+    let raw: Uint8Array;
+    try {
+      raw = await decrypt(wrapKey, bytes.subarray(57, 69), aad, bytes.subarray(69));
+    } catch (error) {
+      throw this.started ? error : new ChannelError(BROKEN.firstKey(this.sessionId));
+    }
+    // The link is authentic now (only the holder of the content key could have made it).
+    if (!this.started) {
+      if (previousEpoch !== 0) {
+        raw.fill(0);
+        throw new ChannelError(BROKEN.firstMissing);
+      }
+    } else if (previousEpoch === 0) {
+      raw.fill(0);
+      throw new ChannelError(BROKEN.secondStart);
+    } else if (previousEpoch !== this.content.epoch) {
+      raw.fill(0);
+      throw new ChannelError(BROKEN.middleMissing(this.content.epoch, epoch));
+    } else if (previousCount !== this.opened) {
+      raw.fill(0);
+      throw new ChannelError(BROKEN.tailFrames(this.content.epoch, this.opened, previousCount));
+    }
+    await this.content.install(epoch, raw);
+    this.started = true;
+    this.opened = 0;
+  }
+
+  /** The payload just opened was the customer's end marker: nothing recorded may follow. */
+  end(): void {
+    this.ended = true;
+  }
+
+  /** After the last frame: throws ChannelError unless the recording began and ended. */
+  finish(): void {
+    if (!this.started) throw new ChannelError(BROKEN.firstMissing);
+    if (!this.ended) throw new ChannelError(BROKEN.truncated);
+  }
+}
+
+export interface OpenedRecording {
+  header: RecordingHeader;
+  /** rrweb events, in order. */
+  events: unknown[];
+  /** Content frames of epochs that were not recorded (before consent, after it stopped). */
+  skipped: number;
+  /** What the customer's browser bound into the recording (its clock for `at`). */
+  start: RecordingStartPayload;
+  end: RecordingEndPayload;
+}
+
+/** The header fields a server could relabel, and the start payload's field that binds each. */
+const BOUND_FIELDS = [
+  ["recording_id", "recording_id"], ["session_id", "session_id"], ["agent", "agent"], ["site_id", "site"],
+] as const;
+
+/**
+ * Open a whole recording (a container from the server or an export) with the unlocked key:
+ * every frame authentic and in order, one chain from its start to its end, its header as the
+ * customer's browser bound it. Throws RecordingError (not this key, not a recording, made by
+ * an older version) or ChannelError (edited: BROKEN's words).
+ */
+export async function openRecording(bytes: Uint8Array, key: RecordingKey): Promise<OpenedRecording> {
+  const { header, frames } = parseContainer(bytes);
+  if (header.key_id !== key.keyId) {
+    throw new RecordingError(`this recording was made with another recording key (${header.key_id})`);
+  }
+  const opener = new RecordingOpener(header.session_id, key.privateKey);
+  const decoder = new PayloadDecoder();
+  const events: unknown[] = [];
+  let start: RecordingStartPayload | null = null;
+  let end: RecordingEndPayload | null = null;
+  for (const frame of frames) {
+    const plaintext = await opener.open(frame);
+    if (!plaintext) continue;
+    let payload;
+    try {
+      payload = decoder.push(await unpack(plaintext));
+    } catch (error) {
+      if (error instanceof PayloadError) throw new ChannelError(BROKEN.undecodable);
+      throw error;
+    }
+    if (!start) {
+      if (payload?.k !== "recording_start") throw new ChannelError(BROKEN.firstMissing);
+      for (const [field, bound] of BOUND_FIELDS) {
+        if (header[field] !== payload[bound]) throw new ChannelError(BROKEN.relabelled(field, header[field], payload[bound]));
+      }
+      start = payload;
+      continue;
+    }
+    if (payload?.k === "recording_start") throw new ChannelError(BROKEN.secondStart);
+    if (payload?.k === "recording_end") {
+      if (payload.recording_id !== start.recording_id) {
+        throw new ChannelError(BROKEN.relabelled("end's recording_id", payload.recording_id, start.recording_id));
+      }
+      end = payload;
+      opener.end();
+    } else if (payload?.k === "events") {
+      events.push(...payload.events);
+    }
+  }
+  opener.finish();
+  if (!start || !end) throw new ChannelError(BROKEN.truncated); // finish() threw already
+  return { header, events, skipped: opener.skipped, start, end };
+}
+
+const KEY_ID = /^[A-Za-z0-9_-]{22}$/;
+const PUBLIC_KEY = /^[A-Za-z0-9_-]{43}$/;
+export const MAX_PINS = 8;
+
+/** The site's pins (`recordingKeys` / `recording_keys`): key ids or public keys, base64url.
+ * Throws RecordingError for anything else, so a site notices a typo at once. */
+export function validatePins(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.length > MAX_PINS) {
+    throw new RecordingError(`recordingKeys: a list of at most ${MAX_PINS} recording key ids`);
+  }
+  return value.map((pin, i) => {
+    if (typeof pin !== "string" || !(KEY_ID.test(pin) || PUBLIC_KEY.test(pin))) {
+      throw new RecordingError(`recordingKeys[${i}]: a recording key id (22 characters) or public key (43), base64url`);
+    }
+    return pin;
+  });
+}
+
+/** Whether the site pinned `publicKey` (base64url, from the server), and its id (null if it is
+ * not a 32-byte key at all). */
+export async function checkPin(publicKey: string, pins: readonly string[]): Promise<{ keyId: string | null; pinned: boolean }> {
+  let raw: Uint8Array;
+  try {
+    raw = fromBase64Url(publicKey);
+  } catch {
+    return { keyId: null, pinned: false };
+  }
+  if (raw.length !== 32 || toBase64Url(raw) !== publicKey) return { keyId: null, pinned: false };
+  const keyId = await recordingKeyId(raw);
+  return { keyId, pinned: pins.includes(keyId) || pins.includes(publicKey) };
 }
