@@ -26,7 +26,7 @@ from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
-from tandem.server import admin, api, openapi, sso, ws
+from tandem.server import admin, api, demo, openapi, sso, ws
 from tandem.server.middleware import SameOriginWrites, SecurityHeaders
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
@@ -200,6 +200,8 @@ def create_app(
         WebSocketRoute("/ws/customer", ws.customer_endpoint),
         WebSocketRoute("/ws/agent", ws.agent_endpoint),
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),
+        Route("/demo/", demo.demo_page),  # demo only: pages pinned with the server's key
+        Route("/demo/{page}.html", demo.demo_page),
         Mount("/demo", StaticFiles(directory=STATIC / "demo", html=True, check_dir=False)),
     ]
     return Starlette(
