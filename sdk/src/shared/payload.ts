@@ -20,12 +20,18 @@ export interface PausedPayload {
   k: "paused";
 }
 
+/** Sent first in every epoch by the customer's browser, after the customer clicked Allow there.
+ * Inside the encrypted channel, so the relay cannot fake it: the console shows nothing before. */
+export interface ConsentedPayload {
+  k: "consented";
+}
+
 export type ControlState = "granted" | "refused" | "revoked";
 
 /** The customer's answer about remote control, and refusals of single actions. */
 export type ControlPayload = { k: "control"; state: ControlState } | { k: "action_refused"; reason: string };
 
-export type Payload = EventsPayload | PausedPayload | ControlPayload;
+export type Payload = EventsPayload | PausedPayload | ConsentedPayload | ControlPayload;
 
 interface PartPayload {
   k: "part";
@@ -65,7 +71,7 @@ function isEvents(value: unknown): value is Payload {
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
   if (k === "action_refused") return typeof v.reason === "string";
-  return k === "paused" || (k === "events" && Array.isArray(v.events));
+  return k === "paused" || k === "consented" || (k === "events" && Array.isArray(v.events));
 }
 
 function isPart(value: unknown): value is PartPayload {
