@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from tandem import auth
 from tandem.cli import server_config
@@ -51,6 +52,7 @@ class RunningServer:
         clock: FakeClock,
         fanout: Fanout | None = None,
         log_level: str = "warning",
+        wrap: Callable[[ASGIApp], ASGIApp] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -58,11 +60,10 @@ class RunningServer:
         self.base = f"{scheme}://127.0.0.1:{settings.port}"
         self.ws_base = f"{'wss' if settings.tls else 'ws'}://127.0.0.1:{settings.port}"
         self.origin = self.base
-        config = server_config(
-            create_app(settings, clock=clock, fanout=fanout, tick_seconds=0.05),
-            settings,
-            log_level=log_level,
-        )
+        app: ASGIApp = create_app(settings, clock=clock, fanout=fanout, tick_seconds=0.05)
+        if wrap is not None:  # e.g. tests/malicious.py: the same server, run by an attacker
+            app = wrap(app)
+        config = server_config(app, settings, log_level=log_level)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -135,6 +136,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         fanout: Fanout | None = None,
         log_level: str = "warning",
         seed: Callable[[Directory], Awaitable[None]] | None = None,
+        wrap: Callable[[ASGIApp], ASGIApp] | None = None,
         **overrides: object,
     ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
@@ -142,7 +144,9 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         add_user(data_dir, "alice", display_name="Alice")
         if seed is not None:
             seed_directory(data_dir, seed)
-        running = RunningServer(settings, FakeClock(), fanout=fanout, log_level=log_level)
+        running = RunningServer(
+            settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap
+        )
         running.start()
         started.append(running)
         return running

@@ -143,7 +143,7 @@ test("recordings: forged or mutated containers, frames and key files only raise 
       parts.reduce((at, p) => (bytes.set(p, at), at + p.length), 0);
       await expectOneOf([ChannelError, RecordingError], () => openRecording(bytes, key));
     }),
-    { numRuns: RUNS / 8 },
+    { numRuns: Math.ceil(RUNS / 8) },
   );
   fc.assert(
     fc.property(fc.uint8Array({ maxLength: 300 }), fc.boolean(), (bytes, magic) => {

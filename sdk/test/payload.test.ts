@@ -68,3 +68,10 @@ test("unpack refuses a decompression bomb and unknown encodings", async () => {
   await assert.rejects(unpack(Uint8Array.of(7, 1, 2)), PayloadError);
   await assert.rejects(unpack(new Uint8Array(0)), PayloadError);
 });
+
+test("the customer's consent travels as its own payload, and only in that exact form", () => {
+  const decoder = new PayloadDecoder();
+  const [frame] = encodePayload({ k: "consented" });
+  assert.deepEqual(decoder.push(frame), { k: "consented" });
+  assert.throws(() => decoder.push(new TextEncoder().encode('{"k":"consent"}')), PayloadError);
+});

@@ -290,6 +290,9 @@ class LiveView {
   private size = { width: 0, height: 0 };
   private ended = false;
   private joined = false;
+  /** The customer's browser said, inside the encrypted channel, that the customer allowed
+   * sharing. Only then is anything shown: the server's `consent` alone is not believed. */
+  private consented = false;
   private sessionId: string | null = null;
   /** Watching as a supervisor (no control; pairs with the customer's own supervisor code). */
   private readonly watching: boolean;
@@ -422,10 +425,7 @@ class LiveView {
           break;
         }
         if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
-        setStatus("Connected. You are seeing the customer's page live.", "good");
-        requestControlButton.hidden = false;
-        recordButton.hidden = false;
-        this.startMirror();
+        if (!this.consented) setStatus("Waiting for the customer's browser to start sharing…");
         break;
       case "record_request":
         break; // only ever for the customer
@@ -435,10 +435,8 @@ class LiveView {
         this.showRecording();
         break;
       case "peer":
-        setStatus(
-          message.connected ? "Connected. You are seeing the customer's page live." : "Customer is reloading the page…",
-          message.connected ? "good" : "",
-        );
+        if (!message.connected) setStatus("Customer is reloading the page…");
+        else if (this.consented) setStatus("Connected. You are seeing the customer's page live.", "good");
         break;
       case "ended":
         this.finish(
@@ -725,6 +723,11 @@ class LiveView {
       return; // a corrupt payload is dropped; the next full snapshot repairs the view
     }
     if (!payload) return;
+    if (payload.k === "consented") {
+      this.onConsented();
+      return;
+    }
+    if (!this.consented) return; // a customer's browser sends this first; nothing shows before
     if (payload.k === "paused") {
       this.pauseMirror();
       return;
@@ -762,6 +765,17 @@ class LiveView {
       event.timestamp = Date.now();
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
+  }
+
+  /** The customer's browser confirmed consent (first in each epoch): show the page. */
+  private onConsented(): void {
+    const first = !this.consented;
+    this.consented = true;
+    if (!first || this.watching) return;
+    setStatus("Connected. You are seeing the customer's page live.", "good");
+    requestControlButton.hidden = false;
+    recordButton.hidden = false;
+    this.startMirror();
   }
 
   private onClose(event: CloseEvent): void {

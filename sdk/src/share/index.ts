@@ -39,6 +39,8 @@ const STORAGE_KEY = "tandem.session";
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
+/** The help server said something that contradicts what happened in this browser. */
+const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
 
 type State = "idle" | "connecting" | "waiting" | "pending_consent" | "sharing" | "ended";
 
@@ -53,6 +55,9 @@ interface Saved {
   epoch: number;
   /** The policy passed to start(), for pages without their own policy tag. */
   sitePolicy: Policy | null;
+  /** The customer clicked Allow in this browser. Only this, never the server's word, lets the
+   * page be shared (also after a navigation). */
+  consented?: boolean;
   /** The last agent command opened (replays are refused, also on the next page). */
   commands?: number;
   /** Remote control granted (it survives the customer's navigation, until revoked). */
@@ -164,6 +169,8 @@ class Session {
   /** The organisation's policy from the server: it can only add restrictions. */
   private orgPolicy: Policy | null = null;
   private reconnects = 0;
+  /** The one answer this socket's first message may get: `created` or `resumed`, once. */
+  private expecting: "created" | "resumed" | null = null;
   private exchange: Spake2 | null = null;
   private keys: PairwiseKeys | null = null;
   /** A supervisor's key exchange in progress, and its name. */
@@ -252,6 +259,7 @@ class Session {
 
   private connect(first: Record<string, unknown>, resolve?: (code: string) => void, reject?: (e: Error) => void): void {
     this.state = "connecting";
+    this.expecting = first.type === "resume" ? "resumed" : "created";
     const ws = new WebSocket(socketUrl);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
@@ -303,6 +311,8 @@ class Session {
   private handle(message: ServerMessage): void {
     switch (message.type) {
       case "created":
+        if (this.expecting !== "created") return this.distrust("a new session this page did not ask for");
+        this.expecting = null;
         if (!this.acceptOrgPolicy(message.policy)) return;
         this.saved = {
           sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
@@ -313,8 +323,14 @@ class Session {
         this.state = "waiting";
         this.ui.showCode(this.code ?? "", () => void this.stop());
         break;
-      case "resumed":
-        if (!this.saved || !this.acceptOrgPolicy(message.policy)) return;
+      case "resumed": {
+        // Only as the answer to this page's own `resume`, and only if it agrees with what this
+        // browser knows: a server cannot talk the page into sharing.
+        if (!this.saved || this.expecting !== "resumed") return this.distrust("a session state it never asked for");
+        this.expecting = null;
+        const contradiction = this.contradicts(message.state);
+        if (contradiction) return this.distrust(contradiction);
+        if (!this.acceptOrgPolicy(message.policy)) return;
         this.reconnects = 0;
         this.saved.agent = message.agent;
         if (!message.recording) this.saved.recording = null;
@@ -324,11 +340,12 @@ class Session {
         if (message.state === "waiting" && this.code) this.ui.showCode(this.code, () => void this.stop());
         if (message.state === "sharing") void this.beginSharing();
         break;
+      }
       case "team_policy":
         this.acceptTeamPolicies(message.policies);
         break;
       case "agent_joined":
-        if (!this.saved) return;
+        if (!this.saved || (this.state !== "waiting" && this.state !== "pending_consent")) return;
         this.saved.agent = message.agent;
         save(this.saved);
         this.state = "pending_consent";
@@ -360,6 +377,24 @@ class Session {
       default:
         break;
     }
+  }
+
+  /** Why the server's claimed `state` contradicts this browser's own record, or null. */
+  private contradicts(state: string): string | null {
+    const saved = this.saved;
+    if (!saved) return "a session this page does not have";
+    if (state === "sharing" && !saved.consented) return "it claimed you allowed sharing, but you did not";
+    if (state === "waiting" && (saved.consented || !saved.secret)) {
+      return "it claimed no agent had joined, but one had";
+    }
+    if (state !== "waiting" && state !== "pending_consent" && state !== "sharing") return "an unknown state";
+    return null;
+  }
+
+  /** End at once, on both sides, and tell the customer why. */
+  private distrust(what: string): void {
+    this.send(control("stop"));
+    this.fail(`${DISTRUST} (${what}).`);
   }
 
   /** The server's policy must be valid; sharing under a policy we cannot read would be unsafe. */
@@ -674,13 +709,18 @@ class Session {
 
   private askConsent(): void {
     if (this.state !== "pending_consent") return;
+    // Allowed on an earlier page of this session (the answer was lost with that page): the
+    // customer's own decision stands; the keys are those of the same key exchange.
+    if (this.saved?.consented) return this.answer(true);
     this.ui.askConsent(this.saved?.agent ?? "An agent", () => this.answer(true), () => this.answer(false));
   }
 
   private answer(granted: boolean): void {
     if (this.state !== "pending_consent" || !this.ws) return;
     this.ws.send(control("consent", { granted }));
-    if (granted) {
+    if (granted && this.saved) {
+      this.saved.consented = true;
+      save(this.saved);
       this.state = "sharing";
       void this.beginSharing();
     } else {
@@ -716,7 +756,11 @@ class Session {
     }
     this.sender = sender;
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
+    // A recording's first frame is its recording_start (recorded epochs only), then as in every epoch:
     if (sender.recorded) this.recordedEpochBegan(sender);
+    // First in every epoch, inside the encrypted channel: the agent's console shows nothing
+    // until the customer's own browser says the customer allowed it.
+    this.sendPayload({ k: "consented" });
     this.commands = new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
     this.control?.dispose();
     this.control = new RemoteControl(this.ui, {

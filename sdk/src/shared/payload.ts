@@ -20,6 +20,12 @@ export interface PausedPayload {
   k: "paused";
 }
 
+/** Sent first in every epoch by the customer's browser, after the customer clicked Allow there.
+ * Inside the encrypted channel, so the relay cannot fake it: the console shows nothing before. */
+export interface ConsentedPayload {
+  k: "consented";
+}
+
 export type ControlState = "granted" | "refused" | "revoked";
 
 /** The customer's answer about remote control, and refusals of single actions. */
@@ -67,7 +73,7 @@ export interface RecordingEndPayload {
 
 export type RecordingPayload = RecordingStatusPayload | RecordingStartPayload | RecordingEndPayload;
 
-export type Payload = EventsPayload | PausedPayload | ControlPayload | RecordingPayload;
+export type Payload = EventsPayload | PausedPayload | ConsentedPayload | ControlPayload | RecordingPayload;
 
 interface PartPayload {
   k: "part";
@@ -128,7 +134,7 @@ function isEvents(value: unknown): value is Payload {
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
-  return k === "paused" || (k === "events" && Array.isArray(v.events));
+  return k === "paused" || k === "consented" || (k === "events" && Array.isArray(v.events));
 }
 
 function isPart(value: unknown): value is PartPayload {

@@ -1,0 +1,131 @@
+"""A compromised relay tries to make the customer's page share without the customer's Allow.
+
+The server is the real Tandem server wrapped in tests/malicious.py: it rewrites and injects the
+control messages an attacker who runs the relay could. Consent lives in the customer's browser:
+the SDK shares only after an Allow clicked there (or its own stored record of one, after a
+navigation), and the agent's console shows nothing until the customer's browser says so inside
+the encrypted channel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer, ServerFactory
+from tests.e2e.conftest import Party, get_help, join, sign_in
+from tests.malicious import MaliciousRelay
+
+DISTRUST = "Help was stopped for your safety"
+LIVE = "You are seeing the customer's page live"
+
+
+def malicious_server(server_factory: ServerFactory) -> tuple[RunningServer, MaliciousRelay]:
+    relays: list[MaliciousRelay] = []
+
+    def wrap(app: Any) -> MaliciousRelay:
+        relays.append(MaliciousRelay(app))
+        return relays[-1]
+
+    server = server_factory(wrap=wrap)
+    return server, relays[0]
+
+
+def content_sent(customer: Party) -> list[bytes]:
+    """Content and epoch-key frames the customer's page sent (what sharing would send)."""
+    return [f for f in customer.frames.sent if f[:1] in (b"\x01", b"\x02")]
+
+
+def test_a_resumed_the_page_never_asked_for_ends_the_session_unshared(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    handshakes: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "handshake":
+            handshakes.append(message)
+            if len(handshakes) == 2:  # the customer confirmed the agent: consent would be next
+                return [
+                    {
+                        "v": 1,
+                        "type": "resumed",
+                        "state": "sharing",
+                        "agent": "Alice",
+                        "code": None,
+                        "policy": None,
+                        "recording": False,
+                    }
+                ]
+        return []
+
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    assert len(handshakes) == 2
+    assert content_sent(customer) == []
+    expect(agent.page.locator("iframe")).to_have_count(0)
+
+
+def test_a_server_claiming_consent_after_a_navigation_is_not_believed(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    lied: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resumed" and message.get("state") == "pending_consent":
+            lied.append(message)
+            return [{**message, "state": "sharing"}]
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice")
+    # The customer leaves the page without answering; the relay says they had allowed it.
+    customer.page.goto(f"{server.base}/demo/cart.html")
+    expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+    assert lied, "the relay never got to lie"
+    assert content_sent(customer) == []
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    expect(agent.page.locator("iframe")).to_have_count(0)
+
+
+def test_the_console_waits_for_the_customers_browser_not_the_servers_word(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    told: list[dict[str, Any]] = []
+
+    def to_agent(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "handshake" and len(message.get("data", "")) < 50:
+            # The customer's key confirmation (32 bytes): then the relay claims consent.
+            told.append(message)
+            return [message, {"v": 1, "type": "consent", "granted": True}]
+        return [message]
+
+    relay.to_agent = to_agent
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice")
+    status = agent.page.get_by_role("status")
+    expect(status).to_contain_text("Waiting for the customer's browser")
+    assert told
+    expect(agent.page.locator("iframe")).to_have_count(0)
+    expect(agent.page.get_by_role("button", name="Request control")).to_be_hidden()
+    # The customer's own answer decides: declined, nothing was ever shown.
+    customer.page.get_by_role("dialog").get_by_role("button", name="Decline").click()
+    expect(status).to_contain_text("declined")
+    assert content_sent(customer) == []
+    assert LIVE not in status.inner_text()

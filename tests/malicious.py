@@ -1,0 +1,128 @@
+"""A Tandem server run by an attacker, for tests only (never shipped: it lives under tests/).
+
+``MaliciousRelay`` wraps the real ASGI app. It sees every JSON control message the server sends
+to, and receives from, the customer's and the agent's sockets, and can rewrite, drop or inject
+them, and drop or alter binary frames. Everything the real server does otherwise stays the same,
+which is what a compromised relay is: the honest code plus an attacker's edits.
+
+The browsers must notice every edit that would change what the customer shares (docs/threat-
+model.md); tests drive real browsers through this relay and check that they do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+Rewrite = Callable[[dict[str, Any]], list[dict[str, Any]]]
+Observe = Callable[[dict[str, Any]], list[dict[str, Any]]]
+BinaryRewrite = Callable[[bytes], bytes | None]
+
+
+def _unchanged(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [message]
+
+
+def _ignore(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return []
+
+
+def _bytes_unchanged(frame: bytes) -> bytes | None:
+    return frame
+
+
+class MaliciousRelay:
+    """ASGI middleware: the attacker's hooks on the relay's sockets (set them from the test).
+
+    - ``to_customer`` / ``to_agent``: called for each JSON message the server sends on that side;
+      return the messages to send instead (``[]`` drops it, several inject more).
+    - ``from_customer`` / ``from_agent``: observe each JSON message the server receives; return
+      messages to send back on that socket at once (the server itself still gets the message).
+    - ``binary_to_agent`` / ``binary_from_customer``: return the frame to pass on, or None to
+      drop it.
+    - ``inject_customer(message)``: send a JSON message to the latest customer socket now
+      (callable from the test's thread).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.to_customer: Rewrite = _unchanged
+        self.to_agent: Rewrite = _unchanged
+        self.from_customer: Observe = _ignore
+        self.from_agent: Observe = _ignore
+        self.binary_to_agent: BinaryRewrite = _bytes_unchanged
+        self.binary_from_customer: BinaryRewrite = _bytes_unchanged
+        self._lock = threading.Lock()
+        self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
+        self.sent_to_customer: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "websocket" or path not in ("/ws/customer", "/ws/agent"):
+            await self.app(scope, receive, send)
+            return
+        customer = path == "/ws/customer"
+        rewrite = (lambda m: self.to_customer(m)) if customer else (lambda m: self.to_agent(m))
+        observe = (lambda m: self.from_customer(m)) if customer else (lambda m: self.from_agent(m))
+
+        async def relay_send(message: Message) -> None:
+            if message["type"] == "websocket.send" and message.get("text") is not None:
+                try:
+                    parsed = json.loads(message["text"])
+                except ValueError:
+                    await send(message)
+                    return
+                for out in rewrite(parsed):
+                    if customer:
+                        self.sent_to_customer.append(out)
+                    await send({"type": "websocket.send", "text": json.dumps(out)})
+                return
+            if message["type"] == "websocket.send" and message.get("bytes") is not None:
+                frame = message["bytes"] if customer else self.binary_to_agent(message["bytes"])
+                if frame is not None:
+                    await send({"type": "websocket.send", "bytes": frame})
+                return
+            await send(message)
+
+        async def relay_receive() -> Message:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive":
+                    return message
+                if message.get("text") is not None:
+                    try:
+                        replies = observe(json.loads(message["text"]))
+                    except ValueError:
+                        replies = []
+                    for reply in replies:
+                        await relay_send({"type": "websocket.send", "text": json.dumps(reply)})
+                    return message
+                if message.get("bytes") is not None and customer:
+                    frame = self.binary_from_customer(message["bytes"])
+                    if frame is None:
+                        continue
+                    return {"type": "websocket.receive", "bytes": frame}
+                return message
+
+        if customer:
+            with self._lock:
+                self._customer = (asyncio.get_running_loop(), relay_send)
+        await self.app(scope, relay_receive, relay_send)
+
+    def inject_customer(self, message: dict[str, Any]) -> None:
+        """Send ``message`` to the latest customer socket (from any thread; waits until sent)."""
+        with self._lock:
+            target = self._customer
+        if target is None:
+            raise RuntimeError("no customer socket yet")
+        loop, send = target
+        text = json.dumps(message)
+        future = asyncio.run_coroutine_threadsafe(
+            send({"type": "websocket.send", "text": text}), loop
+        )
+        future.result(timeout=5)
