@@ -307,6 +307,7 @@ def test_a_refusal_keeps_nothing_and_ending_the_session_stops_a_recording() -> N
     assert not session.records_content
     with pytest.raises(ProtocolError):
         session.record_consent(True)  # nobody asks now
+    assert session.record_consent(False) == []  # refusing what nobody asked is harmless
     session.record_requested("KEY", "r1", "demo")
     session.record_consent(True)
     effects = session.customer_stops()

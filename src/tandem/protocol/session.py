@@ -347,7 +347,11 @@ class Session:
         return self.record_request.recording_id if self.record_request else ""
 
     def record_consent(self, granted: bool) -> list[Effect]:
+        """The customer's answer. A refusal nobody asked for is ignored: the customer's browser
+        refuses requests that a relay made up, which this server never sent."""
         if self.recording != "asked" or self.ended:
+            if not granted:
+                return []
             raise ProtocolError(CLOSE_MALFORMED, "nobody asked to record")
         if not granted:
             self.recording = None
