@@ -3,22 +3,35 @@ in the console (the private half goes into a passphrase-protected file), the age
 record, the customer allows it and later stops it, and the auditor plays it back in the console
 with the key file. The server only ever holds ciphertext: the test opens what it stored offline
 with the key file (`tandem recording open`, Python, independent of the SDK), and finds the page's
-text in it (and not the card number, nor anything typed after "Stop recording")."""
+text in it (and not the card number, nor anything typed after "Stop recording").
+
+The server is not trusted (docs/recordings.md): a relay that swaps the recording key or makes up
+a request to record gets no recording, and a recording the server cut or relabelled is refused
+by the console's player and by `tandem recording open`, each saying what is wrong."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from playwright.sync_api import expect
 
-from tests.conftest import RunningServer, add_user
-from tests.e2e.conftest import Party, audit_actions, get_help, share
+from tandem import crypto
+from tandem.crypto import Broken
+from tests.conftest import RunningServer, ServerFactory, add_user
+from tests.e2e.conftest import OtherOrigin, Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
+from tests.malicious import MaliciousRelay
 from tests.server.test_organisations import api
+from tests.test_recordings import key_file
 
 PASSPHRASE = "a long passphrase for auditors"
 CARD = "4111 1111 1111 1111"
@@ -38,6 +51,10 @@ def create_key(admin: Party, live: RunningServer, tmp_path: Path) -> Path:
     download.value.save_as(path)
     expect(page.get_by_text(re.compile(r"Key \S+ is in use"))).to_be_visible()
     expect(page.get_by_text("Sessions can be recorded")).to_be_visible()
+    # The id the site's own pages must pin, ready to copy.
+    key_id = json.loads(path.read_text())["key_id"]
+    expect(page.get_by_label("Key id to pin on your site")).to_have_value(key_id)
+    expect(page.get_by_role("button", name="Copy key id")).to_be_visible()
     page.get_by_role("button", name="Sign out", exact=True).click()
     return path
 
@@ -62,9 +79,10 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
     agent.page.get_by_role("button", name="Ask to record").click()
     dialog = customer.page.get_by_role("dialog")
     expect(dialog).to_contain_text("Alice asks to record this session")
+    expect(dialog).to_contain_text("Recording key verified by 127.0.0.1")  # the demo page pins it
     dialog.get_by_role("button", name="Allow recording").click()
-    expect(agent.page.get_by_role("status")).to_contain_text(
-        "Recording, with the customer's consent"
+    expect(agent.page.get_by_role("status")).to_contain_text(  # said by the customer's browser
+        f"Recording, with the customer's consent (key {key['key_id']})"
     )
     expect(customer.page.get_by_text("● Recording")).to_be_visible()
 
@@ -174,3 +192,239 @@ def test_a_customer_who_does_not_allow_recording_is_not_recorded(
     add_user(live.settings.data_dir, "aud", role="auditor")
     with api(live, "aud") as client:
         assert client.get("/api/recordings").json() == []
+
+
+# The server is not trusted.
+
+
+def key_pair() -> tuple[X25519PrivateKey, str, str]:
+    """A recording key pair made here: the private key, the public key (base64url), its id."""
+    private = X25519PrivateKey.generate()
+    public = base64.urlsafe_b64encode(private.public_key().public_bytes_raw()).rstrip(b"=")
+    return private, public.decode(), crypto.recording_key_id(public.decode())
+
+
+def use_recording_key(server: RunningServer, public: str) -> None:
+    add_user(server.settings.data_dir, "ada", role="admin")
+    with api(server, "ada") as ada:
+        assert ada.put("/api/org/recording-key", json={"public_key": public}).status_code == 200
+
+
+def malicious_server(
+    server_factory: ServerFactory, other_origin: OtherOrigin
+) -> tuple[RunningServer, MaliciousRelay]:
+    relays: list[MaliciousRelay] = []
+
+    def wrap(app: Any) -> MaliciousRelay:
+        relays.append(MaliciousRelay(app))
+        return relays[-1]
+
+    server = server_factory(wrap=wrap, allow_origins=(other_origin.origin,))
+    return server, relays[0]
+
+
+def share_pinned(
+    customer: Party, agent: Party, server: RunningServer, other_origin: OtherOrigin, key_id: str
+) -> Any:
+    """The site (another origin than the relay) pins its recording key in its own page."""
+    body = "<h1>Your statement</h1><input aria-label=Note data-tandem-unmask>"
+    url = other_origin.page("statement.html", body, server)
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
+    )
+    return share(customer, agent, server, code)
+
+
+def recording_frames_sent(customer: Party) -> list[bytes]:
+    """Key frames the customer's page wrapped for any recording key (0x05 old, 0x06 now)."""
+    return [f for f in customer.frames.sent if f[:1] in (b"\x05", b"\x06")]
+
+
+def recordings_of(server: RunningServer) -> list[dict[str, Any]]:
+    add_user(server.settings.data_dir, "aud", role="auditor")
+    with api(server, "aud") as aud:
+        found: list[dict[str, Any]] = aud.get("/api/recordings").json()
+    return found
+
+
+def test_a_recording_key_swapped_by_the_relay_is_refused_without_asking_the_customer(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    _, attacker, attacker_id = key_pair()
+    swapped: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "record_request":
+            swapped.append(message)
+            return [{**message, "key": attacker}]
+        return [message]
+
+    relay.to_customer = to_customer
+    share_pinned(customer, agent, server, other_origin, key_id)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    status = agent.page.get_by_role("status")
+    expect(status).to_contain_text("the site has not pinned this recording key")
+    expect(status).to_contain_text(attacker_id)  # the key the customer's browser was offered
+    assert swapped and swapped[0]["key"] == public
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    expect(customer.page.get_by_text("● Recording")).to_have_count(0)
+    assert recording_frames_sent(customer) == []  # nothing wrapped for any recording key
+    assert recordings_of(server) == []
+
+
+def test_a_record_request_the_agent_never_sent_is_refused_without_asking_the_customer(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    answers: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "record_consent":
+            answers.append(message)
+        return []
+
+    relay.from_customer = from_customer
+    view = share_pinned(customer, agent, server, other_origin, key_id)
+    made_up = {"agent": "Alice", "key": public, "recording_id": "made-up", "site": "demo"}
+    relay.inject_customer({"v": 1, "type": "record_request", **made_up})  # the pinned key, even
+    # The customer's browser waits for the agent's own (encrypted) request, then refuses.
+    expect(agent.page.get_by_role("status")).to_contain_text(
+        "refused a request to record that this console did not send", timeout=30_000
+    )
+    assert answers == [{"v": 1, "type": "record_consent", "granted": False}]
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    assert recording_frames_sent(customer) == []
+    customer.page.get_by_label("Note").press_sequentially("still shared", delay=20)
+    expect(view.locator("input")).to_have_value("still shared")  # the session goes on
+    assert recordings_of(server) == []
+
+
+def wait_until_ended(server: RunningServer) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        [recording] = recordings_of(server)
+        if recording["ended_at"] is not None:
+            return recording
+        assert time.monotonic() < deadline, "the recording did not end"
+        time.sleep(0.2)
+
+
+def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_offline(
+    live: RunningServer, customer: Party, agent: Party, supervisor: Party, tmp_path: Path
+) -> None:
+    private, public, key_id = key_pair()
+    use_recording_key(live, public)
+    key_path = tmp_path / "key.json"
+    key_path.write_text(key_file(private))
+
+    # An honest recording over three pages: shop, checkout, cart.
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("Recording, with the customer's")
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    view = agent.page.frame_locator('iframe[title="Customer view"]')
+    expect(view.locator("#notes")).to_be_attached()
+    customer.page.goto(f"{live.base}/demo/cart.html")
+    expect(view.get_by_role("heading", name="Your cart")).to_be_visible()
+    customer.page.get_by_role("button", name="Stop recording").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("The customer stopped the recording")
+    recording = wait_until_ended(live)
+
+    with sqlite3.connect(live.settings.database_path) as db:
+        rows = db.execute(
+            "SELECT seq, data FROM recording_frames WHERE recording_id = ? ORDER BY seq",
+            (recording["recording_id"],),
+        ).fetchall()
+    links = [(seq, int.from_bytes(data[1:9], "big")) for seq, data in rows if data[:1] == b"\x06"]
+    assert len(links) == 3, links  # one recorded epoch per page
+    (_, first), (_, middle), (last_seq, last) = links
+
+    def epoch_of(data: bytes) -> int:
+        return int.from_bytes(data[1:9], "big") if data[:1] != b"\x03" else -1
+
+    middle_content = [seq for seq, data in rows if data[:1] == b"\x01" and epoch_of(data) == middle]
+    edits: dict[str, tuple[str, list[int], str | None]] = {
+        "first epoch dropped": (
+            Broken.FIRST_MISSING,
+            [seq for seq, data in rows if epoch_of(data) == first],
+            None,
+        ),
+        "middle epoch dropped": (
+            Broken.middle_missing(first, last),
+            [seq for seq, data in rows if epoch_of(data) == middle],
+            None,
+        ),
+        "frames cut from the middle epoch's end": (
+            Broken.tail_frames(middle, len(middle_content) - 1, len(middle_content)),
+            middle_content[-1:],
+            None,
+        ),
+        "tail truncated": (Broken.TRUNCATED, [seq for seq, _ in rows if seq >= last_seq], None),
+        "header relabelled": (Broken.relabelled("agent", "mallory", "alice"), [], "mallory"),
+    }
+
+    console_sign_in(live, supervisor, "aud")
+    page = supervisor.page
+    page.get_by_label("Recording key file").set_input_files(key_path)
+    page.get_by_label("Key passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Unlock key").click()
+    expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
+    play = page.get_by_role("button", name=f"Play recording {recording['recording_id']}")
+    play.click()  # the honest recording plays
+    expect(
+        page.get_by_text(re.compile(r"Playing \d+ events, .* complete and unedited"))
+    ).to_be_visible()
+
+    for what, (message, dropped, agent_name) in edits.items():
+        with sqlite3.connect(live.settings.database_path) as db:  # the server's storage, edited
+            db.execute(
+                "DELETE FROM recording_frames WHERE recording_id = ?", (recording["recording_id"],)
+            )
+            db.executemany(
+                "INSERT INTO recording_frames (recording_id, seq, data) VALUES (?, ?, ?)",
+                [
+                    (recording["recording_id"], seq, data)
+                    for seq, data in rows
+                    if seq not in dropped
+                ],
+            )
+            db.execute(
+                "UPDATE recordings SET agent = ? WHERE recording_id = ?",
+                (agent_name or "alice", recording["recording_id"]),
+            )
+        play.click()
+        expect(
+            page.get_by_text(f"The recording failed its integrity check: {message}."), what
+        ).to_be_visible()
+        expect(page.locator('iframe[title^="Recording "]')).to_have_count(0)
+        with api(live, "aud") as aud:
+            exported = tmp_path / "edited.tandemrec"
+            exported.write_bytes(
+                aud.get(f"/api/recordings/{recording['recording_id']}/export").content
+            )
+        opened = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tandem",
+                "recording",
+                "open",
+                str(exported),
+                "--key",
+                str(key_path),
+            ],
+            input=PASSPHRASE + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert opened.returncode != 0, what
+        assert message in opened.stderr, (what, opened.stderr)
