@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from playwright.sync_api import expect
 
 from tandem import crypto
 from tandem.crypto import Broken
+from tandem.recordings import recording_events
 from tests.conftest import RunningServer, ServerFactory, add_user
 from tests.e2e.conftest import OtherOrigin, Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
@@ -428,3 +430,69 @@ def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_o
         )
         assert opened.returncode != 0, what
         assert message in opened.stderr, (what, opened.stderr)
+
+
+@pytest.mark.parametrize(
+    "ending", ["agent stops recording", "customer stops sharing", "agent leaves"]
+)
+def test_every_graceful_end_leaves_a_whole_recording(
+    live: RunningServer, customer: Party, agent: Party, ending: str
+) -> None:
+    private, public, _ = key_pair()
+    use_recording_key(live, public)
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("Recording, with the customer's")
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    customer.page.get_by_label("Delivery instructions").press_sequentially("leave it", delay=20)
+    expect(view.locator("#notes")).to_have_value("leave it")
+    if ending == "agent stops recording":
+        agent.page.get_by_role("button", name="Stop recording").click()
+        expect(customer.page.get_by_text("● Recording")).to_have_count(0)
+    elif ending == "customer stops sharing":
+        customer.page.get_by_role("button", name="Stop sharing").click()
+    else:
+        agent.page.get_by_role("button", name="Leave").click()
+    if ending != "agent stops recording":
+        expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+        customer.page.wait_for_function("() => window.Tandem.state === 'ended'")
+    recording = wait_until_ended(live)
+    with api(live, "aud") as aud:
+        data = aud.get(f"/api/recordings/{recording['recording_id']}/export").content
+    header, events = recording_events(data, key_file(private), PASSPHRASE)  # whole, or it raises
+    assert "leave it" in json.dumps(events)
+    assert header["bound"]["start"]["recording_id"] == recording["recording_id"]
+    assert (
+        header["bound"]["end"]["reason"]
+        == {
+            "agent stops recording": "stopped_by_agent",
+            "customer stops sharing": "stopped",
+            "agent leaves": "session_ending",
+        }[ending]
+    )
+
+
+def test_the_console_says_when_the_server_claims_a_recording_the_customer_refused(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+
+    def to_agent(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "recording":  # the relay says the customer allowed it
+            return [{"v": 1, "type": "recording", "on": True, "reason": None}]
+        return [message]
+
+    relay.to_agent = to_agent
+    share_pinned(customer, agent, server, other_origin, key_id)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Don't record").click()
+    status = agent.page.get_by_role("status")
+    expect(status).to_contain_text("The customer did not allow recording")  # the customer's word
+    expect(status).to_contain_text(  # after RECORDING_AGREE_MS (5 s) of disagreement
+        "The server says recording is on, but the customer's browser has not confirmed it",
+        timeout=15_000,
+    )
