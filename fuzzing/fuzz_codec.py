@@ -1,9 +1,11 @@
 """Coverage-guided fuzzing (atheris) of everything that parses bytes from the network.
 
 Targets: the customer and agent control-message decoders, the policy file loader's decoder, the
-join-code normaliser, the recording container reader and the scale-out tunnel's envelopes. The
+join-code normaliser, the recording container reader, the recording opener (frames chained
+between a start and an end, opened with a fixed key) and the scale-out tunnel's envelopes. The
 property: any input either decodes or raises the documented error (ProtocolError with a
-WebSocket close code; ValueError for containers; envelopes never raise), never anything else.
+WebSocket close code; ValueError for containers; RecordingError for recording frames; envelopes
+never raise), never anything else.
 
     .venv/bin/python fuzzing/fuzz_codec.py -runs=20000          # bounded run (make test)
     .venv/bin/python fuzzing/fuzz_codec.py -max_total_time=600  # longer session
@@ -20,22 +22,44 @@ with atheris.instrument_imports():
     import msgspec
 
     from tandem import crypto, tunnel
-    from tandem.exceptions import ProtocolError
+    from tandem.exceptions import ProtocolError, RecordingError
     from tandem.policy import MaskingPolicy
     from tandem.protocol import codec
-    from tandem.recordings import read_container
+    from tandem.recordings import _Payloads, read_container
 
 LIMIT = 4096
 CLOSE_CODES = {codec.CLOSE_MALFORMED, codec.CLOSE_TOO_BIG}
+RECORDING_KEY = bytes(range(1, 33))
+"""A fixed X25519 private key: fuzzed frames are opened as the auditor's tools open them."""
+
+
+def open_recording(frames: list[bytes]) -> None:
+    opener = crypto.RecordingOpener("s1", RECORDING_KEY)
+    with contextlib.suppress(RecordingError):
+        for frame in frames:
+            opener.open(frame)
+        opener.finish()
 
 
 def test_one_input(data: bytes) -> None:
     fdp = atheris.FuzzedDataProvider(data)
-    choice = fdp.ConsumeIntInRange(0, 5)
+    choice = fdp.ConsumeIntInRange(0, 6)
     if choice == 4:
         with contextlib.suppress(ValueError):
             header, frames = read_container(b"TNDMREC1" + fdp.ConsumeBytes(fdp.remaining_bytes()))
             assert isinstance(header, dict) and all(isinstance(f, bytes) for f in frames)
+        return
+    if choice == 6:
+        count = fdp.ConsumeIntInRange(0, 8)
+        frames = [fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 130)) for _ in range(count)]
+        for frame in frames[:2]:  # well-formed kinds and lengths get past the first checks
+            if len(frame) > 1:
+                frames.append(bytes([frame[0] % 7]) + frame[1:])
+        open_recording(frames)
+        payloads = _Payloads()  # what an opened frame decodes into (deflate, JSON, parts)
+        for frame in frames:
+            with contextlib.suppress(RecordingError):
+                payloads.push(frame)
         return
     if choice == 5:
         raw = fdp.ConsumeBytes(fdp.remaining_bytes())

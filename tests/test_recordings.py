@@ -272,3 +272,10 @@ def test_a_recording_made_by_an_older_version_is_refused_as_such() -> None:
     legacy = b"\x05" + struct.pack(">Q", 2) + os.urandom(92)
     frames = flat(recorded(private))
     assert refusal(private, [legacy, *frames]) == crypto.Broken.LEGACY
+
+
+def test_a_payload_that_inflates_beyond_the_limit_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    bomb = {"k": "events", "events": ["A" * (2 * 1024 * 1024)]}
+    epochs = recorded(private, [[START, bomb, END]])  # the bomb is frame 1: deflated
+    assert refusal(private, flat(epochs)) == crypto.Broken.UNDECODABLE

@@ -34,6 +34,8 @@ from tandem.exceptions import ConflictError, NotFoundError, RecordingError
 from tandem.storage.base import RecordingRecord, Storage
 
 CONTAINER_MAGIC = b"TNDMREC1"
+MAX_PAYLOAD_BYTES = 512 * 1024 + 1024
+"""Largest payload a frame inflates to (as the SDK's unpack allows)."""
 MAX_LIST = 500
 Recorded = Callable[..., Awaitable[None]]
 
@@ -113,8 +115,12 @@ class _Payloads:
 
     def push(self, packed: bytes) -> Any:
         try:
-            deflated = packed[:1] == b"\x01"
-            body = zlib.decompressobj(-15).decompress(packed[1:]) if deflated else packed[1:]
+            body = packed[1:]
+            if packed[:1] == b"\x01":  # bounded as in the browsers: a deflate bomb is refused
+                inflater = zlib.decompressobj(-15)
+                body = inflater.decompress(body, MAX_PAYLOAD_BYTES)
+                if inflater.unconsumed_tail:
+                    raise ValueError("payload inflates beyond the limit")
             payload = json.loads(body)
             if isinstance(payload, dict) and payload.get("k") == "part":
                 self.parts[int(payload["i"])] = str(payload["d"])
