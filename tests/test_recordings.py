@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import os
 import struct
@@ -114,11 +116,20 @@ def seal(key: bytes, epoch: int, counter: int, payload: dict[str, object]) -> by
     return b"\x01" + struct.pack(">QQ", epoch, counter) + sealed
 
 
+CHAIN = os.urandom(32)
+
+
 def link(
-    private: X25519PrivateKey, content_key: bytes, epoch: int, previous: int, count: int
+    private: X25519PrivateKey,
+    content_key: bytes,
+    epoch: int,
+    previous: int,
+    count: int,
+    chain: bytes = CHAIN,
 ) -> bytes:
-    """A recorded epoch's key frame (0x06): the content key wrapped for the recording key,
-    naming the previous recorded epoch and its frame count in its additional data."""
+    """A recorded epoch's key frame (0x06): the content key and its link tag (HMAC under the
+    recording's chain key) wrapped for the recording key, naming the previous recorded epoch and
+    its frame count in its additional data."""
     public = private.public_key().public_bytes_raw()
     ephemeral = X25519PrivateKey.generate()
     ephemeral_public = ephemeral.public_key().public_bytes_raw()
@@ -128,7 +139,11 @@ def link(
     )
     nonce = os.urandom(12)
     numbers = struct.pack(">QQQ", epoch, previous, count)
-    sealed = AESGCM(wrap).encrypt(nonce, content_key, aad(6, epoch, previous, count, version=2))
+    tag_input = b"tandem/v2/link|s1|" + numbers + hashlib.sha256(content_key).digest()
+    tag = hmac.new(chain, tag_input, hashlib.sha256).digest()
+    sealed = AESGCM(wrap).encrypt(
+        nonce, content_key + tag, aad(6, epoch, previous, count, version=2)
+    )
     return b"\x06" + numbers + ephemeral_public + nonce + sealed
 
 
@@ -140,6 +155,7 @@ START = {
     "site": "demo",
     "origin": "https://shop.example",
     "at": 1_700_000_000_000,
+    "chain": _b64u(CHAIN),
 }
 END = {"k": "recording_end", "recording_id": "r1", "reason": "stopped", "at": 1_700_000_060_000}
 
@@ -152,16 +168,20 @@ PAGES = [[START, events("shop")], [events("cart")], [events("checkout"), END]]
 
 
 def recorded(
-    private: X25519PrivateKey, pages: list[list[dict[str, object]]] = PAGES
+    private: X25519PrivateKey,
+    pages: list[list[dict[str, object]]] = PAGES,
+    chain: bytes = CHAIN,
+    numbers: tuple[int, ...] = (2, 3, 5, 6, 7),
+    previous: int = 0,
+    count: int = 0,
 ) -> list[list[bytes]]:
     """The frames of each epoch: epoch 1 before consent (not recorded), then recorded epochs
     2, 3, 5… (epoch numbers need not be consecutive), chained, as the SDK sends them."""
     unrecorded = os.urandom(32)
     epochs = [[seal(unrecorded, 1, 0, events("before consent"))]]
-    previous = count = 0
-    for epoch, payloads in zip((2, 3, 5, 6, 7), pages, strict=False):
+    for epoch, payloads in zip(numbers, pages, strict=False):
         content_key = os.urandom(32)
-        frames = [link(private, content_key, epoch, previous, count)]
+        frames = [link(private, content_key, epoch, previous, count, chain)]
         frames += [seal(content_key, epoch, i, p) for i, p in enumerate(payloads)]
         epochs.append(frames)
         previous, count = epoch, len(payloads)
@@ -279,3 +299,21 @@ def test_a_payload_that_inflates_beyond_the_limit_is_refused() -> None:
     bomb = {"k": "events", "events": ["A" * (2 * 1024 * 1024)]}
     epochs = recorded(private, [[START, bomb, END]])  # the bomb is frame 1: deflated
     assert refusal(private, flat(epochs)) == crypto.Broken.UNDECODABLE
+
+
+def test_an_epoch_the_server_made_up_in_place_of_one_it_cut_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    before, first, middle, last = recorded(private)
+    fake = recorded(private, [[events("made up")]], os.urandom(32), (3,), 2, 2)[1]
+    assert refusal(private, before + first + fake + last) == crypto.Broken.forged(3)
+    tail = recorded(private, [[END]], os.urandom(32), (4,), 3, 1)[1]  # an end of its own
+    assert refusal(private, before + first + middle + tail) == crypto.Broken.forged(4)
+
+
+def test_a_recording_made_up_whole_under_the_public_key_still_opens() -> None:
+    """The limit (docs/recordings.md): playback proves a recording whole, not who made it."""
+    private = X25519PrivateKey.generate()
+    other = os.urandom(32)
+    pages = [[{**START, "chain": _b64u(other)}, events("made up")], [END]]
+    data = container(made_for(private), flat(recorded(private, pages, other)))
+    assert recording_events(data, key_file(private), PASSPHRASE)[1] == events("made up")["events"]

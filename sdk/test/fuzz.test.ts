@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { x25519 } from "@noble/curves/ed25519.js";
-import { ChannelError, ContentReceiver, ContentSender, KIND_WATCHER_KEY, derivePairwiseKeys } from "../src/shared/e2e/channel.ts";
+import {
+  ChannelError, ContentReceiver, ContentSender, KIND_WATCHER_KEY, derivePairwiseKeys, importChainKey,
+} from "../src/shared/e2e/channel.ts";
 import {
   RecordingError, RecordingOpener, openKeyFile, openRecording, parseContainer, recordingKeyId,
 } from "../src/shared/e2e/recording.ts";
@@ -112,7 +114,8 @@ test("recordings: forged or mutated containers, frames and key files only raise 
   const secret = x25519.utils.randomSecretKey();
   const ke = crypto.getRandomValues(new Uint8Array(16));
   const customer = await derivePairwiseKeys(ke, "s1");
-  const link = { publicKey: x25519.getPublicKey(secret), previousEpoch: 0, previousCount: 0 };
+  const chainKey = await importChainKey(crypto.getRandomValues(new Uint8Array(32)), "sign");
+  const link = { publicKey: x25519.getPublicKey(secret), previousEpoch: 0, previousCount: 0, chainKey };
   const sender = await ContentSender.create("s1", 1, [customer.customerToAgent], undefined, link);
   const genuine = [...sender.epochKeyFrames, await sender.seal(new TextEncoder().encode("hello"))];
   const mutated = fc.tuple(fc.constantFrom(...genuine), fc.nat(), fc.integer({ min: 0, max: 255 })).map(([frame, at, value]) => {

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { x25519 } from "@noble/curves/ed25519.js";
 import {
   ChannelError, ContentReceiver, ContentSender, KIND_RECORDING_KEY, KIND_RECORDING_LINK, RECORDING_KEY_FRAME_BYTES,
-  RECORDING_LINK_FRAME_BYTES, derivePairwiseKeys, u64,
+  RECORDING_LINK_FRAME_BYTES, derivePairwiseKeys, importChainKey, u64,
 } from "../src/shared/e2e/channel.ts";
 import { toBase64Url } from "../src/shared/e2e/encoding.ts";
 import {
@@ -18,6 +18,8 @@ const text = (s: string) => new TextEncoder().encode(s);
 const read = (b: Uint8Array | null) => (b ? new TextDecoder().decode(b) : null);
 const FAST = 100_000; // iterations: the lowest a key file may use (tests only; the console uses 600,000)
 const SESSION = "s1";
+const CHAIN = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+const chainKey = (chain = CHAIN) => importChainKey(Uint8Array.from(Buffer.from(chain, "base64url")), "sign");
 
 async function recorded(sessionId = SESSION, epoch = 1) {
   const secret = x25519.utils.randomSecretKey();
@@ -26,7 +28,8 @@ async function recorded(sessionId = SESSION, epoch = 1) {
   const customer = await derivePairwiseKeys(ke.slice(), sessionId);
   const agent = await derivePairwiseKeys(ke.slice(), sessionId);
   const sender = await ContentSender.create(
-    sessionId, epoch, [customer.customerToAgent], undefined, { publicKey, previousEpoch: 0, previousCount: 0 },
+    sessionId, epoch, [customer.customerToAgent], undefined,
+    { publicKey, previousEpoch: 0, previousCount: 0, chainKey: await chainKey() },
   );
   return { secret, publicKey, sender, agent, customer };
 }
@@ -98,7 +101,10 @@ interface Built {
   epochs: Uint8Array[][];
 }
 
-const START = { k: "recording_start", recording_id: "r1", session_id: SESSION, agent: "alice", site: "demo", origin: "https://shop.example", at: 1_700_000_000_000 } as const;
+const START = {
+  k: "recording_start", recording_id: "r1", session_id: SESSION, agent: "alice", site: "demo", origin: "https://shop.example",
+  at: 1_700_000_000_000, chain: CHAIN,
+} as const;
 const END = { k: "recording_end", recording_id: "r1", reason: "stopped_by_customer", at: 1_700_000_060_000 } as const;
 const events = (name: string): Payload => ({ k: "events", events: [{ type: 3, data: { name } }] });
 
@@ -112,8 +118,11 @@ async function sealAll(sender: ContentSender, payloads: Payload[]): Promise<Uint
 
 /** An unrecorded page (epoch 1), then recorded epochs 2, 3, 5 (a private page or a supervisor
  * makes epochs the recording does not number consecutively), start to end. */
-async function build(pages: Payload[][] = [[START, events("shop")], [events("cart")], [events("checkout"), END]]): Promise<Built> {
-  const secret = x25519.utils.randomSecretKey();
+async function build(
+  pages: Payload[][] = [[START, events("shop")], [events("cart")], [events("checkout"), END]],
+  secret = x25519.utils.randomSecretKey(),
+  chain = CHAIN,
+): Promise<Built> {
   const publicKey = x25519.getPublicKey(secret);
   const { customerToAgent } = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), SESSION);
   const before = await ContentSender.create(SESSION, 1, [customerToAgent]);
@@ -123,7 +132,8 @@ async function build(pages: Payload[][] = [[START, events("shop")], [events("car
   const numbers = [2, 3, 5, 6, 7];
   for (const [i, payloads] of pages.entries()) {
     const epoch = numbers[i];
-    const sender = await ContentSender.create(SESSION, epoch, [customerToAgent], undefined, { publicKey, previousEpoch, previousCount });
+    const link = { publicKey, previousEpoch, previousCount, chainKey: await chainKey(chain) };
+    const sender = await ContentSender.create(SESSION, epoch, [customerToAgent], undefined, link);
     const content = await sealAll(sender, payloads);
     epochs.push([...sender.epochKeyFrames, ...content]);
     previousEpoch = epoch;
@@ -208,6 +218,32 @@ test("nothing recorded may follow the end, and two recordings cannot be spliced 
   assert.equal(await refusal(container(header, epochs.flat()), key), BROKEN.afterEnd);
   const spliced = await build([[START, events("shop")], [START, events("again")], [END]]);
   assert.equal(await refusal(container(spliced.header, spliced.epochs.flat()), spliced.key), BROKEN.secondStart);
+});
+
+/** An epoch a server makes up under the (public) recording key: right numbers, its own chain key. */
+async function forged(secret: Uint8Array, epoch: number, previousEpoch: number, previousCount: number, payloads: Payload[]) {
+  const { customerToAgent } = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), SESSION);
+  const otherChain = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+  const link = { publicKey: x25519.getPublicKey(secret), previousEpoch, previousCount, chainKey: await chainKey(otherChain) };
+  const sender = await ContentSender.create(SESSION, epoch, [customerToAgent], undefined, link);
+  return [...sender.epochKeyFrames, ...(await sealAll(sender, payloads))];
+}
+
+test("an epoch the server made up in place of one it cut is refused: its link was not made by the customer's browser", async () => {
+  const { key, header, epochs } = await build();
+  const cartFrames = epochs[2].length - 2; // without its 0x02 and 0x06 frames
+  const fake = await forged(key.privateKey, 3, 2, 2, Array.from({ length: cartFrames }, () => events("made up")));
+  assert.equal(await refusal(container(header, [...epochs[0], ...epochs[1], ...fake, ...epochs[3]]), key), BROKEN.forged(3));
+  // Its tail cut and an end of its own making put in its place:
+  const tail = await forged(key.privateKey, 4, 3, 1, [END]);
+  assert.equal(await refusal(container(header, [...epochs.slice(0, 3).flat(), ...tail]), key), BROKEN.forged(4));
+});
+
+test("a recording made up whole under the public key still opens: playback proves it whole, not who made it", async () => {
+  const secret = x25519.utils.randomSecretKey();
+  const other = toBase64Url(crypto.getRandomValues(new Uint8Array(32)));
+  const { key, header, epochs } = await build([[{ ...START, chain: other }, events("made up")], [END]], secret, other);
+  assert.equal((await openRecording(container(header, epochs.flat()), key)).events.length, 1);
 });
 
 test("a recording made by Tandem 0.2 (unchained 0x05 key frames) is refused as made by an older version", async () => {

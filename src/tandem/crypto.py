@@ -243,7 +243,7 @@ def open_recording_key(key_file: str, passphrase: str) -> tuple[str, bytes]:
 RECORDING_KEY_V1 = 0x05
 """The unchained recording key frame of Tandem 0.2: recognised only to be refused."""
 RECORDING_LINK = 0x06
-RECORDING_LINK_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 16
+RECORDING_LINK_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 32 + 16
 
 
 class Broken:
@@ -276,6 +276,10 @@ class Broken:
         return f"frames are missing at the end of epoch {epoch}: {here} of {sent} are here"
 
     @staticmethod
+    def forged(epoch: int) -> str:
+        return f"epoch {epoch} of the recording was not made by the customer's browser"
+
+    @staticmethod
     def relabelled(field: str, header: object, bound: str) -> str:
         return (
             f"the recording's header was changed: its {field} is "
@@ -290,8 +294,9 @@ class RecordingOpener:
 
     Content of epochs whose key was not wrapped for recording is skipped. Within a recorded
     epoch counters run 0, 1, 2…; each recorded epoch (kind 0x06) names the previous one and how
-    many content frames it had; after :meth:`end` nothing recorded may follow, and
-    :meth:`finish` wants a start and an end. Anything else raises :class:`RecordingError` with
+    many content frames it had, with a tag under the recording's chain key (given by its start
+    payload: :meth:`chain`); after :meth:`end` nothing recorded may follow, and :meth:`finish`
+    wants a start and an end. Anything else raises :class:`RecordingError` with
     :class:`Broken`'s words or saying which frame was altered.
     """
 
@@ -306,6 +311,8 @@ class RecordingOpener:
         self._expected = 0
         self._started = False
         self._ended = False
+        self._chain_key: bytes | None = None
+        self._unchecked: list[tuple[int, bytes, bytes]] = []
         self.skipped = 0
         """Content frames of epochs that were not recorded."""
 
@@ -372,7 +379,7 @@ class RecordingOpener:
         try:
             shared = self._private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
             hkdf = HKDF(hashes.SHA256(), 32, ephemeral + self._public, b"tandem/v2/recording")
-            raw = AESGCM(hkdf.derive(shared)).decrypt(frame[57:69], frame[69:], aad)
+            wrapped = AESGCM(hkdf.derive(shared)).decrypt(frame[57:69], frame[69:], aad)
         except (InvalidTag, ValueError):
             if not self._started:
                 raise RecordingError(Broken.first_key(self._session_id)) from None
@@ -387,16 +394,48 @@ class RecordingOpener:
             raise RecordingError(Broken.middle_missing(self._epoch, epoch))
         elif previous_count != self._expected:
             raise RecordingError(Broken.tail_frames(self._epoch, self._expected, previous_count))
+        raw, tag = wrapped[:32], wrapped[32:]
+        tag_input = (
+            f"tandem/v2/link|{self._session_id}|".encode()
+            + b"".join(n.to_bytes(8, "big") for n in (epoch, previous_epoch, previous_count))
+            + hashlib.sha256(raw).digest()
+        )
+        self._check(epoch, tag, tag_input)
         self._key = AESGCM(raw)
         self._epoch, self._expected, self._started = epoch, 0, True
+
+    def _check(self, epoch: int, tag: bytes, tag_input: bytes) -> None:
+        if self._chain_key is None:
+            self._unchecked.append((epoch, tag, tag_input))
+            return
+        expected = hmac.new(self._chain_key, tag_input, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, tag):
+            raise RecordingError(Broken.forged(epoch))
+
+    def chain(self, chain: object) -> None:
+        """The start payload's chain key (base64url): every link so far and from now on must
+        carry its tag."""
+        if self._chain_key is not None:
+            raise RecordingError(Broken.SECOND_START)
+        try:
+            key = _b64(chain)
+        except (ValueError, TypeError):
+            raise RecordingError(Broken.UNDECODABLE) from None
+        if len(key) != 32:
+            raise RecordingError(Broken.UNDECODABLE)
+        self._chain_key = key
+        unchecked, self._unchecked = self._unchecked, []
+        for epoch, tag, tag_input in unchecked:
+            self._check(epoch, tag, tag_input)
 
     def end(self) -> None:
         """The payload just opened was the customer's end marker: nothing recorded may follow."""
         self._ended = True
 
     def finish(self) -> None:
-        """After the last frame: raises unless the recording began and ended."""
-        if not self._started:
+        """After the last frame: raises unless the recording began (with its chain key) and
+        ended."""
+        if not self._started or self._chain_key is None:
             raise RecordingError(Broken.FIRST_MISSING)
         if not self._ended:
             raise RecordingError(Broken.TRUNCATED)

@@ -167,6 +167,7 @@ def recording_events(
         if start is None:
             if _kind(payload) != "recording_start":
                 raise RecordingError(crypto.Broken.FIRST_MISSING)
+            opener.chain(payload.get("chain"))  # first: a made-up start cannot lead to real links
             for field, bound in BOUND_FIELDS:
                 value = payload.get(bound)
                 if header.get(field) != value or not isinstance(value, str):

@@ -12,7 +12,9 @@
  */
 
 import { record } from "rrweb";
-import { CommandReceiver, ContentSender, derivePairwiseKeys, type PairwiseKeys } from "../shared/e2e/channel.ts";
+import {
+  CommandReceiver, ContentSender, derivePairwiseKeys, importChainKey, type PairwiseKeys,
+} from "../shared/e2e/channel.ts";
 import {
   IDENTITY_AGENT, IDENTITY_CUSTOMER, IDENTITY_WATCHER, SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, handshakeAad,
   randomBytes, randomDigits, toBase64Url,
@@ -596,7 +598,7 @@ class Session {
         saved.recordAsk = null;
         saved.recording = {
           key: ask.key, keyId: ask.keyId, recordingId: ask.recordingId, agent: agent.agent, site: ask.site,
-          chain: null, started: false,
+          chain: null, started: false, chainKey: toBase64Url(randomBytes(32)),
         };
         save(saved);
         this.rekey(); // from now on each content key is also wrapped for the recording key
@@ -671,7 +673,7 @@ class Session {
     if (!recording.started) {
       this.sendPayload({
         k: "recording_start", recording_id: recording.recordingId, session_id: saved.sessionId, agent: recording.agent,
-        site: recording.site, origin: location.origin, at: Date.now(),
+        site: recording.site, origin: location.origin, at: Date.now(), chain: recording.chainKey,
       }, () => {
         recording.started = true;
       });
@@ -745,6 +747,7 @@ class Session {
       publicKey: fromBase64Url(recording.key),
       previousEpoch: recording.chain?.epoch ?? 0,
       previousCount: recording.chain?.count ?? 0,
+      chainKey: await importChainKey(fromBase64Url(recording.chainKey), "sign"),
     } : undefined;
     const sender = await ContentSender.create(
       saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey, link,

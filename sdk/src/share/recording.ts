@@ -43,6 +43,9 @@ export interface RecordingState {
   chain: { epoch: number; count: number } | null;
   /** The `recording_start` frame went out. */
   started: boolean;
+  /** The recording's chain key (32 random bytes, base64url): tags every link, and goes to the
+   * auditors inside `recording_start`. Kept here (like the resume token) until the session ends. */
+  chainKey: string;
 }
 
 const MAX_NAME = 200;

@@ -61,6 +61,8 @@ export interface RecordingStartPayload {
   origin: string;
   /** Milliseconds since 1970 on the customer's clock. */
   at: number;
+  /** The recording's chain key (32 bytes, base64url): every link's tag is made with it. */
+  chain: string;
 }
 
 /** The last recorded frame: the recording ended on purpose (not cut short). */
@@ -119,7 +121,7 @@ function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
   }
   if (k === "recording_start") {
     return isField(v.recording_id) && isField(v.session_id) && isField(v.agent) && isField(v.site) &&
-      isField(v.origin) && Number.isFinite(v.at);
+      isField(v.origin) && Number.isFinite(v.at) && typeof v.chain === "string" && /^[A-Za-z0-9_-]{43}$/.test(v.chain);
   }
   if (k === "recording_end") return isField(v.recording_id) && isReason(v.reason) && Number.isFinite(v.at);
   return false;

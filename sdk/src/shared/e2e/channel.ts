@@ -14,14 +14,17 @@
  *   watcher key 0x04 | epoch u64 | nonce[12]   | AES-GCM(supervisor's c2a, contentKey)
  *   recording link 0x06 | epoch u64 | previous recorded epoch u64 | its frame count u64
  *                 | ephemeral X25519 public key[32] | nonce[12]
- *                 | AES-GCM(HKDF(X25519(ephemeral, organisation's recording key)), contentKey)
+ *                 | AES-GCM(HKDF(X25519(ephemeral, organisation's recording key)), contentKey | link tag)
  * While the customer allows recording, each epoch's content key is also wrapped for the
  * organisation's recording public key (kind 0x06, see recording.ts); only the holder of its
  * private key (an auditor's key file) can open the recording the server keeps. The frame names
  * the previous recorded epoch and how many content frames of it were sent (its additional data
  * binds both), so a recording is one chain: no epoch, first or middle, and no frame at the end
- * of an epoch can be cut out unnoticed. (Kind 0x05, the same without the link, was made by
- * Tandem 0.2 and is refused on playback.)
+ * of an epoch can be cut out unnoticed. The link tag, an HMAC under the recording's chain key
+ * (random, made by the customer's browser, inside the recording's first frame), proves each link
+ * was made by that browser: the recording key is public, so without it a server could put an
+ * epoch of its own making in place of one it cut. (Kind 0x05, the same without the link, was
+ * made by Tandem 0.2 and is refused on playback.)
  * A watching supervisor pairs with the customer separately (its own code) and gets the epoch key
  * under kind 0x04; each receiver ignores the other kind, and the kind is in the additional data.
  * The additional data binds protocol, session id, kind, epoch and counter. Receivers require
@@ -42,7 +45,7 @@ export const RECORDING_KEY_FRAME_BYTES = 1 + 8 + 32 + 12 + 32 + 16;
 /** A recorded epoch's content key, wrapped for the recording key and linked to the previous
  * recorded epoch. */
 export const KIND_RECORDING_LINK = 0x06;
-export const RECORDING_LINK_FRAME_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 16;
+export const RECORDING_LINK_FRAME_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 32 + 16;
 export type KeyKind = typeof KIND_EPOCH_KEY | typeof KIND_WATCHER_KEY;
 
 export class ChannelError extends Error {}
@@ -307,6 +310,25 @@ export interface RecordingLink {
   publicKey: Uint8Array;
   previousEpoch: number;
   previousCount: number;
+  /** The recording's chain key (HMAC-SHA256, "sign"): tags each link. */
+  chainKey: CryptoKey;
+}
+
+/** What a link tag covers: the link's numbers and the digest of the epoch's content key. */
+export async function recordingLinkTagInput(
+  sessionId: string, epoch: number, previousEpoch: number, previousCount: number, contentKey: Uint8Array,
+): Promise<Uint8Array> {
+  const digest = new Uint8Array(await subtle.digest("SHA-256", contentKey as BufferSource));
+  return concat(encoder.encode(`tandem/v2/link|${sessionId}|`), u64(epoch), u64(previousEpoch), u64(previousCount), digest);
+}
+
+/** A recording's chain key from its 32 raw bytes (zeroed). */
+export async function importChainKey(raw: Uint8Array, usage: "sign" | "verify"): Promise<CryptoKey> {
+  try {
+    return await subtle.importKey("raw", raw as BufferSource, { name: "HMAC", hash: "SHA-256" }, false, [usage]);
+  } finally {
+    raw.fill(0);
+  }
 }
 
 /** The additional data of a recording link (kind 0x06): version 2, binding the chain. */
@@ -338,7 +360,7 @@ export async function recordingWrapKey(
 export async function wrapForRecording(
   sessionId: string, epoch: number, link: RecordingLink, raw: Uint8Array,
 ): Promise<Uint8Array> {
-  const { publicKey, previousEpoch, previousCount } = link;
+  const { publicKey, previousEpoch, previousCount, chainKey } = link;
   if (publicKey.length !== 32) throw new ChannelError("the recording key must be 32 bytes");
   if (previousEpoch >= epoch) throw new ChannelError("a recording link must point back");
   const ephemeral = x25519.utils.randomSecretKey();
@@ -349,10 +371,17 @@ export async function wrapForRecording(
     );
     const nonce = crypto.getRandomValues(new Uint8Array(12));
     const aad = recordingLinkAad(sessionId, epoch, previousEpoch, previousCount);
-    return concat(
-      Uint8Array.of(KIND_RECORDING_LINK), u64(epoch), u64(previousEpoch), u64(previousCount), ephemeralPublic, nonce,
-      await encrypt(wrapKey, nonce, aad, raw),
-    );
+    const tagInput = await recordingLinkTagInput(sessionId, epoch, previousEpoch, previousCount, raw);
+    const tag = new Uint8Array(await subtle.sign("HMAC", chainKey, tagInput as BufferSource));
+    const wrapped = concat(raw, tag);
+    try {
+      return concat(
+        Uint8Array.of(KIND_RECORDING_LINK), u64(epoch), u64(previousEpoch), u64(previousCount), ephemeralPublic, nonce,
+        await encrypt(wrapKey, nonce, aad, wrapped),
+      );
+    } finally {
+      wrapped.fill(0);
+    }
   } finally {
     ephemeral.fill(0);
   }

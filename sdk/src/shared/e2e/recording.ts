@@ -26,7 +26,7 @@
 import { x25519 } from "@noble/curves/ed25519.js";
 import {
   ChannelError, EpochContent, KIND_CONTENT, KIND_RECORDING_KEY, KIND_RECORDING_LINK, RECORDING_LINK_FRAME_BYTES, decrypt,
-  encrypt, readU64, recordingLinkAad, recordingWrapKey,
+  encrypt, importChainKey, readU64, recordingLinkAad, recordingLinkTagInput, recordingWrapKey,
 } from "./channel.ts";
 import { fromBase64Url, toBase64Url } from "./encoding.ts";
 import {
@@ -186,6 +186,7 @@ export const BROKEN = {
   truncated: "the end of the recording is missing: it was cut short",
   afterEnd: "content follows the end of the recording",
   secondStart: "the recording starts twice: another recording was spliced in",
+  forged: (epoch: number) => `epoch ${epoch} of the recording was not made by the customer's browser`,
   relabelled: (field: string, header: unknown, bound: string) =>
     `the recording's header was changed: its ${field} is ${JSON.stringify(header)}, but the recording was made for ${JSON.stringify(bound)}`,
   undecodable: "a payload of the recording does not decode",
@@ -207,6 +208,9 @@ export class RecordingOpener {
   private ended = false;
   /** Content frames opened in the current recorded epoch. */
   private opened = 0;
+  /** The recording's chain key (from its start payload), and the links read before it. */
+  private chainKey: CryptoKey | null = null;
+  private unchecked: { epoch: number; tag: Uint8Array; input: Uint8Array }[] = [];
 
   constructor(private readonly sessionId: string, private readonly privateKey: Uint8Array) {
     this.content = new EpochContent(sessionId);
@@ -251,12 +255,15 @@ export class RecordingOpener {
     }
     const wrapKey = await recordingWrapKey(shared, ephemeralPublic, x25519.getPublicKey(this.privateKey), "decrypt");
     const aad = recordingLinkAad(this.sessionId, epoch, previousEpoch, previousCount);
-    let raw: Uint8Array;
+    let wrapped: Uint8Array;
     try {
-      raw = await decrypt(wrapKey, bytes.subarray(57, 69), aad, bytes.subarray(69));
+      wrapped = await decrypt(wrapKey, bytes.subarray(57, 69), aad, bytes.subarray(69));
     } catch (error) {
       throw this.started ? error : new ChannelError(BROKEN.firstKey(this.sessionId));
     }
+    const raw = wrapped.slice(0, 32);
+    const tag = wrapped.slice(32);
+    wrapped.fill(0);
     // The link is authentic now (only the holder of the content key could have made it).
     if (!this.started) {
       if (previousEpoch !== 0) {
@@ -273,9 +280,38 @@ export class RecordingOpener {
       raw.fill(0);
       throw new ChannelError(BROKEN.tailFrames(this.content.epoch, this.opened, previousCount));
     }
+    const input = await recordingLinkTagInput(this.sessionId, epoch, previousEpoch, previousCount, raw);
+    await this.check({ epoch, tag, input });
     await this.content.install(epoch, raw);
     this.started = true;
     this.opened = 0;
+  }
+
+  /** A link's tag must be the chain key's (checked as soon as the start payload gave it). */
+  private async check(link: { epoch: number; tag: Uint8Array; input: Uint8Array }): Promise<void> {
+    if (!this.chainKey) {
+      this.unchecked.push(link);
+      return;
+    }
+    const valid = await subtle.verify("HMAC", this.chainKey, link.tag as BufferSource, link.input as BufferSource);
+    if (!valid) throw new ChannelError(BROKEN.forged(link.epoch));
+  }
+
+  /** The start payload's chain key (base64url): every link so far and from now on must carry
+   * its tag. Throws ChannelError. */
+  async chain(chain: string): Promise<void> {
+    if (this.chainKey) throw new ChannelError(BROKEN.secondStart);
+    let raw: Uint8Array;
+    try {
+      raw = fromBase64Url(chain);
+    } catch {
+      throw new ChannelError(BROKEN.undecodable);
+    }
+    if (raw.length !== 32) throw new ChannelError(BROKEN.undecodable);
+    this.chainKey = await importChainKey(raw, "verify");
+    const unchecked = this.unchecked;
+    this.unchecked = [];
+    for (const link of unchecked) await this.check(link);
   }
 
   /** The payload just opened was the customer's end marker: nothing recorded may follow. */
@@ -283,9 +319,10 @@ export class RecordingOpener {
     this.ended = true;
   }
 
-  /** After the last frame: throws ChannelError unless the recording began and ended. */
+  /** After the last frame: throws ChannelError unless the recording began (with its chain key)
+   * and ended. */
   finish(): void {
-    if (!this.started) throw new ChannelError(BROKEN.firstMissing);
+    if (!this.started || !this.chainKey) throw new ChannelError(BROKEN.firstMissing);
     if (!this.ended) throw new ChannelError(BROKEN.truncated);
   }
 }
@@ -334,6 +371,7 @@ export async function openRecording(bytes: Uint8Array, key: RecordingKey): Promi
     }
     if (!start) {
       if (payload?.k !== "recording_start") throw new ChannelError(BROKEN.firstMissing);
+      await opener.chain(payload.chain); // first: a made-up start cannot lead on to genuine links
       for (const [field, bound] of BOUND_FIELDS) {
         if (header[field] !== payload[bound]) throw new ChannelError(BROKEN.relabelled(field, header[field], payload[bound]));
       }
