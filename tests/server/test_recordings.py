@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import sqlite3
 import time
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -415,3 +417,21 @@ async def test_a_recording_that_cannot_be_stored_stops_and_is_closed(
     assert "recording_failed" in audit_actions(rec_server)
     await customer.send(b"\x01sharing-goes-on")
     assert await alice.recv() == b"\x01sharing-goes-on"
+
+
+def test_demo_pages_pin_the_default_organisations_recording_key(
+    rec_server: RunningServer, orgs_server: RunningServer
+) -> None:
+    """Demo only (tandem/server/demo.py): the relay is the site there."""
+    tag = '<script type="application/json" id="tandem-policy">'
+    for path in ("/demo/", "/demo/checkout.html"):
+        page = httpx.get(f"{rec_server.base}{path}")
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
+        pinned = page.text.split(tag, 1)[1].split("</script>", 1)[0]
+        key_id = crypto.recording_key_id(KEY)
+        assert json.loads(pinned) == {"version": 1, "recording_keys": [key_id]}
+        assert page.text.index(tag) < page.text.index('src="/sdk/tandem.js"')  # read as it loads
+    unpinned = httpx.get(f"{orgs_server.base}/demo/").text.split(tag, 1)[1].split("</script>")[0]
+    assert json.loads(unpinned) == {"version": 1, "recording_keys": []}
+    assert httpx.get(f"{rec_server.base}/demo/nothing.html").status_code == 404
+    assert httpx.get(f"{rec_server.base}/demo/shop.css").status_code == 200
