@@ -383,7 +383,8 @@ def _run_directory(data_dir: Path | None, work: Callable[[Directory], Awaitable[
 
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
-    """Check the hash chain and its anchors; name the first broken record. Exit 1 if broken."""
+    """Check the hash chain and its anchors (genuine, in order, none missing); name the first
+    broken record. Exit 1 if broken, 2 if it cannot be checked."""
     try:
         settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
         if not settings.audit_key_path.is_file():
@@ -392,7 +393,7 @@ def audit_verify(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
         records, anchors = asyncio.run(_read_audit(settings, since=0.0))
     except TandemError as exc:
         raise _fail(exc) from None
-    verdict = verify(records, anchors, key)
+    verdict = verify(records, anchors, key, legacy_every=settings.audit_anchor_every)
     if verdict.ok:
         typer.echo(f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors")
         return

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tandem.audit import Anchor, AuditLog, verify
+from tandem.audit import CHAINED, AuditLog, verify
 from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, UserExistsError
 from tandem.storage import open_storage
@@ -56,7 +56,7 @@ async def test_concurrent_appends_from_two_servers_keep_one_valid_chain(servers:
     )
     records, anchors = await two.audit_records(), await one.anchors()
     assert [r.seq for r in records] == list(range(1, 61))
-    assert len(anchors) == 60 // 7
+    assert [a.seq for a in anchors] == [1, 7, 14, 21, 28, 35, 42, 49, 56]
     verdict = verify(records, anchors, KEY)
     assert verdict.ok, verdict.problem
     assert sorted(r.details["n"] for r in records) == list(range(60))  # type: ignore[type-var]
@@ -124,6 +124,20 @@ async def test_the_audit_log_refuses_update_delete_and_truncate(
     finally:
         await db.close()
     assert [r.actor for r in await store.audit_records()] == ["alice"]
+
+
+async def test_the_audit_anchors_refuse_truncate(servers: Servers, pg_schema: str) -> None:
+    store = await servers()
+    log = AuditLog(store, KEY, anchor_every=5)
+    for i in range(6):
+        await log.record(1.0 + i, "sign_in", actor="alice")
+    db = await pg_connect(pg_schema)
+    try:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+            await db.execute("TRUNCATE audit_anchors")
+    finally:
+        await db.close()
+    assert [a.seq for a in await store.anchors()] == [1, 5]
 
 
 async def test_a_database_from_a_newer_version_is_refused(servers: Servers, pg_schema: str) -> None:
@@ -247,7 +261,7 @@ async def test_audit_verify_finds_a_rewritten_record(
     (tmp_path / "audit.key").write_text(KEY.hex())
     result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
     assert result.returncode == 0, result.stderr
-    assert "intact: 12 records, 2 anchors" in result.stdout
+    assert "intact: 12 records, 3 anchors" in result.stdout
 
     db = await pg_connect(pg_schema)  # an attacker with database rights drops the guard first
     try:
@@ -402,11 +416,19 @@ async def test_the_audit_chain_and_anchors_round_trip(storage: Storage) -> None:
     details: dict[str, object] = {"b": [1, 2.5, None], "a": {"x": "ü"}, "big": 2**53 + 1}
     for i in range(7):
         await log.record(1000.0 + i / 3, "site_added", actor="ada", org="acme", **details)
-    await storage.add_anchor(Anchor(6, "replaced", "mac"))  # same seq: replaced
     records = await storage.audit_records()
     assert [r.details for r in records] == [details] * 7
     assert [r.at for r in records] == [1000.0 + i / 3 for i in range(7)]
     assert [r.seq for r in await storage.audit_records(since=1001.0)] == [4, 5, 6, 7]
     anchors = await storage.anchors()
-    assert [(a.seq, a.hash) for a in anchors] == [(3, records[2].hash), (6, "replaced")]
-    assert verify(records, anchors[:1], KEY).ok
+    assert [(a.seq, a.hash, a.version, a.every) for a in anchors] == [
+        (1, records[0].hash, CHAINED, 3),
+        (3, records[2].hash, CHAINED, 3),
+        (6, records[5].hash, CHAINED, 3),
+    ]
+    assert [(a.prev_seq, a.prev_mac) for a in anchors] == [
+        (0, ""),
+        (1, anchors[0].mac),
+        (3, anchors[1].mac),
+    ]
+    assert verify(records, anchors, KEY).ok
