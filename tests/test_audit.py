@@ -17,6 +17,8 @@ from tandem.audit import (
     GENESIS,
     AuditLog,
     AuditRecord,
+    Checkpoint,
+    make_checkpoint,
     record_hash,
     seal_anchor,
     verify,
@@ -107,7 +109,7 @@ async def test_an_intact_trail_verifies(tmp_path: Path) -> None:
     data = await filled(tmp_path)
     result = run_verify(data)
     assert result.returncode == 0, result.stderr
-    assert "intact: 12 records, 3 anchors" in result.stdout
+    assert "intact: 12 records, 3 anchors, 0 checkpoints checked" in result.stdout
 
 
 async def test_anchors_are_at_the_first_record_every_multiple_and_every_shutdown(
@@ -203,6 +205,8 @@ async def test_the_database_refuses_to_change_or_remove_anchors(
             5,
             "forged",
         ),
+        (["UPDATE audit_anchors SET every = 'x' WHERE seq = 5"], 5, "forged"),
+        (["UPDATE audit_anchors SET mac = x'0707' WHERE seq = 5"], 5, "forged"),
     ],
     ids=[
         "edit-actor",
@@ -218,6 +222,8 @@ async def test_the_database_refuses_to_change_or_remove_anchors(
         "swap-anchors",
         "downgrade-anchor",
         "stretch-interval",
+        "text-for-a-number",
+        "bytes-for-a-mac",
     ],
 )
 async def test_verify_names_the_first_broken_record(
@@ -226,7 +232,7 @@ async def test_verify_names_the_first_broken_record(
     data = await filled(tmp_path)
     tamper(data, *statements)
     result = run_verify(data)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert f"BROKEN at record {first_bad}" in result.stderr and why in result.stderr
 
 
@@ -332,6 +338,192 @@ async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
         15,
         "no anchor at record 15: anchors were removed",
     )
+
+
+# Checkpoints: a signed head kept outside the database
+
+
+def run_checkpoint(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", "audit", "checkpoint", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def checkpoint_to(witness: Path, data_dir: Path) -> Checkpoint:
+    """Make a checkpoint and append it to the witness file, as an operator's cron job would."""
+    result = run_checkpoint(data_dir)
+    assert result.returncode == 0, result.stderr
+    with witness.open("a") as log:
+        log.write(result.stdout)
+    return Checkpoint.from_line(result.stdout)
+
+
+async def append(data_dir: Path, n: int, anchor_every: int = 5) -> None:
+    storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+    log = AuditLog(storage, KEY, anchor_every=anchor_every)
+    for _ in range(n):
+        await log.record(5000.0, "sign_out", actor="ada")
+    await storage.close()
+
+
+async def test_checkpoint_prints_the_signed_head_and_verify_checks_it(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data")
+    records, _ = await trail(data)
+    result = run_checkpoint(data)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    line = json.loads(result.stdout)
+    assert (line["tandem_audit_checkpoint"], line["seq"], line["hash"]) == (1, 12, records[-1].hash)
+    assert line["anchor_seq"] == 10 and line["time"].endswith("Z") and len(line["mac"]) == 64
+    witness = tmp_path / "witness.log"
+    witness.write_text(result.stdout)
+    verified = run_verify(data, "--checkpoint", str(witness))
+    assert verified.returncode == 0, verified.stderr
+    assert "intact: 12 records, 3 anchors, 1 checkpoints checked (newest: record 12" in (
+        verified.stdout
+    )
+
+
+def test_a_checkpoint_line_round_trips_and_is_signed_over_every_field() -> None:
+    records = [
+        AuditRecord(1, 1.0, "sign_in", "ada", "default", "", {}, GENESIS, "a" * 64),
+    ]
+    checkpoint = make_checkpoint(records, [], KEY, at=86400.0)
+    assert (checkpoint.seq, checkpoint.anchor_seq) == (1, 0)
+    assert checkpoint.time == "1970-01-02T00:00:00Z"
+    assert Checkpoint.from_line(checkpoint.to_line()) == checkpoint
+    assert checkpoint.authentic(KEY) and not checkpoint.authentic(bytes(32))
+    for field, value in (("seq", 2), ("hash", "b" * 64), ("anchor_seq", 1), ("time", "x")):
+        assert not dataclasses.replace(checkpoint, **{field: value}).authentic(KEY), field
+
+
+async def test_truncating_the_tail_with_its_shutdown_anchor_is_caught_by_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = await filled(tmp_path / "data", stopped_at=(12,))
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    # Without the key: the last run's records and its shutdown anchor go.
+    tamper(data, "DELETE FROM audit WHERE seq >= 11", "DELETE FROM audit_anchors WHERE seq = 12")
+    assert run_verify(data).returncode == 0, "without a checkpoint this is not detectable"
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert (
+        "BROKEN at record 12: the trail was cut or rewritten before checkpoint at record 12"
+        in result.stderr
+    )
+
+
+async def test_a_tail_rewritten_after_the_last_anchor_is_caught_by_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    records, _ = await trail(data)
+    rewrite_without_the_key(
+        data, [dataclasses.replace(r, actor="mallory") if r.seq == 11 else r for r in records]
+    )
+    assert run_verify(data).returncode == 0, "after the last anchor, only a checkpoint sees it"
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "BROKEN at record 12: the trail was cut or rewritten before checkpoint" in result.stderr
+
+
+async def test_deleting_the_whole_trail_is_caught_by_a_checkpoint(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    tamper(data, "DELETE FROM audit", "DELETE FROM audit_anchors")
+    assert "intact: 0 records" in run_verify(data).stdout
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "BROKEN at record 12: the trail was cut or rewritten before checkpoint" in result.stderr
+
+
+async def test_every_checkpoint_in_the_file_is_checked(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data", n=8)
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    await append(data, 6)
+    checkpoint_to(witness, data)
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 0, result.stderr
+    assert "2 checkpoints checked (newest: record 14" in result.stdout
+    # Cut back to 11 (and the anchors after it): the older checkpoint holds, the newer does not.
+    tamper(data, "DELETE FROM audit WHERE seq > 11", "DELETE FROM audit_anchors WHERE seq > 11")
+    assert run_verify(data).returncode == 0
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "BROKEN at record 14: the trail was cut or rewritten before checkpoint at" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        {"seq": 11},
+        {"hash": "0" * 64},
+        {"anchor_seq": 5},
+        {"time": "2099-01-01T00:00:00Z"},
+        {"mac": "0" * 64},
+    ],
+    ids=["seq", "hash", "anchor", "time", "mac"],
+)
+async def test_a_checkpoint_with_a_wrong_mac_is_rejected(
+    tmp_path: Path, forge: dict[str, object]
+) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    genuine = checkpoint_to(witness, data)
+    # An older line altered: every line is checked, not only the newest.
+    forged = dataclasses.replace(genuine, **forge)  # type: ignore[arg-type]
+    witness.write_text(f"{forged.to_line()}\n{genuine.to_line()}\n")
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "audit checkpoint REJECTED: the checkpoint at record" in result.stderr
+    assert "has a wrong MAC" in result.stderr
+
+
+async def test_a_checkpoint_made_with_another_key_is_rejected(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data")
+    records, _ = await trail(data)
+    witness = tmp_path / "witness.log"
+    witness.write_text(make_checkpoint(records, [], bytes(32), at=0.0).to_line() + "\n")
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1 and "REJECTED" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "no checkpoint in"),
+        ("\n\n", "no checkpoint in"),
+        ('{"seq": 1}\n', "line 1: not a Tandem audit checkpoint"),
+        ("audit trail intact\n", "line 1: not a Tandem audit checkpoint"),
+    ],
+)
+async def test_a_file_of_no_checkpoints_is_a_clear_error(
+    tmp_path: Path, text: str, error: str
+) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    witness.write_text(text)
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 2 and error in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_checkpoint_refuses_to_sign_a_broken_trail(tmp_path: Path) -> None:
+    data = await filled(tmp_path)
+    tamper(data, "DELETE FROM audit_anchors WHERE seq = 5")
+    result = run_checkpoint(data)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "BROKEN at record 5" in result.stderr
 
 
 def test_verify_without_the_key_is_a_clear_error(tmp_path: Path) -> None:

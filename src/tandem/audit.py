@@ -19,8 +19,11 @@ order) and are *required*, so that removing them shows:
 
 Anchors written before they were chained (format :data:`LEGACY`, MAC over sequence and hash
 only) are accepted before the first chained one; there, one is required at every multiple of the
-interval the verifier is given. ``tandem audit verify`` runs :func:`verify` and names the first
-broken record; docs/audit.md lists what stays undetectable.
+interval the verifier is given. A *checkpoint* (:func:`make_checkpoint`) is a signed head of the
+trail to keep outside the database; :func:`verify` given checkpoints proves the trail still holds
+each of them, which covers the tail after the last required anchor too. ``tandem audit verify``
+runs :func:`verify` and names the first broken record; docs/audit.md lists what stays
+undetectable.
 
 The log never holds page content or secrets: actions, actors, subjects (session ids, usernames)
 and small details (reasons, counts) only.
@@ -34,6 +37,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -190,12 +194,77 @@ class AuditStore(Protocol):
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A signed head of the trail, to keep outside the database (an external log, a witness).
+
+    It says that record ``seq`` had hash ``hash`` (so the trail up to it) and that the latest
+    anchor was the one at ``anchor_seq`` with MAC ``anchor_mac``, at ``time`` (ISO 8601, UTC).
+    ``seq`` is 0 for an empty trail, ``anchor_seq`` 0 when nothing was anchored yet.
+    """
+
+    seq: int
+    hash: str
+    anchor_seq: int
+    anchor_mac: str
+    time: str
+    mac: str
+
+    def authentic(self, key: bytes) -> bool:
+        return hmac.compare_digest(_checkpoint_mac(key, self), self.mac)
+
+    def to_line(self) -> str:
+        """One line of JSON."""
+        fields = {"tandem_audit_checkpoint": 1, **dataclasses.asdict(self)}
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_line(cls, line: str) -> Checkpoint:
+        """Parse :meth:`to_line`'s output; raises :class:`ConfigError` for anything else. (The
+        MAC is not checked here: :func:`verify` does.)"""
+        try:
+            fields = json.loads(line)
+            if not isinstance(fields, dict) or fields.pop("tandem_audit_checkpoint", None) != 1:
+                raise ValueError
+            checkpoint = cls(**fields)
+        except (ValueError, TypeError):
+            raise ConfigError("not a Tandem audit checkpoint") from None
+        numbers = (checkpoint.seq, checkpoint.anchor_seq)
+        texts = (checkpoint.hash, checkpoint.anchor_mac, checkpoint.time, checkpoint.mac)
+        if not all(type(n) is int and n >= 0 for n in numbers) or not all(
+            type(t) is str for t in texts
+        ):
+            raise ConfigError("not a Tandem audit checkpoint")
+        return checkpoint
+
+
+def _checkpoint_mac(key: bytes, c: Checkpoint) -> str:
+    return _mac(
+        key,
+        f"tandem-audit-checkpoint|{c.seq}|{c.hash}|{c.anchor_seq}|{c.anchor_mac}|{c.time}",
+    )
+
+
+def make_checkpoint(
+    records: Sequence[AuditRecord], anchors: Sequence[Anchor], key: bytes, at: float
+) -> Checkpoint:
+    """The checkpoint of the trail's head (last record, last anchor) at time ``at`` (epoch
+    seconds). Check the trail with :func:`verify` first: a checkpoint vouches for what it sees."""
+    seq, digest = (records[-1].seq, records[-1].hash) if records else (0, GENESIS)
+    anchor_seq, anchor_mac = (anchors[-1].seq, anchors[-1].mac) if anchors else (0, "")
+    when = datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    unsigned = Checkpoint(seq, digest, anchor_seq, anchor_mac, when, "")
+    return dataclasses.replace(unsigned, mac=_checkpoint_mac(key, unsigned))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Verdict:
     ok: bool
     records: int
     anchors: int
+    checkpoints: int = 0
     problem: str | None = None
     first_bad_seq: int | None = None
+    """The record the problem is at; None when a checkpoint itself is rejected."""
 
 
 def _removed(seq: int) -> tuple[int, str]:
@@ -225,6 +294,21 @@ def _chain_problem(records: Sequence[AuditRecord]) -> tuple[int, str] | None:
     return None
 
 
+def _genuine(anchor: Anchor, key: bytes) -> bool:
+    try:
+        if anchor.version == LEGACY:
+            expected = legacy_anchor_mac(key, anchor.seq, anchor.hash)
+        elif anchor.version == CHAINED and type(anchor.every) is int and anchor.every >= 1:
+            expected = chained_anchor_mac(
+                key, anchor.seq, anchor.hash, anchor.every, anchor.prev_seq, anchor.prev_mac
+            )
+        else:
+            return False
+        return hmac.compare_digest(expected, anchor.mac)
+    except TypeError:  # not even text where the MAC goes: written by hand (SQLite allows it)
+        return False
+
+
 def _anchor_problems(
     anchors: Sequence[Anchor], key: bytes, hashes: dict[int, str]
 ) -> tuple[list[tuple[int, str]], list[Anchor]]:
@@ -235,18 +319,10 @@ def _anchor_problems(
     previous: Anchor | None = None
     for anchor in anchors:
         seq = anchor.seq
-        if anchor.version == LEGACY:
-            genuine = hmac.compare_digest(legacy_anchor_mac(key, seq, anchor.hash), anchor.mac)
-            if genuine and chained:
-                message = f"the anchor at record {seq} has the old format, after chained ones"
-                problems.append((seq, message))
-        elif anchor.version == CHAINED:
-            expected = chained_anchor_mac(
-                key, seq, anchor.hash, anchor.every, anchor.prev_seq, anchor.prev_mac
-            )
-            genuine = hmac.compare_digest(expected, anchor.mac) and anchor.every >= 1
-        else:
-            genuine = False
+        genuine = _genuine(anchor, key)
+        if genuine and anchor.version == LEGACY and chained:
+            message = f"the anchor at record {seq} has the old format, after chained ones"
+            problems.append((seq, message))
         if not genuine:
             problems.append((seq, f"the anchor at record {seq} is forged"))
         elif hashes.get(seq) != anchor.hash:
@@ -305,16 +381,26 @@ def verify(
     key: bytes,
     *,
     legacy_every: int = 100,
+    checkpoints: Sequence[Checkpoint] = (),
 ) -> Verdict:
-    """Check the chain and the anchors (genuine, chained, none missing).
+    """Check the chain, the anchors (genuine, chained, none missing) and the checkpoints.
 
     ``anchors`` are in order of sequence number; ``legacy_every`` is the interval at which
     anchors written before they were chained are required (the ``audit_anchor_every`` of the
-    Tandem that wrote them). Returns the problem with the lowest record number.
+    Tandem that wrote them). A checkpoint whose MAC is wrong rejects the whole verdict
+    (``first_bad_seq`` None); otherwise the problem with the lowest record number is returned.
     """
     if legacy_every < 1:
         raise ConfigError("audit_anchor_every must be at least 1")
-    counts = (len(records), len(anchors))
+    counts = (len(records), len(anchors), len(checkpoints))
+    for checkpoint in checkpoints:
+        if not checkpoint.authentic(key):
+            return Verdict(
+                False,
+                *counts,
+                f"the checkpoint at record {checkpoint.seq} ({checkpoint.time}) has a wrong"
+                " MAC: it was forged, altered or made with another key",
+            )
     hashes = {record.seq: record.hash for record in records}
     problems: list[tuple[int, str]] = []
     chain = _chain_problem(records)
@@ -323,6 +409,18 @@ def verify(
     anchor_problems, chained = _anchor_problems(anchors, key, hashes)
     problems += anchor_problems
     problems += _required_anchor_problems(records, anchors, chained, legacy_every)
+    macs = {anchor.seq: anchor.mac for anchor in anchors}
+    for checkpoint in checkpoints:
+        if checkpoint.seq and hashes.get(checkpoint.seq) != checkpoint.hash:
+            problems.append(
+                (
+                    checkpoint.seq,
+                    f"the trail was cut or rewritten before checkpoint at record {checkpoint.seq}",
+                )
+            )
+        elif checkpoint.anchor_seq and macs.get(checkpoint.anchor_seq) != checkpoint.anchor_mac:
+            seq, problem = _removed(checkpoint.anchor_seq)
+            problems.append((seq, f"{problem} (checkpoint at record {checkpoint.seq} saw it)"))
     if not problems:
         return Verdict(True, *counts)
     seq, problem = min(problems, key=lambda found: found[0])  # min keeps the first of equals

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tandem.audit import CHAINED, LEGACY, Anchor, AuditLog, AuditRecord, verify
+from tandem.audit import CHAINED, LEGACY, Anchor, AuditLog, AuditRecord, make_checkpoint, verify
 from tandem.storage import postgres, sqlite
 from tandem.storage.base import Storage
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
@@ -256,3 +256,24 @@ async def test_attacks_on_an_upgraded_trail_are_caught(
     await backend.drop_guards_and(*statements)
     found = problem_of(await state(storage))
     assert found[0] == first_bad and found[1].startswith(problem), found
+
+
+async def test_a_removed_first_chained_anchor_is_caught_by_a_checkpoint(backend: Backend) -> None:
+    # Right after the upgrade, the only chained anchor is the first; without it the trail looks
+    # like an old one (the old rule requires nothing at record 28). A checkpoint saw it.
+    await backend.make_old()
+    storage = await backend.open()
+    log = AuditLog(storage, KEY, anchor_every=5)
+    await log.record(3000.0, "server_started", actor="server")
+    await log.record(3001.0, "sign_in", actor="ada")
+    records, anchors = await state(storage)
+    checkpoint = make_checkpoint(records, anchors, KEY, at=3002.0)
+    assert (checkpoint.seq, checkpoint.anchor_seq) == (29, 28)
+    await backend.drop_guards_and("DELETE FROM audit_anchors WHERE seq = 28")
+    records, anchors = await state(storage)
+    assert verify(records, anchors, KEY, legacy_every=5).ok
+    verdict = verify(records, anchors, KEY, legacy_every=5, checkpoints=[checkpoint])
+    assert (verdict.first_bad_seq, verdict.problem) == (
+        28,
+        "no anchor at record 28: anchors were removed (checkpoint at record 29 saw it)",
+    )
