@@ -62,6 +62,23 @@ async def test_concurrent_appends_from_two_servers_keep_one_valid_chain(servers:
     assert sorted(r.details["n"] for r in records) == list(range(60))  # type: ignore[type-var]
 
 
+async def test_each_servers_shutdown_is_anchored_at_its_own_record(servers: Servers) -> None:
+    # One server stops while the other keeps appending: its anchor is at its server_stopped
+    # record, not at whatever record was the latest when it got round to anchoring.
+    one, two = await servers(), await servers()
+    stopping, busy = AuditLog(one, KEY, anchor_every=50), AuditLog(two, KEY, anchor_every=50)
+    await asyncio.gather(
+        stopping.record(1000.0, "server_stopped", actor="server"),
+        *(busy.record(1000.0 + i, "sign_in", actor=f"user{i}") for i in range(20)),
+        busy.record(1030.0, "server_stopped", actor="server"),
+    )
+    records, anchors = await one.audit_records(), await two.anchors()
+    stops = [r.seq for r in records if r.action == "server_stopped"]
+    assert len(stops) == 2 and set(stops) <= {a.seq for a in anchors}
+    assert [a.seq for a in anchors] == sorted({1, *stops}), "nothing else is anchored"
+    assert verify(records, anchors, KEY).ok
+
+
 async def test_a_join_code_is_taken_exactly_once_across_servers(servers: Servers) -> None:
     one, two = await servers(), await servers()
     for round_ in range(5):
