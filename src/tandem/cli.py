@@ -5,17 +5,26 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import uvicorn
 from starlette.types import ASGIApp
 
 from tandem import __version__, auth
-from tandem.audit import Anchor, AuditRecord, load_or_create_key, verify
+from tandem.audit import (
+    Anchor,
+    AuditRecord,
+    Checkpoint,
+    Verdict,
+    load_or_create_key,
+    make_checkpoint,
+    verify,
+)
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, TandemError
@@ -381,23 +390,97 @@ def _run_directory(data_dir: Path | None, work: Callable[[Directory], Awaitable[
         raise _fail(exc) from None
 
 
+CheckpointFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="A file of checkpoints (one per line) from `tandem audit checkpoint`: prove the "
+        "trail still holds each of them.",
+    ),
+]
+
+
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
-    """Check the hash chain and its anchors; name the first broken record. Exit 1 if broken."""
+def audit_verify(
+    data_dir: DataDir = None, audit_key: AuditKey = None, checkpoint: CheckpointFile = None
+) -> None:
+    """Check the hash chain, its anchors (genuine, in order, none missing) and, with
+    --checkpoint, that the trail still holds each checkpoint; name the first broken record.
+    Exit 1 if broken, 2 if it cannot be checked."""
     try:
-        settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
-        if not settings.audit_key_path.is_file():
-            raise ConfigError(f"no audit key at {settings.audit_key_path}")
-        key = load_or_create_key(settings.audit_key_path)
-        records, anchors = asyncio.run(_read_audit(settings, since=0.0))
+        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
+        settings, key, records, anchors = _load_trail(data_dir, audit_key)
     except TandemError as exc:
         raise _fail(exc) from None
-    verdict = verify(records, anchors, key)
-    if verdict.ok:
-        typer.echo(f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors")
-        return
-    typer.echo(f"audit trail BROKEN at record {verdict.first_bad_seq}: {verdict.problem}", err=True)
+    verdict = verify(
+        records,
+        anchors,
+        key,
+        legacy_every=settings.audit_anchor_every,
+        checkpoints=checkpoints,
+    )
+    if not verdict.ok:
+        _report_broken(verdict)
+    newest = max(checkpoints, key=lambda c: c.seq, default=None)
+    typer.echo(
+        f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors,"
+        f" {verdict.checkpoints} checkpoints checked"
+        + (f" (newest: record {newest.seq}, {newest.time})" if newest else "")
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
+    """Verify the trail, then print its signed head as one line of JSON: the last record's
+    number and hash, the last anchor, the time, and a MAC with the audit key. Append it to a log
+    outside this machine; `tandem audit verify --checkpoint FILE` proves the trail still holds
+    it. Exit 1 (and print nothing) if the trail is broken."""
+    try:
+        settings, key, records, anchors = _load_trail(data_dir, audit_key)
+    except TandemError as exc:
+        raise _fail(exc) from None
+    verdict = verify(records, anchors, key, legacy_every=settings.audit_anchor_every)
+    if not verdict.ok:
+        _report_broken(verdict)
+    typer.echo(make_checkpoint(records, anchors, key, time.time()).to_line())
+
+
+def _report_broken(verdict: Verdict) -> NoReturn:
+    if verdict.first_bad_seq is None:
+        typer.echo(f"audit checkpoint REJECTED: {verdict.problem}", err=True)
+    else:
+        typer.echo(
+            f"audit trail BROKEN at record {verdict.first_bad_seq}: {verdict.problem}", err=True
+        )
     raise typer.Exit(code=1)
+
+
+def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the checkpoints {path}: {exc.strerror}") from None
+    checkpoints = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                checkpoints.append(Checkpoint.from_line(line))
+            except ConfigError as exc:
+                raise ConfigError(f"{path}, line {number}: {exc}") from None
+    if not checkpoints:
+        raise ConfigError(f"no checkpoint in {path}")
+    return checkpoints
+
+
+def _load_trail(
+    data_dir: Path | None, audit_key: Path | None
+) -> tuple[Settings, bytes, list[AuditRecord], list[Anchor]]:
+    settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
+    if not settings.audit_key_path.is_file():
+        raise ConfigError(f"no audit key at {settings.audit_key_path}")
+    key = load_or_create_key(settings.audit_key_path)
+    records, anchors = asyncio.run(_read_audit(settings, since=0.0))
+    return settings, key, records, anchors
 
 
 @audit_app.command("export")
