@@ -526,6 +526,24 @@ async def test_checkpoint_refuses_to_sign_a_broken_trail(tmp_path: Path) -> None
     assert "BROKEN at record 5" in result.stderr
 
 
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        "DROP TABLE audit_anchors",
+        "UPDATE audit SET details = 'not json' WHERE seq = 3",
+    ],
+)
+async def test_destroyed_audit_tables_are_reported_broken_not_a_crash(
+    tmp_path: Path, evidence: str
+) -> None:
+    data = await filled(tmp_path)
+    tamper(data, evidence)
+    for result in (run_verify(data), run_checkpoint(data)):
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("audit trail BROKEN: the audit tables cannot be read")
+        assert "Traceback" not in result.stderr and result.stdout == ""
+
+
 def test_verify_without_the_key_is_a_clear_error(tmp_path: Path) -> None:
     result = run_verify(tmp_path)
     assert result.returncode == 2 and "no audit key" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import asyncpg
 import typer
 import uvicorn
 from starlette.types import ASGIApp
@@ -27,7 +29,7 @@ from tandem.audit import (
 )
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
-from tandem.exceptions import ConfigError, TandemError
+from tandem.exceptions import AuditTrailDamaged, ConfigError, TandemError
 from tandem.policy import load_policy
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG
@@ -410,6 +412,9 @@ def audit_verify(
     try:
         checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
         settings, key, records, anchors = _load_trail(data_dir, audit_key)
+    except AuditTrailDamaged as exc:
+        typer.echo(f"audit trail BROKEN: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     except TandemError as exc:
         raise _fail(exc) from None
     verdict = verify(
@@ -437,6 +442,9 @@ def audit_checkpoint(data_dir: DataDir = None, audit_key: AuditKey = None) -> No
     it. Exit 1 (and print nothing) if the trail is broken."""
     try:
         settings, key, records, anchors = _load_trail(data_dir, audit_key)
+    except AuditTrailDamaged as exc:
+        typer.echo(f"audit trail BROKEN: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     except TandemError as exc:
         raise _fail(exc) from None
     verdict = verify(records, anchors, key, legacy_every=settings.audit_anchor_every)
@@ -514,6 +522,11 @@ async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecor
     storage = await open_storage(settings)
     try:
         return await storage.audit_records(since), await storage.anchors()
+    except (sqlite3.Error, asyncpg.PostgresError, ValueError) as exc:
+        # A migrated database whose audit tables are gone or hold garbage: evidence, not a crash.
+        raise AuditTrailDamaged(
+            f"the audit tables cannot be read ({exc.__class__.__name__}: {exc})"
+        ) from None
     finally:
         await storage.close()
 
