@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import typer
 import uvicorn
 from starlette.types import ASGIApp
