@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import argon2
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from tandem import auth
+from tandem import auth, crypto
 from tandem.cli import server_config
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
@@ -118,6 +120,34 @@ def add_user(
 
 ServerFactory = Callable[..., RunningServer]
 
+# Production hashes passwords with argon2id's RFC 9106 low-memory profile (64 MiB, 3 passes,
+# about half a second on these machines); the suite hashes thousands. Tests swap in argon2id at
+# the smallest cost the library accepts. The swap lives here, not behind a setting or an
+# environment variable, so nothing a deployment can set makes production hash cheaply;
+# tests/test_crypto.py checks the production profile with `production_password_hashing`.
+PRODUCTION_PASSWORD_HASHER = crypto._hasher
+PRODUCTION_DUMMY_HASH = crypto._DUMMY_HASH
+CHEAP_PASSWORD_HASHER = argon2.PasswordHasher(
+    time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.ID
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crypto, "_hasher", CHEAP_PASSWORD_HASHER)
+        patch.setattr(
+            crypto, "_DUMMY_HASH", CHEAP_PASSWORD_HASHER.hash("tandem-dummy-password-for-timing")
+        )
+        yield
+
+
+@pytest.fixture
+def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test hashes and verifies with the production hasher."""
+    monkeypatch.setattr(crypto, "_hasher", PRODUCTION_PASSWORD_HASHER)
+    monkeypatch.setattr(crypto, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
+
 
 @pytest.fixture
 async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
@@ -127,8 +157,40 @@ async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
     await store.close()
 
 
+class DataTemplates:
+    """Data directories made once per run and copied for each server: a migrated database with
+    alice, and optionally a seed (:func:`two_organisations`) on top. Copies, not shared
+    directories: every server still starts from its own files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[Callable[[Directory], Awaitable[None]] | None, Path] = {}
+
+    def copy_to(
+        self, data_dir: Path, seed: Callable[[Directory], Awaitable[None]] | None = None
+    ) -> None:
+        if seed is not None and seed not in TEMPLATED_SEEDS:
+            self.copy_to(data_dir)  # a seed of one test: run on a copy of the plain template
+            seed_directory(data_dir, seed)
+            return
+        if seed not in self.made:
+            template = self.root / f"template{len(self.made)}"
+            add_user(template, "alice", display_name="Alice")
+            if seed is not None:
+                seed_directory(template, seed)
+            self.made[seed] = template
+        shutil.copytree(self.made[seed], data_dir, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def data_templates(
+    tmp_path_factory: pytest.TempPathFactory, cheap_password_hashing: None
+) -> DataTemplates:
+    return DataTemplates(tmp_path_factory.mktemp("data-templates"))
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+def server_factory(tmp_path: Path, data_templates: DataTemplates) -> Iterator[ServerFactory]:
     """Start real servers with settings overrides; each is stopped at the end of the test."""
     started: list[RunningServer] = []
 
@@ -141,9 +203,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
         settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
-        add_user(data_dir, "alice", display_name="Alice")
-        if seed is not None:
-            seed_directory(data_dir, seed)
+        data_templates.copy_to(data_dir, seed)
         running = RunningServer(
             settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap
         )
@@ -209,6 +269,9 @@ async def two_organisations(directory: Directory) -> None:
         ("mo", "auditor", ()),
     ):
         await directory.add_user(acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True)
+
+
+TEMPLATED_SEEDS: tuple[Callable[[Directory], Awaitable[None]], ...] = (two_organisations,)
 
 
 @pytest.fixture
