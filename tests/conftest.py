@@ -279,3 +279,18 @@ def orgs_server(server_factory: ServerFactory) -> RunningServer:
     """A server holding two organisations (see :func:`two_organisations`)."""
     running = server_factory(seed=two_organisations)
     return running
+
+
+@pytest.fixture(scope="module")
+def shared_orgs_server(
+    tmp_path_factory: pytest.TempPathFactory, data_templates: DataTemplates
+) -> Iterator[RunningServer]:
+    """One two-organisation server for every test of a module, for modules whose tests change
+    nothing another test looks at (each says why it may share)."""
+    data_dir = tmp_path_factory.mktemp("shared") / "data"
+    settings = Settings.load(environ={}, data_dir=data_dir, port=free_port())
+    data_templates.copy_to(data_dir, two_organisations)
+    running = RunningServer(settings, FakeClock())
+    running.start()
+    yield running
+    running.stop()
