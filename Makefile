@@ -10,11 +10,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test lint test-py test-sdk fuzz chromium clean
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium clean
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
 	@echo "make test  - set up (incl. Debian chromium), then lint and run every test"
+	@echo "make check - (developers) lint, SDK tests and every Python test but the browser ones"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,10 @@ fuzz: setup
 	@grep -E "^Done [0-9]+ runs" .fuzz.log
 
 test: lint test-sdk test-py fuzz
+
+# For developers between commits, not part of the set-up: no browser tests, so no Chromium.
+check: lint test-sdk
+	$(BIN)/python -m pytest -m "not e2e"
 
 clean:
 	rm -rf $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js

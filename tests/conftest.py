@@ -223,8 +223,12 @@ def server(server_factory: ServerFactory) -> RunningServer:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run last: sync Playwright keeps an event loop running in the main thread
-    while its browser is open, which async tests cannot share."""
+    """Browser tests carry the `e2e` marker (a conftest's ``pytestmark`` marks nothing, so it is
+    added here; ``-m "not e2e"`` leaves them out) and run last: sync Playwright keeps an event
+    loop running in the main thread while its browser is open, which async tests cannot share."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: "e2e" in item.path.parts)
 
 
