@@ -7,13 +7,15 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import argon2
+import httpx
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
@@ -172,6 +174,32 @@ def cheap_password_hashing() -> Iterator[None]:
         patch.setattr(
             crypto, "_DUMMY_HASH", CHEAP_PASSWORD_HASHER.hash("tandem-dummy-password-for-timing")
         )
+        yield
+
+
+# Every httpx.get/post and new httpx.Client loads a CA bundle into a new SSL context: a third of a
+# second each on these machines, for clients that mostly speak plain HTTP to loopback. Tests reuse
+# the context made for the same CA bundle (the same SSL_CERT_FILE/SSL_CERT_DIR); a test that
+# passes its own `verify` or `cert` still gets a new one.
+_new_ssl_context = httpx._transports.default.create_ssl_context
+_default_ssl_contexts: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+
+def _reused_default_ssl_context(
+    verify: Any = True, cert: Any = None, trust_env: bool = True
+) -> ssl.SSLContext:
+    if verify is not True or cert is not None:
+        return _new_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    store = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    if store not in _default_ssl_contexts:
+        _default_ssl_contexts[store] = _new_ssl_context(trust_env=trust_env)
+    return _default_ssl_contexts[store]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reused_ssl_context() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx._transports.default, "create_ssl_context", _reused_default_ssl_context)
         yield
 
 
