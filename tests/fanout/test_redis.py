@@ -292,7 +292,11 @@ async def test_a_publishing_connection_closed_while_idle_loses_nothing(
     assert ids
     for client_id in ids:
         await redis.execute_command("CLIENT", "KILL", "ID", client_id)
-    await asyncio.sleep(0.05)
+
+    async def killed() -> bool:
+        return not {client["id"] for client in await redis.client_list()} & set(ids)
+
+    await eventually(killed)
     sender.publish("t", Frame("2"))
     assert (await get(subscription)).data == "2"
     assert sender.dropped == 0
@@ -368,7 +372,11 @@ async def test_survives_redis_going_away_and_coming_back(
         fanout.publish("t", Frame("lost"))
         await fanout.flush()
         assert fanout.dropped == 1
-        await asyncio.sleep(0.6)  # several reconnect attempts
+
+        async def several_reconnects_failed() -> bool:  # enough to reach the cap (0.2 s)
+            return caplog.text.count("reconnecting failed") >= 3
+
+        await eventually(several_reconnects_failed)
         assert not fanout.connected
 
         private_redis.start()
