@@ -1,6 +1,6 @@
 """Tandem's own UI on the customer's screen (help code, questions, banner, outlines of hidden
 fields, the supervisor's code, the agent's pointer, notices) is for the customer only: none of it
-reaches the agent or a supervisor.
+reaches the agent or a supervisor, and remote control cannot act on it or on what it covers.
 
 The old leak: the UI's host was blocked, but rrweb still watched the host's (open) shadow root, so
 everything drawn after the recorder started (the banner redrawn for control or recording, the
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import Party, agent_plaintext, share
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share, start_on
 from tests.e2e.test_control import grant
 from tests.e2e.test_recordings import create_key
 from tests.e2e.test_supervisor import read_watch_code, supervisor_console
@@ -151,3 +152,94 @@ def test_no_state_of_the_tandem_ui_reaches_the_agent_or_the_supervisor(
         shown = leaks(mirror_text(party), secrets)
         assert not shown, f"the Tandem UI is in the {name}'s mirror: {shown}"
     assert "porch done" in agent_plaintext(supervisor)  # the searches above saw real content
+
+
+def control_page(other_origin: OtherOrigin, live: RunningServer) -> str:
+    """A page with a protected footer along the bottom, where the banner sits, and an ordinary
+    button under the banner itself."""
+    (other_origin.root / "own-ui.css").write_text(
+        "footer { position: fixed; left: 0; right: 0; bottom: 0; height: 96px;"
+        " background: #eee; z-index: 1; }\n"
+        "#under { position: fixed; left: 50%; bottom: 20px; transform: translateX(-50%);"
+        " width: 120px; height: 36px; z-index: 2; }\n"
+    )
+    return other_origin.page(
+        "own-ui.html",
+        '<link rel="stylesheet" href="own-ui.css">'
+        "<main><h1>Your account</h1><button id='ok' type='button'>Harmless</button></main>"
+        "<footer data-tandem-no-control>Footer</footer>"
+        "<button id='under' type='button'>Under the banner</button>",
+        live,
+        title="Own UI",
+    )
+
+
+def modified_console_click(agent: Party, pick: str) -> None:
+    """A modified console: its next click on the control layer is sent for the replayed node that
+    `pick` (JS, given the replay's document) returns, whatever is under the agent's mouse. The
+    status line is cleared first, so that the customer's answer to this click is what shows."""
+    agent.page.evaluate(
+        f"""() => {{
+            const doc = document.querySelector('iframe[title="Customer view"]').contentDocument;
+            const target = ({pick})(doc);
+            if (!target) throw new Error("nothing to aim at");
+            doc.elementFromPoint = () => target;
+            document.querySelector('[role=status]').textContent = "";
+        }}"""
+    )
+    layer = agent.page.locator("#control-layer").bounding_box()
+    assert layer is not None
+    agent.page.mouse.click(layer["x"] + 5, layer["y"] + 5)
+
+
+# The deepest replayed node at a point, through shadow roots: what a console aiming at the
+# mirrored banner would pick.
+DEEP_AT = """(x, y) => (doc) => {
+    let el = Document.prototype.elementFromPoint.call(doc, x, y);
+    while (el && el.shadowRoot) {
+        const inner = el.shadowRoot.elementFromPoint(x, y);
+        if (!inner || inner === el) break;
+        el = inner;
+    }
+    return el;
+}"""
+
+
+def center(box: dict[str, Any] | None) -> tuple[float, float]:
+    assert box is not None
+    return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+
+def test_remote_control_cannot_reach_the_tandem_ui_or_what_it_covers(
+    live: RunningServer, customer: Party, agent: Party, other_origin: OtherOrigin
+) -> None:
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    code = start_on(customer, control_page(other_origin, live))
+    view = share(customer, agent, live, code)
+    expect(view.locator("#under")).to_be_visible()
+    grant(customer, agent)
+    stop = customer.page.get_by_role("button", name="Stop sharing")
+    expect(stop).to_be_visible()
+    status = agent.page.get_by_role("status")
+
+    customer.page.evaluate(
+        "() => { window.clicks = 0; addEventListener('click', () => window.clicks++, true); }"
+    )
+
+    # Aimed at the banner's Stop sharing button, where the customer sees it.
+    x, y = center(stop.bounding_box())
+    modified_console_click(agent, f"({DEEP_AT})({x}, {y})")
+    expect(status).to_contain_text("hidden from you or protected")
+    # Aimed at the UI's host element, by its id in the mirror (the body's last element).
+    modified_console_click(
+        agent, "(doc) => doc.body.lastElementChild.tagName === 'DIV' && doc.body.lastElementChild"
+    )
+    expect(status).to_contain_text("hidden from you or protected")
+    # Aimed at a page button that the banner covers on the customer's screen.
+    modified_console_click(agent, "(doc) => doc.getElementById('under')")
+    expect(status).to_contain_text("covered by the customer's Tandem controls")
+
+    expect(stop).to_be_visible()  # sharing goes on
+    expect(customer.page.get_by_text("Alice clicked")).to_have_count(0)
+    assert customer.page.evaluate("() => window.clicks") == 0, "a click reached the page"
