@@ -91,6 +91,8 @@ export class CustomerUI {
   /** The container of everything shown, inside the inner shadow root. */
   private root: HTMLElement | null = null;
   private overlay: HTMLElement | null = null;
+  /** The outlines drawn last, as a key: unchanged outlines are not redrawn. */
+  private overlayDrawn = "";
   private pointer: HTMLElement | null = null;
   private toast: HTMLElement | null = null;
   private toastTimer: ReturnType<typeof setTimeout> | undefined;
@@ -132,23 +134,28 @@ export class CustomerUI {
     if (!rects) {
       this.overlay?.remove();
       this.overlay = null;
+      this.overlayDrawn = "";
       return;
     }
+    const shown = rects
+      .filter((r) => r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight)
+      .slice(0, 300);
+    // Called four times a second: redraw only when the outlines move (scroll, layout).
+    const drawn = shown.map((r) => `${r.left},${r.top},${r.width},${r.height}`).join(";");
+    if (this.overlay?.isConnected && drawn === this.overlayDrawn) return;
+    this.overlayDrawn = drawn;
     if (!this.overlay) {
       this.overlay = element("div", { className: "overlay", attrs: { "aria-hidden": "true" } });
-      this.mount().append(this.overlay);
     }
-    const boxes = rects
-      .filter((r) => r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight)
-      .slice(0, 300)
-      .map((r) => {
-        const box = element("div", { className: "masked-outline" });
-        box.style.left = `${r.left - 3}px`;
-        box.style.top = `${r.top - 3}px`;
-        box.style.width = `${r.width + 6}px`;
-        box.style.height = `${r.height + 6}px`;
-        return box;
-      });
+    if (!this.overlay.isConnected) this.mount().append(this.overlay);
+    const boxes = shown.map((r) => {
+      const box = element("div", { className: "masked-outline" });
+      box.style.left = `${r.left - 3}px`;
+      box.style.top = `${r.top - 3}px`;
+      box.style.width = `${r.width + 6}px`;
+      box.style.height = `${r.height + 6}px`;
+      return box;
+    });
     this.overlay.replaceChildren(...boxes);
   }
 
@@ -308,6 +315,7 @@ export class CustomerUI {
 
   remove(): void {
     this.overlay = null;
+    this.overlayDrawn = "";
     this.pointer = null;
     this.toast = null;
     clearTimeout(this.toastTimer);
