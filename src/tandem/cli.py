@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import html
 import json
 import sqlite3
 import sys
@@ -27,7 +31,7 @@ from tandem.audit import (
     make_checkpoint,
     verify,
 )
-from tandem.config import Settings
+from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import AuditTrailDamaged, ConfigError, TandemError
 from tandem.policy import load_policy
@@ -567,6 +571,92 @@ def recording_open(
         typer.echo(
             f"{len(events)} events of recording {header.get('recording_id')} -> {out}", err=True
         )
+
+
+def _sdk_integrity(sdk_file: Path) -> tuple[bytes, str]:
+    """The SDK's bytes and their Subresource Integrity value (``sha384-…``), computed from the
+    file itself and checked against the manifest the build wrote beside it (``integrity.json``).
+
+    Raises :class:`ConfigError` when the SDK is missing, the manifest is missing or unreadable, or
+    the two disagree (the file changed after the build, or the manifest did).
+    """
+    try:
+        data = sdk_file.read_bytes()
+    except OSError:
+        raise ConfigError(f"the SDK is not built ({sdk_file}): `make setup` builds it") from None
+    integrity = "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+    manifest_file = sdk_file.with_name("integrity.json")
+    try:
+        built = json.loads(manifest_file.read_text())[f"{sdk_file.parent.name}/{sdk_file.name}"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"no integrity manifest for the SDK ({manifest_file}): rebuild it (`make setup`)"
+        ) from None
+    if not hmac.compare_digest(str(built), integrity):
+        raise ConfigError(
+            f"{sdk_file} is not the file that was built: its hash is {integrity}, the build "
+            f"recorded {built}. Rebuild it (`make setup`), or find out who changed it."
+        )
+    return data, integrity
+
+
+@app.command("sdk")
+def sdk_tag(
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The Tandem server as your pages reach it, e.g. https://tandem.example.com "
+            "(default: http(s)://HOST:PORT from the settings)."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="For the default --base-url (env TANDEM_HOST; default 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="For the default --base-url (env TANDEM_PORT; default 8000).")
+    ] = None,
+    copy_to: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the SDK (tandem.js) into this directory, to serve it from your "
+            "site's own origin; the tag printed is then for that copy."
+        ),
+    ] = None,
+    src: Annotated[
+        str, typer.Option(help="With --copy-to: the copy's address on your site.")
+    ] = "/tandem.js",
+) -> None:
+    """Print the <script> tag that pins the customer SDK by its hash (Subresource Integrity): a
+    browser runs the SDK only if its bytes are exactly these. Pin again after each upgrade."""
+    from tandem.server.app import SDK_FILE
+
+    try:
+        if base_url is None:
+            settings = Settings.load(host=host, port=port)
+            base_url = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
+        server = normalize_origin(base_url)
+        data, integrity = _sdk_integrity(SDK_FILE)
+    except TandemError as exc:
+        raise _fail(exc) from None
+    pin = f'integrity="{integrity}" crossorigin="anonymous" referrerpolicy="no-referrer"'
+    if copy_to is None:
+        typer.echo(f'<script src="{html.escape(server)}/sdk/tandem.js" {pin}></script>')
+        return
+    copy = copy_to / SDK_FILE.name
+    try:
+        copy_to.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(data)
+        written = copy.read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot write {copy}: {exc.strerror}") from None
+    if written != data:
+        raise _fail(f"{copy} does not hold what was written")
+    typer.echo(f"Wrote {copy}; serve it at {src} on your site.", err=True)
+    typer.echo(
+        f'<script src="{html.escape(src)}" data-tandem-server="{html.escape(server)}" {pin}>'
+        "</script>"
+    )
 
 
 def main() -> None:
