@@ -1,7 +1,12 @@
 // Builds the customer SDK and the agent console into the Python package's static files.
 // Run by `make` during set-up; the outputs are not committed.
+//
+// Beside them, sdk/integrity.json holds each bundle's Subresource Integrity hash (sha384), which
+// `tandem sdk` checks against the files before printing a pinned <script> tag. No source maps:
+// what is pinned is exactly what is served, and nothing else about the sources is published.
 import { build } from "esbuild";
-import { copyFile, mkdir } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -19,7 +24,7 @@ const common = {
   define: { __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false" },
   bundle: true,
   minify: true,
-  sourcemap: true,
+  sourcemap: false,
   target: "es2020",
   format: "iife",
   legalComments: "none",
@@ -33,4 +38,14 @@ await Promise.all([
   build({ ...common, entryPoints: [resolve(here, "src/console/index.ts")], outfile: resolve(outDir, "console/console.js") }),
   copyFile(resolve(here, "node_modules/rrweb/dist/style.css"), resolve(outDir, "console/rrweb.css")),
 ]);
+// Maps left by earlier builds would still be served (the console's folder is served whole).
+await Promise.all(["sdk/tandem.js.map", "console/console.js.map"].map((map) => rm(resolve(outDir, map), { force: true })));
+
+const BUNDLES = ["sdk/tandem.js", "console/console.js"];
+const integrity = {};
+for (const bundle of BUNDLES) {
+  integrity[bundle] = `sha384-${createHash("sha384").update(await readFile(resolve(outDir, bundle))).digest("base64")}`;
+}
+await writeFile(resolve(outDir, "sdk/integrity.json"), `${JSON.stringify(integrity, null, 2)}\n`);
+
 console.log(`built sdk/tandem.js and console/console.js${benchDir ? ` (plaintext benchmark build in ${benchDir})` : ""}`);

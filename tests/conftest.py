@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
+import argon2
+import httpx
 import pytest
 import uvicorn
 from starlette.types import ASGIApp
 
-from tandem import auth
+from tandem import auth, crypto
 from tandem.cli import server_config
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
@@ -23,6 +29,37 @@ from tandem.server.app import create_app
 from tandem.storage.sqlite import SQLiteStorage
 
 AGENT_PASSWORD = "blue-kettle-orbit-42"
+
+
+REQUIRE_SERVICES = os.environ.get("TANDEM_REQUIRE_SERVICES") == "1"
+"""Set by .ci/run where PostgreSQL and Redis run beside the tests: there a test that cannot
+reach them fails, so CI never passes with the storage and scale-out tests skipped."""
+
+
+def service_missing(reason: str) -> NoReturn:
+    """Skip the test for want of PostgreSQL or Redis, or fail it under TANDEM_REQUIRE_SERVICES=1."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (TANDEM_REQUIRE_SERVICES=1)")
+    pytest.skip(reason)
+
+
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+
+
+def redis_running(host: str = REDIS_HOST, port: int = REDIS_PORT) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def requires_redis() -> None:
+    """The test needs the Redis at 127.0.0.1:6379 (see :func:`service_missing`)."""
+    if not redis_running():
+        service_missing(f"no Redis server answering PING at {REDIS_HOST}:{REDIS_PORT}")
 
 
 class FakeClock:
@@ -118,6 +155,60 @@ def add_user(
 
 ServerFactory = Callable[..., RunningServer]
 
+# Production hashes passwords with argon2id's RFC 9106 low-memory profile (64 MiB, 3 passes,
+# about half a second on these machines); the suite hashes thousands. Tests swap in argon2id at
+# the smallest cost the library accepts. The swap lives here, not behind a setting or an
+# environment variable, so nothing a deployment can set makes production hash cheaply;
+# tests/test_crypto.py checks the production profile with `production_password_hashing`.
+PRODUCTION_PASSWORD_HASHER = crypto._hasher
+PRODUCTION_DUMMY_HASH = crypto._DUMMY_HASH
+CHEAP_PASSWORD_HASHER = argon2.PasswordHasher(
+    time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.ID
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crypto, "_hasher", CHEAP_PASSWORD_HASHER)
+        patch.setattr(
+            crypto, "_DUMMY_HASH", CHEAP_PASSWORD_HASHER.hash("tandem-dummy-password-for-timing")
+        )
+        yield
+
+
+# Every httpx.get/post and new httpx.Client loads a CA bundle into a new SSL context: a third of a
+# second each on these machines, for clients that mostly speak plain HTTP to loopback. Tests reuse
+# the context made for the same CA bundle (the same SSL_CERT_FILE/SSL_CERT_DIR); a test that
+# passes its own `verify` or `cert` still gets a new one.
+_new_ssl_context = httpx._transports.default.create_ssl_context
+_default_ssl_contexts: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+
+def _reused_default_ssl_context(
+    verify: Any = True, cert: Any = None, trust_env: bool = True
+) -> ssl.SSLContext:
+    if verify is not True or cert is not None:
+        return _new_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+    store = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    if store not in _default_ssl_contexts:
+        _default_ssl_contexts[store] = _new_ssl_context(trust_env=trust_env)
+    return _default_ssl_contexts[store]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reused_ssl_context() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx._transports.default, "create_ssl_context", _reused_default_ssl_context)
+        yield
+
+
+@pytest.fixture
+def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This test hashes and verifies with the production hasher."""
+    monkeypatch.setattr(crypto, "_hasher", PRODUCTION_PASSWORD_HASHER)
+    monkeypatch.setattr(crypto, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
+
 
 @pytest.fixture
 async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
@@ -127,8 +218,40 @@ async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
     await store.close()
 
 
+class DataTemplates:
+    """Data directories made once per run and copied for each server: a migrated database with
+    alice, and optionally a seed (:func:`two_organisations`) on top. Copies, not shared
+    directories: every server still starts from its own files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[Callable[[Directory], Awaitable[None]] | None, Path] = {}
+
+    def copy_to(
+        self, data_dir: Path, seed: Callable[[Directory], Awaitable[None]] | None = None
+    ) -> None:
+        if seed is not None and seed not in TEMPLATED_SEEDS:
+            self.copy_to(data_dir)  # a seed of one test: run on a copy of the plain template
+            seed_directory(data_dir, seed)
+            return
+        if seed not in self.made:
+            template = self.root / f"template{len(self.made)}"
+            add_user(template, "alice", display_name="Alice")
+            if seed is not None:
+                seed_directory(template, seed)
+            self.made[seed] = template
+        shutil.copytree(self.made[seed], data_dir, dirs_exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def data_templates(
+    tmp_path_factory: pytest.TempPathFactory, cheap_password_hashing: None
+) -> DataTemplates:
+    return DataTemplates(tmp_path_factory.mktemp("data-templates"))
+
+
 @pytest.fixture
-def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+def server_factory(tmp_path: Path, data_templates: DataTemplates) -> Iterator[ServerFactory]:
     """Start real servers with settings overrides; each is stopped at the end of the test."""
     started: list[RunningServer] = []
 
@@ -141,9 +264,7 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
         settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
-        add_user(data_dir, "alice", display_name="Alice")
-        if seed is not None:
-            seed_directory(data_dir, seed)
+        data_templates.copy_to(data_dir, seed)
         running = RunningServer(
             settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap
         )
@@ -163,8 +284,12 @@ def server(server_factory: ServerFactory) -> RunningServer:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests run last: sync Playwright keeps an event loop running in the main thread
-    while its browser is open, which async tests cannot share."""
+    """Browser tests carry the `e2e` marker (a conftest's ``pytestmark`` marks nothing, so it is
+    added here; ``-m "not e2e"`` leaves them out) and run last: sync Playwright keeps an event
+    loop running in the main thread while its browser is open, which async tests cannot share."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: "e2e" in item.path.parts)
 
 
@@ -211,8 +336,26 @@ async def two_organisations(directory: Directory) -> None:
         await directory.add_user(acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True)
 
 
+TEMPLATED_SEEDS: tuple[Callable[[Directory], Awaitable[None]], ...] = (two_organisations,)
+
+
 @pytest.fixture
 def orgs_server(server_factory: ServerFactory) -> RunningServer:
     """A server holding two organisations (see :func:`two_organisations`)."""
     running = server_factory(seed=two_organisations)
     return running
+
+
+@pytest.fixture(scope="module")
+def shared_orgs_server(
+    tmp_path_factory: pytest.TempPathFactory, data_templates: DataTemplates
+) -> Iterator[RunningServer]:
+    """One two-organisation server for every test of a module, for modules whose tests change
+    nothing another test looks at (each says why it may share)."""
+    data_dir = tmp_path_factory.mktemp("shared") / "data"
+    settings = Settings.load(environ={}, data_dir=data_dir, port=free_port())
+    data_templates.copy_to(data_dir, two_organisations)
+    running = RunningServer(settings, FakeClock())
+    running.start()
+    yield running
+    running.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import subprocess
@@ -11,35 +12,93 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tandem.audit import AuditLog, verify
+from tandem.audit import (
+    CHAINED,
+    GENESIS,
+    AuditLog,
+    AuditRecord,
+    Checkpoint,
+    make_checkpoint,
+    record_hash,
+    seal_anchor,
+    verify,
+)
 from tandem.storage.sqlite import SQLiteStorage
 from tests.conftest import AGENT_PASSWORD, ServerFactory
 
 KEY = bytes(range(32))
+TRIGGERS = (
+    "audit_no_update",
+    "audit_no_delete",
+    "audit_no_replace",
+    "audit_anchors_no_update",
+    "audit_anchors_no_delete",
+    "audit_anchors_no_replace",
+)
 
 
-async def filled(tmp_path: Path, n: int = 12, anchor_every: int = 5) -> Path:
+async def filled(
+    tmp_path: Path, n: int = 12, anchor_every: int = 5, stopped_at: tuple[int, ...] = ()
+) -> Path:
+    """A data directory whose trail has ``n`` records (``server_stopped`` at ``stopped_at``)."""
     storage = SQLiteStorage(tmp_path / "tandem.sqlite3")
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
-    for i in range(n):
-        await log.record(1000.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1")
+    for i in range(1, n + 1):
+        if i in stopped_at:
+            await log.record(999.0 + i, "server_stopped", actor="server")
+        else:
+            await log.record(999.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1")
     await storage.close()
     (tmp_path / "audit.key").write_text(KEY.hex())
     return tmp_path
 
 
+async def trail(data_dir: Path) -> tuple[list[AuditRecord], list[int]]:
+    """The records and the anchored record numbers."""
+    storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+    try:
+        return await storage.audit_records(), [a.seq for a in await storage.anchors()]
+    finally:
+        await storage.close()
+
+
 def tamper(data_dir: Path, *statements: str) -> None:
     """What an attacker with the database file does: drop the guards, then rewrite rows."""
     with sqlite3.connect(data_dir / "tandem.sqlite3") as db:
-        db.execute("DROP TRIGGER IF EXISTS audit_no_update")
-        db.execute("DROP TRIGGER IF EXISTS audit_no_delete")
+        for trigger in TRIGGERS:
+            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
         for statement in statements:
             db.execute(statement)
 
 
-def run_verify(data_dir: Path) -> subprocess.CompletedProcess[str]:
+def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
+    """The keyless rewrite: replace the trail with ``records``, numbered and hashed afresh (SHA-256
+    needs no key), the guards dropped first."""
+    tamper(data_dir, "DELETE FROM audit")
+    with sqlite3.connect(data_dir / "tandem.sqlite3") as db:
+        prev = GENESIS
+        for seq, r in enumerate(records, start=1):
+            digest = record_hash(seq, r.at, r.action, r.actor, r.org, r.subject, r.details, prev)
+            db.execute(
+                "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    r.at,
+                    r.action,
+                    r.actor,
+                    r.org,
+                    r.subject,
+                    json.dumps(r.details),
+                    prev,
+                    digest,
+                ),
+            )
+            prev = digest
+
+
+def run_verify(data_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tandem", "audit", "verify", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "tandem", "audit", "verify", "--data-dir", str(data_dir), *options],
         capture_output=True,
         text=True,
         timeout=60,
@@ -50,13 +109,57 @@ async def test_an_intact_trail_verifies(tmp_path: Path) -> None:
     data = await filled(tmp_path)
     result = run_verify(data)
     assert result.returncode == 0, result.stderr
-    assert "intact: 12 records, 2 anchors" in result.stdout
+    assert "intact: 12 records, 3 anchors, 0 checkpoints checked" in result.stdout
 
 
-async def test_the_database_refuses_updates_and_deletes(tmp_path: Path) -> None:
+async def test_anchors_are_at_the_first_record_every_multiple_and_every_shutdown(
+    tmp_path: Path,
+) -> None:
+    data = await filled(tmp_path, n=12, anchor_every=5, stopped_at=(7, 11))
+    _, anchored = await trail(data)
+    assert anchored == [1, 5, 7, 10, 11]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM audit WHERE seq = 3",
+        "UPDATE audit SET actor = 'mallory' WHERE seq = 3",
+        "INSERT OR REPLACE INTO audit SELECT seq, at, action, 'mallory', org, subject, details,"
+        " prev_hash, hash FROM audit WHERE seq = 3",
+    ],
+    ids=["delete", "update", "replace"],
+)
+async def test_the_database_refuses_updates_and_deletes(tmp_path: Path, statement: str) -> None:
     data = await filled(tmp_path)
-    with sqlite3.connect(data / "tandem.sqlite3") as db, pytest.raises(sqlite3.IntegrityError):
-        db.execute("DELETE FROM audit WHERE seq = 3")
+    with (
+        sqlite3.connect(data / "tandem.sqlite3") as db,
+        pytest.raises(sqlite3.IntegrityError, match="append-only"),
+    ):
+        db.execute(statement)
+    records, _ = await trail(data)
+    assert records[2].actor == "user3"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM audit_anchors",
+        "DELETE FROM audit_anchors WHERE seq = 5",
+        "UPDATE audit_anchors SET mac = 'ff' WHERE seq = 5",
+        "INSERT OR REPLACE INTO audit_anchors (seq, hash, mac) VALUES (5, 'h', 'm')",
+    ],
+)
+async def test_the_database_refuses_to_change_or_remove_anchors(
+    tmp_path: Path, statement: str
+) -> None:
+    data = await filled(tmp_path)
+    with (
+        sqlite3.connect(data / "tandem.sqlite3") as db,
+        pytest.raises(sqlite3.IntegrityError, match="append-only"),
+    ):
+        db.execute(statement)
+    assert (await trail(data))[1] == [1, 5, 10]
 
 
 @pytest.mark.parametrize(
@@ -76,6 +179,34 @@ async def test_the_database_refuses_updates_and_deletes(tmp_path: Path) -> None:
         ),
         (["DELETE FROM audit WHERE seq >= 9"], 10, "rewritten or removed"),
         (["UPDATE audit_anchors SET mac = 'ff' || substr(mac, 3) WHERE seq = 5"], 5, "forged"),
+        (["DELETE FROM audit_anchors"], 1, "no anchor at record 1: anchors were removed"),
+        (["DELETE FROM audit_anchors WHERE seq = 5"], 5, "no anchor at record 5: anchors were"),
+        (["DELETE FROM audit_anchors WHERE seq = 10"], 10, "no anchor at record 10: anchors were"),
+        (["DELETE FROM audit_anchors WHERE seq > 1"], 5, "no anchor at record 5: anchors were"),
+        (
+            # Swap two anchors (every column but the record they stand at).
+            [
+                "UPDATE audit_anchors SET seq = -seq WHERE seq IN (5, 10)",
+                "UPDATE audit_anchors SET seq = 10 WHERE seq = -5",
+                "UPDATE audit_anchors SET seq = 5 WHERE seq = -10",
+            ],
+            5,
+            "forged",
+        ),
+        (
+            # A chained anchor passed off as one of the old format (which covered less).
+            ["UPDATE audit_anchors SET version = 0 WHERE seq = 10"],
+            10,
+            "forged",
+        ),
+        (
+            # Another interval, to stretch the time until the next anchor is due.
+            ["UPDATE audit_anchors SET every = 100 WHERE seq = 5"],
+            5,
+            "forged",
+        ),
+        (["UPDATE audit_anchors SET every = 'x' WHERE seq = 5"], 5, "forged"),
+        (["UPDATE audit_anchors SET mac = x'0707' WHERE seq = 5"], 5, "forged"),
     ],
     ids=[
         "edit-actor",
@@ -84,6 +215,15 @@ async def test_the_database_refuses_updates_and_deletes(tmp_path: Path) -> None:
         "reorder",
         "truncate-anchored-tail",
         "forge-anchor",
+        "delete-every-anchor",
+        "drop-anchor-from-the-middle",
+        "drop-latest-anchor",
+        "drop-all-but-the-first-anchor",
+        "swap-anchors",
+        "downgrade-anchor",
+        "stretch-interval",
+        "text-for-a-number",
+        "bytes-for-a-mac",
     ],
 )
 async def test_verify_names_the_first_broken_record(
@@ -92,24 +232,316 @@ async def test_verify_names_the_first_broken_record(
     data = await filled(tmp_path)
     tamper(data, *statements)
     result = run_verify(data)
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stderr
     assert f"BROKEN at record {first_bad}" in result.stderr and why in result.stderr
 
 
 async def test_a_consistently_rewritten_chain_is_caught_by_the_anchors(tmp_path: Path) -> None:
     data = await filled(tmp_path)
     # The attacker recomputes every hash after editing record 2, but has no anchoring key.
-    storage = SQLiteStorage(data / "tandem.sqlite3")
-    records = await storage.audit_records()
-    await storage.close()
-    tamper(data, "DELETE FROM audit")
-    rewritten = SQLiteStorage(data / "tandem.sqlite3")
-    for r in records:
-        actor = "mallory" if r.seq == 2 else r.actor
-        await rewritten.append_audit(r.at, r.action, actor, r.org, r.subject, r.details)
-    await rewritten.close()
+    records, _ = await trail(data)
+    rewrite_without_the_key(
+        data, [dataclasses.replace(r, actor="mallory") if r.seq == 2 else r for r in records]
+    )
     result = run_verify(data)
     assert result.returncode == 1 and "BROKEN at record 5" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("anchors_deleted", "message"),
+    [
+        ("", "BROKEN at record 1: no anchor at record 1: anchors were removed"),
+        ("WHERE seq > 1", "BROKEN at record 100: no anchor at record 100: anchors were removed"),
+    ],
+    ids=["every-anchor", "all-but-the-first"],
+)
+async def test_the_keyless_rewrite_of_issue_11_is_caught(
+    tmp_path: Path, anchors_deleted: str, message: str
+) -> None:
+    # Delete a record, renumber and re-hash the rest, delete the anchors (the triggers dropped).
+    data = await filled(tmp_path, n=129, anchor_every=100)
+    records, anchored = await trail(data)
+    assert anchored == [1, 100]
+    rewrite_without_the_key(data, [r for r in records if r.seq != 50])
+    tamper(data, f"DELETE FROM audit_anchors {anchors_deleted}")
+    result = run_verify(data)
+    assert result.returncode == 1, result.stdout
+    assert message in result.stderr
+
+
+async def test_deleting_a_record_and_the_anchors_after_it_is_caught(tmp_path: Path) -> None:
+    # Combination: drop the guards, delete record 7, keep the anchors that still match (1, 5),
+    # delete the others, and rewrite the chain consistently without the key.
+    data = await filled(tmp_path)
+    records, _ = await trail(data)
+    rewrite_without_the_key(data, [r for r in records if r.seq != 7])
+    tamper(data, "DELETE FROM audit_anchors WHERE seq > 5")
+    result = run_verify(data)
+    assert result.returncode == 1
+    assert "BROKEN at record 10: no anchor at record 10: anchors were removed" in result.stderr
+
+
+async def test_a_removed_shutdown_anchor_is_caught(tmp_path: Path) -> None:
+    data = await filled(tmp_path, stopped_at=(7,))
+    tamper(data, "DELETE FROM audit_anchors WHERE seq = 7")
+    result = run_verify(data)
+    assert result.returncode == 1
+    assert "BROKEN at record 7: no anchor at record 7: anchors were removed" in result.stderr
+
+
+async def test_an_anchor_that_follows_another_predecessor_is_caught(tmp_path: Path) -> None:
+    # A genuine anchor (made with the key) that skips its predecessor, as one replayed from
+    # another state of the trail would.
+    data = await filled(tmp_path, n=10)
+    records, _ = await trail(data)
+    storage = SQLiteStorage(data / "tandem.sqlite3")
+    anchors = await storage.anchors()
+    await storage.close()
+    skipping = seal_anchor(KEY, records[9], 5, anchors[0])
+    assert verify(records, anchors, KEY).ok
+    verdict = verify(records, [*anchors[:2], skipping], KEY)
+    assert (verdict.ok, verdict.first_bad_seq) == (False, 10)
+    assert verdict.problem == "the anchors before record 10 were reordered"
+
+
+async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
+    tmp_path: Path,
+) -> None:
+    storage = SQLiteStorage(tmp_path / "tandem.sqlite3")
+    at = iter(float(t) for t in range(1000, 2000))
+    for every, count, stop in ((5, 12, True), (100, 8, False), (3, 10, True)):
+        log = AuditLog(storage, KEY, anchor_every=every)
+        for _ in range(count - 1):
+            await log.record(next(at), "sign_in", actor="ada")
+        await log.record(next(at), "server_stopped" if stop else "sign_in", actor="server")
+    records, anchors = await storage.audit_records(), await storage.anchors()
+    await storage.close()
+    # Every 5 up to the shutdown at 12; 15 because the anchor at 12 promised it although the
+    # next run anchors every 100; every 3 from 21 on (due 100 was kept too), and at 30.
+    assert [(a.seq, a.every) for a in anchors] == [
+        (1, 5),
+        (5, 5),
+        (10, 5),
+        (12, 5),
+        (15, 100),
+        (21, 3),
+        (24, 3),
+        (27, 3),
+        (30, 3),
+    ]
+    assert all(a.version == CHAINED for a in anchors)
+    for legacy_every in (1, 7, 100):  # whatever the verifier's own setting
+        assert verify(records, anchors, KEY, legacy_every=legacy_every).ok
+    without_15 = [a for a in anchors if a.seq != 15]
+    verdict = verify(records, without_15, KEY)
+    assert (verdict.first_bad_seq, verdict.problem) == (
+        15,
+        "no anchor at record 15: anchors were removed",
+    )
+
+
+# Checkpoints: a signed head kept outside the database
+
+
+def run_checkpoint(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", "audit", "checkpoint", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def checkpoint_to(witness: Path, data_dir: Path) -> Checkpoint:
+    """Make a checkpoint and append it to the witness file, as an operator's cron job would."""
+    result = run_checkpoint(data_dir)
+    assert result.returncode == 0, result.stderr
+    with witness.open("a") as log:
+        log.write(result.stdout)
+    return Checkpoint.from_line(result.stdout)
+
+
+async def append(data_dir: Path, n: int, anchor_every: int = 5) -> None:
+    storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+    log = AuditLog(storage, KEY, anchor_every=anchor_every)
+    for _ in range(n):
+        await log.record(5000.0, "sign_out", actor="ada")
+    await storage.close()
+
+
+async def test_checkpoint_prints_the_signed_head_and_verify_checks_it(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data")
+    records, _ = await trail(data)
+    result = run_checkpoint(data)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    line = json.loads(result.stdout)
+    assert (line["tandem_audit_checkpoint"], line["seq"], line["hash"]) == (1, 12, records[-1].hash)
+    assert line["anchor_seq"] == 10 and line["time"].endswith("Z") and len(line["mac"]) == 64
+    witness = tmp_path / "witness.log"
+    witness.write_text(result.stdout)
+    verified = run_verify(data, "--checkpoint", str(witness))
+    assert verified.returncode == 0, verified.stderr
+    assert "intact: 12 records, 3 anchors, 1 checkpoints checked (newest: record 12" in (
+        verified.stdout
+    )
+
+
+def test_a_checkpoint_line_round_trips_and_is_signed_over_every_field() -> None:
+    records = [
+        AuditRecord(1, 1.0, "sign_in", "ada", "default", "", {}, GENESIS, "a" * 64),
+    ]
+    checkpoint = make_checkpoint(records, [], KEY, at=86400.0)
+    assert (checkpoint.seq, checkpoint.anchor_seq) == (1, 0)
+    assert checkpoint.time == "1970-01-02T00:00:00Z"
+    assert Checkpoint.from_line(checkpoint.to_line()) == checkpoint
+    assert checkpoint.authentic(KEY) and not checkpoint.authentic(bytes(32))
+    for field, value in (("seq", 2), ("hash", "b" * 64), ("anchor_seq", 1), ("time", "x")):
+        assert not dataclasses.replace(checkpoint, **{field: value}).authentic(KEY), field
+
+
+async def test_truncating_the_tail_with_its_shutdown_anchor_is_caught_by_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = await filled(tmp_path / "data", stopped_at=(12,))
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    # Without the key: the last run's records and its shutdown anchor go.
+    tamper(data, "DELETE FROM audit WHERE seq >= 11", "DELETE FROM audit_anchors WHERE seq = 12")
+    assert run_verify(data).returncode == 0, "without a checkpoint this is not detectable"
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert (
+        "BROKEN at record 12: the trail was cut or rewritten before checkpoint at record 12"
+        in result.stderr
+    )
+
+
+async def test_a_tail_rewritten_after_the_last_anchor_is_caught_by_a_checkpoint(
+    tmp_path: Path,
+) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    records, _ = await trail(data)
+    rewrite_without_the_key(
+        data, [dataclasses.replace(r, actor="mallory") if r.seq == 11 else r for r in records]
+    )
+    assert run_verify(data).returncode == 0, "after the last anchor, only a checkpoint sees it"
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "BROKEN at record 12: the trail was cut or rewritten before checkpoint" in result.stderr
+
+
+async def test_deleting_the_whole_trail_is_caught_by_a_checkpoint(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    tamper(data, "DELETE FROM audit", "DELETE FROM audit_anchors")
+    assert "intact: 0 records" in run_verify(data).stdout
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "BROKEN at record 12: the trail was cut or rewritten before checkpoint" in result.stderr
+
+
+async def test_every_checkpoint_in_the_file_is_checked(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data", n=8)
+    witness = tmp_path / "witness.log"
+    checkpoint_to(witness, data)
+    await append(data, 6)
+    checkpoint_to(witness, data)
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 0, result.stderr
+    assert "2 checkpoints checked (newest: record 14" in result.stdout
+    # Cut back to 11 (and the anchors after it): the older checkpoint holds, the newer does not.
+    tamper(data, "DELETE FROM audit WHERE seq > 11", "DELETE FROM audit_anchors WHERE seq > 11")
+    assert run_verify(data).returncode == 0
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "BROKEN at record 14: the trail was cut or rewritten before checkpoint at" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    "forge",
+    [
+        {"seq": 11},
+        {"hash": "0" * 64},
+        {"anchor_seq": 5},
+        {"time": "2099-01-01T00:00:00Z"},
+        {"mac": "0" * 64},
+    ],
+    ids=["seq", "hash", "anchor", "time", "mac"],
+)
+async def test_a_checkpoint_with_a_wrong_mac_is_rejected(
+    tmp_path: Path, forge: dict[str, object]
+) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    genuine = checkpoint_to(witness, data)
+    # An older line altered: every line is checked, not only the newest.
+    forged = dataclasses.replace(genuine, **forge)  # type: ignore[arg-type]
+    witness.write_text(f"{forged.to_line()}\n{genuine.to_line()}\n")
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1
+    assert "audit checkpoint REJECTED: the checkpoint at record" in result.stderr
+    assert "has a wrong MAC" in result.stderr
+
+
+async def test_a_checkpoint_made_with_another_key_is_rejected(tmp_path: Path) -> None:
+    data = await filled(tmp_path / "data")
+    records, _ = await trail(data)
+    witness = tmp_path / "witness.log"
+    witness.write_text(make_checkpoint(records, [], bytes(32), at=0.0).to_line() + "\n")
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 1 and "REJECTED" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("", "no checkpoint in"),
+        ("\n\n", "no checkpoint in"),
+        ('{"seq": 1}\n', "line 1: not a Tandem audit checkpoint"),
+        ("audit trail intact\n", "line 1: not a Tandem audit checkpoint"),
+    ],
+)
+async def test_a_file_of_no_checkpoints_is_a_clear_error(
+    tmp_path: Path, text: str, error: str
+) -> None:
+    data = await filled(tmp_path / "data")
+    witness = tmp_path / "witness.log"
+    witness.write_text(text)
+    result = run_verify(data, "--checkpoint", str(witness))
+    assert result.returncode == 2 and error in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_checkpoint_refuses_to_sign_a_broken_trail(tmp_path: Path) -> None:
+    data = await filled(tmp_path)
+    tamper(data, "DELETE FROM audit_anchors WHERE seq = 5")
+    result = run_checkpoint(data)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "BROKEN at record 5" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        "DROP TABLE audit_anchors",
+        "UPDATE audit SET details = 'not json' WHERE seq = 3",
+    ],
+)
+async def test_destroyed_audit_tables_are_reported_broken_not_a_crash(
+    tmp_path: Path, evidence: str
+) -> None:
+    data = await filled(tmp_path)
+    tamper(data, evidence)
+    for result in (run_verify(data), run_checkpoint(data)):
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.startswith("audit trail BROKEN: the audit tables cannot be read")
+        assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 def test_verify_without_the_key_is_a_clear_error(tmp_path: Path) -> None:
@@ -160,7 +592,9 @@ async def test_the_server_records_security_events_without_secrets(
     assert ended.subject == created["session_id"] and ended.details == {"reason": "stopped"}
     assert ended.actor == "alice"
     key = bytes.fromhex((server.settings.data_dir / "audit.key").read_text())
-    assert verify(records, anchors, key).ok and anchors, "the trail is anchored at shutdown"
+    assert verify(records, anchors, key).ok
+    assert records[-1].action == "server_stopped", "the server stops last"
+    assert [a.seq for a in anchors] == [1, records[-1].seq], "anchored at start and at shutdown"
     text = json.dumps([r.to_json() for r in records])
     for secret in (AGENT_PASSWORD, "wrong-one-123", created["code"], created["resume_token"]):
         assert secret not in text

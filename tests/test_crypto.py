@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 import itertools
 
+import argon2
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,6 +61,7 @@ def test_secret_digest_separates_purposes() -> None:
     assert "123" not in crypto.secret_digest("123", "join")
 
 
+@pytest.mark.usefixtures("production_password_hashing")
 def test_password_hash_is_argon2id_and_verifies() -> None:
     hashed = crypto.hash_password("blue-kettle-orbit-42")
     assert hashed.startswith("$argon2id$")
@@ -66,6 +69,24 @@ def test_password_hash_is_argon2id_and_verifies() -> None:
     assert not crypto.verify_password(hashed, "blue-kettle-orbit-43")
 
 
+@pytest.mark.usefixtures("production_password_hashing")
+def test_production_hashes_with_the_rfc_9106_low_memory_profile() -> None:
+    """The rest of the suite hashes cheaply (tests/conftest.py); production must not."""
+    profile = argon2.profiles.RFC_9106_LOW_MEMORY
+    hashed = crypto.hash_password("blue-kettle-orbit-42")
+    parameters = argon2.extract_parameters(hashed)
+    assert parameters.type is argon2.Type.ID
+    assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (
+        profile.time_cost,
+        profile.memory_cost,
+        profile.parallelism,
+    )
+    assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (3, 65536, 4)
+    assert argon2.extract_parameters(crypto._DUMMY_HASH) == parameters
+    assert crypto.verify_password(hashed, "blue-kettle-orbit-42")
+
+
+@pytest.mark.usefixtures("production_password_hashing")
 def test_verify_without_a_hash_is_false() -> None:
     assert not crypto.verify_password(None, "tandem-dummy-password-for-timing")
 

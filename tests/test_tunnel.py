@@ -4,6 +4,7 @@ The fan-out here is the in-process one (the real Redis path is tests/server/test
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -68,7 +69,10 @@ async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket() -> None:
     fanout.publish(inbox, Frame(b"\x91" + b"\xb9" * 100))  # invalid UTF-8 (found by atheris)
     fanout.publish(inbox, Frame(encode(Open("c2", "/ws/nowhere", [], ("", 0), "ws"))))
     fanout.publish(inbox, Frame(encode(Hangup("c9", 1000))))  # an unknown socket: ignored
-    await asyncio.sleep(0.05)
+    # The host went on: a socket opened after all that is accepted.
+    after = fanout.subscribe(conn_topic("c3"), 16)
+    fanout.publish(inbox, Frame(encode(Open("c3", "/ws/echo", [], ("", 0), "ws"))))
+    assert isinstance(await next_reply(after), Accepted)
     assert runner.done() is False
     runner.cancel()
     await host.close()
@@ -113,10 +117,15 @@ async def test_lost_frames_close_tunnels_and_listening_resumes_without_spinning(
     fanout = LosingFanout(losses=3)
     host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 16)  # type: ignore[arg-type]
     host.retry_seconds = 0.1
+    started = time.monotonic()
     runner = asyncio.create_task(host.run())
-    await asyncio.sleep(0.25)
-    assert fanout.subscriptions == 3  # one retry per pause, not thousands
-    await asyncio.sleep(0.2)
+    deadline = started + 5
+    while fanout.subscriptions < 4:  # three lost, then one that listens
+        assert time.monotonic() < deadline, "the host did not subscribe again"
+        await asyncio.sleep(0.01)
+    # One retry per pause, not thousands: three pauses passed, and it stopped there.
+    assert time.monotonic() - started >= 3 * host.retry_seconds
+    assert fanout.subscriptions == 4
     out = fanout.subscribe(conn_topic("c1"), 16)
     fanout.publish(node_topic("n1"), Frame(encode(Open("c1", "/ws/echo", [], ("", 0), "ws"))))
     assert isinstance(await next_reply(out), Accepted)  # listening again

@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import html
 import json
+import sqlite3
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
+import asyncpg  # type: ignore[import-untyped]
 import typer
 import uvicorn
 from starlette.types import ASGIApp
 
 from tandem import __version__, auth
-from tandem.audit import Anchor, AuditRecord, load_or_create_key, verify
-from tandem.config import Settings
+from tandem.audit import (
+    Anchor,
+    AuditRecord,
+    Checkpoint,
+    Verdict,
+    load_or_create_key,
+    make_checkpoint,
+    verify,
+)
+from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
-from tandem.exceptions import ConfigError, TandemError
+from tandem.exceptions import AuditTrailDamaged, ConfigError, TandemError
 from tandem.policy import load_policy
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG
@@ -381,23 +396,103 @@ def _run_directory(data_dir: Path | None, work: Callable[[Directory], Awaitable[
         raise _fail(exc) from None
 
 
+CheckpointFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="A file of checkpoints (one per line) from `tandem audit checkpoint`: prove the "
+        "trail still holds each of them.",
+    ),
+]
+
+
 @audit_app.command("verify")
-def audit_verify(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
-    """Check the hash chain and its anchors; name the first broken record. Exit 1 if broken."""
+def audit_verify(
+    data_dir: DataDir = None, audit_key: AuditKey = None, checkpoint: CheckpointFile = None
+) -> None:
+    """Check the hash chain, its anchors (genuine, in order, none missing) and, with
+    --checkpoint, that the trail still holds each checkpoint; name the first broken record.
+    Exit 1 if broken, 2 if it cannot be checked."""
     try:
-        settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
-        if not settings.audit_key_path.is_file():
-            raise ConfigError(f"no audit key at {settings.audit_key_path}")
-        key = load_or_create_key(settings.audit_key_path)
-        records, anchors = asyncio.run(_read_audit(settings, since=0.0))
+        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
+        settings, key, records, anchors = _load_trail(data_dir, audit_key)
+    except AuditTrailDamaged as exc:
+        typer.echo(f"audit trail BROKEN: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     except TandemError as exc:
         raise _fail(exc) from None
-    verdict = verify(records, anchors, key)
-    if verdict.ok:
-        typer.echo(f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors")
-        return
-    typer.echo(f"audit trail BROKEN at record {verdict.first_bad_seq}: {verdict.problem}", err=True)
+    verdict = verify(
+        records,
+        anchors,
+        key,
+        legacy_every=settings.audit_anchor_every,
+        checkpoints=checkpoints,
+    )
+    if not verdict.ok:
+        _report_broken(verdict)
+    newest = max(checkpoints, key=lambda c: c.seq, default=None)
+    typer.echo(
+        f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors,"
+        f" {verdict.checkpoints} checkpoints checked"
+        + (f" (newest: record {newest.seq}, {newest.time})" if newest else "")
+    )
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
+    """Verify the trail, then print its signed head as one line of JSON: the last record's
+    number and hash, the last anchor, the time, and a MAC with the audit key. Append it to a log
+    outside this machine; `tandem audit verify --checkpoint FILE` proves the trail still holds
+    it. Exit 1 (and print nothing) if the trail is broken."""
+    try:
+        settings, key, records, anchors = _load_trail(data_dir, audit_key)
+    except AuditTrailDamaged as exc:
+        typer.echo(f"audit trail BROKEN: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    except TandemError as exc:
+        raise _fail(exc) from None
+    verdict = verify(records, anchors, key, legacy_every=settings.audit_anchor_every)
+    if not verdict.ok:
+        _report_broken(verdict)
+    typer.echo(make_checkpoint(records, anchors, key, time.time()).to_line())
+
+
+def _report_broken(verdict: Verdict) -> NoReturn:
+    if verdict.first_bad_seq is None:
+        typer.echo(f"audit checkpoint REJECTED: {verdict.problem}", err=True)
+    else:
+        typer.echo(
+            f"audit trail BROKEN at record {verdict.first_bad_seq}: {verdict.problem}", err=True
+        )
     raise typer.Exit(code=1)
+
+
+def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the checkpoints {path}: {exc.strerror}") from None
+    checkpoints = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                checkpoints.append(Checkpoint.from_line(line))
+            except ConfigError as exc:
+                raise ConfigError(f"{path}, line {number}: {exc}") from None
+    if not checkpoints:
+        raise ConfigError(f"no checkpoint in {path}")
+    return checkpoints
+
+
+def _load_trail(
+    data_dir: Path | None, audit_key: Path | None
+) -> tuple[Settings, bytes, list[AuditRecord], list[Anchor]]:
+    settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
+    if not settings.audit_key_path.is_file():
+        raise ConfigError(f"no audit key at {settings.audit_key_path}")
+    key = load_or_create_key(settings.audit_key_path)
+    records, anchors = asyncio.run(_read_audit(settings, since=0.0))
+    return settings, key, records, anchors
 
 
 @audit_app.command("export")
@@ -431,6 +526,11 @@ async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecor
     storage = await open_storage(settings)
     try:
         return await storage.audit_records(since), await storage.anchors()
+    except (sqlite3.Error, asyncpg.PostgresError, ValueError) as exc:
+        # A migrated database whose audit tables are gone or hold garbage: evidence, not a crash.
+        raise AuditTrailDamaged(
+            f"the audit tables cannot be read ({exc.__class__.__name__}: {exc})"
+        ) from None
     finally:
         await storage.close()
 
@@ -471,6 +571,92 @@ def recording_open(
         typer.echo(
             f"{len(events)} events of recording {header.get('recording_id')} -> {out}", err=True
         )
+
+
+def _sdk_integrity(sdk_file: Path) -> tuple[bytes, str]:
+    """The SDK's bytes and their Subresource Integrity value (``sha384-…``), computed from the
+    file itself and checked against the manifest the build wrote beside it (``integrity.json``).
+
+    Raises :class:`ConfigError` when the SDK is missing, the manifest is missing or unreadable, or
+    the two disagree (the file changed after the build, or the manifest did).
+    """
+    try:
+        data = sdk_file.read_bytes()
+    except OSError:
+        raise ConfigError(f"the SDK is not built ({sdk_file}): `make setup` builds it") from None
+    integrity = "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+    manifest_file = sdk_file.with_name("integrity.json")
+    try:
+        built = json.loads(manifest_file.read_text())[f"{sdk_file.parent.name}/{sdk_file.name}"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"no integrity manifest for the SDK ({manifest_file}): rebuild it (`make setup`)"
+        ) from None
+    if not hmac.compare_digest(str(built), integrity):
+        raise ConfigError(
+            f"{sdk_file} is not the file that was built: its hash is {integrity}, the build "
+            f"recorded {built}. Rebuild it (`make setup`), or find out who changed it."
+        )
+    return data, integrity
+
+
+@app.command("sdk")
+def sdk_tag(
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The Tandem server as your pages reach it, e.g. https://tandem.example.com "
+            "(default: http(s)://HOST:PORT from the settings)."
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="For the default --base-url (env TANDEM_HOST; default 127.0.0.1)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="For the default --base-url (env TANDEM_PORT; default 8000).")
+    ] = None,
+    copy_to: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the SDK (tandem.js) into this directory, to serve it from your "
+            "site's own origin; the tag printed is then for that copy."
+        ),
+    ] = None,
+    src: Annotated[
+        str, typer.Option(help="With --copy-to: the copy's address on your site.")
+    ] = "/tandem.js",
+) -> None:
+    """Print the <script> tag that pins the customer SDK by its hash (Subresource Integrity): a
+    browser runs the SDK only if its bytes are exactly these. Pin again after each upgrade."""
+    from tandem.server.app import SDK_FILE
+
+    try:
+        if base_url is None:
+            settings = Settings.load(host=host, port=port)
+            base_url = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
+        server = normalize_origin(base_url)
+        data, integrity = _sdk_integrity(SDK_FILE)
+    except TandemError as exc:
+        raise _fail(exc) from None
+    pin = f'integrity="{integrity}" crossorigin="anonymous" referrerpolicy="no-referrer"'
+    if copy_to is None:
+        typer.echo(f'<script src="{html.escape(server)}/sdk/tandem.js" {pin}></script>')
+        return
+    copy = copy_to / SDK_FILE.name
+    try:
+        copy_to.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(data)
+        written = copy.read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot write {copy}: {exc.strerror}") from None
+    if written != data:
+        raise _fail(f"{copy} does not hold what was written")
+    typer.echo(f"Wrote {copy}; serve it at {src} on your site.", err=True)
+    typer.echo(
+        f'<script src="{html.escape(src)}" data-tandem-server="{html.escape(server)}" {pin}>'
+        "</script>"
+    )
 
 
 def main() -> None:

@@ -51,7 +51,10 @@ class Settings:
     """Key that anchors the audit chain (HMAC). Keep it outside the data directory in production
     (TANDEM_AUDIT_KEY); default: ``<data dir>/audit.key``, created on first start."""
     audit_anchor_every: int = 100
-    """Anchor the audit chain every this many records (and at shutdown)."""
+    """Anchor the audit chain every this many records (and at the first record and at shutdown).
+    Each anchor records the interval it was written with, so changing it later keeps old trails
+    verifiable; ``tandem audit verify`` uses it only for anchors written before they were chained
+    (docs/audit.md)."""
 
     code_ttl_seconds: float = 600.0
     """How long an unused join code stays valid."""
@@ -118,6 +121,8 @@ class Settings:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
         if not 4 <= self.code_digits <= 12:
             raise ConfigError("code_digits must be between 4 and 12")
+        if self.audit_anchor_every < 1:
+            raise ConfigError("audit_anchor_every must be at least 1")
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )

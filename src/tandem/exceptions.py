@@ -10,7 +10,9 @@ Hierarchy::
     ├── NotFoundError        no such thing in the caller's organisation (other orgs look the same)
     ├── ConflictError        the change contradicts what is stored (name taken, last admin)
     │   └── UserExistsError  a user name that is taken
-    └── ProtocolError        a peer broke the wire protocol; carries the WebSocket close code
+    ├── ProtocolError        a peer broke the wire protocol; carries the WebSocket close code
+    ├── AuditTrailDamaged    the audit tables are gone or hold what no server writes
+    └── RecordingError       a recording or key file that does not open (wrong key, edited)
 
 Messages are written for the person who will read them and never contain secrets.
 """
@@ -64,6 +66,10 @@ class ProtocolError(TandemError):
 
 class UserExistsError(ConflictError):
     """A user with that name already exists."""
+
+
+class AuditTrailDamaged(TandemError):
+    """The audit trail's tables are missing or hold what no server writes (tampering)."""
 
 
 class RecordingError(TandemError):

@@ -108,14 +108,20 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
     assert not view.locator("#agree").is_checked(), "a choice the customer made was shown"
 
 
-# Whether an outline (3 px outside the field, drawn in the SDK's shadow root) surrounds `field`,
+# Whether an outline (3 px outside the field, drawn in the SDK's shadow roots) surrounds `field`,
 # both measured at the same moment.
 OUTLINED = """(field) => {
+    // The SDK draws in a shadow root inside its host's shadow root: search every level.
+    const outlines = [];
+    const search = (root) => {
+        outlines.push(...root.querySelectorAll(".masked-outline"));
+        for (const el of root.querySelectorAll("*")) if (el.shadowRoot) search(el.shadowRoot);
+    };
     const host = document.querySelector("[data-tandem-ui]");
-    const root = host && host.shadowRoot;
-    if (!root || !field) return false;
+    if (!host || !host.shadowRoot || !field) return false;
+    search(host.shadowRoot);
     const r = field.getBoundingClientRect();
-    return [...root.querySelectorAll(".masked-outline")].some((outline) => {
+    return outlines.some((outline) => {
         const b = outline.getBoundingClientRect();
         return Math.abs(b.left + 3 - r.left) < 2 && Math.abs(b.top + 3 - r.top) < 2;
     });

@@ -19,14 +19,9 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, ServerFactory, free_port
 from tests.e2e.conftest import Party, get_help, share
-from tests.server.test_scale_out import _redis_running, start_cluster
+from tests.server.test_scale_out import start_cluster
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not _redis_running(), reason="no Redis server answering PING at 127.0.0.1:6379"
-    ),
-]
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("requires_redis")]
 
 
 class Proxy:

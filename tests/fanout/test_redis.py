@@ -1,5 +1,6 @@
 """Redis fan-out against the real Redis on 127.0.0.1:6379: the in-process behaviour, plus what
-only several processes sharing one Redis can show (skipped when that Redis is not running)."""
+only several processes sharing one Redis can show (skipped when that Redis is not running;
+failed instead under TANDEM_REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
@@ -19,23 +20,13 @@ from redis.asyncio import Redis
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.fanout.redis import RedisFanout, decode_frame, encode_frame, redact_url
+from tests.conftest import service_missing
 
 HOST, PORT = "127.0.0.1", 6379
 URL = f"redis://{HOST}:{PORT}/0"
 
 
-def _redis_running() -> bool:
-    try:
-        with socket.create_connection((HOST, PORT), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not _redis_running(), reason=f"no Redis server answering PING at {HOST}:{PORT}"
-)
+pytestmark = pytest.mark.usefixtures("requires_redis")
 
 Factory = Callable[..., Awaitable[RedisFanout]]
 
@@ -301,7 +292,11 @@ async def test_a_publishing_connection_closed_while_idle_loses_nothing(
     assert ids
     for client_id in ids:
         await redis.execute_command("CLIENT", "KILL", "ID", client_id)
-    await asyncio.sleep(0.05)
+
+    async def killed() -> bool:
+        return not {client["id"] for client in await redis.client_list()} & set(ids)
+
+    await eventually(killed)
     sender.publish("t", Frame("2"))
     assert (await get(subscription)).data == "2"
     assert sender.dropped == 0
@@ -351,7 +346,7 @@ class PrivateRedis:
 def private_redis() -> Iterator[PrivateRedis]:
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed: cannot stop and restart a Redis")
+        service_missing("redis-server is not installed: cannot stop and restart a Redis")
     server = PrivateRedis(binary)
     server.start()
     yield server
@@ -377,7 +372,11 @@ async def test_survives_redis_going_away_and_coming_back(
         fanout.publish("t", Frame("lost"))
         await fanout.flush()
         assert fanout.dropped == 1
-        await asyncio.sleep(0.6)  # several reconnect attempts
+
+        async def several_reconnects_failed() -> bool:  # enough to reach the cap (0.2 s)
+            return caplog.text.count("reconnecting failed") >= 3
+
+        await eventually(several_reconnects_failed)
         assert not fanout.connected
 
         private_redis.start()

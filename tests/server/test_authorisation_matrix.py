@@ -28,6 +28,11 @@ PUBLIC = {
 }
 """Routes anyone may call (signing in and out, the API description)."""
 
+# Every test here shares one server (`shared_orgs_server`): requests name users, teams, sites and
+# recordings that exist nowhere, so no test changes what another sees; the two wrong join codes
+# (agent, supervisor) stay under the per-address back-off; and each test signs in afresh, so one
+# role's /api/logout-everywhere ends only that test's own sign-ins.
+
 USER_OF_ROLE = {"agent": "alice", "supervisor": "sam", "auditor": "aud", "admin": "ada"}
 
 
@@ -73,14 +78,14 @@ def _request(server: RunningServer, path: str, method: str, cookie: str | None) 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_reaches_exactly_the_routes_its_permissions_name(
-    orgs_server: RunningServer, role: Any
+    shared_orgs_server: RunningServer, role: Any
 ) -> None:
-    cookie = login_cookie(orgs_server, USER_OF_ROLE[role])
+    cookie = login_cookie(shared_orgs_server, USER_OF_ROLE[role])
     checked = 0
     for path, method, action in ROUTES:
         if action is None:
             continue
-        status = _request(orgs_server, path, method, cookie)
+        status = _request(shared_orgs_server, path, method, cookie)
         if allowed(role, action):
             assert status not in (401, 403), (role, method, path, status)
         else:
@@ -89,10 +94,12 @@ def test_each_role_reaches_exactly_the_routes_its_permissions_name(
     assert checked == len([r for r in ROUTES if r[2] is not None])
 
 
-def test_signed_out_callers_get_401_on_every_signed_in_route(orgs_server: RunningServer) -> None:
+def test_signed_out_callers_get_401_on_every_signed_in_route(
+    shared_orgs_server: RunningServer,
+) -> None:
     for path, method, action in ROUTES:
         if action is not None:
-            assert _request(orgs_server, path, method, None) == 401, (method, path)
+            assert _request(shared_orgs_server, path, method, None) == 401, (method, path)
 
 
 def _minimal(message_type: type[msgspec.Struct]) -> dict[str, Any]:
@@ -108,9 +115,11 @@ AGENT_MESSAGES = get_args(AgentMessage)
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("message_type", AGENT_MESSAGES, ids=lambda t: t.__name__)
 async def test_each_role_and_agent_socket_message(
-    orgs_server: RunningServer, role: Any, message_type: type[msgspec.Struct]
+    shared_orgs_server: RunningServer, role: Any, message_type: type[msgspec.Struct]
 ) -> None:
-    socket = await open_agent(orgs_server, login_cookie(orgs_server, USER_OF_ROLE[role]))
+    socket = await open_agent(
+        shared_orgs_server, login_cookie(shared_orgs_server, USER_OF_ROLE[role])
+    )
     if not allowed(role, ws.SOCKET_ACTION):
         # Refused before any message is read.
         code, reason = await closed_with(socket)

@@ -1,13 +1,13 @@
 """Several server processes on one PostgreSQL and one Redis: a session's sockets may reach any of
 them. The customer's socket on server A, the agent's on server B (and after a navigation the
 customer's on B too): the session works as on one server, because B tunnels its sockets to A,
-which holds the session (tandem.tunnel). Real PostgreSQL and Redis; skipped only without them."""
+which holds the session (tandem.tunnel). Real PostgreSQL and Redis; skipped only without them
+(failed instead under TANDEM_REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -36,18 +36,7 @@ from tests.storage.conftest import PG_DSN, pg_connect
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def _redis_running() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-pytestmark = pytest.mark.skipif(
-    not _redis_running(), reason="no Redis server answering PING at 127.0.0.1:6379"
-)
+pytestmark = pytest.mark.usefixtures("requires_redis")
 
 
 def run_in_thread(work: Callable[[], Awaitable[None]]) -> None:

@@ -2,7 +2,7 @@
 
 PostgreSQL is the server at ``TANDEM_TEST_DATABASE_URL`` (default: trust auth on 127.0.0.1:5432,
 database ``test``); each test gets a fresh schema, dropped afterwards. Postgres cases are skipped
-only when that server cannot be reached.
+only when that server cannot be reached, and fail instead under TANDEM_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
@@ -19,19 +19,21 @@ import pytest
 from tandem.storage.base import Storage
 from tandem.storage.postgres import PostgresStorage, redact_dsn
 from tandem.storage.sqlite import SQLiteStorage
+from tests.conftest import service_missing
 
 PG_DSN = os.environ.get("TANDEM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 async def pg_connect(schema: str | None = None) -> asyncpg.Connection:
     """A plain connection to the test database (search path ``schema``); skips the test if the
-    server is unreachable (any other failure is an error)."""
+    server is unreachable, or fails it under TANDEM_REQUIRE_SERVICES=1 (any other failure is an
+    error)."""
     try:
         return await asyncpg.connect(
             PG_DSN, timeout=5, server_settings={"search_path": schema} if schema else None
         )
     except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
-        pytest.skip(f"PostgreSQL is not reachable at {redact_dsn(PG_DSN)}: {exc}")
+        service_missing(f"PostgreSQL is not reachable at {redact_dsn(PG_DSN)}: {exc}")
 
 
 @contextlib.asynccontextmanager

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tandem.audit import Anchor, AuditLog, verify
+from tandem.audit import CHAINED, AuditLog, verify
 from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, UserExistsError
 from tandem.storage import open_storage
@@ -56,10 +56,27 @@ async def test_concurrent_appends_from_two_servers_keep_one_valid_chain(servers:
     )
     records, anchors = await two.audit_records(), await one.anchors()
     assert [r.seq for r in records] == list(range(1, 61))
-    assert len(anchors) == 60 // 7
+    assert [a.seq for a in anchors] == [1, 7, 14, 21, 28, 35, 42, 49, 56]
     verdict = verify(records, anchors, KEY)
     assert verdict.ok, verdict.problem
     assert sorted(r.details["n"] for r in records) == list(range(60))  # type: ignore[type-var]
+
+
+async def test_each_servers_shutdown_is_anchored_at_its_own_record(servers: Servers) -> None:
+    # One server stops while the other keeps appending: its anchor is at its server_stopped
+    # record, not at whatever record was the latest when it got round to anchoring.
+    one, two = await servers(), await servers()
+    stopping, busy = AuditLog(one, KEY, anchor_every=50), AuditLog(two, KEY, anchor_every=50)
+    await asyncio.gather(
+        stopping.record(1000.0, "server_stopped", actor="server"),
+        *(busy.record(1000.0 + i, "sign_in", actor=f"user{i}") for i in range(20)),
+        busy.record(1030.0, "server_stopped", actor="server"),
+    )
+    records, anchors = await one.audit_records(), await two.anchors()
+    stops = [r.seq for r in records if r.action == "server_stopped"]
+    assert len(stops) == 2 and set(stops) <= {a.seq for a in anchors}
+    assert [a.seq for a in anchors] == sorted({1, *stops}), "nothing else is anchored"
+    assert verify(records, anchors, KEY).ok
 
 
 async def test_a_join_code_is_taken_exactly_once_across_servers(servers: Servers) -> None:
@@ -124,6 +141,20 @@ async def test_the_audit_log_refuses_update_delete_and_truncate(
     finally:
         await db.close()
     assert [r.actor for r in await store.audit_records()] == ["alice"]
+
+
+async def test_the_audit_anchors_refuse_truncate(servers: Servers, pg_schema: str) -> None:
+    store = await servers()
+    log = AuditLog(store, KEY, anchor_every=5)
+    for i in range(6):
+        await log.record(1.0 + i, "sign_in", actor="alice")
+    db = await pg_connect(pg_schema)
+    try:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+            await db.execute("TRUNCATE audit_anchors")
+    finally:
+        await db.close()
+    assert [a.seq for a in await store.anchors()] == [1, 5]
 
 
 async def test_a_database_from_a_newer_version_is_refused(servers: Servers, pg_schema: str) -> None:
@@ -247,7 +278,7 @@ async def test_audit_verify_finds_a_rewritten_record(
     (tmp_path / "audit.key").write_text(KEY.hex())
     result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
     assert result.returncode == 0, result.stderr
-    assert "intact: 12 records, 2 anchors" in result.stdout
+    assert "intact: 12 records, 3 anchors, 0 checkpoints checked" in result.stdout
 
     db = await pg_connect(pg_schema)  # an attacker with database rights drops the guard first
     try:
@@ -402,11 +433,19 @@ async def test_the_audit_chain_and_anchors_round_trip(storage: Storage) -> None:
     details: dict[str, object] = {"b": [1, 2.5, None], "a": {"x": "ü"}, "big": 2**53 + 1}
     for i in range(7):
         await log.record(1000.0 + i / 3, "site_added", actor="ada", org="acme", **details)
-    await storage.add_anchor(Anchor(6, "replaced", "mac"))  # same seq: replaced
     records = await storage.audit_records()
     assert [r.details for r in records] == [details] * 7
     assert [r.at for r in records] == [1000.0 + i / 3 for i in range(7)]
     assert [r.seq for r in await storage.audit_records(since=1001.0)] == [4, 5, 6, 7]
     anchors = await storage.anchors()
-    assert [(a.seq, a.hash) for a in anchors] == [(3, records[2].hash), (6, "replaced")]
-    assert verify(records, anchors[:1], KEY).ok
+    assert [(a.seq, a.hash, a.version, a.every) for a in anchors] == [
+        (1, records[0].hash, CHAINED, 3),
+        (3, records[2].hash, CHAINED, 3),
+        (6, records[5].hash, CHAINED, 3),
+    ]
+    assert [(a.prev_seq, a.prev_mac) for a in anchors] == [
+        (0, ""),
+        (1, anchors[0].mac),
+        (3, anchors[1].mac),
+    ]
+    assert verify(records, anchors, KEY).ok

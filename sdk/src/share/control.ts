@@ -8,7 +8,7 @@
  */
 
 import { record } from "rrweb";
-import { agentMayTouch } from "../shared/masking.ts";
+import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
 import type { ControlState, Payload } from "../shared/payload.ts";
 import type { CustomerUI } from "./ui.ts";
 
@@ -48,6 +48,21 @@ function describe(el: Element): string {
   const labelled = (el as HTMLInputElement).labels?.[0]?.textContent;
   const text = aria || labelled || el.textContent || el.getAttribute("placeholder") || el.tagName.toLowerCase();
   return text.trim().replace(/\s+/g, " ").slice(0, 40);
+}
+
+/**
+ * Whether Tandem's own UI (a question, the banner) covers the middle of `el` on the customer's
+ * screen. The agent's mirror never shows that UI, so the agent cannot know the customer does not
+ * see what it would act on; and while a question is open, the page behind it is not to be touched.
+ * The outlines, pointer and notices let clicks through and do not count.
+ */
+function coveredByTandemUi(el: Element): boolean {
+  const box = el.getBoundingClientRect();
+  const x = box.left + box.width / 2;
+  const y = box.top + box.height / 2;
+  if (!(x >= 0 && y >= 0 && x < innerWidth && y < innerHeight)) return false;
+  const hit = document.elementFromPoint(x, y); // a shadow host stands for what is inside it
+  return hit !== null && insideTandemUi(hit);
 }
 
 const TYPEABLE = new Set(["", "text", "search", "email", "tel", "url", "number"]);
@@ -119,6 +134,9 @@ export class RemoteControl {
     const node = typeof c.id === "number" ? record.mirror.getNode(c.id) : null;
     if (!(node instanceof Element) || !node.isConnected) return this.refuse("That part of the page is gone.");
     if (!agentMayTouch(node)) return this.refuse("That is hidden from you or protected.");
+    if (coveredByTandemUi(node)) {
+      return this.refuse("That is covered by the customer's Tandem controls: ask them to scroll or answer first.");
+    }
     if (c.k === "click") return this.click(node);
     if (c.k === "type" && typeof c.text === "string") return this.type(node, c.text.slice(0, MAX_TYPED));
     this.refuse("Unknown action.");

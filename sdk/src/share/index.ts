@@ -121,9 +121,11 @@ function pagePins(): string[] {
   return isRecord(tag) ? validatePins(tag.recording_keys) : [];
 }
 
+/** The Tandem server: where this script came from, unless the tag names it (a copy served
+ * from the site's own origin, `tandem sdk --copy-to`: `data-tandem-server="https://…"`). */
 function serverBase(): URL {
   const script = document.currentScript as HTMLScriptElement | null;
-  return new URL(script?.src ?? location.href);
+  return new URL(script?.dataset.tandemServer || script?.src || location.href, location.href);
 }
 
 const base = serverBase();

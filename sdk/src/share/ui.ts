@@ -1,10 +1,26 @@
 /**
- * The customer-facing UI: the help-code widget, the consent dialog, the sharing banner.
- * Lives in an open shadow root under one host element marked `data-tandem-ui`, which the recorder
- * blocks, so the agent never sees it. Styles use a constructed stylesheet (allowed under a strict
- * Content-Security-Policy, unlike inline styles).
+ * The customer-facing UI: the help-code widget, the questions, the sharing banner, the outlines of
+ * what the agent cannot see, the agent's pointer and notices of what the agent did.
+ *
+ * None of it may reach the agent (or a supervisor, or a recording). rrweb's `blockSelector`
+ * alone does not ensure that: it stops at shadow boundaries, and rrweb watches the shadow root of
+ * every host it serialises, blocked or not, so whatever is drawn in that root later (and its
+ * adopted stylesheet) is recorded. Hence two shadow roots:
+ *
+ *   <div data-tandem-ui>            the outer host, in the page: blocked (an empty placeholder)
+ *     #shadow-root                  known to rrweb; holds one element and never changes
+ *       <div data-tandem-ui>        the inner host, built with its shadow root before the outer
+ *         #shadow-root              host joins the page, so rrweb never learns of this root:
+ *           stylesheet, <div data-tandem-ui> everything the customer sees
+ *
+ * rrweb only learns of a shadow root by serialising its host or seeing `attachShadow` on an
+ * element already in the page; the inner host is neither. Clicks inside are dropped by rrweb too
+ * (the inner container is blocked). Both roots are open so that assistive technology and browser
+ * tests reach the UI as they reach the page. Styles use a constructed stylesheet (allowed under a
+ * strict Content-Security-Policy, unlike inline styles).
  */
 
+import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { formatCode } from "../shared/protocol.ts";
 
 const CSS = `
@@ -73,25 +89,39 @@ function button(label: string, className: string, onClick: () => void): HTMLButt
 
 export class CustomerUI {
   private host: HTMLElement | null = null;
-  private root: ShadowRoot | null = null;
+  /** The container of everything shown, inside the inner shadow root. */
+  private root: HTMLElement | null = null;
   private overlay: HTMLElement | null = null;
+  /** The outlines drawn last, as a key: unchanged outlines are not redrawn. */
+  private overlayDrawn = "";
   private pointer: HTMLElement | null = null;
   private toast: HTMLElement | null = null;
   private toastTimer: ReturnType<typeof setTimeout> | undefined;
 
-  private mount(): ShadowRoot {
+  private mount(): HTMLElement {
     if (this.root && this.host?.isConnected) return this.root;
-    this.host = element("div", { attrs: { "data-tandem-ui": "" } });
-    this.root = this.host.attachShadow({ mode: "open" });
+    this.host?.remove();
+    // Built whole while detached: rrweb patches attachShadow and watches any root attached to
+    // an element that is already in the page.
+    const host = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
+    // Page styles must not hide or move the UI (inline, set before the recorder can see it).
+    host.style.setProperty("all", "initial", "important");
+    const inner = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
+    const innerRoot = inner.attachShadow({ mode: "open" });
     try {
       const sheet = new CSSStyleSheet();
       sheet.replaceSync(CSS);
-      this.root.adoptedStyleSheets = [sheet];
+      innerRoot.adoptedStyleSheets = [sheet];
     } catch {
-      this.root.append(element("style", { text: CSS }));
+      innerRoot.append(element("style", { text: CSS }));
     }
-    (document.body ?? document.documentElement).append(this.host);
-    return this.root;
+    const root = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
+    innerRoot.append(root);
+    host.attachShadow({ mode: "open" }).append(inner);
+    (document.body ?? document.documentElement).append(host);
+    this.host = host;
+    this.root = root;
+    return root;
   }
 
   private show(...nodes: Node[]): void {
@@ -105,23 +135,28 @@ export class CustomerUI {
     if (!rects) {
       this.overlay?.remove();
       this.overlay = null;
+      this.overlayDrawn = "";
       return;
     }
+    const shown = rects
+      .filter((r) => r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight)
+      .slice(0, 300);
+    // Called four times a second: redraw only when the outlines move (scroll, layout).
+    const drawn = shown.map((r) => `${r.left},${r.top},${r.width},${r.height}`).join(";");
+    if (this.overlay?.isConnected && drawn === this.overlayDrawn) return;
+    this.overlayDrawn = drawn;
     if (!this.overlay) {
       this.overlay = element("div", { className: "overlay", attrs: { "aria-hidden": "true" } });
-      this.mount().append(this.overlay);
     }
-    const boxes = rects
-      .filter((r) => r.width > 0 && r.height > 0 && r.bottom > 0 && r.top < innerHeight)
-      .slice(0, 300)
-      .map((r) => {
-        const box = element("div", { className: "masked-outline" });
-        box.style.left = `${r.left - 3}px`;
-        box.style.top = `${r.top - 3}px`;
-        box.style.width = `${r.width + 6}px`;
-        box.style.height = `${r.height + 6}px`;
-        return box;
-      });
+    if (!this.overlay.isConnected) this.mount().append(this.overlay);
+    const boxes = shown.map((r) => {
+      const box = element("div", { className: "masked-outline" });
+      box.style.left = `${r.left - 3}px`;
+      box.style.top = `${r.top - 3}px`;
+      box.style.width = `${r.width + 6}px`;
+      box.style.height = `${r.height + 6}px`;
+      return box;
+    });
     this.overlay.replaceChildren(...boxes);
   }
 
@@ -284,6 +319,7 @@ export class CustomerUI {
 
   remove(): void {
     this.overlay = null;
+    this.overlayDrawn = "";
     this.pointer = null;
     this.toast = null;
     clearTimeout(this.toastTimer);

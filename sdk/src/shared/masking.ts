@@ -283,9 +283,36 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
+/** Marks Tandem's own UI (./share/ui.ts): its hosts and its container. */
+export const TANDEM_UI_ATTRIBUTE = "data-tandem-ui";
+const TANDEM_UI = `[${TANDEM_UI_ATTRIBUTE}]`;
+
+/** The node features `insideTandemUi` looks at (kept narrow so tests can fake a shadow tree). */
+export interface ComposedNode {
+  closest?(selector: string): unknown;
+  parentElement?: unknown;
+  getRootNode(): unknown;
+}
+
+/**
+ * Whether `node` is part of Tandem's own UI: inside a `data-tandem-ui` element, looking through
+ * shadow roots to their hosts (`closest` alone stops at a shadow root, as rrweb's blocking does).
+ */
+export function insideTandemUi(node: ComposedNode): boolean {
+  let current: ComposedNode | null = node;
+  // Bounded: shadow roots nest, but never thousands deep in a real page.
+  for (let depth = 0; current && depth < 1000; depth++) {
+    const el = (typeof current.closest === "function" ? current : current.parentElement) as ComposedNode | null;
+    if (el && typeof el.closest === "function" && el.closest(TANDEM_UI)) return true;
+    const root = current.getRootNode() as { host?: unknown } | null;
+    current = root && root !== current && root.host ? (root.host as ComposedNode) : null;
+  }
+  return current !== null; // deeper than that: treat as Tandem's, refuse
+}
+
 /** Whether the agent may act on `el` (remote control): it must be able to see it. */
 export function agentMayTouch(el: Element): boolean {
-  if (el.closest("[data-tandem-no-control], [data-tandem-ui]")) return false;
+  if (el.closest("[data-tandem-no-control]") || insideTandemUi(el)) return false;
   const regions = [...active.mask, ...active.hide].join(", ");
   if (regions && el.closest(regions)) return false;
   const field = el.closest("input, textarea, select");
@@ -302,7 +329,7 @@ export function hiddenFromAgent(root: ParentNode): Element[] {
     if (valueHidden(field)) out.push(field);
   }
   if (regions) for (const region of Array.from(root.querySelectorAll(regions))) out.push(region);
-  return out.filter((el) => !el.closest("[data-tandem-ui]"));
+  return out.filter((el) => !insideTandemUi(el));
 }
 
 function valueHidden(el: MaskableElement): boolean {
@@ -371,8 +398,9 @@ export function recordMaskingOptions() {
     maskInputFn: (text: string, element: HTMLElement) => maskInputValue(text, element),
     maskTextSelector: "*",
     maskTextFn: (text: string, element: HTMLElement | null) => maskTextContent(text, element),
+    // Tandem's own UI: blocks its host; ./share/ui.ts keeps rrweb out of its shadow roots.
     blockSelector: [
-      "[data-tandem-ui]",
+      TANDEM_UI,
       ...active.hide,
       ...(active.media.images ? [] : ["img", "picture", "svg image"]),
       ...(active.media.video ? [] : ["video", "audio"]),

@@ -178,8 +178,9 @@ def create_app(
                     await entrance
                 await tunnels.close()
             await hub.shutdown()
+            # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
+            # anchor is exactly at this record, whatever other servers append meanwhile.
             await hub.record("server_stopped", actor="server")
-            await hub.audit.anchor()
             await asyncio.sleep(0.05)  # let the writers send the last frames
             if own_fanout is not None:
                 await own_fanout.close()

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 
 import asyncpg  # type: ignore[import-untyped]
 
-from tandem.audit import GENESIS, Anchor, AuditRecord, record_hash
+from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
 from tandem.exceptions import (
     ConfigError,
     ConflictError,
@@ -202,7 +202,22 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at double precision NOT NULL
     );
     """,
+    # Chained anchors (tandem.audit). Anchors stored before keep version 0 (LEGACY), accepted
+    # only before the first chained one. Anchors become append-only like the records.
+    """
+    ALTER TABLE audit_anchors
+        ADD COLUMN version integer NOT NULL DEFAULT 0,
+        ADD COLUMN every bigint NOT NULL DEFAULT 0,
+        ADD COLUMN prev_seq bigint NOT NULL DEFAULT 0,
+        ADD COLUMN prev_mac text NOT NULL DEFAULT '';
+    CREATE TRIGGER audit_anchors_append_only BEFORE UPDATE OR DELETE ON audit_anchors
+        FOR EACH ROW EXECUTE FUNCTION tandem_audit_append_only();
+    CREATE TRIGGER audit_anchors_no_truncate BEFORE TRUNCATE ON audit_anchors
+        FOR EACH STATEMENT EXECUTE FUNCTION tandem_audit_append_only();
+    """,
 )
+
+_ANCHOR_SELECT = "SELECT seq, hash, mac, version, every, prev_seq, prev_mac FROM audit_anchors"
 
 # Text is ordered byte-wise (COLLATE "C"), like SQLite, whatever the database's locale.
 _USER_SELECT = (
@@ -295,6 +310,18 @@ def _recording(row: Any) -> RecordingRecord:
         end_reason=row[8],
         frames=int(row[9]),
         size=int(row[10]),
+    )
+
+
+def _anchor(row: Any) -> Anchor:
+    return Anchor(
+        int(row[0]),
+        str(row[1]),
+        str(row[2]),
+        int(row[3]),
+        int(row[4]),
+        int(row[5]),
+        str(row[6]),
     )
 
 
@@ -969,6 +996,7 @@ class PostgresStorage:
         org: str,
         subject: str,
         details: dict[str, object],
+        anchor: AnchorRule | None = None,
     ) -> AuditRecord:
         async with self._pool.acquire() as db, db.transaction():
             # EXCLUSIVE blocks other writers (every server) until commit; readers go on.
@@ -989,7 +1017,24 @@ class PostgresStorage:
                 prev,
                 digest,
             )
-        return AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+            record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+            if anchor is not None:
+                # Anchors are written only here, under the same lock: they follow record order.
+                latest = await db.fetchrow(f"{_ANCHOR_SELECT} ORDER BY seq DESC LIMIT 1")
+                sealed = anchor(record, _anchor(latest) if latest else None)
+                if sealed is not None:
+                    await db.execute(
+                        "INSERT INTO audit_anchors (seq, hash, mac, version, every, prev_seq,"
+                        " prev_mac) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        sealed.seq,
+                        sealed.hash,
+                        sealed.mac,
+                        sealed.version,
+                        sealed.every,
+                        sealed.prev_seq,
+                        sealed.prev_mac,
+                    )
+        return record
 
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
         rows = await self._pool.fetch(
@@ -1026,18 +1071,8 @@ class PostgresStorage:
             for r in rows
         ]
 
-    async def add_anchor(self, anchor: Anchor) -> None:
-        await self._pool.execute(
-            "INSERT INTO audit_anchors (seq, hash, mac) VALUES ($1, $2, $3)"
-            " ON CONFLICT (seq) DO UPDATE SET hash = EXCLUDED.hash, mac = EXCLUDED.mac",
-            anchor.seq,
-            anchor.hash,
-            anchor.mac,
-        )
-
     async def anchors(self) -> list[Anchor]:
-        rows = await self._pool.fetch("SELECT seq, hash, mac FROM audit_anchors ORDER BY seq")
-        return [Anchor(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return [_anchor(row) for row in await self._pool.fetch(f"{_ANCHOR_SELECT} ORDER BY seq")]
 
     async def close(self) -> None:
         await self._pool.close()

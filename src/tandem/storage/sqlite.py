@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from tandem.audit import GENESIS, Anchor, AuditRecord, record_hash
+from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
 from tandem.exceptions import (
     ConfigError,
     ConflictError,
@@ -194,6 +194,25 @@ _MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # Chained anchors (tandem.audit). Anchors stored before keep version 0 (LEGACY), accepted
+    # only before the first chained one. Anchors become append-only like the records.
+    """
+    ALTER TABLE audit_anchors ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE audit_anchors ADD COLUMN every INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE audit_anchors ADD COLUMN prev_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE audit_anchors ADD COLUMN prev_mac TEXT NOT NULL DEFAULT '';
+    CREATE TRIGGER audit_anchors_no_update BEFORE UPDATE ON audit_anchors
+        BEGIN SELECT RAISE(ABORT, 'the audit anchors are append-only'); END;
+    CREATE TRIGGER audit_anchors_no_delete BEFORE DELETE ON audit_anchors
+        BEGIN SELECT RAISE(ABORT, 'the audit anchors are append-only'); END;
+    -- INSERT OR REPLACE deletes the row in the way without firing delete triggers.
+    CREATE TRIGGER audit_anchors_no_replace BEFORE INSERT ON audit_anchors
+        WHEN EXISTS (SELECT 1 FROM audit_anchors WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'the audit anchors are append-only'); END;
+    CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+        WHEN EXISTS (SELECT 1 FROM audit WHERE seq = NEW.seq)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
 )
 
 _USER_COLUMNS = (
@@ -204,10 +223,18 @@ _SITE_COLUMNS = "site_id, org_id, origin, name, policy, token_key, require_token
 _SESSION_COLUMNS = (
     "session_id, created_at, ended_at, end_reason, agent, org_id, site_id, node, state"
 )
+_ANCHOR_COLUMNS = "seq, hash, mac, version, every, prev_seq, prev_mac"
 _RECORDING_COLUMNS = (
     "recording_id, org_id, session_id, site_id, agent, key_id, started_at, ended_at, end_reason,"
     " frames, size"
 )
+
+
+def _latest_anchor(db: sqlite3.Connection) -> Anchor | None:
+    row = db.execute(
+        f"SELECT {_ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return Anchor(*row) if row else None
 
 
 @contextlib.contextmanager
@@ -961,6 +988,7 @@ class SQLiteStorage:
         org: str,
         subject: str,
         details: dict[str, object],
+        anchor: AnchorRule | None = None,
     ) -> AuditRecord:
         def work(db: sqlite3.Connection) -> AuditRecord:
             # IMMEDIATE: another process (the CLI) cannot interleave between read and insert.
@@ -983,11 +1011,27 @@ class SQLiteStorage:
                         digest,
                     ),
                 )
+                record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+                sealed = anchor(record, _latest_anchor(db)) if anchor else None
+                if sealed is not None:
+                    db.execute(
+                        f"INSERT INTO audit_anchors ({_ANCHOR_COLUMNS})"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            sealed.seq,
+                            sealed.hash,
+                            sealed.mac,
+                            sealed.version,
+                            sealed.every,
+                            sealed.prev_seq,
+                            sealed.prev_mac,
+                        ),
+                    )
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            return AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+            return record
 
         return await self._run(work)
 
@@ -1017,18 +1061,10 @@ class SQLiteStorage:
             for r in rows
         ]
 
-    async def add_anchor(self, anchor: Anchor) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "INSERT OR REPLACE INTO audit_anchors VALUES (?, ?, ?)",
-                (anchor.seq, anchor.hash, anchor.mac),
-            )
-        )
-
     async def anchors(self) -> list[Anchor]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT seq, hash, mac FROM audit_anchors ORDER BY seq"
+                f"SELECT {_ANCHOR_COLUMNS} FROM audit_anchors ORDER BY seq"
             ).fetchall()
         )
         return [Anchor(*row) for row in rows]
