@@ -11,8 +11,9 @@ import {
   ChannelError, ContentReceiver, ContentSender, KIND_WATCHER_KEY, derivePairwiseKeys, importChainKey,
 } from "../src/shared/e2e/channel.ts";
 import {
-  RecordingError, RecordingOpener, openKeyFile, openRecording, parseContainer, recordingKeyId,
+  RecordingError, RecordingOpener, checkPin, openKeyFile, openRecording, parseContainer, recordingKeyId, validatePins,
 } from "../src/shared/e2e/recording.ts";
+import { recordingCommand } from "../src/share/recording.ts";
 import { toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { MAX_PARTS, PayloadDecoder, PayloadError, pack, unpack } from "../src/shared/payload.ts";
 import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
@@ -164,5 +165,32 @@ test("recordings: forged or mutated containers, frames and key files only raise 
       await expectOnly(RecordingError, () => openKeyFile(text, "some passphrase"));
     }),
     { numRuns: 40 }, // each well-formed one runs PBKDF2
+  );
+});
+
+test("recording commands and pins: any JSON from the agent or the page", async () => {
+  fc.assert(
+    fc.property(fc.oneof(fc.anything(), fc.record({ k: fc.constantFrom("record_request", "record_stop"), agent: fc.anything(), name: fc.anything() })), (value) => {
+      const command = recordingCommand(value);
+      if (command?.k === "record_request") assert.ok(typeof command.ask.agent === "string" && command.ask.agent.length > 0);
+    }),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(fc.oneof(fc.anything(), fc.array(fc.string({ maxLength: 50 }), { maxLength: 10 })), (value) => {
+      try {
+        validatePins(value);
+      } catch (error) {
+        assert.ok(error instanceof RecordingError, String(error));
+      }
+    }),
+    { numRuns: RUNS },
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.string({ maxLength: 60 }), fc.array(fc.string({ maxLength: 50 }), { maxLength: 3 }), async (key, pins) => {
+      const { pinned } = await checkPin(key, pins);
+      assert.equal(typeof pinned, "boolean");
+    }),
+    { numRuns: Math.ceil(RUNS / 4) },
   );
 });
