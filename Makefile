@@ -34,8 +34,8 @@ $(VENV)/.deps: $(LOCK)
 	touch $@
 
 # The project itself, editable (tests import src/), without dependencies (they came from the lock)
-# and built by the locked hatchling; reinstalled when its metadata changes.
-$(VENV)/.installed: pyproject.toml $(VENV)/.deps
+# and built by the locked hatchling; reinstalled when its metadata (or version) changes.
+$(VENV)/.installed: pyproject.toml src/tandem/__init__.py $(VENV)/.deps
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -56,7 +56,7 @@ sdk/node_modules/.installed: sdk/package.json sdk/package-lock.json
 	touch $@
 
 # The SDK and console bundles are built into the package's static files; never committed.
-$(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES)
+$(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES) src/tandem/__init__.py
 	cd sdk && node build.mjs
 
 setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js

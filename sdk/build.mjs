@@ -1,7 +1,7 @@
 // Builds the customer SDK and the agent console into the Python package's static files.
 // Run by `make` during set-up; the outputs are not committed.
 import { build } from "esbuild";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -15,8 +15,16 @@ const benchIndex = process.argv.indexOf("--bench-plaintext");
 const benchDir = benchIndex >= 0 ? resolve(process.argv[benchIndex + 1]) : null;
 const outDir = benchDir ?? staticDir;
 
+// One version number for the whole product: the Python package's, read from its only source.
+const init = await readFile(resolve(here, "../src/tandem/__init__.py"), "utf8");
+const version = /^__version__ = "([^"]+)"$/m.exec(init)?.[1];
+if (!version) throw new Error("no __version__ in src/tandem/__init__.py");
+
 const common = {
-  define: { __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false" },
+  define: {
+    __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false",
+    __TANDEM_VERSION__: JSON.stringify(version),
+  },
   bundle: true,
   minify: true,
   sourcemap: true,
@@ -33,4 +41,4 @@ await Promise.all([
   build({ ...common, entryPoints: [resolve(here, "src/console/index.ts")], outfile: resolve(outDir, "console/console.js") }),
   copyFile(resolve(here, "node_modules/rrweb/dist/style.css"), resolve(outDir, "console/rrweb.css")),
 ]);
-console.log(`built sdk/tandem.js and console/console.js${benchDir ? ` (plaintext benchmark build in ${benchDir})` : ""}`);
+console.log(`built sdk/tandem.js and console/console.js (version ${version})${benchDir ? ` (plaintext benchmark build in ${benchDir})` : ""}`);
