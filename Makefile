@@ -10,13 +10,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock clean
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
 	@echo "make test  - set up (incl. Debian chromium), then lint and run every test"
 	@echo "make check - (developers) lint, SDK tests and every Python test but the browser ones"
 	@echo "make lock  - (developers) re-resolve requirements/*.txt after a dependency change in pyproject.toml"
+	@echo "make dist  - build the release into dist/: wheel and sdist (with the built SDK and console), runtime lock"
 
 # Pinned dependencies, with hashes, generated from pyproject.toml by `make lock`:
 #   requirements/runtime.txt  what `tandem` needs to run (docs/deployment.md installs the wheel with it)
@@ -106,5 +107,15 @@ test: lint test-sdk test-py fuzz
 check: lint test-sdk
 	$(BIN)/python -m pytest -m "not e2e"
 
+# The release artefacts: the sdist, the wheel, the runtime lock to install the wheel with
+# (docs/deployment.md) and their SHA-256 sums. The sdist carries the built bundles too, and the
+# wheel is built from the sdist, so a file missing from either shows here.
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	cp $(LOCK_DIR)/runtime.txt dist/requirements.txt
+	cd dist && sha256sum tandem-* requirements.txt > SHA256SUMS
+	@cat dist/SHA256SUMS
+
 clean:
-	rm -rf $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js
+	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js
