@@ -10,28 +10,54 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test check lint test-py test-sdk fuzz chromium clean
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
 	@echo "make test  - set up (incl. Debian chromium), then lint and run every test"
 	@echo "make check - (developers) lint, SDK tests and every Python test but the browser ones"
+	@echo "make lock  - (developers) re-resolve requirements/*.txt after a dependency change in pyproject.toml"
+	@echo "make dist  - build the release into dist/: wheel and sdist (with the built SDK and console), runtime lock"
 
-$(BIN)/python:
+# Pinned dependencies, with hashes, generated from pyproject.toml by `make lock`:
+#   requirements/runtime.txt  what `tandem` needs to run (docs/deployment.md installs the wheel with it)
+#   requirements/dev.txt      that plus the dev extra (tests, linters, uv, build): the .venv
+#   requirements/fuzz.txt     the runtime plus the fuzz extra (atheris), for `make fuzz`
+LOCK_DIR := requirements
+LOCK := $(LOCK_DIR)/dev.txt
+
+# The dependencies come only from the lock, every file checked against its hash. A new lock makes a
+# new virtualenv, so nothing the lock dropped stays behind.
+$(VENV)/.deps: $(LOCK)
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-
-# Reinstall when the project's metadata changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK)
 	touch $@
+
+# The project itself, editable (tests import src/), without dependencies (they came from the lock)
+# and built by the locked hatchling; reinstalled when its metadata (or version) changes.
+$(VENV)/.installed: pyproject.toml src/tandem/__init__.py $(VENV)/.deps
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Re-resolve the locks after a change to pyproject.toml's dependencies, keeping every pin that still
+# fits; `make lock UPGRADE=1` moves everything to the newest allowed versions. The dev lock is
+# resolved first and constrains the others, so a package has the same version in all three. It is
+# universal (any OS, Python >= 3.11); the fuzz lock is for Linux x86_64 with CPython 3.11, where
+# atheris has a wheel.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+lock: $(VENV)/.installed
+	$(UV_COMPILE) --universal --python-version 3.11 --extra dev -o $(LOCK_DIR)/dev.txt
+	$(UV_COMPILE) --universal --python-version 3.11 -c $(LOCK_DIR)/dev.txt -o $(LOCK_DIR)/runtime.txt
+	$(UV_COMPILE) --python-version 3.11 --python-platform x86_64-manylinux_2_17 --only-binary atheris \
+	  --extra fuzz -c $(LOCK_DIR)/dev.txt -o $(LOCK_DIR)/fuzz.txt
 
 sdk/node_modules/.installed: sdk/package.json sdk/package-lock.json
 	cd sdk && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 # The SDK and console bundles are built into the package's static files; never committed.
-$(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES)
+$(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES) src/tandem/__init__.py
 	cd sdk && node build.mjs
 
 setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js
@@ -65,7 +91,11 @@ test-py: setup chromium
 # FUZZ_MIN_RUNS inputs (it did not really run).
 FUZZ_SECONDS ?= 20
 FUZZ_MIN_RUNS ?= 10000
-fuzz: setup
+$(VENV)/.fuzz: $(LOCK_DIR)/fuzz.txt $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK_DIR)/fuzz.txt
+	touch $@
+
+fuzz: setup $(VENV)/.fuzz
 	@$(BIN)/python fuzzing/fuzz_codec.py -max_total_time=$(FUZZ_SECONDS) -max_len=10000 > .fuzz.log 2>&1 || { cat .fuzz.log; exit 1; }
 	@grep -E "^Done [0-9]+ runs" .fuzz.log
 	@runs=$$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' .fuzz.log); \
@@ -77,5 +107,15 @@ test: lint test-sdk test-py fuzz
 check: lint test-sdk
 	$(BIN)/python -m pytest -m "not e2e"
 
+# The release artefacts: the sdist, the wheel, the runtime lock to install the wheel with
+# (docs/deployment.md) and their SHA-256 sums. The sdist carries the built bundles too, and the
+# wheel is built from the sdist, so a file missing from either shows here.
+dist: setup
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+	cp $(LOCK_DIR)/runtime.txt dist/requirements.txt
+	cd dist && sha256sum tandem-* requirements.txt > SHA256SUMS
+	@cat dist/SHA256SUMS
+
 clean:
-	rm -rf $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js
+	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js

@@ -20,8 +20,16 @@ const benchIndex = process.argv.indexOf("--bench-plaintext");
 const benchDir = benchIndex >= 0 ? resolve(process.argv[benchIndex + 1]) : null;
 const outDir = benchDir ?? staticDir;
 
+// One version number for the whole product: the Python package's, read from its only source.
+const init = await readFile(resolve(here, "../src/tandem/__init__.py"), "utf8");
+const version = /^__version__ = "([^"]+)"$/m.exec(init)?.[1];
+if (!version) throw new Error("no __version__ in src/tandem/__init__.py");
+
 const common = {
-  define: { __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false" },
+  define: {
+    __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false",
+    __TANDEM_VERSION__: JSON.stringify(version),
+  },
   bundle: true,
   minify: true,
   sourcemap: false,
@@ -48,4 +56,4 @@ for (const bundle of BUNDLES) {
 }
 await writeFile(resolve(outDir, "sdk/integrity.json"), `${JSON.stringify(integrity, null, 2)}\n`);
 
-console.log(`built sdk/tandem.js and console/console.js${benchDir ? ` (plaintext benchmark build in ${benchDir})` : ""}`);
+console.log(`built sdk/tandem.js and console/console.js (version ${version})${benchDir ? ` (plaintext benchmark build in ${benchDir})` : ""}`);

@@ -1,3 +1,5 @@
 """Tandem: self-hosted, security-first co-browsing."""
 
-__version__ = "0.1.0"
+# The one version number: pyproject.toml reads it from here (hatch), and sdk/build.mjs puts it
+# into the SDK bundle (`Tandem.version`). Bump it only here.
+__version__ = "0.2.0"

@@ -36,7 +36,7 @@ import { CustomerUI } from "./ui.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
-const VERSION = "0.2.0";
+const VERSION = __TANDEM_VERSION__;
 const STORAGE_KEY = "tandem.session";
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
