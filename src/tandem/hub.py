@@ -269,8 +269,7 @@ class SessionHub:
         resumed, effects = live.machine.customer_resumes()
         site = await self.storage.get_site(live.site_id)
         resumed.policy = self.policy_for(site) if site else self.policy
-        if live.team_policies:  # right after "resumed", before anything the agent sends
-            effects.insert(1, ToCustomer(TeamPolicy(policies=live.team_policies)))
+        resumed.team_policies = live.team_policies  # known before the page shares anything
         await self.apply(live, effects)
         return resumed
 

@@ -153,6 +153,6 @@ async def test_a_teams_policy_reaches_the_customer_before_its_agent_joins(
     await send(
         again, type="resume", session_id=created["session_id"], resume_token=created["resume_token"]
     )
-    assert (await recv_json(again))["type"] == "resumed"
-    assert (await recv_json(again))["type"] == "team_policy"
+    resumed = await recv_json(again)
+    assert resumed["type"] == "resumed" and resumed["team_policies"] == [policy]
     assert "policy_changed" in audit_actions(orgs_server)

@@ -335,6 +335,8 @@ class Session {
         const contradiction = this.contradicts(message.state);
         if (contradiction) return this.distrust(contradiction);
         if (!this.acceptOrgPolicy(message.policy)) return;
+        // Before sharing starts: a page the agent's teams keep private must never be recorded.
+        if (!this.acceptTeamPolicies(message.team_policies ?? [])) return;
         this.reconnects = 0;
         this.saved.agent = message.agent;
         if (!message.recording) this.saved.recording = null;
@@ -413,18 +415,19 @@ class Session {
     }
   }
 
-  private acceptTeamPolicies(values: unknown[]): void {
+  private acceptTeamPolicies(values: unknown[]): boolean {
     try {
       this.teamPolicies = Array.isArray(values) ? values.map((value) => validatePolicy(value)) : [];
     } catch (error) {
       this.send(control("stop"));
       this.fail(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`);
-      return;
+      return false;
     }
     if (this.state === "sharing") {
       usePolicy(this.effectivePolicy());
       this.onPageChange(true);
     }
+    return true;
   }
 
   /** Every policy that decides whether a page is private: any one of them can make it so. */

@@ -9,7 +9,7 @@ export type EndReason =
 
 export type ServerMessage =
   | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number; policy?: unknown }
-  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null; policy?: unknown; recording?: boolean }
+  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null; policy?: unknown; recording?: boolean; team_policies?: unknown[] }
   | { v: 1; type: "agent_joined"; agent: string }
   | { v: 1; type: "team_policy"; policies: unknown[] }
   | { v: 1; type: "joined"; session_id: string }

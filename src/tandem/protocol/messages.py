@@ -196,12 +196,15 @@ class Resumed(Outbound, tag="resumed"):
     policy: dict[str, object] | None = None
     recording: bool = False
     """The session is being recorded (the customer consented earlier in this session)."""
+    team_policies: list[dict[str, object]] = msgspec.field(default_factory=list)
+    """The agent's teams' policies, in the same message so that the page knows them before it
+    shares anything (a separate message could arrive after sharing began)."""
 
 
 class TeamPolicy(Outbound, tag="team_policy"):
     """The policies of the joining agent's teams (for this site): the SDK applies each on top of
     the site's and the organisation's; they can only add restrictions. Sent before
-    ``agent_joined`` and again after a resume."""
+    ``agent_joined``; after a resume they are part of ``resumed``."""
 
     policies: list[dict[str, object]]
 
