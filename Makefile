@@ -10,12 +10,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test check lint test-py test-sdk fuzz chromium clean
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium clean generate
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
 	@echo "make test  - set up (incl. Debian chromium), then lint and run every test"
 	@echo "make check - (developers) lint, SDK tests and every Python test but the browser ones"
+	@echo "make generate - (developers) rewrite sdk/src/generated/ after changing a message or REST body"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +36,11 @@ $(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES)
 	cd sdk && node build.mjs
 
 setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js
+
+# The SDK's wire and REST types (sdk/src/generated/), from the msgspec definitions. Committed, so
+# the SDK builds and type-checks alone; tests/protocol/test_typescript.py fails when they drift.
+generate: $(VENV)/.installed
+	$(BIN)/python -m tandem.protocol.typescript
 
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
