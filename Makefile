@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean generate
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
@@ -18,6 +18,7 @@ help:
 	@echo "make check - (developers) lint, SDK tests and every Python test but the browser ones"
 	@echo "make lock  - (developers) re-resolve requirements/*.txt after a dependency change in pyproject.toml"
 	@echo "make dist  - build the release into dist/: wheel and sdist (with the built SDK and console), runtime lock"
+	@echo "make generate - (developers) rewrite sdk/src/generated/ after changing a message or REST body"
 
 # Pinned dependencies, with hashes, generated from pyproject.toml by `make lock`:
 #   requirements/runtime.txt  what `tandem` needs to run (docs/deployment.md installs the wheel with it)
@@ -61,6 +62,11 @@ $(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES) src/tandem/_
 	cd sdk && node build.mjs
 
 setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js
+
+# The SDK's wire and REST types (sdk/src/generated/), from the msgspec definitions. Committed, so
+# the SDK builds and type-checks alone; tests/protocol/test_typescript.py fails when they drift.
+generate: $(VENV)/.installed
+	$(BIN)/python -m tandem.protocol.typescript
 
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \

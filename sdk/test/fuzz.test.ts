@@ -17,7 +17,9 @@ import { recordingCommand } from "../src/share/recording.ts";
 import { toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { MAX_PARTS, PayloadDecoder, PayloadError, pack, unpack } from "../src/shared/payload.ts";
 import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
-import { parseServerMessage } from "../src/shared/protocol.ts";
+import { parseServerMessage, type ServerMessage } from "../src/shared/protocol.ts";
+import { SERVER_MESSAGE_SCHEMAS } from "../src/generated/protocol.ts";
+import { conforms, type Schema } from "../src/shared/schema.ts";
 
 const RUNS = Number(process.env.TANDEM_FUZZ_RUNS ?? 2000);
 
@@ -106,6 +108,92 @@ test("server messages and policies: any text, any JSON", async () => {
   await fc.assert(
     fc.asyncProperty(fc.oneof(fc.jsonValue(), fc.record({ version: fc.constant(1), mask: fc.anything(), pages: fc.anything(), detectors: fc.anything(), media: fc.anything(), url: fc.anything() })), async (value) => {
       await expectOnly(PolicyError, () => validatePolicy(value));
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+/** One well-formed message of every type the server sends (checked against the types by tsc). */
+const GENUINE: ServerMessage[] = [
+  { v: 1, type: "created", session_id: "s1", code: "123456789", resume_token: "t", expires_in: 600, policy: null },
+  { v: 1, type: "resumed", state: "sharing", agent: "Ann", code: null, policy: { version: 1 }, recording: false },
+  { v: 1, type: "team_policy", policies: [{ version: 1, mask: [".x"] }] },
+  { v: 1, type: "agent_joined", agent: "Ann" },
+  { v: 1, type: "joined", session_id: "s1" },
+  { v: 1, type: "consent", granted: true },
+  { v: 1, type: "peer", connected: false },
+  { v: 1, type: "error", code: "invalid_code", message: "No such code." },
+  { v: 1, type: "ended", reason: "stopped" },
+  { v: 1, type: "handshake", data: "abc" },
+  { v: 1, type: "watch_request", watcher: "Sam" },
+  { v: 1, type: "watcher_left" },
+  { v: 1, type: "watch_handshake", data: "abc" },
+  { v: 1, type: "watching", session_id: "s1" },
+  { v: 1, type: "watcher_joined", watcher: "Sam" },
+  { v: 1, type: "record_request", agent: "Ann", key: "k", recording_id: "r1", site: "shop" },
+  { v: 1, type: "recording", on: false, reason: "declined" },
+];
+
+const kind = (value: unknown) => (value === null ? "null" : Array.isArray(value) ? "array" : typeof value);
+
+/** The kinds of JSON value (as `kind` names them) a schema can accept. */
+function kinds(schema: Schema): Set<string> {
+  if (schema.anyOf) return new Set(schema.anyOf.flatMap((option) => [...kinds(option)]));
+  if (schema.enum) return new Set(schema.enum.map(kind));
+  if (schema.type) return new Set([schema.type === "integer" ? "number" : schema.type]);
+  return new Set(["null", "array", "object", "string", "number", "boolean"]);
+}
+
+test("server messages: every type the server sends is accepted, with fields it may omit left out", () => {
+  assert.deepEqual(new Set(GENUINE.map((m) => m.type)), new Set(Object.keys(SERVER_MESSAGE_SCHEMAS)));
+  for (const message of GENUINE) {
+    assert.deepEqual(parseServerMessage(JSON.stringify(message)), message);
+    assert.ok(parseServerMessage(JSON.stringify({ ...message, added_later: [1] })), "unknown fields are ignored, as msgspec does");
+  }
+  assert.ok(parseServerMessage('{"v":1,"type":"recording","on":true}'));
+  assert.equal(parseServerMessage('{"v":2,"type":"watcher_left"}'), null);
+  assert.equal(parseServerMessage('{"type":"watcher_left"}'), null);
+  assert.equal(parseServerMessage('{"v":1,"type":"toString"}'), null);
+  assert.equal(parseServerMessage('{"v":1,"type":"ended","reason":"bored"}'), null);
+  assert.equal(parseServerMessage('{"v":1,"type":"created","session_id":"s1","code":"1","resume_token":"t","expires_in":1.5}'), null);
+});
+
+test("server messages: a missing field or a field of the wrong kind is refused, never cast", () => {
+  const message = fc.constantFrom(...GENUINE);
+  fc.assert(
+    fc.property(message, fc.nat(), (genuine, at) => {
+      const schema = SERVER_MESSAGE_SCHEMAS[genuine.type];
+      const required = (schema.required ?? []).filter((name) => name !== "type");
+      fc.pre(required.length > 0);
+      const { [required[at % required.length]]: _dropped, ...rest } = genuine as unknown as Record<string, unknown>;
+      assert.equal(parseServerMessage(JSON.stringify(rest)), null);
+    }),
+    { numRuns: RUNS / 4 },
+  );
+  fc.assert(
+    fc.property(message, fc.nat(), fc.jsonValue(), (genuine, at, replacement) => {
+      const fields = Object.keys(genuine).filter((name) => name !== "v" && name !== "type");
+      fc.pre(fields.length > 0);
+      const name = fields[at % fields.length];
+      fc.pre(!kinds(SERVER_MESSAGE_SCHEMAS[genuine.type].properties?.[name] ?? {}).has(kind(replacement)));
+      assert.equal(parseServerMessage(JSON.stringify({ ...genuine, [name]: replacement })), null, `${genuine.type}.${name} = ${JSON.stringify(replacement)}`);
+    }),
+    { numRuns: RUNS },
+  );
+});
+
+test("server messages: whatever is accepted conforms to its type's schema", () => {
+  const field = fc.oneof(fc.jsonValue(), fc.string(), fc.boolean(), fc.constant(null));
+  const shaped = fc.record({
+    v: fc.oneof(fc.constant(1), fc.jsonValue()),
+    type: fc.oneof(fc.constantFrom(...Object.keys(SERVER_MESSAGE_SCHEMAS)), fc.string()),
+  }).chain((head) => fc.dictionary(fc.constantFrom("session_id", "code", "agent", "state", "reason", "on", "granted", "data", "policies", "policy", "expires_in", "resume_token", "recording", "watcher", "key", "site", "recording_id", "connected", "message"), field).map((rest) => ({ ...rest, ...head })));
+  fc.assert(
+    fc.property(fc.oneof(shaped, fc.jsonValue()), (value) => {
+      const message = parseServerMessage(JSON.stringify(value));
+      if (message === null) return;
+      assert.equal(message.v, 1);
+      assert.ok(conforms(SERVER_MESSAGE_SCHEMAS[message.type], message));
     }),
     { numRuns: RUNS },
   );

@@ -17,6 +17,7 @@ import {
 import { type Confirmed, SHARE_BYTES, MAC_BYTES, Spake2, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import { PayloadDecoder, type RecordingStatusPayload, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from "../generated/rest.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 
@@ -54,13 +55,6 @@ const controlLayer = byId<HTMLElement>("control-layer");
 const typingBox = byId<HTMLElement>("typing");
 const typingInput = byId<HTMLInputElement>("typing-input");
 
-interface Agent {
-  username: string;
-  display_name: string;
-  role: string;
-  needs_second_factor?: boolean;
-}
-
 const mfaSection = byId<HTMLElement>("mfa");
 const mfaError = byId<HTMLElement>("mfa-error");
 const noLiveSection = byId<HTMLElement>("no-live");
@@ -85,10 +79,10 @@ function showSignIn(): void {
 }
 
 /** Who is signed in here: named, inside the encrypted channel, in a request to record. */
-let signedIn: Agent | null = null;
+let signedIn: AgentInfo | null = null;
 
 /** After sign-in: set up the second factor if it is still missing, else the role's page. */
-function showJoin(agent: Agent): void {
+function showJoin(agent: AgentInfo): void {
   signedIn = agent;
   signinSection.hidden = true;
   whoami.textContent = `Signed in as ${agent.display_name}`;
@@ -120,13 +114,6 @@ function showJoin(agent: Agent): void {
 const sessionsSection = byId<HTMLElement>("sessions");
 let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
 
-interface LiveSessionInfo {
-  session_id: string;
-  site_name: string;
-  state: string;
-  agent: string | null;
-}
-
 /** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. */
 async function listSessions(): Promise<void> {
   clearTimeout(sessionsTimer);
@@ -134,11 +121,11 @@ async function listSessions(): Promise<void> {
     sessionsSection.hidden = true;
     return;
   }
-  let sessions: LiveSessionInfo[] = [];
+  let sessions: LiveSession[] = [];
   try {
     const response = await fetch("/api/sessions", { credentials: "same-origin" });
     if (!response.ok) return;
-    sessions = (await response.json()) as LiveSessionInfo[];
+    sessions = (await response.json()) as LiveSession[];
   } catch {
     return;
   } finally {
@@ -173,7 +160,7 @@ async function listSessions(): Promise<void> {
   list.replaceChildren(...rows);
 }
 
-function showSecondFactorSetup(agent: Agent): void {
+function showSecondFactorSetup(agent: AgentInfo): void {
   mfaSection.hidden = false;
   joinSection.hidden = true;
   noLiveSection.hidden = true;
@@ -189,7 +176,7 @@ function showSecondFactorSetup(agent: Agent): void {
     mfaError.hidden = true;
     const response = await fetch("/api/mfa/setup", { method: "POST", credentials: "same-origin" });
     if (!response.ok) return fail(await problemDetail(response));
-    const setup = (await response.json()) as { secret: string; qr_svg: string };
+    const setup = (await response.json()) as SecondFactorSetup;
     byId<HTMLImageElement>("mfa-qr").src = setup.qr_svg;
     byId("mfa-secret").textContent = setup.secret.replace(/(.{4})/g, "$1 ").trim();
     byId("mfa-start").hidden = true;
@@ -208,7 +195,7 @@ function showSecondFactorSetup(agent: Agent): void {
     });
     input.value = "";
     if (!response.ok) return fail(await problemDetail(response));
-    const { recovery_codes: codes } = (await response.json()) as { recovery_codes: string[] };
+    const { recovery_codes: codes } = (await response.json()) as RecoveryCodes;
     const list = byId("mfa-recovery");
     list.replaceChildren(...codes.map((code) => Object.assign(document.createElement("li"), { textContent: code })));
     byId<HTMLImageElement>("mfa-qr").removeAttribute("src");
@@ -249,7 +236,7 @@ signinForm.addEventListener("submit", async (event) => {
     signinError.hidden = false;
     return;
   }
-  showJoin((await response.json()) as Agent);
+  showJoin((await response.json()) as AgentInfo);
 });
 
 for (const [button, path] of [[signoutButton, "/api/logout"], [signoutAllButton, "/api/logout-everywhere"]] as const) {
@@ -310,7 +297,7 @@ class LiveView {
     this.ws = new WebSocket(`${scheme}//${location.host}/ws/agent`);
     this.ws.binaryType = "arraybuffer";
     this.ws.addEventListener("open", () => {
-      if ("watch" in target) this.ws.send(control("watch", { session_id: target.watch }));
+      if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
       else this.join(target.code);
     });
     this.ws.addEventListener("message", (event) => this.onMessage(event));
@@ -328,7 +315,7 @@ class LiveView {
     }
     this.secret = parts.secret;
     setStatus("Checking the code…");
-    this.ws.send(control("join", { code: parts.routing })); // the secret part never leaves
+    this.ws.send(control({ type: "join", code: parts.routing })); // the secret part never leaves
   }
 
   /** The supervisor types the code the customer reads out; then the exchange runs. */
@@ -358,7 +345,7 @@ class LiveView {
   }
 
   leave(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("leave"));
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "leave" }));
     this.finish("Session ended");
   }
 
@@ -454,7 +441,7 @@ class LiveView {
    * console confirms inside the encrypted channel (the customer's browser needs both). */
   askToRecord(): void {
     if (this.watching || !this.joined || this.ws.readyState !== WebSocket.OPEN || !this.commands) return;
-    this.ws.send(control("record"));
+    this.ws.send(control({ type: "record" }));
     this.sendCommand({ k: "record_request", agent: signedIn?.username ?? "", name: signedIn?.display_name ?? "" });
     recordButton.hidden = true;
     setStatus("Asking the customer to allow recording…");
@@ -462,7 +449,7 @@ class LiveView {
 
   stopRecording(): void {
     this.sendCommand({ k: "record_stop" });
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("record_stop"));
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "record_stop" }));
   }
 
   /** The customer's browser says whether it records, and why not: that decides what is shown. */
@@ -528,7 +515,7 @@ class LiveView {
       const reply = new Uint8Array(SHARE_BYTES + MAC_BYTES);
       reply.set(exchange.share);
       reply.set(this.confirmed.confirmation, SHARE_BYTES);
-      this.ws.send(control("handshake", { data: toBase64Url(reply) }));
+      this.ws.send(control({ type: "handshake", data: toBase64Url(reply) }));
       return;
     }
     const confirmed = this.confirmed;
@@ -548,7 +535,7 @@ class LiveView {
   }
 
   private mismatch(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("abort", { reason: "key_mismatch" }));
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "abort", reason: "key_mismatch" }));
     this.finish(`${MISMATCH} Session ended`);
   }
 
@@ -708,7 +695,7 @@ class LiveView {
       })
       .catch((error: unknown) => {
         if (error instanceof ChannelError) {
-          if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control("leave"));
+          if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "leave" }));
           this.finish(`${TAMPERED} Session ended`);
         }
       });
@@ -876,7 +863,7 @@ async function init(): Promise<void> {
   try {
     const response = await fetch("/api/me", { credentials: "same-origin" });
     if (response.ok) {
-      showJoin((await response.json()) as Agent);
+      showJoin((await response.json()) as AgentInfo);
       return;
     }
   } catch {

@@ -4,6 +4,10 @@
  * this is only a view. Text is always set with textContent.
  */
 
+import type {
+  AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, Site, SiteChange, SsoAnswer, SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
+} from "../generated/rest.ts";
+
 type Row = (string | Node)[];
 
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
@@ -59,14 +63,6 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return (response.status === 204 ? null : await response.json()) as T;
 }
 
-interface AuditRecord {
-  seq: number;
-  at: number;
-  action: string;
-  actor: string;
-  subject: string;
-}
-
 /** The auditor's page: the organisation's audit trail, oldest first, a page at a time. */
 export function auditTrail(root: HTMLElement): void {
   const list = el("div");
@@ -90,40 +86,6 @@ export function auditTrail(root: HTMLElement): void {
   more.addEventListener("click", () => void load());
   root.replaceChildren(el("h1", "Audit trail"), el("p", "Every security-relevant event of your organisation. Reading it is recorded too.", "muted"), list, more, status);
   void load();
-}
-
-interface Site {
-  site_id: string;
-  origin: string;
-  name: string;
-  teams: string[];
-  policy: unknown;
-  require_token: boolean;
-  has_token_key: boolean;
-}
-
-interface User {
-  username: string;
-  display_name: string;
-  role: string;
-  teams: string[];
-  second_factor: boolean;
-  mfa_exempt: boolean;
-}
-
-interface Org {
-  retention_days: number;
-}
-
-interface Sso {
-  issuer: string;
-  client_id: string;
-}
-
-interface TokenKey {
-  key: string;
-  algorithm: string;
-  audience: string;
 }
 
 type Say = (text: string, good?: boolean) => void;
@@ -189,7 +151,7 @@ export function administration(root: HTMLElement): void {
     ]);
     siteRecords = sites;
     const teamDetails = await Promise.all(
-      teamNames.map((team) => api<{ team: string; policy: unknown }>("GET", `/api/teams/${encodeURIComponent(team)}`)),
+      teamNames.map((team) => api<Team>("GET", `/api/teams/${encodeURIComponent(team)}`)),
     );
     teamPolicies.clear();
     for (const detail of teamDetails) teamPolicies.set(detail.team, detail.policy);
@@ -203,7 +165,7 @@ export function administration(root: HTMLElement): void {
       role.setAttribute("aria-label", `Role of ${u.username}`);
       for (const r of ["agent", "supervisor", "auditor", "admin"]) role.append(new Option(r, r, false, r === u.role));
       role.addEventListener("change", () => {
-        api("PATCH", `/api/users/${encodeURIComponent(u.username)}`, { role: role.value })
+        api("PATCH", `/api/users/${encodeURIComponent(u.username)}`, { role: role.value } satisfies UserChange)
           .then(() => say(`${u.username} is now ${role.value}.`, true))
           .catch((error: Error) => {
             role.value = u.role;
@@ -239,7 +201,7 @@ export function administration(root: HTMLElement): void {
     api("POST", "/api/users", {
       username: username.value.trim(), password: password.value, role: newRole.value,
       ...(teamList.length ? { teams: teamList } : {}),
-    })
+    } satisfies NewUser)
       .then(() => {
         say(`Added ${username.value.trim()}. They set up two-step sign-in when they first sign in.`, true);
         form.reset();
@@ -281,7 +243,7 @@ export function administration(root: HTMLElement): void {
     required.checked = site.require_token;
     required.setAttribute("aria-label", `Customers of ${site.site_id} need a token`);
     required.addEventListener("change", () => {
-      api("PATCH", `/api/sites/${encodeURIComponent(site.site_id)}`, { require_token: required.checked })
+      api("PATCH", `/api/sites/${encodeURIComponent(site.site_id)}`, { require_token: required.checked } satisfies SiteChange)
         .then(() => {
           saySite(required.checked
             ? `Customers of ${site.site_id} now need a token from the site's backend to start a session.`
@@ -327,6 +289,7 @@ export function administration(root: HTMLElement): void {
     sitePolicy.value = site?.policy ? pretty(site.policy) : "";
   };
   policySite.addEventListener("change", showSitePolicy);
+  // `body` may carry a policy as the admin typed it (JSON, unchecked here): the server validates it.
   const changeSitePolicy = (body: object, done: string) => {
     const siteId = policySite.value;
     api("PATCH", `/api/sites/${encodeURIComponent(siteId)}`, body)
@@ -358,7 +321,7 @@ export function administration(root: HTMLElement): void {
     const [siteId, origin, siteTeams] = siteInputs.map((input) => input.value.trim());
     api("POST", "/api/sites", {
       site_id: siteId, origin, teams: siteTeams.split(",").map((t) => t.trim()).filter(Boolean),
-    })
+    } satisfies NewSite)
       .then(() => {
         say(`Added site ${siteId}. Its pages may now start sessions.`, true);
         siteForm.reset();
@@ -374,7 +337,7 @@ export function administration(root: HTMLElement): void {
   teamForm.append(addTeam);
   teamForm.addEventListener("submit", (event) => {
     event.preventDefault();
-    api("POST", "/api/teams", { team: teamInput.value.trim() })
+    api("POST", "/api/teams", { team: teamInput.value.trim() } satisfies NewTeam)
       .then(() => {
         say(`Added team ${teamInput.value.trim()}.`, true);
         teamForm.reset();
@@ -400,7 +363,7 @@ export function administration(root: HTMLElement): void {
   policyTeam.addEventListener("change", showTeamPolicy);
   const changeTeamPolicy = (policy: Record<string, unknown> | null) => {
     const team = policyTeam.value;
-    api<{ team: string; policy: unknown }>("PATCH", `/api/teams/${encodeURIComponent(team)}`, { policy })
+    api<Team>("PATCH", `/api/teams/${encodeURIComponent(team)}`, { policy })
       .then((changed) => {
         teamPolicies.set(team, changed.policy);
         sayTeamPolicy(changed.policy === null
@@ -445,7 +408,7 @@ export function administration(root: HTMLElement): void {
     event.preventDefault();
     const days = retention.value.trim();
     if (!days) return sayRetention("Enter a whole number of days.");
-    api<Org>("PATCH", "/api/org", { retention_days: Number(days) })
+    api<Org>("PATCH", "/api/org", { retention_days: Number(days) } satisfies OrgChange)
       .then((org) => {
         showRetention(org);
         sayRetention(`Ended sessions are now kept for ${org.retention_days} day${org.retention_days === 1 ? "" : "s"}.`, true);
@@ -475,7 +438,7 @@ export function administration(root: HTMLElement): void {
   ssoForm.append(saveSso);
   const ssoOff = el("button", "Turn off single sign-on");
   ssoOff.type = "button";
-  const showSso = (sso: Sso | null) => {
+  const showSso = (sso: SsoProvider | null) => {
     ssoNow.textContent = sso
       ? `Accounts can sign in through ${sso.issuer} (client id ${sso.client_id}). The client secret is stored encrypted and never shown.`
       : "Off: accounts sign in with their password and two-step sign-in only.";
@@ -490,7 +453,7 @@ export function administration(root: HTMLElement): void {
     const secret = clientSecret.value;
     clientSecret.value = "";
     if (!secret) return saySso("Enter the client secret your identity provider gave you (needed each time you save).");
-    api<{ sso: Sso }>("PUT", "/api/org/sso", { issuer: issuer.value.trim(), client_id: clientId.value.trim(), client_secret: secret })
+    api<SsoAnswer>("PUT", "/api/org/sso", { issuer: issuer.value.trim(), client_id: clientId.value.trim(), client_secret: secret } satisfies SsoSettings)
       .then(({ sso }) => {
         showSso(sso);
         saySso("Single sign-on is on. Accounts must already exist here under the provider's user name.", true);
@@ -527,5 +490,5 @@ export function administration(root: HTMLElement): void {
     })
     .catch((error: Error) => say(error.message));
   api<Org>("GET", "/api/org").then(showRetention).catch((error: Error) => sayRetention(error.message));
-  api<{ sso: Sso | null }>("GET", "/api/org/sso").then(({ sso }) => showSso(sso)).catch((error: Error) => saySso(error.message));
+  api<SsoAnswer>("GET", "/api/org/sso").then(({ sso }) => showSso(sso)).catch((error: Error) => saySso(error.message));
 }

@@ -11,25 +11,8 @@ import { ChannelError } from "../shared/e2e/channel.ts";
 import {
   MIN_PASSPHRASE_LENGTH, RecordingError, newKeyFile, openKeyFile, openRecording, type RecordingKey,
 } from "../shared/e2e/recording.ts";
+import type { Org, Recording, RecordingKey as RecordingKeyBody } from "../generated/rest.ts";
 import { api, el, field, statusLine, table } from "./office.ts";
-
-interface Recording {
-  recording_id: string;
-  session_id: string;
-  site_id: string;
-  agent: string;
-  key_id: string;
-  started_at: number;
-  ended_at: number | null;
-  end_reason: string | null;
-  frames: number;
-  size: number;
-}
-
-interface Org {
-  org_id: string;
-  recording_key: { public_key: string; key_id: string } | null;
-}
 
 const when = (seconds: number) => new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
 
@@ -263,7 +246,7 @@ export function recordingKeyPanel(root: HTMLElement): void {
       .then((org) => newKeyFile(org.org_id, passphrase))
       .then(async (keyFile) => {
         saveFile(`tandem-recording-key-${keyFile.key_id}.json`, JSON.stringify(keyFile, null, 2), "application/json");
-        await api("PUT", "/api/org/recording-key", { public_key: keyFile.public_key });
+        await api("PUT", "/api/org/recording-key", { public_key: keyFile.public_key } satisfies RecordingKeyBody);
         say(`Key ${keyFile.key_id} is in use. Give the downloaded file and its passphrase to your auditors: without both, no one can play recordings made under it. Pin the key id on your site (below).`, true);
         return render();
       })

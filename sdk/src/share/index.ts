@@ -26,7 +26,7 @@ import {
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
-import { control, describeClose, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { control, describeClose, parseServerMessage, type Outgoing, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
 import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
 import {
@@ -226,7 +226,7 @@ class Session {
     if (options.token !== undefined && typeof options.token !== "string") {
       return Promise.reject(new Error("Tandem: token must be a string"));
     }
-    const first = options.token ? { type: "create", token: options.token } : { type: "create" };
+    const first: Outgoing<"create"> = options.token ? { type: "create", token: options.token } : { type: "create" };
     this.starting = new Promise<string>((resolve, reject) => {
       this.connect(first, resolve, reject);
     }).finally(() => {
@@ -261,17 +261,14 @@ class Session {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(text);
   }
 
-  private connect(first: Record<string, unknown>, resolve?: (code: string) => void, reject?: (e: Error) => void): void {
+  private connect(first: Outgoing<"create"> | Outgoing<"resume">, resolve?: (code: string) => void, reject?: (e: Error) => void): void {
     this.state = "connecting";
     this.expecting = first.type === "resume" ? "resumed" : "created";
     const ws = new WebSocket(socketUrl);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     let settled = false;
-    ws.addEventListener("open", () => {
-      const { type, ...fields } = first;
-      ws.send(control(String(type), fields));
-    });
+    ws.addEventListener("open", () => ws.send(control(first)));
     ws.addEventListener("message", (event) => {
       if (typeof event.data !== "string") {
         void this.onCommand(new Uint8Array(event.data as ArrayBuffer));
@@ -340,7 +337,7 @@ class Session {
         this.reconnects = 0;
         this.saved.agent = message.agent;
         if (!message.recording) this.saved.recording = null;
-        else if (!this.saved.recording) this.send(control("record_stop")); // consent not found here
+        else if (!this.saved.recording) this.send(control({ type: "record_stop" })); // consent not found here
         save(this.saved);
         this.state = message.state;
         if (message.state === "waiting" && this.code) this.ui.showCode(this.code, () => void this.stop());
@@ -399,7 +396,7 @@ class Session {
 
   /** End at once, on both sides, and tell the customer why. */
   private distrust(what: string): void {
-    this.send(control("stop"));
+    this.send(control({ type: "stop" }));
     this.fail(`${DISTRUST} (${what}).`);
   }
 
@@ -409,7 +406,7 @@ class Session {
       this.orgPolicy = value === null || value === undefined ? null : validatePolicy(value);
       return true;
     } catch (error) {
-      this.send(control("stop"));
+      this.send(control({ type: "stop" }));
       this.fail(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`);
       return false;
     }
@@ -419,7 +416,7 @@ class Session {
     try {
       this.teamPolicies = Array.isArray(values) ? values.map((value) => validatePolicy(value)) : [];
     } catch (error) {
-      this.send(control("stop"));
+      this.send(control({ type: "stop" }));
       this.fail(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`);
       return false;
     }
@@ -458,7 +455,7 @@ class Session {
       role: "A", w: passwordScalar(saved.secret, saved.sessionId), scalar: randomScalar(randomBytes),
       idA: IDENTITY_CUSTOMER, idB: IDENTITY_AGENT, aad: handshakeAad(saved.sessionId),
     });
-    this.send(control("handshake", { data: toBase64Url(this.exchange.share) }));
+    this.send(control({ type: "handshake", data: toBase64Url(this.exchange.share) }));
   }
 
   /** The agent's share and confirmation: check it, confirm back, keep the key. */
@@ -487,7 +484,7 @@ class Session {
     await saveKeys(saved.sessionId, keys);
     saved.secret = null; // the key replaces the secret; it is no longer needed anywhere
     save(saved);
-    this.send(control("handshake", { data: toBase64Url(confirmed.confirmation) }));
+    this.send(control({ type: "handshake", data: toBase64Url(confirmed.confirmation) }));
     this.askConsent();
   }
 
@@ -499,7 +496,7 @@ class Session {
     this.ui.askWatch(
       watcher,
       () => {
-        this.send(control("watch_consent", { granted: true }));
+        this.send(control({ type: "watch_consent", granted: true }));
         const secret = randomDigits(SECRET_DIGITS);
         const id = saved.sessionId + WATCHER_SUFFIX;
         this.watchAsker = watcher;
@@ -507,11 +504,11 @@ class Session {
           role: "A", w: passwordScalar(secret, id), scalar: randomScalar(randomBytes),
           idA: IDENTITY_CUSTOMER, idB: IDENTITY_WATCHER, aad: handshakeAad(id),
         });
-        this.send(control("watch_handshake", { data: toBase64Url(this.watchExchange.share) }));
+        this.send(control({ type: "watch_handshake", data: toBase64Url(this.watchExchange.share) }));
         this.ui.showWatchCode(watcher, secret, () => this.watchMismatch());
       },
       () => {
-        this.send(control("watch_consent", { granted: false }));
+        this.send(control({ type: "watch_consent", granted: false }));
         this.drawBanner();
       },
     );
@@ -536,14 +533,14 @@ class Session {
     await saveKeys(id, this.watcherKeys);
     saved.watcher = this.watchAsker;
     save(saved);
-    this.send(control("watch_handshake", { data: toBase64Url(confirmed.confirmation) }));
+    this.send(control({ type: "watch_handshake", data: toBase64Url(confirmed.confirmation) }));
     this.rekey();
   }
 
   private watchMismatch(): void {
     this.watchExchange = null;
     this.watchAsker = null;
-    this.send(control("watch_abort"));
+    this.send(control({ type: "watch_abort" }));
     this.drawBanner();
   }
 
@@ -584,7 +581,7 @@ class Session {
 
   /** Refuse to record (no dialog) and tell the agent why, inside the encrypted channel. */
   private refuseRecording(keyId: string | null, reason: RecordingOffReason): void {
-    this.send(control("record_consent", { granted: false }));
+    this.send(control({ type: "record_consent", granted: false }));
     this.sendPayload({ k: "recording", on: false, key_id: keyId, reason });
   }
 
@@ -599,7 +596,7 @@ class Session {
       location.hostname,
       () => {
         if (this.saved !== saved || this.state !== "sharing" || saved.recording) return;
-        this.send(control("record_consent", { granted: true }));
+        this.send(control({ type: "record_consent", granted: true }));
         saved.recordAsk = null;
         saved.recording = {
           key: ask.key, keyId: ask.keyId, recordingId: ask.recordingId, agent: agent.agent, site: ask.site,
@@ -654,7 +651,7 @@ class Session {
         this.sendPayload({ k: "recording_end", recording_id: recording.recordingId, reason, at: Date.now() });
         await this.sendChain;
       }
-      if (!final) this.send(control("record_stop"));
+      if (!final) this.send(control({ type: "record_stop" }));
       if (this.saved === saved) {
         saved.recording = null;
         save(saved);
@@ -710,7 +707,7 @@ class Session {
   }
 
   private mismatch(): void {
-    this.send(control("abort", { reason: "key_mismatch" }));
+    this.send(control({ type: "abort", reason: "key_mismatch" }));
     this.fail(MISMATCH);
   }
 
@@ -724,7 +721,7 @@ class Session {
 
   private answer(granted: boolean): void {
     if (this.state !== "pending_consent" || !this.ws) return;
-    this.ws.send(control("consent", { granted }));
+    this.ws.send(control({ type: "consent", granted }));
     if (granted && this.saved) {
       this.saved.consented = true;
       save(this.saved);
@@ -776,7 +773,7 @@ class Session {
       reply: (payload) => {
         this.sendPayload(payload);
         // For the audit trail: the decision's name only (the server cannot see the payload).
-        if (payload.k === "control") this.send(control("report", { event: `control_${payload.state}` }));
+        if (payload.k === "control") this.send(control({ type: "report", event: `control_${payload.state}` }));
       },
       changed: () => {
         if (this.saved) {
@@ -839,7 +836,7 @@ class Session {
     this.pending = [];
     this.paused = true;
     this.sendPayload({ k: "paused" });
-    this.send(control("report", { event: "page_paused" })); // no address: only that it paused
+    this.send(control({ type: "report", event: "page_paused" })); // no address: only that it paused
     this.ui.point(null);
     this.drawBanner();
   }
@@ -851,7 +848,7 @@ class Session {
     if (isPrivate && !this.paused) this.pause();
     if (!isPrivate && this.paused) {
       this.paused = false;
-      this.send(control("report", { event: "page_resumed" }));
+      this.send(control({ type: "report", event: "page_resumed" }));
       this.drawBanner();
       this.record(); // starts with a full snapshot of the shared page
     }
@@ -945,7 +942,7 @@ class Session {
   async stop(): Promise<void> {
     // The end marker goes first, so the recording ends whole (the server ends it with the session).
     if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
-    this.send(control("stop"));
+    this.send(control({ type: "stop" }));
     this.end();
   }
 

@@ -1,48 +1,49 @@
-/** Control messages (docs/protocol.md). Mirrors src/tandem/protocol/messages.py. */
+/**
+ * Control messages (docs/protocol.md). Their types and schemas are generated from
+ * src/tandem/protocol/messages.py into src/generated/protocol.ts; this module is how the browsers
+ * read and write them.
+ */
 
-export const PROTOCOL_VERSION = 1;
+import {
+  PROTOCOL_VERSION, SERVER_MESSAGE_SCHEMAS, type ClientMessage, type Ended, type RecordingStatus, type Resumed, type ServerMessage,
+} from "../generated/protocol.ts";
+import { conforms } from "./schema.ts";
 
-export type SessionState = "waiting" | "pending_consent" | "sharing";
-export type EndReason =
-  | "declined" | "stopped" | "agent_left" | "code_expired" | "customer_lost" | "agent_lost"
-  | "server_shutdown" | "key_mismatch" | "idle_timeout" | "max_duration" | "watch_ended";
+export { PROTOCOL_VERSION };
+export type { ClientMessage, ServerMessage };
+export type SessionState = Resumed["state"];
+export type EndReason = Ended["reason"];
+export type RecordingReason = NonNullable<RecordingStatus["reason"]>;
 
-export type ServerMessage =
-  | { v: 1; type: "created"; session_id: string; code: string; resume_token: string; expires_in: number; policy?: unknown }
-  | { v: 1; type: "resumed"; state: SessionState; agent: string | null; code: string | null; policy?: unknown; recording?: boolean; team_policies?: unknown[] }
-  | { v: 1; type: "agent_joined"; agent: string }
-  | { v: 1; type: "team_policy"; policies: unknown[] }
-  | { v: 1; type: "joined"; session_id: string }
-  | { v: 1; type: "consent"; granted: boolean }
-  | { v: 1; type: "peer"; connected: boolean }
-  | { v: 1; type: "error"; code: string; message: string }
-  | { v: 1; type: "handshake"; data: string }
-  | { v: 1; type: "ended"; reason: EndReason }
-  | { v: 1; type: "watch_request"; watcher: string }
-  | { v: 1; type: "watcher_left" }
-  | { v: 1; type: "watch_handshake"; data: string }
-  | { v: 1; type: "watching"; session_id: string }
-  | { v: 1; type: "watcher_joined"; watcher: string }
-  | { v: 1; type: "record_request"; agent: string; key: string; recording_id: string; site: string }
-  | { v: 1; type: "recording"; on: boolean; reason?: RecordingReason | null };
+const has = (value: object, key: string) => Object.prototype.hasOwnProperty.call(value, key);
 
-export type RecordingReason =
-  | "declined" | "stopped_by_customer" | "stopped_by_agent" | "size_limit" | "unavailable" | "session_ending";
-
+/**
+ * A server message, or null for anything else: not JSON, another version, an unknown type, or
+ * fields that do not match its type's schema. The server is not trusted: nothing it sends is
+ * used before it has been checked here.
+ */
 export function parseServerMessage(text: string): ServerMessage | null {
+  let value: unknown;
   try {
-    const value = JSON.parse(text) as { v?: unknown; type?: unknown };
-    if (value && value.v === PROTOCOL_VERSION && typeof value.type === "string") {
-      return value as ServerMessage;
-    }
+    value = JSON.parse(text);
   } catch {
-    // fall through
+    return null;
   }
-  return null;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+  const { v, type } = value as { v?: unknown; type?: unknown };
+  if (v !== PROTOCOL_VERSION || typeof type !== "string" || !has(SERVER_MESSAGE_SCHEMAS, type)) return null;
+  return conforms(SERVER_MESSAGE_SCHEMAS[type], value) ? (value as ServerMessage) : null;
 }
 
-export function control(type: string, fields: Record<string, unknown> = {}): string {
-  return JSON.stringify({ v: PROTOCOL_VERSION, type, ...fields });
+type Unversioned<M> = M extends unknown ? Omit<M, "v"> : never;
+/** Any client message without its version (`control` adds it): a union discriminated by `type`. */
+export type OutgoingMessage = Unversioned<ClientMessage>;
+/** The client message of type `T`, without its version. */
+export type Outgoing<T extends OutgoingMessage["type"]> = Extract<OutgoingMessage, { type: T }>;
+
+/** The JSON text of a control message from this browser; its fields are checked by type. */
+export function control(message: OutgoingMessage): string {
+  return JSON.stringify({ v: PROTOCOL_VERSION, ...message });
 }
 
 /** "123456789" -> "123 456 789" */

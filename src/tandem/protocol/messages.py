@@ -6,7 +6,7 @@ binary frames and are not modelled here: the server never parses them.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -180,12 +180,16 @@ AgentMessage = Join | Watch | Leave | Handshake | Abort | Record | RecordStop
 # Server -> customer
 
 
+# Policies travel as JSON objects (the SDK validates them); ``Any``, not ``object``, so that msgspec
+# can describe them in the JSON Schema the SDK's types are generated from.
+
+
 class Created(Outbound, tag="created"):
     session_id: str
     code: str
     resume_token: str
     expires_in: int
-    policy: dict[str, object] | None = None
+    policy: dict[str, Any] | None = None
     """The organisation's masking policy, which the SDK merges into the site's."""
 
 
@@ -193,10 +197,10 @@ class Resumed(Outbound, tag="resumed"):
     state: SessionState
     agent: str | None
     code: str | None
-    policy: dict[str, object] | None = None
+    policy: dict[str, Any] | None = None
     recording: bool = False
     """The session is being recorded (the customer consented earlier in this session)."""
-    team_policies: list[dict[str, object]] = msgspec.field(default_factory=list)
+    team_policies: list[dict[str, Any]] = msgspec.field(default_factory=list)
     """The agent's teams' policies, in the same message so that the page knows them before it
     shares anything (a separate message could arrive after sharing began)."""
 
@@ -206,7 +210,7 @@ class TeamPolicy(Outbound, tag="team_policy"):
     the site's and the organisation's; they can only add restrictions. Sent before
     ``agent_joined``; after a resume they are part of ``resumed``."""
 
-    policies: list[dict[str, object]]
+    policies: list[dict[str, Any]]
 
 
 class AgentJoined(Outbound, tag="agent_joined"):

@@ -102,6 +102,109 @@ class CodeConfirmation(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
 
+# What the routes answer. The handlers build plain JSON; these declare its shape for the OpenAPI
+# description and the console's generated types (sdk/src/generated/rest.ts), and
+# tests/server/test_rest_contracts.py decodes real answers with them, strictly, so they cannot
+# drift from what the handlers send.
+
+
+class Answer(msgspec.Struct, forbid_unknown_fields=True):
+    """A JSON answer of the API (every field always present)."""
+
+
+class OrgRecordingKey(Answer):
+    public_key: str
+    key_id: str
+
+
+class Org(Answer):
+    org_id: str
+    name: str
+    retention_days: int
+    recording_key: OrgRecordingKey | None
+
+
+class SsoProvider(Answer):
+    issuer: str
+    client_id: str
+
+
+class SsoAnswer(Answer):
+    sso: SsoProvider | None
+
+
+class User(Answer):
+    username: str
+    display_name: str
+    role: str
+    teams: list[str]
+    second_factor: bool
+    mfa_exempt: bool
+
+
+class Team(Answer):
+    team: str
+    policy: dict[str, Any] | None
+
+
+class Site(Answer):
+    site_id: str
+    origin: str
+    name: str
+    teams: list[str]
+    policy: dict[str, Any] | None
+    require_token: bool
+    has_token_key: bool
+
+
+class TokenKey(Answer):
+    key: str
+    algorithm: str
+    audience: str
+
+
+class Recording(Answer):
+    recording_id: str
+    session_id: str
+    site_id: str
+    agent: str
+    key_id: str
+    started_at: float
+    ended_at: float | None
+    end_reason: str | None
+    frames: int
+    size: int
+
+
+class LiveSession(Answer):
+    session_id: str
+    site_id: str
+    site_name: str
+    state: str
+    agent: str | None
+    created_at: float
+
+
+class AuditRecord(Answer):
+    seq: int
+    at: float
+    action: str
+    actor: str
+    subject: str
+    details: dict[str, Any]
+    hash: str
+
+
+class SecondFactorSetup(Answer):
+    secret: str
+    uri: str
+    qr_svg: str
+
+
+class RecoveryCodes(Answer):
+    recovery_codes: list[str]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Call:
     services: Services
@@ -126,6 +229,8 @@ class Operation:
     """Status of success; 204 sends no body."""
     media_type: str = "application/json"
     """What a success returns (recordings are ``application/octet-stream``)."""
+    returns: Any = None
+    """The type of a JSON success's body (an :class:`Answer`, a list of them, or ``list[str]``)."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -402,7 +507,7 @@ async def _confirm_mfa(call: Call) -> object:
 
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("GET", "/api/org", "org.manage", "Your organisation.", _get_org),
+    Operation("GET", "/api/org", "org.manage", "Your organisation.", _get_org, returns=Org),
     Operation(
         "PATCH",
         "/api/org",
@@ -410,6 +515,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Rename it or change how long ended sessions are kept (retention_days).",
         _change_org,
         OrgChange,
+        returns=Org,
     ),
     Operation(
         "GET",
@@ -417,6 +523,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "org.manage",
         "Your organisation's OpenID Connect provider (never its secret), or null.",
         _get_sso,
+        returns=SsoAnswer,
     ),
     Operation(
         "PUT",
@@ -425,6 +532,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Sign-in through your OpenID Connect provider: issuer, client id and secret.",
         _set_sso,
         SsoSettings,
+        returns=SsoAnswer,
     ),
     Operation(
         "DELETE",
@@ -441,6 +549,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Set the recording public key (X25519); its private key stays with your auditors.",
         _set_recording_key,
         RecordingKey,
+        returns=Org,
     ),
     Operation(
         "DELETE",
@@ -456,9 +565,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "recording.list",
         "Your organisation's recordings, newest first (`limit`, at most 500).",
         _list_recordings,
+        returns=list[Recording],
     ),
     Operation(
-        "GET", "/api/recordings/{recording_id}", "recording.list", "One recording.", _get_recording
+        "GET",
+        "/api/recordings/{recording_id}",
+        "recording.list",
+        "One recording.",
+        _get_recording,
+        returns=Recording,
     ),
     Operation(
         "GET",
@@ -484,7 +599,14 @@ OPERATIONS: tuple[Operation, ...] = (
         _erase_recording,
         status=204,
     ),
-    Operation("GET", "/api/users", "users.manage", "Accounts of your organisation.", _list_users),
+    Operation(
+        "GET",
+        "/api/users",
+        "users.manage",
+        "Accounts of your organisation.",
+        _list_users,
+        returns=list[User],
+    ),
     Operation(
         "POST",
         "/api/users",
@@ -493,6 +615,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _add_user,
         NewUser,
         201,
+        returns=User,
     ),
     Operation(
         "PATCH",
@@ -501,6 +624,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Change an account's role, display name or teams.",
         _change_user,
         UserChange,
+        returns=User,
     ),
     Operation(
         "DELETE",
@@ -518,9 +642,32 @@ OPERATIONS: tuple[Operation, ...] = (
         _reset_mfa,
         status=204,
     ),
-    Operation("GET", "/api/teams", "teams.manage", "Teams of your organisation.", _list_teams),
-    Operation("POST", "/api/teams", "teams.manage", "Create a team.", _add_team, NewTeam, 201),
-    Operation("GET", "/api/teams/{team}", "teams.manage", "A team and its policy.", _get_team),
+    Operation(
+        "GET",
+        "/api/teams",
+        "teams.manage",
+        "Teams of your organisation.",
+        _list_teams,
+        returns=list[str],
+    ),
+    Operation(
+        "POST",
+        "/api/teams",
+        "teams.manage",
+        "Create a team.",
+        _add_team,
+        NewTeam,
+        201,
+        returns=NewTeam,
+    ),
+    Operation(
+        "GET",
+        "/api/teams/{team}",
+        "teams.manage",
+        "A team and its policy.",
+        _get_team,
+        returns=Team,
+    ),
     Operation(
         "PATCH",
         "/api/teams/{team}",
@@ -528,11 +675,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "Set or remove the team's own policy: page rules and masks for its agents' sessions.",
         _change_team,
         TeamChange,
+        returns=Team,
     ),
     Operation(
         "DELETE", "/api/teams/{team}", "teams.manage", "Delete a team.", _delete_team, status=204
     ),
-    Operation("GET", "/api/sites", "sites.manage", "Sites of your organisation.", _list_sites),
+    Operation(
+        "GET",
+        "/api/sites",
+        "sites.manage",
+        "Sites of your organisation.",
+        _list_sites,
+        returns=list[Site],
+    ),
     Operation(
         "POST",
         "/api/sites",
@@ -541,8 +696,9 @@ OPERATIONS: tuple[Operation, ...] = (
         _add_site,
         NewSite,
         201,
+        returns=Site,
     ),
-    Operation("GET", "/api/sites/{site_id}", "sites.manage", "One site.", _get_site),
+    Operation("GET", "/api/sites/{site_id}", "sites.manage", "One site.", _get_site, returns=Site),
     Operation(
         "PATCH",
         "/api/sites/{site_id}",
@@ -550,6 +706,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Change a site's name, teams, policy or whether customers need a token.",
         _change_site,
         SiteChange,
+        returns=Site,
     ),
     Operation(
         "DELETE",
@@ -565,6 +722,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "sites.manage",
         "Issue a new key for customer tokens (shown once; the old key stops working).",
         _issue_token_key,
+        returns=TokenKey,
     ),
     Operation(
         "GET",
@@ -572,6 +730,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "session.list",
         "Live sessions of the sites your teams serve (supervisors).",
         _live_sessions,
+        returns=list[LiveSession],
     ),
     Operation(
         "GET",
@@ -579,6 +738,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "audit.read",
         "Your organisation's audit records after sequence `after` (at most 1000).",
         _audit,
+        returns=list[AuditRecord],
     ),
     Operation(
         "POST",
@@ -586,6 +746,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "self",
         "Start setting up an authenticator: a secret, its otpauth link and a QR code.",
         _begin_mfa,
+        returns=SecondFactorSetup,
     ),
     Operation(
         "POST",
@@ -594,6 +755,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Finish: a code from the authenticator turns it on; returns recovery codes (once).",
         _confirm_mfa,
         CodeConfirmation,
+        returns=RecoveryCodes,
     ),
 )
 

@@ -27,6 +27,17 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
 _login_decoder = msgspec.json.Decoder(LoginRequest)
 
 
+class AgentInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The signed-in agent, as /api/login and /api/me answer (the shape of ``_agent_json``)."""
+
+    username: str
+    display_name: str
+    role: str
+    org: str
+    teams: list[str]
+    needs_second_factor: bool
+
+
 def problem(status: int, title: str, detail: str) -> JSONResponse:
     return JSONResponse(
         {"title": title, "status": status, "detail": detail},
