@@ -17,16 +17,17 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
 from tandem.exceptions import (
@@ -68,6 +69,7 @@ from tandem.storage.schema import (
 )
 
 log = logging.getLogger("tandem.storage")
+T = TypeVar("T")
 
 DAY = 86400.0
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
@@ -228,6 +230,37 @@ class SQLStorage:
         self._plain = engine.execution_options(
             **({"isolation_level": "AUTOCOMMIT"} if self._postgres else {"tandem_plain": True})
         )
+        self._plain_sync = self._plain.sync_engine
+        # The statements of the busiest paths, built once.
+        self._user_by_name = self._user_select().where(users.c.username == sa.bindparam("name"))
+        self._login_by_digest = sa.select(*logins.c).where(
+            logins.c.token_digest == sa.bindparam("digest")
+        )
+        self._live_session = sessions.update().where(
+            sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
+        )
+        self._take_code = (
+            join_codes.delete()
+            .where(join_codes.c.code_digest == sa.bindparam("digest"))
+            .returning(join_codes.c.session_id, join_codes.c.expires_at)
+        )
+        self._take_code_of_org = (
+            join_codes.delete()
+            .where(
+                join_codes.c.code_digest == sa.bindparam("digest"),
+                join_codes.c.org_id == sa.bindparam("org"),
+            )
+            .returning(join_codes.c.session_id, join_codes.c.expires_at)
+        )
+        self._last_record = (
+            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+        )
+        self._last_anchor = (
+            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1)
+        )
+        self._audit_lock = sa.text(
+            "SELECT pg_advisory_xact_lock(hashtext('tandem-audit:' || current_schema()))"
+        )
 
     # Opening
 
@@ -319,19 +352,38 @@ class SQLStorage:
 
     # Statement helpers
 
-    async def _rows(self, statement: sa.Executable) -> Sequence[Any]:
-        async with self._plain.connect() as db:
-            return (await db.execute(statement)).fetchall()
+    # Each operation runs as one piece of synchronous Core code in one greenlet (the way
+    # SQLAlchemy's own asyncio layer runs each call): checkout, statements, commit and checkin
+    # switch to the event loop only to wait for the database.
 
-    async def _row(self, statement: sa.Executable) -> Any | None:
-        async with self._plain.connect() as db:
-            return (await db.execute(statement)).first()
+    def _plain_work(self, statement: sa.Executable, params: Any, fetch: str) -> Any:
+        with self._plain_sync.connect() as db:
+            result = db.execute(statement, params)
+            if fetch == "all":
+                return result.fetchall()
+            if fetch == "one":
+                return result.first()
+            return result.rowcount
 
-    async def _count(self, statement: sa.Executable) -> int:
+    async def _rows(self, statement: sa.Executable, params: Any = None) -> Sequence[Any]:
+        rows: Sequence[Any] = await greenlet_spawn(self._plain_work, statement, params, "all")
+        return rows
+
+    async def _row(self, statement: sa.Executable, params: Any = None) -> Any | None:
+        return await greenlet_spawn(self._plain_work, statement, params, "one")
+
+    async def _count(self, statement: sa.Executable, params: Any = None) -> int:
         """Rows an UPDATE or DELETE touched."""
-        async with self._plain.connect() as db:
-            result = await db.execute(statement)
-            return int(result.rowcount)
+        return int(await greenlet_spawn(self._plain_work, statement, params, "count"))
+
+    def _in_transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        with self._engine.sync_engine.begin() as db:
+            return work(db)
+
+    async def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in one transaction (SQLite: BEGIN IMMEDIATE); commit unless it raises."""
+        result: T = await greenlet_spawn(self._in_transaction, work)
+        return result
 
     def _bytewise(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """Text ordered byte-wise, as SQLite does, whatever the PostgreSQL locale."""
@@ -361,32 +413,34 @@ class SQLStorage:
         return sa.select(*users.c, members.label("teams"), codes.label("codes"))
 
     async def add_user(self, user: UserRecord) -> None:
-        try:
-            async with self._engine.begin() as db:
-                await db.execute(
-                    users.insert().values(
-                        username=user.username,
-                        display_name=user.display_name,
-                        role=user.role,
-                        password_hash=user.password_hash,
-                        created_at=user.created_at,
-                        totp_secret=user.totp_secret,
-                        totp_last_step=user.totp_last_step,
-                        org_id=user.org_id,
-                        mfa_exempt=user.mfa_exempt,
-                        pending_totp=user.pending_totp,
-                    )
+        def work(db: sa.Connection) -> None:
+            db.execute(
+                users.insert().values(
+                    username=user.username,
+                    display_name=user.display_name,
+                    role=user.role,
+                    password_hash=user.password_hash,
+                    created_at=user.created_at,
+                    totp_secret=user.totp_secret,
+                    totp_last_step=user.totp_last_step,
+                    org_id=user.org_id,
+                    mfa_exempt=user.mfa_exempt,
+                    pending_totp=user.pending_totp,
                 )
-                await self._write_codes(db, user.username, user.recovery_codes)
+            )
+            self._write_codes(db, user.username, user.recovery_codes)
+
+        try:
+            await self._transaction(work)
         except IntegrityError:
             raise UserExistsError(f"a user named {user.username!r} already exists") from None
 
     @staticmethod
-    async def _write_codes(db: AsyncConnection, username: str, codes: tuple[str, ...]) -> None:
-        await db.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
+    def _write_codes(db: sa.Connection, username: str, codes: tuple[str, ...]) -> None:
+        db.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
         unique = list(dict.fromkeys(codes))
         if unique:
-            await db.execute(
+            db.execute(
                 recovery_codes.insert(),
                 [
                     {"username": username, "digest": digest, "position": position}
@@ -395,7 +449,7 @@ class SQLStorage:
             )
 
     async def get_user(self, username: str) -> UserRecord | None:
-        row = await self._row(self._user_select().where(users.c.username == username))
+        row = await self._row(self._user_by_name, {"name": username})
         return _user(row) if row else None
 
     async def list_users(self, org_id: str) -> list[UserRecord]:
@@ -418,24 +472,22 @@ class SQLStorage:
         )
 
     async def set_user_teams(self, username: str, org_id: str, teams_: tuple[str, ...]) -> None:
-        async with self._engine.begin() as db:
-            known = set(
-                (await db.execute(sa.select(teams.c.team).where(teams.c.org_id == org_id)))
-                .scalars()
-                .all()
-            )
+        def work(db: sa.Connection) -> None:
+            known = set(db.scalars(sa.select(teams.c.team).where(teams.c.org_id == org_id)))
             for team in teams_:
                 if team not in known:
                     raise NotFoundError(f"no team named {team!r}")
-            await db.execute(team_members.delete().where(team_members.c.username == username))
+            db.execute(team_members.delete().where(team_members.c.username == username))
             if teams_:
-                await db.execute(
+                db.execute(
                     team_members.insert(),
                     [
                         {"org_id": org_id, "team": team, "username": username}
                         for team in sorted(set(teams_))
                     ],
                 )
+
+        await self._transaction(work)
 
     async def delete_user(self, username: str) -> bool:
         return await self._count(users.delete().where(users.c.username == username)) > 0
@@ -468,17 +520,16 @@ class SQLStorage:
     async def set_second_factor(
         self, username: str, totp_secret: str | None, recovery_codes_: tuple[str, ...]
     ) -> None:
-        async with self._engine.begin() as db:
-            await db.execute(
+        def work(db: sa.Connection) -> None:
+            changed = db.execute(
                 users.update()
                 .where(users.c.username == username)
                 .values(totp_secret=totp_secret, totp_last_step=0, pending_totp=None)
             )
-            exists = (
-                await db.execute(sa.select(users.c.username).where(users.c.username == username))
-            ).first()
-            if exists:
-                await self._write_codes(db, username, recovery_codes_)
+            if changed.rowcount:
+                self._write_codes(db, username, recovery_codes_)
+
+        await self._transaction(work)
 
     async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
         await self._count(
@@ -536,7 +587,7 @@ class SQLStorage:
         )
 
     async def get_login(self, token_digest: str) -> LoginRecord | None:
-        row = await self._row(sa.select(*logins.c).where(logins.c.token_digest == token_digest))
+        row = await self._row(self._login_by_digest, {"digest": token_digest})
         if row is None:
             return None
         return LoginRecord(
@@ -565,12 +616,13 @@ class SQLStorage:
     ) -> None:
         try:
             await self._count(
-                join_codes.insert().values(
-                    code_digest=code_digest,
-                    session_id=session_id,
-                    expires_at=expires_at,
-                    org_id=org_id,
-                )
+                join_codes.insert(),
+                {
+                    "code_digest": code_digest,
+                    "session_id": session_id,
+                    "expires_at": expires_at,
+                    "org_id": org_id,
+                },
             )
         except IntegrityError:
             raise TandemError("join code collision") from None
@@ -579,10 +631,10 @@ class SQLStorage:
         self, code_digest: str, now: float, org_id: str | None = None
     ) -> str | None:
         # One DELETE ... RETURNING: of concurrent takers (on any server) exactly one gets the row.
-        statement = join_codes.delete().where(join_codes.c.code_digest == code_digest)
-        if org_id is not None:
-            statement = statement.where(join_codes.c.org_id == org_id)
-        row = await self._row(statement.returning(join_codes.c.session_id, join_codes.c.expires_at))
+        if org_id is None:
+            row = await self._row(self._take_code, {"digest": code_digest})
+        else:
+            row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": org_id})
         if row is None or row.expires_at <= now:
             return None
         return str(row.session_id)
@@ -599,22 +651,22 @@ class SQLStorage:
         node: str = "",
     ) -> None:
         await self._count(
-            sessions.insert().values(
-                session_id=session_id,
-                created_at=created_at,
-                org_id=org_id,
-                site_id=site_id,
-                node=node,
-            )
+            sessions.insert(),
+            {
+                "session_id": session_id,
+                "created_at": created_at,
+                "org_id": org_id,
+                "site_id": site_id,
+                "node": node,
+            },
         )
 
     async def record_session_end(
         self, session_id: str, ended_at: float, reason: str, agent: str | None
     ) -> None:
         await self._count(
-            sessions.update()
-            .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
-            .values(ended_at=ended_at, end_reason=reason, agent=agent)
+            self._live_session,
+            {"sid": session_id, "ended_at": ended_at, "end_reason": reason, "agent": agent},
         )
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
@@ -622,11 +674,7 @@ class SQLStorage:
         return _session(row) if row else None
 
     async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
-        await self._count(
-            sessions.update()
-            .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
-            .values(state=state, agent=agent)
-        )
+        await self._count(self._live_session, {"sid": session_id, "state": state, "agent": agent})
 
     async def live_sessions(self, org_id: str) -> list[SessionRecord]:
         rows = await self._rows(
@@ -699,26 +747,29 @@ class SQLStorage:
             .where(orgs.c.org_id == sessions.c.org_id)
             .scalar_subquery()
         )
-        async with self._engine.begin() as db:
-            await db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
-            await db.execute(used_once.delete().where(used_once.c.expires_at <= now))
+
+        def work(db: sa.Connection) -> None:
+            db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
+            db.execute(used_once.delete().where(used_once.c.expires_at <= now))
             # Counts forgotten a day after the last failure, once no wait is running.
-            await db.execute(
+            db.execute(
                 backoff.delete().where(
                     backoff.c.updated_at < now - DAY, backoff.c.locked_until < now
                 )
             )
-            await db.execute(logins.delete().where(logins.c.expires_at <= now))
-            await db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
+            db.execute(logins.delete().where(logins.c.expires_at <= now))
+            db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
-            await db.execute(
+            db.execute(
                 sessions.delete().where(
                     sessions.c.ended_at.isnot(None),
                     sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
                     sessions.c.ended_at < sa.literal(now) - DAY * retention,
                 )
             )
+
+        await self._transaction(work)
 
     # Organisations and teams
 
@@ -819,33 +870,32 @@ class SQLStorage:
             "token_key": site.token_key,
             "require_token": site.require_token,
         }
-        try:
-            async with self._engine.begin() as db:
-                known = set(
-                    (await db.execute(sa.select(teams.c.team).where(teams.c.org_id == site.org_id)))
-                    .scalars()
-                    .all()
+
+        def work(db: sa.Connection) -> None:
+            known = set(db.scalars(sa.select(teams.c.team).where(teams.c.org_id == site.org_id)))
+            for team in site.teams:
+                if team not in known:
+                    raise NotFoundError(f"no team named {team!r}")
+            if insert:
+                db.execute(sites.insert().values(site_id=site.site_id, **values))
+            else:
+                result = db.execute(
+                    sites.update().where(sites.c.site_id == site.site_id).values(**values)
                 )
-                for team in site.teams:
-                    if team not in known:
-                        raise NotFoundError(f"no team named {team!r}")
-                if insert:
-                    await db.execute(sites.insert().values(site_id=site.site_id, **values))
-                else:
-                    result = await db.execute(
-                        sites.update().where(sites.c.site_id == site.site_id).values(**values)
-                    )
-                    if not result.rowcount:
-                        raise NotFoundError(f"no site {site.site_id!r}")
-                await db.execute(site_teams.delete().where(site_teams.c.site_id == site.site_id))
-                if site.teams:
-                    await db.execute(
-                        site_teams.insert(),
-                        [
-                            {"site_id": site.site_id, "org_id": site.org_id, "team": team}
-                            for team in sorted(set(site.teams))
-                        ],
-                    )
+                if not result.rowcount:
+                    raise NotFoundError(f"no site {site.site_id!r}")
+            db.execute(site_teams.delete().where(site_teams.c.site_id == site.site_id))
+            if site.teams:
+                db.execute(
+                    site_teams.insert(),
+                    [
+                        {"site_id": site.site_id, "org_id": site.org_id, "team": team}
+                        for team in sorted(set(site.teams))
+                    ],
+                )
+
+        try:
+            await self._transaction(work)
         except IntegrityError:
             raise ConflictError(
                 f"a site {site.site_id!r} or one for {site.origin} already exists"
@@ -879,58 +929,60 @@ class SQLStorage:
     # Recordings (ciphertext only; frames go with their recording by ON DELETE CASCADE)
 
     async def add_recording(self, recording: RecordingRecord) -> None:
-        try:
-            async with self._engine.begin() as db:
-                org = (
-                    await db.execute(
-                        sa.select(orgs.c.org_id).where(orgs.c.org_id == recording.org_id)
-                    )
-                ).first()
-                if org is None:
-                    raise NotFoundError(f"no organisation {recording.org_id!r}")
-                await db.execute(
-                    recordings.insert().values(
-                        recording_id=recording.recording_id,
-                        org_id=recording.org_id,
-                        session_id=recording.session_id,
-                        site_id=recording.site_id,
-                        agent=recording.agent,
-                        key_id=recording.key_id,
-                        started_at=recording.started_at,
-                        ended_at=recording.ended_at,
-                        end_reason=recording.end_reason,
-                        frames=recording.frames,
-                        size=recording.size,
-                    )
+        def work(db: sa.Connection) -> None:
+            org = db.execute(
+                sa.select(orgs.c.org_id).where(orgs.c.org_id == recording.org_id)
+            ).first()
+            if org is None:
+                raise NotFoundError(f"no organisation {recording.org_id!r}")
+            db.execute(
+                recordings.insert().values(
+                    recording_id=recording.recording_id,
+                    org_id=recording.org_id,
+                    session_id=recording.session_id,
+                    site_id=recording.site_id,
+                    agent=recording.agent,
+                    key_id=recording.key_id,
+                    started_at=recording.started_at,
+                    ended_at=recording.ended_at,
+                    end_reason=recording.end_reason,
+                    frames=recording.frames,
+                    size=recording.size,
                 )
+            )
+
+        try:
+            await self._transaction(work)
         except IntegrityError:
             raise ConflictError(f"a recording {recording.recording_id!r} already exists") from None
 
     async def append_recording_frames(
         self, recording_id: str, first_seq: int, frames: Sequence[bytes]
     ) -> None:
-        try:
-            async with self._engine.begin() as db:
-                # The UPDATE locks the recording's row: appends to it (from any server) and its
-                # erasure wait for this transaction.
-                result = await db.execute(
-                    recordings.update()
-                    .where(recordings.c.recording_id == recording_id)
-                    .values(
-                        frames=recordings.c.frames + len(frames),
-                        size=recordings.c.size + sum(len(frame) for frame in frames),
-                    )
+        def work(db: sa.Connection) -> None:
+            # The UPDATE locks the recording's row: appends to it (from any server) and its
+            # erasure wait for this transaction.
+            result = db.execute(
+                recordings.update()
+                .where(recordings.c.recording_id == recording_id)
+                .values(
+                    frames=recordings.c.frames + len(frames),
+                    size=recordings.c.size + sum(len(frame) for frame in frames),
                 )
-                if not result.rowcount:
-                    raise NotFoundError(f"no recording {recording_id!r}")
-                if frames:
-                    await db.execute(
-                        recording_frames.insert(),
-                        [
-                            {"recording_id": recording_id, "seq": first_seq + i, "data": bytes(f)}
-                            for i, f in enumerate(frames)
-                        ],
-                    )
+            )
+            if not result.rowcount:
+                raise NotFoundError(f"no recording {recording_id!r}")
+            if frames:
+                db.execute(
+                    recording_frames.insert(),
+                    [
+                        {"recording_id": recording_id, "seq": first_seq + i, "data": bytes(f)}
+                        for i, f in enumerate(frames)
+                    ],
+                )
+
+        try:
+            await self._transaction(work)
         except IntegrityError:
             raise ConflictError(
                 f"recording {recording_id!r} already has a frame numbered"
@@ -1003,58 +1055,49 @@ class SQLStorage:
         details: dict[str, object],
         anchor: AnchorRule | None = None,
     ) -> AuditRecord:
-        async with self._engine.begin() as db:
+        def work(db: sa.Connection) -> AuditRecord:
             if self._postgres:
                 # Only audit writers wait for this lock (until commit); readers of the trail and
                 # every other table go on. SQLite's IMMEDIATE transaction is its equivalent.
-                await db.execute(
-                    sa.text(
-                        "SELECT pg_advisory_xact_lock("
-                        "hashtext('tandem-audit:' || current_schema()))"
-                    )
-                )
-            row = (
-                await db.execute(
-                    sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
-                )
-            ).first()
+                db.execute(self._audit_lock)
+            row = db.execute(self._last_record).first()
             seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
             digest = record_hash(seq, at, action, actor, org, subject, details, prev)
-            await db.execute(
-                audit.insert().values(
-                    seq=seq,
-                    at=at,
-                    action=action,
-                    actor=actor,
-                    org=org,
-                    subject=subject,
-                    details=json.dumps(details, sort_keys=True),
-                    prev_hash=prev,
-                    hash=digest,
-                )
+            db.execute(
+                audit.insert(),
+                {
+                    "seq": seq,
+                    "at": at,
+                    "action": action,
+                    "actor": actor,
+                    "org": org,
+                    "subject": subject,
+                    "details": json.dumps(details, sort_keys=True),
+                    "prev_hash": prev,
+                    "hash": digest,
+                },
             )
             record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
             if anchor is not None:
                 # Anchors are written only here, under the same lock: they follow record order.
-                latest = (
-                    await db.execute(
-                        sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1)
-                    )
-                ).first()
+                latest = db.execute(self._last_anchor).first()
                 sealed = anchor(record, _anchor(latest) if latest else None)
                 if sealed is not None:
-                    await db.execute(
-                        audit_anchors.insert().values(
-                            seq=sealed.seq,
-                            hash=sealed.hash,
-                            mac=sealed.mac,
-                            version=sealed.version,
-                            every=sealed.every,
-                            prev_seq=sealed.prev_seq,
-                            prev_mac=sealed.prev_mac,
-                        )
+                    db.execute(
+                        audit_anchors.insert(),
+                        {
+                            "seq": sealed.seq,
+                            "hash": sealed.hash,
+                            "mac": sealed.mac,
+                            "version": sealed.version,
+                            "every": sealed.every,
+                            "prev_seq": sealed.prev_seq,
+                            "prev_mac": sealed.prev_mac,
+                        },
                     )
-        return record
+            return record
+
+        return await self._transaction(work)
 
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
         rows = await self._rows(
@@ -1122,6 +1165,21 @@ def _sqlite_hooks(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.close()
+
+    # Statements outside a transaction commit themselves: skip the driver's COMMIT or ROLLBACK
+    # there, each a trip to aiosqlite's thread that would do nothing.
+    dialect = engine.dialect
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.commit()
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
 
     @event.listens_for(engine.sync_engine, "begin")
     def on_begin(connection: sa.Connection) -> None:
