@@ -26,7 +26,7 @@ from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.fanout.base import Fanout
 from tandem.server.app import create_app
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.sql import SQLStorage
 
 AGENT_PASSWORD = "blue-kettle-orbit-42"
 
@@ -131,7 +131,7 @@ def add_user(
     """An account without a second factor (exempt, like ``--no-mfa``), unless told otherwise."""
 
     async def run() -> None:
-        storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+        storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
         try:
             await auth.create_user(
                 storage,
@@ -211,9 +211,9 @@ def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
+async def storage(tmp_path: Path) -> AsyncIterator[SQLStorage]:
     """A fresh SQLite storage in a temporary directory."""
-    store = SQLiteStorage(tmp_path / "db.sqlite3")
+    store = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
     yield store
     await store.close()
 

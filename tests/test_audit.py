@@ -23,7 +23,7 @@ from tandem.audit import (
     seal_anchor,
     verify,
 )
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, ServerFactory
 
 KEY = bytes(range(32))
@@ -41,7 +41,7 @@ async def filled(
     tmp_path: Path, n: int = 12, anchor_every: int = 5, stopped_at: tuple[int, ...] = ()
 ) -> Path:
     """A data directory whose trail has ``n`` records (``server_stopped`` at ``stopped_at``)."""
-    storage = SQLiteStorage(tmp_path / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(tmp_path / "tandem.sqlite3")
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
     for i in range(1, n + 1):
         if i in stopped_at:
@@ -55,7 +55,7 @@ async def filled(
 
 async def trail(data_dir: Path) -> tuple[list[AuditRecord], list[int]]:
     """The records and the anchored record numbers."""
-    storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
     try:
         return await storage.audit_records(), [a.seq for a in await storage.anchors()]
     finally:
@@ -294,7 +294,7 @@ async def test_an_anchor_that_follows_another_predecessor_is_caught(tmp_path: Pa
     # another state of the trail would.
     data = await filled(tmp_path, n=10)
     records, _ = await trail(data)
-    storage = SQLiteStorage(data / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(data / "tandem.sqlite3")
     anchors = await storage.anchors()
     await storage.close()
     skipping = seal_anchor(KEY, records[9], 5, anchors[0])
@@ -307,7 +307,7 @@ async def test_an_anchor_that_follows_another_predecessor_is_caught(tmp_path: Pa
 async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
     tmp_path: Path,
 ) -> None:
-    storage = SQLiteStorage(tmp_path / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(tmp_path / "tandem.sqlite3")
     at = iter(float(t) for t in range(1000, 2000))
     for every, count, stop in ((5, 12, True), (100, 8, False), (3, 10, True)):
         log = AuditLog(storage, KEY, anchor_every=every)
@@ -362,7 +362,7 @@ def checkpoint_to(witness: Path, data_dir: Path) -> Checkpoint:
 
 
 async def append(data_dir: Path, n: int, anchor_every: int = 5) -> None:
-    storage = SQLiteStorage(data_dir / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
     for _ in range(n):
         await log.record(5000.0, "sign_out", actor="ada")
@@ -571,7 +571,7 @@ async def test_the_server_records_security_events_without_secrets(
     await recv_json(intruder)
     server.stop()
 
-    storage = SQLiteStorage(server.settings.database_path)
+    storage = await SQLStorage.open_sqlite(server.settings.database_path)
     records = await storage.audit_records()
     anchors = await storage.anchors()
     await storage.close()

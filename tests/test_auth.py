@@ -13,7 +13,7 @@ from tandem.exceptions import (
     UserExistsError,
     WeakPasswordError,
 )
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.sql import SQLStorage
 
 GOOD = "blue-kettle-orbit-42"
 
@@ -49,7 +49,7 @@ def test_unknown_role_is_refused() -> None:
         auth.validate_role("root")
 
 
-async def test_create_user_stores_only_an_argon2id_hash(storage: SQLiteStorage) -> None:
+async def test_create_user_stores_only_an_argon2id_hash(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
     user = await storage.get_user("alice")
     assert user is not None and user.password_hash.startswith("$argon2id$")
@@ -57,14 +57,14 @@ async def test_create_user_stores_only_an_argon2id_hash(storage: SQLiteStorage) 
     assert user.display_name == "Alice"
 
 
-async def test_duplicate_user_is_refused(storage: SQLiteStorage) -> None:
+async def test_duplicate_user_is_refused(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
     with pytest.raises(UserExistsError):
         await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
 
 
 async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
-    storage: SQLiteStorage,
+    storage: SQLStorage,
 ) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
     errors = []
@@ -75,7 +75,7 @@ async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
     assert errors[0] == errors[1] == "Wrong username, password or authentication code."
 
 
-async def test_sign_in_token_works_until_it_expires(storage: SQLiteStorage) -> None:
+async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
     agent, token = await auth.sign_in(storage, "alice", GOOD, 100.0, 60, crypto.system_entropy)
     assert agent.username == "alice"
@@ -83,14 +83,14 @@ async def test_sign_in_token_works_until_it_expires(storage: SQLiteStorage) -> N
     assert await auth.agent_for_token(storage, token, 160.0) is None
 
 
-async def test_sign_out_revokes_the_token(storage: SQLiteStorage) -> None:
+async def test_sign_out_revokes_the_token(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
     _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await auth.sign_out(storage, token)
     assert await auth.agent_for_token(storage, token, 1.0) is None
 
 
-async def test_storage_never_holds_the_cookie_token(storage: SQLiteStorage, tmp_path: Path) -> None:
+async def test_storage_never_holds_the_cookie_token(storage: SQLStorage, tmp_path: Path) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
     _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await storage.close()

@@ -15,7 +15,7 @@ import pytest
 
 from tandem import auth
 from tandem.crypto import SecretBox
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 
 
@@ -24,7 +24,7 @@ def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
     result: list[auth.Enrolment] = []
 
     async def run() -> None:
-        storage = SQLiteStorage(server.settings.database_path)
+        storage = await SQLStorage.open_sqlite(server.settings.database_path)
         try:
             _, enrolment = await auth.create_user(
                 storage,

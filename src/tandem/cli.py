@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
-import asyncpg  # type: ignore[import-untyped]
 import typer
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
 from tandem import __version__, auth
@@ -57,6 +57,11 @@ org_app = typer.Typer(help="Organisations and their teams.", no_args_is_help=Tru
 app.add_typer(org_app, name="org")
 site_app = typer.Typer(help="Websites whose pages may start sessions.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
+db_app = typer.Typer(
+    help="The database: upgrade its schema, move an installation to PostgreSQL.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
 
 OrgOption = Annotated[str, typer.Option("--org", help="The organisation (default: 'default').")]
 
@@ -526,7 +531,7 @@ async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecor
     storage = await open_storage(settings)
     try:
         return await storage.audit_records(since), await storage.anchors()
-    except (sqlite3.Error, asyncpg.PostgresError, ValueError) as exc:
+    except (SQLAlchemyError, sqlite3.Error, ValueError) as exc:
         # A migrated database whose audit tables are gone or hold garbage: evidence, not a crash.
         raise AuditTrailDamaged(
             f"the audit tables cannot be read ({exc.__class__.__name__}: {exc})"
@@ -657,6 +662,67 @@ def sdk_tag(
         f'<script src="{html.escape(src)}" data-tandem-server="{html.escape(server)}" {pin}>'
         "</script>"
     )
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Bring the database's schema up to date (servers also do it when they start). An SQLite
+    file is copied beside itself first; PostgreSQL: take a backup before."""
+
+    async def run() -> str:
+        storage = await open_storage(settings)
+        try:
+            return await storage.revision() or "none"
+        finally:
+            await storage.close()
+
+    try:
+        settings = Settings.load(data_dir=data_dir)
+        revision = asyncio.run(run())
+    except TandemError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"The database is at schema revision {revision} (current).")
+
+
+@db_app.command("copy")
+def db_copy(
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="The PostgreSQL database to copy into (postgresql://...): new, or migrated "
+            "and still empty.",
+        ),
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Copy a whole installation (accounts, organisations, sites, sessions, recordings, the audit
+    trail and its anchors) from this one's database into another. Stop the servers first; the
+    source is left as it was. Then point the servers at the target (TANDEM_DATABASE_URL)."""
+    from tandem.storage.sql import SQLStorage, redact_dsn
+
+    async def run() -> dict[str, int]:
+        source = await open_storage(settings)
+        try:
+            target = await SQLStorage.connect(to)
+            try:
+                return await source.copy_to(target)
+            finally:
+                await target.close()
+        finally:
+            await source.close()
+
+    try:
+        settings = Settings.load(data_dir=data_dir)
+        if Settings.load(environ={"TANDEM_DATABASE_URL": to}).database_url is None:
+            raise TandemError("--to must be a postgresql:// URL")
+        copied = asyncio.run(run())
+    except TandemError as exc:
+        raise _fail(exc) from None
+    total = sum(copied.values())
+    typer.echo(f"Copied {total} rows to {redact_dsn(to)}:")
+    for table, count in copied.items():
+        typer.echo(f"  {table:<18} {count}")
 
 
 def main() -> None:

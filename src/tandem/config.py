@@ -115,6 +115,10 @@ class Settings:
     agent stopped it, the size limit, the session ends gracefully); then it closes it without."""
     recording_flush_bytes: int = 256 * 1024
     """A recording's frames are written to storage when this much is waiting (else each second)."""
+    purge_interval_seconds: float = 60.0
+    """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
+    back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
+    checked for expiry where it is used, so this bounds only how long the rows linger."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -123,6 +127,8 @@ class Settings:
             raise ConfigError("code_digits must be between 4 and 12")
         if self.audit_anchor_every < 1:
             raise ConfigError("audit_anchor_every must be at least 1")
+        if not self.purge_interval_seconds > 0:
+            raise ConfigError("purge_interval_seconds must be positive")
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )

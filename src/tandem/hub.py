@@ -127,6 +127,7 @@ class SessionHub:
         self.node = ""
         """This process's id among several (scale-out); empty when it runs alone."""
         self._next_purge = 0.0
+        self._next_expired_purge = 0.0
         self.recordings = Recordings(storage, self.record)
         self.audit: AuditLog | None = None
         self.box: crypto.SecretBox | None = None
@@ -545,7 +546,9 @@ class SessionHub:
                 await self.apply(live, effects)
             elif live.recorder is not None:
                 await self._flush(live)
-        await self.storage.purge_expired(now)
+        if now >= self._next_expired_purge:
+            self._next_expired_purge = now + self.settings.purge_interval_seconds
+            await self.storage.purge_expired(now)
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)

@@ -211,9 +211,9 @@ async def test_a_code_of_a_session_held_by_another_process_is_not_burnt(
     import time as clock
 
     from tandem import crypto
-    from tandem.storage.sqlite import SQLiteStorage
+    from tandem.storage.sql import SQLStorage
 
-    shared = SQLiteStorage(orgs_server.settings.database_path)
+    shared = await SQLStorage.open_sqlite(orgs_server.settings.database_path)
     digest = crypto.secret_digest("13579", "join")
     try:
         await shared.put_join_code(digest, "held-elsewhere", clock.time() + 300, "default")

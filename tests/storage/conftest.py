@@ -17,8 +17,7 @@ import asyncpg
 import pytest
 
 from tandem.storage.base import Storage
-from tandem.storage.postgres import PostgresStorage, redact_dsn
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.sql import SQLStorage, redact_dsn
 from tests.conftest import service_missing
 
 PG_DSN = os.environ.get("TANDEM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -62,14 +61,14 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     """A fresh, migrated storage of each backend (overrides the SQLite-only one in
     tests/conftest.py for the tests in this directory)."""
     if request.param == "sqlite":
-        store: Storage = SQLiteStorage(tmp_path / "db.sqlite3")
+        store: Storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
         try:
             yield store
         finally:
             await store.close()
         return
     async with fresh_schema() as schema:
-        store = await PostgresStorage.connect(PG_DSN, schema=schema)
+        store = await SQLStorage.connect(PG_DSN, schema=schema)
         try:
             yield store
         finally:

@@ -14,8 +14,9 @@ import asyncpg
 import pytest
 
 from tandem.audit import CHAINED, LEGACY, Anchor, AuditLog, AuditRecord, make_checkpoint, verify
-from tandem.storage import postgres, sqlite
 from tandem.storage.base import Storage
+from tandem.storage.migrations import legacy
+from tandem.storage.sql import SQLStorage
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 KEY = bytes(range(32))
@@ -51,7 +52,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             path = tmp_path / "db.sqlite3"
 
             async def open_sqlite() -> Storage:
-                opened.append(sqlite.SQLiteStorage(path))
+                opened.append(await SQLStorage.open_sqlite(path))
                 return opened[-1]
 
             async def execute_sqlite(statement: str) -> None:
@@ -60,7 +61,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 
             async def make_old_sqlite() -> None:
                 with sqlite3.connect(path) as db:
-                    for migration in sqlite._MIGRATIONS[:SQLITE_OLD_VERSION]:
+                    for migration in legacy.SQLITE_MIGRATIONS[:SQLITE_OLD_VERSION]:
                         db.executescript(migration)
                     db.execute(f"PRAGMA user_version={SQLITE_OLD_VERSION}")
                     # The statements the old code wrote with.
@@ -88,7 +89,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             schema = await stack.enter_async_context(fresh_schema())
 
             async def open_postgres() -> Storage:
-                opened.append(await postgres.PostgresStorage.connect(PG_DSN, schema=schema))
+                opened.append(await SQLStorage.connect(PG_DSN, schema=schema))
                 return opened[-1]
 
             async def execute_postgres(statement: str) -> None:
@@ -105,7 +106,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                     await db.execute(
                         "INSERT INTO tandem_schema_version VALUES ($1)", POSTGRES_OLD_VERSION
                     )
-                    for migration in postgres._MIGRATIONS[:POSTGRES_OLD_VERSION]:
+                    for migration in legacy.POSTGRES_MIGRATIONS[:POSTGRES_OLD_VERSION]:
                         await db.execute(migration)
                     await db.executemany(
                         "INSERT INTO audit (seq, at, action, actor, org, subject, details,"

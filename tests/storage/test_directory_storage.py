@@ -9,7 +9,7 @@ import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import OrgRecord, SiteRecord, Storage, UserRecord
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.sql import SQLStorage
 
 
 async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
@@ -76,10 +76,10 @@ async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
 
 def test_an_older_database_is_upgraded_with_its_users_in_the_default_team(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
-    from tandem.storage import sqlite as module
+    from tandem.storage.migrations import legacy
 
     db = sqlite3.connect(path, isolation_level=None)
-    for index, migration in enumerate(module._MIGRATIONS[:4]):
+    for index, migration in enumerate(legacy.SQLITE_MIGRATIONS[:4]):
         db.executescript(f"BEGIN; {migration} PRAGMA user_version={index + 1}; COMMIT;")
     db.execute(
         "INSERT INTO users (username, display_name, role, password_hash, created_at)"
@@ -88,7 +88,7 @@ def test_an_older_database_is_upgraded_with_its_users_in_the_default_team(tmp_pa
     db.close()
 
     async def check() -> None:
-        storage = SQLiteStorage(path)
+        storage = await SQLStorage.open_sqlite(path)
         try:
             user = await storage.get_user("old")
             assert user is not None

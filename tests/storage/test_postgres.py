@@ -18,22 +18,23 @@ from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, UserExistsError
 from tandem.storage import open_storage
 from tandem.storage.base import LoginRecord, OrgRecord, SiteRecord, Storage, UserRecord
-from tandem.storage.postgres import _MIGRATIONS, PostgresStorage, redact_dsn
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.migrations import head_revision
+from tandem.storage.migrations.legacy import NEWER_THAN_LEGACY
+from tandem.storage.sql import SQLStorage, redact_dsn
 from tests.storage.conftest import PG_DSN, pg_connect
 
 KEY = bytes(range(32))
 
-Servers = Callable[[], Awaitable[PostgresStorage]]
+Servers = Callable[[], Awaitable[SQLStorage]]
 
 
 @pytest.fixture
 async def servers(pg_schema: str) -> AsyncIterator[Servers]:
-    """Start PostgresStorages on one schema, each standing for one server; all closed after."""
-    started: list[PostgresStorage] = []
+    """Start SQLStorages on one schema, each standing for one server; all closed after."""
+    started: list[SQLStorage] = []
 
-    async def start() -> PostgresStorage:
-        store = await PostgresStorage.connect(PG_DSN, schema=pg_schema)
+    async def start() -> SQLStorage:
+        store = await SQLStorage.connect(PG_DSN, schema=pg_schema)
         started.append(store)
         return store
 
@@ -101,19 +102,22 @@ async def test_a_totp_step_and_a_recovery_code_work_once_across_servers(servers:
 
 async def test_servers_starting_together_migrate_once(pg_schema: str) -> None:
     started = await asyncio.gather(
-        *(PostgresStorage.connect(PG_DSN, schema=pg_schema) for _ in range(4)),
+        *(SQLStorage.connect(PG_DSN, schema=pg_schema) for _ in range(4)),
         return_exceptions=True,
     )
-    stores = [s for s in started if isinstance(s, PostgresStorage)]
+    stores = [s for s in started if isinstance(s, SQLStorage)]
     try:
         assert len(stores) == 4, started
         db = await pg_connect(pg_schema)
         try:
             versions = await db.fetch("SELECT version FROM tandem_schema_version")
+            revisions = await db.fetch("SELECT version_num FROM alembic_version")
             orgs = await db.fetchval("SELECT count(*) FROM orgs")
         finally:
             await db.close()
-        assert [row[0] for row in versions] == [len(_MIGRATIONS)]
+        # The old counter is set past every old version: a Tandem from before refuses it.
+        assert [row[0] for row in versions] == [NEWER_THAN_LEGACY]
+        assert [row[0] for row in revisions] == [head_revision()]
         assert orgs == 1
         assert [s.site_id for s in await stores[3].list_sites()] == ["demo"]
     finally:
@@ -161,16 +165,27 @@ async def test_a_database_from_a_newer_version_is_refused(servers: Servers, pg_s
     await servers()
     db = await pg_connect(pg_schema)
     try:
-        await db.execute("UPDATE tandem_schema_version SET version = 99")
+        await db.execute("UPDATE alembic_version SET version_num = 'from-the-future'")
     finally:
         await db.close()
     with pytest.raises(ConfigError, match="newer Tandem"):
-        await PostgresStorage.connect(PG_DSN, schema=pg_schema)
+        await SQLStorage.connect(PG_DSN, schema=pg_schema)
+
+
+async def test_a_database_from_before_alembic_but_newer_is_refused(pg_schema: str) -> None:
+    db = await pg_connect(pg_schema)
+    try:
+        await db.execute("CREATE TABLE tandem_schema_version (version integer NOT NULL)")
+        await db.execute("INSERT INTO tandem_schema_version VALUES (99)")
+    finally:
+        await db.close()
+    with pytest.raises(ConfigError, match="newer Tandem"):
+        await SQLStorage.connect(PG_DSN, schema=pg_schema)
 
 
 async def test_a_schema_is_created_when_missing(pg_schema: str) -> None:
     inner = f"{pg_schema}_x"
-    store = await PostgresStorage.connect(PG_DSN, schema=inner)
+    store = await SQLStorage.connect(PG_DSN, schema=inner)
     try:
         assert await store.list_teams("default") == ["support"]
     finally:
@@ -188,7 +203,7 @@ async def test_a_schema_is_created_when_missing(pg_schema: str) -> None:
 async def test_an_unreachable_database_is_a_config_error_without_the_password() -> None:
     dsn = "postgresql://tandem:s3cret-pw@127.0.0.1:1/tandem?sslmode=disable&password=other-pw"
     with pytest.raises(ConfigError) as caught:
-        await PostgresStorage.connect(dsn)
+        await SQLStorage.connect(dsn)
     message = str(caught.value)
     assert "cannot connect" in message and "tandem@127.0.0.1:1/tandem" in message
     assert "s3cret-pw" not in message and "other-pw" not in message
@@ -197,12 +212,12 @@ async def test_an_unreachable_database_is_a_config_error_without_the_password() 
 async def test_a_missing_database_is_a_config_error(pg_schema: str) -> None:
     base = PG_DSN.rsplit("/", 1)[0]
     with pytest.raises(ConfigError, match="no_such_tandem_db"):
-        await PostgresStorage.connect(f"{base}/no_such_tandem_db")
+        await SQLStorage.connect(f"{base}/no_such_tandem_db")
 
 
 def test_a_bad_schema_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="schema"):
-        asyncio.run(PostgresStorage.connect(PG_DSN, schema='x"; DROP TABLE users; --'))
+        asyncio.run(SQLStorage.connect(PG_DSN, schema='x"; DROP TABLE users; --'))
 
 
 @pytest.mark.parametrize(
@@ -236,14 +251,14 @@ def test_the_database_url_comes_from_the_environment_and_must_be_postgres() -> N
 async def test_open_storage_picks_the_backend(tmp_path: Path, pg_schema: str) -> None:
     embedded = await open_storage(Settings.load(environ={}, data_dir=tmp_path))
     try:
-        assert isinstance(embedded, SQLiteStorage)
+        assert isinstance(embedded, SQLStorage)
     finally:
         await embedded.close()
     # asyncpg passes DSN parameters it does not know as server settings: search_path here.
     url = f"{PG_DSN}?search_path={pg_schema}"
     shared = await open_storage(Settings.load(environ={"TANDEM_DATABASE_URL": url}))
     try:
-        assert isinstance(shared, PostgresStorage)
+        assert isinstance(shared, SQLStorage)
         await shared.add_user(UserRecord("u", "U", "agent", "h", 0.0))
     finally:
         await shared.close()

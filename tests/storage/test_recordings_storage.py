@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage import postgres as pg_module
-from tandem.storage import sqlite as sqlite_module
 from tandem.storage.base import OrgRecord, RecordingRecord, Storage
-from tandem.storage.postgres import PostgresStorage
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.migrations.legacy import (
+    NEWER_THAN_LEGACY,
+    POSTGRES_MIGRATIONS,
+    SQLITE_MIGRATIONS,
+)
+from tandem.storage.sql import SQLStorage
 from tests.storage.conftest import PG_DSN, pg_connect
 
 DAY = 86400.0
@@ -244,7 +246,7 @@ async def test_purging_expired_sign_ins_leaves_recordings_alone(storage: Storage
 def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
-    for index, migration in enumerate(sqlite_module._MIGRATIONS[:-1]):
+    for index, migration in enumerate(SQLITE_MIGRATIONS[:-1]):
         db.executescript(f"BEGIN; {migration} PRAGMA user_version={index + 1}; COMMIT;")
     db.execute(
         "INSERT INTO orgs (org_id, name, created_at, retention_days) VALUES ('acme', 'A', 1, 9)"
@@ -252,7 +254,7 @@ def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -
     db.close()
 
     async def check() -> None:
-        storage = SQLiteStorage(path)
+        storage = await SQLStorage.open_sqlite(path)
         try:
             assert await storage.get_org("acme") == OrgRecord("acme", "A", 1.0, 9, None)
             await storage.add_recording(recording("r1", "acme"))
@@ -267,7 +269,7 @@ def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -
         (version,) = db.execute("PRAGMA user_version").fetchone()
     finally:
         db.close()
-    assert version == len(sqlite_module._MIGRATIONS)
+    assert version == NEWER_THAN_LEGACY  # past every old version: an old Tandem refuses it
 
 
 async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema: str) -> None:
@@ -275,10 +277,10 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
     try:
         async with db.transaction():
             await db.execute("CREATE TABLE tandem_schema_version (version integer NOT NULL)")
-            for migration in pg_module._MIGRATIONS[:-1]:
+            for migration in POSTGRES_MIGRATIONS[:-1]:
                 await db.execute(migration)
             await db.execute(
-                "INSERT INTO tandem_schema_version VALUES ($1)", len(pg_module._MIGRATIONS) - 1
+                "INSERT INTO tandem_schema_version VALUES ($1)", len(POSTGRES_MIGRATIONS) - 1
             )
             await db.execute(
                 "INSERT INTO orgs (org_id, name, created_at, retention_days)"
@@ -286,7 +288,7 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
             )
     finally:
         await db.close()
-    storage = await PostgresStorage.connect(PG_DSN, schema=pg_schema)
+    storage = await SQLStorage.connect(PG_DSN, schema=pg_schema)
     try:
         assert await storage.get_org("acme") == OrgRecord("acme", "A", 1.0, 9, None)
         await storage.add_recording(recording("r1", "acme"))
@@ -296,8 +298,7 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
         await storage.close()
     db = await pg_connect(pg_schema)
     try:
-        assert await db.fetchval("SELECT version FROM tandem_schema_version") == len(
-            pg_module._MIGRATIONS
-        )
+        version = await db.fetchval("SELECT version FROM tandem_schema_version")
+        assert version == NEWER_THAN_LEGACY  # past every old version: an old Tandem refuses it
     finally:
         await db.close()

@@ -10,7 +10,8 @@ import pytest
 
 from tandem.exceptions import ConfigError, TandemError
 from tandem.storage.base import Storage
-from tandem.storage.sqlite import SQLiteStorage
+from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
+from tandem.storage.sql import SQLStorage
 
 
 async def test_join_code_is_taken_once(storage: Storage) -> None:
@@ -57,11 +58,40 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(ConfigError, match="newer Tandem"):
-        SQLiteStorage(path)
+        asyncio.run(SQLStorage.open_sqlite(path))
 
 
 def test_unwritable_location_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="cannot open the database"):
-        SQLiteStorage(blocker / "db.sqlite3")
+        asyncio.run(SQLStorage.open_sqlite(blocker / "db.sqlite3"))
+
+
+async def test_an_sqlite_file_is_copied_before_it_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as db:
+        for migration in SQLITE_MIGRATIONS[:10]:
+            db.executescript(migration)
+        db.execute("PRAGMA user_version=10")
+        db.execute(
+            "INSERT INTO users (username, display_name, role, password_hash, created_at,"
+            " recovery_codes) VALUES ('old', 'Old', 'agent', 'h', 0, '[\"c1\", \"c2\"]')"
+        )
+    db.close()
+    storage = await SQLStorage.open_sqlite(path)
+    try:
+        user = await storage.get_user("old")
+        assert user is not None and user.recovery_codes == ("c1", "c2")  # moved to their table
+        assert await storage.use_second_factor("old", None, "c1")
+    finally:
+        await storage.close()
+    (backup,) = tmp_path.glob("db.sqlite3.*.bak")
+    assert backup.stat().st_mode & 0o077 == 0
+    old = sqlite3.connect(backup)
+    try:
+        assert old.execute("PRAGMA user_version").fetchone() == (10,)
+    finally:
+        old.close()
+    await (await SQLStorage.open_sqlite(path)).close()  # up to date: no second copy
+    assert len(list(tmp_path.glob("db.sqlite3.*.bak"))) == 1

@@ -1,4 +1,5 @@
-"""Persistent state behind one Protocol: :class:`~tandem.storage.base.Storage`."""
+"""Persistent state behind one Protocol: :class:`~tandem.storage.base.Storage`, implemented once
+(:mod:`tandem.storage.sql`) for SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tandem.config import Settings
-    from tandem.storage.base import Storage
+    from tandem.storage.sql import SQLStorage
 
 
-async def open_storage(settings: Settings) -> Storage:
+async def open_storage(settings: Settings) -> SQLStorage:
     """PostgreSQL when ``settings.database_url`` is set (scale-out), else the embedded SQLite
-    file in the data directory. Raises :class:`~tandem.exceptions.ConfigError` if it cannot."""
+    file in the data directory; either is brought up to the current schema first (an SQLite
+    file that needs it is copied beside itself before). Raises
+    :class:`~tandem.exceptions.ConfigError` if it cannot."""
+    from tandem.storage.sql import SQLStorage
+
     if settings.database_url:
-        from tandem.storage.postgres import PostgresStorage
-
-        return await PostgresStorage.connect(settings.database_url)
-    from tandem.storage.sqlite import SQLiteStorage
-
-    return SQLiteStorage(settings.database_path)
+        return await SQLStorage.connect(settings.database_url)
+    return await SQLStorage.open_sqlite(settings.database_path)

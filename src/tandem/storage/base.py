@@ -257,7 +257,8 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def update_site(self, site: SiteRecord) -> None:
-        """Store every field of ``site`` (teams replaced); same errors as add_site."""
+        """Store every field of ``site`` (teams replaced); same errors as add_site, and
+        NotFoundError if there is no site ``site.site_id``."""
         ...
 
     async def get_site(self, site_id: str) -> SiteRecord | None: ...

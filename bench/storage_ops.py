@@ -1,0 +1,157 @@
+"""Storage operations, old implementation vs new, on SQLite and PostgreSQL, in one run.
+
+The old implementations (hand-written sqlite3 and asyncpg backends) are loaded from git at
+``--old-rev`` into a temporary module; the new one is the working tree's SQLStorage. Each round
+runs every operation ``--n`` times on each implementation (alternating which goes first); the
+figure is the median over rounds of the mean time per operation:
+
+- sign-in lookup: ``get_login`` + ``get_user`` (what every console request does)
+- session: start -> join code put and taken (join) -> state (consent) -> end
+- audit append: one record, no anchor
+
+    .venv/bin/python bench/storage_ops.py [--n 300] [--rounds 5] [--old-rev 2a7364f]
+
+PostgreSQL is TANDEM_TEST_DATABASE_URL (default: the test server on 127.0.0.1:5432), a fresh
+schema per implementation, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import asyncpg
+
+from tandem.storage.base import LoginRecord, UserRecord
+from tandem.storage.sql import SQLStorage
+
+PG_DSN = os.environ.get("TANDEM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def old_module(rev: str, path: str, name: str, into: Path) -> ModuleType:
+    source = subprocess.run(
+        ["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
+    file = into / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+Op = Callable[[Any, int], Awaitable[None]]
+
+
+async def sign_in_lookup(store: Any, i: int) -> None:
+    login = await store.get_login(f"token{i % 50}")
+    assert login is not None
+    assert await store.get_user(login.username) is not None
+
+
+async def session_flow(store: Any, i: int) -> None:
+    session = f"s{secrets.token_hex(8)}"
+    await store.record_session_start(session, 1000.0 + i, "default", "demo")
+    await store.put_join_code(f"code-{session}", session, 10.0**10)
+    assert await store.take_join_code(f"code-{session}", 2000.0) == session
+    await store.record_session_state(session, "sharing", "Agent")
+    await store.record_session_end(session, 3000.0 + i, "stopped", "Agent")
+
+
+async def audit_append(store: Any, i: int) -> None:
+    await store.append_audit(1000.0 + i, "sign_in", "agent", "default", "", {"ip": "::1"})
+
+
+OPS: dict[str, Op] = {
+    "sign-in lookup": sign_in_lookup,
+    "session start-join-consent-end": session_flow,
+    "audit append": audit_append,
+}
+
+
+async def prepare(store: Any) -> None:
+    for u in range(10):
+        await store.add_user(
+            UserRecord(f"agent{u}", "Agent", "agent", "h", 0.0, "seed", 0, ("r1", "r2", "r3"))
+        )
+        await store.set_user_teams(f"agent{u}", "default", ("support",))
+    for t in range(50):
+        await store.add_login(LoginRecord(f"token{t}", f"agent{t % 10}", 10.0**10))
+
+
+async def measure(store: Any, op: Op, n: int) -> float:
+    """Mean microseconds per operation."""
+    start = time.perf_counter()
+    for i in range(n):
+        await op(store, i)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--old-rev", default="2a7364f")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        old_sqlite = old_module(args.old_rev, "src/tandem/storage/sqlite.py", "old_sqlite", tmp)
+        old_pg = old_module(args.old_rev, "src/tandem/storage/postgres.py", "old_postgres", tmp)
+        admin = await asyncpg.connect(PG_DSN)
+        schemas = [f"bench_{secrets.token_hex(4)}" for _ in range(2)]
+        for schema in schemas:
+            await admin.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            stores: dict[tuple[str, str], Any] = {
+                ("sqlite", "old"): old_sqlite.SQLiteStorage(tmp / "old.sqlite3"),
+                ("sqlite", "new"): await SQLStorage.open_sqlite(tmp / "new.sqlite3"),
+                ("postgresql", "old"): await old_pg.PostgresStorage.connect(
+                    PG_DSN, schema=schemas[0]
+                ),
+                ("postgresql", "new"): await SQLStorage.connect(PG_DSN, schema=schemas[1]),
+            }
+            for store in stores.values():
+                await prepare(store)
+            results: dict[tuple[str, str, str], list[float]] = {}
+            for round_ in range(args.rounds):
+                for backend in ("sqlite", "postgresql"):
+                    for name, op in OPS.items():
+                        order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
+                        for impl in order:
+                            mean = await measure(stores[backend, impl], op, args.n)
+                            results.setdefault((backend, name, impl), []).append(mean)
+            for store in stores.values():
+                await store.close()
+        finally:
+            for schema in schemas:
+                await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            await admin.close()
+
+    print(f"n={args.n} per round, {args.rounds} rounds, median of round means (µs/op)")
+    print(f"| backend | operation | old ({args.old_rev}) | new (SQLStorage) | new/old |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for backend in ("sqlite", "postgresql"):
+        for name in OPS:
+            old = statistics.median(results[backend, name, "old"])
+            new = statistics.median(results[backend, name, "new"])
+            print(f"| {backend} | {name} | {old:.0f} | {new:.0f} | {new / old:.2f} |")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,253 @@
+"""Every table and index, once, for SQLite and PostgreSQL (SQLAlchemy Core).
+
+The Alembic revisions in :mod:`tandem.storage.migrations` build this schema; a test compares a
+migrated database of each kind with it, so the two cannot drift. Column types keep what the
+hand-written schemas before Alembic had: SQLite's ``INTEGER``/``REAL``, PostgreSQL's
+``bigint``/``double precision``/``boolean``.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Real: sa.types.TypeEngine[float] = sa.Double().with_variant(sa.REAL(), "sqlite")
+"""Seconds since the epoch and other floats: double precision everywhere."""
+Int64: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.INTEGER(), "sqlite")
+Flag: sa.types.TypeEngine[bool] = sa.Boolean().with_variant(sa.INTEGER(), "sqlite")
+"""A boolean; SQLite has none and stores 0 or 1."""
+Text = sa.Text()
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", Text, primary_key=True),
+    sa.Column("display_name", Text, nullable=False),
+    sa.Column("role", Text, nullable=False),
+    sa.Column("password_hash", Text, nullable=False),
+    sa.Column("created_at", Real, nullable=False),
+    sa.Column("totp_secret", Text),
+    sa.Column("totp_last_step", Int64, nullable=False, server_default="0"),
+    sa.Column("org_id", Text, nullable=False, server_default="default"),
+    sa.Column("mfa_exempt", Flag, nullable=False, server_default=sa.false()),
+    sa.Column("pending_totp", Text),
+    sa.Column("oidc_subject", Text),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes",
+    metadata,
+    sa.Column(
+        "username",
+        Text,
+        sa.ForeignKey("users.username", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("digest", Text, primary_key=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+)
+"""Unused recovery codes (SHA-256 digests) of each user, in the order they were issued."""
+
+logins = sa.Table(
+    "logins",
+    metadata,
+    sa.Column("token_digest", Text, primary_key=True),
+    sa.Column(
+        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("expires_at", Real, nullable=False),
+    sa.Column("last_seen", Real, nullable=False, server_default="0"),
+    sa.Column("method", Text, nullable=False, server_default="password"),
+    sa.Index("logins_username", "username"),
+    sa.Index("logins_expires_at", "expires_at"),
+)
+
+join_codes = sa.Table(
+    "join_codes",
+    metadata,
+    sa.Column("code_digest", Text, primary_key=True),
+    sa.Column("session_id", Text, nullable=False),
+    sa.Column("expires_at", Real, nullable=False),
+    sa.Column("org_id", Text, nullable=False, server_default="default"),
+    sa.Index("join_codes_session_id", "session_id"),
+    sa.Index("join_codes_expires_at", "expires_at"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_id", Text, primary_key=True),
+    sa.Column("created_at", Real, nullable=False),
+    sa.Column("ended_at", Real),
+    sa.Column("end_reason", Text),
+    sa.Column("agent", Text),
+    sa.Column("org_id", Text, nullable=False, server_default="default"),
+    sa.Column("site_id", Text, nullable=False, server_default=""),
+    sa.Column("node", Text, nullable=False, server_default=""),
+    sa.Column("state", Text, nullable=False, server_default="waiting"),
+)
+_ended = sessions.c.ended_at
+sa.Index(
+    "sessions_ended_at",
+    _ended,
+    postgresql_where=_ended.isnot(None),
+    sqlite_where=_ended.isnot(None),
+)
+sa.Index(
+    "sessions_live",
+    sessions.c.org_id,
+    sessions.c.created_at,
+    postgresql_where=_ended.is_(None),
+    sqlite_where=_ended.is_(None),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("seq", Int64, primary_key=True, autoincrement=False),
+    sa.Column("at", Real, nullable=False),
+    sa.Column("action", Text, nullable=False),
+    sa.Column("actor", Text, nullable=False),
+    sa.Column("org", Text, nullable=False),
+    sa.Column("subject", Text, nullable=False),
+    sa.Column("details", Text, nullable=False),
+    sa.Column("prev_hash", Text, nullable=False),
+    sa.Column("hash", Text, nullable=False),
+    sa.Index("audit_at", "at"),
+    sa.Index("audit_org_seq", "org", "seq"),
+)
+
+audit_anchors = sa.Table(
+    "audit_anchors",
+    metadata,
+    sa.Column("seq", Int64, primary_key=True, autoincrement=False),
+    sa.Column("hash", Text, nullable=False),
+    sa.Column("mac", Text, nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("every", Int64, nullable=False, server_default="0"),
+    sa.Column("prev_seq", Int64, nullable=False, server_default="0"),
+    sa.Column("prev_mac", Text, nullable=False, server_default=""),
+)
+
+orgs = sa.Table(
+    "orgs",
+    metadata,
+    sa.Column("org_id", Text, primary_key=True),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("created_at", Real, nullable=False),
+    sa.Column("retention_days", sa.Integer(), nullable=False),
+    sa.Column("oidc", Text),
+    sa.Column("recording_key", Text),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("team", Text, primary_key=True),
+    sa.Column("policy", Text),
+)
+
+team_members = sa.Table(
+    "team_members",
+    metadata,
+    sa.Column("org_id", Text, primary_key=True),
+    sa.Column("team", Text, primary_key=True),
+    sa.Column(
+        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.ForeignKeyConstraint(["org_id", "team"], ["teams.org_id", "teams.team"], ondelete="CASCADE"),
+    sa.Index("team_members_username", "username"),
+)
+
+sites = sa.Table(
+    "sites",
+    metadata,
+    sa.Column("site_id", Text, primary_key=True),
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("origin", Text, nullable=False, unique=True),
+    sa.Column("name", Text, nullable=False),
+    sa.Column("policy", Text),
+    sa.Column("token_key", Text),
+    sa.Column("require_token", Flag, nullable=False, server_default=sa.false()),
+)
+
+site_teams = sa.Table(
+    "site_teams",
+    metadata,
+    sa.Column(
+        "site_id", Text, sa.ForeignKey("sites.site_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("org_id", Text, nullable=False),
+    sa.Column("team", Text, primary_key=True),
+    sa.ForeignKeyConstraint(["org_id", "team"], ["teams.org_id", "teams.team"], ondelete="CASCADE"),
+)
+
+oidc_pending = sa.Table(
+    "oidc_pending",
+    metadata,
+    sa.Column("state_digest", Text, primary_key=True),
+    sa.Column("org_id", Text, nullable=False),
+    sa.Column("sealed", Text, nullable=False),
+    sa.Column("expires_at", Real, nullable=False),
+    sa.Index("oidc_pending_expires_at", "expires_at"),
+)
+
+recordings = sa.Table(
+    "recordings",
+    metadata,
+    sa.Column("recording_id", Text, primary_key=True),
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("session_id", Text, nullable=False),
+    sa.Column("site_id", Text, nullable=False),
+    sa.Column("agent", Text, nullable=False),
+    sa.Column("key_id", Text, nullable=False),
+    sa.Column("started_at", Real, nullable=False),
+    sa.Column("ended_at", Real),
+    sa.Column("end_reason", Text),
+    sa.Column("frames", Int64, nullable=False, server_default="0"),
+    sa.Column("size", Int64, nullable=False, server_default="0"),
+    sa.Index("recordings_org_started", "org_id", "started_at"),
+)
+sa.Index(
+    "recordings_ended_at",
+    recordings.c.ended_at,
+    postgresql_where=recordings.c.ended_at.isnot(None),
+    sqlite_where=recordings.c.ended_at.isnot(None),
+)
+
+recording_frames = sa.Table(
+    "recording_frames",
+    metadata,
+    sa.Column(
+        "recording_id",
+        Text,
+        sa.ForeignKey("recordings.recording_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", Int64, primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+)
+
+used_once = sa.Table(
+    "used_once",
+    metadata,
+    sa.Column("digest", Text, primary_key=True),
+    sa.Column("expires_at", Real, nullable=False),
+    sa.Index("used_once_expires", "expires_at"),
+)
+
+backoff = sa.Table(
+    "backoff",
+    metadata,
+    sa.Column("key", Text, primary_key=True),
+    sa.Column("failures", Int64, nullable=False),
+    sa.Column("locked_until", Real, nullable=False),
+    sa.Column("updated_at", Real, nullable=False),
+    sa.Index("backoff_updated_at", "updated_at"),
+)
+
+APPEND_ONLY = (audit, audit_anchors)
+"""Guarded by triggers (created per dialect in the revisions): no UPDATE, DELETE, replacing
+INSERT or (PostgreSQL) TRUNCATE."""

@@ -1,0 +1,1217 @@
+"""The one storage implementation, on SQLAlchemy Core: an embedded SQLite file (aiosqlite) or a
+PostgreSQL shared by several servers (asyncpg; docs/scale-out.md).
+
+Everything that must be atomic across processes is one statement or one transaction. Join codes
+and pending sign-ins are taken with ``DELETE ... RETURNING``, second factors with a conditional
+``UPDATE`` or ``DELETE``. Transactions on SQLite begin ``IMMEDIATE`` (the write lock first, so
+a read-then-write cannot be interleaved by another process); single statements run without one.
+The audit chain is extended under a lock that only audit writers take: SQLite's write lock, a
+PostgreSQL transaction-level advisory lock (readers and every other table go on meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util.concurrency import greenlet_spawn
+
+from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
+from tandem.exceptions import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    TandemError,
+    UserExistsError,
+)
+from tandem.storage import migrations
+from tandem.storage.base import (
+    DEFAULT_ORG,
+    LoginRecord,
+    OrgRecord,
+    RecordingRecord,
+    SessionRecord,
+    SiteRecord,
+    UserRecord,
+)
+from tandem.storage.schema import (
+    audit,
+    audit_anchors,
+    backoff,
+    join_codes,
+    logins,
+    metadata,
+    oidc_pending,
+    orgs,
+    recording_frames,
+    recordings,
+    recovery_codes,
+    sessions,
+    site_teams,
+    sites,
+    team_members,
+    teams,
+    used_once,
+    users,
+)
+
+log = logging.getLogger("tandem.storage")
+T = TypeVar("T")
+
+DAY = 86400.0
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_CONNECT_ERRORS = (
+    OSError,
+    TimeoutError,
+    ValueError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    SQLAlchemyError,
+)
+
+
+def redact_dsn(dsn: str) -> str:
+    """The DSN without its password (in the user part or a ``password=`` parameter)."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep:
+        return "<not a URL>"
+    location, qmark, query = rest.partition("?")
+    netloc, slash, path = location.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at:
+        netloc = f"{userinfo.partition(':')[0]}@{hosts}"
+    if qmark:
+        query = "&".join(
+            f"{part.partition('=')[0]}=***"
+            if part.partition("=")[0].lower() == "password"
+            else part
+            for part in query.split("&")
+        )
+    return f"{scheme}://{netloc}{slash}{path}{qmark}{query}"
+
+
+def _scrub(message: str, dsn: str) -> str:
+    """An error message with the DSN's password (if it shows up at all) blanked out."""
+    userinfo = dsn.partition("://")[2].partition("/")[0].rpartition("@")[0]
+    secrets = [userinfo.partition(":")[2]]
+    secrets += re.findall(r"(?i)[?&]password=([^&]*)", dsn)
+    for secret in [*secrets, *map(unquote, secrets)]:
+        if secret:
+            message = message.replace(secret, "***")
+    return message
+
+
+def _error_text(exc: BaseException) -> str:
+    """The driver's own message (SQLAlchemy wraps it with the statement, which we never show)."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc)
+
+
+# Rows to records
+
+
+def _json_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(json.loads(value) if isinstance(value, str | bytes) else value)
+
+
+def _user(row: Any) -> UserRecord:
+    codes = sorted(_json_list(row.codes), key=lambda pair: int(pair[0]))
+    return UserRecord(
+        username=str(row.username),
+        display_name=str(row.display_name),
+        role=str(row.role),
+        password_hash=str(row.password_hash),
+        created_at=float(row.created_at),
+        totp_secret=row.totp_secret,
+        totp_last_step=int(row.totp_last_step),
+        recovery_codes=tuple(str(digest) for _, digest in codes),
+        org_id=str(row.org_id),
+        mfa_exempt=bool(row.mfa_exempt),
+        pending_totp=row.pending_totp,
+        teams=tuple(sorted(map(str, _json_list(row.teams)))),
+    )
+
+
+def _site(row: Any) -> SiteRecord:
+    return SiteRecord(
+        site_id=str(row.site_id),
+        org_id=str(row.org_id),
+        origin=str(row.origin),
+        name=str(row.name),
+        teams=tuple(sorted(map(str, _json_list(row.teams)))),
+        policy=row.policy,
+        token_key=row.token_key,
+        require_token=bool(row.require_token),
+    )
+
+
+def _recording(row: Any) -> RecordingRecord:
+    return RecordingRecord(
+        recording_id=str(row.recording_id),
+        org_id=str(row.org_id),
+        session_id=str(row.session_id),
+        site_id=str(row.site_id),
+        agent=str(row.agent),
+        key_id=str(row.key_id),
+        started_at=float(row.started_at),
+        ended_at=None if row.ended_at is None else float(row.ended_at),
+        end_reason=row.end_reason,
+        frames=int(row.frames),
+        size=int(row.size),
+    )
+
+
+def _session(row: Any) -> SessionRecord:
+    return SessionRecord(
+        session_id=str(row.session_id),
+        created_at=float(row.created_at),
+        ended_at=None if row.ended_at is None else float(row.ended_at),
+        end_reason=row.end_reason,
+        agent=row.agent,
+        org_id=str(row.org_id),
+        site_id=str(row.site_id),
+        node=str(row.node),
+        state=str(row.state),
+    )
+
+
+def _anchor(row: Any) -> Anchor:
+    # As stored, not coerced: a value of the wrong type (written behind Tandem's back) must
+    # reach the verifier, which reports the anchor forged, rather than fail here.
+    return Anchor(*row)
+
+
+def _audit_record(row: Any) -> AuditRecord:
+    seq, at, action, actor, org, subject, details, prev_hash, digest = row
+    return AuditRecord(seq, at, action, actor, org, subject, json.loads(details), prev_hash, digest)
+
+
+_AUDIT_COLUMNS = (
+    audit.c.seq,
+    audit.c.at,
+    audit.c.action,
+    audit.c.actor,
+    audit.c.org,
+    audit.c.subject,
+    audit.c.details,
+    audit.c.prev_hash,
+    audit.c.hash,
+)
+_ANCHOR_COLUMNS = tuple(audit_anchors.c)
+_RECORDING_COLUMNS = tuple(recordings.c)
+
+
+class SQLStorage:
+    """:class:`~tandem.storage.base.Storage` on SQLite or PostgreSQL; build it with
+    :meth:`open_sqlite` or :meth:`connect` (both bring the schema up to date)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self.dialect = engine.dialect.name
+        """``sqlite`` or ``postgresql``."""
+        self._postgres = self.dialect == "postgresql"
+        # Single statements: no transaction (SQLite: the begin hook below skips; PostgreSQL:
+        # autocommit, one round trip).
+        self._plain = engine.execution_options(
+            **({"isolation_level": "AUTOCOMMIT"} if self._postgres else {"tandem_plain": True})
+        )
+        self._plain_sync = self._plain.sync_engine
+        # The statements of the busiest paths, built once.
+        self._user_by_name = self._user_select().where(users.c.username == sa.bindparam("name"))
+        self._login_by_digest = sa.select(*logins.c).where(
+            logins.c.token_digest == sa.bindparam("digest")
+        )
+        self._live_session = sessions.update().where(
+            sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
+        )
+        self._take_code = (
+            join_codes.delete()
+            .where(join_codes.c.code_digest == sa.bindparam("digest"))
+            .returning(join_codes.c.session_id, join_codes.c.expires_at)
+        )
+        self._take_code_of_org = (
+            join_codes.delete()
+            .where(
+                join_codes.c.code_digest == sa.bindparam("digest"),
+                join_codes.c.org_id == sa.bindparam("org"),
+            )
+            .returning(join_codes.c.session_id, join_codes.c.expires_at)
+        )
+        self._last_record = (
+            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+        )
+        self._last_anchor = (
+            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1)
+        )
+        self._audit_lock = sa.text(
+            "SELECT pg_advisory_xact_lock(hashtext('tandem-audit:' || current_schema()))"
+        )
+
+    # Opening
+
+    @classmethod
+    async def open_sqlite(cls, path: Path, *, backup: bool = True) -> SQLStorage:
+        """Open (creating it if needed) the SQLite file at ``path`` and bring its schema up to
+        date; with ``backup``, an existing file that needs upgrading is copied first (next to
+        it, ``<name>.<time>.bak``). Raises :class:`ConfigError` if it cannot."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if backup:
+                await asyncio.to_thread(_backup_before_upgrade, path)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the database at {path}: {exc}") from None
+        engine = create_async_engine(
+            f"sqlite+aiosqlite:///{path}", pool_size=4, max_overflow=0, pool_timeout=30.0
+        )
+        _sqlite_hooks(engine)
+        storage = cls(engine)
+        try:
+            await storage._migrate()
+        except SQLAlchemyError as exc:
+            await engine.dispose()
+            raise ConfigError(f"cannot open the database at {path}: {_error_text(exc)}") from None
+        except BaseException:
+            await engine.dispose()
+            raise
+        return storage
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, schema: str | None = None, max_connections: int = 10
+    ) -> SQLStorage:
+        """Connect to PostgreSQL at ``dsn`` (asyncpg's syntax) and bring the schema up to date.
+
+        With ``schema``, Tandem's tables live in that schema (created if missing) instead of the
+        first one on the server's search path. Raises :class:`ConfigError` (naming the DSN, never
+        its password) when the database cannot be reached or set up.
+        """
+        if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
+            raise ConfigError(f"not a plain schema name: {schema!r}")
+        where = redact_dsn(dsn)
+        settings = {"search_path": schema} if schema else None
+
+        async def connection() -> Any:
+            return await asyncpg.connect(dsn, timeout=10.0, server_settings=settings)
+
+        engine = create_async_engine(
+            "postgresql+asyncpg://",
+            async_creator=connection,
+            pool_size=max_connections,
+            max_overflow=0,
+            pool_timeout=30.0,
+        )
+        storage = cls(engine)
+        try:
+            async with engine.connect() as probe:
+                await probe.execute(sa.text("SELECT 1"))
+        except _CONNECT_ERRORS as exc:
+            await engine.dispose()
+            raise ConfigError(
+                f"cannot connect to the database at {where}: {_scrub(_error_text(exc), dsn)}"
+            ) from None
+        try:
+            await storage._migrate(schema)
+        except _CONNECT_ERRORS as exc:
+            await engine.dispose()
+            raise ConfigError(
+                f"cannot set up the database at {where}: {_scrub(_error_text(exc), dsn)}"
+            ) from None
+        except BaseException:  # ConfigError (a newer schema), cancellation
+            await engine.dispose()
+            raise
+        return storage
+
+    async def _migrate(self, schema: str | None = None) -> None:
+        async with self._engine.begin() as db:
+            if schema:
+                await db.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            await db.run_sync(migrations.upgrade)
+
+    async def revision(self) -> str | None:
+        """The schema's Alembic revision."""
+        async with self._plain.connect() as db:
+            return await db.run_sync(migrations.current_revision)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    # Statement helpers
+
+    # Each operation runs as one piece of synchronous Core code in one greenlet (the way
+    # SQLAlchemy's own asyncio layer runs each call): checkout, statements, commit and checkin
+    # switch to the event loop only to wait for the database.
+
+    def _plain_work(self, statement: sa.Executable, params: Any, fetch: str) -> Any:
+        with self._plain_sync.connect() as db:
+            result = db.execute(statement, params)
+            if fetch == "all":
+                return result.fetchall()
+            if fetch == "one":
+                return result.first()
+            return result.rowcount
+
+    async def _rows(self, statement: sa.Executable, params: Any = None) -> Sequence[Any]:
+        rows: Sequence[Any] = await greenlet_spawn(self._plain_work, statement, params, "all")
+        return rows
+
+    async def _row(self, statement: sa.Executable, params: Any = None) -> Any | None:
+        return await greenlet_spawn(self._plain_work, statement, params, "one")
+
+    async def _count(self, statement: sa.Executable, params: Any = None) -> int:
+        """Rows an UPDATE or DELETE touched."""
+        return int(await greenlet_spawn(self._plain_work, statement, params, "count"))
+
+    def _in_transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        with self._engine.sync_engine.begin() as db:
+            return work(db)
+
+    async def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run ``work`` in one transaction (SQLite: BEGIN IMMEDIATE); commit unless it raises."""
+        result: T = await greenlet_spawn(self._in_transaction, work)
+        return result
+
+    def _bytewise(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """Text ordered byte-wise, as SQLite does, whatever the PostgreSQL locale."""
+        return column.collate("C") if self._postgres else column
+
+    def _json_agg(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.func.json_agg(column) if self._postgres else sa.func.json_group_array(column)
+
+    # Users
+
+    def _user_select(self) -> sa.Select[Any]:
+        members = (
+            sa.select(self._json_agg(team_members.c.team))
+            .where(team_members.c.username == users.c.username)
+            .scalar_subquery()
+        )
+        pair = (
+            sa.func.json_build_array(recovery_codes.c.position, recovery_codes.c.digest)
+            if self._postgres
+            else sa.func.json_array(recovery_codes.c.position, recovery_codes.c.digest)
+        )
+        codes = (
+            sa.select(self._json_agg(pair))
+            .where(recovery_codes.c.username == users.c.username)
+            .scalar_subquery()
+        )
+        return sa.select(*users.c, members.label("teams"), codes.label("codes"))
+
+    async def add_user(self, user: UserRecord) -> None:
+        def work(db: sa.Connection) -> None:
+            db.execute(
+                users.insert().values(
+                    username=user.username,
+                    display_name=user.display_name,
+                    role=user.role,
+                    password_hash=user.password_hash,
+                    created_at=user.created_at,
+                    totp_secret=user.totp_secret,
+                    totp_last_step=user.totp_last_step,
+                    org_id=user.org_id,
+                    mfa_exempt=user.mfa_exempt,
+                    pending_totp=user.pending_totp,
+                )
+            )
+            self._write_codes(db, user.username, user.recovery_codes)
+
+        try:
+            await self._transaction(work)
+        except IntegrityError:
+            raise UserExistsError(f"a user named {user.username!r} already exists") from None
+
+    @staticmethod
+    def _write_codes(db: sa.Connection, username: str, codes: tuple[str, ...]) -> None:
+        db.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
+        unique = list(dict.fromkeys(codes))
+        if unique:
+            db.execute(
+                recovery_codes.insert(),
+                [
+                    {"username": username, "digest": digest, "position": position}
+                    for position, digest in enumerate(unique)
+                ],
+            )
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        row = await self._row(self._user_by_name, {"name": username})
+        return _user(row) if row else None
+
+    async def list_users(self, org_id: str) -> list[UserRecord]:
+        rows = await self._rows(
+            self._user_select()
+            .where(users.c.org_id == org_id)
+            .order_by(self._bytewise(users.c.username))
+        )
+        return [_user(row) for row in rows]
+
+    async def count_users(self) -> int:
+        row = await self._row(sa.select(sa.func.count()).select_from(users))
+        return int(row[0]) if row else 0
+
+    async def update_user(self, username: str, *, role: str, display_name: str) -> None:
+        await self._count(
+            users.update()
+            .where(users.c.username == username)
+            .values(role=role, display_name=display_name)
+        )
+
+    async def set_user_teams(self, username: str, org_id: str, teams_: tuple[str, ...]) -> None:
+        def work(db: sa.Connection) -> None:
+            known = set(db.scalars(sa.select(teams.c.team).where(teams.c.org_id == org_id)))
+            for team in teams_:
+                if team not in known:
+                    raise NotFoundError(f"no team named {team!r}")
+            db.execute(team_members.delete().where(team_members.c.username == username))
+            if teams_:
+                db.execute(
+                    team_members.insert(),
+                    [
+                        {"org_id": org_id, "team": team, "username": username}
+                        for team in sorted(set(teams_))
+                    ],
+                )
+
+        await self._transaction(work)
+
+    async def delete_user(self, username: str) -> bool:
+        return await self._count(users.delete().where(users.c.username == username)) > 0
+
+    # Second factors and single sign-on
+
+    async def use_second_factor(
+        self, username: str, step: int | None, recovery_digest: str | None
+    ) -> bool:
+        """Accept a TOTP step only if newer than the last one used, else consume a recovery code.
+        Each is one conditional statement: of two servers racing with the same code, one wins."""
+        if step is not None:
+            accepted = await self._count(
+                users.update()
+                .where(users.c.username == username, users.c.totp_last_step < step)
+                .values(totp_last_step=step)
+            )
+            if accepted:
+                return True
+        if recovery_digest is not None:
+            consumed = await self._count(
+                recovery_codes.delete().where(
+                    recovery_codes.c.username == username,
+                    recovery_codes.c.digest == recovery_digest,
+                )
+            )
+            return consumed > 0
+        return False
+
+    async def set_second_factor(
+        self, username: str, totp_secret: str | None, recovery_codes_: tuple[str, ...]
+    ) -> None:
+        def work(db: sa.Connection) -> None:
+            changed = db.execute(
+                users.update()
+                .where(users.c.username == username)
+                .values(totp_secret=totp_secret, totp_last_step=0, pending_totp=None)
+            )
+            if changed.rowcount:
+                self._write_codes(db, username, recovery_codes_)
+
+        await self._transaction(work)
+
+    async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
+        await self._count(
+            users.update().where(users.c.username == username).values(pending_totp=sealed)
+        )
+
+    async def link_oidc_subject(self, username: str, subject: str) -> bool:
+        """Record the identity provider's subject for a user that has none; True if the user's
+        subject is (now) ``subject``."""
+        row = await self._row(
+            users.update()
+            .where(users.c.username == username)
+            .values(oidc_subject=sa.func.coalesce(users.c.oidc_subject, subject))
+            .returning(users.c.oidc_subject)
+        )
+        return row is not None and row[0] == subject
+
+    async def get_oidc(self, org_id: str) -> str | None:
+        row = await self._row(sa.select(orgs.c.oidc).where(orgs.c.org_id == org_id))
+        return str(row[0]) if row and row[0] else None
+
+    async def set_oidc(self, org_id: str, sealed: str | None) -> None:
+        await self._count(orgs.update().where(orgs.c.org_id == org_id).values(oidc=sealed))
+
+    async def put_oidc_pending(
+        self, state_digest: str, org_id: str, sealed: str, expires_at: float
+    ) -> None:
+        await self._count(
+            oidc_pending.insert().values(
+                state_digest=state_digest, org_id=org_id, sealed=sealed, expires_at=expires_at
+            )
+        )
+
+    async def take_oidc_pending(self, state_digest: str, now: float) -> tuple[str, str] | None:
+        row = await self._row(
+            oidc_pending.delete()
+            .where(oidc_pending.c.state_digest == state_digest)
+            .returning(oidc_pending.c.org_id, oidc_pending.c.sealed, oidc_pending.c.expires_at)
+        )
+        if row is None or row.expires_at <= now:
+            return None
+        return str(row.org_id), str(row.sealed)
+
+    # Sign-ins
+
+    async def add_login(self, login: LoginRecord) -> None:
+        await self._count(
+            logins.insert().values(
+                token_digest=login.token_digest,
+                username=login.username,
+                expires_at=login.expires_at,
+                last_seen=login.last_seen,
+                method=login.method,
+            )
+        )
+
+    async def get_login(self, token_digest: str) -> LoginRecord | None:
+        row = await self._row(self._login_by_digest, {"digest": token_digest})
+        if row is None:
+            return None
+        return LoginRecord(
+            str(row.token_digest),
+            str(row.username),
+            float(row.expires_at),
+            float(row.last_seen),
+            str(row.method),
+        )
+
+    async def touch_login(self, token_digest: str, now: float) -> None:
+        await self._count(
+            logins.update().where(logins.c.token_digest == token_digest).values(last_seen=now)
+        )
+
+    async def delete_logins_of(self, username: str) -> int:
+        return await self._count(logins.delete().where(logins.c.username == username))
+
+    async def delete_login(self, token_digest: str) -> None:
+        await self._count(logins.delete().where(logins.c.token_digest == token_digest))
+
+    # Join codes and sessions
+
+    async def put_join_code(
+        self, code_digest: str, session_id: str, expires_at: float, org_id: str = DEFAULT_ORG
+    ) -> None:
+        try:
+            await self._count(
+                join_codes.insert(),
+                {
+                    "code_digest": code_digest,
+                    "session_id": session_id,
+                    "expires_at": expires_at,
+                    "org_id": org_id,
+                },
+            )
+        except IntegrityError:
+            raise TandemError("join code collision") from None
+
+    async def take_join_code(
+        self, code_digest: str, now: float, org_id: str | None = None
+    ) -> str | None:
+        # One DELETE ... RETURNING: of concurrent takers (on any server) exactly one gets the row.
+        if org_id is None:
+            row = await self._row(self._take_code, {"digest": code_digest})
+        else:
+            row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": org_id})
+        if row is None or row.expires_at <= now:
+            return None
+        return str(row.session_id)
+
+    async def delete_join_codes(self, session_id: str) -> None:
+        await self._count(join_codes.delete().where(join_codes.c.session_id == session_id))
+
+    async def record_session_start(
+        self,
+        session_id: str,
+        created_at: float,
+        org_id: str = DEFAULT_ORG,
+        site_id: str = "",
+        node: str = "",
+    ) -> None:
+        await self._count(
+            sessions.insert(),
+            {
+                "session_id": session_id,
+                "created_at": created_at,
+                "org_id": org_id,
+                "site_id": site_id,
+                "node": node,
+            },
+        )
+
+    async def record_session_end(
+        self, session_id: str, ended_at: float, reason: str, agent: str | None
+    ) -> None:
+        await self._count(
+            self._live_session,
+            {"sid": session_id, "ended_at": ended_at, "end_reason": reason, "agent": agent},
+        )
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        row = await self._row(sa.select(*sessions.c).where(sessions.c.session_id == session_id))
+        return _session(row) if row else None
+
+    async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
+        await self._count(self._live_session, {"sid": session_id, "state": state, "agent": agent})
+
+    async def live_sessions(self, org_id: str) -> list[SessionRecord]:
+        rows = await self._rows(
+            sa.select(*sessions.c)
+            .where(sessions.c.org_id == org_id, sessions.c.ended_at.is_(None))
+            .order_by(sessions.c.created_at, self._bytewise(sessions.c.session_id))
+        )
+        return [_session(row) for row in rows]
+
+    # Back-off counts and single-use marks
+
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
+        if not keys:
+            return {}
+        rows = await self._rows(
+            sa.select(backoff.c.key, backoff.c.failures, backoff.c.locked_until).where(
+                backoff.c.key.in_(list(keys))
+            )
+        )
+        return {str(r.key): (int(r.failures), float(r.locked_until)) for r in rows}
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT with ``ON CONFLICT`` (both dialects spell it the same)."""
+        if self._postgres:
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+
+    async def backoff_failed(self, key: str, now: float) -> int:
+        insert = self._insert(backoff).values(key=key, failures=1, locked_until=0.0, updated_at=now)
+        row = await self._row(
+            insert.on_conflict_do_update(
+                index_elements=[backoff.c.key],
+                set_={
+                    "failures": backoff.c.failures + 1,
+                    "updated_at": insert.excluded.updated_at,
+                },
+            ).returning(backoff.c.failures)
+        )
+        assert row is not None
+        return int(row[0])
+
+    async def backoff_lock(self, key: str, locked_until: float) -> None:
+        later = sa.case(
+            (backoff.c.locked_until < locked_until, locked_until), else_=backoff.c.locked_until
+        )
+        await self._count(backoff.update().where(backoff.c.key == key).values(locked_until=later))
+
+    async def backoff_clear(self, key: str) -> None:
+        await self._count(backoff.delete().where(backoff.c.key == key))
+
+    async def use_once(self, digest: str, expires_at: float) -> bool:
+        row = await self._row(
+            self._insert(used_once)
+            .values(digest=digest, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=[used_once.c.digest])
+            .returning(used_once.c.digest)
+        )
+        return row is not None
+
+    async def purge_expired(self, now: float) -> None:
+        """Delete expired codes, sign-ins, marks and ended sessions past their organisation's
+        retention. Each DELETE filters on an indexed column."""
+        shortest_retention = sa.select(sa.func.min(orgs.c.retention_days)).scalar_subquery()
+        retention = (
+            sa.select(orgs.c.retention_days)
+            .where(orgs.c.org_id == sessions.c.org_id)
+            .scalar_subquery()
+        )
+
+        def work(db: sa.Connection) -> None:
+            db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
+            db.execute(used_once.delete().where(used_once.c.expires_at <= now))
+            # Counts forgotten a day after the last failure, once no wait is running.
+            db.execute(
+                backoff.delete().where(
+                    backoff.c.updated_at < now - DAY, backoff.c.locked_until < now
+                )
+            )
+            db.execute(logins.delete().where(logins.c.expires_at <= now))
+            db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
+            # Each organisation's retention: ended sessions' records go when it runs out. The
+            # shortest retention bounds the index range; the organisation's own decides.
+            db.execute(
+                sessions.delete().where(
+                    sessions.c.ended_at.isnot(None),
+                    sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
+                    sessions.c.ended_at < sa.literal(now) - DAY * retention,
+                )
+            )
+
+        await self._transaction(work)
+
+    # Organisations and teams
+
+    async def add_org(self, org: OrgRecord) -> None:
+        try:
+            await self._count(
+                orgs.insert().values(
+                    org_id=org.org_id,
+                    name=org.name,
+                    created_at=org.created_at,
+                    retention_days=org.retention_days,
+                    recording_key=org.recording_key,
+                )
+            )
+        except IntegrityError:
+            raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
+
+    async def get_org(self, org_id: str) -> OrgRecord | None:
+        row = await self._row(
+            sa.select(
+                orgs.c.org_id,
+                orgs.c.name,
+                orgs.c.created_at,
+                orgs.c.retention_days,
+                orgs.c.recording_key,
+            ).where(orgs.c.org_id == org_id)
+        )
+        if row is None:
+            return None
+        return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
+
+    async def update_org(self, org: OrgRecord) -> None:
+        await self._count(
+            orgs.update()
+            .where(orgs.c.org_id == org.org_id)
+            .values(
+                name=org.name, retention_days=org.retention_days, recording_key=org.recording_key
+            )
+        )
+
+    async def add_team(self, org_id: str, team: str) -> None:
+        try:
+            await self._count(teams.insert().values(org_id=org_id, team=team))
+        except IntegrityError:
+            raise ConflictError(f"a team {team!r} already exists") from None
+
+    async def delete_team(self, org_id: str, team: str) -> bool:
+        deleted = await self._count(
+            teams.delete().where(teams.c.org_id == org_id, teams.c.team == team)
+        )
+        return deleted > 0
+
+    async def list_teams(self, org_id: str) -> list[str]:
+        rows = await self._rows(
+            sa.select(teams.c.team)
+            .where(teams.c.org_id == org_id)
+            .order_by(self._bytewise(teams.c.team))
+        )
+        return [str(row[0]) for row in rows]
+
+    async def team_policies(self, org_id: str, teams_: tuple[str, ...]) -> dict[str, str]:
+        if not teams_:
+            return {}
+        rows = await self._rows(
+            sa.select(teams.c.team, teams.c.policy).where(
+                teams.c.org_id == org_id,
+                teams.c.team.in_(list(teams_)),
+                teams.c.policy.isnot(None),
+            )
+        )
+        policies = {str(row[0]): str(row[1]) for row in rows}
+        return {team: policies[team] for team in teams_ if team in policies}
+
+    async def set_team_policy(self, org_id: str, team: str, policy: str | None) -> bool:
+        changed = await self._count(
+            teams.update()
+            .where(teams.c.org_id == org_id, teams.c.team == team)
+            .values(policy=policy)
+        )
+        return changed > 0
+
+    # Sites
+
+    def _site_select(self) -> sa.Select[Any]:
+        served_by = (
+            sa.select(self._json_agg(site_teams.c.team))
+            .where(site_teams.c.site_id == sites.c.site_id)
+            .scalar_subquery()
+        )
+        return sa.select(*sites.c, served_by.label("teams"))
+
+    async def _write_site(self, site: SiteRecord, insert: bool) -> None:
+        values = {
+            "org_id": site.org_id,
+            "origin": site.origin,
+            "name": site.name,
+            "policy": site.policy,
+            "token_key": site.token_key,
+            "require_token": site.require_token,
+        }
+
+        def work(db: sa.Connection) -> None:
+            known = set(db.scalars(sa.select(teams.c.team).where(teams.c.org_id == site.org_id)))
+            for team in site.teams:
+                if team not in known:
+                    raise NotFoundError(f"no team named {team!r}")
+            if insert:
+                db.execute(sites.insert().values(site_id=site.site_id, **values))
+            else:
+                result = db.execute(
+                    sites.update().where(sites.c.site_id == site.site_id).values(**values)
+                )
+                if not result.rowcount:
+                    raise NotFoundError(f"no site {site.site_id!r}")
+            db.execute(site_teams.delete().where(site_teams.c.site_id == site.site_id))
+            if site.teams:
+                db.execute(
+                    site_teams.insert(),
+                    [
+                        {"site_id": site.site_id, "org_id": site.org_id, "team": team}
+                        for team in sorted(set(site.teams))
+                    ],
+                )
+
+        try:
+            await self._transaction(work)
+        except IntegrityError:
+            raise ConflictError(
+                f"a site {site.site_id!r} or one for {site.origin} already exists"
+            ) from None
+
+    async def add_site(self, site: SiteRecord) -> None:
+        await self._write_site(site, insert=True)
+
+    async def update_site(self, site: SiteRecord) -> None:
+        """Raises NotFoundError if there is no such site (or team), ConflictError if the origin
+        is another site's."""
+        await self._write_site(site, insert=False)
+
+    async def get_site(self, site_id: str) -> SiteRecord | None:
+        row = await self._row(self._site_select().where(sites.c.site_id == site_id))
+        return _site(row) if row else None
+
+    async def site_for_origin(self, origin: str) -> SiteRecord | None:
+        row = await self._row(self._site_select().where(sites.c.origin == origin))
+        return _site(row) if row else None
+
+    async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]:
+        statement = self._site_select().order_by(self._bytewise(sites.c.site_id))
+        if org_id is not None:
+            statement = statement.where(sites.c.org_id == org_id)
+        return [_site(row) for row in await self._rows(statement)]
+
+    async def delete_site(self, site_id: str) -> bool:
+        return await self._count(sites.delete().where(sites.c.site_id == site_id)) > 0
+
+    # Recordings (ciphertext only; frames go with their recording by ON DELETE CASCADE)
+
+    async def add_recording(self, recording: RecordingRecord) -> None:
+        def work(db: sa.Connection) -> None:
+            org = db.execute(
+                sa.select(orgs.c.org_id).where(orgs.c.org_id == recording.org_id)
+            ).first()
+            if org is None:
+                raise NotFoundError(f"no organisation {recording.org_id!r}")
+            db.execute(
+                recordings.insert().values(
+                    recording_id=recording.recording_id,
+                    org_id=recording.org_id,
+                    session_id=recording.session_id,
+                    site_id=recording.site_id,
+                    agent=recording.agent,
+                    key_id=recording.key_id,
+                    started_at=recording.started_at,
+                    ended_at=recording.ended_at,
+                    end_reason=recording.end_reason,
+                    frames=recording.frames,
+                    size=recording.size,
+                )
+            )
+
+        try:
+            await self._transaction(work)
+        except IntegrityError:
+            raise ConflictError(f"a recording {recording.recording_id!r} already exists") from None
+
+    async def append_recording_frames(
+        self, recording_id: str, first_seq: int, frames: Sequence[bytes]
+    ) -> None:
+        def work(db: sa.Connection) -> None:
+            # The UPDATE locks the recording's row: appends to it (from any server) and its
+            # erasure wait for this transaction.
+            result = db.execute(
+                recordings.update()
+                .where(recordings.c.recording_id == recording_id)
+                .values(
+                    frames=recordings.c.frames + len(frames),
+                    size=recordings.c.size + sum(len(frame) for frame in frames),
+                )
+            )
+            if not result.rowcount:
+                raise NotFoundError(f"no recording {recording_id!r}")
+            if frames:
+                db.execute(
+                    recording_frames.insert(),
+                    [
+                        {"recording_id": recording_id, "seq": first_seq + i, "data": bytes(f)}
+                        for i, f in enumerate(frames)
+                    ],
+                )
+
+        try:
+            await self._transaction(work)
+        except IntegrityError:
+            raise ConflictError(
+                f"recording {recording_id!r} already has a frame numbered"
+                f" {first_seq}..{first_seq + len(frames) - 1}"
+            ) from None
+
+    async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:
+        await self._count(
+            recordings.update()
+            .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
+            .values(ended_at=ended_at, end_reason=reason)
+        )
+
+    async def get_recording(self, recording_id: str) -> RecordingRecord | None:
+        row = await self._row(
+            sa.select(*_RECORDING_COLUMNS).where(recordings.c.recording_id == recording_id)
+        )
+        return _recording(row) if row else None
+
+    async def list_recordings(self, org_id: str, limit: int) -> list[RecordingRecord]:
+        rows = await self._rows(
+            sa.select(*_RECORDING_COLUMNS)
+            .where(recordings.c.org_id == org_id)
+            .order_by(
+                recordings.c.started_at.desc(), self._bytewise(recordings.c.recording_id).desc()
+            )
+            .limit(limit)
+        )
+        return [_recording(row) for row in rows]
+
+    async def recording_frames(self, recording_id: str) -> list[bytes]:
+        rows = await self._rows(
+            sa.select(recording_frames.c.data)
+            .where(recording_frames.c.recording_id == recording_id)
+            .order_by(recording_frames.c.seq)
+        )
+        return [bytes(row[0]) for row in rows]
+
+    async def delete_recording(self, recording_id: str) -> bool:
+        deleted = await self._count(
+            recordings.delete().where(recordings.c.recording_id == recording_id)
+        )
+        return deleted > 0
+
+    async def purge_recordings(self, now: float) -> list[RecordingRecord]:
+        retention = (
+            sa.select(orgs.c.retention_days)
+            .where(orgs.c.org_id == recordings.c.org_id)
+            .scalar_subquery()
+        )
+        rows = await self._rows(
+            recordings.delete()
+            .where(
+                recordings.c.ended_at.isnot(None),
+                recordings.c.ended_at < sa.literal(now) - DAY * retention,
+            )
+            .returning(*_RECORDING_COLUMNS)
+        )
+        return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
+
+    # Audit trail
+
+    async def append_audit(
+        self,
+        at: float,
+        action: str,
+        actor: str,
+        org: str,
+        subject: str,
+        details: dict[str, object],
+        anchor: AnchorRule | None = None,
+    ) -> AuditRecord:
+        def work(db: sa.Connection) -> AuditRecord:
+            if self._postgres:
+                # Only audit writers wait for this lock (until commit); readers of the trail and
+                # every other table go on. SQLite's IMMEDIATE transaction is its equivalent.
+                db.execute(self._audit_lock)
+            row = db.execute(self._last_record).first()
+            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+            digest = record_hash(seq, at, action, actor, org, subject, details, prev)
+            db.execute(
+                audit.insert(),
+                {
+                    "seq": seq,
+                    "at": at,
+                    "action": action,
+                    "actor": actor,
+                    "org": org,
+                    "subject": subject,
+                    "details": json.dumps(details, sort_keys=True),
+                    "prev_hash": prev,
+                    "hash": digest,
+                },
+            )
+            record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+            if anchor is not None:
+                # Anchors are written only here, under the same lock: they follow record order.
+                latest = db.execute(self._last_anchor).first()
+                sealed = anchor(record, _anchor(latest) if latest else None)
+                if sealed is not None:
+                    db.execute(
+                        audit_anchors.insert(),
+                        {
+                            "seq": sealed.seq,
+                            "hash": sealed.hash,
+                            "mac": sealed.mac,
+                            "version": sealed.version,
+                            "every": sealed.every,
+                            "prev_seq": sealed.prev_seq,
+                            "prev_mac": sealed.prev_mac,
+                        },
+                    )
+            return record
+
+        return await self._transaction(work)
+
+    async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
+        rows = await self._rows(
+            sa.select(*_AUDIT_COLUMNS).where(audit.c.at >= since).order_by(audit.c.seq)
+        )
+        return [_audit_record(row) for row in rows]
+
+    async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
+        rows = await self._rows(
+            sa.select(*_AUDIT_COLUMNS)
+            .where(audit.c.org == org, audit.c.seq > after_seq)
+            .order_by(audit.c.seq)
+            .limit(limit)
+        )
+        return [_audit_record(row) for row in rows]
+
+    async def anchors(self) -> list[Anchor]:
+        rows = await self._rows(sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq))
+        return [_anchor(row) for row in rows]
+
+    # Moving an installation
+
+    async def copy_to(self, target: SQLStorage, batch: int = 500) -> dict[str, int]:
+        """Copy every row to ``target`` (a freshly migrated, otherwise empty database), table by
+        table in one transaction on each side, and return the rows copied per table. The audit
+        trail and its anchors are copied as stored, so they verify with the same key. Raises
+        :class:`ConfigError` if the target holds data already."""
+        seeded = {orgs.name, teams.name, sites.name, site_teams.name}
+        copied: dict[str, int] = {}
+        async with self._engine.begin() as source, target._engine.begin() as dest:
+            for table in metadata.sorted_tables:
+                count = (
+                    await dest.execute(sa.select(sa.func.count()).select_from(table))
+                ).scalar_one()
+                if count and (table.name not in seeded or count > 1):
+                    raise ConfigError(f"the target database is not empty ({table.name})")
+            for table in reversed(metadata.sorted_tables):  # the default org, team and site
+                if table.name in seeded:
+                    await dest.execute(table.delete())
+            for table in metadata.sorted_tables:
+                flags = [c.name for c in table.c if c.type._type_affinity is sa.Boolean]
+                keys = list(table.primary_key.columns)
+                result = await source.stream(sa.select(*table.c).order_by(*keys))
+                copied[table.name] = 0
+                async for rows in result.partitions(batch):
+                    values = [dict(row._mapping) for row in rows]
+                    for value in values:
+                        for flag in flags:
+                            value[flag] = bool(value[flag])
+                    await dest.execute(table.insert(), values)
+                    copied[table.name] += len(values)
+        return copied
+
+
+def _sqlite_hooks(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # The driver's own transaction handling off: transactions begin as below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Erased rows (ended sessions, codes, recordings) are overwritten, not left in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    # Statements outside a transaction commit themselves: skip the driver's COMMIT or ROLLBACK
+    # there, each a trip to aiosqlite's thread that would do nothing.
+    dialect = engine.dialect
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
+
+    def do_commit(dbapi_connection: Any) -> None:
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.commit()
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def on_begin(connection: sa.Connection) -> None:
+        if not connection.get_execution_options().get("tandem_plain"):
+            # The write lock first: another process cannot interleave a read and a write.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _backup_before_upgrade(path: Path) -> Path | None:
+    """Copy an existing SQLite file that an upgrade would change; return the copy's path."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    db = sqlite3.connect(path)
+    try:
+        tables = {
+            name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if not tables:
+            return None
+        if "alembic_version" in tables:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+            if row and row[0] == migrations.head_revision():
+                return None
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = path.with_name(f"{path.name}.{stamp}.bak")
+        target.touch(mode=0o600, exist_ok=False)  # it holds what the database holds
+        copy = sqlite3.connect(target)
+        try:
+            db.backup(copy)
+        finally:
+            copy.close()
+    finally:
+        db.close()
+    log.warning("database upgrade: a copy of the old database is at %s", target)
+    return target

@@ -1,0 +1,120 @@
+"""`tandem db copy --to postgresql://...` moves a whole SQLite installation; the audit trail
+still verifies afterwards, and a target that holds data is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tandem.audit import AuditLog
+from tandem.storage.base import (
+    LoginRecord,
+    OrgRecord,
+    RecordingRecord,
+    SiteRecord,
+    Storage,
+    UserRecord,
+)
+from tandem.storage.sql import SQLStorage
+from tests.storage.conftest import PG_DSN
+
+KEY = bytes(range(32))
+
+
+def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+async def installation(data_dir: Path) -> None:
+    storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
+    try:
+        await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7, "recording-key"))
+        await storage.add_team("acme", "claims")
+        await storage.add_user(
+            UserRecord("ada", "Ada", "agent", "h", 1.5, "seed", 3, ("r1", "r2"), org_id="acme")
+        )
+        await storage.set_user_teams("ada", "acme", ("claims",))
+        await storage.add_login(LoginRecord("t1", "ada", 1e10, 2.0))
+        await storage.add_site(
+            SiteRecord("shop", "acme", "https://shop.example", "Shop", ("claims",), "{}", "k", True)
+        )
+        await storage.record_session_start("s1", 10.0, "acme", "shop")
+        await storage.record_session_end("s1", 20.0, "stopped", "Ada")
+        await storage.add_recording(RecordingRecord("rec", "acme", "s1", "shop", "ada", "k1", 11.0))
+        await storage.append_recording_frames("rec", 0, [b"\x00\x01", b"\xff" * 100])
+        await storage.end_recording("rec", 19.0, "stopped")
+        log = AuditLog(storage, KEY, anchor_every=4)
+        for i in range(11):
+            await log.record(1000.0 + i, "sign_in", actor="ada", org="acme", n=i)
+        await log.record(1020.0, "server_stopped", actor="server")
+    finally:
+        await storage.close()
+
+
+async def snapshot(storage: Storage) -> tuple[object, ...]:
+    return (
+        await storage.get_org("acme"),
+        await storage.list_teams("acme"),
+        await storage.list_users("acme"),
+        await storage.get_login("t1"),
+        await storage.list_sites(),
+        await storage.get_session("s1"),
+        await storage.list_recordings("acme", 10),
+        await storage.recording_frames("rec"),
+        await storage.audit_records(),
+        await storage.anchors(),
+    )
+
+
+async def test_an_sqlite_installation_moves_to_postgres_and_its_trail_verifies(
+    tmp_path: Path, pg_schema: str
+) -> None:
+    await installation(tmp_path)
+    (tmp_path / "audit.key").write_text(KEY.hex())
+    url = f"{PG_DSN}?search_path={pg_schema}"
+    copied = await asyncio.to_thread(tandem, "db", "copy", "--to", url, "--data-dir", str(tmp_path))
+    assert copied.returncode == 0, copied.stderr
+    assert "audit" in copied.stdout
+
+    verified = await asyncio.to_thread(
+        tandem, "audit", "verify", "--data-dir", str(tmp_path), env={"TANDEM_DATABASE_URL": url}
+    )
+    assert verified.returncode == 0, verified.stderr
+    assert "intact: 12 records, 4 anchors" in verified.stdout
+
+    source = await SQLStorage.open_sqlite(tmp_path / "tandem.sqlite3")
+    target = await SQLStorage.connect(PG_DSN, schema=pg_schema)
+    try:
+        assert await snapshot(target) == await snapshot(source)
+        user = await target.get_user("ada")
+        assert user is not None and user.recovery_codes == ("r1", "r2")
+        assert user.teams == ("claims",)
+        # The copy goes on as the installation: the next record extends the same chain.
+        log = AuditLog(target, KEY, anchor_every=4)
+        assert (await log.record(2000.0, "server_started", actor="server")).seq == 13
+    finally:
+        await source.close()
+        await target.close()
+
+    again = await asyncio.to_thread(tandem, "db", "copy", "--to", url, "--data-dir", str(tmp_path))
+    assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_copy_wants_a_postgres_url(tmp_path: Path) -> None:
+    result = tandem("db", "copy", "--to", "mysql://db/x", "--data-dir", str(tmp_path))
+    assert result.returncode == 2 and "postgresql://" in result.stderr
+
+
+def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
+    result = tandem("db", "upgrade", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "schema revision 0002" in result.stdout

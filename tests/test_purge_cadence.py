@@ -1,0 +1,33 @@
+"""The periodic purge of expired rows runs on its own cadence (a Settings field), not every tick."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tandem import crypto
+from tandem.config import Settings
+from tandem.exceptions import TandemError
+from tandem.fanout.memory import MemoryFanout
+from tandem.hub import SessionHub
+from tandem.storage.sql import SQLStorage
+
+
+async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path: Path) -> None:
+    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    now = [1000.0]
+    settings = Settings.load(environ={}, data_dir=tmp_path, purge_interval_seconds=60.0)
+    hub = SessionHub(settings, storage, MemoryFanout(), lambda: now[0], crypto.system_entropy)
+    try:
+        await hub.tick()  # the first tick purges
+        await storage.put_join_code("old", "s1", expires_at=1001.0)
+        now[0] = 1030.0
+        await hub.tick()
+        with pytest.raises(TandemError, match="collision"):  # expired, but not purged yet
+            await storage.put_join_code("old", "s2", expires_at=2000.0)
+        now[0] = 1061.0
+        await hub.tick()
+        await storage.put_join_code("old", "s3", expires_at=2000.0)  # purged: free again
+    finally:
+        await storage.close()
