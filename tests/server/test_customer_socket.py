@@ -138,6 +138,7 @@ async def test_resume_after_navigation_keeps_sharing(server: RunningServer) -> N
         "code": None,
         "policy": None,
         "recording": False,
+        "team_policies": [],
     }
     assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": True}
     await page2.send(b"new page snapshot")
