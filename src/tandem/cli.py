@@ -111,6 +111,15 @@ def serve(
             "[env TANDEM_ALLOW_ORIGINS, comma separated].",
         ),
     ] = None,
+    console_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--console-origin",
+            help="Another origin (https://console.bank.example) that hosts the agent console "
+            "(`tandem console --copy-to`); repeatable [env TANDEM_CONSOLE_ORIGINS, comma "
+            "separated].",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."),
@@ -155,6 +164,7 @@ def serve(
             port=port,
             data_dir=data_dir,
             allow_origins=tuple(allow_origin or ()),
+            console_origins=tuple(console_origin or ()),
             tls_cert=tls_cert,
             tls_key=tls_key,
             trusted_proxies=tuple(trusted_proxy or ()),
