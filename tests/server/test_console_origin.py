@@ -3,9 +3,16 @@ open to the listed origins and to no other."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from pathlib import Path
+
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from tandem import cli
+from tandem.server.app import STATIC
 from tests.conftest import RunningServer, ServerFactory
 from tests.server.helpers import (
     INVALID_CODE,
@@ -113,3 +120,29 @@ async def test_console_origin_is_not_a_customer_origin(relay: RunningServer) -> 
         origin=CONSOLE,  # type: ignore[arg-type]
     )
     assert await closed_with(customer) == (4403, "origin not allowed")
+
+
+def test_tandem_console_copies_the_console_for_another_origin(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli.app, ["console", "--copy-to", str(tmp_path), "--relay", "https://Tandem.Bank.example/"]
+    )
+    assert result.exit_code == 0, result.output
+    built = (STATIC / "console" / "console.js").read_bytes()
+    integrity = "sha384-" + base64.b64encode(hashlib.sha384(built).digest()).decode()
+    assert result.stdout.strip() == f"console.js {integrity}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(cli.CONSOLE_FILES)
+    assert (tmp_path / "console.js").read_bytes() == built
+    page = (tmp_path / "index.html").read_text()
+    assert '<meta name="tandem-relay" content="https://tandem.bank.example">' in page
+    assert f'<script src="console.js" integrity="{integrity}" defer>' in page
+    assert "/console/" not in page
+
+
+@pytest.mark.parametrize(
+    "relay", ["https://tandem.bank.example/console/", "tandem.bank.example", "ftp://t.example"]
+)
+def test_tandem_console_refuses_a_relay_that_is_not_an_origin(tmp_path: Path, relay: str) -> None:
+    result = CliRunner().invoke(cli.app, ["console", "--copy-to", str(tmp_path), "--relay", relay])
+    assert result.exit_code == 2
+    assert "origin" in result.output
+    assert not any(tmp_path.iterdir())
