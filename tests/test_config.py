@@ -75,3 +75,15 @@ def test_settings_are_immutable() -> None:
     settings = Settings.load(environ={})
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_console_origins_are_read_and_validated() -> None:
+    settings = Settings.load(
+        environ={"TANDEM_CONSOLE_ORIGINS": "https://Console.Bank.example:443, http://c.example:81"}
+    )
+    assert settings.console_origins == ("https://console.bank.example", "http://c.example:81")
+    assert Settings.load(environ={}, console_origins=("https://x.example/",)).console_origins == (
+        "https://x.example",
+    )
+    with pytest.raises(ConfigError):
+        Settings.load(environ={"TANDEM_CONSOLE_ORIGINS": "https://console.bank.example/app"})

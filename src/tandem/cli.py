@@ -116,6 +116,15 @@ def serve(
             "[env TANDEM_ALLOW_ORIGINS, comma separated].",
         ),
     ] = None,
+    console_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--console-origin",
+            help="Another origin (https://console.bank.example) that hosts the agent console "
+            "(`tandem console --copy-to`); repeatable [env TANDEM_CONSOLE_ORIGINS, comma "
+            "separated].",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."),
@@ -160,6 +169,7 @@ def serve(
             port=port,
             data_dir=data_dir,
             allow_origins=tuple(allow_origin or ()),
+            console_origins=tuple(console_origin or ()),
             tls_cert=tls_cert,
             tls_key=tls_key,
             trusted_proxies=tuple(trusted_proxy or ()),
@@ -578,24 +588,25 @@ def recording_open(
         )
 
 
-def _sdk_integrity(sdk_file: Path) -> tuple[bytes, str]:
-    """The SDK's bytes and their Subresource Integrity value (``sha384-…``), computed from the
-    file itself and checked against the manifest the build wrote beside it (``integrity.json``).
+def _sdk_integrity(sdk_file: Path, what: str = "the SDK") -> tuple[bytes, str]:
+    """A built bundle's bytes (the SDK's, or the console's) and their Subresource Integrity value
+    (``sha384-…``), computed from the file itself and checked against the manifest the build wrote
+    beside the SDK (``static/sdk/integrity.json``).
 
-    Raises :class:`ConfigError` when the SDK is missing, the manifest is missing or unreadable, or
+    Raises :class:`ConfigError` when the file is missing, the manifest is missing or unreadable, or
     the two disagree (the file changed after the build, or the manifest did).
     """
     try:
         data = sdk_file.read_bytes()
     except OSError:
-        raise ConfigError(f"the SDK is not built ({sdk_file}): `make setup` builds it") from None
+        raise ConfigError(f"{what} is not built ({sdk_file}): `make setup` builds it") from None
     integrity = "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
-    manifest_file = sdk_file.with_name("integrity.json")
+    manifest_file = sdk_file.parent.parent / "sdk" / "integrity.json"
     try:
         built = json.loads(manifest_file.read_text())[f"{sdk_file.parent.name}/{sdk_file.name}"]
     except (OSError, ValueError, KeyError, TypeError):
         raise ConfigError(
-            f"no integrity manifest for the SDK ({manifest_file}): rebuild it (`make setup`)"
+            f"no integrity manifest for {what} ({manifest_file}): rebuild it (`make setup`)"
         ) from None
     if not hmac.compare_digest(str(built), integrity):
         raise ConfigError(
@@ -723,6 +734,75 @@ def db_copy(
     typer.echo(f"Copied {total} rows to {redact_dsn(to)}:")
     for table, count in copied.items():
         typer.echo(f"  {table:<18} {count}")
+
+
+CONSOLE_FILES = ("index.html", "console.js", "console.css", "rrweb.css")
+"""The console's static files, as `tandem console --copy-to` writes them."""
+
+
+def console_page(index: str, relay: str, integrity: str) -> str:
+    """The console's index.html for hosting elsewhere: its files referred to relatively (beside
+    it), console.js pinned by its hash, and the relay named in ``<meta name="tandem-relay">``."""
+    meta = '<meta charset="utf-8">'
+    edits = {
+        meta: f'{meta}\n  <meta name="tandem-relay" content="{html.escape(relay)}">',
+        'href="/console/console.css"': 'href="console.css"',
+        'href="/console/rrweb.css"': 'href="rrweb.css"',
+        '<script src="/console/console.js" defer>': (
+            f'<script src="console.js" integrity="{integrity}" defer>'
+        ),
+    }
+    for old, new in edits.items():
+        if index.count(old) != 1:
+            raise ConfigError(f"the console's index.html is not as expected (looked for {old})")
+        index = index.replace(old, new)
+    return index
+
+
+@app.command("console")
+def console_copy(
+    copy_to: Annotated[
+        Path,
+        typer.Option(help="Write the console's files (index.html, console.js, CSS) here."),
+    ],
+    relay: Annotated[
+        str,
+        typer.Option(
+            help="The Tandem server as the agents' browsers reach it, an origin such as "
+            "https://tandem.bank.example; start it with --console-origin naming where the copy "
+            "is served."
+        ),
+    ],
+) -> None:
+    """Copy the agent console for serving from your own origin (docs/deployment.md, "Serving the
+    console from your own origin"), and print console.js's hash to pin and check it by."""
+    from tandem.server.app import STATIC
+
+    source = STATIC / "console"
+    try:
+        origin = normalize_origin(relay)
+        script, integrity = _sdk_integrity(source / "console.js", "the console")
+        files = {
+            "index.html": console_page(
+                (source / "index.html").read_text(encoding="utf-8"), origin, integrity
+            ).encode(),
+            "console.js": script,
+            "console.css": (source / "console.css").read_bytes(),
+            "rrweb.css": (source / "rrweb.css").read_bytes(),
+        }
+    except TandemError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:
+        raise _fail(f"the console is not built ({exc.filename}): `make setup` builds it") from None
+    try:
+        copy_to.mkdir(parents=True, exist_ok=True)
+        for name in CONSOLE_FILES:
+            (copy_to / name).write_bytes(files[name])
+    except OSError as exc:
+        raise _fail(f"cannot write into {copy_to}: {exc.strerror}") from None
+    typer.echo(f"Wrote {', '.join(CONSOLE_FILES)} into {copy_to} for the relay {origin}.", err=True)
+    typer.echo(f"Start the relay with --console-origin <the origin serving {copy_to}>.", err=True)
+    typer.echo(f"console.js {integrity}")
 
 
 def main() -> None:

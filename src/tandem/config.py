@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 from tandem.exceptions import ConfigError
 
+LIST_SETTINGS = ("allow_origins", "console_origins", "trusted_proxies")
+"""Settings given as lists, where an empty override means "not given"."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
@@ -34,6 +37,11 @@ class Settings:
     allow_origins: tuple[str, ...] = ()
     """Extra origins whose pages may open customer sessions (TANDEM_ALLOW_ORIGINS, comma separated).
     The server's own origin is always allowed."""
+    console_origins: tuple[str, ...] = ()
+    """Other origins that may host the agent console (TANDEM_CONSOLE_ORIGINS, comma separated):
+    their pages may call /api/* with the agent's cookie (CORS) and open the agent socket. The
+    sign-in cookie is SameSite=Strict, so only origins of the server's own site can sign in
+    (docs/deployment.md, "Serving the console from your own origin")."""
 
     tls_cert: Path | None = None
     """PEM certificate chain; with ``tls_key``, serve HTTPS/WSS itself (TANDEM_TLS_CERT)."""
@@ -132,6 +140,9 @@ class Settings:
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
+        object.__setattr__(
+            self, "console_origins", tuple(normalize_origin(o) for o in self.console_origins)
+        )
         scheme, _, _ = (self.database_url or "postgresql://").partition("://")
         if scheme.lower() not in ("postgresql", "postgres"):
             raise ConfigError("the database URL must start with postgresql:// (or postgres://)")
@@ -188,6 +199,10 @@ class Settings:
             values["allow_origins"] = tuple(
                 o.strip() for o in env["TANDEM_ALLOW_ORIGINS"].split(",") if o.strip()
             )
+        if env.get("TANDEM_CONSOLE_ORIGINS", "").strip():
+            values["console_origins"] = tuple(
+                o.strip() for o in env["TANDEM_CONSOLE_ORIGINS"].split(",") if o.strip()
+            )
         for key, variable in (("tls_cert", "TANDEM_TLS_CERT"), ("tls_key", "TANDEM_TLS_KEY")):
             if env.get(variable):
                 values[key] = Path(env[variable])
@@ -206,7 +221,7 @@ class Settings:
                 p.strip() for p in env["TANDEM_TRUSTED_PROXIES"].split(",") if p.strip()
             )
         for key, value in overrides.items():
-            if value is None or (key in ("allow_origins", "trusted_proxies") and not value):
+            if value is None or (key in LIST_SETTINGS and not value):
                 continue
             if key in ("data_dir", "tls_cert", "tls_key", "policy_file", "audit_key_file"):
                 value = Path(str(value))

@@ -20,6 +20,7 @@ import { control, parseServerMessage, type ServerMessage } from "../shared/proto
 import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from "../generated/rest.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
+import { relay, relayFetch } from "./relay.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -123,7 +124,7 @@ async function listSessions(): Promise<void> {
   }
   let sessions: LiveSession[] = [];
   try {
-    const response = await fetch("/api/sessions", { credentials: "same-origin" });
+    const response = await relayFetch("/api/sessions");
     if (!response.ok) return;
     sessions = (await response.json()) as LiveSession[];
   } catch {
@@ -174,7 +175,7 @@ function showSecondFactorSetup(agent: AgentInfo): void {
   };
   byId("mfa-start").onclick = async () => {
     mfaError.hidden = true;
-    const response = await fetch("/api/mfa/setup", { method: "POST", credentials: "same-origin" });
+    const response = await relayFetch("/api/mfa/setup", { method: "POST" });
     if (!response.ok) return fail(await problemDetail(response));
     const setup = (await response.json()) as SecondFactorSetup;
     byId<HTMLImageElement>("mfa-qr").src = setup.qr_svg;
@@ -187,10 +188,9 @@ function showSecondFactorSetup(agent: AgentInfo): void {
     event.preventDefault();
     mfaError.hidden = true;
     const input = byId<HTMLInputElement>("mfa-code");
-    const response = await fetch("/api/mfa/confirm", {
+    const response = await relayFetch("/api/mfa/confirm", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      credentials: "same-origin",
       body: JSON.stringify({ code: input.value.trim() }),
     });
     input.value = "";
@@ -218,10 +218,9 @@ signinForm.addEventListener("submit", async (event) => {
   const otp = byId<HTMLInputElement>("otp");
   let response: Response;
   try {
-    response = await fetch("/api/login", {
+    response = await relayFetch("/api/login", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      credentials: "same-origin",
       body: JSON.stringify({ username, password: password.value, code: otp.value.trim() || null }),
     });
   } catch {
@@ -242,7 +241,7 @@ signinForm.addEventListener("submit", async (event) => {
 for (const [button, path] of [[signoutButton, "/api/logout"], [signoutAllButton, "/api/logout-everywhere"]] as const) {
   button.addEventListener("click", async () => {
     live?.leave();
-    await fetch(path, { method: "POST", credentials: "same-origin" }).catch(() => undefined);
+    await relayFetch(path, { method: "POST" }).catch(() => undefined);
     showSignIn();
   });
 }
@@ -292,9 +291,8 @@ class LiveView {
   private recordingCheck: ReturnType<typeof setTimeout> | undefined;
 
   constructor(target: { code: string } | { watch: string }) {
-    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.watching = "watch" in target;
-    this.ws = new WebSocket(`${scheme}//${location.host}/ws/agent`);
+    this.ws = new WebSocket(relay().socket);
     this.ws.binaryType = "arraybuffer";
     this.ws.addEventListener("open", () => {
       if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
@@ -833,6 +831,10 @@ controlLayer.addEventListener("click", (event) => live?.onLayerClick(event));
 controlLayer.addEventListener("wheel", (event) => live?.onLayerWheel(event), { passive: false });
 typingInput.addEventListener("input", () => live?.onTyping());
 
+// Sign-in through an identity provider comes back to the relay's own console (its redirect URI);
+// a console hosted elsewhere offers password sign-in only (docs/deployment.md).
+byId<HTMLFormElement>("sso-form").hidden = relay().base !== "";
+
 // A plain navigation, not a form post: the console's CSP (form-action 'self') would stop the
 // redirect to the organisation's provider.
 byId<HTMLFormElement>("sso-form").addEventListener("submit", (event) => {
@@ -861,7 +863,7 @@ function ssoOutcome(): void {
 async function init(): Promise<void> {
   ssoOutcome();
   try {
-    const response = await fetch("/api/me", { credentials: "same-origin" });
+    const response = await relayFetch("/api/me");
     if (response.ok) {
       showJoin((await response.json()) as AgentInfo);
       return;

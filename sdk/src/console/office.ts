@@ -4,6 +4,7 @@
  * this is only a view. Text is always set with textContent.
  */
 
+import { relay, relayFetch } from "./relay.ts";
 import type {
   AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, Site, SiteChange, SsoAnswer, SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
 } from "../generated/rest.ts";
@@ -53,9 +54,8 @@ export function field<T extends HTMLInputElement | HTMLSelectElement | HTMLTextA
 }
 
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(path, {
+  const response = await relayFetch(path, {
     method,
-    credentials: "same-origin",
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -480,7 +480,7 @@ export function administration(root: HTMLElement): void {
     sitePolicyForm, sitePolicyStatus, siteForm,
     el("h2", "Retention"), retentionNow, retentionForm, retentionStatus,
     el("h2", "Single sign-on"), ssoNow,
-    el("p", `Register Tandem with your identity provider as a confidential client with the redirect URI ${location.origin}/api/sso/callback.`, "muted"),
+    el("p", `Register Tandem with your identity provider as a confidential client with the redirect URI ${relay().base || location.origin}/api/sso/callback.`, "muted"),
     ssoForm, ssoOff, ssoStatus,
   );
   render()

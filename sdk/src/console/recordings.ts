@@ -13,6 +13,7 @@ import {
 } from "../shared/e2e/recording.ts";
 import type { Org, Recording, RecordingKey as RecordingKeyBody } from "../generated/rest.ts";
 import { api, el, field, statusLine, table } from "./office.ts";
+import { relay, relayFetch } from "./relay.ts";
 
 const when = (seconds: number) => new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
 
@@ -126,7 +127,7 @@ export function recordingsPanel(root: HTMLElement): void {
     stopPlayer();
     say("Fetching the recording (this playback is recorded in the audit trail)…", true);
     try {
-      const response = await fetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`, { credentials: "same-origin" });
+      const response = await relayFetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`);
       if (!response.ok) throw new RecordingError(`The server refused: ${response.status}`);
       // The whole recording is checked before anything of it is shown (docs/recordings.md).
       const { events, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
@@ -172,7 +173,7 @@ export function recordingsPanel(root: HTMLElement): void {
         playButton.setAttribute("aria-label", `Play recording ${r.recording_id}`);
         playButton.addEventListener("click", () => void play(r));
         const exportLink = el("a", "Export");
-        exportLink.href = `/api/recordings/${encodeURIComponent(r.recording_id)}/export`;
+        exportLink.href = `${relay().base}/api/recordings/${encodeURIComponent(r.recording_id)}/export`;
         exportLink.setAttribute("download", "");
         exportLink.setAttribute("aria-label", `Export recording ${r.recording_id}`);
         actions.append(playButton, " ", exportLink);

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tandem.config import normalize_origin
+from tandem.exceptions import ConfigError
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -30,15 +33,24 @@ DEMO_CSP = (
 )
 
 
+def _normalized(origin: str) -> str | None:
+    try:
+        return normalize_origin(origin)
+    except ConfigError:
+        return None
+
+
 class SameOriginWrites:
     """CSRF defence for every state-changing request (anything but GET/HEAD/OPTIONS): a browser
     that names another origin is refused with 403. Cookies are also SameSite=Strict and bodies must
-    be JSON; this check covers requests without a body, such as sign-out."""
+    be JSON; this check covers requests without a body, such as sign-out. The origins that host
+    the console (``--console-origin``) are the only others allowed."""
 
     SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, console_origins: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.console_origins = frozenset(console_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE:
@@ -46,7 +58,11 @@ class SameOriginWrites:
             origin = headers.get("origin")
             host = headers.get("host", "")
             scheme = scope.get("scheme", "http")
-            if origin is not None and origin.lower() != f"{scheme}://{host}".lower():
+            if (
+                origin is not None
+                and origin.lower() != f"{scheme}://{host}".lower()
+                and _normalized(origin) not in self.console_origins
+            ):
                 response = JSONResponse(
                     {"title": "Forbidden", "status": 403, "detail": "Cross-site request refused."},
                     status_code=403,
@@ -55,6 +71,58 @@ class SameOriginWrites:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class ConsoleCors:
+    """CORS on /api/* for the origins that host the agent console (``--console-origin``) and for
+    no one else: their pages may read answers and send the sign-in cookie (which the browser sends
+    only when they are the same site as this server: it is SameSite=Strict)."""
+
+    METHODS = "GET, POST, PUT, PATCH, DELETE"
+    HEADERS = "Content-Type"
+
+    def __init__(self, app: ASGIApp, console_origins: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.console_origins = frozenset(console_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        allowed = _normalized(origin) if origin else None
+        if allowed not in self.console_origins:
+            allowed = None
+        if (
+            allowed is not None
+            and scope["method"] == "OPTIONS"
+            and "access-control-request-method" in headers
+        ):
+            preflight = Response(status_code=204)
+            preflight.headers.update(
+                {
+                    "access-control-allow-origin": allowed,
+                    "access-control-allow-credentials": "true",
+                    "access-control-allow-methods": self.METHODS,
+                    "access-control-allow-headers": self.HEADERS,
+                    "access-control-max-age": "600",
+                    "vary": "Origin",
+                }
+            )
+            await preflight(scope, receive, send)
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_headers = MutableHeaders(scope=message)
+                response_headers.add_vary_header("Origin")
+                if allowed is not None:
+                    response_headers["access-control-allow-origin"] = allowed
+                    response_headers["access-control-allow-credentials"] = "true"
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
 
 
 class SecurityHeaders:

@@ -318,7 +318,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
     services = _services(ws)
     settings = services.settings
     origin = origin_of(ws)
-    if origin is None or origin != own_origin(ws):
+    if origin is None or (origin != own_origin(ws) and origin not in settings.console_origins):
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     agent = await auth.agent_for_token(
