@@ -18,6 +18,7 @@ from tandem.storage.base import Storage
 from tandem.storage.migrations import legacy
 from tandem.storage.sql import SQLStorage
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+from tests.test_audit import TRIGGERS
 
 KEY = bytes(range(32))
 OLD_TRAIL = json.loads((Path(__file__).parent / "audit_before_chained_anchors.json").read_text())
@@ -73,17 +74,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                         OLD_TRAIL["audit_anchors"],
                     )
 
-            guards = tuple(
-                f"DROP TRIGGER {name}"
-                for name in (
-                    "audit_no_update",
-                    "audit_no_delete",
-                    "audit_no_replace",
-                    "audit_anchors_no_update",
-                    "audit_anchors_no_delete",
-                    "audit_anchors_no_replace",
-                )
-            )
+            guards = tuple(f"DROP TRIGGER {name}" for name in TRIGGERS)
             yield Backend("sqlite", open_sqlite, execute_sqlite, make_old_sqlite, guards)
         else:
             schema = await stack.enter_async_context(fresh_schema())
