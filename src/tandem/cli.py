@@ -35,6 +35,7 @@ from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import AuditTrailDamaged, ConfigError, TandemError
 from tandem.policy import load_policy
+from tandem.server.websocket_protocol import TandemWebSocketProtocol
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG
 
@@ -208,7 +209,7 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         asgi_app,
         host=settings.host,
         port=settings.port,
-        ws="websockets-sansio",
+        ws=TandemWebSocketProtocol,
         ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
         ws_per_message_deflate=False,  # the SDK compresses before it encrypts
         proxy_headers=bool(settings.trusted_proxies),
