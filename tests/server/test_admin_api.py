@@ -156,3 +156,18 @@ async def test_a_teams_policy_reaches_the_customer_before_its_agent_joins(
     resumed = await recv_json(again)
     assert resumed["type"] == "resumed" and resumed["team_policies"] == [policy]
     assert "policy_changed" in audit_actions(orgs_server)
+
+
+async def test_audit_paging_parameters_are_range_checked(orgs_server: RunningServer) -> None:
+    with api(orgs_server, "aud") as aud:
+        huge = "after=1000000000000000000000"
+        for query in ("after=1e21", huge, "after=-1", "limit=-5", "limit=x"):
+            answer = aud.get(f"/api/audit?{query}")
+            assert answer.status_code == 400, query
+            assert "whole numbers" in answer.json()["detail"], query
+            assert answer.headers["x-content-type-options"] == "nosniff", query
+        assert len(aud.get("/api/audit?after=0&limit=2").json()) == 2
+
+
+def test_health_says_only_ok(orgs_server: RunningServer) -> None:
+    assert httpx.get(f"{orgs_server.base}/healthz").json() == {"status": "ok"}

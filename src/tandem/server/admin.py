@@ -450,16 +450,22 @@ async def _live_sessions(call: Call) -> object:
 
 
 MAX_AUDIT_PAGE = 1000
+MAX_SEQ = 2**63 - 1
 
 
 async def _audit(call: Call) -> object:
     """The organisation's audit records after sequence number ``after`` (a page at a time)."""
     try:
         after = int(call.query.get("after", "0"))
-        limit = min(int(call.query.get("limit", str(MAX_AUDIT_PAGE))), MAX_AUDIT_PAGE)
+        limit = int(call.query.get("limit", str(MAX_AUDIT_PAGE)))
     except ValueError:
         raise ConfigError("after and limit are whole numbers") from None
-    page = await call.services.storage.audit_page(call.principal.org, after, max(limit, 0))
+    # Bounded before they reach the database (a 64-bit integer there; larger failed inside it).
+    if not 0 <= after <= MAX_SEQ or not 0 <= limit <= MAX_SEQ:
+        raise ConfigError(f"after and limit are whole numbers from 0 to {MAX_SEQ}")
+    page = await call.services.storage.audit_page(
+        call.principal.org, after, min(limit, MAX_AUDIT_PAGE)
+    )
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )

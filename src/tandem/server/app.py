@@ -73,7 +73,8 @@ async def sdk_script(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "live_sessions": len(request.app.state.services.hub)})
+    # Liveness only: nothing about sessions for whoever asks.
+    return JSONResponse({"status": "ok"})
 
 
 async def register_allowed_origins(directory: Directory, settings: Settings) -> None:
