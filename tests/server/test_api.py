@@ -156,3 +156,10 @@ def test_sign_out_everywhere_ends_every_sign_in(server: RunningServer) -> None:
         assert laptop.get("/api/me").status_code == 401
         assert phone.get("/api/me").status_code == 401
         assert phone.post("/api/logout-everywhere").status_code == 401
+
+
+def test_redirects_are_not_built_from_the_host_header(server: RunningServer) -> None:
+    for path, target in (("/console", "/console/"), ("/demo", "/demo/"), ("/", "/demo/")):
+        answer = httpx.get(f"{server.base}{path}", headers={"Host": "evil.example"})
+        assert answer.is_redirect, path
+        assert answer.headers["location"] == target, path

@@ -201,6 +201,9 @@ def create_app(
         Route("/api/sso/callback", sso.callback, name="sso_callback"),
         WebSocketRoute("/ws/customer", ws.customer_endpoint),
         WebSocketRoute("/ws/agent", ws.agent_endpoint),
+        # Relative redirects: the static files' own would be built from the request's Host header.
+        Route("/console", lambda request: RedirectResponse("/console/")),
+        Route("/demo", lambda request: RedirectResponse("/demo/")),
         Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),
         Route("/demo/", demo.demo_page),  # demo only: pages pinned with the server's key
         Route("/demo/{page}.html", demo.demo_page),
