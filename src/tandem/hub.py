@@ -41,6 +41,7 @@ from tandem.protocol.session import (
 )
 from tandem.recordings import Recorder, Recordings, new_recording
 from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
+from tandem.subjects import new_pseudonym
 
 log = logging.getLogger("tandem.hub")
 Clock = Callable[[], float]
@@ -212,9 +213,15 @@ class SessionHub:
         await self.storage.record_session_start(
             session_id, now, site.org_id, site.site_id, self.node
         )
+        actor = "customer"
+        if customer:  # the audit trail names a pseudonym (erasable link; tandem.subjects)
+            pseudonym = await self.storage.link_subject(
+                site.org_id, customer, session_id, new_pseudonym(self.entropy)
+            )
+            actor = f"customer:{pseudonym}"
         await self.record(
             "session_created",
-            actor=f"customer:{customer}" if customer else "customer",
+            actor=actor,
             org=site.org_id,
             subject=session_id,
             site=site.site_id,
