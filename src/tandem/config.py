@@ -16,6 +16,14 @@ from tandem.exceptions import ConfigError
 LIST_SETTINGS = ("allow_origins", "console_origins", "trusted_proxies")
 """Settings given as lists, where an empty override means "not given"."""
 
+NUMBER_SETTINGS = {
+    "login_idle_seconds": "TANDEM_LOGIN_IDLE_SECONDS",
+    "login_ttl_seconds": "TANDEM_LOGIN_TTL_SECONDS",
+    "advisory_max_age_days": "TANDEM_ADVISORY_MAX_AGE_DAYS",
+}
+"""Numeric settings an operator tunes through the environment (compliance profiles ask for
+them; docs/compliance.md)."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
@@ -84,9 +92,10 @@ class Settings:
     max_session_seconds: float = 4 * 3600.0
     """No session lasts longer than this (`max_duration`)."""
     login_ttl_seconds: float = 8 * 3600.0
-    """An agent's sign-in lifetime."""
+    """An agent's sign-in lifetime (TANDEM_LOGIN_TTL_SECONDS)."""
     login_idle_seconds: float = 30 * 60.0
-    """A sign-in unused for this long ends (besides its absolute lifetime)."""
+    """A sign-in unused for this long ends, besides its absolute lifetime
+    (TANDEM_LOGIN_IDLE_SECONDS; PCI DSS 8.2.8 asks for 15 minutes at most)."""
     login_free_failures: int = 3
     """Wrong passwords per account (and per address) before back-off starts."""
     login_backoff_seconds: float = 1.0
@@ -128,6 +137,16 @@ class Settings:
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
     checked for expiry where it is used, so this bounds only how long the rows linger."""
 
+    advisory_file: Path | None = None
+    """Security advisories in OSV JSON that the operator fetches (TANDEM_ADVISORY_FILE):
+    `tandem security status` and the admin API compare the shipped SBOM against it
+    (docs/security-updates.md)."""
+    advisory_max_age_days: float = 7.0
+    """An advisory file older than this is stale: the server logs a warning and admins see a
+    banner (TANDEM_ADVISORY_MAX_AGE_DAYS)."""
+    advisory_check_seconds: float = 3600.0
+    """How often the server re-reads the advisory file and warns (also at start)."""
+
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
@@ -153,6 +172,10 @@ class Settings:
                 raise ConfigError(
                     "--redis-url needs --database-url: several processes share one PostgreSQL"
                 )
+        if not self.advisory_max_age_days > 0 or not self.advisory_check_seconds > 0:
+            raise ConfigError("advisory_max_age_days and advisory_check_seconds must be positive")
+        if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
+            raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -220,10 +243,25 @@ class Settings:
             values["trusted_proxies"] = tuple(
                 p.strip() for p in env["TANDEM_TRUSTED_PROXIES"].split(",") if p.strip()
             )
+        if env.get("TANDEM_ADVISORY_FILE"):
+            values["advisory_file"] = Path(env["TANDEM_ADVISORY_FILE"])
+        for key, variable in NUMBER_SETTINGS.items():
+            if env.get(variable, "").strip():
+                try:
+                    values[key] = float(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} must be a number") from None
         for key, value in overrides.items():
             if value is None or (key in LIST_SETTINGS and not value):
                 continue
-            if key in ("data_dir", "tls_cert", "tls_key", "policy_file", "audit_key_file"):
+            if key in (
+                "data_dir",
+                "tls_cert",
+                "tls_key",
+                "policy_file",
+                "audit_key_file",
+                "advisory_file",
+            ):
                 value = Path(str(value))
             values[key] = value
         try:
