@@ -72,8 +72,9 @@ class Installation:
     login_idle_seconds: float
     login_ttl_seconds: float
     audit: AuditState
-    exposed_files: tuple[str, ...]
-    """Keys, database or data directory that others than the server's user can read."""
+    exposed_files: tuple[tuple[str, bool], ...]
+    """Keys, database or data directory (path, is a directory) that accounts other than the
+    server's may read or enter."""
     key_files_on_server: tuple[str, ...]
     """Recording key files (private halves) found in the data directory."""
     security: sbom.SecurityStatus
@@ -465,11 +466,16 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
 
 def _file_permissions(profile: Profile, inst: Installation, now: float) -> Outcome:
     if inst.exposed_files:
+        folders = [path for path, folder in inst.exposed_files if folder]
+        files = [path for path, folder in inst.exposed_files if not folder]
+        commands = ([f"chmod 700 {' '.join(folders)}"] if folders else []) + (
+            [f"chmod 600 {' '.join(files)}"] if files else []
+        )
         return (
             "fail",
-            "readable by other accounts: " + ", ".join(inst.exposed_files),
-            "chmod 700 the data directory and chmod 600 the keys and the database "
-            "(" + " ".join(inst.exposed_files) + ")",
+            "other accounts on this machine may read: "
+            + ", ".join(path for path, _ in inst.exposed_files),
+            " && ".join(commands),
         )
     return "pass", "data directory, database and keys private to the server's account", ""
 
@@ -608,8 +614,8 @@ async def audit_state(
     return AuditState(True, None, len(records), tail[0].at if tail else None)
 
 
-def exposed_files(settings: Settings) -> tuple[str, ...]:
-    """The data directory, database and keys if group or others may read them."""
+def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:
+    """The data directory, database and keys if group or others have any access to them."""
     paths = [settings.data_dir, settings.audit_key_path, settings.secrets_key_path]
     if not settings.database_url:
         paths.append(settings.database_path)
@@ -620,7 +626,7 @@ def exposed_files(settings: Settings) -> tuple[str, ...]:
         except OSError:
             continue
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            found.append(f"{path} ({stat.filemode(mode)})")
+            found.append((str(path), stat.S_ISDIR(mode)))
     return tuple(found)
 
 

@@ -15,12 +15,13 @@ No network is used here.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,16 @@ def warn(state: SecurityStatus) -> None:
     """Log what admins would be shown (the server does at start and then daily)."""
     if state.banner:
         log.warning("security: %s", state.banner)
+
+
+async def watch(
+    advisory_file: Path | None, max_age_days: float, every: float, clock: Callable[[], float]
+) -> None:
+    """Warn in the server's log at start and then every ``every`` seconds while the advisory
+    file is missing, unreadable, stale or names something shipped. Runs until cancelled."""
+    while True:
+        warn(await asyncio.to_thread(status, advisory_file, max_age_days, clock()))
+        await asyncio.sleep(every)
 
 
 # Versions

@@ -33,6 +33,7 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
+from tandem.server import compliance_api
 from tandem.server.api import _json_body, current_agent, problem
 
 if TYPE_CHECKING:
@@ -764,6 +765,7 @@ OPERATIONS: tuple[Operation, ...] = (
         returns=RecoveryCodes,
     ),
 )
+OPERATIONS += compliance_api.operations()  # compliance, subjects, holds (issue 16)
 
 _STATUS = (
     (AuthenticationError, 400, "Wrong code"),

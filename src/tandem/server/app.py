@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from tandem import crypto
+from tandem import crypto, sbom
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, operator
@@ -166,13 +166,22 @@ def create_app(
                 await hub.tick()
 
         ticker = asyncio.create_task(tick_forever())
+        advisories = asyncio.create_task(
+            sbom.watch(
+                settings.advisory_file,
+                settings.advisory_max_age_days,
+                settings.advisory_check_seconds,
+                clock,
+            )
+        )
         entrance = asyncio.create_task(tunnels.run()) if tunnels else None
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            for task in (ticker, advisories):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if entrance and tunnels:
                 entrance.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
