@@ -366,25 +366,28 @@ def _fixed_versions(affected: dict[str, Any]) -> tuple[str, ...]:
 _PRE = {"dev": -4, "a": -3, "alpha": -3, "b": -2, "beta": -2, "c": -1, "rc": -1, "pre": -1}
 
 
-def version_key(version: str) -> tuple[tuple[int, int], ...]:
+def version_key(version: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], ...]]:
     """A sort key good for PEP 440 and SemVer releases as they appear in lock files:
-    ``1.2`` == ``1.2.0`` < ``1.2.1rc1`` < ``1.2.1`` < ``1.2.1.post1``; build metadata
-    (``+…``) ignored."""
+    ``1.2`` == ``1.2.0`` < ``1.2.1rc1`` == ``1.2.1-rc.1`` < ``1.2.1`` < ``1.2.1.post1``; build
+    metadata (``+…``) ignored."""
     text = version.strip().lower().lstrip("v").split("+", 1)[0]
-    parts: list[tuple[int, int]] = []
-    for token in re.findall(r"\d+|[a-z]+", text):
+    matched = re.match(r"(\d+(?:\.\d+)*)(.*)", text)
+    if matched is None:
+        return (), ((0, -9),)
+    release = [int(part) for part in matched[1].split(".")]
+    while release and release[-1] == 0:
+        release.pop()  # 1.2.0 == 1.2
+    suffix: list[tuple[int, int]] = []
+    for token in re.findall(r"\d+|[a-z]+", matched[2]):
         if token.isdigit():
-            parts.append((1, int(token)))
+            suffix.append((1, int(token)))
         elif token in _PRE:
-            parts.append((0, _PRE[token]))
+            suffix.append((0, _PRE[token]))
         elif token == "post":  # noqa: S105 (a version label, not a secret)
-            parts.append((2, 0))
+            suffix.append((2, 0))
         else:
-            parts.append((0, -5))  # another label: before any release of the same number
-    while parts and parts[-1] == (1, 0):
-        parts.pop()  # 1.2.0 == 1.2
-    parts.append((1, -1))  # a release sorts after its pre-releases (which add (0, …) first)
-    return tuple(parts)
+            suffix.append((0, -5))  # another label: before the release
+    return tuple(release), tuple(suffix or [(1, -1)])  # the release after its pre-releases
 
 
 def _key(ecosystem: str, name: str) -> tuple[str, str]:
