@@ -10,6 +10,7 @@ test that proves it, and says what stays the operator's job.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -587,8 +588,10 @@ async def gather(
         login_ttl_seconds=settings.login_ttl_seconds,
         audit=await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
-        key_files_on_server=recording_key_files(settings.data_dir),
-        security=sbom.status(settings.advisory_file, settings.advisory_max_age_days, now),
+        key_files_on_server=await asyncio.to_thread(recording_key_files, settings.data_dir),
+        security=await asyncio.to_thread(
+            sbom.status, settings.advisory_file, settings.advisory_max_age_days, now
+        ),
     )
 
 
@@ -599,7 +602,8 @@ async def audit_state(
     records = await storage.audit_records(0.0)
     anchors = await storage.anchors()
     key = load_or_create_key(settings.audit_key_path)
-    verdict = verify(
+    verdict = await asyncio.to_thread(  # CPU-bound over the whole trail: off the event loop
+        verify,
         records,
         anchors,
         key,

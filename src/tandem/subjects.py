@@ -167,7 +167,9 @@ class Subjects:
             if found is not None and found.org_id == org:
                 sessions.append(found)
         recordings = await self.storage.recordings_of_sessions(org, session_ids)
-        actors = [f"customer:{pseudonym}"] if pseudonym else []
+        # One pseudonym per subject, but two servers may each have made one for its first
+        # sessions at the same moment: look for all of them.
+        actors = [f"customer:{p}" for p in dict.fromkeys(p for _, p in pairs)]
         if subject:
             actors.append(f"customer:{subject}")  # written before pseudonyms (issue 16)
         records = await self.storage.audit_concerning(
