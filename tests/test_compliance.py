@@ -292,3 +292,31 @@ def test_the_command_refuses_an_unknown_profile(tmp_path: Path) -> None:
     result = run("compliance", "check", "--profile", "sox", "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "profile must be one of gdpr, hipaa, pci-dss" in result.stderr
+
+
+def test_records_left_unanchored_fail_until_an_external_checkpoint_covers_them(
+    tmp_path: Path,
+) -> None:
+    data, env = _installation(tmp_path)
+    second = run("user", "add", "bob", "--data-dir", str(data), stdin="green-violin-sofa-17\n")
+    assert second.returncode == 0, second.stderr  # a record after the first (anchored) one
+    env["TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS"] = "1e-9"  # any unanchored record is too old
+    check = ["compliance", "check", "--profile", "hipaa", "--format", "json"]
+    before = run(*check, env=env)
+    assert before.returncode == 1
+    [audit] = [r for r in json.loads(before.stdout)["results"] if r["requirement"] == "audit_trail"]
+    assert audit["status"] == "fail" and "tandem audit checkpoint" in audit["fix"]
+    checkpoint = run("audit", "checkpoint", env=env)
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    log = tmp_path / "checkpoints.log"
+    log.write_text(checkpoint.stdout)
+    after = run(*check, "--checkpoint", str(log), env=env)
+    assert after.returncode == 0, after.stdout
+    forged = tmp_path / "forged.log"
+    forged.write_text(checkpoint.stdout.replace('"mac":"', '"mac":"00'))
+    refused = run(*check, "--checkpoint", str(forged), env=env)
+    assert refused.returncode == 1
+    [audit] = [
+        r for r in json.loads(refused.stdout)["results"] if r["requirement"] == "audit_trail"
+    ]
+    assert "does not verify" in audit["detail"]

@@ -45,8 +45,6 @@ MAX_SIGN_IN_SECONDS = 12 * 3600.0
 MIN_PASSWORD_LENGTH: dict[Profile, int] = {"pci-dss": 12, "hipaa": 12, "gdpr": 12}
 DETECTORS: dict[Profile, tuple[str, ...]] = {"pci-dss": (), "hipaa": ("ssn",), "gdpr": ("iban",)}
 """Detectors the profile needs on for every site (payment cards are always masked)."""
-ANCHOR_MAX_AGE_SECONDS = DAY
-"""Audit records older than this must be covered by an anchor or an external checkpoint."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -56,6 +54,8 @@ class AuditState:
     records: int
     unanchored_since: float | None
     """Time of the oldest record covered by neither an anchor nor a checkpoint (None: all)."""
+    max_age_days: float = 1.0
+    """How old such a record may be (``audit_anchor_max_age_days``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -448,7 +448,7 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
             "tandem audit verify (find out what changed; restore the database from a backup)",
         )
     if state.unanchored_since is not None and now - state.unanchored_since > (
-        ANCHOR_MAX_AGE_SECONDS
+        state.max_age_days * DAY
     ):
         since = datetime.fromtimestamp(state.unanchored_since, UTC).isoformat(timespec="minutes")
         return (
@@ -459,7 +459,8 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         )
     return (
         "pass",
-        f"{state.records} records, chain and anchors verified, anchored within a day; "
+        f"{state.records} records, chain and anchors verified, anchored within "
+        f"{state.max_age_days:g} day(s); "
         "append-only, never purged",
         "",
     )
@@ -615,7 +616,13 @@ async def audit_state(
         return AuditState(False, f"{verdict.problem}{where}", len(records), None)
     covered = max([a.seq for a in anchors] + [c.seq for c in checkpoints], default=0)
     tail = [r for r in records if r.seq > covered]
-    return AuditState(True, None, len(records), tail[0].at if tail else None)
+    return AuditState(
+        True,
+        None,
+        len(records),
+        tail[0].at if tail else None,
+        settings.audit_anchor_max_age_days,
+    )
 
 
 def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:

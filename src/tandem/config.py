@@ -20,6 +20,7 @@ NUMBER_SETTINGS = {
     "login_idle_seconds": "TANDEM_LOGIN_IDLE_SECONDS",
     "login_ttl_seconds": "TANDEM_LOGIN_TTL_SECONDS",
     "advisory_max_age_days": "TANDEM_ADVISORY_MAX_AGE_DAYS",
+    "audit_anchor_max_age_days": "TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS",
 }
 """Numeric settings an operator tunes through the environment (compliance profiles ask for
 them; docs/compliance.md)."""
@@ -146,6 +147,9 @@ class Settings:
     banner (TANDEM_ADVISORY_MAX_AGE_DAYS)."""
     advisory_check_seconds: float = 3600.0
     """How often the server re-reads the advisory file and warns (also at start)."""
+    audit_anchor_max_age_days: float = 1.0
+    """`tandem compliance check` fails when audit records older than this are covered by
+    neither an anchor nor an external checkpoint (TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -172,8 +176,18 @@ class Settings:
                 raise ConfigError(
                     "--redis-url needs --database-url: several processes share one PostgreSQL"
                 )
-        if not self.advisory_max_age_days > 0 or not self.advisory_check_seconds > 0:
-            raise ConfigError("advisory_max_age_days and advisory_check_seconds must be positive")
+        if (
+            not min(
+                self.advisory_max_age_days,
+                self.advisory_check_seconds,
+                self.audit_anchor_max_age_days,
+            )
+            > 0
+        ):
+            raise ConfigError(
+                "advisory_max_age_days, advisory_check_seconds and audit_anchor_max_age_days "
+                "must be positive"
+            )
         if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
             raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
         if (self.tls_cert is None) != (self.tls_key is None):
