@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from tandem.audit import AuditLog, verify
-from tandem.directory import operator
+from tandem.directory import Directory, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
 from tandem.recordings import Recordings, recording_events
 from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
+from tests.conftest import seed_directory
+from tests.test_cli import TANDEM, run
 from tests.test_recordings import PASSPHRASE, flat, key_file, made_for, recorded
 
 KEY = b"k" * 32
@@ -212,3 +215,34 @@ async def test_subject_requests_need_an_admin(world: World) -> None:
     auditor = dataclasses.replace(ADMIN, role="auditor")
     with pytest.raises(ForbiddenError, match=r"does not allow org\.manage"):
         await world.subjects.find(auditor, SUB)
+
+
+async def _one_customer(directory: Directory) -> None:
+    storage = directory.storage
+    await storage.record_session_start("s-cli", T0, "default", "demo")
+    await storage.link_subject("default", "c-cli", "s-cli", "p-cli")
+    await storage.record_session_end("s-cli", T0 + 60, "stopped", "Alice")
+
+
+def test_the_commands_export_hold_and_erase(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seed_directory(data, _one_customer)
+    at = ["--org", "default", "--data-dir", str(data)]
+    exported = subprocess.run(
+        [*TANDEM, "subject", "export", "c-cli", *at], capture_output=True, timeout=60
+    )
+    assert exported.returncode == 0, exported.stderr
+    with zipfile.ZipFile(io.BytesIO(exported.stdout)) as archive:
+        assert json.loads(archive.read("manifest.json"))["sessions"] == 1
+    assert run("hold", "place", "subject", "c-cli", "--reason", "case 1", *at).returncode == 0
+    assert "case 1" in run("hold", "list", *at).stdout
+    refused = run("subject", "erase", "c-cli", "--yes", *at)
+    assert refused.returncode == 2 and "under legal hold" in refused.stderr
+    assert run("subject", "erase", "c-cli", *at).returncode == 2  # without --yes: nothing done
+    assert run("hold", "lift", "subject", "c-cli", "--reason", "closed", *at).returncode == 0
+    erased = run("subject", "erase", "c-cli", "--yes", *at)
+    assert erased.returncode == 0, erased.stderr
+    assert "Erased 1 session(s) and 0 recording(s)" in erased.stdout
+    found = json.loads(run("subject", "find", "c-cli", *at).stdout)
+    assert found["sessions"] == [] and found["recordings"] == []
+    assert run("audit", "verify", "--data-dir", str(data)).returncode == 0
