@@ -61,6 +61,8 @@ async def test_held_recordings_and_sessions_outlive_retention(storage: Storage) 
         True,
         False,
     ]
+    assert await storage.subject_sessions("default", "c-s3") == []  # gone with its session
+    assert await storage.subject_sessions("default", "c-s1") == [("s1", "p-s1")]  # held
     lifted = await storage.delete_hold("default", "subject", "c-s1")
     assert lifted is not None and lifted.reason == "case"
     assert await storage.delete_hold("default", "subject", "c-s1") is None

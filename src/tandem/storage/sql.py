@@ -766,14 +766,20 @@ class SQLStorage:
             db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
-            db.execute(
-                sessions.delete().where(
+            ended = db.execute(
+                sessions.delete()
+                .where(
                     sessions.c.ended_at.isnot(None),
                     sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
                     sessions.c.ended_at < sa.literal(now) - DAY * retention,
                     ~_session_held(sessions.c.session_id),
                 )
-            )
+                .returning(sessions.c.session_id)
+            ).fetchall()
+            # The customer's id goes with the session's record (storage limitation).
+            for start in range(0, len(ended), 500):
+                ids = [row[0] for row in ended[start : start + 500]]
+                db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
 
         await self._transaction(work)
 
