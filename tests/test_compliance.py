@@ -288,10 +288,13 @@ def test_the_command_fails_a_live_misconfiguration_and_says_how_to_fix_it(
     assert failed["dependencies"]["reference"] == "PCI DSS v4.0 6.3.3"
 
 
-def test_the_command_refuses_an_unknown_profile(tmp_path: Path) -> None:
+def test_the_command_refuses_an_unknown_profile_or_organisation(tmp_path: Path) -> None:
     result = run("compliance", "check", "--profile", "sox", "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "profile must be one of gdpr, hipaa, pci-dss" in result.stderr
+    _, env = _installation(tmp_path)
+    result = run("compliance", "check", "--profile", "gdpr", "--org", "nope", env=env)
+    assert result.returncode == 2 and "no organisation 'nope'" in result.stderr
 
 
 def test_records_left_unanchored_fail_until_an_external_checkpoint_covers_them(

@@ -855,6 +855,8 @@ def compliance_check(
 
     async def run() -> str:
         async with offline(settings) as directory:
+            if await directory.storage.get_org(org) is None:
+                raise ConfigError(f"no organisation {org!r} (tandem org add)")
             actor = operator(org)
             installation = await gather(settings, directory, actor, now, checkpoints)
             report = evaluate(chosen, installation, now)
