@@ -150,7 +150,7 @@ def env_without_tandem() -> dict[str, str]:
 def test_security_status_reports_the_fixture_and_exits_non_zero() -> None:
     result = run("security", "status", "--advisory-file", str(FIXTURE), env=env_without_tandem())
     assert result.returncode == 1, result.stderr
-    assert "AFFECTED PyPI starlette 1.10.0: TANDEM-TEST-0001 (fixed in no fix yet)" in result.stdout
+    assert "AFFECTED PyPI starlette 1.10.0: TANDEM-TEST-0001 (no fix yet)" in result.stdout
     assert "AFFECTED npm rrweb 2.2.2: TANDEM-TEST-0002 (fixed in 2.2.3)" in result.stdout
     assert "TANDEM-TEST-0003" not in result.stdout
 

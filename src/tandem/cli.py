@@ -911,11 +911,10 @@ def security_status(
                 + (", STALE)" if state.stale else ")")
             )
         for finding in state.findings:
-            fixed = ", ".join(finding.fixed) or "no fix yet"
+            fixed = f"fixed in {', '.join(finding.fixed)}" if finding.fixed else "no fix yet"
             typer.echo(
                 f"AFFECTED {finding.component.ecosystem} {finding.component.name} "
-                f"{finding.component.version}: {finding.advisory} (fixed in {fixed}) "
-                f"{finding.summary}"
+                f"{finding.component.version}: {finding.advisory} ({fixed}) {finding.summary}"
             )
         if state.problem:
             typer.echo(f"problem: {state.problem}", err=True)
