@@ -17,6 +17,7 @@ from tandem.protocol.messages import (
     RecordRequest,
 )
 from tandem.protocol.session import (
+    Audit,
     EndSession,
     EndWatch,
     Session,
@@ -43,7 +44,11 @@ ASK = RecordRequest(agent="Alice", key="KEY", recording_id="r1", site="demo")
 def test_join_notifies_both_sides() -> None:
     session = new_session()
     effects = session.agent_joins("Alice", now=1.0)
-    assert effects == [ToAgents(Joined(session_id="s1")), ToCustomer(AgentJoined(agent="Alice"))]
+    assert effects == [
+        Audit("agent_joined", "agent", (("team_policies", 0),)),
+        ToAgents(Joined(session_id="s1")),
+        ToCustomer(AgentJoined(agent="Alice")),
+    ]
     assert session.state == "pending_consent"
 
 
@@ -61,7 +66,10 @@ def test_no_page_content_before_consent() -> None:
 def test_consent_tells_the_agent() -> None:
     session = new_session()
     session.agent_joins("Alice", now=1.0)
-    assert session.consent(True) == [ToAgents(ConsentNotice(granted=True))]
+    assert session.consent(True) == [
+        Audit("consent_given", "customer"),
+        ToAgents(ConsentNotice(granted=True)),
+    ]
     assert session.state == "sharing"
 
 
@@ -70,6 +78,7 @@ def test_decline_ends_the_session() -> None:
     session.agent_joins("Alice", now=1.0)
     effects = session.consent(False)
     assert effects == [
+        Audit("consent_declined", "customer"),
         ToCustomer(Ended(reason="declined")),
         ToAgents(Ended(reason="declined")),
         EndSession("declined"),
@@ -286,7 +295,7 @@ def sharing_session() -> Session:
 def test_recording_needs_the_customers_consent_and_either_side_stops_it() -> None:
     session = sharing_session()
     effects = session.record_requested("KEY", "r1", "demo")
-    assert effects == [ToCustomer(ASK)]
+    assert effects == [Audit("recording_requested", "agent"), ToCustomer(ASK)]
     assert not session.records_content
     with pytest.raises(ProtocolError):
         session.record_requested("KEY", "r1", "demo")  # asked already
@@ -303,11 +312,15 @@ def test_a_refusal_keeps_nothing_and_ending_the_session_stops_a_recording() -> N
     session = sharing_session()
     session.record_requested("KEY", "r1", "demo")
     effects = session.record_consent(False)
-    assert effects == [ToAgents(RecordingStatus(on=False, reason="declined"))]
+    assert effects == [
+        Audit("recording_declined", "customer"),
+        ToAgents(RecordingStatus(on=False, reason="declined")),
+    ]
     assert not session.records_content
     with pytest.raises(ProtocolError):
         session.record_consent(True)  # nobody asks now
-    assert session.record_consent(False) == []  # refusing what nobody asked is harmless
+    # Refusing what nobody asked is harmless (and audited: the customer said no).
+    assert session.record_consent(False) == [Audit("recording_declined", "customer")]
     session.record_requested("KEY", "r1", "demo")
     session.record_consent(True)
     effects = session.customer_stops()

@@ -33,10 +33,10 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server.api import _json_body, current_agent, problem
+from tandem.server.http import current_agent, json_body, problem, services_of
 
 if TYPE_CHECKING:
-    from tandem.server.app import Services
+    from tandem.server.services import Services
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -786,7 +786,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     decoder = msgspec.json.Decoder(operation.body) if operation.body else None
 
     async def handle(request: Request) -> Response:
-        services: Services = request.app.state.services
+        services = services_of(request)
         principal = await current_agent(request)
         if principal is None:
             return problem(401, "Not signed in", "Sign in first.")
@@ -796,7 +796,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             return problem(403, "Forbidden", str(exc))
         body: Any = None
         if decoder is not None:
-            raw = await _json_body(request)
+            raw = await json_body(request)
             if isinstance(raw, Response):
                 return raw
             try:
