@@ -11,10 +11,10 @@ import msgspec
 import pytest
 from starlette.routing import Route
 
+from tandem import hub
 from tandem.access import ROLES, Action, allowed
 from tandem.config import Settings
 from tandem.protocol.messages import AgentMessage
-from tandem import hub
 from tandem.server import admin
 from tandem.server.app import create_app
 from tests.conftest import RunningServer
