@@ -43,6 +43,7 @@ from tandem.protocol.messages import (
 )
 from tandem.storage.base import AuditRecord
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 
 ORG = "acme"
 
@@ -78,7 +79,7 @@ def principal(role: str, *, username: str = "ann") -> Principal:
 
 
 async def audit_of(hub: SessionHub, action: str) -> list[AuditRecord]:
-    return [r for r in await hub.storage.audit_page(ORG, 0, 1000) if r.action == action]
+    return [r for r in await hub.storage.audit_page(of_org(ORG), 0, 1000) if r.action == action]
 
 
 async def open_session(hub: SessionHub) -> tuple[CustomerSeat, str]:

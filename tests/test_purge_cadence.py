@@ -33,13 +33,14 @@ async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path
     )
     try:
         await hub.tick()  # the first tick purges
-        await storage.put_join_code("old", "s1", expires_at=1001.0)
+        await storage.put_join_code("old", "s1", expires_at=1001.0, org_id="default")
         now[0] = 1030.0
         await hub.tick()
         with pytest.raises(TandemError, match="collision"):  # expired, but not purged yet
-            await storage.put_join_code("old", "s2", expires_at=2000.0)
+            await storage.put_join_code("old", "s2", expires_at=2000.0, org_id="default")
         now[0] = 1061.0
         await hub.tick()
-        await storage.put_join_code("old", "s3", expires_at=2000.0)  # purged: free again
+        # Purged: free again.
+        await storage.put_join_code("old", "s3", expires_at=2000.0, org_id="default")
     finally:
         await storage.close()

@@ -676,17 +676,17 @@ class SessionHub:
     async def live_sessions_for(self, agent: Principal) -> list[LiveSummary]:
         """Live sessions of the sites the agent's teams serve (for supervisors): this process's,
         or, with several processes, every process's (from storage)."""
-        authorize(agent, "session.list", Resource(agent.org))
+        grant = authorize(agent, "session.list", Resource(agent.org))
         if self.node:
             rows = [
                 (r.session_id, r.site_id, r.state, r.agent, r.created_at)
-                for r in await self.storage.live_sessions(agent.org)
+                for r in await self.storage.live_sessions(grant)
             ]
         else:
             rows = [
                 (m.session_id, live.site_id, m.state, m.agent, m.created_at)
                 for live in tuple(self._live.values())
-                if live.org_id == agent.org and not (m := live.machine).ended
+                if live.org_id == grant.org_id and not (m := live.machine).ended
             ]
         sites: dict[str, SiteRecord | None] = {}
         found = []
