@@ -389,8 +389,8 @@ class SessionHub:
             await asyncio.sleep(self.tick_seconds)
             try:
                 await self.tick()
-            except TandemError as exc:  # storage away for a moment: the next tick tries again
-                log.warning("deadline tick failed: %s", exc)
+            except Exception:  # storage away for a moment: the next tick tries again
+                log.exception("deadline tick failed")
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons)."""
