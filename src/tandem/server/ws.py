@@ -19,7 +19,7 @@ from tandem import auth
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
 from tandem.fanout.base import Overflow, Subscription
-from tandem.hub import Elsewhere, Joined, Refused, Seat, Watching
+from tandem.hub import Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import services_of
 from tandem.storage.base import SELF_ORIGIN
@@ -56,10 +56,12 @@ class Connection:
     the seat. Leaving normally once the seat has finished lets the writer send the last frames
     (up to ``drain_seconds``); any other exit stops it at once."""
 
-    def __init__(self, ws: WebSocket, seat: Seat, subscription: Subscription, drain: float) -> None:
+    def __init__(self, ws: WebSocket, seat: Seat, drain: float) -> None:
+        if seat.subscription is None:
+            raise ValueError("a seat pumps to its socket once it has a subscription")
         self.ws = ws
         self.seat = seat
-        self.subscription = subscription
+        self.subscription: Subscription = seat.subscription
         self.drain_seconds = drain
         self._tasks = asyncio.TaskGroup()
 
@@ -181,11 +183,7 @@ async def customer_endpoint(ws: WebSocket) -> None:
         if isinstance(opened, Elsewhere):
             await _tunnel(ws, opened.node, first)
             return
-        assert opened.subscription is not None
-        async with (
-            opened as seat,
-            Connection(ws, seat, opened.subscription, settings.close_timeout_seconds),
-        ):
+        async with opened as seat, Connection(ws, seat, settings.close_timeout_seconds):
             await _relay(ws, seat, codec.decode_customer, limits)
     except ProtocolError as exc:
         await _close(ws, exc.close_code, str(exc))
@@ -231,18 +229,11 @@ async def agent_endpoint(ws: WebSocket) -> None:
                 elif isinstance(outcome, Elsewhere):
                     await _tunnel(ws, outcome.node, frame)
                     return
-                elif isinstance(outcome, Watching):
-                    assert outcome.seat.subscription is not None
-                    async with (
-                        outcome.seat as watch,
-                        Connection(
-                            ws, watch, outcome.seat.subscription, settings.close_timeout_seconds
-                        ),
-                    ):
+                elif isinstance(outcome, Watching):  # a supervisor's socket from now on
+                    async with outcome.seat as watch, Connection(ws, watch, drain):
                         await _relay(ws, watch, codec.decode_agent, limits)
                     return
-            assert isinstance(outcome, Joined) and seat.subscription is not None
-            async with Connection(ws, seat, seat.subscription, drain):
+            async with Connection(ws, seat, drain):  # joined
                 await _relay(ws, seat, codec.decode_agent, limits)
     except ProtocolError as exc:
         await _close(ws, exc.close_code, str(exc))
