@@ -23,7 +23,7 @@ from typing import Literal, get_args
 import msgspec
 
 from tandem import auth, sbom
-from tandem.access import Principal
+from tandem.access import Principal, Resource, authorize
 from tandem.audit import Checkpoint, load_or_create_key, verify
 from tandem.config import Settings
 from tandem.directory import Directory
@@ -573,12 +573,13 @@ async def gather(
     checkpoints: Sequence[Checkpoint] = (),
 ) -> Installation:
     """Read what the checks need from the live configuration, storage and files."""
-    org = await directory.get_org(actor)  # authorises org.manage
+    grant = authorize(actor, "org.manage", Resource(actor.org))
+    org = await directory.get_org(actor)
     storage = directory.storage
     sso = await directory.get_sso(actor)
     return Installation(
         org=org,
-        users=tuple(await storage.list_users(org.org_id)),
+        users=tuple(await storage.list_users(grant)),
         sites=tuple(await storage.list_sites(org.org_id)),
         tls=settings.tls,
         behind_proxy=bool(settings.trusted_proxies),

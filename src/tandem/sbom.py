@@ -16,12 +16,13 @@ No network is used here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,19 @@ def warn(state: SecurityStatus) -> None:
     """Log what admins would be shown (the server does at start and then daily)."""
     if state.banner:
         log.warning("security: %s", state.banner)
+
+
+@contextlib.asynccontextmanager
+async def watching(
+    advisory_file: Path | None, max_age_days: float, every: float, clock: Callable[[], float]
+) -> AsyncIterator[None]:
+    """Run :func:`watch` for the duration of the block (a task group of one), then cancel it."""
+    async with asyncio.TaskGroup() as tasks:
+        task = tasks.create_task(watch(advisory_file, max_age_days, every, clock))
+        try:
+            yield
+        finally:
+            task.cancel()
 
 
 async def watch(
