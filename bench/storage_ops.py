@@ -2,10 +2,10 @@
 
 The old implementations (hand-written sqlite3 and asyncpg backends) are loaded from git at
 ``--old-rev`` into a temporary module; the new one is the working tree's SQLStorage. Each round
-runs every operation ``--n`` times on each implementation, back to back (alternating which goes
-first), and takes the ratio of their mean times; the figure that counts is the median of those
-per-round ratios, which a busy machine disturbs far less than the times themselves (both sides
-of a ratio ran within milliseconds of each other). The operations:
+runs every operation ``--n`` times on each implementation, interleaved (old, new, new, old, ...:
+each pair runs within milliseconds, under the same load), and takes the ratio of their mean
+times; the figure that counts is the median of those per-round ratios, which a busy machine
+disturbs far less than the times themselves. The operations:
 
 - sign-in lookup: ``get_login`` + ``get_user`` (what every console request does)
 - session: start -> join code put and taken (join) -> state (consent) -> end
@@ -96,12 +96,15 @@ async def prepare(store: Any) -> None:
         await store.add_login(LoginRecord(f"token{t}", f"agent{t % 10}", 10.0**10))
 
 
-async def measure(store: Any, op: Op, n: int) -> float:
-    """Mean microseconds per operation."""
-    start = time.perf_counter()
+async def measure(old: Any, new: Any, op: Op, n: int) -> tuple[float, float]:
+    """Mean microseconds per operation of each, the two interleaved."""
+    spent = {id(old): 0.0, id(new): 0.0}
     for i in range(n):
-        await op(store, i)
-    return (time.perf_counter() - start) / n * 1e6
+        for store in (old, new) if i % 2 == 0 else (new, old):
+            start = time.perf_counter()
+            await op(store, i)
+            spent[id(store)] += time.perf_counter() - start
+    return spent[id(old)] / n * 1e6, spent[id(new)] / n * 1e6
 
 
 async def main() -> None:
@@ -131,13 +134,14 @@ async def main() -> None:
             for store in stores.values():
                 await prepare(store)
             results: dict[tuple[str, str, str], list[float]] = {}
-            for round_ in range(args.rounds):
+            for _ in range(args.rounds):
                 for backend in ("sqlite", "postgresql"):
                     for name, op in OPS.items():
-                        order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
-                        for impl in order:
-                            mean = await measure(stores[backend, impl], op, args.n)
-                            results.setdefault((backend, name, impl), []).append(mean)
+                        old, new = await measure(
+                            stores[backend, "old"], stores[backend, "new"], op, args.n
+                        )
+                        results.setdefault((backend, name, "old"), []).append(old)
+                        results.setdefault((backend, name, "new"), []).append(new)
             for store in stores.values():
                 await store.close()
         finally:

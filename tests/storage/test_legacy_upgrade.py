@@ -6,33 +6,21 @@ teams, sites, sign-ins, sessions, join codes, recordings and the audit chain, wh
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tandem.storage import migrations
 from tandem.storage.sql import SQLStorage
-from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect, tandem
 
 LEGACY = Path(__file__).parent / "legacy_data"
 SQLITE_DIRS = sorted(path.name for path in LEGACY.glob("sqlite-*"))
 POSTGRES_DIRS = sorted(path.name for path in LEGACY.glob("postgres-*"))
-
-
-def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def expected_codes(rows: list[tuple[str, str | None]]) -> dict[str, tuple[str, ...]]:
@@ -118,7 +106,7 @@ async def test_a_postgres_installation_of_an_earlier_version_is_upgraded(
 ) -> None:
     data_dir = tmp_path / "data"
     shutil.copytree(LEGACY / name, data_dir)
-    dump = (data_dir / "dump.sql").read_text()
+    dump = gzip.decompress((data_dir / "dump.sql.gz").read_bytes()).decode()
     async with fresh_schema() as schema:
         admin = await pg_connect()
         try:

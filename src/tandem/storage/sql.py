@@ -5,20 +5,22 @@ Everything that must be atomic across processes is one statement or one transact
 and pending sign-ins are taken with ``DELETE ... RETURNING``, second factors with a conditional
 ``UPDATE`` or ``DELETE``. Transactions on SQLite begin ``IMMEDIATE`` (the write lock first, so
 a read-then-write cannot be interleaved by another process); single statements run without one.
-The audit chain is extended under a lock that only audit writers take: SQLite's write lock, a
-PostgreSQL transaction-level advisory lock (readers and every other table go on meanwhile).
+The audit chain is extended without any lock: the next record's number is its primary key, so
+of two servers appending at once one wins and the other reads the new head and tries again
+(:meth:`SQLStorage.append_audit`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -74,6 +76,9 @@ log = logging.getLogger("tandem.storage")
 T = TypeVar("T")
 
 DAY = 86400.0
+# Attempts at appending an audit record while other servers take the numbers (each failed
+# attempt means another server's record went in).
+_AUDIT_ATTEMPTS = 1000
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _CONNECT_ERRORS = (
     OSError,
@@ -192,6 +197,15 @@ def _session(row: Any) -> SessionRecord:
     )
 
 
+def _fields_of(record: Any, table: sa.Table) -> dict[str, Any]:
+    """The values of a record's fields that are columns of ``table`` (by name)."""
+    return {
+        column.name: getattr(record, column.name)
+        for column in table.c
+        if hasattr(record, column.name)
+    }
+
+
 def _anchor(row: Any) -> Anchor:
     # As stored, not coerced: a value of the wrong type (written behind Tandem's back) must
     # reach the verifier, which reports the anchor forged, rather than fail here.
@@ -221,6 +235,10 @@ _RECORDING_COLUMNS = tuple(recordings.c)
 class _Violation(ConflictError):
     """A constraint refused a change (a key taken, a row referenced that is not there); the
     methods that expect one turn it into their own message."""
+
+    def __init__(self, message: str, *, key_taken: bool) -> None:
+        super().__init__(message)
+        self.key_taken = key_taken
 
 
 class _Statement:
@@ -263,18 +281,51 @@ class _Result:
 
 
 class _Db:
-    """What a transaction's work sees: :meth:`execute` runs one Core statement. The work is
-    plain synchronous code, run in the SQLite worker thread or, for PostgreSQL, in a greenlet
-    that switches to the event loop only to wait for the server."""
+    """What a storage call's work sees: one connection. :meth:`execute` runs one Core
+    statement (committing itself unless inside :meth:`atomic`). The work is plain synchronous
+    code, run in the SQLite worker thread or, for PostgreSQL, in a greenlet that switches to the
+    event loop only to wait for the server."""
 
     def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
         raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction: committed if the block ends, rolled back if it raises. On SQLite it
+        begins IMMEDIATE (the write lock first, so another process cannot interleave a read
+        and a write)."""
+        self._begin()
+        try:
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        self._commit()
 
 
 class _SQLiteDb(_Db):
     def __init__(self, storage: SQLStorage, connection: sqlite3.Connection) -> None:
         self._storage = storage
         self._connection = connection
+
+    def _begin(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
 
     def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
         compiled = self._storage._compiled(statement, params)
@@ -293,6 +344,20 @@ class _PostgresDb(_Db):
         self._storage = storage
         self._connection = connection
 
+    def _begin(self) -> None:
+        await_(self._connection.execute("BEGIN"))
+
+    def _commit(self) -> None:
+        await_(self._connection.execute("COMMIT"))
+
+    def _rollback(self) -> None:
+        # A connection that cannot roll back (a statement cancelled mid-way) is closed instead,
+        # so no transaction outlives its work.
+        try:
+            await_(self._connection.execute("ROLLBACK"))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            self._connection.terminate()
+
     def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
         compiled = self._storage._compiled(statement, params)
         if isinstance(params, list):
@@ -303,20 +368,6 @@ class _PostgresDb(_Db):
             rows = await_(self._connection.fetch(compiled.sql, *args))
             return _Result(rows, len(rows))
         return _Result([], _status_count(await_(self._connection.execute(compiled.sql, *args))))
-
-
-# Sent as one simple query: the transaction begins and the audit writers' lock is taken in one
-# round trip. The lock is per schema, so installations sharing a server do not wait on each other.
-_BEGIN_AUDIT = "BEGIN; SELECT pg_advisory_xact_lock(hashtext('tandem-audit:' || current_schema()))"
-
-
-async def _rollback(connection: Any) -> None:
-    """End a failed transaction; a connection that cannot (a statement cancelled mid-way) is
-    closed instead, so no transaction outlives its work."""
-    try:
-        await connection.execute("ROLLBACK")
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-        connection.terminate()
 
 
 def _status_count(status: str) -> int:
@@ -386,13 +437,22 @@ class SQLStorage:
         )
         self._put_code = self._keep(join_codes.insert())
         self._start_session = self._keep(sessions.insert())
-        self._last_record = self._keep(
-            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+        # The head of the chain: its last record and last anchor, in one statement (no row
+        # while the trail is empty; anchor columns NULL while it has no anchor).
+        last_record = (
+            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1).subquery()
+        )
+        last_anchor = (
+            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
+        )
+        self._chain_head = self._keep(
+            sa.select(
+                last_record.c.seq,
+                last_record.c.hash,
+                *(c.label(f"a_{c.name}") for c in last_anchor.c),
+            ).select_from(last_record.outerjoin(last_anchor, sa.true()))
         )
         self._insert_record = self._keep(audit.insert())
-        self._last_anchor = self._keep(
-            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1)
-        )
         self._insert_anchor = self._keep(audit_anchors.insert())
         self._touch = self._keep(
             logins.update()
@@ -547,7 +607,8 @@ class SQLStorage:
         try:
             return await loop.run_in_executor(self._thread, work, connection)
         except sqlite3.IntegrityError as exc:
-            raise _Violation(f"the database refused the change: {exc}") from None
+            taken = str(exc).startswith(("UNIQUE constraint failed", "PRIMARY KEY"))
+            raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except sqlite3.Error as exc:
             raise StorageError(f"the database failed: {exc}") from None
 
@@ -555,7 +616,8 @@ class SQLStorage:
         try:
             return await call(self._pool)
         except asyncpg.IntegrityConstraintViolationError as exc:
-            raise _Violation(f"the database refused the change: {exc}") from None
+            taken = isinstance(exc, asyncpg.UniqueViolationError)
+            raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError(f"the database failed: {exc}") from None
 
@@ -583,44 +645,28 @@ class SQLStorage:
         """Rows an INSERT, UPDATE or DELETE touched."""
         return (await self._execute(statement, params)).rowcount
 
-    async def _transaction(self, work: Callable[[_Db], T], *, audit_writer: bool = False) -> T:
-        """Run ``work`` in one transaction (SQLite: BEGIN IMMEDIATE, the write lock first, so
-        another process cannot interleave a read and a write); commit unless it raises.
-
-        ``audit_writer``: the work extends the audit chain, so it runs under the lock that only
-        audit writers take: on PostgreSQL a transaction-level advisory lock (every server waits
-        for it until commit; readers of the trail and every other table go on), taken with
-        BEGIN; on SQLite the write lock of BEGIN IMMEDIATE is that lock already."""
+    async def _session(self, work: Callable[[_Db], T]) -> T:
+        """Run ``work`` on one connection: one trip to the SQLite thread, or one pooled
+        PostgreSQL connection. Its statements commit themselves, except inside ``db.atomic()``."""
         if not self._postgres:
-
-            def in_thread(connection: sqlite3.Connection) -> T:
-                connection.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(_SQLiteDb(self, connection))
-                    connection.execute("COMMIT")
-                except BaseException:
-                    if connection.in_transaction:
-                        connection.execute("ROLLBACK")
-                    raise
-                return result
-
-            return await self._on_sqlite(in_thread)
-
-        begin = _BEGIN_AUDIT if audit_writer else "BEGIN"
+            return await self._on_sqlite(lambda connection: work(_SQLiteDb(self, connection)))
 
         async def in_pool(pool: Any) -> T:
             async with pool.acquire() as connection:
-                await connection.execute(begin)  # one round trip, lock and all
-                try:
-                    result: T = await greenlet_spawn(work, _PostgresDb(self, connection))
-                except BaseException:
-                    await _rollback(connection)
-                    raise
-                await connection.execute("COMMIT")
+                result: T = await greenlet_spawn(work, _PostgresDb(self, connection))
                 return result
 
         result: T = await self._on_postgres(in_pool)
         return result
+
+    async def _transaction(self, work: Callable[[_Db], T]) -> T:
+        """Run ``work`` in one transaction (see :meth:`_Db.atomic`); commit unless it raises."""
+
+        def atomically(db: _Db) -> T:
+            with db.atomic():
+                return work(db)
+
+        return await self._session(atomically)
 
     def _bytewise(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """Text ordered byte-wise, as SQLite does, whatever the PostgreSQL locale."""
@@ -651,20 +697,7 @@ class SQLStorage:
 
     async def add_user(self, user: UserRecord) -> None:
         def work(db: _Db) -> None:
-            db.execute(
-                users.insert().values(
-                    username=user.username,
-                    display_name=user.display_name,
-                    role=user.role,
-                    password_hash=user.password_hash,
-                    created_at=user.created_at,
-                    totp_secret=user.totp_secret,
-                    totp_last_step=user.totp_last_step,
-                    org_id=user.org_id,
-                    mfa_exempt=user.mfa_exempt,
-                    pending_totp=user.pending_totp,
-                )
-            )
+            db.execute(users.insert().values(**_fields_of(user, users)))
             self._write_codes(db, user.username, user.recovery_codes)
 
         try:
@@ -815,15 +848,7 @@ class SQLStorage:
     # Sign-ins
 
     async def add_login(self, login: LoginRecord) -> None:
-        await self._count(
-            logins.insert().values(
-                token_digest=login.token_digest,
-                username=login.username,
-                expires_at=login.expires_at,
-                last_seen=login.last_seen,
-                method=login.method,
-            )
-        )
+        await self._count(logins.insert().values(**_fields_of(login, logins)))
 
     async def get_login(self, token_digest: str) -> LoginRecord | None:
         row = await self._row(self._login_by_digest, {"digest": token_digest})
@@ -1012,15 +1037,7 @@ class SQLStorage:
 
     async def add_org(self, org: OrgRecord) -> None:
         try:
-            await self._count(
-                orgs.insert().values(
-                    org_id=org.org_id,
-                    name=org.name,
-                    created_at=org.created_at,
-                    retention_days=org.retention_days,
-                    recording_key=org.recording_key,
-                )
-            )
+            await self._count(orgs.insert().values(**_fields_of(org, orgs)))
         except _Violation:
             raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
 
@@ -1174,21 +1191,7 @@ class SQLStorage:
             ).first()
             if org is None:
                 raise NotFoundError(f"no organisation {recording.org_id!r}")
-            db.execute(
-                recordings.insert().values(
-                    recording_id=recording.recording_id,
-                    org_id=recording.org_id,
-                    session_id=recording.session_id,
-                    site_id=recording.site_id,
-                    agent=recording.agent,
-                    key_id=recording.key_id,
-                    started_at=recording.started_at,
-                    ended_at=recording.ended_at,
-                    end_reason=recording.end_reason,
-                    frames=recording.frames,
-                    size=recording.size,
-                )
-            )
+            db.execute(recordings.insert().values(**_fields_of(recording, recordings)))
 
         try:
             await self._transaction(work)
@@ -1294,45 +1297,58 @@ class SQLStorage:
         details: dict[str, object],
         anchor: AnchorRule | None = None,
     ) -> AuditRecord:
+        """Extend the chain by one record (and the anchor ``anchor`` seals for it, if any).
+
+        No lock: every server reads the head of the chain and writes the next record under the
+        next number; the number is the primary key, so of two servers writing the same one, the
+        second is refused (its record would not follow the head it read) and reads the new head
+        and tries again. A record and its anchor are written in one transaction."""
+        encoded = json.dumps(details, sort_keys=True)
+
         def work(db: _Db) -> AuditRecord:
-            row = db.execute(self._last_record).first()
-            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+            head = db.execute(self._chain_head).first()
+            seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
+            latest = _anchor(head[2:]) if head and head[2] is not None else None
             digest = record_hash(seq, at, action, actor, org, subject, details, prev)
-            db.execute(
-                self._insert_record,
-                {
-                    "seq": seq,
-                    "at": at,
-                    "action": action,
-                    "actor": actor,
-                    "org": org,
-                    "subject": subject,
-                    "details": json.dumps(details, sort_keys=True),
-                    "prev_hash": prev,
-                    "hash": digest,
-                },
-            )
             record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
-            if anchor is not None:
-                # Anchors are written only here, under the same lock: they follow record order.
-                latest = db.execute(self._last_anchor).first()
-                sealed = anchor(record, _anchor(latest) if latest else None)
-                if sealed is not None:
-                    db.execute(
-                        self._insert_anchor,
-                        {
-                            "seq": sealed.seq,
-                            "hash": sealed.hash,
-                            "mac": sealed.mac,
-                            "version": sealed.version,
-                            "every": sealed.every,
-                            "prev_seq": sealed.prev_seq,
-                            "prev_mac": sealed.prev_mac,
-                        },
-                    )
+            values = {
+                "seq": seq,
+                "at": at,
+                "action": action,
+                "actor": actor,
+                "org": org,
+                "subject": subject,
+                "details": encoded,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+            sealed = anchor(record, latest) if anchor is not None else None
+            if sealed is None:
+                db.execute(self._insert_record, values)
+                return record
+            with db.atomic():
+                db.execute(self._insert_record, values)
+                db.execute(
+                    self._insert_anchor,
+                    {
+                        "seq": sealed.seq,
+                        "hash": sealed.hash,
+                        "mac": sealed.mac,
+                        "version": sealed.version,
+                        "every": sealed.every,
+                        "prev_seq": sealed.prev_seq,
+                        "prev_mac": sealed.prev_mac,
+                    },
+                )
             return record
 
-        return await self._transaction(work, audit_writer=True)
+        for _ in range(_AUDIT_ATTEMPTS):
+            try:
+                return await self._session(work)
+            except _Violation as exc:
+                if not exc.key_taken:
+                    raise
+        raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
 
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
         rows = await self._rows(

@@ -4,7 +4,7 @@ upgrades. Not run by the tests: run it again only to add a version.
 Each version's own source (``git archive``) runs its own CLI (users with a second factor and
 recovery codes, organisations, teams, sites: each also an audit record) and its own storage
 class (sign-ins, sessions, join codes, recordings, where it has them), so the files are what
-that version wrote. PostgreSQL installations are dumped (``pg_dump --inserts``) with the
+that version wrote. PostgreSQL installations are dumped (``pg_dump --inserts``, gzipped) with the
 schema renamed ``legacy_schema``; the test restores them into a fresh schema.
 
     .venv/bin/python tests/storage/legacy_data/make.py
@@ -12,6 +12,7 @@ schema renamed ``legacy_schema``; the test restores them into a fresh schema.
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import subprocess
@@ -163,7 +164,9 @@ async def make_postgres(rev: str, source: Path, tmp: Path) -> None:
             for line in dump.splitlines()
             if not line.startswith(("SET transaction_timeout", "\\restrict", "\\unrestrict"))
         ]
-        (data_dir / "dump.sql").write_text("\n".join(lines).replace(schema, "legacy_schema"))
+        text = "\n".join(lines).replace(schema, "legacy_schema")
+        # Compressed: a generated fixture, not code anyone edits.
+        (data_dir / "dump.sql.gz").write_bytes(gzip.compress(text.encode(), mtime=0))
     finally:
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
