@@ -76,6 +76,7 @@ log = logging.getLogger("tandem.storage")
 T = TypeVar("T")
 
 DAY = 86400.0
+_SQLITE_TAKEN = "the audit log is append-only"
 # Attempts at appending an audit record while other servers take the numbers (each failed
 # attempt means another server's record went in).
 _AUDIT_ATTEMPTS = 1000
@@ -607,7 +608,8 @@ class SQLStorage:
         try:
             return await loop.run_in_executor(self._thread, work, connection)
         except sqlite3.IntegrityError as exc:
-            taken = str(exc).startswith(("UNIQUE constraint failed", "PRIMARY KEY"))
+            # The audit tables' no-replace triggers refuse a taken number before the key does.
+            taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) == _SQLITE_TAKEN
             raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except sqlite3.Error as exc:
             raise StorageError(f"the database failed: {exc}") from None
