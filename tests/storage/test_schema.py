@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from tandem.exceptions import NotFoundError
+from tandem.exceptions import NotFoundError, StorageError, TandemError
 from tandem.storage.base import SiteRecord, Storage
 from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
@@ -169,3 +169,14 @@ def test_sqlite_reflection_quirk_filter_keeps_real_differences() -> None:
     diff = [("modify_nullable", None, "users", "role", {}, True, False)]
     assert not _sqlite_quirk(diff)
     assert sqlite3.sqlite_version_info >= (3, 35)  # DROP COLUMN, used by revision 0002
+
+
+async def test_a_database_failure_is_a_storage_error_on_both_backends(storage: Storage) -> None:
+    # A table dropped behind Tandem's back: the driver's error reaches callers as a TandemError
+    # that names what failed, not as sqlite3's or asyncpg's own exception.
+    assert isinstance(storage, SQLStorage)
+    async with storage._engine.begin() as db:
+        await db.execute(sa.text("DROP TABLE used_once"))
+    with pytest.raises(StorageError, match=r"the database failed: .*used_once") as failure:
+        await storage.use_once("digest", 10.0**10)
+    assert isinstance(failure.value, TandemError)
