@@ -115,6 +115,9 @@ function showJoin(agent: AgentInfo): void {
 const sessionsSection = byId<HTMLElement>("sessions");
 let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
 
+/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
+const WITHHELD_STATUS = "Connected. Part of the customer's page cannot be shown: it is hidden from you.";
+
 /** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. */
 async function listSessions(): Promise<void> {
   clearTimeout(sessionsTimer);
@@ -717,6 +720,8 @@ class LiveView {
       this.pauseMirror();
       return;
     }
+    // issue 14, item 12 (sdk-hardening): masking failed closed on part of the page.
+    if (payload.k === "withheld") return setStatus(WITHHELD_STATUS, "bad");
     if (payload.k === "control" && this.watching) {
       setStatus(payload.state === "granted" ? "Watching. The agent has control." : "Watching the customer's page.", "good");
       return;
