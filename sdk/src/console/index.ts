@@ -6,6 +6,7 @@
  * ends, the replayer is destroyed and every reference to the page is dropped.
  */
 
+import { neutralizeEvent } from "./assets.ts";
 import { Replayer } from "rrweb";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, derivePairwiseKeys,
@@ -753,6 +754,7 @@ class LiveView {
       const event = raw as { timestamp: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = Date.now();
+      neutralizeEvent(event); // issue 14, item 7 (sdk-hardening): the mirror fetches nothing
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
   }

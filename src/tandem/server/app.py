@@ -27,7 +27,12 @@ from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
 from tandem.server import admin, api, demo, openapi, sso, ws
-from tandem.server.middleware import ConsoleCors, SameOriginWrites, SecurityHeaders
+from tandem.server.middleware import (
+    ConsoleCors,
+    FetchMetadataGuard,
+    SameOriginWrites,
+    SecurityHeaders,
+)
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
 from tandem.tunnel import TunnelHost
@@ -215,6 +220,7 @@ def create_app(
             Middleware(SecurityHeaders),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(SameOriginWrites, console_origins=settings.console_origins),
+            Middleware(FetchMetadataGuard, console_origins=settings.console_origins),
         ],
         lifespan=lifespan,
     )
