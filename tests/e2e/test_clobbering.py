@@ -10,7 +10,16 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, join, mirror, share, sign_in, start_on
+from tests.e2e.conftest import (
+    OtherOrigin,
+    Party,
+    agent_plaintext,
+    join,
+    mirror,
+    share,
+    sign_in,
+    start_on,
+)
 
 RRWEB_PAGE = """
 <h1>Clobbered checkout</h1>
@@ -19,8 +28,23 @@ RRWEB_PAGE = """
 """
 
 # Every name the issue lists, and the tree links rrweb's serializer reads on the form itself.
-NAMES = ["tagName", "nodeName", "attributes", "type", "value", "getAttribute", "form", "id",
-         "localName", "closest", "matches", "classList", "childNodes", "parentNode", "nodeType"]
+NAMES = [
+    "tagName",
+    "nodeName",
+    "attributes",
+    "type",
+    "value",
+    "getAttribute",
+    "form",
+    "id",
+    "localName",
+    "closest",
+    "matches",
+    "classList",
+    "childNodes",
+    "parentNode",
+    "nodeType",
+]
 HOSTILE_PAGE = (
     "<h1>Every clobbering name</h1><form><span class='rr-mask'>rr-masked-secret-wvx</span>"
     + "".join(f'<input name="{name}" value="value-secret-{i}-zq">' for i, name in enumerate(NAMES))
@@ -65,7 +89,9 @@ def test_every_clobbering_name_at_once_shows_the_rest_and_says_so(
     expect(view.get_by_text("Below the form")).to_be_visible()
     # Both sides are told that part of the page is hidden, inside the encrypted channel.
     expect(agent.page.locator("#status")).to_contain_text("cannot be shown")
-    expect(customer.page.locator("[role=status]", has_text="Part of this page cannot be shown")).to_be_visible()
+    expect(
+        customer.page.locator("[role=status]", has_text="Part of this page cannot be shown")
+    ).to_be_visible()
     plaintext = agent_plaintext(agent)
     assert '"withheld"' in plaintext
     assert "rr-masked-secret-wvx" not in plaintext

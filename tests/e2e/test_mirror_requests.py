@@ -30,7 +30,7 @@ class Listener:
         listener = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+            def do_GET(self) -> None:
                 listener.requests.append((self.path, self.headers.get("referer", "")))
                 self.send_response(200)
                 self.send_header("content-length", "0")
@@ -75,9 +75,15 @@ def hostile_page(listener: str, server: str) -> str:
 
 
 def test_the_agent_s_browser_fetches_nothing_the_customer_s_page_points_at(
-    live: RunningServer, other_origin: OtherOrigin, listener: Listener, customer: Party, agent: Party
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    listener: Listener,
+    customer: Party,
+    agent: Party,
 ) -> None:
-    url = other_origin.page("assets.html", hostile_page(listener.origin, live.base), live, title="Assets")
+    url = other_origin.page(
+        "assets.html", hostile_page(listener.origin, live.base), live, title="Assets"
+    )
     code = start_on(customer, url)
     # The customer's browser loads its own page's resources: the listener works.
     customer.page.wait_for_function("() => document.fonts.status === 'loaded'")
@@ -85,7 +91,9 @@ def test_the_agent_s_browser_fetches_nothing_the_customer_s_page_points_at(
     api_requests: list[str] = []  # the kind of each request for /api/me the agent's browser made
     agent.page.on(
         "request",
-        lambda request: api_requests.append(request.resource_type) if "/api/me" in request.url else None,
+        lambda request: (
+            api_requests.append(request.resource_type) if "/api/me" in request.url else None
+        ),
     )
     view = share(customer, agent, live, code)
     expect(view.get_by_role("heading", name="Hostile assets")).to_be_visible()
@@ -96,14 +104,17 @@ def test_the_agent_s_browser_fetches_nothing_the_customer_s_page_points_at(
             const img = document.createElement('img');
             img.src = '{listener.origin}/late.png';
             document.body.append(img);
-            document.querySelector('h1').style.backgroundImage = 'url({listener.origin}/late-style.png)';
+            const h1 = document.querySelector('h1');
+            h1.style.backgroundImage = 'url({listener.origin}/late-style.png)';
             const p = document.createElement('p');
             p.textContent = 'Late paragraph';
             document.body.append(p);
         }}"""
     )
     expect(view.get_by_text("Late paragraph")).to_be_visible()
-    from_agent = [(path, referer) for path, referer in listener.requests if other_origin.origin not in referer]
+    from_agent = [
+        (path, referer) for path, referer in listener.requests if other_origin.origin not in referer
+    ]
     assert not from_agent, f"the agent's browser fetched {from_agent}"
     # /api/me only as the console's own fetch, never as an image from the mirror (with the cookie).
     assert set(api_requests) <= {"fetch", "xhr"}, api_requests

@@ -17,9 +17,13 @@ def test_the_tandem_database_is_deleted_when_sharing_stops(
     view = share(customer, agent, live, get_help(customer))
     expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
     # While sharing, the pairwise key waits in IndexedDB for page navigations.
-    customer.page.wait_for_function(f"async () => ({DATABASES})().then((n) => n.includes('tandem'))")
+    customer.page.wait_for_function(
+        f"async () => ({DATABASES})().then((n) => n.includes('tandem'))"
+    )
     customer.page.get_by_role("button", name="Stop sharing").click()
     expect(agent.page.get_by_text("Session ended")).to_be_visible()
     # Not emptied: gone. (Waits for the deletion, which the SDK starts as the session ends.)
-    customer.page.wait_for_function(f"async () => !(await ({DATABASES})()).includes('tandem')", timeout=5000)
+    customer.page.wait_for_function(
+        f"async () => !(await ({DATABASES})()).includes('tandem')", timeout=5000
+    )
     assert "tandem" not in customer.page.evaluate(DATABASES)

@@ -25,8 +25,9 @@ HSTS = "max-age=31536000; includeSubDomains"
 # agent's browser fetch anything elsewhere (issue 14, item 7; sdk/src/console/assets.ts).
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; font-src 'self' data: blob:; connect-src 'self'; frame-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "img-src 'self' data: blob:; font-src 'self' data: blob:; connect-src 'self'; "
+    "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 DEMO_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -103,7 +104,11 @@ class FetchMetadataGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/") and self._refused(scope):
             response = JSONResponse(
-                {"title": "Forbidden", "status": 403, "detail": "Only the console may call the API."},
+                {
+                    "title": "Forbidden",
+                    "status": 403,
+                    "detail": "Only the console may call the API.",
+                },
                 status_code=403,
                 media_type="application/problem+json",
             )
