@@ -9,15 +9,20 @@ console sends none), nor load Tandem's API as a sub-resource with the agent's co
 from __future__ import annotations
 
 import http.server
+import json
+import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, add_user, free_port
 from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+from tests.e2e.test_mfa_setup import console_sign_in
+from tests.e2e.test_recordings import PASSPHRASE, create_key
 
 
 class Listener:
@@ -118,3 +123,59 @@ def test_the_agent_s_browser_fetches_nothing_the_customer_s_page_points_at(
     assert not from_agent, f"the agent's browser fetched {from_agent}"
     # /api/me only as the console's own fetch, never as an image from the mirror (with the cookie).
     assert set(api_requests) <= {"fetch", "xhr"}, api_requests
+
+
+def _from_elsewhere(listener: Listener, site: OtherOrigin) -> list[tuple[str, str]]:
+    """Requests the listener got from anyone but the customer's page (which sends its Referer)."""
+    return [(path, referer) for path, referer in listener.requests if site.origin not in referer]
+
+
+def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    listener: Listener,
+    customer: Party,
+    agent: Party,
+    supervisor: Party,
+    tmp_path: Path,
+) -> None:
+    office = supervisor  # a third browser: the admin, later the auditor
+    key_file = create_key(office, live, tmp_path)
+    key_id = json.loads(key_file.read_text())["key_id"]
+    body = hostile_page(listener.origin, live.base)
+    url = other_origin.page("recorded.html", body, live, title="Recorded")
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Hostile assets")).to_be_visible()
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
+    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    customer.page.evaluate(
+        f"""() => {{
+            const img = document.createElement('img');
+            img.src = '{listener.origin}/recorded-late.png';
+            document.body.append(img);
+            const p = document.createElement('p');
+            p.textContent = 'Recorded paragraph';
+            document.body.append(p);
+        }}"""
+    )
+    expect(view.get_by_text("Recorded paragraph")).to_be_visible()
+    customer.page.get_by_role("button", name="Stop recording").click()
+    expect(customer.page.get_by_role("button", name="Stop recording")).to_have_count(0)
+
+    add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
+    console_sign_in(live, office, "aud")
+    page = office.page
+    page.get_by_label("Recording key file").set_input_files(key_file)
+    page.get_by_label("Key passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Unlock key").click()
+    expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
+    player = page.frame_locator('iframe[title^="Recording "]')
+    expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)
+    expect(player.get_by_text("Recorded paragraph")).to_be_visible(timeout=20_000)
+    assert not _from_elsewhere(listener, other_origin), listener.requests
