@@ -968,6 +968,7 @@ class Session {
     this.paused = false;
     this.stopRecording?.();
     this.stopRecording = undefined;
+    onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
     this.pending = [];
     this.sender = null;
   }
