@@ -164,18 +164,23 @@ async def test_auditors_read_only_their_organisations_trail(orgs_server: Running
     assert "mallory" not in {r["actor"] for r in default_trail}
 
 
-async def test_wrong_codes_across_an_organisation_slow_its_agents_and_raise_an_alert(
+async def test_wrong_codes_across_an_organisation_slow_its_guessers_and_raise_an_alert(
     server_factory: ServerFactory,
 ) -> None:
     server = server_factory(seed=two_organisations, join_org_free_failures=2, join_free_failures=10)
     mallory = await open_agent(server, login_cookie(server, "mallory"))
-    for _ in range(3):  # two free, the third starts the back-off
+    for _ in range(3):  # two free, the third starts the organisation's back-off
         await send(mallory, type="join", code="000-00")
         assert await recv_json(mallory) == INVALID_CODE
-    mary = await open_agent(server, login_cookie(server, "mary"))  # same organisation
-    await send(mary, type="join", code="000-00")
-    assert (await recv_json(mary))["code"] == "rate_limited"
-    _, created = await start_session(server)  # another organisation is not slowed
+    await send(mallory, type="join", code="000-00")  # the guesser is slowed
+    refused = await recv_json(mallory)
+    assert refused["code"] == "rate_limited" and "Try again in" in refused["message"]
+    # An honest colleague with a right code is not refused for someone else's guesses.
+    _, acme = await acme_session(server)
+    mary = await open_agent(server, login_cookie(server, "mary"))
+    await send(mary, type="join", code=acme["code"])
+    assert (await recv_json(mary))["type"] == "joined"
+    _, created = await start_session(server)  # nor is another organisation
     alice = await open_agent(server, login_cookie(server, "alice"))
     await send(alice, type="join", code=created["code"])
     assert (await recv_json(alice))["type"] == "joined"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -89,11 +90,14 @@ async def login(request: Request) -> Response:
     services = _services(request)
     client = request.client.host if request.client else ""
     keys = (f"user:{creds.username.lower()}", f"ip:{client}")
-    wait = await services.backoff.retry_after(services.clock(), *keys)
+    wait = await services.backoff.wait(services.clock(), *keys)
     if wait > 0:
         await services.hub.record("sign_in_throttled", actor=creds.username[:64], ip=client)
-        response = problem(429, "Too many attempts", "Too many failed sign-ins. Try again later.")
-        response.headers["retry-after"] = str(int(wait) + 1)
+        seconds = math.ceil(wait)
+        response = problem(
+            429, "Too many attempts", f"Too many failed sign-ins. Try again in {seconds} s."
+        )
+        response.headers["retry-after"] = str(seconds)
         return response
     try:
         agent, token = await auth.sign_in(
@@ -110,7 +114,6 @@ async def login(request: Request) -> Response:
         await services.backoff.failed(services.clock(), *keys)
         await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
         return problem(401, "Sign-in failed", str(exc))
-    await services.backoff.succeeded(keys[0])
     await services.hub.record("sign_in", actor=agent.username)
     response = JSONResponse(_agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

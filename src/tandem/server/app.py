@@ -138,11 +138,16 @@ def create_app(
             settings.login_free_failures,
             settings.login_backoff_seconds,
             settings.login_backoff_max_seconds,
+            settings.backoff_forget_seconds,
         )
         box = crypto.SecretBox(settings.secrets_key_path)
         hub.box = box
-        join_backoff = SharedBackoff(store, settings.join_free_failures, 2.0, 600.0)
-        join_org_backoff = SharedBackoff(store, settings.join_org_free_failures, 2.0, 600.0)
+        join_backoff = SharedBackoff(
+            store, settings.join_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
+        )
+        join_org_backoff = SharedBackoff(
+            store, settings.join_org_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
+        )
         directory = Directory(store, hub.record, clock, box, entropy)
         await register_allowed_origins(directory, settings)
         app.state.services = Services(
@@ -157,7 +162,9 @@ def create_app(
             join_backoff,
             join_org_backoff,
             directory,
-            SharedBackoff(store, settings.sso_free_starts, 2.0, 600.0),
+            SharedBackoff(
+                store, settings.sso_free_starts, 2.0, 600.0, settings.backoff_forget_seconds
+            ),
         )
 
         async def tick_forever() -> None:

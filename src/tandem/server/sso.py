@@ -148,7 +148,7 @@ async def callback(request: Request) -> Response:
         "oidc",
     )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method="oidc")
-    await services.sso_backoff.succeeded(f"sso-ip:{request.client.host if request.client else ''}")
+    await services.sso_backoff.clear(f"sso-ip:{request.client.host if request.client else ''}")
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from math import ceil
 from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -363,16 +364,13 @@ async def agent_endpoint(ws: WebSocket) -> None:
             if isinstance(message, Join):
                 if live is not None:
                     raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
-                wait = max(
-                    await services.join_backoff.retry_after(hub.clock(), *join_keys),
-                    await services.join_org_backoff.retry_after(hub.clock(), org_key),
-                )
+                wait = await services.join_backoff.wait(hub.clock(), *join_keys, org_key)
                 if wait > 0:
                     await ws.send_text(
                         codec.encode(
                             ErrorNotice(
                                 code="rate_limited",
-                                message=f"Too many wrong codes. Try again in {int(wait) + 1} s.",
+                                message=f"Too many wrong codes. Try again in {ceil(wait)} s.",
                             )
                         )
                     )
@@ -408,7 +406,6 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     await ws.send_text(codec.encode(notice))
                     continue
                 live, site = candidate
-                await services.join_backoff.succeeded(join_keys[0])
                 subscription = services.fanout.subscribe(
                     agents_topic(live.machine.session_id), settings.send_queue_frames
                 )

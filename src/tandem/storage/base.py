@@ -312,12 +312,13 @@ class Storage(AuditStore, Protocol):
 
     # Back-off counts (tandem.lockout.SharedBackoff): keys are "user:…", "ip:…", "join-org:…".
 
-    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
-        """``(failures, locked_until)`` of those of ``keys`` that have failed."""
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
+        """``(failures, locked_until, last_failure)`` of those of ``keys`` that have failed."""
         ...
 
-    async def backoff_failed(self, key: str, now: float) -> int:
-        """Count one more failure of ``key`` (atomically); return the new count."""
+    async def backoff_failed(self, key: str, now: float, forget_after: float) -> int:
+        """Count one more failure of ``key`` (atomically), from one again if its last failure
+        was ``forget_after`` seconds ago or longer; return the new count."""
         ...
 
     async def backoff_lock(self, key: str, locked_until: float) -> None:

@@ -686,15 +686,18 @@ class SQLStorage:
 
     # Back-off counts and single-use marks
 
-    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
         if not keys:
             return {}
         rows = await self._rows(
-            sa.select(backoff.c.key, backoff.c.failures, backoff.c.locked_until).where(
-                backoff.c.key.in_(list(keys))
-            )
+            sa.select(
+                backoff.c.key, backoff.c.failures, backoff.c.locked_until, backoff.c.updated_at
+            ).where(backoff.c.key.in_(list(keys)))
         )
-        return {str(r.key): (int(r.failures), float(r.locked_until)) for r in rows}
+        return {
+            str(r.key): (int(r.failures), float(r.locked_until), float(r.updated_at))
+            for r in rows
+        }
 
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with ``ON CONFLICT`` (both dialects spell it the same)."""
@@ -706,13 +709,14 @@ class SQLStorage:
 
         return sqlite_insert(table)
 
-    async def backoff_failed(self, key: str, now: float) -> int:
+    async def backoff_failed(self, key: str, now: float, forget_after: float) -> int:
         insert = self._insert(backoff).values(key=key, failures=1, locked_until=0.0, updated_at=now)
+        forgotten = backoff.c.updated_at <= insert.excluded.updated_at - forget_after
         row = await self._row(
             insert.on_conflict_do_update(
                 index_elements=[backoff.c.key],
                 set_={
-                    "failures": backoff.c.failures + 1,
+                    "failures": sa.case((forgotten, 1), else_=backoff.c.failures + 1),
                     "updated_at": insert.excluded.updated_at,
                 },
             ).returning(backoff.c.failures)
