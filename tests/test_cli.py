@@ -53,7 +53,41 @@ def test_user_add_refuses_a_weak_password_with_a_clear_message(tmp_path: Path) -
 def test_user_add_refuses_a_duplicate(tmp_path: Path) -> None:
     run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
     result = run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
-    assert result.returncode == 2 and "already exists" in result.stderr
+    assert result.returncode == 2 and "'bob' is not available" in result.stderr
+
+
+def test_user_add_refuses_the_audit_trails_system_actor_names(tmp_path: Path) -> None:
+    for name in ("server", "customer", "cli"):
+        result = run(
+            "user", "add", name, "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n"
+        )
+        assert result.returncode == 2 and f"{name!r} is not available" in result.stderr
+
+
+def test_serve_stops_in_one_line_when_another_organisation_holds_an_allowed_origin(
+    tmp_path: Path,
+) -> None:
+    data = ("--data-dir", str(tmp_path))
+    assert run("org", "add", "acme", "--name", "Acme", "--team", "support", *data).returncode == 0
+    added = run(
+        "site",
+        "add",
+        "shop",
+        "--origin",
+        "https://shop.example",
+        "--team",
+        "support",
+        "--org",
+        "acme",
+        *data,
+    )
+    assert added.returncode == 0, added.stderr
+    result = run("serve", "--allow-origin", "https://shop.example", *data)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "tandem: --allow-origin https://shop.example is already site 'shop' of organisation "
+        "'acme': remove the option or that site"
+    )
 
 
 def test_user_add_refuses_an_unknown_role(tmp_path: Path) -> None:

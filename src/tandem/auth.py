@@ -15,6 +15,7 @@ from tandem.exceptions import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    UserExistsError,
     WeakPasswordError,
 )
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, LoginRecord, Storage, UserRecord
@@ -41,6 +42,19 @@ _COMMON = frozenset(
         "correcthorsebatterystaple",
     }
 )
+
+
+RESERVED_USERNAMES: frozenset[str] = frozenset(
+    {"server", "customer", "cli", "system", "operator", "anonymous", "tandem"}
+)
+"""Names the audit trail uses for its system actors (``server``, ``customer``, ``cli``) and a few
+that would read as one. No account may take them, so an entry by ``server`` is the server's."""
+
+
+def name_unavailable(username: str) -> UserExistsError:
+    """The one answer for a username that cannot be created: reserved, taken in this
+    organisation or taken in another (which must not be told apart)."""
+    return UserExistsError(f"the username {username!r} is not available: choose another")
 
 
 Agent = Principal
@@ -148,6 +162,8 @@ async def create_user(
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
     returned to be shown once. Raises ConfigError, WeakPasswordError, UserExistsError."""
     validate_username(username)
+    if username in RESERVED_USERNAMES:
+        raise name_unavailable(username)
     checked_role = validate_role(role)
     check_password_strength(password, username)
     enrolment = new_enrolment(username, entropy) if box is not None else None
@@ -169,7 +185,10 @@ async def create_user(
     if teams is None:  # people who take sessions start in the default team, if there is one
         known = await storage.list_teams(org)
         teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
-    await storage.add_user(record)
+    try:
+        await storage.add_user(record)
+    except UserExistsError:
+        raise name_unavailable(username) from None
     await storage.set_user_teams(username, org, teams)
     return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
 

@@ -222,8 +222,13 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
 
 
 async def _count_users(settings: Settings) -> int:
+    """The number of accounts, after checking the database against the settings (an origin
+    of ``--allow-origin`` held by another organisation stops the start here, in one line)."""
+    from tandem.directory import check_allowed_origins
+
     storage = await open_storage(settings)
     try:
+        await check_allowed_origins(storage, settings.allow_origins)
         return await storage.count_users()
     finally:
         await storage.close()

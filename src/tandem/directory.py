@@ -21,7 +21,7 @@ from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ConflictError, NotFoundError
 from tandem.policy import MaskingPolicy, policy_json
-from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
+from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
 
 Recorder = Callable[..., Awaitable[None]]
 """``record(action, actor=, org=, subject=, **details)``: appends to the audit trail."""
@@ -44,9 +44,27 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
         async def record(action: str, **fields: Any) -> None:
             await log.record(time.time(), action, **fields)
 
-        yield Directory(storage, record, time.time, crypto.SecretBox(settings.secrets_key_path))
+        yield Directory(
+            storage,
+            record,
+            time.time,
+            crypto.SecretBox(settings.secrets_key_path),
+            reserved_origins=frozenset(settings.allow_origins),
+        )
     finally:
         await storage.close()
+
+
+async def check_allowed_origins(storage: Storage, origins: tuple[str, ...]) -> None:
+    """Raise ConfigError (one line) if another organisation than the default one holds one of
+    the operator's ``--allow-origin`` origins: the server must not start over the conflict."""
+    for origin in origins:
+        held = await storage.site_for_origin(origin)
+        if held is not None and held.org_id != DEFAULT_ORG:
+            raise ConfigError(
+                f"--allow-origin {origin} is already site {held.site_id!r} of organisation "
+                f"{held.org_id!r}: remove the option or that site"
+            )
 
 
 def operator(org: str) -> Principal:
@@ -86,8 +104,12 @@ class Directory:
         clock: Callable[[], float],
         box: crypto.SecretBox,
         entropy: crypto.Entropy = crypto.system_entropy,
+        reserved_origins: frozenset[str] = frozenset(),
     ) -> None:
+        """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
+        organisation's sites (made at start-up) may hold."""
         self.storage = storage
+        self.reserved_origins = reserved_origins
         self.record = record
         self.clock = clock
         self.box = box
@@ -230,7 +252,8 @@ class Directory:
 
     async def _user(self, actor: Principal, username: str) -> UserRecord:
         user = await self.storage.get_user(username)
-        if user is None:
+        # Another organisation's user is answered exactly like a missing one.
+        if user is None or user.org_id != actor.org:
             raise NotFoundError(f"no user named {username!r}")
         authorize(actor, "users.manage", Resource(user.org_id))
         return user
@@ -348,7 +371,8 @@ class Directory:
 
     async def _site(self, actor: Principal, site_id: str) -> SiteRecord:
         site = await self.storage.get_site(site_id)
-        if site is None:
+        # Another organisation's site is answered exactly like a missing one.
+        if site is None or site.org_id != actor.org:
             raise NotFoundError(f"no site named {site_id!r}")
         authorize(actor, "sites.manage", Resource(site.org_id))
         return site
@@ -383,7 +407,12 @@ class Directory:
             policy=_policy_text(policy),
             require_token=require_token,
         )
-        await self.storage.add_site(site)
+        if site.origin in self.reserved_origins and actor.org != DEFAULT_ORG:
+            raise site_unavailable(site_id)
+        try:
+            await self.storage.add_site(site)
+        except ConflictError:
+            raise site_unavailable(site_id) from None
         await self.record(
             "site_created",
             actor=actor.username,
@@ -455,6 +484,12 @@ class Directory:
             "site_token_key_issued", actor=actor.username, org=site.org_id, subject=site_id
         )
         return key
+
+
+def site_unavailable(site_id: str) -> ConflictError:
+    """The one answer for a site that cannot be created: its id or origin is taken, in this
+    organisation or another, or reserved by the operator (which must not be told apart)."""
+    return ConflictError(f"the site id {site_id!r} or its origin is not available")
 
 
 def _label(value: str | None, what: str) -> str:

@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from tandem import crypto
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
-from tandem.directory import Directory, operator
+from tandem.directory import Directory, check_allowed_origins, operator
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
@@ -80,6 +80,7 @@ async def health(request: Request) -> Response:
 async def register_allowed_origins(directory: Directory, settings: Settings) -> None:
     """Origins given with --allow-origin become sites of the default organisation, served by its
     default team, unless a site already has them."""
+    await check_allowed_origins(directory.storage, settings.allow_origins)
     for origin in settings.allow_origins:
         if await directory.storage.site_for_origin(origin) is not None:
             continue
@@ -148,7 +149,9 @@ def create_app(
         join_org_backoff = SharedBackoff(
             store, settings.join_org_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
         )
-        directory = Directory(store, hub.record, clock, box, entropy)
+        directory = Directory(
+            store, hub.record, clock, box, entropy, frozenset(settings.allow_origins)
+        )
         await register_allowed_origins(directory, settings)
         app.state.services = Services(
             settings,
