@@ -19,6 +19,7 @@ from tandem.audit import AuditLog
 from tandem.config import Settings
 from tandem.exceptions import (
     AuthenticationError,
+    ConfigError,
     ForbiddenError,
     NotFoundError,
     ProtocolError,
@@ -202,7 +203,7 @@ class SessionHub:
             code = crypto.new_join_code(self.entropy, self.settings.code_digits)
             try:
                 await self.storage.put_join_code(
-                    crypto.secret_digest(code, "join"), session_id, expires_at, site.org_id
+                    self.secret_digest(code, "join"), session_id, expires_at, site.org_id
                 )
                 break
             except TandemError:
@@ -231,7 +232,7 @@ class SessionHub:
                 max_duration_seconds=self.settings.max_session_seconds,
                 last_activity=now,
             ),
-            resume_digest=crypto.secret_digest(resume_token, "resume"),
+            resume_digest=self.secret_digest(resume_token, "resume"),
             org_id=site.org_id,
             site_id=site.site_id,
         )
@@ -254,10 +255,17 @@ class SessionHub:
             return None
         return record.node
 
+    def secret_digest(self, secret: str, purpose: str) -> str:
+        """Keyed digest of a join code or resume token (HMAC with ``secrets.key``); join codes
+        stored unkeyed by older versions no longer match and expire within ``code_ttl``."""
+        if self.box is None:
+            raise ConfigError("the session hub has no secrets key")
+        return self.box.digest(secret, purpose)
+
     def find_for_resume(self, session_id: str, resume_token: str) -> LiveSession:
         """The live session a resume token opens. Raises 4404 for anything else, one answer."""
         live = self._live.get(session_id)
-        digest = crypto.secret_digest(resume_token, "resume")
+        digest = self.secret_digest(resume_token, "resume")
         if (
             live is None
             or live.machine.ended
@@ -315,7 +323,7 @@ class SessionHub:
         if not code.isdigit() or len(code) != self.settings.code_digits:
             return None
         now = self.clock()
-        digest = crypto.secret_digest(code, "join")
+        digest = self.secret_digest(code, "join")
         session_id = await self.storage.take_join_code(digest, now, agent.org)
         if session_id is None:
             return None

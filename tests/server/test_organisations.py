@@ -219,7 +219,7 @@ async def test_a_code_of_a_session_held_by_another_process_is_not_burnt(
     from tandem.storage.sql import SQLStorage
 
     shared = await SQLStorage.open_sqlite(orgs_server.settings.database_path)
-    digest = crypto.secret_digest("13579", "join")
+    digest = crypto.SecretBox(orgs_server.settings.secrets_key_path).digest("13579", "join")
     try:
         await shared.put_join_code(digest, "held-elsewhere", clock.time() + 300, "default")
         alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))

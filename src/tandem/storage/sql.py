@@ -37,6 +37,7 @@ from tandem.exceptions import (
     TandemError,
     UserExistsError,
 )
+from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
     DEFAULT_ORG,
@@ -270,7 +271,9 @@ class SQLStorage:
         date; with ``backup``, an existing file that needs upgrading is copied first (next to
         it, ``<name>.<time>.bak``). Raises :class:`ConfigError` if it cannot."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)  # the data directory: 0700
+            private_file(path)  # the database: 0600 (and its WAL files, below)
+            private_files_beside(path)
             if backup:
                 await asyncio.to_thread(_backup_before_upgrade, path)
         except (OSError, sqlite3.Error) as exc:
@@ -288,6 +291,7 @@ class SQLStorage:
         except BaseException:
             await engine.dispose()
             raise
+        private_files_beside(path)
         return storage
 
     @classmethod
