@@ -213,3 +213,35 @@ def test_serve_says_when_redis_cannot_be_reached(tmp_path: Path) -> None:
     assert "cannot reach Redis" in result.stderr
     assert "secret-pw" not in result.stderr + result.stdout  # never the password
     assert "Traceback" not in result.stderr
+
+
+def test_user_passwd_sets_a_password_and_ends_sign_ins(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path))
+    add = run("user", "add", "bob", "--no-mfa", *data, stdin="blue-kettle-orbit-42\n")
+    assert add.returncode == 0, add.stderr
+    weak = run("user", "passwd", "bob", *data, stdin="short\n")
+    assert weak.returncode == 2 and weak.stderr.startswith("tandem: password too short")
+    done = run("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-77\n")
+    assert done.returncode == 0, done.stderr
+    assert "must be changed at the next sign-in" in done.stdout
+    missing = run("user", "passwd", "nobody", *data, stdin="green-lantern-tide-77\n")
+    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr
+
+
+def test_user_sso_needs_the_organisations_provider_first(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path))
+    assert (
+        run(
+            "user",
+            "add",
+            "aud",
+            "--role",
+            "auditor",
+            "--no-mfa",
+            *data,
+            stdin="blue-kettle-orbit-42\n",
+        ).returncode
+        == 0
+    )
+    unset = run("user", "sso", "aud", "sub-1", *data)
+    assert unset.returncode == 2 and "identity provider first" in unset.stderr

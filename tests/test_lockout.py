@@ -119,5 +119,3 @@ async def test_shared_back_off_follows_the_same_rules_across_processes(storage: 
         waits.append(await one.retry_after(100.0, "user:a"))
     assert waits == [0, 0, 0, 1.0, 2.0, 4.0, 8.0, 8.0]
     assert await two.wait(101.0, "user:a", "ip:1") == 7.0
-
-

@@ -71,6 +71,7 @@ def principal(user: UserRecord, method: str = "password") -> Principal:
         org=user.org_id,
         teams=frozenset(user.teams),
         needs_second_factor=method != "oidc" and not user.totp_secret and not user.mfa_exempt,
+        must_change_password=method != "oidc" and user.password_change_required,
     )
 
 
@@ -284,6 +285,29 @@ async def agent_for_token(
     if user is None:
         return None
     return principal(user, login.method)
+
+
+async def change_password(
+    storage: Storage,
+    username: str,
+    current: str,
+    new: str,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+) -> str:
+    """The user's own password change: ``current`` must be right, ``new`` strong and different.
+    Every sign-in of the user ends; returns the token of a new one for the caller's browser.
+    Raises AuthenticationError (wrong current password) or WeakPasswordError."""
+    user = await storage.get_user(username)
+    if user is None or not crypto.verify_password(user.password_hash, current):
+        raise AuthenticationError("the current password is not right")
+    check_password_strength(new, username)
+    if new == current:
+        raise WeakPasswordError("choose a password other than the current one")
+    await storage.set_password(username, crypto.hash_password(new), False)
+    await storage.delete_logins_of(username)
+    return await open_login(storage, user, now, ttl, entropy, "password")
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:

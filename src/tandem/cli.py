@@ -329,6 +329,62 @@ async def _add_user(
         return enrolment
 
 
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    org: OrgOption = DEFAULT_ORG,
+    temporary: Annotated[
+        bool,
+        typer.Option(
+            "--temporary", help="The user must choose a new password at the next sign-in."
+        ),
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Set an account's password (read like `user add` does) and end its sign-ins. Agents
+    change their own in the console (Security)."""
+    try:
+        password = _read_password(password_stdin)
+    except TandemError as exc:
+        raise _fail(exc) from None
+
+    async def run(directory: Directory) -> None:
+        await directory.reset_password(operator(org), name, password, change_required=temporary)
+
+    _run_directory(data_dir, run)
+    typer.echo(
+        f"New password set for {name!r}"
+        + (": it must be changed at the next sign-in." if temporary else ".")
+        + " Its sign-ins have ended."
+    )
+
+
+@user_app.command("sso")
+def user_sso(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    subject: Annotated[
+        str | None,
+        typer.Argument(help="Its subject (sub) at the organisation's identity provider."),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Unbind the account.")] = False,
+    org: OrgOption = DEFAULT_ORG,
+    data_dir: DataDir = None,
+) -> None:
+    """Bind an account to its user at the organisation's identity provider (the only way for
+    auditor accounts: an admin cannot bind those)."""
+    if (subject is None) != remove:
+        raise _fail("give the subject, or --remove")
+
+    async def run(directory: Directory) -> None:
+        await directory.bind_sso_identity(operator(org), name, subject)
+
+    _run_directory(data_dir, run)
+    typer.echo(f"Unbound {name!r}." if remove else f"Bound {name!r} to subject {subject!r}.")
+
+
 @org_app.command("add")
 def org_add(
     org_id: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, . _ -")],

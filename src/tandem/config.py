@@ -94,6 +94,10 @@ class Settings:
     """First back-off; it doubles with each further failure."""
     login_backoff_max_seconds: float = 900.0
     """Longest back-off."""
+    test_private_network: bool = False
+    """Tests only (no option or variable sets it): lets the server talk to an identity provider
+    over plain http on loopback or a private network. Off, providers must be https on public
+    hosts (docs/security.md, server-side request forgery)."""
     backoff_forget_seconds: float = 3600.0
     """A back-off count (sign-in, join code, SSO start) is forgotten this long after its last
     failure. Counts decay this way only: a success never clears them."""

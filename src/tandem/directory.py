@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tandem import auth, crypto
+from tandem import auth, crypto, oidc, outbound
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
-from tandem.exceptions import ConfigError, ConflictError, NotFoundError
+from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
 from tandem.policy import MaskingPolicy, policy_json
 from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
 
@@ -50,6 +50,7 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
             time.time,
             crypto.SecretBox(settings.secrets_key_path),
             reserved_origins=frozenset(settings.allow_origins),
+            allow_private_network=settings.test_private_network,
         )
     finally:
         await storage.close()
@@ -68,8 +69,22 @@ async def check_allowed_origins(storage: Storage, origins: tuple[str, ...]) -> N
 
 
 def operator(org: str) -> Principal:
-    """The principal the CLI acts as: an admin of ``org``, with the second factor not required."""
-    return Principal(username="cli", display_name="Operator (CLI)", role="admin", org=org)
+    """The principal the CLI acts as: an admin of ``org``, with the second factor not required,
+    who may also manage auditor accounts."""
+    return Principal(
+        username="cli", display_name="Operator (CLI)", role="admin", org=org, operator=True
+    )
+
+
+def _guard_auditors(actor: Principal, *roles: str) -> None:
+    """Separation of duties: auditors check admins, so an organisation's admin neither makes
+    auditors nor takes over, removes or re-binds one (password, second factor, provider
+    identity); only the operator does (docs/security.md)."""
+    if "auditor" in roles and not actor.operator:
+        raise ForbiddenError(
+            "only the server's operator manages auditor accounts (tandem user ..., "
+            "docs/administration.md)"
+        )
 
 
 def site_json(site: SiteRecord) -> dict[str, object]:
@@ -93,6 +108,8 @@ def user_json(user: UserRecord) -> dict[str, object]:
         "teams": list(user.teams),
         "second_factor": bool(user.totp_secret),
         "mfa_exempt": user.mfa_exempt,
+        "sso_bound": user.oidc_identity is not None,
+        "password_change_required": user.password_change_required,
     }
 
 
@@ -105,11 +122,14 @@ class Directory:
         box: crypto.SecretBox,
         entropy: crypto.Entropy = crypto.system_entropy,
         reserved_origins: frozenset[str] = frozenset(),
+        allow_private_network: bool = False,
     ) -> None:
         """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
         organisation's sites (made at start-up) may hold."""
         self.storage = storage
         self.reserved_origins = reserved_origins
+        self.allow_private_network = allow_private_network
+        """Test only (``test_private_network``): http and loopback identity providers."""
         self.record = record
         self.clock = clock
         self.box = box
@@ -184,10 +204,8 @@ class Directory:
     ) -> dict[str, str]:
         """The organisation's OpenID Connect provider (docs/administration.md)."""
         authorize(actor, "org.manage", Resource(actor.org))
+        outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
         parts = urlsplit(issuer)
-        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-        if parts.scheme != "https" and not (parts.scheme == "http" and local):
-            raise ConfigError("the issuer must be an https:// URL")
         if parts.query or parts.fragment or not parts.hostname:
             raise ConfigError("the issuer is a plain URL without query or fragment")
         if not client_id.strip() or not client_secret:
@@ -277,6 +295,7 @@ class Directory:
         """A new account of the actor's organisation. Its second factor is set up now
         (``enrol_now``, the CLI prints it) or at first sign-in in the console."""
         authorize(actor, "users.manage", Resource(actor.org))
+        _guard_auditors(actor, role)
         user, enrolment = await auth.create_user(
             self.storage,
             username,
@@ -311,6 +330,8 @@ class Directory:
     ) -> UserRecord:
         user = await self._user(actor, username)
         new_role = auth.validate_role(role) if role is not None else user.role
+        if new_role != user.role:
+            _guard_auditors(actor, user.role, new_role)
         if username == actor.username and new_role != user.role:
             raise ConflictError("you cannot change your own role; ask another admin")
         if user.role == "admin" and new_role != "admin":
@@ -351,6 +372,7 @@ class Directory:
 
     async def delete_user(self, actor: Principal, username: str) -> None:
         user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
         if username == actor.username:
             raise ConflictError("you cannot delete your own account; ask another admin")
         if user.role == "admin":
@@ -363,9 +385,58 @@ class Directory:
         """Remove a user's authenticator (lost phone): they set a new one up at next sign-in,
         and every sign-in of theirs ends now."""
         user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
         await self.storage.set_second_factor(username, None, ())
         await self.storage.delete_logins_of(username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
+
+    async def bind_sso_identity(
+        self, actor: Principal, username: str, subject: str | None
+    ) -> UserRecord:
+        """Bind ``username`` to the account ``subject`` (the ``sub`` claim) at the
+        organisation's identity provider, as configured now; None unbinds. Sign-in through the
+        provider reaches only accounts bound this way. Ends the user's sign-ins when it changes
+        a binding."""
+        user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
+        identity = None
+        if subject is not None:
+            if not 1 <= len(subject) <= 255 or any(ord(c) < 32 for c in subject):
+                raise _invalid("a subject is 1-255 printable characters")
+            provider = await self.get_sso(actor)
+            if provider is None:
+                raise ConflictError("set up the organisation's identity provider first")
+            identity = oidc.identity_key(user.org_id, provider["issuer"], subject)
+            holder = await self.storage.user_for_oidc_identity(identity)
+            if holder is not None and holder.username != username:
+                raise ConflictError("that provider account is bound to another user")
+        if user.oidc_identity is not None and user.oidc_identity != identity:
+            await self.storage.delete_logins_of(username)
+        await self.storage.set_oidc_identity(username, identity)
+        await self.record(
+            "sso_identity_bound" if identity else "sso_identity_removed",
+            actor=actor.username,
+            org=user.org_id,
+            subject=username,
+        )
+        return dataclasses.replace(user, oidc_identity=identity)
+
+    async def reset_password(
+        self, actor: Principal, username: str, password: str, *, change_required: bool = True
+    ) -> None:
+        """Give ``username`` a new password (told to them out of band): their sign-ins end now,
+        and (``change_required``, always for an admin's reset) their next sign-in must choose a
+        new password before anything else."""
+        user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
+        if username == actor.username:
+            raise ConflictError("change your own password instead (console: Security)")
+        auth.check_password_strength(password, username)
+        if not change_required and not actor.operator:
+            raise ForbiddenError("an admin's password reset is always temporary")
+        await self.storage.set_password(username, crypto.hash_password(password), change_required)
+        await self.storage.delete_logins_of(username)
+        await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 
     # Sites
 

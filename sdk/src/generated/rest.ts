@@ -9,6 +9,7 @@ export interface AgentInfo {
   org: string;
   teams: string[];
   needs_second_factor: boolean;
+  must_change_password: boolean;
 }
 
 export interface AuditRecord {
@@ -106,6 +107,15 @@ export interface Pages {
   deny?: string[];
 }
 
+export interface PasswordChange {
+  current_password: string;
+  new_password: string;
+}
+
+export interface PasswordReset {
+  password: string;
+}
+
 export interface Recording {
   recording_id: string;
   session_id: string;
@@ -155,6 +165,10 @@ export interface SsoAnswer {
   sso: SsoProvider | null;
 }
 
+export interface SsoIdentity {
+  subject: string;
+}
+
 export interface SsoProvider {
   issuer: string;
   client_id: string;
@@ -193,6 +207,8 @@ export interface User {
   teams: string[];
   second_factor: boolean;
   mfa_exempt: boolean;
+  sso_bound: boolean;
+  password_change_required: boolean;
 }
 
 export interface UserChange {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -33,7 +34,14 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server.api import _json_body, current_agent, problem
+from tandem.server.api import (
+    AgentInfo,
+    _agent_json,
+    _json_body,
+    current_agent,
+    problem,
+    set_sign_in_cookie,
+)
 
 if TYPE_CHECKING:
     from tandem.server.app import Services
@@ -98,6 +106,24 @@ class SsoSettings(msgspec.Struct, forbid_unknown_fields=True):
     client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=auth.MAX_PASSWORD_LENGTH)]
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
+class PasswordReset(msgspec.Struct, forbid_unknown_fields=True):
+    password: Password
+    """A temporary password, told to the user out of band; it must be changed at sign-in."""
+
+
+class SsoIdentity(msgspec.Struct, forbid_unknown_fields=True):
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    """The user's ``sub`` claim at the organisation's identity provider."""
+
+
 class CodeConfirmation(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
@@ -140,6 +166,8 @@ class User(Answer):
     teams: list[str]
     second_factor: bool
     mfa_exempt: bool
+    sso_bound: bool
+    password_change_required: bool
 
 
 class Team(Answer):
@@ -212,6 +240,7 @@ class Call:
     params: dict[str, str]
     query: dict[str, str]
     body: Any
+    request: Request | None = None
 
 
 Handler = Callable[[Call], Awaitable[object]]
@@ -273,6 +302,64 @@ async def _delete_user(call: Call) -> object:
 async def _reset_mfa(call: Call) -> object:
     await call.services.directory.reset_second_factor(call.principal, call.params["username"])
     return None
+
+
+async def _reset_password(call: Call) -> object:
+    body: PasswordReset = call.body
+    await call.services.directory.reset_password(
+        call.principal, call.params["username"], body.password
+    )
+    return None
+
+
+async def _bind_sso(call: Call) -> object:
+    body: SsoIdentity = call.body
+    user = await call.services.directory.bind_sso_identity(
+        call.principal, call.params["username"], body.subject
+    )
+    return user_json(user)
+
+
+async def _unbind_sso(call: Call) -> object:
+    await call.services.directory.bind_sso_identity(call.principal, call.params["username"], None)
+    return None
+
+
+async def _change_password(call: Call) -> object:
+    services = call.services
+    body: PasswordChange = call.body
+    key = f"user:{call.principal.username}"
+    wait = await services.backoff.retry_after(services.clock(), key)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        refused = problem(
+            429, "Too many attempts", f"Too many wrong passwords. Try again in {seconds} s."
+        )
+        refused.headers["retry-after"] = str(seconds)
+        return refused
+    try:
+        token = await auth.change_password(
+            services.storage,
+            call.principal.username,
+            body.current_password,
+            body.new_password,
+            services.clock(),
+            services.settings.login_ttl_seconds,
+            services.entropy,
+        )
+    except AuthenticationError:
+        await services.backoff.failed(services.clock(), key)
+        raise
+    await services.hub.record(
+        "password_changed", actor=call.principal.username, org=call.principal.org
+    )
+    user = await services.storage.get_user(call.principal.username)
+    if user is None:  # removed meanwhile
+        raise NotFoundError("not found")
+    response = JSONResponse(_agent_json(auth.principal(user)))
+    assert call.request is not None
+    set_sign_in_cookie(response, call.request, token, services.settings.login_ttl_seconds)
+    return response
 
 
 async def _list_teams(call: Call) -> object:
@@ -649,6 +736,34 @@ OPERATIONS: tuple[Operation, ...] = (
         status=204,
     ),
     Operation(
+        "POST",
+        "/api/users/{username}/reset-password",
+        "users.manage",
+        "Give an account a temporary password: its sign-ins end, and it must choose a new "
+        "password at its next sign-in.",
+        _reset_password,
+        PasswordReset,
+        status=204,
+    ),
+    Operation(
+        "PUT",
+        "/api/users/{username}/sso",
+        "users.manage",
+        "Bind an account to its user (subject) at your organisation's identity provider: "
+        "provider sign-ins reach only accounts bound so.",
+        _bind_sso,
+        SsoIdentity,
+        returns=User,
+    ),
+    Operation(
+        "DELETE",
+        "/api/users/{username}/sso",
+        "users.manage",
+        "Unbind an account from the identity provider (its sign-ins end).",
+        _unbind_sso,
+        status=204,
+    ),
+    Operation(
         "GET",
         "/api/teams",
         "teams.manage",
@@ -763,6 +878,15 @@ OPERATIONS: tuple[Operation, ...] = (
         CodeConfirmation,
         returns=RecoveryCodes,
     ),
+    Operation(
+        "POST",
+        "/api/me/password",
+        "self",
+        "Change your own password (the current one is asked for); your other sign-ins end.",
+        _change_password,
+        PasswordChange,
+        returns=AgentInfo,
+    ),
 )
 
 _STATUS = (
@@ -804,7 +928,12 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 return problem(400, "Bad request", str(exc))
         call = Call(
-            services, principal, dict(request.path_params), dict(request.query_params), body
+            services,
+            principal,
+            dict(request.path_params),
+            dict(request.query_params),
+            body,
+            request,
         )
         try:
             result = await operation.handler(call)

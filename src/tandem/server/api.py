@@ -37,6 +37,7 @@ class AgentInfo(msgspec.Struct, forbid_unknown_fields=True):
     org: str
     teams: list[str]
     needs_second_factor: bool
+    must_change_password: bool
 
 
 def problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -60,6 +61,7 @@ def _agent_json(agent: auth.Agent) -> dict[str, object]:
         "org": agent.org,
         "teams": sorted(agent.teams),
         "needs_second_factor": agent.needs_second_factor,
+        "must_change_password": agent.must_change_password,
     }
 
 

@@ -150,7 +150,13 @@ def create_app(
             store, settings.join_org_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
         )
         directory = Directory(
-            store, hub.record, clock, box, entropy, frozenset(settings.allow_origins)
+            store,
+            hub.record,
+            clock,
+            box,
+            entropy,
+            frozenset(settings.allow_origins),
+            settings.test_private_network,
         )
         await register_allowed_origins(directory, settings)
         app.state.services = Services(

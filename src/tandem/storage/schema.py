@@ -33,6 +33,7 @@ users = sa.Table(
     sa.Column("mfa_exempt", Flag, nullable=False, server_default=sa.false()),
     sa.Column("pending_totp", Text),
     sa.Column("oidc_subject", Text),
+    sa.Column("password_change_required", Flag, nullable=False, server_default=sa.false()),
 )
 
 recovery_codes = sa.Table(

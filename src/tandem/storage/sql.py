@@ -145,6 +145,8 @@ def _user(row: Any) -> UserRecord:
         mfa_exempt=bool(row.mfa_exempt),
         pending_totp=row.pending_totp,
         teams=tuple(sorted(map(str, _json_list(row.teams)))),
+        oidc_identity=row.oidc_subject,
+        password_change_required=bool(row.password_change_required),
     )
 
 
@@ -430,6 +432,8 @@ class SQLStorage:
                     org_id=user.org_id,
                     mfa_exempt=user.mfa_exempt,
                     pending_totp=user.pending_totp,
+                    oidc_subject=user.oidc_identity,
+                    password_change_required=user.password_change_required,
                 )
             )
             self._write_codes(db, user.username, user.recovery_codes)
@@ -540,16 +544,21 @@ class SQLStorage:
             users.update().where(users.c.username == username).values(pending_totp=sealed)
         )
 
-    async def link_oidc_subject(self, username: str, subject: str) -> bool:
-        """Record the identity provider's subject for a user that has none; True if the user's
-        subject is (now) ``subject``."""
-        row = await self._row(
+    async def set_oidc_identity(self, username: str, identity: str | None) -> None:
+        await self._count(
+            users.update().where(users.c.username == username).values(oidc_subject=identity)
+        )
+
+    async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
+        row = await self._row(self._user_select().where(users.c.oidc_subject == identity))
+        return _user(row) if row else None
+
+    async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
+        await self._count(
             users.update()
             .where(users.c.username == username)
-            .values(oidc_subject=sa.func.coalesce(users.c.oidc_subject, subject))
-            .returning(users.c.oidc_subject)
+            .values(password_hash=password_hash, password_change_required=change_required)
         )
-        return row is not None and row[0] == subject
 
     async def get_oidc(self, org_id: str) -> str | None:
         row = await self._row(sa.select(orgs.c.oidc).where(orgs.c.org_id == org_id))
@@ -699,8 +708,7 @@ class SQLStorage:
             ).where(backoff.c.key.in_(list(keys)))
         )
         return {
-            str(r.key): (int(r.failures), float(r.locked_until), float(r.updated_at))
-            for r in rows
+            str(r.key): (int(r.failures), float(r.locked_until), float(r.updated_at)) for r in rows
         }
 
     def _insert(self, table: sa.Table) -> Any:
