@@ -447,6 +447,23 @@ def site_add(
     typer.echo(f"Registered site {site_id!r} ({origin}) for {org!r}, served by {', '.join(team)}.")
 
 
+@site_app.command("approve")
+def site_approve(
+    site_id: Annotated[str, typer.Argument(help="The site an organisation registered.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Vouch for a site's origin without its verification page: its pages may start sessions.
+    Check first that the organisation really runs that website."""
+
+    async def run(directory: Directory) -> None:
+        site = await directory.storage.get_site(site_id)
+        org = site.org_id if site else DEFAULT_ORG
+        await directory.approve_site(operator(org), site_id)
+
+    _run_directory(data_dir, run)
+    typer.echo(f"Approved site {site_id!r}: its pages may start sessions.")
+
+
 @site_app.command("list")
 def site_list(data_dir: DataDir = None) -> None:
     """Every registered site: id, organisation, origin, teams."""
@@ -454,7 +471,10 @@ def site_list(data_dir: DataDir = None) -> None:
 
     async def run(directory: Directory) -> None:
         for site in await directory.storage.list_sites():
-            found.append(f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}")
+            state = "" if site.verified else "\tunverified (tandem site approve)"
+            found.append(
+                f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}{state}"
+            )
 
     _run_directory(data_dir, run)
     for line in found:

@@ -98,6 +98,8 @@ class Settings:
     """Tests only (no option or variable sets it): lets the server talk to an identity provider
     over plain http on loopback or a private network. Off, providers must be https on public
     hosts (docs/security.md, server-side request forgery)."""
+    site_verification_timeout_seconds: float = 10.0
+    """Deadline of the fetch of a site's /.well-known/tandem-verification (whole request)."""
     backoff_forget_seconds: float = 3600.0
     """A back-off count (sign-in, join code, SSO start) is forgotten this long after its last
     failure. Counts decay this way only: a success never clears them."""

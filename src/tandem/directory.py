@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tandem import auth, crypto, oidc, outbound
+from tandem import auth, crypto, oidc, outbound, site_verification
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
@@ -97,6 +97,7 @@ def site_json(site: SiteRecord) -> dict[str, object]:
         "policy": json.loads(site.policy) if site.policy else None,
         "require_token": site.require_token,
         "has_token_key": site.token_key is not None,
+        "verified": site.verified,
     }
 
 
@@ -469,14 +470,17 @@ class Directory:
         auth.validate_name(site_id, "site id")
         for team in teams:
             auth.validate_name(team, "team name")
+        normalized = origin if origin == SELF_ORIGIN else normalize_origin(origin)
         site = SiteRecord(
             site_id=site_id,
             org_id=actor.org,
-            origin=origin if origin == SELF_ORIGIN else normalize_origin(origin),
+            origin=normalized,
             name=_label(name or site_id, "site name"),
             teams=tuple(sorted(set(teams))),
             policy=_policy_text(policy),
             require_token=require_token,
+            # An organisation's admin proves the origin first; the operator vouches for it.
+            verified=actor.operator or normalized == SELF_ORIGIN,
         )
         if site.origin in self.reserved_origins and actor.org != DEFAULT_ORG:
             raise site_unavailable(site_id)
@@ -538,6 +542,51 @@ class Directory:
                 org=site.org_id,
                 subject=site_id,
             )
+        return updated
+
+    async def site_verification(self, actor: Principal, site_id: str) -> dict[str, object]:
+        """What the site must serve, and where, to prove its origin."""
+        site = await self._site(actor, site_id)
+        return {
+            "verified": site.verified,
+            "url": site_verification.url(site),
+            "token": site_verification.token(self.box, site),
+        }
+
+    async def verify_site(self, actor: Principal, site_id: str, timeout: float) -> SiteRecord:
+        """Fetch the site's verification page; if it serves the token, the site is verified
+        and its pages may start sessions. Raises ConfigError or ConflictError saying why not."""
+        site = await self._site(actor, site_id)
+        if site.verified:
+            return site
+        try:
+            await site_verification.check(
+                self.box, site, timeout, allow_private=self.allow_private_network
+            )
+        except (ConfigError, ConflictError) as exc:
+            await self.record(
+                "site_verification_failed",
+                actor=actor.username,
+                org=site.org_id,
+                subject=site_id,
+                reason=str(exc),
+            )
+            raise
+        return await self._mark_verified(actor, site, "token")
+
+    async def approve_site(self, actor: Principal, site_id: str) -> SiteRecord:
+        """The operator vouches for the site's origin (``tandem site approve``)."""
+        site = await self._site(actor, site_id)
+        if not actor.operator:
+            raise ForbiddenError("only the server's operator approves a site without its proof")
+        return await self._mark_verified(actor, site, "operator")
+
+    async def _mark_verified(self, actor: Principal, site: SiteRecord, how: str) -> SiteRecord:
+        updated = dataclasses.replace(site, verified=True)
+        await self.storage.update_site(updated)
+        await self.record(
+            "site_verified", actor=actor.username, org=site.org_id, subject=site.site_id, by=how
+        )
         return updated
 
     async def delete_site(self, actor: Principal, site_id: str) -> None:

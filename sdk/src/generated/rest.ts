@@ -151,6 +151,7 @@ export interface Site {
   policy: { [key: string]: unknown } | null;
   require_token: boolean;
   has_token_key: boolean;
+  verified: boolean;
 }
 
 export interface SiteChange {
@@ -159,6 +160,12 @@ export interface SiteChange {
   policy?: MaskingPolicy | null;
   clear_policy?: boolean;
   require_token?: boolean | null;
+}
+
+export interface SiteVerification {
+  verified: boolean;
+  url: string;
+  token: string;
 }
 
 export interface SsoAnswer {

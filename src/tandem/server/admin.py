@@ -183,6 +183,16 @@ class Site(Answer):
     policy: dict[str, Any] | None
     require_token: bool
     has_token_key: bool
+    verified: bool
+    """False until the origin is proved (POST .../verify) or approved by the operator: until
+    then its pages start no sessions."""
+
+
+class SiteVerification(Answer):
+    verified: bool
+    url: str
+    """Where the site must serve ``token`` (https, unchanged, as the whole body)."""
+    token: str
 
 
 class TokenKey(Answer):
@@ -424,6 +434,19 @@ async def _delete_site(call: Call) -> object:
 async def _issue_token_key(call: Call) -> object:
     key = await call.services.directory.issue_token_key(call.principal, call.params["site_id"])
     return {"key": key, "algorithm": "HS256", "audience": call.params["site_id"]}
+
+
+async def _site_verification(call: Call) -> object:
+    return await call.services.directory.site_verification(call.principal, call.params["site_id"])
+
+
+async def _verify_site(call: Call) -> object:
+    site = await call.services.directory.verify_site(
+        call.principal,
+        call.params["site_id"],
+        call.services.settings.site_verification_timeout_seconds,
+    )
+    return site_json(site)
 
 
 def _org_json(org: Any) -> dict[str, object]:
@@ -844,6 +867,23 @@ OPERATIONS: tuple[Operation, ...] = (
         "Issue a new key for customer tokens (shown once; the old key stops working).",
         _issue_token_key,
         returns=TokenKey,
+    ),
+    Operation(
+        "GET",
+        "/api/sites/{site_id}/verification",
+        "sites.manage",
+        "What the site must serve, and where, to prove its origin is yours.",
+        _site_verification,
+        returns=SiteVerification,
+    ),
+    Operation(
+        "POST",
+        "/api/sites/{site_id}/verify",
+        "sites.manage",
+        "Fetch the site's verification page now; if it serves the token, the site's pages may "
+        "start sessions.",
+        _verify_site,
+        returns=Site,
     ),
     Operation(
         "GET",

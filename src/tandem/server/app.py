@@ -67,7 +67,9 @@ async def sdk_script(request: Request) -> Response:
             normalized = normalize_origin(origin)
         except ConfigError:
             normalized = None
-        if normalized and await request.app.state.services.storage.site_for_origin(normalized):
+        storage = request.app.state.services.storage
+        site = await storage.site_for_origin(normalized) if normalized else None
+        if normalized and site is not None and site.verified:
             response.headers["access-control-allow-origin"] = normalized
     return response
 

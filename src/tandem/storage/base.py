@@ -72,6 +72,9 @@ class SiteRecord:
     """Encrypted (SecretBox) HMAC key for customer tokens; None until one is issued."""
     require_token: bool = False
     """Only customers with a valid token from the site's backend may start sessions."""
+    verified: bool = True
+    """The origin is proved to be the organisation's (or approved by the operator); until then
+    its pages start no sessions (:mod:`tandem.site_verification`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -172,6 +172,7 @@ sites = sa.Table(
     sa.Column("policy", Text),
     sa.Column("token_key", Text),
     sa.Column("require_token", Flag, nullable=False, server_default=sa.false()),
+    sa.Column("verified", Flag, nullable=False, server_default=sa.true()),
 )
 
 site_teams = sa.Table(

@@ -160,6 +160,7 @@ def _site(row: Any) -> SiteRecord:
         policy=row.policy,
         token_key=row.token_key,
         require_token=bool(row.require_token),
+        verified=bool(row.verified),
     )
 
 
@@ -885,6 +886,7 @@ class SQLStorage:
             "policy": site.policy,
             "token_key": site.token_key,
             "require_token": site.require_token,
+            "verified": site.verified,
         }
 
         def work(db: sa.Connection) -> None:
