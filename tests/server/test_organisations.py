@@ -108,6 +108,8 @@ def test_admin_paths_with_another_organisations_ids_are_not_found(
         "/api/users/{username}": {"display_name": "Pwned", "role": "admin"},
         "/api/sites/{site_id}": {"name": "Pwned", "teams": []},
         "/api/teams/{team}": {"policy": None},
+        "/api/users/{username}/reset-password": {"password": "pwned-password-1234"},
+        "/api/users/{username}/sso": {"subject": "attacker"},
     }
     tried = 0
     with api(orgs_server, "max") as max_:
