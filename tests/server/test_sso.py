@@ -178,6 +178,7 @@ def test_starting_sign_ins_without_finishing_them_backs_off_per_address(
         start = client.get(url, params={"org": "default"})
         assert start.status_code == 303
         assert start.headers["location"] == "/console/?sso=busy"
+        assert int(start.headers["retry-after"]) >= 1
     assert "sso_throttled" in audit_actions(orgs_server)
 
 

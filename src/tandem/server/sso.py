@@ -20,6 +20,7 @@ validated issuer, on the issuer's own origin.
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -68,9 +69,12 @@ async def start(request: Request) -> Response:
     services = _services(request)
     org_id = request.query_params.get("org", "").strip().lower()
     client = f"sso-ip:{request.client.host if request.client else ''}"
-    if await services.sso_backoff.retry_after(services.clock(), client) > 0:
+    wait = await services.sso_backoff.retry_after(services.clock(), client)
+    if wait > 0:
         await services.hub.record("sso_throttled", actor="", ip=client[7:])
-        return _failed("busy")
+        busy = _failed("busy")
+        busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
+        return busy
     await services.sso_backoff.failed(services.clock(), client)  # cleared when one completes
     try:
         auth.validate_name(org_id, "organisation id")
