@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tandem import auth, crypto
-from tandem.access import Action, Principal, authorize
+from tandem.access import Action, Grant, Principal, authorize
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
@@ -34,17 +34,18 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server.api import (
+from tandem.server.http import (
     AgentInfo,
-    _agent_json,
-    _json_body,
+    agent_json,
     current_agent,
+    json_body,
     problem,
+    services_of,
     set_sign_in_cookie,
 )
 
 if TYPE_CHECKING:
-    from tandem.server.app import Services
+    from tandem.server.services import Services
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -247,6 +248,8 @@ class RecoveryCodes(Answer):
 class Call:
     services: Services
     principal: Principal
+    grant: Grant
+    """What the wrapper's authorisation of the operation's action returned."""
     params: dict[str, str]
     query: dict[str, str]
     body: Any
@@ -339,7 +342,7 @@ async def _change_password(call: Call) -> object:
     services = call.services
     body: PasswordChange = call.body
     key = f"user:{call.principal.username}"
-    wait = await services.backoff.retry_after(services.clock(), key)
+    wait = await services.sign_in_backoff.retry_after(services.clock(), key)
     if wait > 0:
         seconds = math.ceil(wait)
         refused = problem(
@@ -358,7 +361,7 @@ async def _change_password(call: Call) -> object:
             services.entropy,
         )
     except AuthenticationError:
-        await services.backoff.failed(services.clock(), key)
+        await services.sign_in_backoff.failed(services.clock(), key)
         raise
     await services.hub.record(
         "password_changed", actor=call.principal.username, org=call.principal.org
@@ -366,7 +369,7 @@ async def _change_password(call: Call) -> object:
     user = await services.storage.get_user(call.principal.username)
     if user is None:  # removed meanwhile
         raise NotFoundError("not found")
-    response = JSONResponse(_agent_json(auth.principal(user)))
+    response = JSONResponse(agent_json(auth.principal(user)))
     assert call.request is not None
     set_sign_in_cookie(response, call.request, token, services.settings.login_ttl_seconds)
     return response
@@ -573,9 +576,7 @@ async def _audit(call: Call) -> object:
     # Bounded before they reach the database (a 64-bit integer there; larger failed inside it).
     if not 0 <= after <= MAX_SEQ or not 0 <= limit <= MAX_SEQ:
         raise ConfigError(f"after and limit are whole numbers from 0 to {MAX_SEQ}")
-    page = await call.services.storage.audit_page(
-        call.principal.org, after, min(limit, MAX_AUDIT_PAGE)
-    )
+    page = await call.services.storage.audit_page(call.grant, after, min(limit, MAX_AUDIT_PAGE))
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )
@@ -950,17 +951,17 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     decoder = msgspec.json.Decoder(operation.body) if operation.body else None
 
     async def handle(request: Request) -> Response:
-        services: Services = request.app.state.services
+        services = services_of(request)
         principal = await current_agent(request)
         if principal is None:
             return problem(401, "Not signed in", "Sign in first.")
         try:
-            authorize(principal, operation.action)
+            grant = authorize(principal, operation.action)
         except ForbiddenError as exc:
             return problem(403, "Forbidden", str(exc))
         body: Any = None
         if decoder is not None:
-            raw = await _json_body(request)
+            raw = await json_body(request)
             if isinstance(raw, Response):
                 return raw
             try:
@@ -970,6 +971,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         call = Call(
             services,
             principal,
+            grant,
             dict(request.path_params),
             dict(request.query_params),
             body,

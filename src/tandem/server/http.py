@@ -1,0 +1,97 @@
+"""What every HTTP and WebSocket route shares: the app's services, problem JSON, a bounded JSON
+body, the signed-in agent and its cookie. Route modules import this, never each other."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+
+from tandem import auth
+
+if TYPE_CHECKING:
+    from tandem.server.services import Services
+
+MAX_BODY_BYTES = 4096
+
+
+class AgentInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The signed-in agent, as /api/login and /api/me answer (the shape of :func:`agent_json`)."""
+
+    username: str
+    display_name: str
+    role: str
+    org: str
+    teams: list[str]
+    needs_second_factor: bool
+    must_change_password: bool
+
+
+def agent_json(agent: auth.Agent) -> dict[str, object]:
+    return {
+        "username": agent.username,
+        "display_name": agent.display_name,
+        "role": agent.role,
+        "org": agent.org,
+        "teams": sorted(agent.teams),
+        "needs_second_factor": agent.needs_second_factor,
+        "must_change_password": agent.must_change_password,
+    }
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    """The services the app was started with (:func:`tandem.server.services.running`)."""
+    services: Services = connection.app.state.services
+    return services
+
+
+def problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+async def json_body(request: Request) -> bytes | JSONResponse:
+    """The request body, or a problem response for a non-JSON or oversized request.
+
+    Requiring ``application/json`` also stops cross-site form posts (they cannot send that type
+    without a CORS preflight, which this server never grants).
+    """
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return problem(415, "Unsupported media type", "Send JSON (Content-Type: application/json).")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return problem(413, "Request too large", f"At most {MAX_BODY_BYTES} bytes.")
+    return body
+
+
+async def current_agent(request: Request) -> auth.Agent | None:
+    """The signed-in agent of this request (absolute and idle expiry applied)."""
+    services = services_of(request)
+    return await auth.agent_for_token(
+        services.storage,
+        request.cookies.get(auth.COOKIE_NAME),
+        services.clock(),
+        services.settings.login_idle_seconds,
+    )
+
+
+def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
+    """The agent's sign-in cookie (password or identity provider sign-in alike)."""
+    response.set_cookie(auth.COOKIE_NAME, token, max_age=int(ttl), **cookie_flags(request))
+
+
+def cookie_flags(request: Request) -> dict[str, Any]:
+    """The sign-in cookie's flags, the same when it is set and when it is cleared."""
+    return {
+        "path": "/",
+        "httponly": True,
+        "samesite": "strict",
+        "secure": request.url.scheme == "https",
+    }
