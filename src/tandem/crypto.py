@@ -23,6 +23,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from tandem.exceptions import AuthenticationError, ConfigError, RecordingError
+from tandem.private_files import private_file
 
 _MAX_PASSWORD_BYTES = 1024
 
@@ -82,18 +83,29 @@ class SecretBox:
     def __init__(self, key_file: Path) -> None:
         try:
             if key_file.exists():
+                private_file(key_file)  # tightened if an older version left it looser
                 key = key_file.read_bytes().strip()
             else:
-                key_file.parent.mkdir(parents=True, exist_ok=True)
                 key = Fernet.generate_key()
-                key_file.touch(mode=0o600)
+                private_file(key_file)
                 key_file.write_bytes(key)
             self._fernet = Fernet(key)
+            # Digests of short secrets (join codes: five digits) are keyed, so that storage
+            # alone does not give the secret back by trying every value.
+            self._digest_key = hmac.new(key, b"tandem:digest-key", hashlib.sha256).digest()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot use the secrets key {key_file}: {exc}") from None
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
+
+    def digest(self, secret: str, purpose: str) -> str:
+        """Keyed digest (HMAC-SHA256 under a key derived from this box's key) under which a
+        short secret is stored or kept: without the key file, trying every join code against
+        it is no use. ``purpose`` separates domains as in :func:`secret_digest`; the ``k1:``
+        prefix tells it from the unkeyed digests of older versions."""
+        mac = hmac.new(self._digest_key, f"tandem:{purpose}:{secret}".encode(), hashlib.sha256)
+        return "k1:" + mac.hexdigest()
 
     def open(self, sealed: str) -> str:
         try:
