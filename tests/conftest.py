@@ -82,6 +82,15 @@ def free_port() -> int:
         return port
 
 
+def bound_socket() -> socket.socket:
+    """A loopback TCP socket bound to a port of its own, for a server to listen on. Held from
+    here until the server closes it, so no other test (nor another pytest-xdist worker, nor
+    another run on the machine) can take the port in between, as it could after free_port()."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class RunningServer:
     def __init__(
         self,
@@ -90,8 +99,12 @@ class RunningServer:
         fanout: Fanout | None = None,
         log_level: str = "warning",
         wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: a socket bound to ``settings.port`` (see :func:`bound_socket`); without one,
+        uvicorn binds the port itself."""
         self.settings = settings
+        self.sockets = [sock] if sock is not None else None
         self.clock = clock
         scheme = "https" if settings.tls else "http"
         self.base = f"{scheme}://127.0.0.1:{settings.port}"
@@ -102,7 +115,7 @@ class RunningServer:
             app = wrap(app)
         config = server_config(app, settings, log_level=log_level)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, args=(self.sockets,), daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -263,10 +276,12 @@ def server_factory(tmp_path: Path, data_templates: DataTemplates) -> Iterator[Se
         **overrides: object,
     ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
-        settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
+        sock = bound_socket()
+        port = sock.getsockname()[1]
+        settings = Settings.load(environ={}, data_dir=data_dir, port=port, **overrides)
         data_templates.copy_to(data_dir, seed)
         running = RunningServer(
-            settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap
+            settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap, sock=sock
         )
         running.start()
         started.append(running)
@@ -353,9 +368,10 @@ def shared_orgs_server(
     """One two-organisation server for every test of a module, for modules whose tests change
     nothing another test looks at (each says why it may share)."""
     data_dir = tmp_path_factory.mktemp("shared") / "data"
-    settings = Settings.load(environ={}, data_dir=data_dir, port=free_port())
+    sock = bound_socket()
+    settings = Settings.load(environ={}, data_dir=data_dir, port=sock.getsockname()[1])
     data_templates.copy_to(data_dir, two_organisations)
-    running = RunningServer(settings, FakeClock())
+    running = RunningServer(settings, FakeClock(), sock=sock)
     running.start()
     yield running
     running.stop()
