@@ -308,6 +308,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: "e2e" in item.path.parts)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, ``--dist load`` hands each worker its tests in collection order, so
+    a worker's browser tests still come after its async ones; ``worksteal`` moves tests from the
+    end of one worker's queue to another's, and would run async tests in a worker whose browser
+    is open. A run that may hold browser tests distributes with ``load`` instead (`make test`
+    runs them in a pass of their own, ``-m e2e``, after ``-m "not e2e"`` with worksteal)."""
+    if config.getoption("dist", "no") == "worksteal" and config.option.markexpr != "not e2e":
+        config.option.dist = "load"
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    asked = " ".join(config.invocation_params.args)
+    if config.getoption("dist", "no") == "load" and "worksteal" in asked:
+        return "--dist worksteal became --dist load: this run may hold browser tests"
+    return None
+
+
 def seed_directory(data_dir: Path, work: Callable[[Directory], Awaitable[None]]) -> None:
     """Run ``work`` on the data directory's organisation directory (like the CLI does)."""
 
