@@ -4,9 +4,7 @@ still verifies afterwards, and a target that holds data is refused."""
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from tandem.audit import AuditLog
@@ -19,19 +17,14 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.sql import SQLStorage
+from tests.conftest import tandem_in_process
 from tests.storage.conftest import PG_DSN
 
 KEY = bytes(range(32))
 
 
 def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+    return tandem_in_process(*args, env=env)
 
 
 async def installation(data_dir: Path) -> None:
