@@ -247,7 +247,7 @@ def open_console_as(party: Party, server: RunningServer, username: str) -> None:
     response = party.page.request.post(
         f"{server.base}/api/login",
         data={"username": username, "password": AGENT_PASSWORD},
-        headers={"origin": server.origin},
+        headers={"origin": server.base},  # the console's own origin
     )
     assert response.ok, response.text()
     party.page.goto(f"{server.base}/console/")
