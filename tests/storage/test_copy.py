@@ -4,7 +4,6 @@ still verifies afterwards, and a target that holds data is refused."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 from pathlib import Path
 
 from tandem.audit import AuditLog
@@ -17,15 +16,10 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.sql import SQLStorage
-from tests.conftest import tandem_in_process
 from tests.grants import of_org
-from tests.storage.conftest import PG_DSN
+from tests.storage.conftest import PG_DSN, tandem
 
 KEY = bytes(range(32))
-
-
-def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return tandem_in_process(*args, env=env)
 
 
 async def installation(data_dir: Path) -> None:
