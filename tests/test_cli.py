@@ -118,7 +118,7 @@ def test_serve_prints_urls_and_first_run_hint_then_serves(tmp_path: Path) -> Non
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a bound on failure: a busy machine starts it slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
