@@ -201,7 +201,6 @@ ServerFactory = Callable[..., RunningServer]
 # environment variable, so nothing a deployment can set makes production hash cheaply;
 # tests/test_crypto.py checks the production profile with `production_password_hashing`.
 PRODUCTION_PASSWORD_HASHER = crypto._hasher
-PRODUCTION_DUMMY_HASH = crypto._DUMMY_HASH
 CHEAP_PASSWORD_HASHER = argon2.PasswordHasher(
     time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.ID
 )
@@ -211,9 +210,6 @@ CHEAP_PASSWORD_HASHER = argon2.PasswordHasher(
 def cheap_password_hashing() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(crypto, "_hasher", CHEAP_PASSWORD_HASHER)
-        patch.setattr(
-            crypto, "_DUMMY_HASH", CHEAP_PASSWORD_HASHER.hash("tandem-dummy-password-for-timing")
-        )
         yield
 
 
@@ -247,7 +243,6 @@ def reused_ssl_context() -> Iterator[None]:
 def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """This test hashes and verifies with the production hasher."""
     monkeypatch.setattr(crypto, "_hasher", PRODUCTION_PASSWORD_HASHER)
-    monkeypatch.setattr(crypto, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
 
 
 @pytest.fixture

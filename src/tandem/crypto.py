@@ -129,8 +129,18 @@ def recovery_digest(code: str) -> str:
 
 
 _hasher = argon2.PasswordHasher(type=argon2.Type.ID)
-# Verified against when a user does not exist, so both cases cost the same time.
-_DUMMY_HASH = _hasher.hash("tandem-dummy-password-for-timing")
+
+
+_dummy_hashes: dict[argon2.PasswordHasher, str] = {}
+
+
+def _dummy_hash() -> str:
+    """Verified against when a user does not exist, so both cases cost the same time. Made on
+    first use (one per hasher), not at import: every CLI command would pay a full-cost hash."""
+    hasher = _hasher
+    if hasher not in _dummy_hashes:
+        _dummy_hashes[hasher] = hasher.hash("tandem-dummy-password-for-timing")
+    return _dummy_hashes[hasher]
 
 
 def hash_password(password: str) -> str:
@@ -143,7 +153,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if len(password.encode()) > _MAX_PASSWORD_BYTES:
         return False
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
 
