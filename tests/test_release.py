@@ -115,7 +115,7 @@ def test_installed_wheel_checks_its_own_sbom_against_advisories(
     assert "AFFECTED npm rrweb 2.2.2" in result.stdout
 
 
-def answers(url: str, process: subprocess.Popen[str], timeout: float = 20) -> bool:
+def answers(url: str, process: subprocess.Popen[str], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         try:

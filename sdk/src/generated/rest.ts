@@ -10,7 +10,7 @@ export interface Affected {
   fixed: string[];
 }
 
-/** The signed-in agent, as /api/login and /api/me answer (the shape of ``_agent_json``). */
+/** The signed-in agent, as /api/login and /api/me answer (the shape of :func:`agent_json`). */
 export interface AgentInfo {
   username: string;
   display_name: string;
@@ -18,6 +18,7 @@ export interface AgentInfo {
   org: string;
   teams: string[];
   needs_second_factor: boolean;
+  must_change_password: boolean;
 }
 
 export interface AuditRecord {
@@ -150,6 +151,15 @@ export interface Pages {
   deny?: string[];
 }
 
+export interface PasswordChange {
+  current_password: string;
+  new_password: string;
+}
+
+export interface PasswordReset {
+  password: string;
+}
+
 export interface Recording {
   recording_id: string;
   session_id: string;
@@ -196,6 +206,7 @@ export interface Site {
   policy: { [key: string]: unknown } | null;
   require_token: boolean;
   has_token_key: boolean;
+  verified: boolean;
 }
 
 export interface SiteChange {
@@ -206,8 +217,18 @@ export interface SiteChange {
   require_token?: boolean | null;
 }
 
+export interface SiteVerification {
+  verified: boolean;
+  url: string;
+  token: string;
+}
+
 export interface SsoAnswer {
   sso: SsoProvider | null;
+}
+
+export interface SsoIdentity {
+  subject: string;
 }
 
 export interface SsoProvider {
@@ -270,6 +291,8 @@ export interface User {
   teams: string[];
   second_factor: boolean;
   mfa_exempt: boolean;
+  sso_bound: boolean;
+  password_change_required: boolean;
 }
 
 export interface UserChange {

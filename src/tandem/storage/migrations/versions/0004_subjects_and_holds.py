@@ -1,8 +1,8 @@
 """Data subject requests and legal holds (issue 16): which customer (``sub``) each session
 served, under a pseudonym the audit trail uses; holds on recordings and subjects.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
