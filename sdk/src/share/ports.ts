@@ -1,5 +1,5 @@
 /**
- * Everything the customer session does to the world goes through these ports: the socket, the
+ * Everything the customer session does to the world goes through these ports: the socket, the page,
  * customer's UI, this tab's storage, the key store, the clock and randomness. session.ts takes
  * them as arguments; index.ts passes the browser's (`browserPorts`). Nothing here runs on import.
  */
@@ -58,8 +58,17 @@ export interface Random {
   digits(n: number): string;
 }
 
+/** The page being shared, as far as the session reads it (the recorder reads the DOM itself). */
+export interface Page {
+  /** The text of the page's own `<script type="application/json" id="tandem-policy">`, or null. */
+  policyTag(): string | null;
+  /** The page's address now (single-page apps change it without loading). */
+  href(): string;
+}
+
 export interface Ports {
   transport: Transport;
+  page: Page;
   ui: CustomerView;
   store: SessionStore;
   keys: KeyStore;
@@ -133,6 +142,10 @@ export const browserClock: Clock = {
 export function browserPorts(socketUrl: string): Ports {
   return {
     transport: webSocketTransport(socketUrl),
+    page: {
+      policyTag: () => document.getElementById("tandem-policy")?.textContent ?? null,
+      href: () => location.href,
+    },
     ui: new CustomerUI(),
     store: browserStore,
     keys: { load: loadKeys, save: saveKeys, delete: deleteKeys, clear: clearKeys },

@@ -58,11 +58,10 @@ export interface StartOptions {
 
 /** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
  * without one). Throws PolicyError. */
-function pageTag(): unknown {
-  const tag = document.getElementById("tandem-policy");
-  if (!tag) return undefined;
+function parseTag(text: string | null): unknown {
+  if (text === null) return undefined;
   try {
-    return JSON.parse(tag.textContent ?? "");
+    return JSON.parse(text);
   } catch {
     throw new PolicyError("policy: the #tandem-policy script is not valid JSON");
   }
@@ -72,8 +71,7 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** The page's own policy: the tag without its recording pins. Throws PolicyError. */
-function pagePolicy(): Policy | null {
-  const tag = pageTag();
+function tagPolicy(tag: unknown): Policy | null {
   if (tag === undefined) return null;
   if (!isRecord(tag)) return validatePolicy(tag);
   const { recording_keys: _pins, ...policy } = tag;
@@ -83,18 +81,8 @@ function pagePolicy(): Policy | null {
 /** The recording keys the page's own tag pins (`recording_keys`). Throws PolicyError or
  * RecordingError. Only the site's page can pin: policies from the server never carry pins
  * (validatePolicy refuses the field). */
-function pagePins(): string[] {
-  const tag = pageTag();
+function tagPins(tag: unknown): string[] {
   return isRecord(tag) ? validatePins(tag.recording_keys) : [];
-}
-
-/** This page's pins; a broken tag pins nothing (and recording is then refused). */
-function tagPins(): string[] {
-  try {
-    return pagePins();
-  } catch {
-    return [];
-  }
 }
 
 /** The page's element for a recorded node id (masking needs its attributes and ancestors). */
@@ -168,6 +156,15 @@ export class Session {
     return now && now.sessionId === saved.sessionId && this.state !== "ended" ? now : null;
   }
 
+  /** This page's pins; a broken tag pins nothing (and recording is then refused). */
+  private pagePins(): string[] {
+    try {
+      return tagPins(parseTag(this.ports.page.policyTag()));
+    } catch {
+      return [];
+    }
+  }
+
   private persist(): void {
     this.ports.store.save(this.saved);
   }
@@ -220,8 +217,9 @@ export class Session {
     if (this.starting) return this.starting.promise;
     let page: PageSays;
     try {
-      const sitePolicy = options.policy !== undefined ? validatePolicy(options.policy) : pagePolicy();
-      page = { sitePolicy, brokenPolicy: false, pins: unitePins(validatePins(options.recordingKeys), pagePins()) };
+      const tag = parseTag(this.ports.page.policyTag());
+      const sitePolicy = options.policy !== undefined ? validatePolicy(options.policy) : tagPolicy(tag);
+      page = { sitePolicy, brokenPolicy: false, pins: unitePins(validatePins(options.recordingKeys), tagPins(tag)) };
     } catch (error) {
       const known = error instanceof PolicyError || error instanceof RecordingError;
       const message = known ? `Tandem: ${(error as Error).message}` : "Tandem: invalid policy";
@@ -252,11 +250,11 @@ export class Session {
     let sitePolicy: Policy | null = null;
     let brokenPolicy = false;
     try {
-      sitePolicy = pagePolicy() ?? saved.sitePolicy;
+      sitePolicy = tagPolicy(parseTag(this.ports.page.policyTag())) ?? saved.sitePolicy;
     } catch {
       brokenPolicy = true; // refused when sharing starts: a page with a broken policy does not share
     }
-    const pins = unitePins(saved.recordingPins, tagPins());
+    const pins = unitePins(saved.recordingPins, this.pagePins());
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
   }
 
@@ -325,7 +323,7 @@ export class Session {
   }
 
   private isPrivatePage(): boolean {
-    return pageIsPrivate(new URL(location.href), pagePolicies(this.machine));
+    return pageIsPrivate(new URL(this.ports.page.href()), pagePolicies(this.machine));
   }
 
   /** Find the pairing key (after a navigation) or pair with the agent; then the reducer asks. */
@@ -424,7 +422,7 @@ export class Session {
   private async onRecordRequest(message: { agent: string; key: string; recording_id: string; site: string }): Promise<void> {
     const saved = this.saved;
     if (this.state !== "sharing" || !saved || saved.recording) return;
-    const { keyId, pinned } = await checkPin(String(message.key), unitePins(saved.recordingPins, tagPins()));
+    const { keyId, pinned } = await checkPin(String(message.key), unitePins(saved.recordingPins, this.pagePins()));
     if (this.saved !== saved || this.state !== "sharing") return;
     if (!pinned || typeof message.recording_id !== "string" || typeof message.site !== "string") {
       this.refuseRecording(keyId, "not_pinned");
@@ -453,7 +451,7 @@ export class Session {
     this.persist();
     this.ui.askRecording(
       agent.name,
-      location.hostname,
+      new URL(this.ports.page.href()).hostname,
       () => {
         if (this.saved !== saved || this.state !== "sharing" || saved.recording) return;
         this.send({ type: "record_consent", granted: true });
@@ -535,7 +533,7 @@ export class Session {
     if (!recording.started) {
       this.sendPayload({
         k: "recording_start", recording_id: recording.recordingId, session_id: saved.sessionId, agent: recording.agent,
-        site: recording.site, origin: location.origin, at: this.ports.clock.now(), chain: recording.chainKey,
+        site: recording.site, origin: new URL(this.ports.page.href()).origin, at: this.ports.clock.now(), chain: recording.chainKey,
       }, () => {
         recording.started = true;
       });
@@ -620,7 +618,7 @@ export class Session {
     }, saved.control ?? false);
     this.drawBanner();
     usePolicy(this.effectivePolicy());
-    this.watchedHref = location.href;
+    this.watchedHref = this.ports.page.href();
     this.cancelPageWatch?.();
     this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
     if (this.isPrivatePage()) {
@@ -672,8 +670,9 @@ export class Session {
   }
 
   private onPageChange(force = false): void {
-    if ((!force && location.href === this.watchedHref) || this.state !== "sharing") return;
-    this.watchedHref = location.href;
+    const href = this.ports.page.href();
+    if ((!force && href === this.watchedHref) || this.state !== "sharing") return;
+    this.watchedHref = href;
     const isPrivate = this.isPrivatePage();
     if (isPrivate && !this.paused) this.pause();
     if (!isPrivate && this.paused) {
