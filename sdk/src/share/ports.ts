@@ -1,6 +1,6 @@
 /**
  * Everything the customer session does to the world goes through these ports: the socket, the page,
- * customer's UI, this tab's storage, the key store, the clock and randomness. session.ts takes
+ * the customer's UI, this tab's storage, the key store, the clock and randomness. session.ts takes
  * them as arguments; index.ts passes the browser's (`browserPorts`). Nothing here runs on import.
  */
 
