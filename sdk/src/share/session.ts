@@ -617,7 +617,7 @@ export class Session {
       isPrivate: (url) => pageIsPrivate(url, pagePolicies(this.machine)),
     }, saved.control ?? false);
     this.drawBanner();
-    usePolicy(this.effectivePolicy());
+    usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
     this.watchedHref = this.ports.page.href();
     this.cancelPageWatch?.();
     this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
@@ -687,6 +687,7 @@ export class Session {
   private showOverlay(): void {
     const draw = () => {
       if (this.state !== "sharing" || this.paused) return this.ui.setOverlay(null);
+      // MASKING: what the agent cannot see, outlined for the customer
       this.ui.setOverlay(hiddenFromAgent(document).map((el) => el.getBoundingClientRect()));
     };
     draw();
@@ -699,7 +700,7 @@ export class Session {
     this.showOverlay();
     this.stopRecording = record({
       emit: (event) => this.enqueue(event),
-      ...recordMaskingOptions(),
+      ...recordMaskingOptions(), // MASKING: rrweb's own masking and blocking
       sampling: { mousemove: 50, scroll: 100 },
       recordCanvas: false,
       collectFonts: false,
@@ -711,7 +712,7 @@ export class Session {
   private enqueue(event: unknown): void {
     if (this.backlogged) return;
     // Now, while rrweb's mirror still maps ids to the live elements.
-    this.pending.push(maskFormState(event, liveElement));
+    this.pending.push(maskFormState(event, liveElement)); // MASKING: values, as they are recorded
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());
@@ -729,7 +730,7 @@ export class Session {
       this.waitForBacklog();
       return;
     }
-    this.sendPayload({ k: "events", events: scrubEvent(events) });
+    this.sendPayload({ k: "events", events: scrubEvent(events) }); // MASKING: the last pass before encryption
   }
 
   /** Compress, encrypt and send, in call order; `sent` runs once the last frame went out. */
