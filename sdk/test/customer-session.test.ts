@@ -32,6 +32,7 @@ function fakes(stored: Saved | null = null) {
           closed = code;
         },
         isOpen: true,
+        isClosed: false,
         bufferedAmount: 0,
       };
     },

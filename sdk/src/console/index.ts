@@ -7,7 +7,9 @@
  */
 
 import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from "../generated/rest.ts";
-import { LiveView } from "./live.ts";
+import { randomBytes } from "../shared/e2e/encoding.ts";
+import { browserClock, webSocketTransport } from "../shared/ports.ts";
+import { type LivePorts, LiveView } from "./live.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
@@ -75,6 +77,9 @@ function entered(before: ConsoleState): void {
 
 const codeInput = () => document.getElementById("code") as HTMLInputElement | null;
 const typingInput = () => document.getElementById("typing-input") as HTMLInputElement | null;
+
+/** The browser's ports for a live session: the relay's agent socket, the clock, randomness. */
+const livePorts = (): LivePorts => ({ transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes });
 
 const liveUi = {
   report: (event: LiveEvent) => dispatch({ type: "live", event }),
@@ -183,11 +188,11 @@ const actions: ViewActions = {
       return;
     }
     if (live?.open) live.join(code);
-    else live = new LiveView({ code }, liveUi);
+    else live = new LiveView({ code }, liveUi, livePorts());
   },
   watch(sessionId) {
     if (live?.open) return;
-    live = new LiveView({ watch: sessionId }, liveUi);
+    live = new LiveView({ watch: sessionId }, liveUi, livePorts());
     void listSessions();
   },
   leave: () => live?.leave(),

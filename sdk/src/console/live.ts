@@ -10,12 +10,12 @@
 
 import { Replayer } from "rrweb";
 import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY } from "../shared/e2e/channel.ts";
-import { SECRET_DIGITS, randomBytes } from "../shared/e2e/encoding.ts";
+import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { PayloadDecoder, type RecordingStatusPayload, unpack } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
-import { relay } from "./relay.ts";
+import type { Clock, Connection, Transport } from "../shared/ports.ts";
 import type { LiveEvent, Tone } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -24,6 +24,13 @@ const MISMATCH = "The code did not match — ask the customer for a new code.";
 /** How long the server's `recording` may stand without the customer's browser agreeing. */
 const RECORDING_AGREE_MS = 5000;
 const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
+
+/** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
+export interface LivePorts {
+  transport: Transport;
+  clock: Clock;
+  random(bytes: number): Uint8Array;
+}
 
 /** What a live session needs from the console around it. */
 export interface LiveUi {
@@ -52,7 +59,7 @@ function splitCode(text: string): { routing: string; secret: string } | null {
 
 /** One joined session: the socket, the key exchange, the decryptor, the decoder, the replayer. */
 export class LiveView {
-  private ws: WebSocket;
+  private readonly ws: Connection;
   private secret: string | null = null;
   /** The pairing with the customer's browser, until it succeeded or failed. */
   private pairing: Pairing | null = null;
@@ -64,7 +71,7 @@ export class LiveView {
   private lastPoint = 0;
   private lastScroll = 0;
   private scale = 1;
-  private typingTimer: ReturnType<typeof setTimeout> | undefined;
+  private typingPending = false;
   /** Frames are opened, inflated and replayed strictly in arrival order. */
   private chain: Promise<void> = Promise.resolve();
   private decoder: PayloadDecoder | null = new PayloadDecoder();
@@ -85,19 +92,23 @@ export class LiveView {
    * (inside the encrypted channel): only the latter counts; a disagreement is shown. */
   private serverRecording: { on: boolean; reason: string | null } | null = null;
   private customerRecording: RecordingStatusPayload | null = null;
-  private recordingCheck: ReturnType<typeof setTimeout> | undefined;
+  private cancelRecordingCheck: (() => void) | undefined;
 
-  constructor(target: { code: string } | { watch: string }, private readonly ui: LiveUi) {
+  constructor(target: { code: string } | { watch: string }, private readonly ui: LiveUi, private readonly ports: LivePorts) {
     this.watching = "watch" in target;
     this.ui.report({ type: "connecting", watching: this.watching });
-    this.ws = new WebSocket(relay().socket);
-    this.ws.binaryType = "arraybuffer";
-    this.ws.addEventListener("open", () => {
-      if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
-      else this.join(target.code);
+    this.ws = ports.transport({
+      open: () => {
+        if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
+        else this.join(target.code);
+      },
+      text: (data) => {
+        const message = parseServerMessage(data);
+        if (message) this.onControl(message);
+      },
+      binary: (data) => this.onPayload(data),
+      close: (code) => this.onClose(code),
     });
-    this.ws.addEventListener("message", (event) => this.onMessage(event));
-    this.ws.addEventListener("close", (event) => this.onClose(event));
   }
 
   private status(text: string, tone: Tone = ""): void {
@@ -106,7 +117,7 @@ export class LiveView {
 
   join(code: string): void {
     if (this.watching) return this.enterWatchCode(code);
-    if (this.ws.readyState !== WebSocket.OPEN || this.joined) return;
+    if (!this.ws.isOpen || this.joined) return;
     const parts = splitCode(code);
     if (!parts) {
       this.status(`A help code has ${SECRET_DIGITS + 5} digits. Ask the customer to read it again.`, "bad");
@@ -125,7 +136,7 @@ export class LiveView {
       this.status(`The supervisor code has ${SECRET_DIGITS} digits. Ask the customer to read it again.`, "bad");
       return;
     }
-    this.pairing = startPairing({ side: "console", peer: "watcher", secret, sessionId: this.sessionId, random: randomBytes });
+    this.pairing = startPairing({ side: "console", peer: "watcher", secret, sessionId: this.sessionId, random: this.ports.random });
     this.ui.clearCode();
     this.ui.report({ type: "watch_code_entered" });
     this.status("Checking the code with the customer's browser…");
@@ -135,21 +146,12 @@ export class LiveView {
   }
 
   get open(): boolean {
-    return !this.ended && this.ws.readyState <= WebSocket.OPEN;
+    return !this.ended && !this.ws.isClosed;
   }
 
   leave(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "leave" }));
+    if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
     this.finish("Session ended");
-  }
-
-  private onMessage(event: MessageEvent): void {
-    if (typeof event.data !== "string") {
-      this.onPayload(event.data as ArrayBuffer);
-      return;
-    }
-    const message = parseServerMessage(event.data);
-    if (message) this.onControl(message);
   }
 
   private onControl(message: ServerMessage): void {
@@ -160,7 +162,7 @@ export class LiveView {
         this.ui.clearCode();
         if (!this.secret) return this.mismatch();
         this.pairing = startPairing({
-          side: "console", peer: "agent", secret: this.secret, sessionId: message.session_id, random: randomBytes,
+          side: "console", peer: "agent", secret: this.secret, sessionId: message.session_id, random: this.ports.random,
         });
         this.sessionId = message.session_id;
         this.secret = null;
@@ -226,7 +228,7 @@ export class LiveView {
   /** Ask the customer to allow recording: the server asks with the organisation's key, and this
    * console confirms inside the encrypted channel (the customer's browser needs both). */
   askToRecord(): void {
-    if (this.watching || !this.joined || this.ws.readyState !== WebSocket.OPEN || !this.commands) return;
+    if (this.watching || !this.joined || !this.ws.isOpen || !this.commands) return;
     this.ws.send(control({ type: "record" }));
     const agent = this.ui.signedIn();
     this.sendCommand({ k: "record_request", agent: agent?.username ?? "", name: agent?.display_name ?? "" });
@@ -236,7 +238,7 @@ export class LiveView {
 
   stopRecording(): void {
     this.sendCommand({ k: "record_stop" });
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "record_stop" }));
+    if (this.ws.isOpen) this.ws.send(control({ type: "record_stop" }));
   }
 
   /** The customer's browser says whether it records, and why not: that decides what is shown. */
@@ -264,9 +266,9 @@ export class LiveView {
     };
     if (customer?.on) this.status(`Recording, with the customer's consent (key ${customer.key_id}). The customer can stop it at any time.`, "good");
     else if (customer) this.status(why[customer.reason ?? ""] ?? "Recording stopped.", customer.reason === "stopped_by_agent" ? "" : "bad");
-    clearTimeout(this.recordingCheck);
+    this.cancelRecordingCheck?.();
     if (server && server.on !== (customer?.on ?? false)) {
-      this.recordingCheck = setTimeout(() => this.checkRecordingAgreement(), RECORDING_AGREE_MS);
+      this.cancelRecordingCheck = this.ports.clock.after(RECORDING_AGREE_MS, () => this.checkRecordingAgreement());
     }
   }
 
@@ -308,7 +310,7 @@ export class LiveView {
   }
 
   private mismatch(): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "abort", reason: "key_mismatch" }));
+    if (this.ws.isOpen) this.ws.send(control({ type: "abort", reason: "key_mismatch" }));
     this.finish(`${MISMATCH} Session ended`);
   }
 
@@ -320,7 +322,7 @@ export class LiveView {
     this.commandChain = this.commandChain
       .then(() => sender.seal(bytes))
       .then((sealed) => {
-        if (this.ws.readyState === WebSocket.OPEN) this.ws.send(sealed);
+        if (this.ws.isOpen) this.ws.send(sealed);
       })
       .catch(() => undefined);
   }
@@ -353,8 +355,8 @@ export class LiveView {
   }
 
   onLayerMove(event: MouseEvent): void {
-    if (!this.controlling || performance.now() - this.lastPoint < 50) return;
-    this.lastPoint = performance.now();
+    if (!this.controlling || this.ports.clock.now() - this.lastPoint < 50) return;
+    this.lastPoint = this.ports.clock.now();
     const t = this.target(event);
     if (t) this.sendCommand({ k: "pointer", x: Math.round(t.x), y: Math.round(t.y) });
   }
@@ -378,8 +380,8 @@ export class LiveView {
   onLayerWheel(event: WheelEvent): void {
     if (!this.controlling || !this.replayer) return;
     event.preventDefault();
-    if (performance.now() - this.lastScroll < 100) return;
-    this.lastScroll = performance.now();
+    if (this.ports.clock.now() - this.lastScroll < 100) return;
+    this.lastScroll = this.ports.clock.now();
     const view = this.replayer.iframe.contentWindow;
     if (!view) return;
     this.sendCommand({ k: "scroll", x: Math.round(view.scrollX), y: Math.max(0, Math.round(view.scrollY + event.deltaY / this.scale)) });
@@ -387,13 +389,14 @@ export class LiveView {
 
   /** Typing is sent as the whole value, at most every 80 ms (the last value always goes). */
   onTyping(): void {
-    if (this.typingTimer !== undefined) return;
-    this.typingTimer = setTimeout(() => {
-      this.typingTimer = undefined;
+    if (this.typingPending) return;
+    this.typingPending = true;
+    this.ports.clock.after(80, () => {
+      this.typingPending = false;
       if (this.controlling && this.typingTarget !== null) {
         this.sendCommand({ k: "type", id: this.typingTarget, text: this.ui.typed() });
       }
-    }, 80);
+    });
   }
 
   /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
@@ -448,21 +451,21 @@ export class LiveView {
     this.ui.mirror.style.height = `${Math.ceil(this.size.height * scale)}px`;
   }
 
-  private onPayload(frame: ArrayBuffer): void {
+  private onPayload(frame: Uint8Array): void {
     if (__TANDEM_BENCH_PLAINTEXT__) {
-      this.replay(new Uint8Array(frame)); // benchmark builds only
+      this.replay(frame); // benchmark builds only
       return;
     }
     const receiver = this.receiver;
     if (!receiver) return;
     this.chain = this.chain
       .then(async () => {
-        const plaintext = await receiver.open(new Uint8Array(frame));
+        const plaintext = await receiver.open(frame);
         if (plaintext && !this.ended) this.replay(await unpack(plaintext));
       })
       .catch((error: unknown) => {
         if (error instanceof ChannelError) {
-          if (this.ws.readyState === WebSocket.OPEN) this.ws.send(control({ type: "leave" }));
+          if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
           this.finish(`${TAMPERED} Session ended`);
         }
       });
@@ -516,7 +519,7 @@ export class LiveView {
     for (const raw of payload.events) {
       const event = raw as { timestamp: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
-      event.timestamp = Date.now();
+      event.timestamp = this.ports.clock.now();
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
   }
@@ -531,14 +534,14 @@ export class LiveView {
     this.startMirror();
   }
 
-  private onClose(event: CloseEvent): void {
+  private onClose(code: number): void {
     if (this.ended) return;
-    if (event.code === 4401) {
+    if (code === 4401) {
       this.finish("");
       this.ui.sessionExpired();
       return;
     }
-    if (event.code === 4429) {
+    if (code === 4429) {
       this.finish("Too many wrong codes. Wait a moment, then try again.");
       return;
     }
@@ -556,10 +559,10 @@ export class LiveView {
     this.receiver = null;
     this.commands = null;
     this.setControlling(false);
-    clearTimeout(this.recordingCheck);
+    this.cancelRecordingCheck?.();
     this.pairing = null;
     this.secret = null;
-    if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "done");
+    this.ws.close(1000, "done");
     this.pendingShare = null;
     this.ui.clearCode();
     this.ui.report({ type: "ended", text });

@@ -4,29 +4,14 @@
  * them as arguments; index.ts passes the browser's (`browserPorts`). Nothing here runs on import.
  */
 
+export type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
+
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
+import { type Clock, type Transport, browserClock, webSocketTransport } from "../shared/ports.ts";
 import { randomBytes, randomDigits } from "../shared/e2e/encoding.ts";
 import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
 import type { Saved } from "./state.ts";
 import { CustomerUI } from "./ui.ts";
-
-/** One socket to the server. */
-export interface Connection {
-  send(data: string | Uint8Array): void;
-  close(code: number, reason: string): void;
-  readonly isOpen: boolean;
-  /** Bytes queued but not yet sent (back-pressure). */
-  readonly bufferedAmount: number;
-}
-
-export interface ConnectionEvents {
-  open(): void;
-  text(data: string): void;
-  binary(data: Uint8Array): void;
-  close(code: number, reason: string): void;
-}
-
-export type Transport = (events: ConnectionEvents) => Connection;
 
 /** What the customer sees (ui.ts; public methods only). */
 export type CustomerView = Pick<CustomerUI, keyof CustomerUI>;
@@ -43,14 +28,6 @@ export interface KeyStore {
   save(id: string, keys: PairwiseKeys): Promise<unknown>;
   delete(id: string): Promise<void>;
   clear(): Promise<void>;
-}
-
-export interface Clock {
-  now(): number;
-  /** Run `fn` once after `ms`; returns a cancel function. */
-  after(ms: number, fn: () => void): () => void;
-  /** Run `fn` every `ms`; returns a cancel function. */
-  every(ms: number, fn: () => void): () => void;
 }
 
 export interface Random {
@@ -95,46 +72,6 @@ export const browserStore: SessionStore = {
     } catch {
       // storage may be disabled; resuming after navigation then does not work, sharing still does
     }
-  },
-};
-
-/** A WebSocket to `url`, as a Transport. */
-export function webSocketTransport(url: string): Transport {
-  return (events) => {
-    const ws = new WebSocket(url);
-    ws.binaryType = "arraybuffer";
-    ws.addEventListener("open", () => events.open());
-    ws.addEventListener("message", (event) => {
-      if (typeof event.data === "string") events.text(event.data);
-      else events.binary(new Uint8Array(event.data as ArrayBuffer));
-    });
-    ws.addEventListener("close", (event) => events.close(event.code, event.reason));
-    return {
-      send: (data) => {
-        if (ws.readyState === WebSocket.OPEN) ws.send(data);
-      },
-      close: (code, reason) => {
-        if (ws.readyState <= WebSocket.OPEN) ws.close(code, reason);
-      },
-      get isOpen() {
-        return ws.readyState === WebSocket.OPEN;
-      },
-      get bufferedAmount() {
-        return ws.bufferedAmount;
-      },
-    };
-  };
-}
-
-export const browserClock: Clock = {
-  now: () => Date.now(),
-  after(ms, fn) {
-    const timer = setTimeout(fn, ms);
-    return () => clearTimeout(timer);
-  },
-  every(ms, fn) {
-    const timer = setInterval(fn, ms);
-    return () => clearInterval(timer);
   },
 };
 
