@@ -26,7 +26,7 @@ function byId<T extends HTMLElement>(id: string): T {
   return el as T;
 }
 
-const roots = { account: byId("account"), screens: byId("screens") };
+const roots = { account: byId("account"), main: document.querySelector("main") ?? document.body, stage: byId("stage") };
 const mirror = byId("mirror");
 const controlLayer = byId("control-layer");
 

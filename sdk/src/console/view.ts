@@ -160,11 +160,13 @@ function screen(state: ConsoleState, options: ViewOptions, actions: ViewActions)
 
 /** Draw `state`: the account area in the header and the current screen. */
 export function draw(
-  state: ConsoleState, options: ViewOptions, actions: ViewActions, roots: { account: HTMLElement; screens: HTMLElement },
+  state: ConsoleState, options: ViewOptions, actions: ViewActions,
+  roots: { account: HTMLElement; main: HTMLElement; stage: HTMLElement },
 ): void {
   const agent = state.screen === "loading" || state.screen === "signin" ? null : state.agent;
   render(account(agent, actions), roots.account);
-  render(screen(state, options, actions), roots.screens);
+  // The screens are the main element's sections, before the mirror's stage (which they never touch).
+  render(screen(state, options, actions), roots.main, { renderBefore: roots.stage });
   // The control layer sits over the mirror, outside the templates.
   const layer = document.getElementById("control-layer");
   if (layer) layer.hidden = state.screen !== "live" || controls(state.card).controlLayer;
