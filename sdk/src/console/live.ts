@@ -9,6 +9,7 @@
  */
 
 import { Replayer } from "rrweb";
+import { neutralizeEvent } from "./assets.ts";
 import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
@@ -23,6 +24,8 @@ declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 const MISMATCH = "The code did not match — ask the customer for a new code.";
 /** How long the server's `recording` may stand without the customer's browser agreeing. */
 const RECORDING_AGREE_MS = 5000;
+/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
+const WITHHELD_STATUS = "Connected. Part of the customer's page cannot be shown: it is hidden from you.";
 const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
 
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
@@ -489,6 +492,8 @@ export class LiveView {
       this.pauseMirror();
       return;
     }
+    // issue 14, item 12 (sdk-hardening): masking failed closed on part of the page.
+    if (payload.k === "withheld") return this.status(WITHHELD_STATUS, "bad");
     if (payload.k === "control" && this.watching) {
       this.status(payload.state === "granted" ? "Watching. The agent has control." : "Watching the customer's page.", "good");
       return;
@@ -520,6 +525,7 @@ export class LiveView {
       const event = raw as { timestamp: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
+      neutralizeEvent(event); // issue 14, item 7 (sdk-hardening): the mirror fetches nothing
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
   }

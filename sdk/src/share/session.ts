@@ -23,13 +23,14 @@ import { CommandReceiver, ContentSender, importChainKey, type PairwiseKeys } fro
 import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import {
-  hiddenFromAgent, maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement,
+  hasBlockedShapes, hiddenFromAgent, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent, usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
+import { reportWithheld } from "./withheld.ts";
 import type { Connection, Ports } from "./ports.ts";
 import {
   type AgentAsk, RecordingAsk, type ServerAsk, recordingCommand, unitePins,
@@ -85,10 +86,10 @@ function tagPins(tag: unknown): string[] {
   return isRecord(tag) ? validatePins(tag.recording_keys) : [];
 }
 
-/** The page's element for a recorded node id (masking needs its attributes and ancestors). */
-function liveElement(id: number): MaskableElement | null {
-  const node = record.mirror.getNode(id);
-  return node && node.nodeType === Node.ELEMENT_NODE ? (node as Element) : null;
+/** The page's node for a recorded node id (masking needs its attributes and ancestors; it reads
+ * them through the DOM's prototypes, ../shared/dom.ts). */
+function liveNode(id: number): Node | null {
+  return record.mirror.getNode(id);
 }
 
 /** Lifecycle messages go to the reducer; the rest belong to the sharing machinery. */
@@ -698,7 +699,14 @@ export class Session {
   private record(): void {
     if (this.stopRecording) return;
     this.showOverlay();
+    // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
+    const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
+    onMaskingFailure(withheld);
     this.stopRecording = record({
+      errorHandler: () => {
+        withheld();
+        return false; // not swallowed: the page sees its errors as before
+      },
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(), // MASKING: rrweb's own masking and blocking
       sampling: { mousemove: 50, scroll: 100 },
@@ -707,12 +715,18 @@ export class Session {
       inlineImages: false,
       recordCrossOriginIframes: false,
     });
+    // rrweb could not snapshot this page at all (it logs why), or a form was blocked for its shape.
+    if (!this.stopRecording || hasBlockedShapes(document)) withheld();
   }
 
   private enqueue(event: unknown): void {
     if (this.backlogged) return;
     // Now, while rrweb's mirror still maps ids to the live elements.
-    this.pending.push(maskFormState(event, liveElement)); // MASKING: values, as they are recorded
+    // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
+    // walk the event, which is then dropped (never sent raw) and reported.
+    const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
+    if (masked === null) return;
+    this.pending.push(masked);
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());
@@ -785,6 +799,7 @@ export class Session {
     this.paused = false;
     this.stopRecording?.();
     this.stopRecording = undefined;
+    onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
     this.pending = [];
     this.sender = null;
   }
