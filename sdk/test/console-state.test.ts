@@ -6,7 +6,7 @@ import {
 } from "../src/console/state.ts";
 
 const agent = (role: string, extra: Partial<AgentInfo> = {}): AgentInfo => ({
-  username: "ann", display_name: "Ann", role, org: "o", teams: [], needs_second_factor: false, ...extra,
+  username: "ann", display_name: "Ann", role, org: "o", teams: [], needs_second_factor: false, must_change_password: false, ...extra,
 });
 
 function card(...events: LiveEvent[]): LiveCard {

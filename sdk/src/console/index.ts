@@ -11,6 +11,7 @@ import { randomBytes } from "../shared/e2e/encoding.ts";
 import { browserClock, webSocketTransport } from "../shared/ports.ts";
 import { type LivePorts, LiveView } from "./live.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
+import { passwordControls } from "./password.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, initialState, reduce } from "./state.ts";
@@ -119,6 +120,13 @@ async function listSessions(): Promise<void> {
   }
 }
 
+/** Signed in: the account's screen, and its password controls (password.ts); after an admin's
+ * reset, the new-password form hides every screen until a password is chosen. */
+function signedIn(agent: AgentInfo): void {
+  dispatch({ type: "signed_in", agent });
+  passwordControls(agent, signedIn);
+}
+
 const input = (form: HTMLFormElement, name: string) => form.elements.namedItem(name) as HTMLInputElement;
 
 const actions: ViewActions = {
@@ -143,7 +151,7 @@ const actions: ViewActions = {
       dispatch({ type: "signin_failed", error: await problemDetail(response) });
       return;
     }
-    dispatch({ type: "signed_in", agent: (await response.json()) as AgentInfo });
+    signedIn((await response.json()) as AgentInfo);
   },
   // A plain navigation, not a form post: the console's CSP (form-action 'self') would stop the
   // redirect to the organisation's provider.
@@ -224,7 +232,7 @@ async function init(): Promise<void> {
   try {
     const response = await relayFetch("/api/me");
     if (response.ok) {
-      dispatch({ type: "signed_in", agent: (await response.json()) as AgentInfo });
+      signedIn((await response.json()) as AgentInfo);
       return;
     }
   } catch {
