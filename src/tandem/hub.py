@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tandem import crypto
+from tandem import crypto, logs, metrics
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
@@ -43,6 +43,7 @@ from tandem.recordings import Recorder, Recordings, new_recording
 from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
 
 log = logging.getLogger("tandem.hub")
+events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
 """How often recordings past their organisation's retention are looked for."""
@@ -124,8 +125,15 @@ class SessionHub:
         self.clock = clock
         self.entropy = entropy
         self._live: dict[str, LiveSession] = {}
+        self._unfinished: dict[str, tuple[LiveSession, str]] = {}
+        """Ended sessions whose storage writes failed (database away): retried each tick."""
+        self._failed_recordings: dict[str, tuple[str, str, float]] = {}
+        """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
+        as ``unavailable`` (and audited) by the next tick that reaches the database."""
         self.node = ""
         """This process's id among several (scale-out); empty when it runs alone."""
+        self.process_id = ""
+        """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
         self.recordings = Recordings(storage, self.record)
@@ -137,7 +145,10 @@ class SessionHub:
         )
 
     async def record(self, action: str, **fields: Any) -> None:
-        """Append to the audit trail (no page content, no secrets: ids, names, reasons)."""
+        """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
+        same event goes to the log and the metrics."""
+        metrics.audited(action)
+        events.info(action, **fields)
         if self.audit is not None:
             await self.audit.record(self.clock(), action, **fields)
 
@@ -210,7 +221,7 @@ class SessionHub:
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
         await self.storage.record_session_start(
-            session_id, now, site.org_id, site.site_id, self.node
+            session_id, now, site.org_id, site.site_id, self.node or self.process_id
         )
         await self.record(
             "session_created",
@@ -424,21 +435,25 @@ class SessionHub:
             await self.storage.append_recording_frames(
                 recorder.recording.recording_id, first, frames
             )
-        except TandemError as exc:  # erased or storage refused: stop rather than lose silently
-            log.warning("recording stopped: %s", exc)
+        except Exception as exc:  # erased, refused or the database away: the
+            # recording stops (said to both sides) rather than lose frames silently, and the
+            # session goes on sharing.
+            metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
+            reason = str(exc) if isinstance(exc, TandemError) else "storage error"
+            if not isinstance(exc, TandemError):
+                metrics.STORAGE_ERRORS.labels(where="recording").inc()
+            log.warning("recording stopped: %s", reason)
             live.recorder = None
-            with contextlib.suppress(TandemError):  # else it would look "running" for ever
-                await self.storage.end_recording(
-                    recorder.recording.recording_id, self.clock(), "unavailable"
-                )
-            await self.record(
-                "recording_failed",
-                actor="server",
-                org=live.org_id,
-                subject=recorder.recording.recording_id,
-                reason=str(exc),
+            # Both sides are told now; storage hears of it from the timer (retried until the
+            # database answers), so the customer's socket does not wait for it again.
+            self._failed_recordings[recorder.recording.recording_id] = (
+                live.org_id,
+                reason,
+                self.clock(),
             )
             await self.apply(live, live.machine.record_stop("unavailable"))
+            return
+        metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
 
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
@@ -525,6 +540,12 @@ class SessionHub:
         self.fanout.publish(agents_topic(session_id), close)
         # Live state goes first so nothing can use it while storage is written.
         self._live.pop(session_id, None)
+        self._unfinished[session_id] = (live, reason)
+        await self._close_in_storage(live, reason)
+
+    async def _close_in_storage(self, live: LiveSession, reason: str) -> None:
+        """An ended session's storage writes; repeated by :meth:`tick` until they all worked."""
+        session_id = live.machine.session_id
         await self._stop_recording(live, "session_ended")  # already stopped unless it failed
         await self.storage.delete_join_codes(session_id)
         await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
@@ -535,17 +556,39 @@ class SessionHub:
             subject=session_id,
             reason=reason,
         )
-        log.info("session ended", extra={"session": session_id, "reason": reason})
+        self._unfinished.pop(session_id, None)
 
     async def tick(self) -> None:
-        """Apply deadlines to every live session; run about once a second."""
+        """Apply deadlines to every live session; run about once a second. One session's storage
+        error does not hold up the others: the first is raised once all were tried (the
+        supervisor logs it and runs this again)."""
         now = self.clock()
+        failed: Exception | None = None
+        for recording_id, (org, why, at) in tuple(self._failed_recordings.items()):
+            try:
+                await self.storage.end_recording(recording_id, at, "unavailable")
+                await self.record(
+                    "recording_failed", actor="server", org=org, subject=recording_id, reason=why
+                )
+                self._failed_recordings.pop(recording_id, None)
+            except Exception as exc:  # raised below
+                failed = failed or exc
+        for live, reason in tuple(self._unfinished.values()):
+            try:
+                await self._close_in_storage(live, reason)
+            except Exception as exc:  # raised below
+                failed = failed or exc
         for live in tuple(self._live.values()):
-            effects = live.machine.tick(now)
-            if effects:
-                await self.apply(live, effects)
-            elif live.recorder is not None:
-                await self._flush(live)
+            try:
+                effects = live.machine.tick(now)
+                if effects:
+                    await self.apply(live, effects)
+                elif live.recorder is not None:
+                    await self._flush(live)
+            except Exception as exc:  # raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
             await self.storage.purge_expired(now)
@@ -557,3 +600,7 @@ class SessionHub:
         """End every live session (server stopping)."""
         for live in tuple(self._live.values()):
             await self.apply(live, live.machine.shut_down())
+
+    def session_states(self) -> list[str]:
+        """The state of each live session (for the metrics)."""
+        return [live.machine.state for live in tuple(self._live.values())]

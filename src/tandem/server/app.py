@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from tandem import crypto
+from tandem import crypto, metrics
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, operator
@@ -26,10 +26,13 @@ from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
-from tandem.server import admin, api, demo, openapi, sso, ws
+from tandem.processes import ProcessRegistry
+from tandem.server import admin, api, demo, openapi, readiness, sso, ws
 from tandem.server.middleware import ConsoleCors, SameOriginWrites, SecurityHeaders
+from tandem.server.unavailable import StorageUnavailable
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
+from tandem.supervise import Supervisor
 from tandem.tunnel import TunnelHost
 
 STATIC = Path(__file__).parent / "static"
@@ -117,6 +120,7 @@ def create_app(
             except ConfigError:
                 await store.close()
                 raise
+        carrier = metrics.CountingFanout(carrier)
         hub = SessionHub(settings, store, carrier, clock, entropy)
         tunnels = None
         if carrier.shared:  # several processes: this one's id, and its tunnel entrance
@@ -131,6 +135,9 @@ def create_app(
         hub.audit = AuditLog(
             store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
         )
+        hub.process_id = hub.node or crypto.new_token(entropy, 9)
+        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
+        await registry.start()  # closes what this server held before a crash
         await hub.record("server_started", actor="server")
         # Counted in storage, so that several processes share one count per key.
         backoff = SharedBackoff(
@@ -160,28 +167,33 @@ def create_app(
             SharedBackoff(store, settings.sso_free_starts, 2.0, 600.0),
         )
 
-        async def tick_forever() -> None:
-            while True:
-                await asyncio.sleep(tick_seconds)
-                await hub.tick()
-
-        ticker = asyncio.create_task(tick_forever())
-        entrance = asyncio.create_task(tunnels.run()) if tunnels else None
+        background = Supervisor(
+            backoff_first=settings.background_backoff_seconds,
+            backoff_max=settings.background_backoff_max_seconds,
+        )
+        background.every("deadlines", tick_seconds, hub.tick)
+        background.every("heartbeat", settings.heartbeat_seconds, registry.beat)
+        background.every("lost_processes", settings.heartbeat_seconds, registry.sweep)
+        if tunnels:
+            background.keep_running("tunnel_entrance", tunnels.run)
+        app.state.background = background
+        app.state.live_metrics = metrics.LiveCollector(
+            hub.session_states,
+            lambda: len(tunnels._sockets) if tunnels else 0,
+            carrier.shared,
+            lambda: background.failing,
+        )
         try:
             yield
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-            if entrance and tunnels:
-                entrance.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await entrance
+            await background.close()
+            if tunnels:
                 await tunnels.close()
             await hub.shutdown()
             # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
             # anchor is exactly at this record, whatever other servers append meanwhile.
             await hub.record("server_stopped", actor="server")
+            await registry.stop()
             await asyncio.sleep(0.05)  # let the writers send the last frames
             if own_fanout is not None:
                 await own_fanout.close()
@@ -190,6 +202,8 @@ def create_app(
     routes = [
         Route("/", lambda request: RedirectResponse("/demo/")),
         Route("/healthz", health),
+        Route("/readyz", readiness.ready),
+        Route("/metrics", readiness.metrics_page),
         Route("/sdk/tandem.js", sdk_script),
         Route("/api/login", api.login, methods=["POST"]),
         Route("/api/logout", api.logout, methods=["POST"]),
@@ -215,6 +229,7 @@ def create_app(
             Middleware(SecurityHeaders),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(SameOriginWrites, console_origins=settings.console_origins),
+            Middleware(StorageUnavailable, retry_after=settings.unavailable_retry_seconds),
         ],
         lifespan=lifespan,
     )

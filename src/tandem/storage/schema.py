@@ -251,3 +251,14 @@ backoff = sa.Table(
 APPEND_ONLY = (audit, audit_anchors)
 """Guarded by triggers (created per dialect in the revisions): no UPDATE, DELETE, replacing
 INSERT or (PostgreSQL) TRUNCATE."""
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("node", Text, primary_key=True),
+    sa.Column("identity", Text, nullable=False),
+    sa.Column("started_at", Real, nullable=False),
+    sa.Column("heartbeat_at", Real, nullable=False),
+)
+"""Server processes alive, each with its last heartbeat (tandem.processes): the sessions and
+recordings of a process whose heartbeat stopped are closed by the others."""

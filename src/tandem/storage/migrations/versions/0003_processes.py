@@ -1,0 +1,30 @@
+"""Server processes register themselves with a heartbeat (crash recovery, tandem.processes).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    real: sa.types.TypeEngine[float] = sa.Double().with_variant(sa.REAL(), "sqlite")
+    op.create_table(
+        "processes",
+        sa.Column("node", sa.Text(), primary_key=True),
+        sa.Column("identity", sa.Text(), nullable=False),
+        sa.Column("started_at", real, nullable=False),
+        sa.Column("heartbeat_at", real, nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("processes")
