@@ -6,7 +6,6 @@ storage writes. Socket adapters (``tandem.server.ws``) call it; it never touches
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging

@@ -80,10 +80,14 @@ async def test_the_deadline_timer_survives_a_locked_database_and_codes_expire_af
         assert metric(server, 'tandem_background_failing{task="deadlines"}') == 1
     # The lock is gone: the timer writes the first session's end and keeps applying deadlines.
     await wait_for(
-        lambda: stored(
-            server, "SELECT end_reason FROM sessions WHERE session_id = ?", created["session_id"]
+        lambda: (
+            stored(
+                server,
+                "SELECT end_reason FROM sessions WHERE session_id = ?",
+                created["session_id"],
+            )
+            == [("code_expired",)]
         )
-        == [("code_expired",)]
     )
     assert stored(
         server, "SELECT count(*) FROM join_codes WHERE session_id = ?", created["session_id"]
@@ -118,12 +122,14 @@ async def test_a_failed_recording_flush_ends_the_recording_and_sharing_goes_on(
         await customer.send(b"\x01still-sharing")
         assert await alice.recv() == b"\x01still-sharing"
     await wait_for(
-        lambda: stored(
-            server,
-            "SELECT end_reason FROM recordings WHERE recording_id = ?",
-            running["recording_id"],
+        lambda: (
+            stored(
+                server,
+                "SELECT end_reason FROM recordings WHERE recording_id = ?",
+                running["recording_id"],
+            )
+            == [("unavailable",)]
         )
-        == [("unavailable",)]
     )
     assert "recording_failed" in audit_actions(server)
     await send(customer, type="stop")
