@@ -136,10 +136,12 @@ class Settings:
     unavailable_retry_seconds: float = 5.0
     """``Retry-After`` of the 503 answered while the database does not answer."""
     heartbeat_seconds: float = 5.0
-    """How often each server process marks itself alive in the database."""
+    """How often each server process marks itself alive in the database
+    (TANDEM_HEARTBEAT_SECONDS)."""
     process_lost_seconds: float = 30.0
     """A process whose heartbeat is older than this is taken for dead: live processes end its
-    sessions (``server_lost``) and close its recordings (``interrupted``)."""
+    sessions (``server_lost``) and close its recordings (``interrupted``)
+    (TANDEM_PROCESS_LOST_SECONDS)."""
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
     """Bearer token that opens ``/metrics`` (TANDEM_METRICS_TOKEN); without it (and without
     ``metrics_port``) metrics are not served."""
@@ -254,6 +256,15 @@ class Settings:
                 raise ConfigError("TANDEM_METRICS_PORT must be a whole number") from None
         if env.get("TANDEM_METRICS_HOST", "").strip():
             values["metrics_host"] = env["TANDEM_METRICS_HOST"].strip()
+        for key, variable in (
+            ("heartbeat_seconds", "TANDEM_HEARTBEAT_SECONDS"),
+            ("process_lost_seconds", "TANDEM_PROCESS_LOST_SECONDS"),
+        ):
+            if env.get(variable, "").strip():
+                try:
+                    values[key] = float(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} must be a number of seconds") from None
         if env.get("TANDEM_LOG_FORMAT", "").strip():
             values["log_format"] = env["TANDEM_LOG_FORMAT"].strip()
         if env.get("TANDEM_AUDIT_KEY"):
