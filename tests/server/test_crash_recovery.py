@@ -32,6 +32,9 @@ from tests.server.test_scale_out import REDIS_URL, add_people, run_in_thread
 from tests.storage.conftest import PG_DSN, pg_connect
 
 
+SERVE = [sys.executable, "-m", "tandem", "serve"]
+
+
 class ServeProcess:
     """`python -m tandem serve` as an operator runs it, in its own process (killable)."""
 
@@ -42,8 +45,7 @@ class ServeProcess:
         self.ws_base = f"ws://127.0.0.1:{port}"
         self.log = (data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log").open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "tandem", "serve", "--port", str(port)]
-            + ["--data-dir", str(data_dir), *options],
+            [*SERVE, "--port", str(port), "--data-dir", str(data_dir), *options],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
@@ -208,7 +210,7 @@ async def test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_sto
             TANDEM_HEARTBEAT_SECONDS="0.5",
             TANDEM_PROCESS_LOST_SECONDS="3",
         )
-        customer, created = await start_session(doomed)  # type: ignore[arg-type]
+        _customer, created = await start_session(doomed)  # type: ignore[arg-type]
         with api(survivor, "sam") as sam:
             listed = sam.get("/api/sessions").json()
             assert [s["session_id"] for s in listed] == [created["session_id"]]
