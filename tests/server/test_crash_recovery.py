@@ -31,7 +31,6 @@ from tests.server.test_recordings import recording, recordings_of, with_recordin
 from tests.server.test_scale_out import REDIS_URL, add_people, run_in_thread
 from tests.storage.conftest import PG_DSN, pg_connect
 
-
 SERVE = [sys.executable, "-m", "tandem", "serve"]
 
 
