@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -166,3 +167,21 @@ def exposition(live: Collector) -> bytes:
     own = CollectorRegistry(auto_describe=False)
     own.register(live)
     return generate_latest(REGISTRY) + generate_latest(own)
+
+
+class _Both(Collector):
+    def __init__(self, live: Collector) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+        yield from self.live.collect()
+
+
+def serve_on_port(host: str, port: int, live: Collector) -> Any:
+    """Serve the exposition at ``http://host:port/metrics`` (no token: keep the port private).
+    Returns the server (``shutdown()`` stops it)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Both(live))
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server

@@ -138,7 +138,6 @@ def create_app(
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
         registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
         await registry.start()  # closes what this server held before a crash
-        await hub.record("server_started", actor="server")
         # Counted in storage, so that several processes share one count per key.
         backoff = SharedBackoff(
             store,
@@ -167,6 +166,9 @@ def create_app(
             SharedBackoff(store, settings.sso_free_starts, 2.0, 600.0),
         )
 
+        # After everything that may fail: a server whose start-up failed leaves no start (or
+        # stop) in the trail.
+        await hub.record("server_started", actor="server")
         background = Supervisor(
             backoff_first=settings.background_backoff_seconds,
             backoff_max=settings.background_backoff_max_seconds,
@@ -177,15 +179,22 @@ def create_app(
         if tunnels:
             background.keep_running("tunnel_entrance", tunnels.run)
         app.state.background = background
-        app.state.live_metrics = metrics.LiveCollector(
+        app.state.live_metrics = live_metrics = metrics.LiveCollector(
             hub.session_states,
             lambda: len(tunnels._sockets) if tunnels else 0,
             carrier.shared,
             lambda: background.failing,
         )
+        exporter = (
+            metrics.serve_on_port(settings.metrics_host, settings.metrics_port, live_metrics)
+            if settings.metrics_port
+            else None
+        )
         try:
             yield
         finally:
+            if exporter is not None:
+                exporter.shutdown()
             await background.close()
             if tunnels:
                 await tunnels.close()
