@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -178,10 +177,16 @@ class _Both(Collector):
         yield from self.live.collect()
 
 
-def serve_on_port(host: str, port: int, live: Collector) -> Any:
+def serve_on_port(host: str, port: int, live: Collector) -> Callable[[], None]:
     """Serve the exposition at ``http://host:port/metrics`` (no token: keep the port private).
-    Returns the server (``shutdown()`` stops it)."""
+    Returns what stops it."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Both(live))
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop

@@ -185,7 +185,7 @@ def create_app(
             carrier.shared,
             lambda: background.failing,
         )
-        exporter = (
+        stop_exporter = (
             metrics.serve_on_port(settings.metrics_host, settings.metrics_port, live_metrics)
             if settings.metrics_port
             else None
@@ -193,8 +193,8 @@ def create_app(
         try:
             yield
         finally:
-            if exporter is not None:
-                exporter.shutdown()
+            if stop_exporter is not None:
+                stop_exporter()
             await background.close()
             if tunnels:
                 await tunnels.close()
