@@ -11,9 +11,8 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,8 +20,9 @@ import httpx
 import pytest
 
 from tests.conftest import AGENT_PASSWORD, DataTemplates, RunningServer, ServerFactory, free_port
-from tests.server.helpers import start_session
-from tests.storage.conftest import PG_DSN, fresh_schema
+from tests.server.db_proxy import StoppableProxy, proxied_url
+from tests.server.helpers import closed_with, open_customer, start_session
+from tests.storage.conftest import fresh_schema
 
 TOKEN = "a-metrics-token-of-the-tests"
 SERVE = [sys.executable, "-m", "tandem", "serve"]
@@ -100,82 +100,15 @@ def test_health_says_nothing_and_readiness_checks_the_database(server: RunningSe
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
 
 
-class StoppableProxy:
-    """A TCP proxy to PostgreSQL in its own thread; ``down()`` closes the listener and every
-    connection (the database is unreachable), ``up()`` listens again on the same port."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.port = free_port()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.listener: asyncio.Server | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.up()
-
-    def _run(self, work: object) -> None:
-        asyncio.run_coroutine_threadsafe(work, self.loop).result(10)  # type: ignore[arg-type]
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(OSError, ConnectionError):
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        writer.close()
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers |= {writer, up_writer}
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
-
-    def up(self) -> None:
-        async def listen() -> None:
-            self.listener = await asyncio.start_server(self._client, "127.0.0.1", self.port)
-
-        self._run(listen())
-
-    def down(self) -> None:
-        async def stop() -> None:
-            assert self.listener is not None
-            self.listener.close()
-            for writer in self.writers:
-                writer.transport.abort()
-            self.writers.clear()
-            await self.listener.wait_closed()
-
-        self._run(stop())
-
-    def close(self) -> None:
-        self.down()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
-@pytest.fixture
-def pg_proxy() -> Iterator[StoppableProxy]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(PG_DSN)
-    proxy = StoppableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
-    yield proxy
-    proxy.close()
-
-
-async def test_readiness_and_http_answer_503_while_postgresql_is_unreachable_then_recover(
+async def test_readiness_http_and_sockets_refuse_cleanly_while_postgresql_is_away_then_recover(
     server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:
-    from urllib.parse import urlsplit
-
     from tandem.config import Settings
     from tandem.directory import offline
     from tests.server.test_scale_out import add_people, run_in_thread
 
-    parts = urlsplit(PG_DSN)
     async with fresh_schema() as schema:
-        url = f"postgresql://{parts.username}@127.0.0.1:{pg_proxy.port}{parts.path}"
-        url += f"?search_path={schema}"
+        url = proxied_url(pg_proxy, schema)
 
         async def seed() -> None:
             settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
@@ -194,9 +127,15 @@ async def test_readiness_and_http_answer_503_while_postgresql_is_unreachable_the
         assert refused.status_code == 503
         assert refused.headers["content-type"] == "application/problem+json"
         assert "retry-after" in refused.headers and "Traceback" not in refused.text
+        customer = await open_customer(server)  # the origin's site is looked up first
+        assert await closed_with(customer, timeout=60) == (
+            1013,
+            "database not answering: try again soon",
+        )
         pg_proxy.up()
         await wait_for(lambda: httpx.get(f"{server.base}/readyz").status_code == 200)
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
+        await start_session(server)
         server.stop()  # before its schema goes
 
 
