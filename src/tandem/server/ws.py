@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from tandem import auth
+from tandem import auth, metrics
 from tandem.access import Action, Principal, authorize
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, NotFoundError, ProtocolError
@@ -109,6 +109,7 @@ class Connection:
                     await _close(self.ws, *frame.close)
                     return
         except Overflow:
+            metrics.QUEUE_DROPS.labels(where="socket").inc()
             await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, "too slow: send queue full")
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the peer went away; the reader notices too
