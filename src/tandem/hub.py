@@ -126,6 +126,8 @@ class SessionHub:
         self._live: dict[str, LiveSession] = {}
         self._unfinished: dict[str, tuple[LiveSession, str]] = {}
         """Ended sessions whose storage writes failed (database away): retried each tick."""
+        self._closing: set[str] = set()
+        """Sessions whose storage writes are under way."""
         self._failed_recordings: dict[str, tuple[str, str, float]] = {}
         """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
         as ``unavailable`` (and audited) by the next tick that reaches the database."""
@@ -443,13 +445,16 @@ class SessionHub:
                 metrics.STORAGE_ERRORS.labels(where="recording").inc()
             log.warning("recording stopped: %s", reason)
             live.recorder = None
-            # Both sides are told now; storage hears of it from the timer (retried until the
-            # database answers), so the customer's socket does not wait for it again.
+            # Storage that answered (erased, refused) hears of it now; a database that did not
+            # answer, from the timer (retried until it does), so that the customer's socket
+            # does not wait for it again. Both sides are told at once either way.
             self._failed_recordings[recorder.recording.recording_id] = (
                 live.org_id,
                 reason,
                 self.clock(),
             )
+            if isinstance(exc, TandemError):
+                await self._write_what_failed()
             await self.apply(live, live.machine.record_stop("unavailable"))
             return
         metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
@@ -543,40 +548,58 @@ class SessionHub:
         await self._close_in_storage(live, reason)
 
     async def _close_in_storage(self, live: LiveSession, reason: str) -> None:
-        """An ended session's storage writes; repeated by :meth:`tick` until they all worked."""
+        """An ended session's storage writes; repeated by :meth:`tick` until they all worked
+        (never two at once for one session: the audit record is written once)."""
         session_id = live.machine.session_id
-        await self._stop_recording(live, "session_ended")  # already stopped unless it failed
-        await self.storage.delete_join_codes(session_id)
-        await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
-        await self.record(
-            "session_ended",
-            actor=live.agent_username,
-            org=live.org_id,
-            subject=session_id,
-            reason=reason,
-        )
-        self._unfinished.pop(session_id, None)
+        if session_id in self._closing:
+            return
+        self._closing.add(session_id)
+        try:
+            await self._stop_recording(live, "session_ended")  # stopped already unless it failed
+            await self.storage.delete_join_codes(session_id)
+            await self.storage.record_session_end(
+                session_id, self.clock(), reason, live.machine.agent
+            )
+            await self.record(
+                "session_ended",
+                actor=live.agent_username,
+                org=live.org_id,
+                subject=session_id,
+                reason=reason,
+            )
+            self._unfinished.pop(session_id, None)
+        finally:
+            self._closing.discard(session_id)
+
+    async def _write_what_failed(self) -> Exception | None:
+        """Retry the storage writes that failed (database away); the first error, if any."""
+        failed: Exception | None = None
+        for recording_id in tuple(self._failed_recordings):
+            entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
+            if entry is None:
+                continue
+            org, why, at = entry
+            try:
+                await self.storage.end_recording(recording_id, at, "unavailable")
+                await self.record(
+                    "recording_failed", actor="server", org=org, subject=recording_id, reason=why
+                )
+            except Exception as exc:  # returned; tried again next time
+                self._failed_recordings.setdefault(recording_id, entry)
+                failed = failed or exc
+        for live, reason in tuple(self._unfinished.values()):
+            try:
+                await self._close_in_storage(live, reason)
+            except Exception as exc:  # returned
+                failed = failed or exc
+        return failed
 
     async def tick(self) -> None:
         """Apply deadlines to every live session; run about once a second. One session's storage
         error does not hold up the others: the first is raised once all were tried (the
         supervisor logs it and runs this again)."""
         now = self.clock()
-        failed: Exception | None = None
-        for recording_id, (org, why, at) in tuple(self._failed_recordings.items()):
-            try:
-                await self.storage.end_recording(recording_id, at, "unavailable")
-                await self.record(
-                    "recording_failed", actor="server", org=org, subject=recording_id, reason=why
-                )
-                self._failed_recordings.pop(recording_id, None)
-            except Exception as exc:  # raised below
-                failed = failed or exc
-        for live, reason in tuple(self._unfinished.values()):
-            try:
-                await self._close_in_storage(live, reason)
-            except Exception as exc:  # raised below
-                failed = failed or exc
+        failed = await self._write_what_failed()
         for live in tuple(self._live.values()):
             try:
                 effects = live.machine.tick(now)
@@ -599,6 +622,9 @@ class SessionHub:
         """End every live session (server stopping)."""
         for live in tuple(self._live.values()):
             await self.apply(live, live.machine.shut_down())
+        failed = await self._write_what_failed()
+        if failed is not None:
+            raise failed
 
     def session_states(self) -> list[str]:
         """The state of each live session (for the metrics)."""

@@ -109,6 +109,11 @@ class CountingFanout:
         self.inner = inner
         self.shared = inner.shared
 
+    @property
+    def connected(self) -> bool:
+        """Whether the carrier is connected (Redis); always True in one process."""
+        return bool(getattr(self.inner, "connected", True))
+
     def subscribe(self, topic: str, maxsize: int) -> Subscription:
         return self.inner.subscribe(topic, maxsize)
 
@@ -129,7 +134,9 @@ class LiveCollector(Collector):
         tunnels: Callable[[], int],
         shared_fanout: bool,
         failing_tasks: Callable[[], Iterable[str]],
+        fanout_connected: Callable[[], bool] = lambda: True,
     ) -> None:
+        self.fanout_connected = fanout_connected
         self.session_states = session_states
         self.tunnels = tunnels
         self.shared_fanout = shared_fanout
@@ -153,6 +160,11 @@ class LiveCollector(Collector):
             "tandem_fanout_shared",
             "1 when sessions are carried between processes (Redis), else 0.",
             value=1 if self.shared_fanout else 0,
+        )
+        yield GaugeMetricFamily(
+            "tandem_fanout_connected",
+            "1 while the fan-out's connection (Redis) is up; always 1 in one process.",
+            value=1 if self.fanout_connected() else 0,
         )
         yield GaugeMetricFamily(
             "tandem_background_tasks_failing",

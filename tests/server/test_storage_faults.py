@@ -100,6 +100,14 @@ async def test_the_deadline_timer_survives_a_locked_database_and_codes_expire_af
         "reason": "code_expired",
     }
     await wait_for(lambda: metric(server, 'tandem_background_failing{task="deadlines"}') == 0)
+    # And the graceful stop still writes its final (anchored) record.
+    server.stop()
+    assert stored(server, "SELECT action FROM audit ORDER BY seq DESC LIMIT 1") == [
+        ("server_stopped",)
+    ]
+    assert stored(
+        server, "SELECT count(*) FROM audit_anchors WHERE seq = (SELECT max(seq) FROM audit)"
+    ) == [(1,)]
 
 
 async def test_a_failed_recording_flush_ends_the_recording_and_sharing_goes_on(

@@ -184,6 +184,7 @@ def create_app(
             lambda: len(tunnels._sockets) if tunnels else 0,
             carrier.shared,
             lambda: background.failing,
+            lambda: carrier.connected,
         )
         stop_exporter = (
             metrics.serve_on_port(settings.metrics_host, settings.metrics_port, live_metrics)
