@@ -118,6 +118,7 @@ def configure(log_format: LogFormat = "console", level: str = "info") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # "Context impl …" at every start
     redact_access_log()
 
 
