@@ -102,6 +102,9 @@ def _audience(topic: str) -> str:
     return "tunnel"
 
 
+_RELAY_COUNTERS: dict[str, tuple[Counter, Counter]] = {}
+
+
 class CountingFanout:
     """A fan-out that counts what is published through it (frames and bytes, by audience)."""
 
@@ -119,8 +122,14 @@ class CountingFanout:
 
     def publish(self, topic: str, frame: Frame) -> None:
         audience = _audience(topic)
-        FRAMES_RELAYED.labels(to=audience).inc()
-        BYTES_RELAYED.labels(to=audience).inc(len(frame.data))
+        counters = _RELAY_COUNTERS.get(audience)
+        if counters is None:  # the hot path: each audience's children looked up once
+            counters = _RELAY_COUNTERS[audience] = (
+                FRAMES_RELAYED.labels(to=audience),
+                BYTES_RELAYED.labels(to=audience),
+            )
+        counters[0].inc()
+        counters[1].inc(len(frame.data))
         self.inner.publish(topic, frame)
 
 
