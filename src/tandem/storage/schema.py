@@ -216,6 +216,12 @@ sa.Index(
     postgresql_where=recordings.c.ended_at.isnot(None),
     sqlite_where=recordings.c.ended_at.isnot(None),
 )
+sa.Index(  # running recordings, which crash recovery looks through every heartbeat
+    "recordings_running",
+    recordings.c.session_id,
+    postgresql_where=recordings.c.ended_at.is_(None),
+    sqlite_where=recordings.c.ended_at.is_(None),
+)
 
 recording_frames = sa.Table(
     "recording_frames",

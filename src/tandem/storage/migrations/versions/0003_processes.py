@@ -1,4 +1,5 @@
-"""Server processes register themselves with a heartbeat (crash recovery, tandem.processes).
+"""Server processes register themselves with a heartbeat (crash recovery, tandem.processes);
+running recordings are indexed for its sweep.
 
 Revision ID: 0003
 Revises: 0002
@@ -24,7 +25,16 @@ def upgrade() -> None:
         sa.Column("started_at", real, nullable=False),
         sa.Column("heartbeat_at", real, nullable=False),
     )
+    # Crash recovery looks through running recordings every heartbeat.
+    op.create_index(
+        "recordings_running",
+        "recordings",
+        ["session_id"],
+        postgresql_where=sa.text("ended_at IS NULL"),
+        sqlite_where=sa.text("ended_at IS NULL"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("recordings_running", table_name="recordings")
     op.drop_table("processes")
