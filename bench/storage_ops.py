@@ -67,7 +67,7 @@ async def sign_in_lookup(store: Any, i: int) -> None:
 async def session_flow(store: Any, i: int) -> None:
     session = f"s{secrets.token_hex(8)}"
     await store.record_session_start(session, 1000.0 + i, "default", "demo")
-    await store.put_join_code(f"code-{session}", session, 10.0**10)
+    await store.put_join_code(f"code-{session}", session, 10.0**10, "default")
     assert await store.take_join_code(f"code-{session}", 2000.0) == session
     await store.record_session_state(session, "sharing", "Agent")
     await store.record_session_end(session, 3000.0 + i, "stopped", "Agent")

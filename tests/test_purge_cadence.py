@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from tandem import crypto
+from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.exceptions import TandemError
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
+from tandem.lockout import SharedBackoff
 from tandem.storage.sql import SQLStorage
 
 
@@ -18,16 +20,27 @@ async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path
     storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
     now = [1000.0]
     settings = Settings.load(environ={}, data_dir=tmp_path, purge_interval_seconds=60.0)
-    hub = SessionHub(settings, storage, MemoryFanout(), lambda: now[0], crypto.system_entropy)
+    hub = SessionHub(
+        settings=settings,
+        storage=storage,
+        fanout=MemoryFanout(),
+        audit=AuditLog(storage, load_or_create_key(settings.audit_key_path)),
+        box=crypto.SecretBox(settings.secrets_key_path),
+        join_backoff=SharedBackoff(storage, 5, 2.0, 600.0),
+        join_org_backoff=SharedBackoff(storage, 50, 2.0, 600.0),
+        clock=lambda: now[0],
+        entropy=crypto.system_entropy,
+    )
     try:
         await hub.tick()  # the first tick purges
-        await storage.put_join_code("old", "s1", expires_at=1001.0)
+        await storage.put_join_code("old", "s1", expires_at=1001.0, org_id="default")
         now[0] = 1030.0
         await hub.tick()
         with pytest.raises(TandemError, match="collision"):  # expired, but not purged yet
-            await storage.put_join_code("old", "s2", expires_at=2000.0)
+            await storage.put_join_code("old", "s2", expires_at=2000.0, org_id="default")
         now[0] = 1061.0
         await hub.tick()
-        await storage.put_join_code("old", "s3", expires_at=2000.0)  # purged: free again
+        # Purged: free again.
+        await storage.put_join_code("old", "s3", expires_at=2000.0, org_id="default")
     finally:
         await storage.close()

@@ -87,6 +87,19 @@ class Principal:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Grant:
+    """What :func:`authorize` returns: ``user`` (``role``) may do ``action`` in organisation
+    ``org_id``. Services and storage methods that read an organisation's records take a grant
+    rather than a bare organisation id, so the organisation is always the one authorised, never a
+    default or a forgotten argument."""
+
+    org_id: str
+    user: str
+    role: Role
+    action: Action
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Resource:
     """What an action touches: its organisation and, for team-scoped things, the serving teams."""
 
@@ -99,8 +112,8 @@ def allowed(role: Role, action: Action) -> bool:
     return action in PERMISSIONS[role]
 
 
-def authorize(principal: Principal, action: Action, resource: Resource | None = None) -> None:
-    """Return if ``principal`` may do ``action`` on ``resource``; raise otherwise.
+def authorize(principal: Principal, action: Action, resource: Resource | None = None) -> Grant:
+    """Return the grant if ``principal`` may do ``action`` on ``resource``; raise otherwise.
 
     Raises :class:`NotFoundError` for another organisation's resource and
     :class:`ForbiddenError` (saying why) for everything else refused.
@@ -113,3 +126,4 @@ def authorize(principal: Principal, action: Action, resource: Resource | None = 
         raise ForbiddenError("set up two-step sign-in first (console: Security)")
     if resource is not None and resource.teams is not None and not principal.teams & resource.teams:
         raise ForbiddenError("this site is served by another team")
+    return Grant(principal.org, principal.username, principal.role, action)

@@ -236,8 +236,8 @@ class Directory:
         return user
 
     async def list_users(self, actor: Principal) -> list[UserRecord]:
-        authorize(actor, "users.manage", Resource(actor.org))
-        return await self.storage.list_users(actor.org)
+        grant = authorize(actor, "users.manage", Resource(actor.org))
+        return await self.storage.list_users(grant)
 
     async def add_user(
         self,
@@ -291,7 +291,7 @@ class Directory:
         if username == actor.username and new_role != user.role:
             raise ConflictError("you cannot change your own role; ask another admin")
         if user.role == "admin" and new_role != "admin":
-            await self._keep_an_admin(user)
+            await self._keep_an_admin(actor, user)
         name = _label(display_name, "display name") if display_name is not None else None
         await self.storage.update_user(
             username, role=new_role, display_name=name or user.display_name
@@ -321,8 +321,9 @@ class Directory:
             )
         return updated
 
-    async def _keep_an_admin(self, leaving: UserRecord) -> None:
-        admins = [u for u in await self.storage.list_users(leaving.org_id) if u.role == "admin"]
+    async def _keep_an_admin(self, actor: Principal, leaving: UserRecord) -> None:
+        grant = authorize(actor, "users.manage", Resource(leaving.org_id))
+        admins = [u for u in await self.storage.list_users(grant) if u.role == "admin"]
         if [u.username for u in admins] == [leaving.username]:
             raise ConflictError("an organisation keeps at least one admin")
 
@@ -331,7 +332,7 @@ class Directory:
         if username == actor.username:
             raise ConflictError("you cannot delete your own account; ask another admin")
         if user.role == "admin":
-            await self._keep_an_admin(user)
+            await self._keep_an_admin(actor, user)
         await self.storage.delete_logins_of(username)
         await self.storage.delete_user(username)
         await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)

@@ -1,19 +1,26 @@
 """Live sessions: owns each session's state machine and carries out its effects.
 
-The hub is the one place that turns :mod:`tandem.protocol.session` effects into fan-out frames and
-storage writes. Socket adapters (``tandem.server.ws``) call it; it never touches a socket itself.
+The hub is the one place that turns :mod:`tandem.protocol.session` effects into fan-out frames,
+storage writes and audit records. Socket adapters (``tandem.server.ws``) call its event entry
+points through a *seat* per socket (:class:`CustomerSeat`, :class:`AgentSeat`,
+:class:`WatchSeat`), each an async context manager; what each message does, and the action an
+agent's message needs, is one row of :data:`CUSTOMER_EVENTS`, :data:`AGENT_EVENTS` or
+:data:`WATCHER_EVENTS`. The hub never touches a socket itself: it publishes frames to the fan-out
+topics the adapters pump.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Self
 
 from tandem import crypto, logs, metrics
-from tandem.access import Principal, Resource, authorize
+from tandem.access import Action, Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
 from tandem.exceptions import (
@@ -23,11 +30,38 @@ from tandem.exceptions import (
     ProtocolError,
     TandemError,
 )
-from tandem.fanout.base import Fanout, Frame
+from tandem.fanout.base import Fanout, Frame, Subscription
+from tandem.lockout import SharedBackoff
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
-from tandem.protocol.messages import Created, ErrorNotice, Resumed, ServerMessage, TeamPolicy
+from tandem.protocol.messages import (
+    Abort,
+    AgentMessage,
+    Consent,
+    Create,
+    Created,
+    CustomerMessage,
+    ErrorNotice,
+    Handshake,
+    Join,
+    Leave,
+    Record,
+    RecordConsent,
+    RecordStop,
+    Report,
+    Resume,
+    Resumed,
+    ServerMessage,
+    Stop,
+    TeamPolicy,
+    Watch,
+    WatchAbort,
+    WatchConsent,
+    WatchHandshake,
+)
 from tandem.protocol.session import (
+    Actor,
+    Audit,
     Effect,
     EndSession,
     EndWatch,
@@ -39,7 +73,8 @@ from tandem.protocol.session import (
     ToWatcher,
 )
 from tandem.recordings import Recorder, Recordings, new_recording
-from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
+from tandem.storage.base import SiteRecord, Storage
+from tandem.supervise import Supervisor
 
 log = logging.getLogger("tandem.hub")
 events = logs.get_logger("tandem.events")
@@ -70,17 +105,16 @@ def watcher_topic(session_id: str) -> str:
 
 @dataclasses.dataclass(slots=True)
 class LiveSession:
+    """A session live in this process. Only the hub changes it."""
+
     machine: Session
     resume_digest: str
-    customer_connection: object | None = None
-    agent_username: str = ""
-    watcher_username: str = ""
-    org_id: str = DEFAULT_ORG
-    site_id: str = ""
+    org_id: str
+    site_id: str
+    customer_seat: CustomerSeat | None = None
+    """The customer's current socket (a resumed page replaces the older one)."""
     team_policies: list[dict[str, object]] = dataclasses.field(default_factory=list)
     """The joined agent's teams' policies for this site, sent to the customer."""
-    record_requester: str = ""
-    """Username of the agent who asked to record."""
     recorder: Recorder | None = None
     """The running recording's buffer, while the customer allows recording."""
     stored_state: str = "waiting"
@@ -107,23 +141,233 @@ class HeldElsewhere(TandemError):
         self.node = node
 
 
+# What an event on a socket comes to, beyond the frames the hub publishes itself.
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Joined:
+    """The agent is in the session: pump ``seat.subscription`` to its socket."""
+
+    seat: AgentSeat
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Refused:
+    """Not joined (wrong code, another team's, throttled): send ``notice``; the socket stays."""
+
+    notice: ErrorNotice
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Elsewhere:
+    """Another process holds the session: tunnel the socket to ``node``, first frame again."""
+
+    node: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Watching:
+    """The supervisor asked to watch: its socket is now ``seat`` (an async context manager)."""
+
+    seat: WatchSeat
+
+
+Outcome = Joined | Refused | Elsewhere | Watching
+
+
+class Seat:
+    """One socket's place in a live session. As an async context manager it owns its fan-out
+    subscription and does what a socket that went away means for the session (lost, left)."""
+
+    def __init__(self, hub: SessionHub, subscription: Subscription | None) -> None:
+        self.hub = hub
+        self.subscription = subscription
+        self.kicked = asyncio.Event()
+        """Set when the hub closes this socket (``kick_reason``): another took its place."""
+        self.kick_reason = (codec.CLOSE_NORMAL, "")
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to read: the socket's part ended; its last frames are queued."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        self.hub._seats.add(self)
+        self.hub._seats_empty.clear()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self.subscription is not None:
+            self.subscription.close()
+        try:
+            await self._gone()
+        finally:  # the shutdown waits for every seat to be gone, whatever happened
+            self.hub._seats.discard(self)
+            if not self.hub._seats:
+                self.hub._seats_empty.set()
+
+    async def _gone(self) -> None:
+        """The socket went: tell the session."""
+
+    def kick(self, code: int, reason: str) -> None:
+        """Close this socket (from the hub): stop its frames now, its adapter closes it."""
+        if self.subscription is not None:
+            self.subscription.close()
+        self.kick_reason = (code, reason)
+        self.kicked.set()
+
+
+class CustomerSeat(Seat):
+    def __init__(self, hub: SessionHub, live: LiveSession, subscription: Subscription) -> None:
+        super().__init__(hub, subscription)
+        self.live = live
+
+    @property
+    def finished(self) -> bool:
+        return self.live.machine.ended
+
+    async def text(self, message: CustomerMessage) -> None:
+        """A control message from the customer's page (decoded): see :data:`CUSTOMER_EVENTS`."""
+        await CUSTOMER_EVENTS[type(message)](self, message)
+
+    async def payload(self, frame: bytes) -> None:
+        """Page content (opaque, end-to-end encrypted): relayed, never parsed. Only while
+        sharing; also to a watching supervisor and into a running recording."""
+        hub, live = self.hub, self.live
+        machine = live.machine
+        machine.check_customer_payload()
+        machine.touch(hub.clock())
+        hub.fanout.publish(agents_topic(machine.session_id), Frame(frame))
+        if machine.watcher_gets_content:
+            hub.fanout.publish(watcher_topic(machine.session_id), Frame(frame))
+        if machine.records_content:
+            await hub.recorded_frame(live, frame)
+
+    async def _gone(self) -> None:
+        live = self.live
+        if live.customer_seat is self:
+            live.customer_seat = None
+            if not live.machine.ended:
+                await self.hub.apply(live, live.machine.customer_left(self.hub.clock()))
+
+
+class AgentSeat(Seat):
+    """An agent's socket: joins one session with a code (throttled), then acts in it."""
+
+    def __init__(self, hub: SessionHub, principal: Principal, client: str) -> None:
+        super().__init__(hub, None)
+        self.principal = principal
+        self.live: LiveSession | None = None
+        self.failures = 0
+        """Wrong codes on this socket."""
+        self.join_keys = (f"join-user:{principal.username}", f"join-ip:{client}")
+        self.org_key = f"join-org:{principal.org}"
+
+    @property
+    def finished(self) -> bool:
+        return self.live is not None and self.live.machine.ended
+
+    async def text(self, message: AgentMessage) -> Outcome | None:
+        """A control message from the agent's console (decoded). :data:`AGENT_EVENTS` names the
+        action each needs; a principal without it is refused (audited) and the socket closed."""
+        action, handle = AGENT_EVENTS[type(message)]
+        await self.hub.authorize_message(self.principal, action, message, self.live)
+        return await handle(self, message)
+
+    async def payload(self, frame: bytes) -> None:
+        """Encrypted commands to the customer's page (remote control), only while sharing."""
+        live = self.in_session()
+        live.machine.check_agent_payload()
+        live.machine.touch(self.hub.clock())
+        self.hub.fanout.publish(customer_topic(live.machine.session_id), Frame(frame))
+
+    def in_session(self) -> LiveSession:
+        if self.live is None:
+            raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
+        return self.live
+
+    async def _gone(self) -> None:
+        live = self.live
+        if live is not None and not live.machine.ended:
+            await self.hub.apply(live, live.machine.agent_lost(self.hub.clock()))
+
+
+class WatchSeat(Seat):
+    """A supervisor's socket watching a session: leaving or losing it ends only the watch."""
+
+    def __init__(
+        self, hub: SessionHub, live: LiveSession, principal: Principal, subscription: Subscription
+    ) -> None:
+        super().__init__(hub, subscription)
+        self.live = live
+        self.principal = principal
+
+    @property
+    def watching(self) -> bool:
+        machine = self.live.machine
+        return machine.watcher_username == self.principal.username and not machine.ended
+
+    @property
+    def finished(self) -> bool:
+        return not self.watching
+
+    async def text(self, message: AgentMessage) -> None:
+        action, handle = WATCHER_EVENTS.get(type(message), (WATCH_ACTION, _already_watching))
+        await self.hub.authorize_message(self.principal, action, message, self.live)
+        await handle(self, message)
+
+    async def payload(self, frame: bytes) -> None:
+        raise ProtocolError(codec.CLOSE_MALFORMED, "a supervisor only watches")
+
+    async def _gone(self) -> None:
+        if self.watching:
+            await self.hub.apply(self.live, self.live.machine.watcher_leaves())
+
+
 class SessionHub:
-    """All live sessions of this process."""
+    """All live sessions of this process. As an async context manager it runs the deadline
+    ticker; leaving it ends every live session and waits for their sockets' last frames."""
 
     def __init__(
         self,
+        *,
         settings: Settings,
         storage: Storage,
         fanout: Fanout,
+        audit: AuditLog,
+        box: crypto.SecretBox,
+        join_backoff: SharedBackoff,
+        join_org_backoff: SharedBackoff,
         clock: Clock,
         entropy: crypto.Entropy,
+        node: str = "",
+        tick_seconds: float = 1.0,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.fanout = fanout
+        self.audit = audit
+        self.box = box
+        """Opens sites' token keys."""
+        self.join_backoff = join_backoff
+        """Wrong join codes per account and per client address."""
+        self.join_org_backoff = join_org_backoff
+        """Wrong join codes per organisation (someone guessing across its agents)."""
         self.clock = clock
         self.entropy = entropy
+        self.node = node
+        """This process's id among several (scale-out); empty when it runs alone."""
+        self.tick_seconds = tick_seconds
         self._live: dict[str, LiveSession] = {}
+        self._seats: set[Seat] = set()
+        self._seats_empty = asyncio.Event()
+        self._seats_empty.set()
+        self.background = Supervisor(
+            backoff_first=settings.background_backoff_seconds,
+            backoff_max=settings.background_backoff_max_seconds,
+        )
+        """This process's supervised background tasks (the deadline timer, heartbeats, the
+        tunnel entrance): each survives its failures (tandem.supervise)."""
         self._unfinished: dict[str, tuple[LiveSession, str]] = {}
         """Ended sessions whose storage writes failed (database away): retried each tick."""
         self._closing: set[str] = set()
@@ -131,27 +375,65 @@ class SessionHub:
         self._failed_recordings: dict[str, tuple[str, str, float]] = {}
         """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
         as ``unavailable`` (and audited) by the next tick that reaches the database."""
-        self.node = ""
-        """This process's id among several (scale-out); empty when it runs alone."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
+        self.tunnelled_sockets: Callable[[], int] = lambda: 0
+        """How many sockets of other processes this one serves through tunnels (metrics)."""
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
         self.recordings = Recordings(storage, self.record)
-        self.audit: AuditLog | None = None
-        self.box: crypto.SecretBox | None = None
-        """Opens sites' token keys; set by the app."""
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
         )
+
+    async def __aenter__(self) -> Self:
+        await self.record("server_started", actor="server")
+        self.background.every("deadlines", self.tick_seconds, self.tick)
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.background.close()
+        await self.shutdown()
+        # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
+        # anchor is exactly at this record, whatever other servers append meanwhile.
+        await self.record("server_stopped", actor="server")
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
         same event goes to the log and the metrics."""
         metrics.audited(action)
         events.info(action, **fields)
-        if self.audit is not None:
-            await self.audit.record(self.clock(), action, **fields)
+        await self.audit.record(self.clock(), action, **fields)
+
+    async def authorize_message(
+        self, principal: Principal, action: Action, message: object, live: LiveSession | None
+    ) -> None:
+        """Refuse (audited, then ProtocolError 4403) a message whose action the principal's
+        role does not allow."""
+        try:
+            authorize(principal, action)
+        except ForbiddenError as exc:
+            await self._refused(principal, action, message, live, exc)
+            raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
+
+    async def _refused(
+        self,
+        principal: Principal,
+        action: Action,
+        message: object,
+        live: LiveSession | None,
+        exc: TandemError,
+    ) -> None:
+        tag = getattr(getattr(message, "__struct_config__", None), "tag", type(message).__name__)
+        await self.record(
+            "message_refused",
+            actor=principal.username,
+            org=principal.org,
+            subject=live.machine.session_id if live else "",
+            message=str(tag),
+            needs=action,
+            reason=str(exc),
+        )
 
     def __len__(self) -> int:
         return len(self._live)
@@ -278,6 +560,45 @@ class SessionHub:
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
         return live
 
+    async def open_customer(
+        self, site: SiteRecord, message: CustomerMessage
+    ) -> CustomerSeat | Elsewhere:
+        """A customer's page opened its socket on ``site``'s origin and sent ``message`` first:
+        ``create`` starts a session, ``resume`` takes one up again (a newer page replaces an
+        older one, which is closed 4409). Returns the page's seat, to be entered at once."""
+        if isinstance(message, Create):
+            customer = await self.customer_for(site, message.token)
+            live, created = await self.create(site, customer)
+            seat = self._seat_for_customer(live)
+            self.send_to_customer(live, created)
+            return seat
+        if not isinstance(message, Resume):
+            raise ProtocolError(codec.CLOSE_MALFORMED, "the first message must be create or resume")
+        owner = await self.owner_elsewhere(message.session_id)
+        if owner:  # the page moved to this process; its session did not
+            return Elsewhere(owner)
+        live = self.find_for_resume(message.session_id, message.resume_token)
+        if live.site_id != site.site_id:
+            raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
+        if live.customer_seat is not None:
+            live.customer_seat.kick(4409, "session resumed in another page")
+        seat = self._seat_for_customer(live)
+        await self.resume(live)
+        return seat
+
+    def _seat_for_customer(self, live: LiveSession) -> CustomerSeat:
+        subscription = self.fanout.subscribe(
+            customer_topic(live.machine.session_id), self.settings.send_queue_frames
+        )
+        live.customer_seat = CustomerSeat(self, live, subscription)
+        return live.customer_seat
+
+    def agent_seat(self, principal: Principal, client: str) -> AgentSeat:
+        """An agent's socket from ``client`` (an address). Raises ForbiddenError when the role
+        may not open it (:data:`AGENT_SOCKET_ACTION`)."""
+        authorize(principal, AGENT_SOCKET_ACTION)
+        return AgentSeat(self, principal, client)
+
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
         site = await self.storage.get_site(live.site_id)
@@ -294,17 +615,11 @@ class SessionHub:
         serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
         texts = await self.storage.team_policies(live.org_id, serving)
         live.team_policies = [json.loads(texts[team]) for team in serving if team in texts]
-        live.agent_username = agent.username
-        effects = live.machine.agent_joins(agent.display_name, self.clock())
+        effects = live.machine.agent_joins(
+            agent.display_name, self.clock(), agent.username, len(live.team_policies)
+        )
         if live.team_policies and live.machine.state == "pending_consent":
             self.send_to_customer(live, TeamPolicy(policies=live.team_policies))
-        await self.record(
-            "agent_joined",
-            actor=agent.username,
-            org=agent.org,
-            subject=live.machine.session_id,
-            team_policies=len(live.team_policies),
-        )
         await self.apply(live, effects)
 
     async def _site_of(self, live: LiveSession) -> tuple[SiteRecord | None, Resource]:
@@ -370,17 +685,17 @@ class SessionHub:
     async def live_sessions_for(self, agent: Principal) -> list[LiveSummary]:
         """Live sessions of the sites the agent's teams serve (for supervisors): this process's,
         or, with several processes, every process's (from storage)."""
-        authorize(agent, "session.list", Resource(agent.org))
+        grant = authorize(agent, "session.list", Resource(agent.org))
         if self.node:
             rows = [
                 (r.session_id, r.site_id, r.state, r.agent, r.created_at)
-                for r in await self.storage.live_sessions(agent.org)
+                for r in await self.storage.live_sessions(grant)
             ]
         else:
             rows = [
                 (m.session_id, live.site_id, m.state, m.agent, m.created_at)
                 for live in tuple(self._live.values())
-                if live.org_id == agent.org and not (m := live.machine).ended
+                if live.org_id == grant.org_id and not (m := live.machine).ended
             ]
         sites: dict[str, SiteRecord | None] = {}
         found = []
@@ -405,13 +720,6 @@ class SessionHub:
             return
         recording_id = crypto.new_token(self.entropy, 12)
         effects = live.machine.record_requested(org.recording_key, recording_id, live.site_id)
-        live.record_requester = agent.username
-        await self.record(
-            "recording_requested",
-            actor=agent.username,
-            org=live.org_id,
-            subject=live.machine.session_id,
-        )
         await self.apply(live, effects)
 
     async def recorded_frame(self, live: LiveSession, frame: bytes) -> None:
@@ -467,7 +775,7 @@ class SessionHub:
             org_id=live.org_id,
             session_id=live.machine.session_id,
             site_id=live.site_id,
-            agent=live.record_requester,
+            agent=live.machine.agent_username,
             key_id=key_id,
         )
         await self.storage.add_recording(recording)
@@ -480,7 +788,7 @@ class SessionHub:
             org=live.org_id,
             subject=recording.recording_id,
             session=live.machine.session_id,
-            agent=live.record_requester,
+            agent=live.machine.agent_username,
             key_id=key_id,
         )
 
@@ -515,17 +823,24 @@ class SessionHub:
                 self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
             elif isinstance(effect, ToWatcher):
                 self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
+            elif isinstance(effect, Audit):
+                await self.record(
+                    effect.action,
+                    actor=self._actor(live, effect.actor),
+                    org=live.org_id,
+                    subject=session_id,
+                    **dict(effect.details),
+                )
             elif isinstance(effect, EndWatch):
                 close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
                 self.fanout.publish(watcher_topic(session_id), close)
                 await self.record(
                     "watch_ended",
-                    actor=live.watcher_username,
+                    actor=effect.watcher,
                     org=live.org_id,
                     subject=session_id,
                     reason=effect.reason,
                 )
-                live.watcher_username = ""
             elif isinstance(effect, StartRecording):
                 await self._start_recording(live)
             elif isinstance(effect, StopRecording):
@@ -536,6 +851,15 @@ class SessionHub:
         if self.node and not machine.ended and machine.state != live.stored_state:
             live.stored_state = machine.state  # for supervisors' lists on other processes
             await self.storage.record_session_state(session_id, machine.state, machine.agent)
+
+    @staticmethod
+    def _actor(live: LiveSession, actor: Actor) -> str:
+        """The audit trail's name for a party of the session."""
+        if actor == "agent":
+            return live.machine.agent_username
+        if actor == "watcher":
+            return live.machine.watcher_username
+        return "customer"
 
     async def _finish(self, live: LiveSession, reason: str) -> None:
         session_id = live.machine.session_id
@@ -562,7 +886,7 @@ class SessionHub:
             )
             await self.record(
                 "session_ended",
-                actor=live.agent_username,
+                actor=live.machine.agent_username,
                 org=live.org_id,
                 subject=session_id,
                 reason=reason,
@@ -619,9 +943,12 @@ class SessionHub:
             await self.recordings.purge(now)
 
     async def shutdown(self) -> None:
-        """End every live session (server stopping)."""
+        """End every live session (server stopping), then wait (up to
+        ``close_timeout_seconds``) until their sockets have sent the last frames and gone."""
         for live in tuple(self._live.values()):
             await self.apply(live, live.machine.shut_down())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._seats_empty.wait(), self.settings.close_timeout_seconds)
         failed = await self._write_what_failed()
         if failed is not None:
             raise failed
@@ -629,3 +956,205 @@ class SessionHub:
     def session_states(self) -> list[str]:
         """The state of each live session (for the metrics)."""
         return [live.machine.state for live in tuple(self._live.values())]
+
+
+# The event tables: what each message on a socket does, and the action (tandem.access) an agent
+# socket's message needs. Every message type has exactly one row; tests/test_hub_events.py and
+# tests/server/test_authorisation_matrix.py read them.
+
+AGENT_SOCKET_ACTION: Action = "session.join"
+"""What opening the agent socket needs; each message then needs its own (AGENT_EVENTS)."""
+WATCH_ACTION: Action = "session.watch"
+
+
+async def _join(seat: AgentSeat, message: Join) -> Outcome:
+    """A code the customer read out. Wrong codes are throttled per account, address and
+    organisation (audited, with an alert when the organisation's count trips), and too many on
+    one socket close it (4429)."""
+    if seat.live is not None:
+        raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
+    hub, agent = seat.hub, seat.principal
+    wait = max(
+        await hub.join_backoff.retry_after(hub.clock(), *seat.join_keys),
+        await hub.join_org_backoff.retry_after(hub.clock(), seat.org_key),
+    )
+    if wait > 0:
+        return Refused(
+            ErrorNotice(
+                code="rate_limited",
+                message=f"Too many wrong codes. Try again in {int(wait) + 1} s.",
+            )
+        )
+    try:
+        candidate = await hub.session_for_code(message.code, agent)
+        notice = INVALID_CODE
+    except HeldElsewhere as moved:  # the owner takes the code and the socket
+        return Elsewhere(moved.node)
+    except ForbiddenError as exc:
+        candidate = None
+        notice = ErrorNotice(code="not_your_team", message=f"Not allowed: {exc}.")
+    if candidate is None:
+        org_backoff = hub.join_org_backoff
+        await hub.join_backoff.failed(hub.clock(), *seat.join_keys)
+        org_was_free = await org_backoff.retry_after(hub.clock(), seat.org_key) == 0
+        await org_backoff.failed(hub.clock(), seat.org_key)
+        seat.failures += 1
+        await hub.record(
+            "join_code_rejected",
+            actor=agent.username,
+            org=agent.org,
+            attempts=seat.failures,
+            reason=notice.code,
+        )
+        if org_was_free and await org_backoff.retry_after(hub.clock(), seat.org_key):
+            # Many wrong codes across the organisation: someone may be guessing.
+            await hub.record("join_code_alert", actor=agent.username, org=agent.org)
+        if seat.failures >= hub.settings.max_join_attempts_per_socket:
+            await hub.record("join_code_lockout", actor=agent.username, org=agent.org)
+            raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
+        return Refused(notice)
+    live, site = candidate
+    await hub.join_backoff.succeeded(seat.join_keys[0])
+    seat.subscription = hub.fanout.subscribe(
+        agents_topic(live.machine.session_id), hub.settings.send_queue_frames
+    )
+    seat.live = live
+    await hub.agent_joins(live, site, agent)
+    return Joined(seat)
+
+
+async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
+    """A supervisor asks to watch a live session (the customer is asked)."""
+    if seat.live is not None:
+        raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
+    hub, supervisor = seat.hub, seat.principal
+    try:
+        live = await hub.session_to_watch(message.session_id, supervisor)
+    except HeldElsewhere as moved:
+        return Elsewhere(moved.node)
+    except NotFoundError:
+        raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found") from None
+    except ForbiddenError as exc:
+        await hub._refused(supervisor, WATCH_ACTION, message, None, exc)
+        raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
+    machine = live.machine
+    subscription = hub.fanout.subscribe(
+        watcher_topic(machine.session_id), hub.settings.send_queue_frames
+    )
+    try:
+        effects = machine.watcher_asks(supervisor.display_name, supervisor.username)
+    except ProtocolError:
+        subscription.close()
+        raise
+    watch = WatchSeat(hub, live, supervisor, subscription)
+    await hub.apply(live, effects)
+    return Watching(watch)
+
+
+async def _leave(seat: AgentSeat, message: Leave) -> None:
+    live = seat.in_session()
+    await seat.hub.apply(live, live.machine.agent_leaves(seat.hub.clock()))
+
+
+async def _agent_handshake(seat: AgentSeat, message: Handshake) -> None:
+    live = seat.in_session()
+    await seat.hub.apply(live, live.machine.handshake_from_agent(message.data))
+
+
+async def _record(seat: AgentSeat, message: Record) -> None:
+    """Ask to record. Refused for the site's team (audited): the agent is told, nothing more."""
+    live, hub = seat.in_session(), seat.hub
+    try:
+        await hub.request_recording(live, seat.principal)
+    except ForbiddenError as exc:
+        await hub._refused(seat.principal, "session.record", message, live, exc)
+        notice = ErrorNotice(code="forbidden", message=f"Not allowed: {exc}.")
+        hub.fanout.publish(agents_topic(live.machine.session_id), Frame(codec.encode(notice)))
+
+
+async def _agent_record_stop(seat: AgentSeat, message: RecordStop) -> None:
+    live = seat.in_session()
+    await seat.hub.apply(live, live.machine.record_stop("stopped_by_agent", seat.hub.clock()))
+
+
+async def _agent_abort(seat: AgentSeat, message: Abort) -> None:
+    live = seat.in_session()
+    await seat.hub.apply(live, live.machine.key_mismatch("agent"))
+
+
+AgentEvent = Callable[[AgentSeat, Any], Awaitable[Outcome | None]]
+AGENT_EVENTS: Mapping[type[AgentMessage], tuple[Action, AgentEvent]] = {
+    Join: ("session.join", _join),
+    Watch: (WATCH_ACTION, _watch),
+    Leave: ("session.join", _leave),
+    Handshake: ("session.join", _agent_handshake),
+    Abort: ("session.join", _agent_abort),
+    Record: ("session.record", _record),
+    RecordStop: ("session.join", _agent_record_stop),
+}
+"""Each agent-socket message: the action it needs, and what it does."""
+
+
+async def _watcher_handshake(seat: WatchSeat, message: Handshake) -> None:
+    await seat.hub.apply(seat.live, seat.live.machine.handshake_from_watcher(message.data))
+
+
+async def _watcher_abort(seat: WatchSeat, message: Abort) -> None:
+    await seat.hub.apply(seat.live, seat.live.machine.watch_mismatch())
+
+
+async def _watcher_leave(seat: WatchSeat, message: Leave) -> None:
+    if seat.watching:
+        await seat.hub.apply(seat.live, seat.live.machine.watcher_leaves())
+
+
+async def _already_watching(seat: WatchSeat, message: object) -> None:
+    raise ProtocolError(codec.CLOSE_MALFORMED, "already watching a session")
+
+
+WatcherEvent = Callable[[WatchSeat, Any], Awaitable[None]]
+WATCHER_EVENTS: Mapping[type[AgentMessage], tuple[Action, WatcherEvent]] = {
+    Handshake: (WATCH_ACTION, _watcher_handshake),
+    Abort: (WATCH_ACTION, _watcher_abort),
+    Leave: (WATCH_ACTION, _watcher_leave),
+}
+"""A watching supervisor's messages; any other closes its socket (4400)."""
+
+
+def _customer_event(
+    event: Callable[[Session, Any], list[Effect]],
+) -> Callable[[CustomerSeat, Any], Awaitable[None]]:
+    """An event that is one state machine call: apply its effects."""
+
+    async def handle(seat: CustomerSeat, message: Any) -> None:
+        await seat.hub.apply(seat.live, event(seat.live.machine, message))
+
+    return handle
+
+
+async def _first_only(seat: CustomerSeat, message: object) -> None:
+    raise ProtocolError(
+        codec.CLOSE_MALFORMED,
+        f"{type(message).__name__.lower()} is only allowed as the first message",
+    )
+
+
+CustomerEvent = Callable[[CustomerSeat, Any], Awaitable[None]]
+CUSTOMER_EVENTS: Mapping[type[CustomerMessage], CustomerEvent] = {
+    Create: _first_only,
+    Resume: _first_only,
+    Consent: _customer_event(lambda machine, m: machine.consent(m.granted)),
+    Stop: _customer_event(lambda machine, m: machine.customer_stops()),
+    Handshake: _customer_event(lambda machine, m: machine.handshake_from_customer(m.data)),
+    Abort: _customer_event(lambda machine, m: machine.key_mismatch("customer")),
+    WatchConsent: _customer_event(lambda machine, m: machine.watch_consent(m.granted)),
+    WatchHandshake: _customer_event(
+        lambda machine, m: machine.watch_handshake_from_customer(m.data)
+    ),
+    WatchAbort: _customer_event(lambda machine, m: machine.watch_mismatch()),
+    RecordConsent: _customer_event(lambda machine, m: machine.record_consent(m.granted)),
+    RecordStop: _customer_event(lambda machine, m: machine.record_stop("stopped_by_customer")),
+    Report: _customer_event(lambda machine, m: machine.customer_reports(m.event)),
+}
+"""Each customer-socket message and what it does (the customer is not a principal: its page's
+origin and the session's secrets are what let it act)."""

@@ -236,8 +236,8 @@ class Recordings:
         return recording
 
     async def list(self, actor: Principal, limit: int = 100) -> list[RecordingRecord]:
-        authorize(actor, "recording.list", Resource(actor.org))
-        return await self.storage.list_recordings(actor.org, max(1, min(limit, MAX_LIST)))
+        grant = authorize(actor, "recording.list", Resource(actor.org))
+        return await self.storage.list_recordings(grant, max(1, min(limit, MAX_LIST)))
 
     async def get(self, actor: Principal, recording_id: str) -> RecordingRecord:
         return await self._get(actor, recording_id, "recording.list")

@@ -17,6 +17,9 @@ from tandem.protocol.messages import (
     RecordRequest,
 )
 from tandem.protocol.session import (
+    MAX_REPORTS,
+    Audit,
+    Effect,
     EndSession,
     EndWatch,
     Session,
@@ -43,7 +46,11 @@ ASK = RecordRequest(agent="Alice", key="KEY", recording_id="r1", site="demo")
 def test_join_notifies_both_sides() -> None:
     session = new_session()
     effects = session.agent_joins("Alice", now=1.0)
-    assert effects == [ToAgents(Joined(session_id="s1")), ToCustomer(AgentJoined(agent="Alice"))]
+    assert effects == [
+        Audit("agent_joined", "agent", (("team_policies", 0),)),
+        ToAgents(Joined(session_id="s1")),
+        ToCustomer(AgentJoined(agent="Alice")),
+    ]
     assert session.state == "pending_consent"
 
 
@@ -61,7 +68,10 @@ def test_no_page_content_before_consent() -> None:
 def test_consent_tells_the_agent() -> None:
     session = new_session()
     session.agent_joins("Alice", now=1.0)
-    assert session.consent(True) == [ToAgents(ConsentNotice(granted=True))]
+    assert session.consent(True) == [
+        Audit("consent_given", "customer"),
+        ToAgents(ConsentNotice(granted=True)),
+    ]
     assert session.state == "sharing"
 
 
@@ -70,6 +80,7 @@ def test_decline_ends_the_session() -> None:
     session.agent_joins("Alice", now=1.0)
     effects = session.consent(False)
     assert effects == [
+        Audit("consent_declined", "customer"),
         ToCustomer(Ended(reason="declined")),
         ToAgents(Ended(reason="declined")),
         EndSession("declined"),
@@ -286,7 +297,7 @@ def sharing_session() -> Session:
 def test_recording_needs_the_customers_consent_and_either_side_stops_it() -> None:
     session = sharing_session()
     effects = session.record_requested("KEY", "r1", "demo")
-    assert effects == [ToCustomer(ASK)]
+    assert effects == [Audit("recording_requested", "agent"), ToCustomer(ASK)]
     assert not session.records_content
     with pytest.raises(ProtocolError):
         session.record_requested("KEY", "r1", "demo")  # asked already
@@ -303,11 +314,15 @@ def test_a_refusal_keeps_nothing_and_ending_the_session_stops_a_recording() -> N
     session = sharing_session()
     session.record_requested("KEY", "r1", "demo")
     effects = session.record_consent(False)
-    assert effects == [ToAgents(RecordingStatus(on=False, reason="declined"))]
+    assert effects == [
+        Audit("recording_declined", "customer"),
+        ToAgents(RecordingStatus(on=False, reason="declined")),
+    ]
     assert not session.records_content
     with pytest.raises(ProtocolError):
         session.record_consent(True)  # nobody asks now
-    assert session.record_consent(False) == []  # refusing what nobody asked is harmless
+    # Refusing what nobody asked is harmless (and audited: the customer said no).
+    assert session.record_consent(False) == [Audit("recording_declined", "customer")]
     session.record_requested("KEY", "r1", "demo")
     session.record_consent(True)
     effects = session.customer_stops()
@@ -397,3 +412,62 @@ def test_without_a_recording_or_without_grace_the_agent_leaving_ends_at_once() -
     session.agent_joins("Alice", 1.0)
     session.consent(True)
     assert EndSession("agent_left") in session.agent_leaves(5.0)
+
+
+# Audit records are effects: the machine says what happened and by which party; the hub names
+# the party and files it under the session's organisation.
+
+
+def audits(effects: list[Effect]) -> list[Audit]:
+    return [e for e in effects if isinstance(e, Audit)]
+
+
+def test_a_key_mismatch_is_audited_as_the_side_that_found_it_before_the_end() -> None:
+    session = new_session()
+    session.agent_joins("Alice", 1.0, username="alice")
+    effects = session.key_mismatch("agent")
+    assert effects[0] == Audit("key_mismatch", "agent")
+    assert effects[-1] == EndSession("key_mismatch")
+    assert new_session().key_mismatch()[0] == Audit("key_mismatch", "customer")
+
+
+def test_the_joined_agents_account_names_it_in_the_audit_trail() -> None:
+    session = new_session()
+    effects = session.agent_joins("Alice Example", 1.0, username="alice", team_policies=2)
+    assert audits(effects) == [Audit("agent_joined", "agent", (("team_policies", 2),))]
+    assert session.agent_username == "alice" and session.agent == "Alice Example"
+
+
+def test_a_watch_is_audited_from_request_to_end_with_the_supervisors_account() -> None:
+    session = sharing_session()
+    assert audits(session.watcher_asks("Sam", "sam")) == [Audit("watch_requested", "watcher")]
+    effects = session.watch_consent(False)
+    assert effects[0] == Audit("watch_declined", "customer", (("watcher", "sam"),))
+    assert EndWatch("declined", "sam") in effects
+    assert session.watcher_username == ""
+    session.watcher_asks("Sam", "sam")
+    assert session.watch_consent(True)[0] == Audit(
+        "watch_allowed", "customer", (("watcher", "sam"),)
+    )
+    assert EndWatch("agent_left", "sam") in session.agent_leaves()  # the session's end ends it
+
+
+def test_customer_reports_are_audited_up_to_the_limit_and_then_ignored() -> None:
+    session = sharing_session()
+    session.agent_username = "alice"
+    for _ in range(MAX_REPORTS):
+        assert session.customer_reports("control_granted") == [
+            Audit("control_granted", "customer", (("agent", "alice"),))
+        ]
+    assert session.customer_reports("control_granted") == []
+    with pytest.raises(ProtocolError):
+        new_session().customer_reports("control_granted")  # not before sharing
+
+
+def test_an_invalid_event_emits_no_audit_record() -> None:
+    session = new_session()
+    with pytest.raises(ProtocolError):
+        session.consent(True)  # nobody joined: refused, and nothing is audited
+    with pytest.raises(ProtocolError):
+        session.watch_consent(True)
+    assert session.state == "waiting"

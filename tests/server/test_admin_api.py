@@ -171,3 +171,18 @@ async def test_audit_paging_parameters_are_range_checked(orgs_server: RunningSer
 
 def test_health_says_only_ok(orgs_server: RunningServer) -> None:
     assert httpx.get(f"{orgs_server.base}/healthz").json() == {"status": "ok"}
+
+
+async def test_a_socket_message_the_role_does_not_allow_is_refused_and_audited(
+    orgs_server: RunningServer,
+) -> None:
+    # An agent's console tampered with to watch sessions, which only supervisors may.
+    agent = await open_agent(orgs_server, login_cookie(orgs_server, "bob"))
+    await send(agent, type="watch", session_id="anyone")
+    code, reason = await closed_with(agent)
+    assert code == 4403 and "agent" in reason
+    with api(orgs_server, "aud") as aud:
+        refused = [r for r in aud.get("/api/audit").json() if r["action"] == "message_refused"]
+    assert [(r["actor"], r["details"]["message"], r["details"]["needs"]) for r in refused] == [
+        ("bob", "watch", "session.watch")
+    ]

@@ -11,10 +11,11 @@ import msgspec
 import pytest
 from starlette.routing import Route
 
+from tandem import hub
 from tandem.access import ROLES, Action, allowed
 from tandem.config import Settings
 from tandem.protocol.messages import AgentMessage
-from tandem.server import admin, ws
+from tandem.server import admin
 from tandem.server.app import create_app
 from tests.conftest import RunningServer
 from tests.server.helpers import closed_with, login_cookie, open_agent, recv_json
@@ -120,15 +121,15 @@ async def test_each_role_and_agent_socket_message(
     socket = await open_agent(
         shared_orgs_server, login_cookie(shared_orgs_server, USER_OF_ROLE[role])
     )
-    if not allowed(role, ws.SOCKET_ACTION):
+    if not allowed(role, hub.AGENT_SOCKET_ACTION):
         # Refused before any message is read.
         code, reason = await closed_with(socket)
         assert code == 4403 and role in reason
         return
     tag = message_type.__struct_config__.tag
     await socket.send(json.dumps(_minimal(message_type)))
-    action = ws.MESSAGE_ACTIONS.get(str(tag))
-    if action is not None and not allowed(role, action):
+    action, _ = hub.AGENT_EVENTS[message_type]
+    if not allowed(role, action):
         code, reason = await closed_with(socket)
         assert code == 4403 and role in reason, (role, tag)
     elif tag == "join":

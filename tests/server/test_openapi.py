@@ -8,8 +8,7 @@ import httpx
 from starlette.routing import Route
 
 from tandem.config import Settings
-from tandem.server.app import create_app
-from tandem.server.openapi import SPEC
+from tandem.server.app import OPENAPI, create_app
 from tests.conftest import AGENT_PASSWORD, RunningServer
 
 
@@ -25,7 +24,7 @@ def test_every_api_route_is_described_and_nothing_else(tmp_path: Any) -> None:
         if isinstance(route, Route) and route.path.startswith("/api")
         for method in (route.methods or set()) - {"HEAD"}
     }
-    assert routes == described(SPEC)
+    assert routes == described(OPENAPI)
 
 
 def test_served_description_matches_real_answers(server: RunningServer) -> None:

@@ -20,6 +20,7 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 from tests.storage.conftest import PG_DSN
 
 KEY = bytes(range(32))
@@ -65,11 +66,11 @@ async def snapshot(storage: Storage) -> tuple[object, ...]:
     return (
         await storage.get_org("acme"),
         await storage.list_teams("acme"),
-        await storage.list_users("acme"),
+        await storage.list_users(of_org("acme")),
         await storage.get_login("t1"),
         await storage.list_sites(),
         await storage.get_session("s1"),
-        await storage.list_recordings("acme", 10),
+        await storage.list_recordings(of_org("acme"), 10),
         await storage.recording_frames("rec"),
         await storage.audit_records(),
         await storage.anchors(),

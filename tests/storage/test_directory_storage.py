@@ -10,6 +10,7 @@ import pytest
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import OrgRecord, SiteRecord, Storage, UserRecord
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 
 
 async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
@@ -106,11 +107,11 @@ async def test_an_organisations_audit_page_holds_only_its_records_in_order(
 ) -> None:
     for i in range(5):
         await storage.append_audit(float(i), "a", "x", "acme" if i % 2 else "default", "s", {})
-    acme = await storage.audit_page("acme", 0, 10)
+    acme = await storage.audit_page(of_org("acme"), 0, 10)
     assert [r.seq for r in acme] == [2, 4] and {r.org for r in acme} == {"acme"}
     first, second = (
-        await storage.audit_page("default", 0, 2),
-        await storage.audit_page("default", 3, 2),
+        await storage.audit_page(of_org("default"), 0, 2),
+        await storage.audit_page(of_org("default"), 3, 2),
     )
     assert [r.seq for r in first] == [1, 3] and [r.seq for r in second] == [5]
-    assert await storage.audit_page("nobody", 0, 10) == []
+    assert await storage.audit_page(of_org("nobody"), 0, 10) == []

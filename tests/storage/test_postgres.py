@@ -21,6 +21,7 @@ from tandem.storage.base import LoginRecord, OrgRecord, SiteRecord, Storage, Use
 from tandem.storage.migrations import head_revision
 from tandem.storage.migrations.legacy import NEWER_THAN_LEGACY
 from tandem.storage.sql import SQLStorage, redact_dsn
+from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, pg_connect
 
 KEY = bytes(range(32))
@@ -83,7 +84,7 @@ async def test_each_servers_shutdown_is_anchored_at_its_own_record(servers: Serv
 async def test_a_join_code_is_taken_exactly_once_across_servers(servers: Servers) -> None:
     one, two = await servers(), await servers()
     for round_ in range(5):
-        await one.put_join_code(f"digest{round_}", f"s{round_}", expires_at=100.0)
+        await one.put_join_code(f"digest{round_}", f"s{round_}", expires_at=100.0, org_id="default")
         takers = [one, two] * 10
         results = await asyncio.gather(*(s.take_join_code(f"digest{round_}", 1.0) for s in takers))
         assert results.count(f"s{round_}") == 1 and results.count(None) == 19
@@ -319,7 +320,11 @@ async def test_users_round_trip(storage: Storage) -> None:
     assert await storage.get_user("zoe") == user
     assert await storage.get_user("nobody") is None
     assert await storage.count_users() == 3
-    assert [u.username for u in await storage.list_users("default")] == ["Adam", "bea", "zoe"]
+    assert [u.username for u in await storage.list_users(of_org("default"))] == [
+        "Adam",
+        "bea",
+        "zoe",
+    ]
     await storage.add_team("default", "Billing")
     await storage.set_user_teams("zoe", "default", ("support", "Billing", "support"))
     await storage.update_user("zoe", role="supervisor", display_name="Zoe")
@@ -436,8 +441,8 @@ async def test_sessions_and_join_codes_round_trip(storage: Storage) -> None:
         "default",
         "demo",
     )
-    await storage.put_join_code("d1", "s1", 100.0)
-    await storage.put_join_code("d2", "s1", 100.0)
+    await storage.put_join_code("d1", "s1", 100.0, "default")
+    await storage.put_join_code("d2", "s1", 100.0, "default")
     await storage.delete_join_codes("s1")
     assert await storage.take_join_code("d1", 1.0) is None
     assert await storage.take_join_code("d2", 1.0) is None

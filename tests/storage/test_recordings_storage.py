@@ -18,6 +18,7 @@ from tandem.storage.migrations.legacy import (
     SQLITE_MIGRATIONS,
 )
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, pg_connect
 
 DAY = 86400.0
@@ -163,12 +164,15 @@ async def test_a_list_holds_only_the_organisations_recordings_newest_first(
     for i, started in enumerate((30.0, 10.0, 50.0, 20.0, 40.0)):
         await storage.add_recording(recording(f"d{i}", "default", started))
     await storage.add_recording(recording("a0", "acme", 100.0))
-    listed = await storage.list_recordings("default", 10)
+    listed = await storage.list_recordings(of_org("default"), 10)
     assert [r.recording_id for r in listed] == ["d2", "d4", "d0", "d3", "d1"]
     assert [r.started_at for r in listed] == [50.0, 40.0, 30.0, 20.0, 10.0]
-    assert [r.recording_id for r in await storage.list_recordings("default", 2)] == ["d2", "d4"]
-    assert await storage.list_recordings("acme", 10) == [recording("a0", "acme", 100.0)]
-    assert await storage.list_recordings("nobody", 10) == []
+    assert [r.recording_id for r in await storage.list_recordings(of_org("default"), 2)] == [
+        "d2",
+        "d4",
+    ]
+    assert await storage.list_recordings(of_org("acme"), 10) == [recording("a0", "acme", 100.0)]
+    assert await storage.list_recordings(of_org("nobody"), 10) == []
 
 
 async def test_deleting_a_recording_erases_its_frames(storage: Storage) -> None:
@@ -221,7 +225,7 @@ async def test_purging_follows_each_organisations_retention(storage: Storage) ->
     later = await storage.purge_recordings(100.0 + 10 * DAY + 1.0)  # bank's 10 days are up
     assert sorted(r.recording_id for r in later) == ["a-new", "b-old"]
     assert await storage.recording_frames("b-old") == []
-    assert [r.recording_id for r in await storage.list_recordings("acme", 10)] == ["a-live"]
+    assert [r.recording_id for r in await storage.list_recordings(of_org("acme"), 10)] == ["a-live"]
     assert await storage.get_recording("d-old") is not None  # 30 days
 
 

@@ -4,6 +4,7 @@ for supervisors' lists, and which sessions are still live (both backends)."""
 from __future__ import annotations
 
 from tandem.storage.base import OrgRecord, Storage
+from tests.grants import of_org
 
 
 async def test_a_session_names_its_process_and_its_state_follows(storage: Storage) -> None:
@@ -27,10 +28,10 @@ async def test_live_sessions_are_those_of_the_organisation_not_yet_ended(storage
     await storage.record_session_start("gone", 0.5, "default", "demo", "n1")
     await storage.record_session_start("theirs", 1.5, "acme", "shop", "n1")
     await storage.record_session_end("gone", 3.0, "stopped", None)
-    live = await storage.live_sessions("default")
+    live = await storage.live_sessions(of_org("default"))
     assert [(r.session_id, r.node) for r in live] == [("a", "n2"), ("b", "n1")]
-    assert [r.session_id for r in await storage.live_sessions("acme")] == ["theirs"]
-    assert await storage.live_sessions("nobody") == []
+    assert [r.session_id for r in await storage.live_sessions(of_org("acme"))] == ["theirs"]
+    assert await storage.live_sessions(of_org("nobody")) == []
 
 
 async def test_a_single_use_mark_is_taken_once_until_it_expires(storage: Storage) -> None:

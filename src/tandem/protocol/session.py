@@ -67,9 +67,25 @@ class ToWatcher:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EndWatch:
-    """Close the supervisor's socket; the session goes on."""
+    """Close the supervisor's socket (audited as ``watch_ended``); the session goes on."""
 
     reason: EndReason
+    watcher: str = ""
+    """The supervisor's account."""
+
+
+Actor = Literal["customer", "agent", "watcher"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Audit:
+    """Append ``action`` to the audit trail, done by one of the session's parties. The hub names
+    the party (the customer, or the agent's or supervisor's username) and adds the session and its
+    organisation. ``details`` hold ids, names and reasons only: never page content or secrets."""
+
+    action: str
+    actor: Actor
+    details: tuple[tuple[str, str | int], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -84,7 +100,16 @@ class StopRecording:
     reason: str
 
 
-Effect = ToCustomer | ToAgents | EndSession | ToWatcher | EndWatch | StartRecording | StopRecording
+Effect = (
+    ToCustomer
+    | ToAgents
+    | EndSession
+    | ToWatcher
+    | EndWatch
+    | StartRecording
+    | StopRecording
+    | Audit
+)
 WatchState = Literal["asked", "pairing", "watching"]
 RecordState = Literal["asked", "on", "ending"]
 """``ending``: the customer's browser was asked to end the recording; its frames are still kept
@@ -105,12 +130,16 @@ class Session:
     last_activity: float = 0.0
     state: State = "waiting"
     agent: str | None = None
+    agent_username: str = ""
+    """The joined agent's account (``agent`` is its display name)."""
     end_reason: EndReason | None = None
     customer_away_since: float | None = None
     handshakes_from_customer: int = 0
     handshakes_from_agent: int = 0
     watcher: str | None = None
     """The supervisor watching too (or asking to), by display name."""
+    watcher_username: str = ""
+    """That supervisor's account."""
     watch_state: WatchState | None = None
     watch_handshakes_from_customer: int = 0
     watch_handshakes_from_watcher: int = 0
@@ -169,8 +198,9 @@ class Session:
             effects.append(StopRecording(self.record_end_reason or "session_ended"))
         self.recording = None
         if self.watcher is not None:
-            effects += [ToWatcher(notice), EndWatch(reason)]
+            effects += [ToWatcher(notice), EndWatch(reason, self.watcher_username)]
             self.watcher = self.watch_state = None
+            self.watcher_username = ""
         return [*effects, EndSession(reason)]
 
     def _require(self, *states: State, doing: str) -> None:
@@ -179,14 +209,19 @@ class Session:
 
     # Agent side
 
-    def agent_joins(self, agent: str, now: float) -> list[Effect]:
-        """An agent presented this session's (already verified) code."""
+    def agent_joins(
+        self, agent: str, now: float, username: str = "", team_policies: int = 0
+    ) -> list[Effect]:
+        """An agent presented this session's (already verified) code; ``team_policies`` is how
+        many of its teams' policies the customer was sent (audited)."""
         self._require("waiting", doing="joining")
         if now >= self.code_expires_at:
             return self._end("code_expired")
         self.state = "pending_consent"
         self.agent = agent
+        self.agent_username = username
         return [
+            Audit("agent_joined", "agent", (("team_policies", team_policies),)),
             ToAgents(Joined(session_id=self.session_id)),
             ToCustomer(AgentJoined(agent=agent)),
         ]
@@ -203,9 +238,9 @@ class Session:
     def consent(self, granted: bool) -> list[Effect]:
         self._require("pending_consent", doing="consent")
         if not granted:
-            return self._end("declined")
+            return [Audit("consent_declined", "customer"), *self._end("declined")]
         self.state = "sharing"
-        return [ToAgents(ConsentNotice(granted=True))]
+        return [Audit("consent_given", "customer"), ToAgents(ConsentNotice(granted=True))]
 
     def customer_stops(self) -> list[Effect]:
         return self._end("stopped")
@@ -261,13 +296,15 @@ class Session:
     # A supervisor watching too: asked by the server, allowed by the customer, then its own
     # key exchange with the customer (a second code the customer reads out).
 
-    def watcher_asks(self, watcher: str) -> list[Effect]:
+    def watcher_asks(self, watcher: str, username: str = "") -> list[Effect]:
         self._require("sharing", doing="watching")
         if self.watcher is not None:
             raise ProtocolError(CLOSE_MALFORMED, "someone already watches this session")
         self.watcher = watcher
+        self.watcher_username = username
         self.watch_state = "asked"
         return [
+            Audit("watch_requested", "watcher"),
             ToWatcher(Watching(session_id=self.session_id)),
             ToCustomer(WatchRequest(watcher=watcher)),
         ]
@@ -275,10 +312,15 @@ class Session:
     def watch_consent(self, granted: bool) -> list[Effect]:
         if self.watch_state != "asked":
             raise ProtocolError(CLOSE_MALFORMED, "no supervisor is asking to watch")
+        audit = Audit(
+            "watch_allowed" if granted else "watch_declined",
+            "customer",
+            (("watcher", self.watcher_username),),
+        )
         if not granted:
-            return self._end_watch("declined", tell_customer=False)
+            return [audit, *self._end_watch("declined", tell_customer=False)]
         self.watch_state = "pairing"
-        return [ToWatcher(ConsentNotice(granted=True))]
+        return [audit, ToWatcher(ConsentNotice(granted=True))]
 
     def watch_handshake_from_customer(self, data: str) -> list[Effect]:
         if self.watch_state not in ("pairing", "watching") or self.ended:
@@ -316,9 +358,10 @@ class Session:
         if self.watcher is None or self.ended:
             return []
         was_watching = self.watch_state == "watching"
+        watcher, self.watcher_username = self.watcher_username, ""
         self.watcher = self.watch_state = None
         self.watch_handshakes_from_customer = self.watch_handshakes_from_watcher = 0
-        effects: list[Effect] = [ToWatcher(Ended(reason=reason)), EndWatch(reason)]
+        effects: list[Effect] = [ToWatcher(Ended(reason=reason)), EndWatch(reason, watcher)]
         if tell_customer:
             effects.append(ToCustomer(WatcherLeft()))
         if was_watching:
@@ -339,7 +382,7 @@ class Session:
         self.record_request = RecordRequest(
             agent=self.agent or "", key=key, recording_id=recording_id, site=site
         )
-        return [ToCustomer(self.record_request)]
+        return [Audit("recording_requested", "agent"), ToCustomer(self.record_request)]
 
     @property
     def record_id(self) -> str:
@@ -349,13 +392,14 @@ class Session:
     def record_consent(self, granted: bool) -> list[Effect]:
         """The customer's answer. A refusal nobody asked for is ignored: the customer's browser
         refuses requests that a relay made up, which this server never sent."""
+        declined = Audit("recording_declined", "customer")
         if self.recording != "asked" or self.ended:
             if not granted:
-                return []
+                return [declined]  # audited all the same: the customer said no
             raise ProtocolError(CLOSE_MALFORMED, "nobody asked to record")
         if not granted:
             self.recording = None
-            return [ToAgents(RecordingStatus(on=False, reason="declined"))]
+            return [declined, ToAgents(RecordingStatus(on=False, reason="declined"))]
         self.recording = "on"
         status = RecordingStatus(on=True)
         return [StartRecording(), ToAgents(status), ToCustomer(status)]
@@ -408,19 +452,21 @@ class Session:
             effects += self._end(self.closing)
         return effects
 
-    def customer_reports(self) -> bool:
-        """A report for the audit trail (only while sharing); False once past MAX_REPORTS."""
+    def customer_reports(self, event: str) -> list[Effect]:
+        """A report for the audit trail (only while sharing), ignored once past MAX_REPORTS."""
         self._require("sharing", doing="reporting")
         self.reports += 1
-        return self.reports <= MAX_REPORTS
+        if self.reports > MAX_REPORTS:
+            return []
+        return [Audit(event, "customer", (("agent", self.agent_username),))]
 
     @property
     def records_content(self) -> bool:
         return self.recording in ("on", "ending") and not self.ended
 
-    def key_mismatch(self) -> list[Effect]:
+    def key_mismatch(self, by: Actor = "customer") -> list[Effect]:
         """Either browser found the key confirmation wrong: end now; the code is spent."""
-        return self._end("key_mismatch")
+        return [Audit("key_mismatch", by), *self._end("key_mismatch")]
 
     def check_customer_payload(self) -> None:
         """Raise unless page content may flow now (only after consent)."""

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tandem import auth, crypto
-from tandem.access import Action, Principal, authorize
+from tandem.access import Action, Grant, Principal, authorize
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
@@ -33,10 +33,10 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server.api import _json_body, current_agent, problem
+from tandem.server.http import current_agent, json_body, problem, services_of
 
 if TYPE_CHECKING:
-    from tandem.server.app import Services
+    from tandem.server.services import Services
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -209,6 +209,8 @@ class RecoveryCodes(Answer):
 class Call:
     services: Services
     principal: Principal
+    grant: Grant
+    """What the wrapper's authorisation of the operation's action returned."""
     params: dict[str, str]
     query: dict[str, str]
     body: Any
@@ -463,9 +465,7 @@ async def _audit(call: Call) -> object:
     # Bounded before they reach the database (a 64-bit integer there; larger failed inside it).
     if not 0 <= after <= MAX_SEQ or not 0 <= limit <= MAX_SEQ:
         raise ConfigError(f"after and limit are whole numbers from 0 to {MAX_SEQ}")
-    page = await call.services.storage.audit_page(
-        call.principal.org, after, min(limit, MAX_AUDIT_PAGE)
-    )
+    page = await call.services.storage.audit_page(call.grant, after, min(limit, MAX_AUDIT_PAGE))
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )
@@ -786,17 +786,17 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     decoder = msgspec.json.Decoder(operation.body) if operation.body else None
 
     async def handle(request: Request) -> Response:
-        services: Services = request.app.state.services
+        services = services_of(request)
         principal = await current_agent(request)
         if principal is None:
             return problem(401, "Not signed in", "Sign in first.")
         try:
-            authorize(principal, operation.action)
+            grant = authorize(principal, operation.action)
         except ForbiddenError as exc:
             return problem(403, "Forbidden", str(exc))
         body: Any = None
         if decoder is not None:
-            raw = await _json_body(request)
+            raw = await json_body(request)
             if isinstance(raw, Response):
                 return raw
             try:
@@ -804,7 +804,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 return problem(400, "Bad request", str(exc))
         call = Call(
-            services, principal, dict(request.path_params), dict(request.query_params), body
+            services, principal, grant, dict(request.path_params), dict(request.query_params), body
         )
         try:
             result = await operation.handler(call)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import msgspec
 from starlette.requests import Request
@@ -10,11 +10,14 @@ from starlette.responses import JSONResponse, Response
 
 from tandem import auth
 from tandem.exceptions import AuthenticationError
-
-if TYPE_CHECKING:
-    from tandem.server.app import Services
-
-MAX_BODY_BYTES = 4096
+from tandem.server.http import (
+    cookie_flags,
+    current_agent,
+    json_body,
+    problem,
+    services_of,
+    set_sign_in_cookie,
+)
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -38,19 +41,6 @@ class AgentInfo(msgspec.Struct, forbid_unknown_fields=True):
     needs_second_factor: bool
 
 
-def problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type="application/problem+json",
-    )
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
-
-
 def _agent_json(agent: auth.Agent) -> dict[str, object]:
     return {
         "username": agent.username,
@@ -62,34 +52,18 @@ def _agent_json(agent: auth.Agent) -> dict[str, object]:
     }
 
 
-async def _json_body(request: Request) -> bytes | JSONResponse:
-    """The request body, or a problem response for a non-JSON or oversized request.
-
-    Requiring ``application/json`` also stops cross-site form posts (they cannot send that type
-    without a CORS preflight, which this server never grants).
-    """
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-        return problem(415, "Unsupported media type", "Send JSON (Content-Type: application/json).")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return problem(413, "Request too large", f"At most {MAX_BODY_BYTES} bytes.")
-    return body
-
-
 async def login(request: Request) -> Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     if isinstance(body, Response):
         return body
     try:
         creds = _login_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return problem(400, "Bad request", f"Expected {{username, password}}: {exc}")
-    services = _services(request)
+    services = services_of(request)
     client = request.client.host if request.client else ""
     keys = (f"user:{creds.username.lower()}", f"ip:{client}")
-    wait = await services.backoff.retry_after(services.clock(), *keys)
+    wait = await services.sign_in_backoff.retry_after(services.clock(), *keys)
     if wait > 0:
         await services.hub.record("sign_in_throttled", actor=creds.username[:64], ip=client)
         response = problem(429, "Too many attempts", "Too many failed sign-ins. Try again later.")
@@ -107,33 +81,18 @@ async def login(request: Request) -> Response:
             box=services.box,
         )
     except AuthenticationError as exc:
-        await services.backoff.failed(services.clock(), *keys)
+        await services.sign_in_backoff.failed(services.clock(), *keys)
         await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
         return problem(401, "Sign-in failed", str(exc))
-    await services.backoff.succeeded(keys[0])
+    await services.sign_in_backoff.succeeded(keys[0])
     await services.hub.record("sign_in", actor=agent.username)
     response = JSONResponse(_agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
 
 
-def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
-    """The agent's sign-in cookie (password or identity provider sign-in alike)."""
-    response.set_cookie(auth.COOKIE_NAME, token, max_age=int(ttl), **_cookie_flags(request))
-
-
-def _cookie_flags(request: Request) -> dict[str, Any]:
-    """The sign-in cookie's flags, the same when it is set and when it is cleared."""
-    return {
-        "path": "/",
-        "httponly": True,
-        "samesite": "strict",
-        "secure": request.url.scheme == "https",
-    }
-
-
 async def logout(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     token = request.cookies.get(auth.COOKIE_NAME)
     agent = await current_agent(request)
     await auth.sign_out(services.storage, token)
@@ -142,13 +101,13 @@ async def logout(request: Request) -> Response:
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'
-    response.delete_cookie(auth.COOKIE_NAME, **_cookie_flags(request))
+    response.delete_cookie(auth.COOKIE_NAME, **cookie_flags(request))
     return response
 
 
 async def logout_everywhere(request: Request) -> Response:
     """End every sign-in of this agent, on every device."""
-    services = _services(request)
+    services = services_of(request)
     agent = await current_agent(request)
     if agent is None:
         return problem(401, "Not signed in", "Sign in first.")
@@ -156,19 +115,8 @@ async def logout_everywhere(request: Request) -> Response:
     await services.hub.record("sign_out_everywhere", actor=agent.username, sign_ins=ended)
     response = Response(status_code=204)
     response.headers["clear-site-data"] = '"cache", "storage"'
-    response.delete_cookie(auth.COOKIE_NAME, **_cookie_flags(request))
+    response.delete_cookie(auth.COOKIE_NAME, **cookie_flags(request))
     return response
-
-
-async def current_agent(request: Request) -> auth.Agent | None:
-    """The signed-in agent of this request (absolute and idle expiry applied)."""
-    services = _services(request)
-    return await auth.agent_for_token(
-        services.storage,
-        request.cookies.get(auth.COOKIE_NAME),
-        services.clock(),
-        services.settings.login_idle_seconds,
-    )
 
 
 async def me(request: Request) -> Response:

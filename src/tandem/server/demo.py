@@ -13,16 +13,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from tandem import crypto
+from tandem.server.http import services_of
 from tandem.storage.base import DEFAULT_ORG
-
-if TYPE_CHECKING:
-    from tandem.server.app import Services
 
 DEMO = Path(__file__).parent / "static" / "demo"
 PAGE_NAME = re.compile(r"^[a-z]{1,32}$")
@@ -37,7 +34,7 @@ async def demo_page(request: Request) -> Response:
     path = DEMO / f"{name}.html"
     if not PAGE_NAME.match(name) or not path.is_file():
         return HTMLResponse("Not found", status_code=404)
-    services: Services = request.app.state.services
+    services = services_of(request)
     org = await services.storage.get_org(DEFAULT_ORG)
     pins = [crypto.recording_key_id(org.recording_key)] if org and org.recording_key else []
     tag = json.dumps({"version": 1, "recording_keys": pins})

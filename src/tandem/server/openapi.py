@@ -6,13 +6,13 @@ else, and the status codes the server really returns are the ones listed here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from tandem import __version__
-from tandem.server import admin
 
 _PROBLEM = {"$ref": "#/components/schemas/Problem"}
 _AGENT = {"$ref": "#/components/schemas/Agent"}
@@ -172,10 +172,20 @@ SPEC: dict[str, object] = {
 }
 
 
-_paths, _schemas = admin.openapi_paths()
-SPEC["paths"].update(_paths)  # type: ignore[attr-defined]
-SPEC["components"]["schemas"].update(_schemas)  # type: ignore[index]
+def describe(paths: Mapping[str, object], schemas: Mapping[str, object]) -> dict[str, object]:
+    """The whole description: :data:`SPEC` plus the signed-in API's ``paths`` and ``schemas``
+    (``tandem.server.admin.openapi_paths()``, joined by the app so no route module imports
+    another)."""
+    spec = copy.deepcopy(SPEC)
+    spec["paths"].update(paths)  # type: ignore[attr-defined]
+    spec["components"]["schemas"].update(schemas)  # type: ignore[index]
+    return spec
 
 
-async def openapi(request: Request) -> JSONResponse:
-    return JSONResponse(SPEC)
+def endpoint(spec: Mapping[str, object]) -> Callable[[Request], Awaitable[Response]]:
+    """The route serving ``spec`` at /api/openapi.json."""
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(spec)
+
+    return openapi

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tandem import crypto, metrics
-from tandem.server.api import problem
+from tandem.server.http import problem
 from tandem.server.unavailable import STORAGE_DOWN
 
 READY_TIMEOUT_SECONDS = 2.0

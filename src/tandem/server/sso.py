@@ -21,18 +21,13 @@ from starlette.responses import RedirectResponse, Response
 
 from tandem import auth, crypto, oidc
 from tandem.exceptions import AuthenticationError, ConfigError
-from tandem.server.api import set_sign_in_cookie
+from tandem.server.http import services_of, set_sign_in_cookie
 
 if TYPE_CHECKING:
-    from tandem.server.app import Services
+    from tandem.server.services import Services
 
 COOKIE = "tandem_sso"
 PENDING_SECONDS = 600.0
-
-
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
-    return services
 
 
 async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig | None:
@@ -56,7 +51,7 @@ def _failed(reason: str = "failed") -> Response:
 
 
 async def start(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     org_id = request.query_params.get("org", "").strip().lower()
     client = f"sso-ip:{request.client.host if request.client else ''}"
     if await services.sso_backoff.retry_after(services.clock(), client) > 0:
@@ -102,7 +97,7 @@ async def start(request: Request) -> Response:
 
 
 async def callback(request: Request) -> Response:
-    services = _services(request)
+    services = services_of(request)
     state = request.query_params.get("state", "")
     if not state or len(state) > 256:
         return _failed()

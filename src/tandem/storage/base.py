@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Protocol
 
+from tandem.access import Grant
 from tandem.audit import AuditRecord, AuditStore
 
 DEFAULT_ORG = "default"
@@ -149,7 +150,7 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def put_join_code(
-        self, code_digest: str, session_id: str, expires_at: float, org_id: str = DEFAULT_ORG
+        self, code_digest: str, session_id: str, expires_at: float, org_id: str
     ) -> None:
         """Raises :class:`~tandem.exceptions.TandemError` if the digest is already live."""
         ...
@@ -167,7 +168,7 @@ class Storage(AuditStore, Protocol):
         self,
         session_id: str,
         created_at: float,
-        org_id: str = DEFAULT_ORG,
+        org_id: str,
         site_id: str = "",
         node: str = "",
     ) -> None: ...
@@ -182,7 +183,7 @@ class Storage(AuditStore, Protocol):
         """A live session's state and agent (display name) changed (scale-out only)."""
         ...
 
-    async def live_sessions(self, org_id: str) -> list[SessionRecord]:
+    async def live_sessions(self, grant: Grant) -> list[SessionRecord]:
         """The organisation's sessions that have not ended, oldest first."""
         ...
 
@@ -212,7 +213,7 @@ class Storage(AuditStore, Protocol):
         """Set or clear a team's policy; False if there is no such team."""
         ...
 
-    async def list_users(self, org_id: str) -> list[UserRecord]: ...
+    async def list_users(self, grant: Grant) -> list[UserRecord]: ...
 
     async def update_user(self, username: str, *, role: str, display_name: str) -> None: ...
 
@@ -289,7 +290,7 @@ class Storage(AuditStore, Protocol):
 
     async def get_recording(self, recording_id: str) -> RecordingRecord | None: ...
 
-    async def list_recordings(self, org_id: str, limit: int) -> list[RecordingRecord]:
+    async def list_recordings(self, grant: Grant, limit: int) -> list[RecordingRecord]:
         """The organisation's recordings, newest first, at most ``limit``."""
         ...
 
@@ -306,7 +307,7 @@ class Storage(AuditStore, Protocol):
         ``now - retention_days * 86400``) and return what was erased (for the audit trail)."""
         ...
 
-    async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
+    async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
         """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
         ...
 

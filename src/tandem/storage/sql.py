@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.util.concurrency import greenlet_spawn
 
+from tandem.access import Grant
 from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
 from tandem.exceptions import (
     ConfigError,
@@ -39,7 +40,6 @@ from tandem.exceptions import (
 )
 from tandem.storage import migrations
 from tandem.storage.base import (
-    DEFAULT_ORG,
     LoginRecord,
     OrgRecord,
     RecordingRecord,
@@ -453,7 +453,8 @@ class SQLStorage:
         row = await self._row(self._user_by_name, {"name": username})
         return _user(row) if row else None
 
-    async def list_users(self, org_id: str) -> list[UserRecord]:
+    async def list_users(self, grant: Grant) -> list[UserRecord]:
+        org_id = grant.org_id
         rows = await self._rows(
             self._user_select()
             .where(users.c.org_id == org_id)
@@ -613,7 +614,7 @@ class SQLStorage:
     # Join codes and sessions
 
     async def put_join_code(
-        self, code_digest: str, session_id: str, expires_at: float, org_id: str = DEFAULT_ORG
+        self, code_digest: str, session_id: str, expires_at: float, org_id: str
     ) -> None:
         try:
             await self._count(
@@ -647,7 +648,7 @@ class SQLStorage:
         self,
         session_id: str,
         created_at: float,
-        org_id: str = DEFAULT_ORG,
+        org_id: str,
         site_id: str = "",
         node: str = "",
     ) -> None:
@@ -677,7 +678,8 @@ class SQLStorage:
     async def record_session_state(self, session_id: str, state: str, agent: str | None) -> None:
         await self._count(self._live_session, {"sid": session_id, "state": state, "agent": agent})
 
-    async def live_sessions(self, org_id: str) -> list[SessionRecord]:
+    async def live_sessions(self, grant: Grant) -> list[SessionRecord]:
+        org_id = grant.org_id
         rows = await self._rows(
             sa.select(*sessions.c)
             .where(sessions.c.org_id == org_id, sessions.c.ended_at.is_(None))
@@ -1003,7 +1005,8 @@ class SQLStorage:
         )
         return _recording(row) if row else None
 
-    async def list_recordings(self, org_id: str, limit: int) -> list[RecordingRecord]:
+    async def list_recordings(self, grant: Grant, limit: int) -> list[RecordingRecord]:
+        org_id = grant.org_id
         rows = await self._rows(
             sa.select(*_RECORDING_COLUMNS)
             .where(recordings.c.org_id == org_id)
@@ -1106,7 +1109,8 @@ class SQLStorage:
         )
         return [_audit_record(row) for row in rows]
 
-    async def audit_page(self, org: str, after_seq: int, limit: int) -> list[AuditRecord]:
+    async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
+        org = grant.org_id
         rows = await self._rows(
             sa.select(*_AUDIT_COLUMNS)
             .where(audit.c.org == org, audit.c.seq > after_seq)

@@ -1,0 +1,150 @@
+"""Every service the routes share, built in one place (:func:`running`), by keyword.
+
+The composition root of the server: storage, fan-out, the audit log, the hub (given its audit log,
+secret box and join throttles when it is built), the directory and the sign-in throttles; and,
+with several processes, this one's tunnel entrance. Leaving :func:`running` ends every live
+session, waits for their sockets' last frames, then closes the fan-out and storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+
+from starlette.types import ASGIApp
+
+from tandem import crypto, metrics
+from tandem.audit import AuditLog, load_or_create_key
+from tandem.config import Settings
+from tandem.directory import Directory, operator
+from tandem.fanout.base import Fanout
+from tandem.fanout.memory import MemoryFanout
+from tandem.hub import SessionHub
+from tandem.lockout import SharedBackoff
+from tandem.processes import ProcessRegistry
+from tandem.storage import open_storage
+from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
+from tandem.tunnel import Endpoint, TunnelHost
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """What the adapters share; built once per app by :func:`running`."""
+
+    settings: Settings
+    storage: Storage
+    fanout: Fanout
+    hub: SessionHub
+    directory: Directory
+    box: crypto.SecretBox
+    """Seals secrets kept in storage (second factors, sites' token keys, SSO settings)."""
+    sign_in_backoff: SharedBackoff
+    """Failed password sign-ins, per account and per client address."""
+    sso_backoff: SharedBackoff
+    """SSO sign-ins started, per client address."""
+    clock: Callable[[], float]
+    entropy: crypto.Entropy
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings,
+    *,
+    app: ASGIApp,
+    tunnel_endpoints: dict[str, Endpoint],
+    storage: Storage | None = None,
+    fanout: Fanout | None = None,
+    clock: Callable[[], float] = time.time,
+    entropy: crypto.Entropy = crypto.system_entropy,
+    tick_seconds: float = 1.0,
+) -> AsyncIterator[Services]:
+    """Open storage (SQLite in ``settings.data_dir`` unless given) and the fan-out (Redis with
+    ``settings.redis_url``, else in-process, unless given), build every service, run the hub and,
+    with a shared fan-out, the tunnel entrance for ``tunnel_endpoints`` of ``app``."""
+    async with contextlib.AsyncExitStack() as stack:
+        store = storage if storage is not None else await open_storage(settings)
+        stack.push_async_callback(store.close)
+        carrier = metrics.CountingFanout(
+            fanout if fanout is not None else await _open_fanout(settings, stack)
+        )
+        # Counted in storage, so that several processes share one count per key.
+        throttle: Callable[[int], SharedBackoff] = lambda free: SharedBackoff(  # noqa: E731
+            store, free, 2.0, 600.0
+        )
+        box = crypto.SecretBox(settings.secrets_key_path)
+        hub = SessionHub(
+            settings=settings,
+            storage=store,
+            fanout=carrier,
+            audit=AuditLog(
+                store, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
+            ),
+            box=box,
+            join_backoff=throttle(settings.join_free_failures),
+            join_org_backoff=throttle(settings.join_org_free_failures),
+            clock=clock,
+            entropy=entropy,
+            # Several processes: this one's id, for its sessions and its tunnel entrance.
+            node=crypto.new_token(entropy, 9) if carrier.shared else "",
+            tick_seconds=tick_seconds,
+        )
+        services = Services(
+            settings=settings,
+            storage=store,
+            fanout=carrier,
+            hub=hub,
+            directory=Directory(store, hub.record, clock, box, entropy),
+            box=box,
+            sign_in_backoff=SharedBackoff(
+                store,
+                settings.login_free_failures,
+                settings.login_backoff_seconds,
+                settings.login_backoff_max_seconds,
+            ),
+            sso_backoff=throttle(settings.sso_free_starts),
+            clock=clock,
+            entropy=entropy,
+        )
+        hub.process_id = hub.node or crypto.new_token(entropy, 9)
+        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
+        await registry.start()  # closes what this server held before a crash
+        stack.push_async_callback(registry.stop)
+        await stack.enter_async_context(hub)
+        hub.background.every("heartbeat", settings.heartbeat_seconds, registry.beat)
+        hub.background.every("lost_processes", settings.heartbeat_seconds, registry.sweep)
+        if hub.node:
+            tunnels = TunnelHost(
+                app, carrier, hub.node, tunnel_endpoints, settings.send_queue_frames
+            )
+            stack.push_async_callback(tunnels.close)
+            hub.background.keep_running("tunnel_entrance", tunnels.run)
+            hub.tunnelled_sockets = lambda: len(tunnels._sockets)
+        await register_allowed_origins(services.directory, settings)
+        yield services
+
+
+async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> Fanout:
+    if not settings.redis_url:
+        return MemoryFanout()
+    from tandem.fanout.redis import RedisFanout
+
+    redis = await RedisFanout.connect(  # ConfigError when unreachable: storage closes too
+        settings.redis_url, prefix=settings.redis_prefix, client_name=f"tandem-{settings.port}"
+    )
+    stack.push_async_callback(redis.close)
+    return redis
+
+
+async def register_allowed_origins(directory: Directory, settings: Settings) -> None:
+    """Origins given with --allow-origin become sites of the default organisation, served by its
+    default team, unless a site already has them."""
+    for origin in settings.allow_origins:
+        if await directory.storage.site_for_origin(origin) is not None:
+            continue
+        site_id = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
+        known = await directory.storage.list_teams(DEFAULT_ORG)
+        teams = (DEFAULT_TEAM,) if DEFAULT_TEAM in known else ()
+        await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)

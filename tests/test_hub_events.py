@@ -1,0 +1,191 @@
+"""The hub's event entry points, without sockets: the event tables, the action each agent message
+needs (refused and audited without it), and audit records made from the state machine's effects
+landing in the session's organisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import get_args
+
+import pytest
+
+from tandem import crypto
+from tandem.access import ACTIONS, Principal, allowed
+from tandem.audit import AuditLog, load_or_create_key
+from tandem.config import Settings
+from tandem.directory import Directory, operator
+from tandem.exceptions import ForbiddenError, ProtocolError
+from tandem.fanout.base import Subscription
+from tandem.fanout.memory import MemoryFanout
+from tandem.hub import (
+    AGENT_EVENTS,
+    CUSTOMER_EVENTS,
+    WATCHER_EVENTS,
+    CustomerSeat,
+    Joined,
+    Refused,
+    SessionHub,
+    agents_topic,
+)
+from tandem.lockout import SharedBackoff
+from tandem.protocol.codec import CLOSE_FORBIDDEN, CLOSE_NOT_FOUND
+from tandem.protocol.messages import (
+    AgentMessage,
+    Consent,
+    Create,
+    CustomerMessage,
+    Join,
+    Record,
+    Watch,
+)
+from tandem.storage.base import AuditRecord
+from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
+
+ORG = "acme"
+
+
+@pytest.fixture
+async def hub(tmp_path: Path) -> AsyncIterator[SessionHub]:
+    settings = Settings.load(environ={}, data_dir=tmp_path)
+    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    box = crypto.SecretBox(settings.secrets_key_path)
+    hub = SessionHub(
+        settings=settings,
+        storage=storage,
+        fanout=MemoryFanout(),
+        audit=AuditLog(storage, load_or_create_key(settings.audit_key_path)),
+        box=box,
+        join_backoff=SharedBackoff(storage, settings.join_free_failures, 2.0, 600.0),
+        join_org_backoff=SharedBackoff(storage, settings.join_org_free_failures, 2.0, 600.0),
+        clock=lambda: 1000.0,
+        entropy=crypto.system_entropy,
+    )
+    directory = Directory(storage, hub.record, hub.clock, box)
+    await directory.add_org(ORG, "Acme")
+    await directory.add_team(operator(ORG), "support")
+    await directory.add_site(operator(ORG), "shop", "https://shop.example", "Shop", ("support",))
+    try:
+        yield hub
+    finally:
+        await storage.close()
+
+
+def principal(role: str, *, username: str = "ann") -> Principal:
+    return Principal(username, username.title(), role, ORG, frozenset({"support"}))  # type: ignore[arg-type]
+
+
+async def audit_of(hub: SessionHub, action: str) -> list[AuditRecord]:
+    return [r for r in await hub.storage.audit_page(of_org(ORG), 0, 1000) if r.action == action]
+
+
+async def open_session(hub: SessionHub) -> tuple[CustomerSeat, str]:
+    """A customer's page on the shop starts a session: its seat and the code it shows."""
+    site = await hub.storage.get_site("shop")
+    assert site is not None
+    seat = await hub.open_customer(site, Create(v=1))
+    assert isinstance(seat, CustomerSeat) and seat.subscription is not None
+    created = json.loads((await seat.subscription.get()).data)
+    assert created["type"] == "created"
+    return seat, created["code"]
+
+
+async def next_type(subscription: Subscription | None) -> str:
+    assert subscription is not None
+    frame = await subscription.get()
+    return str(json.loads(frame.data)["type"])
+
+
+def test_every_message_has_exactly_one_row() -> None:
+    assert set(AGENT_EVENTS) == set(get_args(AgentMessage))
+    assert set(CUSTOMER_EVENTS) == set(get_args(CustomerMessage))
+    assert set(WATCHER_EVENTS) <= set(get_args(AgentMessage))
+    assert {action for action, _ in AGENT_EVENTS.values()} <= set(ACTIONS)
+
+
+async def test_a_role_without_the_socket_action_gets_no_seat(hub: SessionHub) -> None:
+    with pytest.raises(ForbiddenError, match="auditor"):
+        hub.agent_seat(principal("auditor"), "192.0.2.1")
+
+
+async def test_a_message_needing_an_action_the_role_lacks_is_refused_and_audited(
+    hub: SessionHub,
+) -> None:
+    agent = principal("agent")
+    assert not allowed("agent", AGENT_EVENTS[Watch][0])
+    async with hub.agent_seat(agent, "192.0.2.1") as seat:
+        with pytest.raises(ProtocolError) as refused:
+            await seat.text(Watch(v=1, session_id="anything"))
+    assert refused.value.close_code == CLOSE_FORBIDDEN and "agent" in str(refused.value)
+    [record] = await audit_of(hub, "message_refused")
+    assert record.actor == "ann"
+    assert record.details == {
+        "message": "watch",
+        "needs": "session.watch",
+        "reason": "the agent role does not allow session.watch",
+    }
+
+
+async def test_a_second_factor_still_missing_refuses_every_message(hub: SessionHub) -> None:
+    supervisor = Principal("sue", "Sue", "supervisor", ORG, frozenset({"support"}), True)
+    with pytest.raises(ForbiddenError, match="two-step"):
+        hub.agent_seat(supervisor, "192.0.2.1")
+
+
+async def test_a_message_the_role_allows_goes_through_the_table(hub: SessionHub) -> None:
+    async with hub.agent_seat(principal("supervisor", username="sue"), "192.0.2.1") as seat:
+        with pytest.raises(ProtocolError) as missing:  # allowed: only the session is not there
+            await seat.text(Watch(v=1, session_id="nobody"))
+    assert missing.value.close_code == CLOSE_NOT_FOUND
+    assert await audit_of(hub, "message_refused") == []
+
+
+async def test_a_team_refusal_of_recording_is_told_and_audited(hub: SessionHub) -> None:
+    customer, code = await open_session(hub)
+    async with customer, hub.agent_seat(principal("agent"), "192.0.2.1") as seat:
+        joined = await seat.text(Join(v=1, code=code))
+        assert isinstance(joined, Joined)
+        assert await next_type(seat.subscription) == "joined"
+        # The site now belongs to another team: asking to record is refused, not the socket.
+        site = await hub.storage.get_site("shop")
+        assert site is not None
+        await hub.storage.add_team(ORG, "sales")
+        await hub.storage.update_site(dataclasses.replace(site, teams=("sales",)))
+        await customer.text(Consent(v=1, granted=True))
+        assert await next_type(seat.subscription) == "consent"
+        await seat.text(Record(v=1))
+        notice = json.loads((await seat.subscription.get()).data)  # type: ignore[union-attr]
+        assert notice["code"] == "forbidden"
+    [record] = await audit_of(hub, "message_refused")
+    assert record.details["needs"] == "session.record"
+
+
+async def test_a_join_through_the_hub_audits_in_the_sessions_organisation(
+    hub: SessionHub,
+) -> None:
+    customer, code = await open_session(hub)
+    async with customer, hub.agent_seat(principal("agent"), "192.0.2.1") as seat:
+        wrong = await seat.text(Join(v=1, code="000-00"))
+        assert isinstance(wrong, Refused) and wrong.notice.code == "invalid_code"
+        joined = await seat.text(Join(v=1, code=code))
+        assert isinstance(joined, Joined) and seat.live is customer.live
+        assert await next_type(customer.subscription) == "agent_joined"
+        await customer.text(Consent(v=1, granted=True))
+        assert await next_type(seat.subscription) == "joined"
+        assert await next_type(seat.subscription) == "consent"
+    # The state machine's audit effects, named and filed under the session's organisation.
+    session = customer.live.machine.session_id
+    [joined_record] = await audit_of(hub, "agent_joined")
+    assert (joined_record.actor, joined_record.subject) == ("ann", session)
+    [consent] = await audit_of(hub, "consent_given")
+    assert (consent.actor, consent.subject) == ("customer", session)
+    [rejected] = await audit_of(hub, "join_code_rejected")
+    assert rejected.details == {"attempts": 1, "reason": "invalid_code"}
+    # The agent's socket went without leaving: the session ended as lost, audited once.
+    [ended] = await audit_of(hub, "session_ended")
+    assert ended.details == {"reason": "agent_lost"} and ended.actor == "ann"
+    assert hub.get(session) is None
+    assert hub.fanout.subscriber_count(agents_topic(session)) == 0  # type: ignore[attr-defined]
