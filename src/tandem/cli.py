@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import html
 import json
+import socket
 import sqlite3
 import sys
 import time
@@ -21,7 +22,7 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth
+from tandem import __version__, auth, logs, startup
 from tandem.audit import (
     Anchor,
     AuditRecord,
@@ -180,6 +181,20 @@ def serve(
             "other's sessions (docs/scale-out.md) [env TANDEM_REDIS_URL; needs --database-url].",
         ),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="Log lines as 'console' (readable) or 'json' (one object a line) "
+            "[env TANDEM_LOG_FORMAT; console].",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on this port of 127.0.0.1 (TANDEM_METRICS_HOST) "
+            "instead of /metrics behind TANDEM_METRICS_TOKEN [env TANDEM_METRICS_PORT].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:
@@ -195,15 +210,45 @@ def serve(
             policy_file=policy,
             database_url=database_url,
             redis_url=redis_url,
+            log_format=log_format,
+            metrics_port=metrics_port,
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         users = asyncio.run(_count_users(settings))
+        startup.check_files(settings)
+        listening = startup.bind(settings)
     except TandemError as exc:
         raise _fail(exc) from None
-    from tandem.server.app import SDK_FILE, create_app
+    from tandem.server.app import create_app
+
+    logs.configure(settings.log_format)  # type: ignore[arg-type]
+    server = BannerServer(
+        server_config(create_app(settings), settings, log_level="info"),
+        lambda: _banner(settings, users),
+    )
+    server.run(sockets=[listening])
+    if not server.started:  # the application did not start (logged): not a clean exit
+        raise typer.Exit(code=3)
+
+
+class BannerServer(uvicorn.Server):
+    """uvicorn's server that prints Tandem's banner once it serves (not before a failure)."""
+
+    def __init__(self, config: uvicorn.Config, banner: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.banner()
+
+
+def _banner(settings: Settings, users: int) -> None:
+    from tandem.server.app import SDK_FILE
 
     base = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
     typer.echo(f"Tandem {__version__} on {base}")
@@ -218,11 +263,11 @@ def serve(
         typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
         if settings.database_url:
             typer.echo("  with TANDEM_DATABASE_URL set to this server's database URL")
-    uvicorn.Server(server_config(create_app(settings), settings, log_level="info")).run()
 
 
 def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvicorn.Config:
     """The uvicorn configuration Tandem runs under (also used by the tests)."""
+    logs.redact_access_log()
     return uvicorn.Config(
         asgi_app,
         host=settings.host,
@@ -236,6 +281,7 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         server_header=False,
         log_level=log_level,
+        log_config=None,  # tandem.logs configures logging (the access log without queries)
     )
 
 

@@ -161,6 +161,30 @@ class Settings:
     audit_anchor_max_age_days: float = 1.0
     """`tandem compliance check` fails when audit records older than this are covered by
     neither an anchor nor an external checkpoint (TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS)."""
+    background_backoff_seconds: float = 1.0
+    """First pause before a failed background task (deadlines, purges, heartbeats, tunnel
+    entrance) runs again; it doubles with each further failure."""
+    background_backoff_max_seconds: float = 30.0
+    """Longest pause between runs of a failing background task."""
+    unavailable_retry_seconds: float = 5.0
+    """``Retry-After`` of the 503 answered while the database does not answer."""
+    heartbeat_seconds: float = 5.0
+    """How often each server process marks itself alive in the database
+    (TANDEM_HEARTBEAT_SECONDS)."""
+    process_lost_seconds: float = 30.0
+    """A process whose heartbeat is older than this is taken for dead: live processes end its
+    sessions (``server_lost``) and close its recordings (``interrupted``)
+    (TANDEM_PROCESS_LOST_SECONDS)."""
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    """Bearer token that opens ``/metrics`` (TANDEM_METRICS_TOKEN); without it (and without
+    ``metrics_port``) metrics are not served."""
+    metrics_port: int | None = None
+    """Serve ``/metrics`` on this port of ``metrics_host`` instead, without a token
+    (TANDEM_METRICS_PORT)."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of ``metrics_port`` (TANDEM_METRICS_HOST)."""
+    log_format: str = "console"
+    """``console`` (readable lines) or ``json`` (one JSON object a line) (TANDEM_LOG_FORMAT)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -201,6 +225,16 @@ class Settings:
             )
         if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
             raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
+        if self.log_format not in ("console", "json"):
+            raise ConfigError("the log format must be console or json")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"metrics port must be between 1 and 65535, not {self.metrics_port}")
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ConfigError("the metrics port must differ from the server's port")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ConfigError("the metrics token must be at least 16 characters")
+        if not 0 < self.heartbeat_seconds < self.process_lost_seconds:
+            raise ConfigError("heartbeat_seconds must be positive and below process_lost_seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -260,6 +294,26 @@ class Settings:
             values["redis_url"] = env["TANDEM_REDIS_URL"].strip()
         if env.get("TANDEM_REDIS_PREFIX", "").strip():
             values["redis_prefix"] = env["TANDEM_REDIS_PREFIX"].strip()
+        if env.get("TANDEM_METRICS_TOKEN", "").strip():
+            values["metrics_token"] = env["TANDEM_METRICS_TOKEN"].strip()
+        if env.get("TANDEM_METRICS_PORT", "").strip():
+            try:
+                values["metrics_port"] = int(env["TANDEM_METRICS_PORT"])
+            except ValueError:
+                raise ConfigError("TANDEM_METRICS_PORT must be a whole number") from None
+        if env.get("TANDEM_METRICS_HOST", "").strip():
+            values["metrics_host"] = env["TANDEM_METRICS_HOST"].strip()
+        for key, variable in (
+            ("heartbeat_seconds", "TANDEM_HEARTBEAT_SECONDS"),
+            ("process_lost_seconds", "TANDEM_PROCESS_LOST_SECONDS"),
+        ):
+            if env.get(variable, "").strip():
+                try:
+                    values[key] = float(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} must be a number of seconds") from None
+        if env.get("TANDEM_LOG_FORMAT", "").strip():
+            values["log_format"] = env["TANDEM_LOG_FORMAT"].strip()
         if env.get("TANDEM_AUDIT_KEY"):
             values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):

@@ -422,3 +422,32 @@ class Storage(AuditStore, Protocol):
     async def list_holds(self, org_id: str) -> list[HoldRecord]: ...
 
     async def close(self) -> None: ...
+
+    # Operations (tandem.server.readiness, tandem.processes)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        ...
+
+    async def register_process(self, node: str, identity: str, now: float) -> None:
+        """Record a starting server process (``identity``: host and port, the same after a
+        restart)."""
+        ...
+
+    async def heartbeat(self, node: str, now: float) -> bool:
+        """Mark ``node`` alive at ``now``; False if its row is gone (taken for dead)."""
+        ...
+
+    async def unregister_process(self, node: str) -> None:
+        """Remove a process that stops cleanly."""
+        ...
+
+    async def close_lost_processes(
+        self, node: str, identity: str, lost_before: float, now: float
+    ) -> tuple[list[SessionRecord], list[RecordingRecord]]:
+        """In one transaction: forget processes (other than ``node``) whose heartbeat is older
+        than ``lost_before`` or that ran as ``identity`` before (this process, before a crash);
+        end every live session no registered process holds (``server_lost``, its join codes
+        deleted) and every running recording whose session is no longer live
+        (``interrupted``). Returns what it closed, for the audit trail."""
+        ...

@@ -218,6 +218,12 @@ sa.Index(
     postgresql_where=recordings.c.ended_at.isnot(None),
     sqlite_where=recordings.c.ended_at.isnot(None),
 )
+sa.Index(  # running recordings, which crash recovery looks through every heartbeat
+    "recordings_running",
+    recordings.c.session_id,
+    postgresql_where=recordings.c.ended_at.is_(None),
+    sqlite_where=recordings.c.ended_at.is_(None),
+)
 
 recording_frames = sa.Table(
     "recording_frames",
@@ -278,3 +284,14 @@ legal_holds = sa.Table(
 APPEND_ONLY = (audit, audit_anchors)
 """Guarded by triggers (created per dialect in the revisions): no UPDATE, DELETE, replacing
 INSERT or (PostgreSQL) TRUNCATE."""
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("node", Text, primary_key=True),
+    sa.Column("identity", Text, nullable=False),
+    sa.Column("started_at", Real, nullable=False),
+    sa.Column("heartbeat_at", Real, nullable=False),
+)
+"""Server processes alive, each with its last heartbeat (tandem.processes): the sessions and
+recordings of a process whose heartbeat stopped are closed by the others."""

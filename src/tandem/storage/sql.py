@@ -65,6 +65,7 @@ from tandem.storage.schema import (
     metadata,
     oidc_pending,
     orgs,
+    processes,
     recording_frames,
     recordings,
     recovery_codes,
@@ -1564,6 +1565,68 @@ class SQLStorage:
             .order_by(legal_holds.c.placed_at, legal_holds.c.kind, legal_holds.c.target)
         )
         return [_hold(row) for row in rows]
+
+    # Operations: readiness and crash recovery (tandem.server.readiness, tandem.processes)
+
+    async def ping(self) -> None:
+        await self._row(sa.select(sa.literal(1)))
+
+    async def register_process(self, node: str, identity: str, now: float) -> None:
+        await self._count(
+            processes.insert(),
+            {"node": node, "identity": identity, "started_at": now, "heartbeat_at": now},
+        )
+
+    async def heartbeat(self, node: str, now: float) -> bool:
+        return (
+            await self._count(
+                processes.update().where(processes.c.node == node).values(heartbeat_at=now)
+            )
+            > 0
+        )
+
+    async def unregister_process(self, node: str) -> None:
+        await self._count(processes.delete().where(processes.c.node == node))
+
+    async def close_lost_processes(
+        self, node: str, identity: str, lost_before: float, now: float
+    ) -> tuple[list[SessionRecord], list[RecordingRecord]]:
+        def work(db: _Db) -> tuple[list[SessionRecord], list[RecordingRecord]]:
+            db.execute(
+                processes.delete().where(
+                    processes.c.node != node,
+                    sa.or_(
+                        processes.c.heartbeat_at < lost_before, processes.c.identity == identity
+                    ),
+                )
+            )
+            alive = sa.select(processes.c.node)
+            orphans = sessions.c.ended_at.is_(None) & sessions.c.node.not_in(alive)
+            lost = [_session(row) for row in db.execute(sa.select(*sessions.c).where(orphans)).rows]
+            if lost:
+                ids = [record.session_id for record in lost]
+                db.execute(
+                    sessions.update()
+                    .where(sessions.c.session_id.in_(ids), sessions.c.ended_at.is_(None))
+                    .values(ended_at=now, end_reason="server_lost")
+                )
+                db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+            still_live = sa.select(sessions.c.session_id).where(sessions.c.ended_at.is_(None))
+            running = recordings.c.ended_at.is_(None) & recordings.c.session_id.not_in(still_live)
+            found = db.execute(sa.select(*recordings.c).where(running))
+            stopped = [_recording(row) for row in found.rows]
+            if stopped:
+                db.execute(
+                    recordings.update()
+                    .where(
+                        recordings.c.recording_id.in_([r.recording_id for r in stopped]),
+                        recordings.c.ended_at.is_(None),
+                    )
+                    .values(ended_at=now, end_reason="interrupted")
+                )
+            return lost, stopped
+
+        return await self._transaction(work)
 
 
 def _hold(row: Any) -> HoldRecord:
