@@ -35,7 +35,7 @@ from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import AuditTrailDamaged, ConfigError, TandemError
 from tandem.policy import load_policy
-from tandem.server.websocket_protocol import TandemWebSocketProtocol
+from tandem.server.websocket_protocol import TandemServer, TandemWebSocketProtocol
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG
 
@@ -177,6 +177,7 @@ def serve(
             policy_file=policy,
             database_url=database_url,
             redis_url=redis_url,
+            shutdown_timeout_seconds=shutdown_timeout,
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
@@ -200,7 +201,10 @@ def serve(
         typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
         if settings.database_url:
             typer.echo("  with TANDEM_DATABASE_URL set to this server's database URL")
-    uvicorn.Server(server_config(create_app(settings), settings, log_level="info")).run()
+    served = create_app(settings)
+    TandemServer(
+        server_config(served, settings, log_level="info"), served, settings.shutdown_timeout_seconds
+    ).run()
 
 
 def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvicorn.Config:

@@ -110,7 +110,7 @@ async def running(
         await stack.enter_async_context(hub)
         if hub.node:
             tunnels = TunnelHost(
-                app, carrier, hub.node, tunnel_endpoints, settings.send_queue_frames
+                app, carrier, hub.node, tunnel_endpoints, settings.socket_queue_bytes
             )
             stack.push_async_callback(tunnels.close)
             await stack.enter_async_context(_in_background(tunnels.run()))
