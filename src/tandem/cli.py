@@ -162,6 +162,13 @@ def serve(
             "other's sessions (docs/scale-out.md) [env TANDEM_REDIS_URL; needs --database-url].",
         ),
     ] = None,
+    shutdown_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a stop (SIGTERM) may take to tell every socket, end sessions, flush "
+            "recordings and anchor the audit trail [env TANDEM_SHUTDOWN_TIMEOUT; 15].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:

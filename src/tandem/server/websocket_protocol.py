@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import signal
 import socket
 import time
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -71,6 +73,13 @@ class TandemServer(uvicorn.Server):
         super().__init__(config)
         self.tandem_app = app
         self.stop_timeout = timeout
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn raises a captured signal again once it has stopped, so the process would die
+        # of SIGTERM; a stop Tandem completed is a clean exit (0). Ctrl+C stays an interrupt.
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:  # stop accepting first
