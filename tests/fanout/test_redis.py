@@ -27,6 +27,7 @@ def frames(count: int) -> int:
     """A queue bound (bytes) holding ``count`` of these tests' small frames (up to 8 bytes)."""
     return count * (FRAME_OVERHEAD + 8)
 
+
 HOST, PORT = "127.0.0.1", 6379
 URL = f"redis://{HOST}:{PORT}/0"
 
@@ -214,7 +215,11 @@ async def test_topics_are_freed_in_redis_after_the_last_close(
     make_fanout: Factory, redis: Redis, prefix: str
 ) -> None:
     one, two = await make_fanout(), await make_fanout()
-    a, b, c = one.subscribe("t", frames(10)), one.subscribe("t", frames(10)), two.subscribe("t", frames(10))
+    a, b, c = (
+        one.subscribe("t", frames(10)),
+        one.subscribe("t", frames(10)),
+        two.subscribe("t", frames(10)),
+    )
     await one.flush()
     await two.flush()
     assert await numsub(redis, prefix + "t") == 2  # one pub/sub connection per process

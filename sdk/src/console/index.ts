@@ -27,6 +27,7 @@ declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 const MISMATCH = "The code did not match — ask the customer for a new code.";
 /** How long the server's `recording` may stand without the customer's browser agreeing. */
 const RECORDING_AGREE_MS = 5000;
+const RESTARTING = "The help server is restarting; start again in a moment.";
 const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
 
 function byId<T extends HTMLElement>(id: string): T {
@@ -423,10 +424,14 @@ class LiveView {
         if (!message.connected) setStatus("Customer is reloading the page…");
         else if (this.consented) setStatus("Connected. You are seeing the customer's page live.", "good");
         break;
+      case "restarting": // the SDK's own words for the reason, not the server's prose
+        setStatus(RESTARTING, "bad");
+        break;
       case "ended":
         this.finish(
           message.reason === "declined" ? (this.watching ? "The customer refused." : "The customer declined. Session ended")
             : message.reason === "key_mismatch" ? `${MISMATCH} Session ended`
+            : message.reason === "server_shutdown" ? `${RESTARTING} Session ended`
             : message.reason === "watch_ended" ? "Watching ended" : "Session ended",
         );
         break;

@@ -41,6 +41,7 @@ const STORAGE_KEY = "tandem.session";
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
+const RESTARTING = "The help server is restarting, so this session has ended. Click “Get help” again in a moment.";
 /** The help server said something that contradicts what happened in this browser. */
 const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
 
@@ -357,8 +358,11 @@ class Session {
       case "handshake":
         void this.onHandshake(message.data);
         break;
+      case "restarting": // told why before the session ends (server_shutdown)
+        break;
       case "ended":
         if (message.reason === "key_mismatch") this.fail(MISMATCH);
+        else if (message.reason === "server_shutdown") this.fail(RESTARTING);
         else this.end();
         break;
       case "watch_request":
