@@ -31,7 +31,8 @@ class StalledClient:
     """A WebSocket client that reads only when told to (websockets' sans-I/O protocol on a plain
     non-blocking socket with a 4 KiB receive buffer)."""
 
-    def __init__(self, server: RunningServer, path: str, cookie: str) -> None:
+    def __init__(self, server: Any, path: str, cookie: str) -> None:
+        """``server``: anything with ``ws_base`` and ``origin`` (ws://127.0.0.1:<port>)."""
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         self.sock.setblocking(False)
@@ -40,7 +41,7 @@ class StalledClient:
         )
         self.request = self.protocol.connect()
         self.request.headers["Cookie"] = f"tandem_agent={cookie}"
-        self.port = server.settings.port
+        self.port = int(server.ws_base.rsplit(":", 1)[1])
         self.received_bytes = 0
         self.close: Close | None = None
         self.eof = False

@@ -20,7 +20,15 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import add_user, free_port
-from tests.server.helpers import login_cookie, open_agent, pending_session
+from tests.server.helpers import (
+    login_cookie,
+    open_agent,
+    pending_session,
+    recv_json,
+    send,
+    start_session,
+)
+from tests.server.test_back_pressure import StalledClient
 
 TANDEM = [sys.executable, "-m", "tandem"]
 SHUTDOWN_TIMEOUT = 6.0
@@ -134,3 +142,29 @@ async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
     assert ended[0]["details"]["reason"] == "server_shutdown", ended
     assert not [r for r in records if "agent_lost" in json.dumps(r)]
     assert records[-1]["action"] == "server_stopped"
+
+
+async def test_an_agent_that_stopped_reading_does_not_hold_up_the_stop(served: Served) -> None:
+    """A frozen agent's socket cannot take `restarting`: the customer is still told at once,
+    and the process still exits 0 within the shutdown timeout."""
+    customer, created = await start_session(served)  # type: ignore[arg-type]
+    agent = StalledClient(served, "/ws/agent", login_cookie(served))  # type: ignore[arg-type]
+    try:
+        await agent.open()
+        await agent.send_json(type="join", code=created["code"])
+        assert (await agent.next_json())["type"] == "joined"
+        assert (await recv_json(customer))["type"] == "agent_joined"
+        await send(customer, type="consent", granted=True)
+        for _ in range(24):  # 6 MiB the agent never reads: its buffers are full
+            await customer.send(b"\x00" * (256 * 1024))
+        stopping = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        messages, _ = await messages_until_closed(customer)
+        assert [m["type"] for m in messages][-2:] == ["restarting", "ended"], messages
+        assert messages[-1]["reason"] == "server_shutdown"
+        assert served.process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
+        assert time.monotonic() - stopping < SHUTDOWN_TIMEOUT
+    finally:
+        agent.shut()
+    ended = [r for r in audit_records(served.data_dir) if r["action"] == "session_ended"]
+    assert [r["details"]["reason"] for r in ended] == ["server_shutdown"]

@@ -8,7 +8,7 @@ that stops gracefully.
 * uvicorn's ``send`` waits until the transport may be written to, a close included: a peer that
   stopped reading could never be closed. Here a close to such a peer is queued behind what is
   buffered, the socket's reader is told at once, and the connection is aborted if the peer has not
-  taken the close after uvicorn's close timeout.
+  taken the close after uvicorn's close timeout; when the server stops, at once.
 * :class:`TandemServer`: on SIGTERM (or SIGINT) uvicorn would close every socket with 1012 before
   the application's shutdown runs, so sessions would end ``agent_lost``/``customer_lost`` and
   nobody would be told why. It stops accepting, then lets Tandem tell every socket, end its
@@ -42,6 +42,8 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().shutdown()
+        if not self.writable.is_set():  # a peer that stopped reading would keep the stop waiting
+            self.transport.abort()
 
     async def send(self, message: Any) -> None:
         if (
@@ -61,6 +63,10 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
             return
         await super().send(message)
+
+
+UVICORN_SECONDS = 2.0
+"""What a stop keeps, of its timeout, for uvicorn and the lifespan after Tandem's part."""
 
 
 class TandemServer(uvicorn.Server):
@@ -87,13 +93,16 @@ class TandemServer(uvicorn.Server):
         for sock in sockets or []:
             sock.close()
         deadline = time.monotonic() + self.stop_timeout
+        # Tandem's part leaves uvicorn (closing what is left) and the lifespan (anchoring the
+        # audit trail) the last seconds of the timeout.
+        budget = max(self.stop_timeout - UVICORN_SECONDS, self.stop_timeout / 2)
         services = getattr(self.tandem_app.state, "services", None)
         if services is not None and not self.force_exit:
             log.info("stopping: telling every socket, ending sessions")
             try:
-                await asyncio.wait_for(services.hub.shutdown(), self.stop_timeout)
+                await asyncio.wait_for(services.hub.shutdown(), budget)
             except TimeoutError:
-                log.warning("graceful stop took longer than %.0f s", self.stop_timeout)
+                log.warning("sockets still open after %.1f s of the stop; closing them", budget)
             except Exception:  # uvicorn still closes the sockets, the lifespan still anchors
                 log.exception("graceful stop failed")
         # What is left of the timeout, for uvicorn's wait for the sockets it closes now.

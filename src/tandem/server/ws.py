@@ -78,7 +78,11 @@ class Connection:
         return self
 
     async def __aexit__(self, kind: Any, exc: Any, traceback: Any) -> None:
-        if kind is None and self.seat.finished:
+        if (
+            kind is None
+            and self.seat.finished
+            and self.ws.client_state != WebSocketState.DISCONNECTED  # else nobody to drain to
+        ):
             await asyncio.wait({self._writer}, timeout=self.drain_seconds)
         self._writer.cancel()
         self._kicked.cancel()
