@@ -20,7 +20,7 @@ from websockets.uri import parse_uri
 
 from tandem.fanout.memory import MemoryFanout
 from tests.conftest import RunningServer, ServerFactory
-from tests.server.helpers import login_cookie, recv_json, send, start_session
+from tests.server.helpers import login_cookie, open_agent, recv_json, send, start_session
 
 QUEUE_BYTES = 2 * 1024 * 1024
 SEND_TIMEOUT = 1.0
@@ -147,3 +147,33 @@ async def test_an_agent_that_stops_reading_is_dropped_and_the_customer_never_sta
         assert agent.received_bytes < 96 * CHUNK
     finally:
         agent.shut()
+
+
+async def test_a_customer_that_stops_reading_is_dropped_and_the_agent_is_told(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(
+        socket_queue_bytes=QUEUE_BYTES, socket_send_timeout_seconds=SEND_TIMEOUT
+    )
+    customer = StalledClient(server, "/ws/customer", "")
+    try:
+        await customer.open()
+        await customer.send_json(type="create")
+        created = await customer.next_json()
+        agent = await open_agent(server, login_cookie(server))
+        await send(agent, type="join", code=created["code"])
+        assert (await recv_json(agent))["type"] == "joined"
+        assert (await customer.next_json())["type"] == "agent_joined"
+        await customer.send_json(type="consent", granted=True)
+        assert (await recv_json(agent))["type"] == "consent"
+        # The customer's page stops reading; the agent's console sends it 12 MiB.
+        for _ in range(48):
+            await agent.send(b"\x01" * CHUNK)
+            assert fanout_of(server).queued_bytes() <= QUEUE_BYTES
+        notices = [await recv_json(agent, timeout=SEND_TIMEOUT + 5) for _ in range(2)]
+        assert notices[0]["type"] == "error" and notices[0]["code"] == "peer_too_slow", notices
+        assert notices[1] == {"v": 1, "type": "peer", "connected": False}  # it may resume
+        await customer.read_to_the_end()
+        assert customer.close is not None and customer.close.code == 1013, customer.close
+    finally:
+        customer.shut()
