@@ -4,15 +4,16 @@ import {
   luhnValid, maskCardNumbers, maskInputValue, maskLongDigitRuns, maskTextContent,
   scrubEvent, type MaskableElement, MASK,
 } from "../src/shared/masking.ts";
+import { document } from "./dom.ts";
 
+/** A field element (happy-dom); `unmaskedAncestor` puts it in a `data-tandem-unmask` container. */
 function field(tag: string, attrs: Record<string, string> = {}, unmaskedAncestor = false): MaskableElement {
-  return {
-    tagName: tag,
-    getAttribute: (name) => attrs[name] ?? null,
-    hasAttribute: (name) => name in attrs,
-    closest: (selector) =>
-      selector === "[data-tandem-unmask]" && ("data-tandem-unmask" in attrs || unmaskedAncestor) ? {} : null,
-  };
+  const el = document.createElement(tag.toLowerCase());
+  for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, value);
+  const parent = document.createElement("div");
+  if (unmaskedAncestor) parent.setAttribute("data-tandem-unmask", "");
+  parent.append(el);
+  return el;
 }
 
 test("luhn accepts valid card numbers and rejects others", () => {
@@ -125,8 +126,10 @@ function snapshotOf(...fields: object[]) {
 
 test("a cleared field's default value attribute is masked in snapshots", () => {
   const els: Record<number, MaskableElement> = {
-    3: field("INPUT"), 4: field("INPUT", { "data-tandem-unmask": "" }), 5: { ...field("INPUT"), value: "" } as MaskableElement,
+    3: field("INPUT", { value: "default-secret" }), 4: field("INPUT", { "data-tandem-unmask": "", value: "shown" }),
+    5: field("INPUT", { value: "default-secret" }),
   };
+  (els[5] as HTMLInputElement).value = ""; // the customer cleared it
   const event = snapshotOf(
     { type: 2, id: 3, tagName: "input", attributes: { value: "default-secret" }, childNodes: [] },
     { type: 2, id: 4, tagName: "input", attributes: { value: "shown" }, childNodes: [] },

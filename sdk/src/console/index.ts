@@ -6,6 +6,7 @@
  * ends, the replayer is destroyed and every reference to the page is dropped.
  */
 
+import { neutralizeEvent } from "./assets.ts";
 import { Replayer } from "rrweb";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, derivePairwiseKeys,
@@ -115,6 +116,9 @@ function showJoin(agent: AgentInfo): void {
 
 const sessionsSection = byId<HTMLElement>("sessions");
 let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
+
+/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
+const WITHHELD_STATUS = "Connected. Part of the customer's page cannot be shown: it is hidden from you.";
 
 /** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. */
 async function listSessions(): Promise<void> {
@@ -722,6 +726,8 @@ class LiveView {
       this.pauseMirror();
       return;
     }
+    // issue 14, item 12 (sdk-hardening): masking failed closed on part of the page.
+    if (payload.k === "withheld") return setStatus(WITHHELD_STATUS, "bad");
     if (payload.k === "control" && this.watching) {
       setStatus(payload.state === "granted" ? "Watching. The agent has control." : "Watching the customer's page.", "good");
       return;
@@ -753,6 +759,7 @@ class LiveView {
       const event = raw as { timestamp: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = Date.now();
+      neutralizeEvent(event); // issue 14, item 7 (sdk-hardening): the mirror fetches nothing
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
   }

@@ -6,6 +6,7 @@
  * for the auditors, only the public half to the server.
  */
 
+import { neutralizeEvent } from "./assets.ts";
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
 import {
@@ -132,6 +133,7 @@ export function recordingsPanel(root: HTMLElement): void {
       // The whole recording is checked before anything of it is shown (docs/recordings.md).
       const { events, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
       if (events.length < 2) return say("This recording holds no page yet.");
+      events.forEach(neutralizeEvent); // issue 14, item 7: the player fetches nothing either
       const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,

@@ -21,7 +21,7 @@ import {
 } from "../shared/e2e/encoding.ts";
 import { MAC_BYTES, SHARE_BYTES, Spake2, Spake2Error, passwordScalar, randomScalar } from "../shared/e2e/spake2.ts";
 import {
-  hiddenFromAgent, maskFormState, recordMaskingOptions, scrubEvent, usePolicy, type MaskableElement,
+  hasBlockedShapes, hiddenFromAgent, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent, usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
@@ -29,6 +29,7 @@ import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.
 import { control, describeClose, parseServerMessage, type Outgoing, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
 import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
+import { reportWithheld } from "./withheld.ts";
 import {
   type AgentAsk, RecordingAsk, type RecordingState, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
@@ -151,10 +152,10 @@ function save(saved: Saved | null): void {
   }
 }
 
-/** The page's element for a recorded node id (masking needs its attributes and ancestors). */
-function liveElement(id: number): MaskableElement | null {
-  const node = record.mirror.getNode(id);
-  return node && node.nodeType === Node.ELEMENT_NODE ? (node as Element) : null;
+/** The page's node for a recorded node id (masking needs its attributes and ancestors; it reads
+ * them through the DOM's prototypes, ../shared/dom.ts). */
+function liveNode(id: number): Node | null {
+  return record.mirror.getNode(id);
 }
 
 class Session {
@@ -872,7 +873,14 @@ class Session {
   private record(): void {
     if (this.stopRecording) return;
     this.showOverlay();
+    // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
+    const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
+    onMaskingFailure(withheld);
     this.stopRecording = record({
+      errorHandler: () => {
+        withheld();
+        return false; // not swallowed: the page sees its errors as before
+      },
       emit: (event) => this.enqueue(event),
       ...recordMaskingOptions(),
       sampling: { mousemove: 50, scroll: 100 },
@@ -881,12 +889,17 @@ class Session {
       inlineImages: false,
       recordCrossOriginIframes: false,
     });
+    // rrweb could not snapshot this page at all (it logs why), or a form was blocked for its shape.
+    if (!this.stopRecording || hasBlockedShapes(document)) withheld();
   }
 
   private enqueue(event: unknown): void {
     if (this.backlogged) return;
-    // Now, while rrweb's mirror still maps ids to the live elements.
-    this.pending.push(maskFormState(event, liveElement));
+    // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
+    // walk the event, which is then dropped (never sent raw) and reported.
+    const masked = maskFormState(event, liveNode);
+    if (masked === null) return;
+    this.pending.push(masked);
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());
@@ -959,6 +972,7 @@ class Session {
     this.paused = false;
     this.stopRecording?.();
     this.stopRecording = undefined;
+    onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
     this.pending = [];
     this.sender = null;
   }

@@ -1,7 +1,7 @@
 /**
  * Where the customer's pairwise key waits while the page navigates: IndexedDB, as a
  * non-extractable CryptoKey (structured clone keeps it non-extractable; no script can read its
- * bytes). Deleted when the session ends.
+ * bytes). The database is deleted when the session ends.
  */
 
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
@@ -13,7 +13,11 @@ function open(): Promise<IDBDatabase> {
   return new Promise((resolve, reject) => {
     const request = indexedDB.open(DB, 1);
     request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
+    request.onsuccess = () => {
+      // A deletion (clearKeys) waits for open connections: this one gives way at once.
+      request.result.onversionchange = () => request.result.close();
+      resolve(request.result);
+    };
     request.onerror = () => reject(request.error);
   });
 }
@@ -52,11 +56,20 @@ export async function deleteKeys(sessionId: string): Promise<void> {
   }
 }
 
-/** Remove every key the SDK stored (the session ended). */
-export async function clearKeys(): Promise<void> {
-  try {
-    await run("readwrite", (store) => store.clear());
-  } catch {
-    // nothing stored, or storage disabled
-  }
+/**
+ * Remove every key the SDK stored (the session ended): the whole `tandem` database is deleted,
+ * not emptied, so the page keeps no trace that it ever shared (issue 14, item 11). Resolves once
+ * it is gone (or storage is disabled); never rejects.
+ */
+export function clearKeys(): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      const request = indexedDB.deleteDatabase(DB);
+      request.onsuccess = () => resolve();
+      request.onerror = () => resolve();
+      // `blocked`: a connection is still open; it closes on `versionchange` and deletion goes on.
+    } catch {
+      resolve(); // storage disabled
+    }
+  });
 }

@@ -11,40 +11,66 @@
  * - In input values any run of 7 or more digits is masked too: a card number typed key by key
  *   passes through prefixes that are not Luhn-valid (PCI DSS allows at most the first six digits
  *   to be shown).
+ * - Marks that sites already set for rrweb-based tools count too: text inside `.rr-mask` is
+ *   masked, values inside `.rr-mask`, `.rr-ignore` or `.rr-block` are hidden, `.rr-block` regions
+ *   are replaced by boxes.
  * Masked characters become `•`, so the agent sees the shape of a value and nothing else.
+ *
+ * Hostile page shapes (issue 14): every read of the page goes through the DOM's prototypes
+ * (./dom.ts), so `<form><input name="tagName">` cannot break it; and any error while masking fails
+ * closed (the value or text is masked whole, the node's attributes are masked) and is reported
+ * through `onMaskingFailure`, so both sides learn that part of the page cannot be shown.
  */
 
+import {
+  asElement, attributeOf, closestOf, hasAttributeOn, liveValueOf, localNameOf, nodeTypeOf,
+  parentElementOf, TEXT_NODE, textContentOf,
+} from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 
 export const MASK = "\u2022";
 
-/** The element features masking looks at (kept narrow so tests can fake it). */
-export interface MaskableElement {
-  readonly tagName: string;
-  getAttribute(name: string): string | null;
-  hasAttribute(name: string): boolean;
-  closest(selector: string): unknown;
-}
+/** An element of the customer's page; read only through ./dom.ts. */
+export type MaskableElement = Element;
 
 const SENSITIVE_AUTOCOMPLETE = /^(cc-|one-time-code$|current-password$|new-password$)/;
 const UNMASK_SELECTOR = "[data-tandem-unmask]";
+/** rrweb's privacy classes (`maskTextClass`, `ignoreClass`, `blockClass` defaults). */
+const RR_MASK = ".rr-mask";
+const RR_VALUE_HIDDEN = ".rr-mask, .rr-ignore, .rr-block";
+export const RR_BLOCK = ".rr-block";
+
+let failureListener: ((error: unknown) => void) | null = null;
+
+/** Called (with the error) whenever masking failed and fell back to hiding something whole. */
+export function onMaskingFailure(listener: ((error: unknown) => void) | null): void {
+  failureListener = listener;
+}
+
+function failed(error: unknown): void {
+  try {
+    failureListener?.(error);
+  } catch {
+    // a listener's own failure must not undo the fallback
+  }
+}
 
 /**
  * The policy in force for this page (rrweb's recorder is page-global too). Set by the SDK when
  * sharing starts; tests set it directly. Defaults to the private default policy.
  */
 let active: Policy = DEFAULT_POLICY;
-let maskSelector = "";
+let maskSelector = RR_MASK;
 let unmaskSelector = UNMASK_SELECTOR;
 
 export function usePolicy(policy: Policy): void {
   active = policy;
-  maskSelector = policy.mask.join(", ");
+  maskSelector = [RR_MASK, ...policy.mask].join(", ");
   unmaskSelector = [UNMASK_SELECTOR, ...policy.unmask].join(", ");
 }
 
 function insideMasked(el: MaskableElement): boolean {
-  return maskSelector !== "" && el.closest(maskSelector) !== null;
+  return closestOf(el, maskSelector) !== null;
 }
 
 export function luhnValid(digits: string): boolean {
@@ -136,27 +162,37 @@ export function maskAll(text: string): string {
 }
 
 export function isSensitiveField(el: MaskableElement): boolean {
-  if (el.hasAttribute("data-rr-is-password")) return true;
-  const type = (el.getAttribute("type") ?? "").toLowerCase();
-  if (el.tagName.toUpperCase() === "INPUT" && (type === "password" || type === "hidden")) {
+  if (hasAttributeOn(el, "data-rr-is-password")) return true;
+  const type = (attributeOf(el, "type") ?? "").toLowerCase();
+  if (localNameOf(el) === "input" && (type === "password" || type === "hidden")) {
     return true;
   }
-  const autocomplete = (el.getAttribute("autocomplete") ?? "").toLowerCase().trim();
+  const autocomplete = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim();
   return autocomplete.split(/\s+/).some((token) => SENSITIVE_AUTOCOMPLETE.test(token));
 }
 
-/** The value of a form field as the agent may see it. */
+/** The value of a form field as the agent may see it. Never throws: on any error, all masked. */
 export function maskInputValue(value: string, el: MaskableElement | null): string {
-  if (!el || valueHidden(el)) return maskAll(value);
-  return maskDetected(maskLongDigitRuns(value));
+  try {
+    if (!el || valueHidden(el)) return maskAll(value);
+    return maskDetected(maskLongDigitRuns(value));
+  } catch (error) {
+    failed(error);
+    return maskAll(String(value));
+  }
 }
 
-/** Page text as the agent may see it. */
+/** Page text as the agent may see it. Never throws: on any error, every visible character masked. */
 export function maskTextContent(text: string, el: MaskableElement | null): string {
-  if (el && el.tagName.toUpperCase() === "TEXTAREA") return maskInputValue(text, el);
-  if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
-  if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
-  return maskDetected(text);
+  try {
+    if (el && localNameOf(el) === "textarea") return maskInputValue(text, el);
+    if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
+    if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
+    return maskDetected(text);
+  } catch (error) {
+    failed(error);
+    return String(text).replace(/\S/g, MASK);
+  }
 }
 
 /**
@@ -164,13 +200,13 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
  * an ancestor's text: look up to three levels up (small ancestors only, to stay cheap).
  */
 function splitCardAround(el: MaskableElement): boolean {
-  let node: (MaskableElement & { textContent?: string | null; parentElement?: unknown }) | null = el;
+  let node: Element | null = el;
   for (let level = 0; node && level < 4; level++) {
-    const whole = node.textContent;
+    const whole = textContentOf(node);
     if (!whole || whole.length > 400) return false;
     const flat = whole.replace(/\s+/g, " ");
     if (maskCardNumbers(flat) !== flat) return true;
-    node = (node.parentElement as typeof node | undefined) ?? null;
+    node = parentElementOf(node);
   }
   return false;
 }
@@ -235,52 +271,80 @@ export function stripUrl(url: string): string {
 }
 
 /**
- * rrweb gaps, closed on each recorded event before it is queued (`lookup` finds the live element
+ * rrweb gaps, closed on each recorded event before it is queued (`lookup` finds the live node
  * for a serialized node id, e.g. `record.mirror.getNode`):
  * - A snapshot copies an input's `value` attribute as it is and only overwrites it (masked) when
  *   the live value is non-empty, so a field the customer cleared would show its default value.
  * - Checkbox and radio states (`checked`, input events' `isChecked`) and `selected` attributes set
  *   on options after the snapshot never pass through `maskInputFn`.
- * All three now follow the input rules: hidden unless `data-tandem-unmask` and not sensitive.
- * Mutates and returns `event`.
+ * - rrweb's own check whether a text needs masking swallows errors and then skips `maskTextFn`
+ *   (`<form><input name="closest">` text): every text is masked again here (idempotent).
+ * All follow the input rules: hidden unless `data-tandem-unmask` and not sensitive.
+ * Mutates and returns `event`. Never throws: a node whose masking fails has its text and values
+ * masked whole; an event that cannot be walked at all is dropped (null), never sent raw.
  */
-export function maskFormState<T>(event: T, lookup: (id: number) => MaskableElement | null): T {
-  const e = event as { type?: unknown; data?: Record<string, unknown> };
-  if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
-  if (e.type === FULL_SNAPSHOT) {
-    maskSerializedTree(e.data.node, lookup);
-  } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MUTATION) {
-    for (const add of asArray(e.data.adds)) maskSerializedTree((add as { node?: unknown })?.node, lookup);
-    for (const change of asArray(e.data.attributes)) {
-      const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
-      if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
-      const el = lookup(id);
-      const attrs = attributes as Record<string, unknown>;
-      maskTextAttributes(attrs, el);
-      if (!el || valueHidden(el)) {
-        // Attribute changes carry `null` for removal, which reveals nothing.
-        if (attrs.checked !== undefined && attrs.checked !== null) delete attrs.checked;
-        if (attrs.selected !== undefined && attrs.selected !== null) delete attrs.selected;
+export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T | null {
+  try {
+    const e = event as { type?: unknown; data?: Record<string, unknown> };
+    if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
+    if (e.type === FULL_SNAPSHOT) {
+      maskSerializedTree(e.data.node, lookup);
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MUTATION) {
+      for (const add of asArray(e.data.adds)) maskSerializedTree((add as { node?: unknown })?.node, lookup);
+      for (const change of asArray(e.data.texts)) {
+        const text = (change ?? {}) as { id?: unknown; value?: unknown };
+        if (typeof text.value !== "string") continue;
+        text.value = maskTextContent(text.value, typeof text.id === "number" ? textParent(lookup(text.id)) : null);
       }
+      for (const change of asArray(e.data.attributes)) {
+        const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
+        if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
+        const attrs = attributes as Record<string, unknown>;
+        try {
+          const el = asElement(lookup(id));
+          maskTextAttributes(attrs, el);
+          if (!el || valueHidden(el)) hideChoices(attrs);
+        } catch (error) {
+          failed(error);
+          hideAttributes(attrs);
+        }
+      }
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === INPUT && typeof e.data.id === "number") {
+      let el: Element | null = null;
+      let hidden = true;
+      try {
+        el = asElement(lookup(e.data.id));
+        hidden = !el || valueHidden(el);
+      } catch (error) {
+        failed(error);
+      }
+      if (typeof e.data.text === "string") e.data.text = hidden ? maskAll(e.data.text) : maskInputValue(e.data.text, el);
+      if (e.data.isChecked === true && hidden) e.data.isChecked = false;
     }
-  } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === INPUT && typeof e.data.id === "number") {
-    const el = lookup(e.data.id);
-    if (typeof e.data.text === "string") e.data.text = maskInputValue(e.data.text, el);
-    if (e.data.isChecked === true && (!el || valueHidden(el))) e.data.isChecked = false;
+    return event;
+  } catch (error) {
+    failed(error);
+    return null;
   }
-  return event;
 }
 
 const FULL_SNAPSHOT = 2;
 const INCREMENTAL_SNAPSHOT = 3;
 const MUTATION = 0;
 const INPUT = 5;
-const ELEMENT_NODE = 2;
+/** rrweb's serialized node types (not the DOM's `nodeType`). */
+const SERIALIZED_ELEMENT = 2;
+const SERIALIZED_TEXT = 3;
 /** Input types whose `value` is a label the page wrote, never something typed. */
 const LABEL_INPUT_TYPES = new Set(["button", "submit", "reset", "image"]);
 
 function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
+}
+
+/** The element a live text node sits in (masking of text goes by it), or null. */
+function textParent(node: unknown): Element | null {
+  return nodeTypeOf(node) === TEXT_NODE ? parentElementOf(node as Node) : asElement(node);
 }
 
 /** Marks Tandem's own UI (./share/ui.ts): its hosts and its container. */
@@ -312,28 +376,37 @@ export function insideTandemUi(node: ComposedNode): boolean {
 
 /** Whether the agent may act on `el` (remote control): it must be able to see it. */
 export function agentMayTouch(el: Element): boolean {
-  if (el.closest("[data-tandem-no-control]") || insideTandemUi(el)) return false;
-  const regions = [...active.mask, ...active.hide].join(", ");
-  if (regions && el.closest(regions)) return false;
-  const field = el.closest("input, textarea, select");
-  return !field || !valueHidden(field);
+  try {
+    if (el.closest("[data-tandem-no-control]") || insideTandemUi(el)) return false;
+    const regions = [RR_BLOCK, ...active.mask, ...active.hide].join(", ");
+    if (el.closest(regions)) return false;
+    const field = el.closest("input, textarea, select");
+    return !field || !valueHidden(field);
+  } catch {
+    return false; // a page shape we cannot read: the agent may not act on it
+  }
 }
 
 /** What the customer's overlay outlines: fields and regions the agent cannot read. */
 export function hiddenFromAgent(root: ParentNode): Element[] {
-  const regions = [...active.mask, ...active.hide].join(", ");
+  const regions = [RR_BLOCK, ...active.mask, ...active.hide].join(", ");
   const out: Element[] = [];
   for (const field of Array.from(root.querySelectorAll("input, textarea, select"))) {
-    const type = (field.getAttribute("type") ?? "").toLowerCase();
-    if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
-    if (valueHidden(field)) out.push(field);
+    try {
+      const type = (attributeOf(field, "type") ?? "").toLowerCase();
+      if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
+      if (valueHidden(field)) out.push(field);
+    } catch {
+      out.push(field); // unreadable: it is hidden from the agent (masking fails closed)
+    }
   }
-  if (regions) for (const region of Array.from(root.querySelectorAll(regions))) out.push(region);
+  for (const region of Array.from(root.querySelectorAll(regions))) out.push(region);
   return out.filter((el) => !insideTandemUi(el));
 }
 
 function valueHidden(el: MaskableElement): boolean {
-  return isSensitiveField(el) || insideMasked(el) || !el.closest(unmaskSelector);
+  return isSensitiveField(el) || insideMasked(el) || closestOf(el, RR_VALUE_HIDDEN) !== null ||
+    !closestOf(el, unmaskSelector);
 }
 
 /** Attributes that carry words a person reads; masked on elements the policy masks. */
@@ -343,6 +416,10 @@ const TEXT_ATTRIBUTES = new Set([
 
 function maskTextAttributes(attrs: Record<string, unknown>, el: MaskableElement | null): void {
   if (!el || !insideMasked(el)) return;
+  maskWords(attrs);
+}
+
+function maskWords(attrs: Record<string, unknown>): void {
   for (const [name, value] of Object.entries(attrs)) {
     if (typeof value === "string" && (TEXT_ATTRIBUTES.has(name) || name.startsWith("data-"))) {
       attrs[name] = value.replace(/\S/g, MASK);
@@ -350,31 +427,59 @@ function maskTextAttributes(attrs: Record<string, unknown>, el: MaskableElement 
   }
 }
 
+/** Checked and selected states reveal a choice; `null` (a removal) reveals nothing. */
+function hideChoices(attrs: Record<string, unknown>): void {
+  if (attrs.checked !== undefined && attrs.checked !== null) delete attrs.checked;
+  if (attrs.selected !== undefined && attrs.selected !== null) delete attrs.selected;
+}
+
+/** Fail closed for one node whose masking failed: every word and choice it carries is hidden. */
+function hideAttributes(attrs: Record<string, unknown>): void {
+  hideChoices(attrs);
+  maskWords(attrs);
+}
+
+interface SerializedNode {
+  type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown;
+  textContent?: unknown; isStyle?: unknown;
+}
+
 /** Iterative: a page's DOM depth must not be able to overflow the stack or skip masking. */
-function maskSerializedTree(root: unknown, lookup: (id: number) => MaskableElement | null): void {
+function maskSerializedTree(root: unknown, lookup: (id: number) => unknown): void {
   const stack: unknown[] = [root];
   while (stack.length) {
     const node = stack.pop();
     if (!node || typeof node !== "object") continue;
-    const n = node as { type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown };
-    if (n.type === ELEMENT_NODE && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
-      maskSerializedField(n.tagName.toLowerCase(), n.attributes as Record<string, unknown>, n.id, lookup);
-      maskTextAttributes(n.attributes as Record<string, unknown>, typeof n.id === "number" ? lookup(n.id) : null);
+    const n = node as SerializedNode;
+    try {
+      maskSerializedNode(n, lookup);
+    } catch (error) {
+      failed(error);
+      if (n.attributes && typeof n.attributes === "object") hideAttributes(n.attributes as Record<string, unknown>);
+      if (typeof n.textContent === "string" && n.isStyle !== true) n.textContent = n.textContent.replace(/\S/g, MASK);
     }
     for (const child of asArray(n.childNodes)) stack.push(child);
   }
 }
 
-function maskSerializedField(
-  tag: string, attrs: Record<string, unknown>, id: unknown, lookup: (id: number) => MaskableElement | null,
-): void {
+function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown): void {
+  if (n.type === SERIALIZED_ELEMENT && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
+    const attrs = n.attributes as Record<string, unknown>;
+    const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
+    maskSerializedField(n.tagName.toLowerCase(), attrs, el);
+    maskTextAttributes(attrs, el);
+  } else if (n.type === SERIALIZED_TEXT && typeof n.textContent === "string" && n.isStyle !== true) {
+    n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
+  }
+}
+
+function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: Element | null): void {
   if (tag !== "input" && tag !== "textarea" && tag !== "select" && tag !== "option") return;
-  const el = typeof id === "number" ? lookup(id) : null;
   const type = typeof attrs.type === "string" ? attrs.type.toLowerCase() : "";
   const isLabel = tag === "option" || (tag === "input" && LABEL_INPUT_TYPES.has(type));
   if (!isLabel && typeof attrs.value === "string") {
     // rrweb keeps the default value of a field the customer emptied: show it empty, as it is.
-    const live = (el as { value?: unknown } | null)?.value;
+    const live = el ? liveValueOf(el) : null;
     const emptied = live === "" && type !== "checkbox" && type !== "radio";
     attrs.value = emptied ? "" : maskInputValue(attrs.value, el);
   }
@@ -390,6 +495,34 @@ const everyInputType: Record<string, boolean> = new Proxy(
   { get: () => true, has: () => true },
 );
 
+/**
+ * Form controls named after what rrweb's serializer reads on an element itself (`attributes`,
+ * `childNodes`...) make it throw or skip, and with it the whole snapshot: such forms are blocked
+ * (an empty box of the same size) instead. Only where `:has()` is supported: an unsupported
+ * selector would make the whole block list fail to match.
+ */
+const SERIALIZER_NAMES = ["attributes", "childNodes", "nodeType", "parentNode", "firstChild", "nextSibling", "matches", "classList", "getAttribute"];
+
+function clobberedForms(): string[] {
+  try {
+    if (typeof CSS === "undefined" || !CSS.supports("selector(:has(a))")) return [];
+  } catch {
+    return [];
+  }
+  const controls = SERIALIZER_NAMES.flatMap((name) => [`[name="${name}" i]`, `[id="${name}" i]`]);
+  return [`form:has(${controls.join(", ")})`];
+}
+
+/** Whether `root` has a form blocked for its shape (so part of the page cannot be shown). */
+export function hasBlockedShapes(root: ParentNode): boolean {
+  const selector = clobberedForms().join(", ");
+  try {
+    return selector !== "" && root.querySelector(selector) !== null;
+  } catch {
+    return true;
+  }
+}
+
 /** rrweb `record()` options that put all of the above in force. */
 export function recordMaskingOptions() {
   return {
@@ -401,6 +534,8 @@ export function recordMaskingOptions() {
     // Tandem's own UI: blocks its host; ./share/ui.ts keeps rrweb out of its shadow roots.
     blockSelector: [
       TANDEM_UI,
+      RR_BLOCK,
+      ...clobberedForms(),
       ...active.hide,
       ...(active.media.images ? [] : ["img", "picture", "svg image"]),
       ...(active.media.video ? [] : ["video", "audio"]),

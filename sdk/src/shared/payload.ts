@@ -26,6 +26,12 @@ export interface ConsentedPayload {
   k: "consented";
 }
 
+/** Masking failed closed on part of this page (issue 14): that part is hidden, not sent. Inside
+ * the encrypted channel, so the console can say so instead of claiming the whole page is live. */
+export interface WithheldPayload {
+  k: "withheld";
+}
+
 export type ControlState = "granted" | "refused" | "revoked";
 
 /** The customer's answer about remote control, and refusals of single actions. */
@@ -75,7 +81,8 @@ export interface RecordingEndPayload {
 
 export type RecordingPayload = RecordingStatusPayload | RecordingStartPayload | RecordingEndPayload;
 
-export type Payload = EventsPayload | PausedPayload | ConsentedPayload | ControlPayload | RecordingPayload;
+export type Payload =
+  | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload;
 
 interface PartPayload {
   k: "part";
@@ -136,7 +143,7 @@ function isEvents(value: unknown): value is Payload {
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
-  return k === "paused" || k === "consented" || (k === "events" && Array.isArray(v.events));
+  return k === "paused" || k === "consented" || k === "withheld" || (k === "events" && Array.isArray(v.events));
 }
 
 function isPart(value: unknown): value is PartPayload {

@@ -7,6 +7,8 @@
  * more, turn detectors on and media off, never unmask anything.
  */
 
+import { globMatches } from "./glob.ts";
+
 export interface Policy {
   version: 1;
   /** Elements whose text and values are masked (`•`), matched with `closest()`. */
@@ -125,10 +127,9 @@ function pageRules(value: unknown): Policy["pages"] {
   return { allow: patterns(value.allow, "pages.allow"), deny: patterns(value.deny, "pages.deny") };
 }
 
+/** Linear time (./glob.ts): no regular expression is ever built from a pattern. */
 function patternMatches(pattern: string, url: URL): boolean {
-  const subject = pattern.startsWith("/") ? url.pathname : url.origin + url.pathname;
-  const escaped = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
-  return new RegExp(`^${escaped.join(".*")}$`).test(subject);
+  return globMatches(pattern, pattern.startsWith("/") ? url.pathname : url.origin + url.pathname);
 }
 
 /**

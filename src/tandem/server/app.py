@@ -21,7 +21,12 @@ from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.server import admin, api, demo, openapi, services, sso, ws
 from tandem.server.http import problem, services_of
-from tandem.server.middleware import ConsoleCors, SameOriginWrites, SecurityHeaders
+from tandem.server.middleware import (
+    ConsoleCors,
+    FetchMetadataGuard,
+    SameOriginWrites,
+    SecurityHeaders,
+)
 from tandem.storage.base import Storage
 
 STATIC = Path(__file__).parent / "static"
@@ -107,6 +112,7 @@ def create_app(
             Middleware(SecurityHeaders),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(SameOriginWrites, console_origins=settings.console_origins),
+            Middleware(FetchMetadataGuard, console_origins=settings.console_origins),
         ],
         lifespan=lifespan,
     )

@@ -19,12 +19,15 @@ SECURITY_HEADERS = {
 
 HSTS = "max-age=31536000; includeSubDomains"
 
-# No inline or foreign script anywhere. The console must render the customer's page styles and
-# images in its (script-less, sandboxed) mirror, so it allows inline styles and any image or font.
+# No inline or foreign script anywhere. The console renders the customer's page styles in its
+# (script-less, sandboxed) mirror, so it allows inline styles; images and fonts only from here or
+# from data:/blob: (what came inside the encrypted channel): the customer's page must not make the
+# agent's browser fetch anything elsewhere (issue 14, item 7; sdk/src/console/assets.ts).
 CONSOLE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src * data: blob:; font-src * data:; connect-src 'self'; frame-src 'self'; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "img-src 'self' data: blob:; font-src 'self' data: blob:; connect-src 'self'; "
+    "frame-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 DEMO_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,6 +73,47 @@ class SameOriginWrites:
                 )
                 await response(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
+
+
+class FetchMetadataGuard:
+    """Refuse API requests that no page of Tandem's makes (issue 14, item 7): a customer's page
+    replayed in the agent's mirror could make the agent's browser load ``/api/me`` as an image or
+    a style sheet, with the agent's cookie. Browsers say what a request is for (Fetch Metadata):
+    on ``/api/`` only ``fetch()`` (``Sec-Fetch-Dest: empty``) from this origin or a configured
+    console origin, and top-level navigations (``document``: the sign-in redirects), which the
+    sandboxed mirror cannot make, pass. Clients that send no such headers (the CLI, tests) pass.
+    """
+
+    def __init__(self, app: ASGIApp, console_origins: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.console_origins = frozenset(console_origins)
+
+    def _refused(self, scope: Scope) -> bool:
+        headers = Headers(scope=scope)
+        dest = headers.get("sec-fetch-dest")
+        if dest is None or dest == "document":
+            return False
+        if dest != "empty":
+            return True
+        site = headers.get("sec-fetch-site")
+        if site is None or site == "same-origin":
+            return False
+        return _normalized(headers.get("origin", "")) not in self.console_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/") and self._refused(scope):
+            response = JSONResponse(
+                {
+                    "title": "Forbidden",
+                    "status": 403,
+                    "detail": "Only the console may call the API.",
+                },
+                status_code=403,
+                media_type="application/problem+json",
+            )
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
 

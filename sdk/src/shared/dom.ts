@@ -1,0 +1,110 @@
+/**
+ * Reads of the customer's page through the DOM's own prototypes, never through the node itself.
+ *
+ * A page's content can shadow any property of some elements: `<form><input name="tagName">`
+ * makes `form.tagName` that input (DOM clobbering: forms and `document` expose their named
+ * children as properties that override the built-in ones), and a page's script can define own
+ * properties on any element. Masking that read `el.tagName` threw on such a form and the first
+ * snapshot never left (issue 14). Calling the prototype's getter or method with the node as
+ * `this` reads what the browser holds, whatever the element's own properties say.
+ *
+ * Every function throws a TypeError for something that is not a DOM node of the kind asked:
+ * callers (./masking.ts) catch it and fail closed.
+ */
+
+type Method = (...args: unknown[]) => unknown;
+
+/** The realm's interface objects; read when called (node tests install a DOM after import). */
+function proto(name: "Node" | "Element" | "HTMLInputElement" | "HTMLTextAreaElement" | "HTMLSelectElement"): object {
+  const ctor = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[name];
+  if (!ctor) throw new TypeError(`no DOM here (${name})`);
+  return ctor.prototype;
+}
+
+type InterfaceName = Parameters<typeof proto>[0];
+
+/** The getter of `property` on the first of `interfaces` that defines it (browsers put
+ * `textContent` on Node; some DOM implementations override it on Element). */
+function getter(interfaces: InterfaceName | InterfaceName[], property: string): (self: unknown) => unknown {
+  const names = Array.isArray(interfaces) ? interfaces : [interfaces];
+  return (self) => {
+    for (const name of names) {
+      const descriptor = Object.getOwnPropertyDescriptor(proto(name), property);
+      if (descriptor?.get) return descriptor.get.call(self);
+    }
+    throw new TypeError(`${names.join("/")}.${property} has no getter`);
+  };
+}
+
+function method(interfaceName: InterfaceName, name: string): (self: unknown, ...args: unknown[]) => unknown {
+  return (self, ...args) => {
+    const fn = Object.getOwnPropertyDescriptor(proto(interfaceName), name)?.value as Method | undefined;
+    if (typeof fn !== "function") throw new TypeError(`${interfaceName}.${name} is not a method`);
+    return fn.apply(self, args);
+  };
+}
+
+const nodeTypeGetter = getter("Node", "nodeType");
+const parentElementGetter = getter("Node", "parentElement");
+const textContentGetter = getter("Node", "textContent");
+const getRootNodeMethod = method("Node", "getRootNode");
+const localNameGetter = getter("Element", "localName");
+const getAttributeMethod = method("Element", "getAttribute");
+const hasAttributeMethod = method("Element", "hasAttribute");
+const closestMethod = method("Element", "closest");
+
+export const ELEMENT_NODE = 1;
+export const TEXT_NODE = 3;
+
+/** The node's type (1 element, 3 text...), or null for anything that is not a DOM node. */
+export function nodeTypeOf(node: unknown): number | null {
+  if (node === null || typeof node !== "object") return null;
+  try {
+    return nodeTypeGetter(node) as number;
+  } catch {
+    return null;
+  }
+}
+
+/** `node` when it is an element, else null (a text node, a fake, nothing). */
+export function asElement(node: unknown): Element | null {
+  return nodeTypeOf(node) === ELEMENT_NODE ? (node as Element) : null;
+}
+
+/** The element's tag in lower case (`localName`, as the browser holds it). */
+export function localNameOf(el: Element): string {
+  return String(localNameGetter(el)).toLowerCase();
+}
+
+export function attributeOf(el: Element, name: string): string | null {
+  return getAttributeMethod(el, name) as string | null;
+}
+
+export function hasAttributeOn(el: Element, name: string): boolean {
+  return hasAttributeMethod(el, name) === true;
+}
+
+/** `Element.closest`: the nearest inclusive ancestor matching `selector`, in the same tree. */
+export function closestOf(el: Element, selector: string): Element | null {
+  return closestMethod(el, selector) as Element | null;
+}
+
+export function parentElementOf(node: Node): Element | null {
+  return parentElementGetter(node) as Element | null;
+}
+
+export function textContentOf(node: Node): string | null {
+  return textContentGetter(node) as string | null;
+}
+
+export function rootNodeOf(node: Node): Node {
+  return getRootNodeMethod(node) as Node;
+}
+
+/** The live value of a form field (input, textarea, select), or null for other elements. */
+export function liveValueOf(el: Element): string | null {
+  const tag = localNameOf(el);
+  const name = tag === "input" ? "HTMLInputElement" : tag === "textarea" ? "HTMLTextAreaElement"
+    : tag === "select" ? "HTMLSelectElement" : null;
+  return name ? String(getter(name, "value")(el)) : null;
+}

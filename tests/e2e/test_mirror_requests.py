@@ -1,0 +1,181 @@
+"""The hostile mirror makes the agent's browser send no requests (issue 14, item 7).
+
+The customer's page points its CSS backgrounds, fonts, images and resource hints at a listener on
+another port. The customer's own browser fetches them (with the page as Referer); the agent's
+console replays the page and must fetch none of them (its requests would carry no Referer: the
+console sends none), nor load Tandem's API as a sub-resource with the agent's cookie.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer, add_user, free_port
+from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+from tests.e2e.test_mfa_setup import console_sign_in
+from tests.e2e.test_recordings import PASSPHRASE, create_key
+
+
+class Listener:
+    """An HTTP server that answers everything with an empty 200 and remembers who asked."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.origin = f"http://127.0.0.1:{self.port}"
+        self.requests: list[tuple[str, str]] = []
+        listener = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                listener.requests.append((self.path, self.headers.get("referer", "")))
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.close()
+
+
+def hostile_page(listener: str, server: str) -> str:
+    return f"""
+<style>
+  @font-face {{ font-family: Spy; src: url("{listener}/font.woff2") format("woff2"); }}
+  @import url("{listener}/import.css");
+  body {{ background: url({listener}/background.png); font-family: Spy, sans-serif; }}
+  .set {{ background-image: image-set("{listener}/set.png" 1x); }}
+  .me {{ background: url("{server}/api/me"); }}
+</style>
+<link rel="prefetch" href="{listener}/prefetch">
+<link rel="preload" as="image" href="{listener}/preload.png">
+<link rel="stylesheet" href="{listener}/sheet.css">
+<h1 class="set me">Hostile assets</h1>
+<img src="{listener}/image.png" srcset="{listener}/srcset.png 2x" alt="pixel">
+<div style="background: url('{listener}/inline.png')">Inline style</div>
+<video poster="{listener}/poster.png"></video>
+<svg><image href="{listener}/svg.png" width="10" height="10"></image></svg>
+"""
+
+
+def test_the_agent_s_browser_fetches_nothing_the_customer_s_page_points_at(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    listener: Listener,
+    customer: Party,
+    agent: Party,
+) -> None:
+    url = other_origin.page(
+        "assets.html", hostile_page(listener.origin, live.base), live, title="Assets"
+    )
+    code = start_on(customer, url)
+    # The customer's browser loads its own page's resources: the listener works.
+    customer.page.wait_for_function("() => document.fonts.status === 'loaded'")
+    assert any(path == "/image.png" for path, _ in listener.requests)
+    api_requests: list[str] = []  # the kind of each request for /api/me the agent's browser made
+    agent.page.on(
+        "request",
+        lambda request: (
+            api_requests.append(request.resource_type) if "/api/me" in request.url else None
+        ),
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Hostile assets")).to_be_visible()
+    expect(view.get_by_text("Inline style")).to_be_visible()
+    # The customer changes the page: later mutations carry addresses too.
+    customer.page.evaluate(
+        f"""() => {{
+            const img = document.createElement('img');
+            img.src = '{listener.origin}/late.png';
+            document.body.append(img);
+            const h1 = document.querySelector('h1');
+            h1.style.backgroundImage = 'url({listener.origin}/late-style.png)';
+            const p = document.createElement('p');
+            p.textContent = 'Late paragraph';
+            document.body.append(p);
+        }}"""
+    )
+    expect(view.get_by_text("Late paragraph")).to_be_visible()
+    from_agent = [
+        (path, referer) for path, referer in listener.requests if other_origin.origin not in referer
+    ]
+    assert not from_agent, f"the agent's browser fetched {from_agent}"
+    # /api/me only as the console's own fetch, never as an image from the mirror (with the cookie).
+    assert set(api_requests) <= {"fetch", "xhr"}, api_requests
+
+
+def _from_elsewhere(listener: Listener, site: OtherOrigin) -> list[tuple[str, str]]:
+    """Requests the listener got from anyone but the customer's page (which sends its Referer)."""
+    return [(path, referer) for path, referer in listener.requests if site.origin not in referer]
+
+
+def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    listener: Listener,
+    customer: Party,
+    agent: Party,
+    supervisor: Party,
+    tmp_path: Path,
+) -> None:
+    office = supervisor  # a third browser: the admin, later the auditor
+    key_file = create_key(office, live, tmp_path)
+    key_id = json.loads(key_file.read_text())["key_id"]
+    body = hostile_page(listener.origin, live.base)
+    url = other_origin.page("recorded.html", body, live, title="Recorded")
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Hostile assets")).to_be_visible()
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
+    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    customer.page.evaluate(
+        f"""() => {{
+            const img = document.createElement('img');
+            img.src = '{listener.origin}/recorded-late.png';
+            document.body.append(img);
+            const p = document.createElement('p');
+            p.textContent = 'Recorded paragraph';
+            document.body.append(p);
+        }}"""
+    )
+    expect(view.get_by_text("Recorded paragraph")).to_be_visible()
+    customer.page.get_by_role("button", name="Stop recording").click()
+    expect(customer.page.get_by_role("button", name="Stop recording")).to_have_count(0)
+
+    add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
+    console_sign_in(live, office, "aud")
+    page = office.page
+    page.get_by_label("Recording key file").set_input_files(key_file)
+    page.get_by_label("Key passphrase").fill(PASSPHRASE)
+    page.get_by_role("button", name="Unlock key").click()
+    expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
+    page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
+    player = page.frame_locator('iframe[title^="Recording "]')
+    expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)
+    expect(player.get_by_text("Recorded paragraph")).to_be_visible(timeout=20_000)
+    assert not _from_elsewhere(listener, other_origin), listener.requests
