@@ -89,7 +89,17 @@ OPS: dict[str, Op] = {
 async def prepare(store: Any) -> None:
     for u in range(10):
         await store.add_user(
-            UserRecord(f"agent{u}", "Agent", "agent", "h", 0.0, "seed", 0, ("r1", "r2", "r3"))
+            UserRecord(
+                f"agent{u}",
+                "Agent",
+                "agent",
+                "h",
+                0.0,
+                "seed",
+                0,
+                ("r1", "r2", "r3"),
+                org_id="default",
+            )
         )
         await store.set_user_teams(f"agent{u}", "default", ("support",))
     for t in range(50):

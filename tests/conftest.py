@@ -30,6 +30,7 @@ from tandem.directory import Directory, offline, operator
 from tandem.fanout.base import Fanout
 from tandem.server.app import create_app
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 
 AGENT_PASSWORD = "blue-kettle-orbit-42"
 
@@ -180,7 +181,7 @@ def add_user(
                 role,
                 display_name,
                 time.time(),
-                org=org,
+                grant=of_org(org),
                 teams=teams,
                 mfa_exempt=mfa_exempt,
             )

@@ -14,6 +14,7 @@ from tandem.exceptions import (
     WeakPasswordError,
 )
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 
 GOOD = "blue-kettle-orbit-42"
 
@@ -50,7 +51,7 @@ def test_unknown_role_is_refused() -> None:
 
 
 async def test_create_user_stores_only_an_argon2id_hash(storage: SQLStorage) -> None:
-    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     user = await storage.get_user("alice")
     assert user is not None and user.password_hash.startswith("$argon2id$")
     assert GOOD not in user.password_hash
@@ -58,15 +59,15 @@ async def test_create_user_stores_only_an_argon2id_hash(storage: SQLStorage) -> 
 
 
 async def test_duplicate_user_is_refused(storage: SQLStorage) -> None:
-    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     with pytest.raises(UserExistsError):
-        await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+        await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
 
 
 async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
     storage: SQLStorage,
 ) -> None:
-    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     errors = []
     for username, password in (("alice", "wrong-password-123"), ("mallory", GOOD)):
         with pytest.raises(AuthenticationError) as info:
@@ -76,7 +77,7 @@ async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
 
 
 async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None:
-    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     agent, token = await auth.sign_in(storage, "alice", GOOD, 100.0, 60, crypto.system_entropy)
     assert agent.username == "alice"
     assert await auth.agent_for_token(storage, token, 159.0) == agent
@@ -84,14 +85,14 @@ async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None
 
 
 async def test_sign_out_revokes_the_token(storage: SQLStorage) -> None:
-    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await auth.sign_out(storage, token)
     assert await auth.agent_for_token(storage, token, 1.0) is None
 
 
 async def test_storage_never_holds_the_cookie_token(storage: SQLStorage, tmp_path: Path) -> None:
-    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0)
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
     _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await storage.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())

@@ -35,7 +35,7 @@ STRICT = MaskingPolicy(
 
 def _user(name: str, **fields: object) -> UserRecord:
     return dataclasses.replace(
-        UserRecord(name, name, "agent", "hash", NOW, totp_secret="sealed"),
+        UserRecord(name, name, "agent", "hash", NOW, totp_secret="sealed", org_id="default"),
         **fields,  # type: ignore[arg-type]
     )
 

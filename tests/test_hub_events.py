@@ -156,7 +156,7 @@ async def test_a_team_refusal_of_recording_is_told_and_audited(hub: SessionHub) 
         # The site now belongs to another team: asking to record is refused, not the socket.
         site = await hub.storage.get_site("shop")
         assert site is not None
-        await hub.storage.add_team(ORG, "sales")
+        await hub.storage.add_team(of_org(ORG), "sales")
         await hub.storage.update_site(dataclasses.replace(site, teams=("sales",)))
         await customer.text(Consent(v=1, granted=True))
         assert await next_type(seat.subscription) == "consent"

@@ -15,6 +15,7 @@ from tandem import auth
 from tandem.crypto import SecretBox
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
+from tests.grants import of_org
 
 
 def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
@@ -32,6 +33,7 @@ def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
                 None,
                 time.time(),
                 box=SecretBox(server.settings.secrets_key_path),
+                grant=of_org("default"),
             )
             assert enrolment is not None
             result.append(enrolment)

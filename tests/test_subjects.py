@@ -25,6 +25,7 @@ from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
 from tests.conftest import seed_directory
+from tests.grants import of_org
 from tests.test_cli import TANDEM, run
 from tests.test_recordings import PASSPHRASE, flat, key_file, made_for, recorded
 
@@ -55,7 +56,7 @@ class World:
 
     async def session(self, session_id: str, subject: str, pseudonym: str) -> None:
         await self.storage.record_session_start(session_id, self.now, "default", "demo")
-        linked = await self.storage.link_subject("default", subject, session_id, pseudonym)
+        linked = await self.storage.link_subject(of_org("default"), subject, session_id, pseudonym)
         await self.record(
             "session_created", actor=f"customer:{linked}", org="default", subject=session_id
         )
@@ -139,7 +140,9 @@ async def test_export_then_erase_round_trip_with_an_encrypted_recording(
     assert await world.storage.get_recording("r1") is None
     assert await world.storage.recording_frames("r1") == []
     assert SUB not in await world.everything()  # no table holds the customer's id any more
-    assert await world.storage.subject_sessions("default", SUB) == []  # nor the link to p-first
+    assert (
+        await world.storage.subject_sessions(of_org("default"), SUB) == []
+    )  # nor the link to p-first
     assert SUB not in json.dumps([r.to_json() for r in await world.storage.audit_records()])
     # The other customer is untouched.
     assert (await world.subjects.find(ADMIN, OTHER)).session_ids == ("s9",)
@@ -205,7 +208,7 @@ async def test_a_hold_on_one_recording_stops_its_erasure_and_the_subjects(world:
 async def test_a_live_session_is_not_erased(storage: SQLStorage) -> None:
     built = World(storage, X25519PrivateKey.generate())
     await storage.record_session_start("s5", T0, "default", "demo")
-    await storage.link_subject("default", SUB, "s5", "p-live")
+    await storage.link_subject(of_org("default"), SUB, "s5", "p-live")
     with pytest.raises(ConflictError, match="still live"):
         await built.subjects.erase(ADMIN, SUB)
     assert await storage.get_session("s5") is not None
@@ -220,7 +223,7 @@ async def test_subject_requests_need_an_admin(world: World) -> None:
 async def _one_customer(directory: Directory) -> None:
     storage = directory.storage
     await storage.record_session_start("s-cli", T0, "default", "demo")
-    await storage.link_subject("default", "c-cli", "s-cli", "p-cli")
+    await storage.link_subject(of_org("default"), "c-cli", "s-cli", "p-cli")
     await storage.record_session_end("s-cli", T0 + 60, "stopped", "Alice")
 
 

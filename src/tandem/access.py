@@ -92,17 +92,47 @@ class Principal:
     only one who manages auditor accounts (separation of duties, docs/security.md)."""
 
 
+GrantKind = Literal["principal", "server", "operator"]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Grant:
     """What :func:`authorize` returns: ``user`` (``role``) may do ``action`` in organisation
-    ``org_id``. Services and storage methods that read an organisation's records take a grant
-    rather than a bare organisation id, so the organisation is always the one authorised, never a
-    default or a forgotten argument."""
+    ``org_id``. Every storage method that reads or writes an organisation's records takes a
+    grant rather than a bare organisation id, so the organisation is always the one authorised,
+    never a default or a forgotten argument.
+
+    Code with no signed-in principal says so with another kind of grant: :meth:`server` (the
+    server acting for itself: a customer's session, the demo page, SSO before sign-in, start-up)
+    and :meth:`operator` (the CLI, with the database in hand). Each names the organisation
+    explicitly; there is none by default.
+    """
 
     org_id: str
     user: str
-    role: Role
-    action: Action
+    role: Role | None
+    """None for a server grant: no role was checked."""
+    action: Action | None
+    """None for server and operator grants: no action was checked."""
+    kind: GrantKind = "principal"
+    reason: str = ""
+    """Why a server grant was made (for example ``customer session``, ``sso start``)."""
+
+    def __post_init__(self) -> None:
+        if not self.org_id:
+            raise ValueError("a grant names its organisation")
+
+    @classmethod
+    def server(cls, org_id: str, reason: str) -> Grant:
+        """The server acting on ``org_id`` with no signed-in principal, for ``reason``."""
+        if not reason:
+            raise ValueError("a server grant says why it is made")
+        return cls(org_id, "server", None, None, "server", reason)
+
+    @classmethod
+    def operator(cls, org_id: str) -> Grant:
+        """The operator (the CLI) acting on ``org_id``: an admin with the database in hand."""
+        return cls(org_id, "cli", "admin", None, "operator", "operator")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ import re
 import pyotp
 
 from tandem import crypto
-from tandem.access import ROLES, Principal, Role
+from tandem.access import ROLES, Grant, Principal, Role
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -18,7 +18,7 @@ from tandem.exceptions import (
     UserExistsError,
     WeakPasswordError,
 )
-from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, LoginRecord, Storage, UserRecord
+from tandem.storage.base import DEFAULT_TEAM, LoginRecord, Storage, UserRecord
 
 COOKIE_NAME = "tandem_agent"
 MIN_PASSWORD_LENGTH = 12
@@ -155,13 +155,14 @@ async def create_user(
     *,
     box: crypto.SecretBox | None = None,
     entropy: crypto.Entropy = crypto.system_entropy,
-    org: str = DEFAULT_ORG,
+    grant: Grant,
     teams: tuple[str, ...] | None = None,
     mfa_exempt: bool = False,
 ) -> tuple[UserRecord, Enrolment | None]:
     """Validate and store a new user (argon2id hash). With ``box``, the account gets a TOTP second
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
-    returned to be shown once. Raises ConfigError, WeakPasswordError, UserExistsError."""
+    returned to be shown once. The account joins ``grant``'s organisation (there is no default).
+    Raises ConfigError, WeakPasswordError, UserExistsError."""
     validate_username(username)
     if username in RESERVED_USERNAMES:
         raise name_unavailable(username)
@@ -178,19 +179,19 @@ async def create_user(
         recovery_codes=tuple(crypto.recovery_digest(c) for c in enrolment.recovery_codes)
         if enrolment
         else (),
-        org_id=org,
+        org_id=grant.org_id,
         mfa_exempt=mfa_exempt,
     )
-    if await storage.get_org(org) is None:
-        raise NotFoundError(f"no organisation named {org!r}")
+    if await storage.get_org(grant) is None:
+        raise NotFoundError(f"no organisation named {grant.org_id!r}")
     if teams is None:  # people who take sessions start in the default team, if there is one
-        known = await storage.list_teams(org)
+        known = await storage.list_teams(grant)
         teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
     try:
         await storage.add_user(record)
     except UserExistsError:
         raise name_unavailable(username) from None
-    await storage.set_user_teams(username, org, teams)
+    await storage.set_user_teams(grant, username, teams)
     return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
 
 

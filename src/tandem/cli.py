@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from tandem import __version__, auth, logs, startup
+from tandem.access import Grant
 from tandem.audit import (
     Anchor,
     AuditRecord,
@@ -549,7 +550,7 @@ def site_list(data_dir: DataDir = None) -> None:
     found: list[str] = []
 
     async def run(directory: Directory) -> None:
-        for site in await directory.storage.list_sites():
+        for site in await directory.storage.all_sites():
             state = "" if site.verified else "\tunverified (tandem site approve)"
             found.append(
                 f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}{state}"
@@ -997,7 +998,7 @@ def compliance_check(
 
     async def run() -> str:
         async with offline(settings) as directory:
-            if await directory.storage.get_org(org) is None:
+            if await directory.storage.get_org(Grant.operator(org)) is None:
                 raise ConfigError(f"no organisation {org!r} (tandem org add)")
             actor = operator(org)
             installation = await gather(settings, directory, actor, now, checkpoints)

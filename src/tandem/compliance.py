@@ -580,7 +580,7 @@ async def gather(
     return Installation(
         org=org,
         users=tuple(await storage.list_users(grant)),
-        sites=tuple(await storage.list_sites(org.org_id)),
+        sites=tuple(await storage.list_sites(grant)),
         tls=settings.tls,
         behind_proxy=bool(settings.trusted_proxies),
         console_origins=settings.console_origins,

@@ -147,8 +147,8 @@ class Directory:
         return org
 
     async def get_org(self, actor: Principal) -> OrgRecord:
-        authorize(actor, "org.manage", Resource(actor.org))
-        org = await self.storage.get_org(actor.org)
+        grant = authorize(actor, "org.manage", Resource(actor.org))
+        org = await self.storage.get_org(grant)
         if org is None:
             raise NotFoundError("not found")
         return org
@@ -193,8 +193,8 @@ class Directory:
         return updated
 
     async def get_sso(self, actor: Principal) -> dict[str, str] | None:
-        authorize(actor, "org.manage", Resource(actor.org))
-        sealed = await self.storage.get_oidc(actor.org)
+        grant = authorize(actor, "org.manage", Resource(actor.org))
+        sealed = await self.storage.get_oidc(grant)
         if not sealed:
             return None
         value = json.loads(self.box.open(sealed))
@@ -204,7 +204,7 @@ class Directory:
         self, actor: Principal, issuer: str, client_id: str, client_secret: str
     ) -> dict[str, str]:
         """The organisation's OpenID Connect provider (docs/administration.md)."""
-        authorize(actor, "org.manage", Resource(actor.org))
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
         parts = urlsplit(issuer)
         if parts.query or parts.fragment or not parts.hostname:
@@ -216,35 +216,35 @@ class Directory:
             "client_id": client_id,
             "client_secret": client_secret,
         }
-        await self.storage.set_oidc(actor.org, self.box.seal(json.dumps(value)))
+        await self.storage.set_oidc(grant, self.box.seal(json.dumps(value)))
         await self.record(
             "sso_configured", actor=actor.username, org=actor.org, subject=actor.org, issuer=issuer
         )
         return {"issuer": value["issuer"], "client_id": client_id}
 
     async def clear_sso(self, actor: Principal) -> None:
-        authorize(actor, "org.manage", Resource(actor.org))
-        await self.storage.set_oidc(actor.org, None)
+        grant = authorize(actor, "org.manage", Resource(actor.org))
+        await self.storage.set_oidc(grant, None)
         await self.record("sso_removed", actor=actor.username, org=actor.org, subject=actor.org)
 
     # Teams
 
     async def list_teams(self, actor: Principal) -> list[str]:
-        authorize(actor, "teams.manage", Resource(actor.org))
-        return await self.storage.list_teams(actor.org)
+        grant = authorize(actor, "teams.manage", Resource(actor.org))
+        return await self.storage.list_teams(grant)
 
     async def add_team(self, actor: Principal, team: str) -> None:
-        authorize(actor, "teams.manage", Resource(actor.org))
+        grant = authorize(actor, "teams.manage", Resource(actor.org))
         auth.validate_name(team, "team name")
-        await self.storage.add_team(actor.org, team)
+        await self.storage.add_team(grant, team)
         await self.record("team_created", actor=actor.username, org=actor.org, subject=team)
 
     async def get_team(self, actor: Principal, team: str) -> dict[str, object]:
         """A team and its own policy (None when it has none)."""
-        authorize(actor, "teams.manage", Resource(actor.org))
-        if team not in await self.storage.list_teams(actor.org):
+        grant = authorize(actor, "teams.manage", Resource(actor.org))
+        if team not in await self.storage.list_teams(grant):
             raise NotFoundError(f"no team named {team!r}")
-        text = (await self.storage.team_policies(actor.org, (team,))).get(team)
+        text = (await self.storage.team_policies(grant, (team,))).get(team)
         return {"team": team, "policy": json.loads(text) if text else None}
 
     async def set_team_policy(
@@ -252,9 +252,9 @@ class Directory:
     ) -> dict[str, object] | None:
         """A team's own policy: its page rules and masks apply to every session its agents
         join, on top of the site's and the organisation's (they can only add restrictions)."""
-        authorize(actor, "teams.manage", Resource(actor.org))
+        grant = authorize(actor, "teams.manage", Resource(actor.org))
         text = _policy_text(policy)
-        if not await self.storage.set_team_policy(actor.org, team, text):
+        if not await self.storage.set_team_policy(grant, team, text):
             raise NotFoundError(f"no team named {team!r}")
         await self.record(
             "policy_changed", actor=actor.username, org=actor.org, subject=f"team:{team}"
@@ -262,8 +262,8 @@ class Directory:
         return json.loads(text) if text else None
 
     async def delete_team(self, actor: Principal, team: str) -> None:
-        authorize(actor, "teams.manage", Resource(actor.org))
-        if not await self.storage.delete_team(actor.org, team):
+        grant = authorize(actor, "teams.manage", Resource(actor.org))
+        if not await self.storage.delete_team(grant, team):
             raise NotFoundError(f"no team named {team!r}")
         await self.record("team_deleted", actor=actor.username, org=actor.org, subject=team)
 
@@ -295,7 +295,7 @@ class Directory:
     ) -> tuple[UserRecord, auth.Enrolment | None]:
         """A new account of the actor's organisation. Its second factor is set up now
         (``enrol_now``, the CLI prints it) or at first sign-in in the console."""
-        authorize(actor, "users.manage", Resource(actor.org))
+        grant = authorize(actor, "users.manage", Resource(actor.org))
         _guard_auditors(actor, role)
         user, enrolment = await auth.create_user(
             self.storage,
@@ -306,7 +306,7 @@ class Directory:
             self.clock(),
             box=self.box if enrol_now else None,
             entropy=self.entropy,
-            org=actor.org,
+            grant=grant,
             teams=teams,
             mfa_exempt=mfa_exempt,
         )
@@ -344,7 +344,8 @@ class Directory:
         if teams is not None:
             for team in teams:
                 auth.validate_name(team, "team name")
-            await self.storage.set_user_teams(username, user.org_id, teams)
+            grant = authorize(actor, "users.manage", Resource(user.org_id))
+            await self.storage.set_user_teams(grant, username, teams)
         updated = await self._user(actor, username)
         if updated.role != user.role:
             await self.record(
@@ -451,8 +452,8 @@ class Directory:
         return site
 
     async def list_sites(self, actor: Principal) -> list[SiteRecord]:
-        authorize(actor, "sites.manage", Resource(actor.org))
-        return await self.storage.list_sites(actor.org)
+        grant = authorize(actor, "sites.manage", Resource(actor.org))
+        return await self.storage.list_sites(grant)
 
     async def get_site(self, actor: Principal, site_id: str) -> SiteRecord:
         return await self._site(actor, site_id)

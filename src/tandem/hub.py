@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Self
 
 from tandem import crypto, logs, metrics
-from tandem.access import Action, Principal, Resource, authorize
+from tandem.access import Action, Grant, Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
 from tandem.exceptions import (
@@ -546,7 +546,10 @@ class SessionHub:
         actor = "customer"
         if customer:  # the audit trail names a pseudonym (erasable link; tandem.subjects)
             pseudonym = await self.storage.link_subject(
-                site.org_id, customer, session_id, new_pseudonym(self.entropy)
+                Grant.server(site.org_id, "customer session"),
+                customer,
+                session_id,
+                new_pseudonym(self.entropy),
             )
             actor = f"customer:{pseudonym}"
         await self.record(
@@ -663,7 +666,7 @@ class SessionHub:
         """The agent's code was right (:meth:`session_for_code`): its teams' policies for this
         site go to the customer first, then the join itself."""
         serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
-        texts = await self.storage.team_policies(live.org_id, serving)
+        texts = await self.storage.team_policies(Grant.server(live.org_id, "agent joins"), serving)
         live.team_policies = [json.loads(texts[team]) for team in serving if team in texts]
         effects = live.machine.agent_joins(
             agent.display_name, self.clock(), agent.username, len(live.team_policies)
@@ -761,8 +764,8 @@ class SessionHub:
         """The agent asks to record: the customer is asked, with the organisation's recording
         key. Without a key the agent is told so and nothing happens."""
         _, resource = await self._site_of(live)
-        authorize(agent, "session.record", resource)
-        org = await self.storage.get_org(live.org_id)
+        grant = authorize(agent, "session.record", resource)
+        org = await self.storage.get_org(grant)
         if org is None or not org.recording_key:
             self.fanout.publish(
                 agents_topic(live.machine.session_id), Frame(codec.encode(NO_RECORDING_KEY))

@@ -266,7 +266,8 @@ class Recordings:
             raise ConflictError("the recording is still running: stop it or end the session")
         from tandem.subjects import held_message, recording_hold  # (it imports this module)
 
-        hold = await recording_hold(self.storage, recording)
+        grant = authorize(actor, "recording.erase", Resource(recording.org_id))
+        hold = await recording_hold(self.storage, grant, recording)
         if hold is not None:
             raise ConflictError(f"recording {recording_id} is {held_message(hold)}")
         if await self.storage.delete_recording(recording_id):

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from tandem import crypto
-from tandem.access import Principal, Resource, authorize
+from tandem.access import Grant, Principal, Resource, authorize
 from tandem.audit import AuditRecord
 from tandem.exceptions import ConfigError, ConflictError, NotFoundError
 from tandem.recordings import container, recording_json
@@ -144,14 +144,14 @@ class Subjects:
     async def find(self, actor: Principal, identifier: str) -> Findings:
         """Everything concerning the customer ``identifier`` (a ``sub`` or a session id).
         Nothing found is an empty result, not an error."""
-        authorize(actor, "org.manage", Resource(actor.org))
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         identifier = _checked_subject(identifier)
-        org = actor.org
+        org = grant.org_id
         subject: str | None = identifier
         linked = await self.storage.subject_of_session(identifier)
         if linked is not None and linked[0] == org:
             subject = linked[1]  # a session id leads to its customer
-        pairs = await self.storage.subject_sessions(org, subject) if subject else []
+        pairs = await self.storage.subject_sessions(grant, subject) if subject else []
         session_ids = [sid for sid, _ in pairs]
         pseudonym = pairs[0][1] if pairs else None
         if not pairs:
@@ -166,14 +166,14 @@ class Subjects:
             found = await self.storage.get_session(sid)
             if found is not None and found.org_id == org:
                 sessions.append(found)
-        recordings = await self.storage.recordings_of_sessions(org, session_ids)
+        recordings = await self.storage.recordings_of_sessions(grant, session_ids)
         # One pseudonym per subject, but two servers may each have made one for its first
         # sessions at the same moment: look for all of them.
         actors = [f"customer:{p}" for p in dict.fromkeys(p for _, p in pairs)]
         if subject:
             actors.append(f"customer:{subject}")  # written before pseudonyms (issue 16)
         records = await self.storage.audit_concerning(
-            org, [*session_ids, *(r.recording_id for r in recordings)], actors
+            grant, [*session_ids, *(r.recording_id for r in recordings)], actors
         )
         reports = tuple(r for r in records if _is_report(r))
         return Findings(
@@ -251,6 +251,7 @@ class Subjects:
         subject or one of its recordings, or one of its sessions is live; NotFoundError when
         nothing is stored. Audited with counts and ids, never the ``sub``."""
         findings = await self.find(actor, identifier)
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         stored = findings.session_ids or findings.recordings
         if not stored:
             if findings.audit or findings.reports:
@@ -259,14 +260,14 @@ class Subjects:
                     "and kept as evidence (docs/compliance.md, 'Erasure')"
                 )
             raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
-        await self._refuse_if_held(actor.org, findings)
+        await self._refuse_if_held(grant, findings)
         for session in findings.sessions:
             if session.ended_at is None:
                 raise ConflictError(
                     f"session {session.session_id} is still live: erase it after it has ended"
                 )
         erased = await self.storage.erase_subject(
-            actor.org, findings.subject or "", findings.session_ids
+            grant, findings.subject or "", findings.session_ids
         )
         details: dict[str, object] = {
             "sessions": len(findings.session_ids),
@@ -280,8 +281,8 @@ class Subjects:
         )
         return details
 
-    async def _refuse_if_held(self, org: str, findings: Findings) -> None:
-        holds = await self.storage.list_holds(org)
+    async def _refuse_if_held(self, grant: Grant, findings: Findings) -> None:
+        holds = await self.storage.list_holds(grant)
         recording_ids = {r.recording_id for r in findings.recordings}
         for hold in holds:
             if (hold.kind == "subject" and hold.target == findings.subject) or (
@@ -292,19 +293,19 @@ class Subjects:
     # Legal holds
 
     async def list_holds(self, actor: Principal) -> list[HoldRecord]:
-        authorize(actor, "org.manage", Resource(actor.org))
-        return await self.storage.list_holds(actor.org)
+        grant = authorize(actor, "org.manage", Resource(actor.org))
+        return await self.storage.list_holds(grant)
 
     async def place_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
         """Hold a recording (by id) or a subject (by ``sub`` or session id): purge and erasure
         leave it alone until it is lifted. Raises ConfigError without a reason, NotFoundError
         for an unknown recording, ConflictError if it is held already."""
-        authorize(actor, "org.manage", Resource(actor.org))
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         checked = _hold_kind(kind)
         reason = _reason(reason)
-        label = await self._hold_target(actor, checked, target)
-        hold = HoldRecord(actor.org, checked, label[0], reason, actor.username, self.clock())
-        if not await self.storage.put_hold(hold):
+        label = await self._hold_target(grant, checked, target)
+        hold = HoldRecord(grant.org_id, checked, label[0], reason, actor.username, self.clock())
+        if not await self.storage.put_hold(grant, hold):
             raise ConflictError(f"that {checked} is under legal hold already")
         await self.record(
             "legal_hold_placed",
@@ -318,11 +319,11 @@ class Subjects:
 
     async def lift_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
         """Lift a hold; needs a reason too. NotFoundError if there is none."""
-        authorize(actor, "org.manage", Resource(actor.org))
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         checked = _hold_kind(kind)
         reason = _reason(reason)
-        label = await self._hold_target(actor, checked, target, must_exist=False)
-        hold = await self.storage.delete_hold(actor.org, checked, label[0])
+        label = await self._hold_target(grant, checked, target, must_exist=False)
+        hold = await self.storage.delete_hold(grant, checked, label[0])
         if hold is None:
             raise NotFoundError(f"no legal hold on that {checked}")
         await self.record(
@@ -336,25 +337,28 @@ class Subjects:
         return hold
 
     async def _hold_target(
-        self, actor: Principal, kind: HoldKind, target: str, must_exist: bool = True
+        self, grant: Grant, kind: HoldKind, target: str, must_exist: bool = True
     ) -> tuple[str, str]:
         """What the hold is stored under, and how the audit trail names it."""
         target = _checked_subject(target)
         if kind == "recording":
             recording = await self.storage.get_recording(target)
-            if must_exist and (recording is None or recording.org_id != actor.org):
+            if must_exist and (recording is None or recording.org_id != grant.org_id):
                 raise NotFoundError("recording not found")
             return target, target
         linked = await self.storage.subject_of_session(target)
-        subject = linked[1] if linked is not None and linked[0] == actor.org else target
-        pairs = await self.storage.subject_sessions(actor.org, subject)
+        subject = linked[1] if linked is not None and linked[0] == grant.org_id else target
+        pairs = await self.storage.subject_sessions(grant, subject)
         return subject, f"customer:{pairs[0][1]}" if pairs else "customer:(no sessions yet)"
 
 
-async def recording_hold(storage: Storage, recording: RecordingRecord) -> HoldRecord | None:
-    """The hold that keeps ``recording`` (on itself, or on the customer its session served)."""
+async def recording_hold(
+    storage: Storage, grant: Grant, recording: RecordingRecord
+) -> HoldRecord | None:
+    """The hold that keeps ``recording`` (on itself, or on the customer its session served),
+    among ``grant``'s organisation's holds."""
     linked = await storage.subject_of_session(recording.session_id)
-    for hold in await storage.list_holds(recording.org_id):
+    for hold in await storage.list_holds(grant):
         if hold.kind == "recording" and hold.target == recording.recording_id:
             return hold
         if hold.kind == "subject" and linked is not None and hold.target == linked[1]:

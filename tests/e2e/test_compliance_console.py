@@ -15,6 +15,7 @@ from tandem.directory import Directory
 from tests.conftest import RunningServer, ServerFactory, add_user, seed_directory
 from tests.e2e.conftest import Party
 from tests.e2e.test_mfa_setup import console_sign_in
+from tests.grants import of_org
 from tests.server.test_organisations import api
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "osv-advisories.json"
@@ -45,7 +46,7 @@ def test_an_admin_checks_compliance_and_sees_the_vulnerability_banner(
 async def a_customer_session(directory: Directory) -> None:
     storage = directory.storage
     await storage.record_session_start("sess-77", time.time() - 60, "default", "demo")
-    await storage.link_subject("default", "c-77", "sess-77", "p-seventy-seven")
+    await storage.link_subject(of_org("default"), "c-77", "sess-77", "p-seventy-seven")
     await storage.record_session_end("sess-77", time.time() - 30, "stopped", "Alice")
 
 

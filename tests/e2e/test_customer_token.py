@@ -21,7 +21,7 @@ def test_only_customers_with_a_token_from_the_site_can_start(
 
     async def require_tokens(directory: Directory) -> None:
         nonlocal site_id
-        (site,) = [s for s in await directory.storage.list_sites() if s.origin != "self"]
+        (site,) = [s for s in await directory.storage.all_sites() if s.origin != "self"]
         site_id = site.site_id
         keys.append(await directory.issue_token_key(operator("default"), site_id))
         await directory.update_site(operator("default"), site_id, require_token=True)

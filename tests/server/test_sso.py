@@ -12,6 +12,7 @@ import pytest
 
 from tandem.directory import Directory
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
+from tests.grants import of_org
 from tests.oidc_provider import OidcProvider
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_organisations import api
@@ -230,7 +231,9 @@ def test_a_stored_loopback_issuer_is_neither_fetched_nor_redirected_to(
         async def stored_by_an_older_version(directory: Directory) -> None:
             await two_organisations(directory)
             value = {"issuer": provider.issuer, "client_id": "c", "client_secret": "s"}
-            await directory.storage.set_oidc("default", directory.box.seal(json.dumps(value)))
+            await directory.storage.set_oidc(
+                of_org("default"), directory.box.seal(json.dumps(value))
+            )
 
         server = server_factory(seed=stored_by_an_older_version)
         start = httpx.get(f"{server.base}/api/sso/start", params={"org": "default"})

@@ -27,11 +27,11 @@ async def installation(data_dir: Path) -> None:
     storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
     try:
         await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7, "recording-key"))
-        await storage.add_team("acme", "claims")
+        await storage.add_team(of_org("acme"), "claims")
         await storage.add_user(
             UserRecord("ada", "Ada", "agent", "h", 1.5, "seed", 3, ("r1", "r2"), org_id="acme")
         )
-        await storage.set_user_teams("ada", "acme", ("claims",))
+        await storage.set_user_teams(of_org("acme"), "ada", ("claims",))
         await storage.add_login(LoginRecord("t1", "ada", 1e10, 2.0))
         await storage.add_site(
             SiteRecord("shop", "acme", "https://shop.example", "Shop", ("claims",), "{}", "k", True)
@@ -51,11 +51,11 @@ async def installation(data_dir: Path) -> None:
 
 async def snapshot(storage: Storage) -> tuple[object, ...]:
     return (
-        await storage.get_org("acme"),
-        await storage.list_teams("acme"),
+        await storage.get_org(of_org("acme")),
+        await storage.list_teams(of_org("acme")),
         await storage.list_users(of_org("acme")),
         await storage.get_login("t1"),
-        await storage.list_sites(),
+        await storage.all_sites(),
         await storage.get_session("s1"),
         await storage.list_recordings(of_org("acme"), 10),
         await storage.recording_frames("rec"),

@@ -16,20 +16,22 @@ from tests.grants import of_org
 async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
     storage: Storage,
 ) -> None:
-    org = await storage.get_org("default")
+    org = await storage.get_org(of_org("default"))
     assert org is not None and org.retention_days == 30
-    assert await storage.list_teams("default") == ["support"]
+    assert await storage.list_teams(of_org("default")) == ["support"]
     demo = await storage.site_for_origin("self")
     assert demo is not None and demo.site_id == "demo" and demo.teams == ("support",)
 
 
 async def test_teams_must_exist_in_the_users_organisation(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0))
-    await storage.add_team("acme", "claims")
+    await storage.add_team(of_org("acme"), "claims")
     await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default"))
     with pytest.raises(NotFoundError, match="claims"):
-        await storage.set_user_teams("u", "default", ("claims",))  # acme's team, not default's
-    await storage.set_user_teams("u", "default", ("support",))
+        await storage.set_user_teams(
+            of_org("default"), "u", ("claims",)
+        )  # acme's team, not default's
+    await storage.set_user_teams(of_org("default"), "u", ("support",))
     user = await storage.get_user("u")
     assert user is not None and user.teams == ("support",)
 
@@ -41,15 +43,15 @@ async def test_site_ids_and_origins_are_unique(storage: Storage) -> None:
         await storage.add_site(SiteRecord("shop2", "default", "https://shop.example", "Shop"))
     with pytest.raises(ConflictError):
         await storage.add_site(SiteRecord("shop", "default", "https://other.example", "Shop"))
-    assert [s.site_id for s in await storage.list_sites("default")] == ["demo", "shop"]
+    assert [s.site_id for s in await storage.list_sites(of_org("default"))] == ["demo", "shop"]
 
 
 async def test_deleting_a_team_unlinks_its_members_and_sites(storage: Storage) -> None:
-    await storage.add_team("default", "claims")
+    await storage.add_team(of_org("default"), "claims")
     await storage.add_site(SiteRecord("c", "default", "https://c.example", "C", ("claims",)))
-    await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0))
-    await storage.set_user_teams("u", "default", ("claims", "support"))
-    assert await storage.delete_team("default", "claims")
+    await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default"))
+    await storage.set_user_teams(of_org("default"), "u", ("claims", "support"))
+    assert await storage.delete_team(of_org("default"), "claims")
     user, site = await storage.get_user("u"), await storage.get_site("c")
     assert user is not None and user.teams == ("support",)
     assert site is not None and site.teams == ()

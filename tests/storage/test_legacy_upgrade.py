@@ -16,6 +16,7 @@ import pytest
 
 from tandem.storage import migrations
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect, tandem
 
 LEGACY = Path(__file__).parent / "legacy_data"
@@ -47,7 +48,7 @@ async def check_contents(
     if with_orgs:
         bob = await storage.get_user("bob")
         assert bob is not None and bob.org_id == "acme" and bob.teams == ("claims",)
-        assert await storage.list_teams("acme") == ["billing", "claims"]
+        assert await storage.list_teams(of_org("acme")) == ["billing", "claims"]
         site = await storage.get_site("shop")
         assert site is not None and site.origin == "https://shop.example"
         assert site.teams == ("claims",)

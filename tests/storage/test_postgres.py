@@ -92,7 +92,9 @@ async def test_a_join_code_is_taken_exactly_once_across_servers(servers: Servers
 
 async def test_a_totp_step_and_a_recovery_code_work_once_across_servers(servers: Servers) -> None:
     one, two = await servers(), await servers()
-    await one.add_user(UserRecord("u", "U", "agent", "h", 0.0, "sealed", 0, ("r1", "r2")))
+    await one.add_user(
+        UserRecord("u", "U", "agent", "h", 0.0, "sealed", 0, ("r1", "r2"), org_id="default")
+    )
     steps = await asyncio.gather(*(s.use_second_factor("u", 42, None) for s in [one, two] * 5))
     assert steps.count(True) == 1
     codes = await asyncio.gather(*(s.use_second_factor("u", None, "r1") for s in [two, one] * 5))
@@ -120,7 +122,7 @@ async def test_servers_starting_together_migrate_once(pg_schema: str) -> None:
         assert [row[0] for row in versions] == [NEWER_THAN_LEGACY]
         assert [row[0] for row in revisions] == [head_revision()]
         assert orgs == 1
-        assert [s.site_id for s in await stores[3].list_sites()] == ["demo"]
+        assert [s.site_id for s in await stores[3].all_sites()] == ["demo"]
     finally:
         for store in stores:
             await store.close()
@@ -188,7 +190,7 @@ async def test_a_schema_is_created_when_missing(pg_schema: str) -> None:
     inner = f"{pg_schema}_x"
     store = await SQLStorage.connect(PG_DSN, schema=inner)
     try:
-        assert await store.list_teams("default") == ["support"]
+        assert await store.list_teams(of_org("default")) == ["support"]
     finally:
         await store.close()
     db = await pg_connect()
@@ -260,7 +262,7 @@ async def test_open_storage_picks_the_backend(tmp_path: Path, pg_schema: str) ->
     shared = await open_storage(Settings.load(environ={"TANDEM_DATABASE_URL": url}))
     try:
         assert isinstance(shared, SQLStorage)
-        await shared.add_user(UserRecord("u", "U", "agent", "h", 0.0))
+        await shared.add_user(UserRecord("u", "U", "agent", "h", 0.0, org_id="default"))
     finally:
         await shared.close()
     db = await pg_connect()
@@ -311,10 +313,21 @@ async def test_audit_verify_finds_a_rewritten_record(
 
 
 async def test_users_round_trip(storage: Storage) -> None:
-    user = UserRecord("zoe", "Zoë", "agent", "hash", 12.5, "sealed", 7, ("a", "b"), mfa_exempt=True)
+    user = UserRecord(
+        "zoe",
+        "Zoë",
+        "agent",
+        "hash",
+        12.5,
+        "sealed",
+        7,
+        ("a", "b"),
+        mfa_exempt=True,
+        org_id="default",
+    )
     await storage.add_user(user)
-    await storage.add_user(UserRecord("Adam", "A", "admin", "h", 1.0))
-    await storage.add_user(UserRecord("bea", "B", "agent", "h", 1.0))
+    await storage.add_user(UserRecord("Adam", "A", "admin", "h", 1.0, org_id="default"))
+    await storage.add_user(UserRecord("bea", "B", "agent", "h", 1.0, org_id="default"))
     with pytest.raises(UserExistsError):
         await storage.add_user(user)
     assert await storage.get_user("zoe") == user
@@ -325,8 +338,8 @@ async def test_users_round_trip(storage: Storage) -> None:
         "bea",
         "zoe",
     ]
-    await storage.add_team("default", "Billing")
-    await storage.set_user_teams("zoe", "default", ("support", "Billing", "support"))
+    await storage.add_team(of_org("default"), "Billing")
+    await storage.set_user_teams(of_org("default"), "zoe", ("support", "Billing", "support"))
     await storage.update_user("zoe", role="supervisor", display_name="Zoe")
     await storage.set_pending_second_factor("zoe", "pending")
     got = await storage.get_user("zoe")
@@ -355,7 +368,7 @@ async def test_users_round_trip(storage: Storage) -> None:
 
 
 async def test_sign_ins_round_trip(storage: Storage) -> None:
-    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0))
+    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0, org_id="default"))
     await storage.add_login(LoginRecord("t1", "u", 100.0, 1.0, "oidc"))
     await storage.add_login(LoginRecord("t2", "u", 10.0))
     assert await storage.get_login("t1") == LoginRecord("t1", "u", 100.0, 1.0, "oidc")
@@ -375,7 +388,7 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
 
 
 async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
-    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0))
+    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0, org_id="default"))
     assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
     await storage.set_oidc_identity("u", '["default","https://i","sub-1"]')
     found = await storage.user_for_oidc_identity('["default","https://i","sub-1"]')
@@ -387,11 +400,11 @@ async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
     changed = await storage.get_user("u")
     assert changed is not None and changed.password_hash == "h2"
     assert changed.password_change_required
-    assert await storage.get_oidc("default") is None
-    await storage.set_oidc("default", "sealed-config")
-    assert await storage.get_oidc("default") == "sealed-config"
-    await storage.set_oidc("default", None)
-    assert await storage.get_oidc("default") is None
+    assert await storage.get_oidc(of_org("default")) is None
+    await storage.set_oidc(of_org("default"), "sealed-config")
+    assert await storage.get_oidc(of_org("default")) == "sealed-config"
+    await storage.set_oidc(of_org("default"), None)
+    assert await storage.get_oidc(of_org("default")) is None
     await storage.put_oidc_pending("state", "default", "sealed", 100.0)
     await storage.put_oidc_pending("old", "default", "sealed", 10.0)
     await storage.put_oidc_pending("late", "default", "sealed", 10.0)
@@ -407,16 +420,16 @@ async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
     with pytest.raises(ConflictError):
         await storage.add_org(OrgRecord("acme", "Again", 5.0))
     await storage.update_org(OrgRecord("acme", "Acme Bank", 5.0, 90))
-    assert await storage.get_org("acme") == OrgRecord("acme", "Acme Bank", 5.0, 90)
-    assert await storage.get_org("nobody") is None
-    await storage.add_team("acme", "claims")
-    await storage.add_team("acme", "Alpha")
+    assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "Acme Bank", 5.0, 90)
+    assert await storage.get_org(of_org("nobody")) is None
+    await storage.add_team(of_org("acme"), "claims")
+    await storage.add_team(of_org("acme"), "Alpha")
     with pytest.raises(ConflictError):
-        await storage.add_team("acme", "claims")
-    assert await storage.list_teams("acme") == ["Alpha", "claims"]
-    assert await storage.set_team_policy("acme", "claims", '{"mask": []}')
-    assert not await storage.set_team_policy("acme", "nobody", "{}")
-    assert await storage.team_policies("acme", ("Alpha", "claims", "nobody")) == {
+        await storage.add_team(of_org("acme"), "claims")
+    assert await storage.list_teams(of_org("acme")) == ["Alpha", "claims"]
+    assert await storage.set_team_policy(of_org("acme"), "claims", '{"mask": []}')
+    assert not await storage.set_team_policy(of_org("acme"), "nobody", "{}")
+    assert await storage.team_policies(of_org("acme"), ("Alpha", "claims", "nobody")) == {
         "claims": '{"mask": []}'
     }
     site = SiteRecord("a", "acme", "https://a.example", "A", ("claims",), '{"p": 1}', "key", True)
@@ -429,11 +442,11 @@ async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
     assert await storage.site_for_origin("https://a.example") is None
     with pytest.raises(ConflictError):
         await storage.update_site(SiteRecord("demo", "default", "https://b.example", "Demo"))
-    assert [s.site_id for s in await storage.list_sites()] == ["a", "demo"]
-    assert [s.site_id for s in await storage.list_sites("acme")] == ["a"]
-    assert not await storage.delete_team("acme", "nobody")
-    assert await storage.delete_team("acme", "claims")
-    assert await storage.team_policies("acme", ("claims",)) == {}
+    assert [s.site_id for s in await storage.all_sites()] == ["a", "demo"]
+    assert [s.site_id for s in await storage.list_sites(of_org("acme"))] == ["a"]
+    assert not await storage.delete_team(of_org("acme"), "nobody")
+    assert await storage.delete_team(of_org("acme"), "claims")
+    assert await storage.team_policies(of_org("acme"), ("claims",)) == {}
     assert await storage.delete_site("a") and not await storage.delete_site("a")
     await storage.delete_join_codes("none")  # harmless
 

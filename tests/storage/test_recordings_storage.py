@@ -64,14 +64,14 @@ async def test_a_recording_of_an_unknown_organisation_is_refused(storage: Storag
 
 async def test_an_organisations_recording_key_round_trips(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-1"))
-    assert await storage.get_org("acme") == OrgRecord("acme", "Acme", 5.0, 7, "pub-1")
+    assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "Acme", 5.0, 7, "pub-1")
     await storage.update_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-2"))
-    org = await storage.get_org("acme")
+    org = await storage.get_org(of_org("acme"))
     assert org is not None and org.recording_key == "pub-2"
     await storage.update_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key=None))
-    org = await storage.get_org("acme")
+    org = await storage.get_org(of_org("acme"))
     assert org is not None and org.recording_key is None
-    default = await storage.get_org("default")
+    default = await storage.get_org(of_org("default"))
     assert default is not None and default.recording_key is None
 
 
@@ -260,7 +260,7 @@ def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -
     async def check() -> None:
         storage = await SQLStorage.open_sqlite(path)
         try:
-            assert await storage.get_org("acme") == OrgRecord("acme", "A", 1.0, 9, None)
+            assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
             await storage.add_recording(recording("r1", "acme"))
             await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
             assert await storage.recording_frames("r1") == [b"\x00\xff"]
@@ -294,7 +294,7 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
         await db.close()
     storage = await SQLStorage.connect(PG_DSN, schema=pg_schema)
     try:
-        assert await storage.get_org("acme") == OrgRecord("acme", "A", 1.0, 9, None)
+        assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
         await storage.add_recording(recording("r1", "acme"))
         await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
         assert await storage.recording_frames("r1") == [b"\x00\xff"]

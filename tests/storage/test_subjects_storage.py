@@ -4,18 +4,22 @@ removes its sessions, recordings, frames and links in one go, and held data outl
 from __future__ import annotations
 
 from tandem.storage.base import HoldRecord, RecordingRecord, Storage
+from tests.grants import of_org
 
 DAY = 86400.0
 
 
 async def test_a_subject_keeps_one_pseudonym_per_organisation(storage: Storage) -> None:
-    assert await storage.link_subject("default", "c-1", "s1", "p-a") == "p-a"
-    assert await storage.link_subject("default", "c-1", "s2", "p-b") == "p-a"
+    assert await storage.link_subject(of_org("default"), "c-1", "s1", "p-a") == "p-a"
+    assert await storage.link_subject(of_org("default"), "c-1", "s2", "p-b") == "p-a"
     await storage.record_session_start("s1", 10.0, "default", "demo")
     await storage.record_session_start("s2", 20.0, "default", "demo")
-    assert await storage.subject_sessions("default", "c-1") == [("s1", "p-a"), ("s2", "p-a")]
+    assert await storage.subject_sessions(of_org("default"), "c-1") == [
+        ("s1", "p-a"),
+        ("s2", "p-a"),
+    ]
     assert await storage.subject_of_session("s2") == ("default", "c-1", "p-a")
-    assert await storage.subject_sessions("default", "c-2") == []
+    assert await storage.subject_sessions(of_org("default"), "c-2") == []
 
 
 async def test_erasing_a_subject_takes_its_sessions_recordings_and_links(
@@ -23,19 +27,19 @@ async def test_erasing_a_subject_takes_its_sessions_recordings_and_links(
 ) -> None:
     for sid, sub in (("s1", "c-1"), ("s2", "c-2")):
         await storage.record_session_start(sid, 10.0, "default", "demo")
-        await storage.link_subject("default", sub, sid, f"p-{sub}")
+        await storage.link_subject(of_org("default"), sub, sid, f"p-{sub}")
         await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
         await storage.add_recording(
             RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0)
         )
         await storage.append_recording_frames(f"r-{sid}", 0, [b"\x01frame"])
-    erased = await storage.erase_subject("default", "c-1", ["s1"])
+    erased = await storage.erase_subject(of_org("default"), "c-1", ["s1"])
     assert (erased.sessions, erased.recordings, erased.links) == (("s1",), ("r-s1",), 1)
     assert await storage.get_session("s1") is None
     assert await storage.recording_frames("r-s1") == []
-    assert await storage.subject_sessions("default", "c-1") == []
+    assert await storage.subject_sessions(of_org("default"), "c-1") == []
     assert await storage.get_session("s2") is not None
-    assert await storage.recordings_of_sessions("default", ["s1", "s2"]) == [
+    assert await storage.recordings_of_sessions(of_org("default"), ["s1", "s2"]) == [
         await storage.get_recording("r-s2")
     ]
 
@@ -43,15 +47,21 @@ async def test_erasing_a_subject_takes_its_sessions_recordings_and_links(
 async def test_held_recordings_and_sessions_outlive_retention(storage: Storage) -> None:
     for sid in ("s1", "s2", "s3"):
         await storage.record_session_start(sid, 10.0, "default", "demo")
-        await storage.link_subject("default", f"c-{sid}", sid, f"p-{sid}")
+        await storage.link_subject(of_org("default"), f"c-{sid}", sid, f"p-{sid}")
         await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
         await storage.add_recording(
             RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0)
         )
         await storage.end_recording(f"r-{sid}", 19.0, "stopped")
-    assert await storage.put_hold(HoldRecord("default", "subject", "c-s1", "case", "ada", 30.0))
-    assert await storage.put_hold(HoldRecord("default", "recording", "r-s2", "case", "ada", 30.0))
-    assert not await storage.put_hold(HoldRecord("default", "recording", "r-s2", "x", "ada", 31.0))
+    assert await storage.put_hold(
+        of_org("default"), HoldRecord("default", "subject", "c-s1", "case", "ada", 30.0)
+    )
+    assert await storage.put_hold(
+        of_org("default"), HoldRecord("default", "recording", "r-s2", "case", "ada", 30.0)
+    )
+    assert not await storage.put_hold(
+        of_org("default"), HoldRecord("default", "recording", "r-s2", "x", "ada", 31.0)
+    )
     later = 10_000 * DAY
     purged = await storage.purge_recordings(later)
     await storage.purge_expired(later)
@@ -61,10 +71,10 @@ async def test_held_recordings_and_sessions_outlive_retention(storage: Storage) 
         True,
         False,
     ]
-    assert await storage.subject_sessions("default", "c-s3") == []  # gone with its session
-    assert await storage.subject_sessions("default", "c-s1") == [("s1", "p-s1")]  # held
-    lifted = await storage.delete_hold("default", "subject", "c-s1")
+    assert await storage.subject_sessions(of_org("default"), "c-s3") == []  # gone with its session
+    assert await storage.subject_sessions(of_org("default"), "c-s1") == [("s1", "p-s1")]  # held
+    lifted = await storage.delete_hold(of_org("default"), "subject", "c-s1")
     assert lifted is not None and lifted.reason == "case"
-    assert await storage.delete_hold("default", "subject", "c-s1") is None
+    assert await storage.delete_hold(of_org("default"), "subject", "c-s1") is None
     assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r-s1"]
-    assert [h.target for h in await storage.list_holds("default")] == ["r-s2"]
+    assert [h.target for h in await storage.list_holds(of_org("default"))] == ["r-s2"]

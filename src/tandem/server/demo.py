@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from tandem import crypto
+from tandem.access import Grant
 from tandem.server.http import services_of
 from tandem.storage.base import DEFAULT_ORG
 
@@ -35,7 +36,7 @@ async def demo_page(request: Request) -> Response:
     if not PAGE_NAME.match(name) or not path.is_file():
         return HTMLResponse("Not found", status_code=404)
     services = services_of(request)
-    org = await services.storage.get_org(DEFAULT_ORG)
+    org = await services.storage.get_org(Grant.server(DEFAULT_ORG, "demo page"))
     pins = [crypto.recording_key_id(org.recording_key)] if org and org.recording_key else []
     tag = json.dumps({"version": 1, "recording_keys": pins})
     page = path.read_text().replace(

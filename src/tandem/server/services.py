@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.types import ASGIApp
 
 from tandem import crypto, metrics
+from tandem.access import Grant
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
@@ -156,6 +157,7 @@ async def register_allowed_origins(directory: Directory, settings: Settings) -> 
         if await directory.storage.site_for_origin(origin) is not None:
             continue
         site_id = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
-        known = await directory.storage.list_teams(DEFAULT_ORG)
+        grant = Grant.server(DEFAULT_ORG, "--allow-origin at start-up")
+        known = await directory.storage.list_teams(grant)
         teams = (DEFAULT_TEAM,) if DEFAULT_TEAM in known else ()
         await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)

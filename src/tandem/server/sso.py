@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from tandem import auth, crypto, oidc
+from tandem.access import Grant
 from tandem.exceptions import AuthenticationError, ConfigError
 from tandem.server.http import services_of, set_sign_in_cookie
 
@@ -38,7 +39,7 @@ PENDING_SECONDS = 600.0
 
 
 async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig | None:
-    sealed = await services.storage.get_oidc(org_id)
+    sealed = await services.storage.get_oidc(Grant.server(org_id, "sso sign-in"))
     if not sealed:
         return None
     value = json.loads(services.box.open(sealed))

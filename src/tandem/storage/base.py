@@ -31,7 +31,7 @@ class UserRecord:
     totp_last_step: int = 0
     recovery_codes: tuple[str, ...] = ()
     """SHA-256 digests of unused recovery codes."""
-    org_id: str = DEFAULT_ORG
+    org_id: str = dataclasses.field(kw_only=True)
     mfa_exempt: bool = False
     """Created with ``--no-mfa`` (local demos only): may work without a second factor."""
     pending_totp: str | None = None
@@ -95,7 +95,7 @@ class SessionRecord:
     ended_at: float | None
     end_reason: str | None
     agent: str | None
-    org_id: str = DEFAULT_ORG
+    org_id: str = dataclasses.field(kw_only=True)
     site_id: str = ""
     node: str = ""
     """The server process holding the session's live state (scale-out, docs/scale-out.md)."""
@@ -223,23 +223,23 @@ class Storage(AuditStore, Protocol):
         """Raises :class:`~tandem.exceptions.ConflictError` if the id is taken."""
         ...
 
-    async def get_org(self, org_id: str) -> OrgRecord | None: ...
+    async def get_org(self, grant: Grant) -> OrgRecord | None: ...
 
     async def update_org(self, org: OrgRecord) -> None: ...
 
-    async def add_team(self, org_id: str, team: str) -> None:
+    async def add_team(self, grant: Grant, team: str) -> None:
         """Raises ConflictError if the team exists."""
         ...
 
-    async def delete_team(self, org_id: str, team: str) -> bool: ...
+    async def delete_team(self, grant: Grant, team: str) -> bool: ...
 
-    async def list_teams(self, org_id: str) -> list[str]: ...
+    async def list_teams(self, grant: Grant) -> list[str]: ...
 
-    async def team_policies(self, org_id: str, teams: tuple[str, ...]) -> dict[str, str]:
+    async def team_policies(self, grant: Grant, teams: tuple[str, ...]) -> dict[str, str]:
         """The policies (JSON text) of those of ``teams`` that have one."""
         ...
 
-    async def set_team_policy(self, org_id: str, team: str, policy: str | None) -> bool:
+    async def set_team_policy(self, grant: Grant, team: str, policy: str | None) -> bool:
         """Set or clear a team's policy; False if there is no such team."""
         ...
 
@@ -247,7 +247,7 @@ class Storage(AuditStore, Protocol):
 
     async def update_user(self, username: str, *, role: str, display_name: str) -> None: ...
 
-    async def set_user_teams(self, username: str, org_id: str, teams: tuple[str, ...]) -> None:
+    async def set_user_teams(self, grant: Grant, username: str, teams: tuple[str, ...]) -> None:
         """Replace the user's teams. Raises NotFoundError naming a team that does not exist."""
         ...
 
@@ -274,11 +274,11 @@ class Storage(AuditStore, Protocol):
         next sign-in (an admin's reset)."""
         ...
 
-    async def get_oidc(self, org_id: str) -> str | None:
+    async def get_oidc(self, grant: Grant) -> str | None:
         """The organisation's identity provider settings (encrypted JSON), if any."""
         ...
 
-    async def set_oidc(self, org_id: str, sealed: str | None) -> None: ...
+    async def set_oidc(self, grant: Grant, sealed: str | None) -> None: ...
 
     async def put_oidc_pending(
         self, state_digest: str, org_id: str, sealed: str, expires_at: float
@@ -305,7 +305,11 @@ class Storage(AuditStore, Protocol):
 
     async def site_for_origin(self, origin: str) -> SiteRecord | None: ...
 
-    async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]: ...
+    async def list_sites(self, grant: Grant) -> list[SiteRecord]: ...
+
+    async def all_sites(self) -> list[SiteRecord]:
+        """Every organisation's sites: for the operator (the CLI) and start-up checks only."""
+        ...
 
     async def delete_site(self, site_id: str) -> bool: ...
 
@@ -378,12 +382,14 @@ class Storage(AuditStore, Protocol):
 
     # Data subject requests and legal holds (tandem.subjects).
 
-    async def link_subject(self, org_id: str, subject: str, session_id: str, pseudonym: str) -> str:
+    async def link_subject(
+        self, grant: Grant, subject: str, session_id: str, pseudonym: str
+    ) -> str:
         """Remember that ``session_id`` served the customer ``subject`` and return the subject's
         pseudonym in the organisation: the one it already has, else ``pseudonym``."""
         ...
 
-    async def subject_sessions(self, org_id: str, subject: str) -> list[tuple[str, str]]:
+    async def subject_sessions(self, grant: Grant, subject: str) -> list[tuple[str, str]]:
         """``(session_id, pseudonym)`` of every session linked to ``subject``, oldest first."""
         ...
 
@@ -392,34 +398,35 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def recordings_of_sessions(
-        self, org_id: str, session_ids: Sequence[str]
+        self, grant: Grant, session_ids: Sequence[str]
     ) -> list[RecordingRecord]:
         """The organisation's recordings of those sessions, oldest first."""
         ...
 
     async def audit_concerning(
-        self, org: str, subjects: Sequence[str], actors: Sequence[str]
+        self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
     ) -> list[AuditRecord]:
         """The organisation's audit records whose subject is one of ``subjects`` or whose actor
         is one of ``actors``, in order."""
         ...
 
     async def erase_subject(
-        self, org_id: str, subject: str, session_ids: Sequence[str]
+        self, grant: Grant, subject: str, session_ids: Sequence[str]
     ) -> SubjectErasure:
         """Delete, in one transaction, the sessions (their records, join codes, recordings and
         frames) and the links to ``subject``; the audit trail is untouched."""
         ...
 
-    async def put_hold(self, hold: HoldRecord) -> bool:
-        """Place a hold; False if that target is held already."""
+    async def put_hold(self, grant: Grant, hold: HoldRecord) -> bool:
+        """Place a hold; False if that target is held already. Raises NotFoundError if the
+        hold is not of the grant's organisation."""
         ...
 
-    async def delete_hold(self, org_id: str, kind: str, target: str) -> HoldRecord | None:
+    async def delete_hold(self, grant: Grant, kind: str, target: str) -> HoldRecord | None:
         """Lift a hold and return it; None if there was none."""
         ...
 
-    async def list_holds(self, org_id: str) -> list[HoldRecord]: ...
+    async def list_holds(self, grant: Grant) -> list[HoldRecord]: ...
 
     async def close(self) -> None: ...
 

@@ -759,7 +759,9 @@ class SQLStorage:
             .values(role=role, display_name=display_name)
         )
 
-    async def set_user_teams(self, username: str, org_id: str, teams_: tuple[str, ...]) -> None:
+    async def set_user_teams(self, grant: Grant, username: str, teams_: tuple[str, ...]) -> None:
+        org_id = grant.org_id
+
         def work(db: _Db) -> None:
             known = set(
                 db.execute(sa.select(teams.c.team).where(teams.c.org_id == org_id)).scalars()
@@ -842,11 +844,13 @@ class SQLStorage:
             .values(password_hash=password_hash, password_change_required=change_required)
         )
 
-    async def get_oidc(self, org_id: str) -> str | None:
+    async def get_oidc(self, grant: Grant) -> str | None:
+        org_id = grant.org_id
         row = await self._row(sa.select(orgs.c.oidc).where(orgs.c.org_id == org_id))
         return str(row[0]) if row and row[0] else None
 
-    async def set_oidc(self, org_id: str, sealed: str | None) -> None:
+    async def set_oidc(self, grant: Grant, sealed: str | None) -> None:
+        org_id = grant.org_id
         await self._count(orgs.update().where(orgs.c.org_id == org_id).values(oidc=sealed))
 
     async def put_oidc_pending(
@@ -1076,7 +1080,8 @@ class SQLStorage:
         except _Violation:
             raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
 
-    async def get_org(self, org_id: str) -> OrgRecord | None:
+    async def get_org(self, grant: Grant) -> OrgRecord | None:
+        org_id = grant.org_id
         row = await self._row(
             sa.select(
                 orgs.c.org_id,
@@ -1099,19 +1104,22 @@ class SQLStorage:
             )
         )
 
-    async def add_team(self, org_id: str, team: str) -> None:
+    async def add_team(self, grant: Grant, team: str) -> None:
+        org_id = grant.org_id
         try:
             await self._count(teams.insert().values(org_id=org_id, team=team))
         except _Violation:
             raise ConflictError(f"a team {team!r} already exists") from None
 
-    async def delete_team(self, org_id: str, team: str) -> bool:
+    async def delete_team(self, grant: Grant, team: str) -> bool:
+        org_id = grant.org_id
         deleted = await self._count(
             teams.delete().where(teams.c.org_id == org_id, teams.c.team == team)
         )
         return deleted > 0
 
-    async def list_teams(self, org_id: str) -> list[str]:
+    async def list_teams(self, grant: Grant) -> list[str]:
+        org_id = grant.org_id
         rows = await self._rows(
             sa.select(teams.c.team)
             .where(teams.c.org_id == org_id)
@@ -1119,7 +1127,8 @@ class SQLStorage:
         )
         return [str(row[0]) for row in rows]
 
-    async def team_policies(self, org_id: str, teams_: tuple[str, ...]) -> dict[str, str]:
+    async def team_policies(self, grant: Grant, teams_: tuple[str, ...]) -> dict[str, str]:
+        org_id = grant.org_id
         if not teams_:
             return {}
         rows = await self._rows(
@@ -1132,7 +1141,8 @@ class SQLStorage:
         policies = {str(row[0]): str(row[1]) for row in rows}
         return {team: policies[team] for team in teams_ if team in policies}
 
-    async def set_team_policy(self, org_id: str, team: str, policy: str | None) -> bool:
+    async def set_team_policy(self, grant: Grant, team: str, policy: str | None) -> bool:
+        org_id = grant.org_id
         changed = await self._count(
             teams.update()
             .where(teams.c.org_id == org_id, teams.c.team == team)
@@ -1209,10 +1219,14 @@ class SQLStorage:
         row = await self._row(self._site_select().where(sites.c.origin == origin))
         return _site(row) if row else None
 
-    async def list_sites(self, org_id: str | None = None) -> list[SiteRecord]:
+    async def list_sites(self, grant: Grant) -> list[SiteRecord]:
+        org_id = grant.org_id
         statement = self._site_select().order_by(self._bytewise(sites.c.site_id))
-        if org_id is not None:
-            statement = statement.where(sites.c.org_id == org_id)
+        statement = statement.where(sites.c.org_id == org_id)
+        return [_site(row) for row in await self._rows(statement)]
+
+    async def all_sites(self) -> list[SiteRecord]:
+        statement = self._site_select().order_by(self._bytewise(sites.c.site_id))
         return [_site(row) for row in await self._rows(statement)]
 
     async def delete_site(self, site_id: str) -> bool:
@@ -1444,7 +1458,11 @@ class SQLStorage:
 
     # Data subject requests and legal holds (issue 16)
 
-    async def link_subject(self, org_id: str, subject: str, session_id: str, pseudonym: str) -> str:
+    async def link_subject(
+        self, grant: Grant, subject: str, session_id: str, pseudonym: str
+    ) -> str:
+        org_id = grant.org_id
+
         def work(db: _Db) -> str:
             known = db.execute(
                 sa.select(subject_sessions.c.pseudonym)
@@ -1461,7 +1479,8 @@ class SQLStorage:
 
         return await self._transaction(work)
 
-    async def subject_sessions(self, org_id: str, subject: str) -> list[tuple[str, str]]:
+    async def subject_sessions(self, grant: Grant, subject: str) -> list[tuple[str, str]]:
+        org_id = grant.org_id
         rows = await self._rows(
             sa.select(subject_sessions.c.session_id, subject_sessions.c.pseudonym)
             .select_from(
@@ -1483,8 +1502,9 @@ class SQLStorage:
         return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
 
     async def recordings_of_sessions(
-        self, org_id: str, session_ids: Sequence[str]
+        self, grant: Grant, session_ids: Sequence[str]
     ) -> list[RecordingRecord]:
+        org_id = grant.org_id
         if not session_ids:
             return []
         rows = await self._rows(
@@ -1495,8 +1515,9 @@ class SQLStorage:
         return [_recording(row) for row in rows]
 
     async def audit_concerning(
-        self, org: str, subjects: Sequence[str], actors: Sequence[str]
+        self, grant: Grant, subjects: Sequence[str], actors: Sequence[str]
     ) -> list[AuditRecord]:
+        org = grant.org_id
         if not subjects and not actors:
             return []
         rows = await self._rows(
@@ -1510,8 +1531,9 @@ class SQLStorage:
         return [_audit_record(row) for row in rows]
 
     async def erase_subject(
-        self, org_id: str, subject: str, session_ids: Sequence[str]
+        self, grant: Grant, subject: str, session_ids: Sequence[str]
     ) -> SubjectErasure:
+        org_id = grant.org_id
         ids = list(session_ids)
 
         def work(db: _Db) -> SubjectErasure:
@@ -1539,14 +1561,17 @@ class SQLStorage:
 
         return await self._transaction(work)
 
-    async def put_hold(self, hold: HoldRecord) -> bool:
+    async def put_hold(self, grant: Grant, hold: HoldRecord) -> bool:
+        if hold.org_id != grant.org_id:
+            raise NotFoundError("not found")
         try:
             await self._count(legal_holds.insert().values(**dataclasses.asdict(hold)))
         except _Violation:
             return False
         return True
 
-    async def delete_hold(self, org_id: str, kind: str, target: str) -> HoldRecord | None:
+    async def delete_hold(self, grant: Grant, kind: str, target: str) -> HoldRecord | None:
+        org_id = grant.org_id
         rows = await self._rows(
             legal_holds.delete()
             .where(
@@ -1558,7 +1583,8 @@ class SQLStorage:
         )
         return _hold(rows[0]) if rows else None
 
-    async def list_holds(self, org_id: str) -> list[HoldRecord]:
+    async def list_holds(self, grant: Grant) -> list[HoldRecord]:
+        org_id = grant.org_id
         rows = await self._rows(
             sa.select(*legal_holds.c)
             .where(legal_holds.c.org_id == org_id)
