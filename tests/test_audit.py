@@ -45,9 +45,9 @@ async def filled(
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
     for i in range(1, n + 1):
         if i in stopped_at:
-            await log.record(999.0 + i, "server_stopped", actor="server")
+            await log.record(999.0 + i, "server_stopped", actor="server", org="default")
         else:
-            await log.record(999.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1")
+            await log.record(999.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1", org="default")
     await storage.close()
     (tmp_path / "audit.key").write_text(KEY.hex())
     return tmp_path
@@ -307,8 +307,10 @@ async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
     for every, count, stop in ((5, 12, True), (100, 8, False), (3, 10, True)):
         log = AuditLog(storage, KEY, anchor_every=every)
         for _ in range(count - 1):
-            await log.record(next(at), "sign_in", actor="ada")
-        await log.record(next(at), "server_stopped" if stop else "sign_in", actor="server")
+            await log.record(next(at), "sign_in", actor="ada", org="default")
+        await log.record(
+            next(at), "server_stopped" if stop else "sign_in", actor="server", org="default"
+        )
     records, anchors = await storage.audit_records(), await storage.anchors()
     await storage.close()
     # Every 5 up to the shutdown at 12; 15 because the anchor at 12 promised it although the
@@ -355,7 +357,7 @@ async def append(data_dir: Path, n: int, anchor_every: int = 5) -> None:
     storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
     for _ in range(n):
-        await log.record(5000.0, "sign_out", actor="ada")
+        await log.record(5000.0, "sign_out", actor="ada", org="default")
     await storage.close()
 
 

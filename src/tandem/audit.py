@@ -445,10 +445,13 @@ class AuditLog:
         action: str,
         *,
         actor: str = "",
-        org: str = "default",
+        org: str,
         subject: str = "",
         **details: object,
     ) -> AuditRecord:
+        """Append ``action`` filed under organisation ``org``: there is no default, so an
+        installation-wide event (start, stop, sign-in attempts) names the default organisation
+        explicitly."""
         return await self.store.append_audit(
             at, action, actor, org, subject, dict(details), anchor=self._anchor
         )

@@ -76,7 +76,7 @@ from tandem.protocol.session import (
     ToWatcher,
 )
 from tandem.recordings import Recorder, Recordings, new_recording
-from tandem.storage.base import SiteRecord, Storage
+from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
 from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor
 
@@ -424,7 +424,7 @@ class SessionHub:
         )
 
     async def __aenter__(self) -> Self:
-        await self.record("server_started", actor="server")
+        await self.record("server_started", actor="server", org=DEFAULT_ORG)
         self.background.every("deadlines", self.tick_seconds, self.tick)
         return self
 
@@ -433,7 +433,7 @@ class SessionHub:
         await self.shutdown()
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
         # anchor is exactly at this record, whatever other servers append meanwhile.
-        await self.record("server_stopped", actor="server")
+        await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the

@@ -126,10 +126,12 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
 async def written(storage: Storage, n: int, anchor_every: int = 5, stop: bool = True) -> None:
     """``n`` records by a server run: started, signs-in, and (if ``stop``) stopped."""
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
-    await log.record(2000.0, "server_started", actor="server")
+    await log.record(2000.0, "server_started", actor="server", org="default")
     for i in range(n - 2):
-        await log.record(2001.0 + i, "sign_in", actor=f"agent{i}")
-    await log.record(2000.0 + n, "server_stopped" if stop else "sign_in", actor="server")
+        await log.record(2001.0 + i, "sign_in", actor=f"agent{i}", org="default")
+    await log.record(
+        2000.0 + n, "server_stopped" if stop else "sign_in", actor="server", org="default"
+    )
 
 
 Trail = tuple[list[AuditRecord], list[Anchor]]
@@ -256,8 +258,8 @@ async def test_a_removed_first_chained_anchor_is_caught_by_a_checkpoint(backend:
     await backend.make_old()
     storage = await backend.open()
     log = AuditLog(storage, KEY, anchor_every=5)
-    await log.record(3000.0, "server_started", actor="server")
-    await log.record(3001.0, "sign_in", actor="ada")
+    await log.record(3000.0, "server_started", actor="server", org="default")
+    await log.record(3001.0, "sign_in", actor="ada", org="default")
     records, anchors = await state(storage)
     checkpoint = make_checkpoint(records, anchors, KEY, at=3002.0)
     assert (checkpoint.seq, checkpoint.anchor_seq) == (29, 28)

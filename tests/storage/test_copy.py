@@ -44,7 +44,7 @@ async def installation(data_dir: Path) -> None:
         log = AuditLog(storage, KEY, anchor_every=4)
         for i in range(11):
             await log.record(1000.0 + i, "sign_in", actor="ada", org="acme", n=i)
-        await log.record(1020.0, "server_stopped", actor="server")
+        await log.record(1020.0, "server_stopped", actor="server", org="default")
     finally:
         await storage.close()
 
@@ -89,7 +89,7 @@ async def test_an_sqlite_installation_moves_to_postgres_and_its_trail_verifies(
         assert user.teams == ("claims",)
         # The copy goes on as the installation: the next record extends the same chain.
         log = AuditLog(target, KEY, anchor_every=4)
-        assert (await log.record(2000.0, "server_started", actor="server")).seq == 13
+        assert (await log.record(2000.0, "server_started", actor="server", org="default")).seq == 13
     finally:
         await source.close()
         await target.close()

@@ -52,7 +52,9 @@ async def test_concurrent_appends_from_two_servers_keep_one_valid_chain(servers:
     logs = [AuditLog(one, KEY, anchor_every=7), AuditLog(two, KEY, anchor_every=7)]
     await asyncio.gather(
         *(
-            logs[i % 2].record(1000.0 + i / 10, "sign_in", actor=f"user{i}", n=i, ip="::1")
+            logs[i % 2].record(
+                1000.0 + i / 10, "sign_in", actor=f"user{i}", n=i, ip="::1", org="default"
+            )
             for i in range(60)
         )
     )
@@ -70,9 +72,9 @@ async def test_each_servers_shutdown_is_anchored_at_its_own_record(servers: Serv
     one, two = await servers(), await servers()
     stopping, busy = AuditLog(one, KEY, anchor_every=50), AuditLog(two, KEY, anchor_every=50)
     await asyncio.gather(
-        stopping.record(1000.0, "server_stopped", actor="server"),
-        *(busy.record(1000.0 + i, "sign_in", actor=f"user{i}") for i in range(20)),
-        busy.record(1030.0, "server_stopped", actor="server"),
+        stopping.record(1000.0, "server_stopped", actor="server", org="default"),
+        *(busy.record(1000.0 + i, "sign_in", actor=f"user{i}", org="default") for i in range(20)),
+        busy.record(1030.0, "server_stopped", actor="server", org="default"),
     )
     records, anchors = await one.audit_records(), await two.anchors()
     stops = [r.seq for r in records if r.action == "server_stopped"]
@@ -154,7 +156,7 @@ async def test_the_audit_anchors_refuse_truncate(servers: Servers, pg_schema: st
     store = await servers()
     log = AuditLog(store, KEY, anchor_every=5)
     for i in range(6):
-        await log.record(1.0 + i, "sign_in", actor="alice")
+        await log.record(1.0 + i, "sign_in", actor="alice", org="default")
     db = await pg_connect(pg_schema)
     try:
         with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
@@ -292,7 +294,7 @@ async def test_audit_verify_finds_a_rewritten_record(
     store = await servers()
     log = AuditLog(store, KEY, anchor_every=5)
     for i in range(12):
-        await log.record(1000.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1")
+        await log.record(1000.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1", org="default")
     (tmp_path / "audit.key").write_text(KEY.hex())
     result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
     assert result.returncode == 0, result.stderr

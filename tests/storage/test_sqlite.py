@@ -107,7 +107,10 @@ async def test_two_processes_appending_to_one_file_keep_one_valid_chain(tmp_path
     try:
         logs = [AuditLog(one, key, anchor_every=7), AuditLog(two, key, anchor_every=7)]
         await asyncio.gather(
-            *(logs[i % 2].record(1000.0 + i, "sign_in", actor=f"u{i}", n=i) for i in range(80))
+            *(
+                logs[i % 2].record(1000.0 + i, "sign_in", actor=f"u{i}", n=i, org="default")
+                for i in range(80)
+            )
         )
         records, anchors = await one.audit_records(), await two.anchors()
     finally:

@@ -20,6 +20,7 @@ from tandem.server.http import (
     services_of,
     set_sign_in_cookie,
 )
+from tandem.storage.base import DEFAULT_ORG
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,7 +46,9 @@ async def login(request: Request) -> Response:
     keys = (f"user:{creds.username.lower()}", f"ip:{client}")
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
-        await services.hub.record("sign_in_throttled", actor=creds.username[:64], ip=client)
+        await services.hub.record(
+            "sign_in_throttled", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
+        )
         seconds = math.ceil(wait)
         response = problem(
             429, "Too many attempts", f"Too many failed sign-ins. Try again in {seconds} s."
@@ -65,9 +68,11 @@ async def login(request: Request) -> Response:
         )
     except AuthenticationError as exc:
         await services.sign_in_backoff.failed(services.clock(), *keys)
-        await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
+        await services.hub.record(
+            "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
+        )
         return problem(401, "Sign-in failed", str(exc))
-    await services.hub.record("sign_in", actor=agent.username)
+    await services.hub.record("sign_in", actor=agent.username, org=DEFAULT_ORG)
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
@@ -79,7 +84,7 @@ async def logout(request: Request) -> Response:
     agent = await current_agent(request)
     await auth.sign_out(services.storage, token)
     if agent is not None:
-        await services.hub.record("sign_out", actor=agent.username)
+        await services.hub.record("sign_out", actor=agent.username, org=DEFAULT_ORG)
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'
@@ -94,7 +99,9 @@ async def logout_everywhere(request: Request) -> Response:
     if agent is None:
         return problem(401, "Not signed in", "Sign in first.")
     ended = await services.storage.delete_logins_of(agent.username)
-    await services.hub.record("sign_out_everywhere", actor=agent.username, sign_ins=ended)
+    await services.hub.record(
+        "sign_out_everywhere", actor=agent.username, sign_ins=ended, org=DEFAULT_ORG
+    )
     response = Response(status_code=204)
     response.headers["clear-site-data"] = '"cache", "storage"'
     response.delete_cookie(auth.COOKIE_NAME, **cookie_flags(request))

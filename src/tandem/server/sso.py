@@ -30,6 +30,7 @@ from tandem import auth, crypto, oidc
 from tandem.access import Grant
 from tandem.exceptions import AuthenticationError, ConfigError
 from tandem.server.http import services_of, set_sign_in_cookie
+from tandem.storage.base import DEFAULT_ORG
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
@@ -67,7 +68,7 @@ async def start(request: Request) -> Response:
     client = f"sso-ip:{request.client.host if request.client else ''}"
     wait = await services.sso_backoff.retry_after(services.clock(), client)
     if wait > 0:
-        await services.hub.record("sso_throttled", actor="", ip=client[7:])
+        await services.hub.record("sso_throttled", actor="", ip=client[7:], org=DEFAULT_ORG)
         busy = _failed("busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy
