@@ -294,3 +294,19 @@ def test_an_organisation_cannot_register_an_origin_the_operator_allowed(
             json={"site_id": "fake-shop", "origin": "https://shop.example", "teams": ["support"]},
         )
         assert taken.status_code == 409 and "not available" in taken.json()["detail"]
+
+
+def test_a_password_sign_in_is_audited_in_the_users_own_organisation(
+    orgs_server: RunningServer,
+) -> None:
+    # Signed in with a password, like the SSO path: acme's auditor sees acme's sign-ins and
+    # sign-outs, and the default organisation's auditor sees none of acme's usernames.
+    with api(orgs_server, "mallory") as mallory:
+        assert mallory.post("/api/logout").status_code == 204
+    with api(orgs_server, "mo") as mo, api(orgs_server, "aud") as aud:
+        acme_trail = mo.get("/api/audit").json()
+        default_trail = aud.get("/api/audit").json()
+    acme_events = {(r["action"], r["actor"]) for r in acme_trail}
+    assert {("sign_in", "mallory"), ("sign_out", "mallory"), ("sign_in", "mo")} <= acme_events
+    assert ("sign_in", "aud") in {(r["action"], r["actor"]) for r in default_trail}
+    assert not {"mallory", "mo"} & {r["actor"] for r in default_trail}

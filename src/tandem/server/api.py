@@ -72,7 +72,7 @@ async def login(request: Request) -> Response:
             "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
         )
         return problem(401, "Sign-in failed", str(exc))
-    await services.hub.record("sign_in", actor=agent.username, org=DEFAULT_ORG)
+    await services.hub.record("sign_in", actor=agent.username, org=agent.org)
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
@@ -84,7 +84,7 @@ async def logout(request: Request) -> Response:
     agent = await current_agent(request)
     await auth.sign_out(services.storage, token)
     if agent is not None:
-        await services.hub.record("sign_out", actor=agent.username, org=DEFAULT_ORG)
+        await services.hub.record("sign_out", actor=agent.username, org=agent.org)
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'
@@ -100,7 +100,7 @@ async def logout_everywhere(request: Request) -> Response:
         return problem(401, "Not signed in", "Sign in first.")
     ended = await services.storage.delete_logins_of(agent.username)
     await services.hub.record(
-        "sign_out_everywhere", actor=agent.username, sign_ins=ended, org=DEFAULT_ORG
+        "sign_out_everywhere", actor=agent.username, sign_ins=ended, org=agent.org
     )
     response = Response(status_code=204)
     response.headers["clear-site-data"] = '"cache", "storage"'
