@@ -27,9 +27,11 @@ from tandem.config import Settings
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
+    ConflictError,
     ForbiddenError,
     NotFoundError,
     ProtocolError,
+    StorageError,
     TandemError,
 )
 from tandem.fanout.base import Fanout, Frame, Subscription
@@ -536,7 +538,7 @@ class SessionHub:
                     self.secret_digest(code, "join"), session_id, expires_at, site.org_id
                 )
                 break
-            except TandemError:
+            except ConflictError:
                 continue  # a live code collided; draw again
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
@@ -798,8 +800,11 @@ class SessionHub:
             # recording stops (said to both sides) rather than lose frames silently, and the
             # session goes on sharing.
             metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
-            reason = str(exc) if isinstance(exc, TandemError) else "storage error"
-            if not isinstance(exc, TandemError):
+            # StorageError: the database did not answer (locked, away); other TandemErrors are
+            # its answers (the recording was erased, a refusal).
+            answered = isinstance(exc, TandemError) and not isinstance(exc, StorageError)
+            reason = str(exc) if answered else "storage error"
+            if not answered:
                 metrics.STORAGE_ERRORS.labels(where="recording").inc()
             log.warning("recording stopped: %s", reason)
             live.recorder = None
@@ -811,9 +816,9 @@ class SessionHub:
                 reason,
                 self.clock(),
             )
-            if isinstance(exc, TandemError):
-                await self._write_what_failed()
             await self.apply(live, live.machine.record_stop("unavailable"))
+            if answered:
+                await self._write_what_failed()
             return
         metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
 

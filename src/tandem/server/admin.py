@@ -29,6 +29,7 @@ from tandem.exceptions import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    StorageError,
     TandemError,
     WeakPasswordError,
 )
@@ -943,6 +944,8 @@ _STATUS = (
 
 
 def _error_response(exc: TandemError) -> Response:
+    if isinstance(exc, StorageError):  # the database did not answer: 503 (server.unavailable)
+        raise exc
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
             return problem(status, title, str(exc))
