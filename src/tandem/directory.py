@@ -86,12 +86,17 @@ class Directory:
         clock: Callable[[], float],
         box: crypto.SecretBox,
         entropy: crypto.Entropy = crypto.system_entropy,
+        *,
+        revoked: Callable[[str], None] = lambda username: None,
     ) -> None:
         self.storage = storage
         self.record = record
         self.clock = clock
         self.box = box
         self.entropy = entropy
+        self.revoked = revoked
+        """Told the username whose sign-ins ended or whose account changed, so that its open
+        sockets are checked again at once (tandem.revocation)."""
 
     # Organisation
 
@@ -301,6 +306,8 @@ class Directory:
                 auth.validate_name(team, "team name")
             await self.storage.set_user_teams(username, user.org_id, teams)
         updated = await self._user(actor, username)
+        if updated.role != user.role or updated.teams != user.teams:
+            self.revoked(username)
         if updated.role != user.role:
             await self.record(
                 "role_changed",
@@ -335,6 +342,7 @@ class Directory:
             await self._keep_an_admin(actor, user)
         await self.storage.delete_logins_of(username)
         await self.storage.delete_user(username)
+        self.revoked(username)
         await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)
 
     async def reset_second_factor(self, actor: Principal, username: str) -> None:
@@ -343,6 +351,7 @@ class Directory:
         user = await self._user(actor, username)
         await self.storage.set_second_factor(username, None, ())
         await self.storage.delete_logins_of(username)
+        self.revoked(username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
 
     # Sites

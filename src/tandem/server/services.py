@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from tandem import crypto
+from tandem import crypto, revocation
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.directory import Directory, operator
@@ -95,7 +95,14 @@ async def running(
             storage=store,
             fanout=carrier,
             hub=hub,
-            directory=Directory(store, hub.record, clock, box, entropy),
+            directory=Directory(
+                store,
+                hub.record,
+                clock,
+                box,
+                entropy,
+                revoked=lambda username: revocation.announce(carrier, user=username),
+            ),
             box=box,
             sign_in_backoff=SharedBackoff(
                 store,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -103,6 +104,24 @@ class Connection:
         await _close(self.ws, *self.seat.kick_reason)
 
 
+@contextlib.asynccontextmanager
+async def _closed_when_kicked(ws: WebSocket, seat: Seat) -> AsyncIterator[None]:
+    """Until a :class:`Connection` takes over: close the socket if the hub kicks the seat (its
+    sign-in was revoked, tandem.revocation)."""
+
+    async def close() -> None:
+        await seat.kicked.wait()
+        await _close(ws, *seat.kick_reason)
+
+    watcher = asyncio.create_task(close())
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
     if ws.application_state == WebSocketState.DISCONNECTED:
         return
@@ -116,14 +135,14 @@ async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
     await _close(ws, code, reason)
 
 
-async def _receive(ws: WebSocket, timeout: float | None = None) -> str | bytes | None:
+async def _receive(
+    ws: WebSocket, timeout: float | None = None, waiting_for: str = "the first message"
+) -> str | bytes | None:
     """Next frame, or None when the peer disconnected. Raises 4408 after ``timeout`` seconds."""
     try:
         message = await asyncio.wait_for(ws.receive(), timeout)
     except TimeoutError:
-        raise ProtocolError(
-            codec.CLOSE_TIMEOUT, "timed out waiting for the first message"
-        ) from None
+        raise ProtocolError(codec.CLOSE_TIMEOUT, f"timed out waiting for {waiting_for}") from None
     if message["type"] == "websocket.disconnect":
         return None
     text = message.get("text")
@@ -206,7 +225,11 @@ async def agent_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
         return
     try:
-        seat = services.hub.agent_seat(agent, ws.client.host if ws.client else "")
+        seat = services.hub.agent_seat(
+            agent,
+            ws.client.host if ws.client else "",
+            auth.login_digest(ws.cookies.get(auth.COOKIE_NAME, "")),
+        )
     except ForbiddenError as exc:
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
         return
@@ -214,9 +237,11 @@ async def agent_endpoint(ws: WebSocket) -> None:
     limits = (settings.max_control_bytes, settings.max_payload_bytes)
     drain = settings.close_timeout_seconds
     try:
-        async with seat:
+        async with seat, _closed_when_kicked(ws, seat):
+            timeout, waiting_for = settings.first_message_timeout_seconds, "the first message"
             while seat.live is None:  # until it joins (or watches): answers go straight back
-                frame = await _receive(ws)
+                frame = await _receive(ws, timeout, waiting_for)
+                timeout, waiting_for = settings.agent_idle_seconds, "a message (idle)"
                 if frame is None:
                     return
                 if isinstance(frame, bytes):
