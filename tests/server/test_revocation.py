@@ -91,7 +91,7 @@ async def test_sign_out_everywhere_closes_every_sign_ins_sockets(orgs: RunningSe
     assert [c["subject"] for c in closes(orgs)] == ["alice", "alice"]
 
 
-async def test_a_role_change_closes_the_socket_and_stops_joins(orgs: RunningServer) -> None:
+async def test_a_role_change_without_join_closes_the_socket(orgs: RunningServer) -> None:
     socket = await open_agent(orgs, login_cookie(orgs, "alice"))
     with api(orgs, "ada") as ada:
         assert ada.patch("/api/users/alice", json={"role": "auditor"}).status_code == 200

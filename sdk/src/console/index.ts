@@ -775,6 +775,14 @@ class LiveView {
     if (event.code === 4401) {
       this.finish("");
       showSignIn();
+      if (event.reason) { // a revoked sign-in (signed out elsewhere, account changed): say so
+        signinError.textContent = `The server closed the connection: ${event.reason}.`;
+        signinError.hidden = false;
+      }
+      return;
+    }
+    if ((event.code === 4403 || event.code === 4408) && event.reason) {
+      this.finish(`The server closed the connection: ${event.reason}.`);
       return;
     }
     if (event.code === 4429) {
