@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +30,7 @@ from tests.server.helpers import (
     start_session,
 )
 from tests.server.test_organisations import api
-from tests.server.test_scale_out import Cluster, cluster  # noqa: F401  (the fixture)
+from tests.server.test_scale_out import Cluster, start_cluster
 
 SIGNED_OUT = (4401, "signed out: sign in again")
 ROLE_CHANGED = (4403, "your role no longer allows this")
@@ -68,7 +70,7 @@ async def test_sign_out_closes_the_sockets_that_sign_in_opened(orgs: RunningServ
 
 async def test_sign_out_ends_a_joined_agents_socket(server_factory: ServerFactory) -> None:
     server = server_factory(**HOURLY)
-    customer, agent, created = await sharing_session(server)
+    customer, agent, _ = await sharing_session(server)
     with httpx.Client(base_url=server.base, headers={"origin": server.origin}) as client:
         # sharing_session signed alice in with its own cookie: end every sign-in of hers.
         client.cookies.set("tandem_agent", login_cookie(server, "alice"))
@@ -145,6 +147,15 @@ async def test_open_sockets_are_rechecked_periodically(server_factory: ServerFac
     _delete_logins_behind_the_servers_back(server, "alice")
     assert await closed_with(agent) == SIGNED_OUT
     await customer.close()
+
+
+@pytest.fixture
+def cluster(
+    requires_redis: None, server_factory: ServerFactory, tmp_path: Path
+) -> Iterator[Cluster]:
+    """Servers sharing PostgreSQL and Redis (tests/server/test_scale_out.py)."""
+    with start_cluster(server_factory, tmp_path) as start:
+        yield start
 
 
 async def test_a_revocation_on_one_server_closes_a_socket_on_another(cluster: Cluster) -> None:
