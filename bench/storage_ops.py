@@ -2,14 +2,16 @@
 
 The old implementations (hand-written sqlite3 and asyncpg backends) are loaded from git at
 ``--old-rev`` into a temporary module; the new one is the working tree's SQLStorage. Each round
-runs every operation ``--n`` times on each implementation (alternating which goes first); the
-figure is the median over rounds of the mean time per operation:
+runs every operation ``--n`` times on each implementation, interleaved (old, new, new, old, ...:
+each pair runs within milliseconds, under the same load), and takes the ratio of their mean
+times; the figure that counts is the median of those per-round ratios, which a busy machine
+disturbs far less than the times themselves. The operations:
 
 - sign-in lookup: ``get_login`` + ``get_user`` (what every console request does)
 - session: start -> join code put and taken (join) -> state (consent) -> end
 - audit append: one record, no anchor
 
-    .venv/bin/python bench/storage_ops.py [--n 300] [--rounds 5] [--old-rev 2a7364f]
+    .venv/bin/python bench/storage_ops.py [--n 100] [--rounds 31] [--old-rev 2a7364f]
 
 PostgreSQL is TANDEM_TEST_DATABASE_URL (default: the test server on 127.0.0.1:5432), a fresh
 schema per implementation, dropped afterwards.
@@ -94,18 +96,21 @@ async def prepare(store: Any) -> None:
         await store.add_login(LoginRecord(f"token{t}", f"agent{t % 10}", 10.0**10))
 
 
-async def measure(store: Any, op: Op, n: int) -> float:
-    """Mean microseconds per operation."""
-    start = time.perf_counter()
+async def measure(old: Any, new: Any, op: Op, n: int) -> tuple[float, float]:
+    """Mean microseconds per operation of each, the two interleaved."""
+    spent = {id(old): 0.0, id(new): 0.0}
     for i in range(n):
-        await op(store, i)
-    return (time.perf_counter() - start) / n * 1e6
+        for store in (old, new) if i % 2 == 0 else (new, old):
+            start = time.perf_counter()
+            await op(store, i)
+            spent[id(store)] += time.perf_counter() - start
+    return spent[id(old)] / n * 1e6, spent[id(new)] / n * 1e6
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--old-rev", default="2a7364f")
     args = parser.parse_args()
 
@@ -129,13 +134,14 @@ async def main() -> None:
             for store in stores.values():
                 await prepare(store)
             results: dict[tuple[str, str, str], list[float]] = {}
-            for round_ in range(args.rounds):
+            for _ in range(args.rounds):
                 for backend in ("sqlite", "postgresql"):
                     for name, op in OPS.items():
-                        order = ("old", "new") if round_ % 2 == 0 else ("new", "old")
-                        for impl in order:
-                            mean = await measure(stores[backend, impl], op, args.n)
-                            results.setdefault((backend, name, impl), []).append(mean)
+                        old, new = await measure(
+                            stores[backend, "old"], stores[backend, "new"], op, args.n
+                        )
+                        results.setdefault((backend, name, "old"), []).append(old)
+                        results.setdefault((backend, name, "new"), []).append(new)
             for store in stores.values():
                 await store.close()
         finally:
@@ -143,14 +149,27 @@ async def main() -> None:
                 await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
             await admin.close()
 
-    print(f"n={args.n} per round, {args.rounds} rounds, median of round means (µs/op)")
-    print(f"| backend | operation | old ({args.old_rev}) | new (SQLStorage) | new/old |")
-    print("| --- | --- | ---: | ---: | ---: |")
+    print(
+        f"n={args.n} per round, {args.rounds} rounds; times: median of round means (µs/op);"
+        " ratio: median (and quartiles) of per-round new/old"
+    )
+    print(
+        f"| backend | operation | old ({args.old_rev}) | new (SQLStorage) | new/old"
+        " | quartiles | rounds over 1.10 |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | --- | ---: |")
     for backend in ("sqlite", "postgresql"):
         for name in OPS:
-            old = statistics.median(results[backend, name, "old"])
-            new = statistics.median(results[backend, name, "new"])
-            print(f"| {backend} | {name} | {old:.0f} | {new:.0f} | {new / old:.2f} |")
+            olds = results[backend, name, "old"]
+            news = results[backend, name, "new"]
+            ratios = [new / old for old, new in zip(olds, news, strict=True)]
+            q1, _, q3 = statistics.quantiles(ratios, n=4)
+            over = sum(ratio > 1.10 for ratio in ratios)
+            print(
+                f"| {backend} | {name} | {statistics.median(olds):.0f}"
+                f" | {statistics.median(news):.0f} | {statistics.median(ratios):.2f}"
+                f" | {q1:.2f}-{q3:.2f} | {over}/{len(ratios)} |"
+            )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from tandem.audit import (
 )
 from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
-from tandem.exceptions import AuditTrailDamaged, ConfigError, TandemError
+from tandem.exceptions import AuditTrailDamaged, ConfigError, StorageError, TandemError
 from tandem.policy import load_policy
 from tandem.server.websocket_protocol import TandemWebSocketProtocol
 from tandem.storage import open_storage
@@ -542,7 +542,7 @@ async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecor
     storage = await open_storage(settings)
     try:
         return await storage.audit_records(since), await storage.anchors()
-    except (SQLAlchemyError, sqlite3.Error, ValueError) as exc:
+    except (SQLAlchemyError, sqlite3.Error, StorageError, ValueError) as exc:
         # A migrated database whose audit tables are gone or hold garbage: evidence, not a crash.
         raise AuditTrailDamaged(
             f"the audit tables cannot be read ({exc.__class__.__name__}: {exc})"

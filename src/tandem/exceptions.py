@@ -12,7 +12,8 @@ Hierarchy::
     │   └── UserExistsError  a user name that is taken
     ├── ProtocolError        a peer broke the wire protocol; carries the WebSocket close code
     ├── AuditTrailDamaged    the audit tables are gone or hold what no server writes
-    └── RecordingError       a recording or key file that does not open (wrong key, edited)
+    ├── RecordingError       a recording or key file that does not open (wrong key, edited)
+    └── StorageError         the database failed a statement (unreachable, locked, damaged)
 
 Messages are written for the person who will read them and never contain secrets.
 """
@@ -75,3 +76,8 @@ class AuditTrailDamaged(TandemError):
 class RecordingError(TandemError):
     """A recording or recording key file that does not open: wrong passphrase, another key, or
     frames altered, dropped, reordered or replayed."""
+
+
+class StorageError(TandemError):
+    """The database failed a statement for a reason of its own (connection lost, locked too
+    long, a table damaged); the message is the driver's, never the statement's values."""

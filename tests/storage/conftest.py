@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -48,6 +50,17 @@ async def fresh_schema() -> AsyncIterator[str]:
             await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
     finally:
         await admin.close()
+
+
+def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``tandem`` (this checkout's) as a command, with ``env`` added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "tandem", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ still verifies afterwards, and a target that holds data is refused."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from tandem.audit import AuditLog
@@ -20,19 +17,9 @@ from tandem.storage.base import (
 )
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org
-from tests.storage.conftest import PG_DSN
+from tests.storage.conftest import PG_DSN, tandem
 
 KEY = bytes(range(32))
-
-
-def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
 
 
 async def installation(data_dir: Path) -> None:

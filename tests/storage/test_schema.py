@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from tandem.exceptions import NotFoundError
+from tandem.exceptions import NotFoundError, StorageError, TandemError
 from tandem.storage.base import SiteRecord, Storage
 from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
@@ -116,6 +116,48 @@ async def test_the_audit_tables_are_guarded_on_both_backends(storage: Storage) -
             assert dict(rows.all()) == {"audit": 2, "audit_anchors": 2}
 
 
+def _indexes(connection: sa.Connection) -> set[tuple[str, str, tuple[str, ...], bool]]:
+    """Indexes as reflected, besides those PostgreSQL builds for a unique constraint (SQLite's
+    are not reported; the constraints are compared by :func:`_unique`)."""
+    inspector = sa.inspect(connection)
+    return {
+        (table, index["name"] or "", tuple(map(str, index["column_names"])), index["unique"])
+        for table in inspector.get_table_names()
+        if table in metadata.tables
+        for index in inspector.get_indexes(table)
+        if "duplicates_constraint" not in index
+    }
+
+
+def _unique(connection: sa.Connection) -> set[tuple[str, tuple[str, ...]]]:
+    inspector = sa.inspect(connection)
+    return {
+        (table, tuple(map(str, constraint["column_names"])))
+        for table in inspector.get_table_names()
+        if table in metadata.tables
+        for constraint in inspector.get_unique_constraints(table)
+    }
+
+
+async def test_both_backends_have_the_declared_indexes_and_no_others(storage: Storage) -> None:
+    declared = {
+        (table.name, index.name or "", tuple(c.name for c in index.columns), bool(index.unique))
+        for table in metadata.sorted_tables
+        for index in table.indexes
+    }
+    unique = {
+        (table.name, tuple(c.name for c in constraint.columns))
+        for table in metadata.sorted_tables
+        for constraint in table.constraints
+        if isinstance(constraint, sa.UniqueConstraint)
+    }
+    assert len(declared) >= 12 and unique == {("sites", ("origin",))}
+    assert isinstance(storage, SQLStorage)
+    async with storage._engine.connect() as db:
+        assert await db.run_sync(_indexes) == declared
+        assert await db.run_sync(_unique) == unique
+
+
 async def test_updating_a_missing_site_is_not_found_on_both_backends(storage: Storage) -> None:
     with pytest.raises(NotFoundError):
         await storage.update_site(SiteRecord("nowhere", "default", "https://n.example", "N"))
@@ -127,3 +169,14 @@ def test_sqlite_reflection_quirk_filter_keeps_real_differences() -> None:
     diff = [("modify_nullable", None, "users", "role", {}, True, False)]
     assert not _sqlite_quirk(diff)
     assert sqlite3.sqlite_version_info >= (3, 35)  # DROP COLUMN, used by revision 0002
+
+
+async def test_a_database_failure_is_a_storage_error_on_both_backends(storage: Storage) -> None:
+    # A table dropped behind Tandem's back: the driver's error reaches callers as a TandemError
+    # that names what failed, not as sqlite3's or asyncpg's own exception.
+    assert isinstance(storage, SQLStorage)
+    async with storage._engine.begin() as db:
+        await db.execute(sa.text("DROP TABLE used_once"))
+    with pytest.raises(StorageError, match=r"the database failed: .*used_once") as failure:
+        await storage.use_once("digest", 10.0**10)
+    assert isinstance(failure.value, TandemError)

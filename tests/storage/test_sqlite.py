@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem.audit import AuditLog, verify
 from tandem.exceptions import ConfigError, TandemError
 from tandem.storage.base import Storage
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
@@ -95,3 +96,25 @@ async def test_an_sqlite_file_is_copied_before_it_is_upgraded(tmp_path: Path) ->
         old.close()
     await (await SQLStorage.open_sqlite(path)).close()  # up to date: no second copy
     assert len(list(tmp_path.glob("db.sqlite3.*.bak"))) == 1
+
+
+async def test_two_processes_appending_to_one_file_keep_one_valid_chain(tmp_path: Path) -> None:
+    # Two storages on one file are two servers' connections: neither locks the chain, so they
+    # race for each record's number; the loser of each race reads the new head and goes on.
+    key = bytes(range(32))
+    one = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    two = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    try:
+        logs = [AuditLog(one, key, anchor_every=7), AuditLog(two, key, anchor_every=7)]
+        await asyncio.gather(
+            *(logs[i % 2].record(1000.0 + i, "sign_in", actor=f"u{i}", n=i) for i in range(80))
+        )
+        records, anchors = await one.audit_records(), await two.anchors()
+    finally:
+        await one.close()
+        await two.close()
+    assert [r.seq for r in records] == list(range(1, 81))
+    assert sorted(r.details["n"] for r in records) == list(range(80))  # type: ignore[type-var]
+    assert [a.seq for a in anchors] == [1, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77]
+    verdict = verify(records, anchors, key)
+    assert verdict.ok, verdict.problem

@@ -5,19 +5,22 @@ Everything that must be atomic across processes is one statement or one transact
 and pending sign-ins are taken with ``DELETE ... RETURNING``, second factors with a conditional
 ``UPDATE`` or ``DELETE``. Transactions on SQLite begin ``IMMEDIATE`` (the write lock first, so
 a read-then-write cannot be interleaved by another process); single statements run without one.
-The audit chain is extended under a lock that only audit writers take: SQLite's write lock, a
-PostgreSQL transaction-level advisory lock (readers and every other table go on meanwhile).
+The audit chain is extended without any lock: the next record's number is its primary key, so
+of two servers appending at once one wins and the other reads the new head and tries again
+(:meth:`SQLStorage.append_audit`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import json
 import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote
@@ -25,9 +28,9 @@ from urllib.parse import unquote
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.util.concurrency import greenlet_spawn
+from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from tandem.access import Grant
 from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
@@ -35,6 +38,7 @@ from tandem.exceptions import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    StorageError,
     TandemError,
     UserExistsError,
 )
@@ -72,6 +76,10 @@ log = logging.getLogger("tandem.storage")
 T = TypeVar("T")
 
 DAY = 86400.0
+_SQLITE_TAKEN = "the audit log is append-only"
+# Attempts at appending an audit record while other servers take the numbers (each failed
+# attempt means another server's record went in).
+_AUDIT_ATTEMPTS = 1000
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 _CONNECT_ERRORS = (
     OSError,
@@ -130,64 +138,73 @@ def _json_list(value: Any) -> list[Any]:
 
 
 def _user(row: Any) -> UserRecord:
-    codes = sorted(_json_list(row.codes), key=lambda pair: int(pair[0]))
+    codes = sorted(_json_list(row["codes"]), key=lambda pair: int(pair[0]))
     return UserRecord(
-        username=str(row.username),
-        display_name=str(row.display_name),
-        role=str(row.role),
-        password_hash=str(row.password_hash),
-        created_at=float(row.created_at),
-        totp_secret=row.totp_secret,
-        totp_last_step=int(row.totp_last_step),
+        username=str(row["username"]),
+        display_name=str(row["display_name"]),
+        role=str(row["role"]),
+        password_hash=str(row["password_hash"]),
+        created_at=float(row["created_at"]),
+        totp_secret=row["totp_secret"],
+        totp_last_step=int(row["totp_last_step"]),
         recovery_codes=tuple(str(digest) for _, digest in codes),
-        org_id=str(row.org_id),
-        mfa_exempt=bool(row.mfa_exempt),
-        pending_totp=row.pending_totp,
-        teams=tuple(sorted(map(str, _json_list(row.teams)))),
+        org_id=str(row["org_id"]),
+        mfa_exempt=bool(row["mfa_exempt"]),
+        pending_totp=row["pending_totp"],
+        teams=tuple(sorted(map(str, _json_list(row["teams"])))),
     )
 
 
 def _site(row: Any) -> SiteRecord:
     return SiteRecord(
-        site_id=str(row.site_id),
-        org_id=str(row.org_id),
-        origin=str(row.origin),
-        name=str(row.name),
-        teams=tuple(sorted(map(str, _json_list(row.teams)))),
-        policy=row.policy,
-        token_key=row.token_key,
-        require_token=bool(row.require_token),
+        site_id=str(row["site_id"]),
+        org_id=str(row["org_id"]),
+        origin=str(row["origin"]),
+        name=str(row["name"]),
+        teams=tuple(sorted(map(str, _json_list(row["teams"])))),
+        policy=row["policy"],
+        token_key=row["token_key"],
+        require_token=bool(row["require_token"]),
     )
 
 
 def _recording(row: Any) -> RecordingRecord:
     return RecordingRecord(
-        recording_id=str(row.recording_id),
-        org_id=str(row.org_id),
-        session_id=str(row.session_id),
-        site_id=str(row.site_id),
-        agent=str(row.agent),
-        key_id=str(row.key_id),
-        started_at=float(row.started_at),
-        ended_at=None if row.ended_at is None else float(row.ended_at),
-        end_reason=row.end_reason,
-        frames=int(row.frames),
-        size=int(row.size),
+        recording_id=str(row["recording_id"]),
+        org_id=str(row["org_id"]),
+        session_id=str(row["session_id"]),
+        site_id=str(row["site_id"]),
+        agent=str(row["agent"]),
+        key_id=str(row["key_id"]),
+        started_at=float(row["started_at"]),
+        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
+        end_reason=row["end_reason"],
+        frames=int(row["frames"]),
+        size=int(row["size"]),
     )
 
 
 def _session(row: Any) -> SessionRecord:
     return SessionRecord(
-        session_id=str(row.session_id),
-        created_at=float(row.created_at),
-        ended_at=None if row.ended_at is None else float(row.ended_at),
-        end_reason=row.end_reason,
-        agent=row.agent,
-        org_id=str(row.org_id),
-        site_id=str(row.site_id),
-        node=str(row.node),
-        state=str(row.state),
+        session_id=str(row["session_id"]),
+        created_at=float(row["created_at"]),
+        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
+        end_reason=row["end_reason"],
+        agent=row["agent"],
+        org_id=str(row["org_id"]),
+        site_id=str(row["site_id"]),
+        node=str(row["node"]),
+        state=str(row["state"]),
     )
+
+
+def _fields_of(record: Any, table: sa.Table) -> dict[str, Any]:
+    """The values of a record's fields that are columns of ``table`` (by name)."""
+    return {
+        column.name: getattr(record, column.name)
+        for column in table.c
+        if hasattr(record, column.name)
+    }
 
 
 def _anchor(row: Any) -> Anchor:
@@ -216,35 +233,202 @@ _ANCHOR_COLUMNS = tuple(audit_anchors.c)
 _RECORDING_COLUMNS = tuple(recordings.c)
 
 
+class _Violation(ConflictError):
+    """A constraint refused a change (a key taken, a row referenced that is not there); the
+    methods that expect one turn it into their own message."""
+
+    def __init__(self, message: str, *, key_taken: bool) -> None:
+        super().__init__(message)
+        self.key_taken = key_taken
+
+
+class _Statement:
+    """A Core statement compiled once for one dialect: the driver's SQL text, the names of its
+    parameters in placeholder order, and whether it returns rows."""
+
+    __slots__ = ("defaults", "names", "returns_rows", "sql")
+
+    def __init__(self, compiled: sa.engine.interfaces.Compiled) -> None:
+        assert isinstance(compiled, sa.sql.compiler.SQLCompiler)
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        # Values written into the statement itself (``.where(c == value)``), by name.
+        self.defaults = compiled.construct_params(_check=False)
+        dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
+        self.returns_rows = not dml or bool(compiled.effective_returning)
+
+    def args(self, params: Any) -> list[Any]:
+        if not params:
+            return [self.defaults[name] for name in self.names]
+        defaults = self.defaults
+        return [params[name] if name in params else defaults[name] for name in self.names]
+
+
+class _Result:
+    """Rows (``sqlite3.Row`` or ``asyncpg.Record``: by index or by column name) and the number
+    of rows an INSERT, UPDATE or DELETE touched."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def first(self) -> Any | None:
+        return self.rows[0] if self.rows else None
+
+    def scalars(self) -> list[Any]:
+        return [row[0] for row in self.rows]
+
+
+class _Db:
+    """What a storage call's work sees: one connection. :meth:`execute` runs one Core
+    statement (committing itself unless inside :meth:`atomic`). The work is plain synchronous
+    code, run in the SQLite worker thread or, for PostgreSQL, in a greenlet that switches to the
+    event loop only to wait for the server."""
+
+    def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
+        raise NotImplementedError
+
+    def _begin(self) -> None:
+        raise NotImplementedError
+
+    def _commit(self) -> None:
+        raise NotImplementedError
+
+    def _rollback(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """One transaction: committed if the block ends, rolled back if it raises. On SQLite it
+        begins IMMEDIATE (the write lock first, so another process cannot interleave a read
+        and a write)."""
+        self._begin()
+        try:
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        self._commit()
+
+
+class _SQLiteDb(_Db):
+    def __init__(self, storage: SQLStorage, connection: sqlite3.Connection) -> None:
+        self._storage = storage
+        self._connection = connection
+
+    def _begin(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def _commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
+
+    def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
+        compiled = self._storage._compiled(statement, params)
+        if isinstance(params, list):
+            cursor = self._connection.executemany(
+                compiled.sql, [compiled.args(each) for each in params]
+            )
+            return _Result([], cursor.rowcount)
+        cursor = self._connection.execute(compiled.sql, compiled.args(params))
+        rows = cursor.fetchall() if compiled.returns_rows else []
+        return _Result(rows, cursor.rowcount)
+
+
+class _PostgresDb(_Db):
+    def __init__(self, storage: SQLStorage, connection: Any) -> None:
+        self._storage = storage
+        self._connection = connection
+
+    def _begin(self) -> None:
+        await_(self._connection.execute("BEGIN"))
+
+    def _commit(self) -> None:
+        await_(self._connection.execute("COMMIT"))
+
+    def _rollback(self) -> None:
+        # A connection that cannot roll back (a statement cancelled mid-way) is closed instead,
+        # so no transaction outlives its work.
+        try:
+            await_(self._connection.execute("ROLLBACK"))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            self._connection.terminate()
+
+    def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
+        compiled = self._storage._compiled(statement, params)
+        if isinstance(params, list):
+            await_(self._connection.executemany(compiled.sql, [compiled.args(p) for p in params]))
+            return _Result([], len(params))
+        args = compiled.args(params)
+        if compiled.returns_rows:
+            rows = await_(self._connection.fetch(compiled.sql, *args))
+            return _Result(rows, len(rows))
+        return _Result([], _status_count(await_(self._connection.execute(compiled.sql, *args))))
+
+
+def _status_count(status: str) -> int:
+    """Rows touched, from asyncpg's command status (``UPDATE 3``, ``INSERT 0 1``)."""
+    count = status.rpartition(" ")[2]
+    return int(count) if count.isdigit() else 0
+
+
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pool connection handed back without asyncpg's reset query (``pg_advisory_unlock_all``,
+    ``CLOSE ALL``, ``UNLISTEN *``, ``RESET ALL``: a round trip on every release). This storage
+    never leaves any of that behind: it takes only transaction-level advisory locks, opens no
+    cursors, listens to nothing and sets nothing for the session (the search path is a
+    connection parameter). An open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class SQLStorage:
     """:class:`~tandem.storage.base.Storage` on SQLite or PostgreSQL; build it with
-    :meth:`open_sqlite` or :meth:`connect` (both bring the schema up to date)."""
+    :meth:`open_sqlite` or :meth:`connect` (both bring the schema up to date).
+
+    SQLAlchemy Core is the one description of the schema and of every statement; Alembic
+    migrates. Statements are compiled for the database's dialect (the busiest ones once, then
+    kept) and run straight on the driver: on SQLite a plain ``sqlite3`` connection in one
+    worker thread (each storage call is one trip there), on PostgreSQL an asyncpg pool with
+    its prepared-statement cache. The SQLAlchemy engine itself serves only migrations, the
+    schema checks and :meth:`copy_to`.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self.dialect = engine.dialect.name
         """``sqlite`` or ``postgresql``."""
         self._postgres = self.dialect == "postgresql"
-        # Single statements: no transaction (SQLite: the begin hook below skips; PostgreSQL:
-        # autocommit, one round trip).
-        self._plain = engine.execution_options(
-            **({"isolation_level": "AUTOCOMMIT"} if self._postgres else {"tandem_plain": True})
+        self._sa_dialect = engine.dialect
+        self._cache: dict[tuple[int, tuple[str, ...] | None], tuple[Any, _Statement]] = {}
+        self._pool: Any = None  # PostgreSQL: asyncpg.Pool
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None  # SQLite
+        self._sqlite: sqlite3.Connection | None = None
+        self._kept: set[int] = set()
+        # The statements of the busiest paths, built (and compiled) once.
+        self._user_by_name = self._keep(
+            self._user_select().where(users.c.username == sa.bindparam("name"))
         )
-        self._plain_sync = self._plain.sync_engine
-        # The statements of the busiest paths, built once.
-        self._user_by_name = self._user_select().where(users.c.username == sa.bindparam("name"))
-        self._login_by_digest = sa.select(*logins.c).where(
-            logins.c.token_digest == sa.bindparam("digest")
+        self._login_by_digest = self._keep(
+            sa.select(*logins.c).where(logins.c.token_digest == sa.bindparam("digest"))
         )
-        self._live_session = sessions.update().where(
-            sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
+        self._live_session = self._keep(
+            sessions.update().where(
+                sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
+            )
         )
-        self._take_code = (
+        self._take_code = self._keep(
             join_codes.delete()
             .where(join_codes.c.code_digest == sa.bindparam("digest"))
             .returning(join_codes.c.session_id, join_codes.c.expires_at)
         )
-        self._take_code_of_org = (
+        self._take_code_of_org = self._keep(
             join_codes.delete()
             .where(
                 join_codes.c.code_digest == sa.bindparam("digest"),
@@ -252,15 +436,54 @@ class SQLStorage:
             )
             .returning(join_codes.c.session_id, join_codes.c.expires_at)
         )
-        self._last_record = (
-            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1)
+        self._put_code = self._keep(join_codes.insert())
+        self._start_session = self._keep(sessions.insert())
+        # The head of the chain: its last record and last anchor, in one statement (no row
+        # while the trail is empty; anchor columns NULL while it has no anchor).
+        last_record = (
+            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1).subquery()
         )
-        self._last_anchor = (
-            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1)
+        last_anchor = (
+            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
         )
-        self._audit_lock = sa.text(
-            "SELECT pg_advisory_xact_lock(hashtext('tandem-audit:' || current_schema()))"
+        self._chain_head = self._keep(
+            sa.select(
+                last_record.c.seq,
+                last_record.c.hash,
+                *(c.label(f"a_{c.name}") for c in last_anchor.c),
+            ).select_from(last_record.outerjoin(last_anchor, sa.true()))
         )
+        self._insert_record = self._keep(audit.insert())
+        self._insert_anchor = self._keep(audit_anchors.insert())
+        self._touch = self._keep(
+            logins.update()
+            .where(logins.c.token_digest == sa.bindparam("digest"))
+            .values(last_seen=sa.bindparam("now"))
+        )
+
+    def _keep(self, statement: T) -> T:
+        """Mark a statement as built once: its compiled form is cached (by identity)."""
+        self._kept.add(id(statement))
+        return statement
+
+    def _compiled(self, statement: sa.Executable, params: Any) -> _Statement:
+        first = params[0] if isinstance(params, list) else params
+        keys = tuple(sorted(first)) if first else None
+        key = (id(statement), keys)
+        if id(statement) in self._kept:
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached[1]
+        compiled = _Statement(
+            statement.compile(  # type: ignore[attr-defined]
+                dialect=self._sa_dialect,
+                column_keys=list(keys) if keys else None,
+                compile_kwargs={"render_postcompile": True},
+            )
+        )
+        if id(statement) in self._kept:
+            self._cache[key] = (statement, compiled)
+        return compiled
 
     # Opening
 
@@ -275,18 +498,22 @@ class SQLStorage:
                 await asyncio.to_thread(_backup_before_upgrade, path)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the database at {path}: {exc}") from None
-        engine = create_async_engine(
-            f"sqlite+aiosqlite:///{path}", pool_size=4, max_overflow=0, pool_timeout=30.0
-        )
+        # Migrations, schema checks and copies only: a connection each time.
+        engine = create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=sa.NullPool)
         _sqlite_hooks(engine)
         storage = cls(engine)
         try:
             await storage._migrate()
-        except SQLAlchemyError as exc:
-            await engine.dispose()
+            storage._thread = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="tandem-sqlite"
+            )
+            loop = asyncio.get_running_loop()
+            storage._sqlite = await loop.run_in_executor(storage._thread, _sqlite_connect, path)
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            await storage.close()
             raise ConfigError(f"cannot open the database at {path}: {_error_text(exc)}") from None
         except BaseException:
-            await engine.dispose()
+            await storage.close()
             raise
         return storage
 
@@ -308,31 +535,37 @@ class SQLStorage:
         async def connection() -> Any:
             return await asyncpg.connect(dsn, timeout=10.0, server_settings=settings)
 
+        # Migrations, schema checks and copies only: a connection each time.
         engine = create_async_engine(
-            "postgresql+asyncpg://",
-            async_creator=connection,
-            pool_size=max_connections,
-            max_overflow=0,
-            pool_timeout=30.0,
+            "postgresql+asyncpg://", async_creator=connection, poolclass=sa.NullPool
         )
         storage = cls(engine)
         try:
-            async with engine.connect() as probe:
-                await probe.execute(sa.text("SELECT 1"))
+            storage._pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=max_connections,
+                timeout=10.0,
+                server_settings=settings,
+                connection_class=_PooledConnection,
+            )
         except _CONNECT_ERRORS as exc:
-            await engine.dispose()
+            await storage.close()
             raise ConfigError(
                 f"cannot connect to the database at {where}: {_scrub(_error_text(exc), dsn)}"
             ) from None
+        except BaseException:
+            await storage.close()
+            raise
         try:
             await storage._migrate(schema)
         except _CONNECT_ERRORS as exc:
-            await engine.dispose()
+            await storage.close()
             raise ConfigError(
                 f"cannot set up the database at {where}: {_scrub(_error_text(exc), dsn)}"
             ) from None
         except BaseException:  # ConfigError (a newer schema), cancellation
-            await engine.dispose()
+            await storage.close()
             raise
         return storage
 
@@ -344,46 +577,98 @@ class SQLStorage:
 
     async def revision(self) -> str | None:
         """The schema's Alembic revision."""
-        async with self._plain.connect() as db:
+        engine = self._engine
+        if not self._postgres:
+            engine = engine.execution_options(tandem_plain=True)
+        async with engine.connect() as db:
             return await db.run_sync(migrations.current_revision)
 
     async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10.0)
+            except TimeoutError:
+                pool.terminate()
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            connection, self._sqlite = self._sqlite, None
+            if connection is not None:
+                await asyncio.get_running_loop().run_in_executor(thread, connection.close)
+            thread.shutdown(wait=False)
         await self._engine.dispose()
 
-    # Statement helpers
+    # Running statements
 
-    # Each operation runs as one piece of synchronous Core code in one greenlet (the way
-    # SQLAlchemy's own asyncio layer runs each call): checkout, statements, commit and checkin
-    # switch to the event loop only to wait for the database.
+    async def _on_sqlite(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in the SQLite worker thread (one trip for the whole storage call)."""
+        assert self._thread is not None and self._sqlite is not None
+        connection = self._sqlite
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._thread, work, connection)
+        except sqlite3.IntegrityError as exc:
+            # The audit tables' no-replace triggers refuse a taken number before the key does.
+            taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) == _SQLITE_TAKEN
+            raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
+        except sqlite3.Error as exc:
+            raise StorageError(f"the database failed: {exc}") from None
 
-    def _plain_work(self, statement: sa.Executable, params: Any, fetch: str) -> Any:
-        with self._plain_sync.connect() as db:
-            result = db.execute(statement, params)
-            if fetch == "all":
-                return result.fetchall()
-            if fetch == "one":
-                return result.first()
-            return result.rowcount
+    async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
+        try:
+            return await call(self._pool)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            taken = isinstance(exc, asyncpg.UniqueViolationError)
+            raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StorageError(f"the database failed: {exc}") from None
 
-    async def _rows(self, statement: sa.Executable, params: Any = None) -> Sequence[Any]:
-        rows: Sequence[Any] = await greenlet_spawn(self._plain_work, statement, params, "all")
-        return rows
+    async def _execute(self, statement: sa.Executable, params: Any) -> _Result:
+        """One statement, outside a transaction (it commits itself)."""
+        if not self._postgres:
+            return await self._on_sqlite(
+                lambda connection: _SQLiteDb(self, connection).execute(statement, params)
+            )
+        compiled = self._compiled(statement, params)
+        args = compiled.args(params)
+        if compiled.returns_rows:
+            rows = await self._on_postgres(lambda pool: pool.fetch(compiled.sql, *args))
+            return _Result(rows, len(rows))
+        status = await self._on_postgres(lambda pool: pool.execute(compiled.sql, *args))
+        return _Result([], _status_count(status))
+
+    async def _rows(self, statement: sa.Executable, params: Any = None) -> list[Any]:
+        return (await self._execute(statement, params)).rows
 
     async def _row(self, statement: sa.Executable, params: Any = None) -> Any | None:
-        return await greenlet_spawn(self._plain_work, statement, params, "one")
+        return (await self._execute(statement, params)).first()
 
     async def _count(self, statement: sa.Executable, params: Any = None) -> int:
-        """Rows an UPDATE or DELETE touched."""
-        return int(await greenlet_spawn(self._plain_work, statement, params, "count"))
+        """Rows an INSERT, UPDATE or DELETE touched."""
+        return (await self._execute(statement, params)).rowcount
 
-    def _in_transaction(self, work: Callable[[sa.Connection], T]) -> T:
-        with self._engine.sync_engine.begin() as db:
-            return work(db)
+    async def _session(self, work: Callable[[_Db], T]) -> T:
+        """Run ``work`` on one connection: one trip to the SQLite thread, or one pooled
+        PostgreSQL connection. Its statements commit themselves, except inside ``db.atomic()``."""
+        if not self._postgres:
+            return await self._on_sqlite(lambda connection: work(_SQLiteDb(self, connection)))
 
-    async def _transaction(self, work: Callable[[sa.Connection], T]) -> T:
-        """Run ``work`` in one transaction (SQLite: BEGIN IMMEDIATE); commit unless it raises."""
-        result: T = await greenlet_spawn(self._in_transaction, work)
+        async def in_pool(pool: Any) -> T:
+            async with pool.acquire() as connection:
+                result: T = await greenlet_spawn(work, _PostgresDb(self, connection))
+                return result
+
+        result: T = await self._on_postgres(in_pool)
         return result
+
+    async def _transaction(self, work: Callable[[_Db], T]) -> T:
+        """Run ``work`` in one transaction (see :meth:`_Db.atomic`); commit unless it raises."""
+
+        def atomically(db: _Db) -> T:
+            with db.atomic():
+                return work(db)
+
+        return await self._session(atomically)
 
     def _bytewise(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """Text ordered byte-wise, as SQLite does, whatever the PostgreSQL locale."""
@@ -413,30 +698,17 @@ class SQLStorage:
         return sa.select(*users.c, members.label("teams"), codes.label("codes"))
 
     async def add_user(self, user: UserRecord) -> None:
-        def work(db: sa.Connection) -> None:
-            db.execute(
-                users.insert().values(
-                    username=user.username,
-                    display_name=user.display_name,
-                    role=user.role,
-                    password_hash=user.password_hash,
-                    created_at=user.created_at,
-                    totp_secret=user.totp_secret,
-                    totp_last_step=user.totp_last_step,
-                    org_id=user.org_id,
-                    mfa_exempt=user.mfa_exempt,
-                    pending_totp=user.pending_totp,
-                )
-            )
+        def work(db: _Db) -> None:
+            db.execute(users.insert().values(**_fields_of(user, users)))
             self._write_codes(db, user.username, user.recovery_codes)
 
         try:
             await self._transaction(work)
-        except IntegrityError:
+        except _Violation:
             raise UserExistsError(f"a user named {user.username!r} already exists") from None
 
     @staticmethod
-    def _write_codes(db: sa.Connection, username: str, codes: tuple[str, ...]) -> None:
+    def _write_codes(db: _Db, username: str, codes: tuple[str, ...]) -> None:
         db.execute(recovery_codes.delete().where(recovery_codes.c.username == username))
         unique = list(dict.fromkeys(codes))
         if unique:
@@ -473,8 +745,10 @@ class SQLStorage:
         )
 
     async def set_user_teams(self, username: str, org_id: str, teams_: tuple[str, ...]) -> None:
-        def work(db: sa.Connection) -> None:
-            known = set(db.scalars(sa.select(teams.c.team).where(teams.c.org_id == org_id)))
+        def work(db: _Db) -> None:
+            known = set(
+                db.execute(sa.select(teams.c.team).where(teams.c.org_id == org_id)).scalars()
+            )
             for team in teams_:
                 if team not in known:
                     raise NotFoundError(f"no team named {team!r}")
@@ -521,7 +795,7 @@ class SQLStorage:
     async def set_second_factor(
         self, username: str, totp_secret: str | None, recovery_codes_: tuple[str, ...]
     ) -> None:
-        def work(db: sa.Connection) -> None:
+        def work(db: _Db) -> None:
             changed = db.execute(
                 users.update()
                 .where(users.c.username == username)
@@ -570,39 +844,29 @@ class SQLStorage:
             .where(oidc_pending.c.state_digest == state_digest)
             .returning(oidc_pending.c.org_id, oidc_pending.c.sealed, oidc_pending.c.expires_at)
         )
-        if row is None or row.expires_at <= now:
+        if row is None or row["expires_at"] <= now:
             return None
-        return str(row.org_id), str(row.sealed)
+        return str(row["org_id"]), str(row["sealed"])
 
     # Sign-ins
 
     async def add_login(self, login: LoginRecord) -> None:
-        await self._count(
-            logins.insert().values(
-                token_digest=login.token_digest,
-                username=login.username,
-                expires_at=login.expires_at,
-                last_seen=login.last_seen,
-                method=login.method,
-            )
-        )
+        await self._count(logins.insert().values(**_fields_of(login, logins)))
 
     async def get_login(self, token_digest: str) -> LoginRecord | None:
         row = await self._row(self._login_by_digest, {"digest": token_digest})
         if row is None:
             return None
         return LoginRecord(
-            str(row.token_digest),
-            str(row.username),
-            float(row.expires_at),
-            float(row.last_seen),
-            str(row.method),
+            str(row["token_digest"]),
+            str(row["username"]),
+            float(row["expires_at"]),
+            float(row["last_seen"]),
+            str(row["method"]),
         )
 
     async def touch_login(self, token_digest: str, now: float) -> None:
-        await self._count(
-            logins.update().where(logins.c.token_digest == token_digest).values(last_seen=now)
-        )
+        await self._count(self._touch, {"digest": token_digest, "now": now})
 
     async def delete_logins_of(self, username: str) -> int:
         return await self._count(logins.delete().where(logins.c.username == username))
@@ -617,7 +881,7 @@ class SQLStorage:
     ) -> None:
         try:
             await self._count(
-                join_codes.insert(),
+                self._put_code,
                 {
                     "code_digest": code_digest,
                     "session_id": session_id,
@@ -625,7 +889,7 @@ class SQLStorage:
                     "org_id": org_id,
                 },
             )
-        except IntegrityError:
+        except _Violation:
             raise TandemError("join code collision") from None
 
     async def take_join_code(
@@ -636,9 +900,9 @@ class SQLStorage:
             row = await self._row(self._take_code, {"digest": code_digest})
         else:
             row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": org_id})
-        if row is None or row.expires_at <= now:
+        if row is None or row["expires_at"] <= now:
             return None
-        return str(row.session_id)
+        return str(row["session_id"])
 
     async def delete_join_codes(self, session_id: str) -> None:
         await self._count(join_codes.delete().where(join_codes.c.session_id == session_id))
@@ -652,7 +916,7 @@ class SQLStorage:
         node: str = "",
     ) -> None:
         await self._count(
-            sessions.insert(),
+            self._start_session,
             {
                 "session_id": session_id,
                 "created_at": created_at,
@@ -696,7 +960,7 @@ class SQLStorage:
                 backoff.c.key.in_(list(keys))
             )
         )
-        return {str(r.key): (int(r.failures), float(r.locked_until)) for r in rows}
+        return {str(r["key"]): (int(r["failures"]), float(r["locked_until"])) for r in rows}
 
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with ``ON CONFLICT`` (both dialects spell it the same)."""
@@ -750,7 +1014,7 @@ class SQLStorage:
             .scalar_subquery()
         )
 
-        def work(db: sa.Connection) -> None:
+        def work(db: _Db) -> None:
             db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
             db.execute(used_once.delete().where(used_once.c.expires_at <= now))
             # Counts forgotten a day after the last failure, once no wait is running.
@@ -777,16 +1041,8 @@ class SQLStorage:
 
     async def add_org(self, org: OrgRecord) -> None:
         try:
-            await self._count(
-                orgs.insert().values(
-                    org_id=org.org_id,
-                    name=org.name,
-                    created_at=org.created_at,
-                    retention_days=org.retention_days,
-                    recording_key=org.recording_key,
-                )
-            )
-        except IntegrityError:
+            await self._count(orgs.insert().values(**_fields_of(org, orgs)))
+        except _Violation:
             raise ConflictError(f"an organisation {org.org_id!r} already exists") from None
 
     async def get_org(self, org_id: str) -> OrgRecord | None:
@@ -815,7 +1071,7 @@ class SQLStorage:
     async def add_team(self, org_id: str, team: str) -> None:
         try:
             await self._count(teams.insert().values(org_id=org_id, team=team))
-        except IntegrityError:
+        except _Violation:
             raise ConflictError(f"a team {team!r} already exists") from None
 
     async def delete_team(self, org_id: str, team: str) -> bool:
@@ -873,8 +1129,10 @@ class SQLStorage:
             "require_token": site.require_token,
         }
 
-        def work(db: sa.Connection) -> None:
-            known = set(db.scalars(sa.select(teams.c.team).where(teams.c.org_id == site.org_id)))
+        def work(db: _Db) -> None:
+            known = set(
+                db.execute(sa.select(teams.c.team).where(teams.c.org_id == site.org_id)).scalars()
+            )
             for team in site.teams:
                 if team not in known:
                     raise NotFoundError(f"no team named {team!r}")
@@ -898,7 +1156,7 @@ class SQLStorage:
 
         try:
             await self._transaction(work)
-        except IntegrityError:
+        except _Violation:
             raise ConflictError(
                 f"a site {site.site_id!r} or one for {site.origin} already exists"
             ) from None
@@ -931,37 +1189,23 @@ class SQLStorage:
     # Recordings (ciphertext only; frames go with their recording by ON DELETE CASCADE)
 
     async def add_recording(self, recording: RecordingRecord) -> None:
-        def work(db: sa.Connection) -> None:
+        def work(db: _Db) -> None:
             org = db.execute(
                 sa.select(orgs.c.org_id).where(orgs.c.org_id == recording.org_id)
             ).first()
             if org is None:
                 raise NotFoundError(f"no organisation {recording.org_id!r}")
-            db.execute(
-                recordings.insert().values(
-                    recording_id=recording.recording_id,
-                    org_id=recording.org_id,
-                    session_id=recording.session_id,
-                    site_id=recording.site_id,
-                    agent=recording.agent,
-                    key_id=recording.key_id,
-                    started_at=recording.started_at,
-                    ended_at=recording.ended_at,
-                    end_reason=recording.end_reason,
-                    frames=recording.frames,
-                    size=recording.size,
-                )
-            )
+            db.execute(recordings.insert().values(**_fields_of(recording, recordings)))
 
         try:
             await self._transaction(work)
-        except IntegrityError:
+        except _Violation:
             raise ConflictError(f"a recording {recording.recording_id!r} already exists") from None
 
     async def append_recording_frames(
         self, recording_id: str, first_seq: int, frames: Sequence[bytes]
     ) -> None:
-        def work(db: sa.Connection) -> None:
+        def work(db: _Db) -> None:
             # The UPDATE locks the recording's row: appends to it (from any server) and its
             # erasure wait for this transaction.
             result = db.execute(
@@ -985,7 +1229,7 @@ class SQLStorage:
 
         try:
             await self._transaction(work)
-        except IntegrityError:
+        except _Violation:
             raise ConflictError(
                 f"recording {recording_id!r} already has a frame numbered"
                 f" {first_seq}..{first_seq + len(frames) - 1}"
@@ -1058,49 +1302,58 @@ class SQLStorage:
         details: dict[str, object],
         anchor: AnchorRule | None = None,
     ) -> AuditRecord:
-        def work(db: sa.Connection) -> AuditRecord:
-            if self._postgres:
-                # Only audit writers wait for this lock (until commit); readers of the trail and
-                # every other table go on. SQLite's IMMEDIATE transaction is its equivalent.
-                db.execute(self._audit_lock)
-            row = db.execute(self._last_record).first()
-            seq, prev = (int(row[0]) + 1, str(row[1])) if row else (1, GENESIS)
+        """Extend the chain by one record (and the anchor ``anchor`` seals for it, if any).
+
+        No lock: every server reads the head of the chain and writes the next record under the
+        next number; the number is the primary key, so of two servers writing the same one, the
+        second is refused (its record would not follow the head it read) and reads the new head
+        and tries again. A record and its anchor are written in one transaction."""
+        encoded = json.dumps(details, sort_keys=True)
+
+        def work(db: _Db) -> AuditRecord:
+            head = db.execute(self._chain_head).first()
+            seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
+            latest = _anchor(head[2:]) if head and head[2] is not None else None
             digest = record_hash(seq, at, action, actor, org, subject, details, prev)
-            db.execute(
-                audit.insert(),
-                {
-                    "seq": seq,
-                    "at": at,
-                    "action": action,
-                    "actor": actor,
-                    "org": org,
-                    "subject": subject,
-                    "details": json.dumps(details, sort_keys=True),
-                    "prev_hash": prev,
-                    "hash": digest,
-                },
-            )
             record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
-            if anchor is not None:
-                # Anchors are written only here, under the same lock: they follow record order.
-                latest = db.execute(self._last_anchor).first()
-                sealed = anchor(record, _anchor(latest) if latest else None)
-                if sealed is not None:
-                    db.execute(
-                        audit_anchors.insert(),
-                        {
-                            "seq": sealed.seq,
-                            "hash": sealed.hash,
-                            "mac": sealed.mac,
-                            "version": sealed.version,
-                            "every": sealed.every,
-                            "prev_seq": sealed.prev_seq,
-                            "prev_mac": sealed.prev_mac,
-                        },
-                    )
+            values = {
+                "seq": seq,
+                "at": at,
+                "action": action,
+                "actor": actor,
+                "org": org,
+                "subject": subject,
+                "details": encoded,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+            sealed = anchor(record, latest) if anchor is not None else None
+            if sealed is None:
+                db.execute(self._insert_record, values)
+                return record
+            with db.atomic():
+                db.execute(self._insert_record, values)
+                db.execute(
+                    self._insert_anchor,
+                    {
+                        "seq": sealed.seq,
+                        "hash": sealed.hash,
+                        "mac": sealed.mac,
+                        "version": sealed.version,
+                        "every": sealed.every,
+                        "prev_seq": sealed.prev_seq,
+                        "prev_mac": sealed.prev_mac,
+                    },
+                )
             return record
 
-        return await self._transaction(work)
+        for _ in range(_AUDIT_ATTEMPTS):
+            try:
+                return await self._session(work)
+            except _Violation as exc:
+                if not exc.key_taken:
+                    raise
+        raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
 
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
         rows = await self._rows(
@@ -1156,18 +1409,35 @@ class SQLStorage:
         return copied
 
 
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    # Erased rows (ended sessions, codes, recordings) are overwritten, not left in free pages.
+    "PRAGMA secure_delete=ON",
+    "PRAGMA busy_timeout=10000",
+)
+
+
+def _sqlite_connect(path: Path) -> sqlite3.Connection:
+    """The storage's own connection (opened in, and only used by, its worker thread)."""
+    # isolation_level=None: the driver begins no transaction of its own; they begin as
+    # SQLStorage._transaction says.
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    for pragma in _SQLITE_PRAGMAS:
+        connection.execute(pragma)
+    return connection
+
+
 def _sqlite_hooks(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own transaction handling off: transactions begin as below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        # Erased rows (ended sessions, codes, recordings) are overwritten, not left in free pages.
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        for pragma in _SQLITE_PRAGMAS:
+            cursor.execute(pragma)
         cursor.close()
 
     # Statements outside a transaction commit themselves: skip the driver's COMMIT or ROLLBACK
