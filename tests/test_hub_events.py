@@ -4,6 +4,7 @@ landing in the session's organisation."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -203,3 +204,19 @@ async def test_a_join_through_the_hub_audits_in_the_sessions_organisation(
     assert ended.details == {"reason": "agent_lost"} and ended.actor == "ann"
     assert hub.get(session) is None
     assert hub.fanout.subscriber_count(agents_topic(session)) == 0  # type: ignore[attr-defined]
+
+
+async def test_concurrent_checks_of_a_revoked_sign_in_close_and_audit_once(
+    hub: SessionHub,
+) -> None:
+    """The timer, an announcement and a message may check one socket at the same moment."""
+    ann = principal("agent")
+    async with hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
+        await hub.storage.delete_logins_of("ann")
+        await asyncio.gather(hub.recheck(seat), hub.recheck(seat), hub.recheck(seat))
+        assert seat.kicked.is_set() and seat.kick_reason == (4401, "signed out: sign in again")
+        with pytest.raises(ProtocolError) as refused:
+            await seat.text(Join(v=1, code="12345"))
+        assert refused.value.close_code == 4401
+    [record] = await audit_of(hub, "socket_closed")
+    assert (record.actor, record.subject) == ("server", "ann")

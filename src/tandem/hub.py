@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Self
 
@@ -369,6 +370,8 @@ class SessionHub:
         self.tick_seconds = tick_seconds
         self._live: dict[str, LiveSession] = {}
         self._seats: set[Seat] = set()
+        self._closing: weakref.WeakSet[Seat] = weakref.WeakSet()
+        """Seats being closed because their sign-in was revoked (closed and audited once)."""
         self._seats_empty = asyncio.Event()
         self._seats_empty.set()
         self._ticker: asyncio.TaskGroup | None = None
@@ -473,17 +476,22 @@ class SessionHub:
         before = seat.principal
         refused = await self._current(seat, activity=True)
         if refused is not None:
-            await self._forced_close(seat, before, *refused)
+            if seat not in self._closing:
+                self._closing.add(seat)
+                await self._forced_close(seat, before, *refused)
             raise ProtocolError(*refused)
 
     async def recheck(self, seat: AgentSeat | WatchSeat) -> None:
         """Close ``seat``'s socket (audited) if its sign-in ended, its account went, or its role
         no longer allows the socket: periodically and on an announcement."""
-        if seat.kicked.is_set():
+        if seat in self._closing:
             return
         before = seat.principal
         refused = await self._current(seat, activity=False)
-        if refused is not None and not seat.kicked.is_set():
+        # Checked again after the wait: another check (the timer, an announcement, a message)
+        # may have closed it meanwhile; one close, one audit record.
+        if refused is not None and seat not in self._closing:
+            self._closing.add(seat)
             await self._forced_close(seat, before, *refused)
             seat.kick(*refused)
 
