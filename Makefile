@@ -88,9 +88,17 @@ lint: setup
 test-sdk: setup
 	cd sdk && npm test
 
-# pytest exits 5 when it collects no test: that fails here too, as it should.
+# The Python tests run on several processes (pytest-xdist; each has its own servers, ports, data
+# directories, PostgreSQL schemas and Redis channels). The server tests mostly wait on sockets, so
+# more workers than cores pays; idle workers steal queued tests. The browser tests come after, in a
+# pass of their own with one Chromium per worker. pytest exits 5 when it collects no test: that
+# fails here too, as it should.
+PYTEST_WORKERS ?= 4
+E2E_WORKERS ?= 2
+PYTEST_FAST = $(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist worksteal
 test-py: setup chromium
-	$(BIN)/python -m pytest
+	$(PYTEST_FAST)
+	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load
 
 # A coverage-guided fuzz of every parser that takes bytes from the network, bounded by time so a
 # busy machine takes no longer. Any crash fails it; so does a fuzz that got through fewer than
@@ -111,7 +119,7 @@ test: lint test-sdk test-py fuzz
 
 # For developers between commits, not part of the set-up: no browser tests, so no Chromium.
 check: lint test-sdk
-	$(BIN)/python -m pytest -m "not e2e"
+	$(PYTEST_FAST)
 
 # The release artefacts: the sdist, the wheel, the runtime lock to install the wheel with
 # (docs/deployment.md) and their SHA-256 sums. The sdist carries the built bundles too, and the

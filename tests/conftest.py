@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,9 +19,11 @@ import argon2
 import httpx
 import pytest
 import uvicorn
+from click.testing import Result
 from starlette.types import ASGIApp
+from typer.testing import CliRunner
 
-from tandem import auth, crypto
+from tandem import auth, cli, crypto
 from tandem.cli import server_config
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
@@ -82,6 +85,15 @@ def free_port() -> int:
         return port
 
 
+def bound_socket() -> socket.socket:
+    """A loopback TCP socket bound to a port of its own, for a server to listen on. Held from
+    here until the server closes it, so no other test (nor another pytest-xdist worker, nor
+    another run on the machine) can take the port in between, as it could after free_port()."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 class RunningServer:
     def __init__(
         self,
@@ -90,8 +102,12 @@ class RunningServer:
         fanout: Fanout | None = None,
         log_level: str = "warning",
         wrap: Callable[[ASGIApp], ASGIApp] | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
+        """``sock``: a socket bound to ``settings.port`` (see :func:`bound_socket`); without one,
+        uvicorn binds the port itself."""
         self.settings = settings
+        self.sockets = [sock] if sock is not None else None
         self.clock = clock
         scheme = "https" if settings.tls else "http"
         self.base = f"{scheme}://127.0.0.1:{settings.port}"
@@ -102,7 +118,7 @@ class RunningServer:
             app = wrap(app)
         config = server_config(app, settings, log_level=log_level)
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, args=(self.sockets,), daemon=True)
 
     def start(self) -> None:
         self.thread.start()
@@ -115,6 +131,30 @@ class RunningServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def tandem_in_process(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the ``tandem`` command (:func:`tandem.cli.main`'s Typer app) in this process, in a
+    thread of its own (it runs its own event loop), instead of paying a new interpreter's start-up
+    (most of a second of CPU here) for each call. Exit code, stdout and stderr are as a subprocess
+    would see them; an exception the command does not handle is raised here, as a test failure.
+    tests/test_cli.py runs the real ``python -m tandem`` in subprocesses."""
+    outcome: list[Result] = []
+
+    def invoke() -> None:
+        outcome.append(CliRunner().invoke(cli.app, list(args), input=stdin, env=env))
+
+    worker = threading.Thread(target=invoke)
+    worker.start()
+    worker.join()
+    [result] = outcome
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(
+        ["tandem", *args], result.exit_code, result.stdout, result.stderr
+    )
 
 
 def add_user(
@@ -161,7 +201,6 @@ ServerFactory = Callable[..., RunningServer]
 # environment variable, so nothing a deployment can set makes production hash cheaply;
 # tests/test_crypto.py checks the production profile with `production_password_hashing`.
 PRODUCTION_PASSWORD_HASHER = crypto._hasher
-PRODUCTION_DUMMY_HASH = crypto._DUMMY_HASH
 CHEAP_PASSWORD_HASHER = argon2.PasswordHasher(
     time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.ID
 )
@@ -171,9 +210,6 @@ CHEAP_PASSWORD_HASHER = argon2.PasswordHasher(
 def cheap_password_hashing() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(crypto, "_hasher", CHEAP_PASSWORD_HASHER)
-        patch.setattr(
-            crypto, "_DUMMY_HASH", CHEAP_PASSWORD_HASHER.hash("tandem-dummy-password-for-timing")
-        )
         yield
 
 
@@ -207,7 +243,6 @@ def reused_ssl_context() -> Iterator[None]:
 def production_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     """This test hashes and verifies with the production hasher."""
     monkeypatch.setattr(crypto, "_hasher", PRODUCTION_PASSWORD_HASHER)
-    monkeypatch.setattr(crypto, "_DUMMY_HASH", PRODUCTION_DUMMY_HASH)
 
 
 @pytest.fixture
@@ -263,10 +298,12 @@ def server_factory(tmp_path: Path, data_templates: DataTemplates) -> Iterator[Se
         **overrides: object,
     ) -> RunningServer:
         data_dir = tmp_path / f"data{len(started)}"
-        settings = Settings.load(environ={}, data_dir=data_dir, port=free_port(), **overrides)
+        sock = bound_socket()
+        port = sock.getsockname()[1]
+        settings = Settings.load(environ={}, data_dir=data_dir, port=port, **overrides)
         data_templates.copy_to(data_dir, seed)
         running = RunningServer(
-            settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap
+            settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap, sock=sock
         )
         running.start()
         started.append(running)
@@ -291,6 +328,23 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: "e2e" in item.path.parts)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, ``--dist load`` hands each worker its tests in collection order, so
+    a worker's browser tests still come after its async ones; ``worksteal`` moves tests from the
+    end of one worker's queue to another's, and would run async tests in a worker whose browser
+    is open. A run that may hold browser tests distributes with ``load`` instead (`make test`
+    runs them in a pass of their own, ``-m e2e``, after ``-m "not e2e"`` with worksteal)."""
+    if config.getoption("dist", "no") == "worksteal" and config.option.markexpr != "not e2e":
+        config.option.dist = "load"
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    asked = " ".join(config.invocation_params.args)
+    if config.getoption("dist", "no") == "load" and "worksteal" in asked:
+        return "--dist worksteal became --dist load: this run may hold browser tests"
+    return None
 
 
 def seed_directory(data_dir: Path, work: Callable[[Directory], Awaitable[None]]) -> None:
@@ -353,9 +407,10 @@ def shared_orgs_server(
     """One two-organisation server for every test of a module, for modules whose tests change
     nothing another test looks at (each says why it may share)."""
     data_dir = tmp_path_factory.mktemp("shared") / "data"
-    settings = Settings.load(environ={}, data_dir=data_dir, port=free_port())
+    sock = bound_socket()
+    settings = Settings.load(environ={}, data_dir=data_dir, port=sock.getsockname()[1])
     data_templates.copy_to(data_dir, two_organisations)
-    running = RunningServer(settings, FakeClock())
+    running = RunningServer(settings, FakeClock(), sock=sock)
     running.start()
     yield running
     running.stop()

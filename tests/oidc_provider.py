@@ -58,6 +58,7 @@ class Misbehaviour:
     deny: bool = False  # /authorize answers error=access_denied
     discovery_issuer: str | None = None  # "issuer" of the discovery document
     stall: bool = False  # discovery does not answer (until the provider stops)
+    authorization_endpoint: str | None = None  # where discovery sends browsers instead
 
 
 class OidcProvider:
@@ -80,6 +81,7 @@ class OidcProvider:
         self.other_key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests = 0
+        self.requests = 0  # every request the provider received
         self.client_auth_methods: list[str] = []  # as seen by the token endpoint
         self._stopping = threading.Event()
         app = Starlette(
@@ -124,6 +126,7 @@ class OidcProvider:
     # -- endpoints --
 
     async def discovery(self, request: Request) -> Response:
+        self.requests += 1
         if self.misbehave.stall:
             deadline = time.monotonic() + 30
             while not self._stopping.is_set() and time.monotonic() < deadline:
@@ -131,7 +134,8 @@ class OidcProvider:
         return JSONResponse(
             {
                 "issuer": self.misbehave.discovery_issuer or self.issuer,
-                "authorization_endpoint": f"{self.issuer}/authorize",
+                "authorization_endpoint": self.misbehave.authorization_endpoint
+                or f"{self.issuer}/authorize",
                 "token_endpoint": f"{self.issuer}/token",
                 "jwks_uri": f"{self.issuer}/jwks",
                 "response_types_supported": ["code"],

@@ -24,7 +24,7 @@ from tandem.audit import (
     verify,
 )
 from tandem.storage.sql import SQLStorage
-from tests.conftest import AGENT_PASSWORD, ServerFactory
+from tests.conftest import AGENT_PASSWORD, ServerFactory, tandem_in_process
 
 KEY = bytes(range(32))
 TRIGGERS = (
@@ -97,12 +97,7 @@ def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
 
 
 def run_verify(data_dir: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", "audit", "verify", "--data-dir", str(data_dir), *options],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return tandem_in_process("audit", "verify", "--data-dir", str(data_dir), *options)
 
 
 async def test_an_intact_trail_verifies(tmp_path: Path) -> None:
@@ -344,12 +339,7 @@ async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
 
 
 def run_checkpoint(data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", "audit", "checkpoint", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return tandem_in_process("audit", "checkpoint", "--data-dir", str(data_dir))
 
 
 def checkpoint_to(witness: Path, data_dir: Path) -> Checkpoint:

@@ -53,7 +53,41 @@ def test_user_add_refuses_a_weak_password_with_a_clear_message(tmp_path: Path) -
 def test_user_add_refuses_a_duplicate(tmp_path: Path) -> None:
     run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
     result = run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
-    assert result.returncode == 2 and "already exists" in result.stderr
+    assert result.returncode == 2 and "'bob' is not available" in result.stderr
+
+
+def test_user_add_refuses_the_audit_trails_system_actor_names(tmp_path: Path) -> None:
+    for name in ("server", "customer", "cli"):
+        result = run(
+            "user", "add", name, "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n"
+        )
+        assert result.returncode == 2 and f"{name!r} is not available" in result.stderr
+
+
+def test_serve_stops_in_one_line_when_another_organisation_holds_an_allowed_origin(
+    tmp_path: Path,
+) -> None:
+    data = ("--data-dir", str(tmp_path))
+    assert run("org", "add", "acme", "--name", "Acme", "--team", "support", *data).returncode == 0
+    added = run(
+        "site",
+        "add",
+        "shop",
+        "--origin",
+        "https://shop.example",
+        "--team",
+        "support",
+        "--org",
+        "acme",
+        *data,
+    )
+    assert added.returncode == 0, added.stderr
+    result = run("serve", "--allow-origin", "https://shop.example", *data)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "tandem: --allow-origin https://shop.example is already site 'shop' of organisation "
+        "'acme': remove the option or that site"
+    )
 
 
 def test_user_add_refuses_an_unknown_role(tmp_path: Path) -> None:
@@ -84,7 +118,7 @@ def test_serve_prints_urls_and_first_run_hint_then_serves(tmp_path: Path) -> Non
         text=True,
     )
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a bound on failure: a busy machine starts it slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
@@ -179,3 +213,35 @@ def test_serve_says_when_redis_cannot_be_reached(tmp_path: Path) -> None:
     assert "cannot reach Redis" in result.stderr
     assert "secret-pw" not in result.stderr + result.stdout  # never the password
     assert "Traceback" not in result.stderr
+
+
+def test_user_passwd_sets_a_password_and_ends_sign_ins(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path))
+    add = run("user", "add", "bob", "--no-mfa", *data, stdin="blue-kettle-orbit-42\n")
+    assert add.returncode == 0, add.stderr
+    weak = run("user", "passwd", "bob", *data, stdin="short\n")
+    assert weak.returncode == 2 and weak.stderr.startswith("tandem: password too short")
+    done = run("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-77\n")
+    assert done.returncode == 0, done.stderr
+    assert "must be changed at the next sign-in" in done.stdout
+    missing = run("user", "passwd", "nobody", *data, stdin="green-lantern-tide-77\n")
+    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr
+
+
+def test_user_sso_needs_the_organisations_provider_first(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path))
+    assert (
+        run(
+            "user",
+            "add",
+            "aud",
+            "--role",
+            "auditor",
+            "--no-mfa",
+            *data,
+            stdin="blue-kettle-orbit-42\n",
+        ).returncode
+        == 0
+    )
+    unset = run("user", "sso", "aud", "sub-1", *data)
+    assert unset.returncode == 2 and "identity provider first" in unset.stderr

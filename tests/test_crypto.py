@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import itertools
+import subprocess
+import sys
 
 import argon2
 import pytest
@@ -82,7 +84,7 @@ def test_production_hashes_with_the_rfc_9106_low_memory_profile() -> None:
         profile.parallelism,
     )
     assert (parameters.time_cost, parameters.memory_cost, parameters.parallelism) == (3, 65536, 4)
-    assert argon2.extract_parameters(crypto._DUMMY_HASH) == parameters
+    assert argon2.extract_parameters(crypto._dummy_hash()) == parameters
     assert crypto.verify_password(hashed, "blue-kettle-orbit-42")
 
 
@@ -98,3 +100,22 @@ def test_verify_refuses_huge_passwords() -> None:
 
 def test_verify_survives_a_corrupt_hash() -> None:
     assert not crypto.verify_password("$argon2id$garbage", "whatever-password")
+
+
+def test_importing_tandem_hashes_no_password() -> None:
+    """The dummy hash (for users that do not exist) is made on first use: a full-cost argon2
+    hash at import made every CLI command half a second slower."""
+    code = (
+        "import argon2, time\n"
+        "calls = []\n"
+        "real = argon2.PasswordHasher.hash\n"
+        "def counted(self, *a, **k):\n"
+        "    calls.append(1)\n"
+        "    return real(self, *a, **k)\n"
+        "argon2.PasswordHasher.hash = counted\n"
+        "import tandem.crypto, tandem.cli\n"
+        "assert not calls, calls\n"
+        "assert tandem.crypto.verify_password(None, 'x') is False\n"
+        "assert calls == [1], calls\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

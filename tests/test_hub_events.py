@@ -60,8 +60,12 @@ async def hub(tmp_path: Path) -> AsyncIterator[SessionHub]:
         fanout=MemoryFanout(),
         audit=AuditLog(storage, load_or_create_key(settings.audit_key_path)),
         box=box,
-        join_backoff=SharedBackoff(storage, settings.join_free_failures, 2.0, 600.0),
-        join_org_backoff=SharedBackoff(storage, settings.join_org_free_failures, 2.0, 600.0),
+        join_backoff=SharedBackoff(
+            storage, settings.join_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
+        ),
+        join_org_backoff=SharedBackoff(
+            storage, settings.join_org_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
+        ),
         clock=lambda: 1000.0,
         entropy=crypto.system_entropy,
     )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from tandem import auth
 from tandem.crypto import SecretBox
 from tandem.storage.sql import SQLStorage
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
 
 
 def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
@@ -106,12 +104,8 @@ def test_no_second_factor_secret_is_stored_in_the_clear(
 
 
 def test_user_add_enrols_a_second_factor_by_default(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "tandem", "user", "add", "carol", "--data-dir", str(tmp_path)],
-        input="blue-kettle-orbit-42\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = tandem_in_process(
+        "user", "add", "carol", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n"
     )
     assert result.returncode == 0, result.stderr
     assert "otpauth://totp/Tandem:carol?secret=" in result.stdout
@@ -124,22 +118,14 @@ def test_user_add_enrols_a_second_factor_by_default(tmp_path: Path) -> None:
 
 
 def test_no_mfa_is_loudly_warned(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tandem",
-            "user",
-            "add",
-            "dave",
-            "--no-mfa",
-            "--data-dir",
-            str(tmp_path),
-        ],
-        input="blue-kettle-orbit-42\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = tandem_in_process(
+        "user",
+        "add",
+        "dave",
+        "--no-mfa",
+        "--data-dir",
+        str(tmp_path),
+        stdin="blue-kettle-orbit-42\n",
     )
     assert result.returncode == 0
     assert "WARNING" in result.stderr and "local demo" in result.stderr

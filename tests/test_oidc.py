@@ -4,6 +4,7 @@ and one test per thing a broken or hostile provider, or a forged callback, can d
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from urllib.parse import parse_qs, urlsplit
@@ -11,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from tandem import oidc
-from tandem.exceptions import AuthenticationError
+from tandem import oidc, outbound
+from tandem.exceptions import AuthenticationError, ConfigError
 from tests.conftest import free_port
 from tests.oidc_provider import OidcProvider
 
@@ -34,7 +35,12 @@ async def http() -> AsyncIterator[httpx2.AsyncClient]:
 
 
 def config_for(provider: OidcProvider, **changes: object) -> oidc.ProviderConfig:
-    config = oidc.ProviderConfig(provider.issuer, provider.client_id, provider.client_secret)
+    config = oidc.ProviderConfig(
+        provider.issuer,
+        provider.client_id,
+        provider.client_secret,
+        allow_private_network=True,  # the test provider runs on loopback
+    )
     return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
@@ -245,7 +251,9 @@ async def test_discovery_of_an_issuer_with_a_trailing_slash_must_match_exactly(
 
 
 async def test_an_unreachable_provider_fails_fast_and_clearly(http: httpx2.AsyncClient) -> None:
-    config = oidc.ProviderConfig(f"http://127.0.0.1:{free_port()}", "c", "s")
+    config = oidc.ProviderConfig(
+        f"http://127.0.0.1:{free_port()}", "c", "s", allow_private_network=True
+    )
     started = time.monotonic()
     with pytest.raises(AuthenticationError, match=r"discovery unreachable"):
         await oidc.discover(config, http)
@@ -261,3 +269,50 @@ async def test_a_provider_that_never_answers_times_out(
     with pytest.raises(AuthenticationError, match=r"did not answer within 0.3 s"):
         await oidc.discover(config_for(provider), http)
     assert time.monotonic() - started < 3
+
+
+async def test_a_provider_on_loopback_or_plain_http_is_not_contacted_outside_tests(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """Server-side request forgery: an admin's issuer on http://127.0.0.1:<port> (any service
+    of the server's own host). Without the test-only setting, nothing is fetched."""
+    with pytest.raises(AuthenticationError, match=r"issuer must be an https:// URL"):
+        await oidc.discover(config_for(provider, allow_private_network=False), http)
+    assert provider.requests == 0
+
+
+async def test_a_sign_in_is_never_sent_to_another_origin_than_the_issuers(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """An open redirect through /api/sso/start: discovery naming any site as the place to send
+    the browser."""
+    provider.misbehave.authorization_endpoint = "http://evil.test/authorize"
+    with pytest.raises(AuthenticationError, match=r"not on the issuer's origin"):
+        await oidc.discover(config_for(provider), http)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://idp.example/",  # plain http
+        "https://127.0.0.1/",
+        "https://[::1]/",
+        "https://localhost/",
+        "https://10.1.2.3/",
+        "https://192.168.0.1/",
+        "https://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "https://100.64.0.1/",  # shared address space
+        "https:///no-host",
+    ],
+)
+def test_provider_urls_must_be_https_on_public_hosts(url: str) -> None:
+    with pytest.raises(ConfigError):
+        outbound.check_url(url, "issuer")
+    outbound.check_url("https://idp.example/", "issuer")  # the kind that passes
+
+
+async def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
+    """Names are resolved before each request: this host's own name points at loopback or the
+    local network (or does not resolve), never at a global address."""
+    with pytest.raises(ConfigError, match=r"private address|does not resolve"):
+        await outbound.check_public(f"https://{socket.gethostname()}/", "issuer")

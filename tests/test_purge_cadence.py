@@ -26,8 +26,8 @@ async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path
         fanout=MemoryFanout(),
         audit=AuditLog(storage, load_or_create_key(settings.audit_key_path)),
         box=crypto.SecretBox(settings.secrets_key_path),
-        join_backoff=SharedBackoff(storage, 5, 2.0, 600.0),
-        join_org_backoff=SharedBackoff(storage, 50, 2.0, 600.0),
+        join_backoff=SharedBackoff(storage, 5, 2.0, 600.0, 3600.0),
+        join_org_backoff=SharedBackoff(storage, 50, 2.0, 600.0, 3600.0),
         clock=lambda: now[0],
         entropy=crypto.system_entropy,
     )

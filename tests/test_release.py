@@ -97,7 +97,7 @@ def test_installed_wheel_imports_from_its_venv_not_the_source_tree(
     assert Path(result.stdout.strip()).is_relative_to(installed)
 
 
-def answers(url: str, process: subprocess.Popen[str], timeout: float = 20) -> bool:
+def answers(url: str, process: subprocess.Popen[str], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         try:

@@ -6,7 +6,8 @@ on (its organisation and the teams that serve it):
 1. another organisation's resource is *not found* (its existence never leaks);
 2. the role must grant the action (:data:`PERMISSIONS`, the whole table);
 3. a team-scoped resource (a site, its sessions) needs a team in common with the principal;
-4. an account that must have a second factor but has none may only set one up.
+4. an account that must have a second factor but has none may only set one up, and one whose
+   password an admin reset may only choose a new one.
 
 tests/test_access.py checks the table; tests/server/test_authorisation_matrix.py generates a
 request for every role and every route and socket message from the same table.
@@ -84,6 +85,11 @@ class Principal:
     teams: frozenset[str] = frozenset()
     needs_second_factor: bool = False
     """True until the account has set up a second factor (unless created with --no-mfa)."""
+    must_change_password: bool = False
+    """An admin reset the password: until the user chooses a new one, only "self" actions."""
+    operator: bool = False
+    """The server's operator (the CLI, with the database in hand), not a signed-in admin: the
+    only one who manages auditor accounts (separation of duties, docs/security.md)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -122,6 +128,8 @@ def authorize(principal: Principal, action: Action, resource: Resource | None = 
         raise NotFoundError("not found")
     if not allowed(principal.role, action):
         raise ForbiddenError(f"the {principal.role} role does not allow {action}")
+    if principal.must_change_password and action not in ALWAYS_ALLOWED:
+        raise ForbiddenError("choose a new password first (console: Security)")
     if principal.needs_second_factor and action not in ALWAYS_ALLOWED:
         raise ForbiddenError("set up two-step sign-in first (console: Security)")
     if resource is not None and resource.teams is not None and not principal.teams & resource.teams:

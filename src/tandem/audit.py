@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tandem.exceptions import ConfigError
+from tandem.private_files import private_file
 
 GENESIS = "0" * 64
 
@@ -155,13 +156,13 @@ def load_or_create_key(path: Path) -> bytes:
     """The anchoring key (32 random bytes, hex), created with mode 0600 on first use."""
     try:
         if path.exists():
+            private_file(path)  # tightened if an older version left it looser
             key = bytes.fromhex(path.read_text().strip())
             if len(key) < 32:
                 raise ConfigError(f"the audit key {path} is too short")
             return key
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = secrets.token_bytes(32)
-        path.touch(mode=0o600)
+        private_file(path)
         path.write_text(key.hex())
         return key
     except ValueError:

@@ -15,6 +15,7 @@ from tandem.exceptions import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    UserExistsError,
     WeakPasswordError,
 )
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, LoginRecord, Storage, UserRecord
@@ -43,6 +44,19 @@ _COMMON = frozenset(
 )
 
 
+RESERVED_USERNAMES: frozenset[str] = frozenset(
+    {"server", "customer", "cli", "system", "operator", "anonymous", "tandem"}
+)
+"""Names the audit trail uses for its system actors (``server``, ``customer``, ``cli``) and a few
+that would read as one. No account may take them, so an entry by ``server`` is the server's."""
+
+
+def name_unavailable(username: str) -> UserExistsError:
+    """The one answer for a username that cannot be created: reserved, taken in this
+    organisation or taken in another (which must not be told apart)."""
+    return UserExistsError(f"the username {username!r} is not available: choose another")
+
+
 Agent = Principal
 """A signed-in user as the server sees it on each request (any role)."""
 
@@ -57,6 +71,7 @@ def principal(user: UserRecord, method: str = "password") -> Principal:
         org=user.org_id,
         teams=frozenset(user.teams),
         needs_second_factor=method != "oidc" and not user.totp_secret and not user.mfa_exempt,
+        must_change_password=method != "oidc" and user.password_change_required,
     )
 
 
@@ -148,6 +163,8 @@ async def create_user(
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
     returned to be shown once. Raises ConfigError, WeakPasswordError, UserExistsError."""
     validate_username(username)
+    if username in RESERVED_USERNAMES:
+        raise name_unavailable(username)
     checked_role = validate_role(role)
     check_password_strength(password, username)
     enrolment = new_enrolment(username, entropy) if box is not None else None
@@ -169,7 +186,10 @@ async def create_user(
     if teams is None:  # people who take sessions start in the default team, if there is one
         known = await storage.list_teams(org)
         teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
-    await storage.add_user(record)
+    try:
+        await storage.add_user(record)
+    except UserExistsError:
+        raise name_unavailable(username) from None
     await storage.set_user_teams(username, org, teams)
     return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
 
@@ -283,6 +303,29 @@ async def agent_for_login(
     if user is None:
         return None
     return principal(user, login.method)
+
+
+async def change_password(
+    storage: Storage,
+    username: str,
+    current: str,
+    new: str,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+) -> str:
+    """The user's own password change: ``current`` must be right, ``new`` strong and different.
+    Every sign-in of the user ends; returns the token of a new one for the caller's browser.
+    Raises AuthenticationError (wrong current password) or WeakPasswordError."""
+    user = await storage.get_user(username)
+    if user is None or not crypto.verify_password(user.password_hash, current):
+        raise AuthenticationError("the current password is not right")
+    check_password_strength(new, username)
+    if new == current:
+        raise WeakPasswordError("choose a password other than the current one")
+    await storage.set_password(username, crypto.hash_password(new), False)
+    await storage.delete_logins_of(username)
+    return await open_login(storage, user, now, ttl, entropy, "password")
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:

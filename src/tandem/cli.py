@@ -222,8 +222,13 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
 
 
 async def _count_users(settings: Settings) -> int:
+    """The number of accounts, after checking the database against the settings (an origin
+    of ``--allow-origin`` held by another organisation stops the start here, in one line)."""
+    from tandem.directory import check_allowed_origins
+
     storage = await open_storage(settings)
     try:
+        await check_allowed_origins(storage, settings.allow_origins)
         return await storage.count_users()
     finally:
         await storage.close()
@@ -324,6 +329,62 @@ async def _add_user(
         return enrolment
 
 
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    org: OrgOption = DEFAULT_ORG,
+    temporary: Annotated[
+        bool,
+        typer.Option(
+            "--temporary", help="The user must choose a new password at the next sign-in."
+        ),
+    ] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Set an account's password (read like `user add` does) and end its sign-ins. Agents
+    change their own in the console (Security)."""
+    try:
+        password = _read_password(password_stdin)
+    except TandemError as exc:
+        raise _fail(exc) from None
+
+    async def run(directory: Directory) -> None:
+        await directory.reset_password(operator(org), name, password, change_required=temporary)
+
+    _run_directory(data_dir, run)
+    typer.echo(
+        f"New password set for {name!r}"
+        + (": it must be changed at the next sign-in." if temporary else ".")
+        + " Its sign-ins have ended."
+    )
+
+
+@user_app.command("sso")
+def user_sso(
+    name: Annotated[str, typer.Argument(help="The account.")],
+    subject: Annotated[
+        str | None,
+        typer.Argument(help="Its subject (sub) at the organisation's identity provider."),
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Unbind the account.")] = False,
+    org: OrgOption = DEFAULT_ORG,
+    data_dir: DataDir = None,
+) -> None:
+    """Bind an account to its user at the organisation's identity provider (the only way for
+    auditor accounts: an admin cannot bind those)."""
+    if (subject is None) != remove:
+        raise _fail("give the subject, or --remove")
+
+    async def run(directory: Directory) -> None:
+        await directory.bind_sso_identity(operator(org), name, subject)
+
+    _run_directory(data_dir, run)
+    typer.echo(f"Unbound {name!r}." if remove else f"Bound {name!r} to subject {subject!r}.")
+
+
 @org_app.command("add")
 def org_add(
     org_id: Annotated[str, typer.Argument(help="Short id: lower-case letters, digits, . _ -")],
@@ -386,6 +447,23 @@ def site_add(
     typer.echo(f"Registered site {site_id!r} ({origin}) for {org!r}, served by {', '.join(team)}.")
 
 
+@site_app.command("approve")
+def site_approve(
+    site_id: Annotated[str, typer.Argument(help="The site an organisation registered.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Vouch for a site's origin without its verification page: its pages may start sessions.
+    Check first that the organisation really runs that website."""
+
+    async def run(directory: Directory) -> None:
+        site = await directory.storage.get_site(site_id)
+        org = site.org_id if site else DEFAULT_ORG
+        await directory.approve_site(operator(org), site_id)
+
+    _run_directory(data_dir, run)
+    typer.echo(f"Approved site {site_id!r}: its pages may start sessions.")
+
+
 @site_app.command("list")
 def site_list(data_dir: DataDir = None) -> None:
     """Every registered site: id, organisation, origin, teams."""
@@ -393,7 +471,10 @@ def site_list(data_dir: DataDir = None) -> None:
 
     async def run(directory: Directory) -> None:
         for site in await directory.storage.list_sites():
-            found.append(f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}")
+            state = "" if site.verified else "\tunverified (tandem site approve)"
+            found.append(
+                f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}{state}"
+            )
 
     _run_directory(data_dir, run)
     for line in found:

@@ -95,11 +95,21 @@ class Settings:
     login_idle_seconds: float = 30 * 60.0
     """A sign-in unused for this long ends (besides its absolute lifetime)."""
     login_free_failures: int = 3
-    """Wrong passwords per account (and per address) before back-off starts."""
+    """Wrong passwords per account (and per address) before back-off starts. While an address
+    waits, only accounts that have failed themselves are refused (docs/security.md)."""
     login_backoff_seconds: float = 1.0
     """First back-off; it doubles with each further failure."""
     login_backoff_max_seconds: float = 900.0
     """Longest back-off."""
+    test_private_network: bool = False
+    """Tests only (no option or variable sets it): lets the server talk to an identity provider
+    over plain http on loopback or a private network. Off, providers must be https on public
+    hosts (docs/security.md, server-side request forgery)."""
+    site_verification_timeout_seconds: float = 10.0
+    """Deadline of the fetch of a site's /.well-known/tandem-verification (whole request)."""
+    backoff_forget_seconds: float = 3600.0
+    """A back-off count (sign-in, join code, SSO start) is forgotten this long after its last
+    failure. Counts decay this way only: a success never clears them."""
     _unused_login_doc: float = 0.0
     """Lifetime of an agent's sign-in."""
     join_free_failures: int = 5
@@ -111,8 +121,9 @@ class Settings:
     customer_token_max_seconds: float = 600.0
     """Longest lifetime (exp - iat) of a customer token a site's backend may sign."""
     join_org_free_failures: int = 50
-    """Wrong join codes across one organisation before its agents all back off (and an alert is
-    audited): a brake on guessing spread over many accounts and addresses."""
+    """Wrong join codes across one organisation before an alert is audited and its agents that
+    have entered a wrong code themselves back off (an agent without failures is not slowed):
+    a brake on guessing spread over many accounts and addresses."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0

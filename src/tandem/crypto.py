@@ -23,6 +23,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 from tandem.exceptions import AuthenticationError, ConfigError, RecordingError
+from tandem.private_files import private_file
 
 _MAX_PASSWORD_BYTES = 1024
 
@@ -82,18 +83,29 @@ class SecretBox:
     def __init__(self, key_file: Path) -> None:
         try:
             if key_file.exists():
+                private_file(key_file)  # tightened if an older version left it looser
                 key = key_file.read_bytes().strip()
             else:
-                key_file.parent.mkdir(parents=True, exist_ok=True)
                 key = Fernet.generate_key()
-                key_file.touch(mode=0o600)
+                private_file(key_file)
                 key_file.write_bytes(key)
             self._fernet = Fernet(key)
+            # Digests of short secrets (join codes: five digits) are keyed, so that storage
+            # alone does not give the secret back by trying every value.
+            self._digest_key = hmac.new(key, b"tandem:digest-key", hashlib.sha256).digest()
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot use the secrets key {key_file}: {exc}") from None
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode()
+
+    def digest(self, secret: str, purpose: str) -> str:
+        """Keyed digest (HMAC-SHA256 under a key derived from this box's key) under which a
+        short secret is stored or kept: without the key file, trying every join code against
+        it is no use. ``purpose`` separates domains as in :func:`secret_digest`; the ``k1:``
+        prefix tells it from the unkeyed digests of older versions."""
+        mac = hmac.new(self._digest_key, f"tandem:{purpose}:{secret}".encode(), hashlib.sha256)
+        return "k1:" + mac.hexdigest()
 
     def open(self, sealed: str) -> str:
         try:
@@ -117,8 +129,18 @@ def recovery_digest(code: str) -> str:
 
 
 _hasher = argon2.PasswordHasher(type=argon2.Type.ID)
-# Verified against when a user does not exist, so both cases cost the same time.
-_DUMMY_HASH = _hasher.hash("tandem-dummy-password-for-timing")
+
+
+_dummy_hashes: dict[argon2.PasswordHasher, str] = {}
+
+
+def _dummy_hash() -> str:
+    """Verified against when a user does not exist, so both cases cost the same time. Made on
+    first use (one per hasher), not at import: every CLI command would pay a full-cost hash."""
+    hasher = _hasher
+    if hasher not in _dummy_hashes:
+        _dummy_hashes[hasher] = hasher.hash("tandem-dummy-password-for-timing")
+    return _dummy_hashes[hasher]
 
 
 def hash_password(password: str) -> str:
@@ -131,7 +153,9 @@ def verify_password(password_hash: str | None, password: str) -> bool:
     if len(password.encode()) > _MAX_PASSWORD_BYTES:
         return False
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return (
+            _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
+        )
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
 

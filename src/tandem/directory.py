@@ -15,13 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from tandem import auth, crypto
+from tandem import auth, crypto, oidc, outbound, site_verification
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
-from tandem.exceptions import ConfigError, ConflictError, NotFoundError
+from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
 from tandem.policy import MaskingPolicy, policy_json
-from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
+from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
 
 Recorder = Callable[..., Awaitable[None]]
 """``record(action, actor=, org=, subject=, **details)``: appends to the audit trail."""
@@ -44,14 +44,47 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
         async def record(action: str, **fields: Any) -> None:
             await log.record(time.time(), action, **fields)
 
-        yield Directory(storage, record, time.time, crypto.SecretBox(settings.secrets_key_path))
+        yield Directory(
+            storage,
+            record,
+            time.time,
+            crypto.SecretBox(settings.secrets_key_path),
+            reserved_origins=frozenset(settings.allow_origins),
+            allow_private_network=settings.test_private_network,
+        )
     finally:
         await storage.close()
 
 
+async def check_allowed_origins(storage: Storage, origins: tuple[str, ...]) -> None:
+    """Raise ConfigError (one line) if another organisation than the default one holds one of
+    the operator's ``--allow-origin`` origins: the server must not start over the conflict."""
+    for origin in origins:
+        held = await storage.site_for_origin(origin)
+        if held is not None and held.org_id != DEFAULT_ORG:
+            raise ConfigError(
+                f"--allow-origin {origin} is already site {held.site_id!r} of organisation "
+                f"{held.org_id!r}: remove the option or that site"
+            )
+
+
 def operator(org: str) -> Principal:
-    """The principal the CLI acts as: an admin of ``org``, with the second factor not required."""
-    return Principal(username="cli", display_name="Operator (CLI)", role="admin", org=org)
+    """The principal the CLI acts as: an admin of ``org``, with the second factor not required,
+    who may also manage auditor accounts."""
+    return Principal(
+        username="cli", display_name="Operator (CLI)", role="admin", org=org, operator=True
+    )
+
+
+def _guard_auditors(actor: Principal, *roles: str) -> None:
+    """Separation of duties: auditors check admins, so an organisation's admin neither makes
+    auditors nor takes over, removes or re-binds one (password, second factor, provider
+    identity); only the operator does (docs/security.md)."""
+    if "auditor" in roles and not actor.operator:
+        raise ForbiddenError(
+            "only the server's operator manages auditor accounts (tandem user ..., "
+            "docs/administration.md)"
+        )
 
 
 def site_json(site: SiteRecord) -> dict[str, object]:
@@ -64,6 +97,7 @@ def site_json(site: SiteRecord) -> dict[str, object]:
         "policy": json.loads(site.policy) if site.policy else None,
         "require_token": site.require_token,
         "has_token_key": site.token_key is not None,
+        "verified": site.verified,
     }
 
 
@@ -75,6 +109,8 @@ def user_json(user: UserRecord) -> dict[str, object]:
         "teams": list(user.teams),
         "second_factor": bool(user.totp_secret),
         "mfa_exempt": user.mfa_exempt,
+        "sso_bound": user.oidc_identity is not None,
+        "password_change_required": user.password_change_required,
     }
 
 
@@ -86,10 +122,17 @@ class Directory:
         clock: Callable[[], float],
         box: crypto.SecretBox,
         entropy: crypto.Entropy = crypto.system_entropy,
+        reserved_origins: frozenset[str] = frozenset(),
+        allow_private_network: bool = False,
         *,
         revoked: Callable[[str], None] = lambda username: None,
     ) -> None:
+        """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
+        organisation's sites (made at start-up) may hold."""
         self.storage = storage
+        self.reserved_origins = reserved_origins
+        self.allow_private_network = allow_private_network
+        """Test only (``test_private_network``): http and loopback identity providers."""
         self.record = record
         self.clock = clock
         self.box = box
@@ -167,10 +210,8 @@ class Directory:
     ) -> dict[str, str]:
         """The organisation's OpenID Connect provider (docs/administration.md)."""
         authorize(actor, "org.manage", Resource(actor.org))
+        outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
         parts = urlsplit(issuer)
-        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
-        if parts.scheme != "https" and not (parts.scheme == "http" and local):
-            raise ConfigError("the issuer must be an https:// URL")
         if parts.query or parts.fragment or not parts.hostname:
             raise ConfigError("the issuer is a plain URL without query or fragment")
         if not client_id.strip() or not client_secret:
@@ -235,7 +276,8 @@ class Directory:
 
     async def _user(self, actor: Principal, username: str) -> UserRecord:
         user = await self.storage.get_user(username)
-        if user is None:
+        # Another organisation's user is answered exactly like a missing one.
+        if user is None or user.org_id != actor.org:
             raise NotFoundError(f"no user named {username!r}")
         authorize(actor, "users.manage", Resource(user.org_id))
         return user
@@ -259,6 +301,7 @@ class Directory:
         """A new account of the actor's organisation. Its second factor is set up now
         (``enrol_now``, the CLI prints it) or at first sign-in in the console."""
         authorize(actor, "users.manage", Resource(actor.org))
+        _guard_auditors(actor, role)
         user, enrolment = await auth.create_user(
             self.storage,
             username,
@@ -293,6 +336,8 @@ class Directory:
     ) -> UserRecord:
         user = await self._user(actor, username)
         new_role = auth.validate_role(role) if role is not None else user.role
+        if new_role != user.role:
+            _guard_auditors(actor, user.role, new_role)
         if username == actor.username and new_role != user.role:
             raise ConflictError("you cannot change your own role; ask another admin")
         if user.role == "admin" and new_role != "admin":
@@ -336,6 +381,7 @@ class Directory:
 
     async def delete_user(self, actor: Principal, username: str) -> None:
         user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
         if username == actor.username:
             raise ConflictError("you cannot delete your own account; ask another admin")
         if user.role == "admin":
@@ -349,16 +395,68 @@ class Directory:
         """Remove a user's authenticator (lost phone): they set a new one up at next sign-in,
         and every sign-in of theirs ends now."""
         user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
         await self.storage.set_second_factor(username, None, ())
         await self.storage.delete_logins_of(username)
         self.revoked(username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
 
+    async def bind_sso_identity(
+        self, actor: Principal, username: str, subject: str | None
+    ) -> UserRecord:
+        """Bind ``username`` to the account ``subject`` (the ``sub`` claim) at the
+        organisation's identity provider, as configured now; None unbinds. Sign-in through the
+        provider reaches only accounts bound this way. Ends the user's sign-ins when it changes
+        a binding."""
+        user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
+        identity = None
+        if subject is not None:
+            if not 1 <= len(subject) <= 255 or any(ord(c) < 32 for c in subject):
+                raise _invalid("a subject is 1-255 printable characters")
+            provider = await self.get_sso(actor)
+            if provider is None:
+                raise ConflictError("set up the organisation's identity provider first")
+            identity = oidc.identity_key(user.org_id, provider["issuer"], subject)
+            holder = await self.storage.user_for_oidc_identity(identity)
+            if holder is not None and holder.username != username:
+                raise ConflictError("that provider account is bound to another user")
+        if user.oidc_identity is not None and user.oidc_identity != identity:
+            await self.storage.delete_logins_of(username)
+            self.revoked(username)
+        await self.storage.set_oidc_identity(username, identity)
+        await self.record(
+            "sso_identity_bound" if identity else "sso_identity_removed",
+            actor=actor.username,
+            org=user.org_id,
+            subject=username,
+        )
+        return dataclasses.replace(user, oidc_identity=identity)
+
+    async def reset_password(
+        self, actor: Principal, username: str, password: str, *, change_required: bool = True
+    ) -> None:
+        """Give ``username`` a new password (told to them out of band): their sign-ins end now,
+        and (``change_required``, always for an admin's reset) their next sign-in must choose a
+        new password before anything else."""
+        user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
+        if username == actor.username:
+            raise ConflictError("change your own password instead (console: Security)")
+        auth.check_password_strength(password, username)
+        if not change_required and not actor.operator:
+            raise ForbiddenError("an admin's password reset is always temporary")
+        await self.storage.set_password(username, crypto.hash_password(password), change_required)
+        await self.storage.delete_logins_of(username)
+        self.revoked(username)
+        await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
+
     # Sites
 
     async def _site(self, actor: Principal, site_id: str) -> SiteRecord:
         site = await self.storage.get_site(site_id)
-        if site is None:
+        # Another organisation's site is answered exactly like a missing one.
+        if site is None or site.org_id != actor.org:
             raise NotFoundError(f"no site named {site_id!r}")
         authorize(actor, "sites.manage", Resource(site.org_id))
         return site
@@ -384,16 +482,24 @@ class Directory:
         auth.validate_name(site_id, "site id")
         for team in teams:
             auth.validate_name(team, "team name")
+        normalized = origin if origin == SELF_ORIGIN else normalize_origin(origin)
         site = SiteRecord(
             site_id=site_id,
             org_id=actor.org,
-            origin=origin if origin == SELF_ORIGIN else normalize_origin(origin),
+            origin=normalized,
             name=_label(name or site_id, "site name"),
             teams=tuple(sorted(set(teams))),
             policy=_policy_text(policy),
             require_token=require_token,
+            # An organisation's admin proves the origin first; the operator vouches for it.
+            verified=actor.operator or normalized == SELF_ORIGIN,
         )
-        await self.storage.add_site(site)
+        if site.origin in self.reserved_origins and actor.org != DEFAULT_ORG:
+            raise site_unavailable(site_id)
+        try:
+            await self.storage.add_site(site)
+        except ConflictError:
+            raise site_unavailable(site_id) from None
         await self.record(
             "site_created",
             actor=actor.username,
@@ -450,6 +556,51 @@ class Directory:
             )
         return updated
 
+    async def site_verification(self, actor: Principal, site_id: str) -> dict[str, object]:
+        """What the site must serve, and where, to prove its origin."""
+        site = await self._site(actor, site_id)
+        return {
+            "verified": site.verified,
+            "url": site_verification.url(site),
+            "token": site_verification.token(self.box, site),
+        }
+
+    async def verify_site(self, actor: Principal, site_id: str, timeout: float) -> SiteRecord:
+        """Fetch the site's verification page; if it serves the token, the site is verified
+        and its pages may start sessions. Raises ConfigError or ConflictError saying why not."""
+        site = await self._site(actor, site_id)
+        if site.verified:
+            return site
+        try:
+            await site_verification.check(
+                self.box, site, timeout, allow_private=self.allow_private_network
+            )
+        except (ConfigError, ConflictError) as exc:
+            await self.record(
+                "site_verification_failed",
+                actor=actor.username,
+                org=site.org_id,
+                subject=site_id,
+                reason=str(exc),
+            )
+            raise
+        return await self._mark_verified(actor, site, "token")
+
+    async def approve_site(self, actor: Principal, site_id: str) -> SiteRecord:
+        """The operator vouches for the site's origin (``tandem site approve``)."""
+        site = await self._site(actor, site_id)
+        if not actor.operator:
+            raise ForbiddenError("only the server's operator approves a site without its proof")
+        return await self._mark_verified(actor, site, "operator")
+
+    async def _mark_verified(self, actor: Principal, site: SiteRecord, how: str) -> SiteRecord:
+        updated = dataclasses.replace(site, verified=True)
+        await self.storage.update_site(updated)
+        await self.record(
+            "site_verified", actor=actor.username, org=site.org_id, subject=site.site_id, by=how
+        )
+        return updated
+
     async def delete_site(self, actor: Principal, site_id: str) -> None:
         site = await self._site(actor, site_id)
         await self.storage.delete_site(site_id)
@@ -465,6 +616,12 @@ class Directory:
             "site_token_key_issued", actor=actor.username, org=site.org_id, subject=site_id
         )
         return key
+
+
+def site_unavailable(site_id: str) -> ConflictError:
+    """The one answer for a site that cannot be created: its id or origin is taken, in this
+    organisation or another, or reserved by the operator (which must not be told apart)."""
+    return ConflictError(f"the site id {site_id!r} or its origin is not available")
 
 
 def _label(value: str | None, what: str) -> str:

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Self
@@ -26,6 +27,7 @@ from tandem.audit import AuditLog
 from tandem.config import Settings
 from tandem.exceptions import (
     AuthenticationError,
+    ConfigError,
     ForbiddenError,
     NotFoundError,
     ProtocolError,
@@ -590,7 +592,7 @@ class SessionHub:
             code = crypto.new_join_code(self.entropy, self.settings.code_digits)
             try:
                 await self.storage.put_join_code(
-                    crypto.secret_digest(code, "join"), session_id, expires_at, site.org_id
+                    self.secret_digest(code, "join"), session_id, expires_at, site.org_id
                 )
                 break
             except TandemError:
@@ -619,7 +621,7 @@ class SessionHub:
                 max_duration_seconds=self.settings.max_session_seconds,
                 last_activity=now,
             ),
-            resume_digest=crypto.secret_digest(resume_token, "resume"),
+            resume_digest=self.secret_digest(resume_token, "resume"),
             org_id=site.org_id,
             site_id=site.site_id,
         )
@@ -642,10 +644,17 @@ class SessionHub:
             return None
         return record.node
 
+    def secret_digest(self, secret: str, purpose: str) -> str:
+        """Keyed digest of a join code or resume token (HMAC with ``secrets.key``); join codes
+        stored unkeyed by older versions no longer match and expire within ``code_ttl``."""
+        if self.box is None:
+            raise ConfigError("the session hub has no secrets key")
+        return self.box.digest(secret, purpose)
+
     def find_for_resume(self, session_id: str, resume_token: str) -> LiveSession:
         """The live session a resume token opens. Raises 4404 for anything else, one answer."""
         live = self._live.get(session_id)
-        digest = crypto.secret_digest(resume_token, "resume")
+        digest = self.secret_digest(resume_token, "resume")
         if (
             live is None
             or live.machine.ended
@@ -737,7 +746,7 @@ class SessionHub:
         if not code.isdigit() or len(code) != self.settings.code_digits:
             return None
         now = self.clock()
-        digest = crypto.secret_digest(code, "join")
+        digest = self.secret_digest(code, "join")
         session_id = await self.storage.take_join_code(digest, now, agent.org)
         if session_id is None:
             return None
@@ -1008,20 +1017,19 @@ WATCH_ACTION: Action = "session.watch"
 
 async def _join(seat: AgentSeat, message: Join) -> Outcome:
     """A code the customer read out. Wrong codes are throttled per account, address and
-    organisation (audited, with an alert when the organisation's count trips), and too many on
-    one socket close it (4429)."""
+    organisation (audited, with an alert when the organisation's count trips; counts decay and
+    a right code does not clear them), and too many on one socket close it (4429)."""
     if seat.live is not None:
         raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
     hub, agent = seat.hub, seat.principal
-    wait = max(
-        await hub.join_backoff.retry_after(hub.clock(), *seat.join_keys),
-        await hub.join_org_backoff.retry_after(hub.clock(), seat.org_key),
-    )
+    # The account's own wait refuses it; its address's and organisation's only if it failed
+    # itself (tandem.lockout): an honest agent is not refused for someone else's guesses.
+    wait = await hub.join_backoff.wait(hub.clock(), *seat.join_keys, seat.org_key)
     if wait > 0:
         return Refused(
             ErrorNotice(
                 code="rate_limited",
-                message=f"Too many wrong codes. Try again in {int(wait) + 1} s.",
+                message=f"Too many wrong codes. Try again in {math.ceil(wait)} s.",
             )
         )
     try:
@@ -1052,8 +1060,7 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
             await hub.record("join_code_lockout", actor=agent.username, org=agent.org)
             raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
         return Refused(notice)
-    live, site = candidate
-    await hub.join_backoff.succeeded(seat.join_keys[0])
+    live, site = candidate  # a right code clears nothing: counts decay (tandem.lockout)
     seat.subscription = hub.fanout.subscribe(
         agents_topic(live.machine.session_id), hub.settings.send_queue_frames
     )

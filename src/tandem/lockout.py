@@ -2,9 +2,16 @@
 client address, organisation), counted in storage so that several server processes share it.
 
 After ``free`` failures for a key, each further failure doubles the wait, from ``base`` seconds
-up to ``cap``. A success clears the account's count (not the address's: one right password must
-not unlock an address that is guessing many accounts). While a key waits, every attempt is
-refused, a correct password included, so the lock-out cannot be used to test guesses.
+up to ``cap``. Counts decay: a key's count is forgotten once ``forget_after`` seconds pass without
+a failure of it. A success does not clear anything (an account that joins a session it started
+itself, or signs in to itself, must not wipe the count its guesses built up).
+
+Who is refused (:meth:`SharedBackoff.wait`): a key of one's own (the account) that waits refuses
+every attempt, a correct password or code included, so the wait cannot be used to test guesses.
+A shared key (the client address, the organisation) that waits refuses only those accounts that
+have failed themselves within ``forget_after``: an innocent colleague behind the same office
+address, or an honest agent while someone else guesses codes in the organisation, is not
+refused; an account that guesses from a waiting address gets one attempt, not ``free``.
 """
 
 from __future__ import annotations
@@ -26,12 +33,13 @@ def lock_until(
 class BackoffStore(Protocol):
     """Where :class:`SharedBackoff` keeps its counts (the server's storage)."""
 
-    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
-        """``(failures, locked_until)`` of those of ``keys`` that have failed."""
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
+        """``(failures, locked_until, last_failure)`` of those of ``keys`` that have failed."""
         ...
 
-    async def backoff_failed(self, key: str, now: float) -> int:
-        """Count one more failure of ``key`` (atomically); return the new count."""
+    async def backoff_failed(self, key: str, now: float, forget_after: float) -> int:
+        """Count one more failure of ``key`` (atomically), starting again from one if its last
+        failure is ``forget_after`` seconds old or older; return the new count."""
         ...
 
     async def backoff_lock(self, key: str, locked_until: float) -> None: ...
@@ -44,22 +52,38 @@ class SharedBackoff:
     database, every process sees every failure (an attacker cannot multiply the quota by
     spreading attempts over processes). No clock of its own: callers pass ``now``."""
 
-    def __init__(self, store: BackoffStore, free: int, base: float, cap: float) -> None:
+    def __init__(
+        self, store: BackoffStore, free: int, base: float, cap: float, forget_after: float
+    ) -> None:
         self.store = store
         self.free = free
         self.base = base
         self.cap = cap
+        self.forget_after = forget_after
 
     async def retry_after(self, now: float, *keys: str) -> float:
+        """Seconds until none of ``keys`` waits (0: none waits now)."""
         state = await self.store.backoff_state(keys)
-        return max((max(0.0, until - now) for _, until in state.values()), default=0.0)
+        return max((max(0.0, until - now) for _, until, _ in state.values()), default=0.0)
+
+    async def wait(self, now: float, own: str, *shared: str) -> float:
+        """Seconds the holder of ``own`` (an account) must wait before its next attempt, with
+        ``shared`` keys (its address, its organisation) counted only if it has failed itself
+        within ``forget_after`` (the rules in the module docstring). 0: it may try now."""
+        state = await self.store.backoff_state((own, *shared))
+        mine = state.get(own)
+        if mine is None or mine[2] <= now - self.forget_after:
+            return max(0.0, mine[1] - now) if mine else 0.0
+        return max(max(0.0, until - now) for _, until, _ in state.values())
 
     async def failed(self, now: float, *keys: str) -> None:
         for key in keys:
-            failures = await self.store.backoff_failed(key, now)
+            failures = await self.store.backoff_failed(key, now, self.forget_after)
             if failures > self.free:
                 until = lock_until(failures, now, self.free, self.base, self.cap)
                 await self.store.backoff_lock(key, until)
 
-    async def succeeded(self, key: str) -> None:
+    async def clear(self, key: str) -> None:
+        """Forget ``key``'s count. Only for counts of unfinished work (SSO starts), never for
+        guesses: those decay (module docstring)."""
         await self.store.backoff_clear(key)

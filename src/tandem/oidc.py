@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import time
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -32,8 +33,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from tandem import crypto
-from tandem.exceptions import AuthenticationError
+from tandem import crypto, outbound
+from tandem.exceptions import AuthenticationError, ConfigError
 
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 """Signatures accepted on ID tokens: never ``none``, never a shared-secret (HS*) algorithm."""
@@ -56,6 +57,8 @@ class ProviderConfig:
     client_secret: str
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     client_auth: ClientAuthMethod = "client_secret_basic"
+    allow_private_network: bool = False
+    """Test only: allow http and private or loopback hosts (:mod:`tandem.outbound`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,11 +104,18 @@ class Identity:
     name: str | None
 
 
+def identity_key(org_id: str, issuer: str, subject: str) -> str:
+    """How a provider account is stored on the user it is bound to: the organisation, the
+    issuer and the subject together (a subject is unique only within its issuer; never the
+    provider's ``preferred_username``, which the provider's admin can set to anything)."""
+    return json.dumps([org_id, issuer, subject], separators=(",", ":"))
+
+
 def _failure(reason: str) -> AuthenticationError:
     return AuthenticationError(f"identity provider sign-in failed: {reason}")
 
 
-def _printable(text: str, limit: int = 100) -> str:
+def printable(text: str, limit: int = 100) -> str:
     """Provider- or browser-supplied text made safe for a log line."""
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
 
@@ -121,9 +131,14 @@ def client() -> httpx2.AsyncClient:
 
 
 async def _exchange(
-    http: httpx2.AsyncClient, request: httpx2.Request, what: str
+    http: httpx2.AsyncClient, request: httpx2.Request, what: str, allow_private: bool
 ) -> tuple[int, dict[str, Any]]:
-    """Send ``request``; its status and JSON object body, read within the deadline and size."""
+    """Send ``request`` (to a public https host only, :mod:`tandem.outbound`); its status and
+    JSON object body, read within the deadline and size."""
+    try:
+        await outbound.check_public(str(request.url), what, allow_private=allow_private)
+    except ConfigError as exc:
+        raise _failure(str(exc)) from None
     try:
         async with asyncio.timeout(TIMEOUT_SECONDS):
             response = await http.send(request, stream=True)
@@ -138,7 +153,7 @@ async def _exchange(
     except TimeoutError:
         raise _failure(f"{what} did not answer within {TIMEOUT_SECONDS:g} s") from None
     except httpx2.HTTPError as exc:
-        reason = _printable(str(exc)) or type(exc).__name__
+        reason = printable(str(exc)) or type(exc).__name__
         raise _failure(f"{what} unreachable: {reason}") from None
     try:
         value = msgspec.json.decode(body)
@@ -149,32 +164,50 @@ async def _exchange(
     return response.status_code, value
 
 
-async def _get_json(http: httpx2.AsyncClient, url: str, what: str) -> dict[str, Any]:
-    status, value = await _exchange(http, http.build_request("GET", url), what)
+async def _get_json(
+    http: httpx2.AsyncClient, url: str, what: str, allow_private: bool
+) -> dict[str, Any]:
+    status, value = await _exchange(http, http.build_request("GET", url), what, allow_private)
     if status != 200:
         raise _failure(f"{what} answered HTTP {status}")
     return value
 
 
-def _usable_endpoint(url: object, issuer: str) -> bool:
-    """An absolute URL; https unless the issuer itself is plain http (a loopback test)."""
+def _usable_endpoint(url: object, allow_private: bool) -> bool:
+    """An absolute https URL on a public host (:func:`tandem.outbound.check_url`)."""
     if not isinstance(url, str):
         return False
+    try:
+        outbound.check_url(url, "endpoint", allow_private=allow_private)
+    except ConfigError:
+        return False
+    return True
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
-    schemes = {"https"} if urlsplit(issuer).scheme == "https" else {"https", "http"}
-    return parts.scheme in schemes and bool(parts.hostname)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
 async def discover(config: ProviderConfig, client: httpx2.AsyncClient) -> Discovery:
     """The provider's endpoints from its discovery document, whose ``issuer`` must be the
     configured one, exactly (OpenID Connect Discovery 1.0, section 4.3)."""
+    allow = config.allow_private_network
+    try:
+        outbound.check_url(config.issuer, "issuer", allow_private=allow)
+    except ConfigError as exc:
+        raise _failure(str(exc)) from None
     url = f"{config.issuer.rstrip('/')}/.well-known/openid-configuration"
-    document = await _get_json(client, url, "discovery")
+    document = await _get_json(client, url, "discovery", allow)
     if document.get("issuer") != config.issuer:
         raise _failure("the discovery document names another issuer")
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-        if not _usable_endpoint(document.get(name), config.issuer):
+        if not _usable_endpoint(document.get(name), allow):
             raise _failure(f"the discovery document has no usable {name}")
+    # The browser is sent there: on the issuer's own origin, so that a sign-in start cannot
+    # be made a redirect to any site (an open redirect through this server).
+    if _origin(document["authorization_endpoint"]) != _origin(config.issuer):
+        raise _failure("the authorization_endpoint is not on the issuer's origin")
     return Discovery(
         issuer=config.issuer,
         authorization_endpoint=document["authorization_endpoint"],
@@ -232,10 +265,10 @@ async def _token_request(
     auth = ClientAuth(config.client_id, config.client_secret, config.client_auth)
     url, headers, body = auth.prepare("POST", discovery.token_endpoint, headers, body)  # type: ignore[no-untyped-call]
     request = http.build_request("POST", url, headers=headers, content=body)
-    status, token = await _exchange(http, request, "token endpoint")
+    status, token = await _exchange(http, request, "token endpoint", config.allow_private_network)
     if status != 200 or "error" in token:
         error = token.get("error")
-        reason = _printable(error) if isinstance(error, str) else f"HTTP {status}"
+        reason = printable(error) if isinstance(error, str) else f"HTTP {status}"
         raise _failure(f"the token endpoint refused the code ({reason})")
     return token
 
@@ -263,7 +296,7 @@ def _verify_id_token(
         ).validate(decoded.claims)
     except (JoseError, ValueError, TypeError, KeyError) as exc:
         detail = getattr(exc, "description", "") or getattr(exc, "error", "")
-        reason = _printable(str(detail)) if detail else type(exc).__name__
+        reason = printable(str(detail)) if detail else type(exc).__name__
         raise _failure(f"the ID token was refused: {reason}") from None
     claims = decoded.claims
     if claims["iat"] < now - MAX_TOKEN_AGE_SECONDS - LEEWAY_SECONDS:
@@ -292,7 +325,7 @@ async def finish(
         raise _failure("state mismatch")
     error = callback_query.get("error")
     if error is not None:
-        raise _failure(f"the provider answered {_printable(error)}")
+        raise _failure(f"the provider answered {printable(error)}")
     code = callback_query.get("code", "")
     if not code or len(code) > 2048:
         raise _failure("the provider sent no authorization code")
@@ -300,7 +333,9 @@ async def finish(
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise _failure("the token endpoint sent no ID token")
-    keys = await _get_json(client, discovery.jwks_uri, "key set (JWKS)")
+    keys = await _get_json(
+        client, discovery.jwks_uri, "key set (JWKS)", config.allow_private_network
+    )
     claims = _verify_id_token(config, discovery, pending, id_token, keys, now)
 
     def text(name: str) -> str | None:

@@ -234,6 +234,27 @@ def start_on(customer: Party, url: str) -> str:
 
 
 def sign_in(agent: Party, server: RunningServer) -> None:
+    """alice's console, signed in (see :func:`open_console_as`), ready to join."""
+    open_console_as(agent, server, "alice")
+    expect(agent.page.get_by_label("Session code")).to_be_visible()
+
+
+def open_console_as(party: Party, server: RunningServer, username: str) -> None:
+    """Open the console signed in as ``username``, with the cookie of a real /api/login posted
+    through the browser context's own request client (which keeps the cookie as the server set
+    it, flags and all) rather than typed into the form: the tests of signing in itself use the
+    form (:func:`sign_in_through_form`, tests/e2e/test_story.py, test_mfa_setup.py)."""
+    response = party.page.request.post(
+        f"{server.base}/api/login",
+        data={"username": username, "password": AGENT_PASSWORD},
+        headers={"origin": server.base},  # the console's own origin
+    )
+    assert response.ok, response.text()
+    party.page.goto(f"{server.base}/console/")
+
+
+def sign_in_through_form(agent: Party, server: RunningServer) -> None:
+    """Sign in as alice by typing into the console's form, as an agent does."""
     agent.page.goto(f"{server.base}/console/")
     agent.page.get_by_label("Username").fill("alice")
     agent.page.get_by_label("Password").fill(AGENT_PASSWORD)

@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     mirror,
     share,
     sign_in,
+    sign_in_through_form,
     start_on,
 )
 
@@ -239,7 +240,7 @@ def test_a_full_session_over_tls(tls_server: RunningServer, browser: Browser) ->
         customer = Party(contexts[0], customer_page, _frames(), [])
         agent_party = Party(contexts[1], agent_page, _frames(), [])
         code = get_help(customer)
-        sign_in(agent_party, tls_server)
+        sign_in_through_form(agent_party, tls_server)
         join(agent_party, code)
         allow(customer)
         view = mirror(agent_party)

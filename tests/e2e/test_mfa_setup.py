@@ -7,7 +7,7 @@ import pyotp
 from playwright.sync_api import expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
-from tests.e2e.conftest import Party
+from tests.e2e.conftest import Party, open_console_as
 
 
 def test_a_new_account_sets_up_its_authenticator_in_the_console(
@@ -52,11 +52,7 @@ def test_a_new_account_sets_up_its_authenticator_in_the_console(
 
 
 def console_sign_in(live: RunningServer, agent: Party, username: str) -> None:
-    page = agent.page
-    page.goto(f"{live.base}/console/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(AGENT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
+    open_console_as(agent, live, username)
 
 
 def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(

@@ -58,6 +58,7 @@ def create_key(admin: Party, live: RunningServer, tmp_path: Path) -> Path:
     expect(page.get_by_label("Key id to pin on your site")).to_have_value(key_id)
     expect(page.get_by_role("button", name="Copy key id")).to_be_visible()
     page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_label("Username")).to_be_visible()  # signed out: its cookie is cleared
     return path
 
 
@@ -174,6 +175,7 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
 
     # The admin erases it (GDPR): gone for everyone, and the erasure is audited.
     page.get_by_role("button", name="Sign out", exact=True).click()
+    expect(page.get_by_label("Username")).to_be_visible()  # signed out: its cookie is cleared
     console_sign_in(live, office, "ada")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Erase recording {listed['recording_id']}").click()

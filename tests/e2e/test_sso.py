@@ -8,20 +8,29 @@ import pytest
 from playwright.sync_api import expect
 
 from tandem.directory import Directory, operator
-from tests.conftest import RunningServer, seed_directory
+from tests.conftest import RunningServer, ServerFactory, seed_directory
 from tests.e2e.conftest import Party
 from tests.oidc_provider import OidcProvider
 
 
 @pytest.fixture
+def live(server_factory: ServerFactory) -> RunningServer:
+    """A server that may talk to the test provider on loopback (the test-only setting)."""
+    return server_factory(test_private_network=True)
+
+
+@pytest.fixture
 def provider(live: RunningServer) -> Iterator[OidcProvider]:
+    """The default organisation's provider, with alice bound to its user ``u-1``."""
     running = OidcProvider().start()
     running.redirect_uris.add(f"{live.base}/api/sso/callback")
 
     async def configure(directory: Directory) -> None:
+        directory.allow_private_network = True  # as the server's own, for the test provider
         await directory.set_sso(
             operator("default"), running.issuer, running.client_id, running.client_secret
         )
+        await directory.bind_sso_identity(operator("default"), "alice", "u-1")
 
     seed_directory(live.settings.data_dir, configure)
     yield running

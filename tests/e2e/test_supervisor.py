@@ -7,20 +7,17 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
-from tests.e2e.conftest import Party, agent_plaintext, get_help, share
+from tests.conftest import RunningServer, add_user
+from tests.e2e.conftest import Party, agent_plaintext, get_help, open_console_as, share
 
 WATCH_CODE = re.compile(r"^\s*(\d{3}) (\d{3}) (\d)\s*$")
 
 
 def supervisor_console(supervisor: Party, live: RunningServer) -> None:
     add_user(live.settings.data_dir, "sam", role="supervisor", display_name="Sam")
-    page = supervisor.page
-    page.goto(f"{live.base}/console/")
-    page.get_by_label("Username").fill("sam")
-    page.get_by_label("Password").fill(AGENT_PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Live sessions of your teams")).to_be_visible()
+    open_console_as(supervisor, live, "sam")
+    heading = supervisor.page.get_by_role("heading", name="Live sessions of your teams")
+    expect(heading).to_be_visible()
 
 
 def read_watch_code(customer: Party) -> str:

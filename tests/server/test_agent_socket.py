@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import RunningServer
+from websockets.asyncio.client import ClientConnection
+
+from tests.conftest import RunningServer, ServerFactory
 from tests.server.helpers import (
     INVALID_CODE,
     _tracked,
@@ -142,3 +144,35 @@ async def test_wrong_codes_back_off_across_reconnects(server: RunningServer) -> 
     server.clock.advance(5)
     await send(second, type="join", code=created["code"])
     assert (await recv_json(second))["type"] == "joined"
+
+
+async def test_joining_ones_own_session_does_not_reset_the_code_back_off(
+    server_factory: ServerFactory,
+) -> None:
+    """The attack: guess from one address, start a session of one's own and join it (a right
+    code) from another, then guess on from a third. The account's count must carry on."""
+    server = server_factory(join_free_failures=3, trusted_proxies=("127.0.0.1",))
+    cookie = login_cookie(server)
+
+    async def agent_from(address: str) -> ClientConnection:
+        return await _tracked(
+            f"{server.ws_base}/ws/agent",
+            origin=server.origin,  # type: ignore[arg-type]
+            additional_headers={"cookie": f"tandem_agent={cookie}", "x-forwarded-for": address},
+        )
+
+    _customer, created = await start_session(server)
+    wrong = "00000" if created["code"] != "00000" else "00001"
+    first = await agent_from("198.51.100.1")
+    for _ in range(3):  # the free ones
+        await send(first, type="join", code=wrong)
+        assert await recv_json(first) == INVALID_CODE
+    own = await agent_from("198.51.100.2")
+    await send(own, type="join", code=created["code"])
+    assert (await recv_json(own))["type"] == "joined"
+    third = await agent_from("198.51.100.3")
+    await send(third, type="join", code=wrong)  # the 4th wrong code: a wait starts
+    assert await recv_json(third) == INVALID_CODE
+    await send(third, type="join", code=wrong)
+    refused = await recv_json(third)
+    assert refused["code"] == "rate_limited" and "Try again in 2 s" in refused["message"]

@@ -19,6 +19,7 @@ def test_login_sets_a_strict_httponly_cookie(server: RunningServer) -> None:
         "org": "default",
         "teams": ["support"],
         "needs_second_factor": False,
+        "must_change_password": False,
     }
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=strict" in cookie and "path=/" in cookie

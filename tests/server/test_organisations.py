@@ -108,6 +108,8 @@ def test_admin_paths_with_another_organisations_ids_are_not_found(
         "/api/users/{username}": {"display_name": "Pwned", "role": "admin"},
         "/api/sites/{site_id}": {"name": "Pwned", "teams": []},
         "/api/teams/{team}": {"policy": None},
+        "/api/users/{username}/reset-password": {"password": "pwned-password-1234"},
+        "/api/users/{username}/sso": {"subject": "attacker"},
     }
     tried = 0
     with api(orgs_server, "max") as max_:
@@ -164,18 +166,23 @@ async def test_auditors_read_only_their_organisations_trail(orgs_server: Running
     assert "mallory" not in {r["actor"] for r in default_trail}
 
 
-async def test_wrong_codes_across_an_organisation_slow_its_agents_and_raise_an_alert(
+async def test_wrong_codes_across_an_organisation_slow_its_guessers_and_raise_an_alert(
     server_factory: ServerFactory,
 ) -> None:
     server = server_factory(seed=two_organisations, join_org_free_failures=2, join_free_failures=10)
     mallory = await open_agent(server, login_cookie(server, "mallory"))
-    for _ in range(3):  # two free, the third starts the back-off
+    for _ in range(3):  # two free, the third starts the organisation's back-off
         await send(mallory, type="join", code="000-00")
         assert await recv_json(mallory) == INVALID_CODE
-    mary = await open_agent(server, login_cookie(server, "mary"))  # same organisation
-    await send(mary, type="join", code="000-00")
-    assert (await recv_json(mary))["code"] == "rate_limited"
-    _, created = await start_session(server)  # another organisation is not slowed
+    await send(mallory, type="join", code="000-00")  # the guesser is slowed
+    refused = await recv_json(mallory)
+    assert refused["code"] == "rate_limited" and "Try again in" in refused["message"]
+    # An honest colleague with a right code is not refused for someone else's guesses.
+    _, acme = await acme_session(server)
+    mary = await open_agent(server, login_cookie(server, "mary"))
+    await send(mary, type="join", code=acme["code"])
+    assert (await recv_json(mary))["type"] == "joined"
+    _, created = await start_session(server)  # nor is another organisation
     alice = await open_agent(server, login_cookie(server, "alice"))
     await send(alice, type="join", code=created["code"])
     assert (await recv_json(alice))["type"] == "joined"
@@ -214,7 +221,7 @@ async def test_a_code_of_a_session_held_by_another_process_is_not_burnt(
     from tandem.storage.sql import SQLStorage
 
     shared = await SQLStorage.open_sqlite(orgs_server.settings.database_path)
-    digest = crypto.secret_digest("13579", "join")
+    digest = crypto.SecretBox(orgs_server.settings.secrets_key_path).digest("13579", "join")
     try:
         await shared.put_join_code(digest, "held-elsewhere", clock.time() + 300, "default")
         alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
@@ -223,3 +230,67 @@ async def test_a_code_of_a_session_held_by_another_process_is_not_burnt(
         assert await shared.take_join_code(digest, clock.time(), "default") == "held-elsewhere"
     finally:
         await shared.close()
+
+
+def _without(name: str, response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.text.replace(repr(name), "'NAME'")
+
+
+def test_another_organisations_user_or_site_is_answered_like_a_missing_one(
+    orgs_server: RunningServer,
+) -> None:
+    """Acme's admin cannot tell the default organisation's "alice" or "demo" from names that
+    exist nowhere: same status, same words."""
+    with api(orgs_server, "max") as max_:
+        for method, template, taken, missing, body in (
+            ("PATCH", "/api/users/{}", "alice", "nobody-here", {"display_name": "X"}),
+            ("DELETE", "/api/users/{}", "alice", "nobody-here", None),
+            ("GET", "/api/sites/{}", "demo", "no-such-site", None),
+            ("PATCH", "/api/sites/{}", "demo", "no-such-site", {"name": "X"}),
+        ):
+            answers = [
+                _without(name, max_.request(method, template.format(name), json=body))
+                for name in (taken, missing)
+            ]
+            assert answers[0] == answers[1], (method, template, answers)
+            assert answers[0][0] == 404
+
+
+def test_creating_a_name_or_origin_another_organisation_holds_answers_like_any_refusal(
+    orgs_server: RunningServer,
+) -> None:
+    user = {"password": AGENT_PASSWORD, "role": "agent"}
+    site = {"teams": ["support"]}
+    with api(orgs_server, "ada") as ada:
+        claims = {**site, "site_id": "claims", "origin": "https://claims.example"}
+        assert ada.post("/api/sites", json=claims).status_code == 201
+    with api(orgs_server, "max") as max_:
+        others = max_.post("/api/users", json={**user, "username": "alice"})  # the default org's
+        own = max_.post("/api/users", json={**user, "username": "mary"})  # Acme's own
+        reserved = max_.post("/api/users", json={**user, "username": "server"})
+        assert _without("alice", others) == _without("mary", own) == _without("server", reserved)
+        assert others.status_code == 409
+        others_origin = "https://claims.example"
+        others_site = max_.post(
+            "/api/sites", json={**site, "site_id": "a1", "origin": others_origin}
+        )
+        own_site = max_.post("/api/sites", json={**site, "site_id": "a2", "origin": ACME_ORIGIN})
+        others_id = max_.post(
+            "/api/sites", json={**site, "site_id": "demo", "origin": "https://new.example"}
+        )
+        assert (
+            _without("a1", others_site) == _without("a2", own_site) == _without("demo", others_id)
+        )
+        assert others_site.status_code == 409
+
+
+def test_an_organisation_cannot_register_an_origin_the_operator_allowed(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, allow_origins=("https://shop.example",))
+    with api(server, "max") as max_:
+        taken = max_.post(
+            "/api/sites",
+            json={"site_id": "fake-shop", "origin": "https://shop.example", "teams": ["support"]},
+        )
+        assert taken.status_code == 409 and "not available" in taken.json()["detail"]

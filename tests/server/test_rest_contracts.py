@@ -9,7 +9,7 @@ import msgspec
 import pyotp
 
 from tandem.access import ROLES, allowed
-from tandem.server import admin, api
+from tandem.server import admin, http
 from tests.conftest import AGENT_PASSWORD, RunningServer
 from tests.server.test_organisations import api as signed_in
 from tests.server.test_recordings import new_public_key, rec_server, recording
@@ -43,7 +43,7 @@ async def test_every_read_answers_in_its_declared_type(rec_server: RunningServer
             found = answers(client.get(op.path.format(**params)), op.returns)
             assert found or op.path == "/api/org/sso", op.path  # nothing vacuous
     with signed_in(rec_server, "alice") as alice:
-        answers(alice.get("/api/me"), api.AgentInfo)
+        answers(alice.get("/api/me"), http.AgentInfo)
     await customer.close()
 
 

@@ -1,21 +1,32 @@
-"""Sign-in through an organisation's OpenID Connect provider, end to end over HTTP: provisioned
-accounts only, bound to the provider's subject, bound to the browser that started, audited."""
+"""Sign-in through an organisation's OpenID Connect provider, end to end over HTTP: only accounts
+an admin bound to a provider account (issuer and subject), bound to the browser that started,
+audited; an admin and its provider cannot reach auditors; no request to private hosts."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
+from tandem.directory import Directory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.oidc_provider import OidcProvider
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_organisations import api
 
 
 @pytest.fixture
+def orgs_server(server_factory: ServerFactory) -> RunningServer:
+    """Two organisations, on a server that may talk to the test provider on loopback (the
+    test-only setting; without it, see the tests at the end)."""
+    return server_factory(seed=two_organisations, test_private_network=True)
+
+
+@pytest.fixture
 def provider(orgs_server: RunningServer) -> Iterator[OidcProvider]:
+    """The default organisation's provider, with alice bound to its user ``u-1``."""
     running = OidcProvider().start()
     running.redirect_uris.add(f"{orgs_server.base}/api/sso/callback")
     with api(orgs_server, "ada") as ada:
@@ -27,6 +38,8 @@ def provider(orgs_server: RunningServer) -> Iterator[OidcProvider]:
         answer = ada.put("/api/org/sso", json=settings)
         assert answer.status_code == 200, answer.text
         assert "client_secret" not in answer.text
+        bound = ada.put("/api/users/alice/sso", json={"subject": "u-1"})
+        assert bound.status_code == 200 and bound.json()["sso_bound"] is True, bound.text
     yield running
     running.stop()
 
@@ -57,12 +70,12 @@ def test_a_provisioned_user_signs_in_through_the_provider(
 @pytest.mark.parametrize(
     "user",
     [
-        {"sub": "u-2", "preferred_username": "nobody"},  # no such account
+        {"sub": "u-2", "preferred_username": "nobody"},  # bound to no account
         {"sub": "u-3", "preferred_username": "mallory"},  # an account of another organisation
         {"sub": "u-4"},  # no username at all
     ],
 )
-def test_only_accounts_of_that_organisation_sign_in(
+def test_only_bound_accounts_of_that_organisation_sign_in(
     orgs_server: RunningServer, provider: OidcProvider, user: dict[str, str]
 ) -> None:
     provider.user = user
@@ -73,12 +86,59 @@ def test_only_accounts_of_that_organisation_sign_in(
     assert "sso_failed" in audit_actions(orgs_server)
 
 
-def test_an_account_stays_bound_to_its_first_subject(
+def test_the_providers_username_claim_takes_over_no_account(
     orgs_server: RunningServer, provider: OidcProvider
 ) -> None:
+    """The attack: the admin's own provider says preferred_username "aud" (an auditor, who
+    checks the admin) or "sam" for a user of its own. Neither is bound to it: refused."""
+    for name in ("aud", "sam"):
+        provider.user = {"sub": f"attacker-{name}", "preferred_username": name}
+        with httpx.Client() as browser:
+            assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
+            assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
+def test_the_bound_subject_signs_in_whatever_name_the_provider_gives(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    provider.user = {"sub": "u-1", "preferred_username": "someone-else"}
     with httpx.Client() as browser:
         assert sign_in(orgs_server, browser).headers["location"] == "/console/"
-    provider.user = {"sub": "someone-else", "preferred_username": "alice"}
+        assert browser.get(f"{orgs_server.base}/api/me").json()["username"] == "alice"
+
+
+def test_an_admin_cannot_bind_its_provider_to_an_auditor_or_make_one(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """Separation of duties: auditors check the admin; only the operator manages them."""
+    with api(orgs_server, "ada") as ada:
+        assert ada.put("/api/users/aud/sso", json={"subject": "u-9"}).status_code == 403
+        made = ada.post(
+            "/api/users", json={"username": "aud2", "password": AGENT_PASSWORD, "role": "auditor"}
+        )
+        assert made.status_code == 403 and "operator" in made.json()["detail"]
+        assert ada.patch("/api/users/sam", json={"role": "auditor"}).status_code == 403
+        assert ada.patch("/api/users/aud", json={"role": "agent"}).status_code == 403
+        reset = ada.post("/api/users/aud/reset-password", json={"password": AGENT_PASSWORD + "x"})
+        assert reset.status_code == 403
+        assert ada.post("/api/users/aud/reset-mfa").status_code == 403
+        assert ada.delete("/api/users/aud").status_code == 403
+    provider.user = {"sub": "u-9", "preferred_username": "aud"}
+    with httpx.Client() as browser:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
+
+
+def test_a_provider_account_is_bound_to_one_user_and_unbinding_ends_its_sign_ins(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    with api(orgs_server, "ada") as ada:
+        taken = ada.put("/api/users/sam/sso", json={"subject": "u-1"})
+        assert taken.status_code == 409
+    with httpx.Client() as browser:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        with api(orgs_server, "ada") as ada:
+            assert ada.delete("/api/users/alice/sso").status_code == 204
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
     with httpx.Client() as browser:
         assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
 
@@ -118,13 +178,14 @@ def test_starting_sign_ins_without_finishing_them_backs_off_per_address(
         start = client.get(url, params={"org": "default"})
         assert start.status_code == 303
         assert start.headers["location"] == "/console/?sso=busy"
+        assert int(start.headers["retry-after"]) >= 1
     assert "sso_throttled" in audit_actions(orgs_server)
 
 
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:
     with api(orgs_server, "ada") as ada:
-        plain = {"issuer": "http://idp.example", "client_id": "c", "client_secret": "s"}
-        assert ada.put("/api/org/sso", json=plain).status_code == 400  # https only, off loopback
+        plain = {"issuer": "ftp://idp.example", "client_id": "c", "client_secret": "s"}
+        assert ada.put("/api/org/sso", json=plain).status_code == 400
         good = {**plain, "issuer": "https://idp.example/"}
         assert ada.put("/api/org/sso", json=good).json()["sso"]["issuer"] == "https://idp.example"
         assert ada.get("/api/org/sso").json() == {
@@ -133,3 +194,48 @@ def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer)
         assert ada.delete("/api/org/sso").status_code == 204
         assert ada.get("/api/org/sso").json() == {"sso": None}
     assert {"sso_configured", "sso_removed"} <= set(audit_actions(orgs_server))
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://idp.example",
+        "http://127.0.0.1:6379",  # any service of the server's own host
+        "https://127.0.0.1:8443",
+        "https://169.254.169.254",
+        "https://10.0.0.5",
+        "https://localhost",
+    ],
+)
+def test_an_admin_cannot_point_the_server_at_a_private_or_plain_http_issuer(
+    server_factory: ServerFactory, issuer: str
+) -> None:
+    server = server_factory(seed=two_organisations)  # production: no test-only setting
+    with api(server, "ada") as ada:
+        answer = ada.put(
+            "/api/org/sso", json={"issuer": issuer, "client_id": "c", "client_secret": "s"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert ada.get("/api/org/sso").json() == {"sso": None}
+
+
+def test_a_stored_loopback_issuer_is_neither_fetched_nor_redirected_to(
+    server_factory: ServerFactory,
+) -> None:
+    """An issuer an older version accepted (http on loopback): /api/sso/start, which anyone can
+    call, neither makes the server fetch it nor sends the browser anywhere but back."""
+    provider = OidcProvider().start()
+    try:
+
+        async def stored_by_an_older_version(directory: Directory) -> None:
+            await two_organisations(directory)
+            value = {"issuer": provider.issuer, "client_id": "c", "client_secret": "s"}
+            await directory.storage.set_oidc("default", directory.box.seal(json.dumps(value)))
+
+        server = server_factory(seed=stored_by_an_older_version)
+        start = httpx.get(f"{server.base}/api/sso/start", params={"org": "default"})
+        assert start.status_code == 303
+        assert start.headers["location"] == "/console/?sso=failed"
+        assert provider.requests == 0
+    finally:
+        provider.stop()

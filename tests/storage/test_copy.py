@@ -105,4 +105,4 @@ def test_copy_wants_a_postgres_url(tmp_path: Path) -> None:
 def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     result = tandem("db", "upgrade", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "schema revision 0002" in result.stdout
+    assert "schema revision 0003" in result.stdout

@@ -376,10 +376,17 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
 
 async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
     await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0))
-    assert await storage.link_oidc_subject("u", "sub-1")
-    assert await storage.link_oidc_subject("u", "sub-1")
-    assert not await storage.link_oidc_subject("u", "sub-2")
-    assert not await storage.link_oidc_subject("nobody", "sub-1")
+    assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
+    await storage.set_oidc_identity("u", '["default","https://i","sub-1"]')
+    found = await storage.user_for_oidc_identity('["default","https://i","sub-1"]')
+    assert found is not None and found.username == "u"
+    assert found.oidc_identity == '["default","https://i","sub-1"]'
+    await storage.set_oidc_identity("u", None)
+    assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
+    await storage.set_password("u", "h2", True)
+    changed = await storage.get_user("u")
+    assert changed is not None and changed.password_hash == "h2"
+    assert changed.password_change_required
     assert await storage.get_oidc("default") is None
     await storage.set_oidc("default", "sealed-config")
     assert await storage.get_oidc("default") == "sealed-config"

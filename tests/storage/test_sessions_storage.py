@@ -46,15 +46,18 @@ async def test_a_single_use_mark_is_taken_once_until_it_expires(storage: Storage
 
 async def test_back_off_counts_are_kept_per_key_and_cleared(storage: Storage) -> None:
     assert await storage.backoff_state(["user:a"]) == {}
-    assert [await storage.backoff_failed("user:a", 10.0) for _ in range(3)] == [1, 2, 3]
-    await storage.backoff_failed("ip:1", 10.0)
+    assert [await storage.backoff_failed("user:a", 10.0, 60.0) for _ in range(3)] == [1, 2, 3]
+    await storage.backoff_failed("ip:1", 10.0, 60.0)
     await storage.backoff_lock("user:a", 50.0)
     await storage.backoff_lock("user:a", 20.0)  # never shortens a longer wait
     assert await storage.backoff_state(["user:a", "ip:1", "user:b"]) == {
-        "user:a": (3, 50.0),
-        "ip:1": (1, 0.0),
+        "user:a": (3, 50.0, 10.0),
+        "ip:1": (1, 0.0, 10.0),
     }
+    # A count whose last failure is forget_after old starts again from one.
+    assert await storage.backoff_failed("ip:1", 69.0, 60.0) == 2
+    assert await storage.backoff_failed("ip:1", 129.0, 60.0) == 1
     await storage.backoff_clear("user:a")
     assert await storage.backoff_state(["user:a"]) == {}
-    await storage.purge_expired(10.0 + 86400.0 + 1)  # a day after its last failure, no wait
+    await storage.purge_expired(129.0 + 86400.0 + 1)  # a day after its last failure, no wait
     assert await storage.backoff_state(["ip:1"]) == {}

@@ -20,6 +20,7 @@ import { PayloadDecoder, type RecordingStatusPayload, unpack } from "../shared/p
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from "../generated/rest.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
+import { passwordControls } from "./password.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 
@@ -91,6 +92,7 @@ function showJoin(agent: AgentInfo): void {
   whoami.hidden = false;
   signoutButton.hidden = false;
   signoutAllButton.hidden = false;
+  if (passwordControls(agent, showJoin)) return; // an admin reset the password: choose one first
   if (agent.needs_second_factor) {
     showSecondFactorSetup(agent);
     return;

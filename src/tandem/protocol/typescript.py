@@ -200,14 +200,14 @@ def protocol_module() -> str:
 
 
 def _rest_types() -> list[Any]:
-    from tandem.server import admin, api  # the generator's only reach outside the protocol
+    from tandem.server import admin, api, http  # the generator's only reach outside the protocol
 
     bodies: dict[str, Any] = {}
     for operation in admin.OPERATIONS:
         for kind in (operation.body, operation.returns):
             if kind is not None:
                 bodies.setdefault(repr(kind), kind)
-    return [api.LoginRequest, api.AgentInfo, *bodies.values()]
+    return [api.LoginRequest, http.AgentInfo, *bodies.values()]
 
 
 def rest_module() -> str:

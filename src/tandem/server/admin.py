@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tandem import auth, crypto
+from tandem import auth, crypto, revocation
 from tandem.access import Action, Grant, Principal, authorize
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
@@ -33,7 +34,15 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server.http import current_agent, json_body, problem, services_of
+from tandem.server.http import (
+    AgentInfo,
+    agent_json,
+    current_agent,
+    json_body,
+    problem,
+    services_of,
+    set_sign_in_cookie,
+)
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
@@ -98,6 +107,24 @@ class SsoSettings(msgspec.Struct, forbid_unknown_fields=True):
     client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 
 
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=auth.MAX_PASSWORD_LENGTH)]
+
+
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: Password
+    new_password: Password
+
+
+class PasswordReset(msgspec.Struct, forbid_unknown_fields=True):
+    password: Password
+    """A temporary password, told to the user out of band; it must be changed at sign-in."""
+
+
+class SsoIdentity(msgspec.Struct, forbid_unknown_fields=True):
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    """The user's ``sub`` claim at the organisation's identity provider."""
+
+
 class CodeConfirmation(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 
@@ -140,6 +167,8 @@ class User(Answer):
     teams: list[str]
     second_factor: bool
     mfa_exempt: bool
+    sso_bound: bool
+    password_change_required: bool
 
 
 class Team(Answer):
@@ -155,6 +184,16 @@ class Site(Answer):
     policy: dict[str, Any] | None
     require_token: bool
     has_token_key: bool
+    verified: bool
+    """False until the origin is proved (POST .../verify) or approved by the operator: until
+    then its pages start no sessions."""
+
+
+class SiteVerification(Answer):
+    verified: bool
+    url: str
+    """Where the site must serve ``token`` (https, unchanged, as the whole body)."""
+    token: str
 
 
 class TokenKey(Answer):
@@ -214,6 +253,7 @@ class Call:
     params: dict[str, str]
     query: dict[str, str]
     body: Any
+    request: Request | None = None
 
 
 Handler = Callable[[Call], Awaitable[object]]
@@ -275,6 +315,66 @@ async def _delete_user(call: Call) -> object:
 async def _reset_mfa(call: Call) -> object:
     await call.services.directory.reset_second_factor(call.principal, call.params["username"])
     return None
+
+
+async def _reset_password(call: Call) -> object:
+    body: PasswordReset = call.body
+    await call.services.directory.reset_password(
+        call.principal, call.params["username"], body.password
+    )
+    return None
+
+
+async def _bind_sso(call: Call) -> object:
+    body: SsoIdentity = call.body
+    user = await call.services.directory.bind_sso_identity(
+        call.principal, call.params["username"], body.subject
+    )
+    return user_json(user)
+
+
+async def _unbind_sso(call: Call) -> object:
+    await call.services.directory.bind_sso_identity(call.principal, call.params["username"], None)
+    return None
+
+
+async def _change_password(call: Call) -> object:
+    services = call.services
+    body: PasswordChange = call.body
+    key = f"user:{call.principal.username}"
+    wait = await services.sign_in_backoff.retry_after(services.clock(), key)
+    if wait > 0:
+        seconds = math.ceil(wait)
+        refused = problem(
+            429, "Too many attempts", f"Too many wrong passwords. Try again in {seconds} s."
+        )
+        refused.headers["retry-after"] = str(seconds)
+        return refused
+    try:
+        token = await auth.change_password(
+            services.storage,
+            call.principal.username,
+            body.current_password,
+            body.new_password,
+            services.clock(),
+            services.settings.login_ttl_seconds,
+            services.entropy,
+        )
+    except AuthenticationError:
+        await services.sign_in_backoff.failed(services.clock(), key)
+        raise
+    await services.hub.record(
+        "password_changed", actor=call.principal.username, org=call.principal.org
+    )
+    # Every other sign-in ended: their open sockets close now, in every process.
+    revocation.announce(services.fanout, user=call.principal.username)
+    user = await services.storage.get_user(call.principal.username)
+    if user is None:  # removed meanwhile
+        raise NotFoundError("not found")
+    response = JSONResponse(agent_json(auth.principal(user)))
+    assert call.request is not None
+    set_sign_in_cookie(response, call.request, token, services.settings.login_ttl_seconds)
+    return response
 
 
 async def _list_teams(call: Call) -> object:
@@ -339,6 +439,19 @@ async def _delete_site(call: Call) -> object:
 async def _issue_token_key(call: Call) -> object:
     key = await call.services.directory.issue_token_key(call.principal, call.params["site_id"])
     return {"key": key, "algorithm": "HS256", "audience": call.params["site_id"]}
+
+
+async def _site_verification(call: Call) -> object:
+    return await call.services.directory.site_verification(call.principal, call.params["site_id"])
+
+
+async def _verify_site(call: Call) -> object:
+    site = await call.services.directory.verify_site(
+        call.principal,
+        call.params["site_id"],
+        call.services.settings.site_verification_timeout_seconds,
+    )
+    return site_json(site)
 
 
 def _org_json(org: Any) -> dict[str, object]:
@@ -649,6 +762,34 @@ OPERATIONS: tuple[Operation, ...] = (
         status=204,
     ),
     Operation(
+        "POST",
+        "/api/users/{username}/reset-password",
+        "users.manage",
+        "Give an account a temporary password: its sign-ins end, and it must choose a new "
+        "password at its next sign-in.",
+        _reset_password,
+        PasswordReset,
+        status=204,
+    ),
+    Operation(
+        "PUT",
+        "/api/users/{username}/sso",
+        "users.manage",
+        "Bind an account to its user (subject) at your organisation's identity provider: "
+        "provider sign-ins reach only accounts bound so.",
+        _bind_sso,
+        SsoIdentity,
+        returns=User,
+    ),
+    Operation(
+        "DELETE",
+        "/api/users/{username}/sso",
+        "users.manage",
+        "Unbind an account from the identity provider (its sign-ins end).",
+        _unbind_sso,
+        status=204,
+    ),
+    Operation(
         "GET",
         "/api/teams",
         "teams.manage",
@@ -732,6 +873,23 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/api/sites/{site_id}/verification",
+        "sites.manage",
+        "What the site must serve, and where, to prove its origin is yours.",
+        _site_verification,
+        returns=SiteVerification,
+    ),
+    Operation(
+        "POST",
+        "/api/sites/{site_id}/verify",
+        "sites.manage",
+        "Fetch the site's verification page now; if it serves the token, the site's pages may "
+        "start sessions.",
+        _verify_site,
+        returns=Site,
+    ),
+    Operation(
+        "GET",
         "/api/sessions",
         "session.list",
         "Live sessions of the sites your teams serve (supervisors).",
@@ -762,6 +920,15 @@ OPERATIONS: tuple[Operation, ...] = (
         _confirm_mfa,
         CodeConfirmation,
         returns=RecoveryCodes,
+    ),
+    Operation(
+        "POST",
+        "/api/me/password",
+        "self",
+        "Change your own password (the current one is asked for); your other sign-ins end.",
+        _change_password,
+        PasswordChange,
+        returns=AgentInfo,
     ),
 )
 
@@ -804,7 +971,13 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 return problem(400, "Bad request", str(exc))
         call = Call(
-            services, principal, grant, dict(request.path_params), dict(request.query_params), body
+            services,
+            principal,
+            grant,
+            dict(request.path_params),
+            dict(request.query_params),
+            body,
+            request,
         )
         try:
             result = await operation.handler(call)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import msgspec
@@ -11,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from tandem import auth, revocation
 from tandem.exceptions import AuthenticationError
 from tandem.server.http import (
+    agent_json,
     cookie_flags,
     current_agent,
     json_body,
@@ -30,28 +32,6 @@ class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
 _login_decoder = msgspec.json.Decoder(LoginRequest)
 
 
-class AgentInfo(msgspec.Struct, forbid_unknown_fields=True):
-    """The signed-in agent, as /api/login and /api/me answer (the shape of ``_agent_json``)."""
-
-    username: str
-    display_name: str
-    role: str
-    org: str
-    teams: list[str]
-    needs_second_factor: bool
-
-
-def _agent_json(agent: auth.Agent) -> dict[str, object]:
-    return {
-        "username": agent.username,
-        "display_name": agent.display_name,
-        "role": agent.role,
-        "org": agent.org,
-        "teams": sorted(agent.teams),
-        "needs_second_factor": agent.needs_second_factor,
-    }
-
-
 async def login(request: Request) -> Response:
     body = await json_body(request)
     if isinstance(body, Response):
@@ -63,11 +43,14 @@ async def login(request: Request) -> Response:
     services = services_of(request)
     client = request.client.host if request.client else ""
     keys = (f"user:{creds.username.lower()}", f"ip:{client}")
-    wait = await services.sign_in_backoff.retry_after(services.clock(), *keys)
+    wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
         await services.hub.record("sign_in_throttled", actor=creds.username[:64], ip=client)
-        response = problem(429, "Too many attempts", "Too many failed sign-ins. Try again later.")
-        response.headers["retry-after"] = str(int(wait) + 1)
+        seconds = math.ceil(wait)
+        response = problem(
+            429, "Too many attempts", f"Too many failed sign-ins. Try again in {seconds} s."
+        )
+        response.headers["retry-after"] = str(seconds)
         return response
     try:
         agent, token = await auth.sign_in(
@@ -84,9 +67,8 @@ async def login(request: Request) -> Response:
         await services.sign_in_backoff.failed(services.clock(), *keys)
         await services.hub.record("sign_in_failed", actor=creds.username[:64], ip=client)
         return problem(401, "Sign-in failed", str(exc))
-    await services.sign_in_backoff.succeeded(keys[0])
     await services.hub.record("sign_in", actor=agent.username)
-    response = JSONResponse(_agent_json(agent))
+    response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
 
@@ -126,7 +108,7 @@ async def me(request: Request) -> Response:
     agent = await current_agent(request)
     if agent is None:
         return problem(401, "Not signed in", "Sign in first.")
-    return JSONResponse(_agent_json(agent))
+    return JSONResponse(agent_json(agent))
 
 
 # The signed-in routes here need only a sign-in (tandem.access "self"); the matrix test reads this.

@@ -48,7 +48,10 @@ async def sdk_script(request: Request) -> Response:
             normalized = normalize_origin(origin)
         except ConfigError:
             normalized = None
-        if normalized and await services_of(request).storage.site_for_origin(normalized):
+        site = (
+            await services_of(request).storage.site_for_origin(normalized) if normalized else None
+        )
+        if normalized and site is not None and site.verified:  # a proved origin only
             response.headers["access-control-allow-origin"] = normalized
     return response
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
@@ -14,6 +15,30 @@ if TYPE_CHECKING:
     from tandem.server.services import Services
 
 MAX_BODY_BYTES = 4096
+
+
+class AgentInfo(msgspec.Struct, forbid_unknown_fields=True):
+    """The signed-in agent, as /api/login and /api/me answer (the shape of :func:`agent_json`)."""
+
+    username: str
+    display_name: str
+    role: str
+    org: str
+    teams: list[str]
+    needs_second_factor: bool
+    must_change_password: bool
+
+
+def agent_json(agent: auth.Agent) -> dict[str, object]:
+    return {
+        "username": agent.username,
+        "display_name": agent.display_name,
+        "role": agent.role,
+        "org": agent.org,
+        "teams": sorted(agent.teams),
+        "needs_second_factor": agent.needs_second_factor,
+        "must_change_password": agent.must_change_password,
+    }
 
 
 def services_of(connection: HTTPConnection) -> Services:

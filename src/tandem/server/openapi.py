@@ -144,6 +144,7 @@ SPEC: dict[str, object] = {
                     "org",
                     "teams",
                     "needs_second_factor",
+                    "must_change_password",
                 ],
                 "properties": {
                     "username": {"type": "string"},
@@ -155,6 +156,12 @@ SPEC: dict[str, object] = {
                         "type": "boolean",
                         "description": "True until two-step sign-in is set up (POST "
                         "/api/mfa/setup); until then only self-service routes answer.",
+                    },
+                    "must_change_password": {
+                        "type": "boolean",
+                        "description": "True after an admin's password reset, until a new "
+                        "password is chosen (POST /api/me/password); until then only "
+                        "self-service routes answer.",
                     },
                 },
             },

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp
 from tandem import crypto, revocation
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
-from tandem.directory import Directory, operator
+from tandem.directory import Directory, check_allowed_origins, operator
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
@@ -71,7 +71,7 @@ async def running(
         carrier = fanout if fanout is not None else await _open_fanout(settings, stack)
         # Counted in storage, so that several processes share one count per key.
         throttle: Callable[[int], SharedBackoff] = lambda free: SharedBackoff(  # noqa: E731
-            store, free, 2.0, 600.0
+            store, free, 2.0, 600.0, settings.backoff_forget_seconds
         )
         box = crypto.SecretBox(settings.secrets_key_path)
         hub = SessionHub(
@@ -101,6 +101,8 @@ async def running(
                 clock,
                 box,
                 entropy,
+                reserved_origins=frozenset(settings.allow_origins),
+                allow_private_network=settings.test_private_network,
                 revoked=lambda username: revocation.announce(carrier, user=username),
             ),
             box=box,
@@ -109,6 +111,7 @@ async def running(
                 settings.login_free_failures,
                 settings.login_backoff_seconds,
                 settings.login_backoff_max_seconds,
+                settings.backoff_forget_seconds,
             ),
             sso_backoff=throttle(settings.sso_free_starts),
             clock=clock,
@@ -152,7 +155,9 @@ async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]
 
 async def register_allowed_origins(directory: Directory, settings: Settings) -> None:
     """Origins given with --allow-origin become sites of the default organisation, served by its
-    default team, unless a site already has them."""
+    default team, unless a site already has them. Raises ConfigError (one line) when another
+    organisation holds one of them."""
+    await check_allowed_origins(directory.storage, settings.allow_origins)
     for origin in settings.allow_origins:
         if await directory.storage.site_for_origin(origin) is not None:
             continue

@@ -5,15 +5,22 @@
 The pending sign-in is kept server-side (encrypted, single use, 10 minutes) and bound to the
 browser that started it by a cookie, so a callback link cannot sign someone else in (login CSRF).
 
-Accounts are provisioned by the organisation's admin: the provider's ``preferred_username`` must
-name an existing user of that organisation, and the provider's subject is bound to the account on
-first use, so a later, different person with that name at the provider is refused. The provider
-runs its own second factor, so Tandem's is not asked for.
+Accounts are provisioned by the organisation's admin, who binds each user to one provider account
+(the issuer and the ``sub`` claim: ``PUT /api/users/{name}/sso``); a sign-in reaches only the user
+bound to exactly that pair. The provider's ``preferred_username`` decides nothing (the provider's
+admin sets it to anything). Auditor accounts are bound only by the server's operator, so an admin
+and the provider it runs cannot sign in as the people who check it. The provider runs its own
+second factor, so Tandem's is not asked for.
+
+The provider's URLs must be https on public hosts (:mod:`tandem.outbound`), checked before the
+browser is sent anywhere: ``/api/sso/start`` redirects only to the authorization endpoint of a
+validated issuer, on the issuer's own origin.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -36,7 +43,10 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
         return None
     value = json.loads(services.box.open(sealed))
     return oidc.ProviderConfig(
-        issuer=value["issuer"], client_id=value["client_id"], client_secret=value["client_secret"]
+        issuer=value["issuer"],
+        client_id=value["client_id"],
+        client_secret=value["client_secret"],
+        allow_private_network=services.settings.test_private_network,
     )
 
 
@@ -54,9 +64,12 @@ async def start(request: Request) -> Response:
     services = services_of(request)
     org_id = request.query_params.get("org", "").strip().lower()
     client = f"sso-ip:{request.client.host if request.client else ''}"
-    if await services.sso_backoff.retry_after(services.clock(), client) > 0:
+    wait = await services.sso_backoff.retry_after(services.clock(), client)
+    if wait > 0:
         await services.hub.record("sso_throttled", actor="", ip=client[7:])
-        return _failed("busy")
+        busy = _failed("busy")
+        busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
+        return busy
     await services.sso_backoff.failed(services.clock(), client)  # cleared when one completes
     try:
         auth.validate_name(org_id, "organisation id")
@@ -124,13 +137,13 @@ async def callback(request: Request) -> Response:
             identity = await oidc.finish(
                 config, discovery, pending, dict(request.query_params), http, services.clock()
             )
-        user = await services.storage.get_user(identity.username or "")
+        key = oidc.identity_key(org_id, discovery.issuer, identity.subject)
+        user = await services.storage.user_for_oidc_identity(key)
         if user is None or user.org_id != org_id:
             raise AuthenticationError(
-                f"no account {identity.username!r} in this organisation: ask your admin"
+                "no account of this organisation is bound to that provider account "
+                f"(subject {oidc.printable(identity.subject)!r}): ask your admin"
             )
-        if not await services.storage.link_oidc_subject(user.username, identity.subject):
-            raise AuthenticationError("this account belongs to another identity")
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed()
@@ -143,7 +156,7 @@ async def callback(request: Request) -> Response:
         "oidc",
     )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method="oidc")
-    await services.sso_backoff.succeeded(f"sso-ip:{request.client.host if request.client else ''}")
+    await services.sso_backoff.clear(f"sso-ip:{request.client.host if request.client else ''}")
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

@@ -185,7 +185,7 @@ async def customer_endpoint(ws: WebSocket) -> None:
         site = await services.storage.site_for_origin(
             SELF_ORIGIN if origin == own_origin(ws) else origin
         )
-    if site is None:
+    if site is None or not site.verified:  # an origin not proved to be the organisation's
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     await ws.accept()

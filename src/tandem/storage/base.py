@@ -38,6 +38,11 @@ class UserRecord:
     """Encrypted seed being set up in the console, until a code from it is confirmed."""
     teams: tuple[str, ...] = ()
     """Teams of its organisation the user belongs to (read-only here: set with set_user_teams)."""
+    oidc_identity: str | None = None
+    """The identity provider account (issuer and subject, :func:`tandem.oidc.identity_key`) an
+    admin or the operator bound to this user; None: no sign-in through a provider."""
+    password_change_required: bool = False
+    """Set by an admin's password reset: the next sign-in must choose a new password first."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -68,6 +73,9 @@ class SiteRecord:
     """Encrypted (SecretBox) HMAC key for customer tokens; None until one is issued."""
     require_token: bool = False
     """Only customers with a valid token from the site's backend may start sessions."""
+    verified: bool = True
+    """The origin is proved to be the organisation's (or approved by the operator); until then
+    its pages start no sessions (:mod:`tandem.site_verification`)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -231,8 +239,17 @@ class Storage(AuditStore, Protocol):
         """Keep (or drop) an encrypted TOTP seed that is being set up."""
         ...
 
-    async def link_oidc_subject(self, username: str, subject: str) -> bool:
-        """Bind the user to an identity provider subject on first use; True if it matches."""
+    async def set_oidc_identity(self, username: str, identity: str | None) -> None:
+        """Bind the user to an identity provider account (or, with None, unbind it)."""
+        ...
+
+    async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
+        """The user bound to that identity provider account, if any."""
+        ...
+
+    async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
+        """Replace the user's password hash; ``change_required``: it must be changed at the
+        next sign-in (an admin's reset)."""
         ...
 
     async def get_oidc(self, org_id: str) -> str | None:
@@ -313,12 +330,13 @@ class Storage(AuditStore, Protocol):
 
     # Back-off counts (tandem.lockout.SharedBackoff): keys are "user:…", "ip:…", "join-org:…".
 
-    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
-        """``(failures, locked_until)`` of those of ``keys`` that have failed."""
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
+        """``(failures, locked_until, last_failure)`` of those of ``keys`` that have failed."""
         ...
 
-    async def backoff_failed(self, key: str, now: float) -> int:
-        """Count one more failure of ``key`` (atomically); return the new count."""
+    async def backoff_failed(self, key: str, now: float, forget_after: float) -> int:
+        """Count one more failure of ``key`` (atomically), from one again if its last failure
+        was ``forget_after`` seconds ago or longer; return the new count."""
         ...
 
     async def backoff_lock(self, key: str, locked_until: float) -> None:

@@ -33,6 +33,7 @@ users = sa.Table(
     sa.Column("mfa_exempt", Flag, nullable=False, server_default=sa.false()),
     sa.Column("pending_totp", Text),
     sa.Column("oidc_subject", Text),
+    sa.Column("password_change_required", Flag, nullable=False, server_default=sa.false()),
 )
 
 recovery_codes = sa.Table(
@@ -171,6 +172,7 @@ sites = sa.Table(
     sa.Column("policy", Text),
     sa.Column("token_key", Text),
     sa.Column("require_token", Flag, nullable=False, server_default=sa.false()),
+    sa.Column("verified", Flag, nullable=False, server_default=sa.true()),
 )
 
 site_teams = sa.Table(

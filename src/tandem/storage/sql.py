@@ -42,6 +42,7 @@ from tandem.exceptions import (
     TandemError,
     UserExistsError,
 )
+from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
     LoginRecord,
@@ -152,6 +153,8 @@ def _user(row: Any) -> UserRecord:
         mfa_exempt=bool(row["mfa_exempt"]),
         pending_totp=row["pending_totp"],
         teams=tuple(sorted(map(str, _json_list(row["teams"])))),
+        oidc_identity=row["oidc_subject"],
+        password_change_required=bool(row["password_change_required"]),
     )
 
 
@@ -165,6 +168,7 @@ def _site(row: Any) -> SiteRecord:
         policy=row["policy"],
         token_key=row["token_key"],
         require_token=bool(row["require_token"]),
+        verified=bool(row["verified"]),
     )
 
 
@@ -493,7 +497,9 @@ class SQLStorage:
         date; with ``backup``, an existing file that needs upgrading is copied first (next to
         it, ``<name>.<time>.bak``). Raises :class:`ConfigError` if it cannot."""
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(path.parent)  # the data directory: 0700
+            private_file(path)  # the database: 0600 (and its WAL files, below)
+            private_files_beside(path)
             if backup:
                 await asyncio.to_thread(_backup_before_upgrade, path)
         except (OSError, sqlite3.Error) as exc:
@@ -515,6 +521,7 @@ class SQLStorage:
         except BaseException:
             await storage.close()
             raise
+        private_files_beside(path)
         return storage
 
     @classmethod
@@ -699,7 +706,9 @@ class SQLStorage:
 
     async def add_user(self, user: UserRecord) -> None:
         def work(db: _Db) -> None:
-            db.execute(users.insert().values(**_fields_of(user, users)))
+            db.execute(
+                users.insert().values(**_fields_of(user, users), oidc_subject=user.oidc_identity)
+            )
             self._write_codes(db, user.username, user.recovery_codes)
 
         try:
@@ -811,16 +820,21 @@ class SQLStorage:
             users.update().where(users.c.username == username).values(pending_totp=sealed)
         )
 
-    async def link_oidc_subject(self, username: str, subject: str) -> bool:
-        """Record the identity provider's subject for a user that has none; True if the user's
-        subject is (now) ``subject``."""
-        row = await self._row(
+    async def set_oidc_identity(self, username: str, identity: str | None) -> None:
+        await self._count(
+            users.update().where(users.c.username == username).values(oidc_subject=identity)
+        )
+
+    async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
+        row = await self._row(self._user_select().where(users.c.oidc_subject == identity))
+        return _user(row) if row else None
+
+    async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
+        await self._count(
             users.update()
             .where(users.c.username == username)
-            .values(oidc_subject=sa.func.coalesce(users.c.oidc_subject, subject))
-            .returning(users.c.oidc_subject)
+            .values(password_hash=password_hash, password_change_required=change_required)
         )
-        return row is not None and row[0] == subject
 
     async def get_oidc(self, org_id: str) -> str | None:
         row = await self._row(sa.select(orgs.c.oidc).where(orgs.c.org_id == org_id))
@@ -952,15 +966,18 @@ class SQLStorage:
 
     # Back-off counts and single-use marks
 
-    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float]]:
+    async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
         if not keys:
             return {}
         rows = await self._rows(
-            sa.select(backoff.c.key, backoff.c.failures, backoff.c.locked_until).where(
-                backoff.c.key.in_(list(keys))
-            )
+            sa.select(
+                backoff.c.key, backoff.c.failures, backoff.c.locked_until, backoff.c.updated_at
+            ).where(backoff.c.key.in_(list(keys)))
         )
-        return {str(r["key"]): (int(r["failures"]), float(r["locked_until"])) for r in rows}
+        return {
+            str(r["key"]): (int(r["failures"]), float(r["locked_until"]), float(r["updated_at"]))
+            for r in rows
+        }
 
     def _insert(self, table: sa.Table) -> Any:
         """INSERT with ``ON CONFLICT`` (both dialects spell it the same)."""
@@ -972,13 +989,14 @@ class SQLStorage:
 
         return sqlite_insert(table)
 
-    async def backoff_failed(self, key: str, now: float) -> int:
+    async def backoff_failed(self, key: str, now: float, forget_after: float) -> int:
         insert = self._insert(backoff).values(key=key, failures=1, locked_until=0.0, updated_at=now)
+        forgotten = backoff.c.updated_at <= insert.excluded.updated_at - forget_after
         row = await self._row(
             insert.on_conflict_do_update(
                 index_elements=[backoff.c.key],
                 set_={
-                    "failures": backoff.c.failures + 1,
+                    "failures": sa.case((forgotten, 1), else_=backoff.c.failures + 1),
                     "updated_at": insert.excluded.updated_at,
                 },
             ).returning(backoff.c.failures)
@@ -1127,6 +1145,7 @@ class SQLStorage:
             "policy": site.policy,
             "token_key": site.token_key,
             "require_token": site.require_token,
+            "verified": site.verified,
         }
 
         def work(db: _Db) -> None:

@@ -1,0 +1,92 @@
+/**
+ * The signed-in account's own password: a "Change password" button in the header, and the form,
+ * which is the only thing shown after an admin's reset (`must_change_password`) until a new
+ * password is chosen. The server checks everything (the current password, the rules); the page
+ * only says what it answered.
+ */
+import type { AgentInfo } from "../generated/rest.ts";
+import { problemDetail } from "./office.ts";
+import { relayFetch } from "./relay.ts";
+
+const PANEL_ID = "password";
+
+/** Show the header button; open the form at once (and return true) when a change is required. */
+export function passwordControls(agent: AgentInfo, done: (agent: AgentInfo) => void): boolean {
+  let button = document.getElementById("password-change") as HTMLButtonElement | null;
+  if (!button) {
+    button = Object.assign(document.createElement("button"), {
+      id: "password-change",
+      type: "button",
+      className: "ghost",
+      textContent: "Change password",
+    });
+    document.getElementById("signout-all")?.before(button);
+  }
+  button.hidden = false;
+  button.onclick = () => openPanel(done, false);
+  if (agent.must_change_password) {
+    openPanel(done, true);
+    return true;
+  }
+  return false;
+}
+
+function passwordField(form: HTMLFormElement, id: string, label: string, autocomplete: string): HTMLInputElement {
+  const input = Object.assign(document.createElement("input"), { id, name: id, type: "password", required: true, autocomplete });
+  form.append(Object.assign(document.createElement("label"), { htmlFor: id, textContent: label }), input);
+  return input;
+}
+
+function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
+  document.getElementById(PANEL_ID)?.remove();
+  const main = document.querySelector("main");
+  if (!main) return;
+  const shown = [...main.querySelectorAll<HTMLElement>(":scope > section")].filter((s) => !s.hidden);
+  for (const section of shown) section.hidden = true;
+  const panel = Object.assign(document.createElement("section"), { id: PANEL_ID, className: "card narrow" });
+  const heading = Object.assign(document.createElement("h1"), { textContent: forced ? "Choose a new password" : "Change your password" });
+  const intro = Object.assign(document.createElement("p"), {
+    textContent: forced
+      ? "An admin reset your password. Choose your own before you continue: at least 12 characters (a few unrelated words work well)."
+      : "At least 12 characters (a few unrelated words work well). Your other sign-ins end.",
+  });
+  const form = Object.assign(document.createElement("form"), { noValidate: true });
+  const current = passwordField(form, "password-current", forced ? "Password you were given" : "Current password", "current-password");
+  const fresh = passwordField(form, "password-new", "New password", "new-password");
+  const again = passwordField(form, "password-again", "New password again", "new-password");
+  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: "Change password" });
+  form.append(submit);
+  const error = Object.assign(document.createElement("p"), { className: "error", hidden: true });
+  error.setAttribute("role", "alert");
+  const close = (): void => {
+    panel.remove();
+    for (const section of shown) section.hidden = false;
+  };
+  panel.append(heading, intro, form, error);
+  if (!forced) {
+    const cancel = Object.assign(document.createElement("button"), { type: "button", className: "ghost", textContent: "Cancel" });
+    cancel.onclick = close;
+    panel.append(cancel);
+  }
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const fail = (text: string): void => {
+      error.textContent = text;
+      error.hidden = false;
+    };
+    if (fresh.value !== again.value) return fail("The two new passwords differ.");
+    const response = await relayFetch("/api/me/password", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ current_password: current.value, new_password: fresh.value }),
+    });
+    for (const input of [current, fresh, again]) input.value = "";
+    if (!response.ok) return fail(await problemDetail(response));
+    const changed = (await response.json()) as AgentInfo;
+    close();
+    if (forced) done(changed);
+  };
+  main.prepend(panel);
+  current.focus();
+}

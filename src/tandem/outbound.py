@@ -1,0 +1,64 @@
+"""Requests the server makes on an organisation's behalf (its identity provider; later, its
+sites' verification pages) go only to public https hosts.
+
+An organisation's admin chooses those URLs, and anyone can trigger a fetch (``GET
+/api/sso/start``), so without these rules the server would fetch whatever its own network can
+reach (server-side request forgery): loopback services, the cloud metadata address, hosts on a
+private network. Each URL must be ``https``, and its host must resolve only to global addresses,
+checked before each request. ``allow_private`` (the ``sso_test_private_network`` setting, for
+tests with an identity provider on loopback) lifts both rules; production leaves it off.
+
+A name that resolves to a public address when checked and to a private one when connected
+(DNS rebinding) is not caught here; the deadline and size limits of each request still hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from tandem.exceptions import ConfigError
+
+
+def check_url(url: str, what: str, *, allow_private: bool = False) -> str:
+    """``url`` if it is an absolute https URL (http too with ``allow_private``) whose host is
+    not a literal private, loopback or link-local address; else raise ConfigError."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if allow_private else ("https",)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"the {what} must be an https:// URL")
+    if not allow_private and _private_literal(parts.hostname):
+        raise ConfigError(f"the {what} must be on a public host, not {parts.hostname}")
+    return url
+
+
+def _private_literal(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+async def check_public(url: str, what: str, *, allow_private: bool = False) -> None:
+    """Raise ConfigError unless ``url`` passes :func:`check_url` and its host resolves only to
+    global addresses (every address it resolves to, so a name cannot hide a private one)."""
+    check_url(url, what, allow_private=allow_private)
+    if allow_private:
+        return
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, parts.port or 443, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        raise ConfigError(f"the {what}'s host {host} does not resolve") from None
+    for *_, sockaddr in infos:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if not address.is_global:
+            raise ConfigError(f"the {what}'s host {host} resolves to a private address")

@@ -1,0 +1,64 @@
+"""Passwords in the console: an agent changes its own; after an admin's reset the console shows
+nothing but the form to choose a new one."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.sync_api import expect
+
+from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
+from tests.e2e.conftest import Party
+
+NEW_PASSWORD = "green-lantern-tide-77"
+
+
+def sign_in(live: RunningServer, agent: Party, username: str, password: str) -> None:
+    page = agent.page
+    page.goto(f"{live.base}/console/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_an_agent_changes_its_password_in_the_console(live: RunningServer, agent: Party) -> None:
+    add_user(live.settings.data_dir, "pia", display_name="Pia")
+    sign_in(live, agent, "pia", AGENT_PASSWORD)
+    page = agent.page
+    expect(page.get_by_label("Session code")).to_be_visible()
+    page.get_by_role("button", name="Change password").click()
+    page.get_by_label("Current password").fill("not-the-password")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").last.click()
+    expect(page.get_by_role("alert")).to_contain_text("current password is not right")
+    page.get_by_label("Current password").fill(AGENT_PASSWORD)
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").last.click()
+    expect(page.get_by_label("Session code")).to_be_visible()
+    old = httpx.post(f"{live.base}/api/login", json={"username": "pia", "password": AGENT_PASSWORD})
+    assert old.status_code == 401
+    new = httpx.post(f"{live.base}/api/login", json={"username": "pia", "password": NEW_PASSWORD})
+    assert new.status_code == 200
+
+
+def test_after_an_admins_reset_the_console_asks_for_a_new_password_first(
+    live: RunningServer, agent: Party
+) -> None:
+    add_user(live.settings.data_dir, "rex", display_name="Rex")
+    add_user(live.settings.data_dir, "ann", display_name="Ann", role="admin")
+    with httpx.Client(base_url=live.base, headers={"origin": live.origin}) as ann:
+        signed = ann.post("/api/login", json={"username": "ann", "password": AGENT_PASSWORD})
+        assert signed.status_code == 200
+        reset = ann.post("/api/users/rex/reset-password", json={"password": "temporary-pass-4821"})
+        assert reset.status_code == 204, reset.text
+    sign_in(live, agent, "rex", "temporary-pass-4821")
+    page = agent.page
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    expect(page.get_by_label("Session code")).to_be_hidden()
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    page.get_by_label("Password you were given").fill("temporary-pass-4821")
+    page.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    page.get_by_label("New password again").fill(NEW_PASSWORD)
+    page.get_by_role("button", name="Change password").last.click()
+    expect(page.get_by_label("Session code")).to_be_visible()
