@@ -44,7 +44,7 @@ def test_a_role_change_is_shown_in_the_open_console(
     wait_with_an_open_socket(agent)
     changed = httpx.patch(
         f"{live.base}/api/users/alice",
-        json={"role": "auditor"},
+        json={"role": "admin"},
         cookies={"tandem_agent": login_cookie(live, "ada")},
         headers={"origin": live.origin},
     )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tandem.storage.sql import SQLStorage
-from tests.conftest import RunningServer, ServerFactory, two_organisations
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -96,7 +96,7 @@ async def test_sign_out_everywhere_closes_every_sign_ins_sockets(orgs: RunningSe
 async def test_a_role_change_without_join_closes_the_socket(orgs: RunningServer) -> None:
     socket = await open_agent(orgs, login_cookie(orgs, "alice"))
     with api(orgs, "ada") as ada:
-        assert ada.patch("/api/users/alice", json={"role": "auditor"}).status_code == 200
+        assert ada.patch("/api/users/alice", json={"role": "admin"}).status_code == 200
     assert await closed_with(socket) == ROLE_CHANGED
     [close] = closes(orgs)
     assert close["details"]["code"] == 4403
@@ -114,6 +114,22 @@ async def test_a_second_factor_reset_closes_the_sockets(orgs: RunningServer) -> 
     with api(orgs, "ada") as ada:
         assert ada.post("/api/users/alice/reset-mfa").status_code == 204
     assert await closed_with(socket) == SIGNED_OUT
+
+
+async def test_a_password_reset_or_change_closes_the_other_sockets(orgs: RunningServer) -> None:
+    by_admin = await open_agent(orgs, login_cookie(orgs, "alice"))
+    with api(orgs, "ada") as ada:
+        reset = ada.post("/api/users/alice/reset-password", json={"password": "temporary-pass-4821"})
+        assert reset.status_code == 204, reset.text
+    assert await closed_with(by_admin) == SIGNED_OUT
+    by_self = await open_agent(orgs, login_cookie(orgs, "sam"))
+    with api(orgs, "sam") as sam:
+        changed = sam.post(
+            "/api/me/password",
+            json={"current_password": AGENT_PASSWORD, "new_password": "another-pass-9137"},
+        )
+        assert changed.status_code == 200, changed.text
+    assert await closed_with(by_self) == SIGNED_OUT
 
 
 async def test_a_sign_in_that_idled_out_cannot_join_on_an_open_socket(orgs: RunningServer) -> None:
