@@ -61,7 +61,12 @@ sdk/node_modules/.installed: sdk/package.json sdk/package-lock.json
 $(STATIC)/sdk/tandem.js: sdk/node_modules/.installed $(SDK_SOURCES) src/tandem/__init__.py
 	cd sdk && node build.mjs
 
-setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js
+# What the package ships, as a CycloneDX SBOM (Python and npm), from the two lock files; it goes
+# into the wheel with the static files and is served to admins (docs/security-updates.md).
+$(STATIC)/sbom/sbom.cdx.json: $(LOCK_DIR)/runtime.txt sdk/package-lock.json src/tandem/sbom.py src/tandem/__init__.py $(VENV)/.installed
+	$(BIN)/python -m tandem.sbom $@
+
+setup: $(VENV)/.installed $(STATIC)/sdk/tandem.js $(STATIC)/sbom/sbom.cdx.json
 
 # The SDK's wire and REST types (sdk/src/generated/), from the msgspec definitions. Committed, so
 # the SDK builds and type-checks alone; tests/protocol/test_typescript.py fails when they drift.
@@ -132,4 +137,4 @@ dist: setup
 	@cat dist/SHA256SUMS
 
 clean:
-	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/console/*.js
+	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js

@@ -87,3 +87,21 @@ def test_console_origins_are_read_and_validated() -> None:
     )
     with pytest.raises(ConfigError):
         Settings.load(environ={"TANDEM_CONSOLE_ORIGINS": "https://console.bank.example/app"})
+
+
+def test_sign_in_timeouts_and_advisories_come_from_the_environment() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_LOGIN_IDLE_SECONDS": "900",
+            "TANDEM_LOGIN_TTL_SECONDS": "3600",
+            "TANDEM_ADVISORY_FILE": "/etc/tandem/osv.json",
+            "TANDEM_ADVISORY_MAX_AGE_DAYS": "2",
+        }
+    )
+    assert (settings.login_idle_seconds, settings.login_ttl_seconds) == (900.0, 3600.0)
+    assert settings.advisory_file == Path("/etc/tandem/osv.json")
+    assert settings.advisory_max_age_days == 2.0
+    with pytest.raises(ConfigError, match="TANDEM_LOGIN_IDLE_SECONDS must be a number"):
+        Settings.load({"TANDEM_LOGIN_IDLE_SECONDS": "soon"})
+    with pytest.raises(ConfigError, match="must be positive"):
+        Settings.load({"TANDEM_LOGIN_IDLE_SECONDS": "0"})

@@ -25,6 +25,7 @@ BUNDLES = [
     "tandem/server/static/console/rrweb.css",
     "tandem/server/static/console/index.html",
     "tandem/server/static/demo/index.html",
+    "tandem/server/static/sbom/sbom.cdx.json",
 ]
 
 pytestmark = pytest.mark.dist
@@ -95,6 +96,23 @@ def test_installed_wheel_imports_from_its_venv_not_the_source_tree(
         timeout=30,
     )
     assert Path(result.stdout.strip()).is_relative_to(installed)
+
+
+def test_installed_wheel_checks_its_own_sbom_against_advisories(
+    installed: Path, tmp_path: Path
+) -> None:
+    fixture = ROOT / "tests" / "fixtures" / "osv-advisories.json"
+    result = subprocess.run(
+        [str(installed / "bin" / "tandem"), "security", "status", "--advisory-file", str(fixture)],
+        cwd=tmp_path,
+        env=outside_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "AFFECTED PyPI starlette 1.10.0" in result.stdout
+    assert "AFFECTED npm rrweb 2.2.2" in result.stdout
 
 
 def answers(url: str, process: subprocess.Popen[str], timeout: float = 60) -> bool:

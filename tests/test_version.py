@@ -34,3 +34,8 @@ def test_sdk_has_no_version_of_its_own() -> None:
 def test_built_sdk_reports_the_package_version() -> None:
     bundle = ROOT / "src" / "tandem" / "server" / "static" / "sdk" / "tandem.js"
     assert f'"{tandem.__version__}"' in bundle.read_text()
+
+
+def test_built_console_reports_the_package_version() -> None:
+    bundle = ROOT / "src" / "tandem" / "server" / "static" / "console" / "console.js"
+    assert f'"{tandem.__version__}"' in bundle.read_text()

@@ -8,20 +8,21 @@ import hashlib
 import hmac
 import html
 import json
+import socket
 import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth
+from tandem import __version__, auth, logs, startup
 from tandem.audit import (
     Anchor,
     AuditRecord,
@@ -63,6 +64,24 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+compliance_app = typer.Typer(
+    help="Check this installation against GDPR, HIPAA or PCI DSS.", no_args_is_help=True
+)
+app.add_typer(compliance_app, name="compliance")
+security_app = typer.Typer(
+    help="Known vulnerabilities in this version and what it ships (SBOM).", no_args_is_help=True
+)
+app.add_typer(security_app, name="security")
+subject_app = typer.Typer(
+    help="Data subject requests: find, export or erase what concerns one customer.",
+    no_args_is_help=True,
+)
+app.add_typer(subject_app, name="subject")
+hold_app = typer.Typer(
+    help="Legal holds: keep a recording or a customer's data from purge and erasure.",
+    no_args_is_help=True,
+)
+app.add_typer(hold_app, name="hold")
 
 OrgOption = Annotated[str, typer.Option("--org", help="The organisation (default: 'default').")]
 
@@ -162,6 +181,20 @@ def serve(
             "other's sessions (docs/scale-out.md) [env TANDEM_REDIS_URL; needs --database-url].",
         ),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="Log lines as 'console' (readable) or 'json' (one object a line) "
+            "[env TANDEM_LOG_FORMAT; console].",
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Serve Prometheus metrics on this port of 127.0.0.1 (TANDEM_METRICS_HOST) "
+            "instead of /metrics behind TANDEM_METRICS_TOKEN [env TANDEM_METRICS_PORT].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:
@@ -177,15 +210,45 @@ def serve(
             policy_file=policy,
             database_url=database_url,
             redis_url=redis_url,
+            log_format=log_format,
+            metrics_port=metrics_port,
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         users = asyncio.run(_count_users(settings))
+        startup.check_files(settings)
+        listening = startup.bind(settings)
     except TandemError as exc:
         raise _fail(exc) from None
-    from tandem.server.app import SDK_FILE, create_app
+    from tandem.server.app import create_app
+
+    logs.configure(settings.log_format)  # type: ignore[arg-type]
+    server = BannerServer(
+        server_config(create_app(settings), settings, log_level="info"),
+        lambda: _banner(settings, users),
+    )
+    server.run(sockets=[listening])
+    if not server.started:  # the application did not start (logged): not a clean exit
+        raise typer.Exit(code=3)
+
+
+class BannerServer(uvicorn.Server):
+    """uvicorn's server that prints Tandem's banner once it serves (not before a failure)."""
+
+    def __init__(self, config: uvicorn.Config, banner: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            self.banner()
+
+
+def _banner(settings: Settings, users: int) -> None:
+    from tandem.server.app import SDK_FILE
 
     base = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
     typer.echo(f"Tandem {__version__} on {base}")
@@ -200,11 +263,11 @@ def serve(
         typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
         if settings.database_url:
             typer.echo("  with TANDEM_DATABASE_URL set to this server's database URL")
-    uvicorn.Server(server_config(create_app(settings), settings, log_level="info")).run()
 
 
 def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvicorn.Config:
     """The uvicorn configuration Tandem runs under (also used by the tests)."""
+    logs.redact_access_log()
     return uvicorn.Config(
         asgi_app,
         host=settings.host,
@@ -218,6 +281,7 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         ssl_keyfile=str(settings.tls_key) if settings.tls_key else None,
         server_header=False,
         log_level=log_level,
+        log_config=None,  # tandem.logs configures logging (the access log without queries)
     )
 
 
@@ -885,6 +949,257 @@ def console_copy(
     typer.echo(f"Wrote {', '.join(CONSOLE_FILES)} into {copy_to} for the relay {origin}.", err=True)
     typer.echo(f"Start the relay with --console-origin <the origin serving {copy_to}>.", err=True)
     typer.echo(f"console.js {integrity}")
+
+
+# Compliance, security updates, data subject requests, legal holds (issue 16)
+
+Format = Annotated[str, typer.Option("--format", help="text or json.")]
+
+
+def _check_format(value: str) -> str:
+    if value not in ("text", "json"):
+        raise ConfigError(f"--format is text or json, not {value!r}")
+    return value
+
+
+@compliance_app.command("check")
+def compliance_check(
+    profile: Annotated[str, typer.Option(help="gdpr, hipaa or pci-dss.")],
+    output: Format = "text",
+    org: OrgOption = DEFAULT_ORG,
+    checkpoint: CheckpointFile = None,
+    advisory_file: Annotated[
+        Path | None,
+        typer.Option(help="OSV advisories to check the SBOM against [env TANDEM_ADVISORY_FILE]."),
+    ] = None,
+    data_dir: DataDir = None,
+    audit_key: AuditKey = None,
+) -> None:
+    """Inspect the live configuration and data of an organisation against a profile: each
+    requirement with pass, fail or not applicable, its reference and the fix for a failure. Run
+    it with the server's environment (TANDEM_*). Exit 1 if anything fails."""
+    from tandem.compliance import check_profile, evaluate, gather
+
+    async def run() -> str:
+        async with offline(settings) as directory:
+            if await directory.storage.get_org(org) is None:
+                raise ConfigError(f"no organisation {org!r} (tandem org add)")
+            actor = operator(org)
+            installation = await gather(settings, directory, actor, now, checkpoints)
+            report = evaluate(chosen, installation, now)
+            failed.extend(report.failed)
+            if output == "json":
+                return json.dumps(report.to_json(), indent=2)
+            return report.to_text()
+
+    failed: list[object] = []
+    try:
+        chosen = check_profile(profile)
+        _check_format(output)
+        settings = Settings.load(
+            data_dir=data_dir, audit_key_file=audit_key, advisory_file=advisory_file
+        )
+        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
+        now = time.time()
+        text = asyncio.run(run())
+    except TandemError as exc:
+        raise _fail(exc) from None
+    typer.echo(text)
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@security_app.command("status")
+def security_status(
+    advisory_file: Annotated[
+        Path | None,
+        typer.Option(help="OSV advisories (JSON) [env TANDEM_ADVISORY_FILE]."),
+    ] = None,
+    output: Format = "text",
+) -> None:
+    """Compare this version and its SBOM with an advisory file in OSV format: print what is
+    affected and the versions that fix it. Exit 1 if anything is affected, the file is older
+    than TANDEM_ADVISORY_MAX_AGE_DAYS or missing."""
+    from tandem.sbom import status
+
+    try:
+        _check_format(output)
+        settings = Settings.load(advisory_file=advisory_file)
+    except TandemError as exc:
+        raise _fail(exc) from None
+    state = status(settings.advisory_file, settings.advisory_max_age_days, time.time())
+    if output == "json":
+        typer.echo(json.dumps(state.to_json(), indent=2))
+    else:
+        typer.echo(f"tandem {state.version}: {state.components} components in the SBOM")
+        if state.advisory_file:
+            typer.echo(
+                f"advisories: {state.advisory_file} ({state.advisory_age_days} days old"
+                + (", STALE)" if state.stale else ")")
+            )
+        for finding in state.findings:
+            fixed = f"fixed in {', '.join(finding.fixed)}" if finding.fixed else "no fix yet"
+            typer.echo(
+                f"AFFECTED {finding.component.ecosystem} {finding.component.name} "
+                f"{finding.component.version}: {finding.advisory} ({fixed}) {finding.summary}"
+            )
+        if state.problem:
+            typer.echo(f"problem: {state.problem}", err=True)
+        if state.ok:
+            typer.echo("no known vulnerability")
+    if not state.ok:
+        raise typer.Exit(code=1)
+
+
+@security_app.command("sbom")
+def security_sbom() -> None:
+    """Print the CycloneDX SBOM this build ships (JSON)."""
+    from tandem.sbom import load_sbom
+
+    try:
+        document = load_sbom()
+    except TandemError as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps(document, indent=1))
+
+
+SubjectArgument = Annotated[
+    str, typer.Argument(help="The customer: the sub of the site's customer token, or a session id.")
+]
+
+
+def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]]) -> None:
+    from tandem.subjects import Subjects
+
+    async def each(directory: Directory) -> None:
+        await work(Subjects(directory.storage, directory.record, time.time))
+
+    _run_directory(data_dir, each)
+
+
+@subject_app.command("find")
+def subject_find(
+    subject: SubjectArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None
+) -> None:
+    """List the sessions, recordings, audit records and reports concerning a customer."""
+    found: list[dict[str, object]] = []
+
+    async def work(subjects: Any) -> None:
+        found.append((await subjects.find(operator(org), subject)).summary())
+
+    _run_subjects(data_dir, work)
+    typer.echo(json.dumps(found[0], indent=2))
+
+
+@subject_app.command("export")
+def subject_export(
+    subject: SubjectArgument,
+    org: OrgOption = DEFAULT_ORG,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the archive here (default: standard output).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Write everything concerning a customer as a zip archive with a manifest (GDPR Art. 15);
+    recordings stay encrypted to the organisation's key (its README says how to open them).
+    Audited."""
+    archive: list[bytes] = []
+
+    async def work(subjects: Any) -> None:
+        archive.append((await subjects.export(operator(org), subject))[1])
+
+    _run_subjects(data_dir, work)
+    if out is None:
+        sys.stdout.buffer.write(archive[0])
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            out.write_bytes(archive[0])
+        except OSError as exc:
+            raise _fail(f"cannot write {out}: {exc.strerror}") from None
+        typer.echo(f"Wrote {out} ({len(archive[0])} bytes).", err=True)
+
+
+@subject_app.command("erase")
+def subject_erase(
+    subject: SubjectArgument,
+    org: OrgOption = DEFAULT_ORG,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it (there is no undo).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Erase a customer's sessions and recordings and unlink them from the audit trail (GDPR
+    Art. 17). Refused while a legal hold covers them. Audited without the customer's id."""
+    if not yes:
+        raise _fail("erasure cannot be undone: add --yes (export the data first if asked)")
+    done: list[dict[str, object]] = []
+
+    async def work(subjects: Any) -> None:
+        done.append(await subjects.erase(operator(org), subject))
+
+    _run_subjects(data_dir, work)
+    erased = done[0]
+    recordings = erased["recordings"]
+    typer.echo(
+        f"Erased {erased['sessions']} session(s) and "
+        f"{len(recordings) if isinstance(recordings, list) else 0} recording(s); "
+        f"{erased['audit_records_kept']} audit record(s) kept, no longer linked to the customer."
+    )
+
+
+HoldKindArgument = Annotated[str, typer.Argument(help="recording or subject.")]
+HoldTarget = Annotated[
+    str, typer.Argument(help="A recording id, or a customer (token sub or session id).")
+]
+Reason = Annotated[str, typer.Option(help="Why (the case or request it serves); audited.")]
+
+
+@hold_app.command("place")
+def hold_place(
+    kind: HoldKindArgument,
+    target: HoldTarget,
+    reason: Reason,
+    org: OrgOption = DEFAULT_ORG,
+    data_dir: DataDir = None,
+) -> None:
+    """Keep a recording or a customer's data from purge and erasure until the hold is lifted."""
+
+    async def work(subjects: Any) -> None:
+        await subjects.place_hold(operator(org), kind, target, reason)
+
+    _run_subjects(data_dir, work)
+    typer.echo(f"Legal hold placed on {kind} {target}.")
+
+
+@hold_app.command("lift")
+def hold_lift(
+    kind: HoldKindArgument,
+    target: HoldTarget,
+    reason: Reason,
+    org: OrgOption = DEFAULT_ORG,
+    data_dir: DataDir = None,
+) -> None:
+    """Lift a legal hold: retention and erasure apply again."""
+
+    async def work(subjects: Any) -> None:
+        await subjects.lift_hold(operator(org), kind, target, reason)
+
+    _run_subjects(data_dir, work)
+    typer.echo(f"Legal hold on {kind} {target} lifted.")
+
+
+@hold_app.command("list")
+def hold_list(org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
+    """The organisation's legal holds: kind, target, since, by whom, why."""
+    lines: list[str] = []
+
+    async def work(subjects: Any) -> None:
+        for hold in await subjects.list_holds(operator(org)):
+            since = datetime.fromtimestamp(hold.placed_at, UTC).isoformat(timespec="minutes")
+            lines.append(f"{hold.kind}\t{hold.target}\t{since}\t{hold.placed_by}\t{hold.reason}")
+
+    _run_subjects(data_dir, work)
+    for line in lines:
+        typer.echo(line)
 
 
 def main() -> None:

@@ -16,6 +16,15 @@ from tandem.exceptions import ConfigError
 LIST_SETTINGS = ("allow_origins", "console_origins", "trusted_proxies")
 """Settings given as lists, where an empty override means "not given"."""
 
+NUMBER_SETTINGS = {
+    "login_idle_seconds": "TANDEM_LOGIN_IDLE_SECONDS",
+    "login_ttl_seconds": "TANDEM_LOGIN_TTL_SECONDS",
+    "advisory_max_age_days": "TANDEM_ADVISORY_MAX_AGE_DAYS",
+    "audit_anchor_max_age_days": "TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS",
+}
+"""Numeric settings an operator tunes through the environment (compliance profiles ask for
+them; docs/compliance.md)."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
@@ -91,9 +100,10 @@ class Settings:
     max_session_seconds: float = 4 * 3600.0
     """No session lasts longer than this (`max_duration`)."""
     login_ttl_seconds: float = 8 * 3600.0
-    """An agent's sign-in lifetime."""
+    """An agent's sign-in lifetime (TANDEM_LOGIN_TTL_SECONDS)."""
     login_idle_seconds: float = 30 * 60.0
-    """A sign-in unused for this long ends (besides its absolute lifetime)."""
+    """A sign-in unused for this long ends, besides its absolute lifetime
+    (TANDEM_LOGIN_IDLE_SECONDS; PCI DSS 8.2.8 asks for 15 minutes at most)."""
     login_free_failures: int = 3
     """Wrong passwords per account (and per address) before back-off starts. While an address
     waits, only accounts that have failed themselves are refused (docs/security.md)."""
@@ -146,6 +156,43 @@ class Settings:
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
     checked for expiry where it is used, so this bounds only how long the rows linger."""
 
+    advisory_file: Path | None = None
+    """Security advisories in OSV JSON that the operator fetches (TANDEM_ADVISORY_FILE):
+    `tandem security status` and the admin API compare the shipped SBOM against it
+    (docs/security-updates.md)."""
+    advisory_max_age_days: float = 7.0
+    """An advisory file older than this is stale: the server logs a warning and admins see a
+    banner (TANDEM_ADVISORY_MAX_AGE_DAYS)."""
+    advisory_check_seconds: float = 3600.0
+    """How often the server re-reads the advisory file and warns (also at start)."""
+    audit_anchor_max_age_days: float = 1.0
+    """`tandem compliance check` fails when audit records older than this are covered by
+    neither an anchor nor an external checkpoint (TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS)."""
+    background_backoff_seconds: float = 1.0
+    """First pause before a failed background task (deadlines, purges, heartbeats, tunnel
+    entrance) runs again; it doubles with each further failure."""
+    background_backoff_max_seconds: float = 30.0
+    """Longest pause between runs of a failing background task."""
+    unavailable_retry_seconds: float = 5.0
+    """``Retry-After`` of the 503 answered while the database does not answer."""
+    heartbeat_seconds: float = 5.0
+    """How often each server process marks itself alive in the database
+    (TANDEM_HEARTBEAT_SECONDS)."""
+    process_lost_seconds: float = 30.0
+    """A process whose heartbeat is older than this is taken for dead: live processes end its
+    sessions (``server_lost``) and close its recordings (``interrupted``)
+    (TANDEM_PROCESS_LOST_SECONDS)."""
+    metrics_token: str | None = dataclasses.field(default=None, repr=False)
+    """Bearer token that opens ``/metrics`` (TANDEM_METRICS_TOKEN); without it (and without
+    ``metrics_port``) metrics are not served."""
+    metrics_port: int | None = None
+    """Serve ``/metrics`` on this port of ``metrics_host`` instead, without a token
+    (TANDEM_METRICS_PORT)."""
+    metrics_host: str = "127.0.0.1"
+    """Interface of ``metrics_port`` (TANDEM_METRICS_HOST)."""
+    log_format: str = "console"
+    """``console`` (readable lines) or ``json`` (one JSON object a line) (TANDEM_LOG_FORMAT)."""
+
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
@@ -171,6 +218,30 @@ class Settings:
                 raise ConfigError(
                     "--redis-url needs --database-url: several processes share one PostgreSQL"
                 )
+        if (
+            not min(
+                self.advisory_max_age_days,
+                self.advisory_check_seconds,
+                self.audit_anchor_max_age_days,
+            )
+            > 0
+        ):
+            raise ConfigError(
+                "advisory_max_age_days, advisory_check_seconds and audit_anchor_max_age_days "
+                "must be positive"
+            )
+        if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
+            raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
+        if self.log_format not in ("console", "json"):
+            raise ConfigError("the log format must be console or json")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"metrics port must be between 1 and 65535, not {self.metrics_port}")
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ConfigError("the metrics port must differ from the server's port")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ConfigError("the metrics token must be at least 16 characters")
+        if not 0 < self.heartbeat_seconds < self.process_lost_seconds:
+            raise ConfigError("heartbeat_seconds must be positive and below process_lost_seconds")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -230,6 +301,26 @@ class Settings:
             values["redis_url"] = env["TANDEM_REDIS_URL"].strip()
         if env.get("TANDEM_REDIS_PREFIX", "").strip():
             values["redis_prefix"] = env["TANDEM_REDIS_PREFIX"].strip()
+        if env.get("TANDEM_METRICS_TOKEN", "").strip():
+            values["metrics_token"] = env["TANDEM_METRICS_TOKEN"].strip()
+        if env.get("TANDEM_METRICS_PORT", "").strip():
+            try:
+                values["metrics_port"] = int(env["TANDEM_METRICS_PORT"])
+            except ValueError:
+                raise ConfigError("TANDEM_METRICS_PORT must be a whole number") from None
+        if env.get("TANDEM_METRICS_HOST", "").strip():
+            values["metrics_host"] = env["TANDEM_METRICS_HOST"].strip()
+        for key, variable in (
+            ("heartbeat_seconds", "TANDEM_HEARTBEAT_SECONDS"),
+            ("process_lost_seconds", "TANDEM_PROCESS_LOST_SECONDS"),
+        ):
+            if env.get(variable, "").strip():
+                try:
+                    values[key] = float(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} must be a number of seconds") from None
+        if env.get("TANDEM_LOG_FORMAT", "").strip():
+            values["log_format"] = env["TANDEM_LOG_FORMAT"].strip()
         if env.get("TANDEM_AUDIT_KEY"):
             values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):
@@ -238,10 +329,25 @@ class Settings:
             values["trusted_proxies"] = tuple(
                 p.strip() for p in env["TANDEM_TRUSTED_PROXIES"].split(",") if p.strip()
             )
+        if env.get("TANDEM_ADVISORY_FILE"):
+            values["advisory_file"] = Path(env["TANDEM_ADVISORY_FILE"])
+        for key, variable in NUMBER_SETTINGS.items():
+            if env.get(variable, "").strip():
+                try:
+                    values[key] = float(env[variable])
+                except ValueError:
+                    raise ConfigError(f"{variable} must be a number") from None
         for key, value in overrides.items():
             if value is None or (key in LIST_SETTINGS and not value):
                 continue
-            if key in ("data_dir", "tls_cert", "tls_key", "policy_file", "audit_key_file"):
+            if key in (
+                "data_dir",
+                "tls_cert",
+                "tls_key",
+                "policy_file",
+                "audit_key_file",
+                "advisory_file",
+            ):
                 value = Path(str(value))
             values[key] = value
         try:

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Self
 
-from tandem import auth, crypto, revocation
+from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
@@ -33,7 +33,7 @@ from tandem.exceptions import (
     ProtocolError,
     TandemError,
 )
-from tandem.fanout.base import Fanout, Frame, Overflow, Subscription
+from tandem.fanout.base import Fanout, Frame, Subscription
 from tandem.lockout import SharedBackoff
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
@@ -77,8 +77,11 @@ from tandem.protocol.session import (
 )
 from tandem.recordings import Recorder, Recordings, new_recording
 from tandem.storage.base import SiteRecord, Storage
+from tandem.subjects import new_pseudonym
+from tandem.supervise import Supervisor
 
 log = logging.getLogger("tandem.hub")
+events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
 """How often recordings past their organisation's retention are looked for."""
@@ -372,11 +375,27 @@ class SessionHub:
         self.tick_seconds = tick_seconds
         self._live: dict[str, LiveSession] = {}
         self._seats: set[Seat] = set()
-        self._closing: weakref.WeakSet[Seat] = weakref.WeakSet()
+        self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
         """Seats being closed because their sign-in was revoked (closed and audited once)."""
         self._seats_empty = asyncio.Event()
         self._seats_empty.set()
-        self._ticker: asyncio.TaskGroup | None = None
+        self.background = Supervisor(
+            backoff_first=settings.background_backoff_seconds,
+            backoff_max=settings.background_backoff_max_seconds,
+        )
+        """This process's supervised background tasks (the deadline timer, heartbeats, the
+        tunnel entrance): each survives its failures (tandem.supervise)."""
+        self._unfinished: dict[str, tuple[LiveSession, str]] = {}
+        """Ended sessions whose storage writes failed (database away): retried each tick."""
+        self._closing: set[str] = set()
+        """Sessions whose storage writes are under way."""
+        self._failed_recordings: dict[str, tuple[str, str, float]] = {}
+        """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
+        as ``unavailable`` (and audited) by the next tick that reaches the database."""
+        self.process_id = ""
+        """This process's row in storage (tandem.processes): its sessions are stored with it."""
+        self.tunnelled_sockets: Callable[[], int] = lambda: 0
+        """How many sockets of other processes this one serves through tunnels (metrics)."""
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
         self._next_reauth = 0.0
@@ -387,51 +406,32 @@ class SessionHub:
 
     async def __aenter__(self) -> Self:
         await self.record("server_started", actor="server")
-        self._ticker = asyncio.TaskGroup()
-        await self._ticker.__aenter__()
-        self._tick_task = self._ticker.create_task(self._tick_forever())
-        self._revocations = self._ticker.create_task(self._hear_revocations())
+        self.background.every("deadlines", self.tick_seconds, self.tick)
+        self.background.keep_running("revocations", self._hear_revocations)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        self._tick_task.cancel()
-        self._revocations.cancel()
-        assert self._ticker is not None
-        await self._ticker.__aexit__(None, None, None)  # only waits: its one task is cancelled
+        await self.background.close()
         await self.shutdown()
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
         # anchor is exactly at this record, whatever other servers append meanwhile.
         await self.record("server_stopped", actor="server")
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_seconds)
-            try:
-                await self.tick()
-            except Exception:  # storage away for a moment: the next tick tries again
-                log.exception("deadline tick failed")
-
     async def _hear_revocations(self) -> None:
         """Re-check the sockets an announcement (:mod:`tandem.revocation`) names, whichever
-        process made it. Without the fan-out for a moment, it subscribes again; the periodic
-        check covers the gap."""
-        while True:
-            subscription = self.fanout.subscribe(revocation.TOPIC, self.settings.send_queue_frames)
-            try:
-                while True:
-                    heard = revocation.decode((await subscription.get()).data)
-                    if heard is None:
-                        continue
-                    for seat in self.signed_in_seats():
-                        if seat.login == heard.login or seat.principal.username == heard.user:
-                            await self.recheck(seat)
-            except Overflow:
-                pass
-            except Exception:  # storage away for a moment: the periodic check tries again
-                log.exception("re-checking revoked sockets failed")
-            finally:
-                subscription.close()
-            await asyncio.sleep(self.tick_seconds)
+        process made it. Without the fan-out for a moment (Overflow) or storage, it fails and
+        the supervisor subscribes again after a back-off; the periodic check covers the gap."""
+        subscription = self.fanout.subscribe(revocation.TOPIC, self.settings.send_queue_frames)
+        try:
+            while True:
+                heard = revocation.decode((await subscription.get()).data)
+                if heard is None:
+                    continue
+                for seat in self.signed_in_seats():
+                    if seat.login == heard.login or seat.principal.username == heard.user:
+                        await self.recheck(seat)
+        finally:
+            subscription.close()
 
     def signed_in_seats(self) -> list[AgentSeat | WatchSeat]:
         """The agents' and supervisors' sockets of this process."""
@@ -478,27 +478,30 @@ class SessionHub:
         before = seat.principal
         refused = await self._current(seat, activity=True)
         if refused is not None:
-            if seat not in self._closing:
-                self._closing.add(seat)
+            if seat not in self._revoking:
+                self._revoking.add(seat)
                 await self._forced_close(seat, before, *refused)
             raise ProtocolError(*refused)
 
     async def recheck(self, seat: AgentSeat | WatchSeat) -> None:
         """Close ``seat``'s socket (audited) if its sign-in ended, its account went, or its role
         no longer allows the socket: periodically and on an announcement."""
-        if seat in self._closing:
+        if seat in self._revoking:
             return
         before = seat.principal
         refused = await self._current(seat, activity=False)
         # Checked again after the wait: another check (the timer, an announcement, a message)
         # may have closed it meanwhile; one close, one audit record.
-        if refused is not None and seat not in self._closing:
-            self._closing.add(seat)
+        if refused is not None and seat not in self._revoking:
+            self._revoking.add(seat)
             await self._forced_close(seat, before, *refused)
             seat.kick(*refused)
 
     async def record(self, action: str, **fields: Any) -> None:
-        """Append to the audit trail (no page content, no secrets: ids, names, reasons)."""
+        """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
+        same event goes to the log and the metrics."""
+        metrics.audited(action)
+        events.info(action, **fields)
         await self.audit.record(self.clock(), action, **fields)
 
     async def authorize_message(
@@ -600,11 +603,17 @@ class SessionHub:
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
         await self.storage.record_session_start(
-            session_id, now, site.org_id, site.site_id, self.node
+            session_id, now, site.org_id, site.site_id, self.node or self.process_id
         )
+        actor = "customer"
+        if customer:  # the audit trail names a pseudonym (erasable link; tandem.subjects)
+            pseudonym = await self.storage.link_subject(
+                site.org_id, customer, session_id, new_pseudonym(self.entropy)
+            )
+            actor = f"customer:{pseudonym}"
         await self.record(
             "session_created",
-            actor=f"customer:{customer}" if customer else "customer",
+            actor=actor,
             org=site.org_id,
             subject=session_id,
             site=site.site_id,
@@ -848,21 +857,28 @@ class SessionHub:
             await self.storage.append_recording_frames(
                 recorder.recording.recording_id, first, frames
             )
-        except TandemError as exc:  # erased or storage refused: stop rather than lose silently
-            log.warning("recording stopped: %s", exc)
+        except Exception as exc:  # erased, refused or the database away: the
+            # recording stops (said to both sides) rather than lose frames silently, and the
+            # session goes on sharing.
+            metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
+            reason = str(exc) if isinstance(exc, TandemError) else "storage error"
+            if not isinstance(exc, TandemError):
+                metrics.STORAGE_ERRORS.labels(where="recording").inc()
+            log.warning("recording stopped: %s", reason)
             live.recorder = None
-            with contextlib.suppress(TandemError):  # else it would look "running" for ever
-                await self.storage.end_recording(
-                    recorder.recording.recording_id, self.clock(), "unavailable"
-                )
-            await self.record(
-                "recording_failed",
-                actor="server",
-                org=live.org_id,
-                subject=recorder.recording.recording_id,
-                reason=str(exc),
+            # Storage that answered (erased, refused) hears of it now; a database that did not
+            # answer, from the timer (retried until it does), so that the customer's socket
+            # does not wait for it again. Both sides are told at once either way.
+            self._failed_recordings[recorder.recording.recording_id] = (
+                live.org_id,
+                reason,
+                self.clock(),
             )
+            if isinstance(exc, TandemError):
+                await self._write_what_failed()
             await self.apply(live, live.machine.record_stop("unavailable"))
+            return
+        metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
 
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
@@ -965,27 +981,73 @@ class SessionHub:
         self.fanout.publish(agents_topic(session_id), close)
         # Live state goes first so nothing can use it while storage is written.
         self._live.pop(session_id, None)
-        await self._stop_recording(live, "session_ended")  # already stopped unless it failed
-        await self.storage.delete_join_codes(session_id)
-        await self.storage.record_session_end(session_id, self.clock(), reason, live.machine.agent)
-        await self.record(
-            "session_ended",
-            actor=live.machine.agent_username,
-            org=live.org_id,
-            subject=session_id,
-            reason=reason,
-        )
-        log.info("session ended", extra={"session": session_id, "reason": reason})
+        self._unfinished[session_id] = (live, reason)
+        await self._close_in_storage(live, reason)
+
+    async def _close_in_storage(self, live: LiveSession, reason: str) -> None:
+        """An ended session's storage writes; repeated by :meth:`tick` until they all worked
+        (never two at once for one session: the audit record is written once)."""
+        session_id = live.machine.session_id
+        if session_id in self._closing:
+            return
+        self._closing.add(session_id)
+        try:
+            await self._stop_recording(live, "session_ended")  # stopped already unless it failed
+            await self.storage.delete_join_codes(session_id)
+            await self.storage.record_session_end(
+                session_id, self.clock(), reason, live.machine.agent
+            )
+            await self.record(
+                "session_ended",
+                actor=live.machine.agent_username,
+                org=live.org_id,
+                subject=session_id,
+                reason=reason,
+            )
+            self._unfinished.pop(session_id, None)
+        finally:
+            self._closing.discard(session_id)
+
+    async def _write_what_failed(self) -> Exception | None:
+        """Retry the storage writes that failed (database away); the first error, if any."""
+        failed: Exception | None = None
+        for recording_id in tuple(self._failed_recordings):
+            entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
+            if entry is None:
+                continue
+            org, why, at = entry
+            try:
+                await self.storage.end_recording(recording_id, at, "unavailable")
+                await self.record(
+                    "recording_failed", actor="server", org=org, subject=recording_id, reason=why
+                )
+            except Exception as exc:  # returned; tried again next time
+                self._failed_recordings.setdefault(recording_id, entry)
+                failed = failed or exc
+        for live, reason in tuple(self._unfinished.values()):
+            try:
+                await self._close_in_storage(live, reason)
+            except Exception as exc:  # returned
+                failed = failed or exc
+        return failed
 
     async def tick(self) -> None:
-        """Apply deadlines to every live session; run about once a second."""
+        """Apply deadlines to every live session; run about once a second. One session's storage
+        error does not hold up the others: the first is raised once all were tried (the
+        supervisor logs it and runs this again)."""
         now = self.clock()
+        failed = await self._write_what_failed()
         for live in tuple(self._live.values()):
-            effects = live.machine.tick(now)
-            if effects:
-                await self.apply(live, effects)
-            elif live.recorder is not None:
-                await self._flush(live)
+            try:
+                effects = live.machine.tick(now)
+                if effects:
+                    await self.apply(live, effects)
+                elif live.recorder is not None:
+                    await self._flush(live)
+            except Exception as exc:  # raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
             await self.storage.purge_expired(now)
@@ -1004,6 +1066,13 @@ class SessionHub:
             await self.apply(live, live.machine.shut_down())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._seats_empty.wait(), self.settings.close_timeout_seconds)
+        failed = await self._write_what_failed()
+        if failed is not None:
+            raise failed
+
+    def session_states(self) -> list[str]:
+        """The state of each live session (for the metrics)."""
+        return [live.machine.state for live in tuple(self._live.values())]
 
 
 # The event tables: what each message on a socket does, and the action (tandem.access) an agent

@@ -264,6 +264,11 @@ class Recordings:
         recording = await self._get(actor, recording_id, "recording.erase")
         if recording.ended_at is None:
             raise ConflictError("the recording is still running: stop it or end the session")
+        from tandem.subjects import held_message, recording_hold  # (it imports this module)
+
+        hold = await recording_hold(self.storage, recording)
+        if hold is not None:
+            raise ConflictError(f"recording {recording_id} is {held_message(hold)}")
         if await self.storage.delete_recording(recording_id):
             await self.record(
                 "recording_erased",

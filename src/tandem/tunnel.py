@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tandem import crypto
+from tandem import crypto, metrics
 from tandem.fanout.base import Fanout, Frame, Overflow
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ class _Tunnelled:
         try:
             self.inbox.put_nowait(message)
         except asyncio.QueueFull:  # the edge sends faster than the session takes: drop it
+            metrics.QUEUE_DROPS.labels(where="tunnel").inc()
             self._close(1013, "too fast: receive queue full")
             with contextlib.suppress(asyncio.QueueEmpty):
                 while True:

@@ -119,7 +119,8 @@ async def test_a_second_factor_reset_closes_the_sockets(orgs: RunningServer) -> 
 async def test_a_password_reset_or_change_closes_the_other_sockets(orgs: RunningServer) -> None:
     by_admin = await open_agent(orgs, login_cookie(orgs, "alice"))
     with api(orgs, "ada") as ada:
-        reset = ada.post("/api/users/alice/reset-password", json={"password": "temporary-pass-4821"})
+        temporary = {"password": "temporary-pass-4821"}
+        reset = ada.post("/api/users/alice/reset-password", json=temporary)
         assert reset.status_code == 204, reset.text
     assert await closed_with(by_admin) == SIGNED_OUT
     by_self = await open_agent(orgs, login_cookie(orgs, "sam"))

@@ -4,6 +4,7 @@
  * this is only a view. Text is always set with textContent.
  */
 
+import { compliancePanel, subjectsPanel } from "./compliance.ts";
 import { relay, relayFetch } from "./relay.ts";
 import type {
   AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, Site, SiteChange, SsoAnswer, SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
@@ -482,6 +483,7 @@ export function administration(root: HTMLElement): void {
     el("h2", "Single sign-on"), ssoNow,
     el("p", `Register Tandem with your identity provider as a confidential client with the redirect URI ${relay().base || location.origin}/api/sso/callback.`, "muted"),
     ssoForm, ssoOff, ssoStatus,
+    compliancePanel(), subjectsPanel(),
   );
   render()
     .then(() => {

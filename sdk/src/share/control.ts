@@ -10,7 +10,7 @@
 import { record } from "rrweb";
 import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
 import type { ControlState, Payload } from "../shared/payload.ts";
-import type { CustomerUI } from "./ui.ts";
+import type { CustomerView } from "./ports.ts";
 
 /** Clicks and scrolls per second. Typing (each command sets the whole value) and pointer moves
  * have their own, larger allowances. */
@@ -77,7 +77,7 @@ export class RemoteControl {
     if (event.key === "Escape" && this.granted) this.revoke();
   };
 
-  constructor(private readonly ui: CustomerUI, private readonly host: ControlHost, granted = false) {
+  constructor(private readonly ui: CustomerView, private readonly host: ControlHost, granted = false) {
     this.granted = granted;
     addEventListener("keydown", this.onKey, true);
   }

@@ -6,12 +6,12 @@
  */
 
 import type { WithheldPayload } from "../shared/payload.ts";
-import type { CustomerUI } from "./ui.ts";
+import type { CustomerView } from "./ports.ts";
 
 export const WITHHELD_NOTICE = "Part of this page cannot be shown to the agent.";
 
 /** A reporter for one recording of one page: the first call tells both sides, later ones nothing. */
-export function reportWithheld(ui: CustomerUI, send: (payload: WithheldPayload) => void): () => void {
+export function reportWithheld(ui: CustomerView, send: (payload: WithheldPayload) => void): () => void {
   let told = false;
   return () => {
     if (told) return;

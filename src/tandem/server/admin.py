@@ -34,6 +34,7 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
+from tandem.server import compliance_api
 from tandem.server.http import (
     AgentInfo,
     agent_json,
@@ -931,6 +932,7 @@ OPERATIONS: tuple[Operation, ...] = (
         returns=AgentInfo,
     ),
 )
+OPERATIONS += compliance_api.operations()  # compliance, subjects, holds (issue 16)
 
 _STATUS = (
     (AuthenticationError, 400, "Wrong code"),

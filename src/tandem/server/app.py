@@ -15,11 +15,11 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from tandem import crypto
+from tandem import crypto, metrics, sbom
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
-from tandem.server import admin, api, demo, openapi, services, sso, ws
+from tandem.server import admin, api, demo, openapi, readiness, services, sso, ws
 from tandem.server.http import problem, services_of
 from tandem.server.middleware import (
     ConsoleCors,
@@ -27,6 +27,7 @@ from tandem.server.middleware import (
     SameOriginWrites,
     SecurityHeaders,
 )
+from tandem.server.unavailable import StorageUnavailable
 from tandem.storage.base import Storage
 
 STATIC = Path(__file__).parent / "static"
@@ -85,11 +86,37 @@ def create_app(
             tick_seconds=tick_seconds,
         ) as running:
             app.state.services = running
-            yield
+            hub = running.hub
+            app.state.background = hub.background
+            app.state.live_metrics = live = metrics.LiveCollector(
+                hub.session_states,
+                hub.tunnelled_sockets,
+                running.fanout.shared,
+                lambda: hub.background.failing,
+                lambda: bool(getattr(running.fanout, "connected", True)),
+            )
+            stop_exporter = (
+                metrics.serve_on_port(settings.metrics_host, settings.metrics_port, live)
+                if settings.metrics_port
+                else None
+            )
+            try:
+                async with sbom.watching(
+                    settings.advisory_file,
+                    settings.advisory_max_age_days,
+                    settings.advisory_check_seconds,
+                    clock,
+                ):
+                    yield
+            finally:
+                if stop_exporter is not None:
+                    stop_exporter()
 
     routes = [
         Route("/", lambda request: RedirectResponse("/demo/")),
         Route("/healthz", health),
+        Route("/readyz", readiness.ready),
+        Route("/metrics", readiness.metrics_page),
         Route("/sdk/tandem.js", sdk_script),
         Route("/api/login", api.login, methods=["POST"]),
         Route("/api/logout", api.logout, methods=["POST"]),
@@ -116,6 +143,7 @@ def create_app(
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(SameOriginWrites, console_origins=settings.console_origins),
             Middleware(FetchMetadataGuard, console_origins=settings.console_origins),
+            Middleware(StorageUnavailable, retry_after=settings.unavailable_retry_seconds),
         ],
         lifespan=lifespan,
     )

@@ -8,17 +8,15 @@ session, waits for their sockets' last frames, then closes the fan-out and stora
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 from starlette.types import ASGIApp
 
-from tandem import crypto, revocation
+from tandem import crypto, metrics, revocation
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
@@ -26,6 +24,7 @@ from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
+from tandem.processes import ProcessRegistry
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
 from tandem.tunnel import Endpoint, TunnelHost
@@ -68,7 +67,9 @@ async def running(
     async with contextlib.AsyncExitStack() as stack:
         store = storage if storage is not None else await open_storage(settings)
         stack.push_async_callback(store.close)
-        carrier = fanout if fanout is not None else await _open_fanout(settings, stack)
+        carrier = metrics.CountingFanout(
+            fanout if fanout is not None else await _open_fanout(settings, stack)
+        )
         # Counted in storage, so that several processes share one count per key.
         throttle: Callable[[int], SharedBackoff] = lambda free: SharedBackoff(  # noqa: E731
             store, free, 2.0, 600.0, settings.backoff_forget_seconds
@@ -117,13 +118,20 @@ async def running(
             clock=clock,
             entropy=entropy,
         )
+        hub.process_id = hub.node or crypto.new_token(entropy, 9)
+        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
+        await registry.start()  # closes what this server held before a crash
+        stack.push_async_callback(registry.stop)
         await stack.enter_async_context(hub)
+        hub.background.every("heartbeat", settings.heartbeat_seconds, registry.beat)
+        hub.background.every("lost_processes", settings.heartbeat_seconds, registry.sweep)
         if hub.node:
             tunnels = TunnelHost(
                 app, carrier, hub.node, tunnel_endpoints, settings.send_queue_frames
             )
             stack.push_async_callback(tunnels.close)
-            await stack.enter_async_context(_in_background(tunnels.run()))
+            hub.background.keep_running("tunnel_entrance", tunnels.run)
+            hub.tunnelled_sockets = lambda: len(tunnels._sockets)
         await register_allowed_origins(services.directory, settings)
         yield services
 
@@ -138,19 +146,6 @@ async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> 
     )
     stack.push_async_callback(redis.close)
     return redis
-
-
-@contextlib.asynccontextmanager
-async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
-    """Run ``work`` for the duration of the block (a task group of one), then cancel it."""
-    tasks = asyncio.TaskGroup()
-    await tasks.__aenter__()
-    task = tasks.create_task(work)
-    try:
-        yield
-    finally:
-        task.cancel()
-        await tasks.__aexit__(None, None, None)
 
 
 async def register_allowed_origins(directory: Directory, settings: Settings) -> None:

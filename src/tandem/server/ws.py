@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from tandem import auth
+from tandem import auth, metrics
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
 from tandem.fanout.base import Overflow, Subscription
@@ -94,6 +94,7 @@ class Connection:
                     await _close(self.ws, *frame.close)
                     return
         except Overflow:
+            metrics.QUEUE_DROPS.labels(where="socket").inc()
             await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, "too slow: send queue full")
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the peer went away; the reader notices too

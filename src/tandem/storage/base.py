@@ -125,6 +125,28 @@ class RecordingRecord:
     """Bytes of frames stored."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class HoldRecord:
+    """A legal hold: while it exists, purge and erasure leave its target alone."""
+
+    org_id: str
+    kind: str
+    """``recording`` (target: a recording id) or ``subject`` (target: a customer's ``sub``)."""
+    target: str
+    reason: str
+    placed_by: str
+    placed_at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SubjectErasure:
+    """What :meth:`Storage.erase_subject` removed (counts and ids only, for the audit trail)."""
+
+    sessions: tuple[str, ...]
+    recordings: tuple[str, ...]
+    links: int
+
+
 class Storage(AuditStore, Protocol):
     """Async storage. Implementations must make :meth:`take_join_code` atomic (single use) and
     :meth:`append_audit` atomic (sequence and chain)."""
@@ -354,4 +376,78 @@ class Storage(AuditStore, Protocol):
         """Delete expired codes, sign-ins and single-use marks."""
         ...
 
+    # Data subject requests and legal holds (tandem.subjects).
+
+    async def link_subject(self, org_id: str, subject: str, session_id: str, pseudonym: str) -> str:
+        """Remember that ``session_id`` served the customer ``subject`` and return the subject's
+        pseudonym in the organisation: the one it already has, else ``pseudonym``."""
+        ...
+
+    async def subject_sessions(self, org_id: str, subject: str) -> list[tuple[str, str]]:
+        """``(session_id, pseudonym)`` of every session linked to ``subject``, oldest first."""
+        ...
+
+    async def subject_of_session(self, session_id: str) -> tuple[str, str, str] | None:
+        """``(org_id, subject, pseudonym)`` of the customer a session served, if known."""
+        ...
+
+    async def recordings_of_sessions(
+        self, org_id: str, session_ids: Sequence[str]
+    ) -> list[RecordingRecord]:
+        """The organisation's recordings of those sessions, oldest first."""
+        ...
+
+    async def audit_concerning(
+        self, org: str, subjects: Sequence[str], actors: Sequence[str]
+    ) -> list[AuditRecord]:
+        """The organisation's audit records whose subject is one of ``subjects`` or whose actor
+        is one of ``actors``, in order."""
+        ...
+
+    async def erase_subject(
+        self, org_id: str, subject: str, session_ids: Sequence[str]
+    ) -> SubjectErasure:
+        """Delete, in one transaction, the sessions (their records, join codes, recordings and
+        frames) and the links to ``subject``; the audit trail is untouched."""
+        ...
+
+    async def put_hold(self, hold: HoldRecord) -> bool:
+        """Place a hold; False if that target is held already."""
+        ...
+
+    async def delete_hold(self, org_id: str, kind: str, target: str) -> HoldRecord | None:
+        """Lift a hold and return it; None if there was none."""
+        ...
+
+    async def list_holds(self, org_id: str) -> list[HoldRecord]: ...
+
     async def close(self) -> None: ...
+
+    # Operations (tandem.server.readiness, tandem.processes)
+
+    async def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        ...
+
+    async def register_process(self, node: str, identity: str, now: float) -> None:
+        """Record a starting server process (``identity``: host and port, the same after a
+        restart)."""
+        ...
+
+    async def heartbeat(self, node: str, now: float) -> bool:
+        """Mark ``node`` alive at ``now``; False if its row is gone (taken for dead)."""
+        ...
+
+    async def unregister_process(self, node: str) -> None:
+        """Remove a process that stops cleanly."""
+        ...
+
+    async def close_lost_processes(
+        self, node: str, identity: str, lost_before: float, now: float
+    ) -> tuple[list[SessionRecord], list[RecordingRecord]]:
+        """In one transaction: forget processes (other than ``node``) whose heartbeat is older
+        than ``lost_before`` or that ran as ``identity`` before (this process, before a crash);
+        end every live session no registered process holds (``server_lost``, its join codes
+        deleted) and every running recording whose session is no longer live
+        (``interrupted``). Returns what it closed, for the audit trail."""
+        ...

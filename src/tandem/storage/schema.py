@@ -218,6 +218,12 @@ sa.Index(
     postgresql_where=recordings.c.ended_at.isnot(None),
     sqlite_where=recordings.c.ended_at.isnot(None),
 )
+sa.Index(  # running recordings, which crash recovery looks through every heartbeat
+    "recordings_running",
+    recordings.c.session_id,
+    postgresql_where=recordings.c.ended_at.is_(None),
+    sqlite_where=recordings.c.ended_at.is_(None),
+)
 
 recording_frames = sa.Table(
     "recording_frames",
@@ -250,6 +256,42 @@ backoff = sa.Table(
     sa.Index("backoff_updated_at", "updated_at"),
 )
 
+subject_sessions = sa.Table(
+    "subject_sessions",
+    metadata,
+    sa.Column("session_id", Text, primary_key=True),
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("subject", Text, nullable=False),
+    # The ``sub`` of the site's customer token: the person (data subject requests).
+    sa.Column("pseudonym", Text, nullable=False),
+    # Random, one per subject and organisation: what the audit trail names instead of ``sub``,
+    # so erasing the rows leaves the trail intact but no longer linkable to the person.
+    sa.Index("subject_sessions_org_subject", "org_id", "subject"),
+)
+
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", Text, primary_key=True),
+    # ``recording`` (target: its id) or ``subject`` (target: the customer's ``sub``).
+    sa.Column("target", Text, primary_key=True),
+    sa.Column("reason", Text, nullable=False),
+    sa.Column("placed_by", Text, nullable=False),
+    sa.Column("placed_at", Real, nullable=False),
+)
+
 APPEND_ONLY = (audit, audit_anchors)
 """Guarded by triggers (created per dialect in the revisions): no UPDATE, DELETE, replacing
 INSERT or (PostgreSQL) TRUNCATE."""
+
+processes = sa.Table(
+    "processes",
+    metadata,
+    sa.Column("node", Text, primary_key=True),
+    sa.Column("identity", Text, nullable=False),
+    sa.Column("started_at", Real, nullable=False),
+    sa.Column("heartbeat_at", Real, nullable=False),
+)
+"""Server processes alive, each with its last heartbeat (tandem.processes): the sessions and
+recordings of a process whose heartbeat stopped are closed by the others."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import logging
 import re
@@ -45,11 +46,13 @@ from tandem.exceptions import (
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
+    HoldRecord,
     LoginRecord,
     OrgRecord,
     RecordingRecord,
     SessionRecord,
     SiteRecord,
+    SubjectErasure,
     UserRecord,
 )
 from tandem.storage.schema import (
@@ -57,16 +60,19 @@ from tandem.storage.schema import (
     audit_anchors,
     backoff,
     join_codes,
+    legal_holds,
     logins,
     metadata,
     oidc_pending,
     orgs,
+    processes,
     recording_frames,
     recordings,
     recovery_codes,
     sessions,
     site_teams,
     sites,
+    subject_sessions,
     team_members,
     teams,
     used_once,
@@ -1045,13 +1051,20 @@ class SQLStorage:
             db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
-            db.execute(
-                sessions.delete().where(
+            ended = db.execute(
+                sessions.delete()
+                .where(
                     sessions.c.ended_at.isnot(None),
                     sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
                     sessions.c.ended_at < sa.literal(now) - DAY * retention,
+                    ~_session_held(sessions.c.session_id),
                 )
-            )
+                .returning(sessions.c.session_id)
+            ).rows
+            # The customer's id goes with the session's record (storage limitation).
+            for start in range(0, len(ended), 500):
+                ids = [row[0] for row in ended[start : start + 500]]
+                db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
 
         await self._transaction(work)
 
@@ -1304,6 +1317,8 @@ class SQLStorage:
             .where(
                 recordings.c.ended_at.isnot(None),
                 recordings.c.ended_at < sa.literal(now) - DAY * retention,
+                ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
+                ~_session_held(recordings.c.session_id),
             )
             .returning(*_RECORDING_COLUMNS)
         )
@@ -1426,6 +1441,231 @@ class SQLStorage:
                     await dest.execute(table.insert(), values)
                     copied[table.name] += len(values)
         return copied
+
+    # Data subject requests and legal holds (issue 16)
+
+    async def link_subject(self, org_id: str, subject: str, session_id: str, pseudonym: str) -> str:
+        def work(db: _Db) -> str:
+            known = db.execute(
+                sa.select(subject_sessions.c.pseudonym)
+                .where(subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject)
+                .limit(1)
+            ).first()
+            chosen = str(known[0]) if known is not None else pseudonym
+            db.execute(
+                subject_sessions.insert().values(
+                    session_id=session_id, org_id=org_id, subject=subject, pseudonym=chosen
+                )
+            )
+            return chosen
+
+        return await self._transaction(work)
+
+    async def subject_sessions(self, org_id: str, subject: str) -> list[tuple[str, str]]:
+        rows = await self._rows(
+            sa.select(subject_sessions.c.session_id, subject_sessions.c.pseudonym)
+            .select_from(
+                subject_sessions.outerjoin(
+                    sessions, sessions.c.session_id == subject_sessions.c.session_id
+                )
+            )
+            .where(subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject)
+            .order_by(sessions.c.created_at, subject_sessions.c.session_id)
+        )
+        return [(str(row[0]), str(row[1])) for row in rows]
+
+    async def subject_of_session(self, session_id: str) -> tuple[str, str, str] | None:
+        row = await self._row(
+            sa.select(
+                subject_sessions.c.org_id, subject_sessions.c.subject, subject_sessions.c.pseudonym
+            ).where(subject_sessions.c.session_id == session_id)
+        )
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    async def recordings_of_sessions(
+        self, org_id: str, session_ids: Sequence[str]
+    ) -> list[RecordingRecord]:
+        if not session_ids:
+            return []
+        rows = await self._rows(
+            sa.select(*_RECORDING_COLUMNS)
+            .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(list(session_ids)))
+            .order_by(recordings.c.started_at, recordings.c.recording_id)
+        )
+        return [_recording(row) for row in rows]
+
+    async def audit_concerning(
+        self, org: str, subjects: Sequence[str], actors: Sequence[str]
+    ) -> list[AuditRecord]:
+        if not subjects and not actors:
+            return []
+        rows = await self._rows(
+            sa.select(*audit.c)
+            .where(
+                audit.c.org == org,
+                sa.or_(audit.c.subject.in_(list(subjects)), audit.c.actor.in_(list(actors))),
+            )
+            .order_by(audit.c.seq)
+        )
+        return [_audit_record(row) for row in rows]
+
+    async def erase_subject(
+        self, org_id: str, subject: str, session_ids: Sequence[str]
+    ) -> SubjectErasure:
+        ids = list(session_ids)
+
+        def work(db: _Db) -> SubjectErasure:
+            erased = db.execute(
+                recordings.delete()
+                .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(ids))
+                .returning(recordings.c.recording_id)
+            ).rows
+            ended = db.execute(
+                sessions.delete()
+                .where(sessions.c.org_id == org_id, sessions.c.session_id.in_(ids))
+                .returning(sessions.c.session_id)
+            ).rows
+            db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+            links = db.execute(
+                subject_sessions.delete().where(
+                    subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject
+                )
+            ).rowcount
+            return SubjectErasure(
+                sessions=tuple(sorted(str(r[0]) for r in ended)),
+                recordings=tuple(sorted(str(r[0]) for r in erased)),
+                links=int(links or 0),
+            )
+
+        return await self._transaction(work)
+
+    async def put_hold(self, hold: HoldRecord) -> bool:
+        try:
+            await self._count(legal_holds.insert().values(**dataclasses.asdict(hold)))
+        except _Violation:
+            return False
+        return True
+
+    async def delete_hold(self, org_id: str, kind: str, target: str) -> HoldRecord | None:
+        rows = await self._rows(
+            legal_holds.delete()
+            .where(
+                legal_holds.c.org_id == org_id,
+                legal_holds.c.kind == kind,
+                legal_holds.c.target == target,
+            )
+            .returning(*legal_holds.c)
+        )
+        return _hold(rows[0]) if rows else None
+
+    async def list_holds(self, org_id: str) -> list[HoldRecord]:
+        rows = await self._rows(
+            sa.select(*legal_holds.c)
+            .where(legal_holds.c.org_id == org_id)
+            .order_by(legal_holds.c.placed_at, legal_holds.c.kind, legal_holds.c.target)
+        )
+        return [_hold(row) for row in rows]
+
+    # Operations: readiness and crash recovery (tandem.server.readiness, tandem.processes)
+
+    async def ping(self) -> None:
+        await self._row(sa.select(sa.literal(1)))
+
+    async def register_process(self, node: str, identity: str, now: float) -> None:
+        await self._count(
+            processes.insert(),
+            {"node": node, "identity": identity, "started_at": now, "heartbeat_at": now},
+        )
+
+    async def heartbeat(self, node: str, now: float) -> bool:
+        return (
+            await self._count(
+                processes.update().where(processes.c.node == node).values(heartbeat_at=now)
+            )
+            > 0
+        )
+
+    async def unregister_process(self, node: str) -> None:
+        await self._count(processes.delete().where(processes.c.node == node))
+
+    async def close_lost_processes(
+        self, node: str, identity: str, lost_before: float, now: float
+    ) -> tuple[list[SessionRecord], list[RecordingRecord]]:
+        def work(db: _Db) -> tuple[list[SessionRecord], list[RecordingRecord]]:
+            db.execute(
+                processes.delete().where(
+                    processes.c.node != node,
+                    sa.or_(
+                        processes.c.heartbeat_at < lost_before, processes.c.identity == identity
+                    ),
+                )
+            )
+            alive = sa.select(processes.c.node)
+            orphans = sessions.c.ended_at.is_(None) & sessions.c.node.not_in(alive)
+            lost = [_session(row) for row in db.execute(sa.select(*sessions.c).where(orphans)).rows]
+            if lost:
+                ids = [record.session_id for record in lost]
+                db.execute(
+                    sessions.update()
+                    .where(sessions.c.session_id.in_(ids), sessions.c.ended_at.is_(None))
+                    .values(ended_at=now, end_reason="server_lost")
+                )
+                db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+            still_live = sa.select(sessions.c.session_id).where(sessions.c.ended_at.is_(None))
+            running = recordings.c.ended_at.is_(None) & recordings.c.session_id.not_in(still_live)
+            found = db.execute(sa.select(*recordings.c).where(running))
+            stopped = [_recording(row) for row in found.rows]
+            if stopped:
+                db.execute(
+                    recordings.update()
+                    .where(
+                        recordings.c.recording_id.in_([r.recording_id for r in stopped]),
+                        recordings.c.ended_at.is_(None),
+                    )
+                    .values(ended_at=now, end_reason="interrupted")
+                )
+            return lost, stopped
+
+        return await self._transaction(work)
+
+
+def _hold(row: Any) -> HoldRecord:
+    return HoldRecord(
+        org_id=str(row["org_id"]),
+        kind=str(row["kind"]),
+        target=str(row["target"]),
+        reason=str(row["reason"]),
+        placed_by=str(row["placed_by"]),
+        placed_at=float(row["placed_at"]),
+    )
+
+
+def _recording_held(
+    org_id: sa.ColumnElement[Any], recording_id: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """A hold on this recording itself."""
+    return sa.exists().where(
+        legal_holds.c.org_id == org_id,
+        legal_holds.c.kind == "recording",
+        legal_holds.c.target == recording_id,
+    )
+
+
+def _session_held(session_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+    """A hold on the customer the session served, or on one of its recordings."""
+    on_subject = sa.exists().where(
+        subject_sessions.c.session_id == session_id,
+        legal_holds.c.org_id == subject_sessions.c.org_id,
+        legal_holds.c.kind == "subject",
+        legal_holds.c.target == subject_sessions.c.subject,
+    )
+    on_recording = sa.exists().where(
+        recordings.c.session_id == session_id,
+        legal_holds.c.org_id == recordings.c.org_id,
+        legal_holds.c.kind == "recording",
+        legal_holds.c.target == recordings.c.recording_id,
+    )
+    return sa.or_(on_subject, on_recording)
 
 
 _SQLITE_PRAGMAS = (

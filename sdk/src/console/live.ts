@@ -1,0 +1,585 @@
+/**
+ * One live session in the console: the socket, the pairing, the decryptor, the decoder and the
+ * replayer. What the agent sees and may do is reported to the console's state (state.ts, `live`
+ * events) and rendered from there; this class touches only the mirror and the inputs' focus.
+ *
+ * The mirror is rrweb's Replayer, which renders into an iframe sandboxed with
+ * `allow-same-origin` only: nothing from the customer's page can run scripts here. When a session
+ * ends, the replayer is destroyed and every reference to the page is dropped.
+ */
+
+import { Replayer } from "rrweb";
+import { neutralizeEvent } from "./assets.ts";
+import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY } from "../shared/e2e/channel.ts";
+import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
+import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
+import { PayloadDecoder, type RecordingStatusPayload, unpack } from "../shared/payload.ts";
+import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import type { AgentInfo } from "../generated/rest.ts";
+import type { Clock, Connection, Transport } from "../shared/ports.ts";
+import type { LiveEvent, Tone } from "./state.ts";
+
+declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
+
+const MISMATCH = "The code did not match — ask the customer for a new code.";
+/** How long the server's `recording` may stand without the customer's browser agreeing. */
+const RECORDING_AGREE_MS = 5000;
+/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
+const WITHHELD_STATUS = "Connected. Part of the customer's page cannot be shown: it is hidden from you.";
+const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
+
+/** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
+export interface LivePorts {
+  transport: Transport;
+  clock: Clock;
+  random(bytes: number): Uint8Array;
+}
+
+/** What a live session needs from the console around it. */
+export interface LiveUi {
+  report(event: LiveEvent): void;
+  /** Where the customer's page is mirrored (outside the rendered templates). */
+  readonly mirror: HTMLElement;
+  signedIn(): AgentInfo | null;
+  /** The sign-in expired or was revoked (close 4401): back to the sign-in screen, saying why
+   * when the server said (issue 14). */
+  sessionExpired(why?: string): void;
+  /** This session is over: the console forgets it. */
+  closed(view: LiveView): void;
+  clearCode(): void;
+  selectCode(): void;
+  focusCode(): void;
+  /** Empty the typing box and put the cursor there. */
+  focusTyping(): void;
+  typed(): string;
+}
+
+/** The code the customer reads: routing part (for the server) + secret part (never sent). */
+function splitCode(text: string): { routing: string; secret: string } | null {
+  const digits = text.replace(/[\s-]/g, "");
+  if (!/^\d+$/.test(digits) || digits.length <= SECRET_DIGITS) return null;
+  return { routing: digits.slice(0, -SECRET_DIGITS), secret: digits.slice(-SECRET_DIGITS) };
+}
+
+/** One joined session: the socket, the key exchange, the decryptor, the decoder, the replayer. */
+export class LiveView {
+  private readonly ws: Connection;
+  private secret: string | null = null;
+  /** The pairing with the customer's browser, until it succeeded or failed. */
+  private pairing: Pairing | null = null;
+  private receiver: ContentReceiver | null = null;
+  private commands: CommandSender | null = null;
+  private commandChain: Promise<void> = Promise.resolve();
+  private controlling = false;
+  private typingTarget: number | null = null;
+  private lastPoint = 0;
+  private lastScroll = 0;
+  private scale = 1;
+  private typingPending = false;
+  /** Frames are opened, inflated and replayed strictly in arrival order. */
+  private chain: Promise<void> = Promise.resolve();
+  private decoder: PayloadDecoder | null = new PayloadDecoder();
+  private replayer: Replayer | null = null;
+  private resizeObserver: ResizeObserver | null = null;
+  private size = { width: 0, height: 0 };
+  private ended = false;
+  private joined = false;
+  /** The customer's browser said, inside the encrypted channel, that the customer allowed
+   * sharing. Only then is anything shown: the server's `consent` alone is not believed. */
+  private consented = false;
+  private sessionId: string | null = null;
+  /** Watching as a supervisor (no control; pairs with the customer's own supervisor code). */
+  private readonly watching: boolean;
+  /** The customer's key-exchange share, kept until the supervisor typed the code. */
+  private pendingShare: string | null = null;
+  /** Recording as the server says (its `recording` message) and as the customer's browser says
+   * (inside the encrypted channel): only the latter counts; a disagreement is shown. */
+  private serverRecording: { on: boolean; reason: string | null } | null = null;
+  private customerRecording: RecordingStatusPayload | null = null;
+  private cancelRecordingCheck: (() => void) | undefined;
+
+  constructor(target: { code: string } | { watch: string }, private readonly ui: LiveUi, private readonly ports: LivePorts) {
+    this.watching = "watch" in target;
+    this.ui.report({ type: "connecting", watching: this.watching });
+    this.ws = ports.transport({
+      open: () => {
+        if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
+        else this.join(target.code);
+      },
+      text: (data) => {
+        const message = parseServerMessage(data);
+        if (message) this.onControl(message);
+      },
+      binary: (data) => this.onPayload(data),
+      close: (code, reason) => this.onClose(code, reason),
+    });
+  }
+
+  private status(text: string, tone: Tone = ""): void {
+    this.ui.report({ type: "status", text, tone });
+  }
+
+  join(code: string): void {
+    if (this.watching) return this.enterWatchCode(code);
+    if (!this.ws.isOpen || this.joined) return;
+    const parts = splitCode(code);
+    if (!parts) {
+      this.status(`A help code has ${SECRET_DIGITS + 5} digits. Ask the customer to read it again.`, "bad");
+      return;
+    }
+    this.secret = parts.secret;
+    this.status("Checking the code…");
+    this.ws.send(control({ type: "join", code: parts.routing })); // the secret part never leaves
+  }
+
+  /** The supervisor types the code the customer reads out; then the exchange runs. */
+  private enterWatchCode(code: string): void {
+    const secret = code.replace(/\D/g, "");
+    if (!this.sessionId || this.pairing || this.receiver) return;
+    if (secret.length !== SECRET_DIGITS) {
+      this.status(`The supervisor code has ${SECRET_DIGITS} digits. Ask the customer to read it again.`, "bad");
+      return;
+    }
+    this.pairing = startPairing({ side: "console", peer: "watcher", secret, sessionId: this.sessionId, random: this.ports.random });
+    this.ui.clearCode();
+    this.ui.report({ type: "watch_code_entered" });
+    this.status("Checking the code with the customer's browser…");
+    const share = this.pendingShare;
+    this.pendingShare = null;
+    if (share) void this.onHandshake(share);
+  }
+
+  get open(): boolean {
+    return !this.ended && !this.ws.isClosed;
+  }
+
+  leave(): void {
+    if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
+    this.finish("Session ended");
+  }
+
+  private onControl(message: ServerMessage): void {
+    switch (message.type) {
+      case "joined":
+        this.joined = true;
+        this.ui.report({ type: "joined" });
+        this.ui.clearCode();
+        if (!this.secret) return this.mismatch();
+        this.pairing = startPairing({
+          side: "console", peer: "agent", secret: this.secret, sessionId: message.session_id, random: this.ports.random,
+        });
+        this.sessionId = message.session_id;
+        this.secret = null;
+        this.status("Checking the code with the customer's browser…");
+        break;
+      case "watching":
+        this.joined = true;
+        this.sessionId = message.session_id;
+        this.ui.report({ type: "joined" });
+        this.status("Asking the customer to let you watch…");
+        break;
+      case "watcher_joined":
+        this.status(`${message.watcher} (supervisor) is watching too. The customer can see that.`, "good");
+        break;
+      case "watcher_left":
+        this.status("The supervisor stopped watching.", "good");
+        break;
+      case "handshake":
+        if (this.watching && !this.pairing && !this.receiver) {
+          this.pendingShare = message.data; // the code is not typed yet
+          break;
+        }
+        void this.onHandshake(message.data);
+        break;
+      case "error":
+        this.status(message.message, "bad");
+        if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
+        else this.ui.selectCode();
+        break;
+      case "consent":
+        if (this.watching) {
+          this.ui.report({ type: "watch_code" });
+          this.ui.focusCode();
+          this.status("The customer allowed it. Type the code the customer reads to you.", "good");
+          break;
+        }
+        if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
+        if (!this.consented) this.status("Waiting for the customer's browser to start sharing…");
+        break;
+      case "record_request":
+        break; // only ever for the customer
+      case "recording":
+        if (this.watching) break;
+        this.serverRecording = { on: message.on, reason: message.reason ?? null };
+        this.showRecording();
+        break;
+      case "peer":
+        if (!message.connected) this.status("Customer is reloading the page…");
+        else if (this.consented) this.status("Connected. You are seeing the customer's page live.", "good");
+        break;
+      case "ended":
+        this.finish(
+          message.reason === "declined" ? (this.watching ? "The customer refused." : "The customer declined. Session ended")
+            : message.reason === "key_mismatch" ? `${MISMATCH} Session ended`
+            : message.reason === "watch_ended" ? "Watching ended" : "Session ended",
+        );
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Ask the customer to allow recording: the server asks with the organisation's key, and this
+   * console confirms inside the encrypted channel (the customer's browser needs both). */
+  askToRecord(): void {
+    if (this.watching || !this.joined || !this.ws.isOpen || !this.commands) return;
+    this.ws.send(control({ type: "record" }));
+    const agent = this.ui.signedIn();
+    this.sendCommand({ k: "record_request", agent: agent?.username ?? "", name: agent?.display_name ?? "" });
+    this.ui.report({ type: "record_asked" });
+    this.status("Asking the customer to allow recording…");
+  }
+
+  stopRecording(): void {
+    this.sendCommand({ k: "record_stop" });
+    if (this.ws.isOpen) this.ws.send(control({ type: "record_stop" }));
+  }
+
+  /** The customer's browser says whether it records, and why not: that decides what is shown. */
+  private onCustomerRecording(payload: RecordingStatusPayload): void {
+    if (this.watching) return;
+    this.customerRecording = payload;
+    this.showRecording();
+  }
+
+  private showRecording(): void {
+    const customer = this.customerRecording;
+    const server = this.serverRecording;
+    if (this.ended) return;
+    this.ui.report({ type: "recording", customer: customer?.on ?? false, server: server?.on ?? false });
+    const why: Record<string, string> = {
+      declined: "The customer did not allow recording.",
+      not_pinned: `Not recording: the customer's browser refused because the site has not pinned this recording key${customer?.key_id ? ` (${customer.key_id})` : ""}. An admin gives the site its key id (docs/recordings.md).`,
+      unconfirmed: "Not recording: the customer's browser refused a request to record that this console did not send.",
+      stopped_by_customer: "The customer stopped the recording.",
+      stopped_by_agent: "Recording stopped.",
+      stopped: "Recording stopped.",
+      session_ending: "Recording stopped: the session is ending.",
+      size_limit: "Recording stopped: it reached the size limit.",
+      unavailable: "Recording stopped: the server could not store it.",
+    };
+    if (customer?.on) this.status(`Recording, with the customer's consent (key ${customer.key_id}). The customer can stop it at any time.`, "good");
+    else if (customer) this.status(why[customer.reason ?? ""] ?? "Recording stopped.", customer.reason === "stopped_by_agent" ? "" : "bad");
+    this.cancelRecordingCheck?.();
+    if (server && server.on !== (customer?.on ?? false)) {
+      this.cancelRecordingCheck = this.ports.clock.after(RECORDING_AGREE_MS, () => this.checkRecordingAgreement());
+    }
+  }
+
+  /** The server claims one thing and the customer's browser (after a while) another. */
+  private checkRecordingAgreement(): void {
+    const server = this.serverRecording;
+    const customer = this.customerRecording;
+    if (this.ended || !server || server.on === (customer?.on ?? false)) return;
+    this.status(
+      server.on
+        ? "The server says recording is on, but the customer's browser has not confirmed it: treat this session as not recorded."
+        : "The server says recording stopped, but the customer's browser says it still records. Click Stop recording again.",
+      "bad",
+    );
+  }
+
+  /** Pairing as the console: the customer's share, then the customer's confirmation. */
+  private async onHandshake(data: string): Promise<void> {
+    const pairing = this.pairing;
+    const sessionId = this.sessionId;
+    if (!pairing || !sessionId) return this.mismatch();
+    const step = await pairing.receive(data);
+    if (this.ended || this.pairing !== pairing) return;
+    if (step.kind === "mismatch") return this.mismatch();
+    if (step.kind === "reply") {
+      this.ws.send(control({ type: "handshake", data: step.data }));
+      return;
+    }
+    this.pairing = null;
+    if (this.watching) {
+      this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_WATCHER_KEY);
+      this.status("Watching the customer's page. The customer can see that you are watching.", "good");
+      this.startMirror();
+      return;
+    }
+    this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
+    this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
+    this.status("Waiting for the customer to allow sharing…");
+  }
+
+  private mismatch(): void {
+    if (this.ws.isOpen) this.ws.send(control({ type: "abort", reason: "key_mismatch" }));
+    this.finish(`${MISMATCH} Session ended`);
+  }
+
+  /** Encrypt and send a command to the customer's browser, in order. */
+  sendCommand(command: Record<string, unknown>): void {
+    const sender = this.commands;
+    if (!sender || this.ended) return;
+    const bytes = new TextEncoder().encode(JSON.stringify(command));
+    this.commandChain = this.commandChain
+      .then(() => sender.seal(bytes))
+      .then((sealed) => {
+        if (this.ws.isOpen) this.ws.send(sealed);
+      })
+      .catch(() => undefined);
+  }
+
+  requestControl(): void {
+    this.sendCommand({ k: "control_request" });
+    this.status("Waiting for the customer to allow control…");
+  }
+
+  releaseControl(): void {
+    this.sendCommand({ k: "control_release" });
+  }
+
+  private setControlling(on: boolean): void {
+    this.controlling = on;
+    this.ui.report({ type: "control", on });
+    if (!on) this.typingTarget = null;
+  }
+
+  /** Where an agent's mouse event lands in the customer's page: viewport point and node id. */
+  private target(event: MouseEvent): { x: number; y: number; id: number | null; el: Element | null } | null {
+    const replayer = this.replayer;
+    if (!replayer) return null;
+    const rect = replayer.wrapper.getBoundingClientRect();
+    const x = (event.clientX - rect.left) / this.scale;
+    const y = (event.clientY - rect.top) / this.scale;
+    const el = replayer.iframe.contentDocument?.elementFromPoint(x, y) ?? null;
+    const id = el ? replayer.getMirror().getId(el as unknown as Node) : -1;
+    return { x, y, id: id > 0 ? id : null, el };
+  }
+
+  onLayerMove(event: MouseEvent): void {
+    if (!this.controlling || this.ports.clock.now() - this.lastPoint < 50) return;
+    this.lastPoint = this.ports.clock.now();
+    const t = this.target(event);
+    if (t) this.sendCommand({ k: "pointer", x: Math.round(t.x), y: Math.round(t.y) });
+  }
+
+  onLayerClick(event: MouseEvent): void {
+    if (!this.controlling) return;
+    const t = this.target(event);
+    if (!t || t.id === null) return;
+    this.sendCommand({ k: "click", id: t.id });
+    const field = t.el?.closest("input, textarea");
+    if (field) {
+      this.typingTarget = t.id;
+      this.ui.report({ type: "typing", on: true });
+      this.ui.focusTyping();
+    } else {
+      this.ui.report({ type: "typing", on: false });
+      this.typingTarget = null;
+    }
+  }
+
+  onLayerWheel(event: WheelEvent): void {
+    if (!this.controlling || !this.replayer) return;
+    event.preventDefault();
+    if (this.ports.clock.now() - this.lastScroll < 100) return;
+    this.lastScroll = this.ports.clock.now();
+    const view = this.replayer.iframe.contentWindow;
+    if (!view) return;
+    this.sendCommand({ k: "scroll", x: Math.round(view.scrollX), y: Math.max(0, Math.round(view.scrollY + event.deltaY / this.scale)) });
+  }
+
+  /** Typing is sent as the whole value, at most every 80 ms (the last value always goes). */
+  onTyping(): void {
+    if (this.typingPending) return;
+    this.typingPending = true;
+    this.ports.clock.after(80, () => {
+      this.typingPending = false;
+      if (this.controlling && this.typingTarget !== null) {
+        this.sendCommand({ k: "type", id: this.typingTarget, text: this.ui.typed() });
+      }
+    });
+  }
+
+  /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
+  private pauseMirror(): void {
+    this.dropMirror();
+    this.status("Customer is on a private page", "");
+  }
+
+  private dropMirror(): void {
+    this.resizeObserver?.disconnect();
+    this.resizeObserver = null;
+    try {
+      this.replayer?.pause();
+      this.replayer?.destroy();
+    } catch {
+      // a replayer that never received a snapshot may throw; the DOM is cleared below
+    }
+    this.replayer = null;
+    this.ui.mirror.replaceChildren();
+    this.ui.mirror.style.height = "";
+  }
+
+  private startMirror(): void {
+    if (this.replayer) return;
+    this.ui.mirror.replaceChildren();
+    const replayer = new Replayer([], {
+      root: this.ui.mirror,
+      liveMode: true,
+      mouseTail: false,
+      UNSAFE_replayCanvas: false,
+      showWarning: false,
+    });
+    replayer.iframe.setAttribute("title", "Customer view");
+    replayer.on("resize", (dimension) => {
+      const { width, height } = dimension as { width: number; height: number };
+      this.size = { width, height };
+      this.fit();
+    });
+    replayer.startLive();
+    this.replayer = replayer;
+    this.resizeObserver = new ResizeObserver(() => this.fit());
+    this.resizeObserver.observe(this.ui.mirror);
+  }
+
+  /** Scale the customer's viewport down to the width available here. */
+  private fit(): void {
+    const wrapper = this.replayer?.wrapper;
+    if (!wrapper || !this.size.width) return;
+    const scale = Math.min(1, this.ui.mirror.clientWidth / this.size.width);
+    this.scale = scale;
+    wrapper.style.transform = `scale(${scale})`;
+    this.ui.mirror.style.height = `${Math.ceil(this.size.height * scale)}px`;
+  }
+
+  private onPayload(frame: Uint8Array): void {
+    if (__TANDEM_BENCH_PLAINTEXT__) {
+      this.replay(frame); // benchmark builds only
+      return;
+    }
+    const receiver = this.receiver;
+    if (!receiver) return;
+    this.chain = this.chain
+      .then(async () => {
+        const plaintext = await receiver.open(frame);
+        if (plaintext && !this.ended) this.replay(await unpack(plaintext));
+      })
+      .catch((error: unknown) => {
+        if (error instanceof ChannelError) {
+          if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
+          this.finish(`${TAMPERED} Session ended`);
+        }
+      });
+  }
+
+  private replay(frame: Uint8Array): void {
+    if (!this.decoder || this.ended) return;
+    let payload;
+    try {
+      payload = this.decoder.push(frame);
+    } catch {
+      return; // a corrupt payload is dropped; the next full snapshot repairs the view
+    }
+    if (!payload) return;
+    if (payload.k === "consented") {
+      this.onConsented();
+      return;
+    }
+    if (!this.consented) return; // a customer's browser sends this first; nothing shows before
+    if (payload.k === "paused") {
+      this.pauseMirror();
+      return;
+    }
+    // issue 14, item 12 (sdk-hardening): masking failed closed on part of the page.
+    if (payload.k === "withheld") return this.status(WITHHELD_STATUS, "bad");
+    if (payload.k === "control" && this.watching) {
+      this.status(payload.state === "granted" ? "Watching. The agent has control." : "Watching the customer's page.", "good");
+      return;
+    }
+    if (payload.k === "action_refused" && this.watching) return;
+    if (payload.k === "recording") return this.onCustomerRecording(payload);
+    if (payload.k === "recording_start" || payload.k === "recording_end") return; // for the auditors
+    if (payload.k === "control") {
+      this.setControlling(payload.state === "granted");
+      this.status(
+        payload.state === "granted" ? "You have control: point, scroll, click, and type in fields you can see."
+          : payload.state === "refused" ? "The customer refused control." : "The customer took back control.",
+        payload.state === "granted" ? "good" : "bad",
+      );
+      return;
+    }
+    if (payload.k === "action_refused") {
+      this.status(`Not done: ${payload.reason}`, "bad");
+      this.ui.report({ type: "typing", on: false });
+      this.typingTarget = null;
+      return;
+    }
+    if (!this.replayer) {
+      this.startMirror(); // back from a private page: a full snapshot follows
+      this.status("Connected. You are seeing the customer's page live.", "good");
+    }
+    if (!this.replayer) return;
+    for (const raw of payload.events) {
+      const event = raw as { timestamp: number };
+      // Customer and agent clocks differ; live mode would delay events from a clock ahead.
+      event.timestamp = this.ports.clock.now();
+      neutralizeEvent(event); // issue 14, item 7 (sdk-hardening): the mirror fetches nothing
+      this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
+    }
+  }
+
+  /** The customer's browser confirmed consent (first in each epoch): show the page. */
+  private onConsented(): void {
+    const first = !this.consented;
+    this.consented = true;
+    if (!first || this.watching) return;
+    this.status("Connected. You are seeing the customer's page live.", "good");
+    this.ui.report({ type: "consented" });
+    this.startMirror();
+  }
+
+  private onClose(code: number, reason = ""): void {
+    if (this.ended) return;
+    // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
+    const why = reason ? `The server closed the connection: ${reason}.` : undefined;
+    if (code === 4401) {
+      this.finish("");
+      this.ui.sessionExpired(why);
+      return;
+    }
+    if ((code === 4403 || code === 4408) && why) {
+      this.finish(why);
+      return;
+    }
+    if (code === 4429) {
+      this.finish("Too many wrong codes. Wait a moment, then try again.");
+      return;
+    }
+    this.finish(this.joined ? "Session ended" : "Disconnected from the server.");
+  }
+
+  /** End of the session: destroy the mirror and drop every reference to the page. */
+  private finish(text: string): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.dropMirror();
+    this.decoder?.reset();
+    this.decoder = null;
+    this.receiver?.close();
+    this.receiver = null;
+    this.commands = null;
+    this.setControlling(false);
+    this.cancelRecordingCheck?.();
+    this.pairing = null;
+    this.secret = null;
+    this.ws.close(1000, "done");
+    this.pendingShare = null;
+    this.ui.clearCode();
+    this.ui.report({ type: "ended", text });
+    this.ui.closed(this);
+  }
+}
+

@@ -1,0 +1,171 @@
+/**
+ * The agent console as one state and a pure reducer: which screen is shown (sign-in, second-factor
+ * set-up, the office pages of auditors and admins, or the live card of agents and supervisors)
+ * and, on the live card, what the agent may do right now. view.ts renders it; index.ts feeds it
+ * events from forms, the server's HTTP answers and the live session (live.ts), and runs the few
+ * effects (focus, fetches) itself. No I/O here: test/console-state.test.ts covers the rules.
+ *
+ * The rule that matters most for privacy: the controls that act on the customer's page (request
+ * control, ask to record) appear only after the customer's browser confirmed consent inside the
+ * encrypted channel (`consented`), never on the server's word.
+ */
+
+import type { AgentInfo, LiveSession } from "../generated/rest.ts";
+
+export type Tone = "" | "good" | "bad";
+
+/** The live card: the join form, the session's controls and its status line. */
+export interface LiveCard {
+  /** idle: the join form; connecting/joined: a session; watch_code: a supervisor may type the
+   * customer's code; the card returns to idle when the session ends. */
+  phase: "idle" | "connecting" | "joined" | "watch_code";
+  watching: boolean;
+  status: { text: string; tone: Tone };
+  /** The customer's browser confirmed consent in the encrypted channel (agents only). */
+  consented: boolean;
+  controlling: boolean;
+  /** The typing box for the field the agent clicked. */
+  typing: boolean;
+  /** "Ask to record" is offered. */
+  recordOffered: boolean;
+  /** Recording as the customer's browser says (only this counts) and as the server says. */
+  recording: { customer: boolean; server: boolean };
+}
+
+export type ConsoleState =
+  | { screen: "loading" }
+  | { screen: "signin"; error: string | null }
+  | {
+    screen: "mfa"; agent: AgentInfo; step: "start" | "scan" | "done"; error: string | null;
+    setup: { qr: string; secret: string } | null; recoveryCodes: string[];
+  }
+  /** Auditors and admins: no live sessions. */
+  | { screen: "office"; agent: AgentInfo }
+  /** Agents and supervisors; supervisors also see their teams' live sessions. */
+  | { screen: "live"; agent: AgentInfo; sessions: LiveSession[] | null; card: LiveCard };
+
+export type ConsoleEvent =
+  | { type: "signed_in"; agent: AgentInfo }
+  | { type: "signed_out"; error?: string }
+  | { type: "signin_failed"; error: string }
+  | { type: "mfa_started"; qr: string; secret: string }
+  | { type: "mfa_failed"; error: string }
+  | { type: "mfa_confirmed"; recoveryCodes: string[] }
+  | { type: "mfa_continue" }
+  | { type: "sessions"; sessions: LiveSession[] }
+  | { type: "live"; event: LiveEvent };
+
+/** What the live session (live.ts) reports. */
+export type LiveEvent =
+  | { type: "connecting"; watching: boolean }
+  | { type: "status"; text: string; tone?: Tone }
+  | { type: "joined" }
+  /** A supervisor may now type the customer's watch code. */
+  | { type: "watch_code" }
+  /** The watch code was typed: the exchange runs. */
+  | { type: "watch_code_entered" }
+  | { type: "consented" }
+  | { type: "control"; on: boolean }
+  | { type: "typing"; on: boolean }
+  | { type: "record_asked" }
+  /** The server refused to ask (no key, not allowed): the agent may ask again. */
+  | { type: "record_refused" }
+  | { type: "recording"; customer?: boolean; server?: boolean }
+  | { type: "ended"; text: string };
+
+const LIVE_ROLES = new Set(["agent", "supervisor"]);
+
+export const idleCard: LiveCard = {
+  phase: "idle", watching: false, status: { text: "", tone: "" }, consented: false, controlling: false, typing: false,
+  recordOffered: false, recording: { customer: false, server: false },
+};
+
+export const initialState: ConsoleState = { screen: "loading" };
+
+/** The screen for a signed-in account. */
+function home(agent: AgentInfo): ConsoleState {
+  if (agent.needs_second_factor) return { screen: "mfa", agent, step: "start", error: null, setup: null, recoveryCodes: [] };
+  if (!LIVE_ROLES.has(agent.role)) return { screen: "office", agent };
+  return { screen: "live", agent, sessions: null, card: idleCard };
+}
+
+export function reduceCard(card: LiveCard, event: LiveEvent): LiveCard {
+  switch (event.type) {
+    case "connecting":
+      return { ...idleCard, phase: "connecting", watching: event.watching, status: { text: "Connecting…", tone: "" } };
+    case "status":
+      return { ...card, status: { text: event.text, tone: event.tone ?? "" } };
+    case "joined":
+      return { ...card, phase: "joined" };
+    case "watch_code":
+      return card.watching ? { ...card, phase: "watch_code" } : card;
+    case "watch_code_entered":
+      return card.phase === "watch_code" ? { ...card, phase: "joined" } : card;
+    case "consented":
+      // Supervisors never control or record; agents may from the customer's own confirmation on.
+      return card.watching || card.consented ? card : { ...card, consented: true, recordOffered: true };
+    case "control":
+      return { ...card, controlling: event.on && card.consented && !card.watching, typing: event.on ? card.typing : false };
+    case "typing":
+      return { ...card, typing: event.on && card.controlling };
+    case "record_asked":
+      return { ...card, recordOffered: false };
+    case "record_refused":
+      return card.consented ? { ...card, recordOffered: true } : card;
+    case "recording": {
+      const recording = {
+        customer: event.customer ?? card.recording.customer,
+        server: event.server ?? card.recording.server,
+      };
+      // Offered again whenever the customer's browser is not recording.
+      const recordOffered = card.consented && !recording.customer;
+      return { ...card, recording, recordOffered };
+    }
+    case "ended":
+      return { ...idleCard, status: event.text ? { text: event.text, tone: event.text === "Session ended" ? "" : "bad" } : card.status };
+  }
+}
+
+export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
+  switch (event.type) {
+    case "signed_in":
+      return home(event.agent);
+    case "signed_out":
+      return { screen: "signin", error: event.error ?? null };
+    case "signin_failed":
+      return state.screen === "signin" ? { ...state, error: event.error } : state;
+    case "mfa_started":
+      return state.screen === "mfa" ? { ...state, step: "scan", error: null, setup: { qr: event.qr, secret: event.secret } } : state;
+    case "mfa_failed":
+      return state.screen === "mfa" ? { ...state, error: event.error } : state;
+    case "mfa_confirmed":
+      // The secret is not kept once the factor is on; the recovery codes are shown once.
+      return state.screen === "mfa"
+        ? { ...state, step: "done", error: null, setup: null, recoveryCodes: event.recoveryCodes }
+        : state;
+    case "mfa_continue":
+      return state.screen === "mfa" ? home({ ...state.agent, needs_second_factor: false }) : state;
+    case "sessions":
+      return state.screen === "live" && state.agent.role === "supervisor" ? { ...state, sessions: event.sessions } : state;
+    case "live":
+      return state.screen === "live" ? { ...state, card: reduceCard(state.card, event.event) } : state;
+  }
+}
+
+/** Which controls of the live card are hidden (true) or how they read (view.ts renders this). */
+export function controls(card: LiveCard) {
+  const inSession = card.phase !== "idle";
+  const joined = card.phase === "joined" || card.phase === "watch_code";
+  return {
+    join: { hidden: card.phase === "joined", label: card.phase === "watch_code" ? "Start watching" : "Join" },
+    code: { disabled: card.phase === "joined", placeholder: card.phase === "watch_code" ? "123 4567" : "123 456 789 012" },
+    leave: !joined,
+    requestControl: !(card.consented && !card.controlling && inSession),
+    releaseControl: !card.controlling,
+    record: !(card.recordOffered && inSession && !card.recording.customer),
+    // Stopping is always safe: offered when either side says it records.
+    stopRecord: !(inSession && !card.watching && (card.recording.customer || card.recording.server)),
+    typing: !card.typing,
+    controlLayer: !card.controlling,
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Everything the customer session does to the world goes through these ports: the socket, the page,
+ * the customer's UI, this tab's storage, the key store, the clock and randomness. session.ts takes
+ * them as arguments; index.ts passes the browser's (`browserPorts`). Nothing here runs on import.
+ */
+
+export type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
+
+import type { PairwiseKeys } from "../shared/e2e/channel.ts";
+import { type Clock, type Transport, browserClock, webSocketTransport } from "../shared/ports.ts";
+import { randomBytes, randomDigits } from "../shared/e2e/encoding.ts";
+import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
+import type { Saved } from "./state.ts";
+import { CustomerUI } from "./ui.ts";
+
+/** What the customer sees (ui.ts; public methods only). */
+export type CustomerView = Pick<CustomerUI, keyof CustomerUI>;
+
+/** The session record in this tab (sessionStorage): it survives navigations, not the tab. */
+export interface SessionStore {
+  load(): Saved | null;
+  save(saved: Saved | null): void;
+}
+
+/** The pairwise keys, non-extractable, across navigations (IndexedDB). */
+export interface KeyStore {
+  load(id: string): Promise<PairwiseKeys | null>;
+  save(id: string, keys: PairwiseKeys): Promise<unknown>;
+  delete(id: string): Promise<void>;
+  clear(): Promise<void>;
+}
+
+export interface Random {
+  bytes(n: number): Uint8Array;
+  digits(n: number): string;
+}
+
+/** The page being shared, as far as the session reads it (the recorder reads the DOM itself). */
+export interface Page {
+  /** The text of the page's own `<script type="application/json" id="tandem-policy">`, or null. */
+  policyTag(): string | null;
+  /** The page's address now (single-page apps change it without loading). */
+  href(): string;
+}
+
+export interface Ports {
+  transport: Transport;
+  page: Page;
+  ui: CustomerView;
+  store: SessionStore;
+  keys: KeyStore;
+  clock: Clock;
+  random: Random;
+}
+
+const STORAGE_KEY = "tandem.session";
+
+export const browserStore: SessionStore = {
+  load(): Saved | null {
+    try {
+      const raw = sessionStorage.getItem(STORAGE_KEY);
+      const saved = raw ? (JSON.parse(raw) as Saved) : null;
+      return saved && typeof saved.sessionId === "string" && typeof saved.resumeToken === "string" ? saved : null;
+    } catch {
+      return null;
+    }
+  },
+  save(saved: Saved | null): void {
+    try {
+      if (saved) sessionStorage.setItem(STORAGE_KEY, JSON.stringify(saved));
+      else sessionStorage.removeItem(STORAGE_KEY);
+    } catch {
+      // storage may be disabled; resuming after navigation then does not work, sharing still does
+    }
+  },
+};
+
+/** The browser's ports, for a server socket at `socketUrl`. */
+export function browserPorts(socketUrl: string): Ports {
+  return {
+    transport: webSocketTransport(socketUrl),
+    page: {
+      policyTag: () => document.getElementById("tandem-policy")?.textContent ?? null,
+      href: () => location.href,
+    },
+    ui: new CustomerUI(),
+    store: browserStore,
+    keys: { load: loadKeys, save: saveKeys, delete: deleteKeys, clear: clearKeys },
+    clock: browserClock,
+    random: { bytes: randomBytes, digits: randomDigits },
+  };
+}

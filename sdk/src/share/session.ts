@@ -1,0 +1,833 @@
+/**
+ * The customer session: the shell around the lifecycle reducer (state.ts). It feeds the reducer
+ * the server's lifecycle messages, the customer's answers and the socket's fate, runs the effects
+ * it returns through the injected ports (ports.ts), and owns the sharing machinery the reducer
+ * only starts and stops: the recorder with its masking, the encrypted channel, the supervisor's
+ * pairing, recording and remote control.
+ *
+ * Privacy and security, in the order they happen:
+ * - The help code is a routing part (from the server) plus a secret part made here, which never
+ *   leaves this browser except as the customer reads it aloud.
+ * - When an agent joins, both browsers pair (../shared/e2e/pairing.ts) with the secret part; the
+ *   consent dialog appears only once the agent has proved it knows the code. A mismatch ends the
+ *   session.
+ * - Nothing about the page is recorded before "Allow"; every value is masked here
+ *   (../shared/masking.ts: the call sites are marked MASKING), then compressed, then encrypted
+ *   (../shared/e2e/channel.ts).
+ *
+ * Nothing here runs on import: index.ts makes the session with the browser's ports.
+ */
+
+import { record } from "rrweb";
+import { CommandReceiver, ContentSender, importChainKey, type PairwiseKeys } from "../shared/e2e/channel.ts";
+import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
+import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
+import {
+  hasBlockedShapes, hiddenFromAgent, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent, usePolicy,
+} from "../shared/masking.ts";
+import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
+import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
+import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { RemoteControl } from "./control.ts";
+import { reportWithheld } from "./withheld.ts";
+import type { Connection, Ports } from "./ports.ts";
+import {
+  type AgentAsk, RecordingAsk, type ServerAsk, recordingCommand, unitePins,
+} from "./recording.ts";
+import {
+  type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
+  pagePolicies, reduce,
+} from "./state.ts";
+
+declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
+
+/** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
+const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+export interface StartOptions {
+  /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
+  policy?: unknown;
+  /** A short-lived token from the site's backend for its signed-in customer (a JWT signed with
+   * the site's key; docs/administration.md). Sites can require it. */
+  token?: string;
+  /** The recording keys this site allows (key ids as the console shows them, or public keys):
+   * the SDK wraps page content for no other key. Also `recording_keys` in the page's
+   * `#tandem-policy` tag. */
+  recordingKeys?: string[];
+}
+
+/** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
+ * without one). Throws PolicyError. */
+function parseTag(text: string | null): unknown {
+  if (text === null) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new PolicyError("policy: the #tandem-policy script is not valid JSON");
+  }
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** The page's own policy: the tag without its recording pins. Throws PolicyError. */
+function tagPolicy(tag: unknown): Policy | null {
+  if (tag === undefined) return null;
+  if (!isRecord(tag)) return validatePolicy(tag);
+  const { recording_keys: _pins, ...policy } = tag;
+  return validatePolicy(policy);
+}
+
+/** The recording keys the page's own tag pins (`recording_keys`). Throws PolicyError or
+ * RecordingError. Only the site's page can pin: policies from the server never carry pins
+ * (validatePolicy refuses the field). */
+function tagPins(tag: unknown): string[] {
+  return isRecord(tag) ? validatePins(tag.recording_keys) : [];
+}
+
+/** The page's node for a recorded node id (masking needs its attributes and ancestors; it reads
+ * them through the DOM's prototypes, ../shared/dom.ts). */
+function liveNode(id: number): Node | null {
+  return record.mirror.getNode(id);
+}
+
+/** Lifecycle messages go to the reducer; the rest belong to the sharing machinery. */
+const LIFECYCLE = new Set<ServerMessage["type"]>(["created", "resumed", "team_policy", "agent_joined", "ended"]);
+
+export class Session {
+  private machine: SessionState = initialState;
+  private ws: Connection | null = null;
+  /** start()'s promise, until the code is known or the start failed. */
+  private starting: { promise: Promise<string>; resolve(code: string): void; reject(error: Error): void } | null = null;
+  /** The page is being left (navigation): keep the saved session for the next page. */
+  unloading = false;
+  private readonly ui: Ports["ui"];
+  /** The agent's or a supervisor's pairing in progress (one at a time), and the supervisor's name. */
+  private pairing: Pairing | null = null;
+  private watchPairing: Pairing | null = null;
+  private watchAsker: string | null = null;
+  private keys: PairwiseKeys | null = null;
+  private watcherKeys: PairwiseKeys | null = null;
+  private commands: CommandReceiver | null = null;
+  private control: RemoteControl | null = null;
+  private sender: ContentSender | null = null;
+  private stopRecording: (() => void) | undefined;
+  private pending: unknown[] = [];
+  private flushQueued = false;
+  private backlogged = false;
+  private cancelBacklog: (() => void) | undefined;
+  /** Sends leave in call order: packing and encryption are asynchronous. */
+  private sendChain: Promise<void> = Promise.resolve();
+  /** While sharing: the page's address is watched (single-page apps change it without loading). */
+  private cancelPageWatch: (() => void) | undefined;
+  private watchedHref = "";
+  private cancelOverlay: (() => void) | undefined;
+  private paused = false;
+  /** The server's and the agent's requests to record, paired. */
+  private readonly recordAsk = new RecordingAsk(
+    (server, agent) => this.askRecording(server, agent),
+    (server) => this.refuseRecording(server.keyId, "unconfirmed"),
+  );
+  /** The end marker is on its way (the recording is being closed). */
+  private endingRecording: Promise<void> | null = null;
+  /** Why recording must end as soon as a recorded epoch runs (it ended between two epochs). */
+  private pendingEnd: RecordingOffReason | null = null;
+
+  constructor(private readonly ports: Ports) {
+    this.ui = ports.ui;
+  }
+
+  get state(): Phase {
+    return this.machine.phase;
+  }
+
+  get code(): string | null {
+    return helpCode(this.machine);
+  }
+
+  /** The session record (kept in this tab), once the server confirmed the session. */
+  private get saved(): Saved | null {
+    return "saved" in this.machine ? this.machine.saved : null;
+  }
+
+  /** `saved`'s session's record as it is now, or null if that session is over. */
+  private current(saved: Saved): Saved | null {
+    const now = this.saved;
+    return now && now.sessionId === saved.sessionId && this.state !== "ended" ? now : null;
+  }
+
+  /** This page's pins; a broken tag pins nothing (and recording is then refused). */
+  private pagePins(): string[] {
+    try {
+      return tagPins(parseTag(this.ports.page.policyTag()));
+    } catch {
+      return [];
+    }
+  }
+
+  private persist(): void {
+    this.ports.store.save(this.saved);
+  }
+
+  private dispatch(event: SessionEvent): void {
+    const { state, effects } = reduce(this.machine, event);
+    this.machine = state;
+    for (const effect of effects) this.run(effect);
+  }
+
+  private run(effect: Effect): void {
+    switch (effect.type) {
+      case "connect":
+        return this.connect(effect.message);
+      case "send":
+        return this.send(effect.message);
+      case "persist":
+        return this.persist();
+      case "show_code":
+        return this.ui.showCode(effect.code, () => void this.stop());
+      case "ready":
+        this.starting?.resolve(effect.code);
+        return;
+      case "pair":
+        return void this.pair();
+      case "ask_consent":
+        return this.ui.askConsent(effect.agent, () => this.dispatch({ type: "answer", granted: true }),
+          () => this.dispatch({ type: "answer", granted: false }));
+      case "begin_sharing":
+        return void this.beginSharing();
+      case "apply_policies":
+        usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
+        return this.onPageChange(true);
+      case "reconnect": {
+        this.pauseRecording();
+        const saved = this.saved;
+        this.ports.clock.after(effect.delay, () => {
+          if (saved && this.current(saved) && !this.unloading) this.resume(this.current(saved) ?? saved);
+        });
+        return;
+      }
+      case "end":
+        return this.end(effect.error);
+    }
+  }
+
+  start(options: StartOptions = {}): Promise<string> {
+    const code = this.code;
+    if (code && this.state !== "ended" && this.state !== "idle") return Promise.resolve(code);
+    if (this.starting) return this.starting.promise;
+    let page: PageSays;
+    try {
+      const tag = parseTag(this.ports.page.policyTag());
+      const sitePolicy = options.policy !== undefined ? validatePolicy(options.policy) : tagPolicy(tag);
+      page = { sitePolicy, brokenPolicy: false, pins: unitePins(validatePins(options.recordingKeys), tagPins(tag)) };
+    } catch (error) {
+      const known = error instanceof PolicyError || error instanceof RecordingError;
+      const message = known ? `Tandem: ${(error as Error).message}` : "Tandem: invalid policy";
+      this.ui.showError(message, () => this.ui.remove());
+      return Promise.reject(new Error(message));
+    }
+    if (options.token !== undefined && typeof options.token !== "string") {
+      return Promise.reject(new Error("Tandem: token must be a string"));
+    }
+    let resolve!: (code: string) => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<string>((yes, no) => {
+      resolve = yes;
+      reject = no;
+    });
+    const done = () => {
+      this.starting = null;
+    };
+    promise.then(done, done);
+    this.starting = { promise, resolve, reject };
+    const message = options.token ? { type: "create" as const, token: options.token } : { type: "create" as const };
+    this.dispatch({ type: "create", page, message });
+    return promise;
+  }
+
+  /** Go on with a session this tab stored (a new page, or after the network dropped). */
+  resume(saved: Saved): void {
+    let sitePolicy: Policy | null = null;
+    let brokenPolicy = false;
+    try {
+      sitePolicy = tagPolicy(parseTag(this.ports.page.policyTag())) ?? saved.sitePolicy;
+    } catch {
+      brokenPolicy = true; // refused when sharing starts: a page with a broken policy does not share
+    }
+    const pins = unitePins(saved.recordingPins, this.pagePins());
+    this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
+  }
+
+  private send(message: OutgoingMessage): void {
+    this.ws?.send(control(message));
+  }
+
+  private connect(first: OutgoingMessage): void {
+    this.ws?.close(1000, "replaced");
+    const ws: Connection = this.ports.transport({
+      open: () => ws.send(control(first)),
+      text: (data) => {
+        if (this.ws !== ws) return;
+        const message = parseServerMessage(data);
+        if (!message) return;
+        if (LIFECYCLE.has(message.type)) {
+          // Fresh digits for a `created`: the secret part is made here, never by the server.
+          const secret = message.type === "created" ? this.ports.random.digits(SECRET_DIGITS) : "";
+          this.dispatch({ type: "server", message, secret });
+        } else {
+          this.handle(message);
+        }
+      },
+      binary: (data) => {
+        if (this.ws === ws) void this.onCommand(data);
+      },
+      close: (code, reason) => {
+        if (this.ws !== ws || this.unloading) return;
+        this.dispatch({ type: "closed", code, reason });
+      },
+    });
+    this.ws = ws;
+  }
+
+  /** The sharing machinery's messages (the reducer takes the lifecycle's). */
+  private handle(message: ServerMessage): void {
+    switch (message.type) {
+      case "handshake":
+        void this.onHandshake(message.data);
+        break;
+      case "watch_request":
+        this.askWatch(message.watcher);
+        break;
+      case "watch_handshake":
+        void this.onWatchHandshake(message.data);
+        break;
+      case "watcher_left":
+        void this.dropWatcher();
+        break;
+      case "record_request":
+        void this.onRecordRequest(message);
+        break;
+      case "recording":
+        // Stopping is always safe, whoever asks; starting needs the customer's consent.
+        if (!message.on) void this.endRecording(message.reason ?? "stopped");
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** The site's policy tightened by the organisation's and the agent's teams'. */
+  private effectivePolicy(): Policy {
+    const [site, ...others] = pagePolicies(this.machine);
+    return others.reduce<Policy>((merged, next) => mergePolicies(merged, next), site ?? validatePolicy({ version: 1 }));
+  }
+
+  private isPrivatePage(): boolean {
+    return pageIsPrivate(new URL(this.ports.page.href()), pagePolicies(this.machine));
+  }
+
+  /** Find the pairing key (after a navigation) or pair with the agent; then the reducer asks. */
+  private async pair(): Promise<void> {
+    const saved = this.saved;
+    if (!saved) return;
+    this.keys ??= await this.ports.keys.load(saved.sessionId);
+    if (this.keys) return this.dispatch({ type: "paired" });
+    if (!saved.secret || this.pairing) return;
+    this.ui.showBusy("Checking the code with the agent…");
+    this.pairing = startPairing({
+      side: "customer", peer: "agent", secret: saved.secret, sessionId: saved.sessionId, random: this.ports.random.bytes,
+    });
+    this.send({ type: "handshake", data: this.pairing.opening ?? "" });
+  }
+
+  /** The agent's share and confirmation: check it, confirm back, keep the key. */
+  private async onHandshake(data: string): Promise<void> {
+    const pairing = this.pairing;
+    const saved = this.saved;
+    this.pairing = null;
+    if (!pairing || !saved) return this.dispatch({ type: "mismatch" });
+    const step = await pairing.receive(data);
+    if (step.kind !== "paired" || !this.current(saved)) return this.dispatch({ type: "mismatch" });
+    this.keys = step.keys;
+    await this.ports.keys.save(saved.sessionId, step.keys);
+    if (step.data) this.send({ type: "handshake", data: step.data });
+    this.dispatch({ type: "paired" }); // forgets the secret part: the key replaces it
+  }
+
+  /** A supervisor asks to watch: the customer decides; if allowed, pair with a fresh code the
+   * customer reads out (the server never learns it), then share under a new key for both. */
+  private askWatch(watcher: string): void {
+    const saved = this.saved;
+    if (this.state !== "sharing" || !saved) return;
+    this.ui.askWatch(
+      watcher,
+      () => {
+        this.send({ type: "watch_consent", granted: true });
+        const secret = this.ports.random.digits(SECRET_DIGITS);
+        this.watchAsker = watcher;
+        this.watchPairing = startPairing({
+          side: "customer", peer: "watcher", secret, sessionId: saved.sessionId, random: this.ports.random.bytes,
+        });
+        this.send({ type: "watch_handshake", data: this.watchPairing.opening ?? "" });
+        this.ui.showWatchCode(watcher, secret, () => this.watchMismatch());
+      },
+      () => {
+        this.send({ type: "watch_consent", granted: false });
+        this.drawBanner();
+      },
+    );
+  }
+
+  private async onWatchHandshake(data: string): Promise<void> {
+    const pairing = this.watchPairing;
+    const saved = this.saved;
+    this.watchPairing = null;
+    if (!pairing || !saved) return this.watchMismatch();
+    const step = await pairing.receive(data);
+    if (step.kind !== "paired" || !this.current(saved)) return this.watchMismatch();
+    this.watcherKeys = step.keys;
+    await this.ports.keys.save(pairing.keyId, step.keys);
+    const now = this.current(saved);
+    if (!now) return;
+    now.watcher = this.watchAsker;
+    this.persist();
+    if (step.data) this.send({ type: "watch_handshake", data: step.data });
+    this.rekey();
+  }
+
+  private watchMismatch(): void {
+    this.watchPairing = null;
+    this.watchAsker = null;
+    this.send({ type: "watch_abort" });
+    this.drawBanner();
+  }
+
+  /** The supervisor left: forget its key and share under a new key it does not have. */
+  private async dropWatcher(): Promise<void> {
+    const saved = this.saved;
+    this.watchPairing = null;
+    this.watchAsker = null;
+    this.watcherKeys = null;
+    if (!saved) return;
+    const had = Boolean(saved.watcher);
+    saved.watcher = null;
+    this.persist();
+    await this.ports.keys.delete(saved.sessionId + WATCHER_SUFFIX);
+    if (had) this.rekey();
+    else this.drawBanner();
+  }
+
+  /** The server relays a request to record. It goes to the customer only if the site pinned its
+   * key and the agent asked too (inside the encrypted channel); else it is refused, no dialog. */
+  private async onRecordRequest(message: { agent: string; key: string; recording_id: string; site: string }): Promise<void> {
+    const saved = this.saved;
+    if (this.state !== "sharing" || !saved || saved.recording) return;
+    const { keyId, pinned } = await checkPin(String(message.key), unitePins(saved.recordingPins, this.pagePins()));
+    if (this.saved !== saved || this.state !== "sharing") return;
+    if (!pinned || typeof message.recording_id !== "string" || typeof message.site !== "string") {
+      this.refuseRecording(keyId, "not_pinned");
+      return;
+    }
+    const ask: ServerAsk = { agent: message.agent, key: message.key, keyId: keyId ?? "", recordingId: message.recording_id, site: message.site };
+    const confirmed = saved.recordAsk;
+    if (confirmed && confirmed.recordingId === ask.recordingId) {
+      this.askRecording(ask, confirmed.agent); // asked on the page before this one
+      return;
+    }
+    this.recordAsk.fromServer(ask);
+  }
+
+  /** Refuse to record (no dialog) and tell the agent why, inside the encrypted channel. */
+  private refuseRecording(keyId: string | null, reason: RecordingOffReason): void {
+    this.send({ type: "record_consent", granted: false });
+    this.sendPayload({ k: "recording", on: false, key_id: keyId, reason });
+  }
+
+  /** Both the server and the agent asked: the customer decides. */
+  private askRecording(ask: ServerAsk, agent: AgentAsk): void {
+    const saved = this.saved;
+    if (this.state !== "sharing" || !saved || saved.recording) return;
+    saved.recordAsk = { recordingId: ask.recordingId, agent };
+    this.persist();
+    this.ui.askRecording(
+      agent.name,
+      new URL(this.ports.page.href()).hostname,
+      () => {
+        if (this.saved !== saved || this.state !== "sharing" || saved.recording) return;
+        this.send({ type: "record_consent", granted: true });
+        saved.recordAsk = null;
+        saved.recording = {
+          key: ask.key, keyId: ask.keyId, recordingId: ask.recordingId, agent: agent.agent, site: ask.site,
+          chain: null, started: false, chainKey: toBase64Url(this.ports.random.bytes(32)),
+        };
+        this.persist();
+        this.rekey(); // from now on each content key is also wrapped for the recording key
+      },
+      () => {
+        if (this.saved !== saved) return;
+        saved.recordAsk = null;
+        this.persist();
+        this.refuseRecording(ask.keyId, "declined");
+        this.drawBanner();
+      },
+    );
+  }
+
+  /** The agent's encrypted command about recording. */
+  private onRecordingCommand(command: NonNullable<ReturnType<typeof recordingCommand>>): void {
+    if (command.k === "record_stop") void this.endRecording("stopped_by_agent");
+    else if (!this.saved?.recording) this.recordAsk.fromAgent(command.ask);
+  }
+
+  /** The customer stops recording; sharing goes on under a key the recording does not have. */
+  private stopRecordingSession(): void {
+    void this.endRecording("stopped_by_customer");
+  }
+
+  /**
+   * End the recording on purpose: tell the agent, send the end marker as the last recorded frame,
+   * then `record_stop` (unless the whole session stops: `final`), and share on under a key the
+   * recording does not have.
+   */
+  private endRecording(reason: RecordingOffReason, final = false): Promise<void> {
+    const saved = this.saved;
+    const recording = saved?.recording;
+    if (!saved || !recording) {
+      this.drawBanner(); // also closes a recording question the server withdrew
+      return Promise.resolve();
+    }
+    if (this.endingRecording) return this.endingRecording;
+    const sender = this.sender;
+    const running = sender?.recorded && recording.chain?.epoch === sender.epoch;
+    if (!running && this.state === "sharing" && !this.sender && !final) {
+      this.pendingEnd = reason; // a recorded epoch is starting: end it there
+      return Promise.resolve();
+    }
+    this.endingRecording = (async () => {
+      if (running) {
+        this.sendPayload({ k: "recording", on: false, key_id: recording.keyId, reason });
+        this.sendPayload({ k: "recording_end", recording_id: recording.recordingId, reason, at: this.ports.clock.now() });
+        await this.sendChain;
+      }
+      if (!final) this.send({ type: "record_stop" });
+      if (this.saved === saved) {
+        saved.recording = null;
+        this.persist();
+      }
+    })().finally(() => {
+      this.endingRecording = null;
+    });
+    return this.endingRecording.then(() => {
+      if (!final) this.rekey();
+    });
+  }
+
+  /** The key frames of a recorded epoch went out: it is the chain's newest link. The first one
+   * starts with `recording_start`, binding what the recording is. */
+  private recordedEpochBegan(sender: ContentSender): void {
+    const saved = this.saved;
+    const recording = saved?.recording;
+    if (!saved || !recording || !this.ws?.isOpen) return;
+    recording.chain = { epoch: sender.epoch, count: 0 };
+    this.persist();
+    if (!recording.started) {
+      this.sendPayload({
+        k: "recording_start", recording_id: recording.recordingId, session_id: saved.sessionId, agent: recording.agent,
+        site: recording.site, origin: new URL(this.ports.page.href()).origin, at: this.ports.clock.now(), chain: recording.chainKey,
+      }, () => {
+        recording.started = true;
+      });
+      this.sendPayload({ k: "recording", on: true, key_id: recording.keyId });
+    }
+    const pending = this.pendingEnd;
+    this.pendingEnd = null;
+    if (pending) void this.endRecording(pending);
+  }
+
+  /** A content frame of a recorded epoch went out: count it for the next link (kept in storage
+   * at once, so the next page knows it even if this one is left right now). */
+  private recordedFrameSent(sender: ContentSender): void {
+    const saved = this.saved;
+    const chain = saved?.recording?.chain;
+    if (!saved || !chain || chain.epoch !== sender.epoch) return;
+    chain.count += 1;
+    this.persist();
+  }
+
+  /** Start a new epoch (new content key, fresh full snapshot) for the current recipients. */
+  private rekey(): void {
+    if (this.state !== "sharing") return;
+    this.stopRecording?.();
+    this.stopRecording = undefined;
+    this.pending = [];
+    this.sender = null;
+    void this.beginSharing();
+  }
+
+  /** A fresh content key for this page (epoch), sent to the agent first, then record. */
+  private async beginSharing(): Promise<void> {
+    const saved = this.saved;
+    if (!saved) return;
+    this.ui.showSharing(saved.agent ?? "the agent", () => void this.stop());
+    if (this.stopRecording) return;
+    this.keys ??= await this.ports.keys.load(saved.sessionId);
+    if (!this.keys) return this.dispatch({ type: "mismatch" });
+    saved.epoch += 1;
+    this.persist();
+    if (saved.watcher) this.watcherKeys ??= await this.ports.keys.load(saved.sessionId + WATCHER_SUFFIX);
+    const watcherKey = saved.watcher ? this.watcherKeys?.customerToAgent : undefined;
+    const recording = saved.recording;
+    const link = recording ? {
+      publicKey: fromBase64Url(recording.key),
+      previousEpoch: recording.chain?.epoch ?? 0,
+      previousCount: recording.chain?.count ?? 0,
+      chainKey: await importChainKey(fromBase64Url(recording.chainKey), "sign"),
+    } : undefined;
+    const sender = await ContentSender.create(
+      saved.sessionId, saved.epoch, [this.keys.customerToAgent], watcherKey, link,
+    );
+    if (this.state !== "sharing" || this.stopRecording) return;
+    if (this.machine.phase === "sharing" && this.machine.brokenPolicy) {
+      void this.stop();
+      return;
+    }
+    this.sender = sender;
+    for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
+    // A recording's first frame is its recording_start (recorded epochs only), then as in every epoch:
+    if (sender.recorded) this.recordedEpochBegan(sender);
+    // First in every epoch, inside the encrypted channel: the agent's console shows nothing
+    // until the customer's own browser says the customer allowed it.
+    this.sendPayload({ k: "consented" });
+    this.commands = new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
+    this.control?.dispose();
+    this.control = new RemoteControl(this.ui, {
+      agent: () => this.saved?.agent ?? "The agent",
+      reply: (payload) => {
+        this.sendPayload(payload);
+        // For the audit trail: the decision's name only (the server cannot see the payload).
+        if (payload.k === "control") this.send({ type: "report", event: `control_${payload.state}` });
+      },
+      changed: () => {
+        if (this.saved) {
+          this.saved.control = this.control?.granted ?? false;
+          this.persist();
+        }
+        this.drawBanner();
+      },
+      isPrivate: (url) => pageIsPrivate(url, pagePolicies(this.machine)),
+    }, saved.control ?? false);
+    this.drawBanner();
+    usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
+    this.watchedHref = this.ports.page.href();
+    this.cancelPageWatch?.();
+    this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
+    if (this.isPrivatePage()) {
+      this.pause();
+      return;
+    }
+    this.record();
+  }
+
+  private drawBanner(): void {
+    if (this.state !== "sharing") return;
+    const watcher = this.saved?.watcher;
+    const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
+    const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
+    const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording);
+  }
+
+  /** An encrypted command from the agent: open it (refusing replays), then let control decide. */
+  private async onCommand(bytes: Uint8Array): Promise<void> {
+    const receiver = this.commands;
+    if (!receiver || !this.control || this.state !== "sharing") return;
+    let command: unknown;
+    try {
+      command = JSON.parse(new TextDecoder().decode(await receiver.open(bytes)));
+    } catch {
+      return; // forged, replayed or garbled: ignored (it could only come from the relay)
+    }
+    if (this.saved) {
+      this.saved.commands = receiver.last;
+      this.persist();
+    }
+    const recording = recordingCommand(command);
+    if (recording) return this.onRecordingCommand(recording);
+    if (this.paused) return;
+    this.control.handle(command);
+  }
+
+  /** A private page: tell the agent, record nothing until the customer is on a shared page. */
+  private pause(): void {
+    this.stopRecording?.();
+    this.stopRecording = undefined;
+    this.pending = [];
+    this.paused = true;
+    this.sendPayload({ k: "paused" });
+    this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
+    this.ui.point(null);
+    this.drawBanner();
+  }
+
+  private onPageChange(force = false): void {
+    const href = this.ports.page.href();
+    if ((!force && href === this.watchedHref) || this.state !== "sharing") return;
+    this.watchedHref = href;
+    const isPrivate = this.isPrivatePage();
+    if (isPrivate && !this.paused) this.pause();
+    if (!isPrivate && this.paused) {
+      this.paused = false;
+      this.send({ type: "report", event: "page_resumed" });
+      this.drawBanner();
+      this.record(); // starts with a full snapshot of the shared page
+    }
+  }
+
+  /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */
+  private showOverlay(): void {
+    const draw = () => {
+      if (this.state !== "sharing" || this.paused) return this.ui.setOverlay(null);
+      // MASKING: what the agent cannot see, outlined for the customer
+      this.ui.setOverlay(hiddenFromAgent(document).map((el) => el.getBoundingClientRect()));
+    };
+    draw();
+    this.cancelOverlay?.();
+    this.cancelOverlay = this.ports.clock.every(250, draw);
+  }
+
+  private record(): void {
+    if (this.stopRecording) return;
+    this.showOverlay();
+    // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
+    const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
+    onMaskingFailure(withheld);
+    this.stopRecording = record({
+      errorHandler: () => {
+        withheld();
+        return false; // not swallowed: the page sees its errors as before
+      },
+      emit: (event) => this.enqueue(event),
+      ...recordMaskingOptions(), // MASKING: rrweb's own masking and blocking
+      sampling: { mousemove: 50, scroll: 100 },
+      recordCanvas: false,
+      collectFonts: false,
+      inlineImages: false,
+      recordCrossOriginIframes: false,
+    });
+    // rrweb could not snapshot this page at all (it logs why), or a form was blocked for its shape.
+    if (!this.stopRecording || hasBlockedShapes(document)) withheld();
+  }
+
+  private enqueue(event: unknown): void {
+    if (this.backlogged) return;
+    // Now, while rrweb's mirror still maps ids to the live elements.
+    // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
+    // walk the event, which is then dropped (never sent raw) and reported.
+    const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
+    if (masked === null) return;
+    this.pending.push(masked);
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushQueued = false;
+    const events = this.pending;
+    this.pending = [];
+    const ws = this.ws;
+    const sender = this.sender;
+    if (!events.length || !ws || !sender || !ws.isOpen || this.state !== "sharing") return;
+    if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.waitForBacklog();
+      return;
+    }
+    this.sendPayload({ k: "events", events: scrubEvent(events) }); // MASKING: the last pass before encryption
+  }
+
+  /** Compress, encrypt and send, in call order; `sent` runs once the last frame went out. */
+  private sendPayload(payload: Payload, sent?: () => void): void {
+    const ws = this.ws;
+    const sender = this.sender;
+    if (!ws || !sender) return;
+    const frames = encodePayload(payload);
+    frames.forEach((frame, i) => {
+      if (__TANDEM_BENCH_PLAINTEXT__) {
+        ws.send(frame); // benchmark builds only: measures what encryption costs
+        return;
+      }
+      this.sendChain = this.sendChain
+        .then(() => pack(frame))
+        .then((packed) => sender.seal(packed))
+        .then((sealed) => {
+          if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
+          ws.send(sealed);
+          if (sender.recorded) this.recordedFrameSent(sender);
+          if (i === frames.length - 1) sent?.();
+        })
+        .catch(() => undefined);
+    });
+  }
+
+  /** The network is slower than the page: drop events, then send a fresh full snapshot. */
+  private waitForBacklog(): void {
+    this.backlogged = true;
+    this.cancelBacklog ??= this.ports.clock.every(200, () => {
+      if (!this.ws || this.ws.bufferedAmount > MAX_BUFFERED_BYTES / 4) return;
+      this.cancelBacklog?.();
+      this.cancelBacklog = undefined;
+      this.backlogged = false;
+      record.takeFullSnapshot(true);
+    });
+  }
+
+  async stop(): Promise<void> {
+    // The end marker goes first, so the recording ends whole (the server ends it with the session).
+    if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
+    this.dispatch({ type: "stop" });
+  }
+
+  /** The network dropped, or the page goes private: stop the recorder and its watchers. */
+  private pauseRecording(): void {
+    this.cancelOverlay?.();
+    this.cancelOverlay = undefined;
+    this.ui.setOverlay(null);
+    this.cancelPageWatch?.();
+    this.cancelPageWatch = undefined;
+    this.paused = false;
+    this.stopRecording?.();
+    this.stopRecording = undefined;
+    onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
+    this.pending = [];
+    this.sender = null;
+  }
+
+  /**
+   * Drop every trace of the session in this page: recorder, keys, storage, socket, UI; then show
+   * `error` if there is one. The session object is not reused (index.ts makes a new one), so
+   * only what holds secrets or runs on its own is released here.
+   */
+  private end(error: string | null): void {
+    this.pauseRecording();
+    this.cancelBacklog?.();
+    this.cancelBacklog = undefined;
+    this.recordAsk.reset();
+    this.control?.dispose();
+    this.control = null;
+    this.pairing = null;
+    this.watchPairing = null;
+    this.keys = null;
+    this.watcherKeys = null;
+    this.commands = null;
+    const ws = this.ws;
+    this.ws = null;
+    ws?.close(1000, "stopped");
+    this.ports.store.save(null);
+    void this.ports.keys.clear();
+    this.ui.remove();
+    if (error) this.ui.showError(error, () => this.ui.remove());
+    this.starting?.reject(new Error(error ?? "The session has ended."));
+  }
+}

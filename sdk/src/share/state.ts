@@ -1,0 +1,329 @@
+/**
+ * The customer session's lifecycle as one state and a pure reducer: what this browser believes
+ * about its session, and every decision that trusts (or refuses) what the server says.
+ *
+ *   idle → connecting(created) → waiting → pending_consent → sharing → ended
+ *          connecting(resumed) → waiting | pending_consent | sharing      (a new page, a dropped
+ *                                                                          network)
+ *
+ * `reduce(state, event)` returns the next state and the effects to run (send, persist, show,
+ * pair, share, reconnect, end); it does no I/O and reads no clock, so every decision here is unit
+ * tested (test/customer-state.test.ts). The shell in session.ts runs the effects through its
+ * ports and owns the sharing machinery (recorder, encryption, recording, remote control).
+ *
+ * What the reducer guarantees (docs/threat-model.md):
+ * - `created` and `resumed` are believed only as the answer to this page's own `create` /
+ *   `resume`, once; anything else ends the session ("distrust").
+ * - A `resumed` that contradicts this browser's own record ends the session: `sharing` without
+ *   the customer's stored Allow, `waiting` after an agent had joined.
+ * - Sharing starts only from the customer's Allow in this browser (or, on a later page of the
+ *   same session, from that stored Allow once the pairing key was found again).
+ * - Policies from the server must be valid; an invalid one ends the session.
+ */
+
+import { type Policy, validatePolicy } from "../shared/policy.ts";
+import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
+import type { AgentAsk, RecordingState } from "./recording.ts";
+
+export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
+/** The help server said something that contradicts what happened in this browser. */
+export const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
+export const UNREACHABLE = "Could not reach the help server. Please try again.";
+/** Network drops survived in a row before the session is given up. */
+export const MAX_RECONNECTS = 3;
+/** The wait before the n-th reconnect is n times this. */
+export const RECONNECT_STEP_MS = 500;
+
+/** The session as kept in this tab's storage across page loads (sessionStorage). */
+export interface Saved {
+  sessionId: string;
+  resumeToken: string;
+  routing: string;
+  /** The secret part, kept only until the key exchange succeeded. */
+  secret: string | null;
+  agent: string | null;
+  /** Page loads that have shared content so far (one content key each). */
+  epoch: number;
+  /** The policy passed to start(), for pages without their own policy tag. */
+  sitePolicy: Policy | null;
+  /** The customer clicked Allow in this browser. Only this, never the server's word, lets the
+   * page be shared (also after a navigation). */
+  consented?: boolean;
+  /** The last agent command opened (replays are refused, also on the next page). */
+  commands?: number;
+  /** Remote control granted (it survives the customer's navigation, until revoked). */
+  control?: boolean;
+  /** A supervisor watching too (paired with its own code), by name. */
+  watcher?: string | null;
+  /** Recording keys the site's own pages pinned (key ids or public keys): the only keys this
+   * browser will wrap content keys for. Never from the server. */
+  recordingPins?: string[];
+  /** The customer allowed recording: for which key, and where its chain stands. Each page's
+   * content key is also wrapped for that key. Null when not recording. */
+  recording?: RecordingState | null;
+  /** A recording question the agent confirmed and the customer has not answered yet (it is
+   * asked again on the next page). */
+  recordAsk?: { recordingId: string; agent: AgentAsk } | null;
+}
+
+/** What this page itself says (never the server): its policy and its recording pins. */
+export interface PageSays {
+  sitePolicy: Policy | null;
+  /** The page's policy tag is broken: this page never shares. */
+  brokenPolicy: boolean;
+  pins: string[];
+}
+
+/** A session the server has confirmed, with the policies it sent (each validated). */
+interface Live extends PageSays {
+  saved: Saved;
+  orgPolicy: Policy | null;
+  teamPolicies: Policy[];
+  /** Network drops in a row. */
+  reconnects: number;
+}
+
+export type SessionState =
+  | { phase: "idle" }
+  | ({ phase: "connecting"; expecting: "created" } & PageSays)
+  | ({ phase: "connecting"; expecting: "resumed"; saved: Saved; reconnects: number } & PageSays)
+  | ({ phase: "waiting" } & Live)
+  | ({ phase: "pending_consent" } & Live)
+  | ({ phase: "sharing" } & Live)
+  | { phase: "ended" };
+
+export type Phase = SessionState["phase"];
+export type LiveState = Extract<SessionState, { orgPolicy: Policy | null }>;
+
+export type SessionEvent =
+  /** Open a session: `create` (start()) or `resume` (a stored session, a dropped network). */
+  | { type: "create"; page: PageSays; message: Extract<OutgoingMessage, { type: "create" }> }
+  | { type: "resume"; page: PageSays; saved: Saved }
+  /** A lifecycle message from the server; `secret` is fresh random digits (for `created`). */
+  | { type: "server"; message: ServerMessage; secret: string }
+  /** The key exchange succeeded (or its key was found again after a navigation). */
+  | { type: "paired" }
+  | { type: "mismatch" }
+  /** The customer answered the consent question. */
+  | { type: "answer"; granted: boolean }
+  /** The socket closed (not because the page is being left). */
+  | { type: "closed"; code: number; reason: string }
+  /** The customer (or the page) stops the session. */
+  | { type: "stop" };
+
+export type Effect =
+  | { type: "connect"; message: OutgoingMessage }
+  | { type: "send"; message: OutgoingMessage }
+  /** Store the state's `saved` (its session record) in this tab. */
+  | { type: "persist" }
+  | { type: "show_code"; code: string }
+  /** start() resolves with the code the customer reads out. */
+  | { type: "ready"; code: string }
+  /** Run the key exchange with the agent (or find its key), then report `paired` or `mismatch`. */
+  | { type: "pair" }
+  | { type: "ask_consent"; agent: string }
+  /** Share this page: a fresh content key, the `consented` frame first, then the recorder. */
+  | { type: "begin_sharing" }
+  /** The policies changed while sharing: mask with the new one, re-check the page. */
+  | { type: "apply_policies" }
+  /** The network dropped: stop recording and resume after `delay` ms. */
+  | { type: "reconnect"; delay: number }
+  /** Drop every trace of the session (recorder, keys, storage, socket, UI); show `error`. */
+  | { type: "end"; error: string | null };
+
+export interface Transition {
+  state: SessionState;
+  effects: Effect[];
+}
+
+export const initialState: SessionState = { phase: "idle" };
+
+const stay = (state: SessionState): Transition => ({ state, effects: [] });
+
+/** End the session at once; tell the server to stop first when it should hear it. */
+function end(error: string | null, stop = false): Transition {
+  const effects: Effect[] = stop ? [{ type: "send", message: { type: "stop" } }] : [];
+  effects.push({ type: "end", error });
+  return { state: { phase: "ended" }, effects };
+}
+
+const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
+
+const invalidPolicy = (error: unknown): Transition =>
+  end(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`, true);
+
+/** The code the customer reads out, while the secret part is still here. */
+export function helpCode(state: SessionState): string | null {
+  const saved = "saved" in state ? state.saved : null;
+  return saved?.secret ? saved.routing + saved.secret : null;
+}
+
+export function isLive(state: SessionState): state is LiveState {
+  return state.phase === "waiting" || state.phase === "pending_consent" || state.phase === "sharing";
+}
+
+/** Why the server's claimed `state` contradicts this browser's own record, or null. */
+export function contradiction(saved: Saved, claimed: string): string | null {
+  if (claimed === "sharing" && !saved.consented) return "it claimed you allowed sharing, but you did not";
+  if (claimed === "waiting" && (saved.consented || !saved.secret)) return "it claimed no agent had joined, but one had";
+  if (claimed !== "waiting" && claimed !== "pending_consent" && claimed !== "sharing") return "an unknown state";
+  return null;
+}
+
+/** Every policy that decides whether a page is private: any one of them can make it so. */
+export function pagePolicies(state: SessionState): (Policy | null)[] {
+  return isLive(state) ? [state.sitePolicy, state.orgPolicy, ...state.teamPolicies] : [];
+}
+
+function validOrgPolicy(value: unknown): Policy | null {
+  return value === null || value === undefined ? null : validatePolicy(value);
+}
+
+function validTeamPolicies(values: unknown): Policy[] {
+  return Array.isArray(values) ? values.map((value) => validatePolicy(value)) : [];
+}
+
+function onServer(state: SessionState, message: ServerMessage, secret: string): Transition {
+  switch (message.type) {
+    case "created": {
+      if (state.phase !== "connecting" || state.expecting !== "created") {
+        return distrust("a new session this page did not ask for");
+      }
+      let orgPolicy: Policy | null;
+      try {
+        orgPolicy = validOrgPolicy(message.policy);
+      } catch (error) {
+        return invalidPolicy(error);
+      }
+      const saved: Saved = {
+        sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
+        secret, agent: null, epoch: 0, sitePolicy: state.sitePolicy, recordingPins: state.pins,
+      };
+      const { sitePolicy, brokenPolicy, pins } = state;
+      const code = saved.routing + secret;
+      return {
+        state: { phase: "waiting", saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies: [], reconnects: 0 },
+        effects: [{ type: "persist" }, { type: "show_code", code }, { type: "ready", code }],
+      };
+    }
+    case "resumed": {
+      // Only as the answer to this page's own `resume`, and only if it agrees with what this
+      // browser knows: a server cannot talk the page into sharing.
+      if (state.phase !== "connecting" || state.expecting !== "resumed") {
+        return distrust("a session state it never asked for");
+      }
+      const why = contradiction(state.saved, message.state);
+      if (why) return distrust(why);
+      let orgPolicy: Policy | null;
+      let teamPolicies: Policy[];
+      try {
+        orgPolicy = validOrgPolicy(message.policy);
+        // Before sharing starts: a page the agent's teams keep private must never be recorded.
+        teamPolicies = validTeamPolicies(message.team_policies ?? []);
+      } catch (error) {
+        return invalidPolicy(error);
+      }
+      const effects: Effect[] = [];
+      const saved: Saved = { ...state.saved, agent: message.agent };
+      if (!message.recording) saved.recording = null;
+      else if (!saved.recording) effects.push({ type: "send", message: { type: "record_stop" } }); // consent not found here
+      effects.push({ type: "persist" });
+      const { sitePolicy, brokenPolicy, pins } = state;
+      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, reconnects: 0 };
+      const code = helpCode({ phase: "waiting", ...live });
+      if (message.state === "waiting" && code) effects.push({ type: "show_code", code });
+      if (message.state === "sharing") effects.push({ type: "begin_sharing" });
+      return { state: { phase: message.state, ...live }, effects };
+    }
+    case "team_policy": {
+      if (!isLive(state)) return stay(state);
+      let teamPolicies: Policy[];
+      try {
+        teamPolicies = validTeamPolicies(message.policies);
+      } catch (error) {
+        return invalidPolicy(error);
+      }
+      return {
+        state: { ...state, teamPolicies },
+        effects: state.phase === "sharing" ? [{ type: "apply_policies" }] : [],
+      };
+    }
+    case "agent_joined": {
+      if (state.phase !== "waiting" && state.phase !== "pending_consent") return stay(state);
+      return {
+        state: { ...state, phase: "pending_consent", saved: { ...state.saved, agent: message.agent } },
+        effects: [{ type: "persist" }, { type: "pair" }],
+      };
+    }
+    case "ended":
+      return end(message.reason === "key_mismatch" ? MISMATCH : null);
+    default:
+      return stay(state);
+  }
+}
+
+/** The next state, and what to do. Pure: the same state and event always give the same answer. */
+export function reduce(state: SessionState, event: SessionEvent): Transition {
+  // An ended session stays ended: a new one is a new Session (index.ts), never a revival.
+  if (state.phase === "ended") return stay(state);
+  switch (event.type) {
+    case "create":
+      if (state.phase !== "idle") return stay(state);
+      return {
+        state: { phase: "connecting", expecting: "created", ...event.page },
+        effects: [{ type: "connect", message: event.message }],
+      };
+    case "resume": {
+      const saved: Saved = { ...event.saved, recordingPins: event.page.pins };
+      const reconnects = "reconnects" in state ? state.reconnects : 0;
+      return {
+        state: { phase: "connecting", expecting: "resumed", saved, reconnects, ...event.page },
+        effects: [{ type: "persist" }, {
+          type: "connect", message: { type: "resume", session_id: saved.sessionId, resume_token: saved.resumeToken },
+        }],
+      };
+    }
+    case "server":
+      return onServer(state, event.message, event.secret);
+    case "paired": {
+      if (state.phase !== "pending_consent") return stay(state);
+      const saved: Saved = { ...state.saved, secret: null }; // the key replaces the secret
+      // Allowed on an earlier page of this session (the answer was lost with that page): the
+      // customer's own decision stands; the keys are those of the same key exchange.
+      if (saved.consented) return reduce({ ...state, saved }, { type: "answer", granted: true });
+      return {
+        state: { ...state, saved },
+        effects: [{ type: "persist" }, { type: "ask_consent", agent: saved.agent ?? "An agent" }],
+      };
+    }
+    case "mismatch":
+      return {
+        state: { phase: "ended" },
+        effects: [{ type: "send", message: { type: "abort", reason: "key_mismatch" } }, { type: "end", error: MISMATCH }],
+      };
+    case "answer": {
+      if (state.phase !== "pending_consent") return stay(state);
+      const consent: Effect = { type: "send", message: { type: "consent", granted: event.granted } };
+      if (!event.granted) return { state: { phase: "ended" }, effects: [consent, { type: "end", error: null }] };
+      return {
+        state: { ...state, phase: "sharing", saved: { ...state.saved, consented: true } },
+        effects: [consent, { type: "persist" }, { type: "begin_sharing" }],
+      };
+    }
+    case "closed": {
+      if (state.phase === "idle") return stay(state);
+      if (state.phase === "connecting" && state.expecting === "created") {
+        return end(event.code === 1006 ? UNREACHABLE : describeClose(event.code, event.reason));
+      }
+      // 4xxx or 1000: the server refused or ended this session; a failed resume is silent.
+      if (event.code >= 4000 || event.code === 1000 || state.phase === "connecting" || state.reconnects >= MAX_RECONNECTS) {
+        return end(null);
+      }
+      // The network dropped: the server keeps the session for a grace period; resume it.
+      const reconnects = state.reconnects + 1;
+      return { state: { ...state, reconnects }, effects: [{ type: "reconnect", delay: RECONNECT_STEP_MS * reconnects }] };
+    }
+    case "stop":
+      return end(null, true);
+  }
+}

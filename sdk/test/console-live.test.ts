@@ -1,0 +1,119 @@
+// The console's live session (live.ts) up to the customer's consent, through fake ports: a
+// scripted server on the socket and the real pairing on the customer's side. The mirror is not
+// started here (it needs a DOM); what is checked is what the console believes and sends.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { randomBytes } from "../src/shared/e2e/encoding.ts";
+import { startPairing } from "../src/shared/e2e/pairing.ts";
+import type { ConnectionEvents } from "../src/shared/ports.ts";
+import { LiveView, type LiveUi } from "../src/console/live.ts";
+import { type LiveCard, type LiveEvent, idleCard, reduceCard } from "../src/console/state.ts";
+
+// A production build's compile-time constant (sdk/build.mjs): encrypted, not the benchmark's plaintext.
+(globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
+
+const ROUTING = "12345";
+const SECRET = "7654321";
+
+function console_(code: string) {
+  const sent: Record<string, unknown>[] = [];
+  let events: ConnectionEvents | null = null;
+  let card: LiveCard = idleCard;
+  const ui: LiveUi = {
+    report: (event: LiveEvent) => void (card = reduceCard(card, event)),
+    mirror: { replaceChildren: () => undefined, style: {} } as unknown as HTMLElement,
+    signedIn: () => null,
+    sessionExpired: () => undefined,
+    closed: () => undefined,
+    clearCode: () => undefined,
+    selectCode: () => undefined,
+    focusCode: () => undefined,
+    focusTyping: () => undefined,
+    typed: () => "",
+  };
+  let closed = false;
+  const view = new LiveView({ code }, ui, {
+    transport: (handlers) => {
+      events = handlers;
+      return {
+        send: (data) => void (typeof data === "string" && sent.push(JSON.parse(data))),
+        close: () => {
+          closed = true;
+        },
+        get isOpen() {
+          return !closed;
+        },
+        get isClosed() {
+          return closed;
+        },
+        bufferedAmount: 0,
+      };
+    },
+    clock: { now: () => 0, after: () => () => undefined, every: () => () => undefined },
+    random: randomBytes,
+  });
+  const server = (message: Record<string, unknown>) => events?.text(JSON.stringify({ v: 1, ...message }));
+  return { view, sent, server, open: () => events?.open(), get card() {
+    return card;
+  } };
+}
+
+/** The console's handshake message (its share and confirmation) as sent. */
+const handshake = (sent: Record<string, unknown>[]): string => sent.find((m) => m.type === "handshake")?.data as string;
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(condition(), "condition not reached");
+}
+
+test("the console joins with the routing part only, pairs, and waits for the customer's browser, not the server", async () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  assert.deepEqual(c.sent, [{ v: 1, type: "join", code: ROUTING }]);
+  c.server({ type: "joined", session_id: "s1" });
+  assert.equal(c.card.phase, "joined");
+  const customer = startPairing({ side: "customer", peer: "agent", secret: SECRET, sessionId: "s1", random: randomBytes });
+  c.server({ type: "handshake", data: customer.opening });
+  await until(() => c.sent.some((m) => m.type === "handshake"));
+  const step = await customer.receive(handshake(c.sent));
+  assert.ok(step.kind === "paired" && step.data);
+  c.server({ type: "handshake", data: step.data });
+  await until(() => c.card.status.text === "Waiting for the customer to allow sharing…");
+  // The server says the customer allowed it: the console still shows and offers nothing.
+  c.server({ type: "consent", granted: true });
+  assert.equal(c.card.consented, false);
+  assert.equal(c.card.recordOffered, false);
+  assert.equal(c.card.status.text, "Waiting for the customer's browser to start sharing…");
+  assert.ok(c.view.open);
+});
+
+test("a server saying `consent` before any pairing is treated as a mismatch", () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  c.server({ type: "joined", session_id: "s1" });
+  c.server({ type: "consent", granted: true });
+  assert.deepEqual(c.sent.at(-1), { v: 1, type: "abort", reason: "key_mismatch" });
+  assert.equal(c.card.phase, "idle");
+  assert.match(c.card.status.text, /did not match/);
+  assert.equal(c.view.open, false);
+});
+
+test("a customer with another code is caught by the console: abort, and the session ends", async () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  c.server({ type: "joined", session_id: "s1" });
+  const impostor = startPairing({ side: "customer", peer: "agent", secret: "1111111", sessionId: "s1", random: randomBytes });
+  c.server({ type: "handshake", data: impostor.opening });
+  await until(() => c.sent.some((m) => m.type === "handshake"));
+  // The impostor cannot confirm; a relay replaying the console's own reply is no confirmation either.
+  c.server({ type: "handshake", data: handshake(c.sent) });
+  await until(() => !c.view.open);
+  assert.deepEqual(c.sent.at(-1), { v: 1, type: "abort", reason: "key_mismatch" });
+});
+
+test("a code too short to hold the secret part is refused before anything is sent", () => {
+  const c = console_("123");
+  c.open();
+  assert.deepEqual(c.sent, []);
+  assert.equal(c.card.status.tone, "bad");
+});

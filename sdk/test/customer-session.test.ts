@@ -1,0 +1,161 @@
+// The customer session's shell (session.ts) driven through fake ports: a scripted server on the
+// transport, an in-memory tab storage and key store, a recording UI, a manual clock, and the real
+// pairing on the console's side. No browser: the module has no import-time side effects.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { PairwiseKeys } from "../src/shared/e2e/channel.ts";
+import { randomBytes } from "../src/shared/e2e/encoding.ts";
+import { startPairing } from "../src/shared/e2e/pairing.ts";
+import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
+import { Session } from "../src/share/session.ts";
+import { DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
+
+const SECRET = "1234567";
+
+function fakes(stored: Saved | null = null) {
+  const sent: (string | Uint8Array)[] = [];
+  let events: ConnectionEvents | null = null;
+  let closed: number | null = null;
+  const ui: { name: string; args: unknown[] }[] = [];
+  const store = { saved: stored as Saved | null };
+  const keys = new Map<string, PairwiseKeys>();
+  let keysCleared = false;
+  const view = new Proxy({}, {
+    get: (_, name) => (...args: unknown[]) => void ui.push({ name: String(name), args }),
+  }) as CustomerView;
+  const ports: Ports = {
+    transport: (handlers) => {
+      events = handlers;
+      return {
+        send: (data) => void sent.push(data),
+        close: (code) => {
+          closed = code;
+        },
+        isOpen: true,
+        isClosed: false,
+        bufferedAmount: 0,
+      };
+    },
+    page: { policyTag: () => null, href: () => "https://shop.example/cart" },
+    ui: view,
+    store: { load: () => store.saved, save: (saved) => void (store.saved = saved ? structuredClone(saved) : null) },
+    keys: {
+      load: async (id) => keys.get(id) ?? null,
+      save: async (id, value) => keys.set(id, value),
+      delete: async (id) => void keys.delete(id),
+      clear: async () => {
+        keys.clear();
+        keysCleared = true;
+      },
+    },
+    clock: { now: () => 0, after: () => () => undefined, every: () => () => undefined },
+    random: { bytes: randomBytes, digits: () => SECRET },
+  };
+  const server = (message: Record<string, unknown>) => events?.text(JSON.stringify({ v: 1, ...message }));
+  const control = () => sent.filter((m): m is string => typeof m === "string").map((m) => JSON.parse(m) as Record<string, unknown>);
+  const binary = () => sent.filter((m) => typeof m !== "string");
+  const called = (name: string) => ui.filter((call) => call.name === name);
+  return {
+    ports, server, control, binary, called, store, keys,
+    open: () => events?.open(),
+    get closed() {
+      return closed;
+    },
+    get keysCleared() {
+      return keysCleared;
+    },
+  };
+}
+
+/** Wait for a condition the session reaches asynchronously (crypto, key store). */
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(condition(), "condition not reached");
+}
+
+test("a session pairs with the agent and asks for consent with nothing shared; Decline clears everything", async () => {
+  const f = fakes();
+  const session = new Session(f.ports);
+  const code = session.start();
+  f.open();
+  assert.deepEqual(f.control(), [{ v: 1, type: "create" }]);
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  assert.equal(await code, `12345${SECRET}`);
+  assert.equal(f.store.saved?.secret, SECRET);
+  assert.ok(!f.control().some((m) => JSON.stringify(m).includes(SECRET)), "the secret part never goes to the server");
+
+  f.server({ type: "agent_joined", agent: "Ann" });
+  await until(() => f.control().some((m) => m.type === "handshake"));
+  const agent = startPairing({ side: "console", peer: "agent", secret: SECRET, sessionId: "s1", random: randomBytes });
+  const opening = f.control().find((m) => m.type === "handshake")?.data as string;
+  const reply = await agent.receive(opening);
+  assert.equal(reply.kind, "reply");
+  if (reply.kind !== "reply") return;
+  f.server({ type: "handshake", data: reply.data });
+  await until(() => f.called("askConsent").length === 1);
+  const confirmation = f.control().filter((m) => m.type === "handshake")[1]?.data as string;
+  assert.equal((await agent.receive(confirmation)).kind, "paired");
+  assert.equal(f.called("askConsent")[0]?.args[0], "Ann");
+  assert.equal(f.store.saved?.secret, null, "the key replaces the secret part");
+  assert.ok(f.keys.has("s1"));
+  assert.equal(f.binary().length, 0, "nothing of the page before Allow");
+  assert.ok(!f.control().some((m) => m.type === "consent"));
+
+  const decline = f.called("askConsent")[0]?.args[2] as () => void;
+  decline();
+  assert.deepEqual(f.control().at(-1), { v: 1, type: "consent", granted: false });
+  assert.equal(session.state, "ended");
+  assert.equal(f.store.saved, null);
+  assert.ok(f.keysCleared);
+  assert.equal(f.closed, 1000);
+  assert.ok(f.called("remove").length > 0);
+});
+
+test("a stored session resumed into a `sharing` the customer never allowed ends, unshared and cleared", async () => {
+  const saved: Saved = { sessionId: "s1", resumeToken: "tok", routing: "12345", secret: null, agent: "Ann", epoch: 0, sitePolicy: null };
+  const f = fakes(saved);
+  const session = new Session(f.ports);
+  session.resume(saved);
+  f.open();
+  assert.deepEqual(f.control(), [{ v: 1, type: "resume", session_id: "s1", resume_token: "tok" }]);
+  f.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+  assert.equal(session.state, "ended");
+  assert.deepEqual(f.control().at(-1), { v: 1, type: "stop" });
+  assert.match(String(f.called("showError")[0]?.args[0]), new RegExp(`^${DISTRUST}`));
+  assert.equal(f.binary().length, 0);
+  assert.equal(f.store.saved, null);
+  assert.ok(f.keysCleared);
+});
+
+test("a `created` the page did not ask for, mid-session, ends it", async () => {
+  const f = fakes();
+  const session = new Session(f.ports);
+  const code = session.start();
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  f.server({ type: "created", session_id: "s2", code: "99999", resume_token: "evil", expires_in: 600 });
+  assert.equal(session.state, "ended");
+  assert.equal(f.store.saved, null);
+});
+
+test("an agent with the wrong code is caught: abort, the customer is told, nothing kept", async () => {
+  const f = fakes();
+  const session = new Session(f.ports);
+  const code = session.start();
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  f.server({ type: "agent_joined", agent: "Mallory" });
+  await until(() => f.control().some((m) => m.type === "handshake"));
+  const guess = startPairing({ side: "console", peer: "agent", secret: "7654321", sessionId: "s1", random: randomBytes });
+  const reply = await guess.receive(f.control().find((m) => m.type === "handshake")?.data as string);
+  assert.ok(reply.kind === "reply");
+  f.server({ type: "handshake", data: reply.data });
+  await until(() => session.state === "ended");
+  assert.deepEqual(f.control().at(-1), { v: 1, type: "abort", reason: "key_mismatch" });
+  assert.equal(f.called("showError")[0]?.args[0], MISMATCH);
+  assert.equal(f.called("askConsent").length, 0);
+  assert.equal(f.keys.size, 0);
+  assert.equal(f.store.saved, null);
+});

@@ -1,0 +1,218 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { ServerMessage } from "../src/shared/protocol.ts";
+import {
+  DISTRUST, MAX_RECONNECTS, MISMATCH, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
+  helpCode, initialState, reduce,
+} from "../src/share/state.ts";
+
+const PAGE: PageSays = { sitePolicy: null, brokenPolicy: false, pins: [] };
+const SECRET = "7654321";
+
+function run(state: SessionState, ...events: SessionEvent[]) {
+  const effects = [];
+  for (const event of events) {
+    const next = reduce(state, event);
+    state = next.state;
+    effects.push(...next.effects);
+  }
+  return { state, effects };
+}
+
+const server = (message: Record<string, unknown>): SessionEvent => ({
+  type: "server", message: { v: 1, ...message } as unknown as ServerMessage, secret: SECRET,
+});
+const created = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600 });
+const create: SessionEvent = { type: "create", page: PAGE, message: { type: "create" } };
+
+function stored(extra: Partial<Saved> = {}): Saved {
+  return { sessionId: "s1", resumeToken: "t", routing: "12345", secret: SECRET, agent: null, epoch: 0, sitePolicy: null, ...extra };
+}
+const resume = (saved: Saved): SessionEvent => ({ type: "resume", saved, page: PAGE });
+const resumed = (state: string, extra: Record<string, unknown> = {}) =>
+  server({ type: "resumed", state, agent: "Ann", code: null, ...extra });
+
+const ended = (effects: { type: string }[]) => effects.find((e) => e.type === "end") as { error: string | null } | undefined;
+const sent = (effects: { type: string }[]) =>
+  effects.filter((e): e is { type: "send"; message: { type: string } } => e.type === "send").map((e) => e.message.type);
+
+test("start opens a socket with create and expects only `created`", () => {
+  const { state, effects } = run(initialState, create);
+  assert.deepEqual(state, { phase: "connecting", expecting: "created", ...PAGE });
+  assert.deepEqual(effects, [{ type: "connect", message: { type: "create" } }]);
+});
+
+test("`created` as the answer to create waits for an agent with a code whose secret part is made here", () => {
+  const { state, effects } = run(initialState, create, created);
+  assert.equal(state.phase, "waiting");
+  assert.equal(helpCode(state), `12345${SECRET}`);
+  assert.deepEqual(effects.slice(1), [
+    { type: "persist" }, { type: "show_code", code: `12345${SECRET}` }, { type: "ready", code: `12345${SECRET}` },
+  ]);
+});
+
+test("a `created` this page did not ask for ends the session (a second one, or one during a resume)", () => {
+  for (const start of [run(initialState, create, created).state, run(initialState, resume(stored())).state]) {
+    const { state, effects } = run(start, created);
+    assert.equal(state.phase, "ended");
+    assert.deepEqual(sent(effects), ["stop"]);
+    assert.match(ended(effects)?.error ?? "", new RegExp(`^${DISTRUST}`));
+  }
+});
+
+test("a `resumed` this page did not ask for ends the session", () => {
+  const waiting = run(initialState, create, created).state;
+  for (const claimed of ["waiting", "pending_consent", "sharing"]) {
+    const { state, effects } = run(waiting, resumed(claimed));
+    assert.equal(state.phase, "ended", claimed);
+    assert.match(ended(effects)?.error ?? "", /a session state it never asked for/);
+  }
+});
+
+test("a server claiming `sharing` without the customer's stored Allow ends the session; nothing is shared", () => {
+  const { state, effects } = run(initialState, resume(stored({ agent: "Ann", secret: null })), resumed("sharing"));
+  assert.equal(state.phase, "ended");
+  assert.ok(!effects.some((e) => e.type === "begin_sharing"));
+  assert.match(ended(effects)?.error ?? "", /claimed you allowed sharing, but you did not/);
+  assert.deepEqual(sent(effects), ["stop"]);
+});
+
+test("a server claiming nobody joined after the key exchange ends the session", () => {
+  for (const saved of [stored({ secret: null }), stored({ consented: true })]) {
+    const { state, effects } = run(initialState, resume(saved), resumed("waiting"));
+    assert.equal(state.phase, "ended");
+    assert.match(ended(effects)?.error ?? "", /claimed no agent had joined/);
+  }
+});
+
+test("`sharing` after the customer's own Allow resumes sharing on the next page", () => {
+  const { state, effects } = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing"));
+  assert.equal(state.phase, "sharing");
+  assert.ok(effects.some((e) => e.type === "begin_sharing"));
+  assert.equal(ended(effects), undefined);
+});
+
+test("a recording the server claims but this browser never allowed is stopped, not believed", () => {
+  const { state, effects } = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { recording: true }));
+  assert.equal(state.phase, "sharing");
+  assert.deepEqual(sent(effects), ["record_stop"]);
+  assert.ok(state.phase === "sharing" && !state.saved.recording);
+});
+
+test("an invalid policy from the server ends the session before anything is shared", () => {
+  const bad = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: { version: 99 } });
+  const { state, effects } = run(initialState, create, bad);
+  assert.equal(state.phase, "ended");
+  assert.match(ended(effects)?.error ?? "", /privacy policy is invalid/);
+  const teams = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { team_policies: [{ version: 1, mask: 5 }] }));
+  assert.equal(teams.state.phase, "ended");
+  assert.ok(!teams.effects.some((e) => e.type === "begin_sharing"));
+});
+
+test("an agent joining starts the pairing; consent is asked only once it paired", () => {
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" }));
+  assert.equal(joined.state.phase, "pending_consent");
+  assert.deepEqual(joined.effects.slice(-2), [{ type: "persist" }, { type: "pair" }]);
+  assert.ok(!joined.effects.some((e) => e.type === "ask_consent"));
+  const paired = run(joined.state, { type: "paired" });
+  assert.deepEqual(paired.effects, [{ type: "persist" }, { type: "ask_consent", agent: "Ann" }]);
+  assert.equal(helpCode(paired.state), null, "the key replaces the secret part");
+});
+
+test("`agent_joined` while sharing changes nothing", () => {
+  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  const { state, effects } = run(sharing, server({ type: "agent_joined", agent: "Mallory" }));
+  assert.equal(state, sharing);
+  assert.deepEqual(effects, []);
+});
+
+test("Allow sends consent and starts sharing; Decline ends the session", () => {
+  const asked = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" }), { type: "paired" }).state;
+  const allow = run(asked, { type: "answer", granted: true });
+  assert.equal(allow.state.phase, "sharing");
+  assert.ok(allow.state.phase === "sharing" && allow.state.saved.consented);
+  assert.deepEqual(allow.effects, [
+    { type: "send", message: { type: "consent", granted: true } }, { type: "persist" }, { type: "begin_sharing" },
+  ]);
+  const decline = run(asked, { type: "answer", granted: false });
+  assert.equal(decline.state.phase, "ended");
+  assert.deepEqual(sent(decline.effects), ["consent"]);
+});
+
+test("an answer outside the consent question is ignored (no sharing without a question)", () => {
+  const waiting = run(initialState, create, created).state;
+  assert.deepEqual(run(waiting, { type: "answer", granted: true }), { state: waiting, effects: [] });
+});
+
+test("after a navigation the stored Allow stands once the key is found again", () => {
+  const { state, effects } = run(
+    initialState, resume(stored({ consented: true, agent: "Ann" })), resumed("pending_consent"), { type: "paired" },
+  );
+  assert.equal(state.phase, "sharing");
+  assert.ok(!effects.some((e) => e.type === "ask_consent"));
+  assert.ok(effects.some((e) => e.type === "begin_sharing"));
+});
+
+test("a pairing mismatch aborts and tells the customer", () => {
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" })).state;
+  const { state, effects } = run(joined, { type: "mismatch" });
+  assert.equal(state.phase, "ended");
+  assert.deepEqual(effects, [{ type: "send", message: { type: "abort", reason: "key_mismatch" } }, { type: "end", error: MISMATCH }]);
+  assert.equal(ended(run(joined, server({ type: "ended", reason: "key_mismatch" })).effects)?.error, MISMATCH);
+});
+
+test("a close before `created` fails the start with a readable reason", () => {
+  const connecting = run(initialState, create).state;
+  assert.equal(ended(run(connecting, { type: "closed", code: 1006, reason: "" }).effects)?.error, UNREACHABLE);
+  assert.equal(ended(run(connecting, { type: "closed", code: 4403, reason: "site not allowed" }).effects)?.error, "Connection closed: site not allowed");
+});
+
+test("a dropped network is resumed with growing waits, then given up", () => {
+  let state = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  const delays: number[] = [];
+  for (let i = 0; i < MAX_RECONNECTS; i++) {
+    const dropped = run(state, { type: "closed", code: 1006, reason: "" });
+    assert.equal(dropped.state.phase, "sharing");
+    const effect = dropped.effects[0];
+    assert.ok(effect?.type === "reconnect");
+    delays.push(effect.delay);
+    // The resume is opened, then the network drops again before `resumed`... only the answer resets the count:
+    state = dropped.state;
+  }
+  assert.deepEqual(delays, [500, 1000, 1500]);
+  const last = run(state, { type: "closed", code: 1006, reason: "" });
+  assert.equal(last.state.phase, "ended");
+});
+
+test("the server closing with 4xxx or 1000, or a failed resume, ends the session silently", () => {
+  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  for (const code of [1000, 4000, 4410]) assert.equal(ended(run(sharing, { type: "closed", code, reason: "" }).effects)?.error, null);
+  const resuming = run(initialState, resume(stored())).state;
+  const failed = run(resuming, { type: "closed", code: 1006, reason: "" });
+  assert.equal(failed.state.phase, "ended");
+  assert.equal(ended(failed.effects)?.error, null);
+});
+
+test("stop tells the server and ends; nothing happens after the end", () => {
+  const waiting = run(initialState, create, created).state;
+  const stopped = run(waiting, { type: "stop" });
+  assert.deepEqual(stopped.effects, [{ type: "send", message: { type: "stop" } }, { type: "end", error: null }]);
+  for (const event of [created, resumed("sharing"), { type: "answer", granted: true } as SessionEvent, { type: "stop" } as SessionEvent]) {
+    assert.deepEqual(run(stopped.state, event).effects, []);
+  }
+});
+
+test("team policies are checked when they come; while sharing they are applied at once", () => {
+  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  const next = run(sharing, server({ type: "team_policy", policies: [{ version: 1, hide: [".secret"] }] }));
+  assert.deepEqual(next.effects, [{ type: "apply_policies" }]);
+  assert.ok(next.state.phase === "sharing" && next.state.teamPolicies.length === 1);
+  const bad = run(sharing, server({ type: "team_policy", policies: [{ version: 1, hide: 3 }] }));
+  assert.equal(bad.state.phase, "ended");
+});
+
+test("a resume carries this page's pins, not the server's", () => {
+  const { state } = run(initialState, { type: "resume", saved: stored({ recordingPins: ["old"] }), page: { ...PAGE, pins: ["old", "new"] } });
+  assert.ok(state.phase === "connecting" && state.expecting === "resumed");
+  assert.deepEqual(state.saved.recordingPins, ["old", "new"]);
+});

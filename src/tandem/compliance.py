@@ -1,0 +1,664 @@
+"""Is this installation configured to meet GDPR, HIPAA or PCI DSS? (``tandem compliance check``)
+
+:func:`gather` reads the live configuration and data of one organisation into an
+:class:`Installation`; :func:`evaluate` (pure, no I/O) checks it against a profile and returns one
+:class:`Result` per requirement: pass, fail or not applicable, the reference in the regulation or
+standard, what was found and the exact setting or command that fixes a failure. The CLI and the
+admin API print the same report. docs/compliance.md maps each requirement to the feature and the
+test that proves it, and says what stays the operator's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import stat
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, get_args
+
+import msgspec
+
+from tandem import auth, sbom
+from tandem.access import Principal, Resource, authorize
+from tandem.audit import Checkpoint, load_or_create_key, verify
+from tandem.config import Settings
+from tandem.directory import Directory
+from tandem.exceptions import ConfigError
+from tandem.policy import MaskingPolicy, load_policy
+from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
+
+Profile = Literal["gdpr", "hipaa", "pci-dss"]
+PROFILES: tuple[Profile, ...] = get_args(Profile)
+Status = Literal["pass", "fail", "not applicable"]
+
+DAY = 86400.0
+GDPR_MAX_RETENTION_DAYS = 90
+"""Storage limitation: ended sessions and recordings kept at most this long under the GDPR
+profile (shorten it further if your purpose allows; docs/compliance.md)."""
+PCI_MAX_RETENTION_DAYS = 365
+MAX_IDLE_SECONDS: dict[Profile, float] = {"pci-dss": 900.0, "hipaa": 900.0, "gdpr": 1800.0}
+MAX_SIGN_IN_SECONDS = 12 * 3600.0
+MIN_PASSWORD_LENGTH: dict[Profile, int] = {"pci-dss": 12, "hipaa": 12, "gdpr": 12}
+DETECTORS: dict[Profile, tuple[str, ...]] = {"pci-dss": (), "hipaa": ("ssn",), "gdpr": ("iban",)}
+"""Detectors the profile needs on for every site (payment cards are always masked)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditState:
+    ok: bool
+    problem: str | None
+    records: int
+    unanchored_since: float | None
+    """Time of the oldest record covered by neither an anchor nor a checkpoint (None: all)."""
+    max_age_days: float = 1.0
+    """How old such a record may be (``audit_anchor_max_age_days``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Installation:
+    """What the checks look at; :func:`gather` reads it from a live installation."""
+
+    org: OrgRecord
+    users: tuple[UserRecord, ...]
+    sites: tuple[SiteRecord, ...]
+    tls: bool
+    behind_proxy: bool
+    console_origins: tuple[str, ...]
+    sso_issuer: str | None
+    server_policy: MaskingPolicy | None
+    login_idle_seconds: float
+    login_ttl_seconds: float
+    audit: AuditState
+    exposed_files: tuple[tuple[str, bool], ...]
+    """Keys, database or data directory (path, is a directory) that accounts other than the
+    server's may read or enter."""
+    key_files_on_server: tuple[str, ...]
+    """Recording key files (private halves) found in the data directory."""
+    security: sbom.SecurityStatus
+    min_password_length: int = auth.MIN_PASSWORD_LENGTH
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Result:
+    requirement: str
+    title: str
+    reference: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Report:
+    profile: Profile
+    org_id: str
+    checked_at: float
+    results: tuple[Result, ...]
+
+    @property
+    def failed(self) -> tuple[Result, ...]:
+        return tuple(r for r in self.results if r.status == "fail")
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "profile": self.profile,
+            "org_id": self.org_id,
+            "checked_at": datetime.fromtimestamp(self.checked_at, UTC).isoformat(),
+            "passed": not self.failed,
+            "results": [r.to_json() for r in self.results],
+        }
+
+    def to_text(self) -> str:
+        lines = [f"Compliance check: {self.profile} profile, organisation {self.org_id!r}"]
+        for r in self.results:
+            mark = {"pass": "PASS", "fail": "FAIL", "not applicable": "N/A "}[r.status]
+            lines.append(f"{mark}  {r.title}  [{r.reference}]")
+            lines.append(f"      {r.detail}")
+            if r.status == "fail" and r.fix:
+                lines.append(f"      fix: {r.fix}")
+        counts = {s: sum(r.status == s for r in self.results) for s in get_args(Status)}
+        lines.append(
+            f"{counts['pass']} passed, {counts['fail']} failed, "
+            f"{counts['not applicable']} not applicable"
+        )
+        return "\n".join(lines)
+
+
+def check_profile(profile: str) -> Profile:
+    for known in PROFILES:
+        if profile == known:
+            return known
+    raise ConfigError(f"profile must be one of {', '.join(PROFILES)}; not {profile!r}")
+
+
+# Requirements: id, title, reference per profile (None: not part of it).
+REFERENCES: dict[str, tuple[str, dict[Profile, str | None]]] = {
+    "transport": (
+        "Encrypted transport (TLS) with HSTS",
+        {
+            "pci-dss": "PCI DSS v4.0 4.2.1",
+            "hipaa": "HIPAA §164.312(e)(1)",
+            "gdpr": "GDPR Art. 32(1)(a)",
+        },
+    ),
+    "mfa": (
+        "A second factor for every account of every role",
+        {"pci-dss": "PCI DSS v4.0 8.4.2", "hipaa": "HIPAA §164.312(d)", "gdpr": "GDPR Art. 32"},
+    ),
+    "sso": (
+        "Single sign-on provider reached over HTTPS",
+        {"pci-dss": "PCI DSS v4.0 8.2.1", "hipaa": "HIPAA §164.312(d)", "gdpr": "GDPR Art. 32"},
+    ),
+    "password_policy": (
+        "Passwords of at least 12 characters, common ones refused",
+        {
+            "pci-dss": "PCI DSS v4.0 8.3.6",
+            "hipaa": "HIPAA §164.308(a)(5)(ii)(D)",
+            "gdpr": "GDPR Art. 32",
+        },
+    ),
+    "sign_in_timeouts": (
+        "Idle and absolute sign-in timeouts",
+        {
+            "pci-dss": "PCI DSS v4.0 8.2.8",
+            "hipaa": "HIPAA §164.312(a)(2)(iii)",
+            "gdpr": "GDPR Art. 32",
+        },
+    ),
+    "allowed_origins": (
+        "Only HTTPS sites and console origins",
+        {
+            "pci-dss": "PCI DSS v4.0 4.2.1",
+            "hipaa": "HIPAA §164.312(e)(1)",
+            "gdpr": "GDPR Art. 32(1)(a)",
+        },
+    ),
+    "masking": (
+        "Masking: payment cards always, the profile's detectors on for every site",
+        {
+            "pci-dss": "PCI DSS v4.0 3.4.1",
+            "hipaa": "HIPAA §164.502(b), §164.312(a)(1)",
+            "gdpr": "GDPR Art. 25",
+        },
+    ),
+    "payment_pages": (
+        "Payment pages neither shared nor recorded",
+        {"pci-dss": "PCI DSS v4.0 3.3.1, 3.4.1", "hipaa": None, "gdpr": None},
+    ),
+    "recording_key": (
+        "Recordings encrypted to a key held offline",
+        {
+            "pci-dss": "PCI DSS v4.0 3.5.1",
+            "hipaa": "HIPAA §164.312(a)(2)(iv)",
+            "gdpr": "GDPR Art. 32(1)(a)",
+        },
+    ),
+    "retention": (
+        "Retention of sessions and recordings within the profile's bounds",
+        {"pci-dss": "PCI DSS v4.0 3.2.1", "hipaa": None, "gdpr": "GDPR Art. 5(1)(e)"},
+    ),
+    "audit_trail": (
+        "Audit trail kept, intact and anchored recently",
+        {
+            "pci-dss": "PCI DSS v4.0 10.2.1, 10.3.2, 10.5.1",
+            "hipaa": "HIPAA §164.312(b), §164.316(b)(2)(i)",
+            "gdpr": "GDPR Art. 5(2), 30",
+        },
+    ),
+    "file_permissions": (
+        "Keys and database readable by the server's account only",
+        {
+            "pci-dss": "PCI DSS v4.0 3.6.1.2",
+            "hipaa": "HIPAA §164.312(a)(1)",
+            "gdpr": "GDPR Art. 32",
+        },
+    ),
+    "subject_requests": (
+        "Sessions tied to the customer, for access and erasure requests",
+        {"pci-dss": None, "hipaa": "HIPAA §164.524", "gdpr": "GDPR Art. 15, 17"},
+    ),
+    "training": (
+        "Agents trained before they see a customer",
+        {
+            "pci-dss": "PCI DSS v4.0 12.6.3",
+            "hipaa": "HIPAA §164.308(a)(5)(i)",
+            "gdpr": "GDPR Art. 39(1)(b)",
+        },
+    ),
+    "dependencies": (
+        "No known vulnerability in this version or its dependencies; advisories current",
+        {
+            "pci-dss": "PCI DSS v4.0 6.3.3",
+            "hipaa": "HIPAA §164.308(a)(1)(ii)(B)",
+            "gdpr": "GDPR Art. 32(1)(d)",
+        },
+    ),
+}
+
+
+def evaluate(profile: Profile, inst: Installation, now: float) -> Report:
+    """Check ``inst`` against ``profile``: one result per requirement, in a fixed order."""
+    results = []
+    for requirement, (title, references) in REFERENCES.items():
+        reference = references[profile]
+        if reference is None:
+            results.append(
+                Result(requirement, title, "-", "not applicable", f"not part of {profile}")
+            )
+            continue
+        status, detail, fix = CHECKS[requirement](profile, inst, now)
+        results.append(Result(requirement, title, reference, status, detail, fix))
+    return Report(profile, inst.org.org_id, now, tuple(results))
+
+
+Outcome = tuple[Status, str, str]
+
+
+def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.tls:
+        return "pass", "served over HTTPS by Tandem itself, with HSTS (max-age one year)", ""
+    if inst.behind_proxy:
+        return (
+            "pass",
+            "HTTPS ends at a trusted reverse proxy; Tandem sends HSTS on requests it forwards "
+            "as https (X-Forwarded-Proto)",
+            "",
+        )
+    return (
+        "fail",
+        "served over plain HTTP: sign-in cookies and sessions cross the network unprotected",
+        "tandem serve --tls-cert CHAIN.pem --tls-key KEY.pem (or TANDEM_TLS_CERT/TANDEM_TLS_KEY), "
+        "or run behind an HTTPS proxy with --trusted-proxy ADDRESS (docs/deployment.md)",
+    )
+
+
+def _mfa(profile: Profile, inst: Installation, now: float) -> Outcome:
+    exempt = [u.username for u in inst.users if u.mfa_exempt]
+    if exempt:
+        return (
+            "fail",
+            f"{len(exempt)} account(s) sign in with a password alone (--no-mfa): "
+            + ", ".join(sorted(exempt)),
+            "recreate each without --no-mfa: tandem user add NAME --role ROLE --org "
+            f"{inst.org.org_id} (or the console: Users, Delete, Add)",
+        )
+    pending = sum(1 for u in inst.users if not u.totp_secret)
+    extra = (
+        f"; {pending} must set one up at their next sign-in before anything else" if pending else ""
+    )
+    return "pass", f"{len(inst.users)} account(s), none exempt from the second factor{extra}", ""
+
+
+def _sso(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.sso_issuer is None:
+        return "not applicable", "no identity provider: passwords with a second factor", ""
+    if inst.sso_issuer.startswith("https://"):
+        return "pass", f"identity provider {inst.sso_issuer} over HTTPS", ""
+    return (
+        "fail",
+        f"identity provider {inst.sso_issuer} is not reached over HTTPS (a local test set-up)",
+        "PUT /api/org/sso with an https:// issuer (console: Organisation, Single sign-on)",
+    )
+
+
+def _password_policy(profile: Profile, inst: Installation, now: float) -> Outcome:
+    needed = MIN_PASSWORD_LENGTH[profile]
+    if inst.min_password_length >= needed:
+        return (
+            "pass",
+            f"at least {inst.min_password_length} characters; common passwords, the username "
+            "and repetitive ones refused; argon2id hashes; sign-in back-off",
+            "",
+        )
+    return (
+        "fail",
+        f"passwords may have {inst.min_password_length} characters; {profile} needs {needed}",
+        f"set tandem.auth.MIN_PASSWORD_LENGTH to {needed} or more (this build was changed)",
+    )
+
+
+def _sign_in_timeouts(profile: Profile, inst: Installation, now: float) -> Outcome:
+    idle, ttl = inst.login_idle_seconds, inst.login_ttl_seconds
+    most = MAX_IDLE_SECONDS[profile]
+    problems = []
+    if idle > most:
+        problems.append(f"an unused sign-in lasts {idle / 60:.0f} min (at most {most / 60:.0f})")
+    if ttl > MAX_SIGN_IN_SECONDS:
+        problems.append(
+            f"a sign-in lasts {ttl / 3600:.1f} h (at most {MAX_SIGN_IN_SECONDS / 3600:.0f})"
+        )
+    if problems:
+        return (
+            "fail",
+            "; ".join(problems),
+            f"TANDEM_LOGIN_IDLE_SECONDS={int(min(idle, most))} "
+            f"TANDEM_LOGIN_TTL_SECONDS={int(min(ttl, MAX_SIGN_IN_SECONDS))} tandem serve ...",
+        )
+    return "pass", f"idle {idle / 60:.0f} min, absolute {ttl / 3600:.1f} h", ""
+
+
+def _allowed_origins(profile: Profile, inst: Installation, now: float) -> Outcome:
+    plain = [s.origin for s in inst.sites if s.origin != SELF_ORIGIN and _plain_http(s.origin)]
+    plain += [o for o in inst.console_origins if _plain_http(o)]
+    if plain:
+        return (
+            "fail",
+            "served to pages over plain HTTP: " + ", ".join(plain),
+            "register the sites' https:// origins (tandem site add ID --origin https://... "
+            "--team TEAM) and delete the http:// ones (DELETE /api/sites/ID); start the server "
+            "with https:// --console-origin only",
+        )
+    return "pass", f"{len(inst.sites)} site(s), every external origin HTTPS", ""
+
+
+def _masking(profile: Profile, inst: Installation, now: float) -> Outcome:
+    needed = DETECTORS[profile]
+    if not needed:
+        return (
+            "pass",
+            "payment card numbers are masked on every page, in every field and in page text, "
+            "and no policy can unmask them",
+            "",
+        )
+    missing = []
+    for site in inst.sites:
+        policy = _effective_policy(site, inst.server_policy)
+        off = [d for d in needed if policy is None or not getattr(policy.detectors, d)]
+        if off:
+            missing.append(f"{site.site_id} ({', '.join(off)} off)")
+    if missing:
+        wanted = ", ".join(f'"{d}": true' for d in needed)
+        return (
+            "fail",
+            "detectors the profile needs are off for: " + "; ".join(missing),
+            f'add "detectors": {{{wanted}}} to each site\'s policy (PATCH /api/sites/ID, '
+            "console: Sites) or to the server's (tandem serve --policy FILE)",
+        )
+    return (
+        "pass",
+        f"cards always masked; {', '.join(needed)} detector(s) on for every site "
+        "(a team policy can only add masks)",
+        "",
+    )
+
+
+def _payment_pages(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.org.recording_key is None:
+        return "pass", "no recording key: nothing can be recorded", ""
+    open_sites = [
+        s.site_id
+        for s in inst.sites
+        if not ((policy := _effective_policy(s, inst.server_policy)) and policy.pages.deny)
+    ]
+    if open_sites:
+        return (
+            "fail",
+            "recordings are possible and these sites name no private pages: "
+            + ", ".join(open_sites),
+            'list the payment pages in each site\'s policy: "pages": {"deny": ["/checkout"]} '
+            "(they are then never shared, so never recorded), or remove the recording key "
+            "(DELETE /api/org/recording-key)",
+        )
+    return "pass", "every site names private pages (never shared, never recorded)", ""
+
+
+def _recording_key(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.org.recording_key is None:
+        return "not applicable", "no recording key: sessions are not recorded", ""
+    if inst.key_files_on_server:
+        return (
+            "fail",
+            "a recording key file (the private half) lies on the server: "
+            + ", ".join(inst.key_files_on_server),
+            "move it to the auditors' offline storage and delete it from the server",
+        )
+    return (
+        "pass",
+        "recordings are encrypted in the customer's browser to the organisation's public key; "
+        "no key file on the server",
+        "",
+    )
+
+
+def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
+    most = GDPR_MAX_RETENTION_DAYS if profile == "gdpr" else PCI_MAX_RETENTION_DAYS
+    days = inst.org.retention_days
+    if days > most:
+        return (
+            "fail",
+            f"ended sessions and recordings are kept {days} days; {profile} allows {most}",
+            f'PATCH /api/org {{"retention_days": {most}}} (console: Organisation)',
+        )
+    return "pass", f"ended sessions and recordings are erased after {days} days", ""
+
+
+def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
+    state = inst.audit
+    if not state.ok:
+        return (
+            "fail",
+            f"the audit trail does not verify: {state.problem}",
+            "tandem audit verify (find out what changed; restore the database from a backup)",
+        )
+    if state.unanchored_since is not None and now - state.unanchored_since > (
+        state.max_age_days * DAY
+    ):
+        since = datetime.fromtimestamp(state.unanchored_since, UTC).isoformat(timespec="minutes")
+        return (
+            "fail",
+            f"records since {since} are covered by neither an anchor nor a checkpoint",
+            "tandem audit checkpoint >> /offsite/tandem-checkpoints.log (daily, e.g. cron), then "
+            "tandem compliance check ... --checkpoint /offsite/tandem-checkpoints.log",
+        )
+    return (
+        "pass",
+        f"{state.records} records, chain and anchors verified, anchored within "
+        f"{state.max_age_days:g} day(s); "
+        "append-only, never purged",
+        "",
+    )
+
+
+def _file_permissions(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.exposed_files:
+        folders = [path for path, folder in inst.exposed_files if folder]
+        files = [path for path, folder in inst.exposed_files if not folder]
+        commands = ([f"chmod 700 {' '.join(folders)}"] if folders else []) + (
+            [f"chmod 600 {' '.join(files)}"] if files else []
+        )
+        return (
+            "fail",
+            "other accounts on this machine may read: "
+            + ", ".join(path for path, _ in inst.exposed_files),
+            " && ".join(commands),
+        )
+    return "pass", "data directory, database and keys private to the server's account", ""
+
+
+def _subject_requests(profile: Profile, inst: Installation, now: float) -> Outcome:
+    loose = [s.site_id for s in inst.sites if s.origin != SELF_ORIGIN and not s.require_token]
+    if loose:
+        return (
+            "fail",
+            "sessions of these sites carry no customer identity, so a person's request can be "
+            "answered only by session id: " + ", ".join(loose),
+            "issue a token key (POST /api/sites/ID/token-key) and require tokens "
+            '(PATCH /api/sites/ID {"require_token": true}); docs/administration.md',
+        )
+    return (
+        "pass",
+        "every site's sessions name their customer: tandem subject export/erase find them",
+        "",
+    )
+
+
+def _training(profile: Profile, inst: Installation, now: float) -> Outcome:
+    return "not applicable", "training before live sessions is not built yet (issue 16, item 5)", ""
+
+
+def _dependencies(profile: Profile, inst: Installation, now: float) -> Outcome:
+    state = inst.security
+    if state.findings:
+        listed = "; ".join(
+            f"{f.component.name} {f.component.version} ({f.advisory}"
+            + (f", fixed in {', '.join(f.fixed)})" if f.fixed else ", no fix yet)")
+            for f in state.findings
+        )
+        return "fail", listed, "upgrade Tandem to a release with the fixes (SECURITY.md)"
+    if state.problem:
+        return (
+            "fail",
+            state.problem,
+            "fetch OSV advisories daily and point TANDEM_ADVISORY_FILE at them "
+            "(docs/security-updates.md)",
+        )
+    if state.stale:
+        return (
+            "fail",
+            f"the advisory file is {state.advisory_age_days} days old",
+            f"fetch current OSV advisories into {state.advisory_file} (docs/security-updates.md)",
+        )
+    return (
+        "pass",
+        f"tandem {state.version} and {state.components} components: no advisory applies "
+        f"(advisories {state.advisory_age_days} days old)",
+        "",
+    )
+
+
+CHECKS = {
+    "transport": _transport,
+    "mfa": _mfa,
+    "sso": _sso,
+    "password_policy": _password_policy,
+    "sign_in_timeouts": _sign_in_timeouts,
+    "allowed_origins": _allowed_origins,
+    "masking": _masking,
+    "payment_pages": _payment_pages,
+    "recording_key": _recording_key,
+    "retention": _retention,
+    "audit_trail": _audit_trail,
+    "file_permissions": _file_permissions,
+    "subject_requests": _subject_requests,
+    "training": _training,
+    "dependencies": _dependencies,
+}
+
+
+def _plain_http(origin: str) -> bool:
+    return origin.startswith("http://")
+
+
+def _effective_policy(site: SiteRecord, server: MaskingPolicy | None) -> MaskingPolicy | None:
+    if site.policy:
+        return msgspec.json.decode(site.policy, type=MaskingPolicy)
+    return server
+
+
+# Reading a live installation
+
+
+async def gather(
+    settings: Settings,
+    directory: Directory,
+    actor: Principal,
+    now: float,
+    checkpoints: Sequence[Checkpoint] = (),
+) -> Installation:
+    """Read what the checks need from the live configuration, storage and files."""
+    grant = authorize(actor, "org.manage", Resource(actor.org))
+    org = await directory.get_org(actor)
+    storage = directory.storage
+    sso = await directory.get_sso(actor)
+    return Installation(
+        org=org,
+        users=tuple(await storage.list_users(grant)),
+        sites=tuple(await storage.list_sites(org.org_id)),
+        tls=settings.tls,
+        behind_proxy=bool(settings.trusted_proxies),
+        console_origins=settings.console_origins,
+        sso_issuer=sso["issuer"] if sso else None,
+        server_policy=load_policy(settings.policy_file) if settings.policy_file else None,
+        login_idle_seconds=settings.login_idle_seconds,
+        login_ttl_seconds=settings.login_ttl_seconds,
+        audit=await audit_state(settings, directory, checkpoints),
+        exposed_files=exposed_files(settings),
+        key_files_on_server=await asyncio.to_thread(recording_key_files, settings.data_dir),
+        security=await asyncio.to_thread(
+            sbom.status, settings.advisory_file, settings.advisory_max_age_days, now
+        ),
+    )
+
+
+async def audit_state(
+    settings: Settings, directory: Directory, checkpoints: Sequence[Checkpoint]
+) -> AuditState:
+    storage = directory.storage
+    records = await storage.audit_records(0.0)
+    anchors = await storage.anchors()
+    key = load_or_create_key(settings.audit_key_path)
+    verdict = await asyncio.to_thread(  # CPU-bound over the whole trail: off the event loop
+        verify,
+        records,
+        anchors,
+        key,
+        legacy_every=settings.audit_anchor_every,
+        checkpoints=checkpoints,
+    )
+    if not verdict.ok:
+        where = f" at record {verdict.first_bad_seq}" if verdict.first_bad_seq else ""
+        return AuditState(False, f"{verdict.problem}{where}", len(records), None)
+    covered = max([a.seq for a in anchors] + [c.seq for c in checkpoints], default=0)
+    tail = [r for r in records if r.seq > covered]
+    return AuditState(
+        True,
+        None,
+        len(records),
+        tail[0].at if tail else None,
+        settings.audit_anchor_max_age_days,
+    )
+
+
+def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:
+    """The data directory, database and keys if group or others have any access to them."""
+    paths = [settings.data_dir, settings.audit_key_path, settings.secrets_key_path]
+    if not settings.database_url:
+        paths.append(settings.database_path)
+    found = []
+    for path in paths:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            found.append((str(path), stat.S_ISDIR(mode)))
+    return tuple(found)
+
+
+def recording_key_files(data_dir: Path, limit: int = 2000) -> tuple[str, ...]:
+    """Recording key files (``"tandem_recording_key": 1``) in the data directory tree, looking
+    at most at ``limit`` small files."""
+    found: list[str] = []
+    looked = 0
+    for root, _dirs, files in os.walk(data_dir):
+        for name in files:
+            looked += 1
+            if looked > limit:
+                return tuple(found)
+            path = Path(root) / name
+            try:
+                if path.stat().st_size > 64 * 1024:
+                    continue
+                value = json.loads(path.read_bytes())
+            except (OSError, ValueError, RecursionError):
+                continue
+            if isinstance(value, dict) and value.get("tandem_recording_key") == 1:
+                found.append(str(path))
+    return tuple(found)

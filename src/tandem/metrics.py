@@ -1,0 +1,213 @@
+"""Prometheus metrics (prometheus-client): what operators watch and alert on (docs/operations.md).
+
+Counters live in one process-wide :data:`REGISTRY`; what is counted at scrape time (live
+sessions by state, tunnels, background tasks) comes from a :class:`LiveCollector` per app. No
+metric carries a session id, a user name or anything a customer typed: labels are fixed words.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from tandem.fanout.base import Fanout, Frame, Subscription
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+"""Tandem's counters (shared by every app in the process: tests run several)."""
+
+FRAMES_RELAYED = Counter(
+    "tandem_frames_relayed",
+    "Frames handed to the fan-out, by the topic's audience (customer, agents, watcher, tunnel).",
+    ["to"],
+    registry=REGISTRY,
+)
+BYTES_RELAYED = Counter(
+    "tandem_bytes_relayed",
+    "Bytes of the frames handed to the fan-out, by audience.",
+    ["to"],
+    registry=REGISTRY,
+)
+QUEUE_DROPS = Counter(
+    "tandem_queue_drops",
+    "Sockets closed because their bounded queue overflowed (1013), by where.",
+    ["where"],
+    registry=REGISTRY,
+)
+STORAGE_ERRORS = Counter(
+    "tandem_storage_errors",
+    "Database errors seen, by where they were caught (http, background, recording).",
+    ["where"],
+    registry=REGISTRY,
+)
+RECORDING_FLUSHES = Counter(
+    "tandem_recording_flushes",
+    "Recording buffers written to storage, by outcome (ok, failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+AUDIT_EVENTS = Counter(
+    "tandem_audit_events",
+    "Audit records appended, by action (sign_in_failed, session_ended, ...).",
+    ["action"],
+    registry=REGISTRY,
+)
+SIGN_IN_FAILURES = Counter(
+    "tandem_sign_in_failures",
+    "Failed or throttled sign-ins, by method (password, sso).",
+    ["method"],
+    registry=REGISTRY,
+)
+BACKGROUND_FAILURES = Counter(
+    "tandem_background_failures",
+    "Runs of a supervised background task that raised (retried with back-off).",
+    ["task"],
+    registry=REGISTRY,
+)
+BACKGROUND_FAILING = Gauge(
+    "tandem_background_failing",
+    "1 while a supervised background task's last run failed.",
+    ["task"],
+    registry=REGISTRY,
+)
+SESSIONS_CLOSED_AFTER_CRASH = Counter(
+    "tandem_sessions_closed_after_crash",
+    "Sessions and recordings of a crashed process closed by recovery, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+_SIGN_IN_FAILED = {
+    "sign_in_failed": "password",
+    "sign_in_throttled": "password",
+    "sso_failed": "sso",
+    "sso_throttled": "sso",
+}
+
+
+def audited(action: str) -> None:
+    """Count an audit record (and a sign-in failure, if it is one)."""
+    AUDIT_EVENTS.labels(action=action).inc()
+    method = _SIGN_IN_FAILED.get(action)
+    if method is not None:
+        SIGN_IN_FAILURES.labels(method=method).inc()
+
+
+def _audience(topic: str) -> str:
+    if topic.startswith("session:"):
+        return topic.rsplit(":", 1)[-1]
+    return "tunnel"
+
+
+_RELAY_COUNTERS: dict[str, tuple[Counter, Counter]] = {}
+
+
+class CountingFanout:
+    """A fan-out that counts what is published through it (frames and bytes, by audience)."""
+
+    def __init__(self, inner: Fanout) -> None:
+        self.inner = inner
+        self.shared = inner.shared
+
+    @property
+    def connected(self) -> bool:
+        """Whether the carrier is connected (Redis); always True in one process."""
+        return bool(getattr(self.inner, "connected", True))
+
+    def subscribe(self, topic: str, maxsize: int) -> Subscription:
+        return self.inner.subscribe(topic, maxsize)
+
+    def publish(self, topic: str, frame: Frame) -> None:
+        audience = _audience(topic)
+        counters = _RELAY_COUNTERS.get(audience)
+        if counters is None:  # the hot path: each audience's children looked up once
+            counters = _RELAY_COUNTERS[audience] = (
+                FRAMES_RELAYED.labels(to=audience),
+                BYTES_RELAYED.labels(to=audience),
+            )
+        counters[0].inc()
+        counters[1].inc(len(frame.data))
+        self.inner.publish(topic, frame)
+
+
+class LiveCollector(Collector):
+    """Counted when scraped: this process's live sessions by state, its tunnelled sockets,
+    whether its fan-out is shared, and which background tasks are failing."""
+
+    def __init__(
+        self,
+        session_states: Callable[[], Iterable[str]],
+        tunnels: Callable[[], int],
+        shared_fanout: bool,
+        failing_tasks: Callable[[], Iterable[str]],
+        fanout_connected: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.fanout_connected = fanout_connected
+        self.session_states = session_states
+        self.tunnels = tunnels
+        self.shared_fanout = shared_fanout
+        self.failing_tasks = failing_tasks
+
+    def collect(self) -> Iterator[Metric]:
+        sessions = GaugeMetricFamily(
+            "tandem_sessions", "Live sessions held by this process, by state.", labels=["state"]
+        )
+        counts = Tally({"waiting": 0, "pending_consent": 0, "sharing": 0})
+        counts.update(self.session_states())
+        for state, count in sorted(counts.items()):
+            sessions.add_metric([state], count)
+        yield sessions
+        yield GaugeMetricFamily(
+            "tandem_tunnelled_sockets",
+            "Sockets of other processes' edges served here through tunnels.",
+            value=self.tunnels(),
+        )
+        yield GaugeMetricFamily(
+            "tandem_fanout_shared",
+            "1 when sessions are carried between processes (Redis), else 0.",
+            value=1 if self.shared_fanout else 0,
+        )
+        yield GaugeMetricFamily(
+            "tandem_fanout_connected",
+            "1 while the fan-out's connection (Redis) is up; always 1 in one process.",
+            value=1 if self.fanout_connected() else 0,
+        )
+        yield GaugeMetricFamily(
+            "tandem_background_tasks_failing",
+            "Supervised background tasks whose last run failed.",
+            value=len(list(self.failing_tasks())),
+        )
+
+
+def exposition(live: Collector) -> bytes:
+    """The text exposition of Tandem's counters and ``live``'s gauges."""
+    own = CollectorRegistry(auto_describe=False)
+    own.register(live)
+    return generate_latest(REGISTRY) + generate_latest(own)
+
+
+class _Both(Collector):
+    def __init__(self, live: Collector) -> None:
+        self.live = live
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()
+        yield from self.live.collect()
+
+
+def serve_on_port(host: str, port: int, live: Collector) -> Callable[[], None]:
+    """Serve the exposition at ``http://host:port/metrics`` (no token: keep the port private).
+    Returns what stops it."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Both(live))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+    return stop

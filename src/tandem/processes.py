@@ -1,0 +1,90 @@
+"""Crash recovery: each server process registers itself in the database with a heartbeat.
+
+A process that stops cleanly removes its row. One that crashes (``kill -9``, power loss) leaves
+its sessions "live" and its recordings "running" in storage: the next start on the same host and
+port (its *identity*) closes them at once, and any live process closes them once the heartbeat
+is older than ``process_lost_seconds``. Sessions end ``server_lost``, recordings ``interrupted``
+(their frames up to the last flush stay playable, and they can be erased); both are audited.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tandem import logs, metrics
+from tandem.config import Settings
+from tandem.storage.base import Storage
+
+log = logs.get_logger("tandem.processes")
+Record = Callable[..., Awaitable[None]]
+
+
+def identity_of(settings: Settings) -> str:
+    """What stays the same when this server is restarted: its host name and port."""
+    return f"{socket.gethostname()}:{settings.port}"
+
+
+class ProcessRegistry:
+    """This process's row in ``processes`` and the sweep that closes lost processes' work."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Settings,
+        clock: Callable[[], float],
+        node: str,
+        record: Record,
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.clock = clock
+        self.node = node
+        self.identity = identity_of(settings)
+        self.record = record
+
+    async def start(self) -> None:
+        """Register, then close what this server held before a crash (and any lost process's)."""
+        await self.storage.register_process(self.node, self.identity, self.clock())
+        await self.sweep()
+
+    async def beat(self) -> None:
+        """Mark this process alive; register again if another process took it for dead."""
+        if not await self.storage.heartbeat(self.node, self.clock()):
+            log.warning("process_taken_for_dead", node=self.node)
+            await self.storage.register_process(self.node, self.identity, self.clock())
+
+    async def sweep(self) -> None:
+        """Close the sessions and recordings of processes whose heartbeat stopped."""
+        now = self.clock()
+        sessions, recordings = await self.storage.close_lost_processes(
+            self.node, self.identity, now - self.settings.process_lost_seconds, now
+        )
+        for session in sessions:
+            metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
+            await self.record(
+                "session_ended",
+                actor="server",
+                org=session.org_id,
+                subject=session.session_id,
+                reason="server_lost",
+                node=session.node,
+            )
+        for recording in recordings:
+            metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="recording").inc()
+            fields: dict[str, Any] = {"frames": recording.frames, "size": recording.size}
+            await self.record(
+                "recording_stopped",
+                actor="server",
+                org=recording.org_id,
+                subject=recording.recording_id,
+                session=recording.session_id,
+                reason="interrupted",
+                **fields,
+            )
+        if sessions or recordings:
+            log.warning("lost_process_closed", sessions=len(sessions), recordings=len(recordings))
+
+    async def stop(self) -> None:
+        await self.storage.unregister_process(self.node)

@@ -1,0 +1,256 @@
+"""Admin routes for compliance (issue 16): the compliance check, security status and the SBOM,
+data subject requests and legal holds. Each is an :class:`~tandem.server.admin.Operation` of
+the organisation's admin (``org.manage``), listed in ``admin.OPERATIONS`` like every other route.
+
+A customer's identifier travels in request bodies, never in URLs (which end up in logs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+from starlette.responses import Response
+
+from tandem import compliance, sbom
+from tandem.subjects import MAX_REASON_LENGTH, MAX_SUBJECT_LENGTH, Subjects, hold_json
+
+if TYPE_CHECKING:
+    from tandem.server.admin import Call, Operation
+
+Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBJECT_LENGTH)]
+
+
+class SubjectRequest(msgspec.Struct, forbid_unknown_fields=True):
+    subject: Subject
+    """The sub of the site's customer token, or a session id."""
+
+
+class HoldRequest(msgspec.Struct, forbid_unknown_fields=True):
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+    """``recording`` or ``subject``."""
+    target: Subject
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_REASON_LENGTH)]
+
+
+class ComplianceResult(msgspec.Struct, forbid_unknown_fields=True):
+    requirement: str
+    title: str
+    reference: str
+    status: str
+    detail: str
+    fix: str
+
+
+class ComplianceReport(msgspec.Struct, forbid_unknown_fields=True):
+    profile: str
+    org_id: str
+    checked_at: str
+    passed: bool
+    results: list[ComplianceResult]
+
+
+class Affected(msgspec.Struct, forbid_unknown_fields=True):
+    advisory: str
+    summary: str
+    ecosystem: str
+    package: str
+    version: str
+    fixed: list[str]
+
+
+class SecurityStatus(msgspec.Struct, forbid_unknown_fields=True):
+    version: str
+    components: int
+    advisory_file: str | None
+    advisory_age_days: float | None
+    stale: bool
+    affected: list[Affected]
+    problem: str | None
+    banner: str | None
+    """What the console shows admins, if anything needs their attention."""
+
+
+class SubjectFindings(msgspec.Struct, forbid_unknown_fields=True):
+    org_id: str
+    identifier: str
+    pseudonym: str | None
+    sessions: list[str]
+    recordings: list[str]
+    audit_records: int
+    reports: int
+
+
+class SubjectErased(msgspec.Struct, forbid_unknown_fields=True):
+    sessions: int
+    session_records: int
+    recordings: list[str]
+    links: int
+    audit_records_kept: int
+
+
+class Hold(msgspec.Struct, forbid_unknown_fields=True):
+    kind: str
+    target: str
+    reason: str
+    placed_by: str
+    placed_at: float
+
+
+class Holds(msgspec.Struct, forbid_unknown_fields=True):
+    holds: list[Hold]
+
+
+def _subjects(call: Call) -> Subjects:
+    services = call.services
+    return Subjects(services.storage, services.hub.record, services.clock)
+
+
+async def _compliance(call: Call) -> object:
+    """Every profile's report, or the one named by ``profile``."""
+    wanted = call.query.get("profile")
+    profiles = [compliance.check_profile(wanted)] if wanted else list(compliance.PROFILES)
+    services = call.services
+    now = services.clock()
+    installation = await compliance.gather(
+        services.settings, services.directory, call.principal, now
+    )
+    return [compliance.evaluate(p, installation, now).to_json() for p in profiles]
+
+
+async def _security(call: Call) -> object:
+    settings = call.services.settings
+    state = sbom.status(
+        settings.advisory_file, settings.advisory_max_age_days, call.services.clock()
+    )
+    return state.to_json()
+
+
+async def _sbom(call: Call) -> object:
+    return sbom.load_sbom()
+
+
+async def _find_subject(call: Call) -> object:
+    findings = await _subjects(call).find(call.principal, call.body.subject)
+    return findings.summary()
+
+
+async def _export_subject(call: Call) -> object:
+    _, archive = await _subjects(call).export(call.principal, call.body.subject)
+    return Response(
+        archive,
+        media_type="application/zip",
+        headers={"content-disposition": 'attachment; filename="tandem-subject-export.zip"'},
+    )
+
+
+async def _erase_subject(call: Call) -> object:
+    return await _subjects(call).erase(call.principal, call.body.subject)
+
+
+async def _list_holds(call: Call) -> object:
+    holds = await _subjects(call).list_holds(call.principal)
+    return {"holds": [hold_json(h) for h in holds]}
+
+
+async def _place_hold(call: Call) -> object:
+    body: HoldRequest = call.body
+    hold = await _subjects(call).place_hold(call.principal, body.kind, body.target, body.reason)
+    return hold_json(hold)
+
+
+async def _lift_hold(call: Call) -> object:
+    body: HoldRequest = call.body
+    hold = await _subjects(call).lift_hold(call.principal, body.kind, body.target, body.reason)
+    return hold_json(hold)
+
+
+def operations() -> tuple[Operation, ...]:
+    """The routes, built when ``admin`` has defined :class:`Operation` (it imports this)."""
+    from tandem.server.admin import Operation
+
+    return (
+        Operation(
+            "GET",
+            "/api/compliance",
+            "org.manage",
+            "The compliance check of your organisation: every profile, or `profile` (gdpr, "
+            "hipaa, pci-dss); each requirement with its status, reference and fix.",
+            _compliance,
+            returns=list[ComplianceReport],
+        ),
+        Operation(
+            "GET",
+            "/api/security",
+            "org.manage",
+            "Known vulnerabilities in this version and its SBOM, per the operator's advisory "
+            "file, and whether that file is stale (`banner`).",
+            _security,
+            returns=SecurityStatus,
+        ),
+        Operation(
+            "GET",
+            "/api/security/sbom",
+            "org.manage",
+            "The CycloneDX SBOM this build ships (Python and npm dependencies).",
+            _sbom,
+            returns=dict[str, Any],
+        ),
+        Operation(
+            "POST",
+            "/api/subjects/find",
+            "org.manage",
+            "What is stored about one customer (token sub or session id).",
+            _find_subject,
+            SubjectRequest,
+            returns=SubjectFindings,
+        ),
+        Operation(
+            "POST",
+            "/api/subjects/export",
+            "org.manage",
+            "Everything about one customer as a zip with a manifest; recordings stay encrypted "
+            "(audited).",
+            _export_subject,
+            SubjectRequest,
+            media_type="application/zip",
+        ),
+        Operation(
+            "POST",
+            "/api/subjects/erase",
+            "org.manage",
+            "Erase one customer's sessions and recordings and unlink the audit trail from them "
+            "(audited; refused under legal hold).",
+            _erase_subject,
+            SubjectRequest,
+            returns=SubjectErased,
+        ),
+        Operation(
+            "GET",
+            "/api/holds",
+            "org.manage",
+            "Your organisation's legal holds.",
+            _list_holds,
+            returns=Holds,
+        ),
+        Operation(
+            "POST",
+            "/api/holds",
+            "org.manage",
+            "Place a legal hold on a recording or a customer: purge and erasure leave it alone "
+            "(a reason is required; audited).",
+            _place_hold,
+            HoldRequest,
+            201,
+            returns=Hold,
+        ),
+        Operation(
+            "POST",
+            "/api/holds/lift",
+            "org.manage",
+            "Lift a legal hold (a reason is required; audited).",
+            _lift_hold,
+            HoldRequest,
+            returns=Hold,
+        ),
+    )

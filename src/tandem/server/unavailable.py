@@ -1,0 +1,111 @@
+"""Answers while the database is away: HTTP ``503`` problem JSON with ``Retry-After``, never a
+traceback (any other unexpected error is a ``500`` problem JSON); a socket is closed with
+``1013`` and a reason. Nothing to restart: the
+next request after the database is back is served as usual (the pool reconnects)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tandem import logs, metrics
+from tandem.protocol import codec
+
+log = logs.get_logger("tandem.http")
+
+STORAGE_DOWN = (
+    SQLAlchemyError,
+    sqlite3.Error,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    TimeoutError,
+)
+"""Exceptions that mean "the database did not answer" (locked, unreachable, restarting)."""
+
+
+def problem(status: int, title: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"title": title, "status": status, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+SOCKET_REASON = "database not answering: try again soon"
+"""The close reason (code 1013) of a socket whose work needed the database while it was away."""
+
+
+class StorageUnavailable:
+    """ASGI middleware around every HTTP request and socket."""
+
+    def __init__(self, app: ASGIApp, retry_after: float) -> None:
+        self.app = app
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        sent: set[str] = set()
+
+        async def tracking_send(message: Message) -> None:
+            sent.add(message["type"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except STORAGE_DOWN as exc:
+            metrics.STORAGE_ERRORS.labels(where=scope["type"]).inc()
+            log.error(
+                "storage_unavailable",
+                path=scope.get("path", ""),
+                error=type(exc).__name__,
+                where=logs.origin(exc),
+            )
+            if scope["type"] == "websocket":
+                await self._close_socket(sent, send)
+                return
+            if "http.response.start" in sent:
+                raise
+            response = problem(
+                503,
+                "Service unavailable",
+                "The database is not answering. Try again in a moment.",
+            )
+            response.headers["retry-after"] = str(max(1, round(self.retry_after)))
+            await response(scope, receive, send)
+        except Exception as exc:
+            log.error(
+                "request_failed",
+                path=scope.get("path", ""),
+                error=type(exc).__name__,
+                where=logs.origin(exc),
+            )
+            if scope["type"] == "websocket" or "http.response.start" in sent:
+                raise
+            await problem(500, "Internal error", "Something went wrong on the server.")(
+                scope, receive, send
+            )
+
+    @staticmethod
+    async def _close_socket(sent: set[str], send: Send) -> None:
+        """Close with 1013 and a reason the page can show (accepted first if need be: a refused
+        handshake carries none)."""
+        if "websocket.close" in sent:
+            return
+        with contextlib.suppress(Exception):  # the peer may be gone already
+            if "websocket.accept" not in sent:
+                await send({"type": "websocket.accept"})
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": codec.CLOSE_TRY_AGAIN_LATER,
+                    "reason": SOCKET_REASON,
+                }
+            )

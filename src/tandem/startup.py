@@ -1,0 +1,70 @@
+"""Checks ``tandem serve`` makes before it serves, so that every bad configuration is one line
+(``tandem: …``) and a non-zero exit, never a traceback, and nothing reaches the audit trail of
+a server that never served: files it reads (TLS, keys), directories it writes, and the port,
+which is bound here and handed to uvicorn."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import tempfile
+
+from tandem import crypto
+from tandem.audit import load_or_create_key
+from tandem.config import Settings
+from tandem.exceptions import ConfigError
+
+
+def check_files(settings: Settings) -> None:
+    """Raise :class:`ConfigError` for a TLS pair that does not load, a data directory that
+    cannot be written, or an audit or secrets key that cannot be read or created."""
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        except (ssl.SSLError, OSError) as exc:
+            reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or "invalid"
+            raise ConfigError(
+                f"cannot use the TLS certificate {settings.tls_cert} with the key "
+                f"{settings.tls_key}: {str(reason).replace('_', ' ').lower()}"
+            ) from None
+    if settings.database_url is None or settings.audit_key_file is None:
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=settings.data_dir):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write to the data directory {settings.data_dir}: {exc.strerror}"
+            ) from None
+    load_or_create_key(settings.audit_key_path)
+    crypto.SecretBox(settings.secrets_key_path)
+    if settings.metrics_port is not None:  # prometheus-client binds it; refuse here instead
+        probe = socket.socket(socket.AF_INET6 if ":" in settings.metrics_host else socket.AF_INET)
+        try:
+            probe.bind((settings.metrics_host, settings.metrics_port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        finally:
+            probe.close()
+
+
+def bind(settings: Settings) -> socket.socket:
+    """The listening socket on ``settings.host``/``port``; :class:`ConfigError` if it cannot
+    be had (in use, not an address of this machine, a privileged port)."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock

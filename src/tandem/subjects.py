@@ -1,0 +1,415 @@
+"""Data subject requests (GDPR Art. 15 and 17) and legal holds.
+
+A *subject* is one customer of an organisation, named by the ``sub`` of the site's customer token
+(:meth:`tandem.hub.SessionHub.customer_for`) or by the id of one of their sessions. The server
+links each session started with a token to its ``sub`` (table ``subject_sessions``); the audit
+trail names the customer only by a random *pseudonym*, one per subject and organisation. So:
+
+- :meth:`Subjects.find` gathers every session, recording, audit record and customer report
+  (control and pause decisions, stored as audit records) concerning the subject;
+- :meth:`Subjects.export` writes them as a zip archive with a manifest. Recordings stay the
+  customer's ciphertext, wrapped for the organisation's recording key: the archive's README says
+  how to open them with the key file (``tandem recording open``); the server cannot;
+- :meth:`Subjects.erase` deletes the sessions, recordings and the link from ``sub`` to the
+  pseudonym. The audit trail is append-only and chained, so its records stay (Art. 17(3)(b) and
+  (e)); with the link gone they no longer lead to the person. An audit record says what was erased
+  (counts and ids), never the ``sub`` itself;
+- a *legal hold* on a recording or a subject makes purge (retention) and erasure leave it alone
+  until it is lifted; placing and lifting one needs a reason, and both are audited.
+
+Everything here acts for an organisation's admin (action ``org.manage``) and is audited.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import zipfile
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from tandem import crypto
+from tandem.access import Principal, Resource, authorize
+from tandem.audit import AuditRecord
+from tandem.exceptions import ConfigError, ConflictError, NotFoundError
+from tandem.recordings import container, recording_json
+from tandem.storage.base import HoldRecord, RecordingRecord, SessionRecord, Storage
+
+Recorded = Callable[..., Awaitable[None]]
+
+REPORT_ACTIONS = frozenset(
+    {"control_granted", "control_revoked", "control_refused", "page_paused", "page_resumed"}
+)
+"""Audit actions that are the customer's own browser reporting its decisions."""
+HOLD_KINDS = ("recording", "subject")
+HoldKind = Literal["recording", "subject"]
+MAX_SUBJECT_LENGTH = 256
+MAX_REASON_LENGTH = 500
+
+OPENING_NOTE = """\
+This archive holds what Tandem stores about one customer of {org} ({subject_label}).
+
+manifest.json   what is here, with counts and the time of the export
+sessions.json   the sessions that served this customer (times, site, agent, how they ended)
+audit.jsonl     the audit records concerning them (one JSON object per line)
+reports.jsonl   the customer's own browser's reports (control and pause decisions)
+recordings/     recordings of those sessions, still encrypted
+
+The recordings are end-to-end encrypted: their content keys are wrapped for the organisation's
+recording key, whose private half is in a key file the organisation's auditors hold (never on
+the server). To read one, with that key file and its passphrase:
+
+    tandem recording open recordings/<recording id>.tandemrec --key <recording key file> \\
+        --out <recording id>.json
+
+It writes the rrweb events, which any rrweb player replays (docs/recordings.md).
+"""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Findings:
+    """Everything stored about one subject in one organisation."""
+
+    org_id: str
+    identifier: str
+    subject: str | None
+    """The customer's ``sub`` when known (None: a session started without a token)."""
+    pseudonym: str | None
+    sessions: tuple[SessionRecord, ...]
+    session_ids: tuple[str, ...]
+    """Every session linked to the subject, also those whose record retention already removed."""
+    recordings: tuple[RecordingRecord, ...]
+    audit: tuple[AuditRecord, ...]
+    reports: tuple[AuditRecord, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.session_ids or self.recordings or self.audit or self.reports)
+
+    @property
+    def label(self) -> str:
+        """How the audit trail names this subject: its pseudonym, never the ``sub``."""
+        if self.pseudonym:
+            return f"customer:{self.pseudonym}"
+        return f"session:{self.session_ids[0]}" if self.session_ids else "unknown"
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "org_id": self.org_id,
+            "identifier": self.identifier,
+            "pseudonym": self.pseudonym,
+            "sessions": list(self.session_ids),
+            "recordings": [r.recording_id for r in self.recordings],
+            "audit_records": len(self.audit),
+            "reports": len(self.reports),
+        }
+
+
+def session_json(session: SessionRecord) -> dict[str, object]:
+    return {
+        "session_id": session.session_id,
+        "site_id": session.site_id,
+        "created_at": session.created_at,
+        "ended_at": session.ended_at,
+        "end_reason": session.end_reason,
+        "agent": session.agent,
+    }
+
+
+def hold_json(hold: HoldRecord) -> dict[str, object]:
+    return {
+        "kind": hold.kind,
+        "target": hold.target,
+        "reason": hold.reason,
+        "placed_by": hold.placed_by,
+        "placed_at": hold.placed_at,
+    }
+
+
+class Subjects:
+    """Find, export and erase what concerns a subject; place and lift legal holds."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        record: Recorded,
+        clock: Callable[[], float],
+    ) -> None:
+        self.storage = storage
+        self.record = record
+        self.clock = clock
+
+    async def find(self, actor: Principal, identifier: str) -> Findings:
+        """Everything concerning the customer ``identifier`` (a ``sub`` or a session id).
+        Nothing found is an empty result, not an error."""
+        authorize(actor, "org.manage", Resource(actor.org))
+        identifier = _checked_subject(identifier)
+        org = actor.org
+        subject: str | None = identifier
+        linked = await self.storage.subject_of_session(identifier)
+        if linked is not None and linked[0] == org:
+            subject = linked[1]  # a session id leads to its customer
+        pairs = await self.storage.subject_sessions(org, subject) if subject else []
+        session_ids = [sid for sid, _ in pairs]
+        pseudonym = pairs[0][1] if pairs else None
+        if not pairs:
+            subject = None
+            session = await self.storage.get_session(identifier)
+            if session is not None and session.org_id == org:
+                session_ids = [identifier]  # a session without a customer token
+            else:
+                subject = identifier  # perhaps only named in old audit records
+        sessions = []
+        for sid in session_ids:
+            found = await self.storage.get_session(sid)
+            if found is not None and found.org_id == org:
+                sessions.append(found)
+        recordings = await self.storage.recordings_of_sessions(org, session_ids)
+        # One pseudonym per subject, but two servers may each have made one for its first
+        # sessions at the same moment: look for all of them.
+        actors = [f"customer:{p}" for p in dict.fromkeys(p for _, p in pairs)]
+        if subject:
+            actors.append(f"customer:{subject}")  # written before pseudonyms (issue 16)
+        records = await self.storage.audit_concerning(
+            org, [*session_ids, *(r.recording_id for r in recordings)], actors
+        )
+        reports = tuple(r for r in records if _is_report(r))
+        return Findings(
+            org_id=org,
+            identifier=identifier,
+            subject=subject if (pairs or records) else None,
+            pseudonym=pseudonym,
+            sessions=tuple(sessions),
+            session_ids=tuple(session_ids),
+            recordings=tuple(recordings),
+            audit=tuple(r for r in records if not _is_report(r)),
+            reports=reports,
+        )
+
+    async def export(self, actor: Principal, identifier: str) -> tuple[Findings, bytes]:
+        """A zip archive of everything concerning the subject (Art. 15), audited before it is
+        returned. Raises NotFoundError when nothing concerns ``identifier``."""
+        findings = await self.find(actor, identifier)
+        if findings.empty:
+            raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
+        buffer = io.BytesIO()
+        now = self.clock()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            recordings = []
+            for recording in findings.recordings:
+                frames = await self.storage.recording_frames(recording.recording_id)
+                name = f"recordings/{recording.recording_id}.tandemrec"
+                archive.writestr(name, container(recording, frames))
+                recordings.append({**recording_json(recording), "file": name})
+            manifest = {
+                "format": 1,
+                "kind": "tandem-subject-export",
+                "org_id": findings.org_id,
+                "subject": findings.identifier,
+                "pseudonym": findings.pseudonym,
+                "exported_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                "exported_by": actor.username,
+                "sessions": len(findings.session_ids),
+                "recordings": recordings,
+                "audit_records": len(findings.audit),
+                "reports": len(findings.reports),
+                "files": ["README.txt", "sessions.json", "audit.jsonl", "reports.jsonl"],
+            }
+            archive.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
+            archive.writestr(
+                "README.txt",
+                OPENING_NOTE.format(org=findings.org_id, subject_label=findings.identifier),
+            )
+            archive.writestr(
+                "sessions.json",
+                json.dumps(
+                    {
+                        "linked": list(findings.session_ids),
+                        "stored": [session_json(s) for s in findings.sessions],
+                    },
+                    indent=2,
+                ),
+            )
+            archive.writestr("audit.jsonl", _lines(findings.audit))
+            archive.writestr("reports.jsonl", _lines(findings.reports))
+        await self.record(
+            "subject_exported",
+            actor=actor.username,
+            org=actor.org,
+            subject=findings.label,
+            sessions=len(findings.session_ids),
+            recordings=len(findings.recordings),
+            audit_records=len(findings.audit) + len(findings.reports),
+        )
+        return findings, buffer.getvalue()
+
+    async def erase(self, actor: Principal, identifier: str) -> dict[str, object]:
+        """Erase the subject's sessions and recordings and the link from their ``sub`` to the
+        audit trail's pseudonym (Art. 17). Refused (ConflictError) while a legal hold covers the
+        subject or one of its recordings, or one of its sessions is live; NotFoundError when
+        nothing is stored. Audited with counts and ids, never the ``sub``."""
+        findings = await self.find(actor, identifier)
+        stored = findings.session_ids or findings.recordings
+        if not stored:
+            if findings.audit or findings.reports:
+                raise ConflictError(
+                    f"only audit records concern {identifier!r}; the audit trail is append-only "
+                    "and kept as evidence (docs/compliance.md, 'Erasure')"
+                )
+            raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
+        await self._refuse_if_held(actor.org, findings)
+        for session in findings.sessions:
+            if session.ended_at is None:
+                raise ConflictError(
+                    f"session {session.session_id} is still live: erase it after it has ended"
+                )
+        erased = await self.storage.erase_subject(
+            actor.org, findings.subject or "", findings.session_ids
+        )
+        details: dict[str, object] = {
+            "sessions": len(findings.session_ids),
+            "session_records": len(erased.sessions),
+            "recordings": list(erased.recordings),
+            "links": erased.links,
+            "audit_records_kept": len(findings.audit) + len(findings.reports),
+        }
+        await self.record(
+            "subject_erased", actor=actor.username, org=actor.org, subject=findings.label, **details
+        )
+        return details
+
+    async def _refuse_if_held(self, org: str, findings: Findings) -> None:
+        holds = await self.storage.list_holds(org)
+        recording_ids = {r.recording_id for r in findings.recordings}
+        for hold in holds:
+            if (hold.kind == "subject" and hold.target == findings.subject) or (
+                hold.kind == "recording" and hold.target in recording_ids
+            ):
+                raise ConflictError(held_message(hold))
+
+    # Legal holds
+
+    async def list_holds(self, actor: Principal) -> list[HoldRecord]:
+        authorize(actor, "org.manage", Resource(actor.org))
+        return await self.storage.list_holds(actor.org)
+
+    async def place_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
+        """Hold a recording (by id) or a subject (by ``sub`` or session id): purge and erasure
+        leave it alone until it is lifted. Raises ConfigError without a reason, NotFoundError
+        for an unknown recording, ConflictError if it is held already."""
+        authorize(actor, "org.manage", Resource(actor.org))
+        checked = _hold_kind(kind)
+        reason = _reason(reason)
+        label = await self._hold_target(actor, checked, target)
+        hold = HoldRecord(actor.org, checked, label[0], reason, actor.username, self.clock())
+        if not await self.storage.put_hold(hold):
+            raise ConflictError(f"that {checked} is under legal hold already")
+        await self.record(
+            "legal_hold_placed",
+            actor=actor.username,
+            org=actor.org,
+            subject=label[1],
+            kind=checked,
+            reason=reason,
+        )
+        return hold
+
+    async def lift_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
+        """Lift a hold; needs a reason too. NotFoundError if there is none."""
+        authorize(actor, "org.manage", Resource(actor.org))
+        checked = _hold_kind(kind)
+        reason = _reason(reason)
+        label = await self._hold_target(actor, checked, target, must_exist=False)
+        hold = await self.storage.delete_hold(actor.org, checked, label[0])
+        if hold is None:
+            raise NotFoundError(f"no legal hold on that {checked}")
+        await self.record(
+            "legal_hold_lifted",
+            actor=actor.username,
+            org=actor.org,
+            subject=label[1],
+            kind=checked,
+            reason=reason,
+        )
+        return hold
+
+    async def _hold_target(
+        self, actor: Principal, kind: HoldKind, target: str, must_exist: bool = True
+    ) -> tuple[str, str]:
+        """What the hold is stored under, and how the audit trail names it."""
+        target = _checked_subject(target)
+        if kind == "recording":
+            recording = await self.storage.get_recording(target)
+            if must_exist and (recording is None or recording.org_id != actor.org):
+                raise NotFoundError("recording not found")
+            return target, target
+        linked = await self.storage.subject_of_session(target)
+        subject = linked[1] if linked is not None and linked[0] == actor.org else target
+        pairs = await self.storage.subject_sessions(actor.org, subject)
+        return subject, f"customer:{pairs[0][1]}" if pairs else "customer:(no sessions yet)"
+
+
+async def recording_hold(storage: Storage, recording: RecordingRecord) -> HoldRecord | None:
+    """The hold that keeps ``recording`` (on itself, or on the customer its session served)."""
+    linked = await storage.subject_of_session(recording.session_id)
+    for hold in await storage.list_holds(recording.org_id):
+        if hold.kind == "recording" and hold.target == recording.recording_id:
+            return hold
+        if hold.kind == "subject" and linked is not None and hold.target == linked[1]:
+            return hold
+    return None
+
+
+def held_message(hold: HoldRecord) -> str:
+    when = datetime.fromtimestamp(hold.placed_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"under legal hold since {when} by {hold.placed_by} ({hold.reason}): nothing of it is "
+        f"erased or purged until the hold is lifted (`tandem hold lift {hold.kind} ... "
+        "--reason ...`)"
+    )
+
+
+def new_pseudonym(entropy: crypto.Entropy) -> str:
+    return "p-" + crypto.new_token(entropy, 12)
+
+
+def _lines(records: Sequence[AuditRecord]) -> str:
+    out = []
+    for record in records:
+        line: dict[str, Any] = record.to_json()
+        line["time"] = datetime.fromtimestamp(record.at, UTC).isoformat()
+        out.append(json.dumps(line, sort_keys=True))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _is_report(record: AuditRecord) -> bool:
+    return record.actor == "customer" and record.action in REPORT_ACTIONS
+
+
+def _checked_subject(value: str) -> str:
+    value = value.strip()
+    if not value or len(value) > MAX_SUBJECT_LENGTH or any(ord(c) < 32 for c in value):
+        raise ConfigError(
+            f"a subject is a customer token's sub or a session id (1 to {MAX_SUBJECT_LENGTH} "
+            "printable characters)"
+        )
+    return value
+
+
+def _hold_kind(kind: str) -> HoldKind:
+    if kind == "recording":
+        return "recording"
+    if kind == "subject":
+        return "subject"
+    raise ConfigError(f"a legal hold is on a recording or a subject, not {kind!r}")
+
+
+def _reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if not reason:
+        raise ConfigError("a legal hold needs a reason (e.g. the case or request it serves)")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise ConfigError(f"the reason is at most {MAX_REASON_LENGTH} characters")
+    return reason

@@ -1,0 +1,124 @@
+"""Supervised background work: periodic tasks that survive their own failures.
+
+A periodic task (the deadline timer, purges, recording flushes, heartbeats) or a long-running
+listener (the tunnel entrance) that raises is logged, counted (:mod:`tandem.metrics`) and run
+again after a back-off that doubles from ``backoff_first`` up to ``backoff_max``; its first
+success after failures is logged too. Only cancellation stops a supervised task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from tandem import logs, metrics
+
+log = logs.get_logger("tandem.supervise")
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclasses.dataclass(slots=True)
+class TaskHealth:
+    """How one supervised task is doing (for /readyz and the tests)."""
+
+    runs: int = 0
+    """Runs that finished without an exception."""
+    failures: int = 0
+    """Runs that raised, in all."""
+    failing_since_runs: int = 0
+    """Consecutive failed runs up to now (0: the last run worked)."""
+    last_error: str = ""
+    """The type of the last exception (never its message: it may hold data)."""
+
+
+class Supervisor:
+    """Owns this process's background tasks; an async context manager that cancels them all on
+    exit."""
+
+    def __init__(
+        self,
+        *,
+        backoff_first: float = 1.0,
+        backoff_max: float = 30.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.backoff_first = backoff_first
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._tasks: list[asyncio.Task[None]] = []
+        self.health: dict[str, TaskHealth] = {}
+
+    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` every ``seconds`` (after a first wait), for ever."""
+
+        async def loop() -> None:
+            while True:
+                await self._sleep(seconds)
+                await self._attempt(name, work)
+
+        self._start(name, loop)
+
+    def keep_running(self, name: str, run: Callable[[], Awaitable[None]]) -> None:
+        """Run ``run`` (a task meant to last) again whenever it raises or returns."""
+
+        async def loop() -> None:
+            while True:
+                await self._attempt(name, run)
+
+        self._start(name, loop)
+
+    def _start(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self.health[name] = TaskHealth()
+        metrics.BACKGROUND_FAILING.labels(task=name).set(0)
+        self._tasks.append(asyncio.create_task(loop(), name=f"tandem:{name}"))  # type: ignore[arg-type]
+
+    async def _attempt(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        health = self.health[name]
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the point: nothing stops a supervised task
+            health.failures += 1
+            health.failing_since_runs += 1
+            health.last_error = type(exc).__name__
+            metrics.BACKGROUND_FAILURES.labels(task=name).inc()
+            metrics.BACKGROUND_FAILING.labels(task=name).set(1)
+            delay = min(self.backoff_max, self.backoff_first * 2 ** (health.failing_since_runs - 1))
+            log.error(
+                "background_task_failed",
+                task=name,
+                error=type(exc).__name__,
+                consecutive=health.failing_since_runs,
+                retry_in=delay,
+                where=logs.origin(exc),
+            )
+            await self._sleep(delay)
+            return
+        health.runs += 1
+        if health.failing_since_runs:
+            log.info("background_task_recovered", task=name, after=health.failing_since_runs)
+            health.failing_since_runs = 0
+            metrics.BACKGROUND_FAILING.labels(task=name).set(0)
+
+    @property
+    def failing(self) -> list[str]:
+        """Names of the tasks whose last run failed."""
+        return [name for name, health in self.health.items() if health.failing_since_runs]
+
+    async def close(self) -> None:
+        """Cancel every task and wait for them to end."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def __aenter__(self) -> Supervisor:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()

@@ -1,0 +1,82 @@
+"""A TCP proxy in front of the test PostgreSQL that a test can stop: the database becomes
+unreachable for the server under test (connections cut, new ones refused), and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from tests.conftest import free_port
+from tests.storage.conftest import PG_DSN
+
+
+class StoppableProxy:
+    """A TCP proxy to PostgreSQL in its own thread; ``down()`` closes the listener and every
+    connection (the database is unreachable), ``up()`` listens again on the same port."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.port = free_port()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.listener: asyncio.Server | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.up()
+
+    def _run(self, work: object) -> None:
+        asyncio.run_coroutine_threadsafe(work, self.loop).result(10)  # type: ignore[arg-type]
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    def up(self) -> None:
+        async def listen() -> None:
+            self.listener = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+
+        self._run(listen())
+
+    def down(self) -> None:
+        async def stop() -> None:
+            assert self.listener is not None
+            self.listener.close()
+            for writer in self.writers:
+                writer.transport.abort()
+            self.writers.clear()
+            await self.listener.wait_closed()
+
+        self._run(stop())
+
+    def close(self) -> None:
+        self.down()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def proxied_url(proxy: StoppableProxy, schema: str) -> str:
+    """The test database's URL through ``proxy``, with tables in ``schema``."""
+    parts = urlsplit(PG_DSN)
+    return f"postgresql://{parts.username}@127.0.0.1:{proxy.port}{parts.path}?search_path={schema}"
+
+
+@contextlib.contextmanager
+def proxy_to_postgres() -> Iterator[StoppableProxy]:
+    parts = urlsplit(PG_DSN)
+    proxy = StoppableProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
+    try:
+        yield proxy
+    finally:
+        proxy.close()

@@ -1,0 +1,126 @@
+"""The admin API of issue 16 on a real server: a customer who came with a token is found by its
+``sub``, exported and erased through the API (refused while live or held); the compliance report
+and the security status (stale advisories: a banner and a warning in the log) for admins only."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import RunningServer, ServerFactory, two_organisations
+from tests.server.helpers import recv_json, send
+from tests.server.test_admin_api import audit_actions
+from tests.server.test_customer_tokens import create, issue_key, sign
+from tests.server.test_organisations import api
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "osv-advisories.json"
+
+
+async def test_a_customer_is_found_exported_and_erased_by_the_sub_of_its_token(
+    orgs_server: RunningServer,
+) -> None:
+    key = issue_key(orgs_server)
+    now = int(orgs_server.clock())
+    customer, created = await create(
+        orgs_server, sign(key, sub="c-42", aud="demo", iat=now, exp=now + 300)
+    )
+    assert created is not None
+    session_id = created["session_id"]
+    with api(orgs_server, "ada") as ada:
+        found = ada.post("/api/subjects/find", json={"subject": "c-42"}).json()
+        assert found["sessions"] == [session_id] and found["audit_records"] >= 1
+        assert found["pseudonym"].startswith("p-")
+        live = ada.post("/api/subjects/erase", json={"subject": "c-42"})
+        assert live.status_code == 409 and "still live" in live.json()["detail"]
+    await send(customer, type="stop")
+    assert (await recv_json(customer))["type"] == "ended"
+    with api(orgs_server, "ada") as ada:
+        held = ada.post(
+            "/api/holds", json={"kind": "subject", "target": "c-42", "reason": "case 7"}
+        )
+        assert held.status_code == 201, held.text
+        assert ada.get("/api/holds").json()["holds"][0]["reason"] == "case 7"
+        refused = ada.post("/api/subjects/erase", json={"subject": session_id})
+        assert refused.status_code == 409 and "legal hold" in refused.json()["detail"]
+        exported = ada.post("/api/subjects/export", json={"subject": "c-42"})
+        assert exported.status_code == 200
+        assert exported.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            assert manifest["sessions"] == 1 and manifest["exported_by"] == "ada"
+        lifted = ada.post(
+            "/api/holds/lift", json={"kind": "subject", "target": "c-42", "reason": "closed"}
+        )
+        assert lifted.status_code == 200, lifted.text
+        erased = ada.post("/api/subjects/erase", json={"subject": "c-42"})
+        assert erased.status_code == 200 and erased.json()["sessions"] == 1
+        assert ada.post("/api/subjects/find", json={"subject": "c-42"}).json()["sessions"] == []
+    actions = audit_actions(orgs_server)
+    for action in ("legal_hold_placed", "subject_exported", "legal_hold_lifted", "subject_erased"):
+        assert action in actions
+    with api(orgs_server, "aud") as aud:
+        assert "c-42" not in aud.get("/api/audit").text
+
+
+def test_another_organisations_admin_finds_nothing(orgs_server: RunningServer) -> None:
+    with api(orgs_server, "max") as max_:
+        found = max_.post("/api/subjects/find", json={"subject": "c-42"}).json()
+        assert found["sessions"] == [] and found["org_id"] == "acme"
+        missing = max_.post("/api/subjects/export", json={"subject": "c-42"})
+        assert missing.status_code == 404
+
+
+def test_the_compliance_report_and_security_status_are_for_admins(
+    orgs_server: RunningServer,
+) -> None:
+    with api(orgs_server, "ada") as ada:
+        reports = ada.get("/api/compliance").json()
+        assert [r["profile"] for r in reports] == ["gdpr", "hipaa", "pci-dss"]
+        [pci] = ada.get("/api/compliance", params={"profile": "pci-dss"}).json()
+        transport = next(r for r in pci["results"] if r["requirement"] == "transport")
+        assert transport["status"] == "fail" and transport["reference"] == "PCI DSS v4.0 4.2.1"
+        assert ada.get("/api/compliance", params={"profile": "sox"}).status_code == 400
+        sbom = ada.get("/api/security/sbom").json()
+        assert sbom["bomFormat"] == "CycloneDX"
+    for user in ("alice", "aud", "sam"):
+        with api(orgs_server, user) as client:
+            assert client.get("/api/compliance").status_code == 403
+            assert client.get("/api/security/sbom").status_code == 403
+
+
+def test_stale_advisories_show_admins_a_banner_and_warn_in_the_log(
+    server_factory: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "tandem.security")
+    advisories = tmp_path / "osv.json"
+    advisories.write_text("[]")
+    old = time.time() - 10 * 86400
+    os.utime(advisories, (old, old))
+    server = server_factory(
+        seed=two_organisations, advisory_file=advisories, advisory_max_age_days=7.0
+    )
+    with api(server, "ada") as ada:
+        status = ada.get("/api/security").json()
+    assert status["stale"] is True and status["affected"] == []
+    assert "advisory file is 10 days old" in status["banner"]
+    deadline = time.monotonic() + 5
+    while "advisory file is 10 days old" not in caplog.text:
+        assert time.monotonic() < deadline, caplog.text
+        time.sleep(0.02)
+
+
+def test_affected_dependencies_show_in_the_banner(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, advisory_file=FIXTURE)
+    with api(server, "ada") as ada:
+        status = ada.get("/api/security").json()
+    assert {a["package"] for a in status["affected"]} == {"rrweb", "starlette"}
+    assert status["banner"].startswith("Known vulnerabilities affect rrweb, starlette")

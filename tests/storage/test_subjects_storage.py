@@ -1,0 +1,70 @@
+"""Subjects and legal holds in storage (both backends): a subject keeps one pseudonym, erasure
+removes its sessions, recordings, frames and links in one go, and held data outlives retention."""
+
+from __future__ import annotations
+
+from tandem.storage.base import HoldRecord, RecordingRecord, Storage
+
+DAY = 86400.0
+
+
+async def test_a_subject_keeps_one_pseudonym_per_organisation(storage: Storage) -> None:
+    assert await storage.link_subject("default", "c-1", "s1", "p-a") == "p-a"
+    assert await storage.link_subject("default", "c-1", "s2", "p-b") == "p-a"
+    await storage.record_session_start("s1", 10.0, "default", "demo")
+    await storage.record_session_start("s2", 20.0, "default", "demo")
+    assert await storage.subject_sessions("default", "c-1") == [("s1", "p-a"), ("s2", "p-a")]
+    assert await storage.subject_of_session("s2") == ("default", "c-1", "p-a")
+    assert await storage.subject_sessions("default", "c-2") == []
+
+
+async def test_erasing_a_subject_takes_its_sessions_recordings_and_links(
+    storage: Storage,
+) -> None:
+    for sid, sub in (("s1", "c-1"), ("s2", "c-2")):
+        await storage.record_session_start(sid, 10.0, "default", "demo")
+        await storage.link_subject("default", sub, sid, f"p-{sub}")
+        await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
+        await storage.add_recording(
+            RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0)
+        )
+        await storage.append_recording_frames(f"r-{sid}", 0, [b"\x01frame"])
+    erased = await storage.erase_subject("default", "c-1", ["s1"])
+    assert (erased.sessions, erased.recordings, erased.links) == (("s1",), ("r-s1",), 1)
+    assert await storage.get_session("s1") is None
+    assert await storage.recording_frames("r-s1") == []
+    assert await storage.subject_sessions("default", "c-1") == []
+    assert await storage.get_session("s2") is not None
+    assert await storage.recordings_of_sessions("default", ["s1", "s2"]) == [
+        await storage.get_recording("r-s2")
+    ]
+
+
+async def test_held_recordings_and_sessions_outlive_retention(storage: Storage) -> None:
+    for sid in ("s1", "s2", "s3"):
+        await storage.record_session_start(sid, 10.0, "default", "demo")
+        await storage.link_subject("default", f"c-{sid}", sid, f"p-{sid}")
+        await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
+        await storage.add_recording(
+            RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0)
+        )
+        await storage.end_recording(f"r-{sid}", 19.0, "stopped")
+    assert await storage.put_hold(HoldRecord("default", "subject", "c-s1", "case", "ada", 30.0))
+    assert await storage.put_hold(HoldRecord("default", "recording", "r-s2", "case", "ada", 30.0))
+    assert not await storage.put_hold(HoldRecord("default", "recording", "r-s2", "x", "ada", 31.0))
+    later = 10_000 * DAY
+    purged = await storage.purge_recordings(later)
+    await storage.purge_expired(later)
+    assert [r.recording_id for r in purged] == ["r-s3"]
+    assert [s is not None for s in [await storage.get_session(s) for s in ("s1", "s2", "s3")]] == [
+        True,
+        True,
+        False,
+    ]
+    assert await storage.subject_sessions("default", "c-s3") == []  # gone with its session
+    assert await storage.subject_sessions("default", "c-s1") == [("s1", "p-s1")]  # held
+    lifted = await storage.delete_hold("default", "subject", "c-s1")
+    assert lifted is not None and lifted.reason == "case"
+    assert await storage.delete_hold("default", "subject", "c-s1") is None
+    assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r-s1"]
+    assert [h.target for h in await storage.list_holds("default")] == ["r-s2"]

@@ -1,0 +1,110 @@
+"""Clean start-up failures (issue 13, fault 10): every bad configuration `tandem serve` can meet
+is one line, `tandem: …`, and a non-zero exit; no traceback, no banner, and nothing in the audit
+trail of a server that never served. Real subprocesses, as an operator runs them."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.conftest import free_port
+
+TANDEM = [sys.executable, "-m", "tandem"]
+
+
+def serve(
+    data_dir: Path, *options: str, port: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            *TANDEM,
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port or free_port()),
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tandem: "), lines[0]
+    for word in words:
+        assert word in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Tandem " not in result.stdout  # no banner
+
+
+def audit_actions(data_dir: Path) -> list[str]:
+    database = data_dir / "tandem.sqlite3"
+    if not database.exists():
+        return []
+    with sqlite3.connect(database) as db:
+        return [row[0] for row in db.execute("SELECT action FROM audit")]
+
+
+def test_a_port_in_use_is_one_line_with_no_banner_and_no_audit_record(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = serve(tmp_path, port=taken.getsockname()[1])
+    assert_one_line_failure(result, "cannot listen on 127.0.0.1:", "in use")
+    assert audit_actions(tmp_path) == []
+
+
+def test_a_tls_certificate_that_does_not_load_is_one_line(tmp_path: Path) -> None:
+    authority = trustme.CA()
+    other = trustme.CA().issue_cert("localhost")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    authority.issue_cert("localhost").cert_chain_pems[0].write_to_path(str(cert))
+    other.private_key_pem.write_to_path(str(key))  # the key of another certificate
+    result = serve(tmp_path / "data", "--tls-cert", str(cert), "--tls-key", str(key))
+    assert_one_line_failure(result, "cannot use the TLS certificate", str(cert))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n")
+    result = serve(tmp_path / "data", "--tls-cert", str(garbage), "--tls-key", str(garbage))
+    assert_one_line_failure(result, "cannot use the TLS certificate")
+    assert audit_actions(tmp_path / "data") == []
+
+
+def test_a_malformed_audit_key_is_one_line(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "audit.key").write_text("not hex at all\n")
+    result = serve(tmp_path)
+    assert_one_line_failure(result, "audit key", "not hex")
+    assert audit_actions(tmp_path) == []
+
+
+def test_a_corrupt_database_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "tandem.sqlite3").write_bytes(b"this is not a database file" * 100)
+    result = serve(tmp_path)
+    assert_one_line_failure(result, "cannot open the database", "not a database")
+
+
+def test_an_unreachable_database_url_is_one_line_without_its_password(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    result = serve(tmp_path, "--database-url", f"postgresql://tandem:hunter2@127.0.0.1:{port}/x")
+    assert_one_line_failure(result, "cannot connect to the database")
+    assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize("where", ["under-a-file", "a-file"])
+def test_a_data_directory_that_cannot_be_written_is_one_line(tmp_path: Path, where: str) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    data_dir = blocker / "data" if where == "under-a-file" else blocker
+    result = serve(data_dir)
+    assert_one_line_failure(result, str(blocker))

@@ -1,0 +1,248 @@
+"""Data subject requests and legal holds (tandem.subjects) on a real database: a customer's
+sessions, encrypted recording, audit records and reports are found, exported (the recording opens
+with the organisation's key file) and erased (nothing of the customer is found afterwards, the
+audit trail still verifies); a legal hold stops purge and erasure until it is lifted."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from tandem.audit import AuditLog, verify
+from tandem.directory import Directory, operator
+from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
+from tandem.recordings import Recordings, recording_events
+from tandem.storage.schema import metadata
+from tandem.storage.sql import SQLStorage
+from tandem.subjects import Subjects
+from tests.conftest import seed_directory
+from tests.test_cli import TANDEM, run
+from tests.test_recordings import PASSPHRASE, flat, key_file, made_for, recorded
+
+KEY = b"k" * 32
+T0 = 1_800_000_000.0
+SUB = "customer-7f3a@shop.example"
+OTHER = "customer-0000"
+ADMIN = operator("default")
+
+
+class World:
+    """A database with two customers' sessions: ``s1`` (SUB, recorded as ``r1``) and ``s9``
+    (OTHER), each with its audit records and a customer report."""
+
+    def __init__(self, storage: SQLStorage, private: X25519PrivateKey) -> None:
+        self.storage = storage
+        self.private = private
+        self.now = T0
+        self.log = AuditLog(storage, KEY, anchor_every=5)
+        self.subjects = Subjects(storage, self.record, self.clock)
+        self.recordings = Recordings(storage, self.record)
+
+    def clock(self) -> float:
+        return self.now
+
+    async def record(self, action: str, **fields: Any) -> None:
+        await self.log.record(self.now, action, **fields)
+
+    async def session(self, session_id: str, subject: str, pseudonym: str) -> None:
+        await self.storage.record_session_start(session_id, self.now, "default", "demo")
+        linked = await self.storage.link_subject("default", subject, session_id, pseudonym)
+        await self.record(
+            "session_created", actor=f"customer:{linked}", org="default", subject=session_id
+        )
+        await self.record(
+            "control_granted", actor="customer", org="default", subject=session_id, agent="alice"
+        )
+        await self.storage.record_session_end(session_id, self.now + 60, "customer_left", "Alice")
+
+    async def build(self) -> None:
+        await self.session("s1", SUB, "p-first")
+        await self.storage.add_recording(made_for(self.private, ended_at=None, frames=0, size=0))
+        frames = flat(recorded(self.private))
+        await self.storage.append_recording_frames("r1", 0, frames)
+        await self.storage.end_recording("r1", self.now + 50, "stopped")
+        await self.record(
+            "recording_started", actor="alice", org="default", subject="r1", session="s1"
+        )
+        await self.session("s9", OTHER, "p-other")
+
+    async def verified(self) -> bool:
+        records = await self.storage.audit_records(0.0)
+        return verify(records, await self.storage.anchors(), KEY, legacy_every=5).ok
+
+    async def everything(self) -> str:
+        """Every row of every table, as text."""
+        rows = []
+        async with self.storage._engine.connect() as db:
+            for table in metadata.sorted_tables:
+                result = await db.execute(sa.select(*table.c))
+                rows += [repr(tuple(row)) for row in result]
+        return "\n".join(rows)
+
+
+@pytest.fixture
+async def world(storage: SQLStorage) -> World:
+    built = World(storage, X25519PrivateKey.generate())
+    await built.build()
+    return built
+
+
+async def test_a_subject_is_found_by_sub_or_by_a_session_id(world: World) -> None:
+    by_sub = await world.subjects.find(ADMIN, SUB)
+    by_session = await world.subjects.find(ADMIN, "s1")
+    for found in (by_sub, by_session):
+        assert found.session_ids == ("s1",)
+        assert [r.recording_id for r in found.recordings] == ["r1"]
+        assert [r.action for r in found.audit] == ["session_created", "recording_started"]
+        assert [r.action for r in found.reports] == ["control_granted"]
+        assert found.pseudonym == "p-first"
+    other_org = await world.subjects.find(operator("acme"), SUB)
+    assert other_org.empty
+
+
+async def test_export_then_erase_round_trip_with_an_encrypted_recording(
+    world: World, tmp_path: Path
+) -> None:
+    _, archive = await world.subjects.export(ADMIN, SUB)
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        manifest = json.loads(opened.read("manifest.json"))
+        assert manifest["subject"] == SUB and manifest["sessions"] == 1
+        assert [r["recording_id"] for r in manifest["recordings"]] == ["r1"]
+        assert manifest["audit_records"] == 2 and manifest["reports"] == 1
+        assert "tandem recording open" in opened.read("README.txt").decode()
+        sessions = json.loads(opened.read("sessions.json"))
+        assert [s["session_id"] for s in sessions["stored"]] == ["s1"]
+        reports = opened.read("reports.jsonl").decode().splitlines()
+        assert [json.loads(line)["action"] for line in reports] == ["control_granted"]
+        container = opened.read(manifest["recordings"][0]["file"])
+    assert b"checkout" not in container  # still the customer's ciphertext
+    # The archive's recording opens with the organisation's key file, offline.
+    header, events = recording_events(container, key_file(world.private), PASSPHRASE)
+    assert header["recording_id"] == "r1"
+    assert [e["name"] for e in events] == ["shop", "cart", "checkout"]
+
+    world.now += 10
+    erased = await world.subjects.erase(ADMIN, SUB)
+    assert erased["recordings"] == ["r1"] and erased["sessions"] == 1
+
+    assert (await world.subjects.find(ADMIN, SUB)).empty
+    assert (await world.subjects.find(ADMIN, "s1")).empty
+    assert await world.storage.get_recording("r1") is None
+    assert await world.storage.recording_frames("r1") == []
+    assert SUB not in await world.everything()  # no table holds the customer's id any more
+    assert await world.storage.subject_sessions("default", SUB) == []  # nor the link to p-first
+    assert SUB not in json.dumps([r.to_json() for r in await world.storage.audit_records()])
+    # The other customer is untouched.
+    assert (await world.subjects.find(ADMIN, OTHER)).session_ids == ("s9",)
+    # The trail still verifies, and says what was erased, without the customer's id.
+    assert await world.verified()
+    records = await world.storage.audit_records()
+    exported, last = records[-2], records[-1]
+    assert exported.action == "subject_exported" and exported.subject == "customer:p-first"
+    assert last.action == "subject_erased" and last.subject == "customer:p-first"
+    assert last.details["recordings"] == ["r1"] and last.details["audit_records_kept"] == 3
+    # Erasing again: nothing left to erase.
+    with pytest.raises(NotFoundError):
+        await world.subjects.erase(ADMIN, SUB)
+
+
+async def test_a_legal_hold_stops_purge_and_erasure_until_lifted(world: World) -> None:
+    much_later = T0 + 3650 * 86400.0
+    with pytest.raises(ConfigError, match="needs a reason"):
+        await world.subjects.place_hold(ADMIN, "subject", SUB, "  ")
+    await world.subjects.place_hold(ADMIN, "subject", SUB, "case 2026-114")
+    with pytest.raises(ConflictError, match="under legal hold already"):
+        await world.subjects.place_hold(ADMIN, "subject", SUB, "again")
+
+    with pytest.raises(ConflictError, match=r"legal hold since .* by cli \(case 2026-114\)"):
+        await world.subjects.erase(ADMIN, SUB)
+    with pytest.raises(ConflictError, match="recording r1 is under legal hold"):
+        await world.recordings.erase(ADMIN, "r1")
+    assert await world.recordings.purge(much_later) == 0  # s9 has no recording
+    await world.storage.purge_expired(much_later)
+    assert await world.storage.get_recording("r1") is not None
+    assert await world.storage.get_session("s1") is not None
+    assert await world.storage.get_session("s9") is None  # not held: retention applies
+
+    with pytest.raises(ConfigError, match="needs a reason"):
+        await world.subjects.lift_hold(ADMIN, "subject", SUB, "")
+    await world.subjects.lift_hold(ADMIN, "subject", "s1", "case closed")  # by session id too
+    assert await world.recordings.purge(much_later) == 1
+    assert await world.storage.get_recording("r1") is None
+
+    actions = [(r.action, r.details.get("reason")) for r in await world.storage.audit_records()]
+    assert ("legal_hold_placed", "case 2026-114") in actions
+    assert ("legal_hold_lifted", "case closed") in actions
+    assert SUB not in json.dumps([r.to_json() for r in await world.storage.audit_records()])
+    assert await world.verified()
+
+
+async def test_a_hold_on_one_recording_stops_its_erasure_and_the_subjects(world: World) -> None:
+    await world.subjects.place_hold(ADMIN, "recording", "r1", "litigation")
+    with pytest.raises(ConflictError, match="legal hold"):
+        await world.recordings.erase(ADMIN, "r1")
+    with pytest.raises(ConflictError, match="legal hold"):
+        await world.subjects.erase(ADMIN, SUB)
+    assert await world.recordings.purge(T0 + 3650 * 86400.0) == 0
+    with pytest.raises(NotFoundError):
+        await world.subjects.place_hold(ADMIN, "recording", "no-such-recording", "x")
+    [hold] = await world.subjects.list_holds(ADMIN)
+    assert (hold.kind, hold.target, hold.reason) == ("recording", "r1", "litigation")
+    await world.subjects.lift_hold(ADMIN, "recording", "r1", "settled")
+    await world.recordings.erase(ADMIN, "r1")
+    assert await world.storage.get_recording("r1") is None
+
+
+async def test_a_live_session_is_not_erased(storage: SQLStorage) -> None:
+    built = World(storage, X25519PrivateKey.generate())
+    await storage.record_session_start("s5", T0, "default", "demo")
+    await storage.link_subject("default", SUB, "s5", "p-live")
+    with pytest.raises(ConflictError, match="still live"):
+        await built.subjects.erase(ADMIN, SUB)
+    assert await storage.get_session("s5") is not None
+
+
+async def test_subject_requests_need_an_admin(world: World) -> None:
+    auditor = dataclasses.replace(ADMIN, role="auditor")
+    with pytest.raises(ForbiddenError, match=r"does not allow org\.manage"):
+        await world.subjects.find(auditor, SUB)
+
+
+async def _one_customer(directory: Directory) -> None:
+    storage = directory.storage
+    await storage.record_session_start("s-cli", T0, "default", "demo")
+    await storage.link_subject("default", "c-cli", "s-cli", "p-cli")
+    await storage.record_session_end("s-cli", T0 + 60, "stopped", "Alice")
+
+
+def test_the_commands_export_hold_and_erase(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seed_directory(data, _one_customer)
+    at = ["--org", "default", "--data-dir", str(data)]
+    exported = subprocess.run(
+        [*TANDEM, "subject", "export", "c-cli", *at], capture_output=True, timeout=60
+    )
+    assert exported.returncode == 0, exported.stderr
+    with zipfile.ZipFile(io.BytesIO(exported.stdout)) as archive:
+        assert json.loads(archive.read("manifest.json"))["sessions"] == 1
+    assert run("hold", "place", "subject", "c-cli", "--reason", "case 1", *at).returncode == 0
+    assert "case 1" in run("hold", "list", *at).stdout
+    refused = run("subject", "erase", "c-cli", "--yes", *at)
+    assert refused.returncode == 2 and "under legal hold" in refused.stderr
+    assert run("subject", "erase", "c-cli", *at).returncode == 2  # without --yes: nothing done
+    assert run("hold", "lift", "subject", "c-cli", "--reason", "closed", *at).returncode == 0
+    erased = run("subject", "erase", "c-cli", "--yes", *at)
+    assert erased.returncode == 0, erased.stderr
+    assert "Erased 1 session(s) and 0 recording(s)" in erased.stdout
+    found = json.loads(run("subject", "find", "c-cli", *at).stdout)
+    assert found["sessions"] == [] and found["recordings"] == []
+    assert run("audit", "verify", "--data-dir", str(data)).returncode == 0

@@ -1,0 +1,92 @@
+"""Supervised background work (issue 13, fault 1): a periodic task that raises is logged, counted
+and run again after a doubling back-off; it recovers when its work does; only cancellation stops
+it. The pauses are injected, so the back-off is checked exactly, without waiting for it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from tandem import metrics
+from tandem.supervise import Supervisor
+
+
+class Pauses:
+    """An injected sleep that records each pause and returns at once (yielding to the loop)."""
+
+    def __init__(self) -> None:
+        self.taken: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.taken.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def wait_until(condition: object, rounds: int = 10_000) -> None:
+    for _ in range(rounds):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition not met")
+
+
+async def test_a_failing_task_is_retried_with_doubling_back_off_and_recovers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pauses = Pauses()
+    runs: list[int] = []
+
+    async def flaky() -> None:
+        runs.append(len(runs))
+        if len(runs) <= 5:  # the database is away for the first five runs
+            raise OSError("database unreachable")
+
+    before = metrics.BACKGROUND_FAILURES.labels(task="flaky")._value.get()
+    with caplog.at_level(logging.INFO, logger="tandem.supervise"):
+        async with Supervisor(backoff_first=1.0, backoff_max=4.0, sleep=pauses) as supervisor:
+            supervisor.every("flaky", 0.5, flaky)
+            await wait_until(lambda: len(runs) >= 8)
+            health = supervisor.health["flaky"]
+            assert health.failures == 5 and health.failing_since_runs == 0
+            assert health.runs >= 3 and health.last_error == "OSError"
+            assert supervisor.failing == []
+    # period, back-off (1, 2, 4, 4, 4: doubling up to the maximum), period, ...
+    assert pauses.taken[:11] == [0.5, 1.0, 0.5, 2.0, 0.5, 4.0, 0.5, 4.0, 0.5, 4.0, 0.5]
+    assert metrics.BACKGROUND_FAILURES.labels(task="flaky")._value.get() == before + 5
+    assert metrics.BACKGROUND_FAILING.labels(task="flaky")._value.get() == 0
+    messages = [record.getMessage() for record in caplog.records]
+    assert sum("background_task_failed" in m for m in messages) == 5
+    assert any("background_task_recovered" in m for m in messages)
+    assert not any("database unreachable" in m for m in messages)  # type and place only
+
+
+async def test_a_failing_task_is_visible_while_it_fails() -> None:
+    async def broken() -> None:
+        raise RuntimeError("still broken")
+
+    async with Supervisor(backoff_first=0.01, sleep=Pauses()) as supervisor:
+        supervisor.every("broken", 0.01, broken)
+        await wait_until(lambda: supervisor.health["broken"].failures >= 3)
+        assert supervisor.failing == ["broken"]
+        assert metrics.BACKGROUND_FAILING.labels(task="broken")._value.get() == 1
+
+
+async def test_a_long_running_task_is_restarted_when_it_raises_and_cancelled_on_exit() -> None:
+    started: list[int] = []
+    cancelled = asyncio.Event()
+
+    async def listener() -> None:
+        started.append(1)
+        if len(started) < 3:
+            raise ConnectionError("lost the subscription")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cancelled.set()
+
+    async with Supervisor(backoff_first=0.01, sleep=Pauses()) as supervisor:
+        supervisor.keep_running("listener", listener)
+        await wait_until(lambda: len(started) == 3)
+    assert cancelled.is_set()
