@@ -105,3 +105,21 @@ def test_sign_in_timeouts_and_advisories_come_from_the_environment() -> None:
         Settings.load({"TANDEM_LOGIN_IDLE_SECONDS": "soon"})
     with pytest.raises(ConfigError, match="must be positive"):
         Settings.load({"TANDEM_LOGIN_IDLE_SECONDS": "0"})
+def test_socket_queue_must_hold_one_largest_frame() -> None:
+    with pytest.raises(ConfigError, match="socket_queue_bytes"):
+        Settings.load(environ={}, socket_queue_bytes=1024 * 1024)  # one 1 MiB frame + 64 is more
+    assert Settings.load(environ={}, socket_queue_bytes=1024 * 1024 + 64).socket_queue_bytes
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, float("nan")])
+def test_send_and_shutdown_timeouts_must_be_positive(value: float) -> None:
+    with pytest.raises(ConfigError, match="must be positive"):
+        Settings.load(environ={}, socket_send_timeout_seconds=value)
+    with pytest.raises(ConfigError, match="must be positive"):
+        Settings.load(environ={}, shutdown_timeout_seconds=value)
+
+
+def test_shutdown_timeout_from_the_environment() -> None:
+    assert Settings.load(environ={"TANDEM_SHUTDOWN_TIMEOUT": "4.5"}).shutdown_timeout_seconds == 4.5
+    with pytest.raises(ConfigError, match="TANDEM_SHUTDOWN_TIMEOUT"):
+        Settings.load(environ={"TANDEM_SHUTDOWN_TIMEOUT": "soon"})

@@ -51,9 +51,9 @@ async def next_reply(subscription: Any) -> Any:
 
 async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket() -> None:
     fanout = MemoryFanout()
-    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 16)  # type: ignore[arg-type]
+    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 1 << 20)  # type: ignore[arg-type]
     runner = asyncio.create_task(host.run())
-    out = fanout.subscribe(conn_topic("c1"), 16)
+    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
     inbox = node_topic("n1")
     opening = Open("c1", "/ws/echo", [("x-who", "edge")], ("10.0.0.9", 5), "ws")
     fanout.publish(inbox, Frame(encode(opening)))
@@ -70,7 +70,7 @@ async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket() -> None:
     fanout.publish(inbox, Frame(encode(Open("c2", "/ws/nowhere", [], ("", 0), "ws"))))
     fanout.publish(inbox, Frame(encode(Hangup("c9", 1000))))  # an unknown socket: ignored
     # The host went on: a socket opened after all that is accepted.
-    after = fanout.subscribe(conn_topic("c3"), 16)
+    after = fanout.subscribe(conn_topic("c3"), 1 << 20)
     fanout.publish(inbox, Frame(encode(Open("c3", "/ws/echo", [], ("", 0), "ws"))))
     assert isinstance(await next_reply(after), Accepted)
     assert runner.done() is False
@@ -80,9 +80,9 @@ async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket() -> None:
 
 async def test_a_hangup_ends_the_endpoint_and_its_reply_closes_the_edge() -> None:
     fanout = MemoryFanout()
-    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 16)  # type: ignore[arg-type]
+    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 1 << 20)  # type: ignore[arg-type]
     runner = asyncio.create_task(host.run())
-    out = fanout.subscribe(conn_topic("c1"), 16)
+    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
     fanout.publish(node_topic("n1"), Frame(encode(Open("c1", "/ws/echo", [], ("", 0), "ws"))))
     assert isinstance(await next_reply(out), Accepted)
     fanout.publish(node_topic("n1"), Frame(encode(Hangup("c1", 1001))))
@@ -115,7 +115,7 @@ class LosingFanout(MemoryFanout):
 
 async def test_lost_frames_close_tunnels_and_listening_resumes_without_spinning() -> None:
     fanout = LosingFanout(losses=3)
-    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 16)  # type: ignore[arg-type]
+    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 1 << 20)  # type: ignore[arg-type]
     host.retry_seconds = 0.1
     started = time.monotonic()
     runner = asyncio.create_task(host.run())
@@ -126,7 +126,7 @@ async def test_lost_frames_close_tunnels_and_listening_resumes_without_spinning(
     # One retry per pause, not thousands: three pauses passed, and it stopped there.
     assert time.monotonic() - started >= 3 * host.retry_seconds
     assert fanout.subscriptions == 4
-    out = fanout.subscribe(conn_topic("c1"), 16)
+    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
     fanout.publish(node_topic("n1"), Frame(encode(Open("c1", "/ws/echo", [], ("", 0), "ws"))))
     assert isinstance(await next_reply(out), Accepted)  # listening again
     runner.cancel()

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { ServerMessage } from "../src/shared/protocol.ts";
 import {
-  DISTRUST, MAX_RECONNECTS, MISMATCH, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
+  DISTRUST, MAX_RECONNECTS, MISMATCH, RESTARTING, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
   helpCode, initialState, reduce,
 } from "../src/share/state.ts";
 
@@ -159,6 +159,15 @@ test("a pairing mismatch aborts and tells the customer", () => {
   assert.equal(state.phase, "ended");
   assert.deepEqual(effects, [{ type: "send", message: { type: "abort", reason: "key_mismatch" } }, { type: "end", error: MISMATCH }]);
   assert.equal(ended(run(joined, server({ type: "ended", reason: "key_mismatch" })).effects)?.error, MISMATCH);
+});
+
+test("a server restart ends the session in the SDK's own words, not the server's", () => {
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" })).state;
+  const restarting = run(joined, server({ type: "restarting", reason: "server_shutdown", message: "<b>click here</b>" }));
+  assert.equal(restarting.state.phase, joined.phase);
+  const { state, effects } = run(restarting.state, server({ type: "ended", reason: "server_shutdown" }));
+  assert.equal(state.phase, "ended");
+  assert.equal(ended(effects)?.error, RESTARTING);
 });
 
 test("a close before `created` fails the start with a readable reason", () => {

@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
 from tandem import __version__, auth, logs, startup
@@ -36,7 +37,7 @@ from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import AuditTrailDamaged, ConfigError, StorageError, TandemError
 from tandem.policy import load_policy
-from tandem.server.websocket_protocol import TandemWebSocketProtocol
+from tandem.server.websocket_protocol import TandemServer, TandemWebSocketProtocol
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG
 
@@ -195,6 +196,13 @@ def serve(
             "instead of /metrics behind TANDEM_METRICS_TOKEN [env TANDEM_METRICS_PORT].",
         ),
     ] = None,
+    shutdown_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a stop (SIGTERM) may take to tell every socket, end sessions, flush "
+            "recordings and anchor the audit trail [env TANDEM_SHUTDOWN_TIMEOUT; 15].",
+        ),
+    ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     try:
@@ -212,6 +220,7 @@ def serve(
             redis_url=redis_url,
             log_format=log_format,
             metrics_port=metrics_port,
+            shutdown_timeout_seconds=shutdown_timeout,
         )
         if settings.policy_file:
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
@@ -225,8 +234,11 @@ def serve(
     from tandem.server.app import create_app
 
     logs.configure(settings.log_format)  # type: ignore[arg-type]
+    served = create_app(settings)
     server = BannerServer(
-        server_config(create_app(settings), settings, log_level="info"),
+        server_config(served, settings, log_level="info"),
+        served,
+        settings.shutdown_timeout_seconds,
         lambda: _banner(settings, users),
     )
     server.run(sockets=[listening])
@@ -234,11 +246,14 @@ def serve(
         raise typer.Exit(code=3)
 
 
-class BannerServer(uvicorn.Server):
-    """uvicorn's server that prints Tandem's banner once it serves (not before a failure)."""
+class BannerServer(TandemServer):
+    """Tandem's server (graceful stop) that prints the banner once it serves (not before a
+    failure)."""
 
-    def __init__(self, config: uvicorn.Config, banner: Callable[[], None]) -> None:
-        super().__init__(config)
+    def __init__(
+        self, config: uvicorn.Config, app: Starlette, timeout: float, banner: Callable[[], None]
+    ) -> None:
+        super().__init__(config, app, timeout)
         self.banner = banner
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -82,8 +82,13 @@ class Settings:
     """Largest control (text) frame accepted from a peer."""
     max_payload_bytes: int = 1024 * 1024
     """Largest payload (binary) frame accepted from a peer; the SDK splits larger batches."""
-    send_queue_frames: int = 512
-    """Frames queued per connection before the peer is closed as too slow (1013)."""
+    socket_queue_bytes: int = 8 * 1024 * 1024
+    """Bytes queued for one socket (its frames' data, plus 64 each) before its peer is closed as
+    too slow (1013); at least ``max_payload_bytes`` + 64. A tunnelled process's queue for all its
+    tunnels holds 32 times this."""
+    socket_send_timeout_seconds: float = 10.0
+    """A send to a socket that does not complete in this long (a peer that stopped reading)
+    closes it as too slow (1013)."""
     first_message_timeout_seconds: float = 10.0
     """How long a new socket (a customer's or an agent's) may stay silent before its first
     message."""
@@ -138,6 +143,9 @@ class Settings:
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0
     """How long a socket may take to flush its last frames when its session ends."""
+    shutdown_timeout_seconds: float = 15.0
+    """On SIGTERM, how long the server may take to tell every socket, end its sessions, flush
+    recordings and anchor the audit trail before it exits (``--shutdown-timeout``)."""
     max_sessions: int = 10_000
     """Live sessions held at once; more are refused."""
     max_recording_bytes: int = 256 * 1024 * 1024
@@ -202,6 +210,12 @@ class Settings:
             raise ConfigError("audit_anchor_every must be at least 1")
         if not self.purge_interval_seconds > 0:
             raise ConfigError("purge_interval_seconds must be positive")
+        if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:
+            raise ConfigError("socket_queue_bytes must hold at least one largest frame (+64)")
+        if not self.socket_send_timeout_seconds > 0:
+            raise ConfigError("socket_send_timeout_seconds must be positive")
+        if not self.shutdown_timeout_seconds > 0:
+            raise ConfigError("the shutdown timeout must be positive")
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
@@ -321,6 +335,11 @@ class Settings:
                     raise ConfigError(f"{variable} must be a number of seconds") from None
         if env.get("TANDEM_LOG_FORMAT", "").strip():
             values["log_format"] = env["TANDEM_LOG_FORMAT"].strip()
+        if env.get("TANDEM_SHUTDOWN_TIMEOUT", "").strip():
+            try:
+                values["shutdown_timeout_seconds"] = float(env["TANDEM_SHUTDOWN_TIMEOUT"])
+            except ValueError:
+                raise ConfigError("TANDEM_SHUTDOWN_TIMEOUT must be a number of seconds") from None
         if env.get("TANDEM_AUDIT_KEY"):
             values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):

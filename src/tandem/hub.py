@@ -52,6 +52,7 @@ from tandem.protocol.messages import (
     RecordConsent,
     RecordStop,
     Report,
+    Restarting,
     Resume,
     Resumed,
     ServerMessage,
@@ -85,6 +86,17 @@ events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
 """How often recordings past their organisation's retention are looked for."""
+RESTARTING = Restarting(
+    message="The help server is restarting. This session has ended; start a new one in a moment."
+)
+AGENT_TOO_SLOW = ErrorNotice(
+    code="peer_too_slow",
+    message="The agent's connection could not keep up and was dropped.",
+)
+CUSTOMER_TOO_SLOW = ErrorNotice(
+    code="peer_too_slow",
+    message="The customer's connection could not keep up and was dropped; it may reconnect.",
+)
 NO_RECORDING_KEY = ErrorNotice(
     code="no_recording_key",
     message="Recording is not set up for your organisation: an admin adds a recording key.",
@@ -189,11 +201,18 @@ class Seat:
         self.kicked = asyncio.Event()
         """Set when the hub closes this socket (``kick_reason``): another took its place."""
         self.kick_reason = (codec.CLOSE_NORMAL, "")
+        self.kick_notice: str | None = None
+        """A control message (encoded) sent before the kick's close, if any."""
 
     @property
     def finished(self) -> bool:
         """Nothing more to read: the socket's part ended; its last frames are queued."""
         raise NotImplementedError
+
+    def dropped_as_slow(self) -> None:
+        """Its adapter is closing this socket with 1013 (it fell behind by more than
+        ``socket_queue_bytes``, or a send took longer than ``socket_send_timeout_seconds``):
+        tell the other side, before the socket's going is handled as usual."""
 
     async def __aenter__(self) -> Self:
         self.hub._seats.add(self)
@@ -213,11 +232,13 @@ class Seat:
     async def _gone(self) -> None:
         """The socket went: tell the session."""
 
-    def kick(self, code: int, reason: str) -> None:
-        """Close this socket (from the hub): stop its frames now, its adapter closes it."""
+    def kick(self, code: int, reason: str, notice: str | None = None) -> None:
+        """Close this socket (from the hub): stop its frames now, its adapter closes it (after
+        sending ``notice``, an encoded control message, if given)."""
         if self.subscription is not None:
             self.subscription.close()
         self.kick_reason = (code, reason)
+        self.kick_notice = notice
         self.kicked.set()
 
 
@@ -246,6 +267,12 @@ class CustomerSeat(Seat):
             hub.fanout.publish(watcher_topic(machine.session_id), Frame(frame))
         if machine.records_content:
             await hub.recorded_frame(live, frame)
+
+    def dropped_as_slow(self) -> None:
+        if not self.live.machine.ended:
+            self.hub.fanout.publish(
+                agents_topic(self.live.machine.session_id), Frame(codec.encode(CUSTOMER_TOO_SLOW))
+            )
 
     async def _gone(self) -> None:
         live = self.live
@@ -293,6 +320,13 @@ class AgentSeat(Seat):
         if self.live is None:
             raise ProtocolError(codec.CLOSE_MALFORMED, "join a session first")
         return self.live
+
+    def dropped_as_slow(self) -> None:
+        live = self.live
+        if live is not None and not live.machine.ended:
+            self.hub.fanout.publish(
+                customer_topic(live.machine.session_id), Frame(codec.encode(AGENT_TOO_SLOW))
+            )
 
     async def _gone(self) -> None:
         live = self.live
@@ -421,7 +455,7 @@ class SessionHub:
         """Re-check the sockets an announcement (:mod:`tandem.revocation`) names, whichever
         process made it. Without the fan-out for a moment (Overflow) or storage, it fails and
         the supervisor subscribes again after a back-off; the periodic check covers the gap."""
-        subscription = self.fanout.subscribe(revocation.TOPIC, self.settings.send_queue_frames)
+        subscription = self.fanout.subscribe(revocation.TOPIC, self.settings.socket_queue_bytes)
         try:
             while True:
                 heard = revocation.decode((await subscription.get()).data)
@@ -700,7 +734,7 @@ class SessionHub:
 
     def _seat_for_customer(self, live: LiveSession) -> CustomerSeat:
         subscription = self.fanout.subscribe(
-            customer_topic(live.machine.session_id), self.settings.send_queue_frames
+            customer_topic(live.machine.session_id), self.settings.socket_queue_bytes
         )
         live.customer_seat = CustomerSeat(self, live, subscription)
         return live.customer_seat
@@ -1061,9 +1095,22 @@ class SessionHub:
 
     async def shutdown(self) -> None:
         """End every live session (server stopping), then wait (up to
-        ``close_timeout_seconds``) until their sockets have sent the last frames and gone."""
+        ``close_timeout_seconds``) until their sockets have sent the last frames and gone.
+
+        Every socket is told first (:data:`RESTARTING`); sessions then end ``server_shutdown``
+        (each side gets ``ended`` with that reason, running recordings are flushed and stopped,
+        all audited); an agent's socket that is in no session is closed 1012 after the notice.
+        Called by the server's graceful stop before uvicorn closes any socket, and again (with
+        nothing left to do) when the hub is left."""
+        notice = codec.encode(RESTARTING)
         for live in tuple(self._live.values()):
+            session_id = live.machine.session_id
+            for topic in (customer_topic, agents_topic, watcher_topic):
+                self.fanout.publish(topic(session_id), Frame(notice))
             await self.apply(live, live.machine.shut_down())
+        for seat in tuple(self._seats):
+            if isinstance(seat, AgentSeat) and seat.live is None:  # no session's topic reaches it
+                seat.kick(codec.CLOSE_SERVICE_RESTART, "server restarting", notice)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._seats_empty.wait(), self.settings.close_timeout_seconds)
         failed = await self._write_what_failed()
@@ -1131,7 +1178,7 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
         return Refused(notice)
     live, site = candidate  # a right code clears nothing: counts decay (tandem.lockout)
     seat.subscription = hub.fanout.subscribe(
-        agents_topic(live.machine.session_id), hub.settings.send_queue_frames
+        agents_topic(live.machine.session_id), hub.settings.socket_queue_bytes
     )
     seat.live = live
     await hub.agent_joins(live, site, agent)
@@ -1154,7 +1201,7 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
         raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
     machine = live.machine
     subscription = hub.fanout.subscribe(
-        watcher_topic(machine.session_id), hub.settings.send_queue_frames
+        watcher_topic(machine.session_id), hub.settings.socket_queue_bytes
     )
     try:
         effects = machine.watcher_asks(supervisor.display_name, supervisor.username)

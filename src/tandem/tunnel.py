@@ -132,6 +132,10 @@ def _payload(message: Message) -> tuple[bytes, bool]:
 
 # The owner's side
 
+INBOX_FRAMES = 512
+"""Frames from the edge a tunnelled socket's endpoint may leave unread before the edge is closed
+(1013); the endpoint reads them as fast as a local socket's."""
+
 
 class _Tunnelled:
     """One tunnelled socket at the owner: the ASGI receive/send pair its endpoint runs on."""
@@ -190,18 +194,20 @@ class TunnelHost:
         fanout: Fanout,
         node: str,
         endpoints: dict[str, Endpoint],
-        queue_frames: int,
+        queue_bytes: int,
     ) -> None:
         self.app = app
         self.fanout = fanout
         self.node = node
         self.endpoints = endpoints
-        self.queue_frames = queue_frames
+        self.queue_bytes = queue_bytes
+        """Each tunnel's reply queue (``socket_queue_bytes``); this node's inbox holds 32 times
+        as much."""
         self.retry_seconds = 0.5
         """Pause before listening again after lost frames."""
         self._sockets: dict[str, _Tunnelled] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self._subscription = fanout.subscribe(node_topic(node), 100_000)
+        self._subscription = fanout.subscribe(node_topic(node), 32 * queue_bytes)
 
     async def run(self) -> None:
         """Take envelopes from this node's topic until cancelled."""
@@ -213,7 +219,9 @@ class TunnelHost:
                 for tunnelled in tuple(self._sockets.values()):
                     tunnelled.deliver({"type": "websocket.disconnect", "code": 1013})
                 await asyncio.sleep(self.retry_seconds)  # while Redis is away, not in a spin
-                self._subscription = self.fanout.subscribe(node_topic(self.node), 100_000)
+                self._subscription = self.fanout.subscribe(
+                    node_topic(self.node), 32 * self.queue_bytes
+                )
                 continue
             envelope = decode_to_owner(frame.data)
             if envelope is None:
@@ -226,7 +234,7 @@ class TunnelHost:
             endpoint = self.endpoints.get(envelope.path)
             if endpoint is None or envelope.conn in self._sockets:
                 return
-            opened = _Tunnelled(self.fanout, envelope.conn, self.queue_frames)
+            opened = _Tunnelled(self.fanout, envelope.conn, INBOX_FRAMES)
             self._sockets[envelope.conn] = opened
             scope: dict[str, Any] = {
                 "type": "websocket",
@@ -290,13 +298,13 @@ async def tunnel(
     owner: str,
     first: str | bytes,
     entropy: crypto.Entropy,
-    queue_frames: int,
+    queue_bytes: int,
 ) -> None:
     """Carry an accepted socket to the session's owner, starting with ``first`` (the message
     that named the session), until either side closes. Closes 4404 if the owner does not take
     it in time (its process is gone)."""
     conn = crypto.new_token(entropy, 12)
-    replies = fanout.subscribe(conn_topic(conn), queue_frames)
+    replies = fanout.subscribe(conn_topic(conn), queue_bytes)
     try:
         flush = getattr(fanout, "flush", None)
         if flush is not None:

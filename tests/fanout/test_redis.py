@@ -18,9 +18,15 @@ import pytest
 from redis.asyncio import Redis
 
 from tandem.exceptions import ConfigError
-from tandem.fanout.base import Frame, Overflow, Subscription
+from tandem.fanout.base import FRAME_OVERHEAD, Frame, Overflow, Subscription
 from tandem.fanout.redis import RedisFanout, decode_frame, encode_frame, redact_url
 from tests.conftest import service_missing
+
+
+def frames(count: int) -> int:
+    """A queue bound (bytes) holding ``count`` of these tests' small frames (up to 8 bytes)."""
+    return count * (FRAME_OVERHEAD + 8)
+
 
 HOST, PORT = "127.0.0.1", 6379
 URL = f"redis://{HOST}:{PORT}/0"
@@ -87,7 +93,7 @@ async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 
 
 
 async def test_frames_arrive_in_order_for_every_subscriber(fanout: RedisFanout) -> None:
-    a, b = fanout.subscribe("t", 10), fanout.subscribe("t", 10)
+    a, b = fanout.subscribe("t", frames(10)), fanout.subscribe("t", frames(10))
     for i in range(3):
         fanout.publish("t", Frame(bytes([i])))
     for subscription in (a, b):
@@ -95,15 +101,15 @@ async def test_frames_arrive_in_order_for_every_subscriber(fanout: RedisFanout) 
 
 
 async def test_topics_are_isolated(fanout: RedisFanout) -> None:
-    a = fanout.subscribe("a", 10)
-    fanout.subscribe("b", 10)
+    a = fanout.subscribe("a", frames(10))
+    fanout.subscribe("b", frames(10))
     fanout.publish("b", Frame("for b"))
     fanout.publish("a", Frame("for a"))
     assert (await get(a)).data == "for a"
 
 
 async def test_a_full_queue_overflows_that_subscriber_only(fanout: RedisFanout) -> None:
-    slow, fast = fanout.subscribe("t", 2), fanout.subscribe("t", 10)
+    slow, fast = fanout.subscribe("t", frames(2)), fanout.subscribe("t", frames(10))
     for i in range(3):
         fanout.publish("t", Frame(str(i)))
     # Frames arrive from Redis asynchronously: once the fast one has all three, so has the slow.
@@ -117,7 +123,7 @@ async def test_a_full_queue_overflows_that_subscriber_only(fanout: RedisFanout) 
 async def test_closed_subscription_receives_nothing_and_topic_is_freed(
     fanout: RedisFanout, redis: Redis, prefix: str
 ) -> None:
-    subscription = fanout.subscribe("t", 10)
+    subscription = fanout.subscribe("t", frames(10))
     await fanout.flush()
     assert await numsub(redis, prefix + "t") == 1
     subscription.close()
@@ -133,7 +139,7 @@ async def test_closed_subscription_receives_nothing_and_topic_is_freed(
 
 async def test_two_processes_deliver_to_each_other(make_fanout: Factory) -> None:
     one, two = await make_fanout(), await make_fanout()
-    on_one, on_two = one.subscribe("t", 10), two.subscribe("t", 10)
+    on_one, on_two = one.subscribe("t", frames(10)), two.subscribe("t", frames(10))
     await one.flush()
     await two.flush()
     one.publish("t", Frame("from one"))
@@ -145,7 +151,7 @@ async def test_two_processes_deliver_to_each_other(make_fanout: Factory) -> None
 
 async def test_frames_round_trip_exactly(make_fanout: Factory) -> None:
     sender, receiver = await make_fanout(), await make_fanout()
-    subscription = receiver.subscribe("t", 10)
+    subscription = receiver.subscribe("t", 1 << 16)
     await receiver.flush()
     frames = [
         Frame("text with ünïcode ✓"),
@@ -173,8 +179,8 @@ async def test_a_slow_subscriber_in_another_process_overflows_alone(
     make_fanout: Factory,
 ) -> None:
     sender, receiver = await make_fanout(), await make_fanout()
-    slow, fast = receiver.subscribe("t", 5), receiver.subscribe("t", 100)
-    local = sender.subscribe("t", 100)
+    slow, fast = receiver.subscribe("t", frames(5)), receiver.subscribe("t", frames(100))
+    local = sender.subscribe("t", frames(100))
     await receiver.flush()
     for i in range(20):
         sender.publish("t", Frame(str(i)))
@@ -186,7 +192,7 @@ async def test_a_slow_subscriber_in_another_process_overflows_alone(
 
 
 async def test_publish_never_waits(fanout: RedisFanout) -> None:
-    subscription = fanout.subscribe("t", 20_000)
+    subscription = fanout.subscribe("t", frames(20_000))
     started = time.perf_counter()
     for i in range(10_000):
         fanout.publish("t", Frame(i.to_bytes(2, "big")))
@@ -198,7 +204,7 @@ async def test_publish_never_waits(fanout: RedisFanout) -> None:
 
 async def test_a_full_outgoing_buffer_drops_new_frames(make_fanout: Factory) -> None:
     fanout = await make_fanout(max_pending=10)
-    subscription = fanout.subscribe("t", 100)
+    subscription = fanout.subscribe("t", frames(100))
     for i in range(25):  # no await in between: the writer cannot send any of them yet
         fanout.publish("t", Frame(str(i)))
     assert fanout.dropped == 15
@@ -209,7 +215,11 @@ async def test_topics_are_freed_in_redis_after_the_last_close(
     make_fanout: Factory, redis: Redis, prefix: str
 ) -> None:
     one, two = await make_fanout(), await make_fanout()
-    a, b, c = one.subscribe("t", 10), one.subscribe("t", 10), two.subscribe("t", 10)
+    a, b, c = (
+        one.subscribe("t", frames(10)),
+        one.subscribe("t", frames(10)),
+        two.subscribe("t", frames(10)),
+    )
     await one.flush()
     await two.flush()
     assert await numsub(redis, prefix + "t") == 2  # one pub/sub connection per process
@@ -226,14 +236,14 @@ async def test_topics_are_freed_in_redis_after_the_last_close(
 
 async def test_close_fails_open_subscriptions_and_is_idempotent(make_fanout: Factory) -> None:
     fanout = await make_fanout()
-    subscription = fanout.subscribe("t", 10)
+    subscription = fanout.subscribe("t", frames(10))
     await fanout.close()
     await fanout.close()
     with pytest.raises(Overflow):
         await get(subscription)
     fanout.publish("t", Frame("after close"))  # dropped, never raises
     with pytest.raises(Overflow):
-        await get(fanout.subscribe("t", 10))
+        await get(fanout.subscribe("t", frames(10)))
 
 
 async def test_reconnects_after_the_pubsub_connection_is_killed(
@@ -241,7 +251,7 @@ async def test_reconnects_after_the_pubsub_connection_is_killed(
 ) -> None:
     caplog.set_level(logging.WARNING, "tandem.fanout.redis")
     sender, receiver = await make_fanout(), await make_fanout(reconnect_delay=0.05)
-    before = receiver.subscribe("t", 10)
+    before = receiver.subscribe("t", frames(10))
     await receiver.flush()
     sender.publish("t", Frame("before"))
     assert (await get(before)).data == "before"
@@ -261,7 +271,7 @@ async def test_reconnects_after_the_pubsub_connection_is_killed(
         return receiver.connected and await numsub(redis, prefix + "t") == 1
 
     await eventually(resubscribed)  # "t" still has a subscriber (not closed yet): resubscribed
-    after = receiver.subscribe("t", 10)
+    after = receiver.subscribe("t", frames(10))
     await receiver.flush()
     sender.publish("t", Frame("after"))
     assert (await get(after)).data == "after"
@@ -280,7 +290,7 @@ async def test_a_publishing_connection_closed_while_idle_loses_nothing(
 ) -> None:
     """Servers close idle clients (redis.conf ``timeout``); the next frames must still go out."""
     sender, receiver = await make_fanout(), await make_fanout()
-    subscription = receiver.subscribe("t", 10)
+    subscription = receiver.subscribe("t", frames(10))
     await receiver.flush()
     sender.publish("t", Frame("1"))
     assert (await get(subscription)).data == "1"
@@ -360,7 +370,7 @@ async def test_survives_redis_going_away_and_coming_back(
     async with RedisFanout(
         private_redis.url, reconnect_delay=0.05, max_reconnect_delay=0.2, timeout=1
     ) as fanout:
-        before = fanout.subscribe("t", 10)
+        before = fanout.subscribe("t", frames(10))
         fanout.publish("t", Frame("before"))
         assert (await get(before)).data == "before"
 
@@ -368,7 +378,7 @@ async def test_survives_redis_going_away_and_coming_back(
         with pytest.raises(Overflow):  # told at once, not left waiting
             await get(before)
         with pytest.raises(Overflow):  # while Redis is away, nobody can be served
-            await get(fanout.subscribe("t", 10))
+            await get(fanout.subscribe("t", frames(10)))
         fanout.publish("t", Frame("lost"))
         await fanout.flush()
         assert fanout.dropped == 1
@@ -385,7 +395,7 @@ async def test_survives_redis_going_away_and_coming_back(
             return fanout.connected
 
         await eventually(reconnected)
-        after = fanout.subscribe("t", 10)
+        after = fanout.subscribe("t", frames(10))
         fanout.publish("t", Frame("after"))
         assert (await get(after)).data == "after"
 

@@ -22,6 +22,7 @@ import type { LiveEvent, Tone } from "./state.ts";
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
 const MISMATCH = "The code did not match — ask the customer for a new code.";
+const RESTARTING = "The help server is restarting; start again in a moment.";
 /** How long the server's `recording` may stand without the customer's browser agreeing. */
 const RECORDING_AGREE_MS = 5000;
 /** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
@@ -217,10 +218,14 @@ export class LiveView {
         if (!message.connected) this.status("Customer is reloading the page…");
         else if (this.consented) this.status("Connected. You are seeing the customer's page live.", "good");
         break;
+      case "restarting": // the console's own words for the reason, not the server's prose
+        this.status(RESTARTING, "bad");
+        break;
       case "ended":
         this.finish(
           message.reason === "declined" ? (this.watching ? "The customer refused." : "The customer declined. Session ended")
             : message.reason === "key_mismatch" ? `${MISMATCH} Session ended`
+            : message.reason === "server_shutdown" ? `${RESTARTING} Session ended`
             : message.reason === "watch_ended" ? "Watching ended" : "Session ended",
         );
         break;

@@ -74,6 +74,17 @@ export interface Ended {
   v?: 1;
 }
 
+/**
+ * The server is stopping (SIGTERM: a restart or an upgrade), not failing: sent to every
+ * socket before its session ends ``server_shutdown`` (or, with none, before it closes 1012).
+ */
+export interface Restarting {
+  type: "restarting";
+  message: string;
+  reason?: "server_shutdown";
+  v?: 1;
+}
+
 export interface HandshakeRelay {
   type: "handshake";
   data: string;
@@ -258,6 +269,7 @@ export type ServerMessage =
   | PeerStatus
   | ErrorNotice
   | Ended
+  | Restarting
   | HandshakeRelay
   | WatchRequest
   | WatcherLeft
@@ -304,6 +316,7 @@ export const SERVER_MESSAGE_SCHEMAS: { readonly [type: string]: Schema } = {
   peer: {"type": "object", "properties": {"type": {"enum": ["peer"]}, "connected": {"type": "boolean"}, "v": {"enum": [1]}}, "required": ["type", "connected"]},
   error: {"type": "object", "properties": {"type": {"enum": ["error"]}, "code": {"type": "string"}, "message": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "code", "message"]},
   ended: {"type": "object", "properties": {"type": {"enum": ["ended"]}, "reason": {"enum": ["agent_left", "agent_lost", "code_expired", "customer_lost", "declined", "idle_timeout", "key_mismatch", "max_duration", "server_shutdown", "stopped", "watch_ended"]}, "v": {"enum": [1]}}, "required": ["type", "reason"]},
+  restarting: {"type": "object", "properties": {"type": {"enum": ["restarting"]}, "message": {"type": "string"}, "reason": {"enum": ["server_shutdown"]}, "v": {"enum": [1]}}, "required": ["type", "message"]},
   handshake: {"type": "object", "properties": {"type": {"enum": ["handshake"]}, "data": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "data"]},
   watch_request: {"type": "object", "properties": {"type": {"enum": ["watch_request"]}, "watcher": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "watcher"]},
   watcher_left: {"type": "object", "properties": {"type": {"enum": ["watcher_left"]}, "v": {"enum": [1]}}, "required": ["type"]},

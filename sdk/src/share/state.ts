@@ -26,6 +26,8 @@ import { type OutgoingMessage, type ServerMessage, describeClose } from "../shar
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
 export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
+/** The server stopped (SIGTERM); the SDK's own words, never the server's prose. */
+export const RESTARTING = "The help server is restarting, so this session has ended. Click “Get help” again in a moment.";
 /** The help server said something that contradicts what happened in this browser. */
 export const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
 export const UNREACHABLE = "Could not reach the help server. Please try again.";
@@ -256,7 +258,9 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       };
     }
     case "ended":
-      return end(message.reason === "key_mismatch" ? MISMATCH : null);
+      return end(
+        message.reason === "key_mismatch" ? MISMATCH : message.reason === "server_shutdown" ? RESTARTING : null,
+      );
     default:
       return stay(state);
   }

@@ -3,27 +3,46 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 from collections import defaultdict
 
-from tandem.fanout.base import Frame, Overflow
-
-_OVERFLOWED = Frame(b"")
+from tandem.fanout.base import FRAME_OVERHEAD, Frame, Overflow, frame_size
 
 
 class MemorySubscription:
-    def __init__(self, owner: MemoryFanout, topic: str, maxsize: int) -> None:
+    """One subscriber's queue: a deque of frames, their size in bytes, and at most one waiter.
+
+    ``offer`` appends and wakes the waiter; once the queued bytes would pass ``max_bytes`` the
+    queue is dropped and the subscriber fails with :class:`Overflow`. ``take`` hands the writer
+    everything queued at once, so a wake-up costs one future, not one per frame.
+    """
+
+    def __init__(self, owner: MemoryFanout, topic: str, max_bytes: int) -> None:
+        if max_bytes < FRAME_OVERHEAD:
+            raise ValueError(f"a subscriber's queue must hold at least {FRAME_OVERHEAD} bytes")
         self._owner = owner
         self._topic = topic
-        self._queue: asyncio.Queue[Frame] = asyncio.Queue(maxsize)
+        self._frames: collections.deque[Frame] = collections.deque()
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
+        """Bytes queued and not yet taken (each frame counts its data plus ``FRAME_OVERHEAD``)."""
+        self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
+
+    @property
+    def overflowed(self) -> bool:
+        return self._overflowed
 
     def offer(self, frame: Frame) -> None:
         if self._overflowed:
             return
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        size = frame_size(frame)
+        if self.queued_bytes + size > self.max_bytes:
             self.overflow()
+            return
+        self._frames.append(frame)
+        self.queued_bytes += size
+        self._wake()
 
     def overflow(self) -> None:
         """Fail this subscriber as if it fell behind: ``get`` raises :class:`Overflow` from now."""
@@ -31,30 +50,52 @@ class MemorySubscription:
             return
         # Drop what is queued: the subscriber will be closed, and must wake up to learn it.
         self._overflowed = True
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        self._queue.put_nowait(_OVERFLOWED)
+        self._frames.clear()
+        self.queued_bytes = 0
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        while not self._frames and not self._overflowed:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._overflowed:
+            raise Overflow(self._topic)
 
     async def get(self) -> Frame:
-        frame = await self._queue.get()
-        if frame is _OVERFLOWED:
-            raise Overflow(self._topic)
+        await self._wait()
+        frame = self._frames.popleft()
+        self.queued_bytes -= frame_size(frame)
         return frame
+
+    async def take(self) -> list[Frame]:
+        await self._wait()
+        frames = list(self._frames)
+        self._frames.clear()
+        self.queued_bytes = 0
+        return frames
 
     def close(self) -> None:
         self._owner.unsubscribe(self._topic, self)
 
 
 class MemoryFanout:
-    """:class:`~tandem.fanout.base.Fanout` for one process; bounded queue per subscriber."""
+    """:class:`~tandem.fanout.base.Fanout` for one process; a queue bounded in bytes per
+    subscriber."""
 
     shared = False
 
     def __init__(self) -> None:
         self._topics: defaultdict[str, set[MemorySubscription]] = defaultdict(set)
 
-    def subscribe(self, topic: str, maxsize: int) -> MemorySubscription:
-        subscription = MemorySubscription(self, topic, maxsize)
+    def subscribe(self, topic: str, max_bytes: int) -> MemorySubscription:
+        subscription = MemorySubscription(self, topic, max_bytes)
         self._topics[topic].add(subscription)
         return subscription
 
@@ -71,3 +112,7 @@ class MemoryFanout:
 
     def subscriber_count(self, topic: str) -> int:
         return len(self._topics.get(topic, ()))
+
+    def queued_bytes(self) -> int:
+        """Bytes queued for every subscriber of this process, not yet taken by its writer."""
+        return sum(s.queued_bytes for subscribers in self._topics.values() for s in subscribers)

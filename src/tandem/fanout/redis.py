@@ -5,7 +5,7 @@ so all subscribers of a topic see the frames of one publisher in the order it pu
 
 * One pub/sub connection per process. A topic's Redis channel (``prefix + topic``) is subscribed
   when its first local subscriber arrives and unsubscribed when the last one leaves. A reader task
-  hands incoming frames to the local subscribers, each with its own bounded queue
+  hands incoming frames to the local subscribers, each with its own queue bounded in bytes
   (:class:`~tandem.fanout.memory.MemoryFanout` does the local part, overflow included).
 * :meth:`RedisFanout.publish` never waits: it encodes the frame (msgpack) and appends it to a
   bounded outgoing buffer that a writer task sends, in order, with pipelined ``PUBLISH``es. When
@@ -105,9 +105,9 @@ class _LocalFanout(MemoryFanout):
         super().__init__()
         self._on_change = on_change
 
-    def subscribe(self, topic: str, maxsize: int) -> MemorySubscription:
+    def subscribe(self, topic: str, max_bytes: int) -> MemorySubscription:
         first = self.subscriber_count(topic) == 0
-        subscription = super().subscribe(topic, maxsize)
+        subscription = super().subscribe(topic, max_bytes)
         if first:
             self._on_change(topic)
         return subscription
@@ -283,14 +283,14 @@ class RedisFanout:
 
     # The Fanout protocol
 
-    def subscribe(self, topic: str, maxsize: int) -> MemorySubscription:
-        """Receive frames published to ``topic`` by any process, at most ``maxsize`` queued.
+    def subscribe(self, topic: str, max_bytes: int) -> MemorySubscription:
+        """Receive frames published to ``topic`` by any process, at most ``max_bytes`` queued.
 
         While the pub/sub connection is down (or after :meth:`close`) the subscription is
         returned already failed: its ``get`` raises :class:`~tandem.fanout.base.Overflow`.
         """
         self._check_started()
-        subscription = self._local.subscribe(topic, maxsize)
+        subscription = self._local.subscribe(topic, max_bytes)
         if self._pubsub is None:
             subscription.overflow()
         return subscription

@@ -11,6 +11,7 @@ from tandem.protocol.messages import AgentMessage, CustomerMessage, ServerMessag
 
 CLOSE_NORMAL = 1000
 CLOSE_TOO_BIG = 1009
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_MALFORMED = 4400
 CLOSE_UNAUTHENTICATED = 4401

@@ -286,6 +286,15 @@ class Ended(Outbound, tag="ended"):
     reason: EndReason
 
 
+class Restarting(Outbound, tag="restarting"):
+    """The server is stopping (SIGTERM: a restart or an upgrade), not failing: sent to every
+    socket before its session ends ``server_shutdown`` (or, with none, before it closes 1012)."""
+
+    message: str
+    """What to show the person, in plain words."""
+    reason: Literal["server_shutdown"] = "server_shutdown"
+
+
 RecordingReason = Literal[
     "declined",
     "stopped_by_customer",
@@ -315,6 +324,7 @@ ServerMessage = (
     | PeerStatus
     | ErrorNotice
     | Ended
+    | Restarting
     | HandshakeRelay
     | WatchRequest
     | WatcherLeft

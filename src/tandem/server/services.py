@@ -127,7 +127,7 @@ async def running(
         hub.background.every("lost_processes", settings.heartbeat_seconds, registry.sweep)
         if hub.node:
             tunnels = TunnelHost(
-                app, carrier, hub.node, tunnel_endpoints, settings.send_queue_frames
+                app, carrier, hub.node, tunnel_endpoints, settings.socket_queue_bytes
             )
             stack.push_async_callback(tunnels.close)
             hub.background.keep_running("tunnel_entrance", tunnels.run)

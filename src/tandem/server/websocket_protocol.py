@@ -1,15 +1,38 @@
-"""The WebSocket protocol Tandem runs under uvicorn: uvicorn's sans-I/O one, with one repair.
+"""How Tandem runs under uvicorn: its sans-I/O WebSocket protocol with two repairs, and a server
+that stops gracefully.
 
-When the server stops, uvicorn closes every socket with 1012. A socket whose peer had already
-started the closing handshake is in state CLOSING, and uvicorn 0.54 sends it a second close,
-which websockets refuses with ``InvalidState``: a traceback on every stop that happens to meet a
-closing socket, and in tests a thread exception. Such a socket only needs its transport closed.
+* When the server stops, uvicorn closes every socket with 1012. A socket whose peer had already
+  started the closing handshake is in state CLOSING, and uvicorn 0.54 sends it a second close,
+  which websockets refuses with ``InvalidState``: a traceback on every stop that happens to meet a
+  closing socket, and in tests a thread exception. Such a socket only needs its transport closed.
+* uvicorn's ``send`` waits until the transport may be written to, a close included: a peer that
+  stopped reading could never be closed. Here a close to such a peer is queued behind what is
+  buffered, the socket's reader is told at once, and the connection is aborted if the peer has not
+  taken the close after uvicorn's close timeout; when the server stops, at once.
+* :class:`TandemServer`: on SIGTERM (or SIGINT) uvicorn would close every socket with 1012 before
+  the application's shutdown runs, so sessions would end ``agent_lost``/``customer_lost`` and
+  nobody would be told why. It stops accepting, then lets Tandem tell every socket, end its
+  sessions ``server_shutdown``, flush recordings and wait for the last frames, all within the
+  shutdown timeout, before uvicorn closes what is left and the lifespan anchors the audit trail.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
+import signal
+import socket
+import time
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import State
+
+log = logging.getLogger("tandem.server")
 
 
 class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -19,3 +42,69 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
             self.transport.close()
             return
         super().shutdown()
+        if not self.writable.is_set():  # a peer that stopped reading would keep the stop waiting
+            self.transport.abort()
+
+    async def send(self, message: Any) -> None:
+        if (
+            message["type"] == "websocket.close"
+            and not self.writable.is_set()  # the peer stopped reading: the transport is paused
+            and self.handshake_complete
+            and self.initial_response is None
+            and not self.close_sent
+            and not self.disconnected
+        ):
+            code = int(message.get("code", 1000))
+            reason = str(message.get("reason", "") or "")
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            self.conn.send_close(code, reason)
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
+            return
+        await super().send(message)
+
+
+UVICORN_SECONDS = 2.0
+"""What a stop keeps, of its timeout, for uvicorn and the lifespan after Tandem's part."""
+
+
+class TandemServer(uvicorn.Server):
+    """uvicorn's server, with Tandem's graceful stop before uvicorn closes the sockets.
+
+    ``timeout`` bounds Tandem's part (``shutdown_timeout_seconds``); uvicorn's own wait for the
+    connections that are left is bounded by ``timeout_graceful_shutdown`` in its config."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette, timeout: float) -> None:
+        super().__init__(config)
+        self.tandem_app = app
+        self.stop_timeout = timeout
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn raises a captured signal again once it has stopped, so the process would die
+        # of SIGTERM; a stop Tandem completed is a clean exit (0). Ctrl+C stays an interrupt.
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:  # stop accepting first
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        deadline = time.monotonic() + self.stop_timeout
+        # Tandem's part leaves uvicorn (closing what is left) and the lifespan (anchoring the
+        # audit trail) the last seconds of the timeout.
+        budget = max(self.stop_timeout - UVICORN_SECONDS, self.stop_timeout / 2)
+        services = getattr(self.tandem_app.state, "services", None)
+        if services is not None and not self.force_exit:
+            log.info("stopping: telling every socket, ending sessions")
+            try:
+                await asyncio.wait_for(services.hub.shutdown(), budget)
+            except TimeoutError:
+                log.warning("sockets still open after %.1f s of the stop; closing them", budget)
+            except Exception:  # uvicorn still closes the sockets, the lifespan still anchors
+                log.exception("graceful stop failed")
+        # What is left of the timeout, for uvicorn's wait for the sockets it closes now.
+        self.config.timeout_graceful_shutdown = max(1, math.ceil(deadline - time.monotonic()))
+        await super().shutdown(sockets)

@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from tandem import auth, metrics
-from tandem.config import normalize_origin
+from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
 from tandem.fanout.base import Overflow, Subscription
 from tandem.hub import Elsewhere, Refused, Seat, Watching
@@ -55,15 +54,21 @@ class Connection:
     """An accepted socket's writer, as an async context manager owning its tasks (a task group):
     one pumps the seat's subscription into the socket, one closes the socket if the hub kicks
     the seat. Leaving normally once the seat has finished lets the writer send the last frames
-    (up to ``drain_seconds``); any other exit stops it at once."""
+    (up to ``drain_seconds``); any other exit stops it at once.
 
-    def __init__(self, ws: WebSocket, seat: Seat, drain: float) -> None:
+    Back-pressure: the subscription is bounded in bytes (``socket_queue_bytes``) and each send
+    must complete within ``send_timeout`` seconds. A peer that falls further behind, or stops
+    reading so that a send blocks, is closed with 1013 and the other side is told
+    (:meth:`~tandem.hub.Seat.dropped_as_slow`); the publisher never waits for it."""
+
+    def __init__(self, ws: WebSocket, seat: Seat, drain: float, send_timeout: float) -> None:
         if seat.subscription is None:
             raise ValueError("a seat pumps to its socket once it has a subscription")
         self.ws = ws
         self.seat = seat
         self.subscription: Subscription = seat.subscription
         self.drain_seconds = drain
+        self.send_timeout = send_timeout
         self._tasks = asyncio.TaskGroup()
 
     async def __aenter__(self) -> Connection:
@@ -73,7 +78,11 @@ class Connection:
         return self
 
     async def __aexit__(self, kind: Any, exc: Any, traceback: Any) -> None:
-        if kind is None and self.seat.finished:
+        if (
+            kind is None
+            and self.seat.finished
+            and self.ws.client_state != WebSocketState.DISCONNECTED  # else nobody to drain to
+        ):
             await asyncio.wait({self._writer}, timeout=self.drain_seconds)
         self._writer.cancel()
         self._kicked.cancel()
@@ -83,51 +92,57 @@ class Connection:
 
     async def _pump(self) -> None:
         try:
-            while True:
-                frame = await self.subscription.get()
-                if isinstance(frame.data, bytes):
-                    if frame.data:
-                        await self.ws.send_bytes(frame.data)
-                else:
-                    await self.ws.send_text(frame.data)
-                if frame.close:
-                    await _close(self.ws, *frame.close)
-                    return
+            while True:  # every frame queued at each wake-up
+                for frame in await self.subscription.take():
+                    await self._send(frame.data)
+                    if frame.close:
+                        await _close(self.ws, *frame.close)
+                        return
         except Overflow:
             metrics.QUEUE_DROPS.labels(where="socket").inc()
-            await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, "too slow: send queue full")
+            await self._drop("too slow: send queue full")
+        except TimeoutError:
+            metrics.QUEUE_DROPS.labels(where="socket").inc()
+            await self._drop("too slow: not reading")
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the peer went away; the reader notices too
+
+    async def _send(self, data: str | bytes) -> None:
+        async with asyncio.timeout(self.send_timeout):
+            if isinstance(data, bytes):
+                if data:
+                    await self.ws.send_bytes(data)
+            else:
+                await self.ws.send_text(data)
+
+    async def _drop(self, reason: str) -> None:
+        """Close a peer that fell behind (1013); its reader then sees the socket go."""
+        log.info("closing a socket that fell behind: %s", reason)
+        self.subscription.close()
+        self.seat.dropped_as_slow()
+        await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, reason)
 
     async def _close_when_kicked(self) -> None:
         await self.seat.kicked.wait()
         self._writer.cancel()
-        await _close(self.ws, *self.seat.kick_reason)
+        await _close(self.ws, *self.seat.kick_reason, notice=self.seat.kick_notice)
 
 
-@contextlib.asynccontextmanager
-async def _closed_when_kicked(ws: WebSocket, seat: Seat) -> AsyncIterator[None]:
-    """Until a :class:`Connection` takes over: close the socket if the hub kicks the seat (its
-    sign-in was revoked, tandem.revocation)."""
-
-    async def close() -> None:
-        await seat.kicked.wait()
-        await _close(ws, *seat.kick_reason)
-
-    watcher = asyncio.create_task(close())
-    try:
-        yield
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
-
-
-async def _close(ws: WebSocket, code: int, reason: str) -> None:
+async def _close(ws: WebSocket, code: int, reason: str, notice: str | None = None) -> None:
+    """Close ``ws`` with ``code`` (after sending ``notice``, a control message, if given). A
+    close never waits for a peer that stopped reading (:mod:`tandem.server.websocket_protocol`);
+    the notice waits at most a few seconds."""
     if ws.application_state == WebSocketState.DISCONNECTED:
         return
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError, TimeoutError):
+        if notice is not None:
+            await asyncio.wait_for(ws.send_text(notice), _NOTICE_SECONDS)
     with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
         await ws.close(code, reason[:120])
+
+
+_NOTICE_SECONDS = 2.0
+"""How long a last notice before a close may wait for the peer to read."""
 
 
 async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
@@ -150,6 +165,31 @@ async def _receive(
     if text is not None:
         return str(text)
     return bytes(message.get("bytes") or b"")
+
+
+async def _receive_unless_kicked(
+    ws: WebSocket, seat: Seat, timeout: float | None = None, waiting_for: str = "a message"
+) -> str | bytes | None:
+    """Next frame of an agent's socket that is in no session yet, or None once the peer went or
+    the hub kicked the seat (the server is stopping, or its sign-in was revoked: the socket is
+    then told and closed). Raises 4408 after ``timeout`` seconds of silence."""
+    receiving = asyncio.ensure_future(_receive(ws, timeout, waiting_for))
+    kicked = asyncio.ensure_future(seat.kicked.wait())
+    try:
+        await asyncio.wait({receiving, kicked}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        kicked.cancel()
+        if not receiving.done():
+            receiving.cancel()
+    if receiving.done() and not receiving.cancelled():
+        return receiving.result()
+    await _close(ws, *seat.kick_reason, notice=seat.kick_notice)
+    return None
+
+
+def _pacing(settings: Settings) -> tuple[float, float]:
+    """A connection's drain time and send timeout."""
+    return settings.close_timeout_seconds, settings.socket_send_timeout_seconds
 
 
 class _Reading(Protocol):
@@ -203,7 +243,7 @@ async def customer_endpoint(ws: WebSocket) -> None:
         if isinstance(opened, Elsewhere):
             await _tunnel(ws, opened.node, first)
             return
-        async with opened as seat, Connection(ws, seat, settings.close_timeout_seconds):
+        async with opened as seat, Connection(ws, seat, *_pacing(settings)):
             await _relay(ws, seat, codec.decode_customer, limits)
     except ProtocolError as exc:
         await _close(ws, exc.close_code, str(exc))
@@ -236,12 +276,12 @@ async def agent_endpoint(ws: WebSocket) -> None:
         return
     await ws.accept()
     limits = (settings.max_control_bytes, settings.max_payload_bytes)
-    drain = settings.close_timeout_seconds
+    pacing = _pacing(settings)
     try:
-        async with seat, _closed_when_kicked(ws, seat):
+        async with seat:
             timeout, waiting_for = settings.first_message_timeout_seconds, "the first message"
             while seat.live is None:  # until it joins (or watches): answers go straight back
-                frame = await _receive(ws, timeout, waiting_for)
+                frame = await _receive_unless_kicked(ws, seat, timeout, waiting_for)
                 timeout, waiting_for = settings.agent_idle_seconds, "a message (idle)"
                 if frame is None:
                     return
@@ -256,10 +296,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     await _tunnel(ws, outcome.node, frame)
                     return
                 elif isinstance(outcome, Watching):  # a supervisor's socket from now on
-                    async with outcome.seat as watch, Connection(ws, watch, drain):
+                    async with outcome.seat as watch, Connection(ws, watch, *pacing):
                         await _relay(ws, watch, codec.decode_agent, limits)
                     return
-            async with Connection(ws, seat, drain):  # joined
+            async with Connection(ws, seat, *pacing):  # joined
                 await _relay(ws, seat, codec.decode_agent, limits)
     except ProtocolError as exc:
         await _close(ws, exc.close_code, str(exc))
@@ -268,5 +308,5 @@ async def agent_endpoint(ws: WebSocket) -> None:
 async def _tunnel(ws: WebSocket, owner: str, first: str | bytes) -> None:
     services = services_of(ws)
     await tunnel(
-        ws, services.fanout, owner, first, services.entropy, services.settings.send_queue_frames
+        ws, services.fanout, owner, first, services.entropy, services.settings.socket_queue_bytes
     )

@@ -1,0 +1,170 @@
+"""Graceful stop (issue 13 fault 7): SIGTERM to a real `tandem serve` tells every socket why,
+ends the sessions `server_shutdown` (not `agent_lost`), anchors the audit trail and exits 0 in
+time."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from tests.conftest import add_user, free_port
+from tests.server.helpers import (
+    login_cookie,
+    open_agent,
+    pending_session,
+    recv_json,
+    send,
+    start_session,
+)
+from tests.server.test_back_pressure import StalledClient
+
+TANDEM = [sys.executable, "-m", "tandem"]
+SHUTDOWN_TIMEOUT = 6.0
+
+
+@dataclasses.dataclass
+class Served:
+    """What the socket helpers need of a server (a subprocess here)."""
+
+    base: str
+    ws_base: str
+    origin: str
+    process: subprocess.Popen[str]
+    data_dir: Path
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    add_user(data_dir, "alice", display_name="Alice")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            *TANDEM,
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+            "--shutdown-timeout",
+            str(SHUTDOWN_TIMEOUT),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and process.poll() is None, "server did not start"
+            time.sleep(0.1)
+        yield Served(base, f"ws://127.0.0.1:{port}", base, process, data_dir)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=10)
+
+
+async def messages_until_closed(ws: ClientConnection) -> tuple[list[dict[str, Any]], int]:
+    """Every control message the server sends until it closes; and the close code."""
+    received: list[dict[str, Any]] = []
+    try:
+        while True:
+            frame = await ws.recv()
+            if isinstance(frame, str):
+                received.append(json.loads(frame))
+    except ConnectionClosed as exc:
+        assert exc.rcvd is not None, f"dropped without a close frame after {received}"
+        return received, exc.rcvd.code
+
+
+def audit_records(data_dir: Path) -> list[dict[str, Any]]:
+    exported = subprocess.run(
+        [*TANDEM, "audit", "export", "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    return [json.loads(line) for line in exported.splitlines() if line.strip()]
+
+
+async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
+    served: Served,
+) -> None:
+    customer, agent, created = await pending_session(served)  # type: ignore[arg-type]
+    lobby = await open_agent(served, login_cookie(served))  # type: ignore[arg-type]  # no session
+    stopping = time.monotonic()
+    served.process.send_signal(signal.SIGTERM)
+
+    for ws in (customer, agent):
+        messages, code = await messages_until_closed(ws)
+        kinds = [m["type"] for m in messages]
+        assert kinds.index("restarting") < kinds.index("ended"), messages
+        restarting = messages[kinds.index("restarting")]
+        assert restarting["reason"] == "server_shutdown" and "restarting" in restarting["message"]
+        assert messages[kinds.index("ended")]["reason"] == "server_shutdown"
+    messages, code = await messages_until_closed(lobby)
+    assert [m["type"] for m in messages] == ["restarting"] and code == 1012
+
+    assert served.process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
+    assert time.monotonic() - stopping < SHUTDOWN_TIMEOUT
+
+    verify = subprocess.run(
+        [*TANDEM, "audit", "verify", "--data-dir", str(served.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    records = audit_records(served.data_dir)
+    ended = [r for r in records if r["action"] == "session_ended"]
+    assert len(ended) == 1 and ended[0]["subject"] == created["session_id"], ended
+    assert ended[0]["details"]["reason"] == "server_shutdown", ended
+    assert not [r for r in records if "agent_lost" in json.dumps(r)]
+    assert records[-1]["action"] == "server_stopped"
+
+
+async def test_an_agent_that_stopped_reading_does_not_hold_up_the_stop(served: Served) -> None:
+    """A frozen agent's socket cannot take `restarting`: the customer is still told at once,
+    and the process still exits 0 within the shutdown timeout."""
+    customer, created = await start_session(served)  # type: ignore[arg-type]
+    agent = StalledClient(served, "/ws/agent", login_cookie(served))  # type: ignore[arg-type]
+    try:
+        await agent.open()
+        await agent.send_json(type="join", code=created["code"])
+        assert (await agent.next_json())["type"] == "joined"
+        assert (await recv_json(customer))["type"] == "agent_joined"
+        await send(customer, type="consent", granted=True)
+        for _ in range(24):  # 6 MiB the agent never reads: its buffers are full
+            await customer.send(b"\x00" * (256 * 1024))
+        stopping = time.monotonic()
+        served.process.send_signal(signal.SIGTERM)
+        messages, _ = await messages_until_closed(customer)
+        assert [m["type"] for m in messages][-2:] == ["restarting", "ended"], messages
+        assert messages[-1]["reason"] == "server_shutdown"
+        assert served.process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
+        assert time.monotonic() - stopping < SHUTDOWN_TIMEOUT
+    finally:
+        agent.shut()
+    ended = [r for r in audit_records(served.data_dir) if r["action"] == "session_ended"]
+    assert [r["details"]["reason"] for r in ended] == ["server_shutdown"]
