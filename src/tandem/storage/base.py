@@ -371,9 +371,12 @@ class Storage(AuditStore, Protocol):
         same interval, kind, organisation and process is added to."""
         ...
 
-    async def audit_counts(self, since: float = 0.0, org: str | None = None) -> list[AuditCount]:
-        """Stored counts of intervals starting at ``since`` or later (of one organisation, or
-        of all with ``org`` None), by interval."""
+    async def audit_counts(
+        self, since: float = 0.0, grant: Grant | None = None, limit: int = 1000
+    ) -> list[AuditCount]:
+        """Stored counts of intervals starting at ``since`` or later, by interval, at most
+        ``limit``: of the organisation ``grant`` was given for, or of all (the operator) with
+        ``grant`` None."""
         ...
 
     async def purge_audit_counts(self, before: float) -> int:

@@ -1432,7 +1432,9 @@ class SQLStorage:
 
         await self._session(work)
 
-    async def audit_counts(self, since: float = 0.0, org: str | None = None) -> list[AuditCount]:
+    async def audit_counts(
+        self, since: float = 0.0, grant: Grant | None = None, limit: int = 1000
+    ) -> list[AuditCount]:
         query = sa.select(
             audit_counts.c.bucket,
             audit_counts.c.action,
@@ -1441,10 +1443,12 @@ class SQLStorage:
             audit_counts.c.count,
             audit_counts.c.detail,
         ).where(audit_counts.c.bucket >= since)
-        if org is not None:
-            query = query.where(audit_counts.c.org == org)
+        if grant is not None:
+            query = query.where(audit_counts.c.org == grant.org_id)
         rows = await self._rows(
-            query.order_by(audit_counts.c.bucket, audit_counts.c.action, audit_counts.c.org)
+            query.order_by(audit_counts.c.bucket, audit_counts.c.action, audit_counts.c.org).limit(
+                limit
+            )
         )
         return [
             AuditCount(float(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]))
