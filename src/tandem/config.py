@@ -148,7 +148,8 @@ class Settings:
     max_waiting_per_address: int = 10
     """Customer sessions not yet consented to (waiting for an agent, or asking the customer)
     that one client address may hold at once; more are refused (4429). The address is the
-    socket's peer, or the X-Forwarded-For of a ``trusted_proxies`` proxy."""
+    socket's peer, or the X-Forwarded-For of a ``trusted_proxies`` proxy; an IPv6 address counts
+    with its /64."""
     max_waiting_per_site: int = 500
     """Customer sessions not yet consented to that one site may hold at once; more are
     refused (4429)."""

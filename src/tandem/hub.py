@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import logging
 import math
@@ -153,6 +154,21 @@ class LiveSummary:
     state: str
     agent: str | None
     created_at: float
+
+
+def address_group(client: str) -> str:
+    """The key of an address's waiting limit: an IPv4 address itself (also written as an
+    IPv4-mapped IPv6 address), an IPv6 address's /64 (one subscriber's usual share, so rotating
+    through it does not escape the limit)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class HeldElsewhere(TandemError):
@@ -585,7 +601,7 @@ class SessionHub:
         ``customer_refused``): waiting ones per address and per site, live ones per
         organisation and in all."""
         refusal: tuple[int, str, str] | None = None
-        if self._still_waiting(self._waiting_by_client, client) >= (
+        if self._still_waiting(self._waiting_by_client, address_group(client)) >= (
             self.settings.max_waiting_per_address
         ):
             refusal = (
@@ -669,11 +685,11 @@ class SessionHub:
             resume_digest=self.secret_digest(resume_token, "resume"),
             org_id=site.org_id,
             site_id=site.site_id,
-            client=client,
+            client=address_group(client),
         )
         self._live[session_id] = live
         self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
-        self._waiting_by_client.setdefault(client, set()).add(session_id)
+        self._waiting_by_client.setdefault(live.client, set()).add(session_id)
         self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
         created = Created(
             session_id=session_id,
