@@ -425,7 +425,10 @@ class SessionHub:
         """Sessions each address and site opened that may still be waiting (pruned when
         counted): the waiting limits."""
         self._live_by_org: dict[str, int] = {}
-        """Live sessions per organisation (its quota)."""
+        """Live sessions per organisation (its quota), those being started included."""
+        self._starting: set[str] = set()
+        """Sessions admitted but not yet live (their storage writes under way): they count
+        against every limit, so that sockets opened all at once cannot pass it together."""
         self._organisations = (0, -math.inf)
         """How many organisations there are, and when that was read (the fair share)."""
         self.anonymous = EventCounts(settings.anonymous_audit_interval_seconds)
@@ -588,20 +591,24 @@ class SessionHub:
         held.intersection_update(
             session_id
             for session_id in tuple(held)
-            if (live := self._live.get(session_id)) is not None
-            and live.waiting
-            and not live.machine.ended
+            if session_id in self._starting
+            or (
+                (live := self._live.get(session_id)) is not None
+                and live.waiting
+                and not live.machine.ended
+            )
         )
         if not held:
             del index[key]
         return len(held)
 
-    async def _admit(self, site: SiteRecord, client: str) -> None:
-        """Refuse a new customer session beyond a limit (ProtocolError 4429 or 4503, counted as
-        ``customer_refused``): waiting ones per address and per site, live ones per
-        organisation and in all."""
+    def _admit(self, session_id: str, site: SiteRecord, client: str, quota: int) -> None:
+        """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
+        4503, counted as ``customer_refused``): waiting ones per address group and per site,
+        live ones per organisation (``quota``) and in all. Admitted, it counts against them all
+        at once (no await between the check and the count): :meth:`_release` gives it back."""
         refusal: tuple[int, str, str] | None = None
-        if self._still_waiting(self._waiting_by_client, address_group(client)) >= (
+        if self._still_waiting(self._waiting_by_client, client) >= (
             self.settings.max_waiting_per_address
         ):
             refusal = (
@@ -617,20 +624,38 @@ class SessionHub:
                 "site",
                 "too many help requests on this site: try again in a few minutes",
             )
-        elif len(self._live) >= self.settings.max_sessions:
+        elif len(self._live) + len(self._starting) >= self.settings.max_sessions:
             refusal = (codec.CLOSE_OVERLOADED, "server", "server busy: try again in a minute")
-        elif self._live_by_org.get(site.org_id, 0) >= await self.organisation_quota():
+        elif self._live_by_org.get(site.org_id, 0) >= quota:
             refusal = (
                 codec.CLOSE_OVERLOADED,
                 "organisation",
                 "all of this organisation's sessions are in use: try again in a minute",
             )
-        if refusal is None:
-            return
-        code, limit, reason = refusal
-        metrics.CUSTOMER_REFUSALS.labels(limit=limit).inc()
-        self.count_anonymous("customer_refused", site.org_id, f"{limit}: {reason}")
-        raise ProtocolError(code, reason)
+        if refusal is not None:
+            code, limit, reason = refusal
+            metrics.CUSTOMER_REFUSALS.labels(limit=limit).inc()
+            self.count_anonymous("customer_refused", site.org_id, f"{limit}: {reason}")
+            raise ProtocolError(code, reason)
+        self._starting.add(session_id)
+        self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
+        self._waiting_by_client.setdefault(client, set()).add(session_id)
+        self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
+
+    def _release(self, session_id: str, org_id: str, client: str, site_id: str) -> None:
+        """Give back what :meth:`_admit` counted (a session that ended, or failed to start)."""
+        self._starting.discard(session_id)
+        held = self._live_by_org.get(org_id, 0) - 1
+        if held > 0:
+            self._live_by_org[org_id] = held
+        else:
+            self._live_by_org.pop(org_id, None)
+        for index, key in ((self._waiting_by_client, client), (self._waiting_by_site, site_id)):
+            opened = index.get(key)
+            if opened is not None:
+                opened.discard(session_id)
+                if not opened:
+                    del index[key]
 
     async def create(
         self, site: SiteRecord, customer: str | None = None, client: str = ""
@@ -638,9 +663,24 @@ class SessionHub:
         """A new session of ``site`` in ``waiting`` with a fresh join code bound to the site's
         organisation. ``customer`` is the subject of a verified customer token, if any;
         ``client`` the page's address. Raises ProtocolError beyond a limit (:meth:`_admit`)."""
-        await self._admit(site, client)
-        now = self.clock()
+        quota = await self.organisation_quota()
         session_id = crypto.new_token(self.entropy, 16)
+        client = address_group(client)
+        self._admit(session_id, site, client, quota)
+        try:
+            live, created = await self._start(site, customer, client, session_id)
+        except BaseException:
+            self._release(session_id, site.org_id, client, site.site_id)
+            raise
+        self._starting.discard(session_id)
+        self._live[session_id] = live
+        return live, created
+
+    async def _start(
+        self, site: SiteRecord, customer: str | None, client: str, session_id: str
+    ) -> tuple[LiveSession, Created]:
+        """The storage writes and the live state of a session :meth:`_admit` let in."""
+        now = self.clock()
         resume_token = crypto.new_token(self.entropy)
         expires_at = now + self.settings.code_ttl_seconds
         for _ in range(5):
@@ -685,12 +725,8 @@ class SessionHub:
             resume_digest=self.secret_digest(resume_token, "resume"),
             org_id=site.org_id,
             site_id=site.site_id,
-            client=address_group(client),
+            client=client,
         )
-        self._live[session_id] = live
-        self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
-        self._waiting_by_client.setdefault(live.client, set()).add(session_id)
-        self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
         created = Created(
             session_id=session_id,
             code=code,
@@ -1036,20 +1072,7 @@ class SessionHub:
         self.fanout.publish(agents_topic(session_id), close)
         # Live state goes first so nothing can use it while storage is written.
         if self._live.pop(session_id, None) is not None:
-            held = self._live_by_org.get(live.org_id, 0) - 1
-            if held > 0:
-                self._live_by_org[live.org_id] = held
-            else:
-                self._live_by_org.pop(live.org_id, None)
-            for index, key in (
-                (self._waiting_by_client, live.client),
-                (self._waiting_by_site, live.site_id),
-            ):
-                opened = index.get(key)
-                if opened is not None:
-                    opened.discard(session_id)
-                    if not opened:
-                        del index[key]
+            self._release(session_id, live.org_id, live.client, live.site_id)
         self._unfinished[session_id] = (live, reason)
         await self._close_in_storage(live, reason)
 

@@ -90,6 +90,25 @@ async def test_one_address_is_refused_beyond_its_waiting_limit_another_address_i
     assert isinstance(other, dict) and other["type"] == "created"
 
 
+async def test_sockets_opened_all_at_once_from_one_address_get_no_more_than_the_limit(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, max_waiting_per_address=3, max_sessions=8)
+    answers = [a for _, a in await asyncio.gather(*(customer(server) for _ in range(FLOOD)))]
+    assert len(created(answers)) == 3
+    assert {code for code, _ in refused(answers)} == {4429}
+
+
+async def test_an_organisations_quota_holds_against_sockets_opened_all_at_once(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, max_sessions=4, max_waiting_per_address=100)
+    answers = [a for _, a in await asyncio.gather(*(customer(server) for _ in range(FLOOD)))]
+    assert len(created(answers)) == 2
+    _ws, acme = await customer(server, origin=ACME_ORIGIN)
+    assert isinstance(acme, dict) and acme["type"] == "created"
+
+
 async def test_a_forged_forwarded_for_does_not_escape_the_address_limit(
     server_factory: ServerFactory,
 ) -> None:
