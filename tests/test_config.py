@@ -105,6 +105,8 @@ def test_sign_in_timeouts_and_advisories_come_from_the_environment() -> None:
         Settings.load({"TANDEM_LOGIN_IDLE_SECONDS": "soon"})
     with pytest.raises(ConfigError, match="must be positive"):
         Settings.load({"TANDEM_LOGIN_IDLE_SECONDS": "0"})
+
+
 def test_socket_queue_must_hold_one_largest_frame() -> None:
     with pytest.raises(ConfigError, match="socket_queue_bytes"):
         Settings.load(environ={}, socket_queue_bytes=1024 * 1024)  # one 1 MiB frame + 64 is more

@@ -4,6 +4,7 @@ landing in the session's organisation."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import get_args
 
 import pytest
 
-from tandem import crypto
+from tandem import auth, crypto
 from tandem.access import ACTIONS, Principal, allowed
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
@@ -41,7 +42,7 @@ from tandem.protocol.messages import (
     Record,
     Watch,
 )
-from tandem.storage.base import AuditRecord
+from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org
 
@@ -82,6 +83,17 @@ def principal(role: str, *, username: str = "ann") -> Principal:
     return Principal(username, username.title(), role, ORG, frozenset({"support"}))  # type: ignore[arg-type]
 
 
+async def signed_in(hub: SessionHub, who: Principal) -> str:
+    """Store ``who`` as an account with a sign-in (the hub re-checks both); its token digest."""
+    await hub.storage.add_user(
+        UserRecord(who.username, who.display_name, who.role, "", 0.0, org_id=ORG, mfa_exempt=True)
+    )
+    await hub.storage.set_user_teams(who.username, ORG, tuple(who.teams))
+    digest = auth.login_digest(who.username)
+    await hub.storage.add_login(LoginRecord(digest, who.username, 1e9, 1000.0))
+    return digest
+
+
 async def audit_of(hub: SessionHub, action: str) -> list[AuditRecord]:
     return [r for r in await hub.storage.audit_page(of_org(ORG), 0, 1000) if r.action == action]
 
@@ -112,7 +124,7 @@ def test_every_message_has_exactly_one_row() -> None:
 
 async def test_a_role_without_the_socket_action_gets_no_seat(hub: SessionHub) -> None:
     with pytest.raises(ForbiddenError, match="auditor"):
-        hub.agent_seat(principal("auditor"), "192.0.2.1")
+        hub.agent_seat(principal("auditor"), "192.0.2.1", "")
 
 
 async def test_a_message_needing_an_action_the_role_lacks_is_refused_and_audited(
@@ -120,7 +132,7 @@ async def test_a_message_needing_an_action_the_role_lacks_is_refused_and_audited
 ) -> None:
     agent = principal("agent")
     assert not allowed("agent", AGENT_EVENTS[Watch][0])
-    async with hub.agent_seat(agent, "192.0.2.1") as seat:
+    async with hub.agent_seat(agent, "192.0.2.1", await signed_in(hub, agent)) as seat:
         with pytest.raises(ProtocolError) as refused:
             await seat.text(Watch(v=1, session_id="anything"))
     assert refused.value.close_code == CLOSE_FORBIDDEN and "agent" in str(refused.value)
@@ -136,11 +148,12 @@ async def test_a_message_needing_an_action_the_role_lacks_is_refused_and_audited
 async def test_a_second_factor_still_missing_refuses_every_message(hub: SessionHub) -> None:
     supervisor = Principal("sue", "Sue", "supervisor", ORG, frozenset({"support"}), True)
     with pytest.raises(ForbiddenError, match="two-step"):
-        hub.agent_seat(supervisor, "192.0.2.1")
+        hub.agent_seat(supervisor, "192.0.2.1", "")
 
 
 async def test_a_message_the_role_allows_goes_through_the_table(hub: SessionHub) -> None:
-    async with hub.agent_seat(principal("supervisor", username="sue"), "192.0.2.1") as seat:
+    sue = principal("supervisor", username="sue")
+    async with hub.agent_seat(sue, "192.0.2.1", await signed_in(hub, sue)) as seat:
         with pytest.raises(ProtocolError) as missing:  # allowed: only the session is not there
             await seat.text(Watch(v=1, session_id="nobody"))
     assert missing.value.close_code == CLOSE_NOT_FOUND
@@ -149,7 +162,8 @@ async def test_a_message_the_role_allows_goes_through_the_table(hub: SessionHub)
 
 async def test_a_team_refusal_of_recording_is_told_and_audited(hub: SessionHub) -> None:
     customer, code = await open_session(hub)
-    async with customer, hub.agent_seat(principal("agent"), "192.0.2.1") as seat:
+    ann = principal("agent")
+    async with customer, hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
         joined = await seat.text(Join(v=1, code=code))
         assert isinstance(joined, Joined)
         assert await next_type(seat.subscription) == "joined"
@@ -171,7 +185,8 @@ async def test_a_join_through_the_hub_audits_in_the_sessions_organisation(
     hub: SessionHub,
 ) -> None:
     customer, code = await open_session(hub)
-    async with customer, hub.agent_seat(principal("agent"), "192.0.2.1") as seat:
+    ann = principal("agent")
+    async with customer, hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
         wrong = await seat.text(Join(v=1, code="000-00"))
         assert isinstance(wrong, Refused) and wrong.notice.code == "invalid_code"
         joined = await seat.text(Join(v=1, code=code))
@@ -193,3 +208,19 @@ async def test_a_join_through_the_hub_audits_in_the_sessions_organisation(
     assert ended.details == {"reason": "agent_lost"} and ended.actor == "ann"
     assert hub.get(session) is None
     assert hub.fanout.subscriber_count(agents_topic(session)) == 0  # type: ignore[attr-defined]
+
+
+async def test_concurrent_checks_of_a_revoked_sign_in_close_and_audit_once(
+    hub: SessionHub,
+) -> None:
+    """The timer, an announcement and a message may check one socket at the same moment."""
+    ann = principal("agent")
+    async with hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
+        await hub.storage.delete_logins_of("ann")
+        await asyncio.gather(hub.recheck(seat), hub.recheck(seat), hub.recheck(seat))
+        assert seat.kicked.is_set() and seat.kick_reason == (4401, "signed out: sign in again")
+        with pytest.raises(ProtocolError) as refused:
+            await seat.text(Join(v=1, code="12345"))
+        assert refused.value.close_code == 4401
+    [record] = await audit_of(hub, "socket_closed")
+    assert (record.actor, record.subject) == ("server", "ann")

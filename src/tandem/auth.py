@@ -272,14 +272,32 @@ async def agent_for_token(
     or idle for longer than ``idle_seconds``. Each use counts as activity."""
     if not token or len(token) > 128:
         return None
-    digest = crypto.secret_digest(token, "login")
+    return await agent_for_login(storage, login_digest(token), now, idle_seconds)
+
+
+def login_digest(token: str) -> str:
+    """How storage (and a socket's seat) names the sign-in of a cookie token."""
+    return crypto.secret_digest(token, "login")
+
+
+async def agent_for_login(
+    storage: Storage,
+    digest: str,
+    now: float,
+    idle_seconds: float = float("inf"),
+    *,
+    activity: bool = True,
+) -> Agent | None:
+    """The agent of the sign-in stored as ``digest``, as the account is now (role, teams,
+    second factor), or None if the sign-in ended, expired or idled out, or the account is gone.
+    ``activity`` counts this check as use of the sign-in (a message, not a timer)."""
     login = await storage.get_login(digest)
     if login is None or login.expires_at <= now:
         return None
     if now - login.last_seen >= idle_seconds:
         await storage.delete_login(digest)
         return None
-    if now - login.last_seen >= IDLE_TOUCH_SECONDS:
+    if activity and now - login.last_seen >= IDLE_TOUCH_SECONDS:
         await storage.touch_login(digest, now)
     user = await storage.get_user(login.username)
     if user is None:
@@ -312,7 +330,7 @@ async def change_password(
 
 async def sign_out(storage: Storage, token: str | None) -> None:
     if token and len(token) <= 128:
-        await storage.delete_login(crypto.secret_digest(token, "login"))
+        await storage.delete_login(login_digest(token))
 
 
 async def begin_second_factor(

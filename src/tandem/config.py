@@ -90,7 +90,14 @@ class Settings:
     """A send to a socket that does not complete in this long (a peer that stopped reading)
     closes it as too slow (1013)."""
     first_message_timeout_seconds: float = 10.0
-    """How long a new socket may stay silent before its first message."""
+    """How long a new socket (a customer's or an agent's) may stay silent before its first
+    message."""
+    agent_idle_seconds: float = 10 * 60.0
+    """An agent socket not in a session (neither joined nor watching) that sends nothing for this
+    long is closed (4408)."""
+    agent_reauth_seconds: float = 30.0
+    """How often every open agent socket's sign-in, account and role are checked again (also on
+    every join, watch and record, and at once when a sign-in is revoked)."""
     resume_grace_seconds: float = 30.0
     """How long a customer's page may be away (navigation, reload) before the session ends."""
     idle_timeout_seconds: float = 30 * 60.0

@@ -124,6 +124,8 @@ class Directory:
         entropy: crypto.Entropy = crypto.system_entropy,
         reserved_origins: frozenset[str] = frozenset(),
         allow_private_network: bool = False,
+        *,
+        revoked: Callable[[str], None] = lambda username: None,
     ) -> None:
         """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
         organisation's sites (made at start-up) may hold."""
@@ -135,6 +137,9 @@ class Directory:
         self.clock = clock
         self.box = box
         self.entropy = entropy
+        self.revoked = revoked
+        """Told the username whose sign-ins ended or whose account changed, so that its open
+        sockets are checked again at once (tandem.revocation)."""
 
     # Organisation
 
@@ -346,6 +351,8 @@ class Directory:
                 auth.validate_name(team, "team name")
             await self.storage.set_user_teams(username, user.org_id, teams)
         updated = await self._user(actor, username)
+        if updated.role != user.role or updated.teams != user.teams:
+            self.revoked(username)
         if updated.role != user.role:
             await self.record(
                 "role_changed",
@@ -381,6 +388,7 @@ class Directory:
             await self._keep_an_admin(actor, user)
         await self.storage.delete_logins_of(username)
         await self.storage.delete_user(username)
+        self.revoked(username)
         await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)
 
     async def reset_second_factor(self, actor: Principal, username: str) -> None:
@@ -390,6 +398,7 @@ class Directory:
         _guard_auditors(actor, user.role)
         await self.storage.set_second_factor(username, None, ())
         await self.storage.delete_logins_of(username)
+        self.revoked(username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
 
     async def bind_sso_identity(
@@ -414,6 +423,7 @@ class Directory:
                 raise ConflictError("that provider account is bound to another user")
         if user.oidc_identity is not None and user.oidc_identity != identity:
             await self.storage.delete_logins_of(username)
+            self.revoked(username)
         await self.storage.set_oidc_identity(username, identity)
         await self.record(
             "sso_identity_bound" if identity else "sso_identity_removed",
@@ -438,6 +448,7 @@ class Directory:
             raise ForbiddenError("an admin's password reset is always temporary")
         await self.storage.set_password(username, crypto.hash_password(password), change_required)
         await self.storage.delete_logins_of(username)
+        self.revoked(username)
         await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 
     # Sites

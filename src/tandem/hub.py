@@ -18,10 +18,11 @@ import ipaddress
 import json
 import logging
 import math
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Self
 
-from tandem import crypto, logs, metrics
+from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
@@ -29,9 +30,11 @@ from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
+    ConflictError,
     ForbiddenError,
     NotFoundError,
     ProtocolError,
+    StorageError,
     TandemError,
 )
 from tandem.fanout.base import Fanout, Frame, Subscription
@@ -308,9 +311,11 @@ class CustomerSeat(Seat):
 class AgentSeat(Seat):
     """An agent's socket: joins one session with a code (throttled), then acts in it."""
 
-    def __init__(self, hub: SessionHub, principal: Principal, client: str) -> None:
+    def __init__(self, hub: SessionHub, principal: Principal, client: str, login: str) -> None:
         super().__init__(hub, None)
         self.principal = principal
+        self.login = login
+        """The sign-in's token digest: re-checked on join, watch, record and periodically."""
         self.live: LiveSession | None = None
         self.failures = 0
         """Wrong codes on this socket."""
@@ -325,6 +330,8 @@ class AgentSeat(Seat):
         """A control message from the agent's console (decoded). :data:`AGENT_EVENTS` names the
         action each needs; a principal without it is refused (audited) and the socket closed."""
         action, handle = AGENT_EVENTS[type(message)]
+        if isinstance(message, REAUTHORISED):
+            await self.hub.reauthorize(self, message)
         await self.hub.authorize_message(self.principal, action, message, self.live)
         return await handle(self, message)
 
@@ -357,11 +364,18 @@ class WatchSeat(Seat):
     """A supervisor's socket watching a session: leaving or losing it ends only the watch."""
 
     def __init__(
-        self, hub: SessionHub, live: LiveSession, principal: Principal, subscription: Subscription
+        self,
+        hub: SessionHub,
+        live: LiveSession,
+        principal: Principal,
+        subscription: Subscription,
+        login: str,
     ) -> None:
         super().__init__(hub, subscription)
         self.live = live
         self.principal = principal
+        self.login = login
+        """The sign-in's token digest (see :attr:`AgentSeat.login`)."""
 
     @property
     def watching(self) -> bool:
@@ -435,6 +449,8 @@ class SessionHub:
         """Events with no signed-in actor, counted per interval (tandem.event_counts)."""
         self._next_count_purge = 0.0
         self._seats: set[Seat] = set()
+        self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
+        """Seats being closed because their sign-in was revoked (closed and audited once)."""
         self._seats_empty = asyncio.Event()
         self._seats_empty.set()
         self.background = Supervisor(
@@ -456,6 +472,7 @@ class SessionHub:
         """How many sockets of other processes this one serves through tunnels (metrics)."""
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
+        self._next_reauth = 0.0
         self.recordings = Recordings(storage, self.record)
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
@@ -464,6 +481,7 @@ class SessionHub:
     async def __aenter__(self) -> Self:
         await self.record("server_started", actor="server")
         self.background.every("deadlines", self.tick_seconds, self.tick)
+        self.background.keep_running("revocations", self._hear_revocations)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -474,6 +492,86 @@ class SessionHub:
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
         # anchor is exactly at this record, whatever other servers append meanwhile.
         await self.record("server_stopped", actor="server")
+
+    async def _hear_revocations(self) -> None:
+        """Re-check the sockets an announcement (:mod:`tandem.revocation`) names, whichever
+        process made it. Without the fan-out for a moment (Overflow) or storage, it fails and
+        the supervisor subscribes again after a back-off; the periodic check covers the gap."""
+        subscription = self.fanout.subscribe(revocation.TOPIC, self.settings.socket_queue_bytes)
+        try:
+            while True:
+                heard = revocation.decode((await subscription.get()).data)
+                if heard is None:
+                    continue
+                for seat in self.signed_in_seats():
+                    if seat.login == heard.login or seat.principal.username == heard.user:
+                        await self.recheck(seat)
+        finally:
+            subscription.close()
+
+    def signed_in_seats(self) -> list[AgentSeat | WatchSeat]:
+        """The agents' and supervisors' sockets of this process."""
+        return [s for s in self._seats if isinstance(s, AgentSeat | WatchSeat)]
+
+    async def _current(self, seat: AgentSeat | WatchSeat, activity: bool) -> tuple[int, str] | None:
+        """Why ``seat``'s principal may no longer use its socket (a close code and reason), or
+        None; the seat's principal is refreshed from storage (role, teams)."""
+        now = self.clock()
+        agent = await auth.agent_for_login(
+            self.storage,
+            seat.login,
+            now,
+            self.settings.login_idle_seconds if activity else float("inf"),
+            activity=activity,
+        )
+        if agent is None or agent.org != seat.principal.org:
+            return codec.CLOSE_UNAUTHENTICATED, revocation.SIGNED_OUT
+        seat.principal = agent
+        try:
+            authorize(agent, WATCH_ACTION if isinstance(seat, WatchSeat) else AGENT_SOCKET_ACTION)
+        except ForbiddenError:
+            return codec.CLOSE_FORBIDDEN, revocation.ROLE_CHANGED
+        return None
+
+    async def _forced_close(
+        self, seat: AgentSeat | WatchSeat, principal: Principal, code: int, reason: str
+    ) -> None:
+        live = seat.live
+        await self.record(
+            "socket_closed",
+            actor="server",
+            org=principal.org,
+            subject=principal.username,
+            session=live.machine.session_id if live else "",
+            code=code,
+            reason=reason,
+        )
+
+    async def reauthorize(self, seat: AgentSeat | WatchSeat, message: object) -> None:
+        """Before ``message`` (join, watch, record): the sign-in must still be valid, the
+        account still there, its role still allowing the socket. Otherwise the close is audited
+        and ProtocolError (4401 or 4403) closes the socket."""
+        before = seat.principal
+        refused = await self._current(seat, activity=True)
+        if refused is not None:
+            if seat not in self._revoking:
+                self._revoking.add(seat)
+                await self._forced_close(seat, before, *refused)
+            raise ProtocolError(*refused)
+
+    async def recheck(self, seat: AgentSeat | WatchSeat) -> None:
+        """Close ``seat``'s socket (audited) if its sign-in ended, its account went, or its role
+        no longer allows the socket: periodically and on an announcement."""
+        if seat in self._revoking:
+            return
+        before = seat.principal
+        refused = await self._current(seat, activity=False)
+        # Checked again after the wait: another check (the timer, an announcement, a message)
+        # may have closed it meanwhile; one close, one audit record.
+        if refused is not None and seat not in self._revoking:
+            self._revoking.add(seat)
+            await self._forced_close(seat, before, *refused)
+            seat.kick(*refused)
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
@@ -690,7 +788,7 @@ class SessionHub:
                     self.secret_digest(code, "join"), session_id, expires_at, site.org_id
                 )
                 break
-            except TandemError:
+            except ConflictError:
                 continue  # a live code collided; draw again
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
@@ -797,11 +895,12 @@ class SessionHub:
         live.customer_seat = CustomerSeat(self, live, subscription)
         return live.customer_seat
 
-    def agent_seat(self, principal: Principal, client: str) -> AgentSeat:
-        """An agent's socket from ``client`` (an address). Raises ForbiddenError when the role
-        may not open it (:data:`AGENT_SOCKET_ACTION`)."""
+    def agent_seat(self, principal: Principal, client: str, login: str) -> AgentSeat:
+        """An agent's socket from ``client`` (an address), signed in as ``login`` (the sign-in's
+        token digest). Raises ForbiddenError when the role may not open it
+        (:data:`AGENT_SOCKET_ACTION`)."""
         authorize(principal, AGENT_SOCKET_ACTION)
-        return AgentSeat(self, principal, client)
+        return AgentSeat(self, principal, client, login)
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
@@ -952,8 +1051,11 @@ class SessionHub:
             # recording stops (said to both sides) rather than lose frames silently, and the
             # session goes on sharing.
             metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
-            reason = str(exc) if isinstance(exc, TandemError) else "storage error"
-            if not isinstance(exc, TandemError):
+            # StorageError: the database did not answer (locked, away); other TandemErrors are
+            # its answers (the recording was erased, a refusal).
+            answered = isinstance(exc, TandemError) and not isinstance(exc, StorageError)
+            reason = str(exc) if answered else "storage error"
+            if not answered:
                 metrics.STORAGE_ERRORS.labels(where="recording").inc()
             log.warning("recording stopped: %s", reason)
             live.recorder = None
@@ -965,9 +1067,9 @@ class SessionHub:
                 reason,
                 self.clock(),
             )
-            if isinstance(exc, TandemError):
-                await self._write_what_failed()
             await self.apply(live, live.machine.record_stop("unavailable"))
+            if answered:
+                await self._write_what_failed()
             return
         metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
 
@@ -1146,6 +1248,10 @@ class SessionHub:
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+        if now >= self._next_reauth:
+            self._next_reauth = now + self.settings.agent_reauth_seconds
+            for seat in self.signed_in_seats():
+                await self.recheck(seat)
         await self._write_counts()
         if now >= self._next_count_purge:
             self._next_count_purge = now + self.settings.purge_interval_seconds
@@ -1268,7 +1374,7 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
     except ProtocolError:
         subscription.close()
         raise
-    watch = WatchSeat(hub, live, supervisor, subscription)
+    watch = WatchSeat(hub, live, supervisor, subscription, seat.login)
     await hub.apply(live, effects)
     return Watching(watch)
 
@@ -1303,6 +1409,9 @@ async def _agent_abort(seat: AgentSeat, message: Abort) -> None:
     live = seat.in_session()
     await seat.hub.apply(live, live.machine.key_mismatch("agent"))
 
+
+REAUTHORISED = (Join, Watch, Record)
+"""Messages before which the sign-in and the account are checked again (not only the role)."""
 
 AgentEvent = Callable[[AgentSeat, Any], Awaitable[Outcome | None]]
 AGENT_EVENTS: Mapping[type[AgentMessage], tuple[Action, AgentEvent]] = {

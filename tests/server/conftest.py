@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -13,8 +14,14 @@ from tests.server.helpers import OPEN_CONNECTIONS
 @pytest.fixture(autouse=True)
 async def close_client_connections() -> AsyncIterator[None]:
     yield
+    loop = asyncio.get_running_loop()
     while OPEN_CONNECTIONS:
-        await OPEN_CONNECTIONS.pop().close()
+        connection = OPEN_CONNECTIONS.pop()
+        if connection.loop is loop:
+            await connection.close()
+        elif not connection.loop.is_closed():  # opened under another loop (asyncio.run)
+            connection.loop.call_soon_threadsafe(connection.transport.abort)
+        # else: its loop is gone, and its transport with it
 
 
 @pytest.fixture

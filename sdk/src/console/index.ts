@@ -86,7 +86,7 @@ const liveUi = {
   report: (event: LiveEvent) => dispatch({ type: "live", event }),
   mirror,
   signedIn: (): AgentInfo | null => (state.screen === "live" ? state.agent : null),
-  sessionExpired: () => dispatch({ type: "signed_out" }),
+  sessionExpired: (why?: string) => dispatch({ type: "signed_out", error: why }),
   closed(view: LiveView): void {
     if (live === view) live = null;
     if (state.screen === "live" && state.agent.role === "supervisor") void listSessions();

@@ -42,8 +42,9 @@ export interface LiveUi {
   /** Where the customer's page is mirrored (outside the rendered templates). */
   readonly mirror: HTMLElement;
   signedIn(): AgentInfo | null;
-  /** The sign-in expired (close 4401): back to the sign-in screen. */
-  sessionExpired(): void;
+  /** The sign-in expired or was revoked (close 4401): back to the sign-in screen, saying why
+   * when the server said (issue 14). */
+  sessionExpired(why?: string): void;
   /** This session is over: the console forgets it. */
   closed(view: LiveView): void;
   clearCode(): void;
@@ -111,7 +112,7 @@ export class LiveView {
         if (message) this.onControl(message);
       },
       binary: (data) => this.onPayload(data),
-      close: (code) => this.onClose(code),
+      close: (code, reason) => this.onClose(code, reason),
     });
   }
 
@@ -545,11 +546,17 @@ export class LiveView {
     this.startMirror();
   }
 
-  private onClose(code: number): void {
+  private onClose(code: number, reason = ""): void {
     if (this.ended) return;
+    // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
+    const why = reason ? `The server closed the connection: ${reason}.` : undefined;
     if (code === 4401) {
       this.finish("");
-      this.ui.sessionExpired();
+      this.ui.sessionExpired(why);
+      return;
+    }
+    if ((code === 4403 || code === 4408) && why) {
+      this.finish(why);
       return;
     }
     if (code === 4429) {

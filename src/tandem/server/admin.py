@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tandem import auth, crypto
+from tandem import auth, crypto, revocation
 from tandem.access import Action, Grant, Principal, authorize
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
@@ -29,6 +29,7 @@ from tandem.exceptions import (
     ConflictError,
     ForbiddenError,
     NotFoundError,
+    StorageError,
     TandemError,
     WeakPasswordError,
 )
@@ -376,6 +377,8 @@ async def _change_password(call: Call) -> object:
     await services.hub.record(
         "password_changed", actor=call.principal.username, org=call.principal.org
     )
+    # Every other sign-in ended: their open sockets close now, in every process.
+    revocation.announce(services.fanout, user=call.principal.username)
     user = await services.storage.get_user(call.principal.username)
     if user is None:  # removed meanwhile
         raise NotFoundError("not found")
@@ -980,6 +983,8 @@ _STATUS = (
 
 
 def _error_response(exc: TandemError) -> Response:
+    if isinstance(exc, StorageError):  # the database did not answer: 503 (server.unavailable)
+        raise exc
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
             return problem(status, title, str(exc))

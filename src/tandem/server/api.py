@@ -9,7 +9,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tandem import auth
+from tandem import auth, revocation
 from tandem.exceptions import AuthenticationError
 from tandem.server.http import (
     agent_json,
@@ -78,8 +78,10 @@ async def logout(request: Request) -> Response:
     token = request.cookies.get(auth.COOKIE_NAME)
     agent = await current_agent(request)
     await auth.sign_out(services.storage, token)
-    if agent is not None:
+    if agent is not None and token:
         await services.hub.record("sign_out", actor=agent.username)
+        # Sockets this sign-in opened close now, in every process.
+        revocation.announce(services.fanout, login=auth.login_digest(token))
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'
@@ -95,6 +97,7 @@ async def logout_everywhere(request: Request) -> Response:
         return problem(401, "Not signed in", "Sign in first.")
     ended = await services.storage.delete_logins_of(agent.username)
     await services.hub.record("sign_out_everywhere", actor=agent.username, sign_ins=ended)
+    revocation.announce(services.fanout, user=agent.username)
     response = Response(status_code=204)
     response.headers["clear-site-data"] = '"cache", "storage"'
     response.delete_cookie(auth.COOKIE_NAME, **cookie_flags(request))

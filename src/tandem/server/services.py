@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from starlette.types import ASGIApp
 
-from tandem import crypto, metrics
+from tandem import crypto, metrics, revocation
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
@@ -104,6 +104,7 @@ async def running(
                 entropy,
                 reserved_origins=frozenset(settings.allow_origins),
                 allow_private_network=settings.test_private_network,
+                revoked=lambda username: revocation.announce(carrier, user=username),
             ),
             box=box,
             sign_in_backoff=SharedBackoff(

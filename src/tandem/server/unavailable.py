@@ -14,11 +14,13 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem import logs, metrics
+from tandem.exceptions import StorageError
 from tandem.protocol import codec
 
 log = logs.get_logger("tandem.http")
 
 STORAGE_DOWN = (
+    StorageError,  # what storage makes of any driver error (tandem.storage.sql)
     SQLAlchemyError,
     sqlite3.Error,
     asyncpg.PostgresError,

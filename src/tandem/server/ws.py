@@ -157,14 +157,14 @@ async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
     await _close(ws, code, reason)
 
 
-async def _receive(ws: WebSocket, timeout: float | None = None) -> str | bytes | None:
+async def _receive(
+    ws: WebSocket, timeout: float | None = None, waiting_for: str = "the first message"
+) -> str | bytes | None:
     """Next frame, or None when the peer disconnected. Raises 4408 after ``timeout`` seconds."""
     try:
         message = await asyncio.wait_for(ws.receive(), timeout)
     except TimeoutError:
-        raise ProtocolError(
-            codec.CLOSE_TIMEOUT, "timed out waiting for the first message"
-        ) from None
+        raise ProtocolError(codec.CLOSE_TIMEOUT, f"timed out waiting for {waiting_for}") from None
     if message["type"] == "websocket.disconnect":
         return None
     text = message.get("text")
@@ -173,10 +173,13 @@ async def _receive(ws: WebSocket, timeout: float | None = None) -> str | bytes |
     return bytes(message.get("bytes") or b"")
 
 
-async def _receive_unless_kicked(ws: WebSocket, seat: Seat) -> str | bytes | None:
+async def _receive_unless_kicked(
+    ws: WebSocket, seat: Seat, timeout: float | None = None, waiting_for: str = "a message"
+) -> str | bytes | None:
     """Next frame of an agent's socket that is in no session yet, or None once the peer went or
-    the hub kicked the seat (the server is stopping: the socket is then told and closed)."""
-    receiving = asyncio.ensure_future(_receive(ws))
+    the hub kicked the seat (the server is stopping, or its sign-in was revoked: the socket is
+    then told and closed). Raises 4408 after ``timeout`` seconds of silence."""
+    receiving = asyncio.ensure_future(_receive(ws, timeout, waiting_for))
     kicked = asyncio.ensure_future(seat.kicked.wait())
     try:
         await asyncio.wait({receiving, kicked}, return_when=asyncio.FIRST_COMPLETED)
@@ -274,7 +277,11 @@ async def agent_endpoint(ws: WebSocket) -> None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
         return
     try:
-        seat = services.hub.agent_seat(agent, client_address(ws))
+        seat = services.hub.agent_seat(
+            agent,
+            client_address(ws),
+            auth.login_digest(ws.cookies.get(auth.COOKIE_NAME, "")),
+        )
     except ForbiddenError as exc:
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
         return
@@ -283,8 +290,10 @@ async def agent_endpoint(ws: WebSocket) -> None:
     pacing = _pacing(settings)
     try:
         async with seat:
+            timeout, waiting_for = settings.first_message_timeout_seconds, "the first message"
             while seat.live is None:  # until it joins (or watches): answers go straight back
-                frame = await _receive_unless_kicked(ws, seat)
+                frame = await _receive_unless_kicked(ws, seat, timeout, waiting_for)
+                timeout, waiting_for = settings.agent_idle_seconds, "a message (idle)"
                 if frame is None:
                     return
                 if isinstance(frame, bytes):

@@ -1,0 +1,207 @@
+"""Issue 14 (1): a revoked sign-in ends the agent sockets it opened, at once and in every process.
+
+Each test opens an agent socket first and revokes afterwards (sign-out, "sign out everywhere", a
+role change, the account removed, its second factor reset): before issue 14 the socket, checked
+only when it opened, went on joining sessions. Servers here re-check open sockets only every
+hour (``agent_reauth_seconds``) unless a test is about that timer, so a close within seconds is
+the announcement's doing (tandem.revocation)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tandem.storage.sql import SQLStorage
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
+from tests.server.helpers import (
+    INVALID_CODE,
+    closed_with,
+    login_cookie,
+    open_agent,
+    recv_json,
+    send,
+    sharing_session,
+    start_session,
+)
+from tests.server.test_organisations import api
+from tests.server.test_scale_out import Cluster, start_cluster
+
+SIGNED_OUT = (4401, "signed out: sign in again")
+ROLE_CHANGED = (4403, "your role no longer allows this")
+HOURLY = {"agent_reauth_seconds": 3600.0}
+
+
+@pytest.fixture
+def orgs(server_factory: ServerFactory) -> RunningServer:
+    """Two organisations (tests/conftest.py); open sockets re-checked only hourly by the timer."""
+    return server_factory(seed=two_organisations, **HOURLY)
+
+
+def closes(server: RunningServer) -> list[dict[str, Any]]:
+    """The audited forced closes (read by the default organisation's auditor)."""
+    with api(server, "aud") as aud:
+        return [r for r in aud.get("/api/audit").json() if r["action"] == "socket_closed"]
+
+
+async def test_sign_out_closes_the_sockets_that_sign_in_opened(orgs: RunningServer) -> None:
+    cookie = login_cookie(orgs, "alice")
+    waiting = await open_agent(orgs, cookie)  # opened before, not in a session yet
+    other = await open_agent(orgs, login_cookie(orgs, "alice"))  # another sign-in: stays
+    signed_out = httpx.post(
+        f"{orgs.base}/api/logout", cookies={"tandem_agent": cookie}, headers={"origin": orgs.origin}
+    )
+    assert signed_out.status_code == 204
+    assert await closed_with(waiting) == SIGNED_OUT
+    # The other sign-in's socket still joins.
+    customer, created = await start_session(orgs)
+    await send(other, type="join", code=created["code"])
+    assert (await recv_json(other))["type"] == "joined"
+    [close] = closes(orgs)
+    assert (close["actor"], close["subject"]) == ("server", "alice")
+    assert close["details"] == {"session": "", "code": 4401, "reason": SIGNED_OUT[1]}
+    await customer.close()
+
+
+async def test_sign_out_ends_a_joined_agents_socket(server_factory: ServerFactory) -> None:
+    server = server_factory(**HOURLY)
+    customer, agent, _ = await sharing_session(server)
+    with httpx.Client(base_url=server.base, headers={"origin": server.origin}) as client:
+        # sharing_session signed alice in with its own cookie: end every sign-in of hers.
+        client.cookies.set("tandem_agent", login_cookie(server, "alice"))
+        assert client.post("/api/logout-everywhere").status_code == 204
+    assert await closed_with(agent) == SIGNED_OUT
+    told = await recv_json(customer)
+    assert told["type"] in {"peer", "ended"}  # the customer learns its agent went
+
+
+async def test_sign_out_everywhere_closes_every_sign_ins_sockets(orgs: RunningServer) -> None:
+    first = await open_agent(orgs, login_cookie(orgs, "alice"))
+    second = await open_agent(orgs, login_cookie(orgs, "alice"))
+    sam = await open_agent(orgs, login_cookie(orgs, "sam"))  # someone else: untouched
+    with api(orgs, "alice") as alice:
+        assert alice.post("/api/logout-everywhere").status_code == 204
+    assert await closed_with(first) == SIGNED_OUT
+    assert await closed_with(second) == SIGNED_OUT
+    await send(sam, type="watch", session_id="nobody")
+    assert (await closed_with(sam))[0] == 4404  # sam's socket still reached the hub
+    assert [c["subject"] for c in closes(orgs)] == ["alice", "alice"]
+
+
+async def test_a_role_change_without_join_closes_the_socket(orgs: RunningServer) -> None:
+    socket = await open_agent(orgs, login_cookie(orgs, "alice"))
+    with api(orgs, "ada") as ada:
+        assert ada.patch("/api/users/alice", json={"role": "admin"}).status_code == 200
+    assert await closed_with(socket) == ROLE_CHANGED
+    [close] = closes(orgs)
+    assert close["details"]["code"] == 4403
+
+
+async def test_a_removed_account_loses_its_sockets(orgs: RunningServer) -> None:
+    socket = await open_agent(orgs, login_cookie(orgs, "bob"))
+    with api(orgs, "ada") as ada:
+        assert ada.delete("/api/users/bob").status_code == 204
+    assert await closed_with(socket) == SIGNED_OUT
+
+
+async def test_a_second_factor_reset_closes_the_sockets(orgs: RunningServer) -> None:
+    socket = await open_agent(orgs, login_cookie(orgs, "alice"))
+    with api(orgs, "ada") as ada:
+        assert ada.post("/api/users/alice/reset-mfa").status_code == 204
+    assert await closed_with(socket) == SIGNED_OUT
+
+
+async def test_a_password_reset_or_change_closes_the_other_sockets(orgs: RunningServer) -> None:
+    by_admin = await open_agent(orgs, login_cookie(orgs, "alice"))
+    with api(orgs, "ada") as ada:
+        temporary = {"password": "temporary-pass-4821"}
+        reset = ada.post("/api/users/alice/reset-password", json=temporary)
+        assert reset.status_code == 204, reset.text
+    assert await closed_with(by_admin) == SIGNED_OUT
+    by_self = await open_agent(orgs, login_cookie(orgs, "sam"))
+    with api(orgs, "sam") as sam:
+        changed = sam.post(
+            "/api/me/password",
+            json={"current_password": AGENT_PASSWORD, "new_password": "another-pass-9137"},
+        )
+        assert changed.status_code == 200, changed.text
+    assert await closed_with(by_self) == SIGNED_OUT
+
+
+async def test_a_sign_in_that_idled_out_cannot_join_on_an_open_socket(orgs: RunningServer) -> None:
+    """No announcement here (the sign-in simply idled out): the join itself re-checks it."""
+    socket = await open_agent(orgs, login_cookie(orgs, "alice"))
+    orgs.clock.advance(orgs.settings.login_idle_seconds + 1)
+    customer, created = await start_session(orgs)  # a fresh code, valid at the new time
+    await send(socket, type="join", code=created["code"])
+    assert await closed_with(socket) == SIGNED_OUT
+    await customer.close()
+
+
+def _delete_logins_behind_the_servers_back(server: RunningServer, username: str) -> None:
+    """Another tool ends the sign-ins in the database: no announcement reaches the server."""
+
+    async def run() -> None:
+        storage = await SQLStorage.open_sqlite(server.settings.data_dir / "tandem.sqlite3")
+        try:
+            await storage.delete_logins_of(username)
+        finally:
+            await storage.close()
+
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join()
+
+
+async def test_open_sockets_are_rechecked_periodically(server_factory: ServerFactory) -> None:
+    server = server_factory(agent_reauth_seconds=0.2)
+    customer, agent, _ = await sharing_session(server)
+    _delete_logins_behind_the_servers_back(server, "alice")
+    assert await closed_with(agent) == SIGNED_OUT
+    await customer.close()
+
+
+@pytest.fixture
+def cluster(
+    requires_redis: None, server_factory: ServerFactory, tmp_path: Path
+) -> Iterator[Cluster]:
+    """Servers sharing PostgreSQL and Redis (tests/server/test_scale_out.py)."""
+    with start_cluster(server_factory, tmp_path) as start:
+        yield start
+
+
+async def test_a_revocation_on_one_server_closes_a_socket_on_another(cluster: Cluster) -> None:
+    a, b = cluster(**HOURLY), cluster(**HOURLY)
+    cookie = login_cookie(a, "alice")
+    on_b = await open_agent(b, cookie)
+    still = await open_agent(b, login_cookie(b, "sam"))
+    signed_out = httpx.post(
+        f"{a.base}/api/logout", cookies={"tandem_agent": cookie}, headers={"origin": a.origin}
+    )
+    assert signed_out.status_code == 204
+    assert await closed_with(on_b) == SIGNED_OUT
+    await send(still, type="watch", session_id="nobody")
+    assert (await closed_with(still))[0] == 4404
+
+
+async def test_a_silent_agent_socket_is_closed_after_the_first_message_timeout(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(first_message_timeout_seconds=0.3)
+    socket = await open_agent(server, login_cookie(server))
+    assert await closed_with(socket) == (4408, "timed out waiting for the first message")
+
+
+async def test_an_idle_agent_socket_outside_a_session_is_closed(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(agent_idle_seconds=0.3)
+    socket = await open_agent(server, login_cookie(server))
+    await send(socket, type="join", code="00000")
+    assert await recv_json(socket) == INVALID_CODE
+    assert await closed_with(socket) == (4408, "timed out waiting for a message (idle)")
