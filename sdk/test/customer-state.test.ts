@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { ServerMessage } from "../src/shared/protocol.ts";
+import { SERVER_BUSY, type ServerMessage, TOO_MANY_WAITING } from "../src/shared/protocol.ts";
 import {
   DISTRUST, MAX_RECONNECTS, MISMATCH, RESTARTING, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
   helpCode, initialState, reduce,
@@ -174,6 +174,14 @@ test("a close before `created` fails the start with a readable reason", () => {
   const connecting = run(initialState, create).state;
   assert.equal(ended(run(connecting, { type: "closed", code: 1006, reason: "" }).effects)?.error, UNREACHABLE);
   assert.equal(ended(run(connecting, { type: "closed", code: 4403, reason: "site not allowed" }).effects)?.error, "Connection closed: site not allowed");
+});
+
+test("a refused start (too many waiting, server busy) says so in the SDK's own plain words", () => {
+  const connecting = run(initialState, create).state;
+  const tooMany = run(connecting, { type: "closed", code: 4429, reason: "too many help requests from this address" });
+  assert.equal(ended(tooMany.effects)?.error, TOO_MANY_WAITING);
+  const busy = run(connecting, { type: "closed", code: 4503, reason: "<b>anything the server says</b>" });
+  assert.equal(ended(busy.effects)?.error, SERVER_BUSY);
 });
 
 test("a dropped network is resumed with growing waits, then given up", () => {

@@ -147,7 +147,25 @@ class Settings:
     """On SIGTERM, how long the server may take to tell every socket, end its sessions, flush
     recordings and anchor the audit trail before it exits (``--shutdown-timeout``)."""
     max_sessions: int = 10_000
-    """Live sessions held at once; more are refused."""
+    """Live sessions held at once by this process; more are refused (4503)."""
+    max_sessions_per_org: int | None = None
+    """Live sessions one organisation may hold at once in this process; more of its customers
+    are refused (4503) while other organisations' still get sessions. None: a fair share,
+    ``max_sessions`` divided by the number of organisations (at least 1)."""
+    max_waiting_per_address: int = 10
+    """Customer sessions not yet consented to (waiting for an agent, or asking the customer)
+    that one client address may hold at once; more are refused (4429). The address is the
+    socket's peer, or the X-Forwarded-For of a ``trusted_proxies`` proxy; an IPv6 address counts
+    with its /64."""
+    max_waiting_per_site: int = 500
+    """Customer sessions not yet consented to that one site may hold at once; more are
+    refused (4429)."""
+    anonymous_audit_interval_seconds: float = 60.0
+    """Events with no signed-in actor (refused customer sockets, bad origins, rejected
+    customer tokens) are counted, not written one record each: one ``audit_counts`` row per
+    interval, kind and organisation (docs/audit.md)."""
+    anonymous_audit_retention_days: float = 90.0
+    """How long the counts of events with no signed-in actor are kept."""
     max_recording_bytes: int = 256 * 1024 * 1024
     """Largest recording (ciphertext bytes); there the customer's browser is asked to end it
     (`size_limit`), the session goes on."""
@@ -216,6 +234,17 @@ class Settings:
             raise ConfigError("socket_send_timeout_seconds must be positive")
         if not self.shutdown_timeout_seconds > 0:
             raise ConfigError("the shutdown timeout must be positive")
+        if self.max_sessions < 1 or (
+            self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
+        ):
+            raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
+        if min(self.max_waiting_per_address, self.max_waiting_per_site) < 1:
+            raise ConfigError("max_waiting_per_address and max_waiting_per_site must be at least 1")
+        if not min(self.anonymous_audit_interval_seconds, self.anonymous_audit_retention_days) > 0:
+            raise ConfigError(
+                "anonymous_audit_interval_seconds and anonymous_audit_retention_days must be "
+                "positive"
+            )
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )

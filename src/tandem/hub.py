@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import logging
 import math
@@ -25,6 +26,7 @@ from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
 from tandem.audit import AuditLog
 from tandem.config import Settings
+from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
@@ -137,6 +139,13 @@ class LiveSession:
     """The running recording's buffer, while the customer allows recording."""
     stored_state: str = "waiting"
     """The state storage last heard of (kept only with several processes)."""
+    client: str = ""
+    """The address the customer's page opened the session from (its waiting limit)."""
+
+    @property
+    def waiting(self) -> bool:
+        """Not yet consented to: waiting for an agent, or asking the customer."""
+        return self.machine.state in ("waiting", "pending_consent")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,6 +157,21 @@ class LiveSummary:
     state: str
     agent: str | None
     created_at: float
+
+
+def address_group(client: str) -> str:
+    """The key of an address's waiting limit: an IPv4 address itself (also written as an
+    IPv4-mapped IPv6 address), an IPv6 address's /64 (one subscriber's usual share, so rotating
+    through it does not escape the limit)."""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 class HeldElsewhere(TandemError):
@@ -410,6 +434,20 @@ class SessionHub:
         """This process's id among several (scale-out); empty when it runs alone."""
         self.tick_seconds = tick_seconds
         self._live: dict[str, LiveSession] = {}
+        self._waiting_by_client: dict[str, set[str]] = {}
+        self._waiting_by_site: dict[str, set[str]] = {}
+        """Sessions each address and site opened that may still be waiting (pruned when
+        counted): the waiting limits."""
+        self._live_by_org: dict[str, int] = {}
+        """Live sessions per organisation (its quota), those being started included."""
+        self._starting: set[str] = set()
+        """Sessions admitted but not yet live (their storage writes under way): they count
+        against every limit, so that sockets opened all at once cannot pass it together."""
+        self._organisations = (0, -math.inf)
+        """How many organisations there are, and when that was read (the fair share)."""
+        self.anonymous = EventCounts(settings.anonymous_audit_interval_seconds)
+        """Events with no signed-in actor, counted per interval (tandem.event_counts)."""
+        self._next_count_purge = 0.0
         self._seats: set[Seat] = set()
         self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
         """Seats being closed because their sign-in was revoked (closed and audited once)."""
@@ -449,6 +487,8 @@ class SessionHub:
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
         await self.shutdown()
+        with contextlib.suppress(Exception):  # the database away: these counts are lost
+            await self._write_counts(everything=True)
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
         # anchor is exactly at this record, whatever other servers append meanwhile.
         await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
@@ -570,6 +610,24 @@ class SessionHub:
             reason=str(exc),
         )
 
+    def count_anonymous(self, action: str, org: str, reason: str) -> None:
+        """Count an event with no signed-in actor (a refused customer socket, an origin not
+        allowed, a rejected customer token): one ``audit_counts`` row per interval, kind and
+        organisation, never a record each (docs/audit.md). Logged and counted in metrics."""
+        if action not in ANONYMOUS_ACTIONS:
+            raise ValueError(f"not an anonymous event: {action}")
+        metrics.ANONYMOUS_EVENTS.labels(action=action).inc()
+        log.debug("%s (%s): %s", action, org or "no organisation", reason)
+        self.anonymous.add(self.clock(), action, org, reason)
+
+    async def _write_counts(self, everything: bool = False) -> None:
+        counts = self.anonymous.take(self.clock(), self.node or self.process_id, everything)
+        try:
+            await self.storage.add_audit_counts(counts)
+        except Exception:
+            self.anonymous.put_back(counts)
+            raise
+
     def __len__(self) -> int:
         return len(self._live)
 
@@ -599,13 +657,7 @@ class SessionHub:
                     raise AuthenticationError("customer token not accepted: it was used already")
             return claims.subject
         except AuthenticationError as exc:
-            await self.record(
-                "customer_token_rejected",
-                actor="customer",
-                org=site.org_id,
-                subject=site.site_id,
-                reason=str(exc),
-            )
+            self.count_anonymous("customer_token_rejected", site.org_id, str(exc))
             raise ProtocolError(codec.CLOSE_UNAUTHENTICATED, str(exc)) from None
 
     def policy_for(self, site: SiteRecord) -> dict[str, object] | None:
@@ -615,16 +667,118 @@ class SessionHub:
             return value
         return self.policy
 
+    async def organisation_quota(self) -> int:
+        """Live sessions one organisation may hold: ``max_sessions_per_org``, else a fair
+        share of ``max_sessions`` (the number of organisations is read again each
+        ``purge_interval_seconds``)."""
+        if self.settings.max_sessions_per_org is not None:
+            return self.settings.max_sessions_per_org
+        count, read_at = self._organisations
+        now = self.clock()
+        if now - read_at >= self.settings.purge_interval_seconds:
+            count = await self.storage.organisation_count()
+            self._organisations = (count, now)
+        return max(1, self.settings.max_sessions // max(1, count))
+
+    def _still_waiting(self, index: dict[str, set[str]], key: str) -> int:
+        """How many of the sessions ``index`` holds under ``key`` are still waiting (the
+        others are forgotten)."""
+        held = index.get(key)
+        if not held:
+            return 0
+        held.intersection_update(
+            session_id
+            for session_id in tuple(held)
+            if session_id in self._starting
+            or (
+                (live := self._live.get(session_id)) is not None
+                and live.waiting
+                and not live.machine.ended
+            )
+        )
+        if not held:
+            del index[key]
+        return len(held)
+
+    def _admit(self, session_id: str, site: SiteRecord, client: str, quota: int) -> None:
+        """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
+        4503, counted as ``customer_refused``): waiting ones per address group and per site,
+        live ones per organisation (``quota``) and in all. Admitted, it counts against them all
+        at once (no await between the check and the count): :meth:`_release` gives it back."""
+        refusal: tuple[int, str, str] | None = None
+        if self._still_waiting(self._waiting_by_client, client) >= (
+            self.settings.max_waiting_per_address
+        ):
+            refusal = (
+                codec.CLOSE_TOO_MANY,
+                "address",
+                "too many help requests from this address: try again in a few minutes",
+            )
+        elif self._still_waiting(self._waiting_by_site, site.site_id) >= (
+            self.settings.max_waiting_per_site
+        ):
+            refusal = (
+                codec.CLOSE_TOO_MANY,
+                "site",
+                "too many help requests on this site: try again in a few minutes",
+            )
+        elif len(self._live) + len(self._starting) >= self.settings.max_sessions:
+            refusal = (codec.CLOSE_OVERLOADED, "server", "server busy: try again in a minute")
+        elif self._live_by_org.get(site.org_id, 0) >= quota:
+            refusal = (
+                codec.CLOSE_OVERLOADED,
+                "organisation",
+                "all of this organisation's sessions are in use: try again in a minute",
+            )
+        if refusal is not None:
+            code, limit, reason = refusal
+            metrics.CUSTOMER_REFUSALS.labels(limit=limit).inc()
+            self.count_anonymous("customer_refused", site.org_id, f"{limit}: {reason}")
+            raise ProtocolError(code, reason)
+        self._starting.add(session_id)
+        self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
+        self._waiting_by_client.setdefault(client, set()).add(session_id)
+        self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
+
+    def _release(self, session_id: str, org_id: str, client: str, site_id: str) -> None:
+        """Give back what :meth:`_admit` counted (a session that ended, or failed to start)."""
+        self._starting.discard(session_id)
+        held = self._live_by_org.get(org_id, 0) - 1
+        if held > 0:
+            self._live_by_org[org_id] = held
+        else:
+            self._live_by_org.pop(org_id, None)
+        for index, key in ((self._waiting_by_client, client), (self._waiting_by_site, site_id)):
+            opened = index.get(key)
+            if opened is not None:
+                opened.discard(session_id)
+                if not opened:
+                    del index[key]
+
     async def create(
-        self, site: SiteRecord, customer: str | None = None
+        self, site: SiteRecord, customer: str | None = None, client: str = ""
     ) -> tuple[LiveSession, Created]:
         """A new session of ``site`` in ``waiting`` with a fresh join code bound to the site's
-        organisation. ``customer`` is the subject of a verified customer token, if any. Raises
-        ProtocolError when full."""
-        if len(self._live) >= self.settings.max_sessions:
-            raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
-        now = self.clock()
+        organisation. ``customer`` is the subject of a verified customer token, if any;
+        ``client`` the page's address. Raises ProtocolError beyond a limit (:meth:`_admit`)."""
+        quota = await self.organisation_quota()
         session_id = crypto.new_token(self.entropy, 16)
+        client = address_group(client)
+        self._admit(session_id, site, client, quota)
+        try:
+            live, created = await self._start(site, customer, client, session_id)
+        except BaseException:
+            self._release(session_id, site.org_id, client, site.site_id)
+            raise
+        self._starting.discard(session_id)
+        self._live[session_id] = live
+        return live, created
+
+    async def _start(
+        self, site: SiteRecord, customer: str | None, client: str, session_id: str
+    ) -> tuple[LiveSession, Created]:
+        """The storage writes and the live state of a session :meth:`_admit` let in."""
+        now = self.clock()
         resume_token = crypto.new_token(self.entropy)
         expires_at = now + self.settings.code_ttl_seconds
         for _ in range(5):
@@ -672,8 +826,8 @@ class SessionHub:
             resume_digest=self.secret_digest(resume_token, "resume"),
             org_id=site.org_id,
             site_id=site.site_id,
+            client=client,
         )
-        self._live[session_id] = live
         created = Created(
             session_id=session_id,
             code=code,
@@ -712,14 +866,14 @@ class SessionHub:
         return live
 
     async def open_customer(
-        self, site: SiteRecord, message: CustomerMessage
+        self, site: SiteRecord, message: CustomerMessage, client: str = ""
     ) -> CustomerSeat | Elsewhere:
         """A customer's page opened its socket on ``site``'s origin and sent ``message`` first:
         ``create`` starts a session, ``resume`` takes one up again (a newer page replaces an
         older one, which is closed 4409). Returns the page's seat, to be entered at once."""
         if isinstance(message, Create):
             customer = await self.customer_for(site, message.token)
-            live, created = await self.create(site, customer)
+            live, created = await self.create(site, customer, client)
             seat = self._seat_for_customer(live)
             self.send_to_customer(live, created)
             return seat
@@ -1022,7 +1176,8 @@ class SessionHub:
         self.fanout.publish(customer_topic(session_id), close)
         self.fanout.publish(agents_topic(session_id), close)
         # Live state goes first so nothing can use it while storage is written.
-        self._live.pop(session_id, None)
+        if self._live.pop(session_id, None) is not None:
+            self._release(session_id, live.org_id, live.client, live.site_id)
         self._unfinished[session_id] = (live, reason)
         await self._close_in_storage(live, reason)
 
@@ -1100,6 +1255,12 @@ class SessionHub:
             self._next_reauth = now + self.settings.agent_reauth_seconds
             for seat in self.signed_in_seats():
                 await self.recheck(seat)
+        await self._write_counts()
+        if now >= self._next_count_purge:
+            self._next_count_purge = now + self.settings.purge_interval_seconds
+            await self.storage.purge_audit_counts(
+                now - self.settings.anonymous_audit_retention_days * 86400
+            )
 
     async def shutdown(self) -> None:
         """End every live session (server stopping), then wait (up to

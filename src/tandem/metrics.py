@@ -80,6 +80,19 @@ SESSIONS_CLOSED_AFTER_CRASH = Counter(
     registry=REGISTRY,
 )
 
+ANONYMOUS_EVENTS = Counter(
+    "tandem_anonymous_events",
+    "Events with no signed-in actor (counted in audit_counts, not one record each), by action.",
+    ["action"],
+    registry=REGISTRY,
+)
+CUSTOMER_REFUSALS = Counter(
+    "tandem_customer_refusals",
+    "New customer sessions refused, by the limit reached (address, site, organisation, server).",
+    ["limit"],
+    registry=REGISTRY,
+)
+
 _SIGN_IN_FAILED = {
     "sign_in_failed": "password",
     "sign_in_throttled": "password",

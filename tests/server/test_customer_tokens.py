@@ -3,8 +3,10 @@ site's backend, checked for signature, algorithm, audience, expiry and lifetime.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 from typing import Any
 
 import pytest
@@ -86,7 +88,17 @@ async def test_a_bad_or_missing_token_is_refused_and_audited(
     code, reason = await closed_with(customer)
     assert code == 4401
     assert "customer token" in reason
-    assert "customer_token_rejected" in audit_actions(orgs_server)
+    # Counted per interval (issue 14), not a chained record per anonymous socket.
+    assert "customer_token_rejected" not in audit_actions(orgs_server)
+    orgs_server.clock.advance(orgs_server.settings.anonymous_audit_interval_seconds)
+    deadline = time.monotonic() + 10
+    with api(orgs_server, "aud") as aud:
+        while not any(
+            row["action"] == "customer_token_rejected" and row["count"] == 1
+            for row in aud.get("/api/audit/counts").json()
+        ):
+            assert time.monotonic() < deadline, "the rejection was never counted"
+            await asyncio.sleep(0.05)
 
 
 async def test_a_new_key_retires_the_old_one(orgs_server: RunningServer) -> None:

@@ -3,6 +3,8 @@ is what the running server really sends: each answer decodes with it, unknown fi
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -11,6 +13,8 @@ import pyotp
 from tandem.access import ROLES, allowed
 from tandem.server import admin, http
 from tests.conftest import AGENT_PASSWORD, RunningServer
+from tests.server.helpers import closed_with, open_customer, send
+from tests.server.test_customer_tokens import sign
 from tests.server.test_organisations import api as signed_in
 from tests.server.test_recordings import new_public_key, rec_server, recording
 
@@ -33,6 +37,17 @@ def test_every_json_answer_declares_its_type() -> None:
 
 async def test_every_read_answers_in_its_declared_type(rec_server: RunningServer) -> None:
     customer, _, _ = await recording(rec_server)  # a live session, and a recording to list
+    # A customer token the site has no key for: refused and counted (GET /api/audit/counts).
+    rejected = await open_customer(rec_server)
+    now = int(rec_server.clock())
+    await send(rejected, type="create", token=sign("x" * 43, sub="c", aud="demo", iat=now, exp=now))
+    assert (await closed_with(rejected))[0] == 4401
+    rec_server.clock.advance(rec_server.settings.anonymous_audit_interval_seconds)
+    with signed_in(rec_server, "aud") as aud:
+        deadline = time.monotonic() + 10
+        while not aud.get("/api/audit/counts").json():
+            assert time.monotonic() < deadline, "the refusal was never counted"
+            await asyncio.sleep(0.05)
     with signed_in(rec_server, "aud") as aud:
         [listed] = answers(aud.get("/api/recordings"), list[admin.Recording])
     params = {**PARAMS, "recording_id": listed.recording_id}

@@ -21,6 +21,13 @@ export interface AgentInfo {
   must_change_password: boolean;
 }
 
+export interface AuditCountRecord {
+  bucket: number;
+  action: string;
+  count: number;
+  detail: string;
+}
+
 export interface AuditRecord {
   seq: number;
   at: number;

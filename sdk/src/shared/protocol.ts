@@ -51,9 +51,16 @@ export function formatCode(code: string): string {
   return code.replace(/(\d{3})(?=\d)/g, "$1 ");
 }
 
+/** The SDK's own words for a help server that refused a new session: too many waiting from
+ * this address or site (4429), or all sessions in use (4503). Plain, never the server's prose. */
+export const TOO_MANY_WAITING = "Too many help requests are waiting right now. Please try again in a few minutes.";
+export const SERVER_BUSY = "All helpers are busy right now. Please try again in a few minutes.";
+
 /** Human words for a close code the server sent. */
 export function describeClose(code: number, reason: string): string {
   if (code === 1000 || code === 1001) return "The session has ended.";
+  if (code === 4429) return TOO_MANY_WAITING;
+  if (code === 4503) return SERVER_BUSY;
   if (reason) return `Connection closed: ${reason}`;
   return "The connection to the help server was lost.";
 }

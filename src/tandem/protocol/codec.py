@@ -19,6 +19,7 @@ CLOSE_FORBIDDEN_ORIGIN = 4403
 CLOSE_FORBIDDEN = 4403  # the same code: signed in, but the role may not use this socket
 CLOSE_NOT_FOUND = 4404
 CLOSE_TIMEOUT = 4408
+CLOSE_TOO_MANY = 4429
 CLOSE_OVERLOADED = 4503
 
 _customer_decoder: msgspec.json.Decoder[CustomerMessage] = msgspec.json.Decoder(CustomerMessage)

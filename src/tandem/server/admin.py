@@ -236,6 +236,15 @@ class AuditRecord(Answer):
     hash: str
 
 
+class AuditCountRecord(Answer):
+    bucket: float
+    """The interval's start (epoch seconds)."""
+    action: str
+    count: int
+    detail: str
+    """The last reason seen in the interval."""
+
+
 class SecondFactorSetup(Answer):
     secret: str
     uri: str
@@ -598,6 +607,24 @@ async def _audit(call: Call) -> object:
     ]
 
 
+async def _audit_counts(call: Call) -> object:
+    """The organisation's counts of events with no signed-in actor after ``since``."""
+    try:
+        since = float(call.query.get("since", "0"))
+    except ValueError:
+        raise ConfigError("since is a number of seconds since the epoch") from None
+    if not 0 <= since <= 1e12:
+        raise ConfigError("since is a number of seconds since the epoch, from 0 to 1e12")
+    counts = await call.services.storage.audit_counts(since, call.grant, MAX_AUDIT_PAGE)
+    await call.services.hub.record(
+        "audit_read", actor=call.principal.username, org=call.principal.org, counts=len(counts)
+    )
+    return [
+        {"bucket": c.bucket, "action": c.action, "count": c.count, "detail": c.detail}
+        for c in counts
+    ]
+
+
 async def _begin_mfa(call: Call) -> object:
     services = call.services
     user = await services.storage.get_user(call.principal.username)
@@ -905,6 +932,16 @@ OPERATIONS: tuple[Operation, ...] = (
         "Your organisation's audit records after sequence `after` (at most 1000).",
         _audit,
         returns=list[AuditRecord],
+    ),
+    Operation(
+        "GET",
+        "/api/audit/counts",
+        "audit.read",
+        "Your organisation's counts of events with no signed-in actor (refused customer "
+        "sockets, rejected customer tokens) per interval from `since` (epoch seconds; at most "
+        "1000 rows).",
+        _audit_counts,
+        returns=list[AuditCountRecord],
     ),
     Operation(
         "POST",

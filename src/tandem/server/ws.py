@@ -50,6 +50,12 @@ def origin_of(ws: WebSocket) -> str | None:
         return None
 
 
+def client_address(ws: WebSocket) -> str:
+    """The peer's address: uvicorn has put a ``trusted_proxies`` proxy's X-Forwarded-For in
+    its place already (``server_config``), as for every other route."""
+    return ws.client.host if ws.client else ""
+
+
 class Connection:
     """An accepted socket's writer, as an async context manager owning its tasks (a task group):
     one pumps the seat's subscription into the socket, one closes the socket if the hub kicks
@@ -227,6 +233,9 @@ async def customer_endpoint(ws: WebSocket) -> None:
             SELF_ORIGIN if origin == own_origin(ws) else origin
         )
     if site is None or not site.verified:  # an origin not proved to be the organisation's
+        services.hub.count_anonymous(
+            "customer_origin_refused", site.org_id if site else "", "origin not allowed"
+        )
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     await ws.accept()
@@ -238,7 +247,9 @@ async def customer_endpoint(ws: WebSocket) -> None:
         if isinstance(first, bytes):
             raise ProtocolError(codec.CLOSE_MALFORMED, "the first message must be create or resume")
         opened = await services.hub.open_customer(
-            site, codec.decode_customer(first, settings.max_control_bytes)
+            site,
+            codec.decode_customer(first, settings.max_control_bytes),
+            client_address(ws),
         )
         if isinstance(opened, Elsewhere):
             await _tunnel(ws, opened.node, first)
@@ -268,7 +279,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
     try:
         seat = services.hub.agent_seat(
             agent,
-            ws.client.host if ws.client else "",
+            client_address(ws),
             auth.login_digest(ws.cookies.get(auth.COOKIE_NAME, "")),
         )
     except ForbiddenError as exc:

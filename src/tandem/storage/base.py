@@ -147,6 +147,22 @@ class SubjectErasure:
     links: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditCount:
+    """How many events of one kind with no signed-in actor one process saw in one interval
+    (docs/audit.md, "Events with no signed-in actor")."""
+
+    bucket: float
+    """The interval's start (epoch seconds)."""
+    action: str
+    org: str
+    """The organisation the event concerned ("" when none: an unknown origin)."""
+    node: str
+    count: int
+    detail: str
+    """The last reason seen in the interval."""
+
+
 class Storage(AuditStore, Protocol):
     """Async storage. Implementations must make :meth:`take_join_code` atomic (single use) and
     :meth:`append_audit` atomic (sequence and chain)."""
@@ -352,6 +368,27 @@ class Storage(AuditStore, Protocol):
 
     async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
         """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
+        ...
+
+    async def add_audit_counts(self, counts: Sequence[AuditCount]) -> None:
+        """Store interval counts of events with no signed-in actor; a row already there for the
+        same interval, kind, organisation and process is added to."""
+        ...
+
+    async def audit_counts(
+        self, since: float = 0.0, grant: Grant | None = None, limit: int = 1000
+    ) -> list[AuditCount]:
+        """Stored counts of intervals starting at ``since`` or later, by interval, at most
+        ``limit``: of the organisation ``grant`` was given for, or of all (the operator) with
+        ``grant`` None."""
+        ...
+
+    async def purge_audit_counts(self, before: float) -> int:
+        """Delete counts of intervals that started before ``before``; how many rows went."""
+        ...
+
+    async def organisation_count(self) -> int:
+        """How many organisations there are (the fair share of live sessions)."""
         ...
 
     # Back-off counts (tandem.lockout.SharedBackoff): keys are "user:…", "ip:…", "join-org:…".

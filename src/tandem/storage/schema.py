@@ -295,3 +295,19 @@ processes = sa.Table(
 )
 """Server processes alive, each with its last heartbeat (tandem.processes): the sessions and
 recordings of a process whose heartbeat stopped are closed by the others."""
+
+audit_counts = sa.Table(
+    "audit_counts",
+    metadata,
+    sa.Column("bucket", Real, nullable=False),
+    sa.Column("action", Text, nullable=False),
+    sa.Column("org", Text, nullable=False),
+    sa.Column("node", Text, nullable=False),
+    sa.Column("count", Int64, nullable=False),
+    sa.Column("detail", Text, nullable=False),
+    sa.PrimaryKeyConstraint("bucket", "action", "org", "node"),
+)
+"""Events with no signed-in actor (refused customer sockets, bad origins, rejected customer
+tokens), counted per interval (``bucket``, its start), kind, organisation ("" for none) and
+process instead of one audit record each (tandem.audit.EventCounts). Not part of the hash chain:
+rows past ``anonymous_audit_retention_days`` are deleted."""

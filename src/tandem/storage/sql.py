@@ -46,6 +46,7 @@ from tandem.exceptions import (
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
+    AuditCount,
     HoldRecord,
     LoginRecord,
     OrgRecord,
@@ -58,6 +59,7 @@ from tandem.storage.base import (
 from tandem.storage.schema import (
     audit,
     audit_anchors,
+    audit_counts,
     backoff,
     join_codes,
     legal_holds,
@@ -1418,6 +1420,61 @@ class SQLStorage:
             .limit(limit)
         )
         return [_audit_record(row) for row in rows]
+
+    async def add_audit_counts(self, counts: Sequence[AuditCount]) -> None:
+        if not counts:
+            return
+        insert = self._insert(audit_counts)
+        statement = insert.on_conflict_do_update(
+            index_elements=[
+                audit_counts.c.bucket,
+                audit_counts.c.action,
+                audit_counts.c.org,
+                audit_counts.c.node,
+            ],
+            set_={
+                "count": audit_counts.c.count + insert.excluded.count,
+                "detail": insert.excluded.detail,
+            },
+        )
+        rows = [dataclasses.asdict(count) for count in counts]
+
+        def work(db: _Db) -> None:
+            with db.atomic():
+                for row in rows:
+                    db.execute(statement.values(**row))
+
+        await self._session(work)
+
+    async def audit_counts(
+        self, since: float = 0.0, grant: Grant | None = None, limit: int = 1000
+    ) -> list[AuditCount]:
+        query = sa.select(
+            audit_counts.c.bucket,
+            audit_counts.c.action,
+            audit_counts.c.org,
+            audit_counts.c.node,
+            audit_counts.c.count,
+            audit_counts.c.detail,
+        ).where(audit_counts.c.bucket >= since)
+        if grant is not None:
+            query = query.where(audit_counts.c.org == grant.org_id)
+        rows = await self._rows(
+            query.order_by(audit_counts.c.bucket, audit_counts.c.action, audit_counts.c.org).limit(
+                limit
+            )
+        )
+        return [
+            AuditCount(float(r[0]), str(r[1]), str(r[2]), str(r[3]), int(r[4]), str(r[5]))
+            for r in rows
+        ]
+
+    async def purge_audit_counts(self, before: float) -> int:
+        return await self._count(audit_counts.delete().where(audit_counts.c.bucket < before))
+
+    async def organisation_count(self) -> int:
+        row = await self._row(sa.select(sa.func.count()).select_from(orgs))
+        return int(row[0]) if row is not None else 0
 
     async def anchors(self) -> list[Anchor]:
         rows = await self._rows(sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq))
