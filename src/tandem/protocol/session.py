@@ -37,10 +37,10 @@ from tandem.protocol.messages import (
 
 State = Literal["waiting", "pending_consent", "sharing", "ended"]
 MAX_HANDSHAKES_PER_SIDE = 2
+"""SPAKE2 needs two messages from the customer (share, confirmation) and one from the agent."""
 MAX_REPORTS = 200
 """Audit reports a customer may send per session (control and pause decisions); more are
 ignored, so a tampered SDK cannot flood the audit trail."""
-"""SPAKE2 needs two messages from the customer (share, confirmation) and one from the agent."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
