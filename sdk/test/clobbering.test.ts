@@ -56,7 +56,7 @@ const page = fc.record({
 
 function controlHtml({ kind, name, value }: Control): string {
   if (kind === "textarea") return `<textarea name="${name}">${value}</textarea>`;
-  // Option labels are page text the agent sees; which one is chosen is what is hidden.
+  // A hidden select: its option labels read as the placeholder, and none is marked chosen.
   if (kind === "select") return `<select name="${name}"><option>one</option><option selected>two</option></select>`;
   if (kind === "checkbox") return `<input type="checkbox" name="${name}" value="${value}" checked>`;
   return `<input type="${kind === "password" ? "password" : "text"}" name="${name}" value="${value}">`;
@@ -90,7 +90,7 @@ test("a form with a control named tagName is captured, its value masked", () => 
   assert.notEqual(typeof (form as unknown as { tagName: unknown }).tagName, "string", "the form is clobbered");
   // rrweb calls maskTextFn with the form for its direct text: `el.tagName.toUpperCase` threw here.
   assert.equal(maskTextContent("Hello", form), "Hello");
-  assert.equal(maskInputValue("S3CRabcd1234", form.querySelector("input")), "\u2022".repeat(12));
+  assert.equal(maskInputValue("S3CRabcd1234", form.querySelector("input")), "\u2022".repeat(8));
 });
 
 test("generated pages with clobbering names: the capture appears and no secret leaks", () => {
@@ -117,7 +117,7 @@ test("an element masking cannot read is masked whole and reported", () => {
   // Not a DOM node at all: every read through the prototypes throws.
   const alien = { tagName: "P" } as unknown as Element;
   assert.equal(maskTextContent("card 4111 1111 1111 1111 Jane", alien), "\u2022\u2022\u2022\u2022 " + "\u2022".repeat(4).concat(" ").repeat(4) + "\u2022".repeat(4));
-  assert.equal(maskInputValue("Jane", alien), "\u2022".repeat(4));
+  assert.equal(maskInputValue("Jane", alien), "\u2022".repeat(8), "the fixed-width placeholder");
   assert.equal(failures.length, 2);
 });
 
@@ -148,8 +148,8 @@ test("rrweb's privacy classes: rr-mask masks text, rr-ignore and rr-block hide v
   );
   assert.equal(maskTextContent("Jane Doe", page.querySelector(".rr-mask")), "\u2022\u2022\u2022\u2022 \u2022\u2022\u2022");
   const [ignored, blocked, shown] = Array.from(page.querySelectorAll("input"));
-  assert.equal(maskInputValue("tent", ignored), "\u2022".repeat(4));
-  assert.equal(maskInputValue("tent", blocked), "\u2022".repeat(4));
+  assert.equal(maskInputValue("tent", ignored), "\u2022".repeat(8));
+  assert.equal(maskInputValue("tent", blocked), "\u2022".repeat(8));
   assert.equal(maskInputValue("tent", shown), "tent");
   assert.ok(recordMaskingOptions().blockSelector.split(", ").includes(".rr-block"));
 });

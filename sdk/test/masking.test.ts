@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   luhnValid, maskCardNumbers, maskInputValue, maskLongDigitRuns, maskTextContent,
-  scrubEvent, type MaskableElement, MASK,
+  scrubEvent, type MaskableElement, MASK, MASK_PLACEHOLDER,
 } from "../src/shared/masking.ts";
 import { document } from "./dom.ts";
 
@@ -57,9 +57,23 @@ test("masking a long digit string stays fast", () => {
   assert.ok(performance.now() - started < 2000);
 });
 
-test("inputs are masked by default, keeping length", () => {
-  assert.equal(maskInputValue("Jane", field("INPUT")), MASK.repeat(4));
-  assert.equal(maskInputValue("émoji 😀", field("INPUT")), MASK.repeat(7));
+test("inputs are masked by default as a fixed-width placeholder that hides the length", () => {
+  assert.equal(maskInputValue("Jane", field("INPUT")), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("émoji 😀", field("INPUT")), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("a much longer value than eight", field("INPUT")), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("", field("INPUT")), "", "an empty field shows empty");
+});
+
+test('data-tandem-mask="length" keeps a hidden value\'s length, on the field or an ancestor', () => {
+  assert.equal(maskInputValue("Jane", field("INPUT", { "data-tandem-mask": "length" })), MASK.repeat(4));
+  assert.equal(maskInputValue("émoji 😀", field("INPUT", { "data-tandem-mask": "length" })), MASK.repeat(7));
+  const form = document.createElement("form");
+  form.setAttribute("data-tandem-mask", "length");
+  const input = document.createElement("input");
+  form.append(input);
+  assert.equal(maskInputValue("secret", input), MASK.repeat(6));
+  // It never shows a value, only its length.
+  assert.equal(maskInputValue("secret", field("INPUT", { "data-tandem-mask": "length", type: "password" })), MASK.repeat(6));
 });
 
 test("data-tandem-unmask shows a value, on the field or an ancestor", () => {
@@ -75,7 +89,7 @@ test("sensitive fields are never unmasked", () => {
     { "data-rr-is-password": "" },
   ];
   for (const attrs of cases) {
-    assert.equal(maskInputValue("secret", field("INPUT", { ...unmask, ...attrs })), MASK.repeat(6), JSON.stringify(attrs));
+    assert.equal(maskInputValue("secret", field("INPUT", { ...unmask, ...attrs })), MASK_PLACEHOLDER, JSON.stringify(attrs));
   }
 });
 
@@ -90,7 +104,7 @@ test("card numbers and partial card numbers in unmasked inputs are masked", () =
 });
 
 test("textarea text follows input rules", () => {
-  assert.equal(maskTextContent("my notes", field("TEXTAREA")), MASK.repeat(8));
+  assert.equal(maskTextContent("my notes, longer", field("TEXTAREA")), MASK_PLACEHOLDER);
   assert.equal(maskTextContent("my notes", field("TEXTAREA", { "data-tandem-unmask": "" })), "my notes");
   assert.equal(maskTextContent("Hello", field("P")), "Hello");
 });
@@ -137,12 +151,12 @@ test("a cleared field's default value attribute is masked in snapshots", () => {
   );
   maskFormState(event, (id) => els[id] ?? null);
   const [masked, shown, emptied] = event.data.node.childNodes[0].childNodes as { attributes: Record<string, unknown> }[];
-  assert.equal(masked.attributes.value, MASK.repeat(14));
+  assert.equal(masked.attributes.value, MASK_PLACEHOLDER);
   assert.equal(shown.attributes.value, "shown");
   assert.equal(emptied.attributes.value, "");
 });
 
-test("button labels and option values stay; unknown nodes are fully masked", () => {
+test("button labels stay; unknown nodes (an option too) are fully masked", () => {
   const event = snapshotOf(
     { type: 2, id: 5, tagName: "input", attributes: { type: "submit", value: "Place order" }, childNodes: [] },
     { type: 2, id: 6, tagName: "option", attributes: { value: "b" }, childNodes: [] },
@@ -151,8 +165,8 @@ test("button labels and option values stay; unknown nodes are fully masked", () 
   maskFormState(event, () => null);
   const [submit, option, unknown] = event.data.node.childNodes[0].childNodes as { attributes: Record<string, unknown> }[];
   assert.equal(submit.attributes.value, "Place order");
-  assert.equal(option.attributes.value, "b");
-  assert.equal(unknown.attributes.value, MASK.repeat(3));
+  assert.equal(option.attributes.value, MASK_PLACEHOLDER, "an option of an unknown select: fail closed");
+  assert.equal(unknown.attributes.value, MASK_PLACEHOLDER);
 });
 
 test("checkbox and option choices are hidden unless unmasked", () => {
@@ -175,7 +189,7 @@ test("checkbox and option choices are hidden unless unmasked", () => {
   const input = { type: 3, timestamp: 1, data: { source: 5, id: 3, text: "on", isChecked: true } };
   maskFormState(input, (id) => els[id] ?? null);
   assert.equal(input.data.isChecked, false);
-  assert.equal(input.data.text, MASK.repeat(2));
+  assert.equal(input.data.text, MASK_PLACEHOLDER);
 
   const mutation = {
     type: 3, timestamp: 1,
@@ -183,6 +197,6 @@ test("checkbox and option choices are hidden unless unmasked", () => {
       attributes: [{ id: 3, attributes: { checked: "" } }, { id: 4, attributes: { checked: "" } }, { id: 5, attributes: { selected: "", class: "x" } }] },
   };
   maskFormState(mutation, (id) => els[id] ?? null);
-  assert.equal(mutation.data.adds[0].node.attributes.value, MASK.repeat(4));
+  assert.equal(mutation.data.adds[0].node.attributes.value, MASK_PLACEHOLDER);
   assert.deepEqual(mutation.data.attributes.map((a) => a.attributes), [{}, { checked: "" }, { class: "x" }]);
 });

@@ -14,6 +14,9 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer
 from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share, start_on
 
+# What a hidden value shows, whatever its length (issue 15, item 3).
+PLACEHOLDER = "\u2022" * 8
+
 HOSTILE = """
 <h1>Account settings</h1>
 <p id="card-text">Your card 4111 1111 1111 1111 is on file. Ref 5500-0000-0000-0004.</p>
@@ -82,7 +85,7 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
     )
     # The unmasked field shows what was typed: the test would catch a dead mirror.
     expect(view.locator("#nick")).to_have_value("Pancake")
-    expect(view.locator("#name")).to_have_value("•" * len("Jane Customer"))
+    expect(view.locator("#name")).to_have_value(PLACEHOLDER)  # never the length
     expect(view.get_by_text("Late card")).to_be_attached()
     page.wait_for_timeout(300)
 
@@ -167,3 +170,45 @@ def test_the_customer_sees_what_is_hidden_and_the_agent_does_not(
     assert "hidden from agent" not in view.locator("html").inner_html()
     customer.page.evaluate("() => window.Tandem.stop()")
     expect(customer.page.locator("[data-tandem-ui]")).to_have_count(0)
+
+
+CHOICES = """
+<h1>Delivery</h1>
+<label for="country">Country</label>
+<select id="country">
+  <option value="GB">United Kingdom</option><option value="IE">Ireland</option>
+  <option value="US">United States</option>
+</select>
+<label for="short">Short</label><input id="short">
+<label for="long">Long</label><input id="long">
+<div data-tandem-mask="length"><label for="kept">Kept</label><input id="kept"></div>
+"""
+
+
+def test_a_masked_select_shows_a_placeholder_and_values_hide_their_length(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("choices.html", CHOICES, live, title="Choices")
+    code = start_on(customer, url)
+    customer.page.locator("#country").select_option("US")
+    view = share(customer, agent, live, code)
+    page = customer.page
+    page.locator("#short").press_sequentially("Al", delay=10)
+    page.locator("#long").press_sequentially("Bartholomew Featherstonehaugh", delay=10)
+    page.locator("#kept").press_sequentially("abcdefghijkl", delay=10)
+    page.locator("#country").select_option("IE")  # changed while sharing, too
+    expect(view.locator("#kept")).to_have_value("\u2022" * 12)  # the site asked to keep length
+    expect(view.locator("#short")).to_have_value(PLACEHOLDER)
+    expect(view.locator("#long")).to_have_value(PLACEHOLDER)
+    # The mirror's select shows the placeholder: never a wrong option, never the chosen one.
+    shown = view.locator("#country").evaluate("(s) => s.options[s.selectedIndex]?.text ?? ''")
+    assert shown == PLACEHOLDER
+    agent_dom = view.locator("html").inner_html()
+    frames = agent_plaintext(agent)
+    for leak in ("United States", "United Kingdom", "Ireland", 'value="US"', 'value="IE"', "selected"):
+        assert leak not in agent_dom, f"{leak!r} reached the agent's DOM"
+    for leak in ("United States", "Ireland", "Bartholomew", "abcdefghijkl"):
+        assert leak not in frames, f"{leak!r} left the customer's browser"
+    # No field's bullets tell its length (except the one the site marked).
+    assert "\u2022" * 9 not in agent_dom.replace("\u2022" * 12, "")
+    assert page.locator("#country").input_value() == "IE"  # the customer's page is untouched

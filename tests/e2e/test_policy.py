@@ -110,7 +110,7 @@ def test_site_and_organisation_policies_hold_on_a_hostile_page(
     expect(view.locator("#lazy")).to_be_attached(timeout=10_000)
     expect(view.locator("#nickname")).to_have_value("Pancake")
     # The organisation unmasking #other must not work: it can only add restrictions.
-    expect(view.locator("#other")).to_have_value("•" * len("pasted-secret-ppp"))
+    expect(view.locator("#other")).to_have_value("•" * 8)  # the fixed-width placeholder
     page.wait_for_timeout(300)
 
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")

@@ -14,7 +14,12 @@
  * - Marks that sites already set for rrweb-based tools count too: text inside `.rr-mask` is
  *   masked, values inside `.rr-mask`, `.rr-ignore` or `.rr-block` are hidden, `.rr-block` regions
  *   are replaced by boxes.
- * Masked characters become `•`, so the agent sees the shape of a value and nothing else.
+ * A hidden value becomes a fixed-width placeholder (MASK_PLACEHOLDER, whatever its length: the
+ *   agent learns only that the field is filled); `data-tandem-mask="length"` on the field or an
+ *   ancestor keeps one `•` per character instead. Digits masked inside a shown value (card
+ *   numbers) and text in masked regions keep their shape. The options of a hidden `<select>` all
+ *   read as the placeholder and none is marked selected, so the agent sees a neutral placeholder,
+ *   never a wrong option (and never the chosen one).
  *
  * Hostile page shapes (issue 14): every read of the page goes through the DOM's prototypes
  * (./dom.ts), so `<form><input name="tagName">` cannot break it; and any error while masking fails
@@ -29,6 +34,10 @@ import {
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 
 export const MASK = "\u2022";
+/** What a hidden value shows, whatever its length (issue 15: the bullet count told the length). */
+export const MASK_PLACEHOLDER = MASK.repeat(8);
+/** Keeps a hidden value's length (one `•` per character) on the field or an ancestor. */
+export const KEEP_LENGTH_SELECTOR = '[data-tandem-mask="length" i]';
 
 /** An element of the customer's page; read only through ./dom.ts. */
 export type MaskableElement = Element;
@@ -161,6 +170,30 @@ export function maskAll(text: string): string {
   return MASK.repeat([...text].length);
 }
 
+/**
+ * A hidden value as the agent sees it: "" stays "" (the agent may know a field is empty), anything
+ * else is MASK_PLACEHOLDER, or one `•` per character under `data-tandem-mask="length"`. Never
+ * throws: if the element cannot be read, the placeholder.
+ */
+export function hideValue(text: string, el: MaskableElement | null): string {
+  const value = String(text);
+  if (value === "") return "";
+  try {
+    if (el && closestOf(el, KEEP_LENGTH_SELECTOR)) return maskAll(value);
+  } catch (error) {
+    failed(error);
+  }
+  return MASK_PLACEHOLDER;
+}
+
+/** The hidden `<select>` an `<option>` (or an `<optgroup>`'s option) belongs to, or null. */
+function hiddenSelectOf(el: MaskableElement): Element | null {
+  const name = localNameOf(el);
+  if (name !== "option" && name !== "optgroup") return null;
+  const select = closestOf(el, "select");
+  return select && valueHidden(select) ? select : null;
+}
+
 export function isSensitiveField(el: MaskableElement): boolean {
   if (hasAttributeOn(el, "data-rr-is-password")) return true;
   const type = (attributeOf(el, "type") ?? "").toLowerCase();
@@ -174,11 +207,11 @@ export function isSensitiveField(el: MaskableElement): boolean {
 /** The value of a form field as the agent may see it. Never throws: on any error, all masked. */
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
-    if (!el || valueHidden(el)) return maskAll(value);
+    if (!el || valueHidden(el)) return hideValue(value, el);
     return maskDetected(maskLongDigitRuns(value));
   } catch (error) {
     failed(error);
-    return maskAll(String(value));
+    return hideValue(String(value), null);
   }
 }
 
@@ -186,6 +219,8 @@ export function maskInputValue(value: string, el: MaskableElement | null): strin
 export function maskTextContent(text: string, el: MaskableElement | null): string {
   try {
     if (el && localNameOf(el) === "textarea") return maskInputValue(text, el);
+    // An option's label would tell which one a hidden <select> shows: all read the same.
+    if (el && text.trim() && hiddenSelectOf(el)) return MASK_PLACEHOLDER;
     if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
     if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
     return maskDetected(text);
@@ -304,6 +339,9 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
           const el = asElement(lookup(id));
           maskTextAttributes(attrs, el);
           if (!el || valueHidden(el)) hideChoices(attrs);
+          if (el && hiddenSelectOf(el)) {
+            for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
+          }
         } catch (error) {
           failed(error);
           hideAttributes(attrs);
@@ -318,7 +356,7 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
       } catch (error) {
         failed(error);
       }
-      if (typeof e.data.text === "string") e.data.text = hidden ? maskAll(e.data.text) : maskInputValue(e.data.text, el);
+      if (typeof e.data.text === "string") e.data.text = hidden ? hideValue(e.data.text, el) : maskInputValue(e.data.text, el);
       if (e.data.isChecked === true && hidden) e.data.isChecked = false;
     }
     return event;
@@ -486,6 +524,11 @@ function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: El
   if (!el || valueHidden(el)) {
     delete attrs.checked;
     delete attrs.selected;
+  }
+  // The options of a hidden <select>: every label and value the same placeholder, so whichever
+  // the mirror shows first tells nothing (an option's own `value` is not hidden otherwise).
+  if ((tag === "option" || tag === "optgroup") && (!el || hiddenSelectOf(el))) {
+    for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
   }
 }
 
