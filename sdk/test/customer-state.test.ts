@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SERVER_BUSY, type ServerMessage, TOO_MANY_WAITING } from "../src/shared/protocol.ts";
 import {
+  NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, type ServerMessage, TOO_MANY_WAITING,
+} from "../src/shared/protocol.ts";
+import {
+  AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   DISTRUST, MAX_RECONNECTS, MISMATCH, RESTARTING, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
   helpCode, initialState, reduce,
 } from "../src/share/state.ts";
@@ -173,7 +176,10 @@ test("a server restart ends the session in the SDK's own words, not the server's
 test("a close before `created` fails the start with a readable reason", () => {
   const connecting = run(initialState, create).state;
   assert.equal(ended(run(connecting, { type: "closed", code: 1006, reason: "" }).effects)?.error, UNREACHABLE);
-  assert.equal(ended(run(connecting, { type: "closed", code: 4403, reason: "site not allowed" }).effects)?.error, "Connection closed: site not allowed");
+  // Plain words, never the server's protocol words ("origin not allowed").
+  assert.equal(ended(run(connecting, { type: "closed", code: 4403, reason: "origin not allowed" }).effects)?.error, NOT_AVAILABLE);
+  assert.equal(ended(run(connecting, { type: "closed", code: 4401, reason: "customer token not accepted" }).effects)?.error, NOT_AUTHORISED);
+  assert.equal(ended(run(connecting, { type: "closed", code: 4400, reason: "malformed message" }).effects)?.error, START_FAILED);
 });
 
 test("a refused start (too many waiting, server busy) says so in the SDK's own plain words", () => {
@@ -201,13 +207,24 @@ test("a dropped network is resumed with growing waits, then given up", () => {
   assert.equal(last.state.phase, "ended");
 });
 
-test("the server closing with 4xxx or 1000, or a failed resume, ends the session silently", () => {
+test("the server closing with 4xxx or 1000, or a failed resume, ends the session and says so", () => {
   const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
-  for (const code of [1000, 4000, 4410]) assert.equal(ended(run(sharing, { type: "closed", code, reason: "" }).effects)?.error, null);
+  for (const code of [1000, 4000, 4410]) assert.equal(ended(run(sharing, { type: "closed", code, reason: "x" }).effects)?.error, SESSION_ENDED);
   const resuming = run(initialState, resume(stored())).state;
   const failed = run(resuming, { type: "closed", code: 1006, reason: "" });
   assert.equal(failed.state.phase, "ended");
-  assert.equal(ended(failed.effects)?.error, null);
+  assert.equal(ended(failed.effects)?.error, CONNECTION_LOST);
+});
+
+test("every end the server announces is told to the customer in plain words", () => {
+  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  const expected: Record<string, string> = {
+    agent_left: AGENT_ENDED, agent_lost: AGENT_LOST, code_expired: CODE_EXPIRED, idle_timeout: IDLE_ENDED,
+    max_duration: MAX_DURATION_ENDED, customer_lost: SESSION_ENDED, stopped: SESSION_ENDED,
+  };
+  for (const [reason, notice] of Object.entries(expected)) {
+    assert.equal(ended(run(sharing, server({ type: "ended", reason })).effects)?.error, notice, reason);
+  }
 });
 
 test("stop tells the server and ends; nothing happens after the end", () => {

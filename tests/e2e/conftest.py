@@ -31,7 +31,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--no-first-run",
 ]
-CODE_PATTERN = re.compile(r"\b(\d{3}) (\d{3}) (\d{3}) (\d{3})\b")
+CODE_PATTERN = re.compile(r"\b(\d{4}) (\d{4}) (\d{4})\b")  # shown 4-4-4 for reading aloud
 
 pytestmark = pytest.mark.e2e
 

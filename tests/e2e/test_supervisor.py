@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer, add_user
 from tests.e2e.conftest import Party, agent_plaintext, get_help, open_console_as, share
 
-WATCH_CODE = re.compile(r"^\s*(\d{3}) (\d{3}) (\d)\s*$")
+WATCH_CODE = re.compile(r"^\s*(\d{3}) (\d{4})\s*$")  # shown 3-4
 
 
 def supervisor_console(supervisor: Party, live: RunningServer) -> None:

@@ -128,7 +128,7 @@ export class RemoteControl {
     if (!(c.k === "type" ? this.typing : this.actions).take()) return this.refuse("Too many actions: slow down.");
     if (c.k === "scroll" && typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y)) {
       scrollTo({ left: c.x, top: c.y });
-      this.ui.notify(`${this.host.agent()} scrolled the page`);
+      this.ui.notifyKey("scrolled", { agent: this.host.agent() });
       return;
     }
     const node = typeof c.id === "number" ? record.mirror.getNode(c.id) : null;
@@ -149,7 +149,7 @@ export class RemoteControl {
     if (target && (target.origin !== location.origin || this.host.isPrivate(target))) {
       return this.refuse("That leads off the pages you may see.");
     }
-    this.ui.notify(`${this.host.agent()} clicked “${describe(el)}”`);
+    this.ui.notifyKey("clicked", { agent: this.host.agent(), target: describe(el) });
     (el as HTMLElement).click();
   }
 
@@ -161,6 +161,6 @@ export class RemoteControl {
     setter?.call(field, text);
     field.dispatchEvent(new Event("input", { bubbles: true }));
     field.dispatchEvent(new Event("change", { bubbles: true }));
-    this.ui.notify(`${this.host.agent()} typed in “${describe(el)}”`);
+    this.ui.notifyKey("typed", { agent: this.host.agent(), target: describe(el) });
   }
 }

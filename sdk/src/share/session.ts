@@ -29,6 +29,7 @@ import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy 
 import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { BrandError, type BrandOptions, validateBrand } from "./brand.ts";
 import { RemoteControl } from "./control.ts";
 import { reportWithheld } from "./withheld.ts";
 import type { Connection, Ports } from "./ports.ts";
@@ -55,6 +56,10 @@ export interface StartOptions {
    * the SDK wraps page content for no other key. Also `recording_keys` in the page's
    * `#tandem-policy` tag. */
   recordingKeys?: string[];
+  /** The site's name, logo, colours and corner radius on the widget (./brand.ts, docs/branding.md). */
+  brand?: BrandOptions;
+  /** The widget's language ("de", "fr-CA"...); else the page's `<html lang>`, else the browser's. */
+  locale?: string;
 }
 
 /** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
@@ -131,6 +136,9 @@ export class Session {
   );
   /** The end marker is on its way (the recording is being closed). */
   private endingRecording: Promise<void> | null = null;
+  /** The server's words when it closed the socket: for the site's developers (start()'s
+   * rejection), never shown to the customer. */
+  private closeReason = "";
   /** Why recording must end as soon as a recorded epoch runs (it ended between two epochs). */
   private pendingEnd: RecordingOffReason | null = null;
 
@@ -212,17 +220,26 @@ export class Session {
     }
   }
 
+  /**
+   * Start a session; resolves to the code the customer reads out. While a session runs (Get help
+   * pressed again), it shows that session (its code, question or banner, focused) and never
+   * starts a second one: it resolves to its code, or to "" once the code is used.
+   */
   start(options: StartOptions = {}): Promise<string> {
-    const code = this.code;
-    if (code && this.state !== "ended" && this.state !== "idle") return Promise.resolve(code);
+    if (this.state !== "ended" && this.state !== "idle") {
+      this.ui.focusCurrent();
+      return this.starting?.promise ?? Promise.resolve(this.code ?? "");
+    }
     if (this.starting) return this.starting.promise;
     let page: PageSays;
     try {
+      if (options.locale !== undefined && typeof options.locale !== "string") throw new BrandError("locale must be a string");
+      this.ui.configure(validateBrand(options.brand, this.ports.page.href()), options.locale ?? null);
       const tag = parseTag(this.ports.page.policyTag());
       const sitePolicy = options.policy !== undefined ? validatePolicy(options.policy) : tagPolicy(tag);
       page = { sitePolicy, brokenPolicy: false, pins: unitePins(validatePins(options.recordingKeys), tagPins(tag)) };
     } catch (error) {
-      const known = error instanceof PolicyError || error instanceof RecordingError;
+      const known = error instanceof PolicyError || error instanceof RecordingError || error instanceof BrandError;
       const message = known ? `Tandem: ${(error as Error).message}` : "Tandem: invalid policy";
       this.ui.showError(message, () => this.ui.remove());
       return Promise.reject(new Error(message));
@@ -284,6 +301,7 @@ export class Session {
       },
       close: (code, reason) => {
         if (this.ws !== ws || this.unloading) return;
+        this.closeReason = reason;
         this.dispatch({ type: "closed", code, reason });
       },
     });
@@ -786,7 +804,10 @@ export class Session {
   async stop(): Promise<void> {
     // The end marker goes first, so the recording ends whole (the server ends it with the session).
     if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
+    const shared = this.state === "sharing" ? this.saved : null;
     this.dispatch({ type: "stop" });
+    // The customer is told that nothing is shared any more (issue 15).
+    if (shared) this.ui.showStopped(shared.agent, () => this.ui.remove());
   }
 
   /** The network dropped, or the page goes private: stop the recorder and its watchers. */
@@ -828,6 +849,7 @@ export class Session {
     void this.ports.keys.clear();
     this.ui.remove();
     if (error) this.ui.showError(error, () => this.ui.remove());
-    this.starting?.reject(new Error(error ?? "The session has ended."));
+    const detail = this.closeReason ? ` (the help server said: ${this.closeReason})` : "";
+    this.starting?.reject(new Error((error ?? "The session has ended.") + detail));
   }
 }

@@ -31,6 +31,21 @@ export const RESTARTING = "The help server is restarting, so this session has en
 /** The help server said something that contradicts what happened in this browser. */
 export const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
 export const UNREACHABLE = "Could not reach the help server. Please try again.";
+/** Why a session ended, in the customer's words (issue 15: the customer is told when and why);
+ * ./messages.ts translates each. */
+export const AGENT_ENDED = "The agent ended the session. Nothing is shared any more.";
+export const AGENT_LOST = "The agent's connection was lost, so sharing stopped.";
+export const CODE_EXPIRED = "Your help code expired. Click “Get help” for a new one.";
+export const CONNECTION_LOST = "The connection was lost, so sharing stopped. Click “Get help” to start again.";
+export const IDLE_ENDED = "The session ended after a long time without activity.";
+export const MAX_DURATION_ENDED = "The session reached its time limit and ended.";
+export const SESSION_ENDED = "The help session has ended. Nothing is shared any more.";
+/** The notice for each reason the server gives for an end (the customer's own stop and decline
+ * end the session here first, so theirs never arrive). */
+const ENDED: Partial<Record<string, string>> = {
+  key_mismatch: MISMATCH, server_shutdown: RESTARTING, agent_left: AGENT_ENDED, agent_lost: AGENT_LOST,
+  code_expired: CODE_EXPIRED, idle_timeout: IDLE_ENDED, max_duration: MAX_DURATION_ENDED,
+};
 /** Network drops survived in a row before the session is given up. */
 export const MAX_RECONNECTS = 3;
 /** The wait before the n-th reconnect is n times this. */
@@ -258,9 +273,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       };
     }
     case "ended":
-      return end(
-        message.reason === "key_mismatch" ? MISMATCH : message.reason === "server_shutdown" ? RESTARTING : null,
-      );
+      return end(ENDED[message.reason] ?? SESSION_ENDED);
     default:
       return stay(state);
   }
@@ -319,10 +332,9 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       if (state.phase === "connecting" && state.expecting === "created") {
         return end(event.code === 1006 ? UNREACHABLE : describeClose(event.code, event.reason));
       }
-      // 4xxx or 1000: the server refused or ended this session; a failed resume is silent.
-      if (event.code >= 4000 || event.code === 1000 || state.phase === "connecting" || state.reconnects >= MAX_RECONNECTS) {
-        return end(null);
-      }
+      // 4xxx or 1000: the server refused or ended this session; the customer is told.
+      if (event.code >= 4000 || event.code === 1000) return end(SESSION_ENDED);
+      if (state.phase === "connecting" || state.reconnects >= MAX_RECONNECTS) return end(CONNECTION_LOST);
       // The network dropped: the server keeps the session for a grace period; resume it.
       const reconnects = state.reconnects + 1;
       return { state: { ...state, reconnects }, effects: [{ type: "reconnect", delay: RECONNECT_STEP_MS * reconnects }] };

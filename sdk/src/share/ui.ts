@@ -18,55 +18,98 @@
  * (the inner container is blocked). Both roots are open so that assistive technology and browser
  * tests reach the UI as they reach the page. Styles use a constructed stylesheet (allowed under a
  * strict Content-Security-Policy, unlike inline styles).
+ *
+ * Issue 15: laid out phone first (320-430 px wide, a compact bar that always keeps Stop sharing on
+ * screen) and for desktops; every string from ./messages.ts in the page's language (Arabic right
+ * to left); the site's brand (./brand.ts) as name, logo, colours and corner radius; dialogs trap
+ * focus, Esc answers "no", focus returns where it was; codes are announced through a live region
+ * and grouped for reading aloud.
  */
 
 import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
-import { formatCode } from "../shared/protocol.ts";
+import { codeGroups, formatCode } from "../shared/protocol.ts";
+import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
+import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
+import { type WidgetMessage, messages, noticeKey } from "./messages.ts";
 
 const CSS = `
 :host { all: initial; }
-.panel { position: fixed; right: 20px; bottom: 20px; z-index: 2147483647; max-width: 340px;
-  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1c2430;
-  background: #fff; border: 1px solid #d5dbe3; border-radius: 12px;
-  box-shadow: 0 10px 30px rgba(16, 24, 40, .18); padding: 16px 18px; }
-.label { margin: 0 0 4px; font-size: 13px; color: #5b6776; }
-.code { margin: 0 0 10px; font: 600 28px/1.2 ui-monospace, "SFMono-Regular", Menlo, monospace;
-  letter-spacing: .06em; color: #0b3d91; }
-.hint { margin: 0 0 12px; font-size: 13px; color: #5b6776; }
-.row { display: flex; gap: 8px; justify-content: flex-end; }
-button { font: 600 14px/1 system-ui, sans-serif; border-radius: 8px; padding: 9px 14px;
-  cursor: pointer; border: 1px solid #c3ccd8; background: #fff; color: #1c2430; }
-button.primary { background: #0b5fff; border-color: #0b5fff; color: #fff; }
-button.danger { background: #c62828; border-color: #c62828; color: #fff; }
-button:focus-visible { outline: 3px solid #8ab4ff; outline-offset: 2px; }
+.root { --accent: var(--tandem-accent, #0b5fff); --accent-text: var(--tandem-accent-text, #fff);
+  --banner: var(--tandem-banner, #12261a); --banner-text: var(--tandem-banner-text, #fff);
+  --radius: var(--tandem-radius, 12px); --font: var(--tandem-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
+  font: 15px/1.45 var(--font); color: #1c2430; }
+.root * { box-sizing: border-box; }
+.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden;
+  clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
+.panel { position: fixed; inset-inline-end: 16px; bottom: 16px; z-index: 2147483647;
+  width: min(340px, calc(100vw - 32px)); max-height: calc(100vh - 32px); overflow: auto;
+  font: 15px/1.45 var(--font); color: #1c2430; background: #fff; border: 1px solid #c9d1dc;
+  border-radius: var(--radius); box-shadow: 0 10px 30px rgba(16, 24, 40, .18); padding: 14px 16px; }
+.panel:focus { outline: none; }
+.panel:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
+.brand { display: flex; align-items: center; gap: 8px; margin: 0 0 8px; font-weight: 600; font-size: 14px; }
+.brand img { width: 24px; height: 24px; object-fit: contain; flex: none; }
+.label { margin: 0 0 2px; font-size: 13px; color: #4b5563; }
+.code { margin: 0 0 8px; font: 600 28px/1.2 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
+  letter-spacing: .04em; color: #102a5c; white-space: nowrap; }
+.hint { margin: 0 0 12px; font-size: 13px; color: #4b5563; }
+.row { display: flex; flex-wrap: wrap; gap: 8px; justify-content: flex-end; }
+button { font: 600 14px/1.2 var(--font); border-radius: 8px; padding: 9px 14px; min-height: 40px;
+  cursor: pointer; border: 1px solid #8a96a8; background: #fff; color: #1c2430; }
+button.primary { background: var(--accent); border-color: var(--accent); color: var(--accent-text); }
+button.danger { background: #b42318; border-color: #b42318; color: #fff; }
+button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
+.banner button:focus-visible { outline-color: #fff; }
 .backdrop { position: fixed; inset: 0; z-index: 2147483646; background: rgba(16, 24, 40, .45); }
-.dialog { position: fixed; z-index: 2147483647; left: 50%; top: 30%; transform: translate(-50%, -30%);
-  width: min(440px, calc(100vw - 40px)); background: #fff; border-radius: 14px; padding: 22px 24px;
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1c2430;
+.dialog { position: fixed; z-index: 2147483647; left: 50%; top: 50%; transform: translate(-50%, -50%);
+  width: min(440px, calc(100vw - 24px)); max-height: calc(100vh - 24px); overflow: auto; background: #fff;
+  border-radius: calc(var(--radius) + 2px); padding: 20px 22px; font: 15px/1.5 var(--font); color: #1c2430;
   box-shadow: 0 20px 50px rgba(16, 24, 40, .3); }
-.dialog h2 { margin: 0 0 8px; font-size: 19px; }
-.dialog p { margin: 0 0 16px; }
+.dialog h2 { margin: 0 0 8px; font-size: 19px; line-height: 1.3; }
+.dialog p { margin: 0 0 14px; }
 .banner { position: fixed; left: 50%; bottom: 16px; transform: translateX(-50%); z-index: 2147483647;
-  display: flex; align-items: center; gap: 14px; padding: 8px 10px 8px 16px; border-radius: 999px;
-  background: #12261a; color: #fff; font: 600 14px/1.3 system-ui, sans-serif;
+  display: flex; flex-wrap: wrap; align-items: center; gap: 8px 12px; max-width: calc(100vw - 24px);
+  width: max-content; padding: 8px 8px 8px 16px; padding-inline: 16px 8px; border-radius: 999px;
+  background: var(--banner); color: var(--banner-text); font: 600 14px/1.3 var(--font);
   box-shadow: 0 6px 20px rgba(16, 24, 40, .3); }
-.dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; }
+.status { display: flex; align-items: center; gap: 8px; min-width: 0; flex: 1 1 auto; }
+.status-text { min-width: 0; overflow-wrap: anywhere; }
+.extras { display: flex; flex-wrap: wrap; gap: 8px; }
+.dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; flex: none; }
 .dot.paused { background: #f0b429; }
-.recording { color: #ff8a80; font-weight: 600; }
-.verified { color: #1b6e3a; font-size: 13px; font-weight: 600; }
+.recording { color: #ffb4ab; font-weight: 700; white-space: nowrap; }
+.banner button { border-color: transparent; }
+.stop { flex: none; }
+.verified { color: #166534; font-size: 13px; font-weight: 600; }
 .pointer { position: fixed; width: 18px; height: 18px; margin: -9px 0 0 -9px; border-radius: 50%;
   background: rgba(239, 68, 68, .85); box-shadow: 0 0 0 6px rgba(239, 68, 68, .25); pointer-events: none;
   z-index: 2147483647; }
-.toast { position: fixed; left: 50%; bottom: 70px; transform: translateX(-50%); z-index: 2147483647;
-  background: #1c2430; color: #fff; font: 600 13px/1.3 system-ui, sans-serif; padding: 8px 12px;
-  border-radius: 8px; pointer-events: none; }
+.toast { position: fixed; left: 50%; bottom: 76px; transform: translateX(-50%); z-index: 2147483647;
+  max-width: calc(100vw - 24px); background: #1c2430; color: #fff; font: 600 13px/1.3 var(--font);
+  padding: 8px 12px; border-radius: 8px; pointer-events: none; }
 .overlay { position: fixed; inset: 0; pointer-events: none; z-index: 2147483645; }
-.masked-outline { position: fixed; border: 2px dashed #7c3aed; border-radius: 6px;
-  background: rgba(124, 58, 237, .06); box-sizing: border-box; }
-.masked-outline::after { content: "hidden from agent"; position: absolute; right: 2px; top: -9px;
-  font: 600 10px/1 system-ui, sans-serif; color: #fff; background: #7c3aed; padding: 2px 4px;
-  border-radius: 4px; }
-.error { color: #b3261e; margin: 0 0 10px; }
+.masked-outline { position: fixed; border: 1px dashed rgba(109, 40, 217, .55); border-radius: 6px;
+  box-sizing: border-box; }
+.masked-outline::after { content: ""; position: absolute; inset-inline-end: -4px; top: -4px; width: 8px;
+  height: 8px; border-radius: 50%; background: rgba(109, 40, 217, .7); }
+.error { color: #b42318; margin: 0 0 10px; }
+.notice { margin: 0 0 10px; }
+[dir="rtl"] .banner { padding-inline: 16px 8px; }
+@media (max-width: 560px) {
+  .panel { inset-inline: 8px; bottom: 8px; width: auto; padding: 12px 14px; }
+  .banner { left: 8px; right: 8px; bottom: 8px; transform: none; width: auto; max-width: none;
+    display: grid; grid-template-columns: minmax(0, 1fr) auto; gap: 6px 8px; border-radius: 16px;
+    padding: 8px; padding-inline: 12px 8px; }
+  .status { grid-column: 1; grid-row: 1; }
+  .stop { grid-column: 2; grid-row: 1; }
+  .extras { grid-column: 1 / -1; grid-row: 2; justify-content: flex-end; }
+  .extras:empty { display: none; }
+  .banner button { padding: 8px 10px; }
+  .dialog { padding: 16px; }
+  .dialog h2 { font-size: 18px; }
+  .toast { bottom: 96px; }
+}
+@media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
 
 function element<K extends keyof HTMLElementTagNameMap>(
@@ -87,16 +130,98 @@ function button(label: string, className: string, onClick: () => void): HTMLButt
   return b;
 }
 
+/** The element that has focus, looking into shadow roots. */
+function deepActive(): Element | null {
+  let active: Element | null = document.activeElement;
+  while (active?.shadowRoot?.activeElement) active = active.shadowRoot.activeElement;
+  return active;
+}
+
+const FOCUSABLE = "button, [href], input, select, textarea, [tabindex]:not([tabindex='-1'])";
+
+/** "482913067125" read digit by digit, group by group: "4 8 2 9, 1 3 0 6, 7 1 2 5". */
+export function spokenCode(code: string): string {
+  return codeGroups(code).map((group) => [...group].join(" ")).join(", ");
+}
+
+/** The widget's options: set by start() and kept in this tab, so later pages look the same. */
+export interface WidgetOptions {
+  brand: Brand;
+  /** An explicit locale (start's `locale`), else the page's `lang`. */
+  locale: string | null;
+}
+
+const OPTIONS_KEY = "tandem.widget";
+
+function loadOptions(): WidgetOptions {
+  try {
+    const raw = sessionStorage.getItem(OPTIONS_KEY);
+    const saved = raw ? (JSON.parse(raw) as Partial<WidgetOptions>) : null;
+    if (saved && typeof saved === "object" && saved.brand && typeof saved.brand === "object") {
+      return { brand: { ...NO_BRAND, ...saved.brand }, locale: typeof saved.locale === "string" ? saved.locale : null };
+    }
+  } catch {
+    // storage disabled or garbled: the defaults
+  }
+  return { brand: NO_BRAND, locale: null };
+}
+
 export class CustomerUI {
   private host: HTMLElement | null = null;
   /** The container of everything shown, inside the inner shadow root. */
   private root: HTMLElement | null = null;
+  private innerRoot: ShadowRoot | null = null;
+  private sheet: CSSStyleSheet | null = null;
   private overlay: HTMLElement | null = null;
   /** The outlines drawn last, as a key: unchanged outlines are not redrawn. */
   private overlayDrawn = "";
   private pointer: HTMLElement | null = null;
   private toast: HTMLElement | null = null;
   private toastTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A polite live region, kept across redraws, for what a screen reader must hear. */
+  private live: HTMLElement | null = null;
+  private announceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The open dialog's focus trap, and where focus goes back to when it closes. */
+  private trap: { dialog: HTMLElement; cancel: () => void } | null = null;
+  private returnFocus: HTMLElement | null = null;
+  /** What shows now, for `focusCurrent` (pressing Get help again shows this, never a second one). */
+  private primary: HTMLElement | null = null;
+  private options: WidgetOptions = loadOptions();
+
+  /** Brand and language from start(); kept in this tab for the session's later pages. */
+  configure(brand: Brand, locale: string | null): void {
+    this.options = { brand, locale };
+    try {
+      sessionStorage.setItem(OPTIONS_KEY, JSON.stringify(this.options));
+    } catch {
+      // storage disabled: this page still uses them
+    }
+    if (this.root) this.style();
+  }
+
+  get locale(): Locale {
+    return pageLocale(this.options.locale);
+  }
+
+  /** `key` in the customer's language. */
+  t(key: WidgetMessage, params?: Params): string {
+    return translator(messages, this.locale)(key, params);
+  }
+
+  /** The company whose support this is: the brand's name, else the page's host name. */
+  private company(): string {
+    return this.options.brand.name ?? location.hostname;
+  }
+
+  private style(): void {
+    if (!this.root || !this.innerRoot) return;
+    const locale = this.locale;
+    this.root.setAttribute("lang", locale);
+    this.root.setAttribute("dir", direction(locale));
+    const css = CSS + brandCss(this.options.brand);
+    if (this.sheet) this.sheet.replaceSync(css);
+    else this.innerRoot.querySelector("style")?.replaceChildren(css);
+  }
 
   private mount(): HTMLElement {
     if (this.root && this.host?.isConnected) return this.root;
@@ -108,26 +233,117 @@ export class CustomerUI {
     host.style.setProperty("all", "initial", "important");
     const inner = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
     const innerRoot = inner.attachShadow({ mode: "open" });
+    this.sheet = null;
     try {
       const sheet = new CSSStyleSheet();
-      sheet.replaceSync(CSS);
       innerRoot.adoptedStyleSheets = [sheet];
+      this.sheet = sheet;
     } catch {
-      innerRoot.append(element("style", { text: CSS }));
+      innerRoot.append(element("style"));
     }
-    const root = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
+    const root = element("div", { className: "root", attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
+    this.live = element("div", { className: "sr-only", attrs: { role: "status", "aria-live": "polite", "aria-atomic": "true" } });
+    root.append(this.live);
     innerRoot.append(root);
     host.attachShadow({ mode: "open" }).append(inner);
+    this.innerRoot = innerRoot;
+    this.root = root;
+    this.style();
     (document.body ?? document.documentElement).append(host);
     this.host = host;
-    this.root = root;
     return root;
   }
 
   private show(...nodes: Node[]): void {
     const root = this.mount();
-    const layers = [this.overlay, this.pointer, this.toast].filter((n): n is HTMLElement => n !== null);
-    root.replaceChildren(...nodes, ...layers);
+    const hadDialog = this.trap !== null;
+    this.releaseTrap();
+    const layers = [this.live, this.overlay, this.pointer, this.toast].filter((n): n is HTMLElement => n !== null);
+    root.replaceChildren(...layers, ...nodes);
+    this.primary = null;
+    if (hadDialog) this.restoreFocus();
+  }
+
+  /** Say `text` to screen readers (a moment after the region exists, so it is heard). */
+  private announce(text: string): void {
+    this.mount();
+    clearTimeout(this.announceTimer);
+    if (this.live) this.live.textContent = "";
+    this.announceTimer = setTimeout(() => {
+      if (this.live) this.live.textContent = text;
+    }, 150);
+  }
+
+  /** Focus what is showing now: the dialog's answer, the banner's Stop sharing, the code panel. */
+  focusCurrent(): void {
+    const target = this.primary;
+    if (!target?.isConnected) return;
+    target.focus();
+    const label = target.closest("[aria-label]")?.getAttribute("aria-label");
+    if (label && !this.trap) this.announce(label);
+  }
+
+  private restoreFocus(): void {
+    const target = this.returnFocus;
+    this.returnFocus = null;
+    if (target?.isConnected && typeof target.focus === "function") target.focus({ preventScroll: true });
+  }
+
+  private releaseTrap(): void {
+    if (!this.trap) return;
+    document.removeEventListener("focusin", this.keepFocus, true);
+    this.trap = null;
+  }
+
+  /** Focus that leaves an open dialog (a click on the page behind) comes back to it. */
+  private readonly keepFocus = (event: FocusEvent) => {
+    const trap = this.trap;
+    if (!trap || !trap.dialog.isConnected) return;
+    const target = event.target as Node | null;
+    if (target && this.host && (target === this.host || this.host.contains(target))) return;
+    this.focusables(trap.dialog)[0]?.focus();
+  };
+
+  private focusables(container: HTMLElement): HTMLElement[] {
+    return Array.from(container.querySelectorAll<HTMLElement>(FOCUSABLE)).filter((el) => !el.hasAttribute("disabled"));
+  }
+
+  /** Make `dialog` modal: Tab cycles inside, Esc cancels, focus comes back to where it was. */
+  private trapFocus(dialog: HTMLElement, cancel: () => void, first: HTMLElement): void {
+    this.trap = { dialog, cancel };
+    dialog.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.preventDefault();
+        event.stopPropagation();
+        cancel();
+        return;
+      }
+      if (event.key !== "Tab") return;
+      const items = this.focusables(dialog);
+      if (!items.length) return;
+      const current = this.innerRoot?.activeElement;
+      const index = items.indexOf(current as HTMLElement);
+      const next = event.shiftKey ? (index <= 0 ? items.length - 1 : index - 1) : (index === items.length - 1 ? 0 : index + 1);
+      event.preventDefault();
+      items[next].focus();
+    });
+    document.addEventListener("focusin", this.keepFocus, true);
+    this.primary = first;
+    first.focus();
+  }
+
+  /** The site's logo and name, when it set a brand (decorative: the text says it all). */
+  private brandLine(): Node[] {
+    const { logo, name } = this.options.brand;
+    if (!logo && !name) return [];
+    const line = element("p", { className: "brand" });
+    if (logo) {
+      line.append(element("img", {
+        attrs: { src: logo, alt: "", referrerpolicy: "no-referrer", decoding: "async", width: "24", height: "24" },
+      }));
+    }
+    line.append(element("span", { text: this.company() }));
+    return [line];
   }
 
   /** Outline, on the customer's screen only, what the agent cannot see (null removes it). */
@@ -148,138 +364,173 @@ export class CustomerUI {
     if (!this.overlay) {
       this.overlay = element("div", { className: "overlay", attrs: { "aria-hidden": "true" } });
     }
-    if (!this.overlay.isConnected) this.mount().append(this.overlay);
+    if (!this.overlay.isConnected) this.mount().prepend(this.overlay);
     const boxes = shown.map((r) => {
       const box = element("div", { className: "masked-outline" });
-      box.style.left = `${r.left - 3}px`;
-      box.style.top = `${r.top - 3}px`;
-      box.style.width = `${r.width + 6}px`;
-      box.style.height = `${r.height + 6}px`;
+      box.style.left = `${r.left - 2}px`;
+      box.style.top = `${r.top - 2}px`;
+      box.style.width = `${r.width + 4}px`;
+      box.style.height = `${r.height + 4}px`;
       return box;
     });
     this.overlay.replaceChildren(...boxes);
   }
 
+  /** A panel with a code to read out (the help code, or a supervisor's). */
+  private codePanel(region: string, label: string, code: string, hint: string, announce: string, onCancel: () => void): void {
+    const cancel = button(this.t("cancel"), "", onCancel);
+    const panel = element("div", { className: "panel", attrs: { role: "region", "aria-label": region, tabindex: "-1" } }, [
+      ...this.brandLine(),
+      element("p", { className: "label", text: label }),
+      // Shown in groups; heard digit by digit (a screen reader would read "4829" as a number).
+      element("p", { className: "code", text: formatCode(code), attrs: { dir: "ltr", "aria-hidden": "true" } }),
+      element("p", { className: "sr-only", text: spokenCode(code) }),
+      element("p", { className: "hint", text: hint }),
+      element("div", { className: "row" }, [cancel]),
+    ]);
+    panel.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        onCancel();
+      }
+    });
+    this.show(panel);
+    this.primary = cancel;
+    this.announce(announce);
+  }
+
   showCode(code: string, onCancel: () => void): void {
-    this.show(
-      element("div", { className: "panel", attrs: { role: "region", "aria-label": "Tandem help" } }, [
-        element("p", { className: "label", text: "Your help code" }),
-        element("p", { className: "code", text: formatCode(code) }),
-        element("p", { className: "hint", text: "Read this code to the support agent. Nothing is shared until you allow it." }),
-        element("div", { className: "row" }, [button("Cancel", "", onCancel)]),
-      ]),
+    this.codePanel(
+      this.t("widget", { company: this.company() }), this.t("codeLabel"), code, this.t("codeHint"),
+      this.t("codeAnnounce", { code: spokenCode(code) }), onCancel,
     );
   }
 
   showBusy(message: string): void {
+    const key = message === messages.en.checking ? "checking" : null;
     this.show(
       element("div", { className: "panel", attrs: { role: "status" } }, [
-        element("p", { className: "hint", text: message }),
+        element("p", { className: "hint", text: key ? this.t(key) : message }),
       ]),
     );
   }
 
+  /** Why the session ended (or why it could not start), in the customer's language. */
   showError(message: string, onClose: () => void): void {
-    this.show(
-      element("div", { className: "panel", attrs: { role: "alert" } }, [
-        element("p", { className: "error", text: message }),
-        element("div", { className: "row" }, [button("Close", "", onClose)]),
-      ]),
-    );
+    const key = noticeKey(message);
+    this.showNotice(key ? this.t(key) : message, onClose, "alert");
+  }
+
+  /** The customer stopped sharing: say that nothing is shared any more. */
+  showStopped(agent: string | null, onClose: () => void): void {
+    this.showNotice(this.t("endedByYou", { agent: agent ?? this.t("theAgent") }), onClose, "status");
+  }
+
+  private showNotice(text: string, onClose: () => void, role: "alert" | "status"): void {
+    const close = button(this.t("close"), "", onClose);
+    const panel = element("div", {
+      className: "panel", attrs: { role: "region", "aria-label": this.t("endedTitle"), tabindex: "-1" },
+    }, [
+      ...this.brandLine(),
+      element("p", { className: role === "alert" ? "error" : "notice", text, attrs: { role } }),
+      element("div", { className: "row" }, [close]),
+    ]);
+    panel.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") onClose();
+    });
+    this.show(panel);
+    this.primary = close;
   }
 
   askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
-    const allow = button("Allow", "primary", onAllow);
-    const dialog = element("div", {
-      className: "dialog",
-      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": "tandem-title", "aria-describedby": "tandem-desc" },
-    }, [
-      element("h2", { text: `${agent} wants to see this page`, attrs: { id: "tandem-title" } }),
-      element("p", {
-        text: `${agent} from support will see this page live, with passwords, card numbers and ` +
-          "form fields hidden. They cannot click or type. You can stop at any time.",
-        attrs: { id: "tandem-desc" },
-      }),
-      element("div", { className: "row" }, [button("Decline", "", onDecline), allow]),
-    ]);
-    this.show(element("div", { className: "backdrop" }), dialog);
-    allow.focus();
+    const name = agent === "An agent" ? this.t("anAgent") : agent;
+    this.ask(
+      "tandem-title", this.t("consentTitle", { agent: name }),
+      this.t("consentText", { agent: name, company: this.company() }),
+      [this.t("decline"), onDecline], [this.t("allow"), onAllow], undefined, "tandem-desc",
+    );
   }
 
   showSharing(
     agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
   ): void {
-    const text = paused ? `Sharing paused: ${agent} cannot see this private page`
-      : onRevokeControl ? `${agent} can control this page (Esc to stop)` : `Sharing this page with ${agent}`;
-    this.show(
-      element("div", { className: "banner", attrs: { role: "status" } }, [
+    const who = agent === "the agent" ? this.t("theAgent") : agent;
+    const text = paused ? this.t("paused", { agent: who })
+      : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
+    const stop = button(this.t("stopSharing"), "danger stop", onStop);
+    const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
+      element("div", { className: "status" }, [
         element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { text }),
-        ...(onStopRecording ? [element("span", { className: "recording", text: "● Recording" }), button("Stop recording", "", onStopRecording)] : []),
-        ...(onRevokeControl ? [button("Take back control", "", onRevokeControl)] : []),
-        button("Stop sharing", "danger", onStop),
+        element("span", { className: "status-text", text }),
+        ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
       ]),
-    );
+      element("div", { className: "extras" }, [
+        ...(onStopRecording ? [button(this.t("stopRecording"), "", onStopRecording)] : []),
+        ...(onRevokeControl ? [button(this.t("takeBack"), "", onRevokeControl)] : []),
+      ]),
+      stop,
+    ]);
+    const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
+    const focused = this.innerRoot?.activeElement?.textContent ?? null;
+    this.show(banner);
+    this.primary = stop;
+    if (before !== text) this.announce(text);
+    // A redraw keeps keyboard focus on the same button.
+    if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
   }
 
   /** The agent asked (inside the encrypted channel) and `site`'s own page pinned the key. */
   askRecording(agent: string, site: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-record-title", `${agent} asks to record this session`,
-      "The recording holds what the agent sees, with the same fields hidden. It is encrypted in " +
-        "this browser so that only your provider's auditors can play it back, and it is deleted after the " +
-        "provider's retention period. You can stop recording at any time; sharing goes on either way.",
-      ["Don't record", onRefuse], ["Allow recording", onAllow],
-      `Recording key verified by ${site}`,
+      "tandem-record-title", this.t("recordTitle", { agent }), this.t("recordText"),
+      [this.t("dontRecord"), onRefuse], [this.t("allowRecording"), onAllow], this.t("recordVerified", { site }),
     );
   }
 
-  /** A modal question with a refusing and an allowing button (the allowing one focused). */
+  /** A modal question with a refusing and an allowing button (the allowing one focused). Esc
+   * refuses; Tab stays inside; focus returns where it was when the question is answered. */
   private ask(
     id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
+    describedBy = `${id}-text`,
   ): void {
     const yes = button(allow[0], "primary", allow[1]);
-    this.show(
-      element("div", { className: "backdrop" }),
-      element("div", {
-        className: "dialog", attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": id },
-      }, [
-        element("h2", { text: title, attrs: { id } }),
-        element("p", { text }),
-        ...(note ? [element("p", { className: "verified", text: `✓ ${note}` })] : []),
-        element("div", { className: "row" }, [button(refuse[0], "", refuse[1]), yes]),
-      ]),
-    );
-    yes.focus();
+    const no = button(refuse[0], "", refuse[1]);
+    const dialog = element("div", {
+      className: "dialog",
+      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": id, "aria-describedby": describedBy },
+    }, [
+      ...this.brandLine(),
+      element("h2", { text: title, attrs: { id } }),
+      element("p", { text, attrs: { id: describedBy } }),
+      ...(note ? [element("p", { className: "verified", text: `✓ ${note}` })] : []),
+      element("div", { className: "row" }, [no, yes]),
+    ]);
+    this.show(element("div", { className: "backdrop" }), dialog);
+    // Where focus was (after a question it replaced gave it back): it returns there.
+    const active = deepActive();
+    const outside = active instanceof HTMLElement && active !== document.body && document.activeElement !== this.host;
+    this.returnFocus = outside ? active : null;
+    this.trapFocus(dialog, refuse[1], yes);
   }
 
   askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-watch-title", `${watcher}, a supervisor, asks to watch too`,
-      `${watcher} would see this page as the agent does, with the same fields hidden, and ` +
-        "cannot click or type. If you allow it, you read a short code to them. Stop sharing ends it for everyone.",
-      ["Refuse", onRefuse], ["Allow", onAllow],
+      "tandem-watch-title", this.t("watchTitle", { watcher }), this.t("watchText", { watcher }),
+      [this.t("refuse"), onRefuse], [this.t("allow"), onAllow],
     );
   }
 
   showWatchCode(watcher: string, code: string, onCancel: () => void): void {
-    this.show(
-      element("div", { className: "panel", attrs: { role: "region", "aria-label": "Supervisor code" } }, [
-        element("p", { className: "label", text: `Code for ${watcher}` }),
-        element("p", { className: "code", text: formatCode(code) }),
-        element("p", { className: "hint", text: `Read this code to ${watcher}. They see the page only once it matches.` }),
-        element("div", { className: "row" }, [button("Cancel", "", onCancel)]),
-      ]),
+    this.codePanel(
+      this.t("watchRegion"), this.t("watchCodeLabel", { watcher }), code, this.t("watchCodeHint", { watcher }),
+      this.t("watchCodeAnnounce", { watcher, code: spokenCode(code) }), onCancel,
     );
   }
 
   askControl(agent: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-control-title", `${agent} asks to control this page`,
-      `${agent} will be able to point, scroll, click and type in fields they can see — never in ` +
-        "hidden fields or on protected buttons. Every action is shown to you. Press Esc or " +
-        "“Take back control” at any time.",
-      ["Refuse", onRefuse], ["Allow control", onAllow],
+      "tandem-control-title", this.t("controlTitle", { agent }), this.t("controlText", { agent }),
+      [this.t("refuse"), onRefuse], [this.t("allowControl"), onAllow],
     );
   }
 
@@ -303,6 +554,11 @@ export class CustomerUI {
     }
   }
 
+  /** A short notice of what the agent just did, from the catalogue. */
+  notifyKey(key: WidgetMessage, params?: Params): void {
+    this.notify(this.t(key, params));
+  }
+
   /** A short notice of what the agent just did. */
   notify(text: string): void {
     if (!this.toast) {
@@ -317,14 +573,29 @@ export class CustomerUI {
     }, 2500);
   }
 
+  /** Take the widget off the page. The session is over (or never began): its stored options go
+   * too, so nothing of it stays in this tab; this page keeps them for a last notice. */
   remove(): void {
+    try {
+      sessionStorage.removeItem(OPTIONS_KEY);
+    } catch {
+      // storage disabled: nothing was kept
+    }
+    const hadDialog = this.trap !== null;
+    this.releaseTrap();
     this.overlay = null;
     this.overlayDrawn = "";
     this.pointer = null;
     this.toast = null;
+    this.live = null;
+    this.primary = null;
     clearTimeout(this.toastTimer);
+    clearTimeout(this.announceTimer);
     this.host?.remove();
     this.host = null;
     this.root = null;
+    this.innerRoot = null;
+    this.sheet = null;
+    if (hadDialog) this.restoreFocus();
   }
 }

@@ -19,7 +19,7 @@ export function reportWithheld(ui: CustomerView, send: (payload: WithheldPayload
     // Not now: masking runs inside rrweb's snapshot; the notice follows the events it fixed.
     queueMicrotask(() => {
       send({ k: "withheld" });
-      ui.notify(WITHHELD_NOTICE);
+      ui.notifyKey("withheld"); // WITHHELD_NOTICE, in the customer's language
     });
   };
 }

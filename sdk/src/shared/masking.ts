@@ -527,7 +527,7 @@ function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: El
   }
   // The options of a hidden <select>: every label and value the same placeholder, so whichever
   // the mirror shows first tells nothing (an option's own `value` is not hidden otherwise).
-  if ((tag === "option" || tag === "optgroup") && (!el || hiddenSelectOf(el))) {
+  if (tag === "option" && (!el || hiddenSelectOf(el))) {
     for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
   }
 }

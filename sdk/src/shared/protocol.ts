@@ -46,9 +46,25 @@ export function control(message: OutgoingMessage): string {
   return JSON.stringify({ v: PROTOCOL_VERSION, ...message });
 }
 
-/** "123456789" -> "123 456 789" */
+/**
+ * A code in groups of three or four digits for reading aloud, the longer groups last:
+ * 12 digits -> "4829 1306 7125", 11 -> "482 9130 6712", 7 -> "482 9130", 9 -> "123 456 789".
+ */
 export function formatCode(code: string): string {
-  return code.replace(/(\d{3})(?=\d)/g, "$1 ");
+  return codeGroups(code).join(" ");
+}
+
+/** The groups formatCode shows (each 3 or 4 digits; a code of 4 or fewer is one group). */
+export function codeGroups(code: string): string[] {
+  const count = Math.max(1, Math.ceil(code.length / 4));
+  const groups: string[] = [];
+  let at = 0;
+  for (let i = 0; i < count; i++) {
+    const size = Math.floor((code.length + i) / count); // sizes differ by at most one, smaller first
+    groups.push(code.slice(at, at + size));
+    at += size;
+  }
+  return groups.filter(Boolean);
 }
 
 /** The SDK's own words for a help server that refused a new session: too many waiting from
@@ -56,11 +72,21 @@ export function formatCode(code: string): string {
 export const TOO_MANY_WAITING = "Too many help requests are waiting right now. Please try again in a few minutes.";
 export const SERVER_BUSY = "All helpers are busy right now. Please try again in a few minutes.";
 
-/** Human words for a close code the server sent. */
-export function describeClose(code: number, reason: string): string {
-  if (code === 1000 || code === 1001) return "The session has ended.";
+/** The site is not registered with the help server (4403: "origin not allowed"). */
+export const NOT_AVAILABLE = "Help is not available on this site.";
+/** The site's customer token was refused (4401). */
+export const NOT_AUTHORISED = "Help could not start on this page. Reload the page and try again.";
+export const START_FAILED = "Help could not start. Please try again.";
+
+/**
+ * The customer's words for a close code the server sent when a session could not start: plain,
+ * never the server's prose or protocol words ("origin not allowed"). The server's reason is for
+ * the site's developers: Session adds it to start()'s rejection, never to the widget.
+ */
+export function describeClose(code: number, _reason = ""): string {
   if (code === 4429) return TOO_MANY_WAITING;
-  if (code === 4503) return SERVER_BUSY;
-  if (reason) return `Connection closed: ${reason}`;
-  return "The connection to the help server was lost.";
+  if (code === 4503 || code === 1013) return SERVER_BUSY;
+  if (code === 4403) return NOT_AVAILABLE;
+  if (code === 4401) return NOT_AUTHORISED;
+  return START_FAILED;
 }

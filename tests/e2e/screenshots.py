@@ -1,0 +1,120 @@
+"""Screenshot comparisons for the browser tests (issue 15): Playwright for Python has no
+`toHaveScreenshot`, so this is its equivalent.
+
+`assert_screenshot(page, name)` takes a screenshot (animations off, caret hidden, the parts that
+change from run to run masked) and compares it with the baseline
+`tests/e2e/screenshots/<name>.png`, pixel by pixel, in a blank page of the same browser (the
+browser decodes both PNGs; no imaging library is needed). A pixel differs when any channel differs
+by more than CHANNEL_THRESHOLD; the test fails when more than TOLERANCE of the pixels differ, or the
+sizes differ, and writes `<name>.actual.png` and `<name>.diff.png` (differing pixels in red) next
+to the baseline for a look.
+
+Deterministic by construction: the tests fix the clock (`page.clock.set_fixed_time`), turn
+animations off (`reduced_motion`, and Playwright's own `animations="disabled"`), mask random codes,
+and the baselines are made with Debian's chromium and its DejaVu fonts (`make chromium`).
+
+Updating baselines, after a change to the look that is meant:
+
+    TANDEM_UPDATE_SCREENSHOTS=1 .venv/bin/python -m pytest -m e2e tests/e2e/test_customer_widget.py
+
+writes every baseline the run takes (and passes); review the images and commit them. A missing
+baseline fails the test with that instruction (a comparison is never skipped).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Locator, Page
+
+BASELINES = Path(__file__).resolve().parent / "screenshots"
+UPDATE = os.environ.get("TANDEM_UPDATE_SCREENSHOTS") == "1"
+#: Share of pixels that may differ (anti-aliasing and font hinting across machines).
+TOLERANCE = 0.005
+#: A pixel differs when a channel (0-255) differs by more than this.
+CHANNEL_THRESHOLD = 48
+
+_COMPARE = """async ([expected, actual, threshold]) => {
+    const load = async (b64) => createImageBitmap(await (await fetch("data:image/png;base64," + b64)).blob());
+    const [a, b] = await Promise.all([load(expected), load(actual)]);
+    if (a.width !== b.width || a.height !== b.height) {
+        return { sameSize: false, size: [a.width, a.height, b.width, b.height] };
+    }
+    const pixels = (bitmap) => {
+        const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+        const context = canvas.getContext("2d");
+        context.drawImage(bitmap, 0, 0);
+        return context.getImageData(0, 0, bitmap.width, bitmap.height);
+    };
+    const pa = pixels(a), pb = pixels(b);
+    const diff = new OffscreenCanvas(a.width, a.height);
+    const dc = diff.getContext("2d");
+    const out = dc.createImageData(a.width, a.height);
+    let differing = 0;
+    for (let i = 0; i < pa.data.length; i += 4) {
+        let d = 0;
+        for (let c = 0; c < 4; c++) d = Math.max(d, Math.abs(pa.data[i + c] - pb.data[i + c]));
+        const off = d > threshold;
+        if (off) differing++;
+        out.data[i] = off ? 255 : pa.data[i] / 3;
+        out.data[i + 1] = off ? 0 : pa.data[i + 1] / 3;
+        out.data[i + 2] = off ? 0 : pa.data[i + 2] / 3;
+        out.data[i + 3] = 255;
+    }
+    dc.putImageData(out, 0, 0);
+    const blob = await diff.convertToBlob({ type: "image/png" });
+    const bytes = new Uint8Array(await blob.arrayBuffer());
+    let binary = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return { sameSize: true, differing, total: pa.data.length / 4, diff: btoa(binary) };
+}"""
+
+
+def compare_png(page: Page, expected: bytes, actual: bytes) -> dict[str, Any]:
+    """Compare two PNGs in a blank page of `page`'s browser context."""
+    blank = page.context.new_page()
+    try:
+        result: dict[str, Any] = blank.evaluate(
+            _COMPARE,
+            [
+                base64.b64encode(expected).decode(),
+                base64.b64encode(actual).decode(),
+                CHANNEL_THRESHOLD,
+            ],
+        )
+        return result
+    finally:
+        blank.close()
+
+
+def assert_screenshot(page: Page, name: str, mask: Sequence[Locator] = ()) -> None:
+    """Compare a screenshot of `page`'s viewport with the baseline `name` (see the module doc)."""
+    actual = page.screenshot(
+        animations="disabled", caret="hide", mask=list(mask), mask_color="#888888", scale="css"
+    )
+    baseline = BASELINES / f"{name}.png"
+    if UPDATE:
+        BASELINES.mkdir(parents=True, exist_ok=True)
+        baseline.write_bytes(actual)
+        return
+    if not baseline.exists():
+        (BASELINES / f"{name}.actual.png").write_bytes(actual)
+        raise AssertionError(
+            f"no baseline {baseline}: run with TANDEM_UPDATE_SCREENSHOTS=1, review and commit it"
+        )
+    result = compare_png(page, baseline.read_bytes(), actual)
+    if not result["sameSize"]:
+        (BASELINES / f"{name}.actual.png").write_bytes(actual)
+        raise AssertionError(f"{name}: size changed {result['size']}")
+    share = result["differing"] / result["total"]
+    if share > TOLERANCE:
+        (BASELINES / f"{name}.actual.png").write_bytes(actual)
+        (BASELINES / f"{name}.diff.png").write_bytes(base64.b64decode(result["diff"]))
+        raise AssertionError(
+            f"{name}: {share:.2%} of the pixels differ (at most {TOLERANCE:.2%}); "
+            f"see {name}.actual.png and {name}.diff.png in {BASELINES}"
+        )
