@@ -205,7 +205,14 @@ def test_a_masked_select_shows_a_placeholder_and_values_hide_their_length(
     assert shown == PLACEHOLDER
     agent_dom = view.locator("html").inner_html()
     frames = agent_plaintext(agent)
-    for leak in ("United States", "United Kingdom", "Ireland", 'value="US"', 'value="IE"', "selected"):
+    for leak in (
+        "United States",
+        "United Kingdom",
+        "Ireland",
+        'value="US"',
+        'value="IE"',
+        "selected",
+    ):
         assert leak not in agent_dom, f"{leak!r} reached the agent's DOM"
     for leak in ("United States", "Ireland", "Bartholomew", "abcdefghijkl"):
         assert leak not in frames, f"{leak!r} left the customer's browser"

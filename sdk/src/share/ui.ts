@@ -311,6 +311,12 @@ export class CustomerUI {
   /** Make `dialog` modal: Tab cycles inside, Esc cancels, focus comes back to where it was. */
   private trapFocus(dialog: HTMLElement, cancel: () => void, first: HTMLElement): void {
     this.trap = { dialog, cancel };
+    // A click on the backdrop or the dialog's text keeps focus where it is (in the dialog).
+    for (const area of [dialog, dialog.previousElementSibling]) {
+      area?.addEventListener("mousedown", (event) => {
+        if (!(event.target as Element | null)?.closest?.(FOCUSABLE)) event.preventDefault();
+      });
+    }
     dialog.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
         event.preventDefault();
@@ -397,6 +403,13 @@ export class CustomerUI {
     this.show(panel);
     this.primary = cancel;
     this.announce(announce);
+    // Just asked for (a button pressed, nothing typed into): keyboard users land on it.
+    const active = deepActive();
+    const fromPage = active instanceof HTMLElement && document.activeElement !== this.host && active !== document.body;
+    if (!active || active === document.body || active.matches("button, a, [role=button]")) {
+      if (fromPage) this.returnFocus = active; // where focus goes back when the widget is done
+      cancel.focus({ preventScroll: true });
+    }
   }
 
   showCode(code: string, onCancel: () => void): void {
@@ -509,7 +522,7 @@ export class CustomerUI {
     // Where focus was (after a question it replaced gave it back): it returns there.
     const active = deepActive();
     const outside = active instanceof HTMLElement && active !== document.body && document.activeElement !== this.host;
-    this.returnFocus = outside ? active : null;
+    if (outside) this.returnFocus = active; // else: where the widget took focus from, if it did
     this.trapFocus(dialog, refuse[1], yes);
   }
 
@@ -596,6 +609,12 @@ export class CustomerUI {
     this.root = null;
     this.innerRoot = null;
     this.sheet = null;
-    if (hadDialog) this.restoreFocus();
+    if (hadDialog || this.focusLost()) this.restoreFocus();
+    this.returnFocus = null;
+  }
+
+  /** Focus was in the widget (now gone) or nowhere. */
+  private focusLost(): boolean {
+    return document.activeElement === null || document.activeElement === document.body || document.activeElement === this.host;
   }
 }
