@@ -33,47 +33,23 @@ from typing import Any
 
 from playwright.sync_api import Locator, Page
 
-BASELINES = Path(__file__).resolve().parent / "screenshots"
+HERE = Path(__file__).resolve().parent
+BASELINES = HERE / "screenshots"
 UPDATE = os.environ.get("TANDEM_UPDATE_SCREENSHOTS") == "1"
 #: Share of pixels that may differ (anti-aliasing and font hinting across machines).
 TOLERANCE = 0.005
 #: A pixel differs when a channel (0-255) differs by more than this.
 CHANNEL_THRESHOLD = 48
 
-_COMPARE = """async ([expected, actual, threshold]) => {
-    const load = async (b64) => createImageBitmap(new Blob([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], { type: "image/png" }));
-    const [a, b] = await Promise.all([load(expected), load(actual)]);
-    if (a.width !== b.width || a.height !== b.height) {
-        return { sameSize: false, size: [a.width, a.height, b.width, b.height] };
-    }
-    const pixels = (bitmap) => {
-        const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-        const context = canvas.getContext("2d");
-        context.drawImage(bitmap, 0, 0);
-        return context.getImageData(0, 0, bitmap.width, bitmap.height);
-    };
-    const pa = pixels(a), pb = pixels(b);
-    const diff = new OffscreenCanvas(a.width, a.height);
-    const dc = diff.getContext("2d");
-    const out = dc.createImageData(a.width, a.height);
-    let differing = 0;
-    for (let i = 0; i < pa.data.length; i += 4) {
-        let d = 0;
-        for (let c = 0; c < 4; c++) d = Math.max(d, Math.abs(pa.data[i + c] - pb.data[i + c]));
-        const off = d > threshold;
-        if (off) differing++;
-        out.data[i] = off ? 255 : pa.data[i] / 3;
-        out.data[i + 1] = off ? 0 : pa.data[i + 1] / 3;
-        out.data[i + 2] = off ? 0 : pa.data[i + 2] / 3;
-        out.data[i + 3] = 255;
-    }
-    dc.putImageData(out, 0, 0);
-    const blob = await diff.convertToBlob({ type: "image/png" });
-    const bytes = new Uint8Array(await blob.arrayBuffer());
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return { sameSize: true, differing, total: pa.data.length / 4, diff: btoa(binary) };
-}"""
+
+def _script(name: str) -> str:
+    """A function in a .js file beside this one, without its comment lines (Playwright calls a
+    string that starts as a function)."""
+    lines = (HERE / name).read_text(encoding="utf-8").splitlines()
+    return "\n".join(line for line in lines if not line.startswith("//")).strip()
+
+
+_COMPARE = _script("screenshots_compare.js")
 
 
 def compare_png(page: Page, expected: bytes, actual: bytes) -> dict[str, Any]:
@@ -85,18 +61,7 @@ def compare_png(page: Page, expected: bytes, actual: bytes) -> dict[str, Any]:
     return result
 
 
-_NORMALISE = """async ([png, boxes]) => {
-    const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(png), (c) => c.charCodeAt(0))], { type: "image/png" }));
-    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
-    const context = canvas.getContext("2d");
-    context.drawImage(bitmap, 0, 0);
-    context.fillStyle = "#888888";
-    for (const [x, y, w, h] of boxes) context.fillRect(Math.floor(x), Math.floor(y), Math.ceil(w) + 1, Math.ceil(h) + 1);
-    const bytes = new Uint8Array(await (await canvas.convertToBlob({ type: "image/png" })).arrayBuffer());
-    let binary = "";
-    for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-    return btoa(binary);
-}"""
+_NORMALISE = _script("screenshots_normalise.js")
 
 
 def capture(page: Page, mask: Sequence[Locator] = ()) -> bytes:

@@ -98,7 +98,7 @@ def test_widget_tour_fits_the_screen_is_accessible_and_looks_as_approved(
     join(agent, code)
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Alice wants to see this page")
-    expect(dialog).to_contain_text(f"Alice from 127.0.0.1 support")  # no brand: the page's host
+    expect(dialog).to_contain_text("Alice from 127.0.0.1 support")  # no brand: the page's host
     dialog_box = box(page, dialog)
     assert dialog_box["width"] <= width, (
         f"the dialog is {dialog_box['width']} px on a {width} px screen"
@@ -205,7 +205,8 @@ def test_an_unregistered_site_is_told_help_is_not_available_in_plain_words(
     server = server_factory()  # the other origin is not one of its sites
     (other_origin.root / "shop.html").write_text(
         '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Shop</title>'
-        f'<script src="{server.base}/sdk/tandem.js"></script></head><body><h1>Shop</h1></body></html>'
+        f'<script src="{server.base}/sdk/tandem.js"></script></head>'
+        "<body><h1>Shop</h1></body></html>"
     )
     customer.page.goto(f"{other_origin.origin}/shop.html")
     error = customer.page.evaluate("() => window.Tandem.start().then(() => '', (e) => e.message)")
