@@ -159,3 +159,30 @@ test("an agent with the wrong code is caught: abort, the customer is told, nothi
   assert.equal(f.keys.size, 0);
   assert.equal(f.store.saved, null);
 });
+
+test("start() while a session runs shows that session and never opens a second (the ghost session)", async () => {
+  const f = fakes();
+  const session = new Session(f.ports);
+  const first = session.start();
+  const again = session.start(); // pressed twice before the server answered
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  assert.equal(await first, `12345${SECRET}`);
+  assert.equal(await again, `12345${SECRET}`);
+  assert.equal(await session.start(), `12345${SECRET}`, "waiting: the same code");
+  assert.equal(f.control().filter((m) => m.type === "create").length, 1);
+  assert.equal(f.called("showCode").length, 1, "no second code panel");
+  assert.ok(f.called("focusCurrent").length >= 2, "the running session is shown (focused) instead");
+});
+
+test("the customer is told that Stop sharing stopped it; a cancelled code is not a notice", async () => {
+  const f = fakes();
+  const session = new Session(f.ports);
+  const code = session.start();
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  await session.stop();
+  assert.equal(f.called("showStopped").length, 0, "nothing was shared: no notice");
+  assert.equal(f.called("showError").length, 0);
+});
