@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { LOCALES, missingKeys, placeholders } from "../src/shared/i18n.ts";
-import { en, messages, noticeKey } from "../src/share/messages.ts";
+import { en, messages, noticeKey } from "../src/share/messages/widget.ts";
 import * as state from "../src/share/state.ts";
 import * as protocol from "../src/shared/protocol.ts";
 import { WITHHELD_NOTICE } from "../src/share/withheld.ts";

@@ -15,6 +15,7 @@ from typing import Any
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share, start_on
 from tests.e2e.test_control import grant
 from tests.e2e.test_recordings import create_key
@@ -101,8 +102,10 @@ def test_no_state_of_the_tandem_ui_reaches_the_agent_or_the_supervisor(
     agent.page.get_by_role("button", name="Ask to record").click()
     dialog = customer.page.get_by_role("dialog")
     expect(dialog).to_contain_text("Alice asks to record this session")
+    assert_accessible(customer.page)  # every state of the widget (issue 15)
     dialog.get_by_role("button", name="Allow recording").click()
     expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    assert_accessible(customer.page)
 
     # A supervisor: a question, then a code shown only on the customer's screen.
     sam = supervisor.page
@@ -110,10 +113,12 @@ def test_no_state_of_the_tandem_ui_reaches_the_agent_or_the_supervisor(
     row.get_by_role("button", name="Watch").click()
     dialog = customer.page.get_by_role("dialog")
     expect(dialog).to_contain_text("Sam, a supervisor, asks to watch too")
+    assert_accessible(customer.page)
     dialog.get_by_role("button", name="Allow").click()
     watch_code = read_watch_code(customer)
     panel = customer.page.get_by_role("region", name="Supervisor code")
     shown_code = panel.locator(".code").inner_text().strip()
+    assert_accessible(customer.page)
     expect(sam.get_by_role("status")).to_contain_text("The customer allowed it")
     sam.get_by_label("Session code").fill(watch_code)
     sam.get_by_role("button", name="Start watching").click()
@@ -123,6 +128,7 @@ def test_no_state_of_the_tandem_ui_reaches_the_agent_or_the_supervisor(
     # Control: a question, the banner's control state, the pointer and notices.
     grant(customer, agent)
     expect(customer.page.get_by_role("button", name="Take back control")).to_be_visible()
+    assert_accessible(customer.page)
     # Mid-screen on the customer's side, clear of the banner (control refuses what it covers).
     customer.page.evaluate(
         "() => document.getElementById('notes').scrollIntoView({block: 'center'})"

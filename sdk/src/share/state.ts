@@ -32,7 +32,7 @@ export const RESTARTING = "The help server is restarting, so this session has en
 export const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
 export const UNREACHABLE = "Could not reach the help server. Please try again.";
 /** Why a session ended, in the customer's words (issue 15: the customer is told when and why);
- * ./messages.ts translates each. */
+ * ./messages/widget.ts translates each. */
 export const AGENT_ENDED = "The agent ended the session. Nothing is shared any more.";
 export const AGENT_LOST = "The agent's connection was lost, so sharing stopped.";
 export const CODE_EXPIRED = "Your help code expired. Click “Get help” for a new one.";

@@ -20,7 +20,7 @@
  * strict Content-Security-Policy, unlike inline styles).
  *
  * Issue 15: laid out phone first (320-430 px wide, a compact bar that always keeps Stop sharing on
- * screen) and for desktops; every string from ./messages.ts in the page's language (Arabic right
+ * screen) and for desktops; every string from ./messages/widget.ts in the page's language (Arabic right
  * to left); the site's brand (./brand.ts) as name, logo, colours and corner radius; dialogs trap
  * focus, Esc answers "no", focus returns where it was; codes are announced through a live region
  * and grouped for reading aloud.
@@ -30,7 +30,7 @@ import { TANDEM_UI_ATTRIBUTE } from "../shared/masking.ts";
 import { codeGroups, formatCode } from "../shared/protocol.ts";
 import { type Locale, type Params, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { type Brand, NO_BRAND, brandCss } from "./brand.ts";
-import { type WidgetMessage, messages, noticeKey } from "./messages.ts";
+import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
 :host { all: initial; }
@@ -45,7 +45,7 @@ const CSS = `
   width: min(340px, calc(100vw - 32px)); max-height: calc(100vh - 32px); overflow: auto;
   font: 15px/1.45 var(--font); color: #1c2430; background: #fff; border: 1px solid #c9d1dc;
   border-radius: var(--radius); box-shadow: 0 10px 30px rgba(16, 24, 40, .18); padding: 14px 16px; }
-.panel:focus { outline: none; }
+.panel:focus, .dialog:focus { outline: none; }
 .panel:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 .brand { display: flex; align-items: center; gap: 8px; margin: 0 0 8px; font-weight: 600; font-size: 14px; }
 .brand img { width: 24px; height: 24px; object-fit: contain; flex: none; }
@@ -301,7 +301,7 @@ export class CustomerUI {
     if (!trap || !trap.dialog.isConnected) return;
     const target = event.target as Node | null;
     if (target && this.host && (target === this.host || this.host.contains(target))) return;
-    this.focusables(trap.dialog)[0]?.focus();
+    trap.dialog.focus();
   };
 
   private focusables(container: HTMLElement): HTMLElement[] {
@@ -500,8 +500,12 @@ export class CustomerUI {
     );
   }
 
-  /** A modal question with a refusing and an allowing button (the allowing one focused). Esc
-   * refuses; Tab stays inside; focus returns where it was when the question is answered. */
+  /**
+   * A modal question with a refusing and an allowing button. Focus goes to the dialog itself, not
+   * to a button: a key the customer meant for the page (Enter, Space) must never answer, least of
+   * all allow. Tab reaches the answers and stays inside; Esc refuses; focus returns where it was
+   * when the question is answered.
+   */
   private ask(
     id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
     describedBy = `${id}-text`,
@@ -510,7 +514,9 @@ export class CustomerUI {
     const no = button(refuse[0], "", refuse[1]);
     const dialog = element("div", {
       className: "dialog",
-      attrs: { role: "dialog", "aria-modal": "true", "aria-labelledby": id, "aria-describedby": describedBy },
+      attrs: {
+        role: "dialog", "aria-modal": "true", "aria-labelledby": id, "aria-describedby": describedBy, tabindex: "-1",
+      },
     }, [
       ...this.brandLine(),
       element("h2", { text: title, attrs: { id } }),
@@ -523,7 +529,7 @@ export class CustomerUI {
     const active = deepActive();
     const outside = active instanceof HTMLElement && active !== document.body && document.activeElement !== this.host;
     if (outside) this.returnFocus = active; // else: where the widget took focus from, if it did
-    this.trapFocus(dialog, refuse[1], yes);
+    this.trapFocus(dialog, refuse[1], dialog);
   }
 
   askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {

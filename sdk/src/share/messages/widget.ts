@@ -1,9 +1,9 @@
 /**
- * Every string of the customer widget (ui.ts), in English, German, French, Spanish and Arabic
- * (issue 15, "Brand and language"). The shape and the rules are ../shared/i18n.ts's: placeholders
- * are `{name}`, inserted as text (ui.ts renders with textContent only).
+ * Every string of the customer widget (../ui.ts), in English, German, French, Spanish and Arabic
+ * (issue 15, "Brand and language"). The shape and the rules are ../../shared/i18n.ts's: placeholders
+ * are `{name}`, inserted as text (../ui.ts renders with textContent only).
  *
- * The end notices' English texts are the SDK's constants (state.ts, ../shared/protocol.ts): the
+ * The end notices' English texts are the SDK's constants (../state.ts, ../../shared/protocol.ts): the
  * session says *why* it ended in English (its tests, start()'s rejection), and `noticeKey` finds
  * the message to show in the customer's language. A test checks each constant is its English text.
  */
@@ -11,9 +11,9 @@
 import {
   DISTRUST, MISMATCH, RESTARTING, UNREACHABLE, AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED,
   MAX_DURATION_ENDED, SESSION_ENDED,
-} from "./state.ts";
-import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_WAITING } from "../shared/protocol.ts";
-import type { Catalogues, Messages } from "../shared/i18n.ts";
+} from "../state.ts";
+import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_WAITING } from "../../shared/protocol.ts";
+import type { Catalogues, Messages } from "../../shared/i18n.ts";
 
 export const en = {
   scrolled: "{agent} scrolled the page",
