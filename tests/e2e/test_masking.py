@@ -126,7 +126,7 @@ OUTLINED = """(field) => {
     const r = field.getBoundingClientRect();
     return outlines.some((outline) => {
         const b = outline.getBoundingClientRect();
-        return Math.abs(b.left + 3 - r.left) < 2 && Math.abs(b.top + 3 - r.top) < 2;
+        return Math.abs(b.left + 2 - r.left) < 2 && Math.abs(b.top + 2 - r.top) < 2;
     });
 }"""
 
@@ -169,6 +169,11 @@ def test_the_customer_sees_what_is_hidden_and_the_agent_does_not(
     assert "masked-outline" not in agent.page.content()
     assert "hidden from agent" not in view.locator("html").inner_html()
     customer.page.evaluate("() => window.Tandem.stop()")
+    expect(outlines).to_have_count(0)
+    # The customer is told it stopped (issue 15); closing the notice leaves nothing of Tandem.
+    notice = customer.page.get_by_role("region", name="Help session ended")
+    expect(notice).to_contain_text("You stopped sharing")
+    notice.get_by_role("button", name="Close").click()
     expect(customer.page.locator("[data-tandem-ui]")).to_have_count(0)
 
 
