@@ -228,13 +228,17 @@ def serve(
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         users = asyncio.run(_count_users(settings))
+        startup.check_runtime()
         startup.check_files(settings)
+        file_limit_warning = startup.raise_file_limit(settings)
         listening = startup.bind(settings)
     except TandemError as exc:
         raise _fail(exc) from None
     from tandem.server.app import create_app
 
     logs.configure(settings.log_format)  # type: ignore[arg-type]
+    if file_limit_warning:
+        typer.echo(f"tandem: warning: {file_limit_warning}", err=True)
     served = create_app(settings)
     server = BannerServer(
         server_config(served, settings, log_level="info"),
@@ -289,6 +293,8 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         host=settings.host,
         port=settings.port,
         ws=TandemWebSocketProtocol,
+        loop="uvloop",  # startup.check_runtime: required, not "auto"
+        http="httptools",
         ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
         ws_per_message_deflate=False,  # the SDK compresses before it encrypts
         proxy_headers=bool(settings.trusted_proxies),

@@ -23,7 +23,16 @@ NUMBER_SETTINGS = {
     "audit_anchor_max_age_days": "TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS",
 }
 """Numeric settings an operator tunes through the environment (compliance profiles ask for
-them; docs/compliance.md)."""
+them; docs/compliance.md). Every other numeric setting (every limit) is read from
+``TANDEM_<NAME>`` too, e.g. ``TANDEM_MAX_SESSIONS`` (docs/configuration.md)."""
+
+NUMBER_KINDS: dict[str, type[int] | type[float]] = {
+    "int": int,
+    "int | None": int,
+    "float": float,
+    "float | None": float,
+}
+"""How a numeric field's value is read from its environment variable."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -385,6 +394,16 @@ class Settings:
                     values[key] = float(env[variable])
                 except ValueError:
                     raise ConfigError(f"{variable} must be a number") from None
+        for field in dataclasses.fields(cls):
+            variable = "TANDEM_" + field.name.upper()
+            kind = NUMBER_KINDS.get(str(field.type))
+            if kind is None or field.name in values or not env.get(variable, "").strip():
+                continue
+            try:
+                values[field.name] = kind(env[variable])
+            except ValueError:
+                what = "a whole number" if kind is int else "a number"
+                raise ConfigError(f"{variable} must be {what}") from None
         for key, value in overrides.items():
             if value is None or (key in LIST_SETTINGS and not value):
                 continue
