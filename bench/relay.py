@@ -251,6 +251,11 @@ async def open_sessions(server: Server, count: int, receivers: int) -> list[Sess
 # Scenarios
 
 
+CPU_PER_DELIVERY: dict[str, list[float]] = {}
+"""Server CPU microseconds per delivered frame, per server, for the scenario being measured:
+less sensitive than rates to a machine that is busy with other work."""
+
+
 async def throughput(server: Server, sessions: int, receivers: int, seconds: float) -> float:
     """Deliveries per second (frames received by all receivers)."""
     opened = await open_sessions(server, sessions, receivers)
@@ -277,9 +282,13 @@ async def throughput(server: Server, sessions: int, receivers: int, seconds: flo
 
     tasks = [asyncio.create_task(pump(session)) for session in opened]
     await asyncio.sleep(0.5)
-    start, before = time.perf_counter(), delivered()
+    start, before, cpu = time.perf_counter(), delivered(), server.cpu_seconds()
     await asyncio.sleep(seconds)
-    rate = (delivered() - before) / (time.perf_counter() - start)
+    count = delivered() - before
+    rate = count / (time.perf_counter() - start)
+    CPU_PER_DELIVERY.setdefault(server.name, []).append(
+        (server.cpu_seconds() - cpu) / max(1, count) * 1e6
+    )
     running = False
     await asyncio.gather(*tasks)
     for session in opened:
@@ -423,7 +432,9 @@ async def main(args: argparse.Namespace) -> None:
         ]  # fmt: skip
         for key, title, measure in throughputs:
             if key in scenarios:
+                CPU_PER_DELIVERY.clear()
                 report(title, await rounds(names, args.rounds, measure, live), "", True)
+                report("    server CPU per delivery", dict(CPU_PER_DELIVERY), "µs", False)
         if "latency" in scenarios:
             p50s: dict[str, list[float]] = {name: [] for name in names}
 

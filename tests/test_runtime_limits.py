@@ -71,7 +71,16 @@ def test_the_server_runs_on_uvloop_and_httptools(tmp_path: Path) -> None:
 def test_a_missing_uvloop_stops_the_start_in_one_line(tmp_path: Path) -> None:
     hide = "import sys; sys.modules['uvloop'] = None; from tandem.cli import main; main()"
     result = subprocess.run(
-        [sys.executable, "-c", hide, "serve", "--data-dir", str(tmp_path), "--port", str(free_port())],
+        [
+            sys.executable,
+            "-c",
+            hide,
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--port",
+            str(free_port()),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -85,6 +94,7 @@ def test_a_file_limit_below_max_sessions_is_warned_about_and_the_server_still_se
     with serving(tmp_path, file_limit=256, env={"TANDEM_MAX_SESSIONS": "1000"}) as (_, err):
         pass
     assert "open-file limit (256) caps this process near 96 live sessions" in err, err
+    assert "warning" in err.lower()
     assert "LimitNOFILE=2064" in err and "ulimit -n 2064" in err
 
 
@@ -111,4 +121,3 @@ def test_the_soft_limit_is_raised_up_to_the_hard_limit() -> None:
     ).stdout.splitlines()
     assert out[0] == "None" and out[1] == "2064"
     assert out[2].startswith("the open-file limit (3000) caps this process near 1468 live")
-

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import socket
 import sqlite3
 import sys
@@ -237,8 +238,8 @@ def serve(
     from tandem.server.app import create_app
 
     logs.configure(settings.log_format)  # type: ignore[arg-type]
-    if file_limit_warning:
-        typer.echo(f"tandem: warning: {file_limit_warning}", err=True)
+    if file_limit_warning:  # a log line, so that it is JSON under --log-format json
+        logging.getLogger("tandem.server").warning(file_limit_warning)
     served = create_app(settings)
     server = BannerServer(
         server_config(served, settings, log_level="info"),

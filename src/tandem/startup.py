@@ -59,7 +59,7 @@ RUNTIME_MODULES = ("uvloop", "httptools")
 them it relays about a fifth fewer frames a second, so a server that lacks them does not start."""
 
 FILES_PER_SESSION = 2
-"""Open files a live session holds: the customer's socket and the agent's (a supervisor adds one)."""
+"""Open files a live session holds: the customer's socket and the agent's (a supervisor: 3)."""
 
 FILES_SPARE = 64
 """Files a process needs besides sessions: the database, logs, the listening socket, Redis."""

@@ -18,10 +18,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from tandem import auth, metrics
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
-from tandem.fanout.base import Overflow, Subscription
+from tandem.fanout.base import Frame, Overflow, Subscription
+from tandem.fanout.memory import MemorySubscription
 from tandem.hub import Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import services_of
+from tandem.server.websocket_protocol import SEND_NOW
 from tandem.storage.base import SELF_ORIGIN
 from tandem.tunnel import tunnel
 
@@ -76,14 +78,29 @@ class Connection:
         self.drain_seconds = drain
         self.send_timeout = send_timeout
         self._tasks = asyncio.TaskGroup()
+        self._busy = False  # the writer holds frames it took and has not sent yet
+        self._send_now = ws.scope.get("extensions", {}).get(SEND_NOW)
 
     async def __aenter__(self) -> Connection:
         await self._tasks.__aenter__()
         self._writer = self._tasks.create_task(self._pump())
         self._kicked = self._tasks.create_task(self._close_when_kicked())
+        if self._send_now is not None and isinstance(self.subscription, MemorySubscription):
+            self.subscription.direct = self._direct
         return self
 
+    def _direct(self, frame: Frame) -> bool:
+        """The hot path: a frame published while the writer is idle goes to the socket at once
+        (no queue, no task switch) if the transport takes it without waiting; False sends it
+        the slow way, through the queue and the writer, which keeps the order."""
+        if self._busy or frame.close is not None or not frame.data:
+            return False
+        sent: bool = self._send_now(frame.data)
+        return sent
+
     async def __aexit__(self, kind: Any, exc: Any, traceback: Any) -> None:
+        if isinstance(self.subscription, MemorySubscription):
+            self.subscription.direct = None
         if (
             kind is None
             and self.seat.finished
@@ -99,11 +116,14 @@ class Connection:
     async def _pump(self) -> None:
         try:
             while True:  # every frame queued at each wake-up
-                for frame in await self.subscription.take():
+                frames = await self.subscription.take()
+                self._busy = True
+                for frame in frames:
                     await self._send(frame.data)
                     if frame.close:
                         await _close(self.ws, *frame.close)
                         return
+                self._busy = False
         except Overflow:
             metrics.QUEUE_DROPS.labels(where="socket").inc()
             await self._drop("too slow: send queue full")
