@@ -145,6 +145,7 @@ def servers(names: list[str]) -> Iterator[dict[str, Server]]:
                     response = httpx.post(
                         f"{server.origin}/api/login",
                         json={"username": user, "password": PASSWORD},
+                        timeout=60,
                     )
                     response.raise_for_status()
                     server.cookies[user] = response.cookies["tandem_agent"]

@@ -230,17 +230,21 @@ class _Reading(Protocol):
 
 
 async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, int]) -> None:
-    """Read the socket into ``seat`` until it finishes or the peer goes."""
+    """Read the socket into ``seat`` until it finishes or the peer goes. The hot path: the raw
+    ASGI receive (Starlette's wrapper only re-checks the socket's state for each message)."""
     max_control, max_payload = limits
+    receive = ws._receive
     while not seat.finished:
-        frame = await _receive(ws)
-        if frame is None:
+        message = await receive()
+        data = message.get("bytes")
+        if data is not None:  # page content: size check, then the hub relays it unparsed
+            codec.check_size(data, max_payload)
+            await seat.payload(data)
+        elif message["type"] == "websocket.disconnect":
+            ws.client_state = WebSocketState.DISCONNECTED
             return
-        if isinstance(frame, bytes):  # the hot path: size check, then the hub relays it
-            codec.check_size(frame, max_payload)
-            await seat.payload(frame)
         else:
-            await seat.text(decode(frame, max_control))
+            await seat.text(decode(str(message.get("text") or ""), max_control))
 
 
 async def customer_endpoint(ws: WebSocket) -> None:
