@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth, logs, startup
+from tandem import __version__, auth, heap, logs, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -265,6 +265,12 @@ class BannerServer(TandemServer):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.should_exit:
+            settings = self.tandem_app.state.services.settings
+            if settings.gc_freeze_seconds > 0:  # full collections off the event loop
+                heap.settle()
+                background = self.tandem_app.state.background
+                background.every("gc_freeze", settings.gc_freeze_seconds, heap.freeze)
+                background.every("gc_collect", settings.gc_collect_seconds, heap.collect_all)
             self.banner()
 
 

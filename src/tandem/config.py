@@ -210,6 +210,11 @@ class Settings:
     """Longest pause between runs of a failing background task."""
     unavailable_retry_seconds: float = 5.0
     """``Retry-After`` of the 503 answered while the database does not answer."""
+    gc_freeze_seconds: float = 60.0
+    """`tandem serve`: how often objects that survived are frozen out of the garbage collector's
+    full collections (tandem.heap); 0 turns the collector tuning off."""
+    gc_collect_seconds: float = 3600.0
+    """`tandem serve`: how often one full collection reclaims cyclic garbage that was frozen."""
     heartbeat_seconds: float = 5.0
     """How often each server process marks itself alive in the database
     (TANDEM_HEARTBEAT_SECONDS)."""
