@@ -239,6 +239,8 @@ class Seat:
         self.kick_reason = (codec.CLOSE_NORMAL, "")
         self.kick_notice: str | None = None
         """A control message (encoded) sent before the kick's close, if any."""
+        self.on_kick: Callable[[], None] | None = None
+        """Called when kicked, by the socket's adapter that pumps to it (no task waits)."""
 
     @property
     def finished(self) -> bool:
@@ -276,6 +278,8 @@ class Seat:
         self.kick_reason = (code, reason)
         self.kick_notice = notice
         self.kicked.set()
+        if self.on_kick is not None:
+            self.on_kick()
 
 
 class CustomerSeat(Seat):

@@ -60,9 +60,11 @@ def client_address(ws: WebSocket) -> str:
 
 class Connection:
     """An accepted socket's writer, as an async context manager owning its tasks (a task group):
-    one pumps the seat's subscription into the socket, one closes the socket if the hub kicks
-    the seat. Leaving normally once the seat has finished lets the writer send the last frames
-    (up to ``drain_seconds``); any other exit stops it at once.
+    one pumps the seat's subscription into the socket; if the hub kicks the seat, another
+    closes the socket (started then: an idle socket costs one task). While the writer is idle,
+    a frame published to the seat goes to the socket at once (``_direct``). Leaving normally
+    once the seat has finished lets the writer send the last frames (up to ``drain_seconds``);
+    any other exit stops it at once.
 
     Back-pressure: the subscription is bounded in bytes (``socket_queue_bytes``) and each send
     must complete within ``send_timeout`` seconds. A peer that falls further behind, or stops
@@ -84,7 +86,11 @@ class Connection:
     async def __aenter__(self) -> Connection:
         await self._tasks.__aenter__()
         self._writer = self._tasks.create_task(self._pump())
-        self._kicked = self._tasks.create_task(self._close_when_kicked())
+        self._closing: asyncio.Task[None] | None = None
+        if self.seat.kicked.is_set():
+            self._on_kick()
+        else:
+            self.seat.on_kick = self._on_kick
         if self._send_now is not None and isinstance(self.subscription, MemorySubscription):
             self.subscription.direct = self._direct
         return self
@@ -107,8 +113,8 @@ class Connection:
             and self.ws.client_state != WebSocketState.DISCONNECTED  # else nobody to drain to
         ):
             await asyncio.wait({self._writer}, timeout=self.drain_seconds)
+        self.seat.on_kick = None
         self._writer.cancel()
-        self._kicked.cancel()
         # Its own tasks are cancelled: the group only waits for them. The body's exception (a
         # ProtocolError to close with) goes on as it is, not wrapped in an ExceptionGroup.
         await self._tasks.__aexit__(None, None, None)
@@ -148,10 +154,13 @@ class Connection:
         self.seat.dropped_as_slow()
         await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, reason)
 
-    async def _close_when_kicked(self) -> None:
-        await self.seat.kicked.wait()
+    def _on_kick(self) -> None:
+        """The hub closes this socket: stop the writer, close (after its notice, if any)."""
+        self.seat.on_kick = None
         self._writer.cancel()
-        await _close(self.ws, *self.seat.kick_reason, notice=self.seat.kick_notice)
+        self._closing = self._tasks.create_task(
+            _close(self.ws, *self.seat.kick_reason, notice=self.seat.kick_notice)
+        )
 
 
 async def _close(ws: WebSocket, code: int, reason: str, notice: str | None = None) -> None:
