@@ -12,7 +12,9 @@ that stops gracefully.
 * A direct send (:meth:`TandemWebSocketProtocol.send_now`, offered to the application as the
   scope extension ``tandem.send_now``): the relay's hot path writes a frame to the transport at
   once, without a task switch or uvicorn's ``send`` coroutine, when the transport takes it
-  without waiting; otherwise the frame is queued for the socket's writer as before.
+  without waiting; otherwise the frame is queued for the socket's writer as before. Such frames
+  bypass the ASGI ``send``: an ASGI middleware that must see or rewrite every frame removes the
+  extension from the scope it passes on (as the tests' malicious relay does).
 * :class:`TandemServer`: on SIGTERM (or SIGINT) uvicorn would close every socket with 1012 before
   the application's shutdown runs, so sessions would end ``agent_lost``/``customer_lost`` and
   nobody would be told why. It stops accepting, then lets Tandem tell every socket, end its
