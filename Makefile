@@ -140,8 +140,9 @@ dist: setup
 # Performance against same-run anchors (issue 17): not part of `make test`; a few minutes.
 # BENCH_ARGS="--rounds 5 --scale-sessions 2000" changes the run (bench/relay.py --help).
 BENCH_ARGS ?=
-bench: setup
+bench: setup chromium
 	$(BIN)/python bench/relay.py $(BENCH_ARGS)
+	$(BIN)/python bench/sdk_wire.py
 
 clean:
 	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js
