@@ -208,6 +208,23 @@ class Settings:
     """A process whose heartbeat is older than this is taken for dead: live processes end its
     sessions (``server_lost``) and close its recordings (``interrupted``)
     (TANDEM_PROCESS_LOST_SECONDS)."""
+    tunnel_heartbeat_seconds: float = 1.0
+    """How often each end of a tunnel (a socket carried to another process, docs/scale-out.md)
+    tells the other it is alive and what it received (TANDEM_TUNNEL_HEARTBEAT_SECONDS)."""
+    tunnel_lost_seconds: float = 5.0
+    """An end that hears nothing from the other this long, while its own Redis connection is
+    up, takes that process for dead: the socket it carries is told and closed
+    (TANDEM_TUNNEL_LOST_SECONDS)."""
+    tunnel_outage_seconds: float = 30.0
+    """How long a tunnel waits for Redis to come back (frames held, then resent) before its
+    socket is closed 1013 "server link lost" and told to reconnect
+    (TANDEM_TUNNEL_OUTAGE_SECONDS)."""
+    tunnel_buffer_bytes: int = 8 * 1024 * 1024
+    """Frames a tunnel's end keeps until the other end confirmed them (to resend what a Redis
+    outage lost); past it the socket is closed as for an outage too long."""
+    redis_buffer_bytes: int = 64 * 1024 * 1024
+    """Bytes waiting to be sent to Redis (a frozen or restarting Redis) before further frames
+    are dropped (TANDEM_REDIS_BUFFER_BYTES); tunnels resend what was dropped."""
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
     """Bearer token that opens ``/metrics`` (TANDEM_METRICS_TOKEN); without it (and without
     ``metrics_port``) metrics are not served."""
@@ -285,6 +302,16 @@ class Settings:
             raise ConfigError("the metrics token must be at least 16 characters")
         if not 0 < self.heartbeat_seconds < self.process_lost_seconds:
             raise ConfigError("heartbeat_seconds must be positive and below process_lost_seconds")
+        if not 0 < self.tunnel_heartbeat_seconds < self.tunnel_lost_seconds:
+            raise ConfigError(
+                "tunnel_heartbeat_seconds must be positive and below tunnel_lost_seconds"
+            )
+        if not self.tunnel_outage_seconds > 0:
+            raise ConfigError("tunnel_outage_seconds must be positive")
+        if self.tunnel_buffer_bytes < self.socket_queue_bytes:
+            raise ConfigError("tunnel_buffer_bytes must be at least socket_queue_bytes")
+        if self.redis_buffer_bytes < self.max_payload_bytes + 64:
+            raise ConfigError("redis_buffer_bytes must hold at least one largest frame (+64)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):
@@ -356,12 +383,20 @@ class Settings:
         for key, variable in (
             ("heartbeat_seconds", "TANDEM_HEARTBEAT_SECONDS"),
             ("process_lost_seconds", "TANDEM_PROCESS_LOST_SECONDS"),
+            ("tunnel_heartbeat_seconds", "TANDEM_TUNNEL_HEARTBEAT_SECONDS"),
+            ("tunnel_lost_seconds", "TANDEM_TUNNEL_LOST_SECONDS"),
+            ("tunnel_outage_seconds", "TANDEM_TUNNEL_OUTAGE_SECONDS"),
         ):
             if env.get(variable, "").strip():
                 try:
                     values[key] = float(env[variable])
                 except ValueError:
                     raise ConfigError(f"{variable} must be a number of seconds") from None
+        if env.get("TANDEM_REDIS_BUFFER_BYTES", "").strip():
+            try:
+                values["redis_buffer_bytes"] = int(env["TANDEM_REDIS_BUFFER_BYTES"])
+            except ValueError:
+                raise ConfigError("TANDEM_REDIS_BUFFER_BYTES must be a whole number") from None
         if env.get("TANDEM_LOG_FORMAT", "").strip():
             values["log_format"] = env["TANDEM_LOG_FORMAT"].strip()
         if env.get("TANDEM_SHUTDOWN_TIMEOUT", "").strip():

@@ -111,6 +111,11 @@ INVALID_CODE = ErrorNotice(
 )
 
 
+SESSION_TOPICS = "session:"
+"""The prefix of every session's topics: they stay in the process holding the session (its
+sockets elsewhere reach it through tunnels), so they never need the shared fan-out."""
+
+
 def customer_topic(session_id: str) -> str:
     return f"session:{session_id}:customer"
 

@@ -23,7 +23,7 @@ from tandem.hub import Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import services_of
 from tandem.storage.base import SELF_ORIGIN
-from tandem.tunnel import tunnel
+from tandem.tunnel import Liveness, tunnel
 
 log = logging.getLogger("tandem.ws")
 
@@ -318,6 +318,14 @@ async def agent_endpoint(ws: WebSocket) -> None:
 
 async def _tunnel(ws: WebSocket, owner: str, first: str | bytes) -> None:
     services = services_of(ws)
+    settings = services.settings
     await tunnel(
-        ws, services.fanout, owner, first, services.entropy, services.settings.socket_queue_bytes
+        ws,
+        services.fanout,
+        owner,
+        first,
+        services.entropy,
+        settings.socket_queue_bytes,
+        Liveness.of(settings),
+        services.tunnels.edges if services.tunnels is not None else None,
     )
