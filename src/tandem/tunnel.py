@@ -41,6 +41,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -697,6 +698,10 @@ async def _close_socket(ws: WebSocket, code: int, reason: str, notice: str | Non
         await ws.close(code, reason[:120])
 
 
+def _data(conn: str, payload: bytes, text: bool, seq: int) -> Data:
+    return Data(conn, seq, payload, text)
+
+
 async def _upstream(ws: WebSocket, edge: Edge) -> None:
     """The real socket's frames, to the owner, until it disconnects."""
     link = edge.link
@@ -706,7 +711,6 @@ async def _upstream(ws: WebSocket, edge: Edge) -> None:
             if message["type"] == "websocket.disconnect":
                 edge.hang_up(int(message.get("code", 1000)))
                 return
-            payload, text = _payload(message)
-            link.send(lambda seq, p=payload, t=text: Data(edge.conn, seq, p, t))
+            link.send(functools.partial(_data, edge.conn, *_payload(message)))
     except (WebSocketDisconnect, RuntimeError, OSError):
         edge.hang_up(1006)
