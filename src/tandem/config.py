@@ -149,8 +149,9 @@ class Settings:
     max_sessions: int = 10_000
     """Live sessions held at once by this process; more are refused (4503)."""
     max_sessions_per_org: int | None = None
-    """Live sessions one organisation may hold at once in this process; more of its customers
-    are refused (4503) while other organisations' still get sessions. None: a fair share,
+    """Live sessions one organisation may hold at once; more of its customers are refused
+    (4503) while other organisations' still get sessions. Counted across every process sharing
+    the database when set (docs/scale-out.md). None: a fair share of this process, its
     ``max_sessions`` divided by the number of organisations (at least 1)."""
     max_waiting_per_address: int = 10
     """Customer sessions not yet consented to (waiting for an agent, or asking the customer)
@@ -159,7 +160,7 @@ class Settings:
     with its /64."""
     max_waiting_per_site: int = 500
     """Customer sessions not yet consented to that one site may hold at once; more are
-    refused (4429)."""
+    refused (4429). Counted across every process sharing the database."""
     anonymous_audit_interval_seconds: float = 60.0
     """Events with no signed-in actor (refused customer sockets, bad origins, rejected
     customer tokens) are counted, not written one record each: one ``audit_counts`` row per

@@ -705,7 +705,30 @@ class SessionHub:
             del index[key]
         return len(held)
 
-    def _admit(self, session_id: str, site: SiteRecord, client: str, quota: int) -> None:
+    async def _held_elsewhere(self, site: SiteRecord) -> tuple[int, int]:
+        """With several processes: the live sessions other processes hold for ``site``'s
+        organisation (counted against an explicit ``max_sessions_per_org``), and those of them
+        still waiting on ``site`` (against ``max_waiting_per_site``), from storage. Processes
+        admitting at the same instant may each pass a limit once."""
+        if not self.node:
+            return 0, 0
+        rows = await self.storage.live_sessions(Grant.server(site.org_id, "session limits"))
+        others = [row for row in rows if row.node != self.node]
+        waiting = sum(
+            1
+            for row in others
+            if row.site_id == site.site_id and row.state in ("waiting", "pending_consent")
+        )
+        return (len(others) if self.settings.max_sessions_per_org is not None else 0), waiting
+
+    def _admit(
+        self,
+        session_id: str,
+        site: SiteRecord,
+        client: str,
+        quota: int,
+        elsewhere: tuple[int, int] = (0, 0),
+    ) -> None:
         """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
         4503, counted as ``customer_refused``): waiting ones per address group and per site,
         live ones per organisation (``quota``) and in all. Admitted, it counts against them all
@@ -719,7 +742,7 @@ class SessionHub:
                 "address",
                 "too many help requests from this address: try again in a few minutes",
             )
-        elif self._still_waiting(self._waiting_by_site, site.site_id) >= (
+        elif self._still_waiting(self._waiting_by_site, site.site_id) + elsewhere[1] >= (
             self.settings.max_waiting_per_site
         ):
             refusal = (
@@ -729,7 +752,7 @@ class SessionHub:
             )
         elif len(self._live) + len(self._starting) >= self.settings.max_sessions:
             refusal = (codec.CLOSE_OVERLOADED, "server", "server busy: try again in a minute")
-        elif self._live_by_org.get(site.org_id, 0) >= quota:
+        elif self._live_by_org.get(site.org_id, 0) + elsewhere[0] >= quota:
             refusal = (
                 codec.CLOSE_OVERLOADED,
                 "organisation",
@@ -767,9 +790,10 @@ class SessionHub:
         organisation. ``customer`` is the subject of a verified customer token, if any;
         ``client`` the page's address. Raises ProtocolError beyond a limit (:meth:`_admit`)."""
         quota = await self.organisation_quota()
+        elsewhere = await self._held_elsewhere(site)
         session_id = crypto.new_token(self.entropy, 16)
         client = address_group(client)
-        self._admit(session_id, site, client, quota)
+        self._admit(session_id, site, client, quota, elsewhere)
         try:
             live, created = await self._start(site, customer, client, session_id)
         except BaseException:

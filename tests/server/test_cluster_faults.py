@@ -30,7 +30,7 @@ from tandem.config import Settings
 from tandem.directory import offline
 from tests.conftest import RunningServer, ServerFactory, free_port
 from tests.private_redis import PrivateRedis, running_private_redis
-from tests.server.helpers import recv_json, send, start_session
+from tests.server.helpers import open_customer, recv_json, send, start_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_scale_out import add_people, join_on, run_in_thread, sharing_on
 from tests.storage.conftest import PG_DSN, pg_connect
@@ -313,3 +313,49 @@ async def test_a_stopping_process_tells_the_tunnelled_sockets_restarting(
     assert messages1[-1]["reason"] == "server_shutdown" and code1 == 1000
     assert [m["type"] for m in messages2] == ["restarting"] and code2 == 1012, messages2
     assert stopping.process.wait(timeout=20) == 0
+
+
+# Limits across processes
+
+
+async def refused_with(server: Any) -> int:
+    customer = await open_customer(server)
+    await send(customer, type="create")
+    _, code, _ = await closed(customer, timeout=10)
+    return code
+
+
+async def test_an_organisations_quota_holds_across_processes(cluster: Cluster) -> None:
+    """Spreading customers over the processes does not multiply an organisation's sessions
+    (``max_sessions_per_org``); a session ending frees a place on every process."""
+    a, b = cluster.start(max_sessions_per_org=3), cluster.start(max_sessions_per_org=3)
+    held = [await start_session(a), await start_session(b), await start_session(a)]
+    assert await refused_with(b) == 4503  # 1 here, 2 on A: the organisation's 3 are in use
+    assert await refused_with(a) == 4503
+    await send(held[0][0], type="stop")  # one of A's ends: a place is free on B too
+    await created_once_free(b)
+
+
+async def test_a_sites_waiting_limit_holds_across_processes(cluster: Cluster) -> None:
+    a, b = cluster.start(max_waiting_per_site=2), cluster.start(max_waiting_per_site=2)
+    await start_session(a)
+    await start_session(b)
+    assert await refused_with(a) == 4429
+    assert await refused_with(b) == 4429
+
+
+async def created_once_free(server: Any) -> None:
+    """A new session on ``server``, once an ended one stopped counting (its end is stored)."""
+    deadline = time.monotonic() + 10
+    while True:
+        customer = await open_customer(server)
+        await send(customer, type="create")
+        try:
+            reply = json.loads(await asyncio.wait_for(customer.recv(), 10))
+        except ConnectionClosed as exc:
+            assert exc.rcvd is not None and exc.rcvd.code == 4503
+            assert time.monotonic() < deadline, "still refused"
+            await asyncio.sleep(0.1)
+            continue
+        assert reply["type"] == "created"
+        return
