@@ -13,6 +13,7 @@ import msgspec
 import pytest
 from starlette.websockets import WebSocket
 
+from tandem.crypto import system_entropy
 from tandem.fanout.base import Frame
 from tandem.fanout.memory import MemoryFanout
 from tandem.tunnel import (
@@ -28,6 +29,7 @@ from tandem.tunnel import (
     TunnelHost,
     conn_topic,
     node_topic,
+    tunnel,
 )
 
 encode = msgspec.msgpack.Encoder().encode
@@ -215,4 +217,91 @@ async def test_the_owner_keeps_a_closed_tunnel_until_the_edge_confirms_the_close
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
     finally:
+        await running.close()
+
+
+# The edge's side, on a real Starlette WebSocket fed by the test
+
+
+class Client:
+    """The browser's end of an accepted socket that the edge carries."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {
+            "type": "websocket",
+            "path": "/ws/echo",
+            "headers": [(b"x-who", b"edge")],
+            "client": ("10.0.0.1", 1),
+            "scheme": "ws",
+        }
+        self.ws = WebSocket(scope, self.incoming.get, self.outgoing.put)
+
+    async def accept(self) -> None:
+        self.incoming.put_nowait({"type": "websocket.connect"})
+        await self.ws.accept()
+        assert (await self.outgoing.get())["type"] == "websocket.accept"
+
+    def say(self, text: str) -> None:
+        self.incoming.put_nowait({"type": "websocket.receive", "text": text})
+
+    async def heard(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.outgoing.get(), 5)
+
+
+class LosesFirstOpening(MemoryFanout):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    def publish(self, topic: str, frame: Frame) -> None:
+        if topic == node_topic("n1") and not self.lost:
+            self.lost += 1  # the opening (the first frame then reaches no tunnel)
+            return
+        super().publish(topic, frame)
+
+
+async def test_an_edge_sends_its_opening_again_when_it_was_lost() -> None:
+    fanout = LosesFirstOpening()
+    liveness = Liveness(heartbeat=0.1, lost=5.0, outage=5.0)
+    running = Host(fanout, liveness)
+    client = Client()
+    await client.accept()
+    carried = asyncio.create_task(
+        tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
+    )
+    try:
+        assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
+        client.say("bye")
+        assert await client.heard() == {"type": "websocket.close", "code": 4000, "reason": "bye"}
+        await asyncio.wait_for(carried, 5)
+        assert fanout.lost == 1
+    finally:
+        carried.cancel()
+        await running.close()
+
+
+async def test_an_edge_whose_owner_goes_silent_closes_its_socket_saying_so() -> None:
+    fanout = MemoryFanout()
+    liveness = Liveness(heartbeat=0.05, lost=0.4, outage=5.0)
+    running = Host(fanout, liveness)
+    client = Client()
+    await client.accept()
+    carried = asyncio.create_task(
+        tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
+    )
+    try:
+        assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
+        running.runner.cancel()  # the owner's process stops answering (its endpoint still waits)
+        silent = time.monotonic()
+        assert await client.heard() == {
+            "type": "websocket.close",
+            "code": 4404,
+            "reason": "session ended: its server stopped answering",
+        }
+        assert 0.4 <= time.monotonic() - silent < 1.5
+        await asyncio.wait_for(carried, 5)
+    finally:
+        carried.cancel()
         await running.close()

@@ -265,14 +265,18 @@ class _Link:
     def hear(self, envelope: Beat | Resend, now: float) -> None:
         self.heard = now
         if isinstance(envelope, Resend):
-            for seq, frame in tuple(self.unacked):
-                if seq > envelope.after:
-                    self.fanout.publish(self.topic, frame)
+            self.resend(envelope.after)
             return
         while self.unacked and self.unacked[0][0] <= envelope.ack:
             self.unacked_bytes -= len(self.unacked.popleft()[1].data)
         if envelope.sent > self.received:
             self.ask(now)
+
+    def resend(self, after: int) -> None:
+        """Send again every frame kept (not yet confirmed) numbered above ``after``."""
+        for seq, frame in tuple(self.unacked):
+            if seq > after:
+                self.fanout.publish(self.topic, frame)
 
     def ask(self, now: float) -> None:
         """Ask for the frames after the last received (once per heartbeat for the same gap)."""
@@ -589,17 +593,27 @@ async def tunnel(
         client = ws.scope.get("client") or ("", 0)
         where = (str(client[0]), int(client[1]))
         scheme = str(ws.scope.get("scheme", "ws"))
-        fanout.publish(
-            node_topic(owner), _frame(Open(conn, ws.scope["path"], headers, where, scheme))
-        )
+        opening = _frame(Open(conn, ws.scope["path"], headers, where, scheme))
+        fanout.publish(node_topic(owner), opening)
         text = isinstance(first, str)
         payload = first.encode() if isinstance(first, str) else first
         link.send(lambda seq: Data(conn, seq, payload, text))
-        try:
-            reply = await asyncio.wait_for(_next(replies, link), ACCEPT_TIMEOUT_SECONDS)
-        except TimeoutError:
-            await _close_socket(ws, CLOSE_NOT_FOUND, "session not found")
-            return
+        deadline = loop.time() + ACCEPT_TIMEOUT_SECONDS
+        while True:
+            try:
+                wait = min(liveness.heartbeat, max(0.0, deadline - loop.time()))
+                reply = await asyncio.wait_for(_next(replies, link), wait)
+                break
+            except TimeoutError:
+                if loop.time() < deadline:  # the opening may have been lost: again
+                    fanout.publish(node_topic(owner), opening)
+                    link.resend(0)
+                    continue
+                if redis_answers(fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
+                    await _close_socket(ws, CLOSE_NOT_FOUND, "session not found")
+                else:
+                    await _close_socket(ws, codec.CLOSE_TRY_AGAIN_LATER, LINK_LOST)
+                return
         if not isinstance(reply, Accepted):
             await _to_socket(ws, reply)
             if isinstance(reply, Closed):
