@@ -52,6 +52,7 @@ from tandem.protocol.messages import (
     Handshake,
     Join,
     Leave,
+    LinkStatus,
     Record,
     RecordConsent,
     RecordStop,
@@ -234,6 +235,8 @@ class Seat:
         self.kick_reason = (codec.CLOSE_NORMAL, "")
         self.kick_notice: str | None = None
         """A control message (encoded) sent before the kick's close, if any."""
+        self.tunnelled = False
+        """Its socket is on another process, carried here by a tunnel (tandem.tunnel)."""
 
     @property
     def finished(self) -> bool:
@@ -1314,6 +1317,26 @@ class SessionHub:
         failed = await self._write_what_failed()
         if failed is not None:
             raise failed
+
+    def link_changed(self, reconnecting: bool) -> None:
+        """This process's Redis stopped (or started again) answering: the sockets of this
+        process whose session has a side on another process (through a tunnel) are told
+        ``link`` ``reconnecting`` (or ``restored``); sessions wholly here are not concerned."""
+        notice = Frame(
+            codec.encode(LinkStatus(state="reconnecting" if reconnecting else "restored"))
+        )
+        topics: set[str] = set()
+        for seat in tuple(self._seats):
+            live = getattr(seat, "live", None)
+            if not seat.tunnelled or live is None or live.machine.ended:
+                continue
+            session_id = live.machine.session_id
+            if isinstance(seat, CustomerSeat):
+                topics.update((agents_topic(session_id), watcher_topic(session_id)))
+            else:
+                topics.add(customer_topic(session_id))
+        for topic in topics:
+            self.fanout.publish(topic, notice)
 
     def session_states(self) -> list[str]:
         """The state of each live session (for the metrics)."""

@@ -53,7 +53,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from tandem import crypto, metrics
 from tandem.fanout.base import Fanout, Frame, Overflow
 from tandem.protocol import codec
-from tandem.protocol.messages import Restarting
+from tandem.protocol.messages import LinkStatus, Restarting
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message
@@ -73,6 +73,15 @@ EDGE_RESTARTING = Restarting(
     message="The help server is restarting; reconnect to continue the session."
 )
 """Told to a socket this process carries to another's session when this process stops."""
+
+
+TUNNELLED = "tandem.tunnelled"
+"""The scope key marking a socket run here for another process (through a tunnel)."""
+
+
+def is_tunnelled(ws: WebSocket) -> bool:
+    """Whether ``ws`` is a socket of another process, carried here by a tunnel."""
+    return bool(ws.scope.get(TUNNELLED))
 
 
 def node_topic(node: str) -> str:
@@ -407,6 +416,9 @@ class TunnelHost:
         self._subscription = fanout.subscribe(node_topic(node), 32 * queue_bytes)
         self.edges: set[Edge] = set()
         """Sockets of this process carried to other processes' sessions."""
+        self.on_link_change: Callable[[bool], None] = lambda reconnecting: None
+        """Called when Redis stops (True) or starts again (False) answering this process."""
+        self.redis_away = False
 
     @property
     def tunnelled(self) -> int:
@@ -438,9 +450,15 @@ class TunnelHost:
 
     async def _beat_forever(self) -> None:
         loop = asyncio.get_running_loop()
+        liveness = self.liveness
         while True:
-            await asyncio.sleep(self.liveness.heartbeat)
+            await asyncio.sleep(liveness.heartbeat)
             now = loop.time()
+            away = not redis_answers(self.fanout, max(liveness.lost / 2, 2 * liveness.heartbeat))
+            if away != self.redis_away:
+                self.redis_away = away
+                log.warning("Redis %s", "does not answer" if away else "answers again")
+                self.on_link_change(away)
             for tunnelled in tuple(self._sockets.values()):
                 link = tunnelled.link
                 verdict = link.verdict(now)
@@ -504,6 +522,7 @@ class TunnelHost:
             "server": None,
             "subprotocols": [],
             "state": {},
+            TUNNELLED: True,
         }
         task = asyncio.create_task(self._serve(endpoint, scope, opened))
         self._tasks.add(task)
@@ -677,11 +696,17 @@ async def _downstream(ws: WebSocket, replies: Any, link: _Link) -> None:
 async def _beat(edge: Edge) -> None:
     """Beat every heartbeat until the owner goes silent or Redis stays away too long."""
     link, loop = edge.link, asyncio.get_running_loop()
+    away = False
     while True:
         await asyncio.sleep(link.liveness.heartbeat)
         link.beat()
         verdict = link.verdict(loop.time())
         if verdict is None:
+            if (link.outage_since is not None) != away:  # tell the person: frames wait
+                away = not away
+                notice = LinkStatus(state="reconnecting" if away else "restored")
+                with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError, TimeoutError):
+                    await asyncio.wait_for(edge.ws.send_text(codec.encode(notice)), 2.0)
             continue
         metrics.TUNNELS_LOST.labels(reason=verdict).inc()
         edge.hang_up(1006)

@@ -148,6 +148,25 @@ async def closed(ws: ClientConnection, timeout: float) -> tuple[list[dict[str, A
     raise AssertionError("unreachable")
 
 
+LINK_DOWN = {"v": 1, "type": "link", "state": "reconnecting"}
+LINK_BACK = {"v": 1, "type": "link", "state": "restored"}
+
+
+async def frames_and_notices(
+    ws: ClientConnection, count: int
+) -> tuple[list[bytes], list[dict[str, Any]]]:
+    """``count`` binary frames, and the control messages until the link is back."""
+    frames: list[bytes] = []
+    notices: list[dict[str, Any]] = []
+    while len(frames) < count or LINK_BACK not in notices:
+        frame = await asyncio.wait_for(ws.recv(), 15)
+        if isinstance(frame, bytes):
+            frames.append(frame)
+        else:
+            notices.append(json.loads(frame))
+    return frames, notices
+
+
 async def wait_until(condition: Callable[[], bool], timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -198,9 +217,13 @@ async def test_a_session_across_processes_survives_a_redis_restart_losing_nothin
         await asyncio.sleep(0.1)
     await agent.send(b"\x03command-during")
     private_redis.start()  # about 3 s later, a Redis restart (empty: no channels, nothing kept)
-    received = [await asyncio.wait_for(agent.recv(), 15) for _ in sent]
+    received, told = await frames_and_notices(agent, len(sent))
     assert received == sent  # every frame, once, in order
-    assert await asyncio.wait_for(customer.recv(), 15) == b"\x03command-during"
+    # Both sides were told the link was down, then back (the customer's by its own process).
+    assert told == [LINK_DOWN, LINK_BACK], told
+    [command], told = await frames_and_notices(customer, 1)
+    assert command == b"\x03command-during"
+    assert told == [LINK_DOWN, LINK_BACK], told
     survived = time.monotonic() - outage
     await exchange(customer, agent, b"after")
     await send(agent, type="leave")
@@ -225,7 +248,10 @@ async def test_a_session_across_processes_survives_a_frozen_redis(
         await customer.send(frame)
         await asyncio.sleep(0.1)
     private_redis.resume()
-    assert [await asyncio.wait_for(agent.recv(), 15) for _ in sent] == sent
+    received, told = await frames_and_notices(agent, len(sent))
+    assert received == sent
+    assert told == [LINK_DOWN, LINK_BACK], told
+    assert (await frames_and_notices(customer, 0))[1] == [LINK_DOWN, LINK_BACK]
     await exchange(customer, agent, b"after")
 
 
@@ -243,11 +269,13 @@ async def test_redis_away_past_the_outage_limit_tells_both_sides_the_truth(
     assert (await recv_json(customer))["type"] == "agent_joined"
     private_redis.stop()
     outage = time.monotonic()
-    _, code, reason = await closed(agent, timeout=15)
+    messages, code, reason = await closed(agent, timeout=15)
     told = time.monotonic() - outage
+    assert messages == [LINK_DOWN]  # first "reconnecting", then the truth
     assert (code, reason) == (1013, "server link lost: reconnect")
     assert 2.0 <= told < 8, told
     messages, code, _ = await closed(customer, timeout=15)
+    assert messages[0] == LINK_DOWN
     assert messages[-1] == {"v": 1, "type": "ended", "reason": "agent_lost"}
     assert "too slow" not in json.dumps(messages)
 

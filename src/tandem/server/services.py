@@ -145,6 +145,7 @@ async def running(
             stack.push_async_callback(tunnels.close)
             hub.background.keep_running("tunnel_entrance", tunnels.run)
             hub.tunnelled_sockets = lambda: tunnels.tunnelled
+            tunnels.on_link_change = hub.link_changed
         await register_allowed_origins(services.directory, settings)
         yield services
 
