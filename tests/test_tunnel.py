@@ -54,6 +54,12 @@ async def echo(ws: WebSocket) -> None:
             await ws.send_bytes(message["bytes"][::-1])
 
 
+async def sleep(ws: WebSocket) -> None:
+    """An endpoint that accepts and never reads."""
+    await ws.accept()
+    await asyncio.Event().wait()
+
+
 async def next_reply(subscription: Any, skip_beats: bool = True) -> Any:
     while True:
         frame = await asyncio.wait_for(subscription.get(), 2)
@@ -69,7 +75,7 @@ class Host:
             None,  # type: ignore[arg-type]
             fanout,
             "n1",
-            {"/ws/echo": echo},
+            {"/ws/echo": echo, "/ws/sleep": sleep},
             1 << 20,
             liveness,
         )
@@ -118,6 +124,17 @@ async def test_a_hangup_ends_the_endpoint_and_its_reply_closes_the_edge(host: Ho
     assert await next_reply(out) == Accepted(1)
     host.send(Hangup("c1", 1001))
     assert isinstance(await next_reply(out), Closed)  # the endpoint returned
+
+
+async def test_an_endpoint_that_does_not_read_holds_a_bounded_inbox(host: Host) -> None:
+    """The edge's frames wait for the endpoint within ``socket_queue_bytes`` (1 MiB here), in
+    bytes: two frames of 600 KiB pass it, and the socket is closed 1013."""
+    out = host.fanout.subscribe(conn_topic("c1"), 4 << 20)
+    host.send(Open("c1", "/ws/sleep", [], ("", 0), "ws"))
+    assert await next_reply(out) == Accepted(1)
+    host.send(Data("c1", 1, b"x" * 600_000, False))
+    host.send(Data("c1", 2, b"x" * 600_000, False))
+    assert await next_reply(out) == Closed(2, 1013, "too fast: receive queue full")
 
 
 async def test_lost_frames_are_asked_for_again_and_delivered_once_in_order(host: Host) -> None:

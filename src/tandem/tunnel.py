@@ -51,7 +51,7 @@ import msgspec
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tandem import crypto, metrics
-from tandem.fanout.base import Fanout, Frame, Overflow
+from tandem.fanout.base import FRAME_OVERHEAD, Fanout, Frame, Overflow
 from tandem.protocol import codec
 from tandem.protocol.messages import LinkStatus, Restarting
 
@@ -320,19 +320,19 @@ class _Link:
 
 # The owner's side
 
-INBOX_FRAMES = 512
-"""Frames from the edge a tunnelled socket's endpoint may leave unread before the edge is closed
-(1013); the endpoint reads them as fast as a local socket's."""
-
 
 class _Tunnelled:
-    """One tunnelled socket at the owner: the ASGI receive/send pair its endpoint runs on."""
+    """One tunnelled socket at the owner: the ASGI receive/send pair its endpoint runs on. Its
+    inbox holds at most ``max_bytes`` of the edge's frames the endpoint has not read (it reads
+    them as fast as a local socket's); past that the socket is closed 1013."""
 
-    def __init__(self, link: _Link, maxsize: int) -> None:
+    def __init__(self, link: _Link, max_bytes: int) -> None:
         self.link = link
         self.conn = link.conn
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue(maxsize)
+        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.inbox.put_nowait({"type": "websocket.connect"})
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.closed = False
         """The owner closed it (its endpoint returned or closed the socket)."""
         self.gone = False
@@ -345,23 +345,33 @@ class _Tunnelled:
             return
         if message["type"] == "websocket.disconnect":
             self.gone = True
-        try:
-            self.inbox.put_nowait(message)
-        except asyncio.QueueFull:  # the edge sends faster than the session takes: drop it
+        size = FRAME_OVERHEAD + len(message.get("bytes") or message.get("text") or "")
+        if self.queued_bytes + size > self.max_bytes:  # faster than the session takes it
             metrics.QUEUE_DROPS.labels(where="tunnel").inc()
             self._close(1013, "too fast: receive queue full")
             with contextlib.suppress(asyncio.QueueEmpty):
                 while True:
                     self.inbox.get_nowait()
+            self.queued_bytes = 0
             self.gone = True
             self.inbox.put_nowait({"type": "websocket.disconnect", "code": 1013})
+            return
+        self.queued_bytes += size
+        self.inbox.put_nowait(message)
 
     def hang_up(self, code: int) -> None:
         """The socket went (the edge said so, or is gone): the endpoint sees it disconnect."""
         self.deliver({"type": "websocket.disconnect", "code": code})
 
     async def receive(self) -> Message:
-        return await self.inbox.get()
+        message = await self.inbox.get()
+        self.queued_bytes = max(
+            0,
+            self.queued_bytes
+            - FRAME_OVERHEAD
+            - len(message.get("bytes") or message.get("text") or ""),
+        )
+        return message
 
     async def send(self, message: Message) -> None:
         if self.closed:
@@ -507,7 +517,7 @@ class TunnelHost:
             self.liveness,
             asyncio.get_running_loop().time(),
         )
-        opened = _Tunnelled(link, INBOX_FRAMES)
+        opened = _Tunnelled(link, self.queue_bytes)
         self._sockets[envelope.conn] = opened
         scope: dict[str, Any] = {
             "type": "websocket",
