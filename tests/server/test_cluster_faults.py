@@ -30,7 +30,7 @@ from tandem.config import Settings
 from tandem.directory import offline
 from tests.conftest import RunningServer, ServerFactory, free_port
 from tests.private_redis import PrivateRedis, running_private_redis
-from tests.server.helpers import open_customer, recv_json, send, start_session
+from tests.server.helpers import open_customer, recv_json, resume_on, send, start_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_scale_out import add_people, join_on, run_in_thread, sharing_on
 from tests.storage.conftest import PG_DSN, pg_connect
@@ -303,19 +303,30 @@ async def test_a_killed_process_is_noticed_on_the_other_side_of_every_tunnel(
     by the doomed process, its agent on the survivor; session 2 is held by the survivor, its
     agent on the doomed process. After SIGKILL, session 1's agent is told its session's server
     stopped (4404), and session 2's customer that the agent is gone (the session ends: nobody
-    is left sharing with nobody)."""
+    is left sharing with nobody). Session 3 is held by the survivor, its customer's next page
+    on the doomed process: its agent is told the customer is gone (who may still resume)."""
     survivor = cluster.start()
     doomed = cluster.process(serve_processes)
     _, agent1 = await across(doomed, survivor)
     customer2, _ = await across(survivor, doomed)
+    customer3, created3 = await start_session(survivor)
+    agent3 = await join_on(survivor, created3["code"])
+    assert (await recv_json(agent3))["type"] == "joined"
+    assert (await recv_json(customer3))["type"] == "agent_joined"
+    await customer3.close()
+    assert await recv_json(agent3) == {"v": 1, "type": "peer", "connected": False}
+    _, resumed = await resume_on(doomed, created3)  # type: ignore[arg-type]
+    assert resumed["type"] == "resumed"
+    assert await recv_json(agent3) == {"v": 1, "type": "peer", "connected": True}
     doomed.kill()
     killed = time.monotonic()
-    (_, code, reason), (messages, _, _) = await asyncio.gather(
-        closed(agent1, timeout=20), closed(customer2, timeout=20)
+    (_, code, reason), (messages, _, _), gone = await asyncio.gather(
+        closed(agent1, timeout=20), closed(customer2, timeout=20), recv_json(agent3, timeout=20)
     )
     noticed = time.monotonic() - killed
     assert (code, reason) == (4404, "session ended: its server stopped answering")
     assert messages[-1] == {"v": 1, "type": "ended", "reason": "agent_lost"}
+    assert gone == {"v": 1, "type": "peer", "connected": False}
     settings = survivor.settings
     assert noticed < settings.tunnel_lost_seconds + 2 * settings.tunnel_heartbeat_seconds + 2
     print(f"a killed process was noticed on both sides within {noticed:.1f} s")
