@@ -1,31 +1,41 @@
 """The tunnel's owner side without a network: envelopes in, an endpoint run on them, replies out.
-The fan-out here is the in-process one (the real Redis path is tests/server/test_scale_out.py)."""
+The fan-out here is the in-process one (the real Redis path, lost frames and killed processes
+included, is tests/server/test_scale_out.py and tests/server/test_cluster_faults.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
+import pytest
 from starlette.websockets import WebSocket
 
-from tandem.fanout.base import Frame, Overflow
+from tandem.crypto import system_entropy
+from tandem.fanout.base import Frame
 from tandem.fanout.memory import MemoryFanout
 from tandem.tunnel import (
     Accepted,
+    Beat,
     Closed,
     Data,
     Hangup,
+    Liveness,
     Open,
+    Resend,
     Send,
     TunnelHost,
     conn_topic,
     node_topic,
+    tunnel,
 )
 
 encode = msgspec.msgpack.Encoder().encode
-replies = msgspec.msgpack.Decoder(Accepted | Send | Closed)
+replies = msgspec.msgpack.Decoder(Accepted | Send | Closed | Beat | Resend)
+SLOW = Liveness(heartbeat=30.0, lost=60.0, outage=120.0)
+"""No beats during a test that does not look at them."""
 
 
 async def echo(ws: WebSocket) -> None:
@@ -44,90 +54,271 @@ async def echo(ws: WebSocket) -> None:
             await ws.send_bytes(message["bytes"][::-1])
 
 
-async def next_reply(subscription: Any) -> Any:
-    frame = await asyncio.wait_for(subscription.get(), 2)
-    return replies.decode(frame.data)
+async def sleep(ws: WebSocket) -> None:
+    """An endpoint that accepts and never reads."""
+    await ws.accept()
+    await asyncio.Event().wait()
 
 
-async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket() -> None:
-    fanout = MemoryFanout()
-    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 1 << 20)  # type: ignore[arg-type]
-    runner = asyncio.create_task(host.run())
-    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
-    inbox = node_topic("n1")
-    opening = Open("c1", "/ws/echo", [("x-who", "edge")], ("10.0.0.9", 5), "ws")
-    fanout.publish(inbox, Frame(encode(opening)))
-    fanout.publish(inbox, Frame(encode(Data("c1", b"hello", True))))
-    fanout.publish(inbox, Frame(encode(Data("c1", b"\x00\x01\xff", False))))
-    assert isinstance(await next_reply(out), Accepted)
-    assert await next_reply(out) == Send(b"edge:hello", True)
-    assert await next_reply(out) == Send(b"\xff\x01\x00", False)
-    fanout.publish(inbox, Frame(encode(Data("c1", b"bye", True))))
-    assert await next_reply(out) == Closed(4000, "bye")
-    fanout.publish(inbox, Frame(encode(Data("c1", b"late", True))))  # after the close: dropped
-    fanout.publish(inbox, Frame(b"\x93not an envelope"))  # ignored, the host goes on
-    fanout.publish(inbox, Frame(b"\x91" + b"\xb9" * 100))  # invalid UTF-8 (found by atheris)
-    fanout.publish(inbox, Frame(encode(Open("c2", "/ws/nowhere", [], ("", 0), "ws"))))
-    fanout.publish(inbox, Frame(encode(Hangup("c9", 1000))))  # an unknown socket: ignored
+async def next_reply(subscription: Any, skip_beats: bool = True) -> Any:
+    while True:
+        frame = await asyncio.wait_for(subscription.get(), 2)
+        reply = replies.decode(frame.data)
+        if not (skip_beats and isinstance(reply, Beat)):
+            return reply
+
+
+class Host:
+    def __init__(self, fanout: MemoryFanout, liveness: Liveness) -> None:
+        self.fanout = fanout
+        self.host = TunnelHost(
+            None,  # type: ignore[arg-type]
+            fanout,
+            "n1",
+            {"/ws/echo": echo, "/ws/sleep": sleep},
+            1 << 20,
+            liveness,
+        )
+        self.runner = asyncio.create_task(self.host.run())
+
+    def send(self, envelope: Any) -> None:
+        self.fanout.publish(node_topic("n1"), Frame(encode(envelope)))
+
+    async def close(self) -> None:
+        self.runner.cancel()
+        await self.host.close()
+
+
+@pytest.fixture
+async def host() -> AsyncIterator[Host]:
+    running = Host(MemoryFanout(), SLOW)
+    yield running
+    await running.close()
+
+
+async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket(host: Host) -> None:
+    out = host.fanout.subscribe(conn_topic("c1"), 1 << 20)
+    host.send(Open("c1", "/ws/echo", [("x-who", "edge")], ("10.0.0.9", 5), "ws"))
+    host.send(Data("c1", 1, b"hello", True))
+    host.send(Data("c1", 2, b"\x00\x01\xff", False))
+    assert await next_reply(out) == Accepted(1)
+    assert await next_reply(out) == Send(2, b"edge:hello", True)
+    assert await next_reply(out) == Send(3, b"\xff\x01\x00", False)
+    host.send(Data("c1", 3, b"bye", True))
+    assert await next_reply(out) == Closed(4, 4000, "bye")
+    host.send(Data("c1", 4, b"late", True))  # after the close: dropped
+    host.send(b"\x93not an envelope")  # ignored, the host goes on
+    host.fanout.publish(node_topic("n1"), Frame(b"\x91" + b"\xb9" * 100))  # invalid UTF-8
+    host.send(Open("c2", "/ws/nowhere", [], ("", 0), "ws"))
+    host.send(Hangup("c9", 1000))  # an unknown socket: ignored
     # The host went on: a socket opened after all that is accepted.
-    after = fanout.subscribe(conn_topic("c3"), 1 << 20)
-    fanout.publish(inbox, Frame(encode(Open("c3", "/ws/echo", [], ("", 0), "ws"))))
-    assert isinstance(await next_reply(after), Accepted)
-    assert runner.done() is False
-    runner.cancel()
-    await host.close()
+    after = host.fanout.subscribe(conn_topic("c3"), 1 << 20)
+    host.send(Open("c3", "/ws/echo", [], ("", 0), "ws"))
+    assert await next_reply(after) == Accepted(1)
+    assert host.runner.done() is False
 
 
-async def test_a_hangup_ends_the_endpoint_and_its_reply_closes_the_edge() -> None:
-    fanout = MemoryFanout()
-    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 1 << 20)  # type: ignore[arg-type]
-    runner = asyncio.create_task(host.run())
-    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
-    fanout.publish(node_topic("n1"), Frame(encode(Open("c1", "/ws/echo", [], ("", 0), "ws"))))
-    assert isinstance(await next_reply(out), Accepted)
-    fanout.publish(node_topic("n1"), Frame(encode(Hangup("c1", 1001))))
+async def test_a_hangup_ends_the_endpoint_and_its_reply_closes_the_edge(host: Host) -> None:
+    out = host.fanout.subscribe(conn_topic("c1"), 1 << 20)
+    host.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
+    assert await next_reply(out) == Accepted(1)
+    host.send(Hangup("c1", 1001))
     assert isinstance(await next_reply(out), Closed)  # the endpoint returned
-    runner.cancel()
-    await host.close()
 
 
-class LosingFanout(MemoryFanout):
-    """An in-process fan-out whose first subscriptions to the node topic report lost frames,
-    as Redis's do while its connection is down."""
+async def test_an_endpoint_that_does_not_read_holds_a_bounded_inbox(host: Host) -> None:
+    """The edge's frames wait for the endpoint within ``socket_queue_bytes`` (1 MiB here), in
+    bytes: two frames of 600 KiB pass it, and the socket is closed 1013."""
+    out = host.fanout.subscribe(conn_topic("c1"), 4 << 20)
+    host.send(Open("c1", "/ws/sleep", [], ("", 0), "ws"))
+    assert await next_reply(out) == Accepted(1)
+    host.send(Data("c1", 1, b"x" * 600_000, False))
+    host.send(Data("c1", 2, b"x" * 600_000, False))
+    assert await next_reply(out) == Closed(2, 1013, "too fast: receive queue full")
 
-    def __init__(self, losses: int) -> None:
+
+async def test_lost_frames_are_asked_for_again_and_delivered_once_in_order(host: Host) -> None:
+    """What Redis pub/sub loses while a connection is down: the owner sees a gap, asks for the
+    frames after the last it had, and takes each once, in order; it resends its own on request
+    and forgets those the edge confirmed."""
+    out = host.fanout.subscribe(conn_topic("c1"), 1 << 20)
+    host.send(Open("c1", "/ws/echo", [("x-who", "e")], ("", 0), "ws"))
+    host.send(Data("c1", 1, b"one", True))
+    assert await next_reply(out) == Accepted(1)
+    assert await next_reply(out) == Send(2, b"e:one", True)
+    host.send(Data("c1", 3, b"three", True))  # 2 was lost
+    assert await next_reply(out) == Resend("c1", 1)
+    host.send(Data("c1", 2, b"two", True))  # the edge resends everything after 1
+    host.send(Data("c1", 3, b"three", True))
+    host.send(Data("c1", 2, b"two", True))  # a duplicate: ignored
+    assert await next_reply(out) == Send(3, b"e:two", True)
+    assert await next_reply(out) == Send(4, b"e:three", True)
+    # A beat saying more was sent than arrived: asked for again.
+    host.send(Beat("c1", ack=2, sent=4))
+    assert await next_reply(out) == Resend("c1", 3)
+    # The edge lost the owner's frames after 2: they come again, in order.
+    host.send(Resend("c1", 2))
+    assert [await next_reply(out) for _ in range(2)] == [
+        Send(3, b"e:two", True),
+        Send(4, b"e:three", True),
+    ]
+    host.send(Beat("c1", ack=4, sent=3))  # all confirmed: nothing left to resend
+    host.send(Resend("c1", 0))
+    host.send(Data("c1", 4, b"four", True))
+    assert await next_reply(out) == Send(5, b"e:four", True)
+
+
+async def test_a_silent_edge_is_taken_for_gone_and_its_endpoint_ends() -> None:
+    """The edge's process died (nothing heard for ``lost`` seconds while the fan-out works):
+    the endpoint sees its socket go, as for a hangup; beats went out meanwhile."""
+    running = Host(MemoryFanout(), Liveness(heartbeat=0.05, lost=0.4, outage=5.0))
+    try:
+        out = running.fanout.subscribe(conn_topic("c1"), 1 << 20)
+        running.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
+        opened = time.monotonic()
+        assert await next_reply(out) == Accepted(1)
+        beats = 0
+        while not isinstance(reply := await next_reply(out, skip_beats=False), Closed):
+            assert isinstance(reply, Beat)
+            beats += 1
+        waited = time.monotonic() - opened
+        assert 0.4 <= waited < 1.5, waited
+        assert beats >= 3
+        assert running.host.tunnelled == 0
+    finally:
+        await running.close()
+
+
+class AwayFanout(MemoryFanout):
+    """An in-process fan-out that says whether Redis answers, as RedisFanout.responsive does."""
+
+    def __init__(self) -> None:
         super().__init__()
-        self.losses = losses
-        self.subscriptions = 0
+        self.answers = True
 
-    def subscribe(self, topic: str, maxsize: int) -> Any:
-        subscription = super().subscribe(topic, maxsize)
-        if topic.startswith("node:"):
-            self.subscriptions += 1
-            if self.subscriptions <= self.losses:
-
-                async def lost() -> Frame:
-                    raise Overflow
-
-                subscription.get = lost  # type: ignore[method-assign]
-        return subscription
+    def responsive(self, within: float) -> bool:
+        return self.answers
 
 
-async def test_lost_frames_close_tunnels_and_listening_resumes_without_spinning() -> None:
-    fanout = LosingFanout(losses=3)
-    host = TunnelHost(None, fanout, "n1", {"/ws/echo": echo}, 1 << 20)  # type: ignore[arg-type]
-    host.retry_seconds = 0.1
-    started = time.monotonic()
-    runner = asyncio.create_task(host.run())
-    deadline = started + 5
-    while fanout.subscriptions < 4:  # three lost, then one that listens
-        assert time.monotonic() < deadline, "the host did not subscribe again"
-        await asyncio.sleep(0.01)
-    # One retry per pause, not thousands: three pauses passed, and it stopped there.
-    assert time.monotonic() - started >= 3 * host.retry_seconds
-    assert fanout.subscriptions == 4
-    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
-    fanout.publish(node_topic("n1"), Frame(encode(Open("c1", "/ws/echo", [], ("", 0), "ws"))))
-    assert isinstance(await next_reply(out), Accepted)  # listening again
-    runner.cancel()
-    await host.close()
+async def test_while_redis_is_away_silence_counts_for_nothing_until_the_outage_limit() -> None:
+    fanout = AwayFanout()
+    running = Host(fanout, Liveness(heartbeat=0.05, lost=0.3, outage=1.0))
+    try:
+        out = fanout.subscribe(conn_topic("c1"), 1 << 20)
+        running.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
+        assert await next_reply(out) == Accepted(1)
+        fanout.answers = False
+        away = time.monotonic()
+        await asyncio.sleep(0.6)  # twice `lost`: not given up, Redis is away
+        assert running.host.tunnelled == 1
+        assert isinstance(await next_reply(out), Closed)  # past `outage`
+        assert 1.0 <= time.monotonic() - away < 2.5
+    finally:
+        await running.close()
+
+
+async def test_the_owner_keeps_a_closed_tunnel_until_the_edge_confirms_the_close() -> None:
+    running = Host(MemoryFanout(), Liveness(heartbeat=0.05, lost=5.0, outage=5.0))
+    try:
+        out = running.fanout.subscribe(conn_topic("c1"), 1 << 20)
+        running.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
+        running.send(Data("c1", 1, b"bye", True))
+        assert await next_reply(out) == Accepted(1)
+        assert await next_reply(out) == Closed(2, 4000, "bye")
+        running.send(Resend("c1", 1))  # the close was lost on the way: sent again
+        assert await next_reply(out) == Closed(2, 4000, "bye")
+        assert "c1" in running.host._sockets
+        running.send(Beat("c1", ack=2, sent=1))
+        deadline = time.monotonic() + 2
+        while "c1" in running.host._sockets:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+    finally:
+        await running.close()
+
+
+# The edge's side, on a real Starlette WebSocket fed by the test
+
+
+class Client:
+    """The browser's end of an accepted socket that the edge carries."""
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outgoing: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        scope = {
+            "type": "websocket",
+            "path": "/ws/echo",
+            "headers": [(b"x-who", b"edge")],
+            "client": ("10.0.0.1", 1),
+            "scheme": "ws",
+        }
+        self.ws = WebSocket(scope, self.incoming.get, self.outgoing.put)
+
+    async def accept(self) -> None:
+        self.incoming.put_nowait({"type": "websocket.connect"})
+        await self.ws.accept()
+        assert (await self.outgoing.get())["type"] == "websocket.accept"
+
+    def say(self, text: str) -> None:
+        self.incoming.put_nowait({"type": "websocket.receive", "text": text})
+
+    async def heard(self) -> dict[str, Any]:
+        return await asyncio.wait_for(self.outgoing.get(), 5)
+
+
+class LosesFirstOpening(MemoryFanout):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    def publish(self, topic: str, frame: Frame) -> None:
+        if topic == node_topic("n1") and not self.lost:
+            self.lost += 1  # the opening (the first frame then reaches no tunnel)
+            return
+        super().publish(topic, frame)
+
+
+async def test_an_edge_sends_its_opening_again_when_it_was_lost() -> None:
+    fanout = LosesFirstOpening()
+    liveness = Liveness(heartbeat=0.1, lost=5.0, outage=5.0)
+    running = Host(fanout, liveness)
+    client = Client()
+    await client.accept()
+    carried = asyncio.create_task(
+        tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
+    )
+    try:
+        assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
+        client.say("bye")
+        assert await client.heard() == {"type": "websocket.close", "code": 4000, "reason": "bye"}
+        await asyncio.wait_for(carried, 5)
+        assert fanout.lost == 1
+    finally:
+        carried.cancel()
+        await running.close()
+
+
+async def test_an_edge_whose_owner_goes_silent_closes_its_socket_saying_so() -> None:
+    fanout = MemoryFanout()
+    liveness = Liveness(heartbeat=0.05, lost=0.4, outage=5.0)
+    running = Host(fanout, liveness)
+    client = Client()
+    await client.accept()
+    carried = asyncio.create_task(
+        tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
+    )
+    try:
+        assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
+        running.runner.cancel()  # the owner's process stops answering (its endpoint still waits)
+        silent = time.monotonic()
+        assert await client.heard() == {
+            "type": "websocket.close",
+            "code": 4404,
+            "reason": "session ended: its server stopped answering",
+        }
+        assert 0.4 <= time.monotonic() - silent < 1.5
+        await asyncio.wait_for(carried, 5)
+    finally:
+        carried.cancel()
+        await running.close()

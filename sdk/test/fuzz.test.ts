@@ -125,6 +125,7 @@ const GENUINE: ServerMessage[] = [
   { v: 1, type: "error", code: "invalid_code", message: "No such code." },
   { v: 1, type: "ended", reason: "stopped" },
   { v: 1, type: "restarting", reason: "server_shutdown", message: "The server is restarting." },
+  { v: 1, type: "link", state: "reconnecting" },
   { v: 1, type: "handshake", data: "abc" },
   { v: 1, type: "watch_request", watcher: "Sam" },
   { v: 1, type: "watcher_left" },

@@ -158,8 +158,9 @@ class Settings:
     max_sessions: int = 10_000
     """Live sessions held at once by this process; more are refused (4503)."""
     max_sessions_per_org: int | None = None
-    """Live sessions one organisation may hold at once in this process; more of its customers
-    are refused (4503) while other organisations' still get sessions. None: a fair share,
+    """Live sessions one organisation may hold at once; more of its customers are refused
+    (4503) while other organisations' still get sessions. Counted across every process sharing
+    the database when set (docs/scale-out.md). None: a fair share of this process, its
     ``max_sessions`` divided by the number of organisations (at least 1)."""
     max_waiting_per_address: int = 10
     """Customer sessions not yet consented to (waiting for an agent, or asking the customer)
@@ -168,7 +169,7 @@ class Settings:
     with its /64."""
     max_waiting_per_site: int = 500
     """Customer sessions not yet consented to that one site may hold at once; more are
-    refused (4429)."""
+    refused (4429). Counted across every process sharing the database."""
     anonymous_audit_interval_seconds: float = 60.0
     """Events with no signed-in actor (refused customer sockets, bad origins, rejected
     customer tokens) are counted, not written one record each: one ``audit_counts`` row per
@@ -222,6 +223,23 @@ class Settings:
     """A process whose heartbeat is older than this is taken for dead: live processes end its
     sessions (``server_lost``) and close its recordings (``interrupted``)
     (TANDEM_PROCESS_LOST_SECONDS)."""
+    tunnel_heartbeat_seconds: float = 1.0
+    """How often each end of a tunnel (a socket carried to another process, docs/scale-out.md)
+    tells the other it is alive and what it received (TANDEM_TUNNEL_HEARTBEAT_SECONDS)."""
+    tunnel_lost_seconds: float = 5.0
+    """An end that hears nothing from the other this long, while its own Redis connection is
+    up, takes that process for dead: the socket it carries is told and closed
+    (TANDEM_TUNNEL_LOST_SECONDS)."""
+    tunnel_outage_seconds: float = 30.0
+    """How long a tunnel waits for Redis to come back (frames held, then resent) before its
+    socket is closed 1013 "server link lost" and told to reconnect
+    (TANDEM_TUNNEL_OUTAGE_SECONDS)."""
+    tunnel_buffer_bytes: int = 8 * 1024 * 1024
+    """Frames a tunnel's end keeps until the other end confirmed them (to resend what a Redis
+    outage lost); past it the socket is closed as for an outage too long."""
+    redis_buffer_bytes: int = 64 * 1024 * 1024
+    """Bytes waiting to be sent to Redis (a frozen or restarting Redis) before further frames
+    are dropped (TANDEM_REDIS_BUFFER_BYTES); tunnels resend what was dropped."""
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
     """Bearer token that opens ``/metrics`` (TANDEM_METRICS_TOKEN); without it (and without
     ``metrics_port``) metrics are not served."""
@@ -299,6 +317,16 @@ class Settings:
             raise ConfigError("the metrics token must be at least 16 characters")
         if not 0 < self.heartbeat_seconds < self.process_lost_seconds:
             raise ConfigError("heartbeat_seconds must be positive and below process_lost_seconds")
+        if not 0 < self.tunnel_heartbeat_seconds < self.tunnel_lost_seconds:
+            raise ConfigError(
+                "tunnel_heartbeat_seconds must be positive and below tunnel_lost_seconds"
+            )
+        if not self.tunnel_outage_seconds > 0:
+            raise ConfigError("tunnel_outage_seconds must be positive")
+        if self.tunnel_buffer_bytes < self.socket_queue_bytes:
+            raise ConfigError("tunnel_buffer_bytes must be at least socket_queue_bytes")
+        if self.redis_buffer_bytes < self.max_payload_bytes + 64:
+            raise ConfigError("redis_buffer_bytes must hold at least one largest frame (+64)")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in ("tls_cert", "tls_key"):

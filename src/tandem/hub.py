@@ -52,6 +52,7 @@ from tandem.protocol.messages import (
     Handshake,
     Join,
     Leave,
+    LinkStatus,
     Record,
     RecordConsent,
     RecordStop,
@@ -109,6 +110,11 @@ NO_RECORDING_KEY = ErrorNotice(
 INVALID_CODE = ErrorNotice(
     code="invalid_code", message="That code is not valid or has expired. Ask for a new code."
 )
+
+
+SESSION_TOPICS = "session:"
+"""The prefix of every session's topics: they stay in the process holding the session (its
+sockets elsewhere reach it through tunnels), so they never need the shared fan-out."""
 
 
 def customer_topic(session_id: str) -> str:
@@ -239,6 +245,8 @@ class Seat:
         self.kick_reason = (codec.CLOSE_NORMAL, "")
         self.kick_notice: str | None = None
         """A control message (encoded) sent before the kick's close, if any."""
+        self.tunnelled = False
+        """Its socket is on another process, carried here by a tunnel (tandem.tunnel)."""
         self.on_kick: Callable[[], None] | None = None
         """Called when kicked, by the socket's adapter that pumps to it (no task waits)."""
 
@@ -714,7 +722,30 @@ class SessionHub:
             del index[key]
         return len(held)
 
-    def _admit(self, session_id: str, site: SiteRecord, client: str, quota: int) -> None:
+    async def _held_elsewhere(self, site: SiteRecord) -> tuple[int, int]:
+        """With several processes: the live sessions other processes hold for ``site``'s
+        organisation (counted against an explicit ``max_sessions_per_org``), and those of them
+        still waiting on ``site`` (against ``max_waiting_per_site``), from storage. Processes
+        admitting at the same instant may each pass a limit once."""
+        if not self.node:
+            return 0, 0
+        rows = await self.storage.live_sessions(Grant.server(site.org_id, "session limits"))
+        others = [row for row in rows if row.node != self.node]
+        waiting = sum(
+            1
+            for row in others
+            if row.site_id == site.site_id and row.state in ("waiting", "pending_consent")
+        )
+        return (len(others) if self.settings.max_sessions_per_org is not None else 0), waiting
+
+    def _admit(
+        self,
+        session_id: str,
+        site: SiteRecord,
+        client: str,
+        quota: int,
+        elsewhere: tuple[int, int] = (0, 0),
+    ) -> None:
         """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
         4503, counted as ``customer_refused``): waiting ones per address group and per site,
         live ones per organisation (``quota``) and in all. Admitted, it counts against them all
@@ -728,7 +759,7 @@ class SessionHub:
                 "address",
                 "too many help requests from this address: try again in a few minutes",
             )
-        elif self._still_waiting(self._waiting_by_site, site.site_id) >= (
+        elif self._still_waiting(self._waiting_by_site, site.site_id) + elsewhere[1] >= (
             self.settings.max_waiting_per_site
         ):
             refusal = (
@@ -738,7 +769,7 @@ class SessionHub:
             )
         elif len(self._live) + len(self._starting) >= self.settings.max_sessions:
             refusal = (codec.CLOSE_OVERLOADED, "server", "server busy: try again in a minute")
-        elif self._live_by_org.get(site.org_id, 0) >= quota:
+        elif self._live_by_org.get(site.org_id, 0) + elsewhere[0] >= quota:
             refusal = (
                 codec.CLOSE_OVERLOADED,
                 "organisation",
@@ -776,9 +807,10 @@ class SessionHub:
         organisation. ``customer`` is the subject of a verified customer token, if any;
         ``client`` the page's address. Raises ProtocolError beyond a limit (:meth:`_admit`)."""
         quota = await self.organisation_quota()
+        elsewhere = await self._held_elsewhere(site)
         session_id = crypto.new_token(self.entropy, 16)
         client = address_group(client)
-        self._admit(session_id, site, client, quota)
+        self._admit(session_id, site, client, quota, elsewhere)
         try:
             live, created = await self._start(site, customer, client, session_id)
         except BaseException:
@@ -1299,6 +1331,26 @@ class SessionHub:
         failed = await self._write_what_failed()
         if failed is not None:
             raise failed
+
+    def link_changed(self, reconnecting: bool) -> None:
+        """This process's Redis stopped (or started again) answering: the sockets of this
+        process whose session has a side on another process (through a tunnel) are told
+        ``link`` ``reconnecting`` (or ``restored``); sessions wholly here are not concerned."""
+        notice = Frame(
+            codec.encode(LinkStatus(state="reconnecting" if reconnecting else "restored"))
+        )
+        topics: set[str] = set()
+        for seat in tuple(self._seats):
+            live = getattr(seat, "live", None)
+            if not seat.tunnelled or live is None or live.machine.ended:
+                continue
+            session_id = live.machine.session_id
+            if isinstance(seat, CustomerSeat):
+                topics.update((agents_topic(session_id), watcher_topic(session_id)))
+            else:
+                topics.add(customer_topic(session_id))
+        for topic in topics:
+            self.fanout.publish(topic, notice)
 
     def session_states(self) -> list[str]:
         """The state of each live session (for the metrics)."""

@@ -63,6 +63,13 @@ QUEUE_DROPS = Counter(
     ["where"],
     registry=REGISTRY,
 )
+TUNNELS_LOST = Counter(
+    "tandem_tunnels_lost",
+    "Tunnelled sockets given up, by reason: silent (the other process died) or link (Redis "
+    "away longer than tunnel_outage_seconds, or tunnel_buffer_bytes waiting for it).",
+    ["reason"],
+    registry=REGISTRY,
+)
 STORAGE_ERRORS = Counter(
     "tandem_storage_errors",
     "Database errors seen, by where they were caught (http, background, recording).",
@@ -155,6 +162,17 @@ class CountingFanout:
 
     def subscribe(self, topic: str, maxsize: int) -> Subscription:
         return self.inner.subscribe(topic, maxsize)
+
+    def responsive(self, within: float) -> bool:
+        """Whether the carrier heard from Redis within ``within`` seconds (True without one)."""
+        responsive = getattr(self.inner, "responsive", None)
+        return True if responsive is None else bool(responsive(within))
+
+    async def flush(self) -> None:
+        """Wait until what was published reached the carrier (Redis), if it has a buffer."""
+        flush = getattr(self.inner, "flush", None)
+        if flush is not None:
+            await flush()
 
     def publish(self, topic: str, frame: Frame) -> None:
         RELAYED.count(_audience(topic), len(frame.data))

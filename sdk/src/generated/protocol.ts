@@ -85,6 +85,18 @@ export interface Restarting {
   v?: 1;
 }
 
+/**
+ * Several processes (docs/scale-out.md): the link between the two sides' servers (Redis)
+ * is down and frames wait (``reconnecting``), or it is back and they flow again
+ * (``restored``). Nothing is lost meanwhile; past ``tunnel_outage_seconds`` the socket that
+ * crosses processes is closed 1013 instead. Clients may show it; older ones ignore it.
+ */
+export interface LinkStatus {
+  type: "link";
+  state: "reconnecting" | "restored";
+  v?: 1;
+}
+
 export interface HandshakeRelay {
   type: "handshake";
   data: string;
@@ -270,6 +282,7 @@ export type ServerMessage =
   | ErrorNotice
   | Ended
   | Restarting
+  | LinkStatus
   | HandshakeRelay
   | WatchRequest
   | WatcherLeft
@@ -317,6 +330,7 @@ export const SERVER_MESSAGE_SCHEMAS: { readonly [type: string]: Schema } = {
   error: {"type": "object", "properties": {"type": {"enum": ["error"]}, "code": {"type": "string"}, "message": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "code", "message"]},
   ended: {"type": "object", "properties": {"type": {"enum": ["ended"]}, "reason": {"enum": ["agent_left", "agent_lost", "code_expired", "customer_lost", "declined", "idle_timeout", "key_mismatch", "max_duration", "server_shutdown", "stopped", "watch_ended"]}, "v": {"enum": [1]}}, "required": ["type", "reason"]},
   restarting: {"type": "object", "properties": {"type": {"enum": ["restarting"]}, "message": {"type": "string"}, "reason": {"enum": ["server_shutdown"]}, "v": {"enum": [1]}}, "required": ["type", "message"]},
+  link: {"type": "object", "properties": {"type": {"enum": ["link"]}, "state": {"enum": ["reconnecting", "restored"]}, "v": {"enum": [1]}}, "required": ["type", "state"]},
   handshake: {"type": "object", "properties": {"type": {"enum": ["handshake"]}, "data": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "data"]},
   watch_request: {"type": "object", "properties": {"type": {"enum": ["watch_request"]}, "watcher": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "watcher"]},
   watcher_left: {"type": "object", "properties": {"type": {"enum": ["watcher_left"]}, "v": {"enum": [1]}}, "required": ["type"]},

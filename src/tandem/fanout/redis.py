@@ -7,23 +7,25 @@ so all subscribers of a topic see the frames of one publisher in the order it pu
   when its first local subscriber arrives and unsubscribed when the last one leaves. A reader task
   hands incoming frames to the local subscribers, each with its own queue bounded in bytes
   (:class:`~tandem.fanout.memory.MemoryFanout` does the local part, overflow included).
-* :meth:`RedisFanout.publish` never waits: it encodes the frame (msgpack) and appends it to a
-  bounded outgoing buffer that a writer task sends, in order, with pipelined ``PUBLISH``es. When
-  the buffer is full the frame is dropped and counted (:attr:`RedisFanout.dropped`).
+* :meth:`RedisFanout.publish` never waits: it encodes the frame (msgpack) and appends it to an
+  outgoing buffer bounded in bytes (``max_pending_bytes``) that a writer task sends, in order,
+  with pipelined ``PUBLISH``es. When the buffer is full (Redis frozen or away) the frame is
+  dropped and counted (:attr:`RedisFanout.dropped`): memory stays bounded whatever Redis does.
 * A channel is subscribed before any frame published after :meth:`RedisFanout.subscribe` is sent,
   so a subscriber receives everything its own process publishes from then on. Frames published
   by other processes reach it once Redis confirmed the subscription (:meth:`RedisFanout.flush`
   waits for that).
 
-Lost connections: Redis pub/sub does not store messages, so frames published while this process's
-pub/sub connection is down never reach its subscribers. Rather than leaving them waiting for
-frames that were lost, every local subscriber is failed with
-:class:`~tandem.fanout.base.Overflow` (as if it had fallen behind) when the connection drops, and
-so is every subscriber that arrives before it is back; the socket is closed with 1013 and the
-peer reconnects and resumes (docs/protocol.md). The connection is re-established with a capped
+Lost connections: Redis pub/sub does not store messages, so frames published while a pub/sub
+connection is down never reach its subscribers, and frames that cannot be sent to Redis are
+dropped (logged, counted). Subscribers are *not* failed for it: they wait, and receive again once
+the connection is back. What uses this fan-out either tolerates lost frames (revocation
+announcements, re-checked periodically anyway) or numbers its frames and resends what the other
+end did not confirm (:mod:`tandem.tunnel`). The connection is re-established with a capped
 exponential back-off, each attempt logged, and every topic that still has subscribers is
-subscribed again. Frames that cannot be sent to Redis (publishing connection down) are dropped
-and logged the same way.
+subscribed again; :attr:`RedisFanout.connected` and :attr:`RedisFanout.outages` say how it is.
+Sessions whose sockets are all on one process never use Redis
+(:class:`~tandem.fanout.split.SplitFanout`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tandem.exceptions import ConfigError
-from tandem.fanout.base import Frame
+from tandem.fanout.base import FRAME_OVERHEAD, Frame
 from tandem.fanout.memory import MemoryFanout, MemorySubscription
 
 log = logging.getLogger("tandem.fanout.redis")
@@ -146,7 +148,7 @@ class RedisFanout:
         url: str = "redis://127.0.0.1:6379/0",
         *,
         prefix: str = "tandem:",
-        max_pending: int = 65536,
+        max_pending_bytes: int = 64 * 1024 * 1024,
         timeout: float = 5.0,
         ping_interval: float = 10.0,
         reconnect_delay: float = 0.1,
@@ -158,22 +160,25 @@ class RedisFanout:
             or ``unix://path``.
         :param prefix: prepended to every topic to make its channel name; lets several
             deployments share one Redis.
-        :param max_pending: frames waiting to be sent to Redis before new ones are dropped.
+        :param max_pending_bytes: bytes (payloads plus ``FRAME_OVERHEAD`` each) waiting to be
+            sent to Redis before new frames are dropped.
         :param timeout: seconds for connecting, for a command's reply and for a PING's answer.
         :param ping_interval: seconds of silence on the pub/sub connection before it is PINGed.
         :param reconnect_delay: first delay before reconnecting; doubles up to
             ``max_reconnect_delay``.
         :param client_name: shown by ``CLIENT LIST`` for this process's connections.
         """
-        if max_pending < 1:
-            raise ConfigError("max_pending must be at least 1")
+        if max_pending_bytes < FRAME_OVERHEAD:
+            raise ConfigError(f"max_pending_bytes must be at least {FRAME_OVERHEAD}")
         if min(timeout, ping_interval, reconnect_delay, max_reconnect_delay) <= 0:
             raise ConfigError("Redis timeouts and delays must be positive")
         self.url = url
         self.prefix = prefix
-        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
         self.dropped = 0
         """Frames never sent to Redis: buffer full, or Redis unreachable."""
+        self.outages = 0
+        """How many times the pub/sub connection was lost (each tunnel resends after one)."""
         self._timeout = timeout
         self._ping_interval = ping_interval
         self._reconnect_delay = reconnect_delay
@@ -186,10 +191,14 @@ class RedisFanout:
         self._confirmations: dict[bytes, asyncio.Future[None]] = {}
         self._outbox: collections.deque[_Item] = collections.deque()
         self._pending = 0
+        """Bytes in the outbox (each frame's payload plus ``FRAME_OVERHEAD``)."""
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._state = "new"
         self._publish_failing = False
+        self._buffer_full = False
+        self._last_heard = 0.0
+        """When the pub/sub connection last heard from Redis (event loop time)."""
 
     # Lifecycle
 
@@ -281,37 +290,52 @@ class RedisFanout:
         """Whether the pub/sub connection is up (subscribers are then being served)."""
         return self._pubsub is not None
 
+    def responsive(self, within: float) -> bool:
+        """Whether the pub/sub connection is up and heard from Redis (a frame, or the answer to
+        its PING every ``ping_interval`` of silence) within the last ``within`` seconds: false
+        as soon as a frozen Redis stops answering, long before its connection times out."""
+        if self._pubsub is None:
+            return False
+        return asyncio.get_running_loop().time() - self._last_heard <= within
+
     # The Fanout protocol
 
     def subscribe(self, topic: str, max_bytes: int) -> MemorySubscription:
         """Receive frames published to ``topic`` by any process, at most ``max_bytes`` queued.
 
-        While the pub/sub connection is down (or after :meth:`close`) the subscription is
-        returned already failed: its ``get`` raises :class:`~tandem.fanout.base.Overflow`.
+        While the pub/sub connection is down the subscription waits (the topic is subscribed
+        once it is back); after :meth:`close` it is returned already failed: its ``get`` raises
+        :class:`~tandem.fanout.base.Overflow`.
         """
         self._check_started()
         subscription = self._local.subscribe(topic, max_bytes)
-        if self._pubsub is None:
+        if self._state == "closed":
             subscription.overflow()
         return subscription
 
     def publish(self, topic: str, frame: Frame) -> None:
         """Queue ``frame`` for every subscriber of ``topic`` in every process; never waits.
 
-        Dropped (and counted in :attr:`dropped`) when ``max_pending`` frames are already waiting,
+        Dropped (and counted in :attr:`dropped`) when ``max_pending_bytes`` are already waiting,
         or after :meth:`close`.
         """
         self._check_started()
         if self._state != "running":
             self.dropped += 1
             return
-        if self._pending >= self.max_pending:
-            if not self.dropped:
-                log.warning("Redis fan-out buffer full (%d frames); dropping", self.max_pending)
+        payload = encode_frame(frame)
+        size = len(payload) + FRAME_OVERHEAD
+        if self._pending + size > self.max_pending_bytes:
+            if not self._buffer_full:
+                self._buffer_full = True
+                log.warning(
+                    "Redis fan-out buffer full (%d bytes waiting for Redis); dropping frames",
+                    self._pending,
+                )
             self.dropped += 1
             return
-        self._pending += 1
-        self._outbox.append((self._channel(topic), encode_frame(frame)))
+        self._pending += size
+        self._outbox.append((self._channel(topic), payload))
         self._wake.set()
 
     def subscriber_count(self, topic: str) -> int:
@@ -354,6 +378,7 @@ class RedisFanout:
             await self._discard(pubsub)
             raise
         self._pubsub = pubsub
+        self._last_heard = asyncio.get_running_loop().time()
         self._subscribed.clear()
         # Subscribe again to every topic that has subscribers, before anything published later.
         self._outbox.extendleft(reversed(self._local.topics()))
@@ -371,11 +396,11 @@ class RedisFanout:
         if self._pubsub is not pubsub:
             return
         self._pubsub = None
+        self.outages += 1
         self._subscribed.clear()
         for waiter in self._confirmations.values():
             if not waiter.done():
                 waiter.set_result(None)
-        self._local.overflow_all()
 
     async def _run_pubsub(self, pubsub: PubSub | None) -> None:
         """Read the pub/sub connection; reconnect with a capped back-off when it drops."""
@@ -405,8 +430,8 @@ class RedisFanout:
                     delay = self._reconnect_delay  # it was up for a while: not flapping
                 expected = isinstance(exc, RedisError | OSError)
                 log.warning(
-                    "Redis pub/sub at %s: connection lost (%s); its %d subscribers are closed "
-                    "and frames published until it is back are lost; reconnecting in %.3gs",
+                    "Redis pub/sub at %s: connection lost (%s); its %d subscribers wait, and "
+                    "frames published until it is back are lost; reconnecting in %.3gs",
                     where,
                     str(exc) or type(exc).__name__,
                     sum(map(self._local.subscriber_count, self._local.topics())),
@@ -430,7 +455,7 @@ class RedisFanout:
             message = await pubsub.get_message(timeout=min(1.0, self._ping_interval))
             now = loop.time()
             if message is not None:
-                last_heard = now
+                last_heard = self._last_heard = now
                 self._dispatch(message)
             elif last_ping > last_heard:
                 if now - last_ping > self._timeout:
@@ -478,7 +503,9 @@ class RedisFanout:
                         break
                     batch.append(following)
                     self._outbox.popleft()
-                self._pending -= len(batch)
+                self._pending -= sum(len(payload) + FRAME_OVERHEAD for _, payload in batch)
+                if self._pending < self.max_pending_bytes // 2:
+                    self._buffer_full = False
                 await self._send(batch)
 
     async def _send(self, batch: list[tuple[bytes, bytes]]) -> None:

@@ -295,6 +295,15 @@ class Restarting(Outbound, tag="restarting"):
     reason: Literal["server_shutdown"] = "server_shutdown"
 
 
+class LinkStatus(Outbound, tag="link"):
+    """Several processes (docs/scale-out.md): the link between the two sides' servers (Redis)
+    is down and frames wait (``reconnecting``), or it is back and they flow again
+    (``restored``). Nothing is lost meanwhile; past ``tunnel_outage_seconds`` the socket that
+    crosses processes is closed 1013 instead. Clients may show it; older ones ignore it."""
+
+    state: Literal["reconnecting", "restored"]
+
+
 RecordingReason = Literal[
     "declined",
     "stopped_by_customer",
@@ -325,6 +334,7 @@ ServerMessage = (
     | ErrorNotice
     | Ended
     | Restarting
+    | LinkStatus
     | HandshakeRelay
     | WatchRequest
     | WatcherLeft

@@ -23,12 +23,13 @@ from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
-from tandem.hub import SessionHub
+from tandem.fanout.split import SplitFanout
+from tandem.hub import SESSION_TOPICS, SessionHub
 from tandem.lockout import SharedBackoff
 from tandem.processes import ProcessRegistry
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
-from tandem.tunnel import Endpoint, TunnelHost
+from tandem.tunnel import Endpoint, Liveness, TunnelHost
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +49,9 @@ class Services:
     """SSO sign-ins started, per client address."""
     clock: Callable[[], float]
     entropy: crypto.Entropy
+    tunnels: TunnelHost | None = None
+    """With several processes: this process's tunnels (its entrance, and the sockets it carries
+    to other processes' sessions)."""
 
 
 @contextlib.asynccontextmanager
@@ -92,6 +96,16 @@ async def running(
             node=crypto.new_token(entropy, 9) if carrier.shared else "",
             tick_seconds=tick_seconds,
         )
+        tunnels = None
+        if hub.node:
+            tunnels = TunnelHost(
+                app,
+                carrier,
+                hub.node,
+                tunnel_endpoints,
+                settings.socket_queue_bytes,
+                Liveness.of(settings),
+            )
         services = Services(
             settings=settings,
             storage=store,
@@ -118,6 +132,7 @@ async def running(
             sso_backoff=throttle(settings.sso_free_starts),
             clock=clock,
             entropy=entropy,
+            tunnels=tunnels,
         )
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
         registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
@@ -126,13 +141,11 @@ async def running(
         await stack.enter_async_context(hub)
         hub.background.every("heartbeat", settings.heartbeat_seconds, registry.beat)
         hub.background.every("lost_processes", settings.heartbeat_seconds, registry.sweep)
-        if hub.node:
-            tunnels = TunnelHost(
-                app, carrier, hub.node, tunnel_endpoints, settings.socket_queue_bytes
-            )
+        if tunnels is not None:
             stack.push_async_callback(tunnels.close)
             hub.background.keep_running("tunnel_entrance", tunnels.run)
-            hub.tunnelled_sockets = lambda: len(tunnels._sockets)
+            hub.tunnelled_sockets = lambda: tunnels.tunnelled
+            tunnels.on_link_change = hub.link_changed
         await register_allowed_origins(services.directory, settings)
         yield services
 
@@ -143,10 +156,19 @@ async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> 
     from tandem.fanout.redis import RedisFanout
 
     redis = await RedisFanout.connect(  # ConfigError when unreachable: storage closes too
-        settings.redis_url, prefix=settings.redis_prefix, client_name=f"tandem-{settings.port}"
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        client_name=f"tandem-{settings.port}",
+        max_pending_bytes=settings.redis_buffer_bytes,
+        # A PING each second of silence: tunnels learn within seconds that Redis froze (and so
+        # do not take a silent peer for dead); reconnect attempts at least each second, so all
+        # processes are back within about a second of each other after a Redis restart.
+        ping_interval=1.0,
+        max_reconnect_delay=1.0,
     )
     stack.push_async_callback(redis.close)
-    return redis
+    # A session's frames between sockets of this process never go through Redis.
+    return SplitFanout(redis, (SESSION_TOPICS,))
 
 
 async def register_allowed_origins(directory: Directory, settings: Settings) -> None:

@@ -140,6 +140,8 @@ class TandemServer(uvicorn.Server):
         if services is not None and not self.force_exit:
             log.info("stopping: telling every socket, ending sessions")
             try:
+                if services.tunnels is not None:  # sockets carried to other processes' sessions
+                    await asyncio.wait_for(services.tunnels.restart_edges(), budget / 2)
                 await asyncio.wait_for(services.hub.shutdown(), budget)
             except TimeoutError:
                 log.warning("sockets still open after %.1f s of the stop; closing them", budget)

@@ -25,7 +25,7 @@ from tandem.protocol import codec
 from tandem.server.http import services_of
 from tandem.server.websocket_protocol import SEND_NOW
 from tandem.storage.base import SELF_ORIGIN
-from tandem.tunnel import tunnel
+from tandem.tunnel import Liveness, is_tunnelled, tunnel
 
 log = logging.getLogger("tandem.ws")
 
@@ -287,6 +287,7 @@ async def customer_endpoint(ws: WebSocket) -> None:
         if isinstance(opened, Elsewhere):
             await _tunnel(ws, opened.node, first)
             return
+        opened.tunnelled = is_tunnelled(ws)
         async with opened as seat, Connection(ws, seat, *_pacing(settings)):
             await _relay(ws, seat, codec.decode_customer, limits)
     except ProtocolError as exc:
@@ -318,6 +319,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
     except ForbiddenError as exc:
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
         return
+    seat.tunnelled = is_tunnelled(ws)
     await ws.accept()
     limits = (settings.max_control_bytes, settings.max_payload_bytes)
     pacing = _pacing(settings)
@@ -340,6 +342,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     await _tunnel(ws, outcome.node, frame)
                     return
                 elif isinstance(outcome, Watching):  # a supervisor's socket from now on
+                    outcome.seat.tunnelled = seat.tunnelled
                     async with outcome.seat as watch, Connection(ws, watch, *pacing):
                         await _relay(ws, watch, codec.decode_agent, limits)
                     return
@@ -351,6 +354,14 @@ async def agent_endpoint(ws: WebSocket) -> None:
 
 async def _tunnel(ws: WebSocket, owner: str, first: str | bytes) -> None:
     services = services_of(ws)
+    settings = services.settings
     await tunnel(
-        ws, services.fanout, owner, first, services.entropy, services.settings.socket_queue_bytes
+        ws,
+        services.fanout,
+        owner,
+        first,
+        services.entropy,
+        settings.socket_queue_bytes,
+        Liveness.of(settings),
+        services.tunnels.edges if services.tunnels is not None else None,
     )
