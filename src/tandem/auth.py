@@ -258,9 +258,13 @@ async def sign_in(
         box is None or not await _second_factor_ok(storage, user, code, now, box)
     ):
         raise AuthenticationError()
+    if user.disabled:  # told only to whoever holds every credential of the account
+        raise AuthenticationError(DISABLED)
     token = await open_login(storage, user, now, ttl, entropy, "password")
     return principal(user), token
 
+
+DISABLED = "This account is disabled: ask your admin to enable it."
 
 IDLE_TOUCH_SECONDS = 60.0
 """Activity is written at most this often per sign-in (idle expiry is coarse; writes cost)."""
@@ -301,7 +305,7 @@ async def agent_for_login(
     if activity and now - login.last_seen >= IDLE_TOUCH_SECONDS:
         await storage.touch_login(digest, now)
     user = await storage.get_user(login.username)
-    if user is None:
+    if user is None or user.disabled:
         return None
     return principal(user, login.method)
 

@@ -300,6 +300,7 @@ export interface User {
   mfa_exempt: boolean;
   sso_bound: boolean;
   password_change_required: boolean;
+  disabled: boolean;
 }
 
 export interface UserChange {
