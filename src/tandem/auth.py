@@ -184,14 +184,21 @@ async def create_user(
     )
     if await storage.get_org(grant) is None:
         raise NotFoundError(f"no organisation named {grant.org_id!r}")
+    known = await storage.list_teams(grant)
     if teams is None:  # people who take sessions start in the default team, if there is one
-        known = await storage.list_teams(grant)
         teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
+    for team in teams:  # checked before anything is written: a refusal creates nothing
+        if team not in known:
+            raise NotFoundError(f"no team named {team!r}")
     try:
         await storage.add_user(record)
     except UserExistsError:
         raise name_unavailable(username) from None
-    await storage.set_user_teams(grant, username, teams)
+    try:
+        await storage.set_user_teams(grant, username, teams)
+    except BaseException:  # a team deleted meanwhile: the account goes too
+        await storage.delete_user(username)
+        raise
     return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
 
 

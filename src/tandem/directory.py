@@ -283,6 +283,10 @@ class Directory:
         authorize(actor, "users.manage", Resource(user.org_id))
         return user
 
+    async def get_user(self, actor: Principal, username: str) -> UserRecord:
+        """One account of the actor's organisation (NotFoundError for any other)."""
+        return await self._user(actor, username)
+
     async def list_users(self, actor: Principal) -> list[UserRecord]:
         grant = authorize(actor, "users.manage", Resource(actor.org))
         return await self.storage.list_users(grant)

@@ -243,6 +243,10 @@ class Storage(AuditStore, Protocol):
 
     async def get_org(self, grant: Grant) -> OrgRecord | None: ...
 
+    async def all_orgs(self) -> list[OrgRecord]:
+        """Every organisation, by id (the operator's `tandem org list`)."""
+        ...
+
     async def update_org(self, org: OrgRecord) -> None: ...
 
     async def add_team(self, grant: Grant, team: str) -> None:

@@ -1106,6 +1106,18 @@ class SQLStorage:
             return None
         return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
 
+    async def all_orgs(self) -> list[OrgRecord]:
+        rows = await self._rows(
+            sa.select(
+                orgs.c.org_id,
+                orgs.c.name,
+                orgs.c.created_at,
+                orgs.c.retention_days,
+                orgs.c.recording_key,
+            ).order_by(self._bytewise(orgs.c.org_id))
+        )
+        return [OrgRecord(str(r[0]), str(r[1]), float(r[2]), int(r[3]), r[4]) for r in rows]
+
     async def update_org(self, org: OrgRecord) -> None:
         await self._count(
             orgs.update()
