@@ -117,3 +117,14 @@ def test_the_audit_search_pages_newest_first_and_filters_within_the_organisation
         assert "alice" not in str(acme)
     with api(orgs, "alice") as alice:
         assert alice.get("/api/audit/search").status_code == 403
+
+
+def test_every_role_reads_its_own_organisations_name(orgs: RunningServer) -> None:
+    for username, expected in (("alice", "default"), ("aud", "default"), ("mallory", "acme")):
+        with api(orgs, username) as client:
+            answer = client.get("/api/me/org")
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["org_id"] == expected
+    with api(orgs, "mo") as mo:
+        assert mo.get("/api/me/org").json() == {"org_id": "acme", "name": "Acme Bank"}
+    assert httpx.get(f"{orgs.base}/api/me/org").status_code == 401

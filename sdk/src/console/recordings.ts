@@ -13,13 +13,12 @@ import {
   MIN_PASSPHRASE_LENGTH, RecordingError, newKeyFile, openKeyFile, openRecording, type RecordingKey,
 } from "../shared/e2e/recording.ts";
 import type { Org, Recording, RecordingKey as RecordingKeyBody } from "../generated/rest.ts";
-import { api, el, field, statusLine, table } from "./office.ts";
+import { humanLabel } from "./messages/office.ts";
+import { type OfficeT, api, copyButton, el, field, listView, statusLine, table, when } from "./office.ts";
 import { relay, relayFetch } from "./relay.ts";
 
-const when = (seconds: number) => new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
-
-function duration(r: Recording): string {
-  if (r.ended_at === null) return "recording…";
+function duration(r: Recording, t: OfficeT): string {
+  if (r.ended_at === null) return t("recordings.running");
   const s = Math.round(r.ended_at - r.started_at);
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
@@ -36,7 +35,7 @@ function saveFile(name: string, data: BlobPart, type: string): void {
 }
 
 /** The auditor's recordings: unlock the key, list, play, export. */
-export function recordingsPanel(root: HTMLElement): void {
+export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
   let key: RecordingKey | null = null;
   let replayer: Replayer | null = null;
   const [status, say] = statusLine();
@@ -165,12 +164,14 @@ export function recordingsPanel(root: HTMLElement): void {
     }
   };
 
-  const render = async () => {
-    const recordings = await api<Recording[]>("GET", "/api/recordings?limit=200");
-    list.replaceChildren(recordings.length ? table(
-      ["started", "length", "site", "agent", "frames", "ended because", ""],
-      recordings.map((r) => {
-        const actions = el("span");
+  const listed = listView<Recording>({
+    headers: [t("col.started"), t("col.length"), t("col.site"), t("col.agent"), "Frames", t("col.endedBecause"), t("col.actions")],
+    caption: t("nav.recordings"),
+    search: t("search.recordings"),
+    t,
+    text: (r) => `${r.recording_id} ${r.session_id} ${r.site_id} ${r.agent} ${humanLabel(r.end_reason)}`,
+    cells: (r) => {
+        const actions = el("span", "", "row-actions");
         const playButton = el("button", "Play");
         playButton.setAttribute("aria-label", `Play recording ${r.recording_id}`);
         playButton.addEventListener("click", () => void play(r));
@@ -178,22 +179,23 @@ export function recordingsPanel(root: HTMLElement): void {
         exportLink.href = `${relay().base}/api/recordings/${encodeURIComponent(r.recording_id)}/export`;
         exportLink.setAttribute("download", "");
         exportLink.setAttribute("aria-label", `Export recording ${r.recording_id}`);
-        actions.append(playButton, " ", exportLink);
-        return [when(r.started_at), duration(r), r.site_id, r.agent, String(r.frames), r.end_reason ?? "", actions];
-      }),
-    ) : el("p", "No recordings yet.", "muted"));
+        actions.append(playButton, exportLink);
+        return [when(r.started_at), duration(r, t), r.site_id, r.agent, String(r.frames), humanLabel(r.end_reason), actions];
+    },
+  });
+  list.append(listed.element);
+  const render = async () => {
+    const recordings = await api<Recording[]>("GET", "/api/recordings?limit=200");
+    if (recordings.length) listed.refresh(recordings);
+    else list.replaceChildren(el("p", t("recordings.none"), "muted"));
   };
 
-  root.append(
-    el("h1", "Recordings"),
-    el("p", "Recordings are encrypted in the customer's browser for your organisation's recording key; the server cannot read them. Every playback and export is recorded in the audit trail.", "muted"),
-    unlock, status, list, controls, player,
-  );
+  root.append(unlock, status, list, controls, player);
   render().catch((error: Error) => say(error.message));
 }
 
 /** The admin's recording key: create one (file for the auditors) or remove it. */
-export function recordingKeyPanel(root: HTMLElement): void {
+export function recordingKeyPanel(root: HTMLElement, t: OfficeT): void {
   const [status, say] = statusLine();
   const current = el("p");
   // The key id the site's own pages must pin: the customer's browser wraps for no other key.
@@ -201,12 +203,7 @@ export function recordingKeyPanel(root: HTMLElement): void {
   pin.addEventListener("submit", (event) => event.preventDefault());
   const pinId = field(pin, "Key id to pin on your site", el("input"));
   pinId.readOnly = true;
-  const copy = el("button", "Copy key id");
-  copy.type = "button";
-  copy.addEventListener("click", () => {
-    pinId.select();
-    navigator.clipboard?.writeText(pinId.value).then(() => say("Key id copied.", true), () => undefined);
-  });
+  const copy = copyButton("Copy key id", () => pinId.value, say, t);
   const pinHelp = el("p", "", "muted");
   pin.append(copy, pinHelp);
   const remove = el("button", "Remove recording key");
@@ -269,7 +266,7 @@ export function recordingKeyPanel(root: HTMLElement): void {
   const listRecordings = async () => {
     const found = await api<Recording[]>("GET", "/api/recordings?limit=200");
     recordings.replaceChildren(found.length ? table(
-      ["started", "length", "site", "agent", ""],
+      [t("col.started"), t("col.length"), t("col.site"), t("col.agent"), t("col.endedBecause"), t("col.actions")],
       found.map((r) => {
         const erase = el("button", "Erase");
         erase.setAttribute("aria-label", `Erase recording ${r.recording_id}`);
@@ -283,11 +280,12 @@ export function recordingKeyPanel(root: HTMLElement): void {
             })
             .catch((error: Error) => say(error.message));
         });
-        return [when(r.started_at), duration(r), r.site_id, r.agent, erase];
+        return [when(r.started_at), duration(r, t), r.site_id, r.agent, humanLabel(r.end_reason), erase];
       }),
     ) : el("p", "No recordings.", "muted"));
   };
 
+  remove.type = "button";
   root.append(el("h2", "Recording key"), current, pin, form, remove, status, el("h2", "Recordings (erasure)"), recordings);
   render().catch((error: Error) => say(error.message));
   listRecordings().catch((error: Error) => say(error.message));

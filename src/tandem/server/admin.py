@@ -153,6 +153,11 @@ class Org(Answer):
     recording_key: OrgRecordingKey | None
 
 
+class OrgName(Answer):
+    org_id: str
+    name: str
+
+
 class SsoProvider(Answer):
     issuer: str
     client_id: str
@@ -323,6 +328,13 @@ async def _change_user(call: Call) -> object:
 async def _delete_user(call: Call) -> object:
     await call.services.directory.delete_user(call.principal, call.params["username"])
     return None
+
+
+async def _my_org(call: Call) -> object:
+    org = await call.services.storage.get_org(call.grant)
+    if org is None:
+        raise NotFoundError("not found")
+    return {"org_id": org.org_id, "name": org.name}
 
 
 async def _disable_user(call: Call) -> object:
@@ -1037,6 +1049,14 @@ OPERATIONS: tuple[Operation, ...] = (
         _confirm_mfa,
         CodeConfirmation,
         returns=RecoveryCodes,
+    ),
+    Operation(
+        "GET",
+        "/api/me/org",
+        "self",
+        "Your organisation's id and name (shown on every page of the console).",
+        _my_org,
+        returns=OrgName,
     ),
     Operation(
         "POST",
