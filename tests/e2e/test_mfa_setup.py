@@ -7,6 +7,7 @@ import pyotp
 from playwright.sync_api import expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Party, open_console_as
 
 
@@ -36,6 +37,17 @@ def test_a_new_account_sets_up_its_authenticator_in_the_console(
     page.get_by_role("button", name="Turn on").click()
     expect(page.locator("#mfa-recovery li")).to_have_count(10)
     expect(qr).to_be_hidden()
+    # A clean list (one code a line, none overlapping) and a button that copies them all.
+    codes = page.locator("#mfa-recovery li").all_inner_texts()
+    boxes = [item.bounding_box() for item in page.locator("#mfa-recovery li").all()]
+    assert all(box is not None for box in boxes)
+    tops = [box["y"] for box in boxes if box]
+    assert tops == sorted(tops) and len(set(tops)) == 10, tops
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.base)
+    page.get_by_role("button", name="Copy all codes").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("() => navigator.clipboard.readText()") == "\n".join(codes)
+    assert_accessible(page)
     page.get_by_role("button", name="I saved them — continue").click()
     expect(page.get_by_label("Session code")).to_be_visible()
 
