@@ -185,3 +185,36 @@ def test_an_auditor_searches_and_pages_the_trail_on_the_server(
     open_page(page, "Recordings")
     expect(page.get_by_text("No recordings yet.")).to_be_visible()
     assert_accessible(page)
+
+
+def test_the_office_speaks_the_chosen_language_and_reads_right_to_left_in_arabic(
+    live: RunningServer, agent: Party
+) -> None:
+    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
+    open_console_as(agent, live, "ada")
+    page = agent.page
+    page.goto(f"{live.base}/console/?lang=de#users")
+    german = page.get_by_role("navigation", name="Verwaltung").get_by_role("link")
+    expect(german).to_have_text(
+        [
+            "Benutzer",
+            "Teams",
+            "Websites",
+            "Richtlinien",
+            "Aufzeichnungen",
+            "Single Sign-on",
+            "Organisation",
+        ]
+    )
+    expect(page.get_by_role("heading", level=1, name="Benutzer")).to_be_visible()
+    expect(page.get_by_role("columnheader", name="Zwei-Schritt-Anmeldung")).to_be_visible()
+    page.goto(f"{live.base}/console/?lang=ar#teams")
+    office = page.locator("#office")
+    expect(office).to_have_attribute("dir", "rtl")
+    expect(office).to_have_attribute("lang", "ar")
+    expect(page.get_by_role("heading", level=1, name="الفرق")).to_be_visible()
+    arabic = page.get_by_role("navigation", name="الإدارة").get_by_role("link", name="المستخدمون")
+    box, first = arabic.bounding_box(), page.locator("#office-title").bounding_box()
+    assert box and first and box["x"] + box["width"] > first["x"] + first["width"] - 2  # right
+    page.wait_for_load_state("networkidle")
+    assert_accessible(page)

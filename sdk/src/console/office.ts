@@ -12,7 +12,7 @@ import type {
   AgentInfo, AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, OrgName, PasswordReset, Site, SiteChange, SsoAnswer,
   SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
 } from "../generated/rest.ts";
-import { type Translate, pageLocale, translator } from "../shared/i18n.ts";
+import { type Locale, type Translate, direction, pageLocale, translator } from "../shared/i18n.ts";
 import { compliancePanel, subjectsPanel } from "./compliance.ts";
 import { en, humanLabel, officeMessages } from "./messages/office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
@@ -245,8 +245,13 @@ export function officePages(role: string): OfficePage[] {
 
 const labelOf = (page: OfficePage, t: OfficeT) => (typeof page.label === "function" ? page.label(t) : t(page.label));
 
+/** The office's language: `?lang=` in the console's address, else the page's and the browser's. */
+function officeLocale(): Locale {
+  return pageLocale(new URLSearchParams(location.search).get("lang"));
+}
+
 function defaultT(): OfficeT {
-  return translator(officeMessages, pageLocale());
+  return translator(officeMessages, officeLocale());
 }
 
 let stopShell: (() => void) | null = null;
@@ -258,6 +263,9 @@ let stopShell: (() => void) | null = null;
 export function officeConsole(root: HTMLElement, agent: AgentInfo): void {
   stopShell?.();
   const t = defaultT();
+  const locale = officeLocale();
+  root.lang = locale;
+  root.dir = direction(locale);
   const pages = officePages(agent.role);
   const orgName = el("p", agent.org, "org-name");
   orgName.id = "office-org";
