@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -508,3 +509,33 @@ def test_every_option_with_an_environment_variable_says_which() -> None:
                 path,
                 option.opts,
             )
+
+
+def test_the_readme_tours_commands_work_as_written(tmp_path: Path) -> None:
+    """Every `.venv/bin/tandem …` of the README's tour (after the server made its database, as
+    `make run` does), in order, on a data directory of its own."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    tour = readme[readme.index("2. **Create an agent**") : readme.index("## Putting the SDK")]
+    commands = [
+        shlex.split(found)
+        for found in re.findall(r"\.venv/bin/tandem ([^`\n]+?)(?:`|$)", tour, re.MULTILINE)
+        if not found.startswith("(")
+    ]
+    assert len(commands) >= 7, commands
+    data = tmp_path / "data"
+    seed_directory(data, _nothing)  # `make run` started the server: the database exists
+    env = {"TANDEM_DATA_DIR": str(data)}
+    for command in commands:
+        args = [
+            str(data) if previous == "--data-dir" else arg
+            for previous, arg in zip(["", *command[:-1]], command, strict=True)
+        ]
+        result = tandem_in_process(*args, stdin=PASSWORD, env=env)
+        expected = 1 if args[:2] == ["compliance", "check"] else 0  # a demo fails some checks
+        assert result.returncode == expected, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert "acme\tAcme Bank" in tandem_in_process("org", "list", "--data-dir", str(data)).stdout
+
+
+async def _nothing(directory: Directory) -> None:
+    return None
