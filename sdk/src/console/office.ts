@@ -447,16 +447,16 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
 
   const form = el("form", "", "office-form");
   form.noValidate = true;
-  const username = field(form, "New account", el("input"));
+  const username = field(form, t("users.new"), el("input"));
   username.autocapitalize = "off";
   username.spellcheck = false;
-  const password = field(form, "Initial password", el("input"));
+  const password = field(form, t("users.password"), el("input"));
   password.type = "password";
   password.autocomplete = "new-password";
-  const newRole = field(form, "Role", el("select"));
+  const newRole = field(form, t("col.role"), el("select"));
   for (const r of ROLES) if (r !== "auditor") newRole.append(new Option(t(`role.${r}`), r));
-  const newTeams = field(form, "Teams (comma separated)", el("input"));
-  form.append(button("Add account", "submit", "primary"));
+  const newTeams = field(form, t("users.teams"), el("input"));
+  form.append(button(t("users.add"), "submit", "primary"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const name = username.value.trim();
@@ -509,7 +509,7 @@ function teamsPage(root: HTMLElement, { t, open }: OfficeContext): void {
       remove.addEventListener("click", () => {
         api("DELETE", `/api/teams/${encodeURIComponent(team.team)}`)
           .then(() => {
-            say(`Deleted team ${team.team}.`, true);
+            say(t("teams.deleted", { team: team.team }), true);
             return load();
           })
           .catch((error: Error) => say(error.message));
@@ -521,15 +521,15 @@ function teamsPage(root: HTMLElement, { t, open }: OfficeContext): void {
   };
   const form = el("form", "", "office-form");
   form.noValidate = true;
-  const name = field(form, "New team", el("input"));
-  form.append(button("Add team", "submit"));
+  const name = field(form, t("teams.new"), el("input"));
+  form.append(button(t("teams.add"), "submit"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const team = name.value.trim();
     if (!invalid(name, !team ? t("validate.required") : USERNAME.test(team) ? "" : t("validate.username"))) return;
     api("POST", "/api/teams", { team } satisfies NewTeam)
       .then(() => {
-        say(`Added team ${team}.`, true);
+        say(t("teams.added", { team }), true);
         form.reset();
         return load();
       })
@@ -540,16 +540,16 @@ function teamsPage(root: HTMLElement, { t, open }: OfficeContext): void {
 }
 
 function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
-  const [status, say] = statusLine("Site status");
+  const [status, say] = statusLine(t("sites.status"));
   const keyPanel = el("section", "", "once");
-  keyPanel.setAttribute("aria-label", "New customer-token key");
+  keyPanel.setAttribute("aria-label", t("sites.keyRegion"));
   keyPanel.hidden = true;
   const hideKey = () => {
     keyPanel.replaceChildren(); // the key leaves the page with its text node
     keyPanel.hidden = true;
   };
   const showKey = (siteId: string, issued: TokenKey) => {
-    const dismiss = button("Hide the key");
+    const dismiss = button(t("sites.hideKey"));
     dismiss.addEventListener("click", () => {
       hideKey();
       say(`The key of ${siteId} is no longer shown, and it cannot be shown again.`, true);
@@ -589,8 +589,8 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
   };
   const keyCell = (site: Site) => {
     const cell = el("span", site.has_token_key ? "issued " : "none ");
-    const issue = button("Issue customer-token key");
-    issue.setAttribute("aria-label", `Issue customer-token key for ${site.site_id}`);
+    const issue = button(t("sites.issue"));
+    issue.setAttribute("aria-label", t("sites.issueFor", { site: site.site_id }));
     issue.addEventListener("click", () => {
       api<TokenKey>("POST", `/api/sites/${encodeURIComponent(site.site_id)}/token-key`)
         .then((issued) => {
@@ -619,9 +619,9 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
 
   const form = el("form", "", "office-form");
   form.noValidate = true;
-  const [siteId, origin, teams] = ["New site id", "Origin", "Served by teams"].map((label) => field(form, label, el("input")));
+  const [siteId, origin, teams] = [t("sites.id"), t("col.origin"), t("sites.teams")].map((label) => field(form, label, el("input")));
   origin.placeholder = "https://shop.example";
-  form.append(button("Add site", "submit"));
+  form.append(button(t("sites.add"), "submit"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const id = siteId.value.trim();
@@ -641,7 +641,7 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
       })
       .catch((error: Error) => say(error.message));
   });
-  root.append(status, list.element, keyPanel, el("h2", "New site"), form);
+  root.append(status, list.element, keyPanel, el("h2", t("sites.new")), form);
   load().catch((error: Error) => say(error.message));
 }
 
@@ -653,7 +653,7 @@ type Policy = Record<string, unknown> & {
 const DETECTORS = ["iban", "ssn", "email", "phone"] as const;
 
 function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
-  const [status, say] = statusLine("Policy status");
+  const [status, say] = statusLine(t("policy.status"));
   const form = el("form", "", "office-form policy-form");
   form.noValidate = true;
   const target = field(form, t("policy.for"), el("select"));
@@ -895,24 +895,24 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
   const now = el("p");
   const form = el("form", "", "office-form");
   form.noValidate = true;
-  const issuer = field(form, "Issuer URL", el("input"));
+  const issuer = field(form, t("sso.issuer"), el("input"));
   issuer.type = "url";
   issuer.placeholder = "https://login.example.com";
-  const clientId = field(form, "Client id", el("input"));
-  const clientSecret = field(form, "Client secret", el("input"));
+  const clientId = field(form, t("sso.clientId"), el("input"));
+  const clientSecret = field(form, t("sso.clientSecret"), el("input"));
   clientSecret.type = "password";
   clientSecret.autocomplete = "off";
   for (const input of [issuer, clientId]) {
     input.autocomplete = "off";
     input.spellcheck = false;
   }
-  const [status, say] = statusLine("Single sign-on status");
-  form.append(button("Save single sign-on", "submit", "primary"));
-  const off = button("Turn off single sign-on");
+  const [status, say] = statusLine(t("sso.status"));
+  form.append(button(t("sso.save"), "submit", "primary"));
+  const off = button(t("sso.off"));
   const show = (sso: SsoProvider | null) => {
     now.textContent = sso
-      ? `Accounts can sign in through ${sso.issuer} (client id ${sso.client_id}). The client secret is stored encrypted and never shown.`
-      : "Off: accounts sign in with their password and two-step sign-in only.";
+      ? t("sso.isOn", { issuer: sso.issuer, client: sso.client_id })
+      : t("sso.isOff");
     off.hidden = !sso;
     if (sso) {
       issuer.value = sso.issuer;
@@ -923,11 +923,11 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
     event.preventDefault();
     const secret = clientSecret.value;
     clientSecret.value = "";
-    if (!secret) return say("Enter the client secret your identity provider gave you (needed each time you save).");
+    if (!secret) return say(t("sso.needSecret"));
     api<SsoAnswer>("PUT", "/api/org/sso", { issuer: issuer.value.trim(), client_id: clientId.value.trim(), client_secret: secret } satisfies SsoSettings)
       .then(({ sso }) => {
         show(sso);
-        say("Single sign-on is on. Accounts must already exist here under the provider's user name.", true);
+        say(t("sso.turnedOn"), true);
       })
       .catch((error: Error) => say(error.message));
   });
@@ -936,7 +936,7 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
       .then(() => {
         show(null);
         form.reset();
-        say("Single sign-on is off.", true);
+        say(t("sso.turnedOff"), true);
       })
       .catch((error: Error) => say(error.message));
   });
@@ -948,7 +948,7 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
 
 function organisationPage(root: HTMLElement, context: OfficeContext): void {
   const { t } = context;
-  const [status, say] = statusLine("Organisation status");
+  const [status, say] = statusLine(t("org.status"));
   const nameForm = el("form", "", "office-form");
   nameForm.noValidate = true;
   const name = field(nameForm, t("org.name"), el("input"));
@@ -972,30 +972,30 @@ function organisationPage(root: HTMLElement, context: OfficeContext): void {
   const retentionNow = el("p");
   const retentionForm = el("form", "", "office-form");
   retentionForm.noValidate = true; // the server decides what is allowed, and says so
-  const retention = field(retentionForm, "Keep ended sessions (days)", el("input"));
+  const retention = field(retentionForm, t("retention.days"), el("input"));
   retention.type = "number";
   retention.min = "1";
   retention.step = "1";
-  const [retentionStatus, sayRetention] = statusLine("Retention status");
-  retentionForm.append(button("Save retention", "submit"));
+  const [retentionStatus, sayRetention] = statusLine(t("retention.status"));
+  retentionForm.append(button(t("retention.save"), "submit"));
   const showRetention = (org: Org) => {
-    retentionNow.textContent = `Records of ended sessions and their recordings are deleted after ${org.retention_days} day${org.retention_days === 1 ? "" : "s"}.`;
+    retentionNow.textContent = t("retention.now", { days: org.retention_days });
     retention.value = String(org.retention_days);
   };
   retentionForm.addEventListener("submit", (event) => {
     event.preventDefault();
     const days = retention.value.trim();
-    if (!days) return sayRetention("Enter a whole number of days.");
+    if (!days) return sayRetention(t("retention.needDays"));
     api<Org>("PATCH", "/api/org", { retention_days: Number(days) } satisfies OrgChange)
       .then((org) => {
         showRetention(org);
-        sayRetention(`Ended sessions are now kept for ${org.retention_days} day${org.retention_days === 1 ? "" : "s"}.`, true);
+        sayRetention(t("retention.saved", { days: org.retention_days }), true);
       })
       .catch((error: Error) => sayRetention(error.message));
   });
   root.append(
     id, nameForm, status,
-    el("h2", "Retention"), retentionNow, retentionForm, retentionStatus,
+    el("h2", t("retention.title")), retentionNow, retentionForm, retentionStatus,
     compliancePanel(), subjectsPanel(),
   );
   api<Org>("GET", "/api/org")
