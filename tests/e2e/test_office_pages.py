@@ -5,6 +5,9 @@ paged; the audit trail is searched and paged on the server, with human labels fo
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import httpx
 from playwright.sync_api import Page, expect
 
@@ -218,3 +221,40 @@ def test_the_office_speaks_the_chosen_language_and_reads_right_to_left_in_arabic
     assert box and first and box["x"] + box["width"] > first["x"] + first["width"] - 2  # right
     page.wait_for_load_state("networkidle")
     assert_accessible(page)
+
+
+def test_office_screenshots(live: RunningServer, agent: Party, tmp_path: Path) -> None:
+    """The admin's Users and Policies pages (desktop and phone) and the auditor's trail. Written
+    to $TANDEM_SCREENSHOTS when set (as docs/screenshots/README.md says), else a temporary
+    directory."""
+    out = Path(os.environ.get("TANDEM_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
+    add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
+    seed_directory(live.settings.data_dir, acme_staff)
+    page = agent.page
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_console_as(agent, live, "ada")
+    expect(page.get_by_text("Page 1 of 2 (20 shown)")).to_be_visible()
+    page.get_by_role("button", name="Disable agent03").click()
+    expect(page.get_by_role("status", name="Users")).to_contain_text("agent03 is disabled")
+    page.screenshot(path=str(out / "admin-users.png"), full_page=True)
+    open_page(page, "Policies")
+    page.get_by_label("Pages agents never see").fill("/account/*\n/admin/*")
+    page.get_by_label("Mask these elements").fill(".balance\n#iban")
+    page.get_by_label("IBANs").check()
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("status", name="Policy status")).to_contain_text("is saved")
+    page.screenshot(path=str(out / "admin-policies.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_page(page, "Users")
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(out / "admin-users-phone.png"))
+    page.get_by_role("button", name="Sign out", exact=True).click()
+    page.set_viewport_size({"width": 1440, "height": 900})
+    open_console_as(agent, live, "aud")
+    page.goto(f"{live.base}/console/#audit")
+    expect(page.get_by_role("table", name="Audit trail")).to_contain_text("Account disabled")
+    page.screenshot(path=str(out / "auditor-audit-trail.png"))
+    for name in ("admin-users", "admin-policies", "admin-users-phone", "auditor-audit-trail"):
+        assert (out / f"{name}.png").stat().st_size > 10_000, name
