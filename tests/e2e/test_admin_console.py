@@ -188,7 +188,7 @@ def test_an_admin_manages_a_sites_policy_and_customer_tokens_in_the_console(
     assert json.loads(page.get_by_label("Policy (JSON)").input_value()) == stored
     open_page(page, "Sites")
     demo = page.get_by_role("row").filter(has_text="this server (demo shop)")
-    expect(demo).to_contain_text("own policy")
+    expect(demo).to_contain_text("Own policy")
 
     open_page(page, "Policies")
     page.get_by_label("Policy for").select_option("site:demo")

@@ -351,7 +351,7 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
     text: (u) => `${u.username} ${u.display_name} ${u.role} ${u.teams.join(" ")}`,
     cells: (u) => {
       const role = el("select");
-      role.setAttribute("aria-label", `Role of ${u.username}`);
+      role.setAttribute("aria-label", t("users.roleOf", { user: u.username }));
       for (const r of ROLES) role.append(new Option(t(`role.${r}`), r, false, r === u.role));
       role.addEventListener("change", () => {
         api("PATCH", `/api/users/${encodeURIComponent(u.username)}`, { role: role.value } satisfies UserChange)
@@ -552,16 +552,16 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
     const dismiss = button(t("sites.hideKey"));
     dismiss.addEventListener("click", () => {
       hideKey();
-      say(`The key of ${siteId} is no longer shown, and it cannot be shown again.`, true);
+      say(t("sites.keyHidden", { site: siteId }), true);
     });
     const copy = copyButton(t("copy"), () => issued.key, say, t);
     copy.setAttribute("aria-label", `${t("copy")}: customer-token key of ${siteId}`);
     const tools = el("div", "", "row-actions");
     tools.append(copy, dismiss);
     keyPanel.replaceChildren(
-      el("p", `New customer-token key for ${siteId} (${issued.algorithm}, audience "${issued.audience}"):`),
+      el("p", t("sites.keyIntro", { site: siteId, algorithm: issued.algorithm, audience: issued.audience })),
       el("code", issued.key),
-      el("p", `It is shown only this once: copy it now into your site's backend, which signs its customers' tokens with it. Any earlier key of ${siteId} stopped working just now: tokens signed with it are refused.`, "warning"),
+      el("p", t("sites.keyWarning", { site: siteId }), "warning"),
       tools,
     );
     keyPanel.hidden = false;
@@ -571,13 +571,12 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
     const required = el("input");
     required.type = "checkbox";
     required.checked = site.require_token;
-    required.setAttribute("aria-label", `Customers of ${site.site_id} need a token`);
+    required.setAttribute("aria-label", t("sites.needToken", { site: site.site_id }));
     required.addEventListener("change", () => {
       api("PATCH", `/api/sites/${encodeURIComponent(site.site_id)}`, { require_token: required.checked } satisfies SiteChange)
         .then(() => {
           say(required.checked
-            ? `Customers of ${site.site_id} now need a token from the site's backend to start a session.`
-            : `Customers of ${site.site_id} can start sessions without a token.`, true);
+            ? t("sites.tokensOn", { site: site.site_id }) : t("sites.tokensOff", { site: site.site_id }), true);
           return load();
         })
         .catch((error: Error) => {
@@ -588,14 +587,14 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
     return required;
   };
   const keyCell = (site: Site) => {
-    const cell = el("span", site.has_token_key ? "issued " : "none ");
+    const cell = el("span", `${site.has_token_key ? t("sites.keyIssued") : t("sites.keyNone")} `);
     const issue = button(t("sites.issue"));
     issue.setAttribute("aria-label", t("sites.issueFor", { site: site.site_id }));
     issue.addEventListener("click", () => {
       api<TokenKey>("POST", `/api/sites/${encodeURIComponent(site.site_id)}/token-key`)
         .then((issued) => {
           showKey(site.site_id, issued);
-          say(`Issued a new customer-token key for ${site.site_id}.`, true);
+          say(t("sites.issued", { site: site.site_id }), true);
           return load();
         })
         .catch((error: Error) => say(error.message));
@@ -610,8 +609,8 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
     t,
     text: (s) => `${s.site_id} ${s.name} ${s.origin} ${s.teams.join(" ")}`,
     cells: (site) => [
-      site.site_id, site.origin === "self" ? "this server (demo shop)" : site.origin, site.teams.join(", ") || t("site.noTeam"),
-      site.policy ? `own policy: ${policySummary(site.policy, t)}` : "server's", site.verified ? t("site.verified") : t("site.unverified"),
+      site.site_id, site.origin === "self" ? t("site.self") : site.origin, site.teams.join(", ") || t("site.noTeam"),
+      site.policy ? t("sites.ownPolicy", { summary: policySummary(site.policy, t) }) : t("sites.serverPolicy"), site.verified ? t("site.verified") : t("site.unverified"),
       tokenSwitch(site), keyCell(site),
     ],
   });
@@ -635,7 +634,7 @@ function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
       site_id: id, origin: origin.value.trim(), teams: teams.value.split(",").map((team) => team.trim()).filter(Boolean),
     } satisfies NewSite)
       .then(() => {
-        say(`Added site ${id}. Prove its origin (docs/administration.md) before its pages can start sessions.`, true);
+        say(t("sites.added", { site: id }), true);
         form.reset();
         return load();
       })
@@ -694,7 +693,7 @@ function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
   json.id = "policy-json";
   json.rows = 8;
   json.spellcheck = false;
-  const jsonLabel = el("label", "Policy (JSON)");
+  const jsonLabel = el("label", t("policy.json"));
   jsonLabel.htmlFor = json.id;
   advanced.append(jsonLabel, json);
   form.append(advanced);
@@ -774,11 +773,11 @@ function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
       try {
         value = JSON.parse(json.value);
       } catch (error) {
-        invalid(json, `The policy is not valid JSON (${(error as Error).message}). Nothing was changed.`);
+        invalid(json, t("policy.notJson", { reason: (error as Error).message }));
         return say(t("policy.invalid"));
       }
       if (typeof value !== "object" || value === null || Array.isArray(value)) {
-        invalid(json, "The policy must be a JSON object. Nothing was changed.");
+        invalid(json, t("policy.notObject"));
         return say(t("policy.invalid"));
       }
       invalid(json, "");
@@ -821,7 +820,7 @@ function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
     fill(policies.get(target.value) ?? null);
   };
   root.append(
-    el("p", "A team's policy adds page rules and masks to every session its agents join; a site's own policy replaces the server's policy for that site (the page can only add restrictions). See docs/privacy.md.", "muted"),
+    el("p", t("policy.intro"), "muted"),
     form, status,
   );
   load().catch((error: Error) => say(error.message));
