@@ -570,8 +570,9 @@ def user_show(name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDi
 def user_disable(
     name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None
 ) -> None:
-    """Disable an account: its sign-ins end now and it cannot sign in until enabled again (its
-    data stays). An organisation keeps at least one enabled admin."""
+    """Disable an account: its sign-ins end now (open console sockets close at their next
+    periodic check, agent_reauth_seconds in docs/configuration.md) and it cannot sign in until
+    enabled again (its data stays). An organisation keeps at least one enabled admin."""
 
     async def work(directory: Directory) -> None:
         await _org_of(directory, org)
