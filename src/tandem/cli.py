@@ -1204,9 +1204,9 @@ def db_copy(
             await source.close()
 
     try:
-        settings = _load(data_dir)
         if Settings.load(environ={"TANDEM_DATABASE_URL": to}).database_url is None:
             raise TandemError("--to must be a postgresql:// URL")
+        settings = _load(data_dir)
         copied = asyncio.run(run())
     except TandemError as exc:
         raise _fail(exc) from None
