@@ -537,6 +537,11 @@ async def test_destroyed_audit_tables_are_reported_broken_not_a_crash(
 
 
 def test_verify_without_the_key_is_a_clear_error(tmp_path: Path) -> None:
+    made = tandem_in_process(
+        "org", "add", "acme", "--name", "Acme", "--data-dir", str(tmp_path), "--init"
+    )
+    assert made.returncode == 0, made.stderr
+    (tmp_path / "audit.key").unlink()
     result = run_verify(tmp_path)
     assert result.returncode == 2 and "no audit key" in result.stderr
 

@@ -240,6 +240,7 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "admin",
         "--data-dir",
         str(data),
+        "--init",
         stdin="blue-kettle-orbit-42\n",
     )
     assert created.returncode == 0, created.stderr

@@ -107,7 +107,13 @@ def test_no_second_factor_secret_is_stored_in_the_clear(
 
 def test_user_add_enrols_a_second_factor_by_default(tmp_path: Path) -> None:
     result = tandem_in_process(
-        "user", "add", "carol", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n"
+        "user",
+        "add",
+        "carol",
+        "--data-dir",
+        str(tmp_path),
+        "--init",
+        stdin="blue-kettle-orbit-42\n",
     )
     assert result.returncode == 0, result.stderr
     assert "otpauth://totp/Tandem:carol?secret=" in result.stdout
@@ -127,6 +133,7 @@ def test_no_mfa_is_loudly_warned(tmp_path: Path) -> None:
         "--no-mfa",
         "--data-dir",
         str(tmp_path),
+        "--init",
         stdin="blue-kettle-orbit-42\n",
     )
     assert result.returncode == 0

@@ -184,14 +184,21 @@ async def create_user(
     )
     if await storage.get_org(grant) is None:
         raise NotFoundError(f"no organisation named {grant.org_id!r}")
+    known = await storage.list_teams(grant)
     if teams is None:  # people who take sessions start in the default team, if there is one
-        known = await storage.list_teams(grant)
         teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
+    for team in teams:  # checked before anything is written: a refusal creates nothing
+        if team not in known:
+            raise NotFoundError(f"no team named {team!r}")
     try:
         await storage.add_user(record)
     except UserExistsError:
         raise name_unavailable(username) from None
-    await storage.set_user_teams(grant, username, teams)
+    try:
+        await storage.set_user_teams(grant, username, teams)
+    except BaseException:  # a team deleted meanwhile: the account goes too
+        await storage.delete_user(username)
+        raise
     return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
 
 
@@ -258,9 +265,13 @@ async def sign_in(
         box is None or not await _second_factor_ok(storage, user, code, now, box)
     ):
         raise AuthenticationError()
+    if user.disabled:  # told only to whoever holds every credential of the account
+        raise AuthenticationError(DISABLED)
     token = await open_login(storage, user, now, ttl, entropy, "password")
     return principal(user), token
 
+
+DISABLED = "This account is disabled: ask your admin to enable it."
 
 IDLE_TOUCH_SECONDS = 60.0
 """Activity is written at most this often per sign-in (idle expiry is coarse; writes cost)."""
@@ -301,7 +312,7 @@ async def agent_for_login(
     if activity and now - login.last_seen >= IDLE_TOUCH_SECONDS:
         await storage.touch_login(digest, now)
     user = await storage.get_user(login.username)
-    if user is None:
+    if user is None or user.disabled:
         return None
     return principal(user, login.method)
 

@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth, heap, logs, startup
+from tandem import __version__, auth, crypto, heap, logs, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -37,56 +37,68 @@ from tandem.audit import (
 )
 from tandem.config import Settings, normalize_origin
 from tandem.directory import Directory, offline, operator
-from tandem.exceptions import AuditTrailDamaged, ConfigError, StorageError, TandemError
+from tandem.exceptions import (
+    AuditTrailDamaged,
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    StorageError,
+    TandemError,
+)
 from tandem.policy import load_policy
 from tandem.server.websocket_protocol import TandemServer, TandemWebSocketProtocol
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG
+from tandem.storage.base import DEFAULT_ORG, OrgRecord, UserRecord
 
-app = typer.Typer(
+
+def _typer(**options: Any) -> typer.Typer:
+    """A command group with plain help: no rich markup, which took every ``[env …; default …]``
+    of the options' help for a markup tag and printed nothing of it."""
+    return typer.Typer(rich_markup_mode=None, **options)
+
+
+app = _typer(
     help="Tandem: self-hosted, security-first co-browsing.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-user_app = typer.Typer(help="Manage agent accounts.", no_args_is_help=True)
+user_app = _typer(help="Manage agent accounts.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
-audit_app = typer.Typer(
-    help="Check and export the tamper-evident audit trail.", no_args_is_help=True
-)
+audit_app = _typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
 
-recording_app = typer.Typer(help="Recordings exported from the console.", no_args_is_help=True)
+recording_app = _typer(help="Recordings exported from the console.", no_args_is_help=True)
 app.add_typer(recording_app, name="recording")
-org_app = typer.Typer(help="Organisations and their teams.", no_args_is_help=True)
+org_app = _typer(help="Organisations and their teams.", no_args_is_help=True)
 app.add_typer(org_app, name="org")
-site_app = typer.Typer(help="Websites whose pages may start sessions.", no_args_is_help=True)
+site_app = _typer(help="Websites whose pages may start sessions.", no_args_is_help=True)
 app.add_typer(site_app, name="site")
-db_app = typer.Typer(
+db_app = _typer(
     help="The database: upgrade its schema, move an installation to PostgreSQL.",
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
-compliance_app = typer.Typer(
+compliance_app = _typer(
     help="Check this installation against GDPR, HIPAA or PCI DSS.", no_args_is_help=True
 )
 app.add_typer(compliance_app, name="compliance")
-security_app = typer.Typer(
+security_app = _typer(
     help="Known vulnerabilities in this version and what it ships (SBOM).", no_args_is_help=True
 )
 app.add_typer(security_app, name="security")
-subject_app = typer.Typer(
+subject_app = _typer(
     help="Data subject requests: find, export or erase what concerns one customer.",
     no_args_is_help=True,
 )
 app.add_typer(subject_app, name="subject")
-hold_app = typer.Typer(
+hold_app = _typer(
     help="Legal holds: keep a recording or a customer's data from purge and erasure.",
     no_args_is_help=True,
 )
 app.add_typer(hold_app, name="hold")
 
-OrgOption = Annotated[str, typer.Option("--org", help="The organisation (default: 'default').")]
+OrgOption = Annotated[str, typer.Option("--org", help="The organisation (its short id).")]
 
 AuditKey = Annotated[
     Path | None,
@@ -102,6 +114,53 @@ DataDir = Annotated[
         "--data-dir", help="Directory holding the database [env TANDEM_DATA_DIR; default ./data]."
     ),
 ]
+
+Init = Annotated[
+    bool,
+    typer.Option(
+        "--init",
+        help="Create a new, empty Tandem database if the data directory holds none (without it, "
+        "a mistyped --data-dir is an error, not a new installation).",
+    ),
+]
+
+
+def _database(settings: Settings, *, init: bool | None) -> bool:
+    """Check the data directory before anything opens it: a file there is an error, and so is a
+    directory without a Tandem database unless ``init`` (a command with ``--init``: it will be
+    created; None: the command has no ``--init``). True when a new database will be created."""
+    data_dir = settings.data_dir
+    if data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(
+            f"the data directory {data_dir} is a file, not a directory: check --data-dir "
+            "(or TANDEM_DATA_DIR)"
+        )
+    if settings.database_url or settings.database_path.is_file():
+        return False
+    if init:
+        return True
+    how = (
+        "add --init to create a new one there"
+        if init is not None
+        else "`tandem serve` or a command with --init (e.g. tandem org add) creates one"
+    )
+    raise ConfigError(
+        f"no Tandem database in {data_dir} (no {settings.database_path.name}): check --data-dir "
+        f"(or TANDEM_DATA_DIR), or {how}"
+    )
+
+
+def _load(data_dir: Path | None, *, init: bool | None = None, **overrides: Any) -> Settings:
+    """The settings for a command on the database, after :func:`_database`'s checks."""
+    settings = Settings.load(data_dir=data_dir, **overrides)
+    _database(settings, init=init)
+    return settings
+
+
+def _created(settings: Settings, existed: bool) -> None:
+    """Say, once a command succeeded, that it made a new database (``--init``)."""
+    if not existed and settings.database_path.is_file() and not settings.database_url:
+        typer.echo(f"Created a new Tandem database at {settings.database_path}.", err=True)
 
 
 def _fail(error: TandemError | str) -> typer.Exit:
@@ -127,9 +186,12 @@ def root(
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Interface to listen on [env TANDEM_HOST; 127.0.0.1].")
+        str | None,
+        typer.Option(help="Interface to listen on [env TANDEM_HOST; default 127.0.0.1]."),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port [env TANDEM_PORT; 8000].")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port [env TANDEM_PORT; default 8000].")
+    ] = None,
     data_dir: DataDir = None,
     allow_origin: Annotated[
         list[str] | None,
@@ -188,7 +250,7 @@ def serve(
         str | None,
         typer.Option(
             help="Log lines as 'console' (readable) or 'json' (one object a line) "
-            "[env TANDEM_LOG_FORMAT; console].",
+            "[env TANDEM_LOG_FORMAT; default console].",
         ),
     ] = None,
     metrics_port: Annotated[
@@ -202,7 +264,7 @@ def serve(
         float | None,
         typer.Option(
             help="Seconds a stop (SIGTERM) may take to tell every socket, end sessions, flush "
-            "recordings and anchor the audit trail [env TANDEM_SHUTDOWN_TIMEOUT; 15].",
+            "recordings and anchor the audit trail [env TANDEM_SHUTDOWN_TIMEOUT; default 15].",
         ),
     ] = None,
 ) -> None:
@@ -228,6 +290,7 @@ def serve(
             load_policy(settings.policy_file)  # a bad policy stops here, with the field named
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
+        created = _database(settings, init=True)
         users = asyncio.run(_count_users(settings))
         startup.check_runtime()
         startup.check_files(settings)
@@ -245,7 +308,7 @@ def serve(
         server_config(served, settings, log_level="info"),
         served,
         settings.shutdown_timeout_seconds,
-        lambda: _banner(settings, users),
+        lambda: _banner(settings, users, created),
     )
     server.run(sockets=[listening])
     if not server.started:  # the application did not start (logged): not a clean exit
@@ -274,11 +337,13 @@ class BannerServer(TandemServer):
             self.banner()
 
 
-def _banner(settings: Settings, users: int) -> None:
+def _banner(settings: Settings, users: int, created: bool = False) -> None:
     from tandem.server.app import SDK_FILE
 
     base = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
     typer.echo(f"Tandem {__version__} on {base}")
+    if created:
+        typer.echo(f"  new database   {settings.database_path} (there was none: created now)")
     typer.echo(f"  demo shop      {base}/demo/")
     typer.echo(f"  agent console  {base}/console/")
     typer.echo(f"  customer SDK   {base}/sdk/tandem.js")
@@ -287,6 +352,7 @@ def _banner(settings: Settings, users: int) -> None:
     if users == 0:
         typer.echo("No agent account yet. Create one in another terminal:")
         typer.echo(f"  .venv/bin/tandem user add alice --role agent --data-dir {settings.data_dir}")
+        typer.echo("  (.venv/bin/tandem, or plain tandem in an activated virtualenv)")
         typer.echo("  (it prints an authenticator secret; add --no-mfa only for a local demo)")
         if settings.database_url:
             typer.echo("  with TANDEM_DATABASE_URL set to this server's database URL")
@@ -367,14 +433,18 @@ def user_add(
         ),
     ] = None,
     data_dir: DataDir = None,
+    init: Init = False,
 ) -> None:
     """Create an account with a password and, by default, an authenticator (TOTP) second factor.
     The password is read from stdin when it is not a terminal, else asked for twice. Weak
-    passwords are refused. The authenticator secret and recovery codes are printed once."""
+    passwords are refused. The authenticator secret and recovery codes are printed once. Nothing
+    is created when anything is wrong (organisation, team, name, password)."""
     try:
-        settings = Settings.load(data_dir=data_dir)
+        settings = _load(data_dir, init=init)
+        existed = settings.database_path.is_file()
         auth.validate_username(name)
         auth.validate_role(role)
+        asyncio.run(_check_new_user(settings, name, org, team))  # before asking the password
         password = _read_password(password_stdin)
         auth.check_password_strength(password, name)
         enrolment = asyncio.run(
@@ -382,6 +452,7 @@ def user_add(
         )
     except TandemError as exc:
         raise _fail(exc) from None
+    _created(settings, existed)
     typer.echo(f"Created {role} {name!r} in organisation {org!r}.")
     if enrolment is None:
         typer.echo(
@@ -396,6 +467,34 @@ def user_add(
     typer.echo("Recovery codes (each works once instead of a code; shown only now, keep safe):")
     for code in enrolment.recovery_codes:
         typer.echo(f"  {code}")
+
+
+async def _org_of(directory: Directory, org: str) -> OrgRecord:
+    """The organisation ``org``, or NotFoundError naming it."""
+    record = await directory.storage.get_org(Grant.operator(org))
+    if record is None:
+        raise NotFoundError(f"no organisation {org!r} (tandem org list shows them)")
+    return record
+
+
+async def _check_teams(directory: Directory, org: str, teams: list[str] | None) -> None:
+    known = await directory.storage.list_teams(Grant.operator(org))
+    for team in teams or ():
+        if team not in known:
+            raise NotFoundError(
+                f"no team {team!r} in organisation {org!r} (tandem org add-team {org} {team} "
+                "creates it); nothing was created"
+            )
+
+
+async def _check_new_user(settings: Settings, name: str, org: str, teams: list[str] | None) -> None:
+    """What `user add` can check before it asks for a password: the organisation, its teams,
+    the name."""
+    async with offline(settings) as directory:
+        await _org_of(directory, org)
+        await _check_teams(directory, org, teams)
+        if name in auth.RESERVED_USERNAMES or await directory.storage.get_user(name) is not None:
+            raise auth.name_unavailable(name)
 
 
 async def _add_user(
@@ -422,9 +521,132 @@ async def _add_user(
         return enrolment
 
 
+NameArgument = Annotated[str, typer.Argument(help="The account's username.")]
+
+
+def _two_step(user: UserRecord) -> str:
+    if user.totp_secret:
+        return "on"
+    return "off (--no-mfa)" if user.mfa_exempt else "set up at next sign-in"
+
+
+@user_app.command("list")
+def user_list(org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
+    """The organisation's accounts: username, role, display name, teams, two-step sign-in and
+    whether the account is disabled (tab separated, after a header line)."""
+    lines: list[str] = []
+
+    async def work(directory: Directory) -> None:
+        await _org_of(directory, org)
+        for user in await directory.list_users(operator(org)):
+            state = "disabled" if user.disabled else "active"
+            lines.append(
+                f"{user.username}\t{user.role}\t{user.display_name}\t"
+                f"{','.join(user.teams) or '-'}\t{_two_step(user)}\t{state}"
+            )
+
+    _run_directory(data_dir, work)
+    typer.echo("USERNAME\tROLE\tNAME\tTEAMS\tTWO-STEP\tSTATE")
+    for line in lines:
+        typer.echo(line)
+
+
+@user_app.command("show")
+def user_show(name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
+    """One account: its role, teams, second factor, single sign-on binding and state."""
+    found: list[UserRecord] = []
+
+    async def work(directory: Directory) -> None:
+        await _org_of(directory, org)
+        found.append(await directory.get_user(operator(org), name))
+
+    _run_directory(data_dir, work)
+    user = found[0]
+    created = datetime.fromtimestamp(user.created_at, UTC).isoformat(timespec="minutes")
+    for label, value in (
+        ("username", user.username),
+        ("organisation", user.org_id),
+        ("display name", user.display_name),
+        ("role", user.role),
+        ("teams", ", ".join(user.teams) or "none"),
+        ("two-step sign-in", _two_step(user)),
+        ("recovery codes left", str(len(user.recovery_codes))),
+        ("single sign-on", "bound" if user.oidc_identity else "not bound"),
+        ("password", "must be changed at next sign-in" if user.password_change_required else "set"),
+        ("state", "disabled" if user.disabled else "active"),
+        ("created", created),
+    ):
+        typer.echo(f"{label + ':':<21}{value}")
+
+
+@user_app.command("disable")
+def user_disable(
+    name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None
+) -> None:
+    """Disable an account: its sign-ins end now (open console sockets close at their next
+    periodic check, agent_reauth_seconds in docs/configuration.md) and it cannot sign in until
+    enabled again (its data stays). An organisation keeps at least one enabled admin."""
+
+    async def work(directory: Directory) -> None:
+        await _org_of(directory, org)
+        await directory.set_disabled(operator(org), name, disabled=True)
+
+    _run_directory(data_dir, work)
+    typer.echo(f"Disabled {name!r}: its sign-ins have ended (tandem user enable {name} undoes it).")
+
+
+@user_app.command("enable")
+def user_enable(name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
+    """Enable a disabled account again."""
+
+    async def work(directory: Directory) -> None:
+        await _org_of(directory, org)
+        await directory.set_disabled(operator(org), name, disabled=False)
+
+    _run_directory(data_dir, work)
+    typer.echo(f"Enabled {name!r}: it can sign in again.")
+
+
+@user_app.command("remove")
+def user_remove(
+    name: NameArgument,
+    org: OrgOption = DEFAULT_ORG,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it (there is no undo).")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete an account for good (its audit records stay). `tandem user disable` keeps it."""
+    if not yes:
+        raise _fail(f"removing {name!r} cannot be undone: add --yes (or disable it instead)")
+
+    async def work(directory: Directory) -> None:
+        await _org_of(directory, org)
+        await directory.delete_user(operator(org), name)
+
+    _run_directory(data_dir, work)
+    typer.echo(f"Removed {name!r} from {org!r}.")
+
+
+@user_app.command("reset-mfa")
+def user_reset_mfa(
+    name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None
+) -> None:
+    """Remove an account's authenticator and recovery codes (a lost phone): its sign-ins end,
+    and it sets up a new authenticator at its next sign-in."""
+
+    async def work(directory: Directory) -> None:
+        await _org_of(directory, org)
+        await directory.reset_second_factor(operator(org), name)
+
+    _run_directory(data_dir, work)
+    typer.echo(
+        f"Removed the authenticator of {name!r}; its sign-ins have ended. It sets up a new one "
+        "at its next sign-in."
+    )
+
+
 @user_app.command("passwd")
 def user_passwd(
-    name: Annotated[str, typer.Argument(help="The account.")],
+    name: NameArgument,
     org: OrgOption = DEFAULT_ORG,
     temporary: Annotated[
         bool,
@@ -439,6 +661,12 @@ def user_passwd(
 ) -> None:
     """Set an account's password (read like `user add` does) and end its sign-ins. Agents
     change their own in the console (Security)."""
+
+    async def exists(directory: Directory) -> None:
+        await _org_of(directory, org)
+        await directory.get_user(operator(org), name)
+
+    _run_directory(data_dir, exists)  # before asking for a password
     try:
         password = _read_password(password_stdin)
     except TandemError as exc:
@@ -486,18 +714,25 @@ def org_add(
         list[str] | None, typer.Option("--team", help="Create this team too; repeatable.")
     ] = None,
     data_dir: DataDir = None,
+    init: Init = False,
 ) -> None:
     """Create an organisation. Its admin (`tandem user add NAME --org ID --role admin`) runs it
     from there: users, teams, sites and policies (docs/administration.md)."""
+    teams = list(dict.fromkeys(team or ()))
 
     async def run(directory: Directory) -> None:
+        auth.validate_name(org_id, "organisation id")
+        for each in teams:  # every name checked before anything is written
+            auth.validate_name(each, "team name")
+        if await directory.storage.get_org(Grant.operator(org_id)) is not None:
+            raise ConflictError(f"an organisation {org_id!r} already exists")
         await directory.add_org(org_id, name)
-        for each in team or ():
+        for each in teams:
             await directory.add_team(operator(org_id), each)
 
-    _run_directory(data_dir, run)
+    _run_directory(data_dir, run, init=init)
     typer.echo(
-        f"Created organisation {org_id!r}" + (f" with teams {', '.join(team)}." if team else ".")
+        f"Created organisation {org_id!r}" + (f" with teams {', '.join(teams)}." if teams else ".")
     )
 
 
@@ -510,10 +745,72 @@ def org_add_team(
     """Create a team in an organisation."""
 
     async def run(directory: Directory) -> None:
+        await _org_of(directory, org_id)
         await directory.add_team(operator(org_id), team)
 
     _run_directory(data_dir, run)
     typer.echo(f"Created team {team!r} in {org_id!r}.")
+
+
+@org_app.command("list")
+def org_list(data_dir: DataDir = None) -> None:
+    """Every organisation: id, name, accounts, teams, sites (tab separated, after a header)."""
+    lines: list[str] = []
+
+    async def run(directory: Directory) -> None:
+        for org in await directory.storage.all_orgs():
+            grant = Grant.operator(org.org_id)
+            users = await directory.storage.list_users(grant)
+            teams = await directory.storage.list_teams(grant)
+            sites = await directory.storage.list_sites(grant)
+            lines.append(f"{org.org_id}\t{org.name}\t{len(users)}\t{len(teams)}\t{len(sites)}")
+
+    _run_directory(data_dir, run)
+    typer.echo("ORG\tNAME\tACCOUNTS\tTEAMS\tSITES")
+    for line in lines:
+        typer.echo(line)
+
+
+@org_app.command("show")
+def org_show(
+    org_id: Annotated[str, typer.Argument(help="The organisation.")], data_dir: DataDir = None
+) -> None:
+    """One organisation: its name, retention, recording key, single sign-on, teams, sites and
+    accounts by role."""
+    shown: list[tuple[str, str]] = []
+
+    async def run(directory: Directory) -> None:
+        org = await _org_of(directory, org_id)
+        actor = operator(org_id)
+        users = await directory.list_users(actor)
+        roles = sorted({u.role for u in users})
+        by_role = ", ".join(f"{sum(u.role == r for u in users)} {r}" for r in roles) or "none"
+        disabled = sum(u.disabled for u in users)
+        sso = await directory.get_sso(actor)
+        key = crypto.recording_key_id(org.recording_key) if org.recording_key else None
+        sites = await directory.list_sites(actor)
+        created = (
+            datetime.fromtimestamp(org.created_at, UTC).isoformat(timespec="minutes")
+            if org.created_at > 0
+            else "with the installation"
+        )
+        shown.extend(
+            [
+                ("organisation", org.org_id),
+                ("name", org.name),
+                ("created", created),
+                ("retention", f"{org.retention_days} days"),
+                ("recording key", key or "none (sessions cannot be recorded)"),
+                ("single sign-on", sso["issuer"] if sso else "off"),
+                ("teams", ", ".join(await directory.list_teams(actor)) or "none"),
+                ("sites", ", ".join(f"{s.site_id} ({s.origin})" for s in sites) or "none"),
+                ("accounts", by_role + (f" ({disabled} disabled)" if disabled else "")),
+            ]
+        )
+
+    _run_directory(data_dir, run)
+    for label, value in shown:
+        typer.echo(f"{label + ':':<16}{value}")
 
 
 @site_app.command("add")
@@ -529,14 +826,17 @@ def site_add(
         Path | None, typer.Option(help="The site's masking policy (JSON, docs/privacy.md).")
     ] = None,
     data_dir: DataDir = None,
+    init: Init = False,
 ) -> None:
     """Register a website whose pages may start sessions, and the teams that serve it."""
 
     async def run(directory: Directory) -> None:
         document = load_policy(policy) if policy else None
+        await _org_of(directory, org)
+        await _check_teams(directory, org, team)
         await directory.add_site(operator(org), site_id, origin, name, tuple(team), document)
 
-    _run_directory(data_dir, run)
+    _run_directory(data_dir, run, init=init)
     typer.echo(f"Registered site {site_id!r} ({origin}) for {org!r}, served by {', '.join(team)}.")
 
 
@@ -558,12 +858,21 @@ def site_approve(
 
 
 @site_app.command("list")
-def site_list(data_dir: DataDir = None) -> None:
+def site_list(
+    org: Annotated[
+        str | None, typer.Option("--org", help="Only this organisation's (default: every one).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
     """Every registered site: id, organisation, origin, teams."""
     found: list[str] = []
 
     async def run(directory: Directory) -> None:
+        if org is not None:
+            await _org_of(directory, org)
         for site in await directory.storage.all_sites():
+            if org is not None and site.org_id != org:
+                continue
             state = "" if site.verified else "\tunverified (tandem site approve)"
             found.append(
                 f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}{state}"
@@ -574,16 +883,25 @@ def site_list(data_dir: DataDir = None) -> None:
         typer.echo(line)
 
 
-def _run_directory(data_dir: Path | None, work: Callable[[Directory], Awaitable[None]]) -> None:
+def _run_directory(
+    data_dir: Path | None,
+    work: Callable[[Directory], Awaitable[None]],
+    *,
+    init: bool | None = None,
+) -> None:
+    """Run ``work`` on the directory of the data dir's database (checked by :func:`_load`)."""
+
     async def run() -> None:
         async with offline(settings) as directory:
             await work(directory)
 
     try:
-        settings = Settings.load(data_dir=data_dir)
+        settings = _load(data_dir, init=init)
+        existed = settings.database_path.is_file()
         asyncio.run(run())
     except TandemError as exc:
         raise _fail(exc) from None
+    _created(settings, existed)
 
 
 CheckpointFile = Annotated[
@@ -677,7 +995,7 @@ def _read_checkpoints(path: Path) -> list[Checkpoint]:
 def _load_trail(
     data_dir: Path | None, audit_key: Path | None
 ) -> tuple[Settings, bytes, list[AuditRecord], list[Anchor]]:
-    settings = Settings.load(data_dir=data_dir, audit_key_file=audit_key)
+    settings = _load(data_dir, audit_key_file=audit_key)
     if not settings.audit_key_path.is_file():
         raise ConfigError(f"no audit key at {settings.audit_key_path}")
     key = load_or_create_key(settings.audit_key_path)
@@ -700,7 +1018,7 @@ def audit_export(
             raise ConfigError(f"--since is not an ISO 8601 time: {since!r}") from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        settings = Settings.load(data_dir=data_dir)
+        settings = _load(data_dir)
         records, _ = asyncio.run(_read_audit(settings, since=moment.timestamp()))
     except TandemError as exc:
         raise _fail(exc) from None
@@ -863,7 +1181,7 @@ def db_upgrade(data_dir: DataDir = None) -> None:
             await storage.close()
 
     try:
-        settings = Settings.load(data_dir=data_dir)
+        settings = _load(data_dir)
         revision = asyncio.run(run())
     except TandemError as exc:
         raise _fail(exc) from None
@@ -899,9 +1217,9 @@ def db_copy(
             await source.close()
 
     try:
-        settings = Settings.load(data_dir=data_dir)
         if Settings.load(environ={"TANDEM_DATABASE_URL": to}).database_url is None:
             raise TandemError("--to must be a postgresql:// URL")
+        settings = _load(data_dir)
         copied = asyncio.run(run())
     except TandemError as exc:
         raise _fail(exc) from None
@@ -1025,9 +1343,7 @@ def compliance_check(
     try:
         chosen = check_profile(profile)
         _check_format(output)
-        settings = Settings.load(
-            data_dir=data_dir, audit_key_file=audit_key, advisory_file=advisory_file
-        )
+        settings = _load(data_dir, audit_key_file=audit_key, advisory_file=advisory_file)
         checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
         now = time.time()
         text = asyncio.run(run())

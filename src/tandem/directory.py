@@ -111,6 +111,7 @@ def user_json(user: UserRecord) -> dict[str, object]:
         "mfa_exempt": user.mfa_exempt,
         "sso_bound": user.oidc_identity is not None,
         "password_change_required": user.password_change_required,
+        "disabled": user.disabled,
     }
 
 
@@ -282,6 +283,10 @@ class Directory:
         authorize(actor, "users.manage", Resource(user.org_id))
         return user
 
+    async def get_user(self, actor: Principal, username: str) -> UserRecord:
+        """One account of the actor's organisation (NotFoundError for any other)."""
+        return await self._user(actor, username)
+
     async def list_users(self, actor: Principal) -> list[UserRecord]:
         grant = authorize(actor, "users.manage", Resource(actor.org))
         return await self.storage.list_users(grant)
@@ -376,7 +381,9 @@ class Directory:
 
     async def _keep_an_admin(self, actor: Principal, leaving: UserRecord) -> None:
         grant = authorize(actor, "users.manage", Resource(leaving.org_id))
-        admins = [u for u in await self.storage.list_users(grant) if u.role == "admin"]
+        admins = [
+            u for u in await self.storage.list_users(grant) if u.role == "admin" and not u.disabled
+        ]
         if [u.username for u in admins] == [leaving.username]:
             raise ConflictError("an organisation keeps at least one admin")
 
@@ -391,6 +398,32 @@ class Directory:
         await self.storage.delete_user(username)
         self.revoked(username)
         await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)
+
+    async def set_disabled(self, actor: Principal, username: str, disabled: bool) -> UserRecord:
+        """Disable an account (it keeps its data; its sign-ins end now and no new one opens, its
+        sockets close) or enable it again. An admin cannot disable itself nor the last enabled
+        admin, and only the operator disables or enables auditors. Audited."""
+        user = await self._user(actor, username)
+        _guard_auditors(actor, user.role)
+        if disabled and username == actor.username:
+            raise ConflictError("you cannot disable your own account; ask another admin")
+        if disabled and user.role == "admin" and not user.disabled:
+            await self._keep_an_admin(actor, user)
+        if user.disabled == disabled:
+            return user
+        grant = authorize(actor, "users.manage", Resource(user.org_id))
+        if not await self.storage.set_user_disabled(grant, username, disabled):
+            raise NotFoundError(f"no user named {username!r}")
+        if disabled:
+            await self.storage.delete_logins_of(username)
+            self.revoked(username)
+        await self.record(
+            "user_disabled" if disabled else "user_enabled",
+            actor=actor.username,
+            org=user.org_id,
+            subject=username,
+        )
+        return dataclasses.replace(user, disabled=disabled)
 
     async def reset_second_factor(self, actor: Principal, username: str) -> None:
         """Remove a user's authenticator (lost phone): they set a new one up at next sign-in,

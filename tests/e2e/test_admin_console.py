@@ -10,6 +10,7 @@ from joserfc.jwk import OctKey
 from playwright.sync_api import Page, expect
 
 from tests.conftest import RunningServer, add_user
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Party
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.server.test_organisations import api
@@ -33,6 +34,12 @@ def everything_on(page: Page) -> str:
     return f"{page.content()}\n{values}"
 
 
+def open_page(page: Page, name: str) -> None:
+    """Open an office page through the navigation, and wait for its heading."""
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()
+
+
 def token(key: str, now: float) -> str:
     claims = {"sub": "customer-9", "aud": "demo", "iat": int(now), "exp": int(now) + 300}
     return jwt.encode({"alg": "HS256"}, claims, OctKey.import_key(key.encode()))
@@ -53,8 +60,8 @@ def test_an_admin_sets_retention_and_team_policies_in_the_console(
     add_user(live.settings.data_dir, "ada", role="admin")
     console_sign_in(live, agent, "ada")
     page = agent.page
-    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
-    expect(page.get_by_text("see docs/administration.md")).to_have_count(0)
+    expect(page.get_by_role("heading", level=1, name="Users")).to_be_visible()
+    open_page(page, "Organisation")
 
     # Retention: the server's refusal is shown, and nothing changes.
     retention = page.get_by_role("status", name="Retention status")
@@ -71,33 +78,59 @@ def test_an_admin_sets_retention_and_team_policies_in_the_console(
     with api(live, "ada") as ada:
         assert ada.get("/api/org").json()["retention_days"] == 45
 
-    # A team's policy: broken JSON never leaves the page, the server's refusal is shown.
-    team_status = page.get_by_role("status", name="Team policy status")
-    page.get_by_label("Policy for team").select_option("support")
-    page.get_by_label("Team policy (JSON)").fill('{"version": 1, "pages": ')
-    page.get_by_role("button", name="Set team policy").click()
-    expect(team_status).to_contain_text("not valid JSON")
-    expect(team_status).to_contain_text("Nothing was changed")
+    # A team's policy, in the form: a bad line is marked and nothing is sent.
+    open_page(page, "Policies")
+    status = page.get_by_role("status", name="Policy status")
+    page.get_by_label("Policy for").select_option("team:support")
+    deny = page.get_by_label("Pages agents never see")
+    deny.fill("team-secret*")
+    page.get_by_role("button", name="Save policy").click()
+    expect(status).to_contain_text("Fix the fields marked above. Nothing was changed.")
+    expect(deny).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text("Line 1 must start with / or http(s)://.")).to_be_visible()
+    mask = page.get_by_label("Mask these elements")
+    mask.fill(".ok\n..bad")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_text("Line 2 is not a CSS selector")).to_be_visible()
     assert stored_team_policy(live, "support") is None
-    page.get_by_label("Team policy (JSON)").fill('{"version": 2}')
-    page.get_by_role("button", name="Set team policy").click()
-    expect(team_status).to_contain_text("version")
-    expect(team_status).not_to_contain_text("is set")
-    assert stored_team_policy(live, "support") is None
+    assert_accessible(page)  # with its validation messages shown
 
-    page.get_by_label("Team policy (JSON)").fill(json.dumps(TEAM_POLICY))
-    page.get_by_role("button", name="Set team policy").click()
-    expect(team_status).to_contain_text("Team support's policy is set")
-    assert stored_team_policy(live, "support") == TEAM_POLICY
-    row = page.get_by_role("row").filter(has_text="/team-secret*")
-    expect(row.get_by_role("cell").first).to_have_text("support")
+    deny.fill("/team-secret*")
+    mask.fill("")
+    page.get_by_role("button", name="Save policy").click()
+    expect(status).to_contain_text("The policy of Team support is saved")
+    stored = stored_team_policy(live, "support")
+    assert isinstance(stored, dict) and stored["pages"] == TEAM_POLICY["pages"]
+    open_page(page, "Teams")
+    row = page.get_by_role("row").filter(has_text="support")
+    expect(row).to_contain_text("1 page rules, 0 masked, 0 hidden")
     with api(live, "ada") as ada:
         assert ada.get("/api/teams").json() == ["support"]  # the team itself is untouched
 
-    page.get_by_role("button", name="Clear team policy").click()
-    expect(team_status).to_contain_text("Team support has no policy of its own now")
+    # The advanced view: JSON as typed, broken JSON never leaves the page, the server's refusal
+    # is shown.
+    open_page(page, "Policies")
+    page.get_by_label("Policy for").select_option("team:support")
+    expect(page.get_by_label("Pages agents never see")).to_have_value("/team-secret*")
+    page.get_by_text("Advanced: the policy as JSON").click()
+    page.get_by_label("Policy (JSON)").fill('{"version": 1, "pages": ')
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_text("not valid JSON")).to_be_visible()
+    expect(status).to_contain_text("Nothing was changed")
+    page.get_by_label("Policy (JSON)").fill('{"version": 2}')
+    page.get_by_role("button", name="Save policy").click()
+    expect(status).to_contain_text("version")
+    stored = stored_team_policy(live, "support")
+    assert isinstance(stored, dict) and stored["pages"] == TEAM_POLICY["pages"]
+    page.get_by_label("Policy (JSON)").fill(json.dumps(TEAM_POLICY))
+    page.get_by_role("button", name="Save policy").click()
+    expect(status).to_contain_text("is saved")
+    assert stored_team_policy(live, "support") == TEAM_POLICY
+
+    page.get_by_role("button", name="Remove policy").click()
+    expect(status).to_contain_text("Team support has no policy of its own now")
     assert stored_team_policy(live, "support") is None
-    expect(page.get_by_label("Team policy (JSON)")).to_have_value("")
+    expect(page.get_by_label("Pages agents never see")).to_have_value("")
 
 
 def test_an_admin_manages_a_sites_policy_and_customer_tokens_in_the_console(
@@ -106,6 +139,7 @@ def test_an_admin_manages_a_sites_policy_and_customer_tokens_in_the_console(
     add_user(live.settings.data_dir, "ada", role="admin")
     console_sign_in(live, agent, "ada")
     page = agent.page
+    open_page(page, "Sites")
     site_status = page.get_by_role("status", name="Site status")
     required = page.get_by_label("Customers of demo need a token")
 
@@ -124,6 +158,7 @@ def test_an_admin_manages_a_sites_policy_and_customer_tokens_in_the_console(
     assert len(key) >= 32
     with api(live, "ada") as ada:
         assert ada.get("/api/sites/demo").json()["has_token_key"] is True
+    assert_accessible(page)
     page.get_by_role("button", name="Hide the key").click()
     expect(shown).to_be_hidden()
     assert key not in everything_on(page)
@@ -137,36 +172,35 @@ def test_an_admin_manages_a_sites_policy_and_customer_tokens_in_the_console(
     code = start(customer, live, token(key, live.clock()))
     assert len(code.replace(" ", "")) == 12, code
 
-    # The site's own policy: shown as JSON, set, refused when malformed, cleared.
-    policy_status = page.get_by_role("status", name="Site policy status")
-    page.get_by_label("Policy for site").select_option("demo")
-    expect(page.get_by_label("Site policy (JSON)")).to_have_value("")
-    page.get_by_label("Site policy (JSON)").fill("{version: 1}")
-    page.get_by_role("button", name="Set site policy").click()
-    expect(policy_status).to_contain_text("not valid JSON")
-    page.get_by_label("Site policy (JSON)").fill('{"version": 1, "mask": ".balance"}')
-    page.get_by_role("button", name="Set site policy").click()
-    expect(policy_status).to_contain_text("mask")
-    expect(policy_status).not_to_contain_text("has its own policy")
+    # The site's own policy, in the form; the JSON view shows what the fields make.
+    open_page(page, "Policies")
+    policy_status = page.get_by_role("status", name="Policy status")
+    page.get_by_label("Policy for").select_option("site:demo")
+    expect(page.get_by_label("Mask these elements")).to_have_value("")
+    page.get_by_label("Mask these elements").fill(".balance")
+    page.get_by_label("Pages agents never see").fill("/private*")
+    page.get_by_role("button", name="Save policy").click()
+    expect(policy_status).to_contain_text("The policy of Site demo is saved")
     with api(live, "ada") as ada:
-        assert ada.get("/api/sites/demo").json()["policy"] is None
-
-    page.get_by_label("Site policy (JSON)").fill(json.dumps(SITE_POLICY))
-    page.get_by_role("button", name="Set site policy").click()
-    expect(policy_status).to_contain_text("Site demo has its own policy now")
-    with api(live, "ada") as ada:
-        assert ada.get("/api/sites/demo").json()["policy"] == SITE_POLICY
+        stored = ada.get("/api/sites/demo").json()["policy"]
+    assert stored["mask"] == SITE_POLICY["mask"] and stored["pages"] == SITE_POLICY["pages"]
+    page.get_by_text("Advanced: the policy as JSON").click()
+    assert json.loads(page.get_by_label("Policy (JSON)").input_value()) == stored
+    open_page(page, "Sites")
     demo = page.get_by_role("row").filter(has_text="this server (demo shop)")
-    expect(demo).to_contain_text("own policy")
-    shown_policy = json.loads(page.get_by_label("Site policy (JSON)").input_value())
-    assert shown_policy == SITE_POLICY
+    expect(demo).to_contain_text("Own policy")
 
-    page.get_by_role("button", name="Clear site policy").click()
-    expect(policy_status).to_contain_text("the server's policy applies")
+    open_page(page, "Policies")
+    page.get_by_label("Policy for").select_option("site:demo")
+    page.get_by_role("button", name="Remove policy").click()
+    expect(policy_status).to_contain_text("Site demo has no policy of its own now")
     with api(live, "ada") as ada:
         assert ada.get("/api/sites/demo").json()["policy"] is None
-    expect(demo).to_contain_text("server's")
-    expect(page.get_by_label("Site policy (JSON)")).to_have_value("")
+    expect(page.get_by_label("Mask these elements")).to_have_value("")
+    open_page(page, "Sites")
+    expect(page.get_by_role("row").filter(has_text="this server (demo shop)")).to_contain_text(
+        "server's"
+    )
 
 
 def test_an_admin_sets_and_turns_off_single_sign_on_in_the_console(
@@ -175,6 +209,7 @@ def test_an_admin_sets_and_turns_off_single_sign_on_in_the_console(
     add_user(live.settings.data_dir, "ada", role="admin")
     console_sign_in(live, agent, "ada")
     page = agent.page
+    open_page(page, "Single sign-on")
     sso_status = page.get_by_role("status", name="Single sign-on status")
     expect(page.get_by_text("Off: accounts sign in with their password")).to_be_visible()
     expect(page.get_by_role("button", name="Turn off single sign-on")).to_be_hidden()
@@ -204,7 +239,8 @@ def test_an_admin_sets_and_turns_off_single_sign_on_in_the_console(
             "sso": {"issuer": "https://idp.example", "client_id": "tandem-console"}
         }
     assert SECRET not in everything_on(page)
-    page.reload()  # what the page shows from the server, too
+    page.reload()  # what the page shows from the server, too (the address names the page)
+    expect(page.get_by_role("heading", level=1, name="Single sign-on")).to_be_visible()
     expect(page.get_by_text("sign in through https://idp.example")).to_be_visible()
     expect(page.get_by_label("Client id")).to_have_value("tandem-console")
     assert SECRET not in everything_on(page)

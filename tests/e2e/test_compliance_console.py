@@ -28,6 +28,9 @@ def test_an_admin_checks_compliance_and_sees_the_vulnerability_banner(
     add_user(live.settings.data_dir, "ada", role="admin")
     console_sign_in(live, agent, "ada")
     page = agent.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Organisation"
+    ).click()
     panel = page.get_by_role("region", name="Compliance")
     expect(panel.get_by_role("alert")).to_contain_text(
         "Known vulnerabilities affect rrweb, starlette"
@@ -57,6 +60,9 @@ def test_an_admin_answers_a_subject_request_and_a_hold_stops_the_erasure(
     seed_directory(live.settings.data_dir, a_customer_session)
     console_sign_in(live, agent, "ada")
     page = agent.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Organisation"
+    ).click()
     panel = page.get_by_role("region", name="Data subject requests")
     status = page.get_by_role("status", name="Subject request status")
     panel.get_by_label("Customer (token sub or session id)").fill("c-77")

@@ -7,6 +7,7 @@ import pyotp
 from playwright.sync_api import expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
+from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Party, open_console_as
 
 
@@ -36,6 +37,17 @@ def test_a_new_account_sets_up_its_authenticator_in_the_console(
     page.get_by_role("button", name="Turn on").click()
     expect(page.locator("#mfa-recovery li")).to_have_count(10)
     expect(qr).to_be_hidden()
+    # A clean list (one code a line, none overlapping) and a button that copies them all.
+    codes = page.locator("#mfa-recovery li").all_inner_texts()
+    boxes = [item.bounding_box() for item in page.locator("#mfa-recovery li").all()]
+    assert all(box is not None for box in boxes)
+    tops = [box["y"] for box in boxes if box]
+    assert tops == sorted(tops) and len(set(tops)) == 10, tops
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.base)
+    page.get_by_role("button", name="Copy all codes").click()
+    expect(page.get_by_role("button", name="Copied")).to_be_visible()
+    assert page.evaluate("() => navigator.clipboard.readText()") == "\n".join(codes)
+    assert_accessible(page)
     page.get_by_role("button", name="I saved them — continue").click()
     expect(page.get_by_label("Session code")).to_be_visible()
 
@@ -61,21 +73,26 @@ def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(
     add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
     console_sign_in(live, agent, "ada")
     page = agent.page
-    expect(page.get_by_role("heading", name="Administration")).to_be_visible()
-    status = page.get_by_role("status").first  # the page's; the recording key has its own
+    expect(page.get_by_role("heading", level=1, name="Users")).to_be_visible()
+    status = page.get_by_role("status", name="Users")
     expect(page.get_by_label("Session code")).to_be_hidden()
     expect(page.get_by_role("cell", name="alice", exact=True)).to_be_visible()
 
-    page.get_by_label("New account").fill("nina")
+    page.get_by_label("New account").fill("Nina!")
     page.get_by_label("Initial password").fill("short")
     page.get_by_role("button", name="Add account").click()
-    expect(status).to_contain_text("password too short")
+    expect(page.get_by_text("Use at least 12 characters")).to_be_visible()  # before sending
+    expect(page.get_by_text("Use 1 to 64 lower-case letters")).to_be_visible()
+    page.get_by_label("New account").fill("nina")
+    page.get_by_label("Initial password").fill("passwordpassword")  # long, but common
+    page.get_by_role("button", name="Add account").click()
+    expect(status).to_contain_text("password")  # the server's reason
     page.get_by_label("Initial password").fill(AGENT_PASSWORD)
     page.get_by_label("Teams (comma separated)").fill("support")
     page.get_by_role("button", name="Add account").click()
     expect(status).to_contain_text("Added nina")
     row = page.get_by_role("row").filter(has_text="nina")
-    expect(row).to_contain_text("set up at next sign-in")
+    expect(row).to_contain_text("Set up at next sign-in")
 
     page.get_by_label("Role of alice").select_option("supervisor")
     expect(status).to_contain_text("alice is now supervisor")
@@ -83,6 +100,8 @@ def test_an_admin_adds_an_account_and_changes_a_role_in_the_console(
     expect(status).to_contain_text("own role")
     expect(page.get_by_label("Role of ada")).to_have_value("admin")
 
+    page.get_by_role("navigation", name="Administration").get_by_role("link", name="Sites").click()
+    status = page.get_by_role("status", name="Site status")
     expect(page.get_by_role("cell", name="this server (demo shop)")).to_be_visible()
     page.get_by_label("New site id").fill("shop")
     page.get_by_label("Origin").fill("ftp://shop.example")
@@ -100,6 +119,6 @@ def test_an_auditor_reads_the_trail_in_the_console(live: RunningServer, agent: P
     console_sign_in(live, agent, "aud")
     page = agent.page
     expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
-    expect(page.get_by_role("cell", name="server_started").first).to_be_visible()
-    expect(page.get_by_role("cell", name="sign_in").first).to_be_visible()
+    expect(page.get_by_role("cell", name="Server started server_started").first).to_be_visible()
+    expect(page.get_by_role("cell", name="Signed in sign_in").first).to_be_visible()
     expect(page.get_by_label("Session code")).to_be_hidden()

@@ -43,6 +43,9 @@ def create_key(admin: Party, live: RunningServer, tmp_path: Path) -> Path:
     add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
     console_sign_in(live, admin, "ada")
     page = admin.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Recordings"
+    ).click()
     expect(page.get_by_role("heading", name="Recording key")).to_be_visible()
     expect(page.get_by_text("No recording key")).to_be_visible()
     page.get_by_label("New key passphrase").fill(PASSPHRASE)
@@ -120,6 +123,9 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
     console_sign_in(live, office, "aud")
     page = office.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Recordings"
+    ).click()
     expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
     play = page.get_by_role("button", name=re.compile(r"^Play recording "))
     expect(play).to_have_count(1)
@@ -177,6 +183,9 @@ def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_th
     page.get_by_role("button", name="Sign out", exact=True).click()
     expect(page.get_by_label("Username")).to_be_visible()  # signed out: its cookie is cleared
     console_sign_in(live, office, "ada")
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Recordings"
+    ).click()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Erase recording {listed['recording_id']}").click()
     expect(page.get_by_text(f"Recording {listed['recording_id']} erased.")).to_be_visible()
@@ -381,6 +390,9 @@ def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_o
 
     console_sign_in(live, supervisor, "aud")
     page = supervisor.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Recordings"
+    ).click()
     page.get_by_label("Recording key file").set_input_files(key_path)
     page.get_by_label("Key passphrase").fill(PASSPHRASE)
     page.get_by_role("button", name="Unlock key").click()

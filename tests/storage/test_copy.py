@@ -104,6 +104,10 @@ def test_copy_wants_a_postgres_url(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
+    missing = tandem("db", "upgrade", "--data-dir", str(tmp_path))  # no database: none made
+    assert missing.returncode == 2 and "no Tandem database" in missing.stderr
+    made = tandem("org", "add", "acme", "--name", "Acme", "--data-dir", str(tmp_path), "--init")
+    assert made.returncode == 0, made.stderr
     result = tandem("db", "upgrade", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert f"schema revision {migrations.head_revision()} (current)" in result.stdout

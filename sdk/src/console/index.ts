@@ -10,9 +10,8 @@ import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from ".
 import { randomBytes } from "../shared/e2e/encoding.ts";
 import { browserClock, webSocketTransport } from "../shared/ports.ts";
 import { type LivePorts, LiveView } from "./live.ts";
-import { administration, auditTrail, problemDetail } from "./office.ts";
+import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
 import { passwordControls } from "./password.ts";
-import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, initialState, reduce } from "./state.ts";
 import { type ViewActions, draw } from "./view.ts";
@@ -52,21 +51,14 @@ function entered(before: ConsoleState): void {
   if (state.screen === before.screen) return;
   switch (state.screen) {
     case "signin":
+      leaveOffice();
       live?.leave();
       clearTimeout(sessionsTimer);
       document.getElementById("username")?.focus();
       break;
-    case "office": {
-      const office = byId("office");
-      if (state.agent.role === "auditor") {
-        auditTrail(office);
-        recordingsPanel(office);
-      } else if (state.agent.role === "admin") {
-        administration(office);
-        recordingKeyPanel(office);
-      }
+    case "office":
+      officeConsole(byId("office"), state.agent); // its pages: office.ts's registry
       break;
-    }
     case "live":
       document.getElementById("code")?.focus();
       if (state.agent.role === "supervisor") void listSessions();

@@ -1,16 +1,25 @@
 /**
- * The console's pages for roles without live sessions: the auditor's audit trail and the admin's
- * accounts, teams, sites, policies, retention and single sign-on. Everything goes through the same HTTP API (and the server's authorisation);
- * this is only a view. Text is always set with textContent.
+ * The console's office: pages for the roles without live sessions (issue 15, item 8). Admins get
+ * Users, Teams, Sites, Policies, Recordings, Single sign-on and Organisation; auditors the Audit
+ * trail and Recordings. A navigation bar lists the pages a role may open (a registry:
+ * `registerOfficePage` adds one, e.g. Training), the address's hash names the open one, and the
+ * organisation's name heads every page and the window title. Everything goes through the same
+ * HTTP API (and the server's authorisation); this is only a view. Text is always set with
+ * textContent; strings come from messages/office.ts.
  */
 
-import { compliancePanel, subjectsPanel } from "./compliance.ts";
-import { relay, relayFetch } from "./relay.ts";
 import type {
-  AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, Site, SiteChange, SsoAnswer, SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
+  AgentInfo, AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, OrgName, PasswordReset, Site, SiteChange, SsoAnswer,
+  SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
 } from "../generated/rest.ts";
+import { type Locale, type Translate, direction, pageLocale, translator } from "../shared/i18n.ts";
+import { compliancePanel, subjectsPanel } from "./compliance.ts";
+import { en, humanLabel, officeMessages } from "./messages/office.ts";
+import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
+import { relay, relayFetch } from "./relay.ts";
 
 type Row = (string | Node)[];
+export type OfficeT = Translate<typeof en>;
 
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
@@ -19,10 +28,19 @@ export function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", cla
   return node;
 }
 
-export function table(headers: string[], rows: Row[]): HTMLTableElement {
+export function table(headers: string[], rows: Row[], caption = ""): HTMLTableElement {
   const t = el("table", "", "grid");
+  if (caption) {
+    const c = t.createCaption();
+    c.textContent = caption;
+    c.className = "visually-hidden";
+  }
   const head = t.createTHead().insertRow();
-  for (const h of headers) head.append(el("th", h));
+  for (const h of headers) {
+    const th = el("th", h);
+    th.scope = "col";
+    head.append(th);
+  }
   const body = t.createTBody();
   for (const row of rows) {
     const tr = body.insertRow();
@@ -45,13 +63,36 @@ export async function problemDetail(response: Response): Promise<string> {
   }
 }
 
-/** A labelled field appended to `form`; the label's id comes from its text. */
+let fieldCount = 0;
+
+/** A labelled field appended to `form`, with a slot for its validation message. */
 export function field<T extends HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>(form: HTMLFormElement, label: string, input: T): T {
-  input.id = `new-${label.toLowerCase().replace(/\W+/g, "-")}`;
+  input.id = `f${++fieldCount}-${label.toLowerCase().replace(/\W+/g, "-").slice(0, 40)}`;
   const l = el("label", label);
   l.htmlFor = input.id;
   form.append(l, input);
   return input;
+}
+
+/** Show (or, with "", clear) a field's validation message beside it; returns whether it is valid. */
+export function invalid(input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement, message: string): boolean {
+  const id = `${input.id}-error`;
+  let note = document.getElementById(id);
+  if (!message) {
+    note?.remove();
+    input.removeAttribute("aria-invalid");
+    input.removeAttribute("aria-describedby");
+    return true;
+  }
+  if (!note) {
+    note = el("p", "", "field-error");
+    note.id = id;
+    input.after(note);
+  }
+  note.textContent = message;
+  input.setAttribute("aria-invalid", "true");
+  input.setAttribute("aria-describedby", id);
+  return false;
 }
 
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
@@ -62,31 +103,6 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   });
   if (!response.ok) throw new Error(await problemDetail(response));
   return (response.status === 204 ? null : await response.json()) as T;
-}
-
-/** The auditor's page: the organisation's audit trail, oldest first, a page at a time. */
-export function auditTrail(root: HTMLElement): void {
-  const list = el("div");
-  const more = el("button", "Load more");
-  const status = el("p", "", "status");
-  status.setAttribute("role", "status");
-  let after = 0;
-  const load = async () => {
-    try {
-      const records = await api<AuditRecord[]>("GET", `/api/audit?after=${after}&limit=200`);
-      if (records.length) after = records[records.length - 1].seq;
-      list.append(table(["#", "time", "event", "by", "about"], records.map((r) => [
-        String(r.seq), new Date(r.at * 1000).toISOString().replace("T", " ").slice(0, 19), r.action, r.actor, r.subject,
-      ])));
-      status.textContent = records.length < 200 ? "End of the trail." : "";
-      more.hidden = records.length < 200;
-    } catch (error) {
-      status.textContent = (error as Error).message;
-    }
-  };
-  more.addEventListener("click", () => void load());
-  root.replaceChildren(el("h1", "Audit trail"), el("p", "Every security-relevant event of your organisation. Reading it is recorded too.", "muted"), list, more, status);
-  void load();
 }
 
 type Say = (text: string, good?: boolean) => void;
@@ -103,30 +119,79 @@ export function statusLine(name = ""): [HTMLParagraphElement, Say] {
   return [status, say];
 }
 
-/** Replace a select's options with `values`, keeping the chosen one while it is still there. */
-function setOptions(select: HTMLSelectElement, values: string[]): void {
-  const chosen = select.value;
-  select.replaceChildren(...values.map((v) => new Option(v, v, false, v === chosen)));
+/** A button that copies `text()` to the clipboard and says so through `say`. */
+export function copyButton(label: string, text: () => string, say: Say, t: OfficeT = defaultT()): HTMLButtonElement {
+  const button = el("button", label);
+  button.type = "button";
+  button.addEventListener("click", () => {
+    const value = text();
+    const done = navigator.clipboard?.writeText(value) ?? Promise.reject(new Error("no clipboard"));
+    done.then(() => say(t("copy.done"), true), () => say(t("copy.failed")));
+  });
+  return button;
 }
 
-const POLICY_EXAMPLE = '{"version": 1, "pages": {"deny": ["/account/*"]}, "mask": [".balance"]}';
+export const when = (seconds: number) => new Date(seconds * 1000).toLocaleString(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
 
-/** The policy typed into a textarea as a JSON object, or what is wrong with it. */
-function parsePolicy(text: string): { policy: Record<string, unknown> } | { error: string } {
-  if (!text.trim()) return { error: "Write the policy as JSON first, or clear it. Nothing was changed." };
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    return { error: `The policy is not valid JSON (${(error as Error).message}). Nothing was changed.` };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return { error: `The policy must be a JSON object, like ${POLICY_EXAMPLE}. Nothing was changed.` };
-  }
-  return { policy: value as Record<string, unknown> };
+/**
+ * A searchable, paged table of `items`: a search box filtering on `text(item)`, the table of the
+ * current page and Previous/Next with "Page 1 of 3". `refresh(items)` replaces the items.
+ */
+export function listView<T>(options: {
+  headers: string[]; cells: (item: T) => Row; text: (item: T) => string; search: string; caption: string;
+  t: OfficeT; pageSize?: number;
+}): { element: HTMLElement; refresh: (items: T[]) => void } {
+  const { t } = options;
+  const pageSize = options.pageSize ?? 20;
+  const element = el("div", "", "list-view");
+  const search = el("input");
+  search.type = "search";
+  search.id = `search-${++fieldCount}`;
+  search.setAttribute("aria-label", options.search);
+  search.placeholder = options.search;
+  search.className = "search";
+  const body = el("div");
+  const pager = el("div", "", "pager");
+  const previous = el("button", t("paging.previous"));
+  const next = el("button", t("paging.next"));
+  previous.type = next.type = "button";
+  const where = el("span", "", "muted");
+  where.setAttribute("aria-live", "polite");
+  pager.append(previous, where, next);
+  let items: T[] = [];
+  let page = 0;
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    const shown = q ? items.filter((item) => options.text(item).toLowerCase().includes(q)) : items;
+    const pages = Math.max(1, Math.ceil(shown.length / pageSize));
+    page = Math.min(page, pages - 1);
+    const slice = shown.slice(page * pageSize, (page + 1) * pageSize);
+    body.replaceChildren(slice.length ? table(options.headers, slice.map(options.cells), options.caption) : el("p", t("paging.empty"), "muted"));
+    previous.disabled = page === 0;
+    next.disabled = page >= pages - 1;
+    pager.hidden = pages === 1;
+    where.textContent = t("paging.status", { page: page + 1, pages, count: slice.length });
+  };
+  search.addEventListener("input", () => {
+    page = 0;
+    draw();
+  });
+  previous.addEventListener("click", () => {
+    page -= 1;
+    draw();
+  });
+  next.addEventListener("click", () => {
+    page += 1;
+    draw();
+  });
+  element.append(search, body, pager);
+  return { element, refresh: (fresh) => {
+    items = fresh;
+    draw();
+  } };
 }
-
-const pretty = (policy: unknown) => JSON.stringify(policy, null, 2);
 
 /** A form's row of buttons (in the form's second column). */
 function actions(form: HTMLFormElement, ...buttons: HTMLButtonElement[]): void {
@@ -135,362 +200,822 @@ function actions(form: HTMLFormElement, ...buttons: HTMLButtonElement[]): void {
   form.append(row);
 }
 
-/**
- * The admin's page: accounts (add, change role and teams), teams (add, their policies), sites
- * (add, policy, customer tokens), retention and single sign-on.
- */
-export function administration(root: HTMLElement): void {
-  const [status, say] = statusLine();
-  const accounts = el("div");
-  const teams = el("div");
-  let siteRecords: Site[] = [];
-  const teamPolicies = new Map<string, unknown>();
+function button(text: string, type: "button" | "submit" = "button", className = ""): HTMLButtonElement {
+  const b = el("button", text, className);
+  b.type = type;
+  return b;
+}
 
-  const render = async () => {
-    const [users, teamNames, sites] = await Promise.all([
-      api<User[]>("GET", "/api/users"), api<string[]>("GET", "/api/teams"), api<Site[]>("GET", "/api/sites"),
-    ]);
-    siteRecords = sites;
-    const teamDetails = await Promise.all(
-      teamNames.map((team) => api<Team>("GET", `/api/teams/${encodeURIComponent(team)}`)),
-    );
-    teamPolicies.clear();
-    for (const detail of teamDetails) teamPolicies.set(detail.team, detail.policy);
-    siteList.replaceChildren(table(["site", "origin", "served by", "policy", "customers need a token", "token key"], sites.map((site) => [
-      site.site_id, site.origin === "self" ? "this server (demo shop)" : site.origin, site.teams.join(", ") || "no team",
-      site.policy ? "own policy" : "server's", tokenSwitch(site), keyCell(site),
-    ])));
-    setOptions(policySite, sites.map((site) => site.site_id));
-    accounts.replaceChildren(table(["account", "name", "role", "teams", "two-step", ""], users.map((u) => {
+// The registry of pages
+
+export interface OfficeContext {
+  agent: AgentInfo;
+  org: OrgName;
+  t: OfficeT;
+  /** Open another page (by id). */
+  open(id: string): void;
+}
+
+export interface OfficePage {
+  /** The address's hash (#users) and the navigation link's key. */
+  id: string;
+  /** The navigation's text and the page's heading: a catalogue key, or a function of `t`. */
+  label: (keyof typeof en & string) | ((t: OfficeT) => string);
+  /** Roles that see this page. */
+  roles: readonly string[];
+  /** Position in the navigation (lower first). */
+  order: number;
+  /** Fill `root` (under the page's heading). */
+  render(root: HTMLElement, context: OfficeContext): void;
+}
+
+const registry: OfficePage[] = [];
+
+/** Add a page to the office's navigation (another module may, e.g. Training). */
+export function registerOfficePage(page: OfficePage): void {
+  const at = registry.findIndex((p) => p.id === page.id);
+  if (at >= 0) registry.splice(at, 1);
+  registry.push(page);
+  registry.sort((a, b) => a.order - b.order);
+}
+
+export function officePages(role: string): OfficePage[] {
+  return registry.filter((page) => page.roles.includes(role));
+}
+
+const labelOf = (page: OfficePage, t: OfficeT) => (typeof page.label === "function" ? page.label(t) : t(page.label));
+
+/** The office's language: `?lang=` in the console's address, else the page's and the browser's. */
+function officeLocale(): Locale {
+  return pageLocale(new URLSearchParams(location.search).get("lang"));
+}
+
+function defaultT(): OfficeT {
+  return translator(officeMessages, officeLocale());
+}
+
+let stopShell: (() => void) | null = null;
+
+/**
+ * The office for `agent` in `root`: the organisation's name, the navigation, and the page the
+ * address names (else the role's first). Called again at each sign-in; the previous one stops.
+ */
+export function officeConsole(root: HTMLElement, agent: AgentInfo): void {
+  stopShell?.();
+  const t = defaultT();
+  const locale = officeLocale();
+  root.lang = locale;
+  root.dir = direction(locale);
+  const pages = officePages(agent.role);
+  const orgName = el("p", agent.org, "org-name");
+  orgName.id = "office-org";
+  const nav = el("nav", "", "office-nav");
+  nav.setAttribute("aria-label", t("nav.label"));
+  const list = el("ul");
+  nav.append(list);
+  const heading = el("h1");
+  heading.tabIndex = -1;
+  const body = el("div", "", "office-page");
+  const page = el("section");
+  page.setAttribute("aria-labelledby", "office-title");
+  heading.id = "office-title";
+  page.append(heading, body);
+  root.replaceChildren(orgName, nav, page);
+  const context: OfficeContext = { agent, org: { org_id: agent.org, name: agent.org }, t, open: (id) => {
+    location.hash = id;
+  } };
+  const links = new Map<string, HTMLAnchorElement>();
+  for (const p of pages) {
+    const link = el("a", labelOf(p, t));
+    link.href = `#${p.id}`;
+    links.set(p.id, link);
+    const item = el("li");
+    item.append(link);
+    list.append(item);
+  }
+  let shown = "";
+  const show = (focus: boolean) => {
+    if (!root.isConnected) return stop();
+    const wanted = location.hash.slice(1);
+    const chosen = pages.find((p) => p.id === wanted) ?? pages[0];
+    if (!chosen || chosen.id === shown) return;
+    shown = chosen.id;
+    for (const [id, link] of links) {
+      if (id === chosen.id) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    heading.textContent = labelOf(chosen, t);
+    document.title = `${t("title.page", { page: heading.textContent, org: context.org.name })} · Tandem`;
+    body.replaceChildren();
+    chosen.render(body, context);
+    if (focus) heading.focus();
+  };
+  const onHash = () => show(true);
+  const stop = () => {
+    window.removeEventListener("hashchange", onHash);
+    if (stopShell === stop) stopShell = null;
+  };
+  stopShell = stop;
+  window.addEventListener("hashchange", onHash);
+  show(false);
+  api<OrgName>("GET", "/api/me/org")
+    .then((org) => {
+      context.org = org;
+      orgName.textContent = org.name;
+      document.title = `${t("title.page", { page: heading.textContent ?? "", org: org.name })} · Tandem`;
+    })
+    .catch(() => undefined); // the id stays shown
+}
+
+/** Stop following the address (signed out). */
+export function leaveOffice(): void {
+  stopShell?.();
+}
+
+// Pages
+
+const ROLES = ["agent", "supervisor", "auditor", "admin"] as const;
+const USERNAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+function twoStep(u: User, t: OfficeT): string {
+  return u.second_factor ? t("twoStep.on") : u.mfa_exempt ? t("twoStep.exempt") : t("twoStep.pending");
+}
+
+function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
+  const [status, say] = statusLine(t("nav.users"));
+  const list = listView<User>({
+    headers: [t("col.account"), t("col.name"), t("col.role"), t("col.teams"), t("col.twoStep"), t("col.state"), t("col.actions")],
+    caption: t("nav.users"),
+    search: t("search.users"),
+    t,
+    text: (u) => `${u.username} ${u.display_name} ${u.role} ${u.teams.join(" ")}`,
+    cells: (u) => {
       const role = el("select");
-      role.setAttribute("aria-label", `Role of ${u.username}`);
-      for (const r of ["agent", "supervisor", "auditor", "admin"]) role.append(new Option(r, r, false, r === u.role));
+      role.setAttribute("aria-label", t("users.roleOf", { user: u.username }));
+      for (const r of ROLES) role.append(new Option(t(`role.${r}`), r, false, r === u.role));
       role.addEventListener("change", () => {
         api("PATCH", `/api/users/${encodeURIComponent(u.username)}`, { role: role.value } satisfies UserChange)
-          .then(() => say(`${u.username} is now ${role.value}.`, true))
+          .then(() => {
+            say(t("users.roleChanged", { user: u.username, role: role.selectedOptions[0].text.toLowerCase() }), true);
+            return load();
+          })
           .catch((error: Error) => {
             role.value = u.role;
             say(error.message);
           });
       });
-      const twoStep = u.second_factor ? "on" : u.mfa_exempt ? "exempt (demo)" : "set up at next sign-in";
-      return [u.username, u.display_name, role, u.teams.join(", "), twoStep, ""];
-    })));
-    teams.replaceChildren(teamNames.length
-      ? table(["team", "policy"], teamNames.map((team) => {
-        const policy = teamPolicies.get(team);
-        return [team, policy === null || policy === undefined ? "none" : JSON.stringify(policy)];
-      }))
-      : el("p", "Teams: none"));
-    setOptions(policyTeam, teamNames);
+      const state = el("span", u.disabled ? t("state.disabled") : t("state.active"), u.disabled ? "pill bad" : "pill good");
+      const tools = el("div", "", "row-actions");
+      const toggle = button(u.disabled ? t("action.enable") : t("action.disable"));
+      toggle.setAttribute("aria-label", `${toggle.textContent} ${u.username}`);
+      toggle.addEventListener("click", () => {
+        api("POST", `/api/users/${encodeURIComponent(u.username)}/${u.disabled ? "enable" : "disable"}`)
+          .then(() => {
+            say(t(u.disabled ? "users.enabled" : "users.disabled", { user: u.username }), true);
+            return load();
+          })
+          .catch((error: Error) => say(error.message));
+      });
+      const mfa = button(t("action.resetMfa"));
+      mfa.setAttribute("aria-label", `${t("action.resetMfa")}: ${u.username}`);
+      mfa.addEventListener("click", () => {
+        api("POST", `/api/users/${encodeURIComponent(u.username)}/reset-mfa`)
+          .then(() => {
+            say(t("users.mfaReset", { user: u.username }), true);
+            return load();
+          })
+          .catch((error: Error) => say(error.message));
+      });
+      const reset = button(t("action.resetPassword"));
+      reset.setAttribute("aria-label", `${t("action.resetPassword")}: ${u.username}`);
+      reset.addEventListener("click", () => openReset(u.username));
+      const remove = button(t("action.delete"), "button", "danger-outline");
+      remove.setAttribute("aria-label", `${t("action.delete")} ${u.username}`);
+      remove.addEventListener("click", () => {
+        if (!confirm(t("users.confirmDelete", { user: u.username }))) return;
+        api("DELETE", `/api/users/${encodeURIComponent(u.username)}`)
+          .then(() => {
+            say(t("users.deleted", { user: u.username }), true);
+            return load();
+          })
+          .catch((error: Error) => say(error.message));
+      });
+      if (u.username === agent.username) tools.append(el("span", "—", "muted"));
+      else tools.append(toggle, mfa, reset, remove);
+      return [u.username, u.display_name, role, u.teams.join(", "), twoStep(u, t), state, tools];
+    },
+  });
+  const load = async () => list.refresh(await api<User[]>("GET", "/api/users"));
+
+  // An admin's password reset: a temporary password told to the user out of band.
+  const resetForm = el("form", "", "office-form once-form");
+  resetForm.hidden = true;
+  resetForm.noValidate = true;
+  const resetTitle = el("h2");
+  const temporary = el("input");
+  temporary.type = "password";
+  temporary.autocomplete = "new-password";
+  let resetting = "";
+  const openReset = (username: string) => {
+    resetting = username;
+    resetTitle.textContent = t("users.resetTitle", { user: username });
+    resetForm.hidden = false;
+    temporary.value = "";
+    invalid(temporary, "");
+    temporary.focus();
   };
+  resetForm.append(resetTitle, el("p", t("users.resetHelp"), "muted wide"));
+  field(resetForm, t("action.resetPassword"), temporary);
+  const cancel = button(t("action.cancel"));
+  cancel.addEventListener("click", () => {
+    resetForm.hidden = true;
+    temporary.value = "";
+  });
+  actions(resetForm, button(t("action.resetPassword"), "submit", "primary"), cancel);
+  resetForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!invalid(temporary, temporary.value.length < 12 ? t("validate.password") : "")) return temporary.focus();
+    const password = temporary.value;
+    temporary.value = "";
+    api("POST", `/api/users/${encodeURIComponent(resetting)}/reset-password`, { password } satisfies PasswordReset)
+      .then(() => {
+        resetForm.hidden = true;
+        say(t("users.passwordReset", { user: resetting }), true);
+      })
+      .catch((error: Error) => say(error.message));
+  });
 
   const form = el("form", "", "office-form");
-  const username = field(form, "New account", el("input"));
-  const password = field(form, "Initial password", el("input"));
+  form.noValidate = true;
+  const username = field(form, t("users.new"), el("input"));
+  username.autocapitalize = "off";
+  username.spellcheck = false;
+  const password = field(form, t("users.password"), el("input"));
   password.type = "password";
   password.autocomplete = "new-password";
-  const newRole = field(form, "Role", el("select"));
-  for (const r of ["agent", "supervisor", "auditor", "admin"]) newRole.append(new Option(r, r));
-  const newTeams = field(form, "Teams (comma separated)", el("input"));
-  const add = el("button", "Add account", "primary");
-  add.type = "submit";
-  form.append(add);
+  const newRole = field(form, t("col.role"), el("select"));
+  for (const r of ROLES) if (r !== "auditor") newRole.append(new Option(t(`role.${r}`), r));
+  const newTeams = field(form, t("users.teams"), el("input"));
+  form.append(button(t("users.add"), "submit", "primary"));
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const teamList = newTeams.value.split(",").map((t) => t.trim()).filter(Boolean);
+    const name = username.value.trim();
+    const ok = [
+      invalid(username, !name ? t("validate.required") : USERNAME.test(name) ? "" : t("validate.username")),
+      invalid(password, password.value.length < 12 ? t("validate.password") : ""),
+    ];
+    if (ok.includes(false)) return;
+    const teamList = newTeams.value.split(",").map((team) => team.trim()).filter(Boolean);
     api("POST", "/api/users", {
-      username: username.value.trim(), password: password.value, role: newRole.value,
-      ...(teamList.length ? { teams: teamList } : {}),
+      username: name, password: password.value, role: newRole.value, ...(teamList.length ? { teams: teamList } : {}),
     } satisfies NewUser)
       .then(() => {
-        say(`Added ${username.value.trim()}. They set up two-step sign-in when they first sign in.`, true);
+        say(t("users.added", { user: name }), true);
         form.reset();
-        return render();
+        return load();
       })
       .catch((error: Error) => say(error.message));
     password.value = "";
   });
 
-  // Sites: customer tokens (docs/administration.md) and their own policy.
-  const siteList = el("div");
-  const [siteStatus, saySite] = statusLine("Site status");
+  root.append(status, list.element, resetForm, el("h2", t("users.new")), form);
+  load().catch((error: Error) => say(error.message));
+}
+
+function policySummary(policy: Record<string, unknown> | null | undefined, t: OfficeT): string {
+  if (!policy) return t("policy.none");
+  const pages = (policy.pages ?? {}) as { allow?: string[]; deny?: string[] };
+  const count = (value: unknown) => (Array.isArray(value) ? value.length : 0);
+  return t("policy.summary", {
+    pages: count(pages.allow) + count(pages.deny), masks: count(policy.mask), hidden: count(policy.hide),
+  });
+}
+
+function teamsPage(root: HTMLElement, { t, open }: OfficeContext): void {
+  const [status, say] = statusLine(t("nav.teams"));
+  const list = el("div");
+  const load = async () => {
+    const names = await api<string[]>("GET", "/api/teams");
+    const details = await Promise.all(names.map((team) => api<Team>("GET", `/api/teams/${encodeURIComponent(team)}`)));
+    list.replaceChildren(details.length ? table([t("col.team"), t("col.policy"), t("col.actions")], details.map((team) => {
+      const edit = button(t("nav.policies"));
+      edit.setAttribute("aria-label", `${t("nav.policies")}: ${team.team}`);
+      edit.addEventListener("click", () => {
+        sessionStorage.setItem("tandem-policy-target", `team:${team.team}`);
+        open("policies");
+      });
+      const remove = button(t("action.delete"), "button", "danger-outline");
+      remove.setAttribute("aria-label", `${t("action.delete")} ${team.team}`);
+      remove.addEventListener("click", () => {
+        api("DELETE", `/api/teams/${encodeURIComponent(team.team)}`)
+          .then(() => {
+            say(t("teams.deleted", { team: team.team }), true);
+            return load();
+          })
+          .catch((error: Error) => say(error.message));
+      });
+      const tools = el("div", "", "row-actions");
+      tools.append(edit, remove);
+      return [team.team, policySummary(team.policy, t), tools];
+    }), t("nav.teams")) : el("p", t("paging.empty"), "muted"));
+  };
+  const form = el("form", "", "office-form");
+  form.noValidate = true;
+  const name = field(form, t("teams.new"), el("input"));
+  form.append(button(t("teams.add"), "submit"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const team = name.value.trim();
+    if (!invalid(name, !team ? t("validate.required") : USERNAME.test(team) ? "" : t("validate.username"))) return;
+    api("POST", "/api/teams", { team } satisfies NewTeam)
+      .then(() => {
+        say(t("teams.added", { team }), true);
+        form.reset();
+        return load();
+      })
+      .catch((error: Error) => say(error.message));
+  });
+  root.append(status, list, form);
+  load().catch((error: Error) => say(error.message));
+}
+
+function sitesPage(root: HTMLElement, { t }: OfficeContext): void {
+  const [status, say] = statusLine(t("sites.status"));
   const keyPanel = el("section", "", "once");
-  keyPanel.setAttribute("aria-label", "New customer-token key");
+  keyPanel.setAttribute("aria-label", t("sites.keyRegion"));
   keyPanel.hidden = true;
   const hideKey = () => {
     keyPanel.replaceChildren(); // the key leaves the page with its text node
     keyPanel.hidden = true;
   };
   const showKey = (siteId: string, issued: TokenKey) => {
-    const dismiss = el("button", "Hide the key");
-    dismiss.type = "button";
+    const dismiss = button(t("sites.hideKey"));
     dismiss.addEventListener("click", () => {
       hideKey();
-      saySite(`The key of ${siteId} is no longer shown, and it cannot be shown again.`, true);
+      say(t("sites.keyHidden", { site: siteId }), true);
     });
+    const copy = copyButton(t("copy"), () => issued.key, say, t);
+    copy.setAttribute("aria-label", `${t("copy")}: customer-token key of ${siteId}`);
+    const tools = el("div", "", "row-actions");
+    tools.append(copy, dismiss);
     keyPanel.replaceChildren(
-      el("p", `New customer-token key for ${siteId} (${issued.algorithm}, audience "${issued.audience}"):`),
+      el("p", t("sites.keyIntro", { site: siteId, algorithm: issued.algorithm, audience: issued.audience })),
       el("code", issued.key),
-      el("p", `It is shown only this once: copy it now into your site's backend, which signs its customers' tokens with it. Any earlier key of ${siteId} stopped working just now: tokens signed with it are refused.`, "warning"),
-      dismiss,
+      el("p", t("sites.keyWarning", { site: siteId }), "warning"),
+      tools,
     );
     keyPanel.hidden = false;
-    dismiss.focus();
+    copy.focus();
   };
   const tokenSwitch = (site: Site) => {
     const required = el("input");
     required.type = "checkbox";
     required.checked = site.require_token;
-    required.setAttribute("aria-label", `Customers of ${site.site_id} need a token`);
+    required.setAttribute("aria-label", t("sites.needToken", { site: site.site_id }));
     required.addEventListener("change", () => {
       api("PATCH", `/api/sites/${encodeURIComponent(site.site_id)}`, { require_token: required.checked } satisfies SiteChange)
         .then(() => {
-          saySite(required.checked
-            ? `Customers of ${site.site_id} now need a token from the site's backend to start a session.`
-            : `Customers of ${site.site_id} can start sessions without a token.`, true);
-          return render();
+          say(required.checked
+            ? t("sites.tokensOn", { site: site.site_id }) : t("sites.tokensOff", { site: site.site_id }), true);
+          return load();
         })
         .catch((error: Error) => {
           required.checked = site.require_token;
-          saySite(error.message);
+          say(error.message);
         });
     });
     return required;
   };
   const keyCell = (site: Site) => {
-    const cell = el("span", site.has_token_key ? "issued " : "none ");
-    const issue = el("button", "Issue key");
-    issue.type = "button";
-    issue.setAttribute("aria-label", `Issue customer-token key for ${site.site_id}`);
+    const cell = el("span", `${site.has_token_key ? t("sites.keyIssued") : t("sites.keyNone")} `);
+    const issue = button(t("sites.issue"));
+    issue.setAttribute("aria-label", t("sites.issueFor", { site: site.site_id }));
     issue.addEventListener("click", () => {
       api<TokenKey>("POST", `/api/sites/${encodeURIComponent(site.site_id)}/token-key`)
         .then((issued) => {
           showKey(site.site_id, issued);
-          saySite(`Issued a new customer-token key for ${site.site_id}.`, true);
-          return render();
+          say(t("sites.issued", { site: site.site_id }), true);
+          return load();
         })
-        .catch((error: Error) => saySite(error.message));
+        .catch((error: Error) => say(error.message));
     });
     cell.append(issue);
     return cell;
   };
-
-  const sitePolicyForm = el("form", "", "office-form");
-  const policySite = field(sitePolicyForm, "Policy for site", el("select"));
-  const sitePolicy = field(sitePolicyForm, "Site policy (JSON)", el("textarea"));
-  const [sitePolicyStatus, saySitePolicy] = statusLine("Site policy status");
-  const setSitePolicy = el("button", "Set site policy");
-  setSitePolicy.type = "submit";
-  const clearSitePolicy = el("button", "Clear site policy");
-  clearSitePolicy.type = "button";
-  actions(sitePolicyForm, setSitePolicy, clearSitePolicy);
-  const showSitePolicy = () => {
-    const site = siteRecords.find((s) => s.site_id === policySite.value);
-    sitePolicy.value = site?.policy ? pretty(site.policy) : "";
-  };
-  policySite.addEventListener("change", showSitePolicy);
-  // `body` may carry a policy as the admin typed it (JSON, unchecked here): the server validates it.
-  const changeSitePolicy = (body: object, done: string) => {
-    const siteId = policySite.value;
-    api("PATCH", `/api/sites/${encodeURIComponent(siteId)}`, body)
-      .then(() => {
-        saySitePolicy(done.replace("{site}", siteId), true);
-        return render();
-      })
-      .then(showSitePolicy)
-      .catch((error: Error) => saySitePolicy(error.message));
-  };
-  sitePolicyForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const parsed = parsePolicy(sitePolicy.value);
-    if ("error" in parsed) return saySitePolicy(parsed.error);
-    changeSitePolicy({ policy: parsed.policy }, "Site {site} has its own policy now: it replaces the server's policy for this site.");
+  const list = listView<Site>({
+    headers: [t("col.site"), t("col.origin"), t("col.servedBy"), t("col.policy"), t("col.verified"), t("col.tokens"), t("col.tokenKey")],
+    caption: t("nav.sites"),
+    search: t("search.sites"),
+    t,
+    text: (s) => `${s.site_id} ${s.name} ${s.origin} ${s.teams.join(" ")}`,
+    cells: (site) => [
+      site.site_id, site.origin === "self" ? t("site.self") : site.origin, site.teams.join(", ") || t("site.noTeam"),
+      site.policy ? t("sites.ownPolicy", { summary: policySummary(site.policy, t) }) : t("sites.serverPolicy"), site.verified ? t("site.verified") : t("site.unverified"),
+      tokenSwitch(site), keyCell(site),
+    ],
   });
-  clearSitePolicy.addEventListener("click", () => {
-    changeSitePolicy({ clear_policy: true }, "Site {site} has no policy of its own now: the server's policy applies.");
-  });
+  const load = async () => list.refresh(await api<Site[]>("GET", "/api/sites"));
 
-  const siteForm = el("form", "", "office-form");
-  const siteInputs = ["New site id", "Origin", "Served by teams"].map((label) => field(siteForm, label, el("input")));
-  siteInputs[1].placeholder = "https://shop.example";
-  const addSite = el("button", "Add site");
-  addSite.type = "submit";
-  siteForm.append(addSite);
-  siteForm.addEventListener("submit", (event) => {
+  const form = el("form", "", "office-form");
+  form.noValidate = true;
+  const [siteId, origin, teams] = [t("sites.id"), t("col.origin"), t("sites.teams")].map((label) => field(form, label, el("input")));
+  origin.placeholder = "https://shop.example";
+  form.append(button(t("sites.add"), "submit"));
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    const [siteId, origin, siteTeams] = siteInputs.map((input) => input.value.trim());
+    const id = siteId.value.trim();
+    const ok = [
+      invalid(siteId, !id ? t("validate.required") : USERNAME.test(id) ? "" : t("validate.username")),
+      invalid(origin, origin.value.trim() ? "" : t("validate.required")),
+      invalid(teams, teams.value.trim() ? "" : t("validate.required")),
+    ];
+    if (ok.includes(false)) return;
     api("POST", "/api/sites", {
-      site_id: siteId, origin, teams: siteTeams.split(",").map((t) => t.trim()).filter(Boolean),
+      site_id: id, origin: origin.value.trim(), teams: teams.value.split(",").map((team) => team.trim()).filter(Boolean),
     } satisfies NewSite)
       .then(() => {
-        say(`Added site ${siteId}. Its pages may now start sessions.`, true);
-        siteForm.reset();
-        return render();
+        say(t("sites.added", { site: id }), true);
+        form.reset();
+        return load();
       })
       .catch((error: Error) => say(error.message));
   });
+  root.append(status, list.element, keyPanel, el("h2", t("sites.new")), form);
+  load().catch((error: Error) => say(error.message));
+}
 
-  const teamForm = el("form", "", "office-form");
-  const teamInput = field(teamForm, "New team", el("input"));
-  const addTeam = el("button", "Add team");
-  addTeam.type = "submit";
-  teamForm.append(addTeam);
-  teamForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    api("POST", "/api/teams", { team: teamInput.value.trim() } satisfies NewTeam)
-      .then(() => {
-        say(`Added team ${teamInput.value.trim()}.`, true);
-        teamForm.reset();
-        return render();
-      })
-      .catch((error: Error) => say(error.message));
-  });
+type Policy = Record<string, unknown> & {
+  pages?: { allow?: string[]; deny?: string[] }; mask?: string[]; hide?: string[]; unmask?: string[];
+  detectors?: Record<string, boolean>; media?: { images?: boolean; video?: boolean };
+};
 
-  // A team's own policy: page rules and masks for the sessions its agents join.
-  const teamPolicyForm = el("form", "", "office-form");
-  const policyTeam = field(teamPolicyForm, "Policy for team", el("select"));
-  const teamPolicy = field(teamPolicyForm, "Team policy (JSON)", el("textarea"));
-  const [teamPolicyStatus, sayTeamPolicy] = statusLine("Team policy status");
-  const setTeamPolicy = el("button", "Set team policy");
-  setTeamPolicy.type = "submit";
-  const clearTeamPolicy = el("button", "Clear team policy");
-  clearTeamPolicy.type = "button";
-  actions(teamPolicyForm, setTeamPolicy, clearTeamPolicy);
-  const showTeamPolicy = () => {
-    const policy = teamPolicies.get(policyTeam.value);
-    teamPolicy.value = policy ? pretty(policy) : "";
-  };
-  policyTeam.addEventListener("change", showTeamPolicy);
-  const changeTeamPolicy = (policy: Record<string, unknown> | null) => {
-    const team = policyTeam.value;
-    api<Team>("PATCH", `/api/teams/${encodeURIComponent(team)}`, { policy })
-      .then((changed) => {
-        teamPolicies.set(team, changed.policy);
-        sayTeamPolicy(changed.policy === null
-          ? `Team ${team} has no policy of its own now.`
-          : `Team ${team}'s policy is set: it applies to the sessions its agents join from now on.`, true);
-        return render();
-      })
-      .then(showTeamPolicy)
-      .catch((error: Error) => sayTeamPolicy(error.message));
-  };
-  teamPolicyForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const parsed = parsePolicy(teamPolicy.value);
-    if ("error" in parsed) return sayTeamPolicy(parsed.error);
-    changeTeamPolicy(parsed.policy);
-  });
-  clearTeamPolicy.addEventListener("click", () => changeTeamPolicy(null));
+const DETECTORS = ["iban", "ssn", "email", "phone"] as const;
 
-  for (const area of [sitePolicy, teamPolicy]) {
-    area.rows = 6;
+function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
+  const [status, say] = statusLine(t("policy.status"));
+  const form = el("form", "", "office-form policy-form");
+  form.noValidate = true;
+  const target = field(form, t("policy.for"), el("select"));
+  const lines = (label: string) => {
+    const area = field(form, label, el("textarea"));
+    area.rows = 3;
     area.spellcheck = false;
-    area.placeholder = POLICY_EXAMPLE;
-  }
-
-  // Retention: how long ended sessions' records and recordings are kept.
-  const retentionNow = el("p");
-  const retentionForm = el("form", "", "office-form");
-  retentionForm.noValidate = true; // the server decides what is allowed, and says so
-  const retention = field(retentionForm, "Keep ended sessions (days)", el("input"));
-  retention.type = "number";
-  retention.min = "1";
-  retention.step = "1";
-  const [retentionStatus, sayRetention] = statusLine("Retention status");
-  const saveRetention = el("button", "Save retention");
-  saveRetention.type = "submit";
-  retentionForm.append(saveRetention);
-  const showRetention = (org: Org) => {
-    retentionNow.textContent = `Records of ended sessions and their recordings are deleted after ${org.retention_days} day${org.retention_days === 1 ? "" : "s"}.`;
-    retention.value = String(org.retention_days);
+    return area;
   };
-  retentionForm.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const days = retention.value.trim();
-    if (!days) return sayRetention("Enter a whole number of days.");
-    api<Org>("PATCH", "/api/org", { retention_days: Number(days) } satisfies OrgChange)
-      .then((org) => {
-        showRetention(org);
-        sayRetention(`Ended sessions are now kept for ${org.retention_days} day${org.retention_days === 1 ? "" : "s"}.`, true);
+  const deny = lines(t("policy.deny"));
+  deny.placeholder = "/account/*";
+  const allow = lines(t("policy.allow"));
+  const mask = lines(t("policy.mask"));
+  mask.placeholder = ".balance";
+  const hide = lines(t("policy.hide"));
+  const unmask = lines(t("policy.unmask"));
+  const detectorSet = el("fieldset", "", "wide");
+  detectorSet.append(el("legend", t("policy.detectors")));
+  const detectors = new Map<string, HTMLInputElement>();
+  for (const name of DETECTORS) {
+    const box = el("input");
+    box.type = "checkbox";
+    box.id = `detector-${name}`;
+    const label = el("label", t(`policy.detector.${name}`), "check");
+    label.prepend(box);
+    detectors.set(name, box);
+    detectorSet.append(label);
+  }
+  form.append(detectorSet);
+  const imagesLabel = el("label", t("policy.images"), "check wide");
+  const images = el("input");
+  images.type = "checkbox";
+  imagesLabel.prepend(images);
+  form.append(imagesLabel);
+  const advanced = el("details", "", "wide");
+  advanced.append(el("summary", t("policy.advanced")));
+  const json = el("textarea");
+  json.id = "policy-json";
+  json.rows = 8;
+  json.spellcheck = false;
+  const jsonLabel = el("label", t("policy.json"));
+  jsonLabel.htmlFor = json.id;
+  advanced.append(jsonLabel, json);
+  form.append(advanced);
+  const save = button(t("policy.save"), "submit", "primary");
+  const clear = button(t("policy.clear"));
+  actions(form, save, clear);
+
+  let loaded: Policy | null = null;
+  const policies = new Map<string, Policy | null>();
+  const split = (area: HTMLTextAreaElement) => area.value.split("\n").map((line) => line.trim()).filter(Boolean);
+  const fill = (policy: Policy | null) => {
+    loaded = policy;
+    deny.value = (policy?.pages?.deny ?? []).join("\n");
+    allow.value = (policy?.pages?.allow ?? []).join("\n");
+    mask.value = (policy?.mask ?? []).join("\n");
+    hide.value = (policy?.hide ?? []).join("\n");
+    unmask.value = (policy?.unmask ?? []).join("\n");
+    for (const [name, box] of detectors) box.checked = Boolean(policy?.detectors?.[name]);
+    images.checked = policy?.media?.images !== false;
+    json.value = policy ? JSON.stringify(policy, null, 2) : "";
+    for (const area of [deny, allow, mask, hide, unmask, json]) invalid(area, "");
+  };
+  /** The policy the fields describe (fields the form does not show are kept from the loaded one). */
+  const fromFields = (): Policy | null => {
+    let ok = true;
+    const patterns = (area: HTMLTextAreaElement) => {
+      const values = split(area);
+      const bad = values.findIndex((value) => !/^(\/|https?:\/\/)/.test(value));
+      ok = invalid(area, bad >= 0 ? t("validate.pattern", { line: bad + 1 }) : "") && ok;
+      return values;
+    };
+    const selectors = (area: HTMLTextAreaElement) => {
+      const values = split(area);
+      const bad = values.findIndex((value) => {
+        try {
+          document.createDocumentFragment().querySelector(value);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      ok = invalid(area, bad >= 0 ? t("validate.selector", { line: bad + 1 }) : "") && ok;
+      return values;
+    };
+    const policy: Policy = { ...(loaded ?? {}), version: 1 };
+    const pages = { ...(loaded?.pages ?? {}), deny: patterns(deny), allow: patterns(allow) };
+    policy.pages = pages;
+    policy.mask = selectors(mask);
+    policy.hide = selectors(hide);
+    policy.unmask = selectors(unmask);
+    policy.detectors = Object.fromEntries([...detectors].filter(([, box]) => box.checked).map(([name]) => [name, true]));
+    policy.media = { ...(loaded?.media ?? {}), images: images.checked };
+    return ok ? policy : null;
+  };
+  const targetName = () => {
+    const [kind, name] = target.value.split(/:(.*)/s);
+    return t("policy.of", { kind: t(kind === "team" ? "policy.kind.team" : "policy.kind.site"), name });
+  };
+  const send = (policy: Policy | null) => {
+    const [kind, name] = target.value.split(/:(.*)/s);
+    const request = kind === "team"
+      ? api<Team>("PATCH", `/api/teams/${encodeURIComponent(name)}`, { policy }).then((team) => team.policy as Policy | null)
+      : api<Site>("PATCH", `/api/sites/${encodeURIComponent(name)}`, policy ? { policy } : { clear_policy: true })
+        .then((site) => site.policy as Policy | null);
+    request
+      .then((stored) => {
+        policies.set(target.value, stored);
+        fill(stored);
+        say(stored ? t("policy.saved", { target: targetName() }) : t("policy.cleared", { target: targetName() }), true);
       })
-      .catch((error: Error) => sayRetention(error.message));
+      .catch((error: Error) => say(error.message));
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (advanced.open) {
+      let value: unknown;
+      try {
+        value = JSON.parse(json.value);
+      } catch (error) {
+        invalid(json, t("policy.notJson", { reason: (error as Error).message }));
+        return say(t("policy.invalid"));
+      }
+      if (typeof value !== "object" || value === null || Array.isArray(value)) {
+        invalid(json, t("policy.notObject"));
+        return say(t("policy.invalid"));
+      }
+      invalid(json, "");
+      return send(value as Policy);
+    }
+    const policy = fromFields();
+    if (!policy) return say(t("policy.invalid"));
+    send(policy);
+  });
+  clear.addEventListener("click", () => send(null));
+  // Changing a field shows the JSON it makes; opening the advanced view starts from the fields.
+  form.addEventListener("input", (event) => {
+    if (event.target === json || event.target === target) return;
+    const policy = fromFields();
+    if (policy) json.value = JSON.stringify(policy, null, 2);
+  });
+  target.addEventListener("change", () => {
+    fill(policies.get(target.value) ?? null);
+    sessionStorage.setItem("tandem-policy-target", target.value);
   });
 
-  // Single sign-on through the organisation's OpenID Connect provider. The secret goes to the
-  // server only, which never shows it again; the field is emptied as soon as it is sent.
-  const ssoNow = el("p");
-  const ssoForm = el("form", "", "office-form");
-  ssoForm.noValidate = true;
-  const issuer = field(ssoForm, "Issuer URL", el("input"));
+  const load = async () => {
+    const [teams, sites] = await Promise.all([api<string[]>("GET", "/api/teams"), api<Site[]>("GET", "/api/sites")]);
+    const details = await Promise.all(teams.map((team) => api<Team>("GET", `/api/teams/${encodeURIComponent(team)}`)));
+    const teamGroup = el("optgroup");
+    teamGroup.label = t("nav.teams");
+    for (const team of details) {
+      policies.set(`team:${team.team}`, team.policy as Policy | null);
+      teamGroup.append(new Option(`${t("policy.kind.team")} ${team.team}`, `team:${team.team}`));
+    }
+    const siteGroup = el("optgroup");
+    siteGroup.label = t("nav.sites");
+    for (const site of sites) {
+      policies.set(`site:${site.site_id}`, site.policy as Policy | null);
+      siteGroup.append(new Option(`${t("policy.kind.site")} ${site.site_id}`, `site:${site.site_id}`));
+    }
+    target.replaceChildren(teamGroup, siteGroup);
+    const wanted = sessionStorage.getItem("tandem-policy-target");
+    if (wanted && policies.has(wanted)) target.value = wanted;
+    fill(policies.get(target.value) ?? null);
+  };
+  root.append(
+    el("p", t("policy.intro"), "muted"),
+    form, status,
+  );
+  load().catch((error: Error) => say(error.message));
+}
+
+function auditPage(root: HTMLElement, { t }: OfficeContext): void {
+  const PAGE = 50;
+  const [status, say] = statusLine(t("nav.audit"));
+  const form = el("form", "", "search-form");
+  form.setAttribute("role", "search");
+  const query = el("input");
+  query.type = "search";
+  query.id = "audit-search";
+  query.setAttribute("aria-label", t("search.audit"));
+  query.placeholder = t("search.audit");
+  form.append(query, button(t("search.label"), "submit"));
+  const list = el("div");
+  const pager = el("div", "", "pager");
+  const newer = button(t("paging.newer"));
+  const older = button(t("paging.older"));
+  const where = el("span", "", "muted");
+  pager.append(newer, where, older);
+  /** The `before` of each page shown so far: the first is the newest. */
+  const cursors: number[] = [];
+  let before = Number.MAX_SAFE_INTEGER;
+  const details = (r: AuditRecord) => Object.entries(r.details)
+    .map(([key, value]) => `${key.replace(/_/g, " ")}: ${typeof value === "string" ? value : JSON.stringify(value)}`).join("; ");
+  const load = async () => {
+    const params = new URLSearchParams({ limit: String(PAGE) });
+    if (before !== Number.MAX_SAFE_INTEGER) params.set("before", String(before));
+    if (query.value.trim()) params.set("q", query.value.trim());
+    const records = await api<AuditRecord[]>("GET", `/api/audit/search?${params}`);
+    list.replaceChildren(records.length ? table([t("col.time"), t("col.event"), t("col.by"), t("col.about"), t("col.details")], records.map((r) => {
+      const event = el("span", humanLabel(r.action));
+      event.append(el("br"), el("code", r.action, "muted"));
+      const time = el("time", when(r.at));
+      time.dateTime = new Date(r.at * 1000).toISOString();
+      return [time, event, r.actor, r.subject, details(r)];
+    }), t("nav.audit")) : el("p", t("paging.empty"), "muted"));
+    newer.disabled = cursors.length === 0;
+    older.disabled = records.length < PAGE;
+    where.textContent = records.length
+      ? t("paging.audit", { first: records[records.length - 1].seq, last: records[0].seq }) : "";
+    return records;
+  };
+  let page: AuditRecord[] = [];
+  const run = () => load().then((records) => {
+    page = records;
+  }).catch((error: Error) => say(error.message));
+  older.addEventListener("click", () => {
+    if (!page.length) return;
+    cursors.push(before);
+    before = page[page.length - 1].seq;
+    void run();
+  });
+  newer.addEventListener("click", () => {
+    before = cursors.pop() ?? Number.MAX_SAFE_INTEGER;
+    void run();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    cursors.length = 0;
+    before = Number.MAX_SAFE_INTEGER;
+    void run();
+  });
+  root.append(el("p", t("audit.intro"), "muted"), form, list, pager, status);
+  void run();
+}
+
+function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
+  const now = el("p");
+  const form = el("form", "", "office-form");
+  form.noValidate = true;
+  const issuer = field(form, t("sso.issuer"), el("input"));
   issuer.type = "url";
   issuer.placeholder = "https://login.example.com";
-  const clientId = field(ssoForm, "Client id", el("input"));
-  const clientSecret = field(ssoForm, "Client secret", el("input"));
+  const clientId = field(form, t("sso.clientId"), el("input"));
+  const clientSecret = field(form, t("sso.clientSecret"), el("input"));
   clientSecret.type = "password";
   clientSecret.autocomplete = "off";
   for (const input of [issuer, clientId]) {
     input.autocomplete = "off";
     input.spellcheck = false;
   }
-  const [ssoStatus, saySso] = statusLine("Single sign-on status");
-  const saveSso = el("button", "Save single sign-on");
-  saveSso.type = "submit";
-  ssoForm.append(saveSso);
-  const ssoOff = el("button", "Turn off single sign-on");
-  ssoOff.type = "button";
-  const showSso = (sso: SsoProvider | null) => {
-    ssoNow.textContent = sso
-      ? `Accounts can sign in through ${sso.issuer} (client id ${sso.client_id}). The client secret is stored encrypted and never shown.`
-      : "Off: accounts sign in with their password and two-step sign-in only.";
-    ssoOff.hidden = !sso;
+  const [status, say] = statusLine(t("sso.status"));
+  form.append(button(t("sso.save"), "submit", "primary"));
+  const off = button(t("sso.off"));
+  const show = (sso: SsoProvider | null) => {
+    now.textContent = sso
+      ? t("sso.isOn", { issuer: sso.issuer, client: sso.client_id })
+      : t("sso.isOff");
+    off.hidden = !sso;
     if (sso) {
       issuer.value = sso.issuer;
       clientId.value = sso.client_id;
     }
   };
-  ssoForm.addEventListener("submit", (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
     const secret = clientSecret.value;
     clientSecret.value = "";
-    if (!secret) return saySso("Enter the client secret your identity provider gave you (needed each time you save).");
+    if (!secret) return say(t("sso.needSecret"));
     api<SsoAnswer>("PUT", "/api/org/sso", { issuer: issuer.value.trim(), client_id: clientId.value.trim(), client_secret: secret } satisfies SsoSettings)
       .then(({ sso }) => {
-        showSso(sso);
-        saySso("Single sign-on is on. Accounts must already exist here under the provider's user name.", true);
+        show(sso);
+        say(t("sso.turnedOn"), true);
       })
-      .catch((error: Error) => saySso(error.message));
+      .catch((error: Error) => say(error.message));
   });
-  ssoOff.addEventListener("click", () => {
+  off.addEventListener("click", () => {
     api("DELETE", "/api/org/sso")
       .then(() => {
-        showSso(null);
-        ssoForm.reset();
-        saySso("Single sign-on is off.", true);
+        show(null);
+        form.reset();
+        say(t("sso.turnedOff"), true);
       })
-      .catch((error: Error) => saySso(error.message));
+      .catch((error: Error) => say(error.message));
+  });
+  const uri = `${relay().base || location.origin}/api/sso/callback`;
+  const intro = el("p", t("sso.intro", { uri }), "muted");
+  root.append(now, intro, copyButton(t("copy"), () => uri, say, t), form, off, status);
+  api<SsoAnswer>("GET", "/api/org/sso").then(({ sso }) => show(sso)).catch((error: Error) => say(error.message));
+}
+
+function organisationPage(root: HTMLElement, context: OfficeContext): void {
+  const { t } = context;
+  const [status, say] = statusLine(t("org.status"));
+  const nameForm = el("form", "", "office-form");
+  nameForm.noValidate = true;
+  const name = field(nameForm, t("org.name"), el("input"));
+  nameForm.append(button(t("org.rename"), "submit"));
+  const id = el("p", t("org.id", { id: context.org.org_id }), "muted");
+  nameForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = name.value.trim();
+    if (!invalid(name, value ? "" : t("validate.required"))) return;
+    api<Org>("PATCH", "/api/org", { name: value } satisfies OrgChange)
+      .then((org) => {
+        context.org = { org_id: org.org_id, name: org.name };
+        const shown = document.getElementById("office-org");
+        if (shown) shown.textContent = org.name;
+        say(t("org.renamed", { name: org.name }), true);
+      })
+      .catch((error: Error) => say(error.message));
   });
 
-  root.replaceChildren(
-    el("h1", "Administration"), status, el("h2", "Accounts"), accounts, form,
-    el("h2", "Teams"), teams, teamForm,
-    el("p", "A team's policy (docs/privacy.md) adds page rules and masks to every session its agents join. Setting one replaces the team's previous policy; clearing removes it.", "muted"),
-    teamPolicyForm, teamPolicyStatus,
-    el("h2", "Sites"), siteList, keyPanel, siteStatus,
-    el("p", "A site's own policy (docs/privacy.md) replaces the server's policy for that site; the page can only add restrictions to it.", "muted"),
-    sitePolicyForm, sitePolicyStatus, siteForm,
-    el("h2", "Retention"), retentionNow, retentionForm, retentionStatus,
-    el("h2", "Single sign-on"), ssoNow,
-    el("p", `Register Tandem with your identity provider as a confidential client with the redirect URI ${relay().base || location.origin}/api/sso/callback.`, "muted"),
-    ssoForm, ssoOff, ssoStatus,
+  // Retention: how long ended sessions' records and recordings are kept.
+  const retentionNow = el("p");
+  const retentionForm = el("form", "", "office-form");
+  retentionForm.noValidate = true; // the server decides what is allowed, and says so
+  const retention = field(retentionForm, t("retention.days"), el("input"));
+  retention.type = "number";
+  retention.min = "1";
+  retention.step = "1";
+  const [retentionStatus, sayRetention] = statusLine(t("retention.status"));
+  retentionForm.append(button(t("retention.save"), "submit"));
+  const showRetention = (org: Org) => {
+    retentionNow.textContent = t("retention.now", { days: org.retention_days });
+    retention.value = String(org.retention_days);
+  };
+  retentionForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const days = retention.value.trim();
+    if (!days) return sayRetention(t("retention.needDays"));
+    api<Org>("PATCH", "/api/org", { retention_days: Number(days) } satisfies OrgChange)
+      .then((org) => {
+        showRetention(org);
+        sayRetention(t("retention.saved", { days: org.retention_days }), true);
+      })
+      .catch((error: Error) => sayRetention(error.message));
+  });
+  root.append(
+    id, nameForm, status,
+    el("h2", t("retention.title")), retentionNow, retentionForm, retentionStatus,
     compliancePanel(), subjectsPanel(),
   );
-  render()
-    .then(() => {
-      showSitePolicy();
-      showTeamPolicy();
+  api<Org>("GET", "/api/org")
+    .then((org) => {
+      name.value = org.name;
+      showRetention(org);
     })
     .catch((error: Error) => say(error.message));
-  api<Org>("GET", "/api/org").then(showRetention).catch((error: Error) => sayRetention(error.message));
-  api<SsoAnswer>("GET", "/api/org/sso").then(({ sso }) => showSso(sso)).catch((error: Error) => saySso(error.message));
 }
+
+function recordingsPage(root: HTMLElement, context: OfficeContext): void {
+  root.append(el("p", context.t("recordings.intro"), "muted"));
+  if (context.agent.role === "auditor") recordingsPanel(root, context.t);
+  else recordingKeyPanel(root, context.t);
+}
+
+registerOfficePage({ id: "users", label: "nav.users", roles: ["admin"], order: 10, render: usersPage });
+registerOfficePage({ id: "teams", label: "nav.teams", roles: ["admin"], order: 20, render: teamsPage });
+registerOfficePage({ id: "sites", label: "nav.sites", roles: ["admin"], order: 30, render: sitesPage });
+registerOfficePage({ id: "policies", label: "nav.policies", roles: ["admin"], order: 40, render: policiesPage });
+registerOfficePage({ id: "audit", label: "nav.audit", roles: ["auditor"], order: 45, render: auditPage });
+registerOfficePage({ id: "recordings", label: "nav.recordings", roles: ["admin", "auditor"], order: 50, render: recordingsPage });
+registerOfficePage({ id: "sso", label: "nav.sso", roles: ["admin"], order: 60, render: ssoPage });
+registerOfficePage({ id: "organisation", label: "nav.organisation", roles: ["admin"], order: 70, render: organisationPage });

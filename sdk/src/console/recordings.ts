@@ -13,13 +13,12 @@ import {
   MIN_PASSPHRASE_LENGTH, RecordingError, newKeyFile, openKeyFile, openRecording, type RecordingKey,
 } from "../shared/e2e/recording.ts";
 import type { Org, Recording, RecordingKey as RecordingKeyBody } from "../generated/rest.ts";
-import { api, el, field, statusLine, table } from "./office.ts";
+import { humanLabel } from "./messages/office.ts";
+import { type OfficeT, api, copyButton, el, field, listView, statusLine, table, when } from "./office.ts";
 import { relay, relayFetch } from "./relay.ts";
 
-const when = (seconds: number) => new Date(seconds * 1000).toISOString().replace("T", " ").slice(0, 19);
-
-function duration(r: Recording): string {
-  if (r.ended_at === null) return "recording…";
+function duration(r: Recording, t: OfficeT): string {
+  if (r.ended_at === null) return t("recordings.running");
   const s = Math.round(r.ended_at - r.started_at);
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
 }
@@ -36,23 +35,28 @@ function saveFile(name: string, data: BlobPart, type: string): void {
 }
 
 /** The auditor's recordings: unlock the key, list, play, export. */
-export function recordingsPanel(root: HTMLElement): void {
+export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
   let key: RecordingKey | null = null;
   let replayer: Replayer | null = null;
   const [status, say] = statusLine();
   const list = el("div");
   const player = el("section", "", "mirror player");
-  player.setAttribute("aria-label", "Recording playback");
+  player.setAttribute("aria-label", t("rec.playback"));
   // Controls: play/pause and a position slider (seconds into the recording).
   const controls = el("div", "", "player-controls");
   controls.hidden = true;
-  const toggle = el("button", "Pause");
+  const toggle = el("button", t("rec.pause"));
   toggle.type = "button";
+  let playing = false;
+  const setPlaying = (now: boolean) => {
+    playing = now;
+    toggle.textContent = t(now ? "rec.pause" : "rec.play");
+  };
   const position = el("input");
   position.type = "range";
   position.min = "0";
   position.step = "0.1";
-  position.setAttribute("aria-label", "Position in the recording (seconds)");
+  position.setAttribute("aria-label", t("rec.position"));
   const clock = el("span", "", "muted");
   controls.append(toggle, position, clock);
   let ticker: ReturnType<typeof setInterval> | undefined;
@@ -60,48 +64,48 @@ export function recordingsPanel(root: HTMLElement): void {
     if (!replayer) return;
     const seconds = replayer.getCurrentTime() / 1000;
     position.value = String(seconds);
-    clock.textContent = `${seconds.toFixed(1)} s of ${position.max} s`;
+    clock.textContent = t("rec.clock", { at: seconds.toFixed(1), total: position.max });
   };
   toggle.addEventListener("click", () => {
     if (!replayer) return;
-    if (toggle.textContent === "Pause") {
+    if (playing) {
       replayer.pause();
-      toggle.textContent = "Play";
+      setPlaying(false);
     } else {
       replayer.play(replayer.getCurrentTime());
-      toggle.textContent = "Pause";
+      setPlaying(true);
     }
   });
   position.addEventListener("input", () => {
     if (!replayer) return;
     const at = Number(position.value) * 1000;
-    if (toggle.textContent === "Pause") replayer.play(at);
+    if (playing) replayer.play(at);
     else replayer.pause(at);
     showPosition();
   });
 
   const unlock = el("form", "", "office-form");
-  const file = field(unlock, "Recording key file", el("input"));
+  const file = field(unlock, t("rec.keyFile"), el("input"));
   file.type = "file";
   file.accept = ".json,application/json";
-  const passphrase = field(unlock, "Key passphrase", el("input"));
+  const passphrase = field(unlock, t("rec.passphrase"), el("input"));
   passphrase.type = "password";
   passphrase.autocomplete = "off";
-  const open = el("button", "Unlock key");
+  const open = el("button", t("rec.unlock"));
   open.type = "submit";
   unlock.append(open);
   unlock.addEventListener("submit", (event) => {
     event.preventDefault();
     const chosen = file.files?.[0];
-    if (!chosen) return say("Choose the recording key file your admin gave you.");
-    say("Opening the key…", true);
+    if (!chosen) return say(t("rec.chooseFile"));
+    say(t("rec.opening"), true);
     chosen.text()
       .then((text) => openKeyFile(text, passphrase.value))
       .then((opened) => {
         key?.privateKey.fill(0);
         key = opened;
         passphrase.value = "";
-        say(`Key ${opened.keyId} unlocked for this page. It is not stored anywhere.`, true);
+        say(t("rec.unlocked", { key: opened.keyId }), true);
       })
       .catch((error: Error) => say(error.message))
       .finally(() => {
@@ -124,108 +128,104 @@ export function recordingsPanel(root: HTMLElement): void {
   };
 
   const play = async (r: Recording) => {
-    if (!key) return say("Unlock the recording key first.");
+    if (!key) return say(t("rec.unlockFirst"));
     stopPlayer();
-    say("Fetching the recording (this playback is recorded in the audit trail)…", true);
+    say(t("rec.fetching"), true);
     try {
       const response = await relayFetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`);
-      if (!response.ok) throw new RecordingError(`The server refused: ${response.status}`);
+      if (!response.ok) throw new RecordingError(t("rec.refused", { status: response.status }));
       // The whole recording is checked before anything of it is shown (docs/recordings.md).
       const { events, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
-      if (events.length < 2) return say("This recording holds no page yet.");
+      if (events.length < 2) return say(t("rec.empty"));
       events.forEach(neutralizeEvent); // issue 14, item 7: the player fetches nothing either
       const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
       });
-      replayer.iframe.setAttribute("title", `Recording ${r.recording_id}`);
+      replayer.iframe.setAttribute("title", t("rec.title", { id: r.recording_id }));
       replayer.on("resize", (dimension) => {
         const { width, height } = dimension as { width: number; height: number };
         const scale = Math.min(1, player.clientWidth / width);
         if (replayer?.wrapper) replayer.wrapper.style.transform = `scale(${scale})`;
         player.style.height = `${Math.ceil(height * scale)}px`;
       });
-      replayer.on("finish", () => {
-        toggle.textContent = "Play";
-      });
+      replayer.on("finish", () => setPlaying(false));
       replayer.play();
       position.max = (replayer.getMetaData().totalTime / 1000).toFixed(1);
-      toggle.textContent = "Pause";
+      setPlaying(true);
       controls.hidden = false;
       ticker = setInterval(showPosition, 250);
       say(
-        `Playing ${events.length} events, recorded on ${start.origin} with ${start.agent}, complete and unedited` +
-          `${skipped ? ` (${skipped} frames from outside the consent skipped)` : ""}.`,
+        t("rec.playing", { events: events.length, origin: start.origin, agent: start.agent }) +
+          (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : ""),
         true,
       );
     } catch (error) {
       stopPlayer();
-      if (error instanceof ChannelError) say(`The recording failed its integrity check: ${error.message}.`);
+      if (error instanceof ChannelError) say(t("rec.integrity", { reason: error.message }));
       else say((error as Error).message);
     }
   };
 
-  const render = async () => {
-    const recordings = await api<Recording[]>("GET", "/api/recordings?limit=200");
-    list.replaceChildren(recordings.length ? table(
-      ["started", "length", "site", "agent", "frames", "ended because", ""],
-      recordings.map((r) => {
-        const actions = el("span");
-        const playButton = el("button", "Play");
-        playButton.setAttribute("aria-label", `Play recording ${r.recording_id}`);
+  const listed = listView<Recording>({
+    headers: [t("col.started"), t("col.length"), t("col.site"), t("col.agent"), t("rec.frames"), t("col.endedBecause"), t("col.actions")],
+    caption: t("nav.recordings"),
+    search: t("search.recordings"),
+    t,
+    text: (r) => `${r.recording_id} ${r.session_id} ${r.site_id} ${r.agent} ${humanLabel(r.end_reason)}`,
+    cells: (r) => {
+        const actions = el("span", "", "row-actions");
+        const playButton = el("button", t("rec.play"));
+        playButton.setAttribute("aria-label", t("rec.playFor", { id: r.recording_id }));
         playButton.addEventListener("click", () => void play(r));
-        const exportLink = el("a", "Export");
+        const exportLink = el("a", t("rec.export"));
         exportLink.href = `${relay().base}/api/recordings/${encodeURIComponent(r.recording_id)}/export`;
         exportLink.setAttribute("download", "");
-        exportLink.setAttribute("aria-label", `Export recording ${r.recording_id}`);
-        actions.append(playButton, " ", exportLink);
-        return [when(r.started_at), duration(r), r.site_id, r.agent, String(r.frames), r.end_reason ?? "", actions];
-      }),
-    ) : el("p", "No recordings yet.", "muted"));
+        exportLink.setAttribute("aria-label", t("rec.exportFor", { id: r.recording_id }));
+        actions.append(playButton, exportLink);
+        return [when(r.started_at), duration(r, t), r.site_id, r.agent, String(r.frames), humanLabel(r.end_reason), actions];
+    },
+  });
+  list.append(listed.element);
+  const render = async () => {
+    const recordings = await api<Recording[]>("GET", "/api/recordings?limit=200");
+    if (recordings.length) listed.refresh(recordings);
+    else list.replaceChildren(el("p", t("recordings.none"), "muted"));
   };
 
-  root.append(
-    el("h1", "Recordings"),
-    el("p", "Recordings are encrypted in the customer's browser for your organisation's recording key; the server cannot read them. Every playback and export is recorded in the audit trail.", "muted"),
-    unlock, status, list, controls, player,
-  );
+  root.append(unlock, status, list, controls, player);
   render().catch((error: Error) => say(error.message));
 }
 
 /** The admin's recording key: create one (file for the auditors) or remove it. */
-export function recordingKeyPanel(root: HTMLElement): void {
+export function recordingKeyPanel(root: HTMLElement, t: OfficeT): void {
   const [status, say] = statusLine();
   const current = el("p");
   // The key id the site's own pages must pin: the customer's browser wraps for no other key.
   const pin = el("form", "", "office-form");
   pin.addEventListener("submit", (event) => event.preventDefault());
-  const pinId = field(pin, "Key id to pin on your site", el("input"));
+  const pinId = field(pin, t("rec.pin"), el("input"));
   pinId.readOnly = true;
-  const copy = el("button", "Copy key id");
-  copy.type = "button";
-  copy.addEventListener("click", () => {
-    pinId.select();
-    navigator.clipboard?.writeText(pinId.value).then(() => say("Key id copied.", true), () => undefined);
-  });
+  const copy = copyButton(t("rec.copyId"), () => pinId.value, say, t);
   const pinHelp = el("p", "", "muted");
   pin.append(copy, pinHelp);
-  const remove = el("button", "Remove recording key");
+  const remove = el("button", t("rec.remove"));
   const form = el("form", "", "office-form");
-  const first = field(form, "New key passphrase", el("input"));
-  const second = field(form, "Passphrase again", el("input"));
+  const first = field(form, t("rec.newPassphrase"), el("input"));
+  const second = field(form, t("rec.again"), el("input"));
   for (const input of [first, second]) {
     input.type = "password";
     input.autocomplete = "new-password";
   }
-  const create = el("button", "Create recording key");
+  const create = el("button", t("rec.create"));
   create.type = "submit";
   form.append(create);
 
   const render = async () => {
     const org = await api<Org>("GET", "/api/org");
     current.textContent = org.recording_key
-      ? `Sessions can be recorded (with the customer's consent) under key ${org.recording_key.key_id}.`
-      : "No recording key: sessions cannot be recorded.";
+      ? t("rec.withKey", { key: org.recording_key.key_id })
+      : t("rec.noKey");
     remove.hidden = !org.recording_key;
     pin.hidden = !org.recording_key;
     pinId.value = org.recording_key?.key_id ?? "";
@@ -238,19 +238,19 @@ export function recordingKeyPanel(root: HTMLElement): void {
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    if (first.value !== second.value) return say("The passphrases differ.");
+    if (first.value !== second.value) return say(t("rec.differ"));
     if (first.value.length < MIN_PASSPHRASE_LENGTH) {
-      return say(`Use a passphrase of at least ${MIN_PASSPHRASE_LENGTH} characters.`);
+      return say(t("rec.short", { length: MIN_PASSPHRASE_LENGTH }));
     }
     const passphrase = first.value;
     form.reset();
-    say("Creating the key…", true);
+    say(t("rec.creating"), true);
     render()
       .then((org) => newKeyFile(org.org_id, passphrase))
       .then(async (keyFile) => {
         saveFile(`tandem-recording-key-${keyFile.key_id}.json`, JSON.stringify(keyFile, null, 2), "application/json");
         await api("PUT", "/api/org/recording-key", { public_key: keyFile.public_key } satisfies RecordingKeyBody);
-        say(`Key ${keyFile.key_id} is in use. Give the downloaded file and its passphrase to your auditors: without both, no one can play recordings made under it. Pin the key id on your site (below).`, true);
+        say(t("rec.inUse", { key: keyFile.key_id }), true);
         return render();
       })
       .catch((error: Error) => say(error.message));
@@ -258,7 +258,7 @@ export function recordingKeyPanel(root: HTMLElement): void {
   remove.addEventListener("click", () => {
     api("DELETE", "/api/org/recording-key")
       .then(() => {
-        say("Recording key removed: new recordings cannot start. Existing ones stay readable with their key file.", true);
+        say(t("rec.removed"), true);
         return render();
       })
       .catch((error: Error) => say(error.message));
@@ -269,26 +269,27 @@ export function recordingKeyPanel(root: HTMLElement): void {
   const listRecordings = async () => {
     const found = await api<Recording[]>("GET", "/api/recordings?limit=200");
     recordings.replaceChildren(found.length ? table(
-      ["started", "length", "site", "agent", ""],
+      [t("col.started"), t("col.length"), t("col.site"), t("col.agent"), t("col.endedBecause"), t("col.actions")],
       found.map((r) => {
-        const erase = el("button", "Erase");
-        erase.setAttribute("aria-label", `Erase recording ${r.recording_id}`);
+        const erase = el("button", t("rec.erase"));
+        erase.setAttribute("aria-label", t("rec.eraseFor", { id: r.recording_id }));
         erase.disabled = r.ended_at === null;
         erase.addEventListener("click", () => {
-          if (!confirm("Erase this recording for good? This cannot be undone.")) return;
+          if (!confirm(t("rec.confirmErase"))) return;
           api("DELETE", `/api/recordings/${encodeURIComponent(r.recording_id)}`)
             .then(() => {
-              say(`Recording ${r.recording_id} erased.`, true);
+              say(t("rec.erased", { id: r.recording_id }), true);
               return listRecordings();
             })
             .catch((error: Error) => say(error.message));
         });
-        return [when(r.started_at), duration(r), r.site_id, r.agent, erase];
+        return [when(r.started_at), duration(r, t), r.site_id, r.agent, humanLabel(r.end_reason), erase];
       }),
-    ) : el("p", "No recordings.", "muted"));
+    ) : el("p", t("rec.noneAdmin"), "muted"));
   };
 
-  root.append(el("h2", "Recording key"), current, pin, form, remove, status, el("h2", "Recordings (erasure)"), recordings);
+  remove.type = "button";
+  root.append(el("h2", t("rec.keyTitle")), current, pin, form, remove, status, el("h2", t("rec.erasure")), recordings);
   render().catch((error: Error) => say(error.message));
   listRecordings().catch((error: Error) => say(error.message));
 }

@@ -74,6 +74,13 @@ function signIn(error: string | null, options: ViewOptions, actions: ViewActions
     </section>`;
 }
 
+/** Recovery codes to the clipboard, one a line; the button says whether it worked. */
+function copyCodes(event: Event, codes: readonly string[]): void {
+  const button = event.currentTarget as HTMLButtonElement;
+  const done = navigator.clipboard?.writeText(codes.join("\n")) ?? Promise.reject(new Error("no clipboard"));
+  done.then(() => { button.textContent = "Copied"; }, () => { button.textContent = "Copy failed: select the codes"; });
+}
+
 function secondFactor(state: Extract<ConsoleState, { screen: "mfa" }>, actions: ViewActions): TemplateResult {
   return html`
     <section id="mfa" class="card narrow">
@@ -94,7 +101,8 @@ function secondFactor(state: Extract<ConsoleState, { screen: "mfa" }>, actions: 
       ${state.step === "done" ? html`
         <div id="mfa-done">
           <p class="good"><strong>Two-step sign-in is on.</strong> These recovery codes each work once if you lose your phone. Save them now: they are not shown again.</p>
-          <ol id="mfa-recovery" class="codes">${state.recoveryCodes.map((code) => html`<li>${code}</li>`)}</ol>
+          <ol id="mfa-recovery" class="codes">${state.recoveryCodes.map((code) => html`<li><code>${code}</code></li>`)}</ol>
+          <button id="mfa-copy" type="button" @click=${(event: Event) => copyCodes(event, state.recoveryCodes)}>Copy all codes</button>
           <button id="mfa-continue" type="button" class="primary" @click=${actions.mfaContinue}>I saved them — continue</button>
         </div>` : nothing}
     </section>`;

@@ -148,6 +148,11 @@ export interface OrgChange {
   retention_days?: number | null;
 }
 
+export interface OrgName {
+  org_id: string;
+  name: string;
+}
+
 export interface OrgRecordingKey {
   public_key: string;
   key_id: string;
@@ -300,6 +305,7 @@ export interface User {
   mfa_exempt: boolean;
   sso_bound: boolean;
   password_change_required: boolean;
+  disabled: boolean;
 }
 
 export interface UserChange {

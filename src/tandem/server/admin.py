@@ -153,6 +153,11 @@ class Org(Answer):
     recording_key: OrgRecordingKey | None
 
 
+class OrgName(Answer):
+    org_id: str
+    name: str
+
+
 class SsoProvider(Answer):
     issuer: str
     client_id: str
@@ -171,6 +176,8 @@ class User(Answer):
     mfa_exempt: bool
     sso_bound: bool
     password_change_required: bool
+    disabled: bool
+    """No sign-in while disabled (POST .../disable, .../enable)."""
 
 
 class Team(Answer):
@@ -321,6 +328,27 @@ async def _change_user(call: Call) -> object:
 async def _delete_user(call: Call) -> object:
     await call.services.directory.delete_user(call.principal, call.params["username"])
     return None
+
+
+async def _my_org(call: Call) -> object:
+    org = await call.services.storage.get_org(call.grant)
+    if org is None:
+        raise NotFoundError("not found")
+    return {"org_id": org.org_id, "name": org.name}
+
+
+async def _disable_user(call: Call) -> object:
+    user = await call.services.directory.set_disabled(
+        call.principal, call.params["username"], disabled=True
+    )
+    return user_json(user)
+
+
+async def _enable_user(call: Call) -> object:
+    user = await call.services.directory.set_disabled(
+        call.principal, call.params["username"], disabled=False
+    )
+    return user_json(user)
 
 
 async def _reset_mfa(call: Call) -> object:
@@ -607,6 +635,42 @@ async def _audit(call: Call) -> object:
     ]
 
 
+MAX_AUDIT_SEARCH = 100
+
+
+async def _audit_search(call: Call) -> object:
+    """A page of the organisation's audit records, newest first, before sequence ``before``,
+    whose action, actor or subject contains ``q`` (the console's audit trail page)."""
+    try:
+        before = int(call.query.get("before", str(MAX_SEQ)))
+        limit = int(call.query.get("limit", "50"))
+    except ValueError:
+        raise ConfigError("before and limit are whole numbers") from None
+    if not 0 <= before <= MAX_SEQ or not 1 <= limit <= MAX_SEQ:
+        raise ConfigError(f"before is a whole number from 0 to {MAX_SEQ}, limit from 1")
+    text = call.query.get("q", "").strip()
+    if len(text) > 100:
+        raise ConfigError("q is at most 100 characters")
+    page = await call.services.storage.audit_search(
+        call.grant, before, min(limit, MAX_AUDIT_SEARCH), text
+    )
+    await call.services.hub.record(
+        "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
+    )
+    return [
+        {
+            "seq": r.seq,
+            "at": r.at,
+            "action": r.action,
+            "actor": r.actor,
+            "subject": r.subject,
+            "details": r.details,
+            "hash": r.hash,
+        }
+        for r in page
+    ]
+
+
 async def _audit_counts(call: Call) -> object:
     """The organisation's counts of events with no signed-in actor after ``since``."""
     try:
@@ -784,6 +848,23 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "POST",
+        "/api/users/{username}/disable",
+        "users.manage",
+        "Disable an account: its sign-ins and sockets end, and it cannot sign in until enabled "
+        "(not your own, not the last admin).",
+        _disable_user,
+        returns=User,
+    ),
+    Operation(
+        "POST",
+        "/api/users/{username}/enable",
+        "users.manage",
+        "Enable a disabled account again.",
+        _enable_user,
+        returns=User,
+    ),
+    Operation(
+        "POST",
         "/api/users/{username}/reset-mfa",
         "users.manage",
         "Remove an account's authenticator (lost phone) and end its sign-ins.",
@@ -935,6 +1016,15 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET",
+        "/api/audit/search",
+        "audit.read",
+        "A page of your organisation's audit records, newest first: before sequence `before`, "
+        "at most `limit` (100), whose event, actor or subject contains `q`.",
+        _audit_search,
+        returns=list[AuditRecord],
+    ),
+    Operation(
+        "GET",
         "/api/audit/counts",
         "audit.read",
         "Your organisation's counts of events with no signed-in actor (refused customer "
@@ -959,6 +1049,14 @@ OPERATIONS: tuple[Operation, ...] = (
         _confirm_mfa,
         CodeConfirmation,
         returns=RecoveryCodes,
+    ),
+    Operation(
+        "GET",
+        "/api/me/org",
+        "self",
+        "Your organisation's id and name (shown on every page of the console).",
+        _my_org,
+        returns=OrgName,
     ),
     Operation(
         "POST",

@@ -146,6 +146,8 @@ async def callback(request: Request) -> Response:
                 "no account of this organisation is bound to that provider account "
                 f"(subject {oidc.printable(identity.subject)!r}): ask your admin"
             )
+        if user.disabled:
+            raise AuthenticationError(f"the account {user.username!r} is disabled")
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed()

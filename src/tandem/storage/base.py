@@ -43,6 +43,8 @@ class UserRecord:
     admin or the operator bound to this user; None: no sign-in through a provider."""
     password_change_required: bool = False
     """Set by an admin's password reset: the next sign-in must choose a new password first."""
+    disabled: bool = False
+    """Disabled by an admin or the operator: no sign-in, no socket, until enabled again."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -241,6 +243,10 @@ class Storage(AuditStore, Protocol):
 
     async def get_org(self, grant: Grant) -> OrgRecord | None: ...
 
+    async def all_orgs(self) -> list[OrgRecord]:
+        """Every organisation, by id (the operator's `tandem org list`)."""
+        ...
+
     async def update_org(self, org: OrgRecord) -> None: ...
 
     async def add_team(self, grant: Grant, team: str) -> None:
@@ -283,6 +289,10 @@ class Storage(AuditStore, Protocol):
 
     async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
         """The user bound to that identity provider account, if any."""
+        ...
+
+    async def set_user_disabled(self, grant: Grant, username: str, disabled: bool) -> bool:
+        """Disable or enable ``username`` of ``grant``'s organisation; False if there is none."""
         ...
 
     async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
@@ -368,6 +378,14 @@ class Storage(AuditStore, Protocol):
 
     async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
         """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
+        ...
+
+    async def audit_search(
+        self, grant: Grant, before_seq: int, limit: int, text: str = ""
+    ) -> list[AuditRecord]:
+        """One organisation's audit records before ``before_seq``, newest first, at most
+        ``limit``; with ``text``, only those whose action, actor or subject contains it
+        (case-insensitive)."""
         ...
 
     async def add_audit_counts(self, counts: Sequence[AuditCount]) -> None:

@@ -34,6 +34,7 @@ users = sa.Table(
     sa.Column("pending_totp", Text),
     sa.Column("oidc_subject", Text),
     sa.Column("password_change_required", Flag, nullable=False, server_default=sa.false()),
+    sa.Column("disabled", Flag, nullable=False, server_default=sa.false()),
 )
 
 recovery_codes = sa.Table(

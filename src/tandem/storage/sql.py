@@ -163,6 +163,7 @@ def _user(row: Any) -> UserRecord:
         teams=tuple(sorted(map(str, _json_list(row["teams"])))),
         oidc_identity=row["oidc_subject"],
         password_change_required=bool(row["password_change_required"]),
+        disabled=bool(row["disabled"]),
     )
 
 
@@ -839,6 +840,14 @@ class SQLStorage:
         row = await self._row(self._user_select().where(users.c.oidc_subject == identity))
         return _user(row) if row else None
 
+    async def set_user_disabled(self, grant: Grant, username: str, disabled: bool) -> bool:
+        changed = await self._count(
+            users.update()
+            .where(users.c.username == username, users.c.org_id == grant.org_id)
+            .values(disabled=disabled)
+        )
+        return changed > 0
+
     async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
         await self._count(
             users.update()
@@ -1096,6 +1105,18 @@ class SQLStorage:
         if row is None:
             return None
         return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
+
+    async def all_orgs(self) -> list[OrgRecord]:
+        rows = await self._rows(
+            sa.select(
+                orgs.c.org_id,
+                orgs.c.name,
+                orgs.c.created_at,
+                orgs.c.retention_days,
+                orgs.c.recording_key,
+            ).order_by(self._bytewise(orgs.c.org_id))
+        )
+        return [OrgRecord(str(r[0]), str(r[1]), float(r[2]), int(r[3]), r[4]) for r in rows]
 
     async def update_org(self, org: OrgRecord) -> None:
         await self._count(
@@ -1419,6 +1440,24 @@ class SQLStorage:
             .order_by(audit.c.seq)
             .limit(limit)
         )
+        return [_audit_record(row) for row in rows]
+
+    async def audit_search(
+        self, grant: Grant, before_seq: int, limit: int, text: str = ""
+    ) -> list[AuditRecord]:
+        org = grant.org_id
+        query = sa.select(*_AUDIT_COLUMNS).where(audit.c.org == org, audit.c.seq < before_seq)
+        if text:
+            needle = text.lower()
+            query = query.where(
+                sa.or_(
+                    *(
+                        sa.func.lower(column).contains(needle, autoescape=True)
+                        for column in (audit.c.action, audit.c.actor, audit.c.subject)
+                    )
+                )
+            )
+        rows = await self._rows(query.order_by(audit.c.seq.desc()).limit(limit))
         return [_audit_record(row) for row in rows]
 
     async def add_audit_counts(self, counts: Sequence[AuditCount]) -> None:
