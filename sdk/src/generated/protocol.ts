@@ -151,6 +151,7 @@ export interface RecordingStatus {
 export interface Create {
   type: "create";
   token?: string | null;
+  practice?: string | null;
   v: 1;
 }
 
