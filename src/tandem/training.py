@@ -326,10 +326,8 @@ class Training:
     async def practice_ticket(self, principal: Principal) -> str:
         """A ticket for one practice session of ``principal`` (its policy acknowledged first:
         the completion names the version)."""
-        authorize(principal, "self")
+        authorize(principal, "session.practise")
         standing = await self.standing(principal)
-        if principal.role not in PRACTICE_ROLES:
-            raise ForbiddenError(f"the {principal.role} role does not practise live sessions")
         if standing.needs_acknowledgement:
             raise TrainingRequiredError(
                 "acknowledge the current policy before the practice exercise", "policy"
@@ -365,7 +363,7 @@ class Training:
         """Record a completion from a practice session of ``principal`` (its newest that ended,
         or ``session_id``) that ended with every step of :data:`SERVER_STEPS` seen by the
         server, and the console's own checks."""
-        grant = authorize(principal, "self")
+        grant = authorize(principal, "session.practise")
         if session_id is None:
             practice = await self.storage.latest_practice(grant, principal.username)
         else:

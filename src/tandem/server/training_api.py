@@ -187,7 +187,7 @@ def operations() -> tuple[Operation, ...]:
         Operation(
             "POST",
             "/api/training/practice",
-            "self",
+            "session.practise",
             "A ticket for one practice session with the simulated customer (agents and "
             "supervisors who acknowledged the policy; audited).",
             _practice,
@@ -196,7 +196,7 @@ def operations() -> tuple[Operation, ...]:
         Operation(
             "POST",
             "/api/training/complete",
-            "self",
+            "session.practise",
             "Record your training from your last practice session, if the server saw every step "
             "of it (audited).",
             _complete,
