@@ -15,6 +15,7 @@ import { passwordControls } from "./password.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, initialState, reduce } from "./state.ts";
+import { type PracticeGuide, trainingAdmin, trainingPanel } from "./training.ts";
 import { type ViewActions, draw } from "./view.ts";
 
 const VERSION = __TANDEM_VERSION__;
@@ -34,6 +35,9 @@ const controlLayer = byId("control-layer");
 let state: ConsoleState = initialState;
 let live: LiveView | null = null;
 let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
+/** The practice exercise while one runs (training.ts): it sees the live session's events. */
+let practice: PracticeGuide | null = null;
+const startedPractice = (guide: PracticeGuide) => { practice = guide; };
 
 function dispatch(event: ConsoleEvent): void {
   const before = state;
@@ -52,6 +56,8 @@ function entered(before: ConsoleState): void {
   if (state.screen === before.screen) return;
   switch (state.screen) {
     case "signin":
+      document.getElementById("training")?.remove();
+      practice = null;
       live?.leave();
       clearTimeout(sessionsTimer);
       document.getElementById("username")?.focus();
@@ -61,13 +67,16 @@ function entered(before: ConsoleState): void {
       if (state.agent.role === "auditor") {
         auditTrail(office);
         recordingsPanel(office);
+        void trainingPanel(office, () => location.reload(), startedPractice); // the policy first
       } else if (state.agent.role === "admin") {
         administration(office);
         recordingKeyPanel(office);
+        trainingAdmin(office);
       }
       break;
     }
     case "live":
+      void trainingPanel(roots.main, () => undefined, startedPractice);
       document.getElementById("code")?.focus();
       if (state.agent.role === "supervisor") void listSessions();
       break;
@@ -83,7 +92,11 @@ const typingInput = () => document.getElementById("typing-input") as HTMLInputEl
 const livePorts = (): LivePorts => ({ transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes });
 
 const liveUi = {
-  report: (event: LiveEvent) => dispatch({ type: "live", event }),
+  report: (event: LiveEvent) => {
+    practice?.live(event);
+    dispatch({ type: "live", event });
+  },
+  observe: (what: string, reason?: string) => practice?.observe(what, reason),
   mirror,
   signedIn: (): AgentInfo | null => (state.screen === "live" ? state.agent : null),
   sessionExpired: (why?: string) => dispatch({ type: "signed_out", error: why }),

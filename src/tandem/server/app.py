@@ -137,9 +137,7 @@ def create_app(
         Mount("/demo", StaticFiles(directory=STATIC / "demo", html=True, check_dir=False)),
         Route("/practice", lambda request: RedirectResponse("/practice/")),
         # The practice customer's pages (tandem.training), framed by the console.
-        Mount(
-            "/practice", StaticFiles(directory=STATIC / "practice", html=True, check_dir=False)
-        ),
+        Mount("/practice", StaticFiles(directory=STATIC / "practice", html=True, check_dir=False)),
     ]
     return Starlette(
         routes=routes,
