@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, expect
 
 from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
 from tests.e2e.axe import assert_accessible
@@ -29,7 +29,8 @@ def test_an_untrained_agent_practises_then_joins_a_real_session(
     server_factory: ServerFactory, customer: Party, agent: Party
 ) -> None:
     server: RunningServer = server_factory(seed=two_organisations)
-    add_user(server.settings.data_dir, "newbie", "agent", "Newbie", teams=("support",), trained=False)
+    data = server.settings.data_dir
+    add_user(data, "newbie", "agent", "Newbie", teams=("support",), trained=False)
     agent.page.set_viewport_size({"width": 1400, "height": 1400})
     customer.page.goto(f"{server.base}/demo/")
     code = get_help(customer)
@@ -121,14 +122,19 @@ def test_admins_edit_the_policy_and_see_who_is_trained(
     open_console_as(agent, server, "ada")
     page = agent.page
     roster = page.locator("#training-roster")
-    expect(roster.get_by_role("row", name=re.compile(r"^newbie agent never never"))).to_be_visible()
-    expect(roster.get_by_role("row", name=re.compile(r"^alice agent v1 .* trained$"))).to_be_visible()
-    expect(page.get_by_label("Policy text")).to_have_value(re.compile("Privacy and security policy"))
+
+    def row(pattern: str) -> Locator:
+        return roster.get_by_role("row", name=re.compile(pattern))
+
+    expect(row(r"^newbie agent never never")).to_be_visible()
+    expect(row(r"^alice agent v1 .* trained$")).to_be_visible()
+    policy = page.get_by_label("Policy text")
+    expect(policy).to_have_value(re.compile("Privacy and security policy"))
     page.get_by_label("Policy text").fill("Our policy: masked stays masked.")
     page.get_by_role("button", name="Publish as a new version").click()
     expect(page.get_by_text("Version 2 published")).to_be_visible()
     # Everyone acknowledges the new version again.
-    expect(roster.get_by_role("row", name=re.compile(r"^alice agent v1 .* not trained$"))).to_be_visible()
+    expect(row(r"^alice agent v1 .* not trained$")).to_be_visible()
     page.get_by_label("Re-training interval (days)").fill("180")
     page.get_by_role("button", name="Save interval").click()
     expect(page.get_by_text("Re-training every 180 days.")).to_be_visible()
