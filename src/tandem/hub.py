@@ -584,7 +584,8 @@ class SessionHub:
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
         same event goes to the log and the metrics."""
-        metrics.audited(action)
+        # A practice session's events (tandem.training) are not customers' sessions: counted apart.
+        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
         await self.audit.record(self.clock(), action, **fields)
 
@@ -1363,7 +1364,7 @@ class SessionHub:
 
     def session_states(self) -> list[str]:
         """The state of each live session (for the metrics)."""
-        return [live.machine.state for live in tuple(self._live.values())]
+        return [live.machine.state for live in tuple(self._live.values()) if live.practice is None]
 
 
 # The event tables: what each message on a socket does, and the action (tandem.access) an agent

@@ -6,6 +6,7 @@ from a practice session it saw. The browser exercise itself is tests/e2e/test_tr
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -327,3 +328,38 @@ async def test_admins_see_who_is_trained(server_factory: ServerFactory) -> None:
     with client(server, "alice") as alice:
         assert alice.get("/api/training/users").status_code == 403
         assert alice.put("/api/training/policy", json={"text": "mine"}).status_code == 403
+
+
+async def test_a_deleted_accounts_training_goes_with_it(server_factory: ServerFactory) -> None:
+    server = server_factory(seed=two_organisations)
+    with client(server, "ada") as ada:
+        assert ada.delete("/api/users/bob").status_code == 204
+        again = ada.post(
+            "/api/users",
+            json={"username": "bob", "password": "green-violin-sofa-17", "role": "agent"},
+        )
+        assert again.status_code == 201, again.text
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    # A new account of the same name starts untrained, whatever the old one had done.
+    assert not users["bob"]["trained"] and users["bob"]["acknowledged_version"] is None
+
+
+def audit_events(server: RunningServer, action: str) -> float:
+    page = httpx.get(
+        f"{server.base}/metrics", headers={"authorization": "Bearer metrics-secret-for-tests"}
+    ).text
+    found = re.search(rf'^tandem_audit_events_total\{{action="{action}"\}} (\S+)$', page, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_practice_sessions_are_counted_apart_from_customers_sessions(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, metrics_token="metrics-secret-for-tests")
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    before = audit_events(server, "session_created"), audit_events(server, "agent_joined")
+    practice_before = audit_events(server, "practice_session_created")
+    await practise(server, "newbie")
+    assert (audit_events(server, "session_created"), audit_events(server, "agent_joined")) == before
+    assert audit_events(server, "practice_session_created") == practice_before + 1
