@@ -139,3 +139,21 @@ def test_admins_edit_the_policy_and_see_who_is_trained(
     page.get_by_role("button", name="Save interval").click()
     expect(page.get_by_text("Re-training every 180 days.")).to_be_visible()
     assert_accessible(page, include=".training-admin")
+
+
+def test_an_auditor_accepts_the_policy_before_the_recordings_open(
+    server_factory: ServerFactory, agent: Party
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newaud", role="auditor", trained=False)
+    open_console_as(agent, server, "newaud")
+    page = agent.page
+    expect(page.get_by_role("heading", name="Training before live sessions")).to_be_visible()
+    expect(page.locator("#policy-text")).to_contain_text("Privacy and security policy")
+    expect(page.get_by_text(re.compile("acknowledge your organisation's privacy"))).to_be_visible()
+    assert_accessible(page)
+    page.get_by_role("button", name=re.compile("I have read and accept version 1")).click()
+    # The console starts again: the recordings open, nothing asks any more.
+    expect(page.get_by_role("heading", name="Training before live sessions")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
+    expect(page.get_by_text(re.compile("acknowledge your organisation's privacy"))).to_have_count(0)
