@@ -35,8 +35,8 @@ def client(server: RunningServer, username: str) -> httpx.Client:
     )
 
 
-def audit(server: RunningServer) -> list[dict[str, Any]]:
-    with client(server, "aud") as auditor:
+def audit(server: RunningServer, auditor_name: str = "aud") -> list[dict[str, Any]]:
+    with client(server, auditor_name) as auditor:
         records: list[dict[str, Any]] = auditor.get("/api/audit").json()
     return records
 
@@ -48,14 +48,18 @@ def acknowledge(server: RunningServer, username: str) -> None:
         assert answer.status_code == 200, answer.text
 
 
-async def reported(server: RunningServer, action: str, session_id: str) -> None:
+async def reported(server: RunningServer, action: str, session_id: str, auditor: str) -> None:
     deadline = asyncio.get_running_loop().time() + 10
-    while not any(r["action"] == action and r["subject"] == session_id for r in audit(server)):
+    while not any(
+        r["action"] == action and r["subject"] == session_id for r in audit(server, auditor)
+    ):
         assert asyncio.get_running_loop().time() < deadline, f"no {action} audited"
         await asyncio.sleep(0.05)
 
 
-async def practise(server: RunningServer, username: str, *, control: bool = True) -> str:
+async def practise(
+    server: RunningServer, username: str, *, control: bool = True, auditor: str = "aud"
+) -> str:
     """The practice exercise at the protocol level, as the console and the scripted customer do
     it (the real browsers: tests/e2e/test_training.py). Returns the practice session's id."""
     with client(server, username) as me:
@@ -83,7 +87,7 @@ async def practise(server: RunningServer, username: str, *, control: bool = True
     await send(customer, type="report", event="page_paused")
     # The reports come on the customer's socket, the leave on the agent's: wait until the
     # server has heard the last report (its audit record) before leaving.
-    await reported(server, "page_paused", created["session_id"])
+    await reported(server, "page_paused", created["session_id"], auditor)
     await send(agent, type="leave")
     await closed_with(agent)
     return str(created["session_id"])
@@ -363,3 +367,18 @@ async def test_practice_sessions_are_counted_apart_from_customers_sessions(
     await practise(server, "newbie")
     assert (audit_events(server, "session_created"), audit_events(server, "agent_joined")) == before
     assert audit_events(server, "practice_session_created") == practice_before + 1
+
+
+async def test_another_organisations_agent_practises_in_its_own_organisation(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "acmenew", org="acme", teams=("support",), trained=False)
+    acknowledge(server, "acmenew")
+    session_id = await practise(server, "acmenew", auditor="mo")
+    with client(server, "acmenew") as me:
+        done = me.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert done.status_code == 200, done.text
+    acme = audit(server, "mo")
+    assert "training_completed" in [r["action"] for r in acme if r["subject"] == session_id]
+    assert session_id not in [r["subject"] for r in audit(server)]  # nothing in default's trail
