@@ -10,7 +10,9 @@ import re
 from typing import Any
 
 import httpx
+import msgspec
 
+from tandem.server import admin
 from tandem.training import DEFAULT_POLICY_VERSION
 from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
 from tests.server.helpers import (
@@ -382,3 +384,28 @@ async def test_another_organisations_agent_practises_in_its_own_organisation(
     acme = audit(server, "mo")
     assert "training_completed" in [r["action"] for r in acme if r["subject"] == session_id]
     assert session_id not in [r["subject"] for r in audit(server)]  # nothing in default's trail
+
+
+async def test_every_training_answer_is_in_its_declared_type(server_factory: ServerFactory) -> None:
+    """Each /api/training route's answer decodes strictly as the type it declares (OpenAPI and
+    the console's generated types come from those)."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+
+    def check(username: str, method: str, path: str, body: object | None = None) -> None:
+        operation = admin.operation_for(method, path)
+        assert operation is not None and operation.returns is not None, path
+        with client(server, username) as caller:
+            answer = caller.request(method, path, json=body)
+        assert answer.status_code == 200, (path, answer.text)
+        msgspec.json.decode(answer.content, type=operation.returns, strict=True)
+
+    check("newbie", "GET", "/api/training")
+    check("newbie", "POST", "/api/training/acknowledge", {"version": 1})
+    check("newbie", "POST", "/api/training/practice")
+    await practise(server, "newbie")
+    check("newbie", "POST", "/api/training/complete", {"steps": ["masked", "refused"]})
+    check("ada", "GET", "/api/training/policy")
+    check("ada", "PUT", "/api/training/policy", {"text": "Our own policy."})
+    check("ada", "GET", "/api/training/users")
+    check("ada", "PUT", "/api/training/interval", {"days": None})
