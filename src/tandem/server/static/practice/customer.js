@@ -1,7 +1,7 @@
 // The scripted practice customer (docs/training.md). It runs in the agent's own browser, in a
 // frame of the console, on the server's own practice pages, through the real SDK: it starts a
 // practice session with the ticket the console got for this agent, reads out its code, answers
-// the agent's requests (consent and control: yes; recording: no) and goes where the console's
+// the agent's requests (viewing the page and control: yes) and goes where the console's
 // guide asks (the private page and back). No inline script: the pages' CSP allows none.
 "use strict";
 
@@ -21,21 +21,22 @@ function ticket() {
   return null;
 }
 
-// The SDK's questions are in its own (open) shadow root; the customer answers them.
-const ALLOW = /^(allow|allow control)$/i;
-const REFUSE = /^(don't record)$/i;
+// The SDK's questions are dialogs in its own (open) shadow roots; the customer says yes to each,
+// with the dialog's primary button (whatever the widget's language). Only viewing the page and
+// control can be asked here: the server never asks to record or watch a practice session.
+function* roots(root) {
+  for (const node of root.querySelectorAll("*")) {
+    if (node.shadowRoot) {
+      yield node.shadowRoot;
+      yield* roots(node.shadowRoot);
+    }
+  }
+}
 function answer() {
-  for (const host of document.querySelectorAll("*")) {
-    const root = host.shadowRoot;
-    if (!root) continue;
-    for (const inner of [root, ...Array.from(root.querySelectorAll("*"), (n) => n.shadowRoot).filter(Boolean)]) {
-      for (const button of inner.querySelectorAll("button")) {
-        const label = button.textContent.trim();
-        if (ALLOW.test(label) || REFUSE.test(label)) {
-          button.click();
-          says(REFUSE.test(label) ? "No recording, please." : "Yes, go ahead.");
-        }
-      }
+  for (const root of roots(document)) {
+    for (const button of root.querySelectorAll('[role="dialog"] button.primary')) {
+      button.click();
+      says("Yes, go ahead.");
     }
   }
 }
