@@ -30,7 +30,9 @@ from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.fanout.base import Fanout
 from tandem.server.app import create_app
+from tandem.storage.base import Storage, TrainingRecord
 from tandem.storage.sql import SQLStorage
+from tandem.training import DEFAULT_POLICY_VERSION
 from tests.grants import of_org
 
 # Hypothesis's per-example deadline (200 ms) is a wall-clock check: on a busy 2-core machine it
@@ -174,8 +176,10 @@ def add_user(
     org: str = "default",
     teams: tuple[str, ...] | None = None,
     mfa_exempt: bool = True,
+    trained: bool = True,
 ) -> None:
-    """An account without a second factor (exempt, like ``--no-mfa``), unless told otherwise."""
+    """An account without a second factor (exempt, like ``--no-mfa``), unless told otherwise;
+    trained (:func:`mark_trained`) unless ``trained=False``."""
 
     async def run() -> None:
         storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
@@ -191,6 +195,8 @@ def add_user(
                 teams=teams,
                 mfa_exempt=mfa_exempt,
             )
+            if trained:
+                await mark_trained(storage, username, org)
         finally:
             await storage.close()
 
@@ -198,6 +204,17 @@ def add_user(
     worker = threading.Thread(target=asyncio.run, args=(run(),))
     worker.start()
     worker.join()
+
+
+async def mark_trained(storage: Storage, username: str, org: str = "default") -> None:
+    """Test accounts join sessions without the practice exercise (tandem.training): Tandem's
+    default policy acknowledged and a completion recorded now, straight in storage, as
+    ``tandem training record`` would (which also audits it). tests/server/test_training.py
+    tests untrained accounts (``add_user(..., trained=False)``)."""
+    grant, now = of_org(org), time.time()
+    await storage.acknowledge_policy(grant, username, DEFAULT_POLICY_VERSION, now)
+    record = TrainingRecord(f"test-{username}", username, org, now, DEFAULT_POLICY_VERSION, "test")
+    await storage.add_training(grant, record)
 
 
 ServerFactory = Callable[..., RunningServer]
@@ -395,6 +412,9 @@ async def two_organisations(directory: Directory) -> None:
         ("mo", "auditor", ()),
     ):
         await directory.add_user(acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True)
+    for org, usernames in (("default", ("sam", "aud", "bob")), ("acme", ("mallory", "mary", "mo"))):
+        for username in usernames:
+            await mark_trained(directory.storage, username, org)
 
 
 TEMPLATED_SEEDS: tuple[Callable[[Directory], Awaitable[None]], ...] = (two_organisations,)

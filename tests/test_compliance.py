@@ -126,6 +126,7 @@ FAILING: dict[str, Callable[[Installation], Installation]] = {
         i, sites=(*i.sites, _site("blog", "https://blog.example", require_token=False))
     ),
     "dependencies": _security(findings=(VULNERABLE,)),
+    "training": lambda i: dataclasses.replace(i, untrained=("alice",)),
 }
 ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
@@ -133,12 +134,14 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
     ("dependencies", _security(advisory_file=None, problem="no advisory file")),
 ]
+PCI_ONLY_FAILING = [
+    ("training", lambda i: dataclasses.replace(i, training_interval_days=400)),
+]
 CHECKED = [
     (profile, requirement)
     for profile in PROFILES
     for requirement, (_, references) in REFERENCES.items()
     if references[profile] is not None
-    and requirement != "training"
     # Payment cards are masked by the SDK's code, which no policy can loosen: nothing to
     # misconfigure (tests/e2e/test_masking.py proves the masking itself).
     and (profile, requirement) != ("pci-dss", "masking")
@@ -157,8 +160,6 @@ def test_a_compliant_installation_passes_every_requirement_of_the_profile(
     assert report.failed == ()
     for result in report.results:
         expected = "not applicable" if REFERENCES[result.requirement][1][profile] is None else None
-        if result.requirement == "training":  # issue 16 item 5 is not built yet
-            expected = "not applicable"
         assert result.status == (expected or "pass"), result
     assert report.to_json()["passed"] is True
 
@@ -183,6 +184,43 @@ def test_other_ways_to_fail_a_requirement(
     profile: Profile, requirement: str, change: Callable[[Installation], Installation]
 ) -> None:
     assert statuses(profile, change(compliant()))[requirement] == "fail"
+
+
+@pytest.mark.parametrize(("requirement", "change"), PCI_ONLY_FAILING)
+def test_pci_dss_asks_for_training_every_twelve_months(
+    requirement: str, change: Callable[[Installation], Installation]
+) -> None:
+    changed = change(compliant())
+    assert statuses("pci-dss", changed)[requirement] == "fail"
+    assert statuses("hipaa", changed)[requirement] == "pass"
+    assert statuses("gdpr", changed)[requirement] == "pass"
+
+
+def test_the_command_counts_untrained_agents_until_they_are_trained(tmp_path: Path) -> None:
+    data, env = _installation(tmp_path)
+    added = run("user", "add", "bob", "--data-dir", str(data), stdin="green-violin-sofa-17\n")
+    assert added.returncode == 0, added.stderr
+    check = ["compliance", "check", "--profile", "gdpr", "--format", "json"]
+    before = run(*check, env=env)
+    assert before.returncode == 1
+    failed = {r["requirement"]: r for r in json.loads(before.stdout)["results"]}
+    assert failed["training"]["status"] == "fail"
+    assert "1 account(s) not trained" in failed["training"]["detail"]
+    assert "bob" in failed["training"]["detail"]
+    assert "tandem training status" in failed["training"]["fix"]
+    status = run("training", "status", "--format", "json", env=env)
+    assert json.loads(status.stdout)["untrained"] == ["bob"]
+    refused = run("training", "record", "bob", "--reason", " ", env=env)
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+    trained = run("training", "record", "bob", "--reason", "classroom course", env=env)
+    assert trained.returncode == 0, trained.stderr
+    after = run(*check, env=env)
+    assert after.returncode == 0, after.stdout
+    assert (
+        json.loads(run("training", "status", "--format", "json", env=env).stdout)["untrained"] == []
+    )
+    trail = run("audit", "export", env=env)
+    assert '"training_recorded"' in trail.stdout and "classroom course" in trail.stdout
 
 
 def test_card_masking_passes_pci_dss_whatever_the_policies() -> None:
@@ -305,6 +343,8 @@ def test_records_left_unanchored_fail_until_an_external_checkpoint_covers_them(
     data, env = _installation(tmp_path)
     second = run("user", "add", "bob", "--data-dir", str(data), stdin="green-violin-sofa-17\n")
     assert second.returncode == 0, second.stderr  # a record after the first (anchored) one
+    trained = run("training", "record", "bob", "--reason", "classroom course", env=env)
+    assert trained.returncode == 0, trained.stderr
     env["TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS"] = "1e-9"  # any unanchored record is too old
     check = ["compliance", "check", "--profile", "hipaa", "--format", "json"]
     before = run(*check, env=env)

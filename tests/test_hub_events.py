@@ -44,6 +44,7 @@ from tandem.protocol.messages import (
 )
 from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
+from tests.conftest import mark_trained
 from tests.grants import of_org
 
 ORG = "acme"
@@ -89,6 +90,7 @@ async def signed_in(hub: SessionHub, who: Principal) -> str:
         UserRecord(who.username, who.display_name, who.role, "", 0.0, org_id=ORG, mfa_exempt=True)
     )
     await hub.storage.set_user_teams(of_org(ORG), who.username, tuple(who.teams))
+    await mark_trained(hub.storage, who.username, ORG)
     digest = auth.login_digest(who.username)
     await hub.storage.add_login(LoginRecord(digest, who.username, 1e9, 1000.0))
     return digest

@@ -30,6 +30,7 @@ Action = Literal[
     "session.list",
     "session.watch",
     "session.record",
+    "session.practise",
     "audit.read",
     "recording.list",
     "recording.play",
@@ -45,10 +46,18 @@ ACTIONS: tuple[Action, ...] = get_args(Action)
 PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     # Joins sessions of the sites its teams serve, with a code the customer reads out.
     # Asks to record a session it is in (the customer decides).
-    "agent": frozenset({"self", "session.join", "session.record"}),
+    # Practises with a simulated customer first (tandem.training).
+    "agent": frozenset({"self", "session.join", "session.record", "session.practise"}),
     # Also sees its teams' live sessions and may watch one, if the customer allows it.
     "supervisor": frozenset(
-        {"self", "session.join", "session.record", "session.list", "session.watch"}
+        {
+            "self",
+            "session.join",
+            "session.record",
+            "session.list",
+            "session.watch",
+            "session.practise",
+        }
     ),
     # Reads the audit trail, plays and exports recordings (every play audited); nothing live.
     "auditor": frozenset(

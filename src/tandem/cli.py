@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth, crypto, heap, logs, startup
+from tandem import __version__, auth, crypto, heap, logs, startup, training_cli
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -97,6 +97,7 @@ hold_app = _typer(
     no_args_is_help=True,
 )
 app.add_typer(hold_app, name="hold")
+app.add_typer(training_cli.app, name="training")  # tandem.training_cli (issue 16, item 5)
 
 OrgOption = Annotated[str, typer.Option("--org", help="The organisation (its short id).")]
 

@@ -30,6 +30,7 @@ from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, load_policy
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
+from tandem.training import Training
 
 Profile = Literal["gdpr", "hipaa", "pci-dss"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
@@ -40,6 +41,8 @@ GDPR_MAX_RETENTION_DAYS = 90
 """Storage limitation: ended sessions and recordings kept at most this long under the GDPR
 profile (shorten it further if your purpose allows; docs/compliance.md)."""
 PCI_MAX_RETENTION_DAYS = 365
+PCI_MAX_TRAINING_DAYS = 365
+"""PCI DSS 12.6.3: security awareness training at least once every 12 months."""
 MAX_IDLE_SECONDS: dict[Profile, float] = {"pci-dss": 900.0, "hipaa": 900.0, "gdpr": 1800.0}
 MAX_SIGN_IN_SECONDS = 12 * 3600.0
 MIN_PASSWORD_LENGTH: dict[Profile, int] = {"pci-dss": 12, "hipaa": 12, "gdpr": 12}
@@ -80,6 +83,10 @@ class Installation:
     """Recording key files (private halves) found in the data directory."""
     security: sbom.SecurityStatus
     min_password_length: int = auth.MIN_PASSWORD_LENGTH
+    untrained: tuple[str, ...] = ()
+    """Agents, supervisors and auditors not trained now: the current policy not acknowledged,
+    or (agents, supervisors) no practice within the interval (tandem.training)."""
+    training_interval_days: int = 365
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -500,7 +507,29 @@ def _subject_requests(profile: Profile, inst: Installation, now: float) -> Outco
 
 
 def _training(profile: Profile, inst: Installation, now: float) -> Outcome:
-    return "not applicable", "training before live sessions is not built yet (issue 16, item 5)", ""
+    org = inst.org.org_id
+    if inst.untrained:
+        return (
+            "fail",
+            f"{len(inst.untrained)} account(s) not trained (policy not acknowledged or practice "
+            "due): " + ", ".join(sorted(inst.untrained)),
+            "each signs in to the console and completes Training (the policy, then the practice "
+            f"exercise); `tandem training status --org {org}` lists them (docs/training.md)",
+        )
+    if profile == "pci-dss" and inst.training_interval_days > PCI_MAX_TRAINING_DAYS:
+        return (
+            "fail",
+            f"re-training every {inst.training_interval_days} days; PCI DSS asks at least once "
+            "every 12 months",
+            "console: Training, Re-training interval 365 (or PUT /api/training/interval "
+            '{"days": 365})',
+        )
+    return (
+        "pass",
+        "every agent, supervisor and auditor is trained; re-training every "
+        f"{inst.training_interval_days} days",
+        "",
+    )
 
 
 def _dependencies(profile: Profile, inst: Installation, now: float) -> Outcome:
@@ -577,9 +606,16 @@ async def gather(
     org = await directory.get_org(actor)
     storage = directory.storage
     sso = await directory.get_sso(actor)
+    users = tuple(await storage.list_users(grant))
+    training = Training(
+        storage, settings, lambda: now, directory.entropy, directory.box, directory.record
+    )
+    standings = await training.roster(grant, users)
     return Installation(
         org=org,
-        users=tuple(await storage.list_users(grant)),
+        users=users,
+        untrained=tuple(s.username for s in standings if not s.trained),
+        training_interval_days=await training.interval(grant),
         sites=tuple(await storage.list_sites(grant)),
         tls=settings.tls,
         behind_proxy=bool(settings.trusted_proxies),

@@ -250,6 +250,13 @@ class Settings:
     """Interface of ``metrics_port`` (TANDEM_METRICS_HOST)."""
     log_format: str = "console"
     """``console`` (readable lines) or ``json`` (one JSON object a line) (TANDEM_LOG_FORMAT)."""
+    training_interval_days: int = 365
+    """Default re-training interval (PCI DSS 12.6.3: at least once every 12 months); each
+    organisation may set its own (docs/training.md)."""
+    practice_ticket_seconds: float = 900.0
+    """How long a practice ticket (the console's start of a practice exercise) may be used."""
+    max_policy_text_chars: int = 20000
+    """Longest privacy and security policy text an admin may store (characters)."""
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -277,6 +284,12 @@ class Settings:
                 "anonymous_audit_interval_seconds and anonymous_audit_retention_days must be "
                 "positive"
             )
+        if not 1 <= self.training_interval_days <= 3650 or not self.practice_ticket_seconds > 0:
+            raise ConfigError(
+                "training_interval_days must be from 1 to 3650 and practice_ticket_seconds positive"
+            )
+        if not 100 <= self.max_policy_text_chars <= 1_000_000:
+            raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )

@@ -82,9 +82,10 @@ from tandem.protocol.session import (
     ToWatcher,
 )
 from tandem.recordings import Recorder, Recordings, new_recording
-from tandem.storage.base import DEFAULT_ORG, SiteRecord, Storage
+from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, PracticeRecord, SiteRecord, Storage
 from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor
+from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
 events = logs.get_logger("tandem.events")
@@ -147,6 +148,10 @@ class LiveSession:
     """The state storage last heard of (kept only with several processes)."""
     client: str = ""
     """The address the customer's page opened the session from (its waiting limit)."""
+    practice: str | None = None
+    """A practice session (tandem.training): the only agent who may join it."""
+    practice_steps: set[str] = dataclasses.field(default_factory=set)
+    """What the hub saw of the practice exercise (tandem.training.SERVER_STEPS)."""
     agents_topic: str = dataclasses.field(init=False)
     watcher_topic: str = dataclasses.field(init=False)
     customer_topic: str = dataclasses.field(init=False)
@@ -311,6 +316,8 @@ class CustomerSeat(Seat):
         machine.check_customer_payload()
         machine.touch(hub.clock())
         hub.fanout.publish(live.agents_topic, Frame(frame))
+        if live.practice is not None and machine.handshakes_from_agent:
+            live.practice_steps.add("shared")
         if machine.watcher_gets_content:
             hub.fanout.publish(live.watcher_topic, Frame(frame))
         if machine.records_content:
@@ -496,6 +503,7 @@ class SessionHub:
         self._next_expired_purge = 0.0
         self._next_reauth = 0.0
         self.recordings = Recordings(storage, self.record)
+        self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
         )
@@ -598,7 +606,8 @@ class SessionHub:
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
         same event goes to the log and the metrics."""
-        metrics.audited(action)
+        # A practice session's events (tandem.training) are not customers' sessions: counted apart.
+        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
         await self.audit.record(self.clock(), action, **fields)
 
@@ -800,8 +809,35 @@ class SessionHub:
                 if not opened:
                     del index[key]
 
+    async def create_practice(
+        self, site: SiteRecord, ticket_text: str, client: str
+    ) -> tuple[LiveSession, Created]:
+        """A practice session (tandem.training) from the server's own pages with the agent's
+        ticket: in the agent's organisation, joinable by that agent only. Raises ProtocolError
+        4401 for a ticket that is forged, expired or used, and 4403 from any other page."""
+        if site.origin != SELF_ORIGIN:
+            raise ProtocolError(codec.CLOSE_FORBIDDEN, "practice runs only on the server's pages")
+        try:
+            ticket = self.training.open_ticket(ticket_text)
+            if not await self.storage.use_once(ticket.digest, ticket.expires_at + 60):
+                raise AuthenticationError("practice ticket used already: start the exercise again")
+        except AuthenticationError as exc:
+            self.count_anonymous("customer_token_rejected", "", str(exc))
+            raise ProtocolError(codec.CLOSE_UNAUTHENTICATED, str(exc)) from None
+        practice_site = dataclasses.replace(site, org_id=ticket.org_id)
+        live, created = await self.create(practice_site, None, client, ticket.username)
+        await self.storage.start_practice(
+            Grant.server(ticket.org_id, "practice session"),
+            PracticeRecord(live.machine.session_id, ticket.username, ticket.org_id, self.clock()),
+        )
+        return live, created
+
     async def create(
-        self, site: SiteRecord, customer: str | None = None, client: str = ""
+        self,
+        site: SiteRecord,
+        customer: str | None = None,
+        client: str = "",
+        practice: str | None = None,
     ) -> tuple[LiveSession, Created]:
         """A new session of ``site`` in ``waiting`` with a fresh join code bound to the site's
         organisation. ``customer`` is the subject of a verified customer token, if any;
@@ -812,7 +848,7 @@ class SessionHub:
         client = address_group(client)
         self._admit(session_id, site, client, quota, elsewhere)
         try:
-            live, created = await self._start(site, customer, client, session_id)
+            live, created = await self._start(site, customer, client, session_id, practice)
         except BaseException:
             self._release(session_id, site.org_id, client, site.site_id)
             raise
@@ -821,7 +857,12 @@ class SessionHub:
         return live, created
 
     async def _start(
-        self, site: SiteRecord, customer: str | None, client: str, session_id: str
+        self,
+        site: SiteRecord,
+        customer: str | None,
+        client: str,
+        session_id: str,
+        practice: str | None = None,
     ) -> tuple[LiveSession, Created]:
         """The storage writes and the live state of a session :meth:`_admit` let in."""
         now = self.clock()
@@ -856,6 +897,7 @@ class SessionHub:
             org=site.org_id,
             subject=session_id,
             site=site.site_id,
+            **({"practice": practice} if practice else {}),
         )
         live = LiveSession(
             machine=Session(
@@ -873,6 +915,7 @@ class SessionHub:
             org_id=site.org_id,
             site_id=site.site_id,
             client=client,
+            practice=practice,
         )
         created = Created(
             session_id=session_id,
@@ -917,6 +960,11 @@ class SessionHub:
         """A customer's page opened its socket on ``site``'s origin and sent ``message`` first:
         ``create`` starts a session, ``resume`` takes one up again (a newer page replaces an
         older one, which is closed 4409). Returns the page's seat, to be entered at once."""
+        if isinstance(message, Create) and message.practice is not None:
+            live, created = await self.create_practice(site, message.practice, client)
+            seat = self._seat_for_customer(live)
+            self.send_to_customer(live, created)
+            return seat
         if isinstance(message, Create):
             customer = await self.customer_for(site, message.token)
             live, created = await self.create(site, customer, client)
@@ -1012,8 +1060,16 @@ class SessionHub:
         if live.machine.state != "waiting":
             return None
         site, resource = await self._site_of(live)
+        if live.practice is not None:  # only its own agent; no team serves the practice page
+            if live.practice != agent.username or live.org_id != agent.org:
+                await self.storage.put_join_code(
+                    digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
+                )
+                return None
+            return live, None
         try:
             authorize(agent, "session.join", resource)
+            await self.training.require(agent, "session.join")
         except ForbiddenError:
             await self.storage.put_join_code(
                 digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
@@ -1028,10 +1084,11 @@ class SessionHub:
         live = self._live.get(session_id)
         if live is None and (owner := await self.owner_elsewhere(session_id)):
             raise HeldElsewhere(owner)
-        if live is None or live.machine.ended:
+        if live is None or live.machine.ended or live.practice is not None:
             raise NotFoundError("session not found")
         _, resource = await self._site_of(live)
         authorize(supervisor, "session.watch", resource)
+        await self.training.require(supervisor, "session.watch")
         return live
 
     async def live_sessions_for(self, agent: Principal) -> list[LiveSummary]:
@@ -1047,7 +1104,9 @@ class SessionHub:
             rows = [
                 (m.session_id, live.site_id, m.state, m.agent, m.created_at)
                 for live in tuple(self._live.values())
-                if live.org_id == grant.org_id and not (m := live.machine).ended
+                if live.org_id == grant.org_id
+                and live.practice is None
+                and not (m := live.machine).ended
             ]
         sites: dict[str, SiteRecord | None] = {}
         found = []
@@ -1062,6 +1121,8 @@ class SessionHub:
     async def request_recording(self, live: LiveSession, agent: Principal) -> None:
         """The agent asks to record: the customer is asked, with the organisation's recording
         key. Without a key the agent is told so and nothing happens."""
+        if live.practice is not None:
+            raise ForbiddenError("practice sessions are not recorded")
         _, resource = await self._site_of(live)
         grant = authorize(agent, "session.record", resource)
         org = await self.storage.get_org(grant)
@@ -1179,12 +1240,19 @@ class SessionHub:
             elif isinstance(effect, ToWatcher):
                 self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
             elif isinstance(effect, Audit):
+                practice = {}
+                if live.practice is not None:
+                    practice = {"practice": live.practice}
+                    step = PRACTICE_STEP_OF.get(effect.action)
+                    if step:
+                        live.practice_steps.add(step)
                 await self.record(
                     effect.action,
                     actor=self._actor(live, effect.actor),
                     org=live.org_id,
                     subject=session_id,
                     **dict(effect.details),
+                    **practice,
                 )
             elif isinstance(effect, EndWatch):
                 close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
@@ -1201,6 +1269,8 @@ class SessionHub:
             elif isinstance(effect, StopRecording):
                 await self._stop_recording(live, effect.reason)
             elif isinstance(effect, EndSession):
+                if live.practice is not None and effect.reason == "agent_left":
+                    live.practice_steps.add("ended")
                 await self._finish(live, effect.reason)
         machine = live.machine
         if self.node and not machine.ended and machine.state != live.stored_state:
@@ -1240,12 +1310,18 @@ class SessionHub:
             await self.storage.record_session_end(
                 session_id, self.clock(), reason, live.machine.agent
             )
+            if live.practice is not None:
+                if live.machine.handshakes_from_customer and live.machine.handshakes_from_agent:
+                    live.practice_steps.add("encrypted")
+                steps = [s for s in SERVER_STEPS if s in live.practice_steps]
+                await self.storage.end_practice(session_id, steps, self.clock())
             await self.record(
                 "session_ended",
                 actor=live.machine.agent_username,
                 org=live.org_id,
                 subject=session_id,
                 reason=reason,
+                **({"practice": live.practice} if live.practice else {}),
             )
             self._unfinished.pop(session_id, None)
         finally:
@@ -1354,7 +1430,7 @@ class SessionHub:
 
     def session_states(self) -> list[str]:
         """The state of each live session (for the metrics)."""
-        return [live.machine.state for live in tuple(self._live.values())]
+        return [live.machine.state for live in tuple(self._live.values()) if live.practice is None]
 
 
 # The event tables: what each message on a socket does, and the action (tandem.access) an agent
@@ -1364,6 +1440,14 @@ class SessionHub:
 AGENT_SOCKET_ACTION: Action = "session.join"
 """What opening the agent socket needs; each message then needs its own (AGENT_EVENTS)."""
 WATCH_ACTION: Action = "session.watch"
+
+PRACTICE_STEP_OF = {
+    "agent_joined": "code",
+    "consent_given": "consent",
+    "control_granted": "control",
+    "page_paused": "paused",
+}
+"""Audit actions of a practice session and the exercise step each shows (tandem.training)."""
 
 
 async def _join(seat: AgentSeat, message: Join) -> Outcome:
@@ -1388,6 +1472,11 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
         notice = INVALID_CODE
     except HeldElsewhere as moved:  # the owner takes the code and the socket
         return Elsewhere(moved.node)
+    except TrainingRequiredError as exc:  # the code stays valid for a trained colleague
+        await hub.record(
+            "join_refused_untrained", actor=agent.username, org=agent.org, needs=exc.need
+        )
+        return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         candidate = None
         notice = ErrorNotice(code="not_your_team", message=f"Not allowed: {exc}.")
@@ -1431,6 +1520,11 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
         return Elsewhere(moved.node)
     except NotFoundError:
         raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found") from None
+    except TrainingRequiredError as exc:
+        await hub.record(
+            "watch_refused_untrained", actor=supervisor.username, org=supervisor.org, needs=exc.need
+        )
+        return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(supervisor, WATCH_ACTION, message, None, exc)
         raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None

@@ -20,7 +20,7 @@ import pytest
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
 from tests.server.helpers import (
     closed_with,
     login_cookie,
@@ -125,6 +125,7 @@ async def add_people(directory: Directory) -> None:
             ("support",),
             mfa_exempt=True,
         )
+        await mark_trained(directory.storage, username)
 
 
 async def sharing_on(server: RunningServer) -> tuple[Any, Any, dict[str, Any]]:

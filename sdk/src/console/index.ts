@@ -14,6 +14,7 @@ import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
 import { passwordControls } from "./password.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, initialState, reduce } from "./state.ts";
+import { type PracticeGuide, trainingPanel } from "./training.ts";
 import { type ViewActions, draw } from "./view.ts";
 
 const VERSION = __TANDEM_VERSION__;
@@ -33,6 +34,9 @@ const controlLayer = byId("control-layer");
 let state: ConsoleState = initialState;
 let live: LiveView | null = null;
 let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
+/** The practice exercise while one runs (training.ts): it sees the live session's events. */
+let practice: PracticeGuide | null = null;
+const startedPractice = (guide: PracticeGuide) => { practice = guide; };
 
 function dispatch(event: ConsoleEvent): void {
   const before = state;
@@ -52,14 +56,20 @@ function entered(before: ConsoleState): void {
   switch (state.screen) {
     case "signin":
       leaveOffice();
+      document.getElementById("training")?.remove();
+      practice = null;
       live?.leave();
       clearTimeout(sessionsTimer);
       document.getElementById("username")?.focus();
       break;
-    case "office":
-      officeConsole(byId("office"), state.agent); // its pages: office.ts's registry
+    case "office": {
+      const office = byId("office");
+      officeConsole(office, state.agent); // its pages: office.ts's registry (Training for admins)
+      if (state.agent.role === "auditor") void trainingPanel(office, () => location.reload(), startedPractice); // the policy first
       break;
+    }
     case "live":
+      void trainingPanel(roots.main, () => undefined, startedPractice);
       document.getElementById("code")?.focus();
       if (state.agent.role === "supervisor") void listSessions();
       break;
@@ -75,7 +85,11 @@ const typingInput = () => document.getElementById("typing-input") as HTMLInputEl
 const livePorts = (): LivePorts => ({ transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes });
 
 const liveUi = {
-  report: (event: LiveEvent) => dispatch({ type: "live", event }),
+  report: (event: LiveEvent) => {
+    practice?.live(event);
+    dispatch({ type: "live", event });
+  },
+  observe: (what: string, reason?: string) => practice?.observe(what, reason),
   mirror,
   signedIn: (): AgentInfo | null => (state.screen === "live" ? state.agent : null),
   sessionExpired: (why?: string) => dispatch({ type: "signed_out", error: why }),

@@ -53,6 +53,8 @@ export interface LiveUi {
   /** Empty the typing box and put the cursor there. */
   focusTyping(): void;
   typed(): string;
+  /** What happened inside the encrypted channel, for the practice exercise (training.ts). */
+  observe?(what: "action_refused" | "paused", reason?: string): void;
 }
 
 /** The code the customer reads: routing part (for the server) + secret part (never sent). */
@@ -413,6 +415,7 @@ export class LiveView {
   private pauseMirror(): void {
     this.dropMirror();
     this.status("Customer is on a private page", "");
+    this.ui.observe?.("paused");
   }
 
   private dropMirror(): void {
@@ -518,6 +521,7 @@ export class LiveView {
       return;
     }
     if (payload.k === "action_refused") {
+      this.ui.observe?.("action_refused", payload.reason);
       this.status(`Not done: ${payload.reason}`, "bad");
       this.ui.report({ type: "typing", on: false });
       this.typingTarget = null;

@@ -163,6 +163,7 @@ export interface RecordingStatus {
 export interface Create {
   type: "create";
   token?: string | null;
+  practice?: string | null;
   v: 1;
 }
 

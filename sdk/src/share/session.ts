@@ -75,6 +75,9 @@ export interface StartOptions {
   brand?: BrandOptions;
   /** The widget's language ("de", "fr-CA"...); else the page's `<html lang>`, else the browser's. */
   locale?: string;
+  /** Only on the Tandem server's own practice pages (docs/training.md): the agent's practice
+   * ticket, which makes this a practice session. */
+  practice?: string;
 }
 
 /** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
@@ -276,7 +279,11 @@ export class Session {
     };
     promise.then(done, done);
     this.starting = { promise, resolve, reject };
-    const message = options.token ? { type: "create" as const, token: options.token } : { type: "create" as const };
+    const message = {
+      type: "create" as const,
+      ...(options.token ? { token: options.token } : {}),
+      ...(typeof options.practice === "string" && options.practice ? { practice: options.practice } : {}),
+    };
     this.dispatch({ type: "create", page, message });
     return promise;
   }

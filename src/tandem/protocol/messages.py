@@ -59,12 +59,20 @@ CustomerToken = Annotated[
 ]
 """A JWT (compact form) signed by the site's backend for a signed-in customer."""
 
+PracticeTicket = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=512, pattern=r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+]
+"""A practice ticket the server issued to an agent (tandem.training), opaque to browsers."""
+
 
 class Create(Inbound, tag="create"):
     """Start a new session; the first message on a customer socket."""
 
     token: CustomerToken | None = None
     """The site's customer token (docs/administration.md); required where the site says so."""
+    practice: PracticeTicket | None = None
+    """Only on the server's own practice pages: the agent's practice ticket (docs/training.md).
+    The session is then a practice session, joinable only by that agent."""
 
 
 class Resume(Inbound, tag="resume"):

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from tandem import auth, crypto, revocation
 from tandem.access import Action, Grant, Principal, authorize
+from tandem.config import Settings
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
@@ -35,7 +36,7 @@ from tandem.exceptions import (
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server import compliance_api
+from tandem.server import compliance_api, training_api
 from tandem.server.http import (
     AgentInfo,
     agent_json,
@@ -291,6 +292,8 @@ class Operation:
     """What a success returns (recordings are ``application/octet-stream``)."""
     returns: Any = None
     """The type of a JSON success's body (an :class:`Answer`, a list of them, or ``list[str]``)."""
+    max_body: Callable[[Settings], int] | None = None
+    """The body's size limit from the settings, where it is not ``MAX_BODY_BYTES``."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -1069,6 +1072,7 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 OPERATIONS += compliance_api.operations()  # compliance, subjects, holds (issue 16)
+OPERATIONS += training_api.operations()  # training before live sessions (issue 16, item 5)
 
 _STATUS = (
     (AuthenticationError, 400, "Wrong code"),
@@ -1099,11 +1103,14 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             return problem(401, "Not signed in", "Sign in first.")
         try:
             grant = authorize(principal, operation.action)
+            # Sessions and recordings: the policy acknowledged (and, live, practised) first.
+            await services.hub.training.require(principal, operation.action)
         except ForbiddenError as exc:
             return problem(403, "Forbidden", str(exc))
         body: Any = None
         if decoder is not None:
-            raw = await json_body(request)
+            limit = operation.max_body(services.settings) if operation.max_body else None
+            raw = await json_body(request, limit)
             if isinstance(raw, Response):
                 return raw
             try:

@@ -135,6 +135,9 @@ def create_app(
         Route("/demo/", demo.demo_page),  # demo only: pages pinned with the server's key
         Route("/demo/{page}.html", demo.demo_page),
         Mount("/demo", StaticFiles(directory=STATIC / "demo", html=True, check_dir=False)),
+        Route("/practice", lambda request: RedirectResponse("/practice/")),
+        # The practice customer's pages (tandem.training), framed by the console.
+        Mount("/practice", StaticFiles(directory=STATIC / "practice", html=True, check_dir=False)),
     ]
     return Starlette(
         routes=routes,

@@ -55,19 +55,21 @@ def problem(status: int, title: str, detail: str) -> JSONResponse:
     )
 
 
-async def json_body(request: Request) -> bytes | JSONResponse:
-    """The request body, or a problem response for a non-JSON or oversized request.
+async def json_body(request: Request, limit: int | None = None) -> bytes | JSONResponse:
+    """The request body, or a problem response for a non-JSON or oversized request (over
+    ``limit`` bytes, by default :data:`MAX_BODY_BYTES`).
 
     Requiring ``application/json`` also stops cross-site form posts (they cannot send that type
     without a CORS preflight, which this server never grants).
     """
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
         return problem(415, "Unsupported media type", "Send JSON (Content-Type: application/json).")
+    most = MAX_BODY_BYTES if limit is None else limit
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return problem(413, "Request too large", f"At most {MAX_BODY_BYTES} bytes.")
+        if len(body) > most:
+            return problem(413, "Request too large", f"At most {most} bytes.")
     return body
 
 

@@ -35,6 +35,9 @@ DEMO_CSP = (
     "frame-ancestors 'none'"
 )
 
+PRACTICE_CSP = DEMO_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
+"""The practice pages (tandem.training) are the demo shop's, framed by the console only."""
+
 
 def _normalized(origin: str) -> str | None:
     try:
@@ -193,6 +196,9 @@ class SecurityHeaders:
                     headers.setdefault("cache-control", "no-store")
                 if path.startswith("/console"):
                     headers.setdefault("content-security-policy", CONSOLE_CSP)
+                elif path.startswith("/practice"):  # framed by the console (docs/training.md)
+                    headers.setdefault("content-security-policy", PRACTICE_CSP)
+                    headers.setdefault("x-frame-options", "SAMEORIGIN")
                 elif path.startswith("/demo"):
                     headers.setdefault("content-security-policy", DEMO_CSP)
                     headers.setdefault("x-frame-options", "DENY")

@@ -150,6 +150,47 @@ class SubjectErasure:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    """One version of an organisation's privacy and security policy (tandem.training)."""
+
+    org_id: str
+    version: int
+    text: str
+    created_at: float
+    created_by: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TrainingRecord:
+    """A training completion: a practice exercise the server saw, or one the operator recorded."""
+
+    completion_id: str
+    username: str
+    org_id: str
+    completed_at: float
+    policy_version: int
+    method: str
+    """``practice`` or ``operator``."""
+    session_id: str = ""
+    steps: str = ""
+    """Comma-separated: what the server saw, then what the console reported (tandem.training)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PracticeRecord:
+    """A practice session and the steps of the exercise the server saw in it."""
+
+    session_id: str
+    username: str
+    org_id: str
+    started_at: float
+    ended_at: float | None = None
+    steps: tuple[str, ...] = ()
+    used: bool = False
+    """A completion was recorded from it already."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class AuditCount:
     """How many events of one kind with no signed-in actor one process saw in one interval
     (docs/audit.md, "Events with no signed-in actor")."""
@@ -482,6 +523,58 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def list_holds(self, grant: Grant) -> list[HoldRecord]: ...
+
+    # Training before live sessions (tandem.training)
+
+    async def latest_policy(self, grant: Grant) -> PolicyRecord | None:
+        """The organisation's newest policy version, None if it never wrote one."""
+        ...
+
+    async def add_policy(
+        self, grant: Grant, text: str, created_by: str, created_at: float, first_version: int
+    ) -> PolicyRecord:
+        """Store a new version (the newest plus one, at least ``first_version``)."""
+        ...
+
+    async def acknowledge_policy(
+        self, grant: Grant, username: str, version: int, at: float
+    ) -> None: ...
+
+    async def acknowledgements(self, grant: Grant) -> dict[str, int]:
+        """The policy version each user of the organisation last acknowledged."""
+        ...
+
+    async def training_interval(self, grant: Grant) -> int | None: ...
+
+    async def set_training_interval(self, grant: Grant, days: int | None) -> None:
+        """Set the re-training interval (None: back to the default)."""
+        ...
+
+    async def add_training(self, grant: Grant, training: TrainingRecord) -> None:
+        """Raises NotFoundError if the record is not of the grant's organisation."""
+        ...
+
+    async def latest_trainings(
+        self, grant: Grant, username: str | None = None
+    ) -> dict[str, TrainingRecord]:
+        """Each user's newest training completion (of one user, with ``username``)."""
+        ...
+
+    async def start_practice(self, grant: Grant, practice: PracticeRecord) -> None: ...
+
+    async def end_practice(self, session_id: str, steps: Sequence[str], ended_at: float) -> None:
+        """The server's evidence of a practice session, written when it ends."""
+        ...
+
+    async def get_practice(self, session_id: str) -> PracticeRecord | None: ...
+
+    async def latest_practice(self, grant: Grant, username: str) -> PracticeRecord | None:
+        """The user's newest practice session that has ended."""
+        ...
+
+    async def use_practice(self, session_id: str) -> bool:
+        """Mark a practice session as counted for a completion; False if it was already."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -282,6 +282,73 @@ legal_holds = sa.Table(
     sa.Column("placed_at", Real, nullable=False),
 )
 
+training_policies = sa.Table(
+    "training_policies",
+    metadata,
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True),
+    sa.Column("text", Text, nullable=False),
+    sa.Column("created_at", Real, nullable=False),
+    sa.Column("created_by", Text, nullable=False),
+)
+"""Each organisation's privacy and security policy, every version kept (tandem.training)."""
+
+policy_acknowledgements = sa.Table(
+    "policy_acknowledgements",
+    metadata,
+    sa.Column(
+        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("acknowledged_at", Real, nullable=False),
+)
+"""The policy version each user last acknowledged (the audit trail keeps every one)."""
+
+training_completions = sa.Table(
+    "training_completions",
+    metadata,
+    sa.Column("completion_id", Text, primary_key=True),
+    sa.Column(
+        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("completed_at", Real, nullable=False),
+    sa.Column("policy_version", sa.Integer(), nullable=False),
+    sa.Column("method", Text, nullable=False),
+    # ``practice`` (a practice session the server saw) or ``operator`` (tandem training record).
+    sa.Column("session_id", Text, nullable=False, server_default=""),
+    sa.Column("steps", Text, nullable=False, server_default=""),
+    sa.Index("training_completions_user", "username", "completed_at"),
+)
+"""Training completions; a deleted account's go with it (a new account of that name starts
+untrained)."""
+
+practice_sessions = sa.Table(
+    "practice_sessions",
+    metadata,
+    sa.Column("session_id", Text, primary_key=True),
+    sa.Column(
+        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("started_at", Real, nullable=False),
+    sa.Column("ended_at", Real),
+    sa.Column("steps", Text, nullable=False, server_default=""),
+    # What the server saw of the exercise (tandem.training.SERVER_STEPS), comma-separated.
+    sa.Column("used", Flag, nullable=False, server_default=sa.false()),
+    # A completion was recorded from it (one completion per practice session).
+)
+"""Practice sessions (tandem.training): the server's evidence that an exercise happened."""
+
+training_settings = sa.Table(
+    "training_settings",
+    metadata,
+    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("interval_days", sa.Integer(), nullable=False),
+)
+"""An organisation's re-training interval, where it is not the default."""
+
 APPEND_ONLY = (audit, audit_anchors)
 """Guarded by triggers (created per dialect in the revisions): no UPDATE, DELETE, replacing
 INSERT or (PostgreSQL) TRUNCATE."""

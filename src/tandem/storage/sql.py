@@ -50,10 +50,13 @@ from tandem.storage.base import (
     HoldRecord,
     LoginRecord,
     OrgRecord,
+    PolicyRecord,
+    PracticeRecord,
     RecordingRecord,
     SessionRecord,
     SiteRecord,
     SubjectErasure,
+    TrainingRecord,
     UserRecord,
 )
 from tandem.storage.schema import (
@@ -67,6 +70,8 @@ from tandem.storage.schema import (
     metadata,
     oidc_pending,
     orgs,
+    policy_acknowledgements,
+    practice_sessions,
     processes,
     recording_frames,
     recordings,
@@ -77,6 +82,9 @@ from tandem.storage.schema import (
     subject_sessions,
     team_members,
     teams,
+    training_completions,
+    training_policies,
+    training_settings,
     used_once,
     users,
 )
@@ -980,7 +988,12 @@ class SQLStorage:
         org_id = grant.org_id
         rows = await self._rows(
             sa.select(*sessions.c)
-            .where(sessions.c.org_id == org_id, sessions.c.ended_at.is_(None))
+            .where(
+                sessions.c.org_id == org_id,
+                sessions.c.ended_at.is_(None),
+                # Practice sessions (tandem.training) are not customers' sessions.
+                sessions.c.session_id.not_in(sa.select(practice_sessions.c.session_id)),
+            )
             .order_by(sessions.c.created_at, self._bytewise(sessions.c.session_id))
         )
         return [_session(row) for row in rows]
@@ -1688,6 +1701,156 @@ class SQLStorage:
         )
         return [_hold(row) for row in rows]
 
+    # Training before live sessions (tandem.training)
+
+    async def latest_policy(self, grant: Grant) -> PolicyRecord | None:
+        row = await self._row(
+            sa.select(*training_policies.c)
+            .where(training_policies.c.org_id == grant.org_id)
+            .order_by(training_policies.c.version.desc())
+            .limit(1)
+        )
+        return None if row is None else _policy(row)
+
+    async def add_policy(
+        self, grant: Grant, text: str, created_by: str, created_at: float, first_version: int
+    ) -> PolicyRecord:
+        org_id = grant.org_id
+
+        def work(db: _Db) -> PolicyRecord:
+            newest = db.execute(
+                sa.select(sa.func.max(training_policies.c.version)).where(
+                    training_policies.c.org_id == org_id
+                )
+            ).first()
+            last = newest[0] if newest is not None else None
+            version = max(first_version, int(last) + 1 if last is not None else first_version)
+            record = PolicyRecord(org_id, version, text, created_at, created_by)
+            db.execute(training_policies.insert().values(**dataclasses.asdict(record)))
+            return record
+
+        return await self._transaction(work)
+
+    async def acknowledge_policy(
+        self, grant: Grant, username: str, version: int, at: float
+    ) -> None:
+        org_id = grant.org_id
+
+        def work(db: _Db) -> None:
+            db.execute(
+                policy_acknowledgements.delete().where(
+                    policy_acknowledgements.c.username == username
+                )
+            )
+            db.execute(
+                policy_acknowledgements.insert().values(
+                    username=username, org_id=org_id, version=version, acknowledged_at=at
+                )
+            )
+
+        await self._transaction(work)
+
+    async def acknowledgements(self, grant: Grant) -> dict[str, int]:
+        rows = await self._rows(
+            sa.select(policy_acknowledgements.c.username, policy_acknowledgements.c.version).where(
+                policy_acknowledgements.c.org_id == grant.org_id
+            )
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    async def training_interval(self, grant: Grant) -> int | None:
+        row = await self._row(
+            sa.select(training_settings.c.interval_days).where(
+                training_settings.c.org_id == grant.org_id
+            )
+        )
+        return None if row is None else int(row[0])
+
+    async def set_training_interval(self, grant: Grant, days: int | None) -> None:
+        org_id = grant.org_id
+
+        def work(db: _Db) -> None:
+            db.execute(training_settings.delete().where(training_settings.c.org_id == org_id))
+            if days is not None:
+                db.execute(training_settings.insert().values(org_id=org_id, interval_days=days))
+
+        await self._transaction(work)
+
+    async def add_training(self, grant: Grant, training: TrainingRecord) -> None:
+        if training.org_id != grant.org_id:
+            raise NotFoundError("not found")
+        await self._count(training_completions.insert().values(**dataclasses.asdict(training)))
+
+    async def latest_trainings(
+        self, grant: Grant, username: str | None = None
+    ) -> dict[str, TrainingRecord]:
+        statement = (
+            sa.select(*training_completions.c)
+            .where(training_completions.c.org_id == grant.org_id)
+            .order_by(training_completions.c.completed_at)
+        )
+        if username is not None:
+            statement = statement.where(training_completions.c.username == username)
+        latest: dict[str, TrainingRecord] = {}
+        for row in await self._rows(statement):
+            record = _training(row)
+            latest[record.username] = record  # ordered oldest first: the newest stays
+        return latest
+
+    async def start_practice(self, grant: Grant, practice: PracticeRecord) -> None:
+        if practice.org_id != grant.org_id:
+            raise NotFoundError("not found")
+        await self._count(
+            practice_sessions.insert().values(
+                session_id=practice.session_id,
+                username=practice.username,
+                org_id=practice.org_id,
+                started_at=practice.started_at,
+                ended_at=practice.ended_at,
+                steps=",".join(practice.steps),
+                used=practice.used,
+            )
+        )
+
+    async def end_practice(self, session_id: str, steps: Sequence[str], ended_at: float) -> None:
+        await self._count(
+            practice_sessions.update()
+            .where(practice_sessions.c.session_id == session_id)
+            .values(steps=",".join(steps), ended_at=ended_at)
+        )
+
+    async def get_practice(self, session_id: str) -> PracticeRecord | None:
+        row = await self._row(
+            sa.select(*practice_sessions.c).where(practice_sessions.c.session_id == session_id)
+        )
+        return None if row is None else _practice(row)
+
+    async def latest_practice(self, grant: Grant, username: str) -> PracticeRecord | None:
+        row = await self._row(
+            sa.select(*practice_sessions.c)
+            .where(
+                practice_sessions.c.org_id == grant.org_id,
+                practice_sessions.c.username == username,
+                practice_sessions.c.ended_at.is_not(None),
+            )
+            .order_by(practice_sessions.c.started_at.desc())
+            .limit(1)
+        )
+        return None if row is None else _practice(row)
+
+    async def use_practice(self, session_id: str) -> bool:
+        return (
+            await self._count(
+                practice_sessions.update()
+                .where(
+                    practice_sessions.c.session_id == session_id,
+                    practice_sessions.c.used == sa.false(),
+                )
+                .values(used=True)
+            )
+            > 0
+        )
+
     # Operations: readiness and crash recovery (tandem.server.readiness, tandem.processes)
 
     async def ping(self) -> None:
@@ -1749,6 +1912,41 @@ class SQLStorage:
             return lost, stopped
 
         return await self._transaction(work)
+
+
+def _policy(row: Any) -> PolicyRecord:
+    return PolicyRecord(
+        org_id=str(row["org_id"]),
+        version=int(row["version"]),
+        text=str(row["text"]),
+        created_at=float(row["created_at"]),
+        created_by=str(row["created_by"]),
+    )
+
+
+def _training(row: Any) -> TrainingRecord:
+    return TrainingRecord(
+        completion_id=str(row["completion_id"]),
+        username=str(row["username"]),
+        org_id=str(row["org_id"]),
+        completed_at=float(row["completed_at"]),
+        policy_version=int(row["policy_version"]),
+        method=str(row["method"]),
+        session_id=str(row["session_id"]),
+        steps=str(row["steps"]),
+    )
+
+
+def _practice(row: Any) -> PracticeRecord:
+    return PracticeRecord(
+        session_id=str(row["session_id"]),
+        username=str(row["username"]),
+        org_id=str(row["org_id"]),
+        started_at=float(row["started_at"]),
+        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
+        steps=tuple(step for step in str(row["steps"]).split(",") if step),
+        used=bool(row["used"]),
+    )
 
 
 def _hold(row: Any) -> HoldRecord:

@@ -1,0 +1,159 @@
+"""Training before live sessions in real browsers (issue 16, item 5; docs/training.md): an
+untrained agent is refused a real customer's code, acknowledges the policy, works the practice
+exercise against the scripted customer (the practice pages in a frame of its own console, the
+real SDK, relay and encryption), each step ticked from what really happened, and then joins the
+real customer's session with the same code. The admin's training page lists it as trained."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, expect
+
+from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
+from tests.e2e.axe import assert_accessible
+from tests.e2e.conftest import Party, audit_records, get_help, mirror, open_console_as
+
+
+def step(agent: Party, name: str) -> object:
+    return agent.page.locator(f'#practice-steps li[data-step="{name}"]')
+
+
+def ticked(agent: Party, name: str) -> None:
+    expect(agent.page.locator(f'#practice-steps li[data-step="{name}"]')).to_have_attribute(
+        "data-done", "true", timeout=15000
+    )
+
+
+def test_an_untrained_agent_practises_then_joins_a_real_session(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server: RunningServer = server_factory(seed=two_organisations)
+    data = server.settings.data_dir
+    add_user(data, "newbie", "agent", "Newbie", teams=("support",), trained=False)
+    agent.page.set_viewport_size({"width": 1400, "height": 1400})
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+
+    open_console_as(agent, server, "newbie")
+    page = agent.page
+    expect(page.get_by_role("heading", name="Training before live sessions")).to_be_visible()
+    # The real customer's code is refused, with the reason.
+    page.get_by_label("Session code").fill(code)
+    page.get_by_role("button", name="Join").click()
+    expect(page.locator("#status")).to_contain_text("privacy and security policy")
+    assert_accessible(page)
+
+    page.get_by_role("button", name=re.compile("I have read and accept version 1")).click()
+    expect(page.locator("#training-status")).to_contain_text("Policy version 1 acknowledged")
+    page.get_by_role("button", name="Start the practice exercise").click()
+
+    # The scripted customer reads its code out in its frame; the agent types it.
+    frame = page.frame_locator("#practice-customer")
+    says = frame.locator("#customer-says")
+    expect(says).to_contain_text("My code is", timeout=15000)
+    match = re.search(r"My code is ([\d ]{12,})", says.inner_text())
+    assert match, says.inner_text()
+    # Checking the masked field before the customer's page is shown counts for nothing.
+    page.get_by_label("Card number").check()
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(step(agent, "masked")).to_have_attribute("data-done", "false")
+
+    page.get_by_label("Session code").fill(match.group(1).strip())
+    page.get_by_role("button", name="Join").click()
+    ticked(agent, "code")
+    ticked(agent, "consent")  # the scripted customer allowed it, in its own browser frame
+    view = mirror(agent)
+    expect(view.locator("#card")).to_be_attached()
+    assert_accessible(page, exclude=["#practice-customer", "#mirror"])
+
+    page.get_by_label("Delivery note").check()
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.locator("#practice-masked .status")).to_contain_text("Not that one")
+    page.get_by_label("Card number").check()
+    page.get_by_role("button", name="Check", exact=True).click()
+    ticked(agent, "masked")
+
+    page.get_by_role("button", name="Request control").click()
+    ticked(agent, "control")
+    card = view.locator("#card")
+    card.scroll_into_view_if_needed()
+    box = card.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator("#status")).to_contain_text("hidden from you or protected")
+    ticked(agent, "refused")
+
+    page.get_by_role("button", name="Ask the customer to open their account page").click()
+    expect(frame.locator("h1")).to_have_text("Your account")
+    expect(page.locator("#status")).to_contain_text("Customer is on a private page")
+    ticked(agent, "paused")
+
+    page.get_by_role("button", name="Leave").click()
+    ticked(agent, "ended")
+    expect(page.locator("#practice-status")).to_contain_text("Training recorded", timeout=15000)
+    expect(page.locator("#practice-customer")).to_have_count(0)
+
+    # The real customer's code, refused before, still works: the agent joins for real.
+    page.get_by_label("Session code").fill(code)
+    page.get_by_role("button", name="Join").click()
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Newbie")
+    dialog.get_by_role("button", name="Allow").click()
+    expect(mirror(agent).get_by_role("heading", name="Gear for the long way round")).to_be_visible()
+
+    records = audit_records(server)
+    actions = [r["action"] for r in records]
+    for action in ("join_refused_untrained", "policy_acknowledged", "practice_started"):
+        assert action in actions, action
+    [completed] = [r for r in records if r["action"] == "training_completed"]
+    assert completed["actor"] == "newbie" and completed["details"]["version"] == 1
+    practice_session = completed["subject"]
+    joined = [r for r in records if r["action"] == "agent_joined" and r["actor"] == "newbie"]
+    assert [r["subject"] == practice_session for r in joined] == [True, False]
+    assert joined[0]["details"]["practice"] == "newbie" and "practice" not in joined[1]["details"]
+
+
+def test_admins_edit_the_policy_and_see_who_is_trained(
+    server_factory: ServerFactory, agent: Party
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    open_console_as(agent, server, "ada")
+    page = agent.page
+    roster = page.locator("#training-roster")
+
+    def row(pattern: str) -> Locator:
+        return roster.get_by_role("row", name=re.compile(pattern))
+
+    expect(row(r"^newbie agent never never")).to_be_visible()
+    expect(row(r"^alice agent v1 .* trained$")).to_be_visible()
+    policy = page.get_by_label("Policy text")
+    expect(policy).to_have_value(re.compile("Privacy and security policy"))
+    page.get_by_label("Policy text").fill("Our policy: masked stays masked.")
+    page.get_by_role("button", name="Publish as a new version").click()
+    expect(page.get_by_text("Version 2 published")).to_be_visible()
+    # Everyone acknowledges the new version again.
+    expect(row(r"^alice agent v1 .* not trained$")).to_be_visible()
+    page.get_by_label("Re-training interval (days)").fill("180")
+    page.get_by_role("button", name="Save interval").click()
+    expect(page.get_by_text("Re-training every 180 days.")).to_be_visible()
+    assert_accessible(page, include=".training-admin")
+
+
+def test_an_auditor_accepts_the_policy_before_the_recordings_open(
+    server_factory: ServerFactory, agent: Party
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newaud", role="auditor", trained=False)
+    open_console_as(agent, server, "newaud")
+    page = agent.page
+    expect(page.get_by_role("heading", name="Training before live sessions")).to_be_visible()
+    expect(page.locator("#policy-text")).to_contain_text("Privacy and security policy")
+    expect(page.get_by_text(re.compile("acknowledge your organisation's privacy"))).to_be_visible()
+    assert_accessible(page)
+    page.get_by_role("button", name=re.compile("I have read and accept version 1")).click()
+    # The console starts again: the recordings open, nothing asks any more.
+    expect(page.get_by_role("heading", name="Training before live sessions")).to_have_count(0)
+    expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
+    expect(page.get_by_text(re.compile("acknowledge your organisation's privacy"))).to_have_count(0)

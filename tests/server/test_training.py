@@ -1,0 +1,411 @@
+"""Training before live sessions (issue 16, item 5; tandem.training, docs/training.md): the
+server refuses sessions and recordings to accounts that have not acknowledged the current policy
+or practised within the interval, on the API and the agent socket, and records a completion only
+from a practice session it saw. The browser exercise itself is tests/e2e/test_training.py."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import httpx
+import msgspec
+
+from tandem.server import admin
+from tandem.training import DEFAULT_POLICY_VERSION
+from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
+from tests.server.helpers import (
+    INVALID_CODE,
+    closed_with,
+    login_cookie,
+    open_agent,
+    open_customer,
+    recv_json,
+    send,
+    start_session,
+)
+
+YEAR = 365 * 86400.0
+
+
+def client(server: RunningServer, username: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.base,
+        cookies={"tandem_agent": login_cookie(server, username)},
+        headers={"origin": server.origin},
+    )
+
+
+def audit(server: RunningServer, auditor_name: str = "aud") -> list[dict[str, Any]]:
+    with client(server, auditor_name) as auditor:
+        records: list[dict[str, Any]] = auditor.get("/api/audit").json()
+    return records
+
+
+def acknowledge(server: RunningServer, username: str) -> None:
+    with client(server, username) as me:
+        version = me.get("/api/training").json()["policy"]["version"]
+        answer = me.post("/api/training/acknowledge", json={"version": version})
+        assert answer.status_code == 200, answer.text
+
+
+async def reported(server: RunningServer, action: str, session_id: str, auditor: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any(
+        r["action"] == action and r["subject"] == session_id for r in audit(server, auditor)
+    ):
+        assert asyncio.get_running_loop().time() < deadline, f"no {action} audited"
+        await asyncio.sleep(0.05)
+
+
+async def practise(
+    server: RunningServer, username: str, *, control: bool = True, auditor: str = "aud"
+) -> str:
+    """The practice exercise at the protocol level, as the console and the scripted customer do
+    it (the real browsers: tests/e2e/test_training.py). Returns the practice session's id."""
+    with client(server, username) as me:
+        answer = me.post("/api/training/practice")
+        assert answer.status_code == 200, answer.text
+        ticket = answer.json()["ticket"]
+    customer = await open_customer(server)
+    await send(customer, type="create", practice=ticket)
+    created = await recv_json(customer)
+    assert created["type"] == "created", created
+    agent = await open_agent(server, login_cookie(server, username))
+    await send(agent, type="join", code=created["code"])
+    assert (await recv_json(agent))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="handshake", data="BAAAshareA")
+    assert (await recv_json(agent))["type"] == "handshake"
+    await send(agent, type="handshake", data="BAAAshareB")
+    assert (await recv_json(customer))["type"] == "handshake"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(agent))["type"] == "consent"
+    await customer.send(b"\x01encrypted-page")
+    assert await agent.recv() == b"\x01encrypted-page"
+    if control:
+        await send(customer, type="report", event="control_granted")
+    await send(customer, type="report", event="page_paused")
+    # The reports come on the customer's socket, the leave on the agent's: wait until the
+    # server has heard the last report (its audit record) before leaving.
+    await reported(server, "page_paused", created["session_id"], auditor)
+    await send(agent, type="leave")
+    await closed_with(agent)
+    return str(created["session_id"])
+
+
+async def test_an_untrained_agent_is_refused_on_join_and_the_code_stays_valid(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    _, created = await start_session(server)
+    newbie = await open_agent(server, login_cookie(server, "newbie"))
+    await send(newbie, type="join", code=created["code"])
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required"
+    assert "acknowledge your organisation's privacy and security policy" in refused["message"]
+    acknowledge(server, "newbie")
+    await send(newbie, type="join", code=created["code"])
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required"
+    assert "not been trained yet" in refused["message"]
+    # Refused, not a wrong code: a trained colleague still joins with it.
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    refusals = [r for r in audit(server) if r["action"] == "join_refused_untrained"]
+    assert [(r["actor"], r["details"]["needs"]) for r in refusals] == [
+        ("newbie", "policy"),
+        ("newbie", "practice"),
+    ]
+
+
+async def test_an_untrained_supervisor_may_not_list_or_watch(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "sue", role="supervisor", teams=("support",), trained=False)
+    with client(server, "sue") as sue:
+        listed = sue.get("/api/sessions")
+        assert listed.status_code == 403
+        assert "privacy and security policy" in listed.json()["detail"]
+    _customer, created = await start_session(server)
+    watcher = await open_agent(server, login_cookie(server, "sue"))
+    await send(watcher, type="watch", session_id=created["session_id"])
+    refused = await recv_json(watcher)
+    assert refused["code"] == "training_required"
+    acknowledge(server, "sue")
+    with client(server, "sue") as sue:
+        assert sue.get("/api/sessions").status_code == 200  # the policy is enough to list
+    await send(watcher, type="watch", session_id=created["session_id"])
+    refused = await recv_json(watcher)
+    assert refused["code"] == "training_required"
+    assert "practice exercise" in refused["message"]
+
+
+async def test_an_auditor_reaches_recordings_only_after_acknowledging(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newaud", role="auditor", trained=False)
+    with client(server, "newaud") as newaud:
+        refused = newaud.get("/api/recordings")
+        assert refused.status_code == 403
+        assert "policy" in refused.json()["detail"]
+        assert newaud.get("/api/audit").status_code == 200  # checking the admin is not gated
+        # Auditors do not practise live sessions.
+        assert newaud.post("/api/training/practice").status_code == 403
+    acknowledge(server, "newaud")
+    with client(server, "newaud") as newaud:
+        assert newaud.get("/api/recordings").status_code == 200
+        standing = newaud.get("/api/training").json()["standing"]
+        assert standing["trained"] and not standing["needs_practice"]
+
+
+async def test_a_new_policy_version_asks_everyone_again(server_factory: ServerFactory) -> None:
+    server = server_factory(seed=two_organisations)
+    with client(server, "ada") as ada:
+        assert ada.get("/api/training/policy").json()["version"] == DEFAULT_POLICY_VERSION
+        saved = ada.put("/api/training/policy", json={"text": "Be kind. " * 800})
+        assert saved.status_code == 200, saved.text  # longer than the usual 4 KiB body
+        assert saved.json()["version"] == DEFAULT_POLICY_VERSION + 1
+        same = ada.put("/api/training/policy", json={"text": "Be kind. " * 800})
+        assert same.status_code == 409
+        too_long = ada.put("/api/training/policy", json={"text": "x" * 20001})
+        assert too_long.status_code == 400
+    _, created = await start_session(server)
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    refused = await recv_json(alice)
+    assert refused["code"] == "training_required"
+    assert "version 2" in refused["message"]
+    with client(server, "alice") as alice_api:
+        stale = alice_api.post("/api/training/acknowledge", json={"version": 1})
+        assert stale.status_code == 409
+    acknowledge(server, "alice")
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    actions = [(r["action"], r["details"].get("version")) for r in audit(server)]
+    assert ("policy_changed", 2) in actions
+    assert ("policy_acknowledged", 2) in actions
+
+
+async def test_training_expires_after_the_organisations_interval(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    server.clock.advance(YEAR + 86400)  # 366 days after the accounts' training
+    _, created = await start_session(server)
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    refused = await recv_json(alice)
+    assert refused["code"] == "training_required"
+    assert "your training expired" in refused["message"]
+    with client(server, "ada") as ada:
+        roster = ada.put("/api/training/interval", json={"days": 400})
+        assert roster.status_code == 200, roster.text
+        assert roster.json()["interval_days"] == 400
+        assert ada.put("/api/training/interval", json={"days": 0}).status_code == 400
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    with client(server, "ada") as ada:
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    assert users["alice"]["trained"] and users["alice"]["interval_days"] == 400
+    assert ("training_interval_changed", 400) in [
+        (r["action"], r["details"].get("days")) for r in audit(server)
+    ]
+
+
+async def test_the_practice_exercise_trains_an_agent_who_then_joins_a_real_session(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    with client(server, "newbie") as newbie:
+        # The policy first: the completion names the version.
+        assert newbie.post("/api/training/practice").status_code == 403
+    acknowledge(server, "newbie")
+    session_id = await practise(server, "newbie")
+    with client(server, "newbie") as newbie:
+        # The console must say what it checked inside the encrypted channel.
+        assert newbie.post("/api/training/complete", json={"steps": []}).status_code == 409
+        done = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert done.status_code == 200, done.text
+        assert done.json()["session_id"] == session_id
+        assert done.json()["policy_version"] == DEFAULT_POLICY_VERSION
+        again = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert again.status_code == 409  # one completion per practice session
+    _, created = await start_session(server)
+    newbie_socket = await open_agent(server, login_cookie(server, "newbie"))
+    await send(newbie_socket, type="join", code=created["code"])
+    assert (await recv_json(newbie_socket))["type"] == "joined"
+    records = audit(server)
+    practice_records = [r for r in records if r["subject"] == session_id]
+    assert practice_records and all(
+        r["details"].get("practice") == "newbie"
+        for r in practice_records
+        if r["action"] != "training_completed"
+    )
+    completed = [r for r in records if r["action"] == "training_completed"]
+    assert [(r["actor"], r["details"]["version"]) for r in completed] == [("newbie", 1)]
+    assert "practice_started" in [r["action"] for r in records]
+
+
+async def test_a_practice_without_every_step_records_nothing(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    await practise(server, "newbie", control=False)
+    with client(server, "newbie") as newbie:
+        refused = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert refused.status_code == 409
+        assert "missing control" in refused.json()["detail"]
+        assert newbie.get("/api/training").json()["standing"]["needs_practice"]
+
+
+async def test_practice_cannot_be_used_to_reach_anything_else(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    with client(server, "newbie") as newbie:
+        ticket = newbie.post("/api/training/practice").json()["ticket"]
+    # A forged or changed ticket is refused.
+    payload, _, mac = ticket.partition(".")
+    for forged in (f"{payload}.{'0' * len(mac)}", f"{payload[:-2]}AA.{mac}"):
+        customer = await open_customer(server)
+        await send(customer, type="create", practice=forged)
+        assert (await closed_with(customer))[0] == 4401
+    # Only the server's own pages start practice sessions: not a customer site's.
+    customer = await open_customer(server, "http://acme.test")
+    await send(customer, type="create", practice=ticket)
+    assert (await closed_with(customer))[0] == 4403
+    customer = await open_customer(server)
+    await send(customer, type="create", practice=ticket)
+    created = await recv_json(customer)
+    assert created["type"] == "created"
+    # Single use.
+    replay = await open_customer(server)
+    await send(replay, type="create", practice=ticket)
+    assert (await closed_with(replay))[0] == 4401
+    # Nobody else joins it (the same answer as a wrong code), not listed, not watched.
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    assert await recv_json(alice) == INVALID_CODE
+    with client(server, "sam") as sam:
+        assert sam.get("/api/sessions").json() == []
+    sam_socket = await open_agent(server, login_cookie(server, "sam"))
+    await send(sam_socket, type="watch", session_id=created["session_id"])
+    assert (await closed_with(sam_socket))[0] == 4404
+    # Its own agent joins (untrained), and it is never recorded.
+    newbie = await open_agent(server, login_cookie(server, "newbie"))
+    await send(newbie, type="join", code=created["code"])
+    assert (await recv_json(newbie))["type"] == "joined"
+    await send(newbie, type="record")
+    refused = await recv_json(newbie)
+    assert refused["code"] == "forbidden"
+    assert "practice sessions are not recorded" in refused["message"]
+    # And the practice session did not make newbie trained.
+    _, real = await start_session(server)
+    again = await open_agent(server, login_cookie(server, "newbie"))
+    await send(again, type="join", code=real["code"])
+    assert (await recv_json(again))["code"] == "training_required"
+
+
+async def test_admins_see_who_is_trained(server_factory: ServerFactory) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    with client(server, "ada") as ada:
+        roster = ada.get("/api/training/users").json()
+    assert roster["interval_days"] == 365 and roster["policy_version"] == 1
+    users = {u["username"]: u for u in roster["users"]}
+    assert users["alice"]["trained"] and users["alice"]["trained_on_version"] == 1
+    assert not users["newbie"]["trained"] and users["newbie"]["trained_at"] is None
+    assert users["ada"]["trained"]  # admins neither acknowledge nor practise
+    assert "mallory" not in users  # another organisation's
+    with client(server, "max") as max_:
+        acme = {u["username"] for u in max_.get("/api/training/users").json()["users"]}
+    assert "mallory" in acme and "newbie" not in acme
+    with client(server, "alice") as alice:
+        assert alice.get("/api/training/users").status_code == 403
+        assert alice.put("/api/training/policy", json={"text": "mine"}).status_code == 403
+
+
+async def test_a_deleted_accounts_training_goes_with_it(server_factory: ServerFactory) -> None:
+    server = server_factory(seed=two_organisations)
+    with client(server, "ada") as ada:
+        assert ada.delete("/api/users/bob").status_code == 204
+        again = ada.post(
+            "/api/users",
+            json={"username": "bob", "password": "green-violin-sofa-17", "role": "agent"},
+        )
+        assert again.status_code == 201, again.text
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    # A new account of the same name starts untrained, whatever the old one had done.
+    assert not users["bob"]["trained"] and users["bob"]["acknowledged_version"] is None
+
+
+def audit_events(server: RunningServer, action: str) -> float:
+    page = httpx.get(
+        f"{server.base}/metrics", headers={"authorization": "Bearer metrics-secret-for-tests"}
+    ).text
+    found = re.search(rf'^tandem_audit_events_total\{{action="{action}"\}} (\S+)$', page, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_practice_sessions_are_counted_apart_from_customers_sessions(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, metrics_token="metrics-secret-for-tests")
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    before = audit_events(server, "session_created"), audit_events(server, "agent_joined")
+    practice_before = audit_events(server, "practice_session_created")
+    await practise(server, "newbie")
+    assert (audit_events(server, "session_created"), audit_events(server, "agent_joined")) == before
+    assert audit_events(server, "practice_session_created") == practice_before + 1
+
+
+async def test_another_organisations_agent_practises_in_its_own_organisation(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "acmenew", org="acme", teams=("support",), trained=False)
+    acknowledge(server, "acmenew")
+    session_id = await practise(server, "acmenew", auditor="mo")
+    with client(server, "acmenew") as me:
+        done = me.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert done.status_code == 200, done.text
+    acme = audit(server, "mo")
+    assert "training_completed" in [r["action"] for r in acme if r["subject"] == session_id]
+    assert session_id not in [r["subject"] for r in audit(server)]  # nothing in default's trail
+
+
+async def test_every_training_answer_is_in_its_declared_type(server_factory: ServerFactory) -> None:
+    """Each /api/training route's answer decodes strictly as the type it declares (OpenAPI and
+    the console's generated types come from those)."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+
+    def check(username: str, method: str, path: str, body: object | None = None) -> None:
+        operation = admin.operation_for(method, path)
+        assert operation is not None and operation.returns is not None, path
+        with client(server, username) as caller:
+            answer = caller.request(method, path, json=body)
+        assert answer.status_code == 200, (path, answer.text)
+        msgspec.json.decode(answer.content, type=operation.returns, strict=True)
+
+    check("newbie", "GET", "/api/training")
+    check("newbie", "POST", "/api/training/acknowledge", {"version": 1})
+    check("newbie", "POST", "/api/training/practice")
+    await practise(server, "newbie")
+    check("newbie", "POST", "/api/training/complete", {"steps": ["masked", "refused"]})
+    check("ada", "GET", "/api/training/policy")
+    check("ada", "PUT", "/api/training/policy", {"text": "Our own policy."})
+    check("ada", "GET", "/api/training/users")
+    check("ada", "PUT", "/api/training/interval", {"days": None})
