@@ -196,6 +196,8 @@ class SiteVerification(Answer):
     url: str
     """Where the site must serve ``token`` (https, unchanged, as the whole body)."""
     token: str
+    dns_name: str | None
+    """Or: the name whose TXT record holds ``token`` (null for an IP-address origin)."""
 
 
 class TokenKey(Answer):
@@ -461,6 +463,18 @@ async def _verify_site(call: Call) -> object:
         call.principal,
         call.params["site_id"],
         call.services.settings.site_verification_timeout_seconds,
+    )
+    return site_json(site)
+
+
+async def _verify_site_dns(call: Call) -> object:
+    settings = call.services.settings
+    site = await call.services.directory.verify_site(
+        call.principal,
+        call.params["site_id"],
+        settings.site_verification_timeout_seconds,
+        dns=True,
+        nameservers=settings.site_verification_nameservers,
     )
     return site_json(site)
 
@@ -915,6 +929,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "Fetch the site's verification page now; if it serves the token, the site's pages may "
         "start sessions.",
         _verify_site,
+        returns=Site,
+    ),
+    Operation(
+        "POST",
+        "/api/sites/{site_id}/verify/dns",
+        "sites.manage",
+        "Look up the TXT record of _tandem-verification.<host> now; if it holds the token, the "
+        "site's pages may start sessions.",
+        _verify_site_dns,
         returns=Site,
     ),
     Operation(
