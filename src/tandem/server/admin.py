@@ -286,6 +286,12 @@ class Operation:
     """What a success returns (recordings are ``application/octet-stream``)."""
     returns: Any = None
     """The type of a JSON success's body (an :class:`Answer`, a list of them, or ``list[str]``)."""
+    query: tuple[tuple[str, dict[str, object]], ...] = ()
+    """Query parameters the handler reads: name and JSON schema (all optional)."""
+    throttled: bool = False
+    """It may answer 429 with Retry-After (wrong passwords count towards a back-off)."""
+    finds: bool = False
+    """It may answer 404 for what its body names (path parameters document 404 anyway)."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -728,6 +734,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Your organisation's recordings, newest first (`limit`, at most 500).",
         _list_recordings,
         returns=list[Recording],
+        query=(("limit", {"type": "integer", "minimum": 1, "maximum": 500}),),
     ),
     Operation(
         "GET",
@@ -955,6 +962,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "Your organisation's audit records after sequence `after` (at most 1000).",
         _audit,
         returns=list[AuditRecord],
+        query=(
+            ("after", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}),
+            ("limit", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}),
+        ),
     ),
     Operation(
         "GET",
@@ -965,6 +976,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "1000 rows).",
         _audit_counts,
         returns=list[AuditCountRecord],
+        query=(("since", {"type": "number", "minimum": 0, "maximum": 1e12}),),
     ),
     Operation(
         "POST",
@@ -991,6 +1003,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _change_password,
         PasswordChange,
         returns=AgentInfo,
+        throttled=True,
     ),
 )
 OPERATIONS += compliance_api.operations()  # compliance, subjects, holds (issue 16)
@@ -1086,9 +1099,14 @@ def operation_for(method: str, path: str) -> Operation | None:
 def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
     """OpenAPI path items and component schemas for :data:`OPERATIONS`."""
     bodies = [op.body for op in OPERATIONS if op.body is not None]
-    _, components = msgspec.json.schema_components(
-        bodies, ref_template="#/components/schemas/{name}"
+    answering = [op for op in OPERATIONS if op.returns is not None]
+    schemas, components = msgspec.json.schema_components(
+        [*bodies, *(op.returns for op in answering)], ref_template="#/components/schemas/{name}"
     )
+    answer_schema = {
+        (op.method, op.path): schema
+        for op, schema in zip(answering, schemas[len(bodies) :], strict=True)
+    }
     paths: dict[str, dict[str, object]] = {}
     problem_ref = {"$ref": "#/components/schemas/Problem"}
 
@@ -1102,7 +1120,10 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
         responses: dict[str, object] = {
             str(op.status): {"description": "Done"}
             if op.status == 204
-            else {"description": "Done", "content": {op.media_type: {"schema": {}}}},
+            else {
+                "description": "Done",
+                "content": {op.media_type: {"schema": answer_schema.get((op.method, op.path), {})}},
+            },
             "401": problem_response("Not signed in"),
             "403": problem_response("Your role or team does not allow it, or cross-site"),
         }
@@ -1111,8 +1132,9 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
             "x-tandem-action": op.action,
             "responses": responses,
         }
-        if "{" in op.path:
+        if "{" in op.path or op.finds:
             responses["404"] = problem_response("Not found in your organisation")
+        if "{" in op.path:
             item["parameters"] = [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in _path_names(op.path)
@@ -1120,6 +1142,15 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
         responses["400"] = problem_response("Invalid body or value (the message names it)")
         if op.method != "GET":
             responses["409"] = problem_response("Conflicts with what is stored")
+        if op.query:
+            parameters = item.setdefault("parameters", [])
+            assert isinstance(parameters, list)
+            parameters.extend(
+                {"name": name, "in": "query", "required": False, "schema": schema}
+                for name, schema in op.query
+            )
+        if op.throttled:
+            responses["429"] = problem_response("Too many attempts (Retry-After says how long)")
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,
