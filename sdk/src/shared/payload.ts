@@ -7,6 +7,10 @@
  * reassembles. The server's frame limit (1 MiB) sits well above MAX_PAYLOAD_BYTES.
  */
 
+import { type AssetPayload, isAssetPayload } from "./assets.ts";
+
+export type { AssetPayload };
+
 export const MAX_PAYLOAD_BYTES = 512 * 1024;
 export const MAX_PARTS = 64;
 
@@ -82,7 +86,8 @@ export interface RecordingEndPayload {
 export type RecordingPayload = RecordingStatusPayload | RecordingStartPayload | RecordingEndPayload;
 
 export type Payload =
-  | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload;
+  | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload
+  | AssetPayload;
 
 interface PartPayload {
   k: "part";
@@ -143,6 +148,7 @@ function isEvents(value: unknown): value is Payload {
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
+  if (k === "asset") return isAssetPayload(value as Record<string, unknown>);
   return k === "paused" || k === "consented" || k === "withheld" || (k === "events" && Array.isArray(v.events));
 }
 
