@@ -516,6 +516,7 @@ export class Session {
       if (running) {
         this.sendPayload({ k: "recording", on: false, key_id: recording.keyId, reason });
         this.sendPayload({ k: "recording_end", recording_id: recording.recordingId, reason, at: this.ports.clock.now() });
+        await this.outbox; // every payload queued so far is on the send chain now
         await this.sendChain;
       }
       if (!final) this.send({ type: "record_stop" });
