@@ -48,10 +48,13 @@ def test_the_mirror_shows_the_shops_images_and_stylesheet_without_fetching_them(
 
     code = start_on(customer, f"{live.base}/demo/")
     expect(customer.page.locator("img.art").first).to_be_visible()
-    # Content the page hides (a policy's `hide`, rrweb's .rr-block): its image is never carried.
+    # Content the page hides or masks (a policy's `hide`/`mask`, rrweb's .rr-block/.rr-mask):
+    # the images it uses are never carried (the masked one is still in the recorded page).
     customer.page.evaluate(
         """() => document.querySelector('main').insertAdjacentHTML('beforeend',
-            '<div class="rr-block"><img src="/demo/img/blocked-secret.svg" alt=""></div>')"""
+            '<div class="rr-block"><img src="/demo/img/blocked-secret.svg" alt=""></div>' +
+            '<div class="rr-mask">Private <img id="masked" ' +
+            'src="/demo/img/masked-secret.svg"></div>')"""
     )
     view = share(customer, agent, live, code)
     expect(view.get_by_role("heading", name="Ridgeline 2P Tent")).to_be_visible()
@@ -84,7 +87,9 @@ def test_the_mirror_shows_the_shops_images_and_stylesheet_without_fetching_them(
     assert not site, site
     # The SDK fetched the shop's own assets, not the blocked one (nor anything elsewhere).
     assert any(url.endswith("/demo/img/tent.svg") for url in sdk_fetches), sdk_fetches
-    assert not [url for url in sdk_fetches if "blocked-secret" in url]
+    assert not [url for url in sdk_fetches if "-secret" in url], sdk_fetches
+    expect(view.locator("#masked")).to_be_attached()
+    assert not (view.locator("#masked").get_attribute("src") or "")
     assert all(url.startswith(live.base) for url in sdk_fetches), sdk_fetches
 
     # The relay saw the assets only encrypted: no SVG text or its base64 in any frame sent.

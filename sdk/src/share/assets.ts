@@ -47,8 +47,10 @@ export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 
 interface Fetched { type: AssetType; data: string; bytes: number }
 
-/** Addresses (as the events write them) that a batch of rrweb events makes the page load. */
-export function assetUrls(events: readonly unknown[]): Set<string> {
+/** Addresses (as the events write them) that a batch of rrweb events makes the page load,
+ * leaving out what nodes for which `masked(id)` says true use (and their subtrees). */
+export function assetUrls(events: readonly unknown[], masked: (id: number) => boolean = () => false): Set<string> {
+  const hidden = (id: unknown) => typeof id !== "number" || masked(id);
   const found = new Set<string>();
   const css = (text: unknown) => {
     if (typeof text === "string") for (const url of cssUrls(text)) found.add(url);
@@ -78,10 +80,11 @@ export function assetUrls(events: readonly unknown[]): Set<string> {
     const stack = [root];
     while (stack.length) {
       const node = stack.pop() as {
-        type?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown; textContent?: unknown;
-        isStyle?: unknown;
+        type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown;
+        textContent?: unknown; isStyle?: unknown;
       } | null;
       if (!node || typeof node !== "object") continue;
+      if ((node.type === SERIALIZED_ELEMENT || node.type === SERIALIZED_TEXT) && hidden(node.id)) continue;
       if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes &&
         typeof node.attributes === "object") {
         attributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>);
@@ -98,17 +101,20 @@ export function assetUrls(events: readonly unknown[]): Set<string> {
     if (e.type === FULL_SNAPSHOT) tree(data.node);
     else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
       if (Array.isArray(data.adds)) for (const add of data.adds) tree((add as { node?: unknown })?.node);
-      if (Array.isArray(data.texts)) for (const text of data.texts) css((text as { value?: unknown })?.value);
+      if (Array.isArray(data.texts)) {
+        for (const text of data.texts as { id?: unknown; value?: unknown }[]) if (!hidden(text?.id)) css(text?.value);
+      }
       if (Array.isArray(data.attributes)) {
-        for (const change of data.attributes as { attributes?: unknown }[]) {
-          if (change?.attributes && typeof change.attributes === "object") {
+        for (const change of data.attributes as { id?: unknown; attributes?: unknown }[]) {
+          if (change?.attributes && typeof change.attributes === "object" && !hidden(change.id)) {
             attributes("", change.attributes as Record<string, unknown>);
           }
         }
       }
     } else if (e.type === INCREMENTAL_SNAPSHOT &&
       (data.source === STYLE_SHEET_RULE || data.source === STYLE_DECLARATION || data.source === ADOPTED_STYLE_SHEET)) {
-      deepCss(data);
+      // A rule of a <style> element (its node id), or of a sheet adopted by a document (none).
+      if (data.id === undefined || !hidden(data.id)) deepCss(data);
     }
   }
   return found;
@@ -122,6 +128,8 @@ export class AssetCarrier {
   constructor(
     /** The page's address (assets of its origin only; relative addresses resolve against it). */
     private readonly page: () => string,
+    /** Whether a recorded node (by id) is in content the agent may not see. */
+    private readonly masked: (id: number) => boolean,
     /** Whether the policy lets images be seen (else only fonts and stylesheets go). */
     private readonly imagesShown: () => boolean,
     private readonly fetcher: Fetcher = (url, init) => fetch(url, init),
@@ -136,7 +144,7 @@ export class AssetCarrier {
   /** The asset payloads to send before `events`: those they use that were not sent since the
    * recorder started. Never rejects; waits at most `waitMs`. */
   async carry(events: readonly unknown[]): Promise<AssetPayload[]> {
-    const wanted = [...assetUrls(events)].filter((url) => !this.sent.has(url) && this.carriable(url));
+    const wanted = [...assetUrls(events, this.masked)].filter((url) => !this.sent.has(url) && this.carriable(url));
     if (!wanted.length) return [];
     const out = await this.carryUrls(wanted);
     // A carried stylesheet's own images and fonts (absolute, as the console resolves them) go

@@ -23,7 +23,8 @@ import { CommandReceiver, ContentSender, importChainKey, type PairwiseKeys } fro
 import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import {
-  hasBlockedShapes, hiddenFromAgent, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent, usePolicy,
+  hasBlockedShapes, hiddenFromAgent, inMaskedRegion, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent,
+  usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
@@ -125,6 +126,7 @@ export class Session {
   /** issue 14, item 7: same-origin images, fonts and stylesheets, inside the encrypted channel. */
   private readonly assets = new AssetCarrier(
     () => this.ports.page.href(),
+    (id) => inMaskedRegion(liveNode(id)), // MASKING: nothing masked or hidden is fetched
     () => this.effectivePolicy().media.images,
   );
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
