@@ -64,6 +64,12 @@ test("nothing a masked or hidden node uses is collected, nor its subtree's", () 
   assert.deepEqual([...assetUrls(events, (id) => masked.has(id))].sort(), ["/shown-late.png", "/shown.png"]);
 });
 
+test("an address masking shortened (its query or fragment removed) is not carried: it may be another image", () => {
+  const live: Record<number, string> = { 2: "https://shop.example/img?id=42", 3: "https://shop.example/plain.png" };
+  const events = [snapshot(el(2, "img", { src: "https://shop.example/img" }), el(3, "img", { src: "https://shop.example/plain.png" }))];
+  assert.deepEqual([...assetUrls(events, () => false, (id) => live[id] ?? null)], ["https://shop.example/plain.png"]);
+});
+
 test("same-origin assets are fetched as the page could, checked, sent once per recorder", async () => {
   const { asked, fetcher } = site({
     "https://shop.example/a.png": { body: PNG, type: "image/png" },
@@ -71,7 +77,7 @@ test("same-origin assets are fetched as the page could, checked, sent once per r
     "https://shop.example/fake.png": { body: HTML, type: "image/png" },
     "https://shop.example/page.html": { body: HTML, type: "text/html" },
   });
-  const carrier = new AssetCarrier(() => PAGE, () => false, () => true, fetcher);
+  const carrier = new AssetCarrier(() => PAGE, () => false, () => null, () => true, fetcher);
   const events = [snapshot(
     el(2, "img", { src: "https://shop.example/a.png" }),
     el(3, "img", { src: "https://cdn.example/other.png" }), // another origin: never asked
@@ -105,7 +111,7 @@ test("too large, too many, images the policy hides, a redirect elsewhere and a s
     "https://shop.example/a.png": { body: PNG, type: "image/png" },
     "https://shop.example/f.woff2": { body: WOFF2, type: "font/woff2" },
   });
-  const carrier = new AssetCarrier(() => PAGE, () => false, () => false, fetcher);
+  const carrier = new AssetCarrier(() => PAGE, () => false, () => null, () => false, fetcher);
   const sent = await carrier.carry([snapshot(
     el(2, "img", { src: "/big.png" }), el(3, "img", { src: "/a.png" }), el(4, "div", { style: "background:url(/f.woff2)" }),
   )]);
@@ -115,13 +121,13 @@ test("too large, too many, images the policy hides, a redirect elsewhere and a s
     Object.defineProperty(response, "url", { value: "https://evil.example/x.png" });
     return response;
   };
-  assert.deepEqual(await new AssetCarrier(() => PAGE, () => false, () => true, elsewhere).carry([snapshot(el(2, "img", { src: "/x.png" }))]), []);
+  assert.deepEqual(await new AssetCarrier(() => PAGE, () => false, () => null, () => true, elsewhere).carry([snapshot(el(2, "img", { src: "/x.png" }))]), []);
   const silent: Fetcher = () => new Promise(() => undefined);
   const started = Date.now();
-  const late = new AssetCarrier(() => PAGE, () => false, () => true, silent, { maxBytes: 1000, sessionBytes: 1000, sessionAssets: 10, waitMs: 50 });
+  const late = new AssetCarrier(() => PAGE, () => false, () => null, () => true, silent, { maxBytes: 1000, sessionBytes: 1000, sessionAssets: 10, waitMs: 50 });
   assert.deepEqual(await late.carry([snapshot(el(2, "img", { src: "/slow.png" }))]), []);
   assert.ok(Date.now() - started < 2000);
-  const few = new AssetCarrier(() => PAGE, () => false, () => true, fetcher, { maxBytes: 100, sessionBytes: 15, sessionAssets: 10, waitMs: 1000 });
+  const few = new AssetCarrier(() => PAGE, () => false, () => null, () => true, fetcher, { maxBytes: 100, sessionBytes: 15, sessionAssets: 10, waitMs: 1000 });
   const fitting = await few.carry([snapshot(el(2, "img", { src: "/a.png" }), el(3, "div", { style: "background:url(/f.woff2)" }))]);
   assert.equal(fitting.length, 1); // 12 + 8 bytes > 15: the second does not fit the session's budget
 });
@@ -132,7 +138,7 @@ test("a stylesheet rrweb could not inline is carried with its own fonts first", 
     "https://shop.example/css/late.css": { body: css, type: "text/css; charset=utf-8" },
     "https://shop.example/css/fonts/n.woff2": { body: WOFF2, type: "font/woff2" },
   });
-  const sent = await new AssetCarrier(() => PAGE, () => false, () => true, fetcher)
+  const sent = await new AssetCarrier(() => PAGE, () => false, () => null, () => true, fetcher)
     .carry([snapshot(el(2, "link", { rel: "stylesheet", href: "https://shop.example/css/late.css" }))]);
   assert.deepEqual(sent.map((a) => a.url), ["https://shop.example/css/fonts/n.woff2", "https://shop.example/css/late.css"]);
   const store = new AssetStore((blob) => `blob:console/${blob.type}`, () => undefined);

@@ -48,8 +48,14 @@ export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 interface Fetched { type: AssetType; data: string; bytes: number }
 
 /** Addresses (as the events write them) that a batch of rrweb events makes the page load,
- * leaving out what nodes for which `masked(id)` says true use (and their subtrees). */
-export function assetUrls(events: readonly unknown[], masked: (id: number) => boolean = () => false): Set<string> {
+ * leaving out what nodes for which `masked(id)` says true use (and their subtrees), and `src`,
+ * `poster` and `href` addresses that differ from the live element's (`original`): masking removed
+ * their query or fragment, and the address without it may well be another image. */
+export function assetUrls(
+  events: readonly unknown[],
+  masked: (id: number) => boolean = () => false,
+  original: (id: number, name: string) => string | null = () => null,
+): Set<string> {
   const hidden = (id: unknown) => typeof id !== "number" || masked(id);
   const found = new Set<string>();
   const css = (text: unknown) => {
@@ -63,15 +69,19 @@ export function assetUrls(events: readonly unknown[], masked: (id: number) => bo
       else if (item && typeof item === "object") stack.push(...Object.values(item));
     }
   };
-  const attributes = (tag: string, attrs: Record<string, unknown>) => {
+  const unchanged = (id: unknown, name: string, value: string) => {
+    const live = typeof id === "number" ? original(id, name) : null;
+    return live === null || live.trim() === value.trim();
+  };
+  const attributes = (tag: string, attrs: Record<string, unknown>, id?: unknown) => {
     for (const [name, value] of Object.entries(attrs)) {
       const key = name.toLowerCase();
       if (key === "style" && value && typeof value === "object") deepCss(value);
       if (typeof value !== "string") continue;
       if (key === "style" || key === "_csstext") css(value);
-      else if (key === "src" || key === "poster") found.add(value);
+      else if ((key === "src" || key === "poster") && unchanged(id, name, value)) found.add(value);
       else if (key === "srcset") for (const url of srcsetUrls(value)) found.add(url);
-      else if ((key === "href" || key === "xlink:href") && tag === "image") found.add(value);
+      else if ((key === "href" || key === "xlink:href") && tag === "image" && unchanged(id, name, value)) found.add(value);
       else if (key === "href" && tag === "link" && /\bstylesheet\b/i.test(String(attrs.rel ?? "")) &&
         typeof attrs._cssText !== "string") found.add(value);
     }
@@ -87,7 +97,7 @@ export function assetUrls(events: readonly unknown[], masked: (id: number) => bo
       if ((node.type === SERIALIZED_ELEMENT || node.type === SERIALIZED_TEXT) && hidden(node.id)) continue;
       if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes &&
         typeof node.attributes === "object") {
-        attributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>);
+        attributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>, node.id);
       } else if (node.type === SERIALIZED_TEXT && node.isStyle === true) {
         css(node.textContent);
       }
@@ -107,7 +117,7 @@ export function assetUrls(events: readonly unknown[], masked: (id: number) => bo
       if (Array.isArray(data.attributes)) {
         for (const change of data.attributes as { id?: unknown; attributes?: unknown }[]) {
           if (change?.attributes && typeof change.attributes === "object" && !hidden(change.id)) {
-            attributes("", change.attributes as Record<string, unknown>);
+            attributes("", change.attributes as Record<string, unknown>, change.id);
           }
         }
       }
@@ -130,6 +140,8 @@ export class AssetCarrier {
     private readonly page: () => string,
     /** Whether a recorded node (by id) is in content the agent may not see. */
     private readonly masked: (id: number) => boolean,
+    /** A recorded element's attribute as the live page has it (null: unknown). */
+    private readonly original: (id: number, name: string) => string | null,
     /** Whether the policy lets images be seen (else only fonts and stylesheets go). */
     private readonly imagesShown: () => boolean,
     private readonly fetcher: Fetcher = (url, init) => fetch(url, init),
@@ -144,7 +156,7 @@ export class AssetCarrier {
   /** The asset payloads to send before `events`: those they use that were not sent since the
    * recorder started. Never rejects; waits at most `waitMs`. */
   async carry(events: readonly unknown[]): Promise<AssetPayload[]> {
-    const wanted = [...assetUrls(events, this.masked)].filter((url) => !this.sent.has(url) && this.carriable(url));
+    const wanted = [...assetUrls(events, this.masked, this.original)].filter((url) => !this.sent.has(url) && this.carriable(url));
     if (!wanted.length) return [];
     const out = await this.carryUrls(wanted);
     // A carried stylesheet's own images and fonts (absolute, as the console resolves them) go

@@ -29,6 +29,7 @@ import {
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { AssetCarrier } from "./assets.ts";
+import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
@@ -127,6 +128,15 @@ export class Session {
   private readonly assets = new AssetCarrier(
     () => this.ports.page.href(),
     (id) => inMaskedRegion(liveNode(id)), // MASKING: nothing masked or hidden is fetched
+    (id, name) => {
+      const el = asElement(liveNode(id));
+      const value = el ? attributeOf(el, name) : null;
+      try {
+        return value === null ? null : new URL(value, document.baseURI).href; // as rrweb records it
+      } catch {
+        return value;
+      }
+    },
     () => this.effectivePolicy().media.images,
   );
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
