@@ -6,6 +6,7 @@ Precedence: explicit arguments (the CLI) over environment variables (``TANDEM_*`
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -130,7 +131,12 @@ class Settings:
     over plain http on loopback or a private network. Off, providers must be https on public
     hosts (docs/security.md, server-side request forgery)."""
     site_verification_timeout_seconds: float = 10.0
-    """Deadline of the fetch of a site's /.well-known/tandem-verification (whole request)."""
+    """Deadline of the fetch of a site's /.well-known/tandem-verification (whole request), and
+    of the DNS TXT lookup of ``_tandem-verification.<host>``."""
+    site_verification_nameservers: tuple[str, ...] = ()
+    """Resolvers asked for a site's DNS TXT proof (``address`` or ``address:port``, IPv6 as
+    ``[address]:port``; TANDEM_SITE_VERIFICATION_NAMESERVERS, comma-separated). Empty: the
+    system's (/etc/resolv.conf)."""
     backoff_forget_seconds: float = 3600.0
     """A back-off count (sign-in, join code, SSO start) is forgotten this long after its last
     failure. Counts decay this way only: a success never clears them."""
@@ -290,6 +296,8 @@ class Settings:
             )
         if not 100 <= self.max_policy_text_chars <= 1_000_000:
             raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
+        for nameserver in self.site_verification_nameservers:
+            nameserver_address(nameserver)
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
@@ -428,6 +436,12 @@ class Settings:
             values["audit_key_file"] = Path(env["TANDEM_AUDIT_KEY"])
         if env.get("TANDEM_POLICY"):
             values["policy_file"] = Path(env["TANDEM_POLICY"])
+        if env.get("TANDEM_SITE_VERIFICATION_NAMESERVERS", "").strip():
+            values["site_verification_nameservers"] = tuple(
+                n.strip()
+                for n in env["TANDEM_SITE_VERIFICATION_NAMESERVERS"].split(",")
+                if n.strip()
+            )
         if env.get("TANDEM_TRUSTED_PROXIES", "").strip():
             values["trusted_proxies"] = tuple(
                 p.strip() for p in env["TANDEM_TRUSTED_PROXIES"].split(",") if p.strip()
@@ -467,6 +481,30 @@ class Settings:
             return cls(**values)  # type: ignore[arg-type]
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def nameserver_address(text: str) -> tuple[str, int]:
+    """``(address, port)`` of a resolver written ``address``, ``address:port`` or
+    ``[IPv6]:port`` (port 53 by default); ConfigError otherwise."""
+    host, port = text.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ConfigError(f"nameserver {text!r} is not [address]:port")
+            port = rest[1:]
+    elif host.count(":") == 1:
+        host, _, port = host.partition(":")
+    try:
+        address = str(ipaddress.ip_address(host))
+        number = int(port)
+    except ValueError:
+        raise ConfigError(
+            f"nameserver {text!r} must be an IP address, with a port or not"
+        ) from None
+    if not 0 < number < 65536:
+        raise ConfigError(f"nameserver {text!r}: port must be between 1 and 65535")
+    return address, number
 
 
 def normalize_origin(origin: str) -> str:

@@ -597,18 +597,31 @@ class Directory:
             "verified": site.verified,
             "url": site_verification.url(site),
             "token": site_verification.token(self.box, site),
+            "dns_name": site_verification.dns_name(site),
         }
 
-    async def verify_site(self, actor: Principal, site_id: str, timeout: float) -> SiteRecord:
-        """Fetch the site's verification page; if it serves the token, the site is verified
-        and its pages may start sessions. Raises ConfigError or ConflictError saying why not."""
+    async def verify_site(
+        self,
+        actor: Principal,
+        site_id: str,
+        timeout: float,
+        *,
+        dns: bool = False,
+        nameservers: tuple[str, ...] = (),
+    ) -> SiteRecord:
+        """Fetch the site's verification page (or, with ``dns``, look up its TXT record); if it
+        holds the token, the site is verified and its pages may start sessions. Raises
+        ConfigError or ConflictError saying why not."""
         site = await self._site(actor, site_id)
         if site.verified:
             return site
         try:
-            await site_verification.check(
-                self.box, site, timeout, allow_private=self.allow_private_network
-            )
+            if dns:
+                await site_verification.check_dns(self.box, site, timeout, nameservers)
+            else:
+                await site_verification.check(
+                    self.box, site, timeout, allow_private=self.allow_private_network
+                )
         except (ConfigError, ConflictError) as exc:
             await self.record(
                 "site_verification_failed",
@@ -618,7 +631,7 @@ class Directory:
                 reason=str(exc),
             )
             raise
-        return await self._mark_verified(actor, site, "token")
+        return await self._mark_verified(actor, site, "dns" if dns else "token")
 
     async def approve_site(self, actor: Principal, site_id: str) -> SiteRecord:
         """The operator vouches for the site's origin (``tandem site approve``)."""

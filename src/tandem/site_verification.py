@@ -9,6 +9,14 @@ request. Alternatively the server's operator approves the site (``tandem site ap
 The token is derived from the organisation, the site and the origin with the server's
 ``secrets.key`` (nothing stored): it proves control of the origin for this registration only.
 
+Or the site's DNS zone holds the same token as a TXT record of ``_tandem-verification.<host>``
+(:func:`check_dns`): for sites whose web server is not easy to change. The lookup asks the
+configured resolvers (``site_verification_nameservers``; else the system's), over UDP (TCP when
+truncated), within the same deadline, and follows no CNAME outside the answer. DNS answers are
+not authenticated here (no DNSSEC validation in the server): an attacker who can forge the
+server's resolver's answers could prove an origin; use a validating resolver on a trusted path
+(docs/threat-model.md).
+
 The fetch follows :mod:`tandem.outbound` (https on a public host, unless the test-only setting
 allows loopback), has a deadline, reads at most :data:`MAX_BYTES` and follows no redirect.
 """
@@ -16,15 +24,26 @@ allows loopback), has a deadline, reads at most :data:`MAX_BYTES` and follows no
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from typing import Final
+from urllib.parse import urlsplit
 
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
 import httpx2
 
 from tandem import crypto, outbound
+from tandem.config import nameserver_address
 from tandem.exceptions import ConfigError, ConflictError
 from tandem.storage.base import SiteRecord
 
 PATH: Final = "/.well-known/tandem-verification"
+DNS_LABEL: Final = "_tandem-verification"
+"""The TXT record's name is this label before the origin's host."""
 MAX_BYTES: Final = 4096
 """Larger answers are refused (the token is 64 characters)."""
 
@@ -67,3 +86,64 @@ async def check(
     served = bytes(body).decode("utf-8", errors="replace").strip()
     if not crypto.secrets_equal(served, token(box, site)):
         raise ConflictError(f"{address} does not serve this site's verification token")
+
+
+def dns_name(site: SiteRecord) -> str | None:
+    """The name whose TXT record proves the site's origin; None for an IP-address origin."""
+    host = urlsplit(site.origin).hostname or ""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return f"{DNS_LABEL}.{host}" if host else None
+    return None
+
+
+def _resolver(nameservers: tuple[str, ...], timeout: float) -> dns.asyncresolver.Resolver:
+    if nameservers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = [
+            dns.nameserver.Do53Nameserver(*nameserver_address(n)) for n in nameservers
+        ]
+    else:
+        try:
+            resolver = dns.asyncresolver.Resolver()
+        except (dns.resolver.NoResolverConfiguration, OSError):
+            raise ConfigError(
+                "this server has no DNS resolver (set site_verification_nameservers)"
+            ) from None
+    resolver.timeout = timeout
+    resolver.lifetime = timeout
+    resolver.cache = None
+    return resolver
+
+
+async def check_dns(
+    box: crypto.SecretBox, site: SiteRecord, timeout: float, nameservers: tuple[str, ...] = ()
+) -> None:
+    """Look up the site's TXT record and compare each of its texts with the token. Raises
+    ConfigError (no such name or record, no answer in time, an IP-address origin) or
+    ConflictError (TXT records, none with this site's token)."""
+    name = dns_name(site)
+    if name is None:
+        raise ConfigError(
+            f"{site.origin} has no DNS name: prove it with {PATH} or ask the operator"
+        )
+    resolver = _resolver(nameservers, timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            answer = await resolver.resolve(name, dns.rdatatype.TXT, search=False)
+    except (TimeoutError, dns.exception.Timeout):
+        raise ConfigError(f"no DNS answer for {name} within {timeout:g} s") from None
+    except dns.resolver.NXDOMAIN:
+        raise ConfigError(f"{name} does not exist in DNS") from None
+    except dns.resolver.NoAnswer:
+        raise ConfigError(f"{name} has no TXT record") from None
+    except dns.exception.DNSException as exc:
+        raise ConfigError(f"{name} could not be looked up ({type(exc).__name__})") from None
+    expected = token(box, site)
+    for record in answer:
+        strings: tuple[bytes, ...] = getattr(record, "strings", ())
+        text = b"".join(strings).decode("utf-8", errors="replace").strip()
+        if crypto.secrets_equal(text, expected):
+            return
+    raise ConflictError(f"no TXT record of {name} holds this site's verification token")

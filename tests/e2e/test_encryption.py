@@ -69,16 +69,18 @@ class ManInTheMiddle(MemoryFanout):
 
 
 class TamperingRelay(MemoryFanout):
-    """A relay that flips one bit in the fifth content frame it passes to the agent."""
+    """A relay that flips one bit in the first content frame it passes to the agent once armed
+    (the page is on show by then: the first frames also carry its images)."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.armed = False
         self.seen = 0
 
     def publish(self, topic: str, frame: Frame) -> None:
         if isinstance(frame.data, bytes) and frame.data[:1] == b"\x01" and topic.endswith("agents"):
-            self.seen += 1
-            if self.seen == 5:
+            self.seen += self.armed
+            if self.seen == 1:
                 data = bytearray(frame.data)
                 data[-1] ^= 0x01
                 frame = Frame(bytes(data))
@@ -137,6 +139,7 @@ def test_altered_ciphertext_ends_the_session(
     customer.page.goto(f"{server.base}/demo/")
     view = share(customer, agent, server, get_help(customer))
     expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    relay.armed = True
     customer.page.get_by_label("Search products").press_sequentially("tents and packs", delay=40)
     expect(agent.page.get_by_role("status")).to_contain_text("failed its integrity check")
     expect(agent.page.locator("iframe")).to_have_count(0)

@@ -3,17 +3,24 @@ no sessions until the origin serves its verification token or the operator appro
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import dns.message
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tandem.access import Principal
 from tandem.config import Settings
 from tandem.directory import offline, operator
-from tandem.exceptions import ForbiddenError
+from tandem.exceptions import ConfigError, ForbiddenError
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import closed_with, open_customer, recv_json, send
 from tests.server.test_organisations import api
@@ -118,3 +125,127 @@ async def test_verification_fetches_nothing_from_plain_http_or_private_hosts(
         refused = max_.post("/api/sites/shop/verify")
         assert refused.status_code == 400 and "https://" in refused.json()["detail"]
     assert website.requests == []
+
+
+class Nameserver:
+    """A DNS server on loopback (UDP): answers TXT questions from ``records``, NXDOMAIN for
+    other names, or, ``silent``, nothing at all. Remembers the questions."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, list[list[bytes]]] = {}
+        self.silent = False
+        self.questions: list[str] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            query = dns.message.from_wire(wire)
+            question = query.question[0]
+            name = question.name.to_text(omit_final_dot=True)
+            self.questions.append(name)
+            if self.silent:
+                continue
+            response = dns.message.make_response(query)
+            if name not in self.records:
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif question.rdtype == dns.rdatatype.TXT:
+                for strings in self.records[name]:
+                    rdata = dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, strings)
+                    rrset = response.find_rrset(
+                        response.answer,
+                        question.name,
+                        dns.rdataclass.IN,
+                        dns.rdatatype.TXT,
+                        create=True,
+                    )
+                    rrset.add(rdata, ttl=60)
+            self.sock.sendto(response.to_wire(), peer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def nameserver() -> Iterator[Nameserver]:
+    running = Nameserver()
+    yield running
+    running.close()
+
+
+async def test_a_site_whose_dns_holds_its_token_is_verified(
+    server_factory: ServerFactory, nameserver: Nameserver
+) -> None:
+    """The alternative proof: a TXT record of ``_tandem-verification.<host>``. Wrong, missing
+    and foreign records prove nothing; the site starts sessions only once the record is right."""
+    server = server_factory(
+        seed=two_organisations,
+        site_verification_nameservers=(nameserver.address,),
+        site_verification_timeout_seconds=2.0,
+    )
+    origin = "https://shop.example"
+    record = "_tandem-verification.shop.example"
+    site = {"site_id": "shop", "origin": origin, "teams": ["support"]}
+    with api(server, "max") as max_:
+        assert max_.post("/api/sites", json=site).status_code == 201
+        proof = max_.get("/api/sites/shop/verification").json()
+        assert proof["dns_name"] == record
+        missing = max_.post("/api/sites/shop/verify/dns")
+        assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]
+        # Another organisation's token for the same origin (or any other text) proves nothing.
+        nameserver.records[record] = [[b"tandem-verification=" + b"0" * 64], [b"v=spf1 -all"]]
+        wrong = max_.post("/api/sites/shop/verify/dns")
+        assert wrong.status_code == 409
+        assert not await can_start_a_session(server, origin)
+        # A long token may be split into several strings of one record.
+        token = proof["token"].encode()
+        nameserver.records[record] = [[b"v=spf1 -all"], [token[:30], token[30:]]]
+        verified = max_.post("/api/sites/shop/verify/dns")
+        assert verified.status_code == 200 and verified.json()["verified"] is True
+    with api(server, "mo") as mo:  # Acme's auditor
+        trail = mo.get("/api/audit").json()
+    assert nameserver.questions.count(record) == 3
+    assert await can_start_a_session(server, origin)
+    assert any(r["action"] == "site_verified" and r["details"]["by"] == "dns" for r in trail)
+
+
+async def test_a_silent_nameserver_fails_the_proof_within_the_deadline(
+    server_factory: ServerFactory, nameserver: Nameserver
+) -> None:
+    nameserver.silent = True
+    server = server_factory(
+        seed=two_organisations,
+        site_verification_nameservers=(nameserver.address,),
+        site_verification_timeout_seconds=0.5,
+    )
+    site = {"site_id": "shop", "origin": "https://shop.example", "teams": ["support"]}
+    with api(server, "max") as max_:
+        assert max_.post("/api/sites", json=site).status_code == 201
+        started = time.monotonic()
+        late = max_.post("/api/sites/shop/verify/dns")
+        assert time.monotonic() - started < 3
+        assert late.status_code == 400 and "within 0.5 s" in late.json()["detail"]
+        # An IP-address origin has no DNS name to prove it with.
+        ip_site = {"site_id": "ip", "origin": "https://192.0.2.7", "teams": ["support"]}
+        assert max_.post("/api/sites", json=ip_site).status_code == 201
+        assert max_.get("/api/sites/ip/verification").json()["dns_name"] is None
+        no_name = max_.post("/api/sites/ip/verify/dns")
+        assert no_name.status_code == 400 and "no DNS name" in no_name.json()["detail"]
+    assert nameserver.questions == ["_tandem-verification.shop.example"] * len(nameserver.questions)
+    assert not await can_start_a_session(server, "https://shop.example")
+
+
+def test_nameservers_are_checked_when_the_settings_load() -> None:
+    assert Settings.load(
+        environ={"TANDEM_SITE_VERIFICATION_NAMESERVERS": "192.0.2.1, [2001:db8::1]:5353"}
+    ).site_verification_nameservers == ("192.0.2.1", "[2001:db8::1]:5353")
+    for bad in ("dns.example", "192.0.2.1:0", "[2001:db8::1]x", "192.0.2.1:port"):
+        with pytest.raises(ConfigError, match="nameserver"):
+            Settings.load(environ={"TANDEM_SITE_VERIFICATION_NAMESERVERS": bad})

@@ -7,7 +7,95 @@
  * encrypted channel: images the customer's SDK could read are inlined there, `rr_dataURL`);
  * resource hints are dropped. The console's CSP (`img-src`/`font-src` without `*`) and the API's
  * Fetch-Metadata check stop whatever slips through.
+ *
+ * What the customer's browser carried (`asset` payloads, ../share/assets.ts) is kept in an
+ * AssetStore: checked again here (type by content, sizes, counts; a hostile page may tamper with
+ * the SDK), turned into `blob:` URLs of this console (SVG into `data:` URLs, which have no origin
+ * if opened on their own), and the addresses in events that name a carried asset are rewritten
+ * to it before they are neutralised.
  */
+
+import {
+  type AssetPayload, MAX_ASSET_BYTES, MAX_SESSION_ASSET_BYTES, MAX_SESSION_ASSETS, cssUrls, decodeBase64,
+  looksLike,
+} from "../shared/assets.ts";
+
+/** Where carried assets are found: an address as the events write it → a local URL. */
+export interface AssetLookup {
+  resolve(url: string): string | undefined;
+  /** A carried stylesheet's text (already rewritten and neutralised), for a `<link>`. */
+  stylesheet(url: string): string | undefined;
+}
+
+export class AssetStore implements AssetLookup {
+  private readonly local = new Map<string, string>();
+  private readonly sheets = new Map<string, string>();
+  private readonly created: string[] = [];
+  private bytes = 0;
+
+  constructor(private readonly makeUrl: (blob: Blob) => string = (blob) => URL.createObjectURL(blob),
+    private readonly revokeUrl: (url: string) => void = (url) => URL.revokeObjectURL(url)) {}
+
+  get size(): number {
+    return this.local.size + this.sheets.size;
+  }
+
+  /** Keep one carried asset; false (and nothing kept) if it breaks a rule. */
+  add(asset: AssetPayload): boolean {
+    if (this.local.has(asset.url) || this.sheets.has(asset.url)) return true;
+    if (this.size >= MAX_SESSION_ASSETS) return false;
+    let bytes: Uint8Array;
+    try {
+      bytes = decodeBase64(asset.data);
+    } catch {
+      return false;
+    }
+    if (bytes.length > MAX_ASSET_BYTES || this.bytes + bytes.length > MAX_SESSION_ASSET_BYTES) return false;
+    if (!looksLike(asset.type, bytes)) return false;
+    this.bytes += bytes.length;
+    if (asset.type === "text/css") {
+      const text = new TextDecoder().decode(bytes);
+      this.sheets.set(asset.url, neutralizeCss(absoluteCss(text, asset.url), this));
+    } else if (asset.type === "image/svg+xml") {
+      this.local.set(asset.url, `data:image/svg+xml;base64,${asset.data}`);
+    } else {
+      const url = this.makeUrl(new Blob([bytes as BlobPart], { type: asset.type }));
+      this.created.push(url);
+      this.local.set(asset.url, url);
+    }
+    return true;
+  }
+
+  resolve(url: string): string | undefined {
+    return this.local.get(url.trim());
+  }
+
+  stylesheet(url: string): string | undefined {
+    return this.sheets.get(url.trim());
+  }
+
+  /** The session ended: the blobs are released. */
+  dispose(): void {
+    for (const url of this.created) this.revokeUrl(url);
+    this.created.length = 0;
+    this.local.clear();
+    this.sheets.clear();
+    this.bytes = 0;
+  }
+}
+
+/** A carried stylesheet's relative `url()`s made absolute against its own address. */
+function absoluteCss(css: string, base: string): string {
+  return css.replace(/\burl\(\s*(['"]?)([^)'"]*)\1\s*\)/gi, (whole, _q: string, address: string) => {
+    try {
+      return /^\s*(data|blob):/i.test(address) ? whole : `url("${new URL(address.trim(), base).href}")`;
+    } catch {
+      return "none";
+    }
+  });
+}
+
+export { cssUrls };
 
 const FULL_SNAPSHOT = 2;
 const INCREMENTAL_SNAPSHOT = 3;
@@ -33,7 +121,7 @@ function local(url: string): boolean {
  * `src(…)` and `@import` lose their address unless it is `data:`/`blob:`. A broken declaration
  * is dropped by the CSS parser; the rest of the style stays.
  */
-export function neutralizeCss(css: string): string {
+export function neutralizeCss(css: string, assets?: AssetLookup): string {
   // Unescape first so `\75 rl(` cannot hide a url(; CSS escapes in a url are rare in real pages.
   const plain = css.replace(/\\([0-9a-fA-F]{1,6})\s?/g, (_, hex: string) => {
     const code = parseInt(hex, 16);
@@ -41,8 +129,11 @@ export function neutralizeCss(css: string): string {
   }).replace(/\\([^\n0-9a-fA-F])/g, "$1");
   return plain
     .replace(/@import[^;]*;?/gi, "")
-    .replace(/\b(url|src)\(\s*(['"]?)([^)'"]*)\2\s*\)/gi, (whole, _fn: string, _q: string, address: string) =>
-      local(address) ? whole : "none")
+    .replace(/\b(url|src)\(\s*(['"]?)([^)'"]*)\2\s*\)/gi, (whole, fn: string, _q: string, address: string) => {
+      if (local(address)) return whole;
+      const carried = fn.toLowerCase() === "url" ? assets?.resolve(address) : undefined;
+      return carried ? `url("${carried}")` : "none";
+    })
     // What the pattern above could not take apart (a quoted `)`...): broken, not fetched.
     .replace(/\b(url|src)\(\s*(?!['"]?\s*(?:data|blob):)/gi, "blocked-$1(")
     .replace(/\b((?:-webkit-)?image-set|image|cross-fade|element)\(/gi, "blocked-$1(");
@@ -51,13 +142,30 @@ export function neutralizeCss(css: string): string {
 /** `<link>` kinds that fetch ahead of need (or connect): dropped whole. */
 const HINTS = /\b(prefetch|preload|modulepreload|prerender|dns-prefetch|preconnect|next|icon|apple-touch-icon|manifest|search|pingback)\b/i;
 
-function neutralizeAttributes(tag: string, attrs: Record<string, unknown>): void {
+function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, assets?: AssetLookup): void {
+  // A stylesheet rrweb could not inline, carried whole: rrweb builds a <style> from `_cssText`.
+  if (tag === "link" && typeof attrs.href === "string" && typeof attrs._cssText !== "string") {
+    const sheet = assets?.stylesheet(attrs.href);
+    if (sheet !== undefined) attrs._cssText = sheet;
+  }
   for (const [name, value] of Object.entries(attrs)) {
     if (typeof value !== "string") continue;
     const key = name.toLowerCase();
-    if (key === "style" || key === "_csstext") attrs[name] = neutralizeCss(value);
+    if (key === "style" || key === "_csstext") attrs[name] = neutralizeCss(value, assets);
     else if (FETCHED.has(key) || (key === "href" && HREF_FETCHES.has(tag))) {
-      if (!local(value) || key.endsWith("srcset")) delete attrs[name];
+      if (key.endsWith("srcset")) {
+        const carried = value.split(",").map((candidate) => {
+          const [address, ...descriptor] = candidate.trim().split(/\s+/);
+          const resolved = address ? assets?.resolve(address) : undefined;
+          return resolved ? [resolved, ...descriptor].join(" ") : null;
+        }).filter((candidate): candidate is string => candidate !== null);
+        if (carried.length) attrs[name] = carried.join(", ");
+        else delete attrs[name];
+        continue;
+      }
+      const carried = local(value) ? undefined : assets?.resolve(value);
+      if (carried && (key === "src" || key === "poster" || key === "href" || key === "xlink:href")) attrs[name] = carried;
+      else if (!local(value)) delete attrs[name];
     }
   }
   if (typeof attrs.rr_dataURL === "string" && !local(attrs.rr_dataURL)) delete attrs.rr_dataURL;
@@ -72,15 +180,15 @@ interface Serialized {
   type?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown; textContent?: unknown; isStyle?: unknown;
 }
 
-function neutralizeTree(root: unknown): void {
+function neutralizeTree(root: unknown, assets?: AssetLookup): void {
   const stack: unknown[] = [root];
   while (stack.length) {
     const node = stack.pop() as Serialized | null;
     if (!node || typeof node !== "object") continue;
     if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes && typeof node.attributes === "object") {
-      neutralizeAttributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>);
+      neutralizeAttributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>, assets);
     } else if (node.type === SERIALIZED_TEXT && node.isStyle === true && typeof node.textContent === "string") {
-      node.textContent = neutralizeCss(node.textContent);
+      node.textContent = neutralizeCss(node.textContent, assets);
     }
     if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push(child);
   }
@@ -91,29 +199,30 @@ const STYLE_SHEET_RULE = 8;
 const STYLE_DECLARATION = 13;
 const ADOPTED_STYLE_SHEET = 15;
 
-function neutralizeStrings(value: unknown): unknown {
-  if (typeof value === "string") return neutralizeCss(value);
-  if (Array.isArray(value)) return value.map(neutralizeStrings);
+function neutralizeStrings(value: unknown, assets?: AssetLookup): unknown {
+  if (typeof value === "string") return neutralizeCss(value, assets);
+  if (Array.isArray(value)) return value.map((item) => neutralizeStrings(item, assets));
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = neutralizeStrings(v);
+    for (const [k, v] of Object.entries(value)) out[k] = neutralizeStrings(v, assets);
     return out;
   }
   return value;
 }
 
-/** Neutralise one rrweb event in place (before `Replayer.addEvent` or `new Replayer`). */
-export function neutralizeEvent<T>(event: T): T {
+/** Neutralise one rrweb event in place (before `Replayer.addEvent` or `new Replayer`); addresses
+ * of assets the customer's browser carried become theirs in `assets`. */
+export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
   const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
   if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
   const data = e.data;
   if (e.type === FULL_SNAPSHOT) {
-    neutralizeTree(data.node);
+    neutralizeTree(data.node, assets);
   } else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
-    if (Array.isArray(data.adds)) for (const add of data.adds) neutralizeTree((add as { node?: unknown })?.node);
+    if (Array.isArray(data.adds)) for (const add of data.adds) neutralizeTree((add as { node?: unknown })?.node, assets);
     if (Array.isArray(data.texts)) {
       for (const text of data.texts as { value?: unknown }[]) {
-        if (text && typeof text.value === "string") text.value = neutralizeCss(text.value);
+        if (text && typeof text.value === "string") text.value = neutralizeCss(text.value, assets);
       }
     }
     if (Array.isArray(data.attributes)) {
@@ -121,16 +230,20 @@ export function neutralizeEvent<T>(event: T): T {
         if (!change?.attributes || typeof change.attributes !== "object") continue;
         const attrs = change.attributes as Record<string, unknown>;
         // The tag is not in the event: treat `href` as fetching (an anchor only loses its link).
-        if (typeof attrs.href === "string" && !local(attrs.href)) delete attrs.href;
-        for (const [name, value] of Object.entries(attrs)) {
-          if (name === "style" && value && typeof value === "object") attrs[name] = neutralizeStrings(value);
+        if (typeof attrs.href === "string" && !local(attrs.href)) {
+          const carried = assets?.resolve(attrs.href);
+          if (carried) attrs.href = carried;
+          else delete attrs.href;
         }
-        neutralizeAttributes("", attrs);
+        for (const [name, value] of Object.entries(attrs)) {
+          if (name === "style" && value && typeof value === "object") attrs[name] = neutralizeStrings(value, assets);
+        }
+        neutralizeAttributes("", attrs, assets);
       }
     }
   } else if (e.type === INCREMENTAL_SNAPSHOT &&
     (data.source === STYLE_SHEET_RULE || data.source === STYLE_DECLARATION || data.source === ADOPTED_STYLE_SHEET)) {
-    for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key]);
+    for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key], assets);
   }
   return event;
 }

@@ -9,7 +9,7 @@
  */
 
 import { Replayer } from "rrweb";
-import { neutralizeEvent } from "./assets.ts";
+import { AssetStore, neutralizeEvent } from "./assets.ts";
 import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
@@ -84,6 +84,8 @@ export class LiveView {
   private readonly unpacking = new UnpackStreams();
   private decoder: PayloadDecoder | null = new PayloadDecoder();
   private replayer: Replayer | null = null;
+  /** Page assets the customer's browser carried (issue 14, item 7), until the session ends. */
+  private readonly assets = new AssetStore();
   private resizeObserver: ResizeObserver | null = null;
   private size = { width: 0, height: 0 };
   private ended = false;
@@ -520,6 +522,10 @@ export class LiveView {
       );
       return;
     }
+    if (payload.k === "asset") {
+      this.assets.add(payload); // one that breaks a rule is dropped: the mirror shows it missing
+      return;
+    }
     if (payload.k === "action_refused") {
       this.ui.observe?.("action_refused", payload.reason);
       this.status(`Not done: ${payload.reason}`, "bad");
@@ -536,7 +542,7 @@ export class LiveView {
       const event = raw as { timestamp: number };
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
-      neutralizeEvent(event); // issue 14, item 7 (sdk-hardening): the mirror fetches nothing
+      neutralizeEvent(event, this.assets); // issue 14, item 7: the mirror fetches nothing
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
   }
@@ -576,6 +582,7 @@ export class LiveView {
     if (this.ended) return;
     this.ended = true;
     this.dropMirror();
+    this.assets.dispose();
     this.decoder?.reset();
     this.decoder = null;
     this.receiver?.close();

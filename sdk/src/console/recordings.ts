@@ -6,7 +6,7 @@
  * for the auditors, only the public half to the server.
  */
 
-import { neutralizeEvent } from "./assets.ts";
+import { AssetStore, neutralizeEvent } from "./assets.ts";
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
 import {
@@ -38,6 +38,7 @@ function saveFile(name: string, data: BlobPart, type: string): void {
 export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
   let key: RecordingKey | null = null;
   let replayer: Replayer | null = null;
+  const playerAssets = new AssetStore();
   const [status, say] = statusLine();
   const list = el("div");
   const player = el("section", "", "mirror player");
@@ -135,9 +136,13 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
       const response = await relayFetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`);
       if (!response.ok) throw new RecordingError(t("rec.refused", { status: response.status }));
       // The whole recording is checked before anything of it is shown (docs/recordings.md).
-      const { events, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
+      const { events, assets, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
       if (events.length < 2) return say(t("rec.empty"));
-      events.forEach(neutralizeEvent); // issue 14, item 7: the player fetches nothing either
+      // issue 14, item 7: the player fetches nothing either; the page assets the recording
+      // carried are shown from blob: URLs of this page (released when another recording plays).
+      playerAssets.dispose();
+      for (const asset of assets) playerAssets.add(asset);
+      for (const event of events) neutralizeEvent(event, playerAssets);
       const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
       replayer = new Replayer(replayerEvents, {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,

@@ -274,6 +274,7 @@ export interface SiteVerification {
   verified: boolean;
   url: string;
   token: string;
+  dns_name: string | null;
 }
 
 export interface SsoAnswer {

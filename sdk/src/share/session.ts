@@ -23,10 +23,13 @@ import { CommandReceiver, ContentSender, importChainKey, type PairwiseKeys } fro
 import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import {
-  hasBlockedShapes, hiddenFromAgent, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent, usePolicy,
+  hasBlockedShapes, hiddenFromAgent, inMaskedRegion, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent,
+  usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { AssetCarrier } from "./assets.ts";
+import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { BrandError, type BrandOptions, validateBrand } from "./brand.ts";
@@ -145,6 +148,23 @@ export class Session {
   private cancelBacklog: (() => void) | undefined;
   /** Sends leave in call order: packing and encryption are asynchronous. */
   private sendChain: Promise<void> = Promise.resolve();
+  /** Payloads in call order, events after the page assets they use (./assets.ts). */
+  private outbox: Promise<void> = Promise.resolve();
+  /** issue 14, item 7: same-origin images, fonts and stylesheets, inside the encrypted channel. */
+  private readonly assets = new AssetCarrier(
+    () => this.ports.page.href(),
+    (id) => inMaskedRegion(liveNode(id)), // MASKING: nothing masked or hidden is fetched
+    (id, name) => {
+      const el = asElement(liveNode(id));
+      const value = el ? attributeOf(el, name) : null;
+      try {
+        return value === null ? null : new URL(value, document.baseURI).href; // as rrweb records it
+      } catch {
+        return value;
+      }
+    },
+    () => this.effectivePolicy().media.images,
+  );
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
   private cancelPageWatch: (() => void) | undefined;
   private watchedHref = "";
@@ -551,6 +571,7 @@ export class Session {
       if (running) {
         this.sendPayload({ k: "recording", on: false, key_id: recording.keyId, reason });
         this.sendPayload({ k: "recording_end", recording_id: recording.recordingId, reason, at: this.ports.clock.now() });
+        await this.outbox; // every payload queued so far is on the send chain now
         await this.sendChain;
       }
       if (!final) this.send({ type: "record_stop" });
@@ -745,6 +766,7 @@ export class Session {
     // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
     onMaskingFailure(withheld);
+    this.assets.restart(); // a full snapshot follows: its assets go (again) before it
     this.stopRecording = record({
       errorHandler: () => {
         withheld();
@@ -800,7 +822,22 @@ export class Session {
       this.waitForBacklog();
       return;
     }
-    this.sendPayload({ k: "events", events: scrubEvent(events) }); // MASKING: the last pass before encryption
+    this.sendEvents(scrubEvent(events)); // MASKING: the last pass before encryption
+  }
+
+  /** Events, after the same-origin assets they use (fetched meanwhile; ./assets.ts). The assets
+   * are collected from the masked, scrubbed events: a blocked element's image is not in them. */
+  private sendEvents(events: unknown[]): void {
+    const ws = this.ws;
+    const sender = this.sender;
+    if (!ws || !sender) return;
+    const assets = this.assets.carry(events);
+    this.outbox = this.outbox
+      .then(async () => {
+        for (const asset of await assets) this.seal(asset, ws, sender);
+        this.seal({ k: "events", events }, ws, sender);
+      })
+      .catch(() => undefined);
   }
 
   /** Compress, encrypt and send, in call order; `sent` runs once the last frame went out. */
@@ -808,6 +845,10 @@ export class Session {
     const ws = this.ws;
     const sender = this.sender;
     if (!ws || !sender) return;
+    this.outbox = this.outbox.then(() => this.seal(payload, ws, sender, sent)).catch(() => undefined);
+  }
+
+  private seal(payload: Payload, ws: Connection, sender: ContentSender, sent?: () => void): void {
     const frames = encodePayload(payload);
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {

@@ -585,3 +585,19 @@ export function recordMaskingOptions() {
     ].join(", "),
   };
 }
+
+/**
+ * Whether a recorded element or text node lies in content the agent may not see (`mask`, `hide`,
+ * rrweb's `.rr-mask`/`.rr-block`, Tandem's own UI): the assets it uses are not carried
+ * (../share/assets.ts). Fails closed: a node that cannot be read (or is gone) counts as masked.
+ */
+export function inMaskedRegion(node: unknown): boolean {
+  try {
+    const el = nodeTypeOf(node) === 1 ? asElement(node) : nodeTypeOf(node) === 3 ? parentElementOf(node as Node) : null;
+    if (!el) return true;
+    const regions = [RR_BLOCK, RR_MASK, TANDEM_UI, ...active.mask, ...active.hide].join(", ");
+    return closestOf(el, regions) !== null;
+  } catch {
+    return true;
+  }
+}

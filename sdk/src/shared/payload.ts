@@ -14,6 +14,9 @@
  */
 
 import { Deflate, Inflate } from "fflate";
+import { type AssetPayload, isAssetPayload } from "./assets.ts";
+
+export type { AssetPayload };
 
 export const MAX_PAYLOAD_BYTES = 512 * 1024;
 export const MAX_PARTS = 64;
@@ -90,7 +93,8 @@ export interface RecordingEndPayload {
 export type RecordingPayload = RecordingStatusPayload | RecordingStartPayload | RecordingEndPayload;
 
 export type Payload =
-  | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload;
+  | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload
+  | AssetPayload;
 
 interface PartPayload {
   k: "part";
@@ -151,6 +155,7 @@ function isEvents(value: unknown): value is Payload {
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
+  if (k === "asset") return isAssetPayload(value as Record<string, unknown>);
   return k === "paused" || k === "consented" || k === "withheld" || (k === "events" && Array.isArray(v.events));
 }
 

@@ -204,6 +204,8 @@ class SiteVerification(Answer):
     url: str
     """Where the site must serve ``token`` (https, unchanged, as the whole body)."""
     token: str
+    dns_name: str | None
+    """Or: the name whose TXT record holds ``token`` (null for an IP-address origin)."""
 
 
 class TokenKey(Answer):
@@ -294,6 +296,12 @@ class Operation:
     """The type of a JSON success's body (an :class:`Answer`, a list of them, or ``list[str]``)."""
     max_body: Callable[[Settings], int] | None = None
     """The body's size limit from the settings, where it is not ``MAX_BODY_BYTES``."""
+    query: tuple[tuple[str, dict[str, object]], ...] = ()
+    """Query parameters the handler reads: name and JSON schema (all optional)."""
+    throttled: bool = False
+    """It may answer 429 with Retry-After (wrong passwords count towards a back-off)."""
+    finds: bool = False
+    """It may answer 404 for what its body names (path parameters document 404 anyway)."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -492,6 +500,18 @@ async def _verify_site(call: Call) -> object:
         call.principal,
         call.params["site_id"],
         call.services.settings.site_verification_timeout_seconds,
+    )
+    return site_json(site)
+
+
+async def _verify_site_dns(call: Call) -> object:
+    settings = call.services.settings
+    site = await call.services.directory.verify_site(
+        call.principal,
+        call.params["site_id"],
+        settings.site_verification_timeout_seconds,
+        dns=True,
+        nameservers=settings.site_verification_nameservers,
     )
     return site_json(site)
 
@@ -781,6 +801,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "Your organisation's recordings, newest first (`limit`, at most 500).",
         _list_recordings,
         returns=list[Recording],
+        query=(("limit", {"type": "integer", "minimum": 1, "maximum": 500}),),
     ),
     Operation(
         "GET",
@@ -1002,6 +1023,15 @@ OPERATIONS: tuple[Operation, ...] = (
         returns=Site,
     ),
     Operation(
+        "POST",
+        "/api/sites/{site_id}/verify/dns",
+        "sites.manage",
+        "Look up the TXT record of _tandem-verification.<host> now; if it holds the token, the "
+        "site's pages may start sessions.",
+        _verify_site_dns,
+        returns=Site,
+    ),
+    Operation(
         "GET",
         "/api/sessions",
         "session.list",
@@ -1016,6 +1046,10 @@ OPERATIONS: tuple[Operation, ...] = (
         "Your organisation's audit records after sequence `after` (at most 1000).",
         _audit,
         returns=list[AuditRecord],
+        query=(
+            ("after", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}),
+            ("limit", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}),
+        ),
     ),
     Operation(
         "GET",
@@ -1035,6 +1069,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "1000 rows).",
         _audit_counts,
         returns=list[AuditCountRecord],
+        query=(("since", {"type": "number", "minimum": 0, "maximum": 1e12}),),
     ),
     Operation(
         "POST",
@@ -1069,6 +1104,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _change_password,
         PasswordChange,
         returns=AgentInfo,
+        throttled=True,
     ),
 )
 OPERATIONS += compliance_api.operations()  # compliance, subjects, holds (issue 16)
@@ -1168,9 +1204,14 @@ def operation_for(method: str, path: str) -> Operation | None:
 def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
     """OpenAPI path items and component schemas for :data:`OPERATIONS`."""
     bodies = [op.body for op in OPERATIONS if op.body is not None]
-    _, components = msgspec.json.schema_components(
-        bodies, ref_template="#/components/schemas/{name}"
+    answering = [op for op in OPERATIONS if op.returns is not None]
+    schemas, components = msgspec.json.schema_components(
+        [*bodies, *(op.returns for op in answering)], ref_template="#/components/schemas/{name}"
     )
+    answer_schema = {
+        (op.method, op.path): schema
+        for op, schema in zip(answering, schemas[len(bodies) :], strict=True)
+    }
     paths: dict[str, dict[str, object]] = {}
     problem_ref = {"$ref": "#/components/schemas/Problem"}
 
@@ -1184,7 +1225,10 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
         responses: dict[str, object] = {
             str(op.status): {"description": "Done"}
             if op.status == 204
-            else {"description": "Done", "content": {op.media_type: {"schema": {}}}},
+            else {
+                "description": "Done",
+                "content": {op.media_type: {"schema": answer_schema.get((op.method, op.path), {})}},
+            },
             "401": problem_response("Not signed in"),
             "403": problem_response("Your role or team does not allow it, or cross-site"),
         }
@@ -1193,8 +1237,9 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
             "x-tandem-action": op.action,
             "responses": responses,
         }
-        if "{" in op.path:
+        if "{" in op.path or op.finds:
             responses["404"] = problem_response("Not found in your organisation")
+        if "{" in op.path:
             item["parameters"] = [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                 for name in _path_names(op.path)
@@ -1202,6 +1247,15 @@ def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
         responses["400"] = problem_response("Invalid body or value (the message names it)")
         if op.method != "GET":
             responses["409"] = problem_response("Conflicts with what is stored")
+        if op.query:
+            parameters = item.setdefault("parameters", [])
+            assert isinstance(parameters, list)
+            parameters.extend(
+                {"name": name, "in": "query", "required": False, "schema": schema}
+                for name, schema in op.query
+            )
+        if op.throttled:
+            responses["429"] = problem_response("Too many attempts (Retry-After says how long)")
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,

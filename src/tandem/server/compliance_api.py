@@ -178,6 +178,7 @@ def operations() -> tuple[Operation, ...]:
             "hipaa, pci-dss); each requirement with its status, reference and fix.",
             _compliance,
             returns=list[ComplianceReport],
+            query=(("profile", {"type": "string", "enum": sorted(compliance.PROFILES)}),),
         ),
         Operation(
             "GET",
@@ -214,6 +215,7 @@ def operations() -> tuple[Operation, ...]:
             _export_subject,
             SubjectRequest,
             media_type="application/zip",
+            finds=True,
         ),
         Operation(
             "POST",
@@ -224,6 +226,7 @@ def operations() -> tuple[Operation, ...]:
             _erase_subject,
             SubjectRequest,
             returns=SubjectErased,
+            finds=True,
         ),
         Operation(
             "GET",
@@ -243,6 +246,7 @@ def operations() -> tuple[Operation, ...]:
             HoldRequest,
             201,
             returns=Hold,
+            finds=True,
         ),
         Operation(
             "POST",
@@ -252,5 +256,6 @@ def operations() -> tuple[Operation, ...]:
             _lift_hold,
             HoldRequest,
             returns=Hold,
+            finds=True,
         ),
     )

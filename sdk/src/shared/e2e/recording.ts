@@ -30,7 +30,7 @@ import {
 } from "./channel.ts";
 import { fromBase64Url, toBase64Url } from "./encoding.ts";
 import {
-  PayloadDecoder, PayloadError, type RecordingEndPayload, type RecordingStartPayload, UnpackStreams,
+  type AssetPayload, PayloadDecoder, PayloadError, type RecordingEndPayload, type RecordingStartPayload, UnpackStreams,
 } from "../payload.ts";
 
 const subtle = globalThis.crypto.subtle;
@@ -331,6 +331,8 @@ export interface OpenedRecording {
   header: RecordingHeader;
   /** rrweb events, in order. */
   events: unknown[];
+  /** Page assets the customer's browser carried (issue 14, item 7), in order. */
+  assets: AssetPayload[];
   /** Content frames of epochs that were not recorded (before consent, after it stopped). */
   skipped: number;
   /** What the customer's browser bound into the recording (its clock for `at`). */
@@ -358,6 +360,7 @@ export async function openRecording(bytes: Uint8Array, key: RecordingKey): Promi
   const decoder = new PayloadDecoder();
   const unpacking = new UnpackStreams();
   const events: unknown[] = [];
+  const assets: AssetPayload[] = [];
   let start: RecordingStartPayload | null = null;
   let end: RecordingEndPayload | null = null;
   for (const frame of frames) {
@@ -388,11 +391,13 @@ export async function openRecording(bytes: Uint8Array, key: RecordingKey): Promi
       opener.end();
     } else if (payload?.k === "events") {
       events.push(...payload.events);
+    } else if (payload?.k === "asset") {
+      assets.push(payload);
     }
   }
   opener.finish();
   if (!start || !end) throw new ChannelError(BROKEN.truncated); // finish() threw already
-  return { header, events, skipped: opener.skipped, start, end };
+  return { header, events, assets, skipped: opener.skipped, start, end };
 }
 
 const KEY_ID = /^[A-Za-z0-9_-]{22}$/;

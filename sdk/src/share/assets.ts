@@ -1,0 +1,275 @@
+/**
+ * The customer's side of asset carrying (issue 14, item 7; ../shared/assets.ts). The agent's
+ * mirror fetches nothing, so the images, fonts and stylesheets of the shared page reach it only
+ * this way: for each batch of recorded events (already masked and scrubbed, so a blocked or
+ * hidden element's image is not in them), the addresses the events use are collected, and those
+ * on the page's own origin are fetched from there, as the page itself could (cookies of that
+ * origin only, the browser's cache first, no redirect elsewhere), checked (type by header and by
+ * content, size) and sent as `asset` payloads ahead of the events.
+ *
+ * Not carried: other origins' assets (a CDN's images, web fonts): the page could not read them
+ * without CORS, and the mirror shows them as missing; images when the policy hides images;
+ * anything over the size limits; addresses whose query the masking removed fetch what the
+ * address without it gives. Fetched bytes are kept for the session (one fetch per address);
+ * each recorder start (a new full snapshot) sends them again, since the console may be new.
+ */
+
+import {
+  type AssetPayload, type AssetType, MAX_ASSET_BYTES, MAX_ASSET_URL, MAX_SESSION_ASSET_BYTES,
+  MAX_SESSION_ASSETS, assetType, cssUrls, decodeBase64, encodeBase64, isImage, looksLike, srcsetUrls,
+} from "../shared/assets.ts";
+
+const FULL_SNAPSHOT = 2;
+const INCREMENTAL_SNAPSHOT = 3;
+const MUTATION = 0;
+const STYLE_SHEET_RULE = 8;
+const STYLE_DECLARATION = 13;
+const ADOPTED_STYLE_SHEET = 15;
+const SERIALIZED_ELEMENT = 2;
+const SERIALIZED_TEXT = 3;
+
+/** How long one batch of events waits for its assets before it is sent without the rest. */
+export const ASSET_WAIT_MS = 3000;
+
+export interface AssetLimits {
+  maxBytes: number;
+  sessionBytes: number;
+  sessionAssets: number;
+  waitMs: number;
+}
+
+export const DEFAULT_LIMITS: AssetLimits = {
+  maxBytes: MAX_ASSET_BYTES, sessionBytes: MAX_SESSION_ASSET_BYTES, sessionAssets: MAX_SESSION_ASSETS,
+  waitMs: ASSET_WAIT_MS,
+};
+
+export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
+
+interface Fetched { type: AssetType; data: string; bytes: number }
+
+/** Addresses (as the events write them) that a batch of rrweb events makes the page load,
+ * leaving out what nodes for which `masked(id)` says true use (and their subtrees), and `src`,
+ * `poster` and `href` addresses that differ from the live element's (`original`): masking removed
+ * their query or fragment, and the address without it may well be another image. */
+export function assetUrls(
+  events: readonly unknown[],
+  masked: (id: number) => boolean = () => false,
+  original: (id: number, name: string) => string | null = () => null,
+): Set<string> {
+  const hidden = (id: unknown) => typeof id !== "number" || masked(id);
+  const found = new Set<string>();
+  const css = (text: unknown) => {
+    if (typeof text === "string") for (const url of cssUrls(text)) found.add(url);
+  };
+  const deepCss = (value: unknown) => {
+    const stack = [value];
+    while (stack.length) {
+      const item = stack.pop();
+      if (typeof item === "string") css(item);
+      else if (item && typeof item === "object") stack.push(...Object.values(item));
+    }
+  };
+  const unchanged = (id: unknown, name: string, value: string) => {
+    const live = typeof id === "number" ? original(id, name) : null;
+    return live === null || live.trim() === value.trim();
+  };
+  const attributes = (tag: string, attrs: Record<string, unknown>, id?: unknown) => {
+    for (const [name, value] of Object.entries(attrs)) {
+      const key = name.toLowerCase();
+      if (key === "style" && value && typeof value === "object") deepCss(value);
+      if (typeof value !== "string") continue;
+      if (key === "style" || key === "_csstext") css(value);
+      else if ((key === "src" || key === "poster") && unchanged(id, name, value)) found.add(value);
+      else if (key === "srcset") for (const url of srcsetUrls(value)) found.add(url);
+      else if ((key === "href" || key === "xlink:href") && tag === "image" && unchanged(id, name, value)) found.add(value);
+      else if (key === "href" && tag === "link" && /\bstylesheet\b/i.test(String(attrs.rel ?? "")) &&
+        typeof attrs._cssText !== "string") found.add(value);
+    }
+  };
+  const tree = (root: unknown) => {
+    const stack = [root];
+    while (stack.length) {
+      const node = stack.pop() as {
+        type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown;
+        textContent?: unknown; isStyle?: unknown;
+      } | null;
+      if (!node || typeof node !== "object") continue;
+      if ((node.type === SERIALIZED_ELEMENT || node.type === SERIALIZED_TEXT) && hidden(node.id)) continue;
+      if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes &&
+        typeof node.attributes === "object") {
+        attributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>, node.id);
+      } else if (node.type === SERIALIZED_TEXT && node.isStyle === true) {
+        css(node.textContent);
+      }
+      if (Array.isArray(node.childNodes)) stack.push(...(node.childNodes as unknown[]));
+    }
+  };
+  for (const event of events) {
+    const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
+    if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") continue;
+    const data = e.data;
+    if (e.type === FULL_SNAPSHOT) tree(data.node);
+    else if (e.type === INCREMENTAL_SNAPSHOT && data.source === MUTATION) {
+      if (Array.isArray(data.adds)) for (const add of data.adds) tree((add as { node?: unknown })?.node);
+      if (Array.isArray(data.texts)) {
+        for (const text of data.texts as { id?: unknown; value?: unknown }[]) if (!hidden(text?.id)) css(text?.value);
+      }
+      if (Array.isArray(data.attributes)) {
+        for (const change of data.attributes as { id?: unknown; attributes?: unknown }[]) {
+          if (change?.attributes && typeof change.attributes === "object" && !hidden(change.id)) {
+            attributes("", change.attributes as Record<string, unknown>, change.id);
+          }
+        }
+      }
+    } else if (e.type === INCREMENTAL_SNAPSHOT &&
+      (data.source === STYLE_SHEET_RULE || data.source === STYLE_DECLARATION || data.source === ADOPTED_STYLE_SHEET)) {
+      // A rule of a <style> element (its node id), or of a sheet adopted by a document (none).
+      if (data.id === undefined || !hidden(data.id)) deepCss(data);
+    }
+  }
+  return found;
+}
+
+export class AssetCarrier {
+  private readonly fetched = new Map<string, Promise<Fetched | null>>();
+  private sent = new Set<string>();
+  private bytes = 0;
+
+  constructor(
+    /** The page's address (assets of its origin only; relative addresses resolve against it). */
+    private readonly page: () => string,
+    /** Whether a recorded node (by id) is in content the agent may not see. */
+    private readonly masked: (id: number) => boolean,
+    /** A recorded element's attribute as the live page has it (null: unknown). */
+    private readonly original: (id: number, name: string) => string | null,
+    /** Whether the policy lets images be seen (else only fonts and stylesheets go). */
+    private readonly imagesShown: () => boolean,
+    private readonly fetcher: Fetcher = (url, init) => fetch(url, init),
+    private readonly limits: AssetLimits = DEFAULT_LIMITS,
+  ) {}
+
+  /** A new recorder (full snapshot) starts: the console may not have anything yet. */
+  restart(): void {
+    this.sent = new Set();
+  }
+
+  /** The asset payloads to send before `events`: those they use that were not sent since the
+   * recorder started. Never rejects; waits at most `waitMs`. */
+  async carry(events: readonly unknown[]): Promise<AssetPayload[]> {
+    const wanted = [...assetUrls(events, this.masked, this.original)].filter((url) => !this.sent.has(url) && this.carriable(url));
+    if (!wanted.length) return [];
+    const out = await this.carryUrls(wanted);
+    // A carried stylesheet's own images and fonts (absolute, as the console resolves them) go
+    // before it: the console rewrites the sheet when it arrives.
+    const nested: AssetPayload[] = [];
+    for (const sheet of out.filter((asset) => asset.type === "text/css")) {
+      const inner = cssUrls(new TextDecoder().decode(decodeBase64(sheet.data))).flatMap((url) => {
+        try {
+          return [new URL(url, new URL(sheet.url, this.page())).href];
+        } catch {
+          return [];
+        }
+      }).filter((url) => !this.sent.has(url) && this.carriable(url));
+      nested.push(...await this.carryUrls(inner));
+    }
+    return [...nested, ...out];
+  }
+
+  private async carryUrls(wanted: string[]): Promise<AssetPayload[]> {
+    if (!wanted.length) return [];
+    for (const url of wanted) this.sent.add(url); // asked once per recorder, even if it fails
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<"late">((resolve) => {
+      timer = setTimeout(() => resolve("late"), this.limits.waitMs);
+    });
+    const results = await Promise.all(wanted.map((url) =>
+      Promise.race([this.fetch(url), deadline]).then((got) => ({ url, got }))));
+    clearTimeout(timer);
+    const out: AssetPayload[] = [];
+    for (const { url, got } of results) {
+      if (!got || got === "late") continue;
+      if (isImage(got.type) && !this.imagesShown()) continue;
+      out.push({ k: "asset", url, type: got.type, data: got.data });
+    }
+    return out;
+  }
+
+  /** Only http(s) on the page's own origin, within the count. */
+  private carriable(url: string): boolean {
+    if (url.length > MAX_ASSET_URL || /^\s*(data|blob):/i.test(url)) return false;
+    let target: URL;
+    let page: URL;
+    try {
+      page = new URL(this.page());
+      target = new URL(url, page);
+    } catch {
+      return false;
+    }
+    if (target.origin !== page.origin || !/^https?:$/.test(target.protocol)) return false;
+    return this.fetched.has(url) || this.fetched.size < this.limits.sessionAssets;
+  }
+
+  private fetch(url: string): Promise<Fetched | null> {
+    let pending = this.fetched.get(url);
+    if (!pending) {
+      pending = this.load(url).catch(() => null);
+      this.fetched.set(url, pending);
+    }
+    return pending;
+  }
+
+  private async load(url: string): Promise<Fetched | null> {
+    const page = new URL(this.page());
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.limits.waitMs * 4);
+    try {
+      const response = await this.fetcher(new URL(url, page).href, {
+        // As the page itself could: its own origin only (a redirect elsewhere fails), its
+        // cookies there, the copy the browser already has if it can.
+        mode: "same-origin",
+        credentials: "same-origin",
+        cache: "force-cache",
+        redirect: "follow",
+        referrerPolicy: "same-origin",
+        signal: controller.signal,
+      });
+      if (!response.ok || (response.url && new URL(response.url).origin !== page.origin)) return null;
+      const type = assetType(response.headers.get("content-type"));
+      if (!type) return null;
+      const declared = Number(response.headers.get("content-length") ?? "0");
+      if (declared > this.limits.maxBytes) return null;
+      const bytes = await readAtMost(response, this.limits.maxBytes);
+      if (!bytes || !looksLike(type, bytes)) return null;
+      if (this.bytes + bytes.length > this.limits.sessionBytes) return null;
+      this.bytes += bytes.length;
+      return { type, data: encodeBase64(bytes), bytes: bytes.length };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** The body, or null if it is longer than `limit` (reading stops there). */
+async function readAtMost(response: Response, limit: number): Promise<Uint8Array | null> {
+  if (!response.body) return new Uint8Array(await response.arrayBuffer());
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
