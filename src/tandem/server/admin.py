@@ -1059,6 +1059,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "at most `limit` (100), whose event, actor or subject contains `q`.",
         _audit_search,
         returns=list[AuditRecord],
+        query=(
+            ("before", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": MAX_SEQ}),
+            ("q", {"type": "string", "maxLength": 100}),
+        ),
     ),
     Operation(
         "GET",
