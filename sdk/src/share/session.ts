@@ -30,6 +30,9 @@ import { encodePayload, pack, type Payload, type RecordingOffReason } from "../s
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
+import { Annotations } from "./annotations.ts";
+import { watchContext } from "./context.ts";
+import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
 import type { Connection, Ports } from "./ports.ts";
 import {
@@ -111,6 +114,9 @@ export class Session {
   private watcherKeys: PairwiseKeys | null = null;
   private commands: CommandReceiver | null = null;
   private control: RemoteControl | null = null;
+  /** issue 15: the agent's pointer and drawings (annotations.ts) and the page's context (context.ts). */
+  private annotations: Annotations | null = null;
+  private cancelContext: (() => void) | undefined;
   private sender: ContentSender | null = null;
   private stopRecording: (() => void) | undefined;
   private pending: unknown[] = [];
@@ -617,6 +623,13 @@ export class Session {
       },
       isPrivate: (url) => pageIsPrivate(url, pagePolicies(this.machine)),
     }, saved.control ?? false);
+    this.annotations?.dispose();
+    this.annotations = new Annotations({
+      agent: () => this.saved?.agent ?? "The agent",
+      reply: (payload) => this.sendPayload(payload),
+      node: (id) => record.mirror.getNode(id),
+      locale: pageLocale(),
+    });
     this.drawBanner();
     usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
     this.watchedHref = this.ports.page.href();
@@ -655,6 +668,7 @@ export class Session {
     const recording = recordingCommand(command);
     if (recording) return this.onRecordingCommand(recording);
     if (this.paused) return;
+    if (this.annotations?.handle(command)) return;
     this.control.handle(command);
   }
 
@@ -667,6 +681,9 @@ export class Session {
     this.sendPayload({ k: "paused" });
     this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
     this.ui.point(null);
+    this.annotations?.clear();
+    this.cancelContext?.();
+    this.cancelContext = undefined;
     this.drawBanner();
   }
 
@@ -717,6 +734,8 @@ export class Session {
     });
     // rrweb could not snapshot this page at all (it logs why), or a form was blocked for its shape.
     if (!this.stopRecording || hasBlockedShapes(document)) withheld();
+    this.cancelContext?.(); // issue 15: the agent's workspace header, from shared pages only
+    this.cancelContext = watchContext((payload) => this.sendPayload(payload), (ms, run) => this.ports.clock.every(ms, run));
   }
 
   private enqueue(event: unknown): void {
@@ -796,6 +815,8 @@ export class Session {
     this.ui.setOverlay(null);
     this.cancelPageWatch?.();
     this.cancelPageWatch = undefined;
+    this.cancelContext?.();
+    this.cancelContext = undefined;
     this.paused = false;
     this.stopRecording?.();
     this.stopRecording = undefined;
@@ -816,6 +837,8 @@ export class Session {
     this.recordAsk.reset();
     this.control?.dispose();
     this.control = null;
+    this.annotations?.dispose();
+    this.annotations = null;
     this.pairing = null;
     this.watchPairing = null;
     this.keys = null;
