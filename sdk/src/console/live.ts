@@ -24,9 +24,9 @@ declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
 /** How long the server's `recording` may stand without the customer's browser agreeing. */
 const RECORDING_AGREE_MS = 5000;
-/** The laser pointer is sent at most this often (ms); a stroke keeps a point at most this often. */
+/** The laser pointer is sent at most this often (ms); a stroke keeps points this far apart (px). */
 const LASER_EVERY_MS = 40;
-const STROKE_EVERY_MS = 30;
+const STROKE_STEP_PX = 4;
 const MAX_STROKE_POINTS = 200;
 /** rrweb's event types that mean a new page (or a new snapshot of it) in the mirror. */
 const FULL_SNAPSHOT = 2;
@@ -93,7 +93,6 @@ export class LiveView {
   private tool: Tool = "none";
   private lastLaser = 0;
   private stroke: [number, number][] | null = null;
-  private lastStrokePoint = 0;
   private device: DeviceKind | null = null;
   /** Frames are opened, inflated and replayed strictly in arrival order. */
   private chain: Promise<void> = Promise.resolve();
@@ -457,8 +456,9 @@ export class LiveView {
       this.lastLaser = now;
       this.sendAnnotation(point ? { k: "laser", x: point[0], y: point[1] } : { k: "laser_off" });
     } else if (this.tool === "draw" && this.stroke && point) {
-      if (now - this.lastStrokePoint < STROKE_EVERY_MS) return;
-      this.lastStrokePoint = now;
+      // A point is kept once the mouse moved far enough from the last one.
+      const last = this.stroke[this.stroke.length - 1];
+      if (last && Math.hypot(point[0] - last[0], point[1] - last[1]) < STROKE_STEP_PX) return;
       this.stroke.push(point);
       if (this.stroke.length >= MAX_STROKE_POINTS) {
         this.endStroke();
@@ -472,7 +472,6 @@ export class LiveView {
     event.preventDefault();
     const point = this.viewportPoint(event);
     this.stroke = point ? [point] : [];
-    this.lastStrokePoint = this.ports.clock.now();
   }
 
   onToolUp(event: MouseEvent): void {
