@@ -9,6 +9,7 @@ recorded or mirrored."""
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from tests.e2e.conftest import (
     sign_in,
 )
 from tests.e2e.test_control import grant
+from tests.e2e.test_recordings import key_pair, use_recording_key
 from tests.e2e.test_supervisor import supervisor_console
 from tests.malicious import MaliciousRelay
 
@@ -166,7 +168,8 @@ def test_nothing_is_drawn_over_masked_or_no_control_elements(
     expect(status).to_contain_text("Not shown: that part of the page is hidden from you")
     assert laser_on(customer).count() == 0
     pick(agent, "Highlight")
-    x, y = in_mirror(customer, agent, view, "button:has-text('Place order')")  # data-tandem-no-control
+    # Place order is marked data-tandem-no-control.
+    x, y = in_mirror(customer, agent, view, "button:has-text('Place order')")
     agent.page.mouse.click(x, y)
     expect(status).to_contain_text("Not shown: that part of the page is hidden from you")
     pick(agent, "Draw")  # a stroke across the masked field is not drawn at all
@@ -183,6 +186,23 @@ def test_nothing_is_drawn_over_masked_or_no_control_elements(
     x, y = in_mirror(customer, agent, view, "label[for=notes]")
     agent.page.mouse.click(x, y)
     expect(customer.page.locator("[data-tandem-annotations] .mark")).to_have_count(1)
+    # Nor over an embedded document the agent never sees into (a payment provider's card form).
+    customer.page.evaluate(
+        """() => {
+            const frame = document.createElement('iframe');
+            frame.id = 'card-frame';
+            frame.title = 'Card details';
+            frame.style.cssText = 'display:block;width:400px;height:160px';
+            document.querySelector('label[for=notes]').before(frame);
+        }"""
+    )
+    pick(agent, "Pointer")
+    expect(status).to_contain_text("Pointer on")
+    x, y = in_mirror(customer, agent, view, "#card-frame")
+    agent.page.mouse.move(x - 5, y - 5)
+    agent.page.mouse.move(x, y, steps=4)
+    expect(status).to_contain_text("Not shown: that part of the page is hidden from you")
+    assert laser_on(customer).count() == 0
 
 
 def test_the_customer_turns_pointing_off_and_the_agent_is_told(
@@ -214,9 +234,11 @@ def test_the_customer_turns_pointing_off_and_the_agent_is_told(
     # The commands arrived and the customer's browser answered them (its refusal, encrypted).
     wait_until(
         customer.page,
-        lambda: len([f for f in customer.frames.received if f[:1] == KIND_TO_CUSTOMER])
-        > received_before + 3
-        and len([f for f in customer.frames.sent if f[:1] == KIND_CONTENT]) > sent_before,
+        lambda: (
+            len([f for f in customer.frames.received if f[:1] == KIND_TO_CUSTOMER])
+            > received_before + 3
+            and len([f for f in customer.frames.sent if f[:1] == KIND_CONTENT]) > sent_before
+        ),
     )
     assert customer.page.locator("[data-tandem-annotations] .laser").count() == 0
 
@@ -246,8 +268,10 @@ def test_a_malicious_server_cannot_make_the_customers_page_draw(
         relay.inject_customer_bytes(frame)
     wait_until(
         customer.page,
-        lambda: len([f for f in customer.frames.received if f[:1] == KIND_TO_CUSTOMER])
-        >= received_before + len(forged) - 1,
+        lambda: (
+            len([f for f in customer.frames.received if f[:1] == KIND_TO_CUSTOMER])
+            >= received_before + len(forged) - 1
+        ),
     )
     # A genuine command after them is drawn: the page processed what came before it.
     pick(agent, "Highlight")
@@ -268,14 +292,14 @@ def test_the_header_says_site_page_device_time_state_and_session(
     expect(page.locator("#site-heading")).to_have_text(re.compile(r"^127\.0\.0\.1:\d+$"))
     expect(page.locator("#fact-site")).to_have_text(re.compile(r"^http://127\.0\.0\.1:\d+$"))
     expect(page.locator("#fact-page")).to_have_text("Shop · Northwind Outfitters")
-    expect(page.locator("#fact-device")).to_have_text("Desktop, 1000 × 760")
+    expect(page.locator("#fact-device")).to_have_text("Desktop, 1000 \u00d7 760")
     expect(page.locator("#fact-recording")).to_have_text("Off")
     expect(page.locator("#fact-control")).to_have_text("The customer")
     expect(page.locator("#fact-session")).to_have_text(re.compile(r"^[\w-]{8,}$"))
     expect(page.locator("#fact-duration")).to_have_text(re.compile(r"^0:0[2-9]$"), timeout=12000)
     # The page title follows the customer's navigation; the device its window.
     customer.page.set_viewport_size({"width": 390, "height": 700})
-    expect(page.locator("#fact-device")).to_have_text("Phone, 390 × 700")  # by its width
+    expect(page.locator("#fact-device")).to_have_text("Phone, 390 \u00d7 700")  # by its width
     customer.page.goto(customer.page.url.replace("/demo/", "/demo/cart.html"))
     expect(page.locator("#fact-page")).to_have_text("Cart · Northwind Outfitters")
     # The mirror is framed and scaled to fit: never wider than the room, centred.
@@ -309,7 +333,7 @@ def test_a_phone_is_framed_as_a_phone_and_fits_the_window(
     share(customer, agent, live, get_help(customer))
     device = agent.page.locator("#device")
     expect(device).to_have_class(re.compile(r"\bphone\b"))
-    expect(agent.page.locator("#fact-device")).to_contain_text("390 × 844")
+    expect(agent.page.locator("#fact-device")).to_contain_text("390 \u00d7 844")
     box = agent.page.locator("#mirror").bounding_box()
     assert box is not None
     assert box["y"] + box["height"] <= 720, box  # scaled to fit the height, not cut off
@@ -357,6 +381,22 @@ def test_release_control_is_worded_as_the_agents_own(
     expect(agent.page.locator("#status")).to_have_text("The customer took back control.")
 
 
+def test_recording_state_survives_a_navigation(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    _, public, _ = key_pair()
+    use_recording_key(live, public)
+    start(customer, agent, live)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
+    expect(agent.page.locator("#status")).to_contain_text("Recording, with the customer's")
+    expect(agent.page.locator("#fact-recording")).to_have_text("On")
+    customer.page.goto(customer.page.url.replace("/demo/", "/demo/cart.html"))
+    expect(agent.page.locator("#fact-page")).to_have_text("Cart \u00b7 Northwind Outfitters")
+    expect(agent.page.locator("#status")).to_contain_text(re.compile("Recording"))
+    expect(agent.page.locator("#fact-recording")).to_have_text("On")
+
+
 def test_keyboard_only_walkthrough_of_the_workspace(
     live: RunningServer, customer: Party, agent: Party
 ) -> None:
@@ -379,8 +419,8 @@ def test_keyboard_only_walkthrough_of_the_workspace(
     reached: list[str] = []
     for _ in range(12):
         page.keyboard.press("Tab")
-        reached.append(page.evaluate("() => document.activeElement?.id || document.activeElement?.tagName"))
-    for expected in ("tool-laser", "tool-highlight", "tool-draw", "request-control", "record", "leave"):
+        reached.append(page.evaluate("() => document.activeElement?.id || 'other'"))
+    for expected in ("tool-laser", "tool-highlight", "tool-draw", "request-control", "leave"):
         assert expected in reached, reached
     assert reached.index("tool-laser") < reached.index("request-control") < reached.index("leave")
     # Shortcuts: listed, and they work.
@@ -417,7 +457,34 @@ def test_the_workspace_and_the_pointer_notice_pass_axe(
     expect(agent.page.locator("#status")).to_contain_text("turned your pointer off")
     assert_accessible(agent.page)
     assert_accessible(customer.page)
-    agent.page.screenshot(path=str(SCREENSHOTS / "workspace.png"))
+
+
+def test_workspace_screenshots(
+    live: RunningServer, customer: Party, agent: Party, tmp_path: Path
+) -> None:
+    """The agent workspace beside a desktop and a phone customer, with the customer's view of the
+    pointer. Written to $TANDEM_SCREENSHOTS when set (docs/screenshots/README.md), else a
+    temporary directory."""
+    out = Path(os.environ.get("TANDEM_SCREENSHOTS") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    view = start(customer, agent, live)
+    pick(agent, "Highlight")
+    x, y = centre(agent, view, "button:has-text('Add to cart')")
+    agent.page.mouse.click(x, y)
+    expect(customer.page.locator("[data-tandem-annotations] .mark")).to_have_count(1)
+    pick(agent, "Pointer")
+    point_at(agent, view, "input[type=search]")
+    expect(laser_on(customer)).to_have_count(1)
+    agent.page.screenshot(path=str(out / "agent-workspace-desktop.png"))
+    customer.page.screenshot(path=str(out / "customer-pointer.png"))
+    agent.page.keyboard.press("Escape")
+    customer.page.set_viewport_size({"width": 390, "height": 844})
+    expect(agent.page.locator("#device")).to_have_class(re.compile(r"\bphone\b"))
+    agent.page.locator("#shortcuts summary").click()
+    agent.page.mouse.move(0, 0)
+    agent.page.screenshot(path=str(out / "agent-workspace-phone.png"))
+    for name in ("agent-workspace-desktop", "customer-pointer", "agent-workspace-phone"):
+        assert (out / f"{name}.png").stat().st_size > 10_000, name
 
 
 def test_the_console_speaks_the_agents_language(
@@ -431,7 +498,9 @@ def test_the_console_speaks_the_agents_language(
     agent.page.get_by_label("Sitzungscode").fill(code)
     agent.page.get_by_role("button", name="Beitreten").click()
     allow(customer)
-    expect(agent.page.locator("#status")).to_have_text("Verbunden. Sie sehen die Seite des Kunden live.")
+    expect(agent.page.locator("#status")).to_have_text(
+        "Verbunden. Sie sehen die Seite des Kunden live."
+    )
     expect(agent.page.get_by_role("button", name="Zeiger", exact=True)).to_be_visible()
     assert_accessible(agent.page)
     agent.page.goto(f"{live.base}/console/?lang=ar")
@@ -450,14 +519,12 @@ def test_supervisors_list_shows_site_agent_duration_and_state(
     expect(row.locator(".agent")).to_have_text(re.compile("alice", re.I))
     expect(row.locator(".state")).to_have_text("Sharing")
     expect(row.locator(".duration")).to_have_text(re.compile(r"^\d+:\d\d$"))
-    expect(row.get_by_role("button", name=re.compile("^Watch the session on Demo shop"))).to_be_visible()
+    watch = row.get_by_role("button", name=re.compile("^Watch the session on Demo shop"))
+    expect(watch).to_be_visible()
     assert_accessible(sam)
 
 
 # Helpers
-
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def malicious(server_factory: ServerFactory) -> tuple[RunningServer, MaliciousRelay]:
@@ -478,4 +545,3 @@ def wait_until(page: Page, condition: Callable[[], bool], timeout: float = 10.0)
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         page.wait_for_timeout(50)  # yields to Playwright's event loop so frames are logged
-

@@ -72,31 +72,31 @@ const submit = (handler: (form: HTMLFormElement) => void) => (event: SubmitEvent
 
 function account(agent: AgentInfo | null, actions: ViewActions): TemplateResult {
   return html`
-    <span id="whoami" class="whoami" ?hidden=${!agent}>${agent ? `Signed in as ${agent.display_name}` : ""}</span>
-    <button id="signout" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(false)}>Sign out</button>
-    <button id="signout-all" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(true)}>Sign out everywhere</button>`;
+    <span id="whoami" class="whoami" ?hidden=${!agent}>${agent ? t("signedInAs", { name: agent.display_name }) : ""}</span>
+    <button id="signout" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(false)}>${t("signOut")}</button>
+    <button id="signout-all" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(true)}>${t("signOutEverywhere")}</button>`;
 }
 
 function signIn(error: string | null, options: ViewOptions, actions: ViewActions): TemplateResult {
   return html`
     <section id="signin" class="card narrow">
-      <h1>Sign in</h1>
+      <h1>${t("signInTitle")}</h1>
       <form id="signin-form" novalidate @submit=${submit(actions.signIn)}>
-        <label for="username">Username</label>
+        <label for="username">${t("username")}</label>
         <input id="username" name="username" autocomplete="username" required autocapitalize="off" spellcheck="false">
-        <label for="password">Password</label>
+        <label for="password">${t("password")}</label>
         <input id="password" name="password" type="password" autocomplete="current-password" required>
-        <label for="otp">Authentication code</label>
-        <input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric" maxlength="32" placeholder="123456 or a recovery code">
+        <label for="otp">${t("authCode")}</label>
+        <input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric" maxlength="32" placeholder=${t("authCodePlaceholder")}>
         <p id="signin-error" class="error" role="alert" ?hidden=${!error}>${error ?? ""}</p>
-        <button type="submit" class="primary">Sign in</button>
+        <button type="submit" class="primary">${t("signInTitle")}</button>
       </form>
       <form id="sso-form" class="sso" method="get" action="/api/sso/start" novalidate ?hidden=${!options.sso}
         @submit=${submit(actions.signInWithOrganisation)}>
-        <p class="muted">Or, if your organisation brings its own identity provider:</p>
-        <label for="sso-org">Organisation</label>
+        <p class="muted">${t("ssoHint")}</p>
+        <label for="sso-org">${t("organisation")}</label>
         <input id="sso-org" name="org" autocomplete="organization" autocapitalize="off" spellcheck="false" required>
-        <button type="submit">Continue with your organisation</button>
+        <button type="submit">${t("ssoContinue")}</button>
       </form>
     </section>`;
 }

@@ -6,7 +6,8 @@
  * - commands arrive inside the encrypted command channel (a relay cannot forge or replay them:
  *   session.ts opens them with CommandReceiver before they reach `handle`);
  * - nothing is drawn over a masked, hidden or no-control element (`agentMayTouch`, the rule remote
- *   control uses), nor over Tandem's own UI; a stroke that crosses one is not drawn at all;
+ *   control uses), nor over Tandem's own UI or an embedded document (an iframe the agent never
+ *   sees into, such as a payment form); a stroke that crosses one is not drawn at all;
  * - every drawing fades by itself, is announced (a visible notice and a screen-reader live region),
  *   and the customer can turn pointing off (and on again) at any moment; while off, nothing is
  *   drawn and the agent is told;
@@ -101,6 +102,18 @@ function storeOff(off: boolean): void {
   }
 }
 
+/** Embedded documents: the agent never sees inside them (a payment provider's card form). */
+const EMBEDDED = "iframe, frame, embed, object";
+
+/** Whether the agent may draw on `el`: it sees it, it is not protected, not Tandem's, not embedded. */
+function mayDrawOn(el: Element): boolean {
+  try {
+    return !insideTandemUi(el) && agentMayTouch(el) && !el.matches(EMBEDDED);
+  } catch {
+    return false;
+  }
+}
+
 /** Whether the point (x, y) of the customer's viewport shows only what the agent may see. */
 export function mayDrawAt(x: number, y: number, radius = 0): boolean {
   const probes: [number, number][] = radius
@@ -110,7 +123,7 @@ export function mayDrawAt(x: number, y: number, radius = 0): boolean {
     if (px < 0 || py < 0 || px >= innerWidth || py >= innerHeight) continue; // off screen: nothing under it
     const hit = document.elementFromPoint(px, py);
     if (hit === null) continue;
-    if (insideTandemUi(hit) || !agentMayTouch(hit)) return false;
+    if (!mayDrawOn(hit)) return false;
   }
   return true;
 }
@@ -248,7 +261,7 @@ export class Annotations {
   private highlight(id: number): void {
     const node = this.session.node(id);
     if (!(node instanceof Element) || !node.isConnected) return this.refuse("gone", false);
-    if (!agentMayTouch(node) || insideTandemUi(node)) return this.refuse("masked", false);
+    if (!mayDrawOn(node)) return this.refuse("masked", false);
     const box = node.getBoundingClientRect();
     if (box.width <= 0 || box.height <= 0) return this.refuse("gone", false);
     const mark = element("div", "mark");

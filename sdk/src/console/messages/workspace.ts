@@ -120,6 +120,18 @@ const en = {
   statePendingConsent: "Asking the customer",
   stateSharing: "Sharing",
   stateEnded: "Ended",
+  // Account and sign-in
+  signedInAs: "Signed in as {name}",
+  signOut: "Sign out",
+  signOutEverywhere: "Sign out everywhere",
+  signInTitle: "Sign in",
+  username: "Username",
+  password: "Password",
+  authCode: "Authentication code",
+  authCodePlaceholder: "123456 or a recovery code",
+  ssoHint: "Or, if your organisation brings its own identity provider:",
+  organisation: "Organisation",
+  ssoContinue: "Continue with your organisation",
 };
 
 export type WorkspaceKey = keyof typeof en;
@@ -232,6 +244,17 @@ const de: Messages<typeof en> = {
   statePendingConsent: "Kunde wird gefragt",
   stateSharing: "Wird geteilt",
   stateEnded: "Beendet",
+  signedInAs: "Angemeldet als {name}",
+  signOut: "Abmelden",
+  signOutEverywhere: "Überall abmelden",
+  signInTitle: "Anmelden",
+  username: "Benutzername",
+  password: "Passwort",
+  authCode: "Bestätigungscode",
+  authCodePlaceholder: "123456 oder ein Wiederherstellungscode",
+  ssoHint: "Oder, wenn Ihre Organisation einen eigenen Identitätsanbieter nutzt:",
+  organisation: "Organisation",
+  ssoContinue: "Weiter mit Ihrer Organisation",
 };
 
 const fr: Messages<typeof en> = {
@@ -342,6 +365,17 @@ const fr: Messages<typeof en> = {
   statePendingConsent: "Accord du client demandé",
   stateSharing: "Partage en cours",
   stateEnded: "Terminée",
+  signedInAs: "Connecté en tant que {name}",
+  signOut: "Se déconnecter",
+  signOutEverywhere: "Se déconnecter partout",
+  signInTitle: "Connexion",
+  username: "Nom d'utilisateur",
+  password: "Mot de passe",
+  authCode: "Code d'authentification",
+  authCodePlaceholder: "123456 ou un code de secours",
+  ssoHint: "Ou, si votre organisation a son propre fournisseur d'identité :",
+  organisation: "Organisation",
+  ssoContinue: "Continuer avec votre organisation",
 };
 
 const es: Messages<typeof en> = {
@@ -452,6 +486,17 @@ const es: Messages<typeof en> = {
   statePendingConsent: "Preguntando al cliente",
   stateSharing: "Compartiendo",
   stateEnded: "Terminada",
+  signedInAs: "Sesión iniciada como {name}",
+  signOut: "Cerrar sesión",
+  signOutEverywhere: "Cerrar sesión en todas partes",
+  signInTitle: "Iniciar sesión",
+  username: "Usuario",
+  password: "Contraseña",
+  authCode: "Código de autenticación",
+  authCodePlaceholder: "123456 o un código de recuperación",
+  ssoHint: "O, si su organización tiene su propio proveedor de identidad:",
+  organisation: "Organización",
+  ssoContinue: "Continuar con su organización",
 };
 
 const ar: Messages<typeof en> = {
@@ -562,6 +607,17 @@ const ar: Messages<typeof en> = {
   statePendingConsent: "يُسأل العميل",
   stateSharing: "مشاركة جارية",
   stateEnded: "انتهت",
+  signedInAs: "تم تسجيل الدخول باسم {name}",
+  signOut: "تسجيل الخروج",
+  signOutEverywhere: "تسجيل الخروج من كل مكان",
+  signInTitle: "تسجيل الدخول",
+  username: "اسم المستخدم",
+  password: "كلمة المرور",
+  authCode: "رمز المصادقة",
+  authCodePlaceholder: "123456 أو رمز استرداد",
+  ssoHint: "أو، إذا كان لمؤسستك مزوّد هوية خاص بها:",
+  organisation: "المؤسسة",
+  ssoContinue: "المتابعة عبر مؤسستك",
 };
 
 export const workspaceMessages: Catalogues<typeof en> = { en, de, fr, es, ar };
