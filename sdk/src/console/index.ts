@@ -245,7 +245,6 @@ const actions: ViewActions = {
   releaseControl: () => live?.releaseControl(),
   askToRecord: () => live?.askToRecord(),
   stopRecording: () => live?.stopRecording(),
-  typed: () => live?.onTyping(),
   tool(tool: Tool) {
     if (state.screen !== "live") return;
     dispatch({ type: "live", event: { type: "tool", tool: state.card.tool === tool ? "none" : tool } });

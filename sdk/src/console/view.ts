@@ -29,7 +29,6 @@ export interface ViewActions {
   releaseControl(): void;
   askToRecord(): void;
   stopRecording(): void;
-  typed(): void;
   /** Pick a pointing tool (the same tool again turns it off). */
   tool(tool: Tool): void;
 }

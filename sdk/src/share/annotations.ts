@@ -221,10 +221,14 @@ export class Annotations {
     this.host = this.layer = this.chip = this.live = null;
   }
 
+  /** Tell the agent why something was not drawn; the laser's refusals (it moves 25 times a
+   * second) at most once a second, the others each time. */
   private refuse(reason: AnnotationRefusal, throttled = true): void {
-    const now = performance.now();
-    if (throttled && now - this.lastRefused < REFUSAL_GAP_MS) return;
-    this.lastRefused = now;
+    if (throttled) {
+      const now = performance.now();
+      if (now - this.lastRefused < REFUSAL_GAP_MS) return;
+      this.lastRefused = now;
+    }
     this.session.reply({ k: "annotation_refused", reason });
   }
 
