@@ -122,6 +122,18 @@ class MaliciousRelay:
                 self._customer = (asyncio.get_running_loop(), relay_send)
         await self.app(scope, relay_receive, relay_send)
 
+    def inject_customer_bytes(self, frame: bytes) -> None:
+        """Send a binary ``frame`` to the latest customer socket (as if the agent had sent it)."""
+        with self._lock:
+            target = self._customer
+        if target is None:
+            raise RuntimeError("no customer socket yet")
+        loop, send = target
+        future = asyncio.run_coroutine_threadsafe(
+            send({"type": "websocket.send", "bytes": frame}), loop
+        )
+        future.result(timeout=5)
+
     def inject_customer(self, message: dict[str, Any]) -> None:
         """Send ``message`` to the latest customer socket (from any thread; waits until sent)."""
         with self._lock:

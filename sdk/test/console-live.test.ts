@@ -30,6 +30,8 @@ function console_(code: string) {
     focusCode: () => undefined,
     focusTyping: () => undefined,
     typed: () => "",
+    room: () => ({ width: 1000, height: 800 }),
+    frame: () => undefined,
   };
   let closed = false;
   const view = new LiveView({ code }, ui, {

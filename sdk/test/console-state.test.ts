@@ -92,7 +92,7 @@ test("the join form: hidden while joined, offered again for a supervisor's code,
   assert.deepEqual(controls(ended).join, { hidden: false, label: "Join" });
   assert.equal(controls(ended).leave, true);
   assert.deepEqual(ended.status, { text: "Watching ended", tone: "bad" });
-  assert.deepEqual(reduceCard(code, { type: "ended", text: "Session ended" }).status.tone, "");
+  assert.deepEqual(reduceCard(code, { type: "ended", text: "Session ended", tone: "" }).status.tone, "");
 });
 
 test("control: granted shows the layer and release; refused or revoked hides them and the typing box", () => {

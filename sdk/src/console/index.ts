@@ -13,9 +13,12 @@ import { type LivePorts, LiveView } from "./live.ts";
 import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
 import { passwordControls } from "./password.ts";
 import { relay, relayFetch } from "./relay.ts";
-import { type ConsoleEvent, type ConsoleState, type LiveEvent, initialState, reduce } from "./state.ts";
+import { type ConsoleEvent, type ConsoleState, type LiveEvent, type Tool, initialState, reduce } from "./state.ts";
+import { SHORTCUTS, type ViewActions, draw } from "./view.ts";
+import { t, useLocale } from "./messages/workspace.ts";
+import { direction, pickLocale } from "../shared/i18n.ts";
+import type { DeviceKind } from "../shared/payload.ts";
 import { type PracticeGuide, trainingPanel } from "./training.ts";
-import { type ViewActions, draw } from "./view.ts";
 
 const VERSION = __TANDEM_VERSION__;
 /** How often a supervisor's list of live sessions is refreshed. */
@@ -27,9 +30,21 @@ function byId<T extends HTMLElement>(id: string): T {
   return el as T;
 }
 
+// The workspace's language: `?lang=` in the console's address, else the browser's languages.
+const locale = pickLocale(new URLSearchParams(location.search).get("lang"), ...(navigator.languages ?? [navigator.language]));
+useLocale(locale);
+document.documentElement.lang = locale;
+document.documentElement.dir = direction(locale);
+
 const roots = { account: byId("account"), main: document.querySelector("main") ?? document.body, stage: byId("stage") };
 const mirror = byId("mirror");
+const device = byId("device");
 const controlLayer = byId("control-layer");
+const toolLayer = byId("tool-layer");
+const typingBox = byId<HTMLInputElement>("typing-input");
+typingBox.setAttribute("aria-label", t("typeIntoField"));
+/** Frame around the mirror (console.css: .device.phone / .desktop), for the room it leaves. */
+const FRAME = { phone: { width: 28, height: 56 }, desktop: { width: 4, height: 32 } };
 
 let state: ConsoleState = initialState;
 let live: LiveView | null = null;
@@ -37,6 +52,10 @@ let sessionsTimer: ReturnType<typeof setTimeout> | undefined;
 /** The practice exercise while one runs (training.ts): it sees the live session's events. */
 let practice: PracticeGuide | null = null;
 const startedPractice = (guide: PracticeGuide) => { practice = guide; };
+/** Durations in the header and the supervisors' list move once a second. */
+setInterval(() => {
+  if (state.screen === "live" && (state.card.phase !== "idle" || state.sessions?.length)) dispatch({ type: "tick", now: Date.now() });
+}, 1000);
 
 function dispatch(event: ConsoleEvent): void {
   const before = state;
@@ -79,7 +98,6 @@ function entered(before: ConsoleState): void {
 }
 
 const codeInput = () => document.getElementById("code") as HTMLInputElement | null;
-const typingInput = () => document.getElementById("typing-input") as HTMLInputElement | null;
 
 /** The browser's ports for a live session: the relay's agent socket, the clock, randomness. */
 const livePorts = (): LivePorts => ({ transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes });
@@ -103,13 +121,32 @@ const liveUi = {
   },
   selectCode: () => codeInput()?.select(),
   focusCode: () => codeInput()?.focus(),
-  focusTyping: () => {
-    const input = typingInput();
-    if (!input) return;
-    input.value = "";
-    input.focus(); // shown by the render that just ran (lit-html renders synchronously)
+  focusTyping: (box: { left: number; top: number; width: number; height: number; fontSize: number; value: string }) => {
+    // Over the mirrored field itself (positions relative to the framed mirror).
+    const origin = device.getBoundingClientRect();
+    const border = { left: device.clientLeft, top: device.clientTop };
+    typingBox.style.left = `${box.left - origin.left - border.left}px`;
+    typingBox.style.top = `${box.top - origin.top - border.top}px`;
+    typingBox.style.width = `${Math.max(box.width, 40)}px`;
+    typingBox.style.height = `${Math.max(box.height, 20)}px`;
+    typingBox.style.fontSize = `${Math.max(box.fontSize, 11)}px`;
+    typingBox.value = box.value;
+    typingBox.focus(); // shown by the render that just ran (lit-html renders synchronously)
+    typingBox.setSelectionRange(box.value.length, box.value.length);
   },
-  typed: () => typingInput()?.value ?? "",
+  typed: () => typingBox.value,
+  room: () => {
+    const frame = device.classList.contains("phone") ? FRAME.phone : FRAME.desktop;
+    const top = roots.stage.getBoundingClientRect().top + scrollY;
+    return {
+      width: Math.max(200, roots.stage.clientWidth - frame.width),
+      height: Math.max(200, innerHeight - Math.min(top, 120) - frame.height),
+    };
+  },
+  frame: (kind: DeviceKind | null) => {
+    device.classList.toggle("phone", kind === "phone" || kind === "tablet");
+    device.classList.toggle("desktop", kind === "desktop");
+  },
 };
 
 /** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. */
@@ -214,12 +251,49 @@ const actions: ViewActions = {
   releaseControl: () => live?.releaseControl(),
   askToRecord: () => live?.askToRecord(),
   stopRecording: () => live?.stopRecording(),
-  typed: () => live?.onTyping(),
+  tool(tool: Tool) {
+    if (state.screen !== "live") return;
+    dispatch({ type: "live", event: { type: "tool", tool: state.card.tool === tool ? "none" : tool } });
+    const now = state.card.tool;
+    live?.setTool(now);
+    const words = { none: "toolOff", laser: "toolPointerOn", highlight: "toolHighlightOn", draw: "toolDrawOn" } as const;
+    if (now === tool || now === "none") dispatch({ type: "live", event: { type: "status", text: t(words[now]) } });
+  },
 };
+
+/** The workspace's shortcuts (listed in the console, view.ts SHORTCUTS). */
+document.addEventListener("keydown", (event) => {
+  if (state.screen !== "live" || state.card.phase !== "joined") return;
+  if (event.code === "Escape") {
+    if (state.card.tool !== "none") {
+      actions.tool("none");
+      event.preventDefault();
+    }
+    return;
+  }
+  if (!event.altKey || !event.shiftKey || event.ctrlKey || event.metaKey) return;
+  const shortcut = SHORTCUTS.find((s) => s.code === event.code);
+  if (!shortcut) return;
+  event.preventDefault();
+  const card = state.card;
+  if (shortcut.code === "KeyP") actions.tool("laser");
+  else if (shortcut.code === "KeyH") actions.tool("highlight");
+  else if (shortcut.code === "KeyD") actions.tool("draw");
+  else if (shortcut.code === "KeyC") {
+    if (card.controlling) actions.releaseControl();
+    else if (card.consented && !card.watching) actions.requestControl();
+  } else if (shortcut.code === "KeyL") actions.leave();
+});
 
 controlLayer.addEventListener("mousemove", (event) => live?.onLayerMove(event));
 controlLayer.addEventListener("click", (event) => live?.onLayerClick(event));
 controlLayer.addEventListener("wheel", (event) => live?.onLayerWheel(event), { passive: false });
+toolLayer.addEventListener("mousemove", (event) => live?.onToolMove(event));
+toolLayer.addEventListener("mousedown", (event) => live?.onToolDown(event));
+toolLayer.addEventListener("mouseup", (event) => live?.onToolUp(event));
+toolLayer.addEventListener("mouseleave", () => live?.onToolLeave());
+toolLayer.addEventListener("click", (event) => live?.onToolClick(event));
+typingBox.addEventListener("input", () => live?.onTyping());
 
 /** Back from the identity provider with a failure: say so, and keep nothing in the address. */
 function ssoOutcome(): string | null {

@@ -13,21 +13,27 @@ import { AssetStore, neutralizeEvent } from "./assets.ts";
 import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
-import { PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
+import { type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, Transport } from "../shared/ports.ts";
-import type { LiveEvent, Tone } from "./state.ts";
+import type { LiveEvent, Tone, Tool } from "./state.ts";
+import { t } from "./messages/workspace.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
-const MISMATCH = "The code did not match — ask the customer for a new code.";
-const RESTARTING = "The help server is restarting; start again in a moment.";
 /** How long the server's `recording` may stand without the customer's browser agreeing. */
 const RECORDING_AGREE_MS = 5000;
-/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
-const WITHHELD_STATUS = "Connected. Part of the customer's page cannot be shown: it is hidden from you.";
-const TAMPERED = "A message from the customer failed its integrity check; the session was ended for safety.";
+/** The laser pointer is sent at most this often (ms); a stroke keeps points this far apart (px). */
+const LASER_EVERY_MS = 40;
+const STROKE_STEP_PX = 4;
+const MAX_STROKE_POINTS = 200;
+/** rrweb's event types that mean a new page (or a new snapshot of it) in the mirror. */
+const FULL_SNAPSHOT = 2;
+const META = 4;
+/** Room kept below the mirror when it is scaled to fit the window (px). */
+const FIT_MARGIN = 24;
+const MIN_FIT_HEIGHT = 320;
 
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
 export interface LivePorts {
@@ -50,11 +56,16 @@ export interface LiveUi {
   clearCode(): void;
   selectCode(): void;
   focusCode(): void;
-  /** Empty the typing box and put the cursor there. */
-  focusTyping(): void;
+  /** Put the typing box over the field the agent clicked in the mirror (position in the stage,
+   * CSS px), with the field's current value, and the cursor there. */
+  focusTyping(box: { left: number; top: number; width: number; height: number; fontSize: number; value: string }): void;
   typed(): string;
   /** What happened inside the encrypted channel, for the practice exercise (training.ts). */
   observe?(what: "action_refused" | "paused", reason?: string): void;
+  /** The room the mirror may take (CSS px): it is scaled down to fit, never up. */
+  room(): { width: number; height: number };
+  /** Frame the mirror as the customer's device. */
+  frame(device: DeviceKind | null): void;
 }
 
 /** The code the customer reads: routing part (for the server) + secret part (never sent). */
@@ -79,6 +90,12 @@ export class LiveView {
   private lastScroll = 0;
   private scale = 1;
   private typingPending = false;
+  /** The agent clicked Release control: the revocation that follows is the agent's own. */
+  private releasing = false;
+  private tool: Tool = "none";
+  private lastLaser = 0;
+  private stroke: [number, number][] | null = null;
+  private device: DeviceKind | null = null;
   /** Frames are opened, inflated and replayed strictly in arrival order. */
   private chain: Promise<void> = Promise.resolve();
   private readonly unpacking = new UnpackStreams();
@@ -130,11 +147,11 @@ export class LiveView {
     if (!this.ws.isOpen || this.joined) return;
     const parts = splitCode(code);
     if (!parts) {
-      this.status(`A help code has ${SECRET_DIGITS + 5} digits. Ask the customer to read it again.`, "bad");
+      this.status(t("codeLength", { digits: SECRET_DIGITS + 5 }), "bad");
       return;
     }
     this.secret = parts.secret;
-    this.status("Checking the code…");
+    this.status(t("checkingCode"));
     this.ws.send(control({ type: "join", code: parts.routing })); // the secret part never leaves
   }
 
@@ -143,13 +160,13 @@ export class LiveView {
     const secret = code.replace(/\D/g, "");
     if (!this.sessionId || this.pairing || this.receiver) return;
     if (secret.length !== SECRET_DIGITS) {
-      this.status(`The supervisor code has ${SECRET_DIGITS} digits. Ask the customer to read it again.`, "bad");
+      this.status(t("watchCodeLength", { digits: SECRET_DIGITS }), "bad");
       return;
     }
     this.pairing = startPairing({ side: "console", peer: "watcher", secret, sessionId: this.sessionId, random: this.ports.random });
     this.ui.clearCode();
     this.ui.report({ type: "watch_code_entered" });
-    this.status("Checking the code with the customer's browser…");
+    this.status(t("checkingWithBrowser"));
     const share = this.pendingShare;
     this.pendingShare = null;
     if (share) void this.onHandshake(share);
@@ -161,14 +178,14 @@ export class LiveView {
 
   leave(): void {
     if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
-    this.finish("Session ended");
+    this.finish(t("sessionEnded"), "");
   }
 
   private onControl(message: ServerMessage): void {
     switch (message.type) {
       case "joined":
         this.joined = true;
-        this.ui.report({ type: "joined" });
+        this.ui.report({ type: "joined", sessionId: message.session_id });
         this.ui.clearCode();
         if (!this.secret) return this.mismatch();
         this.pairing = startPairing({
@@ -176,19 +193,19 @@ export class LiveView {
         });
         this.sessionId = message.session_id;
         this.secret = null;
-        this.status("Checking the code with the customer's browser…");
+        this.status(t("checkingWithBrowser"));
         break;
       case "watching":
         this.joined = true;
         this.sessionId = message.session_id;
-        this.ui.report({ type: "joined" });
-        this.status("Asking the customer to let you watch…");
+        this.ui.report({ type: "joined", sessionId: message.session_id });
+        this.status(t("askingToWatch"));
         break;
       case "watcher_joined":
-        this.status(`${message.watcher} (supervisor) is watching too. The customer can see that.`, "good");
+        this.status(t("watcherJoined", { watcher: message.watcher }), "good");
         break;
       case "watcher_left":
-        this.status("The supervisor stopped watching.", "good");
+        this.status(t("watcherLeft"), "good");
         break;
       case "handshake":
         if (this.watching && !this.pairing && !this.receiver) {
@@ -206,11 +223,11 @@ export class LiveView {
         if (this.watching) {
           this.ui.report({ type: "watch_code" });
           this.ui.focusCode();
-          this.status("The customer allowed it. Type the code the customer reads to you.", "good");
+          this.status(t("allowedTypeCode"), "good");
           break;
         }
         if (!this.receiver && !__TANDEM_BENCH_PLAINTEXT__) return this.mismatch();
-        if (!this.consented) this.status("Waiting for the customer's browser to start sharing…");
+        if (!this.consented) this.status(t("waitingForSharing"));
         break;
       case "record_request":
         break; // only ever for the customer
@@ -220,19 +237,20 @@ export class LiveView {
         this.showRecording();
         break;
       case "peer":
-        if (!message.connected) this.status("Customer is reloading the page…");
-        else if (this.consented) this.status("Connected. You are seeing the customer's page live.", "good");
+        if (!message.connected) {
+          this.status(t("reloading"));
+          this.ui.report({ type: "typing", on: false }); // the field may not be there after a navigation
+          this.typingTarget = null;
+        } else if (this.consented) this.connectedStatus();
         break;
       case "restarting": // the console's own words for the reason, not the server's prose
-        this.status(RESTARTING, "bad");
+        this.status(t("restarting"), "bad");
         break;
       case "ended":
-        this.finish(
-          message.reason === "declined" ? (this.watching ? "The customer refused." : "The customer declined. Session ended")
-            : message.reason === "key_mismatch" ? `${MISMATCH} Session ended`
-            : message.reason === "server_shutdown" ? `${RESTARTING} Session ended`
-            : message.reason === "watch_ended" ? "Watching ended" : "Session ended",
-        );
+        if (message.reason === "declined") this.finish(this.watching ? t("refusedWatch") : t("declined"));
+        else if (message.reason === "key_mismatch") this.finish(`${t("mismatch")} ${t("sessionEnded")}`);
+        else if (message.reason === "server_shutdown") this.finish(`${t("restarting")} ${t("sessionEnded")}`);
+        else this.finish(message.reason === "watch_ended" ? t("watchEnded") : t("sessionEnded"), "");
         break;
       default:
         break;
@@ -247,7 +265,7 @@ export class LiveView {
     const agent = this.ui.signedIn();
     this.sendCommand({ k: "record_request", agent: agent?.username ?? "", name: agent?.display_name ?? "" });
     this.ui.report({ type: "record_asked" });
-    this.status("Asking the customer to allow recording…");
+    this.status(t("askingToRecord"));
   }
 
   stopRecording(): void {
@@ -268,18 +286,18 @@ export class LiveView {
     if (this.ended) return;
     this.ui.report({ type: "recording", customer: customer?.on ?? false, server: server?.on ?? false });
     const why: Record<string, string> = {
-      declined: "The customer did not allow recording.",
-      not_pinned: `Not recording: the customer's browser refused because the site has not pinned this recording key${customer?.key_id ? ` (${customer.key_id})` : ""}. An admin gives the site its key id (docs/recordings.md).`,
-      unconfirmed: "Not recording: the customer's browser refused a request to record that this console did not send.",
-      stopped_by_customer: "The customer stopped the recording.",
-      stopped_by_agent: "Recording stopped.",
-      stopped: "Recording stopped.",
-      session_ending: "Recording stopped: the session is ending.",
-      size_limit: "Recording stopped: it reached the size limit.",
-      unavailable: "Recording stopped: the server could not store it.",
+      declined: t("recDeclined"),
+      not_pinned: t("recNotPinned", { key: customer?.key_id ? ` (${customer.key_id})` : "" }),
+      unconfirmed: t("recUnconfirmed"),
+      stopped_by_customer: t("recStoppedByCustomer"),
+      stopped_by_agent: t("recStopped"),
+      stopped: t("recStopped"),
+      session_ending: t("recSessionEnding"),
+      size_limit: t("recSizeLimit"),
+      unavailable: t("recUnavailable"),
     };
-    if (customer?.on) this.status(`Recording, with the customer's consent (key ${customer.key_id}). The customer can stop it at any time.`, "good");
-    else if (customer) this.status(why[customer.reason ?? ""] ?? "Recording stopped.", customer.reason === "stopped_by_agent" ? "" : "bad");
+    if (customer?.on) this.status(t("recording", { key: customer.key_id ?? "" }), "good");
+    else if (customer) this.status(why[customer.reason ?? ""] ?? t("recStopped"), customer.reason === "stopped_by_agent" ? "" : "bad");
     this.cancelRecordingCheck?.();
     if (server && server.on !== (customer?.on ?? false)) {
       this.cancelRecordingCheck = this.ports.clock.after(RECORDING_AGREE_MS, () => this.checkRecordingAgreement());
@@ -291,12 +309,7 @@ export class LiveView {
     const server = this.serverRecording;
     const customer = this.customerRecording;
     if (this.ended || !server || server.on === (customer?.on ?? false)) return;
-    this.status(
-      server.on
-        ? "The server says recording is on, but the customer's browser has not confirmed it: treat this session as not recorded."
-        : "The server says recording stopped, but the customer's browser says it still records. Click Stop recording again.",
-      "bad",
-    );
+    this.status(server.on ? t("recServerOnly") : t("recCustomerOnly"), "bad");
   }
 
   /** Pairing as the console: the customer's share, then the customer's confirmation. */
@@ -314,18 +327,18 @@ export class LiveView {
     this.pairing = null;
     if (this.watching) {
       this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_WATCHER_KEY);
-      this.status("Watching the customer's page. The customer can see that you are watching.", "good");
+      this.status(t("watchingPage"), "good");
       this.startMirror();
       return;
     }
     this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
-    this.status("Waiting for the customer to allow sharing…");
+    this.status(t("waitingForAllow"));
   }
 
   private mismatch(): void {
     if (this.ws.isOpen) this.ws.send(control({ type: "abort", reason: "key_mismatch" }));
-    this.finish(`${MISMATCH} Session ended`);
+    this.finish(`${t("mismatch")} ${t("sessionEnded")}`);
   }
 
   /** Encrypt and send a command to the customer's browser, in order. */
@@ -342,11 +355,14 @@ export class LiveView {
   }
 
   requestControl(): void {
+    this.releasing = false;
     this.sendCommand({ k: "control_request" });
-    this.status("Waiting for the customer to allow control…");
+    this.status(t("waitingForControl"));
   }
 
   releaseControl(): void {
+    if (!this.controlling) return;
+    this.releasing = true;
     this.sendCommand({ k: "control_release" });
   }
 
@@ -354,6 +370,11 @@ export class LiveView {
     this.controlling = on;
     this.ui.report({ type: "control", on });
     if (!on) this.typingTarget = null;
+  }
+
+  /** "Connected…", saying that recording goes on when it does (a navigation changes nothing). */
+  private connectedStatus(): void {
+    this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
   }
 
   /** Where an agent's mouse event lands in the customer's page: viewport point and node id. */
@@ -380,11 +401,19 @@ export class LiveView {
     const t = this.target(event);
     if (!t || t.id === null) return;
     this.sendCommand({ k: "click", id: t.id });
-    const field = t.el?.closest("input, textarea");
-    if (field) {
+    const field = t.el?.closest("input, textarea") as HTMLInputElement | null;
+    const wrapper = this.replayer?.wrapper.getBoundingClientRect();
+    if (field && wrapper) {
       this.typingTarget = t.id;
       this.ui.report({ type: "typing", on: true });
-      this.ui.focusTyping();
+      // The box sits over the mirrored field: the agent types where the customer's field is.
+      const box = field.getBoundingClientRect();
+      const size = parseFloat(field.ownerDocument.defaultView?.getComputedStyle(field).fontSize ?? "") || 15;
+      this.ui.focusTyping({
+        left: wrapper.left + box.left * this.scale, top: wrapper.top + box.top * this.scale,
+        width: box.width * this.scale, height: box.height * this.scale, fontSize: size * this.scale,
+        value: field.value ?? "",
+      });
     } else {
       this.ui.report({ type: "typing", on: false });
       this.typingTarget = null;
@@ -399,6 +428,79 @@ export class LiveView {
     const view = this.replayer.iframe.contentWindow;
     if (!view) return;
     this.sendCommand({ k: "scroll", x: Math.round(view.scrollX), y: Math.max(0, Math.round(view.scrollY + event.deltaY / this.scale)) });
+  }
+
+  /** The agent picked a pointing tool (or none). Leaving the laser hides it on the customer's page. */
+  setTool(tool: Tool): void {
+    if (this.tool === "laser" && tool !== "laser") this.sendAnnotation({ k: "laser_off" });
+    this.tool = tool;
+    this.stroke = null;
+  }
+
+  private sendAnnotation(command: AnnotationCommand): void {
+    if (this.watching || !this.consented) return;
+    this.sendCommand(command);
+  }
+
+  /** A point of the customer's viewport under the agent's mouse, or null outside the mirror. */
+  private viewportPoint(event: MouseEvent): [number, number] | null {
+    const replayer = this.replayer;
+    if (!replayer || !this.size.width) return null;
+    const rect = replayer.wrapper.getBoundingClientRect();
+    const x = Math.round((event.clientX - rect.left) / this.scale);
+    const y = Math.round((event.clientY - rect.top) / this.scale);
+    if (x < 0 || y < 0 || x > this.size.width || y > this.size.height) return null;
+    return [x, y];
+  }
+
+  onToolMove(event: MouseEvent): void {
+    const now = this.ports.clock.now();
+    const point = this.viewportPoint(event);
+    if (this.tool === "laser") {
+      if (now - this.lastLaser < LASER_EVERY_MS) return;
+      this.lastLaser = now;
+      this.sendAnnotation(point ? { k: "laser", x: point[0], y: point[1] } : { k: "laser_off" });
+    } else if (this.tool === "draw" && this.stroke && point) {
+      // A point is kept once the mouse moved far enough from the last one.
+      const last = this.stroke[this.stroke.length - 1];
+      if (last && Math.hypot(point[0] - last[0], point[1] - last[1]) < STROKE_STEP_PX) return;
+      this.stroke.push(point);
+      if (this.stroke.length >= MAX_STROKE_POINTS) {
+        this.endStroke();
+        this.stroke = [point];
+      }
+    }
+  }
+
+  onToolDown(event: MouseEvent): void {
+    if (this.tool !== "draw") return;
+    event.preventDefault();
+    const point = this.viewportPoint(event);
+    this.stroke = point ? [point] : [];
+  }
+
+  onToolUp(event: MouseEvent): void {
+    if (this.tool !== "draw" || !this.stroke) return;
+    const point = this.viewportPoint(event);
+    if (point) this.stroke.push(point);
+    this.endStroke();
+  }
+
+  onToolLeave(): void {
+    if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
+    if (this.tool === "draw") this.endStroke();
+  }
+
+  onToolClick(event: MouseEvent): void {
+    if (this.tool !== "highlight") return;
+    const target = this.target(event);
+    if (target?.id != null) this.sendAnnotation({ k: "highlight", id: target.id });
+  }
+
+  private endStroke(): void {
+    const stroke = this.stroke;
+    this.stroke = null;
+    if (stroke && stroke.length >= 2) this.sendAnnotation({ k: "draw", points: stroke });
   }
 
   /** Typing is sent as the whole value, at most every 80 ms (the last value always goes). */
@@ -416,7 +518,9 @@ export class LiveView {
   /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
   private pauseMirror(): void {
     this.dropMirror();
-    this.status("Customer is on a private page", "");
+    this.status(t("privatePage"), "");
+    this.ui.report({ type: "typing", on: false });
+    this.typingTarget = null;
     this.ui.observe?.("paused");
   }
 
@@ -432,6 +536,8 @@ export class LiveView {
     this.replayer = null;
     this.ui.mirror.replaceChildren();
     this.ui.mirror.style.height = "";
+    this.ui.mirror.style.width = "";
+    this.ui.frame(null);
   }
 
   private startMirror(): void {
@@ -445,6 +551,7 @@ export class LiveView {
       showWarning: false,
     });
     replayer.iframe.setAttribute("title", "Customer view");
+    replayer.iframe.setAttribute("tabindex", "-1"); // the agent acts through the layers, not inside the mirror
     replayer.on("resize", (dimension) => {
       const { width, height } = dimension as { width: number; height: number };
       this.size = { width, height };
@@ -456,14 +563,19 @@ export class LiveView {
     this.resizeObserver.observe(this.ui.mirror);
   }
 
-  /** Scale the customer's viewport down to the width available here. */
+  /** Scale the customer's viewport down to fit the room here (width and height), centred and
+   * framed as the customer's device. */
   private fit(): void {
     const wrapper = this.replayer?.wrapper;
     if (!wrapper || !this.size.width) return;
-    const scale = Math.min(1, this.ui.mirror.clientWidth / this.size.width);
+    const room = this.ui.room();
+    const height = Math.max(MIN_FIT_HEIGHT, room.height - FIT_MARGIN);
+    const scale = Math.max(0.1, Math.min(1, room.width / this.size.width, height / this.size.height));
     this.scale = scale;
     wrapper.style.transform = `scale(${scale})`;
+    this.ui.mirror.style.width = `${Math.floor(this.size.width * scale)}px`;
     this.ui.mirror.style.height = `${Math.ceil(this.size.height * scale)}px`;
+    this.ui.frame(this.device ?? (this.size.width < 600 ? "phone" : "desktop"));
   }
 
   private onPayload(frame: Uint8Array): void {
@@ -481,7 +593,7 @@ export class LiveView {
       .catch((error: unknown) => {
         if (error instanceof ChannelError) {
           if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
-          this.finish(`${TAMPERED} Session ended`);
+          this.finish(`${t("tampered")} ${t("sessionEnded")}`);
         }
       });
   }
@@ -505,20 +617,42 @@ export class LiveView {
       return;
     }
     // issue 14, item 12 (sdk-hardening): masking failed closed on part of the page.
-    if (payload.k === "withheld") return this.status(WITHHELD_STATUS, "bad");
+    if (payload.k === "withheld") return this.status(t("withheld"), "bad");
+    if (payload.k === "context") {
+      this.device = payload.device;
+      this.ui.report({ type: "context", context: { origin: payload.origin, title: payload.title, device: payload.device, viewport: payload.viewport } });
+      this.fit();
+      return;
+    }
+    if (payload.k === "annotations") {
+      if (this.watching) return;
+      if (!payload.on) this.setTool("none");
+      this.ui.report({ type: "pointing", on: payload.on });
+      this.status(payload.on ? t("toolsOn") : t("toolsOff"), payload.on ? "good" : "bad");
+      return;
+    }
+    if (payload.k === "annotation_refused") {
+      if (this.watching) return;
+      const words = { masked: t("refusedMasked"), off: t("refusedOff"), too_many: t("refusedTooMany"), gone: t("refusedGone") };
+      if (payload.reason === "off") this.ui.report({ type: "pointing", on: false });
+      this.status(words[payload.reason], "bad");
+      return;
+    }
     if (payload.k === "control" && this.watching) {
-      this.status(payload.state === "granted" ? "Watching. The agent has control." : "Watching the customer's page.", "good");
+      this.status(payload.state === "granted" ? t("watchingAgentControls") : t("watchingPlain"), "good");
       return;
     }
     if (payload.k === "action_refused" && this.watching) return;
     if (payload.k === "recording") return this.onCustomerRecording(payload);
     if (payload.k === "recording_start" || payload.k === "recording_end") return; // for the auditors
     if (payload.k === "control") {
+      const released = payload.state === "revoked" && this.releasing;
+      this.releasing = false;
       this.setControlling(payload.state === "granted");
       this.status(
-        payload.state === "granted" ? "You have control: point, scroll, click, and type in fields you can see."
-          : payload.state === "refused" ? "The customer refused control." : "The customer took back control.",
-        payload.state === "granted" ? "good" : "bad",
+        payload.state === "granted" ? t("controlGranted")
+          : payload.state === "refused" ? t("controlRefused") : released ? t("controlReleased") : t("controlRevoked"),
+        payload.state === "granted" || released ? "good" : "bad",
       );
       return;
     }
@@ -528,18 +662,23 @@ export class LiveView {
     }
     if (payload.k === "action_refused") {
       this.ui.observe?.("action_refused", payload.reason);
-      this.status(`Not done: ${payload.reason}`, "bad");
+      this.status(t("notDone", { reason: payload.reason }), "bad");
       this.ui.report({ type: "typing", on: false });
       this.typingTarget = null;
       return;
     }
     if (!this.replayer) {
       this.startMirror(); // back from a private page: a full snapshot follows
-      this.status("Connected. You are seeing the customer's page live.", "good");
+      this.connectedStatus();
     }
     if (!this.replayer) return;
     for (const raw of payload.events) {
-      const event = raw as { timestamp: number };
+      const event = raw as { timestamp: number; type?: number };
+      // A new page (or snapshot): the field being typed into is gone; no stale box stays open.
+      if ((event.type === FULL_SNAPSHOT || event.type === META) && this.typingTarget !== null) {
+        this.typingTarget = null;
+        this.ui.report({ type: "typing", on: false });
+      }
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
       neutralizeEvent(event, this.assets); // issue 14, item 7: the mirror fetches nothing
@@ -552,15 +691,15 @@ export class LiveView {
     const first = !this.consented;
     this.consented = true;
     if (!first || this.watching) return;
-    this.status("Connected. You are seeing the customer's page live.", "good");
-    this.ui.report({ type: "consented" });
+    this.connectedStatus();
+    this.ui.report({ type: "consented", at: this.ports.clock.now() });
     this.startMirror();
   }
 
   private onClose(code: number, reason = ""): void {
     if (this.ended) return;
     // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
-    const why = reason ? `The server closed the connection: ${reason}.` : undefined;
+    const why = reason ? t("serverClosed", { reason }) : undefined;
     if (code === 4401) {
       this.finish("");
       this.ui.sessionExpired(why);
@@ -571,14 +710,15 @@ export class LiveView {
       return;
     }
     if (code === 4429) {
-      this.finish("Too many wrong codes. Wait a moment, then try again.");
+      this.finish(t("tooManyCodes"));
       return;
     }
-    this.finish(this.joined ? "Session ended" : "Disconnected from the server.");
+    if (this.joined) this.finish(t("sessionEnded"), "");
+    else this.finish(t("disconnected"));
   }
 
   /** End of the session: destroy the mirror and drop every reference to the page. */
-  private finish(text: string): void {
+  private finish(text: string, tone: Tone = "bad"): void {
     if (this.ended) return;
     this.ended = true;
     this.dropMirror();
@@ -595,7 +735,7 @@ export class LiveView {
     this.ws.close(1000, "done");
     this.pendingShare = null;
     this.ui.clearCode();
-    this.ui.report({ type: "ended", text });
+    this.ui.report({ type: "ended", text, tone });
     this.ui.closed(this);
   }
 }

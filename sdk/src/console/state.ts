@@ -11,8 +11,14 @@
  */
 
 import type { AgentInfo, LiveSession } from "../generated/rest.ts";
+import type { ContextPayload } from "../shared/payload.ts";
+import { t } from "./messages/workspace.ts";
 
 export type Tone = "" | "good" | "bad";
+
+/** The agent's pointing tools (issue 15): they need no control; "none" when off. */
+export type Tool = "none" | "laser" | "highlight" | "draw";
+export const TOOLS: readonly Exclude<Tool, "none">[] = ["laser", "highlight", "draw"];
 
 /** The live card: the join form, the session's controls and its status line. */
 export interface LiveCard {
@@ -30,6 +36,15 @@ export interface LiveCard {
   recordOffered: boolean;
   /** Recording as the customer's browser says (only this counts) and as the server says. */
   recording: { customer: boolean; server: boolean };
+  /** The session's id (from the server's `joined`/`watching`). */
+  sessionId: string | null;
+  /** The customer's page and device, as the customer's browser says (encrypted `context`). */
+  context: Omit<ContextPayload, "k"> | null;
+  /** When the customer's browser confirmed consent (console clock, ms): the duration's start. */
+  startedAt: number | null;
+  /** The pointing tool in use, and whether the customer lets the agent point (it may turn it off). */
+  tool: Tool;
+  pointing: boolean;
 }
 
 export type ConsoleState =
@@ -42,7 +57,7 @@ export type ConsoleState =
   /** Auditors and admins: no live sessions. */
   | { screen: "office"; agent: AgentInfo }
   /** Agents and supervisors; supervisors also see their teams' live sessions. */
-  | { screen: "live"; agent: AgentInfo; sessions: LiveSession[] | null; card: LiveCard };
+  | { screen: "live"; agent: AgentInfo; sessions: LiveSession[] | null; card: LiveCard; now: number };
 
 export type ConsoleEvent =
   | { type: "signed_in"; agent: AgentInfo }
@@ -53,31 +68,38 @@ export type ConsoleEvent =
   | { type: "mfa_confirmed"; recoveryCodes: string[] }
   | { type: "mfa_continue" }
   | { type: "sessions"; sessions: LiveSession[] }
+  /** The clock, once a second: durations in the header and the supervisors' list. */
+  | { type: "tick"; now: number }
   | { type: "live"; event: LiveEvent };
 
 /** What the live session (live.ts) reports. */
 export type LiveEvent =
   | { type: "connecting"; watching: boolean }
   | { type: "status"; text: string; tone?: Tone }
-  | { type: "joined" }
+  | { type: "joined"; sessionId?: string }
   /** A supervisor may now type the customer's watch code. */
   | { type: "watch_code" }
   /** The watch code was typed: the exchange runs. */
   | { type: "watch_code_entered" }
-  | { type: "consented" }
+  | { type: "consented"; at?: number }
+  | { type: "context"; context: Omit<ContextPayload, "k"> }
+  | { type: "tool"; tool: Tool }
+  /** The customer turned pointing on or off (its browser said so). */
+  | { type: "pointing"; on: boolean }
   | { type: "control"; on: boolean }
   | { type: "typing"; on: boolean }
   | { type: "record_asked" }
   /** The server refused to ask (no key, not allowed): the agent may ask again. */
   | { type: "record_refused" }
   | { type: "recording"; customer?: boolean; server?: boolean }
-  | { type: "ended"; text: string };
+  | { type: "ended"; text: string; tone?: Tone };
 
 const LIVE_ROLES = new Set(["agent", "supervisor"]);
 
 export const idleCard: LiveCard = {
   phase: "idle", watching: false, status: { text: "", tone: "" }, consented: false, controlling: false, typing: false,
   recordOffered: false, recording: { customer: false, server: false },
+  sessionId: null, context: null, startedAt: null, tool: "none", pointing: true,
 };
 
 export const initialState: ConsoleState = { screen: "loading" };
@@ -86,24 +108,33 @@ export const initialState: ConsoleState = { screen: "loading" };
 function home(agent: AgentInfo): ConsoleState {
   if (agent.needs_second_factor) return { screen: "mfa", agent, step: "start", error: null, setup: null, recoveryCodes: [] };
   if (!LIVE_ROLES.has(agent.role)) return { screen: "office", agent };
-  return { screen: "live", agent, sessions: null, card: idleCard };
+  return { screen: "live", agent, sessions: null, card: idleCard, now: 0 };
 }
 
 export function reduceCard(card: LiveCard, event: LiveEvent): LiveCard {
   switch (event.type) {
     case "connecting":
-      return { ...idleCard, phase: "connecting", watching: event.watching, status: { text: "Connecting…", tone: "" } };
+      return { ...idleCard, phase: "connecting", watching: event.watching, status: { text: t("connecting"), tone: "" } };
     case "status":
       return { ...card, status: { text: event.text, tone: event.tone ?? "" } };
     case "joined":
-      return { ...card, phase: "joined" };
+      return { ...card, phase: "joined", sessionId: event.sessionId ?? card.sessionId };
     case "watch_code":
       return card.watching ? { ...card, phase: "watch_code" } : card;
     case "watch_code_entered":
       return card.phase === "watch_code" ? { ...card, phase: "joined" } : card;
     case "consented":
       // Supervisors never control or record; agents may from the customer's own confirmation on.
+      if (card.startedAt === null && event.at !== undefined) card = { ...card, startedAt: event.at };
       return card.watching || card.consented ? card : { ...card, consented: true, recordOffered: true };
+    case "context":
+      return card.phase === "idle" ? card : { ...card, context: event.context };
+    case "tool":
+      // Tools need the customer's consent (never before), a customer who allows them, no watching.
+      if (event.tool !== "none" && !(card.consented && card.pointing && !card.watching)) return card;
+      return { ...card, tool: event.tool };
+    case "pointing":
+      return { ...card, pointing: event.on, tool: event.on ? card.tool : "none" };
     case "control":
       return { ...card, controlling: event.on && card.consented && !card.watching, typing: event.on ? card.typing : false };
     case "typing":
@@ -122,7 +153,7 @@ export function reduceCard(card: LiveCard, event: LiveEvent): LiveCard {
       return { ...card, recording, recordOffered };
     }
     case "ended":
-      return { ...idleCard, status: event.text ? { text: event.text, tone: event.text === "Session ended" ? "" : "bad" } : card.status };
+      return { ...idleCard, status: event.text ? { text: event.text, tone: event.tone ?? "bad" } : card.status };
   }
 }
 
@@ -147,6 +178,8 @@ export function reduce(state: ConsoleState, event: ConsoleEvent): ConsoleState {
       return state.screen === "mfa" ? home({ ...state.agent, needs_second_factor: false }) : state;
     case "sessions":
       return state.screen === "live" && state.agent.role === "supervisor" ? { ...state, sessions: event.sessions } : state;
+    case "tick":
+      return state.screen === "live" ? { ...state, now: event.now } : state;
     case "live":
       return state.screen === "live" ? { ...state, card: reduceCard(state.card, event.event) } : state;
   }
@@ -157,7 +190,7 @@ export function controls(card: LiveCard) {
   const inSession = card.phase !== "idle";
   const joined = card.phase === "joined" || card.phase === "watch_code";
   return {
-    join: { hidden: card.phase === "joined", label: card.phase === "watch_code" ? "Start watching" : "Join" },
+    join: { hidden: card.phase === "joined", label: card.phase === "watch_code" ? t("startWatching") : t("join") },
     code: { disabled: card.phase === "joined", placeholder: card.phase === "watch_code" ? "123 4567" : "123 456 789 012" },
     leave: !joined,
     requestControl: !(card.consented && !card.controlling && inSession),
@@ -166,6 +199,9 @@ export function controls(card: LiveCard) {
     // Stopping is always safe: offered when either side says it records.
     stopRecord: !(inSession && !card.watching && (card.recording.customer || card.recording.server)),
     typing: !card.typing,
-    controlLayer: !card.controlling,
+    controlLayer: !card.controlling || card.tool !== "none",
+    /** The tools are offered once the customer's browser confirmed consent (agents only). */
+    tools: !(card.consented && inSession && !card.watching),
+    toolLayer: card.tool === "none" || !inSession,
   };
 }

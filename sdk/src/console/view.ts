@@ -11,7 +11,8 @@ import { html, nothing, render, type TemplateResult } from "lit-html";
 // answer shows again even if something else cleared the line.
 import { live } from "lit-html/directives/live.js";
 import type { AgentInfo } from "../generated/rest.ts";
-import { type ConsoleState, type LiveCard, controls } from "./state.ts";
+import { type ConsoleState, type LiveCard, type Tool, controls } from "./state.ts";
+import { t, type WorkspaceKey } from "./messages/workspace.ts";
 
 /** What the screens do when used; index.ts implements them. */
 export interface ViewActions {
@@ -28,8 +29,33 @@ export interface ViewActions {
   releaseControl(): void;
   askToRecord(): void;
   stopRecording(): void;
-  typed(): void;
+  /** Pick a pointing tool (the same tool again turns it off). */
+  tool(tool: Tool): void;
 }
+
+/** The workspace's keyboard shortcuts (index.ts binds them; the console lists them). */
+export const SHORTCUTS: readonly { keys: string[]; code: string; what: WorkspaceKey }[] = [
+  { keys: ["Alt", "Shift", "P"], code: "KeyP", what: "shortcutPointer" },
+  { keys: ["Alt", "Shift", "H"], code: "KeyH", what: "shortcutHighlight" },
+  { keys: ["Alt", "Shift", "D"], code: "KeyD", what: "shortcutDraw" },
+  { keys: ["Alt", "Shift", "C"], code: "KeyC", what: "shortcutControl" },
+  { keys: ["Esc"], code: "Escape", what: "shortcutTools" },
+  { keys: ["Alt", "Shift", "L"], code: "KeyL", what: "shortcutLeave" },
+];
+
+/** "1:05" or "1:02:05". */
+export function formatDuration(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const sec = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+const STATE_LABELS: Record<string, WorkspaceKey> = {
+  waiting: "stateWaiting", pending_consent: "statePendingConsent", sharing: "stateSharing", ended: "stateEnded",
+};
+const DEVICE_LABELS: Record<string, WorkspaceKey> = { phone: "devicePhone", tablet: "deviceTablet", desktop: "deviceDesktop" };
 
 export interface ViewOptions {
   /** Offer sign-in through the organisation's identity provider (the relay's own console only). */
@@ -45,31 +71,31 @@ const submit = (handler: (form: HTMLFormElement) => void) => (event: SubmitEvent
 
 function account(agent: AgentInfo | null, actions: ViewActions): TemplateResult {
   return html`
-    <span id="whoami" class="whoami" ?hidden=${!agent}>${agent ? `Signed in as ${agent.display_name}` : ""}</span>
-    <button id="signout" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(false)}>Sign out</button>
-    <button id="signout-all" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(true)}>Sign out everywhere</button>`;
+    <span id="whoami" class="whoami" ?hidden=${!agent}>${agent ? t("signedInAs", { name: agent.display_name }) : ""}</span>
+    <button id="signout" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(false)}>${t("signOut")}</button>
+    <button id="signout-all" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(true)}>${t("signOutEverywhere")}</button>`;
 }
 
 function signIn(error: string | null, options: ViewOptions, actions: ViewActions): TemplateResult {
   return html`
     <section id="signin" class="card narrow">
-      <h1>Sign in</h1>
+      <h1>${t("signInTitle")}</h1>
       <form id="signin-form" novalidate @submit=${submit(actions.signIn)}>
-        <label for="username">Username</label>
+        <label for="username">${t("username")}</label>
         <input id="username" name="username" autocomplete="username" required autocapitalize="off" spellcheck="false">
-        <label for="password">Password</label>
+        <label for="password">${t("password")}</label>
         <input id="password" name="password" type="password" autocomplete="current-password" required>
-        <label for="otp">Authentication code</label>
-        <input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric" maxlength="32" placeholder="123456 or a recovery code">
+        <label for="otp">${t("authCode")}</label>
+        <input id="otp" name="otp" autocomplete="one-time-code" inputmode="numeric" maxlength="32" placeholder=${t("authCodePlaceholder")}>
         <p id="signin-error" class="error" role="alert" ?hidden=${!error}>${error ?? ""}</p>
-        <button type="submit" class="primary">Sign in</button>
+        <button type="submit" class="primary">${t("signInTitle")}</button>
       </form>
       <form id="sso-form" class="sso" method="get" action="/api/sso/start" novalidate ?hidden=${!options.sso}
         @submit=${submit(actions.signInWithOrganisation)}>
-        <p class="muted">Or, if your organisation brings its own identity provider:</p>
-        <label for="sso-org">Organisation</label>
+        <p class="muted">${t("ssoHint")}</p>
+        <label for="sso-org">${t("organisation")}</label>
         <input id="sso-org" name="org" autocomplete="organization" autocapitalize="off" spellcheck="false" required>
-        <button type="submit">Continue with your organisation</button>
+        <button type="submit">${t("ssoContinue")}</button>
       </form>
     </section>`;
 }
@@ -110,43 +136,96 @@ function secondFactor(state: Extract<ConsoleState, { screen: "mfa" }>, actions: 
 
 function sessions(state: Extract<ConsoleState, { screen: "live" }>, options: ViewOptions, actions: ViewActions): TemplateResult | typeof nothing {
   if (state.agent.role !== "supervisor" || state.sessions === null) return nothing;
-  const rows = state.sessions.map((info) => html`
+  const rows = state.sessions.map((info) => {
+    const agent = info.agent ?? t("noAgentYet");
+    const label = STATE_LABELS[info.state];
+    return html`
     <li>
-      <span>${`${info.site_name} · ${info.agent ?? "no agent yet"} · ${info.state.replace("_", " ")}`}</span>
+      <span class="site">${info.site_name}</span>
+      <span class="agent">${agent}</span>
+      <span class="duration">${state.now ? formatDuration(state.now - info.created_at * 1000) : ""}</span>
+      <span class=${`state state-${info.state}`}>${label ? t(label) : info.state}</span>
       ${info.state === "sharing" && options.canWatch
-        ? html`<button type="button" @click=${() => actions.watch(info.session_id)}>Watch</button>` : nothing}
-    </li>`);
+        ? html`<button type="button" aria-label=${t("watchSession", { site: info.site_name, agent })}
+            @click=${() => actions.watch(info.session_id)}>${t("watch")}</button>` : nothing}
+    </li>`;
+  });
   return html`
     <section id="sessions" class="card">
-      <h2>Live sessions of your teams</h2>
-      <p class="muted">You can ask to watch one. The customer is asked and reads you a short code.</p>
-      <ul id="session-list" class="sessions">${rows.length ? rows : html`<li class="empty">No live sessions right now.</li>`}</ul>
+      <h2>${t("liveSessions")}</h2>
+      <p class="muted">${t("liveSessionsHint")}</p>
+      <ul id="session-list" class="sessions">${rows.length ? rows : html`<li class="empty">${t("noSessions")}</li>`}</ul>
     </section>`;
 }
 
-function liveCard(card: LiveCard, actions: ViewActions): TemplateResult {
+/** What the agent knows of the session: the customer's page and device, time, state. */
+function sessionHeader(card: LiveCard, now: number): TemplateResult | typeof nothing {
+  if (card.phase === "idle") return nothing;
+  const context = card.context;
+  const fact = (id: string, label: string, value: string) => html`<div class="fact"><dt>${label}</dt><dd id=${id}>${value}</dd></div>`;
+  const device = context
+    ? t("deviceValue", { device: t(DEVICE_LABELS[context.device] ?? "deviceDesktop"), w: context.viewport.w, h: context.viewport.h })
+    : "—";
+  const control = card.watching ? t("controlWatching") : card.controlling ? t("controlYou") : t("controlCustomer");
+  return html`
+    <h2 id="site-heading" class="site-heading">${context ? new URL(context.origin).host : t("waitingForPage")}</h2>
+    <dl id="session-facts" class="facts">
+      ${fact("fact-site", t("site"), context ? context.origin : "—")}
+      ${fact("fact-page", t("page"), context ? (context.title ?? t("pageTitleHidden")) : "—")}
+      ${fact("fact-device", t("device"), device)}
+      ${fact("fact-duration", t("duration"), card.startedAt !== null && now ? formatDuration(now - card.startedAt) : "—")}
+      ${card.watching ? nothing : fact("fact-recording", t("recordingLabel"), card.recording.customer ? t("recordingOn") : t("recordingOff"))}
+      ${fact("fact-control", t("controlLabel"), control)}
+      ${fact("fact-session", t("sessionId"), card.sessionId ?? "—")}
+    </dl>`;
+}
+
+function tools(card: LiveCard, actions: ViewActions): TemplateResult | typeof nothing {
+  if (controls(card).tools) return nothing;
+  const tool = (name: Tool, id: string, label: WorkspaceKey, key: string) => html`
+    <button id=${id} type="button" class="tool" aria-pressed=${card.tool === name ? "true" : "false"}
+      aria-keyshortcuts=${`Alt+Shift+${key}`} ?disabled=${!card.pointing} @click=${() => actions.tool(name)}>${t(label)}</button>`;
+  return html`
+    <div id="tools" class="tools" role="group" aria-label=${t("tools")}>
+      ${tool("laser", "tool-laser", "toolPointer", "P")}
+      ${tool("highlight", "tool-highlight", "toolHighlight", "H")}
+      ${tool("draw", "tool-draw", "toolDraw", "D")}
+    </div>`;
+}
+
+function shortcuts(card: LiveCard): TemplateResult | typeof nothing {
+  if (card.phase !== "joined" || card.watching) return nothing;
+  return html`
+    <details id="shortcuts" class="shortcuts">
+      <summary>${t("shortcuts")}</summary>
+      <dl>${SHORTCUTS.map((s) => html`<div class="fact"><dt>${s.keys.map((k, i) => html`${i ? "+" : ""}<kbd>${k}</kbd>`)}</dt><dd>${t(s.what)}</dd></div>`)}</dl>
+    </details>`;
+}
+
+function liveCard(card: LiveCard, now: number, actions: ViewActions): TemplateResult {
   const hidden = controls(card);
   return html`
-    <section id="join" class="card">
-      <form id="join-form" class="join-form" novalidate @submit=${submit(actions.join)}>
+    <section id="join" class="card workspace" aria-label=${t("workspace")}>
+      ${sessionHeader(card, now)}
+      <form id="join-form" class="join-form" novalidate ?hidden=${card.phase === "joined"} @submit=${submit(actions.join)}>
         <div class="field">
-          <label for="code">Session code</label>
+          <label for="code">${t("sessionCode")}</label>
           <input id="code" name="code" inputmode="numeric" autocomplete="off" maxlength="40" required
             placeholder=${hidden.code.placeholder} ?disabled=${hidden.code.disabled}>
         </div>
         <button id="join-button" type="submit" class="primary" ?hidden=${hidden.join.hidden}>${hidden.join.label}</button>
-        <button id="request-control" type="button" ?hidden=${hidden.requestControl} @click=${actions.requestControl}>Request control</button>
-        <button id="release-control" type="button" ?hidden=${hidden.releaseControl} @click=${actions.releaseControl}>Release control</button>
-        <button id="record" type="button" ?hidden=${hidden.record} @click=${actions.askToRecord}>Ask to record</button>
-        <button id="stop-record" type="button" ?hidden=${hidden.stopRecord} @click=${actions.stopRecording}>Stop recording</button>
-        <button id="leave" type="button" class="danger" ?hidden=${hidden.leave} @click=${actions.leave}>Leave</button>
       </form>
-      <div id="typing" class="typing" ?hidden=${hidden.typing}>
-        <label for="typing-input">Type into the customer's field</label>
-        <input id="typing-input" autocomplete="off" @input=${actions.typed}>
+      ${tools(card, actions)}
+      <div class="actions">
+        <button id="request-control" type="button" aria-keyshortcuts="Alt+Shift+C" ?hidden=${hidden.requestControl} @click=${actions.requestControl}>${t("requestControl")}</button>
+        <button id="release-control" type="button" aria-keyshortcuts="Alt+Shift+C" ?hidden=${hidden.releaseControl} @click=${actions.releaseControl}>${t("releaseControl")}</button>
+        <button id="record" type="button" ?hidden=${hidden.record} @click=${actions.askToRecord}>${t("askToRecord")}</button>
+        <button id="stop-record" type="button" ?hidden=${hidden.stopRecord} @click=${actions.stopRecording}>${t("stopRecording")}</button>
+        <button id="leave" type="button" class="danger" aria-keyshortcuts="Alt+Shift+L" ?hidden=${hidden.leave} @click=${actions.leave}>${t("leave")}</button>
       </div>
       <p id="status" class=${`status ${card.status.tone}`.trim()} role="status" aria-live="polite"
         .textContent=${live(card.status.text)}></p>
+      ${shortcuts(card)}
     </section>`;
 }
 
@@ -162,7 +241,7 @@ function screen(state: ConsoleState, options: ViewOptions, actions: ViewActions)
       // Filled by office.ts / recordings.ts once shown (index.ts).
       return html`<section id="no-live" class="card"><div id="office"></div></section>`;
     case "live":
-      return html`${sessions(state, options, actions)}${liveCard(state.card, actions)}`;
+      return html`${sessions(state, options, actions)}${liveCard(state.card, state.now, actions)}`;
   }
 }
 
@@ -175,7 +254,17 @@ export function draw(
   render(account(agent, actions), roots.account);
   // The screens are the main element's sections, before the mirror's stage (which they never touch).
   render(screen(state, options, actions), roots.main, { renderBefore: roots.stage });
-  // The control layer sits over the mirror, outside the templates.
+  // The control and tool layers and the typing box sit over the mirror, outside the templates.
+  const shown = state.screen === "live" ? controls(state.card) : null;
   const layer = document.getElementById("control-layer");
-  if (layer) layer.hidden = state.screen !== "live" || controls(state.card).controlLayer;
+  if (layer) layer.hidden = !shown || shown.controlLayer;
+  const toolLayer = document.getElementById("tool-layer");
+  if (toolLayer && state.screen === "live") {
+    toolLayer.hidden = !shown || shown.toolLayer;
+    toolLayer.dataset.tool = state.card.tool;
+  } else if (toolLayer) toolLayer.hidden = true;
+  const typing = document.getElementById("typing-input");
+  if (typing) typing.hidden = !shown || shown.typing;
+  // In a session the workspace sits beside the mirror (console.css).
+  roots.main.classList.toggle("in-session", state.screen === "live" && state.card.phase !== "idle");
 }

@@ -34,6 +34,9 @@ import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { BrandError, type BrandOptions, validateBrand } from "./brand.ts";
 import { RemoteControl } from "./control.ts";
+import { Annotations } from "./annotations.ts";
+import { watchContext } from "./context.ts";
+import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
 import type { Connection, Ports } from "./ports.ts";
 import {
@@ -137,6 +140,9 @@ export class Session {
   private watcherKeys: PairwiseKeys | null = null;
   private commands: CommandReceiver | null = null;
   private control: RemoteControl | null = null;
+  /** issue 15: the agent's pointer and drawings (annotations.ts) and the page's context (context.ts). */
+  private annotations: Annotations | null = null;
+  private cancelContext: (() => void) | undefined;
   private sender: ContentSender | null = null;
   private stopRecording: (() => void) | undefined;
   private pending: unknown[] = [];
@@ -681,6 +687,13 @@ export class Session {
       },
       isPrivate: (url) => pageIsPrivate(url, pagePolicies(this.machine)),
     }, saved.control ?? false);
+    this.annotations?.dispose();
+    this.annotations = new Annotations({
+      agent: () => this.saved?.agent ?? "The agent",
+      reply: (payload) => this.sendPayload(payload),
+      node: (id) => record.mirror.getNode(id),
+      locale: pageLocale(),
+    });
     this.drawBanner();
     usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
     this.watchedHref = this.ports.page.href();
@@ -719,6 +732,7 @@ export class Session {
     const recording = recordingCommand(command);
     if (recording) return this.onRecordingCommand(recording);
     if (this.paused) return;
+    if (this.annotations?.handle(command)) return;
     this.control.handle(command);
   }
 
@@ -731,6 +745,9 @@ export class Session {
     this.sendPayload({ k: "paused" });
     this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
     this.ui.point(null);
+    this.annotations?.clear();
+    this.cancelContext?.();
+    this.cancelContext = undefined;
     this.drawBanner();
   }
 
@@ -782,6 +799,8 @@ export class Session {
     });
     // rrweb could not snapshot this page at all (it logs why), or a form was blocked for its shape.
     if (!this.stopRecording || hasBlockedShapes(document)) withheld();
+    this.cancelContext?.(); // issue 15: the agent's workspace header, from shared pages only
+    this.cancelContext = watchContext((payload) => this.sendPayload(payload), (ms, run) => this.ports.clock.every(ms, run));
   }
 
   private enqueue(event: unknown): void {
@@ -901,6 +920,8 @@ export class Session {
     this.ui.setOverlay(null);
     this.cancelPageWatch?.();
     this.cancelPageWatch = undefined;
+    this.cancelContext?.();
+    this.cancelContext = undefined;
     this.paused = false;
     this.stopRecording?.();
     this.stopRecording = undefined;
@@ -921,6 +942,8 @@ export class Session {
     this.recordAsk.reset();
     this.control?.dispose();
     this.control = null;
+    this.annotations?.dispose();
+    this.annotations = null;
     this.pairing = null;
     this.watchPairing = null;
     this.keys = null;

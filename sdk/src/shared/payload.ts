@@ -92,9 +92,31 @@ export interface RecordingEndPayload {
 
 export type RecordingPayload = RecordingStatusPayload | RecordingStartPayload | RecordingEndPayload;
 
+/** What the agent's workspace shows about the customer's page and device (issue 15). Sent by the
+ * customer's browser on shared pages only, inside the encrypted channel: the relay never sees it.
+ * `title` is the page's title as masking lets the agent see it (null when the site's policy
+ * masks or hides it). */
+export interface ContextPayload {
+  k: "context";
+  origin: string;
+  title: string | null;
+  device: DeviceKind;
+  viewport: { w: number; h: number };
+}
+export type DeviceKind = "phone" | "tablet" | "desktop";
+
+/** Why the customer's browser did not draw an agent's pointer or drawing (share/annotations.ts). */
+export type AnnotationRefusal = "masked" | "off" | "too_many" | "gone";
+const ANNOTATION_REFUSALS: readonly AnnotationRefusal[] = ["masked", "off", "too_many", "gone"];
+
+/** The customer turned the agent's pointer and drawings off or on, or one was not drawn. */
+export type AnnotationPayload =
+  | { k: "annotations"; on: boolean }
+  | { k: "annotation_refused"; reason: AnnotationRefusal };
+
 export type Payload =
   | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload
-  | AssetPayload;
+  | AssetPayload | ContextPayload | AnnotationPayload;
 
 interface PartPayload {
   k: "part";
@@ -146,9 +168,26 @@ function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
   return false;
 }
 
+const DEVICES: readonly DeviceKind[] = ["phone", "tablet", "desktop"];
+const isSize = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 100_000;
+
+function isWorkspacePayload(k: unknown, v: Record<string, unknown>): boolean {
+  if (k === "context") {
+    const viewport = v.viewport as { w?: unknown; h?: unknown } | null;
+    return isField(v.origin) && (v.title === null || isField(v.title)) && DEVICES.includes(v.device as DeviceKind) &&
+      typeof viewport === "object" && viewport !== null && isSize(viewport.w) && isSize(viewport.h);
+  }
+  if (k === "annotations") return typeof v.on === "boolean";
+  if (k === "annotation_refused") return ANNOTATION_REFUSALS.includes(v.reason as AnnotationRefusal);
+  return false;
+}
+
 function isEvents(value: unknown): value is Payload {
   if (typeof value !== "object" || value === null) return false;
   const k = (value as { k?: unknown }).k;
+  if (k === "context" || k === "annotations" || k === "annotation_refused") {
+    return isWorkspacePayload(k, value as Record<string, unknown>);
+  }
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
   if (k === "action_refused") return typeof v.reason === "string";
@@ -347,4 +386,38 @@ function prefix(flag: number, body: Uint8Array): Uint8Array {
   out[0] = flag;
   out.set(body, 1);
   return out;
+}
+
+/** The most points one drawn stroke may have. */
+export const MAX_STROKE_POINTS = 200;
+
+/**
+ * The agent's pointer and drawings (issue 15), sent from the console to the customer's browser
+ * inside the encrypted command channel; they need no remote control. Coordinates are CSS pixels
+ * of the customer's viewport. The customer's browser decides whether to draw them
+ * (share/annotations.ts): never over masked or no-control elements, never once turned off.
+ */
+export type AnnotationCommand =
+  | { k: "laser"; x: number; y: number }
+  | { k: "laser_off" }
+  | { k: "highlight"; id: number }
+  | { k: "draw"; points: [number, number][] };
+
+const isCoordinate = (value: unknown): value is number =>
+  typeof value === "number" && Number.isFinite(value) && Math.abs(value) <= 100_000;
+
+/** `value` as an annotation command, or null if it is not one (or is malformed). */
+export function parseAnnotationCommand(value: unknown): AnnotationCommand | null {
+  if (typeof value !== "object" || value === null) return null;
+  const c = value as { k?: unknown; x?: unknown; y?: unknown; id?: unknown; points?: unknown };
+  if (c.k === "laser") return isCoordinate(c.x) && isCoordinate(c.y) ? { k: "laser", x: c.x, y: c.y } : null;
+  if (c.k === "laser_off") return { k: "laser_off" };
+  if (c.k === "highlight") return Number.isInteger(c.id) && (c.id as number) > 0 ? { k: "highlight", id: c.id as number } : null;
+  if (c.k === "draw") {
+    const points = c.points;
+    if (!Array.isArray(points) || points.length < 2 || points.length > MAX_STROKE_POINTS) return null;
+    const ok = points.every((p) => Array.isArray(p) && p.length === 2 && isCoordinate(p[0]) && isCoordinate(p[1]));
+    return ok ? { k: "draw", points: points.map((p: [number, number]) => [p[0], p[1]]) } : null;
+  }
+  return null;
 }
