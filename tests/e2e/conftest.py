@@ -115,13 +115,16 @@ def customer(browser: Browser) -> Iterator[Party]:
 RECORD_PLAINTEXT = """
 (() => {
     const decrypt = SubtleCrypto.prototype.decrypt;
+    const keys = new WeakMap();
     window.__tandemPlaintext = [];
     SubtleCrypto.prototype.decrypt = async function (...args) {
         const result = await decrypt.apply(this, args);
         const bytes = new Uint8Array(result);
         let binary = "";
         for (const b of bytes) binary += String.fromCharCode(b);
-        window.__tandemPlaintext.push(btoa(binary));
+        // Which key opened it: each epoch has its own content key, and its compression stream.
+        if (!keys.has(args[1])) keys.set(args[1], keys.size + 1);
+        window.__tandemPlaintext.push(keys.get(args[1]) + ":" + btoa(binary));
         return result;
     };
 })();
@@ -148,17 +151,29 @@ def supervisor(browser: Browser) -> Iterator[Party]:
 
 
 def agent_plaintext(agent: Party) -> str:
-    """Everything the agent's console decrypted so far, inflated, as text.
-
-    Unwrapped content keys (exactly 32 random bytes) are skipped: they are keys, not payloads, and
-    one starting with byte 1 would look like a deflated payload.
-    """
+    """Everything the agent's console decrypted so far, inflated, as text: each epoch's
+    payloads through that epoch's deflate stream (flag 2), older encodings (0, 1) as they are.
+    Unwrapped content keys are skipped: they are keys, not payloads."""
     text = []
-    for encoded in agent.page.evaluate("() => window.__tandemPlaintext"):
-        data = base64.b64decode(encoded)
-        if len(data) == 32:
+    entries = [
+        (key, base64.b64decode(encoded))
+        for key, encoded in (
+            entry.split(":", 1) for entry in agent.page.evaluate("() => window.__tandemPlaintext")
+        )
+    ]
+    # The pairwise key only ever opens content keys (32 bytes each); a content key opens
+    # payloads, which may be 32 bytes long too now that they are compressed as a stream.
+    unwrapping = {k for k, _ in entries} - {k for k, data in entries if len(data) != 32}
+    streams: dict[str, Any] = {}  # one raw deflate stream per epoch (content key), as the SDK's
+    for key, data in entries:
+        if key in unwrapping:
             continue
-        if data[:1] == b"\x01":
+        if data[:1] == b"\x02":
+            try:
+                data = streams.setdefault(key, zlib.decompressobj(-15)).decompress(data[1:])
+            except zlib.error:
+                raise AssertionError("a decrypted payload does not inflate") from None
+        elif data[:1] == b"\x01":
             try:
                 data = zlib.decompressobj(-15).decompress(data[1:])
             except zlib.error:
