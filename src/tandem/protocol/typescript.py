@@ -200,10 +200,10 @@ def protocol_module() -> str:
 
 
 def _rest_types() -> list[Any]:
-    from tandem.server import admin, api, http  # the generator's only reach outside the protocol
+    from tandem.server import api, app, http  # the generator's only reach outside the protocol
 
     bodies: dict[str, Any] = {}
-    for operation in admin.OPERATIONS:
+    for operation in app.OPERATIONS:
         for kind in (operation.body, operation.returns):
             if kind is not None:
                 bodies.setdefault(repr(kind), kind)
