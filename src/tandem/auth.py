@@ -188,7 +188,7 @@ async def create_user(
         known = await storage.list_teams(grant)
         teams = (DEFAULT_TEAM,) if checked_role in LIVE_ROLES and DEFAULT_TEAM in known else ()
     try:
-        await storage.add_user(record)
+        await storage.add_user(grant, record)
     except UserExistsError:
         raise name_unavailable(username) from None
     await storage.set_user_teams(grant, username, teams)

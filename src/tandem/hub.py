@@ -781,11 +781,12 @@ class SessionHub:
         now = self.clock()
         resume_token = crypto.new_token(self.entropy)
         expires_at = now + self.settings.code_ttl_seconds
+        grant = Grant.server(site.org_id, "customer session")
         for _ in range(5):
             code = crypto.new_join_code(self.entropy, self.settings.code_digits)
             try:
                 await self.storage.put_join_code(
-                    self.secret_digest(code, "join"), session_id, expires_at, site.org_id
+                    grant, self.secret_digest(code, "join"), session_id, expires_at
                 )
                 break
             except ConflictError:
@@ -793,12 +794,12 @@ class SessionHub:
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
         await self.storage.record_session_start(
-            session_id, now, site.org_id, site.site_id, self.node or self.process_id
+            grant, session_id, now, site.site_id, self.node or self.process_id
         )
         actor = "customer"
         if customer:  # the audit trail names a pseudonym (erasable link; tandem.subjects)
             pseudonym = await self.storage.link_subject(
-                Grant.server(site.org_id, "customer session"),
+                grant,
                 customer,
                 session_id,
                 new_pseudonym(self.entropy),
@@ -949,7 +950,10 @@ class SessionHub:
             return None
         now = self.clock()
         digest = self.secret_digest(code, "join")
-        session_id = await self.storage.take_join_code(digest, now, agent.org)
+        # The code is looked up in the agent's organisation only, before any action is
+        # checked (the join itself is authorised against the session's site below).
+        grant = Grant.server(agent.org, "join code")
+        session_id = await self.storage.take_join_code(grant, digest, now)
         if session_id is None:
             return None
         live = self._live.get(session_id)
@@ -957,7 +961,7 @@ class SessionHub:
             # Another process holds this session: leave its code valid for it, and let the
             # caller tunnel the agent's socket there (which takes the code again).
             await self.storage.put_join_code(
-                digest, session_id, now + self.settings.code_ttl_seconds, agent.org
+                grant, digest, session_id, now + self.settings.code_ttl_seconds
             )
             owner = await self.owner_elsewhere(session_id)
             if owner:
@@ -970,7 +974,10 @@ class SessionHub:
             authorize(agent, "session.join", resource)
         except ForbiddenError:
             await self.storage.put_join_code(
-                digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
+                Grant.server(live.org_id, "join code"),
+                digest,
+                live.machine.session_id,
+                live.machine.code_expires_at,
             )
             raise
         return live, site
@@ -1087,7 +1094,7 @@ class SessionHub:
             agent=live.machine.agent_username,
             key_id=key_id,
         )
-        await self.storage.add_recording(recording)
+        await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
         live.recorder = Recorder(
             recording, self.settings.max_recording_bytes + self.settings.recording_end_bytes
         )
