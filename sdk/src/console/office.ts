@@ -4,6 +4,7 @@
  * this is only a view. Text is always set with textContent.
  */
 
+import { checkedAnswer, problemText } from "./answers.ts";
 import { compliancePanel, subjectsPanel } from "./compliance.ts";
 import { relay, relayFetch } from "./relay.ts";
 import type {
@@ -35,15 +36,8 @@ export function table(headers: string[], rows: Row[]): HTMLTableElement {
   return t;
 }
 
-/** The `detail` of a problem+json answer, or a generic line. */
-export async function problemDetail(response: Response): Promise<string> {
-  try {
-    const body = (await response.json()) as { detail?: string };
-    return body.detail ?? `Request failed (${response.status}).`;
-  } catch {
-    return `Request failed (${response.status}).`;
-  }
-}
+/** The `detail` of a problem+json answer, or a generic line (answers.ts checks it). */
+export const problemDetail = problemText;
 
 /** A labelled field appended to `form`; the label's id comes from its text. */
 export function field<T extends HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement>(form: HTMLFormElement, label: string, input: T): T {
@@ -61,7 +55,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(await problemDetail(response));
-  return (response.status === 204 ? null : await response.json()) as T;
+  return checkedAnswer<T>(response, method, path); // checked against the route's schema, not cast
 }
 
 /** The auditor's page: the organisation's audit trail, oldest first, a page at a time. */
