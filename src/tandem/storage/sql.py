@@ -927,9 +927,7 @@ class SQLStorage:
 
     async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> str | None:
         # One DELETE ... RETURNING: of concurrent takers (on any server) exactly one gets the row.
-        row = await self._row(
-            self._take_code_of_org, {"digest": code_digest, "org": grant.org_id}
-        )
+        row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": grant.org_id})
         if row is None or row["expires_at"] <= now:
             return None
         return str(row["session_id"])
