@@ -25,8 +25,9 @@ from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
 from tests.conftest import seed_directory
+from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
 from tests.grants import of_org, owned
-from tests.test_cli import TANDEM, run
+from tests.test_cli import TANDEM
 from tests.test_recordings import PASSPHRASE, flat, key_file, made_for, recorded
 
 KEY = b"k" * 32
