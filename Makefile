@@ -11,7 +11,7 @@ PORT ?= 8000
 DATA_DIR ?= data
 
 .PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean generate \
-	lint-ruff lint-mypy lint-tsc pytest-fast pytest-e2e fuzz-run
+	lint-ruff lint-mypy lint-tsc pytest-fast pytest-e2e fuzz-run fuzz-after-fast
 
 # Python writes its bytecode, and pytest its rewritten test modules, even where the environment
 # says not to (PYTHONDONTWRITEBYTECODE): a warm set-up then compiles nothing again, in each of the
@@ -148,7 +148,12 @@ fuzz-run:
 # browser tests on Chromium): the whole suite takes about as long as its longest part, the browser
 # pass. `make -k test` runs every part even after one failed.
 test: setup chromium $(VENV)/.fuzz
-	@$(PARALLEL) lint-ruff lint-mypy lint-tsc test-sdk pytest-fast pytest-e2e fuzz-run
+	@$(PARALLEL) lint-ruff lint-mypy lint-tsc test-sdk pytest-fast pytest-e2e fuzz-after-fast
+
+# The fuzz is bounded by time and must get through FUZZ_MIN_RUNS inputs in it: it starts when the
+# server tests have ended (beside the browser tests' tail), not when every core is taken.
+fuzz-after-fast: pytest-fast
+	@$(MAKE) --no-print-directory fuzz-run
 
 # For developers between commits, not part of the set-up: no browser tests, so no Chromium.
 check: setup
