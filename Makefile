@@ -117,11 +117,18 @@ test-sdk: setup
 # pytest exits 5 when it collects no test: that fails here too, as it should.
 PYTEST_WORKERS ?= 4
 E2E_WORKERS ?= 2
+# Each pass has a temporary directory of its own, one per checkout, outside it (the release test
+# installs the wheel "outside the repository"), emptied when the pass starts: under the shared
+# /tmp/pytest-of-$USER, other pytest runs on the machine prune all but the newest three, and took
+# a running pass's data directories away.
+PYTEST_TMP ?= $(or $(TMPDIR),/tmp)/tandem-tests-$(shell id -u)-$(shell printf %s '$(CURDIR)' | md5sum | cut -c1-12)
 pytest-fast:
-	$(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	mkdir -p $(PYTEST_TMP)
+	$(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist worksteal --basetemp=$(PYTEST_TMP)/fast $(PYTEST_ARGS)
 
 pytest-e2e:
-	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load $(PYTEST_ARGS)
+	mkdir -p $(PYTEST_TMP)
+	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS)
 
 test-py: setup chromium
 	@$(PARALLEL) pytest-fast pytest-e2e
