@@ -10,7 +10,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean generate bench
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean generate bench \
+	lint-ruff lint-mypy lint-tsc pytest-fast pytest-e2e fuzz-run fuzz-after-fast
+
+# Python writes its bytecode, and pytest its rewritten test modules, even where the environment
+# says not to (PYTHONDONTWRITEBYTECODE): a warm set-up then compiles nothing again, in each of the
+# test processes (about 3 s of CPU each: the xdist workers, every `python -m tandem` a test runs).
+unexport PYTHONDONTWRITEBYTECODE
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
@@ -85,26 +91,48 @@ chromium:
 run: setup
 	$(BIN)/tandem serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
 
+# The checks run side by side (`make -j`), each one's output printed whole when it ends. mypy
+# keeps its cache in .mypy_cache and tsc in sdk/node_modules/.cache, so a warm run checks only
+# what changed.
+PARALLEL = $(MAKE) --no-print-directory -j --output-sync=target
 lint: setup
+	@$(PARALLEL) lint-ruff lint-mypy lint-tsc
+
+lint-ruff:
 	$(BIN)/ruff check src tests bench fuzzing
 	$(BIN)/ruff format --check src tests bench fuzzing
+
+lint-mypy:
 	$(BIN)/mypy
-	cd sdk && npx tsc --noEmit -p .
+
+lint-tsc:
+	cd sdk && node_modules/.bin/tsc --noEmit -p . --incremental --tsBuildInfoFile node_modules/.cache/tsc.tsbuildinfo
 
 test-sdk: setup
 	cd sdk && npm test
 
 # The Python tests run on several processes (pytest-xdist; each has its own servers, ports, data
 # directories, PostgreSQL schemas and Redis channels). The server tests mostly wait on sockets, so
-# more workers than cores pays; idle workers steal queued tests. The browser tests come after, in a
-# pass of their own with one Chromium per worker. pytest exits 5 when it collects no test: that
-# fails here too, as it should.
+# more workers than cores pays; idle workers steal queued tests. The browser tests are a pass of
+# their own (pytest-e2e) with one Chromium per worker; `make test` runs it beside the other pass.
+# pytest exits 5 when it collects no test: that fails here too, as it should.
 PYTEST_WORKERS ?= 4
 E2E_WORKERS ?= 2
-PYTEST_FAST = $(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist worksteal
+# Each pass has a temporary directory of its own, one per checkout, outside it (the release test
+# installs the wheel "outside the repository"), emptied when the pass starts: under the shared
+# /tmp/pytest-of-$USER, other pytest runs on the machine prune all but the newest three, and took
+# a running pass's data directories away.
+PYTEST_TMP ?= $(or $(TMPDIR),/tmp)/tandem-tests-$(shell id -u)-$(shell printf %s '$(CURDIR)' | md5sum | cut -c1-12)
+pytest-fast:
+	mkdir -p $(PYTEST_TMP)
+	$(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist worksteal --basetemp=$(PYTEST_TMP)/fast $(PYTEST_ARGS)
+
+pytest-e2e:
+	mkdir -p $(PYTEST_TMP)
+	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS)
+
 test-py: setup chromium
-	$(PYTEST_FAST)
-	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load
+	@$(PARALLEL) pytest-fast pytest-e2e
 
 # A coverage-guided fuzz of every parser that takes bytes from the network, bounded by time so a
 # busy machine takes no longer. Any crash fails it; so does a fuzz that got through fewer than
@@ -116,16 +144,28 @@ $(VENV)/.fuzz: $(LOCK_DIR)/fuzz.txt $(VENV)/.installed
 	touch $@
 
 fuzz: setup $(VENV)/.fuzz
+	@$(MAKE) --no-print-directory fuzz-run
+
+fuzz-run:
 	@$(BIN)/python fuzzing/fuzz_codec.py -max_total_time=$(FUZZ_SECONDS) -max_len=10000 > .fuzz.log 2>&1 || { cat .fuzz.log; exit 1; }
 	@grep -E "^Done [0-9]+ runs" .fuzz.log
 	@runs=$$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' .fuzz.log); \
 	  [ "$${runs:-0}" -ge $(FUZZ_MIN_RUNS) ] || { echo "fuzz: $${runs:-0} runs, fewer than $(FUZZ_MIN_RUNS)"; exit 1; }
 
-test: lint test-sdk test-py fuzz
+# Everything side by side on the machine's cores (the server tests mostly wait on sockets, the
+# browser tests on Chromium): the whole suite takes about as long as its longest part, the browser
+# pass. `make -k test` runs every part even after one failed.
+test: setup chromium $(VENV)/.fuzz
+	@$(PARALLEL) lint-ruff lint-mypy lint-tsc test-sdk pytest-fast pytest-e2e fuzz-after-fast
+
+# The fuzz is bounded by time and must get through FUZZ_MIN_RUNS inputs in it: it starts when the
+# server tests have ended (beside the browser tests' tail), not when every core is taken.
+fuzz-after-fast: pytest-fast
+	@$(MAKE) --no-print-directory fuzz-run
 
 # For developers between commits, not part of the set-up: no browser tests, so no Chromium.
-check: lint test-sdk
-	$(PYTEST_FAST)
+check: setup
+	@$(PARALLEL) lint-ruff lint-mypy lint-tsc test-sdk pytest-fast
 
 # The release artefacts: the sdist, the wheel, the runtime lock to install the wheel with
 # (docs/deployment.md) and their SHA-256 sums. The sdist carries the built bundles too, and the

@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 
+from tandem.access import Grant
 from tandem.storage.base import LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 
@@ -66,17 +67,29 @@ async def sign_in_lookup(store: Any, i: int) -> None:
     assert await store.get_user(login.username) is not None
 
 
+# The new layer takes a grant where the old took an organisation id (issue 12).
+GRANT = Grant.server("default", "benchmark")
+
+
 async def session_flow(store: Any, i: int) -> None:
     session = f"s{secrets.token_hex(8)}"
-    await store.record_session_start(session, 1000.0 + i, "default", "demo")
-    await store.put_join_code(f"code-{session}", session, 10.0**10, "default")
-    assert await store.take_join_code(f"code-{session}", 2000.0) == session
+    if isinstance(store, SQLStorage):
+        await store.record_session_start(GRANT, session, 1000.0 + i, "demo")
+        await store.put_join_code(GRANT, f"code-{session}", session, 10.0**10)
+        assert await store.take_join_code(GRANT, f"code-{session}", 2000.0) == session
+    else:
+        await store.record_session_start(session, 1000.0 + i, "default", "demo")
+        await store.put_join_code(f"code-{session}", session, 10.0**10, "default")
+        assert await store.take_join_code(f"code-{session}", 2000.0) == session
     await store.record_session_state(session, "sharing", "Agent")
     await store.record_session_end(session, 3000.0 + i, "stopped", "Agent")
 
 
 async def audit_append(store: Any, i: int) -> None:
-    await store.append_audit(1000.0 + i, "sign_in", "agent", "default", "", {"ip": "::1"})
+    if isinstance(store, SQLStorage):
+        await store.append_audit(GRANT, 1000.0 + i, "sign_in", "agent", "", {"ip": "::1"})
+    else:
+        await store.append_audit(1000.0 + i, "sign_in", "agent", "default", "", {"ip": "::1"})
 
 
 OPS: dict[str, Op] = {
@@ -88,20 +101,23 @@ OPS: dict[str, Op] = {
 
 async def prepare(store: Any) -> None:
     for u in range(10):
-        await store.add_user(
-            UserRecord(
-                f"agent{u}",
-                "Agent",
-                "agent",
-                "h",
-                0.0,
-                "seed",
-                0,
-                ("r1", "r2", "r3"),
-                org_id="default",
-            )
+        user = UserRecord(
+            f"agent{u}",
+            "Agent",
+            "agent",
+            "h",
+            0.0,
+            "seed",
+            0,
+            ("r1", "r2", "r3"),
+            org_id="default",
         )
-        await store.set_user_teams(f"agent{u}", "default", ("support",))
+        if isinstance(store, SQLStorage):
+            await store.add_user(GRANT, user)
+            await store.set_user_teams(GRANT, f"agent{u}", ("support",))
+        else:
+            await store.add_user(user)
+            await store.set_user_teams(f"agent{u}", "default", ("support",))
     for t in range(50):
         await store.add_login(LoginRecord(f"token{t}", f"agent{t % 10}", 10.0**10))
 

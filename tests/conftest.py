@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import socket
@@ -131,7 +130,7 @@ class RunningServer:
 
     def start(self) -> None:
         self.thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a condition, not a sleep: generous for busy machines
         while not self.server.started:
             if time.monotonic() > deadline or not self.thread.is_alive():
                 raise RuntimeError("server did not start")
@@ -141,6 +140,31 @@ class RunningServer:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
+    def stop_later(self) -> None:
+        """Ask the server to stop, without waiting (:func:`stopping_servers` joins it)."""
+        self.server.should_exit = True
+        _STOPPING.append(self)
+
+
+_STOPPING: list[RunningServer] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stopping_servers() -> Iterator[None]:
+    """A test's servers are told to stop when it ends, and the next test starts meanwhile:
+    uvicorn takes at least 0.2 s to stop (a 0.1 s tick to notice, a 0.1 s grace for its
+    connections), the whole of many tests' teardown. Each has its own port, data directory,
+    PostgreSQL schema and Redis prefix, so nothing of one test reaches the next. They are all
+    joined here, at the end of the run; one that did not stop fails the run."""
+    yield
+    hung = []
+    for running in _STOPPING:
+        running.thread.join(timeout=10)
+        if running.thread.is_alive():
+            hung.append(running.base)
+    _STOPPING.clear()
+    assert not hung, f"servers that did not stop within 10 s: {hung}"
+
 
 def tandem_in_process(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
@@ -149,11 +173,17 @@ def tandem_in_process(
     thread of its own (it runs its own event loop), instead of paying a new interpreter's start-up
     (most of a second of CPU here) for each call. Exit code, stdout and stderr are as a subprocess
     would see them; an exception the command does not handle is raised here, as a test failure.
-    tests/test_cli.py runs the real ``python -m tandem`` in subprocesses."""
+    ``env`` is the whole environment, as for subprocess.run. tests/test_cli.py runs the real
+    ``python -m tandem`` in subprocesses."""
     outcome: list[Result] = []
+    # ``env``, as subprocess.run's: the whole environment (what it leaves out is unset).
+    overrides: dict[str, str | None] | None = None
+    if env is not None:
+        overrides = {name: None for name in os.environ if name not in env}
+        overrides.update(env)
 
     def invoke() -> None:
-        outcome.append(CliRunner().invoke(cli.app, list(args), input=stdin, env=env))
+        outcome.append(CliRunner().invoke(cli.app, list(args), input=stdin, env=overrides))
 
     worker = threading.Thread(target=invoke)
     worker.start()
@@ -334,9 +364,13 @@ def server_factory(tmp_path: Path, data_templates: DataTemplates) -> Iterator[Se
         return running
 
     yield start
+    # Servers on this test's PostgreSQL schema or Redis fan-out stop before those go (the
+    # test's own fixtures, torn down next); the others stop while the next test runs.
+    shared = [r for r in started if r.settings.database_url or r.settings.redis_url]
     for running in started:
-        with contextlib.suppress(Exception):
-            running.stop()
+        running.stop_later()
+    for running in shared:
+        running.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from tandem.compliance import (
 )
 from tandem.policy import Detectors, MaskingPolicy, Pages
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
-from tests.test_cli import run
+from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
 
 NOW = 1_800_000_000.0
 STRICT = MaskingPolicy(

@@ -45,7 +45,7 @@ from tandem.protocol.messages import (
 from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import mark_trained
-from tests.grants import of_org
+from tests.grants import of_org, owned
 
 ORG = "acme"
 
@@ -87,7 +87,11 @@ def principal(role: str, *, username: str = "ann") -> Principal:
 async def signed_in(hub: SessionHub, who: Principal) -> str:
     """Store ``who`` as an account with a sign-in (the hub re-checks both); its token digest."""
     await hub.storage.add_user(
-        UserRecord(who.username, who.display_name, who.role, "", 0.0, org_id=ORG, mfa_exempt=True)
+        *owned(
+            UserRecord(
+                who.username, who.display_name, who.role, "", 0.0, org_id=ORG, mfa_exempt=True
+            )
+        )
     )
     await hub.storage.set_user_teams(of_org(ORG), who.username, tuple(who.teams))
     await mark_trained(hub.storage, who.username, ORG)
@@ -173,7 +177,7 @@ async def test_a_team_refusal_of_recording_is_told_and_audited(hub: SessionHub) 
         site = await hub.storage.get_site("shop")
         assert site is not None
         await hub.storage.add_team(of_org(ORG), "sales")
-        await hub.storage.update_site(dataclasses.replace(site, teams=("sales",)))
+        await hub.storage.update_site(*owned(dataclasses.replace(site, teams=("sales",))))
         await customer.text(Consent(v=1, granted=True))
         assert await next_type(seat.subscription) == "consent"
         await seat.text(Record(v=1))

@@ -14,6 +14,7 @@ from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 
 
 async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path: Path) -> None:
@@ -33,14 +34,14 @@ async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path
     )
     try:
         await hub.tick()  # the first tick purges
-        await storage.put_join_code("old", "s1", expires_at=1001.0, org_id="default")
+        await storage.put_join_code(of_org("default"), "old", "s1", expires_at=1001.0)
         now[0] = 1030.0
         await hub.tick()
         with pytest.raises(TandemError, match="collision"):  # expired, but not purged yet
-            await storage.put_join_code("old", "s2", expires_at=2000.0, org_id="default")
+            await storage.put_join_code(of_org("default"), "old", "s2", expires_at=2000.0)
         now[0] = 1061.0
         await hub.tick()
         # Purged: free again.
-        await storage.put_join_code("old", "s3", expires_at=2000.0, org_id="default")
+        await storage.put_join_code(of_org("default"), "old", "s3", expires_at=2000.0)
     finally:
         await storage.close()

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tandem import __version__, sbom
 from tandem.exceptions import ConfigError
-from tests.test_cli import run
+from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "osv-advisories.json"

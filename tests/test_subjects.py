@@ -25,8 +25,9 @@ from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
 from tests.conftest import seed_directory
-from tests.grants import of_org
-from tests.test_cli import TANDEM, run
+from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
+from tests.grants import of_org, owned
+from tests.test_cli import TANDEM
 from tests.test_recordings import PASSPHRASE, flat, key_file, made_for, recorded
 
 KEY = b"k" * 32
@@ -55,7 +56,7 @@ class World:
         await self.log.record(self.now, action, **fields)
 
     async def session(self, session_id: str, subject: str, pseudonym: str) -> None:
-        await self.storage.record_session_start(session_id, self.now, "default", "demo")
+        await self.storage.record_session_start(of_org("default"), session_id, self.now, "demo")
         linked = await self.storage.link_subject(of_org("default"), subject, session_id, pseudonym)
         await self.record(
             "session_created", actor=f"customer:{linked}", org="default", subject=session_id
@@ -67,7 +68,9 @@ class World:
 
     async def build(self) -> None:
         await self.session("s1", SUB, "p-first")
-        await self.storage.add_recording(made_for(self.private, ended_at=None, frames=0, size=0))
+        await self.storage.add_recording(
+            *owned(made_for(self.private, ended_at=None, frames=0, size=0))
+        )
         frames = flat(recorded(self.private))
         await self.storage.append_recording_frames("r1", 0, frames)
         await self.storage.end_recording("r1", self.now + 50, "stopped")
@@ -207,7 +210,7 @@ async def test_a_hold_on_one_recording_stops_its_erasure_and_the_subjects(world:
 
 async def test_a_live_session_is_not_erased(storage: SQLStorage) -> None:
     built = World(storage, X25519PrivateKey.generate())
-    await storage.record_session_start("s5", T0, "default", "demo")
+    await storage.record_session_start(of_org("default"), "s5", T0, "demo")
     await storage.link_subject(of_org("default"), SUB, "s5", "p-live")
     with pytest.raises(ConflictError, match="still live"):
         await built.subjects.erase(ADMIN, SUB)
@@ -222,7 +225,7 @@ async def test_subject_requests_need_an_admin(world: World) -> None:
 
 async def _one_customer(directory: Directory) -> None:
     storage = directory.storage
-    await storage.record_session_start("s-cli", T0, "default", "demo")
+    await storage.record_session_start(of_org("default"), "s-cli", T0, "demo")
     await storage.link_subject(of_org("default"), "c-cli", "s-cli", "p-cli")
     await storage.record_session_end("s-cli", T0 + 60, "stopped", "Alice")
 

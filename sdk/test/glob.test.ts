@@ -46,14 +46,19 @@ test("the 19-character pathological pattern is checked in milliseconds", () => {
   assert.equal("/*a*a*a*a*a*a*a*a*a".length, 19);
   // The old regular expression took about 3 s on this 42-character path, 15 s at 52.
   const url = new URL(`https://shop.example/${"a".repeat(40)}b`);
-  let started = performance.now();
-  assert.equal(pageIsPrivate(url, [policy]), false);
-  assert.ok(performance.now() - started < 50, `${performance.now() - started} ms`);
+  // CPU time, not wall time: the work done, however busy the machine is with other processes.
+  const cpuMs = (work: () => void): number => {
+    const before = process.cpuUsage();
+    work();
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / 1000;
+  };
+  let ms = cpuMs(() => assert.equal(pageIsPrivate(url, [policy]), false));
+  assert.ok(ms < 50, `${ms} ms of CPU`);
   // And on a long address with the longest pattern allowed (500 characters, 250 stars).
   const longest = validatePolicy({ version: 1, pages: { deny: [`/${"*a".repeat(249)}b`] } });
   const long = new URL(`https://shop.example/${"a".repeat(8000)}`);
-  started = performance.now();
-  assert.equal(pageIsPrivate(long, [longest]), false);
-  assert.ok(performance.now() - started < 200, `${performance.now() - started} ms`);
+  ms = cpuMs(() => assert.equal(pageIsPrivate(long, [longest]), false));
+  assert.ok(ms < 200, `${ms} ms of CPU`);
   assert.equal(pageIsPrivate(new URL(`https://shop.example/${"a".repeat(9)}`), [policy]), true);
 });

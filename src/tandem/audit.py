@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
+from tandem.access import Grant
 from tandem.exceptions import ConfigError
 from tandem.private_files import private_file
 
@@ -174,15 +175,16 @@ def load_or_create_key(path: Path) -> bytes:
 class AuditStore(Protocol):
     async def append_audit(
         self,
+        grant: Grant,
         at: float,
         action: str,
         actor: str,
-        org: str,
         subject: str,
         details: dict[str, object],
         anchor: AnchorRule | None = None,
     ) -> AuditRecord:
-        """Append one record (sequence and hashes assigned atomically). In the same transaction,
+        """Append one record filed under the grant's organisation (sequence and hashes assigned
+        atomically). In the same transaction,
         ``anchor`` is called with the new record and the latest anchor stored, and the anchor it
         returns (if any) is stored: anchors follow the order of records whoever writes them."""
         ...
@@ -451,9 +453,16 @@ class AuditLog:
     ) -> AuditRecord:
         """Append ``action`` filed under organisation ``org``: there is no default, so an
         installation-wide event (start, stop, sign-in attempts) names the default organisation
-        explicitly."""
+        explicitly. The trail is the server's own record of what happened (whoever ``actor``
+        was), so it is written under a server grant for ``org``."""
         return await self.store.append_audit(
-            at, action, actor, org, subject, dict(details), anchor=self._anchor
+            Grant.server(org, "audit trail"),
+            at,
+            action,
+            actor,
+            subject,
+            dict(details),
+            anchor=self._anchor,
         )
 
     def _anchor(self, record: AuditRecord, previous: Anchor | None) -> Anchor | None:

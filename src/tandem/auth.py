@@ -191,7 +191,7 @@ async def create_user(
         if team not in known:
             raise NotFoundError(f"no team named {team!r}")
     try:
-        await storage.add_user(record)
+        await storage.add_user(grant, record)
     except UserExistsError:
         raise name_unavailable(username) from None
     try:

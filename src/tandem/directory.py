@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tandem import auth, crypto, oidc, outbound, site_verification
-from tandem.access import Principal, Resource, authorize
+from tandem.access import Grant, Principal, Resource, authorize
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
@@ -162,6 +162,7 @@ class Directory:
     async def update_org(
         self, actor: Principal, name: str | None, retention_days: int | None
     ) -> OrgRecord:
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         org = await self.get_org(actor)
         if retention_days is not None and not 1 <= retention_days <= MAX_RETENTION_DAYS:
             raise _invalid(f"retention_days must be between 1 and {MAX_RETENTION_DAYS}")
@@ -170,7 +171,7 @@ class Directory:
             name=_label(name, "organisation name") if name is not None else org.name,
             retention_days=retention_days if retention_days is not None else org.retention_days,
         )
-        await self.storage.update_org(updated)
+        await self.storage.update_org(grant, updated)
         await self.record(
             "retention_changed" if updated.retention_days != org.retention_days else "org_changed",
             actor=actor.username,
@@ -184,11 +185,12 @@ class Directory:
         """Set (or, with None, remove) the organisation's recording public key. Sessions
         record only while there is one; recordings made under an earlier key stay readable
         with that key's file."""
+        grant = authorize(actor, "org.manage", Resource(actor.org))
         org = await self.get_org(actor)
         changed = public_key if public_key is not None else org.recording_key
         key_id = crypto.recording_key_id(changed) if changed else ""
         updated = dataclasses.replace(org, recording_key=public_key)
-        await self.storage.update_org(updated)
+        await self.storage.update_org(grant, updated)
         await self.record(
             "recording_key_set" if public_key else "recording_key_removed",
             actor=actor.username,
@@ -488,12 +490,16 @@ class Directory:
     # Sites
 
     async def _site(self, actor: Principal, site_id: str) -> SiteRecord:
+        site, _ = await self._site_granted(actor, site_id)
+        return site
+
+    async def _site_granted(self, actor: Principal, site_id: str) -> tuple[SiteRecord, Grant]:
+        """The actor's site and the grant to change it."""
         site = await self.storage.get_site(site_id)
         # Another organisation's site is answered exactly like a missing one.
         if site is None or site.org_id != actor.org:
             raise NotFoundError(f"no site named {site_id!r}")
-        authorize(actor, "sites.manage", Resource(site.org_id))
-        return site
+        return site, authorize(actor, "sites.manage", Resource(site.org_id))
 
     async def list_sites(self, actor: Principal) -> list[SiteRecord]:
         grant = authorize(actor, "sites.manage", Resource(actor.org))
@@ -512,7 +518,7 @@ class Directory:
         policy: MaskingPolicy | None = None,
         require_token: bool = False,
     ) -> SiteRecord:
-        authorize(actor, "sites.manage", Resource(actor.org))
+        grant = authorize(actor, "sites.manage", Resource(actor.org))
         auth.validate_name(site_id, "site id")
         for team in teams:
             auth.validate_name(team, "team name")
@@ -531,7 +537,7 @@ class Directory:
         if site.origin in self.reserved_origins and actor.org != DEFAULT_ORG:
             raise site_unavailable(site_id)
         try:
-            await self.storage.add_site(site)
+            await self.storage.add_site(grant, site)
         except ConflictError:
             raise site_unavailable(site_id) from None
         await self.record(
@@ -555,7 +561,7 @@ class Directory:
         clear_policy: bool = False,
         require_token: bool | None = None,
     ) -> SiteRecord:
-        site = await self._site(actor, site_id)
+        site, grant = await self._site_granted(actor, site_id)
         for team in teams or ():
             auth.validate_name(team, "team name")
         if require_token and site.token_key is None:
@@ -567,7 +573,7 @@ class Directory:
             policy=None if clear_policy else (_policy_text(policy) or site.policy),
             require_token=site.require_token if require_token is None else require_token,
         )
-        await self.storage.update_site(updated)
+        await self.storage.update_site(grant, updated)
         if updated.policy != site.policy:
             await self.record(
                 "policy_changed", actor=actor.username, org=site.org_id, subject=site_id
@@ -641,8 +647,9 @@ class Directory:
         return await self._mark_verified(actor, site, "operator")
 
     async def _mark_verified(self, actor: Principal, site: SiteRecord, how: str) -> SiteRecord:
+        grant = authorize(actor, "sites.manage", Resource(site.org_id))
         updated = dataclasses.replace(site, verified=True)
-        await self.storage.update_site(updated)
+        await self.storage.update_site(grant, updated)
         await self.record(
             "site_verified", actor=actor.username, org=site.org_id, subject=site.site_id, by=how
         )
@@ -656,9 +663,11 @@ class Directory:
     async def issue_token_key(self, actor: Principal, site_id: str) -> str:
         """A new HMAC key for the site's customer tokens (the old one stops working). Shown once;
         stored encrypted."""
-        site = await self._site(actor, site_id)
+        site, grant = await self._site_granted(actor, site_id)
         key = crypto.new_token(self.entropy, 32)
-        await self.storage.update_site(dataclasses.replace(site, token_key=self.box.seal(key)))
+        await self.storage.update_site(
+            grant, dataclasses.replace(site, token_key=self.box.seal(key))
+        )
         await self.record(
             "site_token_key_issued", actor=actor.username, org=site.org_id, subject=site_id
         )

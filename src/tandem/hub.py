@@ -868,11 +868,12 @@ class SessionHub:
         now = self.clock()
         resume_token = crypto.new_token(self.entropy)
         expires_at = now + self.settings.code_ttl_seconds
+        grant = Grant.server(site.org_id, "customer session")
         for _ in range(5):
             code = crypto.new_join_code(self.entropy, self.settings.code_digits)
             try:
                 await self.storage.put_join_code(
-                    self.secret_digest(code, "join"), session_id, expires_at, site.org_id
+                    grant, self.secret_digest(code, "join"), session_id, expires_at
                 )
                 break
             except ConflictError:
@@ -880,12 +881,12 @@ class SessionHub:
         else:
             raise ProtocolError(codec.CLOSE_OVERLOADED, "server busy: try again in a minute")
         await self.storage.record_session_start(
-            session_id, now, site.org_id, site.site_id, self.node or self.process_id
+            grant, session_id, now, site.site_id, self.node or self.process_id
         )
         actor = "customer"
         if customer:  # the audit trail names a pseudonym (erasable link; tandem.subjects)
             pseudonym = await self.storage.link_subject(
-                Grant.server(site.org_id, "customer session"),
+                grant,
                 customer,
                 session_id,
                 new_pseudonym(self.entropy),
@@ -1043,7 +1044,10 @@ class SessionHub:
             return None
         now = self.clock()
         digest = self.secret_digest(code, "join")
-        session_id = await self.storage.take_join_code(digest, now, agent.org)
+        # The code is looked up in the agent's organisation only, before any action is
+        # checked (the join itself is authorised against the session's site below).
+        grant = Grant.server(agent.org, "join code")
+        session_id = await self.storage.take_join_code(grant, digest, now)
         if session_id is None:
             return None
         live = self._live.get(session_id)
@@ -1051,7 +1055,7 @@ class SessionHub:
             # Another process holds this session: leave its code valid for it, and let the
             # caller tunnel the agent's socket there (which takes the code again).
             await self.storage.put_join_code(
-                digest, session_id, now + self.settings.code_ttl_seconds, agent.org
+                grant, digest, session_id, now + self.settings.code_ttl_seconds
             )
             owner = await self.owner_elsewhere(session_id)
             if owner:
@@ -1063,7 +1067,10 @@ class SessionHub:
         if live.practice is not None:  # only its own agent; no team serves the practice page
             if live.practice != agent.username or live.org_id != agent.org:
                 await self.storage.put_join_code(
-                    digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
+                    Grant.server(live.org_id, "join code"),
+                    digest,
+                    live.machine.session_id,
+                    live.machine.code_expires_at,
                 )
                 return None
             return live, None
@@ -1072,7 +1079,10 @@ class SessionHub:
             await self.training.require(agent, "session.join")
         except ForbiddenError:
             await self.storage.put_join_code(
-                digest, live.machine.session_id, live.machine.code_expires_at, live.org_id
+                Grant.server(live.org_id, "join code"),
+                digest,
+                live.machine.session_id,
+                live.machine.code_expires_at,
             )
             raise
         return live, site
@@ -1194,7 +1204,7 @@ class SessionHub:
             agent=live.machine.agent_username,
             key_id=key_id,
         )
-        await self.storage.add_recording(recording)
+        await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
         live.recorder = Recorder(
             recording, self.settings.max_recording_bytes + self.settings.recording_end_bytes
         )

@@ -48,7 +48,7 @@ def test_an_admin_checks_compliance_and_sees_the_vulnerability_banner(
 
 async def a_customer_session(directory: Directory) -> None:
     storage = directory.storage
-    await storage.record_session_start("sess-77", time.time() - 60, "default", "demo")
+    await storage.record_session_start(of_org("default"), "sess-77", time.time() - 60, "demo")
     await storage.link_subject(of_org("default"), "c-77", "sess-77", "p-seventy-seven")
     await storage.record_session_end("sess-77", time.time() - 30, "stopped", "Alice")
 

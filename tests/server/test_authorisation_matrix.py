@@ -15,8 +15,7 @@ from tandem import hub
 from tandem.access import ROLES, Action, allowed
 from tandem.config import Settings
 from tandem.protocol.messages import AgentMessage
-from tandem.server import admin
-from tandem.server.app import create_app
+from tandem.server.app import create_app, operation_for
 from tests.conftest import RunningServer
 from tests.server.helpers import closed_with, login_cookie, open_agent, recv_json
 
@@ -44,7 +43,7 @@ def api_routes() -> list[tuple[str, str, Action | None]]:
         if not isinstance(route, Route) or not route.path.startswith("/api"):
             continue
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            operation = admin.operation_for(method, route.path)
+            operation = operation_for(method, route.path)
             action = (
                 operation.action if operation else getattr(route.endpoint, "tandem_action", None)
             )
@@ -66,7 +65,7 @@ def _request(server: RunningServer, path: str, method: str, cookie: str | None) 
     # Names that exist in no organisation: an allowed role gets past authorisation and then a
     # 404 or 400, never a change to real data.
     url = path.format(username="nobody", team="nobody", site_id="nobody", recording_id="nobody")
-    operation = admin.operation_for(method, path)
+    operation = operation_for(method, path)
     response = httpx.request(
         method,
         f"{server.base}{url}",

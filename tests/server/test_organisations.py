@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tandem.server.admin import OPERATIONS
+from tandem.server.app import OPERATIONS
 from tests.conftest import (
     ACME_ORIGIN,
     AGENT_PASSWORD,
@@ -17,6 +17,7 @@ from tests.conftest import (
     ServerFactory,
     two_organisations,
 )
+from tests.grants import of_org
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -223,11 +224,13 @@ async def test_a_code_of_a_session_held_by_another_process_is_not_burnt(
     shared = await SQLStorage.open_sqlite(orgs_server.settings.database_path)
     digest = crypto.SecretBox(orgs_server.settings.secrets_key_path).digest("13579", "join")
     try:
-        await shared.put_join_code(digest, "held-elsewhere", clock.time() + 300, "default")
+        await shared.put_join_code(of_org("default"), digest, "held-elsewhere", clock.time() + 300)
         alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
         await send(alice, type="join", code="135-79")
         assert await recv_json(alice) == INVALID_CODE
-        assert await shared.take_join_code(digest, clock.time(), "default") == "held-elsewhere"
+        assert (
+            await shared.take_join_code(of_org("default"), digest, clock.time()) == "held-elsewhere"
+        )
     finally:
         await shared.close()
 

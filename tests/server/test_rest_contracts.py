@@ -11,7 +11,7 @@ import msgspec
 import pyotp
 
 from tandem.access import ROLES, allowed
-from tandem.server import admin, http
+from tandem.server import admin, app, http
 from tests.conftest import AGENT_PASSWORD, RunningServer
 from tests.server.helpers import closed_with, open_customer, send
 from tests.server.test_customer_tokens import sign
@@ -30,7 +30,7 @@ def answers(response: Any, kind: Any) -> Any:
 
 
 def test_every_json_answer_declares_its_type() -> None:
-    for op in admin.OPERATIONS:
+    for op in app.OPERATIONS:
         json_answer = op.status != 204 and op.media_type == "application/json"
         assert (op.returns is not None) == json_answer, (op.method, op.path)
 
@@ -51,7 +51,7 @@ async def test_every_read_answers_in_its_declared_type(rec_server: RunningServer
     with signed_in(rec_server, "aud") as aud:
         [listed] = answers(aud.get("/api/recordings"), list[admin.Recording])
     params = {**PARAMS, "recording_id": listed.recording_id}
-    reads = [op for op in admin.OPERATIONS if op.method == "GET" and op.returns is not None]
+    reads = [op for op in app.OPERATIONS if op.method == "GET" and op.returns is not None]
     for op in reads:
         role = next(role for role in ROLES if allowed(role, op.action))
         with signed_in(rec_server, USER_OF_ROLE[role]) as client:
@@ -64,7 +64,7 @@ async def test_every_read_answers_in_its_declared_type(rec_server: RunningServer
 
 def test_every_change_answers_in_its_declared_type(rec_server: RunningServer) -> None:
     def call(client: Any, method: str, path: str, body: object | None = None) -> None:
-        op = admin.operation_for(method, path)
+        op = app.operation_for(method, path)
         assert op is not None
         url = path.format(**PARAMS)
         answers(client.request(method, url, json=body), op.returns)

@@ -11,7 +11,6 @@ import contextlib
 import os
 import secrets
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 
 from tandem.storage.base import Storage
 from tandem.storage.sql import SQLStorage, redact_dsn
-from tests.conftest import service_missing
+from tests.conftest import service_missing, tandem_in_process
 
 PG_DSN = os.environ.get("TANDEM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -53,14 +52,10 @@ async def fresh_schema() -> AsyncIterator[str]:
 
 
 def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``tandem`` (this checkout's) as a command, with ``env`` added to the environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+    """Run ``tandem`` (this checkout's) as a command, with ``env`` added to the environment: in
+    this process (:func:`tests.conftest.tandem_in_process`; tests/test_cli.py runs the real
+    ``python -m tandem``)."""
+    return tandem_in_process(*args, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from tandem.audit import CHAINED, LEGACY, Anchor, AuditLog, AuditRecord, make_ch
 from tandem.storage.base import Storage
 from tandem.storage.migrations import legacy
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 from tests.test_audit import TRIGGERS
 
@@ -199,7 +200,7 @@ async def test_the_keyless_rewrite_is_caught_on_both_backends(backend: Backend) 
     records = [r for r in await storage.audit_records() if r.seq != 6]
     await backend.drop_guards_and("DELETE FROM audit", "DELETE FROM audit_anchors WHERE seq > 5")
     for r in records:  # append_audit without an anchor rule: numbers and SHA-256 hashes only
-        await storage.append_audit(r.at, r.action, r.actor, r.org, r.subject, r.details)
+        await storage.append_audit(of_org(r.org), r.at, r.action, r.actor, r.subject, r.details)
     assert [r.seq for r in await storage.audit_records()] == list(range(1, 14))
     assert problem_of(await state(storage)) == (
         10,

@@ -17,7 +17,7 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.sql import SQLStorage
-from tests.grants import of_org
+from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, tandem
 
 KEY = bytes(range(32))
@@ -29,16 +29,24 @@ async def installation(data_dir: Path) -> None:
         await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7, "recording-key"))
         await storage.add_team(of_org("acme"), "claims")
         await storage.add_user(
-            UserRecord("ada", "Ada", "agent", "h", 1.5, "seed", 3, ("r1", "r2"), org_id="acme")
+            *owned(
+                UserRecord("ada", "Ada", "agent", "h", 1.5, "seed", 3, ("r1", "r2"), org_id="acme")
+            )
         )
         await storage.set_user_teams(of_org("acme"), "ada", ("claims",))
         await storage.add_login(LoginRecord("t1", "ada", 1e10, 2.0))
         await storage.add_site(
-            SiteRecord("shop", "acme", "https://shop.example", "Shop", ("claims",), "{}", "k", True)
+            *owned(
+                SiteRecord(
+                    "shop", "acme", "https://shop.example", "Shop", ("claims",), "{}", "k", True
+                )
+            )
         )
-        await storage.record_session_start("s1", 10.0, "acme", "shop")
+        await storage.record_session_start(of_org("acme"), "s1", 10.0, "shop")
         await storage.record_session_end("s1", 20.0, "stopped", "Ada")
-        await storage.add_recording(RecordingRecord("rec", "acme", "s1", "shop", "ada", "k1", 11.0))
+        await storage.add_recording(
+            *owned(RecordingRecord("rec", "acme", "s1", "shop", "ada", "k1", 11.0))
+        )
         await storage.append_recording_frames("rec", 0, [b"\x00\x01", b"\xff" * 100])
         await storage.end_recording("rec", 19.0, "stopped")
         log = AuditLog(storage, KEY, anchor_every=4)

@@ -10,7 +10,7 @@ import pytest
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import OrgRecord, SiteRecord, Storage, UserRecord
 from tandem.storage.sql import SQLStorage
-from tests.grants import of_org
+from tests.grants import of_org, owned
 
 
 async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
@@ -26,7 +26,7 @@ async def test_a_new_database_has_the_default_organisation_team_and_demo_site(
 async def test_teams_must_exist_in_the_users_organisation(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0))
     await storage.add_team(of_org("acme"), "claims")
-    await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default"))
+    await storage.add_user(*owned(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default")))
     with pytest.raises(NotFoundError, match="claims"):
         await storage.set_user_teams(
             of_org("default"), "u", ("claims",)
@@ -38,18 +38,24 @@ async def test_teams_must_exist_in_the_users_organisation(storage: Storage) -> N
 
 async def test_site_ids_and_origins_are_unique(storage: Storage) -> None:
     site = SiteRecord("shop", "default", "https://shop.example", "Shop", ("support",))
-    await storage.add_site(site)
+    await storage.add_site(*owned(site))
     with pytest.raises(ConflictError):
-        await storage.add_site(SiteRecord("shop2", "default", "https://shop.example", "Shop"))
+        await storage.add_site(
+            *owned(SiteRecord("shop2", "default", "https://shop.example", "Shop"))
+        )
     with pytest.raises(ConflictError):
-        await storage.add_site(SiteRecord("shop", "default", "https://other.example", "Shop"))
+        await storage.add_site(
+            *owned(SiteRecord("shop", "default", "https://other.example", "Shop"))
+        )
     assert [s.site_id for s in await storage.list_sites(of_org("default"))] == ["demo", "shop"]
 
 
 async def test_deleting_a_team_unlinks_its_members_and_sites(storage: Storage) -> None:
     await storage.add_team(of_org("default"), "claims")
-    await storage.add_site(SiteRecord("c", "default", "https://c.example", "C", ("claims",)))
-    await storage.add_user(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default"))
+    await storage.add_site(
+        *owned(SiteRecord("c", "default", "https://c.example", "C", ("claims",)))
+    )
+    await storage.add_user(*owned(UserRecord("u", "U", "agent", "hash", 0.0, org_id="default")))
     await storage.set_user_teams(of_org("default"), "u", ("claims", "support"))
     assert await storage.delete_team(of_org("default"), "claims")
     user, site = await storage.get_user("u"), await storage.get_site("c")
@@ -58,9 +64,9 @@ async def test_deleting_a_team_unlinks_its_members_and_sites(storage: Storage) -
 
 
 async def test_a_join_code_is_taken_only_by_its_organisation(storage: Storage) -> None:
-    await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
-    assert await storage.take_join_code("digest", now=1.0, org_id="acme") is None
-    assert await storage.take_join_code("digest", now=1.0, org_id="default") == "s1"
+    await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    assert await storage.take_join_code(of_org("acme"), "digest", now=1.0) is None
+    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) == "s1"
 
 
 async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
@@ -68,9 +74,9 @@ async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
 ) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
     for session_id, org in (("a", "acme"), ("d", "default")):
-        await storage.record_session_start(session_id, 0.0, org, "x")
+        await storage.record_session_start(of_org(org), session_id, 0.0, "x")
         await storage.record_session_end(session_id, 10.0, "stopped", None)
-    await storage.record_session_start("live", 0.0, "acme", "x")
+    await storage.record_session_start(of_org("acme"), "live", 0.0, "x")
     await storage.purge_expired(now=10.0 + 2 * 86400)
     assert await storage.get_session("a") is None  # 1 day retention
     assert await storage.get_session("d") is not None  # 30 days
@@ -108,7 +114,9 @@ async def test_an_organisations_audit_page_holds_only_its_records_in_order(
     storage: Storage,
 ) -> None:
     for i in range(5):
-        await storage.append_audit(float(i), "a", "x", "acme" if i % 2 else "default", "s", {})
+        await storage.append_audit(
+            of_org("acme" if i % 2 else "default"), float(i), "a", "x", "s", {}
+        )
     acme = await storage.audit_page(of_org("acme"), 0, 10)
     assert [r.seq for r in acme] == [2, 4] and {r.org for r in acme} == {"acme"}
     first, second = (

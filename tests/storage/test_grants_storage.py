@@ -8,6 +8,8 @@ then that a grant for ``acme`` (A) neither reads nor changes it."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from tandem.access import Grant
@@ -20,7 +22,7 @@ from tandem.storage.base import (
     Storage,
     UserRecord,
 )
-from tests.grants import of_org
+from tests.grants import of_org, owned
 
 A = of_org("acme")
 B = of_org("default")
@@ -32,17 +34,19 @@ async def two(storage: Storage) -> Storage:
     await storage.add_team(B, "claims")
     assert await storage.set_team_policy(B, "claims", '{"mask": ["#card"]}')
     await storage.add_site(
-        SiteRecord("shop", "default", "https://shop.example", "Shop", ("claims",))
+        *owned(SiteRecord("shop", "default", "https://shop.example", "Shop", ("claims",)))
     )
-    await storage.add_user(UserRecord("bea", "Bea", "agent", "h", 0.0, org_id="default"))
+    await storage.add_user(*owned(UserRecord("bea", "Bea", "agent", "h", 0.0, org_id="default")))
     await storage.set_user_teams(B, "bea", ("claims",))
     await storage.set_oidc(B, "sealed-b")
-    await storage.record_session_start("s-b", 10.0, "default", "shop")
+    await storage.record_session_start(of_org("default"), "s-b", 10.0, "shop")
     assert await storage.link_subject(B, "c-b", "s-b", "p-b") == "p-b"
     await storage.record_session_end("s-b", 20.0, "customer_left", "bea")
-    await storage.add_recording(RecordingRecord("r-b", "default", "s-b", "shop", "bea", "k", 11.0))
+    await storage.add_recording(
+        *owned(RecordingRecord("r-b", "default", "s-b", "shop", "bea", "k", 11.0))
+    )
     await storage.end_recording("r-b", 19.0, "stopped")
-    await storage.append_audit(12.0, "agent_joined", "customer:p-b", "default", "s-b", {})
+    await storage.append_audit(of_org("default"), 12.0, "agent_joined", "customer:p-b", "s-b", {})
     assert await storage.put_hold(B, HoldRecord("default", "recording", "r-b", "case", "x", 30.0))
     return storage
 
@@ -84,7 +88,7 @@ async def test_a_grant_reaches_no_other_organisations_subjects(two: Storage) -> 
     assert len(await two.audit_concerning(B, ["s-b"], ["customer:p-b"])) == 1
     assert await two.audit_concerning(A, ["s-b"], ["customer:p-b"]) == []
     # The same customer at A gets A's own pseudonym, never B's.
-    await two.record_session_start("s-a", 40.0, "acme", "demo")
+    await two.record_session_start(of_org("acme"), "s-a", 40.0, "demo")
     assert await two.link_subject(A, "c-b", "s-a", "p-a") == "p-a"
     erased = await two.erase_subject(A, "c-b", ["s-b"])
     assert (erased.sessions, erased.recordings) == ((), ())
@@ -100,6 +104,52 @@ async def test_a_grant_reaches_no_other_organisations_legal_holds(two: Storage) 
     with pytest.raises(NotFoundError):  # a hold of B's, placed with A's grant
         await two.put_hold(A, HoldRecord("default", "recording", "r-other", "x", "y", 31.0))
     assert [h.target for h in await two.list_holds(B)] == ["r-b"]
+
+
+async def test_a_grant_writes_no_record_of_another_organisation(two: Storage) -> None:
+    """The methods that write a whole record (which names its organisation) refuse one of
+    another organisation than the grant's, and change nothing."""
+    site = await two.get_site("shop")
+    assert site is not None
+    with pytest.raises(NotFoundError):
+        await two.update_site(A, dataclasses.replace(site, name="Pwned"))
+    with pytest.raises(NotFoundError):
+        await two.add_site(A, SiteRecord("evil", "default", "https://evil.example", "Evil"))
+    with pytest.raises(NotFoundError):
+        await two.add_user(A, UserRecord("eve", "Eve", "admin", "h", 0.0, org_id="default"))
+    with pytest.raises(NotFoundError):
+        await two.add_recording(
+            A, RecordingRecord("r-x", "default", "s-b", "shop", "bea", "k", 11.0)
+        )
+    own = await two.get_org(B)
+    assert own is not None
+    with pytest.raises(NotFoundError):
+        await two.update_org(A, dataclasses.replace(own, name="Pwned", retention_days=1))
+    after = await two.get_site("shop")
+    assert after is not None and after.name == "Shop"
+    assert await two.get_site("evil") is None
+    assert await two.get_user("eve") is None
+    assert await two.get_recording("r-x") is None
+    assert await two.get_org(B) == own
+    await two.update_site(B, dataclasses.replace(site, name="Shop 2"))  # its own grant may
+    renamed = await two.get_site("shop")
+    assert renamed is not None and renamed.name == "Shop 2"
+
+
+async def test_what_a_grant_files_is_filed_under_its_organisation(two: Storage) -> None:
+    """Sessions, join codes, audit records and pending SSO sign-ins take the organisation from
+    the grant (there is no organisation argument to get wrong, and no default)."""
+    await two.record_session_start(A, "s-a2", 50.0, "x")
+    live = {s.session_id: s.org_id for s in await two.live_sessions(A)}
+    assert live == {"s-a2": "acme"}
+    await two.put_join_code(A, "code-a", "s-a2", 100.0)
+    assert await two.take_join_code(B, "code-a", 60.0) is None  # B cannot take A's code
+    assert await two.take_join_code(A, "code-a", 60.0) == "s-a2"
+    record = await two.append_audit(A, 51.0, "session_created", "customer", "s-a2", {})
+    assert record.org == "acme"
+    assert [r.seq for r in await two.audit_page(A, 0, 10)] == [record.seq]
+    await two.put_oidc_pending(A, "state-a", "sealed-a", 100.0)
+    assert await two.take_oidc_pending("state-a", 60.0) == ("acme", "sealed-a")
 
 
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:

@@ -21,7 +21,7 @@ from tandem.storage.base import LoginRecord, OrgRecord, SiteRecord, Storage, Use
 from tandem.storage.migrations import head_revision
 from tandem.storage.migrations.legacy import NEWER_THAN_LEGACY
 from tandem.storage.sql import SQLStorage, redact_dsn
-from tests.grants import of_org
+from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, pg_connect
 
 KEY = bytes(range(32))
@@ -86,16 +86,20 @@ async def test_each_servers_shutdown_is_anchored_at_its_own_record(servers: Serv
 async def test_a_join_code_is_taken_exactly_once_across_servers(servers: Servers) -> None:
     one, two = await servers(), await servers()
     for round_ in range(5):
-        await one.put_join_code(f"digest{round_}", f"s{round_}", expires_at=100.0, org_id="default")
+        await one.put_join_code(
+            of_org("default"), f"digest{round_}", f"s{round_}", expires_at=100.0
+        )
         takers = [one, two] * 10
-        results = await asyncio.gather(*(s.take_join_code(f"digest{round_}", 1.0) for s in takers))
+        results = await asyncio.gather(
+            *(s.take_join_code(of_org("default"), f"digest{round_}", 1.0) for s in takers)
+        )
         assert results.count(f"s{round_}") == 1 and results.count(None) == 19
 
 
 async def test_a_totp_step_and_a_recovery_code_work_once_across_servers(servers: Servers) -> None:
     one, two = await servers(), await servers()
     await one.add_user(
-        UserRecord("u", "U", "agent", "h", 0.0, "sealed", 0, ("r1", "r2"), org_id="default")
+        *owned(UserRecord("u", "U", "agent", "h", 0.0, "sealed", 0, ("r1", "r2"), org_id="default"))
     )
     steps = await asyncio.gather(*(s.use_second_factor("u", 42, None) for s in [one, two] * 5))
     assert steps.count(True) == 1
@@ -137,7 +141,7 @@ async def test_the_audit_log_refuses_update_delete_and_truncate(
     servers: Servers, pg_schema: str
 ) -> None:
     store = await servers()
-    await store.append_audit(1.0, "sign_in", "alice", "default", "", {})
+    await store.append_audit(of_org("default"), 1.0, "sign_in", "alice", "", {})
     db = await pg_connect(pg_schema)
     try:
         for statement in (
@@ -264,7 +268,7 @@ async def test_open_storage_picks_the_backend(tmp_path: Path, pg_schema: str) ->
     shared = await open_storage(Settings.load(environ={"TANDEM_DATABASE_URL": url}))
     try:
         assert isinstance(shared, SQLStorage)
-        await shared.add_user(UserRecord("u", "U", "agent", "h", 0.0, org_id="default"))
+        await shared.add_user(*owned(UserRecord("u", "U", "agent", "h", 0.0, org_id="default")))
     finally:
         await shared.close()
     db = await pg_connect()
@@ -327,11 +331,11 @@ async def test_users_round_trip(storage: Storage) -> None:
         mfa_exempt=True,
         org_id="default",
     )
-    await storage.add_user(user)
-    await storage.add_user(UserRecord("Adam", "A", "admin", "h", 1.0, org_id="default"))
-    await storage.add_user(UserRecord("bea", "B", "agent", "h", 1.0, org_id="default"))
+    await storage.add_user(*owned(user))
+    await storage.add_user(*owned(UserRecord("Adam", "A", "admin", "h", 1.0, org_id="default")))
+    await storage.add_user(*owned(UserRecord("bea", "B", "agent", "h", 1.0, org_id="default")))
     with pytest.raises(UserExistsError):
-        await storage.add_user(user)
+        await storage.add_user(*owned(user))
     assert await storage.get_user("zoe") == user
     assert await storage.get_user("nobody") is None
     assert await storage.count_users() == 3
@@ -370,7 +374,7 @@ async def test_users_round_trip(storage: Storage) -> None:
 
 
 async def test_sign_ins_round_trip(storage: Storage) -> None:
-    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0, org_id="default"))
+    await storage.add_user(*owned(UserRecord("u", "U", "agent", "h", 0.0, org_id="default")))
     await storage.add_login(LoginRecord("t1", "u", 100.0, 1.0, "oidc"))
     await storage.add_login(LoginRecord("t2", "u", 10.0))
     assert await storage.get_login("t1") == LoginRecord("t1", "u", 100.0, 1.0, "oidc")
@@ -390,7 +394,7 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
 
 
 async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
-    await storage.add_user(UserRecord("u", "U", "agent", "h", 0.0, org_id="default"))
+    await storage.add_user(*owned(UserRecord("u", "U", "agent", "h", 0.0, org_id="default")))
     assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
     await storage.set_oidc_identity("u", '["default","https://i","sub-1"]')
     found = await storage.user_for_oidc_identity('["default","https://i","sub-1"]')
@@ -407,9 +411,9 @@ async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
     assert await storage.get_oidc(of_org("default")) == "sealed-config"
     await storage.set_oidc(of_org("default"), None)
     assert await storage.get_oidc(of_org("default")) is None
-    await storage.put_oidc_pending("state", "default", "sealed", 100.0)
-    await storage.put_oidc_pending("old", "default", "sealed", 10.0)
-    await storage.put_oidc_pending("late", "default", "sealed", 10.0)
+    await storage.put_oidc_pending(of_org("default"), "state", "sealed", 100.0)
+    await storage.put_oidc_pending(of_org("default"), "old", "sealed", 10.0)
+    await storage.put_oidc_pending(of_org("default"), "late", "sealed", 10.0)
     assert await storage.take_oidc_pending("state", now=1.0) == ("default", "sealed")
     assert await storage.take_oidc_pending("state", now=1.0) is None
     assert await storage.take_oidc_pending("late", now=10.0) is None  # expired
@@ -421,7 +425,7 @@ async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7))
     with pytest.raises(ConflictError):
         await storage.add_org(OrgRecord("acme", "Again", 5.0))
-    await storage.update_org(OrgRecord("acme", "Acme Bank", 5.0, 90))
+    await storage.update_org(*owned(OrgRecord("acme", "Acme Bank", 5.0, 90)))
     assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "Acme Bank", 5.0, 90)
     assert await storage.get_org(of_org("nobody")) is None
     await storage.add_team(of_org("acme"), "claims")
@@ -435,15 +439,17 @@ async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
         "claims": '{"mask": []}'
     }
     site = SiteRecord("a", "acme", "https://a.example", "A", ("claims",), '{"p": 1}', "key", True)
-    await storage.add_site(site)
+    await storage.add_site(*owned(site))
     assert await storage.get_site("a") == site
     assert await storage.site_for_origin("https://a.example") == site
     moved = SiteRecord("a", "acme", "https://b.example", "B", ("Alpha", "claims"))
-    await storage.update_site(moved)
+    await storage.update_site(*owned(moved))
     assert await storage.get_site("a") == moved
     assert await storage.site_for_origin("https://a.example") is None
     with pytest.raises(ConflictError):
-        await storage.update_site(SiteRecord("demo", "default", "https://b.example", "Demo"))
+        await storage.update_site(
+            *owned(SiteRecord("demo", "default", "https://b.example", "Demo"))
+        )
     assert [s.site_id for s in await storage.all_sites()] == ["a", "demo"]
     assert [s.site_id for s in await storage.list_sites(of_org("acme"))] == ["a"]
     assert not await storage.delete_team(of_org("acme"), "nobody")
@@ -454,7 +460,7 @@ async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
 
 
 async def test_sessions_and_join_codes_round_trip(storage: Storage) -> None:
-    await storage.record_session_start("s1", 1.5, "default", "demo")
+    await storage.record_session_start(of_org("default"), "s1", 1.5, "demo")
     record = await storage.get_session("s1")
     assert record is not None
     assert (record.created_at, record.ended_at, record.org_id, record.site_id) == (
@@ -463,11 +469,11 @@ async def test_sessions_and_join_codes_round_trip(storage: Storage) -> None:
         "default",
         "demo",
     )
-    await storage.put_join_code("d1", "s1", 100.0, "default")
-    await storage.put_join_code("d2", "s1", 100.0, "default")
+    await storage.put_join_code(of_org("default"), "d1", "s1", 100.0)
+    await storage.put_join_code(of_org("default"), "d2", "s1", 100.0)
     await storage.delete_join_codes("s1")
-    assert await storage.take_join_code("d1", 1.0) is None
-    assert await storage.take_join_code("d2", 1.0) is None
+    assert await storage.take_join_code(of_org("default"), "d1", 1.0) is None
+    assert await storage.take_join_code(of_org("default"), "d2", 1.0) is None
 
 
 async def test_the_audit_chain_and_anchors_round_trip(storage: Storage) -> None:

@@ -18,7 +18,7 @@ from tandem.storage.migrations.legacy import (
     SQLITE_MIGRATIONS,
 )
 from tandem.storage.sql import SQLStorage
-from tests.grants import of_org
+from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, pg_connect
 
 DAY = 86400.0
@@ -41,7 +41,7 @@ def recording(
 
 async def test_a_recording_round_trips(storage: Storage) -> None:
     full = RecordingRecord("r1", "default", "s1", "demo", "alice", "key-7", 12.25)
-    await storage.add_recording(full)
+    await storage.add_recording(*owned(full))
     assert await storage.get_recording("r1") == full
     assert await storage.get_recording("nobody") is None
     assert await storage.recording_frames("r1") == []
@@ -49,26 +49,26 @@ async def test_a_recording_round_trips(storage: Storage) -> None:
 
 
 async def test_a_taken_recording_id_is_a_conflict(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     with pytest.raises(ConflictError):
-        await storage.add_recording(dataclasses.replace(recording("r1"), agent="bob"))
+        await storage.add_recording(*owned(dataclasses.replace(recording("r1"), agent="bob")))
     got = await storage.get_recording("r1")
     assert got is not None and got.agent == "alice"
 
 
 async def test_a_recording_of_an_unknown_organisation_is_refused(storage: Storage) -> None:
     with pytest.raises(NotFoundError):
-        await storage.add_recording(recording("r1", org_id="nobody"))
+        await storage.add_recording(*owned(recording("r1", org_id="nobody")))
     assert await storage.get_recording("r1") is None
 
 
 async def test_an_organisations_recording_key_round_trips(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-1"))
     assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "Acme", 5.0, 7, "pub-1")
-    await storage.update_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-2"))
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 5.0, 7, recording_key="pub-2")))
     org = await storage.get_org(of_org("acme"))
     assert org is not None and org.recording_key == "pub-2"
-    await storage.update_org(OrgRecord("acme", "Acme", 5.0, 7, recording_key=None))
+    await storage.update_org(*owned(OrgRecord("acme", "Acme", 5.0, 7, recording_key=None)))
     org = await storage.get_org(of_org("acme"))
     assert org is not None and org.recording_key is None
     default = await storage.get_org(of_org("default"))
@@ -76,7 +76,7 @@ async def test_an_organisations_recording_key_round_trips(storage: Storage) -> N
 
 
 async def test_frames_come_back_in_order_byte_for_byte(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     first = [b"\x00", b"\xff\x00\xff", b""]
     second = [BIG, b"\x00" * 3 + b"tail\xff"]
     await storage.append_recording_frames("r1", 0, first)
@@ -91,14 +91,14 @@ async def test_frames_come_back_in_order_byte_for_byte(storage: Storage) -> None
 
 
 async def test_frames_are_ordered_by_number_not_by_arrival(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await storage.append_recording_frames("r1", 10, [b"c", b"d"])
     await storage.append_recording_frames("r1", 2, [b"a", b"b"])
     assert await storage.recording_frames("r1") == [b"a", b"b", b"c", b"d"]
 
 
 async def test_a_batch_with_a_taken_number_stores_nothing(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await storage.append_recording_frames("r1", 0, [b"a", b"b"])
     await storage.append_recording_frames("r1", 3, [b"d"])
     with pytest.raises(ConflictError):
@@ -114,7 +114,7 @@ async def test_a_batch_with_a_taken_number_stores_nothing(storage: Storage) -> N
 
 
 async def test_a_clash_at_the_end_of_a_batch_rolls_back_its_start(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await storage.append_recording_frames("r1", 3, [b"three"])
     with pytest.raises(ConflictError):
         await storage.append_recording_frames("r1", 0, [b"zero", b"one", b"two", b"3-again"])
@@ -127,14 +127,14 @@ async def test_appending_to_a_missing_recording_is_not_found(storage: Storage) -
     with pytest.raises(NotFoundError):
         await storage.append_recording_frames("nobody", 0, [b"a"])
     assert await storage.recording_frames("nobody") == []
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     assert await storage.delete_recording("r1")
     with pytest.raises(NotFoundError):
         await storage.append_recording_frames("r1", 0, [b"a"])  # erased meanwhile
 
 
 async def test_concurrent_appends_of_distinct_numbers_all_land(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await asyncio.gather(
         *(
             storage.append_recording_frames("r1", 2 * i, [bytes([i]), bytes([i, i])])
@@ -148,7 +148,7 @@ async def test_concurrent_appends_of_distinct_numbers_all_land(storage: Storage)
 
 
 async def test_ending_a_recording_is_recorded_once(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await storage.end_recording("r1", 20.5, "stopped")
     await storage.end_recording("r1", 30.0, "session_ended")
     got = await storage.get_recording("r1")
@@ -162,8 +162,8 @@ async def test_a_list_holds_only_the_organisations_recordings_newest_first(
 ) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0))
     for i, started in enumerate((30.0, 10.0, 50.0, 20.0, 40.0)):
-        await storage.add_recording(recording(f"d{i}", "default", started))
-    await storage.add_recording(recording("a0", "acme", 100.0))
+        await storage.add_recording(*owned(recording(f"d{i}", "default", started)))
+    await storage.add_recording(*owned(recording("a0", "acme", 100.0)))
     listed = await storage.list_recordings(of_org("default"), 10)
     assert [r.recording_id for r in listed] == ["d2", "d4", "d0", "d3", "d1"]
     assert [r.started_at for r in listed] == [50.0, 40.0, 30.0, 20.0, 10.0]
@@ -176,8 +176,8 @@ async def test_a_list_holds_only_the_organisations_recordings_newest_first(
 
 
 async def test_deleting_a_recording_erases_its_frames(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
-    await storage.add_recording(recording("r2"))
+    await storage.add_recording(*owned(recording("r1")))
+    await storage.add_recording(*owned(recording("r2")))
     await storage.append_recording_frames("r1", 0, [b"a", BIG])
     await storage.append_recording_frames("r2", 0, [b"keep"])
     assert await storage.delete_recording("r1")
@@ -186,7 +186,7 @@ async def test_deleting_a_recording_erases_its_frames(storage: Storage) -> None:
     assert await storage.recording_frames("r1") == []
     assert await storage.recording_frames("r2") == [b"keep"]
     # The id may be used again, from frame 0: nothing of the old recording is left behind.
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await storage.append_recording_frames("r1", 0, [b"fresh"])
     assert await storage.recording_frames("r1") == [b"fresh"]
 
@@ -196,13 +196,13 @@ async def test_purging_follows_each_organisations_retention(storage: Storage) ->
     await storage.add_org(OrgRecord("bank", "Bank", 0.0, retention_days=10))
     ended = {"a-old": ("acme", 100.0), "a-new": ("acme", 5 * DAY), "b-old": ("bank", 100.0)}
     for recording_id, (org, ended_at) in ended.items():
-        await storage.add_recording(recording(recording_id, org, ended_at - 50.0))
+        await storage.add_recording(*owned(recording(recording_id, org, ended_at - 50.0)))
         await storage.append_recording_frames(recording_id, 0, [recording_id.encode(), b"\x00"])
         await storage.end_recording(recording_id, ended_at, "stopped")
-    await storage.add_recording(recording("a-live", "acme", 0.0))  # never ended
+    await storage.add_recording(*owned(recording("a-live", "acme", 0.0)))  # never ended
     await storage.append_recording_frames("a-live", 0, [b"live"])
     now = 5 * DAY + 0.5 * DAY  # acme keeps 1 day, bank 10, default 30
-    await storage.add_recording(recording("d-old", "default", 40.0))
+    await storage.add_recording(*owned(recording("d-old", "default", 40.0)))
     await storage.end_recording("d-old", 50.0, "stopped")
 
     purged = await storage.purge_recordings(now)
@@ -231,14 +231,14 @@ async def test_purging_follows_each_organisations_retention(storage: Storage) ->
 
 async def test_the_retention_boundary_is_exclusive(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=2))
-    await storage.add_recording(recording("r1", "acme", 0.0))
+    await storage.add_recording(*owned(recording("r1", "acme", 0.0)))
     await storage.end_recording("r1", 1000.0, "stopped")
     assert await storage.purge_recordings(1000.0 + 2 * DAY) == []
     assert [r.recording_id for r in await storage.purge_recordings(1000.0 + 2 * DAY + 1)] == ["r1"]
 
 
 async def test_purging_expired_sign_ins_leaves_recordings_alone(storage: Storage) -> None:
-    await storage.add_recording(recording("r1"))
+    await storage.add_recording(*owned(recording("r1")))
     await storage.end_recording("r1", 1.0, "stopped")
     await storage.purge_expired(now=1000 * DAY)
     assert await storage.get_recording("r1") is not None
@@ -261,7 +261,7 @@ def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -
         storage = await SQLStorage.open_sqlite(path)
         try:
             assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
-            await storage.add_recording(recording("r1", "acme"))
+            await storage.add_recording(*owned(recording("r1", "acme")))
             await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
             assert await storage.recording_frames("r1") == [b"\x00\xff"]
         finally:
@@ -295,7 +295,7 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
     storage = await SQLStorage.connect(PG_DSN, schema=pg_schema)
     try:
         assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
-        await storage.add_recording(recording("r1", "acme"))
+        await storage.add_recording(*owned(recording("r1", "acme")))
         await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
         assert await storage.recording_frames("r1") == [b"\x00\xff"]
     finally:

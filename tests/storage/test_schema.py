@@ -15,6 +15,7 @@ from tandem.exceptions import NotFoundError, StorageError, TandemError
 from tandem.storage.base import SiteRecord, Storage
 from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
+from tests.grants import owned
 
 # The old counter kept so that a Tandem from before Alembic refuses a migrated database.
 LEGACY_GUARD_TABLE = "tandem_schema_version"
@@ -160,7 +161,9 @@ async def test_both_backends_have_the_declared_indexes_and_no_others(storage: St
 
 async def test_updating_a_missing_site_is_not_found_on_both_backends(storage: Storage) -> None:
     with pytest.raises(NotFoundError):
-        await storage.update_site(SiteRecord("nowhere", "default", "https://n.example", "N"))
+        await storage.update_site(
+            *owned(SiteRecord("nowhere", "default", "https://n.example", "N"))
+        )
     assert await storage.get_site("nowhere") is None
 
 

@@ -8,7 +8,7 @@ from tests.grants import of_org
 
 
 async def test_a_session_names_its_process_and_its_state_follows(storage: Storage) -> None:
-    await storage.record_session_start("s1", 1.0, "default", "demo", "node-a")
+    await storage.record_session_start(of_org("default"), "s1", 1.0, "demo", "node-a")
     record = await storage.get_session("s1")
     assert record is not None
     assert (record.node, record.state, record.agent) == ("node-a", "waiting", None)
@@ -23,10 +23,10 @@ async def test_a_session_names_its_process_and_its_state_follows(storage: Storag
 
 async def test_live_sessions_are_those_of_the_organisation_not_yet_ended(storage: Storage) -> None:
     await storage.add_org(OrgRecord("acme", "Acme", 0.0))
-    await storage.record_session_start("b", 2.0, "default", "demo", "n1")
-    await storage.record_session_start("a", 1.0, "default", "demo", "n2")
-    await storage.record_session_start("gone", 0.5, "default", "demo", "n1")
-    await storage.record_session_start("theirs", 1.5, "acme", "shop", "n1")
+    await storage.record_session_start(of_org("default"), "b", 2.0, "demo", "n1")
+    await storage.record_session_start(of_org("default"), "a", 1.0, "demo", "n2")
+    await storage.record_session_start(of_org("default"), "gone", 0.5, "demo", "n1")
+    await storage.record_session_start(of_org("acme"), "theirs", 1.5, "shop", "n1")
     await storage.record_session_end("gone", 3.0, "stopped", None)
     live = await storage.live_sessions(of_org("default"))
     assert [(r.session_id, r.node) for r in live] == [("a", "n2"), ("b", "n1")]

@@ -13,41 +13,44 @@ from tandem.exceptions import ConfigError, TandemError
 from tandem.storage.base import Storage
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
 from tandem.storage.sql import SQLStorage
+from tests.grants import of_org
 
 
 async def test_join_code_is_taken_once(storage: Storage) -> None:
-    await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
-    assert await storage.take_join_code("digest", now=1.0) == "s1"
-    assert await storage.take_join_code("digest", now=1.0) is None
+    await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) == "s1"
+    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) is None
 
 
 async def test_concurrent_takes_of_one_code_succeed_once(storage: Storage) -> None:
-    await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
-    results = await asyncio.gather(*(storage.take_join_code("digest", 1.0) for _ in range(20)))
+    await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    results = await asyncio.gather(
+        *(storage.take_join_code(of_org("default"), "digest", 1.0) for _ in range(20))
+    )
     assert results.count("s1") == 1
 
 
 async def test_expired_code_is_not_returned(storage: Storage) -> None:
-    await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
-    assert await storage.take_join_code("digest", now=100.0) is None
+    await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    assert await storage.take_join_code(of_org("default"), "digest", now=100.0) is None
 
 
 async def test_live_code_collision_is_an_error(storage: Storage) -> None:
-    await storage.put_join_code("digest", "s1", expires_at=100.0, org_id="default")
+    await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
     with pytest.raises(TandemError):
-        await storage.put_join_code("digest", "s2", expires_at=100.0, org_id="default")
+        await storage.put_join_code(of_org("default"), "digest", "s2", expires_at=100.0)
 
 
 async def test_purge_removes_expired_codes(storage: Storage) -> None:
-    await storage.put_join_code("old", "s1", expires_at=10.0, org_id="default")
-    await storage.put_join_code("new", "s2", expires_at=1000.0, org_id="default")
+    await storage.put_join_code(of_org("default"), "old", "s1", expires_at=10.0)
+    await storage.put_join_code(of_org("default"), "new", "s2", expires_at=1000.0)
     await storage.purge_expired(now=50.0)
-    await storage.put_join_code("old", "s3", expires_at=1000.0, org_id="default")  # free again
-    assert await storage.take_join_code("new", now=50.0) == "s2"
+    await storage.put_join_code(of_org("default"), "old", "s3", expires_at=1000.0)  # free again
+    assert await storage.take_join_code(of_org("default"), "new", now=50.0) == "s2"
 
 
 async def test_session_end_is_recorded_once(storage: Storage) -> None:
-    await storage.record_session_start("s1", 1.0, "default")
+    await storage.record_session_start(of_org("default"), "s1", 1.0)
     await storage.record_session_end("s1", 2.0, "stopped", "Alice")
     await storage.record_session_end("s1", 3.0, "agent_lost", None)
     record = await storage.get_session("s1")

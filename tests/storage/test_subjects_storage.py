@@ -4,7 +4,7 @@ removes its sessions, recordings, frames and links in one go, and held data outl
 from __future__ import annotations
 
 from tandem.storage.base import HoldRecord, RecordingRecord, Storage
-from tests.grants import of_org
+from tests.grants import of_org, owned
 
 DAY = 86400.0
 
@@ -12,8 +12,8 @@ DAY = 86400.0
 async def test_a_subject_keeps_one_pseudonym_per_organisation(storage: Storage) -> None:
     assert await storage.link_subject(of_org("default"), "c-1", "s1", "p-a") == "p-a"
     assert await storage.link_subject(of_org("default"), "c-1", "s2", "p-b") == "p-a"
-    await storage.record_session_start("s1", 10.0, "default", "demo")
-    await storage.record_session_start("s2", 20.0, "default", "demo")
+    await storage.record_session_start(of_org("default"), "s1", 10.0, "demo")
+    await storage.record_session_start(of_org("default"), "s2", 20.0, "demo")
     assert await storage.subject_sessions(of_org("default"), "c-1") == [
         ("s1", "p-a"),
         ("s2", "p-a"),
@@ -26,11 +26,11 @@ async def test_erasing_a_subject_takes_its_sessions_recordings_and_links(
     storage: Storage,
 ) -> None:
     for sid, sub in (("s1", "c-1"), ("s2", "c-2")):
-        await storage.record_session_start(sid, 10.0, "default", "demo")
+        await storage.record_session_start(of_org("default"), sid, 10.0, "demo")
         await storage.link_subject(of_org("default"), sub, sid, f"p-{sub}")
         await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
         await storage.add_recording(
-            RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0)
+            *owned(RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0))
         )
         await storage.append_recording_frames(f"r-{sid}", 0, [b"\x01frame"])
     erased = await storage.erase_subject(of_org("default"), "c-1", ["s1"])
@@ -46,11 +46,11 @@ async def test_erasing_a_subject_takes_its_sessions_recordings_and_links(
 
 async def test_held_recordings_and_sessions_outlive_retention(storage: Storage) -> None:
     for sid in ("s1", "s2", "s3"):
-        await storage.record_session_start(sid, 10.0, "default", "demo")
+        await storage.record_session_start(of_org("default"), sid, 10.0, "demo")
         await storage.link_subject(of_org("default"), f"c-{sid}", sid, f"p-{sid}")
         await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
         await storage.add_recording(
-            RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0)
+            *owned(RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0))
         )
         await storage.end_recording(f"r-{sid}", 19.0, "stopped")
     assert await storage.put_hold(

@@ -9,6 +9,7 @@
 import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from "../generated/rest.ts";
 import { randomBytes } from "../shared/e2e/encoding.ts";
 import { browserClock, webSocketTransport } from "../shared/ports.ts";
+import { MalformedAnswer, checkedAnswer } from "./answers.ts";
 import { type LivePorts, LiveView } from "./live.ts";
 import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
 import { passwordControls } from "./password.ts";
@@ -155,7 +156,7 @@ async function listSessions(): Promise<void> {
   if (state.screen !== "live" || state.agent.role !== "supervisor") return;
   try {
     const response = await relayFetch("/api/sessions");
-    if (response.ok) dispatch({ type: "sessions", sessions: (await response.json()) as LiveSession[] });
+    if (response.ok) dispatch({ type: "sessions", sessions: await checkedAnswer<LiveSession[]>(response, "GET", "/api/sessions") });
   } catch {
     // kept as it was; tried again below
   } finally {
@@ -194,7 +195,11 @@ const actions: ViewActions = {
       dispatch({ type: "signin_failed", error: await problemDetail(response) });
       return;
     }
-    signedIn((await response.json()) as AgentInfo);
+    try {
+      signedIn(await checkedAnswer<AgentInfo>(response, "POST", "/api/login"));
+    } catch (error) {
+      dispatch({ type: "signin_failed", error: (error as Error).message });
+    }
   },
   // A plain navigation, not a form post: the console's CSP (form-action 'self') would stop the
   // redirect to the organisation's provider.
@@ -215,7 +220,12 @@ const actions: ViewActions = {
     dispatch({ type: "mfa_failed", error: "" });
     const response = await relayFetch("/api/mfa/setup", { method: "POST" });
     if (!response.ok) return dispatch({ type: "mfa_failed", error: await problemDetail(response) });
-    const setup = (await response.json()) as SecondFactorSetup;
+    let setup: SecondFactorSetup;
+    try {
+      setup = await checkedAnswer<SecondFactorSetup>(response, "POST", "/api/mfa/setup");
+    } catch (error) {
+      return dispatch({ type: "mfa_failed", error: (error as Error).message });
+    }
     dispatch({ type: "mfa_started", qr: setup.qr_svg, secret: setup.secret });
   },
   async mfaConfirm(form) {
@@ -228,7 +238,12 @@ const actions: ViewActions = {
     });
     code.value = "";
     if (!response.ok) return dispatch({ type: "mfa_failed", error: await problemDetail(response) });
-    const { recovery_codes: codes } = (await response.json()) as RecoveryCodes;
+    let codes: string[];
+    try {
+      ({ recovery_codes: codes } = await checkedAnswer<RecoveryCodes>(response, "POST", "/api/mfa/confirm"));
+    } catch (error) {
+      return dispatch({ type: "mfa_failed", error: (error as Error).message });
+    }
     dispatch({ type: "mfa_confirmed", recoveryCodes: codes });
   },
   mfaContinue: () => dispatch({ type: "mfa_continue" }),
@@ -308,15 +323,16 @@ function ssoOutcome(): string | null {
 
 async function init(): Promise<void> {
   document.documentElement.dataset.tandemVersion = VERSION;
-  const failure = ssoOutcome();
+  let failure = ssoOutcome();
   try {
     const response = await relayFetch("/api/me");
     if (response.ok) {
-      signedIn((await response.json()) as AgentInfo);
+      signedIn(await checkedAnswer<AgentInfo>(response, "GET", "/api/me"));
       return;
     }
-  } catch {
-    // fall through to the sign-in form
+  } catch (error) {
+    // to the sign-in form, saying why when the server's answer was malformed
+    if (error instanceof MalformedAnswer) failure = error.message;
   }
   dispatch({ type: "signed_out", error: failure ?? undefined });
 }

@@ -8,6 +8,7 @@
  * textContent; strings come from messages/office.ts.
  */
 
+import { checkedAnswer, problemText } from "./answers.ts";
 import type {
   AgentInfo, AuditRecord, NewSite, NewTeam, NewUser, Org, OrgChange, OrgName, PasswordReset, Site, SiteChange, SsoAnswer,
   SsoProvider, SsoSettings, Team, TokenKey, User, UserChange,
@@ -53,15 +54,8 @@ export function table(headers: string[], rows: Row[], caption = ""): HTMLTableEl
   return t;
 }
 
-/** The `detail` of a problem+json answer, or a generic line. */
-export async function problemDetail(response: Response): Promise<string> {
-  try {
-    const body = (await response.json()) as { detail?: string };
-    return body.detail ?? `Request failed (${response.status}).`;
-  } catch {
-    return `Request failed (${response.status}).`;
-  }
-}
+/** The `detail` of a problem+json answer, or a generic line (answers.ts checks it). */
+export const problemDetail = problemText;
 
 let fieldCount = 0;
 
@@ -102,7 +96,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(await problemDetail(response));
-  return (response.status === 204 ? null : await response.json()) as T;
+  return checkedAnswer<T>(response, method, path); // checked against the route's schema, not cast
 }
 
 type Say = (text: string, good?: boolean) => void;

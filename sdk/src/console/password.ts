@@ -5,6 +5,7 @@
  * only says what it answered.
  */
 import type { AgentInfo } from "../generated/rest.ts";
+import { checkedAnswer } from "./answers.ts";
 import { problemDetail } from "./office.ts";
 import { relayFetch } from "./relay.ts";
 
@@ -83,7 +84,12 @@ function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
     });
     for (const input of [current, fresh, again]) input.value = "";
     if (!response.ok) return fail(await problemDetail(response));
-    const changed = (await response.json()) as AgentInfo;
+    let changed: AgentInfo;
+    try {
+      changed = await checkedAnswer<AgentInfo>(response, "POST", "/api/me/password");
+    } catch (error) {
+      return fail((error as Error).message);
+    }
     close();
     if (forced) done(changed);
   };

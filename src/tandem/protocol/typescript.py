@@ -200,23 +200,50 @@ def protocol_module() -> str:
 
 
 def _rest_types() -> list[Any]:
-    from tandem.server import admin, api, http  # the generator's only reach outside the protocol
+    from tandem.server import api, app, http  # the generator's only reach outside the protocol
 
     bodies: dict[str, Any] = {}
-    for operation in admin.OPERATIONS:
+    for operation in app.OPERATIONS:
         for kind in (operation.body, operation.returns):
             if kind is not None:
                 bodies.setdefault(repr(kind), kind)
     return [api.LoginRequest, http.AgentInfo, *bodies.values()]
 
 
+def _rest_answers() -> list[tuple[str, str, Any]]:
+    """``(method, path template, type)`` of every route that answers JSON the console reads."""
+    from tandem.server import app, http
+
+    found = [("POST", "/api/login", http.AgentInfo), ("GET", "/api/me", http.AgentInfo)]
+    for operation in app.OPERATIONS:
+        if (
+            operation.returns is not None
+            and operation.status != 204
+            and operation.media_type == "application/json"
+        ):
+            found.append((operation.method, operation.path, operation.returns))
+    return found
+
+
 def rest_module() -> str:
-    """sdk/src/generated/rest.ts: the bodies the console sends and receives over HTTP."""
+    """sdk/src/generated/rest.ts: the bodies the console sends and receives over HTTP, and the
+    schema of each route's answer (sdk/src/console/answers.ts checks answers against it)."""
     _, components = _schemas(_rest_types())
+    answers = _rest_answers()
+    top, answer_components = _schemas([kind for _, _, kind in answers])
     parts = [
         _HEADER.format(source="src/tandem/server/api.py and admin.py"),
+        'import type { Schema } from "../shared/schema.ts";\n',
         *(f"{text}\n" for text in _interfaces(dict(sorted(components.items())))),
+        "/** What each route answers, by method and path template (``{name}``: one path segment):"
+        " the console checks every answer against it. */",
+        "export const REST_ANSWERS: readonly (readonly [string, string, Schema])[] = [",
     ]
+    for (method, path, _), schema in zip(answers, top, strict=True):
+        inlined = _inline(schema, answer_components)
+        _check_keywords(inlined)
+        parts.append(f"  [{json.dumps(method)}, {json.dumps(path)}, {json.dumps(inlined)}],")
+    parts.append("];")
     return "\n".join(parts).rstrip("\n") + "\n"
 
 

@@ -1,54 +1,41 @@
 """The signed-in HTTP API: administration, supervision, the audit trail, two-step sign-in set-up.
 
-Every route is one :class:`Operation` in :data:`OPERATIONS`: its method, path, the action it needs
-(:mod:`tandem.access`), its body type and handler. One wrapper signs the caller in, authorises the
-action *before* reading the body, decodes and validates the body, and turns errors into problem
-JSON. The OpenAPI description and the authorisation-matrix tests are generated from the same table.
+Every route is one :class:`~tandem.server.operations.Operation` in :data:`OPERATIONS`: its method,
+path, the action it needs (:mod:`tandem.access`), its body type and handler. One wrapper
+(:func:`tandem.server.operations.endpoint`) signs the caller in, authorises the action *before*
+reading the body, decodes and validates the body, and turns errors into problem JSON. The app
+joins this table with compliance_api.py's (:data:`tandem.server.app.OPERATIONS`); the OpenAPI
+description and the authorisation-matrix tests are generated from the joined table.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import segno
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from tandem import auth, crypto, revocation
-from tandem.access import Action, Grant, Principal, authorize
-from tandem.config import Settings
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
     ConfigError,
-    ConflictError,
-    ForbiddenError,
     NotFoundError,
-    StorageError,
-    TandemError,
-    WeakPasswordError,
 )
 from tandem.policy import MaskingPolicy
 from tandem.recordings import recording_json
-from tandem.server import compliance_api, training_api
 from tandem.server.http import (
     AgentInfo,
     agent_json,
-    current_agent,
-    json_body,
     problem,
-    services_of,
     set_sign_in_cookie,
 )
+from tandem.server.operations import Call, Operation
 
 if TYPE_CHECKING:
-    from tandem.server.services import Services
+    pass
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -263,45 +250,6 @@ class SecondFactorSetup(Answer):
 
 class RecoveryCodes(Answer):
     recovery_codes: list[str]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Call:
-    services: Services
-    principal: Principal
-    grant: Grant
-    """What the wrapper's authorisation of the operation's action returned."""
-    params: dict[str, str]
-    query: dict[str, str]
-    body: Any
-    request: Request | None = None
-
-
-Handler = Callable[[Call], Awaitable[object]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Operation:
-    method: str
-    path: str
-    action: Action
-    summary: str
-    handler: Handler
-    body: type[msgspec.Struct] | None = None
-    status: int = 200
-    """Status of success; 204 sends no body."""
-    media_type: str = "application/json"
-    """What a success returns (recordings are ``application/octet-stream``)."""
-    returns: Any = None
-    """The type of a JSON success's body (an :class:`Answer`, a list of them, or ``list[str]``)."""
-    max_body: Callable[[Settings], int] | None = None
-    """The body's size limit from the settings, where it is not ``MAX_BODY_BYTES``."""
-    query: tuple[tuple[str, dict[str, object]], ...] = ()
-    """Query parameters the handler reads: name and JSON schema (all optional)."""
-    throttled: bool = False
-    """It may answer 429 with Retry-After (wrong passwords count towards a back-off)."""
-    finds: bool = False
-    """It may answer 404 for what its body names (path parameters document 404 anyway)."""
 
 
 # Handlers. Each gets the authorised principal; the directory re-checks each object it touches.
@@ -1112,169 +1060,3 @@ OPERATIONS: tuple[Operation, ...] = (
         throttled=True,
     ),
 )
-OPERATIONS += compliance_api.operations()  # compliance, subjects, holds (issue 16)
-OPERATIONS += training_api.operations()  # training before live sessions (issue 16, item 5)
-
-_STATUS = (
-    (AuthenticationError, 400, "Wrong code"),
-    (WeakPasswordError, 400, "Weak password"),
-    (ConfigError, 400, "Invalid value"),
-    (ForbiddenError, 403, "Forbidden"),
-    (NotFoundError, 404, "Not found"),
-    (ConflictError, 409, "Conflict"),
-)
-
-
-def _error_response(exc: TandemError) -> Response:
-    if isinstance(exc, StorageError):  # the database did not answer: 503 (server.unavailable)
-        raise exc
-    for kind, status, title in _STATUS:
-        if isinstance(exc, kind):
-            return problem(status, title, str(exc))
-    return problem(400, "Bad request", str(exc))
-
-
-def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
-    decoder = msgspec.json.Decoder(operation.body) if operation.body else None
-
-    async def handle(request: Request) -> Response:
-        services = services_of(request)
-        principal = await current_agent(request)
-        if principal is None:
-            return problem(401, "Not signed in", "Sign in first.")
-        try:
-            grant = authorize(principal, operation.action)
-            # Sessions and recordings: the policy acknowledged (and, live, practised) first.
-            await services.hub.training.require(principal, operation.action)
-        except ForbiddenError as exc:
-            return problem(403, "Forbidden", str(exc))
-        body: Any = None
-        if decoder is not None:
-            limit = operation.max_body(services.settings) if operation.max_body else None
-            raw = await json_body(request, limit)
-            if isinstance(raw, Response):
-                return raw
-            try:
-                body = decoder.decode(raw)
-            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-                return problem(400, "Bad request", str(exc))
-        call = Call(
-            services,
-            principal,
-            grant,
-            dict(request.path_params),
-            dict(request.query_params),
-            body,
-            request,
-        )
-        try:
-            result = await operation.handler(call)
-        except TandemError as exc:
-            return _error_response(exc)
-        if operation.status == 204:
-            return Response(status_code=204)
-        if isinstance(result, Response):
-            return result
-        return JSONResponse(result, status_code=operation.status)
-
-    handle.__name__ = operation.handler.__name__.lstrip("_")
-    handle.tandem_action = operation.action  # type: ignore[attr-defined]
-    return handle
-
-
-def routes() -> list[Route]:
-    """One Starlette route per path, dispatching on method."""
-    by_path: dict[str, dict[str, Operation]] = {}
-    for operation in OPERATIONS:
-        by_path.setdefault(operation.path, {})[operation.method] = operation
-    found = []
-    for path, operations in by_path.items():
-        handlers = {method: endpoint(op) for method, op in operations.items()}
-
-        async def dispatch(request: Request, handlers: Any = handlers) -> Response:
-            response: Response = await handlers[request.method](request)
-            return response
-
-        found.append(Route(path, dispatch, methods=list(operations)))
-    return found
-
-
-def operation_for(method: str, path: str) -> Operation | None:
-    for operation in OPERATIONS:
-        if operation.method == method and operation.path == path:
-            return operation
-    return None
-
-
-def openapi_paths() -> tuple[dict[str, object], dict[str, object]]:
-    """OpenAPI path items and component schemas for :data:`OPERATIONS`."""
-    bodies = [op.body for op in OPERATIONS if op.body is not None]
-    answering = [op for op in OPERATIONS if op.returns is not None]
-    schemas, components = msgspec.json.schema_components(
-        [*bodies, *(op.returns for op in answering)], ref_template="#/components/schemas/{name}"
-    )
-    answer_schema = {
-        (op.method, op.path): schema
-        for op, schema in zip(answering, schemas[len(bodies) :], strict=True)
-    }
-    paths: dict[str, dict[str, object]] = {}
-    problem_ref = {"$ref": "#/components/schemas/Problem"}
-
-    def problem_response(text: str) -> dict[str, object]:
-        return {
-            "description": text,
-            "content": {"application/problem+json": {"schema": problem_ref}},
-        }
-
-    for op in OPERATIONS:
-        responses: dict[str, object] = {
-            str(op.status): {"description": "Done"}
-            if op.status == 204
-            else {
-                "description": "Done",
-                "content": {op.media_type: {"schema": answer_schema.get((op.method, op.path), {})}},
-            },
-            "401": problem_response("Not signed in"),
-            "403": problem_response("Your role or team does not allow it, or cross-site"),
-        }
-        item: dict[str, object] = {
-            "summary": op.summary,
-            "x-tandem-action": op.action,
-            "responses": responses,
-        }
-        if "{" in op.path or op.finds:
-            responses["404"] = problem_response("Not found in your organisation")
-        if "{" in op.path:
-            item["parameters"] = [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _path_names(op.path)
-            ]
-        responses["400"] = problem_response("Invalid body or value (the message names it)")
-        if op.method != "GET":
-            responses["409"] = problem_response("Conflicts with what is stored")
-        if op.query:
-            parameters = item.setdefault("parameters", [])
-            assert isinstance(parameters, list)
-            parameters.extend(
-                {"name": name, "in": "query", "required": False, "schema": schema}
-                for name, schema in op.query
-            )
-        if op.throttled:
-            responses["429"] = problem_response("Too many attempts (Retry-After says how long)")
-        if op.body is not None:
-            item["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": f"#/components/schemas/{op.body.__name__}"}
-                    }
-                },
-            }
-            responses["413"] = problem_response("Body over 4096 bytes")
-            responses["415"] = problem_response("Not application/json")
-        paths.setdefault(op.path, {})[op.method.lower()] = item
-    return dict(paths), json.loads(json.dumps(components))
-
-
-def _path_names(path: str) -> list[str]:
-    return [part[1:-1] for part in path.split("/") if part.startswith("{")]

@@ -19,7 +19,19 @@ from tandem import crypto, metrics, sbom
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
-from tandem.server import admin, api, demo, openapi, readiness, services, sso, ws
+from tandem.server import (
+    admin,
+    api,
+    compliance_api,
+    demo,
+    openapi,
+    operations,
+    readiness,
+    services,
+    sso,
+    training_api,
+    ws,
+)
 from tandem.server.http import problem, services_of
 from tandem.server.middleware import (
     ConsoleCors,
@@ -32,7 +44,21 @@ from tandem.storage.base import Storage
 
 STATIC = Path(__file__).parent / "static"
 SDK_FILE = STATIC / "sdk" / "tandem.js"
-OPENAPI = openapi.describe(*admin.openapi_paths())
+OPERATIONS: tuple[operations.Operation, ...] = (
+    *admin.OPERATIONS,
+    *compliance_api.OPERATIONS,  # compliance, subjects, holds (issue 16)
+    *training_api.OPERATIONS,  # training before live sessions (issue 16, item 5)
+)
+"""Every signed-in API route (:mod:`tandem.server.operations`), joined here so that no route
+module imports another."""
+
+
+def operation_for(method: str, path: str) -> operations.Operation | None:
+    """The operation serving ``method path`` (a route's path template), if any."""
+    return operations.operation_for(OPERATIONS, method, path)
+
+
+OPENAPI = openapi.describe(*operations.openapi_paths(OPERATIONS))
 """The description served at /api/openapi.json: the public routes and every admin operation."""
 
 
@@ -123,7 +149,7 @@ def create_app(
         Route("/api/logout-everywhere", api.logout_everywhere, methods=["POST"]),
         Route("/api/me", api.me),
         Route("/api/openapi.json", openapi.endpoint(OPENAPI)),
-        *admin.routes(),
+        *operations.routes(OPERATIONS),
         Route("/api/sso/start", sso.start),
         Route("/api/sso/callback", sso.callback, name="sso_callback"),
         WebSocketRoute("/ws/customer", ws.customer_endpoint),

@@ -1,22 +1,21 @@
 """Admin routes for compliance (issue 16): the compliance check, security status and the SBOM,
-data subject requests and legal holds. Each is an :class:`~tandem.server.admin.Operation` of
-the organisation's admin (``org.manage``), listed in ``admin.OPERATIONS`` like every other route.
+data subject requests and legal holds. Each is an :class:`~tandem.server.operations.Operation`
+of the organisation's admin (``org.manage``), in :data:`OPERATIONS`, which the app joins with
+admin.py's (:data:`tandem.server.app.OPERATIONS`).
 
 A customer's identifier travels in request bodies, never in URLs (which end up in logs).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import msgspec
 from starlette.responses import Response
 
 from tandem import compliance, sbom
+from tandem.server.operations import Call, Operation
 from tandem.subjects import MAX_REASON_LENGTH, MAX_SUBJECT_LENGTH, Subjects, hold_json
-
-if TYPE_CHECKING:
-    from tandem.server.admin import Call, Operation
 
 Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBJECT_LENGTH)]
 
@@ -165,97 +164,93 @@ async def _lift_hold(call: Call) -> object:
     return hold_json(hold)
 
 
-def operations() -> tuple[Operation, ...]:
-    """The routes, built when ``admin`` has defined :class:`Operation` (it imports this)."""
-    from tandem.server.admin import Operation
-
-    return (
-        Operation(
-            "GET",
-            "/api/compliance",
-            "org.manage",
-            "The compliance check of your organisation: every profile, or `profile` (gdpr, "
-            "hipaa, pci-dss); each requirement with its status, reference and fix.",
-            _compliance,
-            returns=list[ComplianceReport],
-            query=(("profile", {"type": "string", "enum": sorted(compliance.PROFILES)}),),
-        ),
-        Operation(
-            "GET",
-            "/api/security",
-            "org.manage",
-            "Known vulnerabilities in this version and its SBOM, per the operator's advisory "
-            "file, and whether that file is stale (`banner`).",
-            _security,
-            returns=SecurityStatus,
-        ),
-        Operation(
-            "GET",
-            "/api/security/sbom",
-            "org.manage",
-            "The CycloneDX SBOM this build ships (Python and npm dependencies).",
-            _sbom,
-            returns=dict[str, Any],
-        ),
-        Operation(
-            "POST",
-            "/api/subjects/find",
-            "org.manage",
-            "What is stored about one customer (token sub or session id).",
-            _find_subject,
-            SubjectRequest,
-            returns=SubjectFindings,
-        ),
-        Operation(
-            "POST",
-            "/api/subjects/export",
-            "org.manage",
-            "Everything about one customer as a zip with a manifest; recordings stay encrypted "
-            "(audited).",
-            _export_subject,
-            SubjectRequest,
-            media_type="application/zip",
-            finds=True,
-        ),
-        Operation(
-            "POST",
-            "/api/subjects/erase",
-            "org.manage",
-            "Erase one customer's sessions and recordings and unlink the audit trail from them "
-            "(audited; refused under legal hold).",
-            _erase_subject,
-            SubjectRequest,
-            returns=SubjectErased,
-            finds=True,
-        ),
-        Operation(
-            "GET",
-            "/api/holds",
-            "org.manage",
-            "Your organisation's legal holds.",
-            _list_holds,
-            returns=Holds,
-        ),
-        Operation(
-            "POST",
-            "/api/holds",
-            "org.manage",
-            "Place a legal hold on a recording or a customer: purge and erasure leave it alone "
-            "(a reason is required; audited).",
-            _place_hold,
-            HoldRequest,
-            201,
-            returns=Hold,
-            finds=True,
-        ),
-        Operation(
-            "POST",
-            "/api/holds/lift",
-            "org.manage",
-            "Lift a legal hold (a reason is required; audited).",
-            _lift_hold,
-            HoldRequest,
-            returns=Hold,
-            finds=True,
-        ),
-    )
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/compliance",
+        "org.manage",
+        "The compliance check of your organisation: every profile, or `profile` (gdpr, "
+        "hipaa, pci-dss); each requirement with its status, reference and fix.",
+        _compliance,
+        returns=list[ComplianceReport],
+        query=(("profile", {"type": "string", "enum": sorted(compliance.PROFILES)}),),
+    ),
+    Operation(
+        "GET",
+        "/api/security",
+        "org.manage",
+        "Known vulnerabilities in this version and its SBOM, per the operator's advisory "
+        "file, and whether that file is stale (`banner`).",
+        _security,
+        returns=SecurityStatus,
+    ),
+    Operation(
+        "GET",
+        "/api/security/sbom",
+        "org.manage",
+        "The CycloneDX SBOM this build ships (Python and npm dependencies).",
+        _sbom,
+        returns=dict[str, Any],
+    ),
+    Operation(
+        "POST",
+        "/api/subjects/find",
+        "org.manage",
+        "What is stored about one customer (token sub or session id).",
+        _find_subject,
+        SubjectRequest,
+        returns=SubjectFindings,
+    ),
+    Operation(
+        "POST",
+        "/api/subjects/export",
+        "org.manage",
+        "Everything about one customer as a zip with a manifest; recordings stay encrypted "
+        "(audited).",
+        _export_subject,
+        SubjectRequest,
+        media_type="application/zip",
+        finds=True,
+    ),
+    Operation(
+        "POST",
+        "/api/subjects/erase",
+        "org.manage",
+        "Erase one customer's sessions and recordings and unlink the audit trail from them "
+        "(audited; refused under legal hold).",
+        _erase_subject,
+        SubjectRequest,
+        returns=SubjectErased,
+        finds=True,
+    ),
+    Operation(
+        "GET",
+        "/api/holds",
+        "org.manage",
+        "Your organisation's legal holds.",
+        _list_holds,
+        returns=Holds,
+    ),
+    Operation(
+        "POST",
+        "/api/holds",
+        "org.manage",
+        "Place a legal hold on a recording or a customer: purge and erasure leave it alone "
+        "(a reason is required; audited).",
+        _place_hold,
+        HoldRequest,
+        201,
+        returns=Hold,
+        finds=True,
+    ),
+    Operation(
+        "POST",
+        "/api/holds/lift",
+        "org.manage",
+        "Lift a legal hold (a reason is required; audited).",
+        _lift_hold,
+        HoldRequest,
+        returns=Hold,
+        finds=True,
+    ),
+)

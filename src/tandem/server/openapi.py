@@ -181,8 +181,8 @@ SPEC: dict[str, object] = {
 
 def describe(paths: Mapping[str, object], schemas: Mapping[str, object]) -> dict[str, object]:
     """The whole description: :data:`SPEC` plus the signed-in API's ``paths`` and ``schemas``
-    (``tandem.server.admin.openapi_paths()``, joined by the app so no route module imports
-    another)."""
+    (``tandem.server.operations.openapi_paths()`` of the operations the app joins, so no route
+    module imports another)."""
     spec = copy.deepcopy(SPEC)
     spec["paths"].update(paths)  # type: ignore[attr-defined]
     spec["components"]["schemas"].update(schemas)  # type: ignore[index]

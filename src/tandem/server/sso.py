@@ -92,8 +92,8 @@ async def start(request: Request) -> Response:
         json.dumps({"pending": pending.to_json(), "browser": crypto.secret_digest(browser, "sso")})
     )
     await services.storage.put_oidc_pending(
+        Grant.server(org_id, "sso start"),
         crypto.secret_digest(pending.state, "sso-state"),
-        org_id,
         sealed,
         services.clock() + PENDING_SECONDS,
     )

@@ -1,7 +1,7 @@
 """Routes for training before live sessions (issue 16, item 5; tandem.training): each account's
 own standing, the policy to acknowledge, the practice exercise; the admin's policy editor,
-re-training interval and the list of who is trained. Each is an
-:class:`~tandem.server.admin.Operation` listed in ``admin.OPERATIONS``.
+re-training interval and the list of who is trained: :data:`OPERATIONS`, joined with the
+others in :data:`tandem.server.app.OPERATIONS`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 import msgspec
 
 from tandem.config import Settings
+from tandem.server.operations import Operation
 from tandem.storage.base import PolicyRecord
 from tandem.training import CONSOLE_STEPS, SERVER_STEPS, Standing
 
 if TYPE_CHECKING:
-    from tandem.server.admin import Call, Operation
+    from tandem.server.operations import Call
 
 
 class Acknowledgement(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,79 +164,76 @@ def policy_body_bytes(settings: Settings) -> int:
     return settings.max_policy_text_chars * 6 + 1024
 
 
-def operations() -> tuple[Operation, ...]:
-    from tandem.server.admin import Operation  # admin lists these; imported when it does
-
-    return (
-        Operation(
-            "GET",
-            "/api/training",
-            "self",
-            "Your training: the policy to acknowledge, whether practice is due, the steps.",
-            _mine,
-            returns=MyTraining,
-        ),
-        Operation(
-            "POST",
-            "/api/training/acknowledge",
-            "self",
-            "Acknowledge the current privacy and security policy (its version; audited).",
-            _acknowledge,
-            Acknowledgement,
-            returns=TrainingStanding,
-        ),
-        Operation(
-            "POST",
-            "/api/training/practice",
-            "session.practise",
-            "A ticket for one practice session with the simulated customer (agents and "
-            "supervisors who acknowledged the policy; audited).",
-            _practice,
-            returns=PracticeTicket,
-        ),
-        Operation(
-            "POST",
-            "/api/training/complete",
-            "session.practise",
-            "Record your training from your last practice session, if the server saw every step "
-            "of it (audited).",
-            _complete,
-            PracticeDone,
-            returns=TrainingCompletion,
-        ),
-        Operation(
-            "GET",
-            "/api/training/policy",
-            "org.manage",
-            "Your organisation's current privacy and security policy.",
-            _get_policy,
-            returns=Policy,
-        ),
-        Operation(
-            "PUT",
-            "/api/training/policy",
-            "org.manage",
-            "A new version of the policy: everyone acknowledges it again (audited).",
-            _set_policy,
-            PolicyText,
-            returns=Policy,
-            max_body=policy_body_bytes,
-        ),
-        Operation(
-            "GET",
-            "/api/training/users",
-            "users.manage",
-            "Who is trained, when, on which policy version; the re-training interval.",
-            _roster,
-            returns=Roster,
-        ),
-        Operation(
-            "PUT",
-            "/api/training/interval",
-            "org.manage",
-            "Set the re-training interval in days (null: the default, 365; audited).",
-            _set_interval,
-            IntervalChange,
-            returns=Roster,
-        ),
-    )
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET",
+        "/api/training",
+        "self",
+        "Your training: the policy to acknowledge, whether practice is due, the steps.",
+        _mine,
+        returns=MyTraining,
+    ),
+    Operation(
+        "POST",
+        "/api/training/acknowledge",
+        "self",
+        "Acknowledge the current privacy and security policy (its version; audited).",
+        _acknowledge,
+        Acknowledgement,
+        returns=TrainingStanding,
+    ),
+    Operation(
+        "POST",
+        "/api/training/practice",
+        "session.practise",
+        "A ticket for one practice session with the simulated customer (agents and "
+        "supervisors who acknowledged the policy; audited).",
+        _practice,
+        returns=PracticeTicket,
+    ),
+    Operation(
+        "POST",
+        "/api/training/complete",
+        "session.practise",
+        "Record your training from your last practice session, if the server saw every step "
+        "of it (audited).",
+        _complete,
+        PracticeDone,
+        returns=TrainingCompletion,
+    ),
+    Operation(
+        "GET",
+        "/api/training/policy",
+        "org.manage",
+        "Your organisation's current privacy and security policy.",
+        _get_policy,
+        returns=Policy,
+    ),
+    Operation(
+        "PUT",
+        "/api/training/policy",
+        "org.manage",
+        "A new version of the policy: everyone acknowledges it again (audited).",
+        _set_policy,
+        PolicyText,
+        returns=Policy,
+        max_body=policy_body_bytes,
+    ),
+    Operation(
+        "GET",
+        "/api/training/users",
+        "users.manage",
+        "Who is trained, when, on which policy version; the re-training interval.",
+        _roster,
+        returns=Roster,
+    ),
+    Operation(
+        "PUT",
+        "/api/training/interval",
+        "org.manage",
+        "Set the re-training interval in days (null: the default, 365; audited).",
+        _set_interval,
+        IntervalChange,
+        returns=Roster,
+    ),
+)

@@ -210,8 +210,9 @@ class Storage(AuditStore, Protocol):
     """Async storage. Implementations must make :meth:`take_join_code` atomic (single use) and
     :meth:`append_audit` atomic (sequence and chain)."""
 
-    async def add_user(self, user: UserRecord) -> None:
-        """Raises :class:`~tandem.exceptions.UserExistsError` if the name is taken."""
+    async def add_user(self, grant: Grant, user: UserRecord) -> None:
+        """Raises :class:`~tandem.exceptions.UserExistsError` if the name is taken, and
+        NotFoundError if ``user`` is not of the grant's organisation."""
         ...
 
     async def get_user(self, username: str) -> UserRecord | None: ...
@@ -239,28 +240,30 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def put_join_code(
-        self, code_digest: str, session_id: str, expires_at: float, org_id: str
+        self, grant: Grant, code_digest: str, session_id: str, expires_at: float
     ) -> None:
-        """Raises :class:`~tandem.exceptions.TandemError` if the digest is already live."""
+        """A join code of the grant's organisation. Raises
+        :class:`~tandem.exceptions.TandemError` if the digest is already live."""
         ...
 
-    async def take_join_code(
-        self, code_digest: str, now: float, org_id: str | None = None
-    ) -> str | None:
-        """Return the session id for a live code and delete the code, atomically; else None.
-        With ``org_id``, only a code of that organisation is taken (others stay valid)."""
+    async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> str | None:
+        """Return the session id for a live code of the grant's organisation and delete the
+        code, atomically; else None. Another organisation's code is not taken (it stays
+        valid)."""
         ...
 
     async def delete_join_codes(self, session_id: str) -> None: ...
 
     async def record_session_start(
         self,
+        grant: Grant,
         session_id: str,
         created_at: float,
-        org_id: str,
         site_id: str = "",
         node: str = "",
-    ) -> None: ...
+    ) -> None:
+        """A session of the grant's organisation started."""
+        ...
 
     async def record_session_end(
         self, session_id: str, ended_at: float, reason: str, agent: str | None
@@ -288,7 +291,10 @@ class Storage(AuditStore, Protocol):
         """Every organisation, by id (the operator's `tandem org list`)."""
         ...
 
-    async def update_org(self, org: OrgRecord) -> None: ...
+    async def update_org(self, grant: Grant, org: OrgRecord) -> None:
+        """Store ``org``'s name, retention and recording key. Raises NotFoundError if ``org``
+        is not the grant's organisation."""
+        ...
 
     async def add_team(self, grant: Grant, team: str) -> None:
         """Raises ConflictError if the team exists."""
@@ -348,9 +354,10 @@ class Storage(AuditStore, Protocol):
     async def set_oidc(self, grant: Grant, sealed: str | None) -> None: ...
 
     async def put_oidc_pending(
-        self, state_digest: str, org_id: str, sealed: str, expires_at: float
+        self, grant: Grant, state_digest: str, sealed: str, expires_at: float
     ) -> None:
-        """Keep a sign-in that went to the identity provider (encrypted), by its state."""
+        """Keep a sign-in to the grant's organisation that went to the identity provider
+        (encrypted), by its state."""
         ...
 
     async def take_oidc_pending(self, state_digest: str, now: float) -> tuple[str, str] | None:
@@ -359,13 +366,14 @@ class Storage(AuditStore, Protocol):
 
     async def delete_user(self, username: str) -> bool: ...
 
-    async def add_site(self, site: SiteRecord) -> None:
-        """Raises ConflictError if the id or origin is taken, NotFoundError for a missing team."""
+    async def add_site(self, grant: Grant, site: SiteRecord) -> None:
+        """Raises ConflictError if the id or origin is taken, NotFoundError for a missing team
+        or a site not of the grant's organisation."""
         ...
 
-    async def update_site(self, site: SiteRecord) -> None:
+    async def update_site(self, grant: Grant, site: SiteRecord) -> None:
         """Store every field of ``site`` (teams replaced); same errors as add_site, and
-        NotFoundError if there is no site ``site.site_id``."""
+        NotFoundError if the grant's organisation has no site ``site.site_id``."""
         ...
 
     async def get_site(self, site_id: str) -> SiteRecord | None: ...
@@ -382,8 +390,9 @@ class Storage(AuditStore, Protocol):
 
     # Recordings (ciphertext only).
 
-    async def add_recording(self, recording: RecordingRecord) -> None:
-        """Raises ConflictError if the id is taken."""
+    async def add_recording(self, grant: Grant, recording: RecordingRecord) -> None:
+        """Raises ConflictError if the id is taken, NotFoundError if ``recording`` is not of the
+        grant's organisation."""
         ...
 
     async def append_recording_frames(

@@ -219,6 +219,13 @@ def _session(row: Any) -> SessionRecord:
     )
 
 
+def _owned(grant: Grant, org_id: str, what: str) -> None:
+    """Refuse to write a record of another organisation than the grant's (as not found, like
+    every other reach into another organisation)."""
+    if org_id != grant.org_id:
+        raise NotFoundError(f"no {what} in organisation {grant.org_id!r}")
+
+
 def _fields_of(record: Any, table: sa.Table) -> dict[str, Any]:
     """The values of a record's fields that are columns of ``table`` (by name)."""
     return {
@@ -443,11 +450,6 @@ class SQLStorage:
             sessions.update().where(
                 sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
             )
-        )
-        self._take_code = self._keep(
-            join_codes.delete()
-            .where(join_codes.c.code_digest == sa.bindparam("digest"))
-            .returning(join_codes.c.session_id, join_codes.c.expires_at)
         )
         self._take_code_of_org = self._keep(
             join_codes.delete()
@@ -721,7 +723,9 @@ class SQLStorage:
         )
         return sa.select(*users.c, members.label("teams"), codes.label("codes"))
 
-    async def add_user(self, user: UserRecord) -> None:
+    async def add_user(self, grant: Grant, user: UserRecord) -> None:
+        _owned(grant, user.org_id, f"user {user.username!r}")
+
         def work(db: _Db) -> None:
             db.execute(
                 users.insert().values(**_fields_of(user, users), oidc_subject=user.oidc_identity)
@@ -873,11 +877,14 @@ class SQLStorage:
         await self._count(orgs.update().where(orgs.c.org_id == org_id).values(oidc=sealed))
 
     async def put_oidc_pending(
-        self, state_digest: str, org_id: str, sealed: str, expires_at: float
+        self, grant: Grant, state_digest: str, sealed: str, expires_at: float
     ) -> None:
         await self._count(
             oidc_pending.insert().values(
-                state_digest=state_digest, org_id=org_id, sealed=sealed, expires_at=expires_at
+                state_digest=state_digest,
+                org_id=grant.org_id,
+                sealed=sealed,
+                expires_at=expires_at,
             )
         )
 
@@ -920,7 +927,7 @@ class SQLStorage:
     # Join codes and sessions
 
     async def put_join_code(
-        self, code_digest: str, session_id: str, expires_at: float, org_id: str
+        self, grant: Grant, code_digest: str, session_id: str, expires_at: float
     ) -> None:
         try:
             await self._count(
@@ -929,20 +936,15 @@ class SQLStorage:
                     "code_digest": code_digest,
                     "session_id": session_id,
                     "expires_at": expires_at,
-                    "org_id": org_id,
+                    "org_id": grant.org_id,
                 },
             )
         except _Violation:
             raise TandemError("join code collision") from None
 
-    async def take_join_code(
-        self, code_digest: str, now: float, org_id: str | None = None
-    ) -> str | None:
+    async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> str | None:
         # One DELETE ... RETURNING: of concurrent takers (on any server) exactly one gets the row.
-        if org_id is None:
-            row = await self._row(self._take_code, {"digest": code_digest})
-        else:
-            row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": org_id})
+        row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": grant.org_id})
         if row is None or row["expires_at"] <= now:
             return None
         return str(row["session_id"])
@@ -952,9 +954,9 @@ class SQLStorage:
 
     async def record_session_start(
         self,
+        grant: Grant,
         session_id: str,
         created_at: float,
-        org_id: str,
         site_id: str = "",
         node: str = "",
     ) -> None:
@@ -963,7 +965,7 @@ class SQLStorage:
             {
                 "session_id": session_id,
                 "created_at": created_at,
-                "org_id": org_id,
+                "org_id": grant.org_id,
                 "site_id": site_id,
                 "node": node,
             },
@@ -1131,7 +1133,8 @@ class SQLStorage:
         )
         return [OrgRecord(str(r[0]), str(r[1]), float(r[2]), int(r[3]), r[4]) for r in rows]
 
-    async def update_org(self, org: OrgRecord) -> None:
+    async def update_org(self, grant: Grant, org: OrgRecord) -> None:
+        _owned(grant, org.org_id, f"organisation {org.org_id!r}")
         await self._count(
             orgs.update()
             .where(orgs.c.org_id == org.org_id)
@@ -1196,7 +1199,8 @@ class SQLStorage:
         )
         return sa.select(*sites.c, served_by.label("teams"))
 
-    async def _write_site(self, site: SiteRecord, insert: bool) -> None:
+    async def _write_site(self, grant: Grant, site: SiteRecord, insert: bool) -> None:
+        _owned(grant, site.org_id, f"site {site.site_id!r}")
         values = {
             "org_id": site.org_id,
             "origin": site.origin,
@@ -1218,7 +1222,9 @@ class SQLStorage:
                 db.execute(sites.insert().values(site_id=site.site_id, **values))
             else:
                 result = db.execute(
-                    sites.update().where(sites.c.site_id == site.site_id).values(**values)
+                    sites.update()
+                    .where(sites.c.site_id == site.site_id, sites.c.org_id == grant.org_id)
+                    .values(**values)
                 )
                 if not result.rowcount:
                     raise NotFoundError(f"no site {site.site_id!r}")
@@ -1239,13 +1245,13 @@ class SQLStorage:
                 f"a site {site.site_id!r} or one for {site.origin} already exists"
             ) from None
 
-    async def add_site(self, site: SiteRecord) -> None:
-        await self._write_site(site, insert=True)
+    async def add_site(self, grant: Grant, site: SiteRecord) -> None:
+        await self._write_site(grant, site, insert=True)
 
-    async def update_site(self, site: SiteRecord) -> None:
-        """Raises NotFoundError if there is no such site (or team), ConflictError if the origin
-        is another site's."""
-        await self._write_site(site, insert=False)
+    async def update_site(self, grant: Grant, site: SiteRecord) -> None:
+        """Raises NotFoundError if the grant's organisation has no such site (or team),
+        ConflictError if the origin is another site's."""
+        await self._write_site(grant, site, insert=False)
 
     async def get_site(self, site_id: str) -> SiteRecord | None:
         row = await self._row(self._site_select().where(sites.c.site_id == site_id))
@@ -1270,7 +1276,9 @@ class SQLStorage:
 
     # Recordings (ciphertext only; frames go with their recording by ON DELETE CASCADE)
 
-    async def add_recording(self, recording: RecordingRecord) -> None:
+    async def add_recording(self, grant: Grant, recording: RecordingRecord) -> None:
+        _owned(grant, recording.org_id, f"recording {recording.recording_id!r}")
+
         def work(db: _Db) -> None:
             org = db.execute(
                 sa.select(orgs.c.org_id).where(orgs.c.org_id == recording.org_id)
@@ -1378,10 +1386,10 @@ class SQLStorage:
 
     async def append_audit(
         self,
+        grant: Grant,
         at: float,
         action: str,
         actor: str,
-        org: str,
         subject: str,
         details: dict[str, object],
         anchor: AnchorRule | None = None,
@@ -1393,6 +1401,7 @@ class SQLStorage:
         second is refused (its record would not follow the head it read) and reads the new head
         and tries again. A record and its anchor are written in one transaction."""
         encoded = json.dumps(details, sort_keys=True)
+        org = grant.org_id
 
         def work(db: _Db) -> AuditRecord:
             head = db.execute(self._chain_head).first()
