@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tandem.access import allowed
-from tandem.server import admin
+from tandem.server import app as server_app
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import login_cookie
 
@@ -51,7 +51,7 @@ CHECKS = [
 
 def user_for(method: str, path: str) -> str:
     """A user whose role may call the operation (the admin for public routes)."""
-    operation = admin.operation_for(method, path)
+    operation = server_app.operation_for(method, path)
     if operation is None:
         return "ada"
     return next(

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from tandem.server import admin
+from tandem.server import app as server_app
 from tandem.training import DEFAULT_POLICY_VERSION
 from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
 from tests.server.helpers import (
@@ -393,7 +393,7 @@ async def test_every_training_answer_is_in_its_declared_type(server_factory: Ser
     add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
 
     def check(username: str, method: str, path: str, body: object | None = None) -> None:
-        operation = admin.operation_for(method, path)
+        operation = server_app.operation_for(method, path)
         assert operation is not None and operation.returns is not None, path
         with client(server, username) as caller:
             answer = caller.request(method, path, json=body)
