@@ -6,6 +6,12 @@
  *          connecting(resumed) → waiting | pending_consent | sharing      (a new page, a dropped
  *                                                                          network)
  *
+ * A dropped socket (no close code from the server: 1001, 1005, 1006, 1011, 1012, 1013…) is
+ * retried with exponential back-off and jitter (`reconnectDelay`) for as long as the server
+ * keeps the session (`resume_seconds`, RESUME_WINDOW_MS if it did not say), with "Reconnecting…"
+ * shown (`drop` records since when); then the customer is told plainly that it gave up (LOST).
+ * Stop while reconnecting ends here at once and tells the server on a fresh socket if it can.
+ *
  * `reduce(state, event)` returns the next state and the effects to run (send, persist, show,
  * pair, share, reconnect, end); it does no I/O and reads no clock, so every decision here is unit
  * tested (test/customer-state.test.ts). The shell in session.ts runs the effects through its
@@ -31,10 +37,34 @@ export const RESTARTING = "The help server is restarting, so this session has en
 /** The help server said something that contradicts what happened in this browser. */
 export const DISTRUST = "Help was stopped for your safety: the help server sent something this page did not expect";
 export const UNREACHABLE = "Could not reach the help server. Please try again.";
-/** Network drops survived in a row before the session is given up. */
-export const MAX_RECONNECTS = 3;
-/** The wait before the n-th reconnect is n times this. */
-export const RECONNECT_STEP_MS = 500;
+/** The reconnect attempts stopped: the server's resume window is over (issue 13, fault 6). */
+export const LOST = "The connection to the help server was lost and could not be restored, so this help session has ended. Click “Get help” to start again.";
+/** The server no longer knows the session it was reconnecting to. */
+export const SESSION_GONE = "This help session has ended while the connection was lost. Click “Get help” to start again.";
+/** The server closed a live session's socket without saying it ended. */
+export const CLOSED = "The help server ended this session.";
+/** How long the server keeps a session whose page lost its socket, when it does not say. */
+export const RESUME_WINDOW_MS = 30_000;
+/** The first wait before reconnecting; each next one doubles, up to RECONNECT_MAX_MS. */
+export const RECONNECT_FIRST_MS = 500;
+export const RECONNECT_MAX_MS = 8_000;
+/** The last attempt must reach the server this long before its window closes. */
+export const RECONNECT_MARGIN_MS = 1_000;
+
+/** The wait before reconnect attempt `attempt` (0, 1, …): exponential, capped, with jitter
+ * (`jitter` in [0, 1): half the wait is fixed, half random, so pages that lost one server at
+ * once do not all come back in the same instant). */
+export function reconnectDelay(attempt: number, jitter: number): number {
+  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** Math.min(attempt, 30));
+  const share = Math.min(Math.max(jitter, 0), 1);
+  return Math.round(ceiling / 2 + (ceiling / 2) * share);
+}
+
+/** The socket is down and being reconnected: since when (this page's clock), how many tries. */
+export interface Drop {
+  since: number;
+  attempt: number;
+}
 
 /** The session as kept in this tab's storage across page loads (sessionStorage). */
 export interface Saved {
@@ -57,6 +87,8 @@ export interface Saved {
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
   watcher?: string | null;
+  /** How long the server keeps the session for a page without a socket (its `resume_seconds`). */
+  resumeWindowMs?: number;
   /** Recording keys the site's own pages pinned (key ids or public keys): the only keys this
    * browser will wrap content keys for. Never from the server. */
   recordingPins?: string[];
@@ -81,14 +113,14 @@ interface Live extends PageSays {
   saved: Saved;
   orgPolicy: Policy | null;
   teamPolicies: Policy[];
-  /** Network drops in a row. */
-  reconnects: number;
+  /** The socket is down and being reconnected (null: it is up). */
+  drop: Drop | null;
 }
 
 export type SessionState =
   | { phase: "idle" }
   | ({ phase: "connecting"; expecting: "created" } & PageSays)
-  | ({ phase: "connecting"; expecting: "resumed"; saved: Saved; reconnects: number } & PageSays)
+  | ({ phase: "connecting"; expecting: "resumed"; saved: Saved; drop: Drop | null } & PageSays)
   | ({ phase: "waiting" } & Live)
   | ({ phase: "pending_consent" } & Live)
   | ({ phase: "sharing" } & Live)
@@ -108,8 +140,9 @@ export type SessionEvent =
   | { type: "mismatch" }
   /** The customer answered the consent question. */
   | { type: "answer"; granted: boolean }
-  /** The socket closed (not because the page is being left). */
-  | { type: "closed"; code: number; reason: string }
+  /** The socket closed (not because the page is being left), at `now` (this page's clock);
+   * `jitter` is a fresh random number in [0, 1) for the back-off. */
+  | { type: "closed"; code: number; reason: string; now: number; jitter: number }
   /** The customer (or the page) stops the session. */
   | { type: "stop" };
 
@@ -130,6 +163,10 @@ export type Effect =
   | { type: "apply_policies" }
   /** The network dropped: stop recording and resume after `delay` ms. */
   | { type: "reconnect"; delay: number }
+  /** Show "Reconnecting…" (with Stop sharing) while the socket is down. */
+  | { type: "show_reconnecting" }
+  /** Stopped while the socket was down: tell the server on a fresh socket if it can. */
+  | { type: "stop_offline"; sessionId: string; resumeToken: string }
   /** Drop every trace of the session (recorder, keys, storage, socket, UI); show `error`. */
   | { type: "end"; error: string | null };
 
@@ -148,6 +185,14 @@ function end(error: string | null, stop = false): Transition {
   effects.push({ type: "end", error });
   return { state: { phase: "ended" }, effects };
 }
+
+/** The window (ms) within which the server keeps this session for a page without a socket. */
+export function resumeWindow(saved: Saved): number {
+  return saved.resumeWindowMs && saved.resumeWindowMs > 0 ? saved.resumeWindowMs : RESUME_WINDOW_MS;
+}
+
+const windowOf = (seconds: unknown): number | undefined =>
+  typeof seconds === "number" && seconds > 0 ? seconds * 1000 : undefined;
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
 
@@ -201,10 +246,12 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
         sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
         secret, agent: null, epoch: 0, sitePolicy: state.sitePolicy, recordingPins: state.pins,
       };
+      const window = windowOf(message.resume_seconds);
+      if (window) saved.resumeWindowMs = window;
       const { sitePolicy, brokenPolicy, pins } = state;
       const code = saved.routing + secret;
       return {
-        state: { phase: "waiting", saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies: [], reconnects: 0 },
+        state: { phase: "waiting", saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies: [], drop: null },
         effects: [{ type: "persist" }, { type: "show_code", code }, { type: "ready", code }],
       };
     }
@@ -227,11 +274,13 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const effects: Effect[] = [];
       const saved: Saved = { ...state.saved, agent: message.agent };
+      const window = windowOf(message.resume_seconds);
+      if (window) saved.resumeWindowMs = window;
       if (!message.recording) saved.recording = null;
       else if (!saved.recording) effects.push({ type: "send", message: { type: "record_stop" } }); // consent not found here
       effects.push({ type: "persist" });
       const { sitePolicy, brokenPolicy, pins } = state;
-      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, reconnects: 0 };
+      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, drop: null };
       const code = helpCode({ phase: "waiting", ...live });
       if (message.state === "waiting" && code) effects.push({ type: "show_code", code });
       if (message.state === "sharing") effects.push({ type: "begin_sharing" });
@@ -279,9 +328,9 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       };
     case "resume": {
       const saved: Saved = { ...event.saved, recordingPins: event.page.pins };
-      const reconnects = "reconnects" in state ? state.reconnects : 0;
+      const drop = "drop" in state ? state.drop : null;
       return {
-        state: { phase: "connecting", expecting: "resumed", saved, reconnects, ...event.page },
+        state: { phase: "connecting", expecting: "resumed", saved, drop, ...event.page },
         effects: [{ type: "persist" }, {
           type: "connect", message: { type: "resume", session_id: saved.sessionId, resume_token: saved.resumeToken },
         }],
@@ -319,15 +368,30 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       if (state.phase === "connecting" && state.expecting === "created") {
         return end(event.code === 1006 ? UNREACHABLE : describeClose(event.code, event.reason));
       }
-      // 4xxx or 1000: the server refused or ended this session; a failed resume is silent.
-      if (event.code >= 4000 || event.code === 1000 || state.phase === "connecting" || state.reconnects >= MAX_RECONNECTS) {
-        return end(null);
+      const drop = state.drop;
+      // 4409: a newer page of this tab took the session over; this one just goes.
+      if (event.code === 4409) return end(null);
+      // 4xxx or 1000: the server refused or ended this session. A new page's resume that finds
+      // it gone is silent (the customer was told on the page before); anything else says so.
+      if (event.code >= 4000 || event.code === 1000) {
+        if (drop) return end(event.code === 4404 ? SESSION_GONE : describeClose(event.code, event.reason));
+        return end(state.phase === "connecting" ? null : CLOSED);
       }
-      // The network dropped: the server keeps the session for a grace period; resume it.
-      const reconnects = state.reconnects + 1;
-      return { state: { ...state, reconnects }, effects: [{ type: "reconnect", delay: RECONNECT_STEP_MS * reconnects }] };
+      // The network dropped (or the server restarts): the server keeps the session for its
+      // resume window; try again with back-off until the window closes.
+      const since = drop?.since ?? event.now;
+      const attempt = drop ? drop.attempt + 1 : 0;
+      const delay = reconnectDelay(attempt, event.jitter);
+      if (event.now + delay - since > resumeWindow(state.saved) - RECONNECT_MARGIN_MS) return end(LOST);
+      const effects: Effect[] = drop ? [] : [{ type: "show_reconnecting" }];
+      effects.push({ type: "reconnect", delay });
+      return { state: { ...state, drop: { since, attempt } }, effects };
     }
-    case "stop":
-      return end(null, true);
+    case "stop": {
+      if (!("drop" in state) || !state.drop) return end(null, true);
+      // The socket is down: end here now; tell the server on a fresh socket if it answers.
+      const { sessionId, resumeToken } = state.saved;
+      return { state: { phase: "ended" }, effects: [{ type: "stop_offline", sessionId, resumeToken }, { type: "end", error: null }] };
+    }
   }
 }

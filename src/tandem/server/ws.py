@@ -158,14 +158,20 @@ async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
 
 
 async def _receive(
-    ws: WebSocket, timeout: float | None = None, waiting_for: str = "the first message"
+    ws: WebSocket,
+    timeout: float | None = None,
+    waiting_for: str = "the first message",
+    seat: object = None,
 ) -> str | bytes | None:
-    """Next frame, or None when the peer disconnected. Raises 4408 after ``timeout`` seconds."""
+    """Next frame, or None when the peer disconnected (its close code, if ``seat`` keeps one,
+    goes to ``seat.peer_close_code``). Raises 4408 after ``timeout`` seconds."""
     try:
         message = await asyncio.wait_for(ws.receive(), timeout)
     except TimeoutError:
         raise ProtocolError(codec.CLOSE_TIMEOUT, f"timed out waiting for {waiting_for}") from None
     if message["type"] == "websocket.disconnect":
+        if hasattr(seat, "peer_close_code"):
+            seat.peer_close_code = int(message.get("code") or 1005)
         return None
     text = message.get("text")
     if text is not None:
@@ -213,7 +219,7 @@ async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, 
     """Read the socket into ``seat`` until it finishes or the peer goes."""
     max_control, max_payload = limits
     while not seat.finished:
-        frame = await _receive(ws)
+        frame = await _receive(ws, seat=seat)
         if frame is None:
             return
         if isinstance(frame, bytes):  # the hot path: size check, then the hub relays it
