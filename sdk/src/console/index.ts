@@ -10,6 +10,7 @@ import type { AgentInfo, LiveSession, RecoveryCodes, SecondFactorSetup } from ".
 import { randomBytes } from "../shared/e2e/encoding.ts";
 import { browserClock, webSocketTransport } from "../shared/ports.ts";
 import { type LivePorts, LiveView } from "./live.ts";
+import { browserHeldStore } from "./rejoin.ts";
 import { administration, auditTrail, problemDetail } from "./office.ts";
 import { passwordControls } from "./password.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
@@ -80,7 +81,19 @@ const codeInput = () => document.getElementById("code") as HTMLInputElement | nu
 const typingInput = () => document.getElementById("typing-input") as HTMLInputElement | null;
 
 /** The browser's ports for a live session: the relay's agent socket, the clock, randomness. */
-const livePorts = (): LivePorts => ({ transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes });
+const livePorts = (): LivePorts => ({
+  transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes, held: browserHeldStore,
+});
+
+/** After a reload: take up the session this tab was in (issue 13, fault 6), or drop stale keys. */
+function rejoinHeld(): void {
+  const held = browserHeldStore.load();
+  if (!held || live || state.screen !== "live") {
+    if (!held && !live) void browserHeldStore.clear();
+    return;
+  }
+  live = new LiveView({ rejoin: held }, liveUi, livePorts());
+}
 
 const liveUi = {
   report: (event: LiveEvent) => dispatch({ type: "live", event }),
@@ -233,6 +246,7 @@ async function init(): Promise<void> {
     const response = await relayFetch("/api/me");
     if (response.ok) {
       signedIn((await response.json()) as AgentInfo);
+      rejoinHeld();
       return;
     }
   } catch {

@@ -29,6 +29,7 @@
 
 import { type Policy, validatePolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
+import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
 export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
@@ -43,22 +44,7 @@ export const LOST = "The connection to the help server was lost and could not be
 export const SESSION_GONE = "This help session has ended while the connection was lost. Click “Get help” to start again.";
 /** The server closed a live session's socket without saying it ended. */
 export const CLOSED = "The help server ended this session.";
-/** How long the server keeps a session whose page lost its socket, when it does not say. */
-export const RESUME_WINDOW_MS = 30_000;
-/** The first wait before reconnecting; each next one doubles, up to RECONNECT_MAX_MS. */
-export const RECONNECT_FIRST_MS = 500;
-export const RECONNECT_MAX_MS = 8_000;
-/** The last attempt must reach the server this long before its window closes. */
-export const RECONNECT_MARGIN_MS = 1_000;
-
-/** The wait before reconnect attempt `attempt` (0, 1, …): exponential, capped, with jitter
- * (`jitter` in [0, 1): half the wait is fixed, half random, so pages that lost one server at
- * once do not all come back in the same instant). */
-export function reconnectDelay(attempt: number, jitter: number): number {
-  const ceiling = Math.min(RECONNECT_MAX_MS, RECONNECT_FIRST_MS * 2 ** Math.min(attempt, 30));
-  const share = Math.min(Math.max(jitter, 0), 1);
-  return Math.round(ceiling / 2 + (ceiling / 2) * share);
-}
+export { RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESUME_WINDOW_MS, reconnectDelay } from "../shared/backoff.ts";
 
 /** The socket is down and being reconnected: since when (this page's clock), how many tries. */
 export interface Drop {
@@ -190,9 +176,6 @@ function end(error: string | null, stop = false): Transition {
 export function resumeWindow(saved: Saved): number {
   return saved.resumeWindowMs && saved.resumeWindowMs > 0 ? saved.resumeWindowMs : RESUME_WINDOW_MS;
 }
-
-const windowOf = (seconds: unknown): number | undefined =>
-  typeof seconds === "number" && seconds > 0 ? seconds * 1000 : undefined;
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
 
@@ -382,7 +365,7 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       const since = drop?.since ?? event.now;
       const attempt = drop ? drop.attempt + 1 : 0;
       const delay = reconnectDelay(attempt, event.jitter);
-      if (event.now + delay - since > resumeWindow(state.saved) - RECONNECT_MARGIN_MS) return end(LOST);
+      if (!withinWindow(since, event.now, delay, resumeWindow(state.saved))) return end(LOST);
       const effects: Effect[] = drop ? [] : [{ type: "show_reconnecting" }];
       effects.push({ type: "reconnect", delay });
       return { state: { ...state, drop: { since, attempt } }, effects };
