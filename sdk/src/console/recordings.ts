@@ -126,12 +126,17 @@ export function recordingsPanel(root: HTMLElement): void {
   const play = async (r: Recording) => {
     if (!key) return say("Unlock the recording key first.");
     stopPlayer();
+    player.setAttribute("aria-label", "Recording playback");
     say("Fetching the recording (this playback is recorded in the audit trail)…", true);
     try {
       const response = await relayFetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`);
       if (!response.ok) throw new RecordingError(`The server refused: ${response.status}`);
       // The whole recording is checked before anything of it is shown (docs/recordings.md).
-      const { events, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
+      // An interrupted recording (a crash, storage failing) plays up to where it stopped, labelled
+      // incomplete (issue 13); everything else about it is checked as for any recording.
+      const { events, skipped, start, end, header } = await openRecording(
+        new Uint8Array(await response.arrayBuffer()), key, { partial: true },
+      );
       if (events.length < 2) return say("This recording holds no page yet.");
       events.forEach(neutralizeEvent); // issue 14, item 7: the player fetches nothing either
       const replayerEvents = events as ConstructorParameters<typeof Replayer>[0];
@@ -153,11 +158,15 @@ export function recordingsPanel(root: HTMLElement): void {
       toggle.textContent = "Pause";
       controls.hidden = false;
       ticker = setInterval(showPosition, 250);
-      say(
-        `Playing ${events.length} events, recorded on ${start.origin} with ${start.agent}, complete and unedited` +
-          `${skipped ? ` (${skipped} frames from outside the consent skipped)` : ""}.`,
-        true,
-      );
+      const skippedNote = skipped ? ` (${skipped} frames from outside the consent skipped)` : "";
+      if (end) say(`Playing ${events.length} events, recorded on ${start.origin} with ${start.agent}, complete and unedited${skippedNote}.`, true);
+      else {
+        say(
+          `INCOMPLETE RECORDING: it stops where it was cut short (the server says: ${header.end_reason ?? "still running"}). ` +
+            `Playing the ${events.length} events saved until then, recorded on ${start.origin} with ${start.agent}, unedited up to that point${skippedNote}.`,
+        );
+        player.setAttribute("aria-label", "Recording playback (incomplete: cut short)");
+      }
     } catch (error) {
       stopPlayer();
       if (error instanceof ChannelError) say(`The recording failed its integrity check: ${error.message}.`);
