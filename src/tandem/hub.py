@@ -417,8 +417,9 @@ class WatchSeat(Seat):
 
 RESUMABLE_CLOSES = frozenset({1001, 1005, 1006})
 """An agent socket closed by a page being left (a reload: 1001) or lost with the network (no
-close frame: uvicorn says 1005, others 1006): the session waits ``agent_resume_seconds`` for its ``rejoin``. A console that closes on purpose (1000), or
-a socket the server dropped, ends it at once (``agent_lost``)."""
+close frame: uvicorn says 1005, others 1006): the session waits ``agent_resume_seconds`` for
+its ``rejoin``. A console that closes on purpose (1000), or a socket the server dropped, ends
+it at once (``agent_lost``)."""
 
 
 class SessionHub:

@@ -37,7 +37,9 @@ def console_at(party: Party, server: RunningServer, base: str, username: str = "
     expect(party.page.get_by_label("Session code")).to_be_visible()
 
 
-def share_at(customer: Party, agent: Party, server: RunningServer, customer_base: str, agent_base: str) -> Any:
+def share_at(
+    customer: Party, agent: Party, server: RunningServer, customer_base: str, agent_base: str
+) -> Any:
     customer.page.goto(f"{customer_base}/demo/")
     code = get_help(customer)
     console_at(agent, server, agent_base)
@@ -49,7 +51,9 @@ def share_at(customer: Party, agent: Party, server: RunningServer, customer_base
 
 
 def banner(customer: Party) -> Any:
-    return customer.page.get_by_role("status").filter(has=customer.page.get_by_role("button", name="Stop sharing"))
+    return customer.page.get_by_role("status").filter(
+        has=customer.page.get_by_role("button", name="Stop sharing")
+    )
 
 
 def test_a_dropped_customer_network_reconnects_and_the_session_goes_on(
@@ -60,7 +64,9 @@ def test_a_dropped_customer_network_reconnects_and_the_session_goes_on(
     net.down()  # the customer's network is gone for a while
     expect(banner(customer)).to_contain_text("Reconnecting to the help server…")
     assert_accessible(customer.page)
-    expect(agent.page.get_by_role("status")).to_contain_text("Customer is reloading the page or reconnecting")
+    expect(agent.page.get_by_role("status")).to_contain_text(
+        "Customer is reloading the page or reconnecting"
+    )
     customer.page.wait_for_timeout(3000)  # a 3-second drop: attempts fail meanwhile, and go on
     net.up()
     expect(banner(customer)).to_contain_text("Sharing this page with Alice", timeout=15_000)
@@ -151,7 +157,9 @@ def test_a_signed_out_console_does_not_get_the_session_back(
 ) -> None:
     share_at(customer, agent, live, live.base, live.base)
     # The sign-in is revoked everywhere (another tab, an admin): a reload cannot rejoin.
-    response = agent.page.request.post(f"{live.base}/api/logout-everywhere", headers={"origin": live.base})
+    response = agent.page.request.post(
+        f"{live.base}/api/logout-everywhere", headers={"origin": live.base}
+    )
     assert response.ok
     agent.page.reload()
     expect(agent.page.get_by_label("Username")).to_be_visible()
@@ -208,7 +216,11 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     other_customer = browser.new_context().new_page()
     other_customer.goto(f"{server.base}/demo/checkout.html")
     other_customer.get_by_role("button", name="Get help").click()
-    code = "".join(re.findall(r"\d", other_customer.get_by_text(re.compile(r"\d{3} \d{3} \d{3} \d{3}")).inner_text()))
+    code = "".join(
+        re.findall(
+            r"\d", other_customer.get_by_text(re.compile(r"\d{3} \d{3} \d{3} \d{3}")).inner_text()
+        )
+    )
     open_console_as(supervisor, server, "bob")
     join(supervisor, code)
     other_customer.get_by_role("dialog").get_by_role("button", name="Allow").click()

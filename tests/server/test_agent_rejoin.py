@@ -20,7 +20,9 @@ from tests.server.helpers import (
 )
 
 
-async def shared(server: RunningServer, cookie: str) -> tuple[ClientConnection, ClientConnection, dict[str, Any]]:
+async def shared(
+    server: RunningServer, cookie: str
+) -> tuple[ClientConnection, ClientConnection, dict[str, Any]]:
     """A sharing session whose agent signed in with ``cookie``; the agent's ``joined``."""
     customer, created = await start_session(server)
     agent = await open_agent(server, cookie)
@@ -33,7 +35,9 @@ async def shared(server: RunningServer, cookie: str) -> tuple[ClientConnection, 
     return customer, agent, joined
 
 
-async def rejoin(server: RunningServer, cookie: str, joined: dict[str, Any], **change: str) -> ClientConnection:
+async def rejoin(
+    server: RunningServer, cookie: str, joined: dict[str, Any], **change: str
+) -> ClientConnection:
     agent = await open_agent(server, cookie)
     message = {"session_id": joined["session_id"], "resume_token": joined["resume_token"], **change}
     await send(agent, type="rejoin", **message)
@@ -55,7 +59,11 @@ async def test_a_reloaded_console_rejoins_the_same_session(server: RunningServer
     server.clock.advance(20)  # within the window
     again = await rejoin(server, cookie, joined)
     answer = await recv_json(again)
-    assert (answer["type"], answer["session_id"], answer["resumed"]) == ("joined", joined["session_id"], True)
+    assert (answer["type"], answer["session_id"], answer["resumed"]) == (
+        "joined",
+        joined["session_id"],
+        True,
+    )
     assert await recv_json(customer) == {"v": 1, "type": "peer", "connected": True}
     await customer.send(b"\x01 page content")  # the session goes on: content reaches the agent
     assert await again.recv() == b"\x01 page content"
@@ -63,7 +71,9 @@ async def test_a_reloaded_console_rejoins_the_same_session(server: RunningServer
     assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_left"}
 
 
-async def test_a_lost_network_waits_for_the_agent_then_ends_the_session(server: RunningServer) -> None:
+async def test_a_lost_network_waits_for_the_agent_then_ends_the_session(
+    server: RunningServer,
+) -> None:
     cookie = login_cookie(server)
     customer, agent, joined = await shared(server, cookie)
     agent.transport.abort()  # no close frame: the server sees 1006
@@ -74,7 +84,9 @@ async def test_a_lost_network_waits_for_the_agent_then_ends_the_session(server: 
     assert await closed_with(late) == (4404, "session not found")
 
 
-async def test_a_console_that_closes_on_purpose_ends_the_session_at_once(server: RunningServer) -> None:
+async def test_a_console_that_closes_on_purpose_ends_the_session_at_once(
+    server: RunningServer,
+) -> None:
     customer, agent, _ = await shared(server, login_cookie(server))
     await agent.close()  # 1000: not a reload
     assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_lost"}
@@ -105,7 +117,9 @@ async def test_a_revoked_sign_in_does_not_rejoin(server: RunningServer) -> None:
     await agent.close(1001)
     assert (await recv_json(customer))["connected"] is False
     signed_out = httpx.post(
-        f"{server.base}/api/logout", cookies={"tandem_agent": cookie}, headers={"origin": server.origin}
+        f"{server.base}/api/logout",
+        cookies={"tandem_agent": cookie},
+        headers={"origin": server.origin},
     )
     assert signed_out.status_code == 204
     refused = await rejoin(server, cookie, joined)
@@ -125,7 +139,9 @@ async def test_a_second_console_takes_the_place_of_a_half_open_one(server: Runni
     assert await again.recv() == b"\x01 still here"
 
 
-async def test_without_a_window_a_lost_agent_ends_the_session(server_factory: ServerFactory) -> None:
+async def test_without_a_window_a_lost_agent_ends_the_session(
+    server_factory: ServerFactory,
+) -> None:
     server = server_factory(agent_resume_seconds=0)
     customer, agent, joined = await shared(server, login_cookie(server))
     assert joined["resume_seconds"] == 0
