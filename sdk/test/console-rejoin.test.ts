@@ -235,13 +235,18 @@ test("a reloaded console restores its keys before it rejoins, and its commands g
   assert.equal(receiver.last, 3);
 });
 
-test("a reloaded console without its keys cannot go on: it says so and sends nothing", async () => {
+test("a reloaded console without its keys cannot go on: it says so and leaves the session", async () => {
   const store = memoryStore();
   store.held = { sessionId: "s1", resumeToken: "tok", windowMs: 30_000, commands: 0 };
   const h = harness({ rejoin: store.load() as Held }, store);
   await until(() => !h.view.open);
-  assert.equal(h.sockets.length, 0);
   assert.match(h.card.status.text, /cannot be taken up again/);
+  // Only a farewell: the session is left, so the customer does not wait out the window.
+  assert.equal(h.sockets.length, 1);
+  h.last().events.open();
+  assert.deepEqual(h.last().sent, [
+    { v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }, { v: 1, type: "leave" },
+  ]);
   assert.equal(store.held, null);
 });
 

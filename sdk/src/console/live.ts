@@ -167,6 +167,7 @@ export class LiveView {
     const keys = await this.ports.held?.loadKeys(held.sessionId);
     if (this.ended) return false;
     if (!keys) {
+      this.leaveOffline(held); // the customer is not left waiting out the window
       this.finish(NO_KEYS);
       return false;
     }
