@@ -130,6 +130,7 @@ export class LiveView {
       this.held = target.rejoin;
       this.sessionId = target.rejoin.sessionId;
       this.joined = true;
+      this.drop = { since: ports.clock.now(), attempt: 0 }; // the window runs from the reload
       this.ws = { send: () => undefined, close: () => undefined, isOpen: false, isClosed: false, bufferedAmount: 0 };
       this.status(RECONNECTING);
       void this.restoreKeys(target.rejoin).then((ok) => {
