@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= data
 
-.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean generate
+.PHONY: help setup run test check lint test-py test-sdk fuzz chromium lock dist clean generate bench
 
 help:
 	@echo "make run   - set up, then serve the demo shop and agent console on http://$(HOST):$(PORT)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lock  - (developers) re-resolve requirements/*.txt after a dependency change in pyproject.toml"
 	@echo "make dist  - build the release into dist/: wheel and sdist (with the built SDK and console), runtime lock"
 	@echo "make generate - (developers) rewrite sdk/src/generated/ after changing a message or REST body"
+	@echo "make bench - (developers) Tandem's relay against bare relays in one run (bench/RESULTS.md)"
 
 # Pinned dependencies, with hashes, generated from pyproject.toml by `make lock`:
 #   requirements/runtime.txt  what `tandem` needs to run (docs/deployment.md installs the wheel with it)
@@ -135,6 +136,13 @@ dist: setup
 	cp $(LOCK_DIR)/runtime.txt dist/requirements.txt
 	cd dist && sha256sum tandem-* requirements.txt > SHA256SUMS
 	@cat dist/SHA256SUMS
+
+# Performance against same-run anchors (issue 17): not part of `make test`; a few minutes.
+# BENCH_ARGS="--rounds 5 --scale-sessions 2000" changes the run (bench/relay.py --help).
+BENCH_ARGS ?=
+bench: setup chromium
+	$(BIN)/python bench/relay.py $(BENCH_ARGS)
+	$(BIN)/python bench/sdk_wire.py
 
 clean:
 	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js

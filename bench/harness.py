@@ -126,6 +126,8 @@ def share(
     path: str,
     plaintext_dir: Path | None,
     agent_base: str | None = None,
+    customer_script: str | None = None,
+    agent_script: str | None = None,
 ) -> Shared:
     """Open `path` as the customer, sign in and join as the agent (on `agent_base`, default the
     same server), allow; return both pages."""
@@ -145,6 +147,10 @@ def share(
                     path=plaintext_dir / "console" / "console.js", content_type="text/javascript"
                 ),
             )
+    if customer_script:
+        customer.add_init_script(customer_script)
+    if agent_script:
+        agent.add_init_script(agent_script)
     customer.goto(f"{base}{path}")
     code = customer.evaluate("() => window.Tandem.start()")
     agent.goto(f"{agent_base or base}/console/")

@@ -36,6 +36,9 @@ def _bytes_unchanged(frame: bytes) -> bytes | None:
     return frame
 
 
+from tandem.server.websocket_protocol import SEND_NOW  # noqa: E402
+
+
 class MaliciousRelay:
     """ASGI middleware: the attacker's hooks on the relay's sockets (set them from the test).
 
@@ -66,6 +69,11 @@ class MaliciousRelay:
         if scope["type"] != "websocket" or path not in ("/ws/customer", "/ws/agent"):
             await self.app(scope, receive, send)
             return
+        # Every frame must pass these hooks: the server's direct send (a scope extension that
+        # writes to the socket without the ASGI send) is withdrawn, as any middleware that
+        # rewrites sends must (tandem.server.websocket_protocol).
+        scope = {**scope, "extensions": dict(scope.get("extensions") or {})}
+        scope["extensions"].pop(SEND_NOW, None)
         customer = path == "/ws/customer"
         rewrite = (lambda m: self.to_customer(m)) if customer else (lambda m: self.to_agent(m))
         observe = (lambda m: self.from_customer(m)) if customer else (lambda m: self.from_agent(m))

@@ -125,3 +125,24 @@ def test_shutdown_timeout_from_the_environment() -> None:
     assert Settings.load(environ={"TANDEM_SHUTDOWN_TIMEOUT": "4.5"}).shutdown_timeout_seconds == 4.5
     with pytest.raises(ConfigError, match="TANDEM_SHUTDOWN_TIMEOUT"):
         Settings.load(environ={"TANDEM_SHUTDOWN_TIMEOUT": "soon"})
+
+
+def test_every_numeric_limit_is_read_from_its_environment_variable() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_MAX_SESSIONS": "20000",
+            "TANDEM_SOCKET_QUEUE_BYTES": "4194304",
+            "TANDEM_RESUME_GRACE_SECONDS": "12.5",
+            "TANDEM_MAX_SESSIONS_PER_ORG": "7",
+        }
+    )
+    assert settings.max_sessions == 20000 and settings.socket_queue_bytes == 4194304
+    assert settings.resume_grace_seconds == 12.5 and settings.max_sessions_per_org == 7
+    assert Settings.load({"TANDEM_MAX_SESSIONS": "5"}, max_sessions=9).max_sessions == 9
+
+
+def test_a_limit_that_is_not_a_number_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match="TANDEM_MAX_SESSIONS must be a whole number"):
+        Settings.load({"TANDEM_MAX_SESSIONS": "lots"})
+    with pytest.raises(ConfigError, match="TANDEM_IDLE_TIMEOUT_SECONDS must be a number"):
+        Settings.load({"TANDEM_IDLE_TIMEOUT_SECONDS": "soon"})

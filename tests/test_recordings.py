@@ -317,3 +317,39 @@ def test_a_recording_made_up_whole_under_the_public_key_still_opens() -> None:
     pages = [[{**START, "chain": _b64u(other)}, events("made up")], [END]]
     data = container(made_for(private), flat(recorded(private, pages, other)))
     assert recording_events(data, key_file(private), PASSPHRASE)[1] == events("made up")["events"]
+
+
+def streamed(private: X25519PrivateKey, pages: list[list[dict[str, object]]]) -> list[bytes]:
+    """Recorded epochs 2, 3, … whose payloads are packed as the SDK packs them now (issue 17):
+    each epoch one raw deflate stream, flushed after every payload (flag 2)."""
+    frames: list[bytes] = []
+    previous = count = 0
+    for epoch, payloads in enumerate(pages, start=2):
+        content_key = os.urandom(32)
+        frames.append(link(private, content_key, epoch, previous, count))
+        stream = zlib.compressobj(6, zlib.DEFLATED, -15)
+        for counter, payload in enumerate(payloads):
+            body = json.dumps(payload).encode()
+            packed = b"\x02" + stream.compress(body) + stream.flush(zlib.Z_SYNC_FLUSH)
+            sealed = AESGCM(content_key).encrypt(
+                bytes(4) + struct.pack(">Q", counter), packed, aad(1, epoch, counter)
+            )
+            frames.append(b"\x01" + struct.pack(">QQ", epoch, counter) + sealed)
+        previous, count = epoch, len(payloads)
+    return frames
+
+
+def test_a_recording_of_compression_streams_opens_epoch_by_epoch() -> None:
+    private = X25519PrivateKey.generate()
+    pages = [[START, events("shop"), events("shop")], [events("cart"), events("cart"), END]]
+    header, opened = recording_events(
+        container(made_for(private), streamed(private, pages)), key_file(private), PASSPHRASE
+    )
+    assert [e["name"] for e in opened] == ["shop", "shop", "cart", "cart"]
+    assert header["bound"] == {"start": START, "end": END}
+
+
+def test_a_bomb_in_a_compression_stream_is_refused() -> None:
+    private = X25519PrivateKey.generate()
+    bomb = {"k": "events", "events": ["A" * (2 * 1024 * 1024)]}
+    assert refusal(private, streamed(private, [[START, bomb, END]])) == crypto.Broken.UNDECODABLE

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import socket
 import sqlite3
 import sys
@@ -23,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth, logs, startup
+from tandem import __version__, auth, heap, logs, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -228,13 +229,17 @@ def serve(
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         users = asyncio.run(_count_users(settings))
+        startup.check_runtime()
         startup.check_files(settings)
+        file_limit_warning = startup.raise_file_limit(settings)
         listening = startup.bind(settings)
     except TandemError as exc:
         raise _fail(exc) from None
     from tandem.server.app import create_app
 
     logs.configure(settings.log_format)  # type: ignore[arg-type]
+    if file_limit_warning:  # a log line, so that it is JSON under --log-format json
+        logging.getLogger("tandem.server").warning(file_limit_warning)
     served = create_app(settings)
     server = BannerServer(
         server_config(served, settings, log_level="info"),
@@ -260,6 +265,12 @@ class BannerServer(TandemServer):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.should_exit:
+            settings = self.tandem_app.state.services.settings
+            if settings.gc_freeze_seconds > 0:  # full collections off the event loop
+                heap.settle()
+                background = self.tandem_app.state.background
+                background.every("gc_freeze", settings.gc_freeze_seconds, heap.freeze)
+                background.every("gc_collect", settings.gc_collect_seconds, heap.collect_all)
             self.banner()
 
 
@@ -289,6 +300,8 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         host=settings.host,
         port=settings.port,
         ws=TandemWebSocketProtocol,
+        loop="uvloop",  # startup.check_runtime: required, not "auto"
+        http="httptools",
         ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
         ws_per_message_deflate=False,  # the SDK compresses before it encrypts
         proxy_headers=bool(settings.trusted_proxies),

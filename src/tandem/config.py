@@ -23,7 +23,16 @@ NUMBER_SETTINGS = {
     "audit_anchor_max_age_days": "TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS",
 }
 """Numeric settings an operator tunes through the environment (compliance profiles ask for
-them; docs/compliance.md)."""
+them; docs/compliance.md). Every other numeric setting (every limit) is read from
+``TANDEM_<NAME>`` too, e.g. ``TANDEM_MAX_SESSIONS`` (docs/configuration.md)."""
+
+NUMBER_KINDS: dict[str, type[int] | type[float]] = {
+    "int": int,
+    "int | None": int,
+    "float": float,
+    "float | None": float,
+}
+"""How a numeric field's value is read from its environment variable."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -204,6 +213,11 @@ class Settings:
     """Longest pause between runs of a failing background task."""
     unavailable_retry_seconds: float = 5.0
     """``Retry-After`` of the 503 answered while the database does not answer."""
+    gc_freeze_seconds: float = 60.0
+    """`tandem serve`: how often objects that survived are frozen out of the garbage collector's
+    full collections (tandem.heap); 0 turns the collector tuning off."""
+    gc_collect_seconds: float = 3600.0
+    """`tandem serve`: how often one full collection reclaims cyclic garbage that was frozen."""
     heartbeat_seconds: float = 5.0
     """How often each server process marks itself alive in the database
     (TANDEM_HEARTBEAT_SECONDS)."""
@@ -390,6 +404,16 @@ class Settings:
                     values[key] = float(env[variable])
                 except ValueError:
                     raise ConfigError(f"{variable} must be a number") from None
+        for field in dataclasses.fields(cls):
+            variable = "TANDEM_" + field.name.upper()
+            kind = NUMBER_KINDS.get(str(field.type))
+            if kind is None or field.name in values or not env.get(variable, "").strip():
+                continue
+            try:
+                values[field.name] = kind(env[variable])
+            except ValueError:
+                what = "a whole number" if kind is int else "a number"
+                raise ConfigError(f"{variable} must be {what}") from None
         for key, value in overrides.items():
             if value is None or (key in LIST_SETTINGS and not value):
                 continue

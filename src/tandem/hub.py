@@ -148,6 +148,16 @@ class LiveSession:
     """Keyed digest of the joined agent's resume token (``rejoin``)."""
     agent_login: str = ""
     """The sign-in (token digest) the agent joined with: only it may rejoin."""
+    agents_topic: str = dataclasses.field(init=False)
+    watcher_topic: str = dataclasses.field(init=False)
+    customer_topic: str = dataclasses.field(init=False)
+    """The session's fan-out topics, named once (the relay's hot path publishes to them)."""
+
+    def __post_init__(self) -> None:
+        session_id = self.machine.session_id
+        self.agents_topic = agents_topic(session_id)
+        self.watcher_topic = watcher_topic(session_id)
+        self.customer_topic = customer_topic(session_id)
 
     @property
     def waiting(self) -> bool:
@@ -236,6 +246,8 @@ class Seat:
         self.kick_reason = (codec.CLOSE_NORMAL, "")
         self.kick_notice: str | None = None
         """A control message (encoded) sent before the kick's close, if any."""
+        self.on_kick: Callable[[], None] | None = None
+        """Called when kicked, by the socket's adapter that pumps to it (no task waits)."""
 
     @property
     def finished(self) -> bool:
@@ -273,6 +285,8 @@ class Seat:
         self.kick_reason = (code, reason)
         self.kick_notice = notice
         self.kicked.set()
+        if self.on_kick is not None:
+            self.on_kick()
 
 
 class CustomerSeat(Seat):
@@ -295,9 +309,9 @@ class CustomerSeat(Seat):
         machine = live.machine
         machine.check_customer_payload()
         machine.touch(hub.clock())
-        hub.fanout.publish(agents_topic(machine.session_id), Frame(frame))
+        hub.fanout.publish(live.agents_topic, Frame(frame))
         if machine.watcher_gets_content:
-            hub.fanout.publish(watcher_topic(machine.session_id), Frame(frame))
+            hub.fanout.publish(live.watcher_topic, Frame(frame))
         if machine.records_content:
             await hub.recorded_frame(live, frame)
 
@@ -350,7 +364,7 @@ class AgentSeat(Seat):
         live = self.in_session()
         live.machine.check_agent_payload()
         live.machine.touch(self.hub.clock())
-        self.hub.fanout.publish(customer_topic(live.machine.session_id), Frame(frame))
+        self.hub.fanout.publish(live.customer_topic, Frame(frame))
 
     def in_session(self) -> LiveSession:
         if self.live is None:

@@ -108,19 +108,26 @@ payload that binds each."""
 
 
 class _Payloads:
-    """Packed payloads (flag byte, JSON deflated or not) back into payloads, parts joined."""
+    """Packed payloads back into payloads, parts joined. The flag byte says how the JSON was
+    packed (sdk/src/shared/payload.ts): 0 as is, 1 deflated on its own (earlier versions), 2 in
+    its epoch's deflate stream, flushed after each payload (one stream per epoch)."""
 
     def __init__(self) -> None:
         self.parts: dict[int, str] = {}
+        self.epoch = -1
+        self.stream: Any = None  # zlib.Decompress of the current epoch's stream
 
-    def push(self, packed: bytes) -> Any:
+    def push(self, packed: bytes, epoch: int) -> Any:
         try:
             body = packed[1:]
             if packed[:1] == b"\x01":  # bounded as in the browsers: a deflate bomb is refused
-                inflater = zlib.decompressobj(-15)
-                body = inflater.decompress(body, MAX_PAYLOAD_BYTES)
-                if inflater.unconsumed_tail:
-                    raise ValueError("payload inflates beyond the limit")
+                body = _inflate(zlib.decompressobj(-15), body)
+            elif packed[:1] == b"\x02":
+                if epoch != self.epoch or self.stream is None:
+                    self.epoch, self.stream = epoch, zlib.decompressobj(-15)
+                body = _inflate(self.stream, body)
+            elif packed[:1] != b"\x00":
+                raise ValueError("unknown payload encoding")
             payload = json.loads(body)
             if isinstance(payload, dict) and payload.get("k") == "part":
                 self.parts[int(payload["i"])] = str(payload["d"])
@@ -131,6 +138,14 @@ class _Payloads:
         except (zlib.error, ValueError, KeyError, TypeError, RecursionError):
             raise RecordingError(crypto.Broken.UNDECODABLE) from None
         return payload
+
+
+def _inflate(inflater: Any, body: bytes) -> bytes:
+    """``body`` inflated, refused beyond MAX_PAYLOAD_BYTES (a bomb)."""
+    out: bytes = inflater.decompress(body, MAX_PAYLOAD_BYTES)
+    if inflater.unconsumed_tail:
+        raise ValueError("payload inflates beyond the limit")
+    return out
 
 
 def _kind(payload: Any) -> object:
@@ -163,7 +178,7 @@ def recording_events(
         packed = opener.open(frame)
         if packed is None:
             continue
-        payload = payloads.push(packed)
+        payload = payloads.push(packed, int.from_bytes(frame[1:9], "big"))
         if start is None:
             if _kind(payload) != "recording_start":
                 raise RecordingError(crypto.Broken.FIRST_MISSING)

@@ -5,6 +5,8 @@ which is bound here and handed to uvicorn."""
 
 from __future__ import annotations
 
+import importlib.util
+import resource
 import socket
 import ssl
 import tempfile
@@ -50,6 +52,51 @@ def check_files(settings: Settings) -> None:
             ) from None
         finally:
             probe.close()
+
+
+RUNTIME_MODULES = ("uvloop", "httptools")
+"""The event loop and HTTP parser the relay runs on (``uvicorn[standard]``, issue 17): without
+them it relays about a fifth fewer frames a second, so a server that lacks them does not start."""
+
+FILES_PER_SESSION = 2
+"""Open files a live session holds: the customer's socket and the agent's (a supervisor: 3)."""
+
+FILES_SPARE = 64
+"""Files a process needs besides sessions: the database, logs, the listening socket, Redis."""
+
+
+def check_runtime() -> None:
+    """Raise :class:`ConfigError` when uvloop or httptools is missing."""
+    missing = [name for name in RUNTIME_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConfigError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing: install "
+            "Tandem with its locked dependencies (requirements/runtime.txt, uvicorn[standard])"
+        )
+
+
+def raise_file_limit(settings: Settings) -> str | None:
+    """Raise this process's open-file limit (``RLIMIT_NOFILE``) towards what ``max_sessions``
+    needs, up to the hard limit; a warning when the limit still caps sessions below it
+    (docs/deployment.md: ``LimitNOFILE=`` for systemd, ``ulimit -n``)."""
+    needed = settings.max_sessions * FILES_PER_SESSION + FILES_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if target > soft:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+            except (ValueError, OSError):
+                pass
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return None
+    sessions = max(0, (soft - FILES_SPARE) // FILES_PER_SESSION)
+    return (
+        f"the open-file limit ({soft}) caps this process near {sessions} live sessions, fewer "
+        f"than max_sessions ({settings.max_sessions}); raise it (systemd LimitNOFILE={needed}, "
+        f"or ulimit -n {needed}) or lower TANDEM_MAX_SESSIONS"
+    )
 
 
 def bind(settings: Settings) -> socket.socket:

@@ -10,10 +10,10 @@
 
 import { Replayer } from "rrweb";
 import { neutralizeEvent } from "./assets.ts";
-import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY } from "../shared/e2e/channel.ts";
+import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
-import { PayloadDecoder, type RecordingStatusPayload, unpack } from "../shared/payload.ts";
+import { PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
@@ -98,6 +98,7 @@ export class LiveView {
   private typingPending = false;
   /** Frames are opened, inflated and replayed strictly in arrival order. */
   private chain: Promise<void> = Promise.resolve();
+  private readonly unpacking = new UnpackStreams();
   private decoder: PayloadDecoder | null = new PayloadDecoder();
   private replayer: Replayer | null = null;
   private resizeObserver: ResizeObserver | null = null;
@@ -578,7 +579,7 @@ export class LiveView {
     this.chain = this.chain
       .then(async () => {
         const plaintext = await receiver.open(frame);
-        if (plaintext && !this.ended) this.replay(await unpack(plaintext));
+        if (plaintext && !this.ended) this.replay(await this.unpacking.unpack(plaintext, readU64(frame, 1)));
       })
       .catch((error: unknown) => {
         if (error instanceof ChannelError) {

@@ -26,7 +26,7 @@ import {
   hasBlockedShapes, hiddenFromAgent, maskFormState, onMaskingFailure, recordMaskingOptions, scrubEvent, usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { RemoteControl } from "./control.ts";
@@ -41,6 +41,21 @@ import {
 } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
+
+/** How long page changes may wait to travel together in one frame (issue 17). */
+export const BATCH_MS = 100;
+
+/** rrweb event types and incremental sources that go at once: a full snapshot or new page
+ * (2, 4), and what the customer does: mouse interactions (2), input (5), selection (14). */
+const URGENT_TYPES = new Set([2, 4]);
+const URGENT_SOURCES = new Set([2, 5, 14]);
+
+function isUrgent(event: unknown): boolean {
+  const e = event as { type?: number; data?: { source?: number } } | null;
+  if (!e || typeof e !== "object") return true;
+  if (URGENT_TYPES.has(e.type ?? -1)) return true;
+  return e.type === 3 && URGENT_SOURCES.has(e.data?.source ?? -1);
+}
 
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -115,6 +130,9 @@ export class Session {
   private stopRecording: (() => void) | undefined;
   private pending: unknown[] = [];
   private flushQueued = false;
+  /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
+  private cancelBatch: (() => void) | undefined;
+  private packing: { epoch: number; stream: PackStream } | null = null;
   private backlogged = false;
   private cancelBacklog: (() => void) | undefined;
   /** Sends leave in call order: packing and encryption are asynchronous. */
@@ -763,14 +781,27 @@ export class Session {
     const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
     if (masked === null) return;
     this.pending.push(masked);
-    if (!this.flushQueued) {
-      this.flushQueued = true;
-      queueMicrotask(() => this.flush());
+    // Events wait up to BATCH_MS to travel together (one frame instead of one per event), but
+    // what the customer does (typing, clicks, a new page) goes at once, with what waited.
+    if (isUrgent(masked)) {
+      this.cancelBatch?.();
+      this.cancelBatch = undefined;
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        queueMicrotask(() => this.flush());
+      }
+    } else if (!this.flushQueued && !this.cancelBatch) {
+      this.cancelBatch = this.ports.clock.after(BATCH_MS, () => {
+        this.cancelBatch = undefined;
+        this.flush();
+      });
     }
   }
 
   private flush(): void {
     this.flushQueued = false;
+    this.cancelBatch?.();
+    this.cancelBatch = undefined;
     const events = this.pending;
     this.pending = [];
     const ws = this.ws;
@@ -795,8 +826,7 @@ export class Session {
         return;
       }
       this.sendChain = this.sendChain
-        .then(() => pack(frame))
-        .then((packed) => sender.seal(packed))
+        .then(() => sender.seal(this.packer(sender.epoch).pack(frame)))
         .then((sealed) => {
           if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
           ws.send(sealed);
@@ -805,6 +835,12 @@ export class Session {
         })
         .catch(() => undefined);
     });
+  }
+
+  /** The compression stream of `epoch` (one per epoch: the receiver starts one with its key). */
+  private packer(epoch: number): PackStream {
+    if (!this.packing || this.packing.epoch !== epoch) this.packing = { epoch, stream: new PackStream() };
+    return this.packing.stream;
   }
 
   /** The network is slower than the page: drop events, then send a fresh full snapshot. */

@@ -2,10 +2,18 @@
  * Payloads between the customer's and the agent's browsers. The server relays them as opaque
  * binary frames and never parses them (soon they are ciphertext).
  *
+ * Compression (before encryption): each epoch of the customer's content is one deflate stream
+ * (fflate), flushed after every payload, so a payload costs what is new in it rather than its
+ * whole text; the receiver keeps the inflating side per epoch (frames of an epoch arrive whole
+ * and in order: the channel checks their counters). Older encodings (raw, or each payload
+ * deflated on its own) are still read: recordings made by earlier versions play.
+ *
  * A payload is UTF-8 JSON. One that would exceed MAX_PAYLOAD_BYTES is split into parts
  * `{"k":"part","id":N,"i":i,"n":count,"d":"<slice of the JSON text>"}`, which the receiver
  * reassembles. The server's frame limit (1 MiB) sits well above MAX_PAYLOAD_BYTES.
  */
+
+import { Deflate, Inflate } from "fflate";
 
 export const MAX_PAYLOAD_BYTES = 512 * 1024;
 export const MAX_PARTS = 64;
@@ -201,10 +209,14 @@ export class PayloadDecoder {
   }
 }
 
-/** Payloads of at least this many bytes are deflated before they are encrypted. */
+/** Payloads of at least this many bytes were deflated on their own by earlier versions. */
 export const COMPRESS_FROM_BYTES = 2048;
 const RAW = 0;
 const DEFLATED = 1;
+const STREAMED = 2;
+
+/** Input is inflated this much at a time, so a bomb is stopped within a slice of the limit. */
+const INFLATE_SLICE = 4096;
 
 async function transform(bytes: Uint8Array, stream: CompressionStream | DecompressionStream, limit: number): Promise<Uint8Array> {
   const writer = stream.writable.getWriter();
@@ -250,6 +262,79 @@ export async function unpack(packed: Uint8Array): Promise<Uint8Array> {
     }
   }
   throw new PayloadError("unknown payload encoding");
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(chunks.reduce((total, chunk) => total + chunk.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
+
+/**
+ * Customer side: one epoch's compression stream. `pack` deflates a frame into the stream and
+ * flushes it, so the receiver can inflate it at once; frames must then be sealed and sent in
+ * the order they were packed (the session's send chain does so).
+ */
+export class PackStream {
+  private readonly deflate: Deflate;
+  private chunks: Uint8Array[] = [];
+
+  constructor(level: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 6) {
+    this.deflate = new Deflate({ level }, (chunk) => {
+      this.chunks.push(chunk);
+    });
+  }
+
+  pack(frame: Uint8Array): Uint8Array {
+    this.chunks = [];
+    this.deflate.push(frame);
+    this.deflate.flush();
+    return prefix(STREAMED, concat(this.chunks));
+  }
+}
+
+/**
+ * Receiving side: the inflating half of the current epoch's stream (a new epoch starts a new
+ * one). A frame that inflates beyond MAX_PAYLOAD_BYTES, or does not inflate, is a PayloadError,
+ * and so is every later frame of that epoch (the stream is lost).
+ */
+export class UnpackStreams {
+  private epoch = -1;
+  private inflate: Inflate | null = null;
+  private chunks: Uint8Array[] = [];
+  private total = 0;
+  private broken = false;
+
+  async unpack(packed: Uint8Array, epoch: number): Promise<Uint8Array> {
+    if (packed.length < 1 || packed[0] !== STREAMED) return unpack(packed);
+    if (epoch !== this.epoch || !this.inflate) {
+      this.epoch = epoch;
+      this.broken = false;
+      this.inflate = new Inflate((chunk) => {
+        this.total += chunk.length;
+        if (this.total > MAX_PAYLOAD_BYTES + 1024) throw new PayloadError("payload inflates beyond the limit");
+        this.chunks.push(chunk);
+      });
+    }
+    if (this.broken) throw new PayloadError("an earlier payload of this epoch did not inflate");
+    this.chunks = [];
+    this.total = 0;
+    const body = packed.subarray(1);
+    try {
+      for (let offset = 0; offset < body.length; offset += INFLATE_SLICE) {
+        this.inflate.push(body.subarray(offset, offset + INFLATE_SLICE));
+      }
+    } catch (error) {
+      this.broken = true;
+      throw error instanceof PayloadError ? error : new PayloadError("payload does not inflate");
+    }
+    return concat(this.chunks);
+  }
 }
 
 function prefix(flag: number, body: Uint8Array): Uint8Array {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections import defaultdict
+from collections.abc import Callable
 
 from tandem.fanout.base import FRAME_OVERHEAD, Frame, Overflow, frame_size
 
@@ -28,6 +29,10 @@ class MemorySubscription:
         """Bytes queued and not yet taken (each frame counts its data plus ``FRAME_OVERHEAD``)."""
         self._waiter: asyncio.Future[None] | None = None
         self._overflowed = False
+        self.direct: Callable[[Frame], bool] | None = None
+        """Set by the subscriber's socket (:class:`tandem.server.ws.Connection`): tries to send
+        a frame at once; a frame is queued only when nothing is queued before it and this
+        returns False (the socket's writer is busy or the peer is behind)."""
 
     @property
     def overflowed(self) -> bool:
@@ -35,6 +40,8 @@ class MemorySubscription:
 
     def offer(self, frame: Frame) -> None:
         if self._overflowed:
+            return
+        if not self._frames and self.direct is not None and self.direct(frame):
             return
         size = frame_size(frame)
         if self.queued_bytes + size > self.max_bytes:
@@ -82,6 +89,7 @@ class MemorySubscription:
         return frames
 
     def close(self) -> None:
+        self.direct = None
         self._owner.unsubscribe(self._topic, self)
 
 

@@ -9,6 +9,12 @@ that stops gracefully.
   stopped reading could never be closed. Here a close to such a peer is queued behind what is
   buffered, the socket's reader is told at once, and the connection is aborted if the peer has not
   taken the close after uvicorn's close timeout; when the server stops, at once.
+* A direct send (:meth:`TandemWebSocketProtocol.send_now`, offered to the application as the
+  scope extension ``tandem.send_now``): the relay's hot path writes a frame to the transport at
+  once, without a task switch or uvicorn's ``send`` coroutine, when the transport takes it
+  without waiting; otherwise the frame is queued for the socket's writer as before. Such frames
+  bypass the ASGI ``send``: an ASGI middleware that must see or rewrite every frame removes the
+  extension from the scope it passes on (as the tests' malicious relay does).
 * :class:`TandemServer`: on SIGTERM (or SIGINT) uvicorn would close every socket with 1012 before
   the application's shutdown runs, so sessions would end ``agent_lost``/``customer_lost`` and
   nobody would be told why. It stops accepting, then lets Tandem tell every socket, end its
@@ -30,12 +36,46 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
 log = logging.getLogger("tandem.server")
 
 
+SEND_NOW = "tandem.send_now"
+"""The scope extension that holds a socket's :meth:`TandemWebSocketProtocol.send_now`."""
+
+
 class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
+    def handle_connect(self, event: Any) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:  # the application's task has not run yet: it sees the extension
+            scope["extensions"][SEND_NOW] = self.send_now
+
+    def send_now(self, data: bytes | str) -> bool:
+        """Write one data frame now if the socket is open and its transport is not paused (the
+        peer keeps up); False if not, and the caller queues the frame for the writer instead.
+        The transport buffers at most its high-water mark before it pauses, so this never
+        holds more than that for a peer that stopped reading."""
+        if (
+            not self.writable.is_set()
+            or self.disconnected
+            or self.close_sent
+            or not self.handshake_complete
+            or self.initial_response is not None
+        ):
+            return False
+        try:
+            if isinstance(data, bytes):
+                self.conn.send_binary(data)
+            else:
+                self.conn.send_text(data.encode())
+        except InvalidState:
+            return False
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        return True
+
     def shutdown(self) -> None:
         if self.handshake_complete and not self.close_sent and self.conn.state is not State.OPEN:
             self.stop_keepalive()

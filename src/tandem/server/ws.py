@@ -18,10 +18,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from tandem import auth, metrics
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
-from tandem.fanout.base import Overflow, Subscription
+from tandem.fanout.base import Frame, Overflow, Subscription
+from tandem.fanout.memory import MemorySubscription
 from tandem.hub import Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import services_of
+from tandem.server.websocket_protocol import SEND_NOW
 from tandem.storage.base import SELF_ORIGIN
 from tandem.tunnel import tunnel
 
@@ -58,9 +60,11 @@ def client_address(ws: WebSocket) -> str:
 
 class Connection:
     """An accepted socket's writer, as an async context manager owning its tasks (a task group):
-    one pumps the seat's subscription into the socket, one closes the socket if the hub kicks
-    the seat. Leaving normally once the seat has finished lets the writer send the last frames
-    (up to ``drain_seconds``); any other exit stops it at once.
+    one pumps the seat's subscription into the socket; if the hub kicks the seat, another
+    closes the socket (started then: an idle socket costs one task). While the writer is idle,
+    a frame published to the seat goes to the socket at once (``_direct``). Leaving normally
+    once the seat has finished lets the writer send the last frames (up to ``drain_seconds``);
+    any other exit stops it at once.
 
     Back-pressure: the subscription is bounded in bytes (``socket_queue_bytes``) and each send
     must complete within ``send_timeout`` seconds. A peer that falls further behind, or stops
@@ -76,22 +80,41 @@ class Connection:
         self.drain_seconds = drain
         self.send_timeout = send_timeout
         self._tasks = asyncio.TaskGroup()
+        self._busy = False  # the writer holds frames it took and has not sent yet
+        self._send_now = ws.scope.get("extensions", {}).get(SEND_NOW)
 
     async def __aenter__(self) -> Connection:
         await self._tasks.__aenter__()
         self._writer = self._tasks.create_task(self._pump())
-        self._kicked = self._tasks.create_task(self._close_when_kicked())
+        self._closing: asyncio.Task[None] | None = None
+        if self.seat.kicked.is_set():
+            self._on_kick()
+        else:
+            self.seat.on_kick = self._on_kick
+        if self._send_now is not None and isinstance(self.subscription, MemorySubscription):
+            self.subscription.direct = self._direct
         return self
 
+    def _direct(self, frame: Frame) -> bool:
+        """The hot path: a frame published while the writer is idle goes to the socket at once
+        (no queue, no task switch) if the transport takes it without waiting; False sends it
+        the slow way, through the queue and the writer, which keeps the order."""
+        if self._busy or frame.close is not None or not frame.data:
+            return False
+        sent: bool = self._send_now(frame.data)
+        return sent
+
     async def __aexit__(self, kind: Any, exc: Any, traceback: Any) -> None:
+        if isinstance(self.subscription, MemorySubscription):
+            self.subscription.direct = None
         if (
             kind is None
             and self.seat.finished
             and self.ws.client_state != WebSocketState.DISCONNECTED  # else nobody to drain to
         ):
             await asyncio.wait({self._writer}, timeout=self.drain_seconds)
+        self.seat.on_kick = None
         self._writer.cancel()
-        self._kicked.cancel()
         # Its own tasks are cancelled: the group only waits for them. The body's exception (a
         # ProtocolError to close with) goes on as it is, not wrapped in an ExceptionGroup.
         await self._tasks.__aexit__(None, None, None)
@@ -99,11 +122,14 @@ class Connection:
     async def _pump(self) -> None:
         try:
             while True:  # every frame queued at each wake-up
-                for frame in await self.subscription.take():
+                frames = await self.subscription.take()
+                self._busy = True
+                for frame in frames:
                     await self._send(frame.data)
                     if frame.close:
                         await _close(self.ws, *frame.close)
                         return
+                self._busy = False
         except Overflow:
             metrics.QUEUE_DROPS.labels(where="socket").inc()
             await self._drop("too slow: send queue full")
@@ -128,10 +154,13 @@ class Connection:
         self.seat.dropped_as_slow()
         await _close(self.ws, codec.CLOSE_TRY_AGAIN_LATER, reason)
 
-    async def _close_when_kicked(self) -> None:
-        await self.seat.kicked.wait()
+    def _on_kick(self) -> None:
+        """The hub closes this socket: stop the writer, close (after its notice, if any)."""
+        self.seat.on_kick = None
         self._writer.cancel()
-        await _close(self.ws, *self.seat.kick_reason, notice=self.seat.kick_notice)
+        self._closing = self._tasks.create_task(
+            _close(self.ws, *self.seat.kick_reason, notice=self.seat.kick_notice)
+        )
 
 
 async def _close(ws: WebSocket, code: int, reason: str, notice: str | None = None) -> None:
@@ -158,20 +187,14 @@ async def _refuse(ws: WebSocket, code: int, reason: str) -> None:
 
 
 async def _receive(
-    ws: WebSocket,
-    timeout: float | None = None,
-    waiting_for: str = "the first message",
-    seat: object = None,
+    ws: WebSocket, timeout: float | None = None, waiting_for: str = "the first message"
 ) -> str | bytes | None:
-    """Next frame, or None when the peer disconnected (its close code, if ``seat`` keeps one,
-    goes to ``seat.peer_close_code``). Raises 4408 after ``timeout`` seconds."""
+    """Next frame, or None when the peer disconnected. Raises 4408 after ``timeout`` seconds."""
     try:
         message = await asyncio.wait_for(ws.receive(), timeout)
     except TimeoutError:
         raise ProtocolError(codec.CLOSE_TIMEOUT, f"timed out waiting for {waiting_for}") from None
     if message["type"] == "websocket.disconnect":
-        if hasattr(seat, "peer_close_code"):
-            seat.peer_close_code = int(message.get("code") or 1005)
         return None
     text = message.get("text")
     if text is not None:
@@ -216,17 +239,23 @@ class _Reading(Protocol):
 
 
 async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, int]) -> None:
-    """Read the socket into ``seat`` until it finishes or the peer goes."""
+    """Read the socket into ``seat`` until it finishes or the peer goes. The hot path: the raw
+    ASGI receive (Starlette's wrapper only re-checks the socket's state for each message)."""
     max_control, max_payload = limits
+    receive = ws._receive
     while not seat.finished:
-        frame = await _receive(ws, seat=seat)
-        if frame is None:
+        message = await receive()
+        data = message.get("bytes")
+        if data is not None:  # page content: size check, then the hub relays it unparsed
+            codec.check_size(data, max_payload)
+            await seat.payload(data)
+        elif message["type"] == "websocket.disconnect":
+            ws.client_state = WebSocketState.DISCONNECTED
+            if hasattr(seat, "peer_close_code"):  # an agent's reload or lost network: resumable
+                setattr(seat, "peer_close_code", int(message.get("code") or 1005))  # noqa: B010
             return
-        if isinstance(frame, bytes):  # the hot path: size check, then the hub relays it
-            codec.check_size(frame, max_payload)
-            await seat.payload(frame)
         else:
-            await seat.text(decode(frame, max_control))
+            await seat.text(decode(str(message.get("text") or ""), max_control))
 
 
 async def customer_endpoint(ws: WebSocket) -> None:

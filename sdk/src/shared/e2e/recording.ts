@@ -30,7 +30,7 @@ import {
 } from "./channel.ts";
 import { fromBase64Url, toBase64Url } from "./encoding.ts";
 import {
-  PayloadDecoder, PayloadError, type RecordingEndPayload, type RecordingStartPayload, unpack,
+  PayloadDecoder, PayloadError, type RecordingEndPayload, type RecordingStartPayload, UnpackStreams,
 } from "../payload.ts";
 
 const subtle = globalThis.crypto.subtle;
@@ -359,6 +359,7 @@ export async function openRecording(
   }
   const opener = new RecordingOpener(header.session_id, key.privateKey);
   const decoder = new PayloadDecoder();
+  const unpacking = new UnpackStreams();
   const events: unknown[] = [];
   let start: RecordingStartPayload | null = null;
   let end: RecordingEndPayload | null = null;
@@ -367,7 +368,7 @@ export async function openRecording(
     if (!plaintext) continue;
     let payload;
     try {
-      payload = decoder.push(await unpack(plaintext));
+      payload = decoder.push(await unpacking.unpack(plaintext, readU64(frame, 1)));
     } catch (error) {
       if (error instanceof PayloadError) throw new ChannelError(BROKEN.undecodable);
       throw error;

@@ -1,0 +1,198 @@
+"""What the customer's SDK puts on the wire, and how soon the agent sees the page (issue 17).
+
+Real Chromium, the real SDK and console, `tandem serve` on loopback.
+
+* bytes per session-minute: a scripted minute on the demo shop (search typed, scrolling, four
+  page loads: shop, cart, checkout with its form typed, account), counting every binary frame
+  the customer's page sent from consent to the end of the minute. The same script under the
+  plaintext build (uncompressed JSON, bench/harness.py) gives the raw size: the ratio is what
+  compression saves, and the full snapshot's ratio is taken from the first page's first second.
+* first frame: a 300 KB page (the shop with rows added); from the customer's click on Allow to
+  the agent's mirror showing the page's last element, split into customer (click to the first
+  content frame sent), wire (to its arrival in the console) and console (to the mirror).
+
+    .venv/bin/python bench/sdk_wire.py [--rounds 3] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from playwright.sync_api import Browser, sync_playwright
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Shared, launch, plaintext_build, share, tandem_server
+
+SENT_PROBE = """(() => {
+    const send = WebSocket.prototype.send;
+    window.__sent = [];
+    WebSocket.prototype.send = function (data) {
+        if (typeof data !== "string") {
+            const size = data.byteLength ?? data.size ?? 0;
+            window.__sent.push([performance.timeOrigin + performance.now(), size]);
+        }
+        return send.call(this, data);
+    };
+    window.__clicked = 0;
+    document.addEventListener("click", () => {
+        if (!window.__clicked) window.__clicked = performance.timeOrigin + performance.now();
+    }, true);
+})();"""
+RECEIVED_PROBE = """(() => {
+    const Original = window.WebSocket;
+    window.__received = [];
+    window.WebSocket = class extends Original {
+        constructor(...args) {
+            super(...args);
+            this.addEventListener("message", (e) => {
+                if (typeof e.data !== "string")
+                    window.__received.push(performance.timeOrigin + performance.now());
+            });
+        }
+    };
+})();"""
+BIG_PAGE = """() => {
+    const list = document.createElement("section");
+    for (let i = 0; i < 1500; i++) {
+        const row = document.createElement("article");
+        row.className = "bench-row";
+        row.innerHTML = `<h3>Product ${i}</h3><p>Waterproof shell, taped seams, ` +
+            `two-way zip and a packable hood; sizes XS to XXL, colour ${i % 7}.</p>` +
+            `<button type="button">Add ${i}</button>`;
+        list.append(row);
+    }
+    const marker = document.createElement("p");
+    marker.id = "bench-marker";
+    marker.textContent = "end";
+    list.append(marker);
+    document.querySelector("main").append(list);
+    return document.documentElement.outerHTML.length;
+}"""
+MIRROR = 'iframe[title="Customer view"]'
+
+
+def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, int]:
+    """Run the minute; (bytes sent after consent, bytes sent in its first second). Each page
+    load starts a new count (the probe is installed again): a page's count is taken just
+    before leaving it."""
+    customer = session.customer
+
+    def page_total() -> int:
+        return int(sum(size for _, size in customer.evaluate("() => window.__sent")))
+
+    started = time.monotonic()
+    customer.wait_for_timeout(1000)
+    first_second = page_total()
+    customer.get_by_label("Search products").press_sequentially("tent", delay=120)
+    for _ in range(3):
+        customer.mouse.wheel(0, 600)
+        customer.wait_for_timeout(300)
+    sent = 0
+    for page, fill in (
+        ("/demo/cart.html", {}),
+        ("/demo/checkout.html", {"#name": "Ada Lovelace", "#street": "1 Main Street"}),
+        ("/demo/account.html", {}),
+    ):
+        sent += page_total()
+        customer.goto(f"{base}{page}")
+        customer.wait_for_function("() => window.__sent && window.__sent.length > 0")
+        customer.wait_for_timeout(1500)
+        for selector, text in fill.items():
+            customer.locator(selector).press_sequentially(text, delay=90)
+    remaining = seconds - (time.monotonic() - started)
+    if remaining > 0:
+        customer.wait_for_timeout(remaining * 1000)
+    return sent + page_total(), first_second
+
+
+def first_frame(browser: Browser, base: str) -> tuple[float, float, float]:
+    customer = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    customer.add_init_script(SENT_PROBE)
+    agent.add_init_script(RECEIVED_PROBE)
+    try:
+        customer.goto(f"{base}/demo/")
+        size = customer.evaluate(BIG_PAGE)
+        assert size > 250_000, size
+        code = customer.evaluate("() => window.Tandem.start()")
+        agent.goto(f"{base}/console/")
+        agent.get_by_label("Username").fill("alice")
+        agent.get_by_label("Password").fill("blue-kettle-orbit-42")
+        agent.get_by_role("button", name="Sign in").click()
+        agent.get_by_label("Session code").fill(code)
+        agent.get_by_role("button", name="Join").click()
+        allow = customer.get_by_role("dialog").get_by_role("button", name="Allow")
+        allow.wait_for()
+        customer.evaluate("() => { window.__sent = []; window.__clicked = 0; }")
+        agent.evaluate("() => { window.__received = []; }")
+        allow.click()
+        agent.wait_for_function(
+            f"""() => {{
+                const f = document.querySelector('{MIRROR}');
+                const d = f && f.contentDocument;
+                if (d && d.getElementById('bench-marker') && !window.__shown)
+                    window.__shown = performance.timeOrigin + performance.now();
+                return !!window.__shown;
+            }}""",
+            polling="raf",
+            timeout=30_000,
+        )
+        clicked = customer.evaluate("() => window.__clicked")
+        sent = customer.evaluate("() => window.__sent")
+        received = agent.evaluate("() => window.__received")
+        shown = agent.evaluate("() => window.__shown")
+        big = max(sent, key=lambda item: item[1])  # the snapshot's frame
+        index = sent.index(big)
+        arrived = received[min(index, len(received) - 1)]
+        return big[0] - clicked, arrived - big[0], shown - arrived
+    finally:
+        customer.context.close()
+        agent.context.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    wire: list[float] = []
+    raw: list[float] = []
+    snapshot_ratio: list[float] = []
+    splits: list[tuple[float, float, float]] = []
+    with sync_playwright() as playwright, tandem_server() as base, plaintext_build() as plain:
+        browser = launch(playwright)
+        for _ in range(args.rounds):
+            counts = {}
+            for name, build in (("wire", None), ("raw", plain)):
+                session = share(browser, base, "/demo/", build, customer_script=SENT_PROBE)
+                try:
+                    counts[name] = scripted_minute(session, base, args.seconds)
+                finally:
+                    session.close()
+            minutes = args.seconds / 60
+            wire.append(counts["wire"][0] / 1000 / minutes)
+            raw.append(counts["raw"][0] / 1000 / minutes)
+            snapshot_ratio.append(counts["raw"][1] / max(1, counts["wire"][1]))
+            splits.append(first_frame(browser, base))
+        browser.close()
+    print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds):")
+    print(f"  on the wire: p50 {statistics.median(wire):.1f} KB/min (target ≤ 40)")
+    print(f"  raw rrweb JSON: p50 {statistics.median(raw):.1f} KB/min")
+    ratios = sorted(r / w for r, w in zip(raw, wire, strict=True))
+    print(f"  raw/wire: {statistics.median(ratios):.1f}x")
+    print(f"  first page's first second (full snapshot) raw/wire: "
+          f"{statistics.median(snapshot_ratio):.1f}x (target ≥ 5)")  # fmt: skip
+    totals = sorted(sum(split) for split in splits)
+    p95 = totals[max(0, round(0.95 * len(totals)) - 1)]
+    print(f"agent's first frame on a 300 KB page: median {statistics.median(totals):.0f} ms, "
+          f"p95 {p95:.0f} ms (target p95 ≤ 1000)")  # fmt: skip
+    for i, name in enumerate(("customer", "wire", "console")):
+        print(f"  {name}: median {statistics.median(s[i] for s in splits):.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
