@@ -58,6 +58,8 @@ function fakes(stored: Saved | null = null) {
   return {
     ports, server, control, binary, called, store, keys,
     open: () => events?.open(),
+    /** The socket closes as the browser reports it (code, no reason). */
+    close: (code: number) => events?.close(code, ""),
     get closed() {
       return closed;
     },
@@ -185,4 +187,27 @@ test("the customer is told that Stop sharing stopped it; a cancelled code is not
   await session.stop();
   assert.equal(f.called("showStopped").length, 0, "nothing was shared: no notice");
   assert.equal(f.called("showError").length, 0);
+});
+
+test("a dropped socket shows Reconnecting… with Stop; Stop then tells the server on a fresh socket", async () => {
+  const saved: Saved = { sessionId: "s1", resumeToken: "tok", routing: "12345", secret: SECRET, agent: null, epoch: 0, sitePolicy: null };
+  const f = fakes(saved);
+  const session = new Session(f.ports);
+  session.resume(saved);
+  f.open();
+  f.server({ type: "resumed", state: "waiting", agent: null, code: "12345", resume_seconds: 30 });
+  assert.equal(session.state, "waiting");
+  f.close(1006);
+  assert.equal(session.state, "waiting"); // kept: the server keeps it for 30 s
+  const [reconnecting] = f.called("showReconnecting");
+  assert.equal(reconnecting?.args[0], "Reconnecting to the help server…");
+  assert.ok(f.store.saved, "the session record stays for the next attempt");
+  const before = f.control().length;
+  (reconnecting?.args[1] as () => void)(); // Stop sharing, while the socket is down
+  assert.equal(session.state, "ended");
+  assert.equal(f.store.saved, null);
+  f.open(); // the farewell socket
+  assert.deepEqual(f.control().slice(before), [
+    { v: 1, type: "resume", session_id: "s1", resume_token: "tok" }, { v: 1, type: "stop" },
+  ]);
 });

@@ -5,8 +5,9 @@ import {
 } from "../src/shared/protocol.ts";
 import {
   AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
-  DISTRUST, MAX_RECONNECTS, MISMATCH, RESTARTING, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
-  helpCode, initialState, reduce,
+  CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
+  SESSION_GONE, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
+  helpCode, initialState, reconnectDelay, reduce,
 } from "../src/share/state.ts";
 
 const PAGE: PageSays = { sitePolicy: null, brokenPolicy: false, pins: [] };
@@ -34,6 +35,9 @@ function stored(extra: Partial<Saved> = {}): Saved {
 const resume = (saved: Saved): SessionEvent => ({ type: "resume", saved, page: PAGE });
 const resumed = (state: string, extra: Record<string, unknown> = {}) =>
   server({ type: "resumed", state, agent: "Ann", code: null, ...extra });
+
+/** The socket closed with `code` at `now` ms (this page's clock); `jitter` as the shell draws it. */
+const closed = (code: number, now = 0, reason = "", jitter = 0.5): SessionEvent => ({ type: "closed", code, reason, now, jitter });
 
 const ended = (effects: { type: string }[]) => effects.find((e) => e.type === "end") as { error: string | null } | undefined;
 const sent = (effects: { type: string }[]) =>
@@ -175,43 +179,120 @@ test("a server restart ends the session in the SDK's own words, not the server's
 
 test("a close before `created` fails the start with a readable reason", () => {
   const connecting = run(initialState, create).state;
-  assert.equal(ended(run(connecting, { type: "closed", code: 1006, reason: "" }).effects)?.error, UNREACHABLE);
+  assert.equal(ended(run(connecting, closed(1006)).effects)?.error, UNREACHABLE);
   // Plain words, never the server's protocol words ("origin not allowed").
-  assert.equal(ended(run(connecting, { type: "closed", code: 4403, reason: "origin not allowed" }).effects)?.error, NOT_AVAILABLE);
-  assert.equal(ended(run(connecting, { type: "closed", code: 4401, reason: "customer token not accepted" }).effects)?.error, NOT_AUTHORISED);
-  assert.equal(ended(run(connecting, { type: "closed", code: 4400, reason: "malformed message" }).effects)?.error, START_FAILED);
+  assert.equal(ended(run(connecting, closed(4403, 0, "origin not allowed")).effects)?.error, NOT_AVAILABLE);
+  assert.equal(ended(run(connecting, closed(4401, 0, "customer token not accepted")).effects)?.error, NOT_AUTHORISED);
+  assert.equal(ended(run(connecting, closed(4400, 0, "malformed message")).effects)?.error, START_FAILED);
 });
 
 test("a refused start (too many waiting, server busy) says so in the SDK's own plain words", () => {
   const connecting = run(initialState, create).state;
-  const tooMany = run(connecting, { type: "closed", code: 4429, reason: "too many help requests from this address" });
+  const tooMany = run(connecting, closed(4429, 0, "too many help requests from this address"));
   assert.equal(ended(tooMany.effects)?.error, TOO_MANY_WAITING);
-  const busy = run(connecting, { type: "closed", code: 4503, reason: "<b>anything the server says</b>" });
+  const busy = run(connecting, closed(4503, 0, "<b>anything the server says</b>"));
   assert.equal(ended(busy.effects)?.error, SERVER_BUSY);
 });
 
-test("a dropped network is resumed with growing waits, then given up", () => {
-  let state = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
-  const delays: number[] = [];
-  for (let i = 0; i < MAX_RECONNECTS; i++) {
-    const dropped = run(state, { type: "closed", code: 1006, reason: "" });
-    assert.equal(dropped.state.phase, "sharing");
-    const effect = dropped.effects[0];
-    assert.ok(effect?.type === "reconnect");
-    delays.push(effect.delay);
-    // The resume is opened, then the network drops again before `resumed`... only the answer resets the count:
-    state = dropped.state;
+const sharingNow = () => run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+const delayOf = (effects: { type: string }[]) =>
+  (effects.find((e) => e.type === "reconnect") as { delay: number } | undefined)?.delay;
+
+test("back-off doubles from the first wait up to the cap, half of each wait random", () => {
+  assert.equal(reconnectDelay(0, 0), RECONNECT_FIRST_MS / 2);
+  assert.equal(reconnectDelay(0, 0.999), Math.round(RECONNECT_FIRST_MS / 2 + (RECONNECT_FIRST_MS / 2) * 0.999));
+  assert.equal(reconnectDelay(1, 0), RECONNECT_FIRST_MS);
+  assert.equal(reconnectDelay(2, 0), RECONNECT_FIRST_MS * 2);
+  for (const attempt of [10, 50, 1000]) {
+    assert.ok(reconnectDelay(attempt, 0.999) <= RECONNECT_MAX_MS);
+    assert.ok(reconnectDelay(attempt, 0) >= RECONNECT_MAX_MS / 2);
   }
-  assert.deepEqual(delays, [500, 1000, 1500]);
-  const last = run(state, { type: "closed", code: 1006, reason: "" });
-  assert.equal(last.state.phase, "ended");
+  assert.equal(reconnectDelay(3, -5), reconnectDelay(3, 0)); // a bad draw stays in range
+  assert.equal(reconnectDelay(3, 7), reconnectDelay(3, 1));
 });
 
-test("the server closing with 4xxx or 1000, or a failed resume, ends the session and says so", () => {
-  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
-  for (const code of [1000, 4000, 4410]) assert.equal(ended(run(sharing, { type: "closed", code, reason: "x" }).effects)?.error, SESSION_ENDED);
+test("a dropped network shows Reconnecting… once and retries with growing waits; `resumed` ends the drop", () => {
+  const dropped = run(sharingNow(), closed(1006, 1000, "", 0));
+  assert.equal(dropped.state.phase, "sharing");
+  assert.deepEqual(dropped.effects, [{ type: "show_reconnecting" }, { type: "reconnect", delay: reconnectDelay(0, 0) }]);
+  assert.ok("drop" in dropped.state && dropped.state.drop?.since === 1000);
+  // The shell resumes after the wait; that attempt fails too, and so on: waits grow, no second banner.
+  let state: SessionState = dropped.state;
+  const delays: number[] = [];
+  for (let i = 1; i <= 4; i++) {
+    state = run(state, resume(stored({ consented: true, secret: null }))).state;
+    assert.ok(state.phase === "connecting" && "drop" in state && state.drop?.since === 1000 && state.drop.attempt === i - 1);
+    const again = run(state, closed(1006, 1000 + i * 2000, "", 0));
+    assert.deepEqual(again.effects.map((e) => e.type), ["reconnect"]);
+    delays.push(delayOf(again.effects) ?? -1);
+    state = again.state;
+  }
+  assert.deepEqual(delays, [1, 2, 3, 4].map((i) => reconnectDelay(i, 0)));
+  // The server answers: the session goes on, sharing starts again (a new epoch), the drop is over.
+  const back = run(run(state, resume(stored({ consented: true, secret: null }))).state, resumed("sharing"));
+  assert.equal(back.state.phase, "sharing");
+  assert.ok("drop" in back.state && back.state.drop === null);
+  assert.ok(back.effects.some((e) => e.type === "begin_sharing"));
+  // A later drop starts afresh: the banner again, the first wait again.
+  assert.deepEqual(run(back.state, closed(1006, 90_000, "", 0)).effects[0], { type: "show_reconnecting" });
+});
+
+test("every way a socket can drop without the server ending the session is retried", () => {
+  for (const code of [1001, 1005, 1006, 1011, 1012, 1013]) {
+    assert.equal(delayOf(run(sharingNow(), closed(code)).effects), reconnectDelay(0, 0.5), String(code));
+  }
+  // Also a new page whose first resume meets a dropped network, and a waiting session.
   const resuming = run(initialState, resume(stored())).state;
-  const failed = run(resuming, { type: "closed", code: 1006, reason: "" });
+  assert.deepEqual(run(resuming, closed(1006)).effects.map((e) => e.type), ["show_reconnecting", "reconnect"]);
+  const waiting = run(initialState, create, created).state;
+  assert.equal(run(waiting, closed(1006)).state.phase, "waiting");
+});
+
+test("the attempts stop within the server's resume window, and the customer is told plainly", () => {
+  let state: SessionState = sharingNow();
+  let now = 0;
+  let attempts = 0;
+  for (;;) {
+    const next = run(state, closed(1006, now, "", 0.999));
+    if (next.state.phase === "ended") {
+      assert.equal(ended(next.effects)?.error, LOST);
+      break;
+    }
+    attempts++;
+    now += delayOf(next.effects) ?? 0; // the next attempt fails at once
+    assert.ok(now <= RESUME_WINDOW_MS - RECONNECT_MARGIN_MS, `attempt at ${now} ms is past the window`);
+    state = run(next.state, resume(stored({ consented: true, secret: null }))).state;
+  }
+  assert.ok(attempts >= 5, `only ${attempts} attempts in the window`);
+  assert.ok(now > RESUME_WINDOW_MS - RECONNECT_MARGIN_MS - RECONNECT_MAX_MS, `gave up early, at ${now} ms`);
+});
+
+test("the window is the one the server said (created's or resumed's resume_seconds)", () => {
+  const short = run(initialState, create, server({
+    type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, resume_seconds: 3,
+  })).state;
+  assert.ok("saved" in short && short.saved.resumeWindowMs === 3000);
+  const first = run(short, closed(1006, 0, "", 0));
+  assert.equal(first.state.phase, "waiting");
+  // 2.5 s later the next wait would end past 3 s minus the margin: given up.
+  const later = run(run(first.state, resume(stored({ resumeWindowMs: 3000 }))).state, closed(1006, 2500, "", 0));
+  assert.equal(ended(later.effects)?.error, LOST);
+  const longer = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { resume_seconds: 120 })).state;
+  assert.ok("saved" in longer && longer.saved.resumeWindowMs === 120_000);
+  // Nonsense from the server keeps the default.
+  const odd = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { resume_seconds: -4 })).state;
+  assert.ok("saved" in odd && odd.saved.resumeWindowMs === undefined);
+});
+
+test("the server closing a live session says so; a reconnect that finds it gone says so; so does a new page whose resume fails", () => {
+  for (const code of [1000, 4000, 4410]) assert.equal(ended(run(sharingNow(), closed(code)).effects)?.error, CLOSED);
+  // Another page of this tab took the session over: this one goes quietly.
+  assert.equal(ended(run(sharingNow(), closed(4409)).effects)?.error, null);
+  const dropped = run(run(sharingNow(), closed(1006)).state, resume(stored({ consented: true, secret: null }))).state;
+  assert.equal(ended(run(dropped, closed(4404, 3000, "session not found")).effects)?.error, SESSION_GONE);
+  assert.equal(ended(run(dropped, closed(4403, 3000, "origin not allowed")).effects)?.error, NOT_AVAILABLE); // plain words
+  const resuming = run(initialState, resume(stored())).state;
+  const failed = run(resuming, closed(4404));
   assert.equal(failed.state.phase, "ended");
   assert.equal(ended(failed.effects)?.error, CONNECTION_LOST);
 });
@@ -225,6 +306,26 @@ test("every end the server announces is told to the customer in plain words", ()
   for (const [reason, notice] of Object.entries(expected)) {
     assert.equal(ended(run(sharing, server({ type: "ended", reason })).effects)?.error, notice, reason);
   }
+});
+
+test("Stop while reconnecting ends here at once and tells the server on a fresh socket", () => {
+  const dropped = run(sharingNow(), closed(1006)).state;
+  const stopped = run(dropped, { type: "stop" });
+  assert.equal(stopped.state.phase, "ended");
+  assert.deepEqual(stopped.effects, [{ type: "stop_offline", sessionId: "s1", resumeToken: "t" }, { type: "end", error: null }]);
+  const connecting = run(dropped, resume(stored({ consented: true, secret: null }))).state;
+  assert.deepEqual(run(connecting, { type: "stop" }).effects.map((e) => e.type), ["stop_offline", "end"]);
+  // Nothing of the old session comes back: a late answer or close is ignored.
+  assert.deepEqual(run(stopped.state, resumed("sharing")).effects, []);
+  assert.deepEqual(run(stopped.state, closed(1006)).effects, []);
+  // Connected, Stop goes on the open socket.
+  assert.deepEqual(sent(run(sharingNow(), { type: "stop" }).effects), ["stop"]);
+});
+
+test("`ended` from the server while reconnecting ends with its reason", () => {
+  const connecting = run(run(sharingNow(), closed(1006)).state, resume(stored({ consented: true, secret: null }))).state;
+  const shutdown = run(connecting, server({ type: "ended", reason: "server_shutdown" }));
+  assert.equal(ended(shutdown.effects)?.error, RESTARTING);
 });
 
 test("stop tells the server and ends; nothing happens after the end", () => {

@@ -204,6 +204,34 @@ test("a truncated recording is refused: its tail, or only its end marker, is mis
   assert.equal(await refusal(container(header, [...epochs[0]]), key), BROKEN.firstMissing); // nothing recorded at all
 });
 
+test("an interrupted recording opens `partial` up to where it stopped, without an end; nothing else is relaxed", async () => {
+  const { key, header, epochs } = await build();
+  const interrupted = { ...header, end_reason: "interrupted" };
+  const cut = container(interrupted, epochs.slice(0, 3).flat()); // the server crashed during epoch 5
+  assert.equal(await refusal(cut, key), BROKEN.truncated); // played whole, it is refused as before
+  const opened = await openRecording(cut, key, { partial: true });
+  assert.deepEqual(opened.events.map((e) => (e as { data: { name: string } }).data.name), ["shop", "cart"]);
+  assert.equal(opened.end, null);
+  assert.deepEqual(opened.start, START);
+  // A whole recording opened `partial` still has its end.
+  assert.deepEqual((await openRecording(container(header, epochs.flat()), key, { partial: true })).end, END);
+  // Partial is no licence to cut the start or a middle part, to relabel, or to forge.
+  const partial = async (bytes: Uint8Array) => {
+    try {
+      await openRecording(bytes, key, { partial: true });
+    } catch (error) {
+      return (error as Error).message;
+    }
+    return "played";
+  };
+  assert.equal(await partial(container(interrupted, [...epochs[0], ...epochs.slice(2).flat()])), BROKEN.firstMissing);
+  assert.equal(await partial(container(interrupted, [...epochs[0], ...epochs[1], ...epochs[3]])), BROKEN.middleMissing(2, 5));
+  assert.equal(await partial(container({ ...interrupted, agent: "mallory" }, epochs.slice(0, 3).flat())), BROKEN.relabelled("agent", "mallory", "alice"));
+  const fake = await forged(key.privateKey, 3, 2, 2, [events("made up")]);
+  assert.equal(await partial(container(interrupted, [...epochs[0], ...epochs[1], ...fake])), BROKEN.forged(3));
+  assert.equal(await partial(container(interrupted, [...epochs[0]])), BROKEN.firstMissing);
+});
+
 test("a relabelled header is refused: recording id, agent, site or session", async () => {
   const { key, header, epochs } = await build();
   const frames = epochs.flat();

@@ -110,6 +110,9 @@ class Settings:
     every join, watch and record, and at once when a sign-in is revoked)."""
     resume_grace_seconds: float = 30.0
     """How long a customer's page may be away (navigation, reload) before the session ends."""
+    agent_resume_seconds: float = 30.0
+    """How long a joined agent whose console reloaded or lost its network may take the session
+    up again (``rejoin``) before it ends ``agent_lost``; 0 ends it at once."""
     idle_timeout_seconds: float = 30 * 60.0
     """A joined session with no traffic either way for this long ends (`idle_timeout`)."""
     max_session_seconds: float = 4 * 3600.0
@@ -271,6 +274,8 @@ class Settings:
             raise ConfigError("code_digits must be between 4 and 12")
         if self.audit_anchor_every < 1:
             raise ConfigError("audit_anchor_every must be at least 1")
+        if not 0 <= self.agent_resume_seconds <= 600 or not 0 <= self.resume_grace_seconds <= 600:
+            raise ConfigError("agent_resume_seconds and resume_grace_seconds must be 0 to 600")
         if not self.purge_interval_seconds > 0:
             raise ConfigError("purge_interval_seconds must be positive")
         if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:

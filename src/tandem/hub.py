@@ -56,6 +56,7 @@ from tandem.protocol.messages import (
     Record,
     RecordConsent,
     RecordStop,
+    Rejoin,
     Report,
     Restarting,
     Resume,
@@ -152,6 +153,12 @@ class LiveSession:
     """A practice session (tandem.training): the only agent who may join it."""
     practice_steps: set[str] = dataclasses.field(default_factory=set)
     """What the hub saw of the practice exercise (tandem.training.SERVER_STEPS)."""
+    agent_seat: AgentSeat | None = None
+    """The joined agent's current socket (a rejoining console replaces a half-open one)."""
+    agent_resume_digest: str = ""
+    """Keyed digest of the joined agent's resume token (``rejoin``)."""
+    agent_login: str = ""
+    """The sign-in (token digest) the agent joined with: only it may rejoin."""
     agents_topic: str = dataclasses.field(init=False)
     watcher_topic: str = dataclasses.field(init=False)
     customer_topic: str = dataclasses.field(init=False)
@@ -350,6 +357,9 @@ class AgentSeat(Seat):
         """Wrong codes on this socket."""
         self.join_keys = (f"join-user:{principal.username}", f"join-ip:{client}")
         self.org_key = f"join-org:{principal.org}"
+        self.peer_close_code: int | None = None
+        """How the console closed its socket, if it did: a reload (1001) or a lost network
+        (1005/1006) leaves the session waiting for ``rejoin``; anything else ends it."""
 
     @property
     def finished(self) -> bool:
@@ -385,8 +395,14 @@ class AgentSeat(Seat):
 
     async def _gone(self) -> None:
         live = self.live
-        if live is not None and not live.machine.ended:
-            await self.hub.apply(live, live.machine.agent_lost(self.hub.clock()))
+        if live is None or live.machine.ended or live.agent_seat not in (self, None):
+            return  # a rejoin took this socket's place
+        live.agent_seat = None
+        now = self.hub.clock()
+        if self.peer_close_code in RESUMABLE_CLOSES:
+            await self.hub.apply(live, live.machine.agent_away(now))
+        else:
+            await self.hub.apply(live, live.machine.agent_lost(now))
 
 
 class WatchSeat(Seat):
@@ -426,6 +442,13 @@ class WatchSeat(Seat):
     async def _gone(self) -> None:
         if self.watching:
             await self.hub.apply(self.live, self.live.machine.watcher_leaves())
+
+
+RESUMABLE_CLOSES = frozenset({1001, 1005, 1006})
+"""An agent socket closed by a page being left (a reload: 1001) or lost with the network (no
+close frame: uvicorn says 1005, others 1006): the session waits ``agent_resume_seconds`` for
+its ``rejoin``. A console that closes on purpose (1000), or a socket the server dropped, ends
+it at once (``agent_lost``)."""
 
 
 class SessionHub:
@@ -911,6 +934,7 @@ class SessionHub:
                 idle_timeout_seconds=self.settings.idle_timeout_seconds,
                 max_duration_seconds=self.settings.max_session_seconds,
                 last_activity=now,
+                agent_resume_seconds=self.settings.agent_resume_seconds,
             ),
             resume_digest=self.secret_digest(resume_token, "resume"),
             org_id=site.org_id,
@@ -924,6 +948,7 @@ class SessionHub:
             resume_token=resume_token,
             expires_in=int(self.settings.code_ttl_seconds),
             policy=self.policy_for(site),
+            resume_seconds=int(self.settings.resume_grace_seconds),
         )
         return live, created
 
@@ -1005,23 +1030,56 @@ class SessionHub:
         site = await self.storage.get_site(live.site_id)
         resumed.policy = self.policy_for(site) if site else self.policy
         resumed.team_policies = live.team_policies  # known before the page shares anything
+        resumed.resume_seconds = int(self.settings.resume_grace_seconds)
         await self.apply(live, effects)
         return resumed
 
     async def agent_joins(
-        self, live: LiveSession, site: SiteRecord | None, agent: Principal
+        self, live: LiveSession, site: SiteRecord | None, agent: Principal, login: str = ""
     ) -> None:
         """The agent's code was right (:meth:`session_for_code`): its teams' policies for this
-        site go to the customer first, then the join itself."""
+        site go to the customer first, then the join itself (with a resume token for the
+        agent's sign-in, ``login``, when it has one)."""
         serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
         texts = await self.storage.team_policies(Grant.server(live.org_id, "agent joins"), serving)
         live.team_policies = [json.loads(texts[team]) for team in serving if team in texts]
+        token = crypto.new_token(self.entropy) if login else ""
+        live.agent_resume_digest = self.secret_digest(token, "agent-resume") if token else ""
+        live.agent_login = login
         effects = live.machine.agent_joins(
-            agent.display_name, self.clock(), agent.username, len(live.team_policies)
+            agent.display_name, self.clock(), agent.username, len(live.team_policies), token
         )
         if live.team_policies and live.machine.state == "pending_consent":
             self.send_to_customer(live, TeamPolicy(policies=live.team_policies))
         await self.apply(live, effects)
+
+    async def agent_rejoins(self, seat: AgentSeat, message: Rejoin) -> LiveSession:
+        """The agent's sign-in takes its session up again (``rejoin``): the resume token its
+        ``joined`` carried, the same sign-in (``login``) and account, its team still serving the
+        site. Anything else is one answer, 4404. An older socket of the agent is closed 4409."""
+        live = self._live.get(message.session_id)
+        digest = self.secret_digest(message.resume_token, "agent-resume")
+        if (
+            live is None
+            or live.machine.ended
+            or not live.agent_resume_digest
+            or not crypto.secrets_equal(live.agent_resume_digest, digest)
+            or not crypto.secrets_equal(live.agent_login, seat.login)
+            or live.machine.agent_username != seat.principal.username
+        ):
+            raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
+        _, resource = await self._site_of(live)
+        authorize(seat.principal, "session.join", resource)
+        effects = live.machine.agent_returns(seat.principal.username)
+        older, live.agent_seat = live.agent_seat, seat
+        if older is not None and older is not seat:
+            older.kick(4409, "session taken up in another console")
+        seat.subscription = self.fanout.subscribe(
+            agents_topic(live.machine.session_id), self.settings.socket_queue_bytes
+        )
+        seat.live = live
+        await self.apply(live, effects)
+        return live
 
     async def _site_of(self, live: LiveSession) -> tuple[SiteRecord | None, Resource]:
         """A live session's site, and the session as authorisation sees it (organisation and
@@ -1515,7 +1573,25 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
         agents_topic(live.machine.session_id), hub.settings.socket_queue_bytes
     )
     seat.live = live
-    await hub.agent_joins(live, site, agent)
+    live.agent_seat = seat
+    await hub.agent_joins(live, site, agent, seat.login)
+    return Joined(seat)
+
+
+async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
+    """The agent's console reloaded, or its network dropped: the same session again, within
+    ``agent_resume_seconds`` (issue 13, fault 6)."""
+    if seat.live is not None:
+        raise ProtocolError(codec.CLOSE_MALFORMED, "already in a session")
+    hub = seat.hub
+    owner = await hub.owner_elsewhere(message.session_id)
+    if owner:
+        return Elsewhere(owner)
+    try:
+        await hub.agent_rejoins(seat, message)
+    except ForbiddenError as exc:
+        await hub._refused(seat.principal, "session.join", message, None, exc)
+        raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
     return Joined(seat)
 
 
@@ -1583,7 +1659,7 @@ async def _agent_abort(seat: AgentSeat, message: Abort) -> None:
     await seat.hub.apply(live, live.machine.key_mismatch("agent"))
 
 
-REAUTHORISED = (Join, Watch, Record)
+REAUTHORISED = (Join, Watch, Record, Rejoin)
 """Messages before which the sign-in and the account are checked again (not only the role)."""
 
 AgentEvent = Callable[[AgentSeat, Any], Awaitable[Outcome | None]]
@@ -1595,6 +1671,7 @@ AGENT_EVENTS: Mapping[type[AgentMessage], tuple[Action, AgentEvent]] = {
     Abort: ("session.join", _agent_abort),
     Record: ("session.record", _record),
     RecordStop: ("session.join", _agent_record_stop),
+    Rejoin: ("session.join", _rejoin),
 }
 """Each agent-socket message: the action it needs, and what it does."""
 

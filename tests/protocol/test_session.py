@@ -471,3 +471,67 @@ def test_an_invalid_event_emits_no_audit_record() -> None:
     with pytest.raises(ProtocolError):
         session.watch_consent(True)
     assert session.state == "waiting"
+
+
+# Issue 13, fault 6: a lost agent may take its session up again within the window.
+
+
+def resumable(window: float = 30.0) -> Session:
+    session = new_session()
+    session.agent_resume_seconds = window
+    session.agent_joins("Alice", now=1.0, username="alice", resume_token="tok")
+    session.consent(True)
+    return session
+
+
+def test_a_join_carries_the_resume_token_and_window() -> None:
+    session = new_session()
+    session.agent_resume_seconds = 30.0
+    effects = session.agent_joins("Alice", now=1.0, username="alice", resume_token="tok")
+    assert ToAgents(Joined(session_id="s1", resume_token="tok", resume_seconds=30)) in effects
+
+
+def test_a_lost_agent_is_waited_for_and_the_customer_told() -> None:
+    session = resumable()
+    assert session.agent_away(10.0) == [ToCustomer(PeerStatus(connected=False))]
+    assert session.agent_away(11.0) == []  # once
+    assert session.tick(39.9) == []
+    assert session.state == "sharing"
+    effects = session.agent_returns("alice")
+    assert effects == [
+        Audit("agent_rejoined", "agent"),
+        ToAgents(Joined(session_id="s1", resumed=True)),
+        ToCustomer(PeerStatus(connected=True)),
+    ]
+    assert session.tick(1000.0) == []  # no longer away (no idle timeout here)
+
+
+def test_an_agent_away_past_the_window_ends_the_session_lost() -> None:
+    session = resumable()
+    session.agent_away(10.0)
+    effects = session.tick(40.0)
+    assert EndSession("agent_lost") in effects
+    with pytest.raises(ProtocolError):
+        session.agent_returns("alice")
+
+
+def test_only_the_joined_agent_returns_and_only_to_a_joined_session() -> None:
+    session = resumable()
+    session.agent_away(10.0)
+    with pytest.raises(ProtocolError):
+        session.agent_returns("mallory")
+    waiting = new_session()
+    with pytest.raises(ProtocolError):
+        waiting.agent_returns("")
+
+
+def test_without_a_window_or_before_a_join_a_lost_agent_ends_the_session() -> None:
+    assert EndSession("agent_lost") in resumable(window=0).agent_away(10.0)
+    waiting = new_session()
+    waiting.agent_resume_seconds = 30.0
+    assert EndSession("agent_lost") in waiting.agent_away(10.0)
+
+
+def test_a_half_open_agent_socket_replaced_by_a_rejoin_tells_the_customer_nothing() -> None:
+    session = resumable()
+    assert ToCustomer(PeerStatus(connected=True)) not in session.agent_returns("alice")

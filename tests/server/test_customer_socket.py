@@ -139,6 +139,7 @@ async def test_resume_after_navigation_keeps_sharing(server: RunningServer) -> N
         "policy": None,
         "recording": False,
         "team_policies": [],
+        "resume_seconds": 30,
     }
     assert await recv_json(agent) == {"v": 1, "type": "peer", "connected": True}
     await page2.send(b"new page snapshot")

@@ -12,6 +12,7 @@ import { browserClock, webSocketTransport } from "../shared/ports.ts";
 import { MalformedAnswer, checkedAnswer } from "./answers.ts";
 import { type LivePorts, LiveView } from "./live.ts";
 import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
+import { browserHeldStore } from "./rejoin.ts";
 import { passwordControls } from "./password.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, type Tool, initialState, reduce } from "./state.ts";
@@ -101,7 +102,19 @@ function entered(before: ConsoleState): void {
 const codeInput = () => document.getElementById("code") as HTMLInputElement | null;
 
 /** The browser's ports for a live session: the relay's agent socket, the clock, randomness. */
-const livePorts = (): LivePorts => ({ transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes });
+const livePorts = (): LivePorts => ({
+  transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes, held: browserHeldStore,
+});
+
+/** After a reload: take up the session this tab was in (issue 13, fault 6), or drop stale keys. */
+function rejoinHeld(): void {
+  const held = browserHeldStore.load();
+  if (!held || live || state.screen !== "live") {
+    if (!held && !live) void browserHeldStore.clear();
+    return;
+  }
+  live = new LiveView({ rejoin: held }, liveUi, livePorts());
+}
 
 const liveUi = {
   report: (event: LiveEvent) => {
@@ -328,6 +341,7 @@ async function init(): Promise<void> {
     const response = await relayFetch("/api/me");
     if (response.ok) {
       signedIn(await checkedAnswer<AgentInfo>(response, "GET", "/api/me"));
+      rejoinHeld();
       return;
     }
   } catch (error) {

@@ -16,7 +16,9 @@ import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
-import type { Clock, Connection, Transport } from "../shared/ports.ts";
+import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
+import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
+import type { Held, HeldStore } from "./rejoin.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t } from "./messages/workspace.ts";
 
@@ -35,11 +37,22 @@ const META = 4;
 const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
 
+/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
+const RECONNECTING = "Connection lost. Reconnecting…";
+const REJOINED = "Reconnected. Waiting for the customer's page…";
+const LOST = "The connection could not be restored in time, so the session ended.";
+const GONE = "The session ended while you were reconnecting.";
+const NO_KEYS = "This session cannot be taken up again in this tab (its keys are gone), so it was ended.";
+/** Frame kinds (../shared/e2e/channel.ts): content, and the agent's epoch key. */
+const CONTENT_FRAME = 0x01;
+const EPOCH_KEY_FRAME = 0x02;
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
 export interface LivePorts {
   transport: Transport;
   clock: Clock;
   random(bytes: number): Uint8Array;
+  /** What a rejoin after a reload needs (./rejoin.ts); without it, a reload ends the session. */
+  held?: HeldStore;
 }
 
 /** What a live session needs from the console around it. */
@@ -77,7 +90,15 @@ function splitCode(text: string): { routing: string; secret: string } | null {
 
 /** One joined session: the socket, the key exchange, the decryptor, the decoder, the replayer. */
 export class LiveView {
-  private readonly ws: Connection;
+  private ws: Connection;
+  /** This tab's record of the joined session, for rejoining it (null: not resumable). */
+  private held: Held | null = null;
+  /** The socket is down: since when, and how many attempts (issue 13, fault 6). */
+  private drop: { since: number; attempt: number } | null = null;
+  private cancelRetry: (() => void) | undefined;
+  /** Rejoined: content of the epoch that was running is dropped until the customer's browser
+   * sends a new epoch key (frames were lost while away; the new epoch repairs the view). */
+  private awaitingEpoch = false;
   private secret: string | null = null;
   /** The pairing with the customer's browser, until it succeeded or failed. */
   private pairing: Pairing | null = null;
@@ -121,21 +142,74 @@ export class LiveView {
   private customerRecording: RecordingStatusPayload | null = null;
   private cancelRecordingCheck: (() => void) | undefined;
 
-  constructor(target: { code: string } | { watch: string }, private readonly ui: LiveUi, private readonly ports: LivePorts) {
+  constructor(
+    target: { code: string } | { watch: string } | { rejoin: Held },
+    private readonly ui: LiveUi,
+    private readonly ports: LivePorts,
+  ) {
     this.watching = "watch" in target;
     this.ui.report({ type: "connecting", watching: this.watching });
-    this.ws = ports.transport({
-      open: () => {
-        if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
-        else this.join(target.code);
-      },
+    if ("rejoin" in target) {
+      // A reloaded console: its keys first (frames may come as soon as the server lets it in).
+      this.held = target.rejoin;
+      this.sessionId = target.rejoin.sessionId;
+      this.joined = true;
+      this.drop = { since: ports.clock.now(), attempt: 0 }; // the window runs from the reload
+      this.ws = { send: () => undefined, close: () => undefined, isOpen: false, isClosed: false, bufferedAmount: 0 };
+      this.status(RECONNECTING);
+      void this.restoreKeys(target.rejoin).then((ok) => {
+        if (ok && !this.ended) this.ws = this.connect(() => this.sendRejoin());
+      });
+      return;
+    }
+    this.ws = this.connect(() => {
+      if ("watch" in target) this.ws.send(control({ type: "watch", session_id: target.watch }));
+      else this.join(target.code);
+    });
+  }
+
+  private connect(opened: () => void): Connection {
+    const events: ConnectionEvents = {
+      open: opened,
       text: (data) => {
+        if (this.ws !== ws) return;
         const message = parseServerMessage(data);
         if (message) this.onControl(message);
       },
-      binary: (data) => this.onPayload(data),
-      close: (code, reason) => this.onClose(code, reason),
-    });
+      binary: (data) => {
+        if (this.ws === ws) this.onPayload(data);
+      },
+      close: (code, reason) => {
+        if (this.ws === ws) this.onClose(code, reason);
+      },
+    };
+    const ws = this.ports.transport(events);
+    return ws;
+  }
+
+  /** The pairing keys this tab kept for `held`'s session; none: the session cannot go on. */
+  private async restoreKeys(held: Held): Promise<boolean> {
+    const keys = await this.ports.held?.loadKeys(held.sessionId);
+    if (this.ended) return false;
+    if (!keys) {
+      this.leaveOffline(held); // the customer is not left waiting out the window
+      this.finish(NO_KEYS);
+      return false;
+    }
+    this.receiver = new ContentReceiver(held.sessionId, keys.customerToAgent, KIND_EPOCH_KEY);
+    this.commands = new CommandSender(held.sessionId, keys.agentToCustomer, held.commands);
+    return true;
+  }
+
+  private sendRejoin(): void {
+    const held = this.held;
+    if (!held) return;
+    this.ws.send(control({ type: "rejoin", session_id: held.sessionId, resume_token: held.resumeToken }));
+  }
+
+  /** Keep what a rejoin needs (only an agent's joined session, never a watch). */
+  private keep(): void {
+    if (this.held && !this.watching) this.ports.held?.save(this.held);
   }
 
   private status(text: string, tone: Tone = ""): void {
@@ -173,17 +247,44 @@ export class LiveView {
   }
 
   get open(): boolean {
-    return !this.ended && !this.ws.isClosed;
+    return !this.ended && (this.drop !== null || !this.ws.isClosed);
   }
 
   leave(): void {
     if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
+    else if (this.held && this.drop) this.leaveOffline(this.held);
     this.finish(t("sessionEnded"), "");
+  }
+
+  /** Left while reconnecting: a fresh socket takes the session up and leaves it at once, so the
+   * customer is not left waiting out the window. Nothing it hears is used. */
+  private leaveOffline(held: Held): void {
+    const ws = this.ports.transport({
+      open: () => {
+        ws.send(control({ type: "rejoin", session_id: held.sessionId, resume_token: held.resumeToken }));
+        ws.send(control({ type: "leave" }));
+      },
+      text: () => undefined,
+      binary: () => undefined,
+      close: () => undefined,
+    });
+    this.ports.clock.after(5000, () => ws.close(1000, "left"));
   }
 
   private onControl(message: ServerMessage): void {
     switch (message.type) {
       case "joined":
+        if (message.resumed) {
+          this.onRejoined();
+          break;
+        }
+        if (message.resume_token && !this.watching) {
+          this.held = {
+            sessionId: message.session_id, resumeToken: message.resume_token,
+            windowMs: windowOf(message.resume_seconds) ?? RESUME_WINDOW_MS, commands: 0,
+          };
+          this.keep();
+        }
         this.joined = true;
         this.ui.report({ type: "joined", sessionId: message.session_id });
         this.ui.clearCode();
@@ -333,6 +434,7 @@ export class LiveView {
     }
     this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
+    if (this.held) void this.ports.held?.saveKeys(sessionId, step.keys); // for a rejoin after a reload
     this.status(t("waitingForAllow"));
   }
 
@@ -349,6 +451,10 @@ export class LiveView {
     this.commandChain = this.commandChain
       .then(() => sender.seal(bytes))
       .then((sealed) => {
+        if (this.held) {
+          this.held.commands = sender.last; // before it leaves: a reload never reuses a counter
+          this.keep();
+        }
         if (this.ws.isOpen) this.ws.send(sealed);
       })
       .catch(() => undefined);
@@ -585,6 +691,10 @@ export class LiveView {
     }
     const receiver = this.receiver;
     if (!receiver) return;
+    if (this.awaitingEpoch) {
+      if (frame[0] === CONTENT_FRAME) return; // of the epoch that ran while this console was away
+      if (frame[0] === EPOCH_KEY_FRAME) this.awaitingEpoch = false;
+    }
     this.chain = this.chain
       .then(async () => {
         const plaintext = await receiver.open(frame);
@@ -696,8 +806,44 @@ export class LiveView {
     this.startMirror();
   }
 
+  /** The server let this console back into its session (`rejoin`): the customer's browser now
+   * starts a new epoch, which only the keys of this session's pairing open. */
+  private onRejoined(): void {
+    this.drop = null;
+    this.awaitingEpoch = true;
+    this.consented = false; // shown again once the customer's browser says so (first in the epoch)
+    this.dropMirror();
+    this.ui.report({ type: "joined" });
+    this.status(REJOINED);
+  }
+
+  /** Whether the socket's close is a dropped network (retried) rather than the server's end. */
+  private retry(code: number): boolean {
+    const held = this.held;
+    if (!held || !this.joined || this.watching || code === 1000 || code >= 4000) return false;
+    const now = this.ports.clock.now();
+    const since = this.drop?.since ?? now;
+    const attempt = this.drop ? this.drop.attempt + 1 : 0;
+    const delay = reconnectDelay(attempt, (this.ports.random(1)[0] ?? 0) / 256);
+    if (!withinWindow(since, now, delay, held.windowMs)) {
+      this.finish(LOST);
+      return true;
+    }
+    this.drop = { since, attempt };
+    this.status(RECONNECTING, "bad");
+    this.cancelRetry = this.ports.clock.after(delay, () => {
+      if (!this.ended) this.ws = this.connect(() => this.sendRejoin());
+    });
+    return true;
+  }
+
   private onClose(code: number, reason = ""): void {
     if (this.ended) return;
+    if (this.retry(code)) return;
+    if (this.drop && code === 4404) {
+      this.finish(GONE);
+      return;
+    }
     // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
     const why = reason ? t("serverClosed", { reason }) : undefined;
     if (code === 4401) {
@@ -730,6 +876,9 @@ export class LiveView {
     this.commands = null;
     this.setControlling(false);
     this.cancelRecordingCheck?.();
+    this.cancelRetry?.();
+    if (this.held && !this.watching) void this.ports.held?.clear();
+    this.held = null;
     this.pairing = null;
     this.secret = null;
     this.ws.close(1000, "done");

@@ -131,12 +131,17 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
   const play = async (r: Recording) => {
     if (!key) return say(t("rec.unlockFirst"));
     stopPlayer();
+    player.setAttribute("aria-label", "Recording playback");
     say(t("rec.fetching"), true);
     try {
       const response = await relayFetch(`/api/recordings/${encodeURIComponent(r.recording_id)}/content`);
       if (!response.ok) throw new RecordingError(t("rec.refused", { status: response.status }));
       // The whole recording is checked before anything of it is shown (docs/recordings.md).
-      const { events, assets, skipped, start } = await openRecording(new Uint8Array(await response.arrayBuffer()), key);
+      // An interrupted recording (a crash, storage failing) plays up to where it stopped, labelled
+      // incomplete (issue 13); everything else about it is checked as for any recording.
+      const { events, assets, skipped, start, end, header } = await openRecording(
+        new Uint8Array(await response.arrayBuffer()), key, { partial: true },
+      );
       if (events.length < 2) return say(t("rec.empty"));
       // issue 14, item 7: the player fetches nothing either; the page assets the recording
       // carried are shown from blob: URLs of this page (released when another recording plays).
@@ -160,11 +165,20 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
       setPlaying(true);
       controls.hidden = false;
       ticker = setInterval(showPosition, 250);
-      say(
-        t("rec.playing", { events: events.length, origin: start.origin, agent: start.agent }) +
-          (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : ""),
-        true,
-      );
+      if (end) {
+        say(
+          t("rec.playing", { events: events.length, origin: start.origin, agent: start.agent }) +
+            (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : ""),
+          true,
+        );
+      } else {
+        const skippedNote = skipped ? ` ${t("rec.skipped", { frames: skipped })}` : "";
+        say(
+          `INCOMPLETE RECORDING: it stops where it was cut short (the server says: ${header.end_reason ?? "still running"}). ` +
+            `Playing the ${events.length} events saved until then, recorded on ${start.origin} with ${start.agent}, unedited up to that point.${skippedNote}`,
+        );
+        player.setAttribute("aria-label", "Recording playback (incomplete: cut short)");
+      }
     } catch (error) {
       stopPlayer();
       if (error instanceof ChannelError) say(t("rec.integrity", { reason: error.message }));

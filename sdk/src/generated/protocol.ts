@@ -12,6 +12,7 @@ export interface Created {
   resume_token: string;
   expires_in: number;
   policy?: { [key: string]: unknown } | null;
+  resume_seconds?: number;
   v?: 1;
 }
 
@@ -23,6 +24,7 @@ export interface Resumed {
   policy?: { [key: string]: unknown } | null;
   recording?: boolean;
   team_policies?: ({ [key: string]: unknown })[];
+  resume_seconds?: number;
   v?: 1;
 }
 
@@ -46,6 +48,9 @@ export interface AgentJoined {
 export interface Joined {
   type: "joined";
   session_id: string;
+  resume_token?: string;
+  resume_seconds?: number;
+  resumed?: boolean;
   v?: 1;
 }
 
@@ -55,6 +60,10 @@ export interface ConsentNotice {
   v?: 1;
 }
 
+/**
+ * The other side's socket went (it may come back within the resume window) or came back.
+ * To the agent about the customer; to the customer about the agent.
+ */
 export interface PeerStatus {
   type: "peer";
   connected: boolean;
@@ -272,6 +281,18 @@ export interface Record {
   v: 1;
 }
 
+/**
+ * An agent whose console reloaded (or whose network dropped) takes its session up again,
+ * within ``resume_seconds`` of losing it, with the resume token its ``joined`` carried. Only
+ * the same sign-in may (issue 13, fault 6); the end-to-end keys stay in the console.
+ */
+export interface Rejoin {
+  type: "rejoin";
+  session_id: string;
+  resume_token: string;
+  v: 1;
+}
+
 export type ServerMessage =
   | Created
   | Resumed
@@ -314,18 +335,19 @@ export type AgentMessage =
   | Handshake
   | Abort
   | Record
-  | RecordStop;
+  | RecordStop
+  | Rejoin;
 
 /** What a browser sends: a customer's or an agent's message. */
 export type ClientMessage = CustomerMessage | AgentMessage;
 
 /** The schema of each server message, by its type: incoming messages are checked against it. */
 export const SERVER_MESSAGE_SCHEMAS: { readonly [type: string]: Schema } = {
-  created: {"type": "object", "properties": {"type": {"enum": ["created"]}, "session_id": {"type": "string"}, "code": {"type": "string"}, "resume_token": {"type": "string"}, "expires_in": {"type": "integer"}, "policy": {"anyOf": [{"type": "object"}, {"type": "null"}]}, "v": {"enum": [1]}}, "required": ["type", "session_id", "code", "resume_token", "expires_in"]},
-  resumed: {"type": "object", "properties": {"type": {"enum": ["resumed"]}, "state": {"enum": ["pending_consent", "sharing", "waiting"]}, "agent": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "code": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "policy": {"anyOf": [{"type": "object"}, {"type": "null"}]}, "recording": {"type": "boolean"}, "team_policies": {"type": "array", "items": {"type": "object"}}, "v": {"enum": [1]}}, "required": ["type", "state", "agent", "code"]},
+  created: {"type": "object", "properties": {"type": {"enum": ["created"]}, "session_id": {"type": "string"}, "code": {"type": "string"}, "resume_token": {"type": "string"}, "expires_in": {"type": "integer"}, "policy": {"anyOf": [{"type": "object"}, {"type": "null"}]}, "resume_seconds": {"type": "integer"}, "v": {"enum": [1]}}, "required": ["type", "session_id", "code", "resume_token", "expires_in"]},
+  resumed: {"type": "object", "properties": {"type": {"enum": ["resumed"]}, "state": {"enum": ["pending_consent", "sharing", "waiting"]}, "agent": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "code": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "policy": {"anyOf": [{"type": "object"}, {"type": "null"}]}, "recording": {"type": "boolean"}, "team_policies": {"type": "array", "items": {"type": "object"}}, "resume_seconds": {"type": "integer"}, "v": {"enum": [1]}}, "required": ["type", "state", "agent", "code"]},
   team_policy: {"type": "object", "properties": {"type": {"enum": ["team_policy"]}, "policies": {"type": "array", "items": {"type": "object"}}, "v": {"enum": [1]}}, "required": ["type", "policies"]},
   agent_joined: {"type": "object", "properties": {"type": {"enum": ["agent_joined"]}, "agent": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "agent"]},
-  joined: {"type": "object", "properties": {"type": {"enum": ["joined"]}, "session_id": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "session_id"]},
+  joined: {"type": "object", "properties": {"type": {"enum": ["joined"]}, "session_id": {"type": "string"}, "resume_token": {"type": "string"}, "resume_seconds": {"type": "integer"}, "resumed": {"type": "boolean"}, "v": {"enum": [1]}}, "required": ["type", "session_id"]},
   consent: {"type": "object", "properties": {"type": {"enum": ["consent"]}, "granted": {"type": "boolean"}, "v": {"enum": [1]}}, "required": ["type", "granted"]},
   peer: {"type": "object", "properties": {"type": {"enum": ["peer"]}, "connected": {"type": "boolean"}, "v": {"enum": [1]}}, "required": ["type", "connected"]},
   error: {"type": "object", "properties": {"type": {"enum": ["error"]}, "code": {"type": "string"}, "message": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "code", "message"]},

@@ -176,6 +176,8 @@ export class Session {
   private watchedHref = "";
   private cancelOverlay: (() => void) | undefined;
   private paused = false;
+  /** The server says the agent's console is away (reloading, reconnecting). */
+  private agentAway = false;
   /** The server's and the agent's requests to record, paired. */
   private readonly recordAsk = new RecordingAsk(
     (server, agent) => this.askRecording(server, agent),
@@ -262,9 +264,30 @@ export class Session {
         });
         return;
       }
+      case "show_reconnecting":
+        this.pauseRecording();
+        return this.ui.showReconnecting("Reconnecting to the help server…", () => void this.stop());
+      case "stop_offline":
+        return this.stopOffline(effect.sessionId, effect.resumeToken);
       case "end":
         return this.end(effect.error);
     }
+  }
+
+  /** Stopped while the socket was down: a fresh socket takes the session up and stops it at
+   * once, so the agent is not left waiting out the resume window. Nothing it hears is used. */
+  private stopOffline(sessionId: string, resumeToken: string): void {
+    const ws: Connection = this.ports.transport({
+      open: () => {
+        ws.send(control({ type: "resume", session_id: sessionId, resume_token: resumeToken }));
+        ws.send(control({ type: "stop" }));
+        ws.close(1000, "stopped");
+      },
+      text: () => undefined,
+      binary: () => undefined,
+      close: () => undefined,
+    });
+    this.ports.clock.after(5000, () => ws.close(1000, "stopped")); // no answer: give up quietly
   }
 
   /**
@@ -353,7 +376,8 @@ export class Session {
       close: (code, reason) => {
         if (this.ws !== ws || this.unloading) return;
         this.closeReason = reason;
-        this.dispatch({ type: "closed", code, reason });
+        const jitter = (this.ports.random.bytes(1)[0] ?? 0) / 256;
+        this.dispatch({ type: "closed", code, reason, now: this.ports.clock.now(), jitter });
       },
     });
     this.ws = ws;
@@ -380,6 +404,14 @@ export class Session {
       case "recording":
         // Stopping is always safe, whoever asks; starting needs the customer's consent.
         if (!message.on) void this.endRecording(message.reason ?? "stopped");
+        break;
+      case "peer":
+        // The agent's console reloads or lost its network (the server keeps the session for
+        // it), or it is back: a new epoch gives it the content key and a full snapshot. Only
+        // the agent holding the pairing key can open it (issue 13, fault 6).
+        this.agentAway = !message.connected;
+        if (message.connected) this.rekey();
+        this.drawBanner();
         break;
       default:
         break;
@@ -708,6 +740,10 @@ export class Session {
 
   private drawBanner(): void {
     if (this.state !== "sharing") return;
+    if (this.agentAway) {
+      this.ui.showReconnecting(`${this.saved?.agent ?? "The agent"} is reconnecting…`, () => void this.stop());
+      return;
+    }
     const watcher = this.saved?.watcher;
     const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;

@@ -6,6 +6,12 @@
  *          connecting(resumed) → waiting | pending_consent | sharing      (a new page, a dropped
  *                                                                          network)
  *
+ * A dropped socket (no close code from the server: 1001, 1005, 1006, 1011, 1012, 1013…) is
+ * retried with exponential back-off and jitter (`reconnectDelay`) for as long as the server
+ * keeps the session (`resume_seconds`, RESUME_WINDOW_MS if it did not say), with "Reconnecting…"
+ * shown (`drop` records since when); then the customer is told plainly that it gave up (LOST).
+ * Stop while reconnecting ends here at once and tells the server on a fresh socket if it can.
+ *
  * `reduce(state, event)` returns the next state and the effects to run (send, persist, show,
  * pair, share, reconnect, end); it does no I/O and reads no clock, so every decision here is unit
  * tested (test/customer-state.test.ts). The shell in session.ts runs the effects through its
@@ -23,6 +29,7 @@
 
 import { type Policy, validatePolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
+import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
 export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
@@ -46,10 +53,19 @@ const ENDED: Partial<Record<string, string>> = {
   key_mismatch: MISMATCH, server_shutdown: RESTARTING, agent_left: AGENT_ENDED, agent_lost: AGENT_LOST,
   code_expired: CODE_EXPIRED, idle_timeout: IDLE_ENDED, max_duration: MAX_DURATION_ENDED,
 };
-/** Network drops survived in a row before the session is given up. */
-export const MAX_RECONNECTS = 3;
-/** The wait before the n-th reconnect is n times this. */
-export const RECONNECT_STEP_MS = 500;
+/** The reconnect attempts stopped: the server's resume window is over (issue 13, fault 6). */
+export const LOST = CONNECTION_LOST; // the catalogue translates it
+/** The server no longer knows the session it was reconnecting to. */
+export const SESSION_GONE = SESSION_ENDED;
+/** The server closed a live session's socket without saying it ended. */
+export const CLOSED = SESSION_ENDED;
+export { RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESUME_WINDOW_MS, reconnectDelay } from "../shared/backoff.ts";
+
+/** The socket is down and being reconnected: since when (this page's clock), how many tries. */
+export interface Drop {
+  since: number;
+  attempt: number;
+}
 
 /** The session as kept in this tab's storage across page loads (sessionStorage). */
 export interface Saved {
@@ -72,6 +88,8 @@ export interface Saved {
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
   watcher?: string | null;
+  /** How long the server keeps the session for a page without a socket (its `resume_seconds`). */
+  resumeWindowMs?: number;
   /** Recording keys the site's own pages pinned (key ids or public keys): the only keys this
    * browser will wrap content keys for. Never from the server. */
   recordingPins?: string[];
@@ -96,14 +114,14 @@ interface Live extends PageSays {
   saved: Saved;
   orgPolicy: Policy | null;
   teamPolicies: Policy[];
-  /** Network drops in a row. */
-  reconnects: number;
+  /** The socket is down and being reconnected (null: it is up). */
+  drop: Drop | null;
 }
 
 export type SessionState =
   | { phase: "idle" }
   | ({ phase: "connecting"; expecting: "created" } & PageSays)
-  | ({ phase: "connecting"; expecting: "resumed"; saved: Saved; reconnects: number } & PageSays)
+  | ({ phase: "connecting"; expecting: "resumed"; saved: Saved; drop: Drop | null } & PageSays)
   | ({ phase: "waiting" } & Live)
   | ({ phase: "pending_consent" } & Live)
   | ({ phase: "sharing" } & Live)
@@ -123,8 +141,9 @@ export type SessionEvent =
   | { type: "mismatch" }
   /** The customer answered the consent question. */
   | { type: "answer"; granted: boolean }
-  /** The socket closed (not because the page is being left). */
-  | { type: "closed"; code: number; reason: string }
+  /** The socket closed (not because the page is being left), at `now` (this page's clock);
+   * `jitter` is a fresh random number in [0, 1) for the back-off. */
+  | { type: "closed"; code: number; reason: string; now: number; jitter: number }
   /** The customer (or the page) stops the session. */
   | { type: "stop" };
 
@@ -145,6 +164,10 @@ export type Effect =
   | { type: "apply_policies" }
   /** The network dropped: stop recording and resume after `delay` ms. */
   | { type: "reconnect"; delay: number }
+  /** Show "Reconnecting…" (with Stop sharing) while the socket is down. */
+  | { type: "show_reconnecting" }
+  /** Stopped while the socket was down: tell the server on a fresh socket if it can. */
+  | { type: "stop_offline"; sessionId: string; resumeToken: string }
   /** Drop every trace of the session (recorder, keys, storage, socket, UI); show `error`. */
   | { type: "end"; error: string | null };
 
@@ -162,6 +185,11 @@ function end(error: string | null, stop = false): Transition {
   const effects: Effect[] = stop ? [{ type: "send", message: { type: "stop" } }] : [];
   effects.push({ type: "end", error });
   return { state: { phase: "ended" }, effects };
+}
+
+/** The window (ms) within which the server keeps this session for a page without a socket. */
+export function resumeWindow(saved: Saved): number {
+  return saved.resumeWindowMs && saved.resumeWindowMs > 0 ? saved.resumeWindowMs : RESUME_WINDOW_MS;
 }
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
@@ -216,10 +244,12 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
         sessionId: message.session_id, resumeToken: message.resume_token, routing: message.code,
         secret, agent: null, epoch: 0, sitePolicy: state.sitePolicy, recordingPins: state.pins,
       };
+      const window = windowOf(message.resume_seconds);
+      if (window) saved.resumeWindowMs = window;
       const { sitePolicy, brokenPolicy, pins } = state;
       const code = saved.routing + secret;
       return {
-        state: { phase: "waiting", saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies: [], reconnects: 0 },
+        state: { phase: "waiting", saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies: [], drop: null },
         effects: [{ type: "persist" }, { type: "show_code", code }, { type: "ready", code }],
       };
     }
@@ -242,11 +272,13 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const effects: Effect[] = [];
       const saved: Saved = { ...state.saved, agent: message.agent };
+      const window = windowOf(message.resume_seconds);
+      if (window) saved.resumeWindowMs = window;
       if (!message.recording) saved.recording = null;
       else if (!saved.recording) effects.push({ type: "send", message: { type: "record_stop" } }); // consent not found here
       effects.push({ type: "persist" });
       const { sitePolicy, brokenPolicy, pins } = state;
-      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, reconnects: 0 };
+      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, drop: null };
       const code = helpCode({ phase: "waiting", ...live });
       if (message.state === "waiting" && code) effects.push({ type: "show_code", code });
       if (message.state === "sharing") effects.push({ type: "begin_sharing" });
@@ -292,9 +324,9 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       };
     case "resume": {
       const saved: Saved = { ...event.saved, recordingPins: event.page.pins };
-      const reconnects = "reconnects" in state ? state.reconnects : 0;
+      const drop = "drop" in state ? state.drop : null;
       return {
-        state: { phase: "connecting", expecting: "resumed", saved, reconnects, ...event.page },
+        state: { phase: "connecting", expecting: "resumed", saved, drop, ...event.page },
         effects: [{ type: "persist" }, {
           type: "connect", message: { type: "resume", session_id: saved.sessionId, resume_token: saved.resumeToken },
         }],
@@ -332,14 +364,30 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       if (state.phase === "connecting" && state.expecting === "created") {
         return end(event.code === 1006 ? UNREACHABLE : describeClose(event.code, event.reason));
       }
-      // 4xxx or 1000: the server refused or ended this session; the customer is told.
-      if (event.code >= 4000 || event.code === 1000) return end(SESSION_ENDED);
-      if (state.phase === "connecting" || state.reconnects >= MAX_RECONNECTS) return end(CONNECTION_LOST);
-      // The network dropped: the server keeps the session for a grace period; resume it.
-      const reconnects = state.reconnects + 1;
-      return { state: { ...state, reconnects }, effects: [{ type: "reconnect", delay: RECONNECT_STEP_MS * reconnects }] };
+      const drop = state.drop;
+      // 4409: a newer page of this tab took the session over; this one just goes.
+      if (event.code === 4409) return end(null);
+      // 4xxx or 1000: the server refused or ended this session; the customer is told (a new
+      // page's resume that finds it gone: the connection was lost while the page loaded).
+      if (event.code >= 4000 || event.code === 1000) {
+        if (drop) return end(event.code === 4404 ? SESSION_GONE : describeClose(event.code, event.reason));
+        return end(state.phase === "connecting" ? CONNECTION_LOST : CLOSED);
+      }
+      // The network dropped (or the server restarts): the server keeps the session for its
+      // resume window; try again with back-off until the window closes.
+      const since = drop?.since ?? event.now;
+      const attempt = drop ? drop.attempt + 1 : 0;
+      const delay = reconnectDelay(attempt, event.jitter);
+      if (!withinWindow(since, event.now, delay, resumeWindow(state.saved))) return end(LOST);
+      const effects: Effect[] = drop ? [] : [{ type: "show_reconnecting" }];
+      effects.push({ type: "reconnect", delay });
+      return { state: { ...state, drop: { since, attempt } }, effects };
     }
-    case "stop":
-      return end(null, true);
+    case "stop": {
+      if (!("drop" in state) || !state.drop) return end(null, true);
+      // The socket is down: end here now; tell the server on a fresh socket if it answers.
+      const { sessionId, resumeToken } = state.saved;
+      return { state: { phase: "ended" }, effects: [{ type: "stop_offline", sessionId, resumeToken }, { type: "end", error: null }] };
+    }
   }
 }

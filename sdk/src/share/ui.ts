@@ -492,6 +492,17 @@ export class CustomerUI {
     if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
   }
 
+  /** The connection (this page's or the agent's) is being restored; Stop sharing still works. */
+  showReconnecting(text: string, onStop: () => void): void {
+    this.show(
+      element("div", { className: "banner", attrs: { role: "status" } }, [
+        element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
+        element("span", { text }),
+        button("Stop sharing", "danger", onStop),
+      ]),
+    );
+  }
+
   /** The agent asked (inside the encrypted channel) and `site`'s own page pinned the key. */
   askRecording(agent: string, site: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(

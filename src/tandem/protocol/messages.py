@@ -182,7 +182,16 @@ class Record(Inbound, tag="record"):
     """The agent asks to record the session (the customer is asked)."""
 
 
-AgentMessage = Join | Watch | Leave | Handshake | Abort | Record | RecordStop
+class Rejoin(Inbound, tag="rejoin"):
+    """An agent whose console reloaded (or whose network dropped) takes its session up again,
+    within ``resume_seconds`` of losing it, with the resume token its ``joined`` carried. Only
+    the same sign-in may (issue 13, fault 6); the end-to-end keys stay in the console."""
+
+    session_id: SessionId
+    resume_token: Token
+
+
+AgentMessage = Join | Watch | Leave | Handshake | Abort | Record | RecordStop | Rejoin
 
 
 # Server -> customer
@@ -199,6 +208,9 @@ class Created(Outbound, tag="created"):
     expires_in: int
     policy: dict[str, Any] | None = None
     """The organisation's masking policy, which the SDK merges into the site's."""
+    resume_seconds: int = 0
+    """How long the server keeps the session for a page that lost its socket: the SDK's
+    reconnect attempts stop within it (0: not said; the SDK assumes 30)."""
 
 
 class Resumed(Outbound, tag="resumed"):
@@ -211,6 +223,8 @@ class Resumed(Outbound, tag="resumed"):
     team_policies: list[dict[str, Any]] = msgspec.field(default_factory=list)
     """The agent's teams' policies, in the same message so that the page knows them before it
     shares anything (a separate message could arrive after sharing began)."""
+    resume_seconds: int = 0
+    """As in ``created``."""
 
 
 class TeamPolicy(Outbound, tag="team_policy"):
@@ -256,6 +270,12 @@ class RecordRequest(Outbound, tag="record_request"):
 
 class Joined(Outbound, tag="joined"):
     session_id: str
+    resume_token: str = ""
+    """For ``rejoin`` after a console reload or a dropped network (this sign-in only)."""
+    resume_seconds: int = 0
+    """How long the session waits for a lost agent (0: it ends at once)."""
+    resumed: bool = False
+    """The answer to ``rejoin``: the same session, taken up again."""
 
 
 class Watching(Outbound, tag="watching"):
@@ -275,6 +295,9 @@ class ConsentNotice(Outbound, tag="consent"):
 
 
 class PeerStatus(Outbound, tag="peer"):
+    """The other side's socket went (it may come back within the resume window) or came back.
+    To the agent about the customer; to the customer about the agent."""
+
     connected: bool
 
 

@@ -162,6 +162,10 @@ class Session:
     """The session ends as soon as its recording has (end marker or deadline): set by a
     graceful end (the agent left, timeouts) while the customer's browser records."""
     reports: int = 0
+    agent_resume_seconds: float = 0.0
+    """How long a joined agent whose socket was lost (not closed on purpose) may take the
+    session up again (``rejoin``) before it ends ``agent_lost``; 0: it ends at once."""
+    agent_away_since: float | None = None
 
     @property
     def ended(self) -> bool:
@@ -210,10 +214,16 @@ class Session:
     # Agent side
 
     def agent_joins(
-        self, agent: str, now: float, username: str = "", team_policies: int = 0
+        self,
+        agent: str,
+        now: float,
+        username: str = "",
+        team_policies: int = 0,
+        resume_token: str = "",
     ) -> list[Effect]:
         """An agent presented this session's (already verified) code; ``team_policies`` is how
-        many of its teams' policies the customer was sent (audited)."""
+        many of its teams' policies the customer was sent (audited); ``resume_token`` lets its
+        sign-in take the session up again after a reload (:meth:`agent_returns`)."""
         self._require("waiting", doing="joining")
         if now >= self.code_expires_at:
             return self._end("code_expired")
@@ -222,7 +232,13 @@ class Session:
         self.agent_username = username
         return [
             Audit("agent_joined", "agent", (("team_policies", team_policies),)),
-            ToAgents(Joined(session_id=self.session_id)),
+            ToAgents(
+                Joined(
+                    session_id=self.session_id,
+                    resume_token=resume_token,
+                    resume_seconds=int(self.agent_resume_seconds) if resume_token else 0,
+                )
+            ),
             ToCustomer(AgentJoined(agent=agent)),
         ]
 
@@ -232,6 +248,40 @@ class Session:
 
     def agent_lost(self, now: float | None = None) -> list[Effect]:
         return self._end("agent_lost", now)
+
+    def agent_away(self, now: float) -> list[Effect]:
+        """The agent's socket was lost (a reload, a dropped network): the session waits
+        ``agent_resume_seconds`` for :meth:`agent_returns`, the customer is told; without a
+        window, or before the agent joined, it is lost at once."""
+        if self.ended:
+            return []
+        if (
+            self.agent_resume_seconds <= 0
+            or self.state not in ("pending_consent", "sharing")
+            or self.closing is not None
+        ):
+            return self.agent_lost(now)
+        if self.agent_away_since is not None:
+            return []
+        self.agent_away_since = now
+        return [ToCustomer(PeerStatus(connected=False))]
+
+    def agent_returns(self, username: str) -> list[Effect]:
+        """The joined agent's sign-in presented its resume token again (checked by the hub):
+        the same session goes on; the customer's browser starts a new epoch for it."""
+        if self.ended or self.state not in ("pending_consent", "sharing"):
+            raise ProtocolError(4404, "session not found")
+        if username != self.agent_username:
+            raise ProtocolError(4404, "session not found")
+        was_away = self.agent_away_since is not None
+        self.agent_away_since = None
+        effects: list[Effect] = [
+            Audit("agent_rejoined", "agent"),
+            ToAgents(Joined(session_id=self.session_id, resumed=True)),
+        ]
+        if was_away:
+            effects.append(ToCustomer(PeerStatus(connected=True)))
+        return effects
 
     # Customer side
 
@@ -505,4 +555,9 @@ class Session:
             and now - self.customer_away_since >= self.resume_grace_seconds
         ):
             return self._end("customer_lost")
+        if (
+            self.agent_away_since is not None
+            and now - self.agent_away_since >= self.agent_resume_seconds
+        ):
+            return self._end("agent_lost")
         return []

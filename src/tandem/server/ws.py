@@ -251,6 +251,8 @@ async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, 
             await seat.payload(data)
         elif message["type"] == "websocket.disconnect":
             ws.client_state = WebSocketState.DISCONNECTED
+            if hasattr(seat, "peer_close_code"):  # an agent's reload or lost network: resumable
+                setattr(seat, "peer_close_code", int(message.get("code") or 1005))  # noqa: B010
             return
         else:
             await seat.text(decode(str(message.get("text") or ""), max_control))

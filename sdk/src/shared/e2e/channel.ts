@@ -265,9 +265,14 @@ export class ContentReceiver {
 
 /** Agent side: commands to the customer, under the agent-to-customer key, numbered from 1. */
 export class CommandSender {
-  private counter = 0;
+  /** `counter`: the last one used (a console that reloaded goes on after it: the customer's
+   * browser refuses any counter it has seen). */
+  constructor(private readonly sessionId: string, private readonly agentToCustomer: CryptoKey, private counter = 0) {}
 
-  constructor(private readonly sessionId: string, private readonly agentToCustomer: CryptoKey) {}
+  /** The last counter sealed. */
+  get last(): number {
+    return this.counter;
+  }
 
   seal(plaintext: Uint8Array): Promise<Uint8Array> {
     const counter = ++this.counter;

@@ -320,10 +320,10 @@ export class RecordingOpener {
   }
 
   /** After the last frame: throws ChannelError unless the recording began (with its chain key)
-   * and ended. */
-  finish(): void {
+   * and ended (or, with `partial`, at least began). */
+  finish(partial = false): void {
     if (!this.started || !this.chainKey) throw new ChannelError(BROKEN.firstMissing);
-    if (!this.ended) throw new ChannelError(BROKEN.truncated);
+    if (!this.ended && !partial) throw new ChannelError(BROKEN.truncated);
   }
 }
 
@@ -337,7 +337,8 @@ export interface OpenedRecording {
   skipped: number;
   /** What the customer's browser bound into the recording (its clock for `at`). */
   start: RecordingStartPayload;
-  end: RecordingEndPayload;
+  /** The customer's end marker; null when the recording was cut short and opened `partial`. */
+  end: RecordingEndPayload | null;
 }
 
 /** The header fields a server could relabel, and the start payload's field that binds each. */
@@ -351,7 +352,9 @@ const BOUND_FIELDS = [
  * customer's browser bound it. Throws RecordingError (not this key, not a recording, made by
  * an older version) or ChannelError (edited: BROKEN's words).
  */
-export async function openRecording(bytes: Uint8Array, key: RecordingKey): Promise<OpenedRecording> {
+export async function openRecording(
+  bytes: Uint8Array, key: RecordingKey, options: { partial?: boolean } = {},
+): Promise<OpenedRecording> {
   const { header, frames } = parseContainer(bytes);
   if (header.key_id !== key.keyId) {
     throw new RecordingError(`this recording was made with another recording key (${header.key_id})`);
@@ -395,8 +398,12 @@ export async function openRecording(bytes: Uint8Array, key: RecordingKey): Promi
       assets.push(payload);
     }
   }
-  opener.finish();
-  if (!start || !end) throw new ChannelError(BROKEN.truncated); // finish() threw already
+  // `partial`: a recording cut short (a crash, storage failing: `interrupted`, `unavailable`) is
+  // opened up to its last authentic frame; the caller must say it is incomplete. Nothing else is
+  // relaxed: a missing start or middle, a forged or relabelled part still refuses playback.
+  opener.finish(options.partial === true);
+  if (!start) throw new ChannelError(BROKEN.firstMissing); // finish() threw already
+  if (!end && !options.partial) throw new ChannelError(BROKEN.truncated);
   return { header, events, assets, skipped: opener.skipped, start, end };
 }
 

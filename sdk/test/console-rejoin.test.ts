@@ -1,0 +1,311 @@
+// Issue 13, fault 6: the console takes its session up again after a dropped socket or a reload,
+// within the server's window, with the keys of its own pairing (never anything the server says).
+// Fake ports: a scripted server per socket, a clock whose timers the test fires, an in-memory
+// store standing in for sessionStorage and IndexedDB.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { CommandReceiver, ContentSender, type PairwiseKeys } from "../src/shared/e2e/channel.ts";
+import { randomBytes } from "../src/shared/e2e/encoding.ts";
+import { startPairing } from "../src/shared/e2e/pairing.ts";
+import type { ConnectionEvents } from "../src/shared/ports.ts";
+import { LiveView, type LiveUi } from "../src/console/live.ts";
+import type { Held, HeldStore } from "../src/console/rejoin.ts";
+import { type LiveCard, type LiveEvent, idleCard, reduceCard } from "../src/console/state.ts";
+import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
+
+(globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
+
+const ROUTING = "12345";
+const SECRET = "7654321";
+
+interface Socket {
+  events: ConnectionEvents;
+  sent: Record<string, unknown>[];
+  binary: Uint8Array[];
+  closed: number | null;
+}
+
+function memoryStore(): HeldStore & { held: Held | null; keys: Map<string, PairwiseKeys>; cleared: number } {
+  return {
+    held: null,
+    keys: new Map(),
+    cleared: 0,
+    load() {
+      return this.held ? { ...this.held } : null;
+    },
+    save(held) {
+      this.held = held ? { ...held } : null;
+    },
+    async saveKeys(id, keys) {
+      this.keys.set(id, keys);
+    },
+    async loadKeys(id) {
+      return this.keys.get(id) ?? null;
+    },
+    async clear() {
+      this.held = null;
+      this.keys.clear();
+      this.cleared++;
+    },
+  };
+}
+
+function harness(target: ConstructorParameters<typeof LiveView>[0], store = memoryStore()) {
+  const sockets: Socket[] = [];
+  let card: LiveCard = idleCard;
+  let now = 0;
+  const timers: { at: number; fn: () => void; done: boolean }[] = [];
+  let expired = 0;
+  const ui: LiveUi = {
+    report: (event: LiveEvent) => void (card = reduceCard(card, event)),
+    mirror: { replaceChildren: () => undefined, style: {} } as unknown as HTMLElement,
+    signedIn: () => null,
+    sessionExpired: () => void expired++,
+    closed: () => undefined,
+    clearCode: () => undefined,
+    selectCode: () => undefined,
+    focusCode: () => undefined,
+    focusTyping: () => undefined,
+    typed: () => "",
+    room: () => ({ width: 1200, height: 800 }),
+    frame: () => undefined,
+  };
+  const view = new LiveView(target, ui, {
+    transport: (events) => {
+      const socket: Socket = { events, sent: [], binary: [], closed: null };
+      sockets.push(socket);
+      return {
+        send: (data) => {
+          if (typeof data === "string") socket.sent.push(JSON.parse(data));
+          else socket.binary.push(data);
+        },
+        close: (code) => {
+          socket.closed ??= code;
+        },
+        get isOpen() {
+          return socket.closed === null;
+        },
+        get isClosed() {
+          return socket.closed !== null;
+        },
+        bufferedAmount: 0,
+      };
+    },
+    clock: {
+      now: () => now,
+      after: (ms, fn) => {
+        const timer = { at: now + ms, fn, done: false };
+        timers.push(timer);
+        return () => void (timer.done = true);
+      },
+      every: () => () => undefined,
+    },
+    random: randomBytes,
+    held: store,
+  });
+  const last = () => sockets.at(-1) as Socket;
+  return {
+    view, store, sockets, last,
+    get card() {
+      return card;
+    },
+    get expired() {
+      return expired;
+    },
+    /** The newest socket closes (as the browser reports it: no longer open). */
+    lose(code: number, reason = "") {
+      const socket = last();
+      socket.closed ??= code;
+      socket.events.close(code, reason);
+    },
+    server: (message: Record<string, unknown>, socket = last()) => socket.events.text(JSON.stringify({ v: 1, ...message })),
+    /** Move the clock to `at`, running the timers due. */
+    advanceTo(at: number) {
+      this.advance(at - now);
+    },
+    /** Move the clock on by `ms`, running the timers due. */
+    advance(ms: number) {
+      now += ms;
+      for (const timer of timers) {
+        if (!timer.done && timer.at <= now) {
+          timer.done = true;
+          timer.fn();
+        }
+      }
+    },
+    pendingTimer: () => timers.find((t) => !t.done),
+  };
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(condition(), "condition not reached");
+}
+
+/** A joined, paired console (the customer's pairing is real) and the customer's keys. */
+async function paired(resumeSeconds = 30) {
+  const h = harness({ code: `${ROUTING} ${SECRET}` });
+  h.last().events.open();
+  h.server({ type: "joined", session_id: "s1", resume_token: "tok", resume_seconds: resumeSeconds });
+  const customer = startPairing({ side: "customer", peer: "agent", secret: SECRET, sessionId: "s1", random: randomBytes });
+  h.server({ type: "handshake", data: customer.opening });
+  await until(() => h.last().sent.some((m) => m.type === "handshake"));
+  const step = await customer.receive(h.last().sent.find((m) => m.type === "handshake")?.data as string);
+  assert.ok(step.kind === "paired" && step.data);
+  h.server({ type: "handshake", data: step.data });
+  await until(() => h.store.keys.has("s1"));
+  return { h, keys: step.keys };
+}
+
+test("a joined console keeps its resume token and, once paired, its keys (for a reload)", async () => {
+  const { h } = await paired(20);
+  assert.deepEqual(h.store.held, { sessionId: "s1", resumeToken: "tok", windowMs: 20_000, commands: 0 });
+  assert.ok(h.store.keys.get("s1")?.customerToAgent instanceof CryptoKey);
+});
+
+test("a dropped socket says Reconnecting…, rejoins with the token after a back-off, and the session goes on", async () => {
+  const { h, keys } = await paired();
+  const first = h.last();
+  h.lose(1006);
+  assert.equal(h.card.status.text, "Connection lost. Reconnecting…");
+  assert.ok(h.view.open);
+  assert.equal(h.sockets.length, 1); // not at once: after the back-off
+  const timer = h.pendingTimer();
+  assert.ok(timer && timer.at >= reconnectDelay(0, 0) && timer.at <= reconnectDelay(0, 1));
+  h.advance(timer.at);
+  assert.equal(h.sockets.length, 2);
+  h.last().events.open();
+  assert.deepEqual(h.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
+  h.server({ type: "joined", session_id: "s1", resumed: true });
+  assert.equal(h.card.status.text, "Reconnected. Waiting for the customer's page…");
+  assert.equal(h.card.phase, "joined");
+  // Frames of the epoch that ran while away are dropped quietly; the customer's new epoch opens.
+  const old = await ContentSender.create("s1", 1, [keys.customerToAgent]);
+  h.last().events.binary(await old.seal(new Uint8Array([1, 2, 3])));
+  const fresh = await ContentSender.create("s1", 2, [keys.customerToAgent]);
+  for (const frame of fresh.epochKeyFrames) h.last().events.binary(frame);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(h.view.open, h.card.status.text);
+  // The old socket's late events are not the session's any more.
+  first.events.close(1006, "");
+  assert.equal(h.pendingTimer(), undefined);
+});
+
+test("a malicious server that splices another customer into the rejoined session is refused", async () => {
+  const { h } = await paired();
+  h.lose(1006);
+  h.advance(10_000);
+  h.last().events.open();
+  h.server({ type: "joined", session_id: "s1", resumed: true });
+  // Another customer's browser (its own pairing, its own keys) starts an epoch: it cannot be
+  // opened with this session's keys, and the console ends the session rather than show it.
+  const other = startPairing({ side: "customer", peer: "agent", secret: "1111111", sessionId: "s1", random: randomBytes });
+  const agent = startPairing({ side: "console", peer: "agent", secret: "1111111", sessionId: "s1", random: randomBytes });
+  const reply = await agent.receive(other.opening ?? "");
+  assert.ok(reply.kind === "reply");
+  const otherKeys = await other.receive(reply.data);
+  assert.ok(otherKeys.kind === "paired");
+  const spliced = await ContentSender.create("s1", 5, [otherKeys.keys.customerToAgent]);
+  for (const frame of spliced.epochKeyFrames) h.last().events.binary(frame);
+  await until(() => !h.view.open);
+  assert.match(h.card.status.text, /integrity check/);
+  assert.deepEqual(h.last().sent.at(-1), { v: 1, type: "leave" });
+  assert.equal(h.store.held, null);
+  assert.equal(h.store.keys.size, 0);
+});
+
+test("a reloaded console restores its keys before it rejoins, and its commands go on after the last counter", async () => {
+  const { h: before, keys } = await paired();
+  before.view.sendCommand({ k: "control_request" });
+  before.view.sendCommand({ k: "control_request" });
+  await until(() => before.store.held?.commands === 2);
+  const store = memoryStore();
+  store.held = { ...(before.store.held as Held) };
+  store.keys.set("s1", keys);
+  const h = harness({ rejoin: store.load() as Held }, store);
+  assert.equal(h.card.status.text, "Connection lost. Reconnecting…");
+  await until(() => h.sockets.length === 1);
+  h.last().events.open();
+  assert.deepEqual(h.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
+  h.server({ type: "joined", session_id: "s1", resumed: true });
+  h.view.sendCommand({ k: "control_request" });
+  await until(() => h.last().binary.length === 1);
+  // The customer's browser (which saw counters 1 and 2) accepts it: no replay.
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer, 2);
+  const opened = JSON.parse(new TextDecoder().decode(await receiver.open(h.last().binary[0] as Uint8Array)));
+  assert.deepEqual(opened, { k: "control_request" });
+  assert.equal(receiver.last, 3);
+});
+
+test("a reloaded console without its keys cannot go on: it says so and leaves the session", async () => {
+  const store = memoryStore();
+  store.held = { sessionId: "s1", resumeToken: "tok", windowMs: 30_000, commands: 0 };
+  const h = harness({ rejoin: store.load() as Held }, store);
+  await until(() => !h.view.open);
+  assert.match(h.card.status.text, /cannot be taken up again/);
+  // Only a farewell: the session is left, so the customer does not wait out the window.
+  assert.equal(h.sockets.length, 1);
+  h.last().events.open();
+  assert.deepEqual(h.last().sent, [
+    { v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }, { v: 1, type: "leave" },
+  ]);
+  assert.equal(store.held, null);
+});
+
+test("the attempts stop within the server's window, and the agent is told", async () => {
+  const { h } = await paired(10);
+  h.lose(1006);
+  let attempts = 0;
+  while (h.view.open) {
+    const timer = h.pendingTimer();
+    assert.ok(timer, "no retry scheduled while open");
+    assert.ok(timer.at <= 10_000 - RECONNECT_MARGIN_MS, `an attempt at ${timer.at} ms is past the window`);
+    h.advanceTo(timer.at);
+    attempts++;
+    h.lose(1006); // the network is still down
+  }
+  assert.ok(attempts >= 3, `${attempts}`);
+  assert.equal(h.card.status.text, "The connection could not be restored in time, so the session ended.");
+  assert.equal(h.store.held, null);
+});
+
+test("a session gone while reconnecting, or a revoked sign-in, ends the retries", async () => {
+  const gone = (await paired()).h;
+  gone.lose(1006);
+  gone.advance(10_000);
+  gone.lose(4404, "session not found");
+  assert.equal(gone.view.open, false);
+  assert.equal(gone.card.status.text, "The session ended while you were reconnecting.");
+  const revoked = (await paired()).h;
+  revoked.lose(1006);
+  revoked.advance(10_000);
+  revoked.lose(4401, "signed out");
+  assert.equal(revoked.view.open, false);
+  assert.equal(revoked.expired, 1);
+  assert.equal(revoked.pendingTimer(), undefined);
+});
+
+test("the server ending the session (1000, 4xxx) is not retried; Leave while reconnecting tells the server on a fresh socket", async () => {
+  const ended = (await paired()).h;
+  ended.lose(1000, "");
+  assert.equal(ended.view.open, false);
+  assert.equal(ended.sockets.length, 1);
+  const leaving = (await paired()).h;
+  leaving.lose(1006);
+  leaving.view.leave();
+  assert.equal(leaving.view.open, false);
+  leaving.last().events.open();
+  assert.deepEqual(leaving.last().sent, [
+    { v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }, { v: 1, type: "leave" },
+  ]);
+  assert.equal(leaving.store.held, null);
+});
+
+test("a supervisor's watch keeps nothing for a rejoin", () => {
+  const h = harness({ watch: "s1" });
+  h.last().events.open();
+  h.server({ type: "watching", session_id: "s1" });
+  h.lose(1006);
+  assert.equal(h.view.open, false);
+  assert.equal(h.store.held, null);
+});

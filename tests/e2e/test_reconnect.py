@@ -1,0 +1,240 @@
+"""Issue 13, fault 6, in real browsers: a flaky network or a reloaded console does not end a
+session. The customer's page and the agent's console reach the real server through a TCP proxy
+(tests/e2e/netcut.py) whose connections the test cuts, as a network drop does; the session goes
+on with the same end-to-end keys. A relay that splices another customer into a rejoined session
+is refused by the agent's console."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tandem.server.websocket_protocol import SEND_NOW
+from tests.conftest import RunningServer, ServerFactory, add_user
+from tests.e2e.axe import assert_accessible
+from tests.e2e.conftest import Party, allow, audit_actions, get_help, join, mirror, open_console_as
+from tests.e2e.netcut import NetCut
+
+LIVE = "You are seeing the customer's page live"
+
+
+@pytest.fixture
+def net(live: RunningServer) -> Iterator[NetCut]:
+    proxy = NetCut(live)
+    yield proxy
+    proxy.close()
+
+
+def console_at(party: Party, server: RunningServer, base: str, username: str = "alice") -> None:
+    """``username``'s console opened at ``base`` (the server, or the proxy in front of it)."""
+    open_console_as(party, server, username)  # the cookie is the host's, whatever the port
+    if base != server.base:
+        party.page.goto(f"{base}/console/")
+    expect(party.page.get_by_label("Session code")).to_be_visible()
+
+
+def share_at(
+    customer: Party, agent: Party, server: RunningServer, customer_base: str, agent_base: str
+) -> Any:
+    customer.page.goto(f"{customer_base}/demo/")
+    code = get_help(customer)
+    console_at(agent, server, agent_base)
+    join(agent, code)
+    allow(customer)
+    view = mirror(agent)
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
+    return view
+
+
+def banner(customer: Party) -> Any:
+    return customer.page.get_by_role("status").filter(
+        has=customer.page.get_by_role("button", name="Stop sharing")
+    )
+
+
+def test_a_dropped_customer_network_reconnects_and_the_session_goes_on(
+    live: RunningServer, net: NetCut, customer: Party, agent: Party
+) -> None:
+    view = share_at(customer, agent, live, net.base, live.base)
+    expect(banner(customer)).to_contain_text("Sharing this page with Alice")
+    net.down()  # the customer's network is gone for a while
+    expect(banner(customer)).to_contain_text("Reconnecting to the help server…")
+    assert_accessible(customer.page)
+    expect(agent.page.get_by_role("status")).to_contain_text(
+        "Customer is reloading the page or reconnecting"
+    )
+    customer.page.wait_for_timeout(3000)  # a 3-second drop: attempts fail meanwhile, and go on
+    net.up()
+    expect(banner(customer)).to_contain_text("Sharing this page with Alice", timeout=15_000)
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
+    # The same session, the same keys: what the customer does now reaches the agent.
+    customer.page.locator("#search").fill("tent after the drop")
+    expect(view.locator("#search")).to_have_value("tent after the drop")
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+    # Stop sharing works as ever.
+    banner(customer).get_by_role("button", name="Stop sharing").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+
+
+def test_the_customer_is_told_plainly_when_reconnecting_gives_up(
+    server_factory: ServerFactory, other_origin: Any, customer: Party, agent: Party
+) -> None:
+    server = server_factory(resume_grace_seconds=3)  # the server keeps the session 3 s
+    net = NetCut(server)
+    try:
+        share_at(customer, agent, server, net.base, server.base)
+        net.down()
+        expect(banner(customer)).to_contain_text("Reconnecting")
+        alert = customer.page.get_by_role("alert")
+        expect(alert).to_contain_text("could not be restored", timeout=10_000)
+        expect(alert).to_contain_text("Get help")
+        assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+        expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    finally:
+        net.close()
+
+
+def test_stop_sharing_while_reconnecting_ends_the_session_in_the_page(
+    live: RunningServer, net: NetCut, customer: Party, agent: Party
+) -> None:
+    share_at(customer, agent, live, net.base, live.base)
+    net.down()
+    expect(banner(customer)).to_contain_text("Reconnecting")
+    banner(customer).get_by_role("button", name="Stop sharing").click()
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    frames_before = len(customer.frames.sent)
+    net.up()
+    customer.page.wait_for_timeout(1500)
+    # Nothing of the page is sent after Stop: at most the resume and stop of the farewell socket.
+    later = [f for f in customer.frames.sent[frames_before:] if f[:1] in (b"\x01", b"\x02")]
+    assert later == []
+
+
+def test_an_agent_whose_network_drops_for_3_seconds_gets_the_session_back(
+    live: RunningServer, net: NetCut, customer: Party, agent: Party
+) -> None:
+    view = share_at(customer, agent, live, live.base, net.base)
+    net.down()
+    expect(agent.page.get_by_role("status")).to_contain_text("Reconnecting")
+    expect(banner(customer)).to_contain_text("Alice is reconnecting…")
+    agent.page.wait_for_timeout(3000)
+    net.up()
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=15_000)
+    expect(banner(customer)).to_contain_text("Sharing this page with Alice")
+    customer.page.locator("#search").fill("back again")
+    expect(mirror(agent).locator("#search")).to_have_value("back again")
+    del view
+    assert "agent_rejoined" in audit_actions(live)
+
+
+def test_a_reloaded_console_gets_the_mirror_back_without_a_new_code(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    share_at(customer, agent, live, live.base, live.base)
+    customer.page.locator("#search").fill("before the reload")
+    agent.page.reload()
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=15_000)
+    expect(mirror(agent).locator("#search")).to_have_value("before the reload")
+    customer.page.locator("#search").fill("after the reload")
+    expect(mirror(agent).locator("#search")).to_have_value("after the reload")
+    # Control still works: the customer's browser accepts the reloaded console's commands.
+    agent.page.get_by_role("button", name=re.compile("control", re.I)).first.click()
+    expect(customer.page.get_by_role("dialog")).to_be_visible()
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+    assert audit_actions(live).count("agent_joined") == 1  # no new code, no new consent
+    assert "agent_rejoined" in audit_actions(live)
+    agent.page.get_by_role("button", name="Leave").click()
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+
+
+def test_a_signed_out_console_does_not_get_the_session_back(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    share_at(customer, agent, live, live.base, live.base)
+    # The sign-in is revoked everywhere (another tab, an admin): a reload cannot rejoin.
+    response = agent.page.request.post(
+        f"{live.base}/api/logout-everywhere", headers={"origin": live.base}
+    )
+    assert response.ok
+    agent.page.reload()
+    expect(agent.page.get_by_label("Username")).to_be_visible()
+    expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
+    assert "agent_rejoined" not in audit_actions(live)
+
+
+class Splicer:
+    """The relay as an attacker runs it: it keeps the frames that go to the second agent's socket
+    (another customer's session), and when the first agent's console rejoins, it sends that
+    console the other customer's frames instead of its own customer's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.agent_sockets = 0
+        self.other: list[bytes] = []
+        self.spliced = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
+            await self.app(scope, receive, send)
+            return
+        index = self.agent_sockets
+        self.agent_sockets += 1
+        # Every frame must pass relay_send: withdraw the server's direct send (as MaliciousRelay).
+        scope = {**scope, "extensions": dict(scope.get("extensions") or {})}
+        scope["extensions"].pop(SEND_NOW, None)
+
+        async def relay_send(message: Message) -> None:
+            frame = message.get("bytes") if message["type"] == "websocket.send" else None
+            if frame is not None and index == 1:
+                self.other.append(frame)  # the other customer's session
+            if frame is not None and index >= 2 and self.other:
+                if self.spliced == 0:  # in place of its own customer's frames
+                    for other in self.other:
+                        await send({"type": "websocket.send", "bytes": other})
+                self.spliced += 1
+                return
+            await send(message)
+
+        await self.app(scope, receive, relay_send)
+
+
+def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refused(
+    server_factory: ServerFactory, customer: Party, agent: Party, supervisor: Party, browser: Any
+) -> None:
+    relays: list[Splicer] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        relays.append(Splicer(app))
+        return relays[-1]
+
+    server = server_factory(wrap=wrap)
+    add_user(server.settings.data_dir, "bob", display_name="Bob")
+    share_at(customer, agent, server, server.base, server.base)  # agent socket 0: alice
+    # Another customer shares another page with bob (agent socket 1): the relay keeps its frames.
+    other_customer = browser.new_context().new_page()
+    other_customer.goto(f"{server.base}/demo/checkout.html")
+    other_customer.get_by_role("button", name="Get help").click()
+    code = "".join(
+        re.findall(
+            r"\d", other_customer.get_by_text(re.compile(r"\d{3} \d{3} \d{3} \d{3}")).inner_text()
+        )
+    )
+    open_console_as(supervisor, server, "bob")
+    join(supervisor, code)
+    other_customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    expect(mirror(supervisor).locator("#notes")).to_be_attached()
+    assert relays[0].other
+    # alice reloads (agent socket 2): the relay answers her rejoin with the other session's frames.
+    agent.page.reload()
+    expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
+    assert relays[0].spliced > 0
+    expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
+    # Her own customer's session ends (she left); the other customer's page never showed.
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    other_customer.context.close()
