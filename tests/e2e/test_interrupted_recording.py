@@ -57,6 +57,9 @@ def test_an_interrupted_recording_plays_up_to_where_it_stopped_labelled_incomple
 
     console_sign_in(live, supervisor, "aud")
     page = supervisor.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Recordings"
+    ).click()
     page.get_by_label("Recording key file").set_input_files(key_path)
     page.get_by_label("Key passphrase").fill(PASSPHRASE)
     page.get_by_role("button", name="Unlock key").click()

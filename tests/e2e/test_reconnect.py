@@ -17,7 +17,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tandem.server.websocket_protocol import SEND_NOW
 from tests.conftest import RunningServer, ServerFactory, add_user
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import Party, allow, audit_actions, get_help, join, mirror, open_console_as
+from tests.e2e.conftest import (
+    CODE_PATTERN,
+    Party,
+    allow,
+    audit_actions,
+    get_help,
+    join,
+    mirror,
+    open_console_as,
+)
 from tests.e2e.netcut import NetCut
 
 LIVE = "You are seeing the customer's page live"
@@ -52,7 +61,8 @@ def share_at(
 
 
 def banner(customer: Party) -> Any:
-    return customer.page.get_by_role("status").filter(
+    # The widget's banner: a region named by what it says (sharing, or reconnecting).
+    return customer.page.get_by_role("region").filter(
         has=customer.page.get_by_role("button", name="Stop sharing")
     )
 
@@ -220,11 +230,9 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     other_customer = browser.new_context().new_page()
     other_customer.goto(f"{server.base}/demo/checkout.html")
     other_customer.get_by_role("button", name="Get help").click()
-    code = "".join(
-        re.findall(
-            r"\d", other_customer.get_by_text(re.compile(r"\d{3} \d{3} \d{3} \d{3}")).inner_text()
-        )
-    )
+    match = CODE_PATTERN.search(other_customer.get_by_text(CODE_PATTERN).inner_text())
+    assert match
+    code = "".join(match.groups())
     open_console_as(supervisor, server, "bob")
     join(supervisor, code)
     other_customer.get_by_role("dialog").get_by_role("button", name="Allow").click()

@@ -54,7 +54,9 @@ const ENDED: Partial<Record<string, string>> = {
   code_expired: CODE_EXPIRED, idle_timeout: IDLE_ENDED, max_duration: MAX_DURATION_ENDED,
 };
 /** The reconnect attempts stopped: the server's resume window is over (issue 13, fault 6). */
-export const LOST = CONNECTION_LOST; // the catalogue translates it
+export const LOST =
+  "The connection to the help server was lost and could not be restored, so this help session has ended. " +
+  "Click “Get help” to start again.";
 /** The server no longer knows the session it was reconnecting to. */
 export const SESSION_GONE = SESSION_ENDED;
 /** The server closed a live session's socket without saying it ended. */

@@ -494,13 +494,20 @@ export class CustomerUI {
 
   /** The connection (this page's or the agent's) is being restored; Stop sharing still works. */
   showReconnecting(text: string, onStop: () => void): void {
+    // The same landmark as the sharing banner (a region named by its text), announced the same way.
+    const stop = button(this.t("stopSharing"), "danger stop", onStop);
+    const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
     this.show(
-      element("div", { className: "banner", attrs: { role: "status" } }, [
-        element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
-        element("span", { text }),
-        button("Stop sharing", "danger", onStop),
+      element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
+        element("div", { className: "status" }, [
+          element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
+          element("span", { className: "status-text", text }),
+        ]),
+        stop,
       ]),
     );
+    this.primary = stop;
+    if (before !== text) this.announce(text);
   }
 
   /** The agent asked (inside the encrypted channel) and `site`'s own page pinned the key. */

@@ -10,7 +10,7 @@
 
 import {
   DISTRUST, MISMATCH, RESTARTING, UNREACHABLE, AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED,
-  MAX_DURATION_ENDED, SESSION_ENDED,
+  LOST, MAX_DURATION_ENDED, SESSION_ENDED,
 } from "../state.ts";
 import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_WAITING } from "../../shared/protocol.ts";
 import type { Catalogues, Messages } from "../../shared/i18n.ts";
@@ -75,6 +75,7 @@ export const en = {
   endAgentLost: AGENT_LOST,
   endExpired: CODE_EXPIRED,
   endLost: CONNECTION_LOST,
+  endGaveUp: LOST,
   endIdle: IDLE_ENDED,
   endMaxDuration: MAX_DURATION_ENDED,
   endSession: SESSION_ENDED,
@@ -147,6 +148,9 @@ const de: Messages<typeof en> = {
   endAgent: "Der Support hat die Sitzung beendet. Es wird nichts mehr geteilt.",
   endAgentLost: "Die Verbindung zum Support ist abgebrochen, daher wurde das Teilen beendet.",
   endExpired: "Ihr Hilfe-Code ist abgelaufen. Klicken Sie auf „Hilfe“, um einen neuen zu erhalten.",
+  endGaveUp:
+    "Die Verbindung zum Hilfe-Server ist abgebrochen und konnte nicht wiederhergestellt werden, daher ist diese " +
+    "Hilfesitzung beendet. Klicken Sie auf „Hilfe“, um neu zu beginnen.",
   endLost: "Die Verbindung ist abgebrochen, daher wurde das Teilen beendet. Klicken Sie auf „Hilfe“, um neu zu beginnen.",
   endIdle: "Die Sitzung wurde nach längerer Inaktivität beendet.",
   endMaxDuration: "Die Sitzung hat ihre Höchstdauer erreicht und wurde beendet.",
@@ -219,6 +223,9 @@ const fr: Messages<typeof en> = {
   endAgent: "L’agent a terminé la session. Plus rien n’est partagé.",
   endAgentLost: "La connexion de l’agent a été perdue, le partage est donc arrêté.",
   endExpired: "Votre code d’aide a expiré. Cliquez sur « Aide » pour en obtenir un nouveau.",
+  endGaveUp:
+    "La connexion au serveur d’aide a été perdue et n’a pas pu être rétablie, cette session d’aide est donc " +
+    "terminée. Cliquez sur « Aide » pour recommencer.",
   endLost: "La connexion a été perdue, le partage est donc arrêté. Cliquez sur « Aide » pour recommencer.",
   endIdle: "La session s’est terminée après une longue inactivité.",
   endMaxDuration: "La session a atteint sa durée maximale et s’est terminée.",
@@ -290,6 +297,9 @@ const es: Messages<typeof en> = {
   endAgent: "El agente terminó la sesión. Ya no se comparte nada.",
   endAgentLost: "Se perdió la conexión del agente, así que se dejó de compartir.",
   endExpired: "Su código de ayuda caducó. Pulse «Ayuda» para obtener uno nuevo.",
+  endGaveUp:
+    "Se perdió la conexión con el servidor de ayuda y no se pudo restablecer, así que esta sesión de ayuda ha " +
+    "terminado. Pulse «Ayuda» para empezar de nuevo.",
   endLost: "Se perdió la conexión, así que se dejó de compartir. Pulse «Ayuda» para empezar de nuevo.",
   endIdle: "La sesión terminó tras un largo periodo sin actividad.",
   endMaxDuration: "La sesión alcanzó su duración máxima y terminó.",
@@ -359,6 +369,7 @@ const ar: Messages<typeof en> = {
   endAgent: "أنهى الموظف الجلسة. لم تعد هناك أي مشاركة.",
   endAgentLost: "انقطع اتصال الموظف، لذا توقفت المشاركة.",
   endExpired: "انتهت صلاحية رمز المساعدة. انقر «مساعدة» للحصول على رمز جديد.",
+  endGaveUp: "انقطع الاتصال بخادم المساعدة وتعذّرت استعادته، لذا انتهت جلسة المساعدة هذه. انقر «مساعدة» للبدء من جديد.",
   endLost: "انقطع الاتصال، لذا توقفت المشاركة. انقر «مساعدة» للبدء من جديد.",
   endIdle: "انتهت الجلسة بعد فترة طويلة دون نشاط.",
   endMaxDuration: "بلغت الجلسة مدتها القصوى وانتهت.",
