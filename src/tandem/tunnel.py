@@ -27,8 +27,8 @@ Tunnels survive a Redis restart or freeze and notice a dead process (issue 13, f
   Redis pub/sub loses while a connection is down);
 * an end that hears nothing for ``tunnel_lost_seconds`` while Redis answers its own process takes
   the other process for dead: the edge closes the real socket 4404 "its server stopped", the owner
-  handles the socket as gone (an agent lost ends the session and the customer is told; a customer
-  lost may resume);
+  handles the socket as gone, as a lost network (1006): the customer is told its agent is away,
+  whose console may rejoin within ``agent_resume_seconds``; a customer lost may resume;
 * while Redis does not answer (down, frozen), silence counts for nothing; after
   ``tunnel_outage_seconds`` of it, or once the frames waiting for confirmation pass the buffer,
   the socket is closed 1013 "server link lost" (the client reconnects; resuming sends a fresh

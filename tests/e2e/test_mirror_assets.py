@@ -160,6 +160,9 @@ def test_a_recording_carries_the_pages_assets_and_its_player_fetches_none(
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
     console_sign_in(live, office, "aud")
     page = office.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Recordings"
+    ).click()
     page.get_by_label("Recording key file").set_input_files(key_file)
     page.get_by_label("Key passphrase").fill(PASSPHRASE)
     page.get_by_role("button", name="Unlock key").click()

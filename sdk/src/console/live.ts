@@ -30,6 +30,8 @@ const RECORDING_AGREE_MS = 5000;
 const LASER_EVERY_MS = 40;
 const STROKE_STEP_PX = 4;
 const MAX_STROKE_POINTS = 200;
+/** Content frames kept while the pairing's last step is checked (a key frame, a snapshot). */
+const MAX_EARLY_FRAMES = 64;
 /** rrweb's event types that mean a new page (or a new snapshot of it) in the mirror. */
 const FULL_SNAPSHOT = 2;
 const META = 4;
@@ -99,6 +101,8 @@ export class LiveView {
   /** Rejoined: content of the epoch that was running is dropped until the customer's browser
    * sends a new epoch key (frames were lost while away; the new epoch repairs the view). */
   private awaitingEpoch = false;
+  /** Content frames that arrived before the pairing's last step was checked (onPayload). */
+  private early: Uint8Array[] = [];
   private secret: string | null = null;
   /** The pairing with the customer's browser, until it succeeded or failed. */
   private pairing: Pairing | null = null;
@@ -430,12 +434,21 @@ export class LiveView {
       this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_WATCHER_KEY);
       this.status(t("watchingPage"), "good");
       this.startMirror();
+      this.takeEarly();
       return;
     }
     this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
+    this.takeEarly();
     if (this.held) void this.ports.held?.saveKeys(sessionId, step.keys); // for a rejoin after a reload
     this.status(t("waitingForAllow"));
+  }
+
+  /** The frames that arrived while the pairing finished, now that the keys open them. */
+  private takeEarly(): void {
+    const early = this.early;
+    this.early = [];
+    for (const frame of early) this.onPayload(frame);
   }
 
   private mismatch(): void {
@@ -690,7 +703,12 @@ export class LiveView {
       return;
     }
     const receiver = this.receiver;
-    if (!receiver) return;
+    if (!receiver) {
+      // The customer's confirmation is still being checked (asynchronously) while its first
+      // frames (the epoch key) arrive behind it: kept, in order, until the keys are known.
+      if (this.pairing && this.early.length < MAX_EARLY_FRAMES) this.early.push(frame);
+      return;
+    }
     if (this.awaitingEpoch) {
       if (frame[0] === CONTENT_FRAME) return; // of the epoch that ran while this console was away
       if (frame[0] === EPOCH_KEY_FRAME) this.awaitingEpoch = false;
@@ -873,6 +891,7 @@ export class LiveView {
     this.decoder = null;
     this.receiver?.close();
     this.receiver = null;
+    this.early = [];
     this.commands = null;
     this.setControlling(false);
     this.cancelRecordingCheck?.();
