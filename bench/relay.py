@@ -451,7 +451,9 @@ async def main(args: argparse.Namespace) -> None:
                 t - b for t, b in zip(p99s["tandem"], p99s["starlette"], strict=True)
             )
             print(f"    added p99 (tandem - starlette): {added:+.2f} ms (target ≤ 0.5)")
-        if "memory" in scenarios:
+    if "memory" in (args.only or ["memory"]):
+        # Fresh servers: memory freed by earlier scenarios would be reused and hide the cost.
+        with servers(names) as live:
             title = f"idle memory per connection ({args.idle_sessions} sessions)"
             memory = await rounds(names, 1, lambda s: idle_memory(s, args.idle_sessions), live)
             report(title, memory, "KiB", False)
