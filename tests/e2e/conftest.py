@@ -115,7 +115,8 @@ def customer(browser: Browser) -> Iterator[Party]:
 RECORD_PLAINTEXT = """
 (() => {
     const decrypt = SubtleCrypto.prototype.decrypt;
-    const keys = new WeakMap();
+    const keys = new WeakMap();  // a WeakMap has no size: the keys are numbered by a counter
+    let numbered = 0;
     window.__tandemPlaintext = [];
     SubtleCrypto.prototype.decrypt = async function (...args) {
         const result = await decrypt.apply(this, args);
@@ -123,7 +124,7 @@ RECORD_PLAINTEXT = """
         let binary = "";
         for (const b of bytes) binary += String.fromCharCode(b);
         // Which key opened it: each epoch has its own content key, and its compression stream.
-        if (!keys.has(args[1])) keys.set(args[1], keys.size + 1);
+        if (!keys.has(args[1])) keys.set(args[1], ++numbered);
         window.__tandemPlaintext.push(keys.get(args[1]) + ":" + btoa(binary));
         return result;
     };

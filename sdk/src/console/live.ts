@@ -668,6 +668,9 @@ export class LiveView {
       mouseTail: false,
       UNSAFE_replayCanvas: false,
       showWarning: false,
+      // The customer's focus moves are not replayed: focusing inside the mirror would take the
+      // agent's keyboard (and the workspace's shortcuts) into the iframe.
+      triggerFocus: false,
     });
     replayer.iframe.setAttribute("title", "Customer view");
     replayer.iframe.setAttribute("tabindex", "-1"); // the agent acts through the layers, not inside the mirror

@@ -149,7 +149,9 @@ export class Session {
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
   private cancelBatch: (() => void) | undefined;
-  private packing: { epoch: number; stream: PackStream } | null = null;
+  /** Each epoch's compression stream, by its sender: a frame of an epoch that has ended
+   * (carried assets wait in the outbox) never restarts the stream of the current one. */
+  private packing = new WeakMap<ContentSender, PackStream>();
   private backlogged = false;
   private cancelBacklog: (() => void) | undefined;
   /** Sends leave in call order: packing and encryption are asynchronous. */
@@ -911,9 +913,14 @@ export class Session {
         return;
       }
       this.sendChain = this.sendChain
-        .then(() => sender.seal(this.packer(sender.epoch).pack(frame)))
+        .then(() => {
+          // A frame of an epoch that ended meanwhile is dropped (the new epoch's full snapshot
+          // repairs the view), before it takes its place in any compression stream.
+          if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return null;
+          return sender.seal(this.packer(sender).pack(frame));
+        })
         .then((sealed) => {
-          if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
+          if (!sealed || this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
           ws.send(sealed);
           if (sender.recorded) this.recordedFrameSent(sender);
           if (i === frames.length - 1) sent?.();
@@ -922,10 +929,11 @@ export class Session {
     });
   }
 
-  /** The compression stream of `epoch` (one per epoch: the receiver starts one with its key). */
-  private packer(epoch: number): PackStream {
-    if (!this.packing || this.packing.epoch !== epoch) this.packing = { epoch, stream: new PackStream() };
-    return this.packing.stream;
+  /** The compression stream of `sender`'s epoch (one per epoch: the receiver starts one with its key). */
+  private packer(sender: ContentSender): PackStream {
+    let stream = this.packing.get(sender);
+    if (!stream) this.packing.set(sender, (stream = new PackStream()));
+    return stream;
   }
 
   /** The network is slower than the page: drop events, then send a fresh full snapshot. */
