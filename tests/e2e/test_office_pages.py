@@ -23,6 +23,7 @@ ADMIN_PAGES = [
     "Policies",
     "Recordings",
     "Single sign-on",
+    "Training",
     "Organisation",
 ]
 AUDITOR_PAGES = ["Audit trail", "Recordings"]
@@ -81,7 +82,7 @@ def test_every_admin_page_opens_names_the_organisation_and_is_accessible(
     page.reload()
     expect(page.get_by_role("heading", level=1, name="Organisation")).to_be_visible()
     page.go_back()
-    expect(page.get_by_role("heading", level=1, name="Single sign-on")).to_be_visible()
+    expect(page.get_by_role("heading", level=1, name="Training")).to_be_visible()
 
     # The organisation's name, changed on its page, heads every page at once.
     open_page(page, "Organisation")
@@ -206,6 +207,7 @@ def test_the_office_speaks_the_chosen_language_and_reads_right_to_left_in_arabic
             "Richtlinien",
             "Aufzeichnungen",
             "Single Sign-on",
+            "Schulung",
             "Organisation",
         ]
     )

@@ -121,6 +121,11 @@ def test_admins_edit_the_policy_and_see_who_is_trained(
     add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
     open_console_as(agent, server, "ada")
     page = agent.page
+    # Training is a page of the admin's office (its navigation, its own heading and address).
+    nav = page.get_by_role("navigation", name="Administration")
+    nav.get_by_role("link", name="Training").click()
+    expect(page.get_by_role("heading", level=1, name="Training")).to_be_visible()
+    expect(page).to_have_url(re.compile("#training$"))
     roster = page.locator("#training-roster")
 
     def row(pattern: str) -> Locator:
@@ -150,10 +155,15 @@ def test_an_auditor_accepts_the_policy_before_the_recordings_open(
     page = agent.page
     expect(page.get_by_role("heading", name="Training before live sessions")).to_be_visible()
     expect(page.locator("#policy-text")).to_contain_text("Privacy and security policy")
+    # The office's Recordings page: the server refuses the recordings until the policy is accepted.
+    nav = page.get_by_role("navigation", name="Administration")
+    nav.get_by_role("link", name="Recordings").click()
+    expect(page.get_by_role("heading", level=1, name="Recordings")).to_be_visible()
     expect(page.get_by_text(re.compile("acknowledge your organisation's privacy"))).to_be_visible()
     assert_accessible(page)
     page.get_by_role("button", name=re.compile("I have read and accept version 1")).click()
-    # The console starts again: the recordings open, nothing asks any more.
+    # The console starts again (on the same page): the recordings open, nothing asks any more.
     expect(page.get_by_role("heading", name="Training before live sessions")).to_have_count(0)
-    expect(page.get_by_role("heading", name="Recordings")).to_be_visible()
+    expect(page.get_by_role("heading", level=1, name="Recordings")).to_be_visible()
+    expect(page.get_by_text("No recordings yet.")).to_be_visible()
     expect(page.get_by_text(re.compile("acknowledge your organisation's privacy"))).to_have_count(0)

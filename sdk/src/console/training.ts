@@ -23,7 +23,8 @@ import { messages } from "./messages/training.ts";
 import { relayFetch } from "./relay.ts";
 import type { LiveEvent } from "./state.ts";
 
-const locale = pageLocale();
+/** The console's language: `?lang=` in its address (as the office's pages), else the page's and the browser's. */
+const locale = pageLocale(typeof location === "undefined" ? null : new URLSearchParams(location.search).get("lang"));
 const t = translator(messages, locale);
 
 type Step = "code" | "consent" | "masked" | "control" | "refused" | "paused" | "ended";
@@ -297,13 +298,13 @@ export async function trainingPanel(root: HTMLElement, ready: () => void, starte
   return true;
 }
 
-/** The admin's training page: the policy (each save a new version), the interval, who is trained. */
-export function trainingAdmin(root: HTMLElement): void {
-  const panel = el("section", "", "training-admin");
-  panel.setAttribute("aria-labelledby", "training-admin-heading");
+/** The admin's training page: the policy (each save a new version), the interval, who is trained.
+ * `labelledBy`: the id of the heading that names it (the office page's own, office-title). */
+export function trainingAdmin(root: HTMLElement, labelledBy = "office-title"): void {
+  const panel = el("div", "", "training-admin");
+  panel.setAttribute("role", "group");
+  panel.setAttribute("aria-labelledby", labelledBy);
   panel.dir = direction(locale);
-  const heading = el("h2", t("adminHeading"));
-  heading.id = "training-admin-heading";
   const [line, say] = status();
 
   const policyForm = el("form", "", "office-form");
@@ -335,6 +336,9 @@ export function trainingAdmin(root: HTMLElement): void {
   const showRoster = (data: Roster) => {
     interval.value = String(data.interval_days);
     const table = el("table", "", "grid");
+    table.createCaption().textContent = t("rosterHeading");
+    table.caption!.className = "visually-hidden";
+    table.tabIndex = 0; // it scrolls sideways on a phone: reachable by keyboard (and named by its caption)
     const head = table.createTHead().insertRow();
     for (const name of ["colUser", "colRole", "colPolicy", "colTrained", "colDue", "colStatus"] as const) head.append(el("th", t(name)));
     const body = table.createTBody();
@@ -375,10 +379,11 @@ export function trainingAdmin(root: HTMLElement): void {
       })
       .catch((error: Error) => say(error.message));
   });
-  panel.append(heading, policyForm, intervalForm, line, rosterHeading, roster);
+  panel.append(policyForm, intervalForm, line, rosterHeading, roster);
   root.append(panel);
   load();
 }
 
-/** The admin's Training page in the office's navigation (office.ts's registry). */
-registerOfficePage({ id: "training", label: () => t("adminHeading"), roles: ["admin"], order: 65, render: (root) => trainingAdmin(root) });
+/** The admin's Training page in the office's navigation (office.ts's registry), named from the
+ * office's catalogue (nav.training) like the other pages. */
+registerOfficePage({ id: "training", label: "nav.training", roles: ["admin"], order: 65, render: (root) => trainingAdmin(root) });
