@@ -438,6 +438,10 @@ class SQLStorage:
         self._pool: Any = None  # PostgreSQL: asyncpg.Pool
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None  # SQLite
         self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_locked = False
+        """Set (in the worker thread) when a statement waited the whole busy timeout for another
+        connection's lock; until a write succeeds, statements wait only :data:`_LOCKED_BUSY_MS`, so
+        a request queued behind the background tasks' statements still gets its 503 at once."""
         self._kept: set[int] = set()
         # The statements of the busiest paths, built (and compiled) once.
         self._user_by_name = self._keep(
@@ -632,13 +636,31 @@ class SQLStorage:
         connection = self._sqlite
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._thread, work, connection)
+            return await loop.run_in_executor(self._thread, self._in_worker, work, connection)
         except sqlite3.IntegrityError as exc:
             # The audit tables' no-replace triggers refuse a taken number before the key does.
             taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) == _SQLITE_TAKEN
             raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except sqlite3.Error as exc:
             raise StorageError(f"the database failed: {exc}") from None
+
+    def _in_worker(self, work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:
+        """In the SQLite worker thread: ``work``, with the short busy timeout while another
+        connection is known to hold the lock (and the long one back once a statement passes)."""
+        changes = connection.total_changes
+        try:
+            result = work(connection)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY and not self._sqlite_locked:
+                self._sqlite_locked = True
+                connection.execute(f"PRAGMA busy_timeout={_LOCKED_BUSY_MS}")
+            raise
+        # Reads pass while another connection holds the write lock (WAL): only a write that
+        # changed rows shows the lock is free again.
+        if self._sqlite_locked and connection.total_changes != changes:
+            self._sqlite_locked = False
+            connection.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+        return result
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         try:
@@ -1997,13 +2019,20 @@ def _session_held(session_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     return sa.or_(on_subject, on_recording)
 
 
+_BUSY_MS = 10_000
+"""How long a statement waits for another connection's write lock (an operator's shell, a
+VACUUM) before it fails."""
+_LOCKED_BUSY_MS = 250
+"""The same while the lock is known to be held (a statement just waited the whole of
+:data:`_BUSY_MS`): each statement queued behind fails fast instead of waiting in turn."""
+
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     # Erased rows (ended sessions, codes, recordings) are overwritten, not left in free pages.
     "PRAGMA secure_delete=ON",
-    "PRAGMA busy_timeout=10000",
+    f"PRAGMA busy_timeout={_BUSY_MS}",
 )
 
 
