@@ -185,9 +185,11 @@ def tandem_in_process(
     def invoke() -> None:
         outcome.append(CliRunner().invoke(cli.app, list(args), input=stdin, env=overrides))
 
-    worker = threading.Thread(target=invoke)
+    worker = threading.Thread(target=invoke, daemon=True)
     worker.start()
-    worker.join()
+    worker.join(timeout=60)  # as subprocess.run's timeout: a command that hangs fails the test
+    if worker.is_alive():
+        raise TimeoutError(f"tandem {' '.join(args)} did not return within 60 s")
     [result] = outcome
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception

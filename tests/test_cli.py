@@ -1,4 +1,8 @@
-"""The `tandem` command as a user runs it: real subprocesses."""
+"""The `tandem` command as a user runs it. A few tests run the real `python -m tandem` in a
+subprocess (its entry point, a password piped to stdin, a server started and stopped); the others
+call the same Typer app in this process (:func:`tests.conftest.tandem_in_process`): a new
+interpreter costs most of a second of CPU in imports alone, and production-cost password hashing
+on top (the test process hashes cheaply, see ``cheap_password_hashing``)."""
 
 from __future__ import annotations
 
@@ -30,6 +34,13 @@ def run(
     )
 
 
+def cli(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The same command as :func:`run`, in this process."""
+    return tandem_in_process(*args, stdin=stdin, env=env)
+
+
 def test_help_lists_the_commands() -> None:
     result = run("--help")
     assert result.returncode == 0
@@ -53,21 +64,21 @@ def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
 
 
 def test_user_add_refuses_a_weak_password_with_a_clear_message(tmp_path: Path) -> None:
-    result = run("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="secret\n")
+    result = cli("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="secret\n")
     assert result.returncode == 2
     assert result.stderr.strip().startswith("tandem: password too short")
     assert "Traceback" not in result.stderr
 
 
 def test_user_add_refuses_a_duplicate(tmp_path: Path) -> None:
-    run("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="blue-kettle-orbit-42\n")
-    result = run("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
+    cli("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="blue-kettle-orbit-42\n")
+    result = cli("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
     assert result.returncode == 2 and "'bob' is not available" in result.stderr
 
 
 def test_user_add_refuses_the_audit_trails_system_actor_names(tmp_path: Path) -> None:
     for name in ("server", "customer", "cli"):
-        result = run(
+        result = cli(
             "user",
             "add",
             name,
@@ -84,10 +95,10 @@ def test_serve_stops_in_one_line_when_another_organisation_holds_an_allowed_orig
 ) -> None:
     data = ("--data-dir", str(tmp_path))
     assert (
-        run("org", "add", "acme", "--name", "Acme", "--team", "support", *data, "--init").returncode
+        cli("org", "add", "acme", "--name", "Acme", "--team", "support", *data, "--init").returncode
         == 0
     )
-    added = run(
+    added = cli(
         "site",
         "add",
         "shop",
@@ -100,7 +111,7 @@ def test_serve_stops_in_one_line_when_another_organisation_holds_an_allowed_orig
         *data,
     )
     assert added.returncode == 0, added.stderr
-    result = run("serve", "--allow-origin", "https://shop.example", *data)
+    result = cli("serve", "--allow-origin", "https://shop.example", *data)
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "tandem: --allow-origin https://shop.example is already site 'shop' of organisation "
@@ -109,7 +120,7 @@ def test_serve_stops_in_one_line_when_another_organisation_holds_an_allowed_orig
 
 
 def test_user_add_refuses_an_unknown_role(tmp_path: Path) -> None:
-    result = run(
+    result = cli(
         "user",
         "add",
         "bob",
@@ -124,7 +135,7 @@ def test_user_add_refuses_an_unknown_role(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_a_bad_origin() -> None:
-    result = run("serve", "--allow-origin", "not-an-origin")
+    result = cli("serve", "--allow-origin", "not-an-origin")
     assert result.returncode == 2 and "not an http(s) origin" in result.stderr
 
 
@@ -158,18 +169,18 @@ def test_env_variables_configure_serve(tmp_path: Path) -> None:
     import os
 
     env = {**os.environ, "TANDEM_PORT": "0"}
-    result = run("serve", "--data-dir", str(tmp_path), env=env)
+    result = cli("serve", "--data-dir", str(tmp_path), env=env)
     assert result.returncode == 2 and "port must be between" in result.stderr
 
 
 def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    created = run("org", "add", "acme", "--name", "Acme Bank", "--team", "support", *data, "--init")
+    created = cli("org", "add", "acme", "--name", "Acme Bank", "--team", "support", *data, "--init")
     assert created.returncode == 0, created.stderr
-    again = run("org", "add", "acme", "--name", "Acme Bank", *data)
+    again = cli("org", "add", "acme", "--name", "Acme Bank", *data)
     assert again.returncode == 2 and "already exists" in again.stderr
-    assert run("org", "add-team", "acme", "claims", *data).returncode == 0
-    site = run(
+    assert cli("org", "add-team", "acme", "claims", *data).returncode == 0
+    site = cli(
         "site",
         "add",
         "acme-shop",
@@ -182,7 +193,7 @@ def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
         *data,
     )
     assert site.returncode == 0, site.stderr
-    missing_team = run(
+    missing_team = cli(
         "site",
         "add",
         "x",
@@ -195,9 +206,9 @@ def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
         *data,
     )
     assert missing_team.returncode == 2 and "no team 'nope' in organisation" in missing_team.stderr
-    wrong_org = run("user", "add", "eve", "--org", "nope", *data, stdin="blue-kettle-orbit-42\n")
+    wrong_org = cli("user", "add", "eve", "--org", "nope", *data, stdin="blue-kettle-orbit-42\n")
     assert wrong_org.returncode == 2 and "no organisation 'nope'" in wrong_org.stderr
-    user = run(
+    user = cli(
         "user",
         "add",
         "carol",
@@ -209,12 +220,12 @@ def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
         stdin="blue-kettle-orbit-42\n",
     )
     assert user.returncode == 0 and "in organisation 'acme'" in user.stdout
-    listing = run("site", "list", *data).stdout.splitlines()
+    listing = cli("site", "list", *data).stdout.splitlines()
     assert "acme-shop\tacme\thttps://shop.acme.example\tsupport" in listing
     assert "demo\tdefault\tself\tsupport" in listing
-    verify = run("audit", "verify", *data)
+    verify = cli("audit", "verify", *data)
     assert verify.returncode == 0, verify.stderr
-    exported = run("audit", "export", *data).stdout
+    exported = cli("audit", "export", *data).stdout
     for action in ("org_created", "team_created", "site_created", "user_created"):
         assert f'"action": "{action}"' in exported
 
@@ -227,7 +238,7 @@ def test_serve_says_when_redis_cannot_be_reached(tmp_path: Path) -> None:
         "TANDEM_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",  # checked after Redis
         "TANDEM_REDIS_URL": "redis://:secret-pw@127.0.0.1:1/0",
     }
-    result = run("serve", "--data-dir", str(tmp_path), env=env)
+    result = cli("serve", "--data-dir", str(tmp_path), env=env)
     assert result.returncode == 2
     assert "cannot reach Redis" in result.stderr
     assert "secret-pw" not in result.stderr + result.stdout  # never the password
@@ -236,21 +247,21 @@ def test_serve_says_when_redis_cannot_be_reached(tmp_path: Path) -> None:
 
 def test_user_passwd_sets_a_password_and_ends_sign_ins(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    add = run("user", "add", "bob", "--no-mfa", *data, "--init", stdin="blue-kettle-orbit-42\n")
+    add = cli("user", "add", "bob", "--no-mfa", *data, "--init", stdin="blue-kettle-orbit-42\n")
     assert add.returncode == 0, add.stderr
-    weak = run("user", "passwd", "bob", *data, stdin="short\n")
+    weak = cli("user", "passwd", "bob", *data, stdin="short\n")
     assert weak.returncode == 2 and weak.stderr.startswith("tandem: password too short")
-    done = run("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-77\n")
+    done = cli("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-77\n")
     assert done.returncode == 0, done.stderr
     assert "must be changed at the next sign-in" in done.stdout
-    missing = run("user", "passwd", "nobody", *data, stdin="green-lantern-tide-77\n")
+    missing = cli("user", "passwd", "nobody", *data, stdin="green-lantern-tide-77\n")
     assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr
 
 
 def test_user_sso_needs_the_organisations_provider_first(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
     assert (
-        run(
+        cli(
             "user",
             "add",
             "aud",
@@ -263,17 +274,13 @@ def test_user_sso_needs_the_organisations_provider_first(tmp_path: Path) -> None
         ).returncode
         == 0
     )
-    unset = run("user", "sso", "aud", "sub-1", *data)
+    unset = cli("user", "sso", "aud", "sub-1", *data)
     assert unset.returncode == 2 and "identity provider first" in unset.stderr
 
 
 # Issue 15, item 9: the traps an operator met, each tried again.
 
 PASSWORD = "blue-kettle-orbit-42\n"
-
-
-def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return tandem_in_process(*args, stdin=stdin)
 
 
 def accounts(data: Path) -> list[str]:
@@ -430,7 +437,7 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
             f"tandem: the data directory {file} is a file, not a directory: check --data-dir "
             "(or TANDEM_DATA_DIR)"
         )
-    served = run("serve", "--data-dir", str(file), "--port", str(free_port()))
+    served = cli("serve", "--data-dir", str(file), "--port", str(free_port()))
     assert served.returncode == 2 and "is a file, not a directory" in served.stderr
     assert "Errno" not in served.stderr
     assert file.read_text() == "not a directory"
