@@ -6,7 +6,6 @@ import dataclasses
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -599,21 +598,8 @@ async def test_the_server_records_security_events_without_secrets(
 
 async def test_export_writes_json_lines_since_a_time(tmp_path: Path) -> None:
     data = await filled(tmp_path)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tandem",
-            "audit",
-            "export",
-            "--since",
-            "1970-01-01T00:16:45+00:00",
-            "--data-dir",
-            str(data),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = tandem_in_process(
+        "audit", "export", "--since", "1970-01-01T00:16:45+00:00", "--data-dir", str(data)
     )
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -622,20 +608,7 @@ async def test_export_writes_json_lines_since_a_time(tmp_path: Path) -> None:
 
 
 def test_export_refuses_a_bad_time(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tandem",
-            "audit",
-            "export",
-            "--since",
-            "yesterday",
-            "--data-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    result = tandem_in_process(
+        "audit", "export", "--since", "yesterday", "--data-dir", str(tmp_path)
     )
     assert result.returncode == 2 and "not an ISO 8601 time" in result.stderr

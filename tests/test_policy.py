@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tandem.exceptions import ConfigError
 from tandem.policy import load_policy, policy_json
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, tandem_in_process
 from tests.server.helpers import start_session
 
 
@@ -57,21 +55,7 @@ def test_not_json_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
 
 def test_serve_refuses_a_bad_policy_before_starting(tmp_path: Path) -> None:
     path = write(tmp_path, {"version": 1, "mask": "oops"})
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tandem",
-            "serve",
-            "--policy",
-            str(path),
-            "--data-dir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = tandem_in_process("serve", "--policy", str(path), "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "invalid policy" in result.stderr and "$.mask" in result.stderr
     assert "Traceback" not in result.stderr

@@ -19,7 +19,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import add_user, free_port
+from tests.conftest import add_user, free_port, tandem_in_process
 from tests.server.helpers import (
     login_cookie,
     open_agent,
@@ -101,14 +101,9 @@ async def messages_until_closed(ws: ClientConnection) -> tuple[list[dict[str, An
 
 
 def audit_records(data_dir: Path) -> list[dict[str, Any]]:
-    exported = subprocess.run(
-        [*TANDEM, "audit", "export", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
-    return [json.loads(line) for line in exported.splitlines() if line.strip()]
+    exported = tandem_in_process("audit", "export", "--data-dir", str(data_dir))
+    assert exported.returncode == 0, exported.stderr
+    return [json.loads(line) for line in exported.stdout.splitlines() if line.strip()]
 
 
 async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
@@ -132,12 +127,7 @@ async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
     assert served.process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
     assert time.monotonic() - stopping < SHUTDOWN_TIMEOUT
 
-    verify = subprocess.run(
-        [*TANDEM, "audit", "verify", "--data-dir", str(served.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    verify = tandem_in_process("audit", "verify", "--data-dir", str(served.data_dir))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     records = audit_records(served.data_dir)
     ended = [r for r in records if r["action"] == "session_ended"]

@@ -9,7 +9,6 @@ import hashlib
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,7 +17,7 @@ from typer.testing import CliRunner
 
 from tandem import cli
 from tandem.server.app import SDK_FILE
-from tests.conftest import ServerFactory
+from tests.conftest import ServerFactory, tandem_in_process
 
 SHOP = "https://shop.example"
 TAG = re.compile(
@@ -29,9 +28,8 @@ TAG = re.compile(
 
 
 def tandem_sdk(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", "sdk", *args], capture_output=True, text=True, timeout=60
-    )
+    """`tandem sdk …`, in this process (tests/test_cli.py runs the real entry point)."""
+    return tandem_in_process("sdk", *args)
 
 
 def sri(data: bytes) -> str:

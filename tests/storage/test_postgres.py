@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from tandem.storage.base import LoginRecord, OrgRecord, SiteRecord, Storage, Use
 from tandem.storage.migrations import head_revision
 from tandem.storage.migrations.legacy import NEWER_THAN_LEGACY
 from tandem.storage.sql import SQLStorage, redact_dsn
+from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, pg_connect
 
@@ -283,13 +283,7 @@ async def test_open_storage_picks_the_backend(tmp_path: Path, pg_schema: str) ->
 
 def _verify(data_dir: Path, schema: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TANDEM_DATABASE_URL": f"{PG_DSN}?search_path={schema}"}
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", "audit", "verify", "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+    return tandem_in_process("audit", "verify", "--data-dir", str(data_dir), env=env)
 
 
 async def test_audit_verify_finds_a_rewritten_record(
