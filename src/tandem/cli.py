@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth, crypto, heap, logs, startup
+from tandem import __version__, auth, crypto, heap, logs, site_verification, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -863,6 +863,68 @@ def site_approve(
     typer.echo(f"Approved site {site_id!r}: its pages may start sessions.")
 
 
+@site_app.command("verify")
+def site_verify(
+    site: Annotated[str, typer.Argument(help="The site's id, or its origin (https://…).")],
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="The organisation that registered it (checked if given)."),
+    ] = None,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Fetch <origin>/.well-known/tandem-verification instead of the DNS TXT record.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Prove a site's origin: look up the TXT record of _tandem-verification.<host> (with --web,
+    fetch its verification page) and, if it holds the site's token, mark the site verified. On
+    failure, say why and what to publish. Audited either way."""
+    proved: list[str] = []
+    publish: list[str] = []
+
+    async def run(settings: Settings, directory: Directory) -> None:
+        found = (
+            await directory.storage.site_for_origin(normalize_origin(site))
+            if "://" in site
+            else await directory.storage.get_site(site)
+        )
+        if found is None or (org is not None and found.org_id != org):
+            where = f" in organisation {org!r}" if org is not None else ""
+            raise ConfigError(f"no site {site!r}{where} (tandem site list)")
+        if found.verified:
+            proved.append(f"Site {found.site_id!r} ({found.origin}) is already verified.")
+            return
+        token = site_verification.token(directory.box, found)
+        name = site_verification.dns_name(found)
+        if web:
+            publish.append(f"Serve {token} at {site_verification.url(found)}")
+        elif name is not None:
+            publish.append(f'Publish a TXT record: {name}. TXT "{token}"')
+        await directory.verify_site(
+            operator(found.org_id),
+            found.site_id,
+            settings.site_verification_timeout_seconds,
+            dns=not web,
+            nameservers=settings.site_verification_nameservers,
+        )
+        how = f"{site_verification.url(found)} serves" if web else f"the TXT record of {name} holds"
+        proved.append(
+            f"Verified site {found.site_id!r} ({found.origin}): {how} its token; "
+            "its pages may start sessions."
+        )
+
+    try:
+        _run_configured(data_dir, run)
+    except typer.Exit:
+        for line in publish:
+            typer.echo(line, err=True)
+        raise
+    typer.echo(proved[0])
+
+
 @site_app.command("list")
 def site_list(
     org: Annotated[
@@ -879,7 +941,7 @@ def site_list(
         for site in await directory.storage.all_sites():
             if org is not None and site.org_id != org:
                 continue
-            state = "" if site.verified else "\tunverified (tandem site approve)"
+            state = "" if site.verified else "\tunverified (tandem site verify, or approve)"
             found.append(
                 f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}{state}"
             )
