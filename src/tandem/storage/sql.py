@@ -1088,7 +1088,8 @@ class SQLStorage:
 
     async def purge_expired(self, now: float) -> None:
         """Delete expired codes, sign-ins, marks and ended sessions past their organisation's
-        retention. Each DELETE filters on an indexed column."""
+        retention (with their customers' ids and practice evidence). Each DELETE filters on an
+        indexed column."""
         shortest_retention = sa.select(sa.func.min(orgs.c.retention_days)).scalar_subquery()
         retention = (
             sa.select(orgs.c.retention_days)
@@ -1119,10 +1120,14 @@ class SQLStorage:
                 )
                 .returning(sessions.c.session_id)
             ).rows
-            # The customer's id goes with the session's record (storage limitation).
+            # The customer's id goes with the session's record (storage limitation), and so does
+            # a practice session's evidence (its completion keeps the steps it proved).
             for start in range(0, len(ended), 500):
                 ids = [row[0] for row in ended[start : start + 500]]
                 db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
+                db.execute(
+                    practice_sessions.delete().where(practice_sessions.c.session_id.in_(ids))
+                )
 
         await self._transaction(work)
 
