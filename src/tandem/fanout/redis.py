@@ -262,6 +262,12 @@ class RedisFanout:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
+            # A cancellation can be swallowed on its way through redis-py or asyncio.wait_for
+            # (seen under load: the writer "cancelling" yet back at its wait for work, and this
+            # close waiting on it for ever); ask again until the task has ended.
+            while not task.done():
+                await asyncio.wait({task}, timeout=1.0)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
