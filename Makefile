@@ -185,4 +185,4 @@ bench: setup chromium
 	$(BIN)/python bench/sdk_wire.py
 
 clean:
-	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js
+	rm -rf dist $(VENV) sdk/node_modules sdk/.test-build $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js
