@@ -6,6 +6,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { constants, inflateRawSync } from "node:zlib";
+import { Deflate, Z_SYNC_FLUSH } from "pako";
+import { CONTENT_DICTIONARY } from "../src/generated/content.ts";
 import {
   MAX_PAYLOAD_BYTES, PackStream, type Payload, PayloadDecoder, PayloadError, UnpackStreams, encodePayload,
 } from "../src/shared/payload.ts";
@@ -66,7 +68,7 @@ test("any sequence of payloads round-trips through an epoch's stream, each frame
         let whole: Payload | null = null;
         for (const frame of encodePayload(payload)) {
           const packed = sender.pack(frame);
-          assert.equal(packed[0], 2);
+          assert.equal(packed[0], 3);
           // Everything the frame holds comes out of it alone, before any later frame is packed.
           const unpacked = unpacking.unpack(packed, 5);
           assert.ok(Buffer.from(unpacked).equals(frame), `frame of ${frame.length} bytes`);
@@ -96,7 +98,29 @@ test("each frame ends on a byte boundary with the sync-flush marker, as zlib's Z
   const joined = new Uint8Array(packed.reduce((n, p) => n + p.length, 0));
   packed.reduce((offset, p) => (joined.set(p, offset), offset + p.length), 0);
   const all = new Uint8Array(Array.from({ length: 20 }, (_, i) => [...event(i)]).flat());
-  assert.deepEqual(new Uint8Array(inflateRawSync(joined, { finishFlush: constants.Z_SYNC_FLUSH })), all);
+  const dictionary = encoder.encode(CONTENT_DICTIONARY);
+  assert.deepEqual(new Uint8Array(inflateRawSync(joined, { finishFlush: constants.Z_SYNC_FLUSH, dictionary })), all);
+});
+
+test("the dictionary makes an epoch's first frames smaller", () => {
+  const withDictionary = new PackStream().pack(event(0)).length;
+  const plain = new Deflate({ raw: true, level: 6, memLevel: 9 });
+  plain.push(event(0), Z_SYNC_FLUSH);
+  const without = plain.chunks.reduce((n, c) => n + c.length, 0) + 1;
+  assert.ok(withDictionary < without * 0.8, `${withDictionary} bytes with the dictionary, ${without} without`);
+});
+
+test("streams of earlier versions (flag 2: no dictionary) still unpack; flags never mix in an epoch", () => {
+  const earlier = new Deflate({ raw: true, level: 6 });
+  const receiver = new UnpackStreams();
+  for (let i = 0; i < 5; i++) {
+    earlier.chunks = [];
+    earlier.push(event(i), Z_SYNC_FLUSH);
+    const body = earlier.chunks.reduce((all, c) => Uint8Array.of(...all, ...c), new Uint8Array(0));
+    assert.deepEqual(receiver.unpack(Uint8Array.of(2, ...body), 4), event(i));
+  }
+  assert.throws(() => receiver.unpack(new PackStream().pack(event(5)), 4), PayloadError);
+  assert.deepEqual(receiver.unpack(new PackStream().pack(event(5)), 5), event(5));
 });
 
 test("later payloads of an epoch cost a fraction of the first", () => {
@@ -150,11 +174,11 @@ test("a bomb in the stream is cut off at the limit, and the epoch with it", () =
 
 test("any bytes in a streamed frame raise PayloadError only", async () => {
   await fc.assert(
-    fc.property(fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 4 }), (frames) => {
+    fc.property(fc.constantFrom(2, 3), fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 4 }), (flag, frames) => {
       const receiver = new UnpackStreams();
       for (const bytes of frames) {
         try {
-          const out = receiver.unpack(Uint8Array.of(2, ...bytes), 1);
+          const out = receiver.unpack(Uint8Array.of(flag, ...bytes), 1);
           assert.ok(out instanceof Uint8Array);
           decoder.decode(out);
         } catch (error) {

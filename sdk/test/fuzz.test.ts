@@ -68,6 +68,7 @@ test("unpack: any bytes, including broken and oversized deflate streams", async 
       await expectOnly(PayloadError, () => new UnpackStreams().unpack(bytes, 1));
       await expectOnly(PayloadError, () => new UnpackStreams().unpack(Uint8Array.of(1, ...bytes), 1));
       await expectOnly(PayloadError, () => new UnpackStreams().unpack(Uint8Array.of(2, ...bytes), 1));
+      await expectOnly(PayloadError, () => new UnpackStreams().unpack(Uint8Array.of(3, ...bytes), 1));
     }),
     { numRuns: RUNS / 4 },
   );

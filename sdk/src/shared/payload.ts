@@ -3,8 +3,9 @@
  * binary frames and never parses them (soon they are ciphertext).
  *
  * Compression (before encryption): each epoch of the customer's content is one raw deflate
- * stream (pako, a port of zlib), sync-flushed after every frame so each frame inflates whole on
- * arrival, and a frame costs what is new in it rather than its whole text; the receiver keeps
+ * stream (pako, a port of zlib), primed with a preset dictionary of what rrweb's events and CSS
+ * have in common on any site, and sync-flushed after every frame so each frame inflates whole on
+ * arrival; a frame costs what is new in it rather than its whole text; the receiver keeps
  * the inflating side per epoch (frames of an epoch arrive whole and in order: the channel checks
  * their counters). An epoch's first frame starts its stream, so a player starts at an epoch's
  * start. Older encodings (raw, or each payload deflated on its own) are still read: recordings
@@ -16,6 +17,7 @@
  */
 
 import { Deflate, Inflate, Z_SYNC_FLUSH } from "pako";
+import { CONTENT_DICTIONARY, DEFLATED, RAW, STREAMED, STREAMED_WITH_DICTIONARY } from "../generated/content.ts";
 import { type AssetPayload, isAssetPayload } from "./assets.ts";
 
 export type { AssetPayload };
@@ -255,9 +257,10 @@ export class PayloadDecoder {
   }
 }
 
-const RAW = 0;
-const DEFLATED = 1;
-const STREAMED = 2;
+// The flag byte before a frame's body, and the preset dictionary of flag 3, are defined once
+// for the browsers and `tandem recording open` (src/tandem/protocol/content.py).
+let dictionary: Uint8Array | null = null;
+const contentDictionary = (): Uint8Array => (dictionary ??= encoder.encode(CONTENT_DICTIONARY));
 
 /** Input is inflated this much at a time, and output taken this much at a time, so a bomb is
  * stopped within a slice of the limit. */
@@ -290,7 +293,7 @@ export class PackStream {
   private chunks: Uint8Array[] = [];
 
   constructor(level: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 6) {
-    this.deflate = new Deflate({ level, raw: true, windowBits: 15, memLevel: 9 });
+    this.deflate = new Deflate({ level, raw: true, windowBits: 15, memLevel: 9, dictionary: contentDictionary() });
     this.deflate.onData = (chunk) => {
       this.chunks.push(chunk);
     };
@@ -299,17 +302,20 @@ export class PackStream {
   pack(frame: Uint8Array): Uint8Array {
     this.chunks = [];
     if (!this.deflate.push(frame, Z_SYNC_FLUSH)) throw new PayloadError(`deflate failed: ${this.deflate.msg}`);
-    return prefix(STREAMED, concat(this.chunks));
+    return prefix(STREAMED_WITH_DICTIONARY, concat(this.chunks));
   }
 }
 
 /** What a frame's bytes inflate to; a bomb (beyond MAX_INFLATED) or garbage is a PayloadError. */
 class Inflater {
-  private readonly inflate = new Inflate({ raw: true, windowBits: 15, chunkSize: INFLATED_CHUNK });
+  private readonly inflate: Inflate;
   private chunks: Uint8Array[] = [];
   private total = 0;
 
-  constructor() {
+  constructor(withDictionary = false) {
+    this.inflate = new Inflate({
+      raw: true, windowBits: 15, chunkSize: INFLATED_CHUNK, ...(withDictionary ? { dictionary: contentDictionary() } : {}),
+    });
     this.inflate.onData = (chunk) => {
       this.total += chunk.length;
       if (this.total > MAX_INFLATED) throw new PayloadError("payload inflates beyond the limit");
@@ -343,6 +349,8 @@ class Inflater {
 export class UnpackStreams {
   private epoch = -1;
   private inflater: Inflater | null = null;
+  /** The flag of the epoch's stream (2, or 3: primed with the dictionary), as its first frame said. */
+  private flag = -1;
   private broken = false;
 
   unpack(packed: Uint8Array, epoch: number): Uint8Array {
@@ -350,13 +358,18 @@ export class UnpackStreams {
     const body = packed.subarray(1);
     if (packed[0] === RAW) return body;
     if (packed[0] === DEFLATED) return new Inflater().push(body);
-    if (packed[0] !== STREAMED) throw new PayloadError("unknown payload encoding");
+    if (packed[0] !== STREAMED && packed[0] !== STREAMED_WITH_DICTIONARY) throw new PayloadError("unknown payload encoding");
     if (epoch !== this.epoch || !this.inflater) {
       this.epoch = epoch;
       this.broken = false;
-      this.inflater = new Inflater();
+      this.flag = packed[0];
+      this.inflater = new Inflater(this.flag === STREAMED_WITH_DICTIONARY);
     }
     if (this.broken) throw new PayloadError("an earlier payload of this epoch did not inflate");
+    if (packed[0] !== this.flag) {
+      this.broken = true;
+      throw new PayloadError("a frame of another stream in this epoch");
+    }
     try {
       return this.inflater.push(body);
     } catch (error) {
