@@ -183,6 +183,7 @@ BENCH_ARGS ?=
 bench: setup chromium
 	$(BIN)/python bench/relay.py $(BENCH_ARGS)
 	$(BIN)/python bench/sdk_wire.py
+	$(BIN)/python bench/keystroke_latency.py
 
 clean:
 	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js

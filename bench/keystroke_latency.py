@@ -90,7 +90,7 @@ def main() -> None:
     ratio = median_ratio(
         [statistics.median(r) for r in encrypted], [statistics.median(r) for r in plain]
     )
-    print(f"keystroke -> agent view, encrypted: {summary(flat_e)}")
+    print(f"keystroke -> agent view, encrypted: {summary(flat_e)} (target p95 ≤ 60 ms)")
     print(f"keystroke -> agent view, plaintext: {summary(flat_p)}")
     print(f"ratio encrypted/plaintext (median of {args.rounds} paired rounds): {ratio:.3f}")
 

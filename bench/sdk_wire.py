@@ -75,10 +75,11 @@ BIG_PAGE = """() => {
 MIRROR = 'iframe[title="Customer view"]'
 
 
-def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, int]:
-    """Run the minute; (bytes sent after consent, bytes sent in its first second). Each page
+def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, int, int]:
+    """Run the minute; (bytes sent after consent, bytes sent in its first second, the largest
+    frame of that second: the first page's full snapshot, which travels in one frame). Each page
     load starts a new count (the probe is installed again): a page's count is taken just
-    before leaving it."""
+    before leaving it. The waits pace a person's minute; they wait for nothing."""
     customer = session.customer
 
     def page_total() -> int:
@@ -87,6 +88,7 @@ def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, in
     started = time.monotonic()
     customer.wait_for_timeout(1000)
     first_second = page_total()
+    snapshot = int(max(size for _, size in customer.evaluate("() => window.__sent")))
     customer.get_by_label("Search products").press_sequentially("tent", delay=120)
     for _ in range(3):
         customer.mouse.wheel(0, 600)
@@ -106,7 +108,7 @@ def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, in
     remaining = seconds - (time.monotonic() - started)
     if remaining > 0:
         customer.wait_for_timeout(remaining * 1000)
-    return sent + page_total(), first_second
+    return sent + page_total(), first_second, snapshot
 
 
 def first_frame(browser: Browser, base: str) -> tuple[float, float, float]:
@@ -162,6 +164,7 @@ def main() -> None:
     wire: list[float] = []
     raw: list[float] = []
     snapshot_ratio: list[float] = []
+    first_second_ratio: list[float] = []
     splits: list[tuple[float, float, float]] = []
     with sync_playwright() as playwright, tandem_server() as base, plaintext_build() as plain:
         browser = launch(playwright)
@@ -176,7 +179,8 @@ def main() -> None:
             minutes = args.seconds / 60
             wire.append(counts["wire"][0] / 1000 / minutes)
             raw.append(counts["raw"][0] / 1000 / minutes)
-            snapshot_ratio.append(counts["raw"][1] / max(1, counts["wire"][1]))
+            first_second_ratio.append(counts["raw"][1] / max(1, counts["wire"][1]))
+            snapshot_ratio.append(counts["raw"][2] / max(1, counts["wire"][2]))
             splits.append(first_frame(browser, base))
         browser.close()
     print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds):")
@@ -184,8 +188,10 @@ def main() -> None:
     print(f"  raw rrweb JSON: p50 {statistics.median(raw):.1f} KB/min")
     ratios = sorted(r / w for r, w in zip(raw, wire, strict=True))
     print(f"  raw/wire: {statistics.median(ratios):.1f}x")
-    print(f"  first page's first second (full snapshot) raw/wire: "
-          f"{statistics.median(snapshot_ratio):.1f}x (target ≥ 5)")  # fmt: skip
+    print(f"  full snapshot (first page's largest frame) raw/wire: "
+          f"{statistics.median(snapshot_ratio):.2f}x (target ≥ 5)")  # fmt: skip
+    print(f"  first page's first second (snapshot, its images, key frames) raw/wire: "
+          f"{statistics.median(first_second_ratio):.2f}x")  # fmt: skip
     totals = sorted(sum(split) for split in splits)
     p95 = totals[max(0, round(0.95 * len(totals)) - 1)]
     print(f"agent's first frame on a 300 KB page: median {statistics.median(totals):.0f} ms, "
