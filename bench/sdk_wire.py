@@ -17,6 +17,7 @@ Real Chromium, the real SDK and console, `tandem serve` on loopback.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -166,6 +167,7 @@ def main() -> None:
     snapshot_ratio: list[float] = []
     first_second_ratio: list[float] = []
     splits: list[tuple[float, float, float]] = []
+    load_before = os.getloadavg()[0]
     with sync_playwright() as playwright, tandem_server() as base, plaintext_build() as plain:
         browser = launch(playwright)
         for _ in range(args.rounds):
@@ -183,7 +185,8 @@ def main() -> None:
             snapshot_ratio.append(counts["raw"][2] / max(1, counts["wire"][2]))
             splits.append(first_frame(browser, base))
         browser.close()
-    print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds):")
+    load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds; {load}):")
     print(f"  on the wire: p50 {statistics.median(wire):.1f} KB/min (target ≤ 40)")
     print(f"  raw rrweb JSON: p50 {statistics.median(raw):.1f} KB/min")
     ratios = sorted(r / w for r, w in zip(raw, wire, strict=True))
