@@ -57,7 +57,7 @@ export const BATCH_MS = 100;
 const URGENT_TYPES = new Set([2, 4]);
 const URGENT_SOURCES = new Set([2, 5, 14]);
 
-function isUrgent(event: unknown): boolean {
+export function isUrgent(event: unknown): boolean {
   const e = event as { type?: number; data?: { source?: number } } | null;
   if (!e || typeof e !== "object") return true;
   if (URGENT_TYPES.has(e.type ?? -1)) return true;
