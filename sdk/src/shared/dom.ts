@@ -27,12 +27,21 @@ type InterfaceName = Parameters<typeof proto>[0];
  * `textContent` on Node; some DOM implementations override it on Element). */
 function getter(interfaces: InterfaceName | InterfaceName[], property: string): (self: unknown) => unknown {
   const names = Array.isArray(interfaces) ? interfaces : [interfaces];
+  // Found on first use, then kept: a snapshot reads these for every node, and a getter the
+  // page's script swaps in later is not the browser's.
+  let found: (() => unknown) | undefined;
   return (self) => {
-    for (const name of names) {
-      const descriptor = Object.getOwnPropertyDescriptor(proto(name), property);
-      if (descriptor?.get) return descriptor.get.call(self);
+    if (!found) {
+      for (const name of names) {
+        const descriptor = Object.getOwnPropertyDescriptor(proto(name), property);
+        if (descriptor?.get) {
+          found = descriptor.get;
+          break;
+        }
+      }
     }
-    throw new TypeError(`${names.join("/")}.${property} has no getter`);
+    if (!found) throw new TypeError(`${names.join("/")}.${property} has no getter`);
+    return found.call(self);
   };
 }
 
