@@ -348,6 +348,9 @@ export class LiveView {
           this.typingTarget = null;
         } else if (this.consented) this.connectedStatus();
         break;
+      case "link": // frames wait between the server's processes: a line of its own (state.ts)
+        if (!this.ended) this.ui.report({ type: "link", reconnecting: message.state === "reconnecting" });
+        break;
       case "restarting": // the console's own words for the reason, not the server's prose
         this.status(t("restarting"), "bad");
         break;

@@ -44,7 +44,7 @@ import {
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
-  pagePolicies, reduce,
+  isLive, pagePolicies, reduce,
 } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -122,7 +122,7 @@ function liveNode(id: number): Node | null {
 }
 
 /** Lifecycle messages go to the reducer; the rest belong to the sharing machinery. */
-const LIFECYCLE = new Set<ServerMessage["type"]>(["created", "resumed", "team_policy", "agent_joined", "ended"]);
+const LIFECYCLE = new Set<ServerMessage["type"]>(["created", "resumed", "team_policy", "agent_joined", "ended", "link"]);
 
 export class Session {
   private machine: SessionState = initialState;
@@ -265,6 +265,8 @@ export class Session {
         });
         return;
       }
+      case "show_link":
+        return this.drawBanner();
       case "show_reconnecting":
         this.pauseRecording();
         return this.ui.showReconnecting("Reconnecting to the help server…", () => void this.stop());
@@ -749,7 +751,8 @@ export class Session {
     const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
     const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording);
+    const linkDown = isLive(this.machine) && this.machine.linkDown === true;
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, linkDown);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */

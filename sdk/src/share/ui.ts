@@ -78,6 +78,7 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; flex: none; }
 .dot.paused { background: #f0b429; }
 .recording { color: #ffb4ab; font-weight: 700; white-space: nowrap; }
+.link-note { color: #f0b429; font-weight: 600; min-width: 0; overflow-wrap: anywhere; }
 .banner button { border-color: transparent; }
 .stop { flex: none; }
 .verified { color: #166534; font-size: 13px; font-weight: 600; }
@@ -466,15 +467,21 @@ export class CustomerUI {
 
   showSharing(
     agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
+    linkDown = false,
   ): void {
     const who = agent === "the agent" ? this.t("theAgent") : agent;
-    const text = paused ? this.t("paused", { agent: who })
+    const state = paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
+    // The server's `link` notice is a note beside what the banner says, never in its place: the
+    // sharing state, recording and the buttons stay as they are (docs/threat-model.md).
+    const note = linkDown ? this.t("linkReconnecting", { agent: who }) : null;
+    const text = note ? `${state}. ${note}` : state;
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
       element("div", { className: "status" }, [
         element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { className: "status-text", text }),
+        element("span", { className: "status-text", text: state }),
+        ...(note ? [element("span", { className: "link-note", text: note })] : []),
         ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
       ]),
       element("div", { className: "extras" }, [
