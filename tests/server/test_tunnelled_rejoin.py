@@ -16,7 +16,14 @@ from websockets.asyncio.client import ClientConnection
 
 from tandem.metrics import REGISTRY
 from tests.server import test_cluster_faults as faults
-from tests.server.helpers import login_cookie, open_agent, recv_json, send, start_session
+from tests.server.helpers import (
+    login_cookie,
+    open_agent,
+    recv_json,
+    resume_on,
+    send,
+    start_session,
+)
 from tests.server.test_cluster_faults import (
     FAST,
     Cluster,
@@ -166,3 +173,36 @@ async def closed_abruptly(ws: ClientConnection) -> None:
 def given_up() -> float:
     """Tunnelled sockets this test process's servers gave up as silent (their process died)."""
     return REGISTRY.get_sample_value("tandem_tunnels_lost_total", {"reason": "silent"}) or 0.0
+
+
+async def test_a_customer_whose_process_stops_resumes_on_another(
+    cluster: Cluster,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """The customer's page reached another process (its next page) and that process stops: the
+    page hears ``restarting`` and 1012, the agent that the customer is away (not an end), and
+    the page resumes on the owner; the session goes on ("a server restart with SIGTERM lets
+    both reconnect to the next process")."""
+    owner = cluster.start()
+    stopping = cluster.process(serve_processes)
+    customer, created = await start_session(owner)
+    agent = await open_agent(owner, login_cookie(owner, "alice"))
+    await send(agent, type="join", code=created["code"])
+    assert (await recv_json(agent))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(agent))["type"] == "consent"
+    await customer.close()  # the next page's socket reaches the other process
+    assert await recv_json(agent, timeout=15) == AWAY
+    customer, answer = await resume_on(stopping, created)  # type: ignore[arg-type]
+    assert answer["type"] == "resumed", answer
+    assert await recv_json(agent, timeout=15) == BACK
+    stopping.process.send_signal(signal.SIGTERM)
+    messages, code, _ = await closed(customer, timeout=20)
+    assert ([m["type"] for m in messages], code) == (["restarting"], 1012), messages
+    assert await recv_json(agent, timeout=15) == AWAY
+    customer, answer = await resume_on(owner, created)
+    assert answer["type"] == "resumed" and answer["state"] == "sharing", answer
+    assert await recv_json(agent, timeout=15) == BACK
+    await exchange(customer, agent, b"after the restart")
+    assert stopping.process.wait(timeout=20) == 0
