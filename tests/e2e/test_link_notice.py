@@ -76,3 +76,35 @@ def test_the_link_notice_is_in_the_persons_language(
     expect(
         customer.page.get_by_text("Verbindung zu Alice unterbrochen. Wird wiederhergestellt …")
     ).to_be_visible()
+
+
+def test_the_servers_word_on_connections_cannot_hide_control_from_the_customer(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The agent controls the page; the relay says the agent's console is away (``peer``) and
+    the link is down: the banner adds both notes, and still says the agent is in control, with
+    Take back control and Stop sharing (which still work)."""
+    server, relay = malicious_server(server_factory)
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    agent.page.get_by_role("button", name="Request control").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow control").click()
+    in_control = "Alice can control this page (Esc to stop)"
+    expect(customer.page.get_by_role("region", name=in_control)).to_be_visible()
+
+    relay.inject_customer({"v": 1, "type": "peer", "connected": False})
+    note = customer.page.get_by_text("Alice is reconnecting…")
+    expect(note).to_be_visible()
+    banner = customer.page.get_by_role("region", name=f"{in_control}. Alice is reconnecting…")
+    expect(banner.get_by_text(in_control)).to_be_visible()
+    expect(banner.get_by_role("button", name="Take back control")).to_be_visible()
+    relay.inject_customer(DOWN)
+    expect(
+        customer.page.get_by_text("Connection to Alice interrupted. Reconnecting…")
+    ).to_have_count(0)  # one note at a time: the agent's own absence says more
+    banner.get_by_role("button", name="Take back control").click()
+    expect(customer.page.get_by_text(in_control)).to_have_count(0)
+    expect(customer.page.get_by_text("Sharing this page with Alice")).to_be_visible()
+    expect(note).to_be_visible()
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"

@@ -167,6 +167,13 @@ function loadOptions(): WidgetOptions {
   return { brand: NO_BRAND, locale: null };
 }
 
+/** A note on the sharing banner: the agent's console is away (`peer`), or the server's link
+ * between its processes is down (`link`); `agent` is the agent's name. */
+export interface BannerNote {
+  kind: "agent_away" | "link_down";
+  agent: string;
+}
+
 export class CustomerUI {
   private host: HTMLElement | null = null;
   /** The container of everything shown, inside the inner shadow root. */
@@ -467,21 +474,24 @@ export class CustomerUI {
 
   showSharing(
     agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
-    linkDown = false,
+    note: BannerNote | null = null,
   ): void {
     const who = agent === "the agent" ? this.t("theAgent") : agent;
     const state = paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
-    // The server's `link` notice is a note beside what the banner says, never in its place: the
-    // sharing state, recording and the buttons stay as they are (docs/threat-model.md).
-    const note = linkDown ? this.t("linkReconnecting", { agent: who }) : null;
-    const text = note ? `${state}. ${note}` : state;
+    // What the server says of a connection (the agent's console away, the link between its
+    // processes down) is a note beside what the banner says, never in its place: the sharing
+    // state, recording, control and Stop sharing stay shown (docs/threat-model.md).
+    const name = note && (note.agent === "the agent" ? this.t("theAgent") : note.agent);
+    const noteText = !note || !name ? null
+      : note.kind === "agent_away" ? this.t("reconnectingAgent", { agent: name }) : this.t("linkReconnecting", { agent: name });
+    const text = noteText ? `${state}. ${noteText}` : state;
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
       element("div", { className: "status" }, [
         element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
         element("span", { className: "status-text", text: state }),
-        ...(note ? [element("span", { className: "link-note", text: note })] : []),
+        ...(noteText ? [element("span", { className: "link-note", text: noteText })] : []),
         ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
       ]),
       element("div", { className: "extras" }, [
@@ -499,8 +509,11 @@ export class CustomerUI {
     if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
   }
 
-  /** The connection (this page's or the agent's) is being restored; Stop sharing still works. */
-  showReconnecting(text: string, onStop: () => void): void {
+  /** The connection is being restored: this page's own (`agent` null) or the agent's console's
+   * (`agent` names the agent); Stop sharing still works. */
+  showReconnecting(agent: string | null, onStop: () => void): void {
+    const text = agent === null ? this.t("reconnectingSelf")
+      : this.t("reconnectingAgent", { agent: agent === "the agent" ? this.t("theAgent") : agent });
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
