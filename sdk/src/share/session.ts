@@ -270,7 +270,7 @@ export class Session {
         return this.drawBanner();
       case "show_reconnecting":
         this.pauseRecording();
-        return this.ui.showReconnecting(null, () => void this.stop());
+        return this.ui.showReconnecting(() => void this.stop());
       case "stop_offline":
         return this.stopOffline(effect.sessionId, effect.resumeToken);
       case "end":

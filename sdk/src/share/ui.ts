@@ -509,11 +509,10 @@ export class CustomerUI {
     if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
   }
 
-  /** The connection is being restored: this page's own (`agent` null) or the agent's console's
-   * (`agent` names the agent); Stop sharing still works. */
-  showReconnecting(agent: string | null, onStop: () => void): void {
-    const text = agent === null ? this.t("reconnectingSelf")
-      : this.t("reconnectingAgent", { agent: agent === "the agent" ? this.t("theAgent") : agent });
+  /** This page's own connection is being restored (the agent's is a note on the sharing
+   * banner); Stop sharing still works. */
+  showReconnecting(onStop: () => void): void {
+    const text = this.t("reconnectingSelf");
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
