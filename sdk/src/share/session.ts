@@ -267,7 +267,7 @@ export class Session {
       }
       case "show_reconnecting":
         this.pauseRecording();
-        return this.ui.showReconnecting("Reconnecting to the help server…", () => void this.stop());
+        return this.ui.showReconnecting(null, () => void this.stop());
       case "stop_offline":
         return this.stopOffline(effect.sessionId, effect.resumeToken);
       case "end":
@@ -742,14 +742,14 @@ export class Session {
   private drawBanner(): void {
     if (this.state !== "sharing") return;
     if (this.agentAway) {
-      this.ui.showReconnecting(`${this.saved?.agent ?? "The agent"} is reconnecting…`, () => void this.stop());
+      this.ui.showReconnecting(this.saved?.agent ?? "", () => void this.stop());
       return;
     }
     const watcher = this.saved?.watcher;
-    const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
+    const agent = this.saved?.agent ?? "the agent";
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
     const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording);
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, watcher ?? undefined);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */

@@ -466,8 +466,10 @@ export class CustomerUI {
 
   showSharing(
     agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
+    watcher?: string,
   ): void {
-    const who = agent === "the agent" ? this.t("theAgent") : agent;
+    const named = agent === "the agent" ? this.t("theAgent") : agent;
+    const who = watcher ? this.t("agentAndWatcher", { agent: named, watcher }) : named;
     const text = paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
@@ -493,7 +495,11 @@ export class CustomerUI {
   }
 
   /** The connection (this page's or the agent's) is being restored; Stop sharing still works. */
-  showReconnecting(text: string, onStop: () => void): void {
+  /** The connection is being restored: to the help server (`agent` null) or by the agent's
+   * console (`agent` its name, "" when unknown). */
+  showReconnecting(agent: string | null, onStop: () => void): void {
+    const text = agent === null ? this.t("reconnectingServer")
+      : agent ? this.t("reconnectingAgent", { agent }) : this.t("reconnectingTheAgent");
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
