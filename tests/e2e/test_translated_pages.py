@@ -7,11 +7,13 @@ nodes, labels, alt texts, placeholders) that reads the same in both is English l
 unless it is data (names, codes, the server's own findings) listed as such. Arabic is checked for
 right to left. axe-core runs on each translated screen.
 
-The node test sdk/test/account-compliance-messages.test.ts checks that every catalogue has every key.
+The node test sdk/test/account-compliance-messages.test.ts checks that every catalogue has
+every key.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import httpx
@@ -99,11 +101,13 @@ def password_screens(live: RunningServer, party: Party, lang: str) -> Screens:
     page.locator("#password-again").fill("green-lantern-tide-78")
     panel.locator("button[type=submit]").click()
     expect(panel.get_by_role("alert")).to_be_visible()  # the two new passwords differ
-    screens = {"own": texts(panel) + [page.locator("#password-change").inner_text()]}
+    screens = {"own": [*texts(panel), page.locator("#password-change").inner_text()]}
     assert_accessible(page)
     with httpx.Client(base_url=live.base, headers={"origin": live.origin}) as ann:
         assert ann.post("/api/login", json={"username": f"ann-{lang}", "password": AGENT_PASSWORD})
-        answer = ann.post(f"/api/users/{reset}/reset-password", json={"password": "temp-pass-4821x"})
+        answer = ann.post(
+            f"/api/users/{reset}/reset-password", json={"password": "temp-pass-4821x"}
+        )
         assert answer.status_code == 204, answer.text
     page.context.clear_cookies()
     response = page.request.post(
@@ -130,7 +134,8 @@ def compliance_screens(live: RunningServer, party: Party, lang: str) -> Screens:
     compliance.locator("button[type=submit]").click()
     expect(compliance.locator("table")).to_be_visible()
     expect(compliance.get_by_role("status")).not_to_be_empty()
-    subjects = page.locator("section[aria-label]:has(> h3)")  # data subject requests and legal holds
+    # Data subject requests and legal holds.
+    subjects = page.locator("section[aria-label]:has(> h3)")
     subjects.locator("form").first.locator("button[type=submit]").click()  # no customer given
     expect(subjects.get_by_role("status").first).not_to_be_empty()
     subjects.locator("input").first.fill("c-nobody")
@@ -155,7 +160,7 @@ def test_two_step_sign_in_set_up_is_translated(
     german = mfa_screens(live, supervisor, "de")
     assert untranslated(english, german, SAME_IN_GERMAN) == {}
     page = supervisor.page
-    expect(page.get_by_role("button", name="Gespeichert – weiter")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Gespeichert"))).to_be_visible()
     expect(page.get_by_role("list", name="Wiederherstellungscodes")).to_be_visible()
 
 
