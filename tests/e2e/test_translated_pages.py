@@ -162,6 +162,7 @@ def test_two_step_sign_in_set_up_is_translated(
     page = supervisor.page
     expect(page.get_by_role("button", name=re.compile("^Gespeichert"))).to_be_visible()
     expect(page.get_by_role("list", name="Wiederherstellungscodes")).to_be_visible()
+    expect(page.locator("header .subtitle")).to_have_text("Agent-Konsole")
 
 
 def test_password_change_is_translated(

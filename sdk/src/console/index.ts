@@ -37,6 +37,10 @@ const locale = pickLocale(new URLSearchParams(location.search).get("lang"), ...(
 useLocale(locale);
 document.documentElement.lang = locale;
 document.documentElement.dir = direction(locale);
+// The header's and the tab's name (index.html has the English, for a page without script).
+const subtitle = document.querySelector(".subtitle");
+if (subtitle) subtitle.textContent = t("consoleSubtitle");
+document.title = `Tandem · ${t("consoleSubtitle")}`;
 
 const roots = { account: byId("account"), main: document.querySelector("main") ?? document.body, stage: byId("stage") };
 const mirror = byId("mirror");
