@@ -39,6 +39,15 @@ def _bytes_unchanged(frame: bytes) -> bytes | None:
 from tandem.server.websocket_protocol import SEND_NOW  # noqa: E402
 
 
+def without_direct_send(scope: Scope) -> Scope:
+    """A copy of ``scope`` whose server cannot write to the socket past the ASGI ``send``: the
+    direct send (a scope extension, tandem.server.websocket_protocol) is withdrawn, as any
+    middleware that rewrites or drops sends must, so every frame passes its hooks."""
+    extensions = dict(scope.get("extensions") or {})
+    extensions.pop(SEND_NOW, None)
+    return {**scope, "extensions": extensions}
+
+
 class MaliciousRelay:
     """ASGI middleware: the attacker's hooks on the relay's sockets (set them from the test).
 
@@ -69,11 +78,7 @@ class MaliciousRelay:
         if scope["type"] != "websocket" or path not in ("/ws/customer", "/ws/agent"):
             await self.app(scope, receive, send)
             return
-        # Every frame must pass these hooks: the server's direct send (a scope extension that
-        # writes to the socket without the ASGI send) is withdrawn, as any middleware that
-        # rewrites sends must (tandem.server.websocket_protocol).
-        scope = {**scope, "extensions": dict(scope.get("extensions") or {})}
-        scope["extensions"].pop(SEND_NOW, None)
+        scope = without_direct_send(scope)  # every frame must pass these hooks
         customer = path == "/ws/customer"
         rewrite = (lambda m: self.to_customer(m)) if customer else (lambda m: self.to_agent(m))
         observe = (lambda m: self.from_customer(m)) if customer else (lambda m: self.from_agent(m))
