@@ -200,3 +200,19 @@ def test_arabic_pages_read_right_to_left(
     page: Page = agent.page
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
     expect(page.get_by_role("heading", name=heading)).to_be_visible()
+
+
+def test_the_consoles_own_complaints_are_translated(live: RunningServer, agent: Party) -> None:
+    page = agent.page
+    page.goto(f"{live.base}/console/?lang=de&sso=busy")  # back from a refused provider
+    expect(page.get_by_role("alert")).to_have_text(
+        "Von hier wurden zu viele Anmeldungen begonnen. "
+        "Warten Sie ein paar Minuten und versuchen Sie es dann erneut."
+    )
+    open_console_as(agent, live, "alice")
+    page.goto(f"{live.base}/console/?lang=de")
+    page.get_by_role("button", name="Beitreten").click()  # no code typed
+    expect(page.locator("#status")).to_have_text(
+        "Geben Sie den Code ein, den der Kunde Ihnen vorliest."
+    )
+    assert_accessible(page)

@@ -1,6 +1,7 @@
 /**
- * The signed-in account's own pages (issue 15, "Brand and language"): setting up two-step
- * sign-in (the authenticator's QR code, the recovery codes) and changing one's password, per
+ * The signed-in account's own pages (issue 15, "Brand and language"): signing in (the console's
+ * own failures; the server's answers stay its words), setting up two-step sign-in (the
+ * authenticator's QR code, the recovery codes) and changing one's password, per
  * locale (shared/i18n.ts). They follow the console's locale (`consoleLocale`, workspace.ts).
  */
 
@@ -36,6 +37,12 @@ export const en = {
   pwSubmit: "Change password",
   pwCancel: "Cancel",
   pwDiffer: "The two new passwords differ.",
+  signInUnreachable: "The server cannot be reached.",
+  ssoNeedOrg: "Type your organisation's id.",
+  ssoUnavailable: "That organisation does not sign in through an identity provider here.",
+  ssoBusy: "Too many sign-ins were started from here. Wait a few minutes, then try again.",
+  ssoFailed: "Sign-in with your organisation failed. Ask your admin if your account is set up.",
+  joinNeedCode: "Type the code the customer reads to you.",
 };
 
 export type AccountKey = keyof typeof en;
@@ -71,6 +78,12 @@ const de: AccountMessages = {
   pwSubmit: "Passwort ändern",
   pwCancel: "Abbrechen",
   pwDiffer: "Die beiden neuen Passwörter stimmen nicht überein.",
+  signInUnreachable: "Der Server ist nicht erreichbar.",
+  ssoNeedOrg: "Geben Sie die Kennung Ihrer Organisation ein.",
+  ssoUnavailable: "Diese Organisation meldet sich hier nicht über einen Identitätsanbieter an.",
+  ssoBusy: "Von hier wurden zu viele Anmeldungen begonnen. Warten Sie ein paar Minuten und versuchen Sie es dann erneut.",
+  ssoFailed: "Die Anmeldung über Ihre Organisation ist fehlgeschlagen. Fragen Sie Ihren Admin, ob Ihr Konto eingerichtet ist.",
+  joinNeedCode: "Geben Sie den Code ein, den der Kunde Ihnen vorliest.",
 };
 
 const fr: AccountMessages = {
@@ -103,6 +116,12 @@ const fr: AccountMessages = {
   pwSubmit: "Changer de mot de passe",
   pwCancel: "Annuler",
   pwDiffer: "Les deux nouveaux mots de passe sont différents.",
+  signInUnreachable: "Le serveur est injoignable.",
+  ssoNeedOrg: "Saisissez l'identifiant de votre organisation.",
+  ssoUnavailable: "Cette organisation ne se connecte pas ici par un fournisseur d'identité.",
+  ssoBusy: "Trop de connexions ont été lancées depuis ici. Attendez quelques minutes, puis réessayez.",
+  ssoFailed: "La connexion par votre organisation a échoué. Demandez à votre administrateur si votre compte est configuré.",
+  joinNeedCode: "Saisissez le code que le client vous lit.",
 };
 
 const es: AccountMessages = {
@@ -135,6 +154,12 @@ const es: AccountMessages = {
   pwSubmit: "Cambiar la contraseña",
   pwCancel: "Cancelar",
   pwDiffer: "Las dos contraseñas nuevas no coinciden.",
+  signInUnreachable: "No se puede contactar con el servidor.",
+  ssoNeedOrg: "Escriba el id de su organización.",
+  ssoUnavailable: "Esa organización no inicia sesión aquí con un proveedor de identidad.",
+  ssoBusy: "Se iniciaron demasiados inicios de sesión desde aquí. Espere unos minutos y vuelva a intentarlo.",
+  ssoFailed: "Falló el inicio de sesión con su organización. Pregunte a su administrador si su cuenta está configurada.",
+  joinNeedCode: "Escriba el código que el cliente le lee.",
 };
 
 const ar: AccountMessages = {
@@ -166,6 +191,12 @@ const ar: AccountMessages = {
   pwSubmit: "تغيير كلمة المرور",
   pwCancel: "إلغاء",
   pwDiffer: "كلمتا المرور الجديدتان غير متطابقتين.",
+  signInUnreachable: "تعذّر الوصول إلى الخادم.",
+  ssoNeedOrg: "اكتب معرّف مؤسستك.",
+  ssoUnavailable: "لا تسجّل هذه المؤسسة الدخول هنا عبر مزوّد هوية.",
+  ssoBusy: "بدأت محاولات تسجيل دخول كثيرة من هنا. انتظر بضع دقائق ثم حاول مرة أخرى.",
+  ssoFailed: "فشل تسجيل الدخول عبر مؤسستك. اسأل المسؤول إن كان حسابك مُعدًّا.",
+  joinNeedCode: "اكتب الرمز الذي يقرؤه عليك العميل.",
 };
 
 export const accountMessages: Catalogues<typeof en> = { en, de, fr, es, ar };
