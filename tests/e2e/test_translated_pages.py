@@ -23,7 +23,8 @@ from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import Party, open_console_as
+from tests.e2e.conftest import Party, allow, get_help, mirror, open_console_as
+from tests.e2e.test_control import agent_click
 
 # Every piece of text in `root`, hidden or not: text nodes and the attributes people hear or see.
 TEXTS = """(root) => {
@@ -216,3 +217,26 @@ def test_the_consoles_own_complaints_are_translated(live: RunningServer, agent: 
         "Geben Sie den Code ein, den der Kunde Ihnen vorliest."
     )
     assert_accessible(page)
+
+
+def test_the_customers_refusals_reach_the_agent_in_the_agents_language(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    code = get_help(customer)
+    open_console_as(agent, live, "alice")
+    console = agent.page
+    console.goto(f"{live.base}/console/?lang=de")
+    console.locator("#code").fill(code)
+    console.locator("#join-button").click()
+    allow(customer)
+    view = mirror(agent)
+    expect(view.locator("#name")).to_be_attached()
+    console.locator("#request-control").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow control").click()
+    expect(console.locator("#release-control")).to_be_visible()
+    agent_click(agent, view, "#name")  # a masked field: the customer's browser refuses
+    expect(console.locator("#status")).to_have_text(
+        "Nicht ausgeführt: Das ist für Sie verborgen oder geschützt."
+    )
+    assert_accessible(console)
