@@ -1,5 +1,6 @@
 """The console's account and compliance pages speak the agent's language (issue 15, "Brand and
-language"): two-step sign-in set-up (QR code, recovery codes), password change (own and after
+language"): the console's own complaints, the reconnect words of both sides, refusals of the
+agent's actions, two-step sign-in set-up (QR code, recovery codes), password change (own and after
 an admin's reset) and the compliance, data subject and legal hold panels, rendered with ``?lang=``.
 
 Each screen is rendered in English and in another language; every piece of text on it (text
@@ -14,7 +15,7 @@ every key.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pyotp
@@ -24,6 +25,7 @@ from playwright.sync_api import Locator, Page, expect
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Party, allow, get_help, mirror, open_console_as
+from tests.e2e.netcut import NetCut
 from tests.e2e.test_control import agent_click
 
 # Every piece of text in `root`, hidden or not: text nodes and the attributes people hear or see.
@@ -240,3 +242,42 @@ def test_the_customers_refusals_reach_the_agent_in_the_agents_language(
         "Nicht ausgeführt: Das ist für Sie verborgen oder geschützt."
     )
     assert_accessible(console)
+
+
+@pytest.fixture
+def net(live: RunningServer) -> Iterator[NetCut]:
+    proxy = NetCut(live)
+    yield proxy
+    proxy.close()
+
+
+def test_reconnecting_is_told_in_each_sides_language(
+    live: RunningServer, net: NetCut, customer: Party, agent: Party
+) -> None:
+    # Both sides behind the proxy whose network drops; the customer's page asks for German.
+    shop = customer.page
+    shop.goto(f"{net.base}/demo/")
+    code = shop.evaluate("() => window.Tandem.start({locale: 'de'})")
+    open_console_as(agent, live, "alice")
+    console = agent.page
+    console.goto(f"{net.base}/console/?lang=de")
+    console.locator("#code").fill(code)
+    console.locator("#join-button").click()
+    shop.get_by_role("dialog").get_by_role("button", name="Erlauben").click()
+    stop = shop.get_by_role("button", name="Teilen beenden")
+    expect(stop).to_be_visible()
+    expect(console.locator("#status")).to_have_text(
+        "Verbunden. Sie sehen die Seite des Kunden live."
+    )
+    net.down()
+    reconnecting = re.compile("^Verbindung zum Hilfe-Server wird wiederhergestellt")
+    expect(shop.get_by_role("region", name=reconnecting)).to_be_visible()
+    expect(console.locator("#status")).to_contain_text("Neu verbinden")
+    assert_accessible(shop)
+    assert_accessible(console)
+    net.up()
+    expect(shop.get_by_role("region", name="Diese Seite wird mit Alice geteilt")).to_be_visible(
+        timeout=15_000
+    )
+    stop.click()
+    expect(console.locator("#status")).to_have_text("Sitzung beendet", timeout=15_000)
