@@ -279,5 +279,9 @@ def test_reconnecting_is_told_in_each_sides_language(
     expect(shop.get_by_role("region", name="Diese Seite wird mit Alice geteilt")).to_be_visible(
         timeout=15_000
     )
+    # The console is back too (rejoined, then the page again) before the customer stops.
+    expect(console.locator("#status")).to_have_text(
+        "Verbunden. Sie sehen die Seite des Kunden live.", timeout=15_000
+    )
     stop.click()
     expect(console.locator("#status")).to_have_text("Sitzung beendet", timeout=15_000)
