@@ -745,14 +745,14 @@ export class Session {
   private drawBanner(): void {
     if (this.state !== "sharing") return;
     const watcher = this.saved?.watcher;
-    const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
+    const agent = this.saved?.agent ?? "the agent";
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
     const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
     // The server's word on connections: a note beside the banner, never in its place.
     const name = this.saved?.agent ?? "the agent";
     const note: BannerNote | null = this.agentAway ? { kind: "agent_away", agent: name }
       : isLive(this.machine) && this.machine.linkDown === true ? { kind: "link_down", agent: name } : null;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note);
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note, watcher ?? undefined);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */
