@@ -50,7 +50,11 @@ export interface WithheldPayload {
 export type ControlState = "granted" | "refused" | "revoked";
 
 /** The customer's answer about remote control, and refusals of single actions. */
-export type ControlPayload = { k: "control"; state: ControlState } | { k: "action_refused"; reason: string };
+/** Why the customer's browser refused an agent's action (its words: the console's catalogue). */
+export type ActionRefusal = "not_granted" | "too_many" | "gone" | "protected" | "covered" | "unknown" | "off_pages" | "not_text";
+export type ControlPayload =
+  | { k: "control"; state: ControlState }
+  | { k: "action_refused"; reason: string; code?: ActionRefusal };
 
 /** Why recording is off, as the customer's browser tells the agent (docs/recordings.md). */
 export type RecordingOffReason =
@@ -194,7 +198,10 @@ function isEvents(value: unknown): value is Payload {
   }
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
-  if (k === "action_refused") return typeof v.reason === "string";
+  if (k === "action_refused") {
+    const code = (value as { code?: unknown }).code;
+    return typeof v.reason === "string" && (code === undefined || typeof code === "string");
+  }
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
