@@ -6,12 +6,15 @@ Real Chromium, the real SDK and console, `tandem serve` on loopback.
   page loads: shop, cart, checkout with its form typed, account), counting every binary frame
   the customer's page sent from consent to the end of the minute. The same script under the
   plaintext build (uncompressed JSON, bench/harness.py) gives the raw size: the ratio is what
-  compression saves, and the full snapshot's ratio is taken from the first page's first second.
+  compression saves. The full snapshot's ratio is that of the first page's largest frame (the
+  snapshot travels in one), the first second's (with its images and key frames) beside it.
 * first frame: a 300 KB page (the shop with rows added); from the customer's click on Allow to
   the agent's mirror showing the page's last element, split into customer (click to the first
   content frame sent), wire (to its arrival in the console) and console (to the mirror).
 
     .venv/bin/python bench/sdk_wire.py [--rounds 3] [--seconds 60]
+
+Each run prints the load average: on a shared machine the times are several-fold a quiet one's.
 """
 
 from __future__ import annotations
