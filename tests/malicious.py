@@ -57,8 +57,8 @@ class MaliciousRelay:
       messages to send back on that socket at once (the server itself still gets the message).
     - ``binary_to_agent`` / ``binary_from_customer``: return the frame to pass on, or None to
       drop it.
-    - ``inject_customer(message)``: send a JSON message to the latest customer socket now
-      (callable from the test's thread).
+    - ``inject_customer(message)`` / ``inject_agent(message)``: send a JSON message to the
+      latest customer (agent) socket now (callable from the test's thread).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -71,6 +71,7 @@ class MaliciousRelay:
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
         self._lock = threading.Lock()
         self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
+        self._agent: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self.sent_to_customer: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -122,9 +123,11 @@ class MaliciousRelay:
                     return {"type": "websocket.receive", "bytes": frame}
                 return message
 
-        if customer:
-            with self._lock:
+        with self._lock:
+            if customer:
                 self._customer = (asyncio.get_running_loop(), relay_send)
+            else:
+                self._agent = (asyncio.get_running_loop(), relay_send)
         await self.app(scope, relay_receive, relay_send)
 
     def inject_customer_bytes(self, frame: bytes) -> None:
@@ -145,6 +148,19 @@ class MaliciousRelay:
             target = self._customer
         if target is None:
             raise RuntimeError("no customer socket yet")
+        self._inject(target, message)
+
+    def inject_agent(self, message: dict[str, Any]) -> None:
+        """Send ``message`` to the latest agent socket (from any thread; waits until sent)."""
+        with self._lock:
+            target = self._agent
+        if target is None:
+            raise RuntimeError("no agent socket yet")
+        self._inject(target, message)
+
+    def _inject(
+        self, target: tuple[asyncio.AbstractEventLoop, Send], message: dict[str, Any]
+    ) -> None:
         loop, send = target
         text = json.dumps(message)
         future = asyncio.run_coroutine_threadsafe(

@@ -1131,9 +1131,21 @@ def recording_open(
     passphrase_stdin: Annotated[
         bool, typer.Option(help="Read the key's passphrase from standard input.")
     ] = False,
+    require_complete: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse a recording cut short (no end marker) instead of opening it up to "
+            "where it stopped."
+        ),
+    ] = False,
 ) -> None:
     """Decrypt an exported recording offline into rrweb events (JSON), for a legal hold or any
-    rrweb player. Needs the key file and its passphrase; the server is not involved."""
+    rrweb player. Needs the key file and its passphrase; the server is not involved.
+
+    A recording cut short (a crash: ``interrupted``; storage failing: ``unavailable``) opens up
+    to where it stopped, as in the console's player: the JSON says ``"complete": false`` and
+    ``incomplete`` why, and standard error says INCOMPLETE RECORDING. Everything else is checked
+    as for a whole recording."""
     from tandem.recordings import recording_events
 
     try:
@@ -1146,10 +1158,21 @@ def recording_open(
     else:
         passphrase = typer.prompt("Key passphrase", hide_input=True)
     try:
-        header, events = recording_events(data, key_text, passphrase)
+        header, events = recording_events(data, key_text, passphrase, partial=not require_complete)
     except TandemError as exc:
         raise _fail(exc) from None
-    text = json.dumps({"recording": header, "events": events})
+    opened: dict[str, Any] = {"recording": header, "complete": header["complete"]}
+    if not header["complete"]:
+        # The server's end reason is its word only; the missing end marker is what is known.
+        said = header.get("end_reason") or "still running"
+        opened["incomplete"] = f"{crypto.Broken.TRUNCATED} (the server says: {said})"
+        typer.echo(
+            f"tandem: INCOMPLETE RECORDING: it stops where it was cut short (the server says: "
+            f"{said}); {len(events)} events saved until then, unedited up to that point",
+            err=True,
+        )
+    opened["events"] = events
+    text = json.dumps(opened)
     if out is None:
         typer.echo(text)
     else:
