@@ -436,7 +436,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def median_ratio(a: list[float], b: list[float]) -> float:
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+    """Median of the per-round ratios; a round where the anchor measured nothing (the machine
+    starved it: no frame moved in the window) has no ratio and is left out."""
+    ratios = [x / y for x, y in zip(a, b, strict=True) if y > 0]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 Measure = Callable[[Server], Awaitable[float]]
