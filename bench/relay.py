@@ -51,6 +51,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "blue-kettle-orbit-42"
 PAYLOAD = 300
 WINDOW = 256
+SETUP_SECONDS = 180
+"""How long one step of opening a session may take: on a machine busy with other work, opening
+thousands of sessions on a server pinned to one core can starve it of a core for minutes."""
 BATCH = 16
 SERVER_CPU, CLIENT_CPU = 0, 1
 TANDEM_LIMITS = {
@@ -183,7 +186,7 @@ class Session:
 
 async def expect(connection: Connection, kind: str) -> dict[str, object]:
     while True:
-        message = await connection.next_json()
+        message = await connection.next_json(SETUP_SECONDS)
         if message.get("type") == kind:
             return message
         if message.get("type") in ("error", "ended"):

@@ -69,7 +69,7 @@ class Connection(asyncio.Protocol):
         ]
         assert connection.transport is not None
         connection.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await asyncio.wait_for(connection.upgraded, 30)
+        await asyncio.wait_for(connection.upgraded, 180)  # a busy machine: generous
         return connection
 
     # asyncio.Protocol
