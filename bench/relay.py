@@ -56,10 +56,12 @@ SETUP_SECONDS = 180
 thousands of sessions on a server pinned to one core can starve it of a core for minutes."""
 BATCH = 16
 SERVER_CPU, CLIENT_CPU = 0, 1
+METRICS_TOKEN = "bench-metrics-token-0123456789"
 TANDEM_LIMITS = {
     "TANDEM_MAX_SESSIONS": "20000",
     "TANDEM_MAX_WAITING_PER_ADDRESS": "100000",
     "TANDEM_MAX_WAITING_PER_SITE": "100000",
+    "TANDEM_METRICS_TOKEN": METRICS_TOKEN,
 }
 
 
@@ -428,6 +430,30 @@ async def scale(
     return results
 
 
+def gc_pauses(server: Server) -> str:
+    """Tandem's collections so far from its metrics: how many, how many full, the longest
+    bucket reached."""
+    text = httpx.get(
+        f"{server.origin}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=60
+    ).text
+    counts: dict[str, float] = {}
+    over: dict[float, float] = {0.05: 0.0, 0.1: 0.0}
+    for line in text.splitlines():
+        if line.startswith("tandem_gc_pause_seconds_count"):
+            generation = line.split('generation="')[1].split('"')[0]
+            counts[generation] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("tandem_gc_pause_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            if bound != "+Inf" and float(bound) in over:
+                over[float(bound)] -= float(line.rsplit(" ", 1)[1])
+    total = sum(counts.values())
+    slow = {bound: total + below for bound, below in over.items()}  # collections above bound
+    return (
+        f"{total:.0f} collections ({counts.get('2', 0):.0f} full), "
+        f"{slow[0.05]:.0f} longer than 50 ms, {slow[0.1]:.0f} longer than 100 ms"
+    )
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -517,6 +543,7 @@ async def main(args: argparse.Namespace) -> None:
         slices = max(1, round(args.scale_seconds / args.scale_slice))
         with servers(pair) as live:
             results = await scale(live, pair, args.scale_sessions, 5, slices, args.scale_slice)
+            pauses = gc_pauses(live["tandem"])
         print(
             f"{args.scale_sessions} sessions x 5 msg/s, {slices} alternating slices of "
             f"{args.scale_slice:.0f} s per server (the first second of each not counted):"
@@ -539,6 +566,7 @@ async def main(args: argparse.Namespace) -> None:
             )
         ratio = per_thousand["tandem"] / per_thousand["starlette"]
         print(f"    CPU per 1,000 sessions, tandem/starlette: {ratio:.2f} (lower is better)")
+        print(f"    tandem's garbage collections over the run (tandem_gc_pause_seconds): {pauses}")
         sys.stdout.flush()
 
 

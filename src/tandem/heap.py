@@ -58,13 +58,13 @@ YOUNG_THRESHOLD = 20_000
 
 def settle() -> None:
     """After start-up: collect once, freeze what is left, raise the young threshold; time every
-    collection from now (``tandem_gc_pause_seconds``)."""
-    if _timed not in gc.callbacks:
-        gc.callbacks.append(_timed)
+    collection from now on, while serving (``tandem_gc_pause_seconds``)."""
     gc.collect()
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)
+    if _timed not in gc.callbacks:
+        gc.callbacks.append(_timed)
 
 
 async def freeze() -> None:
