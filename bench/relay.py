@@ -65,6 +65,9 @@ TANDEM_LIMITS = {
 }
 
 
+LOGS = os.environ.get("BENCH_SERVER_LOGS", "")
+"""A directory for the servers' logs (stderr), for a run that went wrong; none by default."""
+
 SCENARIOS = ["1to1", "1to2", "parallel", "latency", "memory", "scale"]
 
 
@@ -147,7 +150,9 @@ def servers(names: list[str]) -> Iterator[dict[str, Server]]:
             process = subprocess.Popen(
                 pinned(command),
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=stack.enter_context(open(Path(LOGS) / f"{name}.log", "ab"))
+                if LOGS
+                else subprocess.DEVNULL,
                 env={**os.environ, **TANDEM_LIMITS},
             )
             stack.callback(stop, process)
@@ -191,7 +196,7 @@ async def expect(connection: Connection, kind: str) -> dict[str, object]:
         message = await connection.next_json(SETUP_SECONDS)
         if message.get("type") == kind:
             return message
-        if message.get("type") in ("error", "ended"):
+        if message.get("type") in ("error", "ended", "closed"):
             raise RuntimeError(f"wanted {kind}, got {message}")
 
 
