@@ -39,6 +39,15 @@ def _bytes_unchanged(frame: bytes) -> bytes | None:
 from tandem.server.websocket_protocol import SEND_NOW  # noqa: E402
 
 
+def without_direct_send(scope: Scope) -> Scope:
+    """A copy of ``scope`` whose server cannot write to the socket past the ASGI ``send``: the
+    direct send (a scope extension, tandem.server.websocket_protocol) is withdrawn, as any
+    middleware that rewrites or drops sends must, so every frame passes its hooks."""
+    extensions = dict(scope.get("extensions") or {})
+    extensions.pop(SEND_NOW, None)
+    return {**scope, "extensions": extensions}
+
+
 class MaliciousRelay:
     """ASGI middleware: the attacker's hooks on the relay's sockets (set them from the test).
 
@@ -48,8 +57,8 @@ class MaliciousRelay:
       messages to send back on that socket at once (the server itself still gets the message).
     - ``binary_to_agent`` / ``binary_from_customer``: return the frame to pass on, or None to
       drop it.
-    - ``inject_customer(message)``: send a JSON message to the latest customer socket now
-      (callable from the test's thread).
+    - ``inject_customer(message)`` / ``inject_agent(message)``: send a JSON message to the
+      latest customer (agent) socket now (callable from the test's thread).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -62,6 +71,7 @@ class MaliciousRelay:
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
         self._lock = threading.Lock()
         self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
+        self._agent: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self.sent_to_customer: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -69,11 +79,7 @@ class MaliciousRelay:
         if scope["type"] != "websocket" or path not in ("/ws/customer", "/ws/agent"):
             await self.app(scope, receive, send)
             return
-        # Every frame must pass these hooks: the server's direct send (a scope extension that
-        # writes to the socket without the ASGI send) is withdrawn, as any middleware that
-        # rewrites sends must (tandem.server.websocket_protocol).
-        scope = {**scope, "extensions": dict(scope.get("extensions") or {})}
-        scope["extensions"].pop(SEND_NOW, None)
+        scope = without_direct_send(scope)  # every frame must pass these hooks
         customer = path == "/ws/customer"
         rewrite = (lambda m: self.to_customer(m)) if customer else (lambda m: self.to_agent(m))
         observe = (lambda m: self.from_customer(m)) if customer else (lambda m: self.from_agent(m))
@@ -117,9 +123,11 @@ class MaliciousRelay:
                     return {"type": "websocket.receive", "bytes": frame}
                 return message
 
-        if customer:
-            with self._lock:
+        with self._lock:
+            if customer:
                 self._customer = (asyncio.get_running_loop(), relay_send)
+            else:
+                self._agent = (asyncio.get_running_loop(), relay_send)
         await self.app(scope, relay_receive, relay_send)
 
     def inject_customer_bytes(self, frame: bytes) -> None:
@@ -140,6 +148,19 @@ class MaliciousRelay:
             target = self._customer
         if target is None:
             raise RuntimeError("no customer socket yet")
+        self._inject(target, message)
+
+    def inject_agent(self, message: dict[str, Any]) -> None:
+        """Send ``message`` to the latest agent socket (from any thread; waits until sent)."""
+        with self._lock:
+            target = self._agent
+        if target is None:
+            raise RuntimeError("no agent socket yet")
+        self._inject(target, message)
+
+    def _inject(
+        self, target: tuple[asyncio.AbstractEventLoop, Send], message: dict[str, Any]
+    ) -> None:
         loop, send = target
         text = json.dumps(message)
         future = asyncio.run_coroutine_threadsafe(

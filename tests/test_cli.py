@@ -535,6 +535,9 @@ def test_the_readme_tours_commands_work_as_written(tmp_path: Path) -> None:
         assert result.returncode == expected, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr
     assert "acme\tAcme Bank" in tandem_in_process("org", "list", "--data-dir", str(data)).stdout
+    # Step 4's claim: the agent the tour created is not trained until she has practised.
+    standing = tandem_in_process("training", "status", "--data-dir", str(data)).stdout
+    assert re.search(r"^alice +agent .*NOT TRAINED$", standing, re.MULTILINE), standing
 
 
 async def _nothing(directory: Directory) -> None:

@@ -65,6 +65,7 @@ def compliant() -> Installation:
         server_policy=None,
         login_idle_seconds=900,
         login_ttl_seconds=8 * 3600,
+        anonymous_audit_retention_days=6 * 365,
         audit=AuditState(True, None, 120, None),
         exposed_files=(),
         key_files_on_server=(),
@@ -196,6 +197,20 @@ def test_pci_dss_asks_for_training_every_twelve_months(
     assert statuses("gdpr", changed)[requirement] == "pass"
 
 
+def test_audit_records_are_kept_as_long_as_the_profile_asks() -> None:
+    """The profiles' minimums: PCI DSS 10.5.1 12 months, HIPAA six years; the GDPR none. The
+    signed trail is never purged; the anonymous event counts are, after a setting."""
+    year = dataclasses.replace(compliant(), anonymous_audit_retention_days=365)
+    assert statuses("pci-dss", year)["audit_trail"] == "pass"
+    assert statuses("gdpr", year)["audit_trail"] == "pass"
+    [short] = evaluate("hipaa", year, NOW).failed
+    assert short.requirement == "audit_trail" and "at least 2190 days" in short.detail
+    assert short.fix.startswith("TANDEM_ANONYMOUS_AUDIT_RETENTION_DAYS=2190")
+    default = dataclasses.replace(compliant(), anonymous_audit_retention_days=90)  # the default
+    assert statuses("pci-dss", default)["audit_trail"] == "fail"
+    assert statuses("gdpr", default)["audit_trail"] == "pass"
+
+
 def test_the_command_counts_untrained_agents_until_they_are_trained(tmp_path: Path) -> None:
     data, env = _installation(tmp_path)
     added = run("user", "add", "bob", "--data-dir", str(data), stdin="green-violin-sofa-17\n")
@@ -295,6 +310,7 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "TANDEM_POLICY": str(policy),
         "TANDEM_ADVISORY_FILE": str(advisories),
         "TANDEM_LOGIN_IDLE_SECONDS": "900",
+        "TANDEM_ANONYMOUS_AUDIT_RETENTION_DAYS": "2190",
     }
     return data, env
 

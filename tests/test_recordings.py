@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -25,6 +26,7 @@ from tandem import crypto
 from tandem.exceptions import RecordingError
 from tandem.recordings import Recorder, container, read_container, recording_events
 from tandem.storage.base import RecordingRecord
+from tests.conftest import tandem_in_process
 
 RECORDING = RecordingRecord("r1", "default", "s1", "demo", "alice", "k1", 1.0, 2.0, "stopped", 2, 5)
 
@@ -261,6 +263,34 @@ def test_a_truncated_recording_is_refused() -> None:
     assert refusal(private, flat(epochs)[:-1]) == crypto.Broken.TRUNCATED  # the end marker
 
 
+def test_a_recording_cut_short_opens_partially_up_to_where_it_stopped() -> None:
+    """A crash or a storage failure leaves no end marker: asked for it, what was saved opens,
+    said to be incomplete; what is not a tail cut short is still refused."""
+    private = X25519PrivateKey.generate()
+    before, first, middle, last = recorded(private)
+    interrupted = made_for(private, end_reason="interrupted")
+    for frames, names in (
+        (before + first + middle + last[:-1], ["shop", "cart", "checkout"]),  # no end marker
+        (before + first + middle[:1], ["shop"]),  # the second page's key, no content
+        (before + first[:2], []),  # only the start
+    ):
+        data = container(interrupted, frames)
+        header, opened = recording_events(data, key_file(private), PASSPHRASE, partial=True)
+        assert (header["complete"], header["bound"]["end"]) == (False, None)
+        assert [e["name"] for e in opened] == names
+    whole = container(interrupted, flat([before, first, middle, last]))
+    assert recording_events(whole, key_file(private), PASSPHRASE, partial=True)[0]["complete"]
+    for frames, why in (
+        (before + flat([middle, last]), crypto.Broken.FIRST_MISSING),
+        (before + first + last[:-1], crypto.Broken.middle_missing(2, 5)),
+    ):
+        with pytest.raises(RecordingError) as refused:
+            recording_events(
+                container(interrupted, frames), key_file(private), PASSPHRASE, partial=True
+            )
+        assert str(refused.value) == why
+
+
 @pytest.mark.parametrize(
     ("field", "value", "bound"),
     [("recording_id", "r2", "r1"), ("agent", "mallory", "alice"), ("site_id", "shop2", "demo")],
@@ -353,3 +383,41 @@ def test_a_bomb_in_a_compression_stream_is_refused() -> None:
     private = X25519PrivateKey.generate()
     bomb = {"k": "events", "events": ["A" * (2 * 1024 * 1024)]}
     assert refusal(private, streamed(private, [[START, bomb, END]])) == crypto.Broken.UNDECODABLE
+
+
+def test_the_cli_opens_an_interrupted_recording_labelled_incomplete(tmp_path: Path) -> None:
+    """`tandem recording open` of a recording a crash cut short: the events saved until then,
+    the JSON and standard error saying it is incomplete; ``--require-complete`` refuses it; a
+    whole recording says nothing of the kind."""
+    private = X25519PrivateKey.generate()
+    before, first, middle, last = recorded(private)
+    key = tmp_path / "key.json"
+    key.write_text(key_file(private))
+    cut = tmp_path / "cut.tandemrec"
+    cut.write_bytes(container(made_for(private, end_reason="interrupted"), before + first + middle))
+    opened = tandem_in_process("recording", "open", str(cut), "--key", str(key), stdin=PASSPHRASE)
+    assert opened.returncode == 0, opened.stderr
+    result = json.loads(opened.stdout)
+    assert result["complete"] is False and result["recording"]["complete"] is False
+    assert result["incomplete"] == f"{crypto.Broken.TRUNCATED} (the server says: interrupted)"
+    assert [e["name"] for e in result["events"]] == ["shop", "cart"]
+    assert opened.stderr.startswith(
+        "tandem: INCOMPLETE RECORDING: it stops where it was cut short "
+        "(the server says: interrupted); 2 events saved until then"
+    )
+    out = tmp_path / "events.json"
+    written = tandem_in_process(
+        "recording", "open", str(cut), "--key", str(key), "--out", str(out), stdin=PASSPHRASE
+    )
+    assert "INCOMPLETE RECORDING" in written.stderr and json.loads(out.read_text())["incomplete"]
+    refused = tandem_in_process(
+        "recording", "open", str(cut), "--key", str(key), "--require-complete", stdin=PASSPHRASE
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == f"tandem: {crypto.Broken.TRUNCATED}\n" and not refused.stdout
+    whole = tmp_path / "whole.tandemrec"
+    whole.write_bytes(container(made_for(private), flat([before, first, middle, last])))
+    opened = tandem_in_process("recording", "open", str(whole), "--key", str(key), stdin=PASSPHRASE)
+    assert opened.returncode == 0 and opened.stderr == ""
+    result = json.loads(opened.stdout)
+    assert result["complete"] is True and "incomplete" not in result

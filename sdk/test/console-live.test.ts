@@ -119,3 +119,23 @@ test("a code too short to hold the secret part is refused before anything is sen
   assert.deepEqual(c.sent, []);
   assert.equal(c.card.status.tone, "bad");
 });
+
+test("the server's `link` notice reaches the card as a line of its own, and nothing of it after the end", () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  c.server({ type: "joined", session_id: "s1" });
+  const status = c.card.status;
+  c.server({ type: "link", state: "reconnecting" });
+  assert.equal(c.card.link, "reconnecting");
+  assert.deepEqual(c.card.status, status); // the status line is the console's own
+  c.server({ type: "link", state: "restored" });
+  assert.equal(c.card.link, "restored");
+  c.server({ type: "link", state: "sideways" }); // not a link state: dropped by the decoder
+  assert.equal(c.card.link, "restored");
+  c.server({ type: "link", state: "reconnecting" });
+  c.server({ type: "ended", reason: "agent_left" });
+  assert.equal(c.card.phase, "idle");
+  assert.equal(c.card.link, "up");
+  c.server({ type: "link", state: "reconnecting" }); // after the end: ignored
+  assert.equal(c.card.link, "up");
+});

@@ -132,3 +132,23 @@ test("nothing of a session survives its end", () => {
   const ended = reduceCard(busy, { type: "ended", text: "Session ended" });
   assert.deepEqual({ ...ended, status: idleCard.status }, idleCard);
 });
+
+test("the server's `link` notice is a line of its own: it changes no control or status, and an end clears it", () => {
+  const sharing = card(
+    { type: "connecting", watching: false }, { type: "joined", sessionId: "s1" }, { type: "consented", at: 1 },
+    { type: "control", on: true }, { type: "recording", customer: true, server: true },
+    { type: "status", text: "Recording", tone: "good" },
+  );
+  const down = reduceCard(sharing, { type: "link", reconnecting: true });
+  assert.deepEqual(down, { ...sharing, link: "reconnecting" });
+  assert.deepEqual(controls(down), controls(sharing)); // nothing hidden or offered by the server's word
+  const back = reduceCard(down, { type: "link", reconnecting: false });
+  assert.deepEqual(back, { ...sharing, link: "restored" });
+  assert.deepEqual(reduceCard(sharing, { type: "link", reconnecting: false }), sharing); // never down: nothing to restore
+  // The session ends while the link is down: the end is shown, the link line goes.
+  const ended = reduceCard(down, { type: "ended", text: "The session ended." });
+  assert.equal(ended.link, "up");
+  assert.deepEqual(ended.status, { text: "The session ended.", tone: "bad" });
+  // Outside a session it is ignored.
+  assert.deepEqual(reduceCard(idleCard, { type: "link", reconnecting: true }), idleCard);
+});

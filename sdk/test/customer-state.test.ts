@@ -351,3 +351,34 @@ test("a resume carries this page's pins, not the server's", () => {
   assert.ok(state.phase === "connecting" && state.expecting === "resumed");
   assert.deepEqual(state.saved.recordingPins, ["old", "new"]);
 });
+
+// issue 13: the server says the link between its processes is down (`link`), then back.
+const link = (state: "reconnecting" | "restored") => server({ type: "link", state });
+
+test("`link` reconnecting while sharing is a note on the banner; restored takes it away; nothing else changes", () => {
+  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  const down = run(sharing, link("reconnecting"));
+  assert.equal(down.state.phase, "sharing");
+  assert.deepEqual(down.state, { ...sharing, linkDown: true }); // no consent, policy or phase change
+  assert.deepEqual(down.effects, [{ type: "show_link" }]);
+  assert.deepEqual(run(down.state, link("reconnecting")).effects, []); // said twice: drawn once
+  const back = run(down.state, link("restored"));
+  assert.deepEqual(back.state, { ...sharing, linkDown: false });
+  assert.deepEqual(back.effects, [{ type: "show_link" }]);
+});
+
+test("`link` can neither hide an end nor start anything: an `ended` after it ends at once, before a session it is ignored", () => {
+  const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
+  const lost = run(sharing, link("reconnecting"), server({ type: "ended", reason: "agent_lost" }));
+  assert.equal(lost.state.phase, "ended");
+  assert.equal(ended(lost.effects)?.error, AGENT_LOST);
+  assert.deepEqual(run(lost.state, link("restored")), { state: { phase: "ended" }, effects: [] });
+  for (const before of [initialState, run(initialState, create).state]) {
+    assert.deepEqual(run(before, link("reconnecting")), { state: before, effects: [] });
+  }
+  // Waiting for an agent: noted, but nothing shown or asked, and no sharing begins.
+  const waiting = run(initialState, create, created).state;
+  const noted = run(waiting, link("reconnecting"), link("restored"));
+  assert.equal(noted.state.phase, "waiting");
+  assert.ok(noted.effects.every((e) => e.type === "show_link"));
+});

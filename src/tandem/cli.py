@@ -24,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from tandem import __version__, auth, crypto, heap, logs, startup, training_cli
+from tandem import __version__, auth, crypto, heap, logs, site_verification, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -49,6 +49,7 @@ from tandem.policy import load_policy
 from tandem.server.websocket_protocol import TandemServer, TandemWebSocketProtocol
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, OrgRecord, UserRecord
+from tandem.training import Standing, Training
 
 
 def _typer(**options: Any) -> typer.Typer:
@@ -97,7 +98,11 @@ hold_app = _typer(
     no_args_is_help=True,
 )
 app.add_typer(hold_app, name="hold")
-app.add_typer(training_cli.app, name="training")  # tandem.training_cli (issue 16, item 5)
+training_app = _typer(
+    help="Training before live sessions: policy acknowledgements and practice (docs/training.md).",
+    no_args_is_help=True,
+)
+app.add_typer(training_app, name="training")
 
 OrgOption = Annotated[str, typer.Option("--org", help="The organisation (its short id).")]
 
@@ -858,6 +863,68 @@ def site_approve(
     typer.echo(f"Approved site {site_id!r}: its pages may start sessions.")
 
 
+@site_app.command("verify")
+def site_verify(
+    site: Annotated[str, typer.Argument(help="The site's id, or its origin (https://…).")],
+    org: Annotated[
+        str | None,
+        typer.Option("--org", help="The organisation that registered it (checked if given)."),
+    ] = None,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Fetch <origin>/.well-known/tandem-verification instead of the DNS TXT record.",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Prove a site's origin: look up the TXT record of _tandem-verification.<host> (with --web,
+    fetch its verification page) and, if it holds the site's token, mark the site verified. On
+    failure, say why and what to publish. Audited either way."""
+    proved: list[str] = []
+    publish: list[str] = []
+
+    async def run(settings: Settings, directory: Directory) -> None:
+        found = (
+            await directory.storage.site_for_origin(normalize_origin(site))
+            if "://" in site
+            else await directory.storage.get_site(site)
+        )
+        if found is None or (org is not None and found.org_id != org):
+            where = f" in organisation {org!r}" if org is not None else ""
+            raise ConfigError(f"no site {site!r}{where} (tandem site list)")
+        if found.verified:
+            proved.append(f"Site {found.site_id!r} ({found.origin}) is already verified.")
+            return
+        token = site_verification.token(directory.box, found)
+        name = site_verification.dns_name(found)
+        if web:
+            publish.append(f"Serve {token} at {site_verification.url(found)}")
+        elif name is not None:
+            publish.append(f'Publish a TXT record: {name}. TXT "{token}"')
+        await directory.verify_site(
+            operator(found.org_id),
+            found.site_id,
+            settings.site_verification_timeout_seconds,
+            dns=not web,
+            nameservers=settings.site_verification_nameservers,
+        )
+        how = f"{site_verification.url(found)} serves" if web else f"the TXT record of {name} holds"
+        proved.append(
+            f"Verified site {found.site_id!r} ({found.origin}): {how} its token; "
+            "its pages may start sessions."
+        )
+
+    try:
+        _run_configured(data_dir, run)
+    except typer.Exit:
+        for line in publish:
+            typer.echo(line, err=True)
+        raise
+    typer.echo(proved[0])
+
+
 @site_app.command("list")
 def site_list(
     org: Annotated[
@@ -874,7 +941,7 @@ def site_list(
         for site in await directory.storage.all_sites():
             if org is not None and site.org_id != org:
                 continue
-            state = "" if site.verified else "\tunverified (tandem site approve)"
+            state = "" if site.verified else "\tunverified (tandem site verify, or approve)"
             found.append(
                 f"{site.site_id}\t{site.org_id}\t{site.origin}\t{','.join(site.teams)}{state}"
             )
@@ -891,10 +958,20 @@ def _run_directory(
     init: bool | None = None,
 ) -> None:
     """Run ``work`` on the directory of the data dir's database (checked by :func:`_load`)."""
+    _run_configured(data_dir, lambda _settings, directory: work(directory), init=init)
+
+
+def _run_configured(
+    data_dir: Path | None,
+    work: Callable[[Settings, Directory], Awaitable[None]],
+    *,
+    init: bool | None = None,
+) -> None:
+    """:func:`_run_directory` for work that needs the settings too."""
 
     async def run() -> None:
         async with offline(settings) as directory:
-            await work(directory)
+            await work(settings, directory)
 
     try:
         settings = _load(data_dir, init=init)
@@ -1054,9 +1131,21 @@ def recording_open(
     passphrase_stdin: Annotated[
         bool, typer.Option(help="Read the key's passphrase from standard input.")
     ] = False,
+    require_complete: Annotated[
+        bool,
+        typer.Option(
+            help="Refuse a recording cut short (no end marker) instead of opening it up to "
+            "where it stopped."
+        ),
+    ] = False,
 ) -> None:
     """Decrypt an exported recording offline into rrweb events (JSON), for a legal hold or any
-    rrweb player. Needs the key file and its passphrase; the server is not involved."""
+    rrweb player. Needs the key file and its passphrase; the server is not involved.
+
+    A recording cut short (a crash: ``interrupted``; storage failing: ``unavailable``) opens up
+    to where it stopped, as in the console's player: the JSON says ``"complete": false`` and
+    ``incomplete`` why, and standard error says INCOMPLETE RECORDING. Everything else is checked
+    as for a whole recording."""
     from tandem.recordings import recording_events
 
     try:
@@ -1069,10 +1158,21 @@ def recording_open(
     else:
         passphrase = typer.prompt("Key passphrase", hide_input=True)
     try:
-        header, events = recording_events(data, key_text, passphrase)
+        header, events = recording_events(data, key_text, passphrase, partial=not require_complete)
     except TandemError as exc:
         raise _fail(exc) from None
-    text = json.dumps({"recording": header, "events": events})
+    opened: dict[str, Any] = {"recording": header, "complete": header["complete"]}
+    if not header["complete"]:
+        # The server's end reason is its word only; the missing end marker is what is known.
+        said = header.get("end_reason") or "still running"
+        opened["incomplete"] = f"{crypto.Broken.TRUNCATED} (the server says: {said})"
+        typer.echo(
+            f"tandem: INCOMPLETE RECORDING: it stops where it was cut short (the server says: "
+            f"{said}); {len(events)} events saved until then, unedited up to that point",
+            err=True,
+        )
+    opened["events"] = events
+    text = json.dumps(opened)
     if out is None:
         typer.echo(text)
     else:
@@ -1546,6 +1646,112 @@ def hold_list(org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
     _run_subjects(data_dir, work)
     for line in lines:
         typer.echo(line)
+
+
+def _run_training(
+    data_dir: Path | None, work: Callable[[Directory, Training], Awaitable[None]]
+) -> None:
+    async def each(settings: Settings, directory: Directory) -> None:
+        training = Training(
+            directory.storage,
+            settings,
+            directory.clock,
+            directory.entropy,
+            directory.box,
+            directory.record,
+        )
+        await work(directory, training)
+
+    _run_configured(data_dir, each)
+
+
+def _day(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
+
+
+def _standing_line(s: Standing) -> str:
+    live = s.role in ("agent", "supervisor")
+    policy = "n/a" if s.role == "admin" else f"v{s.acknowledged}" if s.acknowledged else "never"
+    trained = "n/a"
+    if live:
+        trained = "never"
+        if s.training:
+            trained = (
+                f"{_day(s.training.completed_at)} v{s.training.policy_version} {s.training.method}"
+            )
+    due = _day(s.due_at) if live else "n/a"
+    state = "trained" if s.trained else "NOT TRAINED"
+    return f"{s.username:<20} {s.role:<10} {policy:<7} {trained:<26} {due:<10} {state}"
+
+
+@training_app.command("status")
+def training_status(
+    org: OrgOption = DEFAULT_ORG,
+    output: Annotated[str, typer.Option("--format", help="text or json.")] = "text",
+    data_dir: DataDir = None,
+) -> None:
+    """Who is trained, when, on which policy version, and when practice is due again."""
+    if output not in ("text", "json"):
+        raise _fail(f"--format is text or json, not {output!r}")
+    lines: list[str] = []
+
+    async def work(directory: Directory, training: Training) -> None:
+        grant = Grant.operator(org)
+        if await directory.storage.get_org(grant) is None:
+            raise ConfigError(f"no organisation {org!r}")
+        policy = await training.policy(grant)
+        interval = await training.interval(grant)
+        standings = await training.roster(grant, await directory.storage.list_users(grant))
+        untrained = [s.username for s in standings if not s.trained]
+        if output == "json":
+            document = {
+                "org_id": org,
+                "policy_version": policy.version,
+                "interval_days": interval,
+                "untrained": untrained,
+                "users": [s.to_json() for s in standings],
+            }
+            lines.append(json.dumps(document, indent=2))
+            return
+        lines.append(
+            f"Organisation {org}: policy version {policy.version}, re-training every "
+            f"{interval} days; {len(untrained)} of {len(standings)} accounts not trained."
+        )
+        lines.append(f"{'user':<20} {'role':<10} {'policy':<7} {'trained':<26} {'due':<10} status")
+        lines.extend(_standing_line(s) for s in standings)
+
+    _run_training(data_dir, work)
+    typer.echo("\n".join(lines))
+
+
+@training_app.command("record")
+def training_record(
+    username: Annotated[str, typer.Argument(help="The account that was trained.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="Where and how the training was done (kept in the audit trail)."
+        ),
+    ],
+    org: OrgOption = DEFAULT_ORG,
+    data_dir: DataDir = None,
+) -> None:
+    """Record training done elsewhere (a classroom course, a test installation's set-up): the
+    account acknowledges the current policy and counts as trained from now. Audited with the
+    reason; the admin's list shows it as `operator`, not as a practice session."""
+    done: list[str] = []
+
+    async def work(directory: Directory, training: Training) -> None:
+        user = await directory.storage.get_user(username)
+        if user is None or user.org_id != org:
+            raise ConfigError(f"no user {username!r} in organisation {org!r}")
+        record = await training.record_by_operator(Grant.operator(org), user, reason)
+        done.append(f"Recorded training of {username} (policy version {record.policy_version}).")
+
+    _run_training(data_dir, work)
+    typer.echo(done[0])
 
 
 def main() -> None:

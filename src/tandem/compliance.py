@@ -41,6 +41,10 @@ GDPR_MAX_RETENTION_DAYS = 90
 """Storage limitation: ended sessions and recordings kept at most this long under the GDPR
 profile (shorten it further if your purpose allows; docs/compliance.md)."""
 PCI_MAX_RETENTION_DAYS = 365
+MIN_AUDIT_RETENTION_DAYS: dict[str, float] = {"pci-dss": 365, "hipaa": 6 * 365, "gdpr": 0}
+"""Audit records kept at least this long: PCI DSS 10.5.1 (12 months), HIPAA §164.316(b)(2)(i)
+(six years). The signed trail is never purged; this bounds the counts of events with no
+signed-in actor (``anonymous_audit_retention_days``), which are."""
 PCI_MAX_TRAINING_DAYS = 365
 """PCI DSS 12.6.3: security awareness training at least once every 12 months."""
 MAX_IDLE_SECONDS: dict[Profile, float] = {"pci-dss": 900.0, "hipaa": 900.0, "gdpr": 1800.0}
@@ -87,6 +91,8 @@ class Installation:
     """Agents, supervisors and auditors not trained now: the current policy not acknowledged,
     or (agents, supervisors) no practice within the interval (tandem.training)."""
     training_interval_days: int = 365
+    anonymous_audit_retention_days: float = 90.0
+    """How long the counts of events with no signed-in actor are kept (Settings)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -464,11 +470,20 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
             "tandem audit checkpoint >> /offsite/tandem-checkpoints.log (daily, e.g. cron), then "
             "tandem compliance check ... --checkpoint /offsite/tandem-checkpoints.log",
         )
+    least = MIN_AUDIT_RETENTION_DAYS[profile]
+    counts_kept = inst.anonymous_audit_retention_days
+    if counts_kept < least:
+        return (
+            "fail",
+            f"the counts of events with no signed-in actor are deleted after {counts_kept:g} "
+            f"days; {profile} keeps audit records at least {least:g} days",
+            f"TANDEM_ANONYMOUS_AUDIT_RETENTION_DAYS={least:g} (in the server's environment)",
+        )
     return (
         "pass",
         f"{state.records} records, chain and anchors verified, anchored within "
         f"{state.max_age_days:g} day(s); "
-        "append-only, never purged",
+        f"append-only, never purged; anonymous event counts kept {counts_kept:g} days",
         "",
     )
 
@@ -624,6 +639,7 @@ async def gather(
         server_policy=load_policy(settings.policy_file) if settings.policy_file else None,
         login_idle_seconds=settings.login_idle_seconds,
         login_ttl_seconds=settings.login_ttl_seconds,
+        anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         audit=await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
         key_files_on_server=await asyncio.to_thread(recording_key_files, settings.data_dir),

@@ -456,12 +456,12 @@ class RecordingOpener:
         """The payload just opened was the customer's end marker: nothing recorded may follow."""
         self._ended = True
 
-    def finish(self) -> None:
+    def finish(self, partial: bool = False) -> None:
         """After the last frame: raises unless the recording began (with its chain key) and
-        ended."""
+        ended (or, with ``partial``, at least began: a recording cut short)."""
         if not self._started or self._chain_key is None:
             raise RecordingError(Broken.FIRST_MISSING)
-        if not self._ended:
+        if not self._ended and not partial:
             raise RecordingError(Broken.TRUNCATED)
 
 

@@ -153,13 +153,20 @@ def _kind(payload: Any) -> object:
 
 
 def recording_events(
-    data: bytes, key_file: str, passphrase: str
+    data: bytes, key_file: str, passphrase: str, *, partial: bool = False
 ) -> tuple[dict[str, Any], list[Any]]:
     """Open an exported recording offline with the organisation's key file: its header and its
     rrweb events, in order. The whole recording is checked first, as the console's player does
     (docs/recordings.md): every frame authentic and in order, one chain from the customer's
     ``recording_start`` to its ``recording_end``, the header as the customer's browser bound
-    it. The header returned carries ``bound``: the start and end payloads (customer's clock).
+    it. The header returned carries ``bound``: the start and end payloads (customer's clock),
+    and ``complete``: whether the customer's end marker is there.
+
+    With ``partial``, a recording cut short (a crash: ``interrupted``; storage failing:
+    ``unavailable``; or truncated by the server, which looks the same) opens up to its last
+    authentic frame, ``complete`` false and ``bound.end`` None: the caller must say it is
+    incomplete. Nothing else is relaxed (a missing start or middle, a forged or relabelled
+    part still refuses it).
 
     Raises :class:`~tandem.exceptions.RecordingError` saying what is wrong."""
     try:
@@ -203,8 +210,8 @@ def recording_events(
             opener.end()
         elif _kind(payload) == "events":
             events.extend(payload.get("events") or [])
-    opener.finish()
-    return {**header, "bound": {"start": start, "end": end}}, events
+    opener.finish(partial)
+    return {**header, "bound": {"start": start, "end": end}, "complete": end is not None}, events
 
 
 @dataclasses.dataclass(slots=True)

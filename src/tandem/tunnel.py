@@ -65,6 +65,7 @@ log = logging.getLogger("tandem.tunnel")
 ACCEPT_TIMEOUT_SECONDS = 5.0
 """How long an edge waits for the owner to take a tunnelled socket before saying not found."""
 CLOSE_NOT_FOUND = 4404
+CLOSE_GOING_AWAY = 1001
 SERVER_STOPPED = "session ended: its server stopped answering"
 """The edge's close reason (4404) when the owner process went silent (it died)."""
 LINK_LOST = "server link lost: reconnect"
@@ -584,7 +585,10 @@ class Edge:
         if self.done.is_set():
             return
         self.done.set()
-        self.hang_up(codec.CLOSE_SERVICE_RESTART)
+        # "Going away" at the owner, as a reload is: the session waits for the client to come
+        # back through another process (an agent's rejoin, a customer's resume). The real
+        # socket hears 1012, which tells the client to reconnect.
+        self.hang_up(CLOSE_GOING_AWAY)
         await _close_socket(
             self.ws, codec.CLOSE_SERVICE_RESTART, "server restarting", codec.encode(EDGE_RESTARTING)
         )

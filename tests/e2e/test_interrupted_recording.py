@@ -15,7 +15,12 @@ from tests.conftest import RunningServer
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
-from tests.e2e.test_recordings import PASSPHRASE, key_pair, use_recording_key, wait_until_ended
+from tests.e2e.test_recordings import (
+    key_pair,
+    unlock_recording_key,
+    use_recording_key,
+    wait_until_ended,
+)
 from tests.test_recordings import key_file
 
 
@@ -57,13 +62,7 @@ def test_an_interrupted_recording_plays_up_to_where_it_stopped_labelled_incomple
 
     console_sign_in(live, supervisor, "aud")
     page = supervisor.page
-    page.get_by_role("navigation", name="Administration").get_by_role(
-        "link", name="Recordings"
-    ).click()
-    page.get_by_label("Recording key file").set_input_files(key_path)
-    page.get_by_label("Key passphrase").fill(PASSPHRASE)
-    page.get_by_role("button", name="Unlock key").click()
-    expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
+    unlock_recording_key(page, key_path, key_id)
     played_before = audit_actions(live).count("recording_played")
     page.get_by_role("button", name=f"Play recording {rid}").click()
     label = page.get_by_text(

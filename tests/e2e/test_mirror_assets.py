@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer, add_user
 from tests.e2e.conftest import OtherOrigin, Party, share, start_on
 from tests.e2e.test_mfa_setup import console_sign_in
-from tests.e2e.test_recordings import PASSPHRASE, create_key
+from tests.e2e.test_recordings import create_key, unlock_recording_key
 
 DEMO = Path(__file__).parents[2] / "src" / "tandem" / "server" / "static" / "demo"
 
@@ -160,13 +160,7 @@ def test_a_recording_carries_the_pages_assets_and_its_player_fetches_none(
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
     console_sign_in(live, office, "aud")
     page = office.page
-    page.get_by_role("navigation", name="Administration").get_by_role(
-        "link", name="Recordings"
-    ).click()
-    page.get_by_label("Recording key file").set_input_files(key_file)
-    page.get_by_label("Key passphrase").fill(PASSPHRASE)
-    page.get_by_role("button", name="Unlock key").click()
-    expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
+    unlock_recording_key(page, key_file, key_id)
     page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
     player = page.frame_locator('iframe[title^="Recording "]')
     expect(player.get_by_role("heading", name="Carried page")).to_be_visible(timeout=20_000)

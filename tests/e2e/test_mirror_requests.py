@@ -22,7 +22,7 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer, add_user, free_port
 from tests.e2e.conftest import OtherOrigin, Party, share, start_on
 from tests.e2e.test_mfa_setup import console_sign_in
-from tests.e2e.test_recordings import PASSPHRASE, create_key
+from tests.e2e.test_recordings import create_key, unlock_recording_key
 
 
 class Listener:
@@ -170,13 +170,7 @@ def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
     add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
     console_sign_in(live, office, "aud")
     page = office.page
-    page.get_by_role("navigation", name="Administration").get_by_role(
-        "link", name="Recordings"
-    ).click()
-    page.get_by_label("Recording key file").set_input_files(key_file)
-    page.get_by_label("Key passphrase").fill(PASSPHRASE)
-    page.get_by_role("button", name="Unlock key").click()
-    expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
+    unlock_recording_key(page, key_file, key_id)
     page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
     player = page.frame_locator('iframe[title^="Recording "]')
     expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)

@@ -130,11 +130,17 @@ def test_no_state_of_the_tandem_ui_reaches_the_agent_or_the_supervisor(
     expect(customer.page.get_by_role("button", name="Take back control")).to_be_visible()
     assert_accessible(customer.page)
     # Mid-screen on the customer's side, clear of the banner (control refuses what it covers).
-    customer.page.evaluate(
-        "() => document.getElementById('notes').scrollIntoView({block: 'center'})"
+    scrolled = customer.page.evaluate(
+        "() => { document.getElementById('notes').scrollIntoView({block: 'center'});"
+        " return window.scrollY; }"
+    )
+    # The agent aims once the mirror has followed that scroll: a box read before would move.
+    agent.page.wait_for_function(
+        """(y) => Math.abs(document.querySelector('iframe[title="Customer view"]')
+            .contentWindow.scrollY - y) < 1""",
+        arg=scrolled,
     )
     notes = view.locator("#notes")
-    notes.scroll_into_view_if_needed()
     box = notes.bounding_box()
     assert box is not None
     agent.page.mouse.move(box["x"] + 10, box["y"] + 10)

@@ -14,7 +14,6 @@ import pytest
 from playwright.sync_api import expect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem.server.websocket_protocol import SEND_NOW
 from tests.conftest import RunningServer, ServerFactory, add_user
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import (
@@ -28,6 +27,7 @@ from tests.e2e.conftest import (
     open_console_as,
 )
 from tests.e2e.netcut import NetCut
+from tests.malicious import without_direct_send
 
 LIVE = "You are seeing the customer's page live"
 
@@ -195,9 +195,7 @@ class Splicer:
             return
         index = self.agent_sockets
         self.agent_sockets += 1
-        # Every frame must pass relay_send: withdraw the server's direct send (as MaliciousRelay).
-        scope = {**scope, "extensions": dict(scope.get("extensions") or {})}
-        scope["extensions"].pop(SEND_NOW, None)
+        scope = without_direct_send(scope)  # every frame must pass relay_send
 
         async def relay_send(message: Message) -> None:
             frame = message.get("bytes") if message["type"] == "websocket.send" else None

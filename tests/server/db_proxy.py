@@ -38,8 +38,16 @@ class StoppableProxy:
         writer.close()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers |= {writer, up_writer}
+        self.writers.add(writer)  # at once: a ``down()`` while this connects upstream cuts it too
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        if writer not in self.writers:  # the proxy went down meanwhile
+            up_writer.transport.abort()
+            return
+        self.writers.add(up_writer)
         await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
 
     def up(self) -> None:
@@ -61,6 +69,14 @@ class StoppableProxy:
 
     def close(self) -> None:
         self.down()
+
+        async def settle() -> None:  # every connection's task ends before the loop does
+            tasks = asyncio.all_tasks() - {asyncio.current_task()}
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._run(settle())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

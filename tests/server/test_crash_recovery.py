@@ -49,26 +49,43 @@ class ServeProcess:
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
         )
-        deadline = time.monotonic() + 30
+        try:
+            self._wait_until_serving(deadline=time.monotonic() + 60)
+        except BaseException:
+            self.stop()  # a process that never answered is not left running, nor its log open
+            raise
+
+    def _wait_until_serving(self, deadline: float) -> None:
         while True:
             try:
                 if httpx.get(f"{self.base}/healthz").status_code == 200:
-                    break
+                    return
             except httpx.TransportError:
                 pass
-            assert self.process.poll() is None, "tandem serve exited"
-            assert time.monotonic() < deadline, "tandem serve did not answer"
+            assert self.process.poll() is None, f"tandem serve exited: {self._log_text()}"
+            assert time.monotonic() < deadline, f"tandem serve did not answer: {self._log_text()}"
             time.sleep(0.1)
+
+    def _log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-2000:]
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=20)
-        self.log.close()
+        try:
+            if self.process.poll() is None:
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=10)
+                    raise
+        finally:
+            self.log.close()
 
 
 @pytest.fixture

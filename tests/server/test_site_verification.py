@@ -3,7 +3,9 @@ no sessions until the origin serves its verification token or the operator appro
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from tandem.access import Principal
 from tandem.config import Settings
 from tandem.directory import offline, operator
 from tandem.exceptions import ConfigError, ForbiddenError
-from tests.conftest import RunningServer, ServerFactory, two_organisations
+from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_organisations
 from tests.server.helpers import closed_with, open_customer, recv_json, send
 from tests.server.test_organisations import api
 
@@ -214,6 +216,54 @@ async def test_a_site_whose_dns_holds_its_token_is_verified(
     assert nameserver.questions.count(record) == 3
     assert await can_start_a_session(server, origin)
     assert any(r["action"] == "site_verified" and r["details"]["by"] == "dns" for r in trail)
+
+
+async def test_the_operator_proves_an_origin_by_dns_with_tandem_site_verify(
+    server_factory: ServerFactory, nameserver: Nameserver
+) -> None:
+    """`tandem site verify ORIGIN --org ORG`: the same DNS proof from the command line. It says
+    what to publish when the record is missing or wrong, proves nothing for the wrong
+    organisation, and verifies the site (audited, actor cli) once the record holds the token."""
+    server = server_factory(seed=two_organisations)
+    origin = "https://shop.example"
+    record = "_tandem-verification.shop.example"
+    with api(server, "max") as max_:
+        site = {"site_id": "shop", "origin": origin, "teams": ["support"]}
+        assert max_.post("/api/sites", json=site).status_code == 201
+        token = max_.get("/api/sites/shop/verification").json()["token"]
+    env = {
+        **os.environ,
+        "TANDEM_DATA_DIR": str(server.settings.data_dir),
+        "TANDEM_SITE_VERIFICATION_NAMESERVERS": nameserver.address,
+        "TANDEM_SITE_VERIFICATION_TIMEOUT_SECONDS": "2",
+    }
+
+    def verify(*args: str) -> subprocess.CompletedProcess[str]:
+        return tandem_in_process("site", "verify", *args, env=env)
+
+    missing = verify(origin, "--org", "acme")
+    assert missing.returncode == 2
+    assert f"tandem: {record} does not exist in DNS" in missing.stderr
+    assert f'Publish a TXT record: {record}. TXT "{token}"' in missing.stderr
+    nameserver.records[record] = [[b"tandem-verification=" + b"0" * 64]]
+    wrong = verify("shop", "--org", "acme")
+    assert wrong.returncode == 2 and "holds this site's verification token" in wrong.stderr
+    assert not await can_start_a_session(server, origin)
+    nameserver.records[record] = [[token.encode()]]
+    other_org = verify(origin, "--org", "globex")
+    assert other_org.returncode == 2 and "no site" in other_org.stderr
+    assert nameserver.questions.count(record) == 2  # the wrong organisation asked nothing
+    verified = verify(origin, "--org", "acme")
+    assert verified.returncode == 0, verified.stderr
+    assert "Verified site 'shop' (https://shop.example)" in verified.stdout
+    assert await can_start_a_session(server, origin)
+    assert "already verified" in verify("shop").stdout
+    with api(server, "mo") as mo:  # Acme's auditor
+        trail = mo.get("/api/audit").json()
+    [proved] = [r for r in trail if r["action"] == "site_verified"]
+    assert proved["actor"] == "cli" and proved["details"]["by"] == "dns"
+    failed = [r for r in trail if r["action"] == "site_verification_failed"]
+    assert [r["actor"] for r in failed] == ["cli", "cli"]
 
 
 async def test_a_silent_nameserver_fails_the_proof_within_the_deadline(

@@ -25,26 +25,19 @@ from tests.server.helpers import (
     send,
     start_session,
 )
+from tests.server.test_organisations import api
 
 YEAR = 365 * 86400.0
 
 
-def client(server: RunningServer, username: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.base,
-        cookies={"tandem_agent": login_cookie(server, username)},
-        headers={"origin": server.origin},
-    )
-
-
 def audit(server: RunningServer, auditor_name: str = "aud") -> list[dict[str, Any]]:
-    with client(server, auditor_name) as auditor:
+    with api(server, auditor_name) as auditor:
         records: list[dict[str, Any]] = auditor.get("/api/audit").json()
     return records
 
 
 def acknowledge(server: RunningServer, username: str) -> None:
-    with client(server, username) as me:
+    with api(server, username) as me:
         version = me.get("/api/training").json()["policy"]["version"]
         answer = me.post("/api/training/acknowledge", json={"version": version})
         assert answer.status_code == 200, answer.text
@@ -64,7 +57,7 @@ async def practise(
 ) -> str:
     """The practice exercise at the protocol level, as the console and the scripted customer do
     it (the real browsers: tests/e2e/test_training.py). Returns the practice session's id."""
-    with client(server, username) as me:
+    with api(server, username) as me:
         answer = me.post("/api/training/practice")
         assert answer.status_code == 200, answer.text
         ticket = answer.json()["ticket"]
@@ -127,7 +120,7 @@ async def test_an_untrained_supervisor_may_not_list_or_watch(
 ) -> None:
     server = server_factory(seed=two_organisations)
     add_user(server.settings.data_dir, "sue", role="supervisor", teams=("support",), trained=False)
-    with client(server, "sue") as sue:
+    with api(server, "sue") as sue:
         listed = sue.get("/api/sessions")
         assert listed.status_code == 403
         assert "privacy and security policy" in listed.json()["detail"]
@@ -137,7 +130,7 @@ async def test_an_untrained_supervisor_may_not_list_or_watch(
     refused = await recv_json(watcher)
     assert refused["code"] == "training_required"
     acknowledge(server, "sue")
-    with client(server, "sue") as sue:
+    with api(server, "sue") as sue:
         assert sue.get("/api/sessions").status_code == 200  # the policy is enough to list
     await send(watcher, type="watch", session_id=created["session_id"])
     refused = await recv_json(watcher)
@@ -150,7 +143,7 @@ async def test_an_auditor_reaches_recordings_only_after_acknowledging(
 ) -> None:
     server = server_factory(seed=two_organisations)
     add_user(server.settings.data_dir, "newaud", role="auditor", trained=False)
-    with client(server, "newaud") as newaud:
+    with api(server, "newaud") as newaud:
         refused = newaud.get("/api/recordings")
         assert refused.status_code == 403
         assert "policy" in refused.json()["detail"]
@@ -158,7 +151,7 @@ async def test_an_auditor_reaches_recordings_only_after_acknowledging(
         # Auditors do not practise live sessions.
         assert newaud.post("/api/training/practice").status_code == 403
     acknowledge(server, "newaud")
-    with client(server, "newaud") as newaud:
+    with api(server, "newaud") as newaud:
         assert newaud.get("/api/recordings").status_code == 200
         standing = newaud.get("/api/training").json()["standing"]
         assert standing["trained"] and not standing["needs_practice"]
@@ -166,7 +159,7 @@ async def test_an_auditor_reaches_recordings_only_after_acknowledging(
 
 async def test_a_new_policy_version_asks_everyone_again(server_factory: ServerFactory) -> None:
     server = server_factory(seed=two_organisations)
-    with client(server, "ada") as ada:
+    with api(server, "ada") as ada:
         assert ada.get("/api/training/policy").json()["version"] == DEFAULT_POLICY_VERSION
         saved = ada.put("/api/training/policy", json={"text": "Be kind. " * 800})
         assert saved.status_code == 200, saved.text  # longer than the usual 4 KiB body
@@ -181,7 +174,7 @@ async def test_a_new_policy_version_asks_everyone_again(server_factory: ServerFa
     refused = await recv_json(alice)
     assert refused["code"] == "training_required"
     assert "version 2" in refused["message"]
-    with client(server, "alice") as alice_api:
+    with api(server, "alice") as alice_api:
         stale = alice_api.post("/api/training/acknowledge", json={"version": 1})
         assert stale.status_code == 409
     acknowledge(server, "alice")
@@ -203,14 +196,14 @@ async def test_training_expires_after_the_organisations_interval(
     refused = await recv_json(alice)
     assert refused["code"] == "training_required"
     assert "your training expired" in refused["message"]
-    with client(server, "ada") as ada:
+    with api(server, "ada") as ada:
         roster = ada.put("/api/training/interval", json={"days": 400})
         assert roster.status_code == 200, roster.text
         assert roster.json()["interval_days"] == 400
         assert ada.put("/api/training/interval", json={"days": 0}).status_code == 400
     await send(alice, type="join", code=created["code"])
     assert (await recv_json(alice))["type"] == "joined"
-    with client(server, "ada") as ada:
+    with api(server, "ada") as ada:
         users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
     assert users["alice"]["trained"] and users["alice"]["interval_days"] == 400
     assert ("training_interval_changed", 400) in [
@@ -223,12 +216,12 @@ async def test_the_practice_exercise_trains_an_agent_who_then_joins_a_real_sessi
 ) -> None:
     server = server_factory(seed=two_organisations)
     add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
-    with client(server, "newbie") as newbie:
+    with api(server, "newbie") as newbie:
         # The policy first: the completion names the version.
         assert newbie.post("/api/training/practice").status_code == 403
     acknowledge(server, "newbie")
     session_id = await practise(server, "newbie")
-    with client(server, "newbie") as newbie:
+    with api(server, "newbie") as newbie:
         # The console must say what it checked inside the encrypted channel.
         assert newbie.post("/api/training/complete", json={"steps": []}).status_code == 409
         done = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
@@ -260,7 +253,7 @@ async def test_a_practice_without_every_step_records_nothing(
     add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
     acknowledge(server, "newbie")
     await practise(server, "newbie", control=False)
-    with client(server, "newbie") as newbie:
+    with api(server, "newbie") as newbie:
         refused = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
         assert refused.status_code == 409
         assert "missing control" in refused.json()["detail"]
@@ -273,7 +266,7 @@ async def test_practice_cannot_be_used_to_reach_anything_else(
     server = server_factory(seed=two_organisations)
     add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
     acknowledge(server, "newbie")
-    with client(server, "newbie") as newbie:
+    with api(server, "newbie") as newbie:
         ticket = newbie.post("/api/training/practice").json()["ticket"]
     # A forged or changed ticket is refused.
     payload, _, mac = ticket.partition(".")
@@ -297,7 +290,7 @@ async def test_practice_cannot_be_used_to_reach_anything_else(
     alice = await open_agent(server, login_cookie(server))
     await send(alice, type="join", code=created["code"])
     assert await recv_json(alice) == INVALID_CODE
-    with client(server, "sam") as sam:
+    with api(server, "sam") as sam:
         assert sam.get("/api/sessions").json() == []
     sam_socket = await open_agent(server, login_cookie(server, "sam"))
     await send(sam_socket, type="watch", session_id=created["session_id"])
@@ -320,7 +313,7 @@ async def test_practice_cannot_be_used_to_reach_anything_else(
 async def test_admins_see_who_is_trained(server_factory: ServerFactory) -> None:
     server = server_factory(seed=two_organisations)
     add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
-    with client(server, "ada") as ada:
+    with api(server, "ada") as ada:
         roster = ada.get("/api/training/users").json()
     assert roster["interval_days"] == 365 and roster["policy_version"] == 1
     users = {u["username"]: u for u in roster["users"]}
@@ -328,17 +321,17 @@ async def test_admins_see_who_is_trained(server_factory: ServerFactory) -> None:
     assert not users["newbie"]["trained"] and users["newbie"]["trained_at"] is None
     assert users["ada"]["trained"]  # admins neither acknowledge nor practise
     assert "mallory" not in users  # another organisation's
-    with client(server, "max") as max_:
+    with api(server, "max") as max_:
         acme = {u["username"] for u in max_.get("/api/training/users").json()["users"]}
     assert "mallory" in acme and "newbie" not in acme
-    with client(server, "alice") as alice:
+    with api(server, "alice") as alice:
         assert alice.get("/api/training/users").status_code == 403
         assert alice.put("/api/training/policy", json={"text": "mine"}).status_code == 403
 
 
 async def test_a_deleted_accounts_training_goes_with_it(server_factory: ServerFactory) -> None:
     server = server_factory(seed=two_organisations)
-    with client(server, "ada") as ada:
+    with api(server, "ada") as ada:
         assert ada.delete("/api/users/bob").status_code == 204
         again = ada.post(
             "/api/users",
@@ -378,7 +371,7 @@ async def test_another_organisations_agent_practises_in_its_own_organisation(
     add_user(server.settings.data_dir, "acmenew", org="acme", teams=("support",), trained=False)
     acknowledge(server, "acmenew")
     session_id = await practise(server, "acmenew", auditor="mo")
-    with client(server, "acmenew") as me:
+    with api(server, "acmenew") as me:
         done = me.post("/api/training/complete", json={"steps": ["masked", "refused"]})
         assert done.status_code == 200, done.text
     acme = audit(server, "mo")
@@ -395,7 +388,7 @@ async def test_every_training_answer_is_in_its_declared_type(server_factory: Ser
     def check(username: str, method: str, path: str, body: object | None = None) -> None:
         operation = server_app.operation_for(method, path)
         assert operation is not None and operation.returns is not None, path
-        with client(server, username) as caller:
+        with api(server, username) as caller:
             answer = caller.request(method, path, json=body)
         assert answer.status_code == 200, (path, answer.text)
         msgspec.json.decode(answer.content, type=operation.returns, strict=True)

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage.base import OrgRecord, SiteRecord, Storage, UserRecord
+from tandem.storage.base import (
+    OrgRecord,
+    PracticeRecord,
+    SiteRecord,
+    Storage,
+    TrainingRecord,
+    UserRecord,
+)
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org, owned
 
@@ -81,6 +88,31 @@ async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
     assert await storage.get_session("a") is None  # 1 day retention
     assert await storage.get_session("d") is not None  # 30 days
     assert await storage.get_session("live") is not None  # never while live
+
+
+async def test_practice_evidence_goes_with_its_session_when_retention_runs_out(
+    storage: Storage,
+) -> None:
+    """Practice sessions (tandem.training) are sessions: their evidence rows are purged with
+    them, on the organisation's retention; the training completion they gave stays."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    await storage.add_user(*owned(UserRecord("al", "Al", "agent", "hash", 0.0, org_id="acme")))
+    for session_id, ended_at in (("old", 10.0), ("recent", 86400.0 + 20.0)):
+        await storage.record_session_start(of_org("acme"), session_id, 0.0, "practice")
+        await storage.start_practice(
+            of_org("acme"), PracticeRecord(session_id, "al", "acme", started_at=0.0)
+        )
+        await storage.end_practice(session_id, ["code", "ended"], ended_at)
+        await storage.record_session_end(session_id, ended_at, "left", "al")
+    assert await storage.use_practice("old")
+    done = TrainingRecord("t1", "al", "acme", 20.0, 1, "practice", "old", "code,ended")
+    await storage.add_training(of_org("acme"), done)
+    await storage.purge_expired(now=10.0 + 1.5 * 86400)
+    assert await storage.get_practice("old") is None
+    assert await storage.get_session("old") is None
+    recent = await storage.get_practice("recent")
+    assert recent is not None and recent.steps == ("code", "ended")  # within its retention
+    assert await storage.latest_trainings(of_org("acme")) == {"al": done}
 
 
 def test_an_older_database_is_upgraded_with_its_users_in_the_default_team(tmp_path: Path) -> None:

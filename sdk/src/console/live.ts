@@ -39,12 +39,6 @@ const META = 4;
 const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
 
-/** issue 14, item 12 (sdk-hardening): the customer's browser hid part of the page it could not mask. */
-const RECONNECTING = "Connection lost. Reconnecting…";
-const REJOINED = "Reconnected. Waiting for the customer's page…";
-const LOST = "The connection could not be restored in time, so the session ended.";
-const GONE = "The session ended while you were reconnecting.";
-const NO_KEYS = "This session cannot be taken up again in this tab (its keys are gone), so it was ended.";
 /** Frame kinds (../shared/e2e/channel.ts): content, and the agent's epoch key. */
 const CONTENT_FRAME = 0x01;
 const EPOCH_KEY_FRAME = 0x02;
@@ -160,7 +154,7 @@ export class LiveView {
       this.joined = true;
       this.drop = { since: ports.clock.now(), attempt: 0 }; // the window runs from the reload
       this.ws = { send: () => undefined, close: () => undefined, isOpen: false, isClosed: false, bufferedAmount: 0 };
-      this.status(RECONNECTING);
+      this.status(t("reconnectLost"));
       void this.restoreKeys(target.rejoin).then((ok) => {
         if (ok && !this.ended) this.ws = this.connect(() => this.sendRejoin());
       });
@@ -197,7 +191,7 @@ export class LiveView {
     if (this.ended) return false;
     if (!keys) {
       this.leaveOffline(held); // the customer is not left waiting out the window
-      this.finish(NO_KEYS);
+      this.finish(t("reconnectNoKeys"));
       return false;
     }
     this.receiver = new ContentReceiver(held.sessionId, keys.customerToAgent, KIND_EPOCH_KEY);
@@ -347,6 +341,9 @@ export class LiveView {
           this.ui.report({ type: "typing", on: false }); // the field may not be there after a navigation
           this.typingTarget = null;
         } else if (this.consented) this.connectedStatus();
+        break;
+      case "link": // frames wait between the server's processes: a line of its own (state.ts)
+        if (!this.ended) this.ui.report({ type: "link", reconnecting: message.state === "reconnecting" });
         break;
       case "restarting": // the console's own words for the reason, not the server's prose
         this.status(t("restarting"), "bad");
@@ -835,7 +832,7 @@ export class LiveView {
     this.consented = false; // shown again once the customer's browser says so (first in the epoch)
     this.dropMirror();
     this.ui.report({ type: "joined" });
-    this.status(REJOINED);
+    this.status(t("reconnectRejoined"));
   }
 
   /** Whether the socket's close is a dropped network (retried) rather than the server's end. */
@@ -847,11 +844,11 @@ export class LiveView {
     const attempt = this.drop ? this.drop.attempt + 1 : 0;
     const delay = reconnectDelay(attempt, (this.ports.random(1)[0] ?? 0) / 256);
     if (!withinWindow(since, now, delay, held.windowMs)) {
-      this.finish(LOST);
+      this.finish(t("reconnectGaveUp"));
       return true;
     }
     this.drop = { since, attempt };
-    this.status(RECONNECTING, "bad");
+    this.status(t("reconnectLost"), "bad");
     this.cancelRetry = this.ports.clock.after(delay, () => {
       if (!this.ended) this.ws = this.connect(() => this.sendRejoin());
     });
@@ -862,7 +859,7 @@ export class LiveView {
     if (this.ended) return;
     if (this.retry(code)) return;
     if (this.drop && code === 4404) {
-      this.finish(GONE);
+      this.finish(t("reconnectGone"));
       return;
     }
     // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).

@@ -15,6 +15,7 @@
  */
 
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
+import { pairwiseKeyStore } from "../shared/idb.ts";
 
 /** A joined session this tab may take up again. */
 export interface Held {
@@ -37,39 +38,13 @@ export interface HeldStore {
 }
 
 const STORAGE_KEY = "tandem.console.session";
-const DB = "tandem-console";
-const STORE = "keys";
+const keys = pairwiseKeyStore("tandem-console");
 
 function isHeld(value: unknown): value is Held {
   const held = value as Held | null;
   return typeof held === "object" && held !== null && typeof held.sessionId === "string" &&
     typeof held.resumeToken === "string" && Number.isSafeInteger(held.commands) && held.commands >= 0 &&
     typeof held.windowMs === "number" && held.windowMs > 0;
-}
-
-function openDb(): Promise<IDBDatabase> {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => {
-      request.result.onversionchange = () => request.result.close();
-      resolve(request.result);
-    };
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function run<T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
-  const db = await openDb();
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      const request = work(db.transaction(STORE, mode).objectStore(STORE));
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-  } finally {
-    db.close();
-  }
 }
 
 /** The browser's store: this tab's sessionStorage, and IndexedDB for the keys. */
@@ -91,31 +66,16 @@ export const browserHeldStore: HeldStore = {
       // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
-  async saveKeys(sessionId, keys) {
+  async saveKeys(sessionId, pair) {
     try {
-      await run("readwrite", (store) => store.put(keys, sessionId));
+      await keys.save(sessionId, pair);
     } catch {
-      // as above
+      // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
-  async loadKeys(sessionId) {
-    try {
-      const keys = await run<PairwiseKeys | undefined>("readonly", (store) => store.get(sessionId));
-      return keys && keys.customerToAgent instanceof CryptoKey && keys.agentToCustomer instanceof CryptoKey ? keys : null;
-    } catch {
-      return null;
-    }
-  },
+  loadKeys: (sessionId) => keys.load(sessionId),
   clear() {
     this.save(null);
-    return new Promise((resolve) => {
-      try {
-        const request = indexedDB.deleteDatabase(DB);
-        request.onsuccess = () => resolve();
-        request.onerror = () => resolve();
-      } catch {
-        resolve();
-      }
-    });
+    return keys.clear();
   },
 };

@@ -45,6 +45,9 @@ export interface LiveCard {
   /** The pointing tool in use, and whether the customer lets the agent point (it may turn it off). */
   tool: Tool;
   pointing: boolean;
+  /** The server's word on the link between its processes that carries this session (its `link`
+   * message): "up" until it says otherwise. A line of its own, never in place of the status. */
+  link: "up" | "reconnecting" | "restored";
 }
 
 export type ConsoleState =
@@ -92,6 +95,8 @@ export type LiveEvent =
   /** The server refused to ask (no key, not allowed): the agent may ask again. */
   | { type: "record_refused" }
   | { type: "recording"; customer?: boolean; server?: boolean }
+  /** The server says the link between its processes went down (frames wait) or came back. */
+  | { type: "link"; reconnecting: boolean }
   | { type: "ended"; text: string; tone?: Tone };
 
 const LIVE_ROLES = new Set(["agent", "supervisor"]);
@@ -99,7 +104,7 @@ const LIVE_ROLES = new Set(["agent", "supervisor"]);
 export const idleCard: LiveCard = {
   phase: "idle", watching: false, status: { text: "", tone: "" }, consented: false, controlling: false, typing: false,
   recordOffered: false, recording: { customer: false, server: false },
-  sessionId: null, context: null, startedAt: null, tool: "none", pointing: true,
+  sessionId: null, context: null, startedAt: null, tool: "none", pointing: true, link: "up",
 };
 
 export const initialState: ConsoleState = { screen: "loading" };
@@ -152,6 +157,11 @@ export function reduceCard(card: LiveCard, event: LiveEvent): LiveCard {
       const recordOffered = card.consented && !recording.customer;
       return { ...card, recording, recordOffered };
     }
+    case "link":
+      // Only within a session; it changes nothing else on the card (an `ended` still clears it).
+      if (card.phase === "idle") return card;
+      if (event.reconnecting) return { ...card, link: "reconnecting" };
+      return card.link === "reconnecting" ? { ...card, link: "restored" } : card;
     case "ended":
       return { ...idleCard, status: event.text ? { text: event.text, tone: event.tone ?? "bad" } : card.status };
   }

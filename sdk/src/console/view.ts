@@ -202,6 +202,13 @@ function shortcuts(card: LiveCard): TemplateResult | typeof nothing {
     </details>`;
 }
 
+/** The server's word on the link between its processes (its `link` message), if it spoke. */
+function linkText(card: LiveCard): string {
+  if (card.phase === "idle") return "";
+  if (card.link === "reconnecting") return t("linkReconnecting");
+  return card.link === "restored" ? t("linkRestored") : "";
+}
+
 function liveCard(card: LiveCard, now: number, actions: ViewActions): TemplateResult {
   const hidden = controls(card);
   return html`
@@ -225,6 +232,8 @@ function liveCard(card: LiveCard, now: number, actions: ViewActions): TemplateRe
       </div>
       <p id="status" class=${`status ${card.status.tone}`.trim()} role="status" aria-live="polite"
         .textContent=${live(card.status.text)}></p>
+      <p id="link-status" class=${`status link-status ${card.link === "reconnecting" ? "bad" : "good"}`} role="status"
+        aria-live="polite">${linkText(card)}</p>
       ${shortcuts(card)}
     </section>`;
 }

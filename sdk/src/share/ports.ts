@@ -6,10 +6,9 @@
 
 export type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
 
-import type { PairwiseKeys } from "../shared/e2e/channel.ts";
 import { type Clock, type Transport, browserClock, webSocketTransport } from "../shared/ports.ts";
 import { randomBytes, randomDigits } from "../shared/e2e/encoding.ts";
-import { clearKeys, deleteKeys, loadKeys, saveKeys } from "./keystore.ts";
+import { type PairwiseKeyStore, pairwiseKeyStore } from "../shared/idb.ts";
 import type { Saved } from "./state.ts";
 import { CustomerUI } from "./ui.ts";
 
@@ -22,13 +21,11 @@ export interface SessionStore {
   save(saved: Saved | null): void;
 }
 
-/** The pairwise keys, non-extractable, across navigations (IndexedDB). */
-export interface KeyStore {
-  load(id: string): Promise<PairwiseKeys | null>;
-  save(id: string, keys: PairwiseKeys): Promise<unknown>;
-  delete(id: string): Promise<void>;
-  clear(): Promise<void>;
-}
+/**
+ * The pairwise keys, non-extractable, across navigations (IndexedDB database `tandem`, deleted
+ * when the session ends; shared/idb.ts).
+ */
+export type KeyStore = PairwiseKeyStore;
 
 export interface Random {
   bytes(n: number): Uint8Array;
@@ -85,7 +82,7 @@ export function browserPorts(socketUrl: string): Ports {
     },
     ui: new CustomerUI(),
     store: browserStore,
-    keys: { load: loadKeys, save: saveKeys, delete: deleteKeys, clear: clearKeys },
+    keys: pairwiseKeyStore("tandem"),
     clock: browserClock,
     random: { bytes: randomBytes, digits: randomDigits },
   };

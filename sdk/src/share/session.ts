@@ -39,12 +39,13 @@ import { watchContext } from "./context.ts";
 import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
 import type { Connection, Ports } from "./ports.ts";
+import type { BannerNote } from "./ui.ts";
 import {
   type AgentAsk, RecordingAsk, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
-  pagePolicies, reduce,
+  isLive, pagePolicies, reduce,
 } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -122,7 +123,7 @@ function liveNode(id: number): Node | null {
 }
 
 /** Lifecycle messages go to the reducer; the rest belong to the sharing machinery. */
-const LIFECYCLE = new Set<ServerMessage["type"]>(["created", "resumed", "team_policy", "agent_joined", "ended"]);
+const LIFECYCLE = new Set<ServerMessage["type"]>(["created", "resumed", "team_policy", "agent_joined", "ended", "link"]);
 
 export class Session {
   private machine: SessionState = initialState;
@@ -265,9 +266,11 @@ export class Session {
         });
         return;
       }
+      case "show_link":
+        return this.drawBanner();
       case "show_reconnecting":
         this.pauseRecording();
-        return this.ui.showReconnecting("Reconnecting to the help server…", () => void this.stop());
+        return this.ui.showReconnecting(() => void this.stop());
       case "stop_offline":
         return this.stopOffline(effect.sessionId, effect.resumeToken);
       case "end":
@@ -741,15 +744,15 @@ export class Session {
 
   private drawBanner(): void {
     if (this.state !== "sharing") return;
-    if (this.agentAway) {
-      this.ui.showReconnecting(`${this.saved?.agent ?? "The agent"} is reconnecting…`, () => void this.stop());
-      return;
-    }
     const watcher = this.saved?.watcher;
     const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
     const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording);
+    // The server's word on connections: a note beside the banner, never in its place.
+    const name = this.saved?.agent ?? "the agent";
+    const note: BannerNote | null = this.agentAway ? { kind: "agent_away", agent: name }
+      : isLive(this.machine) && this.machine.linkDown === true ? { kind: "link_down", agent: name } : null;
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */

@@ -118,6 +118,10 @@ interface Live extends PageSays {
   teamPolicies: Policy[];
   /** The socket is down and being reconnected (null: it is up). */
   drop: Drop | null;
+  /** The server says the link between its processes that carries this session is down
+   * (`link` `reconnecting`): frames wait. Only a note on the sharing banner, never in place of
+   * anything it shows (docs/threat-model.md, "The link notice"). */
+  linkDown?: boolean;
 }
 
 export type SessionState =
@@ -168,6 +172,8 @@ export type Effect =
   | { type: "reconnect"; delay: number }
   /** Show "Reconnecting…" (with Stop sharing) while the socket is down. */
   | { type: "show_reconnecting" }
+  /** The server's link between its processes went down or came back: redraw the banner. */
+  | { type: "show_link" }
   /** Stopped while the socket was down: tell the server on a fresh socket if it can. */
   | { type: "stop_offline"; sessionId: string; resumeToken: string }
   /** Drop every trace of the session (recorder, keys, storage, socket, UI); show `error`. */
@@ -308,6 +314,14 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
     }
     case "ended":
       return end(ENDED[message.reason] ?? SESSION_ENDED);
+    case "link": {
+      // The server's word that frames wait between its processes (issue 13): a note, nothing
+      // else. It changes no phase, no consent, no policy; an `ended` still ends at once.
+      if (!isLive(state)) return stay(state);
+      const linkDown = message.state === "reconnecting";
+      if ((state.linkDown ?? false) === linkDown) return stay(state);
+      return { state: { ...state, linkDown }, effects: [{ type: "show_link" }] };
+    }
     default:
       return stay(state);
   }

@@ -78,6 +78,7 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 .dot { width: 9px; height: 9px; border-radius: 50%; background: #3ddc84; flex: none; }
 .dot.paused { background: #f0b429; }
 .recording { color: #ffb4ab; font-weight: 700; white-space: nowrap; }
+.link-note { color: #f0b429; font-weight: 600; min-width: 0; overflow-wrap: anywhere; }
 .banner button { border-color: transparent; }
 .stop { flex: none; }
 .verified { color: #166534; font-size: 13px; font-weight: 600; }
@@ -164,6 +165,13 @@ function loadOptions(): WidgetOptions {
     // storage disabled or garbled: the defaults
   }
   return { brand: NO_BRAND, locale: null };
+}
+
+/** A note on the sharing banner: the agent's console is away (`peer`), or the server's link
+ * between its processes is down (`link`); `agent` is the agent's name. */
+export interface BannerNote {
+  kind: "agent_away" | "link_down";
+  agent: string;
 }
 
 export class CustomerUI {
@@ -466,15 +474,24 @@ export class CustomerUI {
 
   showSharing(
     agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
+    note: BannerNote | null = null,
   ): void {
     const who = agent === "the agent" ? this.t("theAgent") : agent;
-    const text = paused ? this.t("paused", { agent: who })
+    const state = paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
+    // What the server says of a connection (the agent's console away, the link between its
+    // processes down) is a note beside what the banner says, never in its place: the sharing
+    // state, recording, control and Stop sharing stay shown (docs/threat-model.md).
+    const name = note && (note.agent === "the agent" ? this.t("theAgent") : note.agent);
+    const noteText = !note || !name ? null
+      : note.kind === "agent_away" ? this.t("reconnectingAgent", { agent: name }) : this.t("linkReconnecting", { agent: name });
+    const text = noteText ? `${state}. ${noteText}` : state;
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
       element("div", { className: "status" }, [
         element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { className: "status-text", text }),
+        element("span", { className: "status-text", text: state }),
+        ...(noteText ? [element("span", { className: "link-note", text: noteText })] : []),
         ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
       ]),
       element("div", { className: "extras" }, [
@@ -492,8 +509,10 @@ export class CustomerUI {
     if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
   }
 
-  /** The connection (this page's or the agent's) is being restored; Stop sharing still works. */
-  showReconnecting(text: string, onStop: () => void): void {
+  /** This page's own connection is being restored (the agent's is a note on the sharing
+   * banner); Stop sharing still works. */
+  showReconnecting(onStop: () => void): void {
+    const text = this.t("reconnectingSelf");
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");

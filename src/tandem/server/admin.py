@@ -578,6 +578,11 @@ MAX_AUDIT_PAGE = 1000
 MAX_SEQ = 2**63 - 1
 
 
+def _audit_entry(record: Any) -> dict[str, object]:
+    """An audit record as the API answers it: the fields :class:`AuditRecord` declares."""
+    return {name: getattr(record, name) for name in AuditRecord.__struct_fields__}
+
+
 async def _audit(call: Call) -> object:
     """The organisation's audit records after sequence number ``after`` (a page at a time)."""
     try:
@@ -592,18 +597,7 @@ async def _audit(call: Call) -> object:
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )
-    return [
-        {
-            "seq": r.seq,
-            "at": r.at,
-            "action": r.action,
-            "actor": r.actor,
-            "subject": r.subject,
-            "details": r.details,
-            "hash": r.hash,
-        }
-        for r in page
-    ]
+    return [_audit_entry(r) for r in page]
 
 
 MAX_AUDIT_SEARCH = 100
@@ -628,18 +622,7 @@ async def _audit_search(call: Call) -> object:
     await call.services.hub.record(
         "audit_read", actor=call.principal.username, org=call.principal.org, records=len(page)
     )
-    return [
-        {
-            "seq": r.seq,
-            "at": r.at,
-            "action": r.action,
-            "actor": r.actor,
-            "subject": r.subject,
-            "details": r.details,
-            "hash": r.hash,
-        }
-        for r in page
-    ]
+    return [_audit_entry(r) for r in page]
 
 
 async def _audit_counts(call: Call) -> object:

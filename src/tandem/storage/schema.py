@@ -8,6 +8,8 @@ hand-written schemas before Alembic had: SQLite's ``INTEGER``/``REAL``, PostgreS
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -18,6 +20,23 @@ Int64: sa.types.TypeEngine[int] = sa.BigInteger().with_variant(sa.INTEGER(), "sq
 Flag: sa.types.TypeEngine[bool] = sa.Boolean().with_variant(sa.INTEGER(), "sqlite")
 """A boolean; SQLite has none and stores 0 or 1."""
 Text = sa.Text()
+
+
+def _org_id(**options: Any) -> sa.Column[Any]:
+    """An ``org_id`` column whose rows go when their organisation is deleted."""
+    if not options.get("primary_key"):
+        options.setdefault("nullable", False)
+    return sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), **options)
+
+
+def _username(**options: Any) -> sa.Column[Any]:
+    """A ``username`` column whose rows go when their user is deleted."""
+    if not options.get("primary_key"):
+        options.setdefault("nullable", False)
+    return sa.Column(
+        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), **options
+    )
+
 
 users = sa.Table(
     "users",
@@ -40,12 +59,7 @@ users = sa.Table(
 recovery_codes = sa.Table(
     "recovery_codes",
     metadata,
-    sa.Column(
-        "username",
-        Text,
-        sa.ForeignKey("users.username", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _username(primary_key=True),
     sa.Column("digest", Text, primary_key=True),
     sa.Column("position", sa.Integer(), nullable=False),
 )
@@ -55,9 +69,7 @@ logins = sa.Table(
     "logins",
     metadata,
     sa.Column("token_digest", Text, primary_key=True),
-    sa.Column(
-        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False
-    ),
+    _username(),
     sa.Column("expires_at", Real, nullable=False),
     sa.Column("last_seen", Real, nullable=False, server_default="0"),
     sa.Column("method", Text, nullable=False, server_default="password"),
@@ -146,7 +158,7 @@ orgs = sa.Table(
 teams = sa.Table(
     "teams",
     metadata,
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    _org_id(primary_key=True),
     sa.Column("team", Text, primary_key=True),
     sa.Column("policy", Text),
 )
@@ -156,9 +168,7 @@ team_members = sa.Table(
     metadata,
     sa.Column("org_id", Text, primary_key=True),
     sa.Column("team", Text, primary_key=True),
-    sa.Column(
-        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
-    ),
+    _username(primary_key=True),
     sa.ForeignKeyConstraint(["org_id", "team"], ["teams.org_id", "teams.team"], ondelete="CASCADE"),
     sa.Index("team_members_username", "username"),
 )
@@ -167,7 +177,7 @@ sites = sa.Table(
     "sites",
     metadata,
     sa.Column("site_id", Text, primary_key=True),
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _org_id(),
     sa.Column("origin", Text, nullable=False, unique=True),
     sa.Column("name", Text, nullable=False),
     sa.Column("policy", Text),
@@ -201,7 +211,7 @@ recordings = sa.Table(
     "recordings",
     metadata,
     sa.Column("recording_id", Text, primary_key=True),
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _org_id(),
     sa.Column("session_id", Text, nullable=False),
     sa.Column("site_id", Text, nullable=False),
     sa.Column("agent", Text, nullable=False),
@@ -261,7 +271,7 @@ subject_sessions = sa.Table(
     "subject_sessions",
     metadata,
     sa.Column("session_id", Text, primary_key=True),
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _org_id(),
     sa.Column("subject", Text, nullable=False),
     # The ``sub`` of the site's customer token: the person (data subject requests).
     sa.Column("pseudonym", Text, nullable=False),
@@ -273,7 +283,7 @@ subject_sessions = sa.Table(
 legal_holds = sa.Table(
     "legal_holds",
     metadata,
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    _org_id(primary_key=True),
     sa.Column("kind", Text, primary_key=True),
     # ``recording`` (target: its id) or ``subject`` (target: the customer's ``sub``).
     sa.Column("target", Text, primary_key=True),
@@ -285,7 +295,7 @@ legal_holds = sa.Table(
 training_policies = sa.Table(
     "training_policies",
     metadata,
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    _org_id(primary_key=True),
     sa.Column("version", sa.Integer(), primary_key=True),
     sa.Column("text", Text, nullable=False),
     sa.Column("created_at", Real, nullable=False),
@@ -296,10 +306,8 @@ training_policies = sa.Table(
 policy_acknowledgements = sa.Table(
     "policy_acknowledgements",
     metadata,
-    sa.Column(
-        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), primary_key=True
-    ),
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _username(primary_key=True),
+    _org_id(),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("acknowledged_at", Real, nullable=False),
 )
@@ -309,10 +317,8 @@ training_completions = sa.Table(
     "training_completions",
     metadata,
     sa.Column("completion_id", Text, primary_key=True),
-    sa.Column(
-        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _username(),
+    _org_id(),
     sa.Column("completed_at", Real, nullable=False),
     sa.Column("policy_version", sa.Integer(), nullable=False),
     sa.Column("method", Text, nullable=False),
@@ -328,10 +334,8 @@ practice_sessions = sa.Table(
     "practice_sessions",
     metadata,
     sa.Column("session_id", Text, primary_key=True),
-    sa.Column(
-        "username", Text, sa.ForeignKey("users.username", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _username(),
+    _org_id(),
     sa.Column("started_at", Real, nullable=False),
     sa.Column("ended_at", Real),
     sa.Column("steps", Text, nullable=False, server_default=""),
@@ -344,7 +348,7 @@ practice_sessions = sa.Table(
 training_settings = sa.Table(
     "training_settings",
     metadata,
-    sa.Column("org_id", Text, sa.ForeignKey("orgs.org_id", ondelete="CASCADE"), primary_key=True),
+    _org_id(primary_key=True),
     sa.Column("interval_days", sa.Integer(), nullable=False),
 )
 """An organisation's re-training interval, where it is not the default."""

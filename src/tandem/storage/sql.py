@@ -154,69 +154,73 @@ def _json_list(value: Any) -> list[Any]:
     return list(json.loads(value) if isinstance(value, str | bytes) else value)
 
 
+def _optional(coerce: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else coerce(value)
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,  # SQLite stores flags as 0 or 1
+    "str | None": _optional(str),
+    "float | None": _optional(float),
+}
+
+
+_Coercions = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+_coercions: dict[type[Any], _Coercions] = {}
+
+
+def _coercions_of(cls: type[Any]) -> _Coercions:
+    found = _coercions.get(cls)
+    if found is None:
+        fields = dataclasses.fields(cls)
+        found = _coercions[cls] = tuple((f.name, _COERCE.get(str(f.type))) for f in fields)
+    return found
+
+
+R = TypeVar("R")
+
+
+def _record(cls: type[R], row: Any, /, **stored_otherwise: Any) -> R:
+    """A record (a dataclass of tandem.storage.base) from a row with a column named for each of
+    its fields, each value coerced to the field's type; the fields stored another way (JSON
+    lists, comma-joined names, a column of another name) come in ``stored_otherwise``."""
+    values = dict(stored_otherwise)
+    for name, coerce in _coercions_of(cls):
+        if name not in values:
+            if coerce is None:
+                raise TypeError(f"{cls.__name__}.{name} is not a column: pass its value")
+            values[name] = coerce(row[name])
+    return cls(**values)
+
+
+def _teams(row: Any) -> tuple[str, ...]:
+    return tuple(sorted(map(str, _json_list(row["teams"]))))
+
+
 def _user(row: Any) -> UserRecord:
     codes = sorted(_json_list(row["codes"]), key=lambda pair: int(pair[0]))
-    return UserRecord(
-        username=str(row["username"]),
-        display_name=str(row["display_name"]),
-        role=str(row["role"]),
-        password_hash=str(row["password_hash"]),
-        created_at=float(row["created_at"]),
-        totp_secret=row["totp_secret"],
-        totp_last_step=int(row["totp_last_step"]),
+    return _record(
+        UserRecord,
+        row,
         recovery_codes=tuple(str(digest) for _, digest in codes),
-        org_id=str(row["org_id"]),
-        mfa_exempt=bool(row["mfa_exempt"]),
-        pending_totp=row["pending_totp"],
-        teams=tuple(sorted(map(str, _json_list(row["teams"])))),
+        teams=_teams(row),
         oidc_identity=row["oidc_subject"],
-        password_change_required=bool(row["password_change_required"]),
-        disabled=bool(row["disabled"]),
     )
 
 
 def _site(row: Any) -> SiteRecord:
-    return SiteRecord(
-        site_id=str(row["site_id"]),
-        org_id=str(row["org_id"]),
-        origin=str(row["origin"]),
-        name=str(row["name"]),
-        teams=tuple(sorted(map(str, _json_list(row["teams"])))),
-        policy=row["policy"],
-        token_key=row["token_key"],
-        require_token=bool(row["require_token"]),
-        verified=bool(row["verified"]),
-    )
+    return _record(SiteRecord, row, teams=_teams(row))
 
 
 def _recording(row: Any) -> RecordingRecord:
-    return RecordingRecord(
-        recording_id=str(row["recording_id"]),
-        org_id=str(row["org_id"]),
-        session_id=str(row["session_id"]),
-        site_id=str(row["site_id"]),
-        agent=str(row["agent"]),
-        key_id=str(row["key_id"]),
-        started_at=float(row["started_at"]),
-        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
-        end_reason=row["end_reason"],
-        frames=int(row["frames"]),
-        size=int(row["size"]),
-    )
+    return _record(RecordingRecord, row)
 
 
 def _session(row: Any) -> SessionRecord:
-    return SessionRecord(
-        session_id=str(row["session_id"]),
-        created_at=float(row["created_at"]),
-        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
-        end_reason=row["end_reason"],
-        agent=row["agent"],
-        org_id=str(row["org_id"]),
-        site_id=str(row["site_id"]),
-        node=str(row["node"]),
-        state=str(row["state"]),
-    )
+    return _record(SessionRecord, row)
 
 
 def _owned(grant: Grant, org_id: str, what: str) -> None:
@@ -644,7 +648,9 @@ class SQLStorage:
         except sqlite3.Error as exc:
             raise StorageError(f"the database failed: {exc}") from None
 
-    def _in_worker(self, work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection) -> T:
+    def _in_worker(
+        self, work: Callable[[sqlite3.Connection], T], connection: sqlite3.Connection
+    ) -> T:
         """In the SQLite worker thread: ``work``, with the short busy timeout while another
         connection is known to hold the lock (and the long one back once a statement passes)."""
         changes = connection.total_changes
@@ -1082,7 +1088,8 @@ class SQLStorage:
 
     async def purge_expired(self, now: float) -> None:
         """Delete expired codes, sign-ins, marks and ended sessions past their organisation's
-        retention. Each DELETE filters on an indexed column."""
+        retention (with their customers' ids and practice evidence). Each DELETE filters on an
+        indexed column."""
         shortest_retention = sa.select(sa.func.min(orgs.c.retention_days)).scalar_subquery()
         retention = (
             sa.select(orgs.c.retention_days)
@@ -1113,10 +1120,14 @@ class SQLStorage:
                 )
                 .returning(sessions.c.session_id)
             ).rows
-            # The customer's id goes with the session's record (storage limitation).
+            # The customer's id goes with the session's record (storage limitation), and so does
+            # a practice session's evidence (its completion keeps the steps it proved).
             for start in range(0, len(ended), 500):
                 ids = [row[0] for row in ended[start : start + 500]]
                 db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
+                db.execute(
+                    practice_sessions.delete().where(practice_sessions.c.session_id.in_(ids))
+                )
 
         await self._transaction(work)
 
@@ -1721,7 +1732,7 @@ class SQLStorage:
             )
             .returning(*legal_holds.c)
         )
-        return _hold(rows[0]) if rows else None
+        return _record(HoldRecord, rows[0]) if rows else None
 
     async def list_holds(self, grant: Grant) -> list[HoldRecord]:
         org_id = grant.org_id
@@ -1730,7 +1741,7 @@ class SQLStorage:
             .where(legal_holds.c.org_id == org_id)
             .order_by(legal_holds.c.placed_at, legal_holds.c.kind, legal_holds.c.target)
         )
-        return [_hold(row) for row in rows]
+        return [_record(HoldRecord, row) for row in rows]
 
     # Training before live sessions (tandem.training)
 
@@ -1741,7 +1752,7 @@ class SQLStorage:
             .order_by(training_policies.c.version.desc())
             .limit(1)
         )
-        return None if row is None else _policy(row)
+        return None if row is None else _record(PolicyRecord, row)
 
     async def add_policy(
         self, grant: Grant, text: str, created_by: str, created_at: float, first_version: int
@@ -1824,7 +1835,7 @@ class SQLStorage:
             statement = statement.where(training_completions.c.username == username)
         latest: dict[str, TrainingRecord] = {}
         for row in await self._rows(statement):
-            record = _training(row)
+            record = _record(TrainingRecord, row)
             latest[record.username] = record  # ordered oldest first: the newest stays
         return latest
 
@@ -1833,13 +1844,7 @@ class SQLStorage:
             raise NotFoundError("not found")
         await self._count(
             practice_sessions.insert().values(
-                session_id=practice.session_id,
-                username=practice.username,
-                org_id=practice.org_id,
-                started_at=practice.started_at,
-                ended_at=practice.ended_at,
-                steps=",".join(practice.steps),
-                used=practice.used,
+                _fields_of(practice, practice_sessions) | {"steps": ",".join(practice.steps)}
             )
         )
 
@@ -1945,49 +1950,9 @@ class SQLStorage:
         return await self._transaction(work)
 
 
-def _policy(row: Any) -> PolicyRecord:
-    return PolicyRecord(
-        org_id=str(row["org_id"]),
-        version=int(row["version"]),
-        text=str(row["text"]),
-        created_at=float(row["created_at"]),
-        created_by=str(row["created_by"]),
-    )
-
-
-def _training(row: Any) -> TrainingRecord:
-    return TrainingRecord(
-        completion_id=str(row["completion_id"]),
-        username=str(row["username"]),
-        org_id=str(row["org_id"]),
-        completed_at=float(row["completed_at"]),
-        policy_version=int(row["policy_version"]),
-        method=str(row["method"]),
-        session_id=str(row["session_id"]),
-        steps=str(row["steps"]),
-    )
-
-
 def _practice(row: Any) -> PracticeRecord:
-    return PracticeRecord(
-        session_id=str(row["session_id"]),
-        username=str(row["username"]),
-        org_id=str(row["org_id"]),
-        started_at=float(row["started_at"]),
-        ended_at=None if row["ended_at"] is None else float(row["ended_at"]),
-        steps=tuple(step for step in str(row["steps"]).split(",") if step),
-        used=bool(row["used"]),
-    )
-
-
-def _hold(row: Any) -> HoldRecord:
-    return HoldRecord(
-        org_id=str(row["org_id"]),
-        kind=str(row["kind"]),
-        target=str(row["target"]),
-        reason=str(row["reason"]),
-        placed_by=str(row["placed_by"]),
-        placed_at=float(row["placed_at"]),
+    return _record(
+        PracticeRecord, row, steps=tuple(step for step in str(row["steps"]).split(",") if step)
     )
 
 
