@@ -436,27 +436,31 @@ async def scale(
 
 
 def gc_pauses(server: Server) -> str:
-    """Tandem's collections so far from its metrics: how many, how many full, the longest
-    bucket reached."""
+    """Tandem's collections so far from its metrics: how many (full ones apart), and by
+    generation how many took longer than 50 and 100 ms."""
     text = httpx.get(
         f"{server.origin}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=60
     ).text
     counts: dict[str, float] = {}
-    over: dict[float, float] = {0.05: 0.0, 0.1: 0.0}
+    within: dict[tuple[str, float], float] = {}
     for line in text.splitlines():
+        if not line.startswith("tandem_gc_pause_seconds_"):
+            continue
+        generation = line.split('generation="')[1].split('"')[0]
+        value = float(line.rsplit(" ", 1)[1])
         if line.startswith("tandem_gc_pause_seconds_count"):
-            generation = line.split('generation="')[1].split('"')[0]
-            counts[generation] = float(line.rsplit(" ", 1)[1])
+            counts[generation] = value
         elif line.startswith("tandem_gc_pause_seconds_bucket"):
             bound = line.split('le="')[1].split('"')[0]
-            if bound != "+Inf" and float(bound) in over:
-                over[float(bound)] -= float(line.rsplit(" ", 1)[1])
-    total = sum(counts.values())
-    slow = {bound: total + below for bound, below in over.items()}  # collections above bound
-    return (
-        f"{total:.0f} collections ({counts.get('2', 0):.0f} full), "
-        f"{slow[0.05]:.0f} longer than 50 ms, {slow[0.1]:.0f} longer than 100 ms"
+            if bound in ("0.05", "0.1"):
+                within[generation, float(bound)] = value
+    slow = ", ".join(
+        f"gen {g}: {counts[g] - within.get((g, 0.05), 0):.0f} over 50 ms, "
+        f"{counts[g] - within.get((g, 0.1), 0):.0f} over 100 ms"
+        for g in sorted(counts)
+        if counts[g]
     )
+    return f"{sum(counts.values()):.0f} collections ({counts.get('2', 0):.0f} full); {slow}"
 
 
 def percentile(values: list[float], p: float) -> float:
