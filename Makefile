@@ -26,6 +26,7 @@ help:
 	@echo "make dist  - build the release into dist/: wheel and sdist (with the built SDK and console), runtime lock"
 	@echo "make generate - (developers) rewrite sdk/src/generated/ after changing a message or REST body"
 	@echo "make bench - (developers) Tandem's relay against bare relays in one run (bench/RESULTS.md)"
+	@echo "make screenshots - (developers) remake docs/screenshots/ (the tour at three sizes, workspace, admin)"
 
 # Pinned dependencies, with hashes, generated from pyproject.toml by `make lock`:
 #   requirements/runtime.txt  what `tandem` needs to run (docs/deployment.md installs the wheel with it)
@@ -183,6 +184,18 @@ BENCH_ARGS ?=
 bench: setup chromium
 	$(BIN)/python bench/relay.py $(BENCH_ARGS)
 	$(BIN)/python bench/sdk_wire.py
+	$(BIN)/python bench/keystroke_latency.py
+
+# The screenshots in docs/screenshots/ (README.md's tour, docs/administration.md): the tour at
+# 360x740, 390x844 and 1440x900 (customer, agent workspace, admin pages; axe-clean at each step),
+# the workspace with the pointer and the office pages, from the real SDK and console in Chromium.
+.PHONY: screenshots
+SCREENSHOTS_DIR ?= docs/screenshots
+screenshots: setup chromium
+	TANDEM_SCREENSHOTS=$(abspath $(SCREENSHOTS_DIR)) $(BIN)/python -m pytest -q -p no:randomly -m e2e \
+	  tests/e2e/test_tour.py tests/e2e/test_workspace.py::test_workspace_screenshots \
+	  tests/e2e/test_office_pages.py::test_office_screenshots
+	@echo "screenshots in $(SCREENSHOTS_DIR)/ (docs/screenshots/README.md says which is which)"
 
 clean:
 	rm -rf dist $(VENV) sdk/node_modules $(STATIC)/sdk $(STATIC)/sbom $(STATIC)/console/*.js

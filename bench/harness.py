@@ -55,6 +55,24 @@ def add_alice(data: str, env: dict[str, str] | None = None) -> None:
         capture_output=True,
         env=env,
     )
+    # Agents join live sessions once trained (tandem.training): the benchmark's agent counts as
+    # trained, as an operator records it for a test installation.
+    subprocess.run(
+        [
+            *TANDEM,
+            "training",
+            "record",
+            "alice",
+            "--reason",
+            "benchmark set-up",
+            "--data-dir",
+            data,
+        ],
+        text=True,
+        check=True,
+        capture_output=True,
+        env=env,
+    )
 
 
 @contextlib.contextmanager

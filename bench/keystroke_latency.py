@@ -11,6 +11,7 @@ plaintext builds alternate in the same run; the ratio is the median of paired me
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -79,6 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     encrypted: list[list[float]] = []
     plain: list[list[float]] = []
+    load_before = os.getloadavg()[0]
     with plaintext_build() as plain_dir, tandem_server() as base, sync_playwright() as pw:
         browser = launch(pw)
         for _ in range(args.rounds):
@@ -90,9 +92,10 @@ def main() -> None:
     ratio = median_ratio(
         [statistics.median(r) for r in encrypted], [statistics.median(r) for r in plain]
     )
-    print(f"keystroke -> agent view, encrypted: {summary(flat_e)}")
+    print(f"keystroke -> agent view, encrypted: {summary(flat_e)} (target p95 ≤ 60 ms)")
     print(f"keystroke -> agent view, plaintext: {summary(flat_p)}")
     print(f"ratio encrypted/plaintext (median of {args.rounds} paired rounds): {ratio:.3f}")
+    print(f"load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
 
 
 if __name__ == "__main__":

@@ -6,17 +6,21 @@ Real Chromium, the real SDK and console, `tandem serve` on loopback.
   page loads: shop, cart, checkout with its form typed, account), counting every binary frame
   the customer's page sent from consent to the end of the minute. The same script under the
   plaintext build (uncompressed JSON, bench/harness.py) gives the raw size: the ratio is what
-  compression saves, and the full snapshot's ratio is taken from the first page's first second.
+  compression saves. The full snapshot's ratio is that of the first page's largest frame (the
+  snapshot travels in one), the first second's (with its images and key frames) beside it.
 * first frame: a 300 KB page (the shop with rows added); from the customer's click on Allow to
   the agent's mirror showing the page's last element, split into customer (click to the first
   content frame sent), wire (to its arrival in the console) and console (to the mirror).
 
     .venv/bin/python bench/sdk_wire.py [--rounds 3] [--seconds 60]
+
+Each run prints the load average: on a shared machine the times are several-fold a quiet one's.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -75,10 +79,11 @@ BIG_PAGE = """() => {
 MIRROR = 'iframe[title="Customer view"]'
 
 
-def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, int]:
-    """Run the minute; (bytes sent after consent, bytes sent in its first second). Each page
+def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, int, int]:
+    """Run the minute; (bytes sent after consent, bytes sent in its first second, the largest
+    frame of that second: the first page's full snapshot, which travels in one frame). Each page
     load starts a new count (the probe is installed again): a page's count is taken just
-    before leaving it."""
+    before leaving it. The waits pace a person's minute; they wait for nothing."""
     customer = session.customer
 
     def page_total() -> int:
@@ -87,6 +92,7 @@ def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, in
     started = time.monotonic()
     customer.wait_for_timeout(1000)
     first_second = page_total()
+    snapshot = int(max(size for _, size in customer.evaluate("() => window.__sent")))
     customer.get_by_label("Search products").press_sequentially("tent", delay=120)
     for _ in range(3):
         customer.mouse.wheel(0, 600)
@@ -106,7 +112,7 @@ def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, in
     remaining = seconds - (time.monotonic() - started)
     if remaining > 0:
         customer.wait_for_timeout(remaining * 1000)
-    return sent + page_total(), first_second
+    return sent + page_total(), first_second, snapshot
 
 
 def first_frame(browser: Browser, base: str) -> tuple[float, float, float]:
@@ -162,7 +168,9 @@ def main() -> None:
     wire: list[float] = []
     raw: list[float] = []
     snapshot_ratio: list[float] = []
+    first_second_ratio: list[float] = []
     splits: list[tuple[float, float, float]] = []
+    load_before = os.getloadavg()[0]
     with sync_playwright() as playwright, tandem_server() as base, plaintext_build() as plain:
         browser = launch(playwright)
         for _ in range(args.rounds):
@@ -176,16 +184,20 @@ def main() -> None:
             minutes = args.seconds / 60
             wire.append(counts["wire"][0] / 1000 / minutes)
             raw.append(counts["raw"][0] / 1000 / minutes)
-            snapshot_ratio.append(counts["raw"][1] / max(1, counts["wire"][1]))
+            first_second_ratio.append(counts["raw"][1] / max(1, counts["wire"][1]))
+            snapshot_ratio.append(counts["raw"][2] / max(1, counts["wire"][2]))
             splits.append(first_frame(browser, base))
         browser.close()
-    print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds):")
+    load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
+    print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds; {load}):")
     print(f"  on the wire: p50 {statistics.median(wire):.1f} KB/min (target ≤ 40)")
     print(f"  raw rrweb JSON: p50 {statistics.median(raw):.1f} KB/min")
     ratios = sorted(r / w for r, w in zip(raw, wire, strict=True))
     print(f"  raw/wire: {statistics.median(ratios):.1f}x")
-    print(f"  first page's first second (full snapshot) raw/wire: "
-          f"{statistics.median(snapshot_ratio):.1f}x (target ≥ 5)")  # fmt: skip
+    print(f"  full snapshot (first page's largest frame) raw/wire: "
+          f"{statistics.median(snapshot_ratio):.2f}x (target ≥ 5)")  # fmt: skip
+    print(f"  first page's first second (snapshot, its images, key frames) raw/wire: "
+          f"{statistics.median(first_second_ratio):.2f}x")  # fmt: skip
     totals = sorted(sum(split) for split in splits)
     p95 = totals[max(0, round(0.95 * len(totals)) - 1)]
     print(f"agent's first frame on a 300 KB page: median {statistics.median(totals):.0f} ms, "

@@ -56,10 +56,12 @@ def test_one_input(data: bytes) -> None:
             if len(frame) > 1:
                 frames.append(bytes([frame[0] % 7]) + frame[1:])
         open_recording(frames)
-        payloads = _Payloads()  # what an opened frame decodes into (deflate, JSON, parts)
-        for frame in frames:
+        # What an opened frame decodes into (flags 0-3: JSON, deflate, the epoch's stream with or
+        # without the preset dictionary; parts), two epochs' streams in turn.
+        payloads = _Payloads()
+        for i, frame in enumerate(frames):
             with contextlib.suppress(RecordingError):
-                payloads.push(frame)
+                payloads.push(bytes([frame[0] % 4]) + frame[1:] if frame else frame, i % 2)
         return
     if choice == 5:
         raw = fdp.ConsumeBytes(fdp.remaining_bytes())

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from tandem import crypto
 from tandem.exceptions import RecordingError
+from tandem.protocol import content
 from tandem.recordings import Recorder, container, read_container, recording_events
 from tandem.storage.base import RecordingRecord
 from tests.conftest import tandem_in_process
@@ -349,18 +350,27 @@ def test_a_recording_made_up_whole_under_the_public_key_still_opens() -> None:
     assert recording_events(data, key_file(private), PASSPHRASE)[1] == events("made up")["events"]
 
 
-def streamed(private: X25519PrivateKey, pages: list[list[dict[str, object]]]) -> list[bytes]:
-    """Recorded epochs 2, 3, … whose payloads are packed as the SDK packs them now (issue 17):
-    each epoch one raw deflate stream, flushed after every payload (flag 2)."""
+def streamed(
+    private: X25519PrivateKey,
+    pages: list[list[dict[str, object]]],
+    flags: tuple[int, ...] = (content.STREAMED_WITH_DICTIONARY,),
+) -> list[bytes]:
+    """Recorded epochs 2, 3, … whose payloads are packed as the SDK packs them (issue 17):
+    each epoch one raw deflate stream, sync-flushed after every payload: flag 3 (primed with
+    the preset dictionary) as now, flag 2 (without) as before. Frame i of an epoch carries
+    ``flags[i % len(flags)]`` (the stream is primed as its first frame says)."""
     frames: list[bytes] = []
     previous = count = 0
     for epoch, payloads in enumerate(pages, start=2):
         content_key = os.urandom(32)
         frames.append(link(private, content_key, epoch, previous, count))
-        stream = zlib.compressobj(6, zlib.DEFLATED, -15)
+        primed = flags[0] == content.STREAMED_WITH_DICTIONARY
+        zdict = {"zdict": content.CONTENT_DICTIONARY} if primed else {}
+        stream = zlib.compressobj(6, zlib.DEFLATED, -15, **zdict)  # type: ignore[arg-type]
         for counter, payload in enumerate(payloads):
             body = json.dumps(payload).encode()
-            packed = b"\x02" + stream.compress(body) + stream.flush(zlib.Z_SYNC_FLUSH)
+            flag = bytes([flags[counter % len(flags)]])
+            packed = flag + stream.compress(body) + stream.flush(zlib.Z_SYNC_FLUSH)
             sealed = AESGCM(content_key).encrypt(
                 bytes(4) + struct.pack(">Q", counter), packed, aad(1, epoch, counter)
             )
@@ -369,14 +379,24 @@ def streamed(private: X25519PrivateKey, pages: list[list[dict[str, object]]]) ->
     return frames
 
 
-def test_a_recording_of_compression_streams_opens_epoch_by_epoch() -> None:
+@pytest.mark.parametrize("flag", [content.STREAMED_WITH_DICTIONARY, content.STREAMED])
+def test_a_recording_of_compression_streams_opens_epoch_by_epoch(flag: int) -> None:
     private = X25519PrivateKey.generate()
     pages = [[START, events("shop"), events("shop")], [events("cart"), events("cart"), END]]
     header, opened = recording_events(
-        container(made_for(private), streamed(private, pages)), key_file(private), PASSPHRASE
+        container(made_for(private), streamed(private, pages, (flag,))),
+        key_file(private),
+        PASSPHRASE,
     )
     assert [e["name"] for e in opened] == ["shop", "shop", "cart", "cart"]
     assert header["bound"] == {"start": START, "end": END}
+
+
+def test_frames_of_two_kinds_of_stream_in_one_epoch_are_refused() -> None:
+    private = X25519PrivateKey.generate()
+    flags = (content.STREAMED_WITH_DICTIONARY, content.STREAMED)
+    frames = streamed(private, [[START, events("shop"), END]], flags)
+    assert refusal(private, frames) == crypto.Broken.UNDECODABLE
 
 
 def test_a_bomb_in_a_compression_stream_is_refused() -> None:

@@ -7,7 +7,7 @@ import type { PairwiseKeys } from "../src/shared/e2e/channel.ts";
 import { randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
-import { Session } from "../src/share/session.ts";
+import { BATCH_MS, isUrgent, Session } from "../src/share/session.ts";
 import { DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 
 const SECRET = "1234567";
@@ -210,4 +210,16 @@ test("a dropped socket shows Reconnecting… with Stop; Stop then tells the serv
   assert.deepEqual(f.control().slice(before), [
     { v: 1, type: "resume", session_id: "s1", resume_token: "tok" }, { v: 1, type: "stop" },
   ]);
+});
+
+test("what the customer does goes at once; page changes wait at most 100 ms to share a frame", () => {
+  assert.ok(BATCH_MS <= 100);
+  const incremental = (source: number) => ({ type: 3, data: { source }, timestamp: 1 });
+  // A full snapshot, a new page; input (typing), clicks and other mouse interactions, selection.
+  for (const event of [{ type: 2 }, { type: 4 }, incremental(5), incremental(2), incremental(14)]) {
+    assert.ok(isUrgent(event), JSON.stringify(event));
+  }
+  // DOM mutations, mouse moves, scrolling, viewport resizes wait for the batch.
+  for (const source of [0, 1, 3, 4]) assert.ok(!isUrgent(incremental(source)), `source ${source}`);
+  assert.ok(isUrgent(null), "anything unexpected is not held back");
 });

@@ -13,17 +13,18 @@ for (const name of Object.getOwnPropertyNames(window)) {
   if (INTERFACE.test(name)) globals[name] ??= (window as unknown as Record<string, unknown>)[name];
 }
 
-// Browsers define one `textContent` getter, on Node.prototype; happy-dom overrides it per subclass
-// and its Node.prototype getter answers null. Make Node.prototype's dispatch as a browser's does.
-{
+// Browsers define one `textContent` getter (and `firstChild`, `nodeValue`...), on Node.prototype;
+// happy-dom overrides them per subclass and its Node.prototype getter answers null. Make
+// Node.prototype's dispatch as a browser's does.
+for (const property of ["textContent", "firstChild", "nextSibling", "parentNode", "nodeValue"]) {
   const nodeProto = window.Node.prototype;
-  const own = Object.getOwnPropertyDescriptor(nodeProto, "textContent") as PropertyDescriptor;
-  Object.defineProperty(nodeProto, "textContent", {
+  const own = Object.getOwnPropertyDescriptor(nodeProto, property) as PropertyDescriptor;
+  Object.defineProperty(nodeProto, property, {
     configurable: true,
     set: own.set,
     get(this: object) {
       for (let p = Object.getPrototypeOf(this); p && p !== nodeProto; p = Object.getPrototypeOf(p)) {
-        const getter = Object.getOwnPropertyDescriptor(p, "textContent")?.get;
+        const getter = Object.getOwnPropertyDescriptor(p, property)?.get;
         if (getter) return getter.call(this);
       }
       return own.get?.call(this);

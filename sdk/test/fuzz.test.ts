@@ -15,7 +15,8 @@ import {
 } from "../src/shared/e2e/recording.ts";
 import { recordingCommand } from "../src/share/recording.ts";
 import { toBase64Url } from "../src/shared/e2e/encoding.ts";
-import { MAX_PARTS, PayloadDecoder, PayloadError, pack, unpack } from "../src/shared/payload.ts";
+import { deflateRaw } from "pako";
+import { MAX_PARTS, PackStream, PayloadDecoder, PayloadError, UnpackStreams } from "../src/shared/payload.ts";
 import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
 import { parseServerMessage, type ServerMessage } from "../src/shared/protocol.ts";
 import { SERVER_MESSAGE_SCHEMAS } from "../src/generated/protocol.ts";
@@ -64,14 +65,17 @@ test("payload decoder: any bytes and any part sequence", async () => {
 test("unpack: any bytes, including broken and oversized deflate streams", async () => {
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
-      await expectOnly(PayloadError, () => unpack(bytes));
-      await expectOnly(PayloadError, () => unpack(Uint8Array.of(1, ...bytes)));
+      await expectOnly(PayloadError, () => new UnpackStreams().unpack(bytes, 1));
+      await expectOnly(PayloadError, () => new UnpackStreams().unpack(Uint8Array.of(1, ...bytes), 1));
+      await expectOnly(PayloadError, () => new UnpackStreams().unpack(Uint8Array.of(2, ...bytes), 1));
+      await expectOnly(PayloadError, () => new UnpackStreams().unpack(Uint8Array.of(3, ...bytes), 1));
     }),
     { numRuns: RUNS / 4 },
   );
-  // A deflate bomb is cut off at the limit.
-  const bomb = await pack(new Uint8Array(2 * 1024 * 1024).fill(65));
-  await assert.rejects(unpack(bomb), PayloadError);
+  // A deflate bomb is cut off at the limit, in either encoding.
+  const zeros = new Uint8Array(2 * 1024 * 1024).fill(65);
+  await assert.rejects(async () => new UnpackStreams().unpack(Uint8Array.of(1, ...deflateRaw(zeros)), 1), PayloadError);
+  await assert.rejects(async () => new UnpackStreams().unpack(new PackStream().pack(zeros), 1), PayloadError);
 });
 
 test("content receiver: forged, truncated and relabelled frames only raise ChannelError", async () => {

@@ -48,25 +48,29 @@ test("codes are shown in groups of three", () => {
   assert.equal(formatCode("012345"), "012 345");
 });
 
-import { pack, unpack, COMPRESS_FROM_BYTES, MAX_PAYLOAD_BYTES as LIMIT } from "../src/shared/payload.ts";
+import { MAX_PAYLOAD_BYTES as LIMIT, UnpackStreams } from "../src/shared/payload.ts";
 
-test("pack deflates large frames, leaves small ones, and unpack restores both", async () => {
+/** A frame as earlier versions packed it: flag 0 as is, flag 1 deflated on its own in the browser. */
+async function legacyPack(frame: Uint8Array, deflate: boolean): Promise<Uint8Array> {
+  if (!deflate) return Uint8Array.of(0, ...frame);
+  const stream = new Blob([frame as BlobPart]).stream().pipeThrough(new CompressionStream("deflate-raw"));
+  return Uint8Array.of(1, ...new Uint8Array(await new Response(stream).arrayBuffer()));
+}
+
+test("frames packed by earlier versions (raw, or deflated on their own) still unpack", async () => {
   const small = new TextEncoder().encode("hi");
-  const large = new TextEncoder().encode("abc".repeat(COMPRESS_FROM_BYTES));
-  const packedSmall = await pack(small);
-  const packedLarge = await pack(large);
-  assert.equal(packedSmall[0], 0);
-  assert.equal(packedLarge[0], 1);
-  assert.ok(packedLarge.length < large.length / 10);
-  assert.deepEqual(await unpack(packedSmall), small);
-  assert.deepEqual(await unpack(packedLarge), large);
+  const large = new TextEncoder().encode("abc".repeat(2048));
+  const unpacking = new UnpackStreams();
+  assert.deepEqual(unpacking.unpack(await legacyPack(small, false), 1), small);
+  assert.deepEqual(unpacking.unpack(await legacyPack(large, true), 1), large);
+  assert.deepEqual(unpacking.unpack(await legacyPack(large, true), 1), large);
 });
 
 test("unpack refuses a decompression bomb and unknown encodings", async () => {
-  const bomb = await pack(new Uint8Array(LIMIT * 3));
-  await assert.rejects(unpack(bomb), PayloadError);
-  await assert.rejects(unpack(Uint8Array.of(7, 1, 2)), PayloadError);
-  await assert.rejects(unpack(new Uint8Array(0)), PayloadError);
+  const bomb = await legacyPack(new Uint8Array(LIMIT * 3), true);
+  assert.throws(() => new UnpackStreams().unpack(bomb, 1), PayloadError);
+  assert.throws(() => new UnpackStreams().unpack(Uint8Array.of(7, 1, 2), 1), PayloadError);
+  assert.throws(() => new UnpackStreams().unpack(new Uint8Array(0), 1), PayloadError);
 });
 
 test("the customer's consent travels as its own payload, and only in that exact form", () => {

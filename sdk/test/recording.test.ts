@@ -10,7 +10,7 @@ import {
   BROKEN, RecordingError, RecordingOpener, checkPin, newKeyFile, openKeyFile, openRecording, parseContainer,
   recordingKeyId, validatePins, type RecordingKey,
 } from "../src/shared/e2e/recording.ts";
-import { PayloadDecoder, encodePayload, pack, type Payload } from "../src/shared/payload.ts";
+import { PackStream, PayloadDecoder, encodePayload, type Payload } from "../src/shared/payload.ts";
 import { PolicyError, validatePolicy } from "../src/shared/policy.ts";
 import { RecordingAsk, recordingCommand } from "../src/share/recording.ts";
 
@@ -108,10 +108,12 @@ const START = {
 const END = { k: "recording_end", recording_id: "r1", reason: "stopped_by_customer", at: 1_700_000_060_000 } as const;
 const events = (name: string): Payload => ({ k: "events", events: [{ type: 3, data: { name } }] });
 
+/** Each epoch's payloads in one compression stream, as the SDK packs them. */
 async function sealAll(sender: ContentSender, payloads: Payload[]): Promise<Uint8Array[]> {
   const out = [];
+  const stream = new PackStream();
   for (const payload of payloads) {
-    for (const frame of encodePayload(payload)) out.push(await sender.seal(await pack(frame)));
+    for (const frame of encodePayload(payload)) out.push(await sender.seal(stream.pack(frame)));
   }
   return out;
 }

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from tandem import crypto
 from tandem.access import Principal, Resource, authorize
 from tandem.exceptions import ConflictError, NotFoundError, RecordingError
+from tandem.protocol import content
 from tandem.storage.base import RecordingRecord, Storage
 
 CONTAINER_MAGIC = b"TNDMREC1"
@@ -109,24 +110,31 @@ payload that binds each."""
 
 class _Payloads:
     """Packed payloads back into payloads, parts joined. The flag byte says how the JSON was
-    packed (sdk/src/shared/payload.ts): 0 as is, 1 deflated on its own (earlier versions), 2 in
-    its epoch's deflate stream, flushed after each payload (one stream per epoch)."""
+    packed (tandem.protocol.content): 0 as is, 1 deflated on its own, 2 in its epoch's deflate
+    stream, sync-flushed after each frame, 3 as 2 with the preset dictionary (one stream per
+    epoch, started by its first frame)."""
 
     def __init__(self) -> None:
         self.parts: dict[int, str] = {}
         self.epoch = -1
+        self.flag = -1  # the current epoch's stream: 2 or 3, as its first frame said
         self.stream: Any = None  # zlib.Decompress of the current epoch's stream
 
     def push(self, packed: bytes, epoch: int) -> Any:
         try:
-            body = packed[1:]
-            if packed[:1] == b"\x01":  # bounded as in the browsers: a deflate bomb is refused
+            flag, body = packed[0], packed[1:]
+            if flag == content.DEFLATED:  # bounded as in the browsers: a deflate bomb is refused
                 body = _inflate(zlib.decompressobj(-15), body)
-            elif packed[:1] == b"\x02":
+            elif flag in (content.STREAMED, content.STREAMED_WITH_DICTIONARY):
                 if epoch != self.epoch or self.stream is None:
-                    self.epoch, self.stream = epoch, zlib.decompressobj(-15)
+                    primed = flag == content.STREAMED_WITH_DICTIONARY
+                    zdict = {"zdict": content.CONTENT_DICTIONARY} if primed else {}
+                    self.epoch, self.flag = epoch, flag
+                    self.stream = zlib.decompressobj(-15, **zdict)
+                if flag != self.flag:
+                    raise ValueError("a frame of another stream in this epoch")
                 body = _inflate(self.stream, body)
-            elif packed[:1] != b"\x00":
+            elif flag != content.RAW:
                 raise ValueError("unknown payload encoding")
             payload = json.loads(body)
             if isinstance(payload, dict) and payload.get("k") == "part":
@@ -135,7 +143,7 @@ class _Payloads:
                     return None
                 payload = json.loads("".join(self.parts[i] for i in sorted(self.parts)))
                 self.parts = {}
-        except (zlib.error, ValueError, KeyError, TypeError, RecursionError):
+        except (zlib.error, ValueError, KeyError, TypeError, RecursionError, IndexError):
             raise RecordingError(crypto.Broken.UNDECODABLE) from None
         return payload
 

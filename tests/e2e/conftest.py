@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect, sync_playwright
 
+from tandem.protocol import content
 from tandem.server.app import SDK_FILE
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, add_user, free_port
 from tests.server.test_organisations import api
@@ -153,7 +154,8 @@ def supervisor(browser: Browser) -> Iterator[Party]:
 
 def agent_plaintext(agent: Party) -> str:
     """Everything the agent's console decrypted so far, inflated, as text: each epoch's
-    payloads through that epoch's deflate stream (flag 2), older encodings (0, 1) as they are.
+    payloads through that epoch's deflate stream (flag 3, or 2 without the preset dictionary),
+    older encodings (0, 1) as they are.
     Unwrapped content keys are skipped: they are keys, not payloads."""
     text = []
     entries = [
@@ -169,9 +171,11 @@ def agent_plaintext(agent: Party) -> str:
     for key, data in entries:
         if key in unwrapping:
             continue
-        if data[:1] == b"\x02":
+        if data[:1] in (b"\x02", b"\x03"):  # flag 3: primed with the preset dictionary
+            zdict = {"zdict": content.CONTENT_DICTIONARY} if data[:1] == b"\x03" else {}
             try:
-                data = streams.setdefault(key, zlib.decompressobj(-15)).decompress(data[1:])
+                inflater = streams.setdefault(key, zlib.decompressobj(-15, **zdict))
+                data = inflater.decompress(data[1:])
             except zlib.error:
                 raise AssertionError("a decrypted payload does not inflate") from None
         elif data[:1] == b"\x01":

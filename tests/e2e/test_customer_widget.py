@@ -426,3 +426,121 @@ def test_the_screenshot_comparison_notices_a_change(live: RunningServer, custome
     changed = capture(page)
     result = compare_png(page, first, changed)
     assert result["sameSize"] and result["differing"] / result["total"] > 0.01
+
+
+# The ghost session of issue 15, finding 1, step by step: the agent's status must say
+# "Connected… live" only while the mirror follows the customer's page, and must change within
+# seconds (not the 60 s and more of the report) once the customer no longer shares.
+# Checked to fail when the guard is broken: with session.ts's start() no longer returning early
+# mid-session, Stop sharing loses focus and start() waits for a second code ("no answer"); with
+# index.ts making a new session for each start(), the code panel of the report comes back
+# ("Nothing is shared until you allow it") while the old session goes on recording unseen.
+ACCURATE_MS = 5_000
+
+
+def assert_mirror_follows(customer: Party, view: Any, text: str) -> None:
+    """The customer types into the unmasked delivery instructions; the agent's mirror shows it
+    (a frozen mirror would keep the old text)."""
+    customer.page.locator("#notes").fill(text)
+    expect(view.locator("#notes")).to_have_value(text)
+
+
+def start_again(page: Page, options: str = "") -> str:
+    """Tandem.start() from the page's script while a session runs: it answers at once (no code,
+    the code is used up); a start() that waits for a code of a new session would hang the test,
+    so its answer is raced with a bound: "no answer" is a failure, not a hang."""
+    answer: str = page.evaluate(
+        f"""() => Promise.race([
+            window.Tandem.start({options}),
+            new Promise((resolve) => setTimeout(() => resolve("no answer"), {ACCURATE_MS})),
+        ])"""
+    )
+    return answer
+
+
+def test_get_help_again_mid_session_never_leaves_the_agent_on_a_frozen_live_mirror(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    page = customer.page
+    page.goto(f"{live.base}/demo/checkout.html")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    status = agent.page.locator("#status")
+    expect(status).to_contain_text(LIVE)
+    view = mirror(agent)
+    assert_mirror_follows(customer, view, "first")
+
+    # 1. The page's own Get help button, mid-session.
+    page.get_by_role("button", name="Get help").click()
+    stop = page.get_by_role("button", name="Stop sharing")
+    expect(stop).to_be_focused()
+    expect(page.get_by_text("Nothing is shared until you allow it")).to_have_count(0)
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert_mirror_follows(customer, view, "after the page's button")
+    expect(status).to_contain_text(LIVE)
+
+    # 2. Tandem.start() again from the page's script, with other options: the same session.
+    again = start_again(page, "{locale: 'de'}")
+    assert again == "", f"start() mid-session answered {again!r}"
+    assert page.evaluate("() => window.Tandem.state") == "sharing"
+    expect(stop).to_be_visible()  # still the customer's language, still the same banner
+    # 3. Esc (what cancels the widget's dialogs) leaves the running session alone.
+    page.keyboard.press("Escape")
+    expect(stop).to_be_visible()
+    assert_mirror_follows(customer, view, "after start() and Esc")
+    expect(status).to_contain_text(LIVE)
+    creates = [f for f in customer.frames.sent if b'"type":"create"' in f]
+    assert len(creates) == 1, f"{len(creates)} sessions were started"
+
+    # 4. The customer stops: the agent is told within seconds, never "live" again.
+    stop.click()
+    expect(page.get_by_role("region", name="Help session ended")).to_be_visible()
+    expect(status).not_to_contain_text(LIVE, timeout=ACCURATE_MS)
+    expect(status).to_contain_text("Session ended", timeout=ACCURATE_MS)
+    expect(agent.page.get_by_role("button", name="Leave")).to_have_count(0)
+
+
+def test_get_help_after_stopping_starts_afresh_and_the_old_agent_stays_ended(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    page = customer.page
+    page.goto(f"{live.base}/demo/checkout.html")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    status = agent.page.locator("#status")
+    expect(status).to_contain_text(LIVE)
+
+    page.evaluate("() => window.Tandem.stop()")
+    expect(status).to_contain_text("Session ended", timeout=ACCURATE_MS)
+    # A new Get help is a new session with a new code; the old agent is not in it.
+    fresh = get_help(customer)
+    assert fresh != code
+    expect(page.get_by_text("Nothing is shared until you allow it")).to_be_visible()
+    expect(status).not_to_contain_text(LIVE)
+    # Cancel on the new code panel ends it: nothing left running.
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_function("() => window.Tandem.state === 'ended'")
+    expect(status).not_to_contain_text(LIVE)
+
+
+def test_get_help_during_the_consent_question_keeps_the_question_and_decline_ends_it(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    page = customer.page
+    page.goto(f"{live.base}/demo/checkout.html")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Alice wants to see this page")
+    assert start_again(page) == ""
+    expect(dialog).to_be_visible()
+    expect(page.get_by_text(CODE_PATTERN)).to_have_count(0)
+    dialog.get_by_role("button", name="Decline").click()
+    status = agent.page.locator("#status")
+    expect(status).to_contain_text("declined", timeout=ACCURATE_MS)
+    expect(status).not_to_contain_text(LIVE)

@@ -8,40 +8,43 @@
 import type {
   ComplianceReport, Hold, HoldRequest, Holds, SecurityStatus, SubjectErased, SubjectFindings, SubjectRequest,
 } from "../generated/rest.ts";
+import { complianceT as t } from "./messages/compliance.ts";
 import { api, el, field, problemDetail, statusLine, table } from "./office.ts";
 import { relayFetch } from "./relay.ts";
 
-const MARK: Record<string, string> = { pass: "pass", fail: "FAIL", "not applicable": "n/a" };
+const mark = (status: string): string =>
+  status === "pass" ? t("pass") : status === "fail" ? t("fail") : status === "not applicable" ? t("notApplicable") : status;
 
 export function compliancePanel(): HTMLElement {
   const panel = el("section");
-  panel.setAttribute("aria-label", "Compliance");
+  panel.setAttribute("aria-label", t("title"));
   const banner = el("p", "", "status bad");
   banner.setAttribute("role", "alert");
   banner.hidden = true;
   const form = el("form", "", "office-form");
-  const label = el("label", "Profile");
+  const label = el("label", t("profile"));
   const profile = el("select");
   profile.id = "compliance-profile";
   label.htmlFor = profile.id;
   for (const [value, text] of [["gdpr", "GDPR"], ["hipaa", "HIPAA"], ["pci-dss", "PCI DSS v4.0"]]) {
     profile.append(new Option(text, value));
   }
-  const check = el("button", "Check compliance");
+  const check = el("button", t("check"));
   check.type = "submit";
   form.append(label, profile, check);
   const results = el("div");
-  const [status, say] = statusLine("Compliance status");
+  const [status, say] = statusLine(t("status"));
 
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     api<ComplianceReport[]>("GET", `/api/compliance?profile=${encodeURIComponent(profile.value)}`)
       .then(([report]) => {
-        results.replaceChildren(table(["", "requirement", "reference", "found", "fix"], report.results.map((r) => [
-          MARK[r.status] ?? r.status, r.title, r.reference, r.detail, r.status === "fail" ? r.fix : "",
+        results.replaceChildren(table([t("colResult"), t("colRequirement"), t("colReference"), t("colFound"), t("colFix")], report.results.map((r) => [
+          mark(r.status), r.title, r.reference, r.detail, r.status === "fail" ? r.fix : "",
         ])));
         const failed = report.results.filter((r) => r.status === "fail").length;
-        say(failed ? `${failed} requirement${failed === 1 ? "" : "s"} of ${profile.selectedOptions[0].text} failed.` : `Every requirement of ${profile.selectedOptions[0].text} that applies passes.`, !failed);
+        const name = profile.selectedOptions[0].text;
+        say(failed ? t(failed === 1 ? "failedOne" : "failedMany", { count: failed, profile: name }) : t("passed", { profile: name }), !failed);
       })
       .catch((error: Error) => say(error.message));
   });
@@ -54,8 +57,8 @@ export function compliancePanel(): HTMLElement {
     .catch((error: Error) => say(error.message));
 
   panel.append(
-    el("h2", "Compliance"), banner,
-    el("p", "Checks this organisation's configuration against a profile (docs/compliance.md). The same check runs as `tandem compliance check`.", "muted"),
+    el("h2", t("title")), banner,
+    el("p", t("intro"), "muted"),
     form, results, status,
   );
   return panel;
@@ -79,23 +82,23 @@ function saveFile(name: string, data: Blob): void {
  */
 export function subjectsPanel(): HTMLElement {
   const panel = el("section");
-  panel.setAttribute("aria-label", "Data subject requests");
+  panel.setAttribute("aria-label", t("subjectsTitle"));
   const form = el("form", "", "office-form");
-  const subject = field(form, "Customer (token sub or session id)", el("input"));
+  const subject = field(form, t("subject"), el("input"));
   subject.autocomplete = "off";
   subject.spellcheck = false;
-  const find = el("button", "Find");
+  const find = el("button", t("find"));
   find.type = "submit";
-  const exportButton = el("button", "Export");
+  const exportButton = el("button", t("export"));
   exportButton.type = "button";
-  const erase = el("button", "Erase");
+  const erase = el("button", t("erase"));
   erase.type = "button";
   form.append(find, exportButton, erase);
   const found = el("div");
-  const [status, say] = statusLine("Subject request status");
+  const [status, say] = statusLine(t("subjectStatus"));
   const body = (): SubjectRequest | null => {
     const value = subject.value.trim();
-    if (!value) say("Enter the customer's token sub or a session id.");
+    if (!value) say(t("needSubject"));
     return value ? { subject: value } : null;
   };
   form.addEventListener("submit", (event) => {
@@ -104,10 +107,10 @@ export function subjectsPanel(): HTMLElement {
     if (!request) return;
     api<SubjectFindings>("POST", "/api/subjects/find", request)
       .then((f) => {
-        found.replaceChildren(table(["sessions", "recordings", "audit records", "reports"], [[
-          f.sessions.join(", ") || "none", f.recordings.join(", ") || "none", String(f.audit_records), String(f.reports),
+        found.replaceChildren(table([t("colSessions"), t("colRecordings"), t("colAuditRecords"), t("colReports")], [[
+          f.sessions.join(", ") || t("none"), f.recordings.join(", ") || t("none"), String(f.audit_records), String(f.reports),
         ]]));
-        say(f.sessions.length || f.audit_records ? "Found." : "Nothing stored concerns this customer.", true);
+        say(f.sessions.length || f.audit_records ? t("found") : t("nothingFound"), true);
       })
       .catch((error: Error) => say(error.message));
   });
@@ -120,45 +123,45 @@ export function subjectsPanel(): HTMLElement {
       .then(async (response) => {
         if (!response.ok) throw new Error(await problemDetail(response));
         saveFile("tandem-subject-export.zip", await response.blob());
-        say("Exported: recordings in the archive stay encrypted; its README says how to open them.", true);
+        say(t("exported"), true);
       })
       .catch((error: Error) => say(error.message));
   });
   erase.addEventListener("click", () => {
     const request = body();
     if (!request) return;
-    if (!confirm("Erase this customer's sessions and recordings for good? This cannot be undone.")) return;
+    if (!confirm(t("confirmErase"))) return;
     api<SubjectErased>("POST", "/api/subjects/erase", request)
       .then((e) => {
         found.replaceChildren();
-        say(`Erased ${e.sessions} session(s) and ${e.recordings.length} recording(s); ${e.audit_records_kept} audit record(s) kept, no longer linked to the customer.`, true);
+        say(t("erased", { sessions: e.sessions, recordings: e.recordings.length, kept: e.audit_records_kept }), true);
       })
       .catch((error: Error) => say(error.message));
   });
 
   const holdForm = el("form", "", "office-form");
-  const kind = field(holdForm, "Hold on", el("select"));
-  kind.append(new Option("a customer", "subject"), new Option("a recording", "recording"));
-  const target = field(holdForm, "Customer or recording id", el("input"));
+  const kind = field(holdForm, t("holdOn"), el("select"));
+  kind.append(new Option(t("holdSubject"), "subject"), new Option(t("holdRecording"), "recording"));
+  const target = field(holdForm, t("holdTarget"), el("input"));
   target.autocomplete = "off";
-  const reason = field(holdForm, "Reason", el("input"));
-  const place = el("button", "Place hold");
+  const reason = field(holdForm, t("holdReason"), el("input"));
+  const place = el("button", t("place"));
   place.type = "submit";
-  const lift = el("button", "Lift hold");
+  const lift = el("button", t("lift"));
   lift.type = "button";
   holdForm.append(place, lift);
   const holdList = el("div");
-  const [holdStatus, sayHold] = statusLine("Legal hold status");
+  const [holdStatus, sayHold] = statusLine(t("holdStatus"));
   const showHolds = () => api<Holds>("GET", "/api/holds")
     .then(({ holds }) => holdList.replaceChildren(holds.length
-      ? table(["on", "target", "since", "by", "reason"], holds.map((h) => [
-        h.kind, h.target, new Date(h.placed_at * 1000).toISOString().slice(0, 16).replace("T", " "), h.placed_by, h.reason,
+      ? table([t("colOn"), t("colTarget"), t("colSince"), t("colBy"), t("colReason")], holds.map((h) => [
+        h.kind === "subject" ? t("holdSubject") : h.kind === "recording" ? t("holdRecording") : h.kind, h.target, new Date(h.placed_at * 1000).toISOString().slice(0, 16).replace("T", " "), h.placed_by, h.reason,
       ]))
-      : el("p", "No legal holds.", "muted")))
+      : el("p", t("noHolds"), "muted")))
     .catch((error: Error) => sayHold(error.message));
   const holdRequest = (): HoldRequest | null => {
     if (!target.value.trim() || !reason.value.trim()) {
-      sayHold("A hold needs what it is on and a reason.");
+      sayHold(t("needHold"));
       return null;
     }
     return { kind: kind.value, target: target.value.trim(), reason: reason.value.trim() };
@@ -169,7 +172,7 @@ export function subjectsPanel(): HTMLElement {
     if (!request) return;
     api<Hold>("POST", "/api/holds", request)
       .then(() => {
-        sayHold("Hold placed: purge and erasure leave it alone until it is lifted.", true);
+        sayHold(t("placed"), true);
         void showHolds();
       })
       .catch((error: Error) => sayHold(error.message));
@@ -179,7 +182,7 @@ export function subjectsPanel(): HTMLElement {
     if (!request) return;
     api<Hold>("POST", "/api/holds/lift", request)
       .then(() => {
-        sayHold("Hold lifted.", true);
+        sayHold(t("lifted"), true);
         void showHolds();
       })
       .catch((error: Error) => sayHold(error.message));
@@ -187,10 +190,10 @@ export function subjectsPanel(): HTMLElement {
   void showHolds();
 
   panel.append(
-    el("h2", "Data subject requests"),
-    el("p", "Find, export or erase what Tandem stores about one customer (docs/compliance.md). Exports and erasures are audited.", "muted"),
+    el("h2", t("subjectsTitle")),
+    el("p", t("subjectsIntro"), "muted"),
     form, found, status,
-    el("h3", "Legal holds"), holdList, holdForm, holdStatus,
+    el("h3", t("holdsTitle")), holdList, holdForm, holdStatus,
   );
   return panel;
 }

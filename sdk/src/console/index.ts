@@ -17,6 +17,7 @@ import { passwordControls } from "./password.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, type Tool, initialState, reduce } from "./state.ts";
 import { SHORTCUTS, type ViewActions, draw } from "./view.ts";
+import { accountT as a } from "./messages/account.ts";
 import { t, useLocale } from "./messages/workspace.ts";
 import { direction, pickLocale } from "../shared/i18n.ts";
 import type { DeviceKind } from "../shared/payload.ts";
@@ -37,6 +38,10 @@ const locale = pickLocale(new URLSearchParams(location.search).get("lang"), ...(
 useLocale(locale);
 document.documentElement.lang = locale;
 document.documentElement.dir = direction(locale);
+// The header's and the tab's name (index.html has the English, for a page without script).
+const subtitle = document.querySelector(".subtitle");
+if (subtitle) subtitle.textContent = t("consoleSubtitle");
+document.title = `Tandem · ${t("consoleSubtitle")}`;
 
 const roots = { account: byId("account"), main: document.querySelector("main") ?? document.body, stage: byId("stage") };
 const mirror = byId("mirror");
@@ -199,7 +204,7 @@ const actions: ViewActions = {
         body: JSON.stringify({ username: input(form, "username").value.trim(), password: password.value, code: otp.value.trim() || null }),
       });
     } catch {
-      dispatch({ type: "signin_failed", error: "The server cannot be reached." });
+      dispatch({ type: "signin_failed", error: a("signInUnreachable") });
       return;
     }
     password.value = "";
@@ -219,7 +224,7 @@ const actions: ViewActions = {
   signInWithOrganisation(form) {
     const org = input(form, "org").value.trim().toLowerCase();
     if (!org) {
-      dispatch({ type: "signin_failed", error: "Type your organisation's id." });
+      dispatch({ type: "signin_failed", error: a("ssoNeedOrg") });
       return;
     }
     location.assign(`/api/sso/start?${new URLSearchParams({ org })}`);
@@ -263,7 +268,7 @@ const actions: ViewActions = {
   join(form) {
     const code = input(form, "code").value.trim();
     if (!code) {
-      dispatch({ type: "live", event: { type: "status", text: "Type the code the customer reads to you.", tone: "bad" } });
+      dispatch({ type: "live", event: { type: "status", text: a("joinNeedCode"), tone: "bad" } });
       return;
     }
     if (live?.open) live.join(code);
@@ -329,9 +334,9 @@ function ssoOutcome(): string | null {
   if (!outcome) return null;
   history.replaceState(null, "", location.pathname);
   return outcome === "unavailable"
-    ? "That organisation does not sign in through an identity provider here."
-    : outcome === "busy" ? "Too many sign-ins were started from here. Wait a few minutes, then try again."
-    : "Sign-in with your organisation failed. Ask your admin if your account is set up.";
+    ? a("ssoUnavailable")
+    : outcome === "busy" ? a("ssoBusy")
+    : a("ssoFailed");
 }
 
 async function init(): Promise<void> {

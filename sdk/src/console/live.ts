@@ -39,6 +39,8 @@ const META = 4;
 const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
 
+/** Refusals the customer's browser names by code (shared/payload.ts), said in the agent's language. */
+const REFUSALS: ReadonlySet<string> = new Set(["not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text"]);
 /** Frame kinds (../shared/e2e/channel.ts): content, and the agent's epoch key. */
 const CONTENT_FRAME = 0x01;
 const EPOCH_KEY_FRAME = 0x02;
@@ -716,7 +718,7 @@ export class LiveView {
     this.chain = this.chain
       .then(async () => {
         const plaintext = await receiver.open(frame);
-        if (plaintext && !this.ended) this.replay(await this.unpacking.unpack(plaintext, readU64(frame, 1)));
+        if (plaintext && !this.ended) this.replay(this.unpacking.unpack(plaintext, readU64(frame, 1)));
       })
       .catch((error: unknown) => {
         if (error instanceof ChannelError) {
@@ -790,7 +792,8 @@ export class LiveView {
     }
     if (payload.k === "action_refused") {
       this.ui.observe?.("action_refused", payload.reason);
-      this.status(t("notDone", { reason: payload.reason }), "bad");
+      const known = payload.code && REFUSALS.has(payload.code) ? t(`refuse_${payload.code}`) : null;
+      this.status(t("notDone", { reason: known ?? payload.reason }), "bad");
       this.ui.report({ type: "typing", on: false });
       this.typingTarget = null;
       return;

@@ -6,6 +6,7 @@
  */
 import type { AgentInfo } from "../generated/rest.ts";
 import { checkedAnswer } from "./answers.ts";
+import { accountT as a } from "./messages/account.ts";
 import { problemDetail } from "./office.ts";
 import { relayFetch } from "./relay.ts";
 
@@ -19,7 +20,7 @@ export function passwordControls(agent: AgentInfo, done: (agent: AgentInfo) => v
       id: "password-change",
       type: "button",
       className: "ghost",
-      textContent: "Change password",
+      textContent: a("pwButton"),
     });
     document.getElementById("signout-all")?.before(button);
   }
@@ -45,17 +46,15 @@ function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
   const shown = [...main.querySelectorAll<HTMLElement>(":scope > section")].filter((s) => !s.hidden);
   for (const section of shown) section.hidden = true;
   const panel = Object.assign(document.createElement("section"), { id: PANEL_ID, className: "card narrow" });
-  const heading = Object.assign(document.createElement("h1"), { textContent: forced ? "Choose a new password" : "Change your password" });
+  const heading = Object.assign(document.createElement("h1"), { textContent: forced ? a("pwTitleForced") : a("pwTitle") });
   const intro = Object.assign(document.createElement("p"), {
-    textContent: forced
-      ? "An admin reset your password. Choose your own before you continue: at least 12 characters (a few unrelated words work well)."
-      : "At least 12 characters (a few unrelated words work well). Your other sign-ins end.",
+    textContent: forced ? a("pwIntroForced") : a("pwIntro"),
   });
   const form = Object.assign(document.createElement("form"), { noValidate: true });
-  const current = passwordField(form, "password-current", forced ? "Password you were given" : "Current password", "current-password");
-  const fresh = passwordField(form, "password-new", "New password", "new-password");
-  const again = passwordField(form, "password-again", "New password again", "new-password");
-  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: "Change password" });
+  const current = passwordField(form, "password-current", forced ? a("pwGiven") : a("pwCurrent"), "current-password");
+  const fresh = passwordField(form, "password-new", a("pwNew"), "new-password");
+  const again = passwordField(form, "password-again", a("pwAgain"), "new-password");
+  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: a("pwSubmit") });
   form.append(submit);
   const error = Object.assign(document.createElement("p"), { className: "error", hidden: true });
   error.setAttribute("role", "alert");
@@ -65,7 +64,7 @@ function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
   };
   panel.append(heading, intro, form, error);
   if (!forced) {
-    const cancel = Object.assign(document.createElement("button"), { type: "button", className: "ghost", textContent: "Cancel" });
+    const cancel = Object.assign(document.createElement("button"), { type: "button", className: "ghost", textContent: a("pwCancel") });
     cancel.onclick = close;
     panel.append(cancel);
   }
@@ -76,7 +75,7 @@ function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
       error.textContent = text;
       error.hidden = false;
     };
-    if (fresh.value !== again.value) return fail("The two new passwords differ.");
+    if (fresh.value !== again.value) return fail(a("pwDiffer"));
     const response = await relayFetch("/api/me/password", {
       method: "POST",
       headers: { "Content-Type": "application/json" },

@@ -12,6 +12,7 @@ import { html, nothing, render, type TemplateResult } from "lit-html";
 import { live } from "lit-html/directives/live.js";
 import type { AgentInfo } from "../generated/rest.ts";
 import { type ConsoleState, type LiveCard, type Tool, controls } from "./state.ts";
+import { accountT as a } from "./messages/account.ts";
 import { t, type WorkspaceKey } from "./messages/workspace.ts";
 
 /** What the screens do when used; index.ts implements them. */
@@ -104,32 +105,32 @@ function signIn(error: string | null, options: ViewOptions, actions: ViewActions
 function copyCodes(event: Event, codes: readonly string[]): void {
   const button = event.currentTarget as HTMLButtonElement;
   const done = navigator.clipboard?.writeText(codes.join("\n")) ?? Promise.reject(new Error("no clipboard"));
-  done.then(() => { button.textContent = "Copied"; }, () => { button.textContent = "Copy failed: select the codes"; });
+  done.then(() => { button.textContent = a("mfaCopied"); }, () => { button.textContent = a("mfaCopyFailed"); });
 }
 
 function secondFactor(state: Extract<ConsoleState, { screen: "mfa" }>, actions: ViewActions): TemplateResult {
   return html`
     <section id="mfa" class="card narrow">
-      <h1>Set up two-step sign-in</h1>
-      <p>Your organisation requires a second step at sign-in. Scan this code with an authenticator app (Google Authenticator, Microsoft Authenticator, 1Password, …), then enter the 6-digit code it shows.</p>
-      <button id="mfa-start" type="button" class="primary" ?hidden=${state.step !== "start"} @click=${actions.mfaStart}>Show my code</button>
+      <h1>${a("mfaTitle")}</h1>
+      <p>${a("mfaIntro")}</p>
+      <button id="mfa-start" type="button" class="primary" ?hidden=${state.step !== "start"} @click=${actions.mfaStart}>${a("mfaShow")}</button>
       ${state.step === "scan" && state.setup ? html`
         <div id="mfa-scan">
-          <img id="mfa-qr" alt="QR code for your authenticator app" width="250" height="250" src=${state.setup.qr}>
-          <p class="muted">Cannot scan? Enter this key by hand: <code id="mfa-secret">${state.setup.secret.replace(/(.{4})/g, "$1 ").trim()}</code></p>
+          <img id="mfa-qr" alt=${a("mfaQrAlt")} width="250" height="250" src=${state.setup.qr}>
+          <p class="muted">${a("mfaByHand")} <code id="mfa-secret">${state.setup.secret.replace(/(.{4})/g, "$1 ").trim()}</code></p>
           <form id="mfa-form" novalidate @submit=${submit(actions.mfaConfirm)}>
-            <label for="mfa-code">Code from the app</label>
+            <label for="mfa-code">${a("mfaCode")}</label>
             <input id="mfa-code" name="mfa-code" autocomplete="one-time-code" inputmode="numeric" maxlength="8" required>
-            <button type="submit" class="primary">Turn on</button>
+            <button type="submit" class="primary">${a("mfaTurnOn")}</button>
           </form>
         </div>` : nothing}
       <p id="mfa-error" class="error" role="alert" ?hidden=${!state.error}>${state.error ?? ""}</p>
       ${state.step === "done" ? html`
         <div id="mfa-done">
-          <p class="good"><strong>Two-step sign-in is on.</strong> These recovery codes each work once if you lose your phone. Save them now: they are not shown again.</p>
-          <ol id="mfa-recovery" class="codes">${state.recoveryCodes.map((code) => html`<li><code>${code}</code></li>`)}</ol>
-          <button id="mfa-copy" type="button" @click=${(event: Event) => copyCodes(event, state.recoveryCodes)}>Copy all codes</button>
-          <button id="mfa-continue" type="button" class="primary" @click=${actions.mfaContinue}>I saved them — continue</button>
+          <p class="good"><strong>${a("mfaOn")}</strong> ${a("mfaSave")}</p>
+          <ol id="mfa-recovery" class="codes" aria-label=${a("mfaCodes")}>${state.recoveryCodes.map((code) => html`<li><code>${code}</code></li>`)}</ol>
+          <button id="mfa-copy" type="button" @click=${(event: Event) => copyCodes(event, state.recoveryCodes)}>${a("mfaCopy")}</button>
+          <button id="mfa-continue" type="button" class="primary" @click=${actions.mfaContinue}>${a("mfaContinue")}</button>
         </div>` : nothing}
     </section>`;
 }

@@ -9,7 +9,7 @@
 
 import { record } from "rrweb";
 import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
-import type { ControlState, Payload } from "../shared/payload.ts";
+import type { ActionRefusal, ControlState, Payload } from "../shared/payload.ts";
 import type { CustomerView } from "./ports.ts";
 
 /** Clicks and scrolls per second. Typing (each command sets the whole value) and pointer moves
@@ -99,8 +99,10 @@ export class RemoteControl {
     this.ui.point(null);
   }
 
-  private refuse(reason: string): void {
-    this.host.reply({ k: "action_refused", reason });
+  /** `reason` in English (older consoles show it as it is); `code` names it for the console's
+   * catalogue (the agent's language). */
+  private refuse(reason: string, code: ActionRefusal): void {
+    this.host.reply({ k: "action_refused", reason, code });
   }
 
   handle(command: unknown): void {
@@ -118,28 +120,28 @@ export class RemoteControl {
       return;
     }
     if (c.k === "control_release") return this.granted ? this.setState("revoked") : undefined;
-    if (!this.granted) return this.refuse("The customer has not given you control.");
+    if (!this.granted) return this.refuse("The customer has not given you control.", "not_granted");
     if (c.k === "pointer") {
       if (typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y) && this.points.take()) {
         this.ui.point(c.x, c.y);
       }
       return;
     }
-    if (!(c.k === "type" ? this.typing : this.actions).take()) return this.refuse("Too many actions: slow down.");
+    if (!(c.k === "type" ? this.typing : this.actions).take()) return this.refuse("Too many actions: slow down.", "too_many");
     if (c.k === "scroll" && typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y)) {
       scrollTo({ left: c.x, top: c.y });
       this.ui.notifyKey("scrolled", { agent: this.host.agent() });
       return;
     }
     const node = typeof c.id === "number" ? record.mirror.getNode(c.id) : null;
-    if (!(node instanceof Element) || !node.isConnected) return this.refuse("That part of the page is gone.");
-    if (!agentMayTouch(node)) return this.refuse("That is hidden from you or protected.");
+    if (!(node instanceof Element) || !node.isConnected) return this.refuse("That part of the page is gone.", "gone");
+    if (!agentMayTouch(node)) return this.refuse("That is hidden from you or protected.", "protected");
     if (coveredByTandemUi(node)) {
-      return this.refuse("That is covered by the customer's Tandem controls: ask them to scroll or answer first.");
+      return this.refuse("That is covered by the customer's Tandem controls: ask them to scroll or answer first.", "covered");
     }
     if (c.k === "click") return this.click(node);
     if (c.k === "type" && typeof c.text === "string") return this.type(node, c.text.slice(0, MAX_TYPED));
-    this.refuse("Unknown action.");
+    this.refuse("Unknown action.", "unknown");
   }
 
   private click(el: Element): void {
@@ -147,7 +149,7 @@ export class RemoteControl {
     const form = (el as HTMLButtonElement).form ?? null;
     const target = link ? new URL(link.href, location.href) : form ? new URL(form.action || location.href, location.href) : null;
     if (target && (target.origin !== location.origin || this.host.isPrivate(target))) {
-      return this.refuse("That leads off the pages you may see.");
+      return this.refuse("That leads off the pages you may see.", "off_pages");
     }
     this.ui.notifyKey("clicked", { agent: this.host.agent(), target: describe(el) });
     (el as HTMLElement).click();
@@ -155,7 +157,7 @@ export class RemoteControl {
 
   private type(el: Element, text: string): void {
     const isInput = el instanceof HTMLInputElement && TYPEABLE.has(el.type);
-    if (!isInput && !(el instanceof HTMLTextAreaElement)) return this.refuse("You can only type into text fields.");
+    if (!isInput && !(el instanceof HTMLTextAreaElement)) return this.refuse("You can only type into text fields.", "not_text");
     const field = el as HTMLInputElement | HTMLTextAreaElement;
     const setter = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(field), "value")?.set;
     setter?.call(field, text);

@@ -27,7 +27,7 @@ import {
   usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { encodePayload, pack, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { AssetCarrier } from "./assets.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
@@ -58,7 +58,7 @@ export const BATCH_MS = 100;
 const URGENT_TYPES = new Set([2, 4]);
 const URGENT_SOURCES = new Set([2, 5, 14]);
 
-function isUrgent(event: unknown): boolean {
+export function isUrgent(event: unknown): boolean {
   const e = event as { type?: number; data?: { source?: number } } | null;
   if (!e || typeof e !== "object") return true;
   if (URGENT_TYPES.has(e.type ?? -1)) return true;
@@ -152,6 +152,7 @@ export class Session {
   private cancelBatch: (() => void) | undefined;
   /** Each epoch's compression stream, by its sender: a frame of an epoch that has ended
    * (carried assets wait in the outbox) never restarts the stream of the current one. */
+  private packing = new WeakMap<ContentSender, PackStream>();
   private backlogged = false;
   private cancelBacklog: (() => void) | undefined;
   /** Sends leave in call order: packing and encryption are asynchronous. */
@@ -745,14 +746,14 @@ export class Session {
   private drawBanner(): void {
     if (this.state !== "sharing") return;
     const watcher = this.saved?.watcher;
-    const agent = (this.saved?.agent ?? "the agent") + (watcher ? ` and ${watcher} (supervisor)` : "");
+    const agent = this.saved?.agent ?? "the agent";
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
     const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
     // The server's word on connections: a note beside the banner, never in its place.
     const name = this.saved?.agent ?? "the agent";
     const note: BannerNote | null = this.agentAway ? { kind: "agent_away", agent: name }
       : isLive(this.machine) && this.machine.linkDown === true ? { kind: "link_down", agent: name } : null;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note);
+    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note, watcher ?? undefined);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */
@@ -917,12 +918,11 @@ export class Session {
       this.sendChain = this.sendChain
         .then(() => {
           // A frame of an epoch that ended meanwhile is dropped (the new epoch's full snapshot
-          // repairs the view). Each payload is deflated on its own (`pack`): the per-epoch
-          // stream (PackStream) stays off until its flush is proven to end every payload on a
-          // byte the receiver can inflate (fflate 0.8.3: a plain flush held back a payload's
-          // last bits about once in a dozen browser runs; its sync flush corrupts the stream).
+          // repairs the view), before it takes its place in the epoch's compression stream:
+          // every frame packed into a stream is sealed and sent, in order (the socket is the
+          // epoch's: a new socket starts a new epoch).
           if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return null;
-          return pack(frame).then((packed) => sender.seal(packed));
+          return sender.seal(this.packer(sender).pack(frame));
         })
         .then((sealed) => {
           if (!sealed || this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
@@ -932,6 +932,13 @@ export class Session {
         })
         .catch(() => undefined);
     });
+  }
+
+  /** The compression stream of `sender`'s epoch (one per epoch: the receiver starts one with its key). */
+  private packer(sender: ContentSender): PackStream {
+    let stream = this.packing.get(sender);
+    if (!stream) this.packing.set(sender, (stream = new PackStream()));
+    return stream;
   }
 
   /** The network is slower than the page: drop events, then send a fresh full snapshot. */

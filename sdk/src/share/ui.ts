@@ -475,8 +475,10 @@ export class CustomerUI {
   showSharing(
     agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
     note: BannerNote | null = null,
+    watcher?: string,
   ): void {
-    const who = agent === "the agent" ? this.t("theAgent") : agent;
+    const named = agent === "the agent" ? this.t("theAgent") : agent;
+    const who = watcher ? this.t("agentAndWatcher", { agent: named, watcher }) : named;
     const state = paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
     // What the server says of a connection (the agent's console away, the link between its

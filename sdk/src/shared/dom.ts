@@ -27,12 +27,21 @@ type InterfaceName = Parameters<typeof proto>[0];
  * `textContent` on Node; some DOM implementations override it on Element). */
 function getter(interfaces: InterfaceName | InterfaceName[], property: string): (self: unknown) => unknown {
   const names = Array.isArray(interfaces) ? interfaces : [interfaces];
+  // Found on first use, then kept: a snapshot reads these for every node, and a getter the
+  // page's script swaps in later is not the browser's.
+  let found: (() => unknown) | undefined;
   return (self) => {
-    for (const name of names) {
-      const descriptor = Object.getOwnPropertyDescriptor(proto(name), property);
-      if (descriptor?.get) return descriptor.get.call(self);
+    if (!found) {
+      for (const name of names) {
+        const descriptor = Object.getOwnPropertyDescriptor(proto(name), property);
+        if (descriptor?.get) {
+          found = descriptor.get;
+          break;
+        }
+      }
     }
-    throw new TypeError(`${names.join("/")}.${property} has no getter`);
+    if (!found) throw new TypeError(`${names.join("/")}.${property} has no getter`);
+    return found.call(self);
   };
 }
 
@@ -47,6 +56,10 @@ function method(interfaceName: InterfaceName, name: string): (self: unknown, ...
 const nodeTypeGetter = getter("Node", "nodeType");
 const parentElementGetter = getter("Node", "parentElement");
 const textContentGetter = getter("Node", "textContent");
+const firstChildGetter = getter("Node", "firstChild");
+const nextSiblingGetter = getter("Node", "nextSibling");
+const parentNodeGetter = getter("Node", "parentNode");
+const nodeValueGetter = getter("Node", "nodeValue");
 const getRootNodeMethod = method("Node", "getRootNode");
 const localNameGetter = getter("Element", "localName");
 const getAttributeMethod = method("Element", "getAttribute");
@@ -55,6 +68,7 @@ const closestMethod = method("Element", "closest");
 
 export const ELEMENT_NODE = 1;
 export const TEXT_NODE = 3;
+const CDATA_SECTION_NODE = 4;
 
 /** The node's type (1 element, 3 text...), or null for anything that is not a DOM node. */
 export function nodeTypeOf(node: unknown): number | null {
@@ -95,6 +109,45 @@ export function parentElementOf(node: Node): Element | null {
 
 export function textContentOf(node: Node): string | null {
   return textContentGetter(node) as string | null;
+}
+
+/**
+ * `node`'s textContent when it has at most `limit` characters, else null, reading no further
+ * than the first `limit + 1` characters: the text of a large part of the page (a list of 1,500
+ * rows) is not built for each of its text nodes. Text and CDATA descendants in tree order, as
+ * textContent has them.
+ */
+export function textContentUpTo(node: Node, limit: number): string | null {
+  const type = nodeTypeGetter(node);
+  if (type === TEXT_NODE || type === CDATA_SECTION_NODE) {
+    const text = String(nodeValueGetter(node) ?? "");
+    return text.length <= limit ? text : null;
+  }
+  let text = "";
+  let current = firstChildGetter(node) as Node | null;
+  while (current) {
+    const kind = nodeTypeGetter(current);
+    if (kind === TEXT_NODE || kind === CDATA_SECTION_NODE) {
+      text += String(nodeValueGetter(current) ?? "");
+      if (text.length > limit) return null;
+    }
+    const child = kind === ELEMENT_NODE ? (firstChildGetter(current) as Node | null) : null;
+    if (child) {
+      current = child;
+      continue;
+    }
+    // Next in tree order: the next sibling of the nearest inclusive ancestor below `node` that has one.
+    while (current && current !== node) {
+      const next = nextSiblingGetter(current) as Node | null;
+      if (next) {
+        current = next;
+        break;
+      }
+      const parent = parentNodeGetter(current) as Node | null;
+      current = parent === node ? null : parent;
+    }
+  }
+  return text;
 }
 
 export function rootNodeOf(node: Node): Node {

@@ -29,7 +29,7 @@
 
 import {
   asElement, attributeOf, closestOf, hasAttributeOn, liveValueOf, localNameOf, nodeTypeOf,
-  parentElementOf, TEXT_NODE, textContentOf,
+  parentElementOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 
@@ -237,8 +237,8 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
 function splitCardAround(el: MaskableElement): boolean {
   let node: Element | null = el;
   for (let level = 0; node && level < 4; level++) {
-    const whole = textContentOf(node);
-    if (!whole || whole.length > 400) return false;
+    const whole = textContentUpTo(node, 400);
+    if (!whole) return false;
     const flat = whole.replace(/\s+/g, " ");
     if (maskCardNumbers(flat) !== flat) return true;
     node = parentElementOf(node);

@@ -2,18 +2,22 @@
  * Payloads between the customer's and the agent's browsers. The server relays them as opaque
  * binary frames and never parses them (soon they are ciphertext).
  *
- * Compression (before encryption): each epoch of the customer's content is one deflate stream
- * (fflate), flushed after every payload, so a payload costs what is new in it rather than its
- * whole text; the receiver keeps the inflating side per epoch (frames of an epoch arrive whole
- * and in order: the channel checks their counters). Older encodings (raw, or each payload
- * deflated on its own) are still read: recordings made by earlier versions play.
+ * Compression (before encryption): each epoch of the customer's content is one raw deflate
+ * stream (pako, a port of zlib), primed with a preset dictionary of what rrweb's events and CSS
+ * have in common on any site, and sync-flushed after every frame so each frame inflates whole on
+ * arrival; a frame costs what is new in it rather than its whole text; the receiver keeps
+ * the inflating side per epoch (frames of an epoch arrive whole and in order: the channel checks
+ * their counters). An epoch's first frame starts its stream, so a player starts at an epoch's
+ * start. Older encodings (raw, or each payload deflated on its own) are still read: recordings
+ * made by earlier versions play.
  *
  * A payload is UTF-8 JSON. One that would exceed MAX_PAYLOAD_BYTES is split into parts
  * `{"k":"part","id":N,"i":i,"n":count,"d":"<slice of the JSON text>"}`, which the receiver
  * reassembles. The server's frame limit (1 MiB) sits well above MAX_PAYLOAD_BYTES.
  */
 
-import { Deflate, Inflate } from "fflate";
+import { Deflate, Inflate, Z_SYNC_FLUSH } from "pako";
+import { CONTENT_DICTIONARY, DEFLATED, RAW, STREAMED, STREAMED_WITH_DICTIONARY } from "../generated/content.ts";
 import { type AssetPayload, isAssetPayload } from "./assets.ts";
 
 export type { AssetPayload };
@@ -46,7 +50,11 @@ export interface WithheldPayload {
 export type ControlState = "granted" | "refused" | "revoked";
 
 /** The customer's answer about remote control, and refusals of single actions. */
-export type ControlPayload = { k: "control"; state: ControlState } | { k: "action_refused"; reason: string };
+/** Why the customer's browser refused an agent's action (its words: the console's catalogue). */
+export type ActionRefusal = "not_granted" | "too_many" | "gone" | "protected" | "covered" | "unknown" | "off_pages" | "not_text";
+export type ControlPayload =
+  | { k: "control"; state: ControlState }
+  | { k: "action_refused"; reason: string; code?: ActionRefusal };
 
 /** Why recording is off, as the customer's browser tells the agent (docs/recordings.md). */
 export type RecordingOffReason =
@@ -190,7 +198,10 @@ function isEvents(value: unknown): value is Payload {
   }
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
-  if (k === "action_refused") return typeof v.reason === "string";
+  if (k === "action_refused") {
+    const code = (value as { code?: unknown }).code;
+    return typeof v.reason === "string" && (code === undefined || typeof code === "string");
+  }
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
@@ -253,60 +264,17 @@ export class PayloadDecoder {
   }
 }
 
-/** Payloads of at least this many bytes were deflated on their own by earlier versions. */
-export const COMPRESS_FROM_BYTES = 2048;
-const RAW = 0;
-const DEFLATED = 1;
-const STREAMED = 2;
+// The flag byte before a frame's body, and the preset dictionary of flag 3, are defined once
+// for the browsers and `tandem recording open` (src/tandem/protocol/content.py).
+let dictionary: Uint8Array | null = null;
+const contentDictionary = (): Uint8Array => (dictionary ??= encoder.encode(CONTENT_DICTIONARY));
 
-/** Input is inflated this much at a time, so a bomb is stopped within a slice of the limit. */
+/** Input is inflated this much at a time, and output taken this much at a time, so a bomb is
+ * stopped within a slice of the limit. */
 const INFLATE_SLICE = 4096;
-
-async function transform(bytes: Uint8Array, stream: CompressionStream | DecompressionStream, limit: number): Promise<Uint8Array> {
-  const writer = stream.writable.getWriter();
-  void writer.write(bytes as BufferSource).then(() => writer.close()).catch(() => undefined);
-  const reader = stream.readable.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > limit) {
-      await reader.cancel();
-      throw new PayloadError("payload inflates beyond the limit");
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return out;
-}
-
-/** Flag byte + (deflated) frame: what gets encrypted. Compression happens before encryption. */
-export async function pack(frame: Uint8Array): Promise<Uint8Array> {
-  if (frame.length < COMPRESS_FROM_BYTES) return prefix(RAW, frame);
-  return prefix(DEFLATED, await transform(frame, new CompressionStream("deflate-raw"), Infinity));
-}
-
-/** Inverse of pack(); refuses to inflate beyond MAX_PAYLOAD_BYTES (a decompression bomb). */
-export async function unpack(packed: Uint8Array): Promise<Uint8Array> {
-  if (packed.length < 1) throw new PayloadError("empty payload");
-  const body = packed.subarray(1);
-  if (packed[0] === RAW) return body;
-  if (packed[0] === DEFLATED) {
-    try {
-      return await transform(body, new DecompressionStream("deflate-raw"), MAX_PAYLOAD_BYTES + 1024);
-    } catch (error) {
-      throw error instanceof PayloadError ? error : new PayloadError("payload does not inflate");
-    }
-  }
-  throw new PayloadError("unknown payload encoding");
-}
+const INFLATED_CHUNK = 16 * 1024;
+/** What one frame may inflate to: a payload (MAX_PAYLOAD_BYTES) and a part's own fields. */
+const MAX_INFLATED = MAX_PAYLOAD_BYTES + 1024;
 
 function concat(chunks: Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0];
@@ -320,64 +288,101 @@ function concat(chunks: Uint8Array[]): Uint8Array {
 }
 
 /**
- * Customer side: one epoch's compression stream. `pack` deflates a frame into the stream and
- * flushes it, so the receiver can inflate it at once; frames must then be sealed and sent in
- * the order they were packed (the session's send chain does so).
+ * Customer side: one epoch's compression stream (raw deflate, pako: a port of zlib). `pack`
+ * deflates a frame into the stream and ends it with a sync flush (zlib's Z_SYNC_FLUSH: an empty
+ * stored block, so the frame ends on a byte boundary and everything in it inflates on arrival),
+ * so a frame costs what is new in it rather than its whole text. Frames must then be sealed and
+ * sent in the order they were packed, none left out (the session's send chain does so); a new
+ * epoch takes a new PackStream.
  */
 export class PackStream {
   private readonly deflate: Deflate;
   private chunks: Uint8Array[] = [];
 
   constructor(level: 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 = 6) {
-    this.deflate = new Deflate({ level }, (chunk) => {
+    this.deflate = new Deflate({ level, raw: true, windowBits: 15, memLevel: 9, dictionary: contentDictionary() });
+    this.deflate.onData = (chunk) => {
       this.chunks.push(chunk);
-    });
+    };
   }
 
   pack(frame: Uint8Array): Uint8Array {
     this.chunks = [];
-    this.deflate.push(frame);
-    this.deflate.flush();
-    return prefix(STREAMED, concat(this.chunks));
+    if (!this.deflate.push(frame, Z_SYNC_FLUSH)) throw new PayloadError(`deflate failed: ${this.deflate.msg}`);
+    return prefix(STREAMED_WITH_DICTIONARY, concat(this.chunks));
+  }
+}
+
+/** What a frame's bytes inflate to; a bomb (beyond MAX_INFLATED) or garbage is a PayloadError. */
+class Inflater {
+  private readonly inflate: Inflate;
+  private chunks: Uint8Array[] = [];
+  private total = 0;
+
+  constructor(withDictionary = false) {
+    this.inflate = new Inflate({
+      raw: true, windowBits: 15, chunkSize: INFLATED_CHUNK, ...(withDictionary ? { dictionary: contentDictionary() } : {}),
+    });
+    this.inflate.onData = (chunk) => {
+      this.total += chunk.length;
+      if (this.total > MAX_INFLATED) throw new PayloadError("payload inflates beyond the limit");
+      this.chunks.push(chunk);
+    };
+  }
+
+  /** `body` inflated: all of it, as the sender flushed it (Z_SYNC_FLUSH). */
+  push(body: Uint8Array): Uint8Array {
+    this.chunks = [];
+    this.total = 0;
+    try {
+      for (let offset = 0; offset < body.length; offset += INFLATE_SLICE) {
+        if (this.inflate.ended) throw new PayloadError("bytes after the end of the stream");
+        this.inflate.push(body.subarray(offset, offset + INFLATE_SLICE), Z_SYNC_FLUSH);
+        if (this.inflate.err) throw new PayloadError("payload does not inflate");
+      }
+    } catch (error) {
+      throw error instanceof PayloadError ? error : new PayloadError("payload does not inflate");
+    }
+    return concat(this.chunks);
   }
 }
 
 /**
  * Receiving side: the inflating half of the current epoch's stream (a new epoch starts a new
- * one). A frame that inflates beyond MAX_PAYLOAD_BYTES, or does not inflate, is a PayloadError,
- * and so is every later frame of that epoch (the stream is lost).
+ * one). Also reads the older encodings, which recordings made by earlier versions hold: 0 raw,
+ * 1 each payload deflated on its own. A frame that inflates beyond MAX_PAYLOAD_BYTES, or does
+ * not inflate, is a PayloadError, and so is every later frame of that epoch (the stream is lost).
  */
 export class UnpackStreams {
   private epoch = -1;
-  private inflate: Inflate | null = null;
-  private chunks: Uint8Array[] = [];
-  private total = 0;
+  private inflater: Inflater | null = null;
+  /** The flag of the epoch's stream (2, or 3: primed with the dictionary), as its first frame said. */
+  private flag = -1;
   private broken = false;
 
-  async unpack(packed: Uint8Array, epoch: number): Promise<Uint8Array> {
-    if (packed.length < 1 || packed[0] !== STREAMED) return unpack(packed);
-    if (epoch !== this.epoch || !this.inflate) {
+  unpack(packed: Uint8Array, epoch: number): Uint8Array {
+    if (packed.length < 1) throw new PayloadError("empty payload");
+    const body = packed.subarray(1);
+    if (packed[0] === RAW) return body;
+    if (packed[0] === DEFLATED) return new Inflater().push(body);
+    if (packed[0] !== STREAMED && packed[0] !== STREAMED_WITH_DICTIONARY) throw new PayloadError("unknown payload encoding");
+    if (epoch !== this.epoch || !this.inflater) {
       this.epoch = epoch;
       this.broken = false;
-      this.inflate = new Inflate((chunk) => {
-        this.total += chunk.length;
-        if (this.total > MAX_PAYLOAD_BYTES + 1024) throw new PayloadError("payload inflates beyond the limit");
-        this.chunks.push(chunk);
-      });
+      this.flag = packed[0];
+      this.inflater = new Inflater(this.flag === STREAMED_WITH_DICTIONARY);
     }
     if (this.broken) throw new PayloadError("an earlier payload of this epoch did not inflate");
-    this.chunks = [];
-    this.total = 0;
-    const body = packed.subarray(1);
+    if (packed[0] !== this.flag) {
+      this.broken = true;
+      throw new PayloadError("a frame of another stream in this epoch");
+    }
     try {
-      for (let offset = 0; offset < body.length; offset += INFLATE_SLICE) {
-        this.inflate.push(body.subarray(offset, offset + INFLATE_SLICE));
-      }
+      return this.inflater.push(body);
     } catch (error) {
       this.broken = true;
-      throw error instanceof PayloadError ? error : new PayloadError("payload does not inflate");
+      throw error;
     }
-    return concat(this.chunks);
   }
 }
 

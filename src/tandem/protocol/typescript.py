@@ -2,7 +2,8 @@
 
 ``python -m tandem.protocol.typescript`` writes ``sdk/src/generated/``: the wire messages of
 :mod:`tandem.protocol.messages` (with the JSON Schema of each server message, which the browsers
-check every incoming message against) and the REST bodies of the console's HTTP API. ``--check``
+check every incoming message against), the REST bodies of the console's HTTP API, and how page
+content is packed (:mod:`tandem.protocol.content`: flags, preset dictionary). ``--check``
 writes nothing and exits 1 when a file there differs from what the Python definitions give;
 tests/protocol/test_typescript.py runs it, so a change to a message fails the tests until the
 SDK's types are regenerated (``make generate``) and the SDK still compiles against them.
@@ -22,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from tandem.protocol import messages
+from tandem.protocol import content, messages
 
 GENERATED = Path(__file__).resolve().parents[3] / "sdk" / "src" / "generated"
 
@@ -247,9 +248,32 @@ def rest_module() -> str:
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
+def content_module() -> str:
+    """sdk/src/generated/content.ts: how page content is packed before encryption (flags and
+    the preset dictionary), so the SDK and `tandem recording open` agree byte for byte."""
+    flags = ("RAW", "DEFLATED", "STREAMED", "STREAMED_WITH_DICTIONARY")
+    return (
+        "\n".join(
+            [
+                _HEADER.format(source="src/tandem/protocol/content.py"),
+                *(f"export const {name} = {getattr(content, name)};" for name in flags),
+                "",
+                "/** zlib's preset dictionary of flag 3 (ASCII). */",
+                "export const CONTENT_DICTIONARY = "
+                f"{json.dumps(content.CONTENT_DICTIONARY.decode())};",
+            ]
+        )
+        + "\n"
+    )
+
+
 def modules() -> dict[str, str]:
     """Every generated file's name (in sdk/src/generated/) and text."""
-    return {"protocol.ts": protocol_module(), "rest.ts": rest_module()}
+    return {
+        "protocol.ts": protocol_module(),
+        "rest.ts": rest_module(),
+        "content.ts": content_module(),
+    }
 
 
 def stale(directory: Path = GENERATED) -> list[str]:
