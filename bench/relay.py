@@ -13,10 +13,12 @@ Scenarios (the figures of issue 17):
              (a window of frames in flight), deliveries per second
   1to2       the same to an agent and a supervisor (bare relays: two agents)
   parallel   200 such sessions at once
-  latency    one session at 200 frames/s: one-way latency p50/p99 (added = Tandem - bare)
+  latency    one session per server at 200 frames/s, in alternating 1 s slices: one-way latency
+             p50/p99 of the pooled samples (added = Tandem - bare)
   memory     idle sessions held open: resident memory per connection
-  scale      many sessions at 5 frames/s each over a window: latency p99 and CPU per 1,000
-             sessions (Tandem and bare Starlette)
+  scale      many sessions on each server at once, 5 frames/s each, in alternating slices
+             (60 s per server): latency p99 and CPU per 1,000 sessions (Tandem and bare
+             Starlette)
 
     .venv/bin/python bench/relay.py [--rounds 3] [--seconds 3] [--scale-sessions 3000]
 """
@@ -30,6 +32,7 @@ import os
 import random
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -48,14 +51,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "blue-kettle-orbit-42"
 PAYLOAD = 300
 WINDOW = 256
+SETUP_SECONDS = 180
+"""How long one step of opening a session may take: on a machine busy with other work, opening
+thousands of sessions on a server pinned to one core can starve it of a core for minutes."""
 BATCH = 16
 SERVER_CPU, CLIENT_CPU = 0, 1
+METRICS_TOKEN = "bench-metrics-token-0123456789"
 TANDEM_LIMITS = {
     "TANDEM_MAX_SESSIONS": "20000",
     "TANDEM_MAX_WAITING_PER_ADDRESS": "100000",
     "TANDEM_MAX_WAITING_PER_SITE": "100000",
+    "TANDEM_METRICS_TOKEN": METRICS_TOKEN,
 }
 
+
+LOGS = os.environ.get("BENCH_SERVER_LOGS", "")
+"""A directory for the servers' logs (stderr), for a run that went wrong; none by default."""
 
 SCENARIOS = ["1to1", "1to2", "parallel", "latency", "memory", "scale"]
 
@@ -112,8 +123,13 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
 def add_user(data: str, name: str, role: str) -> None:
     subprocess.run(
         [sys.executable, "-m", "tandem", "user", "add", name, "--role", role,
-         "--data-dir", data, "--display-name", name.title(), "--no-mfa"],
+         "--data-dir", data, "--display-name", name.title(), "--no-mfa", "--init"],
         input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(  # agents join sessions only once trained (tandem.training)
+        [sys.executable, "-m", "tandem", "training", "record", name, "--data-dir", data,
+         "--reason", "benchmark account"],
+        check=True, capture_output=True,
     )  # fmt: skip
 
 
@@ -134,7 +150,9 @@ def servers(names: list[str]) -> Iterator[dict[str, Server]]:
             process = subprocess.Popen(
                 pinned(command),
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stderr=stack.enter_context(open(Path(LOGS) / f"{name}.log", "ab"))
+                if LOGS
+                else subprocess.DEVNULL,
                 env={**os.environ, **TANDEM_LIMITS},
             )
             stack.callback(stop, process)
@@ -175,10 +193,10 @@ class Session:
 
 async def expect(connection: Connection, kind: str) -> dict[str, object]:
     while True:
-        message = await connection.next_json()
+        message = await connection.next_json(SETUP_SECONDS)
         if message.get("type") == kind:
             return message
-        if message.get("type") in ("error", "ended"):
+        if message.get("type") in ("error", "ended", "closed"):
             raise RuntimeError(f"wanted {kind}, got {message}")
 
 
@@ -297,19 +315,31 @@ async def throughput(server: Server, sessions: int, receivers: int, seconds: flo
     return rate
 
 
-async def latency(server: Server, rate: float, seconds: float) -> tuple[float, float]:
-    (session,) = await open_sessions(server, 1, 1)
-    latencies: list[float] = []
-    session.receivers[0].on_binary = latency_recorder(latencies)
-    interval, start = 1 / rate, time.perf_counter()
-    for n in range(int(rate * seconds)):
-        delay = start + n * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        session.customer.send(stamped(PAYLOAD))
-    await asyncio.sleep(0.2)
-    session.close()
-    return percentile(latencies, 50), percentile(latencies, 99)
+async def latency_slices(
+    live: dict[str, Server], names: list[str], rate: float, slices: int, seconds: float
+) -> dict[str, list[float]]:
+    """One-way latencies (ms) at ``rate`` frames/s through one session per server, open for the
+    whole scenario: ``slices`` rounds of ``seconds`` each, the servers in a rotating order, so
+    that every server's samples come from the same stretches of the machine's load (a p99 of a
+    few hundred samples is the load's, not the relay's)."""
+    sessions = {name: (await open_sessions(live[name], 1, 1))[0] for name in names}
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    for name, session in sessions.items():
+        session.receivers[0].on_binary = latency_recorder(latencies[name])
+    interval = 1 / rate
+    for round_ in range(slices):
+        order = names[round_ % len(names) :] + names[: round_ % len(names)]
+        for name in order:
+            customer, start = sessions[name].customer, time.perf_counter()
+            for n in range(int(rate * seconds)):
+                delay = start + n * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                customer.send(stamped(PAYLOAD))
+            await asyncio.sleep(0.05)  # the last frames arrive before the next server's slice
+    for session in sessions.values():
+        session.close()
+    return latencies
 
 
 async def idle_memory(server: Server, sessions: int) -> float:
@@ -325,53 +355,112 @@ async def idle_memory(server: Server, sessions: int) -> float:
 
 @dataclass
 class ScaleResult:
-    p50: float
-    p99: float
-    worst: float
-    cpu: float  # share of one core
-    sessions: int
+    latencies: list[float] = field(default_factory=list)  # ms, frames sent in measured windows
+    sent: int = 0
+    delivered: int = 0
+    cpu: float = 0.0  # server CPU seconds over the measured windows and their drain
+    wall: float = 0.0
 
 
-async def scale(server: Server, sessions: int, per_second: float, seconds: float) -> ScaleResult:
-    opened = await open_sessions(server, sessions, 1)
-    latencies: list[float] = []
-    measuring = False
+async def scale(
+    live: dict[str, Server],
+    names: list[str],
+    sessions: int,
+    per_second: float,
+    slices: int,
+    seconds: float,
+) -> dict[str, ScaleResult]:
+    """``sessions`` live sessions on every server at once (idle while another server's slice
+    runs); in ``slices`` rounds, each server in a rotating order gets ``seconds`` of traffic:
+    every customer sends ``per_second`` stamped frames a second to its agent, spread evenly.
+    The first second of a slice warms up; the latency of every frame sent after it counts,
+    however late it arrives (the slice waits for them), and so does the server's CPU time."""
+    opened = {name: await open_sessions(live[name], sessions, 1) for name in names}
+    results = {name: ScaleResult() for name in names}
+    window = [0, 0]  # perf_counter_ns bounds of the frames that count
 
-    def record(payload: memoryview) -> None:
-        if measuring:
-            latency_recorder(latencies)(payload)
+    def recorder(result: ScaleResult) -> Callable[[memoryview], None]:
+        def record(payload: memoryview) -> None:
+            sent = struct.unpack_from("!Q", payload)[0]
+            if window[0] <= sent <= window[1]:
+                result.latencies.append((time.perf_counter_ns() - sent) / 1e6)
 
-    for session in opened:
-        session.receivers[0].on_binary = record
-    tick, period = 0.01, 1 / per_second
-    slots = max(1, round(period / tick))
-    by_slot: list[list[Session]] = [[] for _ in range(slots)]
-    for session in opened:
-        by_slot[random.randrange(slots)].append(session)
-    running = True
+        return record
 
-    async def clock() -> None:
-        start, n = time.perf_counter(), 0
-        while running:
+    tick = 0.01
+    slots = max(1, round(1 / per_second / tick))
+    for name in names:
+        for session in opened[name]:
+            session.receivers[0].on_binary = recorder(results[name])
+
+    async def traffic(name: str) -> None:
+        result, server = results[name], live[name]
+        by_slot: list[list[Session]] = [[] for _ in range(slots)]
+        for session in opened[name]:
+            by_slot[random.randrange(slots)].append(session)
+        receivers = [session.receivers[0] for session in opened[name]]
+        start, n, sent_before, counted = time.perf_counter(), 0, 0, 0
+        measuring_from = start + 1.0  # warm-up
+        cpu = delivered = 0.0
+        window[0], window[1] = 2**63, 2**63  # nothing counts during the warm-up
+        while True:
+            now = time.perf_counter()
+            if now >= measuring_from and window[0] == 2**63:
+                window[0] = time.perf_counter_ns()
+                cpu, delivered = server.cpu_seconds(), sum(r.received for r in receivers)
+                measured_at, sent_before, counted = now, n, len(result.latencies)
+            if now >= start + seconds:
+                break
             for session in by_slot[n % slots]:
                 session.customer.send(stamped(PAYLOAD))
             n += 1
-            delay = start + n * tick - time.perf_counter()
-            await asyncio.sleep(max(0.0, delay))
+            await asyncio.sleep(max(0.0, start + n * tick - time.perf_counter()))
+        window[1] = time.perf_counter_ns()
+        expected = sum(len(by_slot[i % slots]) for i in range(sent_before, n))
+        deadline = time.perf_counter() + 30
+        while len(result.latencies) - counted < expected and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)  # the backlog drains; its frames' latencies count
+        result.cpu += server.cpu_seconds() - cpu
+        result.wall += time.perf_counter() - measured_at
+        result.sent += expected
+        result.delivered += sum(r.received for r in receivers) - int(delivered)
+        await asyncio.sleep(0.5)  # stragglers of this slice stay out of the next one's CPU
 
-    task = asyncio.create_task(clock())
-    await asyncio.sleep(3.0)  # warm up
-    measuring = True
-    cpu_before, start = server.cpu_seconds(), time.perf_counter()
-    await asyncio.sleep(seconds)
-    cpu = (server.cpu_seconds() - cpu_before) / (time.perf_counter() - start)
-    measuring = running = False
-    await task
-    for session in opened:
-        session.close()
-    return ScaleResult(
-        percentile(latencies, 50), percentile(latencies, 99), max(latencies), cpu, sessions
+    for round_ in range(slices):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            await traffic(name)
+    for name in names:
+        for session in opened[name]:
+            session.close()
+    return results
+
+
+def gc_pauses(server: Server) -> str:
+    """Tandem's collections so far from its metrics: how many (full ones apart), and by
+    generation how many took longer than 50 and 100 ms."""
+    text = httpx.get(
+        f"{server.origin}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=60
+    ).text
+    counts: dict[str, float] = {}
+    within: dict[tuple[str, float], float] = {}
+    for line in text.splitlines():
+        if not line.startswith("tandem_gc_pause_seconds_"):
+            continue
+        generation = line.split('generation="')[1].split('"')[0]
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("tandem_gc_pause_seconds_count"):
+            counts[generation] = value
+        elif line.startswith("tandem_gc_pause_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            if bound in ("0.05", "0.1"):
+                within[generation, float(bound)] = value
+    slow = ", ".join(
+        f"gen {g}: {counts[g] - within.get((g, 0.05), 0):.0f} over 50 ms, "
+        f"{counts[g] - within.get((g, 0.1), 0):.0f} over 100 ms"
+        for g in sorted(counts)
+        if counts[g]
     )
+    return f"{sum(counts.values()):.0f} collections ({counts.get('2', 0):.0f} full); {slow}"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -385,7 +474,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def median_ratio(a: list[float], b: list[float]) -> float:
-    return statistics.median(x / y for x, y in zip(a, b, strict=True))
+    """Median of the per-round ratios; a round where the anchor measured nothing (the machine
+    starved it: no frame moved in the window) has no ratio and is left out."""
+    ratios = [x / y for x, y in zip(a, b, strict=True) if y > 0]
+    return statistics.median(ratios) if ratios else float("nan")
 
 
 Measure = Callable[[Server], Awaitable[float]]
@@ -437,20 +529,17 @@ async def main(args: argparse.Namespace) -> None:
                 report(title, await rounds(names, args.rounds, measure, live), "", True)
                 report("    server CPU per delivery", dict(CPU_PER_DELIVERY), "µs", False)
         if "latency" in scenarios:
-            p50s: dict[str, list[float]] = {name: [] for name in names}
-
-            async def p99(server: Server) -> float:
-                p50, p99_ = await latency(server, 200, args.seconds * 2)
-                p50s[server.name].append(p50)
-                return p99_
-
-            p99s = await rounds(names, args.rounds, p99, live)
-            report("latency at 200 msg/s, p50 ms", p50s, "ms", False)
-            report("latency at 200 msg/s, p99 ms", p99s, "ms", False)
-            added = statistics.median(
-                t - b for t, b in zip(p99s["tandem"], p99s["starlette"], strict=True)
-            )
-            print(f"    added p99 (tandem - starlette): {added:+.2f} ms (target ≤ 0.5)")
+            slices = max(10, args.rounds * 10)
+            pooled = await latency_slices(live, names, 200, slices, 1.0)
+            for p in (50, 99):
+                line = ", ".join(f"{n} {percentile(v, p):.2f}" for n, v in pooled.items())
+                print(f"latency at 200 msg/s, p{p} (ms, {slices} alternating 1 s slices): {line}")
+            for anchor in names[1:]:
+                added = percentile(pooled["tandem"], 99) - percentile(pooled[anchor], 99)
+                added50 = percentile(pooled["tandem"], 50) - percentile(pooled[anchor], 50)
+                print(f"    added vs {anchor}: p50 {added50:+.3f} ms, p99 {added:+.3f} ms "
+                      "(target: p99 ≤ +0.5 ms vs starlette)")  # fmt: skip
+            sys.stdout.flush()
     if "memory" in (args.only or ["memory"]):
         # Fresh servers: memory freed by earlier scenarios would be reused and hide the cost.
         with servers(names) as live:
@@ -459,17 +548,35 @@ async def main(args: argparse.Namespace) -> None:
             report(title, memory, "KiB", False)
     if "scale" in (args.only or ["scale"]):
         # Fresh servers: the memory scenario's sessions are gone, but not their allocations.
-        with servers(["tandem", "starlette"]) as live:
-            for name in ("starlette", "tandem"):
-                result = await scale(live[name], args.scale_sessions, 5, args.scale_seconds)
-                per_thousand = result.cpu / (result.sessions / 1000) * 100
-                print(
-                    f"{result.sessions} sessions x 5 msg/s over {args.scale_seconds:.0f} s, "
-                    f"{name}: p50 {result.p50:.1f} ms, p99 {result.p99:.1f} ms, "
-                    f"max {result.worst:.0f} ms, CPU {result.cpu * 100:.0f}% of a core "
-                    f"({per_thousand:.1f}% per 1,000 sessions)"
-                )
-                sys.stdout.flush()
+        pair = ["tandem", "starlette"]
+        slices = max(1, round(args.scale_seconds / args.scale_slice))
+        with servers(pair) as live:
+            results = await scale(live, pair, args.scale_sessions, 5, slices, args.scale_slice)
+            pauses = gc_pauses(live["tandem"])
+        print(
+            f"{args.scale_sessions} sessions x 5 msg/s, {slices} alternating slices of "
+            f"{args.scale_slice:.0f} s per server (the first second of each not counted):"
+        )
+        per_thousand: dict[str, float] = {}
+        for name, result in results.items():
+            share = result.cpu / result.wall
+            # CPU per frame delivered, times the frames 1,000 sessions send: what they need,
+            # whether or not the machine's other work left the server that much.
+            per_thousand[name] = result.cpu / max(1, result.delivered) * 5 * 1000
+            print(
+                f"    {name}: p50 {percentile(result.latencies, 50):.1f} ms, "
+                f"p99 {percentile(result.latencies, 99):.1f} ms, "
+                f"max {max(result.latencies, default=float('nan')):.0f} ms "
+                f"(target p99 < 100) over {len(result.latencies):,} of {result.sent:,} frames "
+                "sent; "
+                f"CPU {share * 100:.0f}% of a core while measured; per 1,000 sessions "
+                f"{per_thousand[name] * 100:.1f}% of a core (one core: about "
+                f"{1000 / max(per_thousand[name], 1e-9):,.0f} sessions)"
+            )
+        ratio = per_thousand["tandem"] / per_thousand["starlette"]
+        print(f"    CPU per 1,000 sessions, tandem/starlette: {ratio:.2f} (lower is better)")
+        print(f"    tandem's garbage collections over the run (tandem_gc_pause_seconds): {pauses}")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
@@ -478,6 +585,7 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--idle-sessions", type=int, default=1000)
     parser.add_argument("--scale-sessions", type=int, default=3000)
-    parser.add_argument("--scale-seconds", type=float, default=60.0)
+    parser.add_argument("--scale-seconds", type=float, default=60.0, help="per server")
+    parser.add_argument("--scale-slice", type=float, default=15.0, help="seconds per slice")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS)
     uvloop.run(main(parser.parse_args()))

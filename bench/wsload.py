@@ -3,8 +3,9 @@
 No library on the frame path: the upgrade is written by hand, outgoing frames are pre-built
 (masked with the all-zero key, which servers accept, so the payload needs no XOR), and incoming
 frames are counted by reading their headers only. Text frames (Tandem's control messages) are
-decoded as JSON and queued for the set-up code. Binary payloads that carry a send time (first 8
-bytes, `time.perf_counter_ns()`) give one-way latencies: client and server share one clock.
+decoded as JSON and queued for the set-up code (a close queues ``{"type": "closed"}`` there
+too). Binary payloads that carry a send time (first 8 bytes, `time.perf_counter_ns()`) give
+one-way latencies: client and server share one clock.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class Connection(asyncio.Protocol):
         ]
         assert connection.transport is not None
         connection.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        await asyncio.wait_for(connection.upgraded, 30)
+        await asyncio.wait_for(connection.upgraded, 180)  # a busy machine: generous
         return connection
 
     # asyncio.Protocol
@@ -88,6 +89,7 @@ class Connection(asyncio.Protocol):
             self.upgraded.set_exception(ConnectionError("closed before the upgrade"))
         if not self.closed.done():
             self.closed.set_result(1006)
+            self.texts.put_nowait({"type": "closed", "code": 1006})
         self.writable.set()
 
     def data_received(self, data: bytes) -> None:
@@ -133,8 +135,11 @@ class Connection(asyncio.Protocol):
                     self.send(frame(PONG, bytes(view[start:end])))
                 elif opcode == CLOSE:
                     code = int.from_bytes(buffer[start : start + 2], "big") if length >= 2 else 1005
+                    reason = bytes(view[start + 2 : end]).decode(errors="replace")
                     if not self.closed.done():
                         self.closed.set_result(code)
+                        # A reader waiting for a control message learns it will not come.
+                        self.texts.put_nowait({"type": "closed", "code": code, "reason": reason})
                 position = end
         finally:
             view.release()

@@ -22,6 +22,17 @@ def collector_state() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.set_threshold(*thresholds)
+    if heap._timed in gc.callbacks:
+        gc.callbacks.remove(heap._timed)
+
+
+def full_collections() -> float:
+    return next(
+        sample.value
+        for metric in heap.GC_PAUSES.collect()
+        for sample in metric.samples
+        if sample.name.endswith("_count") and sample.labels == {"generation": "2"}
+    )
 
 
 class Node:
@@ -58,6 +69,18 @@ async def test_frozen_cyclic_garbage_survives_collections_until_the_periodic_ful
     assert gc.get_freeze_count() > 0  # frozen again
 
 
+async def test_every_collection_is_timed_once_settled(collector_state: None) -> None:
+    """tandem_gc_pause_seconds: what an operator (and make bench) reads to see no long pause."""
+    before = full_collections()
+    heap.settle()  # its own collection, at start-up, is not a pause while serving
+    assert full_collections() == before
+    gc.collect()
+    assert full_collections() == before + 1
+    heap.settle()  # settling again does not time each collection twice
+    assert full_collections() == before + 2
+    assert gc.callbacks.count(heap._timed) == 1
+
+
 async def test_unfrozen_cyclic_garbage_is_collected_as_usual(collector_state: None) -> None:
     heap.settle()
     garbage = cycle()
@@ -87,5 +110,6 @@ def test_serve_runs_the_collector_tasks_supervised_and_zero_turns_them_off(
     on = background_tasks(tmp_path / "on", "0.2")
     assert 'tandem_background_failing{task="gc_freeze"} 0.0' in on
     assert 'tandem_background_failing{task="gc_collect"} 0.0' in on
+    assert 'tandem_gc_pause_seconds_count{generation="2"}' in on
     off = background_tasks(tmp_path / "off", "0")
     assert "gc_freeze" not in off and "gc_collect" not in off

@@ -38,6 +38,7 @@ from tandem.exceptions import (
     TandemError,
 )
 from tandem.fanout.base import Fanout, Frame, Subscription
+from tandem.lean import Flag
 from tandem.lockout import SharedBackoff
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
@@ -252,7 +253,7 @@ class Seat:
     def __init__(self, hub: SessionHub, subscription: Subscription | None) -> None:
         self.hub = hub
         self.subscription = subscription
-        self.kicked = asyncio.Event()
+        self.kicked = Flag()
         """Set when the hub closes this socket (``kick_reason``): another took its place."""
         self.kick_reason = (codec.CLOSE_NORMAL, "")
         self.kick_notice: str | None = None

@@ -66,9 +66,11 @@ def create_key(admin: Party, live: RunningServer, tmp_path: Path) -> Path:
     return path
 
 
-def open_offline(recording: Path, key_file: Path) -> subprocess.CompletedProcess[str]:
+def open_offline(
+    recording: Path, key_file: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
     """`tandem recording open` on an exported recording with the key file (Python, offline)."""
-    command = ["recording", "open", str(recording), "--key", str(key_file)]
+    command = ["recording", "open", str(recording), "--key", str(key_file), *options]
     return subprocess.run(
         [sys.executable, "-m", "tandem", *command],
         input=PASSPHRASE + "\n",
@@ -443,7 +445,16 @@ def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_o
             exported.write_bytes(
                 aud.get(f"/api/recordings/{recording['recording_id']}/export").content
             )
-        opened = open_offline(exported, key_path)
+        if message == Broken.TRUNCATED:
+            # Offline too: opened up to the cut, labelled incomplete; refused when a whole
+            # recording is required.
+            opened = open_offline(exported, key_path)
+            assert opened.returncode == 0, (what, opened.stderr)
+            assert "INCOMPLETE RECORDING" in opened.stderr, (what, opened.stderr)
+            assert '"complete": false' in opened.stdout, what
+            opened = open_offline(exported, key_path, "--require-complete")
+        else:
+            opened = open_offline(exported, key_path)
         assert opened.returncode != 0, what
         assert message in opened.stderr, (what, opened.stderr)
 

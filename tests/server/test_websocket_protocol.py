@@ -1,13 +1,19 @@
-"""Stopping the server while a peer's close is under way closes that socket quietly."""
+"""Tandem's WebSocket protocol under uvicorn: stopping the server while a peer's close is under
+way closes that socket quietly; an accepted socket keeps little memory."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
+from tandem.fanout.memory import MemorySubscription
+from tandem.lean import Flag, SingleReaderQueue
 from tandem.server.websocket_protocol import TandemWebSocketProtocol
+from tests.conftest import RunningServer
+from tests.server.helpers import sharing_session
 
 
 class Transport:
@@ -44,3 +50,39 @@ def test_a_socket_in_its_closing_handshake_is_closed_without_a_second_close() ->
     assert protocol.conn.state is State.CLOSING
     protocol.shutdown()  # uvicorn's own shutdown raises InvalidState here
     assert protocol.transport.closed  # type: ignore[attr-defined]
+
+
+async def test_a_sharing_sessions_idle_sockets_hold_no_handshake_and_no_idle_deques(
+    server: RunningServer,
+) -> None:
+    """Memory per idle connection (issue 17): once accepted, a socket no longer holds the
+    parsed upgrade request's headers (the application has them in its scope), and its receive
+    queue, writable flag and fan-out queue hold no deque while nothing waits in them. Frames
+    still flow both ways afterwards."""
+    customer, agent, _ = await sharing_session(server)
+    await customer.send(b"page")
+    assert await asyncio.wait_for(agent.recv(), 5) == b"page"
+    sockets = [c for c in server.server.server_state.connections if c.handshake_complete]
+    assert len(sockets) == 2 and all(isinstance(c, TandemWebSocketProtocol) for c in sockets)
+
+    def idle() -> bool:
+        return all(
+            isinstance(c.queue, SingleReaderQueue) and c.queue._items is None for c in sockets
+        )
+
+    deadline = time.monotonic() + 10  # the reader takes what it was given: wait for that
+    while not idle():
+        assert time.monotonic() < deadline, "the sockets' receive queues stayed non-empty"
+        await asyncio.sleep(0.01)
+    for c in sockets:
+        assert c.request is None and c.response is None
+        assert isinstance(c.writable, Flag) and c.writable.is_set() and c.writable._waiters is None
+    seats = list(server.server.config.app.state.services.hub._seats)
+    subscriptions = [
+        s.subscription for s in seats if isinstance(s.subscription, MemorySubscription)
+    ]
+    assert len(subscriptions) == 2 and all(s._frames is None for s in subscriptions)
+    await agent.send(b"answer")
+    assert await asyncio.wait_for(customer.recv(), 5) == b"answer"
+    await customer.close()
+    await agent.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tandem.audit import AuditLog, verify
-from tandem.exceptions import ConfigError, TandemError
+from tandem.exceptions import ConfigError, ConflictError
 from tandem.storage.base import Storage
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
 from tandem.storage.sql import SQLStorage
@@ -36,8 +36,9 @@ async def test_expired_code_is_not_returned(storage: Storage) -> None:
 
 
 async def test_live_code_collision_is_an_error(storage: Storage) -> None:
+    """A conflict, which the hub answers by drawing another code (not a crash)."""
     await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
-    with pytest.raises(TandemError):
+    with pytest.raises(ConflictError):
         await storage.put_join_code(of_org("default"), "digest", "s2", expires_at=100.0)
 
 

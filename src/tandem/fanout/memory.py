@@ -15,15 +15,19 @@ class MemorySubscription:
 
     ``offer`` appends and wakes the waiter; once the queued bytes would pass ``max_bytes`` the
     queue is dropped and the subscriber fails with :class:`Overflow`. ``take`` hands the writer
-    everything queued at once, so a wake-up costs one future, not one per frame.
+    everything queued at once, so a wake-up costs one future, not one per frame. The deque
+    exists only while frames wait (an idle subscriber holds none: issue 17, memory per socket).
     """
+
+    __slots__ = ("_frames", "_overflowed", "_owner", "_topic", "_waiter", "direct", "max_bytes",
+                 "queued_bytes")  # fmt: skip
 
     def __init__(self, owner: MemoryFanout, topic: str, max_bytes: int) -> None:
         if max_bytes < FRAME_OVERHEAD:
             raise ValueError(f"a subscriber's queue must hold at least {FRAME_OVERHEAD} bytes")
         self._owner = owner
         self._topic = topic
-        self._frames: collections.deque[Frame] = collections.deque()
+        self._frames: collections.deque[Frame] | None = None
         self.max_bytes = max_bytes
         self.queued_bytes = 0
         """Bytes queued and not yet taken (each frame counts its data plus ``FRAME_OVERHEAD``)."""
@@ -47,6 +51,8 @@ class MemorySubscription:
         if self.queued_bytes + size > self.max_bytes:
             self.overflow()
             return
+        if self._frames is None:
+            self._frames = collections.deque()
         self._frames.append(frame)
         self.queued_bytes += size
         self._wake()
@@ -57,7 +63,7 @@ class MemorySubscription:
             return
         # Drop what is queued: the subscriber will be closed, and must wake up to learn it.
         self._overflowed = True
-        self._frames.clear()
+        self._frames = None
         self.queued_bytes = 0
         self._wake()
 
@@ -77,14 +83,17 @@ class MemorySubscription:
 
     async def get(self) -> Frame:
         await self._wait()
+        assert self._frames is not None
         frame = self._frames.popleft()
+        if not self._frames:
+            self._frames = None
         self.queued_bytes -= frame_size(frame)
         return frame
 
     async def take(self) -> list[Frame]:
         await self._wait()
-        frames = list(self._frames)
-        self._frames.clear()
+        frames = list(self._frames or ())
+        self._frames = None
         self.queued_bytes = 0
         return frames
 

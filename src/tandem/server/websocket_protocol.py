@@ -39,6 +39,8 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
+from tandem.lean import Flag, SingleReaderQueue
+
 log = logging.getLogger("tandem.server")
 
 
@@ -47,6 +49,14 @@ SEND_NOW = "tandem.send_now"
 
 
 class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Memory per idle socket (issue 17): uvicorn's asyncio.Queue and asyncio.Event allocate
+        # five deques up front (about 3.8 KiB); these allocate only while something waits.
+        self.queue = SingleReaderQueue()  # type: ignore[assignment]
+        self.writable = Flag()  # type: ignore[assignment]
+        self.writable.set()
+
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
@@ -103,6 +113,14 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
             self.close_timer = self.loop.call_later(self.close_timeout, self.transport.abort)
             return
         await super().send(message)
+        if message["type"] == "websocket.accept" and self.handshake_complete:
+            # The parsed upgrade request and the response would stay for good (websockets' parser
+            # keeps the request too); the application has the request's headers in its scope
+            # already. Their headers are about 2.5 KiB per socket.
+            for message_ in (self.request, self.response):
+                if message_ is not None:
+                    message_.headers.clear()
+            self.request = self.response = None  # type: ignore[assignment]
 
 
 UVICORN_SECONDS = 2.0

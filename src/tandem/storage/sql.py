@@ -40,7 +40,6 @@ from tandem.exceptions import (
     ConflictError,
     NotFoundError,
     StorageError,
-    TandemError,
     UserExistsError,
 )
 from tandem.private_files import private_directory, private_file, private_files_beside
@@ -968,7 +967,7 @@ class SQLStorage:
                 },
             )
         except _Violation:
-            raise TandemError("join code collision") from None
+            raise ConflictError("join code collision: a live session holds it") from None
 
     async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> str | None:
         # One DELETE ... RETURNING: of concurrent takers (on any server) exactly one gets the row.
