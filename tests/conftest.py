@@ -102,6 +102,46 @@ def bound_socket() -> socket.socket:
     return sock
 
 
+OPEN_CONNECTIONS: list[Any] = []
+"""Every WebSocket client connection a test opened (tests/server/helpers.py); closed when it ends
+by :func:`close_client_connections`, which every test that opens one must use."""
+_TRACKING: list[bool] = []
+
+
+@pytest.fixture
+async def close_client_connections() -> AsyncIterator[None]:
+    """Close every client connection the test opened, on its own loop, so no socket outlives its
+    test (one left open is collected later, in another test, as a ResourceWarning). Autouse for
+    tests/server; other async tests that open connections ask for it."""
+    _TRACKING.append(True)
+    try:
+        yield
+    finally:
+        _TRACKING.pop()
+        loop = asyncio.get_running_loop()
+        while OPEN_CONNECTIONS:
+            connection = OPEN_CONNECTIONS.pop()
+            if connection.loop is loop:
+                await connection.close()
+            elif not connection.loop.is_closed():  # opened under another loop (asyncio.run)
+                connection.loop.call_soon_threadsafe(connection.transport.abort)
+            else:
+                raise RuntimeError(
+                    "a client connection outlived the loop it was opened on: close it there"
+                )
+
+
+def track_connection(connection: Any) -> None:
+    """Called for each client connection a test helper opens."""
+    if not _TRACKING:
+        connection.transport.abort()
+        raise RuntimeError(
+            "a test opened a WebSocket client without the close_client_connections fixture "
+            "(its socket would outlive the test)"
+        )
+    OPEN_CONNECTIONS.append(connection)
+
+
 class RunningServer:
     def __init__(
         self,

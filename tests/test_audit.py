@@ -545,6 +545,7 @@ def test_verify_without_the_key_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "no audit key" in result.stderr
 
 
+@pytest.mark.usefixtures("close_client_connections")
 async def test_the_server_records_security_events_without_secrets(
     server_factory: ServerFactory,
 ) -> None:

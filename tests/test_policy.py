@@ -61,6 +61,7 @@ def test_serve_refuses_a_bad_policy_before_starting(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.usefixtures("close_client_connections")
 async def test_the_sdk_receives_the_organisation_policy(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
@@ -70,6 +71,7 @@ async def test_the_sdk_receives_the_organisation_policy(
     assert created["policy"] == {"version": 1, "hide": ["#chat"], "detectors": {"ssn": True}}
 
 
+@pytest.mark.usefixtures("close_client_connections")
 async def test_without_a_policy_the_field_is_null(server_factory: ServerFactory) -> None:
     _customer, created = await start_session(server_factory())
     assert created["policy"] is None

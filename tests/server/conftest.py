@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.server.db_proxy import StoppableProxy, proxy_to_postgres
-from tests.server.helpers import OPEN_CONNECTIONS
 
 
 @pytest.fixture(autouse=True)
-async def close_client_connections() -> AsyncIterator[None]:
-    yield
-    loop = asyncio.get_running_loop()
-    while OPEN_CONNECTIONS:
-        connection = OPEN_CONNECTIONS.pop()
-        if connection.loop is loop:
-            await connection.close()
-        elif not connection.loop.is_closed():  # opened under another loop (asyncio.run)
-            connection.loop.call_soon_threadsafe(connection.transport.abort)
-        # else: its loop is gone, and its transport with it
+def _close_client_connections(close_client_connections: None) -> None:
+    """Every server test closes the client connections it opened (tests/conftest.py)."""
 
 
 @pytest.fixture

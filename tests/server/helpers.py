@@ -9,7 +9,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import AGENT_PASSWORD, RunningServer
+from tests.conftest import AGENT_PASSWORD, RunningServer, track_connection
 
 INVALID_CODE = {
     "v": 1,
@@ -17,9 +17,6 @@ INVALID_CODE = {
     "code": "invalid_code",
     "message": "That code is not valid or has expired. Ask for a new code.",
 }
-
-OPEN_CONNECTIONS: list[ClientConnection] = []
-"""Every client connection a test opened; closed after each test (see tests/server/conftest.py)."""
 
 
 def login_cookie(
@@ -54,7 +51,7 @@ async def open_agent(server: RunningServer, cookie: str | None) -> ClientConnect
 
 async def _tracked(uri: str, **options: Any) -> ClientConnection:
     connection = await connect(uri, **options)
-    OPEN_CONNECTIONS.append(connection)
+    track_connection(connection)
     return connection
 
 
