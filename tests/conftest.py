@@ -396,11 +396,15 @@ def server_factory(tmp_path: Path, data_templates: DataTemplates) -> Iterator[Se
         data_dir = tmp_path / f"data{len(started)}"
         sock = bound_socket()
         port = sock.getsockname()[1]
-        settings = Settings.load(environ={}, data_dir=data_dir, port=port, **overrides)
-        data_templates.copy_to(data_dir, seed)
-        running = RunningServer(
-            settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap, sock=sock
-        )
+        try:
+            settings = Settings.load(environ={}, data_dir=data_dir, port=port, **overrides)
+            data_templates.copy_to(data_dir, seed)
+            running = RunningServer(
+                settings, FakeClock(), fanout=fanout, log_level=log_level, wrap=wrap, sock=sock
+            )
+        except BaseException:
+            sock.close()  # a server that was never made does not keep its port open
+            raise
         running.start()
         started.append(running)
         return running

@@ -19,6 +19,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from tandem.exceptions import ConfigError
 from tests.conftest import AGENT_PASSWORD, DataTemplates, RunningServer, ServerFactory, free_port
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import closed_with, open_customer, start_session
@@ -85,8 +86,17 @@ def test_sign_in_failures_are_counted(server_factory: ServerFactory) -> None:
 
 
 def test_metrics_on_their_own_port_and_not_on_the_servers(server_factory: ServerFactory) -> None:
-    port = free_port()
-    server = server_factory(metrics_port=port)
+    # free_port() lets the port go, so the server's own port (also the kernel's pick) may be
+    # that very one: then the settings refuse it, and another is drawn.
+    for _ in range(5):
+        port = free_port()
+        try:
+            server = server_factory(metrics_port=port)
+            break
+        except ConfigError as exc:
+            assert "must differ" in str(exc)
+    else:
+        raise AssertionError("no metrics port apart from the server's in five draws")
     answer = httpx.get(f"http://127.0.0.1:{port}/metrics")
     assert answer.status_code == 200
     assert 'tandem_sessions{state="waiting"}' in answer.text
