@@ -151,7 +151,9 @@ def test_no_state_of_the_tandem_ui_reaches_the_agent_or_the_supervisor(
     agent.page.get_by_label("Type into the customer's field").press_sequentially("porch")
     expect(customer.page.get_by_text("Alice typed in “Delivery instructions”")).to_be_visible()
 
-    # The customer types last: once both mirrors show it, everything before it has arrived.
+    # The customer types last, once the agent's text is all there (the notice comes with its
+    # first letter): once both mirrors show it, everything before it has arrived.
+    expect(customer.page.get_by_label("Delivery instructions")).to_have_value("porch")
     customer.page.get_by_label("Delivery instructions").press_sequentially(" done", delay=20)
     expect(view.locator("#notes")).to_have_value("porch done")
     expect(sam_view.locator("#notes")).to_have_value("porch done")
