@@ -458,17 +458,24 @@ def start_again(page: Page, options: str = "") -> str:
     return answer
 
 
+def sharing_checkout(live: RunningServer, customer: Party, agent: Party) -> tuple[Any, str]:
+    """The customer shares the checkout page with the agent, who sees it live: the agent's
+    status line, and the help code."""
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    status = agent.page.locator("#status")
+    expect(status).to_contain_text(LIVE)
+    return status, code
+
+
 def test_get_help_again_mid_session_never_leaves_the_agent_on_a_frozen_live_mirror(
     live: RunningServer, customer: Party, agent: Party
 ) -> None:
     page = customer.page
-    page.goto(f"{live.base}/demo/checkout.html")
-    code = get_help(customer)
-    sign_in(agent, live)
-    join(agent, code)
-    page.get_by_role("dialog").get_by_role("button", name="Allow").click()
-    status = agent.page.locator("#status")
-    expect(status).to_contain_text(LIVE)
+    status, _ = sharing_checkout(live, customer, agent)
     view = mirror(agent)
     assert_mirror_follows(customer, view, "first")
 
@@ -506,13 +513,7 @@ def test_get_help_after_stopping_starts_afresh_and_the_old_agent_stays_ended(
     live: RunningServer, customer: Party, agent: Party
 ) -> None:
     page = customer.page
-    page.goto(f"{live.base}/demo/checkout.html")
-    code = get_help(customer)
-    sign_in(agent, live)
-    join(agent, code)
-    page.get_by_role("dialog").get_by_role("button", name="Allow").click()
-    status = agent.page.locator("#status")
-    expect(status).to_contain_text(LIVE)
+    status, code = sharing_checkout(live, customer, agent)
 
     page.evaluate("() => window.Tandem.stop()")
     expect(status).to_contain_text("Session ended", timeout=ACCURATE_MS)
