@@ -13,33 +13,19 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import Party, audit_actions, get_help, share
+from tests.e2e.conftest import Party, audit_actions
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.e2e.test_recordings import (
-    key_pair,
+    recording_to_checkout,
     unlock_recording_key,
-    use_recording_key,
     wait_until_ended,
 )
-from tests.test_recordings import key_file
 
 
 def test_an_interrupted_recording_plays_up_to_where_it_stopped_labelled_incomplete(
     live: RunningServer, customer: Party, agent: Party, supervisor: Party, tmp_path: Path
 ) -> None:
-    private, public, key_id = key_pair()
-    use_recording_key(live, public)
-    key_path = tmp_path / "key.json"
-    key_path.write_text(key_file(private))
-
-    customer.page.goto(f"{live.base}/demo/")
-    share(customer, agent, live, get_help(customer))
-    agent.page.get_by_role("button", name="Ask to record").click()
-    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
-    expect(agent.page.get_by_role("status")).to_contain_text("Recording, with the customer's")
-    customer.page.goto(f"{live.base}/demo/checkout.html")
-    view = agent.page.frame_locator('iframe[title="Customer view"]')
-    expect(view.locator("#notes")).to_be_attached()
+    key_path, key_id, _ = recording_to_checkout(live, customer, agent, tmp_path)
     customer.page.get_by_role("button", name="Stop recording").click()
     recording = wait_until_ended(live)
     rid = recording["recording_id"]

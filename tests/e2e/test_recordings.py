@@ -347,15 +347,15 @@ def unlock_recording_key(page: Page, key_file: Path, key_id: str) -> None:
     expect(page.get_by_text(f"Key {key_id} unlocked")).to_be_visible()
 
 
-def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_offline(
-    live: RunningServer, customer: Party, agent: Party, supervisor: Party, tmp_path: Path
-) -> None:
+def recording_to_checkout(
+    live: RunningServer, customer: Party, agent: Party, tmp_path: Path
+) -> tuple[Path, str, Any]:
+    """A recording key for the organisation (its file in ``tmp_path``), and a consented
+    recording from the shop to the checkout page: the key file, its id and the agent's view."""
     private, public, key_id = key_pair()
     use_recording_key(live, public)
     key_path = tmp_path / "key.json"
     key_path.write_text(key_file(private))
-
-    # An honest recording over three pages: shop, checkout, cart.
     customer.page.goto(f"{live.base}/demo/")
     share(customer, agent, live, get_help(customer))
     agent.page.get_by_role("button", name="Ask to record").click()
@@ -364,6 +364,14 @@ def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_o
     customer.page.goto(f"{live.base}/demo/checkout.html")
     view = agent.page.frame_locator('iframe[title="Customer view"]')
     expect(view.locator("#notes")).to_be_attached()
+    return key_path, key_id, view
+
+
+def test_a_recording_the_server_cut_or_relabelled_is_refused_by_the_player_and_offline(
+    live: RunningServer, customer: Party, agent: Party, supervisor: Party, tmp_path: Path
+) -> None:
+    # An honest recording over three pages: shop, checkout, cart.
+    key_path, key_id, view = recording_to_checkout(live, customer, agent, tmp_path)
     customer.page.goto(f"{live.base}/demo/cart.html")
     expect(view.get_by_role("heading", name="Your cart")).to_be_visible()
     customer.page.get_by_role("button", name="Stop recording").click()
