@@ -6,6 +6,7 @@ paged; the audit trail is searched and paged on the server, with human labels fo
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import httpx
@@ -260,3 +261,37 @@ def test_office_screenshots(live: RunningServer, agent: Party, tmp_path: Path) -
     page.screenshot(path=str(out / "auditor-audit-trail.png"))
     for name in ("admin-users", "admin-policies", "admin-users-phone", "auditor-audit-trail"):
         assert (out / f"{name}.png").stat().st_size > 10_000, name
+
+
+def test_a_slow_first_answer_does_not_overwrite_what_the_admin_typed(
+    live: RunningServer, agent: Party
+) -> None:
+    """The Organisation page fills its fields from GET /api/org; on a slow server the admin may
+    type before that answer comes. The answer must not replace what they typed, and saving
+    saves what they typed."""
+    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
+    seed_directory(live.settings.data_dir, acme_staff)
+    open_console_as(agent, live, "ada")
+    page = agent.page
+    held: list = []
+    page.route(
+        lambda url: url.endswith("/api/org"),
+        lambda route: held.append(route) if route.request.method == "GET" else route.continue_(),
+    )
+    open_page(page, "Organisation")
+    page.get_by_label("Organisation name").fill("Acme Bank Europe")
+    page.get_by_label("Keep ended sessions (days)").fill("45")
+    for _ in range(500):  # the page has asked (the answer is held until now)
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert held, "the Organisation page never asked for GET /api/org"
+    for route in held:
+        route.continue_()
+    expect(page.get_by_text(re.compile(r"deleted after \d+ days"))).to_be_visible()
+    expect(page.get_by_label("Organisation name")).to_have_value("Acme Bank Europe")
+    expect(page.get_by_label("Keep ended sessions (days)")).to_have_value("45")
+    page.get_by_role("button", name="Save name").click()
+    expect(page.get_by_role("status", name="Organisation status")).to_contain_text(
+        "now called Acme Bank Europe"
+    )

@@ -65,7 +65,14 @@ export function field<T extends HTMLInputElement | HTMLSelectElement | HTMLTextA
   const l = el("label", label);
   l.htmlFor = input.id;
   form.append(l, input);
+  input.addEventListener("input", () => { input.dataset.edited = "1"; }, { once: true });
   return input;
+}
+
+/** Fill a field from a page's first answer unless the user has already typed in it (a slow
+ * answer must not overwrite what they wrote). */
+export function prefill(input: HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement, value: string): void {
+  if (!input.dataset.edited) input.value = value;
 }
 
 /** Show (or, with "", clear) a field's validation message beside it; returns whether it is valid. */
@@ -908,8 +915,8 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
       : t("sso.isOff");
     off.hidden = !sso;
     if (sso) {
-      issuer.value = sso.issuer;
-      clientId.value = sso.client_id;
+      prefill(issuer, sso.issuer);
+      prefill(clientId, sso.client_id);
     }
   };
   form.addEventListener("submit", (event) => {
@@ -971,9 +978,10 @@ function organisationPage(root: HTMLElement, context: OfficeContext): void {
   retention.step = "1";
   const [retentionStatus, sayRetention] = statusLine(t("retention.status"));
   retentionForm.append(button(t("retention.save"), "submit"));
-  const showRetention = (org: Org) => {
+  const showRetention = (org: Org, first = false) => {
     retentionNow.textContent = t("retention.now", { days: org.retention_days });
-    retention.value = String(org.retention_days);
+    if (first) prefill(retention, String(org.retention_days));
+    else retention.value = String(org.retention_days);
   };
   retentionForm.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -993,8 +1001,8 @@ function organisationPage(root: HTMLElement, context: OfficeContext): void {
   );
   api<Org>("GET", "/api/org")
     .then((org) => {
-      name.value = org.name;
-      showRetention(org);
+      prefill(name, org.name);
+      showRetention(org, true);
     })
     .catch((error: Error) => say(error.message));
 }
