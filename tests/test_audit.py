@@ -23,7 +23,7 @@ from tandem.audit import (
     verify,
 )
 from tandem.storage.sql import SQLStorage
-from tests.conftest import AGENT_PASSWORD, ServerFactory, tandem_in_process
+from tests.conftest import AGENT_PASSWORD, ServerFactory, migrated_sqlite, tandem_in_process
 
 KEY = bytes(range(32))
 TRIGGERS = (
@@ -40,7 +40,7 @@ async def filled(
     tmp_path: Path, n: int = 12, anchor_every: int = 5, stopped_at: tuple[int, ...] = ()
 ) -> Path:
     """A data directory whose trail has ``n`` records (``server_stopped`` at ``stopped_at``)."""
-    storage = await SQLStorage.open_sqlite(tmp_path / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "tandem.sqlite3"))
     log = AuditLog(storage, KEY, anchor_every=anchor_every)
     for i in range(1, n + 1):
         if i in stopped_at:
@@ -301,7 +301,7 @@ async def test_an_anchor_that_follows_another_predecessor_is_caught(tmp_path: Pa
 async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
     tmp_path: Path,
 ) -> None:
-    storage = await SQLStorage.open_sqlite(tmp_path / "tandem.sqlite3")
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "tandem.sqlite3"))
     at = iter(float(t) for t in range(1000, 2000))
     for every, count, stop in ((5, 12, True), (100, 8, False), (3, 10, True)):
         log = AuditLog(storage, KEY, anchor_every=every)

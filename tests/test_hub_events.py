@@ -45,7 +45,7 @@ from tandem.protocol.messages import (
 )
 from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
-from tests.conftest import mark_trained
+from tests.conftest import mark_trained, migrated_sqlite
 from tests.grants import of_org, owned
 
 ORG = "acme"
@@ -54,7 +54,7 @@ ORG = "acme"
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[SessionHub]:
     settings = Settings.load(environ={}, data_dir=tmp_path)
-    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
     box = crypto.SecretBox(settings.secrets_key_path)
     hub = SessionHub(
         settings=settings,

@@ -14,11 +14,12 @@ from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
 from tandem.storage.sql import SQLStorage
+from tests.conftest import migrated_sqlite
 from tests.grants import of_org
 
 
 async def test_expired_rows_are_purged_once_per_interval_not_every_tick(tmp_path: Path) -> None:
-    storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
     now = [1000.0]
     settings = Settings.load(environ={}, data_dir=tmp_path, purge_interval_seconds=60.0)
     hub = SessionHub(

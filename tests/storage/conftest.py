@@ -19,7 +19,7 @@ import pytest
 
 from tandem.storage.base import Storage
 from tandem.storage.sql import SQLStorage, redact_dsn
-from tests.conftest import service_missing, tandem_in_process
+from tests.conftest import migrated_sqlite, service_missing, tandem_in_process
 
 PG_DSN = os.environ.get("TANDEM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -69,7 +69,7 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     """A fresh, migrated storage of each backend (overrides the SQLite-only one in
     tests/conftest.py for the tests in this directory)."""
     if request.param == "sqlite":
-        store: Storage = await SQLStorage.open_sqlite(tmp_path / "db.sqlite3")
+        store: Storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
         try:
             yield store
         finally:
