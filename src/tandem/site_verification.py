@@ -25,21 +25,18 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-import dns.asyncresolver
-import dns.exception
-import dns.name
-import dns.nameserver
-import dns.rdatatype
-import dns.resolver
 import httpx2
 
 from tandem import crypto, outbound
 from tandem.config import nameserver_address
 from tandem.exceptions import ConfigError, ConflictError
 from tandem.storage.base import SiteRecord
+
+if TYPE_CHECKING:
+    import dns.asyncresolver
 
 PATH: Final = "/.well-known/tandem-verification"
 DNS_LABEL: Final = "_tandem-verification"
@@ -99,6 +96,12 @@ def dns_name(site: SiteRecord) -> str | None:
 
 
 def _resolver(nameservers: tuple[str, ...], timeout: float) -> dns.asyncresolver.Resolver:
+    # dnspython is imported here, by the one check that uses it: at module level it was a tenth
+    # of the start-up imports of every `tandem` command.
+    import dns.asyncresolver
+    import dns.nameserver
+    import dns.resolver
+
     if nameservers:
         resolver = dns.asyncresolver.Resolver(configure=False)
         resolver.nameservers = [
@@ -129,6 +132,10 @@ async def check_dns(
             f"{site.origin} has no DNS name: prove it with {PATH} or ask the operator"
         )
     resolver = _resolver(nameservers, timeout)
+    import dns.exception
+    import dns.rdatatype
+    import dns.resolver
+
     try:
         async with asyncio.timeout(timeout):
             answer = await resolver.resolve(name, dns.rdatatype.TXT, search=False)
