@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tandem.directory import Directory, operator
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user, seed_directory
@@ -56,6 +56,14 @@ def office_as(
     return agent.page
 
 
+def expect_navigation(page: Page, names: list[str]) -> Locator:
+    """The navigation lists the pages ``names``, in order, and the first is open; its links."""
+    links = page.get_by_role("navigation", name="Administration").get_by_role("link")
+    expect(links).to_have_text(names)
+    expect(page.get_by_role("heading", level=1, name=names[0])).to_be_visible()
+    return links
+
+
 def signs_in(live: RunningServer, username: str) -> int:
     return httpx.post(
         f"{live.base}/api/login",
@@ -82,9 +90,7 @@ def test_every_admin_page_opens_names_the_organisation_and_is_accessible(
     live: RunningServer, agent: Party
 ) -> None:
     page = office_as(live, agent, "admin", acme_staff)
-    links = page.get_by_role("navigation", name="Administration").get_by_role("link")
-    expect(links).to_have_text(ADMIN_PAGES)
-    expect(page.get_by_role("heading", level=1, name="Users")).to_be_visible()
+    links = expect_navigation(page, ADMIN_PAGES)
     expect(links.first).to_have_attribute("aria-current", "page")
     for width, height in ((1440, 900), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
@@ -173,9 +179,7 @@ def test_an_auditor_searches_and_pages_the_trail_on_the_server(
     live: RunningServer, agent: Party
 ) -> None:
     page = office_as(live, agent, "auditor", busy_trail)
-    links = page.get_by_role("navigation", name="Administration").get_by_role("link")
-    expect(links).to_have_text(AUDITOR_PAGES)
-    expect(page.get_by_role("heading", level=1, name="Audit trail")).to_be_visible()
+    expect_navigation(page, AUDITOR_PAGES)
     trail = page.get_by_role("table", name="Audit trail")
     newest = trail.get_by_role("row").nth(1)
     expect(newest).to_contain_text("Signed in")  # the auditor's own sign-in, newest first
