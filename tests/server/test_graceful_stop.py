@@ -71,7 +71,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # as ServeProcess: a start on a loaded 2-core machine
         while True:
             try:
                 if httpx.get(f"{base}/healthz").status_code == 200:

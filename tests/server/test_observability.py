@@ -176,7 +176,7 @@ async def test_json_logs_tell_the_session_lifecycle_and_security_events_without_
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # as ServeProcess: a start on a loaded 2-core machine
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{base}/healthz").status_code == 200:
