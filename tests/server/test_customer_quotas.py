@@ -31,7 +31,8 @@ from tests.server.test_organisations import api
 FLOOD = 30
 
 
-async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    # Generous: the server thread writes while other tests load both cores (10 s ran out).
     deadline = time.monotonic() + timeout
     while not await condition():
         assert time.monotonic() < deadline, "the condition never held"
