@@ -8,13 +8,15 @@ same data directory and port; and a PostgreSQL cluster, resumed on another proce
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
+from tandem.directory import Directory
 from tests.conftest import DataTemplates, free_port, two_organisations
 from tests.server import test_cluster_faults as faults
 from tests.server.helpers import (
@@ -25,6 +27,7 @@ from tests.server.helpers import (
     recv_json,
     resume_on,
     send,
+    sharing_with_tokens,
     start_session,
 )
 from tests.server.test_cluster_faults import Cluster, closed, exchange
@@ -47,21 +50,44 @@ RECONNECT = {
 BACK = {"v": 1, "type": "peer", "connected": True}
 
 
-async def sharing(
-    server: ServeProcess, cookie: str
-) -> tuple[ClientConnection, ClientConnection, dict[str, Any], dict[str, Any]]:
-    """A customer sharing with alice (signed in with ``cookie``): both sockets, the customer's
-    ``created`` and the agent's ``joined`` (with its resume token)."""
-    customer, created = await start_session(server)  # type: ignore[arg-type]
-    agent = await open_agent(server, cookie)  # type: ignore[arg-type]
-    await send(agent, type="join", code=created["code"])
-    joined = await recv_json(agent)
-    assert joined["type"] == "joined" and joined["resume_token"], joined
-    assert (await recv_json(customer))["type"] == "agent_joined"
-    await send(customer, type="consent", granted=True)
-    assert (await recv_json(agent))["type"] == "consent"
-    await exchange(customer, agent, b"before")
-    return customer, agent, created, joined
+@dataclasses.dataclass
+class Restarting:
+    """A `tandem serve` with a customer sharing with alice, before its restart (the next one
+    runs on the same data directory and port, :meth:`next_process`)."""
+
+    data_dir: Path
+    port: int
+    server: ServeProcess
+    start: Callable[..., ServeProcess]
+    cookie: str
+    customer: ClientConnection
+    agent: ClientConnection
+    created: dict[str, Any]
+    """The customer's ``created`` (its resume token)."""
+    joined: dict[str, Any]
+    """The agent's ``joined`` (its resume token)."""
+
+    def next_process(self, **env: str) -> ServeProcess:
+        return self.start(self.data_dir, self.port, **env)
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "tandem.sqlite3"
+
+
+async def restarting(
+    tmp_path: Path,
+    data_templates: DataTemplates,
+    serve_processes: Callable[..., ServeProcess],
+    seed: Callable[[Directory], Awaitable[None]] | None = None,
+    **env: str,
+) -> Restarting:
+    data_dir, port = tmp_path / "data", free_port()
+    data_templates.copy_to(data_dir, seed)
+    server = serve_processes(data_dir, port, **env)
+    cookie = login_cookie(server)  # type: ignore[arg-type]
+    sharing = await sharing_with_tokens(server, cookie)  # type: ignore[arg-type]
+    return Restarting(data_dir, port, server, serve_processes, cookie, *sharing)
 
 
 async def stopped_with_sigterm(server: ServeProcess, *sockets: ClientConnection) -> None:
@@ -96,25 +122,18 @@ async def test_both_sides_reconnect_to_the_next_process_and_frames_flow_again(
     data_templates: DataTemplates,
     serve_processes: Callable[..., ServeProcess],
 ) -> None:
-    data_dir, port = tmp_path / "data", free_port()
-    data_templates.copy_to(data_dir)
-    first = serve_processes(data_dir, port)
-    cookie = login_cookie(first)  # type: ignore[arg-type]
-    customer, agent, created, joined = await sharing(first, cookie)
-    session_id = created["session_id"]
-    await stopped_with_sigterm(first, customer, agent)
-    [(state, node)] = rows(
-        data_dir / "tandem.sqlite3",
-        "SELECT state, node FROM sessions WHERE session_id = ?",
-        session_id,
-    )
-    assert (state, node) == ("sharing", "")  # handed over, held by no process
+    before = await restarting(tmp_path, data_templates, serve_processes)
+    session_id = before.created["session_id"]
+    await stopped_with_sigterm(before.server, before.customer, before.agent)
+    query = "SELECT state, node FROM sessions WHERE session_id = ?"
+    # Handed over: held by no process, its consent as it was.
+    assert rows(before.database, query, session_id) == [("sharing", "")]
 
-    second = serve_processes(data_dir, port)
-    customer, resumed = await resume_on(second, created)  # type: ignore[arg-type]
+    second = before.next_process()
+    customer, resumed = await resume_on(second, before.created)  # type: ignore[arg-type]
     assert resumed["type"] == "resumed" and resumed["state"] == "sharing", resumed
     assert resumed["agent"] == "Alice" and resumed["recording"] is False
-    agent = await rejoin(second, cookie, joined)
+    agent = await rejoin(second, before.cookie, before.joined)
     assert await recv_json(agent) == {
         "v": 1, "type": "joined", "session_id": session_id, "resume_token": "",
         "resume_seconds": 0, "resumed": True,
@@ -125,7 +144,7 @@ async def test_both_sides_reconnect_to_the_next_process_and_frames_flow_again(
     await send(agent, type="leave")
     assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_left"}
     second.stop()
-    trail = actions_of(data_dir, session_id)
+    trail = actions_of(before.data_dir, session_id)
     assert ("session_suspended", "server_restart") in trail
     assert ("session_restored", "server_restart") in trail
     assert trail[-1] == ("session_ended", "agent_left"), trail
@@ -137,18 +156,14 @@ async def test_the_agent_may_come_back_first_and_a_waiting_session_keeps_its_cod
     data_templates: DataTemplates,
     serve_processes: Callable[..., ServeProcess],
 ) -> None:
-    data_dir, port = tmp_path / "data", free_port()
-    data_templates.copy_to(data_dir)
-    first = serve_processes(data_dir, port)
-    cookie = login_cookie(first)  # type: ignore[arg-type]
-    customer, agent, created, joined = await sharing(first, cookie)
-    waiting, waiting_created = await start_session(first)  # type: ignore[arg-type]
-    await stopped_with_sigterm(first, customer, agent, waiting)
+    before = await restarting(tmp_path, data_templates, serve_processes)
+    waiting, waiting_created = await start_session(before.server)  # type: ignore[arg-type]
+    await stopped_with_sigterm(before.server, before.customer, before.agent, waiting)
 
-    second = serve_processes(data_dir, port)
-    agent = await rejoin(second, cookie, joined)  # the agent first: the customer is away
+    second = before.next_process()
+    agent = await rejoin(second, before.cookie, before.joined)  # first: the customer is away
     assert (await recv_json(agent))["resumed"] is True
-    customer, resumed = await resume_on(second, created)  # type: ignore[arg-type]
+    customer, resumed = await resume_on(second, before.created)  # type: ignore[arg-type]
     assert resumed["state"] == "sharing"
     assert await recv_json(agent) == BACK
     await exchange(customer, agent, b"agent came first")
@@ -169,39 +184,34 @@ async def test_a_wrong_stolen_or_foreign_token_is_refused_after_the_restart(
     """Only digests are stored: the database file holds neither token, and its digests open
     nothing. Another sign-in of the same agent, or another agent, with the agent's right token
     is refused too; the real sides still resume afterwards."""
-    data_dir, port = tmp_path / "data", free_port()
-    data_templates.copy_to(data_dir, two_organisations)
-    database = data_dir / "tandem.sqlite3"
-    first = serve_processes(data_dir, port)
-    cookie = login_cookie(first)  # type: ignore[arg-type]
-    customer, agent, created, joined = await sharing(first, cookie)
+    before = await restarting(tmp_path, data_templates, serve_processes, two_organisations)
+    created, joined, cookie = before.created, before.joined, before.cookie
     session_id = created["session_id"]
-    await stopped_with_sigterm(first, customer, agent)
+    await stopped_with_sigterm(before.server, before.customer, before.agent)
 
-    stored = b"".join(path.read_bytes() for path in data_dir.glob("tandem.sqlite3*"))
+    stored = b"".join(path.read_bytes() for path in before.data_dir.glob("tandem.sqlite3*"))
     for token in (created["resume_token"], joined["resume_token"]):
         assert token.encode() not in stored
     [(customer_digest, agent_digest)] = rows(
-        database,
+        before.database,
         "SELECT resume_digest, agent_resume_digest FROM suspended_sessions WHERE session_id = ?",
         session_id,
     )
-
     # A well-formed token made of a stolen digest (its hex, without the "k1:" mark).
     customer_digest, agent_digest = (d.removeprefix("k1:") for d in (customer_digest, agent_digest))
-    second = serve_processes(data_dir, port)
+    second = before.next_process()
     for token in ("x" * len(created["resume_token"]), customer_digest, joined["resume_token"]):
         thief = await open_customer(second)  # type: ignore[arg-type]
         await send(thief, type="resume", session_id=session_id, resume_token=token)
         assert await closed_with(thief) == (4404, "session not found")
     for thief_cookie, token in (
         (cookie, agent_digest),  # the stolen row's digest
-        (login_cookie(second), joined["resume_token"]),  # alice, another sign-in  # type: ignore[arg-type]
-        (login_cookie(second, "bob"), joined["resume_token"]),  # another agent  # type: ignore[arg-type]
+        (login_cookie(second), joined["resume_token"]),  # type: ignore[arg-type]  # alice again
+        (login_cookie(second, "bob"), joined["resume_token"]),  # type: ignore[arg-type]
     ):
         thief = await rejoin(second, thief_cookie, {**joined, "resume_token": token})
         assert await closed_with(thief) == (4404, "session not found")
-    assert rows(database, "SELECT count(*) FROM suspended_sessions") == [(1,)]  # not taken
+    assert rows(before.database, "SELECT count(*) FROM suspended_sessions") == [(1,)]  # not taken
 
     agent = await rejoin(second, cookie, joined)
     assert (await recv_json(agent))["resumed"] is True
@@ -216,31 +226,29 @@ async def test_nobody_back_within_the_window_ends_the_session_audited(
     data_templates: DataTemplates,
     serve_processes: Callable[..., ServeProcess],
 ) -> None:
-    """Crash recovery spares the handed-over session while its window is open, then ends it
+    """Crash recovery ends the handed-over session once its window has passed
     (`server_shutdown`); a resume after that is refused, and supervisors no longer see it."""
-    data_dir, port = tmp_path / "data", free_port()
-    data_templates.copy_to(data_dir, two_organisations)
-    database = data_dir / "tandem.sqlite3"
     window = {"TANDEM_RESUME_GRACE_SECONDS": "3", "TANDEM_AGENT_RESUME_SECONDS": "3"}
     fast = {**window, "TANDEM_HEARTBEAT_SECONDS": "0.5", "TANDEM_PROCESS_LOST_SECONDS": "5"}
-    first = serve_processes(data_dir, port, **fast)
-    customer, agent, created, _ = await sharing(first, login_cookie(first))  # type: ignore[arg-type]
-    session_id = created["session_id"]
-    await stopped_with_sigterm(first, customer, agent)
+    before = await restarting(tmp_path, data_templates, serve_processes, two_organisations, **fast)
+    session_id = before.created["session_id"]
+    await stopped_with_sigterm(before.server, before.customer, before.agent)
 
-    second = serve_processes(data_dir, port, **fast)
+    second = before.next_process(**fast)
     ended = "SELECT end_reason FROM sessions WHERE session_id = ?"
-    await wait_for(lambda: rows(database, ended, session_id) == [("server_shutdown",)])
-    assert rows(database, "SELECT count(*) FROM suspended_sessions") == [(0,)]
+    await wait_for(lambda: rows(before.database, ended, session_id) == [("server_shutdown",)])
+    assert rows(before.database, "SELECT count(*) FROM suspended_sessions") == [(0,)]
     late = await open_customer(second)  # type: ignore[arg-type]
-    await send(late, type="resume", session_id=session_id, resume_token=created["resume_token"])
+    await send(
+        late, type="resume", session_id=session_id, resume_token=before.created["resume_token"]
+    )
     assert await closed_with(late) == (4404, "session not found")
     supervisor = await open_agent(second, login_cookie(second, "sam"))  # type: ignore[arg-type]
     await send(supervisor, type="watch", session_id=session_id)
     assert (await closed_with(supervisor))[0] == 4404
 
     second.stop()
-    trail = actions_of(data_dir, session_id)
+    trail = actions_of(before.data_dir, session_id)
     assert trail[-2:] == [
         ("session_suspended", "server_restart"),
         ("session_ended", "server_shutdown"),
@@ -254,30 +262,27 @@ async def test_a_running_recording_ends_flushed_at_the_restart_and_does_not_go_o
 ) -> None:
     """The recording's frames up to the stop are stored and it ends `server_restart`; after the
     resume nothing is recorded unless the agent asks and the customer allows again."""
-    data_dir, port = tmp_path / "data", free_port()
-    data_templates.copy_to(data_dir, with_recording_key)
-    first = serve_processes(data_dir, port)
-    cookie = login_cookie(first)  # type: ignore[arg-type]
-    customer, agent, created, joined = await sharing(first, cookie)
+    before = await restarting(tmp_path, data_templates, serve_processes, with_recording_key)
+    customer, agent = before.customer, before.agent
     await send(agent, type="record")
     assert (await recv_json(customer))["type"] == "record_request"
     await send(customer, type="record_consent", granted=True)
     assert (await recv_json(agent))["on"] is True
     assert (await recv_json(customer))["on"] is True
     await exchange(customer, agent, b"recorded")
-    await stopped_with_sigterm(first, customer, agent)
+    await stopped_with_sigterm(before.server, customer, agent)
 
-    second = serve_processes(data_dir, port)
+    second = before.next_process()
     [stopped] = recordings_of(second)  # type: ignore[arg-type]
     assert stopped["end_reason"] == "server_restart" and stopped["frames"] == 1, stopped
-    customer, resumed = await resume_on(second, created)  # type: ignore[arg-type]
+    customer, resumed = await resume_on(second, before.created)  # type: ignore[arg-type]
     assert resumed["recording"] is False
-    agent = await rejoin(second, cookie, joined)
+    agent = await rejoin(second, before.cookie, before.joined)
     assert (await recv_json(agent))["resumed"] is True
     assert await recv_json(customer) == BACK
     await exchange(customer, agent, b"not recorded")
     assert recordings_of(second)[0]["frames"] == 1  # type: ignore[arg-type]
-    stored = rows(data_dir / "tandem.sqlite3", "SELECT data FROM recording_frames")
+    stored = rows(before.database, "SELECT data FROM recording_frames")
     assert [bytes(data) for (data,) in stored] == [b"\x01recorded"]
 
 
@@ -290,7 +295,7 @@ async def test_a_session_of_a_stopped_cluster_process_resumes_on_another(
     survivor = cluster.start()
     stopping = cluster.process(serve_processes)
     cookie = login_cookie(survivor)
-    customer, agent, created, joined = await sharing(stopping, cookie)
+    customer, agent, created, joined = await sharing_with_tokens(stopping, cookie)  # type: ignore[arg-type]
     await stopped_with_sigterm(stopping, customer, agent)
 
     customer, resumed = await resume_on(survivor, created)
