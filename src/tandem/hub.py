@@ -1567,6 +1567,7 @@ class SessionHub:
         for topic in (live.customer_topic, live.agents_topic):
             self.fanout.publish(topic, notice)
             self.fanout.publish(topic, close)
+        metrics.SESSIONS_HANDED_OVER.labels(outcome="suspended").inc()
         await self.record(
             "session_suspended",
             actor="server",
@@ -1632,6 +1633,7 @@ class SessionHub:
         if live.waiting:
             self._waiting_by_site.setdefault(row.site_id, set()).add(session_id)
         self._live[session_id] = live
+        metrics.SESSIONS_HANDED_OVER.labels(outcome="restored").inc()
         await self.record(
             "session_restored",
             actor="server",

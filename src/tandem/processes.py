@@ -66,7 +66,10 @@ class ProcessRegistry:
             self.node, self.identity, now - self.settings.process_lost_seconds, now
         )
         for session in sessions:
-            metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
+            if session.end_reason == "server_shutdown":  # handed over, and nobody came back
+                metrics.SESSIONS_HANDED_OVER.labels(outcome="expired").inc()
+            else:
+                metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
             await self.record(
                 "session_ended",
                 actor="server",

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from websockets.asyncio.client import ClientConnection
 
 from tandem.directory import Directory
@@ -48,6 +50,19 @@ RECONNECT = {
     "reason": "reconnect",
 }
 BACK = {"v": 1, "type": "peer", "connected": True}
+METRICS_TOKEN = "restart-metrics-token"
+
+
+def handed_over(server: ServeProcess, outcome: str) -> float:
+    """``tandem_sessions_handed_over_total`` of ``outcome`` in ``server``'s metrics."""
+    answer = httpx.get(
+        f"{server.base}/metrics", headers={"authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    assert answer.status_code == 200, answer.text
+    found = re.search(
+        rf'^tandem_sessions_handed_over_total{{outcome="{outcome}"}} (\S+)$', answer.text, re.M
+    )
+    return float(found.group(1)) if found else 0.0
 
 
 @dataclasses.dataclass
@@ -129,10 +144,11 @@ async def test_both_sides_reconnect_to_the_next_process_and_frames_flow_again(
     # Handed over: held by no process, its consent as it was.
     assert rows(before.database, query, session_id) == [("sharing", "")]
 
-    second = before.next_process()
+    second = before.next_process(TANDEM_METRICS_TOKEN=METRICS_TOKEN)
     customer, resumed = await resume_on(second, before.created)  # type: ignore[arg-type]
     assert resumed["type"] == "resumed" and resumed["state"] == "sharing", resumed
     assert resumed["agent"] == "Alice" and resumed["recording"] is False
+    assert handed_over(second, "restored") == 1
     agent = await rejoin(second, before.cookie, before.joined)
     assert await recv_json(agent) == {
         "v": 1, "type": "joined", "session_id": session_id, "resume_token": "",
@@ -234,9 +250,10 @@ async def test_nobody_back_within_the_window_ends_the_session_audited(
     session_id = before.created["session_id"]
     await stopped_with_sigterm(before.server, before.customer, before.agent)
 
-    second = before.next_process(**fast)
+    second = before.next_process(**fast, TANDEM_METRICS_TOKEN=METRICS_TOKEN)
     ended = "SELECT end_reason FROM sessions WHERE session_id = ?"
     await wait_for(lambda: rows(before.database, ended, session_id) == [("server_shutdown",)])
+    assert handed_over(second, "expired") == 1
     assert rows(before.database, "SELECT count(*) FROM suspended_sessions") == [(0,)]
     late = await open_customer(second)  # type: ignore[arg-type]
     await send(
