@@ -45,6 +45,13 @@ async def test_a_handed_over_session_is_kept_whole_and_held_by_no_process(storag
     record = await storage.get_session("s1")
     assert record is not None and record.node == "" and record.ended_at is None
     assert record.state == "sharing"
+    # A supervisor's list (of every process, from storage) says it is restarting, not live.
+    listed = await storage.live_sessions(of_org("default"))
+    assert [(r.session_id, r.state) for r in listed] == [("s1", "restarting")]
+    taken = await storage.take_suspended("s1", "new", 110.0)
+    assert taken is not None
+    listed = await storage.live_sessions(of_org("default"))
+    assert [(r.session_id, r.state) for r in listed] == [("s1", "sharing")]
 
 
 async def test_exactly_one_process_takes_a_handed_over_session(storage: Storage) -> None:

@@ -1017,8 +1017,12 @@ class SQLStorage:
 
     async def live_sessions(self, grant: Grant) -> list[SessionRecord]:
         org_id = grant.org_id
+        # A session a stopping server handed over (SIGTERM) is listed as "restarting" until a
+        # side resumes it on some process or its window passes (then it is ended).
+        handed_over = sessions.c.session_id.in_(sa.select(suspended_sessions.c.session_id))
+        state = sa.case((handed_over, sa.literal("restarting")), else_=sessions.c.state)
         rows = await self._rows(
-            sa.select(*sessions.c)
+            sa.select(*(c for c in sessions.c if c.name != "state"), state.label("state"))
             .where(
                 sessions.c.org_id == org_id,
                 sessions.c.ended_at.is_(None),
