@@ -23,7 +23,12 @@ from tandem.server.app import SDK_FILE
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, add_user, free_port
 from tests.server.test_organisations import api
 
-CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
+# Debian's chromium-headless-shell: the same Chromium version as Debian's chromium (the same
+# Blink, V8 and network stack), built as the lightweight "old" headless browser; chromium itself
+# runs the whole desktop browser headless. It takes about half the CPU for the same tests
+# (bench/RESULTS.md, "Browser pass"); `make chromium` installs it. TANDEM_CHROMIUM picks another
+# Chromium binary (/usr/bin/chromium: the tests pass on both).
+CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/lib/chromium/chromium-headless-shell")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -40,7 +45,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it (Debian's packages)")
     if not SDK_FILE.exists():
         pytest.fail("the SDK is not built: `make test` builds it (sdk/build.mjs)")
     with sync_playwright() as playwright:
