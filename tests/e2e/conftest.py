@@ -208,7 +208,11 @@ class OtherOrigin:
         self.origin = f"http://127.0.0.1:{self.port}"
         handler = functools.partial(_QuietHandler, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # serve_forever looks at its stop flag every poll_interval: close() waits that long (0.5 s
+        # by default, at the end of nearly every browser test).
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def page(self, name: str, body: str, server: RunningServer, title: str = "Test page") -> str:
