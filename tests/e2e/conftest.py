@@ -7,6 +7,7 @@ import functools
 import http.server
 import os
 import re
+import secrets
 import threading
 import time
 import zlib
@@ -306,6 +307,18 @@ def mirror(agent: Party) -> Any:
     """The agent's view of the customer's page (the replay iframe's frame)."""
     expect(agent.page.locator('iframe[title="Customer view"]')).to_be_attached()
     return agent.page.frame_locator('iframe[title="Customer view"]')
+
+
+def caught_up(customer: Party, view: Any) -> None:
+    """Wait until the agent's mirror (``view``) has all the customer's page sent so far: a last
+    change to the page, a marker element, leaves after whatever the SDK already queued, on the one
+    ordered channel, so once the mirror shows it nothing sent before it is still on its way.
+    Then a test may search what the agent received for what must never arrive."""
+    marker = f"tandem-test-caught-up-{secrets.token_hex(4)}"
+    customer.page.evaluate(
+        "(id) => document.body.append(Object.assign(document.createElement('p'), {id}))", marker
+    )
+    expect(view.locator(f"#{marker}")).to_be_attached()
 
 
 def share(customer: Party, agent: Party, server: RunningServer, code: str) -> Any:
