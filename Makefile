@@ -123,8 +123,10 @@ test-sdk: setup
 # more workers than cores pays; idle workers steal queued tests. The browser tests are a pass of
 # their own (pytest-e2e) with one Chromium per worker; `make test` runs it beside the other pass.
 # pytest exits 5 when it collects no test: that fails here too, as it should.
+# The browser tests wait on round trips too: three workers (three headless shells) finish sooner
+# than two on two cores (bench/RESULTS.md, "Browser pass").
 PYTEST_WORKERS ?= 4
-E2E_WORKERS ?= 2
+E2E_WORKERS ?= 3
 # Each pass has a temporary directory of its own, one per checkout, outside it (the release test
 # installs the wheel "outside the repository"), emptied when the pass starts: under the shared
 # /tmp/pytest-of-$USER, other pytest runs on the machine prune all but the newest three, and took
