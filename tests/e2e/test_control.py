@@ -13,18 +13,34 @@ from tests.e2e.conftest import (
     EXPECT_TIMEOUT_MS,
     Party,
     agent_plaintext,
+    allow,
     audit_actions,
     get_help,
+    join,
+    mirror,
+    open_console_as,
     share,
 )
+from tests.e2e.netcut import NetCut
 
 
-def start(customer: Party, agent: Party, live: RunningServer, path: str) -> Any:
+def start(
+    customer: Party, agent: Party, live: RunningServer, path: str, console_base: str = ""
+) -> Any:
+    """The customer on ``path``, sharing with alice's console (opened at ``console_base``, a
+    proxy in front of the server, when given); the agent's view."""
     # The agent's mirror then fits at scale 1, so agent clicks land where the test aims.
     customer.page.set_viewport_size({"width": 1000, "height": 800})
     agent.page.set_viewport_size({"width": 1400, "height": 900})
     customer.page.goto(f"{live.base}{path}")
-    return share(customer, agent, live, get_help(customer))
+    if not console_base:
+        return share(customer, agent, live, get_help(customer))
+    code = get_help(customer)
+    open_console_as(agent, live, "alice")  # the cookie is the host's, whatever the port
+    agent.page.goto(f"{console_base}/console/")
+    join(agent, code)
+    allow(customer)
+    return mirror(agent)
 
 
 def request_control(customer: Party, agent: Party) -> None:
@@ -92,19 +108,32 @@ def test_masked_fields_and_protected_buttons_refuse_the_agent(
 def test_the_customer_takes_control_back_with_escape(
     live: RunningServer, customer: Party, agent: Party
 ) -> None:
-    view = start(customer, agent, live, "/demo/")
-    grant(customer, agent)
-    customer.page.keyboard.press("Escape")
-    expect(agent.page.get_by_role("status")).to_contain_text("The customer took back control.")
-    expect(agent.page.locator("#control-layer")).to_be_hidden()
-    expect(customer.page.get_by_role("button", name="Take back control")).to_have_count(0)
-    # A command sent anyway (a modified console) is refused by the customer's browser.
-    agent.page.evaluate("() => document.getElementById('control-layer').hidden = false")
-    agent_click(agent, view, "button:has-text('Add to cart')")
-    customer.page.wait_for_timeout(400)
-    expect(customer.page.locator("#cart-count")).to_have_text("0")
+    net = NetCut(live)  # the console reaches the server through it
+    try:
+        view = start(customer, agent, live, "/demo/", console_base=net.base)
+        grant(customer, agent)
+        customer.page.keyboard.press("Escape")
+        expect(agent.page.get_by_role("status")).to_contain_text("The customer took back control.")
+        expect(agent.page.locator("#control-layer")).to_be_hidden()
+        expect(customer.page.get_by_role("button", name="Take back control")).to_have_count(0)
+
+        # A click that crosses the customer's Escape on the network: the console has not heard
+        # yet (what the server sends it is held) and sends it; the customer's browser refuses it.
+        grant(customer, agent)
+        net.hold()
+        customer.page.keyboard.press("Escape")
+        expect(customer.page.get_by_role("button", name="Take back control")).to_have_count(0)
+        agent_click(agent, view, "button:has-text('Add to cart')")
+        net.release()
+        expect(agent.page.get_by_role("status")).to_contain_text(
+            "The customer has not given you control."
+        )
+        expect(customer.page.locator("#cart-count")).to_have_text("0")
+        expect(agent.page.locator("#control-layer")).to_be_hidden()
+    finally:
+        net.close()
     decisions = [a for a in audit_actions(live) if a.startswith("control_")]
-    assert decisions == ["control_granted", "control_revoked"]
+    assert decisions == ["control_granted", "control_revoked"] * 2
 
 
 def test_the_banner_button_takes_control_back(
