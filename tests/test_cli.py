@@ -24,6 +24,7 @@ from tandem.exceptions import NotFoundError
 from tests.conftest import free_port, seed_directory, tandem_in_process
 
 TANDEM = [sys.executable, "-m", "tandem"]
+PASSWORD = "blue-kettle-orbit-42\n"
 
 
 def run(
@@ -39,6 +40,48 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     """The same command as :func:`run`, in this process."""
     return tandem_in_process(*args, stdin=stdin, env=env)
+
+
+def succeeds(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
+    """:func:`cli` for a command that must exit 0; its standard output."""
+    result = cli(*args, stdin=stdin, env=env)
+    assert result.returncode == 0, (args, result.stderr)
+    return result.stdout
+
+
+def refused(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> str:
+    """:func:`cli` for a command that must exit 2 (the user's mistake, said in one line); its
+    standard error."""
+    result = cli(*args, stdin=stdin, env=env)
+    assert result.returncode == 2, (args, result.stdout)
+    return result.stderr
+
+
+def serve_until_healthy(data_dir: Path) -> tuple[int, str]:
+    """Start the real ``tandem serve`` on ``data_dir`` and a free port, wait until /healthz
+    answers (60 s at the most: a busy machine starts it slowly), stop it; the port and what it
+    printed."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*TANDEM, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("server did not answer")
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=20)
+    return port, output
 
 
 def test_help_lists_the_commands() -> None:
@@ -57,109 +100,57 @@ def test_user_add_reads_the_password_from_stdin(tmp_path: Path) -> None:
         "--data-dir",
         str(tmp_path),
         "--init",
-        stdin="blue-kettle-orbit-42\n",
+        stdin=PASSWORD,
     )
     assert result.returncode == 0, result.stderr
     assert "Created supervisor 'bob'" in result.stdout
 
 
 def test_user_add_refuses_a_weak_password_with_a_clear_message(tmp_path: Path) -> None:
-    result = cli("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="secret\n")
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("tandem: password too short")
-    assert "Traceback" not in result.stderr
+    refusal = refused("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="secret\n")
+    assert refusal.strip().startswith("tandem: password too short")
+    assert "Traceback" not in refusal
 
 
 def test_user_add_refuses_a_duplicate(tmp_path: Path) -> None:
-    cli("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin="blue-kettle-orbit-42\n")
-    result = cli("user", "add", "bob", "--data-dir", str(tmp_path), stdin="blue-kettle-orbit-42\n")
-    assert result.returncode == 2 and "'bob' is not available" in result.stderr
+    cli("user", "add", "bob", "--data-dir", str(tmp_path), "--init", stdin=PASSWORD)
+    assert "'bob' is not available" in refused(
+        "user", "add", "bob", "--data-dir", str(tmp_path), stdin=PASSWORD
+    )
 
 
 def test_user_add_refuses_the_audit_trails_system_actor_names(tmp_path: Path) -> None:
+    data = ("--data-dir", str(tmp_path), "--init")
     for name in ("server", "customer", "cli"):
-        result = cli(
-            "user",
-            "add",
-            name,
-            "--data-dir",
-            str(tmp_path),
-            "--init",
-            stdin="blue-kettle-orbit-42\n",
-        )
-        assert result.returncode == 2 and f"{name!r} is not available" in result.stderr
+        assert f"{name!r} is not available" in refused("user", "add", name, *data, stdin=PASSWORD)
 
 
 def test_serve_stops_in_one_line_when_another_organisation_holds_an_allowed_origin(
     tmp_path: Path,
 ) -> None:
     data = ("--data-dir", str(tmp_path))
-    assert (
-        cli("org", "add", "acme", "--name", "Acme", "--team", "support", *data, "--init").returncode
-        == 0
-    )
-    added = cli(
-        "site",
-        "add",
-        "shop",
-        "--origin",
-        "https://shop.example",
-        "--team",
-        "support",
-        "--org",
-        "acme",
-        *data,
-    )
-    assert added.returncode == 0, added.stderr
-    result = cli("serve", "--allow-origin", "https://shop.example", *data)
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    succeeds("org", "add", "acme", "--name", "Acme", "--team", "support", *data, "--init")
+    origin = ("--origin", "https://shop.example")
+    succeeds("site", "add", "shop", *origin, "--team", "support", "--org", "acme", *data)
+    assert refused("serve", "--allow-origin", "https://shop.example", *data).strip() == (
         "tandem: --allow-origin https://shop.example is already site 'shop' of organisation "
         "'acme': remove the option or that site"
     )
 
 
 def test_user_add_refuses_an_unknown_role(tmp_path: Path) -> None:
-    result = cli(
-        "user",
-        "add",
-        "bob",
-        "--role",
-        "root",
-        "--data-dir",
-        str(tmp_path),
-        "--init",
-        stdin="blue-kettle-orbit-42\n",
+    data = ("--data-dir", str(tmp_path), "--init")
+    assert "role must be one of" in refused(
+        "user", "add", "bob", "--role", "root", *data, stdin=PASSWORD
     )
-    assert result.returncode == 2 and "role must be one of" in result.stderr
 
 
 def test_serve_refuses_a_bad_origin() -> None:
-    result = cli("serve", "--allow-origin", "not-an-origin")
-    assert result.returncode == 2 and "not an http(s) origin" in result.stderr
+    assert "not an http(s) origin" in refused("serve", "--allow-origin", "not-an-origin")
 
 
 def test_serve_prints_urls_and_first_run_hint_then_serves(tmp_path: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [*TANDEM, "serve", "--port", str(port), "--data-dir", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60  # a bound on failure: a busy machine starts it slowly
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not answer")
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
+    port, output = serve_until_healthy(tmp_path)
     assert f"http://127.0.0.1:{port}/console/" in output
     assert f"http://127.0.0.1:{port}/demo/" in output
     assert "tandem user add alice --role agent" in output
@@ -169,62 +160,30 @@ def test_env_variables_configure_serve(tmp_path: Path) -> None:
     import os
 
     env = {**os.environ, "TANDEM_PORT": "0"}
-    result = cli("serve", "--data-dir", str(tmp_path), env=env)
-    assert result.returncode == 2 and "port must be between" in result.stderr
+    assert "port must be between" in refused("serve", "--data-dir", str(tmp_path), env=env)
 
 
 def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    created = cli("org", "add", "acme", "--name", "Acme Bank", "--team", "support", *data, "--init")
-    assert created.returncode == 0, created.stderr
-    again = cli("org", "add", "acme", "--name", "Acme Bank", *data)
-    assert again.returncode == 2 and "already exists" in again.stderr
-    assert cli("org", "add-team", "acme", "claims", *data).returncode == 0
-    site = cli(
-        "site",
-        "add",
-        "acme-shop",
-        "--org",
-        "acme",
-        "--origin",
-        "https://shop.acme.example/",
-        "--team",
-        "support",
-        *data,
+    succeeds("org", "add", "acme", "--name", "Acme Bank", "--team", "support", *data, "--init")
+    assert "already exists" in refused("org", "add", "acme", "--name", "Acme Bank", *data)
+    succeeds("org", "add-team", "acme", "claims", *data)
+    shop = ("--org", "acme", "--origin", "https://shop.acme.example/")
+    succeeds("site", "add", "acme-shop", *shop, "--team", "support", *data)
+    x = ("--org", "acme", "--origin", "https://x.example")
+    assert "no team 'nope' in organisation" in refused(
+        "site", "add", "x", *x, "--team", "nope", *data
     )
-    assert site.returncode == 0, site.stderr
-    missing_team = cli(
-        "site",
-        "add",
-        "x",
-        "--org",
-        "acme",
-        "--origin",
-        "https://x.example",
-        "--team",
-        "nope",
-        *data,
+    wrong_org = refused("user", "add", "eve", "--org", "nope", *data, stdin=PASSWORD)
+    assert "no organisation 'nope'" in wrong_org
+    claims = ("--org", "acme", "--team", "claims")
+    assert "in organisation 'acme'" in succeeds(
+        "user", "add", "carol", *claims, *data, stdin=PASSWORD
     )
-    assert missing_team.returncode == 2 and "no team 'nope' in organisation" in missing_team.stderr
-    wrong_org = cli("user", "add", "eve", "--org", "nope", *data, stdin="blue-kettle-orbit-42\n")
-    assert wrong_org.returncode == 2 and "no organisation 'nope'" in wrong_org.stderr
-    user = cli(
-        "user",
-        "add",
-        "carol",
-        "--org",
-        "acme",
-        "--team",
-        "claims",
-        *data,
-        stdin="blue-kettle-orbit-42\n",
-    )
-    assert user.returncode == 0 and "in organisation 'acme'" in user.stdout
     listing = cli("site", "list", *data).stdout.splitlines()
     assert "acme-shop\tacme\thttps://shop.acme.example\tsupport" in listing
     assert "demo\tdefault\tself\tsupport" in listing
-    verify = cli("audit", "verify", *data)
-    assert verify.returncode == 0, verify.stderr
+    succeeds("audit", "verify", *data)
     exported = cli("audit", "export", *data).stdout
     for action in ("org_created", "team_created", "site_created", "user_created"):
         assert f'"action": "{action}"' in exported
@@ -247,40 +206,22 @@ def test_serve_says_when_redis_cannot_be_reached(tmp_path: Path) -> None:
 
 def test_user_passwd_sets_a_password_and_ends_sign_ins(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    add = cli("user", "add", "bob", "--no-mfa", *data, "--init", stdin="blue-kettle-orbit-42\n")
-    assert add.returncode == 0, add.stderr
-    weak = cli("user", "passwd", "bob", *data, stdin="short\n")
-    assert weak.returncode == 2 and weak.stderr.startswith("tandem: password too short")
-    done = cli("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-77\n")
-    assert done.returncode == 0, done.stderr
-    assert "must be changed at the next sign-in" in done.stdout
-    missing = cli("user", "passwd", "nobody", *data, stdin="green-lantern-tide-77\n")
-    assert missing.returncode == 2 and "no user named 'nobody'" in missing.stderr
+    succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    weak = refused("user", "passwd", "bob", *data, stdin="short\n")
+    assert weak.startswith("tandem: password too short")
+    done = succeeds("user", "passwd", "bob", "--temporary", *data, stdin="green-lantern-tide-77\n")
+    assert "must be changed at the next sign-in" in done
+    missing = refused("user", "passwd", "nobody", *data, stdin="green-lantern-tide-77\n")
+    assert "no user named 'nobody'" in missing
 
 
 def test_user_sso_needs_the_organisations_provider_first(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    assert (
-        cli(
-            "user",
-            "add",
-            "aud",
-            "--role",
-            "auditor",
-            "--no-mfa",
-            *data,
-            "--init",
-            stdin="blue-kettle-orbit-42\n",
-        ).returncode
-        == 0
-    )
-    unset = cli("user", "sso", "aud", "sub-1", *data)
-    assert unset.returncode == 2 and "identity provider first" in unset.stderr
+    succeeds("user", "add", "aud", "--role", "auditor", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    assert "identity provider first" in refused("user", "sso", "aud", "sub-1", *data)
 
 
 # Issue 15, item 9: the traps an operator met, each tried again.
-
-PASSWORD = "blue-kettle-orbit-42\n"
 
 
 def accounts(data: Path) -> list[str]:
@@ -291,7 +232,7 @@ def accounts(data: Path) -> list[str]:
 
 def test_a_user_add_that_fails_creates_nothing_and_a_retry_works(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    assert cli("org", "add", "acme", "--name", "Acme", *data, "--init").returncode == 0
+    succeeds("org", "add", "acme", "--name", "Acme", *data, "--init")
     for options, message in (
         (("--team", "nope"), "no team 'nope' in organisation 'default'"),
         (("--org", "nope"), "no organisation 'nope'"),
@@ -301,11 +242,10 @@ def test_a_user_add_that_fails_creates_nothing_and_a_retry_works(tmp_path: Path)
         assert failed.returncode == 2, failed.stdout
         assert message in failed.stderr and "secret" not in failed.stdout
         assert accounts(tmp_path) == []
-    weak = cli("user", "add", "bob", *data, stdin="short\n")
-    assert weak.returncode == 2 and accounts(tmp_path) == []
-    retried = cli("user", "add", "bob", "--team", "support", *data, stdin=PASSWORD)
-    assert retried.returncode == 0, retried.stderr
-    assert "secret: " in retried.stdout  # the authenticator secret is shown, this time
+    refused("user", "add", "bob", *data, stdin="short\n")
+    assert accounts(tmp_path) == []
+    retried = succeeds("user", "add", "bob", "--team", "support", *data, stdin=PASSWORD)
+    assert "secret: " in retried  # the authenticator secret is shown, this time
     assert accounts(tmp_path) == ["bob"]
     exported = cli("audit", "export", *data).stdout
     assert exported.count('"action": "user_created"') == 1
@@ -313,12 +253,9 @@ def test_a_user_add_that_fails_creates_nothing_and_a_retry_works(tmp_path: Path)
 
 def test_the_api_refuses_an_unknown_team_without_creating_the_account(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    assert (
-        cli("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD).returncode
-        == 0
-    )
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
 
-    refused: list[str] = []
+    refusals: list[str] = []
 
     async def add(directory: Directory) -> None:
         try:  # what POST /api/users does
@@ -326,72 +263,62 @@ def test_the_api_refuses_an_unknown_team_without_creating_the_account(tmp_path: 
                 operator("default"), "eve", PASSWORD.strip(), "agent", None, ("x",)
             )
         except NotFoundError as exc:
-            refused.append(str(exc))
+            refusals.append(str(exc))
 
     seed_directory(tmp_path, add)
-    assert refused == ["no team named 'x'"]
+    assert refusals == ["no team named 'x'"]
     assert accounts(tmp_path) == ["ada"]
 
 
 def test_org_commands_name_the_missing_organisation(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    assert cli("org", "add", "acme", "--name", "Acme Bank", *data, "--init").returncode == 0
-    missing = cli("org", "add-team", "nope", "x", *data)
-    assert missing.returncode == 2
-    assert missing.stderr.strip() == "tandem: no organisation 'nope' (tandem org list shows them)"
-    twice = cli("org", "add-team", "acme", "claims", *data)
-    assert twice.returncode == 0
-    again = cli("org", "add-team", "acme", "claims", *data)
-    assert again.returncode == 2 and "a team 'claims' already exists" in again.stderr
+    succeeds("org", "add", "acme", "--name", "Acme Bank", *data, "--init")
+    missing = refused("org", "add-team", "nope", "x", *data)
+    assert missing.strip() == "tandem: no organisation 'nope' (tandem org list shows them)"
+    succeeds("org", "add-team", "acme", "claims", *data)
+    again = refused("org", "add-team", "acme", "claims", *data)
+    assert "a team 'claims' already exists" in again
     # A bad team name stops `org add` before the organisation is made.
-    bad = cli("org", "add", "beta", "--name", "Beta", "--team", "Bad Name", *data)
-    assert bad.returncode == 2 and "team name" in bad.stderr
+    assert "team name" in refused(
+        "org", "add", "beta", "--name", "Beta", "--team", "Bad Name", *data
+    )
     listed = cli("org", "list", *data).stdout.splitlines()
     assert listed[0].split("\t") == ["ORG", "NAME", "ACCOUNTS", "TEAMS", "SITES"]
     assert [line.split("\t")[0] for line in listed[1:]] == ["acme", "default"]
     shown = cli("org", "show", "acme", *data).stdout
     assert "Acme Bank" in shown and "claims" in shown and "30 days" in shown
-    assert cli("org", "show", "nope", *data).returncode == 2
-    assert cli("site", "list", "--org", "nope", *data).returncode == 2
+    refused("org", "show", "nope", *data)
+    refused("site", "list", "--org", "nope", *data)
     assert cli("site", "list", "--org", "acme", *data).stdout == ""
     assert "demo\tdefault\tself" in cli("site", "list", "--org", "default", *data).stdout
 
 
 def test_user_list_show_disable_enable_reset_and_remove(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
-    assert (
-        cli("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD).returncode
-        == 0
-    )
-    assert cli("user", "add", "bob", "--no-mfa", *data, stdin=PASSWORD).returncode == 0
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
+    succeeds("user", "add", "bob", "--no-mfa", *data, stdin=PASSWORD)
     listed = cli("user", "list", *data).stdout.splitlines()
     assert listed[0].startswith("USERNAME\tROLE")
     assert listed[1].split("\t") == ["ada", "admin", "Ada", "-", "on", "active"]
     assert listed[2].split("\t") == ["bob", "agent", "Bob", "support", "off (--no-mfa)", "active"]
     assert "recovery codes left: 10" in cli("user", "show", "ada", *data).stdout
 
-    disabled = cli("user", "disable", "bob", *data)
-    assert disabled.returncode == 0 and "Disabled 'bob'" in disabled.stdout
+    assert "Disabled 'bob'" in succeeds("user", "disable", "bob", *data)
     assert "state:" in (shown := cli("user", "show", "bob", *data).stdout) and "disabled" in shown
-    last_admin = cli("user", "disable", "ada", *data)
-    assert last_admin.returncode == 2 and "at least one admin" in last_admin.stderr
-    assert cli("user", "enable", "bob", *data).returncode == 0
+    assert "at least one admin" in refused("user", "disable", "ada", *data)
+    succeeds("user", "enable", "bob", *data)
     assert cli("user", "list", *data).stdout.splitlines()[2].endswith("active")
 
-    reset = cli("user", "reset-mfa", "ada", *data)
-    assert reset.returncode == 0 and "next sign-in" in reset.stdout
+    assert "next sign-in" in succeeds("user", "reset-mfa", "ada", *data)
     assert "set up at next sign-in" in cli("user", "show", "ada", *data).stdout
 
-    unconfirmed = cli("user", "remove", "bob", *data)
-    assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+    assert "--yes" in refused("user", "remove", "bob", *data)
     assert accounts(tmp_path) == ["ada", "bob"]
-    assert cli("user", "remove", "bob", "--yes", *data).returncode == 0
+    succeeds("user", "remove", "bob", "--yes", *data)
     assert accounts(tmp_path) == ["ada"]
     for command in ("show", "disable", "enable", "reset-mfa"):
-        gone = cli("user", command, "bob", *data)
-        assert gone.returncode == 2 and "no user named 'bob'" in gone.stderr, command
-    wrong_org = cli("user", "list", "--org", "nope", *data)
-    assert wrong_org.returncode == 2 and "no organisation 'nope'" in wrong_org.stderr
+        assert "no user named 'bob'" in refused("user", command, "bob", *data), command
+    assert "no organisation 'nope'" in refused("user", "list", "--org", "nope", *data)
     # passwd checks the account before it asks for a password
     assert "no user named 'bob'" in cli("user", "passwd", "bob", *data).stderr
     actions = cli("audit", "export", *data).stdout
@@ -401,10 +328,7 @@ def test_user_list_show_disable_enable_reset_and_remove(tmp_path: Path) -> None:
 
 def test_a_mistyped_data_dir_is_an_error_not_a_new_database(tmp_path: Path) -> None:
     real = tmp_path / "data"
-    assert (
-        cli("org", "add", "acme", "--name", "Acme", "--data-dir", str(real), "--init").returncode
-        == 0
-    )
+    succeeds("org", "add", "acme", "--name", "Acme", "--data-dir", str(real), "--init")
     typo = tmp_path / "dat"
     for command in (
         ("user", "add", "bob"),
@@ -416,9 +340,7 @@ def test_a_mistyped_data_dir_is_an_error_not_a_new_database(tmp_path: Path) -> N
         ("db", "upgrade"),
         ("subject", "find", "x"),
     ):
-        result = cli(*command, "--data-dir", str(typo), stdin=PASSWORD)
-        assert result.returncode == 2, command
-        line = result.stderr.strip()
+        line = refused(*command, "--data-dir", str(typo), stdin=PASSWORD).strip()
         assert line.startswith(f"tandem: no Tandem database in {typo}"), (command, line)
         assert "--init" in line and "Traceback" not in line
         assert not typo.exists(), command  # nothing written, not even the key files
@@ -431,40 +353,19 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     file = tmp_path / "data"
     file.write_text("not a directory")
     for command in (("user", "list"), ("user", "add", "bob", "--init"), ("org", "list")):
-        result = cli(*command, "--data-dir", str(file), stdin=PASSWORD)
-        assert result.returncode == 2
-        assert result.stderr.strip() == (
+        assert refused(*command, "--data-dir", str(file), stdin=PASSWORD).strip() == (
             f"tandem: the data directory {file} is a file, not a directory: check --data-dir "
             "(or TANDEM_DATA_DIR)"
         )
-    served = cli("serve", "--data-dir", str(file), "--port", str(free_port()))
-    assert served.returncode == 2 and "is a file, not a directory" in served.stderr
-    assert "Errno" not in served.stderr
+    served = refused("serve", "--data-dir", str(file), "--port", str(free_port()))
+    assert "is a file, not a directory" in served
+    assert "Errno" not in served
     assert file.read_text() == "not a directory"
 
 
 def test_serve_on_an_empty_data_dir_says_it_created_the_database(tmp_path: Path) -> None:
-    port = free_port()
     data = tmp_path / "fresh"
-    process = subprocess.Popen(
-        [*TANDEM, "serve", "--port", str(port), "--data-dir", str(data)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not answer")
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=20)
+    _, output = serve_until_healthy(data)
     assert f"new database   {data / 'tandem.sqlite3'} (there was none: created now)" in output
     assert "(.venv/bin/tandem, or plain tandem in an activated virtualenv)" in output
 

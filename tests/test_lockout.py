@@ -68,6 +68,28 @@ def test_guessing_an_account_is_slowed_and_locked_even_for_the_right_password(
     assert login(server, "alice", AGENT_PASSWORD).status_code == 200
 
 
+def test_guessing_the_current_password_of_a_password_change_is_slowed_the_same_way(
+    server: RunningServer,
+) -> None:
+    """A stolen sign-in cookie does not buy unlimited guesses at the password it would change."""
+    cookie = login(server, "alice", AGENT_PASSWORD).cookies["tandem_agent"]
+    with httpx.Client(
+        base_url=server.base, cookies={"tandem_agent": cookie}, headers={"origin": server.origin}
+    ) as alice:
+
+        def change(current: str) -> httpx.Response:
+            body = {"current_password": current, "new_password": "green-lantern-tide-77"}
+            return alice.post("/api/me/password", json=body)
+
+        for guess in range(4):  # the 4th starts a wait
+            assert change(f"guess-guess-{guess}").status_code == 400
+        locked = change(AGENT_PASSWORD)
+        assert locked.status_code == 429 and locked.headers["retry-after"] == "1"
+        assert locked.json()["detail"] == "Too many wrong passwords. Try again in 1 s."
+        server.clock.advance(2)
+        assert change(AGENT_PASSWORD).status_code == 200
+
+
 def test_a_right_password_does_not_wipe_the_count_of_earlier_guesses(
     server_factory: ServerFactory,
 ) -> None:

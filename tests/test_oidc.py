@@ -54,18 +54,44 @@ async def authorize(url: str) -> dict[str, str]:
     return {name: values[0] for name, values in parse_qs(urlsplit(location).query).items()}
 
 
+@dataclasses.dataclass
+class Authorized:
+    """A sign-in the provider authorized, up to the browser's return with ``query``."""
+
+    config: oidc.ProviderConfig
+    discovery: oidc.Discovery
+    pending: oidc.PendingLogin
+    query: dict[str, str]
+
+    async def finish(self, http: httpx2.AsyncClient, now: float | None = None) -> oidc.Identity:
+        return await oidc.finish(
+            self.config,
+            self.discovery,
+            self.pending,
+            self.query,
+            http,
+            time.time() if now is None else now,
+        )
+
+
+async def authorized(
+    provider: OidcProvider, http: httpx2.AsyncClient, **changes: object
+) -> Authorized:
+    config = config_for(provider, **changes)
+    discovery = await oidc.discover(config, http)
+    url, pending = oidc.begin(config, discovery, REDIRECT)
+    return Authorized(config, discovery, pending, await authorize(url))
+
+
 async def sign_in(
     provider: OidcProvider,
     http: httpx2.AsyncClient,
     tamper: dict[str, str] | None = None,
     **changes: object,
 ) -> oidc.Identity:
-    config = config_for(provider, **changes)
-    discovery = await oidc.discover(config, http)
-    url, pending = oidc.begin(config, discovery, REDIRECT)
-    query = await authorize(url)
-    query.update(tamper or {})
-    return await oidc.finish(config, discovery, pending, query, http, time.time())
+    signing_in = await authorized(provider, http, **changes)
+    signing_in.query.update(tamper or {})
+    return await signing_in.finish(http)
 
 
 # -- the happy path --
@@ -149,13 +175,10 @@ async def test_a_callback_without_state_is_refused(
 
 
 async def test_a_code_works_once(provider: OidcProvider, http: httpx2.AsyncClient) -> None:
-    config = config_for(provider)
-    discovery = await oidc.discover(config, http)
-    url, pending = oidc.begin(config, discovery, REDIRECT)
-    query = await authorize(url)
-    await oidc.finish(config, discovery, pending, query, http, time.time())
+    signing_in = await authorized(provider, http)
+    await signing_in.finish(http)
     with pytest.raises(AuthenticationError, match=r"refused the code \(invalid_grant\)"):
-        await oidc.finish(config, discovery, pending, query, http, time.time())
+        await signing_in.finish(http)
 
 
 async def test_a_code_is_useless_without_its_pkce_verifier(
@@ -218,12 +241,9 @@ async def test_a_token_from_the_future_is_refused(
     provider: OidcProvider, http: httpx2.AsyncClient
 ) -> None:
     """The caller's clock decides: an hour behind the provider's, the token is not yet valid."""
-    config = config_for(provider)
-    discovery = await oidc.discover(config, http)
-    url, pending = oidc.begin(config, discovery, REDIRECT)
-    query = await authorize(url)
+    signing_in = await authorized(provider, http)
     with pytest.raises(AuthenticationError, match=r"future"):
-        await oidc.finish(config, discovery, pending, query, http, time.time() - 3600)
+        await signing_in.finish(http, time.time() - 3600)
 
 
 async def test_a_refusal_by_the_provider_is_reported(

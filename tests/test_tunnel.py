@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -89,11 +90,20 @@ class Host:
         await self.host.close()
 
 
+@asynccontextmanager
+async def hosting(liveness: Liveness, fanout: MemoryFanout | None = None) -> AsyncIterator[Host]:
+    """A running host on ``fanout`` (a fresh in-process one unless given), closed on the way out."""
+    running = Host(fanout or MemoryFanout(), liveness)
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
 @pytest.fixture
 async def host() -> AsyncIterator[Host]:
-    running = Host(MemoryFanout(), SLOW)
-    yield running
-    await running.close()
+    async with hosting(SLOW) as running:
+        yield running
 
 
 async def test_the_owner_runs_its_endpoint_on_a_tunnelled_socket(host: Host) -> None:
@@ -171,8 +181,7 @@ async def test_lost_frames_are_asked_for_again_and_delivered_once_in_order(host:
 async def test_a_silent_edge_is_taken_for_gone_and_its_endpoint_ends() -> None:
     """The edge's process died (nothing heard for ``lost`` seconds while the fan-out works):
     the endpoint sees its socket go, as for a hangup; beats went out meanwhile."""
-    running = Host(MemoryFanout(), Liveness(heartbeat=0.05, lost=0.4, outage=5.0))
-    try:
+    async with hosting(Liveness(heartbeat=0.05, lost=0.4, outage=5.0)) as running:
         out = running.fanout.subscribe(conn_topic("c1"), 1 << 20)
         running.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
         opened = time.monotonic()
@@ -185,8 +194,6 @@ async def test_a_silent_edge_is_taken_for_gone_and_its_endpoint_ends() -> None:
         assert 0.4 <= waited < 1.5, waited
         assert beats >= 3
         assert running.host.tunnelled == 0
-    finally:
-        await running.close()
 
 
 class AwayFanout(MemoryFanout):
@@ -202,8 +209,7 @@ class AwayFanout(MemoryFanout):
 
 async def test_while_redis_is_away_silence_counts_for_nothing_until_the_outage_limit() -> None:
     fanout = AwayFanout()
-    running = Host(fanout, Liveness(heartbeat=0.05, lost=0.3, outage=1.0))
-    try:
+    async with hosting(Liveness(heartbeat=0.05, lost=0.3, outage=1.0), fanout) as running:
         out = fanout.subscribe(conn_topic("c1"), 1 << 20)
         running.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
         assert await next_reply(out) == Accepted(1)
@@ -213,13 +219,10 @@ async def test_while_redis_is_away_silence_counts_for_nothing_until_the_outage_l
         assert running.host.tunnelled == 1
         assert isinstance(await next_reply(out), Closed)  # past `outage`
         assert 1.0 <= time.monotonic() - away < 2.5
-    finally:
-        await running.close()
 
 
 async def test_the_owner_keeps_a_closed_tunnel_until_the_edge_confirms_the_close() -> None:
-    running = Host(MemoryFanout(), Liveness(heartbeat=0.05, lost=5.0, outage=5.0))
-    try:
+    async with hosting(Liveness(heartbeat=0.05, lost=5.0, outage=5.0)) as running:
         out = running.fanout.subscribe(conn_topic("c1"), 1 << 20)
         running.send(Open("c1", "/ws/echo", [], ("", 0), "ws"))
         running.send(Data("c1", 1, b"bye", True))
@@ -233,8 +236,6 @@ async def test_the_owner_keeps_a_closed_tunnel_until_the_edge_confirms_the_close
         while "c1" in running.host._sockets:
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
-    finally:
-        await running.close()
 
 
 # The edge's side, on a real Starlette WebSocket fed by the test
@@ -279,36 +280,38 @@ class LosesFirstOpening(MemoryFanout):
         super().publish(topic, frame)
 
 
+@asynccontextmanager
+async def carried(
+    liveness: Liveness, fanout: MemoryFanout
+) -> AsyncIterator[tuple[Host, Client, asyncio.Task[None]]]:
+    """A host, and an accepted client socket whose first text "hi" the edge tunnels to the
+    host's echo endpoint, with the same ``liveness`` on both ends; the edge's task is cancelled
+    and the host closed on the way out."""
+    async with hosting(liveness, fanout) as running:
+        client = Client()
+        await client.accept()
+        edge = asyncio.create_task(
+            tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
+        )
+        try:
+            yield running, client, edge
+        finally:
+            edge.cancel()
+
+
 async def test_an_edge_sends_its_opening_again_when_it_was_lost() -> None:
     fanout = LosesFirstOpening()
-    liveness = Liveness(heartbeat=0.1, lost=5.0, outage=5.0)
-    running = Host(fanout, liveness)
-    client = Client()
-    await client.accept()
-    carried = asyncio.create_task(
-        tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
-    )
-    try:
+    async with carried(Liveness(heartbeat=0.1, lost=5.0, outage=5.0), fanout) as (_, client, edge):
         assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
         client.say("bye")
         assert await client.heard() == {"type": "websocket.close", "code": 4000, "reason": "bye"}
-        await asyncio.wait_for(carried, 5)
+        await asyncio.wait_for(edge, 5)
         assert fanout.lost == 1
-    finally:
-        carried.cancel()
-        await running.close()
 
 
 async def test_an_edge_whose_owner_goes_silent_closes_its_socket_saying_so() -> None:
-    fanout = MemoryFanout()
     liveness = Liveness(heartbeat=0.05, lost=0.4, outage=5.0)
-    running = Host(fanout, liveness)
-    client = Client()
-    await client.accept()
-    carried = asyncio.create_task(
-        tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, liveness)
-    )
-    try:
+    async with carried(liveness, MemoryFanout()) as (running, client, edge):
         assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
         running.runner.cancel()  # the owner's process stops answering (its endpoint still waits)
         silent = time.monotonic()
@@ -318,7 +321,4 @@ async def test_an_edge_whose_owner_goes_silent_closes_its_socket_saying_so() -> 
             "reason": "session ended: its server stopped answering",
         }
         assert 0.4 <= time.monotonic() - silent < 1.5
-        await asyncio.wait_for(carried, 5)
-    finally:
-        carried.cancel()
-        await running.close()
+        await asyncio.wait_for(edge, 5)

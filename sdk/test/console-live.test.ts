@@ -6,8 +6,8 @@ import { test } from "node:test";
 import { randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents } from "../src/shared/ports.ts";
-import { LiveView, type LiveUi } from "../src/console/live.ts";
-import { type LiveCard, type LiveEvent, idleCard, reduceCard } from "../src/console/state.ts";
+import { LiveView } from "../src/console/live.ts";
+import { cardUi } from "./live-ui.ts";
 
 // A production build's compile-time constant (sdk/build.mjs): encrypted, not the benchmark's plaintext.
 (globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
@@ -18,21 +18,7 @@ const SECRET = "7654321";
 function console_(code: string) {
   const sent: Record<string, unknown>[] = [];
   let events: ConnectionEvents | null = null;
-  let card: LiveCard = idleCard;
-  const ui: LiveUi = {
-    report: (event: LiveEvent) => void (card = reduceCard(card, event)),
-    mirror: { replaceChildren: () => undefined, style: {} } as unknown as HTMLElement,
-    signedIn: () => null,
-    sessionExpired: () => undefined,
-    closed: () => undefined,
-    clearCode: () => undefined,
-    selectCode: () => undefined,
-    focusCode: () => undefined,
-    focusTyping: () => undefined,
-    typed: () => "",
-    room: () => ({ width: 1000, height: 800 }),
-    frame: () => undefined,
-  };
+  const ui = cardUi({ width: 1000, height: 800 });
   let closed = false;
   const view = new LiveView({ code }, ui, {
     transport: (handlers) => {
@@ -56,7 +42,7 @@ function console_(code: string) {
   });
   const server = (message: Record<string, unknown>) => events?.text(JSON.stringify({ v: 1, ...message }));
   return { view, sent, server, open: () => events?.open(), get card() {
-    return card;
+    return ui.card;
   } };
 }
 

@@ -8,10 +8,10 @@ import { CommandReceiver, ContentSender, type PairwiseKeys } from "../src/shared
 import { randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents } from "../src/shared/ports.ts";
-import { LiveView, type LiveUi } from "../src/console/live.ts";
+import { LiveView } from "../src/console/live.ts";
 import type { Held, HeldStore } from "../src/console/rejoin.ts";
-import { type LiveCard, type LiveEvent, idleCard, reduceCard } from "../src/console/state.ts";
 import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
+import { cardUi } from "./live-ui.ts";
 
 (globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
 
@@ -52,24 +52,10 @@ function memoryStore(): HeldStore & { held: Held | null; keys: Map<string, Pairw
 
 function harness(target: ConstructorParameters<typeof LiveView>[0], store = memoryStore()) {
   const sockets: Socket[] = [];
-  let card: LiveCard = idleCard;
   let now = 0;
   const timers: { at: number; fn: () => void; done: boolean }[] = [];
   let expired = 0;
-  const ui: LiveUi = {
-    report: (event: LiveEvent) => void (card = reduceCard(card, event)),
-    mirror: { replaceChildren: () => undefined, style: {} } as unknown as HTMLElement,
-    signedIn: () => null,
-    sessionExpired: () => void expired++,
-    closed: () => undefined,
-    clearCode: () => undefined,
-    selectCode: () => undefined,
-    focusCode: () => undefined,
-    focusTyping: () => undefined,
-    typed: () => "",
-    room: () => ({ width: 1200, height: 800 }),
-    frame: () => undefined,
-  };
+  const ui = cardUi({ width: 1200, height: 800 }, { sessionExpired: () => void expired++ });
   const view = new LiveView(target, ui, {
     transport: (events) => {
       const socket: Socket = { events, sent: [], binary: [], closed: null };
@@ -107,7 +93,7 @@ function harness(target: ConstructorParameters<typeof LiveView>[0], store = memo
   return {
     view, store, sockets, last,
     get card() {
-      return card;
+      return ui.card;
     },
     get expired() {
       return expired;

@@ -75,6 +75,16 @@ async function until(condition: () => boolean): Promise<void> {
   assert.ok(condition(), "condition not reached");
 }
 
+/** A session started, its socket open and the server's `created` (s1, code 12345) answered. */
+async function created(f: ReturnType<typeof fakes>): Promise<Session> {
+  const session = new Session(f.ports);
+  const code = session.start();
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  return session;
+}
+
 test("a session pairs with the agent and asks for consent with nothing shared; Decline clears everything", async () => {
   const f = fakes();
   const session = new Session(f.ports);
@@ -131,11 +141,7 @@ test("a stored session resumed into a `sharing` the customer never allowed ends,
 
 test("a `created` the page did not ask for, mid-session, ends it", async () => {
   const f = fakes();
-  const session = new Session(f.ports);
-  const code = session.start();
-  f.open();
-  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
-  await code;
+  const session = await created(f);
   f.server({ type: "created", session_id: "s2", code: "99999", resume_token: "evil", expires_in: 600 });
   assert.equal(session.state, "ended");
   assert.equal(f.store.saved, null);
@@ -143,11 +149,7 @@ test("a `created` the page did not ask for, mid-session, ends it", async () => {
 
 test("an agent with the wrong code is caught: abort, the customer is told, nothing kept", async () => {
   const f = fakes();
-  const session = new Session(f.ports);
-  const code = session.start();
-  f.open();
-  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
-  await code;
+  const session = await created(f);
   f.server({ type: "agent_joined", agent: "Mallory" });
   await until(() => f.control().some((m) => m.type === "handshake"));
   const guess = startPairing({ side: "console", peer: "agent", secret: "7654321", sessionId: "s1", random: randomBytes });
@@ -179,11 +181,7 @@ test("start() while a session runs shows that session and never opens a second (
 
 test("the customer is told that Stop sharing stopped it; a cancelled code is not a notice", async () => {
   const f = fakes();
-  const session = new Session(f.ports);
-  const code = session.start();
-  f.open();
-  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
-  await code;
+  const session = await created(f);
   await session.stop();
   assert.equal(f.called("showStopped").length, 0, "nothing was shared: no notice");
   assert.equal(f.called("showError").length, 0);

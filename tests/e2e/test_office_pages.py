@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tandem.directory import Directory, operator
 from tests.conftest import AGENT_PASSWORD, RunningServer, add_user, seed_directory
@@ -33,6 +34,34 @@ AUDITOR_PAGES = ["Audit trail", "Recordings"]
 def open_page(page: Page, name: str) -> None:
     page.get_by_role("navigation", name="Administration").get_by_role("link", name=name).click()
     expect(page.get_by_role("heading", level=1, name=name)).to_be_visible()
+
+
+STAFF = {"admin": ("ada", "Ada"), "auditor": ("aud", "Aud")}
+"""The office's user of each role in these tests: username and display name."""
+
+
+def office_as(
+    live: RunningServer,
+    agent: Party,
+    role: str,
+    *seeds: Callable[[Directory], Awaitable[None]],
+) -> Page:
+    """``agent``'s browser signed in to the console as the ``role``'s user of :data:`STAFF`,
+    added (with AGENT_PASSWORD) and then the ``seeds`` run on the directory first; its page."""
+    username, display_name = STAFF[role]
+    add_user(live.settings.data_dir, username, role=role, display_name=display_name)
+    for seed in seeds:
+        seed_directory(live.settings.data_dir, seed)
+    open_console_as(agent, live, username)
+    return agent.page
+
+
+def expect_navigation(page: Page, names: list[str]) -> Locator:
+    """The navigation lists the pages ``names``, in order, and the first is open; its links."""
+    links = page.get_by_role("navigation", name="Administration").get_by_role("link")
+    expect(links).to_have_text(names)
+    expect(page.get_by_role("heading", level=1, name=names[0])).to_be_visible()
+    return links
 
 
 def signs_in(live: RunningServer, username: str) -> int:
@@ -60,13 +89,8 @@ async def acme_staff(directory: Directory) -> None:
 def test_every_admin_page_opens_names_the_organisation_and_is_accessible(
     live: RunningServer, agent: Party
 ) -> None:
-    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
-    seed_directory(live.settings.data_dir, acme_staff)
-    open_console_as(agent, live, "ada")
-    page = agent.page
-    links = page.get_by_role("navigation", name="Administration").get_by_role("link")
-    expect(links).to_have_text(ADMIN_PAGES)
-    expect(page.get_by_role("heading", level=1, name="Users")).to_be_visible()
+    page = office_as(live, agent, "admin", acme_staff)
+    links = expect_navigation(page, ADMIN_PAGES)
     expect(links.first).to_have_attribute("aria-current", "page")
     for width, height in ((1440, 900), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
@@ -101,10 +125,7 @@ def test_every_admin_page_opens_names_the_organisation_and_is_accessible(
 def test_an_admin_searches_pages_disables_and_enables_accounts(
     live: RunningServer, agent: Party
 ) -> None:
-    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
-    seed_directory(live.settings.data_dir, acme_staff)
-    open_console_as(agent, live, "ada")
-    page = agent.page
+    page = office_as(live, agent, "admin", acme_staff)
     status = page.get_by_role("status", name="Users")
     table = page.get_by_role("table", name="Users")
     expect(page.get_by_text("Page 1 of 2 (20 shown)")).to_be_visible()  # 26 accounts
@@ -157,13 +178,8 @@ async def busy_trail(directory: Directory) -> None:
 def test_an_auditor_searches_and_pages_the_trail_on_the_server(
     live: RunningServer, agent: Party
 ) -> None:
-    add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
-    seed_directory(live.settings.data_dir, busy_trail)
-    open_console_as(agent, live, "aud")
-    page = agent.page
-    links = page.get_by_role("navigation", name="Administration").get_by_role("link")
-    expect(links).to_have_text(AUDITOR_PAGES)
-    expect(page.get_by_role("heading", level=1, name="Audit trail")).to_be_visible()
+    page = office_as(live, agent, "auditor", busy_trail)
+    expect_navigation(page, AUDITOR_PAGES)
     trail = page.get_by_role("table", name="Audit trail")
     newest = trail.get_by_role("row").nth(1)
     expect(newest).to_contain_text("Signed in")  # the auditor's own sign-in, newest first
@@ -195,9 +211,7 @@ def test_an_auditor_searches_and_pages_the_trail_on_the_server(
 def test_the_office_speaks_the_chosen_language_and_reads_right_to_left_in_arabic(
     live: RunningServer, agent: Party
 ) -> None:
-    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
-    open_console_as(agent, live, "ada")
-    page = agent.page
+    page = office_as(live, agent, "admin")
     page.goto(f"{live.base}/console/?lang=de#users")
     german = page.get_by_role("navigation", name="Verwaltung").get_by_role("link")
     expect(german).to_have_text(
@@ -269,10 +283,7 @@ def test_a_slow_first_answer_does_not_overwrite_what_the_admin_typed(
     """The Organisation page fills its fields from GET /api/org; on a slow server the admin may
     type before that answer comes. The answer must not replace what they typed, and saving
     saves what they typed."""
-    add_user(live.settings.data_dir, "ada", role="admin", display_name="Ada")
-    seed_directory(live.settings.data_dir, acme_staff)
-    open_console_as(agent, live, "ada")
-    page = agent.page
+    page = office_as(live, agent, "admin", acme_staff)
     held: list = []
     page.route(
         lambda url: url.endswith("/api/org"),

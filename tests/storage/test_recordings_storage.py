@@ -247,6 +247,15 @@ async def test_purging_expired_sign_ins_leaves_recordings_alone(storage: Storage
 # Upgrades from the schema before recordings
 
 
+async def upgraded_keeps_acme_and_records(storage: SQLStorage) -> None:
+    """An upgraded database from before recordings still has its organisation 'acme' (added
+    before the upgrade) and stores and reads recordings."""
+    assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
+    await storage.add_recording(*owned(recording("r1", "acme")))
+    await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
+    assert await storage.recording_frames("r1") == [b"\x00\xff"]
+
+
 def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
@@ -260,10 +269,7 @@ def test_an_sqlite_database_from_before_recordings_is_upgraded(tmp_path: Path) -
     async def check() -> None:
         storage = await SQLStorage.open_sqlite(path)
         try:
-            assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
-            await storage.add_recording(*owned(recording("r1", "acme")))
-            await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
-            assert await storage.recording_frames("r1") == [b"\x00\xff"]
+            await upgraded_keeps_acme_and_records(storage)
         finally:
             await storage.close()
 
@@ -294,10 +300,7 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
         await db.close()
     storage = await SQLStorage.connect(PG_DSN, schema=pg_schema)
     try:
-        assert await storage.get_org(of_org("acme")) == OrgRecord("acme", "A", 1.0, 9, None)
-        await storage.add_recording(*owned(recording("r1", "acme")))
-        await storage.append_recording_frames("r1", 0, [b"\x00\xff"])
-        assert await storage.recording_frames("r1") == [b"\x00\xff"]
+        await upgraded_keeps_acme_and_records(storage)
     finally:
         await storage.close()
     db = await pg_connect(pg_schema)

@@ -19,6 +19,10 @@ import {
   type AssetPayload, MAX_ASSET_BYTES, MAX_SESSION_ASSET_BYTES, MAX_SESSION_ASSETS, cssUrls, decodeBase64,
   looksLike,
 } from "../shared/assets.ts";
+import {
+  ADOPTED_STYLE_SHEET, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+  STYLE_DECLARATION, STYLE_SHEET_RULE,
+} from "../shared/rrweb-events.ts";
 
 /** Where carried assets are found: an address as the events write it → a local URL. */
 export interface AssetLookup {
@@ -96,12 +100,6 @@ function absoluteCss(css: string, base: string): string {
 }
 
 export { cssUrls };
-
-const FULL_SNAPSHOT = 2;
-const INCREMENTAL_SNAPSHOT = 3;
-const MUTATION = 0;
-const SERIALIZED_ELEMENT = 2;
-const SERIALIZED_TEXT = 3;
 
 /** Attributes whose value the browser fetches (or may), on any element. */
 const FETCHED = new Set([
@@ -193,11 +191,6 @@ function neutralizeTree(root: unknown, assets?: AssetLookup): void {
     if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push(child);
   }
 }
-
-/** Style-sheet rule events (source 8, 13) and style declarations (source 13's set). */
-const STYLE_SHEET_RULE = 8;
-const STYLE_DECLARATION = 13;
-const ADOPTED_STYLE_SHEET = 15;
 
 function neutralizeStrings(value: unknown, assets?: AssetLookup): unknown {
   if (typeof value === "string") return neutralizeCss(value, assets);

@@ -9,7 +9,7 @@ import type {
   ComplianceReport, Hold, HoldRequest, Holds, SecurityStatus, SubjectErased, SubjectFindings, SubjectRequest,
 } from "../generated/rest.ts";
 import { complianceT as t } from "./messages/compliance.ts";
-import { api, el, field, problemDetail, statusLine, table } from "./office.ts";
+import { api, el, field, problemDetail, saveFile, statusLine, table } from "./office.ts";
 import { relayFetch } from "./relay.ts";
 
 const mark = (status: string): string =>
@@ -62,17 +62,6 @@ export function compliancePanel(): HTMLElement {
     form, results, status,
   );
   return panel;
-}
-
-function saveFile(name: string, data: Blob): void {
-  const url = URL.createObjectURL(data);
-  const link = el("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 /**

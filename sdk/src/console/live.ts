@@ -10,14 +10,15 @@
 
 import { Replayer } from "rrweb";
 import { AssetStore, neutralizeEvent } from "./assets.ts";
-import { ChannelError, CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
+import { ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
-import { type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
+import { ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
+import { FULL_SNAPSHOT, META } from "../shared/rrweb-events.ts";
 import type { Held, HeldStore } from "./rejoin.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t } from "./messages/workspace.ts";
@@ -32,18 +33,13 @@ const STROKE_STEP_PX = 4;
 const MAX_STROKE_POINTS = 200;
 /** Content frames kept while the pairing's last step is checked (a key frame, a snapshot). */
 const MAX_EARLY_FRAMES = 64;
-/** rrweb's event types that mean a new page (or a new snapshot of it) in the mirror. */
-const FULL_SNAPSHOT = 2;
-const META = 4;
 /** Room kept below the mirror when it is scaled to fit the window (px). */
 const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
 
 /** Refusals the customer's browser names by code (shared/payload.ts), said in the agent's language. */
-const REFUSALS: ReadonlySet<string> = new Set(["not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text"]);
-/** Frame kinds (../shared/e2e/channel.ts): content, and the agent's epoch key. */
-const CONTENT_FRAME = 0x01;
-const EPOCH_KEY_FRAME = 0x02;
+const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
+
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
 export interface LivePorts {
   transport: Transport;
@@ -712,8 +708,8 @@ export class LiveView {
       return;
     }
     if (this.awaitingEpoch) {
-      if (frame[0] === CONTENT_FRAME) return; // of the epoch that ran while this console was away
-      if (frame[0] === EPOCH_KEY_FRAME) this.awaitingEpoch = false;
+      if (frame[0] === KIND_CONTENT) return; // of the epoch that ran while this console was away
+      if (frame[0] === KIND_EPOCH_KEY) this.awaitingEpoch = false;
     }
     this.chain = this.chain
       .then(async () => {

@@ -132,6 +132,18 @@ export function copyButton(label: string, text: () => string, say: Say, t: Offic
   return button;
 }
 
+/** Hand `data` to the browser as a download named `name` (its object URL revoked after 10 s). */
+export function saveFile(name: string, data: Blob): void {
+  const url = URL.createObjectURL(data);
+  const link = el("a");
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
 export const when = (seconds: number) => new Date(seconds * 1000).toLocaleString(undefined, {
   year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
 });

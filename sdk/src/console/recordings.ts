@@ -14,24 +14,13 @@ import {
 } from "../shared/e2e/recording.ts";
 import type { Org, Recording, RecordingKey as RecordingKeyBody } from "../generated/rest.ts";
 import { humanLabel } from "./messages/office.ts";
-import { type OfficeT, api, copyButton, el, field, listView, statusLine, table, when } from "./office.ts";
+import { type OfficeT, api, copyButton, el, field, listView, saveFile, statusLine, table, when } from "./office.ts";
 import { relay, relayFetch } from "./relay.ts";
 
 function duration(r: Recording, t: OfficeT): string {
   if (r.ended_at === null) return t("recordings.running");
   const s = Math.round(r.ended_at - r.started_at);
   return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
-}
-
-function saveFile(name: string, data: BlobPart, type: string): void {
-  const url = URL.createObjectURL(new Blob([data], { type }));
-  const link = el("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 /** The auditor's recordings: unlock the key, list, play, export. */
@@ -267,7 +256,8 @@ export function recordingKeyPanel(root: HTMLElement, t: OfficeT): void {
     render()
       .then((org) => newKeyFile(org.org_id, passphrase))
       .then(async (keyFile) => {
-        saveFile(`tandem-recording-key-${keyFile.key_id}.json`, JSON.stringify(keyFile, null, 2), "application/json");
+        const json = new Blob([JSON.stringify(keyFile, null, 2)], { type: "application/json" });
+        saveFile(`tandem-recording-key-${keyFile.key_id}.json`, json);
         await api("PUT", "/api/org/recording-key", { public_key: keyFile.public_key } satisfies RecordingKeyBody);
         say(t("rec.inUse", { key: keyFile.key_id }), true);
         return render();

@@ -19,6 +19,7 @@ import { agentMayTouch, insideTandemUi, TANDEM_UI_ATTRIBUTE } from "../shared/ma
 import { type Locale, translator } from "../shared/i18n.ts";
 import { type AnnotationCommand, type AnnotationPayload, type AnnotationRefusal, parseAnnotationCommand } from "../shared/payload.ts";
 import { annotationMessages } from "./messages/annotations.ts";
+import { Bucket } from "./bucket.ts";
 
 /** How long a highlight or a stroke stays (it fades over its last second). */
 export const ANNOTATION_MS = 4000;
@@ -67,22 +68,6 @@ export interface AnnotationHost {
   /** The page's element with rrweb's node id `id`, if any. */
   node(id: number): Node | null;
   locale: Locale;
-}
-
-class Bucket {
-  private tokens: number;
-  private last = performance.now();
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
-  }
-  take(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }
 
 function storedOff(): boolean {

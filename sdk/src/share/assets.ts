@@ -18,15 +18,11 @@ import {
   type AssetPayload, type AssetType, MAX_ASSET_BYTES, MAX_ASSET_URL, MAX_SESSION_ASSET_BYTES,
   MAX_SESSION_ASSETS, assetType, cssUrls, decodeBase64, encodeBase64, isImage, looksLike, srcsetUrls,
 } from "../shared/assets.ts";
+import {
+  ADOPTED_STYLE_SHEET, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+  STYLE_DECLARATION, STYLE_SHEET_RULE,
+} from "../shared/rrweb-events.ts";
 
-const FULL_SNAPSHOT = 2;
-const INCREMENTAL_SNAPSHOT = 3;
-const MUTATION = 0;
-const STYLE_SHEET_RULE = 8;
-const STYLE_DECLARATION = 13;
-const ADOPTED_STYLE_SHEET = 15;
-const SERIALIZED_ELEMENT = 2;
-const SERIALIZED_TEXT = 3;
 
 /** How long one batch of events waits for its assets before it is sent without the rest. */
 export const ASSET_WAIT_MS = 3000;

@@ -11,6 +11,7 @@ import { record } from "rrweb";
 import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
 import type { ActionRefusal, ControlState, Payload } from "../shared/payload.ts";
 import type { CustomerView } from "./ports.ts";
+import { Bucket } from "./bucket.ts";
 
 /** Clicks and scrolls per second. Typing (each command sets the whole value) and pointer moves
  * have their own, larger allowances. */
@@ -25,22 +26,6 @@ export interface ControlHost {
   /** Redraw the banner for the new control state. */
   changed(): void;
   isPrivate(url: URL): boolean;
-}
-
-class Bucket {
-  private tokens: number;
-  private last = performance.now();
-  constructor(private readonly perSecond: number) {
-    this.tokens = perSecond;
-  }
-  take(): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.perSecond, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
-  }
 }
 
 function describe(el: Element): string {

@@ -28,6 +28,7 @@ import {
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier } from "./assets.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
@@ -53,16 +54,16 @@ declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 /** How long page changes may wait to travel together in one frame (issue 17). */
 export const BATCH_MS = 100;
 
-/** rrweb event types and incremental sources that go at once: a full snapshot or new page
- * (2, 4), and what the customer does: mouse interactions (2), input (5), selection (14). */
-const URGENT_TYPES = new Set([2, 4]);
-const URGENT_SOURCES = new Set([2, 5, 14]);
+/** rrweb event types and incremental sources that go at once: a full snapshot or new page, and
+ * what the customer does: mouse interactions, input, selection. */
+const URGENT_TYPES: ReadonlySet<number> = new Set([FULL_SNAPSHOT, META]);
+const URGENT_SOURCES: ReadonlySet<number> = new Set([MOUSE_INTERACTION, INPUT, SELECTION]);
 
 export function isUrgent(event: unknown): boolean {
   const e = event as { type?: number; data?: { source?: number } } | null;
   if (!e || typeof e !== "object") return true;
   if (URGENT_TYPES.has(e.type ?? -1)) return true;
-  return e.type === 3 && URGENT_SOURCES.has(e.data?.source ?? -1);
+  return e.type === INCREMENTAL_SNAPSHOT && URGENT_SOURCES.has(e.data?.source ?? -1);
 }
 
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */

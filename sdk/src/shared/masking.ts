@@ -32,6 +32,7 @@ import {
   parentElementOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
+import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT } from "./rrweb-events.ts";
 
 export const MASK = "\u2022";
 /** What a hidden value shows, whatever its length (issue 15: the bullet count told the length). */
@@ -366,13 +367,6 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
   }
 }
 
-const FULL_SNAPSHOT = 2;
-const INCREMENTAL_SNAPSHOT = 3;
-const MUTATION = 0;
-const INPUT = 5;
-/** rrweb's serialized node types (not the DOM's `nodeType`). */
-const SERIALIZED_ELEMENT = 2;
-const SERIALIZED_TEXT = 3;
 /** Input types whose `value` is a label the page wrote, never something typed. */
 const LABEL_INPUT_TYPES = new Set(["button", "submit", "reset", "image"]);
 

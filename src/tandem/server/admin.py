@@ -10,7 +10,6 @@ description and the authorisation-matrix tests are generated from the joined tab
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
@@ -29,8 +28,8 @@ from tandem.recordings import recording_json
 from tandem.server.http import (
     AgentInfo,
     agent_json,
-    problem,
     set_sign_in_cookie,
+    too_many_attempts,
 )
 from tandem.server.operations import Call, Operation
 
@@ -342,12 +341,7 @@ async def _change_password(call: Call) -> object:
     key = f"user:{call.principal.username}"
     wait = await services.sign_in_backoff.retry_after(services.clock(), key)
     if wait > 0:
-        seconds = math.ceil(wait)
-        refused = problem(
-            429, "Too many attempts", f"Too many wrong passwords. Try again in {seconds} s."
-        )
-        refused.headers["retry-after"] = str(seconds)
-        return refused
+        return too_many_attempts(wait, "wrong passwords")
     try:
         token = await auth.change_password(
             services.storage,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import msgspec
@@ -19,6 +18,7 @@ from tandem.server.http import (
     problem,
     services_of,
     set_sign_in_cookie,
+    too_many_attempts,
 )
 from tandem.storage.base import DEFAULT_ORG
 
@@ -49,12 +49,7 @@ async def login(request: Request) -> Response:
         await services.hub.record(
             "sign_in_throttled", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
         )
-        seconds = math.ceil(wait)
-        response = problem(
-            429, "Too many attempts", f"Too many failed sign-ins. Try again in {seconds} s."
-        )
-        response.headers["retry-after"] = str(seconds)
-        return response
+        return too_many_attempts(wait, "failed sign-ins")
     try:
         agent, token = await auth.sign_in(
             services.storage,

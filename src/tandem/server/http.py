@@ -3,6 +3,7 @@ body, the signed-in agent and its cookie. Route modules import this, never each 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -48,11 +49,21 @@ def services_of(connection: HTTPConnection) -> Services:
 
 
 def problem(status: int, title: str, detail: str) -> JSONResponse:
+    """An RFC 9457 problem JSON response (the one shape of every error this server answers)."""
     return JSONResponse(
         {"title": title, "status": status, "detail": detail},
         status_code=status,
         media_type="application/problem+json",
     )
+
+
+def too_many_attempts(wait: float, what: str) -> JSONResponse:
+    """``429`` after too many ``what`` (e.g. "failed sign-ins"): try again in ``wait`` seconds,
+    rounded up, said in the detail and in ``Retry-After``."""
+    seconds = math.ceil(wait)
+    response = problem(429, "Too many attempts", f"Too many {what}. Try again in {seconds} s.")
+    response.headers["retry-after"] = str(seconds)
+    return response
 
 
 async def json_body(request: Request, limit: int | None = None) -> bytes | JSONResponse:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError
+from tandem.server.http import problem
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -69,12 +70,7 @@ class SameOriginWrites:
                 and origin.lower() != f"{scheme}://{host}".lower()
                 and _normalized(origin) not in self.console_origins
             ):
-                response = JSONResponse(
-                    {"title": "Forbidden", "status": 403, "detail": "Cross-site request refused."},
-                    status_code=403,
-                    media_type="application/problem+json",
-                )
-                await response(scope, receive, send)
+                await problem(403, "Forbidden", "Cross-site request refused.")(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -106,16 +102,8 @@ class FetchMetadataGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/api/") and self._refused(scope):
-            response = JSONResponse(
-                {
-                    "title": "Forbidden",
-                    "status": 403,
-                    "detail": "Only the console may call the API.",
-                },
-                status_code=403,
-                media_type="application/problem+json",
-            )
-            await response(scope, receive, send)
+            refused = problem(403, "Forbidden", "Only the console may call the API.")
+            await refused(scope, receive, send)
             return
         await self.app(scope, receive, send)
 

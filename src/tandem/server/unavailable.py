@@ -10,12 +10,12 @@ import sqlite3
 
 import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem import logs, metrics
 from tandem.exceptions import StorageError
 from tandem.protocol import codec
+from tandem.server.http import problem
 
 log = logs.get_logger("tandem.http")
 
@@ -29,14 +29,6 @@ STORAGE_DOWN = (
     TimeoutError,
 )
 """Exceptions that mean "the database did not answer" (locked, unreachable, restarting)."""
-
-
-def problem(status: int, title: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {"title": title, "status": status, "detail": detail},
-        status_code=status,
-        media_type="application/problem+json",
-    )
 
 
 SOCKET_REASON = "database not answering: try again soon"
