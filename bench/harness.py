@@ -14,12 +14,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, Page, Playwright, Route
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "blue-kettle-orbit-42"
@@ -112,6 +112,25 @@ def tandem_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def build_of(ref: str) -> Iterator[Path]:
+    """The SDK and console as git `ref` builds them (its own build.mjs, this checkout's
+    node_modules), for a same-run comparison; yields the folder holding sdk/ and console/."""
+    with tempfile.TemporaryDirectory() as out:
+        archive = subprocess.run(
+            ["git", "archive", ref, "sdk", "src/tandem/__init__.py"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", out], input=archive, check=True)
+        (Path(out) / "sdk" / "node_modules").symlink_to(ROOT / "sdk" / "node_modules")
+        subprocess.run(
+            ["node", "build.mjs"], cwd=Path(out) / "sdk", check=True, capture_output=True
+        )
+        yield Path(out) / "src" / "tandem" / "server" / "static"
+
+
+@contextlib.contextmanager
 def plaintext_build() -> Iterator[Path]:
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
@@ -127,6 +146,17 @@ def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(
         executable_path=os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS
     )
+
+
+def use_build(page: Page, build: Path) -> None:
+    """Serve `page` the SDK and console bundles of another build (a folder with sdk/tandem.js and
+    console/console.js) instead of the server's."""
+
+    def serve(path: Path) -> Callable[[Route], None]:
+        return lambda route: route.fulfill(path=path, content_type="text/javascript")
+
+    for bundle in ("sdk/tandem.js", "console/console.js"):
+        page.route(f"**/{bundle}", serve(build / bundle))
 
 
 @dataclass
@@ -154,18 +184,7 @@ def share(
     agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     if plaintext_dir is not None:
         for page in (customer, agent):
-            page.route(
-                "**/sdk/tandem.js",
-                lambda r: r.fulfill(
-                    path=plaintext_dir / "sdk" / "tandem.js", content_type="text/javascript"
-                ),
-            )
-            page.route(
-                "**/console/console.js",
-                lambda r: r.fulfill(
-                    path=plaintext_dir / "console" / "console.js", content_type="text/javascript"
-                ),
-            )
+            use_build(page, plaintext_dir)
     if customer_script:
         customer.add_init_script(customer_script)
     if agent_script:

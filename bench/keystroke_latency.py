@@ -6,11 +6,15 @@ on one machine, so their clocks (performance.timeOrigin + now) are comparable. E
 plaintext builds alternate in the same run; the ratio is the median of paired medians.
 
     .venv/bin/python bench/keystroke_latency.py [--keys 50] [--rounds 3] [--delay-ms 80]
+        [--baseline main]
+
+`--baseline REF` adds a third variant in each round: the SDK and console as git REF builds them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -19,7 +23,7 @@ from pathlib import Path
 from playwright.sync_api import Browser, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import launch, median_ratio, plaintext_build, share, tandem_server
+from harness import build_of, launch, median_ratio, plaintext_build, share, tandem_server
 
 AGENT_PROBE = """() => {
     window.__seen = [];
@@ -44,7 +48,7 @@ CUSTOMER_PROBE = """() => {
 def measure(
     browser: Browser,
     base: str,
-    plaintext: Path | None,
+    plaintext: Path | None,  # or any other build of the bundles (harness.use_build)
     keys: int,
     delay: int,
     agent_base: str | None = None,
@@ -77,15 +81,22 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--delay-ms", type=int, default=80)
+    parser.add_argument("--baseline", help="a git ref whose SDK and console run as a third variant")
     args = parser.parse_args()
     encrypted: list[list[float]] = []
     plain: list[list[float]] = []
+    baseline: list[list[float]] = []
     load_before = os.getloadavg()[0]
-    with plaintext_build() as plain_dir, tandem_server() as base, sync_playwright() as pw:
-        browser = launch(pw)
+    with contextlib.ExitStack() as stack:
+        plain_dir = stack.enter_context(plaintext_build())
+        old = stack.enter_context(build_of(args.baseline)) if args.baseline else None
+        base = stack.enter_context(tandem_server())
+        browser = launch(stack.enter_context(sync_playwright()))
         for _ in range(args.rounds):
             encrypted.append(measure(browser, base, None, args.keys, args.delay_ms))
             plain.append(measure(browser, base, plain_dir, args.keys, args.delay_ms))
+            if old is not None:  # a build of the ref, served as the plaintext build is
+                baseline.append(measure(browser, base, old, args.keys, args.delay_ms))
         browser.close()
     flat_e = [x for r in encrypted for x in r]
     flat_p = [x for r in plain for x in r]
@@ -95,6 +106,14 @@ def main() -> None:
     print(f"keystroke -> agent view, encrypted: {summary(flat_e)} (target p95 ≤ 60 ms)")
     print(f"keystroke -> agent view, plaintext: {summary(flat_p)}")
     print(f"ratio encrypted/plaintext (median of {args.rounds} paired rounds): {ratio:.3f}")
+    if baseline:
+        print(f"keystroke -> agent view, SDK of {args.baseline}: "
+              f"{summary([x for r in baseline for x in r])}")  # fmt: skip
+        old_ratio = median_ratio(
+            [statistics.median(r) for r in encrypted], [statistics.median(r) for r in baseline]
+        )
+        pairs = f"median of {args.rounds} paired rounds"
+        print(f"ratio this/{args.baseline} ({pairs}): {old_ratio:.3f}")
     print(f"load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
 
 

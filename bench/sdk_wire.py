@@ -9,27 +9,44 @@ Real Chromium, the real SDK and console, `tandem serve` on loopback.
   compression saves. The full snapshot's ratio is that of the first page's largest frame (the
   snapshot travels in one), the first second's (with its images and key frames) beside it.
 * first frame: a 300 KB page (the shop with rows added); from the customer's click on Allow to
-  the agent's mirror showing the page's last element, split into customer (click to the first
-  content frame sent), wire (to its arrival in the console) and console (to the mirror).
+  the agent's mirror showing the page's last element, split into customer (click to the
+  snapshot's last frame handed to the socket), wire (to its arrival in the console) and console
+  (to the mirror). The snapshot's frames are the largest frame and the frames of at least 1 KB
+  sent right after it (a snapshot over 512 KB travels in parts; what follows on a still page is
+  small). `--baseline REF` builds the SDK and console of a git ref and alternates its runs with
+  this checkout's, for a ratio measured under the same load.
 
-    .venv/bin/python bench/sdk_wire.py [--rounds 3] [--seconds 60]
+    .venv/bin/python bench/sdk_wire.py [--rounds 3] [--seconds 60] [--first-frames 5]
+        [--baseline main]
 
-Each run prints the load average: on a shared machine the times are several-fold a quiet one's.
+`--rounds 0` skips the scripted minutes. Each run prints the load average: on a shared machine
+the times are several-fold a quiet one's.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from playwright.sync_api import Browser, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Shared, launch, plaintext_build, share, tandem_server
+from harness import (
+    Shared,
+    build_of,
+    launch,
+    median_ratio,
+    plaintext_build,
+    share,
+    tandem_server,
+    use_build,
+)
 
 SENT_PROBE = """(() => {
     const send = WebSocket.prototype.send;
@@ -115,9 +132,27 @@ def scripted_minute(session: Shared, base: str, seconds: float) -> tuple[int, in
     return sent + page_total(), first_second, snapshot
 
 
-def first_frame(browser: Browser, base: str) -> tuple[float, float, float]:
+SNAPSHOT_PART_MIN_BYTES = 1000
+
+
+class Split(NamedTuple):
+    """One first frame (ms): click to the snapshot's last frame sent, to its arrival, to shown."""
+
+    customer: float
+    wire: float
+    console: float
+
+    @property
+    def total(self) -> float:
+        return self.customer + self.wire + self.console
+
+
+def first_frame(browser: Browser, base: str, build: Path | None = None) -> Split:
     customer = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
+    if build is not None:
+        use_build(customer, build)
+        use_build(agent, build)
     customer.add_init_script(SENT_PROBE)
     agent.add_init_script(RECEIVED_PROBE)
     try:
@@ -151,27 +186,49 @@ def first_frame(browser: Browser, base: str) -> tuple[float, float, float]:
         sent = customer.evaluate("() => window.__sent")
         received = agent.evaluate("() => window.__received")
         shown = agent.evaluate("() => window.__shown")
-        big = max(sent, key=lambda item: item[1])  # the snapshot's frame
-        index = sent.index(big)
-        arrived = received[min(index, len(received) - 1)]
-        return big[0] - clicked, arrived - big[0], shown - arrived
+        last = sent.index(max(sent, key=lambda item: item[1]))  # the snapshot's (first) frame
+        while last + 1 < len(sent) and sent[last + 1][1] >= SNAPSHOT_PART_MIN_BYTES:
+            last += 1
+        arrived = received[min(last, len(received) - 1)]
+        return Split(sent[last][0] - clicked, arrived - sent[last][0], shown - arrived)
     finally:
         customer.context.close()
         agent.context.close()
 
 
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, round(0.95 * len(ordered)) - 1)]
+
+
+def report_first_frames(title: str, splits: list[Split], indent: str = "") -> None:
+    totals = [split.total for split in splits]
+    print(f"{indent}{title}: median {statistics.median(totals):.0f} ms, p95 {p95(totals):.0f} ms "
+          f"(n={len(splits)}; target p95 ≤ 1000)")  # fmt: skip
+    for i, name in enumerate(Split._fields):
+        part = [split[i] for split in splits]
+        print(f"{indent}  {name}: median {statistics.median(part):.0f} ms, p95 {p95(part):.0f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="scripted minutes (0: none)")
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--first-frames", type=int, default=5, help="first frames measured")
+    parser.add_argument("--baseline", help="a git ref whose SDK and console alternate with these")
     args = parser.parse_args()
     wire: list[float] = []
     raw: list[float] = []
     snapshot_ratio: list[float] = []
     first_second_ratio: list[float] = []
-    splits: list[tuple[float, float, float]] = []
+    splits: list[Split] = []
+    baseline: list[Split] = []
     load_before = os.getloadavg()[0]
-    with sync_playwright() as playwright, tandem_server() as base, plaintext_build() as plain:
+    with contextlib.ExitStack() as stack:
+        playwright = stack.enter_context(sync_playwright())
+        base = stack.enter_context(tandem_server())
+        plain = stack.enter_context(plaintext_build())
+        old = stack.enter_context(build_of(args.baseline)) if args.baseline else None
         browser = launch(playwright)
         for _ in range(args.rounds):
             counts = {}
@@ -186,24 +243,32 @@ def main() -> None:
             raw.append(counts["raw"][0] / 1000 / minutes)
             first_second_ratio.append(counts["raw"][1] / max(1, counts["wire"][1]))
             snapshot_ratio.append(counts["raw"][2] / max(1, counts["wire"][2]))
+        for i in range(args.first_frames):
+            # Alternating which goes first, so neither always meets the other's leftovers.
+            if old is not None and i % 2:
+                baseline.append(first_frame(browser, base, old))
             splits.append(first_frame(browser, base))
+            if old is not None and not i % 2:
+                baseline.append(first_frame(browser, base, old))
         browser.close()
     load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
-    print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds; {load}):")
-    print(f"  on the wire: p50 {statistics.median(wire):.1f} KB/min (target ≤ 40)")
-    print(f"  raw rrweb JSON: p50 {statistics.median(raw):.1f} KB/min")
-    ratios = sorted(r / w for r, w in zip(raw, wire, strict=True))
-    print(f"  raw/wire: {statistics.median(ratios):.1f}x")
-    print(f"  full snapshot (first page's largest frame) raw/wire: "
-          f"{statistics.median(snapshot_ratio):.2f}x (target ≥ 5)")  # fmt: skip
-    print(f"  first page's first second (snapshot, its images, key frames) raw/wire: "
-          f"{statistics.median(first_second_ratio):.2f}x")  # fmt: skip
-    totals = sorted(sum(split) for split in splits)
-    p95 = totals[max(0, round(0.95 * len(totals)) - 1)]
-    print(f"agent's first frame on a 300 KB page: median {statistics.median(totals):.0f} ms, "
-          f"p95 {p95:.0f} ms (target p95 ≤ 1000)")  # fmt: skip
-    for i, name in enumerate(("customer", "wire", "console")):
-        print(f"  {name}: median {statistics.median(s[i] for s in splits):.0f} ms")
+    if args.rounds:
+        print(f"bytes per session-minute (demo shop, scripted, {args.rounds} rounds):")
+        print(f"  on the wire: p50 {statistics.median(wire):.1f} KB/min (target ≤ 40)")
+        print(f"  raw rrweb JSON: p50 {statistics.median(raw):.1f} KB/min")
+        ratios = sorted(r / w for r, w in zip(raw, wire, strict=True))
+        print(f"  raw/wire: {statistics.median(ratios):.1f}x")
+        print(f"  full snapshot (first page's largest frame) raw/wire: "
+              f"{statistics.median(snapshot_ratio):.2f}x (target ≥ 5)")  # fmt: skip
+        print(f"  first page's first second (snapshot, its images, key frames) raw/wire: "
+              f"{statistics.median(first_second_ratio):.2f}x")  # fmt: skip
+    if splits:
+        report_first_frames("agent's first frame on a 300 KB page", splits)
+    if baseline:
+        report_first_frames(f"the same, SDK and console of {args.baseline}", baseline, "  ")
+        ratio = median_ratio([s.total for s in splits], [s.total for s in baseline])
+        print(f"  ratio this/{args.baseline} (median of {len(baseline)} paired runs): {ratio:.2f}")
+    print(load)
 
 
 if __name__ == "__main__":

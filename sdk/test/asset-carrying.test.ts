@@ -50,6 +50,16 @@ test("the addresses events use: images, srcset, posters, CSS (attributes, style 
   ].sort());
 });
 
+test("scripts, frames and media are not collected: only images, fonts and stylesheets are carried", () => {
+  const events = [snapshot(
+    el(2, "script", { src: "/sdk/tandem.js" }),
+    el(3, "iframe", { src: "/frame.html" }),
+    el(4, "video", { src: "/clip.mp4", poster: "/poster.png" }),
+    el(5, "input", { type: "image", src: "/go.png" }),
+  )];
+  assert.deepEqual([...assetUrls(events)].sort(), ["/go.png", "/poster.png"]);
+});
+
 test("nothing a masked or hidden node uses is collected, nor its subtree's", () => {
   const masked = new Set([3, 9]);
   const events = [

@@ -177,6 +177,23 @@ test("a dropped socket says Reconnecting…, rejoins with the token after a back
   assert.equal(h.pendingTimer(), undefined);
 });
 
+test("a server restart that hands the session over says so, and the console rejoins the next process", async () => {
+  const { h } = await paired();
+  h.server({ type: "restarting", reason: "reconnect", message: "(the server's prose is not shown)" });
+  assert.equal(h.card.status.text, "The help server is restarting. Reconnecting…");
+  h.lose(1012, "server restarting: reconnect");
+  assert.ok(h.view.open);
+  assert.equal(h.card.status.text, "Connection lost. Reconnecting…");
+  h.advance((h.pendingTimer() as { at: number }).at);
+  h.lose(1006); // the next process is not up yet: tried again, still within the window
+  h.advance((h.pendingTimer() as { at: number }).at);
+  h.last().events.open();
+  assert.deepEqual(h.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
+  h.server({ type: "joined", session_id: "s1", resumed: true });
+  assert.equal(h.card.status.text, "Reconnected. Waiting for the customer's page…");
+  assert.equal(h.store.cleared, 0);
+});
+
 test("a malicious server that splices another customer into the rejoined session is refused", async () => {
   const { h } = await paired();
   h.lose(1006);

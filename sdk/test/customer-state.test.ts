@@ -248,6 +248,17 @@ test("every way a socket can drop without the server ending the session is retri
   assert.equal(run(waiting, closed(1006)).state.phase, "waiting");
 });
 
+test("a server restart that hands the session over keeps it: the close (1012) is retried, and it resumes", () => {
+  const restarting = run(sharingNow(), server({ type: "restarting", reason: "reconnect", message: "<b>click here</b>" }));
+  assert.equal(restarting.state.phase, "sharing");
+  assert.deepEqual(restarting.effects, []); // nothing of the server's prose, nothing ends
+  const dropped = run(restarting.state, closed(1012, 0, "server restarting: reconnect"));
+  assert.deepEqual(dropped.effects.map((e) => e.type), ["show_reconnecting", "reconnect"]);
+  const back = run(run(dropped.state, resume(stored({ consented: true, secret: null }))).state, resumed("sharing"));
+  assert.equal(back.state.phase, "sharing");
+  assert.ok(back.effects.some((e) => e.type === "begin_sharing"));
+});
+
 test("the attempts stop within the server's resume window, and the customer is told plainly", () => {
   let state: SessionState = sharingNow();
   let now = 0;

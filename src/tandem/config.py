@@ -424,6 +424,8 @@ class Settings:
         for key, variable in (
             ("heartbeat_seconds", "TANDEM_HEARTBEAT_SECONDS"),
             ("process_lost_seconds", "TANDEM_PROCESS_LOST_SECONDS"),
+            ("resume_grace_seconds", "TANDEM_RESUME_GRACE_SECONDS"),
+            ("agent_resume_seconds", "TANDEM_AGENT_RESUME_SECONDS"),
         ):
             if env.get(variable, "").strip():
                 try:

@@ -79,12 +79,20 @@ from tandem.protocol.session import (
     Session,
     StartRecording,
     StopRecording,
+    SuspendSession,
     ToAgents,
     ToCustomer,
     ToWatcher,
 )
 from tandem.recordings import Recorder, Recordings, new_recording
-from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, PracticeRecord, SiteRecord, Storage
+from tandem.storage.base import (
+    DEFAULT_ORG,
+    SELF_ORIGIN,
+    PracticeRecord,
+    SiteRecord,
+    Storage,
+    SuspendedSession,
+)
 from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
@@ -97,6 +105,12 @@ RECORDING_PURGE_SECONDS = 60.0
 RESTARTING = Restarting(
     message="The help server is restarting. This session has ended; start a new one in a moment."
 )
+RECONNECT = Restarting(
+    message="The help server is restarting. Reconnecting to it; the session goes on.",
+    reason="reconnect",
+)
+"""Told to both sides of a session handed over to the next process (:meth:`SessionHub.shutdown`)."""
+RECONNECT_CLOSE = "server restarting: reconnect"
 AGENT_TOO_SLOW = ErrorNotice(
     code="peer_too_slow",
     message="The agent's connection could not keep up and was dropped.",
@@ -1003,6 +1017,12 @@ class SessionHub:
         owner = await self.owner_elsewhere(message.session_id)
         if owner:  # the page moved to this process; its session did not
             return Elsewhere(owner)
+        digest = self.secret_digest(message.resume_token, "resume")
+        restored = await self._restore(
+            message.session_id, lambda row: crypto.secrets_equal(row.resume_digest, digest)
+        )
+        if restored is None and (owner := await self.owner_elsewhere(message.session_id)):
+            return Elsewhere(owner)  # another process took it up first
         live = self.find_for_resume(message.session_id, message.resume_token)
         if live.site_id != site.site_id:
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
@@ -1058,8 +1078,18 @@ class SessionHub:
         """The agent's sign-in takes its session up again (``rejoin``): the resume token its
         ``joined`` carried, the same sign-in (``login``) and account, its team still serving the
         site. Anything else is one answer, 4404. An older socket of the agent is closed 4409."""
-        live = self._live.get(message.session_id)
         digest = self.secret_digest(message.resume_token, "agent-resume")
+        live = await self._restore(
+            message.session_id,
+            lambda row: (
+                bool(row.agent_resume_digest)
+                and crypto.secrets_equal(row.agent_resume_digest, digest)
+                and crypto.secrets_equal(row.agent_login, seat.login)
+                and row.agent_username == seat.principal.username
+            ),
+        )
+        if live is None and (owner := await self.owner_elsewhere(message.session_id)):
+            raise HeldElsewhere(owner)  # another process took it up first
         if (
             live is None
             or live.machine.ended
@@ -1109,7 +1139,8 @@ class SessionHub:
         session_id = await self.storage.take_join_code(grant, digest, now)
         if session_id is None:
             return None
-        live = self._live.get(session_id)
+        # A waiting session handed over by a stopping server: the code proves it.
+        live = await self._restore(session_id, lambda row: row.state == "waiting")
         if live is None:
             # Another process holds this session: leave its code valid for it, and let the
             # caller tunnel the agent's socket there (which takes the code again).
@@ -1341,6 +1372,8 @@ class SessionHub:
                 if live.practice is not None and effect.reason == "agent_left":
                     live.practice_steps.add("ended")
                 await self._finish(live, effect.reason)
+            elif isinstance(effect, SuspendSession):
+                await self._suspend(live)
         machine = live.machine
         if self.node and not machine.ended and machine.state != live.stored_state:
             live.stored_state = machine.state  # for supervisors' lists on other processes
@@ -1454,28 +1487,162 @@ class SessionHub:
             )
 
     async def shutdown(self) -> None:
-        """End every live session (server stopping), then wait (up to
-        ``close_timeout_seconds``) until their sockets have sent the last frames and gone.
+        """Hand every live session over to the next process (server stopping: a restart), then
+        wait (up to ``close_timeout_seconds``) until their sockets have sent the last frames and
+        gone.
 
-        Every socket is told first (:data:`RESTARTING`); sessions then end ``server_shutdown``
-        (each side gets ``ended`` with that reason, running recordings are flushed and stopped,
-        all audited); an agent's socket that is in no session is closed 1012 after the notice.
-        Called by the server's graceful stop before uvicorn closes any socket, and again (with
-        nothing left to do) when the hub is left."""
+        Each session is stored for the next process (:meth:`_suspend`: resume tokens as
+        digests only), ``session_suspended`` audited, and both sides are told
+        :data:`RECONNECT` and closed 1012: they resume on the next process within the resume
+        window (:meth:`_restore`). A watching supervisor's watch ends; a running recording is
+        flushed and closed ``server_restart`` (docs/recordings.md). Practice sessions, and any
+        session whose hand-over cannot be stored, end ``server_shutdown`` as before (each side
+        told :data:`RESTARTING`, then ``ended``). An agent's socket that is in no session is
+        closed 1012 after :data:`RESTARTING`. Called by the server's graceful stop before
+        uvicorn closes any socket, and again (with nothing left to do) when the hub is left."""
         notice = codec.encode(RESTARTING)
+        failed: Exception | None = None
         for live in tuple(self._live.values()):
             session_id = live.machine.session_id
-            for topic in (customer_topic, agents_topic, watcher_topic):
-                self.fanout.publish(topic(session_id), Frame(notice))
-            await self.apply(live, live.machine.shut_down())
+            try:
+                if live.practice is None:
+                    self.fanout.publish(watcher_topic(session_id), Frame(notice))
+                    await self.apply(live, live.machine.suspend())
+                if not live.machine.ended:  # a practice, or its hand-over failed
+                    for topic in (customer_topic, agents_topic, watcher_topic):
+                        self.fanout.publish(topic(session_id), Frame(notice))
+                    await self.apply(live, live.machine.shut_down())
+            except Exception as exc:  # the others are handed over all the same; raised below
+                failed = failed or exc
         for seat in tuple(self._seats):
             if isinstance(seat, AgentSeat) and seat.live is None:  # no session's topic reaches it
                 seat.kick(codec.CLOSE_SERVICE_RESTART, "server restarting", notice)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._seats_empty.wait(), self.settings.close_timeout_seconds)
-        failed = await self._write_what_failed()
+        failed = await self._write_what_failed() or failed
         if failed is not None:
             raise failed
+
+    async def _suspend(self, live: LiveSession) -> None:
+        """Store what the next process needs to resume ``live`` (:class:`SuspendedSession`:
+        resume tokens as digests, deadlines as absolute times), then tell both sides to
+        reconnect (1012). If storage fails, the session ends ``server_shutdown`` instead."""
+        machine = live.machine
+        session_id = machine.session_id
+        now = self.clock()
+        window = self.settings.resume_grace_seconds
+        if machine.agent is not None and live.agent_resume_digest:
+            window = max(window, self.settings.agent_resume_seconds)
+        suspended = SuspendedSession(
+            session_id=session_id,
+            org_id=live.org_id,
+            site_id=live.site_id,
+            state=machine.state,
+            agent=machine.agent,
+            agent_username=machine.agent_username,
+            agent_login=live.agent_login,
+            resume_digest=live.resume_digest,
+            agent_resume_digest=live.agent_resume_digest,
+            created_at=machine.created_at,
+            code_expires_at=machine.code_expires_at,
+            last_activity=machine.last_activity,
+            suspended_at=now,
+            expires_at=now + window,
+            handshakes_from_customer=machine.handshakes_from_customer,
+            handshakes_from_agent=machine.handshakes_from_agent,
+            team_policies=json.dumps(live.team_policies),
+        )
+        try:
+            await self.storage.suspend_session(suspended)
+        except Exception:
+            log.exception("session %s could not be handed over; it ends", session_id)
+            machine.suspended = False
+            return
+        # Live state goes first: the sockets' going must not touch the session any more.
+        if self._live.pop(session_id, None) is not None:
+            self._release(session_id, live.org_id, live.client, live.site_id)
+        live.customer_seat = live.agent_seat = None
+        notice = Frame(codec.encode(RECONNECT))
+        close = Frame(b"", close=(codec.CLOSE_SERVICE_RESTART, RECONNECT_CLOSE))
+        for topic in (live.customer_topic, live.agents_topic):
+            self.fanout.publish(topic, notice)
+            self.fanout.publish(topic, close)
+        metrics.SESSIONS_HANDED_OVER.labels(outcome="suspended").inc()
+        await self.record(
+            "session_suspended",
+            actor="server",
+            org=live.org_id,
+            subject=session_id,
+            reason="server_restart",
+            state=machine.state,
+            resume_by=round(suspended.expires_at),
+        )
+
+    async def _restore(
+        self, session_id: str, proof: Callable[[SuspendedSession], bool]
+    ) -> LiveSession | None:
+        """Take up a session a stopping server handed over (:meth:`_suspend`), if one is waiting
+        for ``session_id``, its window is still open and ``proof`` (the side's resume token,
+        checked against the stored digest) holds; None otherwise. Whichever side comes first
+        restores it, on whichever process: the other side is away until it comes back within
+        its own window (``resume_grace_seconds``, ``agent_resume_seconds``, from the stop).
+        Nothing in the stored row can add to what the session allowed: its consent, its agent
+        (account and sign-in), its key-exchange counts and deadlines are as they were, and a
+        recording is not running."""
+        live = self._live.get(session_id)
+        if live is not None:
+            return live
+        stored = await self.storage.get_suspended(session_id)
+        if stored is None or not proof(stored):
+            return None
+        now = self.clock()
+        row = await self.storage.take_suspended(session_id, self.node or self.process_id, now)
+        if row is None or session_id in self._live:  # another process (or request) took it
+            return self._live.get(session_id)
+        joined = row.state in ("pending_consent", "sharing")
+        machine = Session(
+            session_id=session_id,
+            code="",  # never stored: the customer's page has it
+            code_expires_at=row.code_expires_at,
+            resume_grace_seconds=self.settings.resume_grace_seconds,
+            recording_end_seconds=self.settings.recording_end_seconds,
+            created_at=row.created_at,
+            idle_timeout_seconds=self.settings.idle_timeout_seconds,
+            max_duration_seconds=self.settings.max_session_seconds,
+            last_activity=row.last_activity,
+            state=row.state,  # type: ignore[arg-type]  # one of the three live states
+            agent=row.agent,
+            agent_username=row.agent_username,
+            customer_away_since=row.suspended_at,
+            agent_away_since=row.suspended_at if joined else None,
+            handshakes_from_customer=row.handshakes_from_customer,
+            handshakes_from_agent=row.handshakes_from_agent,
+            agent_resume_seconds=self.settings.agent_resume_seconds,
+        )
+        live = LiveSession(
+            machine=machine,
+            resume_digest=row.resume_digest,
+            org_id=row.org_id,
+            site_id=row.site_id,
+            team_policies=json.loads(row.team_policies),
+            stored_state=row.state,
+            agent_resume_digest=row.agent_resume_digest,
+            agent_login=row.agent_login,
+        )
+        self._live_by_org[row.org_id] = self._live_by_org.get(row.org_id, 0) + 1
+        if live.waiting:
+            self._waiting_by_site.setdefault(row.site_id, set()).add(session_id)
+        self._live[session_id] = live
+        metrics.SESSIONS_HANDED_OVER.labels(outcome="restored").inc()
+        await self.record(
+            "session_restored",
+            actor="server",
+            org=row.org_id,
+            subject=session_id,
+            reason="server_restart",
+            state=row.state,
+        )
+        return live
 
     def link_changed(self, reconnecting: bool) -> None:
         """This process's Redis stopped (or started again) answering: the sockets of this
@@ -1590,6 +1757,8 @@ async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
         return Elsewhere(owner)
     try:
         await hub.agent_rejoins(seat, message)
+    except HeldElsewhere as moved:  # taken up by another process after a restart
+        return Elsewhere(moved.node)
     except ForbiddenError as exc:
         await hub._refused(seat.principal, "session.join", message, None, exc)
         raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None

@@ -112,6 +112,13 @@ SESSIONS_CLOSED_AFTER_CRASH = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+SESSIONS_HANDED_OVER = Counter(
+    "tandem_sessions_handed_over",
+    "Sessions a stopping process handed over to the next (suspended), taken up again by a "
+    "process (restored), or ended because nobody came back within the window (expired).",
+    ["outcome"],
+    registry=REGISTRY,
+)
 
 ANONYMOUS_EVENTS = Counter(
     "tandem_anonymous_events",

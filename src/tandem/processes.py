@@ -5,6 +5,10 @@ its sessions "live" and its recordings "running" in storage: the next start on t
 port (its *identity*) closes them at once, and any live process closes them once the heartbeat
 is older than ``process_lost_seconds``. Sessions end ``server_lost``, recordings ``interrupted``
 (their frames up to the last flush stay playable, and they can be erased); both are audited.
+
+Sessions a stopping server handed over (SIGTERM, :meth:`tandem.hub.SessionHub.shutdown`) are
+held by no process but are not lost: the sweep leaves them to be resumed until their window
+passes, then ends them ``server_shutdown`` (audited the same way).
 """
 
 from __future__ import annotations
@@ -62,13 +66,16 @@ class ProcessRegistry:
             self.node, self.identity, now - self.settings.process_lost_seconds, now
         )
         for session in sessions:
-            metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
+            if session.end_reason == "server_shutdown":  # handed over, and nobody came back
+                metrics.SESSIONS_HANDED_OVER.labels(outcome="expired").inc()
+            else:
+                metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
             await self.record(
                 "session_ended",
                 actor="server",
                 org=session.org_id,
                 subject=session.session_id,
-                reason="server_lost",
+                reason=session.end_reason or "server_lost",
                 node=session.node,
             )
         for recording in recordings:

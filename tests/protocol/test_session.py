@@ -15,6 +15,7 @@ from tandem.protocol.messages import (
     PeerStatus,
     RecordingStatus,
     RecordRequest,
+    WatcherLeft,
 )
 from tandem.protocol.session import (
     MAX_REPORTS,
@@ -25,8 +26,10 @@ from tandem.protocol.session import (
     Session,
     StartRecording,
     StopRecording,
+    SuspendSession,
     ToAgents,
     ToCustomer,
+    ToWatcher,
 )
 
 
@@ -203,6 +206,7 @@ EVENTS = st.lists(
             "record_stop_hard",
             "leave_gracefully",
             "lost_gracefully",
+            "suspend",
         ]
     ),
     max_size=30,
@@ -251,6 +255,7 @@ def test_invariants_hold_for_any_event_sequence(
                 "record_stop_hard": lambda: session.record_stop("unavailable"),
                 "leave_gracefully": lambda: session.agent_leaves(now),  # noqa: B023
                 "lost_gracefully": lambda: session.agent_lost(now),  # noqa: B023
+                "suspend": session.suspend,
             }[event]()
         except ProtocolError:
             continue
@@ -275,12 +280,12 @@ def test_invariants_hold_for_any_event_sequence(
         # Content may flow only in "sharing", and "sharing" is reached only through consent.
         if session.state == "sharing" and not was_sharing:
             assert event == "allow"
-        if session.ended:
-            assert session.end_reason is not None
+        if session.ended:  # ended here, or handed over to the next process (no end)
+            assert (session.end_reason is not None) != session.suspended
         # A graceful end waits only for a running recording's end marker.
         if session.closing is not None:
             assert session.recording == "ending" and not session.ended
-    assert ends == (1 if session.ended else 0)
+    assert ends == (1 if session.ended and not session.suspended else 0)
     # Every recording that started is stopped exactly once, unless it still runs.
     assert stops == starts - (1 if session.records_content else 0)
     # Every watch that began ends exactly once, unless it is still running.
@@ -535,3 +540,37 @@ def test_without_a_window_or_before_a_join_a_lost_agent_ends_the_session() -> No
 def test_a_half_open_agent_socket_replaced_by_a_rejoin_tells_the_customer_nothing() -> None:
     session = resumable()
     assert ToCustomer(PeerStatus(connected=True)) not in session.agent_returns("alice")
+
+
+def test_a_restart_hands_the_session_over_ending_only_the_watch_and_the_recording() -> None:
+    """Nothing the customer allowed goes on unseen: the supervisor's watch ends (it asks again
+    after the restart), a running recording is closed where it is; the session itself does not
+    end (no ``ended`` to either side) and takes nothing more here."""
+    session = sharing_session()
+    session.record_requested("KEY", "r1", "demo")
+    session.record_consent(True)
+    session.watcher_asks("Sam", "sam")
+    effects = session.suspend()
+    assert effects == [
+        ToWatcher(Ended(reason="server_shutdown")),
+        EndWatch("server_shutdown", "sam"),
+        ToCustomer(WatcherLeft()),
+        StopRecording("server_restart"),
+        SuspendSession(),
+    ]
+    assert session.ended and session.suspended and session.end_reason is None
+    assert session.state == "sharing" and session.recording is None
+    assert session.suspend() == [] and session.tick(10_000.0) == []
+    with pytest.raises(ProtocolError):
+        session.customer_resumes()
+
+
+def test_a_session_already_ending_gracefully_ends_rather_than_being_handed_over() -> None:
+    session = new_session(recording_end_seconds=10.0)
+    session.agent_joins("Alice", 1.0)
+    session.consent(True)
+    session.record_requested("KEY", "r1", "demo")
+    session.record_consent(True)
+    session.agent_leaves(5.0)  # waits for the recording's end marker
+    effects = session.suspend()
+    assert EndSession("agent_left") in effects and not session.suspended

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -126,3 +127,24 @@ async def resume_on(
         resume_token=created["resume_token"],
     )
     return customer, await recv_json(customer)
+
+
+async def sharing_with_tokens(
+    owner: RunningServer, cookie: str, edge: RunningServer | None = None
+) -> tuple[ClientConnection, ClientConnection, dict[str, Any], dict[str, Any]]:
+    """A customer on ``owner`` sharing with an agent signed in with ``cookie`` (its socket on
+    ``edge``, tunnelled, if given): both sockets, the customer's ``created`` and the agent's
+    ``joined``, each with its resume token; page content has gone both ways once."""
+    customer, created = await start_session(owner)
+    agent = await open_agent(edge or owner, cookie)
+    await send(agent, type="join", code=created["code"])
+    joined = await recv_json(agent)
+    assert joined["type"] == "joined" and joined["resume_token"], joined
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(agent))["type"] == "consent"
+    await customer.send(b"\x01before")
+    assert await asyncio.wait_for(agent.recv(), 10) == b"\x01before"
+    await agent.send(b"\x03before")
+    assert await asyncio.wait_for(customer.recv(), 10) == b"\x03before"
+    return customer, agent, created, joined

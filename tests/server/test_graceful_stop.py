@@ -1,6 +1,7 @@
 """Graceful stop (issue 13 fault 7): SIGTERM to a real `tandem serve` tells every socket why,
-ends the sessions `server_shutdown` (not `agent_lost`), anchors the audit trail and exits 0 in
-time."""
+hands its sessions over to the next process (`session_suspended`, both sides told to reconnect:
+not `agent_lost`; tests/server/test_restart_handover.py resumes them), anchors the audit trail and
+exits 0 in time."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ def audit_records(data_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in exported.stdout.splitlines() if line.strip()]
 
 
-async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
+async def test_sigterm_tells_both_sides_to_reconnect_hands_over_and_exits_in_time(
     served: Served,
 ) -> None:
     customer, agent, created = await pending_session(served)  # type: ignore[arg-type]
@@ -116,13 +117,11 @@ async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
 
     for ws in (customer, agent):
         messages, code = await messages_until_closed(ws)
-        kinds = [m["type"] for m in messages]
-        assert kinds.index("restarting") < kinds.index("ended"), messages
-        restarting = messages[kinds.index("restarting")]
-        assert restarting["reason"] == "server_shutdown" and "restarting" in restarting["message"]
-        assert messages[kinds.index("ended")]["reason"] == "server_shutdown"
+        assert [m["type"] for m in messages] == ["restarting"] and code == 1012, messages
+        assert messages[0]["reason"] == "reconnect" and "restarting" in messages[0]["message"]
     messages, code = await messages_until_closed(lobby)
     assert [m["type"] for m in messages] == ["restarting"] and code == 1012
+    assert messages[0]["reason"] == "server_shutdown"
 
     assert served.process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
     assert time.monotonic() - stopping < SHUTDOWN_TIMEOUT
@@ -130,9 +129,10 @@ async def test_sigterm_tells_both_sides_ends_server_shutdown_and_exits_in_time(
     verify = tandem_in_process("audit", "verify", "--data-dir", str(served.data_dir))
     assert verify.returncode == 0, verify.stdout + verify.stderr
     records = audit_records(served.data_dir)
-    ended = [r for r in records if r["action"] == "session_ended"]
-    assert len(ended) == 1 and ended[0]["subject"] == created["session_id"], ended
-    assert ended[0]["details"]["reason"] == "server_shutdown", ended
+    suspended = [r for r in records if r["action"] == "session_suspended"]
+    assert len(suspended) == 1 and suspended[0]["subject"] == created["session_id"], suspended
+    assert suspended[0]["details"]["reason"] == "server_restart", suspended
+    assert not [r for r in records if r["action"] == "session_ended"]
     assert not [r for r in records if "agent_lost" in json.dumps(r)]
     assert records[-1]["action"] == "server_stopped"
 
@@ -152,12 +152,14 @@ async def test_an_agent_that_stopped_reading_does_not_hold_up_the_stop(served: S
             await customer.send(b"\x00" * (256 * 1024))
         stopping = time.monotonic()
         served.process.send_signal(signal.SIGTERM)
-        messages, _ = await messages_until_closed(customer)
-        assert [m["type"] for m in messages][-2:] == ["restarting", "ended"], messages
-        assert messages[-1]["reason"] == "server_shutdown"
+        messages, code = await messages_until_closed(customer)
+        assert [m["type"] for m in messages][-1:] == ["restarting"] and code == 1012, messages
+        assert messages[-1]["reason"] == "reconnect"
         assert served.process.wait(timeout=SHUTDOWN_TIMEOUT + 5) == 0
         assert time.monotonic() - stopping < SHUTDOWN_TIMEOUT
     finally:
         agent.shut()
-    ended = [r for r in audit_records(served.data_dir) if r["action"] == "session_ended"]
-    assert [r["details"]["reason"] for r in ended] == ["server_shutdown"]
+    records = audit_records(served.data_dir)
+    suspended = [r for r in records if r["action"] == "session_suspended"]
+    assert [r["details"]["reason"] for r in suspended] == ["server_restart"]
+    assert not [r for r in records if r["action"] == "session_ended"]

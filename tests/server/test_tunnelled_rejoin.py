@@ -24,6 +24,7 @@ from tests.server.helpers import (
     recv_json,
     resume_on,
     send,
+    sharing_with_tokens,
     start_session,
 )
 from tests.server.test_cluster_faults import (
@@ -50,15 +51,7 @@ async def tunnelled_agent(
 ) -> tuple[ClientConnection, ClientConnection, dict[str, Any]]:
     """A customer on ``owner`` sharing with an agent whose socket is on ``edge`` (tunnelled),
     signed in with ``cookie``; the agent's ``joined``."""
-    customer, created = await start_session(owner)
-    agent = await open_agent(edge, cookie)
-    await send(agent, type="join", code=created["code"])
-    joined = await recv_json(agent)
-    assert joined["type"] == "joined" and joined["resume_token"], joined
-    assert (await recv_json(customer))["type"] == "agent_joined"
-    await send(customer, type="consent", granted=True)
-    assert (await recv_json(agent))["type"] == "consent"
-    await exchange(customer, agent, b"before")
+    customer, agent, _, joined = await sharing_with_tokens(owner, cookie, edge)
     return customer, agent, joined
 
 

@@ -344,7 +344,9 @@ export class LiveView {
         if (!this.ended) this.ui.report({ type: "link", reconnecting: message.state === "reconnecting" });
         break;
       case "restarting": // the console's own words for the reason, not the server's prose
-        this.status(t("restarting"), "bad");
+        // "reconnect": the session was handed over to the server's next process; the close
+        // (1012) that follows is retried like a dropped network (rejoin with the token).
+        this.status(t(message.reason === "reconnect" && this.held ? "restartingReconnect" : "restarting"), "bad");
         break;
       case "ended":
         if (message.reason === "declined") this.finish(this.watching ? t("refusedWatch") : t("declined"));

@@ -55,6 +55,7 @@ export function formatDuration(ms: number): string {
 
 const STATE_LABELS: Record<string, WorkspaceKey> = {
   waiting: "stateWaiting", pending_consent: "statePendingConsent", sharing: "stateSharing", ended: "stateEnded",
+  restarting: "stateRestarting",
 };
 const DEVICE_LABELS: Record<string, WorkspaceKey> = { phone: "devicePhone", tablet: "deviceTablet", desktop: "deviceDesktop" };
 

@@ -85,12 +85,14 @@ export interface Ended {
 
 /**
  * The server is stopping (SIGTERM: a restart or an upgrade), not failing: sent to every
- * socket before its session ends ``server_shutdown`` (or, with none, before it closes 1012).
+ * socket before it closes 1012. ``reconnect``: the session was handed over to the next
+ * process; resume it there (with the resume token, within the resume window).
+ * ``server_shutdown``: the session ends (``ended`` follows), or the socket is in none.
  */
 export interface Restarting {
   type: "restarting";
   message: string;
-  reason?: "server_shutdown";
+  reason?: "reconnect" | "server_shutdown";
   v?: 1;
 }
 
@@ -352,7 +354,7 @@ export const SERVER_MESSAGE_SCHEMAS: { readonly [type: string]: Schema } = {
   peer: {"type": "object", "properties": {"type": {"enum": ["peer"]}, "connected": {"type": "boolean"}, "v": {"enum": [1]}}, "required": ["type", "connected"]},
   error: {"type": "object", "properties": {"type": {"enum": ["error"]}, "code": {"type": "string"}, "message": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "code", "message"]},
   ended: {"type": "object", "properties": {"type": {"enum": ["ended"]}, "reason": {"enum": ["agent_left", "agent_lost", "code_expired", "customer_lost", "declined", "idle_timeout", "key_mismatch", "max_duration", "server_shutdown", "stopped", "watch_ended"]}, "v": {"enum": [1]}}, "required": ["type", "reason"]},
-  restarting: {"type": "object", "properties": {"type": {"enum": ["restarting"]}, "message": {"type": "string"}, "reason": {"enum": ["server_shutdown"]}, "v": {"enum": [1]}}, "required": ["type", "message"]},
+  restarting: {"type": "object", "properties": {"type": {"enum": ["restarting"]}, "message": {"type": "string"}, "reason": {"enum": ["reconnect", "server_shutdown"]}, "v": {"enum": [1]}}, "required": ["type", "message"]},
   link: {"type": "object", "properties": {"type": {"enum": ["link"]}, "state": {"enum": ["reconnecting", "restored"]}, "v": {"enum": [1]}}, "required": ["type", "state"]},
   handshake: {"type": "object", "properties": {"type": {"enum": ["handshake"]}, "data": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "data"]},
   watch_request: {"type": "object", "properties": {"type": {"enum": ["watch_request"]}, "watcher": {"type": "string"}, "v": {"enum": [1]}}, "required": ["type", "watcher"]},

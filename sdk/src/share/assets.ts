@@ -5,7 +5,9 @@
  * hidden element's image is not in them), the addresses the events use are collected, and those
  * on the page's own origin are fetched from there, as the page itself could (cookies of that
  * origin only, the browser's cache first, no redirect elsewhere), checked (type by header and by
- * content, size) and sent as `asset` payloads ahead of the events.
+ * content, size) and sent as `asset` payloads ahead of the events. The page's own images start
+ * loading as the recorder starts (`prefetch`), so a first snapshot does not wait for them after
+ * it is made; what is sent is still decided from the events alone.
  *
  * Not carried: other origins' assets (a CDN's images, web fonts): the page could not read them
  * without CORS, and the mirror shows them as missing; images when the policy hides images;
@@ -18,6 +20,7 @@ import {
   type AssetPayload, type AssetType, MAX_ASSET_BYTES, MAX_ASSET_URL, MAX_SESSION_ASSET_BYTES,
   MAX_SESSION_ASSETS, assetType, cssUrls, decodeBase64, encodeBase64, isImage, looksLike, srcsetUrls,
 } from "../shared/assets.ts";
+import { attributeOf } from "../shared/dom.ts";
 import {
   ADOPTED_STYLE_SHEET, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
   STYLE_DECLARATION, STYLE_SHEET_RULE,
@@ -42,6 +45,11 @@ export const DEFAULT_LIMITS: AssetLimits = {
 export type Fetcher = (url: string, init: RequestInit) => Promise<Response>;
 
 interface Fetched { type: AssetType; data: string; bytes: number }
+
+/** Elements whose `src` is an image (an attribute change names no tag: ""). A script's or a
+ * frame's `src` is never carried, and fetching it to find that out held the first snapshot back
+ * (issue 17: the SDK's own script, revalidated with its server, on every page). */
+const IMAGE_SOURCES = new Set(["img", "input", ""]);
 
 /** Addresses (as the events write them) that a batch of rrweb events makes the page load,
  * leaving out what nodes for which `masked(id)` says true use (and their subtrees), and `src`,
@@ -75,7 +83,7 @@ export function assetUrls(
       if (key === "style" && value && typeof value === "object") deepCss(value);
       if (typeof value !== "string") continue;
       if (key === "style" || key === "_csstext") css(value);
-      else if ((key === "src" || key === "poster") && unchanged(id, name, value)) found.add(value);
+      else if (((key === "src" && IMAGE_SOURCES.has(tag)) || key === "poster") && unchanged(id, name, value)) found.add(value);
       else if (key === "srcset") for (const url of srcsetUrls(value)) found.add(url);
       else if ((key === "href" || key === "xlink:href") && tag === "image" && unchanged(id, name, value)) found.add(value);
       else if (key === "href" && tag === "link" && /\bstylesheet\b/i.test(String(attrs.rel ?? "")) &&
@@ -90,11 +98,14 @@ export function assetUrls(
         textContent?: unknown; isStyle?: unknown;
       } | null;
       if (!node || typeof node !== "object") continue;
-      if ((node.type === SERIALIZED_ELEMENT || node.type === SERIALIZED_TEXT) && hidden(node.id)) continue;
+      // A text node is hidden where its parent is (visited first, and skipped with its subtree if
+      // hidden): only a style's text, which may name addresses, is looked up on its own.
+      const style = node.type === SERIALIZED_TEXT && node.isStyle === true;
+      if ((node.type === SERIALIZED_ELEMENT || style) && hidden(node.id)) continue;
       if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && node.attributes &&
         typeof node.attributes === "object") {
         attributes(node.tagName.toLowerCase(), node.attributes as Record<string, unknown>, node.id);
-      } else if (node.type === SERIALIZED_TEXT && node.isStyle === true) {
+      } else if (style) {
         css(node.textContent);
       }
       if (Array.isArray(node.childNodes)) stack.push(...(node.childNodes as unknown[]));
@@ -126,6 +137,25 @@ export function assetUrls(
   return found;
 }
 
+const querySelectorAll = (root: ParentNode, selector: string): Element[] =>
+  Array.from(Document.prototype.querySelectorAll.call(root, selector) as NodeListOf<Element>);
+
+/** The addresses of the page's `<img src>` images outside what `hidden` says the agent may not
+ * see, absolute (as rrweb records them): what to prefetch for a first snapshot. Best effort: a
+ * page that cannot be read this way gives none. */
+export function pageImages(doc: Document, hidden: (el: Element) => boolean): string[] {
+  try {
+    const out = new Set<string>();
+    for (const img of querySelectorAll(doc, "img[src]")) {
+      const src = hidden(img) ? null : attributeOf(img, "src");
+      if (src) out.add(new URL(src, doc.baseURI).href);
+    }
+    return [...out];
+  } catch {
+    return [];
+  }
+}
+
 export class AssetCarrier {
   private readonly fetched = new Map<string, Promise<Fetched | null>>();
   private sent = new Set<string>();
@@ -147,6 +177,13 @@ export class AssetCarrier {
   /** A new recorder (full snapshot) starts: the console may not have anything yet. */
   restart(): void {
     this.sent = new Set();
+  }
+
+  /** Start fetching `urls` (those carriable) before any event names them: the first snapshot's
+   * images load while it is made (issue 17), instead of after. Nothing is sent from here:
+   * `carry` still decides what goes, from the masked events. */
+  prefetch(urls: Iterable<string>): void {
+    for (const url of urls) if (this.carriable(url)) void this.fetch(url);
   }
 
   /** The asset payloads to send before `events`: those they use that were not sent since the

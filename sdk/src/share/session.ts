@@ -29,7 +29,7 @@ import {
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
-import { AssetCarrier } from "./assets.ts";
+import { AssetCarrier, pageImages } from "./assets.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
@@ -826,6 +826,8 @@ export class Session {
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
     onMaskingFailure(withheld);
     this.assets.restart(); // a full snapshot follows: its assets go (again) before it
+    // MASKING: images in masked or hidden regions are not even fetched
+    if (this.effectivePolicy().media.images) this.assets.prefetch(pageImages(document, inMaskedRegion));
     this.stopRecording = record({
       errorHandler: () => {
         withheld();
@@ -893,10 +895,17 @@ export class Session {
     const sender = this.sender;
     if (!ws || !sender) return;
     const assets = this.assets.carry(events);
+    // Serialised now, while the assets are fetched (a full snapshot's JSON takes a while).
+    let frames: Uint8Array[];
+    try {
+      frames = encodePayload({ k: "events", events });
+    } catch {
+      return; // too large to send: dropped, as a payload that fails to seal
+    }
     this.outbox = this.outbox
       .then(async () => {
-        for (const asset of await assets) this.seal(asset, ws, sender);
-        this.seal({ k: "events", events }, ws, sender);
+        for (const asset of await assets) this.seal(encodePayload(asset), ws, sender);
+        this.seal(frames, ws, sender);
       })
       .catch(() => undefined);
   }
@@ -906,11 +915,11 @@ export class Session {
     const ws = this.ws;
     const sender = this.sender;
     if (!ws || !sender) return;
-    this.outbox = this.outbox.then(() => this.seal(payload, ws, sender, sent)).catch(() => undefined);
+    this.outbox = this.outbox.then(() => this.seal(encodePayload(payload), ws, sender, sent)).catch(() => undefined);
   }
 
-  private seal(payload: Payload, ws: Connection, sender: ContentSender, sent?: () => void): void {
-    const frames = encodePayload(payload);
+  /** Compress, encrypt and send one payload's frames (encodePayload), in order. */
+  private seal(frames: Uint8Array[], ws: Connection, sender: ContentSender, sent?: () => void): void {
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame); // benchmark builds only: measures what encryption costs

@@ -46,10 +46,14 @@ function getter(interfaces: InterfaceName | InterfaceName[], property: string): 
 }
 
 function method(interfaceName: InterfaceName, name: string): (self: unknown, ...args: unknown[]) => unknown {
+  let found: Method | undefined; // as for getters: found on first use, then kept
   return (self, ...args) => {
-    const fn = Object.getOwnPropertyDescriptor(proto(interfaceName), name)?.value as Method | undefined;
-    if (typeof fn !== "function") throw new TypeError(`${interfaceName}.${name} is not a method`);
-    return fn.apply(self, args);
+    if (!found) {
+      const fn = Object.getOwnPropertyDescriptor(proto(interfaceName), name)?.value as Method | undefined;
+      if (typeof fn !== "function") throw new TypeError(`${interfaceName}.${name} is not a method`);
+      found = fn;
+    }
+    return found.apply(self, args);
   };
 }
 

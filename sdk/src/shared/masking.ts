@@ -73,14 +73,36 @@ let active: Policy = DEFAULT_POLICY;
 let maskSelector = RR_MASK;
 let unmaskSelector = UNMASK_SELECTOR;
 
+/** What `inMaskedRegion` looks for (rrweb's marks, Tandem's own UI, the policy's mask and hide),
+ * made once per policy. */
+let regionSelector: string | null = null;
+
 export function usePolicy(policy: Policy): void {
   active = policy;
   maskSelector = [RR_MASK, ...policy.mask].join(", ");
   unmaskSelector = [UNMASK_SELECTOR, ...policy.unmask].join(", ");
+  regionSelector = null;
 }
 
+/**
+ * What one masking pass over a recorded event (maskFormState) learnt about elements, so a page
+ * of thousands of nodes is read once per element, not once per descendant text: whether an
+ * element lies in a masked region, and whether its short text holds a card number. Valid only
+ * while the pass runs: the pass is synchronous and reads the page through the DOM's prototypes
+ * (./dom.ts), so no page script can change the page meanwhile; each pass starts empty.
+ */
+interface PassMemo {
+  masked: Map<Element, boolean>;
+  cards: Map<Node, CardAround>;
+}
+let memo: PassMemo | null = null;
+
 function insideMasked(el: MaskableElement): boolean {
-  return closestOf(el, maskSelector) !== null;
+  const known = memo?.masked.get(el);
+  if (known !== undefined) return known;
+  const masked = closestOf(el, maskSelector) !== null;
+  memo?.masked.set(el, masked);
+  return masked;
 }
 
 export function luhnValid(digits: string): boolean {
@@ -156,9 +178,19 @@ function maskRun(run: string, minimumDigitsToMask: number): string {
   return out;
 }
 
+/** Whether `text` has at least `count` ASCII digits (a card number has 13). */
+function hasDigits(text: string, count: number): boolean {
+  let found = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 48 && code <= 57 && ++found >= count) return true;
+  }
+  return false;
+}
+
 /** Mask every digit of every Luhn-valid 13-19 digit card number in `text`. */
 export function maskCardNumbers(text: string): string {
-  if (text.length < 13) return text;
+  if (text.length < 13 || !hasDigits(text, 13)) return text;
   return text.replace(DIGIT_RUN, (run) => maskRun(run, Infinity));
 }
 
@@ -238,13 +270,28 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
 function splitCardAround(el: MaskableElement): boolean {
   let node: Element | null = el;
   for (let level = 0; node && level < 4; level++) {
-    const whole = textContentUpTo(node, 400);
-    if (!whole) return false;
-    const flat = whole.replace(/\s+/g, " ");
-    if (maskCardNumbers(flat) !== flat) return true;
+    const found = cardIn(node);
+    if (found !== "none") return found === "card";
     node = parentElementOf(node);
   }
   return false;
+}
+
+/** An element's own text: holds a card number, holds none, or is empty or too long to look in
+ * (the search stops there). */
+type CardAround = "card" | "none" | "stop";
+
+function cardIn(node: Element): CardAround {
+  const known = memo?.cards.get(node);
+  if (known !== undefined) return known;
+  const whole = textContentUpTo(node, 400);
+  let found: CardAround = "stop";
+  if (whole) {
+    const flat = whole.replace(/\s+/g, " ");
+    found = maskCardNumbers(flat) !== flat ? "card" : "none";
+  }
+  memo?.cards.set(node, found);
+  return found;
 }
 
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b/g;
@@ -314,12 +361,23 @@ export function stripUrl(url: string): string {
  * - Checkbox and radio states (`checked`, input events' `isChecked`) and `selected` attributes set
  *   on options after the snapshot never pass through `maskInputFn`.
  * - rrweb's own check whether a text needs masking swallows errors and then skips `maskTextFn`
- *   (`<form><input name="closest">` text): every text is masked again here (idempotent).
+ *   (`<form><input name="closest">` text): page text is masked here, every text of every event
+ *   (snapshot, added nodes, text changes), and rrweb is not asked to (recordMaskingOptions): one
+ *   pass over the text, not two (issue 17).
  * All follow the input rules: hidden unless `data-tandem-unmask` and not sensitive.
  * Mutates and returns `event`. Never throws: a node whose masking fails has its text and values
  * masked whole; an event that cannot be walked at all is dropped (null), never sent raw.
  */
 export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T | null {
+  memo = { masked: new Map(), cards: new Map() };
+  try {
+    return maskEventState(event, lookup);
+  } finally {
+    memo = null;
+  }
+}
+
+function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null {
   try {
     const e = event as { type?: unknown; data?: Record<string, unknown> };
     if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return event;
@@ -566,7 +624,8 @@ export function recordMaskingOptions() {
     maskAllInputs: false,
     maskInputOptions: everyInputType,
     maskInputFn: (text: string, element: HTMLElement) => maskInputValue(text, element),
-    maskTextSelector: "*",
+    // Page text is masked by maskFormState, whatever rrweb decides; rrweb masks only `.rr-mask`
+    // text on its own (its default class), with the same function.
     maskTextFn: (text: string, element: HTMLElement | null) => maskTextContent(text, element),
     // Tandem's own UI: blocks its host; ./share/ui.ts keeps rrweb out of its shadow roots.
     blockSelector: [
@@ -589,8 +648,8 @@ export function inMaskedRegion(node: unknown): boolean {
   try {
     const el = nodeTypeOf(node) === 1 ? asElement(node) : nodeTypeOf(node) === 3 ? parentElementOf(node as Node) : null;
     if (!el) return true;
-    const regions = [RR_BLOCK, RR_MASK, TANDEM_UI, ...active.mask, ...active.hide].join(", ");
-    return closestOf(el, regions) !== null;
+    regionSelector ??= [RR_BLOCK, RR_MASK, TANDEM_UI, ...active.mask, ...active.hide].join(", ");
+    return closestOf(el, regionSelector) !== null;
   } catch {
     return true;
   }

@@ -144,12 +144,16 @@ let nextPartId = 1;
 /** Frames to send for `payload`, in order. */
 export function encodePayload(payload: Payload, maxBytes = MAX_PAYLOAD_BYTES): Uint8Array[] {
   const json = JSON.stringify(payload);
-  const whole = encoder.encode(json);
-  if (whole.byteLength <= maxBytes) return [whole];
+  // More characters than bytes allowed cannot fit (a character is at least a byte): not encoded
+  // whole only to learn that.
+  if (json.length <= maxBytes) {
+    const whole = encoder.encode(json);
+    if (whole.byteLength <= maxBytes) return [whole];
+  }
   // A UTF-16 code unit is at most 3 UTF-8 bytes; keep room for the part's own fields.
   const sliceChars = Math.max(1, Math.floor((maxBytes - 128) / 3));
   const count = Math.ceil(json.length / sliceChars);
-  if (count > MAX_PARTS) throw new PayloadError(`payload too large: ${whole.byteLength} bytes`);
+  if (count > MAX_PARTS) throw new PayloadError(`payload too large: ${json.length} characters`);
   const id = nextPartId++;
   const frames: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {

@@ -319,11 +319,13 @@ class Ended(Outbound, tag="ended"):
 
 class Restarting(Outbound, tag="restarting"):
     """The server is stopping (SIGTERM: a restart or an upgrade), not failing: sent to every
-    socket before its session ends ``server_shutdown`` (or, with none, before it closes 1012)."""
+    socket before it closes 1012. ``reconnect``: the session was handed over to the next
+    process; resume it there (with the resume token, within the resume window).
+    ``server_shutdown``: the session ends (``ended`` follows), or the socket is in none."""
 
     message: str
     """What to show the person, in plain words."""
-    reason: Literal["server_shutdown"] = "server_shutdown"
+    reason: Literal["server_shutdown", "reconnect"] = "server_shutdown"
 
 
 class LinkStatus(Outbound, tag="link"):

@@ -89,6 +89,12 @@ class Audit:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SuspendSession:
+    """Hand the session over to the next server process (the hub stores what resuming it needs)
+    and close both sides' sockets with "restarting: reconnect" (1012)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class StartRecording:
     """The customer allowed recording: store its frames from now on."""
 
@@ -109,6 +115,7 @@ Effect = (
     | StartRecording
     | StopRecording
     | Audit
+    | SuspendSession
 )
 WatchState = Literal["asked", "pairing", "watching"]
 RecordState = Literal["asked", "on", "ending"]
@@ -166,10 +173,13 @@ class Session:
     """How long a joined agent whose socket was lost (not closed on purpose) may take the
     session up again (``rejoin``) before it ends ``agent_lost``; 0: it ends at once."""
     agent_away_since: float | None = None
+    suspended: bool = False
+    """Handed over to the next server process (:meth:`suspend`): over in this one."""
 
     @property
     def ended(self) -> bool:
-        return self.state == "ended"
+        """Nothing more happens to the session here: it ended, or it was handed over."""
+        return self.state == "ended" or self.suspended
 
     def _end(self, reason: EndReason, now: float | None = None) -> list[Effect]:
         """End the session. With ``now`` (a graceful end) while the customer's browser records,
@@ -313,7 +323,7 @@ class Session:
         resumed = Resumed(
             state=self.state,  # type: ignore[arg-type]  # not "ended": checked above
             agent=self.agent,
-            code=self.code if self.state == "waiting" else None,
+            code=(self.code or None) if self.state == "waiting" else None,
             recording=self.recording in ("on", "ending"),
         )
         effects: list[Effect] = [ToCustomer(resumed)]
@@ -528,6 +538,28 @@ class Session:
     def shut_down(self) -> list[Effect]:
         """The server is stopping: at once (the customer's sockets are closing anyway)."""
         return self._end("server_shutdown")
+
+    def suspend(self) -> list[Effect]:
+        """The server is stopping and hands the session over to the next process (a restart):
+        both sides are told to reconnect there, with their resume tokens. What the next process
+        must not inherit ends here: a supervisor's watch (it asks again), and a recording,
+        closed where it is (its frames stored so far stay verifiable, labelled incomplete; it
+        does not go on after the resume unless the agent asks and the customer allows again).
+        A session already ending (waiting for a recording's end marker) ends instead."""
+        if self.ended:
+            return []
+        if self.closing is not None:
+            return self._end(self.closing)
+        effects = self._end_watch("server_shutdown", tell_customer=True)
+        if self.recording in ("on", "ending"):
+            effects.append(StopRecording("server_restart"))
+        self.recording = None
+        self.record_request = None
+        self.record_end_reason = ""
+        self.record_end_notice = None
+        self.record_end_by = float("inf")
+        self.suspended = True
+        return [*effects, SuspendSession()]
 
     # Time
 

@@ -106,6 +106,38 @@ class SessionRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class SuspendedSession:
+    """A live session a stopping server handed over to the next process (tandem.hub): what
+    resuming it needs, and nothing that would let anyone in. Resume tokens are keyed digests
+    (HMAC under the server's secrets key): a copied row opens nothing."""
+
+    session_id: str
+    org_id: str
+    site_id: str
+    state: str
+    """``waiting``, ``pending_consent`` or ``sharing``: the customer's consent as it was."""
+    agent: str | None
+    """The joined agent's display name."""
+    agent_username: str
+    agent_login: str
+    """Digest of the sign-in the agent joined with: only it may rejoin."""
+    resume_digest: str
+    agent_resume_digest: str
+    created_at: float
+    """The session's start: its absolute limit (``max_session_seconds``) runs from here."""
+    code_expires_at: float
+    last_activity: float
+    suspended_at: float
+    expires_at: float
+    """The end of the resume window: no side back by then, the session ends."""
+    handshakes_from_customer: int
+    handshakes_from_agent: int
+    """Key-exchange messages relayed so far (their limit is not reset by a restart)."""
+    team_policies: str
+    """The joined agent's teams' policies sent to the customer (JSON list)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class RecordingRecord:
     """A recording of one session, made with the customer's consent. Its frames are the
     customer's ciphertext as relayed; the content keys inside are wrapped for the organisation's
@@ -612,6 +644,26 @@ class Storage(AuditStore, Protocol):
         """In one transaction: forget processes (other than ``node``) whose heartbeat is older
         than ``lost_before`` or that ran as ``identity`` before (this process, before a crash);
         end every live session no registered process holds (``server_lost``, its join codes
-        deleted) and every running recording whose session is no longer live
-        (``interrupted``). Returns what it closed, for the audit trail."""
+        deleted) unless it was handed over (:meth:`suspend_session`) and its resume window is
+        still open; end those whose window has passed (``server_shutdown``); end every running
+        recording whose session is no longer live (``interrupted``). Returns what it closed
+        (each session with its ``end_reason``), for the audit trail."""
+        ...
+
+    async def suspend_session(self, suspended: SuspendedSession) -> None:
+        """Hand a live session over to the next process (a stopping server): keep ``suspended``
+        and mark the session held by no process."""
+        ...
+
+    async def get_suspended(self, session_id: str) -> SuspendedSession | None:
+        """A handed-over session still waiting to be resumed (its window may have passed)."""
+        ...
+
+    async def take_suspended(
+        self, session_id: str, node: str, now: float
+    ) -> SuspendedSession | None:
+        """Take a handed-over session whose window is still open (``now`` before its
+        ``expires_at``) into process ``node``, in one transaction: of processes taking it at
+        once exactly one gets it, and the session is stored as held by that one. None if there
+        is none or its window has passed."""
         ...

@@ -368,6 +368,32 @@ processes = sa.Table(
 """Server processes alive, each with its last heartbeat (tandem.processes): the sessions and
 recordings of a process whose heartbeat stopped are closed by the others."""
 
+suspended_sessions = sa.Table(
+    "suspended_sessions",
+    metadata,
+    sa.Column("session_id", Text, primary_key=True),
+    _org_id(),
+    sa.Column("site_id", Text, nullable=False),
+    sa.Column("state", Text, nullable=False),
+    sa.Column("agent", Text),
+    sa.Column("agent_username", Text, nullable=False),
+    sa.Column("agent_login", Text, nullable=False),
+    sa.Column("resume_digest", Text, nullable=False),
+    sa.Column("agent_resume_digest", Text, nullable=False),
+    sa.Column("created_at", Real, nullable=False),
+    sa.Column("code_expires_at", Real, nullable=False),
+    sa.Column("last_activity", Real, nullable=False),
+    sa.Column("suspended_at", Real, nullable=False),
+    sa.Column("expires_at", Real, nullable=False),
+    sa.Column("handshakes_from_customer", Int64, nullable=False),
+    sa.Column("handshakes_from_agent", Int64, nullable=False),
+    sa.Column("team_policies", Text, nullable=False),
+    sa.Index("suspended_sessions_expires_at", "expires_at"),
+)
+"""Live sessions a stopping server handed over to the next process (SIGTERM: a restart or an
+upgrade; tandem.hub): what resuming them needs, resume tokens as keyed digests only. A row goes
+when a side resumes it (taken by one process) or when ``expires_at`` passes (ended)."""
+
 audit_counts = sa.Table(
     "audit_counts",
     metadata,

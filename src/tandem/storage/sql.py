@@ -55,6 +55,7 @@ from tandem.storage.base import (
     SessionRecord,
     SiteRecord,
     SubjectErasure,
+    SuspendedSession,
     TrainingRecord,
     UserRecord,
 )
@@ -79,6 +80,7 @@ from tandem.storage.schema import (
     site_teams,
     sites,
     subject_sessions,
+    suspended_sessions,
     team_members,
     teams,
     training_completions,
@@ -1015,8 +1017,12 @@ class SQLStorage:
 
     async def live_sessions(self, grant: Grant) -> list[SessionRecord]:
         org_id = grant.org_id
+        # A session a stopping server handed over (SIGTERM) is listed as "restarting" until a
+        # side resumes it on some process or its window passes (then it is ended).
+        handed_over = sessions.c.session_id.in_(sa.select(suspended_sessions.c.session_id))
+        state = sa.case((handed_over, sa.literal("restarting")), else_=sessions.c.state)
         rows = await self._rows(
-            sa.select(*sessions.c)
+            sa.select(*(c for c in sessions.c if c.name != "state"), state.label("state"))
             .where(
                 sessions.c.org_id == org_id,
                 sessions.c.ended_at.is_(None),
@@ -1921,16 +1927,38 @@ class SQLStorage:
                 )
             )
             alive = sa.select(processes.c.node)
-            orphans = sessions.c.ended_at.is_(None) & sessions.c.node.not_in(alive)
-            lost = [_session(row) for row in db.execute(sa.select(*sessions.c).where(orphans)).rows]
-            if lost:
-                ids = [record.session_id for record in lost]
-                db.execute(
-                    sessions.update()
-                    .where(sessions.c.session_id.in_(ids), sessions.c.ended_at.is_(None))
-                    .values(ended_at=now, end_reason="server_lost")
+            # Handed over by a stopping server: the next process may resume them until their
+            # window passes; then they end like any session nobody holds, for another reason.
+            expired = db.execute(
+                suspended_sessions.delete()
+                .where(suspended_sessions.c.expires_at <= now)
+                .returning(suspended_sessions.c.session_id)
+            ).rows
+            not_resumed = {str(row["session_id"]) for row in expired}
+            orphans = (
+                sessions.c.ended_at.is_(None)
+                & sessions.c.node.not_in(alive)
+                & sessions.c.session_id.not_in(sa.select(suspended_sessions.c.session_id))
+            )
+            lost = [
+                dataclasses.replace(
+                    record,
+                    end_reason="server_shutdown"
+                    if record.session_id in not_resumed
+                    else "server_lost",
                 )
-                db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+                for row in db.execute(sa.select(*sessions.c).where(orphans)).rows
+                for record in (_session(row),)
+            ]
+            for reason in ("server_lost", "server_shutdown"):
+                ids = [record.session_id for record in lost if record.end_reason == reason]
+                if ids:
+                    db.execute(
+                        sessions.update()
+                        .where(sessions.c.session_id.in_(ids), sessions.c.ended_at.is_(None))
+                        .values(ended_at=now, end_reason=reason)
+                    )
+                    db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
             still_live = sa.select(sessions.c.session_id).where(sessions.c.ended_at.is_(None))
             running = recordings.c.ended_at.is_(None) & recordings.c.session_id.not_in(still_live)
             found = db.execute(sa.select(*recordings.c).where(running))
@@ -1945,6 +1973,46 @@ class SQLStorage:
                     .values(ended_at=now, end_reason="interrupted")
                 )
             return lost, stopped
+
+        return await self._transaction(work)
+
+    async def suspend_session(self, suspended: SuspendedSession) -> None:
+        def work(db: _Db) -> None:
+            db.execute(suspended_sessions.insert(), dataclasses.asdict(suspended))
+            db.execute(
+                sessions.update()
+                .where(sessions.c.session_id == suspended.session_id)
+                .values(node="", state=suspended.state)
+            )
+
+        await self._transaction(work)
+
+    async def get_suspended(self, session_id: str) -> SuspendedSession | None:
+        row = await self._row(
+            sa.select(*suspended_sessions.c).where(suspended_sessions.c.session_id == session_id)
+        )
+        return _record(SuspendedSession, row) if row else None
+
+    async def take_suspended(
+        self, session_id: str, node: str, now: float
+    ) -> SuspendedSession | None:
+        def work(db: _Db) -> SuspendedSession | None:
+            taken = db.execute(
+                suspended_sessions.delete()
+                .where(
+                    suspended_sessions.c.session_id == session_id,
+                    suspended_sessions.c.expires_at > now,
+                )
+                .returning(*suspended_sessions.c)
+            ).first()
+            if taken is None:
+                return None
+            db.execute(
+                sessions.update()
+                .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
+                .values(node=node)
+            )
+            return _record(SuspendedSession, taken)
 
         return await self._transaction(work)
 
