@@ -292,6 +292,15 @@ def open_console_as(party: Party, server: RunningServer, username: str) -> None:
     party.page.goto(f"{server.base}/console/")
 
 
+def console_at(party: Party, server: RunningServer, base: str, username: str = "alice") -> None:
+    """``username``'s console opened at ``base`` (the server, or a proxy in front of it,
+    tests/e2e/netcut.py), ready to join."""
+    open_console_as(party, server, username)  # the cookie is the host's, whatever the port
+    if base != server.base:
+        party.page.goto(f"{base}/console/")
+    expect(party.page.get_by_label("Session code")).to_be_visible()
+
+
 def sign_in_through_form(agent: Party, server: RunningServer) -> None:
     """Sign in as alice by typing into the console's form, as an agent does."""
     agent.page.goto(f"{server.base}/console/")

@@ -15,10 +15,10 @@ from tests.e2e.conftest import (
     agent_plaintext,
     allow,
     audit_actions,
+    console_at,
     get_help,
     join,
     mirror,
-    open_console_as,
     share,
 )
 from tests.e2e.netcut import NetCut
@@ -36,8 +36,7 @@ def start(
     if not console_base:
         return share(customer, agent, live, get_help(customer))
     code = get_help(customer)
-    open_console_as(agent, live, "alice")  # the cookie is the host's, whatever the port
-    agent.page.goto(f"{console_base}/console/")
+    console_at(agent, live, console_base)
     join(agent, code)
     allow(customer)
     return mirror(agent)
