@@ -7,6 +7,7 @@ import functools
 import http.server
 import os
 import re
+import secrets
 import threading
 import time
 import zlib
@@ -23,7 +24,12 @@ from tandem.server.app import SDK_FILE
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, add_user, free_port
 from tests.server.test_organisations import api
 
-CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/bin/chromium")
+# Debian's chromium-headless-shell: the same Chromium version as Debian's chromium (the same
+# Blink, V8 and network stack), built as the lightweight "old" headless browser; chromium itself
+# runs the whole desktop browser headless. It takes about half the CPU for the same tests
+# (bench/RESULTS.md, "Browser pass"); `make chromium` installs it. TANDEM_CHROMIUM picks another
+# Chromium binary (/usr/bin/chromium: the tests pass on both).
+CHROMIUM = os.environ.get("TANDEM_CHROMIUM", "/usr/lib/chromium/chromium-headless-shell")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -36,11 +42,20 @@ CODE_PATTERN = re.compile(r"\b(\d{4}) (\d{4}) (\d{4})\b")  # shown 4-4-4 for rea
 
 pytestmark = pytest.mark.e2e
 
+# How long an `expect` waits for its condition, unless it says otherwise. Playwright's 5 s is too
+# short for a chain of round trips (a join: console, server, the customer's PAKE, the consent
+# question) on a 2-core machine running the whole suite beside other work: it failed there once
+# under `stress`-like load (bench/RESULTS.md, "Browser pass"). A condition returns as soon as it
+# holds, so a longer bound costs a passing test nothing; tests that assert a deadline pass their
+# own `timeout`.
+EXPECT_TIMEOUT_MS = 15_000
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs it (Debian's packages)")
     if not SDK_FILE.exists():
         pytest.fail("the SDK is not built: `make test` builds it (sdk/build.mjs)")
     with sync_playwright() as playwright:
@@ -203,7 +218,11 @@ class OtherOrigin:
         self.origin = f"http://127.0.0.1:{self.port}"
         handler = functools.partial(_QuietHandler, directory=str(root))
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        # serve_forever looks at its stop flag every poll_interval: close() waits that long (0.5 s
+        # by default, at the end of nearly every browser test).
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def page(self, name: str, body: str, server: RunningServer, title: str = "Test page") -> str:
@@ -273,6 +292,15 @@ def open_console_as(party: Party, server: RunningServer, username: str) -> None:
     party.page.goto(f"{server.base}/console/")
 
 
+def console_at(party: Party, server: RunningServer, base: str, username: str = "alice") -> None:
+    """``username``'s console opened at ``base`` (the server, or a proxy in front of it,
+    tests/e2e/netcut.py), ready to join."""
+    open_console_as(party, server, username)  # the cookie is the host's, whatever the port
+    if base != server.base:
+        party.page.goto(f"{base}/console/")
+    expect(party.page.get_by_label("Session code")).to_be_visible()
+
+
 def sign_in_through_form(agent: Party, server: RunningServer) -> None:
     """Sign in as alice by typing into the console's form, as an agent does."""
     agent.page.goto(f"{server.base}/console/")
@@ -297,6 +325,18 @@ def mirror(agent: Party) -> Any:
     """The agent's view of the customer's page (the replay iframe's frame)."""
     expect(agent.page.locator('iframe[title="Customer view"]')).to_be_attached()
     return agent.page.frame_locator('iframe[title="Customer view"]')
+
+
+def caught_up(customer: Party, view: Any) -> None:
+    """Wait until the agent's mirror (``view``) has all the customer's page sent so far: a last
+    change to the page, a marker element, leaves after whatever the SDK already queued, on the one
+    ordered channel, so once the mirror shows it nothing sent before it is still on its way.
+    Then a test may search what the agent received for what must never arrive."""
+    marker = f"tandem-test-caught-up-{secrets.token_hex(4)}"
+    customer.page.evaluate(
+        "(id) => document.body.append(Object.assign(document.createElement('p'), {id}))", marker
+    )
+    expect(view.locator(f"#{marker}")).to_be_attached()
 
 
 def share(customer: Party, agent: Party, server: RunningServer, code: str) -> Any:

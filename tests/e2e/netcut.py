@@ -1,7 +1,8 @@
 """A TCP proxy in front of a test server whose connections a test can cut, as a flaky network
 does: ``cut()`` resets every open connection (the browser sees its sockets drop, 1006, with no
-close frame), ``down()`` refuses new connections until ``up()``. Pages opened through
-``proxy.base`` reach the real server through it (same host, so the same cookies)."""
+close frame), ``down()`` refuses new connections until ``up()``, ``hold()`` keeps what the server
+sends until ``release()``. Pages opened through ``proxy.base`` reach the real server through it
+(same host, so the same cookies)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class NetCut:
         self._open: set[socket.socket] = set()
         self._down = False
         self._closed = False
+        self._flowing = threading.Event()  # cleared: what the server sends is held (hold())
+        self._flowing.set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -43,13 +46,21 @@ class NetCut:
                 continue
             upstream.settimeout(None)
             with self._lock:
-                self._open |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                closed = self._closed
+                if not closed:
+                    self._open |= {client, upstream}
+            if closed:  # accepted as close() ran: it did not cut this pair
+                _reset(client)
+                _reset(upstream)
+                return
+            for source, sink, held in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pump, args=(source, sink, held), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, may_hold: bool) -> None:
         try:
             while data := source.recv(65536):
+                if may_hold:
+                    self._flowing.wait()
                 sink.sendall(data)
         except OSError:
             pass
@@ -75,8 +86,20 @@ class NetCut:
         with self._lock:
             self._down = False
 
+    def hold(self) -> None:
+        """Hold what the server sends to the browsers (kept, in order) until :meth:`release`, as a
+        slow network one way does; what the browsers send still goes."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
-        self._closed = True
+        with self._lock:
+            self._closed = True
+        self._flowing.set()
+        with contextlib.suppress(OSError):  # wakes the accept() a close alone would leave waiting
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.cut()
 

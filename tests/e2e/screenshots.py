@@ -12,8 +12,9 @@ sizes differ, and writes `<name>.actual.png` and `<name>.diff.png` (differing pi
 to the baseline for a look.
 
 Deterministic by construction: the tests fix the clock (`page.clock.set_fixed_time`), emulate
-reduced motion (the widget has no animations), paint random codes grey, and the baselines are made
-with Debian's chromium and its DejaVu fonts (`make chromium` installs both).
+reduced motion (the widget has no animations), paint random codes grey, and the baselines were made
+with Debian's chromium and its DejaVu fonts; its headless shell, which the tests run, draws the same
+(`make chromium` installs all three).
 
 Updating baselines, after a change to the look that is meant:
 

@@ -12,7 +12,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share, start_on
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share, start_on
 
 # What a hidden value shows, whatever its length (issue 15, item 3).
 PLACEHOLDER = "\u2022" * 8
@@ -87,7 +87,7 @@ def test_secrets_never_reach_any_frame_or_the_agent_dom(
     expect(view.locator("#nick")).to_have_value("Pancake")
     expect(view.locator("#name")).to_have_value(PLACEHOLDER)  # never the length
     expect(view.get_by_text("Late card")).to_be_attached()
-    page.wait_for_timeout(300)
+    caught_up(customer, view)
 
     # What crossed the network (ciphertext) and what the agent decrypted: neither holds a secret.
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")

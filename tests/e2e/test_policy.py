@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import ServerFactory
-from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, share
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
 
 SITE_POLICY = {
     "version": 1,
@@ -111,7 +111,7 @@ def test_site_and_organisation_policies_hold_on_a_hostile_page(
     expect(view.locator("#nickname")).to_have_value("Pancake")
     # The organisation unmasking #other must not work: it can only add restrictions.
     expect(view.locator("#other")).to_have_value("•" * 8)  # the fixed-width placeholder
-    page.wait_for_timeout(300)
+    caught_up(customer, view)
 
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
     decrypted = agent_plaintext(agent)

@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     Party,
     allow,
     audit_actions,
+    console_at,
     get_help,
     join,
     mirror,
@@ -37,14 +38,6 @@ def net(live: RunningServer) -> Iterator[NetCut]:
     proxy = NetCut(live)
     yield proxy
     proxy.close()
-
-
-def console_at(party: Party, server: RunningServer, base: str, username: str = "alice") -> None:
-    """``username``'s console opened at ``base`` (the server, or the proxy in front of it)."""
-    open_console_as(party, server, username)  # the cookie is the host's, whatever the port
-    if base != server.base:
-        party.page.goto(f"{base}/console/")
-    expect(party.page.get_by_label("Session code")).to_be_visible()
 
 
 def share_at(

@@ -17,7 +17,6 @@ import json
 import re
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from playwright.sync_api import Page, expect
 from tandem import crypto
 from tandem.crypto import Broken
 from tandem.recordings import recording_events
-from tests.conftest import RunningServer, ServerFactory, add_user
+from tests.conftest import RunningServer, ServerFactory, add_user, tandem_in_process
 from tests.e2e.conftest import OtherOrigin, Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.malicious import MaliciousRelay
@@ -69,15 +68,10 @@ def create_key(admin: Party, live: RunningServer, tmp_path: Path) -> Path:
 def open_offline(
     recording: Path, key_file: Path, *options: str
 ) -> subprocess.CompletedProcess[str]:
-    """`tandem recording open` on an exported recording with the key file (Python, offline)."""
+    """`tandem recording open` on an exported recording with the key file (Python, offline), in
+    this process (:func:`tests.conftest.tandem_in_process`: no interpreter start-up per call)."""
     command = ["recording", "open", str(recording), "--key", str(key_file), *options]
-    return subprocess.run(
-        [sys.executable, "-m", "tandem", *command],
-        input=PASSPHRASE + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return tandem_in_process(*command, stdin=PASSPHRASE + "\n")
 
 
 def test_a_consented_recording_is_played_back_by_an_auditor_and_unreadable_to_the_server(
