@@ -330,20 +330,24 @@ class CustomerSeat(Seat):
         """A control message from the customer's page (decoded): see :data:`CUSTOMER_EVENTS`."""
         await CUSTOMER_EVENTS[type(message)](self, message)
 
-    async def payload(self, frame: bytes) -> None:
+    def payload(self, frame: bytes) -> Awaitable[None] | None:
         """Page content (opaque, end-to-end encrypted): relayed, never parsed. Only while
-        sharing; also to a watching supervisor and into a running recording."""
+        sharing; also to a watching supervisor and into a running recording (what that returns
+        stores the frame; None when nothing records). Not a coroutine: the relay's hot path
+        (issue 17) makes none per frame."""
         hub, live = self.hub, self.live
         machine = live.machine
         machine.check_customer_payload()
         machine.touch(hub.clock())
-        hub.fanout.publish(live.agents_topic, Frame(frame))
+        relayed = Frame(frame)
+        hub.fanout.publish(live.agents_topic, relayed)
         if live.practice is not None and machine.handshakes_from_agent:
             live.practice_steps.add("shared")
         if machine.watcher_gets_content:
-            hub.fanout.publish(live.watcher_topic, Frame(frame))
+            hub.fanout.publish(live.watcher_topic, relayed)
         if machine.records_content:
-            await hub.recorded_frame(live, frame)
+            return hub.recorded_frame(live, frame)
+        return None
 
     def dropped_as_slow(self) -> None:
         if not self.live.machine.ended:
@@ -389,7 +393,7 @@ class AgentSeat(Seat):
         await self.hub.authorize_message(self.principal, action, message, self.live)
         return await handle(self, message)
 
-    async def payload(self, frame: bytes) -> None:
+    def payload(self, frame: bytes) -> None:
         """Encrypted commands to the customer's page (remote control), only while sharing."""
         live = self.in_session()
         live.machine.check_agent_payload()
@@ -451,7 +455,7 @@ class WatchSeat(Seat):
         await self.hub.authorize_message(self.principal, action, message, self.live)
         await handle(self, message)
 
-    async def payload(self, frame: bytes) -> None:
+    def payload(self, frame: bytes) -> None:
         raise ProtocolError(codec.CLOSE_MALFORMED, "a supervisor only watches")
 
     async def _gone(self) -> None:

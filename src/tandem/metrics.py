@@ -7,6 +7,7 @@ metric carries a session id, a user name or anything a customer typed: labels ar
 
 from __future__ import annotations
 
+import functools
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 
@@ -149,6 +150,7 @@ def audited(action: str) -> None:
         SIGN_IN_FAILURES.labels(method=method).inc()
 
 
+@functools.lru_cache(maxsize=4096)  # every relayed frame: no new string per frame
 def _audience(topic: str) -> str:
     if topic.startswith("session:"):
         return topic[topic.rfind(":") + 1 :]

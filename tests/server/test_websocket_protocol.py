@@ -86,3 +86,42 @@ async def test_a_sharing_sessions_idle_sockets_hold_no_handshake_and_no_idle_deq
     assert await asyncio.wait_for(customer.recv(), 5) == b"answer"
     await customer.close()
     await agent.close()
+
+
+async def test_frames_framed_by_the_direct_send_arrive_whole_at_every_length_boundary(
+    server: RunningServer,
+) -> None:
+    """The relay's direct send writes a frame's header itself (issue 17): payloads at each of
+    the header's length boundaries (7-bit, 16-bit, 64-bit lengths) arrive byte for byte, both
+    ways, and a client that checks frames strictly (websockets) accepts every one."""
+    customer, agent, _ = await sharing_session(server)
+    sizes = [1, 125, 126, 127, 65535, 65536, 70001]
+    assert max(sizes) <= server.settings.max_payload_bytes
+    for size in sizes:
+        page = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        await customer.send(page)
+        assert await asyncio.wait_for(agent.recv(), 5) == page
+        command = page[::-1]
+        await agent.send(command)
+        assert await asyncio.wait_for(customer.recv(), 5) == command
+    await customer.send(b"still open")
+    assert await asyncio.wait_for(agent.recv(), 5) == b"still open"
+
+
+def test_a_direct_send_falls_back_to_websockets_framing_while_a_frame_is_pending() -> None:
+    """Bytes websockets framed and not yet written go first: the direct send then frames
+    through websockets too, so the order on the wire is kept."""
+    protocol = TandemWebSocketProtocol.__new__(TandemWebSocketProtocol)
+    protocol.conn = Protocol(Side.SERVER, state=State.OPEN)
+    protocol.transport = Transport()  # type: ignore[assignment]
+    protocol.writable = Flag()
+    protocol.writable.set()
+    protocol.disconnected = protocol.close_sent = False
+    protocol.handshake_complete = True
+    protocol.initial_response = None
+    protocol.conn.send_text(b"first")  # framed, not yet taken by data_to_send
+    assert protocol.send_now(b"second") and protocol.send_now("third")
+    client = Protocol(Side.CLIENT, state=State.OPEN)
+    client.receive_data(b"".join(protocol.transport.written))  # type: ignore[attr-defined]
+    frames = [(e.opcode, e.data) for e in client.events_received()]
+    assert frames == [(Opcode.TEXT, b"first"), (Opcode.BINARY, b"second"), (Opcode.TEXT, b"third")]

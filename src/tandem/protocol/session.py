@@ -530,10 +530,12 @@ class Session:
 
     def check_customer_payload(self) -> None:
         """Raise unless page content may flow now (only after consent)."""
-        self._require("sharing", doing="sending page content")
+        if self.state != "sharing":  # every relayed frame: no tuple, no keywords when it may
+            self._require("sharing", doing="sending page content")
 
     def check_agent_payload(self) -> None:
-        self._require("sharing", doing="sending to the customer")
+        if self.state != "sharing":
+            self._require("sharing", doing="sending to the customer")
 
     def shut_down(self) -> list[Effect]:
         """The server is stopping: at once (the customer's sockets are closing anyway)."""

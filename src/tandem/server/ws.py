@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -140,6 +141,8 @@ class Connection:
             return  # the peer went away; the reader notices too
 
     async def _send(self, data: str | bytes) -> None:
+        if data and self._send_now is not None and self._send_now(data):
+            return  # the transport took it without waiting
         async with asyncio.timeout(self.send_timeout):
             if isinstance(data, bytes):
                 if data:
@@ -235,7 +238,7 @@ class _Reading(Protocol):
 
     async def text(self, message: Any) -> object: ...
 
-    async def payload(self, frame: bytes) -> None: ...
+    def payload(self, frame: bytes) -> Awaitable[None] | None: ...
 
 
 async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, int]) -> None:
@@ -247,8 +250,11 @@ async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, 
         message = await receive()
         data = message.get("bytes")
         if data is not None:  # page content: size check, then the hub relays it unparsed
-            codec.check_size(data, max_payload)
-            await seat.payload(data)
+            if len(data) > max_payload:
+                codec.check_size(data, max_payload)
+            pending = seat.payload(data)
+            if pending is not None:  # a recording stores it
+                await pending
         elif message["type"] == "websocket.disconnect":
             ws.client_state = WebSocketState.DISCONNECTED
             if hasattr(seat, "peer_close_code"):  # an agent's reload or lost network: resumable
@@ -335,7 +341,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
                     return
                 if isinstance(frame, bytes):
                     codec.check_size(frame, settings.max_payload_bytes)
-                    await seat.payload(frame)
+                    seat.payload(frame)
                     continue
                 outcome = await seat.text(codec.decode_agent(frame, settings.max_control_bytes))
                 if isinstance(outcome, Refused):
