@@ -28,6 +28,7 @@ from tests.e2e.conftest import (
     open_console_as,
 )
 from tests.e2e.netcut import NetCut
+from tests.e2e.test_control import agent_click, grant
 from tests.malicious import without_direct_send
 
 LIVE = "You are seeing the customer's page live"
@@ -154,6 +155,30 @@ def test_a_reloaded_console_gets_the_mirror_back_without_a_new_code(
     assert "agent_rejoined" in audit_actions(live)
     agent.page.get_by_role("button", name="Leave").click()
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+
+
+def test_a_reloaded_console_knows_the_control_the_customer_still_grants(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The customer's browser keeps a grant across the agent's reload; the reloaded console is
+    told so inside the encrypted channel (it offers Release control, not Request control) and
+    the agent types straight away, with no second question to the customer."""
+    share_at(customer, agent, live, live.base, live.base)
+    grant(customer, agent)
+    agent.page.reload()
+    status = agent.page.get_by_role("status")
+    expect(status).to_contain_text("You have control", timeout=15_000)
+    expect(agent.page.get_by_role("button", name="Release control")).to_be_visible()
+    expect(agent.page.get_by_role("button", name="Request control")).to_be_hidden()
+    view = mirror(agent)
+    agent_click(agent, view, "#search")
+    agent.page.keyboard.type("typed by the agent")
+    expect(customer.page.locator("#search")).to_have_value("typed by the agent")
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)  # not asked again
+    # A navigation starts a new epoch: the grant is repeated, and the console says nothing new.
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    expect(mirror(agent).locator("#card")).to_be_attached()
+    expect(agent.page.get_by_role("button", name="Release control")).to_be_visible()
 
 
 def test_a_signed_out_console_does_not_get_the_session_back(

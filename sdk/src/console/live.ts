@@ -774,6 +774,8 @@ export class LiveView {
     if (payload.k === "recording") return this.onCustomerRecording(payload);
     if (payload.k === "recording_start" || payload.k === "recording_end") return; // for the auditors
     if (payload.k === "control") {
+      // Repeated by the customer's browser in each epoch (pages, reconnections): nothing new.
+      if (payload.state === "granted" && this.controlling) return;
       const released = payload.state === "revoked" && this.releasing;
       this.releasing = false;
       this.setControlling(payload.state === "granted");

@@ -725,6 +725,10 @@ export class Session {
       },
       isPrivate: (url) => pageIsPrivate(url, pagePolicies(this.machine)),
     }, saved.control ?? false);
+    // Control the customer granted stays granted across pages and reconnections; a console that
+    // reloaded or came back after a server restart does not know it: say so in every epoch
+    // (inside the encrypted channel, after consent; the console ignores it when it knows).
+    if (this.control.granted) this.sendPayload({ k: "control", state: "granted" });
     this.annotations?.dispose();
     this.annotations = new Annotations({
       agent: () => this.saved?.agent ?? "The agent",
