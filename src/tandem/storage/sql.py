@@ -1940,16 +1940,11 @@ class SQLStorage:
                 & sessions.c.node.not_in(alive)
                 & sessions.c.session_id.not_in(sa.select(suspended_sessions.c.session_id))
             )
-            lost = [
-                dataclasses.replace(
-                    record,
-                    end_reason="server_shutdown"
-                    if record.session_id in not_resumed
-                    else "server_lost",
-                )
-                for row in db.execute(sa.select(*sessions.c).where(orphans)).rows
-                for record in (_session(row),)
-            ]
+            lost = []
+            for row in db.execute(sa.select(*sessions.c).where(orphans)).rows:
+                record = _session(row)
+                reason = "server_shutdown" if record.session_id in not_resumed else "server_lost"
+                lost.append(dataclasses.replace(record, end_reason=reason))
             for reason in ("server_lost", "server_shutdown"):
                 ids = [record.session_id for record in lost if record.end_reason == reason]
                 if ids:
