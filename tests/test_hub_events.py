@@ -19,7 +19,7 @@ from tandem.access import ACTIONS, Principal, allowed
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.directory import Directory, operator
-from tandem.exceptions import ForbiddenError, ProtocolError
+from tandem.exceptions import ForbiddenError, ProtocolError, StorageError
 from tandem.fanout.base import Subscription
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import (
@@ -249,3 +249,29 @@ async def test_a_join_code_that_collides_with_a_live_one_is_drawn_again(hub: Ses
     _, second = await open_session(hub)
     assert first == f"{7 % bound:0{hub.settings.code_digits}d}" and not same
     assert second != first
+
+
+async def test_a_hand_over_the_storage_refuses_ends_the_session_and_tells_the_customer(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM with the database failing as the session is stored for the next process: nobody
+    is left reconnecting to a session no process can take up. It ends ``server_shutdown``
+    (audited, the customer told ``ended``), and no ``session_suspended`` is claimed."""
+    seat, _ = await open_session(hub)
+
+    async def refused(*_: object) -> None:
+        raise StorageError("database is locked")
+
+    monkeypatch.setattr(hub.storage, "suspend_session", refused)
+    hub.settings = dataclasses.replace(hub.settings, close_timeout_seconds=0.1)
+    await hub.shutdown()
+    assert seat.subscription is not None
+    frames = await asyncio.wait_for(seat.subscription.take(), 5)
+    told = [json.loads(frame.data) for frame in frames if frame.data]
+    assert [m["type"] for m in told][-2:] == ["restarting", "ended"]
+    assert told[-1]["reason"] == "server_shutdown"
+    assert not hub._live
+    ended = await audit_of(hub, "session_ended")
+    assert [r.details.get("reason") for r in ended] == ["server_shutdown"]
+    assert await audit_of(hub, "session_suspended") == []
+    assert await hub.storage.get_suspended(seat.live.machine.session_id) is None
