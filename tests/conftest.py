@@ -16,7 +16,10 @@ from typing import Any, NoReturn
 
 import argon2
 import httpx
+import httpx2
 import pytest
+import typer
+import typer.testing
 import uvicorn
 from click.testing import Result
 from hypothesis import settings as hypothesis_settings
@@ -206,6 +209,28 @@ def stopping_servers() -> Iterator[None]:
     assert not hung, f"servers that did not stop within 10 s: {hung}"
 
 
+_CLICK_COMMANDS: dict[int, Any] = {}
+_build_click_command = typer.testing._get_command
+
+
+def _built_click_command(app: typer.Typer) -> Any:
+    command = _CLICK_COMMANDS.get(id(app))
+    if command is None:
+        command = _CLICK_COMMANDS[id(app)] = _build_click_command(app)
+    return command
+
+
+@pytest.fixture(scope="session", autouse=True)
+def click_command_built_once() -> Iterator[None]:
+    """Typer's test runner builds the Click command from ``cli.app`` (a walk over every command's
+    signature and type hints: about a tenth of a second of CPU) at each call; here once per
+    process, as the ``tandem`` entry point does at its start. Click makes a new context for each
+    call, so nothing carries over from one call to the next."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(typer.testing, "_get_command", _built_click_command)
+        yield
+
+
 def tandem_in_process(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
@@ -312,26 +337,32 @@ def cheap_password_hashing() -> Iterator[None]:
 # Every httpx.get/post and new httpx.Client loads a CA bundle into a new SSL context: a third of a
 # second each on these machines, for clients that mostly speak plain HTTP to loopback. Tests reuse
 # the context made for the same CA bundle (the same SSL_CERT_FILE/SSL_CERT_DIR); a test that
-# passes its own `verify` or `cert` still gets a new one.
-_new_ssl_context = httpx._transports.default.create_ssl_context
-_default_ssl_contexts: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+# passes its own `verify` or `cert` still gets a new one. The same for httpx2, the client Tandem
+# itself talks to identity providers and verified sites with (a new one for each sign-in).
+_SSLContextMaker = Callable[..., ssl.SSLContext]
 
 
-def _reused_default_ssl_context(
-    verify: Any = True, cert: Any = None, trust_env: bool = True
-) -> ssl.SSLContext:
-    if verify is not True or cert is not None:
-        return _new_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
-    store = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-    if store not in _default_ssl_contexts:
-        _default_ssl_contexts[store] = _new_ssl_context(trust_env=trust_env)
-    return _default_ssl_contexts[store]
+def _reusing(new_ssl_context: _SSLContextMaker) -> _SSLContextMaker:
+    made: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+    def reused_default_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
+        if verify is not True or cert is not None:
+            return new_ssl_context(verify=verify, cert=cert, trust_env=trust_env)
+        store = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if store not in made:
+            made[store] = new_ssl_context(trust_env=trust_env)
+        return made[store]
+
+    return reused_default_ssl_context
 
 
 @pytest.fixture(scope="session", autouse=True)
 def reused_ssl_context() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(httpx._transports.default, "create_ssl_context", _reused_default_ssl_context)
+        for transports in (httpx._transports.default, httpx2._transports.default):
+            patch.setattr(transports, "create_ssl_context", _reusing(transports.create_ssl_context))
         yield
 
 

@@ -44,6 +44,24 @@ from tests.conftest import free_port
 CODE_SECONDS = 60
 TOKEN_SECONDS = 300
 
+_SPARE_KEYS: list[tuple[RSAKey, RSAKey]] = []
+"""Key pairs of providers that have stopped, for the next ones in this process: a 2048-bit RSA
+key takes a tenth of a second or more of CPU to make, and every OIDC test starts a provider with
+two. Providers running at the same time never share a key; a stopped one's keys are no longer
+served or signed with."""
+_SPARE_KEYS_LOCK = threading.Lock()
+
+
+def _take_keys() -> tuple[RSAKey, RSAKey]:
+    """The provider's signing key (in its JWKS) and a foreign key with the same "kid"."""
+    with _SPARE_KEYS_LOCK:
+        if _SPARE_KEYS:
+            return _SPARE_KEYS.pop()
+    return (
+        RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256", "use": "sig"}),
+        RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"}),
+    )
+
 
 @dataclasses.dataclass
 class Misbehaviour:
@@ -77,8 +95,8 @@ class OidcProvider:
         self.redirect_uris: set[str] = set(redirect_uris)
         self.user: dict[str, Any] = user or {"sub": "u-1", "preferred_username": "alice"}
         self.misbehave = Misbehaviour()
-        self.key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256", "use": "sig"})
-        self.other_key = RSAKey.generate_key(2048, parameters={"kid": "k1", "alg": "RS256"})
+        self.key, self.other_key = _take_keys()
+        self._keys_returned = False
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_requests = 0
         self.requests = 0  # every request the provider received
@@ -111,6 +129,10 @@ class OidcProvider:
         self._stopping.set()
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        if not self.thread.is_alive() and not self._keys_returned:  # it signs no more
+            self._keys_returned = True
+            with _SPARE_KEYS_LOCK:
+                _SPARE_KEYS.append((self.key, self.other_key))
 
     def __enter__(self) -> OidcProvider:
         return self.start()

@@ -8,6 +8,7 @@ PostgreSQL's advisory lock), so servers starting together migrate once.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,7 +22,10 @@ from tandem.exceptions import ConfigError
 HERE = Path(__file__).parent
 
 
+@functools.cache
 def script_directory() -> ScriptDirectory:
+    """The revisions shipped with this Tandem, read once per process (each read imports every
+    revision file again; they do not change while it runs)."""
     config = Config()
     config.set_main_option("script_location", str(HERE))
     return ScriptDirectory.from_config(config)
