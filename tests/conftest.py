@@ -499,6 +499,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: "e2e" in item.path.parts)
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """``-m "not e2e"`` (`make pytest-fast`, `make check`) leaves out every test under tests/e2e
+    (the marker is given by the path, above), so their modules are not even imported: each
+    pytest-xdist worker collects every module, and these import Playwright (about a second of
+    CPU per worker in all)."""
+    if config.option.markexpr == "not e2e" and collection_path == E2E_DIRECTORY:
+        return True
+    return None
+
+
+E2E_DIRECTORY = Path(__file__).parent / "e2e"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, ``--dist load`` hands each worker its tests in collection order, so
     a worker's browser tests still come after its async ones; ``worksteal`` moves tests from the

@@ -10,21 +10,13 @@ body schema. Bounded: a few examples per operation, so the whole run takes secon
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hypothesis
 import pytest
-import requests
-import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from schemathesis import GenerationMode
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -33,20 +25,42 @@ from tandem.server import app as server_app
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import login_cookie
 
+# schemathesis (and requests) are imported by the tests that use them, not when the module is
+# collected: every pytest-xdist worker collects every module, and they cost about half a second
+# of CPU to import.
+if TYPE_CHECKING:
+    import requests
+    import schemathesis
+    from schemathesis import GenerationMode
+
 EXAMPLES = 3
 """Requests per operation and generation mode (about 200 in all)."""
 
-SESSION = requests.Session()
-"""One connection for every request (schemathesis would open one per request)."""
-
 USER_OF_ROLE = {"admin": "ada", "auditor": "aud", "supervisor": "sam", "agent": "alice"}
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
+
+@functools.cache
+def session() -> requests.Session:
+    """One connection for every request (schemathesis would open one per request)."""
+    import requests
+
+    return requests.Session()
+
+
+def checks() -> list[Any]:
+    from schemathesis.checks import (
+        content_type_conformance,
+        not_a_server_error,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    return [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
 
 
 def user_for(method: str, path: str) -> str:
@@ -68,6 +82,8 @@ def fuzz(
     mode: GenerationMode,
     failures: list[str],
 ) -> int:
+    from schemathesis import GenerationMode
+
     calls = 0
     cookie = cookies[user_for(operation.method.upper(), operation.path)]
     headers = {"origin": server.origin}
@@ -86,11 +102,11 @@ def fuzz(
         calls += 1
         try:
             case.call_and_validate(
-                session=SESSION,
+                session=session(),
                 base_url=server.base,
                 headers=headers,
                 cookies={"tandem_agent": cookie},
-                checks=CHECKS,
+                checks=checks(),
                 timeout=10,
             )
         except (Exception, BaseExceptionGroup) as exc:  # every failure is reported below
@@ -107,6 +123,9 @@ def fuzz(
 def test_no_route_answers_a_server_error_or_outside_its_description(
     server_factory: ServerFactory,
 ) -> None:
+    import schemathesis
+    from schemathesis import GenerationMode
+
     server = server_factory(seed=two_organisations)
     schema = schemathesis.openapi.from_url(f"{server.base}/api/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -136,6 +155,8 @@ def test_the_run_catches_a_server_error_and_an_answer_outside_the_description(
 ) -> None:
     """The harness itself: a route that fails (500) and one whose answer has a field the
     description does not allow are both reported."""
+    import schemathesis
+    from schemathesis import GenerationMode
 
     def broken(app: ASGIApp) -> ASGIApp:
         async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
