@@ -31,7 +31,7 @@ from tests.server.helpers import (
     send,
     start_session,
 )
-from tests.storage.conftest import PG_DSN, pg_connect
+from tests.storage.conftest import PG_DSN, create_migrated_schema, pg_connect
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -66,14 +66,14 @@ def cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Cluster]:
 
 @contextlib.contextmanager
 def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Cluster]:
-    """Start servers that share a fresh PostgreSQL schema, a Redis prefix and their keys.
-    Synchronous (its set-up runs in a thread), so browser tests can use it too."""
+    """Start servers that share a fresh PostgreSQL schema (already migrated), a Redis prefix
+    and their keys. Synchronous (its set-up runs in a thread), so browser tests can use it too."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
 
     async def create() -> None:
         db = await pg_connect()
         try:
-            await db.execute(f'CREATE SCHEMA "{schema}"')
+            await create_migrated_schema(db, schema)
         finally:
             await db.close()
 
