@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -215,10 +216,17 @@ async def test_a_supervisor_on_another_server_watches(cluster: Cluster) -> None:
     a, b = cluster(), cluster()
     customer, _, created = await sharing_on(a)
     cookie = login_cookie(b, "sam")
-    listed = httpx.get(f"{b.base}/api/sessions", cookies={"tandem_agent": cookie}).json()
-    assert [(s["session_id"], s["state"], s["agent"]) for s in listed] == [
-        (created["session_id"], "sharing", "Alice")
-    ]
+    expected = [(created["session_id"], "sharing", "Alice")]
+    # b lists what the database holds; seen once at load ~5: still "pending_consent" just after
+    # both sides had heard of the consent on a. The listing must catch up.
+    deadline = time.monotonic() + 15
+    while True:
+        listed = httpx.get(f"{b.base}/api/sessions", cookies={"tandem_agent": cookie}).json()
+        rows = [(s["session_id"], s["state"], s["agent"]) for s in listed]
+        if rows == expected or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert rows == expected
     sam = await open_agent(b, cookie)
     await send(sam, type="watch", session_id=created["session_id"])
     assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": created["session_id"]}
