@@ -124,8 +124,10 @@ test-sdk: setup
 # their own (pytest-e2e) with one Chromium per worker; `make test` runs it beside the other pass.
 # pytest exits 5 when it collects no test: that fails here too, as it should.
 # The browser tests wait on round trips too: three workers (three headless shells) finish sooner
-# than two on two cores (bench/RESULTS.md, "Browser pass").
-PYTEST_WORKERS ?= 4
+# than two on two cores (bench/RESULTS.md, "Browser pass"). Three workers for the other tests too:
+# each worker pays its own start-up and collection (about 3 s of CPU), and four finished no sooner
+# than three on two cores (bench/RESULTS.md, "Non-browser pass and make check").
+PYTEST_WORKERS ?= 3
 E2E_WORKERS ?= 3
 # Each pass has a temporary directory of its own, one per checkout, outside it (the release test
 # installs the wheel "outside the repository"), emptied when the pass starts: under the shared
