@@ -40,12 +40,16 @@ async def pg_connect(schema: str | None = None) -> asyncpg.Connection:
 
 
 @contextlib.asynccontextmanager
-async def fresh_schema() -> AsyncIterator[str]:
-    """A new, empty schema of this test alone; dropped with everything in it afterwards."""
+async def fresh_schema(*, migrated: bool = False) -> AsyncIterator[str]:
+    """A new schema of this test alone, empty or ``migrated`` (:func:`create_migrated_schema`);
+    dropped with everything in it afterwards."""
     admin = await pg_connect()
     name = f"t_{secrets.token_hex(6)}"
     try:
-        await admin.execute(f'CREATE SCHEMA "{name}"')
+        if migrated:
+            await create_migrated_schema(admin, name)
+        else:
+            await admin.execute(f'CREATE SCHEMA "{name}"')
         try:
             yield name
         finally:
@@ -126,21 +130,6 @@ async def create_migrated_schema(admin: asyncpg.Connection, name: str) -> None:
     await admin.execute(sql.replace(template_name, name))  # one transaction
 
 
-@contextlib.asynccontextmanager
-async def migrated_schema() -> AsyncIterator[str]:
-    """As :func:`fresh_schema`, but already migrated (:func:`create_migrated_schema`)."""
-    admin = await pg_connect()
-    name = f"t_{secrets.token_hex(6)}"
-    try:
-        await create_migrated_schema(admin, name)
-        try:
-            yield name
-        finally:
-            await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-    finally:
-        await admin.close()
-
-
 def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``tandem`` (this checkout's) as a command, with ``env`` added to the environment: in
     this process (:func:`tests.conftest.tandem_in_process`; tests/test_cli.py runs the real
@@ -165,7 +154,7 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         finally:
             await store.close()
         return
-    async with migrated_schema() as schema:
+    async with fresh_schema(migrated=True) as schema:
         store = await SQLStorage.connect(PG_DSN, schema=schema)
         try:
             yield store
