@@ -127,6 +127,10 @@ test-sdk: setup
 # than two on two cores (bench/RESULTS.md, "Browser pass").
 PYTEST_WORKERS ?= 4
 E2E_WORKERS ?= 3
+# Every browser test lives in tests/e2e (tests/conftest.py marks them by that path), so the pass
+# collects only there: each worker collecting the whole suite to deselect 1,000 tests cost about
+# 6 s of CPU more per worker (bench/RESULTS.md, "Browser pass CPU").
+E2E_PATHS ?= tests/e2e
 # Each pass has a temporary directory of its own, one per checkout, outside it (the release test
 # installs the wheel "outside the repository"), emptied when the pass starts: under the shared
 # /tmp/pytest-of-$USER, other pytest runs on the machine prune all but the newest three, and took
@@ -138,7 +142,7 @@ pytest-fast:
 
 pytest-e2e:
 	mkdir -p $(PYTEST_TMP)
-	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS) $(E2E_PATHS)
 
 test-py: setup chromium
 	@$(PARALLEL) pytest-fast pytest-e2e
