@@ -145,7 +145,7 @@ def test_the_head_known_without_alembic_is_alembics_head() -> None:
     """A database at :data:`migrations.HEAD` opens without loading Alembic: that head must be
     Alembic's own, and each revision's id its file's prefix (how HEAD is found)."""
     script = migrations.script_directory()
-    assert migrations.HEAD == migrations.head_revision()
+    assert migrations.head_revision() == migrations.HEAD
     for revision in script.walk_revisions():
         assert revision.path is not None
         assert Path(revision.path).name.startswith(f"{revision.revision}_"), revision.path
