@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tandem import cli as cli_module
 from tandem.directory import Directory, operator
@@ -149,8 +150,19 @@ def test_serve_refuses_a_bad_origin() -> None:
     assert "not an http(s) origin" in refused("serve", "--allow-origin", "not-an-origin")
 
 
-def test_serve_prints_urls_and_first_run_hint_then_serves(tmp_path: Path) -> None:
-    port, output = serve_until_healthy(tmp_path)
+@pytest.fixture(scope="module")
+def first_serve(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, str]:
+    """The real ``tandem serve`` on a data directory that does not exist yet (a first run), till
+    it answers: its data directory, port and output, for the tests of what a first run says."""
+    data = tmp_path_factory.mktemp("first-serve") / "fresh"
+    port, output = serve_until_healthy(data)
+    return data, port, output
+
+
+def test_serve_prints_urls_and_first_run_hint_then_serves(
+    first_serve: tuple[Path, int, str],
+) -> None:
+    _, port, output = first_serve
     assert f"http://127.0.0.1:{port}/console/" in output
     assert f"http://127.0.0.1:{port}/demo/" in output
     assert "tandem user add alice --role agent" in output
@@ -363,9 +375,10 @@ def test_a_data_dir_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
     assert file.read_text() == "not a directory"
 
 
-def test_serve_on_an_empty_data_dir_says_it_created_the_database(tmp_path: Path) -> None:
-    data = tmp_path / "fresh"
-    _, output = serve_until_healthy(data)
+def test_serve_on_an_empty_data_dir_says_it_created_the_database(
+    first_serve: tuple[Path, int, str],
+) -> None:
+    data, _, output = first_serve
     assert f"new database   {data / 'tandem.sqlite3'} (there was none: created now)" in output
     assert "(.venv/bin/tandem, or plain tandem in an activated virtualenv)" in output
 

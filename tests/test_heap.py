@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tandem import heap
+from tests.conftest import DataTemplates
 from tests.test_runtime_limits import serving
 
 
@@ -105,8 +106,10 @@ def background_tasks(tmp_path: Path, freeze_seconds: str) -> str:
 
 
 def test_serve_runs_the_collector_tasks_supervised_and_zero_turns_them_off(
-    tmp_path: Path,
+    tmp_path: Path, data_templates: DataTemplates
 ) -> None:
+    for name in ("on", "off"):  # migrated copies: the collectors are the subject, not a first start
+        data_templates.copy_to(tmp_path / name)
     on = background_tasks(tmp_path / "on", "0.2")
     assert 'tandem_background_failing{task="gc_freeze"} 0.0' in on
     assert 'tandem_background_failing{task="gc_collect"} 0.0' in on

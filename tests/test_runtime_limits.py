@@ -1,6 +1,8 @@
 """The runtime the relay needs (issue 17): uvloop and httptools are required and really used, and
 an open-file limit that caps sessions below `max_sessions` is raised where it can be and warned
-about where it cannot. Real `tandem serve` subprocesses, as an operator runs them."""
+about where it cannot. Real `tandem serve` subprocesses, as an operator runs them, on copies of the
+template data directory (already migrated: what is tested here is the runtime, not the first
+start); the two tests that only look at a running server share one."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import free_port
+import pytest
+
+from tests.conftest import DataTemplates, free_port
 from tests.test_serve_failures import assert_one_line_failure
 
 TANDEM = [sys.executable, "-m", "tandem"]
@@ -58,17 +62,37 @@ def _until_served(process: subprocess.Popen[str]) -> Iterator[tuple[subprocess.P
         process.wait(timeout=30)
 
 
+@pytest.fixture
+def data_dir(tmp_path: Path, data_templates: DataTemplates) -> Path:
+    data_templates.copy_to(tmp_path / "data")
+    return tmp_path / "data"
+
+
+@pytest.fixture(scope="module")
+def enough_files(
+    tmp_path_factory: pytest.TempPathFactory, data_templates: DataTemplates
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A running `tandem serve` whose open-file limit suffices for its `max_sessions`."""
+    data_dir = tmp_path_factory.mktemp("enough-files") / "data"
+    data_templates.copy_to(data_dir)
+    with serving(data_dir, file_limit=4096, env={"TANDEM_MAX_SESSIONS": "1000"}) as served:
+        yield served
+
+
 def mapped_libraries(pid: int) -> str:
     return Path(f"/proc/{pid}/maps").read_text()
 
 
-def test_the_server_runs_on_uvloop_and_httptools(tmp_path: Path) -> None:
-    with serving(tmp_path) as (process, _):
-        maps = mapped_libraries(process.pid)
+def test_the_server_runs_on_uvloop_and_httptools(
+    enough_files: tuple[subprocess.Popen[str], str],
+) -> None:
+    process, _ = enough_files
+    assert process.poll() is None  # serving
+    maps = mapped_libraries(process.pid)
     assert "uvloop" in maps and "httptools" in maps
 
 
-def test_a_missing_uvloop_stops_the_start_in_one_line(tmp_path: Path) -> None:
+def test_a_missing_uvloop_stops_the_start_in_one_line(data_dir: Path) -> None:
     hide = "import sys; sys.modules['uvloop'] = None; from tandem.cli import main; main()"
     result = subprocess.run(
         [
@@ -77,7 +101,7 @@ def test_a_missing_uvloop_stops_the_start_in_one_line(tmp_path: Path) -> None:
             hide,
             "serve",
             "--data-dir",
-            str(tmp_path),
+            str(data_dir),
             "--port",
             str(free_port()),
         ],
@@ -89,18 +113,19 @@ def test_a_missing_uvloop_stops_the_start_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_file_limit_below_max_sessions_is_warned_about_and_the_server_still_serves(
-    tmp_path: Path,
+    data_dir: Path,
 ) -> None:
-    with serving(tmp_path, file_limit=256, env={"TANDEM_MAX_SESSIONS": "1000"}) as (_, err):
+    with serving(data_dir, file_limit=256, env={"TANDEM_MAX_SESSIONS": "1000"}) as (_, err):
         pass
     assert "open-file limit (256) caps this process near 96 live sessions" in err, err
     assert "warning" in err.lower()
     assert "LimitNOFILE=2064" in err and "ulimit -n 2064" in err
 
 
-def test_no_warning_when_the_limit_suffices(tmp_path: Path) -> None:
-    with serving(tmp_path, file_limit=4096, env={"TANDEM_MAX_SESSIONS": "1000"}) as (_, err):
-        pass
+def test_no_warning_when_the_limit_suffices(
+    enough_files: tuple[subprocess.Popen[str], str],
+) -> None:
+    _, err = enough_files
     assert "open-file limit" not in err, err
 
 

@@ -322,3 +322,44 @@ async def test_an_edge_whose_owner_goes_silent_closes_its_socket_saying_so() -> 
         }
         assert 0.4 <= time.monotonic() - silent < 1.5
         await asyncio.wait_for(edge, 5)
+
+
+class SilentForAMoment(MemoryFanout):
+    """Redis up, but this process stops hearing it from ``from_seconds`` after it is made for
+    ``for_seconds`` (its reader starved on a saturated machine, or a frozen Redis)."""
+
+    def __init__(self, from_seconds: float, for_seconds: float) -> None:
+        super().__init__()
+        self.made = time.monotonic()
+        self.silence = (from_seconds, from_seconds + for_seconds)
+
+    def responsive(self, within: float) -> bool:
+        start, end = self.silence
+        return not start <= time.monotonic() - self.made < end
+
+
+@pytest.mark.parametrize(
+    ("silent_for", "code"),
+    [(0.3, 4404), (60.0, 1013)],
+    ids=["redis-heard-again-not-found", "redis-silent-link-lost"],
+)
+async def test_an_edge_whose_owner_never_takes_the_socket_says_not_found_only_if_redis_answers(
+    monkeypatch: pytest.MonkeyPatch, silent_for: float, code: int
+) -> None:
+    """The owner named by the database is gone (a crash): after the accept wait (0.3 s here),
+    4404 "session not found" (final) when Redis answers, even if this process hears it again
+    only a moment after the wait (it was too busy to read); 1013 "server link lost" (try again)
+    when Redis stays silent."""
+    import tandem.tunnel
+
+    monkeypatch.setattr(tandem.tunnel, "ACCEPT_TIMEOUT_SECONDS", 0.3)
+    client = Client()
+    await client.accept()
+    fanout = SilentForAMoment(0.15, silent_for)  # heard at the start, not at the deadline
+    liveness = Liveness(heartbeat=0.1, lost=1.0, outage=5.0)  # "answers": heard within 0.5 s
+    edge = asyncio.create_task(
+        tunnel(client.ws, fanout, "gone", "hi", system_entropy, 1 << 20, liveness)
+    )
+    closed = await asyncio.wait_for(client.outgoing.get(), 5)
+    assert closed["type"] == "websocket.close" and closed["code"] == code, closed
+    await asyncio.wait_for(edge, 5)

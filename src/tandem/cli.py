@@ -9,22 +9,17 @@ import hmac
 import html
 import json
 import logging
-import socket
 import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-import uvicorn
-from sqlalchemy.exc import SQLAlchemyError
-from starlette.applications import Starlette
-from starlette.types import ASGIApp
 
-from tandem import __version__, auth, crypto, heap, logs, site_verification, startup
+from tandem import __version__, auth, crypto, site_verification, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -46,10 +41,16 @@ from tandem.exceptions import (
     TandemError,
 )
 from tandem.policy import load_policy
-from tandem.server.websocket_protocol import TandemServer, TandemWebSocketProtocol
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, OrgRecord, UserRecord
 from tandem.training import Standing, Training
+
+if TYPE_CHECKING:
+    import uvicorn
+    from starlette.types import ASGIApp
+
+# The server's own modules (uvicorn, Starlette, structlog's set-up, the app) are imported by the
+# commands that serve (`serve`, and `server_config` for the tests): the others start without them.
 
 
 def _typer(**options: Any) -> typer.Typer:
@@ -304,7 +305,9 @@ def serve(
         listening = startup.bind(settings)
     except TandemError as exc:
         raise _fail(exc) from None
+    from tandem import logs
     from tandem.server.app import create_app
+    from tandem.server.websocket_protocol import BannerServer
 
     logs.configure(settings.log_format)  # type: ignore[arg-type]
     if file_limit_warning:  # a log line, so that it is JSON under --log-format json
@@ -319,28 +322,6 @@ def serve(
     server.run(sockets=[listening])
     if not server.started:  # the application did not start (logged): not a clean exit
         raise typer.Exit(code=3)
-
-
-class BannerServer(TandemServer):
-    """Tandem's server (graceful stop) that prints the banner once it serves (not before a
-    failure)."""
-
-    def __init__(
-        self, config: uvicorn.Config, app: Starlette, timeout: float, banner: Callable[[], None]
-    ) -> None:
-        super().__init__(config, app, timeout)
-        self.banner = banner
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if not self.should_exit:
-            settings = self.tandem_app.state.services.settings
-            if settings.gc_freeze_seconds > 0:  # full collections off the event loop
-                heap.settle()
-                background = self.tandem_app.state.background
-                background.every("gc_freeze", settings.gc_freeze_seconds, heap.freeze)
-                background.every("gc_collect", settings.gc_collect_seconds, heap.collect_all)
-            self.banner()
 
 
 def _banner(settings: Settings, users: int, created: bool = False) -> None:
@@ -366,6 +347,11 @@ def _banner(settings: Settings, users: int, created: bool = False) -> None:
 
 def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvicorn.Config:
     """The uvicorn configuration Tandem runs under (also used by the tests)."""
+    import uvicorn
+
+    from tandem import logs
+    from tandem.server.websocket_protocol import TandemWebSocketProtocol
+
     logs.redact_access_log()
     return uvicorn.Config(
         asgi_app,
@@ -1107,6 +1093,8 @@ def audit_export(
 
 
 async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecord], list[Anchor]]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     if not settings.database_url and not settings.database_path.is_file():
         raise ConfigError(f"no database at {settings.database_path}")
     storage = await open_storage(settings)

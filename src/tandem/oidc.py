@@ -5,6 +5,8 @@ authentication by ``client_secret_basic`` or ``client_secret_post``); joserfc, a
 library, checks the ID token: signature against the provider's published keys (asymmetric
 algorithms only), issuer, audience and authorized party, expiry and issue time against the
 caller's clock, and the nonce of this sign-in. HTTP goes through httpx2, the client authlib uses.
+httpx2 and authlib are imported where a sign-in uses them: a server whose organisations have no
+provider never loads them (a tenth of a second of every start).
 
 Every failure is an :class:`~tandem.exceptions.AuthenticationError` whose message says what went
 wrong (for the audit trail; it never contains a secret). Every request has a deadline, so a
@@ -21,20 +23,19 @@ import dataclasses
 import json
 import time
 from collections.abc import Mapping
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
-import httpx2
 import msgspec
-from authlib.oauth2.auth import ClientAuth
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from tandem import crypto, outbound
 from tandem.exceptions import AuthenticationError, ConfigError
+
+if TYPE_CHECKING:
+    import httpx2
 
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 """Signatures accepted on ID tokens: never ``none``, never a shared-secret (HS*) algorithm."""
@@ -123,6 +124,8 @@ def printable(text: str, limit: int = 100) -> str:
 def client() -> httpx2.AsyncClient:
     """An HTTP client for talking to providers: short timeouts, redirects not followed.
     Use it as ``async with``."""
+    import httpx2
+
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(TIMEOUT_SECONDS),
         follow_redirects=False,
@@ -135,6 +138,8 @@ async def _exchange(
 ) -> tuple[int, dict[str, Any]]:
     """Send ``request`` (to a public https host only, :mod:`tandem.outbound`); its status and
     JSON object body, read within the deadline and size."""
+    import httpx2
+
     try:
         await outbound.check_public(str(request.url), what, allow_private=allow_private)
     except ConfigError as exc:
@@ -225,6 +230,9 @@ def begin(
     now: float | None = None,
 ) -> tuple[str, PendingLogin]:
     """The URL to send the browser to, and what to keep (server-side) until it comes back."""
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     pending = PendingLogin(
         state=crypto.new_token(entropy),
         nonce=crypto.new_token(entropy),
@@ -255,6 +263,9 @@ async def _token_request(
     code: str,
     http: httpx2.AsyncClient,
 ) -> dict[str, Any]:
+    from authlib.oauth2.auth import ClientAuth
+    from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
     body = prepare_token_request(
         "authorization_code",
         redirect_uri=pending.redirect_uri,

@@ -28,8 +28,6 @@ import ipaddress
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-import httpx2
-
 from tandem import crypto, outbound
 from tandem.config import nameserver_address
 from tandem.exceptions import ConfigError, ConflictError
@@ -61,6 +59,8 @@ async def check(
 ) -> None:
     """Fetch the site's verification page and compare it with its token. Raises ConfigError
     (not fetchable: scheme, host, network, status, size) or ConflictError (another text)."""
+    import httpx2  # here: most processes never fetch a site (a tenth of a second of a start)
+
     address = url(site)
     await outbound.check_public(address, "site", allow_private=allow_private)
     try:

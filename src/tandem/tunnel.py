@@ -219,6 +219,21 @@ def redis_answers(fanout: Fanout, within: float) -> bool:
     return True if responsive is None else bool(responsive(within))
 
 
+async def redis_heard_again(fanout: Fanout, within: float) -> bool:
+    """:func:`redis_answers`, or if it says no, whether it says yes within ``within`` more
+    seconds. The pub/sub reader PINGs Redis after each second of silence: a process too busy to
+    run its reader for a moment (a saturated machine) hears Redis again at once, a frozen or
+    unreachable Redis stays silent. For a verdict that cannot be taken back (4404: the session
+    is gone), not for the periodic checks."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not redis_answers(fanout, within):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(min(0.1, within / 10))
+    return True
+
+
 Verdict = str
 """Why a tunnel is given up: ``silent`` (the other process died) or ``link`` (Redis away too
 long, or too much waiting for it)."""
@@ -606,7 +621,8 @@ async def tunnel(
 ) -> None:
     """Carry an accepted socket to the session's owner, starting with ``first`` (the message
     that named the session), until either side closes. Closes 4404 if the owner does not take
-    it in time or goes silent (its process is gone), 1013 if Redis does not answer."""
+    it in time (while Redis answers, :func:`redis_heard_again`) or goes silent (its process is
+    gone), 1013 if Redis does not answer."""
     liveness = liveness or Liveness()
     loop = asyncio.get_running_loop()
     if not redis_answers(fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
@@ -642,7 +658,7 @@ async def tunnel(
                     fanout.publish(node_topic(owner), opening)
                     link.resend(0)
                     continue
-                if redis_answers(fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
+                if await redis_heard_again(fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
                     await _close_socket(ws, CLOSE_NOT_FOUND, "session not found")
                 else:
                     await _close_socket(ws, codec.CLOSE_TRY_AGAIN_LATER, LINK_LOST)

@@ -139,3 +139,13 @@ async def test_a_postgres_installation_of_an_earlier_version_is_upgraded(
             await check_contents(storage, expected_codes(rows), has_orgs, has_recordings)
         finally:
             await storage.close()
+
+
+def test_the_head_known_without_alembic_is_alembics_head() -> None:
+    """A database at :data:`migrations.HEAD` opens without loading Alembic: that head must be
+    Alembic's own, and each revision's id its file's prefix (how HEAD is found)."""
+    script = migrations.script_directory()
+    assert migrations.head_revision() == migrations.HEAD
+    for revision in script.walk_revisions():
+        assert revision.path is not None
+        assert Path(revision.path).name.startswith(f"{revision.revision}_"), revision.path

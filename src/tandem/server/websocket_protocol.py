@@ -31,6 +31,7 @@ import signal
 import socket
 import struct
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -40,6 +41,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
+from tandem import heap
 from tandem.lean import Flag, SingleReaderQueue
 
 log = logging.getLogger("tandem.server")
@@ -199,3 +201,25 @@ class TandemServer(uvicorn.Server):
         # What is left of the timeout, for uvicorn's wait for the sockets it closes now.
         self.config.timeout_graceful_shutdown = max(1, math.ceil(deadline - time.monotonic()))
         await super().shutdown(sockets)
+
+
+class BannerServer(TandemServer):
+    """Tandem's server (graceful stop) that prints the banner once it serves (not before a
+    failure): what `tandem serve` runs."""
+
+    def __init__(
+        self, config: uvicorn.Config, app: Starlette, timeout: float, banner: Callable[[], None]
+    ) -> None:
+        super().__init__(config, app, timeout)
+        self.banner = banner
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:
+            settings = self.tandem_app.state.services.settings
+            if settings.gc_freeze_seconds > 0:  # full collections off the event loop
+                heap.settle()
+                background = self.tandem_app.state.background
+                background.every("gc_freeze", settings.gc_freeze_seconds, heap.freeze)
+                background.every("gc_collect", settings.gc_collect_seconds, heap.collect_all)
+            self.banner()

@@ -2119,7 +2119,7 @@ def _backup_before_upgrade(path: Path) -> Path | None:
             return None
         if "alembic_version" in tables:
             row = db.execute("SELECT version_num FROM alembic_version").fetchone()
-            if row and row[0] == migrations.head_revision():
+            if row and row[0] == migrations.HEAD:
                 return None
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = path.with_name(f"{path.name}.{stamp}.bak")
