@@ -97,3 +97,31 @@ async def test_storage_never_holds_the_cookie_token(storage: SQLStorage, tmp_pat
     await storage.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert token.encode() not in raw
+
+
+async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
+    storage: SQLStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check reads the sign-in, then the account. An admin's reset that commits in between
+    (new password, change required, every sign-in ended: one transaction) must read as a
+    sign-in that ended (the socket closes "signed out"), not as a live sign-in restricted to
+    changing the password (it closed "role" on a busy machine)."""
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
+    _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
+    read_account = storage.get_user
+    resets = []
+
+    async def reset_then_read(username: str) -> object:
+        if not resets:
+            resets.append(await storage.set_password(username, "temporary-hash", True))
+        return await read_account(username)
+
+    monkeypatch.setattr(storage, "get_user", reset_then_read)
+    assert await auth.agent_for_token(storage, token, 1.0) is None
+    assert resets == [1]
+    # A sign-in made after the reset (with the temporary password) is live, and restricted.
+    monkeypatch.setattr(storage, "get_user", read_account)
+    await storage.set_password("alice", crypto.hash_password(GOOD), True)
+    agent, token = await auth.sign_in(storage, "alice", GOOD, 2.0, 60, crypto.system_entropy)
+    assert await auth.agent_for_token(storage, token, 3.0) == agent
+    assert agent.must_change_password

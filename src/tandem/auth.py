@@ -314,6 +314,10 @@ async def agent_for_login(
     user = await storage.get_user(login.username)
     if user is None or user.disabled:
         return None
+    if user.password_change_required and await storage.get_login(digest) is None:
+        # An admin's reset committed between the two reads: it ended this sign-in along with
+        # setting the new password (one transaction), so the sign-in is over, not restricted.
+        return None
     return principal(user, login.method)
 
 
@@ -335,8 +339,7 @@ async def change_password(
     check_password_strength(new, username)
     if new == current:
         raise WeakPasswordError("choose a password other than the current one")
-    await storage.set_password(username, crypto.hash_password(new), False)
-    await storage.delete_logins_of(username)
+    await storage.set_password(username, crypto.hash_password(new), False)  # ends every sign-in
     return await open_login(storage, user, now, ttl, entropy, "password")
 
 

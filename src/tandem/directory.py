@@ -482,8 +482,9 @@ class Directory:
         auth.check_password_strength(password, username)
         if not change_required and not actor.operator:
             raise ForbiddenError("an admin's password reset is always temporary")
+        # The new password and the end of every sign-in in one transaction: a socket's sign-in
+        # check in between would see a live sign-in of an account that must change its password.
         await self.storage.set_password(username, crypto.hash_password(password), change_required)
-        await self.storage.delete_logins_of(username)
         self.revoked(username)
         await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 

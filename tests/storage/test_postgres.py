@@ -387,6 +387,21 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
     assert await storage.get_login("t5") is None  # a deleted user's sign-ins go with it
 
 
+async def test_a_new_password_ends_every_sign_in_of_its_account_and_no_other(
+    storage: Storage,
+) -> None:
+    for name in ("u", "v"):
+        await storage.add_user(*owned(UserRecord(name, name, "agent", "h", 0.0, org_id="default")))
+    for token, name in (("u1", "u"), ("u2", "u"), ("v1", "v")):
+        await storage.add_login(LoginRecord(token, name, 100.0))
+    assert await storage.set_password("u", "h2", True) == 2
+    assert await storage.get_login("u1") is None and await storage.get_login("u2") is None
+    assert await storage.get_login("v1") is not None
+    changed = await storage.get_user("u")
+    assert changed is not None and changed.password_hash == "h2"
+    assert changed.password_change_required
+
+
 async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
     await storage.add_user(*owned(UserRecord("u", "U", "agent", "h", 0.0, org_id="default")))
     assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None

@@ -374,9 +374,11 @@ class Storage(AuditStore, Protocol):
         """Disable or enable ``username`` of ``grant``'s organisation; False if there is none."""
         ...
 
-    async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
-        """Replace the user's password hash; ``change_required``: it must be changed at the
-        next sign-in (an admin's reset)."""
+    async def set_password(self, username: str, password_hash: str, change_required: bool) -> int:
+        """Replace the user's password hash and end every sign-in of the user, in one
+        transaction (a sign-in check never sees a live sign-in of the new password's account);
+        ``change_required``: it must be changed at the next sign-in (an admin's reset). Returns
+        the number of sign-ins ended."""
         ...
 
     async def get_oidc(self, grant: Grant) -> str | None:

@@ -889,12 +889,16 @@ class SQLStorage:
         )
         return changed > 0
 
-    async def set_password(self, username: str, password_hash: str, change_required: bool) -> None:
-        await self._count(
-            users.update()
-            .where(users.c.username == username)
-            .values(password_hash=password_hash, password_change_required=change_required)
-        )
+    async def set_password(self, username: str, password_hash: str, change_required: bool) -> int:
+        def work(db: _Db) -> int:
+            db.execute(
+                users.update()
+                .where(users.c.username == username)
+                .values(password_hash=password_hash, password_change_required=change_required)
+            )
+            return int(db.execute(logins.delete().where(logins.c.username == username)).rowcount)
+
+        return await self._transaction(work)
 
     async def get_oidc(self, grant: Grant) -> str | None:
         org_id = grant.org_id
