@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -60,29 +59,8 @@ async def fresh_schema(*, migrated: bool = False) -> AsyncIterator[str]:
 
 _PG_TEMPLATE: list[tuple[str, str] | None] = []
 """This process's migrated empty schema, as (its name, pg_dump's SQL for it); None where pg_dump
-is missing or cannot dump this server (another major version). Made on first use."""
-_PG_TEMPLATE_LOCK = threading.Lock()
-
-
-def _pg_template() -> tuple[str, str] | None:
-    with _PG_TEMPLATE_LOCK:
-        if not _PG_TEMPLATE:
-            made: list[tuple[str, str] | None] = []
-            failed: list[BaseException] = []
-
-            def make() -> None:
-                try:
-                    made.append(asyncio.run(_make_pg_template()))
-                except BaseException as exc:  # raised in the caller's thread, below
-                    failed.append(exc)
-
-            worker = threading.Thread(target=make)  # the caller may be running a loop
-            worker.start()
-            worker.join()
-            if failed:
-                raise failed[0]
-            _PG_TEMPLATE.extend(made)
-        return _PG_TEMPLATE[0]
+is missing or cannot dump this server (another major version). Made on first use; a test
+process runs one test at a time, so at most one is ever made."""
 
 
 async def _make_pg_template() -> tuple[str, str] | None:
@@ -122,7 +100,9 @@ async def create_migrated_schema(admin: asyncpg.Connection, name: str) -> None:
     empty schema and from every earlier one (test_postgres, test_schema, test_legacy_upgrade).
     Without a pg_dump that can dump this server, the schema is created empty, for
     ``SQLStorage.connect`` to migrate."""
-    template = await asyncio.to_thread(_pg_template)
+    if not _PG_TEMPLATE:
+        _PG_TEMPLATE.append(await _make_pg_template())
+    template = _PG_TEMPLATE[0]
     if template is None:
         await admin.execute(f'CREATE SCHEMA "{name}"')
         return
