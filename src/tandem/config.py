@@ -200,6 +200,9 @@ class Settings:
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
     checked for expiry where it is used, so this bounds only how long the rows linger."""
+    sqlite_busy_seconds: float = 10.0
+    """SQLite only: how long a statement waits for another connection's write lock (an
+    operator's ``sqlite3`` shell, a VACUUM) before it fails (TANDEM_SQLITE_BUSY_SECONDS)."""
 
     advisory_file: Path | None = None
     """Security advisories in OSV JSON that the operator fetches (TANDEM_ADVISORY_FILE):
@@ -278,6 +281,8 @@ class Settings:
             raise ConfigError("agent_resume_seconds and resume_grace_seconds must be 0 to 600")
         if not self.purge_interval_seconds > 0:
             raise ConfigError("purge_interval_seconds must be positive")
+        if not self.sqlite_busy_seconds > 0:
+            raise ConfigError("sqlite_busy_seconds must be positive")
         if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:
             raise ConfigError("socket_queue_bytes must hold at least one largest frame (+64)")
         if not self.socket_send_timeout_seconds > 0:

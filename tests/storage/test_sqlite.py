@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from tandem.audit import AuditLog, verify
-from tandem.exceptions import ConfigError, ConflictError
+from tandem.config import Settings
+from tandem.exceptions import ConfigError, ConflictError, StorageError
+from tandem.storage import open_storage
 from tandem.storage.base import Storage
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
-from tandem.storage.sql import SQLStorage
+from tandem.storage.sql import BUSY_SECONDS, SQLStorage
 from tests.grants import of_org
 
 
@@ -125,3 +128,30 @@ async def test_two_processes_appending_to_one_file_keep_one_valid_chain(tmp_path
     assert [a.seq for a in anchors] == [1, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77]
     verdict = verify(records, anchors, key)
     assert verdict.ok, verdict.problem
+
+
+async def test_the_busy_timeout_is_the_setting_and_a_locked_write_fails_after_it(
+    tmp_path: Path,
+) -> None:
+    """``sqlite_busy_seconds``: a write waits that long for another connection's write lock (an
+    operator's shell), then fails with StorageError, not the default 10 s."""
+    settings = Settings.load(environ={"TANDEM_SQLITE_BUSY_SECONDS": "0.5"}, data_dir=tmp_path)
+    storage = await open_storage(settings)
+    try:
+        other = sqlite3.connect(settings.database_path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            started = time.monotonic()
+            with pytest.raises(StorageError):
+                await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+            waited = time.monotonic() - started
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert 0.45 <= waited < BUSY_SECONDS, waited
+        # The lock gone, writes pass again.
+        await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
+    finally:
+        await storage.close()
+    with pytest.raises(ConfigError, match="sqlite_busy_seconds"):
+        Settings.load(environ={}, data_dir=tmp_path, sqlite_busy_seconds=0)

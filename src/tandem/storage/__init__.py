@@ -19,4 +19,6 @@ async def open_storage(settings: Settings) -> SQLStorage:
 
     if settings.database_url:
         return await SQLStorage.connect(settings.database_url)
-    return await SQLStorage.open_sqlite(settings.database_path)
+    return await SQLStorage.open_sqlite(
+        settings.database_path, busy_seconds=settings.sqlite_busy_seconds
+    )

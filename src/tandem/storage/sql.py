@@ -421,6 +421,14 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+BUSY_SECONDS = 10.0
+"""How long a statement waits for another connection's write lock (an operator's shell, a
+VACUUM) before it fails, unless told otherwise (the ``sqlite_busy_seconds`` setting)."""
+_LOCKED_BUSY_MS = 250
+"""The same while the lock is known to be held (a statement just waited the whole busy
+timeout): each statement queued behind fails fast instead of waiting in turn."""
+
+
 class SQLStorage:
     """:class:`~tandem.storage.base.Storage` on SQLite or PostgreSQL; build it with
     :meth:`open_sqlite` or :meth:`connect` (both bring the schema up to date).
@@ -447,6 +455,8 @@ class SQLStorage:
         """Set (in the worker thread) when a statement waited the whole busy timeout for another
         connection's lock; until a write succeeds, statements wait only :data:`_LOCKED_BUSY_MS`, so
         a request queued behind the background tasks' statements still gets its 503 at once."""
+        self._busy_ms = round(BUSY_SECONDS * 1000)
+        """SQLite: the busy timeout (ms) statements wait for another connection's lock."""
         self._kept: set[int] = set()
         # The statements of the busiest paths, built (and compiled) once.
         self._user_by_name = self._keep(
@@ -520,10 +530,13 @@ class SQLStorage:
     # Opening
 
     @classmethod
-    async def open_sqlite(cls, path: Path, *, backup: bool = True) -> SQLStorage:
+    async def open_sqlite(
+        cls, path: Path, *, backup: bool = True, busy_seconds: float = BUSY_SECONDS
+    ) -> SQLStorage:
         """Open (creating it if needed) the SQLite file at ``path`` and bring its schema up to
         date; with ``backup``, an existing file that needs upgrading is copied first (next to
-        it, ``<name>.<time>.bak``). Raises :class:`ConfigError` if it cannot."""
+        it, ``<name>.<time>.bak``). A statement waits up to ``busy_seconds`` for another
+        connection's write lock. Raises :class:`ConfigError` if it cannot."""
         try:
             private_directory(path.parent)  # the data directory: 0700
             private_file(path)  # the database: 0600 (and its WAL files, below)
@@ -534,15 +547,19 @@ class SQLStorage:
             raise ConfigError(f"cannot open the database at {path}: {exc}") from None
         # Migrations, schema checks and copies only: a connection each time.
         engine = create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=sa.NullPool)
-        _sqlite_hooks(engine)
+        busy_ms = max(1, round(busy_seconds * 1000))
+        _sqlite_hooks(engine, busy_ms)
         storage = cls(engine)
+        storage._busy_ms = busy_ms
         try:
             await storage._migrate()
             storage._thread = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="tandem-sqlite"
             )
             loop = asyncio.get_running_loop()
-            storage._sqlite = await loop.run_in_executor(storage._thread, _sqlite_connect, path)
+            storage._sqlite = await loop.run_in_executor(
+                storage._thread, _sqlite_connect, path, busy_ms
+            )
         except (SQLAlchemyError, sqlite3.Error) as exc:
             await storage.close()
             raise ConfigError(f"cannot open the database at {path}: {_error_text(exc)}") from None
@@ -666,7 +683,7 @@ class SQLStorage:
         # changed rows shows the lock is free again.
         if self._sqlite_locked and connection.total_changes != changes:
             self._sqlite_locked = False
-            connection.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+            connection.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         return result
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
@@ -2050,41 +2067,37 @@ def _session_held(session_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
     return sa.or_(on_subject, on_recording)
 
 
-_BUSY_MS = 10_000
-"""How long a statement waits for another connection's write lock (an operator's shell, a
-VACUUM) before it fails."""
-_LOCKED_BUSY_MS = 250
-"""The same while the lock is known to be held (a statement just waited the whole of
-:data:`_BUSY_MS`): each statement queued behind fails fast instead of waiting in turn."""
-
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     # Erased rows (ended sessions, codes, recordings) are overwritten, not left in free pages.
     "PRAGMA secure_delete=ON",
-    f"PRAGMA busy_timeout={_BUSY_MS}",
 )
 
 
-def _sqlite_connect(path: Path) -> sqlite3.Connection:
+def _sqlite_pragmas(busy_ms: int) -> tuple[str, ...]:
+    return (*_SQLITE_PRAGMAS, f"PRAGMA busy_timeout={busy_ms}")
+
+
+def _sqlite_connect(path: Path, busy_ms: int) -> sqlite3.Connection:
     """The storage's own connection (opened in, and only used by, its worker thread)."""
     # isolation_level=None: the driver begins no transaction of its own; they begin as
     # SQLStorage._transaction says.
     connection = sqlite3.connect(path, isolation_level=None)
     connection.row_factory = sqlite3.Row
-    for pragma in _SQLITE_PRAGMAS:
+    for pragma in _sqlite_pragmas(busy_ms):
         connection.execute(pragma)
     return connection
 
 
-def _sqlite_hooks(engine: AsyncEngine) -> None:
+def _sqlite_hooks(engine: AsyncEngine, busy_ms: int) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own transaction handling off: transactions begin as below.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in _SQLITE_PRAGMAS:
+        for pragma in _sqlite_pragmas(busy_ms):
             cursor.execute(pragma)
         cursor.close()
 
