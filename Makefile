@@ -120,7 +120,9 @@ test-sdk: setup
 
 # The Python tests run on several processes (pytest-xdist; each has its own servers, ports, data
 # directories, PostgreSQL schemas and Redis channels). The server tests mostly wait on sockets, so
-# more workers than cores pays; idle workers steal queued tests. The browser tests are a pass of
+# more workers than cores pays. The tests that mostly wait (real processes, the product's own
+# timeouts) are handed out first, to half the workers, while the others run the rest
+# (`--slow-first`, tests/schedule.py): none of them starts last. The browser tests are a pass of
 # their own (pytest-e2e) with one Chromium per worker; `make test` runs it beside the other pass.
 # pytest exits 5 when it collects no test: that fails here too, as it should.
 # The browser tests wait on round trips too: three workers (three headless shells) finish sooner
@@ -140,7 +142,7 @@ E2E_PATHS ?= tests/e2e
 PYTEST_TMP ?= $(or $(TMPDIR),/tmp)/tandem-tests-$(shell id -u)-$(shell printf %s '$(CURDIR)' | md5sum | cut -c1-12)
 pytest-fast:
 	mkdir -p $(PYTEST_TMP)
-	$(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --dist worksteal --basetemp=$(PYTEST_TMP)/fast $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not e2e" -n $(PYTEST_WORKERS) --slow-first --basetemp=$(PYTEST_TMP)/fast $(PYTEST_ARGS)
 
 pytest-e2e:
 	mkdir -p $(PYTEST_TMP)

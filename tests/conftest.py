@@ -36,6 +36,7 @@ from tandem.storage.base import Storage, TrainingRecord
 from tandem.storage.sql import SQLStorage
 from tandem.training import DEFAULT_POLICY_VERSION
 from tests.grants import of_org
+from tests.schedule import pytest_addoption, pytest_xdist_make_scheduler  # noqa: F401 (hooks)
 
 # Hypothesis's per-example deadline (200 ms) is a wall-clock check: on a busy 2-core machine it
 # failed tests whose property held. Properties are checked; speed is measured in bench/.

@@ -19,7 +19,7 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.helpers import open_customer, recv_json, resume_on, send, start_session
 from tests.server.test_crash_recovery import ServeProcess
 from tests.server.test_scale_out import add_people, join_on, run_in_thread, sharing_on
-from tests.storage.conftest import PG_DSN, pg_connect
+from tests.storage.conftest import PG_DSN, create_migrated_schema, pg_connect
 
 FAST = {"tunnel_heartbeat_seconds": 0.25, "tunnel_lost_seconds": 2.0}
 
@@ -56,7 +56,8 @@ class Cluster:
 
     def setup(self) -> None:
         (self.tmp_path / "keys").mkdir()
-        run_in_thread(lambda: self._sql(f'CREATE SCHEMA "{self.schema}"'))
+        # Already migrated (as test_scale_out's clusters): the migrations have tests of their own.
+        run_in_thread(lambda: self._with_admin(create_migrated_schema, self.schema))
 
         async def seed() -> None:
             settings = Settings.load(environ={}, data_dir=self.tmp_path / "seed", **self.shared)
@@ -66,9 +67,13 @@ class Cluster:
         run_in_thread(seed)
 
     async def _sql(self, statement: str) -> None:
+        await self._with_admin(lambda db, sql: db.execute(sql), statement)
+
+    @staticmethod
+    async def _with_admin(work: Callable[..., Awaitable[Any]], *args: Any) -> None:
         db = await pg_connect()
         try:
-            await db.execute(statement)
+            await work(db, *args)
         finally:
             await db.close()
 
