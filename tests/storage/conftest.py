@@ -13,7 +13,7 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -40,21 +40,133 @@ async def pg_connect(schema: str | None = None) -> asyncpg.Connection:
 
 @contextlib.asynccontextmanager
 async def fresh_schema(*, migrated: bool = False) -> AsyncIterator[str]:
-    """A new schema of this test alone, empty or ``migrated`` (:func:`create_migrated_schema`);
-    dropped with everything in it afterwards."""
+    """A schema of this test alone, empty or ``migrated`` (:func:`create_migrated_schema`),
+    dropped with everything in it afterwards. A migrated one may instead be emptied back to
+    exactly what a new one holds and kept for this process's next test (:func:`_reset`)."""
     admin = await pg_connect()
-    name = f"t_{secrets.token_hex(6)}"
     try:
-        if migrated:
-            await create_migrated_schema(admin, name)
+        if migrated and _REUSABLE:
+            name = _REUSABLE.pop()
         else:
-            await admin.execute(f'CREATE SCHEMA "{name}"')
+            name = f"t_{secrets.token_hex(6)}"
+            if migrated:
+                await create_migrated_schema(admin, name)
+            else:
+                await admin.execute(f'CREATE SCHEMA "{name}"')
         try:
             yield name
         finally:
-            await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+            if migrated and await _reset(admin, name):
+                _REUSABLE.append(name)
+            else:
+                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
     finally:
         await admin.close()
+
+
+_REUSABLE: list[str] = []
+"""Migrated schemas of this process that a test used and :func:`_reset` emptied again, for the
+next test that asks for one (dropped at the end of the run by :func:`drop_reusable_schemas`)."""
+
+_DEFINITION = """
+SELECT string_agg(line, E'\\n' ORDER BY line) FROM (
+  SELECT format('column %s.%s %s %s %s', c.relname, a.attname,
+                format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                pg_get_expr(d.adbin, d.adrelid)) AS line
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+   WHERE n.nspname = $1 AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT format('relation %s %s %s %s %s', c.relname, c.relkind, c.relrowsecurity, c.relacl,
+                c.reloptions)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
+  UNION ALL
+  SELECT format('constraint %s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid))
+    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+    JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = $1
+  UNION ALL
+  SELECT format('trigger %s %s', pg_get_triggerdef(t.oid), t.tgenabled)
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND NOT t.tgisinternal
+  UNION ALL
+  SELECT format('function %s %s %s', p.oid::regprocedure, md5(p.prosrc), p.proacl)
+    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1
+  UNION ALL
+  SELECT format('type %s %s', t.typname, t.typtype)
+    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1
+  UNION ALL
+  SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname = $1
+) AS lines
+"""
+"""Everything a test could have changed in a schema's definition, as text: its tables' columns,
+defaults, constraints, indexes, triggers (and whether they are enabled), functions, types,
+privileges and options."""
+
+_TEMPLATE_DEFINITION: list[str] = []
+
+
+async def _definition(admin: asyncpg.Connection, name: str) -> str:
+    text = await admin.fetchval(_DEFINITION, name)
+    return str(text).replace(name, "<schema>")
+
+
+async def _reset(admin: asyncpg.Connection, name: str) -> bool:
+    """Empty the migrated schema ``name`` back to what :func:`create_migrated_schema` makes (every
+    row deleted, the template's rows written again), if its definition is still the template's
+    (a test that dropped a trigger or added a column leaves a schema that is dropped instead).
+    Deleting a few rows from 29 tables costs PostgreSQL a fraction of creating them and their
+    indexes again. Needs a superuser (the append-only triggers are bypassed as a restore does);
+    False where it cannot, and the caller drops the schema."""
+    template = _PG_TEMPLATE[0] if _PG_TEMPLATE else None
+    if template is None:
+        return False
+    template_name, sql = template
+    try:
+        if not _TEMPLATE_DEFINITION:
+            # The first schema made from the dump, before its test ran, would be the reference;
+            # one made now from the same dump is.
+            probe = f"t_{secrets.token_hex(6)}"
+            await create_migrated_schema(admin, probe)
+            _TEMPLATE_DEFINITION.append(await _definition(admin, probe))
+            await admin.execute(f'DROP SCHEMA "{probe}" CASCADE')
+        if await _definition(admin, name) != _TEMPLATE_DEFINITION[0]:
+            return False
+        rows = [
+            line.replace(template_name, name)
+            for line in sql.splitlines()
+            if line.startswith(f"INSERT INTO {template_name}.")
+        ]
+        tables = await admin.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
+        async with admin.transaction():
+            # Triggers (the append-only guards, the foreign keys' checks) do not fire, as for
+            # pg_restore: the rows deleted are a finished test's, the rows written the template's.
+            await admin.execute("SET LOCAL session_replication_role = replica")
+            for table in tables:
+                await admin.execute(f'DELETE FROM "{name}"."{table["tablename"]}"')
+            for row in rows:
+                await admin.execute(row)
+    except asyncpg.PostgresError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_reusable_schemas() -> Iterator[None]:
+    yield
+    if not _REUSABLE:
+        return
+
+    async def drop() -> None:
+        admin = await pg_connect()
+        try:
+            for name in _REUSABLE:
+                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())
+    _REUSABLE.clear()
 
 
 _PG_TEMPLATE: list[tuple[str, str] | None] = []
