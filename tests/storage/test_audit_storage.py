@@ -17,8 +17,9 @@ from tandem.audit import CHAINED, LEGACY, Anchor, AuditLog, AuditRecord, make_ch
 from tandem.storage.base import Storage
 from tandem.storage.migrations import legacy
 from tandem.storage.sql import SQLStorage
+from tests.conftest import migrated_sqlite
 from tests.grants import of_org
-from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, create_migrated_schema, fresh_schema, pg_connect
 from tests.test_audit import TRIGGERS
 
 KEY = bytes(range(32))
@@ -54,6 +55,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             path = tmp_path / "db.sqlite3"
 
             async def open_sqlite() -> Storage:
+                if not path.exists():  # new, not made old: a copy of a migrated one
+                    migrated_sqlite(path)
                 opened.append(await SQLStorage.open_sqlite(path))
                 return opened[-1]
 
@@ -79,8 +82,16 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             yield Backend("sqlite", open_sqlite, execute_sqlite, make_old_sqlite, guards)
         else:
             schema = await stack.enter_async_context(fresh_schema())
+            made_old: list[bool] = []
 
             async def open_postgres() -> Storage:
+                if not made_old and not opened:  # new, not made old: already migrated
+                    db = await pg_connect()
+                    try:
+                        await db.execute(f'DROP SCHEMA "{schema}"')
+                        await create_migrated_schema(db, schema)
+                    finally:
+                        await db.close()
                 opened.append(await SQLStorage.connect(PG_DSN, schema=schema))
                 return opened[-1]
 
@@ -92,6 +103,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                     await db.close()
 
             async def make_old_postgres() -> None:
+                made_old.append(True)
                 db = await pg_connect(schema)
                 try:
                     await db.execute("CREATE TABLE tandem_schema_version (version integer)")
