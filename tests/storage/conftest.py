@@ -68,47 +68,46 @@ _REUSABLE: list[str] = []
 """Migrated schemas of this process that a test used and :func:`_reset` emptied again, for the
 next test that asks for one (dropped at the end of the run by :func:`drop_reusable_schemas`)."""
 
-_DEFINITION = """
-SELECT string_agg(line, E'\\n' ORDER BY line) FROM (
-  SELECT format('column %s.%s %s %s %s', c.relname, a.attname,
-                format_type(a.atttypid, a.atttypmod), a.attnotnull,
-                pg_get_expr(d.adbin, d.adrelid)) AS line
-    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace
-    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-   WHERE n.nspname = $1 AND a.attnum > 0 AND NOT a.attisdropped
-  UNION ALL
-  SELECT format('relation %s %s %s %s %s', c.relname, c.relkind, c.relrowsecurity, c.relacl,
-                c.reloptions)
-    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
-  UNION ALL
-  SELECT format('constraint %s %s %s', c.relname, k.conname, pg_get_constraintdef(k.oid))
-    FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
-    JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = $1
-  UNION ALL
-  SELECT format('trigger %s %s', pg_get_triggerdef(t.oid), t.tgenabled)
-    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND NOT t.tgisinternal
-  UNION ALL
-  SELECT format('function %s %s %s', p.oid::regprocedure, md5(p.prosrc), p.proacl)
-    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1
-  UNION ALL
-  SELECT format('type %s %s', t.typname, t.typtype)
-    FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = $1
-  UNION ALL
-  SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname = $1
-) AS lines
+_RELATIONS = """
+SELECT oid, relname, relkind::text AS kind,
+       format('relation %s %s %s %s %s', relname, relkind, relrowsecurity, relacl, reloptions)
+       AS line
+  FROM pg_class WHERE relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
 """
-"""Everything a test could have changed in a schema's definition, as text: its tables' columns,
-defaults, constraints, indexes, triggers (and whether they are enabled), functions, types,
-privileges and options."""
+_DEFINITION = """
+SELECT format('column %s.%s %s %s %s', a.attrelid::regclass, a.attname,
+              format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(d.adbin, d.adrelid))
+  FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE a.attrelid = ANY($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT format('constraint %s %s %s', conrelid::regclass, conname, pg_get_constraintdef(oid))
+  FROM pg_constraint WHERE conrelid = ANY($1::oid[])
+UNION ALL
+SELECT format('trigger %s %s', pg_get_triggerdef(oid), tgenabled)
+  FROM pg_trigger WHERE tgrelid = ANY($1::oid[]) AND NOT tgisinternal
+UNION ALL
+SELECT format('index %s', pg_get_indexdef(indexrelid)) FROM pg_index WHERE indrelid = ANY($1::oid[])
+UNION ALL
+SELECT format('function %s %s %s', oid::regprocedure, md5(prosrc), proacl)
+  FROM pg_proc WHERE pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $2)
+"""
+"""Everything a test could have changed in a schema's definition, as text: its relations, their
+columns, defaults, constraints, indexes, triggers (and whether they are enabled), privileges and
+options, and its functions. Looked up by the relations' oids, through the catalogs' indexes:
+where autovacuum is off, the catalogs grow with every schema the suite makes and drops, and a
+scan of all of pg_attribute costs more than making a schema."""
 
-_TEMPLATE_DEFINITION: list[str] = []
+_TEMPLATE_DEFINITION: list[tuple[str, list[str]]] = []
 
 
-async def _definition(admin: asyncpg.Connection, name: str) -> str:
-    text = await admin.fetchval(_DEFINITION, name)
-    return str(text).replace(name, "<schema>")
+async def _definition(admin: asyncpg.Connection, name: str) -> tuple[str, list[str]]:
+    """The schema's definition (:data:`_DEFINITION`) and its tables' names."""
+    relations = await admin.fetch(_RELATIONS, name)
+    oids = [relation["oid"] for relation in relations]
+    lines = [relation["line"] for relation in relations]
+    lines += [row[0] for row in await admin.fetch(_DEFINITION, oids, name)]
+    tables = [r["relname"] for r in relations if r["kind"] == "r"]
+    return "\n".join(sorted(lines)).replace(name, "<schema>"), tables
 
 
 async def _reset(admin: asyncpg.Connection, name: str) -> bool:
@@ -130,22 +129,27 @@ async def _reset(admin: asyncpg.Connection, name: str) -> bool:
             await create_migrated_schema(admin, probe)
             _TEMPLATE_DEFINITION.append(await _definition(admin, probe))
             await admin.execute(f'DROP SCHEMA "{probe}" CASCADE')
-        if await _definition(admin, name) != _TEMPLATE_DEFINITION[0]:
+        definition, tables = await _definition(admin, name)
+        if definition != _TEMPLATE_DEFINITION[0][0]:
             return False
         rows = [
             line.replace(template_name, name)
             for line in sql.splitlines()
             if line.startswith(f"INSERT INTO {template_name}.")
         ]
-        tables = await admin.fetch("SELECT tablename FROM pg_tables WHERE schemaname = $1", name)
+        # One script, one round trip. Triggers (the append-only guards, the foreign keys'
+        # checks) do not fire, as for pg_restore: the rows deleted are a finished test's, the
+        # rows written the template's.
         async with admin.transaction():
-            # Triggers (the append-only guards, the foreign keys' checks) do not fire, as for
-            # pg_restore: the rows deleted are a finished test's, the rows written the template's.
-            await admin.execute("SET LOCAL session_replication_role = replica")
-            for table in tables:
-                await admin.execute(f'DELETE FROM "{name}"."{table["tablename"]}"')
-            for row in rows:
-                await admin.execute(row)
+            await admin.execute(
+                "\n".join(
+                    [
+                        "SET LOCAL session_replication_role = replica;",
+                        *(f'DELETE FROM "{name}"."{table}";' for table in tables),
+                        *rows,
+                    ]
+                )
+            )
     except asyncpg.PostgresError:
         return False
     return True
