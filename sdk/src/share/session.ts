@@ -27,7 +27,7 @@ import {
   usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, pageImages } from "./assets.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
@@ -90,6 +90,21 @@ export interface StartOptions {
 
 /** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
  * without one). Throws PolicyError. */
+/** A frame to send: to pack into the epoch's stream when its turn comes, or a large one
+ * (ALONE_FROM_BYTES) already being deflated on its own (packAlone), its raw bytes kept for
+ * the plaintext benchmark build. */
+type Outgoing = Uint8Array | { raw: Uint8Array; packed: Promise<Uint8Array> };
+
+/** `frames` with their large ones set deflating now, ahead of their turn to be sent. */
+function prepack(frames: Uint8Array[]): Outgoing[] {
+  return frames.map((frame) => {
+    if (__TANDEM_BENCH_PLAINTEXT__ || frame.length < ALONE_FROM_BYTES) return frame;
+    const packed = packAlone(frame);
+    packed.catch(() => undefined); // a failure is seen where it is awaited (seal), if it still is
+    return { raw: frame, packed };
+  });
+}
+
 function parseTag(text: string | null): unknown {
   if (text === null) return undefined;
   try {
@@ -899,10 +914,12 @@ export class Session {
     const sender = this.sender;
     if (!ws || !sender) return;
     const assets = this.assets.carry(events);
-    // Serialised now, while the assets are fetched (a full snapshot's JSON takes a while).
-    let frames: Uint8Array[];
+    // Serialised now, while the assets are fetched (a full snapshot's JSON takes a while); its
+    // large frames are deflated now too (on their own, outside the epoch's stream), so that
+    // only their sending waits for the images.
+    let frames: Outgoing[];
     try {
-      frames = encodePayload({ k: "events", events });
+      frames = prepack(encodePayload({ k: "events", events }));
     } catch {
       return; // too large to send: dropped, as a payload that fails to seal
     }
@@ -922,21 +939,25 @@ export class Session {
     this.outbox = this.outbox.then(() => this.seal(encodePayload(payload), ws, sender, sent)).catch(() => undefined);
   }
 
-  /** Compress, encrypt and send one payload's frames (encodePayload), in order. */
-  private seal(frames: Uint8Array[], ws: Connection, sender: ContentSender, sent?: () => void): void {
+  /** Compress, encrypt and send one payload's frames (encodePayload, or prepack's), in order. */
+  private seal(frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void): void {
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
-        ws.send(frame); // benchmark builds only: measures what encryption costs
+        ws.send(frame instanceof Uint8Array ? frame : frame.raw); // benchmark builds only: measures what encryption costs
         return;
       }
+      const outgoing = frame instanceof Uint8Array ? prepack([frame])[0] : frame;
       this.sendChain = this.sendChain
-        .then(() => {
+        .then(async () => {
           // A frame of an epoch that ended meanwhile is dropped (the new epoch's full snapshot
           // repairs the view), before it takes its place in the epoch's compression stream:
           // every frame packed into a stream is sealed and sent, in order (the socket is the
-          // epoch's: a new socket starts a new epoch).
+          // epoch's: a new socket starts a new epoch). A large frame is deflated on its own
+          // (packAlone), already under way: the epoch's stream does not see it.
           if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return null;
-          return sender.seal(this.packer(sender).pack(frame));
+          if (outgoing instanceof Uint8Array) return sender.seal(this.packer(sender).pack(outgoing));
+          const packed = await outgoing.packed;
+          return this.ws === ws && this.sender === sender ? sender.seal(packed) : null;
         })
         .then((sealed) => {
           if (!sealed || this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
