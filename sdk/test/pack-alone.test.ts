@@ -82,10 +82,10 @@ test("frames on their own and the epoch's stream mix in any order: the stream go
         const decoder = new PayloadDecoder();
         for (const { i, big } of sequence) {
           const payload: Payload = big ? snapshot(big, i) : { k: "events", events: [{ type: 3, data: { id: i } }] };
-          // As the customer's session does: large frames set deflating at once (before the frames
-          // ahead of them are packed), the rest packed into the stream in their turn.
+          // As the customer's session does: large frames and parts set deflating at once (before
+          // the frames ahead of them are packed), the rest packed into the stream in their turn.
           const frames = encodePayload(payload);
-          const alone = frames.map((frame) => (frame.length >= ALONE_FROM_BYTES ? packAlone(frame) : null));
+          const alone = frames.map((frame) => (frame.length >= ALONE_FROM_BYTES || frames.length > 1 ? packAlone(frame) : null));
           let whole: Payload | null = null;
           for (const [n, frame] of frames.entries()) {
             const packed = alone[n] ? await alone[n] : sender.pack(frame);

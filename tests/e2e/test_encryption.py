@@ -221,6 +221,41 @@ def test_the_server_sees_no_page_content_url_title_or_typing(
         assert secret not in logged, f"{secret!r} was logged by the server"
 
 
+def test_a_page_too_large_for_one_frame_reaches_the_agent_in_parts_each_deflated_on_its_own(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A full snapshot of more than 512 KiB travels in parts, each deflated on its own by the
+    customer's browser with its native CompressionStream (flag 1, issue 17) outside the epoch's
+    stream: the console inflates them natively and shows the whole page, the page's later
+    changes still come through the epoch's stream, and the server relays ciphertext only."""
+    server = server_factory(allow_origins=(other_origin.origin,))
+    rows = "".join(
+        f"<article><h3>Row {i}</h3><p>Kestrel-{i:05d}: waterproof shell, taped seams, two-way zip"
+        f" and a packable hood; sizes XS to XXL, colour {i % 7}.</p></article>"
+        for i in range(3000)
+    )
+    url = other_origin.page("big.html", rows + '<p id="last">Pelican-finale</p>', server)
+    code = start_on(customer, url)
+    view = share(customer, agent, server, code)
+    expect(view.locator("#last")).to_have_text("Pelican-finale")
+    customer.page.evaluate("() => { document.querySelector('#last').textContent = 'Heron-after'; }")
+    expect(view.locator("#last")).to_have_text("Heron-after")
+
+    decrypted = [
+        base64.b64decode(entry.split(":", 1)[1])
+        for entry in agent.page.evaluate("() => window.__tandemPlaintext")
+    ]
+    alone = [data for data in decrypted if data[:1] == b"\x01" and len(data) > 1000]
+    assert len(alone) >= 2, f"{len(alone)} frames deflated on their own"  # the snapshot's parts
+    assert any(data[:1] == b"\x03" for data in decrypted)  # the epoch's stream goes on
+    assert sum(map(len, alone)) * 5 < len(rows), "the parts are deflated"
+    plaintext = agent_plaintext(agent)
+    assert "Kestrel-02999" in plaintext and "Heron-after" in plaintext, "positive control"
+    server_saw = customer.frames.everything() + agent.frames.everything()
+    for secret in (b"Kestrel-", b"Pelican-finale", b"Heron-after"):
+        assert secret not in server_saw, f"{secret!r} crossed the server in the clear"
+
+
 @pytest.fixture
 def tls_server(server_factory: ServerFactory, tmp_path: Path) -> RunningServer:
     ca = trustme.CA()

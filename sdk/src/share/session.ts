@@ -91,14 +91,16 @@ export interface StartOptions {
 /** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
  * without one). Throws PolicyError. */
 /** A frame to send: to pack into the epoch's stream when its turn comes, or a large one
- * (ALONE_FROM_BYTES) already being deflated on its own (packAlone), its raw bytes kept for
- * the plaintext benchmark build. */
+ * already being deflated on its own (packAlone), its raw bytes kept for the plaintext
+ * benchmark build. */
 type Outgoing = Uint8Array | { raw: Uint8Array; packed: Promise<Uint8Array> };
 
-/** `frames` with their large ones set deflating now, ahead of their turn to be sent. */
+/** One payload's frames (encodePayload), its large ones set deflating now, ahead of their turn
+ * to be sent: those of ALONE_FROM_BYTES and more, and every part of a payload split in parts
+ * (its last part too: it would otherwise wait for the others to be sent, then for pako). */
 function prepack(frames: Uint8Array[]): Outgoing[] {
   return frames.map((frame) => {
-    if (__TANDEM_BENCH_PLAINTEXT__ || frame.length < ALONE_FROM_BYTES) return frame;
+    if (__TANDEM_BENCH_PLAINTEXT__ || (frame.length < ALONE_FROM_BYTES && frames.length === 1)) return frame;
     const packed = packAlone(frame);
     packed.catch(() => undefined); // a failure is seen where it is awaited (seal), if it still is
     return { raw: frame, packed };
@@ -925,7 +927,7 @@ export class Session {
     }
     this.outbox = this.outbox
       .then(async () => {
-        for (const asset of await assets) this.seal(encodePayload(asset), ws, sender);
+        for (const asset of await assets) this.seal(prepack(encodePayload(asset)), ws, sender);
         this.seal(frames, ws, sender);
       })
       .catch(() => undefined);
@@ -936,17 +938,16 @@ export class Session {
     const ws = this.ws;
     const sender = this.sender;
     if (!ws || !sender) return;
-    this.outbox = this.outbox.then(() => this.seal(encodePayload(payload), ws, sender, sent)).catch(() => undefined);
+    this.outbox = this.outbox.then(() => this.seal(prepack(encodePayload(payload)), ws, sender, sent)).catch(() => undefined);
   }
 
-  /** Compress, encrypt and send one payload's frames (encodePayload, or prepack's), in order. */
+  /** Compress, encrypt and send one payload's frames (prepack's), in order. */
   private seal(frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void): void {
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame instanceof Uint8Array ? frame : frame.raw); // benchmark builds only: measures what encryption costs
         return;
       }
-      const outgoing = frame instanceof Uint8Array ? prepack([frame])[0] : frame;
       this.sendChain = this.sendChain
         .then(async () => {
           // A frame of an epoch that ended meanwhile is dropped (the new epoch's full snapshot
@@ -955,8 +956,8 @@ export class Session {
           // epoch's: a new socket starts a new epoch). A large frame is deflated on its own
           // (packAlone), already under way: the epoch's stream does not see it.
           if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return null;
-          if (outgoing instanceof Uint8Array) return sender.seal(this.packer(sender).pack(outgoing));
-          const packed = await outgoing.packed;
+          if (frame instanceof Uint8Array) return sender.seal(this.packer(sender).pack(frame));
+          const packed = await frame.packed;
           return this.ws === ws && this.sender === sender ? sender.seal(packed) : null;
         })
         .then((sealed) => {
