@@ -7,6 +7,7 @@ frame it relays and swaps or alters them as a compromised relay would.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from playwright.sync_api import Browser, expect
 
 from tandem.fanout.base import Frame
 from tandem.fanout.memory import MemoryFanout
+from tandem.recordings import _Payloads
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
     RECORD_PLAINTEXT,
@@ -249,6 +251,10 @@ def test_a_page_too_large_for_one_frame_reaches_the_agent_in_parts_each_deflated
     assert len(alone) >= 2, f"{len(alone)} frames deflated on their own"  # the snapshot's parts
     assert any(data[:1] == b"\x03" for data in decrypted)  # the epoch's stream goes on
     assert sum(map(len, alone)) * 5 < len(rows), "the parts are deflated"
+    # `tandem recording open` reads the browser's parts: each one whole stream, joined in order.
+    reader = _Payloads()
+    opened = [reader.push(data, 1) for data in alone]
+    assert opened[:-1] == [None] * (len(alone) - 1) and "Kestrel-02999" in json.dumps(opened[-1])
     plaintext = agent_plaintext(agent)
     assert "Kestrel-02999" in plaintext and "Heron-after" in plaintext, "positive control"
     server_saw = customer.frames.everything() + agent.frames.everything()
