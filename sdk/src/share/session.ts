@@ -88,8 +88,6 @@ export interface StartOptions {
   practice?: string;
 }
 
-/** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
- * without one). Throws PolicyError. */
 /** A frame to send: to pack into the epoch's stream when its turn comes, or a large one
  * already being deflated on its own (packAlone), its raw bytes kept for the plaintext
  * benchmark build. */
@@ -107,6 +105,8 @@ function prepack(frames: Uint8Array[]): Outgoing[] {
   });
 }
 
+/** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
+ * without one). Throws PolicyError. */
 function parseTag(text: string | null): unknown {
   if (text === null) return undefined;
   try {

@@ -8,8 +8,8 @@
  * arrival; a frame costs what is new in it rather than its whole text; the receiver keeps
  * the inflating side per epoch (frames of an epoch arrive whole and in order: the channel checks
  * their counters). An epoch's first frame starts its stream, so a player starts at an epoch's
- * start. Large frames (ALONE_FROM_BYTES: a big page's full snapshot travels in parts of up to
- * MAX_PAYLOAD_BYTES) are instead deflated each on its own, outside the epoch's stream, by the
+ * start. Large frames (ALONE_FROM_BYTES, and the parts of a payload split in parts: a big
+ * page's full snapshot) are instead deflated each on its own, outside the epoch's stream, by the
  * browser's native CompressionStream (flag 1, as the first versions packed every frame): several
  * times faster than pako on both sides, off the epoch's order so they can be packed while the
  * page's images load, and no flush is needed (each is a complete stream). Raw frames (flag 0)
