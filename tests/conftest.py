@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import socket
 import ssl
@@ -90,11 +91,36 @@ class FakeClock:
         self.offset += seconds
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+EPHEMERAL_PORTS = _ephemeral_ports()
+
+
 def free_port() -> int:
+    """A loopback port no socket holds now, for a server in another process to listen on (one
+    in this process gets :func:`bound_socket` instead). Drawn below the kernel's ephemeral range:
+    a port from there (what binding port 0 gives) can be taken meanwhile by any outgoing
+    connection on the machine (a test's client, a PostgreSQL connection, a browser), and the
+    server then failed with "address already in use"; below it only another such draw can."""
+    low = EPHEMERAL_PORTS[0]
+    for _ in range(50) if low > 11_000 else ():
+        port = secrets.randbelow(low - 10_000) + 10_000
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        bound: int = sock.getsockname()[1]
+        return bound
 
 
 def bound_socket() -> socket.socket:
