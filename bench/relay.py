@@ -183,6 +183,11 @@ def servers(names: list[str]) -> Iterator[dict[str, Server]]:
         yield started
 
 
+@contextlib.contextmanager
+def _none() -> Iterator[dict[str, Server]]:
+    yield {}
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -572,8 +577,9 @@ async def main(args: argparse.Namespace) -> None:
     for name, implementation in WEBSOCKET_IMPLEMENTATIONS.items():
         print(f"    {name}: {implementation}")
     seconds = args.seconds
-    with servers(names) as live:
-        scenarios = set(args.only or SCENARIOS)
+    scenarios = set(args.only or SCENARIOS)
+    # These scenarios share one set of servers; the others start their own.
+    with servers(names) if scenarios & {"1to1", "1to2", "parallel", "latency"} else _none() as live:
         throughputs: list[tuple[str, str, Measure]] = [
             ("1to1", "1→1, 300 B frames, deliveries/s", lambda s: throughput(s, 1, 1, seconds)),
             ("1to2", "1→2 (agent, supervisor), per s", lambda s: throughput(s, 1, 2, seconds)),
