@@ -13,8 +13,9 @@ Real Chromium, the real SDK and console, `tandem serve` on loopback.
   snapshot's last frame handed to the socket), wire (to its arrival in the console) and console
   (to the mirror). The snapshot's frames are the largest frame and the frames of at least 1 KB
   sent right after it (a snapshot over 512 KB travels in parts; what follows on a still page is
-  small). `--baseline REF` builds the SDK and console of a git ref and alternates its runs with
-  this checkout's, for a ratio measured under the same load.
+  small); their bytes on the wire are printed too. `--baseline REF` builds the SDK and console
+  of a git ref and alternates its runs with this checkout's, for a ratio measured under the
+  same load.
 
     .venv/bin/python bench/sdk_wire.py [--rounds 3] [--seconds 60] [--first-frames 5]
         [--baseline main]
@@ -147,7 +148,8 @@ class Split(NamedTuple):
         return self.customer + self.wire + self.console
 
 
-def first_frame(browser: Browser, base: str, build: Path | None = None) -> Split:
+def first_frame(browser: Browser, base: str, build: Path | None = None) -> tuple[Split, int]:
+    """The split, and the snapshot's bytes on the wire (its frames, as sent)."""
     customer = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     agent = browser.new_context(viewport={"width": 1200, "height": 800}).new_page()
     if build is not None:
@@ -186,14 +188,22 @@ def first_frame(browser: Browser, base: str, build: Path | None = None) -> Split
         sent = customer.evaluate("() => window.__sent")
         received = agent.evaluate("() => window.__received")
         shown = agent.evaluate("() => window.__shown")
-        last = sent.index(max(sent, key=lambda item: item[1]))  # the snapshot's (first) frame
+        # The snapshot's (first) frame: the largest.
+        first = last = sent.index(max(sent, key=lambda item: item[1]))
         while last + 1 < len(sent) and sent[last + 1][1] >= SNAPSHOT_PART_MIN_BYTES:
             last += 1
         arrived = received[min(last, len(received) - 1)]
-        return Split(sent[last][0] - clicked, arrived - sent[last][0], shown - arrived)
+        split = Split(sent[last][0] - clicked, arrived - sent[last][0], shown - arrived)
+        return split, int(sum(size for _, size in sent[first : last + 1]))
     finally:
         customer.context.close()
         agent.context.close()
+
+
+def record(measured: tuple[Split, int], sizes: list[int]) -> Split:
+    """The split of a first frame, its snapshot's size noted in `sizes`."""
+    sizes.append(measured[1])
+    return measured[0]
 
 
 def p95(values: list[float]) -> float:
@@ -223,6 +233,8 @@ def main() -> None:
     first_second_ratio: list[float] = []
     splits: list[Split] = []
     baseline: list[Split] = []
+    snapshot_bytes: list[int] = []
+    baseline_bytes: list[int] = []
     load_before = os.getloadavg()[0]
     with contextlib.ExitStack() as stack:
         playwright = stack.enter_context(sync_playwright())
@@ -246,10 +258,10 @@ def main() -> None:
         for i in range(args.first_frames):
             # Alternating which goes first, so neither always meets the other's leftovers.
             if old is not None and i % 2:
-                baseline.append(first_frame(browser, base, old))
-            splits.append(first_frame(browser, base))
+                baseline.append(record(first_frame(browser, base, old), baseline_bytes))
+            splits.append(record(first_frame(browser, base), snapshot_bytes))
             if old is not None and not i % 2:
-                baseline.append(first_frame(browser, base, old))
+                baseline.append(record(first_frame(browser, base, old), baseline_bytes))
         browser.close()
     load = f"load average (1 min) {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end"
     if args.rounds:
@@ -264,8 +276,12 @@ def main() -> None:
               f"{statistics.median(first_second_ratio):.2f}x")  # fmt: skip
     if splits:
         report_first_frames("agent's first frame on a 300 KB page", splits)
+        wire_kb = statistics.median(snapshot_bytes) / 1e3
+        print(f"  its snapshot on the wire: median {wire_kb:.1f} KB")
     if baseline:
         report_first_frames(f"the same, SDK and console of {args.baseline}", baseline, "  ")
+        wire_kb = statistics.median(baseline_bytes) / 1e3
+        print(f"    its snapshot on the wire: median {wire_kb:.1f} KB")
         ratio = median_ratio([s.total for s in splits], [s.total for s in baseline])
         print(f"  ratio this/{args.baseline} (median of {len(baseline)} paired runs): {ratio:.2f}")
     print(load)

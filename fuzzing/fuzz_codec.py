@@ -56,8 +56,9 @@ def test_one_input(data: bytes) -> None:
             if len(frame) > 1:
                 frames.append(bytes([frame[0] % 7]) + frame[1:])
         open_recording(frames)
-        # What an opened frame decodes into (flags 0-3: JSON, deflate, the epoch's stream with or
-        # without the preset dictionary; parts), two epochs' streams in turn.
+        # What an opened frame decodes into (flags 0-3: JSON, deflate on its own, the epoch's
+        # stream with or without the preset dictionary; parts), two epochs' streams in turn, frames
+        # deflated on their own among their stream's.
         payloads = _Payloads()
         for i, frame in enumerate(frames):
             with contextlib.suppress(RecordingError):

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from tandem import crypto
 from tandem.exceptions import RecordingError
 from tandem.protocol import content
-from tandem.recordings import Recorder, container, read_container, recording_events
+from tandem.recordings import Recorder, _Payloads, container, read_container, recording_events
 from tandem.storage.base import RecordingRecord
 from tests.conftest import tandem_in_process
 
@@ -358,7 +358,9 @@ def streamed(
     """Recorded epochs 2, 3, … whose payloads are packed as the SDK packs them (issue 17):
     each epoch one raw deflate stream, sync-flushed after every payload: flag 3 (primed with
     the preset dictionary) as now, flag 2 (without) as before. Frame i of an epoch carries
-    ``flags[i % len(flags)]`` (the stream is primed as its first frame says)."""
+    ``flags[i % len(flags)]`` (the stream is primed as its first frame says); a frame flagged
+    1 is deflated on its own, a whole stream, outside the epoch's (as the SDK packs large
+    frames)."""
     frames: list[bytes] = []
     previous = count = 0
     for epoch, payloads in enumerate(pages, start=2):
@@ -370,7 +372,11 @@ def streamed(
         for counter, payload in enumerate(payloads):
             body = json.dumps(payload).encode()
             flag = bytes([flags[counter % len(flags)]])
-            packed = flag + stream.compress(body) + stream.flush(zlib.Z_SYNC_FLUSH)
+            if flag[0] == content.DEFLATED:
+                alone = zlib.compressobj(6, zlib.DEFLATED, -15)
+                packed = flag + alone.compress(body) + alone.flush()
+            else:
+                packed = flag + stream.compress(body) + stream.flush(zlib.Z_SYNC_FLUSH)
             sealed = AESGCM(content_key).encrypt(
                 bytes(4) + struct.pack(">Q", counter), packed, aad(1, epoch, counter)
             )
@@ -397,6 +403,38 @@ def test_frames_of_two_kinds_of_stream_in_one_epoch_are_refused() -> None:
     flags = (content.STREAMED_WITH_DICTIONARY, content.STREAMED)
     frames = streamed(private, [[START, events("shop"), END]], flags)
     assert refusal(private, frames) == crypto.Broken.UNDECODABLE
+
+
+def snapshot(name: str, rows: int) -> dict[str, object]:
+    """A full snapshot's worth of events: large enough for the SDK to deflate it on its own."""
+    nodes = [{"type": 2, "tagName": "article", "id": i, "text": f"{name} {i}"} for i in range(rows)]
+    return {"k": "events", "events": [{"type": 2, "name": name, "data": {"node": nodes}}]}
+
+
+def test_a_recording_of_large_frames_deflated_on_their_own_between_stream_frames_opens() -> None:
+    private = X25519PrivateKey.generate()
+    big = snapshot("shop", 4000)
+    assert len(json.dumps(big)) >= 128 * 1024  # as large as the SDK's ALONE_FROM_BYTES
+    flags = (content.STREAMED_WITH_DICTIONARY, content.DEFLATED)  # stream, alone, stream, alone…
+    pages = [[START, big, events("shop"), snapshot("cart", 10), events("cart"), END]]
+    header, opened = recording_events(
+        container(made_for(private), streamed(private, pages, flags)), key_file(private), PASSPHRASE
+    )
+    assert [e["name"] for e in opened] == ["shop", "shop", "cart", "cart"]
+    assert opened[0] == big["events"][0]  # type: ignore[index]
+    assert header["bound"] == {"start": START, "end": END}
+
+
+def test_a_frame_deflated_on_its_own_must_be_one_whole_stream() -> None:
+    body = json.dumps(events("shop")).encode()
+    whole = zlib.compressobj(6, zlib.DEFLATED, -15)
+    packed = whole.compress(body) + whole.flush()
+    assert _Payloads().push(b"\x01" + packed, 2) == events("shop")
+    flushed = zlib.compressobj(6, zlib.DEFLATED, -15)
+    unfinished = flushed.compress(body) + flushed.flush(zlib.Z_SYNC_FLUSH)
+    for broken in (packed[:-3], unfinished, packed + b"\x00", packed + packed):
+        with pytest.raises(RecordingError):
+            _Payloads().push(b"\x01" + broken, 2)
 
 
 def test_a_bomb_in_a_compression_stream_is_refused() -> None:

@@ -60,7 +60,7 @@ const payloads: fc.Arbitrary<Payload> = fc.oneof(
 
 test("any sequence of payloads round-trips through an epoch's stream, each frame on arrival", async () => {
   await fc.assert(
-    fc.property(fc.array(payloads, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 9 }), (sequence, level) => {
+    fc.asyncProperty(fc.array(payloads, { minLength: 1, maxLength: 8 }), fc.integer({ min: 1, max: 9 }), async (sequence, level) => {
       const sender = new PackStream(level as 1);
       const unpacking = new UnpackStreams();
       const received = new PayloadDecoder();
@@ -70,7 +70,7 @@ test("any sequence of payloads round-trips through an epoch's stream, each frame
           const packed = sender.pack(frame);
           assert.equal(packed[0], 3);
           // Everything the frame holds comes out of it alone, before any later frame is packed.
-          const unpacked = unpacking.unpack(packed, 5);
+          const unpacked = await unpacking.unpack(packed, 5);
           assert.ok(Buffer.from(unpacked).equals(frame), `frame of ${frame.length} bytes`);
           whole = received.push(unpacked);
         }
@@ -115,17 +115,17 @@ test("the dictionary makes an epoch's first frames smaller", () => {
   assert.ok(withDictionary < without * 0.8, `${withDictionary} bytes with the dictionary, ${without} without`);
 });
 
-test("streams of earlier versions (flag 2: no dictionary) still unpack; flags never mix in an epoch", () => {
+test("streams of earlier versions (flag 2: no dictionary) still unpack; flags never mix in an epoch", async () => {
   const earlier = new Deflate({ raw: true, level: 6 });
   const receiver = new UnpackStreams();
   for (let i = 0; i < 5; i++) {
     earlier.chunks = [];
     earlier.push(event(i), Z_SYNC_FLUSH);
     const body = earlier.chunks.reduce((all, c) => Uint8Array.of(...all, ...c), new Uint8Array(0));
-    assert.deepEqual(receiver.unpack(Uint8Array.of(2, ...body), 4), event(i));
+    assert.deepEqual(await receiver.unpack(Uint8Array.of(2, ...body), 4), event(i));
   }
-  assert.throws(() => receiver.unpack(new PackStream().pack(event(5)), 4), PayloadError);
-  assert.deepEqual(receiver.unpack(new PackStream().pack(event(5)), 5), event(5));
+  await assert.rejects(receiver.unpack(new PackStream().pack(event(5)), 4), PayloadError);
+  assert.deepEqual(await receiver.unpack(new PackStream().pack(event(5)), 5), event(5));
 });
 
 test("later payloads of an epoch cost a fraction of the first", () => {
@@ -142,24 +142,24 @@ test("later payloads of an epoch cost a fraction of the first", () => {
   assert.ok(average < event(1).length / 5);
 });
 
-test("a new epoch starts a new stream on both sides", () => {
+test("a new epoch starts a new stream on both sides", async () => {
   const receiver = new UnpackStreams();
   const a = new PackStream();
-  for (let i = 0; i < 3; i++) receiver.unpack(a.pack(event(i)), 1);
+  for (let i = 0; i < 3; i++) await receiver.unpack(a.pack(event(i)), 1);
   const b = new PackStream(); // the customer's new epoch (a new page, a new key)
-  assert.deepEqual(receiver.unpack(b.pack(event(9)), 2), event(9));
-  assert.deepEqual(receiver.unpack(b.pack(event(10)), 2), event(10));
+  assert.deepEqual(await receiver.unpack(b.pack(event(9)), 2), event(9));
+  assert.deepEqual(await receiver.unpack(b.pack(event(10)), 2), event(10));
 });
 
-test("a lost frame breaks the rest of its epoch with PayloadError, not garbage", () => {
+test("a lost frame breaks the rest of its epoch with PayloadError, not garbage", async () => {
   const sender = new PackStream();
   const receiver = new UnpackStreams();
-  receiver.unpack(sender.pack(event(0)), 1);
+  await receiver.unpack(sender.pack(event(0)), 1);
   sender.pack(encoder.encode(JSON.stringify({ k: "events", events: ["never delivered ".repeat(50)] })));
   const after = sender.pack(event(2));
   let outcome: Uint8Array | Error;
   try {
-    outcome = receiver.unpack(after, 1);
+    outcome = await receiver.unpack(after, 1);
   } catch (error) {
     outcome = error as Error;
   }
@@ -167,23 +167,23 @@ test("a lost frame breaks the rest of its epoch with PayloadError, not garbage",
   else assert.ok(outcome instanceof PayloadError);
 });
 
-test("a bomb in the stream is cut off at the limit, and the epoch with it", () => {
+test("a bomb in the stream is cut off at the limit, and the epoch with it", async () => {
   const sender = new PackStream(9);
   const receiver = new UnpackStreams();
   const bomb = sender.pack(new Uint8Array(MAX_PAYLOAD_BYTES * 4).fill(65));
   assert.ok(bomb.length < 20_000);
-  assert.throws(() => receiver.unpack(bomb, 1), PayloadError);
-  assert.throws(() => receiver.unpack(sender.pack(event(1)), 1), PayloadError); // the epoch is lost
-  assert.deepEqual(receiver.unpack(new PackStream().pack(event(1)), 2), event(1)); // the next is not
+  await assert.rejects(receiver.unpack(bomb, 1), PayloadError);
+  await assert.rejects(receiver.unpack(sender.pack(event(1)), 1), PayloadError); // the epoch is lost
+  assert.deepEqual(await receiver.unpack(new PackStream().pack(event(1)), 2), event(1)); // the next is not
 });
 
 test("any bytes in a streamed frame raise PayloadError only", async () => {
   await fc.assert(
-    fc.property(fc.constantFrom(2, 3), fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 4 }), (flag, frames) => {
+    fc.asyncProperty(fc.constantFrom(2, 3), fc.array(fc.uint8Array({ maxLength: 200 }), { maxLength: 4 }), async (flag, frames) => {
       const receiver = new UnpackStreams();
       for (const bytes of frames) {
         try {
-          const out = receiver.unpack(Uint8Array.of(flag, ...bytes), 1);
+          const out = await receiver.unpack(Uint8Array.of(flag, ...bytes), 1);
           assert.ok(out instanceof Uint8Array);
           decoder.decode(out);
         } catch (error) {

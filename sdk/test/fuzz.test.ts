@@ -78,6 +78,21 @@ test("unpack: any bytes, including broken and oversized deflate streams", async 
   await assert.rejects(async () => new UnpackStreams().unpack(new PackStream().pack(zeros), 1), PayloadError);
 });
 
+test("unpack: any bytes on their own (flag 1) between an epoch's stream frames never break the stream", async () => {
+  const frame = (i: number) => new TextEncoder().encode(JSON.stringify({ k: "events", events: [{ type: 3, id: i }] }));
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.option(fc.uint8Array({ maxLength: 300 }), { nil: null }), { maxLength: 12 }), async (sequence) => {
+      const sender = new PackStream();
+      const receiver = new UnpackStreams();
+      for (const [i, bytes] of sequence.entries()) {
+        if (bytes === null) assert.deepEqual(await receiver.unpack(sender.pack(frame(i)), 1), frame(i));
+        else await expectOnly(PayloadError, () => receiver.unpack(Uint8Array.of(1, ...bytes), 1));
+      }
+    }),
+    { numRuns: RUNS / 4 },
+  );
+});
+
 test("content receiver: forged, truncated and relabelled frames only raise ChannelError", async () => {
   const ke = crypto.getRandomValues(new Uint8Array(16));
   const customer = await derivePairwiseKeys(ke.slice(), "s1");

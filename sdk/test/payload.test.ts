@@ -61,16 +61,16 @@ test("frames packed by earlier versions (raw, or deflated on their own) still un
   const small = new TextEncoder().encode("hi");
   const large = new TextEncoder().encode("abc".repeat(2048));
   const unpacking = new UnpackStreams();
-  assert.deepEqual(unpacking.unpack(await legacyPack(small, false), 1), small);
-  assert.deepEqual(unpacking.unpack(await legacyPack(large, true), 1), large);
-  assert.deepEqual(unpacking.unpack(await legacyPack(large, true), 1), large);
+  assert.deepEqual(await unpacking.unpack(await legacyPack(small, false), 1), small);
+  assert.deepEqual(await unpacking.unpack(await legacyPack(large, true), 1), large);
+  assert.deepEqual(await unpacking.unpack(await legacyPack(large, true), 1), large);
 });
 
 test("unpack refuses a decompression bomb and unknown encodings", async () => {
   const bomb = await legacyPack(new Uint8Array(LIMIT * 3), true);
-  assert.throws(() => new UnpackStreams().unpack(bomb, 1), PayloadError);
-  assert.throws(() => new UnpackStreams().unpack(Uint8Array.of(7, 1, 2), 1), PayloadError);
-  assert.throws(() => new UnpackStreams().unpack(new Uint8Array(0), 1), PayloadError);
+  await assert.rejects(new UnpackStreams().unpack(bomb, 1), PayloadError);
+  await assert.rejects(new UnpackStreams().unpack(Uint8Array.of(7, 1, 2), 1), PayloadError);
+  await assert.rejects(new UnpackStreams().unpack(new Uint8Array(0), 1), PayloadError);
 });
 
 test("the customer's consent travels as its own payload, and only in that exact form", () => {

@@ -110,9 +110,10 @@ payload that binds each."""
 
 class _Payloads:
     """Packed payloads back into payloads, parts joined. The flag byte says how the JSON was
-    packed (tandem.protocol.content): 0 as is, 1 deflated on its own, 2 in its epoch's deflate
-    stream, sync-flushed after each frame, 3 as 2 with the preset dictionary (one stream per
-    epoch, started by its first frame)."""
+    packed (tandem.protocol.content): 0 as is, 1 deflated on its own (a complete stream: a large
+    frame, between the frames of its epoch's stream, which it leaves as it was), 2 in its
+    epoch's deflate stream, sync-flushed after each frame, 3 as 2 with the preset dictionary
+    (one stream per epoch, started by its first streamed frame)."""
 
     def __init__(self) -> None:
         self.parts: dict[int, str] = {}
@@ -124,7 +125,10 @@ class _Payloads:
         try:
             flag, body = packed[0], packed[1:]
             if flag == content.DEFLATED:  # bounded as in the browsers: a deflate bomb is refused
-                body = _inflate(zlib.decompressobj(-15), body)
+                alone = zlib.decompressobj(-15)
+                body = _inflate(alone, body)
+                if not alone.eof or alone.unused_data:  # cut short, or more after its end
+                    raise ValueError("a frame deflated on its own is not one whole stream")
             elif flag in (content.STREAMED, content.STREAMED_WITH_DICTIONARY):
                 if epoch != self.epoch or self.stream is None:
                     primed = flag == content.STREAMED_WITH_DICTIONARY

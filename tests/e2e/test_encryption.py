@@ -7,6 +7,7 @@ frame it relays and swaps or alters them as a compromised relay would.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from playwright.sync_api import Browser, expect
 
 from tandem.fanout.base import Frame
 from tandem.fanout.memory import MemoryFanout
+from tandem.recordings import _Payloads
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
     RECORD_PLAINTEXT,
@@ -219,6 +221,45 @@ def test_the_server_sees_no_page_content_url_title_or_typing(
         assert secret not in server_saw, f"{secret!r} crossed the server in the clear"
         assert secret not in stored, f"{secret!r} was stored by the server"
         assert secret not in logged, f"{secret!r} was logged by the server"
+
+
+def test_a_page_too_large_for_one_frame_reaches_the_agent_in_parts_each_deflated_on_its_own(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A full snapshot of more than 512 KiB travels in parts, each deflated on its own by the
+    customer's browser with its native CompressionStream (flag 1, issue 17) outside the epoch's
+    stream: the console inflates them natively and shows the whole page, the page's later
+    changes still come through the epoch's stream, and the server relays ciphertext only."""
+    server = server_factory(allow_origins=(other_origin.origin,))
+    rows = "".join(
+        f"<article><h3>Row {i}</h3><p>Kestrel-{i:05d}: waterproof shell, taped seams, two-way zip"
+        f" and a packable hood; sizes XS to XXL, colour {i % 7}.</p></article>"
+        for i in range(3000)
+    )
+    url = other_origin.page("big.html", rows + '<p id="last">Pelican-finale</p>', server)
+    code = start_on(customer, url)
+    view = share(customer, agent, server, code)
+    expect(view.locator("#last")).to_have_text("Pelican-finale")
+    customer.page.evaluate("() => { document.querySelector('#last').textContent = 'Heron-after'; }")
+    expect(view.locator("#last")).to_have_text("Heron-after")
+
+    decrypted = [
+        base64.b64decode(entry.split(":", 1)[1])
+        for entry in agent.page.evaluate("() => window.__tandemPlaintext")
+    ]
+    alone = [data for data in decrypted if data[:1] == b"\x01" and len(data) > 1000]
+    assert len(alone) >= 2, f"{len(alone)} frames deflated on their own"  # the snapshot's parts
+    assert any(data[:1] == b"\x03" for data in decrypted)  # the epoch's stream goes on
+    assert sum(map(len, alone)) * 5 < len(rows), "the parts are deflated"
+    # `tandem recording open` reads the browser's parts: each one whole stream, joined in order.
+    reader = _Payloads()
+    opened = [reader.push(data, 1) for data in alone]
+    assert opened[:-1] == [None] * (len(alone) - 1) and "Kestrel-02999" in json.dumps(opened[-1])
+    plaintext = agent_plaintext(agent)
+    assert "Kestrel-02999" in plaintext and "Heron-after" in plaintext, "positive control"
+    server_saw = customer.frames.everything() + agent.frames.everything()
+    for secret in (b"Kestrel-", b"Pelican-finale", b"Heron-after"):
+        assert secret not in server_saw, f"{secret!r} crossed the server in the clear"
 
 
 @pytest.fixture

@@ -716,7 +716,8 @@ export class LiveView {
     this.chain = this.chain
       .then(async () => {
         const plaintext = await receiver.open(frame);
-        if (plaintext && !this.ended) this.replay(this.unpacking.unpack(plaintext, readU64(frame, 1)));
+        if (!plaintext || this.ended) return;
+        this.replay(await this.unpacking.unpack(plaintext, readU64(frame, 1)));
       })
       .catch((error: unknown) => {
         if (error instanceof ChannelError) {

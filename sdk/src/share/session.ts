@@ -27,7 +27,7 @@ import {
   usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { encodePayload, PackStream, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, pageImages } from "./assets.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
@@ -86,6 +86,23 @@ export interface StartOptions {
   /** Only on the Tandem server's own practice pages (docs/training.md): the agent's practice
    * ticket, which makes this a practice session. */
   practice?: string;
+}
+
+/** A frame to send: to pack into the epoch's stream when its turn comes, or a large one
+ * already being deflated on its own (packAlone), its raw bytes kept for the plaintext
+ * benchmark build. */
+type Outgoing = Uint8Array | { raw: Uint8Array; packed: Promise<Uint8Array> };
+
+/** One payload's frames (encodePayload), its large ones set deflating now, ahead of their turn
+ * to be sent: those of ALONE_FROM_BYTES and more, and every part of a payload split in parts
+ * (its last part too: it would otherwise wait for the others to be sent, then for pako). */
+function prepack(frames: Uint8Array[]): Outgoing[] {
+  return frames.map((frame) => {
+    if (__TANDEM_BENCH_PLAINTEXT__ || (frame.length < ALONE_FROM_BYTES && frames.length === 1)) return frame;
+    const packed = packAlone(frame);
+    packed.catch(() => undefined); // a failure is seen where it is awaited (seal), if it still is
+    return { raw: frame, packed };
+  });
 }
 
 /** The page's own `<script type="application/json" id="tandem-policy">`, parsed (undefined
@@ -899,16 +916,18 @@ export class Session {
     const sender = this.sender;
     if (!ws || !sender) return;
     const assets = this.assets.carry(events);
-    // Serialised now, while the assets are fetched (a full snapshot's JSON takes a while).
-    let frames: Uint8Array[];
+    // Serialised now, while the assets are fetched (a full snapshot's JSON takes a while); its
+    // large frames are deflated now too (on their own, outside the epoch's stream), so that
+    // only their sending waits for the images.
+    let frames: Outgoing[];
     try {
-      frames = encodePayload({ k: "events", events });
+      frames = prepack(encodePayload({ k: "events", events }));
     } catch {
       return; // too large to send: dropped, as a payload that fails to seal
     }
     this.outbox = this.outbox
       .then(async () => {
-        for (const asset of await assets) this.seal(encodePayload(asset), ws, sender);
+        for (const asset of await assets) this.seal(prepack(encodePayload(asset)), ws, sender);
         this.seal(frames, ws, sender);
       })
       .catch(() => undefined);
@@ -919,24 +938,27 @@ export class Session {
     const ws = this.ws;
     const sender = this.sender;
     if (!ws || !sender) return;
-    this.outbox = this.outbox.then(() => this.seal(encodePayload(payload), ws, sender, sent)).catch(() => undefined);
+    this.outbox = this.outbox.then(() => this.seal(prepack(encodePayload(payload)), ws, sender, sent)).catch(() => undefined);
   }
 
-  /** Compress, encrypt and send one payload's frames (encodePayload), in order. */
-  private seal(frames: Uint8Array[], ws: Connection, sender: ContentSender, sent?: () => void): void {
+  /** Compress, encrypt and send one payload's frames (prepack's), in order. */
+  private seal(frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void): void {
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
-        ws.send(frame); // benchmark builds only: measures what encryption costs
+        ws.send(frame instanceof Uint8Array ? frame : frame.raw); // benchmark builds only: measures what encryption costs
         return;
       }
       this.sendChain = this.sendChain
-        .then(() => {
+        .then(async () => {
           // A frame of an epoch that ended meanwhile is dropped (the new epoch's full snapshot
           // repairs the view), before it takes its place in the epoch's compression stream:
           // every frame packed into a stream is sealed and sent, in order (the socket is the
-          // epoch's: a new socket starts a new epoch).
+          // epoch's: a new socket starts a new epoch). A large frame is deflated on its own
+          // (packAlone), already under way: the epoch's stream does not see it.
           if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return null;
-          return sender.seal(this.packer(sender).pack(frame));
+          if (frame instanceof Uint8Array) return sender.seal(this.packer(sender).pack(frame));
+          const packed = await frame.packed;
+          return this.ws === ws && this.sender === sender ? sender.seal(packed) : null;
         })
         .then((sealed) => {
           if (!sealed || this.ws !== ws || this.sender !== sender || !ws.isOpen) return;

@@ -7,7 +7,11 @@ dictionary is generated from this one (``make generate`` writes sdk/src/generate
 A content frame's plaintext is one flag byte and a body:
 
 * ``0``: the body is the payload's JSON (earlier versions);
-* ``1``: raw deflate of the JSON, each payload on its own (earlier versions);
+* ``1``: raw deflate of the frame's JSON on its own, one complete stream (zlib's
+  ``decompressobj(-15)`` reads it to its end): the first versions packed every frame so; now
+  the frames of at least 128 KiB and the parts of a payload split in parts (a large page's
+  full snapshot), deflated by the browser's native CompressionStream, between the frames of the
+  epoch's stream (which they leave as it was);
 * ``2``: the epoch's raw deflate stream, sync-flushed after every frame (earlier versions);
 * ``3``: as ``2``, the stream primed with :data:`CONTENT_DICTIONARY` (zlib's preset
   dictionary: ``zlib.decompressobj(-15, zdict=CONTENT_DICTIONARY)``).

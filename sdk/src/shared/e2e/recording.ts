@@ -371,7 +371,7 @@ export async function openRecording(
     if (!plaintext) continue;
     let payload;
     try {
-      payload = decoder.push(unpacking.unpack(plaintext, readU64(frame, 1)));
+      payload = decoder.push(await unpacking.unpack(plaintext, readU64(frame, 1)));
     } catch (error) {
       if (error instanceof PayloadError) throw new ChannelError(BROKEN.undecodable);
       throw error;
