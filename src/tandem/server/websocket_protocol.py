@@ -60,12 +60,12 @@ from websockets.exceptions import InvalidState
 from websockets.protocol import State
 
 from tandem import heap
+from tandem.lean import Flag, SingleReaderQueue
 
 try:  # websockets' C unmasking, as websockets itself imports it
     from websockets.speedups import apply_mask
 except ImportError:  # pragma: no cover (a build without the extension)
     from websockets.utils import apply_mask
-from tandem.lean import Flag, SingleReaderQueue
 
 log = logging.getLogger("tandem.server")
 
