@@ -19,8 +19,12 @@ Scenarios (the figures of issue 17):
   scale      many sessions on each server at once, 5 frames/s each, in alternating slices
              (60 s per server): latency p99 and CPU per 1,000 sessions (Tandem and bare
              Starlette)
+  capacity   sessions per core: the largest of a few session counts at which each server
+             (Tandem, bare Starlette) keeps p99 under 100 ms at 5 frames/s, counting down in
+             alternating slices of 10 s
 
     .venv/bin/python bench/relay.py [--rounds 3] [--seconds 3] [--scale-sessions 3000]
+        [--capacity-counts 4500 4000 ...] [--only SCENARIO ...]
 """
 
 from __future__ import annotations
@@ -68,7 +72,16 @@ TANDEM_LIMITS = {
 LOGS = os.environ.get("BENCH_SERVER_LOGS", "")
 """A directory for the servers' logs (stderr), for a run that went wrong; none by default."""
 
-SCENARIOS = ["1to1", "1to2", "parallel", "latency", "memory", "scale"]
+SCENARIOS = ["1to1", "1to2", "parallel", "latency", "memory", "scale", "capacity"]
+
+WEBSOCKET_IMPLEMENTATIONS = {
+    "tandem": "uvicorn's websockets-sansio protocol, subclassed (server/websocket_protocol.py: "
+    "frames split and unmasked by Tandem, direct receive and send)",
+    "starlette": "uvicorn's default (ws=auto: websockets-sansio), uvloop, httptools",
+    "websockets": "websockets' own asyncio server, uvloop",
+}
+"""What each server speaks WebSocket with, printed with the run: the bare relays are what a
+plain user of each gets; Tandem's is its own."""
 
 
 def free_port() -> int:
@@ -168,6 +181,11 @@ def servers(names: list[str]) -> Iterator[dict[str, Server]]:
                     response.raise_for_status()
                     server.cookies[user] = response.cookies["tandem_agent"]
         yield started
+
+
+@contextlib.contextmanager
+def _none() -> Iterator[dict[str, Server]]:
+    yield {}
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -377,62 +395,103 @@ async def scale(
     however late it arrives (the slice waits for them), and so does the server's CPU time."""
     opened = {name: await open_sessions(live[name], sessions, 1) for name in names}
     results = {name: ScaleResult() for name in names}
-    window = [0, 0]  # perf_counter_ns bounds of the frames that count
-
-    def recorder(result: ScaleResult) -> Callable[[memoryview], None]:
-        def record(payload: memoryview) -> None:
-            sent = struct.unpack_from("!Q", payload)[0]
-            if window[0] <= sent <= window[1]:
-                result.latencies.append((time.perf_counter_ns() - sent) / 1e6)
-
-        return record
-
-    tick = 0.01
-    slots = max(1, round(1 / per_second / tick))
-    for name in names:
-        for session in opened[name]:
-            session.receivers[0].on_binary = recorder(results[name])
-
-    async def traffic(name: str) -> None:
-        result, server = results[name], live[name]
-        by_slot: list[list[Session]] = [[] for _ in range(slots)]
-        for session in opened[name]:
-            by_slot[random.randrange(slots)].append(session)
-        receivers = [session.receivers[0] for session in opened[name]]
-        start, n, sent_before, counted = time.perf_counter(), 0, 0, 0
-        measuring_from = start + 1.0  # warm-up
-        cpu = delivered = 0.0
-        window[0], window[1] = 2**63, 2**63  # nothing counts during the warm-up
-        while True:
-            now = time.perf_counter()
-            if now >= measuring_from and window[0] == 2**63:
-                window[0] = time.perf_counter_ns()
-                cpu, delivered = server.cpu_seconds(), sum(r.received for r in receivers)
-                measured_at, sent_before, counted = now, n, len(result.latencies)
-            if now >= start + seconds:
-                break
-            for session in by_slot[n % slots]:
-                session.customer.send(stamped(PAYLOAD))
-            n += 1
-            await asyncio.sleep(max(0.0, start + n * tick - time.perf_counter()))
-        window[1] = time.perf_counter_ns()
-        expected = sum(len(by_slot[i % slots]) for i in range(sent_before, n))
-        deadline = time.perf_counter() + 30
-        while len(result.latencies) - counted < expected and time.perf_counter() < deadline:
-            await asyncio.sleep(0.05)  # the backlog drains; its frames' latencies count
-        result.cpu += server.cpu_seconds() - cpu
-        result.wall += time.perf_counter() - measured_at
-        result.sent += expected
-        result.delivered += sum(r.received for r in receivers) - int(delivered)
-        await asyncio.sleep(0.5)  # stragglers of this slice stay out of the next one's CPU
-
     for round_ in range(slices):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
-            await traffic(name)
+            await traffic(live[name], opened[name], results[name], per_second, seconds)
     for name in names:
         for session in opened[name]:
             session.close()
     return results
+
+
+async def traffic(
+    server: Server, sessions: list[Session], result: ScaleResult, per_second: float, seconds: float
+) -> None:
+    """One slice of ``seconds``: every customer of ``sessions`` sends ``per_second`` stamped
+    frames a second to its agent, spread evenly; after a second of warm-up, every frame's
+    latency (however late it arrives: the slice waits for them) and the server's CPU count
+    into ``result``."""
+    window = [2**63, 2**63]  # perf_counter_ns bounds of the frames that count
+
+    def record(payload: memoryview) -> None:
+        sent = struct.unpack_from("!Q", payload)[0]
+        if window[0] <= sent <= window[1]:
+            result.latencies.append((time.perf_counter_ns() - sent) / 1e6)
+
+    tick = 0.01
+    slots = max(1, round(1 / per_second / tick))
+    by_slot: list[list[Session]] = [[] for _ in range(slots)]
+    for session in sessions:
+        session.receivers[0].on_binary = record
+        by_slot[random.randrange(slots)].append(session)
+    receivers = [session.receivers[0] for session in sessions]
+    start, n, sent_before, counted = time.perf_counter(), 0, 0, 0
+    measuring_from = measured_at = start + 1.0  # warm-up
+    cpu = delivered = 0.0
+    while True:
+        now = time.perf_counter()
+        if now >= measuring_from and window[0] == 2**63:
+            window[0] = time.perf_counter_ns()
+            cpu, delivered = server.cpu_seconds(), sum(r.received for r in receivers)
+            measured_at, sent_before, counted = now, n, len(result.latencies)
+        if now >= start + seconds:
+            break
+        for session in by_slot[n % slots]:
+            session.customer.send(stamped(PAYLOAD))
+        n += 1
+        await asyncio.sleep(max(0.0, start + n * tick - time.perf_counter()))
+    window[1] = time.perf_counter_ns()
+    expected = sum(len(by_slot[i % slots]) for i in range(sent_before, n))
+    deadline = time.perf_counter() + 30
+    while len(result.latencies) - counted < expected and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)  # the backlog drains; its frames' latencies count
+    result.cpu += server.cpu_seconds() - cpu
+    result.wall += time.perf_counter() - measured_at
+    result.sent += expected
+    result.delivered += sum(r.received for r in receivers) - int(delivered)
+    for session in sessions:
+        session.receivers[0].on_binary = None
+    await asyncio.sleep(0.5)  # stragglers of this slice stay out of the next one's CPU
+
+
+P99_TARGET_MS = 100.0
+
+
+async def capacity(
+    live: dict[str, Server], names: list[str], counts: list[int], per_second: float, seconds: float
+) -> dict[str, int | None]:
+    """The largest of ``counts`` at which each server keeps p99 under ``P99_TARGET_MS``: the
+    most sessions are opened on every server at once, then each server, in a rotating order,
+    gets a slice of ``seconds`` at the next count down (the sessions above it closed first)
+    until one meets the target. None: not even the smallest count did."""
+    counts = sorted(set(counts), reverse=True)
+    opened = {name: await open_sessions(live[name], counts[0], 1) for name in names}
+    found: dict[str, int | None] = {name: None for name in names}
+    searching = list(names)
+    for step, count in enumerate(counts):
+        order = searching[step % len(searching) :] + searching[: step % len(searching)]
+        for name in order:
+            for session in opened[name][count:]:
+                session.close()
+            del opened[name][count:]
+            await asyncio.sleep(2.0)  # the server notices the closed sessions before the slice
+            result = ScaleResult()
+            await traffic(live[name], opened[name], result, per_second, seconds)
+            p99 = percentile(result.latencies, 99)
+            met = p99 < P99_TARGET_MS and result.delivered >= result.sent
+            print(f"    {name} at {count:,} sessions: p50 {percentile(result.latencies, 50):.1f} "
+                  f"ms, p99 {p99:.1f} ms, CPU {result.cpu / result.wall * 100:.0f}% of a core"
+                  f"{' (meets p99 < 100 ms)' if met else ''}")  # fmt: skip
+            sys.stdout.flush()
+            if met:
+                found[name] = count
+                searching.remove(name)
+        if not searching:
+            break
+    for sessions in opened.values():
+        for session in sessions:
+            session.close()
+    return found
 
 
 def gc_pauses(server: Server) -> str:
@@ -515,9 +574,12 @@ async def main(args: argparse.Namespace) -> None:
     names = ["tandem", "starlette", "websockets"]
     print(f"bench/relay.py: {args.rounds} rounds, {args.seconds} s per measurement, "
           f"servers on CPU {SERVER_CPU}, client on CPU {CLIENT_CPU}")  # fmt: skip
+    for name, implementation in WEBSOCKET_IMPLEMENTATIONS.items():
+        print(f"    {name}: {implementation}")
     seconds = args.seconds
-    with servers(names) as live:
-        scenarios = set(args.only or SCENARIOS)
+    scenarios = set(args.only or SCENARIOS)
+    # These scenarios share one set of servers; the others start their own.
+    with servers(names) if scenarios & {"1to1", "1to2", "parallel", "latency"} else _none() as live:
         throughputs: list[tuple[str, str, Measure]] = [
             ("1to1", "1→1, 300 B frames, deliveries/s", lambda s: throughput(s, 1, 1, seconds)),
             ("1to2", "1→2 (agent, supervisor), per s", lambda s: throughput(s, 1, 2, seconds)),
@@ -577,6 +639,23 @@ async def main(args: argparse.Namespace) -> None:
         print(f"    CPU per 1,000 sessions, tandem/starlette: {ratio:.2f} (lower is better)")
         print(f"    tandem's garbage collections over the run (tandem_gc_pause_seconds): {pauses}")
         sys.stdout.flush()
+    if "capacity" in (args.only or ["capacity"]):
+        pair = ["tandem", "starlette"]
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        counts = [c for c in args.capacity_counts if 4 * c + 1000 <= limit]
+        if len(counts) < len(args.capacity_counts):
+            print(f"    (counts above {(limit - 1000) // 4:,} left out: the load client may open "
+                  f"{limit:,} files, and needs four sockets per session)")  # fmt: skip
+        print(f"sessions per core at 5 msg/s with p99 < {P99_TARGET_MS:.0f} ms (counts "
+              f"{', '.join(f'{c:,}' for c in sorted(counts, reverse=True))}; slices of "
+              f"{args.capacity_slice:.0f} s, the first second not counted):")  # fmt: skip
+        with servers(pair) as live:
+            found = await capacity(live, pair, counts, 5, args.capacity_slice)
+        for name, count in found.items():
+            print(f"    {name}: " + (f"{count:,} sessions" if count else f"under {min(counts):,}"))
+        if found["tandem"] and found["starlette"]:
+            print(f"    tandem/starlette: {found['tandem'] / found['starlette']:.2f}")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
@@ -587,5 +666,14 @@ if __name__ == "__main__":
     parser.add_argument("--scale-sessions", type=int, default=3000)
     parser.add_argument("--scale-seconds", type=float, default=60.0, help="per server")
     parser.add_argument("--scale-slice", type=float, default=15.0, help="seconds per slice")
+    parser.add_argument(
+        "--capacity-counts",
+        type=int,
+        nargs="+",
+        default=[4500, 4000, 3500, 3000, 2500, 2000, 1500, 1000],
+        help="session counts to try, most first (both servers hold theirs at once: the load "
+        "client needs four sockets per session, within its open-file limit)",
+    )
+    parser.add_argument("--capacity-slice", type=float, default=10.0, help="seconds per count")
     parser.add_argument("--only", nargs="*", choices=SCENARIOS)
     uvloop.run(main(parser.parse_args()))

@@ -36,15 +36,16 @@ def _bytes_unchanged(frame: bytes) -> bytes | None:
     return frame
 
 
-from tandem.server.websocket_protocol import SEND_NOW  # noqa: E402
+from tandem.server.websocket_protocol import DIRECT  # noqa: E402
 
 
 def without_direct_send(scope: Scope) -> Scope:
-    """A copy of ``scope`` whose server cannot write to the socket past the ASGI ``send``: the
-    direct send (a scope extension, tandem.server.websocket_protocol) is withdrawn, as any
-    middleware that rewrites or drops sends must, so every frame passes its hooks."""
+    """A copy of ``scope`` whose server cannot write to or read from the socket past the ASGI
+    ``send`` and ``receive``: the direct paths (one scope extension, both ways,
+    tandem.server.websocket_protocol) are withdrawn, as any middleware that sees, rewrites or
+    drops frames must, so every frame passes its hooks."""
     extensions = dict(scope.get("extensions") or {})
-    extensions.pop(SEND_NOW, None)
+    extensions.pop(DIRECT, None)
     return {**scope, "extensions": extensions}
 
 

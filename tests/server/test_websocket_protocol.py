@@ -11,7 +11,7 @@ from websockets.protocol import Protocol, Side, State
 
 from tandem.fanout.memory import MemorySubscription
 from tandem.lean import Flag, SingleReaderQueue
-from tandem.server.websocket_protocol import TandemWebSocketProtocol
+from tandem.server.websocket_protocol import AWAIT, TandemWebSocketProtocol
 from tests.conftest import RunningServer
 from tests.server.helpers import sharing_session
 
@@ -125,3 +125,152 @@ def test_a_direct_send_falls_back_to_websockets_framing_while_a_frame_is_pending
     client.receive_data(b"".join(protocol.transport.written))  # type: ignore[attr-defined]
     frames = [(e.opcode, e.data) for e in client.events_received()]
     assert frames == [(Opcode.TEXT, b"first"), (Opcode.BINARY, b"second"), (Opcode.TEXT, b"third")]
+
+
+class SplitTransport(Transport):
+    """What the frame splitter's socket writes, and whether it paused reading."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused = False
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def frames(self) -> list[Frame]:
+        """What the server wrote, read as a client reads it."""
+        client = Protocol(Side.CLIENT, state=State.OPEN)
+        client.receive_data(b"".join(self.written))
+        return [event for event in client.events_received() if isinstance(event, Frame)]
+
+
+def splitting_socket(max_size: int = 1 << 20) -> TandemWebSocketProtocol:
+    """An accepted socket whose incoming frames are split by Tandem's protocol, as after the
+    upgrade request (built without the event loop: only what receiving reads is set)."""
+    protocol = TandemWebSocketProtocol.__new__(TandemWebSocketProtocol)
+    protocol.conn = Protocol(Side.SERVER, state=State.OPEN, max_size=max_size)
+    protocol.transport = SplitTransport()  # type: ignore[assignment]
+    protocol.queue = SingleReaderQueue()  # type: ignore[assignment]
+    protocol.frames = []
+    protocol.curr_msg_data_type = "bytes"
+    protocol.handshake_complete = True
+    protocol.close_sent = protocol.read_paused = False
+    protocol.pending_ping_payload = None
+    protocol.close_timer = None
+    protocol.splitting = True
+    return protocol
+
+
+def client_bytes(*sends: tuple[str, object]) -> bytes:
+    """A browser's frames (masked) for ("binary" | "text" | "ping" | "fragment" | "last", data)."""
+    client = Protocol(Side.CLIENT, state=State.OPEN)
+    for kind, data in sends:
+        if kind == "binary":
+            client.send_binary(data)  # type: ignore[arg-type]
+        elif kind == "text":
+            client.send_text(str(data).encode())
+        elif kind == "ping":
+            client.send_ping(data)  # type: ignore[arg-type]
+        elif kind == "fragment":
+            client.send_binary(data, fin=False)  # type: ignore[arg-type]
+        else:
+            client.send_continuation(data, fin=True)  # type: ignore[arg-type]
+    return b"".join(client.data_to_send())
+
+
+def queued(protocol: TandemWebSocketProtocol) -> list[object]:
+    items = []
+    while not protocol.queue.empty():
+        message = protocol.queue.get_nowait()
+        items.append(message.get("bytes", message.get("text", message["type"])))
+    return items
+
+
+def test_frames_split_by_tandem_arrive_whole_and_in_order_however_the_bytes_are_cut() -> None:
+    """The relay splits incoming frames itself (issue 17): whatever the TCP reads cut them into,
+    every message reaches the application whole and in order, a ping is answered, and text,
+    fragmented messages and control frames still go through websockets."""
+    big = bytes(range(256)) * 273 + b"!"  # a 64-bit length header
+    stream = client_bytes(
+        ("binary", bytes(300)),
+        ("text", "hello"),
+        ("ping", b"p"),
+        ("binary", b"m" * 126),  # a 16-bit length header
+        ("binary", big),
+        ("fragment", b"frag-"),
+        ("last", b"ment"),
+        ("binary", b"last"),
+    )
+    for cut in ([1], [2, 3, 7], [126, 1000], [len(stream)]):
+        protocol = splitting_socket()
+        position, n = 0, 0
+        while position < len(stream):
+            size = cut[n % len(cut)]
+            protocol.data_received(stream[position : position + size])
+            position, n = position + size, n + 1
+        assert queued(protocol) == [bytes(300), "hello", b"m" * 126, big, b"frag-ment", b"last"], (
+            f"cut into pieces of {cut}"
+        )
+        assert protocol.splitting and protocol.partial is None
+        pongs = [f for f in protocol.transport.frames() if f.opcode is Opcode.PONG]  # type: ignore[attr-defined]
+        assert [f.data for f in pongs] == [b"p"]
+
+
+def test_the_direct_receive_takes_binary_frames_only_while_nothing_is_queued_before_them() -> None:
+    """While the reader waits, page content goes to its receiver at once; a frame behind a
+    queued message (a control message the reader has not handled yet) is queued after it, so
+    the order holds; what the receiver declines, or leaves work for, goes to the reader."""
+    protocol = splitting_socket()
+    taken: list[bytes] = []
+
+    def receiver(data: bytes) -> bool:
+        taken.append(data)
+        return True
+
+    protocol.receiver = receiver
+    protocol.data_received(client_bytes(("binary", b"A"), ("text", "T"), ("binary", b"B")))
+    assert taken == [b"A"]
+    assert queued(protocol) == ["T", b"B"]
+    protocol.data_received(client_bytes(("binary", b"C")))
+    assert taken == [b"A", b"C"] and protocol.queue.empty()
+
+    protocol.receiver = lambda data: False  # declined: the reader takes it (and raises there)
+    protocol.data_received(client_bytes(("binary", b"D")))
+    assert queued(protocol) == [b"D"] and protocol.transport.paused  # type: ignore[attr-defined]
+
+    async def store() -> None:
+        return None
+
+    pending = store()
+    protocol.receiver = lambda data: pending  # taken, with work left for the reader
+    protocol.data_received(client_bytes(("binary", b"E")))
+    message = protocol.queue.get_nowait()
+    assert message == {"type": AWAIT, "awaitable": pending}
+    pending.close()
+
+
+def test_frames_the_splitter_does_not_take_are_refused_by_websockets_with_its_close_codes() -> None:
+    """A frame announcing more than the size limit is refused on its header (1009) before its
+    payload is buffered; an unmasked frame, or a new message inside a fragmented one, is a
+    protocol error (1002). The application is told the socket is gone."""
+    cases = [
+        (Frame(Opcode.BINARY, bytes(2000)).serialize(mask=True)[:20], 1009),
+        (Frame(Opcode.BINARY, b"unmasked").serialize(mask=False), 1002),
+        (  # a client library refuses to send this: framed by hand
+            client_bytes(("fragment", b"a")) + Frame(Opcode.BINARY, b"b").serialize(mask=True),
+            1002,
+        ),
+    ]
+    for data, code in cases:
+        protocol = splitting_socket(max_size=1000)
+        protocol.data_received(data)
+        closes = [f for f in protocol.transport.frames() if f.opcode is Opcode.CLOSE]  # type: ignore[attr-defined]
+        assert len(closes) == 1 and Close.parse(closes[0].data).code == code
+        assert protocol.transport.closed  # type: ignore[attr-defined]
+        assert queued(protocol)[-1] == "websocket.disconnect"

@@ -9,12 +9,30 @@ that stops gracefully.
   stopped reading could never be closed. Here a close to such a peer is queued behind what is
   buffered, the socket's reader is told at once, and the connection is aborted if the peer has not
   taken the close after uvicorn's close timeout; when the server stops, at once.
-* A direct send (:meth:`TandemWebSocketProtocol.send_now`, offered to the application as the
-  scope extension ``tandem.send_now``): the relay's hot path writes a frame to the transport at
-  once, without a task switch or uvicorn's ``send`` coroutine, when the transport takes it
-  without waiting; otherwise the frame is queued for the socket's writer as before. Such frames
-  bypass the ASGI ``send``: an ASGI middleware that must see or rewrite every frame removes the
-  extension from the scope it passes on (as the tests' malicious relay does).
+* Direct paths both ways, offered to the application as one scope extension (``tandem.direct``,
+  the protocol object itself), for the relay's hot path (issue 17):
+
+  - a direct send (:meth:`TandemWebSocketProtocol.send_now`) writes a frame to the transport at
+    once, without a task switch or uvicorn's ``send`` coroutine, when the transport takes it
+    without waiting; otherwise the frame is queued for the socket's writer as before;
+  - a direct receive (:attr:`TandemWebSocketProtocol.receiver`): while the application's reader
+    waits for a message with nothing queued, a binary message goes to that callback from
+    ``data_received``, not through the receive queue, a wake-up of the reader's task and
+    uvicorn's pause and resume of reading (two system calls) per message. At thousands of
+    sessions sending a few frames a second each, every frame arrives alone, so those costs were
+    paid per frame.
+
+  Such frames bypass the ASGI ``send`` and ``receive``: an ASGI middleware that must see or
+  rewrite every frame removes the extension from the scope it passes on (as the tests'
+  malicious relay does), which withdraws both.
+* Incoming frames are split here, not in websockets' generator-based parser (a third of a
+  relayed frame's cost in Python at thousands of sessions): once the upgrade request is read,
+  a final binary frame, masked, within the size limit, while the connection is open and no
+  fragmented message is under way, is unmasked here and handed on; every other frame (text,
+  control, fragments, anything invalid) goes to websockets whole, so its parser always stands
+  at a frame boundary and its checks, close handshake and errors stay its own. A frame that
+  announces more than the size limit, or data after the connection stopped being open, goes to
+  websockets with everything after it, for good (it refuses the frame on its header: 1009).
 * :class:`TandemServer`: on SIGTERM (or SIGINT) uvicorn would close every socket with 1012 before
   the application's shutdown runs, so sessions would end ``agent_lost``/``customer_lost`` and
   nobody would be told why. It stops accepting, then lets Tandem tell every socket, end its
@@ -31,7 +49,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
 
@@ -43,6 +61,11 @@ from websockets.protocol import State
 
 from tandem import heap
 from tandem.lean import Flag, SingleReaderQueue
+
+try:  # websockets' C unmasking, as websockets itself imports it
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover (a build without the extension)
+    from websockets.utils import apply_mask
 
 log = logging.getLogger("tandem.server")
 
@@ -60,11 +83,28 @@ def frame_header(first: int, length: int) -> bytes:
     return struct.pack("!BBQ", first, 127, length)
 
 
-SEND_NOW = "tandem.send_now"
-"""The scope extension that holds a socket's :meth:`TandemWebSocketProtocol.send_now`."""
+DIRECT = "tandem.direct"
+"""The scope extension that holds a socket's :class:`TandemWebSocketProtocol` (its direct send
+and receive)."""
+
+AWAIT = "tandem.await"
+"""A message type of the direct receive: the ``receiver`` took a binary message and has work
+left that must be awaited (``message["awaitable"]``) before the reader's next message."""
+
+Receiver = Callable[[bytes], bool | Awaitable[None]]
+"""A direct receiver: True if it took the message, False if the reader must take it the usual
+way (queued, in order), or an awaitable when it took it but has work left for the reader."""
 
 
 class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
+    receiver: Receiver | None = None
+    """Set by the application's reader only while it waits for a message (the direct receive);
+    a class attribute, so that a socket holds none of its own while nobody sets it."""
+    splitting = False
+    """Whether incoming frames are split here (from the end of the upgrade request on)."""
+    partial: bytearray | None = None
+    """The start of a frame not yet received whole, while splitting."""
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Memory per idle socket (issue 17): uvicorn's asyncio.Queue and asyncio.Event allocate
@@ -77,7 +117,104 @@ class TandemWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:  # the application's task has not run yet: it sees the extension
-            scope["extensions"][SEND_NOW] = self.send_now
+            scope["extensions"][DIRECT] = self
+
+    def data_received(self, data: bytes) -> None:
+        if self.splitting:
+            self.split_frames(data)
+            return
+        super().data_received(data)
+        conn = self.conn
+        if (
+            self.handshake_initiated  # the upgrade request is read: websockets' parser has
+            and not self.close_sent  # moved on to frames, and with nothing buffered it stands
+            and conn.parser_exc is None  # at a frame's start
+            and not conn.reader.buffer
+            and conn.state in (State.CONNECTING, State.OPEN)
+            and not conn.debug
+        ):
+            self.splitting = True
+
+    def split_frames(self, data: bytes) -> None:
+        """Hand on every whole frame in what was received (see the module's docstring)."""
+        conn = self.conn
+        buffer: bytes | bytearray = data
+        partial = self.partial
+        if partial is not None:
+            partial += data
+            buffer = partial
+        size, position = len(buffer), 0
+        limit = conn.max_message_size
+        if conn.max_fragment_size is not None:
+            limit = conn.max_fragment_size if limit is None else min(limit, conn.max_fragment_size)
+        while size - position >= 2:
+            head1, head2 = buffer[position], buffer[position + 1]
+            length = head2 & 0x7F
+            start = position + 2
+            if length == 126:
+                if size - start < 2:
+                    break
+                length = int.from_bytes(buffer[start : start + 2], "big")
+                start += 2
+            elif length == 127:
+                if size - start < 8:
+                    break
+                length = int.from_bytes(buffer[start : start + 8], "big")
+                start += 8
+            state = conn.state
+            if (limit is not None and length > limit) or (
+                state is not State.OPEN and state is not State.CONNECTING
+            ):  # websockets takes it from here, for good: refused on its header, or discarded
+                self.splitting = False
+                self.partial = None
+                super().data_received(bytes(buffer[position:]))
+                return
+            masked = head2 & 0x80
+            end = start + length + (4 if masked else 0)
+            if end > size:
+                break
+            if head1 == _BINARY and masked and state is State.OPEN and conn.current_size is None:
+                self.curr_msg_data_type = "bytes"
+                self.frames = [apply_mask(buffer[start + 4 : end], buffer[start : start + 4])]
+                self.send_receive_event_to_app()
+            else:  # anything else, whole: websockets checks it, answers it, fails on it
+                conn.receive_data(bytes(buffer[position:end]))
+                if conn.parser_exc is not None:
+                    self.partial = None
+                    self.handle_parser_exception()
+                    return
+                self.handle_events()
+            position = end
+        if position == size:
+            self.partial = None
+        elif partial is not None:
+            del partial[:position]
+        else:
+            self.partial = bytearray(buffer[position:])
+
+    def send_receive_event_to_app(self) -> None:
+        receiver = self.receiver
+        if (
+            receiver is None
+            or self.curr_msg_data_type != "bytes"
+            or self.close_sent  # uvicorn drops what comes after the application's close
+            or not self.queue.empty()  # the reader has messages to take first: in order
+        ):
+            super().send_receive_event_to_app()
+            return
+        frames, self.frames = self.frames, []
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        taken = receiver(data)
+        if taken is True:
+            return
+        if taken is False:  # the reader takes it (and raises what it must, in its task)
+            message: Any = {"type": "websocket.receive", "bytes": data}
+        else:
+            message = {"type": AWAIT, "awaitable": taken}
+        self.queue.put_nowait(message)
+        if not self.read_paused:  # as uvicorn does for a queued message
+            self.read_paused = True
+            self.transport.pause_reading()
 
     def send_now(self, data: bytes | str) -> bool:
         """Write one data frame now if the socket is open and its transport is not paused (the

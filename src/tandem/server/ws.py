@@ -24,7 +24,7 @@ from tandem.fanout.memory import MemorySubscription
 from tandem.hub import Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import services_of
-from tandem.server.websocket_protocol import SEND_NOW
+from tandem.server.websocket_protocol import AWAIT, DIRECT, TandemWebSocketProtocol
 from tandem.storage.base import SELF_ORIGIN
 from tandem.tunnel import Liveness, is_tunnelled, tunnel
 
@@ -51,6 +51,13 @@ def origin_of(ws: WebSocket) -> str | None:
         return normalize_origin(origin)
     except ConfigError:
         return None
+
+
+def _direct_paths(ws: WebSocket) -> TandemWebSocketProtocol | None:
+    """The socket's direct send and receive (:mod:`tandem.server.websocket_protocol`), unless
+    it runs under another protocol or a middleware withdrew them."""
+    direct = (ws.scope.get("extensions") or {}).get(DIRECT)
+    return direct if isinstance(direct, TandemWebSocketProtocol) else None
 
 
 def client_address(ws: WebSocket) -> str:
@@ -82,7 +89,8 @@ class Connection:
         self.send_timeout = send_timeout
         self._tasks = asyncio.TaskGroup()
         self._busy = False  # the writer holds frames it took and has not sent yet
-        self._send_now = ws.scope.get("extensions", {}).get(SEND_NOW)
+        direct = _direct_paths(ws)
+        self._send_now = direct.send_now if direct is not None else None
 
     async def __aenter__(self) -> Connection:
         await self._tasks.__aenter__()
@@ -100,10 +108,9 @@ class Connection:
         """The hot path: a frame published while the writer is idle goes to the socket at once
         (no queue, no task switch) if the transport takes it without waiting; False sends it
         the slow way, through the queue and the writer, which keeps the order."""
-        if self._busy or frame.close is not None or not frame.data:
+        if self._busy or frame.close is not None or not frame.data or self._send_now is None:
             return False
-        sent: bool = self._send_now(frame.data)
-        return sent
+        return self._send_now(frame.data)
 
     async def __aexit__(self, kind: Any, exc: Any, traceback: Any) -> None:
         if isinstance(self.subscription, MemorySubscription):
@@ -242,26 +249,52 @@ class _Reading(Protocol):
 
 
 async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, int]) -> None:
-    """Read the socket into ``seat`` until it finishes or the peer goes. The hot path: the raw
-    ASGI receive (Starlette's wrapper only re-checks the socket's state for each message)."""
+    """Read the socket into ``seat`` until it finishes or the peer goes. The hot path: while
+    this waits for a message, page content goes to the seat from the socket's protocol at once
+    (the direct receive: no queue, no task switch); otherwise the raw ASGI receive (Starlette's
+    wrapper only re-checks the socket's state for each message)."""
     max_control, max_payload = limits
     receive = ws._receive
-    while not seat.finished:
-        message = await receive()
-        data = message.get("bytes")
-        if data is not None:  # page content: size check, then the hub relays it unparsed
-            if len(data) > max_payload:
-                codec.check_size(data, max_payload)
+    direct = _direct_paths(ws)
+
+    def receive_now(data: bytes) -> bool | Awaitable[None]:
+        """A binary message with nothing queued before it, relayed now as the loop below would.
+        False leaves it to the loop (in order), which raises what it must in this task: the
+        seat finished, the frame is too large, or the seat refuses content (before any effect)."""
+        if seat.finished or len(data) > max_payload:
+            return False
+        try:
             pending = seat.payload(data)
-            if pending is not None:  # a recording stores it
-                await pending
-        elif message["type"] == "websocket.disconnect":
-            ws.client_state = WebSocketState.DISCONNECTED
-            if hasattr(seat, "peer_close_code"):  # an agent's reload or lost network: resumable
-                setattr(seat, "peer_close_code", int(message.get("code") or 1005))  # noqa: B010
-            return
-        else:
-            await seat.text(decode(str(message.get("text") or ""), max_control))
+        except ProtocolError:
+            return False
+        return True if pending is None else pending
+
+    try:
+        while not seat.finished:
+            if direct is not None:
+                direct.receiver = receive_now  # only while waiting: everything stays in order
+            message = await receive()
+            if direct is not None:
+                direct.receiver = None
+            data = message.get("bytes")
+            if data is not None:  # page content: size check, then the hub relays it unparsed
+                if len(data) > max_payload:
+                    codec.check_size(data, max_payload)
+                pending = seat.payload(data)
+                if pending is not None:  # a recording stores it
+                    await pending
+            elif message["type"] == AWAIT:  # a recording stores what the direct receive took
+                await message["awaitable"]
+            elif message["type"] == "websocket.disconnect":
+                ws.client_state = WebSocketState.DISCONNECTED
+                if hasattr(seat, "peer_close_code"):  # an agent's reload or lost network
+                    setattr(seat, "peer_close_code", int(message.get("code") or 1005))  # noqa: B010
+                return
+            else:
+                await seat.text(decode(str(message.get("text") or ""), max_control))
+    finally:
+        if direct is not None:
+            direct.receiver = None
 
 
 async def customer_endpoint(ws: WebSocket) -> None:
