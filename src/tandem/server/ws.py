@@ -267,6 +267,10 @@ async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, 
             pending = seat.payload(data)
         except ProtocolError:
             return False
+        except Exception as error:  # noqa: BLE001 - not in the loop's transport callback:
+            failed = asyncio.get_running_loop().create_future()  # raised in this task, below,
+            failed.set_exception(error)  # as on the queued path (1011, the seat's clean-up)
+            return failed
         return True if pending is None else pending
 
     try:
