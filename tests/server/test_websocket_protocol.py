@@ -8,7 +8,6 @@ import json
 import time
 
 import pytest
-
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State

@@ -267,9 +267,11 @@ async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, 
             pending = seat.payload(data)
         except ProtocolError:
             return False
-        except Exception as error:  # noqa: BLE001 - not in the loop's transport callback:
-            failed = asyncio.get_running_loop().create_future()  # raised in this task, below,
-            failed.set_exception(error)  # as on the queued path (1011, the seat's clean-up)
+        except Exception as error:
+            # Not into the loop's transport callback: raised in this task, below, as on the
+            # queued path (a failed request logged, the seat's clean-up).
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(error)
             return failed
         return True if pending is None else pending
 
