@@ -4,8 +4,11 @@ way closes that socket quietly; an accepted socket keeps little memory."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import Protocol, Side, State
 
@@ -274,3 +277,41 @@ def test_frames_the_splitter_does_not_take_are_refused_by_websockets_with_its_cl
         assert len(closes) == 1 and Close.parse(closes[0].data).code == code
         assert protocol.transport.closed  # type: ignore[attr-defined]
         assert queued(protocol)[-1] == "websocket.disconnect"
+
+
+async def test_a_failure_while_relaying_a_direct_frame_is_raised_in_the_sockets_task(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The direct receive relays from the protocol's data_received: an unexpected failure
+    there (here the fan-out's publish) must not escape into the event loop's transport
+    callback ("Fatal error on transport", outside the application). It is raised in the
+    socket's own task, as on the queued path: the application logs the failed request, the
+    customer's seat is cleaned up (the agent is told the customer left), and the server goes
+    on serving."""
+    customer, agent, _ = await sharing_session(server)
+    hub = server.server.config.app.state.services.hub
+    publish = hub.fanout.publish
+
+    def failing(topic: str, frame: object) -> None:
+        if getattr(frame, "data", None) == b"explode":
+            raise RuntimeError("the fan-out failed")
+        publish(topic, frame)
+
+    monkeypatch.setattr(hub.fanout, "publish", failing)
+    await customer.send(b"page")
+    assert await asyncio.wait_for(agent.recv(), 5) == b"page"
+    await customer.send(b"explode")
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(customer.recv(), 5)
+    notice = json.loads(await asyncio.wait_for(agent.recv(), 5))
+    assert notice["type"] in {"peer", "ended"}, notice
+    assert not [r for r in caplog.records if r.name == "asyncio"], "failed outside the app"
+    assert any(
+        r.name == "tandem.http" and "request_failed" in r.getMessage() for r in caplog.records
+    )
+    monkeypatch.undo()
+    customer2, agent2, _ = await sharing_session(server)  # the server still serves
+    await customer2.send(b"again")
+    assert await asyncio.wait_for(agent2.recv(), 5) == b"again"
+    for ws in (agent, customer2, agent2):
+        await ws.close()

@@ -267,6 +267,12 @@ async def _relay(ws: WebSocket, seat: _Reading, decode: Any, limits: tuple[int, 
             pending = seat.payload(data)
         except ProtocolError:
             return False
+        except Exception as error:
+            # Not into the loop's transport callback: raised in this task, below, as on the
+            # queued path (a failed request logged, the seat's clean-up).
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(error)
+            return failed
         return True if pending is None else pending
 
     try:
