@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosedOK
 from websockets.frames import Close, Opcode
 from websockets.http11 import Response
 from websockets.typing import Origin
@@ -125,9 +126,17 @@ async def test_an_agent_that_stops_reading_is_dropped_and_the_customer_never_sta
         most_queued = 0
         started = time.monotonic()
         slowest_send = 0.0
+        sends = 0
         for _ in range(96):
             before = time.monotonic()
-            await customer.send(b"\x00" * CHUNK)
+            try:
+                await customer.send(b"\x00" * CHUNK)
+            except ConnectionClosedOK:
+                # The agent was dropped and the session ended while the customer was still
+                # sending (a loaded machine sends slower than the relay drops): the notices
+                # below were received before the close.
+                break
+            sends += 1
             slowest_send = max(slowest_send, time.monotonic() - before)
             most_queued = max(most_queued, fanout.queued_bytes())
         sent_for = time.monotonic() - started
@@ -149,7 +158,7 @@ async def test_an_agent_that_stops_reading_is_dropped_and_the_customer_never_sta
         # The agent, reading again, finds some of the content and then a 1013 close.
         await agent.read_to_the_end()
         assert agent.close is not None and agent.close.code == 1013, agent.close
-        assert agent.received_bytes < 96 * CHUNK
+        assert agent.received_bytes < sends * CHUNK
     finally:
         agent.shut()
 
