@@ -275,3 +275,36 @@ async def test_a_hand_over_the_storage_refuses_ends_the_session_and_tells_the_cu
     assert [r.details.get("reason") for r in ended] == ["server_shutdown"]
     assert await audit_of(hub, "session_suspended") == []
     assert await hub.storage.get_suspended(seat.live.machine.session_id) is None
+
+
+async def test_the_periodic_recheck_spreads_sockets_opened_in_a_burst_over_its_interval(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of agents' sockets opened at once (a restart's hand-over, a shift starting)
+    must not be re-checked against storage in one burst every ``agent_reauth_seconds``: at
+    3,000 sessions that burst held frames up for 100-250 ms. Each socket is first re-checked
+    within the interval, at points spread evenly over it, then once per interval."""
+    interval = hub.settings.agent_reauth_seconds
+    seats = [hub.agent_seat(principal("agent"), "192.0.2.1", "") for _ in range(300)]
+    dues = [seat.reauth_due for seat in seats]
+    assert all(1000.0 <= due < 1000.0 + interval for due in dues)
+    tenths = [sum(1 for d in dues if k <= (d - 1000.0) / interval * 10 < k + 1) for k in range(10)]
+    assert all(25 <= n <= 35 for n in tenths), tenths  # 30 each if perfectly even
+
+    checked: list[object] = []
+
+    async def recheck(seat: object) -> None:
+        checked.append(seat)
+
+    monkeypatch.setattr(hub, "recheck", recheck)
+    monkeypatch.setattr(hub, "signed_in_seats", lambda: seats)
+    now = [1000.0]
+    monkeypatch.setattr(hub, "clock", lambda: now[0])
+    per_tick = []
+    for _ in range(int(2 * interval)):  # two intervals of one-second ticks
+        now[0] += 1.0
+        before = len(checked)
+        await hub.tick()
+        per_tick.append(len(checked) - before)
+    assert max(per_tick) <= 2 * 300 / interval, per_tick  # no burst: about 300/interval a tick
+    assert all(checked.count(seat) == 2 for seat in seats)  # every socket, once an interval
