@@ -51,7 +51,12 @@ def test_customer_and_agent_reconnect_after_a_sigterm_restart_and_the_page_is_se
 
     second = serve_processes(data_dir, port)
     # The banner as before the restart: sharing, with the control the customer granted.
-    expect(banner(customer)).to_contain_text("Alice can control this page", timeout=30_000)
+    try:
+        expect(banner(customer)).to_contain_text("Alice can control this page", timeout=30_000)
+    except AssertionError as failed:  # what the console said: why it left, if it did
+        raise AssertionError(
+            f"{failed}\nthe console's status: {status.all_inner_texts()}"
+        ) from failed
     expect(status).to_contain_text(LIVE, timeout=30_000)
     view = mirror(agent)
     customer.page.locator("#search").fill("after the restart")
