@@ -18,9 +18,6 @@ from typing import Any, Protocol
 
 import argon2
 from cryptography.fernet import Fernet, InvalidToken
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import OctKey
 
 from tandem.exceptions import AuthenticationError, ConfigError, RecordingError
 from tandem.private_files import private_file
@@ -183,6 +180,12 @@ def verify_customer_token(
     ``iat`` and ``exp`` at most ``max_lifetime`` after ``iat``. Any other algorithm (``none``
     included) is refused. Raises :class:`~tandem.exceptions.AuthenticationError` saying what
     was wrong, never with the token in it."""
+    # joserfc is imported where a token is checked: most starts and commands never check one
+    # (a tenth of the start-up's imports).
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import OctKey
+
     try:
         decoded = jwt.decode(token, OctKey.import_key(key.encode()), [CUSTOMER_SIGNATURE_ALGORITHM])
         jwt.JWTClaimsRegistry(

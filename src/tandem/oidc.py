@@ -5,8 +5,8 @@ authentication by ``client_secret_basic`` or ``client_secret_post``); joserfc, a
 library, checks the ID token: signature against the provider's published keys (asymmetric
 algorithms only), issuer, audience and authorized party, expiry and issue time against the
 caller's clock, and the nonce of this sign-in. HTTP goes through httpx2, the client authlib uses.
-httpx2 and authlib are imported where a sign-in uses them: a server whose organisations have no
-provider never loads them (a tenth of a second of every start).
+httpx2, authlib and joserfc are imported where a sign-in uses them: a server whose organisations
+have no provider never loads them (a tenth of a second of every start).
 
 Every failure is an :class:`~tandem.exceptions.AuthenticationError` whose message says what went
 wrong (for the audit trail; it never contains a secret). Every request has a deadline, so a
@@ -27,9 +27,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 
 from tandem import crypto, outbound
 from tandem.exceptions import AuthenticationError, ConfigError
@@ -292,6 +289,10 @@ def _verify_id_token(
     keys: dict[str, Any],
     now: float,
 ) -> dict[str, Any]:
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     try:
         key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
         decoded = jwt.decode(id_token, key_set, algorithms=ALGORITHMS)
