@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+import tandem.tunnel
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError
@@ -233,7 +234,11 @@ async def test_a_supervisor_on_another_server_watches(cluster: Cluster) -> None:
     assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
 
 
-async def test_a_session_whose_server_is_gone_is_not_found(cluster: Cluster) -> None:
+async def test_a_session_whose_server_is_gone_is_not_found(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wait for an owner that never answers, shortened from 5 s (tests/test_tunnel.py too).
+    monkeypatch.setattr(tandem.tunnel, "ACCEPT_TIMEOUT_SECONDS", 1.0)
     a, b = cluster(), cluster()
     _, created = await start_session(a)
     # As after a crash: the database says a process that no longer runs holds the session.
