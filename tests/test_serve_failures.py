@@ -1,40 +1,66 @@
 """Clean start-up failures (issue 13, fault 10): every bad configuration `tandem serve` can meet
 is one line, `tandem: …`, and a non-zero exit; no traceback, no banner, and nothing in the audit
-trail of a server that never served. Real subprocesses, as an operator runs them."""
+trail of a server that never served. The port in use (the last check before serving) runs the real
+`python -m tandem serve`, as an operator does; the others run the same command in this process
+(:func:`tests.conftest.tandem_in_process`: a new interpreter costs most of a second of CPU in
+imports alone), where a log record is printed as a real process prints it without a configured
+handler (the failures come before the server's logging is set up), so it counts as a line too."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import trustme
 
-from tests.conftest import free_port
+from tests.conftest import free_port, tandem_in_process
 
 TANDEM = [sys.executable, "-m", "tandem"]
 
 
+@contextmanager
+def log_lines() -> Iterator[list[str]]:
+    """What a process with no logging handler would print on stderr for the log records made
+    meanwhile (Python's last-resort handler: warnings and worse, their message alone)."""
+    lines: list[str] = []
+
+    class Printed(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.extend(self.format(record).splitlines())
+
+    handler = Printed(logging.WARNING)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+
+
 def serve(
-    data_dir: Path, *options: str, port: int | None = None
+    data_dir: Path, *options: str, port: int | None = None, real: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            *TANDEM,
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port or free_port()),
-            *options,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`tandem serve` on ``data_dir``: the real ``python -m tandem`` with ``real``, else the
+    same command in this process, the log records it made added to its stderr."""
+    args = ["serve", "--data-dir", str(data_dir), "--port", str(port or free_port()), *options]
+    if real:
+        return subprocess.run(
+            [*TANDEM, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    with log_lines() as logged:
+        result = tandem_in_process(*args)
+    result.stderr += "".join(f"{line}\n" for line in logged)
+    return result
 
 
 def assert_one_line_failure(result: subprocess.CompletedProcess[str], *words: str) -> None:
@@ -60,7 +86,7 @@ def test_a_port_in_use_is_one_line_with_no_banner_and_no_audit_record(tmp_path: 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        result = serve(tmp_path, port=taken.getsockname()[1])
+        result = serve(tmp_path, port=taken.getsockname()[1], real=True)
     assert_one_line_failure(result, "cannot listen on 127.0.0.1:", "in use")
     assert audit_actions(tmp_path) == []
 
