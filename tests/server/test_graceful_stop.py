@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,6 +37,8 @@ TANDEM = [sys.executable, "-m", "tandem"]
 # machine room for the exit, while a stop that waited on a frozen socket (uvicorn's wait for
 # it, then its 10 s close timeout) still overruns it.
 SHUTDOWN_TIMEOUT = 10.0
+FROZEN_CLOSE_TIMEOUT = 2.0
+"""The ``close_timeout_seconds`` of the stop with a frozen agent: the stop's wait for its socket."""
 
 
 @dataclasses.dataclass
@@ -51,6 +54,17 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
+    yield from serving(tmp_path)
+
+
+@pytest.fixture
+def served_closing_sooner(tmp_path: Path) -> Iterator[Served]:
+    """As :func:`served`, its ``close_timeout_seconds`` :data:`FROZEN_CLOSE_TIMEOUT`."""
+    yield from serving(tmp_path, TANDEM_CLOSE_TIMEOUT_SECONDS=str(FROZEN_CLOSE_TIMEOUT))
+
+
+def serving(tmp_path: Path, **env: str) -> Iterator[Served]:
+    """A `tandem serve` with alice, its environment with ``env`` added."""
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     add_user(data_dir, "alice", display_name="Alice")
@@ -69,6 +83,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env={**os.environ, **env},
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -137,9 +152,13 @@ async def test_sigterm_tells_both_sides_to_reconnect_hands_over_and_exits_in_tim
     assert records[-1]["action"] == "server_stopped"
 
 
-async def test_an_agent_that_stopped_reading_does_not_hold_up_the_stop(served: Served) -> None:
+async def test_an_agent_that_stopped_reading_does_not_hold_up_the_stop(
+    served_closing_sooner: Served,
+) -> None:
     """A frozen agent's socket cannot take `restarting`: the customer is still told at once,
-    and the process still exits 0 within the shutdown timeout."""
+    and the process still exits 0 within the shutdown timeout. What the stop waits for the
+    frozen socket is ``close_timeout_seconds`` (shortened here from 5 s)."""
+    served = served_closing_sooner
     customer, created = await start_session(served)  # type: ignore[arg-type]
     agent = StalledClient(served, "/ws/agent", login_cookie(served))  # type: ignore[arg-type]
     try:
