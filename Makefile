@@ -153,7 +153,7 @@ pytest-fast:
 
 pytest-e2e:
 	mkdir -p $(PYTEST_TMP)
-	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS) $(E2E_PATHS)
+	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist loadgroup --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS) $(E2E_PATHS)
 
 test-py: setup chromium
 	@$(PARALLEL) pytest-fast pytest-e2e

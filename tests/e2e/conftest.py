@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.nodeid import NodeId
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -426,6 +427,25 @@ def live_instances(page: Page, constructor: str) -> int:
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--dist loadgroup`` for pytest 9: pytest-xdist 3.8 names a test's group by appending
+    ``@group`` to ``item._nodeid``, which pytest 9 no longer reads (a node's id is ``_id``), so
+    the groups were silently ignored; here the id itself is given the suffix. Only in an xdist
+    worker of a loadgroup run, as xdist does."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        groups = sorted(
+            {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+        )
+        if groups and not item.nodeid.endswith("@" + "_".join(groups)):
+            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
@@ -439,6 +459,12 @@ def _passed(item: pytest.Item) -> bool:
 
 
 LIVE_STATUS = "You are seeing the customer's page live"
+SHOP_FORGETS = """() => {
+    localStorage.clear();
+    for (const key of Object.keys(sessionStorage)) {
+        if (key.startsWith("northwind.")) sessionStorage.removeItem(key);
+    }
+}"""
 
 
 @dataclass
@@ -546,9 +572,12 @@ class SharedSessions:
             customer.set_viewport_size(joined.customer_viewport)
         if agent.viewport_size != joined.agent_viewport:
             agent.set_viewport_size(joined.agent_viewport)
-        # Whatever the test did to the customer's page (typed, added to the cart, scrolled,
-        # went elsewhere): the page loaded again, in the same session, and the mirror has it.
+        # Whatever the test did to the customer's page (typed, added to the cart, signed in,
+        # scrolled, went elsewhere): the shop's own storage emptied (the SDK keeps nothing in
+        # localStorage), the page loaded again, in the same session, and the mirror has it.
+        customer.evaluate(SHOP_FORGETS)
         customer.goto(f"{joined.live.base}{joined.path}")
+        customer.evaluate("() => window.scrollTo(0, 0)")
         expect(customer.get_by_role("button", name="Stop sharing")).to_be_visible()
         caught_up(joined.customer, joined.view)
         expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
@@ -570,22 +599,22 @@ class SharedSessions:
             party.context.close()
 
 
-@pytest.fixture(scope="module")
-def module_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherOrigin]:
+@pytest.fixture(scope="session")
+def shared_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherOrigin]:
     root = tmp_path_factory.mktemp("site")
     site = OtherOrigin(root)
     yield site
     site.close()
 
 
-@pytest.fixture(scope="module")
-def module_live(
+@pytest.fixture(scope="session")
+def shared_live(
     tmp_path_factory: pytest.TempPathFactory,
     data_templates: DataTemplates,
-    module_origin: OtherOrigin,
+    shared_origin: OtherOrigin,
 ) -> Iterator[RunningServer]:
-    """One server for a module's tests that share sessions (each test adds only its own
-    accounts and sessions; what it reads of the server it reads as its own)."""
+    """One server for the tests that share sessions, one per worker (each test adds only its own
+    accounts; what it reads of the server, it reads as its own: one session at a time)."""
     data_dir = tmp_path_factory.mktemp("shared") / "data"
     sock = bound_socket()
     try:
@@ -593,7 +622,7 @@ def module_live(
             environ={},
             data_dir=data_dir,
             port=sock.getsockname()[1],
-            allow_origins=(module_origin.origin,),
+            allow_origins=(shared_origin.origin,),
         )
         data_templates.copy_to(data_dir)
         running = RunningServer(settings, FakeClock(), sock=sock)
@@ -605,27 +634,50 @@ def module_live(
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def shared_sessions(
-    request: pytest.FixtureRequest, browser: Browser, module_live: RunningServer
-) -> Iterator[SharedSessions]:
-    sessions = SharedSessions(browser, module_live)
+@pytest.fixture(scope="session")
+def shared_sessions(browser: Browser, shared_live: RunningServer) -> Iterator[SharedSessions]:
+    sessions = SharedSessions(browser, shared_live)
     yield sessions
     sessions.discard()
     if os.environ.get("E2E_SHARED_LOG"):
         with open(os.environ["E2E_SHARED_LOG"], "a") as log:
-            log.write(f"{request.module.__name__} joins={sessions.joins} takes={sessions.takes}\n")
+            log.write(f"worker joins={sessions.joins} takes={sessions.takes}\n")
+
+
+# What the shared sessions are: the shop's home page (customer 1000x760) with alice's console
+# (1480x960), where the agent's mirror fits at scale 1 so the agent's mouse lands where a test
+# aims; and the same on the checkout page. Tests that take one are marked with its group, so
+# xdist runs them on one worker one after the other.
+CUSTOMER_VIEWPORT: ViewportSize = {"width": 1000, "height": 760}
+AGENT_VIEWPORT: ViewportSize = {"width": 1480, "height": 960}
+HOME, CHECKOUT = "/demo/", "/demo/checkout.html"
+SHARED_GROUP = {HOME: "shared-home", CHECKOUT: "shared-checkout"}
+
+
+@pytest.fixture
+def joined(request: pytest.FixtureRequest, shared_sessions: SharedSessions) -> Iterator[Joined]:
+    """The customer sharing the shop's home page with alice, both as :func:`SharedSessions.take`
+    leaves them; a test marked ``@pytest.mark.xdist_group("shared-home")`` gets it."""
+    yield from joined_session(request, shared_sessions, HOME)
+
+
+@pytest.fixture
+def joined_checkout(
+    request: pytest.FixtureRequest, shared_sessions: SharedSessions
+) -> Iterator[Joined]:
+    """The same on the checkout page (``@pytest.mark.xdist_group("shared-checkout")``)."""
+    yield from joined_session(request, shared_sessions, CHECKOUT)
 
 
 def joined_session(
-    request: pytest.FixtureRequest,
-    sessions: SharedSessions,
-    path: str,
-    customer_viewport: ViewportSize,
-    agent_viewport: ViewportSize,
+    request: pytest.FixtureRequest, sessions: SharedSessions, path: str
 ) -> Iterator[Joined]:
-    """For a module's ``joined`` fixture: the shared session on ``path``, given back after the
-    test (reset, or closed if the test failed)."""
-    joined = sessions.take(path, customer_viewport, agent_viewport)
+    """The shared session on ``path``, given back after the test (reset, or closed if the test
+    failed)."""
+    group = request.node.get_closest_marker("xdist_group")
+    assert group is not None and group.args == (SHARED_GROUP[path],), (
+        f'a test of a shared session is marked @pytest.mark.xdist_group("{SHARED_GROUP[path]}")'
+    )
+    joined = sessions.take(path, CUSTOMER_VIEWPORT, AGENT_VIEWPORT)
     yield joined
     sessions.give_back(joined, _passed(request.node))

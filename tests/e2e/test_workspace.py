@@ -12,24 +12,24 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, ViewportSize, expect
+from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import (
+    AGENT_VIEWPORT,
+    CUSTOMER_VIEWPORT,
     Joined,
     Party,
-    SharedSessions,
     agent_plaintext,
     allow,
     get_help,
-    joined_session,
     share,
     sign_in,
 )
@@ -40,18 +40,6 @@ from tests.malicious import MaliciousRelay
 
 KIND_TO_CUSTOMER = b"\x03"
 KIND_CONTENT = b"\x01"
-
-
-# The agent's mirror then fits at scale 1, so the agent's mouse lands where the test aims.
-CUSTOMER_VIEWPORT: ViewportSize = {"width": 1000, "height": 760}
-AGENT_VIEWPORT: ViewportSize = {"width": 1480, "height": 960}
-
-
-@pytest.fixture
-def joined(request: pytest.FixtureRequest, shared_sessions: SharedSessions) -> Iterator[Joined]:
-    """The customer sharing the shop's home page, as :func:`start` leaves it, kept for the next
-    test of the module that needs no more than that (the tests marked "workspace")."""
-    yield from joined_session(request, shared_sessions, "/demo/", CUSTOMER_VIEWPORT, AGENT_VIEWPORT)
 
 
 def start(customer: Party, agent: Party, live: RunningServer, path: str = "/demo/") -> Any:
@@ -124,7 +112,7 @@ def pick(agent: Party, tool: str) -> None:
     expect(button).to_have_attribute("aria-pressed", "true")
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_the_pointer_shows_on_the_customers_page_without_control_and_is_announced(
     joined: Joined,
 ) -> None:
@@ -152,7 +140,7 @@ def test_the_pointer_shows_on_the_customers_page_without_control_and_is_announce
         assert word not in plaintext, word
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_highlight_and_drawing_fade_and_need_no_control(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     pick(agent, "Highlight")
@@ -371,7 +359,7 @@ def test_a_phone_is_framed_as_a_phone_and_fits_the_window(
     assert_accessible(agent.page)
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_typing_goes_straight_into_the_mirrored_field_and_closes_on_navigation(
     joined: Joined,
 ) -> None:
@@ -396,7 +384,7 @@ def test_typing_goes_straight_into_the_mirrored_field_and_closes_on_navigation(
     expect(agent.page.locator("#fact-page")).to_have_text("Cart · Northwind Outfitters")
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_release_control_is_worded_as_the_agents_own(joined: Joined) -> None:
     customer, agent = joined.customer, joined.agent
     grant(customer, agent)
@@ -474,7 +462,7 @@ def test_keyboard_only_walkthrough_of_the_workspace(
     expect(page.get_by_label("Session code")).to_be_visible()
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_the_workspace_and_the_pointer_notice_pass_axe(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     assert_accessible(agent.page)
@@ -488,7 +476,7 @@ def test_the_workspace_and_the_pointer_notice_pass_axe(joined: Joined) -> None:
     assert_accessible(customer.page)
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_workspace_screenshots(joined: Joined, tmp_path: Path) -> None:
     """The agent workspace beside a desktop and a phone customer, with the customer's view of the
     pointer. Written to $TANDEM_SCREENSHOTS when set (docs/screenshots/README.md), else a
@@ -542,7 +530,7 @@ def test_the_console_speaks_the_agents_language(
     assert_accessible(agent.page)
 
 
-@pytest.mark.xdist_group("workspace")
+@pytest.mark.xdist_group("shared-home")
 def test_supervisors_list_shows_site_agent_duration_and_state(
     joined: Joined, supervisor: Party
 ) -> None:
