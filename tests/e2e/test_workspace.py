@@ -175,10 +175,10 @@ def test_highlight_and_drawing_fade_and_need_no_control(joined: Joined) -> None:
     )
 
 
-def test_nothing_is_drawn_over_masked_or_no_control_elements(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    view = start(customer, agent, live, "/demo/checkout.html")
+@pytest.mark.xdist_group("shared-checkout")
+def test_nothing_is_drawn_over_masked_or_no_control_elements(joined_checkout: Joined) -> None:
+    customer, agent = joined_checkout.customer, joined_checkout.agent
+    view = joined_checkout.view
     expect(view.locator("#name")).to_be_attached()
     status = agent.page.locator("#status")
     pick(agent, "Pointer")
