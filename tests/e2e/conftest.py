@@ -481,7 +481,7 @@ class Joined:
 
 
 class SharedSessions:
-    """One joined session at a time, handed from test to test of a module (:func:`joined`)."""
+    """One joined session at a time, handed from test to test of a worker (:func:`joined`)."""
 
     def __init__(self, browser: Browser, live: RunningServer) -> None:
         self.browser = browser
@@ -557,6 +557,8 @@ class SharedSessions:
         customer, agent = joined.customer.page, joined.agent.page
         if not self._still_sharing(joined):
             raise RuntimeError("the session ended")
+        if customer.get_by_role("dialog").count():
+            raise RuntimeError("a question is still open on the customer's page")
         take_back = customer.get_by_role("button", name="Take back control")
         if take_back.count():
             take_back.click()
@@ -568,6 +570,7 @@ class SharedSessions:
         if agent.locator("[id^=tool-][aria-pressed=true]").count():
             agent.keyboard.press("Escape")
             expect(agent.locator("[id^=tool-][aria-pressed=true]")).to_have_count(0)
+        agent.evaluate("() => document.querySelector('#shortcuts')?.removeAttribute('open')")
         if customer.viewport_size != joined.customer_viewport:
             customer.set_viewport_size(joined.customer_viewport)
         if agent.viewport_size != joined.agent_viewport:
