@@ -420,9 +420,11 @@ def live_instances(page: Page, constructor: str) -> int:
 # Shared joined sessions: tests that only look at a running session, or leave it as they found
 # it, take one already joined instead of each loading both pages and pairing again (a join is
 # most of a browser test's CPU: bench/RESULTS.md, "Browser pass: shared sessions"). The session
-# stays a module's, on one xdist worker (`@pytest.mark.xdist_group`, `--dist loadgroup`).
+# stays a worker's: its tests are one xdist group (`@pytest.mark.xdist_group`, `--dist loadgroup`).
 # A test that fails, or leaves the session in a state the next one cannot use, has it closed:
-# the next test joins afresh, so no failure carries over into another test.
+# the next test joins afresh, so no failure carries over into another test. With $E2E_SHARED_LOG
+# set, each worker appends to that file how many joins its shared sessions took, and why a reset
+# gave one up (for measuring: bench/RESULTS.md).
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
