@@ -53,6 +53,7 @@ SLOW: dict[str, float] = {
     "tests/server/test_revocation.py::test_a_revocation_on_one_server_closes_a_socket_on_another": 3.1,  # noqa: E501
     "tests/server/test_observability.py::test_json_logs_tell_the_session_lifecycle_and_security_events_without_secrets": 3.0,  # noqa: E501
     "tests/server/test_scale_out.py::test_a_session_whose_server_is_gone_is_not_found": 2.0,
+    "tests/test_serve_failures.py::test_a_tls_certificate_that_does_not_load_is_one_line": 1.5,
 }
 
 
