@@ -122,8 +122,9 @@ $(TSC_STAMP): $(TSC_INPUTS)
 	cd sdk && node_modules/.bin/tsc --noEmit -p . --incremental --tsBuildInfoFile node_modules/.cache/tsc.tsbuildinfo
 	touch $@
 
+# What `npm test` runs (sdk/package.json), without npm's own start-up (0.3 s of CPU).
 test-sdk: setup
-	cd sdk && npm test
+	cd sdk && node run-tests.mjs
 
 # The Python tests run on several processes (pytest-xdist; each has its own servers, ports, data
 # directories, PostgreSQL schemas and Redis channels). The server tests mostly wait on sockets, so

@@ -25,7 +25,58 @@ const init = await readFile(resolve(here, "../src/tandem/__init__.py"), "utf8");
 const version = /^__version__ = "([^"]+)"$/m.exec(init)?.[1];
 if (!version) throw new Error("no __version__ in src/tandem/__init__.py");
 
+// Two fixes to rrweb 2.2.2's bundle (node_modules/rrweb/dist/rrweb.js), applied as it is
+// bundled. The patterns are matched exactly: a different rrweb fails the build here (look at its
+// bundle again) rather than silently bundling it unpatched.
+//
+// PostCSS: the bundle inlines PostCSS twice, for rrweb-snapshot (the replayer's rewriting of
+// `:hover` rules and media queries) and for rrdom (used by nothing), each a CommonJS module run
+// at the bundle's top level, and keeps both alive with bare reads of their exports
+// (`import_postcss.default.stringify;` …, left over from its own ESM re-exports). So the SDK
+// carried two copies it never calls (the recorder does not rewrite CSS) and the console one too
+// many, each parsed, compiled and run on every page load. The bare reads, which do nothing, are
+// dropped, and the module runs and the one binding marked pure (they only build PostCSS's own
+// objects): tree-shaking keeps a copy only where it is used, the console's replayer, which runs
+// it at load as before.
+//
+// Untainted prototypes: before trusting the page's DOM accessors, rrweb checks that they are
+// native, and if not takes fresh ones from a hidden iframe it adds to the page and removes. Its
+// list for Element checks `querySelector` and `querySelectorAll` as accessors, which they are
+// not (they are methods), so the check always failed: every page the SDK records added and
+// removed an iframe (a new document and script context) twice, once per copy of the helpers,
+// about 10 ms each. Checked as methods (upstream's fix, rrweb-io/rrweb#1802), a page whose
+// Element is native uses its own prototype; a page that patched any of the three still gets the
+// iframe's.
+const ELEMENT_ACCESSORS = '\tElement: [\n\t\t"shadowRoot",\n\t\t"querySelector",\n\t\t"querySelectorAll"\n\t],\n';
+const ELEMENT_METHODS = '\tElement: [],\n\tMutationObserver: ["constructor"]\n';
+const RRWEB_PATCHES = [
+  // [what, pattern, how many, replacement]
+  ["PostCSS bare reads", /^import_postcss(?:\$1)?\.default(?:\.[A-Za-z]+)?;\n/gm, 49, ""],
+  ["PostCSS module runs", /^(var import_postcss(?:\$1)? = \/\* @__PURE__ \*\/ __toESM(?:\$1)?\()\(/gm, 2, "$1/* @__PURE__ */ ("],
+  // the one use's binding: a property read, which esbuild must otherwise keep (it could throw)
+  ["PostCSS binding", /^var postcss_default = import_postcss\$1\.default;$/gm, 1,
+    "var postcss_default = /* @__PURE__ */ (() => import_postcss$1.default)();"],
+  ["Element accessors to check", new RegExp(ELEMENT_ACCESSORS.replace(/[[\]]/g, "\\$&"), "g"), 3, '\tElement: ["shadowRoot"],\n'],
+  ["Element methods to check", new RegExp(ELEMENT_METHODS.replace(/[[\]]/g, "\\$&"), "g"), 3,
+    '\tElement: ["querySelector", "querySelectorAll"],\n\tMutationObserver: ["constructor"]\n'],
+];
+const patchRrweb = {
+  name: "patch-rrweb",
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]rrweb[\\/]dist[\\/]rrweb\.js$/ }, async (args) => {
+      let source = await readFile(args.path, "utf8");
+      for (const [what, pattern, expected, replacement] of RRWEB_PATCHES) {
+        const found = source.match(pattern)?.length ?? 0;
+        if (found !== expected) throw new Error(`rrweb.js: ${found} of "${what}", expected ${expected} (a new rrweb? see build.mjs)`);
+        source = source.replace(pattern, replacement);
+      }
+      return { contents: source, loader: "js" };
+    });
+  },
+};
+
 const common = {
+  plugins: [patchRrweb],
   define: {
     __TANDEM_BENCH_PLAINTEXT__: benchDir ? "true" : "false",
     __TANDEM_VERSION__: JSON.stringify(version),

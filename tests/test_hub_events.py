@@ -41,6 +41,7 @@ from tandem.protocol.messages import (
     CustomerMessage,
     Join,
     Record,
+    Rejoin,
     Watch,
 )
 from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
@@ -308,3 +309,51 @@ async def test_the_periodic_recheck_spreads_sockets_opened_in_a_burst_over_its_i
         per_tick.append(len(checked) - before)
     assert max(per_tick) <= 2 * 300 / interval, per_tick  # no burst: about 300/interval a tick
     assert all(checked.count(seat) == 2 for seat in seats)  # every socket, once an interval
+
+
+async def test_a_rejoining_console_hears_joined_before_any_content_relayed_meanwhile(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the rejoin's audit record is being written (a slow database), the customer's page
+    goes on sharing its epoch: none of that may reach the console ahead of its `joined`, which
+    tells it to drop that epoch's content (it lost some of it while away: read first, the gap
+    looks like tampering and the console ends the session)."""
+    customer, code = await open_session(hub)
+    ann = principal("agent")
+    login = await signed_in(hub, ann)
+    async with customer:
+        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
+            assert isinstance(await first.text(Join(v=1, code=code)), Joined)
+            answer = json.loads((await first.subscription.get()).data)  # type: ignore[union-attr]
+            assert answer["type"] == "joined" and answer["resume_token"]
+            await customer.text(Consent(v=1, granted=True))
+            first.peer_close_code = 1001  # the console reloads: the session waits for it
+        session = customer.live.machine.session_id
+        assert hub.get(session) is customer.live and customer.live.machine.state == "sharing"
+
+        writing, written = asyncio.Event(), asyncio.Event()
+        record = hub.record
+
+        async def slow_record(action: str, **fields: object) -> None:
+            if action == "agent_rejoined":
+                writing.set()
+                await written.wait()
+            await record(action, **fields)
+
+        monkeypatch.setattr(hub, "record", slow_record)
+        async with hub.agent_seat(ann, "192.0.2.1", login) as second:
+            rejoin = Rejoin(v=1, session_id=session, resume_token=answer["resume_token"])
+            rejoining = asyncio.ensure_future(second.text(rejoin))
+            await asyncio.wait_for(writing.wait(), 10)
+            relayed = customer.payload(b"\x03" + bytes(40))  # content of the epoch it had
+            assert relayed is None  # nothing records
+            written.set()
+            assert isinstance(await asyncio.wait_for(rejoining, 10), Joined)
+            customer.payload(b"\x03" + bytes(41))
+            frames = [await second.subscription.get() for _ in range(2)]  # type: ignore[union-attr]
+            ahead = b"\x03" + bytes(40)
+            assert frames[0].data != ahead, "content reached the console ahead of its joined"
+            assert json.loads(frames[0].data)["type"] == "joined"
+            assert frames[1].data == b"\x03" + bytes(41)  # content sent after the answer follows it
+        [rejoined] = await audit_of(hub, "agent_rejoined")
+        assert rejoined.subject == session

@@ -1123,11 +1123,18 @@ class SessionHub:
         older, live.agent_seat = live.agent_seat, seat
         if older is not None and older is not seat:
             older.kick(4409, "session taken up in another console")
+        seat.live = live
+        # The audit record is written before this socket hears anything of the session; then
+        # its subscription and its answer, with nothing awaited between them, so that `joined`
+        # is its first frame. The customer's page goes on sharing the epoch the console had
+        # (frames of it were lost while the console was away), and the console drops that
+        # epoch's content only once it has heard `joined`: content relayed ahead of it was read
+        # as tampering, and the console ended the session (seen after a restart under load).
+        await self.apply(live, [effect for effect in effects if isinstance(effect, Audit)])
         seat.subscription = self.fanout.subscribe(
             agents_topic(live.machine.session_id), self.settings.socket_queue_bytes
         )
-        seat.live = live
-        await self.apply(live, effects)
+        await self.apply(live, [effect for effect in effects if not isinstance(effect, Audit)])
         return live
 
     async def _site_of(self, live: LiveSession) -> tuple[SiteRecord | None, Resource]:

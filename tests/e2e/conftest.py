@@ -17,11 +17,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, WebSocket, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    ViewportSize,
+    WebSocket,
+    expect,
+    sync_playwright,
+)
 
+from tandem.config import Settings
 from tandem.protocol import content
 from tandem.server.app import SDK_FILE
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, add_user, free_port
+from tests.conftest import (
+    AGENT_PASSWORD,
+    DataTemplates,
+    FakeClock,
+    RunningServer,
+    ServerFactory,
+    add_user,
+    bound_socket,
+    free_port,
+)
 from tests.server.test_organisations import api
 
 # Debian's chromium-headless-shell: the same Chromium version as Debian's chromium (the same
@@ -396,3 +414,250 @@ def live_instances(page: Page, constructor: str) -> int:
         return count
     finally:
         cdp.detach()
+
+
+# Shared joined sessions: tests that only look at a running session, or leave it as they found
+# it, take one already joined instead of each loading both pages and pairing again (a join is
+# most of a browser test's CPU: bench/RESULTS.md, "Browser pass: shared sessions"). The session
+# stays a worker's: each worker that runs such tests joins once for them (`--dist load` hands the
+# tests out, so the home page's tests join at most once a worker, not once a test).
+# A test that fails, or leaves the session in a state the next one cannot use, has it closed:
+# the next test joins afresh, so no failure carries over into another test. With $E2E_SHARED_LOG
+# set, each worker appends to that file how many joins its shared sessions took, and why a reset
+# gave one up (for measuring: bench/RESULTS.md).
+
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def _passed(item: pytest.Item) -> bool:
+    reports = item.stash.get(_REPORTS, {})
+    return all(r.passed for r in reports.values()) and "call" in reports
+
+
+LIVE_STATUS = "You are seeing the customer's page live"
+SHOP_FORGETS = """() => {
+    localStorage.clear();
+    for (const key of Object.keys(sessionStorage)) {
+        if (key.startsWith("northwind.")) sessionStorage.removeItem(key);
+    }
+}"""
+
+
+@dataclass
+class Joined:
+    """A customer sharing ``path`` with alice's console: what a test of a running session needs."""
+
+    live: RunningServer
+    customer: Party
+    agent: Party
+    view: Any
+    path: str
+    customer_viewport: ViewportSize
+    agent_viewport: ViewportSize
+
+
+class SharedSessions:
+    """One joined session at a time, handed from test to test of a worker (:func:`joined`)."""
+
+    def __init__(self, browser: Browser, live: RunningServer) -> None:
+        self.browser = browser
+        self.live = live
+        self.current: Joined | None = None
+        self.joins = 0
+        self.takes = 0
+
+    def take(
+        self, path: str, customer_viewport: ViewportSize, agent_viewport: ViewportSize
+    ) -> Joined:
+        current = self.current
+        if current is not None and not (
+            current.path == path
+            and current.customer_viewport == customer_viewport
+            and current.agent_viewport == agent_viewport
+            and self._still_sharing(current)
+        ):
+            self.discard()
+        if self.current is None:
+            self.current = self._join(path, customer_viewport, agent_viewport)
+        joined = self.current
+        self.takes += 1
+        for party in (joined.customer, joined.agent):
+            party.frames.sent.clear()
+            party.frames.received.clear()
+            party.console_errors.clear()
+            party.csp_violations.clear()
+        return joined
+
+    def _join(
+        self, path: str, customer_viewport: ViewportSize, agent_viewport: ViewportSize
+    ) -> Joined:
+        customer, agent = _party(self.browser), _party(self.browser)
+        agent.page.add_init_script(RECORD_PLAINTEXT)
+        joined = Joined(self.live, customer, agent, None, path, customer_viewport, agent_viewport)
+        self.current = joined  # closed by discard() if the join fails
+        customer.page.set_viewport_size(customer_viewport)
+        agent.page.set_viewport_size(agent_viewport)
+        customer.page.goto(f"{self.live.base}{path}")
+        joined.view = share(customer, agent, self.live, get_help(customer))
+        expect(joined.view.locator("body")).to_be_attached()
+        expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+        self.joins += 1
+        return joined
+
+    def _still_sharing(self, joined: Joined) -> bool:
+        customer, agent = joined.customer.page, joined.agent.page
+        return (
+            customer.get_by_role("button", name="Stop sharing").count() == 1
+            and agent.get_by_role("button", name="Leave").count() == 1
+            and agent.locator('iframe[title="Customer view"]').count() == 1
+        )
+
+    def give_back(self, joined: Joined, passed: bool) -> None:
+        """After a test: the session as the next test expects it (the customer in control of
+        the page it started on, no tool picked), or closed. CSP violations fail the test, as
+        with the per-test parties."""
+        violations = joined.customer.csp_violations + joined.agent.csp_violations
+        if not passed or violations:
+            self.discard()
+        else:
+            try:
+                self._reset(joined)
+            except Exception as error:  # any doubt: the next test joins afresh
+                if os.environ.get("E2E_SHARED_LOG"):
+                    with open(os.environ["E2E_SHARED_LOG"], "a") as log:
+                        log.write(f"reset failed: {error!r}\n")
+                self.discard()
+        assert not violations, f"CSP violations: {violations}"
+
+    def _reset(self, joined: Joined) -> None:
+        customer, agent = joined.customer.page, joined.agent.page
+        if not self._still_sharing(joined):
+            raise RuntimeError("the session ended")
+        if customer.get_by_role("dialog").count():
+            raise RuntimeError("a question is still open on the customer's page")
+        take_back = customer.get_by_role("button", name="Take back control")
+        if take_back.count():
+            take_back.click()
+            expect(agent.locator("#fact-control")).to_have_text("The customer")
+        allow_pointer = customer.get_by_role("button", name="Allow pointer")
+        if allow_pointer.count():
+            allow_pointer.click()
+            expect(agent.get_by_role("button", name="Pointer", exact=True)).to_be_enabled()
+        if agent.locator("[id^=tool-][aria-pressed=true]").count():
+            agent.keyboard.press("Escape")
+            expect(agent.locator("[id^=tool-][aria-pressed=true]")).to_have_count(0)
+        agent.evaluate("() => document.querySelector('#shortcuts')?.removeAttribute('open')")
+        if customer.viewport_size != joined.customer_viewport:
+            customer.set_viewport_size(joined.customer_viewport)
+        if agent.viewport_size != joined.agent_viewport:
+            agent.set_viewport_size(joined.agent_viewport)
+        # Whatever the test did to the customer's page (typed, added to the cart, signed in,
+        # scrolled, went elsewhere): the shop's own storage emptied (the SDK keeps nothing in
+        # localStorage), the page loaded again, in the same session, and the mirror has it.
+        customer.evaluate(SHOP_FORGETS)
+        customer.goto(f"{joined.live.base}{joined.path}")
+        customer.evaluate("() => window.scrollTo(0, 0)")
+        expect(customer.get_by_role("button", name="Stop sharing")).to_be_visible()
+        caught_up(joined.customer, joined.view)
+        expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+
+    def discard(self) -> None:
+        """Close the session: ended by the customer where the page still can (so no test
+        after it finds it among the server's live sessions), then both browsers."""
+        joined, self.current = self.current, None
+        if joined is None:
+            return
+        try:
+            stop = joined.customer.page.get_by_role("button", name="Stop sharing")
+            if stop.count() == 1:
+                stop.click(timeout=2000)
+                expect(stop).to_have_count(0, timeout=2000)
+        except Exception:  # a page that cannot: closing its browser ends it too
+            pass
+        for party in (joined.customer, joined.agent):
+            party.context.close()
+
+
+@pytest.fixture(scope="session")
+def shared_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OtherOrigin]:
+    root = tmp_path_factory.mktemp("site")
+    site = OtherOrigin(root)
+    yield site
+    site.close()
+
+
+@pytest.fixture(scope="session")
+def shared_live(
+    tmp_path_factory: pytest.TempPathFactory,
+    data_templates: DataTemplates,
+    shared_origin: OtherOrigin,
+) -> Iterator[RunningServer]:
+    """One server for the tests that share sessions, one per worker (each test adds only its own
+    accounts; what it reads of the server, it reads as its own: one session at a time)."""
+    data_dir = tmp_path_factory.mktemp("shared") / "data"
+    sock = bound_socket()
+    try:
+        settings = Settings.load(
+            environ={},
+            data_dir=data_dir,
+            port=sock.getsockname()[1],
+            allow_origins=(shared_origin.origin,),
+        )
+        data_templates.copy_to(data_dir)
+        running = RunningServer(settings, FakeClock(), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def shared_sessions(browser: Browser, shared_live: RunningServer) -> Iterator[SharedSessions]:
+    sessions = SharedSessions(browser, shared_live)
+    yield sessions
+    sessions.discard()
+    if os.environ.get("E2E_SHARED_LOG"):
+        with open(os.environ["E2E_SHARED_LOG"], "a") as log:
+            log.write(f"worker joins={sessions.joins} takes={sessions.takes}\n")
+
+
+# What the shared sessions are: the shop's home page (customer 1000x760) with alice's console
+# (1480x960), where the agent's mirror fits at scale 1 so the agent's mouse lands where a test
+# aims; and the same on the checkout page.
+CUSTOMER_VIEWPORT: ViewportSize = {"width": 1000, "height": 760}
+AGENT_VIEWPORT: ViewportSize = {"width": 1480, "height": 960}
+HOME, CHECKOUT = "/demo/", "/demo/checkout.html"
+
+
+@pytest.fixture
+def joined(request: pytest.FixtureRequest, shared_sessions: SharedSessions) -> Iterator[Joined]:
+    """The customer sharing the shop's home page with alice, both as :func:`SharedSessions.take`
+    leaves them."""
+    yield from joined_session(request, shared_sessions, HOME)
+
+
+@pytest.fixture
+def joined_checkout(
+    request: pytest.FixtureRequest, shared_sessions: SharedSessions
+) -> Iterator[Joined]:
+    """The same on the checkout page."""
+    yield from joined_session(request, shared_sessions, CHECKOUT)
+
+
+def joined_session(
+    request: pytest.FixtureRequest, sessions: SharedSessions, path: str
+) -> Iterator[Joined]:
+    """The shared session on ``path``, given back after the test (reset, or closed if the test
+    failed)."""
+    joined = sessions.take(path, CUSTOMER_VIEWPORT, AGENT_VIEWPORT)
+    yield joined
+    sessions.give_back(joined, _passed(request.node))

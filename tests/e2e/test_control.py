@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer
 from tests.e2e.conftest import (
     EXPECT_TIMEOUT_MS,
+    Joined,
     Party,
     agent_plaintext,
     allow,
@@ -62,10 +63,8 @@ def agent_click(agent: Party, view: Any, locator: str) -> None:
     agent.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
-def test_control_is_asked_separately_and_can_be_refused(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    start(customer, agent, live, "/demo/")
+def test_control_is_asked_separately_and_can_be_refused(joined: Joined) -> None:
+    live, customer, agent = joined.live, joined.customer, joined.agent
     request_control(customer, agent)
     customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
     expect(agent.page.get_by_role("status")).to_contain_text("The customer refused control.")
@@ -73,10 +72,8 @@ def test_control_is_asked_separately_and_can_be_refused(
     assert "control_refused" in audit_actions(live)
 
 
-def test_granted_control_clicks_and_types_and_the_customer_sees_it(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    view = start(customer, agent, live, "/demo/")
+def test_granted_control_clicks_and_types_and_the_customer_sees_it(joined: Joined) -> None:
+    customer, agent, view = joined.customer, joined.agent, joined.view
     expect(view.get_by_role("button", name="Add to cart").first).to_be_visible()
     grant(customer, agent)
     agent_click(agent, view, "button:has-text('Add to cart')")
@@ -89,10 +86,9 @@ def test_granted_control_clicks_and_types_and_the_customer_sees_it(
     expect(view.locator("input[type=search]")).to_have_value("stove")
 
 
-def test_masked_fields_and_protected_buttons_refuse_the_agent(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    view = start(customer, agent, live, "/demo/checkout.html")
+def test_masked_fields_and_protected_buttons_refuse_the_agent(joined_checkout: Joined) -> None:
+    customer, agent = joined_checkout.customer, joined_checkout.agent
+    view = joined_checkout.view
     expect(view.locator("#name")).to_be_attached()
     grant(customer, agent)
     agent_click(agent, view, "#name")
@@ -135,21 +131,22 @@ def test_the_customer_takes_control_back_with_escape(
     assert decisions == ["control_granted", "control_revoked"] * 2
 
 
-def test_the_banner_button_takes_control_back(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    start(customer, agent, live, "/demo/")
+def test_the_banner_button_takes_control_back(joined: Joined) -> None:
+    customer, agent = joined.customer, joined.agent
     grant(customer, agent)
     customer.page.get_by_role("button", name="Take back control").click()
     expect(agent.page.get_by_role("status")).to_contain_text("The customer took back control.")
 
 
-def test_control_is_rate_limited(live: RunningServer, customer: Party, agent: Party) -> None:
-    view = start(customer, agent, live, "/demo/")
+def test_control_is_rate_limited(joined: Joined) -> None:
+    customer, agent, view = joined.customer, joined.agent, joined.view
     grant(customer, agent)
     target = view.locator("button:has-text('Add to cart')").first
     box = target.bounding_box()
     assert box is not None
+    # The session is shared: only this test's refusals count (the cart starts empty).
+    refused_before = agent_plaintext(agent).count("Too many actions")
+    assert customer.page.locator("#cart-count").inner_text() == "0"
     # Twenty clicks on the console's control layer in one task of its page: they leave together
     # however busy the machine is (twenty mouse.click calls could come slower than the customer's
     # allowance refills, five a second).
@@ -167,7 +164,7 @@ def test_control_is_rate_limited(live: RunningServer, customer: Party, agent: Pa
     deadline = time.monotonic() + EXPECT_TIMEOUT_MS / 1000
     while True:
         added = int(customer.page.locator("#cart-count").inner_text())
-        refused = agent_plaintext(agent).count("Too many actions")
+        refused = agent_plaintext(agent).count("Too many actions") - refused_before
         if added + refused >= 20 or time.monotonic() > deadline:
             break
         agent.page.wait_for_timeout(50)

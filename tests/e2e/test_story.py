@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from tests.conftest import AGENT_PASSWORD, RunningServer
 from tests.e2e.conftest import (
     CODE_PATTERN,
+    Joined,
     Party,
     allow,
     get_help,
@@ -121,11 +122,8 @@ def test_tandem_stop_ends_the_session(live: RunningServer, customer: Party, agen
     expect(agent.page.locator("iframe")).to_have_count(0)
 
 
-def test_navigation_to_another_page_is_followed(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
+def test_navigation_to_another_page_is_followed(joined: Joined) -> None:
+    customer, view = joined.customer, joined.view
     customer.page.get_by_role("link", name=re.compile("Account")).first.click()
     customer.page.wait_for_url("**/account.html")
     expect(view.get_by_label("Password")).to_be_attached(timeout=10_000)
@@ -133,13 +131,16 @@ def test_navigation_to_another_page_is_followed(
     customer.page.get_by_label("Email").fill("jane@example.com")
 
 
-def test_scrolling_and_mouse_reach_the_agent(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    customer.page.set_viewport_size({"width": 800, "height": 400})
-    customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
+def test_scrolling_and_mouse_reach_the_agent(joined: Joined) -> None:
+    customer, agent, view = joined.customer, joined.agent, joined.view
+    customer.page.set_viewport_size({"width": 800, "height": 400})  # the shop scrolls
     expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    # Both at the top first (the session is shared: another test may have scrolled).
+    assert customer.page.evaluate("() => window.scrollY") == 0
+    agent.page.wait_for_function(
+        """() => document.querySelector('iframe[title="Customer view"]').contentWindow.scrollY
+            === 0"""
+    )
     customer.page.mouse.wheel(0, 600)
     customer.page.wait_for_function("() => window.scrollY > 0")
     agent.page.wait_for_function(
@@ -151,14 +152,19 @@ def test_scrolling_and_mouse_reach_the_agent(
     )
 
 
-def test_mouse_movement_reaches_the_agent(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
+def test_mouse_movement_reaches_the_agent(joined: Joined) -> None:
+    customer, agent, view = joined.customer, joined.agent, joined.view
     expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
     cursor = agent.page.locator(".replayer-mouse")
     expect(cursor).to_be_attached()
+    # The mouse starts on the left (the session is shared: another test may have moved it).
+    customer.page.mouse.move(50, 300)
+    agent.page.wait_for_function(
+        """() => {
+            const m = document.querySelector('.replayer-mouse');
+            return m && !(parseFloat(m.style.left) > 400);
+        }"""
+    )
     before = cursor.get_attribute("style") or ""
     for x in range(100, 700, 60):
         customer.page.mouse.move(x, 300)
@@ -173,11 +179,8 @@ def test_mouse_movement_reaches_the_agent(
     )
 
 
-def test_mirror_is_sandboxed_without_scripts(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    customer.page.goto(f"{live.base}/demo/")
-    share(customer, agent, live, get_help(customer))
+def test_mirror_is_sandboxed_without_scripts(joined: Joined) -> None:
+    agent = joined.agent
     frame = agent.page.locator('iframe[title="Customer view"]')
     sandbox = frame.get_attribute("sandbox")
     assert sandbox is not None and "allow-scripts" not in sandbox.split()

@@ -22,6 +22,9 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 from tests.e2e.axe import assert_accessible
 from tests.e2e.conftest import (
+    AGENT_VIEWPORT,
+    CUSTOMER_VIEWPORT,
+    Joined,
     Party,
     agent_plaintext,
     allow,
@@ -39,9 +42,8 @@ KIND_CONTENT = b"\x01"
 
 
 def start(customer: Party, agent: Party, live: RunningServer, path: str = "/demo/") -> Any:
-    # The agent's mirror then fits at scale 1, so the agent's mouse lands where the test aims.
-    customer.page.set_viewport_size({"width": 1000, "height": 760})
-    agent.page.set_viewport_size({"width": 1480, "height": 960})
+    customer.page.set_viewport_size(CUSTOMER_VIEWPORT)
+    agent.page.set_viewport_size(AGENT_VIEWPORT)
     customer.page.goto(f"{live.base}{path}")
     view = share(customer, agent, live, get_help(customer))
     expect(view.locator("body")).to_be_attached()
@@ -110,9 +112,9 @@ def pick(agent: Party, tool: str) -> None:
 
 
 def test_the_pointer_shows_on_the_customers_page_without_control_and_is_announced(
-    live: RunningServer, customer: Party, agent: Party
+    joined: Joined,
 ) -> None:
-    view = start(customer, agent, live)
+    customer, agent, view = joined.customer, joined.agent, joined.view
     expect(agent.page.get_by_role("button", name="Request control")).to_be_visible()
     pick(agent, "Pointer")
     # Where the agent points: the dot's centre on the button the agent pointed at.
@@ -136,10 +138,8 @@ def test_the_pointer_shows_on_the_customers_page_without_control_and_is_announce
         assert word not in plaintext, word
 
 
-def test_highlight_and_drawing_fade_and_need_no_control(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    view = start(customer, agent, live)
+def test_highlight_and_drawing_fade_and_need_no_control(joined: Joined) -> None:
+    customer, agent, view = joined.customer, joined.agent, joined.view
     pick(agent, "Highlight")
     x, y = centre(agent, view, "button:has-text('Add to cart')")
     agent.page.mouse.click(x, y)
@@ -172,10 +172,9 @@ def test_highlight_and_drawing_fade_and_need_no_control(
     )
 
 
-def test_nothing_is_drawn_over_masked_or_no_control_elements(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    view = start(customer, agent, live, "/demo/checkout.html")
+def test_nothing_is_drawn_over_masked_or_no_control_elements(joined_checkout: Joined) -> None:
+    customer, agent = joined_checkout.customer, joined_checkout.agent
+    view = joined_checkout.view
     expect(view.locator("#name")).to_be_attached()
     status = agent.page.locator("#status")
     pick(agent, "Pointer")
@@ -357,9 +356,9 @@ def test_a_phone_is_framed_as_a_phone_and_fits_the_window(
 
 
 def test_typing_goes_straight_into_the_mirrored_field_and_closes_on_navigation(
-    live: RunningServer, customer: Party, agent: Party
+    joined: Joined,
 ) -> None:
-    view = start(customer, agent, live)
+    customer, agent, view = joined.customer, joined.agent, joined.view
     grant(customer, agent)
     mirror_box = agent.page.locator("#mirror").bounding_box()
     x, y = centre(agent, view, "input[type=search]")
@@ -380,10 +379,8 @@ def test_typing_goes_straight_into_the_mirrored_field_and_closes_on_navigation(
     expect(agent.page.locator("#fact-page")).to_have_text("Cart · Northwind Outfitters")
 
 
-def test_release_control_is_worded_as_the_agents_own(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    start(customer, agent, live)
+def test_release_control_is_worded_as_the_agents_own(joined: Joined) -> None:
+    customer, agent = joined.customer, joined.agent
     grant(customer, agent)
     expect(agent.page.locator("#fact-control")).to_have_text("You have control")
     agent.page.get_by_role("button", name="Release control").click()
@@ -459,10 +456,8 @@ def test_keyboard_only_walkthrough_of_the_workspace(
     expect(page.get_by_label("Session code")).to_be_visible()
 
 
-def test_the_workspace_and_the_pointer_notice_pass_axe(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    view = start(customer, agent, live)
+def test_the_workspace_and_the_pointer_notice_pass_axe(joined: Joined) -> None:
+    customer, agent, view = joined.customer, joined.agent, joined.view
     assert_accessible(agent.page)
     pick(agent, "Pointer")
     point_at(agent, view, "button:has-text('Add to cart')")
@@ -474,15 +469,13 @@ def test_the_workspace_and_the_pointer_notice_pass_axe(
     assert_accessible(customer.page)
 
 
-def test_workspace_screenshots(
-    live: RunningServer, customer: Party, agent: Party, tmp_path: Path
-) -> None:
+def test_workspace_screenshots(joined: Joined, tmp_path: Path) -> None:
     """The agent workspace beside a desktop and a phone customer, with the customer's view of the
     pointer. Written to $TANDEM_SCREENSHOTS when set (docs/screenshots/README.md), else a
     temporary directory."""
     out = Path(os.environ.get("TANDEM_SCREENSHOTS") or tmp_path)
     out.mkdir(parents=True, exist_ok=True)
-    view = start(customer, agent, live)
+    customer, agent, view = joined.customer, joined.agent, joined.view
     pick(agent, "Highlight")
     x, y = centre(agent, view, "button:has-text('Add to cart')")
     agent.page.mouse.click(x, y)
@@ -530,9 +523,9 @@ def test_the_console_speaks_the_agents_language(
 
 
 def test_supervisors_list_shows_site_agent_duration_and_state(
-    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+    joined: Joined, supervisor: Party
 ) -> None:
-    start(customer, agent, live)
+    live = joined.live
     supervisor_console(supervisor, live)
     sam = supervisor.page
     row = sam.locator("#session-list li", has_text="Demo shop")
