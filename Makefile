@@ -122,8 +122,9 @@ $(TSC_STAMP): $(TSC_INPUTS)
 	cd sdk && node_modules/.bin/tsc --noEmit -p . --incremental --tsBuildInfoFile node_modules/.cache/tsc.tsbuildinfo
 	touch $@
 
+# What `npm test` runs (sdk/package.json), without npm's own start-up (0.3 s of CPU).
 test-sdk: setup
-	cd sdk && npm test
+	cd sdk && node run-tests.mjs
 
 # The Python tests run on several processes (pytest-xdist; each has its own servers, ports, data
 # directories, PostgreSQL schemas and Redis channels). The server tests mostly wait on sockets, so
@@ -141,9 +142,6 @@ E2E_WORKERS ?= 3
 # Every browser test lives in tests/e2e (tests/conftest.py marks them by that path), so the pass
 # collects only there: each worker collecting the whole suite to deselect 1,000 tests cost about
 # 6 s of CPU more per worker (bench/RESULTS.md, "Browser pass CPU").
-# `--dist loadgroup`: the tests that take a shared joined session (tests/e2e/conftest.py,
-# `xdist_group("shared-home")` and "shared-checkout") run on one worker, one after the other, so
-# they join once between them; the others are handed out as with `--dist load`.
 E2E_PATHS ?= tests/e2e
 # Each pass has a temporary directory of its own, one per checkout, outside it (the release test
 # installs the wheel "outside the repository"), emptied when the pass starts: under the shared
@@ -156,7 +154,7 @@ pytest-fast:
 
 pytest-e2e:
 	mkdir -p $(PYTEST_TMP)
-	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist loadgroup --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS) $(E2E_PATHS)
+	$(BIN)/python -m pytest -m e2e -n $(E2E_WORKERS) --dist load --basetemp=$(PYTEST_TMP)/e2e $(PYTEST_ARGS) $(E2E_PATHS)
 
 test-py: setup chromium
 	@$(PARALLEL) pytest-fast pytest-e2e

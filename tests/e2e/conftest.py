@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.nodeid import NodeId
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -420,32 +419,14 @@ def live_instances(page: Page, constructor: str) -> int:
 # Shared joined sessions: tests that only look at a running session, or leave it as they found
 # it, take one already joined instead of each loading both pages and pairing again (a join is
 # most of a browser test's CPU: bench/RESULTS.md, "Browser pass: shared sessions"). The session
-# stays a worker's: its tests are one xdist group (`@pytest.mark.xdist_group`, `--dist loadgroup`).
+# stays a worker's: each worker that runs such tests joins once for them (`--dist load` hands the
+# tests out, so the home page's tests join at most once a worker, not once a test).
 # A test that fails, or leaves the session in a state the next one cannot use, has it closed:
 # the next test joins afresh, so no failure carries over into another test. With $E2E_SHARED_LOG
 # set, each worker appends to that file how many joins its shared sessions took, and why a reset
 # gave one up (for measuring: bench/RESULTS.md).
 
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``--dist loadgroup`` for pytest 9: pytest-xdist 3.8 names a test's group by appending
-    ``@group`` to ``item._nodeid``, which pytest 9 no longer reads (a node's id is ``_id``), so
-    the groups were silently ignored; here the id itself is given the suffix. Only in an xdist
-    worker of a loadgroup run, as xdist does."""
-    if not getattr(config.option, "loadgroup", False):
-        return
-    for item in items:
-        groups = sorted(
-            {
-                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
-                for mark in item.iter_markers("xdist_group")
-            }
-        )
-        if groups and not item.nodeid.endswith("@" + "_".join(groups)):
-            item._id = NodeId.parse(f"{item.nodeid}@{'_'.join(groups)}")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -651,18 +632,16 @@ def shared_sessions(browser: Browser, shared_live: RunningServer) -> Iterator[Sh
 
 # What the shared sessions are: the shop's home page (customer 1000x760) with alice's console
 # (1480x960), where the agent's mirror fits at scale 1 so the agent's mouse lands where a test
-# aims; and the same on the checkout page. Tests that take one are marked with its group, so
-# xdist runs them on one worker one after the other.
+# aims; and the same on the checkout page.
 CUSTOMER_VIEWPORT: ViewportSize = {"width": 1000, "height": 760}
 AGENT_VIEWPORT: ViewportSize = {"width": 1480, "height": 960}
 HOME, CHECKOUT = "/demo/", "/demo/checkout.html"
-SHARED_GROUP = {HOME: "shared-home", CHECKOUT: "shared-checkout"}
 
 
 @pytest.fixture
 def joined(request: pytest.FixtureRequest, shared_sessions: SharedSessions) -> Iterator[Joined]:
     """The customer sharing the shop's home page with alice, both as :func:`SharedSessions.take`
-    leaves them; a test marked ``@pytest.mark.xdist_group("shared-home")`` gets it."""
+    leaves them."""
     yield from joined_session(request, shared_sessions, HOME)
 
 
@@ -670,7 +649,7 @@ def joined(request: pytest.FixtureRequest, shared_sessions: SharedSessions) -> I
 def joined_checkout(
     request: pytest.FixtureRequest, shared_sessions: SharedSessions
 ) -> Iterator[Joined]:
-    """The same on the checkout page (``@pytest.mark.xdist_group("shared-checkout")``)."""
+    """The same on the checkout page."""
     yield from joined_session(request, shared_sessions, CHECKOUT)
 
 
@@ -679,10 +658,6 @@ def joined_session(
 ) -> Iterator[Joined]:
     """The shared session on ``path``, given back after the test (reset, or closed if the test
     failed)."""
-    group = request.node.get_closest_marker("xdist_group")
-    assert group is not None and group.args == (SHARED_GROUP[path],), (
-        f'a test of a shared session is marked @pytest.mark.xdist_group("{SHARED_GROUP[path]}")'
-    )
     joined = sessions.take(path, CUSTOMER_VIEWPORT, AGENT_VIEWPORT)
     yield joined
     sessions.give_back(joined, _passed(request.node))

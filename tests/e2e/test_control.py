@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
@@ -64,7 +63,6 @@ def agent_click(agent: Party, view: Any, locator: str) -> None:
     agent.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_control_is_asked_separately_and_can_be_refused(joined: Joined) -> None:
     live, customer, agent = joined.live, joined.customer, joined.agent
     request_control(customer, agent)
@@ -74,7 +72,6 @@ def test_control_is_asked_separately_and_can_be_refused(joined: Joined) -> None:
     assert "control_refused" in audit_actions(live)
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_granted_control_clicks_and_types_and_the_customer_sees_it(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     expect(view.get_by_role("button", name="Add to cart").first).to_be_visible()
@@ -89,7 +86,6 @@ def test_granted_control_clicks_and_types_and_the_customer_sees_it(joined: Joine
     expect(view.locator("input[type=search]")).to_have_value("stove")
 
 
-@pytest.mark.xdist_group("shared-checkout")
 def test_masked_fields_and_protected_buttons_refuse_the_agent(joined_checkout: Joined) -> None:
     customer, agent = joined_checkout.customer, joined_checkout.agent
     view = joined_checkout.view
@@ -135,7 +131,6 @@ def test_the_customer_takes_control_back_with_escape(
     assert decisions == ["control_granted", "control_revoked"] * 2
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_the_banner_button_takes_control_back(joined: Joined) -> None:
     customer, agent = joined.customer, joined.agent
     grant(customer, agent)
@@ -143,7 +138,6 @@ def test_the_banner_button_takes_control_back(joined: Joined) -> None:
     expect(agent.page.get_by_role("status")).to_contain_text("The customer took back control.")
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_control_is_rate_limited(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     grant(customer, agent)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer
@@ -123,7 +122,6 @@ def test_tandem_stop_ends_the_session(live: RunningServer, customer: Party, agen
     expect(agent.page.locator("iframe")).to_have_count(0)
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_navigation_to_another_page_is_followed(joined: Joined) -> None:
     customer, view = joined.customer, joined.view
     customer.page.get_by_role("link", name=re.compile("Account")).first.click()
@@ -133,7 +131,6 @@ def test_navigation_to_another_page_is_followed(joined: Joined) -> None:
     customer.page.get_by_label("Email").fill("jane@example.com")
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_scrolling_and_mouse_reach_the_agent(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     customer.page.set_viewport_size({"width": 800, "height": 400})  # the shop scrolls
@@ -155,7 +152,6 @@ def test_scrolling_and_mouse_reach_the_agent(joined: Joined) -> None:
     )
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_mouse_movement_reaches_the_agent(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
@@ -183,7 +179,6 @@ def test_mouse_movement_reaches_the_agent(joined: Joined) -> None:
     )
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_mirror_is_sandboxed_without_scripts(joined: Joined) -> None:
     agent = joined.agent
     frame = agent.page.locator('iframe[title="Customer view"]')

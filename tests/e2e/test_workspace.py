@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
@@ -112,7 +111,6 @@ def pick(agent: Party, tool: str) -> None:
     expect(button).to_have_attribute("aria-pressed", "true")
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_the_pointer_shows_on_the_customers_page_without_control_and_is_announced(
     joined: Joined,
 ) -> None:
@@ -140,7 +138,6 @@ def test_the_pointer_shows_on_the_customers_page_without_control_and_is_announce
         assert word not in plaintext, word
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_highlight_and_drawing_fade_and_need_no_control(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     pick(agent, "Highlight")
@@ -175,7 +172,6 @@ def test_highlight_and_drawing_fade_and_need_no_control(joined: Joined) -> None:
     )
 
 
-@pytest.mark.xdist_group("shared-checkout")
 def test_nothing_is_drawn_over_masked_or_no_control_elements(joined_checkout: Joined) -> None:
     customer, agent = joined_checkout.customer, joined_checkout.agent
     view = joined_checkout.view
@@ -359,7 +355,6 @@ def test_a_phone_is_framed_as_a_phone_and_fits_the_window(
     assert_accessible(agent.page)
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_typing_goes_straight_into_the_mirrored_field_and_closes_on_navigation(
     joined: Joined,
 ) -> None:
@@ -384,7 +379,6 @@ def test_typing_goes_straight_into_the_mirrored_field_and_closes_on_navigation(
     expect(agent.page.locator("#fact-page")).to_have_text("Cart · Northwind Outfitters")
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_release_control_is_worded_as_the_agents_own(joined: Joined) -> None:
     customer, agent = joined.customer, joined.agent
     grant(customer, agent)
@@ -462,7 +456,6 @@ def test_keyboard_only_walkthrough_of_the_workspace(
     expect(page.get_by_label("Session code")).to_be_visible()
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_the_workspace_and_the_pointer_notice_pass_axe(joined: Joined) -> None:
     customer, agent, view = joined.customer, joined.agent, joined.view
     assert_accessible(agent.page)
@@ -476,7 +469,6 @@ def test_the_workspace_and_the_pointer_notice_pass_axe(joined: Joined) -> None:
     assert_accessible(customer.page)
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_workspace_screenshots(joined: Joined, tmp_path: Path) -> None:
     """The agent workspace beside a desktop and a phone customer, with the customer's view of the
     pointer. Written to $TANDEM_SCREENSHOTS when set (docs/screenshots/README.md), else a
@@ -530,7 +522,6 @@ def test_the_console_speaks_the_agents_language(
     assert_accessible(agent.page)
 
 
-@pytest.mark.xdist_group("shared-home")
 def test_supervisors_list_shows_site_agent_duration_and_state(
     joined: Joined, supervisor: Party
 ) -> None:

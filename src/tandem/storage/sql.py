@@ -16,10 +16,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -276,25 +278,110 @@ class _Violation(ConflictError):
 
 
 class _Statement:
-    """A Core statement compiled once for one dialect: the driver's SQL text, the names of its
-    parameters in placeholder order, and whether it returns rows."""
+    """A Core statement compiled for one dialect: the driver's SQL text, the names of its
+    parameters in placeholder order, the values written into the statement itself
+    (``.where(c == value)``) by name, and whether it returns rows."""
 
     __slots__ = ("defaults", "names", "returns_rows", "sql")
 
-    def __init__(self, compiled: sa.engine.interfaces.Compiled) -> None:
+    def __init__(self, sql: str, names: tuple[str, ...], defaults: Any, returns_rows: bool) -> None:
+        self.sql = sql
+        self.names = names
+        self.defaults = defaults
+        self.returns_rows = returns_rows
+
+    @classmethod
+    def of(cls, compiled: sa.engine.interfaces.Compiled) -> _Statement:
         assert isinstance(compiled, sa.sql.compiler.SQLCompiler)
-        self.sql = compiled.string
-        self.names = tuple(compiled.positiontup or ())
-        # Values written into the statement itself (``.where(c == value)``), by name.
-        self.defaults = compiled.construct_params(_check=False)
         dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
-        self.returns_rows = not dml or bool(compiled.effective_returning)
+        return cls(
+            compiled.string,
+            tuple(compiled.positiontup or ()),
+            compiled.construct_params(_check=False),
+            not dml or bool(compiled.effective_returning),
+        )
 
     def args(self, params: Any) -> list[Any]:
         if not params:
             return [self.defaults[name] for name in self.names]
         defaults = self.defaults
         return [params[name] if name in params else defaults[name] for name in self.names]
+
+
+class _Shape:
+    """A statement's compiled form shared by every statement of the same shape (SQLAlchemy's
+    cache key: the same SQL, whatever values it carries) on the same dialect, across storages
+    and threads: the values of each statement are read from its own cache key."""
+
+    __slots__ = ("compiled", "names", "returns_rows", "sql")
+
+    def __init__(self, compiled: sa.sql.compiler.SQLCompiler) -> None:
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.names = tuple(compiled.positiontup or ())
+        dml = compiled.isinsert or compiled.isupdate or compiled.isdelete
+        self.returns_rows = not dml or bool(compiled.effective_returning)
+
+
+_SHAPES: dict[tuple[Any, ...], _Shape | None] = {}
+"""Compiled statement shapes, by dialect, cache key and parameter names (None: a shape whose
+SQL depends on its values, an ``IN`` list's length, compiled for each statement instead). What
+SQLAlchemy's engine keeps per engine, kept here per process: every storage (a server's, a
+command's, each test's) compiles a shape once."""
+_SHAPES_LOCK = threading.Lock()
+_MAX_SHAPES = 2000
+"""Beyond this many shapes (the product has a few hundred) the oldest are forgotten."""
+
+
+def _dialect_key(dialect: sa.Dialect) -> tuple[Any, ...]:
+    """What a statement's compiled SQL depends on besides the statement: the dialect and driver,
+    and what the dialect learnt of its server (PostgreSQL's version sets some of its features)."""
+    return (
+        type(dialect),
+        dialect.server_version_info,
+        dialect.paramstyle,
+        dialect.label_length,
+        dialect.max_identifier_length,
+    )
+
+
+def _compile(
+    dialect: sa.Dialect, statement: sa.Executable, keys: tuple[str, ...] | None
+) -> _Statement:
+    """``statement`` compiled for ``dialect`` (``keys``: the names of the parameters passed
+    with it), from the shape cache where it can be."""
+    cache_key = statement._generate_cache_key()  # type: ignore[attr-defined]
+    if cache_key is not None:
+        key = (_dialect_key(dialect), cache_key.key, keys)
+        try:
+            shape = _SHAPES[key]
+        except KeyError:
+            compiled = statement.compile(  # type: ignore[attr-defined]
+                dialect=dialect,
+                cache_key=cache_key,
+                column_keys=list(keys) if keys else None,
+            )
+            # Parameters rendered at execution (an IN list's values): SQL of each statement's own.
+            shared = not (compiled.post_compile_params or compiled.literal_execute_params)
+            shape = _Shape(compiled) if shared else None
+            with _SHAPES_LOCK:
+                if len(_SHAPES) >= _MAX_SHAPES:
+                    del _SHAPES[next(iter(_SHAPES))]
+                _SHAPES[key] = shape
+        if shape is not None:
+            defaults = shape.compiled.construct_params(
+                extracted_parameters=cache_key.bindparams,
+                _check=False,
+                _collected_params=cache_key.params,
+            )
+            return _Statement(shape.sql, shape.names, defaults, shape.returns_rows)
+    return _Statement.of(
+        statement.compile(  # type: ignore[attr-defined]
+            dialect=dialect,
+            column_keys=list(keys) if keys else None,
+            compile_kwargs={"render_postcompile": True},
+        )
+    )
 
 
 class _Result:
@@ -421,6 +508,81 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
         return ""
 
 
+def _json_agg(postgres: bool, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.func.json_agg(column) if postgres else sa.func.json_group_array(column)
+
+
+def _user_select(postgres: bool) -> sa.Select[Any]:
+    """A user's row with its teams and recovery codes (JSON arrays)."""
+    members = (
+        sa.select(_json_agg(postgres, team_members.c.team))
+        .where(team_members.c.username == users.c.username)
+        .scalar_subquery()
+    )
+    pair = (
+        sa.func.json_build_array(recovery_codes.c.position, recovery_codes.c.digest)
+        if postgres
+        else sa.func.json_array(recovery_codes.c.position, recovery_codes.c.digest)
+    )
+    codes = (
+        sa.select(_json_agg(postgres, pair))
+        .where(recovery_codes.c.username == users.c.username)
+        .scalar_subquery()
+    )
+    return sa.select(*users.c, members.label("teams"), codes.label("codes"))
+
+
+class _KeptStatements:
+    """The statements of the busiest paths, built once per process for each backend (Core
+    statements are immutable: every storage shares them) and found by identity in each
+    storage's own cache of compiled forms, without computing their cache key again."""
+
+    def __init__(self, postgres: bool) -> None:
+        self.user_by_name = _user_select(postgres).where(users.c.username == sa.bindparam("name"))
+        self.login_by_digest = sa.select(*logins.c).where(
+            logins.c.token_digest == sa.bindparam("digest")
+        )
+        self.live_session = sessions.update().where(
+            sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
+        )
+        self.take_code_of_org = (
+            join_codes.delete()
+            .where(
+                join_codes.c.code_digest == sa.bindparam("digest"),
+                join_codes.c.org_id == sa.bindparam("org"),
+            )
+            .returning(join_codes.c.session_id, join_codes.c.expires_at)
+        )
+        self.put_code = join_codes.insert()
+        self.start_session = sessions.insert()
+        # The head of the chain: its last record and last anchor, in one statement (no row
+        # while the trail is empty; anchor columns NULL while it has no anchor).
+        last_record = (
+            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1).subquery()
+        )
+        last_anchor = (
+            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
+        )
+        self.chain_head = sa.select(
+            last_record.c.seq,
+            last_record.c.hash,
+            *(c.label(f"a_{c.name}") for c in last_anchor.c),
+        ).select_from(last_record.outerjoin(last_anchor, sa.true()))
+        self.insert_record = audit.insert()
+        self.insert_anchor = audit_anchors.insert()
+        self.touch = (
+            logins.update()
+            .where(logins.c.token_digest == sa.bindparam("digest"))
+            .values(last_seen=sa.bindparam("now"))
+        )
+        self.ids = frozenset(id(statement) for statement in vars(self).values())
+
+
+@functools.cache
+def _kept_statements(postgres: bool) -> _KeptStatements:
+    return _KeptStatements(postgres)
+
+
 BUSY_SECONDS = 10.0
 """How long a statement waits for another connection's write lock (an operator's shell, a
 VACUUM) before it fails, unless told otherwise (the ``sqlite_busy_seconds`` setting)."""
@@ -434,11 +596,11 @@ class SQLStorage:
     :meth:`open_sqlite` or :meth:`connect` (both bring the schema up to date).
 
     SQLAlchemy Core is the one description of the schema and of every statement; Alembic
-    migrates. Statements are compiled for the database's dialect (the busiest ones once, then
-    kept) and run straight on the driver: on SQLite a plain ``sqlite3`` connection in one
-    worker thread (each storage call is one trip there), on PostgreSQL an asyncpg pool with
-    its prepared-statement cache. The SQLAlchemy engine itself serves only migrations, the
-    schema checks and :meth:`copy_to`.
+    migrates. Statements are compiled for the database's dialect once per shape and process
+    (:data:`_SHAPES`; the busiest ones are also looked up by identity) and run straight on the
+    driver: on SQLite a plain ``sqlite3`` connection in one worker thread (each storage call is
+    one trip there), on PostgreSQL an asyncpg pool with its prepared-statement cache. The
+    SQLAlchemy engine itself serves only migrations, the schema checks and :meth:`copy_to`.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -447,7 +609,8 @@ class SQLStorage:
         """``sqlite`` or ``postgresql``."""
         self._postgres = self.dialect == "postgresql"
         self._sa_dialect = engine.dialect
-        self._cache: dict[tuple[int, tuple[str, ...] | None], tuple[Any, _Statement]] = {}
+        self._cache: dict[tuple[int, tuple[str, ...] | None], _Statement] = {}
+        """The kept statements (:class:`_KeptStatements`) compiled for this storage's dialect."""
         self._pool: Any = None  # PostgreSQL: asyncpg.Pool
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None  # SQLite
         self._sqlite: sqlite3.Connection | None = None
@@ -457,74 +620,28 @@ class SQLStorage:
         a request queued behind the background tasks' statements still gets its 503 at once."""
         self._busy_ms = round(BUSY_SECONDS * 1000)
         """SQLite: the busy timeout (ms) statements wait for another connection's lock."""
-        self._kept: set[int] = set()
-        # The statements of the busiest paths, built (and compiled) once.
-        self._user_by_name = self._keep(
-            self._user_select().where(users.c.username == sa.bindparam("name"))
-        )
-        self._login_by_digest = self._keep(
-            sa.select(*logins.c).where(logins.c.token_digest == sa.bindparam("digest"))
-        )
-        self._live_session = self._keep(
-            sessions.update().where(
-                sessions.c.session_id == sa.bindparam("sid"), sessions.c.ended_at.is_(None)
-            )
-        )
-        self._take_code_of_org = self._keep(
-            join_codes.delete()
-            .where(
-                join_codes.c.code_digest == sa.bindparam("digest"),
-                join_codes.c.org_id == sa.bindparam("org"),
-            )
-            .returning(join_codes.c.session_id, join_codes.c.expires_at)
-        )
-        self._put_code = self._keep(join_codes.insert())
-        self._start_session = self._keep(sessions.insert())
-        # The head of the chain: its last record and last anchor, in one statement (no row
-        # while the trail is empty; anchor columns NULL while it has no anchor).
-        last_record = (
-            sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1).subquery()
-        )
-        last_anchor = (
-            sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
-        )
-        self._chain_head = self._keep(
-            sa.select(
-                last_record.c.seq,
-                last_record.c.hash,
-                *(c.label(f"a_{c.name}") for c in last_anchor.c),
-            ).select_from(last_record.outerjoin(last_anchor, sa.true()))
-        )
-        self._insert_record = self._keep(audit.insert())
-        self._insert_anchor = self._keep(audit_anchors.insert())
-        self._touch = self._keep(
-            logins.update()
-            .where(logins.c.token_digest == sa.bindparam("digest"))
-            .values(last_seen=sa.bindparam("now"))
-        )
-
-    def _keep(self, statement: T) -> T:
-        """Mark a statement as built once: its compiled form is cached (by identity)."""
-        self._kept.add(id(statement))
-        return statement
+        kept = _kept_statements(self._postgres)
+        self._kept = kept.ids
+        self._user_by_name = kept.user_by_name
+        self._login_by_digest = kept.login_by_digest
+        self._live_session = kept.live_session
+        self._take_code_of_org = kept.take_code_of_org
+        self._put_code = kept.put_code
+        self._start_session = kept.start_session
+        self._chain_head = kept.chain_head
+        self._insert_record = kept.insert_record
+        self._insert_anchor = kept.insert_anchor
+        self._touch = kept.touch
 
     def _compiled(self, statement: sa.Executable, params: Any) -> _Statement:
         first = params[0] if isinstance(params, list) else params
         keys = tuple(sorted(first)) if first else None
+        if id(statement) not in self._kept:
+            return _compile(self._sa_dialect, statement, keys)
         key = (id(statement), keys)
-        if id(statement) in self._kept:
-            cached = self._cache.get(key)
-            if cached is not None:
-                return cached[1]
-        compiled = _Statement(
-            statement.compile(  # type: ignore[attr-defined]
-                dialect=self._sa_dialect,
-                column_keys=list(keys) if keys else None,
-                compile_kwargs={"render_postcompile": True},
-            )
-        )
-        if id(statement) in self._kept:
-            self._cache[key] = (statement, compiled)
+        compiled = self._cache.get(key)
+        if compiled is None:
+            compiled = self._cache[key] = _compile(self._sa_dialect, statement, keys)
         return compiled
 
     # Opening
@@ -747,27 +864,12 @@ class SQLStorage:
         return column.collate("C") if self._postgres else column
 
     def _json_agg(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-        return sa.func.json_agg(column) if self._postgres else sa.func.json_group_array(column)
+        return _json_agg(self._postgres, column)
 
     # Users
 
     def _user_select(self) -> sa.Select[Any]:
-        members = (
-            sa.select(self._json_agg(team_members.c.team))
-            .where(team_members.c.username == users.c.username)
-            .scalar_subquery()
-        )
-        pair = (
-            sa.func.json_build_array(recovery_codes.c.position, recovery_codes.c.digest)
-            if self._postgres
-            else sa.func.json_array(recovery_codes.c.position, recovery_codes.c.digest)
-        )
-        codes = (
-            sa.select(self._json_agg(pair))
-            .where(recovery_codes.c.username == users.c.username)
-            .scalar_subquery()
-        )
-        return sa.select(*users.c, members.label("teams"), codes.label("codes"))
+        return _user_select(self._postgres)
 
     async def add_user(self, grant: Grant, user: UserRecord) -> None:
         _owned(grant, user.org_id, f"user {user.username!r}")
