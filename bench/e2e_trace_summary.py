@@ -88,11 +88,9 @@ def summary(events: list[Event], top: int) -> None:
             for event, children in ended:
                 main_self[event["name"]] += event["tdur"] - children[0]
     print("thread CPU by process/thread (top-level events, ms):")
-    for name, us in thread_cpu.most_common(top):
-        print(f"  {us / 1000:9.1f}  {name}")
+    show(thread_cpu, top)
     print("renderer main threads, self thread time by event (ms):")
-    for name, us in main_self.most_common(top):
-        print(f"  {us / 1000:9.1f}  {name}")
+    show(main_self, top)
     by_script: collections.Counter[str] = collections.Counter()
     by_function: collections.Counter[str] = collections.Counter()
     for stack, us in samples(events):
@@ -100,10 +98,14 @@ def summary(events: list[Event], top: int) -> None:
             by_script[stack[0]["callFrame"].get("url") or frame(stack[0])] += us
             by_function[frame(stack[0])] += us
     print("V8 samples, self time by script (ms):")
-    for name, us in by_script.most_common(top):
-        print(f"  {us / 1000:9.1f}  {name}")
+    show(by_script, top)
     print("V8 samples, self time by function (ms):")
-    for name, us in by_function.most_common(top):
+    show(by_function, top)
+
+
+def show(times: collections.Counter[str], top: int) -> None:
+    """The ``top`` largest of ``times`` (microseconds), in milliseconds."""
+    for name, us in times.most_common(top):
         print(f"  {us / 1000:9.1f}  {name}")
 
 
@@ -115,8 +117,7 @@ def inclusive(events: list[Event], script: str, top: int) -> None:
         if any(script in name for name in names):
             for name in names:
                 total[name] += us
-    for name, us in total.most_common(top):
-        print(f"  {us / 1000:9.1f}  {name}")
+    show(total, top)
 
 
 def under(events: list[Event], needle: str, top: int) -> None:
@@ -129,8 +130,7 @@ def under(events: list[Event], needle: str, top: int) -> None:
         if hits:
             i = hits[0]
             total[" < ".join(names[max(0, i - 2) : i + 6])] += us
-    for name, us in total.most_common(top):
-        print(f"  {us / 1000:9.1f}  {name}")
+    show(total, top)
 
 
 def main() -> None:
