@@ -95,10 +95,15 @@ async def test_a_schema_whose_definition_changed_is_not_reused(
     schemas: Schemas, change: str
 ) -> None:
     admin, used = schemas.db, await schemas.new()
+    # From the catalogs, not the pg_indexes view: the view's definition text is computed
+    # (pg_get_indexdef) for indexes of other schemas too, which other test processes are
+    # dropping meanwhile ("could not open relation with OID ...").
     index = await admin.fetchval(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND indexdef NOT LIKE '%UNIQUE%'"
-        " ORDER BY indexname LIMIT 1",
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)"
+        " AND NOT i.indisunique ORDER BY c.relname LIMIT 1",
         used,
     )
+    assert index is not None
     await admin.execute(change.format(s=f'"{used}"', index=index))
     assert not await _reset(admin, used)
