@@ -559,6 +559,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """This process's fork server of `tandem` processes (tests/forkserver.py), if one started."""
+    from tests.forkserver import close_fork_server
+
+    close_fork_server()
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     asked = " ".join(config.invocation_params.args)
     if config.getoption("dist", "no") == "load" and "worksteal" in asked:

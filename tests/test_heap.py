@@ -93,8 +93,8 @@ def background_tasks(tmp_path: Path, freeze_seconds: str) -> str:
     """The metrics of a `tandem serve` started with ``TANDEM_GC_FREEZE_SECONDS``."""
     token = "a-metrics-token-for-tests"
     env = {"TANDEM_GC_FREEZE_SECONDS": freeze_seconds, "TANDEM_METRICS_TOKEN": token}
-    with serving(tmp_path, env=env) as (process, _):
-        argv = Path(f"/proc/{process.pid}/cmdline").read_text().split("\0")
+    with serving(tmp_path, env=env, forked=True) as (process, _):
+        argv = process.args
         port = argv[argv.index("--port") + 1]
         response = httpx.get(
             f"http://127.0.0.1:{port}/metrics",

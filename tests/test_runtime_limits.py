@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DataTemplates, free_port
+from tests.forkserver import ForkedProcess, tandem_process
 from tests.test_serve_failures import assert_one_line_failure
 
 TANDEM = [sys.executable, "-m", "tandem"]
@@ -27,16 +28,34 @@ TANDEM = [sys.executable, "-m", "tandem"]
 
 @contextmanager
 def serving(
-    data_dir: Path, file_limit: int | None = None, env: dict[str, str] | None = None
-) -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """A `tandem serve` that has printed its banner (it serves); yields it and its stderr so far."""
+    data_dir: Path,
+    file_limit: int | None = None,
+    env: dict[str, str] | None = None,
+    *,
+    forked: bool = False,
+) -> Iterator[tuple[subprocess.Popen[str] | ForkedProcess, str]]:
+    """A `tandem serve` that has printed its banner (it serves); yields it and its stderr so far.
+    A real interpreter here (the runtime is this module's subject), or ``forked`` from the fork
+    server (tests/forkserver.py) for tests of something else."""
+    args = [*TANDEM, "serve", "--data-dir", str(data_dir), "--port", str(free_port())]
+    if forked:
+        assert file_limit is None
+        with tandem_process(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        ) as forked_process:
+            yield from _until_served(forked_process)
+        return
 
     def limit_files() -> None:
         if file_limit is not None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit))
 
     with subprocess.Popen(
-        [*TANDEM, "serve", "--data-dir", str(data_dir), "--port", str(free_port())],
+        args,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -46,7 +65,9 @@ def serving(
         yield from _until_served(process)
 
 
-def _until_served(process: subprocess.Popen[str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def _until_served(
+    process: subprocess.Popen[str] | ForkedProcess,
+) -> Iterator[tuple[subprocess.Popen[str] | ForkedProcess, str]]:
     try:
         assert process.stdout is not None and process.stderr is not None
         os.set_blocking(process.stderr.fileno(), False)

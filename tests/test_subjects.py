@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import subprocess
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
 from tests.conftest import seed_directory
 from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
+from tests.forkserver import tandem_run
 from tests.grants import of_org, owned
 from tests.test_cli import TANDEM
 from tests.test_recordings import PASSPHRASE, flat, key_file, made_for, recorded
@@ -234,9 +234,7 @@ def test_the_commands_export_hold_and_erase(tmp_path: Path) -> None:
     data = tmp_path / "data"
     seed_directory(data, _one_customer)
     at = ["--org", "default", "--data-dir", str(data)]
-    exported = subprocess.run(
-        [*TANDEM, "subject", "export", "c-cli", *at], capture_output=True, timeout=60
-    )
+    exported = tandem_run([*TANDEM, "subject", "export", "c-cli", *at], timeout=60)
     assert exported.returncode == 0, exported.stderr
     with zipfile.ZipFile(io.BytesIO(exported.stdout)) as archive:
         assert json.loads(archive.read("manifest.json"))["sessions"] == 1

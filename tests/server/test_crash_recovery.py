@@ -24,6 +24,7 @@ import pytest
 from tandem.config import Settings
 from tandem.recordings import read_container
 from tests.conftest import DataTemplates, FakeClock, ServerFactory, free_port
+from tests.forkserver import tandem_process
 from tests.server.helpers import start_session
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_organisations import api
@@ -35,7 +36,8 @@ SERVE = [sys.executable, "-m", "tandem", "serve"]
 
 
 class ServeProcess:
-    """`python -m tandem serve` as an operator runs it, in its own process (killable)."""
+    """`python -m tandem serve` as an operator runs it, in its own process (killable), forked
+    from the fork server (tests/forkserver.py)."""
 
     def __init__(self, data_dir: Path, port: int, *options: str, env: dict[str, str]) -> None:
         self.settings = Settings.load(environ={}, data_dir=data_dir, port=port)
@@ -43,7 +45,7 @@ class ServeProcess:
         self.base = self.origin = f"http://127.0.0.1:{port}"
         self.ws_base = f"ws://127.0.0.1:{port}"
         self.log = (data_dir.parent / f"serve-{port}-{time.monotonic_ns()}.log").open("w")
-        self.process = subprocess.Popen(
+        self.process = tandem_process(
             [*SERVE, "--port", str(port), "--data-dir", str(data_dir), *options],
             stdout=self.log,
             stderr=subprocess.STDOUT,

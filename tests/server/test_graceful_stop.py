@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import add_user, free_port, tandem_in_process
+from tests.forkserver import ForkedProcess, tandem_process
 from tests.server.helpers import (
     login_cookie,
     open_agent,
@@ -48,7 +49,7 @@ class Served:
     base: str
     ws_base: str
     origin: str
-    process: subprocess.Popen[str]
+    process: ForkedProcess
     data_dir: Path
 
 
@@ -69,7 +70,7 @@ def serving(tmp_path: Path, **env: str) -> Iterator[Served]:
     data_dir.mkdir()
     add_user(data_dir, "alice", display_name="Alice")
     port = free_port()
-    process = subprocess.Popen(
+    process = tandem_process(
         [
             *TANDEM,
             "serve",

@@ -21,6 +21,7 @@ import pytest
 
 from tandem.exceptions import ConfigError
 from tests.conftest import AGENT_PASSWORD, DataTemplates, RunningServer, ServerFactory, free_port
+from tests.forkserver import tandem_process
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import closed_with, open_customer, start_session
 from tests.storage.conftest import fresh_schema
@@ -167,7 +168,7 @@ async def test_json_logs_tell_the_session_lifecycle_and_security_events_without_
 ) -> None:
     data_dir, port = tmp_path / "data", free_port()
     data_templates.copy_to(data_dir)
-    process = subprocess.Popen(
+    process = tandem_process(
         [*SERVE, "--port", str(port), "--data-dir", str(data_dir), "--log-format", "json"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
