@@ -25,35 +25,38 @@ from xdist.workermanage import WorkerController
 
 SLOW: dict[str, float] = {
     # node id, or a module whose tests share a module-scoped fixture (they go to one worker, in
-    # order): seconds of wall time, measured with the pass at load ~7 on 2 cores (2026-11-29).
+    # order): seconds of wall time, measured with the pass at load ~7 on 2 cores (2026-11-29);
+    # the tests of forked `tandem serve` processes (tests/forkserver.py) at load ~8, except the two
+    # killed-process tests, which keep their values: a worker's first forked test also waits for
+    # its fork server to start, and these two lead anyway.
     "tests/server/test_cluster_faults.py::test_a_killed_process_is_noticed_on_the_other_side_of_every_tunnel": 13.6,  # noqa: E501
     "tests/test_release.py": 13.3,
     "tests/server/test_tunnelled_rejoin.py::test_a_console_whose_process_was_killed_rejoins_on_the_owner": 11.1,  # noqa: E501
     "tests/server/test_schemathesis.py::test_no_route_answers_a_server_error_or_outside_its_description": 8.7,  # noqa: E501
-    "tests/server/test_tunnelled_rejoin.py::test_a_console_whose_process_stops_rejoins_on_another": 7.2,  # noqa: E501
-    "tests/server/test_restart_handover.py::test_both_sides_reconnect_to_the_next_process_and_frames_flow_again": 7.1,  # noqa: E501
-    "tests/server/test_crash_recovery.py::test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_stop_seeing_them": 6.6,  # noqa: E501
     "tests/test_runtime_limits.py": 6.6,
-    "tests/server/test_cluster_faults.py::test_a_session_across_processes_survives_a_frozen_redis": 6.3,  # noqa: E501
-    "tests/server/test_cluster_faults.py::test_redis_away_past_the_outage_limit_tells_both_sides_the_truth": 6.2,  # noqa: E501
-    "tests/server/test_restart_handover.py::test_nobody_back_within_the_window_ends_the_session_audited": 6.0,  # noqa: E501
+    "tests/server/test_crash_recovery.py::test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_stop_seeing_them": 6.2,  # noqa: E501
     "tests/test_cli.py": 5.8,
-    "tests/test_heap.py::test_serve_runs_the_collector_tasks_supervised_and_zero_turns_them_off": 5.8,  # noqa: E501
-    "tests/server/test_cluster_faults.py::test_a_session_across_processes_survives_a_redis_restart_losing_nothing": 5.5,  # noqa: E501
-    "tests/server/test_cluster_faults.py::test_a_stopping_process_tells_the_tunnelled_sockets_restarting": 5.4,  # noqa: E501
-    "tests/server/test_restart_handover.py::test_a_wrong_stolen_or_foreign_token_is_refused_after_the_restart": 5.2,  # noqa: E501
-    "tests/server/test_graceful_stop.py::test_an_agent_that_stopped_reading_does_not_hold_up_the_stop": 5.2,  # noqa: E501
-    "tests/server/test_restart_handover.py::test_the_agent_may_come_back_first_and_a_waiting_session_keeps_its_code": 4.5,  # noqa: E501
-    "tests/server/test_crash_recovery.py::test_a_restart_closes_what_a_killed_server_left_live_and_its_recording_plays_and_erases": 4.3,  # noqa: E501
+    "tests/server/test_cluster_faults.py::test_a_session_across_processes_survives_a_frozen_redis": 4.6,  # noqa: E501
+    "tests/server/test_cluster_faults.py::test_a_session_across_processes_survives_a_redis_restart_losing_nothing": 4.6,  # noqa: E501
+    "tests/server/test_restart_handover.py::test_nobody_back_within_the_window_ends_the_session_audited": 4.5,  # noqa: E501
+    "tests/server/test_restart_handover.py::test_a_running_recording_ends_flushed_at_the_restart_and_does_not_go_on": 4.1,  # noqa: E501
     "tests/server/test_storage_faults.py::test_the_deadline_timer_survives_a_locked_database_and_codes_expire_after": 4.0,  # noqa: E501
-    "tests/server/test_graceful_stop.py::test_sigterm_tells_both_sides_to_reconnect_hands_over_and_exits_in_time": 3.9,  # noqa: E501
-    "tests/server/test_restart_handover.py::test_a_running_recording_ends_flushed_at_the_restart_and_does_not_go_on": 3.9,  # noqa: E501
-    "tests/server/test_restart_handover.py::test_a_session_of_a_stopped_cluster_process_resumes_on_another": 3.4,  # noqa: E501
-    "tests/server/test_tunnelled_rejoin.py::test_a_customer_whose_process_stops_resumes_on_another": 3.1,  # noqa: E501
+    "tests/server/test_cluster_faults.py::test_redis_away_past_the_outage_limit_tells_both_sides_the_truth": 3.6,  # noqa: E501
     "tests/server/test_revocation.py::test_a_revocation_on_one_server_closes_a_socket_on_another": 3.1,  # noqa: E501
-    "tests/server/test_observability.py::test_json_logs_tell_the_session_lifecycle_and_security_events_without_secrets": 3.0,  # noqa: E501
+    "tests/server/test_restart_handover.py::test_the_agent_may_come_back_first_and_a_waiting_session_keeps_its_code": 2.9,  # noqa: E501
+    "tests/test_heap.py::test_serve_runs_the_collector_tasks_supervised_and_zero_turns_them_off": 2.7,  # noqa: E501
+    "tests/server/test_graceful_stop.py::test_an_agent_that_stopped_reading_does_not_hold_up_the_stop": 2.7,  # noqa: E501
+    "tests/server/test_crash_recovery.py::test_a_restart_closes_what_a_killed_server_left_live_and_its_recording_plays_and_erases": 2.7,  # noqa: E501
+    "tests/server/test_restart_handover.py::test_both_sides_reconnect_to_the_next_process_and_frames_flow_again": 2.5,  # noqa: E501
+    "tests/server/test_restart_handover.py::test_a_wrong_stolen_or_foreign_token_is_refused_after_the_restart": 2.4,  # noqa: E501
+    "tests/server/test_graceful_stop.py::test_sigterm_tells_both_sides_to_reconnect_hands_over_and_exits_in_time": 2.1,  # noqa: E501
+    "tests/server/test_restart_handover.py::test_a_session_of_a_stopped_cluster_process_resumes_on_another": 2.1,  # noqa: E501
+    "tests/server/test_tunnelled_rejoin.py::test_a_console_whose_process_stops_rejoins_on_another": 2.0,  # noqa: E501
     "tests/server/test_scale_out.py::test_a_session_whose_server_is_gone_is_not_found": 2.0,
+    "tests/server/test_cluster_faults.py::test_a_stopping_process_tells_the_tunnelled_sockets_restarting": 1.9,  # noqa: E501
+    "tests/server/test_tunnelled_rejoin.py::test_a_customer_whose_process_stops_resumes_on_another": 1.8,  # noqa: E501
     "tests/test_serve_failures.py::test_a_tls_certificate_that_does_not_load_is_one_line": 1.5,
+    "tests/server/test_observability.py::test_json_logs_tell_the_session_lifecycle_and_security_events_without_secrets": 1.1,  # noqa: E501
 }
 
 

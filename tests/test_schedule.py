@@ -68,10 +68,10 @@ def test_slow_units_are_longest_first_and_a_listed_module_is_one_unit() -> None:
     units = [[COLLECTION[i] for i in unit] for unit in slow_units(COLLECTION)]
     assert units == [
         [COLLECTION[-3]],  # 13.6 s
-        [COLLECTION[1]],  # 6.3
         [COLLECTION[3], COLLECTION[4]],  # test_cli: 5.8, in collection order
-        [COLLECTION[-2]],  # 5.8
-        [COLLECTION[-1]],  # 3.1
+        [COLLECTION[1]],  # 4.6
+        [COLLECTION[-2]],  # 2.7
+        [COLLECTION[-1]],  # 1.8
     ]
 
 
