@@ -285,17 +285,26 @@ class ForkServer:
         self._directory = tempfile.TemporaryDirectory(prefix="tandem-forks-")
         self.path = os.path.join(self._directory.name, "forks")
         self.environ = dict(os.environ)
+        # its own errors go to a file of its own (the caller's stderr may be a test's capture)
+        self.errors = open(os.path.join(self._directory.name, "stderr"), "w+b")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, __file__, self.path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=self.errors,
             env=self.environ,
         )
         assert self.process.stdout is not None
         ready = self.process.stdout.readline()
         if ready != b"ready\n":
             self.process.kill()
-            raise ForkServerError(f"the fork server did not start (exit {self.process.wait()})")
+            raise ForkServerError(f"the fork server did not start: {self._gone()}")
+
+    def _gone(self) -> str:
+        """The exit status and last words of a fork server that stopped."""
+        self.errors.seek(0)
+        said = self.errors.read().decode(errors="replace")[-3000:]
+        return f"exit {self.process.wait()}, stderr:\n{said}"
 
     def spawn(
         self,
@@ -306,7 +315,7 @@ class ForkServer:
         rlimits: Mapping[str, tuple[int, int]],
     ) -> socket.socket:
         if self.process.poll() is not None:
-            raise ForkServerError(f"the fork server is gone (exit {self.process.returncode})")
+            raise ForkServerError(f"the fork server is gone: {self._gone()}")
         unexpected = {
             name
             for name in set(env) ^ set(self.environ)
@@ -332,6 +341,7 @@ class ForkServer:
         finally:
             if self.process.stdout is not None:
                 self.process.stdout.close()
+            self.errors.close()
             self._directory.cleanup()
 
 
@@ -428,7 +438,14 @@ class ForkedProcess:
             return None
         message = self._connection.recv(4096)
         if not message:
-            raise ForkServerError("the fork server closed the connection without an exit status")
+            why = (
+                _server._gone()
+                if _server is not None and _server.process.poll() is not None
+                else ""
+            )
+            raise ForkServerError(
+                f"the fork server closed the connection without an exit status {why}"
+            )
         answer: dict[str, Any] = json.loads(message)
         return answer
 
