@@ -235,7 +235,16 @@ def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 @pytest.fixture
 async def pg_schema() -> AsyncIterator[str]:
+    """An empty schema of this test alone (for the tests of migrating one)."""
     async with fresh_schema() as name:
+        yield name
+
+
+@pytest.fixture
+async def migrated_schema() -> AsyncIterator[str]:
+    """A schema at the newest revision with nothing written to it, as ``SQLStorage.connect``
+    leaves a new one (:func:`fresh_schema`)."""
+    async with fresh_schema(migrated=True) as name:
         yield name
 
 
