@@ -137,6 +137,29 @@ async def test_servers_starting_together_migrate_once(pg_schema: str) -> None:
             await store.close()
 
 
+async def test_a_migrated_schema_opens_on_the_pool_alone(
+    migrated_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At every start but the first after an upgrade, the schema is found at the head on a pool
+    # connection: the engine (Alembic's) never connects.
+    engine_connections: list[object] = []
+    real_connect = asyncpg.connect
+
+    async def counted(*args: object, **kwargs: object) -> asyncpg.Connection:
+        engine_connections.append(args)
+        return await real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(asyncpg, "connect", counted)
+    store = await SQLStorage.connect(PG_DSN, schema=migrated_schema)
+    try:
+        assert await store.list_teams(of_org("default")) == ["support"]
+        assert engine_connections == []
+        assert await store.revision() == head_revision()  # the engine still works when asked
+        assert len(engine_connections) == 1
+    finally:
+        await store.close()
+
+
 # The schema's guards
 
 
