@@ -559,6 +559,20 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """At the end of a run (in pytest-xdist's controller, once), the PostgreSQL catalogs its
+    schemas bloated are vacuumed where the test role may (tests/storage/conftest.py), so that
+    the next run does not pay for this one's dead rows where autovacuum is off."""
+    if hasattr(session.config, "workerinput"):
+        return
+    from tests.storage.conftest import vacuum_catalogs
+
+    # In a thread of its own: a browser run's main thread may still hold Playwright's loop.
+    vacuum = threading.Thread(target=asyncio.run, args=(vacuum_catalogs(),))
+    vacuum.start()
+    vacuum.join()
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
     asked = " ".join(config.invocation_params.args)
     if config.getoption("dist", "no") == "load" and "worksteal" in asked:

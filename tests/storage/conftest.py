@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
 import os
 import secrets
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 import pytest
@@ -97,8 +100,6 @@ options, and its functions. Looked up by the relations' oids, through the catalo
 where autovacuum is off, the catalogs grow with every schema the suite makes and drops, and a
 scan of all of pg_attribute costs more than making a schema."""
 
-_TEMPLATE_DEFINITION: list[tuple[str, list[str]]] = []
-
 
 async def _definition(admin: asyncpg.Connection, name: str) -> tuple[str, list[str]]:
     """The schema's definition (:data:`_DEFINITION`) and its tables' names."""
@@ -120,22 +121,14 @@ async def _reset(admin: asyncpg.Connection, name: str) -> bool:
     template = _PG_TEMPLATE[0] if _PG_TEMPLATE else None
     if template is None:
         return False
-    template_name, sql = template
     try:
-        if not _TEMPLATE_DEFINITION:
-            # The first schema made from the dump, before its test ran, would be the reference;
-            # one made now from the same dump is.
-            probe = f"t_{secrets.token_hex(6)}"
-            await create_migrated_schema(admin, probe)
-            _TEMPLATE_DEFINITION.append(await _definition(admin, probe))
-            await admin.execute(f'DROP SCHEMA "{probe}" CASCADE')
         definition, tables = await _definition(admin, name)
-        if definition != _TEMPLATE_DEFINITION[0][0]:
+        if definition != template.definition:
             return False
         rows = [
-            line.replace(template_name, name)
-            for line in sql.splitlines()
-            if line.startswith(f"INSERT INTO {template_name}.")
+            line.replace(template.name, name)
+            for line in template.sql.splitlines()
+            if line.startswith(f"INSERT INTO {template.name}.")
         ]
         # One script, one round trip. Triggers (the append-only guards, the foreign keys'
         # checks) do not fire, as for pg_restore: the rows deleted are a finished test's, the
@@ -173,14 +166,63 @@ def drop_reusable_schemas() -> Iterator[None]:
     _REUSABLE.clear()
 
 
-_PG_TEMPLATE: list[tuple[str, str] | None] = []
-"""This process's migrated empty schema, as (its name, pg_dump's SQL for it); None where pg_dump
-is missing or cannot dump this server (another major version). Made on first use; a test
-process runs one test at a time, so at most one is ever made."""
+class Template(NamedTuple):
+    """A migrated empty schema, dumped: what :func:`create_migrated_schema` replays."""
+
+    name: str
+    """The schema dumped (dropped since), as named in :attr:`sql`."""
+    sql: str
+    """pg_dump's SQL for it, psql's meta-commands left out."""
+    definition: str
+    """Its :func:`_definition`, which a schema must still have to be reused."""
 
 
-async def _make_pg_template() -> tuple[str, str] | None:
-    """An empty schema migrated by ``SQLStorage.connect``, dumped as SQL, then dropped."""
+_PG_TEMPLATE: list[Template | None] = []
+"""This run's template, or None where pg_dump is missing or cannot dump this server (another
+major version). Made on first use, once per run (:func:`_pg_template`)."""
+
+_SHARED_DIR: list[Path] = []
+"""Under pytest-xdist, the directory this run's workers share: the parent of each one's
+basetemp, which pytest removes with the run's other temporary files."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") and config.option.basetemp:
+        _SHARED_DIR.append(Path(config.option.basetemp).parent)
+
+
+def _lock(path: Path) -> int:
+    """Wait for, and take, the lock file ``path``: held until the descriptor returned is
+    closed (or its process ends)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+async def _pg_template() -> Template | None:
+    """This run's template: made by the first process that needs it and written where the
+    others read it (one migration and one pg_dump per run instead of one per worker), or made
+    by this process alone outside pytest-xdist."""
+    if not _SHARED_DIR:
+        return await _make_pg_template()
+    path = _SHARED_DIR[0] / "pg-template.json"
+    fd = await asyncio.to_thread(_lock, path.with_suffix(".lock"))
+    try:
+        if path.exists():
+            made = json.loads(path.read_text())
+            return None if made is None else Template(**made)
+        template = await _make_pg_template()
+        written = path.with_suffix(".tmp")
+        written.write_text(json.dumps(None if template is None else template._asdict()))
+        written.replace(path)
+        return template
+    finally:
+        os.close(fd)
+
+
+async def _make_pg_template() -> Template | None:
+    """An empty schema migrated by ``SQLStorage.connect``, its definition read, dumped as SQL,
+    then dropped."""
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         return None
@@ -189,6 +231,7 @@ async def _make_pg_template() -> tuple[str, str] | None:
     try:
         await (await SQLStorage.connect(PG_DSN, schema=name)).close()
         try:
+            definition, _tables = await _definition(admin, name)
             dump = await asyncio.to_thread(
                 subprocess.run,
                 [pg_dump, "--schema", name, "--no-owner", "--no-privileges", "--inserts", PG_DSN],
@@ -204,26 +247,67 @@ async def _make_pg_template() -> tuple[str, str] | None:
         return None
     # psql's meta-commands (newer pg_dumps write \restrict lines) are not SQL.
     sql = "\n".join(line for line in dump.stdout.splitlines() if not line.startswith("\\"))
-    return name, sql
+    return Template(name, sql, definition)
 
 
 async def create_migrated_schema(admin: asyncpg.Connection, name: str) -> None:
     """Create the schema ``name``, already at the newest revision: what ``SQLStorage.connect``
-    makes of an empty schema, copied from one migrated once per test process (as
+    makes of an empty schema, copied from one migrated once per run (:func:`_pg_template`; as
     tests/conftest.py's ``migrated_sqlite`` copies a migrated SQLite file), instead of running
     every migration again (about a quarter of a second of CPU, most of it PostgreSQL's, and a
     second or more of wall time on a busy machine). The migrations themselves are tested from an
-    empty schema and from every earlier one (test_postgres, test_schema, test_legacy_upgrade).
+    empty schema and from every earlier one (test_postgres, test_legacy_upgrade), and the copy
+    against them (test_reused_schemas).
     Without a pg_dump that can dump this server, the schema is created empty, for
     ``SQLStorage.connect`` to migrate."""
     if not _PG_TEMPLATE:
-        _PG_TEMPLATE.append(await _make_pg_template())
+        _PG_TEMPLATE.append(await _pg_template())
     template = _PG_TEMPLATE[0]
     if template is None:
         await admin.execute(f'CREATE SCHEMA "{name}"')
         return
-    template_name, sql = template
-    await admin.execute(sql.replace(template_name, name))  # one transaction
+    await admin.execute(template.sql.replace(template.name, name))  # one transaction
+
+
+CATALOGS_THE_TESTS_BLOAT = (
+    "pg_attribute",
+    "pg_attrdef",
+    "pg_class",
+    "pg_constraint",
+    "pg_depend",
+    "pg_index",
+    "pg_namespace",
+    "pg_proc",
+    "pg_trigger",
+    "pg_type",
+)
+"""The catalogs each schema a test makes and drops leaves dead rows in."""
+
+
+async def vacuum_catalogs() -> None:
+    """VACUUM the catalogs the tests bloat, where the test role may (a superuser or the
+    database's owner); otherwise, or if the server cannot be reached, nothing. Where autovacuum
+    is off (as on the machines these tests were timed on), every schema made and dropped leaves
+    its catalog rows behind as dead rows, and every later pass pays for them in its catalog scans
+    (pg_dump, the schema checks, DROP SCHEMA): ~400 dead rows of pg_attribute per schema."""
+    try:
+        db = await asyncpg.connect(PG_DSN, timeout=2)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return
+    try:
+        allowed = await db.fetchval(
+            "SELECT rolsuper OR pg_has_role(current_user, d.datdba, 'MEMBER')"
+            " FROM pg_roles, pg_database d"
+            " WHERE rolname = current_user AND d.datname = current_database()"
+        )
+        if allowed:
+            # SKIP_LOCKED: never waits for another session (an other run's VACUUM).
+            tables = ", ".join(f"pg_catalog.{name}" for name in CATALOGS_THE_TESTS_BLOAT)
+            await db.execute(f"VACUUM (SKIP_LOCKED) {tables}")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        pass
+    finally:
+        await db.close()
 
 
 def tandem(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
