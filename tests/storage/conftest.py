@@ -8,6 +8,7 @@ only when that server cannot be reached, and fail instead under TANDEM_REQUIRE_S
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import fcntl
 import json
@@ -15,9 +16,10 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import asyncpg
 import pytest
@@ -25,6 +27,8 @@ import pytest
 from tandem.storage.base import Storage
 from tandem.storage.sql import SQLStorage, redact_dsn
 from tests.conftest import migrated_sqlite, service_missing, tandem_in_process
+
+T = TypeVar("T")
 
 PG_DSN = os.environ.get("TANDEM_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -41,30 +45,92 @@ async def pg_connect(schema: str | None = None) -> asyncpg.Connection:
         service_missing(f"PostgreSQL is not reachable at {redact_dsn(PG_DSN)}: {exc}")
 
 
+class _Admin:
+    """This process's connection for making, resetting and dropping the tests' schemas, kept from
+    test to test (a connection costs PostgreSQL a server process and ~5 ms of CPU to start). It
+    lives on an event loop of its own, in a thread of its own: each test runs on a new loop, and
+    an asyncpg connection belongs to the loop that made it."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = threading.Lock()
+        self._thread: threading.Thread
+        self._one_at_a_time: asyncio.Lock | None = None
+        self._db: asyncpg.Connection | None = None
+
+    async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """``work(connection)``, on the admin loop (one at a time), from any loop."""
+        with self._started:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                self._thread = threading.Thread(
+                    target=self._loop.run_forever, name="tandem-pg-admin", daemon=True
+                )
+                self._thread.start()
+                atexit.register(self._stop)
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(self._on_loop(work), self._loop)
+        )
+
+    async def _on_loop(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        if self._one_at_a_time is None:
+            self._one_at_a_time = asyncio.Lock()
+        async with self._one_at_a_time:
+            if self._db is None or self._db.is_closed():
+                self._db = await pg_connect()
+            try:
+                return await work(self._db)
+            except BaseException:
+                # Whatever state a failure left it in (an aborted transaction, a cancelled
+                # query), the next caller gets a new connection.
+                db, self._db = self._db, None
+                db.terminate()
+                raise
+
+    def _stop(self) -> None:
+        """At the process's exit: the connection closed, the loop stopped and closed."""
+        assert self._loop is not None
+        if self._db is not None:
+            db, self._db = self._db, None
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(db.close(timeout=5), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+
+
+_ADMIN = _Admin()
+
+
 @contextlib.asynccontextmanager
 async def fresh_schema(*, migrated: bool = False) -> AsyncIterator[str]:
     """A schema of this test alone, empty or ``migrated`` (:func:`create_migrated_schema`),
     dropped with everything in it afterwards. A migrated one may instead be emptied back to
     exactly what a new one holds and kept for this process's next test (:func:`_reset`)."""
-    admin = await pg_connect()
-    try:
-        if migrated and _REUSABLE:
-            name = _REUSABLE.pop()
-        else:
-            name = f"t_{secrets.token_hex(6)}"
+    if migrated and _REUSABLE:
+        name = _REUSABLE.pop()
+    else:
+        name = f"t_{secrets.token_hex(6)}"
+
+        async def create(admin: asyncpg.Connection) -> None:
             if migrated:
                 await create_migrated_schema(admin, name)
             else:
                 await admin.execute(f'CREATE SCHEMA "{name}"')
-        try:
-            yield name
-        finally:
+
+        await _ADMIN.run(create)
+    try:
+        yield name
+    finally:
+
+        async def reset_or_drop(admin: asyncpg.Connection) -> None:
             if migrated and await _reset(admin, name):
                 _REUSABLE.append(name)
             else:
                 await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-    finally:
-        await admin.close()
+
+        await _ADMIN.run(reset_or_drop)
 
 
 _REUSABLE: list[str] = []
@@ -154,16 +220,11 @@ def drop_reusable_schemas() -> Iterator[None]:
     if not _REUSABLE:
         return
 
-    async def drop() -> None:
-        admin = await pg_connect()
-        try:
-            for name in _REUSABLE:
-                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
-        finally:
-            await admin.close()
+    async def drop(admin: asyncpg.Connection) -> None:
+        while _REUSABLE:
+            await admin.execute(f'DROP SCHEMA "{_REUSABLE.pop()}" CASCADE')
 
-    asyncio.run(drop())
-    _REUSABLE.clear()
+    asyncio.run(_ADMIN.run(drop))
 
 
 class Template(NamedTuple):
