@@ -21,7 +21,7 @@ from tandem.config import Settings
 from tandem.directory import Directory, operator
 from tandem.exceptions import ForbiddenError, ProtocolError, StorageError
 from tandem.fanout.base import Subscription
-from tandem.fanout.memory import MemoryFanout
+from tandem.fanout.memory import MemoryFanout, MemorySubscription
 from tandem.hub import (
     AGENT_EVENTS,
     CUSTOMER_EVENTS,
@@ -355,5 +355,59 @@ async def test_a_rejoining_console_hears_joined_before_any_content_relayed_meanw
             assert frames[0].data != ahead, "content reached the console ahead of its joined"
             assert json.loads(frames[0].data)["type"] == "joined"
             assert frames[1].data == b"\x03" + bytes(41)  # content sent after the answer follows it
+        [rejoined] = await audit_of(hub, "agent_rejoined")
+        assert rejoined.subject == session
+
+
+async def test_a_rejoin_whose_audit_record_cannot_be_written_leaves_the_session_waiting(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while the rejoin's audit record is written: the console is refused
+    with the storage error and hears nothing of the session, the customer is told nothing, and
+    the session still waits for the same console, which takes it up once the database is back
+    (one audit record, for the rejoin that happened)."""
+    customer, code = await open_session(hub)
+    ann = principal("agent")
+    login = await signed_in(hub, ann)
+    async with customer:
+        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
+            assert isinstance(await first.text(Join(v=1, code=code)), Joined)
+            answer = json.loads((await first.subscription.get()).data)  # type: ignore[union-attr]
+            await customer.text(Consent(v=1, granted=True))
+            first.peer_close_code = 1001  # the console reloads: the session waits for it
+        live = customer.live
+        session = live.machine.session_id
+        assert live.machine.agent_away_since is not None
+        told = customer.subscription
+        assert isinstance(told, MemorySubscription)
+        if told.queued_bytes:  # what the customer heard up to now
+            await told.take()
+
+        record = hub.record
+
+        async def failing_record(action: str, **fields: object) -> None:
+            if action == "agent_rejoined":
+                raise StorageError("the database is not available")
+            await record(action, **fields)
+
+        monkeypatch.setattr(hub, "record", failing_record)
+        rejoin = Rejoin(v=1, session_id=session, resume_token=answer["resume_token"])
+        async with hub.agent_seat(ann, "192.0.2.1", login) as second:
+            with pytest.raises(StorageError):
+                await second.text(rejoin)
+            assert second.subscription is None  # it hears nothing of the session
+            # the socket layer closes it (no close code of the console's)
+        assert not live.machine.ended, "a failed audit write ended the customer's session"
+        assert live.agent_seat is None and live.machine.agent_away_since is not None
+        assert told.queued_bytes == 0, "the customer was told of a rejoin that did not happen"
+        assert await audit_of(hub, "agent_rejoined") == []
+
+        monkeypatch.setattr(hub, "record", record)  # the database is back
+        async with hub.agent_seat(ann, "192.0.2.1", login) as third:
+            assert isinstance(await third.text(rejoin), Joined)
+            answer = json.loads((await third.subscription.get()).data)  # type: ignore[union-attr]
+            assert answer["type"] == "joined" and answer["resumed"]
+            assert live.agent_seat is third and live.machine.agent_away_since is None
+            third.peer_close_code = 1001
         [rejoined] = await audit_of(hub, "agent_rejoined")
         assert rejoined.subject == session

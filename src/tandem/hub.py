@@ -1119,18 +1119,27 @@ class SessionHub:
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
         _, resource = await self._site_of(live)
         authorize(seat.principal, "session.join", resource)
+        away_since, seated = live.machine.agent_away_since, live.agent_seat
         effects = live.machine.agent_returns(seat.principal.username)
-        older, live.agent_seat = live.agent_seat, seat
-        if older is not None and older is not seat:
-            older.kick(4409, "session taken up in another console")
-        seat.live = live
         # The audit record is written before this socket hears anything of the session; then
         # its subscription and its answer, with nothing awaited between them, so that `joined`
         # is its first frame. The customer's page goes on sharing the epoch the console had
         # (frames of it were lost while the console was away), and the console drops that
         # epoch's content only once it has heard `joined`: content relayed ahead of it was read
         # as tampering, and the console ended the session (seen after a restart under load).
-        await self.apply(live, [effect for effect in effects if isinstance(effect, Audit)])
+        # Nothing is the rejoin's until its record is written: should the database fail, the
+        # session still waits for its console, which is closed "try again later" and retries
+        # (its socket never held the session, so its close does not end it).
+        try:
+            await self.apply(live, [effect for effect in effects if isinstance(effect, Audit)])
+        except BaseException:
+            if live.agent_seat is seated:  # no other console took the session up meanwhile
+                live.machine.agent_away_since = away_since
+            raise
+        older, live.agent_seat = live.agent_seat, seat
+        if older is not None and older is not seat:
+            older.kick(4409, "session taken up in another console")
+        seat.live = live
         seat.subscription = self.fanout.subscribe(
             agents_topic(live.machine.session_id), self.settings.socket_queue_bytes
         )
