@@ -588,7 +588,8 @@ class SharedSessions:
 
     def give_back(self, joined: Joined, passed: bool) -> None:
         """After a test: the session as the next test expects it (the customer in control of
-        the page it started on, no tool picked), or closed. CSP violations fail the test, as
+        the page it started on, no tool picked, both sides showing what a fresh join showed), or
+        closed. CSP violations fail the test, as
         with the per-test parties."""
         violations = joined.customer.csp_violations + joined.agent.csp_violations
         if not passed or violations:
