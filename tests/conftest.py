@@ -560,10 +560,22 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """This process's fork server of `tandem` processes (tests/forkserver.py), if one started."""
+    """At the end of a run: this process's fork server of `tandem` processes
+    (tests/forkserver.py) stops, if one started; and (in pytest-xdist's controller, once) the
+    PostgreSQL catalogs its schemas bloated are vacuumed where the test role may
+    (tests/storage/conftest.py), so that the next run does not pay for this one's dead rows
+    where autovacuum is off."""
     from tests.forkserver import close_fork_server
 
     close_fork_server()
+    if hasattr(session.config, "workerinput"):
+        return
+    from tests.storage.conftest import vacuum_catalogs
+
+    # In a thread of its own: a browser run's main thread may still hold Playwright's loop.
+    vacuum = threading.Thread(target=asyncio.run, args=(vacuum_catalogs(),))
+    vacuum.start()
+    vacuum.join()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -227,10 +227,12 @@ test("a reloaded console restores its keys before it rejoins, and its commands g
   store.keys.set("s1", keys);
   const h = harness({ rejoin: store.load() as Held }, store);
   assert.equal(h.card.status.text, "Connection lost. Reconnecting…");
+  assert.equal(h.card.sessionId, null); // a new page: its header knows no session yet
   await until(() => h.sockets.length === 1);
   h.last().events.open();
   assert.deepEqual(h.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
-  h.server({ type: "joined", session_id: "s1", resumed: true });
+  h.server({ type: "joined", session_id: "another", resumed: true });
+  assert.equal(h.card.sessionId, "s1"); // the session it asked for, not the server's word
   h.view.sendCommand({ k: "control_request" });
   await until(() => h.last().binary.length === 1);
   // The customer's browser (which saw counters 1 and 2) accepts it: no replay.

@@ -450,6 +450,54 @@ SHOP_FORGETS = """() => {
 }"""
 
 
+# What a person sees of a running session, for comparing a reset session with the freshly
+# joined one: the customer's Tandem UI (its text and controls, through its shadow roots) and
+# Tandem.state; the console's status line, facts (not the running clock, nor the session's id,
+# which differs from join to join: a reset checks it apart) and visible controls.
+CUSTOMER_SEES = """() => {
+    const out = [String(window.Tandem && window.Tandem.state)];
+    const visit = (node) => {
+        if (node.nodeType === Node.TEXT_NODE && node.data.trim()) out.push(node.data.trim());
+        if (node.nodeType === Node.ELEMENT_NODE) {
+            if (["STYLE", "SCRIPT"].includes(node.tagName)) return;
+            if (node.shadowRoot) visit(node.shadowRoot);
+            const style = getComputedStyle(node);
+            if (style.display === "none" || style.visibility === "hidden") return;
+            for (const name of ["role", "aria-label", "aria-pressed", "aria-expanded"]) {
+                if (node.hasAttribute(name)) out.push(`${name}=${node.getAttribute(name)}`);
+            }
+        }
+        for (const child of node.childNodes) visit(child);
+    };
+    for (const host of document.querySelectorAll("[data-tandem-ui]")) visit(host);
+    return out;
+}"""
+AGENT_SEES = """() => {
+    const shown = (el) =>
+        el.getClientRects().length > 0 && getComputedStyle(el).visibility !== "hidden";
+    return [
+        `status=${document.querySelector("#status")?.textContent.trim()}`,
+        ...[...document.querySelectorAll("[id^=fact-]")]
+            .filter((el) => !["fact-duration", "fact-session"].includes(el.id))
+            .map((el) => `${el.id}=${el.textContent.trim()}`),
+        ...[...document.querySelectorAll("button, [role=dialog], iframe, details")]
+            .filter(shown)
+            .map((el) => [el.tagName, el.id, el.textContent.trim().slice(0, 60),
+                el.disabled ? "disabled" : "", el.getAttribute("aria-pressed") ?? "",
+                el.open ? "open" : ""].join(":")),
+    ];
+}"""
+
+
+def seen(customer: Party, agent: Party, with_session: bool = False) -> tuple[list[str], list[str]]:
+    """What the customer and the agent see of the session (CUSTOMER_SEES, AGENT_SEES), and the
+    session's id as the console shows it if asked."""
+    agent_sees: list[str] = agent.page.evaluate(AGENT_SEES)
+    if with_session:
+        agent_sees.append(agent.page.locator("#fact-session").inner_text())
+    return customer.page.evaluate(CUSTOMER_SEES), agent_sees
+
+
 @dataclass
 class Joined:
     """A customer sharing ``path`` with alice's console: what a test of a running session needs."""
@@ -461,6 +509,7 @@ class Joined:
     path: str
     customer_viewport: ViewportSize
     agent_viewport: ViewportSize
+    session_id: str = ""  # the console's fact-session: the same session from test to test
 
 
 class SharedSessions:
@@ -472,18 +521,33 @@ class SharedSessions:
         self.current: Joined | None = None
         self.joins = 0
         self.takes = 0
+        self.moves = 0
+        # What a fresh join on each page showed (`seen`): a reset must show the same.
+        self.fresh: dict[str, tuple[list[str], list[str]]] = {}
 
     def take(
         self, path: str, customer_viewport: ViewportSize, agent_viewport: ViewportSize
     ) -> Joined:
         current = self.current
         if current is not None and not (
-            current.path == path
-            and current.customer_viewport == customer_viewport
+            current.customer_viewport == customer_viewport
             and current.agent_viewport == agent_viewport
             and self._still_sharing(current)
         ):
             self.discard()
+        elif current is not None and current.path != path:
+            # To another page in the same session (a navigation, as a customer would), where a
+            # fresh join on this worker showed what the page must show; else a fresh join.
+            if path not in self.fresh:
+                self.discard()
+            else:
+                current.path = path
+                try:
+                    self._reset(current)
+                    self.moves += 1
+                except Exception as error:
+                    self._log(f"move failed: {error!r}")
+                    self.discard()
         if self.current is None:
             self.current = self._join(path, customer_viewport, agent_viewport)
         joined = self.current
@@ -508,6 +572,9 @@ class SharedSessions:
         joined.view = share(customer, agent, self.live, get_help(customer))
         expect(joined.view.locator("body")).to_be_attached()
         expect(agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+        caught_up(customer, joined.view)
+        joined.session_id = agent.page.locator("#fact-session").inner_text()
+        self.fresh[path] = seen(customer, agent)
         self.joins += 1
         return joined
 
@@ -521,7 +588,8 @@ class SharedSessions:
 
     def give_back(self, joined: Joined, passed: bool) -> None:
         """After a test: the session as the next test expects it (the customer in control of
-        the page it started on, no tool picked), or closed. CSP violations fail the test, as
+        the page it started on, no tool picked, both sides showing what a fresh join showed), or
+        closed. CSP violations fail the test, as
         with the per-test parties."""
         violations = joined.customer.csp_violations + joined.agent.csp_violations
         if not passed or violations:
@@ -530,9 +598,7 @@ class SharedSessions:
             try:
                 self._reset(joined)
             except Exception as error:  # any doubt: the next test joins afresh
-                if os.environ.get("E2E_SHARED_LOG"):
-                    with open(os.environ["E2E_SHARED_LOG"], "a") as log:
-                        log.write(f"reset failed: {error!r}\n")
+                self._log(f"reset failed: {error!r}")
                 self.discard()
         assert not violations, f"CSP violations: {violations}"
 
@@ -567,6 +633,19 @@ class SharedSessions:
         expect(customer.get_by_role("button", name="Stop sharing")).to_be_visible()
         caught_up(joined.customer, joined.view)
         expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+        # Verified: both sides show what a fresh join showed (a question, a supervisor, a
+        # recording, a notice or a control left over fails the reset: the next test joins afresh).
+        fresh = ([*self.fresh[joined.path][0]], [*self.fresh[joined.path][1], joined.session_id])
+        deadline = time.monotonic() + 5
+        while (now := seen(joined.customer, joined.agent, with_session=True)) != fresh:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not as a fresh join left it: {now} != {fresh}")
+            customer.wait_for_timeout(100)
+
+    def _log(self, line: str) -> None:
+        if os.environ.get("E2E_SHARED_LOG"):
+            with open(os.environ["E2E_SHARED_LOG"], "a") as log:
+                log.write(line + "\n")
 
     def discard(self) -> None:
         """Close the session: ended by the customer where the page still can (so no test
@@ -625,9 +704,7 @@ def shared_sessions(browser: Browser, shared_live: RunningServer) -> Iterator[Sh
     sessions = SharedSessions(browser, shared_live)
     yield sessions
     sessions.discard()
-    if os.environ.get("E2E_SHARED_LOG"):
-        with open(os.environ["E2E_SHARED_LOG"], "a") as log:
-            log.write(f"worker joins={sessions.joins} takes={sessions.takes}\n")
+    sessions._log(f"worker joins={sessions.joins} moves={sessions.moves} takes={sessions.takes}")
 
 
 # What the shared sessions are: the shop's home page (customer 1000x760) with alice's console

@@ -142,8 +142,11 @@ def test_a_reloaded_console_gets_the_mirror_back_without_a_new_code(
 ) -> None:
     share_at(customer, agent, live, live.base, live.base)
     customer.page.locator("#search").fill("before the reload")
+    session = agent.page.locator("#fact-session").inner_text()
+    assert re.fullmatch(r"[\w-]{8,}", session), session
     agent.page.reload()
     expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=15_000)
+    expect(agent.page.locator("#fact-session")).to_have_text(session)  # the header knows it again
     expect(mirror(agent).locator("#search")).to_have_value("before the reload")
     customer.page.locator("#search").fill("after the reload")
     expect(mirror(agent).locator("#search")).to_have_value("after the reload")

@@ -4,17 +4,21 @@ a code only the customer's browser knows, shown in the customer's banner, ended 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, add_user
-from tests.e2e.conftest import Party, agent_plaintext, get_help, open_console_as, share
+from tests.e2e.conftest import Joined, Party, agent_plaintext, open_console_as
 
 WATCH_CODE = re.compile(r"^\s*(\d{3}) (\d{4})\s*$")  # shown 3-4
+_with_sam: set[Path] = set()  # a shared server (`joined`) keeps its accounts from test to test
 
 
 def supervisor_console(supervisor: Party, live: RunningServer) -> None:
-    add_user(live.settings.data_dir, "sam", role="supervisor", display_name="Sam")
+    if live.settings.data_dir not in _with_sam:
+        add_user(live.settings.data_dir, "sam", role="supervisor", display_name="Sam")
+        _with_sam.add(live.settings.data_dir)
     open_console_as(supervisor, live, "sam")
     heading = supervisor.page.get_by_role("heading", name="Live sessions of your teams")
     expect(heading).to_be_visible()
@@ -30,11 +34,10 @@ def read_watch_code(customer: Party) -> str:
 
 
 def test_a_supervisor_watches_with_the_customers_consent_and_code(
-    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+    joined: Joined, supervisor: Party
 ) -> None:
-    supervisor_console(supervisor, live)
-    customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
+    customer, agent, view = joined.customer, joined.agent, joined.view
+    supervisor_console(supervisor, joined.live)
     customer.page.get_by_label("Search products").press_sequentially("lamp", delay=20)
     expect(view.locator("input[type=search]")).to_have_value("lamp")
 
@@ -80,11 +83,10 @@ def test_a_supervisor_watches_with_the_customers_consent_and_code(
 
 
 def test_a_wrong_supervisor_code_shows_nothing_and_the_customer_can_refuse(
-    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+    joined: Joined, supervisor: Party
 ) -> None:
-    supervisor_console(supervisor, live)
-    customer.page.goto(f"{live.base}/demo/")
-    share(customer, agent, live, get_help(customer))
+    customer = joined.customer
+    supervisor_console(supervisor, joined.live)
     sam = supervisor.page
     sam.locator("#session-list li", has_text="Demo shop").get_by_role(
         "button", name="Watch"

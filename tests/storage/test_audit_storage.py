@@ -19,7 +19,7 @@ from tandem.storage.migrations import legacy
 from tandem.storage.sql import SQLStorage
 from tests.conftest import migrated_sqlite
 from tests.grants import of_org
-from tests.storage.conftest import PG_DSN, create_migrated_schema, fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 from tests.test_audit import TRIGGERS
 
 KEY = bytes(range(32))
@@ -81,30 +81,31 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
             guards = tuple(f"DROP TRIGGER {name}" for name in TRIGGERS)
             yield Backend("sqlite", open_sqlite, execute_sqlite, make_old_sqlite, guards)
         else:
-            schema = await stack.enter_async_context(fresh_schema())
-            made_old: list[bool] = []
+            schemas: list[str] = []
+            attacker: list[asyncpg.Connection] = []
+
+            async def schema(*, made_old: bool = False) -> str:
+                """The test's schema, made on first use: migrated unless it is to be made old
+                (a migrated one a test leaves unchanged is reset and reused, as the ``storage``
+                fixture's are)."""
+                if not schemas:
+                    schemas.append(
+                        await stack.enter_async_context(fresh_schema(migrated=not made_old))
+                    )
+                return schemas[0]
 
             async def open_postgres() -> Storage:
-                if not made_old and not opened:  # new, not made old: already migrated
-                    db = await pg_connect()
-                    try:
-                        await db.execute(f'DROP SCHEMA "{schema}"')
-                        await create_migrated_schema(db, schema)
-                    finally:
-                        await db.close()
-                opened.append(await SQLStorage.connect(PG_DSN, schema=schema))
+                opened.append(await SQLStorage.connect(PG_DSN, schema=await schema()))
                 return opened[-1]
 
             async def execute_postgres(statement: str) -> None:
-                db = await pg_connect(schema)
-                try:
-                    await db.execute(statement)
-                finally:
-                    await db.close()
+                if not attacker:  # one connection of its own for all the test's statements
+                    attacker.append(await pg_connect(await schema()))
+                    stack.push_async_callback(attacker[0].close)
+                await attacker[0].execute(statement)
 
             async def make_old_postgres() -> None:
-                made_old.append(True)
-                db = await pg_connect(schema)
+                db = await pg_connect(await schema(made_old=True))
                 try:
                     await db.execute("CREATE TABLE tandem_schema_version (version integer)")
                     await db.execute(

@@ -30,12 +30,15 @@ Servers = Callable[[], Awaitable[SQLStorage]]
 
 
 @pytest.fixture
-async def servers(pg_schema: str) -> AsyncIterator[Servers]:
-    """Start SQLStorages on one schema, each standing for one server; all closed after."""
+async def servers(migrated_schema: str) -> AsyncIterator[Servers]:
+    """Start SQLStorages on one schema, each standing for one server of a cluster whose
+    database is already migrated; all closed after. (Migrating is tested from an empty schema by
+    the tests below that take ``pg_schema``, and from every earlier version by
+    test_legacy_upgrade.)"""
     started: list[SQLStorage] = []
 
     async def start() -> SQLStorage:
-        store = await SQLStorage.connect(PG_DSN, schema=pg_schema)
+        store = await SQLStorage.connect(PG_DSN, schema=migrated_schema)
         started.append(store)
         return store
 
@@ -134,15 +137,38 @@ async def test_servers_starting_together_migrate_once(pg_schema: str) -> None:
             await store.close()
 
 
+async def test_a_migrated_schema_opens_on_the_pool_alone(
+    migrated_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At every start but the first after an upgrade, the schema is found at the head on a pool
+    # connection: the engine (Alembic's) never connects.
+    engine_connections: list[object] = []
+    real_connect = asyncpg.connect
+
+    async def counted(*args: object, **kwargs: object) -> asyncpg.Connection:
+        engine_connections.append(args)
+        return await real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(asyncpg, "connect", counted)
+    store = await SQLStorage.connect(PG_DSN, schema=migrated_schema)
+    try:
+        assert await store.list_teams(of_org("default")) == ["support"]
+        assert engine_connections == []
+        assert await store.revision() == head_revision()  # the engine still works when asked
+        assert len(engine_connections) == 1
+    finally:
+        await store.close()
+
+
 # The schema's guards
 
 
 async def test_the_audit_log_refuses_update_delete_and_truncate(
-    servers: Servers, pg_schema: str
+    servers: Servers, migrated_schema: str
 ) -> None:
     store = await servers()
     await store.append_audit(of_org("default"), 1.0, "sign_in", "alice", "", {})
-    db = await pg_connect(pg_schema)
+    db = await pg_connect(migrated_schema)
     try:
         for statement in (
             "UPDATE audit SET actor = 'mallory'",
@@ -156,12 +182,12 @@ async def test_the_audit_log_refuses_update_delete_and_truncate(
     assert [r.actor for r in await store.audit_records()] == ["alice"]
 
 
-async def test_the_audit_anchors_refuse_truncate(servers: Servers, pg_schema: str) -> None:
+async def test_the_audit_anchors_refuse_truncate(servers: Servers, migrated_schema: str) -> None:
     store = await servers()
     log = AuditLog(store, KEY, anchor_every=5)
     for i in range(6):
         await log.record(1.0 + i, "sign_in", actor="alice", org="default")
-    db = await pg_connect(pg_schema)
+    db = await pg_connect(migrated_schema)
     try:
         with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
             await db.execute("TRUNCATE audit_anchors")
@@ -170,15 +196,17 @@ async def test_the_audit_anchors_refuse_truncate(servers: Servers, pg_schema: st
     assert [a.seq for a in await store.anchors()] == [1, 5]
 
 
-async def test_a_database_from_a_newer_version_is_refused(servers: Servers, pg_schema: str) -> None:
+async def test_a_database_from_a_newer_version_is_refused(
+    servers: Servers, migrated_schema: str
+) -> None:
     await servers()
-    db = await pg_connect(pg_schema)
+    db = await pg_connect(migrated_schema)
     try:
         await db.execute("UPDATE alembic_version SET version_num = 'from-the-future'")
     finally:
         await db.close()
     with pytest.raises(ConfigError, match="newer Tandem"):
-        await SQLStorage.connect(PG_DSN, schema=pg_schema)
+        await SQLStorage.connect(PG_DSN, schema=migrated_schema)
 
 
 async def test_a_database_from_before_alembic_but_newer_is_refused(pg_schema: str) -> None:
@@ -287,24 +315,24 @@ def _verify(data_dir: Path, schema: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_audit_verify_finds_a_rewritten_record(
-    servers: Servers, pg_schema: str, tmp_path: Path
+    servers: Servers, migrated_schema: str, tmp_path: Path
 ) -> None:
     store = await servers()
     log = AuditLog(store, KEY, anchor_every=5)
     for i in range(12):
         await log.record(1000.0 + i, "sign_in", actor=f"user{i}", ip="127.0.0.1", org="default")
     (tmp_path / "audit.key").write_text(KEY.hex())
-    result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
+    result = await asyncio.to_thread(_verify, tmp_path, migrated_schema)
     assert result.returncode == 0, result.stderr
     assert "intact: 12 records, 3 anchors, 0 checkpoints checked" in result.stdout
 
-    db = await pg_connect(pg_schema)  # an attacker with database rights drops the guard first
+    db = await pg_connect(migrated_schema)  # an attacker with database rights drops the guard first
     try:
         await db.execute("DROP TRIGGER audit_append_only ON audit")
         await db.execute("UPDATE audit SET actor = 'nobody' WHERE seq = 3")
     finally:
         await db.close()
-    result = await asyncio.to_thread(_verify, tmp_path, pg_schema)
+    result = await asyncio.to_thread(_verify, tmp_path, migrated_schema)
     assert result.returncode == 1
     assert "BROKEN at record 3" in result.stderr
 

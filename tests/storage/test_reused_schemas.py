@@ -107,3 +107,14 @@ async def test_a_schema_whose_definition_changed_is_not_reused(
     assert index is not None
     await admin.execute(change.format(s=f'"{used}"', index=index))
     assert not await _reset(admin, used)
+
+
+async def test_the_template_makes_exactly_what_the_migrations_make(
+    schemas: Schemas, pg_schema: str
+) -> None:
+    # Most PostgreSQL tests start from a replay of pg_dump's copy of a migrated schema
+    # (create_migrated_schema): it must hold what migrating an empty schema holds.
+    await (await SQLStorage.connect(PG_DSN, schema=pg_schema)).close()
+    copied, admin = await schemas.new(), schemas.db
+    assert (await _definition(admin, pg_schema))[0] == (await _definition(admin, copied))[0]
+    assert await contents(admin, pg_schema) == await contents(admin, copied)

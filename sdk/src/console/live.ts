@@ -835,7 +835,9 @@ export class LiveView {
     this.awaitingEpoch = true;
     this.consented = false; // shown again once the customer's browser says so (first in the epoch)
     this.dropMirror();
-    this.ui.report({ type: "joined" });
+    // The session it asked for (a reloaded console's header starts without one); not the
+    // server's word for it.
+    this.ui.report({ type: "joined", sessionId: this.sessionId ?? undefined });
     this.status(t("reconnectRejoined"));
   }
 

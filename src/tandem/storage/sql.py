@@ -727,7 +727,8 @@ class SQLStorage:
             await storage.close()
             raise
         try:
-            await storage._migrate(schema)
+            if not await storage._postgres_at_head():
+                await storage._migrate(schema)
         except _CONNECT_ERRORS as exc:
             await storage.close()
             raise ConfigError(
@@ -737,6 +738,23 @@ class SQLStorage:
             await storage.close()
             raise
         return storage
+
+    async def _postgres_at_head(self) -> bool:
+        """Whether the schema is already at :data:`migrations.HEAD`, asked on a pool connection
+        as :func:`migrations.at_head` asks on the engine's: at every start but the first after an
+        upgrade, nothing is migrated and the engine needs no connection (a server process of its
+        own on the database's side, and SQLAlchemy's set-up of its dialect) at all."""
+        assert self._pool is not None
+        async with self._pool.acquire() as db:
+            found = await db.fetchval(
+                "SELECT to_regclass(quote_ident(current_schema()) || '.alembic_version')"
+                " IS NOT NULL"
+            )
+            if not found:  # no schema yet, or no Alembic in it: _migrate decides
+                return False
+            # The first schema on the search path that exists holds it: this is that table.
+            rows = await db.fetch("SELECT version_num FROM alembic_version")
+        return [tuple(row) for row in rows] == [(migrations.HEAD,)]
 
     async def _migrate(self, schema: str | None = None) -> None:
         async with self._engine.begin() as db:
