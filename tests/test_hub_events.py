@@ -5,12 +5,13 @@ landing in the session's organisation."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 import pytest
 
@@ -115,6 +116,25 @@ async def open_session(hub: SessionHub) -> tuple[CustomerSeat, str]:
     created = json.loads((await seat.subscription.get()).data)
     assert created["type"] == "created"
     return seat, created["code"]
+
+
+@contextlib.asynccontextmanager
+async def console_away(
+    hub: SessionHub,
+) -> AsyncIterator[tuple[CustomerSeat, Principal, str, dict[str, Any]]]:
+    """A customer sharing with ann's console, which then reloaded: the session waits for it.
+    The customer's seat, ann, her sign-in and the console's ``joined`` (its resume token)."""
+    customer, code = await open_session(hub)
+    ann = principal("agent")
+    login = await signed_in(hub, ann)
+    async with customer:
+        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
+            assert isinstance(await first.text(Join(v=1, code=code)), Joined)
+            answer = json.loads((await first.subscription.get()).data)  # type: ignore[union-attr]
+            assert answer["type"] == "joined" and answer["resume_token"]
+            await customer.text(Consent(v=1, granted=True))
+            first.peer_close_code = 1001  # the console reloads: the session waits for it
+        yield customer, ann, login, answer
 
 
 async def next_type(subscription: Subscription | None) -> str:
@@ -318,16 +338,7 @@ async def test_a_rejoining_console_hears_joined_before_any_content_relayed_meanw
     goes on sharing its epoch: none of that may reach the console ahead of its `joined`, which
     tells it to drop that epoch's content (it lost some of it while away: read first, the gap
     looks like tampering and the console ends the session)."""
-    customer, code = await open_session(hub)
-    ann = principal("agent")
-    login = await signed_in(hub, ann)
-    async with customer:
-        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
-            assert isinstance(await first.text(Join(v=1, code=code)), Joined)
-            answer = json.loads((await first.subscription.get()).data)  # type: ignore[union-attr]
-            assert answer["type"] == "joined" and answer["resume_token"]
-            await customer.text(Consent(v=1, granted=True))
-            first.peer_close_code = 1001  # the console reloads: the session waits for it
+    async with console_away(hub) as (customer, ann, login, answer):
         session = customer.live.machine.session_id
         assert hub.get(session) is customer.live and customer.live.machine.state == "sharing"
 
@@ -366,15 +377,7 @@ async def test_a_rejoin_whose_audit_record_cannot_be_written_leaves_the_session_
     with the storage error and hears nothing of the session, the customer is told nothing, and
     the session still waits for the same console, which takes it up once the database is back
     (one audit record, for the rejoin that happened)."""
-    customer, code = await open_session(hub)
-    ann = principal("agent")
-    login = await signed_in(hub, ann)
-    async with customer:
-        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
-            assert isinstance(await first.text(Join(v=1, code=code)), Joined)
-            answer = json.loads((await first.subscription.get()).data)  # type: ignore[union-attr]
-            await customer.text(Consent(v=1, granted=True))
-            first.peer_close_code = 1001  # the console reloads: the session waits for it
+    async with console_away(hub) as (customer, ann, login, answer):
         live = customer.live
         session = live.machine.session_id
         assert live.machine.agent_away_since is not None
