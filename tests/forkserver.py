@@ -438,6 +438,7 @@ class ForkedProcess:
             return None
         message = self._connection.recv(4096)
         if not message:
+            self._connection.close()
             why = (
                 _server._gone()
                 if _server is not None and _server.process.poll() is not None

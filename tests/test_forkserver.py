@@ -5,12 +5,14 @@ with its own status; what it could not honour is refused loudly."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests import forkserver
 from tests.conftest import DataTemplates
 from tests.forkserver import (
     VARYING,
@@ -75,3 +77,27 @@ def test_a_module_that_reads_a_varying_variable_at_import_is_not_preloaded() -> 
         dict(os.environ.items())
     with _environment_unread(VARYING):
         os.environ.get("HOME")  # read the same by the fork server and every child
+
+
+def test_a_dead_fork_server_fails_loudly_not_quietly(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data_templates: DataTemplates
+) -> None:
+    """A fork server that died (killed here) refuses the next request with its exit status, and
+    a child it was serving gets an error instead of a made-up exit status."""
+    own = forkserver.ForkServer()  # this test's own: the process's shared one goes on serving
+    monkeypatch.setattr(forkserver, "_server", own)
+    data_templates.copy_to(tmp_path / "data")
+    serve = [*TANDEM, "serve", "--port", "0", "--data-dir", str(tmp_path / "data")]
+    try:
+        child = tandem_process(serve, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            own.process.kill()
+            own.process.wait()
+            with pytest.raises(ForkServerError, match="without an exit status"):
+                child.wait(timeout=30)
+        finally:
+            os.kill(child.pid, signal.SIGKILL)  # an orphan now: nobody else would stop it
+        with pytest.raises(ForkServerError, match="gone: exit -9"):
+            tandem_process([*TANDEM, "--version"])
+    finally:
+        own.close()
