@@ -414,3 +414,86 @@ async def test_a_rejoin_whose_audit_record_cannot_be_written_leaves_the_session_
             third.peer_close_code = 1001
         [rejoined] = await audit_of(hub, "agent_rejoined")
         assert rejoined.subject == session
+
+
+def failing_on(hub: SessionHub, failing_action: str) -> Any:
+    """``hub.record`` as it is while the database refuses ``failing_action``'s record."""
+    record = hub.record
+
+    async def failing_record(action: str, **fields: object) -> None:
+        if action == failing_action:
+            raise StorageError("the database is not available")
+        await record(action, **fields)
+
+    return failing_record
+
+
+async def test_a_join_whose_audit_record_cannot_be_written_leaves_the_session_waiting(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while the first join's audit record is written: the console is
+    refused with the storage error and hears nothing of the session, the customer is told
+    nothing, and the session still waits with the same code, which the agent enters again once
+    the database is back (one audit record, for the join that happened)."""
+    customer, code = await open_session(hub)
+    live = customer.live
+    ann = principal("agent")
+    login = await signed_in(hub, ann)
+    told = customer.subscription
+    assert isinstance(told, MemorySubscription) and told.queued_bytes == 0
+    record = hub.record
+    async with customer:
+        monkeypatch.setattr(hub, "record", failing_on(hub, "agent_joined"))
+        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
+            with pytest.raises(StorageError):
+                await first.text(Join(v=1, code=code))
+            assert first.subscription is None and first.live is None  # it heard nothing
+        assert not live.machine.ended, "a failed audit write ended the customer's session"
+        assert live.machine.state == "waiting" and live.agent_seat is None
+        assert live.machine.agent is None and not live.agent_resume_digest
+        assert told.queued_bytes == 0, "the customer was told of a join that did not happen"
+        assert await audit_of(hub, "agent_joined") == []
+
+        monkeypatch.setattr(hub, "record", record)  # the database is back: the same code works
+        async with hub.agent_seat(ann, "192.0.2.1", login) as second:
+            assert isinstance(await second.text(Join(v=1, code=code)), Joined)
+            assert await next_type(second.subscription) == "joined"
+            assert await next_type(told) == "agent_joined"
+            assert live.agent_seat is second and live.machine.state == "pending_consent"
+            second.peer_close_code = 1001
+    [joined] = await audit_of(hub, "agent_joined")
+    assert joined.subject == live.machine.session_id and joined.actor == "ann"
+
+
+async def test_a_join_that_fails_with_its_code_not_put_back_ends_the_session_for_the_customer(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses both the join's audit record and putting the code back: rather than
+    wait for a code that no longer works, the session ends as lost and the customer is told;
+    the code opens nothing afterwards."""
+    customer, code = await open_session(hub)
+    live = customer.live
+    ann = principal("agent")
+    login = await signed_in(hub, ann)
+    told = customer.subscription
+    assert told is not None
+    record, put_join_code = hub.record, hub.storage.put_join_code
+
+    async def refused(*args: object, **kwargs: object) -> None:
+        raise StorageError("the database is not available")
+
+    async with customer:
+        monkeypatch.setattr(hub, "record", failing_on(hub, "agent_joined"))
+        monkeypatch.setattr(hub.storage, "put_join_code", refused)
+        async with hub.agent_seat(ann, "192.0.2.1", login) as first:
+            with pytest.raises(StorageError):
+                await first.text(Join(v=1, code=code))
+            assert first.subscription is None
+        assert live.machine.ended and live.machine.end_reason == "agent_lost"
+        ended = json.loads((await told.get()).data)
+        assert (ended["type"], ended["reason"]) == ("ended", "agent_lost")
+    monkeypatch.setattr(hub, "record", record)
+    monkeypatch.setattr(hub.storage, "put_join_code", put_join_code)
+    async with hub.agent_seat(ann, "192.0.2.1", login) as again:
+        assert isinstance(await again.text(Join(v=1, code=code)), Refused)
+    assert await audit_of(hub, "agent_joined") == []

@@ -49,6 +49,7 @@ from tandem.protocol.messages import (
     Create,
     Created,
     CustomerMessage,
+    Ended,
     ErrorNotice,
     Handshake,
     Join,
@@ -1074,23 +1075,80 @@ class SessionHub:
         return resumed
 
     async def agent_joins(
-        self, live: LiveSession, site: SiteRecord | None, agent: Principal, login: str = ""
+        self, seat: AgentSeat, live: LiveSession, site: SiteRecord | None, code_text: str
     ) -> None:
         """The agent's code was right (:meth:`session_for_code`): its teams' policies for this
         site go to the customer first, then the join itself (with a resume token for the
-        agent's sign-in, ``login``, when it has one)."""
-        serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
-        texts = await self.storage.team_policies(Grant.server(live.org_id, "agent joins"), serving)
-        live.team_policies = [json.loads(texts[team]) for team in serving if team in texts]
-        token = crypto.new_token(self.entropy) if login else ""
+        agent's sign-in, when it has one).
+
+        Nothing is the join's until its audit record is written: should the database fail
+        first, the session goes back to waiting with its code valid again (the agent may enter
+        it once more), the customer is told nothing and the socket is closed "try again later".
+        Only when the code cannot be put back either (the database is still away) does the
+        session end, as lost, rather than wait with a code nobody can use."""
+        agent, login, machine = seat.principal, seat.login, live.machine
+        try:
+            serving = tuple(sorted(agent.teams & set(site.teams))) if site else ()
+            texts = await self.storage.team_policies(
+                Grant.server(live.org_id, "agent joins"), serving
+            )
+            policies = [json.loads(texts[team]) for team in serving if team in texts]
+            token = crypto.new_token(self.entropy) if login else ""
+            before = machine.state, machine.agent, machine.agent_username
+            effects = machine.agent_joins(
+                agent.display_name, self.clock(), agent.username, len(policies), token
+            )
+            expired = machine.ended  # the code expired: the effects end the session
+            try:
+                for effect in effects:
+                    if isinstance(effect, Audit):
+                        await self._audit(live, effect)
+            except BaseException:
+                if machine.state == "pending_consent":  # nothing ended it meanwhile
+                    machine.state, machine.agent, machine.agent_username = before
+                raise
+        except BaseException:
+            await self._give_code_back(live, code_text)
+            raise
+        live.team_policies = policies
         live.agent_resume_digest = self.secret_digest(token, "agent-resume") if token else ""
         live.agent_login = login
-        effects = live.machine.agent_joins(
-            agent.display_name, self.clock(), agent.username, len(live.team_policies), token
+        seat.subscription = self.fanout.subscribe(
+            agents_topic(machine.session_id), self.settings.socket_queue_bytes
         )
-        if live.team_policies and live.machine.state == "pending_consent":
-            self.send_to_customer(live, TeamPolicy(policies=live.team_policies))
-        await self.apply(live, effects)
+        seat.live = live
+        live.agent_seat = seat
+        if machine.ended and not expired and machine.end_reason:
+            # the customer left while the record was written: the console hears the end
+            self.fanout.publish(
+                agents_topic(machine.session_id),
+                Frame(codec.encode(Ended(reason=machine.end_reason))),
+            )
+            return
+        if policies and machine.state == "pending_consent":
+            self.send_to_customer(live, TeamPolicy(policies=policies))
+        await self.apply(live, [effect for effect in effects if not isinstance(effect, Audit)])
+
+    async def _give_code_back(self, live: LiveSession, code_text: str) -> None:
+        """A join that failed before it was the agent's: the waiting session's code is valid
+        again until it expires. If storage refuses that too, the session ends (lost), its
+        customer told, rather than wait for a code that no longer works."""
+        machine = live.machine
+        if machine.ended or machine.state != "waiting":
+            return
+        digest = self.secret_digest(crypto.normalize_join_code(code_text), "join")
+        try:
+            await self.storage.put_join_code(
+                Grant.server(live.org_id, "join code"),
+                digest,
+                machine.session_id,
+                machine.code_expires_at,
+            )
+        except Exception:
+            log.warning(
+                "session %s: its join code could not be put back; it ends", machine.session_id
+            )
+            await self.apply(live, machine.agent_lost(self.clock()))
 
     async def agent_rejoins(self, seat: AgentSeat, message: Rejoin) -> LiveSession:
         """The agent's sign-in takes its session up again (``rejoin``): the resume token its
@@ -1131,7 +1189,9 @@ class SessionHub:
         # session still waits for its console, which is closed "try again later" and retries
         # (its socket never held the session, so its close does not end it).
         try:
-            await self.apply(live, [effect for effect in effects if isinstance(effect, Audit)])
+            for effect in effects:
+                if isinstance(effect, Audit):
+                    await self._audit(live, effect)
         except BaseException:
             if live.agent_seat is seated:  # no other console took the session up meanwhile
                 live.machine.agent_away_since = away_since
@@ -1374,20 +1434,7 @@ class SessionHub:
             elif isinstance(effect, ToWatcher):
                 self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
             elif isinstance(effect, Audit):
-                practice = {}
-                if live.practice is not None:
-                    practice = {"practice": live.practice}
-                    step = PRACTICE_STEP_OF.get(effect.action)
-                    if step:
-                        live.practice_steps.add(step)
-                await self.record(
-                    effect.action,
-                    actor=self._actor(live, effect.actor),
-                    org=live.org_id,
-                    subject=session_id,
-                    **dict(effect.details),
-                    **practice,
-                )
+                await self._audit(live, effect)
             elif isinstance(effect, EndWatch):
                 close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
                 self.fanout.publish(watcher_topic(session_id), close)
@@ -1412,6 +1459,23 @@ class SessionHub:
         if self.node and not machine.ended and machine.state != live.stored_state:
             live.stored_state = machine.state  # for supervisors' lists on other processes
             await self.storage.record_session_state(session_id, machine.state, machine.agent)
+
+    async def _audit(self, live: LiveSession, effect: Audit) -> None:
+        """Write a state machine's audit record (a practice session's step noted)."""
+        practice = {}
+        if live.practice is not None:
+            practice = {"practice": live.practice}
+            step = PRACTICE_STEP_OF.get(effect.action)
+            if step:
+                live.practice_steps.add(step)
+        await self.record(
+            effect.action,
+            actor=self._actor(live, effect.actor),
+            org=live.org_id,
+            subject=live.machine.session_id,
+            **dict(effect.details),
+            **practice,
+        )
 
     @staticmethod
     def _actor(live: LiveSession, actor: Actor) -> str:
@@ -1772,12 +1836,7 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
             raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
         return Refused(notice)
     live, site = candidate  # a right code clears nothing: counts decay (tandem.lockout)
-    seat.subscription = hub.fanout.subscribe(
-        agents_topic(live.machine.session_id), hub.settings.socket_queue_bytes
-    )
-    seat.live = live
-    live.agent_seat = seat
-    await hub.agent_joins(live, site, agent, seat.login)
+    await hub.agent_joins(seat, live, site, message.code)
     return Joined(seat)
 
 
