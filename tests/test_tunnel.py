@@ -5,6 +5,7 @@ included, is tests/server/test_scale_out.py and tests/server/test_cluster_faults
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -363,3 +364,103 @@ async def test_an_edge_whose_owner_never_takes_the_socket_says_not_found_only_if
     closed = await asyncio.wait_for(client.outgoing.get(), 5)
     assert closed["type"] == "websocket.close" and closed["code"] == code, closed
     await asyncio.wait_for(edge, 5)
+
+
+class SilentOnce(MemoryFanout):
+    """Redis up; once ``silence()`` is called, the next ``responsive`` says it was not heard (a
+    process too busy to read Redis for a moment: its reader catches up at once), or each one
+    while ``away`` (a frozen Redis)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.silent_checks = 0
+        self.away = False
+
+    def silence(self) -> None:
+        self.silent_checks = 1
+
+    def responsive(self, within: float) -> bool:
+        if self.away:
+            return False
+        if self.silent_checks:
+            self.silent_checks -= 1
+            return False
+        return True
+
+
+async def link_changes_until(changes: list[bool], expected: list[bool]) -> None:
+    deadline = time.monotonic() + 5
+    while changes != expected:
+        assert time.monotonic() < deadline, (changes, expected)
+        await asyncio.sleep(0.02)
+
+
+async def test_the_owner_says_redis_is_away_only_when_silent_at_two_beats_in_a_row() -> None:
+    """One beat finding Redis silent (this process did not run its reader for a moment) tells
+    no one; silence at the next beat too does (on_link_change: the hub tells the sockets whose
+    peer is tunnelled), and the first beat that hears it again says it is back."""
+    fanout = SilentOnce()
+    async with hosting(Liveness(heartbeat=0.05, lost=5.0, outage=30.0), fanout) as running:
+        changes: list[bool] = []
+        running.host.on_link_change = changes.append
+        for _ in range(3):
+            fanout.silence()
+            while fanout.silent_checks:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.15)  # three more beats
+        assert changes == []
+        fanout.away = True
+        await link_changes_until(changes, [True])
+        fanout.away = False
+        await link_changes_until(changes, [True, False])
+
+
+async def test_an_edge_tells_its_socket_the_link_is_down_only_when_silent_at_two_beats() -> None:
+    """As at the owner: a socket carried to another process hears ``link`` ``reconnecting``
+    when Redis was silent at two of its tunnel's beats in a row, not at one."""
+    fanout = SilentOnce()
+    edge_liveness = Liveness(heartbeat=0.05, lost=30.0, outage=30.0)
+    async with hosting(SLOW, fanout):  # the owner never beats: only the edge asks
+        client = Client()
+        await client.accept()
+        edge = asyncio.create_task(
+            tunnel(client.ws, fanout, "n1", "hi", system_entropy, 1 << 20, edge_liveness)
+        )
+        try:
+            assert await client.heard() == {"type": "websocket.send", "text": "edge:hi"}
+            for _ in range(3):
+                fanout.silence()
+                while fanout.silent_checks:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.15)
+            assert client.outgoing.empty(), client.outgoing.get_nowait()
+            fanout.away = True
+            notice = await client.heard()
+            assert json.loads(notice["text"]) == {"v": 1, "type": "link", "state": "reconnecting"}
+            fanout.away = False
+            notice = await client.heard()
+            assert json.loads(notice["text"]) == {"v": 1, "type": "link", "state": "restored"}
+        finally:
+            edge.cancel()
+
+
+@pytest.mark.parametrize(
+    ("silent_for", "heard"),
+    [
+        (0.3, {"type": "websocket.send", "text": "edge:hi"}),
+        (60.0, {"type": "websocket.close", "code": 1013, "reason": "server link lost: reconnect"}),
+    ],
+    ids=["redis-heard-again-carried", "redis-silent-link-lost"],
+)
+async def test_an_edge_opens_its_tunnel_when_redis_is_heard_again_a_moment_later(
+    silent_for: float, heard: dict[str, Any]
+) -> None:
+    """At the opening, Redis not heard for a moment (this process was too busy to read it)
+    is not "server link lost": the socket is carried once Redis is heard again within the
+    window (0.5 s here); it is told 1013 (try again) only when Redis stays silent."""
+    fanout = SilentForAMoment(0.0, silent_for)
+    liveness = Liveness(heartbeat=0.1, lost=1.0, outage=5.0)  # "answers": heard within 0.5 s
+    async with carried(liveness, fanout) as (_, client, edge):
+        assert await client.heard() == heard
+        if heard["type"] == "websocket.close":
+            await asyncio.wait_for(edge, 5)

@@ -202,6 +202,21 @@ class Liveness:
     outage: float = 30.0
     buffer_bytes: int = 8 * 1024 * 1024
 
+    @property
+    def redis_window(self) -> float:
+        """Redis "answers" this process if its pub/sub connection heard from Redis within this
+        many seconds (half ``lost``, at least two heartbeats)."""
+        return max(self.lost / 2, 2 * self.heartbeat)
+
+    @property
+    def redis_ping_seconds(self) -> float:
+        """How long the pub/sub connection may be quiet before it PINGs Redis: a quarter of
+        :attr:`redis_window` (at most a second), so that an idle, healthy connection is heard
+        several times per window. At a PING each ``window`` (1 s with ``lost`` 2 s), every
+        second the last answer was a window old before the next arrived: Redis "did not
+        answer" for a moment on any host, and often on a busy one."""
+        return min(1.0, self.redis_window / 4)
+
     @classmethod
     def of(cls, settings: Settings) -> Liveness:
         return cls(
@@ -234,6 +249,12 @@ async def redis_heard_again(fanout: Fanout, within: float) -> bool:
     return True
 
 
+AWAY_AFTER_SILENT_BEATS = 2
+"""Redis is said to be away (to the people of a session, in the log) once this process found
+it silent at this many beats in a row: between two, its reader had a heartbeat to read what
+had arrived. A process too busy to run its reader for a moment (a saturated machine) finds Redis
+"silent" at one beat, then hears it at once; it is not told the link is down."""
+
 Verdict = str
 """Why a tunnel is given up: ``silent`` (the other process died) or ``link`` (Redis away too
 long, or too much waiting for it)."""
@@ -258,6 +279,8 @@ class _Link:
         self.heard = now
         self.asked = (-1, -math.inf)
         self.outage_since: float | None = None
+        self.silent_beats = 0
+        """Beats in a row at which Redis was found silent (:data:`AWAY_AFTER_SILENT_BEATS`)."""
         self.overflowed = False
 
     def send(self, make: Callable[[int], ToOwner | ToEdge]) -> None:
@@ -314,6 +337,11 @@ class _Link:
         self.fanout.publish(self.topic, _frame(Beat(self.conn, self.received, self.sent)))
 
     @property
+    def redis_away(self) -> bool:
+        """Whether Redis was silent long enough to tell the person (frames wait)."""
+        return self.silent_beats >= AWAY_AFTER_SILENT_BEATS
+
+    @property
     def confirmed(self) -> bool:
         """Everything sent was confirmed by the other end."""
         return not self.unacked
@@ -321,12 +349,14 @@ class _Link:
     def verdict(self, now: float) -> Verdict | None:
         """Whether to give up the tunnel now (see :data:`Verdict`)."""
         liveness = self.liveness
-        if not redis_answers(self.fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
+        if not redis_answers(self.fanout, liveness.redis_window):
             self.heard = now  # Redis is away or frozen: silence says nothing of the other end
+            self.silent_beats += 1
             if self.outage_since is None:
                 self.outage_since = now
             return "link" if now - self.outage_since > liveness.outage else None
         self.outage_since = None
+        self.silent_beats = 0
         if self.overflowed:
             return "link"
         if now - self.heard > liveness.lost:
@@ -445,6 +475,7 @@ class TunnelHost:
         self.on_link_change: Callable[[bool], None] = lambda reconnecting: None
         """Called when Redis stops (True) or starts again (False) answering this process."""
         self.redis_away = False
+        self._silent_beats = 0
 
     @property
     def tunnelled(self) -> int:
@@ -480,7 +511,9 @@ class TunnelHost:
         while True:
             await asyncio.sleep(liveness.heartbeat)
             now = loop.time()
-            away = not redis_answers(self.fanout, max(liveness.lost / 2, 2 * liveness.heartbeat))
+            silent = not redis_answers(self.fanout, liveness.redis_window)
+            self._silent_beats = self._silent_beats + 1 if silent else 0
+            away = self._silent_beats >= AWAY_AFTER_SILENT_BEATS
             if away != self.redis_away:
                 self.redis_away = away
                 log.warning("Redis %s", "does not answer" if away else "answers again")
@@ -622,10 +655,11 @@ async def tunnel(
     """Carry an accepted socket to the session's owner, starting with ``first`` (the message
     that named the session), until either side closes. Closes 4404 if the owner does not take
     it in time (while Redis answers, :func:`redis_heard_again`) or goes silent (its process is
-    gone), 1013 if Redis does not answer."""
+    gone), 1013 if Redis does not answer (at the opening too: :func:`redis_heard_again`, as a
+    process too busy to read Redis for a moment would otherwise send the client away)."""
     liveness = liveness or Liveness()
     loop = asyncio.get_running_loop()
-    if not redis_answers(fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
+    if not await redis_heard_again(fanout, liveness.redis_window):
         await _close_socket(ws, codec.CLOSE_TRY_AGAIN_LATER, LINK_LOST)
         return
     conn = crypto.new_token(entropy, 12)
@@ -658,7 +692,7 @@ async def tunnel(
                     fanout.publish(node_topic(owner), opening)
                     link.resend(0)
                     continue
-                if await redis_heard_again(fanout, max(liveness.lost / 2, 2 * liveness.heartbeat)):
+                if await redis_heard_again(fanout, liveness.redis_window):
                     await _close_socket(ws, CLOSE_NOT_FOUND, "session not found")
                 else:
                     await _close_socket(ws, codec.CLOSE_TRY_AGAIN_LATER, LINK_LOST)
@@ -732,7 +766,7 @@ async def _beat(edge: Edge) -> None:
         link.beat()
         verdict = link.verdict(loop.time())
         if verdict is None:
-            if (link.outage_since is not None) != away:  # tell the person: frames wait
+            if link.redis_away != away:  # tell the person: frames wait
                 away = not away
                 notice = LinkStatus(state="reconnecting" if away else "restored")
                 with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError, TimeoutError):

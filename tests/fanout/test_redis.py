@@ -434,3 +434,40 @@ def test_passwords_are_redacted_from_urls() -> None:
 def test_using_it_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="start"):
         RedisFanout().publish("t", Frame("x"))
+
+
+async def test_a_servers_idle_fanout_is_heard_well_within_the_tunnels_redis_window(
+    prefix: str, tmp_path: Any
+) -> None:
+    """A server's fan-out (tandem.server.services) PINGs an idle Redis often enough that the
+    tunnels' question "heard within ``redis_window``?" (1 s with the tests' fast tunnels) never
+    meets an answer most of a window old: with a PING each second it was a full window old
+    every second (Redis "did not answer" for a moment, on any host; often on a busy one).
+    Samples taken late (this loop was starved) are not judged."""
+    import contextlib
+
+    from tandem.config import Settings
+    from tandem.server.services import _open_fanout
+    from tandem.tunnel import Liveness
+    from tests.storage.conftest import PG_DSN
+
+    settings = Settings.load(
+        environ={},
+        data_dir=tmp_path,
+        redis_url=URL,
+        redis_prefix=prefix,
+        database_url=PG_DSN,  # required with a Redis; never opened here
+        tunnel_heartbeat_seconds=0.25,
+        tunnel_lost_seconds=2.0,
+    )
+    window = Liveness.of(settings).redis_window
+    async with contextlib.AsyncExitStack() as stack:
+        fanout = await _open_fanout(settings, stack)
+        judged = []
+        end = time.monotonic() + 3
+        while time.monotonic() < end:
+            before = time.monotonic()
+            await asyncio.sleep(0.05)
+            if time.monotonic() - before < 0.1:
+                judged.append(fanout.responsive(0.6 * window))  # type: ignore[attr-defined]
+        assert len(judged) > 20 and all(judged), judged

@@ -160,10 +160,12 @@ async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         prefix=settings.redis_prefix,
         client_name=f"tandem-{settings.port}",
         max_pending_bytes=settings.redis_buffer_bytes,
-        # A PING each second of silence: tunnels learn within seconds that Redis froze (and so
-        # do not take a silent peer for dead); reconnect attempts at least each second, so all
-        # processes are back within about a second of each other after a Redis restart.
-        ping_interval=1.0,
+        # A PING after a quarter of the tunnels' Redis window of silence (at most a second):
+        # tunnels learn within seconds that Redis froze (and so do not take a silent peer for
+        # dead), and an idle, healthy connection is never a window old; reconnect attempts at
+        # least each second, so all processes are back within about a second of each other
+        # after a Redis restart.
+        ping_interval=Liveness.of(settings).redis_ping_seconds,
         max_reconnect_delay=1.0,
     )
     stack.push_async_callback(redis.close)
