@@ -30,6 +30,7 @@ ENGINE_MODULES = ("sqlalchemy.ext.asyncio", "sqlalchemy.orm", "alembic", "aiosql
 _OPEN = """
 import asyncio, json, sys
 from pathlib import Path
+import tandem.cli, tandem.server.app  # what `tandem serve` imports besides
 from tandem.storage.sql import SQLStorage
 
 async def main(where: str, schema: str) -> bool:
@@ -49,8 +50,8 @@ print(json.dumps({"built": built, "modules": sorted(sys.modules)}))
 
 
 def open_in_a_fresh_interpreter(where: str, schema: str = "") -> tuple[bool, set[str]]:
-    """Open the storage at ``where`` in a new interpreter, count its users; whether it built an
-    engine, and the top-level names of the modules it ended with."""
+    """Open the storage at ``where`` in a new interpreter that imported the CLI and the server
+    too, count its users; whether it built an engine, and the modules it ended with."""
     done = subprocess.run(
         [sys.executable, "-c", _OPEN, where, schema],
         capture_output=True,
