@@ -56,11 +56,13 @@ PRELOAD = (
     "argon2",
     "cryptography.fernet",
     "msgspec",
-    "asyncpg",
     "sqlalchemy",
+    "sqlalchemy.dialects.sqlite.aiosqlite",
+    # A serve imports these only to migrate (a new data directory: the engine) or on PostgreSQL;
+    # preloaded, the forked servers that do either find them loaded.
+    "asyncpg",
     "sqlalchemy.ext.asyncio",
     "sqlalchemy.dialects.postgresql.asyncpg",
-    "sqlalchemy.dialects.sqlite.aiosqlite",
     "aiosqlite",
     "structlog",
     "starlette.applications",

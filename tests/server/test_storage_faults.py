@@ -176,3 +176,44 @@ async def test_sign_in_answers_503_problem_json_while_the_database_is_locked_the
     assert refused.headers["x-content-type-options"] == "nosniff"  # still hardened
     # No restart: the next request is served.
     assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
+
+
+async def answer_of_the_middleware_to(error: Exception) -> tuple[int, dict[str, str]]:
+    """The status and headers :class:`StorageUnavailable` answers an HTTP request with when the
+    app behind it raises ``error``."""
+    from tandem.server.unavailable import StorageUnavailable
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        raise error
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/api/x", "headers": []}
+    await StorageUnavailable(app, retry_after=3.0)(scope, receive, send)
+    start = sent[0]
+    headers = {k.decode(): v.decode() for k, v in start["headers"]}
+    return start["status"], headers
+
+
+async def test_asyncpgs_errors_still_answer_503_though_asyncpg_is_imported_only_on_postgres() -> (
+    None
+):
+    # The middleware no longer imports asyncpg (a SQLite server never loads it); on PostgreSQL
+    # the server's and driver's errors still mean "the database is away".
+    import asyncpg
+
+    for error in (
+        asyncpg.InterfaceError("connection is closed"),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        sqlite3.OperationalError("database is locked"),
+    ):
+        status, headers = await answer_of_the_middleware_to(error)
+        assert (status, headers.get("retry-after")) == (503, "3"), error
+    status, headers = await answer_of_the_middleware_to(ValueError("a bug"))
+    assert status == 500 and "retry-after" not in headers

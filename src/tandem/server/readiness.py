@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from tandem import crypto, metrics
 from tandem.server.http import problem
-from tandem.server.unavailable import STORAGE_DOWN
+from tandem.server.unavailable import storage_down
 
 READY_TIMEOUT_SECONDS = 2.0
 """A dependency that takes longer than this to answer counts as down."""
@@ -26,7 +26,9 @@ async def ready(request: Request) -> Response:
     failing = []
     try:
         await asyncio.wait_for(services.storage.ping(), READY_TIMEOUT_SECONDS)
-    except (*STORAGE_DOWN, OSError):
+    except Exception as exc:
+        if not (storage_down(exc) or isinstance(exc, OSError)):
+            raise
         failing.append("database")
     if not getattr(services.fanout, "connected", True):
         failing.append("redis")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,12 +23,21 @@ STORAGE_DOWN = (
     StorageError,  # what storage makes of any driver error (tandem.storage.sql)
     SQLAlchemyError,
     sqlite3.Error,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
     ConnectionError,
     TimeoutError,
 )
-"""Exceptions that mean "the database did not answer" (locked, unreachable, restarting)."""
+"""Exceptions that mean "the database did not answer" (locked, unreachable, restarting), besides
+asyncpg's (:func:`storage_down`)."""
+
+
+def storage_down(exc: BaseException) -> bool:
+    """Whether ``exc`` means "the database did not answer": one of :data:`STORAGE_DOWN`, or
+    asyncpg's server or interface errors. asyncpg is imported only by a server on PostgreSQL
+    (tandem.storage.sql); while it is not imported, none of its errors can have been raised."""
+    if isinstance(exc, STORAGE_DOWN):
+        return True
+    asyncpg = sys.modules.get("asyncpg")
+    return asyncpg is not None and isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError))
 
 
 SOCKET_REASON = "database not answering: try again soon"
@@ -54,7 +63,10 @@ class StorageUnavailable:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except STORAGE_DOWN as exc:
+        except Exception as exc:
+            if not storage_down(exc):
+                await self._failed(scope, receive, send, sent, exc)
+                return
             metrics.STORAGE_ERRORS.labels(where=scope["type"]).inc()
             log.error(
                 "storage_unavailable",
@@ -74,18 +86,23 @@ class StorageUnavailable:
             )
             response.headers["retry-after"] = str(max(1, round(self.retry_after)))
             await response(scope, receive, send)
-        except Exception as exc:
-            log.error(
-                "request_failed",
-                path=scope.get("path", ""),
-                error=type(exc).__name__,
-                where=logs.origin(exc),
-            )
-            if scope["type"] == "websocket" or "http.response.start" in sent:
-                raise
-            await problem(500, "Internal error", "Something went wrong on the server.")(
-                scope, receive, send
-            )
+
+    @staticmethod
+    async def _failed(
+        scope: Scope, receive: Receive, send: Send, sent: set[str], exc: Exception
+    ) -> None:
+        """Any other error: logged, and a ``500`` problem JSON unless a response had begun."""
+        log.error(
+            "request_failed",
+            path=scope.get("path", ""),
+            error=type(exc).__name__,
+            where=logs.origin(exc),
+        )
+        if scope["type"] == "websocket" or "http.response.start" in sent:
+            raise exc
+        await problem(500, "Internal error", "Something went wrong on the server.")(
+            scope, receive, send
+        )
 
     @staticmethod
     async def _close_socket(sent: set[str], send: Send) -> None:

@@ -25,14 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import unquote
 
-import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.sql import compiler
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from tandem.access import Grant
@@ -92,6 +91,11 @@ from tandem.storage.schema import (
     users,
 )
 
+if TYPE_CHECKING:
+    # Imported where an engine is built (migrations, schema checks, copies): the package
+    # imports SQLAlchemy's ORM, which a storage already at head never needs.
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
 log = logging.getLogger("tandem.storage")
 T = TypeVar("T")
 
@@ -101,14 +105,7 @@ _SQLITE_TAKEN = "the audit log is append-only"
 # attempt means another server's record went in).
 _AUDIT_ATTEMPTS = 1000
 _SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-_CONNECT_ERRORS = (
-    OSError,
-    TimeoutError,
-    ValueError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    SQLAlchemyError,
-)
+# asyncpg is imported only by the code that runs on PostgreSQL (a SQLite process never loads it).
 
 
 def redact_dsn(dsn: str) -> str:
@@ -474,6 +471,8 @@ class _PostgresDb(_Db):
     def _rollback(self) -> None:
         # A connection that cannot roll back (a statement cancelled mid-way) is closed instead,
         # so no transaction outlives its work.
+        import asyncpg  # type: ignore[import-untyped]
+
         try:
             await_(self._connection.execute("ROLLBACK"))
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
@@ -497,15 +496,59 @@ def _status_count(status: str) -> int:
     return int(count) if count.isdigit() else 0
 
 
-class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A pool connection handed back without asyncpg's reset query (``pg_advisory_unlock_all``,
-    ``CLOSE ALL``, ``UNLISTEN *``, ``RESET ALL``: a round trip on every release). This storage
-    never leaves any of that behind: it takes only transaction-level advisory locks, opens no
-    cursors, listens to nothing and sets nothing for the session (the search path is a
-    connection parameter). An open transaction is still rolled back on release."""
+@functools.cache
+def _pooled_connection() -> type[Any]:
+    """asyncpg's connection class, handed back to the pool without asyncpg's reset query
+    (``pg_advisory_unlock_all``, ``CLOSE ALL``, ``UNLISTEN *``, ``RESET ALL``: a round trip on
+    every release). This storage never leaves any of that behind: it takes only
+    transaction-level advisory locks, opens no cursors, listens to nothing and sets nothing for
+    the session (the search path is a connection parameter). An open transaction is still rolled
+    back on release. Made on first use: asyncpg is imported only on PostgreSQL."""
+    import asyncpg
 
-    def get_reset_query(self) -> str:
-        return ""
+    class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]
+        def get_reset_query(self) -> str:
+            return ""
+
+    return _PooledConnection
+
+
+def _connect_errors() -> tuple[type[BaseException], ...]:
+    """What failing to reach or set up PostgreSQL raises."""
+    import asyncpg
+
+    return (
+        OSError,
+        TimeoutError,
+        ValueError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        SQLAlchemyError,
+    )
+
+
+_LINTING = compiler.NO_LINTING ^ compiler.COLLECT_CARTESIAN_PRODUCTS
+"""The compiler linting ``create_engine`` gives a dialect (``enable_from_linting``, its default)."""
+
+
+@functools.cache
+def _engineless_dialect(postgres: bool) -> sa.Dialect:
+    """The dialect statements are compiled with, built without an engine (an engine's package
+    imports SQLAlchemy's ORM, and its first connection initialises its dialect): on SQLite,
+    pysqlite's on the standard ``sqlite3`` (the driver the storage runs statements on, whose
+    SQLite version sets the dialect's features, as the engine's aiosqlite dialect reads it); on
+    PostgreSQL, the engine's asyncpg dialect, uninitialised as the engine's is until it first
+    connects (every start at head). tests/storage/test_statement_cache.py checks that on SQLite
+    each statement compiles to the same SQL as with an engine's initialised dialect. One per
+    process: dialects hold no connection state, and compiling reads them only."""
+    if postgres:
+        from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+
+        dbapi = PGDialect_asyncpg.import_dbapi()  # type: ignore[no-untyped-call]
+        return PGDialect_asyncpg(dbapi=dbapi, compiler_linting=_LINTING)  # type: ignore[no-untyped-call]
+    from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+    return SQLiteDialect_pysqlite(dbapi=sqlite3, compiler_linting=_LINTING)
 
 
 def _json_agg(postgres: bool, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
@@ -600,15 +643,18 @@ class SQLStorage:
     (:data:`_SHAPES`; the busiest ones are also looked up by identity) and run straight on the
     driver: on SQLite a plain ``sqlite3`` connection in one worker thread (each storage call is
     one trip there), on PostgreSQL an asyncpg pool with its prepared-statement cache. The
-    SQLAlchemy engine itself serves only migrations, the schema checks and :meth:`copy_to`.
+    SQLAlchemy engine itself serves only migrations, the schema checks and :meth:`copy_to`: it is
+    built (and ``sqlalchemy.ext.asyncio``, which imports SQLAlchemy's ORM, imported) only when one
+    of those needs it, never by a storage opened on a database already at head.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self.dialect = engine.dialect.name
+    def __init__(self, postgres: bool, engine: Callable[[], AsyncEngine]) -> None:
+        self._make_engine = engine
+        self._built_engine: AsyncEngine | None = None
+        self._postgres = postgres
+        self.dialect = "postgresql" if postgres else "sqlite"
         """``sqlite`` or ``postgresql``."""
-        self._postgres = self.dialect == "postgresql"
-        self._sa_dialect = engine.dialect
+        self._sa_dialect = _engineless_dialect(postgres)
         self._cache: dict[tuple[int, tuple[str, ...] | None], _Statement] = {}
         """The kept statements (:class:`_KeptStatements`) compiled for this storage's dialect."""
         self._pool: Any = None  # PostgreSQL: asyncpg.Pool
@@ -632,6 +678,13 @@ class SQLStorage:
         self._insert_record = kept.insert_record
         self._insert_anchor = kept.insert_anchor
         self._touch = kept.touch
+
+    @property
+    def _engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine (migrations, schema checks, copies), built on first use."""
+        if self._built_engine is None:
+            self._built_engine = self._make_engine()
+        return self._built_engine
 
     def _compiled(self, statement: sa.Executable, params: Any) -> _Statement:
         first = params[0] if isinstance(params, list) else params
@@ -662,14 +715,19 @@ class SQLStorage:
                 await asyncio.to_thread(_backup_before_upgrade, path)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the database at {path}: {exc}") from None
-        # Migrations, schema checks and copies only: a connection each time.
-        engine = create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=sa.NullPool)
         busy_ms = max(1, round(busy_seconds * 1000))
-        _sqlite_hooks(engine, busy_ms)
-        storage = cls(engine)
+
+        def engine() -> AsyncEngine:
+            # Migrations, schema checks and copies only: a connection each time.
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            made = create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=sa.NullPool)
+            _sqlite_hooks(made, busy_ms)
+            return made
+
+        storage = cls(False, engine)
         storage._busy_ms = busy_ms
         try:
-            await storage._migrate()
             storage._thread = concurrent.futures.ThreadPoolExecutor(
                 max_workers=1, thread_name_prefix="tandem-sqlite"
             )
@@ -677,6 +735,10 @@ class SQLStorage:
             storage._sqlite = await loop.run_in_executor(
                 storage._thread, _sqlite_connect, path, busy_ms
             )
+            # At head (every open but the first after an upgrade): asked on the storage's own
+            # connection, and no engine is built.
+            if not await loop.run_in_executor(storage._thread, _sqlite_at_head, storage._sqlite):
+                await storage._migrate()
         except (SQLAlchemyError, sqlite3.Error) as exc:
             await storage.close()
             raise ConfigError(f"cannot open the database at {path}: {_error_text(exc)}") from None
@@ -701,14 +763,21 @@ class SQLStorage:
         where = redact_dsn(dsn)
         settings = {"search_path": schema} if schema else None
 
+        import asyncpg
+
         async def connection() -> Any:
             return await asyncpg.connect(dsn, timeout=10.0, server_settings=settings)
 
-        # Migrations, schema checks and copies only: a connection each time.
-        engine = create_async_engine(
-            "postgresql+asyncpg://", async_creator=connection, poolclass=sa.NullPool
-        )
-        storage = cls(engine)
+        def engine() -> AsyncEngine:
+            # Migrations, schema checks and copies only: a connection each time.
+            from sqlalchemy.ext.asyncio import create_async_engine
+
+            return create_async_engine(
+                "postgresql+asyncpg://", async_creator=connection, poolclass=sa.NullPool
+            )
+
+        storage = cls(True, engine)
+        connect_errors = _connect_errors()
         try:
             storage._pool = await asyncpg.create_pool(
                 dsn,
@@ -716,9 +785,9 @@ class SQLStorage:
                 max_size=max_connections,
                 timeout=10.0,
                 server_settings=settings,
-                connection_class=_PooledConnection,
+                connection_class=_pooled_connection(),
             )
-        except _CONNECT_ERRORS as exc:
+        except connect_errors as exc:
             await storage.close()
             raise ConfigError(
                 f"cannot connect to the database at {where}: {_scrub(_error_text(exc), dsn)}"
@@ -729,7 +798,7 @@ class SQLStorage:
         try:
             if not await storage._postgres_at_head():
                 await storage._migrate(schema)
-        except _CONNECT_ERRORS as exc:
+        except connect_errors as exc:
             await storage.close()
             raise ConfigError(
                 f"cannot set up the database at {where}: {_scrub(_error_text(exc), dsn)}"
@@ -783,7 +852,8 @@ class SQLStorage:
             if connection is not None:
                 await asyncio.get_running_loop().run_in_executor(thread, connection.close)
             thread.shutdown(wait=False)
-        await self._engine.dispose()
+        if self._built_engine is not None:
+            await self._built_engine.dispose()
 
     # Running statements
 
@@ -822,6 +892,8 @@ class SQLStorage:
         return result
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
+        import asyncpg
+
         try:
             return await call(self._pool)
         except asyncpg.IntegrityConstraintViolationError as exc:
@@ -2209,6 +2281,18 @@ def _sqlite_connect(path: Path, busy_ms: int) -> sqlite3.Connection:
     for pragma in _sqlite_pragmas(busy_ms):
         connection.execute(pragma)
     return connection
+
+
+def _sqlite_at_head(connection: sqlite3.Connection) -> bool:
+    """Whether the database is at :data:`migrations.HEAD`, as :func:`migrations.at_head` asks on
+    the engine's connection (no Alembic version table, or another revision: not at head)."""
+    found = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    ).fetchone()
+    if found is None:
+        return False
+    rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    return [tuple(row) for row in rows] == [(migrations.HEAD,)]
 
 
 def _sqlite_hooks(engine: AsyncEngine, busy_ms: int) -> None:
