@@ -43,6 +43,7 @@ from tandem.protocol.messages import (
     Join,
     Record,
     Rejoin,
+    Resume,
     Watch,
 )
 from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
@@ -497,3 +498,59 @@ async def test_a_join_that_fails_with_its_code_not_put_back_ends_the_session_for
     async with hub.agent_seat(ann, "192.0.2.1", login) as again:
         assert isinstance(await again.text(Join(v=1, code=code)), Refused)
     assert await audit_of(hub, "agent_joined") == []
+
+
+async def test_both_sides_coming_back_together_after_a_restart_are_both_taken_back(
+    hub: SessionHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a hand-over, the customer's page and the console reconnect to the next process at
+    the same moment. The console's rejoin asks for the stored session just after the customer's
+    resume took it up (seen in CI under load: the stored row was gone and the session not yet
+    live, so the console was told 4404 and the session later ended ``agent_lost``). Both are
+    taken back into the one session."""
+    site = await hub.storage.get_site("shop")
+    assert site is not None
+    customer = await hub.open_customer(site, Create(v=1))
+    assert isinstance(customer, CustomerSeat) and customer.subscription is not None
+    created = json.loads((await customer.subscription.get()).data)
+    code, session_id = created["code"], created["session_id"]
+    ann = principal("agent")
+    login = await signed_in(hub, ann)
+    hub.settings = dataclasses.replace(hub.settings, close_timeout_seconds=0.1)
+    async with customer, hub.agent_seat(ann, "192.0.2.1", login) as first:
+        assert isinstance(await first.text(Join(v=1, code=code)), Joined)
+        joined = json.loads((await first.subscription.get()).data)  # type: ignore[union-attr]
+        await customer.text(Consent(v=1, granted=True))
+        await hub.shutdown()  # a restart: the session is handed over
+        first.peer_close_code = 1012
+    assert session_id not in hub._live
+    assert await hub.storage.get_suspended(session_id) is not None
+
+    console = hub.agent_seat(ann, "192.0.2.1", login)
+    rejoin = Rejoin(v=1, session_id=session_id, resume_token=joined["resume_token"])
+    rejoining: list[asyncio.Task[Any]] = []
+    take = hub.storage.take_suspended
+
+    async def taken_as_the_console_asks(*args: Any, **kwargs: Any) -> Any:
+        row = await take(*args, **kwargs)
+        if not rejoining:
+            # The customer's resume has taken the stored row, and has not yet made the session
+            # live, when the console's rejoin arrives: the rejoin may finish now (it did, with
+            # 4404, before the fix) or wait for the resume; it is given a second to show which.
+            rejoining.append(asyncio.ensure_future(console.text(rejoin)))
+            await asyncio.wait(rejoining, timeout=1.0)
+        return row
+
+    monkeypatch.setattr(hub.storage, "take_suspended", taken_as_the_console_asks)
+    async with console:
+        resume = Resume(v=1, session_id=session_id, resume_token=created["resume_token"])
+        page = await hub.open_customer(site, resume)
+        assert isinstance(page, CustomerSeat) and page.live.machine.session_id == session_id
+        async with page:
+            [rejoined] = rejoining
+            assert isinstance(await rejoined, Joined), "the console was turned away"
+            assert hub._live[session_id].agent_seat is console
+            answer = json.loads((await console.subscription.get()).data)  # type: ignore[union-attr]
+            assert answer["type"] == "joined" and answer["resumed"]
+            console.peer_close_code = page.peer_close_code = 1001
+    assert [r.subject for r in await audit_of(hub, "session_restored")] == [session_id]

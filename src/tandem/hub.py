@@ -509,6 +509,10 @@ class SessionHub:
         """This process's id among several (scale-out); empty when it runs alone."""
         self.tick_seconds = tick_seconds
         self._live: dict[str, LiveSession] = {}
+        self._restoring: dict[str, tuple[asyncio.Lock, int]] = {}
+        """Handed-over sessions being taken up in this process, and how many requests want
+        each (:meth:`_restore`): one at a time, so a side that comes back while the other's
+        request is taking the session up finds it live, not gone."""
         self._waiting_by_client: dict[str, set[str]] = {}
         self._waiting_by_site: dict[str, set[str]] = {}
         """Sessions each address and site opened that may still be waiting (pruned when
@@ -1690,6 +1694,27 @@ class SessionHub:
         recording is not running."""
         live = self._live.get(session_id)
         if live is not None:
+            return live
+        # Both sides come back at about the same moment after a restart: without this, one
+        # could look for the stored row just after the other's request took it, and before
+        # that request made the session live, and be told "session not found" (seen in CI).
+        lock, wanted = self._restoring.get(session_id, (asyncio.Lock(), 0))
+        self._restoring[session_id] = (lock, wanted + 1)
+        try:
+            async with lock:
+                return await self._restore_one(session_id, proof)
+        finally:
+            lock, wanted = self._restoring[session_id]
+            if wanted > 1:
+                self._restoring[session_id] = (lock, wanted - 1)
+            else:
+                del self._restoring[session_id]
+
+    async def _restore_one(
+        self, session_id: str, proof: Callable[[SuspendedSession], bool]
+    ) -> LiveSession | None:
+        live = self._live.get(session_id)
+        if live is not None:  # the other side's request took it up meanwhile
             return live
         stored = await self.storage.get_suspended(session_id)
         if stored is None or not proof(stored):
