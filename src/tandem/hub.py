@@ -509,10 +509,12 @@ class SessionHub:
         """This process's id among several (scale-out); empty when it runs alone."""
         self.tick_seconds = tick_seconds
         self._live: dict[str, LiveSession] = {}
-        self._restoring: dict[str, tuple[asyncio.Lock, int]] = {}
-        """Handed-over sessions being taken up in this process, and how many requests want
-        each (:meth:`_restore`): one at a time, so a side that comes back while the other's
-        request is taking the session up finds it live, not gone."""
+        self._restoring: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        """Handed-over sessions being taken up in this process (:meth:`_restore`), one request
+        at a time, so a side that comes back while the other's request is taking the session up
+        finds it live, not gone. An entry lasts while a request holds or awaits its lock."""
         self._waiting_by_client: dict[str, set[str]] = {}
         self._waiting_by_site: dict[str, set[str]] = {}
         """Sessions each address and site opened that may still be waiting (pruned when
@@ -1698,17 +1700,11 @@ class SessionHub:
         # Both sides come back at about the same moment after a restart: without this, one
         # could look for the stored row just after the other's request took it, and before
         # that request made the session live, and be told "session not found" (seen in CI).
-        lock, wanted = self._restoring.get(session_id, (asyncio.Lock(), 0))
-        self._restoring[session_id] = (lock, wanted + 1)
-        try:
-            async with lock:
-                return await self._restore_one(session_id, proof)
-        finally:
-            lock, wanted = self._restoring[session_id]
-            if wanted > 1:
-                self._restoring[session_id] = (lock, wanted - 1)
-            else:
-                del self._restoring[session_id]
+        lock = self._restoring.get(session_id)
+        if lock is None:
+            lock = self._restoring[session_id] = asyncio.Lock()
+        async with lock:
+            return await self._restore_one(session_id, proof)
 
     async def _restore_one(
         self, session_id: str, proof: Callable[[SuspendedSession], bool]
