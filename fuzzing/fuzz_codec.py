@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Coverage-guided fuzzing (atheris) of everything that parses bytes from the network.
 
 Targets: the customer and agent control-message decoders, the policy file loader's decoder, the
