@@ -27,6 +27,8 @@ help:
 	@echo "make generate - (developers) rewrite sdk/src/generated/ after changing a message or REST body"
 	@echo "make bench - (developers) Tandem's relay against bare relays in one run (bench/RESULTS.md)"
 	@echo "make screenshots - (developers) remake docs/screenshots/ (the tour at three sizes, workspace, admin)"
+	@echo "make fuzz  - (developers) the bounded fuzz alone (FUZZ_SECONDS=600 for a longer one)"
+	@echo "make fuzz-corpus - (developers) remake fuzzing/corpus, the fuzz's seed inputs (FUZZ_CORPUS_SECONDS)"
 
 # Pinned dependencies, with hashes, generated from pyproject.toml by `make lock`:
 #   requirements/runtime.txt  what `tandem` needs to run (docs/deployment.md installs the wheel with it)
