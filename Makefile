@@ -163,12 +163,15 @@ test-py: setup chromium
 
 # A coverage-guided fuzz of every parser that takes bytes from the network, bounded by time so a
 # busy machine takes no longer, then topped up to FUZZ_MIN_RUNS inputs if a busy machine left it
-# fewer. Any crash fails it; so does a fuzz that still counts fewer (it did not really run). It starts from fuzzing/corpus (inputs a longer run
-# found to reach the parsers' deep paths, minimised; `make fuzz-corpus` remakes it), so a short
-# run begins where that one ended; what it finds goes to a scratch directory, not the repository.
+# fewer. Any crash fails it; so does a fuzz that still counts fewer (it did not really run). It
+# starts from fuzzing/corpus (inputs a longer run found to reach the parsers' deep paths,
+# minimised; `make fuzz-corpus` remakes it), so a short run begins where that one ended; what it
+# finds goes to a scratch directory, not the repository. The fuzzer runs as a program, with the
+# virtualenv's Python first on PATH: libFuzzer's merge starts it again by its argv[0].
 FUZZ_SECONDS ?= 20
 FUZZ_MIN_RUNS ?= 10000
 FUZZ_CORPUS := fuzzing/corpus
+FUZZ = PATH="$(abspath $(BIN)):$$PATH" fuzzing/fuzz_codec.py -max_len=10000
 $(VENV)/.fuzz: $(LOCK_DIR)/fuzz.txt $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --require-hashes --only-binary :all: -r $(LOCK_DIR)/fuzz.txt
 	touch $@
@@ -177,25 +180,24 @@ fuzz: setup $(VENV)/.fuzz
 	@$(MAKE) --no-print-directory fuzz-run
 
 fuzz-run:
-	@work=$$(mktemp -d); fuzz() { $(BIN)/python fuzzing/fuzz_codec.py $$work $(FUZZ_CORPUS) -max_len=10000 "$$@"; }; \
-	  done_runs() { sed -nE 's/^Done ([0-9]+) runs.*/\1/p' .fuzz.log | awk '{s+=$$1} END{print s+0}'; }; \
-	  fuzz -max_total_time=$(FUZZ_SECONDS) > .fuzz.log 2>&1 \
-	  && { [ $$(done_runs) -ge $(FUZZ_MIN_RUNS) ] || fuzz -runs=$$(( $(FUZZ_MIN_RUNS) - $$(done_runs) )) >> .fuzz.log 2>&1; }; \
-	  rc=$$?; rm -rf $$work; [ $$rc -eq 0 ] || { cat .fuzz.log; exit 1; }
-	@grep -E "^Done [0-9]+ runs" .fuzz.log
-	@runs=$$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' .fuzz.log | awk '{s+=$$1} END{print s+0}'); \
-	  [ "$$runs" -ge $(FUZZ_MIN_RUNS) ] || { echo "fuzz: $$runs runs, fewer than $(FUZZ_MIN_RUNS)"; exit 1; }
+	@work=$$(mktemp -d); trap 'rm -rf "$$work"' EXIT; \
+	  runs() { sed -nE 's/^Done ([0-9]+) runs.*/\1/p' .fuzz.log | awk '{s+=$$1} END{print s+0}'; }; \
+	  $(FUZZ) $$work $(FUZZ_CORPUS) -max_total_time=$(FUZZ_SECONDS) > .fuzz.log 2>&1 \
+	  && { left=$$(( $(FUZZ_MIN_RUNS) - $$(runs) )); [ $$left -le 0 ] \
+	       || $(FUZZ) $$work $(FUZZ_CORPUS) -runs=$$left >> .fuzz.log 2>&1; } \
+	  || { cat .fuzz.log; exit 1; }; \
+	  grep -E "^Done [0-9]+ runs" .fuzz.log; \
+	  [ $$(runs) -ge $(FUZZ_MIN_RUNS) ] || { echo "fuzz: $$(runs) runs, fewer than $(FUZZ_MIN_RUNS)"; exit 1; }
 
 # Remakes fuzzing/corpus: FUZZ_CORPUS_SECONDS of fuzzing from it, then libFuzzer's merge keeps the
-# smallest set of inputs that covers as much (commit the result). The merge starts the fuzzer again
-# as a program (its argv[0]), so it runs as one, with the virtualenv's Python first on PATH.
+# smallest set of inputs that covers as much (commit the result).
 FUZZ_CORPUS_SECONDS ?= 600
 fuzz-corpus: setup $(VENV)/.fuzz
-	@work=$$(mktemp -d); merged=$$(mktemp -d); export PATH="$(abspath $(BIN)):$$PATH"; \
-	  fuzzing/fuzz_codec.py $$work $(FUZZ_CORPUS) -max_total_time=$(FUZZ_CORPUS_SECONDS) -max_len=10000 > .fuzz.log 2>&1 \
-	  && fuzzing/fuzz_codec.py -merge=1 $$merged $(FUZZ_CORPUS) $$work >> .fuzz.log 2>&1 \
-	  && [ -n "$$(ls $$merged)" ] && chmod 755 $$merged && rm -rf $(FUZZ_CORPUS) && mv $$merged $(FUZZ_CORPUS); \
-	  rc=$$?; rm -rf $$work $$merged; [ $$rc -eq 0 ] || { cat .fuzz.log; exit 1; }
+	@work=$$(mktemp -d); merged=$$(mktemp -d); trap 'rm -rf "$$work" "$$merged"' EXIT; \
+	  { $(FUZZ) $$work $(FUZZ_CORPUS) -max_total_time=$(FUZZ_CORPUS_SECONDS) > .fuzz.log 2>&1 \
+	    && $(FUZZ) -merge=1 $$merged $(FUZZ_CORPUS) $$work >> .fuzz.log 2>&1 \
+	    && [ -n "$$(ls $$merged)" ] && chmod 755 $$merged && rm -rf $(FUZZ_CORPUS) && mv $$merged $(FUZZ_CORPUS); } \
+	  || { cat .fuzz.log; exit 1; }
 	@grep -E "^MERGE-OUTER: [0-9]+ new files" .fuzz.log
 	@ls $(FUZZ_CORPUS) | wc -l | xargs printf "fuzz-corpus: %s inputs in $(FUZZ_CORPUS)\n"
 
