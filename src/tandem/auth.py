@@ -61,8 +61,25 @@ Agent = Principal
 """A signed-in user as the server sees it on each request (any role)."""
 
 
-def principal(user: UserRecord, method: str = "password") -> Principal:
-    """The user as decisions see it. A sign-in through the organisation's identity provider
+PASSWORD_ONLY = "password"  # noqa: S105 (a sign-in method, not a password)
+"""A sign-in with the password alone: the account had no second factor when it was made."""
+TWO_STEP = "password+totp"
+"""A sign-in with the password and the account's second factor (a TOTP or recovery code)."""
+OIDC = "oidc"
+"""A sign-in through the organisation's identity provider (it runs its own second factor)."""
+
+
+def password_method(user: UserRecord) -> str:
+    """What a password sign-in of ``user`` proves: both factors if the account has a second one
+    (sign-in asks for it), the password alone otherwise."""
+    return TWO_STEP if user.totp_secret else PASSWORD_ONLY
+
+
+def principal(user: UserRecord, method: str) -> Principal:
+    """The user as decisions see it, for a sign-in made by ``method``. Whether a second factor
+    is still needed is what that sign-in proved, not what the account has now: a sign-in made
+    with the password alone stays restricted after the owner enrols an authenticator elsewhere
+    (:func:`agent_for_login` ends it). A sign-in through the organisation's identity provider
     counts as strong (the provider runs its own second factor)."""
     return Principal(
         username=user.username,
@@ -70,8 +87,8 @@ def principal(user: UserRecord, method: str = "password") -> Principal:
         role=validate_role(user.role),
         org=user.org_id,
         teams=frozenset(user.teams),
-        needs_second_factor=method != "oidc" and not user.totp_secret and not user.mfa_exempt,
-        must_change_password=method != "oidc" and user.password_change_required,
+        needs_second_factor=method == PASSWORD_ONLY and not user.mfa_exempt,
+        must_change_password=method != OIDC and user.password_change_required,
     )
 
 
@@ -267,8 +284,9 @@ async def sign_in(
         raise AuthenticationError()
     if user.disabled:  # told only to whoever holds every credential of the account
         raise AuthenticationError(DISABLED)
-    token = await open_login(storage, user, now, ttl, entropy, "password")
-    return principal(user), token
+    method = password_method(user)
+    token = await open_login(storage, user, now, ttl, entropy, method)
+    return principal(user, method), token
 
 
 DISABLED = "This account is disabled: ask your admin to enable it."
@@ -314,6 +332,12 @@ async def agent_for_login(
     user = await storage.get_user(login.username)
     if user is None or user.disabled:
         return None
+    if login.method == PASSWORD_ONLY and user.totp_secret:
+        # Made with the password alone before the account had a second factor: whoever holds
+        # it never showed one. Enrolment ends such sign-ins (confirm_second_factor); this
+        # catches one that raced it, and any from before sign-ins recorded what they proved.
+        await storage.delete_login(digest)
+        return None
     if user.password_change_required and await storage.get_login(digest) is None:
         # An admin's reset committed between the two reads: it ended this sign-in along with
         # setting the new password (one transaction), so the sign-in is over, not restricted.
@@ -340,7 +364,7 @@ async def change_password(
     if new == current:
         raise WeakPasswordError("choose a password other than the current one")
     await storage.set_password(username, crypto.hash_password(new), False)  # ends every sign-in
-    return await open_login(storage, user, now, ttl, entropy, "password")
+    return await open_login(storage, user, now, ttl, entropy, password_method(user))
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:
@@ -370,8 +394,9 @@ async def confirm_second_factor(
     entropy: crypto.Entropy,
 ) -> list[str]:
     """Turn the pending seed on if ``code`` comes from it; returns new recovery codes (shown
-    once, stored as digests). Raises AuthenticationError for a wrong code, ConflictError when
-    nothing is pending."""
+    once, stored as digests). Every sign-in of the user ends: one made with the password alone
+    never showed the new factor (the caller opens a new one, :func:`reopen_after_enrolment`).
+    Raises AuthenticationError for a wrong code, ConflictError when nothing is pending."""
     user = await storage.get_user(username)
     if user is None or not user.pending_totp:
         raise ConflictError("start setting up two-step sign-in first")
@@ -383,4 +408,19 @@ async def confirm_second_factor(
         username, user.pending_totp, tuple(crypto.recovery_digest(c) for c in codes)
     )
     await storage.use_second_factor(username, step, None)  # the confirming code is spent
+    await storage.delete_logins_of(username)
     return codes
+
+
+async def reopen_after_enrolment(
+    storage: Storage, username: str, method: str, now: float, ttl: float, entropy: crypto.Entropy
+) -> tuple[Agent, str] | None:
+    """The enrolling browser's new sign-in after :func:`confirm_second_factor` ended them all:
+    it showed the password (``method``, its old sign-in's) and now a code from the new factor,
+    so a password sign-in becomes a two-step one. None if the account went meanwhile."""
+    user = await storage.get_user(username)
+    if user is None or user.disabled:
+        return None
+    method = OIDC if method == OIDC else password_method(user)
+    token = await open_login(storage, user, now, ttl, entropy, method)
+    return principal(user, method), token

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
+from tandem import auth
+from tandem.storage.base import LoginRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
@@ -31,6 +34,7 @@ from tests.server.helpers import (
 )
 from tests.server.test_organisations import api
 from tests.server.test_scale_out import Cluster, start_cluster
+from tests.test_mfa import enrol
 
 SIGNED_OUT = (4401, "signed out: sign in again")
 ROLE_CHANGED = (4403, "your role no longer allows this")
@@ -114,6 +118,91 @@ async def test_a_second_factor_reset_closes_the_sockets(orgs: RunningServer) -> 
     with api(orgs, "ada") as ada:
         assert ada.post("/api/users/alice/reset-mfa").status_code == 204
     assert await closed_with(socket) == SIGNED_OUT
+
+
+async def test_a_sign_in_made_with_the_password_alone_ends_when_the_owner_enrols(
+    orgs: RunningServer,
+) -> None:
+    """An attacker who has the password of an account without a second factor yet (new, or
+    just reset) signs in first: restricted. The owner then enrols an authenticator in her own
+    browser. The attacker's sign-in never showed the new factor, so it ends, not upgrades: no
+    console, no socket, no password change; the owner's browser gets a new, full sign-in."""
+    with api(orgs, "ada") as ada:
+        made = ada.post(
+            "/api/users", json={"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
+        )
+        assert made.status_code == 201, made.text
+    attacker = login_cookie(orgs, "nina")
+    with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as mallory:
+        mallory.cookies.set("tandem_agent", attacker)
+        assert mallory.get("/api/me").json()["needs_second_factor"] is True
+        owner_cookie = login_cookie(orgs, "nina")
+        with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as nina:
+            nina.cookies.set("tandem_agent", owner_cookie)
+            secret = nina.post("/api/mfa/setup").json()["secret"]
+            confirmed = nina.post(
+                "/api/mfa/confirm", json={"code": pyotp.TOTP(secret).at(orgs.clock())}
+            )
+            assert confirmed.status_code == 200, confirmed.text
+            assert len(confirmed.json()["recovery_codes"]) == 10
+            renewed = confirmed.cookies["tandem_agent"]
+            assert renewed != owner_cookie  # a new sign-in, not the restricted one upgraded
+            nina.cookies.set("tandem_agent", renewed)
+            me = nina.get("/api/me")
+            assert me.status_code == 200 and me.json()["needs_second_factor"] is False
+            customer, created = await start_session(orgs)
+            owner_socket = await open_agent(orgs, renewed)
+            await send(owner_socket, type="join", code=created["code"])
+            answer = await recv_json(owner_socket)  # past the second factor: the next gate
+            assert answer["code"] == "training_required", answer  # (a new account's first)
+        assert mallory.get("/api/me").status_code == 401
+        changed = mallory.post(
+            "/api/me/password",
+            json={"current_password": AGENT_PASSWORD, "new_password": "taken-over-pass-5521"},
+        )
+        assert changed.status_code == 401, changed.text
+        for old in (attacker, owner_cookie):  # both ended: a socket is refused at the door
+            assert await closed_with(await open_agent(orgs, old)) == (4401, "sign in first")
+    # A password sign-in now asks for the factor, as before.
+    no_code = httpx.post(
+        f"{orgs.base}/api/login", json={"username": "nina", "password": AGENT_PASSWORD}
+    )
+    assert no_code.status_code == 401
+    await customer.close()
+
+
+async def test_a_password_only_sign_in_of_an_account_with_a_second_factor_is_refused(
+    orgs: RunningServer,
+) -> None:
+    """A sign-in stored as made with the password alone while the account has a second factor
+    (one that raced the enrolment, or any from before sign-ins recorded what they proved) is
+    ended on its next use, whatever its cookie would otherwise allow."""
+    enrolment = enrol(orgs, "bea")
+    cookie = "x" * 43
+    lasting = orgs.clock() + 3600
+
+    async def plant() -> None:
+        storage = await SQLStorage.open_sqlite(orgs.settings.database_path)
+        try:
+            login = LoginRecord(auth.login_digest(cookie), "bea", lasting, orgs.clock(), "password")
+            await storage.add_login(login)
+        finally:
+            await storage.close()
+
+    await asyncio.to_thread(asyncio.run, plant())
+    with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as bea:
+        bea.cookies.set("tandem_agent", cookie)
+        assert bea.get("/api/me").status_code == 401
+        assert bea.get("/api/me").status_code == 401  # ended, not just refused once
+    code = pyotp.TOTP(enrolment.secret).at(orgs.clock())
+    two_step = httpx.post(
+        f"{orgs.base}/api/login",
+        json={"username": "bea", "password": AGENT_PASSWORD, "code": code},
+    )
+    assert two_step.status_code == 200
+    with httpx.Client(base_url=orgs.base, headers={"origin": orgs.origin}) as bea:
+        bea.cookies.set("tandem_agent", two_step.cookies["tandem_agent"])
+        assert bea.get("/api/me").json()["needs_second_factor"] is False
 
 
 async def test_a_password_reset_or_change_closes_the_other_sockets(orgs: RunningServer) -> None:

@@ -363,7 +363,7 @@ async def _change_password(call: Call) -> object:
     user = await services.storage.get_user(call.principal.username)
     if user is None:  # removed meanwhile
         raise NotFoundError("not found")
-    response = JSONResponse(agent_json(auth.principal(user)))
+    response = JSONResponse(agent_json(auth.principal(user, auth.password_method(user))))
     assert call.request is not None
     set_sign_in_cookie(response, call.request, token, services.settings.login_ttl_seconds)
     return response
@@ -654,16 +654,31 @@ async def _begin_mfa(call: Call) -> object:
 
 async def _confirm_mfa(call: Call) -> object:
     services = call.services
+    assert call.request is not None
+    username = call.principal.username
+    cookie = call.request.cookies.get(auth.COOKIE_NAME) or ""
+    login = await services.storage.get_login(auth.login_digest(cookie))
     codes = await auth.confirm_second_factor(
+        services.storage, username, call.body.code, services.clock(), services.box, services.entropy
+    )
+    await services.hub.record("mfa_enrolled", actor=username, org=call.principal.org)
+    # Every sign-in of the account ended (one made elsewhere with the password alone never
+    # showed this factor): their sockets close now, in every process; this browser, which
+    # showed both, gets a new one.
+    revocation.announce(services.fanout, user=username)
+    reopened = await auth.reopen_after_enrolment(
         services.storage,
-        call.principal.username,
-        call.body.code,
+        username,
+        login.method if login else auth.PASSWORD_ONLY,
         services.clock(),
-        services.box,
+        services.settings.login_ttl_seconds,
         services.entropy,
     )
-    await services.hub.record("mfa_enrolled", actor=call.principal.username, org=call.principal.org)
-    return {"recovery_codes": codes}
+    if reopened is None:  # removed or disabled meanwhile
+        raise NotFoundError("not found")
+    response = JSONResponse({"recovery_codes": codes})
+    set_sign_in_cookie(response, call.request, reopened[1], services.settings.login_ttl_seconds)
+    return response
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -1013,7 +1028,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/mfa/confirm",
         "self",
-        "Finish: a code from the authenticator turns it on; returns recovery codes (once).",
+        "Finish: a code from the authenticator turns it on; returns recovery codes (once). "
+        "Every sign-in of the account ends; this browser gets a new one (its cookie).",
         _confirm_mfa,
         CodeConfirmation,
         returns=RecoveryCodes,

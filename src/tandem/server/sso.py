@@ -157,9 +157,9 @@ async def callback(request: Request) -> Response:
         services.clock(),
         services.settings.login_ttl_seconds,
         services.entropy,
-        "oidc",
+        auth.OIDC,
     )
-    await services.hub.record("sign_in", actor=user.username, org=org_id, method="oidc")
+    await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
     await services.sso_backoff.clear(f"sso-ip:{request.client.host if request.client else ''}")
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")

@@ -87,7 +87,8 @@ class LoginRecord:
     expires_at: float
     last_seen: float = 0.0
     method: str = "password"
-    """How the user signed in: ``password`` (with the second factor) or ``oidc``."""
+    """How the user signed in (:mod:`tandem.auth`): ``password`` (alone: the account had no
+    second factor), ``password+totp`` (with it) or ``oidc``."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
