@@ -350,6 +350,7 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
     import uvicorn
 
     from tandem import logs
+    from tandem.server.http_protocol import http_protocol
     from tandem.server.websocket_protocol import TandemWebSocketProtocol
 
     logs.redact_access_log()
@@ -359,7 +360,7 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         port=settings.port,
         ws=TandemWebSocketProtocol,
         loop="uvloop",  # startup.check_runtime: required, not "auto"
-        http="httptools",
+        http=http_protocol(settings.http_request_timeout_seconds),  # httptools, with a deadline
         ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
         ws_per_message_deflate=False,  # the SDK compresses before it encrypts
         proxy_headers=bool(settings.trusted_proxies),

@@ -99,6 +99,9 @@ class Settings:
     socket_send_timeout_seconds: float = 10.0
     """A send to a socket that does not complete in this long (a peer that stopped reading)
     closes it as too slow (1013)."""
+    http_request_timeout_seconds: float = 10.0
+    """How long an HTTP request's line, headers and body may take to arrive, from its first
+    byte (a new connection's: from opening); a slower one gets 408 and its connection closes."""
     first_message_timeout_seconds: float = 10.0
     """How long a new socket (a customer's or an agent's) may stay silent before its first
     message."""
@@ -287,6 +290,8 @@ class Settings:
             raise ConfigError("socket_queue_bytes must hold at least one largest frame (+64)")
         if not self.socket_send_timeout_seconds > 0:
             raise ConfigError("socket_send_timeout_seconds must be positive")
+        if not self.http_request_timeout_seconds > 0:
+            raise ConfigError("http_request_timeout_seconds must be positive")
         if not self.shutdown_timeout_seconds > 0:
             raise ConfigError("the shutdown timeout must be positive")
         if self.max_sessions < 1 or (

@@ -7,7 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from starlette.requests import HTTPConnection, Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from tandem import auth
@@ -77,10 +77,13 @@ async def json_body(request: Request, limit: int | None = None) -> bytes | JSONR
         return problem(415, "Unsupported media type", "Send JSON (Content-Type: application/json).")
     most = MAX_BODY_BYTES if limit is None else limit
     body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > most:
-            return problem(413, "Request too large", f"At most {most} bytes.")
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > most:
+                return problem(413, "Request too large", f"At most {most} bytes.")
+    except ClientDisconnect:  # gone, or cut off by the request deadline (http_protocol)
+        return problem(408, "Request timeout", "The request's body did not arrive in time.")
     return body
 
 

@@ -1,0 +1,92 @@
+"""uvicorn's HTTP protocol (httptools) with a deadline for each request to arrive.
+
+uvicorn bounds the idle time between requests on a kept-alive connection (its keep-alive
+timeout), but not a request that arrives slowly: a client that opens a connection and sends
+nothing, or sends its headers or its body a byte at a time ("slowloris"), holds a connection, a
+file descriptor and, once its headers are in, a task, for as long as it likes. Here a request's
+line, headers and body must all arrive within ``http_request_timeout_seconds`` of its first byte
+(the first request's, of the connection opening). Past that, a request whose answer has not
+begun gets ``408 Request Timeout`` and the connection closes; a connection with nothing of a
+request yet just closes, as after the keep-alive timeout. A WebSocket upgrade stops the clock
+(the socket's own first-message timeout takes over), and so does a request fully received:
+how long the answer takes is the application's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\n"
+    b"content-length: 35\r\n\r\n"
+    b"The request took too long to send.\n"
+)
+
+
+class DeadlineHttpProtocol(HttpToolsProtocol):
+    """See the module. ``request_timeout`` is set on the subclass :func:`http_protocol` makes."""
+
+    request_timeout: float = 10.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._begun = False  # some of a request has arrived and not all of it
+        self._cycle: Any = None  # that request's cycle, once its headers are in
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._begun, self._cycle = True, None
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self._cycle = self.cycle
+
+    def on_message_complete(self) -> None:
+        self._begun = False
+        self._disarm()
+        super().on_message_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        self._disarm()
+        super().handle_websocket_upgrade()
+
+    def _arm(self) -> None:
+        if self._deadline is None:
+            self._deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        cycle = self._cycle
+        if self._begun and not (cycle is not None and cycle.response_started):
+            self.transport.write(TIMEOUT_RESPONSE)
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the application's reads end (http.disconnect)
+            cycle.message_event.set()
+        self.transport.close()
+
+
+def http_protocol(request_timeout: float) -> type[DeadlineHttpProtocol]:
+    """The protocol class for uvicorn's ``http`` setting, with this deadline per request."""
+    return type("TandemHttpProtocol", (DeadlineHttpProtocol,), {"request_timeout": request_timeout})

@@ -1,0 +1,119 @@
+"""A request that arrives slowly ("slowloris") is cut off: its line, headers and body must arrive
+within ``http_request_timeout_seconds`` (tandem.server.http_protocol); nothing else is."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer, ServerFactory
+from tests.server.helpers import login_cookie, open_agent, recv_json, send
+
+DEADLINE = 1.0
+
+
+@pytest.fixture
+def hurried(server_factory: ServerFactory) -> RunningServer:
+    return server_factory(http_request_timeout_seconds=DEADLINE)
+
+
+def connect(server: RunningServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.settings.port), timeout=10)
+
+
+def answer_until_closed(sock: socket.socket, bound: float = 10.0) -> tuple[bytes, float]:
+    """Everything the server sends until it closes the connection, and when it closed (a
+    failure if it is still open after ``bound`` seconds)."""
+    started, received = time.monotonic(), b""
+    sock.settimeout(0.2)
+    while time.monotonic() - started < bound:
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        received += chunk
+    else:
+        pytest.fail(f"the connection was still open after {bound} s: {received[:200]!r}")
+    return received, time.monotonic() - started
+
+
+def test_unfinished_headers_get_408_and_the_connection_closes(hurried: RunningServer) -> None:
+    with connect(hurried) as slow:
+        slow.sendall(b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a")  # never ends
+        answer, after = answer_until_closed(slow)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert after >= DEADLINE * 0.5  # not refused at once: cut off at its deadline
+
+
+def test_an_unfinished_body_gets_408_and_the_connection_closes(
+    hurried: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    with connect(hurried) as slow:
+        slow.sendall(
+            b"POST /api/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 4000\r\n\r\n{"
+        )
+        answer, _ = answer_until_closed(slow)
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert answer.count(b"HTTP/1.1") == 1  # the application answered nothing after it
+    # A client cut off (or gone) mid-body is not a server failure: nothing logged as one.
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], caplog.text
+
+
+def test_a_trickle_that_keeps_sending_is_still_cut_off(hurried: RunningServer) -> None:
+    """Each byte resetting a timer would let a slow client stay for ever: the deadline runs
+    from the request's first byte, however busy the client keeps it."""
+    with connect(hurried) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < 10:
+                slow.sendall(b"X-A: b\r\n")
+                time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer, _ = answer_until_closed(slow)
+    assert time.monotonic() - started < 10
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+
+
+def test_a_connection_that_sends_nothing_is_closed(hurried: RunningServer) -> None:
+    with connect(hurried) as idle:
+        answer, after = answer_until_closed(idle)
+    assert answer == b""  # nothing of a request came: nothing to answer
+    assert after >= DEADLINE * 0.5
+
+
+async def test_whole_requests_and_sockets_outlive_the_deadline(hurried: RunningServer) -> None:
+    """A request that arrived in time is answered however long the connection then stays (kept
+    alive between requests as before), and a WebSocket is not a request in progress."""
+    cookie = login_cookie(hurried, "alice")
+    with httpx.Client(base_url=hurried.base) as client:
+        assert client.get("/healthz").status_code == 200
+        deadline_passed = time.monotonic() + DEADLINE * 1.5
+        while time.monotonic() < deadline_passed:
+            assert client.get("/healthz").status_code == 200  # one kept-alive connection
+    agent = await open_agent(hurried, cookie)
+    await send(agent, type="join", code="00000 0000000")
+    assert (await recv_json(agent))["type"] == "error"  # answered: the socket is live
+    await asyncio.sleep(DEADLINE * 1.5)  # time itself is the condition here
+    await send(agent, type="join", code="00000 0000000")
+    assert (await recv_json(agent))["type"] == "error"
+    await agent.close()
+
+
+def test_the_deadline_is_a_setting_that_must_be_positive() -> None:
+    from tandem.config import Settings
+    from tandem.exceptions import ConfigError
+
+    assert Settings().http_request_timeout_seconds == 10.0
+    with pytest.raises(ConfigError, match="http_request_timeout_seconds"):
+        Settings(http_request_timeout_seconds=0)
