@@ -53,6 +53,23 @@ def test_invalid_frames_close_4400(frame: str) -> None:
     assert str(info.value).startswith("malformed message")
 
 
+def test_text_with_nul_closes_4400() -> None:
+    """SQLite would store it and PostgreSQL refuses it as a database failure: refused first
+    (most fields have patterns that refuse it anyway; a join code's secret part does not)."""
+    with pytest.raises(ProtocolError) as info:
+        codec.decode_agent('{"v":1,"type":"join","code":"12345 \\u0000"}', LIMIT)
+    assert info.value.close_code == codec.CLOSE_MALFORMED
+    assert "NUL" in str(info.value)
+
+
+def test_only_a_real_nul_is_refused() -> None:
+    """An escaped backslash followed by "u0000" is text, not NUL."""
+    assert codec.decode_agent('{"v":1,"type":"join","code":"12345 \\\\u0000"}', LIMIT)
+    assert codec.json_carries_nul('["a", {"b": ["\\u0000"]}]')
+    assert codec.json_carries_nul(b'{"\\u0000": 1}')
+    assert not codec.json_carries_nul('{"a": "\\\\u0000"}')
+
+
 def test_size_is_checked_before_parsing() -> None:
     frame = json.dumps({"v": 1, "type": "join", "code": "1" * 10})
     with pytest.raises(ProtocolError) as info:

@@ -36,14 +36,36 @@ def check_size(frame: str | bytes, limit: int) -> None:
         raise ProtocolError(CLOSE_TOO_BIG, f"message too big: {size} > {limit} bytes")
 
 
+def carries_nul(value: object) -> bool:
+    """Whether decoded JSON holds the NUL character (U+0000) in any string. SQLite would store
+    it and PostgreSQL refuses it (as a database failure), so input with it is refused first."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(carries_nul(k) or carries_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(carries_nul(item) for item in value)
+    return False
+
+
+def json_carries_nul(text: str | bytes) -> bool:
+    """:func:`carries_nul` of a JSON document already known to be valid (JSON can only write
+    NUL as an escape, so most documents are answered without decoding them again)."""
+    escape = "\\u0000" if isinstance(text, str) else b"\\u0000"
+    return escape in text and carries_nul(msgspec.json.decode(text))  # type: ignore[operator]
+
+
 def _decode(decoder: msgspec.json.Decoder[M], frame: str, limit: int) -> M:
     check_size(frame, limit)
     try:
-        return decoder.decode(frame)
+        message = decoder.decode(frame)
     except msgspec.ValidationError as exc:
         raise ProtocolError(CLOSE_MALFORMED, f"malformed message: {exc}") from None
     except msgspec.DecodeError:
         raise ProtocolError(CLOSE_MALFORMED, "malformed message: not valid JSON") from None
+    if json_carries_nul(frame):
+        raise ProtocolError(CLOSE_MALFORMED, "malformed message: text with NUL (U+0000)")
+    return message
 
 
 def decode_customer(frame: str, limit: int) -> CustomerMessage:

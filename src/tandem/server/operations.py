@@ -29,6 +29,7 @@ from tandem.exceptions import (
     TandemError,
     WeakPasswordError,
 )
+from tandem.protocol.codec import carries_nul, json_carries_nul
 from tandem.server.http import current_agent, json_body, problem, services_of
 
 if TYPE_CHECKING:
@@ -93,6 +94,10 @@ def _error_response(exc: TandemError) -> Response:
     return problem(400, "Bad request", str(exc))
 
 
+NUL_REFUSED = "Text may not contain the NUL character (U+0000)."
+"""SQLite stores it, PostgreSQL refuses it (as a database failure): refused here on both."""
+
+
 def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     decoder = msgspec.json.Decoder(operation.body) if operation.body else None
 
@@ -107,6 +112,8 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             await services.hub.training.require(principal, operation.action)
         except ForbiddenError as exc:
             return problem(403, "Forbidden", str(exc))
+        if carries_nul([*request.path_params.values(), *request.query_params.values()]):
+            return problem(400, "Bad request", NUL_REFUSED)
         body: Any = None
         if decoder is not None:
             limit = operation.max_body(services.settings) if operation.max_body else None
@@ -117,6 +124,8 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
                 body = decoder.decode(raw)
             except (msgspec.ValidationError, msgspec.DecodeError) as exc:
                 return problem(400, "Bad request", str(exc))
+            if json_carries_nul(raw):
+                return problem(400, "Bad request", NUL_REFUSED)
         call = Call(
             services,
             principal,
