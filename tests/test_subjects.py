@@ -343,3 +343,29 @@ def test_the_commands_export_hold_and_erase(tmp_path: Path) -> None:
     found = json.loads(run("subject", "find", "c-cli", *at).stdout)
     assert found["sessions"] == [] and found["recordings"] == []
     assert run("audit", "verify", "--data-dir", str(data)).returncode == 0
+
+
+async def _a_tokenless_session(directory: Directory) -> None:
+    storage = directory.storage
+    await storage.record_session_start(of_org("default"), "s-anon", T0, "demo")
+    await storage.record_session_end("s-anon", T0 + 60, "stopped", "Alice")
+
+
+def test_hold_place_says_what_the_hold_keeps_now(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seed_directory(data, _a_tokenless_session)
+    at = ["--org", "default", "--data-dir", str(data)]
+    placed = run("hold", "place", "subject", "s-anon", "--reason", "case 3", *at)
+    assert placed.returncode == 0, placed.stderr
+    assert "It keeps 1 session(s) and 0 recording(s) from purge and erasure." in placed.stdout
+    assert "subject\ts-anon\t" in run("hold", "list", *at).stdout
+    refused = run("subject", "erase", "s-anon", "--yes", *at)
+    assert refused.returncode == 2 and "under legal hold" in refused.stderr
+
+    ahead = run("hold", "place", "subject", "c-not-yet", "--reason", "case 4", *at)
+    assert ahead.returncode == 0, ahead.stderr
+    assert "It holds nothing stored yet" in ahead.stdout
+
+    assert run("hold", "lift", "subject", "s-anon", "--reason", "closed", *at).returncode == 0
+    erased = run("subject", "erase", "s-anon", "--yes", *at)
+    assert erased.returncode == 0, erased.stderr
