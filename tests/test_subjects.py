@@ -20,6 +20,7 @@ from tandem.audit import AuditLog, verify
 from tandem.directory import Directory, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
 from tandem.recordings import Recordings, recording_events
+from tandem.storage.base import OrgRecord
 from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
 from tandem.subjects import Subjects
@@ -208,6 +209,98 @@ async def test_a_hold_on_one_recording_stops_its_erasure_and_the_subjects(world:
     assert await world.storage.get_recording("r1") is None
 
 
+async def _tokenless_recorded_session(world: World) -> None:
+    """Session ``s2`` of a customer who came without a token (no ``sub``), recorded as ``r2``."""
+    await world.storage.record_session_start(of_org("default"), "s2", world.now, "demo")
+    await world.record("session_created", actor="customer", org="default", subject="s2")
+    await world.storage.add_recording(
+        *owned(
+            made_for(
+                world.private, recording_id="r2", session_id="s2", ended_at=None, frames=0, size=0
+            )
+        )
+    )
+    await world.storage.append_recording_frames("r2", 0, flat(recorded(world.private)))
+    await world.storage.end_recording("r2", world.now + 50, "stopped")
+    await world.storage.record_session_end("s2", world.now + 60, "customer_left", "Alice")
+
+
+async def test_a_hold_by_the_id_of_a_tokenless_session_stops_purge_until_lifted(
+    world: World,
+) -> None:
+    await _tokenless_recorded_session(world)
+    await world.subjects.place_hold(ADMIN, "subject", "s2", "case 2026-200")
+    much_later = T0 + 3650 * 86400.0
+    assert await world.recordings.purge(much_later) == 1  # r1: its customer is not held
+    await world.storage.purge_expired(much_later)
+    assert await world.storage.get_recording("r2") is not None, "held recording was purged"
+    assert await world.storage.recording_frames("r2") != []
+    assert await world.storage.get_session("s2") is not None, "held session was purged"
+    assert await world.storage.get_session("s1") is None  # not held: retention applies
+
+    await world.subjects.lift_hold(ADMIN, "subject", "s2", "case closed")
+    assert await world.recordings.purge(much_later) == 1
+    await world.storage.purge_expired(much_later)
+    assert await world.storage.get_recording("r2") is None
+    assert await world.storage.get_session("s2") is None
+
+
+async def test_a_hold_by_the_id_of_a_tokenless_session_stops_its_erasure_until_lifted(
+    world: World,
+) -> None:
+    await _tokenless_recorded_session(world)
+    await world.subjects.place_hold(ADMIN, "subject", "s2", "case 2026-201")
+    [hold] = await world.subjects.list_holds(ADMIN)
+    assert (hold.kind, hold.target) == ("subject", "s2")
+    with pytest.raises(ConflictError, match=r"legal hold since .* by cli \(case 2026-201\)"):
+        await world.subjects.erase(ADMIN, "s2")
+    with pytest.raises(ConflictError, match="recording r2 is under legal hold"):
+        await world.recordings.erase(ADMIN, "r2")
+    assert await world.storage.get_session("s2") is not None
+    assert await world.storage.get_recording("r2") is not None
+    records = await world.storage.audit_records()
+    placed = [r for r in records if r.action == "legal_hold_placed"]
+    assert [r.subject for r in placed] == ["session:s2"]  # how the trail names that customer
+
+    await world.subjects.lift_hold(ADMIN, "subject", "s2", "case closed")
+    await world.recordings.erase(ADMIN, "r2")
+    erased = await world.subjects.erase(ADMIN, "s2")
+    assert erased["sessions"] == 1
+    assert await world.storage.get_session("s2") is None
+
+
+async def test_another_organisations_hold_on_the_same_id_does_not_keep_a_tokenless_session(
+    world: World,
+) -> None:
+    await _tokenless_recorded_session(world)
+    await world.storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    # acme cannot see default's session s2, so for acme "s2" is a sub it holds in advance.
+    await world.subjects.place_hold(operator("acme"), "subject", "s2", "their case")
+    much_later = T0 + 3650 * 86400.0
+    assert await world.recordings.purge(much_later) == 2
+    await world.storage.purge_expired(much_later)
+    assert await world.storage.get_session("s2") is None
+    assert [h.target for h in await world.subjects.list_holds(operator("acme"))] == ["s2"]
+
+
+async def test_a_hold_on_an_unknown_customer_holds_their_sessions_to_come(
+    world: World,
+) -> None:
+    placed = await world.subjects.place_hold(ADMIN, "subject", "c-later", "case 2026-202")
+    assert (placed.kind, placed.target) == ("subject", "c-later")
+    assert await world.subjects.held_now(ADMIN, placed) == ((), ())  # nothing stored yet
+    records = await world.storage.audit_records()
+    assert records[-1].subject == "customer:(no sessions yet)"
+    await world.storage.record_session_start(of_org("default"), "s3", world.now, "demo")
+    await world.storage.link_subject(of_org("default"), "c-later", "s3", "p-later")
+    await world.storage.record_session_end("s3", world.now + 60, "customer_left", "Alice")
+    assert await world.subjects.held_now(ADMIN, placed) == (("s3",), ())
+    await world.storage.purge_expired(T0 + 3650 * 86400.0)
+    assert await world.storage.get_session("s3") is not None
+    with pytest.raises(ConflictError, match="legal hold"):
+        await world.subjects.erase(ADMIN, "c-later")
+
+
 async def test_a_live_session_is_not_erased(storage: SQLStorage) -> None:
     built = World(storage, X25519PrivateKey.generate())
     await storage.record_session_start(of_org("default"), "s5", T0, "demo")
@@ -250,3 +343,29 @@ def test_the_commands_export_hold_and_erase(tmp_path: Path) -> None:
     found = json.loads(run("subject", "find", "c-cli", *at).stdout)
     assert found["sessions"] == [] and found["recordings"] == []
     assert run("audit", "verify", "--data-dir", str(data)).returncode == 0
+
+
+async def _a_tokenless_session(directory: Directory) -> None:
+    storage = directory.storage
+    await storage.record_session_start(of_org("default"), "s-anon", T0, "demo")
+    await storage.record_session_end("s-anon", T0 + 60, "stopped", "Alice")
+
+
+def test_hold_place_says_what_the_hold_keeps_now(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seed_directory(data, _a_tokenless_session)
+    at = ["--org", "default", "--data-dir", str(data)]
+    placed = run("hold", "place", "subject", "s-anon", "--reason", "case 3", *at)
+    assert placed.returncode == 0, placed.stderr
+    assert "It keeps 1 session(s) and 0 recording(s) from purge and erasure." in placed.stdout
+    assert "subject\ts-anon\t" in run("hold", "list", *at).stdout
+    refused = run("subject", "erase", "s-anon", "--yes", *at)
+    assert refused.returncode == 2 and "under legal hold" in refused.stderr
+
+    ahead = run("hold", "place", "subject", "c-not-yet", "--reason", "case 4", *at)
+    assert ahead.returncode == 0, ahead.stderr
+    assert "It holds nothing stored yet" in ahead.stdout
+
+    assert run("hold", "lift", "subject", "s-anon", "--reason", "closed", *at).returncode == 0
+    erased = run("subject", "erase", "s-anon", "--yes", *at)
+    assert erased.returncode == 0, erased.stderr

@@ -1596,13 +1596,29 @@ def hold_place(
     org: OrgOption = DEFAULT_ORG,
     data_dir: DataDir = None,
 ) -> None:
-    """Keep a recording or a customer's data from purge and erasure until the hold is lifted."""
+    """Keep a recording or a customer's data from purge and erasure until the hold is lifted.
+    A customer is a token's sub or a session id; one that nothing stored matches is held for
+    the sessions a token with that sub starts later (the output says so)."""
+    held: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
 
     async def work(subjects: Any) -> None:
-        await subjects.place_hold(operator(org), kind, target, reason)
+        hold = await subjects.place_hold(operator(org), kind, target, reason)
+        held.append(await subjects.held_now(operator(org), hold))
 
     _run_subjects(data_dir, work)
+    sessions, recordings = held[0]
     typer.echo(f"Legal hold placed on {kind} {target}.")
+    if sessions or recordings:
+        typer.echo(
+            f"It keeps {len(sessions)} session(s) and {len(recordings)} recording(s) from purge "
+            "and erasure."
+        )
+    else:
+        typer.echo(
+            f"It holds nothing stored yet: no session of {org!r} has the id {target!r} or "
+            "served a customer token with that sub; it will keep the sessions such a token "
+            "starts. Lift it if that is not what you meant."
+        )
 
 
 @hold_app.command("lift")

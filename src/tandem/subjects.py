@@ -15,7 +15,11 @@ trail names the customer only by a random *pseudonym*, one per subject and organ
   (e)); with the link gone they no longer lead to the person. An audit record says what was erased
   (counts and ids), never the ``sub`` itself;
 - a *legal hold* on a recording or a subject makes purge (retention) and erasure leave it alone
-  until it is lifted; placing and lifting one needs a reason, and both are audited.
+  until it is lifted; placing and lifting one needs a reason, and both are audited. A subject
+  hold is stored under the customer's ``sub``; a session started without a token has none, so
+  its customer is the session itself and the hold is stored under the session's id. A target
+  that names nothing stored is kept as a hold for a ``sub`` whose sessions are still to come
+  (:meth:`Subjects.held_now` says what a hold keeps today).
 
 Everything here acts for an organisation's admin (action ``org.manage``) and is audited.
 """
@@ -283,9 +287,11 @@ class Subjects:
 
     async def _refuse_if_held(self, grant: Grant, findings: Findings) -> None:
         holds = await self.storage.list_holds(grant)
+        # A session without a customer token is held under its own id (as in storage's purge).
+        customers = {findings.subject, *findings.session_ids} - {None}
         recording_ids = {r.recording_id for r in findings.recordings}
         for hold in holds:
-            if (hold.kind == "subject" and hold.target == findings.subject) or (
+            if (hold.kind == "subject" and hold.target in customers) or (
                 hold.kind == "recording" and hold.target in recording_ids
             ):
                 raise ConflictError(held_message(hold))
@@ -298,7 +304,10 @@ class Subjects:
 
     async def place_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
         """Hold a recording (by id) or a subject (by ``sub`` or session id): purge and erasure
-        leave it alone until it is lifted. Raises ConfigError without a reason, NotFoundError
+        leave it alone until it is lifted. A session id leads to its customer's ``sub``, or, for
+        a session started without a token, stays the session's id. A subject target that names
+        nothing stored is held for the sessions a token with that ``sub`` starts later
+        (:meth:`held_now` tells it apart). Raises ConfigError without a reason, NotFoundError
         for an unknown recording, ConflictError if it is held already."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
         checked = _hold_kind(kind)
@@ -336,6 +345,37 @@ class Subjects:
         )
         return hold
 
+    async def held_now(
+        self, actor: Principal, hold: HoldRecord
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The ids of the sessions and of the recordings ``hold`` keeps from purge and erasure
+        today: both empty for a hold placed ahead of a customer's first session (or on an id
+        that names nothing stored)."""
+        grant = authorize(actor, "org.manage", Resource(actor.org))
+        if hold.kind == "recording":
+            recording = await self.storage.get_recording(hold.target)
+            if recording is None or recording.org_id != grant.org_id:
+                return (), ()
+            return (), (recording.recording_id,)
+        session_ids = [sid for sid, _ in await self.storage.subject_sessions(grant, hold.target)]
+        if not session_ids and await self._tokenless_session(grant, hold.target):
+            session_ids = [hold.target]
+        stored = []
+        for sid in session_ids:
+            session = await self.storage.get_session(sid)
+            if session is not None and session.org_id == grant.org_id:
+                stored.append(sid)
+        recordings = await self.storage.recordings_of_sessions(grant, session_ids)
+        return tuple(stored), tuple(r.recording_id for r in recordings)
+
+    async def _tokenless_session(self, grant: Grant, session_id: str) -> bool:
+        """Whether ``session_id`` is a stored session of the organisation that was started
+        without a customer token (so has no ``sub``)."""
+        if await self.storage.subject_of_session(session_id) is not None:
+            return False
+        session = await self.storage.get_session(session_id)
+        return session is not None and session.org_id == grant.org_id
+
     async def _hold_target(
         self, grant: Grant, kind: HoldKind, target: str, must_exist: bool = True
     ) -> tuple[str, str]:
@@ -349,19 +389,26 @@ class Subjects:
         linked = await self.storage.subject_of_session(target)
         subject = linked[1] if linked is not None and linked[0] == grant.org_id else target
         pairs = await self.storage.subject_sessions(grant, subject)
-        return subject, f"customer:{pairs[0][1]}" if pairs else "customer:(no sessions yet)"
+        if pairs:
+            return subject, f"customer:{pairs[0][1]}"
+        if linked is None and await self._tokenless_session(grant, target):
+            # No sub to hold: the session is its own customer (as in find), held by its id.
+            return target, f"session:{target}"
+        return subject, "customer:(no sessions yet)"
 
 
 async def recording_hold(
     storage: Storage, grant: Grant, recording: RecordingRecord
 ) -> HoldRecord | None:
-    """The hold that keeps ``recording`` (on itself, or on the customer its session served),
-    among ``grant``'s organisation's holds."""
+    """The hold that keeps ``recording`` (on itself, or on the customer its session served:
+    their ``sub``, or the session's id when it had no customer token), among ``grant``'s
+    organisation's holds."""
     linked = await storage.subject_of_session(recording.session_id)
+    customers = {recording.session_id} if linked is None else {recording.session_id, linked[1]}
     for hold in await storage.list_holds(grant):
         if hold.kind == "recording" and hold.target == recording.recording_id:
             return hold
-        if hold.kind == "subject" and linked is not None and hold.target == linked[1]:
+        if hold.kind == "subject" and hold.target in customers:
             return hold
     return None
 

@@ -79,6 +79,8 @@ def test_an_admin_answers_a_subject_request_and_a_hold_stops_the_erasure(
     panel.get_by_label("Reason").fill("case 2026-9")
     panel.get_by_role("button", name="Place hold").click()
     expect(panel.get_by_role("cell", name="case 2026-9")).to_be_visible()
+    hold_status = page.get_by_role("status", name="Legal hold status")
+    expect(hold_status).to_contain_text("Hold placed: purge and erasure leave it alone")
     page.on("dialog", lambda dialog: dialog.accept())
     panel.get_by_role("button", name="Erase").click()
     expect(status).to_contain_text("under legal hold")
@@ -92,3 +94,10 @@ def test_an_admin_answers_a_subject_request_and_a_hold_stops_the_erasure(
     expect(status).to_contain_text("Erased 1 session(s)")
     with api(live, "ada") as ada:
         assert ada.post("/api/subjects/find", json={"subject": "c-77"}).json()["sessions"] == []
+
+    # A hold that nothing stored matches (a sub still to come, or a typo) says so.
+    panel.get_by_label("Customer or recording id").fill("c-78")
+    panel.get_by_label("Reason").fill("case 2026-10")
+    panel.get_by_role("button", name="Place hold").click()
+    expect(panel.get_by_role("cell", name="case 2026-10")).to_be_visible()
+    expect(hold_status).to_contain_text("nothing stored matches it yet")

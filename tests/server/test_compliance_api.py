@@ -46,7 +46,13 @@ async def test_a_customer_is_found_exported_and_erased_by_the_sub_of_its_token(
             "/api/holds", json={"kind": "subject", "target": "c-42", "reason": "case 7"}
         )
         assert held.status_code == 201, held.text
+        assert (held.json()["sessions"], held.json()["recordings"]) == ([session_id], [])
         assert ada.get("/api/holds").json()["holds"][0]["reason"] == "case 7"
+        ahead = ada.post(
+            "/api/holds", json={"kind": "subject", "target": "c-43", "reason": "case 8"}
+        )
+        assert ahead.status_code == 201, ahead.text
+        assert (ahead.json()["sessions"], ahead.json()["recordings"]) == ([], [])  # nothing yet
         refused = ada.post("/api/subjects/erase", json={"subject": session_id})
         assert refused.status_code == 409 and "legal hold" in refused.json()["detail"]
         exported = ada.post("/api/subjects/export", json={"subject": "c-42"})

@@ -3,7 +3,7 @@ removes its sessions, recordings, frames and links in one go, and held data outl
 
 from __future__ import annotations
 
-from tandem.storage.base import HoldRecord, RecordingRecord, Storage
+from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
 from tests.grants import of_org, owned
 
 DAY = 86400.0
@@ -78,3 +78,37 @@ async def test_held_recordings_and_sessions_outlive_retention(storage: Storage) 
     assert await storage.delete_hold(of_org("default"), "subject", "c-s1") is None
     assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r-s1"]
     assert [h.target for h in await storage.list_holds(of_org("default"))] == ["r-s2"]
+
+
+async def test_a_subject_hold_on_a_tokenless_sessions_id_keeps_it_past_retention(
+    storage: Storage,
+) -> None:
+    """A session started without a customer token has no ``sub``: the session is its own
+    customer, and a subject hold names it by its id. Another organisation's hold on the same
+    string keeps nothing of this one's."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    for sid in ("s1", "s2", "s3"):
+        await storage.record_session_start(of_org("default"), sid, 10.0, "demo")
+        await storage.record_session_end(sid, 20.0, "customer_left", "Alice")
+        await storage.add_recording(
+            *owned(RecordingRecord(f"r-{sid}", "default", sid, "demo", "alice", "k1", 11.0))
+        )
+        await storage.end_recording(f"r-{sid}", 19.0, "stopped")
+    assert await storage.put_hold(
+        of_org("default"), HoldRecord("default", "subject", "s1", "case", "ada", 30.0)
+    )
+    assert await storage.put_hold(
+        of_org("acme"), HoldRecord("acme", "subject", "s2", "case", "ada", 30.0)
+    )
+    later = 10_000 * DAY
+    assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r-s2", "r-s3"]
+    await storage.purge_expired(later)
+    assert [await storage.get_session(s) is not None for s in ("s1", "s2", "s3")] == [
+        True,
+        False,
+        False,
+    ]
+    assert await storage.delete_hold(of_org("default"), "subject", "s1") is not None
+    assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r-s1"]
+    await storage.purge_expired(later)
+    assert await storage.get_session("s1") is None

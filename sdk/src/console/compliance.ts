@@ -6,7 +6,7 @@
  */
 
 import type {
-  ComplianceReport, Hold, HoldRequest, Holds, SecurityStatus, SubjectErased, SubjectFindings, SubjectRequest,
+  ComplianceReport, Hold, HoldRequest, Holds, PlacedHold, SecurityStatus, SubjectErased, SubjectFindings, SubjectRequest,
 } from "../generated/rest.ts";
 import { complianceT as t } from "./messages/compliance.ts";
 import { api, el, field, problemDetail, saveFile, statusLine, table } from "./office.ts";
@@ -159,9 +159,11 @@ export function subjectsPanel(): HTMLElement {
     event.preventDefault();
     const request = holdRequest();
     if (!request) return;
-    api<Hold>("POST", "/api/holds", request)
-      .then(() => {
-        sayHold(t("placed"), true);
+    api<PlacedHold>("POST", "/api/holds", request)
+      .then((placed) => {
+        // A hold that matches nothing stored may be a typo: say so, as a warning.
+        const keeps = placed.sessions.length > 0 || placed.recordings.length > 0;
+        sayHold(t(keeps ? "placed" : "placedNothingYet"), keeps);
         void showHolds();
       })
       .catch((error: Error) => sayHold(error.message));

@@ -96,6 +96,14 @@ class Hold(msgspec.Struct, forbid_unknown_fields=True):
     placed_at: float
 
 
+class PlacedHold(Hold, forbid_unknown_fields=True):
+    sessions: list[str]
+    """The sessions the hold keeps from purge and erasure now."""
+    recordings: list[str]
+    """The recordings it keeps now. Both empty: it holds nothing stored yet (a customer's
+    ``sub`` whose sessions are still to come, or an id that names nothing)."""
+
+
 class Holds(msgspec.Struct, forbid_unknown_fields=True):
     holds: list[Hold]
 
@@ -154,8 +162,10 @@ async def _list_holds(call: Call) -> object:
 
 async def _place_hold(call: Call) -> object:
     body: HoldRequest = call.body
-    hold = await _subjects(call).place_hold(call.principal, body.kind, body.target, body.reason)
-    return hold_json(hold)
+    subjects = _subjects(call)
+    hold = await subjects.place_hold(call.principal, body.kind, body.target, body.reason)
+    sessions, recordings = await subjects.held_now(call.principal, hold)
+    return {**hold_json(hold), "sessions": list(sessions), "recordings": list(recordings)}
 
 
 async def _lift_hold(call: Call) -> object:
@@ -235,12 +245,13 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/holds",
         "org.manage",
-        "Place a legal hold on a recording or a customer: purge and erasure leave it alone "
-        "(a reason is required; audited).",
+        "Place a legal hold on a recording or a customer (token sub or session id): purge and "
+        "erasure leave it alone (a reason is required; audited). The answer lists the sessions "
+        "and recordings it keeps now: none for a sub whose sessions are still to come.",
         _place_hold,
         HoldRequest,
         201,
-        returns=Hold,
+        returns=PlacedHold,
         finds=True,
     ),
     Operation(

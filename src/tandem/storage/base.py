@@ -166,7 +166,8 @@ class HoldRecord:
 
     org_id: str
     kind: str
-    """``recording`` (target: a recording id) or ``subject`` (target: a customer's ``sub``)."""
+    """``recording`` (target: a recording id) or ``subject`` (target: a customer's ``sub``, or
+    the id of a session started without a customer token, whose customer has no ``sub``)."""
     target: str
     reason: str
     placed_by: str

@@ -285,7 +285,8 @@ legal_holds = sa.Table(
     metadata,
     _org_id(primary_key=True),
     sa.Column("kind", Text, primary_key=True),
-    # ``recording`` (target: its id) or ``subject`` (target: the customer's ``sub``).
+    # ``recording`` (target: its id) or ``subject`` (target: the customer's ``sub``, or the id of
+    # a session started without a customer token).
     sa.Column("target", Text, primary_key=True),
     sa.Column("reason", Text, nullable=False),
     sa.Column("placed_by", Text, nullable=False),

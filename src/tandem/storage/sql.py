@@ -1334,7 +1334,7 @@ class SQLStorage:
                     sessions.c.ended_at.isnot(None),
                     sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
                     sessions.c.ended_at < sa.literal(now) - DAY * retention,
-                    ~_session_held(sessions.c.session_id),
+                    ~_session_held(sessions.c.org_id, sessions.c.session_id),
                 )
                 .returning(sessions.c.session_id)
             ).rows
@@ -1627,7 +1627,7 @@ class SQLStorage:
                 recordings.c.ended_at.isnot(None),
                 recordings.c.ended_at < sa.literal(now) - DAY * retention,
                 ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
-                ~_session_held(recordings.c.session_id),
+                ~_session_held(recordings.c.org_id, recordings.c.session_id),
             )
             .returning(*_RECORDING_COLUMNS)
         )
@@ -2242,8 +2242,17 @@ def _recording_held(
     )
 
 
-def _session_held(session_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
-    """A hold on the customer the session served, or on one of its recordings."""
+def _session_held(
+    org_id: sa.ColumnElement[Any], session_id: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """A hold on the customer the session served, or on one of its recordings. A session
+    started without a customer token has no ``sub``: its customer is named by the session's id
+    (tandem.subjects), so a subject hold of its organisation on that id holds it too."""
+    on_its_id = sa.exists().where(
+        legal_holds.c.org_id == org_id,
+        legal_holds.c.kind == "subject",
+        legal_holds.c.target == session_id,
+    )
     on_subject = sa.exists().where(
         subject_sessions.c.session_id == session_id,
         legal_holds.c.org_id == subject_sessions.c.org_id,
@@ -2256,7 +2265,7 @@ def _session_held(session_id: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recordings.c.recording_id,
     )
-    return sa.or_(on_subject, on_recording)
+    return sa.or_(on_its_id, on_subject, on_recording)
 
 
 _SQLITE_PRAGMAS = (

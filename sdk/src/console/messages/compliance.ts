@@ -60,6 +60,7 @@ export const en = {
   noHolds: "No legal holds.",
   needHold: "A hold needs what it is on and a reason.",
   placed: "Hold placed: purge and erasure leave it alone until it is lifted.",
+  placedNothingYet: "Hold placed, but nothing stored matches it yet: no session has that id or served a customer token with that sub. It will keep the sessions such a token starts; lift it if that is not what you meant.",
   lifted: "Hold lifted.",
 };
 
@@ -118,6 +119,7 @@ const de: ComplianceMessages = {
   noHolds: "Keine Aufbewahrungspflichten.",
   needHold: "Eine Aufbewahrung braucht ein Ziel und einen Grund.",
   placed: "Aufbewahrung angeordnet: Bereinigung und Löschung lassen die Daten unberührt, bis sie aufgehoben wird.",
+  placedNothingYet: "Aufbewahrung angeordnet, aber noch passt nichts Gespeichertes dazu: keine Sitzung hat diese Kennung oder diente einem Kunden-Token mit diesem sub. Sie erfasst die Sitzungen, die ein solches Token startet; heben Sie sie auf, wenn das nicht gemeint war.",
   lifted: "Aufbewahrung aufgehoben.",
 };
 
@@ -173,6 +175,7 @@ const fr: ComplianceMessages = {
   noHolds: "Aucune conservation légale.",
   needHold: "Une conservation demande une cible et un motif.",
   placed: "Conservation placée : la purge et l'effacement n'y touchent pas tant qu'elle n'est pas levée.",
+  placedNothingYet: "Conservation placée, mais rien de stocké n'y correspond encore : aucune session n'a cet identifiant ni n'a servi un jeton client de ce sub. Elle conservera les sessions qu'un tel jeton ouvrira ; levez-la si ce n'est pas ce que vous vouliez.",
   lifted: "Conservation levée.",
 };
 
@@ -228,6 +231,7 @@ const es: ComplianceMessages = {
   noHolds: "No hay retenciones legales.",
   needHold: "Una retención necesita un objetivo y un motivo.",
   placed: "Retención aplicada: la purga y el borrado no la tocan hasta que se levante.",
+  placedNothingYet: "Retención aplicada, pero aún no coincide con nada almacenado: ninguna sesión tiene ese id ni sirvió a un token de cliente con ese sub. Retendrá las sesiones que inicie ese token; levántela si no era lo que quería.",
   lifted: "Retención levantada.",
 };
 
@@ -283,6 +287,7 @@ const ar: ComplianceMessages = {
   noHolds: "لا يوجد حفظ قانوني.",
   needHold: "يحتاج الحفظ إلى هدف وسبب.",
   placed: "فُرض الحفظ: لا يمسّه التنظيف ولا المحو حتى يُرفع.",
+  placedNothingYet: "فُرض الحفظ، لكن لا شيء مخزّن يطابقه بعد: لا جلسة بهذا المعرّف ولا جلسة خدمت رمز عميل بهذا الـ sub. سيحفظ الجلسات التي يبدؤها رمز كهذا؛ ارفعه إن لم يكن هذا ما قصدته.",
   lifted: "رُفع الحفظ.",
 };
 
