@@ -92,6 +92,23 @@ test("a new epoch (next page) resets counters; an old epoch key is refused", asy
   await assert.rejects(receiver.open(await sender.seal(text("late"))), ChannelError);
 });
 
+test("a receiver that starts from an epoch already seen (a reloaded console) refuses its key and older ones", async () => {
+  const ke = crypto.getRandomValues(new Uint8Array(16));
+  const customer = await derivePairwiseKeys(ke.slice(), "s1");
+  const agent = await derivePairwiseKeys(ke.slice(), "s1");
+  const receiver = new ContentReceiver("s1", agent.customerToAgent, KIND_EPOCH_KEY, 2);
+  assert.equal(receiver.epoch, 2);
+  for (const epoch of [1, 2]) {
+    const old = await ContentSender.create("s1", epoch, [customer.customerToAgent]);
+    await assert.rejects(receiver.open(old.epochKeyFrames[0]), /old key/);
+    await assert.rejects(receiver.open(await old.seal(text("old page"))), ChannelError);
+  }
+  const next = await ContentSender.create("s1", 3, [customer.customerToAgent]);
+  assert.equal(await receiver.open(next.epochKeyFrames[0]), null);
+  assert.equal(receiver.epoch, 3);
+  assert.equal(read(await receiver.open(await next.seal(text("page 3")))), "page 3");
+});
+
 test("content before any key and garbage frames are rejected", async () => {
   const keys = await derivePairwiseKeys(crypto.getRandomValues(new Uint8Array(16)), "s1");
   const receiver = new ContentReceiver("s1", keys.customerToAgent);

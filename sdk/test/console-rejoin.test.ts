@@ -4,16 +4,20 @@
 // store standing in for sessionStorage and IndexedDB.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { document } from "./dom.ts";
 import { CommandReceiver, ContentSender, type PairwiseKeys } from "../src/shared/e2e/channel.ts";
 import { randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents } from "../src/shared/ports.ts";
 import { LiveView } from "../src/console/live.ts";
 import type { Held, HeldStore } from "../src/console/rejoin.ts";
+import type { LiveEvent } from "../src/console/state.ts";
 import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
 import { cardUi } from "./live-ui.ts";
 
 (globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
+// The mirror (rrweb's Replayer, in a happy-dom element) starts once the customer's browser consents.
+(globalThis as Record<string, unknown>).ResizeObserver ??= class { observe() {} disconnect() {} };
 
 const ROUTING = "12345";
 const SECRET = "7654321";
@@ -55,7 +59,15 @@ function harness(target: ConstructorParameters<typeof LiveView>[0], store = memo
   let now = 0;
   const timers: { at: number; fn: () => void; done: boolean }[] = [];
   let expired = 0;
-  const ui = cardUi({ width: 1200, height: 800 }, { sessionExpired: () => void expired++ });
+  const mirror = document.createElement("div");
+  const ui = cardUi({ width: 1200, height: 800 }, { sessionExpired: () => void expired++, mirror });
+  /** Everything the session reported to the console, in order. */
+  const reported: LiveEvent[] = [];
+  const report = ui.report;
+  ui.report = (event) => {
+    reported.push(event);
+    report(event);
+  };
   const view = new LiveView(target, ui, {
     transport: (events) => {
       const socket: Socket = { events, sent: [], binary: [], closed: null };
@@ -91,7 +103,7 @@ function harness(target: ConstructorParameters<typeof LiveView>[0], store = memo
   });
   const last = () => sockets.at(-1) as Socket;
   return {
-    view, store, sockets, last,
+    view, store, sockets, last, reported,
     get card() {
       return ui.card;
     },
@@ -145,7 +157,7 @@ async function paired(resumeSeconds = 30) {
 
 test("a joined console keeps its resume token and, once paired, its keys (for a reload)", async () => {
   const { h } = await paired(20);
-  assert.deepEqual(h.store.held, { sessionId: "s1", resumeToken: "tok", windowMs: 20_000, commands: 0 });
+  assert.deepEqual(h.store.held, { sessionId: "s1", resumeToken: "tok", windowMs: 20_000, commands: 0, epoch: 0 });
   assert.ok(h.store.keys.get("s1")?.customerToAgent instanceof CryptoKey);
 });
 
@@ -242,9 +254,76 @@ test("a reloaded console restores its keys before it rejoins, and its commands g
   assert.equal(receiver.last, 3);
 });
 
+/** A payload as the customer's browser frames it, not compressed (flag 0: raw). */
+function payload(value: unknown): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(value));
+  const out = new Uint8Array(json.length + 1);
+  out.set(json, 1);
+  return out;
+}
+
+/** One epoch of the customer's browser as the server sees it go by (and may keep): its key,
+ * `consented`, then the page's context. */
+async function epochFrames(keys: PairwiseKeys, epoch: number, title: string): Promise<Uint8Array[]> {
+  const sender = await ContentSender.create("s1", epoch, [keys.customerToAgent]);
+  const context = { k: "context", origin: "https://shop.example", title, device: "desktop", viewport: { w: 800, h: 600 } };
+  return [...sender.epochKeyFrames, await sender.seal(payload({ k: "consented" })), await sender.seal(payload(context))];
+}
+
+/** A console that showed the customer's epochs 1 and 2 live, then reloaded and rejoined; and the
+ * frames of both epochs, as a malicious server could have kept them. */
+async function reloadedAfterTwoEpochs() {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const recorded = [await epochFrames(keys, 1, "page 1"), await epochFrames(keys, 2, "page 2")];
+  for (const [index, [key, ...content]] of recorded.entries()) {
+    h.last().events.binary(key as Uint8Array);
+    await until(() => h.store.held?.epoch === index + 1); // kept before any of its content shows
+    for (const frame of content) h.last().events.binary(frame);
+    await until(() => h.card.context?.title === `page ${index + 1}`);
+  }
+  assert.equal(h.card.status.text, "Connected. You are seeing the customer's page live.");
+  const store = memoryStore();
+  store.held = { ...(h.store.held as Held) };
+  store.keys.set("s1", keys);
+  const reloaded = harness({ rejoin: store.load() as Held }, store);
+  await until(() => reloaded.sockets.length === 1);
+  reloaded.last().events.open();
+  reloaded.server({ type: "joined", session_id: "s1", resumed: true });
+  assert.equal(reloaded.card.status.text, "Reconnected. Waiting for the customer's page…");
+  return { h: reloaded, keys, recorded };
+}
+
+for (const replayed of [1, 2]) {
+  test(`a reloaded console refuses epoch ${replayed} the server kept and replays as the live page: nothing of it shows, the session ends`, async () => {
+    const { h, recorded } = await reloadedAfterTwoEpochs();
+    // The customer moved on or pressed Stop while the console reloaded; the server hides it
+    // behind a page of the session it kept (the last one shown, or an older one).
+    for (const frame of recorded[replayed - 1] as Uint8Array[]) h.last().events.binary(frame);
+    const shown = () => h.reported.filter((event) => event.type === "consented" || event.type === "context");
+    await until(() => !h.view.open || shown().length > 0);
+    assert.deepEqual(shown(), []);
+    assert.equal(h.view.open, false);
+    assert.match(h.card.status.text, /integrity check/);
+    assert.deepEqual(h.last().sent.at(-1), { v: 1, type: "leave" });
+    assert.equal(h.store.held, null);
+    assert.equal(h.store.keys.size, 0);
+  });
+}
+
+test("a reloaded console shows the customer's next epoch live, and keeps it as the newest", async () => {
+  const { h, keys } = await reloadedAfterTwoEpochs();
+  for (const frame of await epochFrames(keys, 3, "page 3")) h.last().events.binary(frame);
+  await until(() => h.card.context?.title === "page 3");
+  assert.ok(h.view.open);
+  assert.equal(h.card.consented, true);
+  assert.equal(h.card.status.text, "Connected. You are seeing the customer's page live.");
+  assert.equal(h.store.held?.epoch, 3);
+});
+
 test("a reloaded console without its keys cannot go on: it says so and leaves the session", async () => {
   const store = memoryStore();
-  store.held = { sessionId: "s1", resumeToken: "tok", windowMs: 30_000, commands: 0 };
+  store.held = { sessionId: "s1", resumeToken: "tok", windowMs: 30_000, commands: 0, epoch: 0 };
   const h = harness({ rejoin: store.load() as Held }, store);
   await until(() => !h.view.open);
   assert.match(h.card.status.text, /cannot be taken up again/);

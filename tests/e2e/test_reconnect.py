@@ -265,3 +265,58 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     # Her own customer's session ends (she left); the other customer's page never showed.
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
     other_customer.context.close()
+
+
+class EpochReplayer:
+    """The relay as an attacker runs it: it keeps every frame it passes to the agent's first
+    socket (the customer's first page, as the console showed it), and when the console has
+    reloaded, it sends the reloaded console those frames instead of the customer's new epoch:
+    the old page, to be taken for the live one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.agent_sockets = 0
+        self.kept: list[bytes] = []
+        self.replayed = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
+            await self.app(scope, receive, send)
+            return
+        index = self.agent_sockets
+        self.agent_sockets += 1
+        scope = without_direct_send(scope)  # every frame must pass relay_send
+
+        async def relay_send(message: Message) -> None:
+            frame = message.get("bytes") if message["type"] == "websocket.send" else None
+            if frame is not None and index == 0:
+                self.kept.append(frame)
+            if frame is not None and index >= 1 and self.kept:
+                if self.replayed == 0:  # in place of the customer's new epoch
+                    for old in self.kept:
+                        await send({"type": "websocket.send", "bytes": old})
+                self.replayed += 1
+                return
+            await send(message)
+
+        await self.app(scope, receive, relay_send)
+
+
+def test_a_relay_that_replays_an_old_page_to_a_reloaded_console_is_refused(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    relays: list[EpochReplayer] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        relays.append(EpochReplayer(app))
+        return relays[-1]
+
+    server = server_factory(wrap=wrap)
+    share_at(customer, agent, server, server.base, server.base)
+    assert relays[0].kept
+    # The console reloads; the relay answers its rejoin with the page the console showed before.
+    agent.page.reload()
+    expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
+    assert relays[0].replayed > 0
+    expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)

@@ -192,7 +192,9 @@ export class LiveView {
       this.finish(t("reconnectNoKeys"));
       return false;
     }
-    this.receiver = new ContentReceiver(held.sessionId, keys.customerToAgent, KIND_EPOCH_KEY);
+    // Only an epoch newer than the last one shown before the reload: the server may have
+    // recorded every earlier one, and would replay it as the live page.
+    this.receiver = new ContentReceiver(held.sessionId, keys.customerToAgent, KIND_EPOCH_KEY, held.epoch);
     this.commands = new CommandSender(held.sessionId, keys.agentToCustomer, held.commands);
     return true;
   }
@@ -277,7 +279,7 @@ export class LiveView {
         if (message.resume_token && !this.watching) {
           this.held = {
             sessionId: message.session_id, resumeToken: message.resume_token,
-            windowMs: windowOf(message.resume_seconds) ?? RESUME_WINDOW_MS, commands: 0,
+            windowMs: windowOf(message.resume_seconds) ?? RESUME_WINDOW_MS, commands: 0, epoch: 0,
           };
           this.keep();
         }
@@ -716,6 +718,10 @@ export class LiveView {
     this.chain = this.chain
       .then(async () => {
         const plaintext = await receiver.open(frame);
+        if (this.held && receiver.epoch > this.held.epoch) {
+          this.held.epoch = receiver.epoch; // before any of its content shows: a reload takes only a newer one
+          this.keep();
+        }
         if (!plaintext || this.ended) return;
         this.replay(await this.unpacking.unpack(plaintext, readU64(frame, 1)));
       })

@@ -4,7 +4,9 @@
  *
  * - in this tab's sessionStorage: the session id, the server's resume token (bound to this
  *   sign-in by the server), the resume window, and the last command counter used (the customer's
- *   browser refuses a counter it has seen, so a reloaded console goes on from there);
+ *   browser refuses a counter it has seen, so a reloaded console goes on from there), and the
+ *   newest epoch whose key it installed (a reloaded console takes only a newer one: an older or
+ *   the same epoch is one the server recorded earlier and replays, and ends the session);
  * - in IndexedDB: the pairwise keys of the key exchange with the customer's browser, as
  *   non-extractable CryptoKeys (no script can read their bytes; the server never had them).
  *
@@ -25,6 +27,9 @@ export interface Held {
   windowMs: number;
   /** The last command counter sealed for the customer. */
   commands: number;
+  /** The newest epoch whose content key this console installed (0: none yet; the customer's
+   * browser numbers them from 1). Saved before any content of it is shown. */
+  epoch: number;
 }
 
 /** Where a live session keeps what a rejoin needs (browser: sessionStorage and IndexedDB). */
@@ -44,6 +49,7 @@ function isHeld(value: unknown): value is Held {
   const held = value as Held | null;
   return typeof held === "object" && held !== null && typeof held.sessionId === "string" &&
     typeof held.resumeToken === "string" && Number.isSafeInteger(held.commands) && held.commands >= 0 &&
+    Number.isSafeInteger(held.epoch) && held.epoch >= 0 &&
     typeof held.windowMs === "number" && held.windowMs > 0;
 }
 

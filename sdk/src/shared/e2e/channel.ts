@@ -175,11 +175,11 @@ export class ContentSender {
 /** The content key of the current epoch and its frames, strictly in order: what an agent's
  * receiver and a recording's opener share. */
 export class EpochContent {
-  epoch = -1;
   private key: CryptoKey | null = null;
   private expected = 0;
 
-  constructor(private readonly sessionId: string) {}
+  /** `epoch`: the newest epoch already seen (-1: none); only a newer key is installed. */
+  constructor(private readonly sessionId: string, public epoch = -1) {}
 
   /** Install the content key of a newer epoch (the caller checked it is newer); zeroes `raw`. */
   async install(epoch: number, raw: Uint8Array): Promise<void> {
@@ -225,8 +225,16 @@ export class ContentReceiver {
     private readonly customerToAgent: CryptoKey,
     /** Which wrapped epoch keys are this receiver's: the agent's or the supervisor's. */
     private readonly keyKind: KeyKind = KIND_EPOCH_KEY,
+    /** The newest epoch this console already opened (a reloaded console's record; -1: none):
+     * the key of that epoch or an older one is a replay. */
+    seen = -1,
   ) {
-    this.content = new EpochContent(sessionId);
+    this.content = new EpochContent(sessionId, seen);
+  }
+
+  /** The newest epoch whose key was installed (or the `seen` it started from). */
+  get epoch(): number {
+    return this.content.epoch;
   }
 
   /**
