@@ -31,6 +31,7 @@ from tandem.hub import (
     Joined,
     Refused,
     SessionHub,
+    Watching,
     agents_topic,
 )
 from tandem.lockout import SharedBackoff
@@ -40,11 +41,13 @@ from tandem.protocol.messages import (
     Consent,
     Create,
     CustomerMessage,
+    Handshake,
     Join,
     Record,
     Rejoin,
     Resume,
     Watch,
+    WatchConsent,
 )
 from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
@@ -189,25 +192,68 @@ async def test_a_message_the_role_allows_goes_through_the_table(hub: SessionHub)
     assert await audit_of(hub, "message_refused") == []
 
 
-async def test_a_team_refusal_of_recording_is_told_and_audited(hub: SessionHub) -> None:
+async def move_shop_to_sales(hub: SessionHub) -> None:
+    """The shop is now served by team sales only, changed in storage (no announcement)."""
+    site = await hub.storage.get_site("shop")
+    assert site is not None
+    await hub.storage.add_team(of_org(ORG), "sales")
+    await hub.storage.update_site(*owned(dataclasses.replace(site, teams=("sales",))))
+
+
+async def test_a_record_on_a_site_the_agents_teams_no_longer_serve_closes_the_socket(
+    hub: SessionHub,
+) -> None:
     customer, code = await open_session(hub)
     ann = principal("agent")
     async with customer, hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
         joined = await seat.text(Join(v=1, code=code))
         assert isinstance(joined, Joined)
         assert await next_type(seat.subscription) == "joined"
-        # The site now belongs to another team: asking to record is refused, not the socket.
-        site = await hub.storage.get_site("shop")
-        assert site is not None
-        await hub.storage.add_team(of_org(ORG), "sales")
-        await hub.storage.update_site(*owned(dataclasses.replace(site, teams=("sales",))))
+        await move_shop_to_sales(hub)
         await customer.text(Consent(v=1, granted=True))
         assert await next_type(seat.subscription) == "consent"
-        await seat.text(Record(v=1))
-        notice = json.loads((await seat.subscription.get()).data)  # type: ignore[union-attr]
-        assert notice["code"] == "forbidden"
+        # The record's re-check finds the site served by another team: the socket closes (its
+        # agent must no longer see the page), as the periodic re-check would close it.
+        with pytest.raises(ProtocolError) as refused:
+            await seat.text(Record(v=1))
+        assert refused.value.close_code == CLOSE_FORBIDDEN
+        assert str(refused.value) == "your teams no longer serve this site"
+    [record] = await audit_of(hub, "socket_closed")
+    assert record.details == {
+        "session": customer.live.machine.session_id,
+        "code": CLOSE_FORBIDDEN,
+        "reason": "your teams no longer serve this site",
+    }
+    [ended] = await audit_of(hub, "session_ended")
+    assert ended.details == {"reason": "agent_lost"}
+
+
+async def test_a_watchers_key_exchange_on_a_site_its_teams_no_longer_serve_is_refused(
+    hub: SessionHub,
+) -> None:
+    """No announcement and no re-check yet: the supervisor's handshake, which would let page
+    content reach it, is checked against the site as it is now."""
+    customer, code = await open_session(hub)
+    ann, sue = principal("agent"), principal("supervisor", username="sue")
+    async with (
+        customer,
+        hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as agent,
+        hub.agent_seat(sue, "192.0.2.2", await signed_in(hub, sue)) as supervisor,
+    ):
+        assert isinstance(await agent.text(Join(v=1, code=code)), Joined)
+        await customer.text(Consent(v=1, granted=True))
+        watching = await supervisor.text(Watch(v=1, session_id=customer.live.machine.session_id))
+        assert isinstance(watching, Watching)
+        async with watching.seat as watch:
+            await customer.text(WatchConsent(v=1, granted=True))
+            await move_shop_to_sales(hub)
+            with pytest.raises(ProtocolError) as refused:
+                await watch.text(Handshake(v=1, data="BBBB"))
+            assert refused.value.close_code == CLOSE_FORBIDDEN
+            assert customer.live.machine.watch_handshakes_from_watcher == 0
     [record] = await audit_of(hub, "message_refused")
-    assert record.details["needs"] == "session.record"
+    assert (record.actor, record.details["needs"]) == ("sue", "session.watch")
+    assert record.details["reason"] == "this site is served by another team"
 
 
 async def test_a_join_through_the_hub_audits_in_the_sessions_organisation(

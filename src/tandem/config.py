@@ -109,8 +109,9 @@ class Settings:
     """An agent socket not in a session (neither joined nor watching) that sends nothing for this
     long is closed (4408)."""
     agent_reauth_seconds: float = 30.0
-    """How often every open agent socket's sign-in, account and role are checked again (also on
-    every join, watch and record, and at once when a sign-in is revoked)."""
+    """How often every open agent or supervisor socket's sign-in, account and role, and in a
+    session its teams against the site's, are checked again (also on every join, watch and
+    record, and at once when a sign-in is revoked or an account's or a site's teams change)."""
     resume_grace_seconds: float = 30.0
     """How long a customer's page may be away (navigation, reload) before the session ends."""
     agent_resume_seconds: float = 30.0

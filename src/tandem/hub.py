@@ -456,7 +456,10 @@ class WatchSeat(Seat):
 
     async def text(self, message: AgentMessage) -> None:
         action, handle = WATCHER_EVENTS.get(type(message), (WATCH_ACTION, _already_watching))
-        await self.hub.authorize_message(self.principal, action, message, self.live)
+        # Checked on the site too: the supervisor's key exchange is what lets page content reach
+        # it, so a site its teams no longer serve is refused here, not only by the re-checks.
+        # (An agent's messages in a session open nothing the re-checks do not already close.)
+        await self.hub.authorize_message(self.principal, action, message, self.live, on_site=True)
         await handle(self, message)
 
     def payload(self, frame: bytes) -> None:
@@ -608,7 +611,10 @@ class SessionHub:
 
     async def _current(self, seat: AgentSeat | WatchSeat, activity: bool) -> tuple[int, str] | None:
         """Why ``seat``'s principal may no longer use its socket (a close code and reason), or
-        None; the seat's principal is refreshed from storage (role, teams)."""
+        None; the seat's principal is refreshed from storage (role, teams). A socket in a session
+        is authorised on the session as its join or watch was (its organisation, and the teams
+        serving its site now): none of the principal's teams serving the site any more closes
+        it (:data:`revocation.TEAMS_CHANGED`)."""
         now = self.clock()
         agent = await auth.agent_for_login(
             self.storage,
@@ -620,10 +626,18 @@ class SessionHub:
         if agent is None or agent.org != seat.principal.org:
             return codec.CLOSE_UNAUTHENTICATED, revocation.SIGNED_OUT
         seat.principal = agent
+        action = WATCH_ACTION if isinstance(seat, WatchSeat) else AGENT_SOCKET_ACTION
         try:
-            authorize(agent, WATCH_ACTION if isinstance(seat, WatchSeat) else AGENT_SOCKET_ACTION)
+            authorize(agent, action)
         except ForbiddenError:
             return codec.CLOSE_FORBIDDEN, revocation.ROLE_CHANGED
+        live = seat.live
+        if live is not None and live.practice is None and not live.machine.ended:
+            _, resource = await self._site_of(live)
+            try:
+                authorize(agent, action, resource)
+            except (ForbiddenError, NotFoundError):
+                return codec.CLOSE_FORBIDDEN, revocation.TEAMS_CHANGED
         return None
 
     async def _forced_close(
@@ -642,8 +656,9 @@ class SessionHub:
 
     async def reauthorize(self, seat: AgentSeat | WatchSeat, message: object) -> None:
         """Before ``message`` (join, watch, record): the sign-in must still be valid, the
-        account still there, its role still allowing the socket. Otherwise the close is audited
-        and ProtocolError (4401 or 4403) closes the socket."""
+        account still there, its role still allowing the socket and, in a session, its teams
+        still serving the session's site. Otherwise the close is audited and ProtocolError (4401
+        or 4403) closes the socket."""
         before = seat.principal
         refused = await self._current(seat, activity=True)
         if refused is not None:
@@ -653,8 +668,10 @@ class SessionHub:
             raise ProtocolError(*refused)
 
     async def recheck(self, seat: AgentSeat | WatchSeat) -> None:
-        """Close ``seat``'s socket (audited) if its sign-in ended, its account went, or its role
-        no longer allows the socket: periodically and on an announcement."""
+        """Close ``seat``'s socket (audited) if its sign-in ended, its account went, its role
+        no longer allows the socket, or none of its teams serves its session's site any more:
+        periodically and on an announcement. An agent's close ends its session as any lost
+        agent's does (the customer is told); a supervisor's ends only the watch."""
         if seat in self._revoking:
             return
         before = seat.principal
@@ -675,13 +692,24 @@ class SessionHub:
         await self.audit.record(self.clock(), action, **fields)
 
     async def authorize_message(
-        self, principal: Principal, action: Action, message: object, live: LiveSession | None
+        self,
+        principal: Principal,
+        action: Action,
+        message: object,
+        live: LiveSession | None,
+        *,
+        on_site: bool = False,
     ) -> None:
         """Refuse (audited, then ProtocolError 4403) a message whose action the principal's
-        role does not allow."""
+        role does not allow or, with ``on_site``, that acts on ``live``'s site when none of the
+        principal's teams serves it any more (the site read now; the principal's teams as of its
+        socket's last re-check)."""
         try:
             authorize(principal, action)
-        except ForbiddenError as exc:
+            if on_site and live is not None and live.practice is None and not live.machine.ended:
+                _, resource = await self._site_of(live)
+                authorize(principal, action, resource)
+        except (ForbiddenError, NotFoundError) as exc:
             await self._refused(principal, action, message, live, exc)
             raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
 

@@ -1,7 +1,8 @@
 """Revoked sign-ins end live agent sockets, in every process (issue 14).
 
 A socket is authorised when it opens, and again on every ``join``, ``watch`` and ``record`` and
-every ``agent_reauth_seconds`` (:meth:`tandem.hub.SessionHub.reauthorize`). When a sign-in ends
+every ``agent_reauth_seconds`` (:meth:`tandem.hub.SessionHub.reauthorize`); a socket in a session
+is also checked against the session's site (its teams must still serve it). When a sign-in ends
 or an account changes (sign-out, "sign out everywhere", second factor reset, account removed,
 role or teams changed) the change is announced on the fan-out's :data:`TOPIC`, which reaches
 every server process (in-process or Redis); each hub then re-checks the matching sockets at once.
@@ -23,6 +24,9 @@ SIGNED_OUT = "signed out: sign in again"
 """The close reason (with 4401) for a socket whose sign-in ended or whose account went."""
 ROLE_CHANGED = "your role no longer allows this"
 """The close reason (with 4403) for a socket whose account lost the action it uses."""
+TEAMS_CHANGED = "your teams no longer serve this site"
+"""The close reason (with 4403) for a socket in a session whose site none of the account's teams
+serves any more (the account's teams, or the site's, changed)."""
 
 
 class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

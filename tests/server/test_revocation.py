@@ -1,14 +1,17 @@
 """Issue 14 (1): a revoked sign-in ends the agent sockets it opened, at once and in every process.
 
 Each test opens an agent socket first and revokes afterwards (sign-out, "sign out everywhere", a
-role change, the account removed, its second factor reset): before issue 14 the socket, checked
-only when it opened, went on joining sessions. Servers here re-check open sockets only every
-hour (``agent_reauth_seconds``) unless a test is about that timer, so a close within seconds is
-the announcement's doing (tandem.revocation)."""
+role change, the account removed, its second factor reset, its teams or the site's teams changed
+so that none serves the session's site): before issue 14 the socket, checked only when it opened,
+went on joining sessions, and before the teams were re-checked a socket in a session went on
+receiving the customer's page. Servers here re-check open sockets only every hour
+(``agent_reauth_seconds``) unless a test is about that timer, so a close within seconds is the
+announcement's doing (tandem.revocation)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +25,7 @@ from tandem import auth
 from tandem.storage.base import LoginRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
+from tests.grants import owned
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -34,10 +38,12 @@ from tests.server.helpers import (
 )
 from tests.server.test_organisations import api
 from tests.server.test_scale_out import Cluster, start_cluster
+from tests.server.test_watch import asked
 from tests.test_mfa import enrol
 
 SIGNED_OUT = (4401, "signed out: sign in again")
 ROLE_CHANGED = (4403, "your role no longer allows this")
+TEAMS_CHANGED = (4403, "your teams no longer serve this site")
 HOURLY = {"agent_reauth_seconds": 3600.0}
 
 
@@ -70,6 +76,83 @@ async def test_sign_out_closes_the_sockets_that_sign_in_opened(orgs: RunningServ
     assert (close["actor"], close["subject"]) == ("server", "alice")
     assert close["details"] == {"session": "", "code": 4401, "reason": SIGNED_OUT[1]}
     await customer.close()
+
+
+async def relays(customer: Any, agent: Any, content: bytes) -> bool:
+    """Whether page content the customer sends now reaches ``agent`` (within 5 s)."""
+    await customer.send(content)
+    return await asyncio.wait_for(agent.recv(), 5) == content
+
+
+async def agent_is_lost(customer: Any, agent: Any, session_id: str, server: RunningServer) -> None:
+    """``agent`` was closed because no team of hers serves the site any more: the customer's
+    session ends as with any agent lost (its page stops sharing), and the close is audited."""
+    assert await closed_with(agent) == TEAMS_CHANGED
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_lost"}
+    [close] = closes(server)
+    assert (close["actor"], close["subject"]) == ("server", "alice")
+    assert close["details"] == {"session": session_id, "code": 4403, "reason": TEAMS_CHANGED[1]}
+
+
+async def test_an_agent_taken_off_the_sites_team_loses_the_session_at_once(
+    orgs: RunningServer,
+) -> None:
+    customer, agent, created = await sharing_session(orgs)  # alice (support) on demo (support)
+    assert await relays(customer, agent, b"\x01before")
+    with api(orgs, "ada") as ada:
+        changed = ada.patch("/api/users/alice", json={"teams": ["billing"]})
+        assert changed.json()["teams"] == ["billing"]
+    await agent_is_lost(customer, agent, created["session_id"], orgs)
+
+
+async def test_a_supervisor_taken_off_the_sites_team_stops_watching_at_once(
+    orgs: RunningServer,
+) -> None:
+    customer, alice, sam, session_id = await asked(orgs)
+    await send(customer, type="watch_consent", granted=True)
+    await recv_json(sam)
+    await send(customer, type="watch_handshake", data="AAAA")
+    await recv_json(sam)
+    await send(sam, type="handshake", data="BBBB")
+    await recv_json(customer)
+    await send(customer, type="watch_handshake", data="CCCC")
+    await recv_json(sam)
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_joined", "watcher": "Sam"}
+    await customer.send(b"\x01paired")
+    assert await alice.recv() == b"\x01paired"
+    assert await sam.recv() == b"\x01paired"  # the supervisor watches the page
+    with api(orgs, "ada") as ada:
+        assert ada.patch("/api/users/sam", json={"teams": ["billing"]}).status_code == 200
+    assert await closed_with(sam) == TEAMS_CHANGED
+    # Both sides see the supervisor go, as when it leaves; the session itself goes on.
+    assert await recv_json(customer) == {"v": 1, "type": "watcher_left"}
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_left"}
+    assert await relays(customer, alice, b"\x01after")
+    [close] = closes(orgs)
+    assert close["subject"] == "sam"
+    assert close["details"] == {"session": session_id, "code": 4403, "reason": TEAMS_CHANGED[1]}
+
+
+async def test_team_changes_that_still_serve_the_site_leave_the_agent_in(
+    orgs: RunningServer,
+) -> None:
+    customer, agent, _ = await sharing_session(orgs)
+    bob = await open_agent(orgs, login_cookie(orgs, "bob"))  # the last announcement's witness
+    with api(orgs, "ada") as ada:
+        both = ["support", "billing"]
+        assert ada.patch("/api/users/alice", json={"teams": both}).status_code == 200
+        assert ada.patch("/api/sites/demo", json={"teams": both}).status_code == 200
+        added = ada.post(
+            "/api/sites",
+            json={"site_id": "other", "origin": "https://other.example", "teams": ["support"]},
+        )
+        assert added.status_code == 201, added.text
+        assert ada.patch("/api/sites/other", json={"teams": ["billing"]}).status_code == 200
+        # Announcements are heard in order: once bob's socket closed, alice's were re-checked.
+        assert ada.patch("/api/users/bob", json={"role": "admin"}).status_code == 200
+    assert await closed_with(bob) == ROLE_CHANGED
+    assert await relays(customer, agent, b"\x01still-helping")
+    assert [c["subject"] for c in closes(orgs)] == ["bob"]
 
 
 async def test_sign_out_ends_a_joined_agents_socket(server_factory: ServerFactory) -> None:
@@ -253,6 +336,27 @@ async def test_open_sockets_are_rechecked_periodically(server_factory: ServerFac
     _delete_logins_behind_the_servers_back(server, "alice")
     assert await closed_with(agent) == SIGNED_OUT
     await customer.close()
+
+
+async def test_a_sites_teams_are_rechecked_periodically(server_factory: ServerFactory) -> None:
+    """Another tool moves the site to another team in the database: no announcement."""
+    server = server_factory(seed=two_organisations, agent_reauth_seconds=0.2)
+    customer, agent, _ = await sharing_session(server)
+
+    async def run() -> None:
+        storage = await SQLStorage.open_sqlite(server.settings.data_dir / "tandem.sqlite3")
+        try:
+            site = await storage.get_site("demo")
+            assert site is not None
+            await storage.update_site(*owned(dataclasses.replace(site, teams=("billing",))))
+        finally:
+            await storage.close()
+
+    worker = threading.Thread(target=asyncio.run, args=(run(),))
+    worker.start()
+    worker.join()
+    assert await closed_with(agent) == TEAMS_CHANGED
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_lost"}
 
 
 @pytest.fixture
