@@ -12,7 +12,7 @@ import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from tandem import auth, crypto, oidc, outbound, site_verification
@@ -27,6 +27,16 @@ Recorder = Callable[..., Awaitable[None]]
 """``record(action, actor=, org=, subject=, **details)``: appends to the audit trail."""
 
 MAX_RETENTION_DAYS = 3650
+
+
+class Revoker(Protocol):
+    """Announces what open sockets to re-check (:func:`tandem.revocation.announce`)."""
+
+    def __call__(self, *, user: str = "", site: str = "", org: str = "") -> None: ...
+
+
+def _no_announcement(*, user: str = "", site: str = "", org: str = "") -> None:
+    """The CLI's: no server process hears it; their periodic re-check does the same later."""
 
 
 @contextlib.asynccontextmanager
@@ -126,7 +136,7 @@ class Directory:
         reserved_origins: frozenset[str] = frozenset(),
         allow_private_network: bool = False,
         *,
-        revoked: Callable[[str], None] = lambda username: None,
+        revoked: Revoker = _no_announcement,
     ) -> None:
         """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
         organisation's sites (made at start-up) may hold."""
@@ -139,8 +149,9 @@ class Directory:
         self.box = box
         self.entropy = entropy
         self.revoked = revoked
-        """Told the username whose sign-ins ended or whose account changed, so that its open
-        sockets are checked again at once (tandem.revocation)."""
+        """Told (by keyword) the account whose sign-ins ended or that changed, the site whose
+        teams changed or that went, or the organisation one of whose teams went, so that the
+        open sockets concerned are checked again at once (tandem.revocation)."""
 
     # Organisation
 
@@ -273,6 +284,8 @@ class Directory:
         grant = authorize(actor, "teams.manage", Resource(actor.org))
         if not await self.storage.delete_team(grant, team):
             raise NotFoundError(f"no team named {team!r}")
+        # Its members no longer serve its sites: their sockets in those sessions are checked.
+        self.revoked(org=actor.org)
         await self.record("team_deleted", actor=actor.username, org=actor.org, subject=team)
 
     # Users
@@ -360,7 +373,7 @@ class Directory:
             await self.storage.set_user_teams(grant, username, teams)
         updated = await self._user(actor, username)
         if updated.role != user.role or updated.teams != user.teams:
-            self.revoked(username)
+            self.revoked(user=username)
         if updated.role != user.role:
             await self.record(
                 "role_changed",
@@ -398,7 +411,7 @@ class Directory:
             await self._keep_an_admin(actor, user)
         await self.storage.delete_logins_of(username)
         await self.storage.delete_user(username)
-        self.revoked(username)
+        self.revoked(user=username)
         await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)
 
     async def set_disabled(self, actor: Principal, username: str, disabled: bool) -> UserRecord:
@@ -418,7 +431,7 @@ class Directory:
             raise NotFoundError(f"no user named {username!r}")
         if disabled:
             await self.storage.delete_logins_of(username)
-            self.revoked(username)
+            self.revoked(user=username)
         await self.record(
             "user_disabled" if disabled else "user_enabled",
             actor=actor.username,
@@ -434,7 +447,7 @@ class Directory:
         _guard_auditors(actor, user.role)
         await self.storage.set_second_factor(username, None, ())
         await self.storage.delete_logins_of(username)
-        self.revoked(username)
+        self.revoked(user=username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
 
     async def bind_sso_identity(
@@ -459,7 +472,7 @@ class Directory:
                 raise ConflictError("that provider account is bound to another user")
         if user.oidc_identity is not None and user.oidc_identity != identity:
             await self.storage.delete_logins_of(username)
-            self.revoked(username)
+            self.revoked(user=username)
         await self.storage.set_oidc_identity(username, identity)
         await self.record(
             "sso_identity_bound" if identity else "sso_identity_removed",
@@ -485,7 +498,7 @@ class Directory:
         # The new password and the end of every sign-in in one transaction: a socket's sign-in
         # check in between would see a live sign-in of an account that must change its password.
         await self.storage.set_password(username, crypto.hash_password(password), change_required)
-        self.revoked(username)
+        self.revoked(user=username)
         await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 
     # Sites
@@ -580,6 +593,8 @@ class Directory:
                 "policy_changed", actor=actor.username, org=site.org_id, subject=site_id
             )
         if updated.teams != site.teams:
+            # Agents and supervisors in its sessions whose teams no longer serve it: out now.
+            self.revoked(site=site_id)
             await self.record(
                 "site_teams_changed",
                 actor=actor.username,
@@ -659,6 +674,7 @@ class Directory:
     async def delete_site(self, actor: Principal, site_id: str) -> None:
         site = await self._site(actor, site_id)
         await self.storage.delete_site(site_id)
+        self.revoked(site=site_id)  # no team serves a site that is gone
         await self.record("site_deleted", actor=actor.username, org=site.org_id, subject=site_id)
 
     async def issue_token_key(self, actor: Principal, site_id: str) -> str:

@@ -589,7 +589,14 @@ class SessionHub:
                 if heard is None:
                     continue
                 for seat in self.signed_in_seats():
-                    if seat.login == heard.login or seat.principal.username == heard.user:
+                    live = seat.live
+                    if revocation.concerns(
+                        heard,
+                        login=seat.login,
+                        user=seat.principal.username,
+                        org=seat.principal.org,
+                        site=live.site_id if live is not None else None,
+                    ):
                         await self.recheck(seat)
         finally:
             subscription.close()

@@ -4,8 +4,9 @@ A socket is authorised when it opens, and again on every ``join``, ``watch`` and
 every ``agent_reauth_seconds`` (:meth:`tandem.hub.SessionHub.reauthorize`); a socket in a session
 is also checked against the session's site (its teams must still serve it). When a sign-in ends
 or an account changes (sign-out, "sign out everywhere", second factor reset, account removed,
-role or teams changed) the change is announced on the fan-out's :data:`TOPIC`, which reaches
-every server process (in-process or Redis); each hub then re-checks the matching sockets at once.
+role or teams changed), a site's teams change or the site goes, or a team is removed, the change
+is announced on the fan-out's :data:`TOPIC`, which reaches every server process (in-process or
+Redis); each hub then re-checks the matching sockets at once.
 
 An announcement only names what to re-check, never what to conclude: storage decides. A forged or
 lost announcement therefore changes nothing but timing (the periodic check still runs).
@@ -29,18 +30,39 @@ TEAMS_CHANGED = "your teams no longer serve this site"
 serves any more (the account's teams, or the site's, changed)."""
 
 
-class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Re-check the sockets of one sign-in (``login``: its token digest) or one account."""
+class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Re-check the sockets of one sign-in (``login``: its token digest), one account
+    (``user``), the sessions of one site (``site``) or everyone of one organisation (``org``).
+    Fields left empty are not sent, so an announcement of a sign-in or an account reads the
+    same to a process of the previous version during a rolling upgrade (one naming a site or an
+    organisation it ignores: its periodic check still runs)."""
 
     login: str = ""
     user: str = ""
+    site: str = ""
+    org: str = ""
 
 
-def announce(fanout: Fanout, *, login: str = "", user: str = "") -> None:
-    """Tell every process to re-check the sockets of ``login`` (a sign-in's token digest) or of
-    ``user`` (every sign-in of the account)."""
-    if login or user:
-        fanout.publish(TOPIC, Frame(msgspec.json.encode(Revocation(login, user)).decode()))
+def announce(
+    fanout: Fanout, *, login: str = "", user: str = "", site: str = "", org: str = ""
+) -> None:
+    """Tell every process to re-check the sockets of ``login`` (a sign-in's token digest), of
+    ``user`` (every sign-in of the account), those in a session of ``site`` (its teams changed
+    or it went) or those of organisation ``org`` (one of its teams went)."""
+    if login or user or site or org:
+        heard = Revocation(login=login, user=user, site=site, org=org)
+        fanout.publish(TOPIC, Frame(msgspec.json.encode(heard).decode()))
+
+
+def concerns(heard: Revocation, *, login: str, user: str, org: str, site: str | None) -> bool:
+    """Whether ``heard`` names a socket of sign-in ``login`` by ``user`` of ``org``, in a
+    session of ``site`` (None: in no session)."""
+    return bool(
+        (heard.login and heard.login == login)
+        or (heard.user and heard.user == user)
+        or (heard.org and heard.org == org)
+        or (heard.site and heard.site == site)
+    )
 
 
 def decode(data: str | bytes) -> Revocation | None:

@@ -22,6 +22,7 @@ import pyotp
 import pytest
 
 from tandem import auth
+from tandem.directory import offline, operator
 from tandem.storage.base import LoginRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
@@ -34,10 +35,11 @@ from tests.server.helpers import (
     recv_json,
     send,
     sharing_session,
+    sharing_with_tokens,
     start_session,
 )
 from tests.server.test_organisations import api
-from tests.server.test_scale_out import Cluster, start_cluster
+from tests.server.test_scale_out import Cluster, run_in_thread, start_cluster
 from tests.server.test_watch import asked
 from tests.test_mfa import enrol
 
@@ -102,6 +104,28 @@ async def test_an_agent_taken_off_the_sites_team_loses_the_session_at_once(
     with api(orgs, "ada") as ada:
         changed = ada.patch("/api/users/alice", json={"teams": ["billing"]})
         assert changed.json()["teams"] == ["billing"]
+    await agent_is_lost(customer, agent, created["session_id"], orgs)
+
+
+async def test_a_site_given_to_another_team_loses_its_agent_at_once(orgs: RunningServer) -> None:
+    customer, agent, created = await sharing_session(orgs)
+    with api(orgs, "ada") as ada:
+        changed = ada.patch("/api/sites/demo", json={"teams": ["billing"]})
+        assert changed.json()["teams"] == ["billing"]
+    await agent_is_lost(customer, agent, created["session_id"], orgs)
+
+
+async def test_a_removed_site_loses_its_agent_at_once(orgs: RunningServer) -> None:
+    customer, agent, created = await sharing_session(orgs)
+    with api(orgs, "ada") as ada:
+        assert ada.delete("/api/sites/demo").status_code == 204
+    await agent_is_lost(customer, agent, created["session_id"], orgs)
+
+
+async def test_a_removed_team_loses_its_agents_at_once(orgs: RunningServer) -> None:
+    customer, agent, created = await sharing_session(orgs)
+    with api(orgs, "ada") as ada:
+        assert ada.delete("/api/teams/support").status_code == 204
     await agent_is_lost(customer, agent, created["session_id"], orgs)
 
 
@@ -398,3 +422,25 @@ async def test_an_idle_agent_socket_outside_a_session_is_closed(
     await send(socket, type="join", code="00000")
     assert await recv_json(socket) == INVALID_CODE
     assert await closed_with(socket) == (4408, "timed out waiting for a message (idle)")
+
+
+async def test_a_site_change_on_one_server_closes_a_tunnelled_agent_on_another(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster(**HOURLY), cluster(**HOURLY)
+
+    async def add_admin() -> None:
+        async with offline(a.settings) as directory:
+            default = operator("default")
+            await directory.add_team(default, "billing")
+            await directory.add_user(
+                default, "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+            )
+
+    run_in_thread(add_admin)
+    # The session is held by a; the agent's socket is on b, tunnelled to a.
+    customer, agent, _, _ = await sharing_with_tokens(a, login_cookie(b, "alice"), b)
+    with api(b, "ada") as ada:
+        assert ada.patch("/api/sites/demo", json={"teams": ["billing"]}).status_code == 200
+    assert await closed_with(agent) == TEAMS_CHANGED
+    assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_lost"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -119,7 +120,7 @@ async def running(
                 entropy,
                 reserved_origins=frozenset(settings.allow_origins),
                 allow_private_network=settings.test_private_network,
-                revoked=lambda username: revocation.announce(carrier, user=username),
+                revoked=functools.partial(revocation.announce, carrier),
             ),
             box=box,
             sign_in_backoff=SharedBackoff(
