@@ -11,7 +11,15 @@ from pathlib import Path
 import tandem.server
 
 SERVER = Path(tandem.server.__file__).parent
-SHARED = {"http", "operations", "services", "middleware", "unavailable", "websocket_protocol"}
+SHARED = {
+    "http",
+    "operations",
+    "services",
+    "middleware",
+    "unavailable",
+    "websocket_protocol",
+    "http_protocol",
+}
 """What any module of the package may import: no routes of its own."""
 ASSEMBLY = {"app", "services", "__init__"}
 """app.py joins the route modules; services.py builds what they use (and imports none)."""
