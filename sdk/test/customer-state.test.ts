@@ -398,6 +398,23 @@ test("after the Allow the organisation's policy is the one it was then, whatever
   assert.ok(next.effects.some((e) => e.type === "begin_sharing"));
 });
 
+test("the agent's name is fixed once known: a `resumed` or `agent_joined` naming another ends the session", () => {
+  const renamed = run(initialState, resume(stored({ consented: true, agent: "Ann", secret: null })), resumed("sharing", { agent: "Fraud Prevention Team" }));
+  assert.equal(renamed.state.phase, "ended");
+  assert.ok(!renamed.effects.some((e) => e.type === "begin_sharing"));
+  assert.match(ended(renamed.effects)?.error ?? "", /named another agent than the one who joined/);
+  // Before the Allow too: the question names whom the customer allows.
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" })).state;
+  const swapped = run(joined, server({ type: "agent_joined", agent: "Mallory" }));
+  assert.equal(swapped.state.phase, "ended");
+  assert.ok(!swapped.effects.some((e) => e.type === "ask_consent"));
+  const unnamed = run(initialState, resume(stored({ agent: "Ann" })), resumed("pending_consent", { agent: null }));
+  assert.equal(unnamed.state.phase, "ended");
+  // The same name again (a new page while the question is open) goes on.
+  const again = run(initialState, resume(stored({ agent: "Ann" })), resumed("pending_consent"), server({ type: "agent_joined", agent: "Ann" }));
+  assert.equal(again.state.phase, "pending_consent");
+});
+
 test("a resume carries this page's pins, not the server's", () => {
   const { state } = run(initialState, { type: "resume", saved: stored({ recordingPins: ["old"] }), page: { ...PAGE, pins: ["old", "new"] } });
   assert.ok(state.phase === "connecting" && state.expecting === "resumed");

@@ -18,8 +18,10 @@ from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
     OtherOrigin,
     Party,
+    allow,
     get_help,
     join,
+    mirror,
     share,
     sign_in,
     start_on,
@@ -211,3 +213,31 @@ def test_a_resumed_with_other_team_policies_after_the_allow_ends_the_session_unp
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
     assert reports == []
+
+
+def test_the_relay_cannot_rename_the_agent_after_the_allow(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    renamed: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resumed":
+            renamed.append(message)
+            return [{**message, "agent": "Fraud Prevention Team"}]
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    allow(customer)  # the dialog named Alice
+    expect(mirror(agent).locator("h1").first).to_be_visible()
+    customer.page.goto(f"{server.base}/demo/cart.html")  # a navigation: `resumed`
+    expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+    assert renamed, "the relay never got to rename the agent"
+    expect(customer.page.get_by_text("Fraud Prevention Team")).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    expect(agent.page.get_by_role("button", name="Request control")).to_be_hidden()

@@ -29,6 +29,9 @@
  *   (`allowedPolicies`): a `team_policy` after it, or a `resumed` with other team policies, ends
  *   the session; a later organisation policy is not used. A server that could change them while
  *   the customer shares could ask, one pause at a time, which page the customer is on.
+ * - The agent's name is fixed by the first message that names it: a `resumed` or `agent_joined`
+ *   naming anyone else ends the session (there is one agent per session; a supervisor is asked
+ *   for, and named, on its own).
  */
 
 import { type Policy, validatePolicy } from "../shared/policy.ts";
@@ -210,6 +213,11 @@ const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, tru
 /** After the customer's Allow the policies are fixed: a server that could change them (and see
  * sharing pause, or not) would learn, one question at a time, which page the customer is on. */
 const CHANGED_POLICIES = "it changed the privacy rules after you allowed sharing";
+/** One agent per session, named when it joined: a different name is the server's invention. */
+const RENAMED = "it named another agent than the one who joined";
+
+/** Whether the agent's name the server gives now is the one this browser knows (or the first). */
+const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
 
 /** Validated policies are in a fixed shape (validatePolicy), so their JSON compares them. */
 const samePolicies = (a: Policy[], b: Policy[]): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -281,6 +289,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const why = contradiction(state.saved, message.state);
       if (why) return distrust(why);
+      if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       let orgPolicy: Policy | null;
       let teamPolicies: Policy[];
       try {
@@ -328,6 +337,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
     }
     case "agent_joined": {
       if (state.phase !== "waiting" && state.phase !== "pending_consent") return stay(state);
+      if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       return {
         state: { ...state, phase: "pending_consent", saved: { ...state.saved, agent: message.agent } },
         effects: [{ type: "persist" }, { type: "pair" }],
