@@ -348,13 +348,71 @@ test("stop tells the server and ends; nothing happens after the end", () => {
   }
 });
 
-test("team policies are checked when they come; while sharing they are applied at once", () => {
+const DENY = { version: 1, pages: { deny: ["/reset*"] } };
+const teamPolicy = (policies: unknown[]) => server({ type: "team_policy", policies });
+
+test("team policies before the Allow are checked when they come and are the ones the Allow fixes", () => {
+  const joining = run(initialState, create, created, teamPolicy([{ version: 1, hide: [".secret"] }])).state;
+  assert.ok(joining.phase === "waiting" && joining.teamPolicies.length === 1);
+  const allowed = run(joining, server({ type: "agent_joined", agent: "Ann" }), { type: "paired" }, { type: "answer", granted: true }).state;
+  assert.ok(allowed.phase === "sharing");
+  assert.deepEqual(allowed.saved.allowedPolicies?.teams.map((p) => p.hide), [[".secret"]]);
+  assert.equal(run(joining, teamPolicy([{ version: 1, hide: 3 }])).state.phase, "ended");
+});
+
+test("a team policy after the Allow ends the session, whatever it says (no page is checked against it)", () => {
   const sharing = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;
-  const next = run(sharing, server({ type: "team_policy", policies: [{ version: 1, hide: [".secret"] }] }));
-  assert.deepEqual(next.effects, [{ type: "apply_policies" }]);
-  assert.ok(next.state.phase === "sharing" && next.state.teamPolicies.length === 1);
-  const bad = run(sharing, server({ type: "team_policy", policies: [{ version: 1, hide: 3 }] }));
-  assert.equal(bad.state.phase, "ended");
+  for (const policies of [[DENY], [], [{ version: 1, pages: { deny: ["/nothing-like-it*"] } }]]) {
+    const { state, effects } = run(sharing, teamPolicy(policies));
+    assert.equal(state.phase, "ended");
+    assert.deepEqual(sent(effects), ["stop"]);
+    assert.match(ended(effects)?.error ?? "", /changed the privacy rules after you allowed sharing/);
+  }
+  // Also on a later page before its key is found again (pending_consent with the stored Allow).
+  const later = run(initialState, resume(stored({ consented: true, agent: "Ann", secret: null })), resumed("pending_consent")).state;
+  assert.equal(run(later, teamPolicy([DENY])).state.phase, "ended");
+});
+
+test("after the Allow a `resumed` with other team policies ends the session; the same ones go on", () => {
+  const allowedPolicies = { org: null, teams: [] };
+  const page = resume(stored({ consented: true, agent: "Ann", secret: null, allowedPolicies }));
+  const same = run(initialState, page, resumed("sharing"));
+  assert.equal(same.state.phase, "sharing");
+  const changed = run(initialState, page, resumed("sharing", { team_policies: [DENY] }));
+  assert.equal(changed.state.phase, "ended");
+  assert.ok(!changed.effects.some((e) => e.type === "begin_sharing"));
+  assert.match(ended(changed.effects)?.error ?? "", /changed the privacy rules/);
+});
+
+test("after the Allow the organisation's policy is the one it was then, whatever `resumed` says", () => {
+  const org = { version: 1, mask: [".org"] };
+  const asked = run(initialState, create, server({
+    type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: org,
+  }), server({ type: "agent_joined", agent: "Ann" }), { type: "paired" });
+  const allowed = run(asked.state, { type: "answer", granted: true }).state;
+  assert.ok(allowed.phase === "sharing" && allowed.saved.allowedPolicies);
+  const next = run(initialState, resume(allowed.saved), resumed("sharing", { policy: { version: 1, pages: { deny: ["/*"] } } }));
+  assert.ok(next.state.phase === "sharing");
+  assert.deepEqual(next.state.orgPolicy?.mask, [".org"]);
+  assert.deepEqual(next.state.orgPolicy?.pages.deny, []);
+  assert.ok(next.effects.some((e) => e.type === "begin_sharing"));
+});
+
+test("the agent's name is fixed once known: a `resumed` or `agent_joined` naming another ends the session", () => {
+  const renamed = run(initialState, resume(stored({ consented: true, agent: "Ann", secret: null })), resumed("sharing", { agent: "Fraud Prevention Team" }));
+  assert.equal(renamed.state.phase, "ended");
+  assert.ok(!renamed.effects.some((e) => e.type === "begin_sharing"));
+  assert.match(ended(renamed.effects)?.error ?? "", /named another agent than the one who joined/);
+  // Before the Allow too: the question names whom the customer allows.
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" })).state;
+  const swapped = run(joined, server({ type: "agent_joined", agent: "Mallory" }));
+  assert.equal(swapped.state.phase, "ended");
+  assert.ok(!swapped.effects.some((e) => e.type === "ask_consent"));
+  const unnamed = run(initialState, resume(stored({ agent: "Ann" })), resumed("pending_consent", { agent: null }));
+  assert.equal(unnamed.state.phase, "ended");
+  // The same name again (a new page while the question is open) goes on.
+  const again = run(initialState, resume(stored({ agent: "Ann" })), resumed("pending_consent"), server({ type: "agent_joined", agent: "Ann" }));
+  assert.equal(again.state.phase, "pending_consent");
 });
 
 test("a resume carries this page's pins, not the server's", () => {

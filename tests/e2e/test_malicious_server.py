@@ -11,25 +11,56 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, ServerFactory
-from tests.e2e.conftest import Party, get_help, join, sign_in
+from tests.e2e.conftest import (
+    OtherOrigin,
+    Party,
+    allow,
+    get_help,
+    join,
+    mirror,
+    share,
+    sign_in,
+    start_on,
+)
 from tests.malicious import MaliciousRelay
 
 DISTRUST = "Help was stopped for your safety"
 LIVE = "You are seeing the customer's page live"
 
 
-def malicious_server(server_factory: ServerFactory) -> tuple[RunningServer, MaliciousRelay]:
+def malicious_server(
+    server_factory: ServerFactory, **options: Any
+) -> tuple[RunningServer, MaliciousRelay]:
     relays: list[MaliciousRelay] = []
 
     def wrap(app: Any) -> MaliciousRelay:
         relays.append(MaliciousRelay(app))
         return relays[-1]
 
-    server = server_factory(wrap=wrap)
+    server = server_factory(wrap=wrap, **options)
     return server, relays[0]
+
+
+def reported(relay: MaliciousRelay) -> list[str]:
+    """The audit reports (``report`` events) the customer's page sends, as the relay reads them."""
+    reports: list[str] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "report":
+            reports.append(message["event"])
+        return []
+
+    relay.from_customer = from_customer
+    return reports
+
+
+def denying(*patterns: str) -> dict[str, Any]:
+    """A team policy that keeps the pages matching ``patterns`` private."""
+    return {"version": 1, "pages": {"deny": list(patterns)}}
 
 
 def content_sent(customer: Party) -> list[bytes]:
@@ -129,3 +160,84 @@ def test_the_console_waits_for_the_customers_browser_not_the_servers_word(
     expect(status).to_contain_text("declined")
     assert content_sent(customer) == []
     assert LIVE not in status.inner_text()
+
+
+@pytest.mark.parametrize(
+    "patterns", [("/reset-*",), ("/nothing-like-it*",)], ids=["matching", "not_matching"]
+)
+def test_a_team_policy_the_relay_sends_while_sharing_ends_the_session_and_answers_nothing(
+    server_factory: ServerFactory,
+    other_origin: OtherOrigin,
+    customer: Party,
+    agent: Party,
+    patterns: tuple[str, ...],
+) -> None:
+    # Each policy the relay could apply mid-page was a yes/no question about the page's path
+    # (sharing paused, reported as `page_paused`, or not): the path leaked a character at a
+    # time. Now the rules are those of the customer's Allow; one sent later ends the session
+    # the same way whether it matches the page or not.
+    server, relay = malicious_server(server_factory, allow_origins=(other_origin.origin,))
+    reports = reported(relay)
+    url = other_origin.page("reset-9k2x7.html", "<h1>Reset your password</h1>", server)
+    view = share(customer, agent, server, start_on(customer, url))
+    expect(view.locator("h1")).to_have_text("Reset your password")
+    relay.inject_customer({"v": 1, "type": "team_policy", "policies": [denying(*patterns)]})
+    expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    assert reports == []  # no page_paused, no page_resumed: nothing to tell the answers apart
+
+
+def test_a_resumed_with_other_team_policies_after_the_allow_ends_the_session_unpaused(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    # The same question asked on the next page (or after a dropped socket): the `resumed` that
+    # answers the page's own resume carries team policies of the relay's choosing.
+    server, relay = malicious_server(server_factory)
+    reports = reported(relay)
+    changed: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resumed":
+            changed.append(message)
+            return [{**message, "team_policies": [denying("/demo/cart*")]}]
+        return [message]
+
+    customer.page.goto(f"{server.base}/demo/")
+    view = share(customer, agent, server, get_help(customer))
+    expect(view.locator("h1").first).to_be_visible()
+    relay.to_customer = to_customer
+    customer.page.goto(f"{server.base}/demo/cart.html")
+    expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+    assert changed, "the relay never got to change the rules"
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    assert reports == []
+
+
+def test_the_relay_cannot_rename_the_agent_after_the_allow(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    renamed: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resumed":
+            renamed.append(message)
+            return [{**message, "agent": "Fraud Prevention Team"}]
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    allow(customer)  # the dialog named Alice
+    expect(mirror(agent).locator("h1").first).to_be_visible()
+    customer.page.goto(f"{server.base}/demo/cart.html")  # a navigation: `resumed`
+    expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+    assert renamed, "the relay never got to rename the agent"
+    expect(customer.page.get_by_text("Fraud Prevention Team")).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    expect(agent.page.get_by_role("button", name="Request control")).to_be_hidden()

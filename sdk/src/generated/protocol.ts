@@ -31,7 +31,10 @@ export interface Resumed {
 /**
  * The policies of the joining agent's teams (for this site): the SDK applies each on top of
  * the site's and the organisation's; they can only add restrictions. Sent before
- * ``agent_joined``; after a resume they are part of ``resumed``.
+ * ``agent_joined``; after a resume they are part of ``resumed``. The SDK takes them only
+ * before the customer's Allow and keeps those for the session: one sent after it ends the
+ * session (a rule changed mid-session would tell, by pausing or not, whether the page's
+ * address matches it).
  */
 export interface TeamPolicy {
   type: "team_policy";

@@ -274,9 +274,6 @@ export class Session {
           () => this.dispatch({ type: "answer", granted: false }));
       case "begin_sharing":
         return void this.beginSharing();
-      case "apply_policies":
-        usePolicy(this.effectivePolicy()); // MASKING: the policy every value is masked with
-        return this.onPageChange(true);
       case "reconnect": {
         this.pauseRecording();
         const saved = this.saved;
@@ -799,7 +796,10 @@ export class Session {
     this.control.handle(command);
   }
 
-  /** A private page: tell the agent, record nothing until the customer is on a shared page. */
+  /** A private page: tell the agent, record nothing until the customer is on a shared page.
+   * Only the customer's own navigation pauses or resumes: the policies are those of the
+   * customer's Allow (state.ts), so the server cannot ask whether a rule of its choosing
+   * matches this page and read the answer in these reports or in the frames stopping. */
   private pause(): void {
     this.stopRecording?.();
     this.stopRecording = undefined;
@@ -814,9 +814,9 @@ export class Session {
     this.drawBanner();
   }
 
-  private onPageChange(force = false): void {
+  private onPageChange(): void {
     const href = this.ports.page.href();
-    if ((!force && href === this.watchedHref) || this.state !== "sharing") return;
+    if (href === this.watchedHref || this.state !== "sharing") return;
     this.watchedHref = href;
     const isPrivate = this.isPrivatePage();
     if (isPrivate && !this.paused) this.pause();

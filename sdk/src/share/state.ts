@@ -25,6 +25,13 @@
  * - Sharing starts only from the customer's Allow in this browser (or, on a later page of the
  *   same session, from that stored Allow once the pairing key was found again).
  * - Policies from the server must be valid; an invalid one ends the session.
+ * - The organisation's and the agent's teams' policies are fixed when the customer clicks Allow
+ *   (`allowedPolicies`): a `team_policy` after it, or a `resumed` with other team policies, ends
+ *   the session; a later organisation policy is not used. A server that could change them while
+ *   the customer shares could ask, one pause at a time, which page the customer is on.
+ * - The agent's name is fixed by the first message that names it: a `resumed` or `agent_joined`
+ *   naming anyone else ends the session (there is one agent per session; a supervisor is asked
+ *   for, and named, on its own).
  */
 
 import { type Policy, validatePolicy } from "../shared/policy.ts";
@@ -84,6 +91,9 @@ export interface Saved {
   /** The customer clicked Allow in this browser. Only this, never the server's word, lets the
    * page be shared (also after a navigation). */
   consented?: boolean;
+  /** The organisation's and the agent's teams' policies in force when the customer clicked
+   * Allow: the session's, for good (set with `consented`). */
+  allowedPolicies?: { org: Policy | null; teams: Policy[] } | null;
   /** The last agent command opened (replays are refused, also on the next page). */
   commands?: number;
   /** Remote control granted (it survives the customer's navigation, until revoked). */
@@ -166,8 +176,6 @@ export type Effect =
   | { type: "ask_consent"; agent: string }
   /** Share this page: a fresh content key, the `consented` frame first, then the recorder. */
   | { type: "begin_sharing" }
-  /** The policies changed while sharing: mask with the new one, re-check the page. */
-  | { type: "apply_policies" }
   /** The network dropped: stop recording and resume after `delay` ms. */
   | { type: "reconnect"; delay: number }
   /** Show "Reconnecting…" (with Stop sharing) while the socket is down. */
@@ -201,6 +209,18 @@ export function resumeWindow(saved: Saved): number {
 }
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
+
+/** After the customer's Allow the policies are fixed: a server that could change them (and see
+ * sharing pause, or not) would learn, one question at a time, which page the customer is on. */
+const CHANGED_POLICIES = "it changed the privacy rules after you allowed sharing";
+/** One agent per session, named when it joined: a different name is the server's invention. */
+const RENAMED = "it named another agent than the one who joined";
+
+/** Whether the agent's name the server gives now is the one this browser knows (or the first). */
+const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
+
+/** Validated policies are in a fixed shape (validatePolicy), so their JSON compares them. */
+const samePolicies = (a: Policy[], b: Policy[]): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 const invalidPolicy = (error: unknown): Transition =>
   end(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`, true);
@@ -269,6 +289,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const why = contradiction(state.saved, message.state);
       if (why) return distrust(why);
+      if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       let orgPolicy: Policy | null;
       let teamPolicies: Policy[];
       try {
@@ -280,6 +301,16 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const effects: Effect[] = [];
       const saved: Saved = { ...state.saved, agent: message.agent };
+      if (saved.consented) {
+        // The policies the customer allowed under hold for the session: the teams' never change
+        // (the server sends them once, when the agent joins); an admin's change to the
+        // organisation's applies from the next session. (A session stored before they were
+        // kept takes this page's.)
+        const allowed = saved.allowedPolicies ?? { org: orgPolicy, teams: teamPolicies };
+        if (!samePolicies(teamPolicies, allowed.teams)) return distrust(CHANGED_POLICIES);
+        orgPolicy = allowed.org;
+        saved.allowedPolicies = allowed;
+      }
       const window = windowOf(message.resume_seconds);
       if (window) saved.resumeWindowMs = window;
       if (!message.recording) saved.recording = null;
@@ -294,19 +325,19 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
     }
     case "team_policy": {
       if (!isLive(state)) return stay(state);
+      // Sent when the agent joins, before `agent_joined`: never after the customer's Allow.
+      if (state.saved.consented) return distrust(CHANGED_POLICIES);
       let teamPolicies: Policy[];
       try {
         teamPolicies = validTeamPolicies(message.policies);
       } catch (error) {
         return invalidPolicy(error);
       }
-      return {
-        state: { ...state, teamPolicies },
-        effects: state.phase === "sharing" ? [{ type: "apply_policies" }] : [],
-      };
+      return stay({ ...state, teamPolicies }); // nothing is shared yet: the Allow fixes them
     }
     case "agent_joined": {
       if (state.phase !== "waiting" && state.phase !== "pending_consent") return stay(state);
+      if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       return {
         state: { ...state, phase: "pending_consent", saved: { ...state.saved, agent: message.agent } },
         effects: [{ type: "persist" }, { type: "pair" }],
@@ -370,8 +401,10 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       if (state.phase !== "pending_consent") return stay(state);
       const consent: Effect = { type: "send", message: { type: "consent", granted: event.granted } };
       if (!event.granted) return { state: { phase: "ended" }, effects: [consent, { type: "end", error: null }] };
+      // The policies in force now are the session's (on a later page: those of the first Allow).
+      const allowedPolicies = state.saved.allowedPolicies ?? { org: state.orgPolicy, teams: state.teamPolicies };
       return {
-        state: { ...state, phase: "sharing", saved: { ...state.saved, consented: true } },
+        state: { ...state, phase: "sharing", saved: { ...state.saved, consented: true, allowedPolicies } },
         effects: [consent, { type: "persist" }, { type: "begin_sharing" }],
       };
     }
