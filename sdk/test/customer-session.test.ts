@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { CommandSender, type PairwiseKeys } from "../src/shared/e2e/channel.ts";
-import { randomBytes } from "../src/shared/e2e/encoding.ts";
+import { WATCHER_SUFFIX, randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
 import { BATCH_MS, isUrgent, Session } from "../src/share/session.ts";
@@ -333,4 +333,30 @@ test("after a navigation the command count goes on under the same keys: a replay
   for (const frame of sent) next.deliver(frame);
   await new Promise((resolve) => setTimeout(resolve, 20));
   assert.equal(next.store.saved?.commands, 3);
+});
+
+test("a watching supervisor's key is kept under the tab's own handle and found again on its next page", async (t) => {
+  windowEvents(t);
+  const origin = new Map<string, PairwiseKeys>();
+  const first = fakes(null, origin);
+  await startedAs(first, "s1");
+  await pairAndAllow(first, "s1");
+  first.server({ type: "watch_request", watcher: "Sam" });
+  (first.called("askWatch")[0]?.args[1] as () => void)();
+  await until(() => first.control().some((m) => m.type === "watch_handshake"));
+  const sam = startPairing({ side: "console", peer: "watcher", secret: SECRET, sessionId: "s1", random: randomBytes });
+  const reply = await sam.receive(first.control().find((m) => m.type === "watch_handshake")?.data as string);
+  assert.ok(reply.kind === "reply");
+  first.server({ type: "watch_handshake", data: reply.data });
+  await until(() => first.store.saved?.watcher === "Sam");
+  const handle = first.store.saved?.keyHandle;
+  assert.ok(handle && origin.has(handle + WATCHER_SUFFIX) && !origin.has("s1" + WATCHER_SUFFIX));
+
+  const record = first.store.saved;
+  assert.ok(record);
+  const next = fakes(record, origin);
+  new Session(next.ports).resume(record);
+  next.open();
+  next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+  await until(() => next.binary().some((frame) => (frame as Uint8Array)[0] === 0x04)); // the watcher's epoch key
 });
