@@ -492,6 +492,7 @@ export class Session {
     // Under a handle of this tab's own, never the server's session id: no later session (in
     // this tab or another) can be made to find these keys by naming this one.
     const keyHandle = toBase64Url(this.ports.random.bytes(16));
+    this.ports.keys.hold(); // no page that starts now deletes them
     await this.ports.keys.save(keyHandle, step.keys);
     if (step.data) this.send({ type: "handshake", data: step.data });
     this.dispatch({ type: "paired", keyHandle }); // forgets the secret part: the key replaces it

@@ -25,7 +25,7 @@ export interface PairwiseKeyStore {
   delete(id: string): Promise<void>;
   /** Delete the whole database. Resolves once it is gone (or storage is disabled); never rejects. */
   clear(): Promise<void>;
-  /** This page needs the database while it lives (idempotent). */
+  /** This page needs the database while it lives (idempotent); call it before storing keys. */
   hold(): void;
   /** Delete the whole database unless a page holds it (`hold`): the keys left by tabs that
    * closed without ending their session. Never rejects. */
@@ -94,14 +94,10 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
   }
 
   return {
-    save(sessionId, keys) {
-      hold();
-      return run("readwrite", (store) => store.put(keys, sessionId));
-    },
-    async load(sessionId) {
-      hold();
+    save: (id, keys) => run("readwrite", (store) => store.put(keys, id)),
+    async load(id) {
       try {
-        const keys = await run<PairwiseKeys | undefined>("readonly", (store) => store.get(sessionId));
+        const keys = await run<PairwiseKeys | undefined>("readonly", (store) => store.get(id));
         return keys && keys.customerToAgent instanceof CryptoKey && keys.agentToCustomer instanceof CryptoKey
           ? keys
           : null;
@@ -109,9 +105,9 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
         return null;
       }
     },
-    async delete(sessionId) {
+    async delete(id) {
       try {
-        await run("readwrite", (store) => store.delete(sessionId));
+        await run("readwrite", (store) => store.delete(id));
       } catch {
         // nothing stored, or storage disabled
       }
