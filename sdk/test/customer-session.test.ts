@@ -2,9 +2,9 @@
 // transport, an in-memory tab storage and key store, a recording UI, a manual clock, and the real
 // pairing on the console's side. No browser: the module has no import-time side effects.
 import assert from "node:assert/strict";
-import { test } from "node:test";
-import type { PairwiseKeys } from "../src/shared/e2e/channel.ts";
-import { randomBytes } from "../src/shared/e2e/encoding.ts";
+import { type TestContext, test } from "node:test";
+import { CommandSender, type PairwiseKeys } from "../src/shared/e2e/channel.ts";
+import { WATCHER_SUFFIX, randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
 import { BATCH_MS, isUrgent, Session } from "../src/share/session.ts";
@@ -12,13 +12,13 @@ import { DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 
 const SECRET = "1234567";
 
-function fakes(stored: Saved | null = null) {
+/** One tab's ports; `keys` is the origin's key store (IndexedDB), shared by its tabs. */
+function fakes(stored: Saved | null = null, keys = new Map<string, PairwiseKeys>()) {
   const sent: (string | Uint8Array)[] = [];
   let events: ConnectionEvents | null = null;
   let closed: number | null = null;
   const ui: { name: string; args: unknown[] }[] = [];
   const store = { saved: stored as Saved | null };
-  const keys = new Map<string, PairwiseKeys>();
   let keysCleared = false;
   const view = new Proxy({}, {
     get: (_, name) => (...args: unknown[]) => void ui.push({ name: String(name), args }),
@@ -47,6 +47,8 @@ function fakes(stored: Saved | null = null) {
         keys.clear();
         keysCleared = true;
       },
+      hold: () => undefined,
+      clearUnused: async () => undefined,
     },
     clock: { now: () => 0, after: () => () => undefined, every: () => () => undefined },
     random: { bytes: randomBytes, digits: () => SECRET },
@@ -58,6 +60,8 @@ function fakes(stored: Saved | null = null) {
   return {
     ports, server, control, binary, called, store, keys,
     open: () => events?.open(),
+    /** A binary frame from the server (an agent's command, or the relay's replay of one). */
+    deliver: (frame: Uint8Array) => events?.binary(frame),
     /** The socket closes as the browser reports it (code, no reason). */
     close: (code: number) => events?.close(code, ""),
     get closed() {
@@ -109,7 +113,9 @@ test("a session pairs with the agent and asks for consent with nothing shared; D
   assert.equal((await agent.receive(confirmation)).kind, "paired");
   assert.equal(f.called("askConsent")[0]?.args[0], "Ann");
   assert.equal(f.store.saved?.secret, null, "the key replaces the secret part");
-  assert.ok(f.keys.has("s1"));
+  const handle = f.store.saved?.keyHandle;
+  assert.ok(handle && handle !== "s1" && f.keys.has(handle), "stored under a handle of this tab's own");
+  assert.ok(!f.keys.has("s1"), "never under the server's session id");
   assert.equal(f.binary().length, 0, "nothing of the page before Allow");
   assert.ok(!f.control().some((m) => m.type === "consent"));
 
@@ -220,4 +226,137 @@ test("what the customer does goes at once; page changes wait at most 100 ms to s
   // DOM mutations, mouse moves, scrolling, viewport resizes wait for the batch.
   for (const source of [0, 1, 3, 4]) assert.ok(!isUrgent(incremental(source)), `source ${source}`);
   assert.ok(isUrgent(null), "anything unexpected is not held back");
+});
+
+/** A page the policy keeps private: sharing starts (keys, epoch, commands) but records nothing,
+ * so no DOM is needed. */
+const PRIVATE_CART = { version: 1, pages: { deny: ["/cart"] } };
+
+/** A session of `f` started and answered `created` for `sessionId` (the server's choice). */
+async function startedAs(f: ReturnType<typeof fakes>, sessionId: string): Promise<Session> {
+  const session = new Session(f.ports);
+  const code = session.start({ policy: PRIVATE_CART });
+  f.open();
+  f.server({ type: "created", session_id: sessionId, code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  return session;
+}
+
+/** The agent joins and pairs (the console's side of SPAKE2, with the code's secret part), the
+ * customer allows, sharing begins; the console's keys. */
+async function pairAndAllow(f: ReturnType<typeof fakes>, sessionId: string): Promise<PairwiseKeys> {
+  f.server({ type: "agent_joined", agent: "Ann" });
+  await until(() => f.control().some((m) => m.type === "handshake"));
+  assert.equal(f.called("askConsent").length, 0, "no consent question before the pairing");
+  const agent = startPairing({ side: "console", peer: "agent", secret: SECRET, sessionId, random: randomBytes });
+  const reply = await agent.receive(f.control().find((m) => m.type === "handshake")?.data as string);
+  assert.ok(reply.kind === "reply");
+  f.server({ type: "handshake", data: reply.data });
+  await until(() => f.called("askConsent").length === 1);
+  const paired = await agent.receive(f.control().filter((m) => m.type === "handshake")[1]?.data as string);
+  assert.ok(paired.kind === "paired");
+  (f.called("askConsent")[0]?.args[1] as () => void)();
+  await until(() => f.binary().length > 0);
+  return paired.keys;
+}
+
+/** Remote control listens for Escape on the window: a stand-in in node, for one test. */
+function windowEvents(t: TestContext): void {
+  const scope = globalThis as { addEventListener?: unknown; removeEventListener?: unknown };
+  if (scope.addEventListener) return;
+  scope.addEventListener = scope.removeEventListener = () => undefined;
+  t.after(() => {
+    delete scope.addEventListener;
+    delete scope.removeEventListener;
+  });
+}
+
+const command = (sender: CommandSender, body: unknown) => sender.seal(new TextEncoder().encode(JSON.stringify(body)));
+
+test("keys another tab stored are never used for a session this tab did not pair, even under the id the server names", async (t) => {
+  windowEvents(t);
+  const origin = new Map<string, PairwiseKeys>(); // the origin's key store, shared by its tabs
+  // Tab A pairs with session s0, shares, and opens a command; then it is closed without Stop.
+  const a = fakes(null, origin);
+  await startedAs(a, "s0");
+  const oldKeys = await pairAndAllow(a, "s0");
+  const oldCommand = await command(new CommandSender("s0", oldKeys.agentToCustomer), { k: "control_request" });
+  a.deliver(oldCommand);
+  await until(() => a.store.saved?.commands === 1);
+  origin.set("s0", oldKeys); // also where a store before handles kept them: the server's id
+  const oldHandle = a.store.saved?.keyHandle;
+
+  // Tab B (no record of its own): the server answers its `create` with the old session's id.
+  const b = fakes(null, origin);
+  const session = await startedAs(b, "s0");
+  const keys = await pairAndAllow(b, "s0"); // asserts: a handshake first, consent only after it
+  assert.equal(b.control().filter((m) => m.type === "handshake").length, 2, "SPAKE2 ran in tab B");
+  assert.equal(session.state, "sharing");
+  const handle = b.store.saved?.keyHandle;
+  assert.ok(handle && handle !== oldHandle && handle !== "s0");
+
+  // The relay replays tab A's command: under the old keys, it does not open.
+  b.deliver(oldCommand);
+  const fresh = await command(new CommandSender("s0", keys.agentToCustomer), { k: "control_request" });
+  b.deliver(fresh);
+  await until(() => b.store.saved?.commands === 1); // the agent's own command opens (its counter 1)
+  b.deliver(oldCommand);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(b.store.saved?.commands, 1);
+});
+
+test("after a navigation the command count goes on under the same keys: a replayed command is refused", async (t) => {
+  windowEvents(t);
+  const origin = new Map<string, PairwiseKeys>();
+  const first = fakes(null, origin);
+  await startedAs(first, "s1");
+  const keys = await pairAndAllow(first, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const sent = [await command(agent, { k: "control_request" }), await command(agent, { k: "pointer", x: 1, y: 1 })];
+  for (const frame of sent) first.deliver(frame);
+  await until(() => first.store.saved?.commands === 2);
+
+  // The next page of the same tab: its record and the origin's key store.
+  const record = first.store.saved;
+  assert.ok(record);
+  const next = fakes(record, origin);
+  const session = new Session(next.ports);
+  session.resume(record);
+  next.open();
+  next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+  await until(() => next.binary().length > 0);
+  assert.equal(session.state, "sharing");
+  for (const frame of sent) next.deliver(frame); // the relay replays both
+  const third = await command(agent, { k: "pointer", x: 2, y: 2 });
+  next.deliver(third);
+  await until(() => next.store.saved?.commands === 3);
+  for (const frame of sent) next.deliver(frame);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(next.store.saved?.commands, 3);
+});
+
+test("a watching supervisor's key is kept under the tab's own handle and found again on its next page", async (t) => {
+  windowEvents(t);
+  const origin = new Map<string, PairwiseKeys>();
+  const first = fakes(null, origin);
+  await startedAs(first, "s1");
+  await pairAndAllow(first, "s1");
+  first.server({ type: "watch_request", watcher: "Sam" });
+  (first.called("askWatch")[0]?.args[1] as () => void)();
+  await until(() => first.control().some((m) => m.type === "watch_handshake"));
+  const sam = startPairing({ side: "console", peer: "watcher", secret: SECRET, sessionId: "s1", random: randomBytes });
+  const reply = await sam.receive(first.control().find((m) => m.type === "watch_handshake")?.data as string);
+  assert.ok(reply.kind === "reply");
+  first.server({ type: "watch_handshake", data: reply.data });
+  await until(() => first.store.saved?.watcher === "Sam");
+  const handle = first.store.saved?.keyHandle;
+  assert.ok(handle && origin.has(handle + WATCHER_SUFFIX) && !origin.has("s1" + WATCHER_SUFFIX));
+
+  const record = first.store.saved;
+  assert.ok(record);
+  const next = fakes(record, origin);
+  new Session(next.ports).resume(record);
+  next.open();
+  next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+  await until(() => next.binary().some((frame) => (frame as Uint8Array)[0] === 0x04)); // the watcher's epoch key
 });

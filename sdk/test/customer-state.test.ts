@@ -121,9 +121,38 @@ test("an agent joining starts the pairing; consent is asked only once it paired"
   assert.equal(joined.state.phase, "pending_consent");
   assert.deepEqual(joined.effects.slice(-2), [{ type: "persist" }, { type: "pair" }]);
   assert.ok(!joined.effects.some((e) => e.type === "ask_consent"));
-  const paired = run(joined.state, { type: "paired" });
+  const paired = run(joined.state, { type: "paired", keyHandle: "h1" });
   assert.deepEqual(paired.effects, [{ type: "persist" }, { type: "ask_consent", agent: "Ann" }]);
   assert.equal(helpCode(paired.state), null, "the key replaces the secret part");
+  assert.ok(paired.state.phase === "pending_consent" && paired.state.saved.keyHandle === "h1");
+});
+
+test("a session that answered `created` never takes stored keys for a pairing: only SPAKE2 pairs it", () => {
+  // The server named an old session of this origin in `created`: its keys may be stored, but
+  // this tab's record has its secret and no handle of its own.
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" })).state;
+  const { state, effects } = run(joined, { type: "paired", keyHandle: null });
+  assert.equal(state.phase, "ended");
+  assert.ok(!effects.some((e) => e.type === "ask_consent" || e.type === "begin_sharing"));
+  assert.equal(ended(effects)?.error, MISMATCH);
+  // Nor a record that never paired here (no handle), even without its secret.
+  const noHandle = run(initialState, resume(stored({ secret: null, consented: true })), resumed("pending_consent"), {
+    type: "paired", keyHandle: null,
+  });
+  assert.equal(noHandle.state.phase, "ended");
+  assert.ok(!noHandle.effects.some((e) => e.type === "begin_sharing"));
+});
+
+test("fresh keys count commands from 0; keys found again keep the count their record kept", () => {
+  const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" })).state;
+  const fresh = run(joined, { type: "paired", keyHandle: "h2" }).state;
+  assert.ok(fresh.phase === "pending_consent" && fresh.saved.commands === 0);
+  const found = run(initialState, resume(stored({ secret: null, keyHandle: "h1", commands: 7, agent: "Ann" })),
+    resumed("pending_consent"), { type: "paired", keyHandle: null }).state;
+  assert.ok(found.phase === "pending_consent" && found.saved.commands === 7 && found.saved.keyHandle === "h1");
+  // A second key exchange over a record that already paired is refused, not a reset of the count.
+  const again = run(found, { type: "paired", keyHandle: "h3" });
+  assert.equal(again.state.phase, "ended");
 });
 
 test("`agent_joined` while sharing changes nothing", () => {
@@ -134,7 +163,7 @@ test("`agent_joined` while sharing changes nothing", () => {
 });
 
 test("Allow sends consent and starts sharing; Decline ends the session", () => {
-  const asked = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" }), { type: "paired" }).state;
+  const asked = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" }), { type: "paired", keyHandle: "h1" }).state;
   const allow = run(asked, { type: "answer", granted: true });
   assert.equal(allow.state.phase, "sharing");
   assert.ok(allow.state.phase === "sharing" && allow.state.saved.consented);
@@ -153,7 +182,8 @@ test("an answer outside the consent question is ignored (no sharing without a qu
 
 test("after a navigation the stored Allow stands once the key is found again", () => {
   const { state, effects } = run(
-    initialState, resume(stored({ consented: true, agent: "Ann" })), resumed("pending_consent"), { type: "paired" },
+    initialState, resume(stored({ consented: true, agent: "Ann", secret: null, keyHandle: "h1" })), resumed("pending_consent"),
+    { type: "paired", keyHandle: null },
   );
   assert.equal(state.phase, "sharing");
   assert.ok(!effects.some((e) => e.type === "ask_consent"));

@@ -16,19 +16,24 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
+    FrameLog,
     OtherOrigin,
     Party,
     allow,
     get_help,
     join,
     mirror,
+    open_console_as,
     share,
     sign_in,
     start_on,
 )
+from tests.e2e.test_workspace import wait_until
 from tests.malicious import MaliciousRelay
 
 DISTRUST = "Help was stopped for your safety"
+MISMATCH = "The code did not match"
+DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
 LIVE = "You are seeing the customer's page live"
 
 
@@ -241,3 +246,94 @@ def test_the_relay_cannot_rename_the_agent_after_the_allow(
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
     expect(agent.page.get_by_role("button", name="Request control")).to_be_hidden()
+
+
+def test_a_server_naming_an_old_session_in_created_cannot_skip_the_pairing_nor_replay_its_commands(
+    server_factory: ServerFactory, customer: Party, agent: Party, supervisor: Party
+) -> None:
+    """The keys of a session whose tab closed without Stop sharing stay behind; a relay that
+    answers a new tab's `create` with that session's id must still face SPAKE2 (its keys are
+    never found for a session this tab did not pair) and cannot replay the old commands."""
+    server, relay = malicious_server(server_factory)
+    handshakes_from_customer: list[dict[str, Any]] = []
+    created: list[dict[str, Any]] = []
+    rewrite_to: dict[str, str] = {}
+    held: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "created":
+            created.append(dict(message))
+            if "session" in rewrite_to:
+                return [{**message, "session_id": rewrite_to["session"]}]
+        if "hold" in rewrite_to and message.get("type") == "handshake":
+            held.append(message)  # the new console's answer waits until the replay was tried
+            return []
+        return [message]
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "handshake":
+            handshakes_from_customer.append(message)
+        return []
+
+    def to_agent(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if "session" in rewrite_to and message.get("type") == "consent":
+            return []
+        return [message]
+
+    relay.to_customer = to_customer
+    relay.to_agent = to_agent
+    relay.from_customer = from_customer
+    # Tab A: an honest session; the agent asks for control (a command the relay records).
+    customer.page.goto(f"{server.base}/demo/")
+    code1 = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code1)
+    allow(customer)
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    old_session = created[0]["session_id"]
+    agent.page.get_by_role("button", name="Request control").click()
+    expect(customer.page.get_by_role("dialog")).to_contain_text("asks to control")
+    customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
+    commands = [f for f in customer.frames.received if f[:1] == b"\x03"]
+    assert commands
+    assert len(handshakes_from_customer) == 2
+    # (Polled with evaluate: wait_for_function does not await an async predicate's promise.)
+    wait_until(customer.page, lambda: "tandem" in customer.page.evaluate(DATABASES))
+
+    # Tab A is closed without Stop sharing (its keys stay in IndexedDB); tab B asks for help and
+    # the relay names the old session in its `created`.
+    tab_b = customer.context.new_page()
+    frames_b = FrameLog()
+    frames_b.attach(tab_b)
+    customer.page.close()
+    rewrite_to["session"] = old_session
+    rewrite_to["hold"] = "handshake"
+    tab_b.goto(f"{server.base}/demo/cart.html")
+    # A page with no session of its own deletes what a closed tab left behind.
+    wait_until(tab_b, lambda: "tandem" not in tab_b.evaluate(DATABASES))
+    party_b = Party(customer.context, tab_b, frames_b, [])
+    code2 = get_help(party_b)
+    assert created[-1]["session_id"] != old_session
+    open_console_as(supervisor, server, "alice")
+    expect(supervisor.page.get_by_label("Session code")).to_be_visible()
+    join(supervisor, code2)
+    # Tab B runs SPAKE2 (its opening share) instead of finding the old keys; no consent asked.
+    expect(tab_b.get_by_text("Checking the code")).to_be_visible()
+    wait_until(tab_b, lambda: len(handshakes_from_customer) == 3)  # tab B's opening share
+    wait_until(tab_b, lambda: bool(held))  # the console's answer, held by the relay
+    expect(tab_b.get_by_role("dialog")).to_have_count(0)
+    # The relay replays the old session's command, then lets the console's answer through.
+    relay.inject_customer_bytes(commands[0])
+    del rewrite_to["hold"]
+    relay.inject_customer(held[0])
+    # The console paired for the session it joined, the page for the id the relay gave it: the
+    # code does not match, and the session ends with nothing shared and nothing obeyed.
+    expect(tab_b.get_by_role("alert")).to_contain_text(MISMATCH)
+    assert tab_b.evaluate("() => window.Tandem.state") == "ended"
+    expect(supervisor.page.get_by_role("status")).to_contain_text("did not match")
+    assert len(handshakes_from_customer) == 3, "tab B never confirmed a pairing"
+    expect(tab_b.get_by_role("dialog")).to_have_count(0)
+    sent_b = b"\n".join(frames_b.sent)
+    assert b'"consent"' not in sent_b
+    assert [f for f in frames_b.sent if f[:1] in (b"\x01", b"\x02")] == []
+    expect(supervisor.page.locator("iframe")).to_have_count(0)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import Party, get_help, share
+from tests.e2e.conftest import Party, get_help, mirror, share
+from tests.e2e.test_workspace import wait_until
 
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
 
@@ -27,3 +28,28 @@ def test_the_tandem_database_is_deleted_when_sharing_stops(
         f"async () => !(await ({DATABASES})()).includes('tandem')", timeout=5000
     )
     assert "tandem" not in customer.page.evaluate(DATABASES)
+
+
+def test_a_tab_opened_while_another_shares_keeps_the_sharing_tabs_keys(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """A page with no session of its own deletes the key store a closed tab left behind, but
+    not while another tab of the site shares: that tab's next page needs its keys."""
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    wait_until(customer.page, lambda: "tandem" in customer.page.evaluate(DATABASES))
+    other = customer.context.new_page()
+    other.goto(f"{live.base}/demo/cart.html")
+    # The new page has decided (its clearing ran, or found the store held).
+    wait_until(other, lambda: other.evaluate("() => typeof window.Tandem") == "object")
+    held = other.evaluate(
+        "async () => (await navigator.locks.query())"
+        ".held.filter((lock) => lock.name === 'tandem:in-use').length"
+    )
+    assert held == 1
+    assert "tandem" in other.evaluate(DATABASES)
+    # The sharing tab's next page finds its keys: the agent sees it.
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    expect(mirror(agent).locator("#card")).to_be_attached()
+    expect(customer.page.get_by_role("alert")).to_have_count(0)

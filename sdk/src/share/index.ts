@@ -55,6 +55,7 @@ window.Tandem = api;
 function resumeStored(): void {
   const saved = browserStore.load();
   if (saved) current.resume(saved);
+  else void current.clearStaleKeys(); // keys of a tab closed without "Stop sharing"
 }
 
 addEventListener("pagehide", () => {

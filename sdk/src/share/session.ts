@@ -367,7 +367,17 @@ export class Session {
       brokenPolicy = true; // refused when sharing starts: a page with a broken policy does not share
     }
     const pins = unitePins(saved.recordingPins, this.pagePins());
+    this.ports.keys.hold(); // this tab's keys wait in the key store: no other page clears it now
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
+  }
+
+  /**
+   * A page with no session of its own starts: delete the key store the origin's tabs share,
+   * unless another page still needs it. Keys left there by a tab closed without "Stop sharing"
+   * (or a crash) go; they were never usable by another session anyway (pair()).
+   */
+  clearStaleKeys(): Promise<void> {
+    return this.ports.keys.clearUnused();
   }
 
   private send(message: OutgoingMessage): void {
@@ -452,9 +462,14 @@ export class Session {
   private async pair(): Promise<void> {
     const saved = this.saved;
     if (!saved) return;
-    this.keys ??= await this.ports.keys.load(saved.sessionId);
-    if (this.keys) return this.dispatch({ type: "paired" });
-    if (!saved.secret || this.pairing) return;
+    // Stored keys only where this tab's own record says it paired (secret gone, their handle
+    // kept): a session that answered `created` always runs SPAKE2, whatever id the server gave.
+    if (saved.secret === null) {
+      this.keys ??= saved.keyHandle ? await this.ports.keys.load(saved.keyHandle) : null;
+      if (!this.current(saved)) return;
+      return this.dispatch(this.keys ? { type: "paired", keyHandle: null } : { type: "mismatch" });
+    }
+    if (this.pairing) return;
     this.ui.showBusy("Checking the code with the agent…");
     this.pairing = startPairing({
       side: "customer", peer: "agent", secret: saved.secret, sessionId: saved.sessionId, random: this.ports.random.bytes,
@@ -471,9 +486,13 @@ export class Session {
     const step = await pairing.receive(data);
     if (step.kind !== "paired" || !this.current(saved)) return this.dispatch({ type: "mismatch" });
     this.keys = step.keys;
-    await this.ports.keys.save(saved.sessionId, step.keys);
+    // Under a handle of this tab's own, never the server's session id: no later session (in
+    // this tab or another) can be made to find these keys by naming this one.
+    const keyHandle = toBase64Url(this.ports.random.bytes(16));
+    this.ports.keys.hold(); // no page that starts now deletes them
+    await this.ports.keys.save(keyHandle, step.keys);
     if (step.data) this.send({ type: "handshake", data: step.data });
-    this.dispatch({ type: "paired" }); // forgets the secret part: the key replaces it
+    this.dispatch({ type: "paired", keyHandle }); // forgets the secret part: the key replaces it
   }
 
   /** A supervisor asks to watch: the customer decides; if allowed, pair with a fresh code the
@@ -508,7 +527,7 @@ export class Session {
     const step = await pairing.receive(data);
     if (step.kind !== "paired" || !this.current(saved)) return this.watchMismatch();
     this.watcherKeys = step.keys;
-    await this.ports.keys.save(pairing.keyId, step.keys);
+    if (saved.keyHandle) await this.ports.keys.save(saved.keyHandle + WATCHER_SUFFIX, step.keys);
     const now = this.current(saved);
     if (!now) return;
     now.watcher = this.watchAsker;
@@ -534,7 +553,7 @@ export class Session {
     const had = Boolean(saved.watcher);
     saved.watcher = null;
     this.persist();
-    await this.ports.keys.delete(saved.sessionId + WATCHER_SUFFIX);
+    if (saved.keyHandle) await this.ports.keys.delete(saved.keyHandle + WATCHER_SUFFIX);
     if (had) this.rekey();
     else this.drawBanner();
   }
@@ -693,11 +712,12 @@ export class Session {
     if (!saved) return;
     this.ui.showSharing(saved.agent ?? "the agent", () => void this.stop());
     if (this.stopRecording) return;
-    this.keys ??= await this.ports.keys.load(saved.sessionId);
+    // This tab's own keys only (see pair()); a record without their handle never paired here.
+    this.keys ??= saved.keyHandle && saved.secret === null ? await this.ports.keys.load(saved.keyHandle) : null;
     if (!this.keys) return this.dispatch({ type: "mismatch" });
     saved.epoch += 1;
     this.persist();
-    if (saved.watcher) this.watcherKeys ??= await this.ports.keys.load(saved.sessionId + WATCHER_SUFFIX);
+    if (saved.watcher && saved.keyHandle) this.watcherKeys ??= await this.ports.keys.load(saved.keyHandle + WATCHER_SUFFIX);
     const watcherKey = saved.watcher ? this.watcherKeys?.customerToAgent : undefined;
     const recording = saved.recording;
     const link = recording ? {
@@ -721,7 +741,9 @@ export class Session {
     // First in every epoch, inside the encrypted channel: the agent's console shows nothing
     // until the customer's own browser says the customer allowed it.
     this.sendPayload({ k: "consented" });
-    this.commands = new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
+    // One receiver for the keys' life in this page (a new epoch keeps it: a command opened while
+    // it began is counted); a new page goes on after the count its record kept with their handle.
+    this.commands ??= new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
     this.control?.dispose();
     this.control = new RemoteControl(this.ui, {
       agent: () => this.saved?.agent ?? "The agent",

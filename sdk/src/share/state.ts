@@ -24,6 +24,8 @@
  *   the customer's stored Allow, `waiting` after an agent had joined.
  * - Sharing starts only from the customer's Allow in this browser (or, on a later page of the
  *   same session, from that stored Allow once the pairing key was found again).
+ * - Stored pairing keys are used only on this tab's own record that it paired (`keyHandle`,
+ *   secret gone): a session that answered `created` always runs SPAKE2 first.
  * - Policies from the server must be valid; an invalid one ends the session.
  * - The organisation's and the agent's teams' policies are fixed when the customer clicks Allow
  *   (`allowedPolicies`): a `team_policy` after it, or a `resumed` with other team policies, ends
@@ -83,6 +85,9 @@ export interface Saved {
   routing: string;
   /** The secret part, kept only until the key exchange succeeded. */
   secret: string | null;
+  /** Where this tab stored the pairwise keys of its own key exchange (random, made here; never
+   * the server's session id): set with `secret` cleared, by the pairing that made them. */
+  keyHandle?: string;
   agent: string | null;
   /** Page loads that have shared content so far (one content key each). */
   epoch: number;
@@ -152,8 +157,9 @@ export type SessionEvent =
   | { type: "resume"; page: PageSays; saved: Saved }
   /** A lifecycle message from the server; `secret` is fresh random digits (for `created`). */
   | { type: "server"; message: ServerMessage; secret: string }
-  /** The key exchange succeeded (or its key was found again after a navigation). */
-  | { type: "paired" }
+  /** The key exchange succeeded, its keys stored under the fresh `keyHandle`; or (null) the
+   * keys of this tab's own earlier exchange were found again after a navigation. */
+  | { type: "paired"; keyHandle: string | null }
   | { type: "mismatch" }
   /** The customer answered the consent question. */
   | { type: "answer"; granted: boolean }
@@ -383,7 +389,16 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       return onServer(state, event.message, event.secret);
     case "paired": {
       if (state.phase !== "pending_consent") return stay(state);
-      const saved: Saved = { ...state.saved, secret: null }; // the key replaces the secret
+      // Stored keys stand for a key exchange only on this tab's own record of it (secret gone,
+      // handle kept); a session that answered `created` still has its secret and always runs
+      // SPAKE2, whatever session id the server gave it (a relay naming an old session).
+      const { keyHandle } = event;
+      if (keyHandle === null ? state.saved.secret !== null || !state.saved.keyHandle : state.saved.secret === null) {
+        return reduce(state, { type: "mismatch" });
+      }
+      // The key replaces the secret; fresh keys start their own command count.
+      const saved: Saved = keyHandle === null ? { ...state.saved, secret: null }
+        : { ...state.saved, secret: null, keyHandle, commands: 0 };
       // Allowed on an earlier page of this session (the answer was lost with that page): the
       // customer's own decision stands; the keys are those of the same key exchange.
       if (saved.consented) return reduce({ ...state, saved }, { type: "answer", granted: true });

@@ -4,6 +4,11 @@
  * side: the customer's SDK (`tandem`, while its page navigates) and the agent's console
  * (`tandem-console`, for a rejoin after a reload). `clear` deletes the whole database rather than
  * emptying it, so the page keeps no trace that it ever shared (issue 14, item 11).
+ *
+ * The database is the origin's, shared by its tabs, and outlives a tab closed without ending its
+ * session. A page that needs it (it stored keys, or has a session to resume) says so with `hold`
+ * (a shared Web Lock, released when the page goes); `clearUnused` deletes the database only when
+ * no page holds it.
  */
 
 import type { PairwiseKeys } from "./e2e/channel.ts";
@@ -11,18 +16,58 @@ import type { PairwiseKeys } from "./e2e/channel.ts";
 const STORE = "keys";
 
 export interface PairwiseKeyStore {
-  /** Rejects when storage is disabled or full; callers decide whether that matters. */
-  save(sessionId: string, keys: PairwiseKeys): Promise<unknown>;
-  /** The keys stored for this session, or null (none, not CryptoKeys, or storage disabled). */
-  load(sessionId: string): Promise<PairwiseKeys | null>;
+  /** Store `keys` under `id` (the customer's SDK: a random handle of its own; the console: the
+   * session id). Rejects when storage is disabled or full; callers decide whether that matters. */
+  save(id: string, keys: PairwiseKeys): Promise<unknown>;
+  /** The keys stored under `id`, or null (none, not CryptoKeys, or storage disabled). */
+  load(id: string): Promise<PairwiseKeys | null>;
   /** Never rejects. */
-  delete(sessionId: string): Promise<void>;
+  delete(id: string): Promise<void>;
   /** Delete the whole database. Resolves once it is gone (or storage is disabled); never rejects. */
   clear(): Promise<void>;
+  /** This page needs the database while it lives (idempotent); call it before storing keys. */
+  hold(): void;
+  /** Delete the whole database unless a page holds it (`hold`): the keys left by tabs that
+   * closed without ending their session. Never rejects. */
+  clearUnused(): Promise<void>;
+}
+
+/** Web Locks where the browser has them (every secure context). */
+function lockManager(): LockManager | null {
+  return typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null;
 }
 
 export function pairwiseKeyStore(database: string): PairwiseKeyStore {
-  function open(): Promise<IDBDatabase> {
+  const lock = `${database}:in-use`;
+  /** Releases this page's hold (null: not held). */
+  let release: (() => void) | null = null;
+  /** A clearUnused under way: keys saved meanwhile wait for it, so it cannot delete them. */
+  let clearing: Promise<void> = Promise.resolve();
+
+  function hold(): void {
+    if (release) return;
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    // Until `clear`, or until the page goes (the browser releases its locks then).
+    lockManager()?.request(lock, { mode: "shared" }, () => held).catch(() => undefined);
+  }
+
+  function deleteDatabase(): Promise<void> {
+    return new Promise((resolve) => {
+      try {
+        const request = indexedDB.deleteDatabase(database);
+        request.onsuccess = () => resolve();
+        request.onerror = () => resolve();
+        // `blocked`: a connection is still open; it closes on `versionchange` and deletion goes on.
+      } catch {
+        resolve(); // storage disabled
+      }
+    });
+  }
+
+  async function open(): Promise<IDBDatabase> {
+    await clearing;
     return new Promise((resolve, reject) => {
       const request = indexedDB.open(database, 1);
       request.onupgradeneeded = () => request.result.createObjectStore(STORE);
@@ -49,10 +94,10 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
   }
 
   return {
-    save: (sessionId, keys) => run("readwrite", (store) => store.put(keys, sessionId)),
-    async load(sessionId) {
+    save: (id, keys) => run("readwrite", (store) => store.put(keys, id)),
+    async load(id) {
       try {
-        const keys = await run<PairwiseKeys | undefined>("readonly", (store) => store.get(sessionId));
+        const keys = await run<PairwiseKeys | undefined>("readonly", (store) => store.get(id));
         return keys && keys.customerToAgent instanceof CryptoKey && keys.agentToCustomer instanceof CryptoKey
           ? keys
           : null;
@@ -60,24 +105,27 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
         return null;
       }
     },
-    async delete(sessionId) {
+    async delete(id) {
       try {
-        await run("readwrite", (store) => store.delete(sessionId));
+        await run("readwrite", (store) => store.delete(id));
       } catch {
         // nothing stored, or storage disabled
       }
     },
     clear() {
-      return new Promise((resolve) => {
-        try {
-          const request = indexedDB.deleteDatabase(database);
-          request.onsuccess = () => resolve();
-          request.onerror = () => resolve();
-          // `blocked`: a connection is still open; it closes on `versionchange` and deletion goes on.
-        } catch {
-          resolve(); // storage disabled
-        }
-      });
+      release?.();
+      release = null;
+      return deleteDatabase();
+    },
+    hold,
+    clearUnused() {
+      const locks = lockManager();
+      if (release) return Promise.resolve();
+      // Without Web Locks (no secure context, so no Tandem either) nothing can tell: delete.
+      clearing = !locks ? deleteDatabase()
+        : locks.request(lock, { mode: "exclusive", ifAvailable: true }, (free) => (free ? deleteDatabase() : undefined))
+          .then(() => undefined, () => undefined);
+      return clearing;
     },
   };
 }
