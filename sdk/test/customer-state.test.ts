@@ -384,7 +384,7 @@ const teamPolicy = (policies: unknown[]) => server({ type: "team_policy", polici
 test("team policies before the Allow are checked when they come and are the ones the Allow fixes", () => {
   const joining = run(initialState, create, created, teamPolicy([{ version: 1, hide: [".secret"] }])).state;
   assert.ok(joining.phase === "waiting" && joining.teamPolicies.length === 1);
-  const allowed = run(joining, server({ type: "agent_joined", agent: "Ann" }), { type: "paired" }, { type: "answer", granted: true }).state;
+  const allowed = run(joining, server({ type: "agent_joined", agent: "Ann" }), { type: "paired", keyHandle: "h1" }, { type: "answer", granted: true }).state;
   assert.ok(allowed.phase === "sharing");
   assert.deepEqual(allowed.saved.allowedPolicies?.teams.map((p) => p.hide), [[".secret"]]);
   assert.equal(run(joining, teamPolicy([{ version: 1, hide: 3 }])).state.phase, "ended");
@@ -418,7 +418,7 @@ test("after the Allow the organisation's policy is the one it was then, whatever
   const org = { version: 1, mask: [".org"] };
   const asked = run(initialState, create, server({
     type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: org,
-  }), server({ type: "agent_joined", agent: "Ann" }), { type: "paired" });
+  }), server({ type: "agent_joined", agent: "Ann" }), { type: "paired", keyHandle: "h1" });
   const allowed = run(asked.state, { type: "answer", granted: true }).state;
   assert.ok(allowed.phase === "sharing" && allowed.saved.allowedPolicies);
   const next = run(initialState, resume(allowed.saved), resumed("sharing", { policy: { version: 1, pages: { deny: ["/*"] } } }));
