@@ -3,9 +3,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  MASK, MASK_PLACEHOLDER, maskTextContent,
+  MASK, MASK_PLACEHOLDER, isSensitiveField, maskInputValue, maskTextContent, watchPasswordFields,
 } from "../src/shared/masking.ts";
-import { html } from "./dom.ts";
+import { document, html, window } from "./dom.ts";
+
+// The page's MutationObserver (watchPasswordFields), as a browser has it.
+(globalThis as { MutationObserver?: unknown }).MutationObserver ??= window.MutationObserver;
 
 /** The first text node under the element matching `selector` in `root`. */
 function textIn(root: Element, selector: string): Text {
@@ -43,4 +46,34 @@ test("an unmasked contenteditable box shows its words but never 7 digits in a ro
   // Keeping length, where the site asks for it.
   const kept = html('<div data-tandem-mask="length" contenteditable>Dear Sir</div>');
   assert.equal(mask(textIn(kept, "div")), MASK.repeat(8));
+});
+
+test("a password field shown as text (a 'show password' toggle) is still a password", async () => {
+  const form = html('<form data-tandem-unmask><input id="secret" type="password"><input id="later"></form>');
+  document.body.append(form);
+  try {
+    watchPasswordFields(document);
+    const secret = form.querySelector("#secret") as HTMLInputElement;
+    const later = form.querySelector("#later") as HTMLInputElement;
+    secret.type = "text"; // revealed: rrweb never saw it (no data-rr-is-password)
+    assert.equal(secret.hasAttribute("data-rr-is-password"), false);
+    assert.equal(isSensitiveField(secret), true, "known before the observer's callback ran");
+    assert.equal(maskInputValue("Hunter2", secret), MASK_PLACEHOLDER);
+    later.type = "password";
+    later.type = "text";
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the observer's own delivery
+    assert.equal(isSensitiveField(later), true);
+    assert.equal(maskInputValue("Hunter2", later), MASK_PLACEHOLDER);
+    assert.equal(maskInputValue("jane", html("<input data-tandem-unmask>")), "jane", "other fields stay shown");
+  } finally {
+    form.remove();
+  }
+});
+
+test("a field named or labelled by id as a password is hidden whatever its type", () => {
+  for (const attrs of ['name="password"', 'id="user-passwd"', 'name="confirmPassword"', 'id="pwd"', 'name="passcode"']) {
+    assert.equal(maskInputValue("Hunter2", html(`<input type="text" data-tandem-unmask ${attrs}>`)), MASK_PLACEHOLDER, attrs);
+  }
+  assert.equal(maskInputValue("Jane", html('<input name="passenger" data-tandem-unmask>')), "Jane");
+  assert.equal(maskInputValue("Hunter2", html('<input autocomplete="current-password" data-tandem-unmask>')), MASK_PLACEHOLDER);
 });

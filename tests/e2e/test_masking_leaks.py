@@ -43,3 +43,31 @@ def test_a_card_typed_into_a_contenteditable_box_shows_no_digits(
     assert not re.findall(r"5500[0-9]{3,}", frames), "digits of the card left the customer"
     assert not re.findall(r"[0-9]{7,}", view.locator("body").inner_text())
     assert "\u2022" in view.locator("#msg").inner_text(), "the editor shows a placeholder"
+
+
+LOGIN = """<h1>Sign in</h1><form data-tandem-unmask><label for="user">User</label><input id="user">
+<label for="pw">Password</label><input id="pw" type="password">
+<button type="button" id="show"
+  onclick="pw.type = pw.type === 'password' ? 'text' : 'password'">Show</button></form>"""
+
+
+def test_a_password_shown_before_sharing_stays_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("login.html", LOGIN, live, title="Sign in")
+    customer.page.goto(url)
+    customer.page.locator("#pw").fill("Hunter2-PW-SECRET")
+    customer.page.locator("#show").click()
+    expect(customer.page.locator("#pw")).to_have_attribute("type", "text")
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.locator("#pw")).to_be_attached()
+    customer.page.locator("#user").fill("jane")
+    expect(view.locator("#user")).to_have_value("jane")  # the form is unmasked: the mirror is live
+    customer.page.locator("#pw").press("End")
+    customer.page.locator("#pw").press_sequentially("-more", delay=20)
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    assert "Hunter2" not in frames
+    assert "-more" not in frames
+    assert "Hunter2" not in view.locator("#pw").input_value()

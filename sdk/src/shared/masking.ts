@@ -227,10 +227,54 @@ function hiddenSelectOf(el: MaskableElement): Element | null {
   return select && valueHidden(select) ? select : null;
 }
 
+/**
+ * Fields that were a password field at any time since the SDK loaded: a "show password" toggle
+ * makes one `type="text"`, and rrweb marks it (`data-rr-is-password`) only when it sees the
+ * change while recording, so a password revealed before sharing started would be shown.
+ * watchPasswordFields fills it from the page's own `type` changes; nothing is ever taken out.
+ */
+const everPassword = new WeakSet<Element>();
+let passwordWatch: MutationObserver | null = null;
+
+/** A field whose name or id says it holds a password (revealed before the SDK loaded, it has no
+ * other trace): hidden whatever its type. */
+const PASSWORD_NAME = /pass(?:word|wd|phrase|code)|pwd/i;
+
+function notePasswordChanges(records: MutationRecord[]): void {
+  for (const record of records) {
+    if ((record.oldValue ?? "").trim().toLowerCase() === "password") everPassword.add(record.target as Element);
+  }
+}
+
+/**
+ * Remember every field that is or was `type="password"` in `doc` from now on (the SDK calls it
+ * as it loads, before anything is shared): isSensitiveField then hides it whatever its type
+ * becomes. Only `doc`'s own tree: fields in shadow roots and frames are known by rrweb's mark
+ * when their type changes while recording, by their name, or by their `autocomplete`.
+ */
+export function watchPasswordFields(doc: Document): void {
+  if (passwordWatch || typeof MutationObserver === "undefined") return;
+  try {
+    for (const field of Array.from(doc.querySelectorAll('input[type="password" i]'))) everPassword.add(field);
+    passwordWatch = new MutationObserver(notePasswordChanges);
+    passwordWatch.observe(doc, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+  } catch (error) {
+    failed(error);
+  }
+}
+
 export function isSensitiveField(el: MaskableElement): boolean {
   if (hasAttributeOn(el, "data-rr-is-password")) return true;
+  // Changes not yet delivered (made in this same task) count too.
+  if (passwordWatch) notePasswordChanges(passwordWatch.takeRecords());
+  if (everPassword.has(el)) return true;
   const type = (attributeOf(el, "type") ?? "").toLowerCase();
-  if (localNameOf(el) === "input" && (type === "password" || type === "hidden")) {
+  const name = localNameOf(el);
+  if (name === "input" && (type === "password" || type === "hidden")) {
+    return true;
+  }
+  if ((name === "input" || name === "textarea") &&
+    [attributeOf(el, "name"), attributeOf(el, "id")].some((word) => word !== null && PASSWORD_NAME.test(word))) {
     return true;
   }
   const autocomplete = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim();
