@@ -71,3 +71,33 @@ def test_a_password_shown_before_sharing_stays_hidden(
     assert "Hunter2" not in frames
     assert "-more" not in frames
     assert "Hunter2" not in view.locator("#pw").input_value()
+
+
+def test_a_private_page_framed_by_a_shared_page_is_not_recorded(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    (other_origin.root / "private-wallet.html").write_text(
+        "<!doctype html><html><body><p>PRIVATE-PAGE-SECRET-3390</p></body></html>"
+    )
+    (other_origin.root / "public-help.html").write_text(
+        "<!doctype html><html><body><p>PUBLIC-FRAME-TEXT</p>"
+        "<a id='go' href='private-wallet.html'>wallet</a></body></html>"
+    )
+    body = (
+        "<h1>Checkout</h1><iframe id='wallet' src='private-wallet.html' width=400 height=100>"
+        "</iframe><iframe id='help' src='public-help.html' width=400 height=100></iframe>"
+        "<p>After the frame</p>"
+    )
+    url = other_origin.page("checkout.html", body, live, title="Checkout")
+    code = _start_with(customer, url, {"version": 1, "pages": {"deny": ["/private-*"]}})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the frame")).to_be_attached()
+    # A shared page in a frame is shown (the test would catch frames not recorded at all) ...
+    expect(view.frame_locator("#help").get_by_text("PUBLIC-FRAME-TEXT")).to_be_attached()
+    # ... until it navigates to a private one.
+    customer.page.frame_locator("#help").locator("#go").click()
+    expect(customer.page.frame_locator("#help").get_by_text("PRIVATE-PAGE-SECRET-3390")).to_be_visible()
+    expect(view.frame_locator("#help").get_by_text("PUBLIC-FRAME-TEXT")).to_have_count(0)
+    caught_up(customer, view)
+    assert "PRIVATE-PAGE-SECRET-3390" not in agent_plaintext(agent)
+    assert "PRIVATE-PAGE-SECRET-3390" not in view.locator("html").inner_html()

@@ -30,6 +30,7 @@ import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy 
 import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, pageImages } from "./assets.ts";
+import { withoutPrivateFrames } from "./frames.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
@@ -873,7 +874,10 @@ export class Session {
     // Now, while rrweb's mirror still maps ids to the live elements.
     // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
     // walk the event, which is then dropped (never sent raw) and reported.
-    const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
+    // Same-origin frames are recorded with the page: none that shows a private page (./frames.ts).
+    const shown = withoutPrivateFrames(event, liveNode, document, (url) => pageIsPrivate(url, pagePolicies(this.machine)));
+    if (shown === null) return;
+    const masked = maskFormState(shown, liveNode); // MASKING: values, as they are recorded
     if (masked === null) return;
     this.pending.push(masked);
     // Events wait up to BATCH_MS to travel together (one frame instead of one per event), but
