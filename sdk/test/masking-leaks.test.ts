@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  MASK, MASK_PLACEHOLDER, isSensitiveField, maskInputValue, maskTextContent, watchPasswordFields,
+  MASK, MASK_PLACEHOLDER, isSensitiveField, maskFormState, maskInputValue, maskTextContent, usePolicy, watchPasswordFields,
 } from "../src/shared/masking.ts";
+import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
 import { document, html, window } from "./dom.ts";
 
 // The page's MutationObserver (watchPasswordFields), as a browser has it.
@@ -76,4 +77,35 @@ test("a field named or labelled by id as a password is hidden whatever its type"
   }
   assert.equal(maskInputValue("Jane", html('<input name="passenger" data-tandem-unmask>')), "Jane");
   assert.equal(maskInputValue("Hunter2", html('<input autocomplete="current-password" data-tandem-unmask>')), MASK_PLACEHOLDER);
+});
+
+test("a masked region's attributes keep only structure: links their scheme, styles no address", () => {
+  usePolicy(validatePolicy({ version: 1, mask: [".pii"] }));
+  try {
+    const region = html('<div class="pii"><a id="a" href="mailto:jane@example.org">x</a><time id="t" datetime="1984-02-29">x</time>' +
+      '<a id="d" href="/patients/diagnosis-hiv-positive/">x</a><a id="p" href="tel:+447700900123">x</a><span id="s" style="background:url(/sig.svg)">x</span></div>');
+    const nodes: Record<number, Element> = {};
+    const serialized = ["a", "t", "d", "p", "s"].map((id, i) => {
+      const el = region.querySelector(`#${id}`) as Element;
+      nodes[i + 3] = el;
+      const attributes: Record<string, string> = {};
+      for (const attr of Array.from(el.attributes)) attributes[attr.name] = attr.value;
+      return { type: 2, id: i + 3, tagName: el.localName, attributes, childNodes: [] };
+    });
+    const event = { type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: serialized } } };
+    maskFormState(event, (id) => nodes[id] ?? null);
+    const [mail, time, diagnosis, phone, signed] = serialized.map((node) => node.attributes);
+    assert.equal(mail.href, "mailto:");
+    assert.equal(phone.href, "tel:");
+    assert.equal(diagnosis.href, "#");
+    assert.equal(time.datetime, MASK.repeat(10));
+    assert.equal(signed.style, "background:none");
+    assert.deepEqual([mail.id, time.id], ["a", "t"], "structure stays");
+    // An attribute changed later, too.
+    const change = { type: 3, timestamp: 1, data: { source: 0, texts: [], adds: [], removes: [], attributes: [{ id: 3, attributes: { href: "mailto:late@example.org", title: "Jane" } }] } };
+    maskFormState(change, (id) => nodes[id] ?? null);
+    assert.deepEqual(change.data.attributes[0].attributes, { href: "mailto:", title: MASK.repeat(4) });
+  } finally {
+    usePolicy(DEFAULT_POLICY);
+  }
 });

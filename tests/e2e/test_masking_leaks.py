@@ -101,3 +101,38 @@ def test_a_private_page_framed_by_a_shared_page_is_not_recorded(
     caught_up(customer, view)
     assert "PRIVATE-PAGE-SECRET-3390" not in agent_plaintext(agent)
     assert "PRIVATE-PAGE-SECRET-3390" not in view.locator("html").inner_html()
+
+
+CONTACT = """<h1>Your details</h1><div class="pii">
+  <p>Email: <a id="mail" href="mailto:jane.customer@example.org">jane.customer@example.org</a></p>
+  <p>Phone: <a href="tel:+447700900123">+44 7700 900123</a></p>
+  <p><a href="/patients/diagnosis-hiv-positive/">Your diagnosis</a></p>
+  <p>Born <time datetime="1984-02-29">29 February 1984</time></p></div><p>After the details</p>"""
+
+
+def test_a_masked_region_carries_no_attribute_values(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("contact.html", CONTACT, live, title="Details")
+    code = _start_with(customer, url, {"version": 1, "mask": [".pii"]})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the details")).to_be_attached()
+    # Changed while sharing, too (an attribute mutation).
+    customer.page.evaluate(
+        "() => document.querySelector('#mail').setAttribute('href', 'mailto:late.secret@example.org')"
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    agent_dom = view.locator("html").inner_html()
+    assert view.locator("a").count() == 3, "the links are still there, as links"
+    for leak in (
+        "jane.customer",
+        "late.secret",
+        "447700900123",
+        "7700",
+        "diagnosis-hiv-positive",
+        "1984-02-29",
+        "1984",
+    ):
+        assert leak not in frames, f"{leak!r} left the customer's browser"
+        assert leak not in agent_dom, f"{leak!r} reached the agent's DOM"

@@ -591,22 +591,44 @@ function valueHidden(el: MaskableElement): boolean {
     !closestOf(el, unmaskSelector);
 }
 
-/** Attributes that carry words a person reads; masked on elements the policy masks. */
-const TEXT_ATTRIBUTES = new Set([
-  "title", "placeholder", "alt", "value", "label", "aria-label", "aria-description", "aria-valuetext",
+/**
+ * Attributes a masked region keeps as they are: they shape the page, they do not say anything
+ * about the customer (rrweb's own `rr_*` sizes and `_cssText` of a style among them). Every other
+ * attribute value is masked: `href="mailto:…"`, `datetime`, `data-*`, `aria-*`, `src`...
+ */
+const STRUCTURAL_ATTRIBUTES = new Set([
+  "class", "id", "style", "rel", "type", "role", "sizes", "width", "height", "dir", "hidden", "tabindex",
+  "colspan", "rowspan", "span", "contenteditable", "draggable", "disabled", "readonly", "required",
+  "multiple", "open", "rr_width", "rr_height", "_csstext",
 ]);
+/** Of a link in a masked region only its scheme stays (`mailto:`, `tel:`), else `#`. */
+const LINK_ATTRIBUTES = new Set(["href", "xlink:href"]);
+/** A `url(…)` in a style: the address of something the masked region shows. */
+const CSS_URL = /url\(\s*(?:"[^"]*"|'[^']*'|[^)]*)\s*\)/gi;
 
 function maskTextAttributes(attrs: Record<string, unknown>, el: MaskableElement | null): void {
-  if (!el || !insideMasked(el)) return;
-  maskWords(attrs);
+  if (!el) return;
+  if (insideMasked(el)) return maskRegionAttributes(attrs);
+  // Markup the customer typed into an editor (a pasted link) is theirs like the text.
+  const host = editableHostOf(el);
+  if (host && valueHidden(el)) maskRegionAttributes(attrs);
 }
 
-function maskWords(attrs: Record<string, unknown>): void {
+/** Every attribute value of an element in a masked region, but the structural ones. */
+function maskRegionAttributes(attrs: Record<string, unknown>): void {
   for (const [name, value] of Object.entries(attrs)) {
-    if (typeof value === "string" && (TEXT_ATTRIBUTES.has(name) || name.startsWith("data-"))) {
-      attrs[name] = value.replace(/\S/g, MASK);
-    }
+    if (typeof value !== "string") continue;
+    const key = name.toLowerCase();
+    if (key === "style") attrs[name] = value.replace(CSS_URL, "none");
+    else if (LINK_ATTRIBUTES.has(key)) attrs[name] = linkScheme(value);
+    else if (!STRUCTURAL_ATTRIBUTES.has(key)) attrs[name] = value.replace(/\S/g, MASK);
   }
+}
+
+/** `mailto:`, `tel:`, `sms:`... of a link, or `#` (an http(s) or relative address says where). */
+function linkScheme(url: string): string {
+  const scheme = /^\s*([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  return scheme && !["http", "https", "javascript", "data", "blob", "file"].includes(scheme) ? `${scheme}:` : "#";
 }
 
 /** Checked and selected states reveal a choice; `null` (a removal) reveals nothing. */
@@ -618,7 +640,7 @@ function hideChoices(attrs: Record<string, unknown>): void {
 /** Fail closed for one node whose masking failed: every word and choice it carries is hidden. */
 function hideAttributes(attrs: Record<string, unknown>): void {
   hideChoices(attrs);
-  maskWords(attrs);
+  maskRegionAttributes(attrs);
 }
 
 interface SerializedNode {
