@@ -4,7 +4,9 @@ by a shared one, and what a masked region's attributes and CSS backgrounds carry
 
 from __future__ import annotations
 
+import base64
 import re
+from typing import Any
 
 from playwright.sync_api import expect
 
@@ -96,7 +98,9 @@ def test_a_private_page_framed_by_a_shared_page_is_not_recorded(
     expect(view.frame_locator("#help").get_by_text("PUBLIC-FRAME-TEXT")).to_be_attached()
     # ... until it navigates to a private one.
     customer.page.frame_locator("#help").locator("#go").click()
-    expect(customer.page.frame_locator("#help").get_by_text("PRIVATE-PAGE-SECRET-3390")).to_be_visible()
+    expect(
+        customer.page.frame_locator("#help").get_by_text("PRIVATE-PAGE-SECRET-3390")
+    ).to_be_visible()
     expect(view.frame_locator("#help").get_by_text("PUBLIC-FRAME-TEXT")).to_have_count(0)
     caught_up(customer, view)
     assert "PRIVATE-PAGE-SECRET-3390" not in agent_plaintext(agent)
@@ -118,8 +122,8 @@ def test_a_masked_region_carries_no_attribute_values(
     view = share(customer, agent, live, code)
     expect(view.get_by_text("After the details")).to_be_attached()
     # Changed while sharing, too (an attribute mutation).
-    customer.page.evaluate(
-        "() => document.querySelector('#mail').setAttribute('href', 'mailto:late.secret@example.org')"
+    customer.page.locator("#mail").evaluate(
+        "(a) => a.setAttribute('href', 'mailto:late.secret@example.org')"
     )
     caught_up(customer, view)
     frames = agent_plaintext(agent)
@@ -136,3 +140,51 @@ def test_a_masked_region_carries_no_attribute_values(
     ):
         assert leak not in frames, f"{leak!r} left the customer's browser"
         assert leak not in agent_dom, f"{leak!r} reached the agent's DOM"
+
+
+SIGNATURE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40">'
+    '<text x="5" y="25">CSS-BG-SECRET-6612</text></svg>'
+)
+SIGNED = """<style>
+  .sig { width: 200px; height: 40px; background-image: url(/signature.svg); }
+  .logo { width: 20px; height: 20px; background-image: url(/logo.svg); }
+</style><h1>Mandate</h1><div class="logo"></div>
+<div class="pii">Signed by Jane: <div class="sig"></div></div><p>After the mandate</p>"""
+LOGO_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="20" height="20"><text>LOGO-OK</text></svg>'
+)
+
+
+def _background(view: Any, selector: str) -> str:
+    background: str = view.locator(selector).evaluate(
+        "(el) => getComputedStyle(el).backgroundImage"
+    )
+    return background
+
+
+def test_a_css_background_only_a_masked_region_uses_is_not_carried(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    (other_origin.root / "signature.svg").write_text(SIGNATURE_SVG)
+    (other_origin.root / "logo.svg").write_text(LOGO_SVG)
+    sdk_fetches: list[str] = []  # what the customer's SDK fetched (not the page's own loads)
+    customer.page.on(
+        "request",
+        lambda request: (
+            sdk_fetches.append(request.url) if request.resource_type == "fetch" else None
+        ),
+    )
+    url = other_origin.page("signed.html", SIGNED, live, title="Mandate")
+    code = _start_with(customer, url, {"version": 1, "mask": [".pii"]})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the mandate")).to_be_attached()
+    # The same sheet's background outside the region is carried: the test sees carrying work.
+    expect(view.locator(".logo")).to_have_css("background-image", re.compile(r"url\(\"?data:"))
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    assert base64.b64encode(LOGO_SVG.encode()).decode() in frames
+    assert "data:" not in _background(view, ".sig"), _background(view, ".sig")
+    assert base64.b64encode(SIGNATURE_SVG.encode()).decode() not in frames
+    assert "CSS-BG-SECRET-6612" not in frames
+    assert not [url for url in sdk_fetches if url.endswith("/signature.svg")], sdk_fetches

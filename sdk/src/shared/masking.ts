@@ -754,6 +754,21 @@ export function recordMaskingOptions() {
 }
 
 /**
+ * Every element of the content the agent may not see (the regions `inMaskedRegion` looks for, and
+ * everything inside them), in `root`: which images only they show is what ../share/assets.ts
+ * needs to know. Throws when `root` cannot be read (callers fail closed).
+ */
+export function maskedRegionElements(root: ParentNode): Element[] {
+  const selector = [RR_BLOCK, RR_MASK, TANDEM_UI, ...active.mask, ...active.hide].join(", ");
+  const out = new Set<Element>();
+  for (const region of Array.from(root.querySelectorAll(selector))) {
+    out.add(region);
+    for (const el of Array.from(region.querySelectorAll("*"))) out.add(el);
+  }
+  return [...out];
+}
+
+/**
  * Whether a recorded element or text node lies in content the agent may not see (`mask`, `hide`,
  * rrweb's `.rr-mask`/`.rr-block`, Tandem's own UI): the assets it uses are not carried
  * (../share/assets.ts). Fails closed: a node that cannot be read (or is gone) counts as masked.
