@@ -11,6 +11,9 @@
  * - In input values any run of 7 or more digits is masked too: a card number typed key by key
  *   passes through prefixes that are not Luhn-valid (PCI DSS allows at most the first six digits
  *   to be shown).
+ * - Text typed into an editor (under a `contenteditable` host) is a value like a field's: hidden
+ *   unless unmasked, then with the digit rules above. A masked region keeps only structural
+ *   attribute values (STRUCTURAL_ATTRIBUTES); its links keep their scheme at most.
  * - Marks that sites already set for rrweb-based tools count too: text inside `.rr-mask` is
  *   masked, values inside `.rr-mask`, `.rr-ignore` or `.rr-block` are hidden, `.rr-block` regions
  *   are replaced by boxes.
