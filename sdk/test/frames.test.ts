@@ -39,3 +39,19 @@ test("a frame document that cannot be read arrives empty; the page's own nodes g
   assert.ok(withoutPrivateFrames({ type: 3, data: { source: 5, id: 5, text: "ok" } }, lookup, document, never));
   p.remove();
 });
+
+test("a frame's src that names a private page is sent as about:blank", () => {
+  const isPrivate = (url: URL) => url.pathname.startsWith("/private-");
+  const frame = (id: number, src: string) => ({ type: 2, id, tagName: "iframe", attributes: { src }, childNodes: [] });
+  const snapshot = { type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [frame(2, "/private-wallet.html"), frame(3, "/help.html")] } } };
+  withoutPrivateFrames(snapshot, () => null, document, isPrivate);
+  assert.deepEqual(snapshot.data.node.childNodes.map((node) => node.attributes.src), ["about:blank", "/help.html"]);
+  const iframe = document.createElement("iframe");
+  const change = { type: 3, timestamp: 2, data: { source: 0, adds: [{ parentId: 1, node: frame(4, "/private-x") }], removes: [], texts: [],
+    attributes: [{ id: 5, attributes: { src: "/private-diagnosis" } }, { id: 5, attributes: { rr_src: "/private-not-loaded" } }] } };
+  const nodes: Record<number, unknown> = { 1: document, 5: iframe };
+  withoutPrivateFrames(change, (id) => nodes[id] ?? null, document, isPrivate);
+  assert.equal(change.data.adds[0].node.attributes.src, "about:blank");
+  assert.equal(change.data.attributes[0].attributes.src, "about:blank");
+  assert.equal(change.data.attributes[1].attributes.rr_src, "about:blank", "rrweb's name for a frame it cannot read");
+});

@@ -81,9 +81,12 @@ def test_a_private_page_framed_by_a_shared_page_is_not_recorded(
     (other_origin.root / "private-wallet.html").write_text(
         "<!doctype html><html><body><p>PRIVATE-PAGE-SECRET-3390</p></body></html>"
     )
+    (other_origin.root / "private-statement.html").write_text(
+        "<!doctype html><html><body><p>PRIVATE-STATEMENT-SECRET-7741</p></body></html>"
+    )
     (other_origin.root / "public-help.html").write_text(
         "<!doctype html><html><body><p>PUBLIC-FRAME-TEXT</p>"
-        "<a id='go' href='private-wallet.html'>wallet</a></body></html>"
+        "<a id='go' href='private-statement.html'>statement</a></body></html>"
     )
     body = (
         "<h1>Checkout</h1><iframe id='wallet' src='private-wallet.html' width=400 height=100>"
@@ -99,12 +102,16 @@ def test_a_private_page_framed_by_a_shared_page_is_not_recorded(
     # ... until it navigates to a private one.
     customer.page.frame_locator("#help").locator("#go").click()
     expect(
-        customer.page.frame_locator("#help").get_by_text("PRIVATE-PAGE-SECRET-3390")
+        customer.page.frame_locator("#help").get_by_text("PRIVATE-STATEMENT-SECRET-7741")
     ).to_be_visible()
     expect(view.frame_locator("#help").get_by_text("PUBLIC-FRAME-TEXT")).to_have_count(0)
     caught_up(customer, view)
-    assert "PRIVATE-PAGE-SECRET-3390" not in agent_plaintext(agent)
-    assert "PRIVATE-PAGE-SECRET-3390" not in view.locator("html").inner_html()
+    frames, agent_dom = agent_plaintext(agent), view.locator("html").inner_html()
+    for secret in ("PRIVATE-PAGE-SECRET-3390", "PRIVATE-STATEMENT-SECRET-7741"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"
+        assert secret not in agent_dom
+    # Nor the private page's address as the frame's src (a path can say as much as the page).
+    assert "private-wallet" not in agent_plaintext(agent)
 
 
 CONTACT = """<h1>Your details</h1><div class="pii">

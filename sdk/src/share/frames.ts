@@ -10,7 +10,8 @@
  * - a frame inside a private frame is private too; and anything that cannot be read (a frame
  *   that is gone, an address that does not parse) counts as private (fails closed).
  * A frame that navigates within its document (`history.pushState`) is checked again on its
- * next event, by the address it has then.
+ * next event, by the address it has then. A frame element's `src` that names a private page is
+ * sent as about:blank (the path alone can tell as much).
  */
 
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION } from "../shared/rrweb-events.ts";
@@ -78,6 +79,41 @@ export function inPrivateFrame(node: unknown, top: Document, isPrivate: (url: UR
 
 interface Add { parentId?: unknown; node?: { type?: unknown; id?: unknown; childNodes?: unknown } }
 
+interface Serialized { type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown }
+
+const SERIALIZED_ELEMENT = 2;
+const FRAME_TAGS = new Set(["iframe", "frame"]);
+const localNameOf = getter("Element", "localName");
+/** Where a frame's address goes: rrweb drops `src` of a frame it records and keeps it as
+ * `rr_src` for one whose document it cannot read (not loaded yet, or another origin). */
+const SOURCE_KEYS = ["src", "rr_src"];
+
+/** A frame's `src` that names a private page (its path can say as much as the page): about:blank.
+ * One that does not parse counts as private. */
+function frameSource(src: string, top: Document, isPrivate: (url: URL) => boolean): string {
+  try {
+    const url = new URL(src, top.baseURI);
+    return /^about:/i.test(url.href) || !isPrivate(url) ? src : "about:blank";
+  } catch {
+    return "about:blank";
+  }
+}
+
+/** Every frame element's `src` in a serialized tree, through frameSource. */
+function frameSources(root: unknown, top: Document, isPrivate: (url: URL) => boolean): void {
+  const stack: unknown[] = [root];
+  while (stack.length) {
+    const node = stack.pop() as Serialized | null;
+    if (!node || typeof node !== "object") continue;
+    if (node.type === SERIALIZED_ELEMENT && typeof node.tagName === "string" && FRAME_TAGS.has(node.tagName.toLowerCase()) &&
+      node.attributes && typeof node.attributes === "object") {
+      const attrs = node.attributes as Record<string, unknown>;
+      for (const key of SOURCE_KEYS) if (typeof attrs[key] === "string") attrs[key] = frameSource(attrs[key], top, isPrivate);
+    }
+    if (Array.isArray(node.childNodes)) stack.push(...(node.childNodes as unknown[]));
+  }
+}
+
 /**
  * `event` without what private frames hold (see above), or null when nothing of it may go.
  * `lookup` finds the live node for a recorded id (rrweb's mirror). Mutates `event`.
@@ -98,6 +134,7 @@ export function withoutPrivateFrames<T>(
       if (node !== e.data?.node && node.type === SERIALIZED_DOCUMENT && privateId(node.id)) node.childNodes = [];
       else stack.push(...(node.childNodes as unknown[]));
     }
+    frameSources(e.data?.node, top, isPrivate);
     return event;
   }
   if (e.type !== INCREMENTAL_SNAPSHOT) return event;
@@ -117,9 +154,22 @@ export function withoutPrivateFrames<T>(
       }
       return !privateId(add?.parentId);
     });
+    for (const add of data.adds as Add[]) frameSources(add?.node, top, isPrivate);
   }
   for (const key of ["texts", "attributes"]) {
     if (Array.isArray(data[key])) data[key] = (data[key] as { id?: unknown }[]).filter((change) => !privateId(change?.id));
+  }
+  for (const change of (Array.isArray(data.attributes) ? data.attributes : []) as { id?: unknown; attributes?: unknown }[]) {
+    const attrs = change?.attributes as Record<string, unknown> | undefined;
+    if (!attrs || !SOURCE_KEYS.some((key) => typeof attrs[key] === "string") || typeof change.id !== "number") continue;
+    let frame = true; // unknown: treated as a frame (its src checked)
+    try {
+      frame = FRAME_TAGS.has(String(localNameOf(lookup(change.id))).toLowerCase());
+    } catch {
+      // not an element we can read
+    }
+    if (!frame) continue;
+    for (const key of SOURCE_KEYS) if (typeof attrs[key] === "string") attrs[key] = frameSource(attrs[key] as string, top, isPrivate);
   }
   return event;
 }
