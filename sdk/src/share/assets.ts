@@ -156,6 +156,59 @@ export function pageImages(doc: Document, hidden: (el: Element) => boolean): str
   }
 }
 
+/** Computed style properties that can show an image (their values are absolute `url("…")`). */
+const IMAGE_PROPERTIES = [
+  "background-image", "list-style-image", "border-image-source", "mask-image", "-webkit-mask-image", "content", "cursor",
+];
+const COMPUTED_URL = /url\("((?:[^"\\]|\\.)*)"\)/g;
+
+/** The image addresses `el` and its ::before and ::after show, as computed (absolute). */
+function imagesShownBy(el: Element, out: Set<string>): void {
+  for (const pseudo of [null, "::before", "::after"]) {
+    const style = getComputedStyle(el, pseudo);
+    for (const property of IMAGE_PROPERTIES) {
+      for (const match of style.getPropertyValue(property).matchAll(COMPUTED_URL)) out.add(match[1].replace(/\\(.)/g, "$1"));
+    }
+  }
+}
+
+/**
+ * Of `urls` (as the events write them, resolved against `base`), those that only elements in
+ * content the agent may not see show (`masked`: every element of masked, hidden or blocked
+ * regions; `inRegion`: whether an element lies in one): a stylesheet's `.sig { background:
+ * url(/signature.svg) }` used only inside a masked region is not carried. An image no element
+ * shows now, or one shown outside as well, is carried. Fails closed: if the page cannot be read
+ * this way, all of `urls` are withheld.
+ */
+export function onlyMaskedImages(
+  doc: Document, base: string, urls: readonly string[], masked: () => Element[], inRegion: (el: Element) => boolean,
+): Set<string> {
+  if (!urls.length) return new Set();
+  try {
+    const absolute = new Map<string, string>();
+    for (const url of urls) {
+      try {
+        absolute.set(new URL(url, base).href, url);
+      } catch {
+        // not an address: never fetched (carriable refuses it)
+      }
+    }
+    const inside = new Set<string>();
+    for (const el of masked()) imagesShownBy(el, inside);
+    const candidates = [...absolute.keys()].filter((url) => inside.has(url));
+    if (!candidates.length) return new Set();
+    // Rare (a masked region shows one of these): look at what the rest of the page shows.
+    const outside = new Set<string>();
+    for (const el of querySelectorAll(doc, "*")) {
+      if (candidates.every((url) => outside.has(url))) break;
+      if (!inRegion(el)) imagesShownBy(el, outside);
+    }
+    return new Set(candidates.filter((url) => !outside.has(url)).map((url) => absolute.get(url) as string));
+  } catch {
+    return new Set(urls);
+  }
+}
+
 export class AssetCarrier {
   private readonly fetched = new Map<string, Promise<Fetched | null>>();
   private sent = new Set<string>();
@@ -172,6 +225,8 @@ export class AssetCarrier {
     private readonly imagesShown: () => boolean,
     private readonly fetcher: Fetcher = (url, init) => fetch(url, init),
     private readonly limits: AssetLimits = DEFAULT_LIMITS,
+    /** Of these addresses, those only content the agent may not see shows (onlyMaskedImages). */
+    private readonly onlyMasked: (urls: string[]) => Set<string> = () => new Set(),
   ) {}
 
   /** A new recorder (full snapshot) starts: the console may not have anything yet. */
@@ -189,7 +244,7 @@ export class AssetCarrier {
   /** The asset payloads to send before `events`: those they use that were not sent since the
    * recorder started. Never rejects; waits at most `waitMs`. */
   async carry(events: readonly unknown[]): Promise<AssetPayload[]> {
-    const wanted = [...assetUrls(events, this.masked, this.original)].filter((url) => !this.sent.has(url) && this.carriable(url));
+    const wanted = this.shown([...assetUrls(events, this.masked, this.original)].filter((url) => !this.sent.has(url) && this.carriable(url)));
     if (!wanted.length) return [];
     const out = await this.carryUrls(wanted);
     // A carried stylesheet's own images and fonts (absolute, as the console resolves them) go
@@ -203,9 +258,17 @@ export class AssetCarrier {
           return [];
         }
       }).filter((url) => !this.sent.has(url) && this.carriable(url));
-      nested.push(...await this.carryUrls(inner));
+      nested.push(...await this.carryUrls(this.shown(inner)));
     }
     return [...nested, ...out];
+  }
+
+  /** `urls` without those only masked content shows: not fetched, not sent (asked again when
+   * a later batch names them: the page may show them elsewhere by then). */
+  private shown(urls: string[]): string[] {
+    if (!urls.length) return urls;
+    const withheld = this.onlyMasked(urls);
+    return withheld.size ? urls.filter((url) => !withheld.has(url)) : urls;
   }
 
   private async carryUrls(wanted: string[]): Promise<AssetPayload[]> {

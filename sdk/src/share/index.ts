@@ -7,6 +7,7 @@
  * (the shell) around state.ts (the lifecycle reducer); privacy and security are described there.
  */
 
+import { watchPasswordFields } from "../shared/masking.ts";
 import { browserPorts, browserStore } from "./ports.ts";
 import { Session, type StartOptions } from "./session.ts";
 
@@ -20,6 +21,10 @@ function serverBase(): URL {
   const script = document.currentScript as HTMLScriptElement | null;
   return new URL(script?.dataset.tandemServer || script?.src || location.href, location.href);
 }
+
+// From load, not from sharing: a password the customer reveals ("show password") before
+// sharing starts stays a password (docs/privacy.md).
+watchPasswordFields(document);
 
 const base = serverBase();
 const socketUrl = `${base.protocol === "https:" ? "wss:" : "ws:"}//${base.host}/ws/customer`;

@@ -11,6 +11,9 @@
  * - In input values any run of 7 or more digits is masked too: a card number typed key by key
  *   passes through prefixes that are not Luhn-valid (PCI DSS allows at most the first six digits
  *   to be shown).
+ * - Text typed into an editor (under a `contenteditable` host) is a value like a field's: hidden
+ *   unless unmasked, then with the digit rules above. A masked region keeps only structural
+ *   attribute values (STRUCTURAL_ATTRIBUTES); its links keep their scheme at most.
  * - Marks that sites already set for rrweb-based tools count too: text inside `.rr-mask` is
  *   masked, values inside `.rr-mask`, `.rr-ignore` or `.rr-block` are hidden, `.rr-block` regions
  *   are replaced by boxes.
@@ -227,10 +230,54 @@ function hiddenSelectOf(el: MaskableElement): Element | null {
   return select && valueHidden(select) ? select : null;
 }
 
+/**
+ * Fields that were a password field at any time since the SDK loaded: a "show password" toggle
+ * makes one `type="text"`, and rrweb marks it (`data-rr-is-password`) only when it sees the
+ * change while recording, so a password revealed before sharing started would be shown.
+ * watchPasswordFields fills it from the page's own `type` changes; nothing is ever taken out.
+ */
+const everPassword = new WeakSet<Element>();
+let passwordWatch: MutationObserver | null = null;
+
+/** A field whose name or id says it holds a password (revealed before the SDK loaded, it has no
+ * other trace): hidden whatever its type. */
+const PASSWORD_NAME = /pass(?:word|wd|phrase|code)|pwd/i;
+
+function notePasswordChanges(records: MutationRecord[]): void {
+  for (const record of records) {
+    if ((record.oldValue ?? "").trim().toLowerCase() === "password") everPassword.add(record.target as Element);
+  }
+}
+
+/**
+ * Remember every field that is or was `type="password"` in `doc` from now on (the SDK calls it
+ * as it loads, before anything is shared): isSensitiveField then hides it whatever its type
+ * becomes. Only `doc`'s own tree: fields in shadow roots and frames are known by rrweb's mark
+ * when their type changes while recording, by their name, or by their `autocomplete`.
+ */
+export function watchPasswordFields(doc: Document): void {
+  if (passwordWatch || typeof MutationObserver === "undefined") return;
+  try {
+    for (const field of Array.from(doc.querySelectorAll('input[type="password" i]'))) everPassword.add(field);
+    passwordWatch = new MutationObserver(notePasswordChanges);
+    passwordWatch.observe(doc, { subtree: true, attributes: true, attributeFilter: ["type"], attributeOldValue: true });
+  } catch (error) {
+    failed(error);
+  }
+}
+
 export function isSensitiveField(el: MaskableElement): boolean {
   if (hasAttributeOn(el, "data-rr-is-password")) return true;
+  // Changes not yet delivered (made in this same task) count too.
+  if (passwordWatch) notePasswordChanges(passwordWatch.takeRecords());
+  if (everPassword.has(el)) return true;
   const type = (attributeOf(el, "type") ?? "").toLowerCase();
-  if (localNameOf(el) === "input" && (type === "password" || type === "hidden")) {
+  const name = localNameOf(el);
+  if (name === "input" && (type === "password" || type === "hidden")) {
+    return true;
+  }
+  if ((name === "input" || name === "textarea") &&
+    [attributeOf(el, "name"), attributeOf(el, "id")].some((word) => word !== null && PASSWORD_NAME.test(word))) {
     return true;
   }
   const autocomplete = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim();
@@ -255,12 +302,60 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
     // An option's label would tell which one a hidden <select> shows: all read the same.
     if (el && text.trim() && hiddenSelectOf(el)) return MASK_PLACEHOLDER;
     if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
+    if (el && editableHostOf(el)) return maskEditableText(text, el);
     if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
     return maskDetected(text);
   } catch (error) {
     failed(error);
     return String(text).replace(/\S/g, MASK);
   }
+}
+
+/** What makes an element editable by its own mark (`contenteditable=""`, `"true"`,
+ * `"plaintext-only"`); `"false"` makes an island that is not. */
+const CONTENT_EDITABLE = "[contenteditable]";
+let contentEditableGetter: ((this: Element) => unknown) | null | undefined;
+
+/**
+ * The editing host `el` lies in (a `contenteditable` element, or `el` itself in a `designMode`
+ * document), or null. What the customer types there is a value like a field's, not page text.
+ * The browser's own answer (`isContentEditable`, read through HTMLElement's prototype like every
+ * read of the page) and the nearest `contenteditable` mark both count: either one is enough.
+ */
+function editableHostOf(el: MaskableElement): Element | null {
+  const marked = closestOf(el, CONTENT_EDITABLE);
+  if (marked && (attributeOf(marked, "contenteditable") ?? "").trim().toLowerCase() !== "false") return marked;
+  if (contentEditableGetter === undefined) {
+    const html = (globalThis as { HTMLElement?: { prototype: object } }).HTMLElement;
+    const get = html ? Object.getOwnPropertyDescriptor(html.prototype, "isContentEditable")?.get : undefined;
+    contentEditableGetter = (get as ((this: Element) => unknown) | undefined) ?? null;
+  }
+  // Only HTML elements have it (an <svg> text inside an editor has the mark above).
+  const html = (globalThis as { HTMLElement?: new () => unknown }).HTMLElement;
+  if (contentEditableGetter && html && el instanceof html && contentEditableGetter.call(el) === true) {
+    return marked ?? el;
+  }
+  return null;
+}
+
+/**
+ * Text the customer can edit (inside a `contenteditable` host): the rules of a field's value.
+ * Hidden unless the site unmasks it (`data-tandem-unmask` or `unmask`) and it is not a sensitive
+ * field; unmasked, card numbers and every run of 7 or more digits are masked, also a run split
+ * over several nodes of the host (the editor's formatting). Whitespace alone stays as it is.
+ */
+function maskEditableText(text: string, el: MaskableElement): string {
+  if (!/\S/.test(text)) return text;
+  if (valueHidden(el)) return hideValue(text, el);
+  if (/\d/.test(text)) {
+    const host = editableHostOf(el) ?? el;
+    const whole = textContentUpTo(host, 400);
+    // Too long to look at whole: every digit of this text is masked (privacy wins over display).
+    if (whole === null) return maskDetected(text.replace(/\d/g, MASK));
+    const flat = whole.replace(/\s+/g, " ");
+    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text.replace(/\d/g, MASK));
+  }
+  return maskDetected(maskLongDigitRuns(text));
 }
 
 /**
@@ -499,22 +594,44 @@ function valueHidden(el: MaskableElement): boolean {
     !closestOf(el, unmaskSelector);
 }
 
-/** Attributes that carry words a person reads; masked on elements the policy masks. */
-const TEXT_ATTRIBUTES = new Set([
-  "title", "placeholder", "alt", "value", "label", "aria-label", "aria-description", "aria-valuetext",
+/**
+ * Attributes a masked region keeps as they are: they shape the page, they do not say anything
+ * about the customer (rrweb's own `rr_*` sizes and `_cssText` of a style among them). Every other
+ * attribute value is masked: `href="mailto:…"`, `datetime`, `data-*`, `aria-*`, `src`...
+ */
+const STRUCTURAL_ATTRIBUTES = new Set([
+  "class", "id", "style", "rel", "type", "role", "sizes", "width", "height", "dir", "hidden", "tabindex",
+  "colspan", "rowspan", "span", "contenteditable", "draggable", "disabled", "readonly", "required",
+  "multiple", "open", "rr_width", "rr_height", "_csstext",
 ]);
+/** Of a link in a masked region only its scheme stays (`mailto:`, `tel:`), else `#`. */
+const LINK_ATTRIBUTES = new Set(["href", "xlink:href"]);
+/** A `url(…)` in a style: the address of something the masked region shows. */
+const CSS_URL = /url\(\s*(?:"[^"]*"|'[^']*'|[^)]*)\s*\)/gi;
 
 function maskTextAttributes(attrs: Record<string, unknown>, el: MaskableElement | null): void {
-  if (!el || !insideMasked(el)) return;
-  maskWords(attrs);
+  if (!el) return;
+  if (insideMasked(el)) return maskRegionAttributes(attrs);
+  // Markup the customer typed into an editor (a pasted link) is theirs like the text.
+  const host = editableHostOf(el);
+  if (host && valueHidden(el)) maskRegionAttributes(attrs);
 }
 
-function maskWords(attrs: Record<string, unknown>): void {
+/** Every attribute value of an element in a masked region, but the structural ones. */
+function maskRegionAttributes(attrs: Record<string, unknown>): void {
   for (const [name, value] of Object.entries(attrs)) {
-    if (typeof value === "string" && (TEXT_ATTRIBUTES.has(name) || name.startsWith("data-"))) {
-      attrs[name] = value.replace(/\S/g, MASK);
-    }
+    if (typeof value !== "string") continue;
+    const key = name.toLowerCase();
+    if (key === "style") attrs[name] = value.replace(CSS_URL, "none");
+    else if (LINK_ATTRIBUTES.has(key)) attrs[name] = linkScheme(value);
+    else if (!STRUCTURAL_ATTRIBUTES.has(key)) attrs[name] = value.replace(/\S/g, MASK);
   }
+}
+
+/** `mailto:`, `tel:`, `sms:`... of a link, or `#` (an http(s) or relative address says where). */
+function linkScheme(url: string): string {
+  const scheme = /^\s*([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  return scheme && !["http", "https", "javascript", "data", "blob", "file"].includes(scheme) ? `${scheme}:` : "#";
 }
 
 /** Checked and selected states reveal a choice; `null` (a removal) reveals nothing. */
@@ -526,7 +643,7 @@ function hideChoices(attrs: Record<string, unknown>): void {
 /** Fail closed for one node whose masking failed: every word and choice it carries is hidden. */
 function hideAttributes(attrs: Record<string, unknown>): void {
   hideChoices(attrs);
-  maskWords(attrs);
+  maskRegionAttributes(attrs);
 }
 
 interface SerializedNode {
@@ -637,6 +754,21 @@ export function recordMaskingOptions() {
       ...(active.media.video ? [] : ["video", "audio"]),
     ].join(", "),
   };
+}
+
+/**
+ * Every element of the content the agent may not see (the regions `inMaskedRegion` looks for, and
+ * everything inside them), in `root`: which images only they show is what ../share/assets.ts
+ * needs to know. Throws when `root` cannot be read (callers fail closed).
+ */
+export function maskedRegionElements(root: ParentNode): Element[] {
+  const selector = [RR_BLOCK, RR_MASK, TANDEM_UI, ...active.mask, ...active.hide].join(", ");
+  const out = new Set<Element>();
+  for (const region of Array.from(root.querySelectorAll(selector))) {
+    out.add(region);
+    for (const el of Array.from(region.querySelectorAll("*"))) out.add(el);
+  }
+  return [...out];
 }
 
 /**

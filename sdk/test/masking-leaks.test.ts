@@ -1,0 +1,111 @@
+// Masking leaks a review found (docs/privacy.md): text typed into a contenteditable box, a
+// password revealed before sharing started, and what a masked region's attributes carry.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import {
+  MASK, MASK_PLACEHOLDER, isSensitiveField, maskFormState, maskInputValue, maskTextContent, usePolicy, watchPasswordFields,
+} from "../src/shared/masking.ts";
+import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
+import { document, html, window } from "./dom.ts";
+
+// The page's MutationObserver (watchPasswordFields), as a browser has it.
+(globalThis as { MutationObserver?: unknown }).MutationObserver ??= window.MutationObserver;
+
+/** The first text node under the element matching `selector` in `root`. */
+function textIn(root: Element, selector: string): Text {
+  const el = root.matches(selector) ? root : root.querySelector(selector);
+  const text = el?.firstChild;
+  assert.ok(text && text.nodeType === 3, `no text in ${selector}`);
+  return text as Text;
+}
+
+const mask = (text: Text) => maskTextContent(text.data, text.parentElement);
+
+test("text in a contenteditable box is hidden like a field's value", () => {
+  const box = html('<div contenteditable="true"><p>4111111111111111</p><p>Dear Sir</p></div>');
+  assert.equal(mask(textIn(box, "p")), MASK_PLACEHOLDER);
+  assert.equal(mask(textIn(box, "p:last-child")), MASK_PLACEHOLDER);
+  assert.equal(maskTextContent("  \n", box), "  \n", "whitespace alone tells nothing");
+  for (const value of ["", "plaintext-only"]) {
+    const other = html(`<div contenteditable="${value}">Dear Sir</div>`);
+    assert.equal(mask(textIn(other, "div")), MASK_PLACEHOLDER, value);
+  }
+  // A contenteditable="false" island, and page text, stay page text.
+  assert.equal(mask(textIn(html('<div contenteditable="false">Price list</div>'), "div")), "Price list");
+  assert.equal(mask(textIn(html("<div>Price list</div>"), "div")), "Price list");
+});
+
+test("an unmasked contenteditable box shows its words but never 7 digits in a row", () => {
+  const box = html('<div data-tandem-unmask><div contenteditable="true">Card 4111111 and 12 apples</div></div>');
+  assert.equal(mask(textIn(box, "[contenteditable]")), `Card ${MASK.repeat(7)} and 12 apples`);
+  // A card typed key by key passes through prefixes that are not Luhn-valid.
+  assert.equal(maskTextContent("411111111111111", box.querySelector("[contenteditable]")), MASK.repeat(15));
+  // Split over the editor's formatting: each part is short, the run is not.
+  const split = html('<div data-tandem-unmask><div contenteditable><b>41111</b><i>11111</i></div></div>');
+  assert.equal(mask(textIn(split, "b")), MASK.repeat(5));
+  assert.equal(mask(textIn(split, "i")), MASK.repeat(5));
+  // Keeping length, where the site asks for it.
+  const kept = html('<div data-tandem-mask="length" contenteditable>Dear Sir</div>');
+  assert.equal(mask(textIn(kept, "div")), MASK.repeat(8));
+});
+
+test("a password field shown as text (a 'show password' toggle) is still a password", async () => {
+  const form = html('<form data-tandem-unmask><input id="secret" type="password"><input id="later"></form>');
+  document.body.append(form);
+  try {
+    watchPasswordFields(document);
+    const secret = form.querySelector("#secret") as HTMLInputElement;
+    const later = form.querySelector("#later") as HTMLInputElement;
+    secret.type = "text"; // revealed: rrweb never saw it (no data-rr-is-password)
+    assert.equal(secret.hasAttribute("data-rr-is-password"), false);
+    assert.equal(isSensitiveField(secret), true, "known before the observer's callback ran");
+    assert.equal(maskInputValue("Hunter2", secret), MASK_PLACEHOLDER);
+    later.type = "password";
+    later.type = "text";
+    await new Promise((resolve) => setTimeout(resolve, 0)); // the observer's own delivery
+    assert.equal(isSensitiveField(later), true);
+    assert.equal(maskInputValue("Hunter2", later), MASK_PLACEHOLDER);
+    assert.equal(maskInputValue("jane", html("<input data-tandem-unmask>")), "jane", "other fields stay shown");
+  } finally {
+    form.remove();
+  }
+});
+
+test("a field named or labelled by id as a password is hidden whatever its type", () => {
+  for (const attrs of ['name="password"', 'id="user-passwd"', 'name="confirmPassword"', 'id="pwd"', 'name="passcode"']) {
+    assert.equal(maskInputValue("Hunter2", html(`<input type="text" data-tandem-unmask ${attrs}>`)), MASK_PLACEHOLDER, attrs);
+  }
+  assert.equal(maskInputValue("Jane", html('<input name="passenger" data-tandem-unmask>')), "Jane");
+  assert.equal(maskInputValue("Hunter2", html('<input autocomplete="current-password" data-tandem-unmask>')), MASK_PLACEHOLDER);
+});
+
+test("a masked region's attributes keep only structure: links their scheme, styles no address", () => {
+  usePolicy(validatePolicy({ version: 1, mask: [".pii"] }));
+  try {
+    const region = html('<div class="pii"><a id="a" href="mailto:jane@example.org">x</a><time id="t" datetime="1984-02-29">x</time>' +
+      '<a id="d" href="/patients/diagnosis-hiv-positive/">x</a><a id="p" href="tel:+447700900123">x</a><span id="s" style="background:url(/sig.svg)">x</span></div>');
+    const nodes: Record<number, Element> = {};
+    const serialized = ["a", "t", "d", "p", "s"].map((id, i) => {
+      const el = region.querySelector(`#${id}`) as Element;
+      nodes[i + 3] = el;
+      const attributes: Record<string, string> = {};
+      for (const attr of Array.from(el.attributes)) attributes[attr.name] = attr.value;
+      return { type: 2, id: i + 3, tagName: el.localName, attributes, childNodes: [] };
+    });
+    const event = { type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: serialized } } };
+    maskFormState(event, (id) => nodes[id] ?? null);
+    const [mail, time, diagnosis, phone, signed] = serialized.map((node) => node.attributes);
+    assert.equal(mail.href, "mailto:");
+    assert.equal(phone.href, "tel:");
+    assert.equal(diagnosis.href, "#");
+    assert.equal(time.datetime, MASK.repeat(10));
+    assert.equal(signed.style, "background:none");
+    assert.deepEqual([mail.id, time.id], ["a", "t"], "structure stays");
+    // An attribute changed later, too.
+    const change = { type: 3, timestamp: 1, data: { source: 0, texts: [], adds: [], removes: [], attributes: [{ id: 3, attributes: { href: "mailto:late@example.org", title: "Jane" } }] } };
+    maskFormState(change, (id) => nodes[id] ?? null);
+    assert.deepEqual(change.data.attributes[0].attributes, { href: "mailto:", title: MASK.repeat(4) });
+  } finally {
+    usePolicy(DEFAULT_POLICY);
+  }
+});
