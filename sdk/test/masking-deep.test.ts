@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import { Window } from "happy-dom";
 import {
-  agentMayTouch, composedClosest, composedParentElement, inMaskedRegion, MASK, MASK_PLACEHOLDER, maskFormState,
+  agentMayTouch, composedClosest, composedParentElement, hiddenFromAgent, inMaskedRegion, MASK, MASK_PLACEHOLDER, maskFormState,
   maskInputValue, maskTextContent, onMaskingFailure, usePolicy,
 } from "../src/shared/masking.ts";
 import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
@@ -167,6 +167,20 @@ test("a frame's document in a hidden region is dropped when it arrives", () => {
   const event = mutation({ adds: [{ parentId: 7, nextId: null, node: { type: 0, id: 8, childNodes: [] } }] });
   maskFormState(event, () => inside.document);
   assert.deepEqual(event.data.adds, []);
+});
+
+test("the customer's outlines reach the hidden fields and regions inside web components", () => {
+  usePolicy(validatePolicy({ version: 1, mask: [".balance"] }));
+  const { host, root } = component("", '<input id="typed"><div class="balance">1</div><x-deeper></x-deeper>');
+  const deeper = root.querySelector("x-deeper") as Element;
+  deeper.attachShadow({ mode: "open" }).innerHTML = '<input id="deep">';
+  const ui = document.createElement("div");
+  ui.setAttribute("data-tandem-ui", "");
+  ui.attachShadow({ mode: "open" }).innerHTML = '<input id="own">';
+  const page = host.parentElement?.parentElement as Element;
+  page.append(ui);
+  const outlined = hiddenFromAgent(page).map((el) => el.id || el.className);
+  assert.deepEqual(outlined.sort(), ["balance", "deep", "typed"]);
 });
 
 test("a node whose ancestry cannot be read counts as masked and hidden (fails closed)", () => {

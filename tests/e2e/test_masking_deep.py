@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer
 from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
 from tests.e2e.test_control import agent_click, grant
+from tests.e2e.test_masking import OUTLINED
 
 SHOWN = '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><title>shown</title></svg>'
 
@@ -286,3 +287,28 @@ def test_the_agent_may_not_click_a_button_inside_a_protected_regions_component(
     # The same agent reaches a component's button elsewhere: the refusal is the region's.
     agent_click(agent, view, "#free button")
     expect(customer.page.locator("#log")).to_have_text("Clicked: free")
+
+
+FIELD = """
+<h1>Sign up</h1>
+<x-field></x-field>
+<script>
+customElements.define("x-field", class extends HTMLElement {
+  constructor() {
+    super();
+    this.attachShadow({ mode: "open" }).innerHTML = '<label>Name <input id="inner"></label>';
+  }
+});
+</script>
+"""
+
+
+def test_the_customer_sees_outlined_the_hidden_field_inside_a_component(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("field.html", FIELD, live, title="Sign up")
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.locator("x-field input")).to_be_attached()
+    field = customer.page.locator("x-field input").element_handle()
+    customer.page.wait_for_function(OUTLINED, arg=field)

@@ -72,6 +72,7 @@ const getAttributeMethod = method("Element", "getAttribute");
 const hasAttributeMethod = method("Element", "hasAttribute");
 const closestMethod = method("Element", "closest");
 const hostGetter = getter("ShadowRoot", "host");
+const shadowRootGetter = getter("Element", "shadowRoot");
 
 export const ELEMENT_NODE = 1;
 export const TEXT_NODE = 3;
@@ -161,6 +162,11 @@ export function textContentUpTo(node: Node, limit: number): string | null {
 
 export function rootNodeOf(node: Node): Node {
   return getRootNodeMethod(node) as Node;
+}
+
+/** The element's open shadow root, or null. */
+export function shadowRootOf(el: Element): ShadowRoot | null {
+  return shadowRootGetter(el) as ShadowRoot | null;
 }
 
 /** A shadow root's host. Throws for anything else (a plain DocumentFragment too). */

@@ -29,7 +29,7 @@
 
 import {
   asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, frameElementOf, hasAttributeOn, hostOf,
-  liveValueOf, localNameOf, nodeTypeOf, parentElementOf, rootNodeOf, TEXT_NODE, textContentUpTo,
+  liveValueOf, localNameOf, nodeTypeOf, parentElementOf, rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT } from "./rrweb-events.ts";
@@ -557,21 +557,37 @@ export function agentMayTouch(el: Element): boolean {
   }
 }
 
-/** What the customer's overlay outlines: fields and regions the agent cannot read. */
+/** What the customer's overlay outlines: fields and regions the agent cannot read, in `root` and
+ * in the open shadow roots of its web components (a same-origin frame is outlined whole when its
+ * region is; the fields inside it are not outlined one by one). */
 export function hiddenFromAgent(root: ParentNode): Element[] {
   const regions = [RR_BLOCK, ...active.mask, ...active.hide].join(", ");
   const out: Element[] = [];
-  for (const field of Array.from(root.querySelectorAll("input, textarea, select"))) {
-    try {
-      const type = (attributeOf(field, "type") ?? "").toLowerCase();
-      if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
-      if (valueHidden(field)) out.push(field);
-    } catch {
-      out.push(field); // unreadable: it is hidden from the agent (masking fails closed)
+  for (const tree of openTrees(root)) {
+    for (const field of Array.from(tree.querySelectorAll("input, textarea, select"))) {
+      try {
+        const type = (attributeOf(field, "type") ?? "").toLowerCase();
+        if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
+        if (valueHidden(field)) out.push(field);
+      } catch {
+        out.push(field); // unreadable: it is hidden from the agent (masking fails closed)
+      }
+    }
+    for (const region of Array.from(tree.querySelectorAll(regions))) out.push(region);
+  }
+  return out.filter((el) => !insideTandemUi(el));
+}
+
+/** `root` and the open shadow roots under it, however deep (Tandem's own UI left out). */
+function openTrees(root: ParentNode): ParentNode[] {
+  const trees: ParentNode[] = [root];
+  for (let i = 0; i < trees.length && trees.length < MAX_COMPOSED_DEPTH; i++) {
+    for (const el of Array.from(trees[i].querySelectorAll("*"))) {
+      const shadow = shadowRootOf(el);
+      if (shadow && !hasAttributeOn(el, TANDEM_UI_ATTRIBUTE)) trees.push(shadow);
     }
   }
-  for (const region of Array.from(root.querySelectorAll(regions))) out.push(region);
-  return out.filter((el) => !insideTandemUi(el));
+  return trees;
 }
 
 function valueHidden(el: MaskableElement): boolean {
