@@ -97,6 +97,8 @@ export function usePolicy(policy: Policy): void {
 interface PassMemo {
   masked: Map<Element, boolean>;
   cards: Map<Node, CardAround>;
+  /** Whether an element lies in a blocked region (a batch of adds shares a few parents). */
+  blocked: Map<Element, boolean>;
 }
 let memo: PassMemo | null = null;
 
@@ -415,7 +417,7 @@ export function stripUrl(url: string): string {
  * masked whole; an event that cannot be walked at all is dropped (null), never sent raw.
  */
 export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T | null {
-  memo = { masked: new Map(), cards: new Map() };
+  memo = { masked: new Map(), cards: new Map(), blocked: new Map() };
   try {
     return maskEventState(event, lookup);
   } finally {
@@ -496,8 +498,13 @@ function blockedAround(lookup: (id: number) => unknown, id: unknown, self: boole
     const node = lookup(id);
     if (node === null || node === undefined) return false;
     const start = (self ? asElement(node) : null) ?? composedParentElement(node as Node);
+    if (start === null) return false;
+    const known = memo?.blocked.get(start);
+    if (known !== undefined) return known;
     blockedSelector ??= recordMaskingOptions().blockSelector;
-    return start !== null && composedClosest(start, blockedSelector) !== null;
+    const blocked = composedClosest(start, blockedSelector) !== null;
+    memo?.blocked.set(start, blocked);
+    return blocked;
   } catch (error) {
     failed(error);
     return true;
