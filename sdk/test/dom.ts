@@ -32,6 +32,15 @@ for (const property of ["textContent", "firstChild", "nextSibling", "parentNode"
   });
 }
 
+// A browser's global object has `frameElement` (an own getter; ../src/shared/dom.ts reads frames'
+// windows with it): happy-dom's window has none, and its documents are shown in no frame.
+Object.defineProperty(globalThis, "frameElement", {
+  configurable: true,
+  get(this: unknown) {
+    return this === globalThis ? null : ((this as { frameElement?: unknown } | null)?.frameElement ?? null);
+  },
+});
+
 /** The first element of `markup`, in a fresh detached container (tests do not share a page). */
 export function html(markup: string): Element {
   const container = document.createElement("div");

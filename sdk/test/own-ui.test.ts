@@ -96,10 +96,9 @@ test("the page's own buttons, in its own shadow components too, stay within reac
   const buy = new FakeElement("button", body);
   const widgetHost = new FakeElement("my-widget", body);
   const inWidget = new FakeElement("button", new FakeRoot(widgetHost));
-  for (const el of [buy, inWidget]) {
-    assert.equal(insideTandemUi(el), false);
-    assert.equal(touch(el), true);
-  }
+  // agentMayTouch, for real nodes only (it reads them through the DOM's prototypes), lets them
+  // through: ./masking-deep.test.ts.
+  for (const el of [buy, inWidget]) assert.equal(insideTandemUi(el), false);
   assert.equal(insideTandemUi(new FakeText(buy)), false);
 });
 

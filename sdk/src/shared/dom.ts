@@ -15,7 +15,9 @@
 type Method = (...args: unknown[]) => unknown;
 
 /** The realm's interface objects; read when called (node tests install a DOM after import). */
-function proto(name: "Node" | "Element" | "HTMLInputElement" | "HTMLTextAreaElement" | "HTMLSelectElement"): object {
+function proto(
+  name: "Node" | "Element" | "Document" | "ShadowRoot" | "HTMLInputElement" | "HTMLTextAreaElement" | "HTMLSelectElement",
+): object {
   const ctor = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[name];
   if (!ctor) throw new TypeError(`no DOM here (${name})`);
   return ctor.prototype;
@@ -69,10 +71,14 @@ const localNameGetter = getter("Element", "localName");
 const getAttributeMethod = method("Element", "getAttribute");
 const hasAttributeMethod = method("Element", "hasAttribute");
 const closestMethod = method("Element", "closest");
+const hostGetter = getter("ShadowRoot", "host");
+const shadowRootGetter = getter("Element", "shadowRoot");
 
 export const ELEMENT_NODE = 1;
 export const TEXT_NODE = 3;
 const CDATA_SECTION_NODE = 4;
+export const DOCUMENT_NODE = 9;
+export const DOCUMENT_FRAGMENT_NODE = 11;
 
 /** The node's type (1 element, 3 text...), or null for anything that is not a DOM node. */
 export function nodeTypeOf(node: unknown): number | null {
@@ -156,6 +162,51 @@ export function textContentUpTo(node: Node, limit: number): string | null {
 
 export function rootNodeOf(node: Node): Node {
   return getRootNodeMethod(node) as Node;
+}
+
+/** The element's open shadow root, or null. */
+export function shadowRootOf(el: Element): ShadowRoot | null {
+  return shadowRootGetter(el) as ShadowRoot | null;
+}
+
+/** A shadow root's host. Throws for anything else (a plain DocumentFragment too). */
+export function hostOf(root: Node): Element {
+  const host = hostGetter(root);
+  if (nodeTypeOf(host) !== ELEMENT_NODE) throw new TypeError("a fragment without a host");
+  return host as Element;
+}
+
+/**
+ * `document.defaultView`, read through the first prototype up Document.prototype's chain that
+ * has it (browsers: Document.prototype itself): a document's named elements shadow its own
+ * properties (`<img name="defaultView">` makes `document.defaultView` that image).
+ */
+let defaultViewGetter: ((this: unknown) => unknown) | undefined;
+/** `window.frameElement`, this realm's own getter (an own property of the global object in
+ * browsers), taken once: it also reads the windows of same-origin frames. */
+let frameElementGetter: ((this: unknown) => unknown) | undefined;
+
+/**
+ * The frame (`<iframe>`, `<frame>`, `<object>`) that shows `doc`, or null for this realm's own
+ * document (and a top-level one). Throws when it cannot tell, a document without a window (a
+ * removed frame's) included: callers fail closed.
+ */
+export function frameElementOf(doc: Node): Element | null {
+  if (!defaultViewGetter) {
+    for (let p: object | null = proto("Document"); p && !defaultViewGetter; p = Object.getPrototypeOf(p) as object | null) {
+      defaultViewGetter = Object.getOwnPropertyDescriptor(p, "defaultView")?.get;
+    }
+    if (!defaultViewGetter) throw new TypeError("Document.defaultView has no getter");
+  }
+  const view = defaultViewGetter.call(doc);
+  if (view === globalThis) return null;
+  if (view === null || typeof view !== "object") throw new TypeError("a document without a window");
+  frameElementGetter ??= Object.getOwnPropertyDescriptor(globalThis, "frameElement")?.get;
+  if (!frameElementGetter) throw new TypeError("window.frameElement has no getter");
+  const frame = frameElementGetter.call(view);
+  if (frame === null) return null;
+  if (nodeTypeOf(frame) !== ELEMENT_NODE) throw new TypeError("frameElement is not an element");
+  return frame as Element;
 }
 
 /** The live value of a form field (input, textarea, select), or null for other elements. */

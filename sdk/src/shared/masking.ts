@@ -31,8 +31,8 @@
  */
 
 import {
-  asElement, attributeOf, closestOf, hasAttributeOn, liveValueOf, localNameOf, nodeTypeOf,
-  parentElementOf, TEXT_NODE, textContentUpTo,
+  asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, frameElementOf, hasAttributeOn, hostOf,
+  liveValueOf, localNameOf, nodeTypeOf, parentElementOf, rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT } from "./rrweb-events.ts";
@@ -79,12 +79,15 @@ let unmaskSelector = UNMASK_SELECTOR;
 /** What `inMaskedRegion` looks for (rrweb's marks, Tandem's own UI, the policy's mask and hide),
  * made once per policy. */
 let regionSelector: string | null = null;
+/** What rrweb blocks (recordMaskingOptions' `blockSelector`), for maskFormState; once per policy. */
+let blockedSelector: string | null = null;
 
 export function usePolicy(policy: Policy): void {
   active = policy;
   maskSelector = [RR_MASK, ...policy.mask].join(", ");
   unmaskSelector = [UNMASK_SELECTOR, ...policy.unmask].join(", ");
   regionSelector = null;
+  blockedSelector = null;
 }
 
 /**
@@ -97,15 +100,60 @@ export function usePolicy(policy: Policy): void {
 interface PassMemo {
   masked: Map<Element, boolean>;
   cards: Map<Node, CardAround>;
+  /** Whether an element lies in a blocked region (a batch of adds shares a few parents). */
+  blocked: Map<Element, boolean>;
 }
 let memo: PassMemo | null = null;
 
 function insideMasked(el: MaskableElement): boolean {
   const known = memo?.masked.get(el);
   if (known !== undefined) return known;
-  const masked = closestOf(el, maskSelector) !== null;
+  const masked = composedClosest(el, maskSelector) !== null;
   memo?.masked.set(el, masked);
   return masked;
+}
+
+/** Shadow roots and frames nest, but never this deep in a real page: deeper counts as a match. */
+const MAX_COMPOSED_DEPTH = 1000;
+
+/**
+ * The element just outside the tree `node` is in: a shadow root's host, or the frame that shows
+ * a same-origin document; null for the page's own document and for a detached tree. Throws when
+ * it cannot tell (a fragment that is no shadow root, a removed frame's document).
+ */
+function outerElementOf(node: Node): Element | null {
+  const root = rootNodeOf(node);
+  const type = nodeTypeOf(root);
+  if (type === DOCUMENT_FRAGMENT_NODE) return hostOf(root);
+  if (type === DOCUMENT_NODE) return frameElementOf(root);
+  return null;
+}
+
+/**
+ * The element `node` sits in, through shadow roots and frames: its parent element, else (text
+ * or an element right in a shadow root, a frame's root element or document) the shadow host or
+ * the frame. Null for a detached node. Throws when it cannot tell.
+ */
+export function composedParentElement(node: Node): Element | null {
+  return parentElementOf(node) ?? outerElementOf(node);
+}
+
+/**
+ * `closest` that does not stop at a shadow root or a same-origin frame's document: it goes on
+ * from the shadow host, or from the frame in the page around (`closest` alone let a masked or
+ * hidden region's web components and frames out). Null only when no ancestor matches; throws
+ * when the ancestry cannot be read (callers fail closed). Only for selectors that hide: a mark
+ * that shows (`data-tandem-unmask`) reaches no further than `closest` does.
+ */
+export function composedClosest(el: Element, selector: string): Element | null {
+  let current: Element | null = el;
+  for (let depth = 0; current; depth++) {
+    if (depth >= MAX_COMPOSED_DEPTH) return el;
+    const found = closestOf(current, selector);
+    if (found) return found;
+    current = outerElementOf(current);
+  }
+  return null;
 }
 
 export function luhnValid(digits: string): boolean {
@@ -464,7 +512,7 @@ export function stripUrl(url: string): string {
  * masked whole; an event that cannot be walked at all is dropped (null), never sent raw.
  */
 export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T | null {
-  memo = { masked: new Map(), cards: new Map() };
+  memo = { masked: new Map(), cards: new Map(), blocked: new Map() };
   try {
     return maskEventState(event, lookup);
   } finally {
@@ -479,11 +527,24 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
     if (e.type === FULL_SNAPSHOT) {
       maskSerializedTree(e.data.node, lookup);
     } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MUTATION) {
+      // rrweb records what is drawn later in a blocked shadow host's root, or in a frame added
+      // there (it watches the root of every host it serialises): dropped here, as the rest of
+      // the blocked region.
+      const { data } = e;
+      if (Array.isArray(data.adds)) data.adds = data.adds.filter((add) => !blockedAround(lookup, (add as { node?: { id?: unknown } })?.node?.id, false));
+      if (Array.isArray(data.texts)) data.texts = data.texts.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
+      if (Array.isArray(data.attributes)) data.attributes = data.attributes.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
       for (const add of asArray(e.data.adds)) maskSerializedTree((add as { node?: unknown })?.node, lookup);
       for (const change of asArray(e.data.texts)) {
         const text = (change ?? {}) as { id?: unknown; value?: unknown };
-        if (typeof text.value !== "string") continue;
-        text.value = maskTextContent(text.value, typeof text.id === "number" ? textParent(lookup(text.id)) : null);
+        const value = text.value;
+        if (typeof value !== "string") continue;
+        try {
+          text.value = maskTextContent(value, typeof text.id === "number" ? textParent(lookup(text.id)) : null);
+        } catch (error) {
+          failed(error);
+          text.value = value.replace(/\S/g, MASK);
+        }
       }
       for (const change of asArray(e.data.attributes)) {
         const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
@@ -506,7 +567,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       let hidden = true;
       try {
         el = asElement(lookup(e.data.id));
-        hidden = !el || valueHidden(el);
+        hidden = !el || valueHidden(el) || blockedAround(lookup, e.data.id, true);
       } catch (error) {
         failed(error);
       }
@@ -520,6 +581,31 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
   }
 }
 
+/**
+ * Whether the live node of a recorded id lies in a region rrweb blocks (`hide`, `.rr-block`...),
+ * through shadow roots and frames: a node inside it (`self`: or the node itself). An id with no
+ * live node is not (rrweb's mirror knows every node it has just serialised); a node whose
+ * ancestry cannot be read is (fails closed, reported).
+ */
+function blockedAround(lookup: (id: number) => unknown, id: unknown, self: boolean): boolean {
+  if (typeof id !== "number") return false;
+  try {
+    const node = lookup(id);
+    if (node === null || node === undefined) return false;
+    const start = (self ? asElement(node) : null) ?? composedParentElement(node as Node);
+    if (start === null) return false;
+    const known = memo?.blocked.get(start);
+    if (known !== undefined) return known;
+    blockedSelector ??= recordMaskingOptions().blockSelector;
+    const blocked = composedClosest(start, blockedSelector) !== null;
+    memo?.blocked.set(start, blocked);
+    return blocked;
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
 /** Input types whose `value` is a label the page wrote, never something typed. */
 const LABEL_INPUT_TYPES = new Set(["button", "submit", "reset", "image"]);
 
@@ -527,9 +613,10 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** The element a live text node sits in (masking of text goes by it), or null. */
+/** The element a live text node sits in (masking of text goes by it), or null; text right in a
+ * shadow root sits in its host. Throws when that cannot be read. */
 function textParent(node: unknown): Element | null {
-  return nodeTypeOf(node) === TEXT_NODE ? parentElementOf(node as Node) : asElement(node);
+  return nodeTypeOf(node) === TEXT_NODE ? composedParentElement(node as Node) : asElement(node);
 }
 
 /** Marks Tandem's own UI (./share/ui.ts): its hosts and its container. */
@@ -562,9 +649,9 @@ export function insideTandemUi(node: ComposedNode): boolean {
 /** Whether the agent may act on `el` (remote control): it must be able to see it. */
 export function agentMayTouch(el: Element): boolean {
   try {
-    if (el.closest("[data-tandem-no-control]") || insideTandemUi(el)) return false;
-    const regions = [RR_BLOCK, ...active.mask, ...active.hide].join(", ");
-    if (el.closest(regions)) return false;
+    if (composedClosest(el, "[data-tandem-no-control]") || insideTandemUi(el)) return false;
+    const regions = [RR_BLOCK, RR_MASK, ...active.mask, ...active.hide].join(", ");
+    if (composedClosest(el, regions)) return false;
     const field = el.closest("input, textarea, select");
     return !field || !valueHidden(field);
   } catch {
@@ -572,25 +659,41 @@ export function agentMayTouch(el: Element): boolean {
   }
 }
 
-/** What the customer's overlay outlines: fields and regions the agent cannot read. */
+/** What the customer's overlay outlines: fields and regions the agent cannot read, in `root` and
+ * in the open shadow roots of its web components (a same-origin frame is outlined whole when its
+ * region is; the fields inside it are not outlined one by one). */
 export function hiddenFromAgent(root: ParentNode): Element[] {
   const regions = [RR_BLOCK, ...active.mask, ...active.hide].join(", ");
   const out: Element[] = [];
-  for (const field of Array.from(root.querySelectorAll("input, textarea, select"))) {
-    try {
-      const type = (attributeOf(field, "type") ?? "").toLowerCase();
-      if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
-      if (valueHidden(field)) out.push(field);
-    } catch {
-      out.push(field); // unreadable: it is hidden from the agent (masking fails closed)
+  for (const tree of openTrees(root)) {
+    for (const field of Array.from(tree.querySelectorAll("input, textarea, select"))) {
+      try {
+        const type = (attributeOf(field, "type") ?? "").toLowerCase();
+        if (type === "hidden" || ["button", "submit", "reset", "image"].includes(type)) continue;
+        if (valueHidden(field)) out.push(field);
+      } catch {
+        out.push(field); // unreadable: it is hidden from the agent (masking fails closed)
+      }
     }
+    for (const region of Array.from(tree.querySelectorAll(regions))) out.push(region);
   }
-  for (const region of Array.from(root.querySelectorAll(regions))) out.push(region);
   return out.filter((el) => !insideTandemUi(el));
 }
 
+/** `root` and the open shadow roots under it, however deep (Tandem's own UI left out). */
+function openTrees(root: ParentNode): ParentNode[] {
+  const trees: ParentNode[] = [root];
+  for (let i = 0; i < trees.length && trees.length < MAX_COMPOSED_DEPTH; i++) {
+    for (const el of Array.from(trees[i].querySelectorAll("*"))) {
+      const shadow = shadowRootOf(el);
+      if (shadow && !hasAttributeOn(el, TANDEM_UI_ATTRIBUTE)) trees.push(shadow);
+    }
+  }
+  return trees;
+}
+
 function valueHidden(el: MaskableElement): boolean {
-  return isSensitiveField(el) || insideMasked(el) || closestOf(el, RR_VALUE_HIDDEN) !== null ||
+  return isSensitiveField(el) || insideMasked(el) || composedClosest(el, RR_VALUE_HIDDEN) !== null ||
     !closestOf(el, unmaskSelector);
 }
 
@@ -778,10 +881,10 @@ export function maskedRegionElements(root: ParentNode): Element[] {
  */
 export function inMaskedRegion(node: unknown): boolean {
   try {
-    const el = nodeTypeOf(node) === 1 ? asElement(node) : nodeTypeOf(node) === 3 ? parentElementOf(node as Node) : null;
+    const el = nodeTypeOf(node) === 1 ? asElement(node) : nodeTypeOf(node) === 3 ? composedParentElement(node as Node) : null;
     if (!el) return true;
     regionSelector ??= [RR_BLOCK, RR_MASK, TANDEM_UI, ...active.mask, ...active.hide].join(", ");
-    return closestOf(el, regionSelector) !== null;
+    return composedClosest(el, regionSelector) !== null;
   } catch {
     return true;
   }
