@@ -199,16 +199,17 @@ def test_a_signed_out_console_does_not_get_the_session_back(
     assert "agent_rejoined" not in audit_actions(live)
 
 
-class Splicer:
-    """The relay as an attacker runs it: it keeps the frames that go to the second agent's socket
-    (another customer's session), and when the first agent's console rejoins, it sends that
-    console the other customer's frames instead of its own customer's."""
+class FrameSwapper:
+    """The relay as an attacker runs it: it keeps the frames it passes to one agent socket (the
+    ``keep``-th opened), and sends them, once, to every later socket from the ``swap``-th on in
+    place of that socket's own frames (``swapped`` counts the frames it withheld)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, keep: int, swap: int) -> None:
         self.app = app
+        self.keep, self.swap = keep, swap
         self.agent_sockets = 0
-        self.other: list[bytes] = []
-        self.spliced = 0
+        self.kept: list[bytes] = []
+        self.swapped = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
@@ -220,13 +221,13 @@ class Splicer:
 
         async def relay_send(message: Message) -> None:
             frame = message.get("bytes") if message["type"] == "websocket.send" else None
-            if frame is not None and index == 1:
-                self.other.append(frame)  # the other customer's session
-            if frame is not None and index >= 2 and self.other:
-                if self.spliced == 0:  # in place of its own customer's frames
-                    for other in self.other:
-                        await send({"type": "websocket.send", "bytes": other})
-                self.spliced += 1
+            if frame is not None and index == self.keep:
+                self.kept.append(frame)
+            if frame is not None and index >= self.swap and self.kept:
+                if self.swapped == 0:  # in place of this socket's own frames
+                    for kept in self.kept:
+                        await send({"type": "websocket.send", "bytes": kept})
+                self.swapped += 1
                 return
             await send(message)
 
@@ -236,10 +237,11 @@ class Splicer:
 def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refused(
     server_factory: ServerFactory, customer: Party, agent: Party, supervisor: Party, browser: Any
 ) -> None:
-    relays: list[Splicer] = []
+    relays: list[FrameSwapper] = []
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        relays.append(Splicer(app))
+        # bob's socket (1: another customer's session) into alice's rejoined one (2 on)
+        relays.append(FrameSwapper(app, keep=1, swap=2))
         return relays[-1]
 
     server = server_factory(wrap=wrap)
@@ -256,59 +258,25 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     join(supervisor, code)
     other_customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
     expect(mirror(supervisor).locator("#notes")).to_be_attached()
-    assert relays[0].other
+    assert relays[0].kept
     # alice reloads (agent socket 2): the relay answers her rejoin with the other session's frames.
     agent.page.reload()
     expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
-    assert relays[0].spliced > 0
+    assert relays[0].swapped > 0
     expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
     # Her own customer's session ends (she left); the other customer's page never showed.
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
     other_customer.context.close()
 
 
-class EpochReplayer:
-    """The relay as an attacker runs it: it keeps every frame it passes to the agent's first
-    socket (the customer's first page, as the console showed it), and when the console has
-    reloaded, it sends the reloaded console those frames instead of the customer's new epoch:
-    the old page, to be taken for the live one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.agent_sockets = 0
-        self.kept: list[bytes] = []
-        self.replayed = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
-            await self.app(scope, receive, send)
-            return
-        index = self.agent_sockets
-        self.agent_sockets += 1
-        scope = without_direct_send(scope)  # every frame must pass relay_send
-
-        async def relay_send(message: Message) -> None:
-            frame = message.get("bytes") if message["type"] == "websocket.send" else None
-            if frame is not None and index == 0:
-                self.kept.append(frame)
-            if frame is not None and index >= 1 and self.kept:
-                if self.replayed == 0:  # in place of the customer's new epoch
-                    for old in self.kept:
-                        await send({"type": "websocket.send", "bytes": old})
-                self.replayed += 1
-                return
-            await send(message)
-
-        await self.app(scope, receive, relay_send)
-
-
 def test_a_relay_that_replays_an_old_page_to_a_reloaded_console_is_refused(
     server_factory: ServerFactory, customer: Party, agent: Party
 ) -> None:
-    relays: list[EpochReplayer] = []
+    relays: list[FrameSwapper] = []
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        relays.append(EpochReplayer(app))
+        # the console's first socket (0: the page it showed) into its reloaded one (1 on)
+        relays.append(FrameSwapper(app, keep=0, swap=1))
         return relays[-1]
 
     server = server_factory(wrap=wrap)
@@ -317,6 +285,6 @@ def test_a_relay_that_replays_an_old_page_to_a_reloaded_console_is_refused(
     # The console reloads; the relay answers its rejoin with the page the console showed before.
     agent.page.reload()
     expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
-    assert relays[0].replayed > 0
+    assert relays[0].swapped > 0
     expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
