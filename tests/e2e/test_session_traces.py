@@ -18,16 +18,12 @@ def test_the_tandem_database_is_deleted_when_sharing_stops(
     view = share(customer, agent, live, get_help(customer))
     expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
     # While sharing, the pairwise key waits in IndexedDB for page navigations.
-    customer.page.wait_for_function(
-        f"async () => ({DATABASES})().then((n) => n.includes('tandem'))"
-    )
+    # (Polled from here: wait_for_function takes an async predicate's promise as truthy at once.)
+    wait_until(customer.page, lambda: "tandem" in customer.page.evaluate(DATABASES))
     customer.page.get_by_role("button", name="Stop sharing").click()
     expect(agent.page.get_by_text("Session ended")).to_be_visible()
     # Not emptied: gone. (Waits for the deletion, which the SDK starts as the session ends.)
-    customer.page.wait_for_function(
-        f"async () => !(await ({DATABASES})()).includes('tandem')", timeout=5000
-    )
-    assert "tandem" not in customer.page.evaluate(DATABASES)
+    wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
 
 
 def test_a_tab_opened_while_another_shares_keeps_the_sharing_tabs_keys(
