@@ -200,14 +200,17 @@ def test_a_signed_out_console_does_not_get_the_session_back(
 
 
 class FrameSwapper:
-    """The relay as an attacker runs it: it keeps the frames it passes to one agent socket (the
-    ``keep``-th opened), and sends them, once, to every later socket from the ``swap``-th on in
-    place of that socket's own frames (``swapped`` counts the frames it withheld)."""
+    """The relay as an attacker runs it. It tells the console sockets apart by their sign-in
+    (cookie), not by the order they open in, which a slow machine's reconnects can change: it
+    keeps the frames it passes to the first console's first socket (``keep="first"``: the page
+    that console showed) or to another console's sockets (``keep="other"``: another customer's
+    session), and sends them, once, to the first console's later sockets (its rejoin after a
+    reload) in place of their own frames (``swapped`` counts the frames it withheld)."""
 
-    def __init__(self, app: ASGIApp, keep: int, swap: int) -> None:
+    def __init__(self, app: ASGIApp, keep: str) -> None:
         self.app = app
-        self.keep, self.swap = keep, swap
-        self.agent_sockets = 0
+        self.keep = keep
+        self.first_sign_in: bytes | None = None
         self.kept: list[bytes] = []
         self.swapped = 0
 
@@ -215,15 +218,18 @@ class FrameSwapper:
         if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
             await self.app(scope, receive, send)
             return
-        index = self.agent_sockets
-        self.agent_sockets += 1
+        sign_in = dict(scope["headers"]).get(b"cookie", b"")
+        if self.first_sign_in is None:
+            self.first_sign_in, which = sign_in, "first"
+        else:
+            which = "again" if sign_in == self.first_sign_in else "other"
         scope = without_direct_send(scope)  # every frame must pass relay_send
 
         async def relay_send(message: Message) -> None:
             frame = message.get("bytes") if message["type"] == "websocket.send" else None
-            if frame is not None and index == self.keep:
+            if frame is not None and which == self.keep:
                 self.kept.append(frame)
-            if frame is not None and index >= self.swap and self.kept:
+            if frame is not None and which == "again" and self.kept:
                 if self.swapped == 0:  # in place of this socket's own frames
                     for kept in self.kept:
                         await send({"type": "websocket.send", "bytes": kept})
@@ -240,14 +246,14 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     relays: list[FrameSwapper] = []
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        # bob's socket (1: another customer's session) into alice's rejoined one (2 on)
-        relays.append(FrameSwapper(app, keep=1, swap=2))
+        # bob's sockets (another customer's session) into alice's rejoined one
+        relays.append(FrameSwapper(app, keep="other"))
         return relays[-1]
 
     server = server_factory(wrap=wrap)
     add_user(server.settings.data_dir, "bob", display_name="Bob")
-    share_at(customer, agent, server, server.base, server.base)  # agent socket 0: alice
-    # Another customer shares another page with bob (agent socket 1): the relay keeps its frames.
+    share_at(customer, agent, server, server.base, server.base)  # alice: the first console
+    # Another customer shares another page with bob: the relay keeps its frames.
     other_customer = browser.new_context().new_page()
     other_customer.goto(f"{server.base}/demo/checkout.html")
     other_customer.get_by_role("button", name="Get help").click()
@@ -259,7 +265,7 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     other_customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
     expect(mirror(supervisor).locator("#notes")).to_be_attached()
     assert relays[0].kept
-    # alice reloads (agent socket 2): the relay answers her rejoin with the other session's frames.
+    # alice reloads: the relay answers her rejoin with the other session's frames.
     agent.page.reload()
     expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
     assert relays[0].swapped > 0
@@ -275,8 +281,8 @@ def test_a_relay_that_replays_an_old_page_to_a_reloaded_console_is_refused(
     relays: list[FrameSwapper] = []
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        # the console's first socket (0: the page it showed) into its reloaded one (1 on)
-        relays.append(FrameSwapper(app, keep=0, swap=1))
+        # the console's first socket (the page it showed) into its reloaded one
+        relays.append(FrameSwapper(app, keep="first"))
         return relays[-1]
 
     server = server_factory(wrap=wrap)
