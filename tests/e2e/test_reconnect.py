@@ -240,17 +240,23 @@ class FrameSwapper:
         await self.app(scope, receive, relay_send)
 
 
-def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refused(
-    server_factory: ServerFactory, customer: Party, agent: Party, supervisor: Party, browser: Any
-) -> None:
+def swapping_server(server_factory: ServerFactory, keep: str) -> tuple[RunningServer, FrameSwapper]:
+    """A server behind a :class:`FrameSwapper` that keeps ``keep``'s frames."""
     relays: list[FrameSwapper] = []
 
     def wrap(app: ASGIApp) -> ASGIApp:
-        # bob's sockets (another customer's session) into alice's rejoined one
-        relays.append(FrameSwapper(app, keep="other"))
+        relays.append(FrameSwapper(app, keep=keep))
         return relays[-1]
 
     server = server_factory(wrap=wrap)
+    return server, relays[0]
+
+
+def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refused(
+    server_factory: ServerFactory, customer: Party, agent: Party, supervisor: Party, browser: Any
+) -> None:
+    # bob's sockets (another customer's session) into alice's rejoined one
+    server, relay = swapping_server(server_factory, keep="other")
     add_user(server.settings.data_dir, "bob", display_name="Bob")
     share_at(customer, agent, server, server.base, server.base)  # alice: the first console
     # Another customer shares another page with bob: the relay keeps its frames.
@@ -264,11 +270,11 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
     join(supervisor, code)
     other_customer.get_by_role("dialog").get_by_role("button", name="Allow").click()
     expect(mirror(supervisor).locator("#notes")).to_be_attached()
-    assert relays[0].kept
+    assert relay.kept
     # alice reloads: the relay answers her rejoin with the other session's frames.
     agent.page.reload()
     expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
-    assert relays[0].swapped > 0
+    assert relay.swapped > 0
     expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
     # Her own customer's session ends (she left); the other customer's page never showed.
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
@@ -278,19 +284,13 @@ def test_a_relay_that_splices_another_customer_into_a_rejoined_session_is_refuse
 def test_a_relay_that_replays_an_old_page_to_a_reloaded_console_is_refused(
     server_factory: ServerFactory, customer: Party, agent: Party
 ) -> None:
-    relays: list[FrameSwapper] = []
-
-    def wrap(app: ASGIApp) -> ASGIApp:
-        # the console's first socket (the page it showed) into its reloaded one
-        relays.append(FrameSwapper(app, keep="first"))
-        return relays[-1]
-
-    server = server_factory(wrap=wrap)
+    # the console's first socket (the page it showed) into its reloaded one
+    server, relay = swapping_server(server_factory, keep="first")
     share_at(customer, agent, server, server.base, server.base)
-    assert relays[0].kept
+    assert relay.kept
     # The console reloads; the relay answers its rejoin with the page the console showed before.
     agent.page.reload()
     expect(agent.page.get_by_role("status")).to_contain_text("integrity check", timeout=15_000)
-    assert relays[0].swapped > 0
+    assert relay.swapped > 0
     expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
     expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
