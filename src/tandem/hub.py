@@ -638,14 +638,21 @@ class SessionHub:
             authorize(agent, action)
         except ForbiddenError:
             return codec.CLOSE_FORBIDDEN, revocation.ROLE_CHANGED
-        live = seat.live
+        try:
+            await self._authorize_on_site(agent, action, seat.live)
+        except (ForbiddenError, NotFoundError):
+            return codec.CLOSE_FORBIDDEN, revocation.TEAMS_CHANGED
+        return None
+
+    async def _authorize_on_site(
+        self, principal: Principal, action: Action, live: LiveSession | None
+    ) -> None:
+        """Authorise ``action`` on ``live``'s site as it is now (its organisation, the teams
+        serving it), when there is a live, unended session that is not a practice one (no team
+        serves those). Raises ForbiddenError or NotFoundError."""
         if live is not None and live.practice is None and not live.machine.ended:
             _, resource = await self._site_of(live)
-            try:
-                authorize(agent, action, resource)
-            except (ForbiddenError, NotFoundError):
-                return codec.CLOSE_FORBIDDEN, revocation.TEAMS_CHANGED
-        return None
+            authorize(principal, action, resource)
 
     async def _forced_close(
         self, seat: AgentSeat | WatchSeat, principal: Principal, code: int, reason: str
@@ -713,9 +720,8 @@ class SessionHub:
         socket's last re-check)."""
         try:
             authorize(principal, action)
-            if on_site and live is not None and live.practice is None and not live.machine.ended:
-                _, resource = await self._site_of(live)
-                authorize(principal, action, resource)
+            if on_site:
+                await self._authorize_on_site(principal, action, live)
         except (ForbiddenError, NotFoundError) as exc:
             await self._refused(principal, action, message, live, exc)
             raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
