@@ -1277,17 +1277,17 @@ class SessionHub:
         # The code is looked up in the agent's organisation only, before any action is
         # checked (the join itself is authorised against the session's site below).
         grant = Grant.server(agent.org, "join code")
-        session_id = await self.storage.take_join_code(grant, digest, now)
-        if session_id is None:
+        taken = await self.storage.take_join_code(grant, digest, now)
+        if taken is None:
             return None
+        session_id = taken.session_id
         # A waiting session handed over by a stopping server: the code proves it.
         live = await self._restore(session_id, lambda row: row.state == "waiting")
         if live is None:
-            # Another process holds this session: leave its code valid for it, and let the
-            # caller tunnel the agent's socket there (which takes the code again).
-            await self.storage.put_join_code(
-                grant, digest, session_id, now + self.settings.code_ttl_seconds
-            )
+            # Another process holds this session: leave its code valid for it, until it would
+            # have expired (tries from here must not keep it alive), and let the caller tunnel
+            # the agent's socket there (which takes the code again).
+            await self.storage.put_join_code(grant, digest, session_id, taken.expires_at)
             owner = await self.owner_elsewhere(session_id)
             if owner:
                 raise HeldElsewhere(owner)

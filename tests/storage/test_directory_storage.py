@@ -13,6 +13,7 @@ from tandem.storage.base import (
     PracticeRecord,
     SiteRecord,
     Storage,
+    TakenCode,
     TrainingRecord,
     UserRecord,
 )
@@ -73,7 +74,9 @@ async def test_deleting_a_team_unlinks_its_members_and_sites(storage: Storage) -
 async def test_a_join_code_is_taken_only_by_its_organisation(storage: Storage) -> None:
     await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
     assert await storage.take_join_code(of_org("acme"), "digest", now=1.0) is None
-    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) == "s1"
+    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) == TakenCode(
+        "s1", 100.0
+    )
 
 
 async def test_ended_sessions_go_when_their_organisations_retention_runs_out(

@@ -20,6 +20,7 @@ from tandem.storage.base import (
     RecordingRecord,
     SiteRecord,
     Storage,
+    TakenCode,
     UserRecord,
 )
 from tests.grants import of_org, owned
@@ -144,7 +145,7 @@ async def test_what_a_grant_files_is_filed_under_its_organisation(two: Storage) 
     assert live == {"s-a2": "acme"}
     await two.put_join_code(A, "code-a", "s-a2", 100.0)
     assert await two.take_join_code(B, "code-a", 60.0) is None  # B cannot take A's code
-    assert await two.take_join_code(A, "code-a", 60.0) == "s-a2"
+    assert await two.take_join_code(A, "code-a", 60.0) == TakenCode("s-a2", 100.0)
     record = await two.append_audit(A, 51.0, "session_created", "customer", "s-a2", {})
     assert record.org == "acme"
     assert [r.seq for r in await two.audit_page(A, 0, 10)] == [record.seq]

@@ -44,7 +44,8 @@ async def check_contents(
     assert login is not None and login.username == "alice"
     ended = await storage.get_session("session-ended")
     assert ended is not None and ended.end_reason == "stopped" and ended.agent == "alice"
-    assert await storage.take_join_code(of_org("default"), "code-1", 4.0e9) == "session-live"
+    taken = await storage.take_join_code(of_org("default"), "code-1", 4.0e9)
+    assert taken is not None and taken.session_id == "session-live"
     if with_orgs:
         bob = await storage.get_user("bob")
         assert bob is not None and bob.org_id == "acme" and bob.teams == ("claims",)

@@ -13,7 +13,7 @@ from tandem.audit import AuditLog, verify
 from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, StorageError
 from tandem.storage import open_storage
-from tandem.storage.base import Storage
+from tandem.storage.base import Storage, TakenCode
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
 from tandem.storage.sql import BUSY_SECONDS, SQLStorage
 from tests.grants import of_org
@@ -21,7 +21,9 @@ from tests.grants import of_org
 
 async def test_join_code_is_taken_once(storage: Storage) -> None:
     await storage.put_join_code(of_org("default"), "digest", "s1", expires_at=100.0)
-    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) == "s1"
+    assert await storage.take_join_code(of_org("default"), "digest", now=1.0) == TakenCode(
+        "s1", 100.0
+    )
     assert await storage.take_join_code(of_org("default"), "digest", now=1.0) is None
 
 
@@ -30,7 +32,7 @@ async def test_concurrent_takes_of_one_code_succeed_once(storage: Storage) -> No
     results = await asyncio.gather(
         *(storage.take_join_code(of_org("default"), "digest", 1.0) for _ in range(20))
     )
-    assert results.count("s1") == 1
+    assert results.count(TakenCode("s1", 100.0)) == 1 and results.count(None) == 19
 
 
 async def test_expired_code_is_not_returned(storage: Storage) -> None:
@@ -50,7 +52,8 @@ async def test_purge_removes_expired_codes(storage: Storage) -> None:
     await storage.put_join_code(of_org("default"), "new", "s2", expires_at=1000.0)
     await storage.purge_expired(now=50.0)
     await storage.put_join_code(of_org("default"), "old", "s3", expires_at=1000.0)  # free again
-    assert await storage.take_join_code(of_org("default"), "new", now=50.0) == "s2"
+    taken = await storage.take_join_code(of_org("default"), "new", now=50.0)
+    assert taken is not None and taken.session_id == "s2"
 
 
 async def test_session_end_is_recorded_once(storage: Storage) -> None:

@@ -92,6 +92,15 @@ class LoginRecord:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class TakenCode:
+    """A join code taken (and so deleted): its session and when it would have expired, so a
+    code put back (its session is held by another process) keeps its own expiry."""
+
+    session_id: str
+    expires_at: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class SessionRecord:
     session_id: str
     created_at: float
@@ -280,9 +289,9 @@ class Storage(AuditStore, Protocol):
         :class:`~tandem.exceptions.TandemError` if the digest is already live."""
         ...
 
-    async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> str | None:
-        """Return the session id for a live code of the grant's organisation and delete the
-        code, atomically; else None. Another organisation's code is not taken (it stays
+    async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> TakenCode | None:
+        """Return the session and expiry of a live code of the grant's organisation and delete
+        the code, atomically; else None. Another organisation's code is not taken (it stays
         valid)."""
         ...
 

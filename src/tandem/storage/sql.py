@@ -57,6 +57,7 @@ from tandem.storage.base import (
     SiteRecord,
     SubjectErasure,
     SuspendedSession,
+    TakenCode,
     TrainingRecord,
     UserRecord,
 )
@@ -1184,12 +1185,12 @@ class SQLStorage:
         except _Violation:
             raise ConflictError("join code collision: a live session holds it") from None
 
-    async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> str | None:
+    async def take_join_code(self, grant: Grant, code_digest: str, now: float) -> TakenCode | None:
         # One DELETE ... RETURNING: of concurrent takers (on any server) exactly one gets the row.
         row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": grant.org_id})
         if row is None or row["expires_at"] <= now:
             return None
-        return str(row["session_id"])
+        return TakenCode(str(row["session_id"]), float(row["expires_at"]))
 
     async def delete_join_codes(self, session_id: str) -> None:
         await self._count(join_codes.delete().where(join_codes.c.session_id == session_id))
