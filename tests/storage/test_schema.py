@@ -152,7 +152,7 @@ async def test_both_backends_have_the_declared_indexes_and_no_others(storage: St
         for constraint in table.constraints
         if isinstance(constraint, sa.UniqueConstraint)
     }
-    assert len(declared) >= 12 and unique == {("sites", ("origin",))}
+    assert len(declared) >= 12 and unique == {("sites", ("org_id", "origin"))}
     assert isinstance(storage, SQLStorage)
     async with storage._engine.connect() as db:
         assert await db.run_sync(_indexes) == declared

@@ -412,8 +412,10 @@ class Storage(AuditStore, Protocol):
     async def delete_user(self, username: str) -> bool: ...
 
     async def add_site(self, grant: Grant, site: SiteRecord) -> None:
-        """Raises ConflictError if the id or origin is taken, NotFoundError for a missing team
-        or a site not of the grant's organisation."""
+        """Raises ConflictError if the id is taken, if the organisation has a site for the
+        origin, or if ``site`` is verified and another site holds the origin verified;
+        NotFoundError for a missing team or a site not of the grant's organisation. An
+        unverified site never conflicts with another organisation's site of its origin."""
         ...
 
     async def update_site(self, grant: Grant, site: SiteRecord) -> None:
@@ -423,7 +425,16 @@ class Storage(AuditStore, Protocol):
 
     async def get_site(self, site_id: str) -> SiteRecord | None: ...
 
-    async def site_for_origin(self, origin: str) -> SiteRecord | None: ...
+    async def site_for_origin(self, origin: str) -> SiteRecord | None:
+        """The verified site that holds ``origin`` (at most one server-wide), or None. Unproved
+        registrations of the origin (any organisation may have one) are never returned: every
+        lookup that decides what an origin's pages get (sessions, tokens, policies, CORS) goes
+        through here."""
+        ...
+
+    async def org_site_for_origin(self, grant: Grant, origin: str) -> SiteRecord | None:
+        """The grant's organisation's site for ``origin``, verified or not (at most one)."""
+        ...
 
     async def list_sites(self, grant: Grant) -> list[SiteRecord]: ...
 

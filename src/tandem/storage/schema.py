@@ -178,12 +178,25 @@ sites = sa.Table(
     metadata,
     sa.Column("site_id", Text, primary_key=True),
     _org_id(),
-    sa.Column("origin", Text, nullable=False, unique=True),
+    sa.Column("origin", Text, nullable=False),
     sa.Column("name", Text, nullable=False),
     sa.Column("policy", Text),
     sa.Column("token_key", Text),
     sa.Column("require_token", Flag, nullable=False, server_default=sa.false()),
     sa.Column("verified", Flag, nullable=False, server_default=sa.true()),
+    # One site per origin in an organisation; several organisations may claim an origin while
+    # it is unproved, but only one site holds it verified (sites_verified_origin): an unproved
+    # claim blocks no one (docs/administration.md, "Proving a site's origin").
+    sa.UniqueConstraint("org_id", "origin", name="sites_org_id_origin_key"),
+)
+SITE_VERIFIED = sites.c.verified == sa.true()
+"""The condition of the verified sites: the only ones that hold their origin."""
+sa.Index(
+    "sites_verified_origin",
+    sites.c.origin,
+    unique=True,
+    postgresql_where=SITE_VERIFIED,
+    sqlite_where=SITE_VERIFIED,
 )
 
 site_teams = sa.Table(

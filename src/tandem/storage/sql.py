@@ -62,6 +62,7 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.schema import (
+    SITE_VERIFIED,
     audit,
     audit_anchors,
     audit_counts,
@@ -1510,7 +1511,15 @@ class SQLStorage:
         return _site(row) if row else None
 
     async def site_for_origin(self, origin: str) -> SiteRecord | None:
-        row = await self._row(self._site_select().where(sites.c.origin == origin))
+        statement = self._site_select().where(sites.c.origin == origin, SITE_VERIFIED)
+        row = await self._row(statement)
+        return _site(row) if row else None
+
+    async def org_site_for_origin(self, grant: Grant, origin: str) -> SiteRecord | None:
+        statement = self._site_select().where(
+            sites.c.org_id == grant.org_id, sites.c.origin == origin
+        )
+        row = await self._row(statement)
         return _site(row) if row else None
 
     async def list_sites(self, grant: Grant) -> list[SiteRecord]:
