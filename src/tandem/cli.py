@@ -42,7 +42,7 @@ from tandem.exceptions import (
 )
 from tandem.policy import load_policy
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG, OrgRecord, UserRecord
+from tandem.storage.base import DEFAULT_ORG, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
 
 if TYPE_CHECKING:
@@ -850,6 +850,23 @@ def site_approve(
     typer.echo(f"Approved site {site_id!r}: its pages may start sessions.")
 
 
+async def _site_of_origin(directory: Directory, origin: str, org: str | None) -> SiteRecord | None:
+    """The site ``tandem site verify ORIGIN`` means: the organisation's, with ``--org`` (several
+    organisations may have registered an origin none of them proved); else the one holding it
+    verified, else the only registration. ConfigError when several wait and ``--org`` is
+    missing."""
+    if org is not None:
+        return await directory.storage.org_site_for_origin(Grant.operator(org), origin)
+    held = await directory.storage.site_for_origin(origin)
+    if held is not None:
+        return held
+    claims = [s for s in await directory.storage.all_sites() if s.origin == origin]
+    if len(claims) > 1:
+        names = ", ".join(sorted(s.org_id for s in claims))
+        raise ConfigError(f"{origin} is registered by several organisations ({names}): add --org")
+    return claims[0] if claims else None
+
+
 @site_app.command("verify")
 def site_verify(
     site: Annotated[str, typer.Argument(help="The site's id, or its origin (https://…).")],
@@ -874,7 +891,7 @@ def site_verify(
 
     async def run(settings: Settings, directory: Directory) -> None:
         found = (
-            await directory.storage.site_for_origin(normalize_origin(site))
+            await _site_of_origin(directory, normalize_origin(site), org)
             if "://" in site
             else await directory.storage.get_site(site)
         )

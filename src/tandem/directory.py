@@ -68,7 +68,9 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
 
 async def check_allowed_origins(storage: Storage, origins: tuple[str, ...]) -> None:
     """Raise ConfigError (one line) if another organisation than the default one holds one of
-    the operator's ``--allow-origin`` origins: the server must not start over the conflict."""
+    the operator's ``--allow-origin`` origins verified: the server must not start over the
+    conflict. Unproved registrations elsewhere do not stop it (they can never be verified once
+    the default organisation holds the origin)."""
     for origin in origins:
         held = await storage.site_for_origin(origin)
         if held is not None and held.org_id != DEFAULT_ORG:
@@ -550,6 +552,11 @@ class Directory:
         )
         if site.origin in self.reserved_origins and actor.org != DEFAULT_ORG:
             raise site_unavailable(site_id)
+        # Only a verified site holds its origin: another organisation's unproved registration
+        # of it blocks no one, and is not revealed (this answer is the same whether it exists).
+        held = await self.storage.site_for_origin(site.origin)
+        if held is not None and held.org_id != actor.org:
+            raise site_unavailable(site_id)
         try:
             await self.storage.add_site(grant, site)
         except ConflictError:
@@ -638,6 +645,7 @@ class Directory:
         if site.verified:
             return site
         try:
+            await self._not_held_elsewhere(site)  # before any request to the origin
             if dns:
                 await site_verification.check_dns(self.box, site, timeout, nameservers)
             else:
@@ -660,12 +668,28 @@ class Directory:
         site = await self._site(actor, site_id)
         if not actor.operator:
             raise ForbiddenError("only the server's operator approves a site without its proof")
+        await self._not_held_elsewhere(site)
         return await self._mark_verified(actor, site, "operator")
+
+    async def _not_held_elsewhere(self, site: SiteRecord) -> None:
+        """Raise ConflictError (:func:`origin_held`) if another organisation's site holds the
+        site's origin verified, or the operator reserved it (``--allow-origin``) for the
+        default organisation."""
+        if site.origin in self.reserved_origins and site.org_id != DEFAULT_ORG:
+            raise origin_held(site)
+        held = await self.storage.site_for_origin(site.origin)
+        if held is not None and held.site_id != site.site_id:
+            raise origin_held(site)
 
     async def _mark_verified(self, actor: Principal, site: SiteRecord, how: str) -> SiteRecord:
         grant = authorize(actor, "sites.manage", Resource(site.org_id))
         updated = dataclasses.replace(site, verified=True)
-        await self.storage.update_site(grant, updated)
+        try:
+            await self.storage.update_site(grant, updated)
+        except ConflictError:
+            # Proved at the same moment as another organisation's site: the database lets
+            # one of them hold the origin (sites_verified_origin), and it was the other.
+            raise origin_held(site) from None
         await self.record(
             "site_verified", actor=actor.username, org=site.org_id, subject=site.site_id, by=how
         )
@@ -691,9 +715,21 @@ class Directory:
         return key
 
 
+def origin_held(site: SiteRecord) -> ConflictError:
+    """The answer to proving (or approving) a site whose origin another organisation holds
+    verified. It names neither that organisation nor its site; that some site holds the origin
+    verified is no secret (its pages start sessions, /sdk/tandem.js answers it with CORS)."""
+    return ConflictError(
+        f"{site.origin} is already verified by another organisation on this server: "
+        f"site {site.site_id!r} cannot be verified while it is (ask the server's operator)"
+    )
+
+
 def site_unavailable(site_id: str) -> ConflictError:
-    """The one answer for a site that cannot be created: its id or origin is taken, in this
-    organisation or another, or reserved by the operator (which must not be told apart)."""
+    """The one answer for a site that cannot be created: its id is taken, its origin is this
+    organisation's already, or held verified by another one, or reserved by the operator (which
+    must not be told apart). Another organisation's unproved registration of the origin is no
+    reason: it neither blocks nor shows."""
     return ConflictError(f"the site id {site_id!r} or its origin is not available")
 
 

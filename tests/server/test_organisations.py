@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tandem.config import Settings
+from tandem.directory import offline, operator
 from tandem.server.app import OPERATIONS
 from tests.conftest import (
     ACME_ORIGIN,
@@ -37,6 +39,12 @@ def api(server: RunningServer, username: str) -> httpx.Client:
         cookies={"tandem_agent": login_cookie(server, username)},
         headers={"origin": server.origin},
     )
+
+
+async def approve(server: RunningServer, org: str, site_id: str) -> None:
+    """The operator vouches for a site's origin (``tandem site approve``)."""
+    async with offline(Settings.load(environ={}, data_dir=server.settings.data_dir)) as directory:
+        await directory.approve_site(operator(org), site_id)
 
 
 async def acme_session(server: RunningServer) -> tuple[Any, dict[str, Any]]:
@@ -261,7 +269,7 @@ def test_another_organisations_user_or_site_is_answered_like_a_missing_one(
             assert answers[0][0] == 404
 
 
-def test_creating_a_name_or_origin_another_organisation_holds_answers_like_any_refusal(
+async def test_creating_a_name_or_origin_another_organisation_holds_answers_like_any_refusal(
     orgs_server: RunningServer,
 ) -> None:
     user = {"password": AGENT_PASSWORD, "role": "agent"}
@@ -269,6 +277,7 @@ def test_creating_a_name_or_origin_another_organisation_holds_answers_like_any_r
     with api(orgs_server, "ada") as ada:
         claims = {**site, "site_id": "claims", "origin": "https://claims.example"}
         assert ada.post("/api/sites", json=claims).status_code == 201
+    await approve(orgs_server, "default", "claims")  # held: only a verified site holds its origin
     with api(orgs_server, "max") as max_:
         others = max_.post("/api/users", json={**user, "username": "alice"})  # the default org's
         own = max_.post("/api/users", json={**user, "username": "mary"})  # Acme's own
@@ -287,6 +296,38 @@ def test_creating_a_name_or_origin_another_organisation_holds_answers_like_any_r
             _without("a1", others_site) == _without("a2", own_site) == _without("demo", others_id)
         )
         assert others_site.status_code == 409
+
+
+def test_another_organisations_unproved_registration_of_an_origin_neither_blocks_nor_shows(
+    orgs_server: RunningServer,
+) -> None:
+    """The squat: the default organisation's admin registered https://claims.example first,
+    unproved. Acme (its real owner, say) registers it all the same, and cannot tell from the
+    answer that anyone else did: it reads exactly like an origin nobody registered."""
+    site = {"teams": ["support"]}
+    with api(orgs_server, "ada") as ada:
+        squat = {**site, "site_id": "squat", "origin": "https://claims.example"}
+        assert ada.post("/api/sites", json=squat).status_code == 201
+    with api(orgs_server, "max") as max_:
+        claimed = max_.post(
+            "/api/sites", json={**site, "site_id": "a1", "origin": "https://claims.example"}
+        )
+        fresh = max_.post(
+            "/api/sites", json={**site, "site_id": "a2", "origin": "https://fresh.example"}
+        )
+        assert claimed.status_code == fresh.status_code == 201, claimed.text
+        assert {**claimed.json(), "site_id": "", "name": "", "origin": ""} == {
+            **fresh.json(),
+            "site_id": "",
+            "name": "",
+            "origin": "",
+        }
+        assert [s["site_id"] for s in max_.get("/api/sites").json()] == ["a1", "a2", "acme-shop"]
+        # The same origin twice in one organisation is still refused.
+        again = max_.post(
+            "/api/sites", json={**site, "site_id": "a3", "origin": "https://claims.example"}
+        )
+        assert again.status_code == 409
 
 
 def test_an_organisation_cannot_register_an_origin_the_operator_allowed(

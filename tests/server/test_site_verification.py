@@ -10,22 +10,42 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.ANY.TXT
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from tandem.access import Principal
 from tandem.config import Settings
-from tandem.directory import offline, operator
-from tandem.exceptions import ConfigError, ForbiddenError
-from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_organisations
-from tests.server.helpers import closed_with, open_customer, recv_json, send
-from tests.server.test_organisations import api
+from tandem.directory import Directory, offline, operator
+from tandem.exceptions import ConfigError, ConflictError, ForbiddenError
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    mark_trained,
+    tandem_in_process,
+    two_organisations,
+)
+from tests.server.helpers import (
+    INVALID_CODE,
+    closed_with,
+    login_cookie,
+    open_agent,
+    open_customer,
+    recv_json,
+    send,
+    start_session,
+)
+from tests.server.test_organisations import api, approve
+from tests.server.test_scale_out import run_in_thread
+from tests.storage.conftest import PG_DSN, fresh_schema
 
 
 class Website:
@@ -306,3 +326,226 @@ def test_nameservers_are_checked_when_the_settings_load() -> None:
     for bad in ("dns.example", "192.0.2.1:0", "[2001:db8::1]x", "192.0.2.1:port"):
         with pytest.raises(ConfigError, match="nameserver"):
             Settings.load(environ={"TANDEM_SITE_VERIFICATION_NAMESERVERS": bad})
+
+
+# Squatting: an organisation registers another company's origin first, unproved. Only a
+# verified site holds an origin (docs/administration.md, "Proving a site's origin"): the squat
+# blocks no one, is never told apart from a fresh registration, can never be proved while the
+# owner holds the origin, and never receives a session, a token check, a policy or CORS of it.
+
+
+def _the_squat(origin: str) -> dict[str, object]:
+    """Acme's registration of the bank's origin, with rules of its own that must never apply."""
+    return {
+        "site_id": "squat",
+        "origin": origin,
+        "teams": ["support"],
+        "policy": {"version": 1, "mask": ["p"]},
+    }
+
+
+def _register_the_squat(server: RunningServer, origin: str) -> None:
+    with api(server, "max") as max_:  # Acme's admin
+        added = max_.post("/api/sites", json=_the_squat(origin))
+        assert added.status_code == 201 and added.json()["verified"] is False
+        assert max_.post("/api/sites/squat/token-key").status_code == 200
+        assert max_.patch("/api/sites/squat", json={"require_token": True}).status_code == 200
+
+
+def _sdk_cors(server: RunningServer, origin: str) -> str | None:
+    answer = httpx.get(f"{server.base}/sdk/tandem.js", headers={"origin": origin})
+    assert answer.status_code == 200
+    return answer.headers.get("access-control-allow-origin")
+
+
+async def _the_owner_registers_proves_and_serves_its_origin(
+    server: RunningServer, website: Website
+) -> None:
+    origin = website.origin
+    _register_the_squat(server, origin)
+    assert not await can_start_a_session(server, origin)
+    assert _sdk_cors(server, origin) is None
+    with api(server, "ada") as ada:  # the bank's admin (the default organisation)
+        bank = {"site_id": "bank", "origin": origin, "teams": ["support"]}
+        added = ada.post(
+            "/api/sites", json={**bank, "policy": {"version": 1, "mask": [".balance"]}}
+        )
+        assert added.status_code == 201, added.text  # the squat blocked it for good before
+        assert not await can_start_a_session(server, origin)  # unproved: nobody's yet
+        website.body = ada.get("/api/sites/bank/verification").json()["token"].encode()
+        proved = ada.post("/api/sites/bank/verify")
+        assert proved.status_code == 200 and proved.json()["verified"] is True
+        bank_policy = ada.get("/api/sites/bank").json()["policy"]
+    # The bank's customers start sessions without the squat's token, under the bank's policy,
+    # for the bank's agents only; the SDK is served to the origin with CORS.
+    _, created = await start_session(server, origin)
+    assert created["policy"] == bank_policy != _the_squat(origin)["policy"]
+    mallory = await open_agent(server, login_cookie(server, "mallory"))  # Acme's agent
+    await send(mallory, type="join", code=created["code"])
+    assert await recv_json(mallory) == INVALID_CODE
+    alice = await open_agent(server, login_cookie(server, "alice"))  # the bank's agent
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    assert _sdk_cors(server, origin) == origin
+
+
+async def test_a_squat_does_not_keep_the_owner_from_registering_proving_and_serving_its_origin(
+    server_factory: ServerFactory, website: Website
+) -> None:
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    await _the_owner_registers_proves_and_serves_its_origin(server, website)
+
+
+async def test_a_squat_does_not_keep_the_owner_from_its_origin_on_postgresql(
+    server_factory: ServerFactory, website: Website, tmp_path: Path
+) -> None:
+    async with fresh_schema() as schema:
+        url = f"{PG_DSN}?search_path={schema}"
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await directory.add_user(
+                    operator("default"),
+                    "alice",
+                    AGENT_PASSWORD,
+                    "agent",
+                    "Alice",
+                    ("support",),
+                    mfa_exempt=True,
+                )
+                await mark_trained(directory.storage, "alice")
+                await two_organisations(directory)
+
+        run_in_thread(seed)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            test_private_network=True,
+        )
+        try:
+            await _the_owner_registers_proves_and_serves_its_origin(server, website)
+        finally:
+            server.stop()  # before its schema goes
+
+
+async def test_a_squat_can_never_be_proved_or_approved_while_the_owner_holds_the_origin(
+    server_factory: ServerFactory, website: Website
+) -> None:
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    origin = website.origin
+    _register_the_squat(server, origin)
+    with api(server, "ada") as ada:
+        assert (
+            ada.post(
+                "/api/sites", json={"site_id": "bank", "origin": origin, "teams": ["support"]}
+            ).status_code
+            == 201
+        )
+        website.body = ada.get("/api/sites/bank/verification").json()["token"].encode()
+        assert ada.post("/api/sites/bank/verify").json()["verified"] is True
+    fetched = len(website.requests)
+    with api(server, "max") as max_:
+        # Even an origin that served the squat's own token (a shared host, a hijacked page):
+        # the owner holds it, so nothing is fetched or looked up, and the answer says why
+        # without naming the holder.
+        website.body = max_.get("/api/sites/squat/verification").json()["token"].encode()
+        for route in ("/api/sites/squat/verify", "/api/sites/squat/verify/dns"):
+            refused = max_.post(route)
+            assert refused.status_code == 409, refused.text
+            detail = refused.json()["detail"]
+            assert "already verified by another organisation" in detail
+            assert "default" not in detail and "bank" not in detail
+        assert max_.get("/api/sites/squat").json()["verified"] is False
+    assert len(website.requests) == fetched
+    with pytest.raises(ConflictError, match="already verified by another organisation"):
+        await approve(server, "acme", "squat")  # nor does the operator's approval
+    with api(server, "mo") as mo:  # Acme's auditor sees its admin's attempts
+        failed = [
+            r for r in mo.get("/api/audit").json() if r["action"] == "site_verification_failed"
+        ]
+    assert [r["subject"] for r in failed] == ["squat", "squat"]
+    # The owner's customers still reach the owner.
+    _, created = await start_session(server, origin)
+    assert created["type"] == "created"
+
+
+async def test_a_squat_starts_no_session_after_the_owner_deletes_its_site(
+    orgs_server: RunningServer,
+) -> None:
+    """Decided: other organisations' unproved registrations are kept (their admins see them
+    unproved), not deleted; when the owner lets the origin go they are as unproved as ever and
+    need the same proof as any new one: no customer of the origin reaches the squatter."""
+    victim = "https://bank.example"
+    _register_the_squat(orgs_server, victim)
+    with api(orgs_server, "ada") as ada:
+        assert (
+            ada.post(
+                "/api/sites", json={"site_id": "bank", "origin": victim, "teams": ["support"]}
+            ).status_code
+            == 201
+        )
+    await approve(orgs_server, "default", "bank")
+    assert await can_start_a_session(orgs_server, victim)
+    with api(orgs_server, "ada") as ada:
+        assert ada.delete("/api/sites/bank").status_code == 204
+    assert not await can_start_a_session(orgs_server, victim)
+    assert _sdk_cors(orgs_server, victim) is None
+    with api(orgs_server, "max") as max_:
+        assert max_.get("/api/sites/squat").json()["verified"] is False
+
+
+async def test_an_unproved_claim_of_an_allowed_origin_does_not_stop_the_server(
+    server_factory: ServerFactory,
+) -> None:
+    """An organisation's admin registered an origin (even under the site id the server derives
+    from it) before the operator allowed it with --allow-origin: the server still starts, the
+    default organisation holds the origin, and the claim can never be proved."""
+    origin = "https://shop.example"
+
+    async def seed(directory: Directory) -> None:
+        await two_organisations(directory)
+        admin = Principal(username="max", display_name="Max", role="admin", org="acme")
+        await directory.add_site(admin, "shop-example", origin, None, ("support",))
+
+    server = server_factory(seed=seed, allow_origins=(origin,))
+    assert await can_start_a_session(server, origin)
+    _, created = await start_session(server, origin)
+    alice = await open_agent(server, login_cookie(server, "alice"))  # the default organisation
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    with pytest.raises(ConflictError, match="already verified by another organisation"):
+        await approve(server, "acme", "shop-example")
+
+
+async def test_the_operator_names_the_organisation_to_verify_an_origin_several_registered(
+    server_factory: ServerFactory, nameserver: Nameserver
+) -> None:
+    """`tandem site verify ORIGIN` with two unproved registrations of the origin asks which
+    organisation's is meant; with --org it proves that one, and the other can then never be."""
+    server = server_factory(seed=two_organisations)
+    origin = "https://shop.example"
+    record = "_tandem-verification.shop.example"
+    site = {"site_id": "shop", "origin": origin, "teams": ["support"]}
+    with api(server, "max") as max_:
+        assert max_.post("/api/sites", json=site).status_code == 201
+        nameserver.records[record] = [
+            [max_.get("/api/sites/shop/verification").json()["token"].encode()]
+        ]
+    with api(server, "ada") as ada:
+        assert ada.post("/api/sites", json={**site, "site_id": "shop2"}).status_code == 201
+    env = {
+        **os.environ,
+        "TANDEM_DATA_DIR": str(server.settings.data_dir),
+        "TANDEM_SITE_VERIFICATION_NAMESERVERS": nameserver.address,
+        "TANDEM_SITE_VERIFICATION_TIMEOUT_SECONDS": "2",
+    }
+    which = tandem_in_process("site", "verify", origin, env=env)
+    assert which.returncode == 2
+    assert "registered by several organisations (acme, default): add --org" in which.stderr
+    verified = tandem_in_process("site", "verify", origin, "--org", "acme", env=env)
+    assert verified.returncode == 0, verified.stderr
+    assert "Verified site 'shop'" in verified.stdout
+    other = tandem_in_process("site", "verify", origin, "--org", "default", env=env)
+    assert other.returncode == 2 and "already verified by another organisation" in other.stderr
+    assert "already verified" in tandem_in_process("site", "verify", origin, env=env).stdout

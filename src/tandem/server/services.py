@@ -175,15 +175,27 @@ async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> 
 
 
 async def register_allowed_origins(directory: Directory, settings: Settings) -> None:
-    """Origins given with --allow-origin become sites of the default organisation, served by its
-    default team, unless a site already has them. Raises ConfigError (one line) when another
-    organisation holds one of them."""
+    """Origins given with --allow-origin become verified sites of the default organisation,
+    served by its default team, unless it holds them verified already (an unproved site of its
+    own for the origin is approved). Raises ConfigError (one line) when another organisation
+    holds one of them verified; other organisations' unproved registrations of them stay, and
+    can never be verified while the default organisation holds the origin."""
     await check_allowed_origins(directory.storage, settings.allow_origins)
+    grant = Grant.server(DEFAULT_ORG, "--allow-origin at start-up")
     for origin in settings.allow_origins:
         if await directory.storage.site_for_origin(origin) is not None:
             continue
-        site_id = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
-        grant = Grant.server(DEFAULT_ORG, "--allow-origin at start-up")
+        own = await directory.storage.org_site_for_origin(grant, origin)
+        if own is not None:
+            await directory.approve_site(operator(DEFAULT_ORG), own.site_id)
+            continue
+        base = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
+        # Site ids are unique server-wide: another organisation may have taken this one (an
+        # id is no claim on an origin), so the next free one is used.
+        site_id, number = base, 1
+        while await directory.storage.get_site(site_id) is not None:
+            number += 1
+            site_id = f"{base[:56]}-{number}"
         known = await directory.storage.list_teams(grant)
         teams = (DEFAULT_TEAM,) if DEFAULT_TEAM in known else ()
         await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)

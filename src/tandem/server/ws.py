@@ -312,10 +312,10 @@ async def customer_endpoint(ws: WebSocket) -> None:
         site = await services.storage.site_for_origin(
             SELF_ORIGIN if origin == own_origin(ws) else origin
         )
-    if site is None or not site.verified:  # an origin not proved to be the organisation's
-        services.hub.count_anonymous(
-            "customer_origin_refused", site.org_id if site else "", "origin not allowed"
-        )
+    # Only the site that holds the origin verified: an unproved registration (any organisation
+    # may have one) is never found, and its organisation is not told of the origin's traffic.
+    if site is None or not site.verified:
+        services.hub.count_anonymous("customer_origin_refused", "", "origin not allowed")
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
     await ws.accept()
