@@ -118,6 +118,11 @@ async def _check_upgraded(storage: SQLStorage) -> None:
         await storage.add_site(
             *owned(SiteRecord("y", "acme", "https://pending.example", "Y", verified=False))
         )
+    # The rebuilt table is still the parent of its teams' links: they go with their site.
+    assert await storage.delete_site("shop")
+    async with storage._engine.connect() as db:
+        links = await db.execute(sa.text("SELECT site_id, team FROM site_teams ORDER BY 1, 2"))
+        assert links.all() == [("demo", "support"), ("pending", "claims")]
 
 
 async def test_revision_0010_keeps_every_site_and_its_teams_on_sqlite(tmp_path: Path) -> None:
