@@ -329,7 +329,7 @@ def test_nameservers_are_checked_when_the_settings_load() -> None:
 
 
 # Squatting: an organisation registers another company's origin first, unproved. Only a
-# verified site holds an origin (docs/administration.md, "Proving a site's origin"): the squat
+# verified site holds an origin (docs/administration.md, "Who holds an origin"): the squat
 # blocks no one, is never told apart from a fresh registration, can never be proved while the
 # owner holds the origin, and never receives a session, a token check, a policy or CORS of it.
 
