@@ -12,8 +12,10 @@ import { DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 
 const SECRET = "1234567";
 
-/** One tab's ports; `keys` is the origin's key store (IndexedDB), shared by its tabs. */
-function fakes(stored: Saved | null = null, keys = new Map<string, PairwiseKeys>()) {
+/** One tab's ports; `keys` is the origin's key store (IndexedDB), shared by its tabs, and
+ * `holds` the pages that hold it (the Web Lock). */
+function fakes(stored: Saved | null = null, keys = new Map<string, PairwiseKeys>(), holds = new Set<object>()) {
+  const page = {};
   const sent: (string | Uint8Array)[] = [];
   let events: ConnectionEvents | null = null;
   let closed: number | null = null;
@@ -47,8 +49,19 @@ function fakes(stored: Saved | null = null, keys = new Map<string, PairwiseKeys>
         keys.clear();
         keysCleared = true;
       },
-      hold: () => undefined,
-      clearUnused: async () => undefined,
+      forget: async (ids) => {
+        for (const id of ids) keys.delete(id);
+        holds.delete(page);
+        if (holds.size > 0) return;
+        keys.clear();
+        keysCleared = true;
+      },
+      hold: () => void holds.add(page),
+      clearUnused: async () => {
+        if (holds.size > 0) return;
+        keys.clear();
+        keysCleared = true;
+      },
     },
     clock: { now: () => 0, after: () => () => undefined, every: () => () => undefined },
     random: { bytes: randomBytes, digits: () => SECRET },
@@ -359,4 +372,35 @@ test("a watching supervisor's key is kept under the tab's own handle and found a
   next.open();
   next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
   await until(() => next.binary().some((frame) => (frame as Uint8Array)[0] === 0x04)); // the watcher's epoch key
+});
+
+test("a session's end deletes this tab's keys and leaves those of another tab still sharing", async (t) => {
+  windowEvents(t);
+  const origin = new Map<string, PairwiseKeys>();
+  const holds = new Set<object>(); // the pages holding the key store (Web Lock)
+  const a = fakes(null, origin, holds);
+  await startedAs(a, "s1");
+  await pairAndAllow(a, "s1");
+  const kept = a.store.saved?.keyHandle;
+  const b = fakes(null, origin, holds);
+  const ending = await startedAs(b, "s2");
+  await pairAndAllow(b, "s2");
+  const gone = b.store.saved?.keyHandle;
+  assert.ok(kept && gone && origin.has(kept) && origin.has(gone));
+
+  await ending.stop();
+  await until(() => !origin.has(gone));
+  assert.ok(origin.has(kept), "the sharing tab's keys stay");
+  assert.ok(!b.keysCleared, "the store another tab holds is not deleted");
+
+  // The sharing tab's next page finds its keys and shares.
+  const record = a.store.saved;
+  assert.ok(record);
+  const next = fakes(record, origin, holds);
+  const session = new Session(next.ports);
+  session.resume(record);
+  next.open();
+  next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+  await until(() => next.binary().length > 0);
+  assert.equal(session.state, "sharing");
 });

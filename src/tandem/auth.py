@@ -385,42 +385,53 @@ async def begin_second_factor(
     return dataclasses.replace(enrolment, recovery_codes=[])
 
 
-async def confirm_second_factor(
-    storage: Storage,
-    username: str,
-    code: str,
-    now: float,
-    box: crypto.SecretBox,
-    entropy: crypto.Entropy,
-) -> list[str]:
-    """Turn the pending seed on if ``code`` comes from it; returns new recovery codes (shown
-    once, stored as digests). Every sign-in of the user ends: one made with the password alone
-    never showed the new factor (the caller opens a new one, :func:`reopen_after_enrolment`).
-    Raises AuthenticationError for a wrong code, ConflictError when nothing is pending."""
+async def check_enrolment_code(
+    storage: Storage, username: str, code: str, now: float, box: crypto.SecretBox
+) -> tuple[UserRecord, int]:
+    """The account and the TOTP step of ``code`` if it comes from the account's pending seed
+    (:func:`begin_second_factor`); nothing is written. Raises AuthenticationError for a wrong
+    code, ConflictError when nothing is pending."""
     user = await storage.get_user(username)
     if user is None or not user.pending_totp:
         raise ConflictError("start setting up two-step sign-in first")
     step = check_totp(box.open(user.pending_totp), code, now)
     if step is None:
         raise AuthenticationError("That code is not right. Check the time on your phone.")
+    return user, step
+
+
+async def confirm_second_factor(
+    storage: Storage,
+    user: UserRecord,
+    step: int,
+    method: str,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+) -> tuple[list[str], Agent, str]:
+    """Turn on ``user``'s pending seed, whose code of TOTP ``step`` :func:`check_enrolment_code`
+    accepted (the step is spent); returns new recovery codes (shown once, stored as digests),
+    and the enrolling browser's new sign-in (the principal and its cookie token). Every other
+    sign-in of the user ends: one made with the password alone never showed the new factor.
+    The browser showed the password (``method``, its old sign-in's) and now a code from the new
+    factor, so a password sign-in becomes a two-step one. One transaction: if storage fails,
+    nothing changed (the browser is still signed in, the seed still pending). Raises
+    NotFoundError if the account went, was disabled or its pending seed changed meanwhile."""
+    assert user.pending_totp
     codes = crypto.new_recovery_codes(entropy)
-    await storage.set_second_factor(
-        username, user.pending_totp, tuple(crypto.recovery_digest(c) for c in codes)
+    enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
+    method = OIDC if method == OIDC else password_method(enrolled)
+    token = crypto.new_token(entropy)
+    login = LoginRecord(
+        token_digest=crypto.secret_digest(token, "login"),
+        username=user.username,
+        expires_at=now + ttl,
+        last_seen=now,
+        method=method,
     )
-    await storage.use_second_factor(username, step, None)  # the confirming code is spent
-    await storage.delete_logins_of(username)
-    return codes
-
-
-async def reopen_after_enrolment(
-    storage: Storage, username: str, method: str, now: float, ttl: float, entropy: crypto.Entropy
-) -> tuple[Agent, str] | None:
-    """The enrolling browser's new sign-in after :func:`confirm_second_factor` ended them all:
-    it showed the password (``method``, its old sign-in's) and now a code from the new factor,
-    so a password sign-in becomes a two-step one. None if the account went meanwhile."""
-    user = await storage.get_user(username)
-    if user is None or user.disabled:
-        return None
-    method = OIDC if method == OIDC else password_method(user)
-    token = await open_login(storage, user, now, ttl, entropy, method)
-    return principal(user, method), token
+    digests = tuple(crypto.recovery_digest(c) for c in codes)
+    if not await storage.enable_second_factor(
+        user.username, user.pending_totp, digests, step, login
+    ):
+        raise NotFoundError("not found")
+    return codes, principal(enrolled, method), token

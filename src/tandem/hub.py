@@ -557,6 +557,8 @@ class SessionHub:
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
         self._reauth_serial = 0
+        self._heard_revocations = False
+        """Whether the revocations' subscription ran before (a new one may have missed some)."""
         self.recordings = Recordings(storage, self.record)
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
@@ -581,8 +583,13 @@ class SessionHub:
     async def _hear_revocations(self) -> None:
         """Re-check the sockets an announcement (:mod:`tandem.revocation`) names, whichever
         process made it. Without the fan-out for a moment (Overflow) or storage, it fails and
-        the supervisor subscribes again after a back-off; the periodic check covers the gap."""
+        the supervisor subscribes again after a back-off. Announcements made meanwhile are lost,
+        so a new subscription after the first makes every socket due for its re-check at the
+        next tick (and a re-check that fails stays due: :meth:`recheck`)."""
         subscription = self.fanout.subscribe(revocation.TOPIC, self.settings.socket_queue_bytes)
+        if self._heard_revocations:
+            self._recheck_everyone_soon()
+        self._heard_revocations = True
         try:
             while True:
                 heard = revocation.decode((await subscription.get()).data)
@@ -611,6 +618,12 @@ class SessionHub:
         self._reauth_serial += 1
         spread = (self._reauth_serial * 0.6180339887498949) % 1.0
         return self.clock() + self.settings.agent_reauth_seconds * spread
+
+    def _recheck_everyone_soon(self) -> None:
+        """Make every agent's and supervisor's socket due for its re-check at the next tick."""
+        now = self.clock()
+        for seat in self.signed_in_seats():
+            seat.reauth_due = min(seat.reauth_due, now)
 
     def signed_in_seats(self) -> list[AgentSeat | WatchSeat]:
         """The agents' and supervisors' sockets of this process."""
@@ -685,11 +698,18 @@ class SessionHub:
         """Close ``seat``'s socket (audited) if its sign-in ended, its account went, its role
         no longer allows the socket, or none of its teams serves its session's site any more:
         periodically and on an announcement. An agent's close ends its session as any lost
-        agent's does (the customer is told); a supervisor's ends only the watch."""
+        agent's does (the customer is told); a supervisor's ends only the watch.
+
+        If it cannot tell (storage failed: raised), the socket is due again at the next tick,
+        not a whole ``agent_reauth_seconds`` later: an announcement is not heard twice."""
         if seat in self._revoking:
             return
         before = seat.principal
-        refused = await self._current(seat, activity=False)
+        try:
+            refused = await self._current(seat, activity=False)
+        except Exception:
+            seat.reauth_due = min(seat.reauth_due, self.clock())
+            raise
         # Checked again after the wait: another check (the timer, an announcement, a message)
         # may have closed it meanwhile; one close, one audit record.
         if refused is not None and seat not in self._revoking:
@@ -1624,7 +1644,7 @@ class SessionHub:
         for seat in self.signed_in_seats():
             if now >= seat.reauth_due:  # each socket on its own time: see first_reauth
                 seat.reauth_due = now + interval
-                await self.recheck(seat)
+                await self.recheck(seat)  # if it fails, it stays due (and so do those after it)
         await self._write_counts()
         if now >= self._next_count_purge:
             self._next_count_purge = now + self.settings.purge_interval_seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import Party, get_help, mirror, share
+from tests.e2e.conftest import FrameLog, Party, get_help, mirror, share
 from tests.e2e.test_workspace import wait_until
 
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
@@ -48,4 +48,50 @@ def test_a_tab_opened_while_another_shares_keeps_the_sharing_tabs_keys(
     # The sharing tab's next page finds its keys: the agent sees it.
     customer.page.goto(f"{live.base}/demo/checkout.html")
     expect(mirror(agent).locator("#card")).to_be_attached()
+    expect(customer.page.get_by_role("alert")).to_have_count(0)
+
+
+# How many entries the key store holds (the database is opened only if it exists: opening it
+# would make it).
+KEY_ENTRIES = """async () => {
+    if (!(await indexedDB.databases()).some((d) => d.name === 'tandem')) return null;
+    return await new Promise((resolve, reject) => {
+        const request = indexedDB.open('tandem');
+        request.onsuccess = () => {
+            const db = request.result;
+            const count = db.transaction('keys').objectStore('keys').count();
+            count.onsuccess = () => { db.close(); resolve(count.result); };
+            count.onerror = () => { db.close(); reject(count.error); };
+        };
+        request.onerror = () => reject(request.error);
+    });
+}"""
+
+
+def test_a_tab_that_ends_its_session_leaves_another_sharing_tabs_keys(
+    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+) -> None:
+    """Ending a session deletes that tab's own keys, not the store another tab of the site still
+    shares from: the sharing tab's next page resumes."""
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    wait_until(customer.page, lambda: customer.page.evaluate(KEY_ENTRIES) == 1)
+    # A second tab of the site shares with a second console, then stops.
+    second = Party(customer.context, customer.context.new_page(), FrameLog(), [])
+    second.page.goto(f"{live.base}/demo/cart.html")
+    share(second, supervisor, live, get_help(second))
+    wait_until(customer.page, lambda: customer.page.evaluate(KEY_ENTRIES) == 2)
+    second.page.get_by_role("button", name="Stop sharing").click()
+    expect(supervisor.page.get_by_text("Session ended")).to_be_visible()
+    # The stopping tab's keys go (its ending is done); the sharing tab's stay.
+    wait_until(customer.page, lambda: customer.page.evaluate(KEY_ENTRIES) != 2)
+    assert customer.page.evaluate(KEY_ENTRIES) == 1
+    # The sharing tab reloads: it finds its keys, and the agent sees its new page.
+    customer.page.reload()
+    customer.page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('p'),"
+        " {id: 'tandem-test-after-reload'}))"
+    )
+    expect(mirror(agent).locator("#tandem-test-after-reload")).to_be_attached()
     expect(customer.page.get_by_role("alert")).to_have_count(0)

@@ -103,7 +103,7 @@ def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Clu
     started: list[RunningServer] = []
 
     def start(**overrides: Any) -> RunningServer:
-        started.append(server_factory(**shared, **overrides))
+        started.append(server_factory(**{**shared, **overrides}))  # overrides win
         return started[-1]
 
     try:

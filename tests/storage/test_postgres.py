@@ -416,6 +416,33 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
     assert await storage.get_login("t5") is None  # a deleted user's sign-ins go with it
 
 
+async def test_enabling_a_second_factor_ends_the_sign_ins_and_opens_one_in_one_step(
+    storage: Storage,
+) -> None:
+    for name in ("u", "v"):
+        await storage.add_user(*owned(UserRecord(name, name, "agent", "h", 0.0, org_id="default")))
+    for token, name in (("u1", "u"), ("u2", "u"), ("v1", "v")):
+        await storage.add_login(LoginRecord(token, name, 100.0))
+    await storage.set_pending_second_factor("u", "seed")
+    new = LoginRecord("u3", "u", 100.0, 1.0, "password+totp")
+    # Only the seed still pending: one replaced meanwhile writes nothing.
+    assert not await storage.enable_second_factor("u", "other", ("c",), 7, new)
+    assert await storage.get_login("u1") is not None and await storage.get_login("u3") is None
+    assert await storage.enable_second_factor("u", "seed", ("c", "d"), 7, new)
+    got = await storage.get_user("u")
+    assert got is not None
+    assert (got.totp_secret, got.totp_last_step, got.recovery_codes, got.pending_totp) == (
+        "seed",
+        7,
+        ("c", "d"),
+        None,
+    )
+    assert await storage.get_login("u1") is None and await storage.get_login("u2") is None
+    assert await storage.get_login("u3") == new
+    assert await storage.get_login("v1") is not None  # another account's sign-in stays
+    assert not await storage.enable_second_factor("u", "seed", ("e",), 8, new)  # spent
+
+
 async def test_a_new_password_ends_every_sign_in_of_its_account_and_no_other(
     storage: Storage,
 ) -> None:

@@ -158,6 +158,9 @@ export class Session {
   private watchAsker: string | null = null;
   private keys: PairwiseKeys | null = null;
   private watcherKeys: PairwiseKeys | null = null;
+  /** The handle this page's keys are (or are being) stored under, from its own pairing or its
+   * tab's record: what the session's end deletes (another tab's keys stay). */
+  private keyHandle: string | null = null;
   private commands: CommandReceiver | null = null;
   private control: RemoteControl | null = null;
   /** issue 15: the agent's pointer and drawings (annotations.ts) and the page's context (context.ts). */
@@ -374,6 +377,7 @@ export class Session {
     }
     const pins = unitePins(saved.recordingPins, this.pagePins());
     this.ports.keys.hold(); // this tab's keys wait in the key store: no other page clears it now
+    this.keyHandle = saved.keyHandle ?? this.keyHandle;
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
   }
 
@@ -496,6 +500,7 @@ export class Session {
     // this tab or another) can be made to find these keys by naming this one.
     const keyHandle = toBase64Url(this.ports.random.bytes(16));
     this.ports.keys.hold(); // no page that starts now deletes them
+    this.keyHandle = keyHandle;
     await this.ports.keys.save(keyHandle, step.keys);
     if (step.data) this.send({ type: "handshake", data: step.data });
     this.dispatch({ type: "paired", keyHandle }); // forgets the secret part: the key replaces it
@@ -1069,7 +1074,11 @@ export class Session {
     this.ws = null;
     ws?.close(1000, "stopped");
     this.ports.store.save(null);
-    void this.ports.keys.clear();
+    // This tab's keys only, and the whole store once no other tab holds it: another tab of the
+    // site may be sharing, and its next page needs its own keys.
+    const handle = this.keyHandle;
+    this.keyHandle = null;
+    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : []);
     this.ui.remove();
     if (error) this.ui.showError(error, () => this.ui.remove());
     const detail = this.closeReason ? ` (the help server said: ${this.closeReason})` : "";

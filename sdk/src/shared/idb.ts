@@ -8,7 +8,8 @@
  * The database is the origin's, shared by its tabs, and outlives a tab closed without ending its
  * session. A page that needs it (it stored keys, or has a session to resume) says so with `hold`
  * (a shared Web Lock, released when the page goes); `clearUnused` deletes the database only when
- * no page holds it.
+ * no page holds it, and `forget` (a session's end) deletes the page's own keys, then the whole
+ * database unless another page still holds it.
  */
 
 import type { PairwiseKeys } from "./e2e/channel.ts";
@@ -23,8 +24,13 @@ export interface PairwiseKeyStore {
   load(id: string): Promise<PairwiseKeys | null>;
   /** Never rejects. */
   delete(id: string): Promise<void>;
-  /** Delete the whole database. Resolves once it is gone (or storage is disabled); never rejects. */
+  /** Delete the whole database. Resolves once it is gone (or storage is disabled); never rejects.
+   * Only for a database no other tab uses: another tab's keys go too. */
   clear(): Promise<void>;
+  /** This page is done with the database (its session ended): delete the keys stored under
+   * `ids`, give up this page's hold, then delete the whole database unless another page holds it
+   * (that page's keys stay). Resolves once done; never rejects. */
+  forget(ids: readonly string[]): Promise<void>;
   /** This page needs the database while it lives (idempotent); call it before storing keys. */
   hold(): void;
   /** Delete the whole database unless a page holds it (`hold`): the keys left by tabs that
@@ -41,6 +47,8 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
   const lock = `${database}:in-use`;
   /** Releases this page's hold (null: not held). */
   let release: (() => void) | null = null;
+  /** Settles once this page's hold is given up (the lock manager then no longer counts it). */
+  let released: Promise<unknown> = Promise.resolve();
   /** A clearUnused under way: keys saved meanwhile wait for it, so it cannot delete them. */
   let clearing: Promise<void> = Promise.resolve();
 
@@ -49,8 +57,8 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
     const held = new Promise<void>((resolve) => {
       release = resolve;
     });
-    // Until `clear`, or until the page goes (the browser releases its locks then).
-    lockManager()?.request(lock, { mode: "shared" }, () => held).catch(() => undefined);
+    // Until `clear` or `forget`, or until the page goes (the browser releases its locks then).
+    released = lockManager()?.request(lock, { mode: "shared" }, () => held).catch(() => undefined) ?? Promise.resolve();
   }
 
   function deleteDatabase(): Promise<void> {
@@ -105,27 +113,43 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
         return null;
       }
     },
-    async delete(id) {
-      try {
-        await run("readwrite", (store) => store.delete(id));
-      } catch {
-        // nothing stored, or storage disabled
-      }
-    },
+    delete: remove,
     clear() {
       release?.();
       release = null;
       return deleteDatabase();
     },
     hold,
-    clearUnused() {
-      const locks = lockManager();
-      if (release) return Promise.resolve();
-      // Without Web Locks (no secure context, so no Tandem either) nothing can tell: delete.
-      clearing = !locks ? deleteDatabase()
-        : locks.request(lock, { mode: "exclusive", ifAvailable: true }, (free) => (free ? deleteDatabase() : undefined))
-          .then(() => undefined, () => undefined);
-      return clearing;
+    clearUnused,
+    async forget(ids) {
+      // The hold this page has now: a hold taken while the keys are deleted is not given up.
+      const giveUp = release;
+      const gone = released;
+      release = null;
+      for (const id of ids) await remove(id);
+      giveUp?.();
+      // A lock request's promise settles once its lock is released (Web Locks): the check below
+      // no longer counts this page's hold, only other pages'.
+      await gone;
+      await clearUnused();
     },
   };
+
+  async function remove(id: string): Promise<void> {
+    try {
+      await run("readwrite", (store) => store.delete(id));
+    } catch {
+      // nothing stored, or storage disabled
+    }
+  }
+
+  function clearUnused(): Promise<void> {
+    const locks = lockManager();
+    if (release) return Promise.resolve();
+    // Without Web Locks (no secure context, so no Tandem either) nothing can tell: delete.
+    clearing = !locks ? deleteDatabase()
+      : locks.request(lock, { mode: "exclusive", ifAvailable: true }, (free) => (free ? deleteDatabase() : undefined))
+        .then(() => undefined, () => undefined);
+    return clearing;
+  }
 }

@@ -658,26 +658,28 @@ async def _confirm_mfa(call: Call) -> object:
     username = call.principal.username
     cookie = call.request.cookies.get(auth.COOKIE_NAME) or ""
     login = await services.storage.get_login(auth.login_digest(cookie))
-    codes = await auth.confirm_second_factor(
-        services.storage, username, call.body.code, services.clock(), services.box, services.entropy
+    user, step = await auth.check_enrolment_code(
+        services.storage, username, call.body.code, services.clock(), services.box
     )
+    # Recorded before the change, which is one transaction: a failure of either leaves the
+    # account as it was (still signed in, the seed still pending), never a factor turned on
+    # whose recovery codes nobody saw, nor sign-ins ended with no new one for this browser.
     await services.hub.record("mfa_enrolled", actor=username, org=call.principal.org)
-    # Every sign-in of the account ended (one made elsewhere with the password alone never
-    # showed this factor): their sockets close now, in every process; this browser, which
-    # showed both, gets a new one.
-    revocation.announce(services.fanout, user=username)
-    reopened = await auth.reopen_after_enrolment(
+    codes, _, token = await auth.confirm_second_factor(
         services.storage,
-        username,
+        user,
+        step,
         login.method if login else auth.PASSWORD_ONLY,
         services.clock(),
         services.settings.login_ttl_seconds,
         services.entropy,
     )
-    if reopened is None:  # removed or disabled meanwhile
-        raise NotFoundError("not found")
+    # Every other sign-in of the account ended (one made elsewhere with the password alone
+    # never showed this factor): their sockets close now, in every process; this browser,
+    # which showed both, has its new one.
+    revocation.announce(services.fanout, user=username)
     response = JSONResponse({"recovery_codes": codes})
-    set_sign_in_cookie(response, call.request, reopened[1], services.settings.login_ttl_seconds)
+    set_sign_in_cookie(response, call.request, token, services.settings.login_ttl_seconds)
     return response
 
 

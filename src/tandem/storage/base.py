@@ -369,6 +369,21 @@ class Storage(AuditStore, Protocol):
         """Replace (or, with None, remove) the user's TOTP seed and recovery code digests."""
         ...
 
+    async def enable_second_factor(
+        self,
+        username: str,
+        pending: str,
+        recovery_codes: tuple[str, ...],
+        step: int,
+        login: LoginRecord,
+    ) -> bool:
+        """Turn on the seed pending for ``username`` (still ``pending``, the account not
+        disabled) with ``recovery_codes`` (digests), ``step`` spent, every sign-in of the account
+        ended and ``login`` opened in their place: all in one transaction, so a failure leaves
+        the account as it was. False (nothing written) if the account, or its pending seed,
+        changed meanwhile."""
+        ...
+
     async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
         """Keep (or drop) an encrypted TOTP seed that is being set up."""
         ...

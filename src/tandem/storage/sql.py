@@ -1078,6 +1078,33 @@ class SQLStorage:
 
         await self._transaction(work)
 
+    async def enable_second_factor(
+        self,
+        username: str,
+        pending: str,
+        recovery_codes_: tuple[str, ...],
+        step: int,
+        login: LoginRecord,
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            changed = db.execute(
+                users.update()
+                .where(
+                    users.c.username == username,
+                    users.c.pending_totp == pending,
+                    users.c.disabled == sa.false(),
+                )
+                .values(totp_secret=pending, totp_last_step=step, pending_totp=None)
+            )
+            if not changed.rowcount:
+                return False
+            self._write_codes(db, username, recovery_codes_)
+            db.execute(logins.delete().where(logins.c.username == username))
+            db.execute(logins.insert().values(**_fields_of(login, logins)))
+            return True
+
+        return await self._transaction(work)
+
     async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:
         await self._count(
             users.update().where(users.c.username == username).values(pending_totp=sealed)

@@ -1,0 +1,153 @@
+"""The re-checks of open agent and supervisor sockets (tandem.revocation, ``hub.recheck``) under
+storage faults: a re-check that fails because the database is away is tried again as soon as it
+answers, so a socket whose teams stopped serving its session's site is closed then, not only at
+its next periodic check (``agent_reauth_seconds``: an hour or five minutes here).
+
+Server b reaches PostgreSQL through a proxy the test stops (tests/server/db_proxy.py); server a,
+beside it on the same database and Redis, makes the change and announces it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tandem.directory import offline, operator
+from tandem.storage import open_storage
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.grants import owned
+from tests.server.db_proxy import StoppableProxy, proxied_url
+from tests.server.helpers import closed_with, recv_json, sharing_session
+from tests.server.test_organisations import api
+from tests.server.test_revocation import HOURLY, TEAMS_CHANGED, relays
+from tests.server.test_scale_out import Cluster, run_in_thread, start_cluster
+from tests.server.test_storage_faults import failures_of, wait_for
+from tests.storage.conftest import PG_DSN
+
+
+@pytest.fixture
+def cluster(
+    requires_redis: None, server_factory: ServerFactory, tmp_path: Path
+) -> Iterator[Cluster]:
+    """Servers sharing PostgreSQL and Redis (tests/server/test_scale_out.py)."""
+    with start_cluster(server_factory, tmp_path) as start:
+        yield start
+
+
+def schema_of(server: RunningServer) -> str:
+    url = server.settings.database_url
+    assert url
+    return parse_qs(urlsplit(url).query)["search_path"][0]
+
+
+def give_the_site_to_billing_behind_the_servers_back(server: RunningServer) -> None:
+    """Another tool moves the site to another team in the database (no announcement)."""
+    direct = dataclasses.replace(
+        server.settings, database_url=f"{PG_DSN}?search_path={schema_of(server)}"
+    )
+
+    async def move() -> None:
+        storage = await open_storage(direct)
+        try:
+            site = await storage.get_site("demo")
+            assert site is not None
+            await storage.update_site(*owned(dataclasses.replace(site, teams=("billing",))))
+        finally:
+            await storage.close()
+
+    run_in_thread(move)
+
+
+def add_billing_and_an_admin(server: RunningServer) -> None:
+    async def add() -> None:
+        async with offline(server.settings) as directory:
+            default = operator("default")
+            await directory.add_team(default, "billing")
+            await directory.add_user(
+                default, "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+            )
+
+    run_in_thread(add)
+
+
+async def test_a_site_change_announced_while_a_servers_database_is_away_closes_its_agent_once_back(
+    cluster: Cluster, pg_proxy: StoppableProxy
+) -> None:
+    """Server b reaches the database through a proxy the test stops. The site's teams change on
+    server a meanwhile: b hears the announcement, and its re-check fails. Once b's database
+    answers again, the re-check is tried again and the agent is closed."""
+    a = cluster(**HOURLY)
+    b = cluster(database_url=proxied_url(pg_proxy, schema_of(a)), **HOURLY)
+    add_billing_and_an_admin(a)
+    customer, agent, _ = await sharing_session(b)
+    assert await relays(customer, agent, b"\x01before")
+    pg_proxy.down()
+    failed_before = failures_of(b, "revocations")
+    with api(a, "ada") as ada:
+        assert ada.patch("/api/sites/demo", json={"teams": ["billing"]}).status_code == 200
+    await wait_for(lambda: failures_of(b, "revocations") > failed_before)
+    pg_proxy.up()
+    assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
+    assert await recv_json(customer, timeout=30) == {
+        "v": 1,
+        "type": "ended",
+        "reason": "agent_lost",
+    }
+    b.stop()  # before its schema goes
+
+
+async def test_a_periodic_recheck_that_failed_is_tried_again_once_the_database_answers(
+    cluster: Cluster, pg_proxy: StoppableProxy
+) -> None:
+    """The timer's re-check of a socket fails while the database is away: it is tried again at
+    the next tick once it answers, not a whole interval later (the clock stands still here)."""
+    a = cluster(**HOURLY)
+    b = cluster(
+        database_url=proxied_url(pg_proxy, schema_of(a)),
+        agent_reauth_seconds=300.0,
+        purge_interval_seconds=86400.0,
+    )
+    add_billing_and_an_admin(a)
+    customer, agent, _ = await sharing_session(b)
+    assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
+    pg_proxy.down()
+    give_the_site_to_billing_behind_the_servers_back(b)
+    failed_before = failures_of(b, "deadlines")
+    # The socket's re-check is due, and so is the purge of recordings (every minute): the tick
+    # fails at one, then (a back-off later) at the other. Nothing else of it touches storage.
+    b.clock.advance(301)
+    await wait_for(lambda: failures_of(b, "deadlines") >= failed_before + 2)
+    pg_proxy.up()
+    assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
+    assert await recv_json(customer, timeout=30) == {
+        "v": 1,
+        "type": "ended",
+        "reason": "agent_lost",
+    }
+    b.stop()  # before its schema goes
+
+
+async def test_every_agent_an_announcement_names_is_rechecked_though_the_first_recheck_failed(
+    cluster: Cluster, pg_proxy: StoppableProxy
+) -> None:
+    """Two agents of one site on server b; the announcement's re-check of the first fails (b's
+    database away) before the second is looked at. Both are closed once the database answers."""
+    a = cluster(**HOURLY)
+    b = cluster(database_url=proxied_url(pg_proxy, schema_of(a)), **HOURLY)
+    add_billing_and_an_admin(a)
+    sessions = [await sharing_session(b) for _ in range(2)]
+    for customer, agent, _ in sessions:  # the consents' storage writes are done
+        assert await relays(customer, agent, b"\x01before")
+    pg_proxy.down()
+    failed_before = failures_of(b, "revocations")
+    with api(a, "ada") as ada:
+        assert ada.patch("/api/sites/demo", json={"teams": ["billing"]}).status_code == 200
+    await wait_for(lambda: failures_of(b, "revocations") > failed_before)
+    pg_proxy.up()
+    for customer, agent, _ in sessions:
+        assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
+        assert (await recv_json(customer, timeout=30))["reason"] == "agent_lost"
+    b.stop()  # before its schema goes
