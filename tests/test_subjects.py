@@ -286,9 +286,11 @@ async def test_another_organisations_hold_on_the_same_id_does_not_keep_a_tokenle
 async def test_a_hold_on_an_unknown_customer_holds_their_sessions_to_come(
     world: World,
 ) -> None:
-    placed = await world.subjects.place_hold(ADMIN, "subject", "c-later", "case 2026-202")
+    answer = await world.subjects.place_hold(ADMIN, "subject", "c-later", "case 2026-202")
+    placed = answer.hold
     assert (placed.kind, placed.target) == ("subject", "c-later")
-    assert await world.subjects.held_now(ADMIN, placed) == ((), ())  # nothing stored yet
+    assert (answer.sessions, answer.recordings) == ((), ())  # nothing stored yet
+    assert await world.subjects.held_now(ADMIN, placed) == ((), ())
     records = await world.storage.audit_records()
     assert records[-1].subject == "customer:(no sessions yet)"
     await world.storage.record_session_start(of_org("default"), "s3", world.now, "demo")

@@ -1619,8 +1619,8 @@ def hold_place(
     held: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
 
     async def work(subjects: Any) -> None:
-        hold = await subjects.place_hold(operator(org), kind, target, reason)
-        held.append(await subjects.held_now(operator(org), hold))
+        placed = await subjects.place_hold(operator(org), kind, target, reason)
+        held.append((placed.sessions, placed.recordings))
 
     _run_subjects(data_dir, work)
     sessions, recordings = held[0]

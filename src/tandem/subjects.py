@@ -73,6 +73,15 @@ It writes the rrweb events, which any rrweb player replays (docs/recordings.md).
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    """A hold just placed, and the ids of the sessions and recordings it keeps now."""
+
+    hold: HoldRecord
+    sessions: tuple[str, ...]
+    recordings: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Findings:
     """Everything stored about one subject in one organisation."""
 
@@ -302,20 +311,25 @@ class Subjects:
         grant = authorize(actor, "org.manage", Resource(actor.org))
         return await self.storage.list_holds(grant)
 
-    async def place_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
+    async def place_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldPlaced:
         """Hold a recording (by id) or a subject (by ``sub`` or session id): purge and erasure
         leave it alone until it is lifted. A session id leads to its customer's ``sub``, or, for
         a session started without a token, stays the session's id. A subject target that names
-        nothing stored is held for the sessions a token with that ``sub`` starts later
-        (:meth:`held_now` tells it apart). Raises ConfigError without a reason, NotFoundError
-        for an unknown recording, ConflictError if it is held already."""
+        nothing stored is held for the sessions a token with that ``sub`` starts later. Returns
+        the hold with what it keeps now (:meth:`held_now`). Raises ConfigError without a reason,
+        NotFoundError for an unknown recording, ConflictError if it is held already.
+
+        Audited before it is placed: a database that fails on the way leaves either nothing
+        or the record of a hold asked for, never a hold the trail does not show (a retry then
+        places it, and is recorded again)."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
         checked = _hold_kind(kind)
         reason = _reason(reason)
         label = await self._hold_target(grant, checked, target)
-        hold = HoldRecord(grant.org_id, checked, label[0], reason, actor.username, self.clock())
-        if not await self.storage.put_hold(grant, hold):
+        if await self._hold_on(grant, checked, label[0]) is not None:
             raise ConflictError(f"that {checked} is under legal hold already")
+        hold = HoldRecord(grant.org_id, checked, label[0], reason, actor.username, self.clock())
+        sessions, recordings = await self.held_now(actor, hold)
         await self.record(
             "legal_hold_placed",
             actor=actor.username,
@@ -324,15 +338,18 @@ class Subjects:
             kind=checked,
             reason=reason,
         )
-        return hold
+        if not await self.storage.put_hold(grant, hold):  # placed meanwhile by someone else
+            raise ConflictError(f"that {checked} is under legal hold already")
+        return HoldPlaced(hold, sessions, recordings)
 
     async def lift_hold(self, actor: Principal, kind: str, target: str, reason: str) -> HoldRecord:
-        """Lift a hold; needs a reason too. NotFoundError if there is none."""
+        """Lift a hold; needs a reason too. NotFoundError if there is none. Audited before it is
+        lifted, as a hold is placed: never a hold gone without a record of it."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
         checked = _hold_kind(kind)
         reason = _reason(reason)
         label = await self._hold_target(grant, checked, target, must_exist=False)
-        hold = await self.storage.delete_hold(grant, checked, label[0])
+        hold = await self._hold_on(grant, checked, label[0])
         if hold is None:
             raise NotFoundError(f"no legal hold on that {checked}")
         await self.record(
@@ -343,7 +360,18 @@ class Subjects:
             kind=checked,
             reason=reason,
         )
+        await self.storage.delete_hold(grant, checked, label[0])  # None: lifted meanwhile
         return hold
+
+    async def _hold_on(self, grant: Grant, kind: str, target: str) -> HoldRecord | None:
+        return next(
+            (
+                h
+                for h in await self.storage.list_holds(grant)
+                if (h.kind, h.target) == (kind, target)
+            ),
+            None,
+        )
 
     async def held_now(
         self, actor: Principal, hold: HoldRecord

@@ -6,55 +6,24 @@ a factor turned on whose recovery codes nobody saw, or sign-ins ended with no ne
 
 from __future__ import annotations
 
-import inspect
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import pyotp
 import pytest
 
-from tandem.exceptions import StorageError
 from tests.conftest import AGENT_PASSWORD, RunningServer
+from tests.server.faults import FailingCall
 from tests.server.test_organisations import api
 
 CONFIRMING = "_confirm_mfa"
-"""The route handler whose storage calls fail (found on the stack: other tasks' calls pass)."""
-
-
-class FailingCall:
-    """Wraps every public coroutine method of a running server's storage: while a request to
-    enrol runs, its ``fail_at``-th storage call (counted from 1) raises StorageError, as a
-    database that stopped answering there would; ``calls`` names those it made."""
-
-    def __init__(self, storage: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.fail_at = 0
-        self.calls: list[str] = []
-        for name, method in inspect.getmembers(storage, inspect.iscoroutinefunction):
-            if not name.startswith("_"):
-                monkeypatch.setattr(storage, name, self._wrap(name, method))
-
-    def _wrap(
-        self, name: str, method: Callable[..., Awaitable[Any]]
-    ) -> Callable[..., Awaitable[Any]]:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            if any(frame.function == CONFIRMING for frame in inspect.stack(0)):
-                self.calls.append(name)
-                if len(self.calls) == self.fail_at:
-                    raise StorageError("the database failed: connection lost")
-            return await method(*args, **kwargs)
-
-        return call
-
-    def arm(self, fail_at: int) -> None:
-        self.fail_at = fail_at
-        self.calls = []
+"""The route handler whose storage calls fail."""
 
 
 @pytest.fixture
 def faults(orgs_server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[FailingCall]:
-    yield FailingCall(orgs_server.server.config.app.state.services.storage, monkeypatch)
+    yield FailingCall(orgs_server.server.config.app.state.services.storage, monkeypatch, CONFIRMING)
 
 
 def new_account(server: RunningServer, username: str) -> httpx.Client:

@@ -163,9 +163,12 @@ async def _list_holds(call: Call) -> object:
 async def _place_hold(call: Call) -> object:
     body: HoldRequest = call.body
     subjects = _subjects(call)
-    hold = await subjects.place_hold(call.principal, body.kind, body.target, body.reason)
-    sessions, recordings = await subjects.held_now(call.principal, hold)
-    return {**hold_json(hold), "sessions": list(sessions), "recordings": list(recordings)}
+    placed = await subjects.place_hold(call.principal, body.kind, body.target, body.reason)
+    return {
+        **hold_json(placed.hold),
+        "sessions": list(placed.sessions),
+        "recordings": list(placed.recordings),
+    }
 
 
 async def _lift_hold(call: Call) -> object:
