@@ -150,6 +150,8 @@ export class LiveView {
   private readonly timings: FreshnessTimings;
   /** The customer is on a private page (the mirror is dropped until a shared page). */
   private privatePage = false;
+  /** The status line says the view is not (yet) proven live. */
+  private freshStatus = false;
 
   constructor(
     target: { code: string } | { watch: string } | { rejoin: Held },
@@ -224,7 +226,10 @@ export class LiveView {
     if (this.held && !this.watching) this.ports.held?.save(this.held);
   }
 
-  private status(text: string, tone: Tone = ""): void {
+  /** `fresh`: what the status says is whether the view is live (checking, not live), which an
+   * echo may put right; anything else the line says stays until something replaces it. */
+  private status(text: string, tone: Tone = "", fresh = false): void {
+    this.freshStatus = fresh;
     this.ui.report({ type: "status", text, tone });
   }
 
@@ -508,8 +513,8 @@ export class LiveView {
    * only while the view is proven fresh (./freshness.ts): else what is known of it. */
   private connectedStatus(): void {
     const now = this.freshVerdict();
-    if (now.kind === "checking") return this.status(t("checkingLive"));
-    if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad");
+    if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
+    if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
     this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
   }
 
@@ -559,8 +564,8 @@ export class LiveView {
     this.freshShown = now.kind;
     if (now.kind !== was) this.ui.report({ type: "fresh", live: now.kind === "live" });
     if (!this.consented || this.drop) return;
-    if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad");
-    else if (now.kind === "live" && was !== "live") {
+    if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
+    else if (now.kind === "live" && this.freshStatus) {
       if (this.privatePage) this.status(t("privatePage"), "");
       else this.connectedStatus();
     }
