@@ -18,7 +18,7 @@ from playwright.sync_api import expect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.conftest import RunningServer, ServerFactory
-from tests.e2e.conftest import Party, agent_plaintext, console_at, mirror
+from tests.e2e.conftest import Party, agent_plaintext, mirror
 from tests.e2e.netcut import NetCut
 from tests.e2e.test_malicious_server import malicious_server
 from tests.e2e.test_reconnect import LIVE, share_at
