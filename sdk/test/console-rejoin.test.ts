@@ -11,7 +11,8 @@ import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents } from "../src/shared/ports.ts";
 import { LiveView } from "../src/console/live.ts";
 import type { Held, HeldStore } from "../src/console/rejoin.ts";
-import type { LiveEvent } from "../src/console/state.ts";
+import { type LiveEvent, controls } from "../src/console/state.ts";
+import { STALE_AFTER_MS } from "../src/console/freshness.ts";
 import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
 import { cardUi } from "./live-ui.ts";
 
@@ -57,7 +58,8 @@ function memoryStore(): HeldStore & { held: Held | null; keys: Map<string, Pairw
 function harness(target: ConstructorParameters<typeof LiveView>[0], store = memoryStore()) {
   const sockets: Socket[] = [];
   let now = 0;
-  const timers: { at: number; fn: () => void; done: boolean }[] = [];
+  /** `every`: a timer that comes back (the freshness check's); the others run once. */
+  const timers: { at: number; fn: () => void; done: boolean; every?: number }[] = [];
   let expired = 0;
   const mirror = document.createElement("div");
   const ui = cardUi({ width: 1200, height: 800 }, { sessionExpired: () => void expired++, mirror });
@@ -96,7 +98,11 @@ function harness(target: ConstructorParameters<typeof LiveView>[0], store = memo
         timers.push(timer);
         return () => void (timer.done = true);
       },
-      every: () => () => undefined,
+      every: (ms, fn) => {
+        const timer = { at: now + ms, fn, done: false, every: ms };
+        timers.push(timer);
+        return () => void (timer.done = true);
+      },
     },
     random: randomBytes,
     held: store,
@@ -121,17 +127,21 @@ function harness(target: ConstructorParameters<typeof LiveView>[0], store = memo
     advanceTo(at: number) {
       this.advance(at - now);
     },
-    /** Move the clock on by `ms`, running the timers due. */
+    /** Move the clock on by `ms`, running the timers due, each at its time. */
     advance(ms: number) {
-      now += ms;
-      for (const timer of timers) {
-        if (!timer.done && timer.at <= now) {
-          timer.done = true;
-          timer.fn();
-        }
+      const end = now + ms;
+      for (;;) {
+        const due = timers.filter((t) => !t.done && t.at <= end).sort((a, b) => a.at - b.at)[0];
+        if (!due) break;
+        now = Math.max(now, due.at);
+        if (due.every) due.at += due.every;
+        else due.done = true;
+        due.fn();
       }
+      now = end;
     },
-    pendingTimer: () => timers.find((t) => !t.done),
+    /** The next timer that runs once (a reconnection's), if any. */
+    pendingTimer: () => timers.find((t) => !t.done && !t.every),
   };
 }
 
@@ -263,26 +273,61 @@ function payload(value: unknown): Uint8Array {
 }
 
 /** One epoch of the customer's browser as the server sees it go by (and may keep): its key,
- * `consented`, then the page's context. */
-async function epochFrames(keys: PairwiseKeys, epoch: number, title: string): Promise<Uint8Array[]> {
+ * `consented`, then the page's context; and its sender, for what follows in it. */
+async function epochOf(keys: PairwiseKeys, epoch: number, title: string): Promise<{ frames: Uint8Array[]; sender: ContentSender }> {
   const sender = await ContentSender.create("s1", epoch, [keys.customerToAgent]);
   const context = { k: "context", origin: "https://shop.example", title, device: "desktop", viewport: { w: 800, h: 600 } };
-  return [...sender.epochKeyFrames, await sender.seal(payload({ k: "consented" })), await sender.seal(payload(context))];
+  return { frames: [...sender.epochKeyFrames, await sender.seal(payload({ k: "consented" })), await sender.seal(payload(context))], sender };
 }
+
+/** The nonces of the challenges among the console's commands `frames` (opened as the customer's
+ * browser opens them). */
+async function challenges(keys: PairwiseKeys, frames: Uint8Array[]): Promise<string[]> {
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+  const nonces: string[] = [];
+  for (const frame of frames) {
+    const command = JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string; nonce?: string };
+    if (command.k === "challenge" && command.nonce) nonces.push(command.nonce);
+  }
+  return nonces;
+}
+
+/** The customer's browser's echo of the latest challenge the console sent on `socket`, in
+ * `sender`'s epoch, as the SDK makes it (once a challenge was sent). */
+async function echoOf(socket: Socket, keys: PairwiseKeys, sender: ContentSender): Promise<Uint8Array> {
+  await until(() => socket.binary.length > 0);
+  const nonce = (await challenges(keys, socket.binary)).at(-1);
+  assert.ok(nonce, "no challenge among the console's commands");
+  return sender.seal(payload({ k: "echo", nonce }));
+}
+
+/** The same, passed to the console. */
+async function echoLatest(h: ReturnType<typeof harness>, keys: PairwiseKeys, sender: ContentSender): Promise<Uint8Array> {
+  const socket = h.last();
+  const frame = await echoOf(socket, keys, sender);
+  socket.events.binary(frame);
+  return frame;
+}
+
+const LIVE = "Connected. You are seeing the customer's page live.";
+const CHECKING = "Connected. Checking that this is the customer's page now…";
 
 /** A console that showed the customer's epochs 1 and 2 live, then reloaded and rejoined; and the
  * frames of both epochs, as a malicious server could have kept them. */
 async function reloadedAfterTwoEpochs() {
   const { h, keys } = await paired();
   h.server({ type: "consent", granted: true });
-  const recorded = [await epochFrames(keys, 1, "page 1"), await epochFrames(keys, 2, "page 2")];
+  const epochs = [await epochOf(keys, 1, "page 1"), await epochOf(keys, 2, "page 2")];
+  const recorded = epochs.map((epoch) => epoch.frames);
   for (const [index, [key, ...content]] of recorded.entries()) {
     h.last().events.binary(key as Uint8Array);
     await until(() => h.store.held?.epoch === index + 1); // kept before any of its content shows
     for (const frame of content) h.last().events.binary(frame);
     await until(() => h.card.context?.title === `page ${index + 1}`);
   }
-  assert.equal(h.card.status.text, "Connected. You are seeing the customer's page live.");
+  assert.equal(h.card.status.text, CHECKING); // not called live on the strength of content alone
+  await echoLatest(h, keys, (epochs[1] as { sender: ContentSender }).sender);
+  await until(() => h.card.status.text === LIVE);
   const store = memoryStore();
   store.held = { ...(h.store.held as Held) };
   store.keys.set("s1", keys);
@@ -291,7 +336,7 @@ async function reloadedAfterTwoEpochs() {
   reloaded.last().events.open();
   reloaded.server({ type: "joined", session_id: "s1", resumed: true });
   assert.equal(reloaded.card.status.text, "Reconnected. Waiting for the customer's page…");
-  return { h: reloaded, keys, recorded };
+  return { h: reloaded, keys, recorded, before: h };
 }
 
 for (const replayed of [1, 2]) {
@@ -311,14 +356,78 @@ for (const replayed of [1, 2]) {
   });
 }
 
-test("a reloaded console shows the customer's next epoch live, and keeps it as the newest", async () => {
+test("a reloaded console shows the customer's next epoch live once it echoed the console's challenge, and keeps it as the newest", async () => {
   const { h, keys } = await reloadedAfterTwoEpochs();
-  for (const frame of await epochFrames(keys, 3, "page 3")) h.last().events.binary(frame);
+  const { frames, sender } = await epochOf(keys, 3, "page 3");
+  for (const frame of frames) h.last().events.binary(frame);
   await until(() => h.card.context?.title === "page 3");
   assert.ok(h.view.open);
   assert.equal(h.card.consented, true);
-  assert.equal(h.card.status.text, "Connected. You are seeing the customer's page live.");
+  assert.equal(h.card.status.text, CHECKING);
+  assert.equal(h.card.fresh, false);
   assert.equal(h.store.held?.epoch, 3);
+  await echoLatest(h, keys, sender); // the customer's browser is on epoch 3 now
+  await until(() => h.card.status.text === LIVE);
+  assert.equal(h.card.fresh, true);
+});
+
+test("a relay that stops passing the customer's frames leaves the view live for the bound only: then it says Not live, until an echo of a new challenge", async () => {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const { frames, sender } = await epochOf(keys, 1, "page 1");
+  for (const frame of frames) h.last().events.binary(frame);
+  await until(() => h.card.status.text === CHECKING);
+  assert.ok(controls(h.card).notLive);
+  await echoLatest(h, keys, sender);
+  await until(() => h.card.status.text === LIVE);
+  assert.ok(!controls(h.card).notLive);
+  // Still live within the bound (the customer's browser answered the challenge sent at 0)...
+  h.advance(STALE_AFTER_MS);
+  assert.equal(h.card.status.text, LIVE);
+  // ...and the relay passes nothing more: the console keeps asking, and says so.
+  h.advance(1000);
+  assert.equal(h.card.status.text, "Not live: no word from the customer's browser for 10 s. What you see may be out of date.");
+  assert.equal(h.card.fresh, false);
+  assert.ok(controls(h.card).notLive);
+  assert.ok((await challenges(keys, h.last().binary)).length >= 4, "a challenge every interval");
+  h.advance(5000);
+  assert.match(h.card.status.text, /for 15 s/);
+  // The relay passes frames again: the customer's browser answers the latest challenge.
+  await echoLatest(h, keys, sender);
+  await until(() => h.card.status.text === LIVE);
+  assert.equal(h.card.fresh, true);
+});
+
+test("a relay that replays the customer's echo ends the session (content counters), it proves nothing", async () => {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const { frames, sender } = await epochOf(keys, 1, "page 1");
+  for (const frame of frames) h.last().events.binary(frame);
+  const echo = await echoLatest(h, keys, sender);
+  await until(() => h.card.status.text === LIVE);
+  h.advance(STALE_AFTER_MS + 1000);
+  h.last().events.binary(echo); // the same frame again
+  await until(() => !h.view.open);
+  assert.match(h.card.status.text, /integrity check/);
+});
+
+test("a reloaded console never calls live an epoch the relay held back, even with an echo in it of a challenge from before the reload", async () => {
+  const { h, keys, before } = await reloadedAfterTwoEpochs();
+  // While the first console still ran, the customer moved to page 3 and echoed its challenge
+  // there; the relay kept that epoch from it, and hands it to the reloaded console instead of
+  // the customer's page now (the reloaded console's challenges go unanswered).
+  const { frames, sender } = await epochOf(keys, 3, "page 3");
+  const oldEcho = await echoOf(before.last(), keys, sender);
+  for (const frame of [...frames, oldEcho]) h.last().events.binary(frame);
+  await until(() => h.card.context?.title === "page 3");
+  await new Promise((resolve) => setTimeout(resolve, 20)); // the echo was opened too
+  assert.ok(h.view.open);
+  assert.equal(h.card.status.text, CHECKING);
+  assert.equal(h.card.fresh, false);
+  h.advance(STALE_AFTER_MS + 1000);
+  assert.match(h.card.status.text, /^Not live: no word from the customer's browser for 10 s/);
+  assert.ok(controls(h.card).notLive);
+  assert.ok(!h.reported.some((event) => event.type === "fresh" && event.live), "never live");
 });
 
 test("a reloaded console without its keys cannot go on: it says so and leaves the session", async () => {

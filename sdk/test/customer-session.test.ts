@@ -3,11 +3,12 @@
 // pairing on the console's side. No browser: the module has no import-time side effects.
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { CommandSender, type PairwiseKeys } from "../src/shared/e2e/channel.ts";
+import { CommandSender, ContentReceiver, type PairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
 import { WATCHER_SUFFIX, randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
-import { BATCH_MS, isUrgent, Session } from "../src/share/session.ts";
+import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session } from "../src/share/session.ts";
+import { PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
 import { DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 
 const SECRET = "1234567";
@@ -403,4 +404,39 @@ test("a session's end deletes this tab's keys and leaves those of another tab st
   next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
   await until(() => next.binary().length > 0);
   assert.equal(session.state, "sharing");
+});
+
+/** What the customer's browser sent inside `frames`, opened as the agent's console opens it. */
+async function opened(keys: PairwiseKeys, frames: (string | Uint8Array)[]): Promise<Record<string, unknown>[]> {
+  const receiver = new ContentReceiver("s1", keys.customerToAgent);
+  const unpacking = new UnpackStreams();
+  const decoder = new PayloadDecoder();
+  const payloads: Record<string, unknown>[] = [];
+  for (const frame of frames as Uint8Array[]) {
+    const plaintext = await receiver.open(frame);
+    const payload = plaintext && decoder.push(await unpacking.unpack(plaintext, readU64(frame, 1)));
+    if (payload) payloads.push(payload as unknown as Record<string, unknown>);
+  }
+  return payloads;
+}
+
+test("the agent's challenge is echoed inside the current epoch's content, a few a second at most, and nothing else", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  await startedAs(f, "s1"); // a private page: sharing runs, nothing of the page is recorded
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  f.deliver(await command(agent, { k: "challenge", nonce: "not a nonce, or a long string to send back" }));
+  const nonces = Array.from({ length: ECHOES_PER_SECOND + 2 }, (_, i) => String(i).repeat(22));
+  for (const nonce of nonces) f.deliver(await command(agent, { k: "challenge", nonce }));
+  await until(() => f.store.saved?.commands === nonces.length + 1); // every challenge was opened
+  const echoCount = async () => (await opened(keys, f.binary())).filter((payload) => payload.k === "echo").length;
+  for (let i = 0; i < 200 && (await echoCount()) < ECHOES_PER_SECOND; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await new Promise((resolve) => setTimeout(resolve, 20)); // and no more come
+  // The first ones (the clock stands still: the bucket does not refill), after the epoch's
+  // `consented` and `paused`; no prose, no refusal, no more than the bucket allows.
+  const payloads = await opened(keys, f.binary());
+  assert.deepEqual(payloads.map((payload) => payload.k), ["consented", "paused", ...Array(ECHOES_PER_SECOND).fill("echo")]);
+  assert.deepEqual(payloads.filter((payload) => payload.k === "echo"), nonces.slice(0, ECHOES_PER_SECOND).map((nonce) => ({ k: "echo", nonce })));
+  assert.ok(!f.control().some((m) => m.type === "report" && m.event !== "page_paused"), "nothing for the server to see");
 });

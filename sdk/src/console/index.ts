@@ -13,6 +13,7 @@ import { MalformedAnswer, checkedAnswer } from "./answers.ts";
 import { type LivePorts, LiveView } from "./live.ts";
 import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
 import { browserHeldStore } from "./rejoin.ts";
+import { freshnessTimings } from "./freshness.ts";
 import { passwordControls } from "./password.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, type Tool, initialState, reduce } from "./state.ts";
@@ -109,6 +110,15 @@ const codeInput = () => document.getElementById("code") as HTMLInputElement | nu
 /** The browser's ports for a live session: the relay's agent socket, the clock, randomness. */
 const livePorts = (): LivePorts => ({
   transport: webSocketTransport(relay().socket), clock: browserClock, random: randomBytes, held: browserHeldStore,
+  // Tests make the freshness check quick with `window.__tandemFreshness` (an init script); it can
+  // only shorten the defaults, never loosen the check (freshness.ts).
+  freshness: freshnessTimings((globalThis as { __tandemFreshness?: unknown }).__tandemFreshness),
+});
+
+// A hidden tab's timers are slowed (to once a minute after a while): shown again, the view says
+// at once whether it is still live, and asks the customer's browser anew.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") live?.visible();
 });
 
 /** After a reload: take up the session this tab was in (issue 13, fault 6), or drop stale keys. */

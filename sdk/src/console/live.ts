@@ -11,7 +11,7 @@
 import { Replayer } from "rrweb";
 import { AssetStore, neutralizeEvent } from "./assets.ts";
 import { ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
-import { SECRET_DIGITS } from "../shared/e2e/encoding.ts";
+import { SECRET_DIGITS, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
@@ -20,6 +20,9 @@ import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/p
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import { FULL_SNAPSHOT, META } from "../shared/rrweb-events.ts";
 import type { Held, HeldStore } from "./rejoin.ts";
+import {
+  DEFAULT_TIMINGS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
+} from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t } from "./messages/workspace.ts";
 
@@ -47,6 +50,8 @@ export interface LivePorts {
   random(bytes: number): Uint8Array;
   /** What a rejoin after a reload needs (./rejoin.ts); without it, a reload ends the session. */
   held?: HeldStore;
+  /** How often the view's freshness is asked and how old its proof may be (./freshness.ts). */
+  freshness?: FreshnessTimings;
 }
 
 /** What a live session needs from the console around it. */
@@ -137,6 +142,16 @@ export class LiveView {
   private serverRecording: { on: boolean; reason: string | null } | null = null;
   private customerRecording: RecordingStatusPayload | null = null;
   private cancelRecordingCheck: (() => void) | undefined;
+  /** Whether the view is the customer's page now (./freshness.ts; agents only, from the
+   * customer's first page on), what was last said about it, and the timers that ask. */
+  private fresh: Freshness | null = null;
+  private freshShown: Verdict["kind"] | null = null;
+  private cancelFreshness: (() => void) | undefined;
+  private readonly timings: FreshnessTimings;
+  /** The customer is on a private page (the mirror is dropped until a shared page). */
+  private privatePage = false;
+  /** The status line says the view is not (yet) proven live. */
+  private freshStatus = false;
 
   constructor(
     target: { code: string } | { watch: string } | { rejoin: Held },
@@ -144,6 +159,7 @@ export class LiveView {
     private readonly ports: LivePorts,
   ) {
     this.watching = "watch" in target;
+    this.timings = ports.freshness ?? DEFAULT_TIMINGS;
     this.ui.report({ type: "connecting", watching: this.watching });
     if ("rejoin" in target) {
       // A reloaded console: its keys first (frames may come as soon as the server lets it in).
@@ -210,7 +226,10 @@ export class LiveView {
     if (this.held && !this.watching) this.ports.held?.save(this.held);
   }
 
-  private status(text: string, tone: Tone = ""): void {
+  /** `fresh`: what the status says is whether the view is live (checking, not live), which an
+   * echo may put right; anything else the line says stays until something replaces it. */
+  private status(text: string, tone: Tone = "", fresh = false): void {
+    this.freshStatus = fresh;
     this.ui.report({ type: "status", text, tone });
   }
 
@@ -490,9 +509,72 @@ export class LiveView {
     if (!on) this.typingTarget = null;
   }
 
-  /** "Connected…", saying that recording goes on when it does (a navigation changes nothing). */
+  /** "Connected…", saying that recording goes on when it does (a navigation changes nothing);
+   * only while the view is proven fresh (./freshness.ts): else what is known of it. */
   private connectedStatus(): void {
+    const now = this.freshVerdict();
+    if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
+    if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
     this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
+  }
+
+  /** Whether the view is live now (a supervisor's is not checked: it sends the customer nothing). */
+  private freshVerdict(): Verdict {
+    if (this.watching || !this.fresh) return { kind: "live" };
+    return verdict(this.fresh, this.ports.clock.now(), this.timings.staleMs);
+  }
+
+  /** Start asking, once per view: a challenge every interval, and a look at the verdict. */
+  private watchFreshness(): void {
+    this.fresh ??= startFreshness(this.ports.clock.now());
+    if (this.cancelFreshness) return;
+    const { challengeMs } = this.timings;
+    const stopAsking = this.ports.clock.every(challengeMs, () => this.challenge());
+    const stopLooking = this.ports.clock.every(Math.min(1000, challengeMs), () => this.showFreshness());
+    this.cancelFreshness = () => {
+      stopAsking();
+      stopLooking();
+    };
+  }
+
+  /** Ask the customer's browser for an echo of a fresh nonce, inside the encrypted channel. */
+  private challenge(): void {
+    if (this.watching || !this.fresh || !this.consented || !this.commands || !this.ws.isOpen || this.ended) return;
+    const nonce = toBase64Url(this.ports.random(16));
+    this.fresh = reduceFreshness(this.fresh, { type: "challenged", nonce, at: this.ports.clock.now() });
+    this.sendCommand({ k: "challenge", nonce });
+  }
+
+  /** The customer's browser echoed a nonce in the epoch shown: it counts only if this view sent
+   * it (since its start or its last rejoin) and it was not echoed before. */
+  private onEcho(nonce: string): void {
+    if (this.watching || !this.fresh) return;
+    const next = reduceFreshness(this.fresh, { type: "echoed", nonce });
+    if (next === this.fresh) return; // a replay, or someone else's: nothing proven
+    this.fresh = next;
+    this.showFreshness();
+  }
+
+  /** Say whether the view is live: the mirror is marked when it is not, and the status line
+   * says for how long nothing came (not while it says the console itself is reconnecting). */
+  private showFreshness(): void {
+    if (this.ended || this.watching || !this.fresh) return;
+    const now = this.freshVerdict();
+    const was = this.freshShown;
+    this.freshShown = now.kind;
+    if (now.kind !== was) this.ui.report({ type: "fresh", live: now.kind === "live" });
+    if (!this.consented || this.drop) return;
+    if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
+    else if (now.kind === "live" && this.freshStatus) {
+      if (this.privatePage) this.status(t("privatePage"), "");
+      else this.connectedStatus();
+    }
+  }
+
+  /** The console's tab is shown again (a hidden tab's timers are slowed): look and ask at once. */
+  visible(): void {
+    this.showFreshness();
+    this.challenge();
   }
 
   /** Where an agent's mouse event lands in the customer's page: viewport point and node id. */
@@ -636,6 +718,7 @@ export class LiveView {
   /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
   private pauseMirror(): void {
     this.dropMirror();
+    this.privatePage = true;
     this.status(t("privatePage"), "");
     this.ui.report({ type: "typing", on: false });
     this.typingTarget = null;
@@ -659,6 +742,7 @@ export class LiveView {
   }
 
   private startMirror(): void {
+    this.privatePage = false;
     if (this.replayer) return;
     this.ui.mirror.replaceChildren();
     const replayer = new Replayer([], {
@@ -747,6 +831,7 @@ export class LiveView {
       return;
     }
     if (!this.consented) return; // a customer's browser sends this first; nothing shows before
+    if (payload.k === "echo") return this.onEcho(payload.nonce);
     if (payload.k === "paused") {
       this.pauseMirror();
       return;
@@ -828,7 +913,10 @@ export class LiveView {
   private onConsented(): void {
     const first = !this.consented;
     this.consented = true;
-    if (!first || this.watching) return;
+    if (this.watching) return;
+    this.watchFreshness();
+    this.challenge(); // a new page (epoch): its own proof, at once
+    if (!first) return;
     this.connectedStatus();
     this.ui.report({ type: "consented", at: this.ports.clock.now() });
     this.startMirror();
@@ -840,6 +928,9 @@ export class LiveView {
     this.drop = null;
     this.awaitingEpoch = true;
     this.consented = false; // shown again once the customer's browser says so (first in the epoch)
+    // Nothing proven before counts: only an echo of a challenge sent from now on.
+    if (this.fresh) this.fresh = startFreshness(this.ports.clock.now());
+    this.showFreshness();
     this.dropMirror();
     // The session it asked for (a reloaded console's header starts without one); not the
     // server's word for it.
@@ -907,6 +998,7 @@ export class LiveView {
     this.commands = null;
     this.setControlling(false);
     this.cancelRecordingCheck?.();
+    this.cancelFreshness?.();
     this.cancelRetry?.();
     if (this.held && !this.watching) void this.ports.held?.clear();
     this.held = null;

@@ -48,6 +48,10 @@ export interface LiveCard {
   /** The server's word on the link between its processes that carries this session (its `link`
    * message): "up" until it says otherwise. A line of its own, never in place of the status. */
   link: "up" | "reconnecting" | "restored";
+  /** The customer's browser proved, within the bound, that the view is its page now (an echo of
+   * the console's challenge: freshness.ts). Until then, and whenever the proof is too old, the
+   * mirror is marked as not live. */
+  fresh: boolean;
 }
 
 export type ConsoleState =
@@ -97,6 +101,8 @@ export type LiveEvent =
   | { type: "recording"; customer?: boolean; server?: boolean }
   /** The server says the link between its processes went down (frames wait) or came back. */
   | { type: "link"; reconnecting: boolean }
+  /** Whether the view is proven to be the customer's page now (freshness.ts). */
+  | { type: "fresh"; live: boolean }
   | { type: "ended"; text: string; tone?: Tone };
 
 const LIVE_ROLES = new Set(["agent", "supervisor"]);
@@ -105,6 +111,7 @@ export const idleCard: LiveCard = {
   phase: "idle", watching: false, status: { text: "", tone: "" }, consented: false, controlling: false, typing: false,
   recordOffered: false, recording: { customer: false, server: false },
   sessionId: null, context: null, startedAt: null, tool: "none", pointing: true, link: "up",
+  fresh: false,
 };
 
 export const initialState: ConsoleState = { screen: "loading" };
@@ -162,6 +169,8 @@ export function reduceCard(card: LiveCard, event: LiveEvent): LiveCard {
       if (card.phase === "idle") return card;
       if (event.reconnecting) return { ...card, link: "reconnecting" };
       return card.link === "reconnecting" ? { ...card, link: "restored" } : card;
+    case "fresh":
+      return card.phase === "idle" ? card : { ...card, fresh: event.live };
     case "ended":
       return { ...idleCard, status: event.text ? { text: event.text, tone: event.tone ?? "bad" } : card.status };
   }
@@ -213,5 +222,8 @@ export function controls(card: LiveCard) {
     /** The tools are offered once the customer's browser confirmed consent (agents only). */
     tools: !(card.consented && inSession && !card.watching),
     toolLayer: card.tool === "none" || !inSession,
+    /** The mirror is marked as not live: an agent's view the customer's browser has not proven
+     * to be its page now (a supervisor's is not checked). */
+    notLive: inSession && card.consented && !card.watching && !card.fresh,
   };
 }

@@ -276,6 +276,10 @@ export function draw(
   } else if (toolLayer) toolLayer.hidden = true;
   const typing = document.getElementById("typing-input");
   if (typing) typing.hidden = !shown || shown.typing;
+  // A view the customer's browser has not proven to be its page now is marked (console.css).
+  roots.stage.classList.toggle("not-live", shown?.notLive ?? false);
+  if (shown?.notLive) roots.stage.dataset.notLive = t("notLiveBadge");
+  else delete roots.stage.dataset.notLive;
   // In a session the workspace sits beside the mirror (console.css).
   roots.main.classList.toggle("in-session", state.screen === "live" && state.card.phase !== "idle");
 }

@@ -27,7 +27,9 @@ import {
   recordMaskingOptions, scrubEvent, usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
-import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, type RecordingOffReason } from "../shared/payload.ts";
+import {
+  ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, parseChallengeCommand, type Payload, type RecordingOffReason,
+} from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, onlyMaskedImages, pageImages } from "./assets.ts";
 import { withoutPrivateFrames } from "./frames.ts";
@@ -36,6 +38,7 @@ import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import { BrandError, type BrandOptions, validateBrand } from "./brand.ts";
 import { RemoteControl } from "./control.ts";
+import { Bucket } from "./bucket.ts";
 import { Annotations } from "./annotations.ts";
 import { watchContext } from "./context.ts";
 import { pageLocale } from "../shared/i18n.ts";
@@ -66,6 +69,10 @@ export function isUrgent(event: unknown): boolean {
   if (URGENT_TYPES.has(e.type ?? -1)) return true;
   return e.type === INCREMENTAL_SNAPSHOT && URGENT_SOURCES.has(e.data?.source ?? -1);
 }
+
+/** The agent's console may have this many challenges a second answered (its freshness check asks
+ * every few seconds; more are not answered, so it cannot make this page send without bound). */
+export const ECHOES_PER_SECOND = 4;
 
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -220,6 +227,10 @@ export class Session {
   private closeReason = "";
   /** Why recording must end as soon as a recorded epoch runs (it ended between two epochs). */
   private pendingEnd: RecordingOffReason | null = null;
+  /** The agent's latest challenge not answered yet (the epoch is starting, or events were
+   * dropped for a slow network), and how many are answered a second. */
+  private pendingEcho: string | null = null;
+  private readonly echoes = new Bucket(ECHOES_PER_SECOND, () => this.ports.clock.now());
 
   constructor(private readonly ports: Ports) {
     this.ui = ports.ui;
@@ -788,11 +799,31 @@ export class Session {
     this.watchedHref = this.ports.page.href();
     this.cancelPageWatch?.();
     this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
-    if (this.isPrivatePage()) {
-      this.pause();
-      return;
-    }
-    this.record();
+    if (this.isPrivatePage()) this.pause();
+    else this.record(); // its full snapshot is recorded now, and goes before the echo below
+    this.echo(); // a challenge that came while this epoch started is answered in it
+  }
+
+  /** The agent's console asks whether its view is this page now (docs/threat-model.md, "The
+   * agent's view is fresh"): its nonce goes back inside this epoch's content. At most
+   * ECHOES_PER_SECOND are answered; the console asks again. */
+  private onChallenge(nonce: string): void {
+    if (!this.echoes.take()) return;
+    this.pendingEcho = nonce;
+    this.echo();
+  }
+
+  /** Send the waiting echo in the current epoch, after every change recorded so far (the
+   * console then knows its view is this page as of now). Not between epochs (the next one
+   * answers it), and not while changes are being dropped for a slow network (the fresh
+   * snapshot that follows does). Nothing but the agent's own nonce is sent. */
+  private echo(): void {
+    const nonce = this.pendingEcho;
+    if (nonce === null || !this.sender || this.state !== "sharing") return;
+    this.flush(); // what waited for its batch goes first
+    if (this.backlogged) return;
+    this.pendingEcho = null;
+    this.sendPayload({ k: "echo", nonce });
   }
 
   private drawBanner(): void {
@@ -824,6 +855,8 @@ export class Session {
     }
     const recording = recordingCommand(command);
     if (recording) return this.onRecordingCommand(recording);
+    const challenge = parseChallengeCommand(command);
+    if (challenge) return this.onChallenge(challenge.nonce); // also on a private page: "paused" is news too
     if (this.paused) return;
     if (this.annotations?.handle(command)) return;
     this.control.handle(command);
@@ -1022,6 +1055,7 @@ export class Session {
       this.cancelBacklog = undefined;
       this.backlogged = false;
       record.takeFullSnapshot(true);
+      this.echo(); // after the snapshot that repairs the view
     });
   }
 
@@ -1070,6 +1104,7 @@ export class Session {
     this.keys = null;
     this.watcherKeys = null;
     this.commands = null;
+    this.pendingEcho = null;
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000, "stopped");

@@ -132,9 +132,33 @@ export type AnnotationPayload =
   | { k: "annotations"; on: boolean }
   | { k: "annotation_refused"; reason: AnnotationRefusal };
 
+/** A nonce of the console's freshness check: 16 random bytes, base64url without padding. */
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
+
+/** The console asks whether its view is the customer's page now (a command, agent → customer,
+ * inside the encrypted command channel; docs/threat-model.md, "The agent's view is fresh"). */
+export interface ChallengeCommand {
+  k: "challenge";
+  nonce: string;
+}
+
+/** The customer's browser answers a challenge inside the content stream of the epoch it shares
+ * now, after every change it recorded before: the console counts only a nonce it sent. */
+export interface EchoPayload {
+  k: "echo";
+  nonce: string;
+}
+
+/** A well-formed challenge, or null. */
+export function parseChallengeCommand(value: unknown): ChallengeCommand | null {
+  const c = value as { k?: unknown; nonce?: unknown } | null;
+  if (typeof c !== "object" || c === null || c.k !== "challenge") return null;
+  return typeof c.nonce === "string" && NONCE_PATTERN.test(c.nonce) ? { k: "challenge", nonce: c.nonce } : null;
+}
+
 export type Payload =
   | EventsPayload | PausedPayload | ConsentedPayload | WithheldPayload | ControlPayload | RecordingPayload
-  | AssetPayload | ContextPayload | AnnotationPayload;
+  | AssetPayload | ContextPayload | AnnotationPayload | EchoPayload;
 
 interface PartPayload {
   k: "part";
@@ -220,6 +244,10 @@ function isEvents(value: unknown): value is Payload {
     return isRecordingPayload(k, value as Record<string, unknown>);
   }
   if (k === "asset") return isAssetPayload(value as Record<string, unknown>);
+  if (k === "echo") {
+    const nonce = (value as { nonce?: unknown }).nonce;
+    return typeof nonce === "string" && NONCE_PATTERN.test(nonce);
+  }
   return k === "paused" || k === "consented" || k === "withheld" || (k === "events" && Array.isArray(v.events));
 }
 

@@ -1,0 +1,106 @@
+/**
+ * Whether the agent's view is the customer's page *now* (docs/threat-model.md, "The agent's view
+ * is fresh"): the relay cannot forge, reorder or replay what the customer's browser sends, but it
+ * can stop passing it (the console would go on showing the last page it got) or hand a reloaded
+ * console an epoch it held back (a page the customer has left since).
+ *
+ * So the console asks, inside the encrypted agent-to-customer channel (a `challenge` command with
+ * a random nonce), and the customer's browser answers inside its content stream, under the
+ * epoch it shares now (an `echo` payload with the same nonce, after every change it recorded
+ * before). Content counters run without gaps within an epoch and only a newer epoch's key is
+ * taken (../shared/e2e/channel.ts), so an echo that opens proves that everything the console
+ * shows of that epoch up to it was what the customer's page was at some time after the
+ * challenge left. The view counts as live while the newest echoed challenge was sent less than
+ * `staleMs` ago; an echo of a nonce this view did not send (or sent before a rejoin, or already
+ * echoed) counts for nothing.
+ *
+ * Pure: the live session (live.ts) keeps the state, sends the challenges and says what it means.
+ */
+
+/** A challenge is sent this often (ms), and when a page (epoch) starts or the tab is shown again. */
+export const CHALLENGE_EVERY_MS = 3000;
+/** The view is not live once the newest echoed challenge was sent longer ago than this (ms):
+ * three intervals, so a late answer or one lost with a page change does not flicker. */
+export const STALE_AFTER_MS = 9000;
+/** Challenges kept waiting for their echo; older ones are forgotten (their echo counts for nothing). */
+export const MAX_OUTSTANDING = 8;
+
+export interface FreshnessTimings {
+  challengeMs: number;
+  staleMs: number;
+}
+
+export const DEFAULT_TIMINGS: FreshnessTimings = { challengeMs: CHALLENGE_EVERY_MS, staleMs: STALE_AFTER_MS };
+
+/**
+ * The timings, with what `override` asks (tests make the check quick): only ever quicker and
+ * stricter than the defaults, never looser, so nothing that sets it can weaken the check. The
+ * bound stays at least two intervals, so a healthy session is not called stale between echoes.
+ */
+export function freshnessTimings(override: unknown): FreshnessTimings {
+  const o = (typeof override === "object" && override !== null ? override : {}) as Partial<Record<keyof FreshnessTimings, unknown>>;
+  const pick = (value: unknown, fallback: number, min: number) =>
+    typeof value === "number" && Number.isFinite(value) ? Math.min(fallback, Math.max(min, value)) : fallback;
+  const challengeMs = pick(o.challengeMs, CHALLENGE_EVERY_MS, 100);
+  const staleMs = pick(o.staleMs, STALE_AFTER_MS, 2 * challengeMs);
+  return { challengeMs, staleMs };
+}
+
+export interface Challenge {
+  readonly nonce: string;
+  /** When it was sent (console clock, ms). */
+  readonly at: number;
+}
+
+export interface Freshness {
+  /** When the view began to need proof: its first page, or a rejoin (console clock, ms). */
+  readonly since: number;
+  /** When the newest challenge that was echoed was sent; null: none since `since`. */
+  readonly provenAt: number | null;
+  /** Challenges sent since `since` and not echoed yet, oldest first. */
+  readonly outstanding: readonly Challenge[];
+}
+
+export type FreshnessEvent =
+  /** A view that starts (the customer's first page) or rejoined: nothing earlier counts. */
+  | { type: "start"; at: number }
+  | { type: "challenged"; nonce: string; at: number }
+  /** An echo came, inside the encrypted content of the epoch the console shows. */
+  | { type: "echoed"; nonce: string };
+
+export function startFreshness(at: number): Freshness {
+  return { since: at, provenAt: null, outstanding: [] };
+}
+
+/** The next state; the same object when nothing changed (an echo that counts for nothing). */
+export function reduceFreshness(state: Freshness, event: FreshnessEvent): Freshness {
+  switch (event.type) {
+    case "start":
+      return startFreshness(event.at);
+    case "challenged":
+      return { ...state, outstanding: [...state.outstanding, { nonce: event.nonce, at: event.at }].slice(-MAX_OUTSTANDING) };
+    case "echoed": {
+      const index = state.outstanding.findIndex((challenge) => challenge.nonce === event.nonce);
+      const challenge = state.outstanding[index];
+      if (!challenge) return state; // not sent by this view, forgotten, or echoed already
+      // Single use; the older ones cannot prove more than this one.
+      const provenAt = Math.max(state.provenAt ?? challenge.at, challenge.at);
+      return { ...state, provenAt, outstanding: state.outstanding.slice(index + 1) };
+    }
+  }
+}
+
+export type Verdict =
+  /** An echo proves the view was the customer's page within the bound. */
+  | { kind: "live" }
+  /** Nothing proven yet, but the view (re)started within the bound: not called live either. */
+  | { kind: "checking" }
+  /** No proof within the bound: `silentMs` since the last proof (or since the view started). */
+  | { kind: "stale"; silentMs: number };
+
+export function verdict(state: Freshness, now: number, staleMs: number): Verdict {
+  if (state.provenAt !== null && now - state.provenAt <= staleMs) return { kind: "live" };
+  const silentMs = now - (state.provenAt ?? state.since);
+  if (state.provenAt === null && silentMs <= staleMs) return { kind: "checking" };
+  return { kind: "stale", silentMs };
+}

@@ -1,0 +1,239 @@
+"""The agent's view is proven fresh (docs/threat-model.md, "The agent's view is fresh"), in real
+browsers: the console sends a random challenge inside the encrypted command channel, the
+customer's browser echoes it inside its current epoch, and the console calls its view live only
+while it holds an echo of a challenge it sent within the bound. A relay that stops passing the
+customer's frames, or hands a reloaded console an epoch it held back (with or without echoes of
+the console's earlier challenges in it), leaves the console saying that its view is not live; a
+healthy session stays live, and a stalled network only while it stalls.
+
+The consoles here ask every 500 ms and call a view stale after 2 s (`window.__tandemFreshness`,
+which can only shorten the defaults: console/freshness.ts)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from playwright.sync_api import expect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tests.conftest import RunningServer, ServerFactory
+from tests.e2e.conftest import Party, agent_plaintext, mirror
+from tests.e2e.netcut import NetCut
+from tests.e2e.test_malicious_server import malicious_server
+from tests.e2e.test_reconnect import LIVE, share_at
+from tests.e2e.test_workspace import wait_until
+from tests.malicious import without_direct_send
+
+CHALLENGE_MS = 500
+STALE_MS = 2000
+NOT_LIVE = "Not live: no word from the customer's browser for"
+
+# Quick timings, and every text the console's status line showed (kept across nothing: a reload
+# starts a new list, which is what the reloaded console showed).
+QUICK_AND_WATCHED = f"""
+window.__tandemFreshness = {{ challengeMs: {CHALLENGE_MS}, staleMs: {STALE_MS} }};
+window.__statusSeen = [];
+new MutationObserver(() => {{
+    const text = document.getElementById("status")?.textContent ?? "";
+    if (text && window.__statusSeen.at(-1) !== text) window.__statusSeen.push(text);
+}}).observe(document, {{ subtree: true, childList: true, characterData: true }});
+"""
+
+
+def quick(agent: Party) -> Party:
+    agent.page.add_init_script(QUICK_AND_WATCHED)
+    return agent
+
+
+def statuses(agent: Party) -> list[str]:
+    seen: list[str] = agent.page.evaluate("() => window.__statusSeen")
+    return seen
+
+
+def not_live_mark(agent: Party) -> Any:
+    """The stage marked as not live (dimmed, labelled): console.css, view.ts."""
+    return agent.page.locator('#stage.not-live[data-not-live="Not live"]')
+
+
+def commands_sent(agent: Party) -> int:
+    """Encrypted commands (kind 0x03: here the challenges) the console sent so far."""
+    return sum(1 for frame in agent.frames.sent if frame[:1] == b"\x03")
+
+
+def test_a_relay_that_stops_passing_the_customers_frames_is_shown_not_live_within_the_bound(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    view = share_at(customer, quick(agent), server, server.base, server.base)
+    expect(not_live_mark(agent)).to_have_count(0)
+    # The relay freezes the console: the sockets stay open, the customer's frames stop there.
+    withheld: list[bytes] = []
+
+    def freeze(frame: bytes) -> None:
+        withheld.append(frame)
+
+    relay.binary_to_agent = freeze
+    frozen_at = time.monotonic()
+    customer.page.locator("#search").fill("typed after the freeze")
+    expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+    assert time.monotonic() - frozen_at < STALE_MS + 4, "not live within the bound"
+    expect(not_live_mark(agent)).to_be_visible()
+    assert withheld, "the customer's browser went on sending (its echoes too)"
+    expect(view.locator("#search")).not_to_have_value("typed after the freeze")
+
+
+class HoldingRelay:
+    """The relay as an attacker runs it to pass an old page off as the customer's page now. Once
+    :meth:`hold` is called, it passes the first console's socket nothing more of the customer's:
+    it keeps the frames from the customer's next epoch key on (the customer's next page) and,
+    unless ``pass_commands``, drops the console's commands (its challenges). When the same
+    sign-in's console comes back (a reload), it hands it the kept frames, once, in place of the
+    customer's own (``swapped`` counts those it withheld). ``log`` records, while holding, each
+    command passed and each frame kept, in order."""
+
+    def __init__(self, app: ASGIApp, pass_commands: bool) -> None:
+        self.app = app
+        self.pass_commands = pass_commands
+        self.holding = False
+        self.first_sign_in: bytes | None = None
+        self.kept: list[bytes] = []
+        self.log: list[str] = []
+        self.swapped = 0
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def answered_challenges(self) -> int:
+        """Commands passed to the customer after its next page began that a kept frame followed
+        (the echoes are among those frames)."""
+        log = self.log[self.log.index("kept") :] if "kept" in self.log else []
+        return sum(
+            1 for i, entry in enumerate(log) if entry == "command" and "kept" in log[i + 1 :]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
+            await self.app(scope, receive, send)
+            return
+        sign_in = dict(scope["headers"]).get(b"cookie", b"")
+        if self.first_sign_in is None:
+            self.first_sign_in, which = sign_in, "first"
+        else:
+            which = "again" if sign_in == self.first_sign_in else "other"
+        scope = without_direct_send(scope)  # every frame must pass these hooks
+
+        async def relay_send(message: Message) -> None:
+            frame = message.get("bytes") if message["type"] == "websocket.send" else None
+            if frame is not None and which == "first" and self.holding:
+                if self.kept or frame[:1] == b"\x02":  # from the next epoch's key on
+                    self.kept.append(frame)
+                    self.log.append("kept")
+                return
+            if frame is not None and which == "again" and self.kept:
+                if self.swapped == 0:
+                    for kept in self.kept:
+                        await send({"type": "websocket.send", "bytes": kept})
+                self.swapped += 1
+                return
+            await send(message)
+
+        async def relay_receive() -> Message:
+            while True:
+                message = await receive()
+                held = which == "first" and self.holding
+                if held and message["type"] == "websocket.receive" and message.get("bytes"):
+                    if not self.pass_commands:
+                        continue
+                    self.log.append("command")
+                return message
+
+        await self.app(scope, relay_receive, relay_send)
+
+
+def holding_server(
+    server_factory: ServerFactory, pass_commands: bool
+) -> tuple[RunningServer, HoldingRelay]:
+    relays: list[HoldingRelay] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        relays.append(HoldingRelay(app, pass_commands))
+        return relays[-1]
+
+    server = server_factory(wrap=wrap)
+    return server, relays[0]
+
+
+def held_back_page_to_a_reloaded_console(
+    server: RunningServer, relay: HoldingRelay, customer: Party, agent: Party
+) -> Any:
+    """The customer shares the shop's front page; the relay holds the console there while the
+    customer goes to the checkout; the console reloads and the relay hands it the checkout epoch
+    it kept (the reloaded console opens it: an epoch newer than the one it held), in place of
+    what the customer's browser shares now."""
+    share_at(customer, quick(agent), server, server.base, server.base)
+    relay.hold()
+    customer.page.goto(f"{server.base}/demo/checkout.html")
+    wait_until(agent.page, lambda: len(relay.kept) >= 3)  # its key, consented, its snapshot
+    return relay
+
+
+def assert_never_live(agent: Party) -> None:
+    """The reloaded console shows the held-back page, never called live: checking, then Not
+    live once the bound has passed, with the mirror marked."""
+    expect(mirror(agent).locator("#card")).to_be_attached(timeout=15_000)  # the checkout: handed
+    expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+    expect(not_live_mark(agent)).to_be_visible()
+    assert not any(LIVE in text for text in statuses(agent)), statuses(agent)
+
+
+def test_a_reloaded_console_never_shows_as_live_an_epoch_the_relay_held_back(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = holding_server(server_factory, pass_commands=False)
+    held_back_page_to_a_reloaded_console(server, relay, customer, agent)
+    agent.page.reload()
+    assert_never_live(agent)
+    assert relay.swapped > 0, "the customer's own frames were withheld from the reloaded console"
+
+
+def test_echoes_of_earlier_challenges_a_relay_replays_to_a_reloaded_console_do_not_count(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = holding_server(server_factory, pass_commands=True)
+    held_back_page_to_a_reloaded_console(server, relay, customer, agent)
+    # The console's challenges still reach the customer's browser, which echoes them on its new
+    # page; the relay keeps those echoes with the page and replays them after the reload.
+    wait_until(agent.page, lambda: relay.answered_challenges() >= 2)
+    agent.page.reload()
+    expect(mirror(agent).locator("#card")).to_be_attached(timeout=15_000)
+    wait_until(agent.page, lambda: '"k":"echo"' in agent_plaintext(agent))  # the replay arrived
+    assert_never_live(agent)
+
+
+def test_a_live_session_stays_live_and_the_view_recovers_after_a_network_stall(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    net = NetCut(live)
+    try:
+        view = share_at(customer, quick(agent), live, live.base, net.base)
+        expect(not_live_mark(agent)).to_have_count(0)
+        # Several intervals of a healthy session (each a challenge, each answered): live all along.
+        asked = commands_sent(agent)
+        wait_until(agent.page, lambda: commands_sent(agent) >= asked + 3 * STALE_MS // CHALLENGE_MS)
+        expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
+        seen = statuses(agent)
+        assert not any(NOT_LIVE in text for text in seen), seen
+        expect(not_live_mark(agent)).to_have_count(0)
+        # The console's network stalls (nothing reaches it; its sockets stay up): not live...
+        net.hold()
+        expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+        expect(not_live_mark(agent)).to_be_visible()
+        customer.page.locator("#search").fill("typed during the stall")
+        # ...and live again once it flows: the next answered challenge says so.
+        net.release()
+        expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=STALE_MS + 4000)
+        expect(not_live_mark(agent)).to_have_count(0)
+        expect(view.locator("#search")).to_have_value("typed during the stall")
+    finally:
+        net.close()
