@@ -31,6 +31,7 @@ import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, t
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, onlyMaskedImages, pageImages } from "./assets.ts";
 import { withoutPrivateFrames } from "./frames.ts";
+import { HiddenRegionEvents } from "./hidden-events.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
@@ -165,6 +166,9 @@ export class Session {
   private cancelContext: (() => void) | undefined;
   private sender: ContentSender | null = null;
   private stopRecording: (() => void) | undefined;
+  /** What rrweb records about hidden content beside its nodes (./hidden-events.ts), for the
+   * running recorder. */
+  private hiddenEvents = new HiddenRegionEvents(liveNode);
   private pending: unknown[] = [];
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
@@ -875,6 +879,7 @@ export class Session {
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
     onMaskingFailure(withheld);
     this.assets.restart(); // a full snapshot follows: its assets go (again) before it
+    this.hiddenEvents = new HiddenRegionEvents(liveNode);
     // MASKING: images in masked or hidden regions are not even fetched
     if (this.effectivePolicy().media.images) this.assets.prefetch(pageImages(document, inMaskedRegion));
     this.stopRecording = record({
@@ -904,7 +909,12 @@ export class Session {
     // Same-origin frames are recorded with the page: none that shows a private page (./frames.ts).
     const shown = withoutPrivateFrames(event, liveNode, document, (url) => pageIsPrivate(url, pagePolicies(this.machine)));
     if (shown === null) return;
-    const masked = maskFormState(shown, liveNode); // MASKING: values, as they are recorded
+    // MASKING: style sheets, pointer, clicks, keys and scrolling of hidden content are not told
+    for (const told of this.hiddenEvents.filter(shown)) this.queue(told);
+  }
+
+  private queue(event: unknown): void {
+    const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
     if (masked === null) return;
     this.pending.push(masked);
     // Events wait up to BATCH_MS to travel together (one frame instead of one per event), but

@@ -606,6 +606,26 @@ function blockedAround(lookup: (id: number) => unknown, id: unknown, self: boole
   }
 }
 
+/**
+ * Whether a live node is a region rrweb blocks (`hide`, `.rr-block`, Tandem's own UI...: an empty
+ * box for the agent) or lies inside one, through shadow roots and frames. What the customer does
+ * there, and the style sheets drawn there, must not be told (../share/hidden-events.ts). Fails
+ * closed: a node that is unknown (null: rrweb never serialised it, as it does not serialise
+ * what blocked regions hold), detached or unreadable counts as hidden. Documents count by the
+ * frame that shows them; the page's own document is not hidden.
+ */
+export function inBlockedRegion(node: unknown): boolean {
+  try {
+    if (node === null || node === undefined) return true;
+    const start = asElement(node) ?? composedParentElement(node as Node);
+    if (start === null) return !(nodeTypeOf(node) === DOCUMENT_NODE && frameElementOf(node as Document) === null);
+    blockedSelector ??= recordMaskingOptions().blockSelector;
+    return composedClosest(start, blockedSelector) !== null;
+  } catch {
+    return true;
+  }
+}
+
 /** Input types whose `value` is a label the page wrote, never something typed. */
 const LABEL_INPUT_TYPES = new Set(["button", "submit", "reset", "image"]);
 
