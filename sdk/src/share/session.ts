@@ -30,7 +30,7 @@ import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy 
 import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, onlyMaskedImages, pageImages } from "./assets.ts";
-import { withoutPrivateFrames } from "./frames.ts";
+import { FramePrivacyWatch, withoutPrivateFrames } from "./frames.ts";
 import { HiddenRegionEvents } from "./hidden-events.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
@@ -169,6 +169,9 @@ export class Session {
   /** What rrweb records about hidden content beside its nodes (./hidden-events.ts), for the
    * running recorder. */
   private hiddenEvents = new HiddenRegionEvents(liveNode);
+  /** Same-origin frames the running recorder sent with content, which may turn private in
+   * place (./frames.ts). */
+  private frameWatch: FramePrivacyWatch | null = null;
   private pending: unknown[] = [];
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
@@ -847,6 +850,7 @@ export class Session {
   }
 
   private onPageChange(): void {
+    this.checkFrames();
     const href = this.ports.page.href();
     if (href === this.watchedHref || this.state !== "sharing") return;
     this.watchedHref = href;
@@ -880,6 +884,12 @@ export class Session {
     onMaskingFailure(withheld);
     this.assets.restart(); // a full snapshot follows: its assets go (again) before it
     this.hiddenEvents = new HiddenRegionEvents(liveNode);
+    this.frameWatch = new FramePrivacyWatch(
+      liveNode, document, (url) => pageIsPrivate(url, pagePolicies(this.machine)),
+      // Not from inside rrweb's emit, where checks run: once it returned.
+      () => queueMicrotask(() => this.recordAfresh()),
+      () => this.ports.clock.now(),
+    );
     // MASKING: images in masked or hidden regions are not even fetched
     if (this.effectivePolicy().media.images) this.assets.prefetch(pageImages(document, inMaskedRegion));
     this.stopRecording = record({
@@ -907,15 +917,32 @@ export class Session {
     // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
     // walk the event, which is then dropped (never sent raw) and reported.
     // Same-origin frames are recorded with the page: none that shows a private page (./frames.ts).
+    this.checkFrames();
     const shown = withoutPrivateFrames(event, liveNode, document, (url) => pageIsPrivate(url, pagePolicies(this.machine)));
     if (shown === null) return;
     // MASKING: style sheets, pointer, clicks, keys and scrolling of hidden content are not told
     for (const told of this.hiddenEvents.filter(shown)) this.queue(told);
   }
 
+  /** A frame sent with content whose page turned private in place is emptied in the mirror now,
+   * before anything else goes (./frames.ts). */
+  private checkFrames(): void {
+    if (!this.stopRecording || this.paused || !this.frameWatch) return;
+    for (const emptied of this.frameWatch.check()) this.queue(emptied);
+  }
+
+  /** Record again from a full snapshot (a frame shown again, ./frames.ts), if recording. */
+  private recordAfresh(): void {
+    if (!this.stopRecording || this.paused || this.state !== "sharing") return;
+    this.stopRecording();
+    this.stopRecording = undefined;
+    this.record();
+  }
+
   private queue(event: unknown): void {
     const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
     if (masked === null) return;
+    this.frameWatch?.sent(masked);
     this.pending.push(masked);
     // Events wait up to BATCH_MS to travel together (one frame instead of one per event), but
     // what the customer does (typing, clicks, a new page) goes at once, with what waited.
