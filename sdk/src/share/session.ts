@@ -29,7 +29,7 @@ import {
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import { ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, type Payload, type RecordingOffReason } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
-import { AssetCarrier, onlyMaskedImages, pageImages } from "./assets.ts";
+import { AssetCarrier, pageImages, unshownImages } from "./assets.ts";
 import { FramePrivacyWatch, withoutPrivateFrames } from "./frames.ts";
 import { HiddenRegionEvents } from "./hidden-events.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
@@ -201,8 +201,8 @@ export class Session {
     () => this.effectivePolicy().media.images,
     undefined,
     undefined,
-    // MASKING: a stylesheet's image only masked or hidden content shows is not fetched either
-    (urls) => onlyMaskedImages(document, this.ports.page.href(), urls, () => maskedRegionElements(document),
+    // MASKING: a stylesheet's image no shown element shows (masked content may) is not fetched either
+    (urls) => unshownImages(document, this.ports.page.href(), urls, () => maskedRegionElements(document),
       (el) => inMaskedRegion(el)),
   );
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
