@@ -146,3 +146,29 @@ def test_a_frame_that_turns_private_in_place_is_emptied_at_once(
     )
     expect(framed.get_by_text("BACK-IN-PUBLIC")).to_be_attached()
     expect(view.get_by_text("After")).to_be_attached()
+
+
+SPA = """<h1>Shop</h1><p>PUBLIC-SHOP-TEXT</p><button id="buy">Buy</button>
+<script>
+function toAccount() {
+  history.pushState({}, "", "/private-account");
+  document.body.append(Object.assign(document.createElement("p"), {
+    textContent: "PRIVATE-SPA-SECRET-5530"}));
+  document.querySelector("#buy").click();  // what the customer does goes at once
+}
+</script>"""
+
+
+def test_a_single_page_app_moving_onto_a_private_page_sends_nothing_of_it(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("spa.html", SPA, live, title="Shop")
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: ['/private-*']}}})"
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("PUBLIC-SHOP-TEXT")).to_be_attached()
+    customer.page.evaluate("() => toAccount()")
+    expect(agent.page.get_by_text("Customer is on a private page")).to_be_visible()
+    assert "PRIVATE-SPA-SECRET-5530" not in agent_plaintext(agent)

@@ -913,6 +913,13 @@ export class Session {
 
   private enqueue(event: unknown): void {
     if (this.backlogged) return;
+    // A single-page app moved onto a private page: nothing recorded since goes. The page watch
+    // would pause only on its next tick, after what the app drew there went; pause now, once
+    // rrweb's emit returned.
+    if (this.ports.page.href() !== this.watchedHref && this.isPrivatePage()) {
+      queueMicrotask(() => this.onPageChange());
+      return;
+    }
     // Now, while rrweb's mirror still maps ids to the live elements.
     // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
     // walk the event, which is then dropped (never sent raw) and reported.
