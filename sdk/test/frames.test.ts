@@ -1,7 +1,8 @@
 // Private pages inside same-origin frames are not recorded (../src/share/frames.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { withoutPrivateFrames } from "../src/share/frames.ts";
+import { Window } from "happy-dom";
+import { FramePrivacyWatch, RESHOW_MS, withoutPrivateFrames } from "../src/share/frames.ts";
 import { document } from "./dom.ts";
 
 const never = () => false;
@@ -54,4 +55,44 @@ test("a frame's src that names a private page is sent as about:blank", () => {
   assert.equal(change.data.adds[0].node.attributes.src, "about:blank");
   assert.equal(change.data.attributes[0].attributes.src, "about:blank");
   assert.equal(change.data.attributes[1].attributes.rr_src, "about:blank", "rrweb's name for a frame it cannot read");
+});
+
+test("a frame sent with content that turns private in place is emptied; shown again, recorded afresh", () => {
+  const iframe = document.createElement("iframe");
+  document.body.append(iframe);
+  const inside = new Window({ url: "https://shop.example/help.html" });
+  Object.defineProperty(inside, "frameElement", { value: iframe, configurable: true });
+  const nodes: Record<number, unknown> = { 7: iframe, 8: inside.document };
+  let now = 10_000;
+  let reshown = 0;
+  const watch = new FramePrivacyWatch(
+    (id) => nodes[id] ?? null, document, (url) => url.pathname.startsWith("/private-"), () => reshown++, () => now,
+  );
+  const attach = (childNodes: unknown[]) => ({
+    type: 3, timestamp: 1, data: { source: 0, removes: [], texts: [], attributes: [], adds: [{ parentId: 7, nextId: null, node: { type: 0, id: 8, childNodes } }] },
+  });
+  watch.sent(attach([{ type: 2, id: 9, tagName: "html", attributes: {}, childNodes: [] }]));
+  assert.deepEqual(watch.check(), [], "public: nothing to do");
+  inside.history.pushState({}, "", "/private-statement");
+  const [emptied, ...more] = watch.check() as { data: { adds: { parentId: number; node: Record<string, unknown> }[] } }[];
+  assert.deepEqual(more, []);
+  assert.equal(emptied.data.adds[0].parentId, 7);
+  assert.deepEqual(emptied.data.adds[0].node.childNodes, []);
+  assert.equal(emptied.data.adds[0].node.id, 8);
+  // The replayer keeps a document that looks like the one it has: this one must not.
+  assert.equal(emptied.data.adds[0].node.compatMode, "CSS1Compat");
+  watch.sent(emptied);
+  assert.deepEqual(watch.check(), [], "emptied once");
+  inside.history.replaceState({}, "", "/help.html");
+  assert.deepEqual(watch.check(), []);
+  assert.equal(reshown, 1, "shown again: recorded afresh");
+  now += RESHOW_MS / 2;
+  watch.check();
+  assert.equal(reshown, 1, "not more often than RESHOW_MS");
+  // Another document in the frame (it loaded a page): that one is rrweb's to attach.
+  nodes[8] = new Window({ url: "https://shop.example/private-x" }).document;
+  now += RESHOW_MS;
+  assert.deepEqual(watch.check(), []);
+  assert.equal(reshown, 1);
+  iframe.remove();
 });

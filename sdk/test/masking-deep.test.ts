@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import { Window } from "happy-dom";
 import {
-  agentMayTouch, composedClosest, composedParentElement, hiddenFromAgent, inMaskedRegion, MASK, MASK_PLACEHOLDER, maskFormState,
+  agentMayTouch, composedClosest, composedParentElement, hiddenFromAgent, inBlockedRegion, inMaskedRegion, MASK, MASK_PLACEHOLDER, maskFormState,
   maskInputValue, maskTextContent, onMaskingFailure, usePolicy,
 } from "../src/shared/masking.ts";
 import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
@@ -195,4 +195,23 @@ test("a node whose ancestry cannot be read counts as masked and hidden (fails cl
   maskFormState(event, () => p.appendChild(document.createElement("b")));
   assert.deepEqual(event.data.adds, []);
   assert.ok(failures.length >= 1);
+});
+
+test("inBlockedRegion: a hidden region, what its components and frames hold, and unknown nodes", () => {
+  usePolicy(validatePolicy({ version: 1, hide: ["#chat"] }));
+  const { host, root } = component('id="chat"', "<p>Hello</p>");
+  const p = root.querySelector("p") as Element;
+  assert.equal(inBlockedRegion(host), true, "the placeholder itself");
+  assert.equal(inBlockedRegion(p), true, "inside its component");
+  assert.equal(inBlockedRegion(p.firstChild), true, "a text inside");
+  assert.equal(inBlockedRegion(null), true, "unknown to the mirror: never serialised");
+  const { doc } = framed('class="rr-block"', "<button>In frame</button>");
+  assert.equal(inBlockedRegion(doc), true, "a frame's document goes by its frame");
+  assert.equal(inBlockedRegion(doc.querySelector("button")), true, "inside a frame of a blocked region");
+  const shown = component("", "<p>Shown</p>");
+  assert.equal(inBlockedRegion(shown.root.querySelector("p")), false);
+  assert.equal(inBlockedRegion(document), false, "the page's own document");
+  assert.equal(inBlockedRegion(document.body), false);
+  const { doc: shownFrame } = framed("", "<button>In frame</button>");
+  assert.equal(inBlockedRegion(shownFrame.querySelector("button")), false);
 });

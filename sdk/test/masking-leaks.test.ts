@@ -109,3 +109,28 @@ test("a masked region's attributes keep only structure: links their scheme, styl
     usePolicy(DEFAULT_POLICY);
   }
 });
+
+test("a text field the page says is a password is hidden; one it says is something else is not", () => {
+  const said = [
+    '<label for="f">Password</label><input id="f">', '<label>Kennwort <input id="f"></label>',
+    '<input id="f" aria-label="PIN">', '<input id="f" placeholder="Contraseña">', '<input id="f" title="Hasło">',
+    '<span id="l">Passwort</span><input id="f" aria-labelledby="x l">',
+    '<input id="f" aria-describedby="h"><small id="h">Your password has 12 characters</small>',
+    '<input id="f"><button aria-controls="other f">Show password</button>', '<input id="f" passwordrules="minlength: 8;">',
+  ];
+  const notSaid = [
+    '<label for="f">Shipping address</label><input id="f">', '<input id="f" placeholder="Passport number">',
+    '<input id="f" aria-label="Spinach">', '<input id="f"><button aria-controls="g">Show password</button><input id="g" type="password">',
+  ];
+  for (const [markup, expected] of [...said.map((m) => [m, true] as const), ...notSaid.map((m) => [m, false] as const)]) {
+    const form = html(`<form data-tandem-unmask>${markup}</form>`);
+    document.body.append(form);
+    try {
+      const field = form.querySelector("#f") as Element;
+      assert.equal(isSensitiveField(field), expected, markup);
+      assert.equal(maskInputValue("Hunter2", field) === "Hunter2", !expected, markup);
+    } finally {
+      form.remove();
+    }
+  }
+});

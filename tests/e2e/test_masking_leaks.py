@@ -8,6 +8,7 @@ import base64
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
@@ -73,6 +74,48 @@ def test_a_password_shown_before_sharing_stays_hidden(
     assert "Hunter2" not in frames
     assert "-more" not in frames
     assert "Hunter2" not in view.locator("#pw").input_value()
+
+
+# A password field the page revealed (`type="text"`) before the SDK loaded: its name and id say
+# nothing and it has no `autocomplete`, but the page still says what it is.
+REVEALED = {
+    "label": '<label for="f1">Password</label><input id="f1" type="password">',
+    "wrapping-label": '<label>Passwort <input id="f1" type="password"></label>',
+    "aria-label": '<input id="f1" type="password" aria-label="Your PIN">',
+    "placeholder": '<input id="f1" type="password" placeholder="Mot de passe">',
+    "labelledby": '<span id="l1">Password</span>'
+    '<input id="f1" type="password" aria-labelledby="l1">',
+    "toggle": '<input id="f1" type="password"><button type="button" aria-controls="f1">'
+    "Show password</button>",
+    "passwordrules": '<input id="f1" type="password" passwordrules="minlength: 12;">',
+}
+
+
+@pytest.mark.parametrize("field", list(REVEALED.values()), ids=list(REVEALED))
+def test_a_password_revealed_before_the_sdk_loaded_stays_hidden_by_what_the_page_says(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party, field: str
+) -> None:
+    (other_origin.root / "revealed.html").write_text(
+        "<!doctype html><html><head><meta charset=utf-8><title>Sign in</title></head><body>"
+        f'<h1>Sign in</h1><form data-tandem-unmask><input id="user">{field}</form>'
+        # The page's own "show password", before the SDK's script is even fetched.
+        "<script>document.querySelector('#f1').type = 'text';</script>"
+        f'<script src="{live.base}/sdk/tandem.js"></script></body></html>'
+    )
+    customer.page.goto(f"{other_origin.origin}/revealed.html")
+    customer.page.locator("#f1").fill("Hunter2-REVEALED-SECRET")
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.locator("#f1")).to_be_attached()
+    customer.page.locator("#user").fill("jane")
+    expect(view.locator("#user")).to_have_value("jane")  # the form is unmasked: the mirror is live
+    customer.page.locator("#f1").press("End")
+    customer.page.locator("#f1").press_sequentially("-more", delay=20)
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    assert "Hunter2" not in frames
+    assert "-more" not in frames
+    assert "Hunter2" not in view.locator("#f1").input_value()
 
 
 def test_a_private_page_framed_by_a_shared_page_is_not_recorded(
@@ -195,3 +238,34 @@ def test_a_css_background_only_a_masked_region_uses_is_not_carried(
     assert base64.b64encode(SIGNATURE_SVG.encode()).decode() not in frames
     assert "CSS-BG-SECRET-6612" not in frames
     assert not [url for url in sdk_fetches if url.endswith("/signature.svg")], sdk_fetches
+
+
+LATER_SIGNED = """<style>
+  .sig { width: 200px; height: 40px; background-image: url(/signature.svg); }
+  .logo { width: 20px; height: 20px; background-image: url(/logo.svg); }
+</style><h1>Mandate</h1><div class="logo"></div>
+<div class="pii" id="pii">Your details</div><p>After the mandate</p>"""
+
+
+def test_a_css_background_no_shown_element_uses_yet_is_not_carried(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    (other_origin.root / "signature.svg").write_text(SIGNATURE_SVG)
+    (other_origin.root / "logo.svg").write_text(LOGO_SVG)
+    url = other_origin.page("later-signed.html", LATER_SIGNED, live, title="Mandate")
+    code = _start_with(customer, url, {"version": 1, "mask": [".pii"]})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the mandate")).to_be_attached()
+    # The sheet went with the snapshot, when no element showed the signature; it appears later
+    # in the masked region (the mirror keeps its class, and would draw the image there).
+    customer.page.evaluate(
+        """() => document.querySelector('#pii').append(
+            Object.assign(document.createElement('div'), {className: 'sig'}))"""
+    )
+    expect(view.locator("#pii .sig")).to_be_attached()
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    assert base64.b64encode(LOGO_SVG.encode()).decode() in frames  # a shown one is carried
+    assert base64.b64encode(SIGNATURE_SVG.encode()).decode() not in frames
+    assert "CSS-BG-SECRET-6612" not in frames
+    assert "data:" not in _background(view, "#pii .sig"), _background(view, "#pii .sig")

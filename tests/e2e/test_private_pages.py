@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import ServerFactory
-from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, audit_records, share
+from tests.conftest import RunningServer, ServerFactory
+from tests.e2e.conftest import (
+    OtherOrigin,
+    Party,
+    agent_plaintext,
+    audit_records,
+    caught_up,
+    share,
+)
 
 POLICY = json.dumps({"version": 1, "pages": {"deny": ["/private-*"]}})
 
@@ -98,3 +106,69 @@ def test_a_teams_policy_adds_private_pages_and_masks_for_its_agents(
     customer.page.wait_for_timeout(500)
     seen = agent_plaintext(agent) + agent.page.content()
     assert "Team-only-hidden" not in seen
+
+
+FRAMED_HELP = """<!doctype html><html><body><p id="said">PUBLIC-FRAME-TEXT</p>
+<script>
+function go(how, to, text) {
+  history[how]({}, "", to);
+  document.body.append(Object.assign(document.createElement("p"), {textContent: text}));
+}
+</script></body></html>"""
+
+
+@pytest.mark.parametrize("how", ["pushState", "replaceState"])
+def test_a_frame_that_turns_private_in_place_is_emptied_at_once(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party, how: str
+) -> None:
+    (other_origin.root / "public-help.html").write_text(FRAMED_HELP)
+    body = "<h1>Checkout</h1><iframe id='help' src='public-help.html'></iframe><p>After</p>"
+    url = other_origin.page("checkout.html", body, live, title="Checkout")
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: ['/private-*']}}})"
+    )
+    view = share(customer, agent, live, code)
+    framed = view.frame_locator("#help")
+    expect(framed.get_by_text("PUBLIC-FRAME-TEXT")).to_be_attached()
+    # A single-page app in the frame moves to a private page of the policy: what it showed
+    # before is that page's now (and nothing it shows there may reach the agent).
+    help_frame = customer.page.frame_locator("#help")
+    help_frame.locator("body").evaluate(
+        "(body, how) => go(how, 'private-statement', 'PRIVATE-STATEMENT-SECRET-7742')", how
+    )
+    expect(framed.get_by_text("PUBLIC-FRAME-TEXT")).to_have_count(0)
+    caught_up(customer, view)
+    assert "PRIVATE-STATEMENT-SECRET-7742" not in agent_plaintext(agent)
+    # Back on a shared page, the frame shows again.
+    help_frame.locator("body").evaluate(
+        "(body, how) => go(how, 'public-help.html', 'BACK-IN-PUBLIC')", how
+    )
+    expect(framed.get_by_text("BACK-IN-PUBLIC")).to_be_attached()
+    expect(view.get_by_text("After")).to_be_attached()
+
+
+SPA = """<h1>Shop</h1><p>PUBLIC-SHOP-TEXT</p><button id="buy">Buy</button>
+<script>
+function toAccount() {
+  history.pushState({}, "", "/private-account");
+  document.body.append(Object.assign(document.createElement("p"), {
+    textContent: "PRIVATE-SPA-SECRET-5530"}));
+  document.querySelector("#buy").click();  // what the customer does goes at once
+}
+</script>"""
+
+
+def test_a_single_page_app_moving_onto_a_private_page_sends_nothing_of_it(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    url = other_origin.page("spa.html", SPA, live, title="Shop")
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: ['/private-*']}}})"
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("PUBLIC-SHOP-TEXT")).to_be_attached()
+    customer.page.evaluate("() => toAccount()")
+    expect(agent.page.get_by_text("Customer is on a private page")).to_be_visible()
+    assert "PRIVATE-SPA-SECRET-5530" not in agent_plaintext(agent)

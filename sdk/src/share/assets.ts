@@ -18,9 +18,9 @@
 
 import {
   type AssetPayload, type AssetType, MAX_ASSET_BYTES, MAX_ASSET_URL, MAX_SESSION_ASSET_BYTES,
-  MAX_SESSION_ASSETS, assetType, cssUrls, decodeBase64, encodeBase64, isImage, looksLike, srcsetUrls,
+  MAX_SESSION_ASSETS, assetType, cssImageUrls, cssUrls, decodeBase64, encodeBase64, isImage, looksLike, srcsetUrls,
 } from "../shared/assets.ts";
-import { attributeOf } from "../shared/dom.ts";
+import { attributeOf, queryAllIn, shadowRootOf } from "../shared/dom.ts";
 import {
   ADOPTED_STYLE_SHEET, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
   STYLE_DECLARATION, STYLE_SHEET_RULE,
@@ -59,11 +59,21 @@ export function assetUrls(
   events: readonly unknown[],
   masked: (id: number) => boolean = () => false,
   original: (id: number, name: string) => string | null = () => null,
+  /** Filled with those of the addresses that only CSS shows as images (cssImageUrls), not also
+   * an element's own `src`: which element shows one is known only from computed styles. */
+  cssImages: Set<string> = new Set(),
 ): Set<string> {
   const hidden = (id: unknown) => typeof id !== "number" || masked(id);
   const found = new Set<string>();
+  const direct = new Set<string>();
   const css = (text: unknown) => {
-    if (typeof text === "string") for (const url of cssUrls(text)) found.add(url);
+    if (typeof text !== "string") return;
+    for (const url of cssUrls(text)) found.add(url);
+    for (const url of cssImageUrls(text)) cssImages.add(url);
+  };
+  const add = (url: string) => {
+    found.add(url);
+    direct.add(url);
   };
   const deepCss = (value: unknown) => {
     const stack = [value];
@@ -83,11 +93,11 @@ export function assetUrls(
       if (key === "style" && value && typeof value === "object") deepCss(value);
       if (typeof value !== "string") continue;
       if (key === "style" || key === "_csstext") css(value);
-      else if (((key === "src" && IMAGE_SOURCES.has(tag)) || key === "poster") && unchanged(id, name, value)) found.add(value);
-      else if (key === "srcset") for (const url of srcsetUrls(value)) found.add(url);
-      else if ((key === "href" || key === "xlink:href") && tag === "image" && unchanged(id, name, value)) found.add(value);
+      else if (((key === "src" && IMAGE_SOURCES.has(tag)) || key === "poster") && unchanged(id, name, value)) add(value);
+      else if (key === "srcset") for (const url of srcsetUrls(value)) add(url);
+      else if ((key === "href" || key === "xlink:href") && tag === "image" && unchanged(id, name, value)) add(value);
       else if (key === "href" && tag === "link" && /\bstylesheet\b/i.test(String(attrs.rel ?? "")) &&
-        typeof attrs._cssText !== "string") found.add(value);
+        typeof attrs._cssText !== "string") add(value);
     }
   };
   const tree = (root: unknown) => {
@@ -134,6 +144,7 @@ export function assetUrls(
       if (data.id === undefined || !hidden(data.id)) deepCss(data);
     }
   }
+  for (const url of direct) cssImages.delete(url);
   return found;
 }
 
@@ -173,37 +184,43 @@ function imagesShownBy(el: Element, out: Set<string>): void {
 }
 
 /**
- * Of `urls` (as the events write them, resolved against `base`), those that only elements in
- * content the agent may not see show (`masked`: every element of masked, hidden or blocked
- * regions; `inRegion`: whether an element lies in one): a stylesheet's `.sig { background:
- * url(/signature.svg) }` used only inside a masked region is not carried. An image no element
- * shows now, or one shown outside as well, is carried. Fails closed: if the page cannot be read
- * this way, all of `urls` are withheld.
+ * Of `urls` (CSS images, as the events write them, resolved against `base`), those that no
+ * element outside content the agent may not see shows now (`masked`: every element of masked,
+ * hidden or blocked regions; `inRegion`: whether an element lies in one, for those in open
+ * shadow roots). A stylesheet's image goes only once such an element shows it (the agent sees it
+ * there anyway): one no element shows yet may well be shown first by masked content, and once
+ * carried, the mirror draws it for any element of its class, masked or not. Fails closed: if
+ * the page cannot be read this way, all of `urls` are withheld.
  */
-export function onlyMaskedImages(
+export function unshownImages(
   doc: Document, base: string, urls: readonly string[], masked: () => Element[], inRegion: (el: Element) => boolean,
 ): Set<string> {
   if (!urls.length) return new Set();
   try {
-    const absolute = new Map<string, string>();
+    const absolute = new Map<string, string[]>();
     for (const url of urls) {
       try {
-        absolute.set(new URL(url, base).href, url);
+        const href = new URL(url, base).href;
+        absolute.set(href, [...(absolute.get(href) ?? []), url]);
       } catch {
         // not an address: never fetched (carriable refuses it)
       }
     }
-    const inside = new Set<string>();
-    for (const el of masked()) imagesShownBy(el, inside);
-    const candidates = [...absolute.keys()].filter((url) => inside.has(url));
-    if (!candidates.length) return new Set();
-    // Rare (a masked region shows one of these): look at what the rest of the page shows.
+    const hiddenTop = new Set(masked());
     const outside = new Set<string>();
-    for (const el of querySelectorAll(doc, "*")) {
-      if (candidates.every((url) => outside.has(url))) break;
-      if (!inRegion(el)) imagesShownBy(el, outside);
+    const wanted = [...absolute.keys()];
+    // The page's tree, then the open shadow roots of its web components (their sheets' images).
+    const trees: Node[] = [doc];
+    for (let t = 0; t < trees.length && t < 1000 && !wanted.every((url) => outside.has(url)); t++) {
+      for (const el of queryAllIn(trees[t], "*")) {
+        const shadow = shadowRootOf(el);
+        if (shadow) trees.push(shadow);
+        if (t === 0 ? hiddenTop.has(el) : inRegion(el)) continue;
+        imagesShownBy(el, outside);
+        if (wanted.every((url) => outside.has(url))) break;
+      }
     }
-    return new Set(candidates.filter((url) => !outside.has(url)).map((url) => absolute.get(url) as string));
+    return new Set(wanted.filter((url) => !outside.has(url)).flatMap((url) => absolute.get(url) as string[]));
   } catch {
     return new Set(urls);
   }
@@ -225,8 +242,9 @@ export class AssetCarrier {
     private readonly imagesShown: () => boolean,
     private readonly fetcher: Fetcher = (url, init) => fetch(url, init),
     private readonly limits: AssetLimits = DEFAULT_LIMITS,
-    /** Of these addresses, those only content the agent may not see shows (onlyMaskedImages). */
-    private readonly onlyMasked: (urls: string[]) => Set<string> = () => new Set(),
+    /** Of these CSS images, those no element outside content the agent may not see shows
+     * (unshownImages). */
+    private readonly unshown: (urls: string[]) => Set<string> = () => new Set(),
   ) {}
 
   /** A new recorder (full snapshot) starts: the console may not have anything yet. */
@@ -244,30 +262,36 @@ export class AssetCarrier {
   /** The asset payloads to send before `events`: those they use that were not sent since the
    * recorder started. Never rejects; waits at most `waitMs`. */
   async carry(events: readonly unknown[]): Promise<AssetPayload[]> {
-    const wanted = this.shown([...assetUrls(events, this.masked, this.original)].filter((url) => !this.sent.has(url) && this.carriable(url)));
+    const cssImages = new Set<string>();
+    const urls = assetUrls(events, this.masked, this.original, cssImages);
+    const wanted = this.shown([...urls].filter((url) => !this.sent.has(url) && this.carriable(url)), cssImages);
     if (!wanted.length) return [];
     const out = await this.carryUrls(wanted);
     // A carried stylesheet's own images and fonts (absolute, as the console resolves them) go
     // before it: the console rewrites the sheet when it arrives.
     const nested: AssetPayload[] = [];
     for (const sheet of out.filter((asset) => asset.type === "text/css")) {
-      const inner = cssUrls(new TextDecoder().decode(decodeBase64(sheet.data))).flatMap((url) => {
+      const text = new TextDecoder().decode(decodeBase64(sheet.data));
+      const absolute = (list: string[]) => list.flatMap((url) => {
         try {
           return [new URL(url, new URL(sheet.url, this.page())).href];
         } catch {
           return [];
         }
-      }).filter((url) => !this.sent.has(url) && this.carriable(url));
-      nested.push(...await this.carryUrls(this.shown(inner)));
+      });
+      const inner = absolute(cssUrls(text)).filter((url) => !this.sent.has(url) && this.carriable(url));
+      nested.push(...await this.carryUrls(this.shown(inner, new Set(absolute(cssImageUrls(text))))));
     }
     return [...nested, ...out];
   }
 
-  /** `urls` without those only masked content shows: not fetched, not sent (asked again when
-   * a later batch names them: the page may show them elsewhere by then). */
-  private shown(urls: string[]): string[] {
-    if (!urls.length) return urls;
-    const withheld = this.onlyMasked(urls);
+  /** `urls` without the CSS images (`cssImages`) no element outside masked content shows: not
+   * fetched, not sent (asked again when a later batch names them: the page may show them by
+   * then). */
+  private shown(urls: string[], cssImages: Set<string>): string[] {
+    const judged = urls.filter((url) => cssImages.has(url));
+    if (!judged.length) return urls;
+    const withheld = this.unshown(judged);
     return withheld.size ? urls.filter((url) => !withheld.has(url)) : urls;
   }
 

@@ -26,10 +26,12 @@ function getter(owner: string, property: string): Getter {
   let found: (() => unknown) | undefined;
   return (self) => {
     if (!found) {
-      const proto = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[owner]?.prototype;
-      const get = proto && Object.getOwnPropertyDescriptor(proto, property)?.get;
-      if (!get) throw new TypeError(`${owner}.${property} has no getter`);
-      found = get as () => unknown;
+      // On the interface itself in browsers; some DOM implementations define it further up.
+      let proto: object | null | undefined = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[owner]?.prototype;
+      for (; proto && !found; proto = Object.getPrototypeOf(proto) as object | null) {
+        found = Object.getOwnPropertyDescriptor(proto, property)?.get as (() => unknown) | undefined;
+      }
+      if (!found) throw new TypeError(`${owner}.${property} has no getter`);
     }
     return found.call(self);
   };
@@ -173,3 +175,102 @@ export function withoutPrivateFrames<T>(
   }
   return event;
 }
+
+/**
+ * A frame that turns private in place (its page calls `history.pushState` or `replaceState` onto
+ * an address the policies keep private): nothing new of it goes (withoutPrivateFrames judges
+ * each event by the live address), but what it showed before stayed in the agent's mirror. This
+ * remembers the frame documents the sent events attached (`sent`), and `check` (on every
+ * recorded event and on the session's page watch) answers, for each one now private that was
+ * sent with content, an event that attaches it again empty: the mirror empties the frame as it
+ * does for a frame that loads a private page. One attached empty (private) that is now shown
+ * cannot be filled by events (rrweb sends its content only as it loads): `reshow` is called
+ * (the session records afresh, a full snapshot), at most once per RESHOW_MS.
+ */
+export class FramePrivacyWatch {
+  /** By the frame element's id: its document's id, and whether it went with content. */
+  private frames = new Map<number, { docId: number; shown: boolean; compatMode: unknown }>();
+  private lastReshow = -Infinity;
+
+  constructor(
+    private readonly lookup: (id: number) => unknown,
+    private readonly top: Document,
+    private readonly isPrivate: (url: URL) => boolean,
+    private readonly reshow: () => void,
+    private readonly now: () => number = () => Date.now(),
+  ) {}
+
+  /** Note the frame documents `event` attaches (an event as it is sent, after masking). */
+  sent(event: unknown): void {
+    const e = event as { type?: unknown; data?: { source?: unknown; adds?: unknown; node?: unknown } } | null;
+    if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return;
+    if (e.type === FULL_SNAPSHOT) {
+      this.frames.clear(); // rrweb attaches the frames of a new snapshot afresh
+      return;
+    }
+    if (e.type !== INCREMENTAL_SNAPSHOT || e.data.source !== MUTATION || !Array.isArray(e.data.adds)) return;
+    for (const add of e.data.adds as Add[]) {
+      const node = add?.node;
+      if (!node || node.type !== SERIALIZED_DOCUMENT || typeof node.id !== "number" || typeof add.parentId !== "number") continue;
+      const shown = Array.isArray(node.childNodes) && node.childNodes.length > 0;
+      this.frames.set(add.parentId, { docId: node.id, shown, compatMode: (node as { compatMode?: unknown }).compatMode });
+    }
+  }
+
+  /** Events that empty, in the mirror, the frames sent with content whose page is private now. */
+  check(): unknown[] {
+    const out: unknown[] = [];
+    let reshow = false;
+    for (const [frameId, frame] of this.frames) {
+      const doc = this.lookup(frame.docId);
+      if (!this.current(doc, this.lookup(frameId))) {
+        this.frames.delete(frameId); // gone, or another document loaded: rrweb attaches that one
+        continue;
+      }
+      const now = inPrivateFrame(doc, this.top, this.isPrivate);
+      if (now && frame.shown) {
+        frame.shown = false;
+        out.push({
+          type: INCREMENTAL_SNAPSHOT,
+          timestamp: this.now(),
+          data: {
+            source: MUTATION, removes: [], texts: [], attributes: [], isAttachIframe: true,
+            adds: [{ parentId: frameId, nextId: null, node: emptyDocument(frame.docId, frame.compatMode) }],
+          },
+        });
+      } else if (!now && !frame.shown) {
+        reshow = true;
+      }
+    }
+    if (reshow && this.now() - this.lastReshow >= RESHOW_MS) {
+      this.lastReshow = this.now();
+      this.reshow();
+    }
+    return out;
+  }
+
+  /** Whether `doc` is the document `frame` shows now. */
+  private current(doc: unknown, frame: unknown): boolean {
+    try {
+      if (!doc || !frame) return false;
+      const view = defaultViewOf(doc);
+      return view !== null && view !== undefined && frameElementOf(view) === frame;
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * An empty serialized document of id `id`. rrweb's replayer keeps a node it already has when
+ * the new one looks the same (for a document: its `compatMode`), so this one says another
+ * (a standards document's, or none): the replayer builds it afresh, which empties the frame.
+ */
+function emptyDocument(id: number, compatMode: unknown): Record<string, unknown> {
+  return compatMode === undefined
+    ? { type: SERIALIZED_DOCUMENT, id, childNodes: [], compatMode: "CSS1Compat" }
+    : { type: SERIALIZED_DOCUMENT, id, childNodes: [] };
+}
+
+/** How often a frame shown again may make the session record afresh. */
+export const RESHOW_MS = 1000;

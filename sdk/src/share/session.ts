@@ -31,8 +31,9 @@ import {
   ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, parseChallengeCommand, type Payload, type RecordingOffReason,
 } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
-import { AssetCarrier, onlyMaskedImages, pageImages } from "./assets.ts";
-import { withoutPrivateFrames } from "./frames.ts";
+import { AssetCarrier, pageImages, unshownImages } from "./assets.ts";
+import { FramePrivacyWatch, withoutPrivateFrames } from "./frames.ts";
+import { HiddenRegionEvents } from "./hidden-events.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
 import { RecordingError, checkPin, validatePins } from "../shared/e2e/recording.ts";
 import { type OutgoingMessage, control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
@@ -175,6 +176,12 @@ export class Session {
   private cancelContext: (() => void) | undefined;
   private sender: ContentSender | null = null;
   private stopRecording: (() => void) | undefined;
+  /** What rrweb records about hidden content beside its nodes (./hidden-events.ts), for the
+   * running recorder. */
+  private hiddenEvents = new HiddenRegionEvents(liveNode);
+  /** Same-origin frames the running recorder sent with content, which may turn private in
+   * place (./frames.ts). */
+  private frameWatch: FramePrivacyWatch | null = null;
   private pending: unknown[] = [];
   private flushQueued = false;
   /** A batch is waiting for its window (BATCH_MS) to close; cancels that wait. */
@@ -204,8 +211,8 @@ export class Session {
     () => this.effectivePolicy().media.images,
     undefined,
     undefined,
-    // MASKING: a stylesheet's image only masked or hidden content shows is not fetched either
-    (urls) => onlyMaskedImages(document, this.ports.page.href(), urls, () => maskedRegionElements(document),
+    // MASKING: a stylesheet's image no shown element shows (masked content may) is not fetched either
+    (urls) => unshownImages(document, this.ports.page.href(), urls, () => maskedRegionElements(document),
       (el) => inMaskedRegion(el)),
   );
   /** While sharing: the page's address is watched (single-page apps change it without loading). */
@@ -881,6 +888,7 @@ export class Session {
   }
 
   private onPageChange(): void {
+    this.checkFrames();
     const href = this.ports.page.href();
     if (href === this.watchedHref || this.state !== "sharing") return;
     this.watchedHref = href;
@@ -913,6 +921,13 @@ export class Session {
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
     onMaskingFailure(withheld);
     this.assets.restart(); // a full snapshot follows: its assets go (again) before it
+    this.hiddenEvents = new HiddenRegionEvents(liveNode);
+    this.frameWatch = new FramePrivacyWatch(
+      liveNode, document, (url) => pageIsPrivate(url, pagePolicies(this.machine)),
+      // Not from inside rrweb's emit, where checks run: once it returned.
+      () => queueMicrotask(() => this.recordAfresh()),
+      () => this.ports.clock.now(),
+    );
     // MASKING: images in masked or hidden regions are not even fetched
     if (this.effectivePolicy().media.images) this.assets.prefetch(pageImages(document, inMaskedRegion));
     this.stopRecording = record({
@@ -936,14 +951,43 @@ export class Session {
 
   private enqueue(event: unknown): void {
     if (this.backlogged) return;
+    // A single-page app moved onto a private page: nothing recorded since goes. The page watch
+    // would pause only on its next tick, after what the app drew there went; pause now, once
+    // rrweb's emit returned.
+    if (this.ports.page.href() !== this.watchedHref && this.isPrivatePage()) {
+      queueMicrotask(() => this.onPageChange());
+      return;
+    }
     // Now, while rrweb's mirror still maps ids to the live elements.
     // Now, while rrweb's mirror still maps ids to the live elements. Null: masking could not
     // walk the event, which is then dropped (never sent raw) and reported.
     // Same-origin frames are recorded with the page: none that shows a private page (./frames.ts).
+    this.checkFrames();
     const shown = withoutPrivateFrames(event, liveNode, document, (url) => pageIsPrivate(url, pagePolicies(this.machine)));
     if (shown === null) return;
-    const masked = maskFormState(shown, liveNode); // MASKING: values, as they are recorded
+    // MASKING: style sheets, pointer, clicks, keys and scrolling of hidden content are not told
+    for (const told of this.hiddenEvents.filter(shown)) this.queue(told);
+  }
+
+  /** A frame sent with content whose page turned private in place is emptied in the mirror now,
+   * before anything else goes (./frames.ts). */
+  private checkFrames(): void {
+    if (!this.stopRecording || this.paused || !this.frameWatch) return;
+    for (const emptied of this.frameWatch.check()) this.queue(emptied);
+  }
+
+  /** Record again from a full snapshot (a frame shown again, ./frames.ts), if recording. */
+  private recordAfresh(): void {
+    if (!this.stopRecording || this.paused || this.state !== "sharing") return;
+    this.stopRecording();
+    this.stopRecording = undefined;
+    this.record();
+  }
+
+  private queue(event: unknown): void {
+    const masked = maskFormState(event, liveNode); // MASKING: values, as they are recorded
     if (masked === null) return;
+    this.frameWatch?.sent(masked);
     this.pending.push(masked);
     // Events wait up to BATCH_MS to travel together (one frame instead of one per event), but
     // what the customer does (typing, clicks, a new page) goes at once, with what waited.

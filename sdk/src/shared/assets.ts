@@ -130,6 +130,12 @@ export function cssUrls(css: string): string[] {
   return found;
 }
 
+/** The addresses of a CSS text that show images: every `url(…)` but those of `@font-face` rules
+ * (fonts) and of `@import`s (style sheets). */
+export function cssImageUrls(css: string): string[] {
+  return cssUrls(css.replace(/@font-face\s*\{[^}]*\}/gi, " ").replace(/@import\b[^;]*;?/gi, " "));
+}
+
 /** The addresses of a `srcset` (`a.png 1x, b.png 2x`). */
 export function srcsetUrls(srcset: string): string[] {
   return srcset.split(",").map((candidate) => candidate.trim().split(/\s+/)[0]).filter(Boolean);

@@ -16,7 +16,8 @@ type Method = (...args: unknown[]) => unknown;
 
 /** The realm's interface objects; read when called (node tests install a DOM after import). */
 function proto(
-  name: "Node" | "Element" | "Document" | "ShadowRoot" | "HTMLInputElement" | "HTMLTextAreaElement" | "HTMLSelectElement",
+  name: "Node" | "Element" | "Document" | "DocumentFragment" | "ShadowRoot" | "HTMLInputElement" | "HTMLTextAreaElement" |
+    "HTMLSelectElement",
 ): object {
   const ctor = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[name];
   if (!ctor) throw new TypeError(`no DOM here (${name})`);
@@ -215,4 +216,39 @@ export function liveValueOf(el: Element): string | null {
   const name = tag === "input" ? "HTMLInputElement" : tag === "textarea" ? "HTMLTextAreaElement"
     : tag === "select" ? "HTMLSelectElement" : null;
   return name ? String(getter(name, "value")(el)) : null;
+}
+
+const inputLabelsGetter = getter("HTMLInputElement", "labels");
+const textAreaLabelsGetter = getter("HTMLTextAreaElement", "labels");
+
+/** The `<label>`s of an input or a textarea (its `labels`); none for other elements. */
+export function labelsOf(el: Element): Element[] {
+  const tag = localNameOf(el);
+  const labels = tag === "input" ? inputLabelsGetter(el) : tag === "textarea" ? textAreaLabelsGetter(el) : null;
+  return labels ? Array.from(labels as ArrayLike<Element>) : [];
+}
+
+/** `name` of the first prototype up `interfaceName`'s chain that has it (browsers: the interface
+ * itself; some DOM implementations put ParentNode's methods further up). */
+function inheritedMethod(interfaceName: InterfaceName, name: string): (self: unknown, ...args: unknown[]) => unknown {
+  let found: Method | undefined;
+  return (self, ...args) => {
+    for (let p: object | null = found ? null : proto(interfaceName); p && !found; p = Object.getPrototypeOf(p) as object | null) {
+      const fn = Object.getOwnPropertyDescriptor(p, name)?.value as Method | undefined;
+      if (typeof fn === "function") found = fn;
+    }
+    if (!found) throw new TypeError(`${interfaceName}.${name} is not a method`);
+    return found.apply(self, args);
+  };
+}
+
+const documentQueryAll = inheritedMethod("Document", "querySelectorAll");
+const fragmentQueryAll = inheritedMethod("DocumentFragment", "querySelectorAll");
+
+/** `querySelectorAll` on a document or a shadow root (a node's root); none for anything else. */
+export function queryAllIn(root: Node, selector: string): Element[] {
+  const type = nodeTypeOf(root);
+  const found = type === DOCUMENT_NODE ? documentQueryAll(root, selector)
+    : type === DOCUMENT_FRAGMENT_NODE ? fragmentQueryAll(root, selector) : null;
+  return found ? Array.from(found as ArrayLike<Element>) : [];
 }

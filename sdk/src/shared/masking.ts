@@ -32,7 +32,8 @@
 
 import {
   asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, frameElementOf, hasAttributeOn, hostOf,
-  liveValueOf, localNameOf, nodeTypeOf, parentElementOf, rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
+  labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn, rootNodeOf, shadowRootOf, TEXT_NODE,
+  textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT } from "./rrweb-events.ts";
@@ -290,6 +291,44 @@ let passwordWatch: MutationObserver | null = null;
 /** A field whose name or id says it holds a password (revealed before the SDK loaded, it has no
  * other trace): hidden whatever its type. */
 const PASSWORD_NAME = /pass(?:word|wd|phrase|code)|pwd/i;
+/** Words that name a password or a PIN in what the page writes about a field (its labels), in a
+ * few languages. A field wrongly taken for one only has its value hidden, as every field's is
+ * unless the site shows it. */
+const PASSWORD_WORDS = new RegExp(
+  "pass(?:word|wd|phrase|code)|pwd|\\bpin\\b|passwort|kennwort|mot de passe|contrase(?:ñ|n)a|senha|wachtwoord|" +
+  "\\bhas(?:ł|l)o\\b|lösenord|adgangskode|salasana|пароль|密码|密碼|パスワード|비밀번호|كلمة المرور|סיסמה",
+  "i",
+);
+/** How much of a label is read, and how many labels and toggles are (a page's text, not a field's). */
+const LABEL_CHARS = 200;
+const LABEL_REFS = 8;
+
+/**
+ * Whether what the page says about a field names a password: a field revealed (`type="text"`)
+ * before the SDK loaded has no trace of its own, but its page still says what it is. Its
+ * `passwordrules` (a password manager's hint, only on password fields), its `aria-label`,
+ * `placeholder` or `title`, its `<label>`s, the elements its `aria-labelledby` and
+ * `aria-describedby` name, and a "show password" toggle that names it in `aria-controls` (its
+ * label, title or text). Throws when the field cannot be read (callers fail closed).
+ */
+function saidToBePassword(el: MaskableElement): boolean {
+  if (hasAttributeOn(el, "passwordrules")) return true;
+  const words: (string | null)[] = [attributeOf(el, "aria-label"), attributeOf(el, "placeholder"), attributeOf(el, "title")];
+  for (const label of labelsOf(el).slice(0, LABEL_REFS)) words.push(textContentUpTo(label, LABEL_CHARS));
+  const root = rootNodeOf(el);
+  const quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&").replace(/[\n\r\f]/g, " ")}"`;
+  const refs = `${attributeOf(el, "aria-labelledby") ?? ""} ${attributeOf(el, "aria-describedby") ?? ""}`.split(/\s+/).filter(Boolean);
+  for (const ref of refs.slice(0, LABEL_REFS)) {
+    for (const found of queryAllIn(root, `[id=${quoted(ref)}]`).slice(0, 1)) words.push(textContentUpTo(found, LABEL_CHARS));
+  }
+  const id = attributeOf(el, "id");
+  if (id) {
+    for (const toggle of queryAllIn(root, `[aria-controls~=${quoted(id)}]`).slice(0, LABEL_REFS)) {
+      words.push(attributeOf(toggle, "aria-label"), attributeOf(toggle, "title"), textContentUpTo(toggle, LABEL_CHARS));
+    }
+  }
+  return words.some((word) => word !== null && PASSWORD_WORDS.test(word));
+}
 
 function notePasswordChanges(records: MutationRecord[]): void {
   for (const record of records) {
@@ -329,7 +368,8 @@ export function isSensitiveField(el: MaskableElement): boolean {
     return true;
   }
   const autocomplete = (attributeOf(el, "autocomplete") ?? "").toLowerCase().trim();
-  return autocomplete.split(/\s+/).some((token) => SENSITIVE_AUTOCOMPLETE.test(token));
+  if (autocomplete.split(/\s+/).some((token) => SENSITIVE_AUTOCOMPLETE.test(token))) return true;
+  return (name === "input" || name === "textarea") && saidToBePassword(el);
 }
 
 /** The value of a form field as the agent may see it. Never throws: on any error, all masked. */
@@ -606,6 +646,26 @@ function blockedAround(lookup: (id: number) => unknown, id: unknown, self: boole
   }
 }
 
+/**
+ * Whether a live node is a region rrweb blocks (`hide`, `.rr-block`, Tandem's own UI...: an empty
+ * box for the agent) or lies inside one, through shadow roots and frames. What the customer does
+ * there, and the style sheets drawn there, must not be told (../share/hidden-events.ts). Fails
+ * closed: a node that is unknown (null: rrweb never serialised it, as it does not serialise
+ * what blocked regions hold), detached or unreadable counts as hidden. Documents count by the
+ * frame that shows them; the page's own document is not hidden.
+ */
+export function inBlockedRegion(node: unknown): boolean {
+  try {
+    if (node === null || node === undefined) return true;
+    const start = asElement(node) ?? composedParentElement(node as Node);
+    if (start === null) return !(nodeTypeOf(node) === DOCUMENT_NODE && frameElementOf(node as Document) === null);
+    blockedSelector ??= recordMaskingOptions().blockSelector;
+    return composedClosest(start, blockedSelector) !== null;
+  } catch {
+    return true;
+  }
+}
+
 /** Input types whose `value` is a label the page wrote, never something typed. */
 const LABEL_INPUT_TYPES = new Set(["button", "submit", "reset", "image"]);
 
@@ -693,8 +753,9 @@ function openTrees(root: ParentNode): ParentNode[] {
 }
 
 function valueHidden(el: MaskableElement): boolean {
-  return isSensitiveField(el) || insideMasked(el) || composedClosest(el, RR_VALUE_HIDDEN) !== null ||
-    !closestOf(el, unmaskSelector);
+  // Cheapest first: most fields are hidden for want of a mark that shows them.
+  return !closestOf(el, unmaskSelector) || insideMasked(el) || composedClosest(el, RR_VALUE_HIDDEN) !== null ||
+    isSensitiveField(el);
 }
 
 /**

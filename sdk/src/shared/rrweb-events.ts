@@ -13,9 +13,14 @@ export const META = 4;
 
 /** Incremental sources (the `data.source` of an INCREMENTAL_SNAPSHOT event). */
 export const MUTATION = 0;
+export const MOUSE_MOVE = 1;
 export const MOUSE_INTERACTION = 2;
+export const SCROLL = 3;
 export const INPUT = 5;
+export const TOUCH_MOVE = 6;
+export const MEDIA_INTERACTION = 7;
 export const STYLE_SHEET_RULE = 8;
+export const DRAG = 12;
 export const STYLE_DECLARATION = 13;
 export const SELECTION = 14;
 export const ADOPTED_STYLE_SHEET = 15;
