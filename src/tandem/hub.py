@@ -559,6 +559,8 @@ class SessionHub:
         self._reauth_serial = 0
         self._heard_revocations = False
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
+        self._outages_seen = 0
+        """The shared fan-out's outages (Redis) the re-checks have caught up with."""
         self.recordings = Recordings(storage, self.record)
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
@@ -618,6 +620,15 @@ class SessionHub:
         self._reauth_serial += 1
         spread = (self._reauth_serial * 0.6180339887498949) % 1.0
         return self.clock() + self.settings.agent_reauth_seconds * spread
+
+    def _catch_up_after_an_outage(self) -> None:
+        """Once the shared fan-out (Redis) is back from an outage, every socket is re-checked:
+        the revocations other processes announced meanwhile were lost (their subscription does
+        not fail: it only hears nothing)."""
+        outages = int(getattr(self.fanout, "outages", 0))
+        if outages != self._outages_seen and getattr(self.fanout, "connected", True):
+            self._outages_seen = outages
+            self._recheck_everyone_soon()
 
     def _recheck_everyone_soon(self) -> None:
         """Make every agent's and supervisor's socket due for its re-check at the next tick."""
@@ -1640,6 +1651,7 @@ class SessionHub:
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+        self._catch_up_after_an_outage()
         interval = self.settings.agent_reauth_seconds
         for seat in self.signed_in_seats():
             if now >= seat.reauth_due:  # each socket on its own time: see first_reauth

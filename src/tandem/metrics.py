@@ -176,6 +176,11 @@ class CountingFanout:
         """Whether the carrier is connected (Redis); always True in one process."""
         return bool(getattr(self.inner, "connected", True))
 
+    @property
+    def outages(self) -> int:
+        """How many times the carrier's connection was lost (Redis); 0 in one process."""
+        return int(getattr(self.inner, "outages", 0))
+
     def subscribe(self, topic: str, maxsize: int) -> Subscription:
         return self.inner.subscribe(topic, maxsize)
 

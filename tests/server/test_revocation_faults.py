@@ -19,8 +19,10 @@ from tandem.directory import offline, operator
 from tandem.storage import open_storage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 from tests.grants import owned
+from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import closed_with, recv_json, sharing_session
+from tests.server.test_cluster_faults import Cluster as FaultCluster
 from tests.server.test_organisations import api
 from tests.server.test_revocation import HOURLY, TEAMS_CHANGED, relays
 from tests.server.test_scale_out import Cluster, run_in_thread, start_cluster
@@ -35,6 +37,12 @@ def cluster(
     """Servers sharing PostgreSQL and Redis (tests/server/test_scale_out.py)."""
     with start_cluster(server_factory, tmp_path) as start:
         yield start
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A Redis of the test's own, to stop and start (tests/private_redis.py)."""
+    yield from running_private_redis()
 
 
 def schema_of(server: RunningServer) -> str:
@@ -151,3 +159,28 @@ async def test_every_agent_an_announcement_names_is_rechecked_though_the_first_r
         assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
         assert (await recv_json(customer, timeout=30))["reason"] == "agent_lost"
     b.stop()  # before its schema goes
+
+
+async def test_a_site_change_announced_while_redis_is_away_closes_the_other_servers_agent_once_back(
+    server_factory: ServerFactory, tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Redis stops; server a changes the site's teams and announces it, which server b cannot
+    hear. Once Redis is back, b re-checks every open socket (it may have missed announcements),
+    and closes its agent: not only at the next periodic check, an hour later here."""
+    cluster = FaultCluster(server_factory, tmp_path, private_redis.url)
+    cluster.setup()
+    try:
+        a, b = cluster.start(**HOURLY), cluster.start(**HOURLY)
+        add_billing_and_an_admin(a)
+        customer, agent, _ = await sharing_session(b)
+        assert await relays(customer, agent, b"\x01before")
+        outages = b.server.config.app.state.services.fanout.outages
+        private_redis.stop()
+        await wait_for(lambda: b.server.config.app.state.services.fanout.outages > outages)
+        with api(a, "ada") as ada:
+            assert ada.patch("/api/sites/demo", json={"teams": ["billing"]}).status_code == 200
+        private_redis.start()
+        assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
+        assert (await recv_json(customer, timeout=30))["reason"] == "agent_lost"
+    finally:
+        cluster.teardown()

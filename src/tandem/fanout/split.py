@@ -30,6 +30,11 @@ class SplitFanout:
         """Whether the shared fan-out is connected (Redis)."""
         return bool(getattr(self.inner, "connected", True))
 
+    @property
+    def outages(self) -> int:
+        """How many times the shared fan-out's connection was lost (Redis); 0 without one."""
+        return int(getattr(self.inner, "outages", 0))
+
     def responsive(self, within: float) -> bool:
         """Whether the shared fan-out heard from Redis within ``within`` seconds."""
         responsive = getattr(self.inner, "responsive", None)
