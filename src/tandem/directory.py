@@ -552,6 +552,8 @@ class Directory:
         )
         if site.origin in self.reserved_origins and actor.org != DEFAULT_ORG:
             raise site_unavailable(site_id)
+        if site.origin == SELF_ORIGIN and actor.org != DEFAULT_ORG:
+            raise site_unavailable(site_id)  # the server's own pages are the operator's
         # Only a verified site holds its origin: another organisation's unproved registration
         # of it blocks no one, and is not revealed (this answer is the same whether it exists).
         held = await self.storage.site_for_origin(site.origin)

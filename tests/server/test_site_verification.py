@@ -549,3 +549,30 @@ async def test_the_operator_names_the_organisation_to_verify_an_origin_several_r
     other = tandem_in_process("site", "verify", origin, "--org", "default", env=env)
     assert other.returncode == 2 and "already verified by another organisation" in other.stderr
     assert "already verified" in tandem_in_process("site", "verify", origin, env=env).stdout
+
+
+async def test_another_organisation_can_never_take_the_servers_own_pages(
+    orgs_server: RunningServer,
+) -> None:
+    """``self`` (the server's own pages: the demo shop, practice) is the operator's
+    organisation's alone. Even once its site is deleted, another organisation's admin cannot
+    register it (which made a verified site at once: that organisation's agents received the
+    sessions of the server's own pages)."""
+    own = orgs_server.origin
+    assert await can_start_a_session(orgs_server, own)
+    with api(orgs_server, "ada") as ada:
+        assert ada.delete("/api/sites/demo").status_code == 204
+    assert not await can_start_a_session(orgs_server, own)
+    with api(orgs_server, "max") as max_:  # Acme's admin
+        taken = max_.post(
+            "/api/sites", json={"site_id": "ours", "origin": "self", "teams": ["support"]}
+        )
+        assert taken.status_code == 409, taken.text
+        assert "not available" in taken.json()["detail"]
+    assert not await can_start_a_session(orgs_server, own)
+    with api(orgs_server, "ada") as ada:  # the operator's organisation may have it back
+        back = ada.post(
+            "/api/sites", json={"site_id": "demo2", "origin": "self", "teams": ["support"]}
+        )
+        assert back.status_code == 201 and back.json()["verified"] is True
+    assert await can_start_a_session(orgs_server, own)
