@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from tandem.audit import (
-    CHAINED,
     GENESIS,
+    RECORD_MACS,
     AuditLog,
     AuditRecord,
     Checkpoint,
@@ -72,14 +72,16 @@ def tamper(data_dir: Path, *statements: str) -> None:
 
 def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
     """The keyless rewrite: replace the trail with ``records``, numbered and hashed afresh (SHA-256
-    needs no key), the guards dropped first."""
+    needs no key), the guards dropped first. Each record keeps the MAC it had (the attacker
+    cannot make one): it still fits where number, previous hash and hash came out unchanged."""
     tamper(data_dir, "DELETE FROM audit")
     with sqlite3.connect(data_dir / "tandem.sqlite3") as db:
         prev = GENESIS
         for seq, r in enumerate(records, start=1):
             digest = record_hash(seq, r.at, r.action, r.actor, r.org, r.subject, r.details, prev)
             db.execute(
-                "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash,"
+                " hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     seq,
                     r.at,
@@ -90,6 +92,7 @@ def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
                     json.dumps(r.details),
                     prev,
                     digest,
+                    r.mac,
                 ),
             )
             prev = digest
@@ -120,7 +123,7 @@ async def test_anchors_are_at_the_first_record_every_multiple_and_every_shutdown
         "DELETE FROM audit WHERE seq = 3",
         "UPDATE audit SET actor = 'mallory' WHERE seq = 3",
         "INSERT OR REPLACE INTO audit SELECT seq, at, action, 'mallory', org, subject, details,"
-        " prev_hash, hash FROM audit WHERE seq = 3",
+        " prev_hash, hash, mac FROM audit WHERE seq = 3",
     ],
     ids=["delete", "update", "replace"],
 )
@@ -230,22 +233,30 @@ async def test_verify_names_the_first_broken_record(
     assert f"BROKEN at record {first_bad}" in result.stderr and why in result.stderr
 
 
-async def test_a_consistently_rewritten_chain_is_caught_by_the_anchors(tmp_path: Path) -> None:
+async def test_a_consistently_rewritten_chain_is_caught_at_the_edited_record(
+    tmp_path: Path,
+) -> None:
     data = await filled(tmp_path)
-    # The attacker recomputes every hash after editing record 2, but has no anchoring key.
+    # The attacker recomputes every hash after editing record 2, but has no audit key: the
+    # record's MAC no longer fits it (the anchor at 5 would not either).
     records, _ = await trail(data)
     rewrite_without_the_key(
         data, [dataclasses.replace(r, actor="mallory") if r.seq == 2 else r for r in records]
     )
     result = run_verify(data)
-    assert result.returncode == 1 and "BROKEN at record 5" in result.stderr
+    assert result.returncode == 1
+    assert (
+        "BROKEN at record 2: record 2 has no valid MAC: it was not written by a holder of the"
+        " audit key" in result.stderr
+    )
 
 
 @pytest.mark.parametrize(
     ("anchors_deleted", "message"),
     [
         ("", "BROKEN at record 1: no anchor at record 1: anchors were removed"),
-        ("WHERE seq > 1", "BROKEN at record 100: no anchor at record 100: anchors were removed"),
+        # The renumbered records' MACs fit their old places only.
+        ("WHERE seq > 1", "BROKEN at record 50: record 50 has no valid MAC"),
     ],
     ids=["every-anchor", "all-but-the-first"],
 )
@@ -272,7 +283,7 @@ async def test_deleting_a_record_and_the_anchors_after_it_is_caught(tmp_path: Pa
     tamper(data, "DELETE FROM audit_anchors WHERE seq > 5")
     result = run_verify(data)
     assert result.returncode == 1
-    assert "BROKEN at record 10: no anchor at record 10: anchors were removed" in result.stderr
+    assert "BROKEN at record 7: record 7 has no valid MAC" in result.stderr
 
 
 async def test_a_removed_shutdown_anchor_is_caught(tmp_path: Path) -> None:
@@ -325,7 +336,7 @@ async def test_changing_the_interval_keeps_the_trail_verifiable_and_guarded(
         (27, 3),
         (30, 3),
     ]
-    assert all(a.version == CHAINED for a in anchors)
+    assert all((a.version, a.macs_from) == (RECORD_MACS, 1) for a in anchors)
     for legacy_every in (1, 7, 100):  # whatever the verifier's own setting
         assert verify(records, anchors, KEY, legacy_every=legacy_every).ok
     without_15 = [a for a in anchors if a.seq != 15]
@@ -408,9 +419,11 @@ async def test_truncating_the_tail_with_its_shutdown_anchor_is_caught_by_a_check
     )
 
 
-async def test_a_tail_rewritten_after_the_last_anchor_is_caught_by_a_checkpoint(
+async def test_a_tail_rewritten_after_the_last_anchor_is_caught_without_a_checkpoint(
     tmp_path: Path,
 ) -> None:
+    # Records 11 and 12 come after the last anchor (10): before record MACs, only a checkpoint
+    # saw them rewritten.
     data = await filled(tmp_path / "data")
     witness = tmp_path / "witness.log"
     checkpoint_to(witness, data)
@@ -418,10 +431,9 @@ async def test_a_tail_rewritten_after_the_last_anchor_is_caught_by_a_checkpoint(
     rewrite_without_the_key(
         data, [dataclasses.replace(r, actor="mallory") if r.seq == 11 else r for r in records]
     )
-    assert run_verify(data).returncode == 0, "after the last anchor, only a checkpoint sees it"
-    result = run_verify(data, "--checkpoint", str(witness))
-    assert result.returncode == 1
-    assert "BROKEN at record 12: the trail was cut or rewritten before checkpoint" in result.stderr
+    for result in (run_verify(data), run_verify(data, "--checkpoint", str(witness))):
+        assert result.returncode == 1
+        assert "BROKEN at record 11: record 11 has no valid MAC" in result.stderr
 
 
 async def test_deleting_the_whole_trail_is_caught_by_a_checkpoint(tmp_path: Path) -> None:

@@ -2,10 +2,16 @@
 
 Each record carries the SHA-256 hash of the one before it, so editing, deleting or reordering a
 record breaks the chain from that point. A hash needs no key, though: someone who can write the
-database can delete a record and re-hash everything after it. So records are also *anchored*: an
-HMAC-SHA256, with a key kept outside the database (``--audit-key``), over the record's sequence
-number and hash, the anchoring interval, and the previous anchor's sequence number and MAC. The
-anchors form a chain of their own that cannot be forged, reordered or thinned out without the key.
+database can delete a record and re-hash everything after it, or add records of their own. So
+every record also carries a *record MAC*: an HMAC-SHA256 over its sequence number, the previous
+record's hash and its own hash (which covers every field), with a subkey of the audit key, which
+is kept outside the database (``--audit-key``; :func:`record_mac_key`). It is written in the same
+statement as the record, by whoever writes it. And records are *anchored*: an HMAC-SHA256 with
+the audit key over the record's sequence number and hash, the anchoring interval, the previous
+anchor's sequence number and MAC, and the record from which every record carries a MAC. The
+anchors form a chain of their own that cannot be forged, reordered or thinned out without the key;
+they say where record MACs start, so that stripping them does not pass records off as older than
+the MACs.
 
 Anchors are written in the same transaction as their record (so several writers keep them in
 order) and are *required*, so that removing them shows:
@@ -19,7 +25,10 @@ order) and are *required*, so that removing them shows:
 
 Anchors written before they were chained (format :data:`LEGACY`, MAC over sequence and hash
 only) are accepted before the first chained one; there, one is required at every multiple of the
-interval the verifier is given. A *checkpoint* (:func:`make_checkpoint`) is a signed head of the
+interval the verifier is given. Anchors written before records carried MACs (format
+:data:`CHAINED`) are accepted before the first of format :data:`RECORD_MACS`, which a writer puts
+at the first record it writes: that record is where record MACs start in a trail begun before
+them (record 1 in a new one). A *checkpoint* (:func:`make_checkpoint`) is a signed head of the
 trail to keep outside the database; :func:`verify` given checkpoints proves the trail still holds
 each of them, which covers the tail after the last required anchor too. ``tandem audit verify``
 runs :func:`verify` and names the first broken record; docs/audit.md lists what stays
@@ -51,6 +60,9 @@ LEGACY = 0
 """Anchor format written before anchors were chained: a MAC over (sequence, hash) only."""
 CHAINED = 1
 """Anchor format whose MAC also covers the interval and the previous anchor."""
+RECORD_MACS = 2
+"""Anchor format whose MAC also covers the record from which every record carries a MAC (the one
+written today)."""
 
 ANCHORED_ACTIONS = frozenset({"server_stopped"})
 """Actions whose record is always anchored: the graceful end of a server's run."""
@@ -67,9 +79,14 @@ class AuditRecord:
     details: dict[str, object]
     prev_hash: str
     hash: str
+    mac: str | None = None
+    """The record MAC (:func:`record_mac`); None on records written before record MACs."""
 
     def to_json(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        """The record's fields but its MAC (which only a holder of the audit key can check)."""
+        fields = dataclasses.asdict(self)
+        del fields["mac"]
+        return fields
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -80,13 +97,16 @@ class Anchor:
     hash: str
     mac: str
     version: int = LEGACY
-    """:data:`LEGACY` or :data:`CHAINED`; the fields below are zero or empty for LEGACY."""
+    """:data:`LEGACY`, :data:`CHAINED` or :data:`RECORD_MACS`; the fields below are zero or
+    empty for LEGACY, ``macs_from`` also for CHAINED."""
     every: int = 0
     """The writer's anchoring interval: the next anchor is due by the next multiple of it."""
     prev_seq: int = 0
     """The previous anchor's record (0: none)."""
     prev_mac: str = ""
     """The previous anchor's MAC ("": none)."""
+    macs_from: int = 0
+    """RECORD_MACS: every record from this one on carries a record MAC."""
 
     @property
     def next_due(self) -> int:
@@ -96,6 +116,8 @@ class Anchor:
 
 AnchorRule = Callable[[AuditRecord, Anchor | None], Anchor | None]
 """Given a record being appended and the latest anchor stored, the anchor to store with it."""
+RecordSeal = Callable[[AuditRecord], str]
+"""Given a record being appended (``mac`` None), its record MAC."""
 
 
 def record_hash(
@@ -122,6 +144,20 @@ def _mac(key: bytes, message: str) -> str:
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 
 
+def record_mac_key(key: bytes) -> bytes:
+    """The subkey of the audit key that record MACs are made with (HMAC-SHA256 of the audit key
+    as a PRF over a label, as HKDF-Expand does for one block): a record MAC and an anchor or
+    checkpoint MAC can never stand for one another, whatever their messages."""
+    return hmac.new(key, b"tandem-audit/record-mac-key/v1", hashlib.sha256).digest()
+
+
+def record_mac(record_key: bytes, seq: int, prev_hash: str, digest: str) -> str:
+    """The record MAC of record ``seq`` (hash ``digest``, following ``prev_hash``), made with
+    :func:`record_mac_key`. The hash covers every field of the record, the number and the
+    previous hash its place in the chain, so a MAC fits no other record and no other place."""
+    return _mac(record_key, f"tandem-audit-record|{seq}|{prev_hash}|{digest}")
+
+
 def legacy_anchor_mac(key: bytes, seq: int, digest: str) -> str:
     """The MAC of a :data:`LEGACY` anchor (still checked, never written)."""
     return _mac(key, f"tandem-audit-anchor|{seq}|{digest}")
@@ -134,17 +170,37 @@ def chained_anchor_mac(
     return _mac(key, f"tandem-audit-anchor/chained|{seq}|{digest}|{every}|{prev_seq}|{prev_mac}")
 
 
+def record_macs_anchor_mac(
+    key: bytes, seq: int, digest: str, every: int, prev_seq: int, prev_mac: str, macs_from: int
+) -> str:
+    """The MAC of a :data:`RECORD_MACS` anchor."""
+    return _mac(
+        key,
+        f"tandem-audit-anchor/record-macs|{seq}|{digest}|{every}|{prev_seq}|{prev_mac}|{macs_from}",
+    )
+
+
 def seal_anchor(key: bytes, record: AuditRecord, every: int, previous: Anchor | None) -> Anchor:
-    """A CHAINED anchor at ``record``, following ``previous`` (the latest anchor stored)."""
+    """A RECORD_MACS anchor at ``record``, following ``previous`` (the latest anchor stored).
+    Record MACs start where the previous one says, or at ``record`` if it is the first anchor of
+    this format: the first record written since (the writer MACs every record it writes)."""
     prev_seq, prev_mac = (previous.seq, previous.mac) if previous else (0, "")
-    mac = chained_anchor_mac(key, record.seq, record.hash, every, prev_seq, prev_mac)
-    return Anchor(record.seq, record.hash, mac, CHAINED, every, prev_seq, prev_mac)
+    macs_from = previous.macs_from if previous and _carries_macs(previous) else record.seq
+    mac = record_macs_anchor_mac(key, record.seq, record.hash, every, prev_seq, prev_mac, macs_from)
+    return Anchor(record.seq, record.hash, mac, RECORD_MACS, every, prev_seq, prev_mac, macs_from)
+
+
+def _carries_macs(anchor: Anchor) -> bool:
+    """Whether ``anchor`` (its MAC checked or not) says where record MACs start."""
+    return anchor.version == RECORD_MACS and type(anchor.macs_from) is int and anchor.macs_from >= 1
 
 
 def anchor_due(record: AuditRecord, previous: Anchor | None, every: int) -> bool:
     """Whether ``record`` must be anchored, ``previous`` being the latest anchor stored."""
-    if previous is None or previous.version != CHAINED or previous.every < 1:
-        return True  # start the chain of anchors (a new trail, or the first write after upgrade)
+    if previous is None or not _carries_macs(previous) or previous.every < 1:
+        # Start the chain of anchors (a new trail), or this format's part of it (the first
+        # write after an upgrade): the anchor says record MACs start here.
+        return True
     return (
         record.action in ANCHORED_ACTIONS
         or record.seq % every == 0
@@ -182,9 +238,12 @@ class AuditStore(Protocol):
         subject: str,
         details: dict[str, object],
         anchor: AnchorRule | None = None,
+        seal: RecordSeal | None = None,
     ) -> AuditRecord:
         """Append one record filed under the grant's organisation (sequence and hashes assigned
-        atomically). In the same transaction,
+        atomically). Once its number and previous hash are known, ``seal`` is called with the
+        record and the MAC it returns is stored in the record's row (none without ``seal``). In
+        the same transaction,
         ``anchor`` is called with the new record and the latest anchor stored, and the anchor it
         returns (if any) is stored: anchors follow the order of records whoever writes them."""
         ...
@@ -268,6 +327,9 @@ class Verdict:
     problem: str | None = None
     first_bad_seq: int | None = None
     """The record the problem is at; None when a checkpoint itself is rejected."""
+    macs_from: int | None = None
+    """The record from which every record carries a MAC, as the anchors say (None: no anchor
+    says so, a trail written before record MACs)."""
 
 
 def _removed(seq: int) -> tuple[int, str]:
@@ -301,9 +363,25 @@ def _genuine(anchor: Anchor, key: bytes) -> bool:
     try:
         if anchor.version == LEGACY:
             expected = legacy_anchor_mac(key, anchor.seq, anchor.hash)
-        elif anchor.version == CHAINED and type(anchor.every) is int and anchor.every >= 1:
+        elif type(anchor.every) is not int or anchor.every < 1:
+            return False
+        elif anchor.version == CHAINED:
             expected = chained_anchor_mac(
                 key, anchor.seq, anchor.hash, anchor.every, anchor.prev_seq, anchor.prev_mac
+            )
+        elif (
+            anchor.version == RECORD_MACS
+            and type(anchor.macs_from) is int
+            and 1 <= anchor.macs_from <= anchor.seq
+        ):
+            expected = record_macs_anchor_mac(
+                key,
+                anchor.seq,
+                anchor.hash,
+                anchor.every,
+                anchor.prev_seq,
+                anchor.prev_mac,
+                anchor.macs_from,
             )
         else:
             return False
@@ -315,23 +393,31 @@ def _genuine(anchor: Anchor, key: bytes) -> bool:
 def _anchor_problems(
     anchors: Sequence[Anchor], key: bytes, hashes: dict[int, str]
 ) -> tuple[list[tuple[int, str]], list[Anchor]]:
-    """Problems with the anchors themselves, and the genuine CHAINED ones in order."""
+    """Problems with the anchors themselves, and the genuine chained ones (CHAINED or
+    RECORD_MACS) in order."""
     problems: list[tuple[int, str]] = []
     chained: list[Anchor] = []
     present = {anchor.seq for anchor in anchors}
     previous: Anchor | None = None
+    macs_seen = False
     for anchor in anchors:
         seq = anchor.seq
         genuine = _genuine(anchor, key)
         if genuine and anchor.version == LEGACY and chained:
             message = f"the anchor at record {seq} has the old format, after chained ones"
             problems.append((seq, message))
+        elif genuine and anchor.version == CHAINED and macs_seen:
+            # Written by a server of the version before record MACs, after the upgrade: its
+            # records have no MAC either (upgrade every server sharing a database together).
+            message = f"the anchor at record {seq} has the format before record MACs"
+            problems.append((seq, f"{message}, after anchors of the newer one"))
         if not genuine:
             problems.append((seq, f"the anchor at record {seq} is forged"))
         elif hashes.get(seq) != anchor.hash:
             problems.append((seq, f"records up to {seq} were rewritten or removed"))
-        if genuine and anchor.version == CHAINED:
+        if genuine and anchor.version in (CHAINED, RECORD_MACS):
             chained.append(anchor)
+            macs_seen = macs_seen or anchor.version == RECORD_MACS
             follows = (previous.seq, previous.mac) if previous else (0, "")
             if (anchor.prev_seq, anchor.prev_mac) != follows:
                 if anchor.prev_seq and anchor.prev_seq not in present:
@@ -378,6 +464,55 @@ def _required_anchor_problems(
     return problems
 
 
+def _macs_from(chained: Sequence[Anchor]) -> tuple[int | None, list[tuple[int, str]]]:
+    """Where record MACs start, as the first genuine RECORD_MACS anchor says (None: no such
+    anchor), and any later one that says otherwise (only a holder of the key could write it)."""
+    macs = [anchor for anchor in chained if _carries_macs(anchor)]
+    if not macs:
+        return None, []
+    start = macs[0].macs_from
+    return start, [
+        (
+            a.seq,
+            f"the anchor at record {a.seq} says record MACs start at record {a.macs_from},"
+            f" the anchors before it at record {start}",
+        )
+        for a in macs
+        if a.macs_from != start
+    ]
+
+
+def _record_genuine(record: AuditRecord, record_key: bytes) -> bool:
+    expected = record_mac(record_key, record.seq, record.prev_hash, record.hash)
+    try:
+        return record.mac is not None and hmac.compare_digest(expected, record.mac)
+    except TypeError:  # not text (SQLite takes bytes anywhere): not written by Tandem
+        return False
+
+
+def _record_mac_problem(
+    records: Sequence[AuditRecord], key: bytes, macs_from: int | None
+) -> tuple[int, str] | None:
+    """The first record from ``macs_from`` on without a valid MAC, or before it (or with no
+    anchor saying where MACs start) with one: a MAC is only ever written with an anchor of the
+    format that says so at or before its record, so that anchor was removed."""
+    record_key = record_mac_key(key)
+    for record in records:
+        genuine = _record_genuine(record, record_key)
+        if macs_from is not None and record.seq >= macs_from:
+            if not genuine:
+                return record.seq, (
+                    f"record {record.seq} has no valid MAC: it was not written by a holder of"
+                    " the audit key"
+                )
+        elif genuine:
+            return record.seq, (
+                f"record {record.seq} carries a MAC but no anchor says record MACs had started:"
+                " anchors were removed"
+            )
+    return None
+
+
 def verify(
     records: Sequence[AuditRecord],
     anchors: Sequence[Anchor],
@@ -386,7 +521,8 @@ def verify(
     legacy_every: int = 100,
     checkpoints: Sequence[Checkpoint] = (),
 ) -> Verdict:
-    """Check the chain, the anchors (genuine, chained, none missing) and the checkpoints.
+    """Check the chain, the record MACs (every record from where the anchors say they start),
+    the anchors (genuine, chained, none missing) and the checkpoints.
 
     ``anchors`` are in order of sequence number; ``legacy_every`` is the interval at which
     anchors written before they were chained are required (the ``audit_anchor_every`` of the
@@ -411,7 +547,13 @@ def verify(
         problems.append(chain)
     anchor_problems, chained = _anchor_problems(anchors, key, hashes)
     problems += anchor_problems
+    macs_from, disagreements = _macs_from(chained)
+    problems += disagreements
     problems += _required_anchor_problems(records, anchors, chained, legacy_every)
+    # After the anchors' problems: at the same record, a removed anchor is the clearer report.
+    unsealed = _record_mac_problem(records, key, macs_from)
+    if unsealed is not None:
+        problems.append(unsealed)
     macs = {anchor.seq: anchor.mac for anchor in anchors}
     for checkpoint in checkpoints:
         if checkpoint.seq and hashes.get(checkpoint.seq) != checkpoint.hash:
@@ -425,14 +567,14 @@ def verify(
             seq, problem = _removed(checkpoint.anchor_seq)
             problems.append((seq, f"{problem} (checkpoint at record {checkpoint.seq} saw it)"))
     if not problems:
-        return Verdict(True, *counts)
+        return Verdict(True, *counts, macs_from=macs_from)
     seq, problem = min(problems, key=lambda found: found[0])  # min keeps the first of equals
-    return Verdict(False, *counts, problem, seq)
+    return Verdict(False, *counts, problem, seq, macs_from)
 
 
 class AuditLog:
-    """Appends events; anchors them as :func:`anchor_due` says (every ``anchor_every`` records,
-    at ``server_stopped``), in the same transaction."""
+    """Appends events, each with its record MAC; anchors them as :func:`anchor_due` says (every
+    ``anchor_every`` records, at ``server_stopped``), in the same transaction."""
 
     def __init__(self, store: AuditStore, key: bytes, anchor_every: int = 100) -> None:
         if anchor_every < 1:
@@ -440,6 +582,7 @@ class AuditLog:
         self.store = store
         self.key = key
         self.anchor_every = anchor_every
+        self._record_key = record_mac_key(key)
 
     async def record(
         self,
@@ -463,7 +606,11 @@ class AuditLog:
             subject,
             dict(details),
             anchor=self._anchor,
+            seal=self._seal,
         )
+
+    def _seal(self, record: AuditRecord) -> str:
+        return record_mac(self._record_key, record.seq, record.prev_hash, record.hash)
 
     def _anchor(self, record: AuditRecord, previous: Anchor | None) -> Anchor | None:
         if not anchor_due(record, previous, self.anchor_every):

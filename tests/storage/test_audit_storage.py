@@ -13,7 +13,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tandem.audit import CHAINED, LEGACY, Anchor, AuditLog, AuditRecord, make_checkpoint, verify
+from tandem.audit import (
+    LEGACY,
+    RECORD_MACS,
+    Anchor,
+    AuditLog,
+    AuditRecord,
+    RecordSeal,
+    make_checkpoint,
+    verify,
+)
 from tandem.storage.base import Storage
 from tandem.storage.migrations import legacy
 from tandem.storage.sql import SQLStorage
@@ -206,18 +215,34 @@ async def test_removed_or_altered_anchors_are_caught_with_the_guards_dropped(
     assert found[0] == first_bad and found[1].startswith(problem), found
 
 
+def keeping_macs(records: list[AuditRecord]) -> RecordSeal:
+    """What an attacker without the key can do for a record MAC: keep the one the record had
+    (it fits only where number, previous hash and hash came out the same)."""
+    macs = {(r.seq, r.prev_hash, r.hash): r.mac or "" for r in records}
+    return lambda record: macs.get((record.seq, record.prev_hash, record.hash), "")
+
+
 async def test_the_keyless_rewrite_is_caught_on_both_backends(backend: Backend) -> None:
     # Delete record 6, renumber and re-hash the rest, delete the anchors that no longer match.
     storage = await backend.open()
     await written(storage, 14)
-    records = [r for r in await storage.audit_records() if r.seq != 6]
+    records = await storage.audit_records()
     await backend.drop_guards_and("DELETE FROM audit", "DELETE FROM audit_anchors WHERE seq > 5")
     for r in records:  # append_audit without an anchor rule: numbers and SHA-256 hashes only
-        await storage.append_audit(of_org(r.org), r.at, r.action, r.actor, r.subject, r.details)
+        if r.seq != 6:
+            await storage.append_audit(
+                of_org(r.org),
+                r.at,
+                r.action,
+                r.actor,
+                r.subject,
+                r.details,
+                seal=keeping_macs(records),
+            )
     assert [r.seq for r in await storage.audit_records()] == list(range(1, 14))
     assert problem_of(await state(storage)) == (
-        10,
-        "no anchor at record 10: anchors were removed",
+        6,
+        "record 6 has no valid MAC: it was not written by a holder of the audit key",
     )
 
 
@@ -235,10 +260,16 @@ async def test_an_upgraded_trail_keeps_verifying(backend: Backend) -> None:
 
     await written(storage, 8)  # records 28 to 35, the first and the last anchored
     records, anchors = await state(storage)
-    chained = [a for a in anchors if a.version == CHAINED]
-    assert [(a.seq, a.prev_seq) for a in chained] == [(28, 25), (30, 28), (35, 30)]
+    chained = [a for a in anchors if a.version != LEGACY]
+    assert [(a.seq, a.prev_seq, a.version, a.macs_from) for a in chained] == [
+        (28, 25, RECORD_MACS, 28),
+        (30, 28, RECORD_MACS, 28),
+        (35, 30, RECORD_MACS, 28),
+    ]
     assert chained[0].prev_mac == anchors[6].mac
+    assert [r.seq for r in records if r.mac is not None] == list(range(28, 36))
     assert problem_of((records, anchors)) == (None, "intact")
+    assert verify(records, anchors, KEY, legacy_every=5).macs_from == 28
 
 
 @pytest.mark.parametrize(
@@ -247,11 +278,28 @@ async def test_an_upgraded_trail_keeps_verifying(backend: Backend) -> None:
         (["DELETE FROM audit_anchors WHERE seq = 10"], 10, "no anchor at record 10"),
         (["DELETE FROM audit_anchors WHERE seq = 25"], 25, "no anchor at record 25"),
         (["DELETE FROM audit_anchors WHERE seq = 30"], 30, "no anchor at record 30"),
-        # Every chained anchor gone: the old rule (one every 5) still misses record 30's.
-        (["DELETE FROM audit_anchors WHERE version = 1"], 30, "no anchor at record 30"),
+        # Every chained anchor gone: the records' MACs say they were there.
+        (
+            ["DELETE FROM audit_anchors WHERE version > 0"],
+            28,
+            "record 28 carries a MAC but no anchor says record MACs had started",
+        ),
+        # And their MACs stripped too: the old rule (one every 5) still misses record 30's.
+        (
+            ["DELETE FROM audit_anchors WHERE version > 0", "UPDATE audit SET mac = NULL"],
+            30,
+            "no anchor at record 30",
+        ),
         (["UPDATE audit_anchors SET version = 0 WHERE seq = 30"], 30, "the anchor at record 30 is"),
     ],
-    ids=["old-anchor", "last-old-anchor", "chained-anchor", "every-chained-anchor", "downgrade"],
+    ids=[
+        "old-anchor",
+        "last-old-anchor",
+        "chained-anchor",
+        "every-chained-anchor",
+        "every-chained-anchor-and-record-mac",
+        "downgrade",
+    ],
 )
 async def test_attacks_on_an_upgraded_trail_are_caught(
     backend: Backend, statements: list[str], first_bad: int, problem: str
@@ -267,8 +315,9 @@ async def test_attacks_on_an_upgraded_trail_are_caught(
 
 
 async def test_a_removed_first_chained_anchor_is_caught_by_a_checkpoint(backend: Backend) -> None:
-    # Right after the upgrade, the only chained anchor is the first; without it the trail looks
-    # like an old one (the old rule requires nothing at record 28). A checkpoint saw it.
+    # Right after the upgrade, the only chained anchor is the first; without it (and the MACs of
+    # the records written since) the trail looks like an old one (the old rule requires nothing
+    # at record 28). A checkpoint saw it.
     await backend.make_old()
     storage = await backend.open()
     log = AuditLog(storage, KEY, anchor_every=5)
@@ -278,6 +327,11 @@ async def test_a_removed_first_chained_anchor_is_caught_by_a_checkpoint(backend:
     checkpoint = make_checkpoint(records, anchors, KEY, at=3002.0)
     assert (checkpoint.seq, checkpoint.anchor_seq) == (29, 28)
     await backend.drop_guards_and("DELETE FROM audit_anchors WHERE seq = 28")
+    assert problem_of(await state(storage)) == (
+        28,
+        "record 28 carries a MAC but no anchor says record MACs had started: anchors were removed",
+    )
+    await backend.execute("UPDATE audit SET mac = NULL WHERE seq >= 28")
     records, anchors = await state(storage)
     assert verify(records, anchors, KEY, legacy_every=5).ok
     verdict = verify(records, anchors, KEY, legacy_every=5, checkpoints=[checkpoint])

@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tandem.audit import CHAINED, AuditLog, verify
+from tandem.audit import RECORD_MACS, AuditLog, verify
 from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, UserExistsError
 from tandem.storage import open_storage
@@ -551,11 +551,12 @@ async def test_the_audit_chain_and_anchors_round_trip(storage: Storage) -> None:
     assert [r.at for r in records] == [1000.0 + i / 3 for i in range(7)]
     assert [r.seq for r in await storage.audit_records(since=1001.0)] == [4, 5, 6, 7]
     anchors = await storage.anchors()
-    assert [(a.seq, a.hash, a.version, a.every) for a in anchors] == [
-        (1, records[0].hash, CHAINED, 3),
-        (3, records[2].hash, CHAINED, 3),
-        (6, records[5].hash, CHAINED, 3),
+    assert [(a.seq, a.hash, a.version, a.every, a.macs_from) for a in anchors] == [
+        (1, records[0].hash, RECORD_MACS, 3, 1),
+        (3, records[2].hash, RECORD_MACS, 3, 1),
+        (6, records[5].hash, RECORD_MACS, 3, 1),
     ]
+    assert all(r.mac is not None and len(r.mac) == 64 for r in records)
     assert [(a.prev_seq, a.prev_mac) for a in anchors] == [
         (0, ""),
         (1, anchors[0].mac),

@@ -128,6 +128,8 @@ audit = sa.Table(
     sa.Column("details", Text, nullable=False),
     sa.Column("prev_hash", Text, nullable=False),
     sa.Column("hash", Text, nullable=False),
+    # The record MAC (tandem.audit.record_mac); NULL in rows written before revision 0011.
+    sa.Column("mac", Text),
     sa.Index("audit_at", "at"),
     sa.Index("audit_org_seq", "org", "seq"),
 )
@@ -142,6 +144,7 @@ audit_anchors = sa.Table(
     sa.Column("every", Int64, nullable=False, server_default="0"),
     sa.Column("prev_seq", Int64, nullable=False, server_default="0"),
     sa.Column("prev_mac", Text, nullable=False, server_default=""),
+    sa.Column("macs_from", Int64, nullable=False, server_default="0"),
 )
 
 orgs = sa.Table(

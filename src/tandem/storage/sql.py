@@ -35,7 +35,7 @@ from sqlalchemy.sql import compiler
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from tandem.access import Grant
-from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, record_hash
+from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, RecordSeal, record_hash
 from tandem.exceptions import (
     ConfigError,
     ConflictError,
@@ -248,8 +248,11 @@ def _anchor(row: Any) -> Anchor:
 
 
 def _audit_record(row: Any) -> AuditRecord:
-    seq, at, action, actor, org, subject, details, prev_hash, digest = row
-    return AuditRecord(seq, at, action, actor, org, subject, json.loads(details), prev_hash, digest)
+    seq, at, action, actor, org, subject, details, prev_hash, digest, mac = row
+    # The MAC as stored, like an anchor's: the verifier judges it.
+    return AuditRecord(
+        seq, at, action, actor, org, subject, json.loads(details), prev_hash, digest, mac
+    )
 
 
 _AUDIT_COLUMNS = (
@@ -262,6 +265,7 @@ _AUDIT_COLUMNS = (
     audit.c.details,
     audit.c.prev_hash,
     audit.c.hash,
+    audit.c.mac,
 )
 _ANCHOR_COLUMNS = tuple(audit_anchors.c)
 _RECORDING_COLUMNS = tuple(recordings.c)
@@ -1681,13 +1685,17 @@ class SQLStorage:
         subject: str,
         details: dict[str, object],
         anchor: AnchorRule | None = None,
+        seal: RecordSeal | None = None,
     ) -> AuditRecord:
-        """Extend the chain by one record (and the anchor ``anchor`` seals for it, if any).
+        """Extend the chain by one record, with the MAC ``seal`` makes for it (if any), and the
+        anchor ``anchor`` seals for it (if any).
 
         No lock: every server reads the head of the chain and writes the next record under the
         next number; the number is the primary key, so of two servers writing the same one, the
         second is refused (its record would not follow the head it read) and reads the new head
-        and tries again. A record and its anchor are written in one transaction."""
+        and tries again (and MACs it again: the MAC covers the number and the previous hash).
+        The MAC is a column of the record's row, written by the same INSERT; a record and its
+        anchor are written in one transaction."""
         encoded = json.dumps(details, sort_keys=True)
         org = grant.org_id
 
@@ -1697,6 +1705,8 @@ class SQLStorage:
             latest = _anchor(head[2:]) if head and head[2] is not None else None
             digest = record_hash(seq, at, action, actor, org, subject, details, prev)
             record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+            if seal is not None:
+                record = dataclasses.replace(record, mac=seal(record))
             values = {
                 "seq": seq,
                 "at": at,
@@ -1707,6 +1717,7 @@ class SQLStorage:
                 "details": encoded,
                 "prev_hash": prev,
                 "hash": digest,
+                "mac": record.mac,
             }
             sealed = anchor(record, latest) if anchor is not None else None
             if sealed is None:
@@ -1724,6 +1735,7 @@ class SQLStorage:
                         "every": sealed.every,
                         "prev_seq": sealed.prev_seq,
                         "prev_mac": sealed.prev_mac,
+                        "macs_from": sealed.macs_from,
                     },
                 )
             return record
