@@ -106,7 +106,36 @@ async def test_an_intact_trail_verifies(tmp_path: Path) -> None:
     data = await filled(tmp_path)
     result = run_verify(data)
     assert result.returncode == 0, result.stderr
-    assert "intact: 12 records, 3 anchors, 0 checkpoints checked" in result.stdout
+    assert result.stdout == (
+        "audit trail intact: 12 records, 3 anchors, 0 checkpoints checked;"
+        " every record from 1 on has its MAC\n"
+    )
+
+
+async def test_records_added_after_the_last_anchor_are_named_by_verify(tmp_path: Path) -> None:
+    data = await filled(tmp_path)  # anchored at 1, 5, 10
+    records, _ = await trail(data)
+    # Someone who can write the database appends two records, chained correctly: INSERT is
+    # all the append-only guards allow, and all it takes.
+    with sqlite3.connect(data / "tandem.sqlite3") as db:
+        prev = records[-1].hash
+        for seq in (13, 14):
+            digest = record_hash(seq, 1500.0, "sign_in", "mallory", "default", "", {}, prev)
+            db.execute(
+                "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash,"
+                " hash) VALUES (?, 1500.0, 'sign_in', 'mallory', 'default', '', '{}', ?, ?)",
+                (seq, prev, digest),
+            )
+            prev = digest
+    db.close()
+    await append(data, 7)  # the server goes on: anchors at 15 and 20 vouch for the chain
+    assert (await trail(data))[1] == [1, 5, 10, 15, 20]
+    result = run_verify(data)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "audit trail BROKEN at record 13: record 13 has no valid MAC: it was not written by a"
+        " holder of the audit key\n"
+    )
 
 
 async def test_anchors_are_at_the_first_record_every_multiple_and_every_shutdown(

@@ -1000,8 +1000,9 @@ CheckpointFile = Annotated[
 def audit_verify(
     data_dir: DataDir = None, audit_key: AuditKey = None, checkpoint: CheckpointFile = None
 ) -> None:
-    """Check the hash chain, its anchors (genuine, in order, none missing) and, with
-    --checkpoint, that the trail still holds each checkpoint; name the first broken record.
+    """Check the hash chain, the records' MACs, the anchors (genuine, in order, none missing)
+    and, with --checkpoint, that the trail still holds each checkpoint; name the first broken
+    record.
     Exit 1 if broken, 2 if it cannot be checked."""
     try:
         checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
@@ -1025,6 +1026,13 @@ def audit_verify(
         f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors,"
         f" {verdict.checkpoints} checkpoints checked"
         + (f" (newest: record {newest.seq}, {newest.time})" if newest else "")
+        + (
+            f"; every record from {verdict.macs_from} on has its MAC"
+            if verdict.macs_from
+            else "; no record MACs yet (written before them)"
+            if verdict.records
+            else ""
+        )
     )
 
 

@@ -19,9 +19,12 @@ import httpx
 import pytest
 
 import tandem.tunnel
+from tandem.access import Grant
+from tandem.audit import verify
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError
+from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
 from tests.server.helpers import (
     closed_with,
@@ -281,3 +284,48 @@ def test_wrong_passwords_spread_over_two_servers_add_up(cluster: Cluster) -> Non
         response = httpx.post(f"{server.base}/api/login", json=right)
         assert response.status_code == 429, server.base
         assert int(response.headers["retry-after"]) > 1
+
+
+async def test_two_servers_mac_every_record_of_the_trail_they_share(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Each server (and the CLI that seeded the accounts) writes a MAC on every record; a record
+    an attacker with database access adds between theirs is named once they stopped."""
+    a, b = cluster(), cluster()
+    right = {"username": "alice", "password": AGENT_PASSWORD}
+
+    async def sign_ins(count: int) -> None:
+        async with httpx.AsyncClient() as client:
+            answers = await asyncio.gather(
+                *(client.post(f"{s.base}/api/login", json=right) for s in (a, b) * count)
+            )
+        assert [r.status_code for r in answers] == [200] * 2 * count
+
+    await sign_ins(4)
+    schema = a.settings.database_url.split("search_path=")[1]  # type: ignore[union-attr]
+    storage = await SQLStorage.connect(PG_DSN, schema=schema)
+    try:
+        key = bytes.fromhex((tmp_path / "keys" / "audit.key").read_text())
+        records, anchors = await storage.audit_records(), await storage.anchors()
+        assert [r.action for r in records].count("server_started") == 2
+        assert [r.action for r in records].count("sign_in") == 8
+        assert all(r.mac is not None for r in records)
+        verdict = verify(records, anchors, key)
+        assert (verdict.ok, verdict.macs_from) == (True, 1), verdict.problem
+        forged = await storage.append_audit(
+            Grant.server("default", "attacker"), time.time(), "sign_in", "mallory", "", {}
+        )
+        await sign_ins(2)
+        for server in (a, b):
+            server.stop()
+            assert not server.thread.is_alive()
+        records, anchors = await storage.audit_records(), await storage.anchors()
+    finally:
+        await storage.close()
+    assert [r.action for r in records].count("server_stopped") == 2
+    assert records[-1].seq > forged.seq and records[-1].seq in {a.seq for a in anchors}
+    verdict = verify(records, anchors, key)
+    assert (verdict.first_bad_seq, verdict.problem) == (
+        forged.seq,
+        f"record {forged.seq} has no valid MAC: it was not written by a holder of the audit key",
+    )

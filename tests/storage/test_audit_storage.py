@@ -1,17 +1,22 @@
-"""The audit trail's storage on both backends: anchors append-only, attacks with the guards dropped,
-and the upgrade of a trail written before anchors were chained."""
+"""The audit trail's storage on both backends: anchors append-only, attacks with the guards dropped
+(records forged, rewritten or stripped of their MACs; anchors removed; the tail cut), several
+writers on one trail, and the upgrades of trails written before anchors were chained and before
+records carried MACs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
+import sqlalchemy as sa
 
 from tandem.audit import (
     LEGACY,
@@ -21,18 +26,25 @@ from tandem.audit import (
     AuditRecord,
     RecordSeal,
     make_checkpoint,
+    record_mac,
+    record_mac_key,
     verify,
 )
+from tandem.storage import migrations
 from tandem.storage.base import Storage
 from tandem.storage.migrations import legacy
-from tandem.storage.sql import SQLStorage
+from tandem.storage.sql import SQLStorage, _sqlite_hooks
 from tests.conftest import migrated_sqlite
 from tests.grants import of_org
 from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
-from tests.test_audit import TRIGGERS
+from tests.test_audit import TRIGGERS, run_verify
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 KEY = bytes(range(32))
 OLD_TRAIL = json.loads((Path(__file__).parent / "audit_before_chained_anchors.json").read_text())
+TRAIL_0010 = json.loads((Path(__file__).parent / "audit_before_record_macs.json").read_text())
 # The schema versions just before anchors were chained.
 SQLITE_OLD_VERSION = 10
 POSTGRES_OLD_VERSION = 4
@@ -49,6 +61,8 @@ class Backend:
     execute: Callable[[str], Awaitable[None]]
     make_old: Callable[[], Awaitable[None]]
     guards: tuple[str, ...]
+    make_0010: Callable[[], Awaitable[None]]
+    """Make the database the one Tandem left at revision 0010, before records carried MACs."""
     """Statements that drop every guard of the audit tables."""
 
     async def drop_guards_and(self, *statements: str) -> None:
@@ -87,8 +101,17 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                         OLD_TRAIL["audit_anchors"],
                     )
 
+            async def make_0010_sqlite() -> None:
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                engine = create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=sa.NullPool)
+                _sqlite_hooks(engine, 1000)
+                await fill_at_0010(engine)
+
             guards = tuple(f"DROP TRIGGER {name}" for name in TRIGGERS)
-            yield Backend("sqlite", open_sqlite, execute_sqlite, make_old_sqlite, guards)
+            yield Backend(
+                "sqlite", open_sqlite, execute_sqlite, make_old_sqlite, guards, make_0010_sqlite
+            )
         else:
             schemas: list[str] = []
             attacker: list[asyncpg.Connection] = []
@@ -135,15 +158,76 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                 finally:
                     await db.close()
 
+            async def make_0010_postgres() -> None:
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                name = await schema(made_old=True)
+
+                async def connection() -> asyncpg.Connection:
+                    return await pg_connect(name)
+
+                engine = create_async_engine(
+                    "postgresql+asyncpg://", async_creator=connection, poolclass=sa.NullPool
+                )
+                await fill_at_0010(engine)
+
             guards = (
                 "DROP TRIGGER audit_append_only ON audit",
                 "DROP TRIGGER audit_no_truncate ON audit",
                 "DROP TRIGGER audit_anchors_append_only ON audit_anchors",
                 "DROP TRIGGER audit_anchors_no_truncate ON audit_anchors",
             )
-            yield Backend("postgres", open_postgres, execute_postgres, make_old_postgres, guards)
+            yield Backend(
+                "postgres",
+                open_postgres,
+                execute_postgres,
+                make_old_postgres,
+                guards,
+                make_0010_postgres,
+            )
         for store in opened:
             await store.close()
+
+
+async def fill_at_0010(engine: AsyncEngine) -> None:
+    """Migrate to revision 0010 and store the trail Tandem wrote there, with its statements."""
+    async with engine.begin() as db:
+        await db.run_sync(migrations.upgrade, "0010")
+        await db.execute(
+            sa.text(
+                "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
+                " VALUES (:seq, :at, :action, :actor, :org, :subject, :details, :prev, :hash)"
+            ),
+            [
+                dict(
+                    zip(
+                        (
+                            "seq",
+                            "at",
+                            "action",
+                            "actor",
+                            "org",
+                            "subject",
+                            "details",
+                            "prev",
+                            "hash",
+                        ),
+                        row,
+                        strict=True,
+                    )
+                )
+                for row in TRAIL_0010["audit"]
+            ],
+        )
+        columns = TRAIL_0010["audit_anchors_columns"]
+        await db.execute(
+            sa.text(
+                f"INSERT INTO audit_anchors ({', '.join(columns)})"
+                f" VALUES ({', '.join(':' + c for c in columns)})"
+            ),
+            [dict(zip(columns, row, strict=True)) for row in TRAIL_0010["audit_anchors"]],
+        )
+    await engine.dispose()
 
 
 async def written(storage: Storage, n: int, anchor_every: int = 5, stop: bool = True) -> None:
@@ -338,4 +422,334 @@ async def test_a_removed_first_chained_anchor_is_caught_by_a_checkpoint(backend:
     assert (verdict.first_bad_seq, verdict.problem) == (
         28,
         "no anchor at record 28: anchors were removed (checkpoint at record 29 saw it)",
+    )
+
+
+# Record MACs: records added, rewritten or stripped by someone who can write the database
+
+NO_MAC = "has no valid MAC: it was not written by a holder of the audit key"
+
+
+async def forge(storage: Storage, count: int, seal: RecordSeal | None = None) -> None:
+    """Append ``count`` records as an attacker with write access does: numbered and chained
+    correctly (SHA-256 needs no key), with whatever MAC ``seal`` makes (none without it)."""
+    for i in range(count):
+        await storage.append_audit(
+            of_org("default"), 2500.0 + i, "sign_in", "mallory", "", {"forged": i}, seal=seal
+        )
+
+
+def sealed_with(key: bytes) -> RecordSeal:
+    return lambda record: record_mac(record_mac_key(key), record.seq, record.prev_hash, record.hash)
+
+
+@pytest.mark.parametrize(
+    "seal",
+    [
+        None,
+        sealed_with(bytes(32)),  # another key
+        lambda record: record_mac(KEY, record.seq, record.prev_hash, record.hash),  # not the subkey
+        lambda record: "0" * 64,
+    ],
+    ids=["no-mac", "another-key", "the-key-itself", "made-up"],
+)
+async def test_records_added_after_the_last_anchor_are_caught_after_the_next_one(
+    backend: Backend, seal: RecordSeal | None
+) -> None:
+    storage = await backend.open()
+    await written(storage, 12, stop=False)  # anchored at 1, 5, 10
+    await forge(storage, 2, seal)  # records 13 and 14, after the last anchor
+    # The server goes on and anchors (15, 20, and its shutdown at 21), vouching for the chain.
+    await written(storage, 7)
+    records, anchors = await state(storage)
+    assert [a.seq for a in anchors] == [1, 5, 10, 15, 20, 21]
+    assert [r.actor for r in records[12:14]] == ["mallory", "mallory"]
+    assert problem_of((records, anchors)) == (13, f"record 13 {NO_MAC}")
+
+
+async def test_a_record_with_another_records_mac_is_caught(backend: Backend) -> None:
+    storage = await backend.open()
+    await written(storage, 12, stop=False)
+    records = await storage.audit_records()
+    # A genuine MAC, of another place in the chain: record 12's, on the forged record 13.
+    await forge(storage, 1, seal=lambda record: records[11].mac or "")
+    await written(storage, 4)
+    assert problem_of(await state(storage)) == (13, f"record 13 {NO_MAC}")
+
+
+async def test_a_record_rewritten_after_the_last_anchor_is_caught(backend: Backend) -> None:
+    storage = await backend.open()
+    await written(storage, 13, stop=False)  # anchored at 1, 5, 10; 11 to 13 after
+    records = await storage.audit_records()
+    # Record 11 rewritten, 12 and 13 chained after it again, each keeping the MAC it had.
+    await backend.drop_guards_and("DELETE FROM audit WHERE seq >= 11")
+    for r in records[10:]:
+        actor = "mallory" if r.seq == 11 else r.actor
+        await storage.append_audit(
+            of_org(r.org), r.at, r.action, actor, r.subject, r.details, seal=keeping_macs(records)
+        )
+    await written(storage, 8)  # and the server anchors them (15, 20, 21)
+    assert [r.actor for r in await storage.audit_records()][10] == "mallory"
+    assert problem_of(await state(storage)) == (11, f"record 11 {NO_MAC}")
+
+
+@pytest.mark.parametrize(
+    ("statements", "first_bad", "problem"),
+    [
+        (["UPDATE audit SET mac = NULL WHERE seq >= 11"], 11, f"record 11 {NO_MAC}"),
+        (["UPDATE audit SET mac = NULL WHERE seq = 7"], 7, f"record 7 {NO_MAC}"),
+        (["UPDATE audit SET mac = upper(mac) WHERE seq = 3"], 3, f"record 3 {NO_MAC}"),
+        # Passed off as a trail begun before record MACs: every anchor goes too...
+        (
+            ["UPDATE audit SET mac = NULL", "DELETE FROM audit_anchors"],
+            1,
+            "no anchor at record 1: anchors were removed",
+        ),
+        (
+            # (those left still say where MACs start)
+            ["UPDATE audit SET mac = NULL", "DELETE FROM audit_anchors WHERE seq < 10"],
+            1,
+            f"record 1 {NO_MAC}",
+        ),
+        # ... or says it is of the format before record MACs, or that they start later.
+        (
+            ["UPDATE audit SET mac = NULL", "UPDATE audit_anchors SET version = 1, macs_from = 0"],
+            1,
+            "the anchor at record 1 is forged",
+        ),
+        (
+            [
+                "UPDATE audit SET mac = NULL WHERE seq < 11",
+                "UPDATE audit_anchors SET macs_from = 11",
+            ],
+            1,
+            "the anchor at record 1 is forged",
+        ),
+        (
+            [
+                "UPDATE audit SET mac = NULL WHERE seq >= 11",
+                "DELETE FROM audit_anchors WHERE seq > 1",
+            ],
+            5,
+            "no anchor at record 5: anchors were removed",
+        ),
+    ],
+    ids=[
+        "strip-the-tail",
+        "strip-one",
+        "alter-one",
+        "strip-all-and-delete-every-anchor",
+        "strip-all-and-delete-the-first-anchors",
+        "strip-all-and-downgrade-the-anchors",
+        "strip-and-move-the-start",
+        "strip-the-tail-and-delete-later-anchors",
+    ],
+)
+async def test_stripped_record_macs_are_caught(
+    backend: Backend, statements: list[str], first_bad: int, problem: str
+) -> None:
+    storage = await backend.open()
+    await written(storage, 14)  # anchored at 1, 5, 10 and the shutdown at 14
+    assert problem_of(await state(storage)) == (None, "intact")
+    await backend.drop_guards_and(*statements)
+    assert problem_of(await state(storage)) == (first_bad, problem)
+
+
+# Combinations: forged records, removed anchors, a cut tail
+
+
+async def test_a_cut_tail_extended_with_forged_records_is_caught(backend: Backend) -> None:
+    storage = await backend.open()
+    await written(storage, 14)
+    # Cut back to 11 (with the shutdown anchor at 14), then records of the attacker's own.
+    await backend.drop_guards_and(
+        "DELETE FROM audit WHERE seq >= 12", "DELETE FROM audit_anchors WHERE seq >= 12"
+    )
+    await forge(storage, 3)
+    assert problem_of(await state(storage)) == (12, f"record 12 {NO_MAC}")
+    # Every anchor gone as well: the first record's is missed.
+    await backend.execute("DELETE FROM audit_anchors")
+    assert problem_of(await state(storage)) == (1, "no anchor at record 1: anchors were removed")
+
+
+async def test_a_cut_back_before_an_anchor_and_forged_on_is_caught(backend: Backend) -> None:
+    storage = await backend.open()
+    await written(storage, 14)
+    # Cut back to 7 (the anchors at 10 and 14 go), forge 8 to 12: 10's anchor is due again.
+    await backend.drop_guards_and(
+        "DELETE FROM audit WHERE seq >= 8", "DELETE FROM audit_anchors WHERE seq >= 8"
+    )
+    await forge(storage, 5)
+    assert problem_of(await state(storage)) == (8, f"record 8 {NO_MAC}")
+
+
+async def test_a_cut_tail_alone_is_caught_only_by_a_checkpoint(backend: Backend) -> None:
+    # What stays undetectable (docs/audit.md): the newest records cut with the anchors among
+    # them; the server then goes on from the cut, and every record it writes is genuine.
+    storage = await backend.open()
+    await written(storage, 14)
+    records, anchors = await state(storage)
+    checkpoint = make_checkpoint(records, anchors, KEY, at=3000.0)
+    await backend.drop_guards_and(
+        "DELETE FROM audit WHERE seq >= 12", "DELETE FROM audit_anchors WHERE seq >= 12"
+    )
+    await written(storage, 4)
+    records, anchors = await state(storage)
+    assert problem_of((records, anchors)) == (None, "intact")
+    verdict = verify(records, anchors, KEY, checkpoints=[checkpoint])
+    assert (verdict.first_bad_seq, verdict.problem) == (
+        14,
+        "the trail was cut or rewritten before checkpoint at record 14",
+    )
+
+
+# Upgrading a trail written before records carried MACs (revision 0010)
+
+
+async def test_a_trail_of_revision_0010_keeps_verifying_and_new_records_carry_macs(
+    backend: Backend,
+) -> None:
+    await backend.make_0010()
+    storage = await backend.open()  # migrates
+    records, anchors = await state(storage)
+    assert [r.hash for r in records] == [row[8] for row in TRAIL_0010["audit"]]
+    assert {r.mac for r in records} == {None} and {a.macs_from for a in anchors} == {0}
+    assert [a.seq for a in anchors] == [1, 5, 10, 12, 15, 20, 21, 25]
+    assert problem_of((records, anchors)) == (None, "intact")
+
+    await written(storage, 8)  # records 28 to 35
+    records, anchors = await state(storage)
+    assert [r.seq for r in records if r.mac is not None] == list(range(28, 36))
+    new = [(a.seq, a.version, a.prev_seq, a.macs_from) for a in anchors if a.seq > 25]
+    assert new == [(28, RECORD_MACS, 25, 28), (30, RECORD_MACS, 28, 28), (35, RECORD_MACS, 30, 28)]
+    verdict = verify(records, anchors, KEY)
+    assert (verdict.ok, verdict.macs_from) == (True, 28)
+
+    # From there on, a forged record is caught like in a new trail.
+    await forge(storage, 1)
+    await written(storage, 3)
+    assert problem_of(await state(storage)) == (36, f"record 36 {NO_MAC}")
+
+
+@pytest.mark.parametrize(
+    ("statements", "first_bad", "problem"),
+    [
+        (["UPDATE audit SET mac = NULL WHERE seq = 31"], 31, f"record 31 {NO_MAC}"),
+        (["UPDATE audit SET mac = NULL WHERE seq >= 28"], 28, f"record 28 {NO_MAC}"),
+        # The anchors that say MACs start at 28 removed: the records' MACs still say so.
+        (
+            ["DELETE FROM audit_anchors WHERE version = 2"],
+            28,
+            "record 28 carries a MAC but no anchor says record MACs had started",
+        ),
+        # ... and the MACs stripped too: the anchor the old ones promised by 30 is missed.
+        (
+            ["DELETE FROM audit_anchors WHERE version = 2", "UPDATE audit SET mac = NULL"],
+            30,
+            "no anchor at record 30: anchors were removed",
+        ),
+        # ... or kept, said to be of the format before record MACs.
+        (
+            ["UPDATE audit SET mac = NULL", "UPDATE audit_anchors SET version = 1, macs_from = 0"],
+            28,
+            "the anchor at record 28 is forged",
+        ),
+    ],
+    ids=["strip-one", "strip-all", "delete-the-new-anchors", "and-strip", "downgrade-the-anchors"],
+)
+async def test_stripping_the_record_macs_of_an_upgraded_trail_is_caught(
+    backend: Backend, statements: list[str], first_bad: int, problem: str
+) -> None:
+    await backend.make_0010()
+    storage = await backend.open()
+    await written(storage, 8)  # records 28 to 35
+    await backend.drop_guards_and(*statements)
+    found = problem_of(await state(storage))
+    assert found[0] == first_bad and found[1].startswith(problem), found
+
+
+async def test_right_after_an_upgrade_a_cut_tail_can_be_rewritten_unless_checkpointed(
+    backend: Backend,
+) -> None:
+    # The limit docs/audit.md states: before the first anchor the old ones promised (30), the
+    # records written since the upgrade can be cut back, stripped and rewritten with the anchor
+    # that started their MACs; only a checkpoint taken since the upgrade shows it.
+    await backend.make_0010()
+    storage = await backend.open()
+    await written(storage, 4, stop=False)  # records 28 to 31
+    records, anchors = await state(storage)
+    checkpoint = make_checkpoint(records, anchors, KEY, at=3000.0)
+    await backend.drop_guards_and(
+        "DELETE FROM audit WHERE seq >= 29",
+        "DELETE FROM audit_anchors WHERE seq >= 28",
+        "UPDATE audit SET mac = NULL WHERE seq = 28",
+    )
+    await forge(storage, 1)  # record 29
+    records, anchors = await state(storage)
+    assert problem_of((records, anchors)) == (None, "intact")
+    verdict = verify(records, anchors, KEY, checkpoints=[checkpoint])
+    assert (verdict.first_bad_seq, verdict.problem) == (
+        31,
+        "the trail was cut or rewritten before checkpoint at record 31",
+    )
+
+
+# Several writers on one trail
+
+
+async def test_two_writers_on_one_postgres_trail_mac_every_record() -> None:
+    async with fresh_schema(migrated=True) as schema:
+        stores = [await SQLStorage.connect(PG_DSN, schema=schema) for _ in range(2)]
+        try:
+            logs = [AuditLog(store, KEY, anchor_every=5) for store in stores]
+
+            async def signs_in(log: AuditLog, actor: str, count: int) -> None:
+                for i in range(count):
+                    await log.record(4000.0 + i, "sign_in", actor=actor, org="default")
+
+            # At once: the two often read the same head, and the second MACs its record again
+            # under the number it gets.
+            await asyncio.gather(signs_in(logs[0], "a", 20), signs_in(logs[1], "b", 20))
+            records, anchors = await state(stores[0])
+            assert len(records) == 40 and {r.actor for r in records} == {"a", "b"}
+            assert all(r.mac is not None for r in records)
+            assert [a.seq for a in anchors] == [1, 5, 10, 15, 20, 25, 30, 35, 40]
+            verdict = verify(records, anchors, KEY)
+            assert (verdict.ok, verdict.macs_from) == (True, 1)
+
+            await forge(stores[1], 1)  # record 41, between the two servers' records
+            await asyncio.gather(signs_in(logs[0], "a", 5), signs_in(logs[1], "b", 5))
+            assert problem_of(await state(stores[0])) == (41, f"record 41 {NO_MAC}")
+        finally:
+            for store in stores:
+                await store.close()
+
+
+async def test_tandem_audit_verify_checks_an_sqlite_data_directory_of_revision_0010(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    database = tmp_path / "tandem.sqlite3"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{database}", poolclass=sa.NullPool)
+    _sqlite_hooks(engine, 1000)
+    await fill_at_0010(engine)
+    (tmp_path / "audit.key").write_text(KEY.hex())
+    verified = await asyncio.to_thread(run_verify, tmp_path)  # upgrades it first
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout == (
+        "audit trail intact: 27 records, 8 anchors, 0 checkpoints checked;"
+        " no record MACs yet (written before them)\n"
+    )
+    storage = await SQLStorage.open_sqlite(database)
+    try:
+        assert await storage.revision() == migrations.head_revision()
+        await written(storage, 3)
+    finally:
+        await storage.close()
+    verified = await asyncio.to_thread(run_verify, tmp_path)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout == (
+        "audit trail intact: 30 records, 10 anchors, 0 checkpoints checked;"
+        " every record from 28 on has its MAC\n"
     )
