@@ -9,9 +9,10 @@ disturbs far less than the times themselves. The operations:
 
 - sign-in lookup: ``get_login`` + ``get_user`` (what every console request does)
 - session: start -> join code put and taken (join) -> state (consent) -> end
-- audit append: one record, no anchor
+- audit append: one record, with its record MAC on the new one (as every writer does), no anchor
 
-    .venv/bin/python bench/storage_ops.py [--n 100] [--rounds 31] [--old-rev 2a7364f]
+    .venv/bin/python bench/storage_ops.py [--n 100] [--rounds 31] [--old-rev 2a7364f] \
+        [--op "audit append"]
 
 PostgreSQL is TANDEM_TEST_DATABASE_URL (default: the test server on 127.0.0.1:5432), a fresh
 schema per implementation, dropped afterwards.
@@ -37,6 +38,7 @@ from typing import Any
 import asyncpg
 
 from tandem.access import Grant
+from tandem.audit import AuditRecord, record_mac, record_mac_key
 from tandem.storage.base import LoginRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 
@@ -85,9 +87,18 @@ async def session_flow(store: Any, i: int) -> None:
     await store.record_session_end(session, 3000.0 + i, "stopped", "Agent")
 
 
+RECORD_KEY = record_mac_key(bytes(32))
+
+
+def seal(record: AuditRecord) -> str:
+    return record_mac(RECORD_KEY, record.seq, record.prev_hash, record.hash)
+
+
 async def audit_append(store: Any, i: int) -> None:
     if isinstance(store, SQLStorage):
-        await store.append_audit(GRANT, 1000.0 + i, "sign_in", "agent", "", {"ip": "::1"})
+        await store.append_audit(
+            GRANT, 1000.0 + i, "sign_in", "agent", "", {"ip": "::1"}, seal=seal
+        )
     else:
         await store.append_audit(1000.0 + i, "sign_in", "agent", "default", "", {"ip": "::1"})
 
@@ -138,7 +149,11 @@ async def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--old-rev", default="2a7364f")
+    parser.add_argument(
+        "--op", action="append", choices=sorted(OPS), help="only this operation (repeatable)"
+    )
     args = parser.parse_args()
+    ops = {name: op for name, op in OPS.items() if not args.op or name in args.op}
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -162,7 +177,7 @@ async def main() -> None:
             results: dict[tuple[str, str, str], list[float]] = {}
             for _ in range(args.rounds):
                 for backend in ("sqlite", "postgresql"):
-                    for name, op in OPS.items():
+                    for name, op in ops.items():
                         old, new = await measure(
                             stores[backend, "old"], stores[backend, "new"], op, args.n
                         )
@@ -185,7 +200,7 @@ async def main() -> None:
     )
     print("| --- | --- | ---: | ---: | ---: | --- | ---: |")
     for backend in ("sqlite", "postgresql"):
-        for name in OPS:
+        for name in ops:
             olds = results[backend, name, "old"]
             news = results[backend, name, "new"]
             ratios = [new / old for old, new in zip(olds, news, strict=True)]

@@ -1706,7 +1706,10 @@ class SQLStorage:
             digest = record_hash(seq, at, action, actor, org, subject, details, prev)
             record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
             if seal is not None:
-                record = dataclasses.replace(record, mac=seal(record))
+                mac = seal(record)
+                record = AuditRecord(
+                    seq, at, action, actor, org, subject, details, prev, digest, mac
+                )
             values = {
                 "seq": seq,
                 "at": at,
