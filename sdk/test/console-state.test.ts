@@ -152,3 +152,11 @@ test("the server's `link` notice is a line of its own: it changes no control or 
   // Outside a session it is ignored.
   assert.deepEqual(reduceCard(idleCard, { type: "link", reconnecting: true }), idleCard);
 });
+
+test("a supervisor's view is marked not live once it is checked and until the customer's browser answers", () => {
+  const watching = card({ type: "connecting", watching: true }, { type: "joined" }, { type: "watch_code" }, { type: "watch_code_entered" }, { type: "consented" });
+  assert.equal(controls(watching).notLive, false, "nothing to mark before the check starts");
+  const checking = reduceCard(watching, { type: "fresh", live: false });
+  assert.equal(controls(checking).notLive, true);
+  assert.equal(controls(reduceCard(checking, { type: "fresh", live: true })).notLive, false);
+});

@@ -10,7 +10,9 @@
 
 import { Replayer } from "rrweb";
 import { AssetStore, neutralizeEvent } from "./assets.ts";
-import { ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
+import {
+  ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
+} from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
@@ -450,6 +452,8 @@ export class LiveView {
     this.pairing = null;
     if (this.watching) {
       this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_WATCHER_KEY);
+      // Its own channel to the customer's browser, for its freshness challenges only.
+      this.commands = new CommandSender(sessionId, step.keys.agentToCustomer, 0, KIND_FROM_WATCHER);
       this.status(t("watchingPage"), "good");
       this.startMirror();
       this.takeEarly();
@@ -474,10 +478,12 @@ export class LiveView {
     this.finish(`${t("mismatch")} ${t("sessionEnded")}`);
   }
 
-  /** Encrypt and send a command to the customer's browser, in order. */
+  /** Encrypt and send a command to the customer's browser, in order. A supervisor sends only
+   * its challenges (the customer's browser takes nothing else from it). */
   sendCommand(command: Record<string, unknown>): void {
     const sender = this.commands;
     if (!sender || this.ended) return;
+    if (this.watching && command.k !== "challenge") return;
     const bytes = new TextEncoder().encode(JSON.stringify(command));
     this.commandChain = this.commandChain
       .then(() => sender.seal(bytes))
@@ -515,12 +521,14 @@ export class LiveView {
     const now = this.freshVerdict();
     if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
     if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
+    if (this.watching) return this.status(t("watchingPage"), "good");
     this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
   }
 
-  /** Whether the view is live now (a supervisor's is not checked: it sends the customer nothing). */
+  /** Whether the view is live now (an agent's and a supervisor's alike, from the customer's first
+   * page on: each asks in its own channel). */
   private freshVerdict(): Verdict {
-    if (this.watching || !this.fresh) return { kind: "live" };
+    if (!this.fresh) return { kind: "live" };
     return verdict(this.fresh, this.ports.clock.now(), this.timings.staleMs);
   }
 
@@ -539,7 +547,7 @@ export class LiveView {
 
   /** Ask the customer's browser for an echo of a fresh nonce, inside the encrypted channel. */
   private challenge(): void {
-    if (this.watching || !this.fresh || !this.consented || !this.commands || !this.ws.isOpen || this.ended) return;
+    if (!this.fresh || !this.consented || !this.commands || !this.ws.isOpen || this.ended) return;
     const nonce = toBase64Url(this.ports.random(16));
     this.fresh = reduceFreshness(this.fresh, { type: "challenged", nonce, at: this.ports.clock.now() });
     this.sendCommand({ k: "challenge", nonce });
@@ -548,7 +556,7 @@ export class LiveView {
   /** The customer's browser echoed a nonce in the epoch shown: it counts only if this view sent
    * it (since its start or its last rejoin) and it was not echoed before. */
   private onEcho(nonce: string): void {
-    if (this.watching || !this.fresh) return;
+    if (!this.fresh) return;
     const next = reduceFreshness(this.fresh, { type: "echoed", nonce });
     if (next === this.fresh) return; // a replay, or someone else's: nothing proven
     this.fresh = next;
@@ -558,7 +566,7 @@ export class LiveView {
   /** Say whether the view is live: the mirror is marked when it is not, and the status line
    * says for how long nothing came (not while it says the console itself is reconnecting). */
   private showFreshness(): void {
-    if (this.ended || this.watching || !this.fresh) return;
+    if (this.ended || !this.fresh) return;
     const now = this.freshVerdict();
     const was = this.freshShown;
     this.freshShown = now.kind;
@@ -913,10 +921,10 @@ export class LiveView {
   private onConsented(): void {
     const first = !this.consented;
     this.consented = true;
-    if (this.watching) return;
     this.watchFreshness();
     this.challenge(); // a new page (epoch): its own proof, at once
     if (!first) return;
+    if (this.watching) return this.connectedStatus(); // its mirror runs since the pairing
     this.connectedStatus();
     this.ui.report({ type: "consented", at: this.ports.clock.now() });
     this.startMirror();
