@@ -281,7 +281,9 @@ def watching(supervisor: Party, customer: Party, server: RunningServer) -> Any:
     quick(supervisor)
     supervisor_console(supervisor, server)
     sam = supervisor.page
-    sam.locator("#session-list li", has_text="Demo shop").get_by_role("button", name="Watch").click()
+    sam.locator("#session-list li", has_text="Demo shop").get_by_role(
+        "button", name="Watch"
+    ).click()
     customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
     code = read_watch_code(customer)
     expect(sam.get_by_role("status")).to_contain_text("The customer allowed it")
@@ -338,9 +340,7 @@ def test_a_relay_that_freezes_a_supervisors_view_is_shown_not_live_within_the_bo
     relay.freezing = True
     frozen_at = time.monotonic()
     customer.page.locator("#search").fill("typed after the freeze")
-    expect(supervisor.page.get_by_role("status")).to_contain_text(
-        NOT_LIVE, timeout=STALE_MS + 4000
-    )
+    expect(supervisor.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
     assert time.monotonic() - frozen_at < STALE_MS + 4, "not live within the bound"
     expect(not_live_mark(supervisor)).to_be_visible()
     assert relay.withheld, "the customer's browser went on sending (its echoes too)"
