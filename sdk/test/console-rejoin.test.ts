@@ -240,9 +240,10 @@ test("a malicious server that splices another customer into the rejoined session
 });
 
 test("a reloaded console restores its keys before it rejoins, and its commands go on after the last counter", async () => {
+  // (Releasing control: it goes whether or not the view is live; acting on the page waits.)
   const { h: before, keys } = await paired();
-  before.view.sendCommand({ k: "control_request" });
-  before.view.sendCommand({ k: "control_request" });
+  before.view.sendCommand({ k: "control_release" });
+  before.view.sendCommand({ k: "control_release" });
   await until(() => before.store.held?.commands === 2);
   const store = memoryStore();
   store.held = { ...(before.store.held as Held) };
@@ -255,12 +256,12 @@ test("a reloaded console restores its keys before it rejoins, and its commands g
   assert.deepEqual(h.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
   h.server({ type: "joined", session_id: "another", resumed: true });
   assert.equal(h.card.sessionId, "s1"); // the session it asked for, not the server's word
-  h.view.sendCommand({ k: "control_request" });
+  h.view.sendCommand({ k: "control_release" });
   await until(() => h.last().binary.length === 1);
   // The customer's browser (which saw counters 1 and 2) accepts it: no replay.
   const receiver = new CommandReceiver("s1", keys.agentToCustomer, 2);
   const opened = JSON.parse(new TextDecoder().decode(await receiver.open(h.last().binary[0] as Uint8Array)));
-  assert.deepEqual(opened, { k: "control_request" });
+  assert.deepEqual(opened, { k: "control_release" });
   assert.equal(receiver.last, 3);
 });
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import Party, agent_plaintext, mirror
 from tests.e2e.netcut import NetCut
+from tests.e2e.test_control import agent_click, grant, start
 from tests.e2e.test_malicious_server import malicious_server
 from tests.e2e.test_reconnect import LIVE, share_at
 from tests.e2e.test_supervisor import read_watch_code, supervisor_console
@@ -348,3 +349,63 @@ def test_a_relay_that_freezes_a_supervisors_view_is_shown_not_live_within_the_bo
     # The agent's view, which the relay leaves alone, stays live (past the bound by now).
     expect(not_live_mark(agent)).to_have_count(0)
     assert not any(NOT_LIVE in text for text in statuses(agent)), statuses(agent)
+
+
+TOOLS_OFF = "Control and pointing are off until the customer's browser answers again"
+
+
+def test_while_the_view_is_not_live_the_agents_clicks_and_typing_never_reach_the_customer(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    net = NetCut(live)
+    try:
+        view = start(customer, quick(agent), live, "/demo/", console_base=net.base)
+        expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
+        grant(customer, agent)
+        agent_click(agent, view, "input[type=search]")
+        typing = agent.page.get_by_label("Type into the customer's field")
+        typing.press_sequentially("stove")
+        expect(customer.page.get_by_label("Search products")).to_have_value("stove")
+        expect(view.locator("input[type=search]")).to_have_value("stove")
+        expect(view.locator("button:has-text('Add to cart')")).to_have_count(1)
+        add = view.locator("button:has-text('Add to cart')").first
+        expect(add).to_be_in_viewport()
+        box = add.bounding_box()
+        assert box is not None
+        at = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+        # The console's network stalls (what the customer's browser sends is held; what the
+        # console sends still goes): past the bound the view is not live, the tools are off.
+        net.hold()
+        expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+        expect(agent.page.locator("#not-live-tools")).to_contain_text(TOOLS_OFF)
+        expect(agent.page.locator("#control-layer")).to_be_hidden()
+        expect(typing).to_be_disabled()
+        expect(agent.page.locator("#tool-laser")).to_be_disabled()
+        # The agent clicks "Add to cart" and types anyway: with the mouse (the layer is off),
+        # and past the view, straight into the control layer and the typing box.
+        agent.page.mouse.click(at["x"], at["y"])
+        agent.page.evaluate(
+            """(at) => {
+                const layer = document.getElementById('control-layer');
+                const click = {clientX: at.x, clientY: at.y, bubbles: true};
+                layer.dispatchEvent(new MouseEvent('click', click));
+                const box = document.getElementById('typing-input');
+                box.value = 'stove typed while not live';
+                box.dispatchEvent(new Event('input', {bubbles: true}));
+            }""",
+            at,
+        )
+        # Back live: the next answered challenge says so, and control works again.
+        net.release()
+        expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=STALE_MS + 4000)
+        expect(agent.page.locator("#not-live-tools")).to_be_hidden()
+        agent_click(agent, view, "button:has-text('Add to cart')")
+        # Commands arrive in order: once the click after the stall did its work, anything sent
+        # during it had arrived too. Neither the click nor the typing did.
+        expect(customer.page.locator("#cart-count")).to_have_text("1")
+        expect(customer.page.get_by_label("Search products")).to_have_value("stove")
+        agent_click(agent, view, "input[type=search]")
+        typing.press_sequentially(" camp")
+        expect(customer.page.get_by_label("Search products")).to_have_value("stove camp")
+    finally:
+        net.close()

@@ -42,6 +42,11 @@ const MAX_EARLY_FRAMES = 64;
 const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
 
+/** Commands that act on the customer's page (control, typing, pointing): sent only while the view
+ * is proven live (./freshness.ts), since what the agent aims at may be gone from a stale view.
+ * Releasing control, hiding the pointer, challenges and recording's stop always go. */
+const ACTIONS: ReadonlySet<string> = new Set(["control_request", "pointer", "scroll", "click", "type", "laser", "highlight", "draw"]);
+
 /** Refusals the customer's browser names by code (shared/payload.ts), said in the agent's language. */
 const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
 
@@ -484,6 +489,8 @@ export class LiveView {
     const sender = this.commands;
     if (!sender || this.ended) return;
     if (this.watching && command.k !== "challenge") return;
+    const acting = typeof command.k === "string" && ACTIONS.has(command.k);
+    if (acting && !this.mayAct()) return;
     const bytes = new TextEncoder().encode(JSON.stringify(command));
     this.commandChain = this.commandChain
       .then(() => sender.seal(bytes))
@@ -492,12 +499,14 @@ export class LiveView {
           this.held.commands = sender.last; // before it leaves: a reload never reuses a counter
           this.keep();
         }
+        if (acting && !this.mayAct()) return; // the view went stale while it was sealed: dropped
         if (this.ws.isOpen) this.ws.send(sealed);
       })
       .catch(() => undefined);
   }
 
   requestControl(): void {
+    if (!this.mayAct()) return; // shown disabled, with the reason (view.ts)
     this.releasing = false;
     this.sendCommand({ k: "control_request" });
     this.status(t("waitingForControl"));
@@ -530,6 +539,12 @@ export class LiveView {
   private freshVerdict(): Verdict {
     if (!this.fresh) return { kind: "live" };
     return verdict(this.fresh, this.ports.clock.now(), this.timings.staleMs);
+  }
+
+  /** Whether what acts on the customer's page may be sent: only while an echo proves the view is
+   * the customer's page now (never before the first, nor past the bound). */
+  private mayAct(): boolean {
+    return this.fresh !== null && this.freshVerdict().kind === "live";
   }
 
   /** Start asking, once per view: a challenge every interval, and a look at the verdict. */
@@ -570,7 +585,14 @@ export class LiveView {
     const now = this.freshVerdict();
     const was = this.freshShown;
     this.freshShown = now.kind;
-    if (now.kind !== was) this.ui.report({ type: "fresh", live: now.kind === "live" });
+    if (now.kind !== was) {
+      // No longer live: a stroke being drawn is dropped and the pointer leaves the customer's page.
+      if (was === "live") {
+        if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
+        this.stroke = null;
+      }
+      this.ui.report({ type: "fresh", live: now.kind === "live" });
+    }
     if (!this.consented || this.drop) return;
     if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
     else if (now.kind === "live" && this.freshStatus) {
@@ -598,14 +620,14 @@ export class LiveView {
   }
 
   onLayerMove(event: MouseEvent): void {
-    if (!this.controlling || this.ports.clock.now() - this.lastPoint < 50) return;
+    if (!this.controlling || !this.mayAct() || this.ports.clock.now() - this.lastPoint < 50) return;
     this.lastPoint = this.ports.clock.now();
     const t = this.target(event);
     if (t) this.sendCommand({ k: "pointer", x: Math.round(t.x), y: Math.round(t.y) });
   }
 
   onLayerClick(event: MouseEvent): void {
-    if (!this.controlling) return;
+    if (!this.controlling || !this.mayAct()) return;
     const t = this.target(event);
     if (!t || t.id === null) return;
     this.sendCommand({ k: "click", id: t.id });
@@ -629,7 +651,7 @@ export class LiveView {
   }
 
   onLayerWheel(event: WheelEvent): void {
-    if (!this.controlling || !this.replayer) return;
+    if (!this.controlling || !this.mayAct() || !this.replayer) return;
     event.preventDefault();
     if (this.ports.clock.now() - this.lastScroll < 100) return;
     this.lastScroll = this.ports.clock.now();

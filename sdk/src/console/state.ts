@@ -216,15 +216,19 @@ export function controls(card: LiveCard) {
     code: { disabled: card.phase === "joined", placeholder: card.phase === "watch_code" ? "123 4567" : "123 456 789 012" },
     leave: !joined,
     requestControl: !(card.consented && !card.controlling && inSession),
+    /** What acts on the customer's page waits for a view proven live (shown, not offered). */
+    acting: card.fresh,
+    /** Why control and pointing are off: the view is not proven live (agents only). */
+    offWhileNotLive: inSession && card.consented && !card.watching && !card.fresh,
     releaseControl: !card.controlling,
     record: !(card.recordOffered && inSession && !card.recording.customer),
     // Stopping is always safe: offered when either side says it records.
     stopRecord: !(inSession && !card.watching && (card.recording.customer || card.recording.server)),
     typing: !card.typing,
-    controlLayer: !card.controlling || card.tool !== "none",
+    controlLayer: !card.controlling || card.tool !== "none" || !card.fresh,
     /** The tools are offered once the customer's browser confirmed consent (agents only). */
     tools: !(card.consented && inSession && !card.watching),
-    toolLayer: card.tool === "none" || !inSession,
+    toolLayer: card.tool === "none" || !inSession || !card.fresh,
     /** The mirror is marked as not live: a view the customer's browser has not proven to be its
      * page now (an agent's from the customer's consent on, a supervisor's once it is checked). */
     notLive: inSession && (card.consented || card.checked) && !card.fresh,
