@@ -208,7 +208,7 @@ export class LiveView {
 
   /** The pairing keys this tab kept for `held`'s session; none: the session cannot go on. */
   private async restoreKeys(held: Held): Promise<boolean> {
-    const keys = await this.ports.held?.loadKeys(held.sessionId);
+    const keys = await this.ports.held?.loadKeys(held.keyHandle);
     if (this.ended) return false;
     if (!keys) {
       this.leaveOffline(held); // the customer is not left waiting out the window
@@ -304,7 +304,8 @@ export class LiveView {
         }
         if (message.resume_token && !this.watching) {
           this.held = {
-            sessionId: message.session_id, resumeToken: message.resume_token,
+            // The keys' place in the origin's database: this tab's own, never the server's id.
+            sessionId: message.session_id, keyHandle: toBase64Url(this.ports.random(16)), resumeToken: message.resume_token,
             windowMs: windowOf(message.resume_seconds) ?? RESUME_WINDOW_MS, commands: 0, epoch: 0,
           };
           this.keep();
@@ -467,7 +468,7 @@ export class LiveView {
     this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
     this.takeEarly();
-    if (this.held) void this.ports.held?.saveKeys(sessionId, step.keys); // for a rejoin after a reload
+    if (this.held) void this.ports.held?.saveKeys(this.held.keyHandle, step.keys); // for a rejoin after a reload
     this.status(t("waitingForAllow"));
   }
 
@@ -1030,7 +1031,8 @@ export class LiveView {
     this.cancelRecordingCheck?.();
     this.cancelFreshness?.();
     this.cancelRetry?.();
-    if (this.held && !this.watching) void this.ports.held?.clear();
+    // This tab's keys, and the database only once no other console tab holds it.
+    if (this.held && !this.watching) void this.ports.held?.forget(this.held.keyHandle);
     this.held = null;
     this.pairing = null;
     this.secret = null;
