@@ -142,3 +142,32 @@ def test_a_console_tab_whose_session_ends_leaves_another_console_tabs_keys(
     customer.page.locator("#search").fill("after the reload")
     expect(mirror(agent).locator("#search")).to_have_value("after the reload")
     expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+
+
+def test_a_duplicated_tab_that_takes_the_session_over_keeps_its_keys(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """A tab duplicated while it shares (its sessionStorage copied: the same record, the same key
+    handle) resumes the session; the original page is closed 4409 and ends, without deleting
+    the keys the duplicate now shares with: the duplicate's next page goes on sharing."""
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    wait_until(customer.page, lambda: customer.page.evaluate(KEY_ENTRIES) == 1)
+    # window.open copies the opener's sessionStorage into the new tab, as "Duplicate tab" does.
+    with customer.context.expect_page() as opened:
+        customer.page.evaluate("() => { window.open(location.href); }")
+    duplicate = Party(customer.context, opened.value, FrameLog(), [])
+    expect(duplicate.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    # The original page lost the session (4409) and ended it on its side.
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    duplicate.page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('p'),"
+        " {id: 'tandem-test-duplicate'}))"
+    )
+    expect(mirror(agent).locator("#tandem-test-duplicate")).to_be_attached()
+    # The duplicate's next page finds the keys and shares it.
+    duplicate.page.goto(f"{live.base}/demo/checkout.html")
+    expect(mirror(agent).locator("#card")).to_be_attached()
+    expect(duplicate.page.get_by_role("alert")).to_have_count(0)
+    expect(duplicate.page.get_by_role("button", name="Stop sharing")).to_be_visible()

@@ -86,7 +86,7 @@ export const browserHeldStore: HeldStore = {
     }
   },
   async saveKeys(handle, pair) {
-    keys.hold(); // no console tab that starts now deletes them
+    keys.hold(handle); // no console tab that starts now deletes them
     try {
       await keys.save(handle, pair);
     } catch {
@@ -94,12 +94,12 @@ export const browserHeldStore: HeldStore = {
     }
   },
   loadKeys(handle) {
-    keys.hold();
+    keys.hold(handle); // nor a duplicate of this tab whose session ends (the same record)
     return keys.load(handle);
   },
   forget(handle) {
     this.save(null);
-    return keys.forget(handle ? [handle] : []);
+    return keys.forget(handle ? [handle] : [], handle ?? undefined);
   },
   clearUnused: () => keys.clearUnused(),
 };

@@ -403,7 +403,9 @@ export class Session {
       brokenPolicy = true; // refused when sharing starts: a page with a broken policy does not share
     }
     const pins = unitePins(saved.recordingPins, this.pagePins());
-    this.ports.keys.hold(); // this tab's keys wait in the key store: no other page clears it now
+    // This tab's keys wait in the key store: no other page clears it now, nor deletes them (a
+    // duplicate of this tab, with the same record, holds the same handle).
+    this.ports.keys.hold(saved.keyHandle);
     this.keyHandle = saved.keyHandle ?? this.keyHandle;
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
   }
@@ -528,7 +530,7 @@ export class Session {
     // Under a handle of this tab's own, never the server's session id: no later session (in
     // this tab or another) can be made to find these keys by naming this one.
     const keyHandle = toBase64Url(this.ports.random.bytes(16));
-    this.ports.keys.hold(); // no page that starts now deletes them
+    this.ports.keys.hold(keyHandle); // no page that starts now deletes them
     this.keyHandle = keyHandle;
     await this.ports.keys.save(keyHandle, step.keys);
     if (step.data) this.send({ type: "handshake", data: step.data });
@@ -1198,10 +1200,11 @@ export class Session {
     ws?.close(1000, "stopped");
     this.ports.store.save(null);
     // This tab's keys only, and the whole store once no other tab holds it: another tab of the
-    // site may be sharing, and its next page needs its own keys.
+    // site may be sharing, and its next page needs its own keys. Not even these while another
+    // tab holds their handle: a duplicate of this tab that took the session over (4409 here).
     const handle = this.keyHandle;
     this.keyHandle = null;
-    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : []);
+    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : [], handle ?? undefined);
     this.ui.remove();
     if (error) this.ui.showError(error, () => this.ui.remove());
     const detail = this.closeReason ? ` (the help server said: ${this.closeReason})` : "";
