@@ -23,7 +23,7 @@ import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../sha
 import { FULL_SNAPSHOT, META } from "../shared/rrweb-events.ts";
 import type { Held, HeldStore } from "./rejoin.ts";
 import {
-  DEFAULT_TIMINGS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
+  DEFAULT_TIMINGS, LOOK_EVERY_MS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
 } from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t } from "./messages/workspace.ts";
@@ -554,7 +554,7 @@ export class LiveView {
     if (this.cancelFreshness) return;
     const { challengeMs } = this.timings;
     const stopAsking = this.ports.clock.every(challengeMs, () => this.challenge());
-    const stopLooking = this.ports.clock.every(Math.min(1000, challengeMs), () => this.showFreshness());
+    const stopLooking = this.ports.clock.every(Math.min(LOOK_EVERY_MS, challengeMs), () => this.showFreshness());
     this.cancelFreshness = () => {
       stopAsking();
       stopLooking();
