@@ -8,10 +8,15 @@ import {
 } from "../src/console/freshness.ts";
 import { NONCE_PATTERN, PayloadDecoder, parseChallengeCommand } from "../src/shared/payload.ts";
 
-const STALE = 9000;
+const STALE = STALE_AFTER_MS;
 const A = "AAAAAAAAAAAAAAAAAAAAAA";
 const B = "BBBBBBBBBBBBBBBBBBBBBB";
 const C = "CCCCCCCCCCCCCCCCCCCCCC";
+
+test("the timings are 3 s between challenges and a bound of three intervals, 9 s", () => {
+  assert.equal(CHALLENGE_EVERY_MS, 3000);
+  assert.equal(STALE_AFTER_MS, 9000);
+});
 
 test("a view is checked, not live, until an echo of a challenge it sent; then live for the bound after that challenge left", () => {
   let f = startFreshness(1000);

@@ -30,10 +30,11 @@ interface Socket {
   closed: number | null;
 }
 
-function memoryStore(): HeldStore & { held: Held | null; keys: Map<string, PairwiseKeys>; cleared: number } {
+/** One tab's store; `keys` is the origin's key database, shared by its console tabs. */
+function memoryStore(keys = new Map<string, PairwiseKeys>()): HeldStore & { held: Held | null; keys: Map<string, PairwiseKeys>; cleared: number } {
   return {
     held: null,
-    keys: new Map(),
+    keys,
     cleared: 0,
     load() {
       return this.held ? { ...this.held } : null;
@@ -47,10 +48,13 @@ function memoryStore(): HeldStore & { held: Held | null; keys: Map<string, Pairw
     async loadKeys(id) {
       return this.keys.get(id) ?? null;
     },
-    async clear() {
+    async forget(handle) {
       this.held = null;
-      this.keys.clear();
+      if (handle) this.keys.delete(handle);
       this.cleared++;
+    },
+    async clearUnused() {
+      this.keys.clear();
     },
   };
 }
@@ -151,8 +155,8 @@ async function until(condition: () => boolean): Promise<void> {
 }
 
 /** A joined, paired console (the customer's pairing is real) and the customer's keys. */
-async function paired(resumeSeconds = 30) {
-  const h = harness({ code: `${ROUTING} ${SECRET}` });
+async function paired(resumeSeconds = 30, store = memoryStore()) {
+  const h = harness({ code: `${ROUTING} ${SECRET}` }, store);
   h.last().events.open();
   h.server({ type: "joined", session_id: "s1", resume_token: "tok", resume_seconds: resumeSeconds });
   const customer = startPairing({ side: "customer", peer: "agent", secret: SECRET, sessionId: "s1", random: randomBytes });
@@ -161,14 +165,17 @@ async function paired(resumeSeconds = 30) {
   const step = await customer.receive(h.last().sent.find((m) => m.type === "handshake")?.data as string);
   assert.ok(step.kind === "paired" && step.data);
   h.server({ type: "handshake", data: step.data });
-  await until(() => h.store.keys.has("s1"));
+  await until(() => h.store.held !== null && h.store.keys.has(h.store.held.keyHandle));
   return { h, keys: step.keys };
 }
 
 test("a joined console keeps its resume token and, once paired, its keys (for a reload)", async () => {
   const { h } = await paired(20);
-  assert.deepEqual(h.store.held, { sessionId: "s1", resumeToken: "tok", windowMs: 20_000, commands: 0, epoch: 0 });
-  assert.ok(h.store.keys.get("s1")?.customerToAgent instanceof CryptoKey);
+  const handle = h.store.held?.keyHandle;
+  assert.ok(handle && handle !== "s1", "under a handle of this tab's own, never the server's session id");
+  assert.deepEqual(h.store.held, { sessionId: "s1", keyHandle: handle, resumeToken: "tok", windowMs: 20_000, commands: 0, epoch: 0 });
+  assert.ok(h.store.keys.get(handle)?.customerToAgent instanceof CryptoKey);
+  assert.ok(!h.store.keys.has("s1"));
 });
 
 test("a dropped socket says Reconnecting…, rejoins with the token after a back-off, and the session goes on", async () => {
@@ -240,13 +247,14 @@ test("a malicious server that splices another customer into the rejoined session
 });
 
 test("a reloaded console restores its keys before it rejoins, and its commands go on after the last counter", async () => {
+  // (Releasing control: it goes whether or not the view is live; acting on the page waits.)
   const { h: before, keys } = await paired();
-  before.view.sendCommand({ k: "control_request" });
-  before.view.sendCommand({ k: "control_request" });
+  before.view.sendCommand({ k: "control_release" });
+  before.view.sendCommand({ k: "control_release" });
   await until(() => before.store.held?.commands === 2);
   const store = memoryStore();
   store.held = { ...(before.store.held as Held) };
-  store.keys.set("s1", keys);
+  store.keys.set(store.held.keyHandle, keys);
   const h = harness({ rejoin: store.load() as Held }, store);
   assert.equal(h.card.status.text, "Connection lost. Reconnecting…");
   assert.equal(h.card.sessionId, null); // a new page: its header knows no session yet
@@ -255,12 +263,12 @@ test("a reloaded console restores its keys before it rejoins, and its commands g
   assert.deepEqual(h.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
   h.server({ type: "joined", session_id: "another", resumed: true });
   assert.equal(h.card.sessionId, "s1"); // the session it asked for, not the server's word
-  h.view.sendCommand({ k: "control_request" });
+  h.view.sendCommand({ k: "control_release" });
   await until(() => h.last().binary.length === 1);
   // The customer's browser (which saw counters 1 and 2) accepts it: no replay.
   const receiver = new CommandReceiver("s1", keys.agentToCustomer, 2);
   const opened = JSON.parse(new TextDecoder().decode(await receiver.open(h.last().binary[0] as Uint8Array)));
-  assert.deepEqual(opened, { k: "control_request" });
+  assert.deepEqual(opened, { k: "control_release" });
   assert.equal(receiver.last, 3);
 });
 
@@ -330,7 +338,7 @@ async function reloadedAfterTwoEpochs() {
   await until(() => h.card.status.text === LIVE);
   const store = memoryStore();
   store.held = { ...(h.store.held as Held) };
-  store.keys.set("s1", keys);
+  store.keys.set(store.held.keyHandle, keys);
   const reloaded = harness({ rejoin: store.load() as Held }, store);
   await until(() => reloaded.sockets.length === 1);
   reloaded.last().events.open();
@@ -432,7 +440,7 @@ test("a reloaded console never calls live an epoch the relay held back, even wit
 
 test("a reloaded console without its keys cannot go on: it says so and leaves the session", async () => {
   const store = memoryStore();
-  store.held = { sessionId: "s1", resumeToken: "tok", windowMs: 30_000, commands: 0, epoch: 0 };
+  store.held = { sessionId: "s1", keyHandle: "handle", resumeToken: "tok", windowMs: 30_000, commands: 0, epoch: 0 };
   const h = harness({ rejoin: store.load() as Held }, store);
   await until(() => !h.view.open);
   assert.match(h.card.status.text, /cannot be taken up again/);
@@ -501,4 +509,23 @@ test("a supervisor's watch keeps nothing for a rejoin", () => {
   h.lose(1006);
   assert.equal(h.view.open, false);
   assert.equal(h.store.held, null);
+});
+
+test("a console tab's session ends with its own keys only: another tab's session, in the same key database, rejoins after a reload", async () => {
+  const origin = new Map<string, PairwiseKeys>(); // the origin's key database, shared by the tabs
+  const one = await paired(30, memoryStore(origin));
+  const other = await paired(30, memoryStore(origin));
+  assert.equal(origin.size, 2);
+  const otherHandle = other.h.store.held?.keyHandle;
+  one.h.view.leave(); // the first tab's session ends
+  await until(() => origin.size === 1);
+  assert.ok(otherHandle && origin.has(otherHandle), "the other tab's keys stay");
+  // The other tab reloads and finds its keys.
+  const store = memoryStore(origin);
+  store.held = { ...(other.h.store.held as Held) };
+  const reloaded = harness({ rejoin: store.load() as Held }, store);
+  await until(() => reloaded.sockets.length === 1);
+  assert.ok(reloaded.view.open);
+  reloaded.last().events.open();
+  assert.deepEqual(reloaded.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
 });

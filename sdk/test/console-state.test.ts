@@ -96,7 +96,7 @@ test("the join form: hidden while joined, offered again for a supervisor's code,
 });
 
 test("control: granted shows the layer and release; refused or revoked hides them and the typing box", () => {
-  const consented = card({ type: "connecting", watching: false }, { type: "joined" }, { type: "consented" });
+  const consented = card({ type: "connecting", watching: false }, { type: "joined" }, { type: "consented" }, { type: "fresh", live: true });
   const granted = reduceCard(consented, { type: "control", on: true });
   assert.equal(controls(granted).controlLayer, false);
   assert.equal(controls(granted).releaseControl, false);
@@ -151,4 +151,30 @@ test("the server's `link` notice is a line of its own: it changes no control or 
   assert.deepEqual(ended.status, { text: "The session ended.", tone: "bad" });
   // Outside a session it is ignored.
   assert.deepEqual(reduceCard(idleCard, { type: "link", reconnecting: true }), idleCard);
+});
+
+test("a supervisor's view is marked not live once it is checked and until the customer's browser answers", () => {
+  const watching = card({ type: "connecting", watching: true }, { type: "joined" }, { type: "watch_code" }, { type: "watch_code_entered" }, { type: "consented" });
+  assert.equal(controls(watching).notLive, false, "nothing to mark before the check starts");
+  const checking = reduceCard(watching, { type: "fresh", live: false });
+  assert.equal(controls(checking).notLive, true);
+  assert.equal(controls(reduceCard(checking, { type: "fresh", live: true })).notLive, false);
+});
+
+test("control and pointing are off, with the reason, while the agent's view is not proven live", () => {
+  const consented = card({ type: "connecting", watching: false }, { type: "joined" }, { type: "consented" }, { type: "control", on: true });
+  const notLive = controls(consented);
+  assert.equal(notLive.acting, false);
+  assert.equal(notLive.offWhileNotLive, true);
+  assert.equal(notLive.controlLayer, true, "the control layer is off");
+  assert.equal(controls(reduceCard(consented, { type: "tool", tool: "laser" })).toolLayer, true, "the tool layer is off");
+  const live = reduceCard(consented, { type: "fresh", live: true });
+  assert.equal(controls(live).acting, true);
+  assert.equal(controls(live).offWhileNotLive, false);
+  assert.equal(controls(live).controlLayer, false);
+  assert.equal(controls(reduceCard(live, { type: "tool", tool: "laser" })).toolLayer, false);
+  const stale = reduceCard(live, { type: "fresh", live: false });
+  assert.equal(controls(stale).acting, false);
+  assert.equal(controls(stale).controlLayer, true);
+  assert.equal(controls(stale).releaseControl, false, "releasing control is always offered");
 });

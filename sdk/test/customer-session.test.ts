@@ -3,7 +3,7 @@
 // pairing on the console's side. No browser: the module has no import-time side effects.
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { CommandSender, ContentReceiver, type PairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
+import { CommandSender, ContentReceiver, KIND_FROM_WATCHER, type PairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
 import { WATCHER_SUFFIX, randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
@@ -439,4 +439,39 @@ test("the agent's challenge is echoed inside the current epoch's content, a few 
   assert.deepEqual(payloads.map((payload) => payload.k), ["consented", "paused", ...Array(ECHOES_PER_SECOND).fill("echo")]);
   assert.deepEqual(payloads.filter((payload) => payload.k === "echo"), nonces.slice(0, ECHOES_PER_SECOND).map((nonce) => ({ k: "echo", nonce })));
   assert.ok(!f.control().some((m) => m.type === "report" && m.event !== "page_paused"), "nothing for the server to see");
+});
+
+test("a watching supervisor's challenges are echoed under an allowance of their own, and nothing else of it is taken", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  f.server({ type: "watch_request", watcher: "Sam" });
+  (f.called("askWatch")[0]?.args[1] as () => void)();
+  await until(() => f.control().some((m) => m.type === "watch_handshake"));
+  const sam = startPairing({ side: "console", peer: "watcher", secret: SECRET, sessionId: "s1", random: randomBytes });
+  const reply = await sam.receive(f.control().find((m) => m.type === "watch_handshake")?.data as string);
+  assert.ok(reply.kind === "reply");
+  f.server({ type: "watch_handshake", data: reply.data });
+  await until(() => f.control().filter((m) => m.type === "watch_handshake").length === 2);
+  const paired = await sam.receive(f.control().filter((m) => m.type === "watch_handshake")[1]?.data as string);
+  assert.ok(paired.kind === "paired");
+  await until(() => f.binary().some((frame) => (frame as Uint8Array)[0] === 0x04)); // shared with Sam now
+
+  const watcher = new CommandSender("s1", paired.keys.agentToCustomer, 0, KIND_FROM_WATCHER);
+  const samNonces = Array.from({ length: ECHOES_PER_SECOND + 2 }, (_, i) => `s${i}`.repeat(11));
+  for (const nonce of samNonces) f.deliver(await command(watcher, { k: "challenge", nonce }));
+  f.deliver(await command(watcher, { k: "control_request" })); // a supervisor never commands
+  // The supervisor's key under the agent's kind: refused (another key, another kind).
+  f.deliver(await command(new CommandSender("s1", paired.keys.agentToCustomer), { k: "challenge", nonce: "F".repeat(22) }));
+  // The agent's challenge: answered, whatever the supervisor used up.
+  const agentNonce = "a".repeat(22);
+  f.deliver(await command(new CommandSender("s1", keys.agentToCustomer), { k: "challenge", nonce: agentNonce }));
+  await until(() => f.store.saved?.watcherCommands === samNonces.length + 1 && f.store.saved?.commands === 1);
+  const echoes = async () => (await opened(keys, f.binary())).filter((payload) => payload.k === "echo");
+  for (let i = 0; i < 200 && (await echoes()).length < ECHOES_PER_SECOND + 1; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await new Promise((resolve) => setTimeout(resolve, 20)); // and no more come
+  const nonces = (await echoes()).map((payload) => payload.nonce).sort();
+  assert.deepEqual(nonces, [...samNonces.slice(0, ECHOES_PER_SECOND), agentNonce].sort());
+  assert.equal(f.called("askControl").length, 0);
 });

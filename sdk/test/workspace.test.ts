@@ -38,7 +38,7 @@ test("the console's words follow its locale", () => {
 });
 
 const card = (...events: LiveEvent[]): LiveCard => events.reduce(reduceCard, idleCard);
-const consented: LiveEvent[] = [{ type: "connecting", watching: false }, { type: "joined", sessionId: "s1" }, { type: "consented", at: 1000 }];
+const consented: LiveEvent[] = [{ type: "connecting", watching: false }, { type: "joined", sessionId: "s1" }, { type: "consented", at: 1000 }, { type: "fresh", live: true }];
 
 test("pointing tools: only after the customer's consent, never for a supervisor, dropped when the customer turns them off", () => {
   const before = card({ type: "connecting", watching: false }, { type: "joined" }, { type: "tool", tool: "laser" });

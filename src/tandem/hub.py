@@ -463,7 +463,12 @@ class WatchSeat(Seat):
         await handle(self, message)
 
     def payload(self, frame: bytes) -> None:
-        raise ProtocolError(codec.CLOSE_MALFORMED, "a supervisor only watches")
+        """The supervisor's freshness challenges (end-to-end encrypted, its own frame kind), to
+        the customer's page only, once it watches; anything else closes the socket (4400)."""
+        if not self.watching:
+            raise ProtocolError(codec.CLOSE_MALFORMED, "a supervisor only watches")
+        self.live.machine.check_watcher_payload(frame)
+        self.hub.fanout.publish(self.live.customer_topic, Frame(frame))
 
     async def _gone(self) -> None:
         if self.watching:

@@ -20,8 +20,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import Party, agent_plaintext, mirror
 from tests.e2e.netcut import NetCut
+from tests.e2e.test_control import agent_click, grant, start
 from tests.e2e.test_malicious_server import malicious_server
 from tests.e2e.test_reconnect import LIVE, share_at
+from tests.e2e.test_supervisor import read_watch_code, supervisor_console
 from tests.e2e.test_workspace import wait_until
 from tests.malicious import without_direct_send
 
@@ -235,5 +237,175 @@ def test_a_live_session_stays_live_and_the_view_recovers_after_a_network_stall(
         expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=STALE_MS + 4000)
         expect(not_live_mark(agent)).to_have_count(0)
         expect(view.locator("#search")).to_have_value("typed during the stall")
+    finally:
+        net.close()
+
+
+class WatcherFreezer:
+    """The relay freezing only a watching supervisor's console: once :attr:`freezing`, the
+    customer's frames stop at the supervisor's socket (the one that sent `watch`), which stays
+    open; the agent's console is left alone."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.freezing = False
+        self.withheld = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket" or scope.get("path") != "/ws/agent":
+            await self.app(scope, receive, send)
+            return
+        scope = without_direct_send(scope)  # every frame must pass these hooks
+        watcher = False
+
+        async def relay_receive() -> Message:
+            nonlocal watcher
+            message = await receive()
+            if message["type"] == "websocket.receive" and '"type":"watch"' in (
+                message.get("text") or ""
+            ).replace(" ", ""):
+                watcher = True
+            return message
+
+        async def relay_send(message: Message) -> None:
+            if watcher and self.freezing and message.get("bytes") is not None:
+                self.withheld += 1
+                return
+            await send(message)
+
+        await self.app(scope, relay_receive, relay_send)
+
+
+def watching(supervisor: Party, customer: Party, server: RunningServer) -> Any:
+    """The supervisor (quick timings) watches the customer's shared page: asked, allowed, paired
+    with the customer's code; its view of the page."""
+    quick(supervisor)
+    supervisor_console(supervisor, server)
+    sam = supervisor.page
+    sam.locator("#session-list li", has_text="Demo shop").get_by_role(
+        "button", name="Watch"
+    ).click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    code = read_watch_code(customer)
+    expect(sam.get_by_role("status")).to_contain_text("The customer allowed it")
+    sam.get_by_label("Session code").fill(code)
+    sam.get_by_role("button", name="Start watching").click()
+    return mirror(supervisor)
+
+
+def watcher_challenges(supervisor: Party) -> int:
+    """The supervisor's challenges (kind 0x07, its own channel to the customer) sent so far."""
+    return sum(1 for frame in supervisor.frames.sent if frame[:1] == b"\x07")
+
+
+WATCHING_LIVE = "Watching the customer's page."
+
+
+def test_a_watching_supervisors_view_stays_live_while_the_customers_browser_answers(
+    live: RunningServer, customer: Party, agent: Party, supervisor: Party
+) -> None:
+    share_at(customer, agent, live, live.base, live.base)
+    sam_view = watching(supervisor, customer, live)
+    expect(sam_view.locator("#search")).to_be_attached()
+    expect(supervisor.page.get_by_role("status")).to_contain_text(WATCHING_LIVE)
+    # Several intervals, each a challenge of the supervisor's, each answered: live all along.
+    asked = watcher_challenges(supervisor)
+    wait_until(
+        supervisor.page,
+        lambda: watcher_challenges(supervisor) >= asked + 2 * STALE_MS // CHALLENGE_MS,
+    )
+    expect(supervisor.page.get_by_role("status")).to_contain_text(WATCHING_LIVE)
+    seen = statuses(supervisor)
+    assert not any(NOT_LIVE in text for text in seen), seen
+    expect(not_live_mark(supervisor)).to_have_count(0)
+    customer.page.locator("#search").fill("seen by the supervisor")
+    expect(sam_view.locator("#search")).to_have_value("seen by the supervisor")
+
+
+def test_a_relay_that_freezes_a_supervisors_view_is_shown_not_live_within_the_bound(
+    server_factory: ServerFactory, customer: Party, agent: Party, supervisor: Party
+) -> None:
+    relays: list[WatcherFreezer] = []
+
+    def wrap(app: ASGIApp) -> ASGIApp:
+        relays.append(WatcherFreezer(app))
+        return relays[-1]
+
+    server = server_factory(wrap=wrap)
+    relay = relays[0]
+    share_at(customer, quick(agent), server, server.base, server.base)
+    sam_view = watching(supervisor, customer, server)
+    expect(supervisor.page.get_by_role("status")).to_contain_text(WATCHING_LIVE)
+    expect(not_live_mark(supervisor)).to_have_count(0)
+    # The relay freezes the supervisor's view only: its socket stays open, nothing more arrives.
+    relay.freezing = True
+    frozen_at = time.monotonic()
+    customer.page.locator("#search").fill("typed after the freeze")
+    expect(supervisor.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+    assert time.monotonic() - frozen_at < STALE_MS + 4, "not live within the bound"
+    expect(not_live_mark(supervisor)).to_be_visible()
+    assert relay.withheld, "the customer's browser went on sending (its echoes too)"
+    expect(sam_view.locator("#search")).not_to_have_value("typed after the freeze")
+    # The agent's view, which the relay leaves alone, stays live (past the bound by now).
+    expect(not_live_mark(agent)).to_have_count(0)
+    assert not any(NOT_LIVE in text for text in statuses(agent)), statuses(agent)
+
+
+TOOLS_OFF = "Control and pointing are off until the customer's browser answers again"
+
+
+def test_while_the_view_is_not_live_the_agents_clicks_and_typing_never_reach_the_customer(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    net = NetCut(live)
+    try:
+        view = start(customer, quick(agent), live, "/demo/", console_base=net.base)
+        expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
+        grant(customer, agent)
+        agent_click(agent, view, "input[type=search]")
+        typing = agent.page.get_by_label("Type into the customer's field")
+        typing.press_sequentially("stove")
+        expect(customer.page.get_by_label("Search products")).to_have_value("stove")
+        expect(view.locator("input[type=search]")).to_have_value("stove")
+        expect(view.locator("button:has-text('Add to cart')")).to_have_count(1)
+        add = view.locator("button:has-text('Add to cart')").first
+        expect(add).to_be_in_viewport()
+        box = add.bounding_box()
+        assert box is not None
+        at = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+        # The console's network stalls (what the customer's browser sends is held; what the
+        # console sends still goes): past the bound the view is not live, the tools are off.
+        net.hold()
+        expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+        expect(agent.page.locator("#not-live-tools")).to_contain_text(TOOLS_OFF)
+        expect(agent.page.locator("#control-layer")).to_be_hidden()
+        expect(typing).to_be_disabled()
+        expect(agent.page.locator("#tool-laser")).to_be_disabled()
+        # The agent clicks "Add to cart" and types anyway: with the mouse (the layer is off),
+        # and past the view, straight into the control layer and the typing box.
+        agent.page.mouse.click(at["x"], at["y"])
+        agent.page.evaluate(
+            """(at) => {
+                const layer = document.getElementById('control-layer');
+                const click = {clientX: at.x, clientY: at.y, bubbles: true};
+                layer.dispatchEvent(new MouseEvent('click', click));
+                const box = document.getElementById('typing-input');
+                box.value = 'stove typed while not live';
+                box.dispatchEvent(new Event('input', {bubbles: true}));
+            }""",
+            at,
+        )
+        # Back live: the next answered challenge says so, and control works again.
+        net.release()
+        expect(agent.page.get_by_role("status")).to_contain_text(LIVE, timeout=STALE_MS + 4000)
+        expect(agent.page.locator("#not-live-tools")).to_be_hidden()
+        agent_click(agent, view, "button:has-text('Add to cart')")
+        # Commands arrive in order: once the click after the stall did its work, anything sent
+        # during it had arrived too. Neither the click nor the typing did.
+        expect(customer.page.locator("#cart-count")).to_have_text("1")
+        expect(customer.page.get_by_label("Search products")).to_have_value("stove")
+        agent_click(agent, view, "input[type=search]")
+        typing.press_sequentially(" camp")
+        expect(customer.page.get_by_label("Search products")).to_have_value("stove camp")
     finally:
         net.close()

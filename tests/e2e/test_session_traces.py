@@ -5,7 +5,16 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import FrameLog, Party, get_help, mirror, share
+from tests.e2e.conftest import (
+    LIVE_STATUS,
+    FrameLog,
+    Party,
+    allow,
+    get_help,
+    join,
+    mirror,
+    share,
+)
 from tests.e2e.test_workspace import wait_until
 
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
@@ -95,3 +104,70 @@ def test_a_tab_that_ends_its_session_leaves_another_sharing_tabs_keys(
     )
     expect(mirror(agent).locator("#tandem-test-after-reload")).to_be_attached()
     expect(customer.page.get_by_role("alert")).to_have_count(0)
+
+
+CONSOLE_KEY_ENTRIES = KEY_ENTRIES.replace("'tandem'", "'tandem-console'")
+
+
+def test_a_console_tab_whose_session_ends_leaves_another_console_tabs_keys(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """Two console tabs of one sign-in, each in a session of its own: the one whose session ends
+    deletes its own keys, not the key database the other tab needs to rejoin after a reload
+    (nor does a console tab that opens with no session)."""
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    expect(view.locator("#search")).to_be_attached()
+    wait_until(agent.page, lambda: agent.page.evaluate(CONSOLE_KEY_ENTRIES) == 1)
+    # A second customer tab, and a second console tab of the same sign-in that joins it.
+    second = Party(customer.context, customer.context.new_page(), FrameLog(), [])
+    second.page.goto(f"{live.base}/demo/cart.html")
+    code = get_help(second)
+    console = Party(agent.context, agent.context.new_page(), FrameLog(), [])
+    console.page.goto(f"{live.base}/console/")
+    join(console, code)
+    allow(second)
+    expect(console.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    wait_until(agent.page, lambda: agent.page.evaluate(CONSOLE_KEY_ENTRIES) == 2)
+    # The second console tab's session ends: its keys go, the first tab's stay.
+    console.page.get_by_role("button", name="Leave").click()
+    expect(console.page.get_by_text("Session ended")).to_be_visible()
+    wait_until(agent.page, lambda: agent.page.evaluate(CONSOLE_KEY_ENTRIES) != 2)
+    assert agent.page.evaluate(CONSOLE_KEY_ENTRIES) == 1
+    # The first console tab reloads: it finds its keys and rejoins its session.
+    customer.page.locator("#search").fill("before the reload")
+    agent.page.reload()
+    expect(mirror(agent).locator("#search")).to_have_value("before the reload")
+    customer.page.locator("#search").fill("after the reload")
+    expect(mirror(agent).locator("#search")).to_have_value("after the reload")
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+
+
+def test_a_duplicated_tab_that_takes_the_session_over_keeps_its_keys(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """A tab duplicated while it shares (its sessionStorage copied: the same record, the same key
+    handle) resumes the session; the original page is closed 4409 and ends, without deleting
+    the keys the duplicate now shares with: the duplicate's next page goes on sharing."""
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    wait_until(customer.page, lambda: customer.page.evaluate(KEY_ENTRIES) == 1)
+    # window.open copies the opener's sessionStorage into the new tab, as "Duplicate tab" does.
+    with customer.context.expect_page() as opened:
+        customer.page.evaluate("() => { window.open(location.href); }")
+    duplicate = Party(customer.context, opened.value, FrameLog(), [])
+    expect(duplicate.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    # The original page lost the session (4409) and ended it on its side.
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    duplicate.page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('p'),"
+        " {id: 'tandem-test-duplicate'}))"
+    )
+    expect(mirror(agent).locator("#tandem-test-duplicate")).to_be_attached()
+    # The duplicate's next page finds the keys and shares it.
+    duplicate.page.goto(f"{live.base}/demo/checkout.html")
+    expect(mirror(agent).locator("#card")).to_be_attached()
+    expect(duplicate.page.get_by_role("alert")).to_have_count(0)
+    expect(duplicate.page.get_by_role("button", name="Stop sharing")).to_be_visible()

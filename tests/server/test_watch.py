@@ -64,7 +64,11 @@ async def test_a_supervisor_watches_after_the_customer_allows_and_pairs(
     assert (await alice.recv()) == b"\x01paired"
     assert (await sam.recv()) == b"\x01paired"  # the first content the supervisor gets
 
-    await sam.send(b"\x02a-command")  # a watcher never sends to the customer
+    # Its freshness challenges (its own kind of frame) go to the customer's page, nowhere else.
+    await sam.send(b"\x07a-challenge")
+    assert (await customer.recv()) == b"\x07a-challenge"
+    assert await nothing_arrives(alice)
+    await sam.send(b"\x03a-command")  # an agent's kind of frame: a watcher never commands
     assert (await closed_with(sam))[0] == 4400
     assert await recv_json(customer) == {"v": 1, "type": "watcher_left"}
     assert await recv_json(alice) == {"v": 1, "type": "watcher_left"}
@@ -131,3 +135,22 @@ async def test_a_session_still_waiting_for_consent_cannot_be_watched(
     await send(sam, type="watch", session_id=created["session_id"])
     code, reason = await closed_with(sam)
     assert code == 4400 and "while waiting" in reason
+
+
+async def test_a_supervisor_sends_its_challenges_only_once_it_watches_and_only_small_ones(
+    orgs_server: RunningServer,
+) -> None:
+    customer, _, sam, _ = await asked(orgs_server)
+    await sam.send(b"\x07too-early")  # asked, not paired: nothing of it reaches the customer
+    assert (await closed_with(sam))[0] == 4400
+    assert await recv_json(customer) == {"v": 1, "type": "watcher_left"}
+
+    customer, alice, sam, _ = await asked(orgs_server)
+    await send(customer, type="watch_consent", granted=True)
+    assert await recv_json(sam) == {"v": 1, "type": "consent", "granted": True}
+    await send(customer, type="watch_handshake", data="AAAA")
+    await send(sam, type="handshake", data="BBBB")
+    await send(customer, type="watch_handshake", data="CCCC")
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_joined", "watcher": "Sam"}
+    await sam.send(b"\x07" + b"x" * 600)  # far more than a challenge
+    assert (await closed_with(sam))[0] == 4400

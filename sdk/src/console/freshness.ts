@@ -15,13 +15,22 @@
  * echoed) counts for nothing.
  *
  * Pure: the live session (live.ts) keeps the state, sends the challenges and says what it means.
+ *
+ * The timings are here and only here (docs/protocol.md, "Freshness"; docs/threat-model.md):
+ * constants built into the console, never settings, since the relay that serves the console's
+ * configuration is the party the check is about; `freshnessTimings` lets tests shorten them,
+ * never lengthen them. The agent's and a supervisor's console use the same.
  */
 
 /** A challenge is sent this often (ms), and when a page (epoch) starts or the tab is shown again. */
 export const CHALLENGE_EVERY_MS = 3000;
-/** The view is not live once the newest echoed challenge was sent longer ago than this (ms):
- * three intervals, so a late answer or one lost with a page change does not flicker. */
-export const STALE_AFTER_MS = 9000;
+/** How many intervals an echo proves the view live for: a late answer, or one lost with a page
+ * change, does not make the view flicker. */
+export const STALE_AFTER_INTERVALS = 3;
+/** The view is not live once the newest echoed challenge was sent longer ago than this (ms). */
+export const STALE_AFTER_MS = STALE_AFTER_INTERVALS * CHALLENGE_EVERY_MS;
+/** The verdict is looked at this often at most (ms): how late past the bound "Not live" may show. */
+export const LOOK_EVERY_MS = 1000;
 /** Challenges kept waiting for their echo; older ones are forgotten (their echo counts for nothing). */
 export const MAX_OUTSTANDING = 8;
 

@@ -125,7 +125,7 @@ document.addEventListener("visibilitychange", () => {
 function rejoinHeld(): void {
   const held = browserHeldStore.load();
   if (!held || live || state.screen !== "live") {
-    if (!held && !live) void browserHeldStore.clear();
+    if (!held && !live) void browserHeldStore.clearUnused(); // another console tab's keys stay
     return;
   }
   live = new LiveView({ rejoin: held }, liveUi, livePorts());

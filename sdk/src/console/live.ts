@@ -10,7 +10,9 @@
 
 import { Replayer } from "rrweb";
 import { AssetStore, neutralizeEvent } from "./assets.ts";
-import { ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_WATCHER_KEY, readU64 } from "../shared/e2e/channel.ts";
+import {
+  ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
+} from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
@@ -21,7 +23,7 @@ import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../sha
 import { FULL_SNAPSHOT, META } from "../shared/rrweb-events.ts";
 import type { Held, HeldStore } from "./rejoin.ts";
 import {
-  DEFAULT_TIMINGS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
+  DEFAULT_TIMINGS, LOOK_EVERY_MS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
 } from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t } from "./messages/workspace.ts";
@@ -39,6 +41,11 @@ const MAX_EARLY_FRAMES = 64;
 /** Room kept below the mirror when it is scaled to fit the window (px). */
 const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
+
+/** Commands that act on the customer's page (control, typing, pointing): sent only while the view
+ * is proven live (./freshness.ts), since what the agent aims at may be gone from a stale view.
+ * Releasing control, hiding the pointer, challenges and recording's stop always go. */
+const ACTIONS: ReadonlySet<string> = new Set(["control_request", "pointer", "scroll", "click", "type", "laser", "highlight", "draw"]);
 
 /** Refusals the customer's browser names by code (shared/payload.ts), said in the agent's language. */
 const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
@@ -201,7 +208,7 @@ export class LiveView {
 
   /** The pairing keys this tab kept for `held`'s session; none: the session cannot go on. */
   private async restoreKeys(held: Held): Promise<boolean> {
-    const keys = await this.ports.held?.loadKeys(held.sessionId);
+    const keys = await this.ports.held?.loadKeys(held.keyHandle);
     if (this.ended) return false;
     if (!keys) {
       this.leaveOffline(held); // the customer is not left waiting out the window
@@ -297,7 +304,8 @@ export class LiveView {
         }
         if (message.resume_token && !this.watching) {
           this.held = {
-            sessionId: message.session_id, resumeToken: message.resume_token,
+            // The keys' place in the origin's database: this tab's own, never the server's id.
+            sessionId: message.session_id, keyHandle: toBase64Url(this.ports.random(16)), resumeToken: message.resume_token,
             windowMs: windowOf(message.resume_seconds) ?? RESUME_WINDOW_MS, commands: 0, epoch: 0,
           };
           this.keep();
@@ -450,6 +458,8 @@ export class LiveView {
     this.pairing = null;
     if (this.watching) {
       this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_WATCHER_KEY);
+      // Its own channel to the customer's browser, for its freshness challenges only.
+      this.commands = new CommandSender(sessionId, step.keys.agentToCustomer, 0, KIND_FROM_WATCHER);
       this.status(t("watchingPage"), "good");
       this.startMirror();
       this.takeEarly();
@@ -458,7 +468,7 @@ export class LiveView {
     this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
     this.takeEarly();
-    if (this.held) void this.ports.held?.saveKeys(sessionId, step.keys); // for a rejoin after a reload
+    if (this.held) void this.ports.held?.saveKeys(this.held.keyHandle, step.keys); // for a rejoin after a reload
     this.status(t("waitingForAllow"));
   }
 
@@ -474,10 +484,14 @@ export class LiveView {
     this.finish(`${t("mismatch")} ${t("sessionEnded")}`);
   }
 
-  /** Encrypt and send a command to the customer's browser, in order. */
+  /** Encrypt and send a command to the customer's browser, in order. A supervisor sends only
+   * its challenges (the customer's browser takes nothing else from it). */
   sendCommand(command: Record<string, unknown>): void {
     const sender = this.commands;
     if (!sender || this.ended) return;
+    if (this.watching && command.k !== "challenge") return;
+    const acting = typeof command.k === "string" && ACTIONS.has(command.k);
+    if (acting && !this.mayAct()) return;
     const bytes = new TextEncoder().encode(JSON.stringify(command));
     this.commandChain = this.commandChain
       .then(() => sender.seal(bytes))
@@ -486,12 +500,14 @@ export class LiveView {
           this.held.commands = sender.last; // before it leaves: a reload never reuses a counter
           this.keep();
         }
+        if (acting && !this.mayAct()) return; // the view went stale while it was sealed: dropped
         if (this.ws.isOpen) this.ws.send(sealed);
       })
       .catch(() => undefined);
   }
 
   requestControl(): void {
+    if (!this.mayAct()) return; // shown disabled, with the reason (view.ts)
     this.releasing = false;
     this.sendCommand({ k: "control_request" });
     this.status(t("waitingForControl"));
@@ -515,13 +531,21 @@ export class LiveView {
     const now = this.freshVerdict();
     if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
     if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
+    if (this.watching) return this.status(t("watchingPage"), "good");
     this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
   }
 
-  /** Whether the view is live now (a supervisor's is not checked: it sends the customer nothing). */
+  /** Whether the view is live now (an agent's and a supervisor's alike, from the customer's first
+   * page on: each asks in its own channel). */
   private freshVerdict(): Verdict {
-    if (this.watching || !this.fresh) return { kind: "live" };
+    if (!this.fresh) return { kind: "live" };
     return verdict(this.fresh, this.ports.clock.now(), this.timings.staleMs);
+  }
+
+  /** Whether what acts on the customer's page may be sent: only while an echo proves the view is
+   * the customer's page now (never before the first, nor past the bound). */
+  private mayAct(): boolean {
+    return this.fresh !== null && this.freshVerdict().kind === "live";
   }
 
   /** Start asking, once per view: a challenge every interval, and a look at the verdict. */
@@ -530,7 +554,7 @@ export class LiveView {
     if (this.cancelFreshness) return;
     const { challengeMs } = this.timings;
     const stopAsking = this.ports.clock.every(challengeMs, () => this.challenge());
-    const stopLooking = this.ports.clock.every(Math.min(1000, challengeMs), () => this.showFreshness());
+    const stopLooking = this.ports.clock.every(Math.min(LOOK_EVERY_MS, challengeMs), () => this.showFreshness());
     this.cancelFreshness = () => {
       stopAsking();
       stopLooking();
@@ -539,7 +563,7 @@ export class LiveView {
 
   /** Ask the customer's browser for an echo of a fresh nonce, inside the encrypted channel. */
   private challenge(): void {
-    if (this.watching || !this.fresh || !this.consented || !this.commands || !this.ws.isOpen || this.ended) return;
+    if (!this.fresh || !this.consented || !this.commands || !this.ws.isOpen || this.ended) return;
     const nonce = toBase64Url(this.ports.random(16));
     this.fresh = reduceFreshness(this.fresh, { type: "challenged", nonce, at: this.ports.clock.now() });
     this.sendCommand({ k: "challenge", nonce });
@@ -548,7 +572,7 @@ export class LiveView {
   /** The customer's browser echoed a nonce in the epoch shown: it counts only if this view sent
    * it (since its start or its last rejoin) and it was not echoed before. */
   private onEcho(nonce: string): void {
-    if (this.watching || !this.fresh) return;
+    if (!this.fresh) return;
     const next = reduceFreshness(this.fresh, { type: "echoed", nonce });
     if (next === this.fresh) return; // a replay, or someone else's: nothing proven
     this.fresh = next;
@@ -558,11 +582,18 @@ export class LiveView {
   /** Say whether the view is live: the mirror is marked when it is not, and the status line
    * says for how long nothing came (not while it says the console itself is reconnecting). */
   private showFreshness(): void {
-    if (this.ended || this.watching || !this.fresh) return;
+    if (this.ended || !this.fresh) return;
     const now = this.freshVerdict();
     const was = this.freshShown;
     this.freshShown = now.kind;
-    if (now.kind !== was) this.ui.report({ type: "fresh", live: now.kind === "live" });
+    if (now.kind !== was) {
+      // No longer live: a stroke being drawn is dropped and the pointer leaves the customer's page.
+      if (was === "live") {
+        if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
+        this.stroke = null;
+      }
+      this.ui.report({ type: "fresh", live: now.kind === "live" });
+    }
     if (!this.consented || this.drop) return;
     if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
     else if (now.kind === "live" && this.freshStatus) {
@@ -590,14 +621,14 @@ export class LiveView {
   }
 
   onLayerMove(event: MouseEvent): void {
-    if (!this.controlling || this.ports.clock.now() - this.lastPoint < 50) return;
+    if (!this.controlling || !this.mayAct() || this.ports.clock.now() - this.lastPoint < 50) return;
     this.lastPoint = this.ports.clock.now();
     const t = this.target(event);
     if (t) this.sendCommand({ k: "pointer", x: Math.round(t.x), y: Math.round(t.y) });
   }
 
   onLayerClick(event: MouseEvent): void {
-    if (!this.controlling) return;
+    if (!this.controlling || !this.mayAct()) return;
     const t = this.target(event);
     if (!t || t.id === null) return;
     this.sendCommand({ k: "click", id: t.id });
@@ -621,7 +652,7 @@ export class LiveView {
   }
 
   onLayerWheel(event: WheelEvent): void {
-    if (!this.controlling || !this.replayer) return;
+    if (!this.controlling || !this.mayAct() || !this.replayer) return;
     event.preventDefault();
     if (this.ports.clock.now() - this.lastScroll < 100) return;
     this.lastScroll = this.ports.clock.now();
@@ -913,10 +944,10 @@ export class LiveView {
   private onConsented(): void {
     const first = !this.consented;
     this.consented = true;
-    if (this.watching) return;
     this.watchFreshness();
     this.challenge(); // a new page (epoch): its own proof, at once
     if (!first) return;
+    if (this.watching) return this.connectedStatus(); // its mirror runs since the pairing
     this.connectedStatus();
     this.ui.report({ type: "consented", at: this.ports.clock.now() });
     this.startMirror();
@@ -1000,7 +1031,8 @@ export class LiveView {
     this.cancelRecordingCheck?.();
     this.cancelFreshness?.();
     this.cancelRetry?.();
-    if (this.held && !this.watching) void this.ports.held?.clear();
+    // This tab's keys, and the database only once no other console tab holds it.
+    if (this.held && !this.watching) void this.ports.held?.forget(this.held.keyHandle);
     this.held = null;
     this.pairing = null;
     this.secret = null;

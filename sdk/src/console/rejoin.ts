@@ -8,12 +8,17 @@
  *   newest epoch whose key it installed (a reloaded console takes only a newer one: an older or
  *   the same epoch is one the server recorded earlier and replays, and ends the session);
  * - in IndexedDB: the pairwise keys of the key exchange with the customer's browser, as
- *   non-extractable CryptoKeys (no script can read their bytes; the server never had them).
+ *   non-extractable CryptoKeys (no script can read their bytes; the server never had them),
+ *   under a random handle this tab made (kept with the record), never under the server's
+ *   session id: the database is the origin's, shared by every console tab, and a server naming
+ *   another tab's session must neither find nor overwrite that tab's keys.
  *
  * The server's token only gets the socket back into the session; only these keys open what the
  * customer's browser sends and seal what it accepts, so a server that splices another customer
- * (or another session) into a rejoin is refused by the channel. Both are dropped when the
- * session ends, on sign-out, and at start-up when this tab holds no session.
+ * (or another session) into a rejoin is refused by the channel. When the session ends (or the
+ * agent signs out) this tab's record and keys go, and the whole database unless another console
+ * tab still holds it (a Web Lock: ../shared/idb.ts); a console that starts with no session in its
+ * tab deletes it on the same condition (keys left by tabs closed without ending their session).
  */
 
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
@@ -22,6 +27,8 @@ import { pairwiseKeyStore } from "../shared/idb.ts";
 /** A joined session this tab may take up again. */
 export interface Held {
   sessionId: string;
+  /** Where this tab stored the pairing's keys: random, made by this tab when it paired. */
+  keyHandle: string;
   resumeToken: string;
   /** The server's window for a lost agent (ms). */
   windowMs: number;
@@ -36,10 +43,15 @@ export interface Held {
 export interface HeldStore {
   load(): Held | null;
   save(held: Held | null): void;
-  saveKeys(sessionId: string, keys: PairwiseKeys): Promise<void>;
-  loadKeys(sessionId: string): Promise<PairwiseKeys | null>;
-  /** Drop the record and every stored key. */
-  clear(): Promise<void>;
+  /** Store the pairing's keys under this tab's `handle`; this tab holds the database from then. */
+  saveKeys(handle: string, keys: PairwiseKeys): Promise<void>;
+  /** The keys under `handle` (a reloaded tab's own record); this tab holds the database from then. */
+  loadKeys(handle: string): Promise<PairwiseKeys | null>;
+  /** The session is over: drop the record and the keys under `handle`, and the whole database
+   * unless another tab still holds it. */
+  forget(handle: string | null): Promise<void>;
+  /** A console with no session in its tab: delete the database unless another tab holds it. */
+  clearUnused(): Promise<void>;
 }
 
 const STORAGE_KEY = "tandem.console.session";
@@ -48,7 +60,8 @@ const keys = pairwiseKeyStore("tandem-console");
 function isHeld(value: unknown): value is Held {
   const held = value as Held | null;
   return typeof held === "object" && held !== null && typeof held.sessionId === "string" &&
-    typeof held.resumeToken === "string" && Number.isSafeInteger(held.commands) && held.commands >= 0 &&
+    typeof held.resumeToken === "string" && typeof held.keyHandle === "string" && held.keyHandle.length > 0 &&
+    Number.isSafeInteger(held.commands) && held.commands >= 0 &&
     Number.isSafeInteger(held.epoch) && held.epoch >= 0 &&
     typeof held.windowMs === "number" && held.windowMs > 0;
 }
@@ -72,16 +85,21 @@ export const browserHeldStore: HeldStore = {
       // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
-  async saveKeys(sessionId, pair) {
+  async saveKeys(handle, pair) {
+    keys.hold(handle); // no console tab that starts now deletes them
     try {
-      await keys.save(sessionId, pair);
+      await keys.save(handle, pair);
     } catch {
       // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
-  loadKeys: (sessionId) => keys.load(sessionId),
-  clear() {
-    this.save(null);
-    return keys.clear();
+  loadKeys(handle) {
+    keys.hold(handle); // nor a duplicate of this tab whose session ends (the same record)
+    return keys.load(handle);
   },
+  forget(handle) {
+    this.save(null);
+    return keys.forget(handle ? [handle] : [], handle ?? undefined);
+  },
+  clearUnused: () => keys.clearUnused(),
 };

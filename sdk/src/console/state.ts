@@ -52,6 +52,9 @@ export interface LiveCard {
    * the console's challenge: freshness.ts). Until then, and whenever the proof is too old, the
    * mirror is marked as not live. */
   fresh: boolean;
+  /** The view's freshness is being checked (from the customer's first page on; an agent's and
+   * a supervisor's alike). */
+  checked: boolean;
 }
 
 export type ConsoleState =
@@ -111,7 +114,7 @@ export const idleCard: LiveCard = {
   phase: "idle", watching: false, status: { text: "", tone: "" }, consented: false, controlling: false, typing: false,
   recordOffered: false, recording: { customer: false, server: false },
   sessionId: null, context: null, startedAt: null, tool: "none", pointing: true, link: "up",
-  fresh: false,
+  fresh: false, checked: false,
 };
 
 export const initialState: ConsoleState = { screen: "loading" };
@@ -170,7 +173,7 @@ export function reduceCard(card: LiveCard, event: LiveEvent): LiveCard {
       if (event.reconnecting) return { ...card, link: "reconnecting" };
       return card.link === "reconnecting" ? { ...card, link: "restored" } : card;
     case "fresh":
-      return card.phase === "idle" ? card : { ...card, fresh: event.live };
+      return card.phase === "idle" ? card : { ...card, fresh: event.live, checked: true };
     case "ended":
       return { ...idleCard, status: event.text ? { text: event.text, tone: event.tone ?? "bad" } : card.status };
   }
@@ -213,17 +216,21 @@ export function controls(card: LiveCard) {
     code: { disabled: card.phase === "joined", placeholder: card.phase === "watch_code" ? "123 4567" : "123 456 789 012" },
     leave: !joined,
     requestControl: !(card.consented && !card.controlling && inSession),
+    /** What acts on the customer's page waits for a view proven live (shown, not offered). */
+    acting: card.fresh,
+    /** Why control and pointing are off: the view is not proven live (agents only). */
+    offWhileNotLive: inSession && card.consented && !card.watching && !card.fresh,
     releaseControl: !card.controlling,
     record: !(card.recordOffered && inSession && !card.recording.customer),
     // Stopping is always safe: offered when either side says it records.
     stopRecord: !(inSession && !card.watching && (card.recording.customer || card.recording.server)),
     typing: !card.typing,
-    controlLayer: !card.controlling || card.tool !== "none",
+    controlLayer: !card.controlling || card.tool !== "none" || !card.fresh,
     /** The tools are offered once the customer's browser confirmed consent (agents only). */
     tools: !(card.consented && inSession && !card.watching),
-    toolLayer: card.tool === "none" || !inSession,
-    /** The mirror is marked as not live: an agent's view the customer's browser has not proven
-     * to be its page now (a supervisor's is not checked). */
-    notLive: inSession && card.consented && !card.watching && !card.fresh,
+    toolLayer: card.tool === "none" || !inSession || !card.fresh,
+    /** The mirror is marked as not live: a view the customer's browser has not proven to be its
+     * page now (an agent's from the customer's consent on, a supervisor's once it is checked). */
+    notLive: inSession && (card.consented || card.checked) && !card.fresh,
   };
 }

@@ -186,7 +186,7 @@ function tools(card: LiveCard, actions: ViewActions): TemplateResult | typeof no
   if (controls(card).tools) return nothing;
   const tool = (name: Tool, id: string, label: WorkspaceKey, key: string) => html`
     <button id=${id} type="button" class="tool" aria-pressed=${card.tool === name ? "true" : "false"}
-      aria-keyshortcuts=${`Alt+Shift+${key}`} ?disabled=${!card.pointing} @click=${() => actions.tool(name)}>${t(label)}</button>`;
+      aria-keyshortcuts=${`Alt+Shift+${key}`} ?disabled=${!card.pointing || !card.fresh} @click=${() => actions.tool(name)}>${t(label)}</button>`;
   return html`
     <div id="tools" class="tools" role="group" aria-label=${t("tools")}>
       ${tool("laser", "tool-laser", "toolPointer", "P")}
@@ -226,12 +226,14 @@ function liveCard(card: LiveCard, now: number, actions: ViewActions): TemplateRe
       </form>
       ${tools(card, actions)}
       <div class="actions">
-        <button id="request-control" type="button" aria-keyshortcuts="Alt+Shift+C" ?hidden=${hidden.requestControl} @click=${actions.requestControl}>${t("requestControl")}</button>
+        <button id="request-control" type="button" aria-keyshortcuts="Alt+Shift+C" ?hidden=${hidden.requestControl}
+          ?disabled=${!hidden.acting} @click=${actions.requestControl}>${t("requestControl")}</button>
         <button id="release-control" type="button" aria-keyshortcuts="Alt+Shift+C" ?hidden=${hidden.releaseControl} @click=${actions.releaseControl}>${t("releaseControl")}</button>
         <button id="record" type="button" ?hidden=${hidden.record} @click=${actions.askToRecord}>${t("askToRecord")}</button>
         <button id="stop-record" type="button" ?hidden=${hidden.stopRecord} @click=${actions.stopRecording}>${t("stopRecording")}</button>
         <button id="leave" type="button" class="danger" aria-keyshortcuts="Alt+Shift+L" ?hidden=${hidden.leave} @click=${actions.leave}>${t("leave")}</button>
       </div>
+      <p id="not-live-tools" class="status bad" ?hidden=${!hidden.offWhileNotLive}>${t("toolsOffNotLive")}</p>
       <p id="status" class=${`status ${card.status.tone}`.trim()} role="status" aria-live="polite"
         .textContent=${live(card.status.text)}></p>
       <p id="link-status" class=${`status link-status ${card.link === "reconnecting" ? "bad" : "good"}`} role="status"
@@ -274,8 +276,11 @@ export function draw(
     toolLayer.hidden = !shown || shown.toolLayer;
     toolLayer.dataset.tool = state.card.tool;
   } else if (toolLayer) toolLayer.hidden = true;
-  const typing = document.getElementById("typing-input");
-  if (typing) typing.hidden = !shown || shown.typing;
+  const typing = document.getElementById("typing-input") as HTMLInputElement | null;
+  if (typing) {
+    typing.hidden = !shown || shown.typing;
+    typing.disabled = !shown || !shown.acting; // not live: what is typed is not sent (live.ts)
+  }
   // A view the customer's browser has not proven to be its page now is marked (console.css).
   roots.stage.classList.toggle("not-live", shown?.notLive ?? false);
   if (shown?.notLive) roots.stage.dataset.notLive = t("notLiveBadge");

@@ -19,7 +19,7 @@
  */
 
 import { record } from "rrweb";
-import { CommandReceiver, ContentSender, importChainKey, type PairwiseKeys } from "../shared/e2e/channel.ts";
+import { CommandReceiver, ContentSender, importChainKey, KIND_FROM_WATCHER, type PairwiseKeys } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import {
@@ -71,9 +71,13 @@ export function isUrgent(event: unknown): boolean {
   return e.type === INCREMENTAL_SNAPSHOT && URGENT_SOURCES.has(e.data?.source ?? -1);
 }
 
-/** The agent's console may have this many challenges a second answered (its freshness check asks
- * every few seconds; more are not answered, so it cannot make this page send without bound). */
+/** Each viewer's console (the agent's, a watching supervisor's) may have this many challenges a
+ * second answered (its freshness check asks every few seconds; more are not answered, so no
+ * viewer can make this page send without bound, nor use up another viewer's answers). */
 export const ECHOES_PER_SECOND = 4;
+
+/** Who asks whether its view is fresh: each has its own command channel and its own allowance. */
+type Viewer = "agent" | "watcher";
 
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -170,6 +174,8 @@ export class Session {
    * tab's record: what the session's end deletes (another tab's keys stay). */
   private keyHandle: string | null = null;
   private commands: CommandReceiver | null = null;
+  /** A watching supervisor's commands (its challenges only), under its own pairwise key. */
+  private watcherCommands: CommandReceiver | null = null;
   private control: RemoteControl | null = null;
   /** issue 15: the agent's pointer and drawings (annotations.ts) and the page's context (context.ts). */
   private annotations: Annotations | null = null;
@@ -234,10 +240,13 @@ export class Session {
   private closeReason = "";
   /** Why recording must end as soon as a recorded epoch runs (it ended between two epochs). */
   private pendingEnd: RecordingOffReason | null = null;
-  /** The agent's latest challenge not answered yet (the epoch is starting, or events were
-   * dropped for a slow network), and how many are answered a second. */
-  private pendingEcho: string | null = null;
-  private readonly echoes = new Bucket(ECHOES_PER_SECOND, () => this.ports.clock.now());
+  /** Each viewer's latest challenge not answered yet (the epoch is starting, or events were
+   * dropped for a slow network), and how many of each viewer's are answered a second. */
+  private pendingEchoes = new Map<Viewer, string>();
+  private readonly echoes: Record<Viewer, Bucket> = {
+    agent: new Bucket(ECHOES_PER_SECOND, () => this.ports.clock.now()),
+    watcher: new Bucket(ECHOES_PER_SECOND, () => this.ports.clock.now()),
+  };
 
   constructor(private readonly ports: Ports) {
     this.ui = ports.ui;
@@ -394,7 +403,9 @@ export class Session {
       brokenPolicy = true; // refused when sharing starts: a page with a broken policy does not share
     }
     const pins = unitePins(saved.recordingPins, this.pagePins());
-    this.ports.keys.hold(); // this tab's keys wait in the key store: no other page clears it now
+    // This tab's keys wait in the key store: no other page clears it now, nor deletes them (a
+    // duplicate of this tab, with the same record, holds the same handle).
+    this.ports.keys.hold(saved.keyHandle);
     this.keyHandle = saved.keyHandle ?? this.keyHandle;
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
   }
@@ -429,7 +440,9 @@ export class Session {
         }
       },
       binary: (data) => {
-        if (this.ws === ws) void this.onCommand(data);
+        if (this.ws !== ws) return;
+        if (data[0] === KIND_FROM_WATCHER) void this.onWatcherCommand(data);
+        else void this.onCommand(data);
       },
       close: (code, reason) => {
         if (this.ws !== ws || this.unloading) return;
@@ -517,7 +530,7 @@ export class Session {
     // Under a handle of this tab's own, never the server's session id: no later session (in
     // this tab or another) can be made to find these keys by naming this one.
     const keyHandle = toBase64Url(this.ports.random.bytes(16));
-    this.ports.keys.hold(); // no page that starts now deletes them
+    this.ports.keys.hold(keyHandle); // no page that starts now deletes them
     this.keyHandle = keyHandle;
     await this.ports.keys.save(keyHandle, step.keys);
     if (step.data) this.send({ type: "handshake", data: step.data });
@@ -556,10 +569,12 @@ export class Session {
     const step = await pairing.receive(data);
     if (step.kind !== "paired" || !this.current(saved)) return this.watchMismatch();
     this.watcherKeys = step.keys;
+    this.watcherCommands = null; // a new supervisor's channel: counted from its start
     if (saved.keyHandle) await this.ports.keys.save(saved.keyHandle + WATCHER_SUFFIX, step.keys);
     const now = this.current(saved);
     if (!now) return;
     now.watcher = this.watchAsker;
+    now.watcherCommands = 0;
     this.persist();
     if (step.data) this.send({ type: "watch_handshake", data: step.data });
     this.rekey();
@@ -578,9 +593,12 @@ export class Session {
     this.watchPairing = null;
     this.watchAsker = null;
     this.watcherKeys = null;
+    this.watcherCommands = null;
+    this.pendingEchoes.delete("watcher");
     if (!saved) return;
     const had = Boolean(saved.watcher);
     saved.watcher = null;
+    saved.watcherCommands = 0;
     this.persist();
     if (saved.keyHandle) await this.ports.keys.delete(saved.keyHandle + WATCHER_SUFFIX);
     if (had) this.rekey();
@@ -773,6 +791,12 @@ export class Session {
     // One receiver for the keys' life in this page (a new epoch keeps it: a command opened while
     // it began is counted); a new page goes on after the count its record kept with their handle.
     this.commands ??= new CommandReceiver(saved.sessionId, this.keys.agentToCustomer, saved.commands ?? 0);
+    // The supervisor's challenges likewise (its own key and kind: it commands nothing else).
+    if (saved.watcher && this.watcherKeys) {
+      this.watcherCommands ??= new CommandReceiver(
+        saved.sessionId, this.watcherKeys.agentToCustomer, saved.watcherCommands ?? 0, KIND_FROM_WATCHER,
+      );
+    }
     this.control?.dispose();
     this.control = new RemoteControl(this.ui, {
       agent: () => this.saved?.agent ?? "The agent",
@@ -811,12 +835,13 @@ export class Session {
     this.echo(); // a challenge that came while this epoch started is answered in it
   }
 
-  /** The agent's console asks whether its view is this page now (docs/threat-model.md, "The
-   * agent's view is fresh"): its nonce goes back inside this epoch's content. At most
-   * ECHOES_PER_SECOND are answered; the console asks again. */
-  private onChallenge(nonce: string): void {
-    if (!this.echoes.take()) return;
-    this.pendingEcho = nonce;
+  /** A viewer's console (the agent's, or a watching supervisor's) asks whether its view is this
+   * page now (docs/threat-model.md, "The agent's view is fresh"): its nonce goes back inside this
+   * epoch's content, which only those who hold the epoch's key read. At most ECHOES_PER_SECOND
+   * of each viewer's are answered; the console asks again. */
+  private onChallenge(viewer: Viewer, nonce: string): void {
+    if (!this.echoes[viewer].take()) return;
+    this.pendingEchoes.set(viewer, nonce);
     this.echo();
   }
 
@@ -825,12 +850,12 @@ export class Session {
    * answers it), and not while changes are being dropped for a slow network (the fresh
    * snapshot that follows does). Nothing but the agent's own nonce is sent. */
   private echo(): void {
-    const nonce = this.pendingEcho;
-    if (nonce === null || !this.sender || this.state !== "sharing") return;
+    if (this.pendingEchoes.size === 0 || !this.sender || this.state !== "sharing") return;
     this.flush(); // what waited for its batch goes first
     if (this.backlogged) return;
-    this.pendingEcho = null;
-    this.sendPayload({ k: "echo", nonce });
+    const nonces = [...this.pendingEchoes.values()];
+    this.pendingEchoes.clear();
+    for (const nonce of nonces) this.sendPayload({ k: "echo", nonce });
   }
 
   private drawBanner(): void {
@@ -863,10 +888,30 @@ export class Session {
     const recording = recordingCommand(command);
     if (recording) return this.onRecordingCommand(recording);
     const challenge = parseChallengeCommand(command);
-    if (challenge) return this.onChallenge(challenge.nonce); // also on a private page: "paused" is news too
+    if (challenge) return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
     if (this.paused) return;
     if (this.annotations?.handle(command)) return;
     this.control.handle(command);
+  }
+
+  /** An encrypted command from the watching supervisor: only a challenge counts (a supervisor
+   * never controls, points or records); replays and anything under another key are refused. */
+  private async onWatcherCommand(bytes: Uint8Array): Promise<void> {
+    const receiver = this.watcherCommands;
+    if (!receiver || this.state !== "sharing") return;
+    let command: unknown;
+    try {
+      command = JSON.parse(new TextDecoder().decode(await receiver.open(bytes)));
+    } catch {
+      return; // forged, replayed or garbled: ignored (it could only come from the relay)
+    }
+    if (this.watcherCommands !== receiver) return; // the supervisor left meanwhile
+    if (this.saved) {
+      this.saved.watcherCommands = receiver.last;
+      this.persist();
+    }
+    const challenge = parseChallengeCommand(command);
+    if (challenge) this.onChallenge("watcher", challenge.nonce);
   }
 
   /** A private page: tell the agent, record nothing until the customer is on a shared page.
@@ -1148,16 +1193,18 @@ export class Session {
     this.keys = null;
     this.watcherKeys = null;
     this.commands = null;
-    this.pendingEcho = null;
+    this.watcherCommands = null;
+    this.pendingEchoes.clear();
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000, "stopped");
     this.ports.store.save(null);
     // This tab's keys only, and the whole store once no other tab holds it: another tab of the
-    // site may be sharing, and its next page needs its own keys.
+    // site may be sharing, and its next page needs its own keys. Not even these while another
+    // tab holds their handle: a duplicate of this tab that took the session over (4409 here).
     const handle = this.keyHandle;
     this.keyHandle = null;
-    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : []);
+    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : [], handle ?? undefined);
     this.ui.remove();
     if (error) this.ui.showError(error, () => this.ui.remove());
     const detail = this.closeReason ? ` (the help server said: ${this.closeReason})` : "";

@@ -105,6 +105,9 @@ export interface Saved {
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
   watcher?: string | null;
+  /** The last command of the watching supervisor opened (its challenges; replays are refused,
+   * also on the next page). */
+  watcherCommands?: number;
   /** How long the server keeps the session for a page without a socket (its `resume_seconds`). */
   resumeWindowMs?: number;
   /** Recording keys the site's own pages pinned (key ids or public keys): the only keys this

@@ -7,9 +7,11 @@
  *
  * The database is the origin's, shared by its tabs, and outlives a tab closed without ending its
  * session. A page that needs it (it stored keys, or has a session to resume) says so with `hold`
- * (a shared Web Lock, released when the page goes); `clearUnused` deletes the database only when
- * no page holds it, and `forget` (a session's end) deletes the page's own keys, then the whole
- * database unless another page still holds it.
+ * (a shared Web Lock, released when the page goes), naming the handle its keys are stored under
+ * (another shared lock, of that handle); `clearUnused` deletes the database only when no page
+ * holds it, and `forget` (a session's end) deletes the page's own keys unless another page holds
+ * their handle too (a duplicated tab that took the session over: the same record, copied with
+ * its sessionStorage), then the whole database unless another page still holds it.
  */
 
 import type { PairwiseKeys } from "./e2e/channel.ts";
@@ -27,12 +29,14 @@ export interface PairwiseKeyStore {
   /** Delete the whole database. Resolves once it is gone (or storage is disabled); never rejects.
    * Only for a database no other tab uses: another tab's keys go too. */
   clear(): Promise<void>;
-  /** This page is done with the database (its session ended): delete the keys stored under
-   * `ids`, give up this page's hold, then delete the whole database unless another page holds it
-   * (that page's keys stay). Resolves once done; never rejects. */
-  forget(ids: readonly string[]): Promise<void>;
-  /** This page needs the database while it lives (idempotent); call it before storing keys. */
-  hold(): void;
+  /** This page is done with the database (its session ended): give up its hold of `handle`,
+   * delete the keys stored under `ids` unless another page still holds `handle` (when given),
+   * give up this page's hold of the database, then delete the whole database unless another page
+   * holds it (that page's keys stay). Resolves once done; never rejects. */
+  forget(ids: readonly string[], handle?: string): Promise<void>;
+  /** This page needs the database while it lives (idempotent); call it before storing keys.
+   * `handle`: the keys this page uses are stored under it (or under ids made from it). */
+  hold(handle?: string): void;
   /** Delete the whole database unless a page holds it (`hold`): the keys left by tabs that
    * closed without ending their session. Never rejects. */
   clearUnused(): Promise<void>;
@@ -47,12 +51,23 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
   const lock = `${database}:in-use`;
   /** Releases this page's hold (null: not held). */
   let release: (() => void) | null = null;
+  /** This page's holds of its keys' handles: each one's release, and when it is released. */
+  const handles = new Map<string, { release: () => void; released: Promise<unknown> }>();
+  const handleLock = (handle: string) => `${database}:keys:${handle}`;
   /** Settles once this page's hold is given up (the lock manager then no longer counts it). */
   let released: Promise<unknown> = Promise.resolve();
   /** A clearUnused under way: keys saved meanwhile wait for it, so it cannot delete them. */
   let clearing: Promise<void> = Promise.resolve();
 
-  function hold(): void {
+  function hold(handle?: string): void {
+    if (handle !== undefined && !handles.has(handle)) {
+      let free = () => undefined as void;
+      const held = new Promise<void>((resolve) => {
+        free = resolve;
+      });
+      const released = lockManager()?.request(handleLock(handle), { mode: "shared" }, () => held).catch(() => undefined) ?? Promise.resolve();
+      handles.set(handle, { release: free, released });
+    }
     if (release) return;
     const held = new Promise<void>((resolve) => {
       release = resolve;
@@ -121,12 +136,20 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
     },
     hold,
     clearUnused,
-    async forget(ids) {
+    async forget(ids, handle) {
       // The hold this page has now: a hold taken while the keys are deleted is not given up.
       const giveUp = release;
       const gone = released;
       release = null;
-      for (const id of ids) await remove(id);
+      const own = handle === undefined ? undefined : handles.get(handle);
+      if (handle !== undefined) handles.delete(handle);
+      own?.release();
+      await own?.released; // settled: the check below counts only other pages' holds of it
+      const removeAll = async () => {
+        for (const id of ids) await remove(id);
+      };
+      if (handle === undefined) await removeAll();
+      else await unlessHeld(handleLock(handle), removeAll);
       giveUp?.();
       // A lock request's promise settles once its lock is released (Web Locks): the check below
       // no longer counts this page's hold, only other pages'.
@@ -134,6 +157,19 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
       await clearUnused();
     },
   };
+
+  /** Run `work` unless another page holds `lock`, holding it exclusively meanwhile (a page that
+   * asks for it then waits: its keys are never deleted under it). Without Web Locks nothing can
+   * tell: `work` runs. Never rejects. */
+  async function unlessHeld(lock: string, work: () => Promise<void>): Promise<void> {
+    const locks = lockManager();
+    try {
+      if (!locks) return await work();
+      await locks.request(lock, { mode: "exclusive", ifAvailable: true }, (free) => (free ? work() : undefined));
+    } catch {
+      // storage or locks disabled: nothing more to do
+    }
+  }
 
   async function remove(id: string): Promise<void> {
     try {

@@ -38,6 +38,12 @@ from tandem.protocol.messages import (
 State = Literal["waiting", "pending_consent", "sharing", "ended"]
 MAX_HANDSHAKES_PER_SIDE = 2
 """SPAKE2 needs two messages from the customer (share, confirmation) and one from the agent."""
+WATCHER_COMMAND_KIND = b"\x07"
+"""The first byte of the only frames a watching supervisor sends the customer: its freshness
+challenges, sealed under its own pairwise key (docs/protocol.md, "Freshness"). The server cannot
+read them; it checks the kind and the size so that a supervisor sends nothing else."""
+MAX_WATCHER_FRAME_BYTES = 512
+"""A challenge frame is under 100 bytes (kind, counter, a 16-byte nonce in JSON, the tag)."""
 MAX_REPORTS = 200
 """Audit reports a customer may send per session (control and pause decisions); more are
 ignored, so a tampered SDK cannot flood the audit trail."""
@@ -536,6 +542,15 @@ class Session:
     def check_agent_payload(self) -> None:
         if self.state != "sharing":
             self._require("sharing", doing="sending to the customer")
+
+    def check_watcher_payload(self, frame: bytes) -> None:
+        """Raise unless ``frame`` may go from the watching supervisor to the customer: only once
+        the supervisor's key exchange is done, only its own kind of command frame (its freshness
+        challenges: it never controls), at most :data:`MAX_WATCHER_FRAME_BYTES`."""
+        if not self.watcher_gets_content:
+            raise ProtocolError(CLOSE_MALFORMED, "a supervisor sends nothing before it watches")
+        if frame[:1] != WATCHER_COMMAND_KIND or len(frame) > MAX_WATCHER_FRAME_BYTES:
+            raise ProtocolError(CLOSE_MALFORMED, "a supervisor only sends its challenges")
 
     def shut_down(self) -> list[Effect]:
         """The server is stopping: at once (the customer's sockets are closing anyway)."""

@@ -12,6 +12,7 @@
  *   epoch key  0x02 | epoch u64 | nonce[12]   | AES-GCM(pairwise c2a, contentKey)
  *   to customer 0x03 | counter u64 | AES-GCM(pairwise a2c, nonce = 0^4 | counter)
  *   watcher key 0x04 | epoch u64 | nonce[12]   | AES-GCM(supervisor's c2a, contentKey)
+ *   from watcher 0x07 | counter u64 | AES-GCM(supervisor's a2c, nonce = 0^4 | counter)
  *   recording link 0x06 | epoch u64 | previous recorded epoch u64 | its frame count u64
  *                 | ephemeral X25519 public key[32] | nonce[12]
  *                 | AES-GCM(HKDF(X25519(ephemeral, organisation's recording key)), contentKey | link tag)
@@ -46,7 +47,11 @@ export const RECORDING_KEY_FRAME_BYTES = 1 + 8 + 32 + 12 + 32 + 16;
  * recorded epoch. */
 export const KIND_RECORDING_LINK = 0x06;
 export const RECORDING_LINK_FRAME_BYTES = 1 + 8 + 8 + 8 + 32 + 12 + 32 + 32 + 16;
+/** A watching supervisor's commands to the customer (only its freshness challenges), under the
+ * supervisor's own pairwise key: the kind tells the customer's browser which key opens it. */
+export const KIND_FROM_WATCHER = 0x07;
 export type KeyKind = typeof KIND_EPOCH_KEY | typeof KIND_WATCHER_KEY;
+export type CommandKind = typeof KIND_TO_CUSTOMER | typeof KIND_FROM_WATCHER;
 
 export class ChannelError extends Error {}
 
@@ -274,8 +279,12 @@ export class ContentReceiver {
 /** Agent side: commands to the customer, under the agent-to-customer key, numbered from 1. */
 export class CommandSender {
   /** `counter`: the last one used (a console that reloaded goes on after it: the customer's
-   * browser refuses any counter it has seen). */
-  constructor(private readonly sessionId: string, private readonly agentToCustomer: CryptoKey, private counter = 0) {}
+   * browser refuses any counter it has seen). `kind`: the agent's (0x03) or a watching
+   * supervisor's (0x07), in the frame and its additional data. */
+  constructor(
+    private readonly sessionId: string, private readonly agentToCustomer: CryptoKey, private counter = 0,
+    private readonly kind: CommandKind = KIND_TO_CUSTOMER,
+  ) {}
 
   /** The last counter sealed. */
   get last(): number {
@@ -284,8 +293,8 @@ export class CommandSender {
 
   seal(plaintext: Uint8Array): Promise<Uint8Array> {
     const counter = ++this.counter;
-    const header = concat(Uint8Array.of(KIND_TO_CUSTOMER), u64(counter));
-    return encrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, KIND_TO_CUSTOMER, counter), plaintext).then(
+    const header = concat(Uint8Array.of(this.kind), u64(counter));
+    return encrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, this.kind, counter), plaintext).then(
       (ciphertext) => concat(header, ciphertext),
     );
   }
@@ -299,7 +308,10 @@ export class CommandSender {
 export class CommandReceiver {
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly sessionId: string, private readonly agentToCustomer: CryptoKey, public last = 0) {}
+  constructor(
+    private readonly sessionId: string, private readonly agentToCustomer: CryptoKey, public last = 0,
+    private readonly kind: CommandKind = KIND_TO_CUSTOMER,
+  ) {}
 
   open(bytes: Uint8Array): Promise<Uint8Array> {
     const result = this.queue.then(() => this.openNext(bytes));
@@ -308,10 +320,10 @@ export class CommandReceiver {
   }
 
   private async openNext(bytes: Uint8Array): Promise<Uint8Array> {
-    if (bytes.length < 9 + 16 || bytes[0] !== KIND_TO_CUSTOMER) throw new ChannelError("malformed command");
+    if (bytes.length < 9 + 16 || bytes[0] !== this.kind) throw new ChannelError("malformed command");
     const counter = readU64(bytes, 1);
     if (counter <= this.last) throw new ChannelError("a command was replayed");
-    const plaintext = await decrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, KIND_TO_CUSTOMER, counter), bytes.subarray(9));
+    const plaintext = await decrypt(this.agentToCustomer, counterNonce(counter), additionalData(this.sessionId, this.kind, counter), bytes.subarray(9));
     this.last = counter;
     return plaintext;
   }
