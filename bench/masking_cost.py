@@ -110,7 +110,7 @@ BIG_PAGE = """(opts) => {
     for (let i = 0; i < opts.fields; i++) {
       const label = document.createElement('label');
       label.htmlFor = `f${i}`;
-      label.textContent = i % 25 === 0 ? `Password ${i}` : `Field number ${i}, as the page labels it`;
+      label.textContent = i % 25 === 0 ? `Password ${i}` : `Field number ${i}, as labelled`;
       const hint = document.createElement('span');
       hint.id = `h${i}`;
       hint.textContent = `hint for field ${i}`;
@@ -310,7 +310,12 @@ def main() -> None:
     parser.add_argument("--widgets", type=int, default=150)
     parser.add_argument("--fields", type=int, default=200)
     args = parser.parse_args()
-    opts = {"cards": args.cards, "rules": args.rules, "widgets": args.widgets, "fields": args.fields}
+    opts = {
+        "cards": args.cards,
+        "rules": args.rules,
+        "widgets": args.widgets,
+        "fields": args.fields,
+    }
     this: list[dict[str, tuple[float, float]]] = []
     ref: list[dict[str, tuple[float, float]]] = []
     load_before = os.getloadavg()[0]
@@ -324,17 +329,22 @@ def main() -> None:
             for target, build in pair if r % 2 == 0 else pair[::-1]:
                 target.append(measure(browser, base, build, opts))
         browser.close()
-    print(f"customer main-thread task time, this checkout vs {args.baseline} "
-          f"({args.rounds} rounds, alternating; page of {elements} elements, "
-          f"{args.rules} CSS-image rules, {args.widgets} web components, {args.fields} fields):")  # fmt: skip
+    print(
+        f"customer main-thread task time, this checkout vs {args.baseline} "
+        f"({args.rounds} rounds, alternating; page of {elements} elements, {args.rules} "
+        f"CSS-image rules, {args.widgets} web components, {args.fields} fields):"
+    )
     for name in SCENARIOS:
         a = [run[name][0] for run in this]
         b = [run[name][0] for run in ref]
         la = max(run[name][1] for run in this)
         lb = max(run[name][1] for run in ref)
-        print(f"  {name:9s} this: median {statistics.median(a):7.1f} ms, longest task {la:5.0f} ms | "
-              f"{args.baseline}: median {statistics.median(b):7.1f} ms, longest task {lb:5.0f} ms | "
-              f"ratio {median_ratio(a, b):.3f}")  # fmt: skip
+        print(
+            f"  {name:9s} this: median {statistics.median(a):7.1f} ms, "
+            f"longest task {la:5.0f} ms | {args.baseline}: median "
+            f"{statistics.median(b):7.1f} ms, longest task {lb:5.0f} ms | "
+            f"ratio {median_ratio(a, b):.3f}"
+        )
     print(f"load average (1 min): {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end")
 
 
@@ -344,13 +354,15 @@ def measure_elements(browser: Browser, base: str, opts: dict[str, int]) -> int:
     try:
         page.goto(f"{base}/demo/", wait_until="domcontentloaded")
         page.locator("#big-done").wait_for(state="attached")
-        return int(page.evaluate("""() => {
+        return int(
+            page.evaluate("""() => {
             let n = 0;
             const walk = (root) => { for (const el of root.querySelectorAll('*')) {
                 n++; if (el.shadowRoot) walk(el.shadowRoot); } };
             walk(document);
             return n;
-        }"""))
+        }""")
+        )
     finally:
         page.context.close()
 
