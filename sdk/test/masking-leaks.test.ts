@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  MASK, MASK_PLACEHOLDER, isSensitiveField, maskFormState, maskInputValue, maskTextContent, usePolicy, watchPasswordFields,
+  MASK, MASK_PLACEHOLDER, hiddenFromAgent, isSensitiveField, maskFormState, maskInputValue, maskTextContent, usePolicy, watchPasswordFields,
 } from "../src/shared/masking.ts";
 import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
 import { document, html, window } from "./dom.ts";
@@ -129,8 +129,45 @@ test("a text field the page says is a password is hidden; one it says is somethi
       const field = form.querySelector("#f") as Element;
       assert.equal(isSensitiveField(field), expected, markup);
       assert.equal(maskInputValue("Hunter2", field) === "Hunter2", !expected, markup);
+      // The customer's outline reads every field in one pass (labels and toggles looked up once).
+      assert.equal(hiddenFromAgent(document).includes(field), expected, markup);
     } finally {
       form.remove();
     }
+  }
+});
+
+test("in one pass over many fields, each is judged by its own labels and toggles, in shadow roots too", () => {
+  const form = html(`<form data-tandem-unmask>
+    <input id="a" aria-labelledby="la"><span id="la">Street</span>
+    <input id="b" aria-labelledby="lb"><span id="lb">Passwort</span>
+    <input id="c"><input id="d"><button aria-controls="x	c  y">Show password</button>
+    <input id="e"><button aria-controls="e2">Show password</button>
+    <label for="g">Kennwort</label><input id="g"><label>PIN <input id="h"></label><label for="i">Street</label><input id="i">
+    </form>`);
+  const host = document.createElement("div");
+  form.append(host);
+  const shadow = host.attachShadow({ mode: "open" });
+  shadow.innerHTML = '<div data-tandem-unmask><input id="s"><button aria-controls="s">Show password</button>' +
+    '<input id="t" aria-describedby="ht"><small id="ht">Your PIN</small><input id="c"></div>';
+  document.body.append(form);
+  try {
+    const outlined = new Set(hiddenFromAgent(document));
+    const judged = (field: Element) => [outlined.has(field), isSensitiveField(field)];
+    const page = (id: string) => form.querySelector(`#${id}`) as Element;
+    const inShadow = (id: string) => shadow.querySelector(`#${id}`) as Element;
+    assert.deepEqual(judged(page("a")), [false, false]);
+    assert.deepEqual(judged(page("b")), [true, true]);
+    assert.deepEqual(judged(page("c")), [true, true], "a toggle naming several fields names each");
+    assert.deepEqual(judged(page("d")), [false, false]);
+    assert.deepEqual(judged(page("e")), [false, false], "a toggle names ids, not prefixes");
+    assert.deepEqual(judged(page("g")), [true, true]);
+    assert.deepEqual(judged(page("h")), [true, true]);
+    assert.deepEqual(judged(page("i")), [false, false]);
+    assert.deepEqual(judged(inShadow("s")), [true, true]);
+    assert.deepEqual(judged(inShadow("t")), [true, true]);
+    assert.deepEqual(judged(inShadow("c")), [false, false], "the page's toggle does not reach into a shadow root");
+  } finally {
+    form.remove();
   }
 });

@@ -173,12 +173,17 @@ const IMAGE_PROPERTIES = [
 ];
 const COMPUTED_URL = /url\("((?:[^"\\]|\\.)*)"\)/g;
 
-/** The image addresses `el` and its ::before and ::after show, as computed (absolute). */
-function imagesShownBy(el: Element, out: Set<string>): void {
+/** The image addresses `el` and its ::before and ::after show, as computed (absolute), added to
+ * `out`; calls `found` with each. */
+function imagesShownBy(el: Element, out: Set<string>, found: (url: string) => void = () => undefined): void {
   for (const pseudo of [null, "::before", "::after"]) {
     const style = getComputedStyle(el, pseudo);
     for (const property of IMAGE_PROPERTIES) {
-      for (const match of style.getPropertyValue(property).matchAll(COMPUTED_URL)) out.add(match[1].replace(/\\(.)/g, "$1"));
+      for (const match of style.getPropertyValue(property).matchAll(COMPUTED_URL)) {
+        const url = match[1].replace(/\\(.)/g, "$1");
+        out.add(url);
+        found(url);
+      }
     }
   }
 }
@@ -209,15 +214,18 @@ export function unshownImages(
     const hiddenTop = new Set(masked());
     const outside = new Set<string>();
     const wanted = [...absolute.keys()];
+    // Those not yet seen outside: the walk ends once none is left (a count, not a look at each).
+    const missing = new Set(wanted);
+    const seen = (url: string) => missing.delete(url);
     // The page's tree, then the open shadow roots of its web components (their sheets' images).
     const trees: Node[] = [doc];
-    for (let t = 0; t < trees.length && t < 1000 && !wanted.every((url) => outside.has(url)); t++) {
+    for (let t = 0; t < trees.length && t < 1000 && missing.size; t++) {
       for (const el of queryAllIn(trees[t], "*")) {
         const shadow = shadowRootOf(el);
         if (shadow) trees.push(shadow);
         if (t === 0 ? hiddenTop.has(el) : inRegion(el)) continue;
-        imagesShownBy(el, outside);
-        if (wanted.every((url) => outside.has(url))) break;
+        imagesShownBy(el, outside, seen);
+        if (!missing.size) break;
       }
     }
     return new Set(wanted.filter((url) => !outside.has(url)).flatMap((url) => absolute.get(url) as string[]));

@@ -17,7 +17,7 @@ type Method = (...args: unknown[]) => unknown;
 /** The realm's interface objects; read when called (node tests install a DOM after import). */
 function proto(
   name: "Node" | "Element" | "Document" | "DocumentFragment" | "ShadowRoot" | "HTMLInputElement" | "HTMLTextAreaElement" |
-    "HTMLSelectElement",
+    "HTMLSelectElement" | "HTMLLabelElement",
 ): object {
   const ctor = (globalThis as unknown as Record<string, { prototype: object } | undefined>)[name];
   if (!ctor) throw new TypeError(`no DOM here (${name})`);
@@ -228,6 +228,13 @@ export function labelsOf(el: Element): Element[] {
   return labels ? Array.from(labels as ArrayLike<Element>) : [];
 }
 
+const labelControlGetter = getter("HTMLLabelElement", "control");
+
+/** The field a `<label>` labels (its `control`: by `for`, else its first labelable descendant). */
+export function labelControlOf(label: Element): Element | null {
+  return localNameOf(label) === "label" ? ((labelControlGetter(label) as Element | null) ?? null) : null;
+}
+
 /** `name` of the first prototype up `interfaceName`'s chain that has it (browsers: the interface
  * itself; some DOM implementations put ParentNode's methods further up). */
 function inheritedMethod(interfaceName: InterfaceName, name: string): (self: unknown, ...args: unknown[]) => unknown {
@@ -251,4 +258,16 @@ export function queryAllIn(root: Node, selector: string): Element[] {
   const found = type === DOCUMENT_NODE ? documentQueryAll(root, selector)
     : type === DOCUMENT_FRAGMENT_NODE ? fragmentQueryAll(root, selector) : null;
   return found ? Array.from(found as ArrayLike<Element>) : [];
+}
+
+const documentById = inheritedMethod("Document", "getElementById");
+const fragmentById = inheritedMethod("DocumentFragment", "getElementById");
+
+/** The first element of id `id` in a document or a shadow root (`getElementById`: the same one
+ * as the first of `queryAllIn(root, '[id="…"]')`, from the tree's id map instead of a walk); null
+ * for anything else. */
+export function elementByIdIn(root: Node, id: string): Element | null {
+  const type = nodeTypeOf(root);
+  const found = type === DOCUMENT_NODE ? documentById(root, id) : type === DOCUMENT_FRAGMENT_NODE ? fragmentById(root, id) : null;
+  return found ? (found as Element) : null;
 }

@@ -31,8 +31,8 @@
  */
 
 import {
-  asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, frameElementOf, hasAttributeOn, hostOf,
-  labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn, rootNodeOf, shadowRootOf, TEXT_NODE,
+  asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn, frameElementOf, hasAttributeOn,
+  hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn, rootNodeOf, shadowRootOf, TEXT_NODE,
   textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -103,6 +103,12 @@ interface PassMemo {
   cards: Map<Node, CardAround>;
   /** Whether an element lies in a blocked region (a batch of adds shares a few parents). */
   blocked: Map<Element, boolean>;
+  /** By document or shadow root, once a second field of it asks (saidToBePassword): its elements
+   * with `aria-controls` by each id they name, and its `<label>`s by the field each labels, in
+   * tree order. One walk of the tree for all its fields, instead of one a field (`labels` and
+   * `[aria-controls~=…]` each walk the whole tree). */
+  toggles?: Map<Node, Map<string, Element[]> | null>;
+  labels?: Map<Node, Map<Element, Element[]> | null>;
 }
 let memo: PassMemo | null = null;
 
@@ -314,20 +320,74 @@ const LABEL_REFS = 8;
 function saidToBePassword(el: MaskableElement): boolean {
   if (hasAttributeOn(el, "passwordrules")) return true;
   const words: (string | null)[] = [attributeOf(el, "aria-label"), attributeOf(el, "placeholder"), attributeOf(el, "title")];
-  for (const label of labelsOf(el).slice(0, LABEL_REFS)) words.push(textContentUpTo(label, LABEL_CHARS));
   const root = rootNodeOf(el);
-  const quoted = (value: string) => `"${value.replace(/["\\]/g, "\\$&").replace(/[\n\r\f]/g, " ")}"`;
+  for (const label of labelsIn(root, el).slice(0, LABEL_REFS)) words.push(textContentUpTo(label, LABEL_CHARS));
   const refs = `${attributeOf(el, "aria-labelledby") ?? ""} ${attributeOf(el, "aria-describedby") ?? ""}`.split(/\s+/).filter(Boolean);
   for (const ref of refs.slice(0, LABEL_REFS)) {
-    for (const found of queryAllIn(root, `[id=${quoted(ref)}]`).slice(0, 1)) words.push(textContentUpTo(found, LABEL_CHARS));
+    const found = elementByIdIn(root, ref);
+    if (found) words.push(textContentUpTo(found, LABEL_CHARS));
   }
   const id = attributeOf(el, "id");
   if (id) {
-    for (const toggle of queryAllIn(root, `[aria-controls~=${quoted(id)}]`).slice(0, LABEL_REFS)) {
+    for (const toggle of togglesNaming(root, id).slice(0, LABEL_REFS)) {
       words.push(attributeOf(toggle, "aria-label"), attributeOf(toggle, "title"), textContentUpTo(toggle, LABEL_CHARS));
     }
   }
   return words.some((word) => word !== null && PASSWORD_WORDS.test(word));
+}
+
+/**
+ * Within a pass (memo), the index `build` makes of `root` for `kind`, made when a second field of
+ * `root` asks (a pass over one event asks once: the direct look-up is cheaper); null before.
+ */
+function passIndex<K, V>(kind: "toggles" | "labels", root: Node, build: () => Map<K, V>): Map<K, V> | null {
+  if (!memo) return null;
+  const indexes = (memo[kind] ??= new Map()) as Map<Node, Map<K, V> | null>;
+  if (!indexes.has(root)) {
+    indexes.set(root, null);
+    return null;
+  }
+  let index = indexes.get(root) ?? null;
+  if (!index) {
+    index = build();
+    indexes.set(root, index);
+  }
+  return index;
+}
+
+/** The `<label>`s of a field (its `labels`, in tree order), `root` being its tree's root. */
+function labelsIn(root: Node, el: Element): Element[] {
+  const index = passIndex<Element, Element[]>("labels", root, () => {
+    const byField = new Map<Element, Element[]>();
+    for (const label of queryAllIn(root, "label")) {
+      const field = labelControlOf(label);
+      if (!field) continue;
+      const list = byField.get(field);
+      if (list) list.push(label);
+      else byField.set(field, [label]);
+    }
+    return byField;
+  });
+  return index ? (index.get(el) ?? []) : labelsOf(el);
+}
+
+/** What `[aria-controls~="id"]` finds in `root` (a document or shadow root), in tree order. */
+function togglesNaming(root: Node, id: string): Element[] {
+  const index = passIndex<string, Element[]>("toggles", root, () => {
+    const byId = new Map<string, Element[]>();
+    for (const toggle of queryAllIn(root, "[aria-controls]")) {
+      // `~=`: the value's words, split at ASCII whitespace (CSS Selectors 4, "[att~=val]").
+      for (const word of new Set((attributeOf(toggle, "aria-controls") ?? "").split(/[ \t\n\f\r]+/).filter(Boolean))) {
+        const list = byId.get(word);
+        if (list) list.push(toggle);
+        else byId.set(word, [toggle]);
+      }
+    }
+    return byId;
+  });
+  if (index) return index.get(id) ?? [];
+  const quoted = `"${id.replace(/["\\]/g, "\\$&").replace(/[\n\r\f]/g, " ")}"`;
+  return queryAllIn(root, `[aria-controls~=${quoted}]`);
 }
 
 function notePasswordChanges(records: MutationRecord[]): void {
@@ -723,6 +783,17 @@ export function agentMayTouch(el: Element): boolean {
  * in the open shadow roots of its web components (a same-origin frame is outlined whole when its
  * region is; the fields inside it are not outlined one by one). */
 export function hiddenFromAgent(root: ParentNode): Element[] {
+  // One pass over a page that does not change meanwhile: what every field shares is read once.
+  const outer = memo;
+  memo ??= { masked: new Map(), cards: new Map(), blocked: new Map() };
+  try {
+    return hiddenFieldsAndRegions(root);
+  } finally {
+    memo = outer;
+  }
+}
+
+function hiddenFieldsAndRegions(root: ParentNode): Element[] {
   const regions = [RR_BLOCK, ...active.mask, ...active.hide].join(", ");
   const out: Element[] = [];
   for (const tree of openTrees(root)) {
