@@ -591,6 +591,10 @@ export class LiveView {
       if (was === "live") {
         if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
         this.stroke = null;
+        // The typing box closes: what it holds must never go once the view is live again (the
+        // agent clicks the field again, and the box opens with the mirrored field's value).
+        this.ui.report({ type: "typing", on: false });
+        this.typingTarget = null;
       }
       this.ui.report({ type: "fresh", live: now.kind === "live" });
     }
@@ -736,6 +740,8 @@ export class LiveView {
 
   /** Typing is sent as the whole value, at most every 80 ms (the last value always goes). */
   onTyping(): void {
+    // Typed while the view is not live: dropped now, not sent by the timer once it is live again.
+    if (!this.mayAct()) return;
     if (this.typingPending) return;
     this.typingPending = true;
     this.ports.clock.after(80, () => {
