@@ -272,3 +272,60 @@ def test_a_css_background_no_shown_element_uses_yet_is_not_carried(
     assert base64.b64encode(SIGNATURE_SVG.encode()).decode() not in frames
     assert "CSS-BG-SECRET-6612" not in frames
     assert "data:" not in _background(view, "#pii .sig"), _background(view, "#pii .sig")
+
+
+def _svg(word: str) -> str:
+    return f'<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"><text>{word}</text></svg>'
+
+
+RULED = """<style>
+  .tick::before { content: ""; display: inline-block; width: 4px; height: 4px;
+    background-image: url(/tick.svg); }
+  .pii .stamp::after { content: ""; display: inline-block; width: 4px; height: 4px;
+    background-image: url(/stamp.svg); }
+</style><h1>Mandate</h1><p><span class="tick">Checked</span></p>
+<div class="pii">Signed <span class="stamp">here</span></div>
+<x-badge></x-badge><p>After the mandate</p>
+<script>
+customElements.define("x-badge", class extends HTMLElement {
+  connectedCallback() {
+    if (this.shadowRoot) return;
+    const root = this.attachShadow({ mode: "open" });
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync('.b::before { content: ""; display: inline-block; width: 4px; height: 4px; ' +
+      'background-image: url(/badge.svg) }');
+    root.adoptedStyleSheets = [sheet];
+    root.innerHTML = '<span class="b">badge</span>';
+  }
+});
+</script>"""
+
+
+def test_css_images_are_judged_by_the_elements_their_rules_match(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Which elements show a stylesheet's image is found from the rules' selectors (the page's
+    tree and its components' shadow roots); a rule no selector can answer for (an image in a
+    custom property, used by another rule) makes every element be looked at."""
+    for word in ["tick", "stamp", "badge", "icon"]:
+        (other_origin.root / f"{word}.svg").write_text(_svg(f"{word.upper()}-7310"))
+    url = other_origin.page("ruled.html", RULED, live, title="Mandate")
+    code = _start_with(customer, url, {"version": 1, "mask": [".pii"]})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the mandate")).to_be_attached()
+    customer.page.evaluate(
+        """() => {
+        const style = document.createElement('style');
+        style.textContent = ':root { --icon: url(/icon.svg) } ' +
+          '.ic { width: 4px; height: 4px; background-image: var(--icon) }';
+        const icon = Object.assign(document.createElement('div'), {className: 'ic', id: 'ic'});
+        document.body.append(style, icon);
+    }"""
+    )
+    expect(view.locator("#ic")).to_be_attached()
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for shown in ["tick", "badge", "icon"]:
+        assert base64.b64encode(_svg(f"{shown.upper()}-7310").encode()).decode() in frames, shown
+    assert base64.b64encode(_svg("STAMP-7310").encode()).decode() not in frames
+    assert "STAMP-7310" not in frames

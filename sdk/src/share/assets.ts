@@ -191,11 +191,17 @@ function imagesShownBy(el: Element, out: Set<string>, found: (url: string) => vo
 /**
  * Of `urls` (CSS images, as the events write them, resolved against `base`), those that no
  * element outside content the agent may not see shows now (`masked`: every element of masked,
- * hidden or blocked regions; `inRegion`: whether an element lies in one, for those in open
- * shadow roots). A stylesheet's image goes only once such an element shows it (the agent sees it
- * there anyway): one no element shows yet may well be shown first by masked content, and once
- * carried, the mirror draws it for any element of its class, masked or not. Fails closed: if
- * the page cannot be read this way, all of `urls` are withheld.
+ * hidden or blocked regions; `inRegion`: whether an element lies in one). A stylesheet's image
+ * goes only once such an element shows it (the agent sees it there anyway): one no element shows
+ * yet may well be shown first by masked content, and once carried, the mirror draws it for any
+ * element of its class, masked or not. Fails closed: if the page cannot be read this way, all of
+ * `urls` are withheld.
+ *
+ * Shown means: the computed style of the element, or of its ::before or ::after, names the
+ * image. Which elements can is found from the style sheets (selectorCandidates): those each rule
+ * naming an image matches, and those whose `style` attribute names one; only when a rule cannot
+ * be matched that way is every element looked at (the whole tree's computed styles: hundreds of
+ * milliseconds on a large page).
  */
 export function unshownImages(
   doc: Document, base: string, urls: readonly string[], masked: () => Element[], inRegion: (el: Element) => boolean,
@@ -211,27 +217,167 @@ export function unshownImages(
         // not an address: never fetched (carriable refuses it)
       }
     }
-    const hiddenTop = new Set(masked());
     const outside = new Set<string>();
     const wanted = [...absolute.keys()];
-    // Those not yet seen outside: the walk ends once none is left (a count, not a look at each).
+    // Those not yet seen outside: each look ends once none is left (a count, not a look at each).
     const missing = new Set(wanted);
     const seen = (url: string) => missing.delete(url);
     // The page's tree, then the open shadow roots of its web components (their sheets' images).
     const trees: Node[] = [doc];
-    for (let t = 0; t < trees.length && t < 1000 && missing.size; t++) {
+    for (let t = 0; t < trees.length && t < 1000; t++) {
       for (const el of queryAllIn(trees[t], "*")) {
         const shadow = shadowRootOf(el);
         if (shadow) trees.push(shadow);
-        if (t === 0 ? hiddenTop.has(el) : inRegion(el)) continue;
-        imagesShownBy(el, outside, seen);
+      }
+    }
+    let candidates: Set<Element> | null;
+    try {
+      candidates = selectorCandidates(doc, trees, missing);
+    } catch {
+      candidates = null; // then every element is looked at
+    }
+    if (candidates) {
+      for (const el of candidates) {
         if (!missing.size) break;
+        if (inRegion(el)) continue;
+        imagesShownBy(el, outside, seen);
+      }
+    } else {
+      const hiddenTop = new Set(masked());
+      for (let t = 0; t < trees.length && missing.size; t++) {
+        for (const el of queryAllIn(trees[t], "*")) {
+          if (t === 0 ? hiddenTop.has(el) : inRegion(el)) continue;
+          imagesShownBy(el, outside, seen);
+          if (!missing.size) break;
+        }
       }
     }
     return new Set(wanted.filter((url) => !outside.has(url)).flatMap((url) => absolute.get(url) as string[]));
   } catch {
     return new Set(urls);
   }
+}
+
+/** Properties whose value passes to descendants: an element can show the image without a rule
+ * of its own (and a custom property may be used by any other rule), so such a rule sends the
+ * look to every element. */
+const INHERITED_IMAGE_PROPERTIES = new Set(["cursor", "list-style-image", "list-style"]);
+/** Pseudo-elements whose image getComputedStyle(el, pseudo) reports (imagesShownBy): the rest
+ * (`::marker`, `::placeholder`...) show nothing imagesShownBy counts, whatever they name. */
+const SHOWN_PSEUDO = /::?(?:before|after)\b/gi;
+const NAMES_SHOWN_PSEUDO = /::?(?:before|after)\b/i;
+/** Selectors that match elements of another tree than the sheet's (`:host`, `::slotted`,
+ * `::part`), or are relative to an outer rule (nesting's `&`). */
+const OTHER_TREE = /:host\b|:host-context\b|::slotted\b|::part\b|&/i;
+
+/** Whether the image addresses of a CSS text, resolved against `base`, include one of `wanted`. */
+function namesAny(text: string, base: string, wanted: ReadonlySet<string>): boolean {
+  if (!/url\(/i.test(text)) return false;
+  for (const url of cssImageUrls(text)) {
+    try {
+      if (wanted.has(new URL(url, base).href)) return true;
+    } catch {
+      // not an address
+    }
+  }
+  return false;
+}
+
+/** Whether a declaration block names one of `wanted` only in properties that show it on the
+ * element itself (null: it names none; "any": in an inherited or custom property). */
+function declarationNames(style: CSSStyleDeclaration, base: string, wanted: ReadonlySet<string>): "own" | "any" | null {
+  if (!namesAny(style.cssText, base, wanted)) return null;
+  for (let i = 0; i < style.length; i++) {
+    const property = style.item(i);
+    if ((property.startsWith("--") || INHERITED_IMAGE_PROPERTIES.has(property)) &&
+      namesAny(style.getPropertyValue(property), base, wanted)) return "any";
+  }
+  return "own";
+}
+
+/**
+ * The elements that may show one of `wanted` (absolute addresses), tree by tree: those the
+ * selector of a rule naming one matches (its ::before and ::after left out: imagesShownBy looks
+ * at them), in the rule's own tree (a document's or shadow root's sheets, adopted ones, imported
+ * ones, inside @media, @supports, @layer...), and those whose `style` attribute names one.
+ * Null when that cannot tell: a sheet that cannot be read (another origin's), a rule naming one
+ * in an inherited or custom property, in @keyframes or another at-rule, inside a nested or
+ * @scope rule, with a selector reaching another tree or that the page's querySelectorAll
+ * refuses; then every element must be looked at.
+ */
+function selectorCandidates(doc: Document, trees: readonly Node[], wanted: ReadonlySet<string>): Set<Element> | null {
+  const out = new Set<Element>();
+  const docBase = doc.baseURI;
+  const rulesOf = new Map<CSSStyleSheet, string[] | null>();
+  const selectorsIn = (sheet: CSSStyleSheet): string[] | null => {
+    let found = rulesOf.get(sheet);
+    if (found !== undefined) return found;
+    found = [];
+    const walk = (rules: CSSRuleList, base: string, nested: boolean, depth: number): boolean => {
+      if (depth > 32) return false;
+      for (const rule of Array.from(rules)) {
+        if (typeof CSSImportRule !== "undefined" && rule instanceof CSSImportRule) {
+          const imported = rule.styleSheet;
+          if (imported && !walk(imported.cssRules, imported.href ?? base, nested, depth + 1)) return false;
+          continue;
+        }
+        if (typeof CSSStyleRule !== "undefined" && rule instanceof CSSStyleRule) {
+          const names = declarationNames(rule.style, base, wanted);
+          if (names === "any" || (names && (nested || OTHER_TREE.test(rule.selectorText)))) return false;
+          if (names) (found as string[]).push(rule.selectorText);
+          const inner = (rule as { cssRules?: CSSRuleList }).cssRules;
+          if (inner?.length && !walk(inner, base, true, depth + 1)) return false;
+          continue;
+        }
+        const inner = (rule as { cssRules?: CSSRuleList }).cssRules;
+        const grouping = inner !== undefined && !(typeof CSSKeyframesRule !== "undefined" && rule instanceof CSSKeyframesRule);
+        if (grouping) {
+          const scoped = typeof CSSScopeRule !== "undefined" && rule instanceof CSSScopeRule;
+          if (!walk(inner, base, nested || scoped, depth + 1)) return false;
+        } else if (namesAny(rule.cssText, base, wanted) && !(typeof CSSFontFaceRule !== "undefined" && rule instanceof CSSFontFaceRule)) {
+          return false; // @keyframes, @property, @page...: no selector says which elements
+        }
+      }
+      return true;
+    };
+    try {
+      if (!walk(sheet.cssRules, sheet.href ?? docBase, false, 0)) found = null;
+    } catch {
+      found = null; // another origin's sheet (its rules cannot be read), or an odd page
+    }
+    rulesOf.set(sheet, found);
+    return found;
+  };
+  for (const tree of trees) {
+    const owner = tree as unknown as { styleSheets?: StyleSheetList; adoptedStyleSheets?: CSSStyleSheet[] };
+    const sheets = [...Array.from(owner.styleSheets ?? []), ...(owner.adoptedStyleSheets ?? [])] as CSSStyleSheet[];
+    const selectors = new Set<string>();
+    for (const sheet of sheets) {
+      const found = selectorsIn(sheet);
+      if (found === null) return null;
+      for (const selector of found) selectors.add(selector);
+    }
+    for (const selector of selectors) {
+      if (/["'\\]/.test(selector) && NAMES_SHOWN_PSEUDO.test(selector)) return null; // a pseudo-element's name in a string?
+      const own = selector.replace(SHOWN_PSEUDO, "");
+      if (own.includes("::") || /:(?:first-line|first-letter)\b/i.test(own)) continue; // shows nothing imagesShownBy counts
+      let matched: Element[];
+      try {
+        matched = queryAllIn(tree, own.trim() === "" ? "*" : own);
+      } catch {
+        return null; // a selector this page's querySelectorAll refuses
+      }
+      for (const el of matched) out.add(el);
+    }
+    for (const el of queryAllIn(tree, "[style]")) {
+      const style = (el as HTMLElement).style as CSSStyleDeclaration | undefined;
+      if (!style) continue;
+      const names = declarationNames(style, docBase, wanted);
+      if (names === "any") return null;
+      if (names) out.add(el);
+    }
+  }
+  return out;
 }
 
 export class AssetCarrier {

@@ -318,9 +318,57 @@ const LABEL_REFS = 8;
  * label, title or text). Throws when the field cannot be read (callers fail closed).
  */
 function saidToBePassword(el: MaskableElement): boolean {
+  const root = rootNodeOf(el);
+  const answers = keptAnswers(root);
+  const known = answers?.get(el);
+  if (known !== undefined) return known;
+  const said = readPasswordWords(el, root);
+  answers?.set(el, said);
+  return said;
+}
+
+/**
+ * What saidToBePassword answered for the fields of one tree (a document or shadow root), kept
+ * until anything in that tree changes: a keystroke does not change the page, so it reads the
+ * field's labels and toggles once, not twice per `input` event (rrweb's maskInputFn, then the
+ * event's masking), each a walk of the tree on a large page. Everything saidToBePassword reads
+ * lies in the field's own tree (the field's attributes, its labels, the elements its ids name,
+ * the toggles naming it), so a MutationObserver on that tree (every node, attribute and text)
+ * sees every change that could alter an answer; `takeRecords` at each ask catches changes made
+ * in the same task, before the observer's callback runs. Only open trees of the page (documents
+ * and shadow roots); if the observer cannot be set up, nothing is kept.
+ */
+interface KeptAnswers {
+  observer: MutationObserver;
+  answers: WeakMap<Element, boolean>;
+}
+const keptByTree = new WeakMap<Node, KeptAnswers | null>();
+
+function keptAnswers(root: Node): WeakMap<Element, boolean> | null {
+  let kept = keptByTree.get(root);
+  if (kept === undefined) {
+    kept = null;
+    const type = nodeTypeOf(root);
+    if (typeof MutationObserver !== "undefined" && (type === DOCUMENT_NODE || type === DOCUMENT_FRAGMENT_NODE)) {
+      try {
+        const entry: KeptAnswers = { observer: new MutationObserver(() => void (entry.answers = new WeakMap())), answers: new WeakMap() };
+        entry.observer.observe(root, { subtree: true, childList: true, attributes: true, characterData: true });
+        kept = entry;
+      } catch (error) {
+        failed(error);
+      }
+    }
+    keptByTree.set(root, kept);
+  }
+  if (!kept) return null;
+  if (kept.observer.takeRecords().length) kept.answers = new WeakMap();
+  return kept.answers;
+}
+
+/** saidToBePassword's reading of the page, `root` being the field's tree's root. */
+function readPasswordWords(el: MaskableElement, root: Node): boolean {
   if (hasAttributeOn(el, "passwordrules")) return true;
   const words: (string | null)[] = [attributeOf(el, "aria-label"), attributeOf(el, "placeholder"), attributeOf(el, "title")];
-  const root = rootNodeOf(el);
   for (const label of labelsIn(root, el).slice(0, LABEL_REFS)) words.push(textContentUpTo(label, LABEL_CHARS));
   const refs = `${attributeOf(el, "aria-labelledby") ?? ""} ${attributeOf(el, "aria-describedby") ?? ""}`.split(/\s+/).filter(Boolean);
   for (const ref of refs.slice(0, LABEL_REFS)) {
