@@ -250,6 +250,7 @@ def test_a_duplicated_console_tab_never_seals_under_the_originals_counters(
     )
     count = len(sealed_commands(customer.frames))
     customer.page.goto(f"{live.base}/demo/cart.html")
+    wait_until(customer.page, lambda: sharing(customer))  # the new page took the session up
     # Commands go on (a challenge every 300 ms): none reuses a nonce.
     wait_until(
         customer.page,

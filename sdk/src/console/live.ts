@@ -497,7 +497,8 @@ export class LiveView {
     const held = this.held;
     const store = this.ports.held;
     if (held && store) { // for a rejoin after a reload
-      this.keysStored = this.claimed.then((mine) => (mine ? store.saveKeys(held.keyHandle, step.keys) : undefined));
+      // Not once the session ended meanwhile: its end deleted what it had (a late save would stay).
+      this.keysStored = this.claimed.then((mine) => (mine && !this.ended ? store.saveKeys(held.keyHandle, step.keys) : undefined));
     }
     this.status(t("waitingForAllow"));
   }
