@@ -11,7 +11,9 @@
  * (another shared lock, of that handle); `clearUnused` deletes the database only when no page
  * holds it, and `forget` (a session's end) deletes the page's own keys unless another page holds
  * their handle too (a duplicated tab that took the session over: the same record, copied with
- * its sessionStorage), then the whole database unless another page still holds it.
+ * its sessionStorage), then the whole database unless another page still holds it. The console
+ * also reserves its command counters in the keys' record (`reserve`, ../console/claim.ts): the
+ * record, not the tab's copied sessionStorage, says which counters a page may still use.
  */
 
 import type { PairwiseKeys } from "./e2e/channel.ts";
