@@ -15,6 +15,8 @@ import { type LiveEvent, controls } from "../src/console/state.ts";
 import { STALE_AFTER_MS } from "../src/console/freshness.ts";
 import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
 import { cardUi } from "./live-ui.ts";
+import { FakeLocks, manualTimers } from "./locks.ts";
+import { claimSealing, COMMAND_BLOCK, sealingLock } from "../src/console/claim.ts";
 
 (globalThis as Record<string, unknown>).__TANDEM_BENCH_PLAINTEXT__ = false;
 // The mirror (rrweb's Replayer, in a happy-dom element) starts once the customer's browser consents.
@@ -30,12 +32,35 @@ interface Socket {
   closed: number | null;
 }
 
-/** One tab's store; `keys` is the origin's key database, shared by its console tabs. */
-function memoryStore(keys = new Map<string, PairwiseKeys>()): HeldStore & { held: Held | null; keys: Map<string, PairwiseKeys>; cleared: number } {
-  return {
+/** The origin's shared state: its key database (with the counters reserved under each handle)
+ * and its Web Locks. */
+function memoryOrigin() {
+  return { keys: new Map<string, PairwiseKeys>(), reserved: new Map<string, number>(), locks: new FakeLocks() };
+}
+
+let documents = 0;
+
+/** One tab's store (one document: `document`, for the locks); `origin` is shared by its tabs.
+ * A claim waits until the test fires `timers` (its bound). */
+function memoryStore(origin: Map<string, PairwiseKeys> | ReturnType<typeof memoryOrigin> = memoryOrigin()) {
+  const shared = origin instanceof Map ? { ...memoryOrigin(), keys: origin } : origin;
+  const { keys, reserved, locks } = shared;
+  const document = `document ${++documents}`;
+  const timers = manualTimers();
+  const store: HeldStore & { held: Held | null; keys: Map<string, PairwiseKeys>; cleared: number; document: string; timers: typeof timers; origin: typeof shared } = {
     held: null,
     keys,
     cleared: 0,
+    document,
+    timers,
+    origin: shared,
+    claim: (handle) => claimSealing(locks.port(document), handle, timers.after),
+    async reserveCommands(handle, after, count) {
+      if (!keys.has(handle)) return null;
+      const first = Math.max(reserved.get(handle) ?? 0, after) + 1;
+      reserved.set(handle, first + count - 1);
+      return first;
+    },
     load() {
       return this.held ? { ...this.held } : null;
     },
@@ -57,6 +82,7 @@ function memoryStore(keys = new Map<string, PairwiseKeys>()): HeldStore & { held
       this.keys.clear();
     },
   };
+  return store;
 }
 
 function harness(target: ConstructorParameters<typeof LiveView>[0], store = memoryStore()) {
@@ -397,6 +423,7 @@ test("a relay that stops passing the customer's frames leaves the view live for 
   assert.equal(h.card.status.text, "Not live: no word from the customer's browser for 10 s. What you see may be out of date.");
   assert.equal(h.card.fresh, false);
   assert.ok(controls(h.card).notLive);
+  await until(() => h.last().binary.length >= 4); // sealed one after the other, each once reserved
   assert.ok((await challenges(keys, h.last().binary)).length >= 4, "a challenge every interval");
   h.advance(5000);
   assert.match(h.card.status.text, /for 15 s/);
@@ -528,4 +555,101 @@ test("a console tab's session ends with its own keys only: another tab's session
   assert.ok(reloaded.view.open);
   reloaded.last().events.open();
   assert.deepEqual(reloaded.last().sent, [{ v: 1, type: "rejoin", session_id: "s1", resume_token: "tok" }]);
+});
+
+/** The counter of a command frame (kind 0x03). */
+const counterOf = (frame: Uint8Array) => new DataView(frame.buffer, frame.byteOffset + 1, 8).getBigUint64(0);
+
+test("a joined console holds its keys' lock from before its record is saved", async () => {
+  const origin = memoryOrigin();
+  const { h } = await paired(30, memoryStore(origin));
+  const handle = h.store.held?.keyHandle as string;
+  assert.equal(origin.locks.holder(sealingLock(handle)), h.store.document);
+});
+
+test("a duplicated console tab (its record copied) waits for the lock, then forgets the copy, says why, and neither rejoins nor seals", async () => {
+  const origin = memoryOrigin();
+  const { h: original, keys } = await paired(30, memoryStore(origin));
+  original.view.sendCommand({ k: "control_release" });
+  await until(() => original.last().binary.length === 1);
+  const handle = original.store.held?.keyHandle as string;
+  // "Duplicate tab": the same record, in a document of its own.
+  const store = memoryStore(origin);
+  store.held = { ...(original.store.held as Held) };
+  const duplicate = harness({ rejoin: store.load() as Held }, store);
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(duplicate.sockets.length, 0, "no rejoin while it waits for the lock");
+  assert.ok(duplicate.view.open);
+  store.timers.fire(); // the bound passes: the original still holds the lock
+  await until(() => !duplicate.view.open);
+  assert.match(duplicate.card.status.text, /open in another tab of this browser/);
+  assert.equal(store.held, null, "the copied record is forgotten");
+  assert.equal(duplicate.sockets.length, 0, "nothing sent: not even a farewell (the session is the original's)");
+  assert.ok(origin.keys.has(handle), "the keys are the original's: they stay");
+  assert.equal(origin.reserved.get(handle), COMMAND_BLOCK, "no counter reserved by the duplicate");
+  // The original goes on, its counters its own.
+  original.view.sendCommand({ k: "control_release" });
+  await until(() => original.last().binary.length === 2);
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+  for (const frame of original.last().binary) await receiver.open(frame);
+  assert.equal(receiver.last, 2);
+  assert.equal(origin.locks.holder(sealingLock(handle)), original.store.document);
+});
+
+test("Leave in a duplicate that waits for the lock does not end the original's session", async () => {
+  const origin = memoryOrigin();
+  const { h: original } = await paired(30, memoryStore(origin));
+  const store = memoryStore(origin);
+  store.held = { ...(original.store.held as Held) };
+  const duplicate = harness({ rejoin: store.load() as Held }, store);
+  duplicate.view.leave();
+  assert.equal(duplicate.sockets.length, 0, "no rejoin-and-leave on a fresh socket");
+  assert.equal(store.held, null);
+  assert.ok(origin.keys.has(original.store.held?.keyHandle as string));
+});
+
+test("a duplicate whose original closes while it waits takes the session on after every counter the original reserved", async () => {
+  const origin = memoryOrigin();
+  const { h: original, keys } = await paired(30, memoryStore(origin));
+  original.view.sendCommand({ k: "control_release" });
+  await until(() => original.store.held?.commands === 1);
+  const store = memoryStore(origin);
+  store.held = { ...(original.store.held as Held) }; // copied at counter 1…
+  original.view.sendCommand({ k: "control_release" });
+  original.view.sendCommand({ k: "control_release" });
+  await until(() => original.last().binary.length === 3); // …then the original sealed 2 and 3
+  const duplicate = harness({ rejoin: store.load() as Held }, store);
+  origin.locks.go(original.store.document); // the original tab is closed within the bound
+  await until(() => duplicate.sockets.length === 1);
+  duplicate.last().events.open();
+  duplicate.server({ type: "joined", session_id: "s1", resumed: true });
+  duplicate.view.sendCommand({ k: "control_release" });
+  await until(() => duplicate.last().binary.length === 1);
+  const frame = duplicate.last().binary[0] as Uint8Array;
+  assert.equal(counterOf(frame), BigInt(COMMAND_BLOCK + 1), "after the original's reserved block, not after the copied counter");
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer, 3);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(await receiver.open(frame))), { k: "control_release" });
+});
+
+test("a reloaded console reserves its counters before it seals: each document at most one block apart", async () => {
+  const origin = memoryOrigin();
+  const { h: before, keys } = await paired(30, memoryStore(origin));
+  before.view.sendCommand({ k: "control_release" });
+  await until(() => before.store.held?.commands === 1);
+  const handle = before.store.held?.keyHandle as string;
+  assert.equal(origin.reserved.get(handle), COMMAND_BLOCK);
+  origin.locks.go(before.store.document); // reloaded
+  const store = memoryStore(origin);
+  store.held = { ...(before.store.held as Held) };
+  const h = harness({ rejoin: store.load() as Held }, store);
+  await until(() => h.sockets.length === 1);
+  h.last().events.open();
+  h.server({ type: "joined", session_id: "s1", resumed: true });
+  h.view.sendCommand({ k: "control_release" });
+  h.view.sendCommand({ k: "control_release" });
+  await until(() => h.last().binary.length === 2);
+  assert.deepEqual(h.last().binary.map(counterOf), [BigInt(COMMAND_BLOCK + 1), BigInt(COMMAND_BLOCK + 2)]);
+  assert.equal(origin.reserved.get(handle), 2 * COMMAND_BLOCK);
+  assert.equal(store.held?.commands, COMMAND_BLOCK + 2);
+  await new CommandReceiver("s1", keys.agentToCustomer, 1).open(h.last().binary[0] as Uint8Array);
 });

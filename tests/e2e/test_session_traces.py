@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+import re
+
+from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import RunningServer
 from tests.e2e.conftest import (
@@ -15,6 +17,7 @@ from tests.e2e.conftest import (
     mirror,
     share,
 )
+from tests.e2e.test_control import grant
 from tests.e2e.test_workspace import wait_until
 
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
@@ -171,3 +174,144 @@ def test_a_duplicated_tab_that_takes_the_session_over_keeps_its_keys(
     expect(mirror(agent).locator("#card")).to_be_attached()
     expect(duplicate.page.get_by_role("alert")).to_have_count(0)
     expect(duplicate.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+
+
+# Quick challenges (every 300 ms; the console's default is 3 s): a duplicated console tab that
+# reused the original's command counters would show it within the first second.
+QUICK_CHALLENGES = "window.__tandemFreshness = { challengeMs: 300, staleMs: 1500 };"
+COMMAND_KINDS = (0x03, 0x07)  # the agent's commands and a supervisor's challenges (channel.ts)
+
+
+def sealed_commands(frames: FrameLog) -> dict[tuple[int, int], set[bytes]]:
+    """Every command frame the server relayed to the customer's page: (kind, counter) → the
+    distinct ciphertexts sealed under that nonce."""
+    sealed: dict[tuple[int, int], set[bytes]] = {}
+    for frame in list(frames.received):
+        if len(frame) > 9 and frame[0] in COMMAND_KINDS:
+            counter = int.from_bytes(frame[1:9], "big")
+            sealed.setdefault((frame[0], counter), set()).add(frame[9:])
+    return sealed
+
+
+def sharing(customer: Party) -> bool:
+    return bool(customer.page.evaluate("() => window.Tandem.state") == "sharing")
+
+
+def reused_nonces(frames: FrameLog) -> list[tuple[int, int]]:
+    """The (kind, counter) pairs sealed more than once, with different ciphertexts."""
+    return sorted(nonce for nonce, sealed in sealed_commands(frames).items() if len(sealed) > 1)
+
+
+def duplicate_after_more_commands(
+    agent: Party, customer: Party, close_original: bool = False
+) -> Page:
+    """Duplicate the console tab (window.open copies its sessionStorage, as "Duplicate tab"
+    does), and hold the duplicate's script until the original sealed more commands after the
+    copy (and was closed, with `close_original`): counters the copied record does not know of."""
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    agent.context.route("**/console/console.js*", hold)
+    with agent.context.expect_page() as opened:
+        agent.page.evaluate("() => { window.open(location.href); }")
+    wait_until(agent.page, lambda: bool(held))
+    count = len(sealed_commands(customer.frames))
+    wait_until(customer.page, lambda: len(sealed_commands(customer.frames)) >= count + 2)
+    if close_original:
+        agent.page.close()
+    for route in held:
+        route.continue_()
+    agent.context.unroute("**/console/console.js*", hold)
+    return opened.value
+
+
+def test_a_duplicated_console_tab_never_seals_under_the_originals_counters(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """A console tab duplicated mid-session (window.open copies its sessionStorage, as "Duplicate
+    tab" does: the same record, the same keys' handle, the same last command counter) must not
+    take the session up: two documents sealing commands under one pairwise key from one counter
+    reuse AES-GCM nonces, which hands the relay the key to forge commands. The duplicate says why
+    and forgets the copied record; the original stays live and in control; no (kind, counter) is
+    ever sealed twice."""
+    agent.page.add_init_script(QUICK_CHALLENGES)
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    wait_until(agent.page, lambda: agent.page.evaluate(CONSOLE_KEY_ENTRIES) == 1)
+    wait_until(customer.page, lambda: len(sealed_commands(customer.frames)) >= 3)
+    duplicate = duplicate_after_more_commands(agent, customer)
+    # Once the duplicate settled (on main: it rejoined, and the original tab was closed 4409), the
+    # customer moves to another page: a new epoch, challenged at once by whichever tab has it.
+    expect(duplicate.get_by_role("status")).to_contain_text(
+        re.compile("Reconnected|another tab"), timeout=20_000
+    )
+    count = len(sealed_commands(customer.frames))
+    customer.page.goto(f"{live.base}/demo/cart.html")
+    wait_until(customer.page, lambda: sharing(customer))  # the new page took the session up
+    # Commands go on (a challenge every 300 ms): none reuses a nonce.
+    wait_until(
+        customer.page,
+        lambda: (
+            bool(reused_nonces(customer.frames))
+            or len(sealed_commands(customer.frames)) >= count + 10
+            or not sharing(customer)
+        ),
+    )
+    assert not reused_nonces(customer.frames), (
+        f"command counters sealed twice: {reused_nonces(customer.frames)}"
+    )
+    assert sharing(customer)
+    # The duplicate says why it does not take the session, and forgets the record it copied.
+    expect(
+        duplicate.get_by_text("This session is open in another tab of this browser")
+    ).to_be_visible(timeout=20_000)
+    expect(duplicate.locator('iframe[title="Customer view"]')).to_have_count(0)
+    assert duplicate.evaluate("() => sessionStorage.getItem('tandem.console.session')") is None
+    # The original goes on: challenged and answered (live), and in control of the page.
+    count = len(sealed_commands(customer.frames))
+    wait_until(customer.page, lambda: len(sealed_commands(customer.frames)) >= count + 5)
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    expect(mirror(agent).locator("#cart-table")).to_be_attached()
+    grant(customer, agent)
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+    assert not reused_nonces(customer.frames)
+    # The duplicate's keys were the original's: still there, and the original's reload rejoins.
+    assert agent.page.evaluate(CONSOLE_KEY_ENTRIES) == 1
+    duplicate.close()
+    agent.page.reload()
+    expect(agent.page.get_by_role("status")).to_contain_text("You have control", timeout=15_000)
+    expect(mirror(agent).locator("#cart-table")).to_be_attached()
+    count = len(sealed_commands(customer.frames))
+    wait_until(customer.page, lambda: len(sealed_commands(customer.frames)) >= count + 3)
+    assert not reused_nonces(customer.frames)
+
+
+def test_a_duplicated_console_tab_whose_original_closes_goes_on_after_the_originals_counters(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The original console tab is closed while its duplicate waits for the keys' lock: the
+    duplicate takes the session up (a reload, as far as it can tell), with counters after every
+    one the original reserved, not after the copied record's: still no nonce sealed twice."""
+    agent.context.add_init_script(QUICK_CHALLENGES)  # the duplicate too
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    wait_until(customer.page, lambda: len(sealed_commands(customer.frames)) >= 3)
+    duplicate = duplicate_after_more_commands(agent, customer, close_original=True)
+    expect(duplicate.get_by_role("status")).to_contain_text(LIVE_STATUS, timeout=20_000)
+    count = len(sealed_commands(customer.frames))
+    wait_until(
+        customer.page,
+        lambda: (
+            bool(reused_nonces(customer.frames))
+            or len(sealed_commands(customer.frames)) >= count + 5
+            or not sharing(customer)
+        ),
+    )
+    assert not reused_nonces(customer.frames), (
+        f"command counters sealed twice: {reused_nonces(customer.frames)}"
+    )
+    assert sharing(customer)

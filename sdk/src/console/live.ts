@@ -21,6 +21,7 @@ import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import { FULL_SNAPSHOT, META } from "../shared/rrweb-events.ts";
+import { COMMAND_BLOCK } from "./claim.ts";
 import type { Held, HeldStore } from "./rejoin.ts";
 import {
   DEFAULT_TIMINGS, LOOK_EVERY_MS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
@@ -112,6 +113,14 @@ export class LiveView {
   private pairing: Pairing | null = null;
   private receiver: ContentReceiver | null = null;
   private commands: CommandSender | null = null;
+  /** Whether this document holds the lock of its record's keys (./claim.ts): asked before the
+   * keys are loaded or stored, and before any command is sealed; until then nothing is. */
+  private claimed: Promise<boolean> = Promise.resolve(true);
+  private owner = false;
+  /** Settles once the pairing's keys are stored (their record holds the reserved counters). */
+  private keysStored: Promise<void> = Promise.resolve();
+  /** The last command counter this document reserved in the key store (0: none yet). */
+  private reserved = 0;
   private commandChain: Promise<void> = Promise.resolve();
   private controlling = false;
   private typingTarget: number | null = null;
@@ -206,8 +215,23 @@ export class LiveView {
     return ws;
   }
 
+  /** Take the lock of this record's keys, lest another document of this browser uses them (./claim.ts). */
+  private claim(handle: string): Promise<boolean> {
+    this.claimed = (this.ports.held?.claim(handle) ?? Promise.resolve(true)).then((mine) => {
+      this.owner = mine;
+      return mine;
+    });
+    return this.claimed;
+  }
+
   /** The pairing keys this tab kept for `held`'s session; none: the session cannot go on. */
   private async restoreKeys(held: Held): Promise<boolean> {
+    // Before the keys, the rejoin or any counter: a duplicated tab (its sessionStorage copied, the
+    // same record) waits here while its original lives, then forgets the copy and touches nothing.
+    if (!(await this.claim(held.keyHandle))) {
+      if (!this.ended) this.finish(t("openElsewhere"), "");
+      return false;
+    }
     const keys = await this.ports.held?.loadKeys(held.keyHandle);
     if (this.ended) return false;
     if (!keys) {
@@ -276,7 +300,7 @@ export class LiveView {
 
   leave(): void {
     if (this.ws.isOpen) this.ws.send(control({ type: "leave" }));
-    else if (this.held && this.drop) this.leaveOffline(this.held);
+    else if (this.held && this.drop && this.owner) this.leaveOffline(this.held); // not another tab's session
     this.finish(t("sessionEnded"), "");
   }
 
@@ -308,6 +332,8 @@ export class LiveView {
             sessionId: message.session_id, keyHandle: toBase64Url(this.ports.random(16)), resumeToken: message.resume_token,
             windowMs: windowOf(message.resume_seconds) ?? RESUME_WINDOW_MS, commands: 0, epoch: 0,
           };
+          // Its lock asked for before the record is saved: a duplicate that copies it asks after.
+          void this.claim(this.held.keyHandle);
           this.keep();
         }
         this.joined = true;
@@ -468,7 +494,12 @@ export class LiveView {
     this.receiver = new ContentReceiver(sessionId, step.keys.customerToAgent, KIND_EPOCH_KEY);
     this.commands = new CommandSender(sessionId, step.keys.agentToCustomer);
     this.takeEarly();
-    if (this.held) void this.ports.held?.saveKeys(this.held.keyHandle, step.keys); // for a rejoin after a reload
+    const held = this.held;
+    const store = this.ports.held;
+    if (held && store) { // for a rejoin after a reload
+      // Not once the session ended meanwhile: its end deleted what it had (a late save would stay).
+      this.keysStored = this.claimed.then((mine) => (mine && !this.ended ? store.saveKeys(held.keyHandle, step.keys) : undefined));
+    }
     this.status(t("waitingForAllow"));
   }
 
@@ -494,8 +525,10 @@ export class LiveView {
     if (acting && !this.mayAct()) return;
     const bytes = new TextEncoder().encode(JSON.stringify(command));
     this.commandChain = this.commandChain
-      .then(() => sender.seal(bytes))
+      .then(() => this.reserveFor(sender))
+      .then((mayUse) => (mayUse ? sender.seal(bytes) : null))
       .then((sealed) => {
+        if (!sealed) return;
         if (this.held) {
           this.held.commands = sender.last; // before it leaves: a reload never reuses a counter
           this.keep();
@@ -504,6 +537,32 @@ export class LiveView {
         if (this.ws.isOpen) this.ws.send(sealed);
       })
       .catch(() => undefined);
+  }
+
+  /** Whether `sender` may seal its next counter: this document holds its keys' lock and, when
+   * the keys are stored (another document could load them), the counter is reserved there. */
+  private async reserveFor(sender: CommandSender): Promise<boolean> {
+    if (this.watching) return !this.ended; // a supervisor's keys are never stored: this document's alone
+    if (!(await this.claimed) || this.ended) return false;
+    const held = this.held;
+    const store = this.ports.held;
+    if (!held || !store || sender.last < this.reserved) return true;
+    await this.keysStored;
+    let first: number | null;
+    try {
+      first = await store.reserveCommands(held.keyHandle, Math.max(sender.last, held.commands), COMMAND_BLOCK);
+    } catch {
+      if (!this.ended) this.finish(t("keysUnsafe"));
+      return false;
+    }
+    if (this.ended || this.commands !== sender) return false;
+    if (first === null) {
+      this.reserved = Number.MAX_SAFE_INTEGER; // no keys stored: no other document can seal under them
+      return true;
+    }
+    sender.skipTo(first - 1);
+    this.reserved = first + COMMAND_BLOCK - 1;
+    return true;
   }
 
   requestControl(): void {
@@ -1037,8 +1096,12 @@ export class LiveView {
     this.cancelRecordingCheck?.();
     this.cancelFreshness?.();
     this.cancelRetry?.();
-    // This tab's keys, and the database only once no other console tab holds it.
-    if (this.held && !this.watching) void this.ports.held?.forget(this.held.keyHandle);
+    // This tab's keys, and the database only once no other console tab holds it; a document
+    // that does not hold the keys' lock (a duplicate) forgets only its copy of the record.
+    if (this.held && !this.watching) {
+      if (this.owner) void this.ports.held?.forget(this.held.keyHandle);
+      else this.ports.held?.save(null);
+    }
     this.held = null;
     this.pairing = null;
     this.secret = null;

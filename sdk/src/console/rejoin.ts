@@ -13,6 +13,13 @@
  *   session id: the database is the origin's, shared by every console tab, and a server naming
  *   another tab's session must neither find nor overwrite that tab's keys.
  *
+ * A duplicated tab ("Duplicate tab", `window.open` from the console) starts with a copy of this
+ * record: the same keys, the same last counter. Two documents sealing from one counter under one
+ * key reuse AES-GCM nonces, so a document takes the lock of the record's keys before it loads,
+ * stores or seals under them, and a duplicate whose original lives forgets its copy (./claim.ts);
+ * counters are reserved next to the keys before they are used, so a document that gets the lock
+ * starts after every counter another document could have sealed.
+ *
  * The server's token only gets the socket back into the session; only these keys open what the
  * customer's browser sends and seal what it accepts, so a server that splices another customer
  * (or another session) into a rejoin is refused by the channel. When the session ends (or the
@@ -23,6 +30,8 @@
 
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
 import { pairwiseKeyStore } from "../shared/idb.ts";
+import { browserClock } from "../shared/ports.ts";
+import { claimSealing } from "./claim.ts";
 
 /** A joined session this tab may take up again. */
 export interface Held {
@@ -43,8 +52,17 @@ export interface Held {
 export interface HeldStore {
   load(): Held | null;
   save(held: Held | null): void;
-  /** Store the pairing's keys under this tab's `handle`; this tab holds the database from then. */
+  /** This document uses the keys under `handle` (./claim.ts): true once it holds their lock, for
+   * as long as it lives; false when another document of this browser holds it (this one is a
+   * duplicate of that tab). Ask before loading, saving or sealing under the keys. */
+  claim(handle: string): Promise<boolean>;
+  /** Store the pairing's keys under this tab's `handle`; this tab holds the database from then.
+   * Resolves once stored (or storage failed); never rejects. */
   saveKeys(handle: string, keys: PairwiseKeys): Promise<void>;
+  /** Reserve `count` command counters for the keys under `handle`, after `after` and after any
+   * reserved before (by any document): the first one, or null when no keys are stored under
+   * `handle` (no other document can have them). Rejects when storage fails. */
+  reserveCommands(handle: string, after: number, count: number): Promise<number | null>;
   /** The keys under `handle` (a reloaded tab's own record); this tab holds the database from then. */
   loadKeys(handle: string): Promise<PairwiseKeys | null>;
   /** The session is over: drop the record and the keys under `handle`, and the whole database
@@ -85,6 +103,10 @@ export const browserHeldStore: HeldStore = {
       // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
+  claim: (handle) => claimSealing(
+    typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null, handle, browserClock.after,
+  ),
+  reserveCommands: (handle, after, count) => keys.reserve(handle, after, count),
   async saveKeys(handle, pair) {
     keys.hold(handle); // no console tab that starts now deletes them
     try {

@@ -25,7 +25,7 @@ export interface SessionStore {
  * The pairwise keys, non-extractable, across navigations (IndexedDB database `tandem`, deleted
  * when the session ends; shared/idb.ts).
  */
-export type KeyStore = PairwiseKeyStore;
+export type KeyStore = Omit<PairwiseKeyStore, "reserve">; // it seals no counted commands
 
 export interface Random {
   bytes(n: number): Uint8Array;

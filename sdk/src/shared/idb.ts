@@ -11,7 +11,9 @@
  * (another shared lock, of that handle); `clearUnused` deletes the database only when no page
  * holds it, and `forget` (a session's end) deletes the page's own keys unless another page holds
  * their handle too (a duplicated tab that took the session over: the same record, copied with
- * its sessionStorage), then the whole database unless another page still holds it.
+ * its sessionStorage), then the whole database unless another page still holds it. The console
+ * also reserves its command counters in the keys' record (`reserve`, ../console/claim.ts): the
+ * record, not the tab's copied sessionStorage, says which counters a page may still use.
  */
 
 import type { PairwiseKeys } from "./e2e/channel.ts";
@@ -26,6 +28,13 @@ export interface PairwiseKeyStore {
   load(id: string): Promise<PairwiseKeys | null>;
   /** Never rejects. */
   delete(id: string): Promise<void>;
+  /** Reserve `count` command counters for the keys stored under `id`, after `after` and after
+   * every counter reserved for them before, in one transaction (read, then write, the keys'
+   * record: two pages reserving at once get disjoint blocks). Resolves, once the reservation is
+   * committed, to the block's first counter, or null when no keys are stored under `id` (then no
+   * other page can have them). Rejects when storage fails or the counters would leave the safe
+   * integers. */
+  reserve(id: string, after: number, count: number): Promise<number | null>;
   /** Delete the whole database. Resolves once it is gone (or storage is disabled); never rejects.
    * Only for a database no other tab uses: another tab's keys go too. */
   clear(): Promise<void>;
@@ -129,6 +138,31 @@ export function pairwiseKeyStore(database: string): PairwiseKeyStore {
       }
     },
     delete: remove,
+    async reserve(id, after, count) {
+      const db = await open();
+      try {
+        return await new Promise<number | null>((resolve, reject) => {
+          const transaction = db.transaction(STORE, "readwrite");
+          const store = transaction.objectStore(STORE);
+          let first: number | null = null;
+          const get = store.get(id);
+          get.onsuccess = () => {
+            const record = get.result as (PairwiseKeys & { reserved?: unknown }) | undefined;
+            if (!record) return;
+            const reserved = Number.isSafeInteger(record.reserved) ? record.reserved as number : 0;
+            const start = Math.max(reserved, after) + 1;
+            if (!Number.isSafeInteger(start + count - 1)) return transaction.abort();
+            store.put({ ...record, reserved: start + count - 1 }, id);
+            first = start;
+          };
+          // Committed: a page that reads the record from now on sees this reservation.
+          transaction.oncomplete = () => resolve(first);
+          transaction.onabort = () => reject(transaction.error ?? new RangeError("command counters exhausted"));
+        });
+      } finally {
+        db.close();
+      }
+    },
     clear() {
       release?.();
       release = null;

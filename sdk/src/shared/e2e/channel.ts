@@ -291,6 +291,12 @@ export class CommandSender {
     return this.counter;
   }
 
+  /** Go on after `last` (counters reserved elsewhere up to it: never sealed here); never back. */
+  skipTo(last: number): void {
+    if (!Number.isSafeInteger(last) || last < 0) throw new ChannelError("counter out of range");
+    this.counter = Math.max(this.counter, last);
+  }
+
   seal(plaintext: Uint8Array): Promise<Uint8Array> {
     const counter = ++this.counter;
     const header = concat(Uint8Array.of(this.kind), u64(counter));
