@@ -629,11 +629,14 @@ class SessionHub:
     def _catch_up_after_an_outage(self) -> None:
         """Once the shared fan-out (Redis) is back from an outage, every socket is re-checked:
         the revocations other processes announced meanwhile were lost (their subscription does
-        not fail: it only hears nothing)."""
+        not fail: it only hears nothing). And every other process re-checks its sockets: what
+        this one announced meanwhile was dropped too (a publication is not queued), and theirs
+        saw no outage."""
         outages = int(getattr(self.fanout, "outages", 0))
         if outages != self._outages_seen and getattr(self.fanout, "connected", True):
             self._outages_seen = outages
             self._recheck_everyone_soon()
+            revocation.announce(self.fanout, everyone=True)
 
     def _recheck_everyone_soon(self) -> None:
         """Make every agent's and supervisor's socket due for its re-check at the next tick."""
