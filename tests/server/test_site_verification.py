@@ -26,6 +26,7 @@ from tandem.access import Principal
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError
+from tandem.server.services import register_allowed_origins
 from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
@@ -638,3 +639,21 @@ async def test_a_proof_does_not_undo_what_the_admin_changed_while_it_was_fetched
     finally:
         website.release.set()
         website.close()
+
+
+async def test_two_servers_starting_at_once_with_one_allowed_origin_both_start(
+    tmp_path: Path,
+) -> None:
+    """Servers of one deployment start side by side with the same --allow-origin: both find no
+    site for it and add one; the second's add is refused by the database (the id, or the
+    origin's one verified site). It must start all the same: the default organisation holds the
+    origin, which is all it wanted (it failed to start with that ConflictError)."""
+    origin = "https://shop.example"
+    settings = Settings.load(environ={}, data_dir=tmp_path, allow_origins=(origin,))
+    async with offline(settings) as first, offline(settings) as second:
+        await asyncio.gather(
+            register_allowed_origins(first, settings), register_allowed_origins(second, settings)
+        )
+        held = await first.storage.site_for_origin(origin)
+        assert held is not None and held.org_id == "default"
+        assert [s.origin for s in await first.storage.all_sites()].count(origin) == 1
