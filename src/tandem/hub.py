@@ -93,6 +93,7 @@ from tandem.storage.base import (
     SiteRecord,
     Storage,
     SuspendedSession,
+    TakenCode,
 )
 from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor
@@ -1319,6 +1320,21 @@ class SessionHub:
         taken = await self.storage.take_join_code(grant, digest, now)
         if taken is None:
             return None
+        try:
+            return await self._join_with_taken_code(agent, grant, digest, taken)
+        except StorageError:
+            # The database failed after the code was taken (deleted): put it back, or the
+            # customer's page shows a code that can never be used, and a retry reads as wrong.
+            try:
+                await self.storage.put_join_code(grant, digest, taken.session_id, taken.expires_at)
+            except TandemError as exc:  # still away, or put back already: the error stands
+                log.warning("a join code taken could not be put back: %s", exc)
+            raise
+
+    async def _join_with_taken_code(
+        self, agent: Principal, grant: Grant, digest: str, taken: TakenCode
+    ) -> tuple[LiveSession, SiteRecord | None] | None:
+        """:meth:`session_for_code` once the code is taken (deleted)."""
         session_id = taken.session_id
         # A waiting session handed over by a stopping server: the code proves it.
         live = await self._restore(session_id, lambda row: row.state == "waiting")
