@@ -1154,7 +1154,7 @@ class SessionHub:
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
-        site = await self.storage.get_site(live.site_id)
+        site = await self._session_site(live.site_id, live.org_id)
         resumed.policy = self.policy_for(site) if site else self.policy
         resumed.team_policies = live.team_policies  # known before the page shares anything
         resumed.resume_seconds = int(self.settings.resume_grace_seconds)
@@ -1296,8 +1296,16 @@ class SessionHub:
     async def _site_of(self, live: LiveSession) -> tuple[SiteRecord | None, Resource]:
         """A live session's site, and the session as authorisation sees it (organisation and
         the teams that serve the site)."""
-        site = await self.storage.get_site(live.site_id)
+        site = await self._session_site(live.site_id, live.org_id)
         return site, Resource(live.org_id, frozenset(site.teams) if site else frozenset())
+
+    async def _session_site(self, site_id: str, org_id: str) -> SiteRecord | None:
+        """The site ``site_id`` of a session of ``org_id`` as stored now, or None if it went. A
+        site of another organisation under its id is not it: deleting a site frees its id, and
+        any organisation may register a site under it (unproved is enough); its teams would
+        decide who joins the session, its policy what the customer's page masks."""
+        site = await self.storage.get_site(site_id)
+        return site if site is not None and site.org_id == org_id else None
 
     async def session_for_code(
         self, code_text: str, agent: Principal
@@ -1408,7 +1416,7 @@ class SessionHub:
         found = []
         for session_id, site_id, state, name, created_at in rows:
             if site_id not in sites:
-                sites[site_id] = await self.storage.get_site(site_id)
+                sites[site_id] = await self._session_site(site_id, grant.org_id)
             site = sites[site_id]
             if site is not None and agent.teams & set(site.teams):
                 found.append(LiveSummary(session_id, site, state, name, created_at))
