@@ -49,7 +49,7 @@ from tandem.protocol.messages import (
     Watch,
     WatchConsent,
 )
-from tandem.storage.base import AuditRecord, LoginRecord, UserRecord
+from tandem.storage.base import AuditRecord, LoginRecord, OrgRecord, SiteRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import mark_trained, migrated_sqlite
 from tests.grants import of_org, owned
@@ -600,3 +600,38 @@ async def test_both_sides_coming_back_together_after_a_restart_are_both_taken_ba
             assert answer["type"] == "joined" and answer["resumed"]
             console.peer_close_code = page.peer_close_code = 1001
     assert [r.subject for r in await audit_of(hub, "session_restored")] == [session_id]
+
+
+async def test_another_organisations_site_under_a_deleted_sites_id_serves_none_of_its_sessions(
+    hub: SessionHub,
+) -> None:
+    """Acme deletes its site while a session of it waits; Globex's admin registers a site under
+    the freed id (ids are unique server-wide, so it may; unproved is enough), served by a team
+    it names like Acme's. Acme's session must not take Globex's site for its own: its agents'
+    teams were checked against Globex's site (Acme's agent joined a session of a site Acme no
+    longer serves), and the customer's page would get Globex's masking policy on resuming."""
+    customer, code = await open_session(hub)
+    async with customer:
+        assert await hub.storage.delete_site("shop")
+        await hub.storage.add_org(OrgRecord("globex", "Globex", 0.0))
+        await hub.storage.add_team(of_org("globex"), "support")
+        squat = SiteRecord(
+            "shop",
+            "globex",
+            "https://globex.example",
+            "Globex",
+            ("support",),
+            policy=json.dumps({"mask": [".chosen-by-globex"]}),
+            verified=False,
+        )
+        await hub.storage.add_site(*owned(squat))
+        ann = principal("agent")
+        async with hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
+            try:
+                joined = await seat.text(Join(v=1, code=code))
+            except (ForbiddenError, ProtocolError):
+                joined = None
+            assert not isinstance(joined, Joined)
+        [live] = hub._live.values()
+        site, resource = await hub._site_of(live)
+        assert site is None and not resource.teams

@@ -685,9 +685,10 @@ class Directory:
 
     async def _mark_verified(self, actor: Principal, site: SiteRecord, how: str) -> SiteRecord:
         grant = authorize(actor, "sites.manage", Resource(site.org_id))
-        updated = dataclasses.replace(site, verified=True)
         try:
-            await self.storage.update_site(grant, updated)
+            # Only the flag, not the site as read before the proof (which takes seconds): teams
+            # taken off it or a token key replaced meanwhile would come back.
+            updated = await self.storage.mark_site_verified(grant, site.site_id, site.origin)
         except ConflictError:
             # Proved at the same moment as another organisation's site: the database lets
             # one of them hold the origin (sites_verified_origin), and it was the other.

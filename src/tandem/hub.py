@@ -93,6 +93,7 @@ from tandem.storage.base import (
     SiteRecord,
     Storage,
     SuspendedSession,
+    TakenCode,
 )
 from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor
@@ -629,11 +630,14 @@ class SessionHub:
     def _catch_up_after_an_outage(self) -> None:
         """Once the shared fan-out (Redis) is back from an outage, every socket is re-checked:
         the revocations other processes announced meanwhile were lost (their subscription does
-        not fail: it only hears nothing)."""
+        not fail: it only hears nothing). And every other process re-checks its sockets: what
+        this one announced meanwhile was dropped too (a publication is not queued), and theirs
+        saw no outage."""
         outages = int(getattr(self.fanout, "outages", 0))
         if outages != self._outages_seen and getattr(self.fanout, "connected", True):
             self._outages_seen = outages
             self._recheck_everyone_soon()
+            revocation.announce(self.fanout, everyone=True)
 
     def _recheck_everyone_soon(self) -> None:
         """Make every agent's and supervisor's socket due for its re-check at the next tick."""
@@ -1150,7 +1154,7 @@ class SessionHub:
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
-        site = await self.storage.get_site(live.site_id)
+        site = await self._session_site(live.site_id, live.org_id)
         resumed.policy = self.policy_for(site) if site else self.policy
         resumed.team_policies = live.team_policies  # known before the page shares anything
         resumed.resume_seconds = int(self.settings.resume_grace_seconds)
@@ -1292,8 +1296,16 @@ class SessionHub:
     async def _site_of(self, live: LiveSession) -> tuple[SiteRecord | None, Resource]:
         """A live session's site, and the session as authorisation sees it (organisation and
         the teams that serve the site)."""
-        site = await self.storage.get_site(live.site_id)
+        site = await self._session_site(live.site_id, live.org_id)
         return site, Resource(live.org_id, frozenset(site.teams) if site else frozenset())
+
+    async def _session_site(self, site_id: str, org_id: str) -> SiteRecord | None:
+        """The site ``site_id`` of a session of ``org_id`` as stored now, or None if it went. A
+        site of another organisation under its id is not it: deleting a site frees its id, and
+        any organisation may register a site under it (unproved is enough); its teams would
+        decide who joins the session, its policy what the customer's page masks."""
+        site = await self.storage.get_site(site_id)
+        return site if site is not None and site.org_id == org_id else None
 
     async def session_for_code(
         self, code_text: str, agent: Principal
@@ -1316,6 +1328,21 @@ class SessionHub:
         taken = await self.storage.take_join_code(grant, digest, now)
         if taken is None:
             return None
+        try:
+            return await self._join_with_taken_code(agent, grant, digest, taken)
+        except StorageError:
+            # The database failed after the code was taken (deleted): put it back, or the
+            # customer's page shows a code that can never be used, and a retry reads as wrong.
+            try:
+                await self.storage.put_join_code(grant, digest, taken.session_id, taken.expires_at)
+            except TandemError as exc:  # still away, or put back already: the error stands
+                log.warning("a join code taken could not be put back: %s", exc)
+            raise
+
+    async def _join_with_taken_code(
+        self, agent: Principal, grant: Grant, digest: str, taken: TakenCode
+    ) -> tuple[LiveSession, SiteRecord | None] | None:
+        """:meth:`session_for_code` once the code is taken (deleted)."""
         session_id = taken.session_id
         # A waiting session handed over by a stopping server: the code proves it.
         live = await self._restore(session_id, lambda row: row.state == "waiting")
@@ -1389,7 +1416,7 @@ class SessionHub:
         found = []
         for session_id, site_id, state, name, created_at in rows:
             if site_id not in sites:
-                sites[site_id] = await self.storage.get_site(site_id)
+                sites[site_id] = await self._session_site(site_id, grant.org_id)
             site = sites[site_id]
             if site is not None and agent.teams & set(site.teams):
                 found.append(LiveSummary(session_id, site, state, name, created_at))

@@ -41,16 +41,26 @@ class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_d
     user: str = ""
     site: str = ""
     org: str = ""
+    everyone: bool = False
+    """Re-check every socket: sent by a process whose link to the shared fan-out (Redis) was
+    lost, once it is back, since what it announced meanwhile was dropped, not queued."""
 
 
 def announce(
-    fanout: Fanout, *, login: str = "", user: str = "", site: str = "", org: str = ""
+    fanout: Fanout,
+    *,
+    login: str = "",
+    user: str = "",
+    site: str = "",
+    org: str = "",
+    everyone: bool = False,
 ) -> None:
     """Tell every process to re-check the sockets of ``login`` (a sign-in's token digest), of
     ``user`` (every sign-in of the account), those in a session of ``site`` (its teams changed
-    or it went) or those of organisation ``org`` (one of its teams went)."""
-    if login or user or site or org:
-        heard = Revocation(login=login, user=user, site=site, org=org)
+    or it went), those of organisation ``org`` (one of its teams went) or, with ``everyone``,
+    all of them."""
+    if login or user or site or org or everyone:
+        heard = Revocation(login=login, user=user, site=site, org=org, everyone=everyone)
         fanout.publish(TOPIC, Frame(msgspec.json.encode(heard).decode()))
 
 
@@ -58,7 +68,8 @@ def concerns(heard: Revocation, *, login: str, user: str, org: str, site: str | 
     """Whether ``heard`` names a socket of sign-in ``login`` by ``user`` of ``org``, in a
     session of ``site`` (None: in no session)."""
     return bool(
-        (heard.login and heard.login == login)
+        heard.everyone
+        or (heard.login and heard.login == login)
         or (heard.user and heard.user == user)
         or (heard.org and heard.org == org)
         or (heard.site and heard.site == site)

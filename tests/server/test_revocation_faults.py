@@ -184,3 +184,36 @@ async def test_a_site_change_announced_while_redis_is_away_closes_the_other_serv
         assert (await recv_json(customer, timeout=30))["reason"] == "agent_lost"
     finally:
         cluster.teardown()
+
+
+async def test_a_site_change_announced_while_the_announcing_server_lost_redis_reaches_the_others(
+    cluster: Cluster,
+) -> None:
+    """Server a loses Redis (its link only: server b's stays up, so b sees no outage); a's admin
+    changes the site's teams meanwhile, and a's announcement cannot be sent (dropped). Once a is
+    back, b must re-check its sockets: it heard nothing, and its agent stayed until the periodic
+    check (an hour here)."""
+    redis_link = StoppableProxy(("127.0.0.1", 6379))
+    try:
+        a = cluster(redis_url=f"redis://127.0.0.1:{redis_link.port}/0", **HOURLY)
+        b = cluster(**HOURLY)
+        add_billing_and_an_admin(a)
+        customer, agent, _ = await sharing_session(b)
+        assert await relays(customer, agent, b"\x01before")
+        fanout = a.server.config.app.state.services.fanout
+        outages = fanout.outages
+        redis_link.down()
+        await wait_for(lambda: fanout.outages > outages)
+        redis = fanout
+        while not hasattr(redis, "dropped"):  # the Redis fan-out inside the wrappers
+            redis = redis.inner
+        dropped = redis.dropped
+        with api(a, "ada") as ada:
+            assert ada.patch("/api/sites/demo", json={"teams": ["billing"]}).status_code == 200
+        await wait_for(lambda: redis.dropped > dropped)  # the announcement was lost
+        redis_link.up()
+        assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
+        assert (await recv_json(customer, timeout=30))["reason"] == "agent_lost"
+        a.stop()  # before its link to Redis goes
+    finally:
+        redis_link.close()

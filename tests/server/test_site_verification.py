@@ -3,6 +3,7 @@ no sessions until the origin serves its verification token or the operator appro
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -25,6 +26,7 @@ from tandem.access import Principal
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError
+from tandem.server.services import register_allowed_origins
 from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
@@ -576,3 +578,82 @@ async def test_another_organisation_can_never_take_the_servers_own_pages(
         )
         assert back.status_code == 201 and back.json()["verified"] is True
     assert await can_start_a_session(orgs_server, own)
+
+
+class SlowWebsite(Website):
+    """A site's web server that answers only once ``release`` is set (a slow origin)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.asked = threading.Event()
+        handler = self.server.RequestHandlerClass
+        slow = self
+
+        class Slow(handler):  # type: ignore[misc, valid-type]
+            def do_GET(self) -> None:
+                slow.asked.set()
+                slow.release.wait(10)
+                super().do_GET()
+
+        self.server.RequestHandlerClass = Slow
+
+
+async def test_a_proof_does_not_undo_what_the_admin_changed_while_it_was_fetched(
+    server_factory: ServerFactory,
+) -> None:
+    """The site's teams and token key changed while its origin was fetched (a slow origin takes
+    up to ``site_verification_timeout_seconds``) stay changed once the proof comes: the proof
+    wrote the whole site as it was read before the fetch, so a team the admin had taken off the
+    site (its agents closed out) served it again, and a token key the admin had replaced (a
+    leaked one) worked again."""
+    website = SlowWebsite()
+    try:
+        server = server_factory(seed=two_organisations, test_private_network=True)
+        site = {"site_id": "shop", "origin": website.origin, "teams": ["support"]}
+        with api(server, "max") as max_:
+            assert max_.post("/api/sites", json=site).status_code == 201
+            leaked = max_.post("/api/sites/shop/token-key").json()["key"]
+            website.body = max_.get("/api/sites/shop/verification").json()["token"].encode()
+
+            def prove() -> httpx.Response:
+                with api(server, "max") as other:
+                    return other.post("/api/sites/shop/verify", timeout=20)
+
+            proving = asyncio.create_task(asyncio.to_thread(prove))
+            assert await asyncio.to_thread(website.asked.wait, 10)
+            assert max_.patch("/api/sites/shop", json={"teams": []}).status_code == 200
+            fresh = max_.post("/api/sites/shop/token-key").json()["key"]
+            assert fresh != leaked
+            website.release.set()
+            proved = await proving
+            assert proved.status_code == 200, proved.text
+            assert proved.json()["verified"] is True
+            assert proved.json()["teams"] == []
+            now = max_.get("/api/sites/shop").json()
+            assert now["verified"] is True and now["teams"] == []
+        async with offline(Settings.load(environ={}, data_dir=server.settings.data_dir)) as d:
+            stored = await d.get_site(operator("acme"), "shop")
+            assert stored.token_key is not None
+            assert d.box.open(stored.token_key) == fresh
+    finally:
+        website.release.set()
+        website.close()
+
+
+async def test_two_servers_starting_at_once_with_one_allowed_origin_both_start(
+    tmp_path: Path,
+) -> None:
+    """Servers of one deployment start side by side with the same --allow-origin: both find no
+    site for it and add one; the second's add is refused by the database (the id, or the
+    origin's one verified site). It must start all the same: the default organisation holds the
+    origin, which is all it wanted (it failed to start with that ConflictError)."""
+    origin = "https://shop.example"
+    settings = Settings.load(environ={}, data_dir=tmp_path, allow_origins=(origin,))
+    async with offline(settings) as first, offline(settings) as second:
+        await asyncio.gather(
+            register_allowed_origins(first, settings), register_allowed_origins(second, settings)
+        )
+        held = await first.storage.site_for_origin(origin)
+        assert held is not None and held.org_id == "default"
+        assert [s.origin for s in await first.storage.all_sites()].count(origin) == 1

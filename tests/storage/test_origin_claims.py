@@ -13,7 +13,7 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from tandem.exceptions import ConflictError
+from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage import migrations
 from tandem.storage.base import OrgRecord, SiteRecord, Storage
 from tandem.storage.sql import SQLStorage, _sqlite_hooks
@@ -73,6 +73,30 @@ async def test_only_one_verified_site_holds_an_origin(storage: Storage) -> None:
     late = SiteRecord("late", "globex", BANK, "Late", verified=False)
     await storage.add_site(*owned(late))
     assert await storage.site_for_origin(BANK) == proved
+
+
+@pytest.mark.usefixtures("organisations")
+async def test_marking_a_site_verified_writes_only_its_flag(storage: Storage) -> None:
+    """A proof marks the site as it is now, not as it was read before the proof (whose fetch
+    takes seconds); a second holder is refused, and a site whose origin changed (deleted and
+    registered again) is not marked for the origin proved."""
+    squat = SiteRecord("squat", "acme", BANK, "Squat", verified=False)
+    owner = SiteRecord("bank", "default", BANK, "Bank", ("support",), verified=False)
+    await storage.add_site(*owned(squat))
+    await storage.add_site(*owned(owner))
+    changed = dataclasses.replace(owner, teams=(), name="Bank 2")
+    await storage.update_site(*owned(changed))  # while the proof was fetched
+    marked = await storage.mark_site_verified(of_org("default"), "bank", BANK)
+    assert marked == dataclasses.replace(changed, verified=True)
+    assert await storage.site_for_origin(BANK) == marked
+    with pytest.raises(ConflictError):
+        await storage.mark_site_verified(of_org("acme"), "squat", BANK)
+    with pytest.raises(NotFoundError):
+        await storage.mark_site_verified(of_org("acme"), "bank", BANK)  # not its site
+    with pytest.raises(NotFoundError):
+        await storage.mark_site_verified(of_org("acme"), "squat", "https://other.example")
+    squat_now = await storage.get_site("squat")
+    assert squat_now is not None and not squat_now.verified
 
 
 def _database_at_0009_rows() -> list[str]:

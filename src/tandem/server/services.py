@@ -22,6 +22,7 @@ from tandem.access import Grant
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
+from tandem.exceptions import ConflictError
 from tandem.fanout.base import Fanout
 from tandem.fanout.memory import MemoryFanout
 from tandem.fanout.split import SplitFanout
@@ -181,21 +182,44 @@ async def register_allowed_origins(directory: Directory, settings: Settings) -> 
     holds one of them verified; other organisations' unproved registrations of them stay, and
     can never be verified while the default organisation holds the origin."""
     await check_allowed_origins(directory.storage, settings.allow_origins)
-    grant = Grant.server(DEFAULT_ORG, "--allow-origin at start-up")
     for origin in settings.allow_origins:
-        if await directory.storage.site_for_origin(origin) is not None:
-            continue
-        own = await directory.storage.org_site_for_origin(grant, origin)
-        if own is not None:
-            await directory.approve_site(operator(DEFAULT_ORG), own.site_id)
-            continue
-        base = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
-        # Site ids are unique server-wide: another organisation may have taken this one (an
-        # id is no claim on an origin), so the next free one is used.
-        site_id, number = base, 1
-        while await directory.storage.get_site(site_id) is not None:
-            number += 1
-            site_id = f"{base[:56]}-{number}"
-        known = await directory.storage.list_teams(grant)
-        teams = (DEFAULT_TEAM,) if DEFAULT_TEAM in known else ()
-        await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)
+        for attempt in range(ALLOW_ORIGIN_ATTEMPTS):
+            try:
+                await _hold_allowed_origin(directory, origin)
+                break
+            except ConflictError:
+                # Another server of the deployment, starting beside this one, added or approved
+                # it first (or took the site id this one chose): what this one wanted, if the
+                # default organisation holds the origin now; else try again, with a fresh look.
+                held = await directory.storage.site_for_origin(origin)
+                if held is not None and held.org_id == DEFAULT_ORG:
+                    break
+                if attempt + 1 == ALLOW_ORIGIN_ATTEMPTS:
+                    raise
+
+
+ALLOW_ORIGIN_ATTEMPTS = 3
+"""Tries to hold an --allow-origin origin at start-up, against servers starting beside it."""
+
+
+async def _hold_allowed_origin(directory: Directory, origin: str) -> None:
+    """One try of :func:`register_allowed_origins` for ``origin``; ConflictError if another
+    writer got in its way."""
+    grant = Grant.server(DEFAULT_ORG, "--allow-origin at start-up")
+    await check_allowed_origins(directory.storage, (origin,))  # again: this may be a retry
+    if await directory.storage.site_for_origin(origin) is not None:
+        return  # the default organisation's (just checked)
+    own = await directory.storage.org_site_for_origin(grant, origin)
+    if own is not None:
+        await directory.approve_site(operator(DEFAULT_ORG), own.site_id)
+        return
+    base = re.sub(r"[^a-z0-9]+", "-", origin.split("://", 1)[1]).strip("-")[:64]
+    # Site ids are unique server-wide: another organisation may have taken this one (an
+    # id is no claim on an origin), so the next free one is used.
+    site_id, number = base, 1
+    while await directory.storage.get_site(site_id) is not None:
+        number += 1
+        site_id = f"{base[:56]}-{number}"
+    known = await directory.storage.list_teams(grant)
+    teams = (DEFAULT_TEAM,) if DEFAULT_TEAM in known else ()
+    await directory.add_site(operator(DEFAULT_ORG), site_id, origin, origin, teams)

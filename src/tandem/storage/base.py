@@ -438,6 +438,14 @@ class Storage(AuditStore, Protocol):
         NotFoundError if the grant's organisation has no site ``site.site_id``."""
         ...
 
+    async def mark_site_verified(self, grant: Grant, site_id: str, origin: str) -> SiteRecord:
+        """Mark the grant's organisation's site ``site_id`` verified, if its origin is still
+        ``origin`` (the one proved), and return it as stored; nothing else of it is written (a
+        proof takes seconds: what its admin changed meanwhile stays). Raises NotFoundError if
+        there is no such site (or its origin changed), ConflictError if another site holds the
+        origin verified (``sites_verified_origin``)."""
+        ...
+
     async def get_site(self, site_id: str) -> SiteRecord | None: ...
 
     async def site_for_origin(self, origin: str) -> SiteRecord | None:

@@ -1537,6 +1537,25 @@ class SQLStorage:
         ConflictError if the origin is another site's."""
         await self._write_site(grant, site, insert=False)
 
+    async def mark_site_verified(self, grant: Grant, site_id: str, origin: str) -> SiteRecord:
+        statement = (
+            sites.update()
+            .where(
+                sites.c.site_id == site_id,
+                sites.c.org_id == grant.org_id,
+                sites.c.origin == origin,
+            )
+            .values(verified=True)
+        )
+        try:
+            changed = await self._count(statement)
+        except _Violation:
+            raise ConflictError(f"a verified site for {origin} already exists") from None
+        site = await self.get_site(site_id)
+        if not changed or site is None or site.org_id != grant.org_id:
+            raise NotFoundError(f"no site {site_id!r}")
+        return site
+
     async def get_site(self, site_id: str) -> SiteRecord | None:
         row = await self._row(self._site_select().where(sites.c.site_id == site_id))
         return _site(row) if row else None
