@@ -56,8 +56,8 @@ class MaliciousRelay:
       return the messages to send instead (``[]`` drops it, several inject more).
     - ``from_customer`` / ``from_agent``: observe each JSON message the server receives; return
       messages to send back on that socket at once (the server itself still gets the message).
-    - ``binary_to_agent`` / ``binary_from_customer``: return the frame to pass on, or None to
-      drop it.
+    - ``binary_to_agent`` / ``binary_from_customer`` / ``binary_to_customer`` (what the agent's
+      console sends the customer): return the frame to pass on, or None to drop it.
     - ``inject_customer(message)`` / ``inject_agent(message)``: send a JSON message to the
       latest customer (agent) socket now (callable from the test's thread).
     """
@@ -70,6 +70,7 @@ class MaliciousRelay:
         self.from_agent: Observe = _ignore
         self.binary_to_agent: BinaryRewrite = _bytes_unchanged
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
+        self.binary_to_customer: BinaryRewrite = _bytes_unchanged
         self._lock = threading.Lock()
         self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self._agent: tuple[asyncio.AbstractEventLoop, Send] | None = None
@@ -117,8 +118,9 @@ class MaliciousRelay:
                     for reply in replies:
                         await relay_send({"type": "websocket.send", "text": json.dumps(reply)})
                     return message
-                if message.get("bytes") is not None and customer:
-                    frame = self.binary_from_customer(message["bytes"])
+                if message.get("bytes") is not None:
+                    hook = self.binary_from_customer if customer else self.binary_to_customer
+                    frame = hook(message["bytes"])
                     if frame is None:
                         continue
                     return {"type": "websocket.receive", "bytes": frame}

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import {
   CHALLENGE_EVERY_MS, MAX_OUTSTANDING, STALE_AFTER_MS, freshnessTimings, reduceFreshness, startFreshness, verdict,
 } from "../src/console/freshness.ts";
-import { NONCE_PATTERN, PayloadDecoder, parseChallengeCommand } from "../src/shared/payload.ts";
+import { ACTION_PROOF_MS, NONCE_PATTERN, PayloadDecoder, parseChallengeCommand } from "../src/shared/payload.ts";
 
 const STALE = STALE_AFTER_MS;
 const A = "AAAAAAAAAAAAAAAAAAAAAA";
@@ -92,4 +92,19 @@ test("a challenge and its echo carry a 16-byte base64url nonce and nothing else 
   const decode = (value: unknown) => new PayloadDecoder().push(new TextEncoder().encode(JSON.stringify(value)));
   assert.deepEqual(decode({ k: "echo", nonce: A }), { k: "echo", nonce: A });
   assert.throws(() => decode({ k: "echo", nonce: "x".repeat(5000) }));
+});
+
+test("the nonce of the newest echoed challenge is what acting commands name as their proof", () => {
+  let f = startFreshness(0);
+  f = reduceFreshness(f, { type: "challenged", nonce: "n1", at: 100 });
+  f = reduceFreshness(f, { type: "challenged", nonce: "n2", at: 200 });
+  assert.equal(f.provenNonce, undefined);
+  f = reduceFreshness(f, { type: "echoed", nonce: "n2" });
+  assert.equal(f.provenNonce, "n2");
+  assert.equal(reduceFreshness(f, { type: "echoed", nonce: "n1" }).provenNonce, "n2", "an older one's echo proves nothing");
+  assert.equal(reduceFreshness(f, { type: "start", at: 300 }).provenNonce, undefined, "a rejoin forgets it");
+});
+
+test("the customer's browser takes an acting command within the console's own bound of its proof", () => {
+  assert.equal(ACTION_PROOF_MS, STALE_AFTER_MS);
 });

@@ -409,3 +409,39 @@ def test_while_the_view_is_not_live_the_agents_clicks_and_typing_never_reach_the
         expect(customer.page.get_by_label("Search products")).to_have_value("stove camp")
     finally:
         net.close()
+
+
+def test_an_agents_click_the_relay_held_past_the_bound_never_acts_on_the_customers_page(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The console sends a click only while its view is live, but the relay can hold it (and
+    every command after it: the customer's browser refuses a counter older than one it opened)
+    and hand it over long after, on whatever page the customer is on then. The customer's browser
+    takes an acting command only if it names an echo it sent in this epoch within the bound."""
+    server, relay = malicious_server(server_factory)
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    view = share_at(customer, quick(agent), server, server.base, server.base)
+    grant(customer, agent)
+    held: list[bytes] = []
+
+    def hold(frame: bytes) -> None:
+        held.append(frame)
+
+    relay.binary_to_customer = hold
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    clicked_at = time.monotonic()
+    wait_until(agent.page, lambda: len(held) > 0)
+    # The console says its view is not live; the click it sent while live is still held, past
+    # the customer's bound (ACTION_PROOF_MS, 9 s: the console's default bound).
+    expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
+    time.sleep(max(0.0, 10.5 - (time.monotonic() - clicked_at)))
+    relay.binary_to_customer = lambda frame: frame
+    for frame in held:
+        relay.inject_customer_bytes(frame)
+    expect(not_live_mark(agent)).to_have_count(0, timeout=STALE_MS + 4000)
+    time.sleep(1)
+    assert customer.page.locator("#cart-count").text_content() == "0"
+    # Live again: the agent's next click acts.
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    expect(customer.page.locator("#cart-count")).to_have_text("1")

@@ -66,6 +66,8 @@ export interface Freshness {
   readonly since: number;
   /** When the newest challenge that was echoed was sent; null: none since `since`. */
   readonly provenAt: number | null;
+  /** The nonce of that challenge: acting commands name it (the customer's browser checks it). */
+  readonly provenNonce?: string;
   /** Challenges sent since `since` and not echoed yet, oldest first. */
   readonly outstanding: readonly Challenge[];
 }
@@ -94,7 +96,7 @@ export function reduceFreshness(state: Freshness, event: FreshnessEvent): Freshn
       if (!challenge) return state; // not sent by this view, forgotten, or echoed already
       // Single use; the older ones cannot prove more than this one.
       const provenAt = Math.max(state.provenAt ?? challenge.at, challenge.at);
-      return { ...state, provenAt, outstanding: state.outstanding.slice(index + 1) };
+      return { ...state, provenAt, provenNonce: challenge.nonce, outstanding: state.outstanding.slice(index + 1) };
     }
   }
 }

@@ -15,7 +15,7 @@ import {
 } from "../shared/e2e/channel.ts";
 import { SECRET_DIGITS, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
-import { ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
+import { ACTING_COMMANDS, ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
@@ -44,9 +44,10 @@ const FIT_MARGIN = 24;
 const MIN_FIT_HEIGHT = 320;
 
 /** Commands that act on the customer's page (control, typing, pointing): sent only while the view
- * is proven live (./freshness.ts), since what the agent aims at may be gone from a stale view.
+ * is proven live (./freshness.ts), since what the agent aims at may be gone from a stale view,
+ * each with the nonce of the echo that proves it (the customer's browser checks it too).
  * Releasing control, hiding the pointer, challenges and recording's stop always go. */
-const ACTIONS: ReadonlySet<string> = new Set(["control_request", "pointer", "scroll", "click", "type", "laser", "highlight", "draw"]);
+const ACTIONS = ACTING_COMMANDS;
 
 /** Refusals the customer's browser names by code (shared/payload.ts), said in the agent's language. */
 const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
@@ -523,7 +524,9 @@ export class LiveView {
     if (this.watching && command.k !== "challenge") return;
     const acting = typeof command.k === "string" && ACTIONS.has(command.k);
     if (acting && !this.mayAct()) return;
-    const bytes = new TextEncoder().encode(JSON.stringify(command));
+    // The echo this action is taken on: the customer's browser acts only if it sent it lately.
+    const proof = acting ? { ...command, proof: this.fresh?.provenNonce } : command;
+    const bytes = new TextEncoder().encode(JSON.stringify(proof));
     this.commandChain = this.commandChain
       .then(() => this.reserveFor(sender))
       .then((mayUse) => (mayUse ? sender.seal(bytes) : null))

@@ -28,7 +28,8 @@ import {
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
 import {
-  ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, parseChallengeCommand, type Payload, type RecordingOffReason,
+  ACTING_COMMANDS, ACTION_PROOF_MS, ALONE_FROM_BYTES, encodePayload, PackStream, packAlone, parseChallengeCommand, type Payload,
+  type RecordingOffReason,
 } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, pageImages, unshownImages } from "./assets.ts";
@@ -75,6 +76,16 @@ export function isUrgent(event: unknown): boolean {
  * second answered (its freshness check asks every few seconds; more are not answered, so no
  * viewer can make this page send without bound, nor use up another viewer's answers). */
 export const ECHOES_PER_SECOND = 4;
+
+/** How many of the agent's echoed nonces are kept for acting commands to name (ACTION_PROOF_MS
+ * of them at ECHOES_PER_SECOND, and then some). */
+const MAX_ECHOED_KEPT = 64;
+
+/** Whether a command would act on the page (../shared/payload.ts, ACTING_COMMANDS). */
+function actsOnPage(command: unknown): boolean {
+  const k = typeof command === "object" && command !== null ? (command as { k?: unknown }).k : undefined;
+  return typeof k === "string" && ACTING_COMMANDS.has(k);
+}
 
 /** Who asks whether its view is fresh: each has its own command channel and its own allowance. */
 type Viewer = "agent" | "watcher";
@@ -243,6 +254,10 @@ export class Session {
   /** Each viewer's latest challenge not answered yet (the epoch is starting, or events were
    * dropped for a slow network), and how many of each viewer's are answered a second. */
   private pendingEchoes = new Map<Viewer, string>();
+  /** The agent's nonces echoed lately: when, and in which epoch (its sender). An acting command
+   * is taken only when it names one of these of the current epoch, echoed less than
+   * ACTION_PROOF_MS ago (../shared/payload.ts, ACTING_COMMANDS). */
+  private echoedToAgent = new Map<string, { at: number; sender: ContentSender }>();
   private readonly echoes: Record<Viewer, Bucket> = {
     agent: new Bucket(ECHOES_PER_SECOND, () => this.ports.clock.now()),
     watcher: new Bucket(ECHOES_PER_SECOND, () => this.ports.clock.now()),
@@ -853,9 +868,20 @@ export class Session {
     if (this.pendingEchoes.size === 0 || !this.sender || this.state !== "sharing") return;
     this.flush(); // what waited for its batch goes first
     if (this.backlogged) return;
-    const nonces = [...this.pendingEchoes.values()];
+    const nonces = [...this.pendingEchoes];
     this.pendingEchoes.clear();
-    for (const nonce of nonces) this.sendPayload({ k: "echo", nonce });
+    const sender = this.sender;
+    for (const [viewer, nonce] of nonces) {
+      if (viewer === "agent") {
+        if (sender) this.echoedToAgent.set(nonce, { at: this.ports.clock.now(), sender });
+        // The newest few (a challenge every few seconds, a few answered a second at most).
+        for (const old of this.echoedToAgent.keys()) {
+          if (this.echoedToAgent.size <= MAX_ECHOED_KEPT) break;
+          this.echoedToAgent.delete(old);
+        }
+      }
+      this.sendPayload({ k: "echo", nonce });
+    }
   }
 
   private drawBanner(): void {
@@ -890,8 +916,28 @@ export class Session {
     const challenge = parseChallengeCommand(command);
     if (challenge) return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
     if (this.paused) return;
+    // Held back by the relay past the bound, or aimed at a page (epoch) this one replaced: not
+    // taken (the console's view it was sent from is not this page now).
+    if (actsOnPage(command) && !this.provenLately(command)) {
+      // Said for what the agent did on purpose (a click right after a new page, before its echo,
+      // is refused too: the console shows why); pointing and drawing are dropped quietly.
+      const k = (command as { k?: unknown }).k;
+      if (k === "click" || k === "type" || k === "scroll" || k === "control_request") {
+        this.sendPayload({ k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
+      }
+      return;
+    }
     if (this.annotations?.handle(command)) return;
     this.control.handle(command);
+  }
+
+  /** Whether an acting command names an echo of the agent's challenge sent in this epoch less
+   * than ACTION_PROOF_MS ago: the agent's view was this page then, and the command is not older
+   * than that by more than the bound. */
+  private provenLately(command: unknown): boolean {
+    const proof = (command as { proof?: unknown }).proof;
+    const echoed = typeof proof === "string" ? this.echoedToAgent.get(proof) : undefined;
+    return echoed !== undefined && echoed.sender === this.sender && this.ports.clock.now() - echoed.at <= ACTION_PROOF_MS;
   }
 
   /** An encrypted command from the watching supervisor: only a challenge counts (a supervisor
@@ -1195,6 +1241,7 @@ export class Session {
     this.commands = null;
     this.watcherCommands = null;
     this.pendingEchoes.clear();
+    this.echoedToAgent.clear();
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000, "stopped");

@@ -149,6 +149,19 @@ export interface EchoPayload {
   nonce: string;
 }
 
+/** Commands that act on the customer's page (control, typing, pointing). The console sends them
+ * only while its view is proven live, each naming in `proof` the nonce of the newest echo that
+ * proved it; the customer's browser takes one only if it echoed that nonce, in the epoch it
+ * shares now, less than ACTION_PROOF_MS ago. The console's own check alone let a relay hold a
+ * click sent while live (and every command after it, to keep the counters in order) and hand it
+ * over long after, on a page the agent never saw (docs/threat-model.md, "The agent's view is
+ * fresh"). Releasing control, hiding the pointer, challenges and recording's stop always go. */
+export const ACTING_COMMANDS: ReadonlySet<string> = new Set(["control_request", "pointer", "scroll", "click", "type", "laser", "highlight", "draw"]);
+
+/** How long after its echo a proof lets the agent act (ms): the console's bound (three challenge
+ * intervals, console/freshness.ts STALE_AFTER_MS), on the customer's clock. */
+export const ACTION_PROOF_MS = 9000;
+
 /** A well-formed challenge, or null. */
 export function parseChallengeCommand(value: unknown): ChallengeCommand | null {
   const c = value as { k?: unknown; nonce?: unknown } | null;
