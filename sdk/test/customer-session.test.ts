@@ -441,6 +441,33 @@ test("the agent's challenge is echoed inside the current epoch's content, a few 
   assert.ok(!f.control().some((m) => m.type === "report" && m.event !== "page_paused"), "nothing for the server to see");
 });
 
+test("no echo says the view is current while a change too large to send is missing from it, until a full snapshot goes", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const echoes = async () => (await opened(keys, f.binary())).filter((payload) => payload.k === "echo");
+  const ask = async (nonce: string) => f.deliver(await command(agent, { k: "challenge", nonce }));
+  await ask("a".repeat(22));
+  await until(() => f.store.saved?.commands === 1);
+  for (let i = 0; i < 200 && (await echoes()).length < 1; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal((await echoes()).length, 1, "a view that has everything is echoed");
+  // The page makes a change larger than a payload may be (64 parts): it cannot go.
+  const huge = { type: 3, timestamp: 0, data: { source: 0, texts: [{ id: 7, value: "x".repeat(33 * 1024 * 1024) }], attributes: [], removes: [], adds: [] } };
+  (session as unknown as { sendEvents(events: unknown[]): void }).sendEvents([huge]);
+  await ask("b".repeat(22));
+  await until(() => f.store.saved?.commands === 2);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal((await echoes()).length, 1, "no echo while the view lacks a change");
+  // A full snapshot that goes repairs the view: the next challenge is echoed.
+  const snapshot = { type: 2, timestamp: 0, data: { node: { type: 0, childNodes: [], id: 1 }, initialOffset: { left: 0, top: 0 } } };
+  (session as unknown as { sendEvents(events: unknown[]): void }).sendEvents([snapshot]);
+  await ask("c".repeat(22));
+  for (let i = 0; i < 200 && (await echoes()).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual((await echoes()).map((echo) => echo.nonce), ["a".repeat(22), "c".repeat(22)]);
+});
+
 test("a watching supervisor's challenges are echoed under an allowance of their own, and nothing else of it is taken", async (t) => {
   windowEvents(t);
   const f = fakes();

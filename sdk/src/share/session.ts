@@ -207,6 +207,9 @@ export class Session {
    * (carried assets wait in the outbox) never restarts the stream of the current one. */
   private packing = new WeakMap<ContentSender, PackStream>();
   private backlogged = false;
+  /** A batch of changes was too large to send: the agent's view lacks it until a full snapshot
+   * goes (no echo meanwhile). */
+  private unsent = false;
   private cancelBacklog: (() => void) | undefined;
   /** Sends leave in call order: packing and encryption are asynchronous. */
   private sendChain: Promise<void> = Promise.resolve();
@@ -867,7 +870,7 @@ export class Session {
   private echo(): void {
     if (this.pendingEchoes.size === 0 || !this.sender || this.state !== "sharing") return;
     this.flush(); // what waited for its batch goes first
-    if (this.backlogged) return;
+    if (this.backlogged || this.unsent) return;
     const nonces = [...this.pendingEchoes];
     this.pendingEchoes.clear();
     const sender = this.sender;
@@ -1123,12 +1126,25 @@ export class Session {
     // Serialised now, while the assets are fetched (a full snapshot's JSON takes a while); its
     // large frames are deflated now too (on their own, outside the epoch's stream), so that
     // only their sending waits for the images.
+    const snapshot = events.some((event) => (event as { type?: unknown } | null)?.type === FULL_SNAPSHOT);
     let frames: Outgoing[];
     try {
       frames = prepack(encodePayload({ k: "events", events }));
     } catch {
-      return; // too large to send: dropped, as a payload that fails to seal
+      // Too large to send: dropped, so the agent's view lacks it. No echo says it is current
+      // until a full snapshot that did go repairs it (one is taken now, unless this was one:
+      // then the page cannot be shared as it is, and the console rightly says "Not live").
+      this.unsent = true;
+      if (!snapshot) {
+        try {
+          record.takeFullSnapshot(true);
+        } catch {
+          // not recording (a private page): the next page's snapshot repairs it
+        }
+      }
+      return;
     }
+    if (snapshot) this.unsent = false;
     this.outbox = this.outbox
       .then(async () => {
         for (const asset of await assets) this.seal(prepack(encodePayload(asset)), ws, sender);
