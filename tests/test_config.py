@@ -146,3 +146,15 @@ def test_a_limit_that_is_not_a_number_names_its_variable() -> None:
         Settings.load({"TANDEM_MAX_SESSIONS": "lots"})
     with pytest.raises(ConfigError, match="TANDEM_IDLE_TIMEOUT_SECONDS must be a number"):
         Settings.load({"TANDEM_IDLE_TIMEOUT_SECONDS": "soon"})
+
+
+def test_a_supervisors_frame_rate_is_a_setting_of_at_least_one() -> None:
+    assert Settings().max_watcher_frames_per_second == 10
+    assert (
+        Settings.load(
+            environ={"TANDEM_MAX_WATCHER_FRAMES_PER_SECOND": "3"}
+        ).max_watcher_frames_per_second
+        == 3
+    )
+    with pytest.raises(ConfigError, match="max_watcher_frames_per_second"):
+        Settings(max_watcher_frames_per_second=0)

@@ -175,6 +175,11 @@ class Settings:
     (4503) while other organisations' still get sessions. Counted across every process sharing
     the database when set (docs/scale-out.md). None: a fair share of this process, its
     ``max_sessions`` divided by the number of organisations (at least 1)."""
+    max_watcher_frames_per_second: int = 10
+    """Frames a watching supervisor's socket may send in a second (its freshness challenges: one
+    every 3 s, and one when its tab is shown again); one more closes its socket (4429) and ends
+    the watch. The customer's browser answers at most 4 a second anyway; this keeps a supervisor
+    from making the customer's page open frames without bound."""
     max_waiting_per_address: int = 10
     """Customer sessions not yet consented to (waiting for an agent, or asking the customer)
     that one client address may hold at once; more are refused (4429). The address is the
@@ -299,6 +304,8 @@ class Settings:
             self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
         ):
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
+        if self.max_watcher_frames_per_second < 1:
+            raise ConfigError("max_watcher_frames_per_second must be at least 1")
         if min(self.max_waiting_per_address, self.max_waiting_per_site) < 1:
             raise ConfigError("max_waiting_per_address and max_waiting_per_site must be at least 1")
         if not min(self.anonymous_audit_interval_seconds, self.anonymous_audit_retention_days) > 0:

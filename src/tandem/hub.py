@@ -445,6 +445,8 @@ class WatchSeat(Seat):
         self.login = login
         """The sign-in's token digest (see :attr:`AgentSeat.login`)."""
         self.reauth_due = hub.first_reauth()
+        self._second = (float("-inf"), 0)
+        """When the current second of its frames began, and how many came in it."""
 
     @property
     def watching(self) -> bool:
@@ -469,6 +471,13 @@ class WatchSeat(Seat):
         if not self.watching:
             raise ProtocolError(codec.CLOSE_MALFORMED, "a supervisor only watches")
         self.live.machine.check_watcher_payload(frame)
+        now = self.hub.clock()
+        began, count = self._second
+        if now - began >= 1.0:
+            began, count = now, 0
+        self._second = (began, count + 1)
+        if count + 1 > self.hub.settings.max_watcher_frames_per_second:
+            raise ProtocolError(codec.CLOSE_TOO_MANY, "a supervisor's challenges came too fast")
         self.hub.fanout.publish(self.live.customer_topic, Frame(frame))
 
     async def _gone(self) -> None:

@@ -154,3 +154,37 @@ async def test_a_supervisor_sends_its_challenges_only_once_it_watches_and_only_s
     assert await recv_json(alice) == {"v": 1, "type": "watcher_joined", "watcher": "Sam"}
     await sam.send(b"\x07" + b"x" * 600)  # far more than a challenge
     assert (await closed_with(sam))[0] == 4400
+
+
+async def test_a_supervisor_that_sends_too_fast_is_closed_and_only_the_watch_ends(
+    orgs_server: RunningServer,
+) -> None:
+    """Its challenges come every few seconds; a flood closes its socket (4429) before the
+    customer's page is made to open more than ``max_watcher_frames_per_second`` of them."""
+    limit = orgs_server.settings.max_watcher_frames_per_second
+    customer, alice, sam, _ = await asked(orgs_server)
+    await send(customer, type="watch_consent", granted=True)
+    assert await recv_json(sam) == {"v": 1, "type": "consent", "granted": True}
+    await send(customer, type="watch_handshake", data="AAAA")
+    assert await recv_json(sam) == {"v": 1, "type": "handshake", "data": "AAAA"}
+    await send(sam, type="handshake", data="BBBB")
+    assert await recv_json(customer) == {"v": 1, "type": "watch_handshake", "data": "BBBB"}
+    await send(customer, type="watch_handshake", data="CCCC")
+    assert await recv_json(sam) == {"v": 1, "type": "handshake", "data": "CCCC"}
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_joined", "watcher": "Sam"}
+    await customer.send(b"\x01paired")
+    assert (await alice.recv()) == b"\x01paired"
+    assert (await sam.recv()) == b"\x01paired"  # it watches
+    for i in range(limit):  # the clock stands still: all in one second
+        await sam.send(b"\x07challenge-%d" % i)
+        assert (await customer.recv()) == b"\x07challenge-%d" % i
+    orgs_server.clock.advance(1.0)  # a new second: as many again
+    for i in range(limit):
+        await sam.send(b"\x07again-%d" % i)
+        assert (await customer.recv()) == b"\x07again-%d" % i
+    await sam.send(b"\x07one-too-many")
+    assert await closed_with(sam) == (4429, "a supervisor's challenges came too fast")
+    assert await recv_json(customer) == {"v": 1, "type": "watcher_left"}
+    assert await recv_json(alice) == {"v": 1, "type": "watcher_left"}
+    await customer.send(b"\x01the session goes on")
+    assert (await alice.recv()) == b"\x01the session goes on"
