@@ -612,6 +612,9 @@ class SessionHub:
                 heard = revocation.decode((await subscription.get()).data)
                 if heard is None:
                     continue
+                if heard.everyone:  # due at the next tick: however many processes ask, once
+                    self._recheck_everyone_soon()
+                    continue
                 for seat in self.signed_in_seats():
                     live = seat.live
                     if revocation.concerns(
