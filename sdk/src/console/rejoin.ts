@@ -29,7 +29,7 @@
  */
 
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
-import { pairwiseKeyStore } from "../shared/idb.ts";
+import { lockManager, pairwiseKeyStore } from "../shared/idb.ts";
 import { browserClock } from "../shared/ports.ts";
 import { claimSealing } from "./claim.ts";
 
@@ -103,9 +103,7 @@ export const browserHeldStore: HeldStore = {
       // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
-  claim: (handle) => claimSealing(
-    typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null, handle, browserClock.after,
-  ),
+  claim: (handle) => claimSealing(lockManager(), handle, browserClock.after),
   reserveCommands: (handle, after, count) => keys.reserve(handle, after, count),
   async saveKeys(handle, pair) {
     keys.hold(handle); // no console tab that starts now deletes them

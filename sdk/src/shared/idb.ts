@@ -52,7 +52,7 @@ export interface PairwiseKeyStore {
 }
 
 /** Web Locks where the browser has them (every secure context). */
-function lockManager(): LockManager | null {
+export function lockManager(): LockManager | null {
   return typeof navigator !== "undefined" && navigator.locks ? navigator.locks : null;
 }
 
