@@ -148,8 +148,13 @@ async def test_a_supervisor_sends_its_challenges_only_once_it_watches_and_only_s
     customer, alice, sam, _ = await asked(orgs_server)
     await send(customer, type="watch_consent", granted=True)
     assert await recv_json(sam) == {"v": 1, "type": "consent", "granted": True}
+    # Each step waits for the other side to see the last, as the real pairing does: a
+    # supervisor's reply that overtook the customer's first message is a key exchange out of
+    # turn (4400), which is a different test.
     await send(customer, type="watch_handshake", data="AAAA")
+    assert await recv_json(sam) == {"v": 1, "type": "handshake", "data": "AAAA"}
     await send(sam, type="handshake", data="BBBB")
+    assert await recv_json(customer) == {"v": 1, "type": "watch_handshake", "data": "BBBB"}
     await send(customer, type="watch_handshake", data="CCCC")
     assert await recv_json(alice) == {"v": 1, "type": "watcher_joined", "watcher": "Sam"}
     await sam.send(b"\x07" + b"x" * 600)  # far more than a challenge
