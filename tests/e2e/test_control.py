@@ -3,6 +3,7 @@ customer. The agent acts through the console's control layer with a real mouse a
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -56,6 +57,9 @@ def grant(customer: Party, agent: Party) -> None:
 
 
 def agent_click(agent: Party, view: Any, locator: str) -> None:
+    """Click in the mirror once the view is proven live: until the first echo (just after a
+    join or a reload) the console sends nothing that acts on the page, and says so."""
+    expect(agent.page.locator("#stage")).not_to_have_class(re.compile(r"\bnot-live\b"))
     target = view.locator(locator).first
     target.scroll_into_view_if_needed()
     box = target.bounding_box()

@@ -133,10 +133,10 @@ class HoldingRelay:
                     self.log.append("kept")
                 return
             if frame is not None and which == "again" and self.kept:
-                if self.swapped == 0:
+                self.swapped += 1  # before the sends, which raise once the console closes
+                if self.swapped == 1:
                     for kept in self.kept:
                         await send({"type": "websocket.send", "bytes": kept})
-                self.swapped += 1
                 return
             await send(message)
 

@@ -230,10 +230,13 @@ class FrameSwapper:
             if frame is not None and which == self.keep:
                 self.kept.append(frame)
             if frame is not None and which == "again" and self.kept:
-                if self.swapped == 0:  # in place of this socket's own frames
+                # Counted before the kept frames go: the console can see them, refuse the
+                # session and close its socket before the last of them is written, and the
+                # write that finds the socket closed raises.
+                self.swapped += 1
+                if self.swapped == 1:  # in place of this socket's own frames
                     for kept in self.kept:
                         await send({"type": "websocket.send", "bytes": kept})
-                self.swapped += 1
                 return
             await send(message)
 
