@@ -1346,7 +1346,7 @@ class SessionHub:
             # The database failed after the code was taken (deleted): put it back, or the
             # customer's page shows a code that can never be used, and a retry reads as wrong.
             try:
-                await self.storage.put_join_code(grant, digest, taken.session_id, taken.expires_at)
+                await self._put_code_back(grant, digest, taken)
             except TandemError as exc:  # still away, or put back already: the error stands
                 log.warning("a join code taken could not be put back: %s", exc)
             raise
@@ -1362,7 +1362,7 @@ class SessionHub:
             # Another process holds this session: leave its code valid for it, until it would
             # have expired (tries from here must not keep it alive), and let the caller tunnel
             # the agent's socket there (which takes the code again).
-            await self.storage.put_join_code(grant, digest, session_id, taken.expires_at)
+            await self._put_code_back(grant, digest, taken)
             owner = await self.owner_elsewhere(session_id)
             if owner:
                 raise HeldElsewhere(owner)
@@ -1372,26 +1372,21 @@ class SessionHub:
         site, resource = await self._site_of(live)
         if live.practice is not None:  # only its own agent; no team serves the practice page
             if live.practice != agent.username or live.org_id != agent.org:
-                await self.storage.put_join_code(
-                    Grant.server(live.org_id, "join code"),
-                    digest,
-                    live.machine.session_id,
-                    live.machine.code_expires_at,
-                )
+                await self._put_code_back(grant, digest, taken)
                 return None
             return live, None
         try:
             authorize(agent, "session.join", resource)
             await self.training.require(agent, "session.join")
         except ForbiddenError:
-            await self.storage.put_join_code(
-                Grant.server(live.org_id, "join code"),
-                digest,
-                live.machine.session_id,
-                live.machine.code_expires_at,
-            )
+            await self._put_code_back(grant, digest, taken)
             raise
         return live, site
+
+    async def _put_code_back(self, grant: Grant, digest: str, taken: TakenCode) -> None:
+        """A taken code made valid again as it was: of the organisation it was found in, with
+        its own expiry (tries that put it back must never keep it alive longer)."""
+        await self.storage.put_join_code(grant, digest, taken.session_id, taken.expires_at)
 
     async def session_to_watch(self, session_id: str, supervisor: Principal) -> LiveSession:
         """A live session a supervisor may watch (its team serves the site). Raises
