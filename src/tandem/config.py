@@ -133,6 +133,17 @@ class Settings:
     """First back-off; it doubles with each further failure."""
     login_backoff_max_seconds: float = 900.0
     """Longest back-off."""
+    password_hash_parallel: int = 2
+    """Password hashes (argon2id: about a tenth of a second of CPU and 64 MiB each, for every
+    sign-in, password change and new account) computed at once, each in a worker thread off the
+    event loop, so that sign-ins never stall live sessions."""
+    password_hash_waiting: int = 32
+    """Sign-ins (and password changes) that may wait for a hash beyond those computed; more are
+    refused at once with 503 and Retry-After."""
+    password_hash_per_client: int = 2
+    """Hashes one client address (an IPv6 address with its /64) may have computed or waiting at
+    once; more of its sign-ins are refused at once with 503, so one address cannot keep the
+    others' sign-ins waiting."""
     test_private_network: bool = False
     """Tests only (no option or variable sets it): lets the server talk to an identity provider
     over plain http on loopback or a private network. Off, providers must be https on public
@@ -306,6 +317,13 @@ class Settings:
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
         if self.max_watcher_frames_per_second < 1:
             raise ConfigError("max_watcher_frames_per_second must be at least 1")
+        if min(self.password_hash_parallel, self.password_hash_per_client) < 1 or (
+            self.password_hash_waiting < 0
+        ):
+            raise ConfigError(
+                "password_hash_parallel and password_hash_per_client must be at least 1, "
+                "password_hash_waiting at least 0"
+            )
         if min(self.max_waiting_per_address, self.max_waiting_per_site) < 1:
             raise ConfigError("max_waiting_per_address and max_waiting_per_site must be at least 1")
         if not min(self.anonymous_audit_interval_seconds, self.anonymous_audit_retention_days) > 0:

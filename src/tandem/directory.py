@@ -139,9 +139,11 @@ class Directory:
         allow_private_network: bool = False,
         *,
         revoked: Revoker = _no_announcement,
+        hashing: crypto.PasswordHashing | None = None,
     ) -> None:
         """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
-        organisation's sites (made at start-up) may hold."""
+        organisation's sites (made at start-up) may hold. ``hashing``: the server's bounded
+        password hashing, off its event loop (the CLI hashes in place)."""
         self.storage = storage
         self.reserved_origins = reserved_origins
         self.allow_private_network = allow_private_network
@@ -151,6 +153,7 @@ class Directory:
         self.box = box
         self.entropy = entropy
         self.revoked = revoked
+        self.hashing = hashing
         """Told (by keyword) the account whose sign-ins ended or that changed, the site whose
         teams changed or that went, or the organisation one of whose teams went, so that the
         open sockets concerned are checked again at once (tandem.revocation)."""
@@ -336,6 +339,8 @@ class Directory:
             grant=grant,
             teams=teams,
             mfa_exempt=mfa_exempt,
+            hashing=self.hashing,
+            client=f"user:{actor.username}",
         )
         await self.record(
             "user_created",
@@ -499,7 +504,8 @@ class Directory:
             raise ForbiddenError("an admin's password reset is always temporary")
         # The new password and the end of every sign-in in one transaction: a socket's sign-in
         # check in between would see a live sign-in of an account that must change its password.
-        await self.storage.set_password(username, crypto.hash_password(password), change_required)
+        hashed = await auth.hash_password(self.hashing, f"user:{actor.username}", password)
+        await self.storage.set_password(username, hashed, change_required)
         self.revoked(user=username)
         await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 

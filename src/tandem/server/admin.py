@@ -20,6 +20,7 @@ from tandem import auth, crypto, revocation
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
+    BusyError,
     ConfigError,
     NotFoundError,
 )
@@ -28,6 +29,7 @@ from tandem.recordings import recording_json
 from tandem.server.http import (
     AgentInfo,
     agent_json,
+    busy,
     set_sign_in_cookie,
     too_many_attempts,
 )
@@ -351,7 +353,11 @@ async def _change_password(call: Call) -> object:
             services.clock(),
             services.settings.login_ttl_seconds,
             services.entropy,
+            hashing=services.hashing,
+            client=f"user:{call.principal.username}",
         )
+    except BusyError as exc:
+        return busy(services.settings.unavailable_retry_seconds, str(exc))
     except AuthenticationError:
         await services.sign_in_backoff.failed(services.clock(), key)
         raise
@@ -794,6 +800,7 @@ OPERATIONS: tuple[Operation, ...] = (
         NewUser,
         201,
         returns=User,
+        hashes=True,
     ),
     Operation(
         "PATCH",
@@ -846,6 +853,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _reset_password,
         PasswordReset,
         status=204,
+        hashes=True,
     ),
     Operation(
         "PUT",
@@ -1053,5 +1061,6 @@ OPERATIONS: tuple[Operation, ...] = (
         PasswordChange,
         returns=AgentInfo,
         throttled=True,
+        hashes=True,
     ),
 )

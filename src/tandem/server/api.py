@@ -9,9 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tandem import auth, revocation
-from tandem.exceptions import AuthenticationError
+from tandem.exceptions import AuthenticationError, BusyError
+from tandem.hub import address_group
 from tandem.server.http import (
     agent_json,
+    busy,
     cookie_flags,
     current_agent,
     json_body,
@@ -60,7 +62,11 @@ async def login(request: Request) -> Response:
             services.entropy,
             code=creds.code,
             box=services.box,
+            hashing=services.hashing,
+            client=address_group(client),
         )
+    except BusyError as exc:  # nothing was checked: no failure counted
+        return busy(services.settings.unavailable_retry_seconds, str(exc))
     except AuthenticationError as exc:
         await services.sign_in_backoff.failed(services.clock(), *keys)
         await services.hub.record(

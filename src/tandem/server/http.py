@@ -66,6 +66,14 @@ def too_many_attempts(wait: float, what: str) -> JSONResponse:
     return response
 
 
+def busy(retry_after: float, detail: str) -> JSONResponse:
+    """``503`` when the server already does as much costly work (password hashes) as it may:
+    try again in ``retry_after`` seconds (``Retry-After``, rounded up)."""
+    response = problem(503, "Busy", detail)
+    response.headers["retry-after"] = str(math.ceil(retry_after))
+    return response
+
+
 async def json_body(request: Request, limit: int | None = None) -> bytes | JSONResponse:
     """The request body, or a problem response for a non-JSON or oversized request (over
     ``limit`` bytes, by default :data:`MAX_BODY_BYTES`).

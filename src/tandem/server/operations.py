@@ -21,6 +21,7 @@ from tandem.access import Action, Grant, Principal, authorize
 from tandem.config import Settings
 from tandem.exceptions import (
     AuthenticationError,
+    BusyError,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -73,6 +74,9 @@ class Operation:
     """It may answer 429 with Retry-After (wrong passwords count towards a back-off)."""
     finds: bool = False
     """It may answer 404 for what its body names (path parameters document 404 anyway)."""
+    hashes: bool = False
+    """It hashes a password: it may answer 503 with Retry-After while too many hashes are
+    under way (``password_hash_*`` settings)."""
 
 
 _STATUS = (
@@ -88,6 +92,10 @@ _STATUS = (
 def _error_response(exc: TandemError) -> Response:
     if isinstance(exc, StorageError):  # the database did not answer: 503 (server.unavailable)
         raise exc
+    if isinstance(exc, BusyError):  # an admin's new account or reset: its hash waits its turn
+        response = problem(503, "Busy", str(exc))
+        response.headers["retry-after"] = "1"
+        return response
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
             return problem(status, title, str(exc))
@@ -229,6 +237,10 @@ def openapi_paths(table: Sequence[Operation]) -> tuple[dict[str, object], dict[s
             )
         if op.throttled:
             responses["429"] = problem_response("Too many attempts (Retry-After says how long)")
+        if op.hashes:
+            responses["503"] = problem_response(
+                "Too many password checks under way (Retry-After says when to try again)"
+            )
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,

@@ -49,6 +49,8 @@ class Services:
     """Failed password sign-ins, per account and per client address."""
     sso_backoff: SharedBackoff
     """SSO sign-ins started, per client address."""
+    hashing: crypto.PasswordHashing
+    """Password hashes, off the event loop and bounded (sign-in, password changes)."""
     clock: Callable[[], float]
     entropy: crypto.Entropy
     tunnels: TunnelHost | None = None
@@ -82,6 +84,11 @@ async def running(
             store, free, 2.0, 600.0, settings.backoff_forget_seconds
         )
         box = crypto.SecretBox(settings.secrets_key_path)
+        hashing = crypto.PasswordHashing(
+            settings.password_hash_parallel,
+            settings.password_hash_waiting,
+            settings.password_hash_per_client,
+        )
         hub = SessionHub(
             settings=settings,
             storage=store,
@@ -122,6 +129,7 @@ async def running(
                 reserved_origins=frozenset(settings.allow_origins),
                 allow_private_network=settings.test_private_network,
                 revoked=functools.partial(revocation.announce, carrier),
+                hashing=hashing,
             ),
             box=box,
             sign_in_backoff=SharedBackoff(
@@ -132,6 +140,7 @@ async def running(
                 settings.backoff_forget_seconds,
             ),
             sso_backoff=throttle(settings.sso_free_starts),
+            hashing=hashing,
             clock=clock,
             entropy=entropy,
             tunnels=tunnels,
