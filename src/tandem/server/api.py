@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from tandem import auth, revocation
 from tandem.exceptions import AuthenticationError, BusyError
 from tandem.hub import address_group
+from tandem.protocol.codec import json_carries_nul
 from tandem.server.http import (
     agent_json,
     busy,
@@ -22,6 +23,7 @@ from tandem.server.http import (
     set_sign_in_cookie,
     too_many_attempts,
 )
+from tandem.server.operations import NUL_REFUSED
 from tandem.storage.base import DEFAULT_ORG
 
 
@@ -43,6 +45,8 @@ async def login(request: Request) -> Response:
         creds = _login_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return problem(400, "Bad request", f"Expected {{username, password}}: {exc}")
+    if json_carries_nul(body):  # before the name reaches storage (PostgreSQL: a 503)
+        return problem(400, "Bad request", NUL_REFUSED)
     services = services_of(request)
     client = request.client.host if request.client else ""
     keys = (f"user:{creds.username.lower()}", f"ip:{client}")
