@@ -378,7 +378,8 @@ class AgentSeat(Seat):
         self.live: LiveSession | None = None
         self.failures = 0
         """Wrong codes on this socket."""
-        self.join_keys = (f"join-user:{principal.username}", f"join-ip:{client}")
+        # An IPv6 address counts with its /64: rotating through it does not start afresh.
+        self.join_keys = (f"join-user:{principal.username}", f"join-ip:{address_group(client)}")
         self.org_key = f"join-org:{principal.org}"
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network

@@ -6,7 +6,7 @@ import asyncio
 
 from websockets.asyncio.client import ClientConnection
 
-from tests.conftest import RunningServer, ServerFactory
+from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
     INVALID_CODE,
     _tracked,
@@ -176,3 +176,38 @@ async def test_joining_ones_own_session_does_not_reset_the_code_back_off(
     await send(third, type="join", code=wrong)
     refused = await recv_json(third)
     assert refused["code"] == "rate_limited" and "Try again in 2 s" in refused["message"]
+
+
+async def test_wrong_codes_from_the_addresses_of_one_ipv6_64_back_off_as_one_address(
+    server_factory: ServerFactory,
+) -> None:
+    """Two accounts guessing from one IPv6 client, a new address of its /64 for each socket:
+    the address's count adds up as for one address (a fresh address is no fresh start)."""
+    server = server_factory(
+        seed=two_organisations, join_free_failures=3, trusted_proxies=("127.0.0.1",)
+    )
+    addresses = (f"2001:db8:9:9::{n:x}" for n in range(1, 100))
+
+    async def agent_of(username: str) -> ClientConnection:
+        return await _tracked(
+            f"{server.ws_base}/ws/agent",
+            origin=server.origin,  # type: ignore[arg-type]
+            additional_headers={
+                "cookie": f"tandem_agent={login_cookie(server, username)}",
+                "x-forwarded-for": next(addresses),
+            },
+        )
+
+    _customer, created = await start_session(server)
+    wrong = "00000" if created["code"] != "00000" else "00001"
+    for _ in range(4):  # alice's 3 free ones and one more: the address's count waits
+        alice = await agent_of("alice")
+        await send(alice, type="join", code=wrong)
+        assert (await recv_json(alice))["type"] == "error"
+    sam = await agent_of("sam")
+    await send(sam, type="join", code=wrong)  # sam's first: made
+    assert await recv_json(sam) == INVALID_CODE
+    sam = await agent_of("sam")
+    await send(sam, type="join", code=wrong)  # sam failed from a waiting address: refused
+    refused = await recv_json(sam)
+    assert refused["code"] == "rate_limited", refused

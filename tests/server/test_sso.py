@@ -183,6 +183,31 @@ def test_starting_sign_ins_without_finishing_them_backs_off_per_address(
     assert "sso_throttled" in audit_actions(orgs_server)
 
 
+def test_rotating_through_an_ipv6_64_does_not_escape_the_start_back_off(
+    server_factory: ServerFactory,
+) -> None:
+    """Each address of one /64 (one IPv6 client's usual share) is the same client: a new one
+    for each start does not keep pending rows coming without end."""
+    server = server_factory(
+        seed=two_organisations, test_private_network=True, trusted_proxies=("127.0.0.1",)
+    )
+    url = f"{server.base}/api/sso/start"
+    free = server.settings.sso_free_starts
+    with httpx.Client() as client:
+
+        def start_from(address: str) -> httpx.Response:
+            return client.get(url, params={"org": "default"}, headers={"x-forwarded-for": address})
+
+        for n in range(1, free + 2):  # the free ones, then the one that starts the back-off
+            start = start_from(f"2001:db8:5:6::{n:x}")
+            assert start.headers["location"] != "/console/?sso=busy"
+        start = start_from("2001:db8:5:6:ffff::1")
+        assert start.headers["location"] == "/console/?sso=busy"
+        assert int(start.headers["retry-after"]) >= 1
+        other = start_from("2001:db8:5:7::1")  # another /64: another client
+        assert other.headers["location"] != "/console/?sso=busy"
+
+
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:
     with api(orgs_server, "ada") as ada:
         plain = {"issuer": "ftp://idp.example", "client_id": "c", "client_secret": "s"}

@@ -49,7 +49,9 @@ async def login(request: Request) -> Response:
         return problem(400, "Bad request", NUL_REFUSED)
     services = services_of(request)
     client = request.client.host if request.client else ""
-    keys = (f"user:{creds.username.lower()}", f"ip:{client}")
+    # An IPv6 address counts with its /64: rotating through it does not start afresh.
+    group = address_group(client)
+    keys = (f"user:{creds.username.lower()}", f"ip:{group}")
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
         await services.hub.record(
@@ -67,7 +69,7 @@ async def login(request: Request) -> Response:
             code=creds.code,
             box=services.box,
             hashing=services.hashing,
-            client=address_group(client),
+            client=group,
         )
     except BusyError as exc:  # nothing was checked: no failure counted
         return busy(services.settings.unavailable_retry_seconds, str(exc))

@@ -29,6 +29,7 @@ from starlette.responses import RedirectResponse, Response
 from tandem import auth, crypto, oidc
 from tandem.access import Grant
 from tandem.exceptions import AuthenticationError, ConfigError
+from tandem.hub import address_group
 from tandem.server.http import services_of, set_sign_in_cookie
 from tandem.storage.base import DEFAULT_ORG
 
@@ -62,13 +63,20 @@ def _failed(reason: str = "failed") -> Response:
     return response
 
 
+def _start_key(request: Request) -> str:
+    """The back-off key of the client's SSO starts: its address, an IPv6 address with its /64
+    (rotating through it does not start afresh)."""
+    return f"sso-ip:{address_group(request.client.host if request.client else '')}"
+
+
 async def start(request: Request) -> Response:
     services = services_of(request)
     org_id = request.query_params.get("org", "").strip().lower()
-    client = f"sso-ip:{request.client.host if request.client else ''}"
+    client = _start_key(request)
     wait = await services.sso_backoff.retry_after(services.clock(), client)
     if wait > 0:
-        await services.hub.record("sso_throttled", actor="", ip=client[7:], org=DEFAULT_ORG)
+        address = request.client.host if request.client else ""
+        await services.hub.record("sso_throttled", actor="", ip=address, org=DEFAULT_ORG)
         busy = _failed("busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy
@@ -160,7 +168,7 @@ async def callback(request: Request) -> Response:
         auth.OIDC,
     )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
-    await services.sso_backoff.clear(f"sso-ip:{request.client.host if request.client else ''}")
+    await services.sso_backoff.clear(_start_key(request))
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
