@@ -804,7 +804,7 @@ class SessionHub:
         organisation, never a record each (docs/audit.md). Logged and counted in metrics."""
         if action not in ANONYMOUS_ACTIONS:
             raise ValueError(f"not an anonymous event: {action}")
-        metrics.ANONYMOUS_EVENTS.labels(action=action).inc()
+        metrics.anonymous(action)
         log.debug("%s (%s): %s", action, org or "no organisation", reason)
         self.anonymous.add(self.clock(), action, org, reason)
 

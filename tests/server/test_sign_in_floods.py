@@ -15,8 +15,9 @@ import pytest
 from tandem import crypto
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import sharing_session
+from tests.server.test_customer_quotas import chained_actions, counts, eventually
 
 FLOOD = 40
 
@@ -85,6 +86,44 @@ async def test_one_address_cannot_keep_everyone_elses_sign_ins_waiting(
         assert answer.headers["content-type"] == "application/problem+json"
         assert int(answer.headers["retry-after"]) >= 1
         assert "from your address" in answer.json()["detail"]
+
+
+INTERVAL = 300.0  # counting interval: ample for the floods below under load
+KNOCKS = 60
+
+
+async def test_throttled_sign_ins_and_sso_starts_are_counted_not_chained(
+    server_factory: ServerFactory,
+) -> None:
+    """Refused before anything is checked, a throttled sign-in or SSO start costs its client
+    nothing: a record each in the append-only chain let one client grow it as fast as it could
+    send. They are counted per interval, as refused customer sockets are."""
+    server = server_factory(seed=two_organisations, anonymous_audit_interval_seconds=INTERVAL)
+    server.clock.advance(INTERVAL - server.clock() % INTERVAL)  # the floods fit in one interval
+    before = chained_actions(server)
+    with httpx.Client(base_url=server.base) as client:
+        for _ in range(4):  # the free wrong passwords, and one that starts the wait
+            wrong = client.post("/api/login", json={"username": "bob", "password": "guess" * 3})
+            assert wrong.status_code == 401
+        for _ in range(KNOCKS):
+            knock = client.post("/api/login", json={"username": "bob", "password": "guess" * 3})
+            assert knock.status_code == 429
+        free = server.settings.sso_free_starts
+        starts = [client.get("/api/sso/start", params={"org": "default"}) for _ in range(free + 1)]
+        assert all(s.headers["location"] != "/console/?sso=busy" for s in starts)
+        for _ in range(KNOCKS):
+            knock = client.get("/api/sso/start", params={"org": "default"})
+            assert knock.headers["location"] == "/console/?sso=busy"
+    added = chained_actions(server)[len(before) :]
+    added.remove("sign_in")  # the auditor's, who reads them
+    assert added == ["sign_in_failed"] * 4, added  # the checked ones only
+    server.clock.advance(INTERVAL)  # the interval ends: its counts are written
+
+    async def written() -> bool:
+        found = {row["action"]: row["count"] for row in counts(server)}
+        return found == {"sign_in_throttled": KNOCKS, "sso_throttled": KNOCKS}
+
+    await eventually(written)
 
 
 @pytest.mark.parametrize(

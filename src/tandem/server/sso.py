@@ -76,7 +76,8 @@ async def start(request: Request) -> Response:
     wait = await services.sso_backoff.retry_after(services.clock(), client)
     if wait > 0:
         address = request.client.host if request.client else ""
-        await services.hub.record("sso_throttled", actor="", ip=address, org=DEFAULT_ORG)
+        # Counted, not a record each: refused unchecked, it costs the client nothing.
+        services.hub.count_anonymous("sso_throttled", DEFAULT_ORG, f"from {address}")
         busy = _failed("busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy
