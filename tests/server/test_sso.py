@@ -161,6 +161,32 @@ def test_a_callback_in_another_browser_signs_no_one_in(
         assert attacker_again.get(callback).headers["location"] == "/console/?sso=failed"
 
 
+def test_another_site_cannot_start_a_sign_in_for_the_browser(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """Login CSRF: a link on another site to /api/sso/start of an organisation whose provider
+    its admin runs would sign the visitor into that organisation's account in place of the
+    visitor's own. Browsers say where a navigation came from (Sec-Fetch-Site)."""
+    navigation = {"sec-fetch-mode": "navigate", "sec-fetch-dest": "document"}
+    url = f"{orgs_server.base}/api/sso/start"
+    for site in ("cross-site", "same-site"):
+        with httpx.Client() as browser:
+            start = browser.get(
+                url, params={"org": "default"}, headers={**navigation, "sec-fetch-site": site}
+            )
+            assert start.status_code == 303
+            assert start.headers["location"] == "/console/?sso=failed"
+            assert "tandem_sso" not in start.cookies  # no sign-in was started
+    for site in ("same-origin", "none"):  # the console's button; an address typed in
+        with httpx.Client() as browser:
+            start = browser.get(
+                url, params={"org": "default"}, headers={**navigation, "sec-fetch-site": site}
+            )
+            assert start.headers["location"].startswith(provider.issuer), start.headers
+    with httpx.Client() as browser:  # and a client that says nothing of it (no browser)
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+
+
 def test_an_organisation_without_a_provider_is_told_so(orgs_server: RunningServer) -> None:
     for org in ("acme", "no-such-org", "../etc"):
         start = httpx.get(f"{orgs_server.base}/api/sso/start", params={"org": org})

@@ -1,6 +1,7 @@
 """Sign-in through an organisation's own identity provider (OpenID Connect, code flow + PKCE).
 
-``GET /api/sso/start?org=ID`` sends the browser to the organisation's provider;
+``GET /api/sso/start?org=ID`` sends the browser to the organisation's provider (only from the
+console's own pages, or typed in: never from another site's link, ``Sec-Fetch-Site``);
 ``GET /api/sso/callback`` comes back with a code, which :mod:`tandem.oidc` exchanges and checks.
 The pending sign-in is kept server-side (encrypted, single use, 10 minutes) and bound to the
 browser that started it by a cookie, so a callback link cannot sign someone else in (login CSRF).
@@ -71,6 +72,11 @@ def _start_key(request: Request) -> str:
 
 async def start(request: Request) -> Response:
     services = services_of(request)
+    if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+        # Login CSRF: another site's link would start a sign-in at an organisation of its
+        # choosing, whose provider (its admin's) signs the browser into an account of theirs
+        # in place of the user's own. The console's button is a same-origin navigation.
+        return _failed()
     org_id = request.query_params.get("org", "").strip().lower()
     client = _start_key(request)
     wait = await services.sso_backoff.retry_after(services.clock(), client)
