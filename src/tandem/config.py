@@ -172,6 +172,10 @@ class Settings:
     """Wrong join codes across one organisation before an alert is audited and its agents that
     have entered a wrong code themselves back off (an agent without failures is not slowed):
     a brake on guessing spread over many accounts and addresses."""
+    max_agent_sockets: int = 20
+    """Agent and supervisor sockets one account may hold open at once in one server process
+    (console tabs, reconnects); more are refused (4429). Each costs memory and a sign-in check
+    every ``agent_reauth_seconds``."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0
@@ -315,6 +319,8 @@ class Settings:
             self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
         ):
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
+        if self.max_agent_sockets < 1:
+            raise ConfigError("max_agent_sockets must be at least 1")
         if self.max_watcher_frames_per_second < 1:
             raise ConfigError("max_watcher_frames_per_second must be at least 1")
         if min(self.password_hash_parallel, self.password_hash_per_client) < 1 or (

@@ -380,6 +380,7 @@ class AgentSeat(Seat):
         """Wrong codes on this socket."""
         # An IPv6 address counts with its /64: rotating through it does not start afresh.
         self.join_keys = (f"join-user:{principal.username}", f"join-ip:{address_group(client)}")
+        self._released = False
         self.org_key = f"join-org:{principal.org}"
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network
@@ -404,6 +405,18 @@ class AgentSeat(Seat):
         live.machine.check_agent_payload()
         live.machine.touch(self.hub.clock())
         self.hub.fanout.publish(live.customer_topic, Frame(frame))
+
+    def release(self) -> None:
+        """No longer counted among the account's open sockets (once; its socket closed)."""
+        if not self._released:
+            self._released = True
+            self.hub._agent_socket_closed(self.principal.username)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await super().__aexit__(*exc_info)
+        finally:
+            self.release()
 
     def in_session(self) -> LiveSession:
         if self.live is None:
@@ -549,6 +562,8 @@ class SessionHub:
         """Events with no signed-in actor, counted per interval (tandem.event_counts)."""
         self._next_count_purge = 0.0
         self._seats: set[Seat] = set()
+        self._agent_sockets: dict[str, int] = {}
+        """Open agent sockets per account (:meth:`agent_seat`), for ``max_agent_sockets``."""
         self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
         """Seats being closed because their sign-in was revoked (closed and audited once)."""
         self._seats_empty = asyncio.Event()
@@ -1161,9 +1176,26 @@ class SessionHub:
     def agent_seat(self, principal: Principal, client: str, login: str) -> AgentSeat:
         """An agent's socket from ``client`` (an address), signed in as ``login`` (the sign-in's
         token digest). Raises ForbiddenError when the role may not open it
-        (:data:`AGENT_SOCKET_ACTION`)."""
+        (:data:`AGENT_SOCKET_ACTION`), ProtocolError 4429 when the account holds
+        ``max_agent_sockets`` already (in this process). The seat counts until it is exited or
+        released (:meth:`AgentSeat.release`)."""
         authorize(principal, AGENT_SOCKET_ACTION)
+        held = self._agent_sockets.get(principal.username, 0)
+        if held >= self.settings.max_agent_sockets:
+            # Each open socket costs memory and a sign-in check every agent_reauth_seconds: a
+            # signed-in account must not open them without end.
+            raise ProtocolError(
+                codec.CLOSE_TOO_MANY, "too many open sockets for this account: close other tabs"
+            )
+        self._agent_sockets[principal.username] = held + 1
         return AgentSeat(self, principal, client, login)
+
+    def _agent_socket_closed(self, username: str) -> None:
+        left = self._agent_sockets.get(username, 0) - 1
+        if left > 0:
+            self._agent_sockets[username] = left
+        else:
+            self._agent_sockets.pop(username, None)
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
@@ -211,3 +212,36 @@ async def test_wrong_codes_from_the_addresses_of_one_ipv6_64_back_off_as_one_add
     await send(sam, type="join", code=wrong)  # sam failed from a waiting address: refused
     refused = await recv_json(sam)
     assert refused["code"] == "rate_limited", refused
+
+
+async def test_one_account_cannot_hold_agent_sockets_without_end(
+    server_factory: ServerFactory,
+) -> None:
+    """Each open agent socket costs memory and a sign-in check every agent_reauth_seconds: a
+    signed-in agent (any low-privilege account) opened them by the thousand."""
+    server = server_factory(seed=two_organisations, max_agent_sockets=3)
+    cookie = login_cookie(server)
+    held = [await open_agent(server, cookie) for _ in range(3)]
+    for socket in held:  # each one is open and answers
+        await send(socket, type="join", code="00000")
+        assert (await recv_json(socket))["type"] == "error"
+    refused = await open_agent(server, cookie)
+    assert await closed_with(refused) == (
+        4429,
+        "too many open sockets for this account: close other tabs",
+    )
+    other = await open_agent(server, login_cookie(server, "sam"))  # another account: its own
+    await send(other, type="join", code="00000")
+    assert (await recv_json(other))["type"] == "error"
+    await held.pop().close()  # a tab closed: its place is free again, once the server saw it
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        again = await open_agent(server, cookie)
+        try:
+            await send(again, type="join", code="00000")
+            assert (await recv_json(again))["type"] == "error"
+            break
+        except ConnectionClosed:
+            assert (await closed_with(again))[0] == 4429
+            assert asyncio.get_running_loop().time() < deadline, "the closed socket still counts"
+            await asyncio.sleep(0.05)
