@@ -200,6 +200,10 @@ class Settings:
     that one client address may hold at once; more are refused (4429). The address is the
     socket's peer, or the X-Forwarded-For of a ``trusted_proxies`` proxy; an IPv6 address counts
     with its /64."""
+    max_unheard_sockets_per_address: int = 20
+    """Customer sockets one client address (an IPv6 address with its /64) may hold open before
+    their first message (each waits up to ``first_message_timeout_seconds``); more are refused
+    (4429)."""
     max_waiting_per_site: int = 500
     """Customer sessions not yet consented to that one site may hold at once; more are
     refused (4429). Counted across every process sharing the database."""
@@ -330,6 +334,8 @@ class Settings:
                 "password_hash_parallel and password_hash_per_client must be at least 1, "
                 "password_hash_waiting at least 0"
             )
+        if self.max_unheard_sockets_per_address < 1:
+            raise ConfigError("max_unheard_sockets_per_address must be at least 1")
         if min(self.max_waiting_per_address, self.max_waiting_per_site) < 1:
             raise ConfigError("max_waiting_per_address and max_waiting_per_site must be at least 1")
         if not min(self.anonymous_audit_interval_seconds, self.anonymous_audit_retention_days) > 0:

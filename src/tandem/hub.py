@@ -563,6 +563,8 @@ class SessionHub:
         self._next_count_purge = 0.0
         self._seats: set[Seat] = set()
         self._agent_sockets: dict[str, int] = {}
+        self._unheard: dict[str, int] = {}
+        """Customer sockets per address group not yet heard from (:meth:`customer_socket`)."""
         """Open agent sockets per account (:meth:`agent_seat`), for ``max_agent_sockets``."""
         self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
         """Seats being closed because their sign-in was revoked (closed and audited once)."""
@@ -965,6 +967,35 @@ class SessionHub:
         self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
         self._waiting_by_client.setdefault(client, set()).add(session_id)
         self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
+
+    def customer_socket(self, site: SiteRecord, client: str) -> Callable[[], None]:
+        """Count a new customer socket of ``site`` from ``client`` (an address) until its first
+        message, which the returned function says came (or that the socket went). Beyond
+        ``max_unheard_sockets_per_address`` such sockets of one address group, ProtocolError
+        4429, counted as ``customer_refused``: the waiting limits count sessions, so sockets
+        that never speak were, until their first-message timeout, without one."""
+        group = address_group(client)
+        held = self._unheard.get(group, 0)
+        if held >= self.settings.max_unheard_sockets_per_address:
+            reason = "too many help requests from this address: try again in a few minutes"
+            metrics.CUSTOMER_REFUSALS.labels(limit="address").inc()
+            self.count_anonymous("customer_refused", site.org_id, f"unheard sockets: {reason}")
+            raise ProtocolError(codec.CLOSE_TOO_MANY, reason)
+        self._unheard[group] = held + 1
+        heard = False
+
+        def done() -> None:
+            nonlocal heard
+            if heard:
+                return
+            heard = True
+            left = self._unheard.get(group, 0) - 1
+            if left > 0:
+                self._unheard[group] = left
+            else:
+                self._unheard.pop(group, None)
+
+        return done
 
     def _release(self, session_id: str, org_id: str, client: str, site_id: str) -> None:
         """Give back what :meth:`_admit` counted (a session that ended, or failed to start)."""

@@ -318,10 +318,18 @@ async def customer_endpoint(ws: WebSocket) -> None:
         services.hub.count_anonymous("customer_origin_refused", "", "origin not allowed")
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
-    await ws.accept()
+    try:
+        heard = services.hub.customer_socket(site, client_address(ws))
+    except ProtocolError as exc:  # its address has as many silent sockets open as it may
+        await _refuse(ws, exc.close_code, str(exc))
+        return
     limits = (settings.max_control_bytes, settings.max_payload_bytes)
     try:
-        first = await _receive(ws, settings.first_message_timeout_seconds)
+        try:
+            await ws.accept()
+            first = await _receive(ws, settings.first_message_timeout_seconds)
+        finally:
+            heard()
         if first is None:
             return
         if isinstance(first, bytes):
