@@ -173,6 +173,18 @@ async def test_audit_paging_parameters_are_range_checked(orgs_server: RunningSer
         assert len(aud.get("/api/audit?after=0&limit=2").json()) == 2
 
 
+async def test_a_list_limit_written_in_other_digits_is_refused_not_a_crash(
+    orgs_server: RunningServer,
+) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` fails: the recordings' limit answered 500."""
+    with api(orgs_server, "aud") as aud:
+        for limit in ("²", "\u2463", "\u0663", "\uff15", "1\u00b2"):  # ², ④, Arabic 3, fullwidth 5
+            answer = aud.get("/api/recordings", params={"limit": limit})
+            assert answer.status_code == 400, (limit, answer.text)
+            assert "whole number" in answer.json()["detail"]
+        assert aud.get("/api/recordings", params={"limit": "5"}).status_code == 200
+
+
 def test_health_says_only_ok(orgs_server: RunningServer) -> None:
     assert httpx.get(f"{orgs_server.base}/healthz").json() == {"status": "ok"}
 

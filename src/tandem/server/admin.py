@@ -489,7 +489,8 @@ async def _clear_recording_key(call: Call) -> object:
 
 def _limit(call: Call, default: int, most: int) -> int:
     text = call.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= most:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses (a 500).
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= most:
         raise ConfigError(f"limit must be a whole number from 1 to {most}")
     return int(text)
 
