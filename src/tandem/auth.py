@@ -190,7 +190,7 @@ async def create_user(
     enrolment = new_enrolment(username, entropy) if box is not None else None
     record = UserRecord(
         username=username,
-        display_name=(display_name or username.capitalize())[:64],
+        display_name=display_name or username.capitalize(),
         role=checked_role,
         password_hash=await hash_password(hashing, client, password),
         created_at=now,
