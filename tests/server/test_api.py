@@ -164,3 +164,28 @@ def test_redirects_are_not_built_from_the_host_header(server: RunningServer) -> 
         answer = httpx.get(f"{server.base}{path}", headers={"Host": "evil.example"})
         assert answer.is_redirect, path
         assert answer.headers["location"] == target, path
+
+
+def test_a_trailing_slash_is_not_redirected_to_the_host_the_request_names(
+    server: RunningServer,
+) -> None:
+    """Starlette redirects ``/api/login/`` to ``/api/login`` with an absolute URL built from the
+    Host header (307: a POST follows with its body): a forged or poisoned Host sent the browser
+    and the password elsewhere."""
+    for path in (
+        "/api/login/",
+        "/api/me/",
+        "/api/sso/start/?org=default",
+        "/healthz/",
+        "/sdk/tandem.js/",
+    ):
+        for method in ("GET", "POST"):
+            answer = httpx.request(
+                method,
+                f"{server.base}{path}",
+                headers={"Host": "evil.example", "origin": "http://evil.example"},
+                json={"username": "alice", "password": AGENT_PASSWORD},
+            )
+            assert "evil.example" not in answer.headers.get("location", ""), (method, path)
+            assert not answer.is_redirect, (method, path, answer.headers.get("location"))
+    assert httpx.get(f"{server.base}/healthz").status_code == 200  # the paths themselves answer
