@@ -241,6 +241,10 @@ class Settings:
     banner (TANDEM_ADVISORY_MAX_AGE_DAYS)."""
     advisory_check_seconds: float = 3600.0
     """How often the server re-reads the advisory file and warns (also at start)."""
+    compliance_audit_check_seconds: float = 300.0
+    """How long an admin's compliance report (``GET /api/compliance``) reuses the last check of
+    the whole audit trail (one at a time in each process, whatever the requests). ``tandem
+    compliance check`` and ``tandem audit verify`` check it anew each time."""
     audit_anchor_max_age_days: float = 1.0
     """`tandem compliance check` fails when audit records older than this are covered by
     neither an anchor nor an external checkpoint (TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS)."""
@@ -379,6 +383,8 @@ class Settings:
                 "advisory_max_age_days, advisory_check_seconds and audit_anchor_max_age_days "
                 "must be positive"
             )
+        if not self.compliance_audit_check_seconds > 0:
+            raise ConfigError("compliance_audit_check_seconds must be positive")
         if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
             raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
         if self.log_format not in ("console", "json"):

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import sqlite3
 import time
 import zipfile
 from pathlib import Path
@@ -99,6 +100,37 @@ def test_the_compliance_report_and_security_status_are_for_admins(
         with api(orgs_server, user) as client:
             assert client.get("/api/compliance").status_code == 403
             assert client.get("/api/security/sbom").status_code == 403
+
+
+def audit_trail_check(server: RunningServer, admin: str) -> dict[str, str]:
+    with api(server, admin) as client:
+        [report] = client.get("/api/compliance", params={"profile": "gdpr"}).json()
+    found: dict[str, str] = next(r for r in report["results"] if r["requirement"] == "audit_trail")
+    return found
+
+
+def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """Each report read and verified the whole audit trail, every organisation's, as often
+    (and as many times at once) as any organisation's admin asked, and told its size. Now one
+    check serves the reports of compliance_audit_check_seconds, and tells no size."""
+    server = server_factory(seed=two_organisations, compliance_audit_check_seconds=300.0)
+    first = audit_trail_check(server, "max")  # Acme's admin
+    assert first["status"] == "pass", first
+    assert "records" not in first["detail"]  # nothing of the other organisations' activity
+    with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
+        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
+        db.execute(
+            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
+            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
+            (last + 1,),
+        )
+    for admin in ("max", "ada"):  # within the interval: the same check, the trail not read
+        assert audit_trail_check(server, admin)["status"] == "pass"
+    server.clock.advance(300)
+    broken = audit_trail_check(server, "ada")
+    assert broken["status"] == "fail" and "does not verify" in broken["detail"], broken
 
 
 def test_stale_advisories_show_admins_a_banner_and_warn_in_the_log(

@@ -119,8 +119,9 @@ async def _compliance(call: Call) -> object:
     profiles = [compliance.check_profile(wanted)] if wanted else list(compliance.PROFILES)
     services = call.services
     now = services.clock()
+    audit = await services.audit_checks.state(services.settings, services.directory, now)
     installation = await compliance.gather(
-        services.settings, services.directory, call.principal, now
+        services.settings, services.directory, call.principal, now, audit=audit
     )
     return [compliance.evaluate(p, installation, now).to_json() for p in profiles]
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from tandem import crypto, metrics, revocation
 from tandem.access import Grant
 from tandem.audit import AuditLog, load_or_create_key
+from tandem.compliance import AuditChecks
 from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
 from tandem.exceptions import ConflictError
@@ -51,6 +52,9 @@ class Services:
     """SSO sign-ins started, per client address."""
     hashing: crypto.PasswordHashing
     """Password hashes, off the event loop and bounded (sign-in, password changes)."""
+    audit_checks: AuditChecks
+    """The audit trail's check for the compliance API, at most once per
+    ``compliance_audit_check_seconds``."""
     clock: Callable[[], float]
     entropy: crypto.Entropy
     tunnels: TunnelHost | None = None
@@ -141,6 +145,7 @@ async def running(
             ),
             sso_backoff=throttle(settings.sso_free_starts),
             hashing=hashing,
+            audit_checks=AuditChecks(settings.compliance_audit_check_seconds),
             clock=clock,
             entropy=entropy,
             tunnels=tunnels,
