@@ -102,6 +102,9 @@ class Settings:
     http_request_timeout_seconds: float = 10.0
     """How long an HTTP request's line, headers and body may take to arrive, from its first
     byte (a new connection's: from opening); a slower one gets 408 and its connection closes."""
+    http_max_header_bytes: int = 64 * 1024
+    """Largest request line and headers of one HTTP request (cookies included); a larger one is
+    answered 431 at once and its connection closed."""
     first_message_timeout_seconds: float = 10.0
     """How long a new socket (a customer's or an agent's) may stay silent before its first
     message."""
@@ -321,6 +324,8 @@ class Settings:
             raise ConfigError("socket_send_timeout_seconds must be positive")
         if not self.http_request_timeout_seconds > 0:
             raise ConfigError("http_request_timeout_seconds must be positive")
+        if self.http_max_header_bytes < 8192:
+            raise ConfigError("http_max_header_bytes must be at least 8192")
         if not self.shutdown_timeout_seconds > 0:
             raise ConfigError("the shutdown timeout must be positive")
         if self.max_sessions < 1 or (
