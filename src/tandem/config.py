@@ -143,7 +143,7 @@ class Settings:
     password_hash_waiting: int = 32
     """Sign-ins (and password changes) that may wait for a hash beyond those computed; more are
     refused at once with 503 and Retry-After."""
-    password_hash_per_client: int = 2
+    password_hash_per_client: int = 4
     """Hashes one client address (an IPv6 address with its /64) may have computed or waiting at
     once; more of its sign-ins are refused at once with 503, so one address cannot keep the
     others' sign-ins waiting."""
