@@ -380,7 +380,7 @@ class AgentSeat(Seat):
         """Wrong codes on this socket."""
         # An IPv6 address counts with its /64: rotating through it does not start afresh.
         self.join_keys = (f"join-user:{principal.username}", f"join-ip:{address_group(client)}")
-        self._released = False
+        self._released = False  # from the account's count of open sockets (release)
         self.org_key = f"join-org:{principal.org}"
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network
@@ -563,9 +563,9 @@ class SessionHub:
         self._next_count_purge = 0.0
         self._seats: set[Seat] = set()
         self._agent_sockets: dict[str, int] = {}
+        """Open agent sockets per account (:meth:`agent_seat`), for ``max_agent_sockets``."""
         self._unheard: dict[str, int] = {}
         """Customer sockets per address group not yet heard from (:meth:`customer_socket`)."""
-        """Open agent sockets per account (:meth:`agent_seat`), for ``max_agent_sockets``."""
         self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
         """Seats being closed because their sign-in was revoked (closed and audited once)."""
         self._seats_empty = asyncio.Event()
