@@ -24,6 +24,9 @@ ANONYMOUS_ACTIONS = frozenset(
         # address; an SSO start from a waiting address).
         "sign_in_throttled",
         "sso_throttled",
+        # A wrong password from an address that waits: one try for each name it has not tried
+        # yet, a record each let one client grow the chain with a name a try.
+        "sign_in_sprayed",
     }
 )
 """The kinds counted here (docs/audit.md)."""

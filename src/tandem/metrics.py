@@ -136,6 +136,7 @@ CUSTOMER_REFUSALS = Counter(
 _SIGN_IN_FAILED = {
     "sign_in_failed": "password",
     "sign_in_throttled": "password",
+    "sign_in_sprayed": "password",
     "sso_failed": "sso",
     "sso_throttled": "sso",
 }

@@ -126,6 +126,38 @@ async def test_throttled_sign_ins_and_sso_starts_are_counted_not_chained(
     await eventually(written)
 
 
+async def test_a_spray_of_new_names_from_a_waiting_address_is_counted_not_chained(
+    server_factory: ServerFactory,
+) -> None:
+    """A waiting address still gets one try per name it has not tried (a colleague behind it
+    signs in), so a spray of new names was a chained record each: one client grew the
+    append-only trail by a record a try, for as long as it liked. Once its address waits, its
+    failures are counted; another address's are still records."""
+    server = server_factory(seed=two_organisations, anonymous_audit_interval_seconds=INTERVAL)
+    server.clock.advance(INTERVAL - server.clock() % INTERVAL)
+    before = chained_actions(server)
+    free = server.settings.login_free_failures
+    async with (
+        from_address(server, "127.0.0.4") as sprayer,
+        from_address(server, "127.0.0.5") as other,
+    ):
+        for _ in range(free + 1):  # its free failures, and the one that makes the address wait
+            assert (await wrong_sign_in(sprayer)).status_code == 401
+        for _ in range(KNOCKS):  # new names, each tried once: every one is checked
+            assert (await wrong_sign_in(sprayer)).status_code == 401
+        assert (await wrong_sign_in(other)).status_code == 401
+    added = chained_actions(server)[len(before) :]
+    added.remove("sign_in")  # the auditor's, who reads them
+    assert added == ["sign_in_failed"] * (free + 2), added  # the sprayer's first, the other's
+    server.clock.advance(INTERVAL)
+
+    async def written() -> bool:
+        found = {row["action"]: row["count"] for row in counts(server)}
+        return found == {"sign_in_sprayed": KNOCKS}
+
+    await eventually(written)
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -75,10 +75,21 @@ async def login(request: Request) -> Response:
     except BusyError as exc:  # nothing was checked: no failure counted
         return busy(1.0, str(exc))  # a check takes a tenth of a second
     except AuthenticationError as exc:
-        await services.sign_in_backoff.failed(services.clock(), *keys)
-        await services.hub.record(
-            "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
-        )
+        now = services.clock()
+        # A waiting address still gets one try per account it has not tried (a colleague
+        # behind it signs in): a spray of new names. Its failures are counted, not a record
+        # each, or one client grows the append-only trail without end (whether the names
+        # exist is not looked at: it would tell them apart by the time of the answer).
+        sprayed = await services.sign_in_backoff.retry_after(now, keys[1]) > 0
+        await services.sign_in_backoff.failed(now, *keys)
+        if sprayed:
+            services.hub.count_anonymous(
+                "sign_in_sprayed", DEFAULT_ORG, f"{creds.username[:64]!r} from {client}"
+            )
+        else:
+            await services.hub.record(
+                "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
+            )
         return problem(401, "Sign-in failed", str(exc))
     await services.hub.record("sign_in", actor=agent.username, org=agent.org)
     response = JSONResponse(agent_json(agent))
