@@ -573,12 +573,28 @@ def nameserver_address(text: str) -> tuple[str, int]:
     return address, number
 
 
+def ascii_host(host: str, what: str) -> str:
+    """A host name as browsers and resolvers write it: in ASCII (IDNA), lower case. Raises
+    ConfigError for one no browser could reach (an empty or over-long label, a character IDNA
+    refuses)."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ConfigError(f"not a valid host name in {what}: {host!r}") from None
+
+
 def normalize_origin(origin: str) -> str:
     """Return ``scheme://host[:port]`` in lower case, default ports dropped.
 
-    Raises :class:`ConfigError` for anything that is not a bare http(s) origin.
+    Raises :class:`ConfigError` for anything that is not a bare http(s) origin (also what the
+    URL parser itself refuses, such as ``http://[``: an ``Origin`` header any client sends). A
+    host name is written as browsers send it, in ASCII (IDNA): ``https://bücher.example`` is
+    ``https://xn--bcher-kva.example``.
     """
-    parts = urlsplit(origin.strip())
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:  # an unclosed or bad IPv6 bracket
+        raise ConfigError(f"not an http(s) origin: {origin!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"not an http(s) origin: {origin!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
@@ -589,6 +605,5 @@ def normalize_origin(origin: str) -> str:
         raise ConfigError(f"bad port in origin: {origin!r}") from None
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
+    host = f"[{host}]" if ":" in host else ascii_host(host, f"origin {origin!r}")
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")

@@ -243,6 +243,31 @@ def test_rotating_through_an_ipv6_64_does_not_escape_the_start_back_off(
         assert other.headers["location"] != "/console/?sso=busy"
 
 
+def test_an_issuer_or_origin_the_url_parser_refuses_is_bad_input_not_a_server_error(
+    orgs_server: RunningServer,
+) -> None:
+    """An unclosed IPv6 bracket or a port out of range passed the checks (which expected
+    ConfigError, not the parser's ValueError): the admin's change answered 500, or was stored
+    and every sign-in through the provider, started by anyone, answered 500."""
+    bad = ("https://[::1", "https://idp.example:99999", "https://idp.example:-1", "https://a..b")
+    with api(orgs_server, "ada") as ada:
+        for url in bad:
+            sso = {"issuer": url, "client_id": "c", "client_secret": "s"}
+            answer = ada.put("/api/org/sso", json=sso)
+            assert answer.status_code == 400, (url, answer.text)
+            site = ada.post("/api/sites", json={"site_id": "s1", "origin": url, "teams": []})
+            assert site.status_code == 400, (url, site.text)
+        assert ada.get("/api/org/sso").json() == {"sso": None}
+        # A host name is kept as browsers send it in their Origin header (IDNA), so that it
+        # matches: as typed, it never would have.
+        site = {"site_id": "books", "origin": "https://b\u00fccher.example", "teams": []}
+        made = ada.post("/api/sites", json=site)
+        assert made.status_code == 201, made.text
+        assert made.json()["origin"] == "https://xn--bcher-kva.example"
+    start = httpx.get(f"{orgs_server.base}/api/sso/start", params={"org": "default"})
+    assert start.status_code == 303 and start.headers["location"] == "/console/?sso=unavailable"
+
+
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:
     with api(orgs_server, "ada") as ada:
         plain = {"issuer": "ftp://idp.example", "client_id": "c", "client_secret": "s"}
