@@ -98,7 +98,8 @@ class Settings:
     tunnels holds 32 times this."""
     socket_send_timeout_seconds: float = 10.0
     """A send to a socket that does not complete in this long (a peer that stopped reading)
-    closes it as too slow (1013)."""
+    closes it as too slow (1013). An HTTP answer the client stops taking for this long (what
+    is left to send does not go down) has its connection dropped."""
     http_request_timeout_seconds: float = 10.0
     """How long an HTTP request's line, headers and body may take to arrive, from its first
     byte (a new connection's: from opening); a slower one gets 408 and its connection closes."""
@@ -219,6 +220,10 @@ class Settings:
     max_recording_bytes: int = 256 * 1024 * 1024
     """Largest recording (ciphertext bytes); there the customer's browser is asked to end it
     (`size_limit`), the session goes on."""
+    max_recording_downloads: int = 2
+    """Recordings' files (played, exported, or in a subject's export) built and sent at once in
+    one process; more are refused (503, Retry-After). Each holds up to ``max_recording_bytes``
+    twice in memory until it is sent."""
     recording_end_bytes: int = 1024 * 1024
     """How much more a recording may take past `max_recording_bytes` while the customer's end
     marker is on its way; beyond it the recording is cut (and plays as truncated)."""
@@ -332,6 +337,8 @@ class Settings:
             self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
         ):
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
+        if self.max_recording_downloads < 1:
+            raise ConfigError("max_recording_downloads must be at least 1")
         if self.max_agent_sockets < 1:
             raise ConfigError("max_agent_sockets must be at least 1")
         if self.max_watcher_frames_per_second < 1:

@@ -71,8 +71,13 @@ class UserExistsError(ConflictError):
 
 
 class BusyError(TandemError):
-    """The server is already doing as much of one costly kind of work (password hashing) as
-    it may, for this client or for everyone; the message says which. Try again shortly."""
+    """The server is already doing as much of one costly kind of work (password hashing,
+    recordings' downloads) as it may, for this client or for everyone; the message says which.
+    Try again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AuditTrailDamaged(TandemError):

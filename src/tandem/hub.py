@@ -594,7 +594,7 @@ class SessionHub:
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
-        self.recordings = Recordings(storage, self.record)
+        self.recordings = Recordings(storage, self.record, settings.max_recording_downloads)
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None

@@ -10,7 +10,7 @@ description and the authorisation-matrix tests are generated from the joined tab
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import segno
@@ -30,6 +30,7 @@ from tandem.server.http import (
     AgentInfo,
     agent_json,
     busy,
+    download,
     set_sign_in_cookie,
     too_many_attempts,
 )
@@ -506,25 +507,30 @@ async def _get_recording(call: Call) -> object:
     return recording_json(await recordings.get(call.principal, call.params["recording_id"]))
 
 
-def _binary(data: bytes, filename: str | None = None) -> Response:
+async def _recording_file(call: Call, purpose: Literal["play", "export"]) -> Response:
+    """A recording's file, counted among the downloads under way until it is sent."""
+    recordings = call.services.hub.recordings
+    sent = recordings.downloads.begin()
+    try:
+        recording, data = await recordings.content(
+            call.principal, call.params["recording_id"], purpose
+        )
+    except BaseException:
+        sent()
+        raise
     headers = {"Cache-Control": "no-store"}
-    if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    if purpose == "export":
+        name = f"tandem-recording-{recording.recording_id}.tandemrec"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return download(data, "application/octet-stream", headers, sent)
 
 
 async def _play_recording(call: Call) -> object:
-    recordings = call.services.hub.recordings
-    _, data = await recordings.content(call.principal, call.params["recording_id"], "play")
-    return _binary(data)
+    return await _recording_file(call, "play")
 
 
 async def _export_recording(call: Call) -> object:
-    recordings = call.services.hub.recordings
-    recording, data = await recordings.content(
-        call.principal, call.params["recording_id"], "export"
-    )
-    return _binary(data, f"tandem-recording-{recording.recording_id}.tandemrec")
+    return await _recording_file(call, "export")
 
 
 async def _erase_recording(call: Call) -> object:
@@ -767,6 +773,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The encrypted recording for the console's player (audited as a playback).",
         _play_recording,
         media_type="application/octet-stream",
+        busy=True,
     ),
     Operation(
         "GET",
@@ -775,6 +782,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The encrypted recording as a file to keep (audited as an export).",
         _export_recording,
         media_type="application/octet-stream",
+        busy=True,
     ),
     Operation(
         "DELETE",
@@ -801,7 +809,7 @@ OPERATIONS: tuple[Operation, ...] = (
         NewUser,
         201,
         returns=User,
-        hashes=True,
+        busy=True,
     ),
     Operation(
         "PATCH",
@@ -854,7 +862,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _reset_password,
         PasswordReset,
         status=204,
-        hashes=True,
+        busy=True,
     ),
     Operation(
         "PUT",
@@ -1062,6 +1070,6 @@ OPERATIONS: tuple[Operation, ...] = (
         PasswordChange,
         returns=AgentInfo,
         throttled=True,
-        hashes=True,
+        busy=True,
     ),
 )

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from starlette.responses import Response
 
 from tandem import compliance, sbom
+from tandem.server.http import download
 from tandem.server.operations import Call, Operation
 from tandem.subjects import MAX_REASON_LENGTH, MAX_SUBJECT_LENGTH, Subjects, hold_json
 
@@ -144,12 +144,15 @@ async def _find_subject(call: Call) -> object:
 
 
 async def _export_subject(call: Call) -> object:
-    _, archive = await _subjects(call).export(call.principal, call.body.subject)
-    return Response(
-        archive,
-        media_type="application/zip",
-        headers={"content-disposition": 'attachment; filename="tandem-subject-export.zip"'},
-    )
+    # Its recordings' files count among the recordings' downloads until it is sent.
+    sent = call.services.hub.recordings.downloads.begin()
+    try:
+        _, archive = await _subjects(call).export(call.principal, call.body.subject)
+    except BaseException:
+        sent()
+        raise
+    disposition = 'attachment; filename="tandem-subject-export.zip"'
+    return download(archive, "application/zip", {"content-disposition": disposition}, sent)
 
 
 async def _erase_subject(call: Call) -> object:
@@ -225,6 +228,7 @@ OPERATIONS: tuple[Operation, ...] = (
         SubjectRequest,
         media_type="application/zip",
         finds=True,
+        busy=True,
     ),
     Operation(
         "POST",

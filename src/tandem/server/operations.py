@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,9 +75,9 @@ class Operation:
     """It may answer 429 with Retry-After (wrong passwords count towards a back-off)."""
     finds: bool = False
     """It may answer 404 for what its body names (path parameters document 404 anyway)."""
-    hashes: bool = False
-    """It hashes a password: it may answer 503 with Retry-After while too many hashes are
-    under way (``password_hash_*`` settings)."""
+    busy: bool = False
+    """It may answer 503 with Retry-After while too much of its costly work is under way
+    (password hashes: ``password_hash_*``; recordings' files: ``max_recording_downloads``)."""
 
 
 _STATUS = (
@@ -92,9 +93,9 @@ _STATUS = (
 def _error_response(exc: TandemError) -> Response:
     if isinstance(exc, StorageError):  # the database did not answer: 503 (server.unavailable)
         raise exc
-    if isinstance(exc, BusyError):  # an admin's new account or reset: its hash waits its turn
+    if isinstance(exc, BusyError):  # a password hash, a recording's file: wait a moment
         response = problem(503, "Busy", str(exc))
-        response.headers["retry-after"] = "1"
+        response.headers["retry-after"] = str(math.ceil(exc.retry_after))
         return response
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
@@ -237,9 +238,9 @@ def openapi_paths(table: Sequence[Operation]) -> tuple[dict[str, object], dict[s
             )
         if op.throttled:
             responses["429"] = problem_response("Too many attempts (Retry-After says how long)")
-        if op.hashes:
+        if op.busy:
             responses["503"] = problem_response(
-                "Too many password checks under way (Retry-After says when to try again)"
+                "Too much of this work under way (Retry-After says when to try again)"
             )
         if op.body is not None:
             item["requestBody"] = {
