@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
 import socket
 import sqlite3
 import time
+import zipfile
+import zlib
 from typing import Any
 
 import httpx
@@ -497,3 +501,40 @@ async def test_recording_downloads_at_once_are_bounded_and_one_not_read_is_dropp
             pass
         raise ConnectionResetError("closed")  # an orderly close is a drop too
     stalled.close()
+
+
+async def test_a_subject_export_does_not_stall_live_sessions(rec_server: RunningServer) -> None:
+    """A subject's export deflates its recordings into a zip (ciphertext: megabytes that do not
+    compress), which ran on the event loop and held every live session's frames meanwhile."""
+    customer, alice, created = await recording(rec_server)
+    frame = b"\x01" + os.urandom(999_999)
+    megabytes = 24
+    for _ in range(megabytes):
+        await customer.send(frame)
+        assert len(await asyncio.wait_for(alice.recv(), 30)) == len(frame)
+    await send(customer, type="record_stop")
+    assert (await recv_json(alice))["on"] is False
+    await wait_for(lambda: recordings_of(rec_server)[0]["ended_at"] is not None, 30)
+    deflating = time.monotonic()
+    zlib.compress(frame * megabytes)  # what deflating it costs on this machine now
+    deflating = time.monotonic() - deflating
+    watched, agent, _ = await sharing_session(rec_server)
+
+    def export() -> httpx.Response:
+        with api(rec_server, "ada") as ada:
+            return ada.post("/api/subjects/export", json={"subject": created["session_id"]})
+
+    exporting = asyncio.ensure_future(asyncio.to_thread(export))
+    slowest, relayed = 0.0, 0
+    while not exporting.done():
+        sent = time.monotonic()
+        await watched.send(b"\x01still live?")
+        assert await asyncio.wait_for(agent.recv(), 60) == b"\x01still live?"
+        slowest = max(slowest, time.monotonic() - sent)
+        relayed += 1
+    exported = await exporting
+    assert exported.status_code == 200, exported.text
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        [name] = [n for n in archive.namelist() if n.startswith("recordings/")]
+        assert len(read_container(archive.read(name))[1]) == megabytes
+    assert slowest < deflating / 3, (slowest, deflating, relayed)
