@@ -4,6 +4,7 @@ and the security status (stale advisories: a banner and a warning in the log) fo
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningServer, ServerFactory, two_organisations
-from tests.server.helpers import recv_json, send
+from tests.server.helpers import recv_json, send, sharing_session
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
@@ -162,3 +163,44 @@ def test_affected_dependencies_show_in_the_banner(
         status = ada.get("/api/security").json()
     assert {a["package"] for a in status["affected"]} == {"rrweb", "starlette"}
     assert status["banner"].startswith("Known vulnerabilities affect rrweb, starlette")
+
+
+async def test_a_large_advisory_file_does_not_stall_live_sessions(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The operator's advisory file (OSV JSON, up to 64 MiB) was read and parsed at each
+    admin's request for the security status (the console asks on every page): one long call
+    that holds the interpreter, whatever thread runs it, and every live session's frames
+    meanwhile. It is read again only when it changed."""
+    vulns = [
+        {
+            "id": f"TANDEM-BULK-{n}",
+            "summary": "an advisory of another package " + "x" * 200,
+            "affected": [{"package": {"ecosystem": "PyPI", "name": f"pkg-{n}"}, "versions": ["1"]}],
+        }
+        for n in range(60_000)
+    ]
+    advisories = tmp_path / "osv.json"
+    advisories.write_text(json.dumps({"vulns": vulns}))
+    parsing = time.monotonic()
+    json.loads(advisories.read_bytes())  # what reading it costs on this machine now
+    parsing = time.monotonic() - parsing
+    server = server_factory(seed=two_organisations, advisory_file=advisories)
+    customer, agent, _ = await sharing_session(server)
+
+    def security() -> int:
+        with api(server, "ada") as ada:
+            answers = [ada.get("/api/security") for _ in range(5)]
+        assert all(a.json()["advisory_file"] == str(advisories) for a in answers)
+        return max(a.status_code for a in answers)
+
+    assert security() == 200  # read once (at the server's start, or now)
+    asking = asyncio.ensure_future(asyncio.to_thread(security))
+    slowest = 0.0
+    while not asking.done():
+        sent = time.monotonic()
+        await customer.send(b"\x01still live?")
+        assert await asyncio.wait_for(agent.recv(), 60) == b"\x01still live?"
+        slowest = max(slowest, time.monotonic() - sent)
+    assert await asking == 200
+    assert slowest < parsing / 2, (slowest, parsing)  # five more asked: none read it again

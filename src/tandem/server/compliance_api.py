@@ -8,6 +8,7 @@ A customer's identifier travels in request bodies, never in URLs (which end up i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
@@ -128,14 +129,16 @@ async def _compliance(call: Call) -> object:
 
 async def _security(call: Call) -> object:
     settings = call.services.settings
-    state = sbom.status(
-        settings.advisory_file, settings.advisory_max_age_days, call.services.clock()
+    # Read in a worker thread: the operator's advisory file (OSV JSON, up to 64 MiB) was
+    # parsed on the event loop at every admin's page, holding every live session meanwhile.
+    state = await asyncio.to_thread(
+        sbom.status, settings.advisory_file, settings.advisory_max_age_days, call.services.clock()
     )
     return state.to_json()
 
 
 async def _sbom(call: Call) -> object:
-    return sbom.load_sbom()
+    return await asyncio.to_thread(sbom.load_sbom)
 
 
 async def _find_subject(call: Call) -> object:
