@@ -619,9 +619,13 @@ async def gather(
     now: float,
     checkpoints: Sequence[Checkpoint] = (),
     audit: AuditState | None = None,
+    *,
+    operator_view: bool = True,
 ) -> Installation:
     """Read what the checks need from the live configuration, storage and files (the audit
-    trail's state too, unless ``audit`` gives it: :class:`AuditChecks`)."""
+    trail's state too, unless ``audit`` gives it: :class:`AuditChecks`). Without
+    ``operator_view`` (an organisation's admin, through the API), recording key files on the
+    server are counted, not named: their names may be other organisations'."""
     grant = authorize(actor, "org.manage", Resource(actor.org))
     org = await directory.get_org(actor)
     storage = directory.storage
@@ -647,7 +651,9 @@ async def gather(
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         audit=audit or await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
-        key_files_on_server=await asyncio.to_thread(recording_key_files, settings.data_dir),
+        key_files_on_server=_named_or_counted(
+            await asyncio.to_thread(recording_key_files, settings.data_dir), operator_view
+        ),
         security=await asyncio.to_thread(
             sbom.status, settings.advisory_file, settings.advisory_max_age_days, now
         ),
@@ -680,6 +686,14 @@ async def audit_state(
         len(records),
         tail[0].at if tail else None,
         settings.audit_anchor_max_age_days,
+    )
+
+
+def _named_or_counted(paths: tuple[str, ...], named: bool) -> tuple[str, ...]:
+    if named or not paths:
+        return paths
+    return (
+        f"{len(paths)} file(s), which the server's operator finds with `tandem compliance check`",
     )
 
 

@@ -5,6 +5,7 @@ and the security status (stale advisories: a banner and a warning in the log) fo
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import logging
@@ -204,3 +205,17 @@ async def test_a_large_advisory_file_does_not_stall_live_sessions(
         slowest = max(slowest, time.monotonic() - sent)
     assert await asking == 200
     assert slowest < parsing / 2, (slowest, parsing)  # five more asked: none read it again
+
+
+def test_an_admins_report_does_not_name_the_servers_key_files(orgs_server: RunningServer) -> None:
+    """Recording key files lying on the server (the operator's mistake, of any organisation)
+    were named, path and all, in every organisation's admin's report."""
+    stray = orgs_server.settings.data_dir / "other-company-recordings.tandemkey"
+    stray.write_text(json.dumps({"tandem_recording_key": 1}))
+    key = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()
+    with api(orgs_server, "max") as max_:
+        assert max_.put("/api/org/recording-key", json={"public_key": key}).status_code == 200
+        [report] = max_.get("/api/compliance", params={"profile": "gdpr"}).json()
+    check = next(r for r in report["results"] if r["requirement"] == "recording_key")
+    assert check["status"] == "fail", check  # the file is still found
+    assert "other-company" not in check["detail"] and "1 file(s)" in check["detail"], check

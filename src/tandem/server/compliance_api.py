@@ -122,7 +122,7 @@ async def _compliance(call: Call) -> object:
     now = services.clock()
     audit = await services.audit_checks.state(services.settings, services.directory, now)
     installation = await compliance.gather(
-        services.settings, services.directory, call.principal, now, audit=audit
+        services.settings, services.directory, call.principal, now, audit=audit, operator_view=False
     )
     return [compliance.evaluate(p, installation, now).to_json() for p in profiles]
 
