@@ -268,6 +268,31 @@ def test_an_issuer_or_origin_the_url_parser_refuses_is_bad_input_not_a_server_er
     assert start.status_code == 303 and start.headers["location"] == "/console/?sso=unavailable"
 
 
+def test_finishing_a_sign_in_forgives_its_own_start_not_every_unfinished_one(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """A finished sign-in cleared its address's count of unfinished starts: a client that can
+    finish one at will (any organisation's admin runs its own provider) started afresh after
+    each, and kept pending rows coming without end. It now takes back its own start only; an
+    office whose people all finish their sign-ins is never slowed."""
+    free = orgs_server.settings.sso_free_starts
+    url = f"{orgs_server.base}/api/sso/start"
+    for _ in range(free + 5):  # a whole office behind one address, each one signing in
+        with httpx.Client() as browser:
+            assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+    with httpx.Client() as client:
+        for _ in range(free - 1):  # unfinished, each keeping a pending row
+            assert client.get(url, params={"org": "default"}).status_code == 303
+    with httpx.Client() as browser:  # one finished: its own start is taken back
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+    more = 0
+    with httpx.Client() as client:
+        while client.get(url, params={"org": "default"}).headers["location"].startswith("http"):
+            more += 1
+            assert more <= free, "finishing one sign-in forgave every unfinished start"
+    assert more == 2  # the last free one, and the one that starts the wait
+
+
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:
     with api(orgs_server, "ada") as ada:
         plain = {"issuer": "ftp://idp.example", "client_id": "c", "client_secret": "s"}

@@ -87,7 +87,7 @@ async def start(request: Request) -> Response:
         busy = _failed("busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy
-    await services.sso_backoff.failed(services.clock(), client)  # cleared when one completes
+    await services.sso_backoff.failed(services.clock(), client)  # forgiven when it completes
     try:
         auth.validate_name(org_id, "organisation id")
         config = await provider_for(services, org_id)
@@ -175,7 +175,10 @@ async def callback(request: Request) -> Response:
         auth.OIDC,
     )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
-    await services.sso_backoff.clear(_start_key(request))
+    # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
+    # a client finishing one sign-in of its own at will would start afresh each time, and
+    # keep pending rows coming without end.
+    await services.sso_backoff.forgive(_start_key(request))
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
