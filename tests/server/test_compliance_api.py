@@ -4,10 +4,13 @@ and the security status (stale advisories: a banner and a warning in the log) fo
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
 import json
 import logging
 import os
+import sqlite3
 import time
 import zipfile
 from pathlib import Path
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RunningServer, ServerFactory, two_organisations
-from tests.server.helpers import recv_json, send
+from tests.server.helpers import recv_json, send, sharing_session
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
@@ -101,6 +104,37 @@ def test_the_compliance_report_and_security_status_are_for_admins(
             assert client.get("/api/security/sbom").status_code == 403
 
 
+def audit_trail_check(server: RunningServer, admin: str) -> dict[str, str]:
+    with api(server, admin) as client:
+        [report] = client.get("/api/compliance", params={"profile": "gdpr"}).json()
+    found: dict[str, str] = next(r for r in report["results"] if r["requirement"] == "audit_trail")
+    return found
+
+
+def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """Each report read and verified the whole audit trail, every organisation's, as often
+    (and as many times at once) as any organisation's admin asked, and told its size. Now one
+    check serves the reports of compliance_audit_check_seconds, and tells no size."""
+    server = server_factory(seed=two_organisations, compliance_audit_check_seconds=300.0)
+    first = audit_trail_check(server, "max")  # Acme's admin
+    assert first["status"] == "pass", first
+    assert "records" not in first["detail"]  # nothing of the other organisations' activity
+    with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
+        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
+        db.execute(
+            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
+            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
+            (last + 1,),
+        )
+    for admin in ("max", "ada"):  # within the interval: the same check, the trail not read
+        assert audit_trail_check(server, admin)["status"] == "pass"
+    server.clock.advance(300)
+    broken = audit_trail_check(server, "ada")
+    assert broken["status"] == "fail" and "does not verify" in broken["detail"], broken
+
+
 def test_stale_advisories_show_admins_a_banner_and_warn_in_the_log(
     server_factory: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -130,3 +164,58 @@ def test_affected_dependencies_show_in_the_banner(
         status = ada.get("/api/security").json()
     assert {a["package"] for a in status["affected"]} == {"rrweb", "starlette"}
     assert status["banner"].startswith("Known vulnerabilities affect rrweb, starlette")
+
+
+async def test_a_large_advisory_file_does_not_stall_live_sessions(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The operator's advisory file (OSV JSON, up to 64 MiB) was read and parsed at each
+    admin's request for the security status (the console asks on every page): one long call
+    that holds the interpreter, whatever thread runs it, and every live session's frames
+    meanwhile. It is read again only when it changed."""
+    vulns = [
+        {
+            "id": f"TANDEM-BULK-{n}",
+            "summary": "an advisory of another package " + "x" * 200,
+            "affected": [{"package": {"ecosystem": "PyPI", "name": f"pkg-{n}"}, "versions": ["1"]}],
+        }
+        for n in range(60_000)
+    ]
+    advisories = tmp_path / "osv.json"
+    advisories.write_text(json.dumps({"vulns": vulns}))
+    parsing = time.monotonic()
+    json.loads(advisories.read_bytes())  # what reading it costs on this machine now
+    parsing = time.monotonic() - parsing
+    server = server_factory(seed=two_organisations, advisory_file=advisories)
+    customer, agent, _ = await sharing_session(server)
+
+    def security() -> int:
+        with api(server, "ada") as ada:
+            answers = [ada.get("/api/security") for _ in range(5)]
+        assert all(a.json()["advisory_file"] == str(advisories) for a in answers)
+        return max(a.status_code for a in answers)
+
+    assert security() == 200  # read once (at the server's start, or now)
+    asking = asyncio.ensure_future(asyncio.to_thread(security))
+    slowest = 0.0
+    while not asking.done():
+        sent = time.monotonic()
+        await customer.send(b"\x01still live?")
+        assert await asyncio.wait_for(agent.recv(), 60) == b"\x01still live?"
+        slowest = max(slowest, time.monotonic() - sent)
+    assert await asking == 200
+    assert slowest < parsing / 2, (slowest, parsing)  # five more asked: none read it again
+
+
+def test_an_admins_report_does_not_name_the_servers_key_files(orgs_server: RunningServer) -> None:
+    """Recording key files lying on the server (the operator's mistake, of any organisation)
+    were named, path and all, in every organisation's admin's report."""
+    stray = orgs_server.settings.data_dir / "other-company-recordings.tandemkey"
+    stray.write_text(json.dumps({"tandem_recording_key": 1}))
+    key = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()
+    with api(orgs_server, "max") as max_:
+        assert max_.put("/api/org/recording-key", json={"public_key": key}).status_code == 200
+        [report] = max_.get("/api/compliance", params={"profile": "gdpr"}).json()
+    check = next(r for r in report["results"] if r["requirement"] == "recording_key")
+    assert check["status"] == "fail", check  # the file is still found
+    assert "other-company" not in check["detail"] and "1 file(s)" in check["detail"], check
