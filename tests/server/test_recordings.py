@@ -14,16 +14,16 @@ import json
 import os
 import socket
 import sqlite3
+import threading
 import time
 import zipfile
-import zlib
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from tandem import crypto
+from tandem import crypto, subjects
 from tandem.directory import Directory, operator
 from tandem.recordings import read_container
 from tests.conftest import RunningServer, ServerFactory, two_organisations
@@ -503,38 +503,41 @@ async def test_recording_downloads_at_once_are_bounded_and_one_not_read_is_dropp
     stalled.close()
 
 
-async def test_a_subject_export_does_not_stall_live_sessions(rec_server: RunningServer) -> None:
+async def test_a_subject_export_is_built_off_the_event_loop(
+    rec_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A subject's export deflates its recordings into a zip (ciphertext: megabytes that do not
-    compress), which ran on the event loop and held every live session's frames meanwhile."""
+    compress), which ran on the event loop and held every live session's frames meanwhile (the
+    whole deflate: seconds for 24 MB). Where it is built is checked, not how long a frame
+    took: a busy machine's timings prove nothing either way."""
     customer, alice, created = await recording(rec_server)
     frame = b"\x01" + os.urandom(999_999)
-    megabytes = 24
+    megabytes = 4
     for _ in range(megabytes):
         await customer.send(frame)
         assert len(await asyncio.wait_for(alice.recv(), 30)) == len(frame)
     await send(customer, type="record_stop")
     assert (await recv_json(alice))["on"] is False
     await wait_for(lambda: recordings_of(rec_server)[0]["ended_at"] is not None, 30)
-    deflating = time.monotonic()
-    zlib.compress(frame * megabytes)  # what deflating it costs on this machine now
-    deflating = time.monotonic() - deflating
-    watched, agent, _ = await sharing_session(rec_server)
+    built_in: list[threading.Thread] = []
+    build = subjects._archive
+
+    def watched(*args: Any) -> bytes:
+        built_in.append(threading.current_thread())
+        return build(*args)
+
+    monkeypatch.setattr(subjects, "_archive", watched)
 
     def export() -> httpx.Response:
         with api(rec_server, "ada") as ada:
             return ada.post("/api/subjects/export", json={"subject": created["session_id"]})
 
-    exporting = asyncio.ensure_future(asyncio.to_thread(export))
-    slowest, relayed = 0.0, 0
-    while not exporting.done():
-        sent = time.monotonic()
-        await watched.send(b"\x01still live?")
-        assert await asyncio.wait_for(agent.recv(), 60) == b"\x01still live?"
-        slowest = max(slowest, time.monotonic() - sent)
-        relayed += 1
-    exported = await exporting
+    exported = await asyncio.to_thread(export)
     assert exported.status_code == 200, exported.text
     with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
         [name] = [n for n in archive.namelist() if n.startswith("recordings/")]
         assert len(read_container(archive.read(name))[1]) == megabytes
-    assert slowest < deflating / 3, (slowest, deflating, relayed)
+    assert len(built_in) == 1
+    assert built_in[0] is not rec_server.thread  # not the server's event loop
+    await customer.send(b"\x01still live")
+    assert await asyncio.wait_for(alice.recv(), 30) == b"\x01still live"

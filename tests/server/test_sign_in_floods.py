@@ -60,9 +60,10 @@ async def test_a_flood_of_wrong_sign_ins_does_not_stall_a_live_session(
             relayed += 1
         answers = await asyncio.gather(*flood)
     assert {a.status_code for a in answers} == {401}, [a.text for a in answers]
-    # On the event loop, the checks queued behind each other held frames for many checks'
-    # time (seconds); off it, a frame waits for none of them.
-    assert slowest < 3 * one_check, (slowest, one_check, relayed)
+    # On the event loop, the checks queued behind each other held a frame for all FLOOD of
+    # them in a row (5.4 s for 40 here); off it, a frame waits for none of them. Half the
+    # flood's checks is a bound a busy machine's scheduling never comes near.
+    assert slowest < FLOOD / 2 * one_check, (slowest, one_check, relayed)
 
 
 async def test_one_address_cannot_keep_everyone_elses_sign_ins_waiting(
