@@ -565,6 +565,10 @@ class SessionHub:
         self._failed_recordings: dict[str, tuple[str, str, float]] = {}
         """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
         as ``unavailable`` (and audited) by the next tick that reaches the database."""
+        self._unrecorded: list[tuple[float, str, dict[str, Any]]] = []
+        """Audit records of what was done while they could not be written (a socket closed on
+        a re-check: its close does not wait for storage), oldest first, with their time;
+        written by :meth:`tick` once storage answers."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -703,15 +707,20 @@ class SessionHub:
         self, seat: AgentSeat | WatchSeat, principal: Principal, code: int, reason: str
     ) -> None:
         live = seat.live
-        await self.record(
-            "socket_closed",
-            actor="server",
-            org=principal.org,
-            subject=principal.username,
-            session=live.machine.session_id if live else "",
-            code=code,
-            reason=reason,
-        )
+        at = self.clock()
+        fields: dict[str, Any] = {
+            "actor": "server",
+            "org": principal.org,
+            "subject": principal.username,
+            "session": live.machine.session_id if live else "",
+            "code": code,
+            "reason": reason,
+        }
+        try:
+            await self.record("socket_closed", **fields)
+        except Exception:  # kept for tick; raised on
+            self._unrecorded.append((at, "socket_closed", fields))
+            raise
 
     async def reauthorize(self, seat: AgentSeat | WatchSeat, message: object) -> None:
         """Before ``message`` (join, watch, record): the sign-in must still be valid, the
@@ -746,8 +755,13 @@ class SessionHub:
         # may have closed it meanwhile; one close, one audit record.
         if refused is not None and seat not in self._revoking:
             self._revoking.add(seat)
-            await self._forced_close(seat, before, *refused)
-            seat.kick(*refused)
+            try:
+                await self._forced_close(seat, before, *refused)
+            finally:
+                # Closed though its audit record could not be written (kept, and written once
+                # storage answers): a seat being revoked is never checked again, so a revoked
+                # socket left open here would stay open.
+                seat.kick(*refused)
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
@@ -1652,6 +1666,14 @@ class SessionHub:
     async def _write_what_failed(self) -> Exception | None:
         """Retry the storage writes that failed (database away); the first error, if any."""
         failed: Exception | None = None
+        while self._unrecorded:
+            at, action, fields = self._unrecorded[0]
+            try:
+                await self.audit.record(at, action, **fields)
+            except Exception as exc:  # returned; tried again next time, in order
+                failed = exc
+                break
+            self._unrecorded.pop(0)
         for recording_id in tuple(self._failed_recordings):
             entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
             if entry is None:
