@@ -1696,8 +1696,10 @@ class SessionHub:
 
     async def tick(self) -> None:
         """Apply deadlines to every live session; run about once a second. One session's storage
-        error does not hold up the others: the first is raised once all were tried (the
-        supervisor logs it and runs this again)."""
+        error does not hold up the others, and a failed write (a full disk, a locked or lost
+        database) does not hold up the re-checks of open sockets (reads) or the purges: each
+        step is tried, and the first error raised once all were (the supervisor logs it and runs
+        this again)."""
         now = self.clock()
         failed = await self._write_what_failed()
         for live in tuple(self._live.values()):
@@ -1709,20 +1711,35 @@ class SessionHub:
                     await self._flush(live)
             except Exception as exc:  # raised below
                 failed = failed or exc
+        for step in (self._purge_due, self._recheck_due, self._count_due):
+            try:
+                await step(now)
+            except Exception as exc:  # raised below
+                failed = failed or exc
         if failed is not None:
             raise failed
+
+    async def _purge_due(self, now: float) -> None:
+        """Expired rows and recordings past retention, each at its own interval (a purge that
+        failed is tried again at its next)."""
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
             await self.storage.purge_expired(now)
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+
+    async def _recheck_due(self, now: float) -> None:
+        """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""
         self._catch_up_after_an_outage()
         interval = self.settings.agent_reauth_seconds
         for seat in self.signed_in_seats():
             if now >= seat.reauth_due:  # each socket on its own time: see first_reauth
                 seat.reauth_due = now + interval
                 await self.recheck(seat)  # if it fails, it stays due (and so do those after it)
+
+    async def _count_due(self, now: float) -> None:
+        """Write the counts of anonymous events; purge those past retention."""
         await self._write_counts()
         if now >= self._next_count_purge:
             self._next_count_purge = now + self.settings.purge_interval_seconds
