@@ -580,7 +580,7 @@ class SessionHub:
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
-        self.recordings = Recordings(storage, self.record)
+        self.recordings = Recordings(storage, self.record, self.record_done)
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
@@ -707,20 +707,15 @@ class SessionHub:
         self, seat: AgentSeat | WatchSeat, principal: Principal, code: int, reason: str
     ) -> None:
         live = seat.live
-        at = self.clock()
-        fields: dict[str, Any] = {
-            "actor": "server",
-            "org": principal.org,
-            "subject": principal.username,
-            "session": live.machine.session_id if live else "",
-            "code": code,
-            "reason": reason,
-        }
-        try:
-            await self.record("socket_closed", **fields)
-        except Exception:  # kept for tick; raised on
-            self._unrecorded.append((at, "socket_closed", fields))
-            raise
+        await self.record_done(
+            "socket_closed",
+            actor="server",
+            org=principal.org,
+            subject=principal.username,
+            session=live.machine.session_id if live else "",
+            code=code,
+            reason=reason,
+        )
 
     async def reauthorize(self, seat: AgentSeat | WatchSeat, message: object) -> None:
         """Before ``message`` (join, watch, record): the sign-in must still be valid, the
@@ -770,6 +765,24 @@ class SessionHub:
         metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
         await self.audit.record(self.clock(), action, **fields)
+
+    async def record_done(self, action: str, **fields: Any) -> None:
+        """Append the record of what was done already and cannot be undone (a socket closed, a
+        recording or a subject erased or purged): if storage fails, the record is kept, with the
+        time it was done, and written by :meth:`tick` once it answers, and the error is raised
+        (an HTTP request answers 503). While records are kept, the next ones join them, in
+        order, without a try of their own."""
+        at = self.clock()
+        metrics.audited(action)
+        events.info(action, **fields)
+        if self._unrecorded:
+            self._unrecorded.append((at, action, fields))
+            return
+        try:
+            await self.audit.record(at, action, **fields)
+        except Exception:
+            self._unrecorded.append((at, action, fields))
+            raise
 
     async def authorize_message(
         self,
