@@ -65,33 +65,44 @@ class ProcessRegistry:
         sessions, recordings = await self.storage.close_lost_processes(
             self.node, self.identity, now - self.settings.process_lost_seconds, now
         )
+        # Closed in storage already: each record is written, or (the hub's record_done) kept
+        # and written once storage answers; the first failure is raised once all were tried.
+        failed: Exception | None = None
         for session in sessions:
             if session.end_reason == "server_shutdown":  # handed over, and nobody came back
                 metrics.SESSIONS_HANDED_OVER.labels(outcome="expired").inc()
             else:
                 metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
-            await self.record(
-                "session_ended",
-                actor="server",
-                org=session.org_id,
-                subject=session.session_id,
-                reason=session.end_reason or "server_lost",
-                node=session.node,
-            )
+            try:
+                await self.record(
+                    "session_ended",
+                    actor="server",
+                    org=session.org_id,
+                    subject=session.session_id,
+                    reason=session.end_reason or "server_lost",
+                    node=session.node,
+                )
+            except Exception as exc:  # raised below
+                failed = failed or exc
         for recording in recordings:
             metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="recording").inc()
             fields: dict[str, Any] = {"frames": recording.frames, "size": recording.size}
-            await self.record(
-                "recording_stopped",
-                actor="server",
-                org=recording.org_id,
-                subject=recording.recording_id,
-                session=recording.session_id,
-                reason="interrupted",
-                **fields,
-            )
+            try:
+                await self.record(
+                    "recording_stopped",
+                    actor="server",
+                    org=recording.org_id,
+                    subject=recording.recording_id,
+                    session=recording.session_id,
+                    reason="interrupted",
+                    **fields,
+                )
+            except Exception as exc:  # raised below
+                failed = failed or exc
         if sessions or recordings:
             log.warning("lost_process_closed", sessions=len(sessions), recordings=len(recordings))
+        if failed is not None:
+            raise failed
 
     async def stop(self) -> None:
         await self.storage.unregister_process(self.node)

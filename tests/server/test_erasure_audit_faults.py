@@ -60,7 +60,8 @@ async def pg_server(
 
 @contextlib.asynccontextmanager
 async def audit_refuses(schema: str, action: str) -> AsyncIterator[None]:
-    """PostgreSQL refuses every audit record of ``action`` as a full disk would."""
+    """PostgreSQL refuses every audit record of ``action`` as a full disk would (the records
+    before and after it, and every other statement, pass)."""
     db = await pg_connect(schema)
     try:
         await db.execute(

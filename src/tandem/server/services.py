@@ -137,7 +137,7 @@ async def running(
             tunnels=tunnels,
         )
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
-        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
+        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record_done)
         await registry.start()  # closes what this server held before a crash
         stack.push_async_callback(registry.stop)
         await stack.enter_async_context(hub)
