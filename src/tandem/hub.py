@@ -767,13 +767,13 @@ class SessionHub:
         await self.audit.record(self.clock(), action, **fields)
 
     async def record_done(self, action: str, **fields: Any) -> None:
-        """Append the record of what was done already and cannot be undone (a socket closed, a
-        recording or a subject erased or purged): if storage fails, the record is kept, with the
-        time it was done, and written by :meth:`tick` once it answers, and the error is raised
-        (an HTTP request answers 503). While records are kept, the next ones join them, in
-        order, without a try of their own."""
+        """Append the record of what was done already (a socket closed, a recording or a
+        subject erased or purged, an administrator's change): if storage fails, the record is
+        kept, with the time it was done, and written by :meth:`tick` once it answers, and the
+        error is raised (an HTTP request answers 503). While records are kept, the next ones
+        join them, in order, without a try of their own."""
         at = self.clock()
-        metrics.audited(action)
+        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
         if self._unrecorded:
             self._unrecorded.append((at, action, fields))

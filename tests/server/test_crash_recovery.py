@@ -27,7 +27,7 @@ from tests.conftest import DataTemplates, FakeClock, ServerFactory, free_port
 from tests.forkserver import tandem_process
 from tests.server.helpers import start_session
 from tests.server.test_admin_api import audit_actions
-from tests.server.test_erasure_audit_faults import audit_refuses, audited
+from tests.server.test_audit_after_faults import audit_refuses, audited
 from tests.server.test_organisations import api
 from tests.server.test_recordings import recording, recordings_of, with_recording_key
 from tests.server.test_scale_out import REDIS_URL, add_people, run_in_thread

@@ -115,7 +115,7 @@ async def running(
             hub=hub,
             directory=Directory(
                 store,
-                hub.record,
+                hub.record_done,  # its records follow the changes: kept if they fail
                 clock,
                 box,
                 entropy,

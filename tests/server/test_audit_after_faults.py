@@ -1,9 +1,10 @@
-"""What cannot be undone is never left unrecorded: a recording erased or purged past retention,
-or a subject erased, whose audit record the database refuses (here PostgreSQL itself, by a
-trigger on the audit table raising ``disk_full``, exactly at that record: the erasure before it
-passed) is gone for good. The answer is 503 (a purge's run fails and is retried), and the record
-is kept and written, with the time of the erasure, once the database takes it again: it was
-lost before, and a retry found nothing left to erase (404)."""
+"""What was done is never left unrecorded: a recording erased or purged past retention, a
+subject erased, an administrator's change (here: an account disabled), whose audit record the
+database refuses (PostgreSQL itself, by a trigger on the audit table raising ``disk_full``,
+exactly at that record: the change before it passed). The answer is 503 (a purge's run fails
+and is retried), and the record is kept and written, with the time of the change, once the
+database takes it again. It was lost before: a retry found nothing left to erase (404), or the
+account disabled already (200, and no record at all)."""
 
 from __future__ import annotations
 
@@ -156,6 +157,22 @@ async def test_an_erased_subject_is_recorded_though_the_audit_trail_refused_it_a
                 assert erased.status_code == 503, erased.text
                 assert await audited(schema, "subject_erased") == []
             await eventually(lambda: audited(schema, "subject_erased"))
+
+
+async def test_an_account_disabled_is_recorded_though_the_audit_trail_refused_it_at_first(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        with api(server, "ada") as ada:
+            async with audit_refuses(schema, "user_disabled"):
+                refused = ada.post("/api/users/bob/disable")
+                assert refused.status_code == 503, refused.text
+                assert await audited(schema, "user_disabled") == []
+                # Disabled all the same: trying again changes nothing, and said nothing.
+                assert ada.post("/api/users/bob/disable").status_code == 200
+            await eventually(lambda: audited(schema, "user_disabled"))
+            [(_, subject)] = await audited(schema, "user_disabled")
+            assert subject == "bob"
 
 
 async def _async(value: object) -> object:
