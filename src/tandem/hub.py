@@ -2167,6 +2167,31 @@ def _customer_event(
     return handle
 
 
+def _customer_answer(
+    event: Callable[[Session, Any], list[Effect]],
+) -> Callable[[CustomerSeat, Any], Awaitable[None]]:
+    """A customer's answer whose audit record comes first (consent to share, to be watched):
+    unless that record is written, the answer is not taken. The session goes back to where it
+    was and the error is raised (the customer's socket closes 1013; once it resumes, it is asked
+    again): never sharing, nor watching, without the record of the customer's yes."""
+
+    async def handle(seat: CustomerSeat, message: Any) -> None:
+        live = seat.live
+        before = live.machine.snapshot()
+        effects = event(live.machine, message)
+        first = effects[0] if effects else None
+        if isinstance(first, Audit):
+            try:
+                await seat.hub._audit(live, first)
+            except Exception:
+                live.machine.restore(before)
+                raise
+            effects = effects[1:]
+        await seat.hub.apply(live, effects)
+
+    return handle
+
+
 async def _first_only(seat: CustomerSeat, message: object) -> None:
     raise ProtocolError(
         codec.CLOSE_MALFORMED,
@@ -2178,11 +2203,11 @@ CustomerEvent = Callable[[CustomerSeat, Any], Awaitable[None]]
 CUSTOMER_EVENTS: Mapping[type[CustomerMessage], CustomerEvent] = {
     Create: _first_only,
     Resume: _first_only,
-    Consent: _customer_event(lambda machine, m: machine.consent(m.granted)),
+    Consent: _customer_answer(lambda machine, m: machine.consent(m.granted)),
     Stop: _customer_event(lambda machine, m: machine.customer_stops()),
     Handshake: _customer_event(lambda machine, m: machine.handshake_from_customer(m.data)),
     Abort: _customer_event(lambda machine, m: machine.key_mismatch("customer")),
-    WatchConsent: _customer_event(lambda machine, m: machine.watch_consent(m.granted)),
+    WatchConsent: _customer_answer(lambda machine, m: machine.watch_consent(m.granted)),
     WatchHandshake: _customer_event(
         lambda machine, m: machine.watch_handshake_from_customer(m.data)
     ),

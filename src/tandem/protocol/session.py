@@ -10,6 +10,7 @@ travel before ``sharing``: :meth:`Session.check_customer_payload` enforces it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Literal
 
@@ -298,6 +299,17 @@ class Session:
         if was_away:
             effects.append(ToCustomer(PeerStatus(connected=True)))
         return effects
+
+    def snapshot(self) -> Session:
+        """This state as it is now, for :meth:`restore` (a shallow copy: an event that changes
+        a container in place is not taken back by it; the customer's answers change none)."""
+        return copy.copy(self)
+
+    def restore(self, snapshot: Session) -> None:
+        """Go back to ``snapshot``: the event since did not happen (its audit record, which had
+        to come first, could not be written)."""
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, getattr(snapshot, field.name))
 
     # Customer side
 
