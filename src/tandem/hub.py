@@ -1538,17 +1538,27 @@ class SessionHub:
             key_id=key_id,
         )
         await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
+        try:
+            await self.record(
+                "recording_started",
+                actor="customer",
+                org=live.org_id,
+                subject=recording.recording_id,
+                session=live.machine.session_id,
+                agent=live.machine.agent_username,
+                key_id=key_id,
+            )
+        except Exception:
+            # Stored, but not the record of the customer's yes: it never keeps a frame, and the
+            # timer ends it ``unavailable`` (and records that) once storage answers.
+            self._failed_recordings[recording.recording_id] = (
+                live.org_id,
+                "storage error",
+                self.clock(),
+            )
+            raise
         live.recorder = Recorder(
             recording, self.settings.max_recording_bytes + self.settings.recording_end_bytes
-        )
-        await self.record(
-            "recording_started",
-            actor="customer",
-            org=live.org_id,
-            subject=recording.recording_id,
-            session=live.machine.session_id,
-            agent=live.machine.agent_username,
-            key_id=key_id,
         )
 
     async def _stop_recording(self, live: LiveSession, reason: str) -> None:
@@ -2192,6 +2202,27 @@ def _customer_answer(
     return handle
 
 
+async def _record_consent(seat: CustomerSeat, message: RecordConsent) -> None:
+    """The customer's answer to a recording request. A recording that cannot start (its row or
+    the record of the customer's yes not written) does not: both sides are told it is
+    ``unavailable``, and sharing goes on, as when a recording's write fails later on."""
+    live, hub = seat.live, seat.hub
+    before = live.machine.snapshot()
+    effects = live.machine.record_consent(message.granted)
+    if effects and isinstance(effects[0], StartRecording):
+        try:
+            await hub._start_recording(live)
+        except Exception as exc:
+            live.machine.restore(before)  # asked, not recording
+            log.warning("recording not started: %s", type(exc).__name__)
+            if isinstance(exc, StorageError):
+                metrics.STORAGE_ERRORS.labels(where="recording").inc()
+            await hub.apply(live, live.machine.record_stop("unavailable"))
+            return
+        effects = effects[1:]
+    await hub.apply(live, effects)
+
+
 async def _first_only(seat: CustomerSeat, message: object) -> None:
     raise ProtocolError(
         codec.CLOSE_MALFORMED,
@@ -2212,7 +2243,7 @@ CUSTOMER_EVENTS: Mapping[type[CustomerMessage], CustomerEvent] = {
         lambda machine, m: machine.watch_handshake_from_customer(m.data)
     ),
     WatchAbort: _customer_event(lambda machine, m: machine.watch_mismatch()),
-    RecordConsent: _customer_event(lambda machine, m: machine.record_consent(m.granted)),
+    RecordConsent: _record_consent,
     RecordStop: _customer_event(lambda machine, m: machine.record_stop("stopped_by_customer")),
     Report: _customer_event(lambda machine, m: machine.customer_reports(m.event)),
 }

@@ -11,8 +11,16 @@ import asyncio
 from pathlib import Path
 
 from tests.conftest import ServerFactory
-from tests.server.helpers import closed_with, pending_session, recv_json, resume_on, send
+from tests.server.helpers import (
+    closed_with,
+    pending_session,
+    recv_json,
+    resume_on,
+    send,
+    sharing_session,
+)
 from tests.server.test_audit_after_faults import audit_refuses, audited, pg_server
+from tests.storage.conftest import pg_connect
 
 
 async def test_consent_whose_record_is_refused_is_not_taken_and_is_asked_again(
@@ -39,3 +47,48 @@ async def test_consent_whose_record_is_refused_is_not_taken_and_is_asked_again(
         assert subject == created["session_id"]
         await again.send(b"\x01shared")
         assert await asyncio.wait_for(agent.recv(), 5) == b"\x01shared"
+
+
+async def test_a_recording_whose_start_cannot_be_recorded_does_not_start_and_sharing_goes_on(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The customer allows a recording, and PostgreSQL refuses its ``recording_started`` record
+    (the customer's yes): the recording does not start, both sides are told it is unavailable,
+    sharing goes on, and no frame is kept. Before, the customer's socket was closed and the
+    session recorded on once it resumed, with no record of the customer's yes. Once the database
+    answers, the recording is stored as ended ``unavailable`` (and recorded so), and the next
+    request records."""
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        customer, alice, _ = await sharing_session(server)
+        await send(alice, type="record")
+        request = await recv_json(customer)
+        assert request["type"] == "record_request"
+        unavailable = {"v": 1, "type": "recording", "on": False, "reason": "unavailable"}
+        async with audit_refuses(schema, "recording_started"):
+            await send(customer, type="record_consent", granted=True)
+            assert await recv_json(alice, timeout=30) == unavailable
+            assert await recv_json(customer) == unavailable
+            await customer.send(b"\x01not-recorded")
+            assert await asyncio.wait_for(alice.recv(), 5) == b"\x01not-recorded"
+        failed = "SELECT end_reason, frames FROM recordings WHERE recording_id = $1"
+        db = await pg_connect(schema)
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            while (
+                await db.fetchrow(failed, request["recording_id"]) is None
+                or (await db.fetchval(failed, request["recording_id"])) != "unavailable"
+            ):
+                assert asyncio.get_running_loop().time() < deadline, "never ended unavailable"
+                await asyncio.sleep(0.1)
+            assert (await db.fetchrow(failed, request["recording_id"]))["frames"] == 0
+        finally:
+            await db.close()
+        assert [subject for _, subject in await audited(schema, "recording_failed")] == [
+            request["recording_id"]
+        ]
+        await send(alice, type="record")
+        assert (await recv_json(customer))["type"] == "record_request"
+        await send(customer, type="record_consent", granted=True)
+        on = {"v": 1, "type": "recording", "on": True, "reason": None}
+        assert await recv_json(alice) == on
+        assert await recv_json(customer) == on
