@@ -565,6 +565,12 @@ class SessionHub:
         self._failed_recordings: dict[str, tuple[str, str, float]] = {}
         """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
         as ``unavailable`` (and audited) by the next tick that reaches the database."""
+        self._abandoned: dict[str, float] = {}
+        """Sessions whose creation failed part of the way (the database stopped answering, the
+        customer went), by id, with when: their join code and live-looking row are ended
+        (``not_started``) by :meth:`tick` once storage answers, so that no session looks live
+        in storage (supervisors' lists, the limits of other processes, erasure) that nobody
+        holds."""
         self._unrecorded: list[tuple[float, str, dict[str, Any]]] = []
         """Audit records of what was done while they could not be written (a socket closed on
         a re-check: its close does not wait for storage), oldest first, with their time;
@@ -1034,6 +1040,7 @@ class SessionHub:
             live, created = await self._start(site, customer, client, session_id, practice)
         except BaseException:
             self._release(session_id, site.org_id, client, site.site_id)
+            self._abandoned[session_id] = self.clock()
             raise
         self._starting.discard(session_id)
         self._live[session_id] = live
@@ -1689,6 +1696,14 @@ class SessionHub:
     async def _write_what_failed(self) -> Exception | None:
         """Retry the storage writes that failed (database away); the first error, if any."""
         failed: Exception | None = None
+        for session_id, at in tuple(self._abandoned.items()):
+            try:
+                await self.storage.delete_join_codes(session_id)
+                await self.storage.record_session_end(session_id, at, "not_started", None)
+            except Exception as exc:  # returned; tried again next time
+                failed = failed or exc
+            else:
+                self._abandoned.pop(session_id, None)
         while self._unrecorded:
             at, action, fields = self._unrecorded[0]
             try:

@@ -1,9 +1,14 @@
-"""A customer's yes is never taken without its audit record: PostgreSQL refuses the
-``consent_given`` record (a trigger on the audit table raising ``disk_full``, exactly there).
-The customer's socket is closed 1013 and the session stays waiting for consent; the agent sees
-nothing shared. Before, the session had moved to sharing all the same: the customer's page
-resumed into it and shared, with no record of the consent, and the agent's console was never
-told of it. Once the database answers, the resumed page is asked again, and its yes is recorded."""
+"""A session's steps whose audit record or storage write PostgreSQL refuses (a trigger on the
+audit table raising ``disk_full``, exactly at that record) leave nothing half-done: a
+customer's yes is not taken without its record, a recording does not start without the record
+of the customer's yes, and a session whose creation failed part of the way does not stay live
+in storage.
+
+The first test: the ``consent_given`` record is refused. The customer's socket is closed 1013
+and the session stays waiting for consent; the agent sees nothing shared. Before, the session
+had moved to sharing all the same: the customer's page resumed into it and shared, with no
+record of the consent, and the agent's console was never told of it. Once the database
+answers, the resumed page is asked again, and its yes is recorded."""
 
 from __future__ import annotations
 
@@ -13,11 +18,13 @@ from pathlib import Path
 from tests.conftest import ServerFactory
 from tests.server.helpers import (
     closed_with,
+    open_customer,
     pending_session,
     recv_json,
     resume_on,
     send,
     sharing_session,
+    start_session,
 )
 from tests.server.test_audit_after_faults import audit_refuses, audited, pg_server
 from tests.storage.conftest import pg_connect
@@ -92,3 +99,36 @@ async def test_a_recording_whose_start_cannot_be_recorded_does_not_start_and_sha
         on = {"v": 1, "type": "recording", "on": True, "reason": None}
         assert await recv_json(alice) == on
         assert await recv_json(customer) == on
+
+
+async def test_a_session_whose_creation_failed_half_way_does_not_stay_live_in_storage(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses the ``session_created`` record, after the join code and the session's
+    row were written: the customer's socket is closed 1013, and the row, live-looking, belonged
+    to nobody for as long as the process ran (other processes counted it against their limits
+    and listed it to supervisors; a customer's erasure was refused as "still live"). It is
+    ended ``not_started`` and its join code deleted once the database answers."""
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        async with audit_refuses(schema, "session_created"):
+            customer = await open_customer(server)
+            await send(customer, type="create")
+            assert await closed_with(customer, timeout=30) == (
+                1013,
+                "database not answering: try again soon",
+            )
+        db = await pg_connect(schema)
+        try:
+            deadline = asyncio.get_running_loop().time() + 30
+            live = "SELECT count(*) FROM sessions WHERE ended_at IS NULL"
+            while await db.fetchval(live):
+                assert asyncio.get_running_loop().time() < deadline, "a session stayed live"
+                await asyncio.sleep(0.1)
+            assert [tuple(r) for r in await db.fetch("SELECT end_reason FROM sessions")] == [
+                ("not_started",)
+            ]
+            assert await db.fetchval("SELECT count(*) FROM join_codes") == 0
+        finally:
+            await db.close()
+        customer, created = await start_session(server)  # and new sessions start
+        assert created["type"] == "created"
