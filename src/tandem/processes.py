@@ -30,6 +30,10 @@ def identity_of(settings: Settings) -> str:
     return f"{socket.gethostname()}:{settings.port}"
 
 
+NOBODY_SILENT = float("-inf")
+"""``lost_before`` for a sweep that takes no process for dead by its silence."""
+
+
 class ProcessRegistry:
     """This process's row in ``processes`` and the sweep that closes lost processes' work."""
 
@@ -47,23 +51,43 @@ class ProcessRegistry:
         self.node = node
         self.identity = identity_of(settings)
         self.record = record
+        self._beating_since: float | None = None
+        """Since when this process's heartbeats have been written without a failure (None: the
+        last one failed). Another process's silence is judged only over a time this one could
+        write: after an outage of the database every process's heartbeat is old, and none of
+        them is dead."""
 
     async def start(self) -> None:
         """Register, then close what this server held before a crash (and any lost process's)."""
-        await self.storage.register_process(self.node, self.identity, self.clock())
+        now = self.clock()
+        await self.storage.register_process(self.node, self.identity, now)
+        self._beating_since = now - self.settings.process_lost_seconds  # trusted at once
         await self.sweep()
 
     async def beat(self) -> None:
         """Mark this process alive; register again if another process took it for dead."""
-        if not await self.storage.heartbeat(self.node, self.clock()):
+        now = self.clock()
+        try:
+            alive = await self.storage.heartbeat(self.node, now)
+        except Exception:
+            self._beating_since = None
+            raise
+        if self._beating_since is None:
+            self._beating_since = now
+        if not alive:
             log.warning("process_taken_for_dead", node=self.node)
             await self.storage.register_process(self.node, self.identity, self.clock())
 
     async def sweep(self) -> None:
-        """Close the sessions and recordings of processes whose heartbeat stopped."""
+        """Close the sessions and recordings of processes whose heartbeat stopped: silent for
+        ``process_lost_seconds`` while this one's were written (so not until this one has
+        written them that long again, after a failure: the database may have been away for
+        all), or, at once, a process of this host and port before it (crashed)."""
         now = self.clock()
+        lost = self.settings.process_lost_seconds
+        judged = self._beating_since is not None and now - self._beating_since >= lost
         sessions, recordings = await self.storage.close_lost_processes(
-            self.node, self.identity, now - self.settings.process_lost_seconds, now
+            self.node, self.identity, now - lost if judged else NOBODY_SILENT, now
         )
         # Closed in storage already: each record is written, or (the hub's record_done) kept
         # and written once storage answers; the first failure is raised once all were tried.
