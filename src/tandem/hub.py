@@ -1708,9 +1708,11 @@ class SessionHub:
             at, action, fields = self._unrecorded[0]
             try:
                 await self.audit.record(at, action, **fields)
-            except Exception as exc:  # returned; tried again next time, in order
-                failed = exc
+            except StorageError as exc:  # returned; tried again next time, in order
+                failed = failed or exc
                 break
+            except Exception as exc:  # the database's answer: it never takes this one
+                log.error("audit record refused: %s %s", action, type(exc).__name__)
             self._unrecorded.pop(0)
         for recording_id in tuple(self._failed_recordings):
             entry = self._failed_recordings.pop(recording_id, None)  # one writer for each

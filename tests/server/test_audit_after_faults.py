@@ -60,7 +60,9 @@ async def pg_server(
 
 
 @contextlib.asynccontextmanager
-async def audit_refuses(schema: str, action: str) -> AsyncIterator[None]:
+async def audit_refuses(
+    schema: str, action: str, errcode: str = "disk_full"
+) -> AsyncIterator[None]:
     """PostgreSQL refuses every audit record of ``action`` as a full disk would (the records
     before and after it, and every other statement, pass)."""
     db = await pg_connect(schema)
@@ -68,7 +70,7 @@ async def audit_refuses(schema: str, action: str) -> AsyncIterator[None]:
         await db.execute(
             "CREATE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "RAISE EXCEPTION 'could not extend file: No space left on device' "
-            "USING ERRCODE = 'disk_full'; END $$"
+            f"USING ERRCODE = '{errcode}'; END $$"
         )
         await db.execute(
             "CREATE TRIGGER test_disk_full BEFORE INSERT ON audit FOR EACH ROW "
@@ -173,6 +175,22 @@ async def test_an_account_disabled_is_recorded_though_the_audit_trail_refused_it
             await eventually(lambda: audited(schema, "user_disabled"))
             [(_, subject)] = await audited(schema, "user_disabled")
             assert subject == "bob"
+
+
+async def test_a_record_the_database_will_never_take_does_not_hold_up_those_after_it(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The database refuses an account's ``user_disabled`` record as a constraint violation (its
+    answer, not an outage): kept, it would be refused at every try, and every record kept after
+    it would wait behind it for good. It is dropped (logged), and the next change is recorded."""
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        with api(server, "ada") as ada:
+            async with audit_refuses(schema, "user_disabled", errcode="check_violation"):
+                refused = ada.post("/api/users/bob/disable")
+                assert refused.status_code == 409, refused.text
+                assert ada.post("/api/users/bob/enable").status_code == 200
+                await eventually(lambda: audited(schema, "user_enabled"))
+            assert await audited(schema, "user_disabled") == []
 
 
 async def _async(value: object) -> object:
