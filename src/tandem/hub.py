@@ -176,6 +176,9 @@ class LiveSession:
     """Keyed digest of the joined agent's resume token (``rejoin``)."""
     agent_login: str = ""
     """The sign-in (token digest) the agent joined with: only it may rejoin."""
+    closed_elsewhere: bool = False
+    """Ended in storage (and recorded so) by another process that took this one for dead: it
+    ends here without writing anything again (:meth:`SessionHub.taken_for_dead`)."""
     agents_topic: str = dataclasses.field(init=False)
     watcher_topic: str = dataclasses.field(init=False)
     customer_topic: str = dataclasses.field(init=False)
@@ -1660,6 +1663,8 @@ class SessionHub:
         # Live state goes first so nothing can use it while storage is written.
         if self._live.pop(session_id, None) is not None:
             self._release(session_id, live.org_id, live.client, live.site_id)
+        if live.closed_elsewhere:
+            return
         self._unfinished[session_id] = (live, reason)
         await self._close_in_storage(live, reason)
 
@@ -1786,6 +1791,23 @@ class SessionHub:
             await self.storage.purge_audit_counts(
                 now - self.settings.anonymous_audit_retention_days * 86400
             )
+
+    async def taken_for_dead(self) -> None:
+        """Another process took this one for dead (it could not write its heartbeats for
+        ``process_lost_seconds``: the database was away for it alone) and closed its sessions
+        in storage: ended ``server_lost`` and recorded so, their join codes deleted. Those
+        sessions end here too, each side told ``server_shutdown``, and nothing is written again:
+        nobody stays in a session that storage, the audit trail and every other process say
+        has ended (a waiting customer's code joins no more). A session storage still holds live
+        (begun since) goes on."""
+        for live in tuple(self._live.values()):
+            stored = await self.storage.get_session(live.machine.session_id)
+            if stored is None or stored.ended_at is None or live.machine.ended:
+                continue
+            live.closed_elsewhere = True
+            live.recorder = None  # closed ``interrupted`` in storage, with what was flushed
+            log.warning("session closed by another process: ending it here")
+            await self.apply(live, live.machine.shut_down())
 
     async def shutdown(self) -> None:
         """Hand every live session over to the next process (server stopping: a restart), then

@@ -44,6 +44,7 @@ class ProcessRegistry:
         clock: Callable[[], float],
         node: str,
         record: Record,
+        taken_for_dead: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -51,6 +52,8 @@ class ProcessRegistry:
         self.node = node
         self.identity = identity_of(settings)
         self.record = record
+        self.taken_for_dead = taken_for_dead
+        """Called once this process registered again after another took it for dead."""
         self._beating_since: float | None = None
         """Since when this process's heartbeats have been written without a failure (None: the
         last one failed). Another process's silence is judged only over a time this one could
@@ -77,6 +80,8 @@ class ProcessRegistry:
         if not alive:
             log.warning("process_taken_for_dead", node=self.node)
             await self.storage.register_process(self.node, self.identity, self.clock())
+            if self.taken_for_dead is not None:
+                await self.taken_for_dead()
 
     async def sweep(self) -> None:
         """Close the sessions and recordings of processes whose heartbeat stopped: silent for

@@ -9,6 +9,7 @@ process that really died is still taken for dead (test_crash_recovery.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +100,47 @@ async def test_an_outage_of_the_database_for_all_processes_ends_none_of_their_se
     await send(alice, type="join", code=waiting_created["code"])
     assert (await recv_json(alice, timeout=10))["type"] == "joined"
     assert (await recv_json(waiting, timeout=10))["type"] == "agent_joined"
+
+
+async def test_a_process_taken_for_dead_ends_what_the_others_closed_and_tells_its_people(
+    cluster: Cluster, pg_proxy: StoppableProxy
+) -> None:
+    """The database is away for process b alone, longer than ``process_lost_seconds``: a rightly
+    takes it for dead and closes its sessions in storage (``server_lost``, recorded, join codes
+    deleted). When b reaches the database again it learns so (its heartbeat row is gone). Its
+    people were left in sessions that had ended everywhere else: a waiting customer showed a
+    code that joined no more, for as long as the page stayed. Now b ends them too, each side
+    told ``server_shutdown``, and writes nothing again (one ``session_ended`` each)."""
+    a = cluster(**FAST)
+    schema = schema_of(a)
+    b = cluster(database_url=proxied_url(pg_proxy, schema), **FAST)
+    waiting, created = await start_session(b)
+    customer, agent, shared = await sharing_session(b)
+    assert await relays(customer, agent, b"\x01before")
+    pg_proxy.down()
+    db = await pg_connect(schema)
+    try:
+        ended = "SELECT count(*) FROM sessions WHERE ended_at IS NOT NULL"
+        deadline = time.monotonic() + 30
+        while await db.fetchval(ended) < 2:  # a's sweep
+            assert time.monotonic() < deadline, "a never took b for dead"
+            await asyncio.sleep(0.1)
+        pg_proxy.up()
+        gone = {"v": 1, "type": "ended", "reason": "server_shutdown"}
+        assert await recv_json(waiting, timeout=30) == gone
+        assert await recv_json(customer, timeout=10) == gone
+        assert (await recv_json(agent, timeout=10))["type"] == "ended"
+        for session in (created, shared):
+            assert await db.fetch(
+                "SELECT end_reason FROM sessions WHERE session_id = $1", session["session_id"]
+            ) == [("server_lost",)]
+            assert (
+                await db.fetchval(
+                    "SELECT count(*) FROM audit WHERE action = 'session_ended' AND subject = $1",
+                    session["session_id"],
+                )
+                == 1
+            )
+    finally:
+        await db.close()
+    await start_session(b)  # b serves again

@@ -137,7 +137,9 @@ async def running(
             tunnels=tunnels,
         )
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
-        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record_done)
+        registry = ProcessRegistry(
+            store, settings, clock, hub.process_id, hub.record_done, hub.taken_for_dead
+        )
         await registry.start()  # closes what this server held before a crash
         stack.push_async_callback(registry.stop)
         await stack.enter_async_context(hub)
