@@ -53,7 +53,9 @@ class ProcessRegistry:
         self.identity = identity_of(settings)
         self.record = record
         self.taken_for_dead = taken_for_dead
-        """Called once this process registered again after another took it for dead."""
+        """Called once this process registered again after another took it for dead (again at
+        each beat until it has worked)."""
+        self._owes_notice = False
         self._beating_since: float | None = None
         """Since when this process's heartbeats have been written without a failure (None: the
         last one failed). Another process's silence is judged only over a time this one could
@@ -80,8 +82,10 @@ class ProcessRegistry:
         if not alive:
             log.warning("process_taken_for_dead", node=self.node)
             await self.storage.register_process(self.node, self.identity, self.clock())
-            if self.taken_for_dead is not None:
-                await self.taken_for_dead()
+            self._owes_notice = self.taken_for_dead is not None
+        if self._owes_notice and self.taken_for_dead is not None:
+            await self.taken_for_dead()
+            self._owes_notice = False
 
     async def sweep(self) -> None:
         """Close the sessions and recordings of processes whose heartbeat stopped: silent for
