@@ -353,7 +353,10 @@ async def test_the_periodic_recheck_spreads_sockets_opened_in_a_burst_over_its_i
     3,000 sessions that burst held frames up for 100-250 ms. Each socket is first re-checked
     within the interval, at points spread evenly over it, then once per interval."""
     interval = hub.settings.agent_reauth_seconds
-    seats = [hub.agent_seat(principal("agent"), "192.0.2.1", "") for _ in range(300)]
+    seats = [  # many agents, each with its socket (one account may hold max_agent_sockets)
+        hub.agent_seat(principal("agent", username=f"agent-{n}"), "192.0.2.1", "")
+        for n in range(300)
+    ]
     dues = [seat.reauth_due for seat in seats]
     assert all(1000.0 <= due < 1000.0 + interval for due in dues)
     tenths = [sum(1 for d in dues if k <= (d - 1000.0) / interval * 10 < k + 1) for k in range(10)]

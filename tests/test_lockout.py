@@ -141,3 +141,32 @@ async def test_shared_back_off_follows_the_same_rules_across_processes(storage: 
         waits.append(await one.retry_after(100.0, "user:a"))
     assert waits == [0, 0, 0, 1.0, 2.0, 4.0, 8.0, 8.0]
     assert await two.wait(101.0, "user:a", "ip:1") == 7.0
+
+
+def test_spraying_from_the_addresses_of_one_ipv6_64_gets_one_guess_each(
+    server_factory: ServerFactory,
+) -> None:
+    """An IPv6 client holds a whole /64: a new address for each guess must not be a new
+    client, or the address's count never starts and each account gets every free guess."""
+    server = server_factory(trusted_proxies=("127.0.0.1",))
+    addresses = (f"2001:db8:7:42::{n:x}" for n in range(1, 100))
+
+    def login_from(username: str, password: str) -> httpx.Response:
+        return httpx.post(
+            f"{server.base}/api/login",
+            json={"username": username, "password": password},
+            headers={"x-forwarded-for": next(addresses)},
+        )
+
+    for name in ("bob", "carol", "dave", "erin"):
+        assert login_from(name, "spray-password-1").status_code == 401
+    assert login_from("frank", "spray-password-1").status_code == 401  # its first
+    refused = login_from("frank", "spray-password-2")
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) >= 1
+    # Another subscriber (another /64) is another client: its account's first guess is made.
+    other = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "grace", "password": "spray-password-1"},
+        headers={"x-forwarded-for": "2001:db8:7:43::1"},
+    )
+    assert other.status_code == 401

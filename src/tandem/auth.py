@@ -175,11 +175,13 @@ async def create_user(
     grant: Grant,
     teams: tuple[str, ...] | None = None,
     mfa_exempt: bool = False,
+    hashing: crypto.PasswordHashing | None = None,
+    client: str = "",
 ) -> tuple[UserRecord, Enrolment | None]:
     """Validate and store a new user (argon2id hash). With ``box``, the account gets a TOTP second
     factor (seed encrypted with ``box``) and recovery codes (stored as digests); the enrolment is
     returned to be shown once. The account joins ``grant``'s organisation (there is no default).
-    Raises ConfigError, WeakPasswordError, UserExistsError."""
+    Raises ConfigError, WeakPasswordError, UserExistsError (and, with ``hashing``, BusyError)."""
     validate_username(username)
     if username in RESERVED_USERNAMES:
         raise name_unavailable(username)
@@ -188,9 +190,9 @@ async def create_user(
     enrolment = new_enrolment(username, entropy) if box is not None else None
     record = UserRecord(
         username=username,
-        display_name=(display_name or username.capitalize())[:64],
+        display_name=display_name or username.capitalize(),
         role=checked_role,
-        password_hash=crypto.hash_password(password),
+        password_hash=await hash_password(hashing, client, password),
         created_at=now,
         totp_secret=box.seal(enrolment.secret) if box and enrolment else None,
         recovery_codes=tuple(crypto.recovery_digest(c) for c in enrolment.recovery_codes)
@@ -261,6 +263,23 @@ async def _second_factor_ok(
     return await storage.use_second_factor(user.username, None, crypto.recovery_digest(squashed))
 
 
+async def verify_password(
+    hashing: crypto.PasswordHashing | None, client: str, password_hash: str | None, password: str
+) -> bool:
+    """:func:`tandem.crypto.verify_password`, through the server's bounded ``hashing`` (off its
+    event loop, for ``client``) when given; the CLI checks in place."""
+    if hashing is None:
+        return crypto.verify_password(password_hash, password)
+    return await hashing.verify(client, password_hash, password)
+
+
+async def hash_password(hashing: crypto.PasswordHashing | None, client: str, password: str) -> str:
+    """:func:`tandem.crypto.hash_password`, as :func:`verify_password` runs it."""
+    if hashing is None:
+        return crypto.hash_password(password)
+    return await hashing.hash(client, password)
+
+
 async def sign_in(
     storage: Storage,
     username: str,
@@ -271,12 +290,18 @@ async def sign_in(
     *,
     code: str | None = None,
     box: crypto.SecretBox | None = None,
+    hashing: crypto.PasswordHashing | None = None,
+    client: str = "",
 ) -> tuple[Agent, str]:
     """Check credentials (password, then the second factor if the account has one) and open a
     sign-in session. Returns the agent and the cookie token (shown to the browser only; storage
-    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure."""
+    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure, and
+    BusyError when ``hashing`` has too much to do (for ``client``, an address group)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
-    if not crypto.verify_password(user.password_hash if user else None, password) or user is None:
+    if (
+        not await verify_password(hashing, client, user.password_hash if user else None, password)
+        or user is None
+    ):
         raise AuthenticationError()
     if user.totp_secret and (
         box is None or not await _second_factor_ok(storage, user, code, now, box)
@@ -353,17 +378,22 @@ async def change_password(
     now: float,
     ttl: float,
     entropy: crypto.Entropy,
+    *,
+    hashing: crypto.PasswordHashing | None = None,
+    client: str = "",
 ) -> str:
     """The user's own password change: ``current`` must be right, ``new`` strong and different.
     Every sign-in of the user ends; returns the token of a new one for the caller's browser.
-    Raises AuthenticationError (wrong current password) or WeakPasswordError."""
+    Raises AuthenticationError (wrong current password) or WeakPasswordError (and BusyError as
+    :func:`sign_in`)."""
     user = await storage.get_user(username)
-    if user is None or not crypto.verify_password(user.password_hash, current):
+    if user is None or not await verify_password(hashing, client, user.password_hash, current):
         raise AuthenticationError("the current password is not right")
     check_password_strength(new, username)
     if new == current:
         raise WeakPasswordError("choose a password other than the current one")
-    await storage.set_password(username, crypto.hash_password(new), False)  # ends every sign-in
+    new_hash = await hash_password(hashing, client, new)
+    await storage.set_password(username, new_hash, False)  # ends every sign-in
     return await open_login(storage, user, now, ttl, entropy, password_method(user))
 
 

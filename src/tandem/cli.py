@@ -360,7 +360,12 @@ def server_config(asgi_app: ASGIApp, settings: Settings, log_level: str) -> uvic
         port=settings.port,
         ws=TandemWebSocketProtocol,
         loop="uvloop",  # startup.check_runtime: required, not "auto"
-        http=http_protocol(settings.http_request_timeout_seconds),  # httptools, with a deadline
+        # httptools, with a deadline and a bound on the headers
+        http=http_protocol(
+            settings.http_request_timeout_seconds,
+            settings.http_max_header_bytes,
+            settings.socket_send_timeout_seconds,
+        ),
         ws_max_size=max(settings.max_payload_bytes, settings.max_control_bytes) + 64 * 1024,
         ws_per_message_deflate=False,  # the SDK compresses before it encrypts
         proxy_headers=bool(settings.trusted_proxies),

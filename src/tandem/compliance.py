@@ -58,7 +58,9 @@ DETECTORS: dict[Profile, tuple[str, ...]] = {"pci-dss": (), "hipaa": ("ssn",), "
 class AuditState:
     ok: bool
     problem: str | None
-    records: int
+    records: int | None
+    """How many records the trail holds, every organisation's (None: not told, as to an
+    organisation's admin)."""
     unanchored_since: float | None
     """Time of the oldest record covered by neither an anchor nor a checkpoint (None: all)."""
     max_age_days: float = 1.0
@@ -481,7 +483,8 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         )
     return (
         "pass",
-        f"{state.records} records, chain and anchors verified, anchored within "
+        f"{'' if state.records is None else f'{state.records} records, '}"
+        "chain and anchors verified, anchored within "
         f"{state.max_age_days:g} day(s); "
         f"append-only, never purged; anonymous event counts kept {counts_kept:g} days",
         "",
@@ -615,8 +618,14 @@ async def gather(
     actor: Principal,
     now: float,
     checkpoints: Sequence[Checkpoint] = (),
+    audit: AuditState | None = None,
+    *,
+    operator_view: bool = True,
 ) -> Installation:
-    """Read what the checks need from the live configuration, storage and files."""
+    """Read what the checks need from the live configuration, storage and files (the audit
+    trail's state too, unless ``audit`` gives it: :class:`AuditChecks`). Without
+    ``operator_view`` (an organisation's admin, through the API), recording key files on the
+    server are counted, not named: their names may be other organisations'."""
     grant = authorize(actor, "org.manage", Resource(actor.org))
     org = await directory.get_org(actor)
     storage = directory.storage
@@ -640,9 +649,11 @@ async def gather(
         login_idle_seconds=settings.login_idle_seconds,
         login_ttl_seconds=settings.login_ttl_seconds,
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
-        audit=await audit_state(settings, directory, checkpoints),
+        audit=audit or await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
-        key_files_on_server=await asyncio.to_thread(recording_key_files, settings.data_dir),
+        key_files_on_server=_named_or_counted(
+            await asyncio.to_thread(recording_key_files, settings.data_dir), operator_view
+        ),
         security=await asyncio.to_thread(
             sbom.status, settings.advisory_file, settings.advisory_max_age_days, now
         ),
@@ -676,6 +687,35 @@ async def audit_state(
         tail[0].at if tail else None,
         settings.audit_anchor_max_age_days,
     )
+
+
+def _named_or_counted(paths: tuple[str, ...], named: bool) -> tuple[str, ...]:
+    if named or not paths:
+        return paths
+    return (
+        f"{len(paths)} file(s), which the server's operator finds with `tandem compliance check`",
+    )
+
+
+class AuditChecks:
+    """The audit trail's state for the admin API's compliance reports: the whole trail (every
+    organisation's) is read and verified at most once per ``max_age`` seconds, one check at a
+    time, whatever the requests, and its size is not told. Checked on each request, one admin
+    of any organisation made the server read and verify every record of every organisation as
+    often as it asked, all at once if it asked at once, and learnt how many there were.
+    ``tandem compliance check`` checks anew each time."""
+
+    def __init__(self, max_age: float) -> None:
+        self.max_age = max_age
+        self._lock = asyncio.Lock()
+        self._last: tuple[float, AuditState] | None = None
+
+    async def state(self, settings: Settings, directory: Directory, now: float) -> AuditState:
+        async with self._lock:  # concurrent requests wait for the one check under way
+            if self._last is None or now - self._last[0] >= self.max_age or now < self._last[0]:
+                checked = await audit_state(settings, directory, ())
+                self._last = (now, dataclasses.replace(checked, records=None))
+            return self._last[1]
 
 
 def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:

@@ -98,10 +98,14 @@ class Settings:
     tunnels holds 32 times this."""
     socket_send_timeout_seconds: float = 10.0
     """A send to a socket that does not complete in this long (a peer that stopped reading)
-    closes it as too slow (1013)."""
+    closes it as too slow (1013). An HTTP answer the client stops taking for this long (what
+    is left to send does not go down) has its connection dropped."""
     http_request_timeout_seconds: float = 10.0
     """How long an HTTP request's line, headers and body may take to arrive, from its first
     byte (a new connection's: from opening); a slower one gets 408 and its connection closes."""
+    http_max_header_bytes: int = 64 * 1024
+    """Largest request line and headers of one HTTP request (cookies included); a larger one is
+    answered 431 at once and its connection closed."""
     first_message_timeout_seconds: float = 10.0
     """How long a new socket (a customer's or an agent's) may stay silent before its first
     message."""
@@ -133,6 +137,17 @@ class Settings:
     """First back-off; it doubles with each further failure."""
     login_backoff_max_seconds: float = 900.0
     """Longest back-off."""
+    password_hash_parallel: int = 2
+    """Password hashes (argon2id: about a tenth of a second of CPU and 64 MiB each, for every
+    sign-in, password change and new account) computed at once, each in a worker thread off the
+    event loop, so that sign-ins never stall live sessions."""
+    password_hash_waiting: int = 32
+    """Sign-ins (and password changes) that may wait for a hash beyond those computed; more are
+    refused at once with 503 and Retry-After."""
+    password_hash_per_client: int = 4
+    """Hashes one client address (an IPv6 address with its /64) may have computed or waiting at
+    once; more of its sign-ins are refused at once with 503, so one address cannot keep the
+    others' sign-ins waiting."""
     test_private_network: bool = False
     """Tests only (no option or variable sets it): lets the server talk to an identity provider
     over plain http on loopback or a private network. Off, providers must be https on public
@@ -161,6 +176,10 @@ class Settings:
     """Wrong join codes across one organisation before an alert is audited and its agents that
     have entered a wrong code themselves back off (an agent without failures is not slowed):
     a brake on guessing spread over many accounts and addresses."""
+    max_agent_sockets: int = 20
+    """Agent and supervisor sockets one account may hold open at once in one server process
+    (console tabs, reconnects); more are refused (4429). Each costs memory and a sign-in check
+    every ``agent_reauth_seconds``."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0
@@ -185,6 +204,10 @@ class Settings:
     that one client address may hold at once; more are refused (4429). The address is the
     socket's peer, or the X-Forwarded-For of a ``trusted_proxies`` proxy; an IPv6 address counts
     with its /64."""
+    max_unheard_sockets_per_address: int = 20
+    """Customer sockets one client address (an IPv6 address with its /64) may hold open before
+    their first message (each waits up to ``first_message_timeout_seconds``); more are refused
+    (4429)."""
     max_waiting_per_site: int = 500
     """Customer sessions not yet consented to that one site may hold at once; more are
     refused (4429). Counted across every process sharing the database."""
@@ -197,6 +220,10 @@ class Settings:
     max_recording_bytes: int = 256 * 1024 * 1024
     """Largest recording (ciphertext bytes); there the customer's browser is asked to end it
     (`size_limit`), the session goes on."""
+    max_recording_downloads: int = 2
+    """Recordings' files (played, exported, or in a subject's export) built and sent at once in
+    one process; more are refused (503, Retry-After). Each holds up to ``max_recording_bytes``
+    twice in memory until it is sent."""
     recording_end_bytes: int = 1024 * 1024
     """How much more a recording may take past `max_recording_bytes` while the customer's end
     marker is on its way; beyond it the recording is cut (and plays as truncated)."""
@@ -227,6 +254,10 @@ class Settings:
     banner (TANDEM_ADVISORY_MAX_AGE_DAYS)."""
     advisory_check_seconds: float = 3600.0
     """How often the server re-reads the advisory file and warns (also at start)."""
+    compliance_audit_check_seconds: float = 300.0
+    """How long an admin's compliance report (``GET /api/compliance``) reuses the last check of
+    the whole audit trail (one at a time in each process, whatever the requests). ``tandem
+    compliance check`` and ``tandem audit verify`` check it anew each time."""
     audit_anchor_max_age_days: float = 1.0
     """`tandem compliance check` fails when audit records older than this are covered by
     neither an anchor nor an external checkpoint (TANDEM_AUDIT_ANCHOR_MAX_AGE_DAYS)."""
@@ -305,14 +336,29 @@ class Settings:
             raise ConfigError("socket_send_timeout_seconds must be positive")
         if not self.http_request_timeout_seconds > 0:
             raise ConfigError("http_request_timeout_seconds must be positive")
+        if self.http_max_header_bytes < 8192:
+            raise ConfigError("http_max_header_bytes must be at least 8192")
         if not self.shutdown_timeout_seconds > 0:
             raise ConfigError("the shutdown timeout must be positive")
         if self.max_sessions < 1 or (
             self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
         ):
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
+        if self.max_recording_downloads < 1:
+            raise ConfigError("max_recording_downloads must be at least 1")
+        if self.max_agent_sockets < 1:
+            raise ConfigError("max_agent_sockets must be at least 1")
         if self.max_watcher_frames_per_second < 1:
             raise ConfigError("max_watcher_frames_per_second must be at least 1")
+        if min(self.password_hash_parallel, self.password_hash_per_client) < 1 or (
+            self.password_hash_waiting < 0
+        ):
+            raise ConfigError(
+                "password_hash_parallel and password_hash_per_client must be at least 1, "
+                "password_hash_waiting at least 0"
+            )
+        if self.max_unheard_sockets_per_address < 1:
+            raise ConfigError("max_unheard_sockets_per_address must be at least 1")
         if min(self.max_waiting_per_address, self.max_waiting_per_site) < 1:
             raise ConfigError("max_waiting_per_address and max_waiting_per_site must be at least 1")
         if not min(self.anonymous_audit_interval_seconds, self.anonymous_audit_retention_days) > 0:
@@ -356,6 +402,8 @@ class Settings:
                 "advisory_max_age_days, advisory_check_seconds and audit_anchor_max_age_days "
                 "must be positive"
             )
+        if not self.compliance_audit_check_seconds > 0:
+            raise ConfigError("compliance_audit_check_seconds must be positive")
         if not self.login_idle_seconds > 0 or not self.login_ttl_seconds > 0:
             raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
         if self.log_format not in ("console", "json"):
@@ -539,12 +587,28 @@ def nameserver_address(text: str) -> tuple[str, int]:
     return address, number
 
 
+def ascii_host(host: str, what: str) -> str:
+    """A host name as browsers and resolvers write it: in ASCII (IDNA), lower case. Raises
+    ConfigError for one no browser could reach (an empty or over-long label, a character IDNA
+    refuses)."""
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ConfigError(f"not a valid host name in {what}: {host!r}") from None
+
+
 def normalize_origin(origin: str) -> str:
     """Return ``scheme://host[:port]`` in lower case, default ports dropped.
 
-    Raises :class:`ConfigError` for anything that is not a bare http(s) origin.
+    Raises :class:`ConfigError` for anything that is not a bare http(s) origin (also what the
+    URL parser itself refuses, such as ``http://[``: an ``Origin`` header any client sends). A
+    host name is written as browsers send it, in ASCII (IDNA): ``https://bücher.example`` is
+    ``https://xn--bcher-kva.example``.
     """
-    parts = urlsplit(origin.strip())
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:  # an unclosed or bad IPv6 bracket
+        raise ConfigError(f"not an http(s) origin: {origin!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"not an http(s) origin: {origin!r}")
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
@@ -555,6 +619,5 @@ def normalize_origin(origin: str) -> str:
         raise ConfigError(f"bad port in origin: {origin!r}") from None
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname
-    if ":" in host:
-        host = f"[{host}]"
+    host = f"[{host}]" if ":" in host else ascii_host(host, f"origin {origin!r}")
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")

@@ -7,19 +7,21 @@ can make it deterministic; nothing else in Tandem calls a random source directly
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import argon2
 from cryptography.fernet import Fernet, InvalidToken
 
-from tandem.exceptions import AuthenticationError, ConfigError, RecordingError
+from tandem.exceptions import AuthenticationError, BusyError, ConfigError, RecordingError
 from tandem.private_files import private_file
 
 _MAX_PASSWORD_BYTES = 1024
@@ -155,6 +157,64 @@ def verify_password(password_hash: str | None, password: str) -> bool:
         )
     except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
         return False
+
+
+_T = TypeVar("_T")
+
+
+class PasswordHashing:
+    """Password hashing and checking (argon2id: a tenth of a second of CPU and 64 MiB each) off
+    the event loop, bounded. Run on the loop, every sign-in stalled every live session of the
+    process for that long: a stream of wrong sign-ins, from anyone, froze the relay.
+
+    At most ``parallel`` hashes run at once, each in a worker thread (argon2 releases the GIL);
+    others wait, at most ``waiting`` of them, and at most ``per_client`` in progress or waiting
+    for one client (its address group: :func:`tandem.hub.address_group`). Beyond either bound
+    :class:`BusyError` is raised at once, before any work: a flood costs bounded CPU and memory
+    and keeps no one else's sign-in waiting behind more than ``waiting`` others. Made inside
+    the server's event loop (one per process: :mod:`tandem.server.services`)."""
+
+    def __init__(self, parallel: int, waiting: int, per_client: int) -> None:
+        if min(parallel, per_client) < 1 or waiting < 0:
+            raise ValueError("password hashing needs a worker and room for one per client")
+        self._slots = asyncio.Semaphore(parallel)
+        self._capacity = parallel + waiting
+        self._per_client = per_client
+        self._held = 0
+        self._clients: dict[str, int] = {}
+
+    async def verify(self, client: str, password_hash: str | None, password: str) -> bool:
+        """:func:`verify_password` for ``client``, off the loop; BusyError when over a bound."""
+        return await self._run(client, verify_password, password_hash, password)
+
+    async def hash(self, client: str, password: str) -> str:
+        """:func:`hash_password` for ``client``, off the loop; BusyError when over a bound."""
+        return await self._run(client, hash_password, password)
+
+    async def _run(self, client: str, work: Callable[..., _T], *args: Any) -> _T:
+        if self._clients.get(client, 0) >= self._per_client:
+            raise BusyError(
+                "Too many sign-ins at once from your address: wait for the ones under way."
+            )
+        if self._held >= self._capacity:
+            raise BusyError("The server is busy checking other sign-ins: try again shortly.")
+        self._held += 1
+        self._clients[client] = self._clients.get(client, 0) + 1
+        try:
+            async with self._slots:
+                done = asyncio.ensure_future(asyncio.to_thread(work, *args))
+                try:
+                    return await asyncio.shield(done)
+                finally:
+                    if not done.done():  # cancelled: the thread runs on, and keeps its slot
+                        await asyncio.wait({done})
+        finally:
+            self._held -= 1
+            left = self._clients[client] - 1
+            if left:
+                self._clients[client] = left
+            else:
+                del self._clients[client]
 
 
 CUSTOMER_SIGNATURE_ALGORITHM = "HS256"

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -139,9 +140,11 @@ class Directory:
         allow_private_network: bool = False,
         *,
         revoked: Revoker = _no_announcement,
+        hashing: crypto.PasswordHashing | None = None,
     ) -> None:
         """``reserved_origins``: the operator's ``--allow-origin`` list, which only the default
-        organisation's sites (made at start-up) may hold."""
+        organisation's sites (made at start-up) may hold. ``hashing``: the server's bounded
+        password hashing, off its event loop (the CLI hashes in place)."""
         self.storage = storage
         self.reserved_origins = reserved_origins
         self.allow_private_network = allow_private_network
@@ -151,6 +154,7 @@ class Directory:
         self.box = box
         self.entropy = entropy
         self.revoked = revoked
+        self.hashing = hashing
         """Told (by keyword) the account whose sign-ins ended or that changed, the site whose
         teams changed or that went, or the organisation one of whose teams went, so that the
         open sockets concerned are checked again at once (tandem.revocation)."""
@@ -324,6 +328,8 @@ class Directory:
         (``enrol_now``, the CLI prints it) or at first sign-in in the console."""
         grant = authorize(actor, "users.manage", Resource(actor.org))
         _guard_auditors(actor, role)
+        if display_name is not None:  # checked as a change of it is (it was stored as given)
+            display_name = _label(display_name, "display name")
         user, enrolment = await auth.create_user(
             self.storage,
             username,
@@ -336,6 +342,8 @@ class Directory:
             grant=grant,
             teams=teams,
             mfa_exempt=mfa_exempt,
+            hashing=self.hashing,
+            client=f"user:{actor.username}",
         )
         await self.record(
             "user_created",
@@ -499,7 +507,8 @@ class Directory:
             raise ForbiddenError("an admin's password reset is always temporary")
         # The new password and the end of every sign-in in one transaction: a socket's sign-in
         # check in between would see a live sign-in of an account that must change its password.
-        await self.storage.set_password(username, crypto.hash_password(password), change_required)
+        hashed = await auth.hash_password(self.hashing, f"user:{actor.username}", password)
+        await self.storage.set_password(username, hashed, change_required)
         self.revoked(user=username)
         await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 
@@ -736,10 +745,28 @@ def site_unavailable(site_id: str) -> ConflictError:
     return ConflictError(f"the site id {site_id!r} or its origin is not available")
 
 
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Embeddings, overrides and isolates: they reorder the text around a name too (a display name
+is shown to customers inside a sentence: "<name> wants to see this page")."""
+_UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Zl", "Zp"})
+"""Control characters (C0, DEL, C1), surrogates, private-use code points, line
+and paragraph separators."""
+
+
 def _label(value: str | None, what: str) -> str:
+    """A name people read (organisation, site, display name): 1-100 characters, none of them
+    unprintable or a bidirectional control, and at least one visible (not only spaces or
+    zero-width characters)."""
     text = (value or "").strip()
-    if not 1 <= len(text) <= 100 or any(ord(c) < 32 for c in text):
-        raise _invalid(f"a {what} is 1-100 printable characters")
+    if (
+        not 1 <= len(text) <= 100
+        or any(unicodedata.category(c) in _UNPRINTABLE or c in _BIDI_CONTROLS for c in text)
+        or all(unicodedata.category(c)[0] in "ZC" for c in text)
+    ):
+        raise _invalid(
+            f"a {what} is 1-100 printable characters, without control or bidirectional "
+            "formatting characters"
+        )
     return text
 
 

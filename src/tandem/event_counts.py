@@ -19,6 +19,14 @@ ANONYMOUS_ACTIONS = frozenset(
         "customer_origin_refused",
         "customer_token_rejected",
         "customer_refused",
+        # Refused before anything was checked, so they cost a client nothing: a record each let
+        # one client grow the chain as fast as it could send (a sign-in on a waiting account or
+        # address; an SSO start from a waiting address).
+        "sign_in_throttled",
+        "sso_throttled",
+        # A wrong password from an address that waits: one try for each name it has not tried
+        # yet, a record each let one client grow the chain with a name a try.
+        "sign_in_sprayed",
     }
 )
 """The kinds counted here (docs/audit.md)."""

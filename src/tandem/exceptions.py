@@ -11,6 +11,7 @@ Hierarchy::
     ├── ConflictError        the change contradicts what is stored (name taken, last admin)
     │   └── UserExistsError  a user name that is taken
     ├── ProtocolError        a peer broke the wire protocol; carries the WebSocket close code
+    ├── BusyError            too much of one costly kind of work at once (password hashes)
     ├── AuditTrailDamaged    the audit tables are gone or hold what no server writes
     ├── RecordingError       a recording or key file that does not open (wrong key, edited)
     └── StorageError         the database failed a statement (unreachable, locked, damaged)
@@ -67,6 +68,16 @@ class ProtocolError(TandemError):
 
 class UserExistsError(ConflictError):
     """A user with that name already exists."""
+
+
+class BusyError(TandemError):
+    """The server is already doing as much of one costly kind of work (password hashing,
+    recordings' downloads) as it may, for this client or for everyone; the message says which.
+    Try again in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class AuditTrailDamaged(TandemError):

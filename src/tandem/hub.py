@@ -381,7 +381,9 @@ class AgentSeat(Seat):
         self.live: LiveSession | None = None
         self.failures = 0
         """Wrong codes on this socket."""
-        self.join_keys = (f"join-user:{principal.username}", f"join-ip:{client}")
+        # An IPv6 address counts with its /64: rotating through it does not start afresh.
+        self.join_keys = (f"join-user:{principal.username}", f"join-ip:{address_group(client)}")
+        self._released = False  # from the account's count of open sockets (release)
         self.org_key = f"join-org:{principal.org}"
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network
@@ -406,6 +408,18 @@ class AgentSeat(Seat):
         live.machine.check_agent_payload()
         live.machine.touch(self.hub.clock())
         self.hub.fanout.publish(live.customer_topic, Frame(frame))
+
+    def release(self) -> None:
+        """No longer counted among the account's open sockets (once; its socket closed)."""
+        if not self._released:
+            self._released = True
+            self.hub._agent_socket_closed(self.principal.username)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await super().__aexit__(*exc_info)
+        finally:
+            self.release()
 
     def in_session(self) -> LiveSession:
         if self.live is None:
@@ -551,6 +565,10 @@ class SessionHub:
         """Events with no signed-in actor, counted per interval (tandem.event_counts)."""
         self._next_count_purge = 0.0
         self._seats: set[Seat] = set()
+        self._agent_sockets: dict[str, int] = {}
+        """Open agent sockets per account (:meth:`agent_seat`), for ``max_agent_sockets``."""
+        self._unheard: dict[str, int] = {}
+        """Customer sockets per address group not yet heard from (:meth:`customer_socket`)."""
         self._revoking: weakref.WeakSet[Seat] = weakref.WeakSet()
         """Seats being closed because their sign-in was revoked (closed and audited once)."""
         self._seats_empty = asyncio.Event()
@@ -589,7 +607,9 @@ class SessionHub:
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
-        self.recordings = Recordings(storage, self.record, self.record_done)
+        self.recordings = Recordings(
+            storage, self.record, settings.max_recording_downloads, self.record_done
+        )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
@@ -839,7 +859,7 @@ class SessionHub:
         organisation, never a record each (docs/audit.md). Logged and counted in metrics."""
         if action not in ANONYMOUS_ACTIONS:
             raise ValueError(f"not an anonymous event: {action}")
-        metrics.ANONYMOUS_EVENTS.labels(action=action).inc()
+        metrics.anonymous(action)
         log.debug("%s (%s): %s", action, org or "no organisation", reason)
         self.anonymous.add(self.clock(), action, org, reason)
 
@@ -985,6 +1005,35 @@ class SessionHub:
         self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
         self._waiting_by_client.setdefault(client, set()).add(session_id)
         self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
+
+    def customer_socket(self, site: SiteRecord, client: str) -> Callable[[], None]:
+        """Count a new customer socket of ``site`` from ``client`` (an address) until its first
+        message, which the returned function says came (or that the socket went). Beyond
+        ``max_unheard_sockets_per_address`` such sockets of one address group, ProtocolError
+        4429, counted as ``customer_refused``: the waiting limits count sessions, so sockets
+        that never speak were, until their first-message timeout, without one."""
+        group = address_group(client)
+        held = self._unheard.get(group, 0)
+        if held >= self.settings.max_unheard_sockets_per_address:
+            reason = "too many help requests from this address: try again in a few minutes"
+            metrics.CUSTOMER_REFUSALS.labels(limit="address").inc()
+            self.count_anonymous("customer_refused", site.org_id, f"unheard sockets: {reason}")
+            raise ProtocolError(codec.CLOSE_TOO_MANY, reason)
+        self._unheard[group] = held + 1
+        heard = False
+
+        def done() -> None:
+            nonlocal heard
+            if heard:
+                return
+            heard = True
+            left = self._unheard.get(group, 0) - 1
+            if left > 0:
+                self._unheard[group] = left
+            else:
+                self._unheard.pop(group, None)
+
+        return done
 
     def _release(self, session_id: str, org_id: str, client: str, site_id: str) -> None:
         """Give back what :meth:`_admit` counted (a session that ended, or failed to start)."""
@@ -1197,9 +1246,26 @@ class SessionHub:
     def agent_seat(self, principal: Principal, client: str, login: str) -> AgentSeat:
         """An agent's socket from ``client`` (an address), signed in as ``login`` (the sign-in's
         token digest). Raises ForbiddenError when the role may not open it
-        (:data:`AGENT_SOCKET_ACTION`)."""
+        (:data:`AGENT_SOCKET_ACTION`), ProtocolError 4429 when the account holds
+        ``max_agent_sockets`` already (in this process). The seat counts until it is exited or
+        released (:meth:`AgentSeat.release`)."""
         authorize(principal, AGENT_SOCKET_ACTION)
+        held = self._agent_sockets.get(principal.username, 0)
+        if held >= self.settings.max_agent_sockets:
+            # Each open socket costs memory and a sign-in check every agent_reauth_seconds: a
+            # signed-in account must not open them without end.
+            raise ProtocolError(
+                codec.CLOSE_TOO_MANY, "too many open sockets for this account: close other tabs"
+            )
+        self._agent_sockets[principal.username] = held + 1
         return AgentSeat(self, principal, client, login)
+
+    def _agent_socket_closed(self, username: str) -> None:
+        left = self._agent_sockets.get(username, 0) - 1
+        if left > 0:
+            self._agent_sockets[username] = left
+        else:
+            self._agent_sockets.pop(username, None)
 
     async def resume(self, live: LiveSession) -> Resumed:
         resumed, effects = live.machine.customer_resumes()
@@ -1383,7 +1449,7 @@ class SessionHub:
             # The database failed after the code was taken (deleted): put it back, or the
             # customer's page shows a code that can never be used, and a retry reads as wrong.
             try:
-                await self.storage.put_join_code(grant, digest, taken.session_id, taken.expires_at)
+                await self._put_code_back(grant, digest, taken)
             except TandemError as exc:  # still away, or put back already: the error stands
                 log.warning("a join code taken could not be put back: %s", exc)
             raise
@@ -1399,7 +1465,7 @@ class SessionHub:
             # Another process holds this session: leave its code valid for it, until it would
             # have expired (tries from here must not keep it alive), and let the caller tunnel
             # the agent's socket there (which takes the code again).
-            await self.storage.put_join_code(grant, digest, session_id, taken.expires_at)
+            await self._put_code_back(grant, digest, taken)
             owner = await self.owner_elsewhere(session_id)
             if owner:
                 raise HeldElsewhere(owner)
@@ -1409,26 +1475,21 @@ class SessionHub:
         site, resource = await self._site_of(live)
         if live.practice is not None:  # only its own agent; no team serves the practice page
             if live.practice != agent.username or live.org_id != agent.org:
-                await self.storage.put_join_code(
-                    Grant.server(live.org_id, "join code"),
-                    digest,
-                    live.machine.session_id,
-                    live.machine.code_expires_at,
-                )
+                await self._put_code_back(grant, digest, taken)
                 return None
             return live, None
         try:
             authorize(agent, "session.join", resource)
             await self.training.require(agent, "session.join")
         except ForbiddenError:
-            await self.storage.put_join_code(
-                Grant.server(live.org_id, "join code"),
-                digest,
-                live.machine.session_id,
-                live.machine.code_expires_at,
-            )
+            await self._put_code_back(grant, digest, taken)
             raise
         return live, site
+
+    async def _put_code_back(self, grant: Grant, digest: str, taken: TakenCode) -> None:
+        """A taken code made valid again as it was: of the organisation it was found in, with
+        its own expiry (tries that put it back must never keep it alive longer)."""
+        await self.storage.put_join_code(grant, digest, taken.session_id, taken.expires_at)
 
     async def session_to_watch(self, session_id: str, supervisor: Principal) -> LiveSession:
         """A live session a supervisor may watch (its team serves the site). Raises

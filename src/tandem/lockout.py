@@ -46,6 +46,8 @@ class BackoffStore(Protocol):
 
     async def backoff_clear(self, key: str) -> None: ...
 
+    async def backoff_forgive(self, key: str, free: int) -> None: ...
+
 
 class SharedBackoff:
     """The back-off rules above, counted in storage: with several server processes on one
@@ -82,6 +84,12 @@ class SharedBackoff:
             if failures > self.free:
                 until = lock_until(failures, now, self.free, self.base, self.cap)
                 await self.store.backoff_lock(key, until)
+
+    async def forgive(self, key: str) -> None:
+        """One failure fewer of ``key`` (its wait lifted once it is within the free ones): for
+        counts of unfinished work (SSO starts), when one piece of it finishes. Never for
+        guesses: those decay (module docstring)."""
+        await self.store.backoff_forgive(key, self.free)
 
     async def clear(self, key: str) -> None:
         """Forget ``key``'s count. Only for counts of unfinished work (SSO starts), never for

@@ -136,6 +136,7 @@ CUSTOMER_REFUSALS = Counter(
 _SIGN_IN_FAILED = {
     "sign_in_failed": "password",
     "sign_in_throttled": "password",
+    "sign_in_sprayed": "password",
     "sso_failed": "sso",
     "sso_throttled": "sso",
 }
@@ -144,6 +145,17 @@ _SIGN_IN_FAILED = {
 def audited(action: str) -> None:
     """Count an audit record (and a sign-in failure, if it is one)."""
     AUDIT_EVENTS.labels(action=action).inc()
+    _sign_in_failure(action)
+
+
+def anonymous(action: str) -> None:
+    """Count an event with no signed-in actor (and a sign-in failure, if it is one: a
+    throttled sign-in is counted, not recorded, and still a failure)."""
+    ANONYMOUS_EVENTS.labels(action=action).inc()
+    _sign_in_failure(action)
+
+
+def _sign_in_failure(action: str) -> None:
     method = _SIGN_IN_FAILED.get(action)
     if method is not None:
         SIGN_IN_FAILURES.labels(method=method).inc()

@@ -19,16 +19,24 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from tandem.config import ascii_host
 from tandem.exceptions import ConfigError
 
 
 def check_url(url: str, what: str, *, allow_private: bool = False) -> str:
     """``url`` if it is an absolute https URL (http too with ``allow_private``) whose host is
-    not a literal private, loopback or link-local address; else raise ConfigError."""
-    parts = urlsplit(url)
+    not a literal private, loopback or link-local address; else raise ConfigError (also for a
+    host or port the URL parser or a resolver refuses: ``https://[``, ``:99999``, ``a..b``)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed on access: ValueError for a bad one)
+    except ValueError:
+        raise ConfigError(f"the {what} is not a valid URL (its host or port)") from None
     schemes = ("https", "http") if allow_private else ("https",)
     if parts.scheme not in schemes or not parts.hostname:
         raise ConfigError(f"the {what} must be an https:// URL")
+    if ":" not in parts.hostname:
+        ascii_host(parts.hostname, f"the {what}")
     if not allow_private and _private_literal(parts.hostname):
         raise ConfigError(f"the {what} must be on a public host, not {parts.hostname}")
     return url
@@ -56,7 +64,7 @@ async def check_public(url: str, what: str, *, allow_private: bool = False) -> N
         infos = await asyncio.get_running_loop().getaddrinfo(
             host, parts.port or 443, type=socket.SOCK_STREAM
         )
-    except OSError:
+    except (OSError, UnicodeError):
         raise ConfigError(f"the {what}'s host {host} does not resolve") from None
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])

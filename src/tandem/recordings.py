@@ -21,6 +21,7 @@ its organisation, site and key id. It is the server's word only: playback checks
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import struct
@@ -30,7 +31,7 @@ from typing import Any, Literal
 
 from tandem import crypto
 from tandem.access import Principal, Resource, authorize
-from tandem.exceptions import ConflictError, NotFoundError, RecordingError
+from tandem.exceptions import BusyError, ConflictError, NotFoundError, RecordingError
 from tandem.protocol import content
 from tandem.storage.base import RecordingRecord, Storage
 
@@ -254,14 +255,48 @@ class Recorder:
         return first, frames
 
 
+class Downloads:
+    """Recordings' files (played, exported, or in a subject's export) being built and sent at
+    once in this process: at most ``most``; beyond, :class:`BusyError`. Each holds up to
+    ``max_recording_bytes`` twice in memory (its frames, then the file) until it is sent: an
+    auditor asking for one large recording many times at once ran the server out of memory."""
+
+    def __init__(self, most: int) -> None:
+        self.most = most
+        self.held = 0
+
+    def begin(self) -> Callable[[], None]:
+        """Take a place (BusyError if there is none); call what this returns once it is sent,
+        or failed (calling it again does nothing)."""
+        if self.held >= self.most:
+            raise BusyError(
+                "Too many recordings are being downloaded at once: try again in a moment.", 5.0
+            )
+        self.held += 1
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.held -= 1
+
+        return release
+
+
 class Recordings:
     """Listing, playing, exporting and erasing recordings, each authorised and audited."""
 
     def __init__(
-        self, storage: Storage, record: Recorded, record_done: Recorded | None = None
+        self,
+        storage: Storage,
+        record: Recorded,
+        max_downloads: int = 2,
+        record_done: Recorded | None = None,
     ) -> None:
         self.storage = storage
         self.record = record
+        self.downloads = Downloads(max_downloads)
         self.record_done = record_done or record
         """For the record of an erasure or a purge, done already: the hub's keeps the record
         if storage fails on it, and writes it once storage answers (SessionHub.record_done)."""
@@ -296,7 +331,8 @@ class Recordings:
             subject=recording_id,
             session=recording.session_id,
         )
-        return recording, container(recording, frames)
+        # Joined in a worker thread: up to max_recording_bytes, copied.
+        return recording, await asyncio.to_thread(container, recording, frames)
 
     async def erase(self, actor: Principal, recording_id: str) -> None:
         """Erase a recording (GDPR); a running one must be stopped first."""

@@ -309,8 +309,9 @@ def status(
             "(OSV JSON; docs/security-updates.md)",
         )
     try:
-        age = max(0.0, (now - advisory_file.stat().st_mtime) / 86400)
-        advisories = load_advisories(advisory_file)
+        stat = advisory_file.stat()
+        age = max(0.0, (now - stat.st_mtime) / 86400)
+        findings = _findings(advisory_file, (stat.st_mtime_ns, stat.st_size), components)
     except (OSError, ConfigError) as exc:
         problem = str(exc) if isinstance(exc, ConfigError) else f"cannot read {advisory_file}"
         return SecurityStatus(
@@ -322,8 +323,29 @@ def status(
         advisory_file=str(advisory_file),
         advisory_age_days=round(age, 2),
         stale=age > max_age_days,
-        findings=tuple(match(components, advisories)),
+        findings=findings,
     )
+
+
+_MATCHED: dict[tuple[Path, tuple[int, int], tuple[Component, ...]], tuple[Finding, ...]] = {}
+"""What each advisory file, as last changed, names of what ships: parsing one (up to
+``MAX_ADVISORY_BYTES`` of JSON, one long call that holds the interpreter whatever thread runs
+it) at every admin's page held every live session of the server meanwhile."""
+
+
+def _findings(
+    path: Path, version: tuple[int, int], components: Sequence[Component]
+) -> tuple[Finding, ...]:
+    """:func:`match` of the advisories in ``path`` (as of ``version``: its modification time
+    and size), read again only when the file changed."""
+    key = (path, version, tuple(components))
+    found = _MATCHED.get(key)
+    if found is None:
+        found = tuple(match(components, load_advisories(path)))
+        for older in [k for k in _MATCHED if k[0] == path]:
+            _MATCHED.pop(older, None)
+        _MATCHED[key] = found
+    return found
 
 
 def warn(state: SecurityStatus) -> None:

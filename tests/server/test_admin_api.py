@@ -173,6 +173,57 @@ async def test_audit_paging_parameters_are_range_checked(orgs_server: RunningSer
         assert len(aud.get("/api/audit?after=0&limit=2").json()) == 2
 
 
+async def test_a_list_limit_written_in_other_digits_is_refused_not_a_crash(
+    orgs_server: RunningServer,
+) -> None:
+    """``"²".isdigit()`` is true and ``int("²")`` fails: the recordings' limit answered 500."""
+    with api(orgs_server, "aud") as aud:
+        for limit in ("²", "\u2463", "\u0663", "\uff15", "1\u00b2"):  # ², ④, Arabic 3, fullwidth 5
+            answer = aud.get("/api/recordings", params={"limit": limit})
+            assert answer.status_code == 400, (limit, answer.text)
+            assert "whole number" in answer.json()["detail"]
+        assert aud.get("/api/recordings", params={"limit": "5"}).status_code == 200
+
+
+READ_NAMES = (
+    ("PATCH", "/api/org", "name"),
+    ("PATCH", "/api/users/alice", "display_name"),
+    ("PATCH", "/api/sites/demo", "name"),
+)
+
+
+def test_names_people_read_refuse_control_and_bidirectional_characters(
+    orgs_server: RunningServer,
+) -> None:
+    """Organisation, site and display names are shown to people, a display name to customers
+    inside a sentence ("<name> wants to see this page"): a right-to-left override in it
+    reordered the rest; C1 controls, DEL and names of nothing but zero-width characters were
+    stored too, and a new account's display name was not checked at all (and cut at 64
+    characters, without a word)."""
+    bad = ("A\u202eB", "x\u2067y", "\u200b", "\u200b \u200d", "a\x7fb", "a\x85b", "a\x1bb")
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # a zero-width non-joiner
+    good = ("Zo\u00eb \u03a9mega \u674e", persian, "\U0001f469\u200d\U0001f4bb Ada", "N" * 100)
+    with api(orgs_server, "ada") as ada:
+        for value in bad:
+            for method, path, field in READ_NAMES:
+                answer = ada.request(method, path, json={field: value})
+                assert answer.status_code == 400, (path, value, answer.text)
+                assert "bidirectional" in answer.json()["detail"]
+            new = {"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
+            made = ada.post("/api/users", json={**new, "display_name": value})
+            assert made.status_code == 400, (value, made.text)
+        assert "nina" not in {u["username"] for u in ada.get("/api/users").json()}
+        for n, value in enumerate(good):
+            for method, path, field in READ_NAMES:
+                answer = ada.request(method, path, json={field: value})
+                assert answer.status_code == 200, (path, value, answer.text)
+                assert answer.json()[field] == value
+            new = {"username": f"nina{n}", "password": AGENT_PASSWORD, "role": "agent"}
+            made = ada.post("/api/users", json={**new, "display_name": value})
+            assert made.status_code == 201, (value, made.text)
+            assert made.json()["display_name"] == value  # whole: 100 characters kept
+
+
 def test_health_says_only_ok(orgs_server: RunningServer) -> None:
     assert httpx.get(f"{orgs_server.base}/healthz").json() == {"status": "ok"}
 

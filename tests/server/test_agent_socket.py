@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
 
-from tests.conftest import RunningServer, ServerFactory
+from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
     INVALID_CODE,
     _tracked,
@@ -176,3 +177,71 @@ async def test_joining_ones_own_session_does_not_reset_the_code_back_off(
     await send(third, type="join", code=wrong)
     refused = await recv_json(third)
     assert refused["code"] == "rate_limited" and "Try again in 2 s" in refused["message"]
+
+
+async def test_wrong_codes_from_the_addresses_of_one_ipv6_64_back_off_as_one_address(
+    server_factory: ServerFactory,
+) -> None:
+    """Two accounts guessing from one IPv6 client, a new address of its /64 for each socket:
+    the address's count adds up as for one address (a fresh address is no fresh start)."""
+    server = server_factory(
+        seed=two_organisations, join_free_failures=3, trusted_proxies=("127.0.0.1",)
+    )
+    addresses = (f"2001:db8:9:9::{n:x}" for n in range(1, 100))
+
+    async def agent_of(username: str) -> ClientConnection:
+        return await _tracked(
+            f"{server.ws_base}/ws/agent",
+            origin=server.origin,  # type: ignore[arg-type]
+            additional_headers={
+                "cookie": f"tandem_agent={login_cookie(server, username)}",
+                "x-forwarded-for": next(addresses),
+            },
+        )
+
+    _customer, created = await start_session(server)
+    wrong = "00000" if created["code"] != "00000" else "00001"
+    for _ in range(4):  # alice's 3 free ones and one more: the address's count waits
+        alice = await agent_of("alice")
+        await send(alice, type="join", code=wrong)
+        assert (await recv_json(alice))["type"] == "error"
+    sam = await agent_of("sam")
+    await send(sam, type="join", code=wrong)  # sam's first: made
+    assert await recv_json(sam) == INVALID_CODE
+    sam = await agent_of("sam")
+    await send(sam, type="join", code=wrong)  # sam failed from a waiting address: refused
+    refused = await recv_json(sam)
+    assert refused["code"] == "rate_limited", refused
+
+
+async def test_one_account_cannot_hold_agent_sockets_without_end(
+    server_factory: ServerFactory,
+) -> None:
+    """Each open agent socket costs memory and a sign-in check every agent_reauth_seconds: a
+    signed-in agent (any low-privilege account) opened them by the thousand."""
+    server = server_factory(seed=two_organisations, max_agent_sockets=3)
+    cookie = login_cookie(server)
+    held = [await open_agent(server, cookie) for _ in range(3)]
+    for socket in held:  # each one is open and answers
+        await send(socket, type="join", code="00000")
+        assert (await recv_json(socket))["type"] == "error"
+    refused = await open_agent(server, cookie)
+    assert await closed_with(refused) == (
+        4429,
+        "too many open sockets for this account: close other tabs",
+    )
+    other = await open_agent(server, login_cookie(server, "sam"))  # another account: its own
+    await send(other, type="join", code="00000")
+    assert (await recv_json(other))["type"] == "error"
+    await held.pop().close()  # a tab closed: its place is free again, once the server saw it
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        again = await open_agent(server, cookie)
+        try:
+            await send(again, type="join", code="00000")
+            assert (await recv_json(again))["type"] == "error"
+            break
+        except ConnectionClosed:
+            assert (await closed_with(again))[0] == 4429
+            assert asyncio.get_running_loop().time() < deadline, "the closed socket still counts"
+            await asyncio.sleep(0.05)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from websockets.asyncio.client import connect
 
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, track_connection
+from tests.server.helpers import closed_with
 
 
 def test_login_sets_a_strict_httponly_cookie(server: RunningServer) -> None:
@@ -164,3 +166,60 @@ def test_redirects_are_not_built_from_the_host_header(server: RunningServer) -> 
         answer = httpx.get(f"{server.base}{path}", headers={"Host": "evil.example"})
         assert answer.is_redirect, path
         assert answer.headers["location"] == target, path
+
+
+def test_a_trailing_slash_is_not_redirected_to_the_host_the_request_names(
+    server: RunningServer,
+) -> None:
+    """Starlette redirects ``/api/login/`` to ``/api/login`` with an absolute URL built from the
+    Host header (307: a POST follows with its body): a forged or poisoned Host sent the browser
+    and the password elsewhere."""
+    for path in (
+        "/api/login/",
+        "/api/me/",
+        "/api/sso/start/?org=default",
+        "/healthz/",
+        "/sdk/tandem.js/",
+    ):
+        for method in ("GET", "POST"):
+            answer = httpx.request(
+                method,
+                f"{server.base}{path}",
+                headers={"Host": "evil.example", "origin": "http://evil.example"},
+                json={"username": "alice", "password": AGENT_PASSWORD},
+            )
+            assert "evil.example" not in answer.headers.get("location", ""), (method, path)
+            assert not answer.is_redirect, (method, path, answer.headers.get("location"))
+    assert httpx.get(f"{server.base}/healthz").status_code == 200  # the paths themselves answer
+
+
+MALFORMED_ORIGINS = ("http://[", "https://[::1", "http://[x]", "http://a..b", "http://a.com:99999")
+
+
+async def test_a_malformed_origin_header_is_refused_never_a_server_error(
+    server: RunningServer, close_client_connections: None
+) -> None:
+    """``Origin: http://[`` (an unclosed IPv6 bracket, which the URL parser refuses with a
+    ValueError, not the ConfigError the origin checks expected) made every API write, the SDK,
+    a CORS preflight and both sockets answer 500, for anyone who sent it."""
+    for origin in MALFORMED_ORIGINS:
+        login = httpx.post(
+            f"{server.base}/api/login",
+            json={"username": "alice", "password": AGENT_PASSWORD},
+            headers={"origin": origin},
+        )
+        assert login.status_code == 403, (origin, login.text)
+        assert login.json()["detail"] == "Cross-site request refused."
+        sdk = httpx.get(f"{server.base}/sdk/tandem.js", headers={"origin": origin})
+        assert sdk.status_code in (200, 503), (origin, sdk.text)  # 503: no SDK built here
+        assert "access-control-allow-origin" not in sdk.headers
+        preflight = httpx.options(
+            f"{server.base}/api/me",
+            headers={"origin": origin, "access-control-request-method": "GET"},
+        )
+        assert preflight.status_code < 500, (origin, preflight.text)
+        assert "access-control-allow-origin" not in preflight.headers
+        for path in ("/ws/customer", "/ws/agent"):
+            socket = await connect(f"{server.ws_base}{path}", origin=origin)  # type: ignore[arg-type]
+            track_connection(socket)
+            assert await closed_with(socket) == (4403, "origin not allowed"), (origin, path)

@@ -4,17 +4,21 @@ and the security status (stale advisories: a banner and a warning in the log) fo
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
 import os
+import sqlite3
 import time
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tandem import sbom
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import recv_json, send
 from tests.server.test_admin_api import audit_actions
@@ -102,6 +106,37 @@ def test_the_compliance_report_and_security_status_are_for_admins(
             assert client.get("/api/security/sbom").status_code == 403
 
 
+def audit_trail_check(server: RunningServer, admin: str) -> dict[str, str]:
+    with api(server, admin) as client:
+        [report] = client.get("/api/compliance", params={"profile": "gdpr"}).json()
+    found: dict[str, str] = next(r for r in report["results"] if r["requirement"] == "audit_trail")
+    return found
+
+
+def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """Each report read and verified the whole audit trail, every organisation's, as often
+    (and as many times at once) as any organisation's admin asked, and told its size. Now one
+    check serves the reports of compliance_audit_check_seconds, and tells no size."""
+    server = server_factory(seed=two_organisations, compliance_audit_check_seconds=300.0)
+    first = audit_trail_check(server, "max")  # Acme's admin
+    assert first["status"] == "pass", first
+    assert "records" not in first["detail"]  # nothing of the other organisations' activity
+    with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
+        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
+        db.execute(
+            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
+            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
+            (last + 1,),
+        )
+    for admin in ("max", "ada"):  # within the interval: the same check, the trail not read
+        assert audit_trail_check(server, admin)["status"] == "pass"
+    server.clock.advance(300)
+    broken = audit_trail_check(server, "ada")
+    assert broken["status"] == "fail" and "does not verify" in broken["detail"], broken
+
+
 def test_stale_advisories_show_admins_a_banner_and_warn_in_the_log(
     server_factory: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -165,3 +200,65 @@ def test_a_malformed_advisory_file_is_reported_and_never_stops_the_server(
             assert [a["package"] for a in status.json()["affected"]] == ["starlette"]
         assert httpx.get(f"{server.base}/readyz").status_code == 200
         assert "advisories" not in server.server.config.app.state.background.failing
+
+
+def test_the_advisory_file_is_read_once_per_change_not_at_every_request(
+    server_factory: ServerFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's advisory file (OSV JSON, up to 64 MiB) was read and parsed at each
+    admin's request for the security status (the console asks on every page): one long call
+    that holds the interpreter, whatever thread runs it, and every live session's frames
+    meanwhile (0.35 s for 15 MB). It is read again only when it changed. Counted, not timed:
+    the reads themselves are what held the sessions."""
+
+    def write(count: int) -> None:
+        vulns = [
+            {
+                "id": f"TANDEM-BULK-{n}",
+                "summary": "an advisory of another package",
+                "affected": [{"package": {"ecosystem": "PyPI", "name": f"pkg-{n}"}}],
+            }
+            for n in range(count)
+        ]
+        advisories.write_text(json.dumps({"vulns": vulns}))
+
+    advisories = tmp_path / "osv.json"
+    write(2_000)
+    reads: list[Path] = []
+    load = sbom.load_advisories
+
+    def counted(path: Path) -> list[dict[str, Any]]:
+        reads.append(path)
+        return load(path)
+
+    monkeypatch.setattr(sbom, "load_advisories", counted)
+    server = server_factory(seed=two_organisations, advisory_file=advisories)
+
+    def ask(times: int) -> None:
+        with api(server, "ada") as ada:
+            for _ in range(times):
+                answer = ada.get("/api/security")
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["advisory_file"] == str(advisories)
+
+    ask(1)
+    assert reads == [advisories]  # once: at the server's start or at the first ask
+    ask(5)
+    assert reads == [advisories]  # five more admins' pages: not read again
+    write(2_001)  # the operator updates it
+    ask(3)
+    assert reads == [advisories, advisories]  # read once more, for the change
+
+
+def test_an_admins_report_does_not_name_the_servers_key_files(orgs_server: RunningServer) -> None:
+    """Recording key files lying on the server (the operator's mistake, of any organisation)
+    were named, path and all, in every organisation's admin's report."""
+    stray = orgs_server.settings.data_dir / "other-company-recordings.tandemkey"
+    stray.write_text(json.dumps({"tandem_recording_key": 1}))
+    key = base64.urlsafe_b64encode(bytes(range(1, 33))).rstrip(b"=").decode()
+    with api(orgs_server, "max") as max_:
+        assert max_.put("/api/org/recording-key", json={"public_key": key}).status_code == 200
+        [report] = max_.get("/api/compliance", params={"profile": "gdpr"}).json()
+    check = next(r for r in report["results"] if r["requirement"] == "recording_key")
+    assert check["status"] == "fail", check  # the file is still found
+    assert "other-company" not in check["detail"] and "1 file(s)" in check["detail"], check

@@ -134,6 +134,45 @@ async def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(
     assert isinstance(other, dict) and other["type"] == "created"  # another customer, same proxy
 
 
+async def silent(server: RunningServer, source: str) -> ClientConnection:
+    """A customer's socket from ``source`` that says nothing (yet)."""
+    return await _tracked(
+        f"{server.ws_base}/ws/customer",
+        origin=server.origin,
+        local_addr=(source, 0),
+        compression=None,
+    )
+
+
+async def test_one_address_cannot_hold_sockets_that_never_speak_without_end(
+    server_factory: ServerFactory,
+) -> None:
+    """The waiting limits count sessions; a socket is a session only once it asks for one, and
+    until then it may stay silent for first_message_timeout_seconds: one address opened them by
+    the thousand, each holding a connection and a task, refused by nothing."""
+    server = server_factory(max_unheard_sockets_per_address=3)
+    quiet = [await silent(server, "127.0.0.1") for _ in range(3)]
+    one_more = await silent(server, "127.0.0.1")
+    assert await closed_with(one_more) == (
+        4429,
+        "too many help requests from this address: try again in a few minutes",
+    )
+    _ws, other = await customer(server, source="127.0.0.2")  # another address is served
+    assert isinstance(other, dict) and other["type"] == "created"
+    await send(quiet[0], type="create")  # one speaks: it no longer counts as silent
+    assert (await recv_json(quiet[0]))["type"] == "created"
+    await quiet[1].close()  # one goes: nor does it
+
+    async def served_again() -> bool:
+        _ws, answer = await customer(server, source="127.0.0.1")
+        return isinstance(answer, dict) and answer["type"] == "created"
+
+    await eventually(served_again)
+    later = await silent(server, "127.0.0.1")  # with quiet[2], the limit again
+    await send(later, type="create")
+    assert (await recv_json(later))["type"] == "created"
+
+
 async def test_one_site_is_refused_beyond_its_waiting_limit(
     server_factory: ServerFactory,
 ) -> None:

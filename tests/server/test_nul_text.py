@@ -34,8 +34,19 @@ def refusals(server: RunningServer, admin: str) -> list[httpx.Response]:
         ]
 
 
+def sign_ins(server: RunningServer) -> list[httpx.Response]:
+    """Sign-ins with a NUL, from anyone: the name went to the back-off and the audit trail."""
+    return [
+        httpx.post(f"{server.base}/api/login", json=body)
+        for body in (
+            {"username": "al\u0000ice", "password": AGENT_PASSWORD},
+            {"username": "alice", "password": AGENT_PASSWORD, "code": "12\u00003456"},
+        )
+    ]
+
+
 def assert_refused_as_bad_input(server: RunningServer, admin: str) -> None:
-    for answer in refusals(server, admin):
+    for answer in [*sign_ins(server), *refusals(server, admin)]:
         assert answer.status_code == 400, (answer.request.url, answer.text)
         assert "NUL" in answer.json()["detail"]
     with httpx.Client(

@@ -9,21 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
+import zipfile
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
-from tandem import crypto
+from tandem import crypto, subjects
 from tandem.directory import Directory, operator
 from tandem.recordings import read_container
 from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
     closed_with,
+    login_cookie,
     recv_json,
     resume_on,
     send,
@@ -435,3 +441,103 @@ def test_demo_pages_pin_the_default_organisations_recording_key(
     assert json.loads(unpinned) == {"version": 1, "recording_keys": []}
     assert httpx.get(f"{rec_server.base}/demo/nothing.html").status_code == 404
     assert httpx.get(f"{rec_server.base}/demo/shop.css").status_code == 200
+
+
+async def large_recording(server: RunningServer, megabytes: int) -> str:
+    """A finished recording of ``megabytes`` frames of a million bytes each; its id."""
+    customer, alice, _ = await recording(server)
+    frame = b"\x01" + bytes(999_999)
+    for _ in range(megabytes):
+        await customer.send(frame)
+        assert len(await asyncio.wait_for(alice.recv(), 30)) == len(frame)
+    await send(customer, type="record_stop")
+    assert (await recv_json(alice))["on"] is False
+
+    def ended() -> bool:
+        [listed] = recordings_of(server)
+        return listed["ended_at"] is not None and listed["size"] == megabytes * len(frame)
+
+    await wait_for(ended, 30)
+    recording_id: str = recordings_of(server)[0]["recording_id"]
+    return recording_id
+
+
+async def test_recording_downloads_at_once_are_bounded_and_one_not_read_is_dropped(
+    server_factory: ServerFactory,
+) -> None:
+    """Each download held the recording twice in memory (its frames, then its file) and the
+    transport kept the file until the client took it: an auditor asking for a large recording
+    many times at once, reading none of it, held it that many times, for as long as it liked.
+    Downloads under way are bounded (503 beyond), and an answer the client stops taking for
+    socket_send_timeout_seconds has its connection dropped, which frees its place."""
+    server = server_factory(
+        seed=with_recording_key, max_recording_downloads=1, socket_send_timeout_seconds=1.0
+    )
+    recording_id = await large_recording(server, 16)
+    path = f"/api/recordings/{recording_id}/export"
+    cookie = login_cookie(server, "aud")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # takes a little, then no more
+    stalled.connect(("127.0.0.1", server.settings.port))
+    stalled.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: tandem_agent={cookie}\r\n\r\n".encode()
+    )
+    stalled.settimeout(30)
+    assert stalled.recv(12) == b"HTTP/1.1 200"  # the file is on its way, and then not read
+    with api(server, "aud") as aud:
+        busy = aud.get(path)
+        assert busy.status_code == 503, busy.status_code
+        assert busy.json()["title"] == "Busy" and int(busy.headers["retry-after"]) >= 1
+
+        def served() -> bool:
+            answer = aud.get(path)
+            assert answer.status_code in (200, 503), answer.text
+            return answer.status_code == 200 and len(read_container(answer.content)[1]) == 16
+
+        await wait_for(served, 30)  # the stalled download was dropped: its place is free
+    stalled.settimeout(5)
+    with pytest.raises(OSError):  # its connection was dropped before the file was whole
+        while stalled.recv(1 << 20):
+            pass
+        raise ConnectionResetError("closed")  # an orderly close is a drop too
+    stalled.close()
+
+
+async def test_a_subject_export_is_built_off_the_event_loop(
+    rec_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A subject's export deflates its recordings into a zip (ciphertext: megabytes that do not
+    compress), which ran on the event loop and held every live session's frames meanwhile (the
+    whole deflate: seconds for 24 MB). Where it is built is checked, not how long a frame
+    took: a busy machine's timings prove nothing either way."""
+    customer, alice, created = await recording(rec_server)
+    frame = b"\x01" + os.urandom(999_999)
+    megabytes = 4
+    for _ in range(megabytes):
+        await customer.send(frame)
+        assert len(await asyncio.wait_for(alice.recv(), 30)) == len(frame)
+    await send(customer, type="record_stop")
+    assert (await recv_json(alice))["on"] is False
+    await wait_for(lambda: recordings_of(rec_server)[0]["ended_at"] is not None, 30)
+    built_in: list[threading.Thread] = []
+    build = subjects._archive
+
+    def watched(*args: Any) -> bytes:
+        built_in.append(threading.current_thread())
+        return build(*args)
+
+    monkeypatch.setattr(subjects, "_archive", watched)
+
+    def export() -> httpx.Response:
+        with api(rec_server, "ada") as ada:
+            return ada.post("/api/subjects/export", json={"subject": created["session_id"]})
+
+    exported = await asyncio.to_thread(export)
+    assert exported.status_code == 200, exported.text
+    with zipfile.ZipFile(io.BytesIO(exported.content)) as archive:
+        [name] = [n for n in archive.namelist() if n.startswith("recordings/")]
+        assert len(read_container(archive.read(name))[1]) == megabytes
+    assert len(built_in) == 1
+    assert built_in[0] is not rec_server.thread  # not the server's event loop
+    await customer.send(b"\x01still live")
+    assert await asyncio.wait_for(alice.recv(), 30) == b"\x01still live"

@@ -10,6 +10,8 @@ import time
 import httpx
 import pytest
 
+from tandem.config import Settings
+from tandem.exceptions import ConfigError
 from tests.conftest import RunningServer, ServerFactory
 from tests.server.helpers import login_cookie, open_agent, recv_json, send
 
@@ -117,3 +119,34 @@ def test_the_deadline_is_a_setting_that_must_be_positive() -> None:
     assert Settings().http_request_timeout_seconds == 10.0
     with pytest.raises(ConfigError, match="http_request_timeout_seconds"):
         Settings(http_request_timeout_seconds=0)
+
+
+HEADER_LINE = b"X-Filler: " + b"v" * 90 + b"\r\n"  # 100 bytes
+
+
+def test_headers_beyond_the_bound_get_431_at_once_and_the_connection_closes(
+    hurried: RunningServer,
+) -> None:
+    """uvicorn kept every header it was sent: one request with 50 MB of headers, sent at once,
+    held some 300 MB of the server's memory. Past ``http_max_header_bytes`` (64 KiB) the server
+    answers 431 at once, before the headers end, instead of reading on."""
+    with connect(hurried) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + HEADER_LINE * 700)  # 70 KB, no end
+        answer, _ = answer_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    with connect(hurried) as sock:  # a whole request over the bound, body and all
+        sock.sendall(
+            b"POST /api/login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n"
+            + HEADER_LINE * 2000
+            + b"content-length: 2\r\n\r\n{}"
+        )
+        answer, _ = answer_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    # Large but ordinary headers (a 30 KB cookie) still pass, on a connection kept alive.
+    big = httpx.get(f"{hurried.base}/healthz", headers={"cookie": "c=" + "x" * 30_000})
+    assert big.status_code == 200
+
+
+def test_the_header_bound_is_a_setting_of_at_least_8_kib() -> None:
+    with pytest.raises(ConfigError, match="http_max_header_bytes"):
+        Settings.load(environ={}, http_max_header_bytes=4096)

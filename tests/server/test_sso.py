@@ -5,6 +5,7 @@ audited; an admin and its provider cannot reach auditors; no request to private 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -15,6 +16,7 @@ from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_org
 from tests.grants import of_org
 from tests.oidc_provider import OidcProvider
 from tests.server.test_admin_api import audit_actions
+from tests.server.test_customer_quotas import counts
 from tests.server.test_organisations import api
 
 
@@ -159,6 +161,32 @@ def test_a_callback_in_another_browser_signs_no_one_in(
         assert attacker_again.get(callback).headers["location"] == "/console/?sso=failed"
 
 
+def test_another_site_cannot_start_a_sign_in_for_the_browser(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """Login CSRF: a link on another site to /api/sso/start of an organisation whose provider
+    its admin runs would sign the visitor into that organisation's account in place of the
+    visitor's own. Browsers say where a navigation came from (Sec-Fetch-Site)."""
+    navigation = {"sec-fetch-mode": "navigate", "sec-fetch-dest": "document"}
+    url = f"{orgs_server.base}/api/sso/start"
+    for site in ("cross-site", "same-site"):
+        with httpx.Client() as browser:
+            start = browser.get(
+                url, params={"org": "default"}, headers={**navigation, "sec-fetch-site": site}
+            )
+            assert start.status_code == 303
+            assert start.headers["location"] == "/console/?sso=failed"
+            assert "tandem_sso" not in start.cookies  # no sign-in was started
+    for site in ("same-origin", "none"):  # the console's button; an address typed in
+        with httpx.Client() as browser:
+            start = browser.get(
+                url, params={"org": "default"}, headers={**navigation, "sec-fetch-site": site}
+            )
+            assert start.headers["location"].startswith(provider.issuer), start.headers
+    with httpx.Client() as browser:  # and a client that says nothing of it (no browser)
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+
+
 def test_an_organisation_without_a_provider_is_told_so(orgs_server: RunningServer) -> None:
     for org in ("acme", "no-such-org", "../etc"):
         start = httpx.get(f"{orgs_server.base}/api/sso/start", params={"org": org})
@@ -180,7 +208,89 @@ def test_starting_sign_ins_without_finishing_them_backs_off_per_address(
         assert start.status_code == 303
         assert start.headers["location"] == "/console/?sso=busy"
         assert int(start.headers["retry-after"]) >= 1
-    assert "sso_throttled" in audit_actions(orgs_server)
+    # Counted (not a record each: refused unchecked, a start costs nothing), once the
+    # interval ends.
+    assert "sso_throttled" not in audit_actions(orgs_server)
+    orgs_server.clock.advance(orgs_server.settings.anonymous_audit_interval_seconds)
+    deadline = time.monotonic() + 30
+    while "sso_throttled" not in {row["action"] for row in counts(orgs_server)}:
+        assert time.monotonic() < deadline, "the throttled start was never counted"
+        time.sleep(0.05)
+
+
+def test_rotating_through_an_ipv6_64_does_not_escape_the_start_back_off(
+    server_factory: ServerFactory,
+) -> None:
+    """Each address of one /64 (one IPv6 client's usual share) is the same client: a new one
+    for each start does not keep pending rows coming without end."""
+    server = server_factory(
+        seed=two_organisations, test_private_network=True, trusted_proxies=("127.0.0.1",)
+    )
+    url = f"{server.base}/api/sso/start"
+    free = server.settings.sso_free_starts
+    with httpx.Client() as client:
+
+        def start_from(address: str) -> httpx.Response:
+            return client.get(url, params={"org": "default"}, headers={"x-forwarded-for": address})
+
+        for n in range(1, free + 2):  # the free ones, then the one that starts the back-off
+            start = start_from(f"2001:db8:5:6::{n:x}")
+            assert start.headers["location"] != "/console/?sso=busy"
+        start = start_from("2001:db8:5:6:ffff::1")
+        assert start.headers["location"] == "/console/?sso=busy"
+        assert int(start.headers["retry-after"]) >= 1
+        other = start_from("2001:db8:5:7::1")  # another /64: another client
+        assert other.headers["location"] != "/console/?sso=busy"
+
+
+def test_an_issuer_or_origin_the_url_parser_refuses_is_bad_input_not_a_server_error(
+    orgs_server: RunningServer,
+) -> None:
+    """An unclosed IPv6 bracket or a port out of range passed the checks (which expected
+    ConfigError, not the parser's ValueError): the admin's change answered 500, or was stored
+    and every sign-in through the provider, started by anyone, answered 500."""
+    bad = ("https://[::1", "https://idp.example:99999", "https://idp.example:-1", "https://a..b")
+    with api(orgs_server, "ada") as ada:
+        for url in bad:
+            sso = {"issuer": url, "client_id": "c", "client_secret": "s"}
+            answer = ada.put("/api/org/sso", json=sso)
+            assert answer.status_code == 400, (url, answer.text)
+            site = ada.post("/api/sites", json={"site_id": "s1", "origin": url, "teams": []})
+            assert site.status_code == 400, (url, site.text)
+        assert ada.get("/api/org/sso").json() == {"sso": None}
+        # A host name is kept as browsers send it in their Origin header (IDNA), so that it
+        # matches: as typed, it never would have.
+        site = {"site_id": "books", "origin": "https://b\u00fccher.example", "teams": []}
+        made = ada.post("/api/sites", json=site)
+        assert made.status_code == 201, made.text
+        assert made.json()["origin"] == "https://xn--bcher-kva.example"
+    start = httpx.get(f"{orgs_server.base}/api/sso/start", params={"org": "default"})
+    assert start.status_code == 303 and start.headers["location"] == "/console/?sso=unavailable"
+
+
+def test_finishing_a_sign_in_forgives_its_own_start_not_every_unfinished_one(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """A finished sign-in cleared its address's count of unfinished starts: a client that can
+    finish one at will (any organisation's admin runs its own provider) started afresh after
+    each, and kept pending rows coming without end. It now takes back its own start only; an
+    office whose people all finish their sign-ins is never slowed."""
+    free = orgs_server.settings.sso_free_starts
+    url = f"{orgs_server.base}/api/sso/start"
+    for _ in range(free + 5):  # a whole office behind one address, each one signing in
+        with httpx.Client() as browser:
+            assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+    with httpx.Client() as client:
+        for _ in range(free - 1):  # unfinished, each keeping a pending row
+            assert client.get(url, params={"org": "default"}).status_code == 303
+    with httpx.Client() as browser:  # one finished: its own start is taken back
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+    more = 0
+    with httpx.Client() as client:
+        while client.get(url, params={"org": "default"}).headers["location"].startswith("http"):
+            more += 1
+            assert more <= free, "finishing one sign-in forgave every unfinished start"
+    assert more == 2  # the last free one, and the one that starts the wait
 
 
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:

@@ -61,3 +61,20 @@ async def test_back_off_counts_are_kept_per_key_and_cleared(storage: Storage) ->
     assert await storage.backoff_state(["user:a"]) == {}
     await storage.purge_expired(129.0 + 86400.0 + 1)  # a day after its last failure, no wait
     assert await storage.backoff_state(["ip:1"]) == {}
+
+
+async def test_a_back_off_count_is_forgiven_one_at_a_time(storage: Storage) -> None:
+    """An SSO start that finishes takes back its own count, and the wait once within the free
+    ones; never below none (tandem.lockout.SharedBackoff.forgive)."""
+    for _ in range(4):
+        await storage.backoff_failed("sso-ip:1", 10.0, 60.0)
+    await storage.backoff_lock("sso-ip:1", 50.0)
+    await storage.backoff_forgive("sso-ip:1", 2)
+    assert await storage.backoff_state(["sso-ip:1"]) == {"sso-ip:1": (3, 50.0, 10.0)}
+    await storage.backoff_forgive("sso-ip:1", 2)  # within the free ones: no wait
+    assert await storage.backoff_state(["sso-ip:1"]) == {"sso-ip:1": (2, 0.0, 10.0)}
+    for _ in range(3):
+        await storage.backoff_forgive("sso-ip:1", 2)
+    assert await storage.backoff_state(["sso-ip:1"]) == {"sso-ip:1": (0, 0.0, 10.0)}
+    await storage.backoff_forgive("nobody", 2)  # nothing to forgive: nothing made
+    assert await storage.backoff_state(["nobody"]) == {}

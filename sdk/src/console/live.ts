@@ -1076,7 +1076,8 @@ export class LiveView {
       return;
     }
     if (code === 4429) {
-      this.finish(t("tooManyCodes"));
+      // Wrong codes, or (the server's words) too many sockets of this account open at once.
+      this.finish(why && !reason.startsWith("too many wrong codes") ? why : t("tooManyCodes"));
       return;
     }
     if (this.joined) this.finish(t("sessionEnded"), "");

@@ -10,7 +10,7 @@ description and the authorisation-matrix tests are generated from the joined tab
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import segno
@@ -20,6 +20,7 @@ from tandem import auth, crypto, revocation
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
+    BusyError,
     ConfigError,
     NotFoundError,
 )
@@ -28,6 +29,8 @@ from tandem.recordings import recording_json
 from tandem.server.http import (
     AgentInfo,
     agent_json,
+    busy,
+    download,
     set_sign_in_cookie,
     too_many_attempts,
 )
@@ -351,7 +354,11 @@ async def _change_password(call: Call) -> object:
             services.clock(),
             services.settings.login_ttl_seconds,
             services.entropy,
+            hashing=services.hashing,
+            client=f"user:{call.principal.username}",
         )
+    except BusyError as exc:
+        return busy(1.0, str(exc))  # a check takes a tenth of a second
     except AuthenticationError:
         await services.sign_in_backoff.failed(services.clock(), key)
         raise
@@ -483,7 +490,8 @@ async def _clear_recording_key(call: Call) -> object:
 
 def _limit(call: Call, default: int, most: int) -> int:
     text = call.query.get("limit", str(default))
-    if not text.isdigit() or not 1 <= int(text) <= most:
+    # ASCII digits only: str.isdigit() also takes "²", which int() refuses (a 500).
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= most:
         raise ConfigError(f"limit must be a whole number from 1 to {most}")
     return int(text)
 
@@ -499,25 +507,30 @@ async def _get_recording(call: Call) -> object:
     return recording_json(await recordings.get(call.principal, call.params["recording_id"]))
 
 
-def _binary(data: bytes, filename: str | None = None) -> Response:
+async def _recording_file(call: Call, purpose: Literal["play", "export"]) -> Response:
+    """A recording's file, counted among the downloads under way until it is sent."""
+    recordings = call.services.hub.recordings
+    sent = recordings.downloads.begin()
+    try:
+        recording, data = await recordings.content(
+            call.principal, call.params["recording_id"], purpose
+        )
+    except BaseException:
+        sent()
+        raise
     headers = {"Cache-Control": "no-store"}
-    if filename:
-        headers["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return Response(data, media_type="application/octet-stream", headers=headers)
+    if purpose == "export":
+        name = f"tandem-recording-{recording.recording_id}.tandemrec"
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return download(data, "application/octet-stream", headers, sent)
 
 
 async def _play_recording(call: Call) -> object:
-    recordings = call.services.hub.recordings
-    _, data = await recordings.content(call.principal, call.params["recording_id"], "play")
-    return _binary(data)
+    return await _recording_file(call, "play")
 
 
 async def _export_recording(call: Call) -> object:
-    recordings = call.services.hub.recordings
-    recording, data = await recordings.content(
-        call.principal, call.params["recording_id"], "export"
-    )
-    return _binary(data, f"tandem-recording-{recording.recording_id}.tandemrec")
+    return await _recording_file(call, "export")
 
 
 async def _erase_recording(call: Call) -> object:
@@ -760,6 +773,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The encrypted recording for the console's player (audited as a playback).",
         _play_recording,
         media_type="application/octet-stream",
+        busy=True,
     ),
     Operation(
         "GET",
@@ -768,6 +782,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The encrypted recording as a file to keep (audited as an export).",
         _export_recording,
         media_type="application/octet-stream",
+        busy=True,
     ),
     Operation(
         "DELETE",
@@ -794,6 +809,7 @@ OPERATIONS: tuple[Operation, ...] = (
         NewUser,
         201,
         returns=User,
+        busy=True,
     ),
     Operation(
         "PATCH",
@@ -846,6 +862,7 @@ OPERATIONS: tuple[Operation, ...] = (
         _reset_password,
         PasswordReset,
         status=204,
+        busy=True,
     ),
     Operation(
         "PUT",
@@ -1053,5 +1070,6 @@ OPERATIONS: tuple[Operation, ...] = (
         PasswordChange,
         returns=AgentInfo,
         throttled=True,
+        busy=True,
     ),
 )

@@ -9,9 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tandem import auth, revocation
-from tandem.exceptions import AuthenticationError
+from tandem.exceptions import AuthenticationError, BusyError
+from tandem.hub import address_group
+from tandem.protocol.codec import json_carries_nul
 from tandem.server.http import (
     agent_json,
+    busy,
     cookie_flags,
     current_agent,
     json_body,
@@ -20,6 +23,7 @@ from tandem.server.http import (
     set_sign_in_cookie,
     too_many_attempts,
 )
+from tandem.server.operations import NUL_REFUSED
 from tandem.storage.base import DEFAULT_ORG
 
 
@@ -41,13 +45,18 @@ async def login(request: Request) -> Response:
         creds = _login_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         return problem(400, "Bad request", f"Expected {{username, password}}: {exc}")
+    if json_carries_nul(body):  # before the name reaches storage (PostgreSQL: a 503)
+        return problem(400, "Bad request", NUL_REFUSED)
     services = services_of(request)
     client = request.client.host if request.client else ""
-    keys = (f"user:{creds.username.lower()}", f"ip:{client}")
+    # An IPv6 address counts with its /64: rotating through it does not start afresh.
+    group = address_group(client)
+    keys = (f"user:{creds.username.lower()}", f"ip:{group}")
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
-        await services.hub.record(
-            "sign_in_throttled", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
+        # Counted, not a record each: refused unchecked, it costs the client nothing.
+        services.hub.count_anonymous(
+            "sign_in_throttled", DEFAULT_ORG, f"{creds.username[:64]!r} from {client}"
         )
         return too_many_attempts(wait, "failed sign-ins")
     try:
@@ -60,12 +69,27 @@ async def login(request: Request) -> Response:
             services.entropy,
             code=creds.code,
             box=services.box,
+            hashing=services.hashing,
+            client=group,
         )
+    except BusyError as exc:  # nothing was checked: no failure counted
+        return busy(1.0, str(exc))  # a check takes a tenth of a second
     except AuthenticationError as exc:
-        await services.sign_in_backoff.failed(services.clock(), *keys)
-        await services.hub.record(
-            "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
-        )
+        now = services.clock()
+        # A waiting address still gets one try per account it has not tried (a colleague
+        # behind it signs in): a spray of new names. Its failures are counted, not a record
+        # each, or one client grows the append-only trail without end (whether the names
+        # exist is not looked at: it would tell them apart by the time of the answer).
+        sprayed = await services.sign_in_backoff.retry_after(now, keys[1]) > 0
+        await services.sign_in_backoff.failed(now, *keys)
+        if sprayed:
+            services.hub.count_anonymous(
+                "sign_in_sprayed", DEFAULT_ORG, f"{creds.username[:64]!r} from {client}"
+            )
+        else:
+            await services.hub.record(
+                "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
+            )
         return problem(401, "Sign-in failed", str(exc))
     await services.hub.record("sign_in", actor=agent.username, org=agent.org)
     response = JSONResponse(agent_json(agent))

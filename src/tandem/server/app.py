@@ -166,7 +166,7 @@ def create_app(
         # The practice customer's pages (tandem.training), framed by the console.
         Mount("/practice", StaticFiles(directory=STATIC / "practice", html=True, check_dir=False)),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
@@ -177,3 +177,8 @@ def create_app(
         ],
         lifespan=lifespan,
     )
+    # The router's own redirect of a path with (or without) a trailing slash is an absolute URL
+    # built from the Host header: `/api/sso/start/?org=x` sent the browser, and a 307 a POST
+    # with its password, to whatever host the request named. Such paths are not found.
+    app.router.redirect_slashes = False
+    return app

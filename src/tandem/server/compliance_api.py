@@ -8,12 +8,13 @@ A customer's identifier travels in request bodies, never in URLs (which end up i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 import msgspec
-from starlette.responses import Response
 
 from tandem import compliance, sbom
+from tandem.server.http import download
 from tandem.server.operations import Call, Operation
 from tandem.subjects import MAX_REASON_LENGTH, MAX_SUBJECT_LENGTH, Subjects, hold_json
 
@@ -119,22 +120,25 @@ async def _compliance(call: Call) -> object:
     profiles = [compliance.check_profile(wanted)] if wanted else list(compliance.PROFILES)
     services = call.services
     now = services.clock()
+    audit = await services.audit_checks.state(services.settings, services.directory, now)
     installation = await compliance.gather(
-        services.settings, services.directory, call.principal, now
+        services.settings, services.directory, call.principal, now, audit=audit, operator_view=False
     )
     return [compliance.evaluate(p, installation, now).to_json() for p in profiles]
 
 
 async def _security(call: Call) -> object:
     settings = call.services.settings
-    state = sbom.status(
-        settings.advisory_file, settings.advisory_max_age_days, call.services.clock()
+    # Read in a worker thread: the operator's advisory file (OSV JSON, up to 64 MiB) was
+    # parsed on the event loop at every admin's page, holding every live session meanwhile.
+    state = await asyncio.to_thread(
+        sbom.status, settings.advisory_file, settings.advisory_max_age_days, call.services.clock()
     )
     return state.to_json()
 
 
 async def _sbom(call: Call) -> object:
-    return sbom.load_sbom()
+    return await asyncio.to_thread(sbom.load_sbom)
 
 
 async def _find_subject(call: Call) -> object:
@@ -143,12 +147,15 @@ async def _find_subject(call: Call) -> object:
 
 
 async def _export_subject(call: Call) -> object:
-    _, archive = await _subjects(call).export(call.principal, call.body.subject)
-    return Response(
-        archive,
-        media_type="application/zip",
-        headers={"content-disposition": 'attachment; filename="tandem-subject-export.zip"'},
-    )
+    # Its recordings' files count among the recordings' downloads until it is sent.
+    sent = call.services.hub.recordings.downloads.begin()
+    try:
+        _, archive = await _subjects(call).export(call.principal, call.body.subject)
+    except BaseException:
+        sent()
+        raise
+    disposition = 'attachment; filename="tandem-subject-export.zip"'
+    return download(archive, "application/zip", {"content-disposition": disposition}, sent)
 
 
 async def _erase_subject(call: Call) -> object:
@@ -224,6 +231,7 @@ OPERATIONS: tuple[Operation, ...] = (
         SubjectRequest,
         media_type="application/zip",
         finds=True,
+        busy=True,
     ),
     Operation(
         "POST",

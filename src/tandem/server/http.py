@@ -4,11 +4,13 @@ body, the signed-in agent and its cookie. Route modules import this, never each 
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tandem import auth
 
@@ -63,6 +65,37 @@ def too_many_attempts(wait: float, what: str) -> JSONResponse:
     seconds = math.ceil(wait)
     response = problem(429, "Too many attempts", f"Too many {what}. Try again in {seconds} s.")
     response.headers["retry-after"] = str(seconds)
+    return response
+
+
+SENT_CHUNK_BYTES = 256 * 1024
+
+
+def download(
+    data: bytes, media_type: str, headers: dict[str, str], sent: Callable[[], None]
+) -> StreamingResponse:
+    """``data`` as an answer sent a chunk at a time, each when the client has taken enough of
+    the last (one body message would go to the transport whole, and the answer count as sent
+    at once); ``sent`` is called once it is sent, or the client went."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        view = memoryview(data)
+        for start in range(0, len(view), SENT_CHUNK_BYTES):
+            yield bytes(view[start : start + SENT_CHUNK_BYTES])
+
+    return StreamingResponse(
+        chunks(),
+        media_type=media_type,
+        headers={**headers, "content-length": str(len(data))},
+        background=BackgroundTask(sent),
+    )
+
+
+def busy(retry_after: float, detail: str) -> JSONResponse:
+    """``503`` when the server already does as much costly work (password hashes) as it may:
+    try again in ``retry_after`` seconds (``Retry-After``, rounded up)."""
+    response = problem(503, "Busy", detail)
+    response.headers["retry-after"] = str(math.ceil(retry_after))
     return response
 
 

@@ -10,6 +10,17 @@ begun gets ``408 Request Timeout`` and the connection closes; a connection with 
 request yet just closes, as after the keep-alive timeout. A WebSocket upgrade stops the clock
 (the socket's own first-message timeout takes over), and so does a request fully received:
 how long the answer takes is the application's business.
+
+An answer the client stops reading is cut off too: uvicorn hands a response's body to the
+transport whole (a recording's file: up to ``max_recording_bytes``), which keeps what the
+client has not taken. While the transport holds more than it should (writing paused), what it
+holds must go down every ``send_timeout`` seconds (``socket_send_timeout_seconds``, as for a
+socket's peer), or the connection is dropped and what it held freed.
+
+A request's line and headers together are bounded too (``http_max_header_bytes``): uvicorn keeps
+every header it is sent, and a single request with 50 MB of headers, sent at once, held some
+300 MB of the server's memory until it was answered. Past the bound the request gets ``431
+Request Header Fields Too Large`` at once, and the connection closes.
 """
 
 from __future__ import annotations
@@ -18,6 +29,20 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HEADERS_TOO_LARGE_RESPONSE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"connection: close\r\n"
+    b"content-length: 42\r\n\r\n"
+    b"The request's headers are far too large.\n"
+)
+
+
+class _HeadersTooLarge(Exception):
+    """Raised in the parser's callback: httptools stops parsing (uvicorn's data_received then
+    answers, through :meth:`DeadlineHttpProtocol.send_400_response`, with 431)."""
+
 
 TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\n"
@@ -32,10 +57,16 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
     """See the module. ``request_timeout`` is set on the subclass :func:`http_protocol` makes."""
 
     request_timeout: float = 10.0
+    max_header_bytes: int = 64 * 1024
+    send_timeout: float = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._header_bytes = 0  # of the request line and headers of the request arriving
+        self._headers_too_large = False
         self._deadline: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None  # while writing is paused
+        self._unsent = 0  # what the transport held at the last look
         self._begun = False  # some of a request has arrived and not all of it
         self._cycle: Any = None  # that request's cycle, once its headers are in
 
@@ -45,12 +76,69 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        self._watch_stall(False)
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_stall(True)
+
+    def resume_writing(self) -> None:
+        self._watch_stall(False)
+        super().resume_writing()
+
+    def _watch_stall(self, paused: bool) -> None:
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        if paused:
+            self._unsent = self.transport.get_write_buffer_size()
+            self._stall = self.loop.call_later(self.send_timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        """Writing has been paused for ``send_timeout``: go on watching if the client took
+        something meanwhile, else drop the connection (and what the transport held)."""
+        self._stall = None
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:
+            self._unsent = unsent
+            self._stall = self.loop.call_later(self.send_timeout, self._check_stall)
+            return
+        self.transport.abort()  # connection_lost follows: the application's sends end
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._begun, self._cycle = True, None
+        self._header_bytes = 0
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._headers_too_large:  # answered and closing: the rest is not parsed
+            return
+        super().data_received(data)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _count_header_bytes(self, more: int) -> None:
+        self._header_bytes += more
+        if self._header_bytes > self.max_header_bytes:
+            self._headers_too_large = True
+            raise _HeadersTooLarge
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._headers_too_large:
+            super().send_400_response(msg)
+            return
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.write(HEADERS_TOO_LARGE_RESPONSE)
+            self.transport.close()
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
@@ -87,6 +175,17 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
         self.transport.close()
 
 
-def http_protocol(request_timeout: float) -> type[DeadlineHttpProtocol]:
-    """The protocol class for uvicorn's ``http`` setting, with this deadline per request."""
-    return type("TandemHttpProtocol", (DeadlineHttpProtocol,), {"request_timeout": request_timeout})
+def http_protocol(
+    request_timeout: float, max_header_bytes: int = 64 * 1024, send_timeout: float = 10.0
+) -> type[DeadlineHttpProtocol]:
+    """The protocol class for uvicorn's ``http`` setting, with this deadline per request, this
+    bound on its line and headers, and this time an answer may stall."""
+    return type(
+        "TandemHttpProtocol",
+        (DeadlineHttpProtocol,),
+        {
+            "request_timeout": request_timeout,
+            "max_header_bytes": max_header_bytes,
+            "send_timeout": send_timeout,
+        },
+    )

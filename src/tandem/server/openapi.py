@@ -70,6 +70,10 @@ SPEC: dict[str, object] = {
                     "413": _problem("Body over 4096 bytes"),
                     "415": _problem("Not application/json"),
                     "429": _problem("Too many failed sign-ins (Retry-After says how long)"),
+                    "503": _problem(
+                        "Too many sign-ins under way, from this address or in all "
+                        "(Retry-After says when to try again)"
+                    ),
                 },
             }
         },

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from tandem.access import Action, Grant, Principal, authorize
 from tandem.config import Settings
 from tandem.exceptions import (
     AuthenticationError,
+    BusyError,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -73,6 +75,9 @@ class Operation:
     """It may answer 429 with Retry-After (wrong passwords count towards a back-off)."""
     finds: bool = False
     """It may answer 404 for what its body names (path parameters document 404 anyway)."""
+    busy: bool = False
+    """It may answer 503 with Retry-After while too much of its costly work is under way
+    (password hashes: ``password_hash_*``; recordings' files: ``max_recording_downloads``)."""
 
 
 _STATUS = (
@@ -88,6 +93,10 @@ _STATUS = (
 def _error_response(exc: TandemError) -> Response:
     if isinstance(exc, StorageError):  # the database did not answer: 503 (server.unavailable)
         raise exc
+    if isinstance(exc, BusyError):  # a password hash, a recording's file: wait a moment
+        response = problem(503, "Busy", str(exc))
+        response.headers["retry-after"] = str(math.ceil(exc.retry_after))
+        return response
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
             return problem(status, title, str(exc))
@@ -229,6 +238,10 @@ def openapi_paths(table: Sequence[Operation]) -> tuple[dict[str, object], dict[s
             )
         if op.throttled:
             responses["429"] = problem_response("Too many attempts (Retry-After says how long)")
+        if op.busy:
+            responses["503"] = problem_response(
+                "Too much of this work under way (Retry-After says when to try again)"
+            )
         if op.body is not None:
             item["requestBody"] = {
                 "required": True,

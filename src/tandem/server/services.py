@@ -20,6 +20,7 @@ from starlette.types import ASGIApp
 from tandem import crypto, metrics, revocation
 from tandem.access import Grant
 from tandem.audit import AuditLog, load_or_create_key
+from tandem.compliance import AuditChecks
 from tandem.config import Settings
 from tandem.directory import Directory, check_allowed_origins, operator
 from tandem.exceptions import ConflictError
@@ -49,6 +50,11 @@ class Services:
     """Failed password sign-ins, per account and per client address."""
     sso_backoff: SharedBackoff
     """SSO sign-ins started, per client address."""
+    hashing: crypto.PasswordHashing
+    """Password hashes, off the event loop and bounded (sign-in, password changes)."""
+    audit_checks: AuditChecks
+    """The audit trail's check for the compliance API, at most once per
+    ``compliance_audit_check_seconds``."""
     clock: Callable[[], float]
     entropy: crypto.Entropy
     tunnels: TunnelHost | None = None
@@ -82,6 +88,11 @@ async def running(
             store, free, 2.0, 600.0, settings.backoff_forget_seconds
         )
         box = crypto.SecretBox(settings.secrets_key_path)
+        hashing = crypto.PasswordHashing(
+            settings.password_hash_parallel,
+            settings.password_hash_waiting,
+            settings.password_hash_per_client,
+        )
         hub = SessionHub(
             settings=settings,
             storage=store,
@@ -122,6 +133,7 @@ async def running(
                 reserved_origins=frozenset(settings.allow_origins),
                 allow_private_network=settings.test_private_network,
                 revoked=functools.partial(revocation.announce, carrier),
+                hashing=hashing,
             ),
             box=box,
             sign_in_backoff=SharedBackoff(
@@ -132,6 +144,8 @@ async def running(
                 settings.backoff_forget_seconds,
             ),
             sso_backoff=throttle(settings.sso_free_starts),
+            hashing=hashing,
+            audit_checks=AuditChecks(settings.compliance_audit_check_seconds),
             clock=clock,
             entropy=entropy,
             tunnels=tunnels,

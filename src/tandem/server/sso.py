@@ -1,6 +1,7 @@
 """Sign-in through an organisation's own identity provider (OpenID Connect, code flow + PKCE).
 
-``GET /api/sso/start?org=ID`` sends the browser to the organisation's provider;
+``GET /api/sso/start?org=ID`` sends the browser to the organisation's provider (only from the
+console's own pages, or typed in: never from another site's link, ``Sec-Fetch-Site``);
 ``GET /api/sso/callback`` comes back with a code, which :mod:`tandem.oidc` exchanges and checks.
 The pending sign-in is kept server-side (encrypted, single use, 10 minutes) and bound to the
 browser that started it by a cookie, so a callback link cannot sign someone else in (login CSRF).
@@ -29,6 +30,7 @@ from starlette.responses import RedirectResponse, Response
 from tandem import auth, crypto, oidc
 from tandem.access import Grant
 from tandem.exceptions import AuthenticationError, ConfigError
+from tandem.hub import address_group
 from tandem.server.http import services_of, set_sign_in_cookie
 from tandem.storage.base import DEFAULT_ORG
 
@@ -62,17 +64,30 @@ def _failed(reason: str = "failed") -> Response:
     return response
 
 
+def _start_key(request: Request) -> str:
+    """The back-off key of the client's SSO starts: its address, an IPv6 address with its /64
+    (rotating through it does not start afresh)."""
+    return f"sso-ip:{address_group(request.client.host if request.client else '')}"
+
+
 async def start(request: Request) -> Response:
     services = services_of(request)
+    if request.headers.get("sec-fetch-site", "none") not in ("same-origin", "none"):
+        # Login CSRF: another site's link would start a sign-in at an organisation of its
+        # choosing, whose provider (its admin's) signs the browser into an account of theirs
+        # in place of the user's own. The console's button is a same-origin navigation.
+        return _failed()
     org_id = request.query_params.get("org", "").strip().lower()
-    client = f"sso-ip:{request.client.host if request.client else ''}"
+    client = _start_key(request)
     wait = await services.sso_backoff.retry_after(services.clock(), client)
     if wait > 0:
-        await services.hub.record("sso_throttled", actor="", ip=client[7:], org=DEFAULT_ORG)
+        address = request.client.host if request.client else ""
+        # Counted, not a record each: refused unchecked, it costs the client nothing.
+        services.hub.count_anonymous("sso_throttled", DEFAULT_ORG, f"from {address}")
         busy = _failed("busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy
-    await services.sso_backoff.failed(services.clock(), client)  # cleared when one completes
+    await services.sso_backoff.failed(services.clock(), client)  # forgiven when it completes
     try:
         auth.validate_name(org_id, "organisation id")
         config = await provider_for(services, org_id)
@@ -160,7 +175,10 @@ async def callback(request: Request) -> Response:
         auth.OIDC,
     )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
-    await services.sso_backoff.clear(f"sso-ip:{request.client.host if request.client else ''}")
+    # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
+    # a client finishing one sign-in of its own at will would start afresh each time, and
+    # keep pending rows coming without end.
+    await services.sso_backoff.forgive(_start_key(request))
     response = RedirectResponse("/console/", status_code=303)
     response.delete_cookie(COOKIE, path="/api/sso")
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

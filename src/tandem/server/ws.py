@@ -21,7 +21,7 @@ from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.fanout.memory import MemorySubscription
-from tandem.hub import Elsewhere, Refused, Seat, Watching
+from tandem.hub import AgentSeat, Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import services_of
 from tandem.server.websocket_protocol import AWAIT, DIRECT, TandemWebSocketProtocol
@@ -318,10 +318,18 @@ async def customer_endpoint(ws: WebSocket) -> None:
         services.hub.count_anonymous("customer_origin_refused", "", "origin not allowed")
         await _refuse(ws, codec.CLOSE_FORBIDDEN_ORIGIN, "origin not allowed")
         return
-    await ws.accept()
+    try:
+        heard = services.hub.customer_socket(site, client_address(ws))
+    except ProtocolError as exc:  # its address has as many silent sockets open as it may
+        await _refuse(ws, exc.close_code, str(exc))
+        return
     limits = (settings.max_control_bytes, settings.max_payload_bytes)
     try:
-        first = await _receive(ws, settings.first_message_timeout_seconds)
+        try:
+            await ws.accept()
+            first = await _receive(ws, settings.first_message_timeout_seconds)
+        finally:
+            heard()
         if first is None:
             return
         if isinstance(first, bytes):
@@ -366,6 +374,18 @@ async def agent_endpoint(ws: WebSocket) -> None:
     except ForbiddenError as exc:
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
         return
+    except ProtocolError as exc:  # the account holds as many sockets as it may
+        await _refuse(ws, exc.close_code, str(exc))
+        return
+    try:
+        await _agent_socket(ws, seat)
+    finally:
+        seat.release()  # also when it never got as far as its session
+
+
+async def _agent_socket(ws: WebSocket, seat: AgentSeat) -> None:
+    """The accepted agent socket of ``seat``, until it closes."""
+    settings = services_of(ws).settings
     seat.tunnelled = is_tunnelled(ws)
     await ws.accept()
     limits = (settings.max_control_bytes, settings.max_payload_bytes)

@@ -555,6 +555,11 @@ class Storage(AuditStore, Protocol):
 
     async def backoff_clear(self, key: str) -> None: ...
 
+    async def backoff_forgive(self, key: str, free: int) -> None:
+        """One failure fewer of ``key`` (atomically; never below none), and no wait once it
+        has ``free`` or fewer."""
+        ...
+
     async def use_once(self, digest: str, expires_at: float) -> bool:
         """Mark a single-use secret (a customer token's id) used until ``expires_at``; True the
         first time, False while the mark lasts. Atomic across processes."""

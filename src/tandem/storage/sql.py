@@ -1354,6 +1354,17 @@ class SQLStorage:
     async def backoff_clear(self, key: str) -> None:
         await self._count(backoff.delete().where(backoff.c.key == key))
 
+    async def backoff_forgive(self, key: str, free: int) -> None:
+        fewer = sa.case((backoff.c.failures > 0, backoff.c.failures - 1), else_=0)
+        await self._count(
+            backoff.update()
+            .where(backoff.c.key == key)
+            .values(
+                failures=fewer,
+                locked_until=sa.case((fewer <= free, 0.0), else_=backoff.c.locked_until),
+            )
+        )
+
     async def use_once(self, digest: str, expires_at: float) -> bool:
         row = await self._row(
             self._insert(used_once)
