@@ -2182,9 +2182,20 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
     subscription = hub.fanout.subscribe(
         watcher_topic(machine.session_id), hub.settings.socket_queue_bytes
     )
+    before = machine.snapshot()
     try:
-        effects = machine.watcher_asks(supervisor.display_name, supervisor.username)
+        request, *effects = machine.watcher_asks(supervisor.display_name, supervisor.username)
     except ProtocolError:
+        subscription.close()
+        raise
+    after = machine.snapshot()
+    try:
+        assert isinstance(request, Audit)  # watch_requested, before anyone is told
+        await hub._audit(live, request)
+    except BaseException:
+        # No watch without its record (the database failed): the session goes back to nobody
+        # asking, or it stayed "watched" by nobody, and no supervisor could ever ask again.
+        machine.undo(before, after)
         subscription.close()
         raise
     watch = WatchSeat(hub, live, supervisor, subscription, seat.login)
@@ -2289,12 +2300,13 @@ def _customer_answer(
         live = seat.live
         before = live.machine.snapshot()
         effects = event(live.machine, message)
+        after = live.machine.snapshot()
         first = effects[0] if effects else None
         if isinstance(first, Audit):
             try:
                 await seat.hub._audit(live, first)
             except Exception:
-                live.machine.restore(before)
+                live.machine.undo(before, after)
                 raise
             effects = effects[1:]
         await seat.hub.apply(live, effects)
@@ -2309,11 +2321,12 @@ async def _record_consent(seat: CustomerSeat, message: RecordConsent) -> None:
     live, hub = seat.live, seat.hub
     before = live.machine.snapshot()
     effects = live.machine.record_consent(message.granted)
+    after = live.machine.snapshot()
     if effects and isinstance(effects[0], StartRecording):
         try:
             await hub._start_recording(live)
         except Exception as exc:
-            live.machine.restore(before)  # asked, not recording
+            live.machine.undo(before, after)  # asked, not recording
             log.warning("recording not started: %s", type(exc).__name__)
             if isinstance(exc, StorageError):
                 metrics.STORAGE_ERRORS.labels(where="recording").inc()

@@ -18,6 +18,8 @@ from pathlib import Path
 from tests.conftest import ServerFactory
 from tests.server.helpers import (
     closed_with,
+    login_cookie,
+    open_agent,
     open_customer,
     pending_session,
     recv_json,
@@ -132,3 +134,27 @@ async def test_a_session_whose_creation_failed_half_way_does_not_stay_live_in_st
             await db.close()
         customer, created = await start_session(server)  # and new sessions start
         assert created["type"] == "created"
+
+
+async def test_a_watch_whose_request_cannot_be_recorded_leaves_the_session_free_to_watch(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses the ``watch_requested`` record (which comes before the customer is
+    asked): the supervisor's socket is closed 1013 and nobody is asked. Before, the session kept
+    that supervisor as its watcher, watching nothing: every later request, by anyone, was
+    refused as "someone already watches this session". Now the next request is asked."""
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        customer, _, created = await sharing_session(server)
+        session_id = created["session_id"]
+        async with audit_refuses(schema, "watch_requested"):
+            sam = await open_agent(server, login_cookie(server, "sam"))
+            await send(sam, type="watch", session_id=session_id)
+            assert await closed_with(sam, timeout=30) == (
+                1013,
+                "database not answering: try again soon",
+            )
+        sam = await open_agent(server, login_cookie(server, "sam"))
+        await send(sam, type="watch", session_id=session_id)
+        assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": session_id}
+        assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
+        assert len(await audited(schema, "watch_requested")) == 1

@@ -301,15 +301,19 @@ class Session:
         return effects
 
     def snapshot(self) -> Session:
-        """This state as it is now, for :meth:`restore` (a shallow copy: an event that changes
-        a container in place is not taken back by it; the customer's answers change none)."""
+        """This state as it is now, for :meth:`undo` (a shallow copy: an event that changes a
+        container in place is not taken back; the answers and requests undone change none)."""
         return copy.copy(self)
 
-    def restore(self, snapshot: Session) -> None:
-        """Go back to ``snapshot``: the event since did not happen (its audit record, which had
-        to come first, could not be written)."""
+    def undo(self, before: Session, after: Session) -> None:
+        """Take back what one event changed, from ``before`` to ``after`` (snapshots taken just
+        around it): it did not happen (its audit record, which had to come first, could not be
+        written). Field by field, and only where nothing changed the field since: what other
+        events did meanwhile (the session ended, a frame came) stays."""
         for field in dataclasses.fields(self):
-            setattr(self, field.name, getattr(snapshot, field.name))
+            old, new = getattr(before, field.name), getattr(after, field.name)
+            if old != new and getattr(self, field.name) == new:
+                setattr(self, field.name, old)
 
     # Customer side
 
