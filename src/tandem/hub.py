@@ -1638,8 +1638,15 @@ class SessionHub:
         if recorder is None:
             return
         recording_id = recorder.recording.recording_id
-        await self.storage.end_recording(recording_id, self.clock(), reason)
-        await self.record(
+        try:
+            await self.storage.end_recording(recording_id, self.clock(), reason)
+        except Exception:
+            # Not ended in storage (it would stay "running" there for good): the timer ends it
+            # ``unavailable`` (recorded ``recording_failed``) once storage answers. It keeps no
+            # more frames either way.
+            self._failed_recordings[recording_id] = (live.org_id, "storage error", self.clock())
+            raise
+        await self.record_done(  # ended in storage: its record is kept if it cannot be written
             "recording_stopped",
             actor="server",
             org=live.org_id,
@@ -1654,41 +1661,57 @@ class SessionHub:
         self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
 
     async def apply(self, live: LiveSession, effects: Iterable[Effect]) -> None:
-        """Carry out a state machine's effects, in order."""
+        """Carry out a state machine's effects, in order. If one fails (storage) on the way to
+        the session's end, the rest of its ending is carried out all the same (and the error
+        raised): the machine has ended, and a session left half-ended stayed live for good, in
+        memory (counted against every limit) and in storage (its row never ended)."""
         session_id = live.machine.session_id
-        for effect in effects:
-            if isinstance(effect, ToCustomer):
-                self.fanout.publish(customer_topic(session_id), Frame(codec.encode(effect.message)))
-            elif isinstance(effect, ToAgents):
-                self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
-            elif isinstance(effect, ToWatcher):
-                self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
-            elif isinstance(effect, Audit):
-                await self._audit(live, effect)
-            elif isinstance(effect, EndWatch):
-                close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
-                self.fanout.publish(watcher_topic(session_id), close)
-                await self.record(
-                    "watch_ended",
-                    actor=effect.watcher,
-                    org=live.org_id,
-                    subject=session_id,
-                    reason=effect.reason,
-                )
-            elif isinstance(effect, StartRecording):
-                await self._start_recording(live)
-            elif isinstance(effect, StopRecording):
-                await self._stop_recording(live, effect.reason)
-            elif isinstance(effect, EndSession):
-                if live.practice is not None and effect.reason == "agent_left":
-                    live.practice_steps.add("ended")
-                await self._finish(live, effect.reason)
-            elif isinstance(effect, SuspendSession):
-                await self._suspend(live)
+        effects = list(effects)
+        for index, effect in enumerate(effects):
+            try:
+                await self._carry_out(live, effect)
+            except BaseException:
+                rest = effects[index + 1 :]
+                if any(isinstance(later, EndSession) for later in rest):
+                    for later in rest:  # their storage writes are kept and retried
+                        with contextlib.suppress(Exception):
+                            await self._carry_out(live, later)
+                raise
         machine = live.machine
         if self.node and not machine.ended and machine.state != live.stored_state:
             live.stored_state = machine.state  # for supervisors' lists on other processes
             await self.storage.record_session_state(session_id, machine.state, machine.agent)
+
+    async def _carry_out(self, live: LiveSession, effect: Effect) -> None:
+        session_id = live.machine.session_id
+        if isinstance(effect, ToCustomer):
+            self.fanout.publish(customer_topic(session_id), Frame(codec.encode(effect.message)))
+        elif isinstance(effect, ToAgents):
+            self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
+        elif isinstance(effect, ToWatcher):
+            self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
+        elif isinstance(effect, Audit):
+            await self._audit(live, effect)
+        elif isinstance(effect, EndWatch):
+            close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
+            self.fanout.publish(watcher_topic(session_id), close)
+            await self.record_done(
+                "watch_ended",
+                actor=effect.watcher,
+                org=live.org_id,
+                subject=session_id,
+                reason=effect.reason,
+            )
+        elif isinstance(effect, StartRecording):
+            await self._start_recording(live)
+        elif isinstance(effect, StopRecording):
+            await self._stop_recording(live, effect.reason)
+        elif isinstance(effect, EndSession):
+            if live.practice is not None and effect.reason == "agent_left":
+                live.practice_steps.add("ended")
+            await self._finish(live, effect.reason)
+        elif isinstance(effect, SuspendSession):
+            await self._suspend(live)
 
     async def _audit(self, live: LiveSession, effect: Audit) -> None:
         """Write a state machine's audit record (a practice session's step noted)."""

@@ -29,6 +29,7 @@ from tests.server.helpers import (
     start_session,
 )
 from tests.server.test_audit_after_faults import audit_refuses, audited, pg_server
+from tests.server.test_recordings import recording
 from tests.storage.conftest import pg_connect
 
 
@@ -158,3 +159,47 @@ async def test_a_watch_whose_request_cannot_be_recorded_leaves_the_session_free_
         assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": session_id}
         assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
         assert len(await audited(schema, "watch_requested")) == 1
+
+
+async def test_a_session_ends_though_the_database_failed_on_the_way_to_its_end(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The customer stops a session that records, and PostgreSQL refuses the
+    ``recording_stopped`` record (the recording's end was stored). The session's ending was cut
+    there: it stayed live for good, in memory (counted against every limit; an agent asking
+    to watch or join got nowhere) and in storage (its row never ended, no ``session_ended``).
+    Now the rest of its ending is carried out all the same, and the records refused are
+    written once the database answers."""
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        customer, alice, created = await recording(server)
+        await customer.send(b"\x01recorded")
+        assert await alice.recv() == b"\x01recorded"
+        session_id = created["session_id"]
+        async with audit_refuses(schema, "recording_stopped"):
+            await send(customer, type="stop")
+            assert await recv_json(alice, timeout=30) == {
+                "v": 1,
+                "type": "ended",
+                "reason": "stopped",
+            }
+            code, _ = await closed_with(alice, timeout=30)
+            assert code == 1000
+        db = await pg_connect(schema)
+        try:
+            ended = "SELECT end_reason FROM sessions WHERE session_id = $1"
+            deadline = asyncio.get_running_loop().time() + 30
+            while await db.fetchval(ended, session_id) is None:
+                assert asyncio.get_running_loop().time() < deadline, "the session stayed live"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(ended, session_id) == "stopped"
+        finally:
+            await db.close()
+        await eventually_audited(schema, "session_ended")
+        await eventually_audited(schema, "recording_stopped")
+
+
+async def eventually_audited(schema: str, action: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await audited(schema, action):
+        assert asyncio.get_running_loop().time() < deadline, f"{action} never recorded"
+        await asyncio.sleep(0.1)
