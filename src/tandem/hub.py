@@ -1549,6 +1549,24 @@ class SessionHub:
         effects = live.machine.record_requested(org.recording_key, recording_id, live.site_id)
         await self.apply(live, effects)
 
+    async def apply_recorded(self, live: LiveSession, event: Callable[[], list[Effect]]) -> None:
+        """Run a state machine event whose first effect is its audit record (a customer's
+        answer: consent to share, to be watched), then carry out the rest. If that record
+        cannot be written the event is undone (:meth:`Session.undo`: only what it changed) and
+        the error raised: nothing is told, nothing waits for an answer that was never asked."""
+        machine = live.machine
+        before = machine.snapshot()
+        effects = event()
+        after = machine.snapshot()
+        if effects and isinstance(effects[0], Audit):
+            try:
+                await self._audit(live, effects[0])
+            except BaseException:
+                machine.undo(before, after)
+                raise
+            effects = effects[1:]
+        await self.apply(live, effects)
+
     async def recorded_frame(self, live: LiveSession, frame: bytes) -> None:
         """Keep a frame the customer sent while recording (ciphertext, as relayed)."""
         recorder = live.recorder
@@ -2321,18 +2339,7 @@ def _customer_answer(
 
     async def handle(seat: CustomerSeat, message: Any) -> None:
         live = seat.live
-        before = live.machine.snapshot()
-        effects = event(live.machine, message)
-        after = live.machine.snapshot()
-        first = effects[0] if effects else None
-        if isinstance(first, Audit):
-            try:
-                await seat.hub._audit(live, first)
-            except Exception:
-                live.machine.undo(before, after)
-                raise
-            effects = effects[1:]
-        await seat.hub.apply(live, effects)
+        await seat.hub.apply_recorded(live, lambda: event(live.machine, message))
 
     return handle
 
