@@ -54,6 +54,7 @@ async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_reco
             database_url=url,
             audit_key_file=tmp_path / "seed" / "audit.key",
             database_timeout_seconds=TIMEOUT,
+            heartbeat_seconds=0.5,
         )
         credentials = {"username": "alice", "password": AGENT_PASSWORD}
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
@@ -72,8 +73,8 @@ async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_reco
                 "database not answering: try again soon",
             )
             assert time.monotonic() - started < BOUND
-            # The deadline timer met the frozen database too: it failed, and runs again.
-            await wait_for(lambda: "deadlines" in server.server.config.app.state.background.failing)
+            # The heartbeat met the frozen database too: it failed, and runs again.
+            await wait_for(lambda: "heartbeat" in server.server.config.app.state.background.failing)
         finally:
             pg_proxy.thaw()
         await wait_for(lambda: httpx.get(f"{server.base}/readyz").status_code == 200)
