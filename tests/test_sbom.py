@@ -126,12 +126,24 @@ def test_versions_order_like_releases(release: list[int], extra: int) -> None:
     assert key(base) < key(f"{base}.1")
 
 
+def test_a_version_of_thousands_of_digits_is_compared_not_a_crash() -> None:
+    huge = "1" * 5000  # past Python's limit for converting digits to an int
+    assert sbom.version_key(huge) > sbom.version_key("2.0")
+    assert sbom.version_key(huge + ".1") == sbom.version_key(huge)  # compared up to a point
+
+
 def test_malformed_advisory_files_are_clear_errors(tmp_path: Path) -> None:
     bad = tmp_path / "osv.json"
     for text, message in (
         ("{", "not JSON"),
         ('"x"', "not OSV JSON"),
         ('[{"affected": []}]', "has no id"),
+        ('[{"id": "X-1", "affected": [{"ranges": 1}]}]', "is not a list"),
+        ('[{"id": "X-1", "affected": [{"versions": {"a": 1}}]}]', "is not a list"),
+        (
+            '[{"id": "X-1", "affected": [{"ranges": [{"type": "SEMVER", "events": 7}]}]}]',
+            "not a list",
+        ),
     ):
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):

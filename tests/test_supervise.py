@@ -32,6 +32,23 @@ async def wait_until(condition: object, rounds: int = 10_000) -> None:
     raise AssertionError("condition not met")
 
 
+async def test_a_task_may_have_a_shorter_longest_back_off_of_its_own() -> None:
+    """The heartbeat's: retried each interval while the database is away, so that every
+    process beats again within an interval of its return (tandem.processes)."""
+    pauses = Pauses()
+    runs: list[int] = []
+
+    async def beat() -> None:
+        runs.append(len(runs))
+        if len(runs) <= 4:
+            raise OSError("database unreachable")
+
+    async with Supervisor(backoff_first=1.0, backoff_max=30.0, sleep=pauses) as supervisor:
+        supervisor.every("beat", 0.5, beat, backoff_max=0.5)
+        await wait_until(lambda: len(runs) >= 5)
+    assert pauses.taken[:8] == [0.5] * 8
+
+
 async def test_a_failing_task_is_retried_with_doubling_back_off_and_recovers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

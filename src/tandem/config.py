@@ -239,6 +239,11 @@ class Settings:
     sqlite_busy_seconds: float = 10.0
     """SQLite only: how long a statement waits for another connection's write lock (an
     operator's ``sqlite3`` shell, a VACUUM) before it fails (TANDEM_SQLITE_BUSY_SECONDS)."""
+    database_timeout_seconds: float = 30.0
+    """PostgreSQL only: how long one statement, a new connection, or the wait for a free pooled
+    connection may take before it fails (a database that stops answering without closing
+    anything: a network partition, a stalled host). HTTP answers 503, a socket 1013, background
+    tasks try again (TANDEM_DATABASE_TIMEOUT_SECONDS)."""
 
     advisory_file: Path | None = None
     """Security advisories in OSV JSON that the operator fetches (TANDEM_ADVISORY_FILE):
@@ -323,6 +328,8 @@ class Settings:
             raise ConfigError("purge_interval_seconds must be positive")
         if not self.sqlite_busy_seconds > 0:
             raise ConfigError("sqlite_busy_seconds must be positive")
+        if not self.database_timeout_seconds > 0:
+            raise ConfigError("database_timeout_seconds must be positive")
         if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:
             raise ConfigError("socket_queue_bytes must hold at least one largest frame (+64)")
         if not self.socket_send_timeout_seconds > 0:

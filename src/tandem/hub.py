@@ -176,6 +176,9 @@ class LiveSession:
     """Keyed digest of the joined agent's resume token (``rejoin``)."""
     agent_login: str = ""
     """The sign-in (token digest) the agent joined with: only it may rejoin."""
+    closed_elsewhere: bool = False
+    """Ended in storage (and recorded so) by another process that took this one for dead: it
+    ends here without writing anything again (:meth:`SessionHub.taken_for_dead`)."""
     agents_topic: str = dataclasses.field(init=False)
     watcher_topic: str = dataclasses.field(init=False)
     customer_topic: str = dataclasses.field(init=False)
@@ -583,6 +586,16 @@ class SessionHub:
         self._failed_recordings: dict[str, tuple[str, str, float]] = {}
         """Recordings whose flush failed, by id: (organisation, reason, when); ended in storage
         as ``unavailable`` (and audited) by the next tick that reaches the database."""
+        self._abandoned: dict[str, float] = {}
+        """Sessions whose creation failed part of the way (the database stopped answering, the
+        customer went), by id, with when: their join code and live-looking row are ended
+        (``not_started``) by :meth:`tick` once storage answers, so that no session looks live
+        in storage (supervisors' lists, the limits of other processes, erasure) that nobody
+        holds."""
+        self._unrecorded: list[tuple[float, str, dict[str, Any]]] = []
+        """Audit records of what was done while they could not be written (a socket closed on
+        a re-check: its close does not wait for storage), oldest first, with their time;
+        written by :meth:`tick` once storage answers."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -594,7 +607,9 @@ class SessionHub:
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
-        self.recordings = Recordings(storage, self.record, settings.max_recording_downloads)
+        self.recordings = Recordings(
+            storage, self.record, settings.max_recording_downloads, self.record_done
+        )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
             load_policy(settings.policy_file) if settings.policy_file else None
@@ -721,7 +736,7 @@ class SessionHub:
         self, seat: AgentSeat | WatchSeat, principal: Principal, code: int, reason: str
     ) -> None:
         live = seat.live
-        await self.record(
+        await self.record_done(
             "socket_closed",
             actor="server",
             org=principal.org,
@@ -764,8 +779,13 @@ class SessionHub:
         # may have closed it meanwhile; one close, one audit record.
         if refused is not None and seat not in self._revoking:
             self._revoking.add(seat)
-            await self._forced_close(seat, before, *refused)
-            seat.kick(*refused)
+            try:
+                await self._forced_close(seat, before, *refused)
+            finally:
+                # Closed though its audit record could not be written (kept, and written once
+                # storage answers): a seat being revoked is never checked again, so a revoked
+                # socket left open here would stay open.
+                seat.kick(*refused)
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
@@ -774,6 +794,24 @@ class SessionHub:
         metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
         await self.audit.record(self.clock(), action, **fields)
+
+    async def record_done(self, action: str, **fields: Any) -> None:
+        """Append the record of what was done already (a socket closed, a recording or a
+        subject erased or purged, an administrator's change): if storage fails, the record is
+        kept, with the time it was done, and written by :meth:`tick` once it answers, and the
+        error is raised (an HTTP request answers 503). While records are kept, the next ones
+        join them, in order, without a try of their own."""
+        at = self.clock()
+        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
+        events.info(action, **fields)
+        if self._unrecorded:
+            self._unrecorded.append((at, action, fields))
+            return
+        try:
+            await self.audit.record(at, action, **fields)
+        except Exception:
+            self._unrecorded.append((at, action, fields))
+            raise
 
     async def authorize_message(
         self,
@@ -1054,6 +1092,7 @@ class SessionHub:
             live, created = await self._start(site, customer, client, session_id, practice)
         except BaseException:
             self._release(session_id, site.org_id, client, site.site_id)
+            self._abandoned[session_id] = self.clock()
             raise
         self._starting.discard(session_id)
         self._live[session_id] = live
@@ -1510,6 +1549,24 @@ class SessionHub:
         effects = live.machine.record_requested(org.recording_key, recording_id, live.site_id)
         await self.apply(live, effects)
 
+    async def apply_recorded(self, live: LiveSession, event: Callable[[], list[Effect]]) -> None:
+        """Run a state machine event whose first effect is its audit record (a customer's
+        answer: consent to share, to be watched), then carry out the rest. If that record
+        cannot be written the event is undone (:meth:`Session.undo`: only what it changed) and
+        the error raised: nothing is told, nothing waits for an answer that was never asked."""
+        machine = live.machine
+        before = machine.snapshot()
+        effects = event()
+        after = machine.snapshot()
+        if effects and isinstance(effects[0], Audit):
+            try:
+                await self._audit(live, effects[0])
+            except BaseException:
+                machine.undo(before, after)
+                raise
+            effects = effects[1:]
+        await self.apply(live, effects)
+
     async def recorded_frame(self, live: LiveSession, frame: bytes) -> None:
         """Keep a frame the customer sent while recording (ciphertext, as relayed)."""
         recorder = live.recorder
@@ -1570,17 +1627,27 @@ class SessionHub:
             key_id=key_id,
         )
         await self.storage.add_recording(Grant.server(live.org_id, "recording"), recording)
+        try:
+            await self.record(
+                "recording_started",
+                actor="customer",
+                org=live.org_id,
+                subject=recording.recording_id,
+                session=live.machine.session_id,
+                agent=live.machine.agent_username,
+                key_id=key_id,
+            )
+        except Exception:
+            # Stored, but not the record of the customer's yes: it never keeps a frame, and the
+            # timer ends it ``unavailable`` (and records that) once storage answers.
+            self._failed_recordings[recording.recording_id] = (
+                live.org_id,
+                "storage error",
+                self.clock(),
+            )
+            raise
         live.recorder = Recorder(
             recording, self.settings.max_recording_bytes + self.settings.recording_end_bytes
-        )
-        await self.record(
-            "recording_started",
-            actor="customer",
-            org=live.org_id,
-            subject=recording.recording_id,
-            session=live.machine.session_id,
-            agent=live.machine.agent_username,
-            key_id=key_id,
         )
 
     async def _stop_recording(self, live: LiveSession, reason: str) -> None:
@@ -1589,8 +1656,15 @@ class SessionHub:
         if recorder is None:
             return
         recording_id = recorder.recording.recording_id
-        await self.storage.end_recording(recording_id, self.clock(), reason)
-        await self.record(
+        try:
+            await self.storage.end_recording(recording_id, self.clock(), reason)
+        except Exception:
+            # Not ended in storage (it would stay "running" there for good): the timer ends it
+            # ``unavailable`` (recorded ``recording_failed``) once storage answers. It keeps no
+            # more frames either way.
+            self._failed_recordings[recording_id] = (live.org_id, "storage error", self.clock())
+            raise
+        await self.record_done(  # ended in storage: its record is kept if it cannot be written
             "recording_stopped",
             actor="server",
             org=live.org_id,
@@ -1605,41 +1679,57 @@ class SessionHub:
         self.fanout.publish(customer_topic(live.machine.session_id), Frame(codec.encode(message)))
 
     async def apply(self, live: LiveSession, effects: Iterable[Effect]) -> None:
-        """Carry out a state machine's effects, in order."""
+        """Carry out a state machine's effects, in order. If one fails (storage) on the way to
+        the session's end, the rest of its ending is carried out all the same (and the error
+        raised): the machine has ended, and a session left half-ended stayed live for good, in
+        memory (counted against every limit) and in storage (its row never ended)."""
         session_id = live.machine.session_id
-        for effect in effects:
-            if isinstance(effect, ToCustomer):
-                self.fanout.publish(customer_topic(session_id), Frame(codec.encode(effect.message)))
-            elif isinstance(effect, ToAgents):
-                self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
-            elif isinstance(effect, ToWatcher):
-                self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
-            elif isinstance(effect, Audit):
-                await self._audit(live, effect)
-            elif isinstance(effect, EndWatch):
-                close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
-                self.fanout.publish(watcher_topic(session_id), close)
-                await self.record(
-                    "watch_ended",
-                    actor=effect.watcher,
-                    org=live.org_id,
-                    subject=session_id,
-                    reason=effect.reason,
-                )
-            elif isinstance(effect, StartRecording):
-                await self._start_recording(live)
-            elif isinstance(effect, StopRecording):
-                await self._stop_recording(live, effect.reason)
-            elif isinstance(effect, EndSession):
-                if live.practice is not None and effect.reason == "agent_left":
-                    live.practice_steps.add("ended")
-                await self._finish(live, effect.reason)
-            elif isinstance(effect, SuspendSession):
-                await self._suspend(live)
+        effects = list(effects)
+        for index, effect in enumerate(effects):
+            try:
+                await self._carry_out(live, effect)
+            except BaseException:
+                rest = effects[index + 1 :]
+                if any(isinstance(later, EndSession) for later in rest):
+                    for later in rest:  # their storage writes are kept and retried
+                        with contextlib.suppress(Exception):
+                            await self._carry_out(live, later)
+                raise
         machine = live.machine
         if self.node and not machine.ended and machine.state != live.stored_state:
             live.stored_state = machine.state  # for supervisors' lists on other processes
             await self.storage.record_session_state(session_id, machine.state, machine.agent)
+
+    async def _carry_out(self, live: LiveSession, effect: Effect) -> None:
+        session_id = live.machine.session_id
+        if isinstance(effect, ToCustomer):
+            self.fanout.publish(customer_topic(session_id), Frame(codec.encode(effect.message)))
+        elif isinstance(effect, ToAgents):
+            self.fanout.publish(agents_topic(session_id), Frame(codec.encode(effect.message)))
+        elif isinstance(effect, ToWatcher):
+            self.fanout.publish(watcher_topic(session_id), Frame(codec.encode(effect.message)))
+        elif isinstance(effect, Audit):
+            await self._audit(live, effect)
+        elif isinstance(effect, EndWatch):
+            close = Frame(b"", close=(codec.CLOSE_NORMAL, f"watch ended: {effect.reason}"))
+            self.fanout.publish(watcher_topic(session_id), close)
+            await self.record_done(
+                "watch_ended",
+                actor=effect.watcher,
+                org=live.org_id,
+                subject=session_id,
+                reason=effect.reason,
+            )
+        elif isinstance(effect, StartRecording):
+            await self._start_recording(live)
+        elif isinstance(effect, StopRecording):
+            await self._stop_recording(live, effect.reason)
+        elif isinstance(effect, EndSession):
+            if live.practice is not None and effect.reason == "agent_left":
+                live.practice_steps.add("ended")
+            await self._finish(live, effect.reason)
+        elif isinstance(effect, SuspendSession):
+            await self._suspend(live)
 
     async def _audit(self, live: LiveSession, effect: Audit) -> None:
         """Write a state machine's audit record (a practice session's step noted)."""
@@ -1675,6 +1765,8 @@ class SessionHub:
         # Live state goes first so nothing can use it while storage is written.
         if self._live.pop(session_id, None) is not None:
             self._release(session_id, live.org_id, live.client, live.site_id)
+        if live.closed_elsewhere:
+            return
         self._unfinished[session_id] = (live, reason)
         await self._close_in_storage(live, reason)
 
@@ -1711,6 +1803,24 @@ class SessionHub:
     async def _write_what_failed(self) -> Exception | None:
         """Retry the storage writes that failed (database away); the first error, if any."""
         failed: Exception | None = None
+        for session_id, at in tuple(self._abandoned.items()):
+            try:
+                await self.storage.delete_join_codes(session_id)
+                await self.storage.record_session_end(session_id, at, "not_started", None)
+            except Exception as exc:  # returned; tried again next time
+                failed = failed or exc
+            else:
+                self._abandoned.pop(session_id, None)
+        while self._unrecorded:
+            at, action, fields = self._unrecorded[0]
+            try:
+                await self.audit.record(at, action, **fields)
+            except StorageError as exc:  # returned; tried again next time, in order
+                failed = failed or exc
+                break
+            except Exception as exc:  # the database's answer: it never takes this one
+                log.error("audit record refused: %s %s", action, type(exc).__name__)
+            self._unrecorded.pop(0)
         for recording_id in tuple(self._failed_recordings):
             entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
             if entry is None:
@@ -1733,8 +1843,10 @@ class SessionHub:
 
     async def tick(self) -> None:
         """Apply deadlines to every live session; run about once a second. One session's storage
-        error does not hold up the others: the first is raised once all were tried (the
-        supervisor logs it and runs this again)."""
+        error does not hold up the others, and a failed write (a full disk, a locked or lost
+        database) does not hold up the re-checks of open sockets (reads) or the purges: each
+        step is tried, and the first error raised once all were (the supervisor logs it and runs
+        this again)."""
         now = self.clock()
         failed = await self._write_what_failed()
         for live in tuple(self._live.values()):
@@ -1746,26 +1858,58 @@ class SessionHub:
                     await self._flush(live)
             except Exception as exc:  # raised below
                 failed = failed or exc
+        for step in (self._purge_due, self._recheck_due, self._count_due):
+            try:
+                await step(now)
+            except Exception as exc:  # raised below
+                failed = failed or exc
         if failed is not None:
             raise failed
+
+    async def _purge_due(self, now: float) -> None:
+        """Expired rows and recordings past retention, each at its own interval (a purge that
+        failed is tried again at its next)."""
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
             await self.storage.purge_expired(now)
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+
+    async def _recheck_due(self, now: float) -> None:
+        """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""
         self._catch_up_after_an_outage()
         interval = self.settings.agent_reauth_seconds
         for seat in self.signed_in_seats():
             if now >= seat.reauth_due:  # each socket on its own time: see first_reauth
                 seat.reauth_due = now + interval
                 await self.recheck(seat)  # if it fails, it stays due (and so do those after it)
+
+    async def _count_due(self, now: float) -> None:
+        """Write the counts of anonymous events; purge those past retention."""
         await self._write_counts()
         if now >= self._next_count_purge:
             self._next_count_purge = now + self.settings.purge_interval_seconds
             await self.storage.purge_audit_counts(
                 now - self.settings.anonymous_audit_retention_days * 86400
             )
+
+    async def taken_for_dead(self) -> None:
+        """Another process took this one for dead (it could not write its heartbeats for
+        ``process_lost_seconds``: the database was away for it alone) and closed its sessions
+        in storage: ended ``server_lost`` and recorded so, their join codes deleted. Those
+        sessions end here too, each side told ``server_shutdown``, and nothing is written again:
+        nobody stays in a session that storage, the audit trail and every other process say
+        has ended (a waiting customer's code joins no more). A session storage still holds live
+        (begun since) goes on."""
+        for live in tuple(self._live.values()):
+            stored = await self.storage.get_session(live.machine.session_id)
+            if stored is None or stored.ended_at is None or live.machine.ended:
+                continue
+            live.closed_elsewhere = True
+            live.recorder = None  # closed ``interrupted`` in storage, with what was flushed
+            log.warning("session closed by another process: ending it here")
+            await self.apply(live, live.machine.shut_down())
 
     async def shutdown(self) -> None:
         """Hand every live session over to the next process (server stopping: a restart), then
@@ -2079,9 +2223,20 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
     subscription = hub.fanout.subscribe(
         watcher_topic(machine.session_id), hub.settings.socket_queue_bytes
     )
+    before = machine.snapshot()
     try:
-        effects = machine.watcher_asks(supervisor.display_name, supervisor.username)
+        request, *effects = machine.watcher_asks(supervisor.display_name, supervisor.username)
     except ProtocolError:
+        subscription.close()
+        raise
+    after = machine.snapshot()
+    try:
+        assert isinstance(request, Audit)  # watch_requested, before anyone is told
+        await hub._audit(live, request)
+    except BaseException:
+        # No watch without its record (the database failed): the session goes back to nobody
+        # asking, or it stayed "watched" by nobody, and no supervisor could ever ask again.
+        machine.undo(before, after)
         subscription.close()
         raise
     watch = WatchSeat(hub, live, supervisor, subscription, seat.login)
@@ -2174,6 +2329,43 @@ def _customer_event(
     return handle
 
 
+def _customer_answer(
+    event: Callable[[Session, Any], list[Effect]],
+) -> Callable[[CustomerSeat, Any], Awaitable[None]]:
+    """A customer's answer whose audit record comes first (consent to share, to be watched):
+    unless that record is written, the answer is not taken. The session goes back to where it
+    was and the error is raised (the customer's socket closes 1013; once it resumes, it is asked
+    again): never sharing, nor watching, without the record of the customer's yes."""
+
+    async def handle(seat: CustomerSeat, message: Any) -> None:
+        live = seat.live
+        await seat.hub.apply_recorded(live, lambda: event(live.machine, message))
+
+    return handle
+
+
+async def _record_consent(seat: CustomerSeat, message: RecordConsent) -> None:
+    """The customer's answer to a recording request. A recording that cannot start (its row or
+    the record of the customer's yes not written) does not: both sides are told it is
+    ``unavailable``, and sharing goes on, as when a recording's write fails later on."""
+    live, hub = seat.live, seat.hub
+    before = live.machine.snapshot()
+    effects = live.machine.record_consent(message.granted)
+    after = live.machine.snapshot()
+    if effects and isinstance(effects[0], StartRecording):
+        try:
+            await hub._start_recording(live)
+        except Exception as exc:
+            live.machine.undo(before, after)  # asked, not recording
+            log.warning("recording not started: %s", type(exc).__name__)
+            if isinstance(exc, StorageError):
+                metrics.STORAGE_ERRORS.labels(where="recording").inc()
+            await hub.apply(live, live.machine.record_stop("unavailable"))
+            return
+        effects = effects[1:]
+    await hub.apply(live, effects)
+
+
 async def _first_only(seat: CustomerSeat, message: object) -> None:
     raise ProtocolError(
         codec.CLOSE_MALFORMED,
@@ -2185,16 +2377,16 @@ CustomerEvent = Callable[[CustomerSeat, Any], Awaitable[None]]
 CUSTOMER_EVENTS: Mapping[type[CustomerMessage], CustomerEvent] = {
     Create: _first_only,
     Resume: _first_only,
-    Consent: _customer_event(lambda machine, m: machine.consent(m.granted)),
+    Consent: _customer_answer(lambda machine, m: machine.consent(m.granted)),
     Stop: _customer_event(lambda machine, m: machine.customer_stops()),
     Handshake: _customer_event(lambda machine, m: machine.handshake_from_customer(m.data)),
     Abort: _customer_event(lambda machine, m: machine.key_mismatch("customer")),
-    WatchConsent: _customer_event(lambda machine, m: machine.watch_consent(m.granted)),
+    WatchConsent: _customer_answer(lambda machine, m: machine.watch_consent(m.granted)),
     WatchHandshake: _customer_event(
         lambda machine, m: machine.watch_handshake_from_customer(m.data)
     ),
     WatchAbort: _customer_event(lambda machine, m: machine.watch_mismatch()),
-    RecordConsent: _customer_event(lambda machine, m: machine.record_consent(m.granted)),
+    RecordConsent: _record_consent,
     RecordStop: _customer_event(lambda machine, m: machine.record_stop("stopped_by_customer")),
     Report: _customer_event(lambda machine, m: machine.customer_reports(m.event)),
 }

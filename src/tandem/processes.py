@@ -30,6 +30,10 @@ def identity_of(settings: Settings) -> str:
     return f"{socket.gethostname()}:{settings.port}"
 
 
+NOBODY_SILENT = float("-inf")
+"""``lost_before`` for a sweep that takes no process for dead by its silence."""
+
+
 class ProcessRegistry:
     """This process's row in ``processes`` and the sweep that closes lost processes' work."""
 
@@ -40,6 +44,7 @@ class ProcessRegistry:
         clock: Callable[[], float],
         node: str,
         record: Record,
+        taken_for_dead: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -47,51 +52,90 @@ class ProcessRegistry:
         self.node = node
         self.identity = identity_of(settings)
         self.record = record
+        self.taken_for_dead = taken_for_dead
+        """Called once this process registered again after another took it for dead (again at
+        each beat until it has worked)."""
+        self._owes_notice = False
+        self._beating_since: float | None = None
+        """Since when this process's heartbeats have been written without a failure (None: the
+        last one failed). Another process's silence is judged only over a time this one could
+        write: after an outage of the database every process's heartbeat is old, and none of
+        them is dead."""
 
     async def start(self) -> None:
         """Register, then close what this server held before a crash (and any lost process's)."""
-        await self.storage.register_process(self.node, self.identity, self.clock())
+        now = self.clock()
+        await self.storage.register_process(self.node, self.identity, now)
+        self._beating_since = now - self.settings.process_lost_seconds  # trusted at once
         await self.sweep()
 
     async def beat(self) -> None:
         """Mark this process alive; register again if another process took it for dead."""
-        if not await self.storage.heartbeat(self.node, self.clock()):
+        now = self.clock()
+        try:
+            alive = await self.storage.heartbeat(self.node, now)
+        except Exception:
+            self._beating_since = None
+            raise
+        if self._beating_since is None:
+            self._beating_since = now
+        if not alive:
             log.warning("process_taken_for_dead", node=self.node)
             await self.storage.register_process(self.node, self.identity, self.clock())
+            self._owes_notice = self.taken_for_dead is not None
+        if self._owes_notice and self.taken_for_dead is not None:
+            await self.taken_for_dead()
+            self._owes_notice = False
 
     async def sweep(self) -> None:
-        """Close the sessions and recordings of processes whose heartbeat stopped."""
+        """Close the sessions and recordings of processes whose heartbeat stopped: silent for
+        ``process_lost_seconds`` while this one's were written (so not until this one has
+        written them that long again, after a failure: the database may have been away for
+        all), or, at once, a process of this host and port before it (crashed)."""
         now = self.clock()
+        lost = self.settings.process_lost_seconds
+        judged = self._beating_since is not None and now - self._beating_since >= lost
         sessions, recordings = await self.storage.close_lost_processes(
-            self.node, self.identity, now - self.settings.process_lost_seconds, now
+            self.node, self.identity, now - lost if judged else NOBODY_SILENT, now
         )
+        # Closed in storage already: each record is written, or (the hub's record_done) kept
+        # and written once storage answers; the first failure is raised once all were tried.
+        failed: Exception | None = None
         for session in sessions:
             if session.end_reason == "server_shutdown":  # handed over, and nobody came back
                 metrics.SESSIONS_HANDED_OVER.labels(outcome="expired").inc()
             else:
                 metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
-            await self.record(
-                "session_ended",
-                actor="server",
-                org=session.org_id,
-                subject=session.session_id,
-                reason=session.end_reason or "server_lost",
-                node=session.node,
-            )
+            try:
+                await self.record(
+                    "session_ended",
+                    actor="server",
+                    org=session.org_id,
+                    subject=session.session_id,
+                    reason=session.end_reason or "server_lost",
+                    node=session.node,
+                )
+            except Exception as exc:  # raised below
+                failed = failed or exc
         for recording in recordings:
             metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="recording").inc()
             fields: dict[str, Any] = {"frames": recording.frames, "size": recording.size}
-            await self.record(
-                "recording_stopped",
-                actor="server",
-                org=recording.org_id,
-                subject=recording.recording_id,
-                session=recording.session_id,
-                reason="interrupted",
-                **fields,
-            )
+            try:
+                await self.record(
+                    "recording_stopped",
+                    actor="server",
+                    org=recording.org_id,
+                    subject=recording.recording_id,
+                    session=recording.session_id,
+                    reason="interrupted",
+                    **fields,
+                )
+            except Exception as exc:  # raised below
+                failed = failed or exc
         if sessions or recordings:
             log.warning("lost_process_closed", sessions=len(sessions), recordings=len(recordings))
+        if failed is not None:
+            raise failed
 
     async def stop(self) -> None:
         await self.storage.unregister_process(self.node)

@@ -287,10 +287,19 @@ class Downloads:
 class Recordings:
     """Listing, playing, exporting and erasing recordings, each authorised and audited."""
 
-    def __init__(self, storage: Storage, record: Recorded, max_downloads: int = 2) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        record: Recorded,
+        max_downloads: int = 2,
+        record_done: Recorded | None = None,
+    ) -> None:
         self.storage = storage
         self.record = record
         self.downloads = Downloads(max_downloads)
+        self.record_done = record_done or record
+        """For the record of an erasure or a purge, done already: the hub's keeps the record
+        if storage fails on it, and writes it once storage answers (SessionHub.record_done)."""
 
     async def _get(self, actor: Principal, recording_id: str, action: Any) -> RecordingRecord:
         authorize(actor, action)
@@ -337,7 +346,7 @@ class Recordings:
         if hold is not None:
             raise ConflictError(f"recording {recording_id} is {held_message(hold)}")
         if await self.storage.delete_recording(recording_id):
-            await self.record(
+            await self.record_done(
                 "recording_erased",
                 actor=actor.username,
                 org=recording.org_id,
@@ -348,14 +357,20 @@ class Recordings:
     async def purge(self, now: float) -> int:
         """Erase recordings past their organisation's retention (audited one by one)."""
         purged = await self.storage.purge_recordings(now)
-        for recording in purged:
-            await self.record(
-                "recording_expired",
-                actor="server",
-                org=recording.org_id,
-                subject=recording.recording_id,
-                session=recording.session_id,
-            )
+        failed: Exception | None = None
+        for recording in purged:  # each record kept if it cannot be written: they are gone
+            try:
+                await self.record_done(
+                    "recording_expired",
+                    actor="server",
+                    org=recording.org_id,
+                    subject=recording.recording_id,
+                    session=recording.session_id,
+                )
+            except Exception as exc:  # raised once every record was written or kept
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         return len(purged)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from tandem import __version__
 from tandem.exceptions import ConfigError
+from tandem.supervise import Supervisor
 
 log = logging.getLogger("tandem.security")
 
@@ -188,7 +189,28 @@ def load_advisories(path: Path) -> list[dict[str, Any]]:
             advisory.get("affected", []), list
         ):
             raise ConfigError(f"advisory {number} in {path} has no id or a bad 'affected' list")
+        if not all(_well_formed(affected) for affected in advisory.get("affected") or []):
+            raise ConfigError(
+                f"advisory {advisory['id']!r} in {path} has an 'affected' entry whose "
+                "'versions', 'ranges' or 'events' is not a list"
+            )
     return value
+
+
+def _well_formed(affected: object) -> bool:
+    """Whether an OSV ``affected`` entry has the shapes :func:`match` walks (lists where OSV
+    has lists); an entry that is no object at all is skipped there."""
+    if not isinstance(affected, dict):
+        return True
+    if not isinstance(affected.get("versions") or [], list):
+        return False
+    ranges = affected.get("ranges") or []
+    if not isinstance(ranges, list):
+        return False
+    return all(
+        not isinstance(spread, dict) or isinstance(spread.get("events") or [], list)
+        for spread in ranges
+    )
 
 
 def match(components: Iterable[Component], advisories: Sequence[dict[str, Any]]) -> list[Finding]:
@@ -334,15 +356,18 @@ def warn(state: SecurityStatus) -> None:
 
 @contextlib.asynccontextmanager
 async def watching(
-    advisory_file: Path | None, max_age_days: float, every: float, clock: Callable[[], float]
+    advisory_file: Path | None,
+    max_age_days: float,
+    every: float,
+    clock: Callable[[], float],
+    background: Supervisor,
 ) -> AsyncIterator[None]:
-    """Run :func:`watch` for the duration of the block (a task group of one), then cancel it."""
-    async with asyncio.TaskGroup() as tasks:
-        task = tasks.create_task(watch(advisory_file, max_age_days, every, clock))
-        try:
-            yield
-        finally:
-            task.cancel()
+    """Run :func:`watch` from now until ``background`` closes, supervised by it (task
+    ``advisories``): a failure is logged and counted, and the watch runs again after a
+    back-off; it never stops the server (from a task group of its own, it did: every request
+    answered 500)."""
+    background.keep_running("advisories", lambda: watch(advisory_file, max_age_days, every, clock))
+    yield
 
 
 async def watch(
@@ -399,6 +424,9 @@ def _fixed_versions(affected: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(fixed))
 
 
+MAX_VERSION_CHARS = 128
+"""Characters of a version compared (:func:`version_key`); the rest is ignored."""
+
 _PRE = {"dev": -4, "a": -3, "alpha": -3, "b": -2, "beta": -2, "c": -1, "rc": -1, "pre": -1}
 
 
@@ -406,7 +434,9 @@ def version_key(version: str) -> tuple[tuple[int, ...], tuple[tuple[int, int], .
     """A sort key good for PEP 440 and SemVer releases as they appear in lock files:
     ``1.2`` == ``1.2.0`` < ``1.2.1rc1`` == ``1.2.1-rc.1`` < ``1.2.1`` < ``1.2.1.post1``; build
     metadata (``+…``) ignored."""
-    text = version.strip().lower().lstrip("v").split("+", 1)[0]
+    # No release has a longer version; and a number of thousands of digits (an advisory file
+    # may hold anything) would not even convert to an int.
+    text = version.strip().lower().lstrip("v").split("+", 1)[0][:MAX_VERSION_CHARS]
     matched = re.match(r"(\d+(?:\.\d+)*)(.*)", text)
     if matched is None:
         return (), ((0, -9),)

@@ -50,13 +50,21 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self.health: dict[str, TaskHealth] = {}
 
-    def every(self, name: str, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
-        """Run ``work`` every ``seconds`` (after a first wait), for ever."""
+    def every(
+        self,
+        name: str,
+        seconds: float,
+        work: Callable[[], Awaitable[None]],
+        *,
+        backoff_max: float | None = None,
+    ) -> None:
+        """Run ``work`` every ``seconds`` (after a first wait), for ever; after a failure, wait
+        at most ``backoff_max`` (default: the supervisor's) before the next run."""
 
         async def loop() -> None:
             while True:
                 await self._sleep(seconds)
-                await self._attempt(name, work)
+                await self._attempt(name, work, backoff_max)
 
         self._start(name, loop)
 
@@ -74,7 +82,9 @@ class Supervisor:
         metrics.BACKGROUND_FAILING.labels(task=name).set(0)
         self._tasks.append(asyncio.create_task(loop(), name=f"tandem:{name}"))  # type: ignore[arg-type]
 
-    async def _attempt(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+    async def _attempt(
+        self, name: str, work: Callable[[], Awaitable[None]], backoff_max: float | None = None
+    ) -> None:
         health = self.health[name]
         try:
             await work()
@@ -86,7 +96,8 @@ class Supervisor:
             health.last_error = type(exc).__name__
             metrics.BACKGROUND_FAILURES.labels(task=name).inc()
             metrics.BACKGROUND_FAILING.labels(task=name).set(1)
-            delay = min(self.backoff_max, self.backoff_first * 2 ** (health.failing_since_runs - 1))
+            longest = self.backoff_max if backoff_max is None else backoff_max
+            delay = min(longest, self.backoff_first * 2 ** (health.failing_since_runs - 1))
             log.error(
                 "background_task_failed",
                 task=name,

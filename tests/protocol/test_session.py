@@ -68,6 +68,30 @@ def test_no_page_content_before_consent() -> None:
     session.check_customer_payload()
 
 
+def test_an_event_undone_is_taken_back_but_not_what_happened_since() -> None:
+    """The hub undoes an answer whose audit record (which comes first) could not be written;
+    what other events did while it waited for the database stays."""
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    before = session.snapshot()
+    session.consent(True)
+    after = session.snapshot()
+    session.undo(before, after)
+    assert session.state == "pending_consent"
+    with pytest.raises(ProtocolError):
+        session.check_customer_payload()
+    assert session.consent(True)[0] == Audit("consent_given", "customer")  # asked again
+    # The session ended while the record was being written: undoing does not bring it back.
+    session = new_session()
+    session.agent_joins("Alice", now=1.0)
+    before = session.snapshot()
+    session.consent(True)
+    after = session.snapshot()
+    session.customer_stops()
+    session.undo(before, after)
+    assert session.ended
+
+
 def test_consent_tells_the_agent() -> None:
     session = new_session()
     session.agent_joins("Alice", now=1.0)

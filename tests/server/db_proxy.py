@@ -1,5 +1,7 @@
 """A TCP proxy in front of the test PostgreSQL that a test can stop: the database becomes
-unreachable for the server under test (connections cut, new ones refused), and comes back."""
+unreachable for the server under test (connections cut, new ones refused), and comes back; or
+freeze: connections stay open but nothing crosses (a network partition, a stalled database
+host), until it thaws."""
 
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from tests.storage.conftest import PG_DSN
 
 class StoppableProxy:
     """A TCP proxy to PostgreSQL in its own thread; ``down()`` closes the listener and every
-    connection (the database is unreachable), ``up()`` listens again on the same port."""
+    connection (the database is unreachable), ``up()`` listens again on the same port;
+    ``freeze()`` holds every byte, both ways, on open and new connections alike (nothing is
+    refused or closed: the database just stops answering), ``thaw()`` lets them flow again."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
@@ -25,7 +29,13 @@ class StoppableProxy:
         self.thread.start()
         self.listener: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self.flowing: asyncio.Event | None = None
+        self._run(self._make_flowing())
         self.up()
+
+    async def _make_flowing(self) -> None:
+        self.flowing = asyncio.Event()
+        self.flowing.set()
 
     def _run(self, work: object) -> None:
         asyncio.run_coroutine_threadsafe(work, self.loop).result(10)  # type: ignore[arg-type]
@@ -33,6 +43,8 @@ class StoppableProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
+                assert self.flowing is not None
+                await self.flowing.wait()  # frozen: held here, the connection left open
                 writer.write(data)
                 await writer.drain()
         writer.close()
@@ -55,6 +67,20 @@ class StoppableProxy:
             self.listener = await asyncio.start_server(self._client, "127.0.0.1", self.port)
 
         self._run(listen())
+
+    def freeze(self) -> None:
+        async def hold() -> None:
+            assert self.flowing is not None
+            self.flowing.clear()
+
+        self._run(hold())
+
+    def thaw(self) -> None:
+        async def release() -> None:
+            assert self.flowing is not None
+            self.flowing.set()
+
+        self._run(release())
 
     def down(self) -> None:
         async def stop() -> None:

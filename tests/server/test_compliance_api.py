@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tandem import sbom
@@ -165,6 +166,40 @@ def test_affected_dependencies_show_in_the_banner(
         status = ada.get("/api/security").json()
     assert {a["package"] for a in status["affected"]} == {"rrweb", "starlette"}
     assert status["banner"].startswith("Known vulnerabilities affect rrweb, starlette")
+
+
+def test_a_malformed_advisory_file_is_reported_and_never_stops_the_server(
+    server_factory: ServerFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An advisory file (fetched by the operator from an OSV feed) with a ``ranges`` that is no
+    list, or a version of thousands of digits: the server's advisory watch raised, its task
+    group cancelled the application's start-up context, and every request but /healthz answered
+    500 from then on. Now the first is reported to admins as unusable, the second compared, and
+    the watch, supervised, would survive what it cannot read."""
+    caplog.set_level(logging.WARNING, logger="tandem.sbom")
+    starlette = {"ecosystem": "PyPI", "name": "starlette"}
+    huge = {"type": "SEMVER", "events": [{"introduced": "0"}, {"fixed": "9" * 5000}]}
+    for name, affected in (
+        ("ranges", {"package": starlette, "ranges": 1}),
+        ("digits", {"package": starlette, "ranges": [huge]}),
+    ):
+        advisories = tmp_path / f"osv-{name}.json"
+        advisories.write_text(json.dumps([{"id": f"X-{name}", "affected": [affected]}]))
+        caplog.clear()
+        server = server_factory(seed=two_organisations, advisory_file=advisories)
+        deadline = time.monotonic() + 10
+        while "security:" not in caplog.text:  # the watch's first look at the file
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.02)
+        with api(server, "ada") as ada:
+            status = ada.get("/api/security")
+        assert status.status_code == 200, status.text
+        if name == "ranges":
+            assert "is not a list" in status.json()["problem"]
+        else:
+            assert [a["package"] for a in status.json()["affected"]] == ["starlette"]
+        assert httpx.get(f"{server.base}/readyz").status_code == 200
+        assert "advisories" not in server.server.config.app.state.background.failing
 
 
 def test_the_advisory_file_is_read_once_per_change_not_at_every_request(

@@ -27,6 +27,7 @@ from tests.conftest import DataTemplates, FakeClock, ServerFactory, free_port
 from tests.forkserver import tandem_process
 from tests.server.helpers import start_session
 from tests.server.test_admin_api import audit_actions
+from tests.server.test_audit_after_faults import audit_refuses, audited
 from tests.server.test_organisations import api
 from tests.server.test_recordings import recording, recordings_of, with_recording_key
 from tests.server.test_scale_out import REDIS_URL, add_people, run_in_thread
@@ -251,3 +252,74 @@ async def test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_sto
         survivor.stop()  # before its schema goes
     finally:
         await schema_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def test_a_killed_peers_session_is_recorded_ended_though_the_audit_trail_refused_it_at_first(
+    tmp_path: Path,
+    server_factory: ServerFactory,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """The survivor closes the killed process's session in storage, then PostgreSQL refuses its
+    ``session_ended`` record (a trigger raising ``disk_full``): the session is not found again
+    by the next sweep, so the record was lost for good. It is kept and written once the
+    database takes it."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    db = await pg_connect()
+    await db.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        database_url = f"{PG_DSN}?search_path={schema}"
+        prefix = f"tandem-test-{uuid.uuid4().hex}:"
+        audit_key = tmp_path / "keys" / "audit.key"
+        audit_key.parent.mkdir()
+        shared: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": REDIS_URL,
+            "redis_prefix": prefix,
+            "audit_key_file": audit_key,
+            "heartbeat_seconds": 0.5,
+            "process_lost_seconds": 3.0,
+        }
+
+        async def seed() -> None:
+            from tandem.directory import offline
+
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", **shared)
+            async with offline(settings) as directory:
+                await add_people(directory)
+
+        run_in_thread(seed)
+        survivor = server_factory(**shared)
+        doomed = serve_processes(
+            tmp_path / "doomed",
+            free_port(),
+            "--database-url",
+            database_url,
+            "--redis-url",
+            REDIS_URL,
+            TANDEM_REDIS_PREFIX=prefix,
+            TANDEM_AUDIT_KEY=str(audit_key),
+            TANDEM_HEARTBEAT_SECONDS="0.5",
+            TANDEM_PROCESS_LOST_SECONDS="3",
+        )
+        _customer, created = await start_session(doomed)  # type: ignore[arg-type]
+        session_id = created["session_id"]
+        ended = f'SELECT end_reason FROM "{schema}".sessions WHERE session_id = $1'
+        failing = survivor.server.config.app.state.background.health["lost_processes"]
+        async with audit_refuses(schema, "session_ended"):
+            doomed.kill()
+            deadline = time.monotonic() + 30
+            while await db.fetchval(ended, session_id) is None or not failing.failures:
+                assert time.monotonic() < deadline, "the survivor did not close the session"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(ended, session_id) == "server_lost"
+            assert await audited(schema, "session_ended") == []
+        deadline = time.monotonic() + 30
+        while not await audited(schema, "session_ended"):
+            assert time.monotonic() < deadline, "the session's end was never recorded"
+            await asyncio.sleep(0.1)
+        [(_, subject)] = await audited(schema, "session_ended")
+        assert subject == session_id
+        survivor.stop()  # before its schema goes
+    finally:
+        await db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await db.close()

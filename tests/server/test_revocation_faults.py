@@ -16,17 +16,26 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tandem.directory import offline, operator
+from tandem.revocation import SIGNED_OUT
 from tandem.storage import open_storage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 from tests.grants import owned
 from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import closed_with, recv_json, sharing_session
+from tests.server.helpers import closed_with, recv_json, sharing_session, start_session
 from tests.server.test_cluster_faults import Cluster as FaultCluster
 from tests.server.test_organisations import api
 from tests.server.test_revocation import HOURLY, TEAMS_CHANGED, relays
 from tests.server.test_scale_out import Cluster, run_in_thread, start_cluster
-from tests.server.test_storage_faults import failures_of, wait_for
+from tests.server.test_storage_faults import (
+    BUSY,
+    LOCK_WAIT,
+    failures_of,
+    runs_of,
+    stored,
+    wait_for,
+    write_lock,
+)
 from tests.storage.conftest import PG_DSN
 
 
@@ -136,6 +145,57 @@ async def test_a_periodic_recheck_that_failed_is_tried_again_once_the_database_a
         "reason": "agent_lost",
     }
     b.stop()  # before its schema goes
+
+
+async def test_a_socket_found_revoked_while_its_audit_record_cannot_be_written_is_closed_at_once(
+    server_factory: ServerFactory,
+) -> None:
+    """The timer's re-check finds alice's sign-in gone (another tool signed her out in the
+    database: no announcement) while the database answers reads but takes no write (another
+    connection holds SQLite's write lock; a full disk or a PostgreSQL lost between the read and
+    the write do the same). Her socket is closed then, though the audit record of the close
+    could not be written (a socket being revoked is not checked again: left open there, it
+    stayed open for good); the record is written once writes pass, with the time of the close."""
+    server = server_factory(agent_reauth_seconds=300.0, purge_interval_seconds=86400.0, **BUSY)
+    customer, agent, _ = await sharing_session(server)
+    assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
+    await wait_for(lambda: runs_of(server, "deadlines") >= 1)  # the first tick's purges too
+    stored(server, "DELETE FROM logins")
+    with write_lock(server):
+        server.clock.advance(301)
+        assert await closed_with(agent, timeout=LOCK_WAIT) == (4401, SIGNED_OUT)
+        closed_by = server.clock()
+        closes = "SELECT at FROM audit WHERE action = 'socket_closed'"
+        assert stored(server, closes) == []
+    await wait_for(lambda: len(stored(server, closes)) == 1, LOCK_WAIT)
+    [(at,)] = stored(server, closes)
+    assert at <= closed_by  # when it was closed, not when the record could be written
+
+
+async def test_a_write_that_keeps_failing_does_not_hold_up_the_rechecks_of_open_sockets(
+    server_factory: ServerFactory,
+) -> None:
+    """While no write passes (another connection holds SQLite's write lock; a full disk does the
+    same), a waiting session's code expires: its end cannot be stored, and every tick tries it
+    again first. The re-checks of open sockets are reads, and still run: alice, signed out
+    behind the server's back meanwhile, is closed at her re-check, not once writes pass."""
+    server = server_factory(
+        agent_reauth_seconds=300.0, purge_interval_seconds=86400.0, code_ttl_seconds=200.0, **BUSY
+    )
+    customer, agent, _ = await sharing_session(server)
+    assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
+    waiting, _ = await start_session(server)
+    await wait_for(lambda: runs_of(server, "deadlines") >= 1)  # the first tick's purges too
+    stored(server, "DELETE FROM logins")
+    with write_lock(server):
+        server.clock.advance(301)
+        assert await recv_json(waiting, timeout=LOCK_WAIT) == {
+            "v": 1,
+            "type": "ended",
+            "reason": "code_expired",
+        }
+        assert await closed_with(agent, timeout=LOCK_WAIT) == (4401, SIGNED_OUT)
+        assert failures_of(server, "deadlines") >= 1
 
 
 async def test_every_agent_an_announcement_names_is_rechecked_though_the_first_recheck_failed(

@@ -10,6 +10,7 @@ travel before ``sharing``: :meth:`Session.check_customer_payload` enforces it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from typing import Literal
 
@@ -298,6 +299,21 @@ class Session:
         if was_away:
             effects.append(ToCustomer(PeerStatus(connected=True)))
         return effects
+
+    def snapshot(self) -> Session:
+        """This state as it is now, for :meth:`undo` (a shallow copy: an event that changes a
+        container in place is not taken back; the answers and requests undone change none)."""
+        return copy.copy(self)
+
+    def undo(self, before: Session, after: Session) -> None:
+        """Take back what one event changed, from ``before`` to ``after`` (snapshots taken just
+        around it): it did not happen (its audit record, which had to come first, could not be
+        written). Field by field, and only where nothing changed the field since: what other
+        events did meanwhile (the session ended, a frame came) stays."""
+        for field in dataclasses.fields(self):
+            old, new = getattr(before, field.name), getattr(after, field.name)
+            if old != new and getattr(self, field.name) == new:
+                setattr(self, field.name, old)
 
     # Customer side
 

@@ -132,6 +132,7 @@ def create_app(
                     settings.advisory_max_age_days,
                     settings.advisory_check_seconds,
                     clock,
+                    hub.background,
                 ):
                     yield
             finally:

@@ -111,7 +111,7 @@ class Holds(msgspec.Struct, forbid_unknown_fields=True):
 
 def _subjects(call: Call) -> Subjects:
     services = call.services
-    return Subjects(services.storage, services.hub.record, services.clock)
+    return Subjects(services.storage, services.hub.record, services.clock, services.hub.record_done)
 
 
 async def _compliance(call: Call) -> object:

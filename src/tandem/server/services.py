@@ -126,7 +126,7 @@ async def running(
             hub=hub,
             directory=Directory(
                 store,
-                hub.record,
+                hub.record_done,  # its records follow the changes: kept if they fail
                 clock,
                 box,
                 entropy,
@@ -151,12 +151,18 @@ async def running(
             tunnels=tunnels,
         )
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
-        registry = ProcessRegistry(store, settings, clock, hub.process_id, hub.record)
+        registry = ProcessRegistry(
+            store, settings, clock, hub.process_id, hub.record_done, hub.taken_for_dead
+        )
         await registry.start()  # closes what this server held before a crash
         stack.push_async_callback(registry.stop)
         await stack.enter_async_context(hub)
-        hub.background.every("heartbeat", settings.heartbeat_seconds, registry.beat)
-        hub.background.every("lost_processes", settings.heartbeat_seconds, registry.sweep)
+        # A heartbeat that failed (the database away) is tried again each interval, not after a
+        # back-off of up to half a minute: once the database answers, every process beats
+        # within an interval, well inside the others' wait before a sweep (processes.py).
+        beats = settings.heartbeat_seconds
+        hub.background.every("heartbeat", beats, registry.beat, backoff_max=beats)
+        hub.background.every("lost_processes", beats, registry.sweep)
         if tunnels is not None:
             stack.push_async_callback(tunnels.close)
             hub.background.keep_running("tunnel_entrance", tunnels.run)

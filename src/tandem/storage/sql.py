@@ -481,7 +481,7 @@ class _PostgresDb(_Db):
 
         try:
             await_(self._connection.execute("ROLLBACK"))
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
             self._connection.terminate()
 
     def execute(self, statement: sa.Executable, params: Any = None) -> _Result:
@@ -635,6 +635,9 @@ def _kept_statements(postgres: bool) -> _KeptStatements:
 BUSY_SECONDS = 10.0
 """How long a statement waits for another connection's write lock (an operator's shell, a
 VACUUM) before it fails, unless told otherwise (the ``sqlite_busy_seconds`` setting)."""
+DATABASE_TIMEOUT_SECONDS = 30.0
+"""PostgreSQL: how long a statement, a new connection or the wait for a pooled one may take
+before it fails, unless told otherwise (the ``database_timeout_seconds`` setting)."""
 _LOCKED_BUSY_MS = 250
 """The same while the lock is known to be held (a statement just waited the whole busy
 timeout): each statement queued behind fails fast instead of waiting in turn."""
@@ -664,6 +667,9 @@ class SQLStorage:
         self._cache: dict[tuple[int, tuple[str, ...] | None], _Statement] = {}
         """The kept statements (:class:`_KeptStatements`) compiled for this storage's dialect."""
         self._pool: Any = None  # PostgreSQL: asyncpg.Pool
+        self._timeout = DATABASE_TIMEOUT_SECONDS
+        """PostgreSQL: how long a statement, a new connection or the wait for a pooled one may
+        take (a database that stopped answering without closing anything fails, not hangs)."""
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None  # SQLite
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_locked = False
@@ -756,13 +762,20 @@ class SQLStorage:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, schema: str | None = None, max_connections: int = 10
+        cls,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        max_connections: int = 10,
+        timeout: float = DATABASE_TIMEOUT_SECONDS,
     ) -> SQLStorage:
         """Connect to PostgreSQL at ``dsn`` (asyncpg's syntax) and bring the schema up to date.
 
         With ``schema``, Tandem's tables live in that schema (created if missing) instead of the
-        first one on the server's search path. Raises :class:`ConfigError` (naming the DSN, never
-        its password) when the database cannot be reached or set up.
+        first one on the server's search path. Each statement, new connection and wait for a
+        pooled connection fails with :class:`StorageError` after ``timeout`` seconds (a database
+        that stopped answering without closing its connections). Raises :class:`ConfigError`
+        (naming the DSN, never its password) when the database cannot be reached or set up.
         """
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ConfigError(f"not a plain schema name: {schema!r}")
@@ -783,13 +796,15 @@ class SQLStorage:
             )
 
         storage = cls(True, engine)
+        storage._timeout = timeout
         connect_errors = _connect_errors()
         try:
             storage._pool = await asyncpg.create_pool(
                 dsn,
                 min_size=1,
                 max_size=max_connections,
-                timeout=10.0,
+                timeout=min(10.0, timeout),
+                command_timeout=timeout,
                 server_settings=settings,
                 connection_class=_pooled_connection(),
             )
@@ -820,7 +835,7 @@ class SQLStorage:
         upgrade, nothing is migrated and the engine needs no connection (a server process of its
         own on the database's side, and SQLAlchemy's set-up of its dialect) at all."""
         assert self._pool is not None
-        async with self._pool.acquire() as db:
+        async with self._pool.acquire(timeout=self._timeout) as db:
             found = await db.fetchval(
                 "SELECT to_regclass(quote_ident(current_schema()) || '.alembic_version')"
                 " IS NOT NULL"
@@ -907,6 +922,10 @@ class SQLStorage:
             raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StorageError(f"the database failed: {exc}") from None
+        except TimeoutError:  # asyncpg's command_timeout, or no pooled connection in time
+            raise StorageError(
+                f"the database failed: no answer within {self._timeout:g} s"
+            ) from None
 
     async def _execute(self, statement: sa.Executable, params: Any) -> _Result:
         """One statement, outside a transaction (it commits itself)."""
@@ -916,11 +935,18 @@ class SQLStorage:
             )
         compiled = self._compiled(statement, params)
         args = compiled.args(params)
-        if compiled.returns_rows:
-            rows = await self._on_postgres(lambda pool: pool.fetch(compiled.sql, *args))
+        returns_rows = compiled.returns_rows
+
+        async def run(pool: Any) -> Any:
+            async with pool.acquire(timeout=self._timeout) as db:
+                if returns_rows:
+                    return await db.fetch(compiled.sql, *args)
+                return await db.execute(compiled.sql, *args)
+
+        if returns_rows:
+            rows = await self._on_postgres(run)
             return _Result(rows, len(rows))
-        status = await self._on_postgres(lambda pool: pool.execute(compiled.sql, *args))
-        return _Result([], _status_count(status))
+        return _Result([], _status_count(await self._on_postgres(run)))
 
     async def _rows(self, statement: sa.Executable, params: Any = None) -> list[Any]:
         return (await self._execute(statement, params)).rows
@@ -939,7 +965,7 @@ class SQLStorage:
             return await self._on_sqlite(lambda connection: work(_SQLiteDb(self, connection)))
 
         async def in_pool(pool: Any) -> T:
-            async with pool.acquire() as connection:
+            async with pool.acquire(timeout=self._timeout) as connection:
                 result: T = await greenlet_spawn(work, _PostgresDb(self, connection))
                 return result
 
