@@ -388,6 +388,10 @@ class AgentSeat(Seat):
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network
         (1005/1006) leaves the session waiting for ``rejoin``; anything else ends it."""
+        self.database_failed = False
+        """The database failed under one of this socket's messages: the server closes it 1013
+        (try again later), which the console retries. Like a lost network, the session waits
+        for its ``rejoin`` instead of ending the customer's session over a storage fault."""
 
     @property
     def finished(self) -> bool:
@@ -416,6 +420,8 @@ class AgentSeat(Seat):
             self.hub._agent_socket_closed(self.principal.username)
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if isinstance(exc_info[1], StorageError):
+            self.database_failed = True
         try:
             await super().__aexit__(*exc_info)
         finally:
@@ -439,7 +445,7 @@ class AgentSeat(Seat):
             return  # a rejoin took this socket's place
         live.agent_seat = None
         now = self.hub.clock()
-        if self.peer_close_code in RESUMABLE_CLOSES:
+        if self.peer_close_code in RESUMABLE_CLOSES or self.database_failed:
             await self.hub.apply(live, live.machine.agent_away(now))
         else:
             await self.hub.apply(live, live.machine.agent_lost(now))
@@ -505,8 +511,9 @@ class WatchSeat(Seat):
 RESUMABLE_CLOSES = frozenset({1001, 1005, 1006})
 """An agent socket closed by a page being left (a reload: 1001) or lost with the network (no
 close frame: uvicorn says 1005, others 1006): the session waits ``agent_resume_seconds`` for
-its ``rejoin``. A console that closes on purpose (1000), or a socket the server dropped, ends
-it at once (``agent_lost``)."""
+its ``rejoin``, as it does for a socket the server closed because the database failed under
+it (:attr:`AgentSeat.database_failed`). A console that closes on purpose (1000), or a socket
+the server dropped for what it did, ends it at once (``agent_lost``)."""
 
 
 class SessionHub:

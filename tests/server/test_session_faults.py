@@ -28,6 +28,7 @@ from tests.server.helpers import (
     sharing_session,
     start_session,
 )
+from tests.server.test_agent_rejoin import rejoin, shared
 from tests.server.test_audit_after_faults import audit_refuses, audited, pg_server
 from tests.server.test_recordings import recording
 from tests.storage.conftest import pg_connect
@@ -203,3 +204,34 @@ async def eventually_audited(schema: str, action: str) -> None:
     while not await audited(schema, action):
         assert asyncio.get_running_loop().time() < deadline, f"{action} never recorded"
         await asyncio.sleep(0.1)
+
+
+async def test_an_agents_message_the_database_fails_under_leaves_the_session_for_its_rejoin(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses the record of the agent's request to record (``recording_requested``):
+    the server closes the agent's socket 1013 (try again later), which the console retries.
+    Before, that ended the customer's session at once (``agent_lost``), as if the agent had
+    left: one storage fault under one message. Now the session waits for the agent's rejoin,
+    as after a lost network, and goes on."""
+    async with pg_server(server_factory, tmp_path) as (server, schema):
+        cookie = login_cookie(server)
+        customer, agent, joined = await shared(server, cookie)
+        async with audit_refuses(schema, "recording_requested"):
+            await send(agent, type="record")
+            assert await closed_with(agent, timeout=30) == (
+                1013,
+                "database not answering: try again soon",
+            )
+            assert await recv_json(customer) == {"v": 1, "type": "peer", "connected": False}
+        again = await rejoin(server, cookie, joined)
+        answer = await recv_json(again)
+        assert (answer["type"], answer["session_id"], answer["resumed"]) == (
+            "joined",
+            joined["session_id"],
+            True,
+        )
+        assert await recv_json(customer) == {"v": 1, "type": "peer", "connected": True}
+        await customer.send(b"\x01still shared")
+        assert await asyncio.wait_for(again.recv(), 5) == b"\x01still shared"
+        assert await audited(schema, "session_ended") == []
