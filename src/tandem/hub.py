@@ -1237,10 +1237,14 @@ class SessionHub:
         live = self.find_for_resume(message.session_id, message.resume_token)
         if live.site_id != site.site_id:
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
+        # Read before anything changes: should the database fail here, the session is left as
+        # it was (its page away, its resume deadline running), not taken for resumed by a page
+        # whose socket is closed 1013.
+        session_site = await self._session_site(live.site_id, live.org_id)
         if live.customer_seat is not None:
             live.customer_seat.kick(4409, "session resumed in another page")
         seat = self._seat_for_customer(live)
-        await self.resume(live)
+        await self.resume(live, session_site)
         return seat
 
     def _seat_for_customer(self, live: LiveSession) -> CustomerSeat:
@@ -1274,9 +1278,10 @@ class SessionHub:
         else:
             self._agent_sockets.pop(username, None)
 
-    async def resume(self, live: LiveSession) -> Resumed:
+    async def resume(self, live: LiveSession, site: SiteRecord | None) -> Resumed:
+        """The customer's page takes ``live`` up again (``site``: the session's, read by the
+        caller before anything changed)."""
         resumed, effects = live.machine.customer_resumes()
-        site = await self._session_site(live.site_id, live.org_id)
         resumed.policy = self.policy_for(site) if site else self.policy
         resumed.team_policies = live.team_policies  # known before the page shares anything
         resumed.resume_seconds = int(self.settings.resume_grace_seconds)
