@@ -171,3 +171,21 @@ test("in one pass over many fields, each is judged by its own labels and toggles
     form.remove();
   }
 });
+
+test("a frame's srcdoc is never sent: in a snapshot, an added frame or a changed attribute", () => {
+  const frame = html('<iframe srcdoc="<input type=password value=Hunter2>"></iframe>');
+  const nodes: Record<number, Element> = { 2: frame };
+  const node = { type: 2, id: 2, tagName: "iframe", attributes: { srcdoc: "<input type=password value=Hunter2>", width: "40" }, childNodes: [] };
+  maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [node] } } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(node.attributes, { width: "40" });
+  const added = { type: 2, id: 2, tagName: "iframe", attributes: { srcdoc: "<p class=rr-mask>secret</p>" }, childNodes: [] };
+  const change = { id: 2, attributes: { srcdoc: "<p class=rr-mask>later</p>" } };
+  const mutation = { type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [{ parentId: 1, node: added }], attributes: [change] } };
+  maskFormState(mutation, (id) => nodes[id] ?? null);
+  assert.deepEqual(added.attributes, {});
+  assert.deepEqual(change.attributes, {});
+  // Also when the element cannot be looked up (masking fails closed around it).
+  const unknown = { id: 99, attributes: { srcdoc: "<p>x</p>" } };
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: [unknown] } }, () => null);
+  assert.deepEqual(unknown.attributes, {});
+});

@@ -329,3 +329,40 @@ def test_css_images_are_judged_by_the_elements_their_rules_match(
         assert base64.b64encode(_svg(f"{shown.upper()}-7310").encode()).decode() in frames, shown
     assert base64.b64encode(_svg("STAMP-7310").encode()).decode() not in frames
     assert "STAMP-7310" not in frames
+
+
+SRCDOC = (
+    '<p class="rr-mask">SRCDOC-MASKED-4410</p><div id="chat">SRCDOC-HIDDEN-4411</div>'
+    '<input type="password" value="Hunter2-SRCDOC">'
+    "<p>SRCDOC-SHOWN</p>"
+)
+FRAMED = f"""<h1>Help</h1><iframe id="sd" srcdoc='{SRCDOC}' width=400 height=120></iframe>
+<div id="later"></div><p>After the frame</p>"""
+
+
+def test_a_frames_srcdoc_never_carries_its_markup(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A frame's `srcdoc` is its document's markup as written: what masking hides in the frame's
+    document (masked text, a hidden region, a password's value) was in the attribute as it is,
+    in the snapshot, in a frame added later and in a changed `srcdoc`."""
+    url = other_origin.page("framed.html", FRAMED, live, title="Help")
+    code = _start_with(customer, url, {"version": 1, "hide": ["#chat"]})
+    view = share(customer, agent, live, code)
+    # The frame's document is still recorded, masked: the mirror shows its shown text.
+    expect(view.frame_locator("#sd").get_by_text("SRCDOC-SHOWN")).to_be_attached()
+    customer.page.evaluate(
+        """(markup) => {
+        const added = Object.assign(document.createElement('iframe'), {id: 'added'});
+        added.srcdoc = markup.replaceAll('4410', '4420').replaceAll('4411', '4421');
+        document.querySelector('#later').append(added);
+        document.querySelector('#sd').srcdoc = markup.replaceAll('4410', '4430');
+    }""",
+        SRCDOC,
+    )
+    expect(view.frame_locator("#added").get_by_text("SRCDOC-SHOWN")).to_be_attached()
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("4410", "4411", "4420", "4421", "4430", "Hunter2"):
+        assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
+    assert "srcdoc" not in view.locator("html").inner_html()

@@ -698,6 +698,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
         if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
         const attrs = attributes as Record<string, unknown>;
+        delete attrs[FRAME_DOCUMENT];
         try {
           const el = asElement(lookup(id));
           maskTextAttributes(attrs, el);
@@ -929,6 +930,15 @@ function hideAttributes(attrs: Record<string, unknown>): void {
   maskRegionAttributes(attrs);
 }
 
+/**
+ * A frame's `srcdoc`: its document's markup as the page wrote it, values, passwords and masked or
+ * hidden regions as they are. rrweb records that document on its own (as it does any same-origin
+ * frame's), where masking sees each node; the attribute would carry all of it unmasked. Never
+ * sent, in snapshots, added nodes and attribute changes alike (the mirror builds the frame from
+ * the recorded document).
+ */
+const FRAME_DOCUMENT = "srcdoc";
+
 interface SerializedNode {
   type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown;
   textContent?: unknown; isStyle?: unknown;
@@ -955,6 +965,7 @@ function maskSerializedTree(root: unknown, lookup: (id: number) => unknown): voi
 function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown): void {
   if (n.type === SERIALIZED_ELEMENT && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
     const attrs = n.attributes as Record<string, unknown>;
+    delete attrs[FRAME_DOCUMENT]; // before anything that could fail: never sent
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
