@@ -366,3 +366,32 @@ def test_a_frames_srcdoc_never_carries_its_markup(
     for secret in ("4410", "4411", "4420", "4421", "4430", "Hunter2"):
         assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
     assert "srcdoc" not in view.locator("html").inner_html()
+
+
+ADDRESSED = """<h1>Addresses</h1>
+<iframe id="pay" src="{other}/pay.html?token=RRSRC-TOKEN-5521" width=40 height=40></iframe>
+<img srcset="/a.png?user=SRCSET-5522 1x, /b.png?user=SRCSET-5523 2x" width=4 height=4 alt="">
+<object data="/statement.pdf?account=OBJECT-5524" width=4 height=4></object>
+<a href="/help" ping="/track?user=PING-5525">help</a>
+<blockquote cite="/thread?user=CITE-5526">quoted</blockquote><p>After the addresses</p>"""
+
+
+def test_every_attribute_that_names_an_address_loses_its_query(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Queries often carry data (`?token=`, `?account=`): removed from links and `src`, and from
+    every other attribute that names an address: another origin's frame (`rr_src`), image
+    candidates, an object's `data`, a link's `ping`, a quote's `cite`."""
+    url = other_origin.page("addressed.html", ADDRESSED.format(other=live.base), live)
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the addresses")).to_be_attached()
+    customer.page.evaluate(
+        "() => document.querySelector('#pay').src = document.querySelector('#pay').src"
+        " .replace('5521', '5531')"
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5531"):
+        assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
+    assert "pay.html" in frames and "statement.pdf" in frames  # the addresses themselves go

@@ -626,15 +626,25 @@ export function scrubEvent<T>(value: T): T {
     const container = stack.pop() as Record<string, unknown>;
     for (const key of Object.keys(container)) {
       const item = container[key];
-      if (typeof item === "string") container[key] = maskDetected(URL_KEYS.has(key) ? stripUrl(item) : item);
+      if (typeof item === "string") {
+        const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item) : item;
+        container[key] = maskDetected(url);
+      }
       else if (item !== null && typeof item === "object") stack.push(item);
     }
   }
   return value;
 }
 
-/** Keys whose string values are URLs: the page's address (`href` in rrweb's Meta event) and links. */
-const URL_KEYS = new Set(["href", "src", "action", "formaction", "poster"]);
+/** Keys whose string values are URLs: the page's address (`href` in rrweb's Meta event), links,
+ * and every other attribute that names an address: a frame's whose document rrweb cannot read
+ * (`rr_src`: another origin's, or one not loaded yet), an `<object>`'s `data`, a quote's `cite`... */
+const URL_KEYS = new Set([
+  "href", "src", "action", "formaction", "poster", "rr_src", "data", "cite", "background", "longdesc", "xlink:href",
+]);
+/** Keys whose string values are lists of URLs: image candidates (`a.png?u=1 2x, b.png`), a link's
+ * `ping` addresses. */
+const URL_LIST_KEYS = new Set(["srcset", "imagesrcset", "ping"]);
 
 /** Remove the query string and fragment unless the policy keeps them (they often carry data). */
 export function stripUrl(url: string): string {
@@ -642,6 +652,15 @@ export function stripUrl(url: string): string {
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
   return out;
+}
+
+/** stripUrl on each address of a list (`srcset`'s candidates, `ping`'s addresses), separated by
+ * whitespace; a candidate's trailing comma stays. */
+export function stripUrlList(list: string): string {
+  return list.replace(/\S+/g, (token) => {
+    const comma = token.endsWith(",") ? "," : "";
+    return stripUrl(comma ? token.slice(0, -1) : token) + comma;
+  });
 }
 
 /**
