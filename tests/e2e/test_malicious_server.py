@@ -9,6 +9,7 @@ the encrypted channel.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from tests.e2e.conftest import (
     OtherOrigin,
     Party,
     allow,
+    caught_up,
     get_help,
     join,
     mirror,
@@ -337,3 +339,36 @@ def test_a_server_naming_an_old_session_in_created_cannot_skip_the_pairing_nor_r
     assert b'"consent"' not in sent_b
     assert [f for f in frames_b.sent if f[:1] in (b"\x01", b"\x02")] == []
     expect(supervisor.page.locator("iframe")).to_have_count(0)
+
+
+def test_a_relay_repeating_that_the_agent_is_back_cannot_keep_the_page_taking_snapshots(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The server's `peer` (the agent's console is back) starts a new epoch: a fresh content key
+    and a full snapshot of the page, a few hundred milliseconds of a large page's main thread.
+    A relay that said it again as soon as each epoch began kept the customer's page taking
+    snapshots without end; now one goes at most every 2 s (PEER_REKEY_MS in session.ts)."""
+    server, relay = malicious_server(server_factory)
+    customer.page.goto(f"{server.base}/demo/")
+    view = share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+
+    def epochs() -> int:
+        return len([f for f in customer.frames.sent if f[:1] == b"\x02"])
+
+    before, told = epochs(), 0
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        started = epochs()
+        relay.inject_customer({"v": 1, "type": "peer", "connected": True})
+        told += 1
+        while epochs() == started and time.monotonic() < deadline:
+            customer.page.wait_for_timeout(20)  # lets Playwright log the page's frames
+    started_under_attack = epochs() - before
+    assert told >= 2
+    assert started_under_attack <= 3, f"{started_under_attack} epochs in 3 s, {told} asked"
+    # The one that waited for its turn still comes, and the session goes on.
+    wait_until(customer.page, lambda: epochs() > before + started_under_attack)
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    caught_up(customer, view)
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"

@@ -90,6 +90,13 @@ function actsOnPage(command: unknown): boolean {
 /** Who asks whether its view is fresh: each has its own command channel and its own allowance. */
 type Viewer = "agent" | "watcher";
 
+/** The server's word that the agent's console is back (`peer` connected) starts a new epoch, a
+ * full snapshot of the page: at most one such every PEER_REKEY_MS, the next waiting for its turn
+ * (one, however many came), so a relay that repeats it cannot keep the customer's page taking
+ * full snapshots (a large page's takes a few hundred milliseconds of its main thread). An honest
+ * console that comes back twice within it waits that long for its view. */
+export const PEER_REKEY_MS = 2000;
+
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
@@ -242,6 +249,9 @@ export class Session {
   private paused = false;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
+  /** When the last epoch the server's `peer` asked for started, and the next one waiting. */
+  private lastPeerRekey = -Infinity;
+  private cancelPeerRekey: (() => void) | undefined;
   /** The server's and the agent's requests to record, paired. */
   private readonly recordAsk = new RecordingAsk(
     (server, agent) => this.askRecording(server, agent),
@@ -499,7 +509,7 @@ export class Session {
         // it), or it is back: a new epoch gives it the content key and a full snapshot. Only
         // the agent holding the pairing key can open it (issue 13, fault 6).
         this.agentAway = !message.connected;
-        if (message.connected) this.rekey();
+        if (message.connected) this.rekeyForPeer();
         this.drawBanner();
         break;
       default:
@@ -759,6 +769,20 @@ export class Session {
     if (!saved || !chain || chain.epoch !== sender.epoch) return;
     chain.count += 1;
     this.persist();
+  }
+
+  /** A new epoch for the agent's console that is back (the server's word), at most one every
+   * PEER_REKEY_MS: one asked for sooner waits for its turn, and those asked meanwhile join it. */
+  private rekeyForPeer(): void {
+    if (this.cancelPeerRekey) return;
+    const go = () => {
+      this.cancelPeerRekey = undefined;
+      this.lastPeerRekey = this.ports.clock.now();
+      this.rekey();
+    };
+    const wait = this.lastPeerRekey + PEER_REKEY_MS - this.ports.clock.now();
+    if (wait <= 0) go();
+    else this.cancelPeerRekey = this.ports.clock.after(wait, go);
   }
 
   /** Start a new epoch (new content key, fresh full snapshot) for the current recipients. */
@@ -1245,6 +1269,8 @@ export class Session {
     this.pauseRecording();
     this.cancelBacklog?.();
     this.cancelBacklog = undefined;
+    this.cancelPeerRekey?.();
+    this.cancelPeerRekey = undefined;
     this.recordAsk.reset();
     this.control?.dispose();
     this.control = null;
