@@ -33,6 +33,7 @@ import {
 } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, pageImages, unshownImages } from "./assets.ts";
+import { srcsetUrls } from "../shared/assets.ts";
 import { FramePrivacyWatch, withoutPrivateFrames } from "./frames.ts";
 import { HiddenRegionEvents } from "./hidden-events.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
@@ -229,11 +230,15 @@ export class Session {
     (id, name) => {
       const el = asElement(liveNode(id));
       const value = el ? attributeOf(el, name) : null;
-      try {
-        return value === null ? null : new URL(value, document.baseURI).href; // as rrweb records it
-      } catch {
-        return value;
-      }
+      const resolve = (url: string) => {
+        try {
+          return new URL(url, document.baseURI).href; // as rrweb records it
+        } catch {
+          return url;
+        }
+      };
+      if (value === null) return null;
+      return name === "srcset" ? srcsetUrls(value).map(resolve).join("\n") : resolve(value);
     },
     () => this.effectivePolicy().media.images,
     undefined,
