@@ -189,3 +189,26 @@ test("a frame's srcdoc is never sent: in a snapshot, an added frame or a changed
   maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: [unknown] } }, () => null);
   assert.deepEqual(unknown.attributes, {});
 });
+
+test("a hidden field's attributes that repeat its value (or its start) are hidden with it", () => {
+  const form = html('<form><input id="e" data-value="x" placeholder="Email"><input id="p" type="password">' +
+    '<input id="c" type="checkbox" aria-label="on"><input id="s" data-tandem-unmask data-value="x"></form>');
+  const [email, pw, box, shown] = ["#e", "#p", "#c", "#s"].map((s) => form.querySelector(s) as HTMLInputElement);
+  email.value = "jane@example.org";
+  pw.value = "a-password-longer-than-thirty-characters";
+  box.checked = true;
+  shown.value = "search words";
+  const nodes: Record<number, Element> = { 2: email, 3: pw, 4: box, 5: shown };
+  const serialized = { type: 2, id: 2, tagName: "input", attributes: { id: "e", "data-value": "jane@example.org", placeholder: "Email" }, childNodes: [] };
+  maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [serialized] } } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(serialized.attributes, { id: "e", "data-value": MASK_PLACEHOLDER, placeholder: "Email" });
+  const changes = [
+    { id: 3, attributes: { "ng-reflect-model": "a-password-longer-than-thirty-" } },
+    { id: 4, attributes: { "aria-label": "on" } },
+    { id: 5, attributes: { "data-value": "search words" } },
+  ];
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(changes.map((c) => c.attributes), [
+    { "ng-reflect-model": MASK_PLACEHOLDER }, { "aria-label": "on" }, { "data-value": "search words" },
+  ]);
+});

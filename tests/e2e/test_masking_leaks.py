@@ -14,6 +14,8 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer
 from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
 
+MASK_PLACEHOLDER = "\u2022" * 8
+
 
 def _start_with(customer: Party, url: str, policy: dict[str, object]) -> str:
     customer.page.goto(url)
@@ -395,3 +397,40 @@ def test_every_attribute_that_names_an_address_loses_its_query(
     for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5531"):
         assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
     assert "pay.html" in frames and "statement.pdf" in frames  # the addresses themselves go
+
+
+COPIED = """<h1>Sign up</h1><form>
+<label>Email <input id="email" oninput="this.dataset.value = this.value"></label>
+<label>Password <input id="pw" type="password"
+  oninput="this.setAttribute('ng-reflect-model', this.value.slice(0, 30))"></label>
+<label>Country <select id="country" onchange="this.dataset.chosen = this.value">
+  <option value="">Choose</option><option value="NZ-CHOSEN-7733">New Zealand</option>
+</select></label>
+</form><p>After the form</p>"""
+
+
+def test_a_hidden_fields_value_copied_into_its_attributes_stays_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Pages copy what is typed into an attribute of the field (`data-value` for their styles,
+    Angular's `ng-reflect-model` in development builds, cut at 30 characters): those copies of
+    a hidden value are hidden with it, in the snapshot and as they change."""
+    url = other_origin.page("signup.html", COPIED, live, title="Sign up")
+    customer.page.goto(url)
+    customer.page.locator("#email").fill("jane.COPIED-7731@example.org")
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    customer.page.locator("#pw").press_sequentially(
+        "Hunter2-COPIED-7732-and-more-than-thirty", delay=5
+    )
+    customer.page.locator("#country").select_option("NZ-CHOSEN-7733")
+    customer.page.locator("#email").press_sequentially("-later", delay=5)
+    expect(customer.page.locator("#country")).to_have_attribute("data-chosen", "NZ-CHOSEN-7733")
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("COPIED-7731", "Hunter2", "COPIED-7732", "NZ-CHOSEN", "-later"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"
+    # The attributes are still there, hidden as the values are.
+    expect(view.locator("#email")).to_have_attribute("data-value", MASK_PLACEHOLDER)
+    expect(view.locator("#pw")).to_have_attribute("ng-reflect-model", MASK_PLACEHOLDER)

@@ -721,7 +721,11 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         try {
           const el = asElement(lookup(id));
           maskTextAttributes(attrs, el);
-          if (!el || valueHidden(el)) hideChoices(attrs);
+          const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
+          if (!el || valueHidden(el)) {
+            hideChoices(attrs);
+            if (field && el) hideValueCopies(attrs, el);
+          }
           if (el && hiddenSelectOf(el)) {
             for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
           }
@@ -937,6 +941,30 @@ function linkScheme(url: string): string {
   return scheme && !["http", "https", "javascript", "data", "blob", "file"].includes(scheme) ? `${scheme}:` : "#";
 }
 
+/** Elements whose value the customer types or chooses. */
+const VALUE_FIELDS = new Set(["input", "textarea", "select"]);
+/** Input types whose value the customer neither types nor chooses (a label, or "on"). */
+const FIXED_VALUE_TYPES = new Set([...LABEL_INPUT_TYPES, "checkbox", "radio"]);
+
+/**
+ * A hidden field's other attributes that repeat its value: pages copy what is typed into an
+ * attribute of the field itself for their styles or their framework (`data-value`, Angular's
+ * `ng-reflect-model` in development builds, cut at 30 characters). Each attribute (but `value`,
+ * masked on its own, and the structural ones) that holds the field's live value, or the start
+ * of it, becomes the hidden value's placeholder, as the value does.
+ */
+function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
+  if (localNameOf(el) === "input" && FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase())) return;
+  const live = liveValueOf(el);
+  if (!live) return;
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value !== "string" || value === "") continue;
+    const key = name.toLowerCase();
+    if (key === "value" || STRUCTURAL_ATTRIBUTES.has(key)) continue;
+    if (value.includes(live) || live.startsWith(value)) attrs[name] = hideValue(value, el);
+  }
+}
+
 /** Checked and selected states reveal a choice; `null` (a removal) reveals nothing. */
 function hideChoices(attrs: Record<string, unknown>): void {
   if (attrs.checked !== undefined && attrs.checked !== null) delete attrs.checked;
@@ -1006,6 +1034,7 @@ function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: El
   if (!el || valueHidden(el)) {
     delete attrs.checked;
     delete attrs.selected;
+    if (el && !isLabel) hideValueCopies(attrs, el);
   }
   // The options of a hidden <select>: every label and value the same placeholder, so whichever
   // the mirror shows first tells nothing (an option's own `value` is not hidden otherwise).
