@@ -212,3 +212,22 @@ test("a hidden field's attributes that repeat its value (or its start) are hidde
     { "ng-reflect-model": MASK_PLACEHOLDER }, { "aria-label": "on" }, { "data-value": "search words" },
   ]);
 });
+
+test("a frame's, embed's or object's data: address is never sent; an image's is", () => {
+  const page = html('<div><iframe id="f"></iframe><object id="o"></object><img id="i"></div>');
+  const [frame, object, image] = ["#f", "#o", "#i"].map((s) => page.querySelector(s) as Element);
+  const nodes: Record<number, Element> = { 2: frame, 3: object, 4: image };
+  const doc = "data:text/html,<p>secret</p>";
+  const pic = "data:image/png;base64,AAAA";
+  const children = [
+    { type: 2, id: 2, tagName: "iframe", attributes: { rr_src: doc, width: "4" }, childNodes: [] },
+    { type: 2, id: 3, tagName: "object", attributes: { data: ` ${doc.toUpperCase()}` }, childNodes: [] },
+    { type: 2, id: 4, tagName: "img", attributes: { src: pic }, childNodes: [] },
+    { type: 2, id: 5, tagName: "embed", attributes: { src: doc }, childNodes: [] },
+  ];
+  maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: children } } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(children.map((c) => c.attributes), [{ width: "4" }, {}, { src: pic }, {}]);
+  const changes = [{ id: 2, attributes: { src: doc } }, { id: 4, attributes: { src: pic } }, { id: 99, attributes: { src: doc } }];
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(changes.map((c) => c.attributes), [{}, { src: pic }, {}]);
+});

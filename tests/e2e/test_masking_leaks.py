@@ -434,3 +434,32 @@ def test_a_hidden_fields_value_copied_into_its_attributes_stays_hidden(
     # The attributes are still there, hidden as the values are.
     expect(view.locator("#email")).to_have_attribute("data-value", MASK_PLACEHOLDER)
     expect(view.locator("#pw")).to_have_attribute("ng-reflect-model", MASK_PLACEHOLDER)
+
+
+INLINE_DOCUMENTS = """<h1>Statement</h1>
+<iframe id="df" src="data:text/html,<p class=rr-mask>DATA-FRAME-7741</p>" width=40></iframe>
+<embed src="data:text/html,<p>DATA-EMBED-7742</p>" width=4 height=4>
+<object data="data:text/html,<p>DATA-OBJECT-7743</p>" width=4 height=4></object>
+<img alt="" width=4 height=4 src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E">
+<p>After the statement</p>"""
+
+
+def test_a_document_given_as_a_data_address_is_never_sent(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A frame, embed or object showing a `data:` address holds its document's markup in the
+    address itself; the browser gives that document an origin of its own, so it is never
+    recorded (nor masked), and the address went as it was (a frame's as `rr_src`), also when
+    changed later. An image's `data:` source still goes."""
+    url = other_origin.page("inline.html", INLINE_DOCUMENTS, live, title="Statement")
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the statement")).to_be_attached()
+    customer.page.evaluate(
+        "() => document.querySelector('#df').src = 'data:text/html,<p>DATA-FRAME-7744</p>'"
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("7741", "7742", "7743", "7744"):
+        assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
+    expect(view.locator("img[src^='data:image/svg+xml']")).to_have_count(1)

@@ -720,6 +720,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         delete attrs[FRAME_DOCUMENT];
         try {
           const el = asElement(lookup(id));
+          dropInlineDocuments(attrs, el ? localNameOf(el) : null);
           maskTextAttributes(attrs, el);
           const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
           if (!el || valueHidden(el)) {
@@ -731,6 +732,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           }
         } catch (error) {
           failed(error);
+          dropInlineDocuments(attrs, null);
           hideAttributes(attrs);
         }
       }
@@ -986,6 +988,27 @@ function hideAttributes(attrs: Record<string, unknown>): void {
  */
 const FRAME_DOCUMENT = "srcdoc";
 
+/** Elements that show another document, and the attributes that name it. */
+const EMBEDDING = new Set(["iframe", "frame", "object", "embed"]);
+const EMBEDDED_SOURCES = ["src", "rr_src", "data"];
+const DATA_ADDRESS = /^\s*data:/i;
+
+/**
+ * A document an embedding element (`<iframe>`, `<frame>`, `<object>`, `<embed>`) shows from a
+ * `data:` address is in the address itself: its markup as the page wrote it (`data:text/html,
+ * <p>…`). The browser gives it an origin of its own, so rrweb never records it (what masking would
+ * see), and copies the address (as `rr_src` for a frame): never sent, in snapshots, added nodes
+ * and attribute changes alike; the agent sees an empty frame or box. `tag` null: the element is
+ * unknown, and no `data:` source goes whatever it is (an image's change is then not shown).
+ */
+function dropInlineDocuments(attrs: Record<string, unknown>, tag: string | null): void {
+  if (tag !== null && !EMBEDDING.has(tag)) return;
+  for (const key of EMBEDDED_SOURCES) {
+    const value = attrs[key];
+    if (typeof value === "string" && DATA_ADDRESS.test(value)) delete attrs[key];
+  }
+}
+
 interface SerializedNode {
   type?: unknown; id?: unknown; tagName?: unknown; attributes?: unknown; childNodes?: unknown;
   textContent?: unknown; isStyle?: unknown;
@@ -1013,6 +1036,7 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
   if (n.type === SERIALIZED_ELEMENT && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
     const attrs = n.attributes as Record<string, unknown>;
     delete attrs[FRAME_DOCUMENT]; // before anything that could fail: never sent
+    dropInlineDocuments(attrs, n.tagName.toLowerCase());
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
