@@ -56,6 +56,8 @@ class MaliciousRelay:
       return the messages to send instead (``[]`` drops it, several inject more).
     - ``from_customer`` / ``from_agent``: observe each JSON message the server receives; return
       messages to send back on that socket at once (the server itself still gets the message).
+    - ``swallow_from_customer``: whether the server never gets a JSON message the customer's page
+      sent (it is observed first).
     - ``binary_to_agent`` / ``binary_from_customer`` / ``binary_to_customer`` (what the agent's
       console sends the customer): return the frame to pass on, or None to drop it.
     - ``inject_customer(message)`` / ``inject_agent(message)``: send a JSON message to the
@@ -68,6 +70,7 @@ class MaliciousRelay:
         self.to_agent: Rewrite = _unchanged
         self.from_customer: Observe = _ignore
         self.from_agent: Observe = _ignore
+        self.swallow_from_customer: Callable[[dict[str, Any]], bool] = lambda message: False
         self.binary_to_agent: BinaryRewrite = _bytes_unchanged
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
         self.binary_to_customer: BinaryRewrite = _bytes_unchanged
@@ -112,11 +115,13 @@ class MaliciousRelay:
                     return message
                 if message.get("text") is not None:
                     try:
-                        replies = observe(json.loads(message["text"]))
+                        parsed = json.loads(message["text"])
                     except ValueError:
-                        replies = []
-                    for reply in replies:
+                        return message
+                    for reply in observe(parsed):
                         await relay_send({"type": "websocket.send", "text": json.dumps(reply)})
+                    if customer and self.swallow_from_customer(parsed):
+                        continue
                     return message
                 if message.get("bytes") is not None:
                     hook = self.binary_from_customer if customer else self.binary_to_customer

@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     FrameLog,
     OtherOrigin,
     Party,
+    agent_plaintext,
     allow,
     caught_up,
     get_help,
@@ -372,3 +373,48 @@ def test_a_relay_repeating_that_the_agent_is_back_cannot_keep_the_page_taking_sn
     expect(agent.page.get_by_role("status")).to_contain_text("live")
     caught_up(customer, view)
     assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+
+
+def test_stop_sharing_stops_at_once_when_the_relay_ignores_it(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay never passes the customer's `stop` on (the server keeps the session, waiting
+    for the page to come back): the page still stops at the click. Its socket is closed and
+    never opened again, nothing more is sent (not what the page shows next, not an echo of the
+    agent's challenges), and its keys are gone."""
+    server, relay = malicious_server(server_factory)
+    swallowed: list[dict[str, Any]] = []
+
+    def swallow(message: dict[str, Any]) -> bool:
+        if message.get("type") == "stop":
+            swallowed.append(message)
+            return True
+        return False
+
+    relay.swallow_from_customer = swallow
+    sockets: list[Any] = []
+    customer.page.on("websocket", lambda ws: sockets.append(ws))
+    # The console's freshness check asks every 500 ms and calls its view stale after 2 s
+    # (console/freshness.ts: a test may only shorten them).
+    agent.page.add_init_script("window.__tandemFreshness = { challengeMs: 500, staleMs: 2000 };")
+    customer.page.goto(f"{server.base}/demo/")
+    view = share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    assert len(sockets) == 1
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    wait_until(customer.page, lambda: bool(swallowed) and sockets[0].is_closed())
+    sent = len(customer.frames.sent)
+    customer.page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('p'), "
+        "{textContent: 'AFTER-STOP-5561'}))"
+    )
+    # The agent's console asks on (its challenges go nowhere) until it says its view is stale:
+    # seconds in which a page still sharing, or reconnecting, would have sent something.
+    expect(agent.page.locator('#stage.not-live[data-not-live="Not live"]')).to_be_visible()
+    assert customer.frames.sent[sent:] == []
+    assert len(sockets) == 1, "the page opened another socket after Stop"
+    assert "AFTER-STOP-5561" not in agent_plaintext(agent)
+    expect(view.get_by_text("AFTER-STOP-5561")).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
