@@ -231,3 +231,21 @@ test("a frame's, embed's or object's data: address is never sent; an image's is"
   maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
   assert.deepEqual(changes.map((c) => c.attributes), [{}, { src: pic }, {}]);
 });
+
+test("a comment's text is never sent: in a snapshot, an added comment or a changed one", () => {
+  usePolicy(validatePolicy({ version: 1, mask: [".pii"] }));
+  try {
+    const region = html('<div class="pii"><!-- jane@example.org --><p>x</p></div>');
+    const comment = region.firstChild as Node;
+    const nodes: Record<number, Node> = { 2: region, 3: comment };
+    const serialized = { type: 5, id: 3, textContent: " jane@example.org " };
+    const outside = { type: 5, id: 4, textContent: "[if gte mso 9]><o:Author>Jane Doe</o:Author>" };
+    maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [serialized, outside] } } }, (id) => nodes[id] ?? null);
+    assert.deepEqual([serialized.textContent, outside.textContent], ["", ""]);
+    const change = { id: 3, value: " late@example.org " };
+    maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [change], removes: [], adds: [], attributes: [] } }, (id) => nodes[id] ?? null);
+    assert.equal(change.value, "");
+  } finally {
+    usePolicy(DEFAULT_POLICY);
+  }
+});

@@ -463,3 +463,33 @@ def test_a_document_given_as_a_data_address_is_never_sent(
     for secret in ("7741", "7742", "7743", "7744"):
         assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
     expect(view.locator("img[src^='data:image/svg+xml']")).to_have_count(1)
+
+
+COMMENTED = """<h1>Your account</h1>
+<div class="pii"><!-- customer jane.COMMENT-8801@example.org --><p>Balance</p></div>
+<div id="editor" contenteditable="true" style="min-height:2em"></div><p>After the account</p>"""
+
+
+def test_a_comments_text_never_leaves_the_browser(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A comment shows nothing, and pages leave much in them: a template's data inside a masked
+    region, the author a document pasted into an editor names. Its text went as it was (not
+    even a masked region's rules reached it), in the snapshot, in added comments and as it
+    changed."""
+    url = other_origin.page("commented.html", COMMENTED, live, title="Account")
+    code = _start_with(customer, url, {"version": 1, "mask": [".pii"]})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the account")).to_be_attached()
+    customer.page.evaluate(
+        """() => {
+        const pasted = '[if gte mso 9]><xml><o:Author>COMMENT-8802 Jane Doe</o:Author></xml>';
+        document.querySelector('#editor').append(document.createComment(pasted), 'Hello');
+        document.querySelector('.pii').firstChild.data = ' customer COMMENT-8803 ';
+    }"""
+    )
+    expect(view.locator("#editor")).not_to_be_empty()
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("COMMENT-8801", "COMMENT-8802", "COMMENT-8803", "Jane Doe"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"

@@ -31,12 +31,14 @@
  */
 
 import {
-  asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn, frameElementOf, hasAttributeOn,
+  asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn, frameElementOf, hasAttributeOn,
   hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn, rootNodeOf, shadowRootOf, TEXT_NODE,
   textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
-import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT } from "./rrweb-events.ts";
+import {
+  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+} from "./rrweb-events.ts";
 
 export const MASK = "\u2022";
 /** What a hidden value shows, whatever its length (issue 15: the bullet count told the length). */
@@ -707,7 +709,9 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         const value = text.value;
         if (typeof value !== "string") continue;
         try {
-          text.value = maskTextContent(value, typeof text.id === "number" ? textParent(lookup(text.id)) : null);
+          const node = typeof text.id === "number" ? lookup(text.id) : null;
+          // A comment shows nothing: what it says never goes (also in a masked region or an editor).
+          text.value = nodeTypeOf(node) === COMMENT_NODE ? "" : maskTextContent(value, node ? textParent(node) : null);
         } catch (error) {
           failed(error);
           text.value = value.replace(/\S/g, MASK);
@@ -807,10 +811,11 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** The element a live text node sits in (masking of text goes by it), or null; text right in a
- * shadow root sits in its host. Throws when that cannot be read. */
+/** The element a live text (or CDATA) node sits in (masking of text goes by it), or null; text
+ * right in a shadow root sits in its host. Throws when that cannot be read. */
 function textParent(node: unknown): Element | null {
-  return nodeTypeOf(node) === TEXT_NODE ? composedParentElement(node as Node) : asElement(node);
+  const type = nodeTypeOf(node);
+  return type === TEXT_NODE || type === CDATA_SECTION_NODE ? composedParentElement(node as Node) : asElement(node);
 }
 
 /** Marks Tandem's own UI (./share/ui.ts): its hosts and its container. */
@@ -1040,8 +1045,12 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
-  } else if (n.type === SERIALIZED_TEXT && typeof n.textContent === "string" && n.isStyle !== true) {
+  } else if ((n.type === SERIALIZED_TEXT || n.type === SERIALIZED_CDATA) && typeof n.textContent === "string" && n.isStyle !== true) {
     n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
+  } else if (n.type === SERIALIZED_COMMENT && typeof n.textContent === "string") {
+    // A comment shows nothing, and pages leave much in them (a template's data, an editor's
+    // pasted document with its author): what it says never goes, wherever it is.
+    n.textContent = "";
   }
 }
 
