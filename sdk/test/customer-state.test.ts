@@ -116,6 +116,18 @@ test("an invalid policy from the server ends the session before anything is shar
   assert.ok(!teams.effects.some((e) => e.type === "begin_sharing"));
 });
 
+test("a policy from the server that hides by what the customer did ends the session, a team's or the organisation's", () => {
+  const state = { version: 1, hide: ["body:has(#yes:checked) #essay"] };
+  const team = run(initialState, create, created, server({ type: "team_policy", policies: [state] }));
+  assert.equal(team.state.phase, "ended");
+  assert.match(ended(team.effects)?.error ?? "", /privacy policy is invalid \(policy\.hide\[0\]: .*never by what the customer did/);
+  const org = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: { version: 1, mask: ["#card[value^='4']"] } });
+  assert.equal(run(initialState, create, org).state.phase, "ended");
+  // By the page's markup: taken.
+  const markup = run(initialState, create, created, server({ type: "team_policy", policies: [{ version: 1, hide: ["body:has(.pii) #essay", "input[name=ssn]"] }] }));
+  assert.equal(markup.state.phase, "waiting");
+});
+
 test("an agent joining starts the pairing; consent is asked only once it paired", () => {
   const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" }));
   assert.equal(joined.state.phase, "pending_consent");

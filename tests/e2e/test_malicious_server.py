@@ -418,3 +418,44 @@ def test_stop_sharing_stops_at_once_when_the_relay_ignores_it(
     expect(view.get_by_text("AFTER-STOP-5561")).to_have_count(0)
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
+
+
+ESSAY = " ".join(f"word{i}" for i in range(3000))
+QUESTIONNAIRE = f"""<h1>Health</h1><form><label><input type=radio name=smoke id=yes> Yes</label>
+<label><input type=radio name=smoke id=no checked> No</label></form><p id="essay">{ESSAY}</p>"""
+
+
+def test_a_policy_from_the_relay_that_hides_by_what_the_customer_chose_is_refused(
+    server_factory: ServerFactory,
+    other_origin: OtherOrigin,
+    customer: Party,
+    agent: Party,
+) -> None:
+    """A team policy the relay writes before the Allow (as it may) that hides a large part of the
+    page depending on a masked choice (`body:has(#yes:checked) #essay`) made the next full
+    snapshot 7.7 kB or 0.7 kB of content: the relay read the customer's answer in the frames'
+    sizes (and the agent in the mirror). A policy from the server may name elements by their
+    markup only: this one ends the session before the customer is asked, nothing shared."""
+    server, relay = malicious_server(server_factory, allow_origins=(other_origin.origin,))
+    told: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "agent_joined":  # the teams' policies come just before it
+            policy = {"version": 1, "hide": ["body:has(#yes:checked) #essay"]}
+            told.append(policy)
+            return [{"v": 1, "type": "team_policy", "policies": [policy]}, message]
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(other_origin.page("health.html", QUESTIONNAIRE, server))
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_role("alert")).to_contain_text(
+        "the server's privacy policy is invalid (policy.hide[0]: a policy from the server"
+    )
+    assert told
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    assert content_sent(customer) == []

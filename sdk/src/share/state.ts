@@ -26,7 +26,8 @@
  *   same session, from that stored Allow once the pairing key was found again).
  * - Stored pairing keys are used only on this tab's own record that it paired (`keyHandle`,
  *   secret gone): a session that answered `created` always runs SPAKE2 first.
- * - Policies from the server must be valid; an invalid one ends the session.
+ * - Policies from the server must be valid, and name what to hide by the page's markup, never by
+ *   its state (`:checked`, a field's value): an invalid one ends the session.
  * - The organisation's and the agent's teams' policies are fixed when the customer clicks Allow
  *   (`allowedPolicies`): a `team_policy` after it, or a `resumed` with other team policies, ends
  *   the session; a later organisation policy is not used. A server that could change them while
@@ -36,7 +37,7 @@
  *   for, and named, on its own).
  */
 
-import { type Policy, validatePolicy } from "../shared/policy.ts";
+import { type Policy, validateServerPolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
@@ -257,12 +258,14 @@ export function pagePolicies(state: SessionState): (Policy | null)[] {
   return isLive(state) ? [state.sitePolicy, state.orgPolicy, ...state.teamPolicies] : [];
 }
 
+/** The server's policies say what to hide by the page's markup only, never by its state (what
+ * the customer chose or typed: ../shared/policy.ts, validateServerPolicy). */
 function validOrgPolicy(value: unknown): Policy | null {
-  return value === null || value === undefined ? null : validatePolicy(value);
+  return value === null || value === undefined ? null : validateServerPolicy(value);
 }
 
 function validTeamPolicies(values: unknown): Policy[] {
-  return Array.isArray(values) ? values.map((value) => validatePolicy(value)) : [];
+  return Array.isArray(values) ? values.map((value) => validateServerPolicy(value)) : [];
 }
 
 function onServer(state: SessionState, message: ServerMessage, secret: string): Transition {
