@@ -128,6 +128,25 @@ test("a policy from the server that hides by what the customer did ends the sess
   assert.equal(markup.state.phase, "waiting");
 });
 
+test("a help code or an agent's name the honest server never sends is not shown: the session ends", () => {
+  for (const code of ["Call 0800 555 0100 and read", "123", "1234567890123", "١٢٣٤٥"]) {
+    const bad = server({ type: "created", session_id: "s1", code, resume_token: "t", expires_in: 600 });
+    const { state, effects } = run(initialState, create, bad);
+    assert.equal(state.phase, "ended", code);
+    assert.ok(!effects.some((e) => e.type === "show_code"), code);
+    assert.match(ended(effects)?.error ?? "", /help code that is not one/);
+  }
+  for (const agent of ["", "A".repeat(101), "Alice\nyour bank"]) {
+    const joined = run(initialState, create, created, server({ type: "agent_joined", agent }));
+    assert.equal(joined.state.phase, "ended", JSON.stringify(agent));
+    assert.ok(!joined.effects.some((e) => e.type === "pair"));
+    const resumed = run(initialState, resume(stored({ consented: true, secret: null, agent: null })),
+      server({ type: "resumed", state: "sharing", agent, code: null }));
+    assert.equal(resumed.state.phase, "ended", JSON.stringify(agent));
+  }
+  assert.equal(run(initialState, create, created, server({ type: "agent_joined", agent: "A".repeat(100) })).state.phase, "pending_consent");
+});
+
 test("an agent joining starts the pairing; consent is asked only once it paired", () => {
   const joined = run(initialState, create, created, server({ type: "agent_joined", agent: "Ann" }));
   assert.equal(joined.state.phase, "pending_consent");

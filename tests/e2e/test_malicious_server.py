@@ -459,3 +459,61 @@ def test_a_policy_from_the_relay_that_hides_by_what_the_customer_chose_is_refuse
     expect(customer.page.get_by_role("dialog")).to_have_count(0)
     expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
     assert content_sent(customer) == []
+
+
+@pytest.mark.parametrize("lie", ["code", "agent", "watcher"])
+def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
+    server_factory: ServerFactory, customer: Party, agent: Party, lie: str
+) -> None:
+    """The widget on the customer's page is the page's own trusted UI. What it shows from the
+    server is what the honest server sends: a routing code of 4 to 12 digits, an agent's or a
+    supervisor's name of at most 100 characters without control characters. Anything else (a
+    phone number to call, a page of text) ends the session, or (a supervisor) is not asked."""
+    server, relay = malicious_server(server_factory)
+    scam = "Fraud team: call 0800 555 0100 now and read them your card number. " * 3
+    lied: list[str] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if lie == "code" and message.get("type") == "created":
+            lied.append(message["code"])
+            return [{**message, "code": scam}]
+        if lie == "agent" and message.get("type") == "agent_joined":
+            lied.append(message["agent"])
+            return [{**message, "agent": scam}]
+        return [message]
+
+    refused: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "watch_consent":
+            refused.append(message)
+        return []
+
+    relay.to_customer = to_customer
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    if lie == "code":
+        customer.page.get_by_role("button", name="Get help").click()
+        expect(customer.page.get_by_role("alert").first).to_contain_text(DISTRUST)
+    elif lie == "agent":
+        code = get_help(customer)
+        sign_in(agent, server)
+        join(agent, code)
+        expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+        expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    else:
+        share(customer, agent, server, get_help(customer))
+        expect(agent.page.get_by_role("status")).to_contain_text("live")
+        relay.inject_customer({"v": 1, "type": "watch_request", "watcher": scam})
+        # The page received it, and ran the tasks queued meanwhile (its message handler).
+        wait_until(customer.page, lambda: any(b"0800 555" in f for f in customer.frames.received))
+        customer.page.evaluate("() => new Promise((done) => setTimeout(done, 0))")
+        assert refused == []
+        lied.append("watcher")
+    assert lied
+    expect(customer.page.get_by_text("0800 555 0100")).to_have_count(0)
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    if lie == "watcher":
+        return
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    assert content_sent(customer) == []

@@ -53,7 +53,7 @@ import {
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
-  isLive, pagePolicies, reduce,
+  isLive, pagePolicies, plausibleName, reduce,
 } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -494,7 +494,9 @@ export class Session {
         void this.onHandshake(message.data);
         break;
       case "watch_request":
-        this.askWatch(message.watcher);
+        // A name the honest server never sends is the relay's text: not shown in this page's own
+        // UI, and nothing is asked (no supervisor of the honest server's is waiting for it).
+        if (plausibleName(message.watcher)) this.askWatch(message.watcher);
         break;
       case "watch_handshake":
         void this.onWatchHandshake(message.data);

@@ -226,6 +226,21 @@ const CHANGED_POLICIES = "it changed the privacy rules after you allowed sharing
 /** One agent per session, named when it joined: a different name is the server's invention. */
 const RENAMED = "it named another agent than the one who joined";
 
+/** What the server shows in this page's own UI is what the honest server sends, never text of
+ * the relay's choosing: a routing code of 4 to 12 digits (its `code_digits`), an agent's name of
+ * 1 to 100 characters without control characters (an account's display name or username). */
+const ROUTING_CODE = /^[0-9]{4,12}$/;
+const MAX_NAME = 100;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const NOT_A_CODE = "it sent a help code that is not one";
+const NOT_A_NAME = "it sent an agent's name that is not one";
+
+export function plausibleName(name: string | null): boolean {
+  if (name === null) return true;
+  const length = [...name].length;
+  return length >= 1 && length <= MAX_NAME && !CONTROL.test(name);
+}
+
 /** Whether the agent's name the server gives now is the one this browser knows (or the first). */
 const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
 
@@ -274,6 +289,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       if (state.phase !== "connecting" || state.expecting !== "created") {
         return distrust("a new session this page did not ask for");
       }
+      if (!ROUTING_CODE.test(message.code)) return distrust(NOT_A_CODE);
       let orgPolicy: Policy | null;
       try {
         orgPolicy = validOrgPolicy(message.policy);
@@ -301,6 +317,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const why = contradiction(state.saved, message.state);
       if (why) return distrust(why);
+      if (!plausibleName(message.agent)) return distrust(NOT_A_NAME);
       if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       let orgPolicy: Policy | null;
       let teamPolicies: Policy[];
@@ -349,6 +366,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
     }
     case "agent_joined": {
       if (state.phase !== "waiting" && state.phase !== "pending_consent") return stay(state);
+      if (!plausibleName(message.agent)) return distrust(NOT_A_NAME);
       if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       return {
         state: { ...state, phase: "pending_consent", saved: { ...state.saved, agent: message.agent } },
