@@ -7,7 +7,7 @@ import {
   AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
   SESSION_GONE, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
-  helpCode, initialState, reconnectDelay, reduce,
+  helpCode, initialState, reconnectDelay, reduce, SETTLED_MS,
 } from "../src/share/state.ts";
 
 const PAGE: PageSays = { sitePolicy: null, brokenPolicy: false, pins: [] };
@@ -296,6 +296,29 @@ test("a dropped network shows Reconnecting… once and retries with growing wait
   assert.ok(back.effects.some((e) => e.type === "begin_sharing"));
   // A later drop starts afresh: the banner again, the first wait again.
   assert.deepEqual(run(back.state, closed(1006, 90_000, "", 0)).effects[0], { type: "show_reconnecting" });
+  assert.equal(delayOf(run(back.state, closed(1006, 9000 + SETTLED_MS, "", 0)).effects), reconnectDelay(0, 0));
+  // One soon after the socket came back goes on with that drop's back-off (a relay that closes
+  // the socket as each resume is answered: each one a new epoch, a full snapshot).
+  const soon = run(back.state, closed(1006, 9500, "", 0));
+  assert.deepEqual(soon.effects, [{ type: "show_reconnecting" }, { type: "reconnect", delay: reconnectDelay(5, 0) }]);
+  assert.ok("drop" in soon.state && soon.state.drop?.since === 9500, "the server's window starts again");
+});
+
+test("a relay that closes the socket as each resume is answered gets resumes at growing waits", () => {
+  let state: SessionState = sharingNow();
+  let now = 1000;
+  const delays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const dropped = run(state, closed(1012, now, "", 0));
+    const delay = delayOf(dropped.effects) ?? -1;
+    delays.push(delay);
+    now += delay;
+    const back = run(run(dropped.state, resume(stored({ consented: true, secret: null }))).state, resumed("sharing"));
+    assert.ok(back.effects.some((e) => e.type === "begin_sharing"));
+    state = back.state;
+    now += 50; // the relay closes it at once
+  }
+  assert.deepEqual(delays, [0, 1, 2, 3, 4, 5, 6, 7].map((attempt) => reconnectDelay(attempt, 0)));
 });
 
 test("every way a socket can drop without the server ending the session is retried", () => {

@@ -517,3 +517,39 @@ def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
         return
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     assert content_sent(customer) == []
+
+
+def test_a_relay_that_closes_the_socket_as_each_resume_is_answered_meets_a_growing_back_off(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """Each resume the relay answers starts a new epoch on the customer's page (a fresh key and
+    a full snapshot of the page). A relay that closed the socket (1012, "restarting") right
+    after each answer had the page reconnect from its first wait each time: a full snapshot
+    every few hundred milliseconds, for as long as it liked. A socket that drops again soon
+    after it came back goes on with its last drop's back-off (SETTLED_MS in state.ts)."""
+    server, relay = malicious_server(server_factory)
+    resumes: list[float] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resume":
+            resumes.append(time.monotonic())
+        return []
+
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    relay.close_customer_after = lambda m: 1012 if m.get("type") == "resumed" else None
+    customer.page.goto(f"{server.base}/demo/cart.html")  # its resume is answered, then cut
+    wait_until(customer.page, lambda: bool(resumes))
+    deadline = resumes[0] + 6.0
+    while time.monotonic() < deadline:
+        customer.page.wait_for_timeout(50)  # the attack runs: the page reconnects as it likes
+    within = [t for t in resumes if t <= deadline]
+    # Waits of about 0.4, 0.75, 1.5 and 3 s: at most 5 resumes in 6 s (it was 15 and more).
+    assert len(within) <= 6, f"{len(within)} resumes in 6 s"
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    # Once the relay stops cutting, the session goes on.
+    relay.close_customer_after = lambda m: None
+    expect(agent.page.get_by_role("status")).to_contain_text("live", timeout=20_000)
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"

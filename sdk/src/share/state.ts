@@ -77,7 +77,15 @@ export { RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESUME_WINDO
 export interface Drop {
   since: number;
   attempt: number;
+  /** When the latest attempt's socket closed (this page's clock). */
+  last?: number;
 }
+
+/** A socket that drops again less than this long after its last drop's latest close goes on
+ * with that drop's back-off instead of starting it afresh: a relay that closes the socket as
+ * soon as each resume is answered (each a new epoch, a full snapshot of the page) would make
+ * the page take one every few hundred milliseconds. */
+export const SETTLED_MS = 10_000;
 
 /** The session as kept in this tab's storage across page loads (sessionStorage). */
 export interface Saved {
@@ -137,6 +145,8 @@ interface Live extends PageSays {
   teamPolicies: Policy[];
   /** The socket is down and being reconnected (null: it is up). */
   drop: Drop | null;
+  /** The last drop, once the socket came back: its attempts and its latest close. */
+  lastDrop?: { attempt: number; at: number } | null;
   /** The server says the link between its processes that carries this session is down
    * (`link` `reconnecting`): frames wait. Only a note on the sharing banner, never in place of
    * anything it shows (docs/threat-model.md, "The link notice"). */
@@ -346,7 +356,8 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       else if (!saved.recording) effects.push({ type: "send", message: { type: "record_stop" } }); // consent not found here
       effects.push({ type: "persist" });
       const { sitePolicy, brokenPolicy, pins } = state;
-      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, drop: null };
+      const lastDrop = state.drop ? { attempt: state.drop.attempt, at: state.drop.last ?? state.drop.since } : null;
+      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, drop: null, lastDrop };
       const code = helpCode({ phase: "waiting", ...live });
       if (message.state === "waiting" && code) effects.push({ type: "show_code", code });
       if (message.state === "sharing") effects.push({ type: "begin_sharing" });
@@ -463,13 +474,16 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       }
       // The network dropped (or the server restarts): the server keeps the session for its
       // resume window; try again with back-off until the window closes.
+      // A socket that drops again soon after it came back goes on with that drop's back-off.
+      const lastDrop = !drop && state.phase !== "connecting" ? state.lastDrop : null;
+      const recent = lastDrop && event.now - lastDrop.at < SETTLED_MS ? lastDrop : null;
       const since = drop?.since ?? event.now;
-      const attempt = drop ? drop.attempt + 1 : 0;
+      const attempt = drop ? drop.attempt + 1 : recent ? recent.attempt + 1 : 0;
       const delay = reconnectDelay(attempt, event.jitter);
       if (!withinWindow(since, event.now, delay, resumeWindow(state.saved))) return end(LOST);
       const effects: Effect[] = drop ? [] : [{ type: "show_reconnecting" }];
       effects.push({ type: "reconnect", delay });
-      return { state: { ...state, drop: { since, attempt } }, effects };
+      return { state: { ...state, drop: { since, attempt, last: event.now } }, effects };
     }
     case "stop": {
       if (!("drop" in state) || !state.drop) return end(null, true);
