@@ -114,6 +114,10 @@ test("scrubEvent strips the query of every attribute that names an address, list
   usePolicy(validatePolicy({ version: 1, url: { query: true } }));
   try {
     assert.equal(stripUrlList("/a.png?u=1 2x, /b.png#f"), "/a.png?u=1 2x, /b.png");
+    // An address's user name and password never go, whatever the policy keeps.
+    assert.equal(stripUrl("https://jane:Hunter2@files.example/doc?x=1"), "https://files.example/doc?x=1");
+    assert.equal(stripUrl("ftp://jane@files.example/a@b"), "ftp://files.example/a@b");
+    assert.equal(stripUrl("mailto:jane@example.org"), "mailto:jane@example.org");
   } finally {
     usePolicy(DEFAULT_POLICY);
   }

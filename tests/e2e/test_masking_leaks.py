@@ -375,7 +375,9 @@ ADDRESSED = """<h1>Addresses</h1>
 <img srcset="/a.png?user=SRCSET-5522 1x, /b.png?user=SRCSET-5523 2x" width=4 height=4 alt="">
 <object data="/statement.pdf?account=OBJECT-5524" width=4 height=4></object>
 <a href="/help" ping="/track?user=PING-5525">help</a>
-<blockquote cite="/thread?user=CITE-5526">quoted</blockquote><p>After the addresses</p>"""
+<blockquote cite="/thread?user=CITE-5526">quoted</blockquote>
+<a href="https://jane:Hunter2-5527@files.example/statement">statement</a>
+<p>After the addresses</p>"""
 
 
 def test_every_attribute_that_names_an_address_loses_its_query(
@@ -383,7 +385,8 @@ def test_every_attribute_that_names_an_address_loses_its_query(
 ) -> None:
     """Queries often carry data (`?token=`, `?account=`): removed from links and `src`, and from
     every other attribute that names an address: another origin's frame (`rr_src`), image
-    candidates, an object's `data`, a link's `ping`, a quote's `cite`."""
+    candidates, an object's `data`, a link's `ping`, a quote's `cite`. An address's user name
+    and password never go, whatever the policy."""
     url = other_origin.page("addressed.html", ADDRESSED.format(other=live.base), live)
     code = _start_with(customer, url, {"version": 1})
     view = share(customer, agent, live, code)
@@ -394,9 +397,10 @@ def test_every_attribute_that_names_an_address_loses_its_query(
     )
     caught_up(customer, view)
     frames = agent_plaintext(agent)
-    for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5531"):
+    for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5527", "5531"):
         assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
     assert "pay.html" in frames and "statement.pdf" in frames  # the addresses themselves go
+    assert "https://files.example/statement" in frames
 
 
 COPIED = """<h1>Sign up</h1><form>

@@ -648,9 +648,13 @@ const URL_KEYS = new Set([
  * `ping` addresses. */
 const URL_LIST_KEYS = new Set(["srcset", "imagesrcset", "ping"]);
 
-/** Remove the query string and fragment unless the policy keeps them (they often carry data). */
+/** An address's user name and password (`https://jane:Hunter2@files.example/`): never sent. */
+const URL_CREDENTIALS = /^(\s*[a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+
+/** Remove the query string and fragment unless the policy keeps them (they often carry data),
+ * and always the user name and password an address carries. */
 export function stripUrl(url: string): string {
-  let out = url;
+  let out = url.replace(URL_CREDENTIALS, "$1");
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
   return out;
