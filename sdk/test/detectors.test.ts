@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import {
-  ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripUrl, stripUrlList, usePolicy, type MaskableElement,
+  ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripCssUrls, stripUrl, stripUrlList, usePolicy, type MaskableElement,
 } from "../src/shared/masking.ts";
 import { document, html } from "./dom.ts";
 import { textContentUpTo } from "../src/shared/dom.ts";
@@ -121,4 +121,16 @@ test("scrubEvent strips the query of every attribute that names an address, list
   } finally {
     usePolicy(DEFAULT_POLICY);
   }
+});
+
+test("an inline style's addresses lose their query too; data: and blob: addresses stay whole", () => {
+  const svg = "url(\"data:image/svg+xml;utf8,<svg fill='#000'>?</svg>\")";
+  assert.equal(stripCssUrls(`background:url(/a.png?u=jane) no-repeat, ${svg}`), `background:url(/a.png) no-repeat, ${svg}`);
+  assert.equal(stripCssUrls("background-image: url( 'https://x.example/b.png#f' )"), "background-image: url('https://x.example/b.png')");
+  const change = { style: { "background-image": "url(\"/c.png?u=1\")", cursor: ["url(/d.cur?x=1), auto", "important"] } };
+  const snapshot = { attributes: { style: "color:red;background:URL(/e.png?token=1)" } };
+  scrubEvent({ type: 3, data: { source: 0, attributes: [{ id: 1, attributes: change }] } });
+  scrubEvent({ type: 2, data: { node: snapshot } });
+  assert.deepEqual(change.style, { "background-image": "url(\"/c.png\")", cursor: ["url(/d.cur), auto", "important"] });
+  assert.equal(snapshot.attributes.style, "color:red;background:url(/e.png)");
 });

@@ -377,7 +377,8 @@ ADDRESSED = """<h1>Addresses</h1>
 <a href="/help" ping="/track?user=PING-5525">help</a>
 <blockquote cite="/thread?user=CITE-5526">quoted</blockquote>
 <a href="https://jane:Hunter2-5527@files.example/statement">statement</a>
-<p>After the addresses</p>"""
+<div id="avatar" style="width:4px;height:4px;background-image:url(/avatar.png?email=STYLE-5528)">
+</div><p>After the addresses</p>"""
 
 
 def test_every_attribute_that_names_an_address_loses_its_query(
@@ -385,19 +386,22 @@ def test_every_attribute_that_names_an_address_loses_its_query(
 ) -> None:
     """Queries often carry data (`?token=`, `?account=`): removed from links and `src`, and from
     every other attribute that names an address: another origin's frame (`rr_src`), image
-    candidates, an object's `data`, a link's `ping`, a quote's `cite`. An address's user name
-    and password never go, whatever the policy."""
+    candidates, an object's `data`, a link's `ping`, a quote's `cite`, an inline style's
+    `url()`. An address's user name and password never go, whatever the policy."""
     url = other_origin.page("addressed.html", ADDRESSED.format(other=live.base), live)
     code = _start_with(customer, url, {"version": 1})
     view = share(customer, agent, live, code)
     expect(view.get_by_text("After the addresses")).to_be_attached()
     customer.page.evaluate(
-        "() => document.querySelector('#pay').src = document.querySelector('#pay').src"
-        " .replace('5521', '5531')"
+        """() => {
+        const pay = document.querySelector('#pay');
+        pay.src = pay.src.replace('5521', '5531');
+        document.querySelector('#avatar').style.backgroundImage = 'url(/avatar.png?email=5532)';
+    }"""
     )
     caught_up(customer, view)
     frames = agent_plaintext(agent)
-    for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5527", "5531"):
+    for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5527", "5528", "5531", "5532"):
         assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
     assert "pay.html" in frames and "statement.pdf" in frames  # the addresses themselves go
     assert "https://files.example/statement" in frames

@@ -629,10 +629,13 @@ export function scrubEvent<T>(value: T): T {
     for (const key of Object.keys(container)) {
       const item = container[key];
       if (typeof item === "string") {
-        const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item) : item;
+        const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
+          : key === STYLE_KEY ? stripCssUrls(item) : item;
         container[key] = maskDetected(url);
+      } else if (item !== null && typeof item === "object") {
+        if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
+        stack.push(item);
       }
-      else if (item !== null && typeof item === "object") stack.push(item);
     }
   }
   return value;
@@ -658,6 +661,28 @@ export function stripUrl(url: string): string {
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
   return out;
+}
+
+/** An element's inline style: its text (`style` attribute), or rrweb's changes of it
+ * (`{property: value | [value, priority]}`). */
+const STYLE_KEY = "style";
+/** A `url(…)` in CSS, and the address in it (quoted or not). */
+const CSS_URL_ADDRESS = /url\(\s*(["']?)([^"')]*)\1\s*\)/gi;
+/** Addresses that are their content, not where it is (`#` and `?` are part of them). */
+const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
+
+/** stripUrl on each `url(…)` of an inline style (`background-image: url(/avatar?email=…)`). */
+export function stripCssUrls(css: string): string {
+  if (!css.includes("url(") && !/url\(/i.test(css)) return css;
+  return css.replace(CSS_URL_ADDRESS, (whole: string, quote: string, address: string) =>
+    INLINE_ADDRESS.test(address) ? whole : `url(${quote}${stripUrl(address)}${quote})`);
+}
+
+function stripStyleChanges(changes: Record<string, unknown>): void {
+  for (const [property, value] of Object.entries(changes)) {
+    if (typeof value === "string") changes[property] = stripCssUrls(value);
+    else if (Array.isArray(value) && typeof value[0] === "string") value[0] = stripCssUrls(value[0]);
+  }
 }
 
 /** stripUrl on each address of a list (`srcset`'s candidates, `ping`'s addresses), separated by
