@@ -118,6 +118,8 @@ test("scrubEvent strips the query of every attribute that names an address, list
     assert.equal(stripUrl("https://jane:Hunter2@files.example/doc?x=1"), "https://files.example/doc?x=1");
     assert.equal(stripUrl("ftp://jane@files.example/a@b"), "ftp://files.example/a@b");
     assert.equal(stripUrl("mailto:jane@example.org"), "mailto:jane@example.org");
+    // A data: or blob: address is its content: its `#` and `?` stay.
+    assert.equal(stripUrl("data:image/svg+xml;utf8,<svg fill='#000'>?</svg>"), "data:image/svg+xml;utf8,<svg fill='#000'>?</svg>");
   } finally {
     usePolicy(DEFAULT_POLICY);
   }

@@ -657,6 +657,7 @@ const URL_CREDENTIALS = /^(\s*[a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
 /** Remove the query string and fragment unless the policy keeps them (they often carry data),
  * and always the user name and password an address carries. */
 export function stripUrl(url: string): string {
+  if (INLINE_ADDRESS.test(url)) return url; // its `#` and `?` are its content (an SVG's colours)
   let out = url.replace(URL_CREDENTIALS, "$1");
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
@@ -674,8 +675,7 @@ const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
 /** stripUrl on each `url(…)` of an inline style (`background-image: url(/avatar?email=…)`). */
 export function stripCssUrls(css: string): string {
   if (!css.includes("url(") && !/url\(/i.test(css)) return css;
-  return css.replace(CSS_URL_ADDRESS, (whole: string, quote: string, address: string) =>
-    INLINE_ADDRESS.test(address) ? whole : `url(${quote}${stripUrl(address)}${quote})`);
+  return css.replace(CSS_URL_ADDRESS, (_whole: string, quote: string, address: string) => `url(${quote}${stripUrl(address)}${quote})`);
 }
 
 function stripStyleChanges(changes: Record<string, unknown>): void {
