@@ -206,11 +206,18 @@ test("a hidden field's attributes that repeat its value (or its start) are hidde
     { id: 3, attributes: { "ng-reflect-model": "a-password-longer-than-thirty-" } },
     { id: 4, attributes: { "aria-label": "on" } },
     { id: 5, attributes: { "data-value": "search words" } },
+    // Its shape stays, and so does a short word that happens to hold a short value.
+    { id: 2, attributes: { size: "jane@example.org", "aria-describedby": "e-hint" } },
   ];
   maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
   assert.deepEqual(changes.map((c) => c.attributes), [
     { "ng-reflect-model": MASK_PLACEHOLDER }, { "aria-label": "on" }, { "data-value": "search words" },
+    { size: "jane@example.org", "aria-describedby": "e-hint" },
   ]);
+  email.value = "e";
+  const short = [{ id: 2, attributes: { "aria-describedby": "e-hint", "data-value": "e" } }];
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: short } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(short[0].attributes, { "aria-describedby": "e-hint", "data-value": MASK_PLACEHOLDER });
 });
 
 test("a frame's, embed's or object's data: address is never sent; an image's is", () => {

@@ -17,6 +17,10 @@
  * - Marks that sites already set for rrweb-based tools count too: text inside `.rr-mask` is
  *   masked, values inside `.rr-mask`, `.rr-ignore` or `.rr-block` are hidden, `.rr-block` regions
  *   are replaced by boxes.
+ * - A hidden field's other attributes that repeat its value are hidden with it; comments say
+ *   nothing; a frame's `srcdoc` and an embedded document's `data:` address (the document's markup
+ *   itself) are never sent; every attribute that names an address loses its query, fragment and
+ *   user name and password (scrubEvent).
  * A hidden value becomes a fixed-width placeholder (MASK_PLACEHOLDER, whatever its length: the
  *   agent learns only that the field is filled); `data-tandem-mask="length"` on the field or an
  *   ancestor keeps one `•` per character instead. Digits masked inside a shown value (card
@@ -31,9 +35,9 @@
  */
 
 import {
-  asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn, frameElementOf, hasAttributeOn,
-  hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn, rootNodeOf, shadowRootOf, TEXT_NODE,
-  textContentUpTo,
+  asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  frameElementOf, hasAttributeOn, hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
+  rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import {
@@ -674,7 +678,7 @@ const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
 
 /** stripUrl on each `url(…)` of an inline style (`background-image: url(/avatar?email=…)`). */
 export function stripCssUrls(css: string): string {
-  if (!css.includes("url(") && !/url\(/i.test(css)) return css;
+  if (!/url\(/i.test(css)) return css;
   return css.replace(CSS_URL_ADDRESS, (_whole: string, quote: string, address: string) => `url(${quote}${stripUrl(address)}${quote})`);
 }
 
@@ -982,12 +986,17 @@ const VALUE_FIELDS = new Set(["input", "textarea", "select"]);
 /** Input types whose value the customer neither types nor chooses (a label, or "on"). */
 const FIXED_VALUE_TYPES = new Set([...LABEL_INPUT_TYPES, "checkbox", "radio"]);
 
+/** A field's own shape, which the page writes (a value copied there would change nothing). */
+const FIELD_SHAPE = new Set(["value", "size", "cols", "rows", "maxlength", "minlength", "min", "max", "step", "list"]);
+/** How long a value (or a copy) must be to be looked for inside longer text, or as its start. */
+const COPY_CHARS = 3;
+
 /**
  * A hidden field's other attributes that repeat its value: pages copy what is typed into an
  * attribute of the field itself for their styles or their framework (`data-value`, Angular's
  * `ng-reflect-model` in development builds, cut at 30 characters). Each attribute (but `value`,
- * masked on its own, and the structural ones) that holds the field's live value, or the start
- * of it, becomes the hidden value's placeholder, as the value does.
+ * masked on its own, the structural ones and the field's shape) that is the field's live value,
+ * holds it, or is its start, becomes the hidden value's placeholder, as the value does.
  */
 function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
   if (localNameOf(el) === "input" && FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase())) return;
@@ -996,8 +1005,10 @@ function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
   for (const [name, value] of Object.entries(attrs)) {
     if (typeof value !== "string" || value === "") continue;
     const key = name.toLowerCase();
-    if (key === "value" || STRUCTURAL_ATTRIBUTES.has(key)) continue;
-    if (value.includes(live) || live.startsWith(value)) attrs[name] = hideValue(value, el);
+    if (FIELD_SHAPE.has(key) || STRUCTURAL_ATTRIBUTES.has(key)) continue;
+    const copy = value === live || (live.length >= COPY_CHARS && value.includes(live)) ||
+      (value.length >= COPY_CHARS && live.startsWith(value));
+    if (copy) attrs[name] = hideValue(value, el);
   }
 }
 
