@@ -501,3 +501,35 @@ def test_a_comments_text_never_leaves_the_browser(
     frames = agent_plaintext(agent)
     for secret in ("COMMENT-8801", "COMMENT-8802", "COMMENT-8803", "Jane Doe"):
         assert secret not in frames, f"{secret!r} left the customer's browser"
+
+
+COMPOSED = """<h1>Contact</h1><input id="name" aria-label="Name">
+<div id="note" contenteditable="true" style="min-height:2em"></div>
+<div data-tandem-unmask><input id="ref" aria-label="Reference"></div><p>After the form</p>"""
+
+
+def test_text_composed_with_an_input_method_is_masked_as_typed_text(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """An input method (Japanese, Chinese, a phone's keyboard) shows what is being composed in
+    the field itself, one change per step, before it commits: each step is masked as typing is,
+    in a hidden field, a hidden editor and (7 digits or more) a field the site unmasks."""
+    url = other_origin.page("composed.html", COMPOSED, live, title="Contact")
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    cdp = customer.context.new_cdp_session(customer.page)
+    fields = (("#name", "IMENAME"), ("#note", "IMENOTE"), ("#ref", "REF 5500000000000004"))
+    for selector, word in fields:
+        customer.page.locator(selector).click()
+        for i in range(1, len(word) + 1):
+            step = {"text": word[:i], "selectionStart": i, "selectionEnd": i}
+            cdp.send("Input.imeSetComposition", step)
+        cdp.send("Input.insertText", {"text": word})
+    expect(customer.page.locator("#ref")).to_have_value("REF 5500000000000004")
+    expect(customer.page.locator("#note")).to_have_text("IMENOTE")
+    expect(view.locator("#ref")).to_have_value(re.compile(r"^REF \u2022+$"))  # the mirror is live
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("IMEN", "IMENO", "5500000"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"
