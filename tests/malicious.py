@@ -56,6 +56,10 @@ class MaliciousRelay:
       return the messages to send instead (``[]`` drops it, several inject more).
     - ``from_customer`` / ``from_agent``: observe each JSON message the server receives; return
       messages to send back on that socket at once (the server itself still gets the message).
+    - ``swallow_from_customer``: whether the server never gets a JSON message the customer's page
+      sent (it is observed first).
+    - ``close_customer_after``: a close code to close the customer's socket with right after a
+      JSON message the server sent it was passed on (None: leave it open).
     - ``binary_to_agent`` / ``binary_from_customer`` / ``binary_to_customer`` (what the agent's
       console sends the customer): return the frame to pass on, or None to drop it.
     - ``inject_customer(message)`` / ``inject_agent(message)``: send a JSON message to the
@@ -68,6 +72,8 @@ class MaliciousRelay:
         self.to_agent: Rewrite = _unchanged
         self.from_customer: Observe = _ignore
         self.from_agent: Observe = _ignore
+        self.swallow_from_customer: Callable[[dict[str, Any]], bool] = lambda message: False
+        self.close_customer_after: Callable[[dict[str, Any]], int | None] = lambda message: None
         self.binary_to_agent: BinaryRewrite = _bytes_unchanged
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
         self.binary_to_customer: BinaryRewrite = _bytes_unchanged
@@ -86,7 +92,11 @@ class MaliciousRelay:
         rewrite = (lambda m: self.to_customer(m)) if customer else (lambda m: self.to_agent(m))
         observe = (lambda m: self.from_customer(m)) if customer else (lambda m: self.from_agent(m))
 
+        closed = [False]  # the relay closed this socket: the server's later sends go nowhere
+
         async def relay_send(message: Message) -> None:
+            if closed[0]:
+                return
             if message["type"] == "websocket.send" and message.get("text") is not None:
                 try:
                     parsed = json.loads(message["text"])
@@ -97,6 +107,10 @@ class MaliciousRelay:
                     if customer:
                         self.sent_to_customer.append(out)
                     await send({"type": "websocket.send", "text": json.dumps(out)})
+                code = self.close_customer_after(parsed) if customer else None
+                if code is not None:
+                    closed[0] = True
+                    await send({"type": "websocket.close", "code": code})
                 return
             if message["type"] == "websocket.send" and message.get("bytes") is not None:
                 frame = message["bytes"] if customer else self.binary_to_agent(message["bytes"])
@@ -112,11 +126,13 @@ class MaliciousRelay:
                     return message
                 if message.get("text") is not None:
                     try:
-                        replies = observe(json.loads(message["text"]))
+                        parsed = json.loads(message["text"])
                     except ValueError:
-                        replies = []
-                    for reply in replies:
+                        return message
+                    for reply in observe(parsed):
                         await relay_send({"type": "websocket.send", "text": json.dumps(reply)})
+                    if customer and self.swallow_from_customer(parsed):
+                        continue
                     return message
                 if message.get("bytes") is not None:
                     hook = self.binary_from_customer if customer else self.binary_to_customer

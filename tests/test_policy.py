@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tandem.exceptions import ConfigError
-from tandem.policy import load_policy, policy_json
+from tandem.policy import MaskingPolicy, load_policy, policy_json, state_selector_problem
 from tests.conftest import ServerFactory, tandem_in_process
 from tests.server.helpers import start_session
 
@@ -75,3 +75,36 @@ async def test_the_sdk_receives_the_organisation_policy(
 async def test_without_a_policy_the_field_is_null(server_factory: ServerFactory) -> None:
     _customer, created = await start_session(server_factory())
     assert created["policy"] is None
+
+
+# The same lists as sdk/test/policy.test.ts: the SDK refuses the same selectors from the server.
+MARKUP_SELECTORS = [
+    "#card", ".pii", "input[name=ssn]", 'input[type="password" i]', "[data-pii]",
+    "form.checkout > .payment input", "body:has(.pii) #essay", ".md\\:flex", "li:nth-child(2n+1)",
+    "td:not(.price)", "a ~ b, c + d", "x-widget", "[autocomplete^=cc-]", "tr:nth-last-of-type(odd)",
+    "INPUT[NAME=SSN]",
+]  # fmt: skip
+STATE_SELECTORS = [
+    "body:has(#yes:checked) #essay", "input:invalid", "#card[value^='4']", "[data-value*=a]",
+    "a:hover", "p:empty", "input:placeholder-shown", "li:nth-child(2n of :checked)",
+    "[aria-checked=true]", "p::before", "input:focus", "[xlink|href]", "a:is(:checked)",
+    "#x:-webkit-autofill", "input:autofill", "details:open",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", ["mask", "hide"])
+def test_a_policy_that_hides_by_the_pages_state_is_refused_naming_the_selector(
+    tmp_path: Path, field: str
+) -> None:
+    """The customer's SDK refuses a policy from the server whose selectors test what the customer
+    did (`:checked`, a field's value): the relay would read it in the snapshots' sizes. The
+    server says so when the policy is configured, not when a customer's session ends."""
+    for selector in MARKUP_SELECTORS:
+        assert state_selector_problem(MaskingPolicy(version=1, mask=[selector])) is None, selector
+    for selector in STATE_SELECTORS:
+        assert state_selector_problem(MaskingPolicy(version=1, hide=[selector])), selector
+    document = {"version": 1, field: [".fine", "body:has(#yes:checked) #essay"]}
+    with pytest.raises(ConfigError, match=rf"invalid policy .*\$\.{field}\[1\]: a policy from"):
+        load_policy(write(tmp_path, document))
+    # Its unmask is never used (the SDK ignores the server's), so it is not looked at.
+    assert load_policy(write(tmp_path, {"version": 1, "unmask": ["a:hover"]})).unmask == ["a:hover"]

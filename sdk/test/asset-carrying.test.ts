@@ -80,6 +80,13 @@ test("an address masking shortened (its query or fragment removed) is not carrie
   assert.deepEqual([...assetUrls(events, () => false, (id) => live[id] ?? null)], ["https://shop.example/plain.png"]);
 });
 
+test("a srcset candidate masking shortened is not carried either; the others are", () => {
+  const live: Record<number, string> = { 2: "https://shop.example/img?id=42\nhttps://shop.example/plain.png" };
+  const events = [snapshot(el(2, "img", { srcset: "https://shop.example/img 1x, https://shop.example/plain.png 2x" }))];
+  assert.deepEqual([...assetUrls(events, () => false, (id, name) => (name === "srcset" ? live[id] ?? null : null))],
+    ["https://shop.example/plain.png"]);
+});
+
 test("same-origin assets are fetched as the page could, checked, sent once per recorder", async () => {
   const { asked, fetcher } = site({
     "https://shop.example/a.png": { body: PNG, type: "image/png" },

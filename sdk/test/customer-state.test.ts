@@ -7,7 +7,7 @@ import {
   AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
   SESSION_GONE, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
-  helpCode, initialState, reconnectDelay, reduce,
+  helpCode, initialState, reconnectDelay, reduce, SETTLED_MS,
 } from "../src/share/state.ts";
 
 const PAGE: PageSays = { sitePolicy: null, brokenPolicy: false, pins: [] };
@@ -114,6 +114,37 @@ test("an invalid policy from the server ends the session before anything is shar
   const teams = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { team_policies: [{ version: 1, mask: 5 }] }));
   assert.equal(teams.state.phase, "ended");
   assert.ok(!teams.effects.some((e) => e.type === "begin_sharing"));
+});
+
+test("a policy from the server that hides by what the customer did ends the session, a team's or the organisation's", () => {
+  const state = { version: 1, hide: ["body:has(#yes:checked) #essay"] };
+  const team = run(initialState, create, created, server({ type: "team_policy", policies: [state] }));
+  assert.equal(team.state.phase, "ended");
+  assert.match(ended(team.effects)?.error ?? "", /privacy policy is invalid \(policy\.hide\[0\]: .*never by what the customer did/);
+  const org = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: { version: 1, mask: ["#card[value^='4']"] } });
+  assert.equal(run(initialState, create, org).state.phase, "ended");
+  // By the page's markup: taken.
+  const markup = run(initialState, create, created, server({ type: "team_policy", policies: [{ version: 1, hide: ["body:has(.pii) #essay", "input[name=ssn]"] }] }));
+  assert.equal(markup.state.phase, "waiting");
+});
+
+test("a help code or an agent's name the honest server never sends is not shown: the session ends", () => {
+  for (const code of ["Call 0800 555 0100 and read", "123", "1234567890123", "١٢٣٤٥"]) {
+    const bad = server({ type: "created", session_id: "s1", code, resume_token: "t", expires_in: 600 });
+    const { state, effects } = run(initialState, create, bad);
+    assert.equal(state.phase, "ended", code);
+    assert.ok(!effects.some((e) => e.type === "show_code"), code);
+    assert.match(ended(effects)?.error ?? "", /help code that is not one/);
+  }
+  for (const agent of ["", "A".repeat(101), "Alice\nyour bank"]) {
+    const joined = run(initialState, create, created, server({ type: "agent_joined", agent }));
+    assert.equal(joined.state.phase, "ended", JSON.stringify(agent));
+    assert.ok(!joined.effects.some((e) => e.type === "pair"));
+    const resumed = run(initialState, resume(stored({ consented: true, secret: null, agent: null })),
+      server({ type: "resumed", state: "sharing", agent, code: null }));
+    assert.equal(resumed.state.phase, "ended", JSON.stringify(agent));
+  }
+  assert.equal(run(initialState, create, created, server({ type: "agent_joined", agent: "A".repeat(100) })).state.phase, "pending_consent");
 });
 
 test("an agent joining starts the pairing; consent is asked only once it paired", () => {
@@ -265,6 +296,29 @@ test("a dropped network shows Reconnecting… once and retries with growing wait
   assert.ok(back.effects.some((e) => e.type === "begin_sharing"));
   // A later drop starts afresh: the banner again, the first wait again.
   assert.deepEqual(run(back.state, closed(1006, 90_000, "", 0)).effects[0], { type: "show_reconnecting" });
+  assert.equal(delayOf(run(back.state, closed(1006, 9000 + SETTLED_MS, "", 0)).effects), reconnectDelay(0, 0));
+  // One soon after the socket came back goes on with that drop's back-off (a relay that closes
+  // the socket as each resume is answered: each one a new epoch, a full snapshot).
+  const soon = run(back.state, closed(1006, 9500, "", 0));
+  assert.deepEqual(soon.effects, [{ type: "show_reconnecting" }, { type: "reconnect", delay: reconnectDelay(5, 0) }]);
+  assert.ok("drop" in soon.state && soon.state.drop?.since === 9500, "the server's window starts again");
+});
+
+test("a relay that closes the socket as each resume is answered gets resumes at growing waits", () => {
+  let state: SessionState = sharingNow();
+  let now = 1000;
+  const delays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const dropped = run(state, closed(1012, now, "", 0));
+    const delay = delayOf(dropped.effects) ?? -1;
+    delays.push(delay);
+    now += delay;
+    const back = run(run(dropped.state, resume(stored({ consented: true, secret: null }))).state, resumed("sharing"));
+    assert.ok(back.effects.some((e) => e.type === "begin_sharing"));
+    state = back.state;
+    now += 50; // the relay closes it at once
+  }
+  assert.deepEqual(delays, [0, 1, 2, 3, 4, 5, 6, 7].map((attempt) => reconnectDelay(attempt, 0)));
 });
 
 test("every way a socket can drop without the server ending the session is retried", () => {

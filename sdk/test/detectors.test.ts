@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import {
-  ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripUrl, usePolicy, type MaskableElement,
+  ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripCssUrls, stripUrl, stripUrlList, usePolicy, type MaskableElement,
 } from "../src/shared/masking.ts";
 import { document, html } from "./dom.ts";
 import { textContentUpTo } from "../src/shared/dom.ts";
@@ -99,4 +99,40 @@ test("masking the text of a 1,500-row list does not read the whole list for each
   const used = process.cpuUsage(before);
   // Reading the section's 130,000 characters for each of its 4,500 text nodes took minutes.
   assert.ok((used.user + used.system) / 1000 < 3000, `${(used.user + used.system) / 1000} ms of CPU`);
+});
+
+test("scrubEvent strips the query of every attribute that names an address, lists too", () => {
+  const attributes = {
+    rr_src: "https://pay.example/frame?token=abc#f", data: "/doc.pdf?id=7", cite: "/q?who=jane", "xlink:href": "/i.svg?u=1",
+    srcset: "/a.png?u=jane 1x, /b.png?u=jane,2 2x,/c.png?x=1", ping: "/t?u=1 /t2#k", title: "see ?token=abc",
+  };
+  scrubEvent({ type: 2, data: { node: { attributes } } });
+  assert.deepEqual(attributes, {
+    rr_src: "https://pay.example/frame", data: "/doc.pdf", cite: "/q", "xlink:href": "/i.svg",
+    srcset: "/a.png 1x, /b.png 2x,/c.png", ping: "/t /t2", title: "see ?token=abc",
+  });
+  usePolicy(validatePolicy({ version: 1, url: { query: true } }));
+  try {
+    assert.equal(stripUrlList("/a.png?u=1 2x, /b.png#f"), "/a.png?u=1 2x, /b.png");
+    // An address's user name and password never go, whatever the policy keeps.
+    assert.equal(stripUrl("https://jane:Hunter2@files.example/doc?x=1"), "https://files.example/doc?x=1");
+    assert.equal(stripUrl("ftp://jane@files.example/a@b"), "ftp://files.example/a@b");
+    assert.equal(stripUrl("mailto:jane@example.org"), "mailto:jane@example.org");
+    // A data: or blob: address is its content: its `#` and `?` stay.
+    assert.equal(stripUrl("data:image/svg+xml;utf8,<svg fill='#000'>?</svg>"), "data:image/svg+xml;utf8,<svg fill='#000'>?</svg>");
+  } finally {
+    usePolicy(DEFAULT_POLICY);
+  }
+});
+
+test("an inline style's addresses lose their query too; data: and blob: addresses stay whole", () => {
+  const svg = "url(\"data:image/svg+xml;utf8,<svg fill='#000'>?</svg>\")";
+  assert.equal(stripCssUrls(`background:url(/a.png?u=jane) no-repeat, ${svg}`), `background:url(/a.png) no-repeat, ${svg}`);
+  assert.equal(stripCssUrls("background-image: url( 'https://x.example/b.png#f' )"), "background-image: url('https://x.example/b.png')");
+  const change = { style: { "background-image": "url(\"/c.png?u=1\")", cursor: ["url(/d.cur?x=1), auto", "important"] } };
+  const snapshot = { attributes: { style: "color:red;background:URL(/e.png?token=1)" } };
+  scrubEvent({ type: 3, data: { source: 0, attributes: [{ id: 1, attributes: change }] } });
+  scrubEvent({ type: 2, data: { node: snapshot } });
+  assert.deepEqual(change.style, { "background-image": "url(\"/c.png\")", cursor: ["url(/d.cur), auto", "important"] });
+  assert.equal(snapshot.attributes.style, "color:red;background:url(/e.png)");
 });

@@ -171,3 +171,88 @@ test("in one pass over many fields, each is judged by its own labels and toggles
     form.remove();
   }
 });
+
+test("a frame's srcdoc is never sent: in a snapshot, an added frame or a changed attribute", () => {
+  const frame = html('<iframe srcdoc="<input type=password value=Hunter2>"></iframe>');
+  const nodes: Record<number, Element> = { 2: frame };
+  const node = { type: 2, id: 2, tagName: "iframe", attributes: { srcdoc: "<input type=password value=Hunter2>", width: "40" }, childNodes: [] };
+  maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [node] } } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(node.attributes, { width: "40" });
+  const added = { type: 2, id: 2, tagName: "iframe", attributes: { srcdoc: "<p class=rr-mask>secret</p>" }, childNodes: [] };
+  const change = { id: 2, attributes: { srcdoc: "<p class=rr-mask>later</p>" } };
+  const mutation = { type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [{ parentId: 1, node: added }], attributes: [change] } };
+  maskFormState(mutation, (id) => nodes[id] ?? null);
+  assert.deepEqual(added.attributes, {});
+  assert.deepEqual(change.attributes, {});
+  // Also when the element cannot be looked up (masking fails closed around it).
+  const unknown = { id: 99, attributes: { srcdoc: "<p>x</p>" } };
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: [unknown] } }, () => null);
+  assert.deepEqual(unknown.attributes, {});
+});
+
+test("a hidden field's attributes that repeat its value (or its start) are hidden with it", () => {
+  const form = html('<form><input id="e" data-value="x" placeholder="Email"><input id="p" type="password">' +
+    '<input id="c" type="checkbox" aria-label="on"><input id="s" data-tandem-unmask data-value="x"></form>');
+  const [email, pw, box, shown] = ["#e", "#p", "#c", "#s"].map((s) => form.querySelector(s) as HTMLInputElement);
+  email.value = "jane@example.org";
+  pw.value = "a-password-longer-than-thirty-characters";
+  box.checked = true;
+  shown.value = "search words";
+  const nodes: Record<number, Element> = { 2: email, 3: pw, 4: box, 5: shown };
+  const serialized = { type: 2, id: 2, tagName: "input", attributes: { id: "e", "data-value": "jane@example.org", placeholder: "Email" }, childNodes: [] };
+  maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [serialized] } } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(serialized.attributes, { id: "e", "data-value": MASK_PLACEHOLDER, placeholder: "Email" });
+  const changes = [
+    { id: 3, attributes: { "ng-reflect-model": "a-password-longer-than-thirty-" } },
+    { id: 4, attributes: { "aria-label": "on" } },
+    { id: 5, attributes: { "data-value": "search words" } },
+    // Its shape stays, and so does a short word that happens to hold a short value.
+    { id: 2, attributes: { size: "jane@example.org", "aria-describedby": "e-hint" } },
+  ];
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(changes.map((c) => c.attributes), [
+    { "ng-reflect-model": MASK_PLACEHOLDER }, { "aria-label": "on" }, { "data-value": "search words" },
+    { size: "jane@example.org", "aria-describedby": "e-hint" },
+  ]);
+  email.value = "e";
+  const short = [{ id: 2, attributes: { "aria-describedby": "e-hint", "data-value": "e" } }];
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: short } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(short[0].attributes, { "aria-describedby": "e-hint", "data-value": MASK_PLACEHOLDER });
+});
+
+test("a frame's, embed's or object's data: address is never sent; an image's is", () => {
+  const page = html('<div><iframe id="f"></iframe><object id="o"></object><img id="i"></div>');
+  const [frame, object, image] = ["#f", "#o", "#i"].map((s) => page.querySelector(s) as Element);
+  const nodes: Record<number, Element> = { 2: frame, 3: object, 4: image };
+  const doc = "data:text/html,<p>secret</p>";
+  const pic = "data:image/png;base64,AAAA";
+  const children = [
+    { type: 2, id: 2, tagName: "iframe", attributes: { rr_src: doc, width: "4" }, childNodes: [] },
+    { type: 2, id: 3, tagName: "object", attributes: { data: ` ${doc.toUpperCase()}` }, childNodes: [] },
+    { type: 2, id: 4, tagName: "img", attributes: { src: pic }, childNodes: [] },
+    { type: 2, id: 5, tagName: "embed", attributes: { src: doc }, childNodes: [] },
+  ];
+  maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: children } } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(children.map((c) => c.attributes), [{ width: "4" }, {}, { src: pic }, {}]);
+  const changes = [{ id: 2, attributes: { src: doc } }, { id: 4, attributes: { src: pic } }, { id: 99, attributes: { src: doc } }];
+  maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
+  assert.deepEqual(changes.map((c) => c.attributes), [{}, { src: pic }, {}]);
+});
+
+test("a comment's text is never sent: in a snapshot, an added comment or a changed one", () => {
+  usePolicy(validatePolicy({ version: 1, mask: [".pii"] }));
+  try {
+    const region = html('<div class="pii"><!-- jane@example.org --><p>x</p></div>');
+    const comment = region.firstChild as Node;
+    const nodes: Record<number, Node> = { 2: region, 3: comment };
+    const serialized = { type: 5, id: 3, textContent: " jane@example.org " };
+    const outside = { type: 5, id: 4, textContent: "[if gte mso 9]><o:Author>Jane Doe</o:Author>" };
+    maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: [serialized, outside] } } }, (id) => nodes[id] ?? null);
+    assert.deepEqual([serialized.textContent, outside.textContent], ["", ""]);
+    const change = { id: 3, value: " late@example.org " };
+    maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [change], removes: [], adds: [], attributes: [] } }, (id) => nodes[id] ?? null);
+    assert.equal(change.value, "");
+  } finally {
+    usePolicy(DEFAULT_POLICY);
+  }
+});

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { DEFAULT_POLICY, mergePolicies, pageIsPrivate, PolicyError, validatePolicy } from "../src/shared/policy.ts";
+import {
+  DEFAULT_POLICY, mergePolicies, pageIsPrivate, PolicyError, serverSelectorProblem, validatePolicy, validateServerPolicy,
+} from "../src/shared/policy.ts";
 
 test("a minimal policy gets private defaults", () => {
   const policy = validatePolicy({ version: 1 });
@@ -75,4 +77,30 @@ test("the organisation can only tighten the site's policy", () => {
   assert.equal(merged2.url.query, false);
   assert.equal(merged2.url.fragment, false);
   assert.equal(merged2.media.video, false);
+});
+
+// The same lists as tests/test_policy.py (src/tandem/policy.py holds the same expression).
+const MARKUP_SELECTORS = [
+  "#card", ".pii", "input[name=ssn]", 'input[type="password" i]', "[data-pii]", "form.checkout > .payment input",
+  "body:has(.pii) #essay", ".md\\:flex", "li:nth-child(2n+1)", "td:not(.price)", "a ~ b, c + d", "x-widget",
+  "[autocomplete^=cc-]", "tr:nth-last-of-type(odd)", "INPUT[NAME=SSN]",
+];
+const STATE_SELECTORS = [
+  "body:has(#yes:checked) #essay", "input:invalid", "#card[value^='4']", "[data-value*=a]", "a:hover", "p:empty",
+  "input:placeholder-shown", "li:nth-child(2n of :checked)", "[aria-checked=true]", "p::before", "input:focus",
+  "[xlink|href]", "a:is(:checked)", "#x:-webkit-autofill", "input:autofill", "details:open",
+];
+
+test("a policy from the server names elements by markup, never by the page's state", () => {
+  for (const selector of MARKUP_SELECTORS) assert.equal(serverSelectorProblem(selector), null, selector);
+  for (const selector of STATE_SELECTORS) assert.ok(serverSelectorProblem(selector), selector);
+  assert.throws(() => validateServerPolicy({ version: 1, mask: [".ok", "input:checked"] }), /policy\.mask\[1\]: a policy from the server/);
+  assert.throws(() => validateServerPolicy({ version: 1, hide: ["#a[value=x]"] }), /policy\.hide\[0\]/);
+  // The site's own policy is the site's: any selector; the server's unmask is never used.
+  assert.deepEqual(validatePolicy({ version: 1, mask: ["input:checked"] }).mask, ["input:checked"]);
+  assert.deepEqual(validateServerPolicy({ version: 1, unmask: ["a:hover"] }).unmask, ["a:hover"]);
+  // Linear: a long selector that fails at its end is refused at once.
+  const started = Date.now();
+  for (const long of ["a".repeat(499) + "!", "[name=" + "a".repeat(490) + "!", "(".repeat(499) + ":"]) assert.ok(serverSelectorProblem(long));
+  assert.ok(Date.now() - started < 200);
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { EventType, IncrementalSource } from "rrweb";
+import { NodeType } from "@rrweb/types";
 import { snapshot } from "rrweb-snapshot";
 import * as numbers from "../src/shared/rrweb-events.ts";
 import { window } from "./dom.ts";
@@ -30,7 +31,7 @@ test("the SDK's rrweb event numbers are rrweb's own", () => {
 });
 
 test("the SDK's serialized node types are those rrweb-snapshot writes", () => {
-  const doc = new window.DOMParser().parseFromString("<!doctype html><p>hi</p>", "text/html") as unknown as Document;
+  const doc = new window.DOMParser().parseFromString("<!doctype html><p>hi<!--note--></p>", "text/html") as unknown as Document;
   type Serialized = { type: number; tagName?: string; textContent?: string; childNodes?: Serialized[] };
   const stack = [snapshot(doc) as unknown as Serialized];
   let paragraph: Serialized | undefined;
@@ -42,6 +43,10 @@ test("the SDK's serialized node types are those rrweb-snapshot writes", () => {
   assert.equal(paragraph?.type, numbers.SERIALIZED_ELEMENT);
   assert.deepEqual(
     paragraph?.childNodes?.map((child) => [child.type, child.textContent]),
-    [[numbers.SERIALIZED_TEXT, "hi"]],
+    [[numbers.SERIALIZED_TEXT, "hi"], [numbers.SERIALIZED_COMMENT, "note"]],
+  );
+  assert.deepEqual(
+    [numbers.SERIALIZED_ELEMENT, numbers.SERIALIZED_TEXT, numbers.SERIALIZED_CDATA, numbers.SERIALIZED_COMMENT],
+    [NodeType.Element, NodeType.Text, NodeType.CDATA, NodeType.Comment],
   );
 });

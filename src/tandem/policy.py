@@ -7,6 +7,7 @@ file is a clear error naming the field, never a silent no-op.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,6 +61,35 @@ class MaskingPolicy(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     pages: Pages = msgspec.field(default_factory=Pages)
 
 
+# What a `mask` or `hide` selector of a policy the server hands out (the organisation's, a
+# site's, a team's) may say: elements by tag, class, id, structure (`:not`, `:is`, `:where`,
+# `:has`, `:nth-child`..., combinators) and markup attributes, never the page's state
+# (`:checked`, `:valid`, `:focus`, a `value`, `data-*` or `aria-*` attribute's value...). A
+# selector that tested it would hide part of the page depending on what the customer chose or
+# typed in a hidden field, and a relay would read the answer in the size of the next snapshot.
+# The customer's SDK refuses such a policy (and ends the session); this tells the admin when the
+# policy is configured. The same expression as sdk/src/shared/policy.ts (SERVER_SELECTOR), on the
+# selector in lower case; one character a step (no backtracking to blow up).
+SERVER_SELECTOR = re.compile(
+    r"""^(?:[-_a-z0-9\u00a0-\uffff]|\\[^\n]|[.#*>+~,()\s]|\[\s*[-_a-z0-9]+\s*\]|\[\s*(?:class|id|type|role|name|autocomplete|inputmode|rel|lang|dir|for)\s*[~|^$*]?=\s*(?:"[^"\\\n]*"|'[^'\\\n]*'|[-_a-z0-9]+)\s*(?:[is]\s*)?\]|:(?:not|is|where|has)\(|:(?:first-child|last-child|only-child|first-of-type|last-of-type|only-of-type|root|defined)|:nth-(?:last-)?(?:child|of-type)\(\s*(?:odd|even|[-+]?[0-9]*n?(?:\s*[-+]\s*[0-9]+)?)\s*\))*$"""
+)
+
+
+def state_selector_problem(policy: MaskingPolicy) -> str | None:
+    """Why customers' browsers would refuse ``policy`` (a `mask` or `hide` selector that tests
+    the page's state, see SERVER_SELECTOR), naming the field; None when they take it."""
+    for field, selectors in (("mask", policy.mask), ("hide", policy.hide)):
+        for i, selector in enumerate(selectors):
+            if not SERVER_SELECTOR.match(selector.lower()):
+                return (
+                    f"$.{field}[{i}]: a policy from the server may name elements only by tag, "
+                    "class, id, structure and markup attributes (class, id, type, role, name, "
+                    "autocomplete, inputmode, rel, lang, dir, for), never by what the customer "
+                    f"did on the page: {selector!r}"
+                )
+    return None
+
+
 def load_policy(path: Path) -> MaskingPolicy:
     """Read and validate a policy file. Raises ConfigError naming the file and the bad field."""
     try:
@@ -67,11 +97,15 @@ def load_policy(path: Path) -> MaskingPolicy:
     except OSError as exc:
         raise ConfigError(f"cannot read the policy {path}: {exc.strerror}") from None
     try:
-        return msgspec.json.decode(raw, type=MaskingPolicy)
+        policy = msgspec.json.decode(raw, type=MaskingPolicy)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid policy {path}: {exc}") from None
     except msgspec.DecodeError:
         raise ConfigError(f"invalid policy {path}: not valid JSON") from None
+    problem = state_selector_problem(policy)
+    if problem:
+        raise ConfigError(f"invalid policy {path}: {problem}")
+    return policy
 
 
 def policy_json(policy: MaskingPolicy | None) -> dict[str, object] | None:

@@ -93,6 +93,15 @@ def test_an_admin_sets_retention_and_team_policies_in_the_console(
     page.get_by_role("button", name="Save policy").click()
     expect(page.get_by_text("Line 2 is not a CSS selector")).to_be_visible()
     assert stored_team_policy(live, "support") is None
+    # A selector that tests what the customer did: customers' browsers would refuse the policy.
+    hide = page.get_by_label("Hide these elements")
+    hide.fill("#chat\nbody:has(#yes:checked) .essay")
+    mask.fill(".ok")
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_text("Line 2 tests what the customer did on the page")).to_be_visible()
+    expect(hide).to_have_attribute("aria-invalid", "true")
+    assert stored_team_policy(live, "support") is None
+    hide.fill("")
     assert_accessible(page)  # with its validation messages shown
 
     deny.fill("/team-secret*")
@@ -120,6 +129,9 @@ def test_an_admin_sets_retention_and_team_policies_in_the_console(
     page.get_by_label("Policy (JSON)").fill('{"version": 2}')
     page.get_by_role("button", name="Save policy").click()
     expect(status).to_contain_text("version")
+    page.get_by_label("Policy (JSON)").fill('{"version": 1, "mask": ["input:checked"]}')
+    page.get_by_role("button", name="Save policy").click()
+    expect(status).to_contain_text("never by what the customer did on the page")
     stored = stored_team_policy(live, "support")
     assert isinstance(stored, dict) and stored["pages"] == TEAM_POLICY["pages"]
     page.get_by_label("Policy (JSON)").fill(json.dumps(TEAM_POLICY))

@@ -9,6 +9,7 @@ the encrypted channel.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -19,7 +20,9 @@ from tests.e2e.conftest import (
     FrameLog,
     OtherOrigin,
     Party,
+    agent_plaintext,
     allow,
+    caught_up,
     get_help,
     join,
     mirror,
@@ -337,3 +340,216 @@ def test_a_server_naming_an_old_session_in_created_cannot_skip_the_pairing_nor_r
     assert b'"consent"' not in sent_b
     assert [f for f in frames_b.sent if f[:1] in (b"\x01", b"\x02")] == []
     expect(supervisor.page.locator("iframe")).to_have_count(0)
+
+
+def test_a_relay_repeating_that_the_agent_is_back_cannot_keep_the_page_taking_snapshots(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The server's `peer` (the agent's console is back) starts a new epoch: a fresh content key
+    and a full snapshot of the page, a few hundred milliseconds of a large page's main thread.
+    A relay that said it again as soon as each epoch began kept the customer's page taking
+    snapshots without end; now one goes at most every 2 s (PEER_REKEY_MS in session.ts)."""
+    server, relay = malicious_server(server_factory)
+    customer.page.goto(f"{server.base}/demo/")
+    view = share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+
+    def epochs() -> int:
+        return len([f for f in customer.frames.sent if f[:1] == b"\x02"])
+
+    before, told = epochs(), 0
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        started = epochs()
+        relay.inject_customer({"v": 1, "type": "peer", "connected": True})
+        told += 1
+        while epochs() == started and time.monotonic() < deadline:
+            customer.page.wait_for_timeout(20)  # lets Playwright log the page's frames
+    started_under_attack = epochs() - before
+    assert told >= 2
+    assert started_under_attack <= 3, f"{started_under_attack} epochs in 3 s, {told} asked"
+    # The one that waited for its turn still comes, and the session goes on.
+    wait_until(customer.page, lambda: epochs() > before + started_under_attack)
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    caught_up(customer, view)
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+
+
+def test_stop_sharing_stops_at_once_when_the_relay_ignores_it(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay never passes the customer's `stop` on (the server keeps the session, waiting
+    for the page to come back): the page still stops at the click. Its socket is closed and
+    never opened again, nothing more is sent (not what the page shows next, not an echo of the
+    agent's challenges), and its keys are gone."""
+    server, relay = malicious_server(server_factory)
+    swallowed: list[dict[str, Any]] = []
+
+    def swallow(message: dict[str, Any]) -> bool:
+        if message.get("type") == "stop":
+            swallowed.append(message)
+            return True
+        return False
+
+    relay.swallow_from_customer = swallow
+    sockets: list[Any] = []
+    customer.page.on("websocket", lambda ws: sockets.append(ws))
+    # The console's freshness check asks every 500 ms and calls its view stale after 2 s
+    # (console/freshness.ts: a test may only shorten them).
+    agent.page.add_init_script("window.__tandemFreshness = { challengeMs: 500, staleMs: 2000 };")
+    customer.page.goto(f"{server.base}/demo/")
+    view = share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    assert len(sockets) == 1
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    wait_until(customer.page, lambda: bool(swallowed) and sockets[0].is_closed())
+    sent = len(customer.frames.sent)
+    customer.page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('p'), "
+        "{textContent: 'AFTER-STOP-5561'}))"
+    )
+    # The agent's console asks on (its challenges go nowhere) until it says its view is stale:
+    # seconds in which a page still sharing, or reconnecting, would have sent something.
+    expect(agent.page.locator('#stage.not-live[data-not-live="Not live"]')).to_be_visible()
+    assert customer.frames.sent[sent:] == []
+    assert len(sockets) == 1, "the page opened another socket after Stop"
+    assert "AFTER-STOP-5561" not in agent_plaintext(agent)
+    expect(view.get_by_text("AFTER-STOP-5561")).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
+
+
+ESSAY = " ".join(f"word{i}" for i in range(3000))
+QUESTIONNAIRE = f"""<h1>Health</h1><form><label><input type=radio name=smoke id=yes> Yes</label>
+<label><input type=radio name=smoke id=no checked> No</label></form><p id="essay">{ESSAY}</p>"""
+
+
+def test_a_policy_from_the_relay_that_hides_by_what_the_customer_chose_is_refused(
+    server_factory: ServerFactory,
+    other_origin: OtherOrigin,
+    customer: Party,
+    agent: Party,
+) -> None:
+    """A team policy the relay writes before the Allow (as it may) that hides a large part of the
+    page depending on a masked choice (`body:has(#yes:checked) #essay`) made the next full
+    snapshot 7.7 kB or 0.7 kB of content: the relay read the customer's answer in the frames'
+    sizes (and the agent in the mirror). A policy from the server may name elements by their
+    markup only: this one ends the session before the customer is asked, nothing shared."""
+    server, relay = malicious_server(server_factory, allow_origins=(other_origin.origin,))
+    told: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "agent_joined":  # the teams' policies come just before it
+            policy = {"version": 1, "hide": ["body:has(#yes:checked) #essay"]}
+            told.append(policy)
+            return [{"v": 1, "type": "team_policy", "policies": [policy]}, message]
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(other_origin.page("health.html", QUESTIONNAIRE, server))
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_role("alert")).to_contain_text(
+        "the server's privacy policy is invalid (policy.hide[0]: a policy from the server"
+    )
+    assert told
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    assert content_sent(customer) == []
+
+
+@pytest.mark.parametrize("lie", ["code", "agent", "watcher"])
+def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
+    server_factory: ServerFactory, customer: Party, agent: Party, lie: str
+) -> None:
+    """The widget on the customer's page is the page's own trusted UI. What it shows from the
+    server is what the honest server sends: a routing code of 4 to 12 digits, an agent's or a
+    supervisor's name of at most 100 characters without control characters. Anything else (a
+    phone number to call, a page of text) ends the session, or (a supervisor) is not asked."""
+    server, relay = malicious_server(server_factory)
+    scam = "Fraud team: call 0800 555 0100 now and read them your card number. " * 3
+    lied: list[str] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if lie == "code" and message.get("type") == "created":
+            lied.append(message["code"])
+            return [{**message, "code": scam}]
+        if lie == "agent" and message.get("type") == "agent_joined":
+            lied.append(message["agent"])
+            return [{**message, "agent": scam}]
+        return [message]
+
+    refused: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "watch_consent":
+            refused.append(message)
+        return []
+
+    relay.to_customer = to_customer
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    if lie == "code":
+        customer.page.get_by_role("button", name="Get help").click()
+        expect(customer.page.get_by_role("alert").first).to_contain_text(DISTRUST)
+    elif lie == "agent":
+        code = get_help(customer)
+        sign_in(agent, server)
+        join(agent, code)
+        expect(customer.page.get_by_role("alert")).to_contain_text(DISTRUST)
+        expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    else:
+        share(customer, agent, server, get_help(customer))
+        expect(agent.page.get_by_role("status")).to_contain_text("live")
+        relay.inject_customer({"v": 1, "type": "watch_request", "watcher": scam})
+        # The page received it, and ran the tasks queued meanwhile (its message handler).
+        wait_until(customer.page, lambda: any(b"0800 555" in f for f in customer.frames.received))
+        customer.page.evaluate("() => new Promise((done) => setTimeout(done, 0))")
+        assert refused == []
+        lied.append("watcher")
+    assert lied
+    expect(customer.page.get_by_text("0800 555 0100")).to_have_count(0)
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    if lie == "watcher":
+        return
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    assert content_sent(customer) == []
+
+
+def test_a_relay_that_closes_the_socket_as_each_resume_is_answered_meets_a_growing_back_off(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """Each resume the relay answers starts a new epoch on the customer's page (a fresh key and
+    a full snapshot of the page). A relay that closed the socket (1012, "restarting") right
+    after each answer had the page reconnect from its first wait each time: a full snapshot
+    every few hundred milliseconds, for as long as it liked. A socket that drops again soon
+    after it came back goes on with its last drop's back-off (SETTLED_MS in state.ts)."""
+    server, relay = malicious_server(server_factory)
+    resumes: list[float] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resume":
+            resumes.append(time.monotonic())
+        return []
+
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    relay.close_customer_after = lambda m: 1012 if m.get("type") == "resumed" else None
+    customer.page.goto(f"{server.base}/demo/cart.html")  # its resume is answered, then cut
+    wait_until(customer.page, lambda: bool(resumes))
+    deadline = resumes[0] + 6.0
+    while time.monotonic() < deadline:
+        customer.page.wait_for_timeout(50)  # the attack runs: the page reconnects as it likes
+    within = [t for t in resumes if t <= deadline]
+    # Waits of about 0.4, 0.75, 1.5 and 3 s: at most 5 resumes in 6 s (it was 15 and more).
+    assert len(within) <= 6, f"{len(within)} resumes in 6 s"
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_be_visible()
+    # Once the relay stops cutting, the session goes on.
+    relay.close_customer_after = lambda m: None
+    expect(agent.page.get_by_role("status")).to_contain_text("live", timeout=20_000)
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"

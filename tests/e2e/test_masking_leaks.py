@@ -14,6 +14,8 @@ from playwright.sync_api import expect
 from tests.conftest import RunningServer
 from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
 
+MASK_PLACEHOLDER = "\u2022" * 8
+
 
 def _start_with(customer: Party, url: str, policy: dict[str, object]) -> str:
     customer.page.goto(url)
@@ -329,3 +331,205 @@ def test_css_images_are_judged_by_the_elements_their_rules_match(
         assert base64.b64encode(_svg(f"{shown.upper()}-7310").encode()).decode() in frames, shown
     assert base64.b64encode(_svg("STAMP-7310").encode()).decode() not in frames
     assert "STAMP-7310" not in frames
+
+
+SRCDOC = (
+    '<p class="rr-mask">SRCDOC-MASKED-4410</p><div id="chat">SRCDOC-HIDDEN-4411</div>'
+    '<input type="password" value="Hunter2-SRCDOC">'
+    "<p>SRCDOC-SHOWN</p>"
+)
+FRAMED = f"""<h1>Help</h1><iframe id="sd" srcdoc='{SRCDOC}' width=400 height=120></iframe>
+<div id="later"></div><p>After the frame</p>"""
+
+
+def test_a_frames_srcdoc_never_carries_its_markup(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A frame's `srcdoc` is its document's markup as written: what masking hides in the frame's
+    document (masked text, a hidden region, a password's value) was in the attribute as it is,
+    in the snapshot, in a frame added later and in a changed `srcdoc`."""
+    url = other_origin.page("framed.html", FRAMED, live, title="Help")
+    code = _start_with(customer, url, {"version": 1, "hide": ["#chat"]})
+    view = share(customer, agent, live, code)
+    # The frame's document is still recorded, masked: the mirror shows its shown text.
+    expect(view.frame_locator("#sd").get_by_text("SRCDOC-SHOWN")).to_be_attached()
+    customer.page.evaluate(
+        """(markup) => {
+        const added = Object.assign(document.createElement('iframe'), {id: 'added'});
+        added.srcdoc = markup.replaceAll('4410', '4420').replaceAll('4411', '4421');
+        document.querySelector('#later').append(added);
+        document.querySelector('#sd').srcdoc = markup.replaceAll('4410', '4430');
+    }""",
+        SRCDOC,
+    )
+    expect(view.frame_locator("#added").get_by_text("SRCDOC-SHOWN")).to_be_attached()
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("4410", "4411", "4420", "4421", "4430", "Hunter2"):
+        assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
+    assert "srcdoc" not in view.locator("html").inner_html()
+
+
+ADDRESSED = """<h1>Addresses</h1>
+<iframe id="pay" src="{other}/pay.html?token=RRSRC-TOKEN-5521" width=40 height=40></iframe>
+<img srcset="/a.png?user=SRCSET-5522 1x, /b.png?user=SRCSET-5523 2x" width=4 height=4 alt="">
+<object data="/statement.pdf?account=OBJECT-5524" width=4 height=4></object>
+<a href="/help" ping="/track?user=PING-5525">help</a>
+<blockquote cite="/thread?user=CITE-5526">quoted</blockquote>
+<a href="https://jane:Hunter2-5527@files.example/statement">statement</a>
+<div id="avatar" style="width:4px;height:4px;background-image:url(/avatar.png?email=STYLE-5528)">
+</div><p>After the addresses</p>"""
+
+
+def test_every_attribute_that_names_an_address_loses_its_query(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Queries often carry data (`?token=`, `?account=`): removed from links and `src`, and from
+    every other attribute that names an address: another origin's frame (`rr_src`), image
+    candidates, an object's `data`, a link's `ping`, a quote's `cite`, an inline style's
+    `url()`. An address's user name and password never go, whatever the policy."""
+    url = other_origin.page("addressed.html", ADDRESSED.format(other=live.base), live)
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the addresses")).to_be_attached()
+    customer.page.evaluate(
+        """() => {
+        const pay = document.querySelector('#pay');
+        pay.src = pay.src.replace('5521', '5531');
+        document.querySelector('#avatar').style.backgroundImage = 'url(/avatar.png?email=5532)';
+    }"""
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("5521", "5522", "5523", "5524", "5525", "5526", "5527", "5528", "5531", "5532"):
+        assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
+    assert "pay.html" in frames and "statement.pdf" in frames  # the addresses themselves go
+    assert "https://files.example/statement" in frames
+
+
+COPIED = """<h1>Sign up</h1><form>
+<label>Email <input id="email" oninput="this.dataset.value = this.value"></label>
+<label>Password <input id="pw" type="password"
+  oninput="this.setAttribute('ng-reflect-model', this.value.slice(0, 30))"></label>
+<label>Country <select id="country" onchange="this.dataset.chosen = this.value">
+  <option value="">Choose</option><option value="NZ-CHOSEN-7733">New Zealand</option>
+</select></label>
+</form><p>After the form</p>"""
+
+
+def test_a_hidden_fields_value_copied_into_its_attributes_stays_hidden(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Pages copy what is typed into an attribute of the field (`data-value` for their styles,
+    Angular's `ng-reflect-model` in development builds, cut at 30 characters): those copies of
+    a hidden value are hidden with it, in the snapshot and as they change."""
+    url = other_origin.page("signup.html", COPIED, live, title="Sign up")
+    customer.page.goto(url)
+    customer.page.locator("#email").fill("jane.COPIED-7731@example.org")
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    customer.page.locator("#pw").press_sequentially(
+        "Hunter2-COPIED-7732-and-more-than-thirty", delay=5
+    )
+    customer.page.locator("#country").select_option("NZ-CHOSEN-7733")
+    customer.page.locator("#email").press_sequentially("-later", delay=5)
+    expect(customer.page.locator("#country")).to_have_attribute("data-chosen", "NZ-CHOSEN-7733")
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("COPIED-7731", "Hunter2", "COPIED-7732", "NZ-CHOSEN", "-later"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"
+    # The attributes are still there, hidden as the values are.
+    expect(view.locator("#email")).to_have_attribute("data-value", MASK_PLACEHOLDER)
+    expect(view.locator("#pw")).to_have_attribute("ng-reflect-model", MASK_PLACEHOLDER)
+
+
+INLINE_DOCUMENTS = """<h1>Statement</h1>
+<iframe id="df" src="data:text/html,<p class=rr-mask>DATA-FRAME-7741</p>" width=40></iframe>
+<embed src="data:text/html,<p>DATA-EMBED-7742</p>" width=4 height=4>
+<object data="data:text/html,<p>DATA-OBJECT-7743</p>" width=4 height=4></object>
+<img alt="" width=4 height=4 src="data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E">
+<p>After the statement</p>"""
+
+
+def test_a_document_given_as_a_data_address_is_never_sent(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A frame, embed or object showing a `data:` address holds its document's markup in the
+    address itself; the browser gives that document an origin of its own, so it is never
+    recorded (nor masked), and the address went as it was (a frame's as `rr_src`), also when
+    changed later. An image's `data:` source still goes."""
+    url = other_origin.page("inline.html", INLINE_DOCUMENTS, live, title="Statement")
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the statement")).to_be_attached()
+    customer.page.evaluate(
+        "() => document.querySelector('#df').src = 'data:text/html,<p>DATA-FRAME-7744</p>'"
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("7741", "7742", "7743", "7744"):
+        assert not re.search(rf"(?<!\d){secret}(?!\d)", frames), f"{secret!r} left the customer"
+    expect(view.locator("img[src^='data:image/svg+xml']")).to_have_count(1)
+
+
+COMMENTED = """<h1>Your account</h1>
+<div class="pii"><!-- customer jane.COMMENT-8801@example.org --><p>Balance</p></div>
+<div id="editor" contenteditable="true" style="min-height:2em"></div><p>After the account</p>"""
+
+
+def test_a_comments_text_never_leaves_the_browser(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A comment shows nothing, and pages leave much in them: a template's data inside a masked
+    region, the author a document pasted into an editor names. Its text went as it was (not
+    even a masked region's rules reached it), in the snapshot, in added comments and as it
+    changed."""
+    url = other_origin.page("commented.html", COMMENTED, live, title="Account")
+    code = _start_with(customer, url, {"version": 1, "mask": [".pii"]})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the account")).to_be_attached()
+    customer.page.evaluate(
+        """() => {
+        const pasted = '[if gte mso 9]><xml><o:Author>COMMENT-8802 Jane Doe</o:Author></xml>';
+        document.querySelector('#editor').append(document.createComment(pasted), 'Hello');
+        document.querySelector('.pii').firstChild.data = ' customer COMMENT-8803 ';
+    }"""
+    )
+    expect(view.locator("#editor")).not_to_be_empty()
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("COMMENT-8801", "COMMENT-8802", "COMMENT-8803", "Jane Doe"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"
+
+
+COMPOSED = """<h1>Contact</h1><input id="name" aria-label="Name">
+<div id="note" contenteditable="true" style="min-height:2em"></div>
+<div data-tandem-unmask><input id="ref" aria-label="Reference"></div><p>After the form</p>"""
+
+
+def test_text_composed_with_an_input_method_is_masked_as_typed_text(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """An input method (Japanese, Chinese, a phone's keyboard) shows what is being composed in
+    the field itself, one change per step, before it commits: each step is masked as typing is,
+    in a hidden field, a hidden editor and (7 digits or more) a field the site unmasks."""
+    url = other_origin.page("composed.html", COMPOSED, live, title="Contact")
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    cdp = customer.context.new_cdp_session(customer.page)
+    fields = (("#name", "IMENAME"), ("#note", "IMENOTE"), ("#ref", "REF 5500000000000004"))
+    for selector, word in fields:
+        customer.page.locator(selector).click()
+        for i in range(1, len(word) + 1):
+            step = {"text": word[:i], "selectionStart": i, "selectionEnd": i}
+            cdp.send("Input.imeSetComposition", step)
+        cdp.send("Input.insertText", {"text": word})
+    expect(customer.page.locator("#ref")).to_have_value("REF 5500000000000004")
+    expect(customer.page.locator("#note")).to_have_text("IMENOTE")
+    expect(view.locator("#ref")).to_have_value(re.compile(r"^REF \u2022+$"))  # the mirror is live
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    for secret in ("IMEN", "IMENO", "5500000"):
+        assert secret not in frames, f"{secret!r} left the customer's browser"

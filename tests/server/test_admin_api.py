@@ -144,6 +144,14 @@ async def test_a_teams_policy_reaches_the_customer_before_its_agent_joins(
     with api(orgs_server, "ada") as ada:
         bad = ada.patch("/api/teams/support", json={"policy": {"version": 2}})
         assert bad.status_code == 400 and "version" in bad.json()["detail"]
+        # Hiding by what the customer did: refused here, as customers' browsers would.
+        state = {"version": 1, "hide": ["body:has(#yes:checked) #essay"]}
+        for path in ("/api/teams/support", "/api/sites/demo"):
+            refused = ada.patch(path, json={"policy": state})
+            assert refused.status_code == 400, path
+            assert "$.policy.hide[0]: a policy from the server" in refused.json()["detail"], path
+        site = {"site_id": "x", "origin": "https://x.example", "teams": ["support"]}
+        assert ada.post("/api/sites", json={**site, "policy": state}).status_code == 400
         assert ada.patch("/api/teams/nope", json={"policy": policy}).status_code == 404
         changed = ada.patch("/api/teams/support", json={"policy": policy})
         assert changed.status_code == 200 and changed.json()["policy"] == policy

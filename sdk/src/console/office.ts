@@ -18,6 +18,7 @@ import { compliancePanel, subjectsPanel } from "./compliance.ts";
 import { en, humanLabel, officeMessages } from "./messages/office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
+import { serverSelectorProblem } from "../shared/policy.ts";
 
 type Row = (string | Node)[];
 export type OfficeT = Translate<typeof en>;
@@ -738,7 +739,9 @@ function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
       ok = invalid(area, bad >= 0 ? t("validate.pattern", { line: bad + 1 }) : "") && ok;
       return values;
     };
-    const selectors = (area: HTMLTextAreaElement) => {
+    // A policy the server hands out may not hide or mask by the page's state (customers'
+    // browsers refuse it: ../shared/policy.ts, serverSelectorProblem); its unmask is not used.
+    const selectors = (area: HTMLTextAreaElement, handedOut: boolean) => {
       const values = split(area);
       const bad = values.findIndex((value) => {
         try {
@@ -748,15 +751,18 @@ function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
           return true;
         }
       });
-      ok = invalid(area, bad >= 0 ? t("validate.selector", { line: bad + 1 }) : "") && ok;
+      const state = handedOut ? values.findIndex((value) => serverSelectorProblem(value) !== null) : -1;
+      const problem = bad >= 0 ? t("validate.selector", { line: bad + 1 })
+        : state >= 0 ? t("validate.state", { line: state + 1 }) : "";
+      ok = invalid(area, problem) && ok;
       return values;
     };
     const policy: Policy = { ...(loaded ?? {}), version: 1 };
     const pages = { ...(loaded?.pages ?? {}), deny: patterns(deny), allow: patterns(allow) };
     policy.pages = pages;
-    policy.mask = selectors(mask);
-    policy.hide = selectors(hide);
-    policy.unmask = selectors(unmask);
+    policy.mask = selectors(mask, true);
+    policy.hide = selectors(hide, true);
+    policy.unmask = selectors(unmask, false);
     policy.detectors = Object.fromEntries([...detectors].filter(([, box]) => box.checked).map(([name]) => [name, true]));
     policy.media = { ...(loaded?.media ?? {}), images: images.checked };
     return ok ? policy : null;

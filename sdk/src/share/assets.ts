@@ -54,7 +54,8 @@ const IMAGE_SOURCES = new Set(["img", "input", ""]);
 /** Addresses (as the events write them) that a batch of rrweb events makes the page load,
  * leaving out what nodes for which `masked(id)` says true use (and their subtrees), and `src`,
  * `poster` and `href` addresses that differ from the live element's (`original`): masking removed
- * their query or fragment, and the address without it may well be another image. */
+ * their query or fragment, and the address without it may well be another image (`srcset`
+ * candidates alike: `original(id, "srcset")` gives the live ones, one a line). */
 export function assetUrls(
   events: readonly unknown[],
   masked: (id: number) => boolean = () => false,
@@ -87,6 +88,11 @@ export function assetUrls(
     const live = typeof id === "number" ? original(id, name) : null;
     return live === null || live.trim() === value.trim();
   };
+  // A `srcset` candidate: `original` gives the live element's candidates, one a line.
+  const listed = (id: unknown, url: string) => {
+    const live = typeof id === "number" ? original(id, "srcset") : null;
+    return live === null || live.split("\n").some((candidate) => candidate.trim() === url.trim());
+  };
   const attributes = (tag: string, attrs: Record<string, unknown>, id?: unknown) => {
     for (const [name, value] of Object.entries(attrs)) {
       const key = name.toLowerCase();
@@ -94,7 +100,9 @@ export function assetUrls(
       if (typeof value !== "string") continue;
       if (key === "style" || key === "_csstext") css(value);
       else if (((key === "src" && IMAGE_SOURCES.has(tag)) || key === "poster") && unchanged(id, name, value)) add(value);
-      else if (key === "srcset") for (const url of srcsetUrls(value)) add(url);
+      else if (key === "srcset") {
+        for (const url of srcsetUrls(value)) if (listed(id, url)) add(url);
+      }
       else if ((key === "href" || key === "xlink:href") && tag === "image" && unchanged(id, name, value)) add(value);
       else if (key === "href" && tag === "link" && /\bstylesheet\b/i.test(String(attrs.rel ?? "")) &&
         typeof attrs._cssText !== "string") add(value);

@@ -33,6 +33,7 @@ import {
 } from "../shared/payload.ts";
 import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, META, MOUSE_INTERACTION, SELECTION } from "../shared/rrweb-events.ts";
 import { AssetCarrier, pageImages, unshownImages } from "./assets.ts";
+import { srcsetUrls } from "../shared/assets.ts";
 import { FramePrivacyWatch, withoutPrivateFrames } from "./frames.ts";
 import { HiddenRegionEvents } from "./hidden-events.ts";
 import { asElement, attributeOf } from "../shared/dom.ts";
@@ -52,7 +53,7 @@ import {
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
-  isLive, pagePolicies, reduce,
+  isLive, pagePolicies, plausibleName, reduce,
 } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -89,6 +90,13 @@ function actsOnPage(command: unknown): boolean {
 
 /** Who asks whether its view is fresh: each has its own command channel and its own allowance. */
 type Viewer = "agent" | "watcher";
+
+/** The server's word that the agent's console is back (`peer` connected) starts a new epoch, a
+ * full snapshot of the page: at most one such every PEER_REKEY_MS, the next waiting for its turn
+ * (one, however many came), so a relay that repeats it cannot keep the customer's page taking
+ * full snapshots (a large page's takes a few hundred milliseconds of its main thread). An honest
+ * console that comes back twice within it waits that long for its view. */
+export const PEER_REKEY_MS = 2000;
 
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
@@ -222,11 +230,15 @@ export class Session {
     (id, name) => {
       const el = asElement(liveNode(id));
       const value = el ? attributeOf(el, name) : null;
-      try {
-        return value === null ? null : new URL(value, document.baseURI).href; // as rrweb records it
-      } catch {
-        return value;
-      }
+      const resolve = (url: string) => {
+        try {
+          return new URL(url, document.baseURI).href; // as rrweb records it
+        } catch {
+          return url;
+        }
+      };
+      if (value === null) return null;
+      return name === "srcset" ? srcsetUrls(value).map(resolve).join("\n") : resolve(value);
     },
     () => this.effectivePolicy().media.images,
     undefined,
@@ -242,6 +254,9 @@ export class Session {
   private paused = false;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
+  /** When the last epoch the server's `peer` asked for started, and the next one waiting. */
+  private lastPeerRekey = -Infinity;
+  private cancelPeerRekey: (() => void) | undefined;
   /** The server's and the agent's requests to record, paired. */
   private readonly recordAsk = new RecordingAsk(
     (server, agent) => this.askRecording(server, agent),
@@ -479,7 +494,9 @@ export class Session {
         void this.onHandshake(message.data);
         break;
       case "watch_request":
-        this.askWatch(message.watcher);
+        // A name the honest server never sends is the relay's text: not shown in this page's own
+        // UI, and nothing is asked (no supervisor of the honest server's is waiting for it).
+        if (plausibleName(message.watcher)) this.askWatch(message.watcher);
         break;
       case "watch_handshake":
         void this.onWatchHandshake(message.data);
@@ -499,7 +516,7 @@ export class Session {
         // it), or it is back: a new epoch gives it the content key and a full snapshot. Only
         // the agent holding the pairing key can open it (issue 13, fault 6).
         this.agentAway = !message.connected;
-        if (message.connected) this.rekey();
+        if (message.connected) this.rekeyForPeer();
         this.drawBanner();
         break;
       default:
@@ -759,6 +776,20 @@ export class Session {
     if (!saved || !chain || chain.epoch !== sender.epoch) return;
     chain.count += 1;
     this.persist();
+  }
+
+  /** A new epoch for the agent's console that is back (the server's word), at most one every
+   * PEER_REKEY_MS: one asked for sooner waits for its turn, and those asked meanwhile join it. */
+  private rekeyForPeer(): void {
+    if (this.cancelPeerRekey) return;
+    const go = () => {
+      this.cancelPeerRekey = undefined;
+      this.lastPeerRekey = this.ports.clock.now();
+      this.rekey();
+    };
+    const wait = this.lastPeerRekey + PEER_REKEY_MS - this.ports.clock.now();
+    if (wait <= 0) go();
+    else this.cancelPeerRekey = this.ports.clock.after(wait, go);
   }
 
   /** Start a new epoch (new content key, fresh full snapshot) for the current recipients. */
@@ -1245,6 +1276,8 @@ export class Session {
     this.pauseRecording();
     this.cancelBacklog?.();
     this.cancelBacklog = undefined;
+    this.cancelPeerRekey?.();
+    this.cancelPeerRekey = undefined;
     this.recordAsk.reset();
     this.control?.dispose();
     this.control = null;

@@ -26,7 +26,8 @@
  *   same session, from that stored Allow once the pairing key was found again).
  * - Stored pairing keys are used only on this tab's own record that it paired (`keyHandle`,
  *   secret gone): a session that answered `created` always runs SPAKE2 first.
- * - Policies from the server must be valid; an invalid one ends the session.
+ * - Policies from the server must be valid, and name what to hide by the page's markup, never by
+ *   its state (`:checked`, a field's value): an invalid one ends the session.
  * - The organisation's and the agent's teams' policies are fixed when the customer clicks Allow
  *   (`allowedPolicies`): a `team_policy` after it, or a `resumed` with other team policies, ends
  *   the session; a later organisation policy is not used. A server that could change them while
@@ -36,7 +37,7 @@
  *   for, and named, on its own).
  */
 
-import { type Policy, validatePolicy } from "../shared/policy.ts";
+import { type Policy, validateServerPolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
@@ -76,7 +77,15 @@ export { RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESUME_WINDO
 export interface Drop {
   since: number;
   attempt: number;
+  /** When the latest attempt's socket closed (this page's clock). */
+  last?: number;
 }
+
+/** A socket that drops again less than this long after its last drop's latest close goes on
+ * with that drop's back-off instead of starting it afresh: a relay that closes the socket as
+ * soon as each resume is answered (each a new epoch, a full snapshot of the page) would make
+ * the page take one every few hundred milliseconds. */
+export const SETTLED_MS = 10_000;
 
 /** The session as kept in this tab's storage across page loads (sessionStorage). */
 export interface Saved {
@@ -136,6 +145,8 @@ interface Live extends PageSays {
   teamPolicies: Policy[];
   /** The socket is down and being reconnected (null: it is up). */
   drop: Drop | null;
+  /** The last drop, once the socket came back: its attempts and its latest close. */
+  lastDrop?: { attempt: number; at: number } | null;
   /** The server says the link between its processes that carries this session is down
    * (`link` `reconnecting`): frames wait. Only a note on the sharing banner, never in place of
    * anything it shows (docs/threat-model.md, "The link notice"). */
@@ -225,6 +236,21 @@ const CHANGED_POLICIES = "it changed the privacy rules after you allowed sharing
 /** One agent per session, named when it joined: a different name is the server's invention. */
 const RENAMED = "it named another agent than the one who joined";
 
+/** What the server shows in this page's own UI is what the honest server sends, never text of
+ * the relay's choosing: a routing code of 4 to 12 digits (its `code_digits`), an agent's name of
+ * 1 to 100 characters without control characters (an account's display name or username). */
+const ROUTING_CODE = /^[0-9]{4,12}$/;
+const MAX_NAME = 100;
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const NOT_A_CODE = "it sent a help code that is not one";
+const NOT_A_NAME = "it sent an agent's name that is not one";
+
+export function plausibleName(name: string | null): boolean {
+  if (name === null) return true;
+  const length = [...name].length;
+  return length >= 1 && length <= MAX_NAME && !CONTROL.test(name);
+}
+
 /** Whether the agent's name the server gives now is the one this browser knows (or the first). */
 const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
 
@@ -257,12 +283,14 @@ export function pagePolicies(state: SessionState): (Policy | null)[] {
   return isLive(state) ? [state.sitePolicy, state.orgPolicy, ...state.teamPolicies] : [];
 }
 
+/** The server's policies say what to hide by the page's markup only, never by its state (what
+ * the customer chose or typed: ../shared/policy.ts, validateServerPolicy). */
 function validOrgPolicy(value: unknown): Policy | null {
-  return value === null || value === undefined ? null : validatePolicy(value);
+  return value === null || value === undefined ? null : validateServerPolicy(value);
 }
 
 function validTeamPolicies(values: unknown): Policy[] {
-  return Array.isArray(values) ? values.map((value) => validatePolicy(value)) : [];
+  return Array.isArray(values) ? values.map((value) => validateServerPolicy(value)) : [];
 }
 
 function onServer(state: SessionState, message: ServerMessage, secret: string): Transition {
@@ -271,6 +299,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       if (state.phase !== "connecting" || state.expecting !== "created") {
         return distrust("a new session this page did not ask for");
       }
+      if (!ROUTING_CODE.test(message.code)) return distrust(NOT_A_CODE);
       let orgPolicy: Policy | null;
       try {
         orgPolicy = validOrgPolicy(message.policy);
@@ -298,6 +327,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       }
       const why = contradiction(state.saved, message.state);
       if (why) return distrust(why);
+      if (!plausibleName(message.agent)) return distrust(NOT_A_NAME);
       if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       let orgPolicy: Policy | null;
       let teamPolicies: Policy[];
@@ -326,7 +356,8 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
       else if (!saved.recording) effects.push({ type: "send", message: { type: "record_stop" } }); // consent not found here
       effects.push({ type: "persist" });
       const { sitePolicy, brokenPolicy, pins } = state;
-      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, drop: null };
+      const lastDrop = state.drop ? { attempt: state.drop.attempt, at: state.drop.last ?? state.drop.since } : null;
+      const live: Live = { saved, sitePolicy, brokenPolicy, pins, orgPolicy, teamPolicies, drop: null, lastDrop };
       const code = helpCode({ phase: "waiting", ...live });
       if (message.state === "waiting" && code) effects.push({ type: "show_code", code });
       if (message.state === "sharing") effects.push({ type: "begin_sharing" });
@@ -346,6 +377,7 @@ function onServer(state: SessionState, message: ServerMessage, secret: string): 
     }
     case "agent_joined": {
       if (state.phase !== "waiting" && state.phase !== "pending_consent") return stay(state);
+      if (!plausibleName(message.agent)) return distrust(NOT_A_NAME);
       if (!sameAgent(state.saved, message.agent)) return distrust(RENAMED);
       return {
         state: { ...state, phase: "pending_consent", saved: { ...state.saved, agent: message.agent } },
@@ -442,13 +474,16 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       }
       // The network dropped (or the server restarts): the server keeps the session for its
       // resume window; try again with back-off until the window closes.
+      // A socket that drops again soon after it came back goes on with that drop's back-off.
+      const lastDrop = !drop && state.phase !== "connecting" ? state.lastDrop : null;
+      const recent = lastDrop && event.now - lastDrop.at < SETTLED_MS ? lastDrop : null;
       const since = drop?.since ?? event.now;
-      const attempt = drop ? drop.attempt + 1 : 0;
+      const attempt = drop ? drop.attempt + 1 : recent ? recent.attempt + 1 : 0;
       const delay = reconnectDelay(attempt, event.jitter);
       if (!withinWindow(since, event.now, delay, resumeWindow(state.saved))) return end(LOST);
       const effects: Effect[] = drop ? [] : [{ type: "show_reconnecting" }];
       effects.push({ type: "reconnect", delay });
-      return { state: { ...state, drop: { since, attempt } }, effects };
+      return { state: { ...state, drop: { since, attempt, last: event.now } }, effects };
     }
     case "stop": {
       if (!("drop" in state) || !state.drop) return end(null, true);

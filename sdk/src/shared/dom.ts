@@ -77,7 +77,8 @@ const shadowRootGetter = getter("Element", "shadowRoot");
 
 export const ELEMENT_NODE = 1;
 export const TEXT_NODE = 3;
-const CDATA_SECTION_NODE = 4;
+export const CDATA_SECTION_NODE = 4;
+export const COMMENT_NODE = 8;
 export const DOCUMENT_NODE = 9;
 export const DOCUMENT_FRAGMENT_NODE = 11;
 

@@ -17,6 +17,10 @@
  * - Marks that sites already set for rrweb-based tools count too: text inside `.rr-mask` is
  *   masked, values inside `.rr-mask`, `.rr-ignore` or `.rr-block` are hidden, `.rr-block` regions
  *   are replaced by boxes.
+ * - A hidden field's other attributes that repeat its value are hidden with it; comments say
+ *   nothing; a frame's `srcdoc` and an embedded document's `data:` address (the document's markup
+ *   itself) are never sent; every attribute that names an address loses its query, fragment and
+ *   user name and password (scrubEvent).
  * A hidden value becomes a fixed-width placeholder (MASK_PLACEHOLDER, whatever its length: the
  *   agent learns only that the field is filled); `data-tandem-mask="length"` on the field or an
  *   ancestor keeps one `•` per character instead. Digits masked inside a shown value (card
@@ -31,12 +35,14 @@
  */
 
 import {
-  asElement, attributeOf, closestOf, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn, frameElementOf, hasAttributeOn,
-  hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn, rootNodeOf, shadowRootOf, TEXT_NODE,
-  textContentUpTo,
+  asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  frameElementOf, hasAttributeOn, hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
+  rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
-import { FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_ELEMENT, SERIALIZED_TEXT } from "./rrweb-events.ts";
+import {
+  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+} from "./rrweb-events.ts";
 
 export const MASK = "\u2022";
 /** What a hidden value shows, whatever its length (issue 15: the bullet count told the length). */
@@ -626,22 +632,70 @@ export function scrubEvent<T>(value: T): T {
     const container = stack.pop() as Record<string, unknown>;
     for (const key of Object.keys(container)) {
       const item = container[key];
-      if (typeof item === "string") container[key] = maskDetected(URL_KEYS.has(key) ? stripUrl(item) : item);
-      else if (item !== null && typeof item === "object") stack.push(item);
+      if (typeof item === "string") {
+        const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
+          : key === STYLE_KEY ? stripCssUrls(item) : item;
+        container[key] = maskDetected(url);
+      } else if (item !== null && typeof item === "object") {
+        if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
+        stack.push(item);
+      }
     }
   }
   return value;
 }
 
-/** Keys whose string values are URLs: the page's address (`href` in rrweb's Meta event) and links. */
-const URL_KEYS = new Set(["href", "src", "action", "formaction", "poster"]);
+/** Keys whose string values are URLs: the page's address (`href` in rrweb's Meta event), links,
+ * and every other attribute that names an address: a frame's whose document rrweb cannot read
+ * (`rr_src`: another origin's, or one not loaded yet), an `<object>`'s `data`, a quote's `cite`... */
+const URL_KEYS = new Set([
+  "href", "src", "action", "formaction", "poster", "rr_src", "data", "cite", "background", "longdesc", "xlink:href",
+]);
+/** Keys whose string values are lists of URLs: image candidates (`a.png?u=1 2x, b.png`), a link's
+ * `ping` addresses. */
+const URL_LIST_KEYS = new Set(["srcset", "imagesrcset", "ping"]);
 
-/** Remove the query string and fragment unless the policy keeps them (they often carry data). */
+/** An address's user name and password (`https://jane:Hunter2@files.example/`): never sent. */
+const URL_CREDENTIALS = /^(\s*[a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
+
+/** Remove the query string and fragment unless the policy keeps them (they often carry data),
+ * and always the user name and password an address carries. */
 export function stripUrl(url: string): string {
-  let out = url;
+  if (INLINE_ADDRESS.test(url)) return url; // its `#` and `?` are its content (an SVG's colours)
+  let out = url.replace(URL_CREDENTIALS, "$1");
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
   return out;
+}
+
+/** An element's inline style: its text (`style` attribute), or rrweb's changes of it
+ * (`{property: value | [value, priority]}`). */
+const STYLE_KEY = "style";
+/** A `url(…)` in CSS, and the address in it (quoted or not). */
+const CSS_URL_ADDRESS = /url\(\s*(["']?)([^"')]*)\1\s*\)/gi;
+/** Addresses that are their content, not where it is (`#` and `?` are part of them). */
+const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
+
+/** stripUrl on each `url(…)` of an inline style (`background-image: url(/avatar?email=…)`). */
+export function stripCssUrls(css: string): string {
+  if (!/url\(/i.test(css)) return css;
+  return css.replace(CSS_URL_ADDRESS, (_whole: string, quote: string, address: string) => `url(${quote}${stripUrl(address)}${quote})`);
+}
+
+function stripStyleChanges(changes: Record<string, unknown>): void {
+  for (const [property, value] of Object.entries(changes)) {
+    if (typeof value === "string") changes[property] = stripCssUrls(value);
+    else if (Array.isArray(value) && typeof value[0] === "string") value[0] = stripCssUrls(value[0]);
+  }
+}
+
+/** stripUrl on each address of a list (`srcset`'s candidates, `ping`'s addresses), separated by
+ * whitespace; a candidate's trailing comma stays. */
+export function stripUrlList(list: string): string {
+  return list.replace(/\S+/g, (token) => {
+    const comma = token.endsWith(",") ? "," : "";
+    return stripUrl(comma ? token.slice(0, -1) : token) + comma;
+  });
 }
 
 /**
@@ -688,7 +742,9 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         const value = text.value;
         if (typeof value !== "string") continue;
         try {
-          text.value = maskTextContent(value, typeof text.id === "number" ? textParent(lookup(text.id)) : null);
+          const node = typeof text.id === "number" ? lookup(text.id) : null;
+          // A comment shows nothing: what it says never goes (also in a masked region or an editor).
+          text.value = nodeTypeOf(node) === COMMENT_NODE ? "" : maskTextContent(value, node ? textParent(node) : null);
         } catch (error) {
           failed(error);
           text.value = value.replace(/\S/g, MASK);
@@ -698,15 +754,22 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
         if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
         const attrs = attributes as Record<string, unknown>;
+        delete attrs[FRAME_DOCUMENT];
         try {
           const el = asElement(lookup(id));
+          dropInlineDocuments(attrs, el ? localNameOf(el) : null);
           maskTextAttributes(attrs, el);
-          if (!el || valueHidden(el)) hideChoices(attrs);
+          const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
+          if (!el || valueHidden(el)) {
+            hideChoices(attrs);
+            if (field && el) hideValueCopies(attrs, el);
+          }
           if (el && hiddenSelectOf(el)) {
             for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
           }
         } catch (error) {
           failed(error);
+          dropInlineDocuments(attrs, null);
           hideAttributes(attrs);
         }
       }
@@ -781,10 +844,11 @@ function asArray(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];
 }
 
-/** The element a live text node sits in (masking of text goes by it), or null; text right in a
- * shadow root sits in its host. Throws when that cannot be read. */
+/** The element a live text (or CDATA) node sits in (masking of text goes by it), or null; text
+ * right in a shadow root sits in its host. Throws when that cannot be read. */
 function textParent(node: unknown): Element | null {
-  return nodeTypeOf(node) === TEXT_NODE ? composedParentElement(node as Node) : asElement(node);
+  const type = nodeTypeOf(node);
+  return type === TEXT_NODE || type === CDATA_SECTION_NODE ? composedParentElement(node as Node) : asElement(node);
 }
 
 /** Marks Tandem's own UI (./share/ui.ts): its hosts and its container. */
@@ -917,6 +981,37 @@ function linkScheme(url: string): string {
   return scheme && !["http", "https", "javascript", "data", "blob", "file"].includes(scheme) ? `${scheme}:` : "#";
 }
 
+/** Elements whose value the customer types or chooses. */
+const VALUE_FIELDS = new Set(["input", "textarea", "select"]);
+/** Input types whose value the customer neither types nor chooses (a label, or "on"). */
+const FIXED_VALUE_TYPES = new Set([...LABEL_INPUT_TYPES, "checkbox", "radio"]);
+
+/** A field's own shape, which the page writes (a value copied there would change nothing). */
+const FIELD_SHAPE = new Set(["value", "size", "cols", "rows", "maxlength", "minlength", "min", "max", "step", "list"]);
+/** How long a value (or a copy) must be to be looked for inside longer text, or as its start. */
+const COPY_CHARS = 3;
+
+/**
+ * A hidden field's other attributes that repeat its value: pages copy what is typed into an
+ * attribute of the field itself for their styles or their framework (`data-value`, Angular's
+ * `ng-reflect-model` in development builds, cut at 30 characters). Each attribute (but `value`,
+ * masked on its own, the structural ones and the field's shape) that is the field's live value,
+ * holds it, or is its start, becomes the hidden value's placeholder, as the value does.
+ */
+function hideValueCopies(attrs: Record<string, unknown>, el: Element): void {
+  if (localNameOf(el) === "input" && FIXED_VALUE_TYPES.has((attributeOf(el, "type") ?? "").toLowerCase())) return;
+  const live = liveValueOf(el);
+  if (!live) return;
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value !== "string" || value === "") continue;
+    const key = name.toLowerCase();
+    if (FIELD_SHAPE.has(key) || STRUCTURAL_ATTRIBUTES.has(key)) continue;
+    const copy = value === live || (live.length >= COPY_CHARS && value.includes(live)) ||
+      (value.length >= COPY_CHARS && live.startsWith(value));
+    if (copy) attrs[name] = hideValue(value, el);
+  }
+}
+
 /** Checked and selected states reveal a choice; `null` (a removal) reveals nothing. */
 function hideChoices(attrs: Record<string, unknown>): void {
   if (attrs.checked !== undefined && attrs.checked !== null) delete attrs.checked;
@@ -927,6 +1022,36 @@ function hideChoices(attrs: Record<string, unknown>): void {
 function hideAttributes(attrs: Record<string, unknown>): void {
   hideChoices(attrs);
   maskRegionAttributes(attrs);
+}
+
+/**
+ * A frame's `srcdoc`: its document's markup as the page wrote it, values, passwords and masked or
+ * hidden regions as they are. rrweb records that document on its own (as it does any same-origin
+ * frame's), where masking sees each node; the attribute would carry all of it unmasked. Never
+ * sent, in snapshots, added nodes and attribute changes alike (the mirror builds the frame from
+ * the recorded document).
+ */
+const FRAME_DOCUMENT = "srcdoc";
+
+/** Elements that show another document, and the attributes that name it. */
+const EMBEDDING = new Set(["iframe", "frame", "object", "embed"]);
+const EMBEDDED_SOURCES = ["src", "rr_src", "data"];
+const DATA_ADDRESS = /^\s*data:/i;
+
+/**
+ * A document an embedding element (`<iframe>`, `<frame>`, `<object>`, `<embed>`) shows from a
+ * `data:` address is in the address itself: its markup as the page wrote it (`data:text/html,
+ * <p>…`). The browser gives it an origin of its own, so rrweb never records it (what masking would
+ * see), and copies the address (as `rr_src` for a frame): never sent, in snapshots, added nodes
+ * and attribute changes alike; the agent sees an empty frame or box. `tag` null: the element is
+ * unknown, and no `data:` source goes whatever it is (an image's change is then not shown).
+ */
+function dropInlineDocuments(attrs: Record<string, unknown>, tag: string | null): void {
+  if (tag !== null && !EMBEDDING.has(tag)) return;
+  for (const key of EMBEDDED_SOURCES) {
+    const value = attrs[key];
+    if (typeof value === "string" && DATA_ADDRESS.test(value)) delete attrs[key];
+  }
 }
 
 interface SerializedNode {
@@ -955,11 +1080,17 @@ function maskSerializedTree(root: unknown, lookup: (id: number) => unknown): voi
 function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown): void {
   if (n.type === SERIALIZED_ELEMENT && typeof n.tagName === "string" && n.attributes && typeof n.attributes === "object") {
     const attrs = n.attributes as Record<string, unknown>;
+    delete attrs[FRAME_DOCUMENT]; // before anything that could fail: never sent
+    dropInlineDocuments(attrs, n.tagName.toLowerCase());
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
-  } else if (n.type === SERIALIZED_TEXT && typeof n.textContent === "string" && n.isStyle !== true) {
+  } else if ((n.type === SERIALIZED_TEXT || n.type === SERIALIZED_CDATA) && typeof n.textContent === "string" && n.isStyle !== true) {
     n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
+  } else if (n.type === SERIALIZED_COMMENT && typeof n.textContent === "string") {
+    // A comment shows nothing, and pages leave much in them (a template's data, an editor's
+    // pasted document with its author): what it says never goes, wherever it is.
+    n.textContent = "";
   }
 }
 
@@ -976,6 +1107,7 @@ function maskSerializedField(tag: string, attrs: Record<string, unknown>, el: El
   if (!el || valueHidden(el)) {
     delete attrs.checked;
     delete attrs.selected;
+    if (el && !isLabel) hideValueCopies(attrs, el);
   }
   // The options of a hidden <select>: every label and value the same placeholder, so whichever
   // the mirror shows first tells nothing (an option's own `value` is not hidden otherwise).

@@ -82,6 +82,43 @@ function flags<T extends Record<string, boolean>>(value: unknown, field: string,
   return out;
 }
 
+/**
+ * What a selector in a policy from the server (the organisation's, the agent's teams') may say:
+ * elements by their tag, classes, id, structure (`:not`, `:is`, `:where`, `:has`, `:nth-child`
+ * and the like, combinators) and markup attributes, only what the page's own markup says and the
+ * agent sees anyway. Never the page's state: `:checked`, `:valid`, `:placeholder-shown`,
+ * `:focus`, `:hover`, `:empty`, a `value`, `data-*` or `aria-*` attribute's value... A selector
+ * that tested it would hide or mask a part of the page depending on what the customer chose or
+ * typed in a hidden field (`body:has(#yes:checked) #essay`), and the relay reads the answer in
+ * the size of the next snapshot; the agent in the mirror. The site's own policy is the site's:
+ * any selector. One pass over the selector, one character a step (no backtracking to blow up);
+ * src/tandem/policy.py holds the same expression for what admins configure.
+ */
+const SERVER_SELECTOR =
+  /^(?:[-_a-z0-9\u00a0-\uffff]|\\[^\n]|[.#*>+~,()\s]|\[\s*[-_a-z0-9]+\s*\]|\[\s*(?:class|id|type|role|name|autocomplete|inputmode|rel|lang|dir|for)\s*[~|^$*]?=\s*(?:"[^"\\\n]*"|'[^'\\\n]*'|[-_a-z0-9]+)\s*(?:[is]\s*)?\]|:(?:not|is|where|has)\(|:(?:first-child|last-child|only-child|first-of-type|last-of-type|only-of-type|root|defined)|:nth-(?:last-)?(?:child|of-type)\(\s*(?:odd|even|[-+]?[0-9]*n?(?:\s*[-+]\s*[0-9]+)?)\s*\))*$/;
+
+/** Why a selector may not come from the server (SERVER_SELECTOR), or null. */
+export function serverSelectorProblem(selector: string): string | null {
+  if (SERVER_SELECTOR.test(selector.toLowerCase())) return null;
+  return "a policy from the server may name elements only by tag, class, id, structure and markup attributes " +
+    "(class, id, type, role, name, autocomplete, inputmode, rel, lang, dir, for), never by what the customer " +
+    `did on the page: ${JSON.stringify(selector)}`;
+}
+
+/** Validate a policy from the server (the organisation's, a team's): a policy document whose
+ * `mask` and `hide` selectors say nothing of the page's state (SERVER_SELECTOR). Its `unmask` is
+ * never used (mergePolicies). Throws PolicyError naming the first bad field. */
+export function validateServerPolicy(value: unknown): Policy {
+  const policy = validatePolicy(value);
+  for (const field of ["mask", "hide"] as const) {
+    policy[field].forEach((selector, i) => {
+      const problem = serverSelectorProblem(selector);
+      if (problem) fail(`${field}[${i}]`, problem);
+    });
+  }
+  return policy;
+}
+
 /** Validate a policy document. Throws PolicyError naming the first bad field. */
 export function validatePolicy(value: unknown): Policy {
   if (!isObject(value)) throw new PolicyError("policy: must be a JSON object");

@@ -28,3 +28,5 @@ export const ADOPTED_STYLE_SHEET = 15;
 /** Serialized node types. */
 export const SERIALIZED_ELEMENT = 2;
 export const SERIALIZED_TEXT = 3;
+export const SERIALIZED_CDATA = 4;
+export const SERIALIZED_COMMENT = 5;

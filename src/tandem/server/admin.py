@@ -24,7 +24,7 @@ from tandem.exceptions import (
     ConfigError,
     NotFoundError,
 )
-from tandem.policy import MaskingPolicy
+from tandem.policy import MaskingPolicy, state_selector_problem
 from tandem.recordings import recording_json
 from tandem.server.http import (
     AgentInfo,
@@ -62,9 +62,19 @@ class NewTeam(msgspec.Struct, forbid_unknown_fields=True):
     team: Name
 
 
+def _handed_out(policy: MaskingPolicy | None) -> None:
+    """A policy customers' browsers take: none of its selectors tests the page's state."""
+    problem = state_selector_problem(policy) if policy is not None else None
+    if problem:
+        raise ValueError(problem.replace("$.", "$.policy.", 1))
+
+
 class TeamChange(msgspec.Struct, forbid_unknown_fields=True):
     policy: MaskingPolicy | None
     """The team's policy (docs/privacy.md), or null to remove it."""
+
+    def __post_init__(self) -> None:
+        _handed_out(self.policy)
 
 
 class NewSite(msgspec.Struct, forbid_unknown_fields=True):
@@ -74,6 +84,9 @@ class NewSite(msgspec.Struct, forbid_unknown_fields=True):
     name: Label | None = None
     policy: MaskingPolicy | None = None
 
+    def __post_init__(self) -> None:
+        _handed_out(self.policy)
+
 
 class SiteChange(msgspec.Struct, forbid_unknown_fields=True):
     name: Label | None = None
@@ -81,6 +94,9 @@ class SiteChange(msgspec.Struct, forbid_unknown_fields=True):
     policy: MaskingPolicy | None = None
     clear_policy: bool = False
     require_token: bool | None = None
+
+    def __post_init__(self) -> None:
+        _handed_out(self.policy)
 
 
 class OrgChange(msgspec.Struct, forbid_unknown_fields=True):
