@@ -381,3 +381,23 @@ def test_records_left_unanchored_fail_until_an_external_checkpoint_covers_them(
         r for r in json.loads(refused.stdout)["results"] if r["requirement"] == "audit_trail"
     ]
     assert "does not verify" in audit["detail"]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_stored_site_policy_the_customers_browsers_refuse_fails_masking(profile: Profile) -> None:
+    """A site policy stored before selectors that test the page's state were refused (the
+    customer's SDK ends such a session before the customer is asked) is named, with its field,
+    whatever the profile: the site's help no longer works."""
+    state = msgspec.structs.replace(STRICT, hide=[*STRICT.hide, "body:has(#yes:checked) #essay"])
+    inst = compliant()
+    inst = dataclasses.replace(
+        inst,
+        sites=(
+            *inst.sites,
+            _site("quiz", "https://quiz.example", policy=msgspec.json.encode(state).decode()),
+        ),
+    )
+    report = {r.requirement: r for r in evaluate(profile, inst, NOW).results}
+    assert report["masking"].status == "fail"
+    assert "quiz ($.hide[" in report["masking"].detail
+    assert "shop" not in report["masking"].detail

@@ -28,7 +28,7 @@ from tandem.audit import Checkpoint, load_or_create_key, verify
 from tandem.config import Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
-from tandem.policy import MaskingPolicy, load_policy
+from tandem.policy import MaskingPolicy, load_policy, state_selector_problem
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Training
 
@@ -374,6 +374,16 @@ def _allowed_origins(profile: Profile, inst: Installation, now: float) -> Outcom
 
 
 def _masking(profile: Profile, inst: Installation, now: float) -> Outcome:
+    refused = _refused_site_policies(inst.sites)
+    if refused:
+        return (
+            "fail",
+            "customers' browsers refuse these sites' policies (they end each session before "
+            "the customer is asked): " + "; ".join(refused),
+            "name elements by tag, class, id, structure and markup attributes only, never by "
+            "what the customer did on the page (PATCH /api/sites/ID, console: Sites; "
+            "docs/privacy.md)",
+        )
     needed = DETECTORS[profile]
     if not needed:
         return (
@@ -601,6 +611,24 @@ CHECKS = {
 
 def _plain_http(origin: str) -> bool:
     return origin.startswith("http://")
+
+
+def _refused_site_policies(sites: Sequence[SiteRecord]) -> list[str]:
+    """Sites whose stored policy tests the page's state (:func:`state_selector_problem`): kept
+    from before such selectors were refused, the customers' browsers end their sessions."""
+    refused = []
+    for site in sites:
+        if not site.policy:
+            continue
+        try:
+            policy = msgspec.json.decode(site.policy, type=MaskingPolicy)
+        except msgspec.MsgspecError:
+            refused.append(f"{site.site_id} (not a valid policy)")
+            continue
+        problem = state_selector_problem(policy)
+        if problem:
+            refused.append(f"{site.site_id} ({problem})")
+    return refused
 
 
 def _effective_policy(site: SiteRecord, server: MaskingPolicy | None) -> MaskingPolicy | None:
