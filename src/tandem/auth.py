@@ -95,17 +95,21 @@ def principal(user: UserRecord, method: str) -> Principal:
 async def open_login(
     storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
 ) -> str:
-    """A new sign-in session for ``user``; returns the cookie token (storage keeps its digest)."""
+    """A new sign-in session for ``user``, the account as the caller checked its credentials;
+    returns the cookie token (storage keeps its digest). Raises AuthenticationError if the
+    account's password, second factor or provider binding changed, or it was disabled, since it
+    was read: that change ended every sign-in of the account, and a sign-in checked against what
+    it replaced (an attacker's, with the old password) must not be stored after it."""
     token = crypto.new_token(entropy)
-    await storage.add_login(
-        LoginRecord(
-            token_digest=crypto.secret_digest(token, "login"),
-            username=user.username,
-            expires_at=now + ttl,
-            last_seen=now,
-            method=method,
-        )
+    login = LoginRecord(
+        token_digest=crypto.secret_digest(token, "login"),
+        username=user.username,
+        expires_at=now + ttl,
+        last_seen=now,
+        method=method,
     )
+    if not await storage.add_login(login, proved=user):
+        raise AuthenticationError()
     return token
 
 
@@ -394,7 +398,8 @@ async def change_password(
         raise WeakPasswordError("choose a password other than the current one")
     new_hash = await hash_password(hashing, client, new)
     await storage.set_password(username, new_hash, False)  # ends every sign-in
-    return await open_login(storage, user, now, ttl, entropy, password_method(user))
+    changed = dataclasses.replace(user, password_hash=new_hash)
+    return await open_login(storage, changed, now, ttl, entropy, password_method(user))
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:

@@ -163,17 +163,22 @@ async def callback(request: Request) -> Response:
             )
         if user.disabled:
             raise AuthenticationError(f"the account {user.username!r} is disabled")
+        try:
+            token = await auth.open_login(
+                services.storage,
+                user,
+                services.clock(),
+                services.settings.login_ttl_seconds,
+                services.entropy,
+                auth.OIDC,
+            )
+        except AuthenticationError:
+            raise AuthenticationError(
+                f"the account {user.username!r} was unbound or disabled meanwhile"
+            ) from None
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed()
-    token = await auth.open_login(
-        services.storage,
-        user,
-        services.clock(),
-        services.settings.login_ttl_seconds,
-        services.entropy,
-        auth.OIDC,
-    )
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
     # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
     # a client finishing one sign-in of its own at will would start afresh each time, and

@@ -268,7 +268,12 @@ class Storage(AuditStore, Protocol):
 
     async def count_users(self) -> int: ...
 
-    async def add_login(self, login: LoginRecord) -> None: ...
+    async def add_login(self, login: LoginRecord, proved: UserRecord | None = None) -> bool:
+        """Store a sign-in. With ``proved`` (the account as the sign-in checked it), only if the
+        account's password, second factor and provider binding are still those and it is not
+        disabled (False otherwise): a change committed while the sign-in was checked ended
+        every sign-in of the account, and must end this one too. Atomic with such changes."""
+        ...
 
     async def get_login(self, token_digest: str) -> LoginRecord | None: ...
 
