@@ -77,6 +77,7 @@ class Misbehaviour:
     discovery_issuer: str | None = None  # "issuer" of the discovery document
     stall: bool = False  # discovery does not answer (until the provider stops)
     authorization_endpoint: str | None = None  # where discovery sends browsers instead
+    extra_keys: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # JWKS after ours
 
 
 class OidcProvider:
@@ -172,7 +173,7 @@ class OidcProvider:
         )
 
     async def jwks(self, request: Request) -> Response:
-        return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+        return JSONResponse({"keys": [self.key.as_dict(private=False), *self.misbehave.extra_keys]})
 
     async def authorize(self, request: Request) -> Response:
         q = request.query_params

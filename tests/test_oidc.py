@@ -224,6 +224,22 @@ async def test_a_bad_id_token_is_refused(
         await sign_in(provider, http)
 
 
+async def test_only_the_keys_the_id_token_names_are_read(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """Keys of other ids may be anything (they are never parsed); a broken key under the
+    token's id is refused, not a crash; a set with more keys than allowed is refused saying
+    so."""
+    provider.misbehave.extra_keys = [{"kty": "RSA", "n": "!!", "e": "?", "kid": "broken"}]
+    assert (await sign_in(provider, http)).subject == "u-1"
+    provider.misbehave.extra_keys = [{"kty": "RSA", "n": "!!", "e": "?", "kid": "k1"}]
+    with pytest.raises(AuthenticationError, match=r"ID token was refused"):
+        await sign_in(provider, http)  # a broken key under the token's id: refused, no crash
+    provider.misbehave.extra_keys = [{"kid": f"x{i}"} for i in range(5)]
+    with pytest.raises(AuthenticationError, match=r"6 keys, more than the 5 allowed"):
+        await sign_in(provider, http, max_keys=5)
+
+
 async def test_several_audiences_need_this_client_as_authorized_party(
     provider: OidcProvider, http: httpx2.AsyncClient
 ) -> None:

@@ -293,6 +293,51 @@ def test_finishing_a_sign_in_forgives_its_own_start_not_every_unfinished_one(
     assert more == 2  # the last free one, and the one that starts the wait
 
 
+def test_a_provider_publishing_too_many_keys_is_refused_unread(
+    server_factory: ServerFactory,
+) -> None:
+    """An organisation's provider (its admin's) published a megabyte of keys, and every sign-in
+    of its own read them all on the server's event loop (half a second each, every live session
+    of every organisation stalled meanwhile); finishing a sign-in takes back its start, so
+    there was no end to them. A key set beyond sso_max_signing_keys is refused; within it,
+    only the keys the ID token names are read, and a key id it lacks is refused."""
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    running = OidcProvider().start()
+    try:
+        running.redirect_uris.add(f"{server.base}/api/sso/callback")
+        with api(server, "ada") as ada:
+            settings = {
+                "issuer": running.issuer,
+                "client_id": running.client_id,
+                "client_secret": running.client_secret,
+            }
+            assert ada.put("/api/org/sso", json=settings).status_code == 200
+            assert ada.put("/api/users/alice/sso", json={"subject": "u-1"}).status_code == 200
+        most = server.settings.sso_max_signing_keys
+        other = running.other_key.as_dict(private=False)
+        running.misbehave.extra_keys = [{**other, "kid": f"x{i}"} for i in range(most - 1)]
+        with httpx.Client() as browser:  # as many as allowed: the token's key is found
+            assert sign_in(server, browser).headers["location"] == "/console/"
+        running.misbehave.extra_keys.append({**other, "kid": "one-too-many"})
+        with httpx.Client() as browser:
+            assert sign_in(server, browser).headers["location"] == "/console/?sso=failed"
+        running.misbehave.extra_keys = []
+        running.misbehave.foreign_key = True  # signed with a key the set does not name
+        with httpx.Client() as browser:
+            assert sign_in(server, browser).headers["location"] == "/console/?sso=failed"
+    finally:
+        running.stop()
+    with api(server, "aud") as aud:
+        reasons = [
+            r["details"].get("reason", "")
+            for r in aud.get("/api/audit").json()
+            if r["action"] == "sso_failed"
+        ]
+    assert len(reasons) == 2, reasons
+    assert f"has {most + 1} keys, more than the {most} allowed" in reasons[0]
+    assert "signature" in reasons[1] or "key" in reasons[1], reasons[1]
+
+
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:
     with api(orgs_server, "ada") as ada:
         plain = {"issuer": "ftp://idp.example", "client_id": "c", "client_secret": "s"}

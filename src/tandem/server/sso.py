@@ -51,6 +51,7 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
         client_id=value["client_id"],
         client_secret=value["client_secret"],
         allow_private_network=services.settings.test_private_network,
+        max_keys=services.settings.sso_max_signing_keys,
     )
 
 
