@@ -21,6 +21,11 @@ from tandem.exceptions import (
 from tandem.storage.base import DEFAULT_TEAM, LoginRecord, Storage, UserRecord
 
 COOKIE_NAME = "tandem_agent"
+"""The sign-in cookie's name over plain HTTP (a local demo)."""
+SECURE_COOKIE_NAME = f"__Host-{COOKIE_NAME}"
+"""Its name over TLS: browsers keep a ``__Host-`` cookie only if the server's own secure
+answer set it, for its host alone (Secure, Path=/, no Domain), so a page of a sibling subdomain
+or a plain-HTTP answer cannot plant one (its sign-in, in place of the agent's)."""
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

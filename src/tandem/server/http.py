@@ -125,15 +125,36 @@ async def current_agent(request: Request) -> auth.Agent | None:
     services = services_of(request)
     return await auth.agent_for_token(
         services.storage,
-        request.cookies.get(auth.COOKIE_NAME),
+        sign_in_token(request),
         services.clock(),
         services.settings.login_idle_seconds,
     )
 
 
+def over_tls(connection: HTTPConnection) -> bool:
+    """Whether the browser reached the server over TLS (directly, or through a trusted
+    proxy that says so)."""
+    return connection.url.scheme in ("https", "wss")
+
+
+def cookie_name(connection: HTTPConnection) -> str:
+    """The sign-in cookie's name: ``__Host-`` prefixed over TLS (:data:`auth.SECURE_COOKIE_NAME`);
+    over TLS a cookie of the plain name is never read (anyone could have set it)."""
+    return auth.SECURE_COOKIE_NAME if over_tls(connection) else auth.COOKIE_NAME
+
+
+def sign_in_token(connection: HTTPConnection) -> str | None:
+    """The sign-in cookie's token the request or socket carries, if any."""
+    return connection.cookies.get(cookie_name(connection))
+
+
 def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
     """The agent's sign-in cookie (password or identity provider sign-in alike)."""
-    response.set_cookie(auth.COOKIE_NAME, token, max_age=int(ttl), **cookie_flags(request))
+    response.set_cookie(cookie_name(request), token, max_age=int(ttl), **cookie_flags(request))
+
+
+def delete_sign_in_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(cookie_name(request), **cookie_flags(request))
 
 
 def cookie_flags(request: Request) -> dict[str, Any]:
@@ -142,5 +163,5 @@ def cookie_flags(request: Request) -> dict[str, Any]:
         "path": "/",
         "httponly": True,
         "samesite": "strict",
-        "secure": request.url.scheme == "https",
+        "secure": over_tls(request),
     }
