@@ -293,6 +293,21 @@ def test_finishing_a_sign_in_forgives_its_own_start_not_every_unfinished_one(
     assert more == 2  # the last free one, and the one that starts the wait
 
 
+def test_a_provider_sign_in_ends_the_sign_in_the_browser_had(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    earlier = httpx.post(
+        f"{orgs_server.base}/api/login", json={"username": "bob", "password": AGENT_PASSWORD}
+    ).cookies["tandem_agent"]
+    with httpx.Client() as browser:
+        browser.cookies.set("tandem_agent", earlier, domain="127.0.0.1")
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        assert browser.get(f"{orgs_server.base}/api/me").json()["username"] == "alice"
+    with httpx.Client() as other:
+        other.cookies.set("tandem_agent", earlier)
+        assert other.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
 def test_a_provider_publishing_too_many_keys_is_refused_unread(
     server_factory: ServerFactory,
 ) -> None:

@@ -17,6 +17,7 @@ from tandem.server.http import (
     busy,
     current_agent,
     delete_sign_in_cookie,
+    end_earlier_sign_in,
     json_body,
     problem,
     services_of,
@@ -93,6 +94,7 @@ async def login(request: Request) -> Response:
             )
         return problem(401, "Sign-in failed", str(exc))
     await services.hub.record("sign_in", actor=agent.username, org=agent.org)
+    await end_earlier_sign_in(request)
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response

@@ -12,7 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tandem import auth
+from tandem import auth, revocation
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
@@ -151,6 +151,21 @@ def sign_in_token(connection: HTTPConnection) -> str | None:
 def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
     """The agent's sign-in cookie (password or identity provider sign-in alike)."""
     response.set_cookie(cookie_name(request), token, max_age=int(ttl), **cookie_flags(request))
+
+
+async def end_earlier_sign_in(request: Request) -> None:
+    """End the sign-in the browser carried when it signed in again (whoever's it was) and close
+    its sockets in every process: the browser now holds another, and the earlier one (a shared
+    desk's previous agent; one planted or copied before) must not live on without it."""
+    token = sign_in_token(request)
+    if not token or len(token) > 128:
+        return
+    services = services_of(request)
+    digest = auth.login_digest(token)
+    if await services.storage.get_login(digest) is None:
+        return
+    await services.storage.delete_login(digest)
+    revocation.announce(services.fanout, login=digest)
 
 
 def delete_sign_in_cookie(response: Response, request: Request) -> None:

@@ -31,7 +31,12 @@ from tandem import auth, crypto, oidc
 from tandem.access import Grant
 from tandem.exceptions import AuthenticationError, ConfigError
 from tandem.hub import address_group
-from tandem.server.http import over_tls, services_of, set_sign_in_cookie
+from tandem.server.http import (
+    end_earlier_sign_in,
+    over_tls,
+    services_of,
+    set_sign_in_cookie,
+)
 from tandem.storage.base import DEFAULT_ORG
 
 if TYPE_CHECKING:
@@ -205,6 +210,7 @@ async def callback(request: Request) -> Response:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed(request)
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
+    await end_earlier_sign_in(request)
     # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
     # a client finishing one sign-in of its own at will would start afresh each time, and
     # keep pending rows coming without end.
