@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+import trustme
 
 from tandem import oidc, outbound
 from tandem.exceptions import AuthenticationError, ConfigError
-from tests.conftest import free_port
+from tests.conftest import ServerFactory, free_port
 from tests.oidc_provider import OidcProvider
 
 REDIRECT = "http://127.0.0.1:9/api/sso/callback"
@@ -352,3 +355,67 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
     local network (or does not resolve), never at a global address."""
     with pytest.raises(ConfigError, match=r"private address|does not resolve"):
         await outbound.check_public(f"https://{socket.gethostname()}/", "issuer")
+
+
+REBINDING = "idp.rebinding.test"
+
+
+async def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_connected_to(
+    http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the provider's name answers a global address to the check and loopback
+    (a service of the server's own host, here a listener that counts connections) when the
+    request connects. The request goes to the address that was checked."""
+    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.5)
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(8)
+    service.setblocking(False)
+    port = service.getsockname()[1]
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def rebinding(host: object, *args: object, **kwargs: object) -> object:
+        if (host.decode() if isinstance(host, bytes) else host) != REBINDING:  # anyio: bytes
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        answers.append("192.0.0.9" if not answers else "127.0.0.1")  # global, then loopback
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[-1], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    config = oidc.ProviderConfig(f"https://{REBINDING}:{port}", "c", "s")
+    try:
+        with pytest.raises(AuthenticationError):
+            await oidc.discover(config, http)
+        assert answers and answers[0] == "192.0.0.9"  # the check ran, and passed
+        try:
+            connected: socket.socket | None = service.accept()[0]
+        except BlockingIOError:
+            connected = None
+        if connected is not None:
+            connected.close()
+        assert connected is None, "the request connected to the loopback service"
+    finally:
+        service.close()
+
+
+async def test_a_pinned_request_keeps_its_hosts_name_for_tls(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The pinned request connects to the checked address but checks the certificate against,
+    and names in Host and SNI, the provider's name: a certificate for another name fails."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("idp.pinned.test")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_path))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    server = server_factory(tls_cert=cert_path, tls_key=key_path)
+    port = urlsplit(server.base).port
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with oidc.client(verify=context) as client:
+        request = client.build_request("GET", f"https://idp.pinned.test:{port}/healthz")
+        answer = await client.send(outbound.pin(request, "127.0.0.1"))
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+        wrong = client.build_request("GET", f"https://idp.other.test:{port}/healthz")
+        with pytest.raises(httpx2.ConnectError):  # a new connection: not the first one's
+            await client.send(outbound.pin(wrong, "127.0.0.1"))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import ssl
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -120,15 +121,20 @@ def printable(text: str, limit: int = 100) -> str:
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
 
 
-def client() -> httpx2.AsyncClient:
-    """An HTTP client for talking to providers: short timeouts, redirects not followed.
-    Use it as ``async with``."""
+def client(verify: ssl.SSLContext | bool = True) -> httpx2.AsyncClient:
+    """An HTTP client for talking to providers: short timeouts, redirects not followed, no
+    connection kept for another request (each is pinned to the address its name was checked
+    at, :func:`tandem.outbound.pin`, and a kept connection, found by that address, would carry
+    another name's request over the TLS session of the first). Use it as ``async with``.
+    ``verify``: the certificate authorities (tests trust their own)."""
     import httpx2
 
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(TIMEOUT_SECONDS),
         follow_redirects=False,
         headers={"Accept": "application/json"},
+        limits=httpx2.Limits(max_keepalive_connections=0),
+        verify=verify,
     )
 
 
@@ -140,12 +146,14 @@ async def _exchange(
     import httpx2
 
     try:
-        await outbound.check_public(str(request.url), what, allow_private=allow_private)
-    except ConfigError as exc:
-        raise _failure(str(exc)) from None
-    try:
-        async with asyncio.timeout(TIMEOUT_SECONDS):
-            response = await http.send(request, stream=True)
+        async with asyncio.timeout(TIMEOUT_SECONDS):  # the name's look-up too
+            try:
+                address = await outbound.check_public(
+                    str(request.url), what, allow_private=allow_private
+                )
+            except ConfigError as exc:
+                raise _failure(str(exc)) from None
+            response = await http.send(outbound.pin(request, address), stream=True)
             try:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
