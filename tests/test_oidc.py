@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -419,3 +420,28 @@ async def test_a_pinned_request_keeps_its_hosts_name_for_tls(
         wrong = client.build_request("GET", f"https://idp.other.test:{port}/healthz")
         with pytest.raises(httpx2.ConnectError):  # a new connection: not the first one's
             await client.send(outbound.pin(wrong, "127.0.0.1"))
+
+
+async def test_a_name_whose_look_up_never_answers_fails_within_the_deadline(
+    http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's name server never answers: the sign-in fails within the request's
+    deadline, while the look-up is still under way (it was outside the deadline, and held the
+    sign-in for as long as the resolver's own retries)."""
+    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.3)
+    answered = threading.Event()
+    real = socket.getaddrinfo
+
+    def silent(host: object, *args: object, **kwargs: object) -> object:
+        if (host.decode() if isinstance(host, bytes) else host) != "idp.silent.test":
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        answered.wait(30)  # released when the test ends
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.0.9", 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    try:
+        with pytest.raises(AuthenticationError, match=r"did not answer within 0.3 s"):
+            await oidc.discover(oidc.ProviderConfig("https://idp.silent.test", "c", "s"), http)
+        assert not answered.is_set()  # given up while the look-up was still waiting
+    finally:
+        answered.set()
