@@ -77,6 +77,7 @@ class Misbehaviour:
     discovery_issuer: str | None = None  # "issuer" of the discovery document
     stall: bool = False  # discovery does not answer (until the provider stops)
     authorization_endpoint: str | None = None  # where discovery sends browsers instead
+    token_redirect: str | None = None  # the token endpoint answers 307 to this URL
     extra_keys: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # JWKS after ours
 
 
@@ -230,6 +231,8 @@ class OidcProvider:
 
     async def token(self, request: Request) -> Response:
         self.token_requests += 1
+        if self.misbehave.token_redirect:
+            return RedirectResponse(self.misbehave.token_redirect, status_code=307)
         fields = parse_qs((await request.body()).decode(errors="replace"))
         if any(len(values) != 1 for values in fields.values()):
             return _oauth_error("invalid_request", 400)

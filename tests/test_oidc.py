@@ -244,6 +244,26 @@ async def test_only_the_keys_the_id_token_names_are_read(
         await sign_in(provider, http, max_keys=5)
 
 
+async def test_a_back_channel_redirect_is_not_followed(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """The token endpoint redirects the server's request (with the code, the verifier and the
+    client's secret) to a service of the server's own host (a listener that counts
+    connections, standing for a metadata service): not followed, the sign-in fails."""
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(8)
+    service.setblocking(False)
+    provider.misbehave.token_redirect = f"http://127.0.0.1:{service.getsockname()[1]}/latest"
+    try:
+        with pytest.raises(AuthenticationError, match=r"token endpoint answered HTTP 307"):
+            await sign_in(provider, http)
+        with pytest.raises(BlockingIOError):
+            service.accept()  # nothing connected to it
+    finally:
+        service.close()
+
+
 async def test_several_audiences_need_this_client_as_authorized_party(
     provider: OidcProvider, http: httpx2.AsyncClient
 ) -> None:

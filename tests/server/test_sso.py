@@ -101,6 +101,24 @@ def test_the_providers_username_claim_takes_over_no_account(
             assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
 
 
+def test_the_providers_email_claim_links_no_account(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The attack: a provider account of the attacker's carrying the victim's e-mail address,
+    verified or not (or the claim missing), and the victim's name. Accounts are linked by the
+    admin's binding of (issuer, subject) alone: refused, whatever the e-mail says."""
+    for verified in (True, False, None):
+        provider.user = {
+            "sub": "attacker",
+            "preferred_username": "alice",
+            "email": "alice@example.com",
+            **({} if verified is None else {"email_verified": verified}),
+        }
+        with httpx.Client() as browser:
+            assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
+            assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
 def test_the_bound_subject_signs_in_whatever_name_the_provider_gives(
     orgs_server: RunningServer, provider: OidcProvider
 ) -> None:
