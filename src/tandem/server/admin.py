@@ -850,7 +850,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/users/{username}/reset-mfa",
         "users.manage",
-        "Remove an account's authenticator (lost phone) and end its sign-ins.",
+        "Remove an account's authenticator (lost phone) and end its sign-ins (not your own).",
         _reset_mfa,
         status=204,
     ),
