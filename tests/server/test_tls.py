@@ -201,3 +201,26 @@ def test_over_tls_an_sso_sign_in_is_bound_to_the_browser_by_a_host_only_cookie(
                     assert me.status_code == 200 and me.json()["username"] == "alice"
     finally:
         provider.stop()
+
+
+async def test_behind_a_trusted_tls_proxy_the_host_only_cookie_opens_the_agent_socket(
+    server_factory: ServerFactory,
+) -> None:
+    """Behind a proxy that says https (X-Forwarded-Proto, on the upgrade too), the sign-in
+    cookie is the ``__Host-`` one, and the agent's socket reads it."""
+    server = server_factory(trusted_proxies=("127.0.0.1",))
+    https = {"x-forwarded-proto": "https"}
+    response = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "alice", "password": AGENT_PASSWORD},
+        headers=https,
+    )
+    token = response.cookies["__Host-tandem_agent"]
+    async with connect(
+        f"{server.ws_base}/ws/agent",
+        origin=server.origin.replace("http://", "https://"),  # type: ignore[arg-type,union-attr]
+        additional_headers={**https, "cookie": f"__Host-tandem_agent={token}"},
+    ) as agent:
+        await agent.send(json.dumps({"v": 1, "type": "join", "code": "00000"}))
+        answer = json.loads(await agent.recv())
+        assert answer["type"] == "error", answer  # signed in: the code is what fails
