@@ -456,7 +456,9 @@ async def confirm_second_factor(
     The browser showed the password (``method``, its old sign-in's) and now a code from the new
     factor, so a password sign-in becomes a two-step one. One transaction: if storage fails,
     nothing changed (the browser is still signed in, the seed still pending). Raises
-    NotFoundError if the account went, was disabled or its pending seed changed meanwhile."""
+    NotFoundError if the account went, was disabled, or its pending seed or its password
+    changed since ``user`` was read (a password change ended the enrolling sign-in too: one
+    made with the old password must not come back with a factor of its own)."""
     assert user.pending_totp
     codes = crypto.new_recovery_codes(entropy)
     enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
@@ -471,7 +473,7 @@ async def confirm_second_factor(
     )
     digests = tuple(crypto.recovery_digest(c) for c in codes)
     if not await storage.enable_second_factor(
-        user.username, user.pending_totp, digests, step, login
+        user.username, user.pending_totp, digests, step, login, user.password_hash
     ):
         raise NotFoundError("not found")
     return codes, principal(enrolled, method), token

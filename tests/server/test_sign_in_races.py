@@ -211,3 +211,80 @@ async def test_a_sign_in_under_way_when_the_account_is_disabled_opens_none(
     enabled = httpx.post(f"{b.base}/api/users/victim/enable", cookies={auth.COOKIE_NAME: boss})
     assert enabled.status_code == 200, enabled.text
     assert not signed_in(a, answer)  # enabling it again does not bring that sign-in back
+
+
+async def test_an_enrolment_under_way_when_the_password_changes_turns_nothing_on(
+    cluster: Cluster,
+) -> None:
+    """The attacker, with the old password and a sign-in made with it alone (the account has
+    no authenticator yet), confirms an authenticator of its own while the owner changes the
+    password on the other server. Held (by a lock on the audit table the test takes) after its
+    code was checked and before the authenticator is turned on, it turned it on after the
+    change had ended every sign-in: the account then had the attacker's authenticator, its
+    recovery codes, and a new sign-in for the attacker, and none for the owner."""
+    a, b = cluster(), cluster()
+
+    async def add_victim() -> None:
+        async with offline(a.settings) as directory:
+            await directory.add_user(
+                operator("default"), "victim", AGENT_PASSWORD, "agent", None, ("support",)
+            )
+
+    run_in_thread(add_victim)
+    attacker, owner = login_cookie(a, "victim"), login_cookie(b, "victim")
+    setup = httpx.post(f"{a.base}/api/mfa/setup", cookies={auth.COOKIE_NAME: attacker})
+    assert setup.status_code == 200, setup.text
+    code = pyotp.TOTP(setup.json()["secret"]).now()
+    db = await pg_connect(schema_of(a))
+    watcher = await pg_connect()
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+
+    async def blocked(count: int, *requests: concurrent.futures.Future[httpx.Response]) -> None:
+        deadline = time.monotonic() + 30
+        while (
+            await watcher.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                db.get_server_pid(),
+            )
+            < count
+        ):
+            for request in requests:
+                assert not request.done(), request.result().text
+            assert time.monotonic() < deadline, "the requests never reached the audit trail"
+            await asyncio.sleep(0.02)
+
+    try:
+        transaction = db.transaction()
+        await transaction.start()
+        await db.execute("LOCK TABLE audit IN EXCLUSIVE MODE")  # appends wait; reads do not
+        confirm = pool.submit(
+            httpx.post,
+            f"{a.base}/api/mfa/confirm",
+            json={"code": code},
+            cookies={auth.COOKIE_NAME: attacker},
+            timeout=60,
+        )
+        await blocked(1, confirm)  # its code was right: it records the enrolment now
+        change = pool.submit(
+            httpx.post,
+            f"{b.base}/api/me/password",
+            json={"current_password": AGENT_PASSWORD, "new_password": NEW_PASSWORD},
+            cookies={auth.COOKIE_NAME: owner},
+            timeout=60,
+        )
+        await blocked(2, confirm, change)  # the new password is stored; it records it now
+        await transaction.rollback()
+        confirmed = await asyncio.wrap_future(confirm)
+        changed = await asyncio.wrap_future(change)
+    finally:
+        pool.shutdown(wait=True)
+        await db.close()
+        await watcher.close()
+    assert changed.status_code == 200, changed.text
+    assert confirmed.status_code != 200, confirmed.text
+    assert not signed_in(a, confirmed)
+    after = httpx.get(
+        f"{b.base}/api/me", cookies={auth.COOKIE_NAME: changed.cookies[auth.COOKIE_NAME]}
+    )
+    assert after.status_code == 200, after.text
+    assert after.json()["needs_second_factor"] is True  # no authenticator was turned on

@@ -381,12 +381,14 @@ class Storage(AuditStore, Protocol):
         recovery_codes: tuple[str, ...],
         step: int,
         login: LoginRecord,
+        password_hash: str | None = None,
     ) -> bool:
         """Turn on the seed pending for ``username`` (still ``pending``, the account not
-        disabled) with ``recovery_codes`` (digests), ``step`` spent, every sign-in of the account
-        ended and ``login`` opened in their place: all in one transaction, so a failure leaves
-        the account as it was. False (nothing written) if the account, or its pending seed,
-        changed meanwhile."""
+        disabled, and with ``password_hash`` given still that password) with ``recovery_codes``
+        (digests), ``step`` spent, every sign-in of the account ended and ``login`` opened in
+        their place: all in one transaction, so a failure leaves the account as it was. False
+        (nothing written) if the account, its pending seed or its password changed meanwhile
+        (a password change ended every sign-in: the enrolling one too)."""
         ...
 
     async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:

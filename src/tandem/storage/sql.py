@@ -1089,7 +1089,12 @@ class SQLStorage:
         recovery_codes_: tuple[str, ...],
         step: int,
         login: LoginRecord,
+        password_hash: str | None = None,
     ) -> bool:
+        same_password = (
+            sa.true() if password_hash is None else users.c.password_hash == password_hash
+        )
+
         def work(db: _Db) -> bool:
             changed = db.execute(
                 users.update()
@@ -1097,6 +1102,7 @@ class SQLStorage:
                     users.c.username == username,
                     users.c.pending_totp == pending,
                     users.c.disabled == sa.false(),
+                    same_password,
                 )
                 .values(totp_secret=pending, totp_last_step=step, pending_totp=None)
             )
