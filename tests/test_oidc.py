@@ -264,6 +264,44 @@ async def test_a_back_channel_redirect_is_not_followed(
         service.close()
 
 
+@pytest.mark.parametrize(
+    ("forge", "claims", "reason"),
+    [
+        ("none", {}, "'none' is not allowed"),
+        ("hs256-public-key", {}, "'HS256' is not allowed"),
+        ("unknown-kid", {}, "no key 'not-published'"),
+        (None, {"nbf": int(time.time()) + 3600}, "not yet valid"),
+        (None, {"iat": int(time.time()) + 10**6}, "issued in the future"),
+        (None, {"iat": int(time.time()) - 3600}, "issued too long ago"),
+        (None, {"aud": ["another-client"], "azp": "tandem"}, "aud"),
+        (None, {"sub": ""}, "sub"),
+        (None, {"sub": 5}, "sub"),
+    ],
+    ids=[
+        "alg-none",
+        "hs256-keyed-with-the-public-key",
+        "key-id-not-published",
+        "not-yet-valid",
+        "far-future-iat",
+        "old-iat-unexpired",
+        "another-audience-with-our-azp",
+        "empty-subject",
+        "numeric-subject",
+    ],
+)
+async def test_a_forged_or_odd_id_token_is_refused(
+    provider: OidcProvider,
+    http: httpx2.AsyncClient,
+    forge: str | None,
+    claims: dict[str, object],
+    reason: str,
+) -> None:
+    provider.misbehave.forge = forge
+    provider.misbehave.extra_claims = claims
+    with pytest.raises(AuthenticationError, match=f"ID token was refused: .*{reason}"):
+        await sign_in(provider, http)
+
+
 async def test_several_audiences_need_this_client_as_authorized_party(
     provider: OidcProvider, http: httpx2.AsyncClient
 ) -> None:
