@@ -288,3 +288,19 @@ async def test_an_enrolment_under_way_when_the_password_changes_turns_nothing_on
     )
     assert after.status_code == 200, after.text
     assert after.json()["needs_second_factor"] is True  # no authenticator was turned on
+
+
+async def test_a_code_sent_to_two_servers_at_once_signs_in_once(cluster: Cluster) -> None:
+    """A TOTP code, then a recovery code, replayed on the other server at the same moment
+    (a phished code used twice): one sign-in each, the other refused."""
+    a, b = cluster(login_free_failures=100), cluster(login_free_failures=100)
+    enrolment = enrolled(a, "victim")
+
+    def sign_in(server: RunningServer, code: str) -> httpx.Response:
+        body = {"username": "victim", "password": AGENT_PASSWORD, "code": code}
+        return httpx.post(f"{server.base}/api/login", json=body, timeout=60)
+
+    for code in (pyotp.TOTP(enrolment.secret).now(), enrolment.recovery_codes[0]):
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(sign_in, (a, b, a, b), (code,) * 4))
+        assert sorted(answer.status_code for answer in answers) == [200, 401, 401, 401], code
