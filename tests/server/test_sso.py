@@ -4,6 +4,7 @@ audited; an admin and its provider cannot reach auditors; no request to private 
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 from collections.abc import Iterator
@@ -309,6 +310,28 @@ def test_finishing_a_sign_in_forgives_its_own_start_not_every_unfinished_one(
             more += 1
             assert more <= free, "finishing one sign-in forgave every unfinished start"
     assert more == 2  # the last free one, and the one that starts the wait
+
+
+def test_a_callback_hit_twice_at_once_signs_in_once(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The browser's callback (its state, code and cookie) sent four times at once, as a
+    double click or a replaying proxy would: one sign-in, the others refused, the code
+    exchanged once."""
+    with httpx.Client() as browser:
+        start = browser.get(f"{orgs_server.base}/api/sso/start", params={"org": "default"})
+        back = browser.get(start.headers["location"]).headers["location"]
+        cookies = dict(browser.cookies.items())
+
+    def hit(_: int) -> httpx.Response:
+        with httpx.Client(cookies=cookies) as again:
+            return again.get(back)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(hit, range(4)))
+    places = sorted(answer.headers["location"] for answer in answers)
+    assert places == ["/console/"] + ["/console/?sso=failed"] * 3, places
+    assert provider.token_requests == 1
 
 
 def test_a_provider_sign_in_ends_the_sign_in_the_browser_had(
