@@ -153,15 +153,18 @@ def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: fl
     response.set_cookie(cookie_name(request), token, max_age=int(ttl), **cookie_flags(request))
 
 
-async def end_earlier_sign_in(request: Request) -> None:
+async def end_earlier_sign_in(request: Request, digest: str = "") -> None:
     """End the sign-in the browser carried when it signed in again (whoever's it was) and close
     its sockets in every process: the browser now holds another, and the earlier one (a shared
-    desk's previous agent; one planted or copied before) must not live on without it."""
+    desk's previous agent; one planted or copied before) must not live on without it. The
+    request's cookie names it, or ``digest`` (an identity provider's sign-in: noted at its
+    start, since the provider's redirect back carries no SameSite=Strict cookie)."""
     token = sign_in_token(request)
-    if not token or len(token) > 128:
+    if not digest and token and len(token) <= 128:
+        digest = auth.login_digest(token)
+    if not digest:
         return
     services = services_of(request)
-    digest = auth.login_digest(token)
     if await services.storage.get_login(digest) is None:
         return
     await services.storage.delete_login(digest)

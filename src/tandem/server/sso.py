@@ -36,6 +36,7 @@ from tandem.server.http import (
     over_tls,
     services_of,
     set_sign_in_cookie,
+    sign_in_token,
 )
 from tandem.storage.base import DEFAULT_ORG
 
@@ -133,9 +134,15 @@ async def start(request: Request) -> Response:
         return _failed(request)
     url, pending = oidc.begin(config, discovery, _redirect_uri(request), services.entropy)
     browser = crypto.new_token(services.entropy)
-    sealed = services.box.seal(
-        json.dumps({"pending": pending.to_json(), "browser": crypto.secret_digest(browser, "sso")})
-    )
+    # The browser's sign-in now, ended when this one finishes: the provider's redirect back
+    # (from another site) does not carry the SameSite=Strict cookie, this start does.
+    earlier = sign_in_token(request)
+    kept = {
+        "pending": pending.to_json(),
+        "browser": crypto.secret_digest(browser, "sso"),
+        "earlier": auth.login_digest(earlier) if earlier and len(earlier) <= 128 else "",
+    }
+    sealed = services.box.seal(json.dumps(kept))
     await services.storage.put_oidc_pending(
         Grant.server(org_id, "sso start"),
         crypto.secret_digest(pending.state, "sso-state"),
@@ -210,7 +217,7 @@ async def callback(request: Request) -> Response:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed(request)
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
-    await end_earlier_sign_in(request)
+    await end_earlier_sign_in(request, kept.get("earlier", ""))
     # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
     # a client finishing one sign-in of its own at will would start afresh each time, and
     # keep pending rows coming without end.
