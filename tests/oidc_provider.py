@@ -23,6 +23,7 @@ import binascii
 import dataclasses
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -33,7 +34,7 @@ from urllib.parse import parse_qs, unquote, urlencode
 
 import uvicorn
 from joserfc import jwt
-from joserfc.jwk import RSAKey
+from joserfc.jwk import OctKey, RSAKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -77,6 +78,11 @@ class Misbehaviour:
     discovery_issuer: str | None = None  # "issuer" of the discovery document
     stall: bool = False  # discovery does not answer (until the provider stops)
     authorization_endpoint: str | None = None  # where discovery sends browsers instead
+    token_redirect: str | None = None  # the token endpoint answers 307 to this URL
+    forge: str | None = None  # "none", "hs256-public-key" or "unknown-kid": the ID token's
+    # signature (unsigned; HMAC keyed with the published public key; a key id not published)
+    extra_claims: dict[str, Any] = dataclasses.field(default_factory=dict)  # on the ID token
+    extra_keys: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # JWKS after ours
 
 
 class OidcProvider:
@@ -172,7 +178,7 @@ class OidcProvider:
         )
 
     async def jwks(self, request: Request) -> Response:
-        return JSONResponse({"keys": [self.key.as_dict(private=False)]})
+        return JSONResponse({"keys": [self.key.as_dict(private=False), *self.misbehave.extra_keys]})
 
     async def authorize(self, request: Request) -> Response:
         q = request.query_params
@@ -229,6 +235,8 @@ class OidcProvider:
 
     async def token(self, request: Request) -> Response:
         self.token_requests += 1
+        if self.misbehave.token_redirect:
+            return RedirectResponse(self.misbehave.token_redirect, status_code=307)
         fields = parse_qs((await request.body()).decode(errors="replace"))
         if any(len(values) != 1 for values in fields.values()):
             return _oauth_error("invalid_request", 400)
@@ -278,8 +286,21 @@ class OidcProvider:
             claims["nonce"] = bad.nonce or nonce
         if bad.azp:
             claims["azp"] = bad.azp
+        claims.update(bad.extra_claims)
+        if bad.forge == "none":
+            parts = [{"alg": "none", "kid": "k1", "typ": "JWT"}, claims]
+            return ".".join(_b64(json.dumps(part).encode()) for part in parts) + "."
+        if bad.forge == "hs256-public-key":
+            shared = OctKey.import_key(json.dumps(self.key.as_dict(private=False)).encode())
+            header = {"alg": "HS256", "kid": "k1", "typ": "JWT"}
+            return jwt.encode(header, claims, shared, algorithms=["HS256"])
+        kid = "not-published" if bad.forge == "unknown-kid" else "k1"
         key = self.other_key if bad.foreign_key else self.key
-        return jwt.encode({"alg": "RS256", "kid": "k1", "typ": "JWT"}, claims, key)
+        return jwt.encode({"alg": "RS256", "kid": kid, "typ": "JWT"}, claims, key)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _oauth_error(error: str, status: int) -> Response:

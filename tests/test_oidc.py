@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+import trustme
 
 from tandem import oidc, outbound
 from tandem.exceptions import AuthenticationError, ConfigError
-from tests.conftest import free_port
+from tests.conftest import ServerFactory, free_port
 from tests.oidc_provider import OidcProvider
 
 REDIRECT = "http://127.0.0.1:9/api/sso/callback"
@@ -224,6 +228,80 @@ async def test_a_bad_id_token_is_refused(
         await sign_in(provider, http)
 
 
+async def test_only_the_keys_the_id_token_names_are_read(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """Keys of other ids may be anything (they are never parsed); a broken key under the
+    token's id is refused, not a crash; a set with more keys than allowed is refused saying
+    so."""
+    provider.misbehave.extra_keys = [{"kty": "RSA", "n": "!!", "e": "?", "kid": "broken"}]
+    assert (await sign_in(provider, http)).subject == "u-1"
+    provider.misbehave.extra_keys = [{"kty": "RSA", "n": "!!", "e": "?", "kid": "k1"}]
+    with pytest.raises(AuthenticationError, match=r"ID token was refused"):
+        await sign_in(provider, http)  # a broken key under the token's id: refused, no crash
+    provider.misbehave.extra_keys = [{"kid": f"x{i}"} for i in range(5)]
+    with pytest.raises(AuthenticationError, match=r"6 keys, more than the 5 allowed"):
+        await sign_in(provider, http, max_keys=5)
+
+
+async def test_a_back_channel_redirect_is_not_followed(
+    provider: OidcProvider, http: httpx2.AsyncClient
+) -> None:
+    """The token endpoint redirects the server's request (with the code, the verifier and the
+    client's secret) to a service of the server's own host (a listener that counts
+    connections, standing for a metadata service): not followed, the sign-in fails."""
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(8)
+    service.setblocking(False)
+    provider.misbehave.token_redirect = f"http://127.0.0.1:{service.getsockname()[1]}/latest"
+    try:
+        with pytest.raises(AuthenticationError, match=r"token endpoint answered HTTP 307"):
+            await sign_in(provider, http)
+        with pytest.raises(BlockingIOError):
+            service.accept()  # nothing connected to it
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("forge", "claims", "reason"),
+    [
+        ("none", {}, "'none' is not allowed"),
+        ("hs256-public-key", {}, "'HS256' is not allowed"),
+        ("unknown-kid", {}, "no key 'not-published'"),
+        (None, {"nbf": int(time.time()) + 3600}, "not yet valid"),
+        (None, {"iat": int(time.time()) + 10**6}, "issued in the future"),
+        (None, {"iat": int(time.time()) - 3600}, "issued too long ago"),
+        (None, {"aud": ["another-client"], "azp": "tandem"}, "aud"),
+        (None, {"sub": ""}, "sub"),
+        (None, {"sub": 5}, "sub"),
+    ],
+    ids=[
+        "alg-none",
+        "hs256-keyed-with-the-public-key",
+        "key-id-not-published",
+        "not-yet-valid",
+        "far-future-iat",
+        "old-iat-unexpired",
+        "another-audience-with-our-azp",
+        "empty-subject",
+        "numeric-subject",
+    ],
+)
+async def test_a_forged_or_odd_id_token_is_refused(
+    provider: OidcProvider,
+    http: httpx2.AsyncClient,
+    forge: str | None,
+    claims: dict[str, object],
+    reason: str,
+) -> None:
+    provider.misbehave.forge = forge
+    provider.misbehave.extra_claims = claims
+    with pytest.raises(AuthenticationError, match=f"ID token was refused: .*{reason}"):
+        await sign_in(provider, http)
+
+
 async def test_several_audiences_need_this_client_as_authorized_party(
     provider: OidcProvider, http: httpx2.AsyncClient
 ) -> None:
@@ -336,3 +414,92 @@ async def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
     local network (or does not resolve), never at a global address."""
     with pytest.raises(ConfigError, match=r"private address|does not resolve"):
         await outbound.check_public(f"https://{socket.gethostname()}/", "issuer")
+
+
+REBINDING = "idp.rebinding.test"
+
+
+async def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_connected_to(
+    http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the provider's name answers a global address to the check and loopback
+    (a service of the server's own host, here a listener that counts connections) when the
+    request connects. The request goes to the address that was checked."""
+    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.5)
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(8)
+    service.setblocking(False)
+    port = service.getsockname()[1]
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def rebinding(host: object, *args: object, **kwargs: object) -> object:
+        if (host.decode() if isinstance(host, bytes) else host) != REBINDING:  # anyio: bytes
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        answers.append("192.0.0.9" if not answers else "127.0.0.1")  # global, then loopback
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[-1], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    config = oidc.ProviderConfig(f"https://{REBINDING}:{port}", "c", "s")
+    try:
+        with pytest.raises(AuthenticationError):
+            await oidc.discover(config, http)
+        assert answers and answers[0] == "192.0.0.9"  # the check ran, and passed
+        try:
+            connected: socket.socket | None = service.accept()[0]
+        except BlockingIOError:
+            connected = None
+        if connected is not None:
+            connected.close()
+        assert connected is None, "the request connected to the loopback service"
+    finally:
+        service.close()
+
+
+async def test_a_pinned_request_keeps_its_hosts_name_for_tls(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The pinned request connects to the checked address but checks the certificate against,
+    and names in Host and SNI, the provider's name: a certificate for another name fails."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("idp.pinned.test")
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(key_path))
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    server = server_factory(tls_cert=cert_path, tls_key=key_path)
+    port = urlsplit(server.base).port
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with oidc.client(verify=context) as client:
+        request = client.build_request("GET", f"https://idp.pinned.test:{port}/healthz")
+        answer = await client.send(outbound.pin(request, "127.0.0.1"))
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+        wrong = client.build_request("GET", f"https://idp.other.test:{port}/healthz")
+        with pytest.raises(httpx2.ConnectError):  # a new connection: not the first one's
+            await client.send(outbound.pin(wrong, "127.0.0.1"))
+
+
+async def test_a_name_whose_look_up_never_answers_fails_within_the_deadline(
+    http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider's name server never answers: the sign-in fails within the request's
+    deadline, while the look-up is still under way (it was outside the deadline, and held the
+    sign-in for as long as the resolver's own retries)."""
+    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.3)
+    answered = threading.Event()
+    real = socket.getaddrinfo
+
+    def silent(host: object, *args: object, **kwargs: object) -> object:
+        if (host.decode() if isinstance(host, bytes) else host) != "idp.silent.test":
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        answered.wait(30)  # released when the test ends
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.0.9", 443))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    try:
+        with pytest.raises(AuthenticationError, match=r"did not answer within 0.3 s"):
+            await oidc.discover(oidc.ProviderConfig("https://idp.silent.test", "c", "s"), http)
+        assert not answered.is_set()  # given up while the look-up was still waiting
+    finally:
+        answered.set()

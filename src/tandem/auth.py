@@ -21,6 +21,11 @@ from tandem.exceptions import (
 from tandem.storage.base import DEFAULT_TEAM, LoginRecord, Storage, UserRecord
 
 COOKIE_NAME = "tandem_agent"
+"""The sign-in cookie's name over plain HTTP (a local demo)."""
+SECURE_COOKIE_NAME = f"__Host-{COOKIE_NAME}"
+"""Its name over TLS: browsers keep a ``__Host-`` cookie only if the server's own secure
+answer set it, for its host alone (Secure, Path=/, no Domain), so a page of a sibling subdomain
+or a plain-HTTP answer cannot plant one (its sign-in, in place of the agent's)."""
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -95,17 +100,21 @@ def principal(user: UserRecord, method: str) -> Principal:
 async def open_login(
     storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
 ) -> str:
-    """A new sign-in session for ``user``; returns the cookie token (storage keeps its digest)."""
+    """A new sign-in session for ``user``, the account as the caller checked its credentials;
+    returns the cookie token (storage keeps its digest). Raises AuthenticationError if the
+    account's password, second factor or provider binding changed, or it was disabled, since it
+    was read: that change ended every sign-in of the account, and a sign-in checked against what
+    it replaced (an attacker's, with the old password) must not be stored after it."""
     token = crypto.new_token(entropy)
-    await storage.add_login(
-        LoginRecord(
-            token_digest=crypto.secret_digest(token, "login"),
-            username=user.username,
-            expires_at=now + ttl,
-            last_seen=now,
-            method=method,
-        )
+    login = LoginRecord(
+        token_digest=crypto.secret_digest(token, "login"),
+        username=user.username,
+        expires_at=now + ttl,
+        last_seen=now,
+        method=method,
     )
+    if not await storage.add_login(login, proved=user):
+        raise AuthenticationError()
     return token
 
 
@@ -394,7 +403,8 @@ async def change_password(
         raise WeakPasswordError("choose a password other than the current one")
     new_hash = await hash_password(hashing, client, new)
     await storage.set_password(username, new_hash, False)  # ends every sign-in
-    return await open_login(storage, user, now, ttl, entropy, password_method(user))
+    changed = dataclasses.replace(user, password_hash=new_hash)
+    return await open_login(storage, changed, now, ttl, entropy, password_method(user))
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:
@@ -446,7 +456,9 @@ async def confirm_second_factor(
     The browser showed the password (``method``, its old sign-in's) and now a code from the new
     factor, so a password sign-in becomes a two-step one. One transaction: if storage fails,
     nothing changed (the browser is still signed in, the seed still pending). Raises
-    NotFoundError if the account went, was disabled or its pending seed changed meanwhile."""
+    NotFoundError if the account went, was disabled, or its pending seed or its password
+    changed since ``user`` was read (a password change ended the enrolling sign-in too: one
+    made with the old password must not come back with a factor of its own)."""
     assert user.pending_totp
     codes = crypto.new_recovery_codes(entropy)
     enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
@@ -461,7 +473,7 @@ async def confirm_second_factor(
     )
     digests = tuple(crypto.recovery_digest(c) for c in codes)
     if not await storage.enable_second_factor(
-        user.username, user.pending_totp, digests, step, login
+        user.username, user.pending_totp, digests, step, login, user.password_hash
     ):
         raise NotFoundError("not found")
     return codes, principal(enrolled, method), token

@@ -170,6 +170,11 @@ class Settings:
     sso_free_starts: int = 10
     """Sign-ins through an identity provider one client address may start without finishing
     before it backs off (each keeps a pending row for 10 minutes)."""
+    sso_max_signing_keys: int = 20
+    """Keys an identity provider's key set (JWKS) may publish; a larger set is refused. Only the
+    keys named by an ID token's key id are read: an organisation's provider publishing a
+    megabyte of keys made every sign-in of its own read them all, on the server's event loop
+    (half a second each), stalling every live session."""
     customer_token_max_seconds: float = 600.0
     """Longest lifetime (exp - iat) of a customer token a site's backend may sign."""
     join_org_free_failures: int = 50
@@ -346,6 +351,8 @@ class Settings:
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
         if self.max_recording_downloads < 1:
             raise ConfigError("max_recording_downloads must be at least 1")
+        if self.sso_max_signing_keys < 1:
+            raise ConfigError("sso_max_signing_keys must be at least 1")
         if self.max_agent_sockets < 1:
             raise ConfigError("max_agent_sockets must be at least 1")
         if self.max_watcher_frames_per_second < 1:

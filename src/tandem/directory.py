@@ -452,9 +452,13 @@ class Directory:
 
     async def reset_second_factor(self, actor: Principal, username: str) -> None:
         """Remove a user's authenticator (lost phone): they set a new one up at next sign-in,
-        and every sign-in of theirs ends now."""
+        and every sign-in of theirs ends now. Not one's own (another admin, or the operator,
+        does it): it asks for no re-authentication, so whoever held an admin's sign-in for a
+        while and knew the password would swap in an authenticator of its own."""
         user = await self._user(actor, username)
         _guard_auditors(actor, user.role)
+        if username == actor.username:
+            raise ConflictError("you cannot reset your own second factor; ask another admin")
         await self.storage.set_second_factor(username, None, ())
         await self.storage.delete_logins_of(username)
         self.revoked(user=username)

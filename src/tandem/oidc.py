@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import ssl
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -57,6 +58,8 @@ class ProviderConfig:
     client_auth: ClientAuthMethod = "client_secret_basic"
     allow_private_network: bool = False
     """Test only: allow http and private or loopback hosts (:mod:`tandem.outbound`)."""
+    max_keys: int = 20
+    """Most keys its key set (JWKS) may publish (``sso_max_signing_keys``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,15 +121,20 @@ def printable(text: str, limit: int = 100) -> str:
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
 
 
-def client() -> httpx2.AsyncClient:
-    """An HTTP client for talking to providers: short timeouts, redirects not followed.
-    Use it as ``async with``."""
+def client(verify: ssl.SSLContext | bool = True) -> httpx2.AsyncClient:
+    """An HTTP client for talking to providers: short timeouts, redirects not followed, no
+    connection kept for another request (each is pinned to the address its name was checked
+    at, :func:`tandem.outbound.pin`, and a kept connection, found by that address, would carry
+    another name's request over the TLS session of the first). Use it as ``async with``.
+    ``verify``: the certificate authorities (tests trust their own)."""
     import httpx2
 
     return httpx2.AsyncClient(
         timeout=httpx2.Timeout(TIMEOUT_SECONDS),
         follow_redirects=False,
         headers={"Accept": "application/json"},
+        limits=httpx2.Limits(max_keepalive_connections=0),
+        verify=verify,
     )
 
 
@@ -138,12 +146,14 @@ async def _exchange(
     import httpx2
 
     try:
-        await outbound.check_public(str(request.url), what, allow_private=allow_private)
-    except ConfigError as exc:
-        raise _failure(str(exc)) from None
-    try:
-        async with asyncio.timeout(TIMEOUT_SECONDS):
-            response = await http.send(request, stream=True)
+        async with asyncio.timeout(TIMEOUT_SECONDS):  # the name's look-up too
+            try:
+                address = await outbound.check_public(
+                    str(request.url), what, allow_private=allow_private
+                )
+            except ConfigError as exc:
+                raise _failure(str(exc)) from None
+            response = await http.send(outbound.pin(request, address), stream=True)
             try:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
@@ -281,6 +291,34 @@ async def _token_request(
     return token
 
 
+def _signing_keys(config: ProviderConfig, id_token: str, keys: dict[str, Any]) -> list[Any]:
+    """The published keys that may have signed ``id_token``: those with its key id (all, if it
+    names none). Only these are read (each key costs the server's event loop its parsing), and
+    a key set of more than ``config.max_keys`` keys is refused unread."""
+    from joserfc.errors import JoseError
+    from joserfc.jws import extract_compact
+
+    published = keys.get("keys")
+    if not isinstance(published, list):
+        raise _failure("the key set (JWKS) has no list of keys")
+    if len(published) > config.max_keys:
+        raise _failure(
+            f"the key set (JWKS) has {len(published)} keys, more than the {config.max_keys} "
+            "allowed (sso_max_signing_keys)"
+        )
+    try:
+        kid = extract_compact(id_token.encode()).headers().get("kid")
+    except (JoseError, ValueError, TypeError) as exc:
+        detail = getattr(exc, "description", "") or type(exc).__name__
+        raise _failure(f"the ID token was refused: {printable(str(detail))}") from None
+    if kid is None:
+        return published
+    named = [key for key in published if isinstance(key, dict) and key.get("kid") == kid]
+    if not named:
+        raise _failure(f"the ID token was refused: no key {printable(str(kid))!r} in the key set")
+    return named
+
+
 def _verify_id_token(
     config: ProviderConfig,
     discovery: Discovery,
@@ -294,7 +332,7 @@ def _verify_id_token(
     from joserfc.jwk import KeySet
 
     try:
-        key_set = KeySet.import_key_set(keys)  # type: ignore[arg-type]
+        key_set = KeySet.import_key_set({"keys": _signing_keys(config, id_token, keys)})
         decoded = jwt.decode(id_token, key_set, algorithms=ALGORITHMS)
         jwt.JWTClaimsRegistry(
             now=int(now),

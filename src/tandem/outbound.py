@@ -8,8 +8,9 @@ private network. Each URL must be ``https``, and its host must resolve only to g
 checked before each request. ``allow_private`` (the ``sso_test_private_network`` setting, for
 tests with an identity provider on loopback) lifts both rules; production leaves it off.
 
-A name that resolves to a public address when checked and to a private one when connected
-(DNS rebinding) is not caught here; the deadline and size limits of each request still hold.
+The request then connects to the address the check resolved (:func:`pin`), never to what the
+name resolves to a moment later: a name that answered a public address to the check and a
+private one to the connection (DNS rebinding) reached the server's own network.
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tandem.config import ascii_host
 from tandem.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    import httpx2
 
 
 def check_url(url: str, what: str, *, allow_private: bool = False) -> str:
@@ -52,12 +57,14 @@ def _private_literal(host: str) -> bool:
     return not address.is_global
 
 
-async def check_public(url: str, what: str, *, allow_private: bool = False) -> None:
+async def check_public(url: str, what: str, *, allow_private: bool = False) -> str | None:
     """Raise ConfigError unless ``url`` passes :func:`check_url` and its host resolves only to
-    global addresses (every address it resolves to, so a name cannot hide a private one)."""
+    global addresses (every address it resolves to, so a name cannot hide a private one).
+    Returns the address to connect to (:func:`pin`): the first it resolved to; None with
+    ``allow_private`` (tests: nothing is resolved)."""
     check_url(url, what, allow_private=allow_private)
     if allow_private:
-        return
+        return None
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
@@ -66,7 +73,30 @@ async def check_public(url: str, what: str, *, allow_private: bool = False) -> N
         )
     except (OSError, UnicodeError):
         raise ConfigError(f"the {what}'s host {host} does not resolve") from None
+    addresses = []
     for *_, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if not address.is_global:
             raise ConfigError(f"the {what}'s host {host} resolves to a private address")
+        addresses.append(str(address))
+    if not addresses:
+        raise ConfigError(f"the {what}'s host {host} does not resolve")
+    return addresses[0]
+
+
+def pin(request: httpx2.Request, address: str | None) -> httpx2.Request:
+    """``request`` sent to ``address`` (from :func:`check_public`) in place of whatever its host
+    resolves to when it connects; its Host header, its TLS server name and the certificate's
+    check stay its host's. Unchanged for None (tests)."""
+    import httpx2
+
+    if address is None:
+        return request
+    host = request.url.host
+    return httpx2.Request(
+        request.method,
+        request.url.copy_with(host=address),
+        headers=request.headers,  # Host: the name, as built from the URL
+        content=request.content,
+        extensions={**request.extensions, "sni_hostname": host},
+    )

@@ -62,18 +62,22 @@ async def check(
     import httpx2  # here: most processes never fetch a site (a tenth of a second of a start)
 
     address = url(site)
-    await outbound.check_public(address, "site", allow_private=allow_private)
     try:
-        async with asyncio.timeout(timeout):
-            async with (
-                httpx2.AsyncClient(timeout=httpx2.Timeout(timeout), follow_redirects=False) as http,
-                http.stream("GET", address) as response,
-            ):
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_BYTES:
-                        raise ConfigError(f"{address} answered more than {MAX_BYTES} bytes")
+        async with asyncio.timeout(timeout):  # the name's look-up too
+            pinned = await outbound.check_public(address, "site", allow_private=allow_private)
+            async with httpx2.AsyncClient(
+                timeout=httpx2.Timeout(timeout), follow_redirects=False
+            ) as http:
+                request = outbound.pin(http.build_request("GET", address), pinned)
+                response = await http.send(request, stream=True)
+                try:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > MAX_BYTES:
+                            raise ConfigError(f"{address} answered more than {MAX_BYTES} bytes")
+                finally:
+                    await response.aclose()
     except TimeoutError:
         raise ConfigError(f"{address} did not answer within {timeout:g} s") from None
     except httpx2.HTTPError as exc:

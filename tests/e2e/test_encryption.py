@@ -292,7 +292,7 @@ def test_a_full_session_over_tls(tls_server: RunningServer, browser: Browser) ->
         expect(view.locator("input[type=search]")).to_have_value("stove")
         assert sockets and all(u.startswith("wss://") for u in sockets)
         cookie = contexts[1].cookies()[0]
-        assert cookie["name"] == "tandem_agent" and cookie["secure"] and cookie["httpOnly"]
+        assert cookie["name"] == "__Host-tandem_agent" and cookie["secure"] and cookie["httpOnly"]
     finally:
         for context in contexts:
             context.close()

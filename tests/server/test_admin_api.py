@@ -105,6 +105,25 @@ def test_resetting_a_second_factor_ends_the_users_sign_ins(orgs_server: RunningS
     assert "mfa_reset" in audit_actions(orgs_server)
 
 
+def test_an_admin_cannot_remove_its_own_second_factor(orgs_server: RunningServer) -> None:
+    """Its own reset needs no re-authentication: whoever held an admin's sign-in for a while
+    (a cookie taken, a console left open) and knew the password removed the authenticator,
+    signed in with the password alone, enrolled one of its own, and kept the account for good.
+    Another admin resets it (audited), as for a password."""
+    with api(orgs_server, "ada") as ada:
+        setup = ada.post("/api/mfa/setup")
+        assert setup.status_code == 200, setup.text
+        code = pyotp.TOTP(setup.json()["secret"]).now()
+        assert ada.post("/api/mfa/confirm", json={"code": code}).status_code == 200
+        own = ada.post("/api/users/ada/reset-mfa")
+        assert own.status_code == 409, own.text
+        assert "another admin" in own.json()["detail"]
+        [me] = [u for u in ada.get("/api/users").json() if u["username"] == "ada"]
+        assert me["second_factor"] is True
+        assert ada.get("/api/me").status_code == 200
+    assert "mfa_reset" not in audit_actions(orgs_server)
+
+
 async def test_a_sites_policy_reaches_its_customers_and_is_validated(
     orgs_server: RunningServer,
 ) -> None:

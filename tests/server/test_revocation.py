@@ -204,6 +204,29 @@ async def test_sign_out_everywhere_closes_every_sign_ins_sockets(orgs: RunningSe
     assert [c["subject"] for c in closes(orgs)] == ["alice", "alice"]
 
 
+async def test_signing_in_again_in_a_browser_ends_the_sign_in_it_had(orgs: RunningServer) -> None:
+    """A sign-in (password or provider) ends the one the browser carried before it, whoever's
+    it was, and closes its sockets: it survived, with its sockets open, though the browser now
+    holds another (a shared desk's next agent; a sign-in someone planted or copied before)."""
+    earlier = login_cookie(orgs, "alice")
+    socket = await open_agent(orgs, earlier)
+    with httpx.Client(base_url=orgs.base) as browser:
+        browser.cookies.set(auth.COOKIE_NAME, earlier)
+        again = browser.post("/api/login", json={"username": "sam", "password": AGENT_PASSWORD})
+        assert again.status_code == 200, again.text
+        assert browser.get("/api/me").json()["username"] == "sam"
+    assert await closed_with(socket) == SIGNED_OUT
+    with httpx.Client(base_url=orgs.base) as other:
+        other.cookies.set(auth.COOKIE_NAME, earlier)
+        assert other.get("/api/me").status_code == 401
+    refused = login_cookie(orgs, "bob")  # a failed sign-in ends nothing
+    with httpx.Client(base_url=orgs.base) as browser:
+        browser.cookies.set(auth.COOKIE_NAME, refused)
+        wrong = browser.post("/api/login", json={"username": "bob", "password": "not-bobs-pw"})
+        assert wrong.status_code == 401
+        assert browser.get("/api/me").json()["username"] == "bob"
+
+
 async def test_a_role_change_without_join_closes_the_socket(orgs: RunningServer) -> None:
     socket = await open_agent(orgs, login_cookie(orgs, "alice"))
     with api(orgs, "ada") as ada:

@@ -22,11 +22,14 @@ import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from tandem import site_verification
 from tandem.access import Principal
 from tandem.config import Settings
+from tandem.crypto import SecretBox
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError
 from tandem.server.services import register_allowed_origins
+from tandem.storage.base import SiteRecord
 from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
@@ -657,3 +660,40 @@ async def test_two_servers_starting_at_once_with_one_allowed_origin_both_start(
         held = await first.storage.site_for_origin(origin)
         assert held is not None and held.org_id == "default"
         assert [s.origin for s in await first.storage.all_sites()].count(origin) == 1
+
+
+async def test_a_site_name_that_rebinds_to_loopback_after_the_check_is_not_connected_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the site's name answers a global address to the check and loopback (a
+    service of the server's own host, a listener that counts connections) when the fetch
+    connects. The fetch goes to the address that was checked."""
+    service = socket.socket()
+    service.bind(("127.0.0.1", 0))
+    service.listen(8)
+    service.setblocking(False)
+    port = service.getsockname()[1]
+    real = socket.getaddrinfo
+    answers: list[str] = []
+
+    def rebinding(host: object, *args: object, **kwargs: object) -> object:
+        if (host.decode() if isinstance(host, bytes) else host) != "shop.rebinding.test":
+            return real(host, *args, **kwargs)  # type: ignore[arg-type]
+        answers.append("192.0.0.9" if not answers else "127.0.0.1")  # global, then loopback
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[-1], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    site = SiteRecord("shop", "default", f"https://shop.rebinding.test:{port}", "Shop")
+    try:
+        with pytest.raises(ConfigError):
+            await site_verification.check(SecretBox(tmp_path / "secrets.key"), site, 0.5)
+        assert answers and answers[0] == "192.0.0.9"  # the check ran, and passed
+        try:
+            connected: socket.socket | None = service.accept()[0]
+        except BlockingIOError:
+            connected = None
+        if connected is not None:
+            connected.close()
+        assert connected is None, "the fetch connected to the loopback service"
+    finally:
+        service.close()

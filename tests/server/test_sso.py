@@ -4,6 +4,7 @@ audited; an admin and its provider cannot reach auditors; no request to private 
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import time
 from collections.abc import Iterator
@@ -96,6 +97,24 @@ def test_the_providers_username_claim_takes_over_no_account(
     checks the admin) or "sam" for a user of its own. Neither is bound to it: refused."""
     for name in ("aud", "sam"):
         provider.user = {"sub": f"attacker-{name}", "preferred_username": name}
+        with httpx.Client() as browser:
+            assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
+            assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
+def test_the_providers_email_claim_links_no_account(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The attack: a provider account of the attacker's carrying the victim's e-mail address,
+    verified or not (or the claim missing), and the victim's name. Accounts are linked by the
+    admin's binding of (issuer, subject) alone: refused, whatever the e-mail says."""
+    for verified in (True, False, None):
+        provider.user = {
+            "sub": "attacker",
+            "preferred_username": "alice",
+            "email": "alice@example.com",
+            **({} if verified is None else {"email_verified": verified}),
+        }
         with httpx.Client() as browser:
             assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
             assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
@@ -291,6 +310,93 @@ def test_finishing_a_sign_in_forgives_its_own_start_not_every_unfinished_one(
             more += 1
             assert more <= free, "finishing one sign-in forgave every unfinished start"
     assert more == 2  # the last free one, and the one that starts the wait
+
+
+def test_a_callback_hit_twice_at_once_signs_in_once(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The browser's callback (its state, code and cookie) sent four times at once, as a
+    double click or a replaying proxy would: one sign-in, the others refused, the code
+    exchanged once."""
+    with httpx.Client() as browser:
+        start = browser.get(f"{orgs_server.base}/api/sso/start", params={"org": "default"})
+        back = browser.get(start.headers["location"]).headers["location"]
+        cookies = dict(browser.cookies.items())
+
+    def hit(_: int) -> httpx.Response:
+        with httpx.Client(cookies=cookies) as again:
+            return again.get(back)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(hit, range(4)))
+    places = sorted(answer.headers["location"] for answer in answers)
+    assert places == ["/console/"] + ["/console/?sso=failed"] * 3, places
+    assert provider.token_requests == 1
+
+
+def test_a_provider_sign_in_ends_the_sign_in_the_browser_had(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    earlier = httpx.post(
+        f"{orgs_server.base}/api/login", json={"username": "bob", "password": AGENT_PASSWORD}
+    ).cookies["tandem_agent"]
+    with httpx.Client() as browser:
+        browser.cookies.set("tandem_agent", earlier, domain="127.0.0.1")
+        start = browser.get(f"{orgs_server.base}/api/sso/start", params={"org": "default"})
+        back = browser.get(start.headers["location"]).headers["location"]
+        # The provider's redirect back is a navigation from another site: the browser sends
+        # no SameSite=Strict cookie with it. Only the start (same-origin) carried it.
+        browser.cookies.delete("tandem_agent")
+        assert browser.get(back).headers["location"] == "/console/"
+        assert browser.get(f"{orgs_server.base}/api/me").json()["username"] == "alice"
+    with httpx.Client() as other:
+        other.cookies.set("tandem_agent", earlier)
+        assert other.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
+def test_a_provider_publishing_too_many_keys_is_refused_unread(
+    server_factory: ServerFactory,
+) -> None:
+    """An organisation's provider (its admin's) published a megabyte of keys, and every sign-in
+    of its own read them all on the server's event loop (half a second each, every live session
+    of every organisation stalled meanwhile); finishing a sign-in takes back its start, so
+    there was no end to them. A key set beyond sso_max_signing_keys is refused; within it,
+    only the keys the ID token names are read, and a key id it lacks is refused."""
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    running = OidcProvider().start()
+    try:
+        running.redirect_uris.add(f"{server.base}/api/sso/callback")
+        with api(server, "ada") as ada:
+            settings = {
+                "issuer": running.issuer,
+                "client_id": running.client_id,
+                "client_secret": running.client_secret,
+            }
+            assert ada.put("/api/org/sso", json=settings).status_code == 200
+            assert ada.put("/api/users/alice/sso", json={"subject": "u-1"}).status_code == 200
+        most = server.settings.sso_max_signing_keys
+        other = running.other_key.as_dict(private=False)
+        running.misbehave.extra_keys = [{**other, "kid": f"x{i}"} for i in range(most - 1)]
+        with httpx.Client() as browser:  # as many as allowed: the token's key is found
+            assert sign_in(server, browser).headers["location"] == "/console/"
+        running.misbehave.extra_keys.append({**other, "kid": "one-too-many"})
+        with httpx.Client() as browser:
+            assert sign_in(server, browser).headers["location"] == "/console/?sso=failed"
+        running.misbehave.extra_keys = []
+        running.misbehave.foreign_key = True  # signed with a key the set does not name
+        with httpx.Client() as browser:
+            assert sign_in(server, browser).headers["location"] == "/console/?sso=failed"
+    finally:
+        running.stop()
+    with api(server, "aud") as aud:
+        reasons = [
+            r["details"].get("reason", "")
+            for r in aud.get("/api/audit").json()
+            if r["action"] == "sso_failed"
+        ]
+    assert len(reasons) == 2, reasons
+    assert f"has {most + 1} keys, more than the {most} allowed" in reasons[0]
+    assert "signature" in reasons[1] or "key" in reasons[1], reasons[1]
 
 
 def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer) -> None:

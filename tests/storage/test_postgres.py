@@ -443,6 +443,22 @@ async def test_enabling_a_second_factor_ends_the_sign_ins_and_opens_one_in_one_s
     assert not await storage.enable_second_factor("u", "seed", ("e",), 8, new)  # spent
 
 
+async def test_enabling_a_second_factor_after_a_password_change_writes_nothing(
+    storage: Storage,
+) -> None:
+    """An enrolment checked before the password changed (the attacker's, with the old
+    password, whose sign-in the change ended) neither turns its seed on nor opens a sign-in."""
+    await storage.add_user(*owned(UserRecord("u", "u", "agent", "old", 0.0, org_id="default")))
+    await storage.set_pending_second_factor("u", "attackers-seed")
+    await storage.set_password("u", "new", False)
+    new = LoginRecord("u1", "u", 100.0, 1.0, "password+totp")
+    assert not await storage.enable_second_factor("u", "attackers-seed", ("c",), 7, new, "old")
+    got = await storage.get_user("u")
+    assert got is not None and got.totp_secret is None
+    assert await storage.get_login("u1") is None
+    assert await storage.enable_second_factor("u", "attackers-seed", ("c",), 7, new, "new")
+
+
 async def test_a_new_password_ends_every_sign_in_of_its_account_and_no_other(
     storage: Storage,
 ) -> None:

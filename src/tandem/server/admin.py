@@ -32,6 +32,7 @@ from tandem.server.http import (
     busy,
     download,
     set_sign_in_cookie,
+    sign_in_token,
     too_many_attempts,
 )
 from tandem.server.operations import Call, Operation
@@ -685,7 +686,7 @@ async def _confirm_mfa(call: Call) -> object:
     services = call.services
     assert call.request is not None
     username = call.principal.username
-    cookie = call.request.cookies.get(auth.COOKIE_NAME) or ""
+    cookie = sign_in_token(call.request) or ""
     login = await services.storage.get_login(auth.login_digest(cookie))
     user, step = await auth.check_enrolment_code(
         services.storage, username, call.body.code, services.clock(), services.box
@@ -865,7 +866,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST",
         "/api/users/{username}/reset-mfa",
         "users.manage",
-        "Remove an account's authenticator (lost phone) and end its sign-ins.",
+        "Remove an account's authenticator (lost phone) and end its sign-ins (not your own).",
         _reset_mfa,
         status=204,
     ),

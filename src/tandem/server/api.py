@@ -15,12 +15,14 @@ from tandem.protocol.codec import json_carries_nul
 from tandem.server.http import (
     agent_json,
     busy,
-    cookie_flags,
     current_agent,
+    delete_sign_in_cookie,
+    end_earlier_sign_in,
     json_body,
     problem,
     services_of,
     set_sign_in_cookie,
+    sign_in_token,
     too_many_attempts,
 )
 from tandem.server.operations import NUL_REFUSED
@@ -92,6 +94,7 @@ async def login(request: Request) -> Response:
             )
         return problem(401, "Sign-in failed", str(exc))
     await services.hub.record("sign_in", actor=agent.username, org=agent.org)
+    await end_earlier_sign_in(request)
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
@@ -99,7 +102,7 @@ async def login(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     services = services_of(request)
-    token = request.cookies.get(auth.COOKIE_NAME)
+    token = sign_in_token(request)
     agent = await current_agent(request)
     await auth.sign_out(services.storage, token)
     if agent is not None and token:
@@ -109,7 +112,7 @@ async def logout(request: Request) -> Response:
     response = Response(status_code=204)
     # Nothing of the agent's work may stay in this browser after signing out.
     response.headers["clear-site-data"] = '"cache", "storage"'
-    response.delete_cookie(auth.COOKIE_NAME, **cookie_flags(request))
+    delete_sign_in_cookie(response, request)
     return response
 
 
@@ -126,7 +129,7 @@ async def logout_everywhere(request: Request) -> Response:
     revocation.announce(services.fanout, user=agent.username)
     response = Response(status_code=204)
     response.headers["clear-site-data"] = '"cache", "storage"'
-    response.delete_cookie(auth.COOKIE_NAME, **cookie_flags(request))
+    delete_sign_in_cookie(response, request)
     return response
 
 

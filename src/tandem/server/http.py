@@ -12,7 +12,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tandem import auth
+from tandem import auth, revocation
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
@@ -125,15 +125,54 @@ async def current_agent(request: Request) -> auth.Agent | None:
     services = services_of(request)
     return await auth.agent_for_token(
         services.storage,
-        request.cookies.get(auth.COOKIE_NAME),
+        sign_in_token(request),
         services.clock(),
         services.settings.login_idle_seconds,
     )
 
 
+def over_tls(connection: HTTPConnection) -> bool:
+    """Whether the browser reached the server over TLS (directly, or through a trusted
+    proxy that says so)."""
+    return connection.url.scheme in ("https", "wss")
+
+
+def cookie_name(connection: HTTPConnection) -> str:
+    """The sign-in cookie's name: ``__Host-`` prefixed over TLS (:data:`auth.SECURE_COOKIE_NAME`);
+    over TLS a cookie of the plain name is never read (anyone could have set it)."""
+    return auth.SECURE_COOKIE_NAME if over_tls(connection) else auth.COOKIE_NAME
+
+
+def sign_in_token(connection: HTTPConnection) -> str | None:
+    """The sign-in cookie's token the request or socket carries, if any."""
+    return connection.cookies.get(cookie_name(connection))
+
+
 def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
     """The agent's sign-in cookie (password or identity provider sign-in alike)."""
-    response.set_cookie(auth.COOKIE_NAME, token, max_age=int(ttl), **cookie_flags(request))
+    response.set_cookie(cookie_name(request), token, max_age=int(ttl), **cookie_flags(request))
+
+
+async def end_earlier_sign_in(request: Request, digest: str = "") -> None:
+    """End the sign-in the browser carried when it signed in again (whoever's it was) and close
+    its sockets in every process: the browser now holds another, and the earlier one (a shared
+    desk's previous agent; one planted or copied before) must not live on without it. The
+    request's cookie names it, or ``digest`` (an identity provider's sign-in: noted at its
+    start, since the provider's redirect back carries no SameSite=Strict cookie)."""
+    token = sign_in_token(request)
+    if not digest and token and len(token) <= 128:
+        digest = auth.login_digest(token)
+    if not digest:
+        return
+    services = services_of(request)
+    if await services.storage.get_login(digest) is None:
+        return
+    await services.storage.delete_login(digest)
+    revocation.announce(services.fanout, login=digest)
+
+
+def delete_sign_in_cookie(response: Response, request: Request) -> None:
+    response.delete_cookie(cookie_name(request), **cookie_flags(request))
 
 
 def cookie_flags(request: Request) -> dict[str, Any]:
@@ -142,5 +181,5 @@ def cookie_flags(request: Request) -> dict[str, Any]:
         "path": "/",
         "httponly": True,
         "samesite": "strict",
-        "secure": request.url.scheme == "https",
+        "secure": over_tls(request),
     }

@@ -40,7 +40,8 @@ SPEC: dict[str, object] = {
     "paths": {
         "/api/login": {
             "post": {
-                "summary": "Sign in; sets the tandem_agent cookie (HttpOnly, SameSite=Strict).",
+                "summary": "Sign in; sets the sign-in cookie (HttpOnly, SameSite=Strict): "
+                "tandem_agent, or __Host-tandem_agent over TLS.",
                 "requestBody": {
                     "required": True,
                     "content": {

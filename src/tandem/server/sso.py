@@ -31,13 +31,33 @@ from tandem import auth, crypto, oidc
 from tandem.access import Grant
 from tandem.exceptions import AuthenticationError, ConfigError
 from tandem.hub import address_group
-from tandem.server.http import services_of, set_sign_in_cookie
+from tandem.server.http import (
+    end_earlier_sign_in,
+    over_tls,
+    services_of,
+    set_sign_in_cookie,
+    sign_in_token,
+)
 from tandem.storage.base import DEFAULT_ORG
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
 
 COOKIE = "tandem_sso"
+"""The cookie binding a pending sign-in to the browser that started it, over plain HTTP; over
+TLS ``__Host-tandem_sso`` (path /), which no sibling subdomain nor plain-HTTP answer can plant:
+one planted with the planter's own pending sign-in would sign the browser into the planter's
+account (login CSRF) with the callback link the planter sends it."""
+
+
+def _cookie_name(request: Request) -> str:
+    return f"__Host-{COOKIE}" if over_tls(request) else COOKIE
+
+
+def _cookie_path(request: Request) -> str:
+    return "/" if over_tls(request) else "/api/sso"
+
+
 PENDING_SECONDS = 600.0
 
 
@@ -51,6 +71,7 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
         client_id=value["client_id"],
         client_secret=value["client_secret"],
         allow_private_network=services.settings.test_private_network,
+        max_keys=services.settings.sso_max_signing_keys,
     )
 
 
@@ -58,10 +79,20 @@ def _redirect_uri(request: Request) -> str:
     return str(request.url_for("sso_callback"))
 
 
-def _failed(reason: str = "failed") -> Response:
+def _failed(request: Request, reason: str = "failed") -> Response:
     response = RedirectResponse(f"/console/?sso={reason}", status_code=303)
-    response.delete_cookie(COOKIE, path="/api/sso")
+    _forget_browser(response, request)
     return response
+
+
+def _forget_browser(response: Response, request: Request) -> None:
+    response.delete_cookie(
+        _cookie_name(request),
+        path=_cookie_path(request),
+        httponly=True,
+        samesite="lax",
+        secure=over_tls(request),
+    )
 
 
 def _start_key(request: Request) -> str:
@@ -76,7 +107,7 @@ async def start(request: Request) -> Response:
         # Login CSRF: another site's link would start a sign-in at an organisation of its
         # choosing, whose provider (its admin's) signs the browser into an account of theirs
         # in place of the user's own. The console's button is a same-origin navigation.
-        return _failed()
+        return _failed(request)
     org_id = request.query_params.get("org", "").strip().lower()
     client = _start_key(request)
     wait = await services.sso_backoff.retry_after(services.clock(), client)
@@ -84,7 +115,7 @@ async def start(request: Request) -> Response:
         address = request.client.host if request.client else ""
         # Counted, not a record each: refused unchecked, it costs the client nothing.
         services.hub.count_anonymous("sso_throttled", DEFAULT_ORG, f"from {address}")
-        busy = _failed("busy")
+        busy = _failed(request, "busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy
     await services.sso_backoff.failed(services.clock(), client)  # forgiven when it completes
@@ -94,18 +125,24 @@ async def start(request: Request) -> Response:
     except ConfigError:
         config = None
     if config is None:
-        return _failed("unavailable")
+        return _failed(request, "unavailable")
     try:
         async with oidc.client() as http:
             discovery = await oidc.discover(config, http)
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", actor="", org=org_id, reason=str(exc))
-        return _failed()
+        return _failed(request)
     url, pending = oidc.begin(config, discovery, _redirect_uri(request), services.entropy)
     browser = crypto.new_token(services.entropy)
-    sealed = services.box.seal(
-        json.dumps({"pending": pending.to_json(), "browser": crypto.secret_digest(browser, "sso")})
-    )
+    # The browser's sign-in now, ended when this one finishes: the provider's redirect back
+    # (from another site) does not carry the SameSite=Strict cookie, this start does.
+    earlier = sign_in_token(request)
+    kept = {
+        "pending": pending.to_json(),
+        "browser": crypto.secret_digest(browser, "sso"),
+        "earlier": auth.login_digest(earlier) if earlier and len(earlier) <= 128 else "",
+    }
+    sealed = services.box.seal(json.dumps(kept))
     await services.storage.put_oidc_pending(
         Grant.server(org_id, "sso start"),
         crypto.secret_digest(pending.state, "sso-state"),
@@ -115,13 +152,13 @@ async def start(request: Request) -> Response:
     response = RedirectResponse(url, status_code=303)
     # Lax: the provider's redirect back is a top-level navigation from another site.
     response.set_cookie(
-        COOKIE,
+        _cookie_name(request),
         browser,
         max_age=int(PENDING_SECONDS),
-        path="/api/sso",
+        path=_cookie_path(request),
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=over_tls(request),
     )
     return response
 
@@ -130,23 +167,23 @@ async def callback(request: Request) -> Response:
     services = services_of(request)
     state = request.query_params.get("state", "")
     if not state or len(state) > 256:
-        return _failed()
+        return _failed(request)
     taken = await services.storage.take_oidc_pending(
         crypto.secret_digest(state, "sso-state"), services.clock()
     )
     if taken is None:
-        return _failed()
+        return _failed(request)
     org_id, sealed = taken
     kept: dict[str, Any] = json.loads(services.box.open(sealed))
-    browser = request.cookies.get(COOKIE, "")
+    browser = request.cookies.get(_cookie_name(request), "")
     if not browser or not crypto.secrets_equal(
         crypto.secret_digest(browser, "sso"), kept["browser"]
     ):
         await services.hub.record("sso_failed", org=org_id, reason="started in another browser")
-        return _failed()
+        return _failed(request)
     config = await provider_for(services, org_id)
     if config is None:
-        return _failed("unavailable")
+        return _failed(request, "unavailable")
     try:
         pending = oidc.PendingLogin.from_json(kept["pending"])
         async with oidc.client() as http:
@@ -163,23 +200,29 @@ async def callback(request: Request) -> Response:
             )
         if user.disabled:
             raise AuthenticationError(f"the account {user.username!r} is disabled")
+        try:
+            token = await auth.open_login(
+                services.storage,
+                user,
+                services.clock(),
+                services.settings.login_ttl_seconds,
+                services.entropy,
+                auth.OIDC,
+            )
+        except AuthenticationError:
+            raise AuthenticationError(
+                f"the account {user.username!r} was unbound or disabled meanwhile"
+            ) from None
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
-        return _failed()
-    token = await auth.open_login(
-        services.storage,
-        user,
-        services.clock(),
-        services.settings.login_ttl_seconds,
-        services.entropy,
-        auth.OIDC,
-    )
+        return _failed(request)
     await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
+    await end_earlier_sign_in(request, kept.get("earlier", ""))
     # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
     # a client finishing one sign-in of its own at will would start afresh each time, and
     # keep pending rows coming without end.
     await services.sso_backoff.forgive(_start_key(request))
     response = RedirectResponse("/console/", status_code=303)
-    response.delete_cookie(COOKIE, path="/api/sso")
+    _forget_browser(response, request)
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response

@@ -23,7 +23,7 @@ from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.fanout.memory import MemorySubscription
 from tandem.hub import AgentSeat, Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
-from tandem.server.http import services_of
+from tandem.server.http import services_of, sign_in_token
 from tandem.server.websocket_protocol import AWAIT, DIRECT, TandemWebSocketProtocol
 from tandem.storage.base import SELF_ORIGIN
 from tandem.tunnel import Liveness, is_tunnelled, tunnel
@@ -358,7 +358,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
         return
     agent = await auth.agent_for_token(
         services.storage,
-        ws.cookies.get(auth.COOKIE_NAME),
+        sign_in_token(ws),
         services.clock(),
         settings.login_idle_seconds,
     )
@@ -369,7 +369,7 @@ async def agent_endpoint(ws: WebSocket) -> None:
         seat = services.hub.agent_seat(
             agent,
             client_address(ws),
-            auth.login_digest(ws.cookies.get(auth.COOKIE_NAME, "")),
+            auth.login_digest(sign_in_token(ws) or ""),
         )
     except ForbiddenError as exc:
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))

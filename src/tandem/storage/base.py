@@ -268,7 +268,12 @@ class Storage(AuditStore, Protocol):
 
     async def count_users(self) -> int: ...
 
-    async def add_login(self, login: LoginRecord) -> None: ...
+    async def add_login(self, login: LoginRecord, proved: UserRecord | None = None) -> bool:
+        """Store a sign-in. With ``proved`` (the account as the sign-in checked it), only if the
+        account's password, second factor and provider binding are still those and it is not
+        disabled (False otherwise): a change committed while the sign-in was checked ended
+        every sign-in of the account, and must end this one too. Atomic with such changes."""
+        ...
 
     async def get_login(self, token_digest: str) -> LoginRecord | None: ...
 
@@ -376,12 +381,14 @@ class Storage(AuditStore, Protocol):
         recovery_codes: tuple[str, ...],
         step: int,
         login: LoginRecord,
+        password_hash: str | None = None,
     ) -> bool:
         """Turn on the seed pending for ``username`` (still ``pending``, the account not
-        disabled) with ``recovery_codes`` (digests), ``step`` spent, every sign-in of the account
-        ended and ``login`` opened in their place: all in one transaction, so a failure leaves
-        the account as it was. False (nothing written) if the account, or its pending seed,
-        changed meanwhile."""
+        disabled, and with ``password_hash`` given still that password) with ``recovery_codes``
+        (digests), ``step`` spent, every sign-in of the account ended and ``login`` opened in
+        their place: all in one transaction, so a failure leaves the account as it was. False
+        (nothing written) if the account, its pending seed or its password changed meanwhile
+        (a password change ended every sign-in: the enrolling one too)."""
         ...
 
     async def set_pending_second_factor(self, username: str, sealed: str | None) -> None:

@@ -1115,7 +1115,12 @@ class SQLStorage:
         recovery_codes_: tuple[str, ...],
         step: int,
         login: LoginRecord,
+        password_hash: str | None = None,
     ) -> bool:
+        same_password = (
+            sa.true() if password_hash is None else users.c.password_hash == password_hash
+        )
+
         def work(db: _Db) -> bool:
             changed = db.execute(
                 users.update()
@@ -1123,6 +1128,7 @@ class SQLStorage:
                     users.c.username == username,
                     users.c.pending_totp == pending,
                     users.c.disabled == sa.false(),
+                    same_password,
                 )
                 .values(totp_secret=pending, totp_last_step=step, pending_totp=None)
             )
@@ -1201,8 +1207,36 @@ class SQLStorage:
 
     # Sign-ins
 
-    async def add_login(self, login: LoginRecord) -> None:
-        await self._count(logins.insert().values(**_fields_of(login, logins)))
+    async def add_login(self, login: LoginRecord, proved: UserRecord | None = None) -> bool:
+        if proved is None:
+            await self._count(logins.insert().values(**_fields_of(login, logins)))
+            return True
+
+        def work(db: _Db) -> bool:
+            # The account's row is locked until the sign-in is stored (FOR SHARE on PostgreSQL;
+            # SQLite's IMMEDIATE transaction holds the write lock): a change of its credentials
+            # that committed first is seen here, one that comes after ends this sign-in too.
+            row = db.execute(
+                sa.select(
+                    users.c.password_hash,
+                    users.c.totp_secret,
+                    users.c.oidc_subject,
+                    users.c.disabled,
+                )
+                .where(users.c.username == login.username)
+                .with_for_update(read=True)
+            ).first()
+            if row is None or (
+                row["password_hash"],
+                row["totp_secret"],
+                row["oidc_subject"],
+                bool(row["disabled"]),
+            ) != (proved.password_hash, proved.totp_secret, proved.oidc_identity, False):
+                return False
+            db.execute(logins.insert().values(**_fields_of(login, logins)))
+            return True
+
+        return await self._transaction(work)
 
     async def get_login(self, token_digest: str) -> LoginRecord | None:
         row = await self._row(self._login_by_digest, {"digest": token_digest})
