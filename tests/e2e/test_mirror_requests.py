@@ -179,3 +179,67 @@ def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
     expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)
     expect(player.get_by_text("Recorded paragraph")).to_be_visible(timeout=20_000)
     assert not _from_elsewhere(listener, other_origin), listener.requests
+
+
+def test_a_frames_srcdoc_and_svgs_presentation_attributes_fetch_nothing_in_the_mirror(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    listener: Listener,
+    customer: Party,
+    agent: Party,
+) -> None:
+    """Addresses the neutraliser did not know: a frame's ``srcdoc`` (a whole document, replayed as
+    it was, its images and styles loading) and SVG's url-valued attributes (``fill``, ``mask``,
+    ``filter``, ``clip-path``, markers, ``cursor``): the agent's browser fetched them, from the
+    tracker (blocked by the console's CSP, which had to be hit) or from Tandem's own server (let
+    through). A same-document reference (``url(#gradient)``) fetches nothing and stays."""
+    spy, own = listener.origin, live.base
+    srcdoc = (
+        f"<p>In the frame</p><img src='{spy}/srcdoc.png'><img src='{own}/srcdoc-own.png'>"
+        f"<style>p{{background:url({own}/srcdoc-style.png)}}</style>"
+    )
+    body = f"""
+<h1>Hostile SVG</h1>
+<iframe id="framed" srcdoc="{srcdoc}"></iframe>
+<svg width="200" height="60" xmlns:xlink="http://www.w3.org/1999/xlink">
+  <defs>
+    <linearGradient id="shade"><stop offset="0" stop-color="#07c"/></linearGradient>
+  </defs>
+  <rect width="10" height="10" fill="url({spy}/fill.svg#p)" stroke="url({own}/stroke.svg#p)"
+    filter="url({spy}/filter.svg#f)" mask="url({own}/mask.svg#m)" clip-path="url({spy}/clip.svg#c)"
+    marker-start="url({own}/marker.svg#m)" cursor="url({spy}/cursor.png), auto"/>
+  <path d="M0 0 L10 10" marker-end="url({spy}/marker-end.svg#m)"/>
+  <image width="10" height="10"><set attributeName="href" to="{own}/set.png" begin="0s"/></image>
+  <rect id="shaded" x="20" width="10" height="10" fill="url(#shade)"/>
+</svg>
+<div style="background-image: url(#shade); width: 4px; height: 4px"></div>
+"""
+    url = other_origin.page("svg.html", body, live, title="SVG")
+    code = start_on(customer, url)
+    assert any(path == "/fill.svg" for path, _ in listener.requests)  # the page's own browser
+    requests: list[tuple[str, str]] = []
+    agent.page.on("request", lambda request: requests.append((request.resource_type, request.url)))
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Hostile SVG")).to_be_visible()
+    expect(view.locator("#shaded")).to_have_attribute("fill", "url(#shade)")
+    # Later changes carry them too.
+    customer.page.evaluate(
+        f"""() => {{
+            document.getElementById('framed').setAttribute('srcdoc', "<img src='{own}/late.png'>");
+            document.getElementById('shaded').setAttribute('mask', 'url({own}/late-mask.svg#m)');
+            const p = document.createElement('p');
+            p.textContent = 'Late paragraph';
+            document.body.append(p);
+        }}"""
+    )
+    expect(view.get_by_text("Late paragraph")).to_be_visible()
+    # The mirror's frame holds what rrweb carried of the frame's document, never its srcdoc.
+    expect(view.locator("#framed")).not_to_have_attribute("srcdoc", re.compile(".*"))
+    consoles = {"document", "stylesheet", "script", "fetch"}  # the console's own loads
+    mirrored = [
+        (kind, address)
+        for kind, address in requests
+        if address.startswith(spy) or (address.startswith(own) and kind not in consoles)
+    ]
+    assert not mirrored, f"the mirror fetched {mirrored}"
+    assert not _from_elsewhere(listener, other_origin), listener.requests

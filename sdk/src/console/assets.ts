@@ -108,18 +108,50 @@ const FETCHED = new Set([
 ]);
 /** `href` fetches on these (on `a` and `area` it only navigates, which the sandbox forbids). */
 const HREF_FETCHES = new Set(["link", "image", "use", "feimage", "script", "base"]);
+/** SVG's presentation attributes that name an element by `url(#id)`; the browser fetches
+ * `fill="url(https://…#p)"`, `mask`, `filter`, `clip-path` and markers from anywhere too. */
+const SVG_REFERENCES = new Set([
+  "fill", "stroke", "filter", "mask", "clip-path", "marker", "marker-start", "marker-mid", "marker-end",
+]);
+/** Attributes whose value is CSS that may hold a `url()`. */
+const CSS_VALUED = new Set(["style", "_csstext", "cursor", ...SVG_REFERENCES]);
+/** Dropped on every element: a frame's `srcdoc` is a whole document that nothing here would
+ * neutralise (its images, styles and frames load as they are; rrweb carries a same-origin
+ * frame's content as nodes of its own). */
+const DROPPED = new Set(["srcdoc"]);
+/** SMIL animations set another attribute of their target to these values. */
+const ANIMATIONS = new Set(["set", "animate", "animatemotion", "animatetransform", "animatecolor"]);
+const ANIMATED_VALUES = ["to", "from", "by", "values"];
 
 /** Only content that is already here. */
 function local(url: string): boolean {
   return /^\s*(data|blob):/i.test(url);
 }
 
+/** An element of this same document (`#icon`): SVG's references from these elements never fetch
+ * (an `<image href="#x">` would: the mirror's address is the console's). */
+const SAME_DOCUMENT_REFS = new Set([
+  "use", "feimage", "pattern", "lineargradient", "radialgradient", "filter", "textpath", "mpath", "tref",
+]);
+function sameDocument(url: string): boolean {
+  return /^\s*#/.test(url);
+}
+
+/** Whether an animation that sets `attribute` could make its target fetch. */
+function animatesAnAddress(attribute: string): boolean {
+  const name = attribute.trim().toLowerCase();
+  return name === "href" || FETCHED.has(name) || CSS_VALUED.has(name);
+}
+
 /**
  * CSS with every fetch broken: `url(…)` (escaped spellings too), `image-set(…)`, `image(…)`,
- * `src(…)` and `@import` lose their address unless it is `data:`/`blob:`. A broken declaration
+ * `src(…)` and `@import` lose their address unless it is `data:`/`blob:`. With `fragments`
+ * (an SVG presentation attribute), `url(#…)` stays: it names an element of the same document
+ * (a gradient, a filter). Elsewhere it does not (a `background-image: url(#x)` fetches the
+ * mirror's address, the console's). A broken declaration
  * is dropped by the CSS parser; the rest of the style stays.
  */
-export function neutralizeCss(css: string, assets?: AssetLookup): string {
+export function neutralizeCss(css: string, assets?: AssetLookup, fragments = false): string {
   // Unescape first so `\75 rl(` cannot hide a url(; CSS escapes in a url are rare in real pages.
   const plain = css.replace(/\\([0-9a-fA-F]{1,6})\s?/g, (_, hex: string) => {
     const code = parseInt(hex, 16);
@@ -128,12 +160,13 @@ export function neutralizeCss(css: string, assets?: AssetLookup): string {
   return plain
     .replace(/@import[^;]*;?/gi, "")
     .replace(/\b(url|src)\(\s*(['"]?)([^)'"]*)\2\s*\)/gi, (whole, fn: string, _q: string, address: string) => {
-      if (local(address)) return whole;
+      if (local(address) || (fragments && fn.toLowerCase() === "url" && sameDocument(address))) return whole;
       const carried = fn.toLowerCase() === "url" ? assets?.resolve(address) : undefined;
       return carried ? `url("${carried}")` : "none";
     })
     // What the pattern above could not take apart (a quoted `)`...): broken, not fetched.
-    .replace(/\b(url|src)\(\s*(?!['"]?\s*(?:data|blob):)/gi, "blocked-$1(")
+    .replace(fragments ? /\b(url|src)\(\s*(?!['"]?\s*(?:data:|blob:|#))/gi : /\b(url|src)\(\s*(?!['"]?\s*(?:data|blob):)/gi,
+      "blocked-$1(")
     .replace(/\b((?:-webkit-)?image-set|image|cross-fade|element)\(/gi, "blocked-$1(");
 }
 
@@ -147,9 +180,13 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     if (sheet !== undefined) attrs._cssText = sheet;
   }
   for (const [name, value] of Object.entries(attrs)) {
-    if (typeof value !== "string") continue;
     const key = name.toLowerCase();
-    if (key === "style" || key === "_csstext") attrs[name] = neutralizeCss(value, assets);
+    if (DROPPED.has(key)) {
+      delete attrs[name];
+      continue;
+    }
+    if (typeof value !== "string") continue;
+    if (CSS_VALUED.has(key)) attrs[name] = neutralizeCss(value, assets, SVG_REFERENCES.has(key));
     else if (FETCHED.has(key) || (key === "href" && HREF_FETCHES.has(tag))) {
       if (key.endsWith("srcset")) {
         const carried = value.split(",").map((candidate) => {
@@ -161,6 +198,7 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
         else delete attrs[name];
         continue;
       }
+      if ((key === "href" || key === "xlink:href") && SAME_DOCUMENT_REFS.has(tag) && sameDocument(value)) continue;
       const carried = local(value) ? undefined : assets?.resolve(value);
       if (carried && (key === "src" || key === "poster" || key === "href" || key === "xlink:href")) attrs[name] = carried;
       else if (!local(value)) delete attrs[name];
@@ -172,6 +210,17 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     delete attrs.href;
   }
   if (tag === "meta" && typeof attrs["http-equiv"] === "string") delete attrs.content; // refresh
+  // An animation of an address (`<set attributeName="href" to="https://…">`) fetches what it
+  // sets; a change of attributeName alone (a mutation: no tag) may aim one that was harmless.
+  const animated = Object.keys(attrs).find((name) => name.toLowerCase() === "attributename");
+  if (animated !== undefined && typeof attrs[animated] === "string" && animatesAnAddress(attrs[animated])) {
+    if (ANIMATIONS.has(tag)) for (const name of Object.keys(attrs)) {
+      if (ANIMATED_VALUES.includes(name.toLowerCase())) delete attrs[name];
+    }
+    else if (tag === "") delete attrs[animated];
+  }
+  // A mutation does not say whose values change: an animation keeps the values it was built with.
+  if (tag === "") for (const name of Object.keys(attrs)) if (ANIMATED_VALUES.includes(name.toLowerCase())) delete attrs[name];
 }
 
 interface Serialized {
