@@ -7,7 +7,9 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
+
+NEXT_FRAME = "() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))"
 
 # The page's own script: the context the SDK sends (origin, title, device) says what it likes.
 LYING_CONTEXT = """
@@ -42,3 +44,118 @@ def test_a_page_address_that_is_no_origin_leaves_the_console_working(
     customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
     expect(agent.page.get_by_role("button", name="Release control")).to_be_visible()
     assert not agent.console_errors, agent.console_errors
+
+
+# The page's own script: what window.__inject makes rides along with the SDK's next events.
+INJECTING = """
+<script>
+(() => {
+  const stringify = JSON.stringify;
+  window.__ids = {};
+  const walk = (node) => {
+    const stack = [node];
+    while (stack.length) {
+      const n = stack.pop();
+      if (n.attributes && n.attributes.id) window.__ids[n.attributes.id] = n.id;
+      for (const c of n.childNodes || []) stack.push(c);
+    }
+  };
+  window.__inject = null;
+  JSON.stringify = function (value, ...rest) {
+    if (value && value.k === 'events' && Array.isArray(value.events)) {
+      for (const e of value.events) if (e.type === 2) walk(e.data.node);
+      const make = window.__inject;
+      if (make) {
+        window.__inject = null;
+        value = { ...value, events: value.events.concat(make(value.events)) };
+      }
+    }
+    return stringify.call(this, value, ...rest);
+  };
+})();
+</script>
+"""
+
+# Acts only in the agent's console (the customer's own page runs its scripts and handlers).
+PWN = (
+    "try{if(top.document.title.indexOf('Agent console')>=0){"
+    "top.document.body.dataset.pwned='1';alert(1);top.location='/practice/'}}catch(e){}"
+)
+
+SCRIPTED = f"""
+<h1>Scripted page</h1>
+<script>window.ranInMirror = 1; {PWN}</script>
+<img id="broken" src="/nothing.png" onerror="{PWN}" alt="broken">
+<a id="js" href="javascript:{PWN}">A script link</a>
+<a id="tab" href="/practice/" target="_blank">A new tab</a>
+<svg width="40" height="20"><a id="svg-js" href="javascript:{PWN}"><text y="15">SVG</text></a></svg>
+<iframe id="data" src="data:text/html,&lt;script&gt;{PWN}&lt;/script&gt;"></iframe>
+<object data="/practice/"></object><embed src="/practice/">
+<form id="form" action="javascript:{PWN}"><input id="field" name="q"><button>Go</button></form>
+<meta id="pragma" http-equiv="x-later" content="nothing">
+"""
+
+# Later, the page sets a refresh and a script address by attribute changes of its own making.
+LATER = """(base) => {
+  window.__inject = (events) => [{type: 3, timestamp: events[events.length - 1].timestamp,
+    data: {source: 0, texts: [], removes: [], adds: [], attributes: [
+      {id: window.__ids.pragma, attributes: {'http-equiv': 'refresh',
+        content: '0;url=' + base + '/practice/'}},
+      {id: window.__ids.tab, attributes: {onmouseover: 'alert(2)',
+        href: 'java\\tscript:parent.document.body.dataset.pwned=2'}},
+    ]}}];
+  document.body.append(Object.assign(document.createElement('p'), {textContent: 'Later'}));
+}"""
+
+IN_MIRROR = """() => {
+  const doc = document.querySelector('iframe[title="Customer view"]').contentDocument;
+  const found = [];
+  for (const el of doc.querySelectorAll('*')) {
+    for (const attr of el.attributes) {
+      const value = attr.value.replace(/[\\u0000-\\u0020]/g, '').toLowerCase();
+      const handler = attr.name.startsWith('on') || attr.name.startsWith('_on');
+      if (handler || value.startsWith('javascript:')
+          || (attr.name === 'http-equiv' && attr.value.toLowerCase() === 'refresh'))
+        found.push(`${el.tagName} ${attr.name}=${attr.value}`);
+    }
+  }
+  return found;
+}"""
+
+
+def test_nothing_from_the_page_runs_navigates_or_opens_in_the_mirror(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Scripts, event handlers, script addresses (in links, SVG links, forms, frames), a refresh
+    set by an attribute change, links to new tabs and plug-ins: nothing runs, the mirror's frame
+    and the console stay where they are, nothing opens, and the agent's keyboard never enters the
+    mirror. The sandbox (no scripts, no forms, no pop-ups) stops them; the console also does not
+    replay event handlers, script addresses or a refresh, so no change of the sandbox would run
+    them (it replayed them as they came)."""
+    url = other_origin.page("scripted.html", INJECTING + SCRIPTED, live, title="Scripted")
+    code = start_on(customer, url)
+    dialogs: list[str] = []
+    popups: list[str] = []
+    agent.page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    agent.page.on("popup", lambda popup: popups.append(popup.url))
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Scripted page")).to_be_visible()
+    customer.page.evaluate(LATER, live.base)
+    expect(view.get_by_text("Later")).to_be_visible()
+    caught_up(customer, view)
+
+    assert agent.page.evaluate(IN_MIRROR) == []
+    # The agent's keyboard goes through the console, never into the mirror.
+    for _ in range(30):
+        agent.page.keyboard.press("Tab")
+        assert agent.page.evaluate("() => document.activeElement.tagName") != "IFRAME"
+    agent.page.keyboard.press("Enter")
+    agent.page.evaluate(NEXT_FRAME)
+    console_url = f"{live.base}/console/"
+    assert agent.page.url.startswith(console_url)
+    frames = [frame.url for frame in agent.page.frames]
+    assert all(address in {"about:blank", console_url} for address in frames), frames
+    assert agent.page.evaluate("() => document.body.dataset.pwned") is None
+    assert not dialogs and not popups, (dialogs, popups)
+    mirror_window = "document.querySelector('iframe[title=\"Customer view\"]').contentWindow"
+    assert agent.page.evaluate(f"() => {mirror_window}.ranInMirror") is None

@@ -137,6 +137,15 @@ function sameDocument(url: string): boolean {
   return /^\s*#/.test(url);
 }
 
+/** A script in an address: what a browser runs when it follows it (it ignores the ASCII
+ * whitespace and controls a page may hide the scheme with: `java\tscript:`). */
+function scripted(url: string): boolean {
+  return /^(javascript|vbscript):/i.test(url.replace(/[\u0000-\u0020]/g, ""));
+}
+
+/** A refresh's `content` ("5", "0; url=…"). */
+const REFRESH = /^\s*\d*(\.\d*)?\s*([;,]|$)/;
+
 /** Whether an animation that sets `attribute` could make its target fetch. */
 function animatesAnAddress(attribute: string): boolean {
   const name = attribute.trim().toLowerCase();
@@ -181,7 +190,9 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
   }
   for (const [name, value] of Object.entries(attrs)) {
     const key = name.toLowerCase();
-    if (DROPPED.has(key)) {
+    // Event handlers and script addresses never run in the script-less sandbox; they are not
+    // replayed either, so that no change of the sandbox could ever run them.
+    if (DROPPED.has(key) || key.startsWith("on") || (typeof value === "string" && scripted(value))) {
       delete attrs[name];
       continue;
     }
@@ -210,6 +221,14 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     delete attrs.href;
   }
   if (tag === "meta" && typeof attrs["http-equiv"] === "string") delete attrs.content; // refresh
+  // A mutation does not say whose attributes change: no pragma is set, no refresh's content.
+  if (tag === "") {
+    for (const name of Object.keys(attrs)) {
+      const key = name.toLowerCase();
+      const value = attrs[name];
+      if (key === "http-equiv" || (key === "content" && typeof value === "string" && REFRESH.test(value))) delete attrs[name];
+    }
+  }
   // An animation of an address (`<set attributeName="href" to="https://…">`) fetches what it
   // sets; a change of attributeName alone (a mutation: no tag) may aim one that was harmless.
   const animated = Object.keys(attrs).find((name) => name.toLowerCase() === "attributename");
