@@ -6,17 +6,22 @@ which the SDK calls to encode them) adds a hundred thousand nodes to the mirror 
 change after change, while its own document stays small. The console's tab (the mirror is
 same-origin with it: one renderer) grew without end (1.5 million elements after fifteen changes,
 and on). The console drops the mirror at its bound (``sdk/src/console/budget.ts``), says why, stays
-usable, and shows the customer's next page.
+usable, and shows the customer's next page; an auditor's player does not play such a recording.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
+from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, add_user
 from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
+from tests.e2e.test_mfa_setup import console_sign_in
+from tests.e2e.test_recordings import create_key, unlock_recording_key
 
 # The page's own script: each events payload the SDK encodes carries what window.__inject makes.
 HOOK = """
@@ -117,3 +122,49 @@ def caught_up_or_dropped(customer: Party, agent: Party) -> None:
         arg=marker,
         timeout=30_000,
     )
+
+
+def flood(customer: Party, agent: Party, rounds: int) -> None:
+    """``rounds`` changes of the page, each carrying 100 000 nodes its document does not hold."""
+    for round in range(rounds):
+        customer.page.evaluate(FLOOD, [round, 100_000])
+        customer.page.wait_for_function("() => window.__inject === null")
+        caught_up_or_dropped(customer, agent)
+
+
+def test_a_recording_of_a_page_beyond_the_bound_is_not_played(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    customer: Party,
+    agent: Party,
+    supervisor: Party,
+    tmp_path: Path,
+) -> None:
+    office = supervisor  # a third browser: the admin, later the auditor
+    key_file = create_key(office, live, tmp_path)
+    key_id = json.loads(key_file.read_text())["key_id"]
+    url = other_origin.page("recorded.html", HOOK + "<h1>Big page</h1>", live, title="Big")
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "(keys) => window.Tandem.start({ recordingKeys: keys })", [key_id]
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Big page")).to_be_visible()
+    agent.page.get_by_role("button", name="Ask to record").click()
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
+    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+    caught_up(customer, view)
+    flood(customer, agent, 3)
+    expect(agent.page.locator("#status")).to_contain_text("too large to show here")
+    customer.page.get_by_role("button", name="Stop recording").click()
+    expect(customer.page.get_by_role("button", name="Stop recording")).to_have_count(0)
+
+    add_user(live.settings.data_dir, "aud", role="auditor", display_name="Aud")
+    console_sign_in(live, office, "aud")
+    page = office.page
+    unlock_recording_key(page, key_file, key_id)
+    page.get_by_role("button", name=re.compile(r"^Play recording ")).click()
+    expect(page.get_by_text("This recording shows a page too large to play here")).to_be_visible(
+        timeout=30_000
+    )
+    expect(page.locator('iframe[title^="Recording "]')).to_have_count(0)

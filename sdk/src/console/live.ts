@@ -871,7 +871,7 @@ export class LiveView {
     });
     replayer.startLive();
     this.replayer = replayer;
-    this.budget = new MirrorBudget(() => replayer.getMirror().getIds().length);
+    this.budget = new MirrorBudget();
     this.resizeObserver = new ResizeObserver(() => this.fit());
     this.resizeObserver.observe(this.ui.mirror);
   }

@@ -7,6 +7,7 @@
  */
 
 import { AssetStore, neutralizeEvent } from "./assets.ts";
+import { MirrorBudget } from "./budget.ts";
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
 import {
@@ -132,6 +133,9 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
         new Uint8Array(await response.arrayBuffer()), key, { partial: true },
       );
       if (events.length < 2) return say(t("rec.empty"));
+      // A page beyond what the mirror holds (./budget.ts) is not played: its nodes would fill the tab.
+      const budget = new MirrorBudget();
+      if (!events.every((event) => budget.admit(event))) return say(t("rec.tooLarge"));
       // issue 14, item 7: the player fetches nothing either; the page assets the recording
       // carried are shown from blob: URLs of this page (released when another recording plays).
       playerAssets.dispose();
