@@ -2,7 +2,7 @@
 // hostile page's events may add nodes without end while its own document stays small.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MAX_MIRROR_NODES, MirrorBudget, NodeCount } from "../src/console/budget.ts";
+import { MAX_MIRROR_CHARS, MAX_MIRROR_NODES, MirrorBudget, NodeCount } from "../src/console/budget.ts";
 
 const el = (id: number, childNodes: unknown[] = []) => ({ type: 2, id, tagName: "b", attributes: {}, childNodes });
 const snapshot = (node: unknown) => ({ type: 2, timestamp: 1, data: { node, initialOffset: { top: 0, left: 0 } } });
@@ -55,6 +55,38 @@ test("a page that keeps replacing its content stays within the bound", () => {
   }
 });
 
-test("the bound is far above a large real page", () => {
+test("text, attributes and style rules are counted; what replaces them takes their place", () => {
+  const count = new NodeCount();
+  const text = (id: number, value: string) => ({ type: 3, id, textContent: value });
+  count.apply(snapshot({ ...el(1, [text(2, "hello")]), attributes: { title: "abc" } }));
+  assert.equal(count.chars, 5 + "title".length + 3);
+  count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [{ id: 2, value: "x".repeat(1000) }],
+    attributes: [{ id: 1, attributes: { title: "abcdef", style: "color: red" } }] } });
+  assert.equal(count.chars, 1000 + 5 + 6 + 5 + 10);
+  for (let i = 0; i < 100; i++) {
+    count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [],
+      attributes: [{ id: 1, attributes: { title: "abcdef", style: { transform: [`translate(${i}px)`, ""] } } }] } });
+  }
+  const animated = count.chars;
+  assert.ok(animated < 1000 + 11 + 15 + 40, `an animation changes one property again and again: ${animated}`);
+  count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [],
+    attributes: [{ id: 1, attributes: { title: null, style: "" } }] } });
+  assert.equal(count.chars, 1000 + 5, "a whole style replaces its properties; a removed attribute counts nothing");
+  count.apply(mutation([], [remove(0, 1)]));
+  assert.equal(count.chars, 0);
+  count.apply({ type: 3, timestamp: 1, data: { source: 8, id: 5, adds: [{ rule: "p{color:red}", index: 0 }] } });
+  count.apply({ type: 3, timestamp: 1, data: { source: 15, id: 5, styleIds: [1], styles: [{ styleId: 1, rules: [{ rule: "a{}" }] }] } });
+  assert.equal(count.chars, 12 + 3);
+});
+
+test("a page whose nodes carry more characters than the bound is refused", () => {
+  const budget = new MirrorBudget(1000, 100);
+  assert.ok(budget.admit(snapshot(el(1))));
+  assert.ok(budget.admit(mutation([add(1, { ...el(2), attributes: { title: "x".repeat(90) } })])));
+  assert.equal(budget.admit(mutation([add(1, { ...el(3), attributes: { title: "x".repeat(20) } })])), false);
+});
+
+test("the bounds are far above a large real page", () => {
   assert.ok(MAX_MIRROR_NODES >= 100_000);
+  assert.ok(MAX_MIRROR_CHARS >= 16 * 1024 * 1024);
 });

@@ -108,6 +108,43 @@ def test_a_page_that_floods_the_mirror_is_dropped_at_the_bound_and_the_next_page
     expect(agent.page.get_by_role("button", name="Leave")).to_be_enabled()
 
 
+FLOOD_TEXT = """([round, count, chars]) => {
+  window.__inject = (events) => {
+    const adds = [];
+    const title = 'x'.repeat(chars);
+    for (let i = 0; i < count; i++) {
+      const node = {type: 2, id: 20000000 + round * count + i, tagName: 'b', attributes: {title},
+        childNodes: []};
+      adds.push({parentId: window.__bodyId, nextId: null, node});
+    }
+    const timestamp = events[events.length - 1].timestamp;
+    return [{type: 3, timestamp, data: {source: 0, texts: [], attributes: [], removes: [], adds}}];
+  };
+  document.body.append(document.createElement('i'));
+}"""
+
+
+def test_a_page_that_floods_the_mirror_with_text_is_dropped_at_the_bound(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Few nodes, each with a million characters: ten a change (a payload's worth), without end."""
+    url = other_origin.page("long.html", HOOK + "<h1>Long page</h1>", live, title="Long")
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Long page")).to_be_visible()
+    caught_up(customer, view)
+    mirror_frame = agent.page.locator('iframe[title="Customer view"]')
+    rounds = 0
+    while mirror_frame.count() and rounds < 8:
+        customer.page.evaluate(FLOOD_TEXT, [rounds, 10, 1_000_000])
+        customer.page.wait_for_function("() => window.__inject === null")
+        caught_up_or_dropped(customer, agent)
+        rounds += 1
+    expect(agent.page.locator("#status")).to_contain_text("too large to show here")
+    expect(mirror_frame).to_have_count(0)
+    assert rounds == 4, f"dropped after {rounds} floods of 10 million characters (32 Mi allowed)"
+
+
 def caught_up_or_dropped(customer: Party, agent: Party) -> None:
     """Wait until the mirror shows a marker the customer's page adds last, or is dropped."""
     marker = f"flood-caught-up-{secrets.token_hex(4)}"
