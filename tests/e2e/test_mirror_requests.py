@@ -20,9 +20,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, add_user, free_port
-from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.e2e.test_recordings import create_key, unlock_recording_key
+
+# sdk/src/console/assets.ts's MIRROR_CSP.
+MIRROR_CSP = (
+    "default-src 'none'; img-src data: blob:; font-src data: blob:; media-src data: blob:; "
+    "style-src 'unsafe-inline' data: blob:"
+)
 
 
 class Listener:
@@ -243,3 +249,49 @@ def test_a_frames_srcdoc_and_svgs_presentation_attributes_fetch_nothing_in_the_m
     ]
     assert not mirrored, f"the mirror fetched {mirrored}"
     assert not _from_elsewhere(listener, other_origin), listener.requests
+
+
+MISSED = """(base) => {
+    // What the neutraliser would let through, added where the replayer builds the page.
+    const doc = document.querySelector('iframe[title="Customer view"]').contentDocument;
+    window.__mirrorViolations = [];
+    doc.addEventListener('securitypolicyviolation', (event) =>
+        window.__mirrorViolations.push([event.blockedURI, event.originalPolicy]));
+    const img = Object.assign(doc.createElement('img'), {src: base + '/missed.png'});
+    const div = doc.createElement('div');
+    div.style.cssText = `width: 4px; height: 4px; background-image: url(${base}/missed-bg.png)`;
+    doc.body.append(img, div);
+}"""
+
+
+def test_what_the_neutraliser_misses_is_not_fetched_from_the_console_s_own_server(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The console's policy lets its own files load (``img-src 'self'``...), and the mirror is a
+    same-origin frame: an address the neutraliser missed (a frame's ``srcdoc`` did, before) was
+    fetched from Tandem's server, with the agent's cookie. The mirror's document has a policy of
+    its own, given before any event and kept when rrweb rebuilds it for the next page: nothing
+    from any server. The test adds such addresses where the replayer builds the page."""
+    url = other_origin.page("plain.html", "<h1>Plain page</h1>", live, title="Plain")
+    code = start_on(customer, url)
+    answered: list[str] = []
+    agent.page.on(
+        "requestfinished",
+        lambda request: answered.append(request.url) if "missed" in request.url else None,
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Plain page")).to_be_visible()
+    customer.page.goto(url)  # the next page: rrweb rebuilds the mirror's document
+    caught_up(customer, view)
+    agent.page.evaluate(MISSED, live.base)
+    agent.page.wait_for_function("() => window.__mirrorViolations.length === 2")
+    violations = agent.page.evaluate("() => window.__mirrorViolations")
+    assert sorted(uri for uri, _ in violations) == [
+        f"{live.base}/missed-bg.png",
+        f"{live.base}/missed.png",
+    ]
+    assert all(policy == MIRROR_CSP for _, policy in violations), violations
+    assert not answered, answered
+    # What the browser said of them (the agent fixture fails a test on any other violation).
+    assert len(agent.csp_violations) == 2, agent.csp_violations
+    agent.csp_violations.clear()

@@ -5,7 +5,8 @@
  * a request to this server with the agent's cookie). Before rrweb replays an event, every address
  * it carries is neutralised unless it is `data:` or `blob:` (content that came inside the
  * encrypted channel: images the customer's SDK could read are inlined there, `rr_dataURL`);
- * resource hints are dropped. The console's CSP (`img-src`/`font-src` without `*`) and the API's
+ * resource hints are dropped. The mirror's own CSP (MIRROR_CSP: nothing from any server), the
+ * console's (`img-src`/`font-src` without `*`) and the API's
  * Fetch-Metadata check stop whatever slips through.
  *
  * What the customer's browser carried (`asset` payloads, ../share/assets.ts) is kept in an
@@ -307,4 +308,22 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
     for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key], assets);
   }
   return event;
+}
+
+/** The mirror's own Content-Security-Policy, on top of the console's: nothing from any server,
+ * not even the console's own (which the console's policy allows for its own files): only what came
+ * inside the encrypted channel (`data:`, `blob:`) and inline styles. What ./assets.ts misses
+ * fetches nothing (with the agent's cookie, from the relay). */
+export const MIRROR_CSP =
+  "default-src 'none'; img-src data: blob:; font-src data: blob:; media-src data: blob:; style-src 'unsafe-inline' data: blob:";
+
+/** Give the mirror's document (rrweb's sandboxed about:blank frame, before any event) its policy:
+ * a policy a document was given stays its own however its content is rebuilt. */
+export function confineMirror(frame: HTMLIFrameElement): void {
+  const doc = frame.contentDocument;
+  if (!doc) return;
+  const meta = doc.createElement("meta");
+  meta.httpEquiv = "Content-Security-Policy";
+  meta.content = MIRROR_CSP;
+  (doc.head ?? doc.documentElement ?? doc).appendChild(meta);
 }

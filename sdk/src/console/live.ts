@@ -9,7 +9,7 @@
  */
 
 import { Replayer } from "rrweb";
-import { AssetStore, neutralizeEvent } from "./assets.ts";
+import { AssetStore, confineMirror, neutralizeEvent } from "./assets.ts";
 import { MirrorBudget } from "./budget.ts";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
@@ -864,6 +864,7 @@ export class LiveView {
     });
     replayer.iframe.setAttribute("title", "Customer view");
     replayer.iframe.setAttribute("tabindex", "-1"); // the agent acts through the layers, not inside the mirror
+    confineMirror(replayer.iframe);
     replayer.on("resize", (dimension) => {
       const { width, height } = dimension as { width: number; height: number };
       this.size = { width, height };

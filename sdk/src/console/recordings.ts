@@ -6,7 +6,7 @@
  * for the auditors, only the public half to the server.
  */
 
-import { AssetStore, neutralizeEvent } from "./assets.ts";
+import { AssetStore, confineMirror, neutralizeEvent } from "./assets.ts";
 import { MirrorBudget } from "./budget.ts";
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
@@ -146,6 +146,7 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
       });
       replayer.iframe.setAttribute("title", t("rec.title", { id: r.recording_id }));
+      confineMirror(replayer.iframe); // before its first snapshot is built (rrweb defers it)
       replayer.on("resize", (dimension) => {
         const { width, height } = dimension as { width: number; height: number };
         const scale = Math.min(1, player.clientWidth / width);
