@@ -185,6 +185,12 @@ def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
     expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)
     expect(player.get_by_text("Recorded paragraph")).to_be_visible(timeout=20_000)
     assert not _from_elsewhere(listener, other_origin), listener.requests
+    # The player's document has the mirror's own policy too: nothing even from Tandem's server.
+    page.evaluate(MISSED.replace("Customer view", "Recording "), live.base)
+    page.wait_for_function("() => window.__mirrorViolations.length === 2")
+    policies = {policy for _, policy in page.evaluate("() => window.__mirrorViolations")}
+    assert policies == {MIRROR_CSP}, policies
+    office.csp_violations.clear()
 
 
 def test_a_frames_srcdoc_and_svgs_presentation_attributes_fetch_nothing_in_the_mirror(
@@ -253,7 +259,7 @@ def test_a_frames_srcdoc_and_svgs_presentation_attributes_fetch_nothing_in_the_m
 
 MISSED = """(base) => {
     // What the neutraliser would let through, added where the replayer builds the page.
-    const doc = document.querySelector('iframe[title="Customer view"]').contentDocument;
+    const doc = document.querySelector('iframe[title^="Customer view"]').contentDocument;
     window.__mirrorViolations = [];
     doc.addEventListener('securitypolicyviolation', (event) =>
         window.__mirrorViolations.push([event.blockedURI, event.originalPolicy]));
