@@ -90,3 +90,11 @@ test("a context's origin is an http(s) origin or the payload is refused", () => 
     assert.throws(() => new PayloadDecoder().push(context(origin)), PayloadError, String(origin));
   }
 });
+
+test("a refusal's words are a sentence at most", () => {
+  const refusal = (reason: unknown, code?: unknown) => new TextEncoder().encode(JSON.stringify({ k: "action_refused", reason, code }));
+  assert.equal((new PayloadDecoder().push(refusal("That part of the page is gone.", "gone")) as { reason?: string }).reason,
+    "That part of the page is gone.");
+  assert.throws(() => new PayloadDecoder().push(refusal("x".repeat(201))), PayloadError);
+  assert.throws(() => new PayloadDecoder().push(refusal("Gone.", "y".repeat(201))), PayloadError);
+});

@@ -159,3 +159,47 @@ def test_nothing_from_the_page_runs_navigates_or_opens_in_the_mirror(
     assert not dialogs and not popups, (dialogs, popups)
     mirror_window = "document.querySelector('iframe[title=\"Customer view\"]').contentWindow"
     assert agent.page.evaluate(f"() => {mirror_window}.ranInMirror") is None
+
+
+# The page's own script: the next payload the SDK sends becomes a refusal of the page's wording.
+REFUSING = """
+<script>
+(() => {
+  const stringify = JSON.stringify;
+  window.__refuse = null;
+  JSON.stringify = function (value, ...rest) {
+    if (value && value.k === 'events' && window.__refuse) {
+      value = { k: 'action_refused', reason: window.__refuse };
+      window.__refuse = null;
+    }
+    return stringify.call(this, value, ...rest);
+  };
+})();
+</script>
+"""
+
+
+def test_a_refusal_of_a_million_characters_is_not_shown(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A refusal's words (an older SDK's, shown as sent) went onto the agent's status line
+    whatever their length: a page's five million characters filled it. They are a sentence at
+    most (200 characters, as the other words a page sends); a longer refusal is dropped."""
+    url = other_origin.page("refusing.html", REFUSING + "<h1>Refusing page</h1>", live)
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Refusing page")).to_be_visible()
+    status = agent.page.locator("#status")
+    expect(status).to_have_text("Connected. You are seeing the customer's page live.")
+    opened = agent.page.evaluate("() => window.__tandemPlaintext.length")
+    customer.page.evaluate(
+        """() => {
+            window.__refuse = 'Not allowed. '.repeat(400000);
+            document.body.append('A change');
+        }"""
+    )
+    customer.page.wait_for_function("() => window.__refuse === null")
+    agent.page.wait_for_function("(n) => window.__tandemPlaintext.length > n", arg=opened)
+    agent.page.evaluate(NEXT_FRAME)
+    assert len(status.inner_text()) < 300
+    expect(status).to_have_text("Connected. You are seeing the customer's page live.")

@@ -263,8 +263,9 @@ function isEvents(value: unknown): value is Payload {
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
   if (k === "action_refused") {
+    // Shown on the agent's status line (an older SDK's words, as sent): a sentence, not a book.
     const code = (value as { code?: unknown }).code;
-    return typeof v.reason === "string" && (code === undefined || typeof code === "string");
+    return isField(v.reason) && (code === undefined || isField(code));
   }
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);
