@@ -7,7 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer
-from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
+from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, sign_in, start_on
 
 NEXT_FRAME = "() => new Promise((done) => requestAnimationFrame(() => setTimeout(done)))"
 
@@ -203,3 +203,33 @@ def test_a_refusal_of_a_million_characters_is_not_shown(
     agent.page.evaluate(NEXT_FRAME)
     assert len(status.inner_text()) < 300
     expect(status).to_have_text("Connected. You are seeing the customer's page live.")
+
+
+def test_another_site_cannot_frame_the_console_or_its_practice_pages(
+    live: RunningServer, other_origin: OtherOrigin, agent: Party
+) -> None:
+    """Clickjacking: a site that frames the console (signed in or not) under its own buttons gets
+    an error page in the frame, never the console; the practice pages, which the console frames,
+    refuse every other framer."""
+    sign_in(agent, live)
+    framing = f"""
+<h1>Win a prize</h1>
+<iframe id="console" src="{live.base}/console/" style="opacity: 0.01"></iframe>
+<iframe id="sign-in" src="{live.base}/console/index.html"></iframe>
+<iframe id="practice" src="{live.base}/practice/"></iframe>
+"""
+    url = other_origin.page("prize.html", framing, live, title="Prize")
+    agent.page.goto(url)
+    expect(agent.page.get_by_role("heading", name="Win a prize")).to_be_visible()
+    for frame_id in ("console", "sign-in", "practice"):
+        frame = agent.page.locator(f"#{frame_id}").element_handle()
+        assert frame is not None
+        content = frame.content_frame()
+        assert content is not None
+        content.wait_for_load_state()
+        assert not content.url.startswith(live.base), (frame_id, content.url)
+        assert content.locator("#signin, #join, main").count() == 0
+    # The browser refused each under the console's frame-ancestors (the fixture fails on others).
+    refused = [v for v in agent.csp_violations if "frame-ancestors" in v and "blocked" in v]
+    assert len(refused) == 3 and len(agent.csp_violations) == 3, agent.csp_violations
+    agent.csp_violations.clear()
