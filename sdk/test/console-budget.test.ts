@@ -90,3 +90,11 @@ test("the bounds are far above a large real page", () => {
   assert.ok(MAX_MIRROR_NODES >= 100_000);
   assert.ok(MAX_MIRROR_CHARS >= 16 * 1024 * 1024);
 });
+
+test("ids a page repeats inside its own tree end, counted once", () => {
+  const count = new NodeCount();
+  count.apply(snapshot(el(1, [el(1, [el(2)]), el(2)])));
+  count.apply(mutation([add(2, el(1))], [remove(1, 1)]));
+  count.apply(mutation([], [remove(0, 1), remove(0, 2)]));
+  assert.ok(count.size <= 2);
+});

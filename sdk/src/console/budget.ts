@@ -27,9 +27,12 @@ export const MAX_MIRROR_NODES = 250_000;
  * them, several times over in the DOM, the replayer and its copies). */
 export const MAX_MIRROR_CHARS = 32 * 1024 * 1024;
 
-/** What one node holds: its text, and each attribute's length (a style's properties apart, as
- * rrweb changes them one by one). */
+/** One node: where it is, its children (once it has some), its text, and each attribute's length
+ * (a style's properties apart, as rrweb changes them one by one). One object a node: the count
+ * costs little beside the replayer's own copy of each node. */
 interface Held {
+  parent: number | null;
+  kids: Set<number> | null;
   text: number;
   attrs: Map<string, number> | null;
 }
@@ -61,14 +64,12 @@ interface Serialized {
 /** The nodes a replayed page holds, by id, with their children and what they hold: kept from
  * its events. */
 export class NodeCount {
-  private readonly children = new Map<number, Set<number>>();
-  private readonly parent = new Map<number, number>();
   private readonly held = new Map<number, Held>();
   private nodeChars = 0;
   private sheetChars = 0;
 
   get size(): number {
-    return this.children.size;
+    return this.held.size;
   }
 
   /** Characters of text, attribute values and style rules. */
@@ -81,8 +82,6 @@ export class NodeCount {
     const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
     if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return;
     if (e.type === FULL_SNAPSHOT) {
-      this.children.clear();
-      this.parent.clear();
       this.held.clear();
       this.nodeChars = 0;
       this.sheetChars = 0;
@@ -159,39 +158,33 @@ export class NodeCount {
       const [node, under] = stack.pop() as [Serialized | null, number | null];
       if (!node || typeof node !== "object" || typeof node.id !== "number") continue;
       const id = node.id;
-      if (this.children.has(id)) this.remove(id);
-      this.children.set(id, new Set());
+      if (this.held.has(id)) this.remove(id);
       const { attributes, textContent } = node as { attributes?: unknown; textContent?: unknown };
-      const held: Held = { text: length(textContent), attrs: null };
+      const held: Held = { parent: under, kids: null, text: length(textContent), attrs: null };
       this.nodeChars += held.text;
       this.held.set(id, held);
       if (attributes && typeof attributes === "object") {
         for (const [name, value] of Object.entries(attributes)) this.setAttribute(held, name, name.length + length(value));
       }
-      if (under !== null) {
-        this.parent.set(id, under);
-        this.children.get(under)?.add(id);
-      }
+      const parent = under === null ? undefined : this.held.get(under);
+      if (parent) (parent.kids ?? (parent.kids = new Set())).add(id);
       if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, id]);
     }
   }
 
   /** `id` and its whole subtree. */
   private remove(id: number): void {
-    const under = this.parent.get(id);
-    if (under !== undefined) this.children.get(under)?.delete(id);
+    const top = this.held.get(id);
+    if (top?.parent != null) this.held.get(top.parent)?.kids?.delete(id);
     const stack = [id];
     while (stack.length) {
       const next = stack.pop() as number;
-      const below = this.children.get(next);
       const held = this.held.get(next);
-      if (held) {
-        this.nodeChars -= held.text;
-        if (held.attrs) for (const chars of held.attrs.values()) this.nodeChars -= chars;
-      }
+      if (!held) continue;
+      this.nodeChars -= held.text;
+      if (held.attrs) for (const chars of held.attrs.values()) this.nodeChars -= chars;
       this.held.delete(next);
-      this.children.delete(next);
-      this.parent.delete(next);
+      const below = held.kids;
       if (below) for (const child of below) stack.push(child);
     }
   }
