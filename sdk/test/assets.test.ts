@@ -123,7 +123,7 @@ test("event handlers, script addresses and refreshes are not replayed", () => {
   const event = {
     type: 2, timestamp: 1,
     data: { node: { type: 0, id: 1, childNodes: [
-      { type: 2, id: 2, tagName: "img", attributes: { onerror: "alert(1)", ONLOAD: "alert(2)", alt: "x", title: "once upon" }, childNodes: [] },
+      { type: 2, id: 2, tagName: "img", attributes: { onerror: "alert(1)", ONLOAD: "alert(2)", alt: "JavaScript: the good parts", title: "once upon" }, childNodes: [] },
       { type: 2, id: 3, tagName: "a", attributes: { href: "java\tscript:alert(3)" }, childNodes: [] },
       { type: 2, id: 4, tagName: "a", attributes: { href: " JavaScript:alert(4)", "xlink:href": "vbscript:x" }, childNodes: [] },
       { type: 2, id: 5, tagName: "form", attributes: { action: "javascript:alert(5)" }, childNodes: [] },
@@ -133,18 +133,18 @@ test("event handlers, script addresses and refreshes are not replayed", () => {
   };
   const nodes = neutralizeEvent(event).data.node.childNodes;
   assert.deepEqual(nodes.map((node) => node.attributes), [
-    { alt: "x", title: "once upon" }, {}, {}, {}, { "http-equiv": "refresh" }, { href: "https://shop.example/help" },
+    { alt: "JavaScript: the good parts", title: "once upon" }, {}, {}, {}, { "http-equiv": "refresh" }, { href: "https://shop.example/help" },
   ]);
   const mutation = {
     type: 3, timestamp: 1,
     data: { source: 0, texts: [], removes: [], adds: [], attributes: [
       { id: 6, attributes: { "http-equiv": "refresh", content: "0; url=https://spy.example/" } },
       { id: 8, attributes: { content: "5" } },
-      { id: 9, attributes: { content: "A shop for tents", onclick: "alert(6)" } },
+      { id: 9, attributes: { content: "A shop for tents", onclick: "alert(6)", value: "javascript: is a language" } },
       { id: 3, attributes: { href: "javascript:alert(7)" } },
     ] },
   };
   assert.deepEqual(neutralizeEvent(mutation).data.attributes.map((change) => change.attributes), [
-    {}, {}, { content: "A shop for tents" }, {},
+    {}, {}, { content: "A shop for tents", value: "javascript: is a language" }, {},
   ]);
 });

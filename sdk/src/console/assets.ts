@@ -107,6 +107,9 @@ const FETCHED = new Set([
   "src", "srcset", "poster", "background", "data", "xlink:href", "imagesrcset", "lowsrc", "dynsrc",
   "ping", "manifest", "codebase", "archive", "longdesc", "action", "formaction", "itemtype",
 ]);
+/** Attributes whose value is an address a browser follows or fetches (not words: an `alt` may
+ * well read "JavaScript: the good parts"). */
+const ADDRESSES = new Set([...FETCHED, "href", "to", "from", "values"]);
 /** `href` fetches on these (on `a` and `area` it only navigates, which the sandbox forbids). */
 const HREF_FETCHES = new Set(["link", "image", "use", "feimage", "script", "base"]);
 /** SVG's presentation attributes that name an element by `url(#id)`; the browser fetches
@@ -193,7 +196,7 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     const key = name.toLowerCase();
     // Event handlers and script addresses never run in the script-less sandbox; they are not
     // replayed either, so that no change of the sandbox could ever run them.
-    if (DROPPED.has(key) || key.startsWith("on") || (typeof value === "string" && scripted(value))) {
+    if (DROPPED.has(key) || key.startsWith("on") || (ADDRESSES.has(key) && typeof value === "string" && scripted(value))) {
       delete attrs[name];
       continue;
     }
