@@ -79,3 +79,22 @@ test("the customer's consent travels as its own payload, and only in that exact 
   assert.deepEqual(decoder.push(frame), { k: "consented" });
   assert.throws(() => decoder.push(new TextEncoder().encode('{"k":"consent"}')), PayloadError);
 });
+
+test("a context's origin is an http(s) origin or the payload is refused", () => {
+  const context = (origin: unknown) =>
+    new TextEncoder().encode(JSON.stringify({ k: "context", origin, title: "Shop", device: "desktop", viewport: { w: 800, h: 600 } }));
+  for (const origin of ["https://shop.example", "http://127.0.0.1:8080", "https://xn--bcher-kva.example"]) {
+    assert.equal((new PayloadDecoder().push(context(origin)) as { origin?: string }).origin, origin);
+  }
+  for (const origin of ["not a url", "javascript:alert(1)", "data:text/html,x", "https://shop.example/path", "HTTPS://Shop.example", "null", "", 7]) {
+    assert.throws(() => new PayloadDecoder().push(context(origin)), PayloadError, String(origin));
+  }
+});
+
+test("a refusal's words are a sentence at most", () => {
+  const refusal = (reason: unknown, code?: unknown) => new TextEncoder().encode(JSON.stringify({ k: "action_refused", reason, code }));
+  assert.equal((new PayloadDecoder().push(refusal("That part of the page is gone.", "gone")) as { reason?: string }).reason,
+    "That part of the page is gone.");
+  assert.throws(() => new PayloadDecoder().push(refusal("x".repeat(201))), PayloadError);
+  assert.throws(() => new PayloadDecoder().push(refusal("Gone.", "y".repeat(201))), PayloadError);
+});

@@ -20,9 +20,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, add_user, free_port
-from tests.e2e.conftest import OtherOrigin, Party, share, start_on
+from tests.e2e.conftest import OtherOrigin, Party, caught_up, share, start_on
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.e2e.test_recordings import create_key, unlock_recording_key
+
+# sdk/src/console/assets.ts's MIRROR_CSP.
+MIRROR_CSP = (
+    "default-src 'none'; img-src data: blob:; font-src data: blob:; media-src data: blob:; "
+    "style-src 'unsafe-inline' data: blob:"
+)
 
 
 class Listener:
@@ -179,3 +185,119 @@ def test_an_auditor_s_playback_fetches_nothing_the_recorded_page_points_at(
     expect(player.get_by_role("heading", name="Hostile assets")).to_be_visible(timeout=20_000)
     expect(player.get_by_text("Recorded paragraph")).to_be_visible(timeout=20_000)
     assert not _from_elsewhere(listener, other_origin), listener.requests
+    # The player's document has the mirror's own policy too: nothing even from Tandem's server.
+    page.evaluate(MISSED.replace("Customer view", "Recording "), live.base)
+    page.wait_for_function("() => window.__mirrorViolations.length === 2")
+    policies = {policy for _, policy in page.evaluate("() => window.__mirrorViolations")}
+    assert policies == {MIRROR_CSP}, policies
+    office.csp_violations.clear()
+
+
+def test_a_frames_srcdoc_and_svgs_presentation_attributes_fetch_nothing_in_the_mirror(
+    live: RunningServer,
+    other_origin: OtherOrigin,
+    listener: Listener,
+    customer: Party,
+    agent: Party,
+) -> None:
+    """Addresses the neutraliser did not know: a frame's ``srcdoc`` (a whole document, replayed as
+    it was, its images and styles loading) and SVG's url-valued attributes (``fill``, ``mask``,
+    ``filter``, ``clip-path``, markers, ``cursor``): the agent's browser fetched them, from the
+    tracker (blocked by the console's CSP, which had to be hit) or from Tandem's own server (let
+    through). A same-document reference (``url(#gradient)``) fetches nothing and stays."""
+    spy, own = listener.origin, live.base
+    srcdoc = (
+        f"<p>In the frame</p><img src='{spy}/srcdoc.png'><img src='{own}/srcdoc-own.png'>"
+        f"<style>p{{background:url({own}/srcdoc-style.png)}}</style>"
+    )
+    body = f"""
+<h1>Hostile SVG</h1>
+<iframe id="framed" srcdoc="{srcdoc}"></iframe>
+<svg width="200" height="60" xmlns:xlink="http://www.w3.org/1999/xlink">
+  <defs>
+    <linearGradient id="shade"><stop offset="0" stop-color="#07c"/></linearGradient>
+  </defs>
+  <rect width="10" height="10" fill="url({spy}/fill.svg#p)" stroke="url({own}/stroke.svg#p)"
+    filter="url({spy}/filter.svg#f)" mask="url({own}/mask.svg#m)" clip-path="url({spy}/clip.svg#c)"
+    marker-start="url({own}/marker.svg#m)" cursor="url({spy}/cursor.png), auto"/>
+  <path d="M0 0 L10 10" marker-end="url({spy}/marker-end.svg#m)"/>
+  <image width="10" height="10"><set attributeName="href" to="{own}/set.png" begin="0s"/></image>
+  <rect id="shaded" x="20" width="10" height="10" fill="url(#shade)"/>
+</svg>
+<div style="background-image: url(#shade); width: 4px; height: 4px"></div>
+"""
+    url = other_origin.page("svg.html", body, live, title="SVG")
+    code = start_on(customer, url)
+    assert any(path == "/fill.svg" for path, _ in listener.requests)  # the page's own browser
+    requests: list[tuple[str, str]] = []
+    agent.page.on("request", lambda request: requests.append((request.resource_type, request.url)))
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Hostile SVG")).to_be_visible()
+    expect(view.locator("#shaded")).to_have_attribute("fill", "url(#shade)")
+    # Later changes carry them too.
+    customer.page.evaluate(
+        f"""() => {{
+            document.getElementById('framed').setAttribute('srcdoc', "<img src='{own}/late.png'>");
+            document.getElementById('shaded').setAttribute('mask', 'url({own}/late-mask.svg#m)');
+            const p = document.createElement('p');
+            p.textContent = 'Late paragraph';
+            document.body.append(p);
+        }}"""
+    )
+    expect(view.get_by_text("Late paragraph")).to_be_visible()
+    # The mirror's frame holds what rrweb carried of the frame's document, never its srcdoc.
+    expect(view.locator("#framed")).not_to_have_attribute("srcdoc", re.compile(".*"))
+    consoles = {"document", "stylesheet", "script", "fetch"}  # the console's own loads
+    mirrored = [
+        (kind, address)
+        for kind, address in requests
+        if address.startswith(spy) or (address.startswith(own) and kind not in consoles)
+    ]
+    assert not mirrored, f"the mirror fetched {mirrored}"
+    assert not _from_elsewhere(listener, other_origin), listener.requests
+
+
+MISSED = """(base) => {
+    // What the neutraliser would let through, added where the replayer builds the page.
+    const doc = document.querySelector('iframe[title^="Customer view"]').contentDocument;
+    window.__mirrorViolations = [];
+    doc.addEventListener('securitypolicyviolation', (event) =>
+        window.__mirrorViolations.push([event.blockedURI, event.originalPolicy]));
+    const img = Object.assign(doc.createElement('img'), {src: base + '/missed.png'});
+    const div = doc.createElement('div');
+    div.style.cssText = `width: 4px; height: 4px; background-image: url(${base}/missed-bg.png)`;
+    doc.body.append(img, div);
+}"""
+
+
+def test_what_the_neutraliser_misses_is_not_fetched_from_the_console_s_own_server(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The console's policy lets its own files load (``img-src 'self'``...), and the mirror is a
+    same-origin frame: an address the neutraliser missed (a frame's ``srcdoc`` did, before) was
+    fetched from Tandem's server, with the agent's cookie. The mirror's document has a policy of
+    its own, given before any event and kept when rrweb rebuilds it for the next page: nothing
+    from any server. The test adds such addresses where the replayer builds the page."""
+    url = other_origin.page("plain.html", "<h1>Plain page</h1>", live, title="Plain")
+    code = start_on(customer, url)
+    answered: list[str] = []
+    agent.page.on(
+        "requestfinished",
+        lambda request: answered.append(request.url) if "missed" in request.url else None,
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Plain page")).to_be_visible()
+    customer.page.goto(url)  # the next page: rrweb rebuilds the mirror's document
+    caught_up(customer, view)
+    agent.page.evaluate(MISSED, live.base)
+    agent.page.wait_for_function("() => window.__mirrorViolations.length === 2")
+    violations = agent.page.evaluate("() => window.__mirrorViolations")
+    assert sorted(uri for uri, _ in violations) == [
+        f"{live.base}/missed-bg.png",
+        f"{live.base}/missed.png",
+    ]
+    assert all(policy == MIRROR_CSP for _, policy in violations), violations
+    assert not answered, answered
+    # What the browser said of them (the agent fixture fails a test on any other violation).
+    assert len(agent.csp_violations) == 2, agent.csp_violations
+    agent.csp_violations.clear()

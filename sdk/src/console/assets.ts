@@ -5,7 +5,8 @@
  * a request to this server with the agent's cookie). Before rrweb replays an event, every address
  * it carries is neutralised unless it is `data:` or `blob:` (content that came inside the
  * encrypted channel: images the customer's SDK could read are inlined there, `rr_dataURL`);
- * resource hints are dropped. The console's CSP (`img-src`/`font-src` without `*`) and the API's
+ * resource hints are dropped. The mirror's own CSP (MIRROR_CSP: nothing from any server), the
+ * console's (`img-src`/`font-src` without `*`) and the API's
  * Fetch-Metadata check stop whatever slips through.
  *
  * What the customer's browser carried (`asset` payloads, ../share/assets.ts) is kept in an
@@ -106,20 +107,64 @@ const FETCHED = new Set([
   "src", "srcset", "poster", "background", "data", "xlink:href", "imagesrcset", "lowsrc", "dynsrc",
   "ping", "manifest", "codebase", "archive", "longdesc", "action", "formaction", "itemtype",
 ]);
+/** Attributes whose value is an address a browser follows or fetches (not words: an `alt` may
+ * well read "JavaScript: the good parts"). */
+const ADDRESSES = new Set([...FETCHED, "href", "to", "from", "values"]);
 /** `href` fetches on these (on `a` and `area` it only navigates, which the sandbox forbids). */
 const HREF_FETCHES = new Set(["link", "image", "use", "feimage", "script", "base"]);
+/** SVG's presentation attributes that name an element by `url(#id)`; the browser fetches
+ * `fill="url(https://…#p)"`, `mask`, `filter`, `clip-path` and markers from anywhere too. */
+const SVG_REFERENCES = new Set([
+  "fill", "stroke", "filter", "mask", "clip-path", "marker", "marker-start", "marker-mid", "marker-end",
+]);
+/** Attributes whose value is CSS that may hold a `url()`. */
+const CSS_VALUED = new Set(["style", "_csstext", "cursor", ...SVG_REFERENCES]);
+/** Dropped on every element: a frame's `srcdoc` is a whole document that nothing here would
+ * neutralise (its images, styles and frames load as they are; rrweb carries a same-origin
+ * frame's content as nodes of its own). */
+const DROPPED = new Set(["srcdoc"]);
+/** SMIL animations set another attribute of their target to these values. */
+const ANIMATIONS = new Set(["set", "animate", "animatemotion", "animatetransform", "animatecolor"]);
+const ANIMATED_VALUES = ["to", "from", "by", "values"];
 
 /** Only content that is already here. */
 function local(url: string): boolean {
   return /^\s*(data|blob):/i.test(url);
 }
 
+/** An element of this same document (`#icon`): SVG's references from these elements never fetch
+ * (an `<image href="#x">` would: the mirror's address is the console's). */
+const SAME_DOCUMENT_REFS = new Set([
+  "use", "feimage", "pattern", "lineargradient", "radialgradient", "filter", "textpath", "mpath", "tref",
+]);
+function sameDocument(url: string): boolean {
+  return /^\s*#/.test(url);
+}
+
+/** A script in an address: what a browser runs when it follows it (it ignores the ASCII
+ * whitespace and controls a page may hide the scheme with: `java\tscript:`). */
+function scripted(url: string): boolean {
+  return /^(javascript|vbscript):/i.test(url.replace(/[\u0000-\u0020]/g, ""));
+}
+
+/** A refresh's `content` ("5", "0; url=…"). */
+const REFRESH = /^\s*\d*(\.\d*)?\s*([;,]|$)/;
+
+/** Whether an animation that sets `attribute` could make its target fetch. */
+function animatesAnAddress(attribute: string): boolean {
+  const name = attribute.trim().toLowerCase();
+  return name === "href" || FETCHED.has(name) || CSS_VALUED.has(name);
+}
+
 /**
  * CSS with every fetch broken: `url(…)` (escaped spellings too), `image-set(…)`, `image(…)`,
- * `src(…)` and `@import` lose their address unless it is `data:`/`blob:`. A broken declaration
+ * `src(…)` and `@import` lose their address unless it is `data:`/`blob:`. With `fragments`
+ * (an SVG presentation attribute), `url(#…)` stays: it names an element of the same document
+ * (a gradient, a filter). Elsewhere it does not (a `background-image: url(#x)` fetches the
+ * mirror's address, the console's). A broken declaration
  * is dropped by the CSS parser; the rest of the style stays.
  */
-export function neutralizeCss(css: string, assets?: AssetLookup): string {
+export function neutralizeCss(css: string, assets?: AssetLookup, fragments = false): string {
   // Unescape first so `\75 rl(` cannot hide a url(; CSS escapes in a url are rare in real pages.
   const plain = css.replace(/\\([0-9a-fA-F]{1,6})\s?/g, (_, hex: string) => {
     const code = parseInt(hex, 16);
@@ -128,12 +173,13 @@ export function neutralizeCss(css: string, assets?: AssetLookup): string {
   return plain
     .replace(/@import[^;]*;?/gi, "")
     .replace(/\b(url|src)\(\s*(['"]?)([^)'"]*)\2\s*\)/gi, (whole, fn: string, _q: string, address: string) => {
-      if (local(address)) return whole;
+      if (local(address) || (fragments && fn.toLowerCase() === "url" && sameDocument(address))) return whole;
       const carried = fn.toLowerCase() === "url" ? assets?.resolve(address) : undefined;
       return carried ? `url("${carried}")` : "none";
     })
     // What the pattern above could not take apart (a quoted `)`...): broken, not fetched.
-    .replace(/\b(url|src)\(\s*(?!['"]?\s*(?:data|blob):)/gi, "blocked-$1(")
+    .replace(fragments ? /\b(url|src)\(\s*(?!['"]?\s*(?:data:|blob:|#))/gi : /\b(url|src)\(\s*(?!['"]?\s*(?:data|blob):)/gi,
+      "blocked-$1(")
     .replace(/\b((?:-webkit-)?image-set|image|cross-fade|element)\(/gi, "blocked-$1(");
 }
 
@@ -147,9 +193,15 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     if (sheet !== undefined) attrs._cssText = sheet;
   }
   for (const [name, value] of Object.entries(attrs)) {
-    if (typeof value !== "string") continue;
     const key = name.toLowerCase();
-    if (key === "style" || key === "_csstext") attrs[name] = neutralizeCss(value, assets);
+    // Event handlers and script addresses never run in the script-less sandbox; they are not
+    // replayed either, so that no change of the sandbox could ever run them.
+    if (DROPPED.has(key) || key.startsWith("on") || (ADDRESSES.has(key) && typeof value === "string" && scripted(value))) {
+      delete attrs[name];
+      continue;
+    }
+    if (typeof value !== "string") continue;
+    if (CSS_VALUED.has(key)) attrs[name] = neutralizeCss(value, assets, SVG_REFERENCES.has(key));
     else if (FETCHED.has(key) || (key === "href" && HREF_FETCHES.has(tag))) {
       if (key.endsWith("srcset")) {
         const carried = value.split(",").map((candidate) => {
@@ -161,6 +213,7 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
         else delete attrs[name];
         continue;
       }
+      if ((key === "href" || key === "xlink:href") && SAME_DOCUMENT_REFS.has(tag) && sameDocument(value)) continue;
       const carried = local(value) ? undefined : assets?.resolve(value);
       if (carried && (key === "src" || key === "poster" || key === "href" || key === "xlink:href")) attrs[name] = carried;
       else if (!local(value)) delete attrs[name];
@@ -172,6 +225,25 @@ function neutralizeAttributes(tag: string, attrs: Record<string, unknown>, asset
     delete attrs.href;
   }
   if (tag === "meta" && typeof attrs["http-equiv"] === "string") delete attrs.content; // refresh
+  // A mutation does not say whose attributes change: no pragma is set, no refresh's content.
+  if (tag === "") {
+    for (const name of Object.keys(attrs)) {
+      const key = name.toLowerCase();
+      const value = attrs[name];
+      if (key === "http-equiv" || (key === "content" && typeof value === "string" && REFRESH.test(value))) delete attrs[name];
+    }
+  }
+  // An animation of an address (`<set attributeName="href" to="https://…">`) fetches what it
+  // sets; a change of attributeName alone (a mutation: no tag) may aim one that was harmless.
+  const animated = Object.keys(attrs).find((name) => name.toLowerCase() === "attributename");
+  if (animated !== undefined && typeof attrs[animated] === "string" && animatesAnAddress(attrs[animated])) {
+    if (ANIMATIONS.has(tag)) for (const name of Object.keys(attrs)) {
+      if (ANIMATED_VALUES.includes(name.toLowerCase())) delete attrs[name];
+    }
+    else if (tag === "") delete attrs[animated];
+  }
+  // A mutation does not say whose values change: an animation keeps the values it was built with.
+  if (tag === "") for (const name of Object.keys(attrs)) if (ANIMATED_VALUES.includes(name.toLowerCase())) delete attrs[name];
 }
 
 interface Serialized {
@@ -239,4 +311,22 @@ export function neutralizeEvent<T>(event: T, assets?: AssetLookup): T {
     for (const key of Object.keys(data)) if (key !== "source" && key !== "id" && key !== "styleId") data[key] = neutralizeStrings(data[key], assets);
   }
   return event;
+}
+
+/** The mirror's own Content-Security-Policy, on top of the console's: nothing from any server,
+ * not even the console's own (which the console's policy allows for its own files): only what came
+ * inside the encrypted channel (`data:`, `blob:`) and inline styles. What ./assets.ts misses
+ * fetches nothing (with the agent's cookie, from the relay). */
+export const MIRROR_CSP =
+  "default-src 'none'; img-src data: blob:; font-src data: blob:; media-src data: blob:; style-src 'unsafe-inline' data: blob:";
+
+/** Give the mirror's document (rrweb's sandboxed about:blank frame, before any event) its policy:
+ * a policy a document was given stays its own however its content is rebuilt. */
+export function confineMirror(frame: HTMLIFrameElement): void {
+  const doc = frame.contentDocument;
+  if (!doc) return;
+  const meta = doc.createElement("meta");
+  meta.httpEquiv = "Content-Security-Policy";
+  meta.content = MIRROR_CSP;
+  (doc.head ?? doc.documentElement ?? doc).appendChild(meta);
 }

@@ -9,7 +9,8 @@
  */
 
 import { Replayer } from "rrweb";
-import { AssetStore, neutralizeEvent } from "./assets.ts";
+import { AssetStore, confineMirror, neutralizeEvent } from "./assets.ts";
+import { MirrorBudget } from "./budget.ts";
 import {
   ChannelError, CommandSender, ContentReceiver, KIND_CONTENT, KIND_EPOCH_KEY, KIND_FROM_WATCHER, KIND_WATCHER_KEY, readU64,
 } from "../shared/e2e/channel.ts";
@@ -167,6 +168,10 @@ export class LiveView {
   private readonly timings: FreshnessTimings;
   /** The customer is on a private page (the mirror is dropped until a shared page). */
   private privatePage = false;
+  /** How much of the page the mirror holds (./budget.ts), and whether the page went beyond it
+   * (the mirror is dropped until the customer's next page, a full snapshot that fits). */
+  private budget: MirrorBudget | null = null;
+  private tooLarge = false;
   /** The status line says the view is not (yet) proven live. */
   private freshStatus = false;
 
@@ -664,6 +669,7 @@ export class LiveView {
     if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
     else if (now.kind === "live" && this.freshStatus) {
       if (this.privatePage) this.status(t("privatePage"), "");
+      else if (this.tooLarge) this.status(t("pageTooLarge"), "bad");
       else this.connectedStatus();
     }
   }
@@ -818,6 +824,7 @@ export class LiveView {
   private pauseMirror(): void {
     this.dropMirror();
     this.privatePage = true;
+    this.tooLarge = false;
     this.status(t("privatePage"), "");
     this.ui.report({ type: "typing", on: false });
     this.typingTarget = null;
@@ -834,6 +841,7 @@ export class LiveView {
       // a replayer that never received a snapshot may throw; the DOM is cleared below
     }
     this.replayer = null;
+    this.budget = null;
     this.ui.mirror.replaceChildren();
     this.ui.mirror.style.height = "";
     this.ui.mirror.style.width = "";
@@ -856,6 +864,7 @@ export class LiveView {
     });
     replayer.iframe.setAttribute("title", "Customer view");
     replayer.iframe.setAttribute("tabindex", "-1"); // the agent acts through the layers, not inside the mirror
+    confineMirror(replayer.iframe);
     replayer.on("resize", (dimension) => {
       const { width, height } = dimension as { width: number; height: number };
       this.size = { width, height };
@@ -863,6 +872,7 @@ export class LiveView {
     });
     replayer.startLive();
     this.replayer = replayer;
+    this.budget = new MirrorBudget();
     this.resizeObserver = new ResizeObserver(() => this.fit());
     this.resizeObserver.observe(this.ui.mirror);
   }
@@ -989,13 +999,28 @@ export class LiveView {
       this.typingTarget = null;
       return;
     }
-    if (!this.replayer) {
+    if (!this.replayer && !this.tooLarge) {
       this.startMirror(); // back from a private page: a full snapshot follows
       this.connectedStatus();
     }
-    if (!this.replayer) return;
     for (const raw of payload.events) {
       const event = raw as { timestamp: number; type?: number };
+      if (this.tooLarge) {
+        // The page went beyond what the mirror holds: nothing shows until its next page.
+        if (event.type !== FULL_SNAPSHOT && event.type !== META) continue;
+        this.tooLarge = false;
+        this.startMirror();
+        this.connectedStatus();
+      }
+      if (!this.replayer || !this.budget) return;
+      if (!this.budget.admit(event)) {
+        this.dropMirror();
+        this.tooLarge = true;
+        this.status(t("pageTooLarge"), "bad");
+        this.ui.report({ type: "typing", on: false });
+        this.typingTarget = null;
+        continue;
+      }
       // A new page (or snapshot): the field being typed into is gone; no stale box stays open.
       if ((event.type === FULL_SNAPSHOT || event.type === META) && this.typingTarget !== null) {
         this.typingTarget = null;

@@ -6,7 +6,8 @@
  * for the auditors, only the public half to the server.
  */
 
-import { AssetStore, neutralizeEvent } from "./assets.ts";
+import { AssetStore, confineMirror, neutralizeEvent } from "./assets.ts";
+import { MirrorBudget } from "./budget.ts";
 import { Replayer } from "rrweb";
 import { ChannelError } from "../shared/e2e/channel.ts";
 import {
@@ -132,6 +133,9 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
         new Uint8Array(await response.arrayBuffer()), key, { partial: true },
       );
       if (events.length < 2) return say(t("rec.empty"));
+      // A page beyond what the mirror holds (./budget.ts) is not played: its nodes would fill the tab.
+      const budget = new MirrorBudget();
+      if (!events.every((event) => budget.admit(event))) return say(t("rec.tooLarge"));
       // issue 14, item 7: the player fetches nothing either; the page assets the recording
       // carried are shown from blob: URLs of this page (released when another recording plays).
       playerAssets.dispose();
@@ -142,6 +146,7 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
         root: player, mouseTail: false, UNSAFE_replayCanvas: false, showWarning: false,
       });
       replayer.iframe.setAttribute("title", t("rec.title", { id: r.recording_id }));
+      confineMirror(replayer.iframe); // before its first snapshot is built (rrweb defers it)
       replayer.on("resize", (dimension) => {
         const { width, height } = dimension as { width: number; height: number };
         const scale = Math.min(1, player.clientWidth / width);

@@ -160,6 +160,16 @@ function sessions(state: Extract<ConsoleState, { screen: "live" }>, options: Vie
     </section>`;
 }
 
+/** The host of the customer's page's origin (its whole text if it has none: never a throw in a
+ * rendering, which would leave every later one undone). */
+function hostOf(origin: string): string {
+  try {
+    return new URL(origin).host || origin;
+  } catch {
+    return origin;
+  }
+}
+
 /** What the agent knows of the session: the customer's page and device, time, state. */
 function sessionHeader(card: LiveCard, now: number): TemplateResult | typeof nothing {
   if (card.phase === "idle") return nothing;
@@ -170,7 +180,7 @@ function sessionHeader(card: LiveCard, now: number): TemplateResult | typeof not
     : "—";
   const control = card.watching ? t("controlWatching") : card.controlling ? t("controlYou") : t("controlCustomer");
   return html`
-    <h2 id="site-heading" class="site-heading">${context ? new URL(context.origin).host : t("waitingForPage")}</h2>
+    <h2 id="site-heading" class="site-heading">${context ? hostOf(context.origin) : t("waitingForPage")}</h2>
     <dl id="session-facts" class="facts">
       ${fact("fact-site", t("site"), context ? context.origin : "—")}
       ${fact("fact-page", t("page"), context ? (context.title ?? t("pageTitleHidden")) : "—")}

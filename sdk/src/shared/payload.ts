@@ -227,13 +227,26 @@ function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
   return false;
 }
 
+/** A page's origin as the SDK sends it (`location.origin`): http(s), in its own normal form. The
+ * console shows it and its host; a hostile page's `"not a url"` threw in every later rendering of
+ * the console (frozen on "Checking…", control never offered). */
+function isOrigin(value: unknown): boolean {
+  if (!isField(value)) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === "https:" || url.protocol === "http:") && url.origin === value;
+  } catch {
+    return false;
+  }
+}
+
 const DEVICES: readonly DeviceKind[] = ["phone", "tablet", "desktop"];
 const isSize = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 100_000;
 
 function isWorkspacePayload(k: unknown, v: Record<string, unknown>): boolean {
   if (k === "context") {
     const viewport = v.viewport as { w?: unknown; h?: unknown } | null;
-    return isField(v.origin) && (v.title === null || isField(v.title)) && DEVICES.includes(v.device as DeviceKind) &&
+    return isOrigin(v.origin) && (v.title === null || isField(v.title)) && DEVICES.includes(v.device as DeviceKind) &&
       typeof viewport === "object" && viewport !== null && isSize(viewport.w) && isSize(viewport.h);
   }
   if (k === "annotations") return typeof v.on === "boolean";
@@ -250,8 +263,9 @@ function isEvents(value: unknown): value is Payload {
   const v = value as { events?: unknown; state?: unknown; reason?: unknown };
   if (k === "control") return v.state === "granted" || v.state === "refused" || v.state === "revoked";
   if (k === "action_refused") {
+    // Shown on the agent's status line (an older SDK's words, as sent): a sentence, not a book.
     const code = (value as { code?: unknown }).code;
-    return typeof v.reason === "string" && (code === undefined || typeof code === "string");
+    return isField(v.reason) && (code === undefined || isField(code));
   }
   if (k === "recording" || k === "recording_start" || k === "recording_end") {
     return isRecordingPayload(k, value as Record<string, unknown>);

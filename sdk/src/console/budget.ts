@@ -1,0 +1,204 @@
+/**
+ * How much of a customer's page the mirror holds. The page is hostile content in the agent's
+ * (and an auditor's) browser, and what it sends is not bounded by what it holds itself: a page
+ * that rewrites the SDK's events (or a huge one) adds nodes to the mirror by the hundred thousand
+ * in each payload, payload after payload, while its own document stays small, until the agent's
+ * tab (the console and its same-origin mirror share one renderer) runs out of memory. The
+ * mirror takes at most MAX_MIRROR_NODES nodes and MAX_MIRROR_CHARS characters of text,
+ * attributes and style rules: beyond, the live console drops it and says so
+ * (the customer's next page, a full snapshot that fits, shows again), and the player does not
+ * play the recording.
+ *
+ * Both are counted from the events as rrweb applies them: a full snapshot's tree replaces the
+ * document, a mutation's removals take whole subtrees, its additions add theirs, a changed
+ * attribute or text replaces what it was. Style rules added to a sheet count until the next
+ * full snapshot (their removal does not say how long they were).
+ */
+
+import {
+  ADOPTED_STYLE_SHEET, FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, MUTATION, STYLE_SHEET_RULE,
+} from "../shared/rrweb-events.ts";
+
+/** Nodes (elements, text, comments) the mirror holds at most: several times a large real page
+ * (a long product list or a big table: tens of thousands), far from what fills a tab's memory. */
+export const MAX_MIRROR_NODES = 250_000;
+/** Characters of text, attribute values and style rules the mirror holds at most (a large page's
+ * text and inline images are a few million; 32 Mi characters are 64 MiB as the browser keeps
+ * them, several times over in the DOM, the replayer and its copies). */
+export const MAX_MIRROR_CHARS = 32 * 1024 * 1024;
+
+/** One node: where it is, its children (once it has some), its text, and each attribute's length
+ * (a style's properties apart, as rrweb changes them one by one). One object a node: the count
+ * costs little beside the replayer's own copy of each node. */
+interface Held {
+  parent: number | null;
+  kids: Set<number> | null;
+  text: number;
+  attrs: Map<string, number> | null;
+}
+
+const STYLE_PROPERTY = "style\u0000";
+
+function length(value: unknown): number {
+  return typeof value === "string" ? value.length : 0;
+}
+
+/** The characters of the style rules an event adds to a sheet. */
+function ruleChars(value: unknown): number {
+  let chars = 0;
+  const stack: unknown[] = [value];
+  while (stack.length) {
+    const item = stack.pop();
+    if (typeof item === "string") chars += item.length;
+    else if (Array.isArray(item)) for (const inner of item) stack.push(inner);
+    else if (item && typeof item === "object") for (const inner of Object.values(item)) stack.push(inner);
+  }
+  return chars;
+}
+
+interface Serialized {
+  id?: unknown;
+  childNodes?: unknown;
+}
+
+/** The nodes a replayed page holds, by id, with their children and what they hold: kept from
+ * its events. */
+export class NodeCount {
+  private readonly held = new Map<number, Held>();
+  private nodeChars = 0;
+  private sheetChars = 0;
+
+  get size(): number {
+    return this.held.size;
+  }
+
+  /** Characters of text, attribute values and style rules. */
+  get chars(): number {
+    return this.nodeChars + this.sheetChars;
+  }
+
+  /** Follow one rrweb event (any other than a snapshot or a mutation changes nothing). */
+  apply(event: unknown): void {
+    const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
+    if (!e || typeof e !== "object" || !e.data || typeof e.data !== "object") return;
+    if (e.type === FULL_SNAPSHOT) {
+      this.held.clear();
+      this.nodeChars = 0;
+      this.sheetChars = 0;
+      this.add(e.data.node, null);
+      return;
+    }
+    if (e.type !== INCREMENTAL_SNAPSHOT) return;
+    if (e.data.source === STYLE_SHEET_RULE) this.sheetChars += ruleChars(e.data.adds) + ruleChars(e.data.replace);
+    if (e.data.source === ADOPTED_STYLE_SHEET) this.sheetChars += ruleChars(e.data.styles);
+    if (e.data.source !== MUTATION) return;
+    if (Array.isArray(e.data.removes)) {
+      for (const removal of e.data.removes) {
+        const id = (removal as { id?: unknown } | null)?.id;
+        if (typeof id === "number") this.remove(id);
+      }
+    }
+    if (Array.isArray(e.data.adds)) {
+      for (const addition of e.data.adds) {
+        const { node, parentId } = (addition ?? {}) as { node?: unknown; parentId?: unknown };
+        this.add(node, typeof parentId === "number" ? parentId : null);
+      }
+    }
+    if (Array.isArray(e.data.texts)) {
+      for (const change of e.data.texts) {
+        const { id, value } = (change ?? {}) as { id?: unknown; value?: unknown };
+        const held = typeof id === "number" ? this.held.get(id) : undefined;
+        if (!held) continue;
+        this.nodeChars += length(value) - held.text;
+        held.text = length(value);
+      }
+    }
+    if (Array.isArray(e.data.attributes)) {
+      for (const change of e.data.attributes) {
+        const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
+        const held = typeof id === "number" ? this.held.get(id) : undefined;
+        if (held && attributes && typeof attributes === "object") this.changeAttributes(held, attributes as Record<string, unknown>);
+      }
+    }
+  }
+
+  private setAttribute(held: Held, key: string, chars: number | null): void {
+    const attrs = held.attrs ?? (held.attrs = new Map());
+    this.nodeChars -= attrs.get(key) ?? 0;
+    if (chars === null) attrs.delete(key);
+    else {
+      attrs.set(key, chars);
+      this.nodeChars += chars;
+    }
+  }
+
+  private changeAttributes(held: Held, attributes: Record<string, unknown>): void {
+    for (const [name, value] of Object.entries(attributes)) {
+      const diff = value && typeof value === "object" && !Array.isArray(value);
+      if (name === "style" && !diff && held.attrs) {
+        // A whole style replaces the properties set one by one before it.
+        for (const key of [...held.attrs.keys()]) if (key.startsWith(STYLE_PROPERTY)) this.setAttribute(held, key, null);
+      }
+      if (diff) {
+        // Properties set one by one (the whole style they change is still counted: never less).
+        for (const [property, set] of Object.entries(value)) {
+          const chars = set === false || set === null ? null : property.length + ruleChars(set);
+          this.setAttribute(held, `${STYLE_PROPERTY}${property}`, chars);
+        }
+      } else {
+        this.setAttribute(held, name, value === null || value === undefined ? null : name.length + length(value));
+      }
+    }
+  }
+
+  /** `root` and all below it (iteratively: a page may nest deeply); a node added again moves. */
+  private add(root: unknown, parentId: number | null): void {
+    const stack: [unknown, number | null][] = [[root, parentId]];
+    while (stack.length) {
+      const [node, under] = stack.pop() as [Serialized | null, number | null];
+      if (!node || typeof node !== "object" || typeof node.id !== "number") continue;
+      const id = node.id;
+      if (this.held.has(id)) this.remove(id);
+      const { attributes, textContent } = node as { attributes?: unknown; textContent?: unknown };
+      const held: Held = { parent: under, kids: null, text: length(textContent), attrs: null };
+      this.nodeChars += held.text;
+      this.held.set(id, held);
+      if (attributes && typeof attributes === "object") {
+        for (const [name, value] of Object.entries(attributes)) this.setAttribute(held, name, name.length + length(value));
+      }
+      const parent = under === null ? undefined : this.held.get(under);
+      if (parent) (parent.kids ?? (parent.kids = new Set())).add(id);
+      if (Array.isArray(node.childNodes)) for (const child of node.childNodes) stack.push([child, id]);
+    }
+  }
+
+  /** `id` and its whole subtree. */
+  private remove(id: number): void {
+    const top = this.held.get(id);
+    if (top?.parent != null) this.held.get(top.parent)?.kids?.delete(id);
+    const stack = [id];
+    while (stack.length) {
+      const next = stack.pop() as number;
+      const held = this.held.get(next);
+      if (!held) continue;
+      this.nodeChars -= held.text;
+      if (held.attrs) for (const chars of held.attrs.values()) this.nodeChars -= chars;
+      this.held.delete(next);
+      const below = held.kids;
+      if (below) for (const child of below) stack.push(child);
+    }
+  }
+}
+
+/** Whether the mirror may take each next event of a page. */
+export class MirrorBudget {
+  private readonly count = new NodeCount();
+
+  constructor(private readonly maxNodes = MAX_MIRROR_NODES, private readonly maxChars = MAX_MIRROR_CHARS) {}
+
+  /** False: with `event`, the page is beyond a bound (a full snapshot that fits starts afresh). */
+  admit(event: unknown): boolean {
+    this.count.apply(event);
+    return this.count.size <= this.maxNodes && this.count.chars <= this.maxChars;
+  }
+}

@@ -1,0 +1,100 @@
+// The mirror holds at most MAX_MIRROR_NODES nodes of the customer's page (console/budget.ts): a
+// hostile page's events may add nodes without end while its own document stays small.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { MAX_MIRROR_CHARS, MAX_MIRROR_NODES, MirrorBudget, NodeCount } from "../src/console/budget.ts";
+
+const el = (id: number, childNodes: unknown[] = []) => ({ type: 2, id, tagName: "b", attributes: {}, childNodes });
+const snapshot = (node: unknown) => ({ type: 2, timestamp: 1, data: { node, initialOffset: { top: 0, left: 0 } } });
+const mutation = (adds: unknown[], removes: unknown[] = []) =>
+  ({ type: 3, timestamp: 1, data: { source: 0, texts: [], attributes: [], adds, removes } });
+const add = (parentId: number, node: unknown) => ({ parentId, nextId: null, node });
+const remove = (parentId: number, id: number) => ({ parentId, id });
+
+/** A chain of `count` nested elements from `first` (built and counted without recursion). */
+function chain(first: number, count: number): unknown {
+  let node = el(first + count - 1);
+  for (let id = first + count - 2; id >= first; id--) node = el(id, [node]);
+  return node;
+}
+
+test("a snapshot's and a mutation's nodes are counted at any depth; removals take subtrees", () => {
+  const count = new NodeCount();
+  count.apply(snapshot(el(1, [el(2), el(3, [el(4)])])));
+  assert.equal(count.size, 4);
+  count.apply(mutation([add(2, chain(10, 200_000))]));
+  assert.equal(count.size, 200_004);
+  count.apply(mutation([], [remove(1, 2)]));
+  assert.equal(count.size, 3, "the chain went with its parent");
+  count.apply(mutation([add(1, el(4))])); // moved: counted once
+  assert.equal(count.size, 3);
+  count.apply({ type: 3, timestamp: 1, data: { source: 1, positions: [] } });
+  count.apply(null);
+  count.apply(mutation([add(1, "garbage"), add(99, el(5))], [remove(1, 12345), "x"]));
+  assert.equal(count.size, 4, "under a parent it does not know: counted all the same");
+  count.apply(snapshot(el(1)));
+  assert.equal(count.size, 1, "a new page replaces the old");
+});
+
+test("mutations past the bound are refused; a snapshot that fits starts afresh", () => {
+  const budget = new MirrorBudget(10);
+  assert.ok(budget.admit(snapshot(el(1, [el(2), el(3)]))));
+  assert.ok(budget.admit(mutation([add(1, chain(10, 7))]))); // 3 + 7 = 10
+  assert.equal(budget.admit(mutation([add(1, el(30))])), false);
+  assert.ok(budget.admit(snapshot(el(1))), "a new page that fits");
+  assert.equal(new MirrorBudget(10).admit(snapshot(chain(1, 11))), false, "a page too large from the start");
+});
+
+test("a page that keeps replacing its content stays within the bound", () => {
+  const budget = new MirrorBudget(100);
+  budget.admit(snapshot(el(1)));
+  for (let round = 0; round < 1000; round++) {
+    const first = 10 + round * 50;
+    const removes = round ? [remove(1, first - 50)] : [];
+    assert.ok(budget.admit(mutation([add(1, chain(first, 50))], removes)), `round ${round}`);
+  }
+});
+
+test("text, attributes and style rules are counted; what replaces them takes their place", () => {
+  const count = new NodeCount();
+  const text = (id: number, value: string) => ({ type: 3, id, textContent: value });
+  count.apply(snapshot({ ...el(1, [text(2, "hello")]), attributes: { title: "abc" } }));
+  assert.equal(count.chars, 5 + "title".length + 3);
+  count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [{ id: 2, value: "x".repeat(1000) }],
+    attributes: [{ id: 1, attributes: { title: "abcdef", style: "color: red" } }] } });
+  assert.equal(count.chars, 1000 + 5 + 6 + 5 + 10);
+  for (let i = 0; i < 100; i++) {
+    count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [],
+      attributes: [{ id: 1, attributes: { title: "abcdef", style: { transform: [`translate(${i}px)`, ""] } } }] } });
+  }
+  const animated = count.chars;
+  assert.ok(animated < 1000 + 11 + 15 + 40, `an animation changes one property again and again: ${animated}`);
+  count.apply({ type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [],
+    attributes: [{ id: 1, attributes: { title: null, style: "" } }] } });
+  assert.equal(count.chars, 1000 + 5, "a whole style replaces its properties; a removed attribute counts nothing");
+  count.apply(mutation([], [remove(0, 1)]));
+  assert.equal(count.chars, 0);
+  count.apply({ type: 3, timestamp: 1, data: { source: 8, id: 5, adds: [{ rule: "p{color:red}", index: 0 }] } });
+  count.apply({ type: 3, timestamp: 1, data: { source: 15, id: 5, styleIds: [1], styles: [{ styleId: 1, rules: [{ rule: "a{}" }] }] } });
+  assert.equal(count.chars, 12 + 3);
+});
+
+test("a page whose nodes carry more characters than the bound is refused", () => {
+  const budget = new MirrorBudget(1000, 100);
+  assert.ok(budget.admit(snapshot(el(1))));
+  assert.ok(budget.admit(mutation([add(1, { ...el(2), attributes: { title: "x".repeat(90) } })])));
+  assert.equal(budget.admit(mutation([add(1, { ...el(3), attributes: { title: "x".repeat(20) } })])), false);
+});
+
+test("the bounds are far above a large real page", () => {
+  assert.ok(MAX_MIRROR_NODES >= 100_000);
+  assert.ok(MAX_MIRROR_CHARS >= 16 * 1024 * 1024);
+});
+
+test("ids a page repeats inside its own tree end, counted once", () => {
+  const count = new NodeCount();
+  count.apply(snapshot(el(1, [el(1, [el(2)]), el(2)])));
+  count.apply(mutation([add(2, el(1))], [remove(1, 1)]));
+  count.apply(mutation([], [remove(0, 1), remove(0, 2)]));
+  assert.ok(count.size <= 2);
+});
