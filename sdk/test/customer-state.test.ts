@@ -377,6 +377,9 @@ test("the window is the one the server said (created's or resumed's resume_secon
   // Nonsense from the server keeps the default.
   const odd = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { resume_seconds: -4 })).state;
   assert.ok("saved" in odd && odd.saved.resumeWindowMs === undefined);
+  // A relay naming a window of days keeps the page trying no longer than a server may say.
+  const endless = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { resume_seconds: 86_400 * 30 })).state;
+  assert.ok("saved" in endless && endless.saved.resumeWindowMs === 600_000);
 });
 
 test("the server closing a live session says so; a reconnect that finds it gone says so; so does a new page whose resume fails", () => {

@@ -26,7 +26,14 @@ export function withinWindow(since: number, now: number, delay: number, windowMs
   return now + delay - since <= windowMs - RECONNECT_MARGIN_MS;
 }
 
-/** The window (ms) the server said in seconds, or undefined for nonsense. */
+/** The longest window a server may name: its own settings go up to 600 s. More is a relay's
+ * word, which would keep a page (or a console) "Reconnecting…" for as long as it liked. */
+export const RESUME_WINDOW_MAX_MS = 600_000;
+
+/** The window (ms) the server said in seconds (at most RESUME_WINDOW_MAX_MS), or undefined for
+ * nonsense. */
 export function windowOf(seconds: unknown): number | undefined {
-  return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : undefined;
+  return typeof seconds === "number" && Number.isFinite(seconds) && seconds > 0
+    ? Math.min(seconds * 1000, RESUME_WINDOW_MAX_MS)
+    : undefined;
 }
