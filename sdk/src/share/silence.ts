@@ -28,15 +28,17 @@ export const AGENT_SILENT_MS = 180_000;
 export const AGENT_QUIET_MS = 90_000;
 /** How often the silence is looked at (ms): how late past the bound the end may come. */
 export const LOOK_EVERY_MS = 1000;
-/** A look this much later than LOOK_EVERY_MS after the previous one means this page itself was
- * asleep (a frozen or throttled tab): what its socket received meanwhile may not be read yet, so
- * such a look never ends the session (the next, a second later, may). */
-export const ASLEEP_MS = 10_000;
+/** A look this much later than the previous one means this page itself was asleep (its tab
+ * frozen, the computer suspended) or its clock was set forward; one before the previous, that
+ * its clock was set back. Neither gap is silence anyone heard: it counts as one look interval.
+ * More than the minute between wake-ups of a throttled hidden tab, whose looks count in full. */
+export const ASLEEP_MS = 90_000;
 
 export interface Silence {
   /** The agent's console has sent a challenge in this session (this page or an earlier one). */
   readonly armed: boolean;
-  /** When the last challenge came, or when the watch (re)started (this page's clock, ms). */
+  /** When the last challenge came, or when the watch (re)started (this page's clock, ms; moved
+   * on by the time this page was asleep). */
   readonly heardAt: number;
   /** When the silence was last looked at, or when the watch (re)started (ms). */
   readonly lookedAt: number;
@@ -57,19 +59,17 @@ export function startSilence(now: number, armed: boolean): Silence {
 
 /** A challenge that opened and verified in the agent's current channel came at `now`. */
 export function heard(state: Silence, now: number): Silence {
-  return { ...state, armed: true, heardAt: Math.max(state.heardAt, now) };
+  return { ...state, armed: true, heardAt: now };
 }
 
-/** Look at the silence at `now`: the next state and what it means. A look that comes after this
- * page slept (ASLEEP_MS) ends the session only if the look before it already found the bound
- * passed: between the two, the page read what its socket had received (a challenge resets it). */
+/** Look at the silence at `now`: the next state and what it means. */
 export function look(state: Silence, now: number): { state: Silence; verdict: Verdict } {
-  const next: Silence = { ...state, lookedAt: Math.max(state.lookedAt, now) };
+  const gap = now - state.lookedAt;
+  const asleep = gap < 0 || gap > ASLEEP_MS;
+  const next: Silence = { ...state, heardAt: asleep ? state.heardAt + gap - LOOK_EVERY_MS : state.heardAt, lookedAt: now };
   if (!state.armed) return { state: next, verdict: { kind: "fine" } };
-  const silentMs = now - state.heardAt;
-  const asleep = now - state.lookedAt > ASLEEP_MS;
-  const overdueBefore = state.lookedAt - state.heardAt >= AGENT_SILENT_MS;
-  if (silentMs >= AGENT_SILENT_MS && (!asleep || overdueBefore)) return { state: next, verdict: { kind: "silent", silentMs } };
+  const silentMs = now - next.heardAt;
+  if (silentMs >= AGENT_SILENT_MS) return { state: next, verdict: { kind: "silent", silentMs } };
   if (silentMs >= AGENT_QUIET_MS) return { state: next, verdict: { kind: "quiet", silentMs } };
   return { state: next, verdict: { kind: "fine" } };
 }
