@@ -602,3 +602,28 @@ test("a watching supervisor's challenges do not stand for the agent's console", 
   await until(() => session.state === "ended");
   assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
 });
+
+test("a challenge the relay held back names an old echo: it does not stretch the silence", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const [a, b, c] = ["a", "b", "c"].map((x) => x.repeat(22));
+  f.deliver(await command(agent, { k: "challenge", nonce: a, proof: null })); // a view's first: arms
+  await until(() => f.store.saved?.commands === 1);
+  advance(60_000);
+  f.deliver(await command(agent, { k: "challenge", nonce: b, proof: a })); // the echo of a, a minute ago
+  await until(() => f.store.saved?.commands === 2);
+  advance(AGENT_QUIET_MS + LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet");
+  // The relay held this one back since b's echo: it names b, sent long ago: nothing new.
+  f.deliver(await command(agent, { k: "challenge", nonce: c, proof: b }));
+  await until(() => f.store.saved?.commands === 3);
+  advance(LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet");
+  advance(AGENT_SILENT_MS - AGENT_QUIET_MS - 2 * LOOK_EVERY_MS);
+  await until(() => session.state === "ended");
+  assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+});

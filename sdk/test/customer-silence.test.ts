@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  AGENT_QUIET_MS, AGENT_SILENT_MS, ASLEEP_MS, LOOK_EVERY_MS, type Silence, type Verdict, heard, look, startSilence,
+  AGENT_QUIET_MS, AGENT_SILENT_MS, ASLEEP_MS, LOOK_EVERY_MS, PROOF_FRESH_MS, type Silence, type Verdict, heard, look, startSilence,
 } from "../src/share/silence.ts";
 
 /** Look every LOOK_EVERY_MS from `from` to `to` (a page whose timers run on time); the verdicts. */
@@ -88,4 +88,28 @@ test("a page that slept (or whose clock was set forward or back) does not count 
   assert.equal(back.state.lookedAt - back.state.heardAt, 60_000 + LOOK_EVERY_MS);
   // A gap up to ASLEEP_MS is time that passed (a throttled tab): it counts in full.
   assert.deepEqual(look(s, 60_000 + ASLEEP_MS).verdict, { kind: "quiet", silentMs: 60_000 + ASLEEP_MS });
+});
+
+test("a challenge naming an echo sent lately is heard now; one naming an older echo only as of that echo", () => {
+  let s = heard(startSilence(0, false), 0, null); // the first arms the watch, whatever it names
+  assert.equal(s.armed, true);
+  s = heard(s, 60_000, 1000); // the echo of the challenge before (a background console: a minute)
+  assert.equal(s.heardAt, 60_000);
+  // Held back by the relay: the echo it names is old; every one held after names no newer one.
+  const held = heard(s, 200_000, 60_000);
+  assert.equal(held.heardAt, 60_000);
+  assert.equal(heard(held, 300_000, 60_000).heardAt, 60_000);
+  const awake = { ...held, lookedAt: 60_000 + AGENT_SILENT_MS - LOOK_EVERY_MS }; // looked at all along
+  assert.equal(look(awake, 60_000 + AGENT_SILENT_MS).verdict.kind, "silent");
+  // So a relay that holds them gains at most PROOF_FRESH_MS past the bound.
+  const late = heard(s, 60_000 + PROOF_FRESH_MS, 60_000);
+  assert.equal(late.heardAt, 60_000 + PROOF_FRESH_MS);
+  assert.equal(heard(late, 60_000 + PROOF_FRESH_MS + 1, 60_000).heardAt, 60_000 + PROOF_FRESH_MS, "never back in time");
+});
+
+test("a challenge naming no echo this page sent (none yet, an earlier page's) arms the watch but resets nothing", () => {
+  const armed = heard(startSilence(0, true), 0);
+  assert.equal(heard(armed, 100_000, null).heardAt, 0);
+  // An older console names nothing at all (no proof): heard now.
+  assert.equal(heard(armed, 100_000).heardAt, 100_000);
 });

@@ -942,10 +942,12 @@ export class Session {
     this.agentQuiet = false;
   }
 
-  /** A challenge from the agent's console opened in its current channel. */
-  private heardAgent(): void {
+  /** A challenge from the agent's console opened in its current channel; `proof` names the newest
+   * echo the console had (undefined: an older console's), heard as of when this page sent it. */
+  private heardAgent(proof: string | null | undefined): void {
     if (!this.silence) return;
-    this.silence = heard(this.silence, this.ports.clock.now());
+    const echoedAt = proof === undefined ? undefined : proof === null ? null : this.echoedToAgent.get(proof)?.at ?? null;
+    this.silence = heard(this.silence, this.ports.clock.now(), echoedAt);
     if (this.saved && !this.saved.agentChallenges) {
       this.saved.agentChallenges = true;
       this.persist();
@@ -1008,7 +1010,7 @@ export class Session {
     if (recording) return this.onRecordingCommand(recording);
     const challenge = parseChallengeCommand(command);
     if (challenge) {
-      this.heardAgent(); // opened under the agent's key, its count past every earlier one: not a replay
+      this.heardAgent(challenge.proof); // opened under the agent's key, its count past every earlier one: not a replay
       return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
     }
     if (this.paused) return;

@@ -28,6 +28,14 @@ export const AGENT_SILENT_MS = 180_000;
 export const AGENT_QUIET_MS = 90_000;
 /** How often the silence is looked at (ms): how late past the bound the end may come. */
 export const LOOK_EVERY_MS = 1000;
+/** A challenge whose proof names an echo this page sent at most this long ago (ms) is heard now;
+ * one naming an older echo only as of that echo: a challenge the relay held back names the echo
+ * the console had when it sent it, and every one it held after names no newer one (the customer's
+ * browser echoed nothing the console got meanwhile). More than the minute a background console
+ * waits between challenges (its proof is the echo of the one before); a relay that holds the
+ * challenges back gains at most this much past the bound. */
+export const PROOF_FRESH_MS = 75_000;
+
 /** A look this much later than the previous one means this page itself was asleep (its tab
  * frozen, the computer suspended) or its clock was set forward; one before the previous, that
  * its clock was set back. Neither gap is silence anyone heard: it counts as one look interval.
@@ -57,9 +65,17 @@ export function startSilence(now: number, armed: boolean): Silence {
   return { armed, heardAt: now, lookedAt: now };
 }
 
-/** A challenge that opened and verified in the agent's current channel came at `now`. */
-export function heard(state: Silence, now: number): Silence {
-  return { ...state, armed: true, heardAt: now };
+/**
+ * A challenge that opened and verified in the agent's current channel came at `now`. `echoedAt`:
+ * when this page sent the echo its proof names (its ChallengeCommand.proof); null if it names
+ * none this page sent (none yet, an earlier page's, not a nonce); undefined from an older console
+ * that sends no proof (heard now). The first challenge arms the watch from now, whatever it names.
+ */
+export function heard(state: Silence, now: number, echoedAt?: number | null): Silence {
+  if (!state.armed || echoedAt === undefined) return { ...state, armed: true, heardAt: now };
+  if (echoedAt === null) return state;
+  const at = now - echoedAt <= PROOF_FRESH_MS ? now : echoedAt;
+  return { ...state, heardAt: Math.max(state.heardAt, at) };
 }
 
 /** Look at the silence at `now`: the next state and what it means. */
