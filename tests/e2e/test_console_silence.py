@@ -97,3 +97,22 @@ def test_a_closed_console_ends_the_customers_session_though_the_relay_withholds_
     wait_until(customer.page, lambda: bool(sockets) and all(ws.is_closed() for ws in sockets))
     told = [f for f in customer.frames.sent if f.startswith(b"{") and b'"stop"' in f]
     assert told, "the server was told, as Stop sharing tells it"
+
+
+def test_a_console_that_goes_on_challenging_keeps_the_session_however_long_it_runs(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, _relay = malicious_server(server_factory)  # an honest relay, the same set-up
+    customer.page.clock.install()
+    share_at(customer, agent, server, server.base, server.base)
+    wait_until(customer.page, lambda: challenges_received(customer) >= 1)
+    # Twice the bound of the customer's page time, in steps; a challenge comes between each
+    # (every 3 s of the console's time, which runs on its own).
+    moved = 0
+    while moved < 2 * AGENT_SILENT_MS:
+        seen = challenges_received(customer)
+        moved = forward(customer, moved, moved + 30_000)
+        wait_until(customer.page, lambda seen=seen: challenges_received(customer) > seen)
+    expect(banner(customer)).to_contain_text("Sharing this page with Alice")
+    expect(customer.page.get_by_text(WARNING)).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
