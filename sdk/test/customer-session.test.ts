@@ -627,3 +627,25 @@ test("a challenge the relay held back names an old echo: it does not stretch the
   await until(() => session.state === "ended");
   assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
 });
+
+test("while this page holds its echoes back (a change too large to send), the console's challenges count as they come", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const a = "a".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: a, proof: null }));
+  await until(() => f.store.saved?.commands === 1);
+  const huge = { type: 3, timestamp: 0, data: { source: 0, texts: [{ id: 7, value: "x".repeat(33 * 1024 * 1024) }], attributes: [], removes: [], adds: [] } };
+  (session as unknown as { sendEvents(events: unknown[]): void }).sendEvents([huge]);
+  // The console goes on asking, its proof the last echo it got (a's): none newer can go.
+  for (let i = 0; i < 8; i++) {
+    advance(30_000);
+    f.deliver(await command(agent, { k: "challenge", nonce: String(i).repeat(22), proof: a }));
+    await until(() => f.store.saved?.commands === i + 2);
+  }
+  assert.equal(session.state, "sharing");
+  assert.equal(bannerNote(f), null);
+});

@@ -1010,7 +1010,11 @@ export class Session {
     if (recording) return this.onRecordingCommand(recording);
     const challenge = parseChallengeCommand(command);
     if (challenge) {
-      this.heardAgent(challenge.proof); // opened under the agent's key, its count past every earlier one: not a replay
+      // Opened under the agent's key, its count past every earlier one: not a replay. While this
+      // page holds its echoes back (a slow network, a change too large to send), the console's
+      // proof cannot be newer: the challenge counts as it comes.
+      const holding = this.backlogged || this.unsent || this.pendingEchoes.has("agent");
+      this.heardAgent(holding ? undefined : challenge.proof);
       return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
     }
     if (this.paused) return;
