@@ -1010,11 +1010,11 @@ export class Session {
     if (recording) return this.onRecordingCommand(recording);
     const challenge = parseChallengeCommand(command);
     if (challenge) {
-      // Opened under the agent's key, its count past every earlier one: not a replay. While this
-      // page holds its echoes back (a slow network, a change too large to send), the console's
-      // proof cannot be newer: the challenge counts as it comes.
-      const holding = this.backlogged || this.unsent || this.pendingEchoes.has("agent");
-      this.heardAgent(holding ? undefined : challenge.proof);
+      // Opened under the agent's key, its count past every earlier one: not a replay. Dated by
+      // its proof, also while this page holds its echoes back (a slow network, a change too
+      // large to send): a relay can bring that about (it stops reading the socket), and the
+      // session is not live then either.
+      this.heardAgent(challenge.proof);
       return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
     }
     if (this.paused) return;
