@@ -86,6 +86,11 @@ test("the timings can be made quicker (tests), never looser than the defaults", 
 test("a challenge and its echo carry a 16-byte base64url nonce and nothing else is taken", () => {
   assert.ok(NONCE_PATTERN.test(A));
   assert.deepEqual(parseChallengeCommand({ k: "challenge", nonce: A, more: "ignored" }), { k: "challenge", nonce: A });
+  // The proof (the newest echo the console got): kept as a nonce, or null; anything else names none.
+  assert.deepEqual(parseChallengeCommand({ k: "challenge", nonce: A, proof: B }), { k: "challenge", nonce: A, proof: B });
+  for (const proof of [null, 7, "short", "x".repeat(5000)]) {
+    assert.deepEqual(parseChallengeCommand({ k: "challenge", nonce: A, proof }), { k: "challenge", nonce: A, proof: null });
+  }
   for (const nonce of [undefined, 7, "", "short", `${A}A`, "AAAAAAAAAAAAAAAAAAAA+/", "x".repeat(5000)]) {
     assert.equal(parseChallengeCommand({ k: "challenge", nonce }), null, String(nonce));
   }

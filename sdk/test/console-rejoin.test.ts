@@ -12,7 +12,7 @@ import type { ConnectionEvents } from "../src/shared/ports.ts";
 import { LiveView } from "../src/console/live.ts";
 import type { Held, HeldStore } from "../src/console/rejoin.ts";
 import { type LiveEvent, controls } from "../src/console/state.ts";
-import { STALE_AFTER_MS } from "../src/console/freshness.ts";
+import { CHALLENGE_EVERY_MS, STALE_AFTER_MS } from "../src/console/freshness.ts";
 import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
 import { cardUi } from "./live-ui.ts";
 import { FakeLocks, manualTimers } from "./locks.ts";
@@ -403,6 +403,30 @@ test("a reloaded console shows the customer's next epoch live once it echoed the
   await echoLatest(h, keys, sender); // the customer's browser is on epoch 3 now
   await until(() => h.card.status.text === LIVE);
   assert.equal(h.card.fresh, true);
+});
+
+test("each challenge names the newest echo the console got (none before the first): the customer's browser dates the console's life by it", async () => {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const { frames, sender } = await epochOf(keys, 1, "page 1");
+  for (const frame of frames) h.last().events.binary(frame);
+  await until(() => h.last().binary.length >= 1);
+  const proofs = async () => {
+    const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+    const out: unknown[] = [];
+    for (const frame of h.last().binary) {
+      const command = JSON.parse(new TextDecoder().decode(await receiver.open(frame as Uint8Array))) as { k: string; proof?: unknown };
+      if (command.k === "challenge") out.push(command.proof);
+    }
+    return out;
+  };
+  assert.deepEqual(await proofs(), [null]);
+  const first = (await challenges(keys, h.last().binary))[0];
+  await echoLatest(h, keys, sender);
+  await until(() => h.card.status.text === LIVE);
+  h.advance(CHALLENGE_EVERY_MS);
+  await until(() => h.last().binary.length >= 2);
+  assert.deepEqual(await proofs(), [null, first]);
 });
 
 test("a relay that stops passing the customer's frames leaves the view live for the bound only: then it says Not live, until an echo of a new challenge", async () => {

@@ -9,13 +9,17 @@ import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
 import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session } from "../src/share/session.ts";
 import { PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
-import { DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
+import { CONSOLE_SILENT, DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
+import { AGENT_QUIET_MS, AGENT_SILENT_MS, LOOK_EVERY_MS } from "../src/share/silence.ts";
 
 const SECRET = "1234567";
 
 /** One tab's ports; `keys` is the origin's key store (IndexedDB), shared by its tabs, and
  * `holds` the pages that hold it (the Web Lock). */
-function fakes(stored: Saved | null = null, keys = new Map<string, PairwiseKeys>(), holds = new Set<object>()) {
+function fakes(
+  stored: Saved | null = null, keys = new Map<string, PairwiseKeys>(), holds = new Set<object>(),
+  clock: Ports["clock"] = { now: () => 0, after: () => () => undefined, every: () => () => undefined },
+) {
   const page = {};
   const sent: (string | Uint8Array)[] = [];
   let events: ConnectionEvents | null = null;
@@ -64,7 +68,7 @@ function fakes(stored: Saved | null = null, keys = new Map<string, PairwiseKeys>
         keysCleared = true;
       },
     },
-    clock: { now: () => 0, after: () => () => undefined, every: () => () => undefined },
+    clock,
     random: { bytes: randomBytes, digits: () => SECRET },
   };
   const server = (message: Record<string, unknown>) => events?.text(JSON.stringify({ v: 1, ...message }));
@@ -501,4 +505,148 @@ test("a watching supervisor's challenges are echoed under an allowance of their 
   const nonces = (await echoes()).map((payload) => payload.nonce).sort();
   assert.deepEqual(nonces, [...samNonces.slice(0, ECHOES_PER_SECOND), agentNonce].sort());
   assert.equal(f.called("askControl").length, 0);
+});
+
+/** A clock that moves only when told: `advance` runs each timer as often as it falls due, in
+ * steps of at most LOOK_EVERY_MS (a page whose timers run on time). */
+function manualClock() {
+  let now = 1_000_000;
+  let nextId = 0;
+  const timers = new Map<number, { due: number; every: number | null; fn: () => void }>();
+  const add = (ms: number, fn: () => void, every: number | null) => {
+    const id = nextId++;
+    timers.set(id, { due: now + ms, every, fn });
+    return () => void timers.delete(id);
+  };
+  const clock: Ports["clock"] = {
+    now: () => now,
+    after: (ms, fn) => add(ms, fn, null),
+    every: (ms, fn) => add(ms, fn, ms),
+  };
+  const advance = (ms: number) => {
+    const end = now + ms;
+    while (now < end) {
+      now = Math.min(end, now + LOOK_EVERY_MS);
+      for (const [id, timer] of [...timers].sort((a, b) => a[1].due - b[1].due)) {
+        while (timers.has(id) && timer.due <= now) {
+          if (timer.every === null) timers.delete(id);
+          else timer.due += timer.every;
+          timer.fn();
+        }
+      }
+    }
+  };
+  return { clock, advance };
+}
+
+/** The note the sharing banner shows last (ui.showSharing's sixth argument). */
+const bannerNote = (f: ReturnType<typeof fakes>) => (f.called("showSharing").at(-1)?.args[5] ?? null) as { kind: string } | null;
+
+test("once the agent's console has challenged, its silence warns the customer, then ends the session here with its own notice", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  // No challenge ever (an older console): nothing changes, however long.
+  advance(2 * AGENT_SILENT_MS);
+  assert.equal(session.state, "sharing");
+  assert.equal(bannerNote(f), null);
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const challenge = await command(agent, { k: "challenge", nonce: "a".repeat(22) });
+  f.deliver(challenge);
+  await until(() => f.store.saved?.commands === 1);
+  assert.equal(f.store.saved?.agentChallenges, true, "kept for the session's next page");
+  // A challenge now and then keeps it going.
+  advance(AGENT_SILENT_MS - 5000);
+  f.deliver(await command(agent, { k: "challenge", nonce: "b".repeat(22) }));
+  await until(() => f.store.saved?.commands === 2);
+  advance(AGENT_QUIET_MS - 2000);
+  assert.equal(bannerNote(f), null);
+  advance(2000 + LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet", "the customer is told the console stopped answering");
+  assert.equal(session.state, "sharing");
+  // The relay replays an earlier challenge, and forges one: neither opens, neither counts.
+  f.deliver(challenge);
+  const forged = new Uint8Array(challenge);
+  forged[forged.length - 1] ^= 1;
+  f.deliver(forged);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(f.store.saved?.commands, 2);
+  advance(AGENT_SILENT_MS - AGENT_QUIET_MS);
+  await until(() => session.state === "ended");
+  assert.deepEqual(f.control().at(-1), { v: 1, type: "stop" }, "the server is told, as Stop sharing tells it");
+  assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+  assert.equal(f.store.saved, null);
+  assert.equal(f.closed, 1000);
+  const sent = f.binary().length;
+  advance(10 * LOOK_EVERY_MS);
+  assert.equal(f.binary().length, sent, "nothing more is sent");
+});
+
+test("a watching supervisor's challenges do not stand for the agent's console", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  f.deliver(await command(new CommandSender("s1", keys.agentToCustomer), { k: "challenge", nonce: "a".repeat(22) }));
+  await until(() => f.store.saved?.commands === 1);
+  // Under the agent's key but the supervisor's kind: not the agent's channel, not opened.
+  const watcherKind = new CommandSender("s1", keys.agentToCustomer, 1, KIND_FROM_WATCHER);
+  for (let i = 0; i < 3; i++) {
+    advance(AGENT_SILENT_MS / 4);
+    f.deliver(await command(watcherKind, { k: "challenge", nonce: String(i).repeat(22) }));
+  }
+  advance(AGENT_SILENT_MS / 4 + LOOK_EVERY_MS);
+  await until(() => session.state === "ended");
+  assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+});
+
+test("a challenge the relay held back names an old echo: it does not stretch the silence", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const [a, b, c] = ["a", "b", "c"].map((x) => x.repeat(22));
+  f.deliver(await command(agent, { k: "challenge", nonce: a, proof: null })); // a view's first: arms
+  await until(() => f.store.saved?.commands === 1);
+  advance(60_000);
+  f.deliver(await command(agent, { k: "challenge", nonce: b, proof: a })); // the echo of a, a minute ago
+  await until(() => f.store.saved?.commands === 2);
+  advance(AGENT_QUIET_MS + LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet");
+  // The relay held this one back since b's echo: it names b, sent long ago: nothing new.
+  f.deliver(await command(agent, { k: "challenge", nonce: c, proof: b }));
+  await until(() => f.store.saved?.commands === 3);
+  advance(LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet");
+  advance(AGENT_SILENT_MS - AGENT_QUIET_MS - 2 * LOOK_EVERY_MS);
+  await until(() => session.state === "ended");
+  assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+});
+
+test("a page that cannot send its echoes (a change too large to send) is not live either: the bound ends it too", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const a = "a".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: a, proof: null }));
+  await until(() => f.store.saved?.commands === 1);
+  const huge = { type: 3, timestamp: 0, data: { source: 0, texts: [{ id: 7, value: "x".repeat(33 * 1024 * 1024) }], attributes: [], removes: [], adds: [] } };
+  (session as unknown as { sendEvents(events: unknown[]): void }).sendEvents([huge]);
+  // The console goes on asking, its proof the last echo it got (a's): no newer one can go, and a
+  // relay could stage the same (it stops reading the page's socket), so they prove nothing new.
+  for (let i = 0; session.state === "sharing" && i < 8; i++) {
+    advance(30_000);
+    f.deliver(await command(agent, { k: "challenge", nonce: String(i).repeat(22), proof: a }));
+    await until(() => f.store.saved?.commands === i + 2 || session.state !== "sharing");
+  }
+  await until(() => session.state === "ended");
+  assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
 });

@@ -4,7 +4,7 @@ import {
   NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, type ServerMessage, TOO_MANY_WAITING,
 } from "../src/shared/protocol.ts";
 import {
-  AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
+  AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONSOLE_SILENT, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
   SESSION_GONE, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
   helpCode, initialState, reconnectDelay, reduce, SETTLED_MS,
@@ -424,6 +424,18 @@ test("`ended` from the server while reconnecting ends with its reason", () => {
   const connecting = run(run(sharingNow(), closed(1006)).state, resume(stored({ consented: true, secret: null }))).state;
   const shutdown = run(connecting, server({ type: "ended", reason: "server_shutdown" }));
   assert.equal(ended(shutdown.effects)?.error, RESTARTING);
+});
+
+test("the agent's console's silence ends a sharing session as Stop does, with its own notice; nothing else", () => {
+  const silent = run(sharingNow(), { type: "agent_silent" });
+  assert.equal(silent.state.phase, "ended");
+  assert.deepEqual(silent.effects, [{ type: "send", message: { type: "stop" } }, { type: "end", error: CONSOLE_SILENT }]);
+  const dropped = run(sharingNow(), closed(1006)).state;
+  assert.deepEqual(run(dropped, { type: "agent_silent" }).effects.map((e) => e.type), ["stop_offline", "end"]);
+  // Before sharing nothing watches the console, and an ended session stays as it is.
+  const waiting = run(initialState, create, created).state;
+  assert.deepEqual(run(waiting, { type: "agent_silent" }).effects, []);
+  assert.deepEqual(run(silent.state, { type: "agent_silent" }).effects, []);
 });
 
 test("stop tells the server and ends; nothing happens after the end", () => {

@@ -23,7 +23,7 @@ test("every locale has every message, with the English placeholders", () => {
 test("each end notice the session can give has a message (found from its English text)", () => {
   const notices = [
     state.MISMATCH, state.RESTARTING, state.UNREACHABLE, state.AGENT_ENDED, state.AGENT_LOST, state.CODE_EXPIRED,
-    state.CONNECTION_LOST, state.LOST, state.IDLE_ENDED, state.MAX_DURATION_ENDED, state.SESSION_ENDED,
+    state.CONNECTION_LOST, state.LOST, state.IDLE_ENDED, state.MAX_DURATION_ENDED, state.SESSION_ENDED, state.CONSOLE_SILENT,
     protocol.NOT_AVAILABLE, protocol.NOT_AUTHORISED, protocol.START_FAILED, protocol.TOO_MANY_WAITING, protocol.SERVER_BUSY,
   ];
   for (const notice of notices) assert.ok(noticeKey(notice), notice);

@@ -633,7 +633,9 @@ export class LiveView {
     if (!this.fresh || !this.consented || !this.commands || !this.ws.isOpen || this.ended) return;
     const nonce = toBase64Url(this.ports.random(16));
     this.fresh = reduceFreshness(this.fresh, { type: "challenged", nonce, at: this.ports.clock.now() });
-    this.sendCommand({ k: "challenge", nonce });
+    // The newest echo it got: the customer's browser takes the challenge as a sign of this
+    // console's life only as of that echo (share/silence.ts), so one held back proves nothing new.
+    this.sendCommand({ k: "challenge", nonce, proof: this.fresh.provenNonce ?? null });
   }
 
   /** The customer's browser echoed a nonce in the epoch shown: it counts only if this view sent

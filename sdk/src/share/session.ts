@@ -46,6 +46,7 @@ import { Annotations } from "./annotations.ts";
 import { watchContext } from "./context.ts";
 import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
+import { LOOK_EVERY_MS, type Silence, heard, look, startSilence } from "./silence.ts";
 import type { Connection, Ports } from "./ports.ts";
 import type { BannerNote } from "./ui.ts";
 import {
@@ -254,6 +255,12 @@ export class Session {
   private paused = false;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
+  /** Whether the agent's console still answers (./silence.ts): its challenges, while sharing
+   * over an open socket, looked at every LOOK_EVERY_MS; and the customer is being told it does
+   * not (AGENT_QUIET_MS). */
+  private silence: Silence | null = null;
+  private cancelSilence: (() => void) | undefined;
+  private agentQuiet = false;
   /** When the last epoch the server's `peer` asked for started, and the next one waiting. */
   private lastPeerRekey = -Infinity;
   private cancelPeerRekey: (() => void) | undefined;
@@ -831,6 +838,7 @@ export class Session {
       return;
     }
     this.sender = sender;
+    this.watchSilence();
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
     // A recording's first frame is its recording_start (recorded epochs only), then as in every epoch:
     if (sender.recorded) this.recordedEpochBegan(sender);
@@ -918,6 +926,57 @@ export class Session {
     }
   }
 
+  /** Watch the agent's console's challenges while sharing (./silence.ts), from a fresh start:
+   * sharing began or came back after the socket dropped. Armed at once if an earlier page of
+   * this session had a challenge. */
+  private watchSilence(): void {
+    if (this.cancelSilence) return;
+    this.silence = startSilence(this.ports.clock.now(), this.saved?.agentChallenges === true);
+    this.cancelSilence = this.ports.clock.every(LOOK_EVERY_MS, () => this.lookAtSilence());
+  }
+
+  private stopWatchingSilence(): void {
+    this.cancelSilence?.();
+    this.cancelSilence = undefined;
+    this.silence = null;
+    this.agentQuiet = false;
+  }
+
+  /** A challenge from the agent's console opened in its current channel; `proof` names the newest
+   * echo the console had (undefined: an older console's), heard as of when this page sent it. */
+  private heardAgent(proof: string | null | undefined): void {
+    if (!this.silence) return;
+    const echoedAt = proof === undefined ? undefined : proof === null ? null : this.echoedToAgent.get(proof)?.at ?? null;
+    this.silence = heard(this.silence, this.ports.clock.now(), echoedAt);
+    if (this.saved && !this.saved.agentChallenges) {
+      this.saved.agentChallenges = true;
+      this.persist();
+    }
+    if (this.agentQuiet) {
+      this.agentQuiet = false;
+      this.drawBanner();
+    }
+  }
+
+  private lookAtSilence(): void {
+    if (!this.silence || this.state !== "sharing") return;
+    const { state, verdict } = look(this.silence, this.ports.clock.now());
+    this.silence = state;
+    if (verdict.kind === "silent") return void this.endSilent();
+    const quiet = verdict.kind === "quiet";
+    if (quiet === this.agentQuiet) return;
+    this.agentQuiet = quiet;
+    this.drawBanner();
+  }
+
+  /** The agent's console stopped answering: end as Stop sharing does (a recording ends whole),
+   * with its own reason; the server is told too (an honest one ends the session for all). */
+  private async endSilent(): Promise<void> {
+    this.stopWatchingSilence();
+    if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
+    this.dispatch({ type: "agent_silent" });
+  }
+
   private drawBanner(): void {
     if (this.state !== "sharing") return;
     const watcher = this.saved?.watcher;
@@ -926,7 +985,9 @@ export class Session {
     const stopRecording = this.saved?.recording ? () => this.stopRecordingSession() : undefined;
     // The server's word on connections: a note beside the banner, never in its place.
     const name = this.saved?.agent ?? "the agent";
-    const note: BannerNote | null = this.agentAway ? { kind: "agent_away", agent: name }
+    // This browser's own finding (./silence.ts) before the server's word.
+    const note: BannerNote | null = this.agentQuiet ? { kind: "agent_quiet", agent: name }
+      : this.agentAway ? { kind: "agent_away", agent: name }
       : isLive(this.machine) && this.machine.linkDown === true ? { kind: "link_down", agent: name } : null;
     this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note, watcher ?? undefined);
   }
@@ -948,7 +1009,14 @@ export class Session {
     const recording = recordingCommand(command);
     if (recording) return this.onRecordingCommand(recording);
     const challenge = parseChallengeCommand(command);
-    if (challenge) return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
+    if (challenge) {
+      // Opened under the agent's key, its count past every earlier one: not a replay. Dated by
+      // its proof, also while this page holds its echoes back (a slow network, a change too
+      // large to send): a relay can bring that about (it stops reading the socket), and the
+      // session is not live then either.
+      this.heardAgent(challenge.proof);
+      return this.onChallenge("agent", challenge.nonce); // also on a private page: "paused" is news too
+    }
     if (this.paused) return;
     // Held back by the relay past the bound, or aimed at a page (epoch) this one replaced: not
     // taken (the console's view it was sent from is not this page now).
@@ -1252,6 +1320,7 @@ export class Session {
 
   /** The network dropped, or the page goes private: stop the recorder and its watchers. */
   private pauseRecording(): void {
+    this.stopWatchingSilence(); // no socket, no challenges: watched afresh when sharing comes back
     this.cancelOverlay?.();
     this.cancelOverlay = undefined;
     this.ui.setOverlay(null);

@@ -57,6 +57,9 @@ export const CONNECTION_LOST = "The connection was lost, so sharing stopped. Cli
 export const IDLE_ENDED = "The session ended after a long time without activity.";
 export const MAX_DURATION_ENDED = "The session reached its time limit and ended.";
 export const SESSION_ENDED = "The help session has ended. Nothing is shared any more.";
+/** The agent's console sent no challenge for AGENT_SILENT_MS (./silence.ts): ended here, whatever
+ * the server says or withholds. */
+export const CONSOLE_SILENT = "The agent's console stopped answering, so sharing stopped. Nothing is shared any more.";
 /** The notice for each reason the server gives for an end (the customer's own stop and decline
  * end the session here first, so theirs never arrive). */
 const ENDED: Partial<Record<string, string>> = {
@@ -110,6 +113,9 @@ export interface Saved {
   allowedPolicies?: { org: Policy | null; teams: Policy[] } | null;
   /** The last agent command opened (replays are refused, also on the next page). */
   commands?: number;
+  /** The agent's console has sent a freshness challenge in this session: from now on its silence
+   * ends the session (./silence.ts), also on the next page. */
+  agentChallenges?: boolean;
   /** Remote control granted (it survives the customer's navigation, until revoked). */
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
@@ -181,7 +187,10 @@ export type SessionEvent =
    * `jitter` is a fresh random number in [0, 1) for the back-off. */
   | { type: "closed"; code: number; reason: string; now: number; jitter: number }
   /** The customer (or the page) stops the session. */
-  | { type: "stop" };
+  | { type: "stop" }
+  /** The agent's console has not answered for AGENT_SILENT_MS (./silence.ts): this browser ends
+   * the session as Stop sharing does, and says why. */
+  | { type: "agent_silent" };
 
 export type Effect =
   | { type: "connect"; message: OutgoingMessage }
@@ -484,6 +493,12 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       const effects: Effect[] = drop ? [] : [{ type: "show_reconnecting" }];
       effects.push({ type: "reconnect", delay });
       return { state: { ...state, drop: { since, attempt, last: event.now } }, effects };
+    }
+    case "agent_silent": {
+      if (state.phase !== "sharing") return stay(state);
+      if (!state.drop) return end(CONSOLE_SILENT, true);
+      const { sessionId, resumeToken } = state.saved;
+      return { state: { phase: "ended" }, effects: [{ type: "stop_offline", sessionId, resumeToken }, { type: "end", error: CONSOLE_SILENT }] };
     }
     case "stop": {
       if (!("drop" in state) || !state.drop) return end(null, true);

@@ -168,9 +168,10 @@ function loadOptions(): WidgetOptions {
 }
 
 /** A note on the sharing banner: the agent's console is away (`peer`), or the server's link
- * between its processes is down (`link`); `agent` is the agent's name. */
+ * between its processes is down (`link`), or (this browser's own finding, ./silence.ts) the
+ * agent's console has not answered for a while; `agent` is the agent's name. */
 export interface BannerNote {
-  kind: "agent_away" | "link_down";
+  kind: "agent_away" | "link_down" | "agent_quiet";
   agent: string;
 }
 
@@ -486,6 +487,7 @@ export class CustomerUI {
     // state, recording, control and Stop sharing stay shown (docs/threat-model.md).
     const name = note && (note.agent === "the agent" ? this.t("theAgent") : note.agent);
     const noteText = !note || !name ? null
+      : note.kind === "agent_quiet" ? this.t("agentQuiet", { agent: name })
       : note.kind === "agent_away" ? this.t("reconnectingAgent", { agent: name }) : this.t("linkReconnecting", { agent: name });
     const text = noteText ? `${state}. ${noteText}` : state;
     const stop = button(this.t("stopSharing"), "danger stop", onStop);

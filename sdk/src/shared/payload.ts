@@ -140,6 +140,11 @@ export const NONCE_PATTERN = /^[A-Za-z0-9_-]{22}$/;
 export interface ChallengeCommand {
   k: "challenge";
   nonce: string;
+  /** The nonce of the newest echo the console has received (null: none yet in its view); absent
+   * from an older console's. The customer's browser counts the challenge as a sign of the
+   * console's life only as of when it sent that echo (share/silence.ts): a challenge the relay
+   * held back names an old one. */
+  proof?: string | null;
 }
 
 /** The customer's browser answers a challenge inside the content stream of the epoch it shares
@@ -164,9 +169,13 @@ export const ACTION_PROOF_MS = 9000;
 
 /** A well-formed challenge, or null. */
 export function parseChallengeCommand(value: unknown): ChallengeCommand | null {
-  const c = value as { k?: unknown; nonce?: unknown } | null;
+  const c = value as { k?: unknown; nonce?: unknown; proof?: unknown } | null;
   if (typeof c !== "object" || c === null || c.k !== "challenge") return null;
-  return typeof c.nonce === "string" && NONCE_PATTERN.test(c.nonce) ? { k: "challenge", nonce: c.nonce } : null;
+  if (typeof c.nonce !== "string" || !NONCE_PATTERN.test(c.nonce)) return null;
+  if (!("proof" in c)) return { k: "challenge", nonce: c.nonce };
+  // A proof that is not a nonce names no echo: it proves nothing (as null does).
+  const proof = typeof c.proof === "string" && NONCE_PATTERN.test(c.proof) ? c.proof : null;
+  return { k: "challenge", nonce: c.nonce, proof };
 }
 
 export type Payload =

@@ -10,7 +10,7 @@
 
 import {
   DISTRUST, MISMATCH, RESTARTING, UNREACHABLE, AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED,
-  LOST, MAX_DURATION_ENDED, SESSION_ENDED,
+  LOST, MAX_DURATION_ENDED, SESSION_ENDED, CONSOLE_SILENT,
 } from "../state.ts";
 import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_WAITING } from "../../shared/protocol.ts";
 import type { Catalogues, Messages } from "../../shared/i18n.ts";
@@ -42,6 +42,7 @@ export const en = {
   linkReconnecting: "Connection to {agent} interrupted. Reconnecting…",
   reconnectingSelf: "Reconnecting to the help server…",
   reconnectingAgent: "{agent} is reconnecting…",
+  agentQuiet: "{agent}'s console has not answered for over a minute. Sharing stops if it stays silent.",
   recording: "Recording",
   stopRecording: "Stop recording",
   takeBack: "Take back control",
@@ -76,6 +77,7 @@ export const en = {
   endUnreachable: UNREACHABLE,
   endAgent: AGENT_ENDED,
   endAgentLost: AGENT_LOST,
+  endConsoleSilent: CONSOLE_SILENT,
   endExpired: CODE_EXPIRED,
   endLost: CONNECTION_LOST,
   endGaveUp: LOST,
@@ -119,6 +121,7 @@ const de: Messages<typeof en> = {
   linkReconnecting: "Verbindung zu {agent} unterbrochen. Wird wiederhergestellt …",
   reconnectingSelf: "Verbindung zum Hilfe-Server wird wiederhergestellt …",
   reconnectingAgent: "{agent} verbindet sich wieder …",
+  agentQuiet: "Die Konsole von {agent} antwortet seit über einer Minute nicht. Das Teilen endet, wenn sie weiter schweigt.",
   recording: "Aufnahme",
   stopRecording: "Aufnahme beenden",
   takeBack: "Steuerung zurücknehmen",
@@ -153,6 +156,7 @@ const de: Messages<typeof en> = {
   endUnreachable: "Der Hilfe-Server ist nicht erreichbar. Bitte versuchen Sie es erneut.",
   endAgent: "Der Support hat die Sitzung beendet. Es wird nichts mehr geteilt.",
   endAgentLost: "Die Verbindung zum Support ist abgebrochen, daher wurde das Teilen beendet.",
+  endConsoleSilent: "Die Konsole des Supports antwortet nicht mehr, daher wurde das Teilen beendet. Es wird nichts mehr geteilt.",
   endExpired: "Ihr Hilfe-Code ist abgelaufen. Klicken Sie auf „Hilfe“, um einen neuen zu erhalten.",
   endGaveUp:
     "Die Verbindung zum Hilfe-Server ist abgebrochen und konnte nicht wiederhergestellt werden, daher ist diese " +
@@ -196,6 +200,7 @@ const fr: Messages<typeof en> = {
   linkReconnecting: "Connexion avec {agent} interrompue. Reconnexion…",
   reconnectingSelf: "Reconnexion au serveur d'aide…",
   reconnectingAgent: "{agent} se reconnecte…",
+  agentQuiet: "La console de {agent} ne répond plus depuis plus d’une minute. Le partage s’arrêtera si elle reste muette.",
   recording: "Enregistrement",
   stopRecording: "Arrêter l’enregistrement",
   takeBack: "Reprendre le contrôle",
@@ -231,6 +236,7 @@ const fr: Messages<typeof en> = {
   endUnreachable: "Impossible de joindre le serveur d’aide. Veuillez réessayer.",
   endAgent: "L’agent a terminé la session. Plus rien n’est partagé.",
   endAgentLost: "La connexion de l’agent a été perdue, le partage est donc arrêté.",
+  endConsoleSilent: "La console de l’agent ne répond plus, le partage est donc arrêté. Plus rien n’est partagé.",
   endExpired: "Votre code d’aide a expiré. Cliquez sur « Aide » pour en obtenir un nouveau.",
   endGaveUp:
     "La connexion au serveur d’aide a été perdue et n’a pas pu être rétablie, cette session d’aide est donc " +
@@ -274,6 +280,7 @@ const es: Messages<typeof en> = {
   linkReconnecting: "Conexión con {agent} interrumpida. Reconectando…",
   reconnectingSelf: "Reconectando con el servidor de ayuda…",
   reconnectingAgent: "{agent} se está reconectando…",
+  agentQuiet: "La consola de {agent} no responde desde hace más de un minuto. Se dejará de compartir si sigue sin responder.",
   recording: "Grabando",
   stopRecording: "Detener grabación",
   takeBack: "Recuperar el control",
@@ -308,6 +315,7 @@ const es: Messages<typeof en> = {
   endUnreachable: "No se pudo conectar con el servidor de ayuda. Inténtelo de nuevo.",
   endAgent: "El agente terminó la sesión. Ya no se comparte nada.",
   endAgentLost: "Se perdió la conexión del agente, así que se dejó de compartir.",
+  endConsoleSilent: "La consola del agente dejó de responder, así que se dejó de compartir. Ya no se comparte nada.",
   endExpired: "Su código de ayuda caducó. Pulse «Ayuda» para obtener uno nuevo.",
   endGaveUp:
     "Se perdió la conexión con el servidor de ayuda y no se pudo restablecer, así que esta sesión de ayuda ha " +
@@ -350,6 +358,7 @@ const ar: Messages<typeof en> = {
   linkReconnecting: "انقطع الاتصال بـ {agent}. جارٍ إعادة الاتصال…",
   reconnectingSelf: "جارٍ إعادة الاتصال بخادم المساعدة…",
   reconnectingAgent: "{agent} يعيد الاتصال…",
+  agentQuiet: "لم تستجب وحدة تحكم {agent} منذ أكثر من دقيقة. ستتوقف المشاركة إذا استمر ذلك.",
   recording: "تسجيل",
   stopRecording: "إيقاف التسجيل",
   takeBack: "استعادة التحكم",
@@ -383,6 +392,7 @@ const ar: Messages<typeof en> = {
   endUnreachable: "تعذر الوصول إلى خادم المساعدة. يرجى المحاولة مرة أخرى.",
   endAgent: "أنهى الموظف الجلسة. لم تعد هناك أي مشاركة.",
   endAgentLost: "انقطع اتصال الموظف، لذا توقفت المشاركة.",
+  endConsoleSilent: "توقفت وحدة تحكم الموظف عن الاستجابة، لذا توقفت المشاركة. لم تعد تتم مشاركة أي شيء.",
   endExpired: "انتهت صلاحية رمز المساعدة. انقر «مساعدة» للحصول على رمز جديد.",
   endGaveUp: "انقطع الاتصال بخادم المساعدة وتعذّرت استعادته، لذا انتهت جلسة المساعدة هذه. انقر «مساعدة» للبدء من جديد.",
   endLost: "انقطع الاتصال، لذا توقفت المشاركة. انقر «مساعدة» للبدء من جديد.",
