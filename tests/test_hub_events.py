@@ -69,10 +69,18 @@ async def hub(tmp_path: Path) -> AsyncIterator[SessionHub]:
         audit=AuditLog(storage, load_or_create_key(settings.audit_key_path)),
         box=box,
         join_backoff=SharedBackoff(
-            storage, settings.join_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
+            storage,
+            settings.join_free_failures,
+            settings.throttle_backoff_seconds,
+            settings.throttle_backoff_max_seconds,
+            settings.backoff_forget_seconds,
         ),
         join_org_backoff=SharedBackoff(
-            storage, settings.join_org_free_failures, 2.0, 600.0, settings.backoff_forget_seconds
+            storage,
+            settings.join_org_free_failures,
+            settings.throttle_backoff_seconds,
+            settings.throttle_backoff_max_seconds,
+            settings.backoff_forget_seconds,
         ),
         clock=lambda: 1000.0,
         entropy=crypto.system_entropy,

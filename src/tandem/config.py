@@ -166,7 +166,13 @@ class Settings:
     """Lifetime of an agent's sign-in."""
     join_free_failures: int = 5
     """Wrong join codes per agent account and per client address before back-off starts (it
-    doubles from 2 s to 10 min); reconnecting does not reset it."""
+    doubles from ``throttle_backoff_seconds`` to ``throttle_backoff_max_seconds``);
+    reconnecting does not reset it."""
+    throttle_backoff_seconds: float = 2.0
+    """First wait of the join-code and SSO-start throttles (per account, address and
+    organisation), doubling with each further failure."""
+    throttle_backoff_max_seconds: float = 600.0
+    """Longest wait of the join-code and SSO-start throttles."""
     sso_free_starts: int = 10
     """Sign-ins through an identity provider one client address may start without finishing
     before it backs off (each keeps a pending row for 10 minutes)."""
@@ -355,6 +361,10 @@ class Settings:
             raise ConfigError("sso_max_signing_keys must be at least 1")
         if self.max_agent_sockets < 1:
             raise ConfigError("max_agent_sockets must be at least 1")
+        if not 0 < self.throttle_backoff_seconds <= self.throttle_backoff_max_seconds:
+            raise ConfigError(
+                "throttle_backoff_seconds must be above 0 and at most throttle_backoff_max_seconds"
+            )
         if self.max_watcher_frames_per_second < 1:
             raise ConfigError("max_watcher_frames_per_second must be at least 1")
         if min(self.password_hash_parallel, self.password_hash_per_client) < 1 or (

@@ -85,7 +85,11 @@ async def running(
         )
         # Counted in storage, so that several processes share one count per key.
         throttle: Callable[[int], SharedBackoff] = lambda free: SharedBackoff(  # noqa: E731
-            store, free, 2.0, 600.0, settings.backoff_forget_seconds
+            store,
+            free,
+            settings.throttle_backoff_seconds,
+            settings.throttle_backoff_max_seconds,
+            settings.backoff_forget_seconds,
         )
         box = crypto.SecretBox(settings.secrets_key_path)
         hashing = crypto.PasswordHashing(
