@@ -1391,6 +1391,10 @@ class SessionHub:
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
         _, resource = await self._site_of(live)
         authorize(seat.principal, "session.join", resource)
+        # A rejoin is a join: the current policy acknowledged and the practice not expired (a
+        # new version published, or the interval run out, while the console was away). Refused
+        # before anything changes: the session waits out its window for a console that is.
+        await self.training.require(seat.principal, "session.join")
         away_since, seated = live.machine.agent_away_since, live.agent_seat
         effects = live.machine.agent_returns(seat.principal.username)
         # The audit record is written before this socket hears anything of the session; then
@@ -2206,6 +2210,14 @@ async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
         await hub.agent_rejoins(seat, message)
     except HeldElsewhere as moved:  # taken up by another process after a restart
         return Elsewhere(moved.node)
+    except TrainingRequiredError as exc:  # the session waits: acknowledged, the console rejoins
+        await hub.record(
+            "join_refused_untrained",
+            actor=seat.principal.username,
+            org=seat.principal.org,
+            needs=exc.need,
+        )
+        return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(seat.principal, "session.join", message, None, exc)
         raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None
