@@ -1516,9 +1516,26 @@ class SessionHub:
             raise HeldElsewhere(owner)
         if live is None or live.machine.ended or live.practice is not None:
             raise NotFoundError("session not found")
-        _, resource = await self._site_of(live)
+        site, resource = await self._site_of(live)
         authorize(supervisor, "session.watch", resource)
         await self.training.require(supervisor, "session.watch")
+        # The customer's page applies the policies of the joined agent's teams, fixed when the
+        # customer allowed; a watcher sees what the agent sees. A supervisor one of whose teams
+        # serving the site has a policy the session does not apply (another team's session, or
+        # its team's policy changed since) would see pages and fields its team keeps private.
+        serving = tuple(sorted(supervisor.teams & set(site.teams))) if site else ()
+        texts = await self.storage.team_policies(
+            Grant.server(live.org_id, "supervisor watches"), serving
+        )
+        unapplied = [
+            t for t in serving if t in texts and json.loads(texts[t]) not in live.team_policies
+        ]
+        if unapplied:
+            raise ForbiddenError(
+                f"the policy of your team {unapplied[0]!r} is not applied in this session (the "
+                "customer's page applies the joined agent's teams' policies): its private pages "
+                "and masks would not hold for you"
+            )
         return live
 
     async def live_sessions_for(self, agent: Principal) -> list[LiveSummary]:
