@@ -82,6 +82,17 @@ test("a private page is private however its address is spelled (a lenient server
   assert.equal(pageIsPrivate(url("https://shop.example/account/x"), spelled), true);
   assert.equal(pageIsPrivate(url("https://shop.example/%61ccount"), spelled), true);
   assert.equal(pageIsPrivate(url("https://other.example/account"), spelled), false);
+  // An origin's pattern names the host however it is written: a trailing dot, a default port,
+  // an international name (the browser's address has it in punycode).
+  const hosts = [validatePolicy({ version: 1, pages: { deny: ["https://Admin.shop.example/*", "https://*.bücher.example/*"] } })];
+  for (const page of ["https://admin.shop.example./x", "https://admin.shop.example:443/x", "https://ADMIN.shop.example/",
+    "https://www.bücher.example/a", "https://www.xn--bcher-kva.example./a"]) {
+    assert.equal(pageIsPrivate(url(page), hosts), true, page);
+  }
+  assert.equal(pageIsPrivate(url("https://shop.example/x"), hosts), false);
+  assert.equal(pageIsPrivate(url("https://admin.shop.example:8443/x"), hosts), false, "another port is another origin");
+  const ported = [validatePolicy({ version: 1, pages: { deny: ["https://shop.example:*/private*"] } })];
+  assert.equal(pageIsPrivate(url("https://shop.example:8443/private/a"), ported), true);
   // An allow list is read strictly: a page is on it only as written and as read leniently.
   const allow = [validatePolicy({ version: 1, pages: { allow: ["/help/*", "/faq"] } })];
   for (const shared of ["/help/", "/help/a", "/faq", "/faq?x=1", "/help/a#/anything"]) {

@@ -206,12 +206,28 @@ function canonicalForms(path: string): string[] {
   return path2 === "/" ? [path2] : [path2, `${path2}/`];
 }
 
-/** A pattern read like canonicalPath reads a page's path (an origin's pattern keeps its origin). */
+/** An origin as the browser writes it (lower case, international names in punycode, no default
+ * port), without a trailing dot of its host (`https://shop.example.` is `https://shop.example`
+ * to a server). A pattern's origin that is no address (`https://shop.example:*`) stays as written,
+ * in lower case. */
+function canonicalOrigin(origin: string): string {
+  let written = origin.toLowerCase();
+  try {
+    written = new URL(origin).origin;
+  } catch {
+    // a pattern's wildcard where an address has none: matched as written
+  }
+  const port = written.lastIndexOf(":");
+  const hostEnd = port > written.indexOf("://") ? port : written.length;
+  return written[hostEnd - 1] === "." ? written.slice(0, hostEnd - 1) + written.slice(hostEnd) : written;
+}
+
+/** A pattern read like canonicalPath reads a page's path (an origin's pattern, canonicalOrigin). */
 function canonicalPattern(pattern: string): string {
   if (pattern.startsWith("/")) return canonicalPath(pattern);
   const pathStart = pattern.indexOf("/", pattern.indexOf("://") + 3);
-  if (pathStart < 0) return pattern.toLowerCase();
-  return pattern.slice(0, pathStart).toLowerCase() + canonicalPath(pattern.slice(pathStart));
+  if (pathStart < 0) return canonicalOrigin(pattern);
+  return canonicalOrigin(pattern.slice(0, pathStart)) + canonicalPath(pattern.slice(pathStart));
 }
 
 /**
@@ -229,11 +245,12 @@ function shownPaths(url: URL): string[] {
 /** Whether `pattern` names `path` of `url` as written, or as read leniently. Linear time
  * (./glob.ts): no regular expression is ever built from a pattern. */
 function names(pattern: string, url: URL, path: string, strict: boolean): boolean {
-  const origin = pattern.startsWith("/") ? "" : url.origin;
-  const written = globMatches(pattern, origin + path);
+  const onOrigin = !pattern.startsWith("/");
+  const written = globMatches(pattern, (onOrigin ? url.origin : "") + path);
   if (strict && !written) return false;
   if (!strict && written) return true;
   const lenient = canonicalPattern(pattern);
+  const origin = onOrigin ? canonicalOrigin(url.origin) : "";
   return canonicalForms(path).some((form) => globMatches(lenient, origin + form));
 }
 
