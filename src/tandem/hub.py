@@ -1572,6 +1572,8 @@ class SessionHub:
             raise ForbiddenError("practice sessions are not recorded")
         _, resource = await self._site_of(live)
         grant = authorize(agent, "session.record", resource)
+        # The current policy acknowledged (a new version published since the agent joined).
+        await self.training.require(agent, "session.record")
         org = await self.storage.get_org(grant)
         if org is None or not org.recording_key:
             self.fanout.publish(

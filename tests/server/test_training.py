@@ -221,6 +221,33 @@ async def test_a_rejoin_after_a_new_policy_version_waits_for_the_acknowledgement
     assert await again.recv() == b"\x01 page content"
 
 
+async def test_an_agent_asks_to_record_only_under_the_current_policy(
+    server_factory: ServerFactory,
+) -> None:
+    """Recording is gated on the current policy like the recordings API: an agent in a session
+    when the admin publishes a new version acknowledges it before asking to record."""
+    server = server_factory(seed=two_organisations)
+    customer, created = await start_session(server)
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Record less."}).status_code == 200
+    await send(alice, type="record")
+    refused = await recv_json(alice)
+    assert refused["code"] == "forbidden" and "(version 2) first" in refused["message"]
+    acknowledge(server, "alice")
+    await send(alice, type="record")  # now past the gate: this organisation has no key
+    assert (await recv_json(alice))["code"] == "no_recording_key"
+    refusals = [r for r in audit(server) if r["action"] == "message_refused"]
+    assert [(r["details"]["message"], r["subject"]) for r in refusals] == [
+        ("record", created["session_id"])
+    ]
+
+
 async def test_training_expires_after_the_organisations_interval(
     server_factory: ServerFactory,
 ) -> None:
