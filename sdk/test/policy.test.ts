@@ -61,6 +61,51 @@ test("page rules: deny wins, an allow list excludes the rest, both policies appl
   assert.throws(() => validatePolicy({ version: 1, pages: { block: [] } }), /policy\.pages\.block: unknown setting/);
 });
 
+test("a private page is private however its address is spelled (a lenient server serves them all)", () => {
+  const deny = [validatePolicy({ version: 1, pages: { deny: ["/checkout"] } })];
+  const url = (u: string) => new URL(u);
+  for (const spelling of [
+    "/checkout", "/Checkout", "/CHECKOUT", "/checkout/", "//checkout", "/%63heckout", "/%43HECKOUT",
+    "/checkout;jsessionid=1", "/checkout;jsessionid=1/", "/./checkout", "/a/../checkout", "/a/%2e%2e/checkout",
+    "/a%2f..%2fcheckout", "/a/..;/checkout", "/checkout%3bx=1", "/checkout.", "/checkout..", "/checkout%20", "/checkout?step=2", "/checkout#top",
+    "/#/checkout", "/#!/checkout", "/shop#/checkout?step=2", "/#/Checkout/",
+  ]) {
+    assert.equal(pageIsPrivate(url(`https://shop.example${spelling}`), deny), true, spelling);
+    assert.equal(pageIsPrivate(url(`https://pay.shop.example${spelling}`), deny), true, `subdomain ${spelling}`);
+  }
+  for (const shared of ["/", "/checkouts", "/cart", "/#/cart", "/cart?next=/checkout", "/cart#checkout", "/checkout-help"]) {
+    assert.equal(pageIsPrivate(url(`https://shop.example${shared}`), deny), false, shared);
+  }
+  // Patterns are read the same way: an admin's `/Checkout/` names `/checkout`.
+  const spelled = [validatePolicy({ version: 1, pages: { deny: ["/Checkout/", "https://Shop.example/Account*"] } })];
+  assert.equal(pageIsPrivate(url("https://shop.example/checkout"), spelled), true);
+  assert.equal(pageIsPrivate(url("https://shop.example/account/x"), spelled), true);
+  assert.equal(pageIsPrivate(url("https://shop.example/%61ccount"), spelled), true);
+  assert.equal(pageIsPrivate(url("https://other.example/account"), spelled), false);
+  // An origin's pattern names the host however it is written: a trailing dot, a default port,
+  // an international name (the browser's address has it in punycode).
+  const hosts = [validatePolicy({ version: 1, pages: { deny: ["https://Admin.shop.example/*", "https://*.bücher.example/*"] } })];
+  for (const page of ["https://admin.shop.example./x", "https://admin.shop.example:443/x", "https://ADMIN.shop.example/",
+    "https://www.bücher.example/a", "https://www.xn--bcher-kva.example./a"]) {
+    assert.equal(pageIsPrivate(url(page), hosts), true, page);
+  }
+  assert.equal(pageIsPrivate(url("https://shop.example/x"), hosts), false);
+  assert.equal(pageIsPrivate(url("https://admin.shop.example:8443/x"), hosts), false, "another port is another origin");
+  const ported = [validatePolicy({ version: 1, pages: { deny: ["https://shop.example:*/private*"] } })];
+  assert.equal(pageIsPrivate(url("https://shop.example:8443/private/a"), ported), true);
+  // An allow list is read strictly: a page is on it only as written and as read leniently.
+  const allow = [validatePolicy({ version: 1, pages: { allow: ["/help/*", "/faq"] } })];
+  for (const shared of ["/help/", "/help/a", "/faq", "/faq?x=1", "/help/a#/anything"]) {
+    assert.equal(pageIsPrivate(url(`https://shop.example${shared}`), allow), false, shared);
+  }
+  for (const hidden of ["/help/../checkout", "/help/..;/checkout", "/help/%2e%2e/checkout", "/help/..%2fcheckout", "/FAQ", "/help/x/..%2F..%2Fcheckout"]) {
+    assert.equal(pageIsPrivate(url(`https://shop.example${hidden}`), allow), true, hidden);
+  }
+  // A bad escape is no crash: it stays as written.
+  assert.equal(pageIsPrivate(url("https://shop.example/%E0%A4%A/checkout"), deny), false);
+  assert.equal(pageIsPrivate(url("https://shop.example/%ff/../checkout"), deny), true);
+});
+
 test("the organisation can only tighten the site's policy", () => {
   const site = validatePolicy({ version: 1, mask: [".a"], unmask: ["#search"], media: { images: true, video: true }, url: { query: true } });
   const org = validatePolicy({ version: 1, mask: [".b"], hide: ["#chat"], unmask: ["#everything"], detectors: { ssn: true }, media: { images: false, video: true }, url: { query: true } });

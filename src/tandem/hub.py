@@ -1391,6 +1391,10 @@ class SessionHub:
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
         _, resource = await self._site_of(live)
         authorize(seat.principal, "session.join", resource)
+        # A rejoin is a join: the current policy acknowledged and the practice not expired (a
+        # new version published, or the interval run out, while the console was away). Refused
+        # before anything changes: the session waits out its window for a console that is.
+        await self.training.require(seat.principal, "session.join")
         away_since, seated = live.machine.agent_away_since, live.agent_seat
         effects = live.machine.agent_returns(seat.principal.username)
         # The audit record is written before this socket hears anything of the session; then
@@ -1512,9 +1516,26 @@ class SessionHub:
             raise HeldElsewhere(owner)
         if live is None or live.machine.ended or live.practice is not None:
             raise NotFoundError("session not found")
-        _, resource = await self._site_of(live)
+        site, resource = await self._site_of(live)
         authorize(supervisor, "session.watch", resource)
         await self.training.require(supervisor, "session.watch")
+        # The customer's page applies the policies of the joined agent's teams, fixed when the
+        # customer allowed; a watcher sees what the agent sees. A supervisor one of whose teams
+        # serving the site has a policy the session does not apply (another team's session, or
+        # its team's policy changed since) would see pages and fields its team keeps private.
+        serving = tuple(sorted(supervisor.teams & set(site.teams))) if site else ()
+        texts = await self.storage.team_policies(
+            Grant.server(live.org_id, "supervisor watches"), serving
+        )
+        unapplied = [
+            t for t in serving if t in texts and json.loads(texts[t]) not in live.team_policies
+        ]
+        if unapplied:
+            raise ForbiddenError(
+                f"the policy of your team {unapplied[0]!r} is not applied in this session (the "
+                "customer's page applies the joined agent's teams' policies): its private pages "
+                "and masks would not hold for you"
+            )
         return live
 
     async def live_sessions_for(self, agent: Principal) -> list[LiveSummary]:
@@ -1551,6 +1572,8 @@ class SessionHub:
             raise ForbiddenError("practice sessions are not recorded")
         _, resource = await self._site_of(live)
         grant = authorize(agent, "session.record", resource)
+        # The current policy acknowledged (a new version published since the agent joined).
+        await self.training.require(agent, "session.record")
         org = await self.storage.get_org(grant)
         if org is None or not org.recording_key:
             self.fanout.publish(
@@ -2206,6 +2229,14 @@ async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
         await hub.agent_rejoins(seat, message)
     except HeldElsewhere as moved:  # taken up by another process after a restart
         return Elsewhere(moved.node)
+    except TrainingRequiredError as exc:  # the session waits: acknowledged, the console rejoins
+        await hub.record(
+            "join_refused_untrained",
+            actor=seat.principal.username,
+            org=seat.principal.org,
+            needs=exc.need,
+        )
+        return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(seat.principal, "session.join", message, None, exc)
         raise ProtocolError(codec.CLOSE_FORBIDDEN, str(exc)) from None

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
+    FrameLog,
     OtherOrigin,
     Party,
     agent_plaintext,
@@ -172,3 +173,80 @@ def test_a_single_page_app_moving_onto_a_private_page_sends_nothing_of_it(
     customer.page.evaluate("() => toAccount()")
     expect(agent.page.get_by_text("Customer is on a private page")).to_be_visible()
     assert "PRIVATE-SPA-SECRET-5530" not in agent_plaintext(agent)
+
+
+HASH_SHOP = """<h1>Shop</h1><p>PUBLIC-HASH-SHOP</p><a href="/%63heckout.html">Pay</a>
+<p id="view"></p>
+<script>
+function route(to, text) {  // a hash router: the route's view replaces the last one
+  location.hash = to;
+  document.querySelector("#view").textContent = text;
+}
+</script>"""
+
+
+def test_a_private_page_spelled_otherwise_or_routed_by_its_hash_is_still_private(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """`/Checkout`, `/%63heckout`, `/#/checkout`...: the site's server or router shows the same
+    private page as `/checkout` (the policy's deny), so nothing of it may leave the browser."""
+    url = other_origin.page("shop.html", HASH_SHOP, live, title="Shop")
+    other_origin.page("checkout.html", "<h1>Pay</h1><p>PRIVATE-ESCAPED-CHECKOUT-3391</p>", live)
+    customer.page.goto(url)
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: ['/checkout*']}}})"
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("PUBLIC-HASH-SHOP")).to_be_attached()
+    # A hash router moves onto its private route.
+    customer.page.evaluate("() => route('#/Checkout', 'PRIVATE-HASH-ROUTE-8810')")
+    expect(agent.page.get_by_role("status")).to_contain_text("Customer is on a private page")
+    customer.page.evaluate("() => route('#/cart', 'BACK-ON-THE-CART')")
+    expect(view.get_by_text("BACK-ON-THE-CART")).to_be_attached(timeout=10_000)
+    # A link spelling the private page's address with an escape (the server decodes it).
+    customer.page.get_by_role("link", name="Pay").click()
+    customer.page.wait_for_url("**/%63heckout.html")
+    expect(customer.page.get_by_text("PRIVATE-ESCAPED-CHECKOUT-3391")).to_be_visible()
+    expect(agent.page.get_by_role("status")).to_contain_text("Customer is on a private page")
+    expect(customer.page.get_by_role("status")).to_contain_text("Sharing paused")
+    seen = agent_plaintext(agent) + agent.page.content()
+    wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
+    for secret in ("PRIVATE-HASH-ROUTE-8810", "PRIVATE-ESCAPED-CHECKOUT-3391"):
+        assert secret not in seen and secret not in wire
+
+
+def test_a_popup_showing_a_private_page_sends_nothing_of_it(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A popup of the shared page (window.open, same origin: the browser copies the tab's
+    session storage into it, so its SDK takes the session up) that shows a private page."""
+    server = server_factory(allow_origins=(other_origin.origin,))
+    first = other_origin.page(
+        "shop.html",
+        page("Shop", "Open-page-text", "more.html")
+        + "<button onclick=\"window.open('private-popup.html', 'pop', 'popup')\">Pop</button>",
+        server,
+    )
+    other_origin.page(
+        "private-popup.html", page("Statement", "Private-popup-hushhush", "shop.html"), server
+    )
+    popup_frames = FrameLog()
+    customer.context.on("page", popup_frames.attach)
+    customer.page.goto(first)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, server, code)
+    expect(view.get_by_text("Open-page-text")).to_be_visible()
+    with customer.page.expect_popup() as opened:
+        customer.page.get_by_role("button", name="Pop").click()
+    popup = opened.value
+    expect(popup.get_by_text("Private-popup-hushhush")).to_be_visible()
+    # The popup's SDK took the session up (the opener's tab is closed out of it) and paused.
+    expect(agent.page.get_by_role("status")).to_contain_text("Customer is on a private page")
+    expect(popup.get_by_role("status")).to_contain_text("Sharing paused")
+    assert popup_frames.sent, "the popup's SDK never spoke: the test shows nothing"
+    # Nothing of the popup's private page reached the agent.
+    seen = agent_plaintext(agent) + agent.page.content()
+    wire = (
+        customer.frames.everything() + popup_frames.everything() + agent.frames.everything()
+    ).decode("utf-8", "replace")
+    assert "Private-popup-hushhush" not in seen and "Private-popup-hushhush" not in wire

@@ -131,6 +131,10 @@ async def add_people(directory: Directory) -> None:
             mfa_exempt=True,
         )
         await mark_trained(directory.storage, username)
+    for username, role in (("newbie", "agent"), ("newsup", "supervisor")):  # never trained
+        await directory.add_user(
+            default, username, AGENT_PASSWORD, role, None, ("support",), mfa_exempt=True
+        )
 
 
 async def sharing_on(server: RunningServer) -> tuple[Any, Any, dict[str, Any]]:
@@ -235,6 +239,30 @@ async def test_a_supervisor_on_another_server_watches(cluster: Cluster) -> None:
     await send(sam, type="watch", session_id=created["session_id"])
     assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": created["session_id"]}
     assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
+
+
+async def test_untrained_accounts_are_refused_at_the_owner_through_a_tunnel(
+    cluster: Cluster,
+) -> None:
+    """The join and the watch of accounts that never acknowledged the policy nor practised reach
+    the session's process through a tunnel, and are refused there: the code stays valid."""
+    a, b = cluster(), cluster()
+    customer, created = await start_session(a)
+    newbie = await open_agent(b, login_cookie(b, "newbie"))
+    await send(newbie, type="join", code=created["code"])  # B tunnels it to A
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required", refused
+    alice = await join_on(b, created["code"])  # the code is still the customer's
+    assert (await recv_json(alice))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    newsup = await open_agent(b, login_cookie(b, "newsup"))
+    await send(newsup, type="watch", session_id=created["session_id"])
+    refused = await recv_json(newsup)
+    assert refused["code"] == "training_required", refused
+    await customer.send(b"\x01page")  # the customer was never asked: the session goes on
+    assert await alice.recv() == b"\x01page"
 
 
 async def test_a_session_whose_server_is_gone_is_not_found(

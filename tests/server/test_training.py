@@ -185,6 +185,69 @@ async def test_a_new_policy_version_asks_everyone_again(server_factory: ServerFa
     assert ("policy_acknowledged", 2) in actions
 
 
+async def test_a_rejoin_after_a_new_policy_version_waits_for_the_acknowledgement(
+    server_factory: ServerFactory,
+) -> None:
+    """A rejoin is a join: an agent whose console reloads after the admin published a new
+    policy version takes the session up only once it acknowledged it; the session waits."""
+    server = server_factory(seed=two_organisations)
+    cookie = login_cookie(server)
+    customer, created = await start_session(server)
+    alice = await open_agent(server, cookie)
+    await send(alice, type="join", code=created["code"])
+    joined = await recv_json(alice)
+    assert joined["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "New rules."}).status_code == 200
+    await alice.close(1001)  # the console reloads
+    assert await recv_json(customer) == {"v": 1, "type": "peer", "connected": False}
+    again = await open_agent(server, cookie)
+    rejoin = {"session_id": joined["session_id"], "resume_token": joined["resume_token"]}
+    await send(again, type="rejoin", **rejoin)
+    refused = await recv_json(again)
+    assert (refused["type"], refused["code"]) == ("error", "training_required")
+    assert "version 2" in refused["message"]
+    acknowledge(server, "alice")
+    await send(again, type="rejoin", **rejoin)
+    answer = await recv_json(again)
+    assert (answer["type"], answer["resumed"]) == ("joined", True)
+    assert await recv_json(customer) == {"v": 1, "type": "peer", "connected": True}
+    refusals = [r for r in audit(server) if r["action"] == "join_refused_untrained"]
+    assert [r["details"]["needs"] for r in refusals] == ["policy"]
+    await customer.send(b"\x01 page content")  # the session went on: content reaches the agent
+    assert await again.recv() == b"\x01 page content"
+
+
+async def test_an_agent_asks_to_record_only_under_the_current_policy(
+    server_factory: ServerFactory,
+) -> None:
+    """Recording is gated on the current policy like the recordings API: an agent in a session
+    when the admin publishes a new version acknowledges it before asking to record."""
+    server = server_factory(seed=two_organisations)
+    customer, created = await start_session(server)
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Record less."}).status_code == 200
+    await send(alice, type="record")
+    refused = await recv_json(alice)
+    assert refused["code"] == "forbidden" and "(version 2) first" in refused["message"]
+    acknowledge(server, "alice")
+    await send(alice, type="record")  # now past the gate: this organisation has no key
+    assert (await recv_json(alice))["code"] == "no_recording_key"
+    refusals = [r for r in audit(server) if r["action"] == "message_refused"]
+    assert [(r["details"]["message"], r["subject"]) for r in refusals] == [
+        ("record", created["session_id"])
+    ]
+
+
 async def test_training_expires_after_the_organisations_interval(
     server_factory: ServerFactory,
 ) -> None:

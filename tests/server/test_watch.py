@@ -17,6 +17,7 @@ from tests.server.helpers import (
     recv_json,
     send,
     sharing_session,
+    start_session,
 )
 from tests.server.test_admin_api import audit_actions
 
@@ -193,3 +194,59 @@ async def test_a_supervisor_that_sends_too_fast_is_closed_and_only_the_watch_end
     assert await recv_json(alice) == {"v": 1, "type": "watcher_left"}
     await customer.send(b"\x01the session goes on")
     assert (await alice.recv()) == b"\x01the session goes on"
+
+
+async def test_a_supervisor_whose_teams_policy_the_session_does_not_apply_may_not_watch(
+    orgs_server: RunningServer,
+) -> None:
+    """The customer's page applies the joined agent's teams' policies: a supervisor of another
+    team that serves the site, whose policy keeps statements private, would see them in a
+    support agent's session; so would a support supervisor once support's policy changed."""
+    import msgspec
+
+    from tandem.directory import Directory, operator
+    from tandem.policy import MaskingPolicy
+    from tests.conftest import add_user, seed_directory
+
+    async def vip_team(directory: Directory) -> None:
+        default = operator("default")
+        await directory.add_team(default, "vip")
+        await directory.update_site(default, "demo", teams=("support", "vip"))
+        strict = msgspec.convert({"version": 1, "pages": {"deny": ["/statements*"]}}, MaskingPolicy)
+        await directory.set_team_policy(default, "vip", strict)
+
+    seed_directory(orgs_server.settings.data_dir, vip_team)
+    add_user(orgs_server.settings.data_dir, "vic", "supervisor", "Vic", teams=("vip",))
+    customer, _, session_id = await sharing(orgs_server)
+    vic = await open_agent(orgs_server, login_cookie(orgs_server, "vic"))
+    await send(vic, type="watch", session_id=session_id)
+    code, reason = await closed_with(vic)
+    assert code == 4403 and "'vip' is not applied in this session" in reason
+    assert await nothing_arrives(customer)  # the customer was never asked
+
+    async def support_policy(directory: Directory) -> None:
+        masks = msgspec.convert({"version": 1, "mask": [".balance"]}, MaskingPolicy)
+        await directory.set_team_policy(operator("default"), "support", masks)
+
+    seed_directory(orgs_server.settings.data_dir, support_policy)
+    sam = await open_agent(orgs_server, login_cookie(orgs_server, "sam"))
+    await send(sam, type="watch", session_id=session_id)
+    code, reason = await closed_with(sam)
+    assert code == 4403 and "'support' is not applied" in reason
+    assert await nothing_arrives(customer)
+    assert "message_refused" in audit_actions(orgs_server)
+    # A session joined under the team's policy as it is now may be watched by its supervisor.
+    fresh, created = await start_session(orgs_server)
+    alice = await open_agent(orgs_server, login_cookie(orgs_server))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    told = await recv_json(fresh)  # support's policy goes to the page first
+    assert told["type"] == "team_policy" and told["policies"][0]["mask"] == [".balance"]
+    assert (await recv_json(fresh))["type"] == "agent_joined"
+    await send(fresh, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    fresh_id = created["session_id"]
+    sam = await open_agent(orgs_server, login_cookie(orgs_server, "sam"))
+    await send(sam, type="watch", session_id=fresh_id)
+    assert await recv_json(sam) == {"v": 1, "type": "watching", "session_id": fresh_id}
+    assert await recv_json(fresh) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
