@@ -618,3 +618,39 @@ def test_a_withdrawn_record_request_is_not_taken_up_on_the_next_page(
     expect(customer.page.get_by_role("dialog")).to_have_count(0)
     assert recording_frames_sent(customer) == []
     assert recordings_of(server) == []
+
+
+def test_a_question_the_server_no_longer_asks_after_a_reconnect_is_not_shown_again(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    # The customer's socket drops with the question open, and the server that takes the session
+    # up does not ask again (as after a restart's handover, which does not keep the question):
+    # the page shows its banner, not the old question, whose Allow would answer nobody.
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    view = share_pinned(customer, agent, server, other_origin, key_id)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice asks to record")
+    resumes: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resume":
+            resumes.append(message)
+        return []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        return [] if message.get("type") == "record_request" else [message]
+
+    relay.from_customer = from_customer
+    relay.to_customer = to_customer
+    relay.close_customer_after = lambda m: 1012 if m.get("type") == "cut" else None
+    relay.inject_customer({"v": 1, "type": "cut"})  # ignored by the page; then the socket closed
+    deadline = time.monotonic() + 10
+    while not resumes:  # the page reconnects (its first wait is short)
+        assert time.monotonic() < deadline, "the page did not resume"
+        customer.page.wait_for_timeout(50)
+    expect(customer.page.get_by_role("region", name="Sharing this page with Alice")).to_be_visible()
+    customer.page.get_by_label("Note").press_sequentially("after the drop", delay=20)
+    expect(view.locator("input")).to_have_value("after the drop")
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)

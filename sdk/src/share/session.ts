@@ -472,6 +472,9 @@ export class Session {
 
   private connect(first: OutgoingMessage): void {
     this.ws?.close(1000, "replaced");
+    // A question asked on the socket before this one is not shown again: the server asks anew
+    // if it still asks (a process that took the session over after a restart does not).
+    this.recordQuestion = null;
     const ws: Connection = this.ports.transport({
       open: () => ws.send(control(first)),
       text: (data) => {
