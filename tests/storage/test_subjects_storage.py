@@ -3,6 +3,7 @@ removes its sessions, recordings, frames and links in one go, and held data outl
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -174,4 +175,28 @@ async def test_what_is_erased_leaves_the_data_directory_of_a_running_server(
         assert _on_disk(tmp_path, *marks) == []  # still running: nothing closed the file yet
         assert await store.recording_frames("r-s2") == [kept]
     finally:
+        await store.close()
+
+
+async def test_a_reader_holding_the_wal_delays_its_emptying_to_the_next_purge_not_the_erasure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process reading the file (an operator's ``sqlite3`` shell) holds the log back:
+    the erasure still passes (its audit record is still to be written), and the next purge
+    empties the log once the reader is gone."""
+    store = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
+    reader = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        await _recorded_customer(store, "s1", CUSTOMER, 100.0)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM sessions").fetchone()  # a snapshot: holds the log
+        erased = await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+        assert erased.sessions == ("s1",) and erased.recordings == ("r-s1",)
+        assert "the write-ahead log was not emptied" in caplog.text
+        assert _on_disk(tmp_path, CUSTOMER.encode())  # still in the log, for now
+        reader.execute("COMMIT")
+        await store.purge_expired(200.0)
+        assert _on_disk(tmp_path, CUSTOMER.encode(), FRAME + b"s1") == []
+    finally:
+        reader.close()
         await store.close()

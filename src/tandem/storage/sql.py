@@ -923,7 +923,13 @@ class SQLStorage:
             return
 
         def empty(connection: sqlite3.Connection) -> Any:
-            return connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            # A short wait only: this thread serves every storage call of the server meanwhile.
+            connection.execute(f"PRAGMA busy_timeout={_LOCKED_BUSY_MS}")
+            try:
+                return connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                busy_ms = _LOCKED_BUSY_MS if self._sqlite_locked else self._busy_ms
+                connection.execute(f"PRAGMA busy_timeout={busy_ms}")
 
         try:  # never fails what was erased (committed already, and still to be audited)
             busy = await self._on_sqlite(empty)
