@@ -479,3 +479,45 @@ def test_the_cli_opens_an_interrupted_recording_labelled_incomplete(tmp_path: Pa
     assert opened.returncode == 0 and opened.stderr == ""
     result = json.loads(opened.stdout)
     assert result["complete"] is True and "incomplete" not in result
+
+
+def test_the_cli_refuses_a_key_file_that_is_not_one_and_an_out_it_cannot_write_clearly(
+    tmp_path: Path,
+) -> None:
+    """Bad input to `tandem recording open` is an error message (exit 2), never a traceback:
+    the recording given as its own key file (binary), a key file of absurdly nested JSON, one
+    whose sealed key opens but is not an X25519 key, and an ``--out`` that cannot be written."""
+    private = X25519PrivateKey.generate()
+    whole = tmp_path / "whole.tandemrec"
+    whole.write_bytes(container(made_for(private), flat(recorded(private))))
+    key = tmp_path / "key.json"
+    key.write_text(key_file(private))
+
+    def opened(key_path: Path, *options: str) -> tuple[int, str]:
+        done = tandem_in_process(
+            "recording", "open", str(whole), "--key", str(key_path), *options, stdin=PASSPHRASE
+        )
+        return done.returncode, done.stderr
+
+    assert opened(whole) == (2, f"tandem: {whole} is not a Tandem recording key file\n")
+    nested = tmp_path / "nested.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    assert opened(nested) == (2, "tandem: this is not a Tandem recording key file\n")
+    # Sealed under the passphrase as a key file is, but 16 bytes, not an X25519 private key.
+    fields = json.loads(key_file(private))
+    salt, nonce = os.urandom(16), os.urandom(12)
+    wrap = PBKDF2HMAC(hashes.SHA256(), 32, salt, 100_000).derive(PASSPHRASE.encode())
+    fields["kdf"]["salt"], fields["nonce"] = _b64u(salt), _b64u(nonce)
+    aad_text = f"tandem/v1/recording-key|{fields['key_id']}".encode()
+    fields["sealed"] = _b64u(AESGCM(wrap).encrypt(nonce, os.urandom(16), aad_text))
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps(fields))
+    assert opened(short) == (2, "tandem: the key file is damaged\n")
+    out = tmp_path / "missing" / "events.json"
+    code, stderr = opened(key, "--out", str(out))
+    assert code == 2 and stderr.startswith(f"tandem: cannot write {out}: ")
+    assert not out.exists()
+    assert opened(key, "--out", str(tmp_path / "events.json")) == (
+        0,
+        f"3 events of recording r1 -> {tmp_path / 'events.json'}\n",
+    )

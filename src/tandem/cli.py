@@ -1169,9 +1169,11 @@ def recording_open(
 
     try:
         data = recording.read_bytes()
-        key_text = key.read_text()
+        key_text = key.read_text(encoding="utf-8")
     except OSError as exc:
         raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # a binary file (the recording itself, say) given as the key
+        raise _fail(f"{key} is not a Tandem recording key file") from None
     if passphrase_stdin or not sys.stdin.isatty():
         passphrase = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -1195,7 +1197,10 @@ def recording_open(
     if out is None:
         typer.echo(text)
     else:
-        out.write_text(text)
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"cannot write {out}: {exc.strerror}") from None
         typer.echo(
             f"{len(events)} events of recording {header.get('recording_id')} -> {out}", err=True
         )

@@ -314,14 +314,17 @@ def open_recording_key(key_file: str, passphrase: str) -> tuple[str, bytes]:
             raise ValueError
         salt, nonce, sealed = (_b64(kdf["salt"]), _b64(file["nonce"]), _b64(file["sealed"]))
         key_id = str(file["key_id"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: nested JSON
         raise RecordingError("this is not a Tandem recording key file") from None
     wrap = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(passphrase.encode())
     try:
         private = AESGCM(wrap).decrypt(nonce, sealed, f"tandem/v1/recording-key|{key_id}".encode())
     except (InvalidTag, ValueError):
         raise RecordingError("wrong passphrase, or the key file is damaged") from None
-    public = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+    try:
+        public = X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+    except ValueError:  # sealed under the passphrase, but not 32 bytes
+        raise RecordingError("the key file is damaged") from None
     if _b64u(public) != file.get("public_key") or recording_key_id(_b64u(public)) != key_id:
         raise RecordingError("the key file is damaged")
     return key_id, private

@@ -525,3 +525,132 @@ def test_the_console_says_when_the_server_claims_a_recording_the_customer_refuse
         "The server says recording is on, but the customer's browser has not confirmed it",
         timeout=15_000,
     )
+
+
+def test_a_question_left_unanswered_is_asked_again_on_the_next_page(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    # The customer navigates with the question open: the server asks again on the next page,
+    # which takes up the agent's confirmation from the page before (within the window).
+    _, public, _ = key_pair()
+    use_recording_key(live, public)
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    agent.page.get_by_role("button", name="Ask to record").click()
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice asks to record")
+    customer.page.goto(f"{live.base}/demo/checkout.html")
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Alice asks to record this session")
+    dialog.get_by_role("button", name="Allow recording").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("Recording, with the customer's")
+    expect(customer.page.get_by_text("● Recording")).to_be_visible()
+
+
+def test_a_withdrawn_record_request_the_relay_replays_is_refused_without_asking_the_customer(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    # The agent asked, and the question was withdrawn before the customer answered. The tab
+    # kept the agent's confirmation for the next page; a relay that replays the server's
+    # `record_request` later (same recording id) got the dialog, "Alice asks to record", from
+    # the old confirmation, without the agent asking again.
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    answers: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "record_consent":
+            answers.append(message)
+        return []
+
+    relay.from_customer = from_customer
+    view = share_pinned(customer, agent, server, other_origin, key_id)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Alice asks to record")
+    [asked] = [m for m in relay.sent_to_customer if m.get("type") == "record_request"]
+    relay.inject_customer({"v": 1, "type": "recording", "on": False, "reason": "stopped_by_agent"})
+    expect(dialog).to_have_count(0)  # withdrawn
+    relay.inject_customer(asked)  # replayed: only the server asks now
+    expect(agent.page.get_by_role("status")).to_contain_text(
+        "refused a request to record that this console did not send", timeout=30_000
+    )
+    assert answers == [{"v": 1, "type": "record_consent", "granted": False}]
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    assert recording_frames_sent(customer) == []
+    customer.page.get_by_label("Note").press_sequentially("still shared", delay=20)
+    expect(view.locator("input")).to_have_value("still shared")
+    assert recordings_of(server) == []
+
+
+def test_a_withdrawn_record_request_is_not_taken_up_on_the_next_page(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    # The relay tells the customer's page the question was withdrawn (the dialog closes) but
+    # leaves the server asking: on the next page the server asks again at once, and the page
+    # took that up with the agent's old confirmation, kept for the next page.
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    answers: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "record_consent":
+            answers.append(message)
+        return []
+
+    relay.from_customer = from_customer
+    share_pinned(customer, agent, server, other_origin, key_id)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    dialog = customer.page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Alice asks to record")
+    relay.inject_customer({"v": 1, "type": "recording", "on": False, "reason": "stopped_by_agent"})
+    expect(dialog).to_have_count(0)
+    body = "<h1>Your payments</h1><input aria-label=Note data-tandem-unmask>"
+    customer.page.goto(other_origin.page("payments.html", body, server))
+    view = agent.page.frame_locator('iframe[title="Customer view"]')
+    expect(view.get_by_role("heading", name="Your payments")).to_be_visible()
+    expect(agent.page.get_by_role("status")).to_contain_text(
+        "refused a request to record that this console did not send", timeout=30_000
+    )
+    assert [m for m in relay.sent_to_customer if m.get("type") == "record_request"][1:]
+    assert answers == [{"v": 1, "type": "record_consent", "granted": False}]
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    assert recording_frames_sent(customer) == []
+    assert recordings_of(server) == []
+
+
+def test_a_question_the_server_no_longer_asks_after_a_reconnect_is_not_shown_again(
+    server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    # The customer's socket drops with the question open, and the server that takes the session
+    # up does not ask again (as after a restart's handover, which does not keep the question):
+    # the page shows its banner, not the old question, whose Allow would answer nobody.
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    view = share_pinned(customer, agent, server, other_origin, key_id)
+    agent.page.get_by_role("button", name="Ask to record").click()
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice asks to record")
+    resumes: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "resume":
+            resumes.append(message)
+        return []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        return [] if message.get("type") == "record_request" else [message]
+
+    relay.from_customer = from_customer
+    relay.to_customer = to_customer
+    relay.close_customer_after = lambda m: 1012 if m.get("type") == "cut" else None
+    relay.inject_customer({"v": 1, "type": "cut"})  # ignored by the page; then the socket closed
+    deadline = time.monotonic() + 10
+    while not resumes:  # the page reconnects (its first wait is short)
+        assert time.monotonic() < deadline, "the page did not resume"
+        customer.page.wait_for_timeout(50)
+    expect(customer.page.get_by_role("region", name="Sharing this page with Alice")).to_be_visible()
+    customer.page.get_by_label("Note").press_sequentially("after the drop", delay=20)
+    expect(view.locator("input")).to_have_value("after the drop")
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)

@@ -327,6 +327,42 @@ async def test_who_may_list_play_export_and_erase(rec_server: RunningServer) -> 
     assert "recording_erased" in audit_actions(rec_server)
 
 
+async def test_refused_attempts_to_play_export_or_erase_a_recording_are_audited(
+    rec_server: RunningServer,
+) -> None:
+    # A 403 on a recording's content was answered and forgotten: an admin trying to play or
+    # export one, an agent fetching one, an auditor erasing one left no trace in the trail.
+    customer, alice, _ = await recording(rec_server)
+    await customer.send(b"\x01frame")
+    await alice.recv()
+    await send(customer, type="record_stop")
+    await recv_json(alice)
+    [listed] = recordings_of(rec_server)
+    recording_id = listed["recording_id"]
+    path = f"/api/recordings/{recording_id}"
+    with api(rec_server, "ada") as ada:
+        assert ada.get(f"{path}/content").status_code == 403
+        assert ada.get(f"{path}/export").status_code == 403
+    with api(rec_server, "alice") as agent:
+        assert agent.get(f"{path}/content").status_code == 403
+    with api(rec_server, "aud") as aud:
+        assert aud.delete(path).status_code == 403
+        trail = aud.get("/api/audit").json()
+    refused = [
+        (r["actor"], r["subject"], r["details"]["needs"])
+        for r in trail
+        if r["action"] == "recording_refused"
+    ]
+    assert refused == [
+        ("ada", recording_id, "recording.play"),
+        ("ada", recording_id, "recording.export"),
+        ("alice", recording_id, "recording.play"),
+        ("aud", recording_id, "recording.erase"),
+    ]
+    assert "recording_played" not in [r["action"] for r in trail]
+    assert len(recordings_of(rec_server)) == 1
+
+
 async def test_another_organisation_cannot_see_a_recording(rec_server: RunningServer) -> None:
     customer, alice, _ = await recording(rec_server)
     await customer.send(b"\x01secret-frame")

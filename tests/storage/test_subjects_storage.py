@@ -3,7 +3,14 @@ removes its sessions, recordings, frames and links in one go, and held data outl
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import pytest
+
 from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
+from tandem.storage.sql import SQLStorage
+from tests.conftest import migrated_sqlite
 from tests.grants import of_org, owned
 
 DAY = 86400.0
@@ -112,3 +119,84 @@ async def test_a_subject_hold_on_a_tokenless_sessions_id_keeps_it_past_retention
     assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r-s1"]
     await storage.purge_expired(later)
     assert await storage.get_session("s1") is None
+
+
+CUSTOMER = "erase-me-7f3a9c@example.com"
+FRAME = b"\x01recorded-frame-5d1e" * 8
+
+
+def _on_disk(directory: Path, *marks: bytes) -> list[str]:
+    """Files of the data directory that hold any of ``marks`` (the database, its WAL)."""
+    return sorted(
+        f"{file.name}: {mark!r}"
+        for file in directory.iterdir()
+        for mark in marks
+        if mark in file.read_bytes()
+    )
+
+
+async def _recorded_customer(store: SQLStorage, session_id: str, sub: str, ended: float) -> None:
+    await store.record_session_start(of_org("default"), session_id, ended - 10, "demo")
+    await store.link_subject(of_org("default"), sub, session_id, f"p-{sub}")
+    await store.record_session_end(session_id, ended, "customer_left", "Alice")
+    recording = RecordingRecord(
+        f"r-{session_id}", "default", session_id, "demo", "alice", "k1", ended - 9
+    )
+    await store.add_recording(*owned(recording))
+    await store.append_recording_frames(f"r-{session_id}", 0, [FRAME + session_id.encode()])
+    await store.end_recording(f"r-{session_id}", ended - 1, "stopped_by_customer")
+
+
+@pytest.mark.parametrize("how", ["subject", "recording", "retention"])
+async def test_what_is_erased_leaves_the_data_directory_of_a_running_server(
+    tmp_path: Path, how: str
+) -> None:
+    """SQLite in WAL mode: ``secure_delete`` overwrote an erased row in the database, but the
+    pages that held it stayed in the ``-wal`` file while the server ran (the customer's id and
+    the recording's frames, readable there and in any backup of the data directory)."""
+    store = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
+    try:
+        await _recorded_customer(store, "s1", CUSTOMER, 100.0)
+        kept = FRAME + b"s2"
+        await _recorded_customer(store, "s2", "someone-else", 100.0 + 25 * DAY)
+        marks = (CUSTOMER.encode(), FRAME + b"s1")
+        assert _on_disk(tmp_path, *marks)  # written: in the WAL, at least
+        if how == "subject":
+            await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+            marks = (CUSTOMER.encode(), FRAME + b"s1")
+        elif how == "recording":
+            assert await store.delete_recording("r-s1")
+            marks = (FRAME + b"s1",)
+        else:  # 30 days' retention: s1's recording, session and customer id go, s2's stay
+            later = 100.0 + 31 * DAY
+            assert [r.recording_id for r in await store.purge_recordings(later)] == ["r-s1"]
+            await store.purge_expired(later)
+            marks = (CUSTOMER.encode(), FRAME + b"s1")
+        assert _on_disk(tmp_path, *marks) == []  # still running: nothing closed the file yet
+        assert await store.recording_frames("r-s2") == [kept]
+    finally:
+        await store.close()
+
+
+async def test_a_reader_holding_the_wal_delays_its_emptying_to_the_next_purge_not_the_erasure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process reading the file (an operator's ``sqlite3`` shell) holds the log back:
+    the erasure still passes (its audit record is still to be written), and the next purge
+    empties the log once the reader is gone."""
+    store = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
+    reader = sqlite3.connect(tmp_path / "db.sqlite3", isolation_level=None)
+    try:
+        await _recorded_customer(store, "s1", CUSTOMER, 100.0)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM sessions").fetchone()  # a snapshot: holds the log
+        erased = await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+        assert erased.sessions == ("s1",) and erased.recordings == ("r-s1",)
+        assert "the write-ahead log was not emptied" in caplog.text
+        assert _on_disk(tmp_path, CUSTOMER.encode())  # still in the log, for now
+        reader.execute("COMMIT")
+        await store.purge_expired(200.0)
+        assert _on_disk(tmp_path, CUSTOMER.encode(), FRAME + b"s1") == []
+    finally:
+        reader.close()
+        await store.close()

@@ -50,7 +50,7 @@ import { LOOK_EVERY_MS, type Silence, heard, look, startSilence } from "./silenc
 import type { Connection, Ports } from "./ports.ts";
 import type { BannerNote } from "./ui.ts";
 import {
-  type AgentAsk, RecordingAsk, type ServerAsk, recordingCommand, unitePins,
+  type AgentAsk, CONFIRM_WINDOW_MS, RecordingAsk, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
@@ -269,6 +269,13 @@ export class Session {
     (server, agent) => this.askRecording(server, agent),
     (server) => this.refuseRecording(server.keyId, "unconfirmed"),
   );
+  /** Until when the server's `record_request` may take up the question the customer had not
+   * answered on the page before (`Saved.recordAsk`): CONFIRM_WINDOW_MS from the server's
+   * `resumed`, once (an honest server asks again at once). Later, the agent must ask again. */
+  private carriedAskUntil = -Infinity;
+  /** Shows the recording question the customer has not answered: a redraw of the banner shows
+   * it again instead (one as sharing starts on the next page took it away unanswered). */
+  private recordQuestion: (() => void) | null = null;
   /** The end marker is on its way (the recording is being closed). */
   private endingRecording: Promise<void> | null = null;
   /** The server's words when it closed the socket: for the site's developers (start()'s
@@ -465,12 +472,16 @@ export class Session {
 
   private connect(first: OutgoingMessage): void {
     this.ws?.close(1000, "replaced");
+    // A question asked on the socket before this one is not shown again: the server asks anew
+    // if it still asks (a process that took the session over after a restart does not).
+    this.recordQuestion = null;
     const ws: Connection = this.ports.transport({
       open: () => ws.send(control(first)),
       text: (data) => {
         if (this.ws !== ws) return;
         const message = parseServerMessage(data);
         if (!message) return;
+        if (message.type === "resumed") this.carriedAskUntil = this.ports.clock.now() + CONFIRM_WINDOW_MS;
         if (LIFECYCLE.has(message.type)) {
           // Fresh digits for a `created`: the secret part is made here, never by the server.
           const secret = message.type === "created" ? this.ports.random.digits(SECRET_DIGITS) : "";
@@ -660,7 +671,9 @@ export class Session {
     }
     const ask: ServerAsk = { agent: message.agent, key: message.key, keyId: keyId ?? "", recordingId: message.recording_id, site: message.site };
     const confirmed = saved.recordAsk;
-    if (confirmed && confirmed.recordingId === ask.recordingId) {
+    const carried = this.ports.clock.now() <= this.carriedAskUntil;
+    this.carriedAskUntil = -Infinity; // once: a relay cannot replay the question later
+    if (confirmed && carried && confirmed.recordingId === ask.recordingId) {
       this.askRecording(ask, confirmed.agent); // asked on the page before this one
       return;
     }
@@ -679,11 +692,13 @@ export class Session {
     if (this.state !== "sharing" || !saved || saved.recording) return;
     saved.recordAsk = { recordingId: ask.recordingId, agent };
     this.persist();
-    this.ui.askRecording(
+    const site = new URL(this.ports.page.href()).hostname;
+    this.recordQuestion = () => this.ui.askRecording(
       agent.name,
-      new URL(this.ports.page.href()).hostname,
+      site,
       () => {
-        if (this.saved !== saved || this.state !== "sharing" || saved.recording) return;
+        this.recordQuestion = null;
+        if (this.saved !== saved || this.state !== "sharing" || saved.recording) return this.drawBanner();
         this.send({ type: "record_consent", granted: true });
         saved.recordAsk = null;
         saved.recording = {
@@ -692,15 +707,18 @@ export class Session {
         };
         this.persist();
         this.rekey(); // from now on each content key is also wrapped for the recording key
+        this.drawBanner();
       },
       () => {
-        if (this.saved !== saved) return;
+        this.recordQuestion = null;
+        if (this.saved !== saved) return this.drawBanner();
         saved.recordAsk = null;
         this.persist();
         this.refuseRecording(ask.keyId, "declined");
         this.drawBanner();
       },
     );
+    this.recordQuestion();
   }
 
   /** The agent's encrypted command about recording. */
@@ -723,6 +741,14 @@ export class Session {
     const saved = this.saved;
     const recording = saved?.recording;
     if (!saved || !recording) {
+      // A question withdrawn (or stopped before it was answered) is gone for good: a relay that
+      // replays its `record_request` later gets no dialog without the agent asking again.
+      this.recordAsk.reset();
+      this.recordQuestion = null;
+      if (saved?.recordAsk) {
+        saved.recordAsk = null;
+        this.persist();
+      }
       this.drawBanner(); // also closes a recording question the server withdrew
       return Promise.resolve();
     }
@@ -979,6 +1005,7 @@ export class Session {
 
   private drawBanner(): void {
     if (this.state !== "sharing") return;
+    if (this.recordQuestion) return this.recordQuestion();
     const watcher = this.saved?.watcher;
     const agent = this.saved?.agent ?? "the agent";
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;
@@ -1348,6 +1375,7 @@ export class Session {
     this.cancelPeerRekey?.();
     this.cancelPeerRekey = undefined;
     this.recordAsk.reset();
+    this.recordQuestion = null;
     this.control?.dispose();
     this.control = null;
     this.annotations?.dispose();

@@ -107,6 +107,30 @@ NUL_REFUSED = "Text may not contain the NUL character (U+0000)."
 """SQLite stores it, PostgreSQL refuses it (as a database failure): refused here on both."""
 
 
+AUDITED_REFUSALS = frozenset({"recording.play", "recording.export", "recording.erase"})
+"""Actions whose refusal to a signed-in account is an audit record (``recording_refused``):
+an attempt to read or destroy a recording by a role that may not (an admin playing one, an
+auditor erasing one, an agent fetching one)."""
+
+
+async def _record_refusal(
+    services: Services, principal: Principal, action: str, request: Request, exc: Exception
+) -> None:
+    """The audit record of a refused attempt. The answer is 403 whatever happens to it: if
+    storage fails, the record is kept and written once it answers (SessionHub.record_done)."""
+    try:
+        await services.hub.record_done(
+            "recording_refused",
+            actor=principal.username,
+            org=principal.org,
+            subject=str(request.path_params.get("recording_id", ""))[:200],
+            needs=action,
+            reason=str(exc),
+        )
+    except Exception:  # kept by record_done; the refusal stands
+        return
+
+
 def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     decoder = msgspec.json.Decoder(operation.body) if operation.body else None
 
@@ -120,6 +144,8 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             # Sessions and recordings: the policy acknowledged (and, live, practised) first.
             await services.hub.training.require(principal, operation.action)
         except ForbiddenError as exc:
+            if operation.action in AUDITED_REFUSALS:
+                await _record_refusal(services, principal, operation.action, request, exc)
             return problem(403, "Forbidden", str(exc))
         if carries_nul([*request.path_params.values(), *request.query_params.values()]):
             return problem(400, "Bad request", NUL_REFUSED)

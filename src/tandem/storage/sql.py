@@ -912,6 +912,33 @@ class SQLStorage:
             connection.execute(f"PRAGMA busy_timeout={self._busy_ms}")
         return result
 
+    async def _empty_wal(self) -> None:
+        """SQLite: after an erasure or a purge, copy the write-ahead log into the database and
+        empty it. ``secure_delete`` overwrites an erased row in the database's pages, but the
+        pages that held it stay in the ``-wal`` file beside it until the log is written over,
+        which may be long after (a customer's id, a recording's frames: in backups of the data
+        directory too). Best effort: a reader in another process that holds the log back leaves
+        it to the next purge (``purge_interval_seconds``)."""
+        if self._postgres:
+            return
+
+        def empty(connection: sqlite3.Connection) -> Any:
+            # A short wait only: this thread serves every storage call of the server meanwhile.
+            connection.execute(f"PRAGMA busy_timeout={_LOCKED_BUSY_MS}")
+            try:
+                return connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                busy_ms = _LOCKED_BUSY_MS if self._sqlite_locked else self._busy_ms
+                connection.execute(f"PRAGMA busy_timeout={busy_ms}")
+
+        try:  # never fails what was erased (committed already, and still to be audited)
+            busy = await self._on_sqlite(empty)
+        except StorageError as exc:
+            log.warning("the write-ahead log was not emptied: %s", exc)
+            return
+        if busy and busy[0]:
+            log.warning("the write-ahead log was not emptied: another connection holds it")
+
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         import asyncpg
 
@@ -1452,6 +1479,7 @@ class SQLStorage:
                 )
 
         await self._transaction(work)
+        await self._empty_wal()
 
     # Organisations and teams
 
@@ -1744,6 +1772,8 @@ class SQLStorage:
         deleted = await self._count(
             recordings.delete().where(recordings.c.recording_id == recording_id)
         )
+        if deleted:
+            await self._empty_wal()
         return deleted > 0
 
     async def purge_recordings(self, now: float) -> list[RecordingRecord]:
@@ -1762,6 +1792,8 @@ class SQLStorage:
             )
             .returning(*_RECORDING_COLUMNS)
         )
+        if rows:
+            await self._empty_wal()
         return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
 
     # Audit trail
@@ -2070,7 +2102,9 @@ class SQLStorage:
                 links=int(links or 0),
             )
 
-        return await self._transaction(work)
+        erased = await self._transaction(work)
+        await self._empty_wal()
+        return erased
 
     async def put_hold(self, grant: Grant, hold: HoldRecord) -> bool:
         if hold.org_id != grant.org_id:
