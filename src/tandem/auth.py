@@ -97,14 +97,11 @@ def principal(user: UserRecord, method: str) -> Principal:
     )
 
 
-async def open_login(
-    storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
-) -> str:
-    """A new sign-in session for ``user``, the account as the caller checked its credentials;
-    returns the cookie token (storage keeps its digest). Raises AuthenticationError if the
-    account's password, second factor or provider binding changed, or it was disabled, since it
-    was read: that change ended every sign-in of the account, and a sign-in checked against what
-    it replaced (an attacker's, with the old password) must not be stored after it."""
+def new_login(
+    user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+) -> tuple[str, LoginRecord]:
+    """A sign-in for ``user`` made with ``method``, not stored yet: the cookie token (shown to
+    the browser only) and the record storage keeps (its digest)."""
     token = crypto.new_token(entropy)
     login = LoginRecord(
         token_digest=crypto.secret_digest(token, "login"),
@@ -113,6 +110,18 @@ async def open_login(
         last_seen=now,
         method=method,
     )
+    return token, login
+
+
+async def open_login(
+    storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+) -> str:
+    """A new sign-in session for ``user``, the account as the caller checked its credentials;
+    returns the cookie token (storage keeps its digest). Raises AuthenticationError if the
+    account's password, second factor or provider binding changed, or it was disabled, since it
+    was read: that change ended every sign-in of the account, and a sign-in checked against what
+    it replaced (an attacker's, with the old password) must not be stored after it."""
+    token, login = new_login(user, now, ttl, entropy, method)
     if not await storage.add_login(login, proved=user):
         raise AuthenticationError()
     return token
@@ -463,14 +472,7 @@ async def confirm_second_factor(
     codes = crypto.new_recovery_codes(entropy)
     enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
     method = OIDC if method == OIDC else password_method(enrolled)
-    token = crypto.new_token(entropy)
-    login = LoginRecord(
-        token_digest=crypto.secret_digest(token, "login"),
-        username=user.username,
-        expires_at=now + ttl,
-        last_seen=now,
-        method=method,
-    )
+    token, login = new_login(user, now, ttl, entropy, method)
     digests = tuple(crypto.recovery_digest(c) for c in codes)
     if not await storage.enable_second_factor(
         user.username, user.pending_totp, digests, step, login, user.password_hash

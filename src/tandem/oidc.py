@@ -154,14 +154,9 @@ async def _exchange(
             except ConfigError as exc:
                 raise _failure(str(exc)) from None
             response = await http.send(outbound.pin(request, address), stream=True)
-            try:
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_RESPONSE_BYTES:
-                        raise _failure(f"{what} answer is too large")
-            finally:
-                await response.aclose()
+            body = await outbound.read_bounded(response, MAX_RESPONSE_BYTES)
+            if body is None:
+                raise _failure(f"{what} answer is too large")
     except TimeoutError:
         raise _failure(f"{what} did not answer within {TIMEOUT_SECONDS:g} s") from None
     except httpx2.HTTPError as exc:

@@ -100,3 +100,17 @@ def pin(request: httpx2.Request, address: str | None) -> httpx2.Request:
         content=request.content,
         extensions={**request.extensions, "sni_hostname": host},
     )
+
+
+async def read_bounded(response: httpx2.Response, limit: int) -> bytes | None:
+    """The body of a streamed ``response``, or None once it grows past ``limit`` bytes (read no
+    further); the response is closed either way."""
+    try:
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)
+    finally:
+        await response.aclose()

@@ -70,21 +70,16 @@ async def check(
             ) as http:
                 request = outbound.pin(http.build_request("GET", address), pinned)
                 response = await http.send(request, stream=True)
-                try:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > MAX_BYTES:
-                            raise ConfigError(f"{address} answered more than {MAX_BYTES} bytes")
-                finally:
-                    await response.aclose()
+                body = await outbound.read_bounded(response, MAX_BYTES)
+                if body is None:
+                    raise ConfigError(f"{address} answered more than {MAX_BYTES} bytes")
     except TimeoutError:
         raise ConfigError(f"{address} did not answer within {timeout:g} s") from None
     except httpx2.HTTPError as exc:
         raise ConfigError(f"{address} could not be fetched ({type(exc).__name__})") from None
     if response.status_code != 200:
         raise ConfigError(f"{address} answered HTTP {response.status_code}")
-    served = bytes(body).decode("utf-8", errors="replace").strip()
+    served = body.decode("utf-8", errors="replace").strip()
     if not crypto.secrets_equal(served, token(box, site)):
         raise ConflictError(f"{address} does not serve this site's verification token")
 
