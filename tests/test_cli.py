@@ -175,6 +175,14 @@ def test_env_variables_configure_serve(tmp_path: Path) -> None:
     assert "port must be between" in refused("serve", "--data-dir", str(tmp_path), env=env)
 
 
+def test_serve_refuses_a_limit_that_is_nan_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TANDEM_CODE_TTL_SECONDS": "nan"}
+    refusal = refused("serve", "--data-dir", str(tmp_path), env=env)
+    assert refusal.strip() == "tandem: code_ttl_seconds must be a finite number, 0 or more, not nan"
+
+
 def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
     data = ("--data-dir", str(tmp_path))
     succeeds("org", "add", "acme", "--name", "Acme Bank", "--team", "support", *data, "--init")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,36 @@ NUMBER_KINDS: dict[str, type[int] | type[float]] = {
     "float | None": float,
 }
 """How a numeric field's value is read from its environment variable."""
+
+POSITIVE_SETTINGS = frozenset(
+    {
+        "code_ttl_seconds",
+        "max_control_bytes",
+        "max_payload_bytes",
+        "first_message_timeout_seconds",
+        "agent_idle_seconds",
+        "agent_reauth_seconds",
+        "idle_timeout_seconds",
+        "max_session_seconds",
+        "login_backoff_seconds",
+        "login_backoff_max_seconds",
+        "site_verification_timeout_seconds",
+        "backoff_forget_seconds",
+        "customer_token_max_seconds",
+        "max_recording_bytes",
+        "recording_flush_bytes",
+        "background_backoff_seconds",
+        "background_backoff_max_seconds",
+        "gc_collect_seconds",
+    }
+)
+"""Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
+frame of 0 bytes refuses every frame): they must be above 0. Every numeric setting must be a
+finite number, 0 or more (checked for all of them in ``Settings.__post_init__``)."""
+
+MAX_SECONDS = 10 * 365 * 86400.0
+"""Largest duration any ``*_seconds`` setting may have (ten years); ``*_days`` settings are
+bounded alike. Larger ones (1e308) overflow the date arithmetic they feed."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -449,6 +480,34 @@ class Settings:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"{name.replace('_', '-')} file not found: {path}")
+        for field in dataclasses.fields(self):
+            if str(field.type) not in NUMBER_KINDS:
+                continue
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{field.name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{field.name} must be a finite number, 0 or more, not {value}")
+            if field.name in POSITIVE_SETTINGS and not value > 0:
+                raise ConfigError(f"{field.name} must be above 0")
+            longest = (
+                MAX_SECONDS
+                if field.name.endswith("_seconds")
+                else MAX_SECONDS / 86400
+                if field.name.endswith("_days")
+                else None
+            )
+            if longest is not None and value > longest:
+                raise ConfigError(f"{field.name} must be at most {longest:g}, not {value:g}")
+        if self.login_backoff_seconds > self.login_backoff_max_seconds or (
+            self.background_backoff_seconds > self.background_backoff_max_seconds
+        ):
+            raise ConfigError(
+                "login_backoff_seconds and background_backoff_seconds must be at most their "
+                "_max_seconds"
+            )
 
     @property
     def tls(self) -> bool:
