@@ -474,3 +474,52 @@ def test_the_readme_tours_commands_work_as_written(tmp_path: Path) -> None:
 
 async def _nothing(directory: Directory) -> None:
     return None
+
+
+def test_files_that_are_fifos_binary_or_directories_are_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """A FIFO given as a file used to hang the command (its read waits for a writer forever),
+    a binary checkpoint file raised UnicodeDecodeError: each is now one line and exit 2."""
+    import os
+
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 100)
+    at = ("--data-dir", str(data))
+    for args, expected in (
+        (("audit", "verify", "--checkpoint", str(fifo), *at), "not a regular file"),
+        (("audit", "verify", "--checkpoint", str(binary), *at), "are not text (UTF-8)"),
+        (("audit", "verify", "--checkpoint", str(tmp_path), *at), "Is a directory"),
+        (("audit", "verify", "--audit-key", str(fifo), *at), "no audit key"),
+        (("serve", "--policy", str(fifo), *at), "not a regular file"),
+        (
+            (
+                "site",
+                "add",
+                "shop",
+                "--origin",
+                "https://shop.example",
+                "--team",
+                "t",
+                "--policy",
+                str(fifo),
+                *at,
+            ),
+            "not a regular file",
+        ),
+    ):
+        refusal = refused(*args)
+        assert expected in refusal, (args, refusal)
+        assert len(refusal.strip().splitlines()) == 1 and "Traceback" not in refusal, refusal
+    status = cli("security", "status", "--advisory-file", str(fifo))
+    assert status.returncode == 1 and "not a regular file" in status.stdout + status.stderr
+    # The audit key and the secrets key beside it, read when the server starts.
+    for variable in ("TANDEM_AUDIT_KEY",):
+        env = {**os.environ, variable: str(fifo)}
+        refusal = refused("serve", "--port", str(free_port()), *at, env=env)
+        assert "not a regular file" in refusal, refusal
+        assert len(refusal.strip().splitlines()) == 1 and "Traceback" not in refusal, refusal

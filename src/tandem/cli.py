@@ -40,6 +40,7 @@ from tandem.exceptions import (
     StorageError,
     TandemError,
 )
+from tandem.files import read_file, read_text
 from tandem.policy import load_policy
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, OrgRecord, SiteRecord, UserRecord
@@ -1072,9 +1073,11 @@ def _report_broken(verdict: Verdict) -> NoReturn:
 
 def _read_checkpoints(path: Path) -> list[Checkpoint]:
     try:
-        lines = path.read_text().splitlines()
+        lines = read_text(path).splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read the checkpoints {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the checkpoints {path} are not text (UTF-8)") from None
     checkpoints = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -1168,8 +1171,8 @@ def recording_open(
     from tandem.recordings import recording_events
 
     try:
-        data = recording.read_bytes()
-        key_text = key.read_text(encoding="utf-8")
+        data = read_file(recording)
+        key_text = read_text(key)
     except OSError as exc:
         raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except UnicodeDecodeError:  # a binary file (the recording itself, say) given as the key

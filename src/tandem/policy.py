@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 
 from tandem.exceptions import ConfigError
+from tandem.files import read_file
 
 Selector = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Selectors = Annotated[list[Selector], msgspec.Meta(max_length=200)]
@@ -93,7 +94,7 @@ def state_selector_problem(policy: MaskingPolicy) -> str | None:
 def load_policy(path: Path) -> MaskingPolicy:
     """Read and validate a policy file. Raises ConfigError naming the file and the bad field."""
     try:
-        raw = path.read_bytes()
+        raw = read_file(path)
     except OSError as exc:
         raise ConfigError(f"cannot read the policy {path}: {exc.strerror}") from None
     try:
