@@ -523,3 +523,23 @@ def test_files_that_are_fifos_binary_or_directories_are_refused_in_one_line(
         refusal = refused("serve", "--port", str(free_port()), *at, env=env)
         assert "not a regular file" in refusal, refusal
         assert len(refusal.strip().splitlines()) == 1 and "Traceback" not in refusal, refusal
+
+
+def test_user_add_refuses_a_password_with_control_characters_or_not_in_utf8(
+    tmp_path: Path,
+) -> None:
+    """A NUL or an escape in a piped password made an account no sign-in form could open; bytes
+    that are not UTF-8 (a Latin-1 terminal) raised UnicodeEncodeError with a traceback."""
+    data = str(tmp_path / "data")
+    for password in ("pässwort-lang-\x00genug-1\n", "blue-kettle-\x1b[2J-orbit\n"):
+        refusal = refused("user", "add", "bob", "--data-dir", data, "--init", stdin=password)
+        assert refusal.strip().startswith("tandem: password must not contain control characters")
+    latin1 = subprocess.run(
+        [*TANDEM, "user", "add", "bob", "--data-dir", data, "--init"],
+        input="pässwort-lang-genug-1\n".encode("latin-1"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert latin1.returncode == 2, latin1.stderr
+    assert latin1.stderr.decode().strip() == "tandem: password is not UTF-8 text: type it in UTF-8"
+    succeeds("user", "add", "bob", "--data-dir", data, "--init", stdin="pässwort-lang-genug-1\n")

@@ -402,7 +402,10 @@ async def _check_redis(url: str) -> None:
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin or not sys.stdin.isatty():
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:  # a strict decoder; a lenient one gives surrogates, refused
+            raise _fail("password is not UTF-8 text: type it in UTF-8") from None
         return line.rstrip("\r\n")
     password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     return password
