@@ -543,3 +543,15 @@ def test_user_add_refuses_a_password_with_control_characters_or_not_in_utf8(
     assert latin1.returncode == 2, latin1.stderr
     assert latin1.stderr.decode().strip() == "tandem: password is not UTF-8 text: type it in UTF-8"
     succeeds("user", "add", "bob", "--data-dir", data, "--init", stdin="pässwort-lang-genug-1\n")
+
+
+def test_db_copy_refuses_a_target_url_that_names_no_database(tmp_path: Path) -> None:
+    """``--to postgresql://`` connected to PostgreSQL's default database (named after the
+    operating system's user) and copied the installation into it."""
+    data = str(tmp_path / "data")
+    succeeds("user", "add", "ann", "--data-dir", data, "--init", stdin=PASSWORD)
+    for url in ("postgresql://", "postgresql://127.0.0.1:5432"):
+        refusal = refused("db", "copy", "--to", url, "--data-dir", data)
+        assert refusal.strip() == (
+            "tandem: the database URL names no database: postgresql://user@host:port/database"
+        )

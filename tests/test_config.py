@@ -194,3 +194,26 @@ def test_a_zero_that_means_something_is_still_accepted() -> None:
         }
     )
     assert settings.gc_freeze_seconds == 0 and settings.login_free_failures == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://",
+        "postgresql://db.example:5432",
+        "postgres://u@db.example/",
+        "postgresql://u@[::1/x",
+    ],
+)
+def test_a_database_url_that_names_no_database_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="database URL"):
+        Settings.load({"TANDEM_DATABASE_URL": url})
+
+
+def test_a_database_named_by_path_or_parameter_is_accepted() -> None:
+    for url in (
+        "postgresql://u@db.example/tandem",
+        "postgresql:///tandem?host=/run/postgresql",
+        "postgresql://u@db.example?dbname=tandem",
+    ):
+        assert Settings.load({"TANDEM_DATABASE_URL": url}).database_url == url

@@ -431,6 +431,8 @@ class Settings:
         scheme, _, _ = (self.database_url or "postgresql://").partition("://")
         if scheme.lower() not in ("postgresql", "postgres"):
             raise ConfigError("the database URL must start with postgresql:// (or postgres://)")
+        if self.database_url is not None:
+            database_name(self.database_url)
         if self.redis_url is not None:
             if self.redis_url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
                 raise ConfigError("the Redis URL must start with redis://, rediss:// or unix://")
@@ -637,6 +639,28 @@ class Settings:
             return cls(**values)  # type: ignore[arg-type]
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def database_name(url: str) -> str:
+    """The database a PostgreSQL URL names (its path, or a ``dbname``/``database`` parameter).
+    ConfigError for a URL that names none (``postgresql://``, ``postgresql://db.example``):
+    PostgreSQL would pick one after the operating system's user, so ``tandem db copy --to
+    postgresql://`` filled whatever database that was."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(
+            "the database URL is malformed (an unclosed [ around an IPv6 host?)"
+        ) from None
+    name = parts.path.lstrip("/")
+    for key, _, value in (item.partition("=") for item in parts.query.split("&")):
+        if key in ("dbname", "database") and value:
+            name = value
+    if not name:
+        raise ConfigError(
+            "the database URL names no database: postgresql://user@host:port/database"
+        )
+    return name
 
 
 def nameserver_address(text: str) -> tuple[str, int]:
