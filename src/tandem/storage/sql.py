@@ -2527,6 +2527,10 @@ def _backup_before_upgrade(path: Path) -> Path | None:
             row = db.execute("SELECT version_num FROM alembic_version").fetchone()
             if row and row[0] == migrations.HEAD:
                 return None
+            if row and row[0] not in migrations.known_revisions():
+                # Refused before any copy: a server restarted in a loop on a newer database
+                # wrote one copy of it per start.
+                raise ConfigError("the database was written by a newer Tandem; upgrade first")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = path.with_name(f"{path.name}.{stamp}.bak")
         target.touch(mode=0o600, exist_ok=False)  # it holds what the database holds
