@@ -20,6 +20,8 @@ import httpx
 import pytest
 
 from tandem import cli as cli_module
+from tandem import startup
+from tandem.config import Settings
 from tandem.directory import Directory, operator
 from tandem.exceptions import NotFoundError
 from tests.conftest import free_port, seed_directory, tandem_in_process
@@ -555,3 +557,35 @@ def test_db_copy_refuses_a_target_url_that_names_no_database(tmp_path: Path) -> 
         assert refusal.strip() == (
             "tandem: the database URL names no database: postgresql://user@host:port/database"
         )
+
+
+def test_a_second_serve_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """Two ``tandem serve`` on one SQLite file both ran: each held its own sessions and took
+    the other's for a stopped server's. The second is now refused in one line, and the data
+    directory is free again once the first stops."""
+    data = tmp_path / "data"
+    port = free_port()
+    first = subprocess.Popen(
+        [*TANDEM, "serve", "--port", str(port), "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the first server did not answer")
+        refusal = refused("serve", "--port", str(free_port()), "--data-dir", str(data))
+        assert refusal.strip().startswith(
+            f"tandem: another tandem serve is using the database in {data}: stop it first"
+        ), refusal
+        succeeds("user", "list", "--data-dir", str(data))  # commands other than serve still work
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    assert startup.lock_sqlite(Settings(data_dir=data)) is not None  # free again

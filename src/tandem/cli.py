@@ -9,6 +9,7 @@ import hmac
 import html
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -277,6 +278,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
+    serving: int | None = None  # the data directory's lock, on SQLite (startup.lock_sqlite)
     try:
         settings = Settings.load(
             host=host,
@@ -299,28 +301,35 @@ def serve(
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         created = _database(settings, init=True)
+        serving = startup.lock_sqlite(settings)
         users = asyncio.run(_count_users(settings))
         startup.check_runtime()
         startup.check_files(settings)
         file_limit_warning = startup.raise_file_limit(settings)
         listening = startup.bind(settings)
     except TandemError as exc:
+        if serving is not None:
+            os.close(serving)
         raise _fail(exc) from None
-    from tandem import logs
-    from tandem.server.app import create_app
-    from tandem.server.websocket_protocol import BannerServer
+    try:
+        from tandem import logs
+        from tandem.server.app import create_app
+        from tandem.server.websocket_protocol import BannerServer
 
-    logs.configure(settings.log_format)  # type: ignore[arg-type]
-    if file_limit_warning:  # a log line, so that it is JSON under --log-format json
-        logging.getLogger("tandem.server").warning(file_limit_warning)
-    served = create_app(settings)
-    server = BannerServer(
-        server_config(served, settings, log_level="info"),
-        served,
-        settings.shutdown_timeout_seconds,
-        lambda: _banner(settings, users, created),
-    )
-    server.run(sockets=[listening])
+        logs.configure(settings.log_format)  # type: ignore[arg-type]
+        if file_limit_warning:  # a log line, so that it is JSON under --log-format json
+            logging.getLogger("tandem.server").warning(file_limit_warning)
+        served = create_app(settings)
+        server = BannerServer(
+            server_config(served, settings, log_level="info"),
+            served,
+            settings.shutdown_timeout_seconds,
+            lambda: _banner(settings, users, created),
+        )
+        server.run(sockets=[listening])
+    finally:
+        if serving is not None:
+            os.close(serving)  # the lock goes with it
     if not server.started:  # the application did not start (logged): not a clean exit
         raise typer.Exit(code=3)
 
