@@ -217,3 +217,14 @@ def test_a_database_named_by_path_or_parameter_is_accepted() -> None:
         "postgresql://u@db.example?dbname=tandem",
     ):
         assert Settings.load({"TANDEM_DATABASE_URL": url}).database_url == url
+
+
+def test_an_empty_host_or_data_dir_is_not_every_interface_or_the_current_directory() -> None:
+    """``TANDEM_HOST=`` (an empty line of an environment file) made the server listen on every
+    interface (bind to ""), ``TANDEM_DATA_DIR=`` put the database in the current directory."""
+    settings = Settings.load({"TANDEM_HOST": "", "TANDEM_DATA_DIR": " "})
+    assert (settings.host, settings.data_dir) == ("127.0.0.1", Path("data"))
+    with pytest.raises(ConfigError, match="the host is empty"):
+        Settings.load({}, host="")
+    with pytest.raises(ConfigError, match="data dir is empty"):
+        Settings.load({}, data_dir="")

@@ -358,6 +358,10 @@ class Settings:
     """Longest privacy and security policy text an admin may store (characters)."""
 
     def __post_init__(self) -> None:
+        if not self.host.strip():
+            raise ConfigError(
+                "the host is empty: give an address (0.0.0.0 listens on every interface)"
+            )
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
         if not 4 <= self.code_digits <= 12:
@@ -537,14 +541,16 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        if "TANDEM_HOST" in env:
-            values["host"] = env["TANDEM_HOST"]
+        # An empty variable is not given, as for every other one: an empty host would listen
+        # on every interface, an empty data directory would be the current directory.
+        if env.get("TANDEM_HOST", "").strip():
+            values["host"] = env["TANDEM_HOST"].strip()
         if "TANDEM_PORT" in env:
             try:
                 values["port"] = int(env["TANDEM_PORT"])
             except ValueError:
                 raise ConfigError("TANDEM_PORT must be a whole number") from None
-        if "TANDEM_DATA_DIR" in env:
+        if env.get("TANDEM_DATA_DIR", "").strip():
             values["data_dir"] = Path(env["TANDEM_DATA_DIR"])
         if env.get("TANDEM_ALLOW_ORIGINS", "").strip():
             values["allow_origins"] = tuple(
@@ -633,6 +639,8 @@ class Settings:
                 "audit_key_file",
                 "advisory_file",
             ):
+                if not str(value).strip():
+                    raise ConfigError(f"{key.replace('_', ' ')} is empty: name a file or directory")
                 value = Path(str(value))
             values[key] = value
         try:
