@@ -589,3 +589,29 @@ def test_a_second_serve_on_the_same_sqlite_database_is_refused(tmp_path: Path) -
         first.terminate()
         first.wait(timeout=30)
     assert startup.lock_sqlite(Settings(data_dir=data)) is not None  # free again
+
+
+def test_a_file_larger_than_max_input_file_bytes_is_refused_without_being_read(
+    tmp_path: Path,
+) -> None:
+    """A wrong path naming a huge file (a disk image) given as the policy was read whole into
+    memory. A sparse 17 MiB file stands for it (over the 16 MiB default), and the setting
+    lowers the limit."""
+    import os
+
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as file:
+        file.truncate(17 * 1024 * 1024)
+    refusal = refused("serve", "--policy", str(huge), "--data-dir", str(data))
+    assert refusal.strip() == (
+        f"tandem: cannot read the policy {huge}: larger than {16 * 1024 * 1024} bytes"
+    )
+    small = tmp_path / "checkpoints"
+    small.write_text("x" * 2048)
+    env = {**os.environ, "TANDEM_MAX_INPUT_FILE_BYTES": "1024"}
+    refusal = refused(
+        "audit", "verify", "--checkpoint", str(small), "--data-dir", str(data), env=env
+    )
+    assert refusal.strip() == f"tandem: cannot read the checkpoints {small}: larger than 1024 bytes"

@@ -52,7 +52,7 @@ from typing import Protocol
 
 from tandem.access import Grant
 from tandem.exceptions import ConfigError
-from tandem.files import read_text
+from tandem.files import KEY_FILE_MAX_BYTES, read_text
 from tandem.private_files import private_file
 
 GENESIS = "0" * 64
@@ -215,7 +215,7 @@ def load_or_create_key(path: Path) -> bytes:
     try:
         if path.exists():
             private_file(path)  # tightened if an older version left it looser
-            key = bytes.fromhex(read_text(path).strip())
+            key = bytes.fromhex(read_text(path, KEY_FILE_MAX_BYTES).strip())
             if len(key) < 32:
                 raise ConfigError(f"the audit key {path} is too short")
             return key

@@ -41,7 +41,7 @@ from tandem.exceptions import (
     StorageError,
     TandemError,
 )
-from tandem.files import read_file, read_text
+from tandem.files import KEY_FILE_MAX_BYTES, read_file, read_text
 from tandem.policy import load_policy
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, OrgRecord, SiteRecord, UserRecord
@@ -297,7 +297,8 @@ def serve(
             shutdown_timeout_seconds=shutdown_timeout,
         )
         if settings.policy_file:
-            load_policy(settings.policy_file)  # a bad policy stops here, with the field named
+            # A bad policy stops here, with the field named.
+            load_policy(settings.policy_file, settings.max_input_file_bytes)
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         created = _database(settings, init=True)
@@ -841,13 +842,13 @@ def site_add(
 ) -> None:
     """Register a website whose pages may start sessions, and the teams that serve it."""
 
-    async def run(directory: Directory) -> None:
-        document = load_policy(policy) if policy else None
+    async def run(settings: Settings, directory: Directory) -> None:
+        document = load_policy(policy, settings.max_input_file_bytes) if policy else None
         await _org_of(directory, org)
         await _check_teams(directory, org, team)
         await directory.add_site(operator(org), site_id, origin, name, tuple(team), document)
 
-    _run_directory(data_dir, run, init=init)
+    _run_configured(data_dir, run, init=init)
     typer.echo(f"Registered site {site_id!r} ({origin}) for {org!r}, served by {', '.join(team)}.")
 
 
@@ -1023,8 +1024,8 @@ def audit_verify(
     record.
     Exit 1 if broken, 2 if it cannot be checked."""
     try:
-        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
         settings, key, records, anchors = _load_trail(data_dir, audit_key)
+        checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
     except AuditTrailDamaged as exc:
         typer.echo(f"audit trail BROKEN: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -1083,9 +1084,9 @@ def _report_broken(verdict: Verdict) -> NoReturn:
     raise typer.Exit(code=1)
 
 
-def _read_checkpoints(path: Path) -> list[Checkpoint]:
+def _read_checkpoints(path: Path, settings: Settings) -> list[Checkpoint]:
     try:
-        lines = read_text(path).splitlines()
+        lines = read_text(path, settings.max_input_file_bytes).splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read the checkpoints {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
@@ -1183,8 +1184,9 @@ def recording_open(
     from tandem.recordings import recording_events
 
     try:
-        data = read_file(recording)
-        key_text = read_text(key)
+        # A recording is as large as the exporting server allowed: not capped here.
+        data = read_file(recording, sys.maxsize)
+        key_text = read_text(key, KEY_FILE_MAX_BYTES)
     except OSError as exc:
         raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except UnicodeDecodeError:  # a binary file (the recording itself, say) given as the key
@@ -1484,7 +1486,7 @@ def compliance_check(
         chosen = check_profile(profile)
         _check_format(output)
         settings = _load(data_dir, audit_key_file=audit_key, advisory_file=advisory_file)
-        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
+        checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
         now = time.time()
         text = asyncio.run(run())
     except TandemError as exc:

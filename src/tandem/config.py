@@ -62,6 +62,9 @@ POSITIVE_SETTINGS = frozenset(
 frame of 0 bytes refuses every frame): they must be above 0. Every numeric setting must be a
 finite number, 0 or more (checked for all of them in ``Settings.__post_init__``)."""
 
+MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
+"""Default of ``Settings.max_input_file_bytes`` (for readers called without settings)."""
+
 MAX_SECONDS = 10 * 365 * 86400.0
 """Largest duration any ``*_seconds`` setting may have (ten years); ``*_days`` settings are
 bounded alike. Larger ones (1e308) overflow the date arithmetic they feed."""
@@ -354,6 +357,10 @@ class Settings:
     organisation may set its own (docs/training.md)."""
     practice_ticket_seconds: float = 900.0
     """How long a practice ticket (the console's start of a practice exercise) may be used."""
+    max_input_file_bytes: int = MAX_INPUT_FILE_BYTES
+    """Largest file an operator names that is read whole: the masking policy, a checkpoint file
+    (``--checkpoint``), a recording key (TANDEM_MAX_INPUT_FILE_BYTES). A larger one is refused
+    in one line rather than read into memory (a wrong path naming a disk image)."""
     max_policy_text_chars: int = 20000
     """Longest privacy and security policy text an admin may store (characters)."""
 
@@ -422,6 +429,8 @@ class Settings:
             raise ConfigError(
                 "training_interval_days must be from 1 to 3650 and practice_ticket_seconds positive"
             )
+        if self.max_input_file_bytes < 1024:
+            raise ConfigError("max_input_file_bytes must be at least 1024")
         if not 100 <= self.max_policy_text_chars <= 1_000_000:
             raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
         for nameserver in self.site_verification_nameservers:

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from tandem.config import MAX_INPUT_FILE_BYTES
 from tandem.exceptions import ConfigError
 from tandem.files import read_file
 
@@ -91,10 +92,11 @@ def state_selector_problem(policy: MaskingPolicy) -> str | None:
     return None
 
 
-def load_policy(path: Path) -> MaskingPolicy:
-    """Read and validate a policy file. Raises ConfigError naming the file and the bad field."""
+def load_policy(path: Path, max_bytes: int = MAX_INPUT_FILE_BYTES) -> MaskingPolicy:
+    """Read and validate a policy file (at most ``max_bytes``, the ``max_input_file_bytes``
+    setting). Raises ConfigError naming the file and the bad field."""
     try:
-        raw = read_file(path)
+        raw = read_file(path, max_bytes)
     except OSError as exc:
         raise ConfigError(f"cannot read the policy {path}: {exc.strerror}") from None
     try:

@@ -172,7 +172,7 @@ def load_advisories(path: Path) -> list[dict[str, Any]]:
     try:
         if path.stat().st_size > MAX_ADVISORY_BYTES:
             raise ConfigError(f"the advisory file {path} is over {MAX_ADVISORY_BYTES} bytes")
-        value = json.loads(read_file(path))
+        value = json.loads(read_file(path, MAX_ADVISORY_BYTES))
     except OSError as exc:
         raise ConfigError(f"cannot read the advisory file {path}: {exc.strerror}") from None
     except (ValueError, RecursionError):
