@@ -615,3 +615,24 @@ def test_a_file_larger_than_max_input_file_bytes_is_refused_without_being_read(
         "audit", "verify", "--checkpoint", str(small), "--data-dir", str(data), env=env
     )
     assert refusal.strip() == f"tandem: cannot read the checkpoints {small}: larger than 1024 bytes"
+
+
+def test_serve_refuses_a_mistyped_audit_key_path_once_there_is_a_trail(tmp_path: Path) -> None:
+    """A TANDEM_AUDIT_KEY naming a file that does not exist (a typo) made the server create a
+    new key there, and every record it wrote broke the trail ("no valid MAC")."""
+    import os
+
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)  # audited
+    typo = tmp_path / "etc-tandem" / "audit.key"
+    env = {**os.environ, "TANDEM_AUDIT_KEY": str(typo)}
+    refusal = refused("serve", "--port", str(free_port()), "--data-dir", str(data), env=env)
+    assert refusal.strip() == (
+        f"tandem: no audit key at {typo}, but the database holds an audit trail: check "
+        "TANDEM_AUDIT_KEY; a new key would break it"
+    )
+    # Commands that audit (here: a new account) refuse it alike.
+    refusal = refused("user", "add", "bob", "--data-dir", str(data), stdin=PASSWORD, env=env)
+    assert refusal.strip().startswith(f"tandem: no audit key at {typo}, but the database holds")
+    assert not typo.exists()
+    assert "audit trail intact" in succeeds("audit", "verify", "--data-dir", str(data))

@@ -210,6 +210,21 @@ def anchor_due(record: AuditRecord, previous: Anchor | None, every: int) -> bool
     )
 
 
+class TrailStore(Protocol):
+    async def has_audit_trail(self) -> bool: ...
+
+
+async def check_key_for_trail(storage: TrailStore, path: Path) -> None:
+    """ConfigError when no key is at ``path`` but the database already holds an audit trail:
+    a mistyped TANDEM_AUDIT_KEY made a new key there, and every record written with it broke
+    the trail ("no valid MAC"), as a mistyped data directory would start a new database."""
+    if not path.exists() and await storage.has_audit_trail():
+        raise ConfigError(
+            f"no audit key at {path}, but the database holds an audit trail: check "
+            "TANDEM_AUDIT_KEY; a new key would break it"
+        )
+
+
 def load_or_create_key(path: Path) -> bytes:
     """The anchoring key (32 random bytes, hex), created with mode 0600 on first use."""
     try:

@@ -27,6 +27,7 @@ from tandem.audit import (
     AuditRecord,
     Checkpoint,
     Verdict,
+    check_key_for_trail,
     load_or_create_key,
     make_checkpoint,
     verify,
@@ -397,6 +398,7 @@ async def _count_users(settings: Settings) -> int:
     storage = await open_storage(settings)
     try:
         await check_allowed_origins(storage, settings.allow_origins)
+        await check_key_for_trail(storage, settings.audit_key_path)
         return await storage.count_users()
     finally:
         await storage.close()

@@ -1873,6 +1873,10 @@ class SQLStorage:
                     raise
         raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
 
+    async def has_audit_trail(self) -> bool:
+        """Whether any audit record was written (the audit key must then already exist)."""
+        return bool(await self._rows(sa.select(audit.c.seq).limit(1)))
+
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
         rows = await self._rows(
             sa.select(*_AUDIT_COLUMNS).where(audit.c.at >= since).order_by(audit.c.seq)
