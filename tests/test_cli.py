@@ -20,6 +20,8 @@ import httpx
 import pytest
 
 from tandem import cli as cli_module
+from tandem import startup
+from tandem.config import Settings
 from tandem.directory import Directory, operator
 from tandem.exceptions import NotFoundError
 from tests.conftest import free_port, seed_directory, tandem_in_process
@@ -173,6 +175,14 @@ def test_env_variables_configure_serve(tmp_path: Path) -> None:
 
     env = {**os.environ, "TANDEM_PORT": "0"}
     assert "port must be between" in refused("serve", "--data-dir", str(tmp_path), env=env)
+
+
+def test_serve_refuses_a_limit_that_is_nan_in_one_line(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "TANDEM_CODE_TTL_SECONDS": "nan"}
+    refusal = refused("serve", "--data-dir", str(tmp_path), env=env)
+    assert refusal.strip() == "tandem: code_ttl_seconds must be a finite number, 0 or more, not nan"
 
 
 def test_an_operator_sets_up_a_second_organisation(tmp_path: Path) -> None:
@@ -466,3 +476,163 @@ def test_the_readme_tours_commands_work_as_written(tmp_path: Path) -> None:
 
 async def _nothing(directory: Directory) -> None:
     return None
+
+
+def test_files_that_are_fifos_binary_or_directories_are_refused_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """A FIFO given as a file used to hang the command (its read waits for a writer forever),
+    a binary checkpoint file raised UnicodeDecodeError: each is now one line and exit 2."""
+    import os
+
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    binary = tmp_path / "binary"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 100)
+    at = ("--data-dir", str(data))
+    for args, expected in (
+        (("audit", "verify", "--checkpoint", str(fifo), *at), "not a regular file"),
+        (("audit", "verify", "--checkpoint", str(binary), *at), "are not text (UTF-8)"),
+        (("audit", "verify", "--checkpoint", str(tmp_path), *at), "Is a directory"),
+        (("audit", "verify", "--audit-key", str(fifo), *at), "no audit key"),
+        (("serve", "--policy", str(fifo), *at), "not a regular file"),
+        (
+            (
+                "site",
+                "add",
+                "shop",
+                "--origin",
+                "https://shop.example",
+                "--team",
+                "t",
+                "--policy",
+                str(fifo),
+                *at,
+            ),
+            "not a regular file",
+        ),
+    ):
+        refusal = refused(*args)
+        assert expected in refusal, (args, refusal)
+        assert len(refusal.strip().splitlines()) == 1 and "Traceback" not in refusal, refusal
+    status = cli("security", "status", "--advisory-file", str(fifo))
+    assert status.returncode == 1 and "not a regular file" in status.stdout + status.stderr
+    # The audit key and the secrets key beside it, read when the server starts.
+    for variable in ("TANDEM_AUDIT_KEY",):
+        env = {**os.environ, variable: str(fifo)}
+        refusal = refused("serve", "--port", str(free_port()), *at, env=env)
+        assert "not a regular file" in refusal, refusal
+        assert len(refusal.strip().splitlines()) == 1 and "Traceback" not in refusal, refusal
+
+
+def test_user_add_refuses_a_password_with_control_characters_or_not_in_utf8(
+    tmp_path: Path,
+) -> None:
+    """A NUL or an escape in a piped password made an account no sign-in form could open; bytes
+    that are not UTF-8 (a Latin-1 terminal) raised UnicodeEncodeError with a traceback."""
+    data = str(tmp_path / "data")
+    for password in ("pässwort-lang-\x00genug-1\n", "blue-kettle-\x1b[2J-orbit\n"):
+        refusal = refused("user", "add", "bob", "--data-dir", data, "--init", stdin=password)
+        assert refusal.strip().startswith("tandem: password must not contain control characters")
+    latin1 = subprocess.run(
+        [*TANDEM, "user", "add", "bob", "--data-dir", data, "--init"],
+        input="pässwort-lang-genug-1\n".encode("latin-1"),
+        capture_output=True,
+        timeout=60,
+    )
+    assert latin1.returncode == 2, latin1.stderr
+    assert latin1.stderr.decode().strip() == "tandem: password is not UTF-8 text: type it in UTF-8"
+    succeeds("user", "add", "bob", "--data-dir", data, "--init", stdin="pässwort-lang-genug-1\n")
+
+
+def test_db_copy_refuses_a_target_url_that_names_no_database(tmp_path: Path) -> None:
+    """``--to postgresql://`` connected to PostgreSQL's default database (named after the
+    operating system's user) and copied the installation into it."""
+    data = str(tmp_path / "data")
+    succeeds("user", "add", "ann", "--data-dir", data, "--init", stdin=PASSWORD)
+    for url in ("postgresql://", "postgresql://127.0.0.1:5432"):
+        refusal = refused("db", "copy", "--to", url, "--data-dir", data)
+        assert refusal.strip() == (
+            "tandem: the database URL names no database: postgresql://user@host:port/database"
+        )
+
+
+def test_a_second_serve_on_the_same_sqlite_database_is_refused(tmp_path: Path) -> None:
+    """Two ``tandem serve`` on one SQLite file both ran: each held its own sessions and took
+    the other's for a stopped server's. The second is now refused in one line, and the data
+    directory is free again once the first stops."""
+    data = tmp_path / "data"
+    port = free_port()
+    first = subprocess.Popen(
+        [*TANDEM, "serve", "--port", str(port), "--data-dir", str(data)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the first server did not answer")
+        refusal = refused("serve", "--port", str(free_port()), "--data-dir", str(data))
+        assert refusal.strip().startswith(
+            f"tandem: another tandem serve is using the database in {data}: stop it first"
+        ), refusal
+        succeeds("user", "list", "--data-dir", str(data))  # commands other than serve still work
+    finally:
+        first.terminate()
+        first.wait(timeout=30)
+    assert startup.lock_sqlite(Settings(data_dir=data)) is not None  # free again
+
+
+def test_a_file_larger_than_max_input_file_bytes_is_refused_without_being_read(
+    tmp_path: Path,
+) -> None:
+    """A wrong path naming a huge file (a disk image) given as the policy was read whole into
+    memory. A sparse 17 MiB file stands for it (over the 16 MiB default), and the setting
+    lowers the limit."""
+    import os
+
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    huge = tmp_path / "huge.json"
+    with huge.open("wb") as file:
+        file.truncate(17 * 1024 * 1024)
+    refusal = refused("serve", "--policy", str(huge), "--data-dir", str(data))
+    assert refusal.strip() == (
+        f"tandem: cannot read the policy {huge}: larger than {16 * 1024 * 1024} bytes"
+    )
+    small = tmp_path / "checkpoints"
+    small.write_text("x" * 2048)
+    env = {**os.environ, "TANDEM_MAX_INPUT_FILE_BYTES": "1024"}
+    refusal = refused(
+        "audit", "verify", "--checkpoint", str(small), "--data-dir", str(data), env=env
+    )
+    assert refusal.strip() == f"tandem: cannot read the checkpoints {small}: larger than 1024 bytes"
+
+
+def test_serve_refuses_a_mistyped_audit_key_path_once_there_is_a_trail(tmp_path: Path) -> None:
+    """A TANDEM_AUDIT_KEY naming a file that does not exist (a typo) made the server create a
+    new key there, and every record it wrote broke the trail ("no valid MAC")."""
+    import os
+
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)  # audited
+    typo = tmp_path / "etc-tandem" / "audit.key"
+    env = {**os.environ, "TANDEM_AUDIT_KEY": str(typo)}
+    refusal = refused("serve", "--port", str(free_port()), "--data-dir", str(data), env=env)
+    assert refusal.strip() == (
+        f"tandem: no audit key at {typo}, but the database holds an audit trail: check "
+        "TANDEM_AUDIT_KEY; a new key would break it"
+    )
+    # Commands that audit (here: a new account) refuse it alike.
+    refusal = refused("user", "add", "bob", "--data-dir", str(data), stdin=PASSWORD, env=env)
+    assert refusal.strip().startswith(f"tandem: no audit key at {typo}, but the database holds")
+    assert not typo.exists()
+    assert "audit trail intact" in succeeds("audit", "verify", "--data-dir", str(data))

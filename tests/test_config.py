@@ -158,3 +158,73 @@ def test_a_supervisors_frame_rate_is_a_setting_of_at_least_one() -> None:
     )
     with pytest.raises(ConfigError, match="max_watcher_frames_per_second"):
         Settings(max_watcher_frames_per_second=0)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("TANDEM_CODE_TTL_SECONDS", "nan"),
+        ("TANDEM_IDLE_TIMEOUT_SECONDS", "inf"),
+        ("TANDEM_MAX_SESSION_SECONDS", "-1"),
+        ("TANDEM_AGENT_REAUTH_SECONDS", "0"),
+        ("TANDEM_BACKGROUND_BACKOFF_SECONDS", "0"),
+        ("TANDEM_MAX_PAYLOAD_BYTES", "-1"),
+        ("TANDEM_RECORDING_FLUSH_BYTES", "0"),
+        ("TANDEM_LOGIN_FREE_FAILURES", "-3"),
+        ("TANDEM_CUSTOMER_TOKEN_MAX_SECONDS", "1e308"),
+        ("TANDEM_ANONYMOUS_AUDIT_RETENTION_DAYS", "nan"),
+        ("TANDEM_LOGIN_BACKOFF_SECONDS", "1000"),
+    ],
+)
+def test_a_number_that_is_nan_infinite_negative_zero_or_huge_is_refused(
+    variable: str, value: str
+) -> None:
+    name = variable.removeprefix("TANDEM_").lower()
+    with pytest.raises(ConfigError, match=name):
+        Settings.load({variable: value})
+
+
+def test_a_zero_that_means_something_is_still_accepted() -> None:
+    settings = Settings.load(
+        {
+            "TANDEM_AGENT_RESUME_SECONDS": "0",
+            "TANDEM_GC_FREEZE_SECONDS": "0",
+            "TANDEM_LOGIN_FREE_FAILURES": "0",
+            "TANDEM_RECORDING_END_SECONDS": "0",
+        }
+    )
+    assert settings.gc_freeze_seconds == 0 and settings.login_free_failures == 0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://",
+        "postgresql://db.example:5432",
+        "postgres://u@db.example/",
+        "postgresql://u@[::1/x",
+    ],
+)
+def test_a_database_url_that_names_no_database_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError, match="database URL"):
+        Settings.load({"TANDEM_DATABASE_URL": url})
+
+
+def test_a_database_named_by_path_or_parameter_is_accepted() -> None:
+    for url in (
+        "postgresql://u@db.example/tandem",
+        "postgresql:///tandem?host=/run/postgresql",
+        "postgresql://u@db.example?dbname=tandem",
+    ):
+        assert Settings.load({"TANDEM_DATABASE_URL": url}).database_url == url
+
+
+def test_an_empty_host_or_data_dir_is_not_every_interface_or_the_current_directory() -> None:
+    """``TANDEM_HOST=`` (an empty line of an environment file) made the server listen on every
+    interface (bind to ""), ``TANDEM_DATA_DIR=`` put the database in the current directory."""
+    settings = Settings.load({"TANDEM_HOST": "", "TANDEM_DATA_DIR": " "})
+    assert (settings.host, settings.data_dir) == ("127.0.0.1", Path("data"))
+    with pytest.raises(ConfigError, match="the host is empty"):
+        Settings.load({}, host="")
+    with pytest.raises(ConfigError, match="data dir is empty"):
+        Settings.load({}, data_dir="")

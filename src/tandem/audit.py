@@ -52,6 +52,7 @@ from typing import Protocol
 
 from tandem.access import Grant
 from tandem.exceptions import ConfigError
+from tandem.files import KEY_FILE_MAX_BYTES, read_text
 from tandem.private_files import private_file
 
 GENESIS = "0" * 64
@@ -209,12 +210,27 @@ def anchor_due(record: AuditRecord, previous: Anchor | None, every: int) -> bool
     )
 
 
+class TrailStore(Protocol):
+    async def has_audit_trail(self) -> bool: ...
+
+
+async def check_key_for_trail(storage: TrailStore, path: Path) -> None:
+    """ConfigError when no key is at ``path`` but the database already holds an audit trail:
+    a mistyped TANDEM_AUDIT_KEY made a new key there, and every record written with it broke
+    the trail ("no valid MAC"), as a mistyped data directory would start a new database."""
+    if not path.exists() and await storage.has_audit_trail():
+        raise ConfigError(
+            f"no audit key at {path}, but the database holds an audit trail: check "
+            "TANDEM_AUDIT_KEY; a new key would break it"
+        )
+
+
 def load_or_create_key(path: Path) -> bytes:
     """The anchoring key (32 random bytes, hex), created with mode 0600 on first use."""
     try:
         if path.exists():
             private_file(path)  # tightened if an older version left it looser
-            key = bytes.fromhex(path.read_text().strip())
+            key = bytes.fromhex(read_text(path, KEY_FILE_MAX_BYTES).strip())
             if len(key) < 32:
                 raise ConfigError(f"the audit key {path} is too short")
             return key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import re
+import unicodedata
 
 import pyotp
 
@@ -162,6 +163,14 @@ def check_password_strength(password: str, username: str) -> None:
         )
     if len(password) > MAX_PASSWORD_LENGTH:
         raise WeakPasswordError(f"password too long: at most {MAX_PASSWORD_LENGTH} characters")
+    if any("\ud800" <= c <= "\udfff" for c in password):
+        # Bytes that are not UTF-8 on a command's standard input arrive as lone surrogates.
+        raise WeakPasswordError("password is not UTF-8 text: type it in UTF-8")
+    if any(unicodedata.category(c) == "Cc" for c in password):
+        raise WeakPasswordError(
+            "password must not contain control characters (a NUL, an escape, a tab): "
+            "no sign-in form can type them"
+        )
     squashed = re.sub(r"[\s_.-]", "", password.lower())
     if squashed in _COMMON:
         raise WeakPasswordError("password too common: it is on lists attackers try first")

@@ -9,6 +9,7 @@ import hmac
 import html
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -26,6 +27,7 @@ from tandem.audit import (
     AuditRecord,
     Checkpoint,
     Verdict,
+    check_key_for_trail,
     load_or_create_key,
     make_checkpoint,
     verify,
@@ -40,6 +42,7 @@ from tandem.exceptions import (
     StorageError,
     TandemError,
 )
+from tandem.files import KEY_FILE_MAX_BYTES, read_file, read_text
 from tandem.policy import load_policy
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, OrgRecord, SiteRecord, UserRecord
@@ -276,6 +279,7 @@ def serve(
     ] = None,
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
+    serving: int | None = None  # the data directory's lock, on SQLite (startup.lock_sqlite)
     try:
         settings = Settings.load(
             host=host,
@@ -294,32 +298,40 @@ def serve(
             shutdown_timeout_seconds=shutdown_timeout,
         )
         if settings.policy_file:
-            load_policy(settings.policy_file)  # a bad policy stops here, with the field named
+            # A bad policy stops here, with the field named.
+            load_policy(settings.policy_file, settings.max_input_file_bytes)
         if settings.redis_url:
             asyncio.run(_check_redis(settings.redis_url))
         created = _database(settings, init=True)
+        serving = startup.lock_sqlite(settings)
         users = asyncio.run(_count_users(settings))
         startup.check_runtime()
         startup.check_files(settings)
         file_limit_warning = startup.raise_file_limit(settings)
         listening = startup.bind(settings)
     except TandemError as exc:
+        if serving is not None:
+            os.close(serving)
         raise _fail(exc) from None
-    from tandem import logs
-    from tandem.server.app import create_app
-    from tandem.server.websocket_protocol import BannerServer
+    try:
+        from tandem import logs
+        from tandem.server.app import create_app
+        from tandem.server.websocket_protocol import BannerServer
 
-    logs.configure(settings.log_format)  # type: ignore[arg-type]
-    if file_limit_warning:  # a log line, so that it is JSON under --log-format json
-        logging.getLogger("tandem.server").warning(file_limit_warning)
-    served = create_app(settings)
-    server = BannerServer(
-        server_config(served, settings, log_level="info"),
-        served,
-        settings.shutdown_timeout_seconds,
-        lambda: _banner(settings, users, created),
-    )
-    server.run(sockets=[listening])
+        logs.configure(settings.log_format)  # type: ignore[arg-type]
+        if file_limit_warning:  # a log line, so that it is JSON under --log-format json
+            logging.getLogger("tandem.server").warning(file_limit_warning)
+        served = create_app(settings)
+        server = BannerServer(
+            server_config(served, settings, log_level="info"),
+            served,
+            settings.shutdown_timeout_seconds,
+            lambda: _banner(settings, users, created),
+        )
+        server.run(sockets=[listening])
+    finally:
+        if serving is not None:
+            os.close(serving)  # the lock goes with it
     if not server.started:  # the application did not start (logged): not a clean exit
         raise typer.Exit(code=3)
 
@@ -386,6 +398,7 @@ async def _count_users(settings: Settings) -> int:
     storage = await open_storage(settings)
     try:
         await check_allowed_origins(storage, settings.allow_origins)
+        await check_key_for_trail(storage, settings.audit_key_path)
         return await storage.count_users()
     finally:
         await storage.close()
@@ -401,7 +414,10 @@ async def _check_redis(url: str) -> None:
 
 def _read_password(password_stdin: bool) -> str:
     if password_stdin or not sys.stdin.isatty():
-        line = sys.stdin.readline()
+        try:
+            line = sys.stdin.readline()
+        except UnicodeDecodeError:  # a strict decoder; a lenient one gives surrogates, refused
+            raise _fail("password is not UTF-8 text: type it in UTF-8") from None
         return line.rstrip("\r\n")
     password: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     return password
@@ -828,13 +844,13 @@ def site_add(
 ) -> None:
     """Register a website whose pages may start sessions, and the teams that serve it."""
 
-    async def run(directory: Directory) -> None:
-        document = load_policy(policy) if policy else None
+    async def run(settings: Settings, directory: Directory) -> None:
+        document = load_policy(policy, settings.max_input_file_bytes) if policy else None
         await _org_of(directory, org)
         await _check_teams(directory, org, team)
         await directory.add_site(operator(org), site_id, origin, name, tuple(team), document)
 
-    _run_directory(data_dir, run, init=init)
+    _run_configured(data_dir, run, init=init)
     typer.echo(f"Registered site {site_id!r} ({origin}) for {org!r}, served by {', '.join(team)}.")
 
 
@@ -1010,8 +1026,8 @@ def audit_verify(
     record.
     Exit 1 if broken, 2 if it cannot be checked."""
     try:
-        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
         settings, key, records, anchors = _load_trail(data_dir, audit_key)
+        checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
     except AuditTrailDamaged as exc:
         typer.echo(f"audit trail BROKEN: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -1070,11 +1086,13 @@ def _report_broken(verdict: Verdict) -> NoReturn:
     raise typer.Exit(code=1)
 
 
-def _read_checkpoints(path: Path) -> list[Checkpoint]:
+def _read_checkpoints(path: Path, settings: Settings) -> list[Checkpoint]:
     try:
-        lines = path.read_text().splitlines()
+        lines = read_text(path, settings.max_input_file_bytes).splitlines()
     except OSError as exc:
         raise ConfigError(f"cannot read the checkpoints {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"the checkpoints {path} are not text (UTF-8)") from None
     checkpoints = []
     for number, line in enumerate(lines, start=1):
         if line.strip():
@@ -1168,8 +1186,9 @@ def recording_open(
     from tandem.recordings import recording_events
 
     try:
-        data = recording.read_bytes()
-        key_text = key.read_text(encoding="utf-8")
+        # A recording is as large as the exporting server allowed: not capped here.
+        data = read_file(recording, sys.maxsize)
+        key_text = read_text(key, KEY_FILE_MAX_BYTES)
     except OSError as exc:
         raise _fail(f"cannot read {exc.filename}: {exc.strerror}") from None
     except UnicodeDecodeError:  # a binary file (the recording itself, say) given as the key
@@ -1469,7 +1488,7 @@ def compliance_check(
         chosen = check_profile(profile)
         _check_format(output)
         settings = _load(data_dir, audit_key_file=audit_key, advisory_file=advisory_file)
-        checkpoints = _read_checkpoints(checkpoint) if checkpoint else []
+        checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
         now = time.time()
         text = asyncio.run(run())
     except TandemError as exc:

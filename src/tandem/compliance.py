@@ -673,7 +673,11 @@ async def gather(
         behind_proxy=bool(settings.trusted_proxies),
         console_origins=settings.console_origins,
         sso_issuer=sso["issuer"] if sso else None,
-        server_policy=load_policy(settings.policy_file) if settings.policy_file else None,
+        server_policy=(
+            load_policy(settings.policy_file, settings.max_input_file_bytes)
+            if settings.policy_file
+            else None
+        ),
         login_idle_seconds=settings.login_idle_seconds,
         login_ttl_seconds=settings.login_ttl_seconds,
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +35,39 @@ NUMBER_KINDS: dict[str, type[int] | type[float]] = {
     "float | None": float,
 }
 """How a numeric field's value is read from its environment variable."""
+
+POSITIVE_SETTINGS = frozenset(
+    {
+        "code_ttl_seconds",
+        "max_control_bytes",
+        "max_payload_bytes",
+        "first_message_timeout_seconds",
+        "agent_idle_seconds",
+        "agent_reauth_seconds",
+        "idle_timeout_seconds",
+        "max_session_seconds",
+        "login_backoff_seconds",
+        "login_backoff_max_seconds",
+        "site_verification_timeout_seconds",
+        "backoff_forget_seconds",
+        "customer_token_max_seconds",
+        "max_recording_bytes",
+        "recording_flush_bytes",
+        "background_backoff_seconds",
+        "background_backoff_max_seconds",
+        "gc_collect_seconds",
+    }
+)
+"""Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
+frame of 0 bytes refuses every frame): they must be above 0. Every numeric setting must be a
+finite number, 0 or more (checked for all of them in ``Settings.__post_init__``)."""
+
+MAX_INPUT_FILE_BYTES = 16 * 1024 * 1024
+"""Default of ``Settings.max_input_file_bytes`` (for readers called without settings)."""
+
+MAX_SECONDS = 10 * 365 * 86400.0
+"""Largest duration any ``*_seconds`` setting may have (ten years); ``*_days`` settings are
+bounded alike. Larger ones (1e308) overflow the date arithmetic they feed."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -323,10 +357,18 @@ class Settings:
     organisation may set its own (docs/training.md)."""
     practice_ticket_seconds: float = 900.0
     """How long a practice ticket (the console's start of a practice exercise) may be used."""
+    max_input_file_bytes: int = MAX_INPUT_FILE_BYTES
+    """Largest file an operator names that is read whole: the masking policy, a checkpoint file
+    (``--checkpoint``), a recording key (TANDEM_MAX_INPUT_FILE_BYTES). A larger one is refused
+    in one line rather than read into memory (a wrong path naming a disk image)."""
     max_policy_text_chars: int = 20000
     """Longest privacy and security policy text an admin may store (characters)."""
 
     def __post_init__(self) -> None:
+        if not self.host.strip():
+            raise ConfigError(
+                "the host is empty: give an address (0.0.0.0 listens on every interface)"
+            )
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
         if not 4 <= self.code_digits <= 12:
@@ -387,6 +429,8 @@ class Settings:
             raise ConfigError(
                 "training_interval_days must be from 1 to 3650 and practice_ticket_seconds positive"
             )
+        if self.max_input_file_bytes < 1024:
+            raise ConfigError("max_input_file_bytes must be at least 1024")
         if not 100 <= self.max_policy_text_chars <= 1_000_000:
             raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
         for nameserver in self.site_verification_nameservers:
@@ -400,6 +444,8 @@ class Settings:
         scheme, _, _ = (self.database_url or "postgresql://").partition("://")
         if scheme.lower() not in ("postgresql", "postgres"):
             raise ConfigError("the database URL must start with postgresql:// (or postgres://)")
+        if self.database_url is not None:
+            database_name(self.database_url)
         if self.redis_url is not None:
             if self.redis_url.partition("://")[0].lower() not in ("redis", "rediss", "unix"):
                 raise ConfigError("the Redis URL must start with redis://, rediss:// or unix://")
@@ -449,6 +495,34 @@ class Settings:
             path = getattr(self, name)
             if path is not None and not Path(path).is_file():
                 raise ConfigError(f"{name.replace('_', '-')} file not found: {path}")
+        for field in dataclasses.fields(self):
+            if str(field.type) not in NUMBER_KINDS:
+                continue
+            value = getattr(self, field.name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"{field.name} must be a number, not {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{field.name} must be a finite number, 0 or more, not {value}")
+            if field.name in POSITIVE_SETTINGS and not value > 0:
+                raise ConfigError(f"{field.name} must be above 0")
+            longest = (
+                MAX_SECONDS
+                if field.name.endswith("_seconds")
+                else MAX_SECONDS / 86400
+                if field.name.endswith("_days")
+                else None
+            )
+            if longest is not None and value > longest:
+                raise ConfigError(f"{field.name} must be at most {longest:g}, not {value:g}")
+        if self.login_backoff_seconds > self.login_backoff_max_seconds or (
+            self.background_backoff_seconds > self.background_backoff_max_seconds
+        ):
+            raise ConfigError(
+                "login_backoff_seconds and background_backoff_seconds must be at most their "
+                "_max_seconds"
+            )
 
     @property
     def tls(self) -> bool:
@@ -476,14 +550,16 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}
-        if "TANDEM_HOST" in env:
-            values["host"] = env["TANDEM_HOST"]
+        # An empty variable is not given, as for every other one: an empty host would listen
+        # on every interface, an empty data directory would be the current directory.
+        if env.get("TANDEM_HOST", "").strip():
+            values["host"] = env["TANDEM_HOST"].strip()
         if "TANDEM_PORT" in env:
             try:
                 values["port"] = int(env["TANDEM_PORT"])
             except ValueError:
                 raise ConfigError("TANDEM_PORT must be a whole number") from None
-        if "TANDEM_DATA_DIR" in env:
+        if env.get("TANDEM_DATA_DIR", "").strip():
             values["data_dir"] = Path(env["TANDEM_DATA_DIR"])
         if env.get("TANDEM_ALLOW_ORIGINS", "").strip():
             values["allow_origins"] = tuple(
@@ -572,12 +648,36 @@ class Settings:
                 "audit_key_file",
                 "advisory_file",
             ):
+                if not str(value).strip():
+                    raise ConfigError(f"{key.replace('_', ' ')} is empty: name a file or directory")
                 value = Path(str(value))
             values[key] = value
         try:
             return cls(**values)  # type: ignore[arg-type]
         except TypeError as exc:
             raise ConfigError(str(exc)) from None
+
+
+def database_name(url: str) -> str:
+    """The database a PostgreSQL URL names (its path, or a ``dbname``/``database`` parameter).
+    ConfigError for a URL that names none (``postgresql://``, ``postgresql://db.example``):
+    PostgreSQL would pick one after the operating system's user, so ``tandem db copy --to
+    postgresql://`` filled whatever database that was."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ConfigError(
+            "the database URL is malformed (an unclosed [ around an IPv6 host?)"
+        ) from None
+    name = parts.path.lstrip("/")
+    for key, _, value in (item.partition("=") for item in parts.query.split("&")):
+        if key in ("dbname", "database") and value:
+            name = value
+    if not name:
+        raise ConfigError(
+            "the database URL names no database: postgresql://user@host:port/database"
+        )
+    return name
 
 
 def nameserver_address(text: str) -> tuple[str, int]:

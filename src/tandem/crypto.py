@@ -22,6 +22,7 @@ import argon2
 from cryptography.fernet import Fernet, InvalidToken
 
 from tandem.exceptions import AuthenticationError, BusyError, ConfigError, RecordingError
+from tandem.files import KEY_FILE_MAX_BYTES, read_file
 from tandem.private_files import private_file
 
 _MAX_PASSWORD_BYTES = 1024
@@ -83,7 +84,7 @@ class SecretBox:
         try:
             if key_file.exists():
                 private_file(key_file)  # tightened if an older version left it looser
-                key = key_file.read_bytes().strip()
+                key = read_file(key_file, KEY_FILE_MAX_BYTES).strip()
             else:
                 key = Fernet.generate_key()
                 private_file(key_file)

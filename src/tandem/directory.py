@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from tandem import auth, crypto, oidc, outbound, site_verification
 from tandem.access import Grant, Principal, Resource, authorize
-from tandem.audit import AuditLog, load_or_create_key
+from tandem.audit import AuditLog, check_key_for_trail, load_or_create_key
 from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
 from tandem.policy import MaskingPolicy, policy_json
@@ -48,6 +48,7 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
 
     storage = await open_storage(settings)
     try:
+        await check_key_for_trail(storage, settings.audit_key_path)
         log = AuditLog(
             storage, load_or_create_key(settings.audit_key_path), settings.audit_anchor_every
         )

@@ -619,7 +619,9 @@ class SessionHub:
         )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
-            load_policy(settings.policy_file) if settings.policy_file else None
+            load_policy(settings.policy_file, settings.max_input_file_bytes)
+            if settings.policy_file
+            else None
         )
 
     async def __aenter__(self) -> Self:

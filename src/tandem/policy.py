@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from tandem.config import MAX_INPUT_FILE_BYTES
 from tandem.exceptions import ConfigError
+from tandem.files import read_file
 
 Selector = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Selectors = Annotated[list[Selector], msgspec.Meta(max_length=200)]
@@ -90,10 +92,11 @@ def state_selector_problem(policy: MaskingPolicy) -> str | None:
     return None
 
 
-def load_policy(path: Path) -> MaskingPolicy:
-    """Read and validate a policy file. Raises ConfigError naming the file and the bad field."""
+def load_policy(path: Path, max_bytes: int = MAX_INPUT_FILE_BYTES) -> MaskingPolicy:
+    """Read and validate a policy file (at most ``max_bytes``, the ``max_input_file_bytes``
+    setting). Raises ConfigError naming the file and the bad field."""
     try:
-        raw = path.read_bytes()
+        raw = read_file(path, max_bytes)
     except OSError as exc:
         raise ConfigError(f"cannot read the policy {path}: {exc.strerror}") from None
     try:

@@ -29,6 +29,7 @@ from typing import Any
 
 from tandem import __version__
 from tandem.exceptions import ConfigError
+from tandem.files import read_file
 from tandem.supervise import Supervisor
 
 log = logging.getLogger("tandem.security")
@@ -171,7 +172,7 @@ def load_advisories(path: Path) -> list[dict[str, Any]]:
     try:
         if path.stat().st_size > MAX_ADVISORY_BYTES:
             raise ConfigError(f"the advisory file {path} is over {MAX_ADVISORY_BYTES} bytes")
-        value = json.loads(path.read_bytes())
+        value = json.loads(read_file(path, MAX_ADVISORY_BYTES))
     except OSError as exc:
         raise ConfigError(f"cannot read the advisory file {path}: {exc.strerror}") from None
     except (ValueError, RecursionError):

@@ -5,7 +5,10 @@ which is bound here and handed to uvicorn."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import importlib.util
+import os
 import resource
 import socket
 import ssl
@@ -63,6 +66,37 @@ FILES_PER_SESSION = 2
 
 FILES_SPARE = 64
 """Files a process needs besides sessions: the database, logs, the listening socket, Redis."""
+
+
+SERVE_LOCK = "tandem.sqlite3.serving"
+"""File in the data directory that a ``tandem serve`` on SQLite holds locked while it runs."""
+
+
+def lock_sqlite(settings: Settings) -> int | None:
+    """On SQLite, lock the data directory for this server (the descriptor to keep open while it
+    serves; closing it, or the process ending, releases it); None on PostgreSQL. A second
+    ``tandem serve`` on the same SQLite file is a ConfigError: the two would each hold their own
+    sessions, and each take the other's for a stopped server's (docs/scale-out.md: several
+    processes share PostgreSQL). Commands such as ``tandem user add`` do not take the lock."""
+    if settings.database_url is not None:
+        return None
+    path = settings.data_dir / SERVE_LOCK
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(descriptor)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise ConfigError(f"cannot lock {path}: {exc.strerror}") from None
+        raise ConfigError(
+            f"another tandem serve is using the database in {settings.data_dir}: stop it first "
+            "(several servers share a PostgreSQL database, docs/scale-out.md)"
+        ) from None
+    return descriptor
 
 
 def check_runtime() -> None:

@@ -72,6 +72,20 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
         asyncio.run(SQLStorage.open_sqlite(path))
 
 
+async def test_a_newer_database_is_refused_without_a_copy_at_each_start(tmp_path: Path) -> None:
+    """A database a newer Tandem migrated is refused before the pre-upgrade copy: a server
+    restarted in a loop on it (systemd) wrote a full copy of the database at every start."""
+    path = tmp_path / "db.sqlite3"
+    await (await SQLStorage.open_sqlite(path)).close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    db.close()
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="newer Tandem"):
+            await SQLStorage.open_sqlite(path)
+    assert list(tmp_path.glob("db.sqlite3.*.bak")) == []
+
+
 def test_unwritable_location_is_a_config_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

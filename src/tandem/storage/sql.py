@@ -1873,6 +1873,10 @@ class SQLStorage:
                     raise
         raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
 
+    async def has_audit_trail(self) -> bool:
+        """Whether any audit record was written (the audit key must then already exist)."""
+        return bool(await self._rows(sa.select(audit.c.seq).limit(1)))
+
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
         rows = await self._rows(
             sa.select(*_AUDIT_COLUMNS).where(audit.c.at >= since).order_by(audit.c.seq)
@@ -2527,6 +2531,10 @@ def _backup_before_upgrade(path: Path) -> Path | None:
             row = db.execute("SELECT version_num FROM alembic_version").fetchone()
             if row and row[0] == migrations.HEAD:
                 return None
+            if row and row[0] not in migrations.known_revisions():
+                # Refused before any copy: a server restarted in a loop on a newer database
+                # wrote one copy of it per start.
+                raise ConfigError("the database was written by a newer Tandem; upgrade first")
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         target = path.with_name(f"{path.name}.{stamp}.bak")
         target.touch(mode=0o600, exist_ok=False)  # it holds what the database holds

@@ -63,6 +63,12 @@ def at_head(connection: sa.Connection) -> bool:
     return [tuple(row) for row in rows] == [(HEAD,)]
 
 
+def known_revisions() -> set[str]:
+    """Every revision this version of Tandem knows; a database at another one was written by a
+    newer Tandem."""
+    return {rev.revision for rev in script_directory().walk_revisions()}
+
+
 def upgrade(connection: sa.Connection, target: str = "head") -> None:
     """Bring the database to ``target`` inside the caller's transaction (call through
     ``AsyncConnection.run_sync`` in ``engine.begin()``). Raises :class:`ConfigError` if the
@@ -87,7 +93,7 @@ def upgrade(connection: sa.Connection, target: str = "head") -> None:
         },
     )
     current = context.get_current_revision()
-    if current is not None and current not in {rev.revision for rev in script.walk_revisions()}:
+    if current is not None and current not in known_revisions():
         raise ConfigError("the database was written by a newer Tandem; upgrade first")
     with Operations.context(context):
         context.run_migrations()
