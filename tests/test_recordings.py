@@ -501,8 +501,11 @@ def test_the_cli_refuses_a_key_file_that_is_not_one_and_an_out_it_cannot_write_c
 
     assert opened(whole) == (2, f"tandem: {whole} is not a Tandem recording key file\n")
     nested = tmp_path / "nested.json"
-    nested.write_text("[" * 100_000 + "]" * 100_000)
+    nested.write_text("[" * 30_000 + "]" * 30_000)  # under the key files' size bound
     assert opened(nested) == (2, "tandem: this is not a Tandem recording key file\n")
+    nested.write_text("[" * 100_000 + "]" * 100_000)  # over it: refused unread
+    code, stderr = opened(nested)
+    assert code == 2 and stderr == f"tandem: cannot read {nested}: larger than 65536 bytes\n"
     # Sealed under the passphrase as a key file is, but 16 bytes, not an X25519 private key.
     fields = json.loads(key_file(private))
     salt, nonce = os.urandom(16), os.urandom(12)

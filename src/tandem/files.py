@@ -18,6 +18,9 @@ KEY_FILE_MAX_BYTES = 64 * 1024
 what a wrong path (a disk image) would make the server read, not anything an operator tunes."""
 
 
+_PART_BYTES = 1 << 20
+
+
 def read_file(path: Path, max_bytes: int) -> bytes:
     """The bytes of the regular file ``path``; OSError for anything else, without waiting (a
     FIFO is opened non-blocking, then refused), and for a file over ``max_bytes`` (a wrong path
@@ -29,10 +32,16 @@ def read_file(path: Path, max_bytes: int) -> bytes:
         if os.fstat(descriptor).st_size > max_bytes:
             raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
         os.set_blocking(descriptor, True)
-        data = file.read(max_bytes + 1)
-        if len(data) > max_bytes:  # grew while read
-            raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
-        return data
+        # In parts, not read(max_bytes + 1): a bound of sys.maxsize (a recording, whose size the
+        # exporting server bounded) is no size to ask for at once.
+        parts: list[bytes] = []
+        size = 0
+        while part := file.read(_PART_BYTES):
+            size += len(part)
+            if size > max_bytes:  # grew while read
+                raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
+            parts.append(part)
+        return b"".join(parts)
 
 
 def read_text(path: Path, max_bytes: int) -> str:
