@@ -769,7 +769,8 @@ def _label(value: str | None, what: str) -> str:
         or all(unicodedata.category(c)[0] in "ZC" for c in text)
     ):
         raise _invalid(
-            f"a {what} is 1-100 printable characters, without control or bidirectional "
+            f"{'an' if what[0] in 'aeiou' else 'a'} {what} is 1-100 printable characters, "
+            "without control or bidirectional "
             "formatting characters"
         )
     return text

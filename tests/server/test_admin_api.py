@@ -236,6 +236,8 @@ def test_names_people_read_refuse_control_and_bidirectional_characters(
                 answer = ada.request(method, path, json={field: value})
                 assert answer.status_code == 400, (path, value, answer.text)
                 assert "bidirectional" in answer.json()["detail"]
+                if path == "/api/org":  # said in plain words: "an organisation name is ..."
+                    assert answer.json()["detail"].startswith("an organisation name is 1-100")
             new = {"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
             made = ada.post("/api/users", json={**new, "display_name": value})
             assert made.status_code == 400, (value, made.text)
