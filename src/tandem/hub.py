@@ -799,10 +799,15 @@ class SessionHub:
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
         same event goes to the log and the metrics."""
+        self._announce(action, fields)
+        await self.audit.record(self.clock(), action, **fields)
+
+    @staticmethod
+    def _announce(action: str, fields: dict[str, Any]) -> None:
+        """An audited event's log line and count (before its record is written)."""
         # A practice session's events (tandem.training) are not customers' sessions: counted apart.
         metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
-        await self.audit.record(self.clock(), action, **fields)
 
     async def record_done(self, action: str, **fields: Any) -> None:
         """Append the record of what was done already (a socket closed, a recording or a
@@ -811,8 +816,7 @@ class SessionHub:
         error is raised (an HTTP request answers 503). While records are kept, the next ones
         join them, in order, without a try of their own."""
         at = self.clock()
-        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
-        events.info(action, **fields)
+        self._announce(action, fields)
         if self._unrecorded:
             self._unrecorded.append((at, action, fields))
             return
