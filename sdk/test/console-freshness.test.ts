@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  CHALLENGE_EVERY_MS, MAX_OUTSTANDING, STALE_AFTER_MS, freshnessTimings, reduceFreshness, startFreshness, verdict,
+  CHALLENGE_EVERY_MS, MAX_OUTSTANDING, STALE_AFTER_MS, freshnessTimings, provenInThisEpoch, reduceFreshness, startFreshness,
+  verdict,
 } from "../src/console/freshness.ts";
 import { ACTION_PROOF_MS, NONCE_PATTERN, PayloadDecoder, parseChallengeCommand } from "../src/shared/payload.ts";
 
@@ -108,6 +109,26 @@ test("the nonce of the newest echoed challenge is what acting commands name as t
   assert.equal(f.provenNonce, "n2");
   assert.equal(reduceFreshness(f, { type: "echoed", nonce: "n1" }).provenNonce, "n2", "an older one's echo proves nothing");
   assert.equal(reduceFreshness(f, { type: "start", at: 300 }).provenNonce, undefined, "a rejoin forgets it");
+});
+
+test("a proof echoed before the customer's browser began a new epoch names nothing it keeps: a control request waits for the new epoch's echo", () => {
+  let f = startFreshness(0);
+  assert.equal(provenInThisEpoch(f), false, "nothing proven yet");
+  f = reduceFreshness(f, { type: "challenged", nonce: A, at: 100 });
+  f = reduceFreshness(f, { type: "echoed", nonce: A });
+  assert.equal(provenInThisEpoch(f), true);
+  // A supervisor came (a new key: a new epoch, first its `consented`): still live, by the bound...
+  f = reduceFreshness(f, { type: "epoch" });
+  assert.deepEqual(verdict(f, 200, STALE), { kind: "live" });
+  // ...but the proof is of the epoch before, which the customer's browser no longer takes.
+  assert.equal(provenInThisEpoch(f), false);
+  assert.equal(reduceFreshness(f, { type: "epoch" }), f, "a second start changes nothing more");
+  f = reduceFreshness(f, { type: "challenged", nonce: B, at: 300 }); // sent at once by the console
+  assert.equal(provenInThisEpoch(reduceFreshness(f, { type: "echoed", nonce: C })), false, "an echo it never sent");
+  f = reduceFreshness(f, { type: "echoed", nonce: B });
+  assert.equal(provenInThisEpoch(f), true);
+  assert.equal(f.provenNonce, B);
+  assert.equal(provenInThisEpoch(reduceFreshness(f, { type: "start", at: 400 })), false, "a rejoin forgets it");
 });
 
 test("the customer's browser takes an acting command within the console's own bound of its proof", () => {

@@ -457,6 +457,47 @@ test("a relay that stops passing the customer's frames leaves the view live for 
   assert.equal(h.card.fresh, true);
 });
 
+test("a control request right after the customer's browser began a new epoch (a supervisor came) waits for that epoch's echo, and names it", async () => {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const first = await epochOf(keys, 1, "page 1");
+  for (const frame of first.frames) h.last().events.binary(frame);
+  await echoLatest(h, keys, first.sender);
+  await until(() => h.card.status.text === LIVE);
+  const commands = async () => {
+    const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+    const out: { k: string; nonce?: string; proof?: unknown }[] = [];
+    for (const frame of h.last().binary) out.push(JSON.parse(new TextDecoder().decode(await receiver.open(frame as Uint8Array))));
+    return out;
+  };
+  const untilSent = async (condition: (all: { k: string; nonce?: string; proof?: unknown }[]) => boolean) => {
+    for (let i = 0; i < 200 && !condition(await commands()); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    const all = await commands();
+    assert.ok(condition(all), "not sent");
+    return all;
+  };
+  const challengesIn = (all: { k: string }[]) => all.filter((command) => command.k === "challenge").length;
+  // The same page under a new key (the customer's browser rekeys when a supervisor pairs): the
+  // view is still live by the bound, but the proof was echoed under the key before, which the
+  // customer's browser no longer takes (it would refuse the request as aimed at a page gone).
+  const second = await epochOf(keys, 2, "page 1");
+  for (const frame of second.frames) h.last().events.binary(frame);
+  await until(() => h.reported.filter((event) => event.type === "context").length === 2);
+  const asked = challengesIn(await untilSent((all) => challengesIn(all) === 2)); // the new epoch's, at once
+  h.view.requestControl();
+  assert.equal(h.card.status.text, "Waiting for the customer to allow control…");
+  assert.equal(h.card.fresh, true);
+  // The next challenge leaves; commands are sealed in order, so a request sent at once is before it.
+  h.advance(CHALLENGE_EVERY_MS);
+  let all = await untilSent((sent) => challengesIn(sent) === asked + 1);
+  assert.ok(!all.some((command) => command.k === "control_request"), "sent on a proof of the epoch before");
+  // The customer's browser echoes the latest challenge, in the new epoch: the request goes, naming it.
+  const proven = all.filter((command) => command.k === "challenge").at(-1)?.nonce;
+  h.last().events.binary(await second.sender.seal(payload({ k: "echo", nonce: proven })));
+  all = await untilSent((sent) => sent.some((command) => command.k === "control_request"));
+  assert.equal(all.find((command) => command.k === "control_request")?.proof, proven);
+});
+
 test("a relay that replays the customer's echo ends the session (content counters), it proves nothing", async () => {
   const { h, keys } = await paired();
   h.server({ type: "consent", granted: true });

@@ -70,6 +70,10 @@ export interface Freshness {
   readonly provenNonce?: string;
   /** Challenges sent since `since` and not echoed yet, oldest first. */
   readonly outstanding: readonly Challenge[];
+  /** Whether an echo came in the epoch shown now: the customer's browser takes a proof only if
+   * it echoed that nonce under the key it shares with now (a new page, or a new key when a
+   * supervisor comes or goes or a recording starts), so one from before names nothing it keeps. */
+  readonly provenInEpoch?: boolean;
 }
 
 export type FreshnessEvent =
@@ -77,7 +81,10 @@ export type FreshnessEvent =
   | { type: "start"; at: number }
   | { type: "challenged"; nonce: string; at: number }
   /** An echo came, inside the encrypted content of the epoch the console shows. */
-  | { type: "echoed"; nonce: string };
+  | { type: "echoed"; nonce: string }
+  /** The customer's browser began a new epoch (its `consented`, first in each): proofs named so
+   * far were echoed under an older key. */
+  | { type: "epoch" };
 
 export function startFreshness(at: number): Freshness {
   return { since: at, provenAt: null, outstanding: [] };
@@ -96,8 +103,12 @@ export function reduceFreshness(state: Freshness, event: FreshnessEvent): Freshn
       if (!challenge) return state; // not sent by this view, forgotten, or echoed already
       // Single use; the older ones cannot prove more than this one.
       const provenAt = Math.max(state.provenAt ?? challenge.at, challenge.at);
-      return { ...state, provenAt, provenNonce: challenge.nonce, outstanding: state.outstanding.slice(index + 1) };
+      return {
+        ...state, provenAt, provenNonce: challenge.nonce, provenInEpoch: true, outstanding: state.outstanding.slice(index + 1),
+      };
     }
+    case "epoch":
+      return state.provenInEpoch === false ? state : { ...state, provenInEpoch: false };
   }
 }
 
@@ -114,4 +125,12 @@ export function verdict(state: Freshness, now: number, staleMs: number): Verdict
   const silentMs = now - (state.provenAt ?? state.since);
   if (state.provenAt === null && silentMs <= staleMs) return { kind: "checking" };
   return { kind: "stale", silentMs };
+}
+
+/** Whether an acting command sent now would name a proof the customer's browser still holds:
+ * one echoed in the epoch it shares now. A new epoch's first echo comes a round trip after its
+ * start (the console challenges at once); until then a request that does not aim at a node of
+ * the page (a control request) waits for it rather than being refused as aimed at a page gone. */
+export function provenInThisEpoch(state: Freshness): boolean {
+  return state.provenNonce !== undefined && state.provenInEpoch !== false;
 }

@@ -25,7 +25,8 @@ import { FULL_SNAPSHOT, META } from "../shared/rrweb-events.ts";
 import { COMMAND_BLOCK } from "./claim.ts";
 import type { Held, HeldStore } from "./rejoin.ts";
 import {
-  DEFAULT_TIMINGS, LOOK_EVERY_MS, type Freshness, type FreshnessTimings, type Verdict, reduceFreshness, startFreshness, verdict,
+  DEFAULT_TIMINGS, LOOK_EVERY_MS, type Freshness, type FreshnessTimings, type Verdict, provenInThisEpoch, reduceFreshness, startFreshness,
+  verdict,
 } from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t } from "./messages/workspace.ts";
@@ -166,6 +167,9 @@ export class LiveView {
   private freshShown: Verdict["kind"] | null = null;
   private cancelFreshness: (() => void) | undefined;
   private readonly timings: FreshnessTimings;
+  /** A control request made before the epoch shown had its first echo: sent with that echo
+   * (one sent at once would name a proof the customer's browser no longer holds). */
+  private controlWaiting = false;
   /** The customer is on a private page (the mirror is dropped until a shared page). */
   private privatePage = false;
   /** How much of the page the mirror holds (./budget.ts), and whether the page went beyond it
@@ -576,11 +580,13 @@ export class LiveView {
   requestControl(): void {
     if (!this.mayAct()) return; // shown disabled, with the reason (view.ts)
     this.releasing = false;
-    this.sendCommand({ k: "control_request" });
+    if (this.fresh && !provenInThisEpoch(this.fresh)) this.controlWaiting = true;
+    else this.sendCommand({ k: "control_request" });
     this.status(t("waitingForControl"));
   }
 
   releaseControl(): void {
+    this.controlWaiting = false;
     if (!this.controlling) return;
     this.releasing = true;
     this.sendCommand({ k: "control_release" });
@@ -646,6 +652,10 @@ export class LiveView {
     if (next === this.fresh) return; // a replay, or someone else's: nothing proven
     this.fresh = next;
     this.showFreshness();
+    if (this.controlWaiting && provenInThisEpoch(next) && this.mayAct()) {
+      this.controlWaiting = false;
+      this.sendCommand({ k: "control_request" });
+    }
   }
 
   /** Say whether the view is live: the mirror is marked when it is not, and the status line
@@ -658,6 +668,7 @@ export class LiveView {
     if (now.kind !== was) {
       // No longer live: a stroke being drawn is dropped and the pointer leaves the customer's page.
       if (was === "live") {
+        this.controlWaiting = false; // asked again once live: never sent late, on a view gone stale
         if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
         this.stroke = null;
         // The typing box closes: what it holds must never go once the view is live again (the
@@ -1040,6 +1051,7 @@ export class LiveView {
     const first = !this.consented;
     this.consented = true;
     this.watchFreshness();
+    if (this.fresh) this.fresh = reduceFreshness(this.fresh, { type: "epoch" });
     this.challenge(); // a new page (epoch): its own proof, at once
     if (!first) return;
     if (this.watching) return this.connectedStatus(); // its mirror runs since the pairing
@@ -1123,6 +1135,7 @@ export class LiveView {
     this.receiver = null;
     this.early = [];
     this.commands = null;
+    this.controlWaiting = false;
     this.setControlling(false);
     this.cancelRecordingCheck?.();
     this.cancelFreshness?.();
