@@ -107,3 +107,22 @@ async def test_a_long_running_task_is_restarted_when_it_raises_and_cancelled_on_
         supervisor.keep_running("listener", listener)
         await wait_until(lambda: len(started) == 3)
     assert cancelled.is_set()
+
+
+async def test_closing_ends_a_task_whose_clean_up_swallows_the_cancellation() -> None:
+    """A task whose `finally` raises turns its cancellation into one more failure, and the loop
+    goes on: closing asks again until it has ended, rather than waiting for ever."""
+    started = asyncio.Event()
+
+    async def clean_up_raises() -> None:
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            raise RuntimeError("raised while cleaning up")
+
+    supervisor = Supervisor(backoff_first=0.01, backoff_max=0.01)
+    supervisor.keep_running("swallows", clean_up_raises)
+    await started.wait()
+    await asyncio.wait_for(supervisor.close(), 10)  # ended, not hung
+    assert supervisor.health["swallows"].failures == 0  # a stop, not a failure

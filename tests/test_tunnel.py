@@ -466,3 +466,48 @@ async def test_an_edge_opens_its_tunnel_when_redis_is_heard_again_a_moment_later
         assert await client.heard() == heard
         if heard["type"] == "websocket.close":
             await asyncio.wait_for(edge, 5)
+
+
+async def test_a_beat_that_fails_stops_the_entrance_and_its_supervisor_starts_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Something unexpected in the beat: left dead alone, the beats would stop and every edge
+    take this process for silent and hang up (while the inbox went on and all looked fine).
+    The entrance fails whole, with the beat's own exception, and is started again."""
+    from tandem import tunnel as tunnel_module
+    from tandem.supervise import Supervisor
+
+    answers = tunnel_module.redis_answers
+    failures = [RuntimeError("a bug in the beat")]
+
+    def failing_once(fanout: Any, within: float) -> bool:
+        if failures:
+            raise failures.pop()
+        return answers(fanout, within)
+
+    monkeypatch.setattr(tunnel_module, "redis_answers", failing_once)
+    fanout = MemoryFanout()
+    host = TunnelHost(
+        None,  # type: ignore[arg-type]
+        fanout,
+        "n1",
+        {"/ws/echo": echo},
+        1 << 20,
+        Liveness(heartbeat=0.05, lost=30.0, outage=60.0),
+    )
+    out = fanout.subscribe(conn_topic("c1"), 1 << 20)
+    async with Supervisor(backoff_first=0.01, backoff_max=0.01) as supervisor:
+        supervisor.keep_running("tunnel_entrance", host.run)
+        fanout.publish(node_topic("n1"), Frame(encode(Open("c1", "/ws/echo", [], ("", 0), "ws"))))
+        assert await next_reply(out) == Accepted(1)
+        beats = 0
+        while beats < 3 or failures:  # beats after the failure, from the started-again beat
+            assert isinstance(await next_reply(out, skip_beats=False), Beat)
+            beats += 0 if failures else 1
+        health = supervisor.health["tunnel_entrance"]
+        assert (health.failures, health.last_error) == (1, "RuntimeError")
+        # The inbox was started again too: a socket opened now is taken.
+        after = fanout.subscribe(conn_topic("c2"), 1 << 20)
+        fanout.publish(node_topic("n1"), Frame(encode(Open("c2", "/ws/echo", [], ("", 0), "ws"))))
+        assert await next_reply(after) == Accepted(1)
+    await host.close()

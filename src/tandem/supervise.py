@@ -48,6 +48,7 @@ class Supervisor:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         self.health: dict[str, TaskHealth] = {}
 
     def every(
@@ -91,6 +92,8 @@ class Supervisor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the point: nothing stops a supervised task
+            if self._closing:  # a clean-up turned the cancellation into this: stop, not again
+                raise asyncio.CancelledError from exc
             health.failures += 1
             health.failing_since_runs += 1
             health.last_error = type(exc).__name__
@@ -121,10 +124,17 @@ class Supervisor:
 
     async def close(self) -> None:
         """Cancel every task and wait for them to end."""
+        self._closing = True
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         for task in tasks:
+            # A cancellation that a task's own clean-up swallows (an exception raised in a
+            # `finally` replaces it, and the loop takes that for one more failure) must not
+            # keep the process from stopping: ask again until the task has ended.
+            while not task.done():
+                await asyncio.wait({task}, timeout=1.0)
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 

@@ -483,27 +483,43 @@ class TunnelHost:
         return sum(1 for t in self._sockets.values() if not t.finished)
 
     async def run(self) -> None:
-        """Take envelopes from this node's topic, and beat for every tunnel, until cancelled."""
-        beats = asyncio.create_task(self._beat_forever())
+        """Take envelopes from this node's topic, and beat for every tunnel, until cancelled.
+
+        Both or neither: if either fails, the other stops and the failure is raised (its first
+        exception, not a group) for the supervisor that runs this (``tunnel_entrance``) to log,
+        count and start again. A beat left dead alone would have every edge take this process
+        for silent and hang up its sockets, while it looked healthy."""
+        tasks = [
+            asyncio.create_task(self._beat_forever(), name="tandem:tunnel_beats"),
+            asyncio.create_task(self._take_forever(), name="tandem:tunnel_inbox"),
+        ]
         try:
-            while True:
-                try:
-                    frame = await self._subscription.get()
-                except Overflow:  # this process fell behind: the tunnels ask for what was lost
-                    log.warning("tunnel inbox overflowed; lost frames are asked for again")
-                    self._subscription = self.fanout.subscribe(
-                        node_topic(self.node), 32 * self.queue_bytes
-                    )
-                    continue
-                envelope = decode_to_owner(frame.data)
-                if envelope is None:
-                    log.warning("ignored a malformed tunnel envelope")
-                    continue
-                self._dispatch(envelope, len(frame.data))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises what it raised
+            raise RuntimeError("the tunnel entrance's beat or inbox returned")  # never does
         finally:
-            beats.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beats
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks)  # both ended (an asyncio.TaskGroup would leave this task
+            # counted as cancelled on Python 3.11, and its supervisor could not tell a stop)
+
+    async def _take_forever(self) -> None:
+        """Take envelopes from this node's topic and hand them to their tunnels."""
+        while True:
+            try:
+                frame = await self._subscription.get()
+            except Overflow:  # this process fell behind: the tunnels ask for what was lost
+                log.warning("tunnel inbox overflowed; lost frames are asked for again")
+                self._subscription = self.fanout.subscribe(
+                    node_topic(self.node), 32 * self.queue_bytes
+                )
+                continue
+            envelope = decode_to_owner(frame.data)
+            if envelope is None:
+                log.warning("ignored a malformed tunnel envelope")
+                continue
+            self._dispatch(envelope, len(frame.data))
 
     async def _beat_forever(self) -> None:
         loop = asyncio.get_running_loop()

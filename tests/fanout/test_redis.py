@@ -296,6 +296,72 @@ async def test_reconnects_after_the_pubsub_connection_is_killed(
     await eventually(lambda: has_subscribers(redis, prefix + "t", 0))  # written, not confirmed
 
 
+async def test_a_writer_that_fails_unexpectedly_is_started_again_and_frames_flow(
+    make_fanout: Factory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Something redis-py does not wrap (or a bug) raised in the writer: left dead, every later
+    # frame would wait in the buffer and then be dropped while the process looked healthy.
+    caplog.set_level(logging.WARNING, "tandem.fanout.redis")
+    sender, receiver = await make_fanout(reconnect_delay=0.05), await make_fanout()
+    subscription = receiver.subscribe("t", frames(10))
+    await receiver.flush()
+    send = sender._send
+    failures = [RuntimeError("not a Redis error")]
+
+    async def failing_once(batch: list[tuple[bytes, bytes]]) -> None:
+        if failures:
+            raise failures.pop()
+        await send(batch)
+
+    monkeypatch.setattr(sender, "_send", failing_once)
+    sender.publish("t", Frame("lost with the failure"))
+    await eventually(lambda: _true(sender.task_failures == 1))
+    sender.publish("t", Frame("after"))
+    assert (await get(subscription)).data == "after"
+    assert "the Redis fan-out writer" in caplog.text and "not a Redis error" in caplog.text
+    await sender.flush()  # a flush after the restart is answered too (it would wait for ever)
+
+
+async def test_a_reader_that_fails_unexpectedly_while_reconnecting_is_started_again(
+    make_fanout: Factory,
+    redis: Redis,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "tandem.fanout.redis")
+    sender, receiver = await make_fanout(), await make_fanout(reconnect_delay=0.05)
+    subscription = receiver.subscribe("t", frames(10))
+    await receiver.flush()
+    open_pubsub = receiver._open_pubsub
+    failures = [RuntimeError("not a Redis error")]
+
+    async def failing_once() -> Any:
+        if failures:
+            raise failures.pop()
+        return await open_pubsub()
+
+    monkeypatch.setattr(receiver, "_open_pubsub", failing_once)
+    clients = await redis.client_list(_type="pubsub")
+    ids = [client["id"] for client in clients if client["name"] == prefix.rstrip(":")]
+    assert ids
+    for client_id in ids:
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", client_id)
+
+    async def resubscribed() -> bool:
+        return receiver.connected and await numsub(redis, prefix + "t") == 1
+
+    await eventually(resubscribed)
+    assert receiver.task_failures == 1 and not failures
+    sender.publish("t", Frame("after"))
+    assert (await get(subscription)).data == "after"  # the subscriber waited and is served again
+    assert "the Redis fan-out reader" in caplog.text
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
 async def test_a_publishing_connection_closed_while_idle_loses_nothing(
     make_fanout: Factory, redis: Redis, prefix: str
 ) -> None:

@@ -47,6 +47,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tandem import metrics
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import FRAME_OVERHEAD, Frame
 from tandem.fanout.memory import MemoryFanout, MemorySubscription
@@ -179,6 +180,9 @@ class RedisFanout:
         """Frames never sent to Redis: buffer full, or Redis unreachable."""
         self.outages = 0
         """How many times the pub/sub connection was lost (each tunnel resends after one)."""
+        self.task_failures = 0
+        """How many times the reader or the writer failed on something unexpected (a bug, an
+        error redis-py does not wrap) and was started again: never silently gone."""
         self._timeout = timeout
         self._ping_interval = ping_interval
         self._reconnect_delay = reconnect_delay
@@ -244,8 +248,14 @@ class RedisFanout:
             raise ConfigError(f"cannot reach Redis at {where}: {exc}") from exc
         self._state = "running"
         self._tasks = [
-            asyncio.create_task(self._run_writer(), name="tandem-redis-fanout-writer"),
-            asyncio.create_task(self._run_pubsub(pubsub), name="tandem-redis-fanout-reader"),
+            asyncio.create_task(
+                self._keep("writer", self._run_writer, self._writer_again),
+                name="tandem-redis-fanout-writer",
+            ),
+            asyncio.create_task(
+                self._keep("reader", lambda: self._run_pubsub(pubsub), self._reader_again),
+                name="tandem-redis-fanout-reader",
+            ),
         ]
 
     async def close(self) -> None:
@@ -407,6 +417,60 @@ class RedisFanout:
         for waiter in self._confirmations.values():
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def _keep(
+        self,
+        name: str,
+        first: Callable[[], Awaitable[None]],
+        again: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Supervise the reader or the writer (each meant to last): whatever it raises but a
+        cancellation is logged with its traceback and counted, and it starts again (``again``)
+        after the reconnection back-off. Left dead, the writer would leave every frame waiting
+        (then dropped at the buffer's bound) and the reader every subscriber waiting, while the
+        process looked healthy."""
+        loop = asyncio.get_running_loop()
+        run, delay = first, self._reconnect_delay
+        while True:
+            started = loop.time()
+            try:
+                await run()
+                raise RuntimeError(f"the Redis fan-out {name} returned")  # never does
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._state == "closed":  # a clean-up turned close()'s cancellation into this
+                    raise asyncio.CancelledError from exc
+                if loop.time() - started > self._max_reconnect_delay:
+                    delay = self._reconnect_delay  # it ran for a while: not a loop of failures
+                self.task_failures += 1
+                metrics.BACKGROUND_FAILURES.labels(task=f"redis_fanout_{name}").inc()
+                log.error(
+                    "the Redis fan-out %s at %s failed; started again in %.3gs",
+                    name,
+                    redact_url(self.url),
+                    delay,
+                    exc_info=True,
+                )
+            run = again
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._max_reconnect_delay)
+
+    async def _writer_again(self) -> None:
+        """The writer after a failure: a (un)subscription it was making may be half done, so the
+        pub/sub connection is taken for lost (the reader connects again and subscribes every
+        topic with subscribers afresh; each tunnel resends after an outage)."""
+        if self._pubsub is not None:
+            self._lost(self._pubsub)
+        await self._run_writer()
+
+    async def _reader_again(self) -> None:
+        """The reader after a failure: its connection, if any is left, is dropped first."""
+        pubsub = self._pubsub
+        if pubsub is not None:
+            self._lost(pubsub)
+            await self._discard(pubsub)
+        await self._run_pubsub(None)
 
     async def _run_pubsub(self, pubsub: PubSub | None) -> None:
         """Read the pub/sub connection; reconnect with a capped back-off when it drops."""
