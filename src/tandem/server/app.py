@@ -36,6 +36,7 @@ from tandem.server.http import problem, services_of
 from tandem.server.middleware import (
     ConsoleCors,
     FetchMetadataGuard,
+    PublicOrigins,
     SameOriginWrites,
     SecurityHeaders,
 )
@@ -170,8 +171,13 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(PublicOrigins, public_origins=settings.public_origins),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
-            Middleware(SameOriginWrites, console_origins=settings.console_origins),
+            Middleware(
+                SameOriginWrites,
+                console_origins=settings.console_origins,
+                public_origins=settings.public_origins,
+            ),
             Middleware(FetchMetadataGuard, console_origins=settings.console_origins),
             Middleware(StorageUnavailable, retry_after=settings.unavailable_retry_seconds),
         ],
