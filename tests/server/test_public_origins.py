@@ -268,8 +268,15 @@ WARNING = "no public origin is set and it listens on 0.0.0.0"
 def test_serving_on_a_public_address_without_a_public_origin_warns(
     data_dir: Path, env: dict[str, str], warned: bool
 ) -> None:
-    with serving(data_dir, env={**env, "TANDEM_LOG_FORMAT": "json"}, forked=True) as (_, err):
-        pass
+    with serving(data_dir, env={**env, "TANDEM_LOG_FORMAT": "json"}, forked=True) as (process, err):
+        assert process.stdout is not None
+        demo = ""
+        while "demo shop" not in demo:  # the banner's next lines, printed with its first
+            demo = process.stdout.readline()
+            assert demo, "the banner ended without its demo shop line"
+    public = env.get("TANDEM_PUBLIC_ORIGINS")
+    # Named, the banner's links are the public origin's: the listening address is refused.
+    assert demo.split()[-1].startswith(f"{public}/demo/" if public else "http://"), demo
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     warnings = [line for line in lines if "public origin" in line.get("event", "")]
     if warned:
