@@ -61,6 +61,7 @@ def compliant() -> Installation:
         tls=True,
         behind_proxy=False,
         console_origins=("https://console.example",),
+        public_origins=("https://tandem.example",),
         sso_issuer="https://idp.example",
         server_policy=None,
         login_idle_seconds=900,
@@ -96,6 +97,9 @@ FAILING: dict[str, Callable[[Installation], Installation]] = {
     "allowed_origins": lambda i: dataclasses.replace(
         i, sites=(*i.sites, _site("old", "http://old.example"))
     ),
+    "public_origin": lambda i: dataclasses.replace(
+        i, public_origins=(), unnamed_exposure="it listens on 0.0.0.0, not loopback only"
+    ),
     "masking": lambda i: dataclasses.replace(
         i, sites=(_site("shop", "https://shop.example", policy=None),)
     ),
@@ -130,6 +134,15 @@ FAILING: dict[str, Callable[[Installation], Installation]] = {
     "training": lambda i: dataclasses.replace(i, untrained=("alice",)),
 }
 ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
+    ("allowed_origins", lambda i: dataclasses.replace(i, public_origins=("http://t.example",))),
+    (
+        "public_origin",
+        lambda i: dataclasses.replace(
+            i,
+            public_origins=(),
+            unnamed_exposure="it answers a reverse proxy (--trusted-proxy)",
+        ),
+    ),
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
     ("audit_trail", lambda i: dataclasses.replace(i, audit=AuditState(True, None, 9, NOW - 2e5))),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
@@ -307,6 +320,7 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         **os.environ,
         "TANDEM_DATA_DIR": str(data),
         "TANDEM_TRUSTED_PROXIES": "127.0.0.1",
+        "TANDEM_PUBLIC_ORIGINS": "https://tandem.example",
         "TANDEM_POLICY": str(policy),
         "TANDEM_ADVISORY_FILE": str(advisories),
         "TANDEM_LOGIN_IDLE_SECONDS": "900",
@@ -342,6 +356,48 @@ def test_the_command_fails_a_live_misconfiguration_and_says_how_to_fix_it(
     assert (data / "tandem.sqlite3").stat().st_mode & 0o077 == 0
     assert "TANDEM_LOGIN_IDLE_SECONDS=900" in failed["sign_in_timeouts"]["fix"]
     assert failed["dependencies"]["reference"] == "PCI DSS v4.0 6.3.3"
+
+
+@pytest.mark.parametrize(
+    ("host", "proxies", "reason"),
+    [
+        ("0.0.0.0", "10.0.0.2", "it listens on 0.0.0.0, not loopback only"),
+        ("::", "10.0.0.2", "it listens on ::, not loopback only"),
+        ("127.0.0.1", "127.0.0.1", "it answers a reverse proxy (--trusted-proxy)"),
+    ],
+)
+def test_the_command_fails_a_server_reached_by_any_name_without_a_public_origin(
+    tmp_path: Path, host: str, proxies: str, reason: str
+) -> None:
+    _, env = _installation(tmp_path)
+    del env["TANDEM_PUBLIC_ORIGINS"]
+    env.update(TANDEM_HOST=host, TANDEM_TRUSTED_PROXIES=proxies)
+    check = ["compliance", "check", "--profile", "gdpr", "--format", "json"]
+    result = run(*check, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed = {r["requirement"]: r for r in json.loads(result.stdout)["results"]}
+    assert [r for r, v in failed.items() if v["status"] == "fail"] == ["public_origin"]
+    assert reason in failed["public_origin"]["detail"]
+    assert "--public-origin" in failed["public_origin"]["fix"]
+    assert failed["public_origin"]["reference"] == "GDPR Art. 32"
+    env["TANDEM_PUBLIC_ORIGINS"] = "https://Tandem.example:443/"
+    named = run(*check, env=env)
+    assert named.returncode == 0, named.stdout
+    [passed] = [
+        r for r in json.loads(named.stdout)["results"] if r["requirement"] == "public_origin"
+    ]
+    assert "https://tandem.example only" in passed["detail"]
+
+
+def test_loopback_behind_no_proxy_needs_no_public_origin(tmp_path: Path) -> None:
+    _, env = _installation(tmp_path)
+    del env["TANDEM_PUBLIC_ORIGINS"]
+    env.update(TANDEM_TRUSTED_PROXIES="", TANDEM_TLS_CERT="")
+    result = run("compliance", "check", "--profile", "gdpr", "--format", "json", env=env)
+    [found] = [
+        r for r in json.loads(result.stdout)["results"] if r["requirement"] == "public_origin"
+    ]
+    assert found["status"] == "pass" and "loopback only" in found["detail"]
 
 
 def test_the_command_refuses_an_unknown_profile_or_organisation(tmp_path: Path) -> None:

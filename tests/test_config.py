@@ -89,6 +89,49 @@ def test_console_origins_are_read_and_validated() -> None:
         Settings.load(environ={"TANDEM_CONSOLE_ORIGINS": "https://console.bank.example/app"})
 
 
+def test_public_origins_are_read_normalised_and_validated() -> None:
+    settings = Settings.load(
+        environ={"TANDEM_PUBLIC_ORIGINS": "https://Tandem.example:443, http://[::1]:8000,"}
+    )
+    assert settings.public_origins == ("https://tandem.example", "http://[::1]:8000")
+    assert Settings.load(environ={}).public_origins == ()
+    given = Settings.load(environ={}, public_origins=("https://t.example/", "https://T.example"))
+    assert given.public_origins == ("https://t.example",)  # once, in the order given
+    for bad in (
+        "https://t.example/app",
+        "tandem.example",
+        "wss://t.example",
+        "https://u@t.example",
+    ):
+        with pytest.raises(ConfigError):
+            Settings.load(environ={"TANDEM_PUBLIC_ORIGINS": bad})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "exposure"),
+    [
+        ({}, None),
+        ({"host": "::1"}, None),
+        ({"host": "localhost"}, None),
+        ({"host": "127.0.0.2"}, None),
+        ({"host": "0.0.0.0"}, "it listens on 0.0.0.0, not loopback only"),
+        ({"host": "10.0.0.11"}, "it listens on 10.0.0.11, not loopback only"),
+        ({"host": "tandem.internal"}, "it listens on tandem.internal, not loopback only"),
+        ({"trusted_proxies": ("127.0.0.1",)}, "it answers a reverse proxy (--trusted-proxy)"),
+        ({"host": "0.0.0.0", "public_origins": ("https://t.example",)}, None),
+        ({"trusted_proxies": ("127.0.0.1",), "public_origins": ("https://t.example",)}, None),
+    ],
+)
+def test_a_server_reached_by_other_names_without_a_public_origin_says_why(
+    overrides: dict[str, object], exposure: str | None
+) -> None:
+    found = Settings.load(environ={}, **overrides).unnamed_exposure
+    if exposure is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(exposure), found
+
+
 def test_sign_in_timeouts_and_advisories_come_from_the_environment() -> None:
     settings = Settings.load(
         {

@@ -220,6 +220,15 @@ def serve(
             "separated].",
         ),
     ] = None,
+    public_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--public-origin",
+            help="The origin browsers reach this server at (https://tandem.example.com); "
+            "requests addressed to any other Host are refused (421); repeatable "
+            "[env TANDEM_PUBLIC_ORIGINS, comma separated].",
+        ),
+    ] = None,
     tls_cert: Annotated[
         Path | None,
         typer.Option(help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."),
@@ -287,6 +296,7 @@ def serve(
             data_dir=data_dir,
             allow_origins=tuple(allow_origin or ()),
             console_origins=tuple(console_origin or ()),
+            public_origins=tuple(public_origin or ()),
             tls_cert=tls_cert,
             tls_key=tls_key,
             trusted_proxies=tuple(trusted_proxy or ()),
@@ -321,6 +331,8 @@ def serve(
         logs.configure(settings.log_format)  # type: ignore[arg-type]
         if file_limit_warning:  # a log line, so that it is JSON under --log-format json
             logging.getLogger("tandem.server").warning(file_limit_warning)
+        if settings.unnamed_exposure:
+            logging.getLogger("tandem.server").warning(public_origin_warning(settings))
         served = create_app(settings)
         server = BannerServer(
             server_config(served, settings, log_level="info"),
@@ -336,11 +348,28 @@ def serve(
         raise typer.Exit(code=3)
 
 
+def public_origin_warning(settings: Settings) -> str:
+    """The start-up warning of a server browsers may reach by names it does not know."""
+    return (
+        f"no public origin is set and {settings.unnamed_exposure}: requests are answered "
+        "whatever Host they name (a name an attacker points at this server, DNS rebinding, "
+        "is same-origin with it). Set --public-origin https://tandem.example.com (or "
+        "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"
+    )
+
+
 def _banner(settings: Settings, users: int, created: bool = False) -> None:
     from tandem.server.app import SDK_FILE
 
-    base = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
-    typer.echo(f"Tandem {__version__} on {base}")
+    listening = f"{'https' if settings.tls else 'http'}://{settings.host}:{settings.port}"
+    if settings.public_origins:  # the listening address itself would be refused (421)
+        base = settings.public_origins[0]
+        typer.echo(
+            f"Tandem {__version__} on {listening}, public at {', '.join(settings.public_origins)}"
+        )
+    else:
+        base = listening
+        typer.echo(f"Tandem {__version__} on {base}")
     if created:
         typer.echo(f"  new database   {settings.database_path} (there was none: created now)")
     typer.echo(f"  demo shop      {base}/demo/")

@@ -95,6 +95,10 @@ class Installation:
     training_interval_days: int = 365
     anonymous_audit_retention_days: float = 90.0
     """How long the counts of events with no signed-in actor are kept (Settings)."""
+    public_origins: tuple[str, ...] = ()
+    """The origins the server answers at (``--public-origin``); empty: any ``Host``."""
+    unnamed_exposure: str | None = None
+    """Why browsers may reach it by other names with none set (Settings.unnamed_exposure)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -193,6 +197,14 @@ REFERENCES: dict[str, tuple[str, dict[Profile, str | None]]] = {
             "pci-dss": "PCI DSS v4.0 4.2.1",
             "hipaa": "HIPAA §164.312(e)(1)",
             "gdpr": "GDPR Art. 32(1)(a)",
+        },
+    ),
+    "public_origin": (
+        "Answers only at its public origin, whatever Host a request names",
+        {
+            "pci-dss": "PCI DSS v4.0 6.2.4",
+            "hipaa": "HIPAA §164.312(a)(1)",
+            "gdpr": "GDPR Art. 32",
         },
     ),
     "masking": (
@@ -361,16 +373,35 @@ def _sign_in_timeouts(profile: Profile, inst: Installation, now: float) -> Outco
 
 def _allowed_origins(profile: Profile, inst: Installation, now: float) -> Outcome:
     plain = [s.origin for s in inst.sites if s.origin != SELF_ORIGIN and _plain_http(s.origin)]
-    plain += [o for o in inst.console_origins if _plain_http(o)]
+    plain += [o for o in (*inst.console_origins, *inst.public_origins) if _plain_http(o)]
     if plain:
         return (
             "fail",
             "served to pages over plain HTTP: " + ", ".join(plain),
             "register the sites' https:// origins (tandem site add ID --origin https://... "
             "--team TEAM) and delete the http:// ones (DELETE /api/sites/ID); start the server "
-            "with https:// --console-origin only",
+            "with https:// --console-origin and --public-origin only",
         )
     return "pass", f"{len(inst.sites)} site(s), every external origin HTTPS", ""
+
+
+def _public_origin(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.public_origins:
+        return (
+            "pass",
+            f"answers at {', '.join(inst.public_origins)} only; requests addressed to another "
+            "host are refused (421), the probes excepted",
+            "",
+        )
+    if inst.unnamed_exposure is None:
+        return "pass", "listens on loopback only, behind no proxy: no other name reaches it", ""
+    return (
+        "fail",
+        f"no public origin is set and {inst.unnamed_exposure}: a request is answered whatever "
+        "Host it names (DNS rebinding makes an attacker's name same-origin with the server)",
+        "tandem serve --public-origin https://TANDEM.HOST (or TANDEM_PUBLIC_ORIGINS), the "
+        "origin browsers use (docs/deployment.md)",
+    )
 
 
 def _masking(profile: Profile, inst: Installation, now: float) -> Outcome:
@@ -597,6 +628,7 @@ CHECKS = {
     "password_policy": _password_policy,
     "sign_in_timeouts": _sign_in_timeouts,
     "allowed_origins": _allowed_origins,
+    "public_origin": _public_origin,
     "masking": _masking,
     "payment_pages": _payment_pages,
     "recording_key": _recording_key,
@@ -672,6 +704,8 @@ async def gather(
         tls=settings.tls,
         behind_proxy=bool(settings.trusted_proxies),
         console_origins=settings.console_origins,
+        public_origins=settings.public_origins,
+        unnamed_exposure=settings.unnamed_exposure,
         sso_issuer=sso["issuer"] if sso else None,
         server_policy=(
             load_policy(settings.policy_file, settings.max_input_file_bytes)

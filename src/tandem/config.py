@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from tandem.exceptions import ConfigError
 
-LIST_SETTINGS = ("allow_origins", "console_origins", "trusted_proxies")
+LIST_SETTINGS = ("allow_origins", "console_origins", "public_origins", "trusted_proxies")
 """Settings given as lists, where an empty override means "not given"."""
 
 NUMBER_SETTINGS = {
@@ -95,6 +95,13 @@ class Settings:
     their pages may call /api/* with the agent's cookie (CORS) and open the agent socket. The
     sign-in cookie is SameSite=Strict, so only origins of the server's own site can sign in
     (docs/deployment.md, "Serving the console from your own origin")."""
+    public_origins: tuple[str, ...] = ()
+    """The origins browsers reach this server at, as they see them (TANDEM_PUBLIC_ORIGINS, comma
+    separated; e.g. ``https://tandem.example.com``). Set, a request or WebSocket addressed to
+    any other (its scheme and ``Host`` header) is refused with 421 before anything reads it,
+    but for the probes (/healthz, /readyz, /metrics); absolute URLs (the identity provider's
+    redirect URI) are built from them, never from the ``Host`` header. Unset, any ``Host`` is
+    answered (docs/deployment.md, "The server's public origin")."""
 
     tls_cert: Path | None = None
     """PEM certificate chain; with ``tls_key``, serve HTTPS/WSS itself (TANDEM_TLS_CERT)."""
@@ -441,6 +448,11 @@ class Settings:
         object.__setattr__(
             self, "console_origins", tuple(normalize_origin(o) for o in self.console_origins)
         )
+        object.__setattr__(
+            self,
+            "public_origins",
+            tuple(dict.fromkeys(normalize_origin(o) for o in self.public_origins)),
+        )
         scheme, _, _ = (self.database_url or "postgresql://").partition("://")
         if scheme.lower() not in ("postgresql", "postgres"):
             raise ConfigError("the database URL must start with postgresql:// (or postgres://)")
@@ -529,6 +541,21 @@ class Settings:
         return self.tls_cert is not None
 
     @property
+    def unnamed_exposure(self) -> str | None:
+        """Why browsers may reach this server by names it does not know, with no
+        ``public_origins`` set: it listens on an address other than loopback, or answers what
+        a reverse proxy forwards (which passes on whatever ``Host`` the browser sent). None
+        when public origins are set, or it listens on loopback only behind no proxy (``make
+        run``, the tests)."""
+        if self.public_origins:
+            return None
+        if not is_loopback(self.host):
+            return f"it listens on {self.host}, not loopback only"
+        if self.trusted_proxies:
+            return "it answers a reverse proxy (--trusted-proxy), which forwards any Host"
+        return None
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "tandem.sqlite3"
 
@@ -568,6 +595,10 @@ class Settings:
         if env.get("TANDEM_CONSOLE_ORIGINS", "").strip():
             values["console_origins"] = tuple(
                 o.strip() for o in env["TANDEM_CONSOLE_ORIGINS"].split(",") if o.strip()
+            )
+        if env.get("TANDEM_PUBLIC_ORIGINS", "").strip():
+            values["public_origins"] = tuple(
+                o.strip() for o in env["TANDEM_PUBLIC_ORIGINS"].split(",") if o.strip()
             )
         for key, variable in (("tls_cert", "TANDEM_TLS_CERT"), ("tls_key", "TANDEM_TLS_KEY")):
             if env.get(variable):
@@ -702,6 +733,17 @@ def nameserver_address(text: str) -> tuple[str, int]:
     if not 0 < number < 65536:
         raise ConfigError(f"nameserver {text!r}: port must be between 1 and 65535")
     return address, number
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a listening address, or ``localhost``) is this machine's loopback only."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def ascii_host(host: str, what: str) -> str:

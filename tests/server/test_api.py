@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
+from starlette.applications import Starlette
+from starlette.routing import Mount
 from websockets.asyncio.client import connect
 
+from tandem.server.app import StaticPages
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, track_connection
 from tests.server.helpers import closed_with
 
@@ -166,6 +171,22 @@ def test_redirects_are_not_built_from_the_host_header(server: RunningServer) -> 
         answer = httpx.get(f"{server.base}{path}", headers={"Host": "evil.example"})
         assert answer.is_redirect, path
         assert answer.headers["location"] == target, path
+
+
+async def test_a_directory_is_redirected_to_its_slash_on_this_server_not_the_host(
+    tmp_path: Path,
+) -> None:
+    """Starlette's static files redirect ``/demo/img`` to ``/demo/img/`` (a directory with an
+    index.html) with an absolute URL built from the Host header; the served mounts' is a path.
+    No shipped directory has an index.html below its top today: this one is made for it."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "index.html").write_text("<p>index</p>")
+    app = Starlette(routes=[Mount("/demo", StaticPages(directory=tmp_path, html=True))])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tandem.example") as client:
+        moved = await client.get("/demo/img?x=1", headers={"host": "evil.example"})
+        assert moved.status_code == 307 and moved.headers["location"] == "/demo/img/?x=1"
+        assert (await client.get("/demo/img/")).text == "<p>index</p>"
 
 
 def test_a_trailing_slash_is_not_redirected_to_the_host_the_request_names(

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from tandem import crypto, metrics, sbom
 from tandem.config import Settings, normalize_origin
@@ -36,6 +38,7 @@ from tandem.server.http import problem, services_of
 from tandem.server.middleware import (
     ConsoleCors,
     FetchMetadataGuard,
+    PublicOrigins,
     SameOriginWrites,
     SecurityHeaders,
 )
@@ -60,6 +63,21 @@ def operation_for(method: str, path: str) -> operations.Operation | None:
 
 OPENAPI = openapi.describe(*operations.openapi_paths(OPERATIONS))
 """The description served at /api/openapi.json: the public routes and every admin operation."""
+
+
+class StaticPages(StaticFiles):
+    """Static files whose redirect of a directory to its trailing slash (``/demo/img`` to
+    ``/demo/img/``, for a directory with an ``index.html``) is a path on this server:
+    Starlette's is an absolute URL built from the request's ``Host`` header."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        if not isinstance(response, RedirectResponse):
+            return response
+        url = URL(scope=scope)
+        if not url.path.startswith("/") or url.path.startswith("//"):
+            return problem(404, "Not found", "Nothing here.")  # never to another host
+        return RedirectResponse(url.path + "/" + (f"?{url.query}" if url.query else ""))
 
 
 async def sdk_script(request: Request) -> Response:
@@ -158,20 +176,25 @@ def create_app(
         # Relative redirects: the static files' own would be built from the request's Host header.
         Route("/console", lambda request: RedirectResponse("/console/")),
         Route("/demo", lambda request: RedirectResponse("/demo/")),
-        Mount("/console", StaticFiles(directory=STATIC / "console", html=True, check_dir=False)),
+        Mount("/console", StaticPages(directory=STATIC / "console", html=True, check_dir=False)),
         Route("/demo/", demo.demo_page),  # demo only: pages pinned with the server's key
         Route("/demo/{page}.html", demo.demo_page),
-        Mount("/demo", StaticFiles(directory=STATIC / "demo", html=True, check_dir=False)),
+        Mount("/demo", StaticPages(directory=STATIC / "demo", html=True, check_dir=False)),
         Route("/practice", lambda request: RedirectResponse("/practice/")),
         # The practice customer's pages (tandem.training), framed by the console.
-        Mount("/practice", StaticFiles(directory=STATIC / "practice", html=True, check_dir=False)),
+        Mount("/practice", StaticPages(directory=STATIC / "practice", html=True, check_dir=False)),
     ]
     app = Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(PublicOrigins, public_origins=settings.public_origins),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
-            Middleware(SameOriginWrites, console_origins=settings.console_origins),
+            Middleware(
+                SameOriginWrites,
+                console_origins=settings.console_origins,
+                public_origins=settings.public_origins,
+            ),
             Middleware(FetchMetadataGuard, console_origins=settings.console_origins),
             Middleware(StorageUnavailable, retry_after=settings.unavailable_retry_seconds),
         ],

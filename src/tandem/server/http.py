@@ -4,17 +4,23 @@ body, the signed-in agent and its cookie. Route modules import this, never each 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from starlette.background import BackgroundTask
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from tandem import auth, revocation
+from tandem.config import normalize_origin
+from tandem.exceptions import ConfigError
 
 if TYPE_CHECKING:
+    from starlette.types import Scope
+
     from tandem.server.services import Services
 
 MAX_BODY_BYTES = 4096
@@ -135,6 +141,35 @@ def over_tls(connection: HTTPConnection) -> bool:
     """Whether the browser reached the server over TLS (directly, or through a trusted
     proxy that says so)."""
     return connection.url.scheme in ("https", "wss")
+
+
+HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+"""A ``Host`` header as browsers send it: a name in ASCII or an address, and a port."""
+
+
+def addressed_origin(scope: Scope) -> str | None:
+    """The origin a request or WebSocket was addressed to: its scheme (``ws``/``wss`` as
+    ``http``/``https``; a trusted proxy's ``X-Forwarded-Proto``, applied by uvicorn) and its
+    ``Host`` header, normalised. Whoever sends the request chooses the ``Host`` (DNS rebinding,
+    a proxy that passes any): None for none, several, or one that is no host."""
+    hosts = Headers(scope=scope).getlist("host")
+    if len(hosts) != 1 or not HOST_HEADER.fullmatch(hosts[0]):
+        return None
+    scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme"))
+    try:
+        return normalize_origin(f"{scheme}://{hosts[0]}")
+    except ConfigError:
+        return None
+
+
+def own_origin(scope: Scope, public_origins: tuple[str, ...]) -> str | None:
+    """The origin this server is reached at, as the browser sees it: with ``public_origins``,
+    the one the request was addressed to, if it is one of them (else None: the request named
+    a host this server is not); without, whatever the ``Host`` header says."""
+    addressed = addressed_origin(scope)
+    if public_origins and addressed not in public_origins:
+        return None
+    return addressed
 
 
 def cookie_name(connection: HTTPConnection) -> str:

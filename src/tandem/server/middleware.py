@@ -8,7 +8,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError
-from tandem.server.http import problem
+from tandem.server.http import addressed_origin, own_origin, problem
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -47,27 +47,86 @@ def _normalized(origin: str) -> str | None:
         return None
 
 
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Paths answered whatever the ``Host``: load balancers and monitoring ask them by address
+(``10.0.0.5:8000``). None says anything about sessions or builds a URL; /metrics needs its
+bearer token."""
+
+
+class PublicOrigins:
+    """With ``--public-origin`` set, every request and WebSocket addressed to another origin
+    (its scheme and ``Host`` header: a name an attacker pointed at the server, DNS rebinding,
+    or a proxy passing any ``Host``) is refused with 421 Misdirected Request before anything
+    reads it; a WebSocket before it is accepted. The probes (:data:`PROBES`) pass by address.
+    Unset, nothing is checked here (``make run``, loopback)."""
+
+    def __init__(self, app: ASGIApp, public_origins: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.public_origins = frozenset(public_origins)
+        self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        addressed = addressed_origin(scope)
+        if addressed in self.public_origins:
+            return None
+        detail = "This server answers only at its public origin (TANDEM_PUBLIC_ORIGINS)."
+        if addressed is not None and addressed.partition("://")[2] in self.schemes:
+            # The right host by the wrong scheme: a TLS proxy Tandem does not believe.
+            detail += (
+                f" This request came by {addressed.partition('://')[0]}: behind a TLS proxy, "
+                "name it with --trusted-proxy and have it send X-Forwarded-Proto."
+            )
+        return problem(421, "Misdirected request", detail)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.public_origins or scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["path"] in PROBES:
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            await refusal(scope, receive, send)  # a WebSocket's: the HTTP answer to its upgrade
+        else:  # a server without denial responses answers the upgrade 403
+            await send({"type": "websocket.close", "code": 1008})
+
+
 class SameOriginWrites:
     """CSRF defence for every state-changing request (anything but GET/HEAD/OPTIONS): a browser
     that names another origin is refused with 403. Cookies are also SameSite=Strict and bodies must
-    be JSON; this check covers requests without a body, such as sign-out. The origins that host
-    the console (``--console-origin``) are the only others allowed."""
+    be JSON; this check covers requests without a body, such as sign-out. The server's own
+    origin is one of ``--public-origin`` when they are set (the one the request was addressed
+    to), else whatever the ``Host`` header names; the origins that host the console
+    (``--console-origin``) are the only others allowed."""
 
     SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
-    def __init__(self, app: ASGIApp, console_origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        console_origins: tuple[str, ...] = (),
+        public_origins: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.console_origins = frozenset(console_origins)
+        self.public_origins = tuple(public_origins)
+
+    def _same_origin(self, scope: Scope, origin: str) -> bool:
+        if not self.public_origins:  # as the Host header says (docs/threat-model.md)
+            host = Headers(scope=scope).get("host", "")
+            return origin.lower() == f"{scope.get('scheme', 'http')}://{host}".lower()
+        own = own_origin(scope, self.public_origins)
+        return own is not None and _normalized(origin) == own
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE:
-            headers = Headers(scope=scope)
-            origin = headers.get("origin")
-            host = headers.get("host", "")
-            scheme = scope.get("scheme", "http")
+            origin = Headers(scope=scope).get("origin")
             if (
                 origin is not None
-                and origin.lower() != f"{scheme}://{host}".lower()
+                and not self._same_origin(scope, origin)
                 and _normalized(origin) not in self.console_origins
             ):
                 await problem(403, "Forbidden", "Cross-site request refused.")(scope, receive, send)

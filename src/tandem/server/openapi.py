@@ -35,7 +35,9 @@ SPEC: dict[str, object] = {
         "title": "Tandem",
         "version": __version__,
         "description": "Agent sign-in for the console. Co-browsing itself runs over the "
-        "WebSockets /ws/customer and /ws/agent (docs/protocol.md), end-to-end encrypted.",
+        "WebSockets /ws/customer and /ws/agent (docs/protocol.md), end-to-end encrypted. "
+        "A server with a public origin (--public-origin) answers a request addressed to any "
+        "other host 421 Misdirected Request.",
     },
     "paths": {
         "/api/login": {

@@ -34,6 +34,7 @@ from tandem.hub import address_group
 from tandem.server.http import (
     end_earlier_sign_in,
     over_tls,
+    own_origin,
     services_of,
     set_sign_in_cookie,
     sign_in_token,
@@ -76,7 +77,14 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
 
 
 def _redirect_uri(request: Request) -> str:
-    return str(request.url_for("sso_callback"))
+    """Where the provider sends the browser back: on the server's public origin when it is set
+    (the one this start was addressed to, so the browser comes back with its cookie), never
+    on whatever the ``Host`` header names; unset, as the request was addressed."""
+    public = services_of(request).settings.public_origins
+    if not public:
+        return str(request.url_for("sso_callback"))
+    origin = own_origin(request.scope, public) or public[0]
+    return f"{origin}{request.app.url_path_for('sso_callback')}"
 
 
 def _failed(request: Request, reason: str = "failed") -> Response:

@@ -23,6 +23,7 @@ from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.fanout.memory import MemorySubscription
 from tandem.hub import AgentSeat, Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
+from tandem.server.http import own_origin as http_own_origin
 from tandem.server.http import services_of, sign_in_token
 from tandem.server.websocket_protocol import AWAIT, DIRECT, TandemWebSocketProtocol
 from tandem.storage.base import SELF_ORIGIN
@@ -32,15 +33,10 @@ log = logging.getLogger("tandem.ws")
 
 
 def own_origin(ws: WebSocket) -> str | None:
-    """The origin this server is reached at, as the browser sees it (from the Host header)."""
-    scheme = "https" if ws.url.scheme == "wss" else "http"
-    host = ws.headers.get("host")
-    if not host:
-        return None
-    try:
-        return normalize_origin(f"{scheme}://{host}")
-    except ConfigError:
-        return None
+    """The origin this server is reached at, as the browser sees it: one of ``--public-origin``
+    when they are set (the one the socket was addressed to; :class:`~tandem.server.middleware.
+    PublicOrigins` refused any other), else whatever the Host header says."""
+    return http_own_origin(ws.scope, services_of(ws).settings.public_origins)
 
 
 def origin_of(ws: WebSocket) -> str | None:

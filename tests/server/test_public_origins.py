@@ -1,0 +1,288 @@
+"""The server's public origin (``--public-origin``): the attacker chooses a request's ``Host``
+header (a name pointed at the server's address, DNS rebinding; a proxy passing any ``Host``).
+With public origins set, a request or WebSocket addressed to another origin is refused (421,
+a socket before it is accepted), the probes still answer by address, the identity provider's
+redirect URI and the cross-site write check come from the configured origin, never the Host.
+Unset on a public address, ``tandem serve`` warns at start-up (the compliance check's item is
+in tests/test_compliance.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from starlette.types import Message, Receive, Scope, Send
+
+from tandem.server.middleware import SameOriginWrites
+from tests.conftest import AGENT_PASSWORD, DataTemplates, RunningServer, ServerFactory
+from tests.conftest import two_organisations as seed_two_organisations
+from tests.oidc_provider import OidcProvider
+from tests.test_runtime_limits import serving
+
+PUBLIC = "http://tandem.example"
+HOST = "tandem.example"
+TOKEN = "metrics-token-0123456789"
+
+
+@pytest.fixture
+def named(server_factory: ServerFactory) -> RunningServer:
+    return server_factory(public_origins=(PUBLIC,), metrics_token=TOKEN)
+
+
+def at(server: RunningServer, host: str, **headers: str) -> httpx.Client:
+    """A browser reaching ``server`` by the name ``host`` (what DNS made of it)."""
+    return httpx.Client(base_url=server.base, headers={"host": host, **headers})
+
+
+def sign_in(client: httpx.Client, username: str = "alice") -> httpx.Response:
+    return client.post("/api/login", json={"username": username, "password": AGENT_PASSWORD})
+
+
+def assert_misdirected(answer: httpx.Response) -> None:
+    assert answer.status_code == 421, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["title"] == "Misdirected request"
+    assert "TANDEM_PUBLIC_ORIGINS" in answer.json()["detail"]
+    assert "location" not in answer.headers
+    assert answer.headers["x-content-type-options"] == "nosniff"  # hardened like any answer
+
+
+@pytest.mark.parametrize("host", ["evil.example", "127.0.0.1", "tandem.example.evil.example"])
+def test_a_request_addressed_to_another_host_is_refused(named: RunningServer, host: str) -> None:
+    port = urlsplit(named.base).port
+    with at(named, host if host != "127.0.0.1" else f"{host}:{port}") as browser:
+        assert_misdirected(sign_in(browser))  # the password is not even read
+        for path in ("/api/me", "/demo/", "/console/", "/sdk/tandem.js", "/api/openapi.json"):
+            assert_misdirected(browser.get(path))
+        assert_misdirected(browser.post("/api/logout", headers={"origin": f"http://{host}"}))
+    with at(named, HOST) as browser:  # the server's own name: served as ever
+        assert browser.get("/demo/").status_code == 200
+        assert browser.get("/api/me").status_code == 401
+        signed_in = sign_in(browser)
+        assert signed_in.status_code == 200, signed_in.text
+        assert browser.get("/api/me").json()["username"] == "alice"
+
+
+def test_a_malformed_or_doubled_host_is_refused(named: RunningServer) -> None:
+    port = urlsplit(named.base).port
+    for hosts in ([HOST, "evil.example"], ["evil.example", HOST], [f"{HOST}@evil.example"]):
+        raw = "".join(f"Host: {h}\r\n" for h in hosts)
+        answer = asyncio.run(raw_request(port, f"GET /api/me HTTP/1.1\r\n{raw}\r\n"))
+        assert answer.startswith("HTTP/1.1 421 "), (hosts, answer)
+
+
+def test_the_probes_answer_by_address(named: RunningServer) -> None:
+    port = urlsplit(named.base).port
+    with at(named, f"127.0.0.1:{port}") as monitor:  # a load balancer's check, by address
+        assert monitor.get("/healthz").json() == {"status": "ok"}
+        assert monitor.get("/readyz").json() == {"status": "ready"}
+        assert monitor.get("/metrics").status_code == 401  # still needs its token
+        scraped = monitor.get("/metrics", headers={"authorization": f"Bearer {TOKEN}"})
+        assert scraped.status_code == 200 and "tandem_" in scraped.text
+        assert_misdirected(monitor.get("/healthz/"))  # the exact paths only
+        assert_misdirected(monitor.get("/metricsx"))
+
+
+async def raw_request(port: int, request: str) -> str:
+    """``request`` as sent, and the status line and headers of the answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request.encode("latin-1"))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        return head.decode("latin-1")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def upgrade(path: str, host: str, origin: str) -> str:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {origin}\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize("path", ["/ws/customer", "/ws/agent"])
+async def test_a_websocket_addressed_to_another_host_is_refused_before_it_is_accepted(
+    named: RunningServer, path: str
+) -> None:
+    port = urlsplit(named.base).port
+    assert port is not None
+    # A page at the attacker's name, rebound to the server: same-origin with it by the Host.
+    refused = await raw_request(port, upgrade(path, "evil.example", "http://evil.example"))
+    assert refused.startswith("HTTP/1.1 421 "), refused
+    assert "upgrade: websocket" not in refused.lower()
+    by_address = await raw_request(port, upgrade(path, f"127.0.0.1:{port}", PUBLIC))
+    assert by_address.startswith("HTTP/1.1 421 "), by_address
+    accepted = await raw_request(port, upgrade(path, HOST, PUBLIC))
+    assert accepted.startswith("HTTP/1.1 101 "), accepted
+
+
+def test_the_write_check_compares_the_origin_with_the_public_origin(named: RunningServer) -> None:
+    with at(named, HOST) as browser:
+        assert sign_in(browser).status_code == 200
+        foreign = browser.post("/api/logout", headers={"origin": "http://evil.example"})
+        assert foreign.status_code == 403
+        assert browser.get("/api/me").status_code == 200
+        own = browser.post("/api/logout", headers={"origin": "http://TANDEM.example:80"})
+        assert own.status_code == 204
+        assert browser.get("/api/me").status_code == 401
+
+
+async def test_an_origin_equal_to_a_forged_host_is_refused_by_the_write_check() -> None:
+    """The write check on its own (the 421 comes first in the server): with a public origin
+    set, an Origin that merely equals the request's Host is cross-site; without, as before."""
+    reached: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def post(guard: SameOriginWrites, host: str, origin: str) -> int:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/api/logout",
+            "headers": [(b"host", host.encode()), (b"origin", origin.encode())],
+        }
+        await guard(scope, receive, send)
+        return int(sent[0]["status"])
+
+    checked = SameOriginWrites(app, public_origins=(PUBLIC,))
+    assert await post(checked, "evil.example", "http://evil.example") == 403
+    assert await post(checked, HOST, "http://evil.example") == 403
+    assert await post(checked, HOST, PUBLIC) == 204
+    unset = SameOriginWrites(app)
+    assert await post(unset, "evil.example", "http://evil.example") == 204  # today's behaviour
+    assert reached == ["/api/logout", "/api/logout"]
+
+
+def test_behind_a_tls_proxy_the_scheme_is_the_browsers(server_factory: ServerFactory) -> None:
+    server = server_factory(
+        public_origins=("https://tandem.example",), trusted_proxies=("127.0.0.1",)
+    )
+    with at(server, HOST, **{"x-forwarded-proto": "https"}) as browser:
+        assert browser.get("/api/me").status_code == 401  # reached as https://tandem.example
+    with at(server, HOST) as direct:  # the proxy said nothing: plain http, not the public origin
+        answer = direct.get("/api/me")
+        assert_misdirected(answer)
+        assert "--trusted-proxy" in answer.json()["detail"]
+    untrusted = server_factory(public_origins=("https://tandem.example",))
+    with at(untrusted, HOST, **{"x-forwarded-proto": "https"}) as forged:
+        assert_misdirected(forged.get("/api/me"))  # no one else may say it was https
+
+
+@pytest.fixture
+def sso_server(server_factory: ServerFactory) -> RunningServer:
+    return server_factory(
+        seed=seed_two_organisations,
+        test_private_network=True,
+        public_origins=(PUBLIC, "http://help.tandem.example"),
+    )
+
+
+@pytest.fixture
+def provider(sso_server: RunningServer) -> Iterator[OidcProvider]:
+    running = OidcProvider().start()
+    running.redirect_uris.update(
+        {f"{PUBLIC}/api/sso/callback", "http://help.tandem.example/api/sso/callback"}
+    )
+    with at(sso_server, HOST, origin=PUBLIC) as ada:
+        assert sign_in(ada, "ada").status_code == 200
+        settings = {
+            "issuer": running.issuer,
+            "client_id": running.client_id,
+            "client_secret": running.client_secret,
+        }
+        assert ada.put("/api/org/sso", json=settings).status_code == 200
+        assert ada.put("/api/users/alice/sso", json={"subject": "u-1"}).status_code == 200
+    yield running
+    running.stop()
+
+
+def redirect_uri(start: httpx.Response) -> str:
+    assert start.status_code == 303, start.text
+    [uri] = parse_qs(urlsplit(start.headers["location"]).query)["redirect_uri"]
+    return uri
+
+
+def test_the_sso_redirect_uri_names_the_public_origin_never_the_host(
+    sso_server: RunningServer, provider: OidcProvider
+) -> None:
+    # The Host as a browser may write it: Starlette's url_for would echo it (port and case).
+    with at(sso_server, "TANDEM.example:80") as browser:
+        start = browser.get("/api/sso/start", params={"org": "default"})
+        assert redirect_uri(start) == f"{PUBLIC}/api/sso/callback"
+        at_provider = httpx.get(start.headers["location"])
+        assert at_provider.status_code == 302, at_provider.text
+        back = urlsplit(at_provider.headers["location"])
+        assert f"{back.scheme}://{back.netloc}" == PUBLIC
+        finished = browser.get(f"{back.path}?{back.query}")  # the browser, at tandem.example
+        assert finished.status_code == 303 and finished.headers["location"] == "/console/"
+        assert browser.get("/api/me").json()["username"] == "alice"
+    with at(sso_server, "help.tandem.example") as other:  # each public name its own
+        start = other.get("/api/sso/start", params={"org": "default"})
+        assert redirect_uri(start) == "http://help.tandem.example/api/sso/callback"
+    before = provider.requests
+    with at(sso_server, "evil.example") as forged:  # no start, no redirect at all
+        assert_misdirected(forged.get("/api/sso/start", params={"org": "default"}))
+    assert provider.requests == before  # not even the provider's discovery was fetched
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, data_templates: DataTemplates) -> Path:
+    data_templates.copy_to(tmp_path / "data")
+    return tmp_path / "data"
+
+
+WARNING = "no public origin is set and it listens on 0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"TANDEM_HOST": "0.0.0.0"}, True),
+        ({"TANDEM_HOST": "0.0.0.0", "TANDEM_PUBLIC_ORIGINS": "https://tandem.example"}, False),
+        ({}, False),  # loopback, no proxy: make run, the tests
+    ],
+    ids=["public-address", "public-address-named", "loopback"],
+)
+def test_serving_on_a_public_address_without_a_public_origin_warns(
+    data_dir: Path, env: dict[str, str], warned: bool
+) -> None:
+    with serving(data_dir, env={**env, "TANDEM_LOG_FORMAT": "json"}, forked=True) as (process, err):
+        assert process.stdout is not None
+        demo = ""
+        while "demo shop" not in demo:  # the banner's next lines, printed with its first
+            demo = process.stdout.readline()
+            assert demo, "the banner ended without its demo shop line"
+    public = env.get("TANDEM_PUBLIC_ORIGINS")
+    # Named, the banner's links are the public origin's: the listening address is refused.
+    assert demo.split()[-1].startswith(f"{public}/demo/" if public else "http://"), demo
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    warnings = [line for line in lines if "public origin" in line.get("event", "")]
+    if warned:
+        [warning] = warnings
+        assert warning["level"] == "warning", warning
+        assert WARNING in warning["event"] and "--public-origin" in warning["event"]
+    else:
+        assert warnings == [], warnings
+    assert os.environ.get("TANDEM_PUBLIC_ORIGINS") is None  # nothing leaked into the tests
