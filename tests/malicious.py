@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -64,6 +64,8 @@ class MaliciousRelay:
       console sends the customer): return the frame to pass on, or None to drop it.
     - ``inject_customer(message)`` / ``inject_agent(message)``: send a JSON message to the
       latest customer (agent) socket now (callable from the test's thread).
+    - ``close_customer(code)``: close the latest customer socket now, as a relay that forces the
+      page to reconnect does (callable from the test's thread).
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -80,6 +82,9 @@ class MaliciousRelay:
         self._lock = threading.Lock()
         self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self._agent: tuple[asyncio.AbstractEventLoop, Send] | None = None
+        self._close_customer: (
+            tuple[asyncio.AbstractEventLoop, Callable[[int], Awaitable[None]]] | None
+        ) = None
         self.sent_to_customer: list[dict[str, Any]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -142,9 +147,16 @@ class MaliciousRelay:
                     return {"type": "websocket.receive", "bytes": frame}
                 return message
 
+        async def close_now(code: int) -> None:
+            if closed[0]:
+                return
+            closed[0] = True
+            await send({"type": "websocket.close", "code": code})
+
         with self._lock:
             if customer:
                 self._customer = (asyncio.get_running_loop(), relay_send)
+                self._close_customer = (asyncio.get_running_loop(), close_now)
             else:
                 self._agent = (asyncio.get_running_loop(), relay_send)
         await self.app(scope, relay_receive, relay_send)
@@ -160,6 +172,15 @@ class MaliciousRelay:
             send({"type": "websocket.send", "bytes": frame}), loop
         )
         future.result(timeout=5)
+
+    def close_customer(self, code: int) -> None:
+        """Close the latest customer socket with ``code`` (from any thread; waits until sent)."""
+        with self._lock:
+            target = self._close_customer
+        if target is None:
+            raise RuntimeError("no customer socket yet")
+        loop, close_now = target
+        asyncio.run_coroutine_threadsafe(close_now(code), loop).result(timeout=5)
 
     def inject_customer(self, message: dict[str, Any]) -> None:
         """Send ``message`` to the latest customer socket (from any thread; waits until sent)."""

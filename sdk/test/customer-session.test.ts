@@ -3,7 +3,8 @@
 // pairing on the console's side. No browser: the module has no import-time side effects.
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { CommandSender, ContentReceiver, KIND_FROM_WATCHER, type PairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
+import { CommandSender, ContentReceiver, KIND_FROM_WATCHER, type PairwiseKeys, derivePairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
+import { RECONNECT_MAX_MS } from "../src/shared/backoff.ts";
 import { WATCHER_SUFFIX, randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
@@ -542,21 +543,24 @@ function manualClock() {
 /** The note the sharing banner shows last (ui.showSharing's sixth argument). */
 const bannerNote = (f: ReturnType<typeof fakes>) => (f.called("showSharing").at(-1)?.args[5] ?? null) as { kind: string } | null;
 
-test("once the agent's console has challenged, its silence warns the customer, then ends the session here with its own notice", async (t) => {
+test("the agent's console's silence warns the customer, then ends the session here with its own notice", async (t) => {
   windowEvents(t);
   const { clock, advance } = manualClock();
   const f = fakes(null, new Map(), new Set(), clock);
   const session = await startedAs(f, "s1");
   const keys = await pairAndAllow(f, "s1");
-  // No challenge ever (an older console): nothing changes, however long.
-  advance(2 * AGENT_SILENT_MS);
-  assert.equal(session.state, "sharing");
+  // Watched from the start of sharing: a first challenge that is slow (the console's tab in the
+  // background) is past the warning, and takes it back.
+  advance(AGENT_QUIET_MS - 2 * LOOK_EVERY_MS);
   assert.equal(bannerNote(f), null);
+  advance(2 * LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet");
   const agent = new CommandSender("s1", keys.agentToCustomer);
   const challenge = await command(agent, { k: "challenge", nonce: "a".repeat(22) });
   f.deliver(challenge);
   await until(() => f.store.saved?.commands === 1);
-  assert.equal(f.store.saved?.agentChallenges, true, "kept for the session's next page");
+  assert.equal(bannerNote(f), null, "the warning taken back");
+  assert.equal(f.store.saved?.agentSilentMs, 0, "kept for the session's next page");
   // A challenge now and then keeps it going.
   advance(AGENT_SILENT_MS - 5000);
   f.deliver(await command(agent, { k: "challenge", nonce: "b".repeat(22) }));
@@ -582,6 +586,80 @@ test("once the agent's console has challenged, its silence warns the customer, t
   const sent = f.binary().length;
   advance(10 * LOOK_EVERY_MS);
   assert.equal(f.binary().length, sent, "nothing more is sent");
+});
+
+test("with no challenge from the start of sharing (a relay that withholds them all), the customer is warned, then the session ends", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  await pairAndAllow(f, "s1");
+  // The relay can pass only what proves nothing: a challenge under keys of its own does not open.
+  const other = await derivePairwiseKeys(randomBytes(32), "s1"); // not the pairing's keys
+  const forged = await command(new CommandSender("s1", other.agentToCustomer), { k: "challenge", nonce: "f".repeat(22) });
+  advance(AGENT_QUIET_MS - LOOK_EVERY_MS);
+  f.deliver(forged);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(f.store.saved?.commands ?? 0, 0, "a forged challenge does not open");
+  assert.equal(bannerNote(f), null);
+  advance(LOOK_EVERY_MS);
+  assert.equal(bannerNote(f)?.kind, "agent_quiet");
+  advance(AGENT_SILENT_MS - AGENT_QUIET_MS - LOOK_EVERY_MS);
+  assert.equal(session.state, "sharing", "not before the bound");
+  advance(LOOK_EVERY_MS);
+  await until(() => session.state === "ended");
+  assert.deepEqual(f.control().at(-1), { v: 1, type: "stop" });
+  assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+  assert.equal(f.store.saved, null);
+});
+
+test("a relay that forces resumes, and new pages, never start the silence afresh: the time shared adds up", async (t) => {
+  windowEvents(t);
+  const origin = new Map<string, PairwiseKeys>();
+  const { clock, advance } = manualClock();
+  const f = fakes(null, origin, new Set(), clock);
+  const session = await startedAs(f, "s1");
+  await pairAndAllow(f, "s1");
+  let shared = 0; // sharing time without a challenge (ms)
+  // Three times: 50 s shared, then the relay closes the socket; the page reconnects (not counted,
+  // however long: "Reconnecting…", nothing shared) and sharing comes back.
+  for (let i = 0; i < 3; i++) {
+    advance(50_000);
+    shared += 50_000;
+    f.close(1006);
+    assert.ok(f.store.saved?.agentSilentMs !== undefined && f.store.saved.agentSilentMs >= shared - LOOK_EVERY_MS);
+    advance(RECONNECT_MAX_MS); // the attempt
+    f.open();
+    advance(15_000); // the relay takes its time to answer: not counted
+    const frames = f.binary().length;
+    f.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+    await until(() => f.binary().length > frames); // sharing again, in a new epoch
+    assert.equal(session.state, "sharing");
+  }
+  advance(10_000);
+  shared += 10_000;
+  assert.equal(bannerNote(f)?.kind, "agent_quiet", "warned: nothing started afresh");
+  // A new page of the same tab goes on from the silence its record kept.
+  const record = f.store.saved;
+  assert.ok(record && record.agentSilentMs !== undefined && record.agentSilentMs >= shared - LOOK_EVERY_MS);
+  session.leave();
+  const next = fakes(record, origin, new Set(), clock);
+  const page = new Session(next.ports);
+  page.resume(record);
+  next.open();
+  next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
+  await until(() => next.binary().length > 0);
+  advance(LOOK_EVERY_MS);
+  assert.equal(bannerNote(next)?.kind, "agent_quiet", "warned on the new page at once");
+  advance(AGENT_SILENT_MS - shared - 3 * LOOK_EVERY_MS);
+  assert.equal(page.state, "sharing", "not before the bound");
+  advance(3 * LOOK_EVERY_MS);
+  await until(() => page.state === "ended");
+  assert.equal(next.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+  assert.equal(next.store.saved, null);
+  // The page left behind did nothing more with the session meanwhile.
+  assert.equal(session.state, "sharing");
+  assert.equal(f.called("showError").length, 0);
 });
 
 test("a watching supervisor's challenges do not stand for the agent's console", async (t) => {

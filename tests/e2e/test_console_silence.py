@@ -1,10 +1,13 @@
 """The agent's console is still there (docs/threat-model.md, "The agent's console is still there"),
-in real browsers: once the customer's browser has had a freshness challenge from the agent's
-console (inside the encrypted command channel, which the relay can neither forge nor replay), a
-long silence of the console ends the session on the customer's side, whatever the relay says or
-withholds. Here the agent's tab is closed while a malicious relay swallows everything toward the
-customer (its `peer` and `ended` messages, any command): the customer's widget warns, then ends
-the session, says why, and sends nothing more.
+in real browsers: the agent's console sends freshness challenges from the first page (inside the
+encrypted command channel, which the relay can neither forge nor replay), and from the start of
+sharing a long silence of the console ends the session on the customer's side, whatever the relay
+says or withholds. Here the agent's tab is closed while a malicious relay swallows everything
+toward the customer (its `peer` and `ended` messages, any command); or the relay withholds every
+command of the console's from the start, also while it forces the customer's page to reconnect
+and while the customer moves to another page: the customer's widget warns, then ends the session,
+says why, and sends nothing more. A console that goes on challenging, or whose first challenge
+comes late, keeps the session.
 
 The bounds are the SDK's constants (sdk/src/share/silence.ts, read from there); the customer's
 page runs on Playwright's clock, moved forward past them, so the test waits minutes of the page's
@@ -18,8 +21,8 @@ from typing import Any
 
 from playwright.sync_api import WebSocket, expect
 
-from tests.conftest import ServerFactory
-from tests.e2e.conftest import Party
+from tests.conftest import RunningServer, ServerFactory
+from tests.e2e.conftest import Party, allow, console_at, get_help, join
 from tests.e2e.test_malicious_server import malicious_server
 from tests.e2e.test_reconnect import banner, share_at
 from tests.e2e.test_workspace import wait_until
@@ -48,6 +51,55 @@ def forward(customer: Party, moved: int, to: int, step: int = 30_000) -> int:
         customer.page.clock.fast_forward(min(step, to - moved))
         moved = min(moved + step, to)
     return moved
+
+
+def page_now(customer: Party) -> int:
+    """The customer's page's clock (ms): Playwright's, which the SDK reads."""
+    return int(customer.page.evaluate("() => Date.now()"))
+
+
+def forward_to(customer: Party, at: int, step: int = 30_000) -> None:
+    """Move the customer's page clock on until it reads at least ``at`` (ms), in steps shorter
+    than silence.ts's ASLEEP_MS (a longer jump counts as a sleep)."""
+    while (now := page_now(customer)) < at:
+        customer.page.clock.fast_forward(min(step, at - now))
+
+
+def epochs_begun(customer: Party) -> int:
+    """The epoch keys (kind 0x02) the customer's page sent: one each time sharing (re)starts."""
+    return sum(1 for frame in customer.frames.sent if frame[:1] == b"\x02")
+
+
+def start_sharing(customer: Party, agent: Party, server: RunningServer) -> tuple[int, int]:
+    """The customer shares the demo shop with alice (nothing asked of the console's view: the
+    relay may be withholding what would make it live); the customer's page time just before
+    the customer allowed, and once the first epoch's key went: the watch began between."""
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    console_at(agent, server, server.base)
+    join(agent, code)
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Alice")
+    before = page_now(customer)
+    allow(customer)
+    wait_until(customer.page, lambda: epochs_begun(customer) >= 1)
+    after = page_now(customer)
+    expect(banner(customer)).to_contain_text("Sharing this page with Alice")
+    return before, after
+
+
+def state(customer: Party) -> str:
+    return str(customer.page.evaluate("() => window.Tandem.state"))
+
+
+def assert_ended_here(customer: Party, sockets: list[WebSocket]) -> None:
+    """The session ended on the customer's side for the console's silence; the widget says so."""
+    expect(customer.page.get_by_role("alert")).to_contain_text(ENDED)
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    assert state(customer) == "ended"
+    assert customer.page.evaluate("() => sessionStorage.getItem('tandem.session')") is None
+    wait_until(customer.page, lambda: bool(sockets) and all(ws.is_closed() for ws in sockets))
+    told = [f for f in customer.frames.sent if f.startswith(b"{") and b'"stop"' in f]
+    assert told, "the server was told, as Stop sharing tells it"
 
 
 def challenges_received(customer: Party) -> int:
@@ -116,3 +168,92 @@ def test_a_console_that_goes_on_challenging_keeps_the_session_however_long_it_ru
     expect(banner(customer)).to_contain_text("Sharing this page with Alice")
     expect(customer.page.get_by_text(WARNING)).to_have_count(0)
     assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+
+
+def test_a_relay_that_withholds_every_command_from_the_start_ends_the_customers_session(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    # From before the pairing, nothing of the agent's console reaches the customer's page: no
+    # challenge ever (as a console that crashed right after the pairing would send none).
+    relay.binary_to_customer = lambda frame: None
+    sockets: list[WebSocket] = []
+    customer.page.on("websocket", lambda ws: sockets.append(ws))
+    customer.page.clock.install()
+    before, after = start_sharing(customer, agent, server)
+
+    # Not warned before a minute and a half of sharing; warned after it, still sharing.
+    forward_to(customer, before + AGENT_QUIET_MS - 10_000)
+    expect(customer.page.get_by_text(WARNING)).to_have_count(0)
+    assert state(customer) == "sharing"
+    forward_to(customer, after + AGENT_QUIET_MS + LOOK_EVERY_MS)
+    expect(banner(customer)).to_contain_text(WARNING)
+    # Not ended before the bound; ended past it, in the page.
+    forward_to(customer, before + AGENT_SILENT_MS - 10_000)
+    assert state(customer) == "sharing"
+    forward_to(customer, after + AGENT_SILENT_MS + LOOK_EVERY_MS)
+    assert_ended_here(customer, sockets)
+    assert challenges_received(customer) == 0, "nothing of the console's ever reached the page"
+
+
+def test_forced_reconnections_and_a_new_page_do_not_start_the_silence_afresh(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    relay.binary_to_customer = lambda frame: None  # no command of the console's, from the start
+    sockets: list[WebSocket] = []
+    customer.page.on("websocket", lambda ws: sockets.append(ws))
+    customer.page.clock.install()
+    before, after = start_sharing(customer, agent, server)
+
+    # Every 50 s of sharing (less than the warning's bound, and the bound), the relay closes the
+    # customer's socket: the page reconnects and shares again. Then the customer moves on to
+    # another page of the site. Neither starts the watch afresh; the time the page was not
+    # sharing (reconnecting, loading) is not counted, so the end may come that much later.
+    away = 0
+    for change in ("reconnect", "reconnect", "navigate"):
+        forward_to(customer, page_now(customer) + 50_000)
+        began = epochs_begun(customer)
+        left = page_now(customer)
+        if change == "reconnect":
+            relay.close_customer(1012)
+        else:
+            # (Playwright may not see a left page's socket close: only the new page's count.)
+            del sockets[:]
+            customer.page.goto(f"{server.base}/demo/checkout.html")
+        wait_until(customer.page, lambda began=began: epochs_begun(customer) > began)
+        expect(banner(customer)).to_contain_text("Sharing this page with Alice")
+        assert state(customer) == "sharing"
+        away += page_now(customer) - left
+    # 150 s shared: warned, which no new start would be.
+    forward_to(customer, page_now(customer) + LOOK_EVERY_MS)
+    expect(banner(customer)).to_contain_text(WARNING)
+    forward_to(customer, before + AGENT_SILENT_MS - 10_000)
+    assert state(customer) == "sharing", "not before the bound"
+    forward_to(customer, after + away + AGENT_SILENT_MS + LOOK_EVERY_MS)
+    assert_ended_here(customer, sockets)
+
+
+def test_a_console_whose_first_challenge_comes_late_keeps_the_session(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    server, relay = malicious_server(server_factory)
+    # The console's challenges reach the page only after 100 s of sharing (as if its first came
+    # that late): warned meanwhile, then the warning is taken back and the session goes on.
+    late = [True]
+    relay.binary_to_customer = lambda frame: None if late[0] else frame
+    customer.page.clock.install()
+    _before, after = start_sharing(customer, agent, server)
+    forward_to(customer, after + AGENT_QUIET_MS + 10_000)
+    expect(banner(customer)).to_contain_text(WARNING)
+    late[0] = False
+    wait_until(customer.page, lambda: challenges_received(customer) >= 2)
+    expect(customer.page.get_by_text(WARNING)).to_have_count(0)
+    # Past twice the bound of the page's time, a challenge between each step: still sharing.
+    while page_now(customer) < after + 2 * AGENT_SILENT_MS:
+        seen = challenges_received(customer)
+        forward_to(customer, page_now(customer) + 30_000)
+        wait_until(customer.page, lambda seen=seen: challenges_received(customer) > seen)
+    expect(banner(customer)).to_contain_text("Sharing this page with Alice")
+    expect(customer.page.get_by_text(WARNING)).to_have_count(0)
+    assert state(customer) == "sharing"

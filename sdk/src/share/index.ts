@@ -64,7 +64,7 @@ function resumeStored(): void {
 }
 
 addEventListener("pagehide", () => {
-  current.unloading = true;
+  current.leave();
 });
 addEventListener("pageshow", (event) => {
   // Back/forward cache: the page comes back to life with a closed socket.

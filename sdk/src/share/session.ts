@@ -46,7 +46,7 @@ import { Annotations } from "./annotations.ts";
 import { watchContext } from "./context.ts";
 import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
-import { LOOK_EVERY_MS, type Silence, heard, look, startSilence } from "./silence.ts";
+import { LOOK_EVERY_MS, type Silence, heard, look, silentFor, startSilence } from "./silence.ts";
 import type { Connection, Ports } from "./ports.ts";
 import type { BannerNote } from "./ui.ts";
 import {
@@ -183,6 +183,13 @@ export class Session {
   private starting: { promise: Promise<string>; resolve(code: string): void; reject(error: Error): void } | null = null;
   /** The page is being left (navigation): keep the saved session for the next page. */
   unloading = false;
+
+  /** The page is being left (pagehide): what the next page needs goes to the tab's record first
+   * (the agent's console's silence so far), then this page does nothing more with the session. */
+  leave(): void {
+    this.keepSilence();
+    this.unloading = true;
+  }
   private readonly ui: Ports["ui"];
   /** The agent's or a supervisor's pairing in progress (one at a time), and the supervisor's name. */
   private pairing: Pairing | null = null;
@@ -952,20 +959,32 @@ export class Session {
     }
   }
 
-  /** Watch the agent's console's challenges while sharing (./silence.ts), from a fresh start:
-   * sharing began or came back after the socket dropped. Armed at once if an earlier page of
-   * this session had a challenge. */
+  /** Watch the agent's console's challenges while sharing (./silence.ts), from the start of
+   * sharing: sharing began, or came back (a new page, the socket back) with the silence the tab's
+   * record kept, so neither a forced resume nor a new page starts it afresh. */
   private watchSilence(): void {
     if (this.cancelSilence) return;
-    this.silence = startSilence(this.ports.clock.now(), this.saved?.agentChallenges === true);
+    this.silence = startSilence(this.ports.clock.now(), this.saved?.agentSilentMs);
     this.cancelSilence = this.ports.clock.every(LOOK_EVERY_MS, () => this.lookAtSilence());
   }
 
+  /** Stop watching (the socket dropped, the session ends): the silence so far is kept in the
+   * tab's record for when sharing comes back; the time until then is not counted. */
   private stopWatchingSilence(): void {
+    this.keepSilence();
     this.cancelSilence?.();
     this.cancelSilence = undefined;
     this.silence = null;
     this.agentQuiet = false;
+  }
+
+  /** The silence as of now into the tab's record (also for the session's next page). */
+  private keepSilence(): void {
+    // Not from a page going away (or kept in the back/forward cache: its session is stale once a
+    // new one resumes the record on return), which would write an older record over the next's.
+    if (!this.silence || !this.saved || this.unloading) return;
+    this.saved.agentSilentMs = silentFor(this.silence, this.ports.clock.now());
+    this.persist();
   }
 
   /** A challenge from the agent's console opened in its current channel; `proof` names the newest
@@ -974,10 +993,7 @@ export class Session {
     if (!this.silence) return;
     const echoedAt = proof === undefined ? undefined : proof === null ? null : this.echoedToAgent.get(proof)?.at ?? null;
     this.silence = heard(this.silence, this.ports.clock.now(), echoedAt);
-    if (this.saved && !this.saved.agentChallenges) {
-      this.saved.agentChallenges = true;
-      this.persist();
-    }
+    this.keepSilence();
     if (this.agentQuiet) {
       this.agentQuiet = false;
       this.drawBanner();
@@ -985,9 +1001,12 @@ export class Session {
   }
 
   private lookAtSilence(): void {
-    if (!this.silence || this.state !== "sharing") return;
+    // A page going away watches nothing: the next page (or the session a return from the
+    // back/forward cache makes) goes on with the silence.
+    if (!this.silence || this.state !== "sharing" || this.unloading) return;
     const { state, verdict } = look(this.silence, this.ports.clock.now());
     this.silence = state;
+    this.keepSilence(); // a new page goes on from here (at most a look's worth is not counted)
     if (verdict.kind === "silent") return void this.endSilent();
     const quiet = verdict.kind === "quiet";
     if (quiet === this.agentQuiet) return;
@@ -1347,7 +1366,7 @@ export class Session {
 
   /** The network dropped, or the page goes private: stop the recorder and its watchers. */
   private pauseRecording(): void {
-    this.stopWatchingSilence(); // no socket, no challenges: watched afresh when sharing comes back
+    this.stopWatchingSilence(); // no socket, no challenges: the silence goes on when sharing comes back
     this.cancelOverlay?.();
     this.cancelOverlay = undefined;
     this.ui.setOverlay(null);

@@ -3,11 +3,23 @@
  * there"), as the customer's browser can tell without trusting the relay: the console sends a
  * freshness challenge inside the encrypted command channel when each page starts, every few
  * seconds, and when its tab is shown again (../console/freshness.ts). A relay cannot forge one,
- * nor replay one (commands are counted: ../shared/e2e/channel.ts). So once this browser has had
- * one from the agent's console, a long silence means the console is gone (closed, crashed, or
- * its network down for good), whatever the relay says or withholds (its `ended`): the customer is
- * warned, then the session ends here, as "Stop sharing" ends it, so nobody is left sharing with
- * nobody. A console that never sends challenges (an older one) changes nothing.
+ * nor replay one (commands are counted: ../shared/e2e/channel.ts). So a long silence means the
+ * console is gone (closed, crashed, or its network down for good), whatever the relay says or
+ * withholds (its `ended`, or every command from the start): the customer is warned, then the
+ * session ends here, as "Stop sharing" ends it, so nobody is left sharing with nobody.
+ *
+ * Watched from the start of sharing, not from a first challenge: every console of this release
+ * challenges from the first page, and the console and the SDK are one release (an upgrade ends
+ * the sessions that span it; a console copied to another origin is copied again with each
+ * upgrade: docs/deployment.md). Waiting for a first challenge would let a relay that withholds
+ * them all, or a console that crashed right after the pairing, keep the customer sharing with
+ * nobody for ever.
+ *
+ * The silence is time spent sharing: the time this page's socket is down ("Reconnecting…",
+ * nothing shared) is not counted, and neither is the time between two pages, but what was counted
+ * carries over (`silentFor`, then `startSilence` with it: the tab's record keeps it for the next
+ * page), so a relay that closes the socket to force resumes, or pages that change, never start it
+ * afresh.
  *
  * The bound allows for the console's tab being in the background: Chrome throttles the timers
  * of a page hidden for 5 minutes (10 seconds for a loaded page where "quick intensive
@@ -43,36 +55,37 @@ export const PROOF_FRESH_MS = 75_000;
 export const ASLEEP_MS = 90_000;
 
 export interface Silence {
-  /** The agent's console has sent a challenge in this session (this page or an earlier one). */
-  readonly armed: boolean;
-  /** When the last challenge came, or when the watch (re)started (this page's clock, ms; moved
-   * on by the time this page was asleep). */
+  /** When the last challenge came, or as of when the watch (re)started with the silence carried
+   * over (this page's clock, ms; moved on by the time this page was asleep). */
   readonly heardAt: number;
   /** When the silence was last looked at, or when the watch (re)started (ms). */
   readonly lookedAt: number;
 }
 
 export type Verdict =
-  /** Never challenged, or heard within AGENT_QUIET_MS. */
+  /** Heard within AGENT_QUIET_MS. */
   | { kind: "fine" }
   /** Silent for `silentMs`: tell the customer. */
   | { kind: "quiet"; silentMs: number }
   /** Silent past AGENT_SILENT_MS: end the session. */
   | { kind: "silent"; silentMs: number };
 
-/** A watch that starts at `now`: armed if an earlier page of this session had a challenge. */
-export function startSilence(now: number, armed: boolean): Silence {
-  return { armed, heardAt: now, lookedAt: now };
+/** A watch that starts at `now`, as sharing starts, or comes back (a new page, the socket back):
+ * silent for `silentMs` already (what `silentFor` said when the last watch stopped; 0 as the
+ * session's sharing starts, and for anything that is not a duration). */
+export function startSilence(now: number, silentMs: unknown = 0): Silence {
+  const carried = typeof silentMs === "number" && Number.isFinite(silentMs) && silentMs > 0 ? silentMs : 0;
+  return { heardAt: now - carried, lookedAt: now };
 }
 
 /**
  * A challenge that opened and verified in the agent's current channel came at `now`. `echoedAt`:
  * when this page sent the echo its proof names (its ChallengeCommand.proof); null if it names
- * none this page sent (none yet, an earlier page's, not a nonce); undefined from an older console
- * that sends no proof (heard now). The first challenge arms the watch from now, whatever it names.
+ * none this page sent (none yet, an earlier page's, not a nonce): it resets nothing; undefined
+ * from an older console that sends no proof (heard now).
  */
 export function heard(state: Silence, now: number, echoedAt?: number | null): Silence {
-  if (!state.armed || echoedAt === undefined) return { ...state, armed: true, heardAt: now };
+  if (echoedAt === undefined) return { ...state, heardAt: now };
   if (echoedAt === null) return state;
   const at = now - echoedAt <= PROOF_FRESH_MS ? now : echoedAt;
   return { ...state, heardAt: Math.max(state.heardAt, at) };
@@ -82,10 +95,17 @@ export function heard(state: Silence, now: number, echoedAt?: number | null): Si
 export function look(state: Silence, now: number): { state: Silence; verdict: Verdict } {
   const gap = now - state.lookedAt;
   const asleep = gap < 0 || gap > ASLEEP_MS;
-  const next: Silence = { ...state, heardAt: asleep ? state.heardAt + gap - LOOK_EVERY_MS : state.heardAt, lookedAt: now };
-  if (!state.armed) return { state: next, verdict: { kind: "fine" } };
+  const next: Silence = { heardAt: asleep ? state.heardAt + gap - LOOK_EVERY_MS : state.heardAt, lookedAt: now };
   const silentMs = now - next.heardAt;
   if (silentMs >= AGENT_SILENT_MS) return { state: next, verdict: { kind: "silent", silentMs } };
   if (silentMs >= AGENT_QUIET_MS) return { state: next, verdict: { kind: "quiet", silentMs } };
   return { state: next, verdict: { kind: "fine" } };
+}
+
+/** How long the console has been silent at `now`, counted as `look` counts it (a gap since the
+ * last look longer than ASLEEP_MS, or backwards, is one look interval): carried over, as the
+ * watch stops, to the next one (`startSilence`). */
+export function silentFor(state: Silence, now: number): number {
+  const { state: next } = look(state, now);
+  return Math.max(0, now - next.heardAt);
 }

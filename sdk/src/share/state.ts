@@ -113,9 +113,10 @@ export interface Saved {
   allowedPolicies?: { org: Policy | null; teams: Policy[] } | null;
   /** The last agent command opened (replays are refused, also on the next page). */
   commands?: number;
-  /** The agent's console has sent a freshness challenge in this session: from now on its silence
-   * ends the session (./silence.ts), also on the next page. */
-  agentChallenges?: boolean;
+  /** How long the agent's console has been silent while this session shared (ms, ./silence.ts),
+   * as of this page's last look: sharing that comes back (a new page, the socket back) goes on
+   * from here, never from a fresh start. */
+  agentSilentMs?: number;
   /** Remote control granted (it survives the customer's navigation, until revoked). */
   control?: boolean;
   /** A supervisor watching too (paired with its own code), by name. */
