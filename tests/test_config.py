@@ -217,6 +217,12 @@ def test_a_supervisors_frame_rate_is_a_setting_of_at_least_one() -> None:
         ("TANDEM_CUSTOMER_TOKEN_MAX_SECONDS", "1e308"),
         ("TANDEM_ANONYMOUS_AUDIT_RETENTION_DAYS", "nan"),
         ("TANDEM_LOGIN_BACKOFF_SECONDS", "1000"),
+        ("TANDEM_SSO_TIMEOUT_SECONDS", "0"),
+        ("TANDEM_SSO_TIMEOUT_SECONDS", "nan"),
+        ("TANDEM_SSO_MAX_RESPONSE_BYTES", "10"),
+        ("TANDEM_SSO_CLOCK_LEEWAY_SECONDS", "-1"),
+        ("TANDEM_SSO_MAX_TOKEN_AGE_SECONDS", "5"),
+        ("TANDEM_SSO_PENDING_SECONDS", "1e9"),
     ],
 )
 def test_a_number_that_is_nan_infinite_negative_zero_or_huge_is_refused(
@@ -271,3 +277,4 @@ def test_an_empty_host_or_data_dir_is_not_every_interface_or_the_current_directo
         Settings.load({}, host="")
     with pytest.raises(ConfigError, match="data dir is empty"):
         Settings.load({}, data_dir="")
+

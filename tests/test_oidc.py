@@ -361,11 +361,10 @@ async def test_an_unreachable_provider_fails_fast_and_clearly(http: httpx2.Async
 async def test_a_provider_that_never_answers_times_out(
     provider: OidcProvider, http: httpx2.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.3)
     provider.misbehave.stall = True
     started = time.monotonic()
     with pytest.raises(AuthenticationError, match=r"did not answer within 0.3 s"):
-        await oidc.discover(config_for(provider), http)
+        await oidc.discover(config_for(provider, timeout_seconds=0.3), http)
     assert time.monotonic() - started < 3
 
 
@@ -425,7 +424,6 @@ async def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_connected_
     """DNS rebinding: the provider's name answers a global address to the check and loopback
     (a service of the server's own host, here a listener that counts connections) when the
     request connects. The request goes to the address that was checked."""
-    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.5)
     service = socket.socket()
     service.bind(("127.0.0.1", 0))
     service.listen(8)
@@ -441,7 +439,7 @@ async def test_a_name_that_rebinds_to_loopback_after_the_check_is_not_connected_
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[-1], port))]
 
     monkeypatch.setattr(socket, "getaddrinfo", rebinding)
-    config = oidc.ProviderConfig(f"https://{REBINDING}:{port}", "c", "s")
+    config = oidc.ProviderConfig(f"https://{REBINDING}:{port}", "c", "s", timeout_seconds=0.5)
     try:
         with pytest.raises(AuthenticationError):
             await oidc.discover(config, http)
@@ -486,7 +484,6 @@ async def test_a_name_whose_look_up_never_answers_fails_within_the_deadline(
     """The provider's name server never answers: the sign-in fails within the request's
     deadline, while the look-up is still under way (it was outside the deadline, and held the
     sign-in for as long as the resolver's own retries)."""
-    monkeypatch.setattr(oidc, "TIMEOUT_SECONDS", 0.3)
     answered = threading.Event()
     real = socket.getaddrinfo
 
@@ -499,7 +496,8 @@ async def test_a_name_whose_look_up_never_answers_fails_within_the_deadline(
     monkeypatch.setattr(socket, "getaddrinfo", silent)
     try:
         with pytest.raises(AuthenticationError, match=r"did not answer within 0.3 s"):
-            await oidc.discover(oidc.ProviderConfig("https://idp.silent.test", "c", "s"), http)
+            config = oidc.ProviderConfig("https://idp.silent.test", "c", "s", timeout_seconds=0.3)
+            await oidc.discover(config, http)
         assert not answered.is_set()  # given up while the look-up was still waiting
     finally:
         answered.set()

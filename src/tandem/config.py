@@ -222,6 +222,21 @@ class Settings:
     keys named by an ID token's key id are read: an organisation's provider publishing a
     megabyte of keys made every sign-in of its own read them all, on the server's event loop
     (half a second each), stalling every live session."""
+    sso_timeout_seconds: float = 10.0
+    """Deadline of each request to an identity provider, whole (the name's look-up, connecting,
+    sending, reading the entire answer): a provider that does not answer in time fails the
+    sign-in (``sso_failed``) rather than holding it."""
+    sso_max_response_bytes: int = 1 << 20
+    """Largest answer taken from an identity provider (discovery, token, key set); a larger one
+    fails the sign-in unread."""
+    sso_clock_leeway_seconds: int = 60
+    """Clock skew tolerated between this server and an identity provider on an ID token's
+    ``exp`` and ``iat``."""
+    sso_max_token_age_seconds: int = 600
+    """An ID token issued longer ago than this (plus the leeway) is refused, even if not expired."""
+    sso_pending_seconds: float = 600.0
+    """How long a sign-in started at an identity provider may take to come back (its pending
+    row and the browser's cookie last this long)."""
     customer_token_max_seconds: float = 600.0
     """Longest lifetime (exp - iat) of a customer token a site's backend may sign."""
     join_org_free_failures: int = 50
@@ -408,6 +423,16 @@ class Settings:
             raise ConfigError("max_recording_downloads must be at least 1")
         if self.sso_max_signing_keys < 1:
             raise ConfigError("sso_max_signing_keys must be at least 1")
+        if not 0 < self.sso_timeout_seconds <= 300:
+            raise ConfigError("sso_timeout_seconds must be above 0 and at most 300")
+        if self.sso_max_response_bytes < 1024:
+            raise ConfigError("sso_max_response_bytes must be at least 1024")
+        if not 0 <= self.sso_clock_leeway_seconds <= 600:
+            raise ConfigError("sso_clock_leeway_seconds must be from 0 to 600")
+        if self.sso_max_token_age_seconds < 60:
+            raise ConfigError("sso_max_token_age_seconds must be at least 60")
+        if not 60 <= self.sso_pending_seconds <= 86400:
+            raise ConfigError("sso_pending_seconds must be from 60 to 86400")
         if self.max_agent_sockets < 1:
             raise ConfigError("max_agent_sockets must be at least 1")
         if not 0 < self.throttle_backoff_seconds <= self.throttle_backoff_max_seconds:

@@ -37,14 +37,6 @@ if TYPE_CHECKING:
 
 ALGORITHMS: Final = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
 """Signatures accepted on ID tokens: never ``none``, never a shared-secret (HS*) algorithm."""
-LEEWAY_SECONDS: Final = 60
-"""Clock skew tolerated on ``exp`` and ``iat``."""
-MAX_TOKEN_AGE_SECONDS: Final = 600
-"""An ID token issued longer ago than this (plus leeway) is refused, even if not expired."""
-TIMEOUT_SECONDS = 10.0
-"""Deadline of each request to the provider, whole (connect, send, read the entire answer)."""
-MAX_RESPONSE_BYTES: Final = 1 << 20
-"""Larger answers from the provider are refused unread."""
 
 ClientAuthMethod = Literal["client_secret_basic", "client_secret_post"]
 
@@ -60,6 +52,16 @@ class ProviderConfig:
     """Test only: allow http and private or loopback hosts (:mod:`tandem.outbound`)."""
     max_keys: int = 20
     """Most keys its key set (JWKS) may publish (``sso_max_signing_keys``)."""
+    timeout_seconds: float = 10.0
+    """Deadline of each request to the provider, whole (the name's look-up, connect, send, read
+    the entire answer) (``sso_timeout_seconds``)."""
+    max_response_bytes: int = 1 << 20
+    """Larger answers from the provider are refused unread (``sso_max_response_bytes``)."""
+    leeway_seconds: int = 60
+    """Clock skew tolerated on ``exp`` and ``iat`` (``sso_clock_leeway_seconds``)."""
+    max_token_age_seconds: int = 600
+    """An ID token issued longer ago than this (plus the leeway) is refused, even if not
+    expired (``sso_max_token_age_seconds``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,16 +123,17 @@ def printable(text: str, limit: int = 100) -> str:
     return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
 
 
-def client(verify: ssl.SSLContext | bool = True) -> httpx2.AsyncClient:
+def client(verify: ssl.SSLContext | bool = True, timeout: float = 10.0) -> httpx2.AsyncClient:
     """An HTTP client for talking to providers: short timeouts, redirects not followed, no
     connection kept for another request (each is pinned to the address its name was checked
     at, :func:`tandem.outbound.pin`, and a kept connection, found by that address, would carry
     another name's request over the TLS session of the first). Use it as ``async with``.
-    ``verify``: the certificate authorities (tests trust their own)."""
+    ``verify``: the certificate authorities (tests trust their own); ``timeout``: each step's
+    (each whole request has the provider's own deadline, :attr:`ProviderConfig.timeout_seconds`)."""
     import httpx2
 
     return httpx2.AsyncClient(
-        timeout=httpx2.Timeout(TIMEOUT_SECONDS),
+        timeout=httpx2.Timeout(timeout),
         follow_redirects=False,
         headers={"Accept": "application/json"},
         limits=httpx2.Limits(max_keepalive_connections=0),
@@ -139,26 +142,26 @@ def client(verify: ssl.SSLContext | bool = True) -> httpx2.AsyncClient:
 
 
 async def _exchange(
-    http: httpx2.AsyncClient, request: httpx2.Request, what: str, allow_private: bool
+    http: httpx2.AsyncClient, request: httpx2.Request, what: str, config: ProviderConfig
 ) -> tuple[int, dict[str, Any]]:
     """Send ``request`` (to a public https host only, :mod:`tandem.outbound`); its status and
     JSON object body, read within the deadline and size."""
     import httpx2
 
     try:
-        async with asyncio.timeout(TIMEOUT_SECONDS):  # the name's look-up too
+        async with asyncio.timeout(config.timeout_seconds):  # the name's look-up too
             try:
                 address = await outbound.check_public(
-                    str(request.url), what, allow_private=allow_private
+                    str(request.url), what, allow_private=config.allow_private_network
                 )
             except ConfigError as exc:
                 raise _failure(str(exc)) from None
             response = await http.send(outbound.pin(request, address), stream=True)
-            body = await outbound.read_bounded(response, MAX_RESPONSE_BYTES)
+            body = await outbound.read_bounded(response, config.max_response_bytes)
             if body is None:
                 raise _failure(f"{what} answer is too large")
     except TimeoutError:
-        raise _failure(f"{what} did not answer within {TIMEOUT_SECONDS:g} s") from None
+        raise _failure(f"{what} did not answer within {config.timeout_seconds:g} s") from None
     except httpx2.HTTPError as exc:
         reason = printable(str(exc)) or type(exc).__name__
         raise _failure(f"{what} unreachable: {reason}") from None
@@ -172,9 +175,9 @@ async def _exchange(
 
 
 async def _get_json(
-    http: httpx2.AsyncClient, url: str, what: str, allow_private: bool
+    http: httpx2.AsyncClient, url: str, what: str, config: ProviderConfig
 ) -> dict[str, Any]:
-    status, value = await _exchange(http, http.build_request("GET", url), what, allow_private)
+    status, value = await _exchange(http, http.build_request("GET", url), what, config)
     if status != 200:
         raise _failure(f"{what} answered HTTP {status}")
     return value
@@ -205,7 +208,7 @@ async def discover(config: ProviderConfig, client: httpx2.AsyncClient) -> Discov
     except ConfigError as exc:
         raise _failure(str(exc)) from None
     url = f"{config.issuer.rstrip('/')}/.well-known/openid-configuration"
-    document = await _get_json(client, url, "discovery", allow)
+    document = await _get_json(client, url, "discovery", config)
     if document.get("issuer") != config.issuer:
         raise _failure("the discovery document names another issuer")
     for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -278,7 +281,7 @@ async def _token_request(
     auth = ClientAuth(config.client_id, config.client_secret, config.client_auth)
     url, headers, body = auth.prepare("POST", discovery.token_endpoint, headers, body)  # type: ignore[no-untyped-call]
     request = http.build_request("POST", url, headers=headers, content=body)
-    status, token = await _exchange(http, request, "token endpoint", config.allow_private_network)
+    status, token = await _exchange(http, request, "token endpoint", config)
     if status != 200 or "error" in token:
         error = token.get("error")
         reason = printable(error) if isinstance(error, str) else f"HTTP {status}"
@@ -331,7 +334,7 @@ def _verify_id_token(
         decoded = jwt.decode(id_token, key_set, algorithms=ALGORITHMS)
         jwt.JWTClaimsRegistry(
             now=int(now),
-            leeway=LEEWAY_SECONDS,
+            leeway=config.leeway_seconds,
             iss={"essential": True, "value": discovery.issuer},
             aud={"essential": True, "value": config.client_id},
             sub={"essential": True},
@@ -344,7 +347,7 @@ def _verify_id_token(
         reason = printable(str(detail)) if detail else type(exc).__name__
         raise _failure(f"the ID token was refused: {reason}") from None
     claims = decoded.claims
-    if claims["iat"] < now - MAX_TOKEN_AGE_SECONDS - LEEWAY_SECONDS:
+    if claims["iat"] < now - config.max_token_age_seconds - config.leeway_seconds:
         raise _failure("the ID token was refused: issued too long ago")
     audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
     azp = claims.get("azp")
@@ -378,9 +381,7 @@ async def finish(
     id_token = token.get("id_token")
     if not isinstance(id_token, str):
         raise _failure("the token endpoint sent no ID token")
-    keys = await _get_json(
-        client, discovery.jwks_uri, "key set (JWKS)", config.allow_private_network
-    )
+    keys = await _get_json(client, discovery.jwks_uri, "key set (JWKS)", config)
     claims = _verify_id_token(config, discovery, pending, id_token, keys, now)
 
     def text(name: str) -> str | None:

@@ -461,3 +461,44 @@ def test_a_stored_loopback_issuer_is_neither_fetched_nor_redirected_to(
         assert provider.requests == 0
     finally:
         provider.stop()
+
+
+def test_the_providers_deadline_and_the_pending_sign_ins_life_are_the_servers_settings(
+    server_factory: ServerFactory,
+) -> None:
+    """Every limit is a setting: a provider that does not answer fails the start within
+    sso_timeout_seconds (said in the audit trail), and the browser's pending-sign-in cookie
+    lives sso_pending_seconds."""
+    server = server_factory(
+        seed=two_organisations,
+        test_private_network=True,
+        sso_timeout_seconds=0.5,
+        sso_pending_seconds=120,
+    )
+    running = OidcProvider().start()
+    try:
+        running.redirect_uris.add(f"{server.base}/api/sso/callback")
+        with api(server, "ada") as ada:
+            settings = {
+                "issuer": running.issuer,
+                "client_id": running.client_id,
+                "client_secret": running.client_secret,
+            }
+            assert ada.put("/api/org/sso", json=settings).status_code == 200
+        with httpx.Client() as browser:
+            start = browser.get(f"{server.base}/api/sso/start", params={"org": "default"})
+            assert start.status_code == 303 and start.headers["location"].startswith("http")
+            assert "max-age=120" in start.headers["set-cookie"].lower()
+        running.misbehave.stall = True
+        with httpx.Client() as browser:
+            start = browser.get(f"{server.base}/api/sso/start", params={"org": "default"})
+            assert start.headers["location"] == "/console/?sso=failed"
+    finally:
+        running.stop()
+    with api(server, "aud") as aud:
+        reasons = [
+            r["details"].get("reason", "")
+            for r in aud.get("/api/audit").json()
+            if r["action"] == "sso_failed"
+        ]
+    assert any("did not answer within 0.5 s" in reason for reason in reasons), reasons

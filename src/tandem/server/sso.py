@@ -59,9 +59,6 @@ def _cookie_path(request: Request) -> str:
     return "/" if over_tls(request) else "/api/sso"
 
 
-PENDING_SECONDS = 600.0
-
-
 async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig | None:
     sealed = await services.storage.get_oidc(Grant.server(org_id, "sso sign-in"))
     if not sealed:
@@ -73,6 +70,10 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
         client_secret=value["client_secret"],
         allow_private_network=services.settings.test_private_network,
         max_keys=services.settings.sso_max_signing_keys,
+        timeout_seconds=services.settings.sso_timeout_seconds,
+        max_response_bytes=services.settings.sso_max_response_bytes,
+        leeway_seconds=services.settings.sso_clock_leeway_seconds,
+        max_token_age_seconds=services.settings.sso_max_token_age_seconds,
     )
 
 
@@ -135,7 +136,7 @@ async def start(request: Request) -> Response:
     if config is None:
         return _failed(request, "unavailable")
     try:
-        async with oidc.client() as http:
+        async with oidc.client(timeout=config.timeout_seconds) as http:
             discovery = await oidc.discover(config, http)
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", actor="", org=org_id, reason=str(exc))
@@ -155,14 +156,14 @@ async def start(request: Request) -> Response:
         Grant.server(org_id, "sso start"),
         crypto.secret_digest(pending.state, "sso-state"),
         sealed,
-        services.clock() + PENDING_SECONDS,
+        services.clock() + services.settings.sso_pending_seconds,
     )
     response = RedirectResponse(url, status_code=303)
     # Lax: the provider's redirect back is a top-level navigation from another site.
     response.set_cookie(
         _cookie_name(request),
         browser,
-        max_age=int(PENDING_SECONDS),
+        max_age=int(services.settings.sso_pending_seconds),
         path=_cookie_path(request),
         httponly=True,
         samesite="lax",
@@ -194,7 +195,7 @@ async def callback(request: Request) -> Response:
         return _failed(request, "unavailable")
     try:
         pending = oidc.PendingLogin.from_json(kept["pending"])
-        async with oidc.client() as http:
+        async with oidc.client(timeout=config.timeout_seconds) as http:
             discovery = await oidc.discover(config, http)
             identity = await oidc.finish(
                 config, discovery, pending, dict(request.query_params), http, services.clock()
