@@ -277,4 +277,3 @@ def test_an_empty_host_or_data_dir_is_not_every_interface_or_the_current_directo
         Settings.load({}, host="")
     with pytest.raises(ConfigError, match="data dir is empty"):
         Settings.load({}, data_dir="")
-
