@@ -27,7 +27,7 @@ from tests.e2e.test_recordings import (
     use_recording_key,
     wait_until_ended,
 )
-from tests.e2e.test_workspace import wait_until
+from tests.e2e.test_workspace import centre, pick, wait_until
 from tests.server.test_organisations import api
 from tests.test_recordings import key_file
 
@@ -95,6 +95,16 @@ class Setup:
         expect(agent.page.get_by_role("status")).to_contain_text("Recording, with the customer's")
         expect(self.view.get_by_role("button", name="Add to cart").first).to_be_visible()
         grant(customer, agent)
+
+    def agent_highlights(self) -> None:
+        """The agent highlights "Add to cart" on the customer's page, then puts the tool down."""
+        pick(self.agent, "Highlight")
+        x, y = centre(self.agent, self.view, "button:has-text('Add to cart')")
+        self.agent.page.mouse.click(x, y)
+        expect(self.customer.page.locator("[data-tandem-annotations] .mark")).to_have_count(1)
+        self.agent.page.keyboard.press("Escape")
+        tool = self.agent.page.get_by_role("button", name="Highlight", exact=True)
+        expect(tool).to_have_attribute("aria-pressed", "false")
 
     def agent_acts_held_back(self) -> None:
         """The agent clicks "Add to cart" and types into the search field; the relay holds every
@@ -182,14 +192,17 @@ def stop_sharing(
     s: Setup, customer: Party, agent: Party, swallowed: list[dict[str, Any]] | None
 ) -> None:
     """`swallowed`: the relay never passes the customer's `stop` on (it lists it there)."""
+    s.agent_highlights()
     s.agent_acts_held_back()
     s.image_held()
     recorded_epoch = s.recorded_epoch()
     customer.page.get_by_role("button", name="Stop sharing").click()
-    # At the click, not once the recording's end went: over here, and the customer is told.
+    # At the click, not once the recording's end went: over here, and the customer is told;
+    # the agent's marks are gone with the layer they are drawn on.
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     assert customer.page.get_by_text("You stopped sharing.").count() == 1
     assert customer.page.get_by_role("button", name="Stop sharing").count() == 0
+    assert customer.page.locator("[data-tandem-annotations]").count() == 0
     customer.page.evaluate(
         "() => document.body.append(Object.assign(document.createElement('p'), "
         "{textContent: 'AFTER-STOP-5519'}))"
