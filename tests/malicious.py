@@ -66,6 +66,9 @@ class MaliciousRelay:
       latest customer (agent) socket now (callable from the test's thread).
     - ``close_customer(code)``: close the latest customer socket now, as a relay that forces the
       page to reconnect does (callable from the test's thread).
+    - ``hold_http``: whether an HTTP request for this path is held back (the server serves the
+      shared pages too, so their assets come through it) until ``release_http()``; the paths
+      held are listed in ``held_http``.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -79,6 +82,9 @@ class MaliciousRelay:
         self.binary_to_agent: BinaryRewrite = _bytes_unchanged
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
         self.binary_to_customer: BinaryRewrite = _bytes_unchanged
+        self.hold_http: Callable[[str], bool] = lambda path: False
+        self.held_http: list[str] = []
+        self._released_http = threading.Event()
         self._lock = threading.Lock()
         self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self._agent: tuple[asyncio.AbstractEventLoop, Send] | None = None
@@ -89,6 +95,10 @@ class MaliciousRelay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "http" and self.hold_http(path):
+            self.held_http.append(path)
+            # At most a minute: a test that forgets to release does not hang the server's end.
+            await asyncio.get_running_loop().run_in_executor(None, self._released_http.wait, 60)
         if scope["type"] != "websocket" or path not in ("/ws/customer", "/ws/agent"):
             await self.app(scope, receive, send)
             return
@@ -160,6 +170,10 @@ class MaliciousRelay:
             else:
                 self._agent = (asyncio.get_running_loop(), relay_send)
         await self.app(scope, relay_receive, relay_send)
+
+    def release_http(self) -> None:
+        """Let the HTTP requests ``hold_http`` held (and any later ones) through."""
+        self._released_http.set()
 
     def inject_customer_bytes(self, frame: bytes) -> None:
         """Send a binary ``frame`` to the latest customer socket (as if the agent had sent it)."""

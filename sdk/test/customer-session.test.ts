@@ -5,13 +5,15 @@ import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { CommandSender, ContentReceiver, KIND_FROM_WATCHER, type PairwiseKeys, derivePairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
 import { RECONNECT_MAX_MS } from "../src/shared/backoff.ts";
-import { WATCHER_SUFFIX, randomBytes } from "../src/shared/e2e/encoding.ts";
+import { WATCHER_SUFFIX, randomBytes, toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
 import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session } from "../src/share/session.ts";
 import { PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
 import { CONSOLE_SILENT, DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 import { AGENT_QUIET_MS, AGENT_SILENT_MS, LOOK_EVERY_MS } from "../src/share/silence.ts";
+import { x25519 } from "@noble/curves/ed25519.js";
+import { RecordingOpener, recordingKeyId } from "../src/shared/e2e/recording.ts";
 
 const SECRET = "1234567";
 
@@ -727,4 +729,99 @@ test("a page that cannot send its echoes (a change too large to send) is not liv
   }
   await until(() => session.state === "ended");
   assert.equal(f.called("showError").at(-1)?.args[0], CONSOLE_SILENT);
+});
+
+/** A recording key made here: its public key (base64url), its id and the private key. */
+async function recordingKey(): Promise<{ key: string; keyId: string; privateKey: Uint8Array }> {
+  const privateKey = x25519.utils.randomSecretKey();
+  const publicKey = x25519.getPublicKey(privateKey);
+  return { key: toBase64Url(publicKey), keyId: await recordingKeyId(publicKey), privateKey };
+}
+
+/** A private page's session (nothing of the page recorded: no browser here), paired and
+ * allowed, that the customer then allowed to be recorded: its recorded epoch has begun. */
+async function recordedSession(f: ReturnType<typeof fakes>) {
+  const recording = await recordingKey();
+  const session = new Session(f.ports);
+  const code = session.start({ policy: PRIVATE_CART, recordingKeys: [recording.keyId] });
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  f.server({ type: "record_request", agent: "Ann", key: recording.key, recording_id: "r1", site: "demo" });
+  f.deliver(await command(agent, { k: "record_request", agent: "ann", name: "Ann" }));
+  await until(() => f.called("askRecording").length === 1);
+  (f.called("askRecording")[0]?.args[2] as () => void)(); // Allow recording
+  await until(() => f.store.saved?.recording?.started === true && (f.store.saved.recording.chain?.count ?? 0) >= 4);
+  return { session, keys, agent, recording };
+}
+
+/** The payloads a recording holds, from the frames the customer's browser sent (what the server
+ * stores of them): opened as an auditor opens it, whole (the end marker last) or it throws. */
+async function recorded(privateKey: Uint8Array, frames: Uint8Array[]): Promise<string[]> {
+  const opener = new RecordingOpener("s1", privateKey);
+  const unpacking = new UnpackStreams();
+  const decoder = new PayloadDecoder();
+  const kinds: string[] = [];
+  for (const frame of frames) {
+    const plaintext = await opener.open(frame);
+    const payload = plaintext && decoder.push(await unpacking.unpack(plaintext, readU64(frame, 1)));
+    if (!payload) continue;
+    if (payload.k === "recording_start") await opener.chain(payload.chain);
+    kinds.push(payload.k);
+    if (payload.k === "recording_end") opener.end();
+  }
+  opener.finish();
+  return kinds;
+}
+
+test("Stop sharing while recording ends the session here at the click: only the end marker follows, then `stop`", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const { session, keys, agent, recording } = await recordedSession(f);
+  const before = f.binary().length;
+  const controlBefore = f.control().length;
+  const stopping = session.stop(); // the click
+  // At once, before any of it went: the session is over here and the customer is told.
+  assert.equal(session.state, "ended");
+  assert.equal(f.called("showStopped").length, 1);
+  assert.equal(f.store.saved, null);
+  assert.equal(f.closed, null, "the socket stays open for the end marker");
+  // An agent's command the relay passes on now is not even opened.
+  f.deliver(await command(agent, { k: "control_request" }));
+  await stopping;
+  // Then, on the wire: the end marker (the agent told, and the recording's last frame), `stop`, the close.
+  const after = f.binary().slice(before) as Uint8Array[];
+  assert.deepEqual((await opened(keys, f.binary())).slice(-2).map((payload) => payload.k), ["recording", "recording_end"]);
+  assert.equal(after.length, 2, "nothing but the end marker after the click");
+  assert.deepEqual(f.control().slice(controlBefore), [{ v: 1, type: "stop" }]);
+  assert.equal(f.closed, 1000);
+  assert.equal(f.called("askControl").length, 0);
+  const kinds = await recorded(recording.privateKey, f.binary() as Uint8Array[]); // whole
+  assert.deepEqual(kinds, ["recording_start", "recording", "consented", "paused", "recording", "recording_end"]);
+});
+
+test("Stop recording ends the recording at the click: the marker is its last frame, then `record_stop`, then an unrecorded epoch", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const { session, keys, recording } = await recordedSession(f);
+  const before = f.binary().length;
+  const controlBefore = f.control().length;
+  const stopRecording = f.called("showSharing").at(-1)?.args[4] as (() => void) | undefined;
+  assert.ok(stopRecording, "the banner offers Stop recording");
+  stopRecording();
+  // At once: not recording any more, here and for the next page; the banner says so.
+  assert.equal(f.store.saved?.recording, null);
+  assert.equal(f.called("showSharing").at(-1)?.args[4], undefined, "the banner no longer says recording");
+  await until(() => f.control().slice(controlBefore).some((m) => m.type === "record_stop"));
+  await until(() => (f.store.saved?.epoch ?? 0) >= 3 && f.binary().length > before + 2);
+  assert.equal(session.state, "sharing");
+  const payloads = await opened(keys, f.binary());
+  const end = payloads.findIndex((payload) => payload.k === "recording_end");
+  assert.deepEqual(payloads.slice(end - 1, end + 1).map((payload) => payload.k), ["recording", "recording_end"]);
+  // What the recording holds ends with the marker; the next epoch is not wrapped for its key.
+  const kinds = await recorded(recording.privateKey, f.binary() as Uint8Array[]);
+  assert.equal(kinds.at(-1), "recording_end");
+  assert.ok(!kinds.slice(0, -1).includes("recording_end"));
 });

@@ -50,7 +50,7 @@ import { LOOK_EVERY_MS, type Silence, heard, look, silentFor, startSilence } fro
 import type { Connection, Ports } from "./ports.ts";
 import type { BannerNote } from "./ui.ts";
 import {
-  type AgentAsk, CONFIRM_WINDOW_MS, RecordingAsk, type ServerAsk, recordingCommand, unitePins,
+  type AgentAsk, CONFIRM_WINDOW_MS, RecordingAsk, type RecordingState, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
@@ -61,6 +61,12 @@ declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
 /** How long page changes may wait to travel together in one frame (issue 17). */
 export const BATCH_MS = 100;
+
+/** How long Stop sharing (or Stop recording) waits at most for the recording's end marker to be
+ * sealed and sent before the session (the recording) ends without it. Sealing is this browser's
+ * own work (a frame being compressed when the customer clicked, then two small ones): nothing the
+ * relay does holds it back, and nothing of the page is shared meanwhile. */
+export const END_MARKER_MS = 2000;
 
 /** rrweb event types and incremental sources that go at once: a full snapshot or new page, and
  * what the customer does: mouse interactions, input, selection. */
@@ -283,8 +289,13 @@ export class Session {
   /** Shows the recording question the customer has not answered: a redraw of the banner shows
    * it again instead (one as sharing starts on the next page took it away unanswered). */
   private recordQuestion: (() => void) | null = null;
-  /** The end marker is on its way (the recording is being closed). */
+  /** The end marker is on its way (the recording is being closed): settles once it went, or
+   * could not go. */
   private endingRecording: Promise<void> | null = null;
+  /** The recorded epoch being closed by its end marker: nothing more of the page goes in it,
+   * only its frames already sealed (each one's counter taken: the epoch stays whole) and the
+   * marker, on the socket it began on, also once the session has ended here. */
+  private closingEpoch: { ws: Connection; sender: ContentSender } | null = null;
   /** The server's words when it closed the socket: for the site's developers (start()'s
    * rejection), never shown to the customer. */
   private closeReason = "";
@@ -740,9 +751,12 @@ export class Session {
   }
 
   /**
-   * End the recording on purpose: tell the agent, send the end marker as the last recorded frame,
-   * then `record_stop` (unless the whole session stops: `final`), and share on under a key the
-   * recording does not have.
+   * End the recording on purpose, at once: from the call on nothing more of the page goes into
+   * the recorded epoch (its recorder stops, what waited to be sent is dropped), and the banner
+   * no longer says recording. Its end marker (the agent told, then `recording_end`) is sealed
+   * ahead of anything still waiting (a batch waiting for its page assets, ASSET_WAIT_MS): the
+   * recording's last frame. Then `record_stop` (unless the whole session stops: `final`, see
+   * stop()), and sharing goes on in a new epoch under a key the recording does not have.
    */
   private endRecording(reason: RecordingOffReason, final = false): Promise<void> {
     const saved = this.saved;
@@ -757,32 +771,64 @@ export class Session {
         this.persist();
       }
       this.drawBanner(); // also closes a recording question the server withdrew
-      return Promise.resolve();
+      return this.endingRecording ?? Promise.resolve();
     }
-    if (this.endingRecording) return this.endingRecording;
+    const ws = this.ws;
     const sender = this.sender;
-    const running = sender?.recorded && recording.chain?.epoch === sender.epoch;
+    const running = ws !== null && sender !== null && this.recordedEpochRuns(recording, sender);
     if (!running && this.state === "sharing" && !this.sender && !final) {
       this.pendingEnd = reason; // a recorded epoch is starting: end it there
       return Promise.resolve();
     }
-    this.endingRecording = (async () => {
-      if (running) {
-        this.sendPayload({ k: "recording", on: false, key_id: recording.keyId, reason });
-        this.sendPayload({ k: "recording_end", recording_id: recording.recordingId, reason, at: this.ports.clock.now() });
-        await this.outbox; // every payload queued so far is on the send chain now
-        await this.sendChain;
-      }
-      if (!final) this.send({ type: "record_stop" });
-      if (this.saved === saved) {
-        saved.recording = null;
-        this.persist();
-      }
-    })().finally(() => {
-      this.endingRecording = null;
+    // Not recording any more, from now on (also in storage: the next page does not record).
+    saved.recording = null;
+    this.pendingEnd = null;
+    this.persist();
+    if (running && !final) {
+      // The recorded epoch ends here: what the page does from now on waits for the next epoch.
+      this.stopRecording?.();
+      this.stopRecording = undefined;
+      this.pending = [];
+      this.sender = null;
+    }
+    const marker = running ? this.sendEndMarker(ws, sender, recording, reason) : Promise.resolve();
+    this.drawBanner();
+    if (final) return marker;
+    const ending = marker.then(() => {
+      if (this.ws === ws && this.saved === saved) this.send({ type: "record_stop" });
+      if (this.endingRecording === ending) this.endingRecording = null;
+      this.rekey(); // a new epoch, not wrapped for the recording key
     });
-    return this.endingRecording.then(() => {
-      if (!final) this.rekey();
+    this.endingRecording = ending;
+    return ending;
+  }
+
+  /** Whether `sender`'s epoch is the recording's newest link (its key frames went out). */
+  private recordedEpochRuns(recording: RecordingState, sender: ContentSender): boolean {
+    return sender.recorded && recording.chain?.epoch === sender.epoch;
+  }
+
+  /** Seal the recording's end marker into `sender`'s epoch now, as its last frames, ahead of
+   * what waits in the outbox (then dropped). Settles once it went, could not go, or after
+   * END_MARKER_MS (sealing is this browser's own work: the relay cannot hold it back). */
+  private sendEndMarker(ws: Connection, sender: ContentSender, recording: RecordingState, reason: RecordingOffReason): Promise<void> {
+    this.closingEpoch = { ws, sender };
+    const at = this.ports.clock.now();
+    for (const payload of [
+      { k: "recording", on: false, key_id: recording.keyId, reason },
+      { k: "recording_end", recording_id: recording.recordingId, reason, at },
+    ] satisfies Payload[]) {
+      this.seal(prepack(encodePayload(payload)), ws, sender, undefined, true);
+    }
+    const sealed = this.sendChain;
+    return new Promise<void>((resolve) => {
+      const cancel = this.ports.clock.after(END_MARKER_MS, resolve);
+      void sealed.then(() => {
+        cancel();
+        resolve();
+      });
+    }).then(() => {
+      if (this.closingEpoch?.sender === sender) this.closingEpoch = null;
     });
   }
 
@@ -795,13 +841,18 @@ export class Session {
     recording.chain = { epoch: sender.epoch, count: 0 };
     this.persist();
     if (!recording.started) {
-      this.sendPayload({
+      // Sealed now, not through the outbox (where a batch of an earlier epoch may wait for its
+      // page assets): nothing of this epoch is before them, and an end marker sealed at once
+      // (endRecording) comes after them.
+      const ws = this.ws;
+      const start: Payload = {
         k: "recording_start", recording_id: recording.recordingId, session_id: saved.sessionId, agent: recording.agent,
         site: recording.site, origin: new URL(this.ports.page.href()).origin, at: this.ports.clock.now(), chain: recording.chainKey,
-      }, () => {
+      };
+      this.seal(prepack(encodePayload(start)), ws, sender, () => {
         recording.started = true;
       });
-      this.sendPayload({ k: "recording", on: true, key_id: recording.keyId });
+      this.seal(prepack(encodePayload({ k: "recording", on: true, key_id: recording.keyId })), ws, sender);
     }
     const pending = this.pendingEnd;
     this.pendingEnd = null;
@@ -875,6 +926,7 @@ export class Session {
     for (const frame of sender.epochKeyFrames) this.ws?.send(frame);
     // A recording's first frame is its recording_start (recorded epochs only), then as in every epoch:
     if (sender.recorded) this.recordedEpochBegan(sender);
+    if (this.sender !== sender) return; // it ended there at once (pendingEnd): the next epoch shares
     // First in every epoch, inside the encrypted channel: the agent's console shows nothing
     // until the customer's own browser says the customer allowed it.
     this.sendPayload({ k: "consented" });
@@ -1018,8 +1070,7 @@ export class Session {
    * with its own reason; the server is told too (an honest one ends the session for all). */
   private async endSilent(): Promise<void> {
     this.stopWatchingSilence();
-    if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
-    this.dispatch({ type: "agent_silent" });
+    await this.finish({ type: "agent_silent" }, () => undefined);
   }
 
   private drawBanner(): void {
@@ -1306,8 +1357,9 @@ export class Session {
     this.outbox = this.outbox.then(() => this.seal(prepack(encodePayload(payload)), ws, sender, sent)).catch(() => undefined);
   }
 
-  /** Compress, encrypt and send one payload's frames (prepack's), in order. */
-  private seal(frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void): void {
+  /** Compress, encrypt and send one payload's frames (prepack's), in order. `marker`: the
+   * recording's end marker, sealed in its closing epoch (closingEpoch) after that epoch ended here. */
+  private seal(frames: Outgoing[], ws: Connection, sender: ContentSender, sent?: () => void, marker = false): void {
     frames.forEach((frame, i) => {
       if (__TANDEM_BENCH_PLAINTEXT__) {
         ws.send(frame instanceof Uint8Array ? frame : frame.raw); // benchmark builds only: measures what encryption costs
@@ -1319,14 +1371,18 @@ export class Session {
           // repairs the view), before it takes its place in the epoch's compression stream:
           // every frame packed into a stream is sealed and sent, in order (the socket is the
           // epoch's: a new socket starts a new epoch). A large frame is deflated on its own
-          // (packAlone), already under way: the epoch's stream does not see it.
-          if (this.ws !== ws || this.sender !== sender || !ws.isOpen) return null;
+          // (packAlone), already under way: the epoch's stream does not see it. An epoch being
+          // closed by the recording's end marker takes nothing more but the marker.
+          const current = () => marker || (this.ws === ws && this.sender === sender);
+          if (!current() || !ws.isOpen) return null;
           if (frame instanceof Uint8Array) return sender.seal(this.packer(sender).pack(frame));
           const packed = await frame.packed;
-          return this.ws === ws && this.sender === sender ? sender.seal(packed) : null;
+          return current() ? sender.seal(packed) : null;
         })
         .then((sealed) => {
-          if (!sealed || this.ws !== ws || this.sender !== sender || !ws.isOpen) return;
+          // Sealed (its counter taken): it goes also in a closing epoch, which stays whole.
+          const closing = this.closingEpoch?.ws === ws && this.closingEpoch.sender === sender;
+          if (!sealed || !ws.isOpen || !(closing || (this.ws === ws && this.sender === sender))) return;
           ws.send(sealed);
           if (sender.recorded) this.recordedFrameSent(sender);
           if (i === frames.length - 1) sent?.();
@@ -1355,13 +1411,40 @@ export class Session {
     });
   }
 
+  /**
+   * Stop sharing, at the click: the session ends here at once (recorder, control, pointer and
+   * drawings, keys, storage; the customer is told), whatever the relay does. A recording's end
+   * marker still goes first on the socket, then `stop` (see finish()).
+   */
   async stop(): Promise<void> {
-    // The end marker goes first, so the recording ends whole (the server ends it with the session).
-    if (this.saved?.recording && this.state === "sharing") await this.endRecording("stopped", true);
     const shared = this.state === "sharing" ? this.saved : null;
-    this.dispatch({ type: "stop" });
-    // The customer is told that nothing is shared any more (issue 15).
-    if (shared) this.ui.showStopped(shared.agent, () => this.ui.remove());
+    await this.finish({ type: "stop" }, () => {
+      // The customer is told that nothing is shared any more (issue 15).
+      if (shared) this.ui.showStopped(shared.agent, () => this.ui.remove());
+    });
+  }
+
+  /**
+   * End the session here now (`event`: the customer's stop, or the agent's console silent), and
+   * `told` the customer at once. While a recording runs, its end marker must reach the server
+   * before `stop` (so the recording ends whole): the socket is taken from the session first
+   * (nothing it brings is heard any more, nothing else is sent on it), the marker is sealed in
+   * the closing epoch (endRecording), and the socket carries `stop` and closes once the marker
+   * went, or after END_MARKER_MS at most.
+   */
+  private async finish(event: { type: "stop" } | { type: "agent_silent" }, told: () => void): Promise<void> {
+    const ws = this.ws;
+    let marker: Promise<void> | null = null;
+    if (this.state === "sharing" && ws?.isOpen && (this.saved?.recording || this.endingRecording)) {
+      marker = this.saved?.recording ? this.endRecording("stopped", true) : this.endingRecording;
+      this.ws = null; // the reducer's `stop` and the end leave this socket alone
+    }
+    this.dispatch(event);
+    told();
+    if (!marker || !ws) return;
+    await marker;
+    if (ws.isOpen) ws.send(control({ type: "stop" }));
+    ws.close(1000, "stopped");
   }
 
   /** The network dropped, or the page goes private: stop the recorder and its watchers. */
