@@ -308,3 +308,20 @@ def _oauth_error(error: str, status: int) -> Response:
     if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="token"'
     return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def use_provider(admin: Any, provider: OidcProvider, bind: dict[str, str] | None = None) -> None:
+    """Through an organisation admin's API client (``admin``, signed in): make ``provider``
+    the organisation's identity provider and bind its subjects to accounts (``bind``: account
+    name to the provider's subject). The client secret is never sent back."""
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+    }
+    answer = admin.put("/api/org/sso", json=settings)
+    assert answer.status_code == 200, answer.text
+    assert "client_secret" not in answer.text
+    for account, subject in (bind or {}).items():
+        bound = admin.put(f"/api/users/{account}/sso", json={"subject": subject})
+        assert bound.status_code == 200 and bound.json()["sso_bound"] is True, bound.text

@@ -84,6 +84,16 @@ async def has_subscribers(redis: Redis, channel: str, count: int) -> bool:
     return await numsub(redis, channel) == count
 
 
+async def kill_pubsub(redis: Redis, prefix: str) -> None:
+    """Kill this test's pub/sub connections only (CLIENT KILL TYPE pubsub, narrowed by the
+    client name the test's fan-outs carry)."""
+    clients = await redis.client_list(_type="pubsub")
+    ids = [client["id"] for client in clients if client["name"] == prefix.rstrip(":")]
+    assert ids
+    for client_id in ids:
+        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", client_id)
+
+
 async def eventually(condition: Callable[[], Awaitable[bool]], timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while not await condition():
@@ -269,12 +279,7 @@ async def test_reconnects_after_the_pubsub_connection_is_killed(
     sender.publish("t", Frame("before"))
     assert (await get(before)).data == "before"
 
-    # Only this test's pub/sub connections (CLIENT KILL TYPE pubsub, narrowed by client name).
-    clients = await redis.client_list(_type="pubsub")
-    ids = [client["id"] for client in clients if client["name"] == prefix.rstrip(":")]
-    assert ids
-    for client_id in ids:
-        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", client_id)
+    await kill_pubsub(redis, prefix)
 
     async def resubscribed() -> bool:
         return receiver.outages >= 1 and receiver.connected and await numsub(redis, channel) == 1
@@ -342,11 +347,7 @@ async def test_a_reader_that_fails_unexpectedly_while_reconnecting_is_started_ag
         return await open_pubsub()
 
     monkeypatch.setattr(receiver, "_open_pubsub", failing_once)
-    clients = await redis.client_list(_type="pubsub")
-    ids = [client["id"] for client in clients if client["name"] == prefix.rstrip(":")]
-    assert ids
-    for client_id in ids:
-        await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "ID", client_id)
+    await kill_pubsub(redis, prefix)
 
     async def resubscribed() -> bool:
         return receiver.connected and await numsub(redis, prefix + "t") == 1

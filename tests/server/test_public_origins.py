@@ -22,7 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from tandem.server.middleware import SameOriginWrites
 from tests.conftest import AGENT_PASSWORD, DataTemplates, RunningServer, ServerFactory
 from tests.conftest import two_organisations as seed_two_organisations
-from tests.oidc_provider import OidcProvider
+from tests.oidc_provider import OidcProvider, use_provider
 from tests.test_runtime_limits import serving
 
 PUBLIC = "http://tandem.example"
@@ -207,13 +207,7 @@ def provider(sso_server: RunningServer) -> Iterator[OidcProvider]:
     )
     with at(sso_server, HOST, origin=PUBLIC) as ada:
         assert sign_in(ada, "ada").status_code == 200
-        settings = {
-            "issuer": running.issuer,
-            "client_id": running.client_id,
-            "client_secret": running.client_secret,
-        }
-        assert ada.put("/api/org/sso", json=settings).status_code == 200
-        assert ada.put("/api/users/alice/sso", json={"subject": "u-1"}).status_code == 200
+        use_provider(ada, running, {"alice": "u-1"})
     yield running
     running.stop()
 

@@ -15,7 +15,7 @@ import pytest
 from tandem.directory import Directory
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.grants import of_org
-from tests.oidc_provider import OidcProvider
+from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.test_admin_api import audit_actions
 from tests.server.test_customer_quotas import counts
 from tests.server.test_organisations import api
@@ -34,16 +34,7 @@ def provider(orgs_server: RunningServer) -> Iterator[OidcProvider]:
     running = OidcProvider().start()
     running.redirect_uris.add(f"{orgs_server.base}/api/sso/callback")
     with api(orgs_server, "ada") as ada:
-        settings = {
-            "issuer": running.issuer,
-            "client_id": running.client_id,
-            "client_secret": running.client_secret,
-        }
-        answer = ada.put("/api/org/sso", json=settings)
-        assert answer.status_code == 200, answer.text
-        assert "client_secret" not in answer.text
-        bound = ada.put("/api/users/alice/sso", json={"subject": "u-1"})
-        assert bound.status_code == 200 and bound.json()["sso_bound"] is True, bound.text
+        use_provider(ada, running, {"alice": "u-1"})
     yield running
     running.stop()
 
@@ -370,13 +361,7 @@ def test_a_provider_publishing_too_many_keys_is_refused_unread(
     try:
         running.redirect_uris.add(f"{server.base}/api/sso/callback")
         with api(server, "ada") as ada:
-            settings = {
-                "issuer": running.issuer,
-                "client_id": running.client_id,
-                "client_secret": running.client_secret,
-            }
-            assert ada.put("/api/org/sso", json=settings).status_code == 200
-            assert ada.put("/api/users/alice/sso", json={"subject": "u-1"}).status_code == 200
+            use_provider(ada, running, {"alice": "u-1"})
         most = server.settings.sso_max_signing_keys
         other = running.other_key.as_dict(private=False)
         running.misbehave.extra_keys = [{**other, "kid": f"x{i}"} for i in range(most - 1)]
@@ -479,12 +464,7 @@ def test_the_providers_deadline_and_the_pending_sign_ins_life_are_the_servers_se
     try:
         running.redirect_uris.add(f"{server.base}/api/sso/callback")
         with api(server, "ada") as ada:
-            settings = {
-                "issuer": running.issuer,
-                "client_id": running.client_id,
-                "client_secret": running.client_secret,
-            }
-            assert ada.put("/api/org/sso", json=settings).status_code == 200
+            use_provider(ada, running)
         with httpx.Client() as browser:
             start = browser.get(f"{server.base}/api/sso/start", params={"org": "default"})
             assert start.status_code == 303 and start.headers["location"].startswith("http")
