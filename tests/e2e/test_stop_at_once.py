@@ -165,6 +165,15 @@ class Setup:
         expect(self.customer.page.get_by_text("Alice typed in")).to_have_count(0)
 
 
+def exported_recording(s: Setup) -> tuple[dict[str, Any], list[Any]]:
+    """The session's recording once the server ended it, exported by an auditor and opened
+    with the organisation's key: its header and events (it raises unless whole)."""
+    recording = wait_until_ended(s.server)
+    with api(s.server, "aud") as aud:
+        data = aud.get(f"/api/recordings/{recording['recording_id']}/export").content
+    return recording_events(data, key_file(s.private), PASSPHRASE)
+
+
 @pytest.mark.parametrize("relay", ["passes stop on", "ignores stop"])
 def test_stop_sharing_during_a_recording_takes_effect_at_the_click(
     server_factory: ServerFactory, customer: Party, agent: Party, relay: str
@@ -225,10 +234,7 @@ def stop_sharing(
         # ended all the same, sent its marker and closed its socket.
         wait_until(customer.page, lambda: bool(swallowed))
         return
-    recording = wait_until_ended(s.server)
-    with api(s.server, "aud") as aud:
-        data = aud.get(f"/api/recordings/{recording['recording_id']}/export").content
-    header, events = recording_events(data, key_file(s.private), PASSPHRASE)  # whole, or it raises
+    header, events = exported_recording(s)  # whole, or it raises
     assert header["bound"]["end"]["reason"] == "stopped"
     recorded = json.dumps(events)
     for later in ("AFTER-STOP-5519", "HELD-ALT-5519", "typed-5519"):
@@ -265,10 +271,7 @@ def stop_recording(s: Setup, customer: Party, agent: Party) -> None:
     assert content_epoch(after[0]) == content_epoch(after[1]) == recorded_epoch
     s.relay.release_http()
     customer.page.get_by_role("button", name="Stop sharing").click()
-    recording = wait_until_ended(s.server)
-    with api(s.server, "aud") as aud:
-        data = aud.get(f"/api/recordings/{recording['recording_id']}/export").content
-    header, events = recording_events(data, key_file(s.private), PASSPHRASE)  # whole, or it raises
+    header, events = exported_recording(s)  # whole, or it raises
     assert header["bound"]["end"]["reason"] == "stopped_by_customer"
     recorded = json.dumps(events)
     assert "AFTER-RECORDING-5519" not in recorded

@@ -39,6 +39,16 @@ def provider(orgs_server: RunningServer) -> Iterator[OidcProvider]:
     running.stop()
 
 
+def sso_failures(server: RunningServer) -> list[str]:
+    """The reasons of the trail's ``sso_failed`` records, as an auditor reads them."""
+    with api(server, "aud") as aud:
+        return [
+            r["details"].get("reason", "")
+            for r in aud.get("/api/audit").json()
+            if r["action"] == "sso_failed"
+        ]
+
+
 def sign_in(server: RunningServer, browser: httpx.Client, org: str = "default") -> httpx.Response:
     """What the browser does: start, go to the provider, come back."""
     start = browser.get(f"{server.base}/api/sso/start", params={"org": org})
@@ -376,12 +386,7 @@ def test_a_provider_publishing_too_many_keys_is_refused_unread(
             assert sign_in(server, browser).headers["location"] == "/console/?sso=failed"
     finally:
         running.stop()
-    with api(server, "aud") as aud:
-        reasons = [
-            r["details"].get("reason", "")
-            for r in aud.get("/api/audit").json()
-            if r["action"] == "sso_failed"
-        ]
+    reasons = sso_failures(server)
     assert len(reasons) == 2, reasons
     assert f"has {most + 1} keys, more than the {most} allowed" in reasons[0]
     assert "signature" in reasons[1] or "key" in reasons[1], reasons[1]
@@ -475,10 +480,5 @@ def test_the_providers_deadline_and_the_pending_sign_ins_life_are_the_servers_se
             assert start.headers["location"] == "/console/?sso=failed"
     finally:
         running.stop()
-    with api(server, "aud") as aud:
-        reasons = [
-            r["details"].get("reason", "")
-            for r in aud.get("/api/audit").json()
-            if r["action"] == "sso_failed"
-        ]
+    reasons = sso_failures(server)
     assert any("did not answer within 0.5 s" in reason for reason in reasons), reasons
