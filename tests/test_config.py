@@ -223,6 +223,8 @@ def test_a_supervisors_frame_rate_is_a_setting_of_at_least_one() -> None:
         ("TANDEM_SSO_CLOCK_LEEWAY_SECONDS", "-1"),
         ("TANDEM_SSO_MAX_TOKEN_AGE_SECONDS", "5"),
         ("TANDEM_SSO_PENDING_SECONDS", "1e9"),
+        ("TANDEM_TUNNEL_ACCEPT_SECONDS", "0"),
+        ("TANDEM_READINESS_TIMEOUT_SECONDS", "inf"),
     ],
 )
 def test_a_number_that_is_nan_infinite_negative_zero_or_huge_is_refused(

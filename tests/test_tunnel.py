@@ -353,13 +353,10 @@ async def test_an_edge_whose_owner_never_takes_the_socket_says_not_found_only_if
     4404 "session not found" (final) when Redis answers, even if this process hears it again
     only a moment after the wait (it was too busy to read); 1013 "server link lost" (try again)
     when Redis stays silent."""
-    import tandem.tunnel
-
-    monkeypatch.setattr(tandem.tunnel, "ACCEPT_TIMEOUT_SECONDS", 0.3)
     client = Client()
     await client.accept()
     fanout = SilentForAMoment(0.15, silent_for)  # heard at the start, not at the deadline
-    liveness = Liveness(heartbeat=0.1, lost=1.0, outage=5.0)  # "answers": heard within 0.5 s
+    liveness = Liveness(heartbeat=0.1, lost=1.0, outage=5.0, accept=0.3)  # answers: 0.5 s
     edge = asyncio.create_task(
         tunnel(client.ws, fanout, "gone", "hi", system_entropy, 1 << 20, liveness)
     )

@@ -358,6 +358,13 @@ class Settings:
     """How long a tunnel waits for Redis to come back (frames held, then resent) before its
     socket is closed 1013 "server link lost" and told to reconnect
     (TANDEM_TUNNEL_OUTAGE_SECONDS)."""
+    tunnel_accept_seconds: float = 5.0
+    """How long a process that carries a socket for the process holding its session (a
+    tunnel's edge) waits for that process to take it: then the socket is told the session is
+    not found (4404) if Redis answers, or that the server link is lost (1013) if not
+    (TANDEM_TUNNEL_ACCEPT_SECONDS)."""
+    readiness_timeout_seconds: float = 2.0
+    """A dependency that takes longer than this to answer ``/readyz`` counts as down."""
     tunnel_buffer_bytes: int = 8 * 1024 * 1024
     """Frames a tunnel's end keeps until the other end confirmed them (to resend what a Redis
     outage lost); past it the socket is closed as for an outage too long."""
@@ -520,6 +527,10 @@ class Settings:
             raise ConfigError(
                 "tunnel_heartbeat_seconds must be positive and below tunnel_lost_seconds"
             )
+        if not 0 < self.tunnel_accept_seconds <= 300:
+            raise ConfigError("tunnel_accept_seconds must be above 0 and at most 300")
+        if not 0 < self.readiness_timeout_seconds <= 60:
+            raise ConfigError("readiness_timeout_seconds must be above 0 and at most 60")
         if not self.tunnel_outage_seconds > 0:
             raise ConfigError("tunnel_outage_seconds must be positive")
         if self.tunnel_buffer_bytes < self.socket_queue_bytes:

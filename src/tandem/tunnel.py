@@ -62,8 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tandem.tunnel")
 
-ACCEPT_TIMEOUT_SECONDS = 5.0
-"""How long an edge waits for the owner to take a tunnelled socket before saying not found."""
 CLOSE_NOT_FOUND = 4404
 CLOSE_GOING_AWAY = 1001
 SERVER_STOPPED = "session ended: its server stopped answering"
@@ -201,6 +199,8 @@ class Liveness:
     lost: float = 5.0
     outage: float = 30.0
     buffer_bytes: int = 8 * 1024 * 1024
+    accept: float = 5.0
+    """How long an edge waits for the owner to take its socket (``tunnel_accept_seconds``)."""
 
     @property
     def redis_window(self) -> float:
@@ -224,6 +224,7 @@ class Liveness:
             settings.tunnel_lost_seconds,
             settings.tunnel_outage_seconds,
             settings.tunnel_buffer_bytes,
+            settings.tunnel_accept_seconds,
         )
 
 
@@ -697,7 +698,7 @@ async def tunnel(
         text = isinstance(first, str)
         payload = first.encode() if isinstance(first, str) else first
         link.send(lambda seq: Data(conn, seq, payload, text))
-        deadline = loop.time() + ACCEPT_TIMEOUT_SECONDS
+        deadline = loop.time() + liveness.accept
         while True:
             try:
                 wait = min(liveness.heartbeat, max(0.0, deadline - loop.time()))

@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import pytest
 
-import tandem.tunnel
 from tandem.access import Grant
 from tandem.audit import verify
 from tandem.config import Settings
@@ -265,12 +264,9 @@ async def test_untrained_accounts_are_refused_at_the_owner_through_a_tunnel(
     assert await alice.recv() == b"\x01page"
 
 
-async def test_a_session_whose_server_is_gone_is_not_found(
-    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_session_whose_server_is_gone_is_not_found(cluster: Cluster) -> None:
     # The wait for an owner that never answers, shortened from 5 s (tests/test_tunnel.py too).
-    monkeypatch.setattr(tandem.tunnel, "ACCEPT_TIMEOUT_SECONDS", 1.0)
-    a, b = cluster(), cluster()
+    a, b = cluster(), cluster(tunnel_accept_seconds=1.0)
     _, created = await start_session(a)
     # As after a crash: the database says a process that no longer runs holds the session.
     db = await pg_connect(a.settings.database_url.split("search_path=")[1])  # type: ignore[union-attr]
@@ -282,7 +278,7 @@ async def test_a_session_whose_server_is_gone_is_not_found(
         await db.close()
     customer = await open_customer(b)
     await send(customer, type="resume", **{k: created[k] for k in ("session_id", "resume_token")})
-    code, _ = await closed_with(customer, timeout=15)  # after ACCEPT_TIMEOUT_SECONDS
+    code, _ = await closed_with(customer, timeout=15)  # after tunnel_accept_seconds
     assert code == 4404
 
 

@@ -15,9 +15,6 @@ from tandem import crypto, metrics
 from tandem.server.http import problem
 from tandem.server.unavailable import storage_down
 
-READY_TIMEOUT_SECONDS = 2.0
-"""A dependency that takes longer than this to answer counts as down."""
-
 
 async def ready(request: Request) -> Response:
     """200 ``{"status": "ready"}`` when the database answers and the fan-out (Redis, if any)
@@ -25,7 +22,7 @@ async def ready(request: Request) -> Response:
     services = request.app.state.services
     failing = []
     try:
-        await asyncio.wait_for(services.storage.ping(), READY_TIMEOUT_SECONDS)
+        await asyncio.wait_for(services.storage.ping(), services.settings.readiness_timeout_seconds)
     except Exception as exc:
         if not (storage_down(exc) or isinstance(exc, OSError)):
             raise
