@@ -129,10 +129,18 @@ BAD_PATTERNS = [
     ("/a?b&c&d&e&f&g&h&i&j", "at most 8 query parameters"),
     ("/app#/list?", "in the route: nothing after ?"),
     ("/app#!/list?a&&b", "in the route: an empty query parameter"),
+    ("/app#tab=1&&b", "in the route: an empty query parameter"),
+    # Chosen before the customer's Allow, a server's rule may not ask for a value's first
+    # characters (the pause would answer): values whole, or any value.
+    ("/*?token=a*", "a policy from the server may name a query parameter's value only whole"),
+    ("/x?a=1&email=*@*", "a policy from the server may name a query parameter's value only whole"),
+    ("/cb#access_token=ab*", "in the route: a policy from the server may name a query"),
+    ("/#/reset?code=*1", "in the route: a policy from the server may name a query"),
 ]
 GOOD_PATTERNS = [
     "/a?b&c&d&e&f&g&h&i", "/index.php?page=*", "https://*?page=checkout", "/#!", "/a?%3D=1",
     "/#checkout", "/app/#/account*?tab=billing", "/shop?step=pay&id=*#!/list?view=orders",
+    "/*?token", "/*?token=*", "/app#tab=billing", "/app#/reset*",
 ]  # fmt: skip
 
 

@@ -258,3 +258,26 @@ test("malformed page patterns are refused with the field named", () => {
     assert.doesNotThrow(() => validatePolicy({ version: 1, pages: { allow: [fine] } }), fine);
   }
 });
+
+test("a fragment of parameters is a query, not a route; a server's pattern names a value only whole", () => {
+  // `#tab=billing` (a site's hash parameters), `#access_token=…` (an OAuth answer): parameters.
+  const tabs = rules({ deny: ["/app#tab=billing", "/*?access_token"] });
+  for (const hidden of ["/app#tab=billing", "/app#x=1&tab=Billing", "/app#!/?tab=billing", "/cb#access_token=abc&state=1", "/cb?access_token=abc"]) {
+    assert.equal(pageIsPrivate(page(hidden), tabs), true, hidden);
+  }
+  for (const shared of ["/app#tab=orders", "/app", "/app#billing", "/cb#state=1"]) {
+    assert.equal(pageIsPrivate(page(shared), tabs), false, shared);
+  }
+  // Read as parameters, such a fragment is no path a path's glob could spell out.
+  assert.equal(pageIsPrivate(page("/cb#access_token=abc"), rules({ deny: ["/access_token=a*"] })), false);
+  // The rules the server chooses (before the Allow, seeing the pause) cannot ask for a value's
+  // first characters; whole values and presence they may name.
+  const server = (pattern: string) => () => validateServerPolicy({ version: 1, pages: { deny: ["/ok", pattern] } });
+  for (const asking of ["/*?token=a*", "/cb#access_token=ab*", "/#/reset?code=*1", "/x?a=1&email=*@*"]) {
+    assert.throws(server(asking), /policy\.pages\.deny\[1\]: a policy from the server may name a query parameter's value only whole/, asking);
+    assert.doesNotThrow(() => validatePolicy({ version: 1, pages: { deny: [asking] } }), `the site's own: ${asking}`);
+  }
+  for (const whole of ["/*?token", "/*?token=*", "/index.php?page=checkout", "/app#tab=billing", "/account/*", "/#!/checkout"]) {
+    assert.doesNotThrow(server(whole), whole);
+  }
+});

@@ -96,11 +96,22 @@ def state_selector_problem(policy: MaskingPolicy) -> str | None:
 # Page patterns (docs/privacy.md, sdk/src/shared/pages.ts): `[origin]path[?query][#route[?query]]`,
 # each query `&`-separated conditions `name` or `name=value`. The customer's SDK refuses a
 # malformed one (and no session starts); this says so, with the same words, when the policy is
-# configured. A limit of the format, the same in every browser, so not a server setting.
+# configured. The most conditions is a limit of the format, the same in every customer's
+# browser (which enforces it), so not a server setting.
 MAX_PATTERN_PARAMETERS = 8
 
 
-def _query_problem(query: str | None) -> str | None:
+def _route_query(fragment: str) -> str | None:
+    """The query of a pattern's route, read as the SDK reads a fragment (pages.ts, routeOf): a
+    fragment of parameters (`#tab=billing`: no `/` or `!` first, a `=` before any `?`) is one."""
+    bang = fragment.startswith("!")
+    path, has_query, query = fragment.removeprefix("!").partition("?")
+    if not bang and not path.startswith("/") and "=" in path:
+        return fragment
+    return query if has_query else None
+
+
+def _query_problem(query: str | None, server: bool) -> str | None:
     if query is None:
         return None
     if query == "":
@@ -117,21 +128,30 @@ def _query_problem(query: str | None) -> str | None:
             return f"a query parameter without a name: {part}"
         if "*" in name:
             return f"a query parameter's name cannot have *: {part}"
+        _, has_value, value = part.partition("=")
+        if server and has_value and value != "*" and "*" in value:
+            return (
+                "a policy from the server may name a query parameter's value only whole "
+                f"(no * in it, or * alone): {part}"
+            )
     return None
 
 
-def pattern_problem(pattern: str) -> str | None:
-    """Why a page pattern is malformed, in the SDK's words (None: it is not)."""
+def pattern_problem(pattern: str, server: bool = True) -> str | None:
+    """Why a page pattern is malformed, in the SDK's words (None: it is not). ``server``: the
+    pattern is in a policy the server hands out, whose rules are chosen before the customer's
+    Allow and whose pauses the server sees (docs/threat-model.md, "Policies are fixed at
+    Allow"): it names a query parameter's value only whole, never `?token=a*`, which would ask
+    for a token's first characters (the SDK's serverPagePatternProblem)."""
     before_route, _, route = pattern.partition("#")
     main, has_query, query = before_route.partition("?")
     if not main.startswith("/") and not re.match(r"https?://", main):
         return "must start with / (a path) or http(s):// (origin and path)"
-    problem = _query_problem(query if has_query else None)
+    problem = _query_problem(query if has_query else None, server)
     if problem:
         return problem
     if "#" in pattern:
-        _, has_route_query, route_query = route.removeprefix("!").partition("?")
-        problem = _query_problem(route_query if has_route_query else None)
+        problem = _query_problem(_route_query(route), server)
         if problem:
             return f"in the route: {problem}"
     return None

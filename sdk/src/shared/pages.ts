@@ -143,9 +143,14 @@ function splitOnce(text: string, separator: string): [string, string | null] {
   return at < 0 ? [text, null] : [text.slice(0, at), text.slice(at + 1)];
 }
 
-/** A fragment's route: no leading `!`, a leading `/`; and the route's own query. */
+/** A fragment's route: no leading `!`, a leading `/`; and the route's own query. A fragment of
+ * parameters (`#tab=billing`, an OAuth answer's `#access_token=…&state=…`: no `/` or `!` first, a
+ * `=` before any `?`) is the route `/` with that query, not a path to read (its values are named
+ * only as query conditions, which a policy from the server names only whole). */
 function routeOf(fragment: string): [string, string | null] {
-  const [path, query] = splitOnce(fragment.startsWith("!") ? fragment.slice(1) : fragment, "?");
+  const bang = fragment.startsWith("!");
+  const [path, query] = splitOnce(bang ? fragment.slice(1) : fragment, "?");
+  if (!bang && !path.startsWith("/") && path.includes("=")) return ["/", fragment];
   return [path.startsWith("/") ? path : `/${path}`, query];
 }
 
@@ -192,6 +197,25 @@ function parsePattern(pattern: string): Pattern | string {
 export function pagePatternProblem(pattern: string): string | null {
   const parsed = parsePattern(pattern);
   return typeof parsed === "string" ? parsed : null;
+}
+
+/**
+ * Why a pattern may not come from the server (the organisation's, a site's or a team's policy;
+ * null: it may). Its rules are chosen before the customer's Allow and the server sees sharing
+ * pause (docs/threat-model.md, "Policies are fixed at Allow"): a pause answers whether the page
+ * matches. A query value with a `*` in it (`?token=a*`) would ask for a token's or an e-mail
+ * address's first characters, page after page, so a server's pattern names a value whole, or
+ * any value (`*` alone, or the name alone). The src/tandem/policy.py check says the same.
+ */
+export function serverPagePatternProblem(pattern: string): string | null {
+  const found = parsePattern(pattern);
+  if (typeof found === "string") return found;
+  for (const cond of [...found.query, ...(found.route?.query ?? [])]) {
+    if (cond.value !== null && cond.value !== "*" && cond.value.includes("*")) {
+      return `a policy from the server may name a query parameter's value only whole (no * in it, or * alone): ${cond.name}=${cond.value}`;
+    }
+  }
+  return null;
 }
 
 const parsedPatterns = new Map<string, Pattern | null>();

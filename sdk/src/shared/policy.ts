@@ -7,7 +7,7 @@
  * more, turn detectors on and media off, never unmask anything.
  */
 
-import { pagePatternProblem, pageRulesKeepPrivate } from "./pages.ts";
+import { pagePatternProblem, pageRulesKeepPrivate, serverPagePatternProblem } from "./pages.ts";
 
 export interface Policy {
   version: 1;
@@ -107,7 +107,8 @@ export function serverSelectorProblem(selector: string): string | null {
 }
 
 /** Validate a policy from the server (the organisation's, a team's): a policy document whose
- * `mask` and `hide` selectors say nothing of the page's state (SERVER_SELECTOR). Its `unmask` is
+ * `mask` and `hide` selectors say nothing of the page's state (SERVER_SELECTOR), and whose page
+ * patterns name query values only whole (./pages.ts, serverPagePatternProblem). Its `unmask` is
  * never used (mergePolicies). Throws PolicyError naming the first bad field. */
 export function validateServerPolicy(value: unknown): Policy {
   const policy = validatePolicy(value);
@@ -115,6 +116,12 @@ export function validateServerPolicy(value: unknown): Policy {
     policy[field].forEach((selector, i) => {
       const problem = serverSelectorProblem(selector);
       if (problem) fail(`${field}[${i}]`, problem);
+    });
+  }
+  for (const field of ["allow", "deny"] as const) {
+    policy.pages[field].forEach((pattern, i) => {
+      const problem = serverPagePatternProblem(pattern);
+      if (problem) fail(`pages.${field}[${i}]`, problem);
     });
   }
   return policy;
