@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     caught_up,
     share,
 )
+from tests.e2e.test_control import agent_click, grant
 
 POLICY = json.dumps({"version": 1, "pages": {"deny": ["/private-*"]}})
 
@@ -279,6 +280,47 @@ def test_a_query_routed_or_hash_routed_private_page_sends_nothing_of_it(
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
     for secret in ("PRIVATE-QUERY-CHECKOUT-4471", "PRIVATE-HASH-ACCOUNT-2297"):
         assert secret not in seen and secret not in wire
+
+
+CLICKS = """<h1>Shop</h1><p>PUBLIC-CLICKS-PAGE <span id="count">0</span></p>
+<p><button id="add" onclick="count.textContent = +count.textContent + 1">Add one</button></p>
+<p><a id="pay" href="shop.html?lang=en&page=%63heckout">Pay now</a></p>
+<form id="go" action="shop.html?page=cart"><input type="hidden" name="page" value="checkout">
+<button id="submit">Go to payment</button></form>
+<p><a id="account" href="#account">Account</a>
+<a id="cart" href="shop.html?page=cart">Cart</a></p>"""
+
+
+def test_the_agents_click_onto_a_query_or_hash_routed_private_page_is_refused(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """With control, the agent clicks a link to `?page=%63heckout`, a GET form whose hidden
+    field makes the query `?page=checkout` (its action says `?page=cart`), and a link to the hash
+    route `#account`: the customer's browser refuses each before clicking (a click on the page's
+    own button after each proves the refused one was handled), while a link to a shared page is
+    followed."""
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    url = other_origin.page("shop.html", CLICKS, live, title="Shop")
+    customer.page.goto(f"{url}?page=home")
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: "
+        "['/shop.html?page=checkout', '/shop.html#account']}}})"
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("PUBLIC-CLICKS-PAGE")).to_be_attached()
+    grant(customer, agent)
+    for n, target in enumerate(("#pay", "#submit", "#account"), start=1):
+        agent_click(agent, view, target)
+        if n == 1:
+            expect(agent.page.get_by_role("status")).to_contain_text(
+                "That leads off the pages you may see"
+            )
+        agent_click(agent, view, "#add")  # handled after the click before it
+        expect(customer.page.locator("#count")).to_have_text(str(n))
+        assert customer.page.url == f"{url}?page=home", target
+    agent_click(agent, view, "#cart")
+    customer.page.wait_for_url(f"{url}?page=cart")
 
 
 def test_a_popup_showing_a_private_page_sends_nothing_of_it(
