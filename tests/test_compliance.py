@@ -453,7 +453,19 @@ def test_a_stored_site_policy_the_customers_browsers_refuse_fails_masking(profil
             _site("quiz", "https://quiz.example", policy=msgspec.json.encode(state).decode()),
         ),
     )
+    # And one stored before page patterns could name query parameters: `/a?` was allowed then.
+    pages = msgspec.structs.replace(
+        STRICT, pages=msgspec.structs.replace(STRICT.pages, deny=["/index.php?"])
+    )
+    inst = dataclasses.replace(
+        inst,
+        sites=(
+            *inst.sites,
+            _site("forum", "https://forum.example", policy=msgspec.json.encode(pages).decode()),
+        ),
+    )
     report = {r.requirement: r for r in evaluate(profile, inst, NOW).results}
     assert report["masking"].status == "fail"
     assert "quiz ($.hide[" in report["masking"].detail
+    assert "forum ($.pages.deny[0]: nothing after ?" in report["masking"].detail
     assert "shop" not in report["masking"].detail

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from tandem.exceptions import ConfigError
-from tandem.policy import MaskingPolicy, load_policy, policy_json, state_selector_problem
+from tandem.policy import (
+    MaskingPolicy,
+    Pages,
+    load_policy,
+    page_pattern_problem,
+    policy_json,
+    state_selector_problem,
+)
 from tests.conftest import ServerFactory, tandem_in_process
 from tests.server.helpers import start_session
 
@@ -108,3 +115,50 @@ def test_a_policy_that_hides_by_the_pages_state_is_refused_naming_the_selector(
         load_policy(write(tmp_path, document))
     # Its unmask is never used (the SDK ignores the server's), so it is not looked at.
     assert load_policy(write(tmp_path, {"version": 1, "unmask": ["a:hover"]})).unmask == ["a:hover"]
+
+
+# The same patterns as sdk/test/policy.test.ts ("malformed page patterns are refused ..."): the
+# server refuses what customers' browsers would, with the same words.
+BAD_PATTERNS = [
+    ("/index.php?", "nothing after ?"),
+    ("/index.php?page=a&&x=1", "an empty query parameter"),
+    ("/index.php?=checkout", "a query parameter without a name"),
+    ("/index.php?%20=checkout", "a query parameter without a name"),
+    ("/index.php?[]=checkout", "a query parameter without a name"),
+    ("/index.php?pa*=checkout", "name cannot have *"),
+    ("/a?b&c&d&e&f&g&h&i&j", "at most 8 query parameters"),
+    ("/app#/list?", "in the route: nothing after ?"),
+    ("/app#!/list?a&&b", "in the route: an empty query parameter"),
+    ("/app#tab=1&&b", "in the route: an empty query parameter"),
+    # Chosen before the customer's Allow, a server's rule may not ask for a value's first
+    # characters (the pause would answer): values whole, or any value.
+    ("/*?token=a*", "a policy from the server may name a query parameter's value only whole"),
+    ("/x?a=1&email=*@*", "a policy from the server may name a query parameter's value only whole"),
+    ("/cb#access_token=ab*", "in the route: a policy from the server may name a query"),
+    ("/#/reset?code=*1", "in the route: a policy from the server may name a query"),
+]
+GOOD_PATTERNS = [
+    "/a?b&c&d&e&f&g&h&i", "/index.php?page=*", "https://*?page=checkout", "/#!", "/a?%3D=1",
+    "/#checkout", "/app/#/account*?tab=billing", "/shop?step=pay&id=*#!/list?view=orders",
+    "/*?token", "/*?token=*", "/app#tab=billing", "/app#/reset*",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("pattern", "message"), BAD_PATTERNS)
+@pytest.mark.parametrize("field", ["allow", "deny"])
+def test_a_malformed_page_pattern_is_refused_naming_the_field(
+    tmp_path: Path, pattern: str, message: str, field: str
+) -> None:
+    """Query parameters and hash routes in page patterns (docs/privacy.md): a pattern customers'
+    browsers would refuse is refused when the policy is loaded, naming the field and the fault."""
+    document = {"version": 1, "pages": {field: ["/fine", pattern]}}
+    with pytest.raises(ConfigError) as raised:
+        load_policy(write(tmp_path, document))
+    assert f"$.pages.{field}[1]: " in str(raised.value)
+    assert message in str(raised.value)
+
+
+def test_page_patterns_that_name_queries_and_routes_load() -> None:
+    for pattern in GOOD_PATTERNS:
+        policy = MaskingPolicy(version=1, pages=Pages(allow=[pattern], deny=[pattern]))
+        assert page_pattern_problem(policy) is None, pattern

@@ -62,3 +62,25 @@ test("the 19-character pathological pattern is checked in milliseconds", () => {
   assert.ok(ms < 200, `${ms} ms of CPU`);
   assert.equal(pageIsPrivate(new URL(`https://shop.example/${"a".repeat(9)}`), [policy]), true);
 });
+
+test("query and route conditions are checked in time linear in the address too", () => {
+  const cpuMs = (work: () => void): number => {
+    const before = process.cpuUsage();
+    work();
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / 1000;
+  };
+  // Eight conditions (the most), each a pathological glob, on the same parameter, repeated in a
+  // long query and in the route's; as deny and as allow (which reads every value of the name).
+  const value = `${"*a".repeat(12)}b`;
+  const query = new Array(8).fill(`p=${value}`).join("&");
+  const pattern = `/x?${query}#/y?${query}`;
+  assert.ok(pattern.length <= 500);
+  const policy = validatePolicy({ version: 1, pages: { deny: [pattern, `/x?${query}`], allow: [pattern] } });
+  const params = new Array(400).fill(`p=${"a".repeat(20)}`).join("&");
+  const url = new URL(`https://shop.example/x?${params}#/y?${params}`);
+  const ms = cpuMs(() => assert.equal(pageIsPrivate(url, [policy]), true, "not allowed"));
+  assert.ok(ms < 300, `${ms} ms of CPU`);
+  const denied = new URL(`https://shop.example/x?${params}&p=${"a".repeat(30)}b#/y`);
+  assert.equal(pageIsPrivate(denied, [validatePolicy({ version: 1, pages: { deny: [`/x?${query}`] } })]), true);
+});

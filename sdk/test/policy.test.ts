@@ -69,11 +69,14 @@ test("a private page is private however its address is spelled (a lenient server
     "/checkout;jsessionid=1", "/checkout;jsessionid=1/", "/./checkout", "/a/../checkout", "/a/%2e%2e/checkout",
     "/a%2f..%2fcheckout", "/a/..;/checkout", "/checkout%3bx=1", "/checkout.", "/checkout..", "/checkout%20", "/checkout?step=2", "/checkout#top",
     "/#/checkout", "/#!/checkout", "/shop#/checkout?step=2", "/#/Checkout/",
+    // A fragment without a slash may be a hash router's route too (`#checkout`, `#!checkout`):
+    // it cannot be told from an anchor, so a deny takes it as one (an anchor so named pauses).
+    "/#checkout", "/#!checkout", "/cart#checkout", "/#%63heckout", "/#!Checkout?step=2",
   ]) {
     assert.equal(pageIsPrivate(url(`https://shop.example${spelling}`), deny), true, spelling);
     assert.equal(pageIsPrivate(url(`https://pay.shop.example${spelling}`), deny), true, `subdomain ${spelling}`);
   }
-  for (const shared of ["/", "/checkouts", "/cart", "/#/cart", "/cart?next=/checkout", "/cart#checkout", "/checkout-help"]) {
+  for (const shared of ["/", "/checkouts", "/cart", "/#/cart", "/cart?next=/checkout", "/cart#top", "/cart#checkout-help", "/checkout-help"]) {
     assert.equal(pageIsPrivate(url(`https://shop.example${shared}`), deny), false, shared);
   }
   // Patterns are read the same way: an admin's `/Checkout/` names `/checkout`.
@@ -148,4 +151,133 @@ test("a policy from the server names elements by markup, never by the page's sta
   const started = Date.now();
   for (const long of ["a".repeat(499) + "!", "[name=" + "a".repeat(490) + "!", "(".repeat(499) + ":"]) assert.ok(serverSelectorProblem(long));
   assert.ok(Date.now() - started < 200);
+});
+
+const page = (u: string) => new URL(`https://shop.example${u}`);
+const rules = (pages: { allow?: string[]; deny?: string[] }) => [validatePolicy({ version: 1, pages })];
+
+test("a query-routed page is named by its parameter, however the query is spelled", () => {
+  const deny = rules({ deny: ["/index.php?page=checkout", "/app?view=account*"] });
+  for (const spelling of [
+    "/index.php?page=checkout", "/index.php?lang=en&page=checkout", "/index.php?page=checkout&lang=en",
+    "/index.php?page=%63heckout", "/index.php?PAGE=Checkout", "/index.php?page=CHECKOUT+", "/index.php?page=checkout%20",
+    "/index.php?p%61ge=checkout", "/index.php?page=cart&page=checkout", "/index.php?page=checkout&page=cart",
+    "/index.php?page[]=checkout", "/index.php?x=1;page=checkout", "/Index.php/?page=checkout", "/a/../index.php?page=checkout",
+    "/index.php?page=checkout#top", "/index.php#/?page=checkout", "/app?view=account", "/app?view=accounts&x", "/app?view=Account%2Fedit",
+    // a hash router's route with its own query
+    "/#/index.php?page=checkout", "/#!/app?view=account",
+  ]) {
+    assert.equal(pageIsPrivate(page(spelling), deny), true, spelling);
+  }
+  for (const shared of [
+    "/index.php", "/index.php?page=cart", "/index.php?pages=checkout", "/index.php?mypage=checkout", "/index.php?x=page%3Dcheckout",
+    "/index.php?page=checkouts", "/index.php?page=my-checkout", "/other.php?page=checkout", "/app?view=cart&next=account",
+    "/app", "/app?account", "/index.php?next=/index.php?page=checkout",
+  ]) {
+    assert.equal(pageIsPrivate(page(shared), deny), false, shared);
+  }
+  // A name alone: the parameter with any value; several conditions: all of them, in any order.
+  const both = rules({ deny: ["/shop?debug", "/shop?step=pay&id=*"] });
+  assert.equal(pageIsPrivate(page("/shop?debug"), both), true);
+  assert.equal(pageIsPrivate(page("/shop?a=1&debug=0"), both), true);
+  assert.equal(pageIsPrivate(page("/shop?id=7&x=1&step=pay"), both), true);
+  assert.equal(pageIsPrivate(page("/shop?step=pay"), both), false, "id is missing");
+  assert.equal(pageIsPrivate(page("/shop?id=7"), both), false, "step is missing");
+  assert.equal(pageIsPrivate(page("/shop?debugging=1"), both), false);
+});
+
+test("a hash-routed page is named however the router spells its route", () => {
+  for (const pattern of ["/checkout", "/#/checkout", "/#checkout", "/#!/checkout", "/#!checkout"]) {
+    const deny = rules({ deny: [pattern] });
+    for (const spelling of ["/#/checkout", "/#!/checkout", "/#checkout", "/#!checkout", "/#/Checkout/", "/#/a/../checkout", "/#/checkout?step=2"]) {
+      assert.equal(pageIsPrivate(page(spelling), deny), true, `${pattern} names ${spelling}`);
+    }
+    for (const shared of ["/", "/#/cart", "/#cart", "/#!/checkouts", "/cart"]) {
+      assert.equal(pageIsPrivate(page(shared), deny), false, `${pattern} does not name ${shared}`);
+    }
+  }
+  // A pattern with a route names that route of that path only; no fragment is the route `/`.
+  const app = rules({ deny: ["/app/#/account*", "/shop#!/list?view=orders"] });
+  assert.equal(pageIsPrivate(page("/app/#/account/edit"), app), true);
+  assert.equal(pageIsPrivate(page("/app#account"), app), true);
+  assert.equal(pageIsPrivate(page("/other/#/account"), app), false, "another path");
+  assert.equal(pageIsPrivate(page("/app/"), app), false);
+  assert.equal(pageIsPrivate(page("/shop#/list?view=orders&sort=1"), app), true);
+  assert.equal(pageIsPrivate(page("/shop#/list?view=%4Frders"), app), true);
+  assert.equal(pageIsPrivate(page("/shop#/list?view=cart"), app), false);
+  assert.equal(pageIsPrivate(page("/shop?view=orders#/list"), app), false, "the route's query is the route's");
+  const root = rules({ deny: ["/app/#/"] });
+  assert.equal(pageIsPrivate(page("/app/"), root), true, "no fragment: the route /");
+  assert.equal(pageIsPrivate(page("/app/#/cart"), root), false);
+});
+
+test("an allow list names the page as the customer sees it: path, query and route", () => {
+  const allow = rules({ allow: ["/app/*", "/faq", "/index.php?page=help", "/shop/#/cart", "/docs#*"] });
+  for (const shared of [
+    "/app/", "/app/#/orders", "/app/x#!account", "/faq", "/faq?utm_source=x", "/index.php?page=help", "/index.php?lang=de&page=help",
+    "/shop/#/cart", "/shop/#!/cart", "/shop/#/cart?x=1", "/docs", "/docs#intro",
+  ]) {
+    assert.equal(pageIsPrivate(page(shared), allow), false, shared);
+  }
+  for (const hidden of [
+    // a route the allow list does not name: the customer sees that route, not the path's page
+    "/faq#/account", "/faq#!account", "/faq#account", "/shop/#/checkout", "/shop/", "/shop/#cart/../checkout",
+    // the reverse: a route that looks allowed on a path that is not
+    "/checkout#/app/x", "/checkout#/faq",
+    // a query route the allow list does not name, and every value of a repeated parameter counts
+    "/index.php", "/index.php?page=checkout", "/index.php?page=help&page=checkout", "/index.php?page=checkout&page=help",
+    "/index.php?page=%68elp", "/index.php?page=Help", "/index.php?PAGE=help", "/index.php?page=help;page=checkout",
+    "/index.php?page[]=checkout&page=help",
+  ]) {
+    assert.equal(pageIsPrivate(page(hidden), allow), true, hidden);
+  }
+  // A deny of any spelling wins over an allow.
+  const both = rules({ allow: ["/app/*"], deny: ["/account", "/app/?tab=billing"] });
+  assert.equal(pageIsPrivate(page("/app/#/account"), both), true);
+  assert.equal(pageIsPrivate(page("/app/#account"), both), true);
+  assert.equal(pageIsPrivate(page("/app/?tab=Billing#/home"), both), true);
+  assert.equal(pageIsPrivate(page("/app/#/home?tab=billing"), both), true, "a route's query read with the path's");
+  assert.equal(pageIsPrivate(page("/app/#/home"), both), false);
+});
+
+test("malformed page patterns are refused with the field named", () => {
+  for (const [pattern, message] of [
+    ["/index.php?", /nothing after \?/],
+    ["/index.php?page=a&&x=1", /an empty query parameter/],
+    ["/index.php?=checkout", /a query parameter without a name/],
+    ["/index.php?pa*=checkout", /name cannot have \*/],
+    ["/a?b&c&d&e&f&g&h&i&j", /at most 8 query parameters/],
+    ["/app#/list?", /in the route: nothing after \?/],
+    ["index.php?page=checkout", /must start with \//],
+    ["?page=checkout", /must start with \//],
+  ] as [string, RegExp][]) {
+    assert.throws(() => validatePolicy({ version: 1, pages: { deny: ["/ok", pattern] } }),
+      (error: unknown) => error instanceof PolicyError && /policy\.pages\.deny\[1\]: /.test(error.message) && message.test(error.message), pattern);
+  }
+  for (const fine of ["/a?b&c&d&e&f&g&h&i", "/index.php?page=*", "https://*?page=checkout", "/#!", "/a?%3D=1"]) {
+    assert.doesNotThrow(() => validatePolicy({ version: 1, pages: { allow: [fine] } }), fine);
+  }
+});
+
+test("a fragment of parameters is a query, not a route; a server's pattern names a value only whole", () => {
+  // `#tab=billing` (a site's hash parameters), `#access_token=…` (an OAuth answer): parameters.
+  const tabs = rules({ deny: ["/app#tab=billing", "/*?access_token"] });
+  for (const hidden of ["/app#tab=billing", "/app#x=1&tab=Billing", "/app#!/?tab=billing", "/cb#access_token=abc&state=1", "/cb?access_token=abc"]) {
+    assert.equal(pageIsPrivate(page(hidden), tabs), true, hidden);
+  }
+  for (const shared of ["/app#tab=orders", "/app", "/app#billing", "/cb#state=1"]) {
+    assert.equal(pageIsPrivate(page(shared), tabs), false, shared);
+  }
+  // Read as parameters, such a fragment is no path a path's glob could spell out.
+  assert.equal(pageIsPrivate(page("/cb#access_token=abc"), rules({ deny: ["/access_token=a*"] })), false);
+  // The rules the server chooses (before the Allow, seeing the pause) cannot ask for a value's
+  // first characters; whole values and presence they may name.
+  const server = (pattern: string) => () => validateServerPolicy({ version: 1, pages: { deny: ["/ok", pattern] } });
+  for (const asking of ["/*?token=a*", "/cb#access_token=ab*", "/#/reset?code=*1", "/x?a=1&email=*@*"]) {
+    assert.throws(server(asking), /policy\.pages\.deny\[1\]: a policy from the server may name a query parameter's value only whole/, asking);
+    assert.doesNotThrow(() => validatePolicy({ version: 1, pages: { deny: [asking] } }), `the site's own: ${asking}`);
+  }
+  for (const whole of ["/*?token", "/*?token=*", "/index.php?page=checkout", "/app#tab=billing", "/account/*", "/#!/checkout"]) {
+    assert.doesNotThrow(server(whole), whole);
+  }
 });

@@ -28,7 +28,7 @@ from tandem.audit import Checkpoint, load_or_create_key, verify
 from tandem.config import Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
-from tandem.policy import MaskingPolicy, load_policy, state_selector_problem
+from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Training
 
@@ -412,8 +412,8 @@ def _masking(profile: Profile, inst: Installation, now: float) -> Outcome:
             "customers' browsers refuse these sites' policies (they end each session before "
             "the customer is asked): " + "; ".join(refused),
             "name elements by tag, class, id, structure and markup attributes only, never by "
-            "what the customer did on the page (PATCH /api/sites/ID, console: Sites; "
-            "docs/privacy.md)",
+            "what the customer did on the page, and write page patterns as docs/privacy.md "
+            "says (PATCH /api/sites/ID, console: Sites; docs/privacy.md)",
         )
     needed = DETECTORS[profile]
     if not needed:
@@ -646,8 +646,9 @@ def _plain_http(origin: str) -> bool:
 
 
 def _refused_site_policies(sites: Sequence[SiteRecord]) -> list[str]:
-    """Sites whose stored policy tests the page's state (:func:`state_selector_problem`): kept
-    from before such selectors were refused, the customers' browsers end their sessions."""
+    """Sites whose stored policy customers' browsers refuse (:func:`handed_out_problem`: a
+    selector that tests the page's state, a malformed page pattern): kept from before these were
+    refused, the customers' browsers end their sessions."""
     refused = []
     for site in sites:
         if not site.policy:
@@ -657,7 +658,7 @@ def _refused_site_policies(sites: Sequence[SiteRecord]) -> list[str]:
         except msgspec.MsgspecError:
             refused.append(f"{site.site_id} (not a valid policy)")
             continue
-        problem = state_selector_problem(policy)
+        problem = handed_out_problem(policy)
         if problem:
             refused.append(f"{site.site_id} ({problem})")
     return refused

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import unquote
 
 import msgspec
 
@@ -92,6 +93,87 @@ def state_selector_problem(policy: MaskingPolicy) -> str | None:
     return None
 
 
+# Page patterns (docs/privacy.md, sdk/src/shared/pages.ts): `[origin]path[?query][#route[?query]]`,
+# each query `&`-separated conditions `name` or `name=value`. The customer's SDK refuses a
+# malformed one (and no session starts); this says so, with the same words, when the policy is
+# configured. The most conditions is a limit of the format, the same in every customer's
+# browser (which enforces it), so not a server setting.
+MAX_PATTERN_PARAMETERS = 8
+
+
+def _route_query(fragment: str) -> str | None:
+    """The query of a pattern's route, read as the SDK reads a fragment (pages.ts, routeOf): a
+    fragment of parameters (`#tab=billing`: no `/` or `!` first, a `=` before any `?`) is one."""
+    bang = fragment.startswith("!")
+    path, has_query, query = fragment.removeprefix("!").partition("?")
+    if not bang and not path.startswith("/") and "=" in path:
+        return fragment
+    return query if has_query else None
+
+
+def _query_problem(query: str | None, server: bool) -> str | None:
+    if query is None:
+        return None
+    if query == "":
+        return "nothing after ? (name a query parameter: ?page=checkout)"
+    parts = query.split("&")
+    if len(parts) > MAX_PATTERN_PARAMETERS:
+        return f"at most {MAX_PATTERN_PARAMETERS} query parameters"
+    for part in parts:
+        if part == "":
+            return "an empty query parameter (nothing between & and &)"
+        name = part.split("=", 1)[0]
+        read = unquote(name.replace("+", " ")).strip(" \t\n\r\f\v").lower()
+        if read.removesuffix("[]") == "":
+            return f"a query parameter without a name: {part}"
+        if "*" in name:
+            return f"a query parameter's name cannot have *: {part}"
+        _, has_value, value = part.partition("=")
+        if server and has_value and value != "*" and "*" in value:
+            return (
+                "a policy from the server may name a query parameter's value only whole "
+                f"(no * in it, or * alone): {part}"
+            )
+    return None
+
+
+def pattern_problem(pattern: str, server: bool = True) -> str | None:
+    """Why a page pattern is malformed, in the SDK's words (None: it is not). ``server``: the
+    pattern is in a policy the server hands out, whose rules are chosen before the customer's
+    Allow and whose pauses the server sees (docs/threat-model.md, "Policies are fixed at
+    Allow"): it names a query parameter's value only whole, never `?token=a*`, which would ask
+    for a token's first characters (the SDK's serverPagePatternProblem)."""
+    before_route, _, route = pattern.partition("#")
+    main, has_query, query = before_route.partition("?")
+    if not main.startswith("/") and not re.match(r"https?://", main):
+        return "must start with / (a path) or http(s):// (origin and path)"
+    problem = _query_problem(query if has_query else None, server)
+    if problem:
+        return problem
+    if "#" in pattern:
+        problem = _query_problem(_route_query(route), server)
+        if problem:
+            return f"in the route: {problem}"
+    return None
+
+
+def page_pattern_problem(policy: MaskingPolicy) -> str | None:
+    """Why customers' browsers would refuse the page rules of ``policy`` (a malformed pattern,
+    see pattern_problem), naming the field; None when they take them."""
+    for field, patterns in (("allow", policy.pages.allow), ("deny", policy.pages.deny)):
+        for i, pattern in enumerate(patterns):
+            problem = pattern_problem(pattern.strip())
+            if problem:
+                return f"$.pages.{field}[{i}]: {problem}: {pattern!r}"
+    return None
+
+
+def handed_out_problem(policy: MaskingPolicy) -> str | None:
+    """Why customers' browsers would refuse ``policy`` from the server (state_selector_problem,
+    page_pattern_problem); None when they take it."""
+    return state_selector_problem(policy) or page_pattern_problem(policy)
+
+
 def load_policy(path: Path, max_bytes: int = MAX_INPUT_FILE_BYTES) -> MaskingPolicy:
     """Read and validate a policy file (at most ``max_bytes``, the ``max_input_file_bytes``
     setting). Raises ConfigError naming the file and the bad field."""
@@ -105,7 +187,7 @@ def load_policy(path: Path, max_bytes: int = MAX_INPUT_FILE_BYTES) -> MaskingPol
         raise ConfigError(f"invalid policy {path}: {exc}") from None
     except msgspec.DecodeError:
         raise ConfigError(f"invalid policy {path}: not valid JSON") from None
-    problem = state_selector_problem(policy)
+    problem = handed_out_problem(policy)
     if problem:
         raise ConfigError(f"invalid policy {path}: {problem}")
     return policy

@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     caught_up,
     share,
 )
+from tests.e2e.test_control import agent_click, grant
 
 POLICY = json.dumps({"version": 1, "pages": {"deny": ["/private-*"]}})
 
@@ -213,6 +214,113 @@ def test_a_private_page_spelled_otherwise_or_routed_by_its_hash_is_still_private
     wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
     for secret in ("PRIVATE-HASH-ROUTE-8810", "PRIVATE-ESCAPED-CHECKOUT-3391"):
         assert secret not in seen and secret not in wire
+
+
+ROUTED_SHOP = """<h1>Shop</h1><p id="view"></p><a href="shop.html?lang=en&page=Checkout">Pay</a>
+<script>
+// A query router (`?page=...`, read leniently as sites do) and a hash router without a slash.
+function render() {
+  const page = (new URLSearchParams(location.search).get("page") || "").trim().toLowerCase();
+  const route = location.hash.slice(1);
+  document.querySelector("#view").textContent = route === "account" ? "PRIVATE-HASH-ACCOUNT-2297"
+    : page === "checkout" ? "PRIVATE-QUERY-CHECKOUT-4471" : `PUBLIC-ROUTED-${page || "home"}`;
+}
+function go(query) {  // the app moves and draws the new view at once
+  history.pushState(null, "", query);
+  render();
+}
+addEventListener("hashchange", render);
+render();
+</script>"""
+
+
+def test_a_query_routed_or_hash_routed_private_page_sends_nothing_of_it(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """`?page=checkout` and `#account` (a hash route without a slash) are the site's private
+    pages: the policy names them (`/shop.html?page=checkout`, `/shop.html#account`), and nothing
+    of them leaves the browser, whether the app moves there (pushState, hashchange) or a link
+    loads one spelled otherwise (`?lang=en&page=Checkout`)."""
+    url = other_origin.page("shop.html", ROUTED_SHOP, live, title="Shop")
+    customer.page.goto(f"{url}?page=home")
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: "
+        "['/shop.html?page=checkout', '/shop.html#account']}}})"
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("PUBLIC-ROUTED-home")).to_be_attached()
+    customer_status = customer.page.get_by_role("status")
+    agent_status = agent.page.get_by_role("status")
+
+    # A query router moves onto its private page, the parameter among others and escaped.
+    customer.page.evaluate("() => go('?lang=en&page=%63heckout')")
+    expect(customer.page.get_by_text("PRIVATE-QUERY-CHECKOUT-4471")).to_be_visible()
+    expect(agent_status).to_contain_text("Customer is on a private page")
+    expect(customer_status).to_contain_text("Sharing paused")
+    customer.page.evaluate("() => go('?page=cart')")
+    expect(view.get_by_text("PUBLIC-ROUTED-cart")).to_be_attached(timeout=10_000)
+    expect(customer_status).not_to_contain_text("Sharing paused")
+
+    # A hash router without a slash moves onto its private route.
+    customer.page.evaluate("() => { location.hash = 'account'; }")
+    expect(customer.page.get_by_text("PRIVATE-HASH-ACCOUNT-2297")).to_be_visible()
+    expect(agent_status).to_contain_text("Customer is on a private page")
+    expect(customer_status).to_contain_text("Sharing paused")
+    customer.page.evaluate("() => { location.hash = 'help'; }")
+    expect(view.get_by_text("PUBLIC-ROUTED-cart")).to_be_attached(timeout=10_000)
+
+    # A link loads the query-routed private page, spelled otherwise.
+    customer.page.get_by_role("link", name="Pay").click()
+    customer.page.wait_for_url("**/shop.html?lang=en&page=Checkout")
+    expect(customer.page.get_by_text("PRIVATE-QUERY-CHECKOUT-4471")).to_be_visible()
+    expect(agent_status).to_contain_text("Customer is on a private page")
+    expect(customer_status).to_contain_text("Sharing paused")
+
+    seen = agent_plaintext(agent) + agent.page.content()
+    wire = (customer.frames.everything() + agent.frames.everything()).decode("utf-8", "replace")
+    for secret in ("PRIVATE-QUERY-CHECKOUT-4471", "PRIVATE-HASH-ACCOUNT-2297"):
+        assert secret not in seen and secret not in wire
+
+
+CLICKS = """<h1>Shop</h1><p>PUBLIC-CLICKS-PAGE <span id="count">0</span></p>
+<p><button id="add" onclick="count.textContent = +count.textContent + 1">Add one</button></p>
+<p><a id="pay" href="shop.html?lang=en&page=%63heckout">Pay now</a></p>
+<form id="go" action="shop.html?page=cart"><input type="hidden" name="page" value="checkout">
+<button id="submit">Go to payment</button></form>
+<p><a id="account" href="#account">Account</a>
+<a id="cart" href="shop.html?page=cart">Cart</a></p>"""
+
+
+def test_the_agents_click_onto_a_query_or_hash_routed_private_page_is_refused(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """With control, the agent clicks a link to `?page=%63heckout`, a GET form whose hidden
+    field makes the query `?page=checkout` (its action says `?page=cart`), and a link to the hash
+    route `#account`: the customer's browser refuses each before clicking (a click on the page's
+    own button after each proves the refused one was handled), while a link to a shared page is
+    followed."""
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    url = other_origin.page("shop.html", CLICKS, live, title="Shop")
+    customer.page.goto(f"{url}?page=home")
+    code = customer.page.evaluate(
+        "() => window.Tandem.start({policy: {version: 1, pages: {deny: "
+        "['/shop.html?page=checkout', '/shop.html#account']}}})"
+    )
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("PUBLIC-CLICKS-PAGE")).to_be_attached()
+    grant(customer, agent)
+    for n, target in enumerate(("#pay", "#submit", "#account"), start=1):
+        agent_click(agent, view, target)
+        if n == 1:
+            expect(agent.page.get_by_role("status")).to_contain_text(
+                "That leads off the pages you may see"
+            )
+        agent_click(agent, view, "#add")  # handled after the click before it
+        expect(customer.page.locator("#count")).to_have_text(str(n))
+        assert customer.page.url == f"{url}?page=home", target
+    agent_click(agent, view, "#cart")
+    customer.page.wait_for_url(f"{url}?page=cart")
 
 
 def test_a_popup_showing_a_private_page_sends_nothing_of_it(

@@ -171,6 +171,13 @@ async def test_a_teams_policy_reaches_the_customer_before_its_agent_joins(
             assert "$.policy.hide[0]: a policy from the server" in refused.json()["detail"], path
         site = {"site_id": "x", "origin": "https://x.example", "teams": ["support"]}
         assert ada.post("/api/sites", json={**site, "policy": state}).status_code == 400
+        # A malformed page pattern: refused here, as customers' browsers would.
+        pages = {"version": 1, "pages": {"deny": ["/index.php?page=checkout&"]}}
+        for path in ("/api/teams/support", "/api/sites/demo"):
+            refused = ada.patch(path, json={"policy": pages})
+            assert refused.status_code == 400, path
+            assert "$.policy.pages.deny[0]: an empty query parameter" in refused.json()["detail"]
+        assert ada.post("/api/sites", json={**site, "policy": pages}).status_code == 400
         assert ada.patch("/api/teams/nope", json={"policy": policy}).status_code == 404
         changed = ada.patch("/api/teams/support", json={"policy": policy})
         assert changed.status_code == 200 and changed.json()["policy"] == policy

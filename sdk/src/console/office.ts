@@ -19,6 +19,7 @@ import { en, humanLabel, officeMessages } from "./messages/office.ts";
 import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { serverSelectorProblem } from "../shared/policy.ts";
+import { serverPagePatternProblem } from "../shared/pages.ts";
 
 type Row = (string | Node)[];
 export type OfficeT = Translate<typeof en>;
@@ -735,8 +736,10 @@ function policiesPage(root: HTMLElement, { t }: OfficeContext): void {
     let ok = true;
     const patterns = (area: HTMLTextAreaElement) => {
       const values = split(area);
-      const bad = values.findIndex((value) => !/^(\/|https?:\/\/)/.test(value));
-      ok = invalid(area, bad >= 0 ? t("validate.pattern", { line: bad + 1 }) : "") && ok;
+      // As customers' browsers read a policy the server hands out (../shared/pages.ts).
+      const problems = values.map((value) => serverPagePatternProblem(value));
+      const bad = problems.findIndex((problem) => problem !== null);
+      ok = invalid(area, bad >= 0 ? t("validate.pattern", { line: bad + 1, problem: problems[bad] ?? "" }) : "") && ok;
       return values;
     };
     // A policy the server hands out may not hide or mask by the page's state (customers'

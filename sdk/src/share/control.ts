@@ -28,6 +28,35 @@ export interface ControlHost {
   isPrivate(url: URL): boolean;
 }
 
+/**
+ * The address a click on `el` may load: its link's, or its form's on submission. A form sent
+ * with GET (the default) loads its action with its fields as the query, as the browser builds it
+ * (a submit button's own `formaction`, `formmethod`, name and value count): a query-routed site's
+ * private page is `?page=checkout`, whatever the action's own query says. Null: none.
+ */
+export function clickTarget(el: Element, base: string): URL | null {
+  const link = el.closest("a[href]") as HTMLAnchorElement | null;
+  if (link) return new URL(link.href, base);
+  const form = (el as HTMLButtonElement).form ?? null;
+  if (!form) return null;
+  const submitter = el instanceof HTMLButtonElement || el instanceof HTMLInputElement ? el : null;
+  const action = submitter?.hasAttribute("formaction") ? submitter.formAction : form.action;
+  const method = submitter?.hasAttribute("formmethod") ? submitter.formMethod : form.method;
+  const target = new URL(action || base, base);
+  if (method.toLowerCase() !== "get") return target;
+  const Data = (form.ownerDocument.defaultView as (Window & typeof globalThis) | null)?.FormData ?? FormData;
+  let data: FormData;
+  try {
+    data = new Data(form, submitter ?? undefined); // throws for a submitter that submits nothing
+  } catch {
+    data = new Data(form);
+  }
+  const query = new URLSearchParams();
+  for (const [name, value] of data) query.append(name, typeof value === "string" ? value : value.name);
+  target.search = query.toString();
+  return target;
+}
+
 function describe(el: Element): string {
   const aria = el.getAttribute("aria-label");
   const labelled = (el as HTMLInputElement).labels?.[0]?.textContent;
@@ -130,9 +159,7 @@ export class RemoteControl {
   }
 
   private click(el: Element): void {
-    const link = el.closest("a[href]") as HTMLAnchorElement | null;
-    const form = (el as HTMLButtonElement).form ?? null;
-    const target = link ? new URL(link.href, location.href) : form ? new URL(form.action || location.href, location.href) : null;
+    const target = clickTarget(el, location.href);
     if (target && (target.origin !== location.origin || this.host.isPrivate(target))) {
       return this.refuse("That leads off the pages you may see.", "off_pages");
     }

@@ -1,6 +1,7 @@
 /**
  * Page patterns (`pages.allow`, `pages.deny`, docs/privacy.md): `*` matches any run of characters
- * (`/` too), every other character matches itself. Matched in time linear in the pattern plus the
+ * (`/` too), every other character matches itself. Each part of a pattern (origin and path, a
+ * query value, a hash route) is such a glob (./pages.ts). Matched in time linear in the pattern plus the
  * subject: a pattern was once turned into a regular expression (`*` → `.*`) and a 19-character
  * one took about 2 s per check, every 300 ms, in every customer's tab (issue 14, item 8).
  *

@@ -7,7 +7,7 @@
  * more, turn detectors on and media off, never unmask anything.
  */
 
-import { globMatches } from "./glob.ts";
+import { pagePatternProblem, pageRulesKeepPrivate, serverPagePatternProblem } from "./pages.ts";
 
 export interface Policy {
   version: 1;
@@ -23,7 +23,8 @@ export interface Policy {
   media: { images: boolean; video: boolean };
   /** Whether query strings and fragments of URLs are kept (default: stripped). */
   url: { query: boolean; fragment: boolean };
-  /** Pages that may be shared: URL patterns (`*` = anything), on origin + path. */
+  /** Pages that may be shared: URL patterns (`*` = anything) on origin, path, query and hash
+   * route (./pages.ts). */
   pages: { allow: string[]; deny: string[] };
 }
 
@@ -106,7 +107,8 @@ export function serverSelectorProblem(selector: string): string | null {
 }
 
 /** Validate a policy from the server (the organisation's, a team's): a policy document whose
- * `mask` and `hide` selectors say nothing of the page's state (SERVER_SELECTOR). Its `unmask` is
+ * `mask` and `hide` selectors say nothing of the page's state (SERVER_SELECTOR), and whose page
+ * patterns name query values only whole (./pages.ts, serverPagePatternProblem). Its `unmask` is
  * never used (mergePolicies). Throws PolicyError naming the first bad field. */
 export function validateServerPolicy(value: unknown): Policy {
   const policy = validatePolicy(value);
@@ -114,6 +116,12 @@ export function validateServerPolicy(value: unknown): Policy {
     policy[field].forEach((selector, i) => {
       const problem = serverSelectorProblem(selector);
       if (problem) fail(`${field}[${i}]`, problem);
+    });
+  }
+  for (const field of ["allow", "deny"] as const) {
+    policy.pages[field].forEach((pattern, i) => {
+      const problem = serverPagePatternProblem(pattern);
+      if (problem) fail(`pages.${field}[${i}]`, problem);
     });
   }
   return policy;
@@ -148,9 +156,8 @@ function patterns(value: unknown, field: string): string[] {
   return value.map((pattern, i) => {
     if (typeof pattern !== "string" || !pattern.trim()) fail(`${field}[${i}]`, "must be a non-empty string");
     if (pattern.length > MAX_SELECTOR_LENGTH) fail(`${field}[${i}]`, `longer than ${MAX_SELECTOR_LENGTH} characters`);
-    if (!pattern.startsWith("/") && !/^https?:\/\//.test(pattern)) {
-      fail(`${field}[${i}]`, "must start with / (a path) or http(s):// (origin and path)");
-    }
+    const problem = pagePatternProblem(pattern.trim());
+    if (problem) fail(`${field}[${i}]`, problem);
     return pattern.trim();
   });
 }
@@ -164,119 +171,14 @@ function pageRules(value: unknown): Policy["pages"] {
   return { allow: patterns(value.allow, "pages.allow"), deny: patterns(value.deny, "pages.deny") };
 }
 
-/** `%XX` escapes decoded where they spell UTF-8; any other `%` stays as it is. */
-function percentDecoded(text: string): string {
-  if (!text.includes("%")) return text;
-  return text.replace(/(?:%[0-9a-fA-F]{2})+/g, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
-    }
-  });
-}
-
-/**
- * The path as a lenient web server reads it, so that a page rule names a page however its address
- * is spelled: escapes decoded (`/%63heckout`), `;` parameters of each segment dropped
- * (`/checkout;jsessionid=1`), empty segments (`//checkout`), `.` and `..` resolved (also where
- * they were escaped as `%2f`), trailing dots and spaces of a segment dropped (`/checkout.`), no
- * trailing slash (`/checkout/`), lower case (`/Checkout`). Patterns are read the same way (their
- * `*` is kept). Linear in the path.
- */
-function canonicalPath(path: string): string {
-  const segments: string[] = [];
-  for (const raw of percentDecoded(path).replaceAll("\\", "/").split("/")) {
-    const segment = raw.split(";", 1)[0];
-    if (segment === "" || segment === ".") continue;
-    if (segment === "..") {
-      segments.pop();
-      continue;
-    }
-    let end = segment.length; // trailing dots and spaces, without a regular expression's backtracking
-    while (end > 0 && (segment[end - 1] === "." || segment[end - 1] === " ")) end--;
-    if (end > 0) segments.push(segment.slice(0, end));
-  }
-  return `/${segments.join("/")}`.toLowerCase();
-}
-
-/** A path read leniently, with and without a trailing slash (`/help/` is `/help` and `/help/`). */
-function canonicalForms(path: string): string[] {
-  const path2 = canonicalPath(path);
-  return path2 === "/" ? [path2] : [path2, `${path2}/`];
-}
-
-/** An origin as the browser writes it (lower case, international names in punycode, no default
- * port), without a trailing dot of its host (`https://shop.example.` is `https://shop.example`
- * to a server). A pattern's origin that is no address (`https://shop.example:*`) stays as written,
- * in lower case. */
-function canonicalOrigin(origin: string): string {
-  let written = origin.toLowerCase();
-  try {
-    written = new URL(origin).origin;
-  } catch {
-    // a pattern's wildcard where an address has none: matched as written
-  }
-  const port = written.lastIndexOf(":");
-  const hostEnd = port > written.indexOf("://") ? port : written.length;
-  return written[hostEnd - 1] === "." ? written.slice(0, hostEnd - 1) + written.slice(hostEnd) : written;
-}
-
-/** A pattern read like canonicalPath reads a page's path (an origin's pattern, canonicalOrigin). */
-function canonicalPattern(pattern: string): string {
-  if (pattern.startsWith("/")) return canonicalPath(pattern);
-  const pathStart = pattern.indexOf("/", pattern.indexOf("://") + 3);
-  if (pathStart < 0) return canonicalOrigin(pattern);
-  return canonicalOrigin(pattern.slice(0, pathStart)) + canonicalPath(pattern.slice(pathStart));
-}
-
-/**
- * The paths a page shows, each as written and read leniently (canonicalPath): its own, and the
- * route of a hash router (`/#/checkout`, `/#!/checkout`; its own query left out). A `deny`
- * pattern that names any of them makes the page private.
- */
-function shownPaths(url: URL): string[] {
-  const paths = [url.pathname];
-  const route = /^#!?(\/[^?]*)/.exec(url.hash)?.[1];
-  if (route !== undefined) paths.push(route);
-  return paths;
-}
-
-/** Whether `pattern` names `path` of `url` as written, or as read leniently. Linear time
- * (./glob.ts): no regular expression is ever built from a pattern. */
-function names(pattern: string, url: URL, path: string, strict: boolean): boolean {
-  const onOrigin = !pattern.startsWith("/");
-  const written = globMatches(pattern, (onOrigin ? url.origin : "") + path);
-  if (strict && !written) return false;
-  if (!strict && written) return true;
-  const lenient = canonicalPattern(pattern);
-  const origin = onOrigin ? canonicalOrigin(url.origin) : "";
-  return canonicalForms(path).some((form) => globMatches(lenient, origin + form));
-}
-
-/** A `deny` pattern names the page under any spelling of any path it shows. */
-function denies(pattern: string, url: URL): boolean {
-  return shownPaths(url).some((path) => names(pattern, url, path, false));
-}
-
-/** An `allow` pattern names the page's path both as written and as read leniently (stricter:
- * `/Help` is not on an allow list of `/help*`, though it is `/help` on a lenient server). */
-function allows(pattern: string, url: URL): boolean {
-  return names(pattern, url, url.pathname, true);
-}
-
 /**
  * Whether a page is private under any of the policies: it matches a `deny` pattern, or a policy
- * has an `allow` list the page is not on. The site's and the organisation's rules both apply.
- * A page's address is matched as written and as a lenient server reads it (canonicalPath), and
- * a hash router's route counts as a path for `deny` (docs/privacy.md).
+ * has an `allow` list the page is not on. The site's, the organisation's and the teams' rules all
+ * apply. A page is matched by its path, its query and its hash router's route, as written and as
+ * a lenient server reads them (./pages.ts, docs/privacy.md).
  */
 export function pageIsPrivate(url: URL, policies: (Policy | null)[]): boolean {
-  return policies.some((policy) => {
-    if (!policy) return false;
-    if (policy.pages.deny.some((p) => denies(p, url))) return true;
-    return policy.pages.allow.length > 0 && !policy.pages.allow.some((p) => allows(p, url));
-  });
+  return policies.some((policy) => policy !== null && pageRulesKeepPrivate(url, policy.pages.allow, policy.pages.deny));
 }
 
 /** The site's policy tightened by the organisation's: never looser than either. */

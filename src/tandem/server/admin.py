@@ -24,7 +24,7 @@ from tandem.exceptions import (
     ConfigError,
     NotFoundError,
 )
-from tandem.policy import MaskingPolicy, state_selector_problem
+from tandem.policy import MaskingPolicy, handed_out_problem
 from tandem.recordings import recording_json
 from tandem.server.http import (
     AgentInfo,
@@ -64,8 +64,9 @@ class NewTeam(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _handed_out(policy: MaskingPolicy | None) -> None:
-    """A policy customers' browsers take: none of its selectors tests the page's state."""
-    problem = state_selector_problem(policy) if policy is not None else None
+    """A policy customers' browsers take: none of its selectors tests the page's state, and its
+    page patterns are well formed."""
+    problem = handed_out_problem(policy) if policy is not None else None
     if problem:
         raise ValueError(problem.replace("$.", "$.policy.", 1))
 
