@@ -118,6 +118,21 @@ async def test_one_accounts_flood_of_refusals_is_bounded_and_anothers_still_reco
     assert len(trail_of(server, "access_refused")) == 6
 
 
+async def test_a_stopping_server_writes_the_summary_of_the_window_it_is_in(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(seed=two_organisations, refusal_audit_burst=1)
+    with api(server, "bob") as bob:
+        for _ in range(3):
+            assert bob.get("/api/audit").status_code == 403
+    server.stop()  # long before the window ends
+    records, _ = await trail(server.settings.data_dir)
+    actions = [r.action for r in records if r.actor in ("bob", "server")]
+    assert actions[-3:] == ["access_refused", "access_refused_summary", "server_stopped"]
+    [summary] = [r for r in records if r.action == "access_refused_summary"]
+    assert summary.actor == "bob" and summary.details["refused"] == 2
+
+
 async def test_a_refusal_while_the_audit_trail_fails_is_still_403_and_recorded_later(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
