@@ -49,6 +49,7 @@ from tandem.protocol.messages import (
     Watch,
     WatchConsent,
 )
+from tandem.refusals import RefusalBudget
 from tandem.storage.base import AuditRecord, LoginRecord, OrgRecord, SiteRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import mark_trained, migrated_sqlite
@@ -646,3 +647,25 @@ async def test_another_organisations_site_under_a_deleted_sites_id_serves_none_o
         [live] = hub._live.values()
         site, resource = await hub._site_of(live)
         assert site is None and not resource.teams
+
+
+async def test_refused_messages_share_the_accounts_budget_and_the_rest_are_counted(
+    hub: SessionHub,
+) -> None:
+    hub.refusals = RefusalBudget(burst=2, window=60.0)
+    agent = principal("agent")
+    for _ in range(5):  # an agent asking to watch, again and again
+        async with hub.agent_seat(agent, "192.0.2.1", await signed_in_once(hub, agent)) as seat:
+            with pytest.raises(ProtocolError):
+                await seat.text(Watch(v=1, session_id="anything"))
+    assert len(await audit_of(hub, "message_refused")) == 2
+    assert await audit_of(hub, "access_refused_summary") == []
+    await hub._summarise_refusals(hub.clock() + 60)
+    [summary] = await audit_of(hub, "access_refused_summary")
+    assert summary.actor == "ann" and summary.details["refused"] == 3
+
+
+async def signed_in_once(hub: SessionHub, who: Principal) -> str:
+    if await hub.storage.get_user(who.username) is None:
+        return await signed_in(hub, who)
+    return auth.login_digest(who.username)

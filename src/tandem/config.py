@@ -56,6 +56,7 @@ POSITIVE_SETTINGS = frozenset(
         "background_backoff_seconds",
         "background_backoff_max_seconds",
         "gc_collect_seconds",
+        "refusal_audit_window_seconds",
     }
 )
 """Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
@@ -247,6 +248,14 @@ class Settings:
     """Agent and supervisor sockets one account may hold open at once in one server process
     (console tabs, reconnects); more are refused (4429). Each costs memory and a sign-in check
     every ``agent_reauth_seconds``."""
+    refusal_audit_burst: int = 20
+    """Refused attempts of one signed-in account (a 403 of the API, a refused agent socket or
+    socket message) recorded in full per ``refusal_audit_window_seconds`` in one server process
+    (``access_refused``, ``recording_refused``, ``message_refused``); the rest of the window's
+    are counted in one ``access_refused_summary`` record when it ends, so that one account
+    cannot flood the audit trail."""
+    refusal_audit_window_seconds: float = 60.0
+    """The window of ``refusal_audit_burst``: it starts at an account's first refusal."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0

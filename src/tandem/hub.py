@@ -86,6 +86,7 @@ from tandem.protocol.session import (
     ToWatcher,
 )
 from tandem.recordings import Recorder, Recordings, new_recording
+from tandem.refusals import SUMMARY_ACTION, RefusalBudget
 from tandem.storage.base import (
     DEFAULT_ORG,
     SELF_ORIGIN,
@@ -603,6 +604,10 @@ class SessionHub:
         """Audit records of what was done while they could not be written (a socket closed on
         a re-check: its close does not wait for storage), oldest first, with their time;
         written by :meth:`tick` once storage answers."""
+        self.refusals = RefusalBudget(
+            settings.refusal_audit_burst, settings.refusal_audit_window_seconds
+        )
+        """Which refused attempts of signed-in accounts are recorded in full (:meth:`refused`)."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -633,6 +638,8 @@ class SessionHub:
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
         await self.shutdown()
+        with contextlib.suppress(Exception):  # kept by record_done, lost with the process
+            await self._summarise_refusals(self.clock(), everything=True)
         with contextlib.suppress(Exception):  # the database away: these counts are lost
             await self._write_counts(everything=True)
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
@@ -856,15 +863,52 @@ class SessionHub:
         exc: TandemError,
     ) -> None:
         tag = getattr(getattr(message, "__struct_config__", None), "tag", type(message).__name__)
-        await self.record(
+        await self.refused(
             "message_refused",
-            actor=principal.username,
-            org=principal.org,
+            principal,
             subject=live.machine.session_id if live else "",
             message=str(tag),
             needs=action,
             reason=str(exc),
         )
+
+    async def refused(
+        self, action: str, principal: Principal, subject: str = "", **fields: Any
+    ) -> None:
+        """The audit record of a refused attempt by a signed-in account (``access_refused``,
+        ``recording_refused``, ``message_refused``), within the account's budget
+        (:mod:`tandem.refusals`: the first ``refusal_audit_burst`` of a window in full, the
+        rest counted in one ``access_refused_summary``). It never raises: the refusal's answer
+        stands whatever happens to its record, and a record storage failed on is kept and
+        written once it answers (:meth:`record_done`)."""
+        now = self.clock()
+        with contextlib.suppress(Exception):  # kept by record_done
+            await self._summarise_refusals(now)
+        if not self.refusals.admit(now, principal.org, principal.username):
+            return
+        with contextlib.suppress(Exception):  # kept by record_done
+            await self.record_done(
+                action, actor=principal.username, org=principal.org, subject=subject, **fields
+            )
+
+    async def _summarise_refusals(self, now: float, everything: bool = False) -> None:
+        """One ``access_refused_summary`` record for each account's window that ended with
+        refusals not recorded one by one (each kept by :meth:`record_done` if storage fails)."""
+        failed: Exception | None = None
+        for summary in self.refusals.due(now, everything):
+            try:
+                await self.record_done(
+                    SUMMARY_ACTION,
+                    actor=summary.actor,
+                    org=summary.org,
+                    refused=summary.refused,
+                    since=summary.since,
+                    window_seconds=self.refusals.window,
+                )
+            except Exception as exc:  # kept; raised once all are
+                failed = failed or exc
+        if failed is not None:
+            raise failed
 
     def count_anonymous(self, action: str, org: str, reason: str) -> None:
         """Count an event with no signed-in actor (a refused customer socket, an origin not
@@ -1899,7 +1943,7 @@ class SessionHub:
                     await self._flush(live)
             except Exception as exc:  # raised below
                 failed = failed or exc
-        for step in (self._purge_due, self._recheck_due, self._count_due):
+        for step in (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals):
             try:
                 await step(now)
             except Exception as exc:  # raised below

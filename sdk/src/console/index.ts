@@ -96,7 +96,7 @@ function entered(before: ConsoleState): void {
       break;
     }
     case "live":
-      void trainingPanel(roots.main, () => undefined, startedPractice);
+      void trainingPanel(roots.main, () => void listSessions(), startedPractice); // trained: the list again
       document.getElementById("code")?.focus();
       if (state.agent.role === "supervisor") void listSessions();
       break;
@@ -178,17 +178,22 @@ const liveUi = {
   },
 };
 
-/** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. */
+/** Supervisors: the live sessions of their teams' sites, refreshed every few seconds. A refusal
+ * (403: the policy not yet acknowledged) is not asked again every few seconds (each is an audit
+ * record, docs/audit.md "Refused attempts"): the list is asked for again once the training is
+ * done, or a watch starts or ends. */
 async function listSessions(): Promise<void> {
   clearTimeout(sessionsTimer);
   if (state.screen !== "live" || state.agent.role !== "supervisor") return;
+  let refused = false;
   try {
     const response = await relayFetch("/api/sessions");
+    refused = response.status === 403;
     if (response.ok) dispatch({ type: "sessions", sessions: await checkedAnswer<LiveSession[]>(response, "GET", "/api/sessions") });
   } catch {
     // kept as it was; tried again below
   } finally {
-    if (state.screen === "live") sessionsTimer = setTimeout(() => void listSessions(), SESSIONS_REFRESH_MS);
+    if (state.screen === "live" && !refused) sessionsTimer = setTimeout(() => void listSessions(), SESSIONS_REFRESH_MS);
   }
 }
 

@@ -107,28 +107,30 @@ NUL_REFUSED = "Text may not contain the NUL character (U+0000)."
 """SQLite stores it, PostgreSQL refuses it (as a database failure): refused here on both."""
 
 
-AUDITED_REFUSALS = frozenset({"recording.play", "recording.export", "recording.erase"})
-"""Actions whose refusal to a signed-in account is an audit record (``recording_refused``):
-an attempt to read or destroy a recording by a role that may not (an admin playing one, an
-auditor erasing one, an agent fetching one)."""
+RECORDING_REFUSALS = frozenset({"recording.play", "recording.export", "recording.erase"})
+"""Actions whose refusal is recorded as ``recording_refused``, naming the recording (an attempt
+to read or destroy one by a role that may not: an admin playing one, an auditor erasing one, an
+agent fetching one). Every other refusal of a signed-in account is ``access_refused``."""
 
 
 async def _record_refusal(
-    services: Services, principal: Principal, action: str, request: Request, exc: Exception
+    services: Services, principal: Principal, operation: Operation, request: Request, exc: Exception
 ) -> None:
-    """The audit record of a refused attempt. The answer is 403 whatever happens to it: if
-    storage fails, the record is kept and written once it answers (SessionHub.record_done)."""
-    try:
-        await services.hub.record_done(
-            "recording_refused",
-            actor=principal.username,
-            org=principal.org,
-            subject=str(request.path_params.get("recording_id", ""))[:200],
-            needs=action,
-            reason=str(exc),
-        )
-    except Exception:  # kept by record_done; the refusal stands
-        return
+    """The audit record of a refused attempt by a signed-in account: who, the action it needs,
+    the route's template (never the path with its ids, nor the query) and why. The answer is
+    403 whatever happens to it: one account's records are bounded (SessionHub.refused), and if
+    storage fails the record is kept and written once it answers (SessionHub.record_done)."""
+    recording = operation.action in RECORDING_REFUSALS
+    subject = str(request.path_params.get("recording_id", ""))[:200] if recording else ""
+    await services.hub.refused(
+        "recording_refused" if recording else "access_refused",
+        principal,
+        subject=subject,
+        needs=operation.action,
+        method=operation.method,
+        route=operation.path,
+        reason=str(exc)[:200],
+    )
 
 
 def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
@@ -144,8 +146,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             # Sessions and recordings: the policy acknowledged (and, live, practised) first.
             await services.hub.training.require(principal, operation.action)
         except ForbiddenError as exc:
-            if operation.action in AUDITED_REFUSALS:
-                await _record_refusal(services, principal, operation.action, request, exc)
+            await _record_refusal(services, principal, operation, request, exc)
             return problem(403, "Forbidden", str(exc))
         if carries_nul([*request.path_params.values(), *request.query_params.values()]):
             return problem(400, "Bad request", NUL_REFUSED)
@@ -173,6 +174,8 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         try:
             result = await operation.handler(call)
         except TandemError as exc:
+            if isinstance(exc, ForbiddenError):
+                await _record_refusal(services, principal, operation, request, exc)
             return _error_response(exc)
         if operation.status == 204:
             return Response(status_code=204)

@@ -21,7 +21,7 @@ from tandem.config import Settings, normalize_origin
 from tandem.exceptions import ConfigError, ForbiddenError, ProtocolError
 from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.fanout.memory import MemorySubscription
-from tandem.hub import AgentSeat, Elsewhere, Refused, Seat, Watching
+from tandem.hub import AGENT_SOCKET_ACTION, AgentSeat, Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
 from tandem.server.http import own_origin as http_own_origin
 from tandem.server.http import services_of, sign_in_token
@@ -367,7 +367,15 @@ async def agent_endpoint(ws: WebSocket) -> None:
             client_address(ws),
             auth.login_digest(sign_in_token(ws) or ""),
         )
-    except ForbiddenError as exc:
+    except ForbiddenError as exc:  # a role with nothing live (auditor, admin): audited
+        await services.hub.refused(
+            "access_refused",
+            agent,
+            needs=AGENT_SOCKET_ACTION,
+            method="WEBSOCKET",
+            route="/ws/agent",
+            reason=str(exc)[:200],
+        )
         await _refuse(ws, codec.CLOSE_FORBIDDEN, str(exc))
         return
     except ProtocolError as exc:  # the account holds as many sockets as it may
