@@ -5,7 +5,9 @@ exits 0 in time."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
 import json
 import os
 import signal
@@ -183,3 +185,30 @@ async def test_an_agent_that_stopped_reading_does_not_hold_up_the_stop(
     suspended = [r for r in records if r["action"] == "session_suspended"]
     assert [r["details"]["reason"] for r in suspended] == ["server_restart"]
     assert not [r for r in records if r["action"] == "session_ended"]
+
+
+async def test_no_socket_outlives_a_stopped_servers_loop_half_open(
+    server_factory: Any,
+) -> None:
+    """A peer that never answers the close (a frozen page, or a test whose loop is blocked while
+    it stops the server): once the stop's time is up, its connection is cut, not left open with
+    nobody to serve it (the socket stayed open until garbage collection, a ResourceWarning
+    that failed whichever test ran then)."""
+    server = server_factory(shutdown_timeout_seconds=3.0, close_timeout_seconds=30.0)
+    client = StalledClient(server, "/ws/customer", "")
+    await client.open()
+    await client.send_json(type="create")
+    await asyncio.sleep(0)  # hand the message to the socket
+    server.stop()  # blocks this loop: the client answers nothing meanwhile
+    assert not server.thread.is_alive()
+    gc.collect()  # a transport left open would warn now (pytest fails the test on it)
+    client.sock.setblocking(True)
+    client.sock.settimeout(10)
+    received = b""
+    try:
+        while chunk := client.sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass  # cut: as good as an end
+    finally:
+        client.sock.close()

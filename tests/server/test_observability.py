@@ -146,7 +146,8 @@ async def test_readiness_http_and_sockets_refuse_cleanly_while_postgresql_is_awa
         pg_proxy.up()
         await wait_for(lambda: httpx.get(f"{server.base}/readyz").status_code == 200)
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
-        await start_session(server)
+        customer, _ = await start_session(server)
+        await customer.close()  # before the stop, which blocks this loop (no close answered)
         server.stop()  # before its schema goes
 
 

@@ -338,6 +338,15 @@ class TandemServer(uvicorn.Server):
         # What is left of the timeout, for uvicorn's wait for the sockets it closes now.
         self.config.timeout_graceful_shutdown = max(1, math.ceil(deadline - time.monotonic()))
         await super().shutdown(sockets)
+        # What is still connected once the whole timeout is spent (a peer that never answered
+        # its close: uvicorn's stop writes one and waits for the answer, with no timer of its
+        # own) is cut, and the loop runs once more so that each socket is really closed: none
+        # is left open, served by nothing, after the loop ends.
+        left = [c for c in self.server_state.connections if getattr(c, "transport", None)]
+        for connection in left:
+            connection.transport.abort()
+        if left:
+            await asyncio.sleep(0)
 
 
 class BannerServer(TandemServer):
