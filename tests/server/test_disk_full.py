@@ -86,7 +86,14 @@ async def test_a_full_disk_ends_the_recording_sharing_goes_on_and_all_recovers_o
         assert await recv_json(customer, timeout=5) == unavailable
         await customer.send(b"\x01still-sharing")
         assert await alice.recv() == b"\x01still-sharing"
-        refused = httpx.post(f"{server.base}/api/login", json=credentials, timeout=30)
+        # A sign-in's few pages may still fit in the write-ahead log's space the failed flush
+        # grew it by (SQLite writes over what was rolled back): such a sign-in is written, and
+        # rightly answers 200. The log cannot grow, so the sign-ins that follow reach its end.
+        for _ in range(500):
+            refused = httpx.post(f"{server.base}/api/login", json=credentials, timeout=30)
+            assert refused.status_code in (200, 503), refused.text  # never a server error
+            if refused.status_code == 503:
+                break
         assert refused.status_code == 503, refused.text
         assert refused.headers["content-type"] == "application/problem+json"
     # Space again: the recording's end and its audit record are written, and all works.
