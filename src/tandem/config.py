@@ -320,6 +320,12 @@ class Settings:
     connection may take before it fails (a database that stops answering without closing
     anything: a network partition, a stalled host). HTTP answers 503, a socket 1013, background
     tasks try again (TANDEM_DATABASE_TIMEOUT_SECONDS)."""
+    database_migration_timeout_seconds: float = 600.0
+    """PostgreSQL only: how long bringing the schema up to date at start-up may take as a whole,
+    waiting for another server's migration (the advisory lock) included; longer than
+    ``database_timeout_seconds`` because a revision may rewrite a large table. Past it the
+    migration is abandoned (its transaction rolls back: the schema stays as it was) and the
+    command fails (TANDEM_DATABASE_MIGRATION_TIMEOUT_SECONDS)."""
 
     advisory_file: Path | None = None
     """Security advisories in OSV JSON that the operator fetches (TANDEM_ADVISORY_FILE):
@@ -421,6 +427,8 @@ class Settings:
             raise ConfigError("sqlite_busy_seconds must be positive")
         if not self.database_timeout_seconds > 0:
             raise ConfigError("database_timeout_seconds must be positive")
+        if not self.database_migration_timeout_seconds > 0:
+            raise ConfigError("database_migration_timeout_seconds must be positive")
         if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:
             raise ConfigError("socket_queue_bytes must hold at least one largest frame (+64)")
         if not self.socket_send_timeout_seconds > 0:

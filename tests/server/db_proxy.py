@@ -30,6 +30,9 @@ class StoppableProxy:
         self.listener: asyncio.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
         self.flowing: asyncio.Event | None = None
+        self.freeze_at: bytes | None = None
+        """Set by :meth:`freeze_on`: bytes a client sends that freeze the proxy (held, with
+        them) the moment they pass: a database that stalls at a chosen point of a conversation."""
         self._run(self._make_flowing())
         self.up()
 
@@ -40,10 +43,15 @@ class StoppableProxy:
     def _run(self, work: object) -> None:
         asyncio.run_coroutine_threadsafe(work, self.loop).result(10)  # type: ignore[arg-type]
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False
+    ) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await reader.read(65536):
                 assert self.flowing is not None
+                if upstream and self.freeze_at is not None and self.freeze_at in data:
+                    self.freeze_at = None
+                    self.flowing.clear()  # frozen before these bytes reach the database
                 await self.flowing.wait()  # frozen: held here, the connection left open
                 writer.write(data)
                 await writer.drain()
@@ -60,7 +68,9 @@ class StoppableProxy:
             up_writer.transport.abort()
             return
         self.writers.add(up_writer)
-        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+        await asyncio.gather(
+            self._pipe(reader, up_writer, upstream=True), self._pipe(up_reader, writer)
+        )
 
     def up(self) -> None:
         async def listen() -> None:
@@ -74,6 +84,14 @@ class StoppableProxy:
             self.flowing.clear()
 
         self._run(hold())
+
+    def freeze_on(self, marker: bytes) -> None:
+        """Freeze (as :meth:`freeze`) once a client sends ``marker``, before it is forwarded."""
+
+        async def arm() -> None:
+            self.freeze_at = marker
+
+        self._run(arm())
 
     def thaw(self) -> None:
         async def release() -> None:

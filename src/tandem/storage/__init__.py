@@ -19,7 +19,9 @@ async def open_storage(settings: Settings) -> SQLStorage:
 
     if settings.database_url:
         return await SQLStorage.connect(
-            settings.database_url, timeout=settings.database_timeout_seconds
+            settings.database_url,
+            timeout=settings.database_timeout_seconds,
+            migration_timeout=settings.database_migration_timeout_seconds,
         )
     return await SQLStorage.open_sqlite(
         settings.database_path, busy_seconds=settings.sqlite_busy_seconds

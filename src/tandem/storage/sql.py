@@ -519,6 +519,21 @@ def _pooled_connection() -> type[Any]:
     return _PooledConnection
 
 
+class _MigrationOverran(Exception):
+    """Bringing the schema up to date took longer than its bound, and was abandoned."""
+
+
+def _startup_error_text(exc: BaseException, dsn: str, timeout: float) -> str:
+    """Why start-up could not use PostgreSQL, and what to check: a database that never answered
+    (a stopped host, a proxy or network that stalls) is named as such, not left blank."""
+    if isinstance(exc, TimeoutError):
+        return (
+            f"no answer within {timeout:g} s: check that PostgreSQL is running, reachable from "
+            "here and not overloaded (database_timeout_seconds bounds each wait), then start again"
+        )
+    return _scrub(_error_text(exc), dsn)
+
+
 def _connect_errors() -> tuple[type[BaseException], ...]:
     """What failing to reach or set up PostgreSQL raises."""
     import asyncpg
@@ -638,6 +653,10 @@ VACUUM) before it fails, unless told otherwise (the ``sqlite_busy_seconds`` sett
 DATABASE_TIMEOUT_SECONDS = 30.0
 """PostgreSQL: how long a statement, a new connection or the wait for a pooled one may take
 before it fails, unless told otherwise (the ``database_timeout_seconds`` setting)."""
+MIGRATION_TIMEOUT_SECONDS = 600.0
+"""PostgreSQL: how long bringing the schema up to date may take as a whole, the wait for
+another server's migration included, unless told otherwise (the
+``database_migration_timeout_seconds`` setting)."""
 _LOCKED_BUSY_MS = 250
 """The same while the lock is known to be held (a statement just waited the whole busy
 timeout): each statement queued behind fails fast instead of waiting in turn."""
@@ -768,14 +787,18 @@ class SQLStorage:
         schema: str | None = None,
         max_connections: int = 10,
         timeout: float = DATABASE_TIMEOUT_SECONDS,
+        migration_timeout: float = MIGRATION_TIMEOUT_SECONDS,
     ) -> SQLStorage:
         """Connect to PostgreSQL at ``dsn`` (asyncpg's syntax) and bring the schema up to date.
 
         With ``schema``, Tandem's tables live in that schema (created if missing) instead of the
         first one on the server's search path. Each statement, new connection and wait for a
         pooled connection fails with :class:`StorageError` after ``timeout`` seconds (a database
-        that stopped answering without closing its connections). Raises :class:`ConfigError`
-        (naming the DSN, never its password) when the database cannot be reached or set up.
+        that stopped answering without closing its connections); bringing the schema up to date
+        may take ``migration_timeout`` seconds as a whole (the wait for another server's
+        migration included), then it is abandoned and rolled back. Raises :class:`ConfigError`
+        (naming the DSN, never its password, and what to check) when the database cannot be
+        reached or set up in time.
         """
         if schema is not None and not _SCHEMA_NAME.fullmatch(schema):
             raise ConfigError(f"not a plain schema name: {schema!r}")
@@ -784,8 +807,17 @@ class SQLStorage:
 
         import asyncpg
 
+        opened: list[Any] = []  # the engine's connections: terminated if a migration overruns
+
         async def connection() -> Any:
-            return await asyncpg.connect(dsn, timeout=10.0, server_settings=settings)
+            made = await asyncpg.connect(
+                dsn,
+                timeout=min(10.0, timeout),
+                command_timeout=max(timeout, migration_timeout),
+                server_settings=settings,
+            )
+            opened.append(made)
+            return made
 
         def engine() -> AsyncEngine:
             # Migrations, schema checks and copies only: a connection each time.
@@ -811,18 +843,27 @@ class SQLStorage:
         except connect_errors as exc:
             await storage.close()
             raise ConfigError(
-                f"cannot connect to the database at {where}: {_scrub(_error_text(exc), dsn)}"
+                f"cannot connect to the database at {where}: "
+                f"{_startup_error_text(exc, dsn, min(10.0, timeout))}"
             ) from None
         except BaseException:
             await storage.close()
             raise
         try:
             if not await storage._postgres_at_head():
-                await storage._migrate(schema)
+                await storage._bounded_migrate(schema, migration_timeout, opened)
+        except _MigrationOverran:
+            await storage.close()
+            raise ConfigError(
+                f"cannot set up the database at {where}: its schema was not brought up to date "
+                f"within {migration_timeout:g} s (database_migration_timeout_seconds), so the "
+                "migration was abandoned and rolled back: check that PostgreSQL answers and that "
+                "no other Tandem server is stuck migrating it (pg_stat_activity), then start again"
+            ) from None
         except connect_errors as exc:
             await storage.close()
             raise ConfigError(
-                f"cannot set up the database at {where}: {_scrub(_error_text(exc), dsn)}"
+                f"cannot set up the database at {where}: {_startup_error_text(exc, dsn, timeout)}"
             ) from None
         except BaseException:  # ConfigError (a newer schema), cancellation
             await storage.close()
@@ -845,6 +886,34 @@ class SQLStorage:
             # The first schema on the search path that exists holds it: this is that table.
             rows = await db.fetch("SELECT version_num FROM alembic_version")
         return [tuple(row) for row in rows] == [(migrations.HEAD,)]
+
+    async def _bounded_migrate(self, schema: str | None, timeout: float, opened: list[Any]) -> None:
+        """:meth:`_migrate` within ``timeout`` seconds; past them the engine's connections are
+        terminated (no goodbye: a frozen database would not answer a rollback either), which
+        fails the migration at once, and :class:`_MigrationOverran` is raised. PostgreSQL rolls
+        the migration's transaction back, and releases its advisory lock, when the connection
+        ends: the schema stays at the revision it had."""
+        task = asyncio.ensure_future(self._migrate(schema))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=timeout)
+        except BaseException:  # cancelled: the migration with it
+            task.cancel()
+            for made in opened:
+                made.terminate()
+            await asyncio.wait({task}, timeout=10.0)
+            raise
+        if done:
+            task.result()
+            return
+        for made in opened:
+            made.terminate()
+        await asyncio.wait({task}, timeout=10.0)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=10.0)
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: the overrun is the error
+        raise _MigrationOverran
 
     async def _migrate(self, schema: str | None = None) -> None:
         async with self._engine.begin() as db:

@@ -1,0 +1,181 @@
+"""Start-up against a PostgreSQL that accepts connections but never answers (a stopped VM, a
+proxy that stalls; tests.server.db_proxy holds every byte): ``tandem serve`` and ``tandem db
+upgrade`` fail within their bounds, in one line naming the database (never its password) and
+what to check, exit code 2; a migration cut short leaves the schema as it was; once the
+database answers, start-up works."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tandem.storage import migrations
+from tests.conftest import free_port
+from tests.forkserver import tandem_process, tandem_run
+from tests.server.db_proxy import StoppableProxy, proxied_url
+from tests.storage.conftest import fresh_schema, pg_connect
+
+TANDEM = [sys.executable, "-m", "tandem"]
+PASSWORD = "pw-not-shown-4711"
+LIMIT = 60.0
+"""Generous: each run below is bounded by a few seconds of settings; without the bounds, it
+never ends (the runs are killed at 120 s)."""
+
+
+def with_password(url: str) -> str:
+    """The URL with a password (the test database trusts; the password is only to be hidden)."""
+    return url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@", 1)
+
+
+def environment(url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TANDEM_DATABASE_URL": with_password(url),
+        "TANDEM_DATABASE_TIMEOUT_SECONDS": "1",
+        "TANDEM_DATABASE_MIGRATION_TIMEOUT_SECONDS": "3",
+    }
+
+
+def upgrade(url: str, data_dir: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = tandem_run(
+        [*TANDEM, "db", "upgrade", "--data-dir", str(data_dir)],
+        timeout=120,
+        text=True,
+        env=environment(url),
+    )
+    return done, time.monotonic() - started
+
+
+def assert_one_clear_line(stderr: str, url: str, *expected: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    (line,) = lines
+    assert line.startswith("tandem: cannot "), line
+    assert f"the database at {url.split('?')[0]}" in line, line  # named, its password dropped
+    assert PASSWORD not in line and "Traceback" not in stderr
+    for words in expected:
+        assert words in line, line
+
+
+async def tables_in(schema: str) -> int:
+    db = await pg_connect()
+    try:
+        found: int = await db.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema
+        )
+        return found
+    finally:
+        await db.close()
+
+
+async def test_db_upgrade_against_a_frozen_postgresql_fails_in_one_line_then_works(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        pg_proxy.freeze()
+        try:
+            done, took = upgrade(url, tmp_path)
+        finally:
+            pg_proxy.thaw()
+        assert took < LIMIT
+        assert done.returncode == 2, done.stderr
+        assert_one_clear_line(done.stderr, url, "no answer within 1 s", "PostgreSQL is running")
+        done, _ = upgrade(url, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"revision {migrations.HEAD}" in done.stdout
+
+
+async def test_a_migration_the_database_freezes_under_is_abandoned_and_rolled_back(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        # Every table is made by then, in the migration's transaction: the last step stalls.
+        pg_proxy.freeze_on(b"INSERT INTO alembic_version")
+        try:
+            done, took = upgrade(url, tmp_path)
+            assert pg_proxy.freeze_at is None, "the migration never reached its last step"
+        finally:
+            pg_proxy.thaw()
+        assert took < LIMIT
+        assert done.returncode == 2, done.stderr
+        assert_one_clear_line(done.stderr, url, "within 3 s", "rolled back")
+        # The database ends the abandoned transaction: none of its tables is left.
+        deadline = time.monotonic() + LIMIT
+        while await tables_in(schema):
+            assert time.monotonic() < deadline, "the cut migration's tables stayed"
+            time.sleep(0.1)
+        done, _ = upgrade(url, tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert f"revision {migrations.HEAD}" in done.stdout
+
+
+async def test_a_migration_stuck_behind_another_servers_lock_gives_up(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        other = await pg_connect(schema)  # another server's migration, stalled with its lock
+        try:
+            stuck = other.transaction()
+            await stuck.start()
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('tandem-migrate:' || current_schema()))"
+            )
+            done, took = upgrade(url, tmp_path)
+            await stuck.rollback()
+        finally:
+            await other.close()
+        assert took < LIMIT
+        assert done.returncode == 2, done.stderr
+        assert_one_clear_line(done.stderr, url, "within 3 s", "stuck migrating")
+        done, _ = upgrade(url, tmp_path)
+        assert done.returncode == 0, done.stderr
+
+
+async def test_serve_against_a_frozen_postgresql_exits_in_one_line_then_starts(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        serve = [*TANDEM, "serve", "--data-dir", str(tmp_path / "data")]
+        pg_proxy.freeze_on(b"INSERT INTO alembic_version")
+        started = time.monotonic()
+        try:
+            done = tandem_run(
+                [*serve, "--port", str(free_port())], timeout=120, text=True, env=environment(url)
+            )
+        finally:
+            pg_proxy.thaw()
+        assert time.monotonic() - started < LIMIT
+        assert done.returncode == 2, done.stderr
+        assert_one_clear_line(done.stderr, url, "within 3 s")
+        assert "Tandem" not in done.stdout  # no banner
+        port = free_port()
+        process = tandem_process(
+            [*serve, "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment(url),
+        )
+        try:
+            deadline = time.monotonic() + LIMIT
+            while True:
+                with contextlib.suppress(httpx.TransportError):
+                    if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                        break
+                assert process.poll() is None, process.communicate(timeout=30)[1]
+                assert time.monotonic() < deadline, "tandem serve did not answer"
+                time.sleep(0.1)
+        finally:
+            process.terminate()
+            process.communicate(timeout=30)
