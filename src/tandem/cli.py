@@ -13,10 +13,10 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
@@ -173,6 +173,36 @@ def _created(settings: Settings, existed: bool) -> None:
         typer.echo(f"Created a new Tandem database at {settings.database_path}.", err=True)
 
 
+_T = TypeVar("_T")
+
+
+def _run(work: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run(work)``, without asyncpg's orphaned-future noise: a connection it was
+    opening (a pool's, or the one that sends a cancel request after a statement timed out) to a
+    database that stopped answering, abandoned at the timeout, fails afterwards with nobody
+    waiting, and asyncio would print "Future exception was never retrieved" and a traceback
+    beside the command's own one line about that database."""
+
+    async def quietly() -> _T:
+        loop = asyncio.get_running_loop()
+
+        def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            exc = context.get("exception")
+            if (
+                context.get("message") == "Future exception was never retrieved"
+                and type(exc) is ConnectionError
+                and str(exc) == "unexpected connection_lost() call"
+            ):
+                logging.getLogger("tandem.cli").debug("asyncpg: %s", exc)
+                return
+            loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handle)
+        return await work
+
+    return asyncio.run(quietly())
+
+
 def _fail(error: TandemError | str) -> typer.Exit:
     typer.echo(f"tandem: {error}", err=True)
     return typer.Exit(code=2)
@@ -311,10 +341,10 @@ def serve(
             # A bad policy stops here, with the field named.
             load_policy(settings.policy_file, settings.max_input_file_bytes)
         if settings.redis_url:
-            asyncio.run(_check_redis(settings.redis_url))
+            _run(_check_redis(settings.redis_url, settings.redis_timeout_seconds))
         created = _database(settings, init=True)
         serving = startup.lock_sqlite(settings)
-        users = asyncio.run(_count_users(settings))
+        users = _run(_count_users(settings))
         startup.check_runtime()
         startup.check_files(settings)
         file_limit_warning = startup.raise_file_limit(settings)
@@ -429,15 +459,26 @@ async def _count_users(settings: Settings) -> int:
         await check_allowed_origins(storage, settings.allow_origins)
         await check_key_for_trail(storage, settings.audit_key_path)
         return await storage.count_users()
+    except StorageError as exc:  # a database that stopped answering (or failed) after opening
+        if settings.database_url:
+            from tandem.storage.sql import redact_dsn
+
+            where = redact_dsn(settings.database_url)
+        else:
+            where = str(settings.database_path)
+        raise ConfigError(
+            f"cannot check the database at {where} before serving: {exc}: check that it is "
+            "running, reachable from here and not overloaded, then start again"
+        ) from None
     finally:
         await storage.close()
 
 
-async def _check_redis(url: str) -> None:
+async def _check_redis(url: str, timeout: float) -> None:
     """Reach Redis before serving: a clear error here, not a failed start-up later."""
     from tandem.fanout.redis import RedisFanout
 
-    fanout = await RedisFanout.connect(url)
+    fanout = await RedisFanout.connect(url, timeout=timeout)
     await fanout.close()
 
 
@@ -487,12 +528,10 @@ def user_add(
         existed = settings.database_path.is_file()
         auth.validate_username(name)
         auth.validate_role(role)
-        asyncio.run(_check_new_user(settings, name, org, team))  # before asking the password
+        _run(_check_new_user(settings, name, org, team))  # before asking the password
         password = _read_password(password_stdin)
         auth.check_password_strength(password, name)
-        enrolment = asyncio.run(
-            _add_user(settings, name, password, role, display_name, no_mfa, org, team)
-        )
+        enrolment = _run(_add_user(settings, name, password, role, display_name, no_mfa, org, team))
     except TandemError as exc:
         raise _fail(exc) from None
     _created(settings, existed)
@@ -1030,7 +1069,7 @@ def _run_configured(
     try:
         settings = _load(data_dir, init=init)
         existed = settings.database_path.is_file()
-        asyncio.run(run())
+        _run(run())
     except TandemError as exc:
         raise _fail(exc) from None
     _created(settings, existed)
@@ -1141,7 +1180,7 @@ def _load_trail(
     if not settings.audit_key_path.is_file():
         raise ConfigError(f"no audit key at {settings.audit_key_path}")
     key = load_or_create_key(settings.audit_key_path)
-    records, anchors = asyncio.run(_read_audit(settings, since=0.0))
+    records, anchors = _run(_read_audit(settings, since=0.0))
     return settings, key, records, anchors
 
 
@@ -1161,7 +1200,7 @@ def audit_export(
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         settings = _load(data_dir)
-        records, _ = asyncio.run(_read_audit(settings, since=moment.timestamp()))
+        records, _ = _run(_read_audit(settings, since=moment.timestamp()))
     except TandemError as exc:
         raise _fail(exc) from None
     for record in records:
@@ -1355,7 +1394,7 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 
     try:
         settings = _load(data_dir)
-        revision = asyncio.run(run())
+        revision = _run(run())
     except TandemError as exc:
         raise _fail(exc) from None
     typer.echo(f"The database is at schema revision {revision} (current).")
@@ -1393,7 +1432,7 @@ def db_copy(
         if Settings.load(environ={"TANDEM_DATABASE_URL": to}).database_url is None:
             raise TandemError("--to must be a postgresql:// URL")
         settings = _load(data_dir)
-        copied = asyncio.run(run())
+        copied = _run(run())
     except TandemError as exc:
         raise _fail(exc) from None
     total = sum(copied.values())
@@ -1519,7 +1558,7 @@ def compliance_check(
         settings = _load(data_dir, audit_key_file=audit_key, advisory_file=advisory_file)
         checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
         now = time.time()
-        text = asyncio.run(run())
+        text = _run(run())
     except TandemError as exc:
         raise _fail(exc) from None
     typer.echo(text)

@@ -386,6 +386,10 @@ class Settings:
     redis_buffer_bytes: int = 64 * 1024 * 1024
     """Bytes waiting to be sent to Redis (a frozen or restarting Redis) before further frames
     are dropped (TANDEM_REDIS_BUFFER_BYTES); tunnels resend what was dropped."""
+    redis_timeout_seconds: float = 5.0
+    """How long connecting to Redis, one of its replies, or the answer to a PING may take
+    (TANDEM_REDIS_TIMEOUT_SECONDS): a Redis that accepts connections but never answers stops
+    ``tandem serve`` within a few of these, and a running server takes it for gone."""
     metrics_token: str | None = dataclasses.field(default=None, repr=False)
     """Bearer token that opens ``/metrics`` (TANDEM_METRICS_TOKEN); without it (and without
     ``metrics_port``) metrics are not served."""
@@ -427,6 +431,8 @@ class Settings:
             raise ConfigError("sqlite_busy_seconds must be positive")
         if not self.database_timeout_seconds > 0:
             raise ConfigError("database_timeout_seconds must be positive")
+        if not self.redis_timeout_seconds > 0:
+            raise ConfigError("redis_timeout_seconds must be positive")
         if not self.database_migration_timeout_seconds > 0:
             raise ConfigError("database_migration_timeout_seconds must be positive")
         if self.socket_queue_bytes < max(self.max_payload_bytes, self.max_control_bytes) + 64:

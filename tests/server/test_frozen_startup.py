@@ -11,17 +11,27 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tandem.storage import migrations
 from tests.conftest import free_port
 from tests.forkserver import tandem_process, tandem_run
+from tests.private_redis import PrivateRedis, running_private_redis
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.storage.conftest import fresh_schema, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 TANDEM = [sys.executable, "-m", "tandem"]
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    yield from running_private_redis()
+
+
 PASSWORD = "pw-not-shown-4711"
 LIMIT = 60.0
 """Generous: each run below is bounded by a few seconds of settings; without the bounds, it
@@ -179,3 +189,56 @@ async def test_serve_against_a_frozen_postgresql_exits_in_one_line_then_starts(
         finally:
             process.terminate()
             process.communicate(timeout=30)
+
+
+async def test_serve_stopped_by_a_database_freezing_in_its_checks_says_so(
+    pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    async with fresh_schema(migrated=True) as schema:
+        url = proxied_url(pg_proxy, schema)
+        pg_proxy.freeze_on(b"count(*)")  # the accounts counted for the banner, after the checks
+        started = time.monotonic()
+        try:
+            done = tandem_run(
+                [*TANDEM, "serve", "--data-dir", str(tmp_path), "--port", str(free_port())],
+                timeout=120,
+                text=True,
+                env=environment(url),
+            )
+            assert pg_proxy.freeze_at is None, "serve never counted its accounts"
+        finally:
+            pg_proxy.thaw()
+        assert time.monotonic() - started < LIMIT
+        assert done.returncode == 2, done.stderr
+        assert_one_clear_line(done.stderr, url, "no answer within 1 s", "check that it is running")
+
+
+def test_serve_against_a_frozen_redis_exits_in_one_line(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    url = private_redis.url.replace("redis://", f"redis://:{PASSWORD}@", 1)
+    env = {
+        **os.environ,
+        "TANDEM_DATABASE_URL": PG_DSN,
+        "TANDEM_REDIS_URL": url,
+        "TANDEM_REDIS_TIMEOUT_SECONDS": "1",
+    }
+    private_redis.pause()
+    started = time.monotonic()
+    try:
+        done = tandem_run(
+            [*TANDEM, "serve", "--data-dir", str(tmp_path), "--port", str(free_port())],
+            timeout=120,
+            text=True,
+            env=env,
+        )
+    finally:
+        private_redis.resume()
+    assert time.monotonic() - started < LIMIT
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    where = f"redis://:***@127.0.0.1:{private_redis.port}/0"  # its password redacted
+    assert lines[0].startswith(f"tandem: cannot reach Redis at {where}: "), lines[0]
+    assert "bounded by 1 s" in lines[0] and "check that Redis is running" in lines[0]
+    assert PASSWORD not in done.stderr

@@ -245,7 +245,11 @@ class RedisFanout:
         except (RedisError, OSError) as exc:
             self._state = "closed"
             await self._redis.aclose()
-            raise ConfigError(f"cannot reach Redis at {where}: {exc}") from exc
+            raise ConfigError(
+                f"cannot reach Redis at {where}: {str(exc) or type(exc).__name__} (each wait "
+                f"bounded by {self._timeout:g} s): check that Redis is running, reachable from "
+                "here and not overloaded, then start again"
+            ) from exc
         self._state = "running"
         self._tasks = [
             asyncio.create_task(

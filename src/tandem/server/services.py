@@ -186,6 +186,7 @@ async def _open_fanout(settings: Settings, stack: contextlib.AsyncExitStack) -> 
         prefix=settings.redis_prefix,
         client_name=f"tandem-{settings.port}",
         max_pending_bytes=settings.redis_buffer_bytes,
+        timeout=settings.redis_timeout_seconds,
         # A PING after a quarter of the tunnels' Redis window of silence (at most a second):
         # tunnels learn within seconds that Redis froze (and so do not take a silent peer for
         # dead), and an idle, healthy connection is never a window old; reconnect attempts at

@@ -1016,12 +1016,13 @@ class SQLStorage:
         except asyncpg.IntegrityConstraintViolationError as exc:
             taken = isinstance(exc, asyncpg.UniqueViolationError)
             raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise StorageError(f"the database failed: {exc}") from None
         except TimeoutError:  # asyncpg's command_timeout, or no pooled connection in time
+            # (before OSError: TimeoutError is one, and its text is empty)
             raise StorageError(
                 f"the database failed: no answer within {self._timeout:g} s"
             ) from None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            raise StorageError(f"the database failed: {exc}") from None
 
     async def _execute(self, statement: sa.Executable, params: Any) -> _Result:
         """One statement, outside a transaction (it commits itself)."""
