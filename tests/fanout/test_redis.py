@@ -538,3 +538,56 @@ async def test_a_servers_idle_fanout_is_heard_well_within_the_tunnels_redis_wind
             if time.monotonic() - before < 0.1:
                 judged.append(fanout.responsive(0.6 * window))  # type: ignore[attr-defined]
         assert len(judged) > 20 and all(judged), judged
+
+
+async def test_after_a_reconnect_it_says_connected_only_once_every_topic_is_subscribed_again(
+    make_fanout: Factory, redis: Redis, prefix: str
+) -> None:
+    """Topics are subscribed again one after another once the pub/sub connection is back; a
+    frame another process publishes before its topic's subscription is confirmed is lost. So
+    the outage is not over (``connected``, on which the hub re-checks its sockets and tunnels
+    report the link restored) until every topic is subscribed again: what is published after
+    ``connected`` says so arrives."""
+    sender, receiver = await make_fanout(), await make_fanout(reconnect_delay=0.05)
+    topics = [f"t{n}" for n in range(300)]  # resubscribed one round trip each: a while
+    subscriptions = [receiver.subscribe(topic, frames(10)) for topic in topics]
+    await receiver.flush()
+    await kill_pubsub(redis, prefix)
+    deadline = time.monotonic() + 30
+    while not (receiver.outages >= 1 and receiver.connected):
+        assert time.monotonic() < deadline, "never reconnected"
+        await asyncio.sleep(0)  # no later than the first moment it says so
+    for topic in topics:
+        sender.publish(topic, Frame(topic))
+    await sender.flush()
+    for topic, subscription in zip(topics, subscriptions, strict=True):
+        assert (await get(subscription)).data == topic
+
+
+async def test_topics_subscribed_while_down_or_while_resubscribing_are_subscribed_for_good(
+    make_fanout: Factory, redis: Redis, prefix: str
+) -> None:
+    """A topic wanted while the pub/sub connection is down, or while the topics are being
+    subscribed again after it came back, is subscribed once it is back: never left out."""
+    sender = await make_fanout()
+    receiver = await make_fanout(reconnect_delay=0.5, max_reconnect_delay=0.5)
+    early = [receiver.subscribe(f"e{n}", frames(10)) for n in range(200)]
+    await receiver.flush()
+    await kill_pubsub(redis, prefix)
+    await eventually(lambda: _true(not receiver.connected and receiver.outages >= 1))
+    while_down = receiver.subscribe("down", frames(10))  # the connection is away for 0.5 s
+    deadline = time.monotonic() + 30
+    while receiver._pubsub is None:  # back, its 200 topics being subscribed again
+        assert time.monotonic() < deadline, "never reconnected"
+        await asyncio.sleep(0)
+    assert not receiver.connected
+    while_resubscribing = receiver.subscribe("during", frames(10))
+    await eventually(lambda: _true(receiver.connected), timeout=30)
+    await receiver.flush()
+    for topic, subscription in (("down", while_down), ("during", while_resubscribing)):
+        sender.publish(topic, Frame(topic))
+        await sender.flush()
+        assert (await get(subscription)).data == topic
+        assert await numsub(redis, prefix + topic) == 1
+    sender.publish("e199", Frame("last"))
+    assert (await get(early[-1])).data == "last"

@@ -24,6 +24,9 @@ announcements, re-checked periodically anyway) or numbers its frames and resends
 end did not confirm (:mod:`tandem.tunnel`). The connection is re-established with a capped
 exponential back-off, each attempt logged, and every topic that still has subscribers is
 subscribed again; :attr:`RedisFanout.connected` and :attr:`RedisFanout.outages` say how it is.
+An outage ends (``connected``) only once every one of those subscriptions is confirmed: what other
+processes publish between the reconnection and then is lost like what they published while it
+was down, and the hub's re-check after an outage, and the tunnels' "restored", come after it.
 Sessions whose sockets are all on one process never use Redis
 (:class:`~tandem.fanout.split.SplitFanout`).
 """
@@ -203,6 +206,10 @@ class RedisFanout:
         self._buffer_full = False
         self._last_heard = 0.0
         """When the pub/sub connection last heard from Redis (event loop time)."""
+        self._resubscribed = False
+        """Whether every topic with subscribers is subscribed on the current pub/sub connection
+        (the writer reached the mark :meth:`_open_pubsub` left after them): until then, frames
+        other processes publish to a topic not yet subscribed again are lost."""
 
     # Lifecycle
 
@@ -307,14 +314,16 @@ class RedisFanout:
 
     @property
     def connected(self) -> bool:
-        """Whether the pub/sub connection is up (subscribers are then being served)."""
-        return self._pubsub is not None
+        """Whether the pub/sub connection is up and every topic with subscribers is subscribed
+        on it again (subscribers are then being served): after an outage, what other processes
+        publish from then on arrives, so only then is the outage over."""
+        return self._pubsub is not None and self._resubscribed
 
     def responsive(self, within: float) -> bool:
         """Whether the pub/sub connection is up and heard from Redis (a frame, or the answer to
         its PING every ``ping_interval`` of silence) within the last ``within`` seconds: false
         as soon as a frozen Redis stops answering, long before its connection times out."""
-        if self._pubsub is None:
+        if not self.connected:
             return False
         return asyncio.get_running_loop().time() - self._last_heard <= within
 
@@ -400,10 +409,21 @@ class RedisFanout:
         self._pubsub = pubsub
         self._last_heard = asyncio.get_running_loop().time()
         self._subscribed.clear()
-        # Subscribe again to every topic that has subscribers, before anything published later.
-        self._outbox.extendleft(reversed(self._local.topics()))
+        # Subscribe again to every topic that has subscribers, before anything published later;
+        # the outage is over once the writer has (each subscription confirmed in turn).
+        topics = self._local.topics()
+        self._resubscribed = not topics
+        if topics:
+            mark: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            mark.add_done_callback(lambda _: self._mark_resubscribed(pubsub))
+            self._outbox.extendleft([mark, *reversed(topics)])
         self._wake.set()
         return pubsub
+
+    def _mark_resubscribed(self, pubsub: PubSub) -> None:
+        """The writer went through every topic :meth:`_open_pubsub` queued for ``pubsub``."""
+        if self._pubsub is pubsub:
+            self._resubscribed = True
 
     async def _discard(self, pubsub: PubSub) -> None:
         aclose = cast(Callable[[], Awaitable[None]], pubsub.aclose)  # untyped in redis-py
@@ -416,6 +436,7 @@ class RedisFanout:
         if self._pubsub is not pubsub:
             return
         self._pubsub = None
+        self._resubscribed = False
         self.outages += 1
         self._subscribed.clear()
         for waiter in self._confirmations.values():
