@@ -272,3 +272,10 @@ export function elementByIdIn(root: Node, id: string): Element | null {
   const found = type === DOCUMENT_NODE ? documentById(root, id) : type === DOCUMENT_FRAGMENT_NODE ? fragmentById(root, id) : null;
   return found ? (found as Element) : null;
 }
+
+const isConnectedGetter = getter("Node", "isConnected");
+
+/** Whether a node is in a document (its `isConnected`). */
+export function isConnectedNode(node: Node): boolean {
+  return isConnectedGetter(node) === true;
+}

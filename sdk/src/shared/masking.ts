@@ -36,7 +36,7 @@
 
 import {
   asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
+  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -275,6 +275,7 @@ export function maskAll(text: string): string {
 export function hideValue(text: string, el: MaskableElement | null): string {
   const value = String(text);
   if (value === "") return "";
+  rememberSecret(value, el);
   try {
     if (el && closestOf(el, KEEP_LENGTH_SELECTOR)) return maskAll(value);
   } catch (error) {
@@ -610,6 +611,12 @@ export function ibanValid(candidate: string): boolean {
 
 /** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says. */
 export function maskDetected(text: string): string {
+  return maskCopies(maskPatterns(text));
+}
+
+/** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says
+ * (maskDetected without the copies of hidden values). */
+function maskPatterns(text: string): string {
   let out = maskCardNumbers(text);
   const { iban, ssn, email, phone } = active.detectors;
   if (iban) out = out.replace(IBAN, (m) => (ibanValid(m) ? m.replace(/[A-Z0-9]/g, MASK) : m));
@@ -635,7 +642,8 @@ export function scrubEvent<T>(value: T): T {
       if (typeof item === "string") {
         const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
           : key === STYLE_KEY ? stripCssUrls(item) : item;
-        container[key] = maskDetected(url);
+        // An element's name is markup, not page content: a copy there would only break the mirror.
+        container[key] = key === "tagName" ? maskPatterns(url) : maskDetected(url);
       } else if (item !== null && typeof item === "object") {
         if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
         stack.push(item);
@@ -716,6 +724,7 @@ export function stripUrlList(list: string): string {
 export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T | null {
   memo = { masked: new Map(), cards: new Map(), blocked: new Map() };
   try {
+    refreshSecrets();
     return maskEventState(event, lookup);
   } finally {
     memo = null;
@@ -1200,4 +1209,108 @@ export function inMaskedRegion(node: unknown): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Copies of hidden values elsewhere in the page. Pages echo what is typed into a hidden field
+ * where it shows: a live preview ("Card ending 4242"), an error message ("1234 is not your PIN"),
+ * another element's `title`, `aria-label`, `placeholder`, `data-*` or `value`, a style sheet's
+ * generated `content`. The SDK remembers the hidden values it has seen (as rrweb records them,
+ * and the live values of their fields at each recorded event), in this page only, never sent:
+ * maskDetected, which every string of every recorded event passes through last (scrubEvent),
+ * the page's title and every shown value too, then masks
+ * - every occurrence of a remembered value of COPY_MIN_CHARS or more, whatever its case (a value
+ *   shorter than COPY_ANYWHERE_CHARS only as a word of its own, not inside a longer one), as the
+ *   placeholder;
+ * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits,
+ *   or, of COPY_MIN_DIGITS digits or more, part of them or holding them ("ending 4242").
+ * What cannot be told from the page's strings is not found: a copy transformed otherwise (letters
+ * changed, reordered, hashed), a part of a value that is not its digits (one word of a name),
+ * a copy of a value the SDK never saw (typed and cleared while not sharing).
+ */
+const COPY_MIN_CHARS = 4;
+const COPY_ANYWHERE_CHARS = 8;
+const COPY_MIN_DIGITS = 4;
+/** How many hidden values are remembered (the latest; a value that grows replaces its start). */
+const MAX_SECRETS = 32;
+/** Values longer than this are a text's, not a field's: only their digits are looked for. */
+const MAX_SECRET_CHARS = 256;
+/** The hidden values remembered, newest last, each with its digits (or "" under 3 of them). */
+let secrets: { value: string; lower: string; digits: string }[] = [];
+/** The fields they came from, whose live values are read again at each recorded event. */
+let secretFields = new Set<Element>();
+
+function rememberSecret(text: string, el: MaskableElement | null): void {
+  try {
+    if (el && VALUE_FIELDS.has(localNameOf(el)) && secretFields.size < MAX_SECRETS * 4) secretFields.add(el);
+  } catch (error) {
+    failed(error);
+  }
+  const value = text.trim();
+  if (!value || /^[\u2022\s]+$/.test(value)) return;
+  const digits = value.replace(/\D/g, "");
+  const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
+  const keepsText = lower.length >= COPY_MIN_CHARS && lower.length === value.length;
+  if (!keepsText && digits.length < 3) return;
+  const entry = { value, lower: keepsText ? lower : "", digits: digits.length >= 3 ? digits : "" };
+  // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
+  secrets = secrets.filter((known) => known.value !== value && !value.startsWith(known.value));
+  secrets.push(entry);
+  if (secrets.length > MAX_SECRETS) secrets = secrets.slice(-MAX_SECRETS);
+}
+
+/** Read again the live values of the hidden fields seen (what the page may copy at this event). */
+function refreshSecrets(): void {
+  for (const el of [...secretFields]) {
+    try {
+      if (!isConnectedNode(el)) {
+        secretFields.delete(el);
+        continue;
+      }
+      if (!valueHidden(el)) continue;
+      const live = liveValueOf(el);
+      if (live) rememberSecret(live, null);
+    } catch (error) {
+      failed(error);
+    }
+  }
+}
+
+/** Forget the hidden values seen (tests; a page's values otherwise live as long as it does). */
+export function forgetSecrets(): void {
+  secrets = [];
+  secretFields = new Set();
+}
+
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+
+/** Mask in `text` the copies of remembered hidden values (see above). */
+export function maskCopies(text: string): string {
+  if (!secrets.length || text.length < 3) return text;
+  let out = text;
+  let lower = out.toLowerCase();
+  for (const secret of secrets) {
+    if (!secret.lower || lower.length !== out.length) continue;
+    let at = lower.indexOf(secret.lower);
+    while (at !== -1) {
+      const end = at + secret.lower.length;
+      const alone = secret.lower.length >= COPY_ANYWHERE_CHARS ||
+        ((at === 0 || !WORD_CHAR.test(out[at - 1])) && (end === out.length || !WORD_CHAR.test(out[end])));
+      if (alone) {
+        out = out.slice(0, at) + MASK_PLACEHOLDER + out.slice(end);
+        lower = out.toLowerCase();
+        at = lower.indexOf(secret.lower, at + MASK_PLACEHOLDER.length);
+      } else {
+        at = lower.indexOf(secret.lower, at + 1);
+      }
+    }
+  }
+  if (!hasDigits(out, 3)) return out;
+  return out.replace(DIGIT_RUN, (run) => {
+    const digits = run.replace(/[ -]/g, "");
+    const copied = secrets.some((secret) => secret.digits !== "" && (digits === secret.digits ||
+      (digits.length >= COPY_MIN_DIGITS && secret.digits.includes(digits)) ||
+      (secret.digits.length >= COPY_MIN_DIGITS && digits.includes(secret.digits))));
+    return copied ? maskDigits(run) : run;
+  });
 }

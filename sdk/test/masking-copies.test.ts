@@ -1,0 +1,103 @@
+// Copies of hidden values elsewhere in the page (docs/privacy.md): a live preview ("Card ending
+// 4242"), an error message echoing what was typed, another element's attributes, style text.
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+import {
+  MASK, MASK_PLACEHOLDER, forgetSecrets, maskCopies, maskFormState, maskInputValue, maskTextContent, scrubEvent,
+} from "../src/shared/masking.ts";
+import { document, html } from "./dom.ts";
+
+afterEach(() => forgetSecrets());
+
+/** A form in the document with a hidden card field, a password and a field the site shows. */
+function mounted(): { form: Element; card: HTMLInputElement; pw: HTMLInputElement; shown: HTMLInputElement } {
+  const form = html('<form><input id="card" autocomplete="cc-number"><input id="pw" type="password">' +
+    '<input id="q" data-tandem-unmask><p id="preview">Card ending</p></form>');
+  document.body.append(form);
+  const [card, pw, shown] = ["#card", "#pw", "#q"].map((s) => form.querySelector(s) as HTMLInputElement);
+  return { form, card, pw, shown };
+}
+
+test("text that repeats a hidden value, or a run of its digits, is masked; other text is not", (t) => {
+  const { form, card, pw } = mounted();
+  t.after(() => form.remove());
+  const preview = form.querySelector("#preview") as Element;
+  // Before the customer types, nothing is a copy.
+  assert.equal(maskTextContent("Card ending 4242, order 1234", preview), "Card ending 4242, order 1234");
+  assert.equal(maskInputValue("4242424242424242", card), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("Hunter2-secret", pw), MASK_PLACEHOLDER);
+  assert.equal(maskTextContent("Card ending 4242", preview), `Card ending ${MASK.repeat(4)}`);
+  assert.equal(maskTextContent("Card 4242 4242 4242 ...", preview), `Card ${MASK.repeat(4)} ${MASK.repeat(4)} ${MASK.repeat(4)} ...`);
+  assert.equal(maskTextContent("Order 1234, 3 items, 42 pence", preview), "Order 1234, 3 items, 42 pence");
+  assert.equal(maskTextContent("'HUNTER2-SECRET' is too weak", preview), `'${MASK_PLACEHOLDER}' is too weak`);
+  assert.equal(maskTextContent("Nothing typed here", preview), "Nothing typed here");
+});
+
+test("every string of a recorded event is looked at: other elements' attributes and style text", (t) => {
+  const { form, pw } = mounted();
+  t.after(() => form.remove());
+  assert.equal(maskInputValue("Hunter2-secret", pw), MASK_PLACEHOLDER);
+  const attributes = {
+    title: "You typed Hunter2-secret", "aria-label": "hunter2-secret", placeholder: "was Hunter2-secret",
+    "data-echo": "Hunter2-secret", value: "Hunter2-secret", class: "field", href: "/help",
+  };
+  const style = "p::after { content: \"Hunter2-secret\"; }";
+  const event = {
+    type: 3,
+    data: {
+      source: 0, texts: [], removes: [], adds: [
+        { parentId: 1, node: { type: 2, id: 5, tagName: "span", attributes: { ...attributes }, childNodes: [] } },
+        { parentId: 1, node: { type: 3, id: 6, textContent: style, isStyle: true } },
+      ],
+      attributes: [{ id: 5, attributes: { "data-echo": "Hunter2-secret" } }],
+    },
+  };
+  const rule = { type: 3, data: { source: 8, id: 7, adds: [{ rule: ".x::before { content: 'Hunter2-secret' }", index: 0 }] } };
+  const out = JSON.stringify(scrubEvent([event, rule]));
+  assert.ok(!/hunter2/i.test(out), out);
+  const span = (event.data.adds[0].node as { attributes: Record<string, string> }).attributes;
+  assert.equal(span.title, `You typed ${MASK_PLACEHOLDER}`);
+  assert.equal(span.class, "field");
+  assert.equal(span.href, "/help");
+});
+
+test("a value stays known once the field is cleared or removed (an error message echoing it)", (t) => {
+  const { form, pw } = mounted();
+  t.after(() => form.remove());
+  // The snapshot sees the field's value; the page then clears it and shows an error with it.
+  pw.value = "4729";
+  const lookup = (id: number) => (id === 2 ? pw : null);
+  const snapshot = { type: 2, data: { node: { type: 0, id: 1, childNodes: [
+    { type: 2, id: 2, tagName: "input", attributes: { type: "password", value: "4729" }, childNodes: [] },
+  ] } } };
+  maskFormState(snapshot, lookup);
+  pw.value = "";
+  form.remove();
+  assert.equal(maskCopies("PIN 4729 is wrong"), `PIN ${MASK_PLACEHOLDER} is wrong`);
+  assert.equal(maskCopies("Tried 47291"), `Tried ${MASK.repeat(5)}`, "a run holding its digits");
+});
+
+test("a hidden field's live value is read at each recorded event, also when the page set it", (t) => {
+  const { form, card } = mounted();
+  t.after(() => form.remove());
+  assert.equal(maskInputValue("5", card), MASK_PLACEHOLDER); // rrweb saw the first key
+  card.value = "5500000000000004"; // the page's script formats or fills the rest
+  maskFormState({ type: 3, data: { source: 0, texts: [], removes: [], adds: [], attributes: [] } }, () => null);
+  assert.equal(maskCopies("ends 0004"), `ends ${MASK.repeat(4)}`);
+  assert.equal(maskCopies("5500-0000"), `${MASK.repeat(4)}-${MASK.repeat(4)}`);
+});
+
+test("short values are masked only as words; a value the site shows is no secret", (t) => {
+  const { form, pw, shown } = mounted();
+  t.after(() => form.remove());
+  assert.equal(maskInputValue("cats", pw), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("Cats and dogs"), `${MASK_PLACEHOLDER} and dogs`);
+  assert.equal(maskCopies("Concatenate"), "Concatenate", "a short value inside a longer word");
+  assert.equal(maskCopies("12 apples"), "12 apples");
+  assert.equal(maskInputValue("shoes 4711", shown), "shoes 4711");
+  assert.equal(maskCopies("Results for shoes 4711"), "Results for shoes 4711");
+  // A value of one or two characters is not looked for at all.
+  forgetSecrets();
+  assert.equal(maskInputValue("a", pw), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("a b c"), "a b c");
+});
