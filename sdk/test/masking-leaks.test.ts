@@ -213,7 +213,9 @@ test("a hidden field's attributes that repeat its value (or its start) are hidde
   maskFormState({ type: 3, timestamp: 1, data: { source: 0, texts: [], removes: [], adds: [], attributes: changes } }, (id) => nodes[id] ?? null);
   assert.deepEqual(changes.map((c) => c.attributes), [
     { "ng-reflect-model": MASK_PLACEHOLDER }, { "aria-label": "on" }, { "data-value": "search words" },
-    { size: "jane@example.org", "aria-describedby": "e-hint" },
+    // A shape attribute is not a value copy of the field, but it holds the hidden value, and
+    // every string of an event is searched for copies of hidden values (masking-copies.test.ts).
+    { size: MASK_PLACEHOLDER, "aria-describedby": "e-hint" },
   ]);
   email.value = "e";
   const short = [{ id: 2, attributes: { "aria-describedby": "e-hint", "data-value": "e" } }];

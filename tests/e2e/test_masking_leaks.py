@@ -444,6 +444,64 @@ def test_a_hidden_fields_value_copied_into_its_attributes_stays_hidden(
     expect(view.locator("#pw")).to_have_attribute("ng-reflect-model", MASK_PLACEHOLDER)
 
 
+ECHOES = """<h1>Checkout</h1><form>
+<label>Card number <input id="card" autocomplete="cc-number"
+  oninput="preview.textContent = 'Card ending ' + this.value.replace(/\\D/g, '').slice(-4)"></label>
+<p id="preview">Card ending</p>
+<label>PIN <input id="pin" type="password" inputmode="numeric"></label>
+<button type="button" id="check"
+  onclick="err.textContent = 'PIN ' + pin.value + ' is wrong'; pin.value = ''">Check</button>
+<p id="err"></p>
+<label>Password <input id="pw" type="password" oninput="echo(this.value)"></label>
+<input id="copy" data-tandem-unmask readonly>
+<span id="hint">Hint</span><style id="live"></style>
+</form><p>After the form</p>
+<script>
+const sheet = document.head.appendChild(document.createElement("style")).sheet;
+function echo(v) {
+  hint.title = "You typed " + v; hint.setAttribute("aria-label", v); hint.dataset.echo = v;
+  hint.textContent = "Strength of " + v + ": weak";
+  copy.setAttribute("value", v); copy.value = v;
+  live.textContent = '#hint::after { content: "' + v + '" }';
+  sheet.insertRule('#hint::before { content: "' + v + '" }', 0);
+  document.title = "Sign up as " + v;
+}
+</script>"""
+
+
+def test_a_hidden_value_the_page_copies_elsewhere_never_reaches_the_agent(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A page echoes what the customer types into hidden fields: a live preview of the card's last
+    digits, an error message naming the PIN (the field then cleared), and a password copied into
+    another element's text, attributes, an unmasked field, a style element, an inserted CSS rule
+    and the page's title. None of it reaches the agent, on the wire or in the mirror."""
+    url = other_origin.page("echo.html", ECHOES, live, title="Checkout")
+    customer.page.goto(url)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    customer.page.locator("#card").press_sequentially("5555555555554444", delay=20)
+    customer.page.locator("#pin").press_sequentially("4729", delay=20)
+    customer.page.locator("#check").click()
+    customer.page.locator("#pw").press_sequentially("Zebra-ECHO-8812", delay=20)
+    expect(customer.page.locator("#err")).to_have_text("PIN 4729 is wrong")
+    expect(customer.page).to_have_title("Sign up as Zebra-ECHO-8812")
+    caught_up(customer, view)
+    expect(view.locator("#err")).to_contain_text("is wrong")
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    rules = view.locator("html").evaluate(
+        "(el) => Array.from(el.ownerDocument.styleSheets).flatMap((s) =>"
+        " Array.from(s.cssRules, (r) => r.cssText)).join('\\n')"
+    )
+    for where, seen in (("the frames", frames), ("the mirror", mirror), ("its style rules", rules)):
+        for leak in (r"ending\s*\d", r"\b4444\b", r"PIN\s*\d", r"\b4729\b", r"(?i)zebra", r"(?i)echo-8812", r"\b8812\b"):
+            found = re.search(leak, seen)
+            assert not found, f"{leak!r} reached the agent in {where}: {seen[max(0, found.start() - 300):found.end() + 100]}"
+    assert agent.page.get_by_text("Sign up as").count() == 0, "the title reached the console"
+
+
 INLINE_DOCUMENTS = """<h1>Statement</h1>
 <iframe id="df" src="data:text/html,<p class=rr-mask>DATA-FRAME-7741</p>" width=40></iframe>
 <embed src="data:text/html,<p>DATA-EMBED-7742</p>" width=4 height=4>

@@ -725,7 +725,10 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
   memo = { masked: new Map(), cards: new Map(), blocked: new Map() };
   try {
     refreshSecrets();
-    return maskEventState(event, lookup);
+    const masked = maskEventState(event, lookup);
+    // Now, while the fields hold what the page copied (scrubEvent looks again as the batch
+    // leaves, when the customer may have typed on: "Zebr" echoed, "Zebra-1" remembered).
+    return masked === null ? null : maskCopiesIn(masked);
   } finally {
     memo = null;
   }
@@ -1219,14 +1222,16 @@ export function inMaskedRegion(node: unknown): boolean {
  * and the live values of their fields at each recorded event), in this page only, never sent:
  * maskDetected, which every string of every recorded event passes through last (scrubEvent),
  * the page's title and every shown value too, then masks
- * - every occurrence of a remembered value of COPY_MIN_CHARS or more, whatever its case (a value
- *   shorter than COPY_ANYWHERE_CHARS only as a word of its own, not inside a longer one), as the
- *   placeholder;
- * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits,
- *   or, of COPY_MIN_DIGITS digits or more, part of them or holding them ("ending 4242").
+ * - every occurrence of a remembered value, whatever its case (a value shorter than
+ *   COPY_ANYWHERE_CHARS only as a word of its own, not inside a longer one), as the placeholder:
+ *   a password's, PIN's or card's from one character, another hidden value's from COPY_MIN_CHARS;
+ * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits
+ *   (a password's, PIN's or card's from one, another's from three), or, of COPY_MIN_DIGITS digits
+ *   or more, part of them or holding them ("ending 4242").
  * What cannot be told from the page's strings is not found: a copy transformed otherwise (letters
  * changed, reordered, hashed), a part of a value that is not its digits (one word of a name),
- * a copy of a value the SDK never saw (typed and cleared while not sharing).
+ * a short value of a field that is not a password, PIN or card (under COPY_MIN_CHARS), a copy of
+ * a value the SDK never saw (typed and cleared while not sharing).
  */
 const COPY_MIN_CHARS = 4;
 const COPY_ANYWHERE_CHARS = 8;
@@ -1237,22 +1242,31 @@ const MAX_SECRETS = 32;
 const MAX_SECRET_CHARS = 256;
 /** The hidden values remembered, newest last, each with its digits (or "" under 3 of them). */
 let secrets: { value: string; lower: string; digits: string }[] = [];
-/** The fields they came from, whose live values are read again at each recorded event. */
-let secretFields = new Set<Element>();
+/** The fields they came from (whether each is a password, PIN or card field), whose live values
+ * are read again at each recorded event. */
+let secretFields = new Map<Element, boolean>();
 
-function rememberSecret(text: string, el: MaskableElement | null): void {
+function rememberSecret(text: string, el: MaskableElement | null, known?: boolean): void {
+  let sensitive = known ?? false;
   try {
-    if (el && VALUE_FIELDS.has(localNameOf(el)) && secretFields.size < MAX_SECRETS * 4) secretFields.add(el);
+    if (el && VALUE_FIELDS.has(localNameOf(el))) {
+      sensitive = isSensitiveField(el);
+      if (secretFields.size < MAX_SECRETS * 4 || secretFields.has(el)) secretFields.set(el, sensitive);
+    }
   } catch (error) {
     failed(error);
+    sensitive = true;
   }
   const value = text.trim();
   if (!value || /^[\u2022\s]+$/.test(value)) return;
   const digits = value.replace(/\D/g, "");
   const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
-  const keepsText = lower.length >= COPY_MIN_CHARS && lower.length === value.length;
-  if (!keepsText && digits.length < 3) return;
-  const entry = { value, lower: keepsText ? lower : "", digits: digits.length >= 3 ? digits : "" };
+  // A password, PIN or card is looked for from its first character (typed key by key, each
+  // start is echoed before the whole); another hidden value from COPY_MIN_CHARS.
+  const keepsText = lower.length >= (sensitive ? 1 : COPY_MIN_CHARS) && lower.length === value.length;
+  const keepsDigits = digits.length >= (sensitive ? 1 : 3);
+  if (!keepsText && !keepsDigits) return;
+  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "" };
   // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
   secrets = secrets.filter((known) => known.value !== value && !value.startsWith(known.value));
   secrets.push(entry);
@@ -1261,7 +1275,7 @@ function rememberSecret(text: string, el: MaskableElement | null): void {
 
 /** Read again the live values of the hidden fields seen (what the page may copy at this event). */
 function refreshSecrets(): void {
-  for (const el of [...secretFields]) {
+  for (const [el, sensitive] of [...secretFields]) {
     try {
       if (!isConnectedNode(el)) {
         secretFields.delete(el);
@@ -1269,7 +1283,7 @@ function refreshSecrets(): void {
       }
       if (!valueHidden(el)) continue;
       const live = liveValueOf(el);
-      if (live) rememberSecret(live, null);
+      if (live) rememberSecret(live, null, sensitive);
     } catch (error) {
       failed(error);
     }
@@ -1279,7 +1293,7 @@ function refreshSecrets(): void {
 /** Forget the hidden values seen (tests; a page's values otherwise live as long as it does). */
 export function forgetSecrets(): void {
   secrets = [];
-  secretFields = new Set();
+  secretFields = new Map();
 }
 
 const WORD_CHAR = /[\p{L}\p{N}]/u;
@@ -1313,4 +1327,29 @@ export function maskCopies(text: string): string {
       (secret.digits.length >= COPY_MIN_DIGITS && digits.includes(secret.digits))));
     return copied ? maskDigits(run) : run;
   });
+}
+
+/** maskCopies on every string of a recorded event but element names. Never throws: an event
+ * that cannot be walked is dropped (null). */
+function maskCopiesIn<T>(event: T): T | null {
+  if (!secrets.length) return event;
+  try {
+    const stack: object[] = [];
+    if (event !== null && typeof event === "object") stack.push(event);
+    while (stack.length) {
+      const container = stack.pop() as Record<string, unknown>;
+      for (const key of Object.keys(container)) {
+        const item = container[key];
+        if (typeof item === "string") {
+          if (key !== "tagName") container[key] = maskCopies(item);
+        } else if (item !== null && typeof item === "object") {
+          stack.push(item);
+        }
+      }
+    }
+    return event;
+  } catch (error) {
+    failed(error);
+    return null;
+  }
 }
