@@ -407,6 +407,42 @@ def test_every_attribute_that_names_an_address_loses_its_query(
     assert "https://files.example/statement" in frames
 
 
+ADDRESSES_ELSEWHERE = """<h1>Account</h1>
+<div id="d" data-url="/account/reset?token=TOKEN-7751" data-config='{"next":"https://shop.example/x?t=TOKEN-7752"}'>Reset</div>
+<style>#d { background: url(/bg.png?token=TOKEN-7753) } @import "/theme.css?u=TOKEN-7754";</style>
+<p>Your link: https://shop.example/r?token=TOKEN-7755 (one day)</p>
+<p>After the addresses</p>"""
+
+
+def test_addresses_outside_address_attributes_and_in_style_text_lose_their_query(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A query is data wherever the address is: in a `data-*` attribute or JSON in one, page
+    text that shows a link, a `<style>` element's `url()` and `@import`, rules the page inserts
+    and sheets it adopts while shared (`content: url(…)`)."""
+    url = other_origin.page("elsewhere.html", ADDRESSES_ELSEWHERE, live)
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the addresses")).to_be_attached()
+    customer.page.evaluate(
+        """() => {
+        const sheet = document.head.appendChild(document.createElement('style')).sheet;
+        sheet.insertRule('#d::after { content: url(/badge.svg?token=TOKEN-7756) }', 0);
+        const adopted = new CSSStyleSheet();
+        adopted.replaceSync('#d::before { content: url(/b.svg?token=TOKEN-7757) }');
+        document.adoptedStyleSheets = [adopted];
+        adopted.insertRule('#d { cursor: url(/c.cur?token=TOKEN-7758), auto }', 0);
+        document.querySelector('#d').dataset.url = '/account/reset?token=TOKEN-7759';
+    }"""
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        assert "TOKEN-77" not in seen, f"a query reached the agent in {where}"
+    assert "/account/reset" in frames and "/bg.png" in frames  # the addresses themselves go
+
+
 COPIED = """<h1>Sign up</h1><form>
 <label>Email <input id="email" oninput="this.dataset.value = this.value"></label>
 <label>Password <input id="pw" type="password"

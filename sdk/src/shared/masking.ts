@@ -641,7 +641,7 @@ export function scrubEvent<T>(value: T): T {
       const item = container[key];
       if (typeof item === "string") {
         const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
-          : key === STYLE_KEY ? stripCssUrls(item) : item;
+          : stripCssUrls(stripAddressesIn(item));
         // An element's name is markup, not page content: a copy there would only break the mirror.
         container[key] = key === "tagName" ? maskPatterns(url) : maskDetected(url);
       } else if (item !== null && typeof item === "object") {
@@ -684,10 +684,40 @@ const CSS_URL_ADDRESS = /url\(\s*(["']?)([^"')]*)\1\s*\)/gi;
 /** Addresses that are their content, not where it is (`#` and `?` are part of them). */
 const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
 
-/** stripUrl on each `url(…)` of an inline style (`background-image: url(/avatar?email=…)`). */
+/** An `@import` of a style sheet by a string (`@import "theme.css?user=…"`). */
+const CSS_IMPORT_STRING = /(@import\s+)(["'])([^"']*)\2/gi;
+
+/**
+ * stripUrl on each `url(…)` and `@import "…"` of CSS: an inline style, a `<style>` element's
+ * text, a rule the page inserts or a sheet it adopts, or any other string of an event that holds
+ * one (`background-image: url(/avatar?email=…)`, `content: url(/badge?token=…)`). A `url(#id)`
+ * (an SVG gradient, a marker) names a part of the page itself: it stays.
+ */
 export function stripCssUrls(css: string): string {
-  if (!/url\(/i.test(css)) return css;
-  return css.replace(CSS_URL_ADDRESS, (_whole: string, quote: string, address: string) => `url(${quote}${stripUrl(address)}${quote})`);
+  if (!/url\(|@import/i.test(css)) return css;
+  return css
+    .replace(CSS_URL_ADDRESS, (whole: string, quote: string, address: string) =>
+      address.trim().startsWith("#") ? whole : `url(${quote}${stripUrl(address)}${quote})`)
+    .replace(CSS_IMPORT_STRING, (_whole: string, at: string, quote: string, address: string) => `${at}${quote}${stripUrl(address)}${quote}`);
+}
+
+/** An address with a scheme (`https://…`, `ftp://…`) anywhere in a string. */
+const EMBEDDED_ADDRESS = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>()\\]*/gi;
+/** A string that is a path alone with a query or fragment (`/reset?token=…`, `//cdn…/a?x`). */
+const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
+
+/**
+ * Addresses outside the attributes that name one (URL_KEYS): in any other attribute
+ * (`data-url="/x?token=…"`, `content` of a `<meta>`, a `value`, JSON in a `data-*`), in page text
+ * that shows a link, anywhere an event carries a string. stripUrl on every address with a scheme
+ * in the string, and on the whole string when it is a path alone (starting with `/`). Not found:
+ * a relative address that does not start with `/` (`reset?token=…`: plain words look the same).
+ */
+export function stripAddressesIn(text: string): string {
+  if (INLINE_ADDRESS.test(text)) return text; // `data:`: its `?` and `#` are its content
+  if (PATH_ALONE.test(text)) return stripUrl(text);
+  if (!text.includes("://")) return text;
+  return text.replace(EMBEDDED_ADDRESS, (address) => (/[?#@]/.test(address) ? stripUrl(address) : address));
 }
 
 function stripStyleChanges(changes: Record<string, unknown>): void {
