@@ -443,6 +443,43 @@ def test_addresses_outside_address_attributes_and_in_style_text_lose_their_query
     assert "/account/reset" in frames and "/bg.png" in frames  # the addresses themselves go
 
 
+CARD_STATE = """<h1>Pay</h1><form>
+<div id="wrap" class="field"><label>Card <input id="card" autocomplete="cc-number" class="input"></label></div>
+</form><p>After the form</p>
+<script>
+card.addEventListener("input", () => {
+  const visa = card.value.startsWith("4");
+  card.className = "input " + (visa ? "card-visa is-valid" : "card-other is-invalid");
+  card.setAttribute("aria-invalid", String(!visa));
+  card.dataset.brand = visa ? "visa" : "other";
+  wrap.className = "field " + (visa ? "brand-visa has-success" : "has-error");
+});
+</script>"""
+
+
+def test_a_hidden_fields_state_classes_do_not_tell_the_card_brand(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A page marks the card field and its wrapper with what it recognised in the number (its
+    brand, whether it is valid): those classes, `aria-invalid` and `data-*` are not sent; the
+    layout classes are."""
+    url = other_origin.page("pay.html", CARD_STATE, live)
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    customer.page.locator("#card").press_sequentially("4111111111111111", delay=20)
+    expect(customer.page.locator("#wrap")).to_have_class("field brand-visa has-success")
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        for leak in ("visa", "is-valid", "is-invalid", "has-success", "has-error", "aria-invalid"):
+            at = seen.find(leak)
+            assert at < 0, f"{leak!r} reached the agent in {where}: {seen[max(0, at - 300):at + 60]}"
+    expect(view.locator("#wrap")).to_have_class("field")
+    expect(view.locator("#card")).to_have_class("input")
+
+
 COPIED = """<h1>Sign up</h1><form>
 <label>Email <input id="email" oninput="this.dataset.value = this.value"></label>
 <label>Password <input id="pw" type="password"

@@ -35,7 +35,7 @@
  */
 
 import {
-  asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
   frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
@@ -801,6 +801,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           const el = asElement(lookup(id));
           dropInlineDocuments(attrs, el ? localNameOf(el) : null);
           maskTextAttributes(attrs, el);
+          if (el) hideFieldState(attrs, el);
           const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
           if (!el || valueHidden(el)) {
             hideChoices(attrs);
@@ -1127,6 +1128,7 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
+    if (el) hideFieldState(attrs, el);
   } else if ((n.type === SERIALIZED_TEXT || n.type === SERIALIZED_CDATA) && typeof n.textContent === "string" && n.isStyle !== true) {
     n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
   } else if (n.type === SERIALIZED_COMMENT && typeof n.textContent === "string") {
@@ -1381,5 +1383,58 @@ function maskCopiesIn<T>(event: T): T | null {
   } catch (error) {
     failed(error);
     return null;
+  }
+}
+
+/**
+ * What a page writes on a hidden field, or on the element wrapping it, about the value: its own
+ * validation and recognition classes (`is-invalid`, `ng-valid`, `card-visa`, `strength-weak`),
+ * `aria-invalid`, `data-*` (`data-brand="amex"`, `data-valid`). They tell the agent the card's
+ * brand or whether the PIN was right, as the value would. On a hidden field, and on an element
+ * with that field as the only field among its children and grandchildren (its wrapper, a
+ * label around it): class names that say a state are left out, `aria-invalid`,
+ * `aria-valuenow` and `aria-valuetext` are never sent, `data-*` values (but Tandem's and
+ * rrweb's own) are the placeholder. The other classes (layout) stay. Not covered: the page's
+ * other elements that say it (a brand icon beside the field, a strength meter's text, an error
+ * message: mark them `mask` or `hide`), a state said by the `style`, `title` or `placeholder`,
+ * and a `data-*` attribute the page adds only in one state (its presence).
+ */
+const STATE_CLASS = /valid|error|success|danger|warn|correct|wrong|match|brand|visa|master|amex|discover|diners|jcb|unionpay|maestro|strength|weak|strong|medium|fair|filled|empty|value|complete|dirty|pristine|touched/i;
+const STATE_ATTRIBUTES = new Set(["aria-invalid", "aria-valuenow", "aria-valuetext"]);
+/** How many children and grandchildren a wrapper is searched for its field. */
+const WRAPPER_NODES = 64;
+
+function isValueField(el: Element): boolean {
+  return VALUE_FIELDS.has(localNameOf(el));
+}
+
+/** Whether `el` is a hidden field, or wraps one as its only field (two levels down). */
+function holdsHiddenFieldState(el: Element): boolean {
+  if (isValueField(el)) return valueHidden(el);
+  const fields: Element[] = [];
+  let seen = 0;
+  for (const child of childElementsOf(el, WRAPPER_NODES)) {
+    seen++;
+    if (isValueField(child)) fields.push(child);
+    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+      seen++;
+      if (isValueField(grandchild)) fields.push(grandchild);
+    }
+    if (seen >= WRAPPER_NODES || fields.length > 1) break;
+  }
+  return fields.length === 1 && valueHidden(fields[0]);
+}
+
+function hideFieldState(attrs: Record<string, unknown>, el: Element): void {
+  if (!holdsHiddenFieldState(el)) return;
+  for (const [name, value] of Object.entries(attrs)) {
+    const key = name.toLowerCase();
+    if (key === "class" && typeof value === "string") {
+      attrs[name] = value.split(/\s+/).filter((token) => token !== "" && !STATE_CLASS.test(token)).join(" ");
+    } else if (STATE_ATTRIBUTES.has(key)) {
+      delete attrs[name];
+    } else if (key.startsWith("data-") && !key.startsWith("data-tandem-") && !key.startsWith("data-rr-") && typeof value === "string" && value !== "") {
+      attrs[name] = MASK_PLACEHOLDER;
+    }
   }
 }
