@@ -123,3 +123,36 @@ test("an event is searched as it is recorded, while the field holds what the pag
   const out = JSON.stringify(scrubEvent([rule]));
   assert.ok(!/zebr/i.test(out), out);
 });
+
+test("a hidden input's value counts only when long (a token), a checkbox's or radio's never", (t) => {
+  const page = html('<form><input type="hidden" id="h" value="1"><input type="hidden" id="t" value="tok-12345678">' +
+    '<input type="radio" id="r" value="express"><input type="checkbox" id="c" value="newsletter"></form>');
+  document.body.append(page);
+  t.after(() => page.remove());
+  const [flag, token, radio, box] = ["#h", "#t", "#r", "#c"].map((s) => page.querySelector(s) as HTMLInputElement);
+  for (const [field, value] of [[flag, "1"], [token, "tok-12345678"], [radio, "express"], [box, "newsletter"]] as const) {
+    assert.equal(maskInputValue(value, field), MASK_PLACEHOLDER);
+  }
+  assert.equal(maskCopies("1 item, Express delivery, our newsletter"), "1 item, Express delivery, our newsletter");
+  assert.equal(maskCopies("token=tok-12345678"), `token=${MASK_PLACEHOLDER}`);
+});
+
+test("a password's digits are not each a copy, and short values leave markup and sizes alone", (t) => {
+  const { form, pw, card } = mounted();
+  t.after(() => form.remove());
+  const pin = html('<input id="pin" type="password" inputmode="numeric">');
+  form.append(pin);
+  assert.equal(maskInputValue("Hunter2", pw), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("4", pin), MASK_PLACEHOLDER); // the first key of a PIN
+  assert.equal(maskInputValue("a", card), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("2 items, 4px, up-80953a2c"), `2 items, 4px, up-80953a2c`);
+  assert.equal(maskCopies("PIN 4 is wrong"), `PIN ${MASK_PLACEHOLDER} is wrong`);
+  const node = { type: 2, id: 9, tagName: "a", childNodes: [], attributes: { id: "x-4", class: "a b-4", style: "width: 4px", title: "a" } };
+  const style = { type: 3, id: 10, isStyle: true, textContent: "a { margin: 4px }" };
+  const event = { type: 3, data: { source: 0, texts: [], removes: [], attributes: [], adds: [{ parentId: 1, node }, { parentId: 1, node: style }] } };
+  maskFormState(event, () => null);
+  scrubEvent(event);
+  assert.deepEqual(node.attributes, { id: "x-4", class: "a b-4", style: "width: 4px", title: MASK_PLACEHOLDER });
+  assert.equal(node.tagName, "a");
+  assert.equal(style.textContent, "a { margin: 4px }");
+});

@@ -643,7 +643,7 @@ export function scrubEvent<T>(value: T): T {
         const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
           : stripCssUrls(stripAddressesIn(item));
         // An element's name is markup, not page content: a copy there would only break the mirror.
-        container[key] = key === "tagName" ? maskPatterns(url) : maskDetected(url);
+        container[key] = key === "tagName" ? maskPatterns(url) : maskCopies(maskPatterns(url), isMarkup(container, key));
       } else if (item !== null && typeof item === "object") {
         if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
         stack.push(item);
@@ -1255,11 +1255,11 @@ export function inMaskedRegion(node: unknown): boolean {
  * maskDetected, which every string of every recorded event passes through last (scrubEvent),
  * the page's title and every shown value too, then masks
  * - every occurrence of a remembered value, whatever its case (a value shorter than
- *   COPY_ANYWHERE_CHARS only as a word of its own, not inside a longer one), as the placeholder:
- *   a password's, PIN's or card's from one character, another hidden value's from COPY_MIN_CHARS;
+ *   COPY_ANYWHERE_CHARS only as a word of its own, not inside a longer one), as the placeholder,
+ *   from the length SECRET_MINIMUM gives its kind of field;
  * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits
- *   (a password's, PIN's or card's from one, another's from three), or, of COPY_MIN_DIGITS digits
- *   or more, part of them or holding them ("ending 4242").
+ *   (from SECRET_MINIMUM's digits), or, of COPY_MIN_DIGITS digits or more, part of them or holding
+ *   them ("ending 4242").
  * What cannot be told from the page's strings is not found: a copy transformed otherwise (letters
  * changed, reordered, hashed), a part of a value that is not its digits (one word of a name),
  * a short value of a field that is not a password, PIN or card (under COPY_MIN_CHARS), a copy of
@@ -1276,27 +1276,49 @@ const MAX_SECRET_CHARS = 256;
 let secrets: { value: string; lower: string; digits: string }[] = [];
 /** The fields they came from (whether each is a password, PIN or card field), whose live values
  * are read again at each recorded event. */
-let secretFields = new Map<Element, boolean>();
+let secretFields = new Map<Element, SecretKind>();
 
-function rememberSecret(text: string, el: MaskableElement | null, known?: boolean): void {
-  let sensitive = known ?? false;
+/** How long a remembered value (and its digits) must be to be looked for, by the kind of field:
+ * a password, PIN, card or one-time code from its first character (typed key by key, each start
+ * is echoed before the whole); another field the customer types in from COPY_MIN_CHARS (digits:
+ * three); a hidden input's (the page's own value, often a flag like "1": only tokens) from
+ * COPY_ANYWHERE_CHARS. Checkbox, radio and button values are the page's labels: none. */
+type SecretKind = "sensitive" | "typed" | "page";
+const SECRET_MINIMUM: Record<SecretKind, { chars: number; digits: number }> = {
+  sensitive: { chars: 1, digits: 1 },
+  typed: { chars: COPY_MIN_CHARS, digits: 3 },
+  page: { chars: COPY_ANYWHERE_CHARS, digits: COPY_ANYWHERE_CHARS },
+};
+
+function secretKindOf(el: Element): SecretKind | null {
+  const type = localNameOf(el) === "input" ? (attributeOf(el, "type") ?? "").toLowerCase().trim() : "";
+  if (FIXED_VALUE_TYPES.has(type)) return null;
+  if (type === "hidden") return "page";
+  return isSensitiveField(el) ? "sensitive" : "typed";
+}
+
+function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind): void {
+  let kind: SecretKind = known ?? "typed";
   try {
     if (el && VALUE_FIELDS.has(localNameOf(el))) {
-      sensitive = isSensitiveField(el);
-      if (secretFields.size < MAX_SECRETS * 4 || secretFields.has(el)) secretFields.set(el, sensitive);
+      const found = secretKindOf(el);
+      if (found === null) return;
+      kind = found;
+      if (secretFields.size < MAX_SECRETS * 4 || secretFields.has(el)) secretFields.set(el, kind);
     }
   } catch (error) {
     failed(error);
-    sensitive = true;
+    kind = "sensitive";
   }
   const value = text.trim();
   if (!value || /^[\u2022\s]+$/.test(value)) return;
+  const minimum = SECRET_MINIMUM[kind];
   const digits = value.replace(/\D/g, "");
   const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
-  // A password, PIN or card is looked for from its first character (typed key by key, each
-  // start is echoed before the whole); another hidden value from COPY_MIN_CHARS.
-  const keepsText = lower.length >= (sensitive ? 1 : COPY_MIN_CHARS) && lower.length === value.length;
-  const keepsDigits = digits.length >= (sensitive ? 1 : 3);
+  const keepsText = lower.length >= minimum.chars && lower.length === value.length;
+  // A value's digits are looked for on their own when it is a number (a PIN, a card), or when
+  // they are COPY_MIN_DIGITS or more ("Hunter2" does not make every "2" of the page a copy).
+  const keepsDigits = digits.length >= Math.max(minimum.digits, /^[\d\s-]+$/.test(value) ? 0 : COPY_MIN_DIGITS);
   if (!keepsText && !keepsDigits) return;
   const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "" };
   // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
@@ -1307,7 +1329,7 @@ function rememberSecret(text: string, el: MaskableElement | null, known?: boolea
 
 /** Read again the live values of the hidden fields seen (what the page may copy at this event). */
 function refreshSecrets(): void {
-  for (const [el, sensitive] of [...secretFields]) {
+  for (const [el, kind] of [...secretFields]) {
     try {
       if (!isConnectedNode(el)) {
         secretFields.delete(el);
@@ -1315,7 +1337,7 @@ function refreshSecrets(): void {
       }
       if (!valueHidden(el)) continue;
       const live = liveValueOf(el);
-      if (live) rememberSecret(live, null, sensitive);
+      if (live) rememberSecret(live, null, kind);
     } catch (error) {
       failed(error);
     }
@@ -1330,19 +1352,33 @@ export function forgetSecrets(): void {
 
 const WORD_CHAR = /[\p{L}\p{N}]/u;
 
-/** Mask in `text` the copies of remembered hidden values (see above). */
-export function maskCopies(text: string): string {
-  if (!secrets.length || text.length < 3) return text;
+/** Keys of a recorded event whose strings are markup or CSS (an element's `id` and `class`, a
+ * style, a style sheet's text or rule): a short value (under COPY_MIN_CHARS, digits under
+ * COPY_MIN_DIGITS) is not looked for there, where "a" or "4" is a selector or a size. */
+const MARKUP_KEYS = new Set(["id", "class", "style", "_cssText", "rule", "cssText"]);
+
+/** Whether the string at `key` of `container` (a recorded event's part) is markup or CSS. */
+function isMarkup(container: Record<string, unknown>, key: string): boolean {
+  return MARKUP_KEYS.has(key) || (key === "textContent" && container.isStyle === true);
+}
+
+/** Whether text[start, end) is not inside a longer word. */
+function standsAlone(text: string, start: number, end: number): boolean {
+  return (start === 0 || !WORD_CHAR.test(text[start - 1])) && (end === text.length || !WORD_CHAR.test(text[end]));
+}
+
+/** Mask in `text` the copies of remembered hidden values (see above); `markup`: `text` is markup
+ * or CSS, where short values are not looked for. */
+export function maskCopies(text: string, markup = false): string {
+  if (!secrets.length || text.length < 1) return text;
   let out = text;
   let lower = out.toLowerCase();
   for (const secret of secrets) {
-    if (!secret.lower || lower.length !== out.length) continue;
+    if (!secret.lower || lower.length !== out.length || (markup && secret.lower.length < COPY_MIN_CHARS)) continue;
     let at = lower.indexOf(secret.lower);
     while (at !== -1) {
       const end = at + secret.lower.length;
-      const alone = secret.lower.length >= COPY_ANYWHERE_CHARS ||
-        ((at === 0 || !WORD_CHAR.test(out[at - 1])) && (end === out.length || !WORD_CHAR.test(out[end])));
-      if (alone) {
+      if (secret.lower.length >= COPY_ANYWHERE_CHARS || standsAlone(out, at, end)) {
         out = out.slice(0, at) + MASK_PLACEHOLDER + out.slice(end);
         lower = out.toLowerCase();
         at = lower.indexOf(secret.lower, at + MASK_PLACEHOLDER.length);
@@ -1351,9 +1387,11 @@ export function maskCopies(text: string): string {
       }
     }
   }
-  if (!hasDigits(out, 3)) return out;
-  return out.replace(DIGIT_RUN, (run) => {
+  if (!/\d/.test(out)) return out;
+  return out.replace(DIGIT_RUN, (run: string, offset: number) => {
     const digits = run.replace(/[ -]/g, "");
+    // A run shorter than COPY_MIN_DIGITS counts only on its own ("PIN 47 is wrong", not "47px").
+    if (digits.length < COPY_MIN_DIGITS && (markup || !standsAlone(out, offset, offset + run.length))) return run;
     const copied = secrets.some((secret) => secret.digits !== "" && (digits === secret.digits ||
       (digits.length >= COPY_MIN_DIGITS && secret.digits.includes(digits)) ||
       (secret.digits.length >= COPY_MIN_DIGITS && digits.includes(secret.digits))));
@@ -1373,7 +1411,7 @@ function maskCopiesIn<T>(event: T): T | null {
       for (const key of Object.keys(container)) {
         const item = container[key];
         if (typeof item === "string") {
-          if (key !== "tagName") container[key] = maskCopies(item);
+          if (key !== "tagName") container[key] = maskCopies(item, isMarkup(container, key));
         } else if (item !== null && typeof item === "object") {
           stack.push(item);
         }
@@ -1399,7 +1437,7 @@ function maskCopiesIn<T>(event: T): T | null {
  * message: mark them `mask` or `hide`), a state said by the `style`, `title` or `placeholder`,
  * and a `data-*` attribute the page adds only in one state (its presence).
  */
-const STATE_CLASS = /valid|error|success|danger|warn|correct|wrong|match|brand|visa|master|amex|discover|diners|jcb|unionpay|maestro|strength|weak|strong|medium|fair|filled|empty|value|complete|dirty|pristine|touched/i;
+const STATE_CLASS = /valid|error|success|danger|warn|correct|wrong|match|checked|selected|brand|visa|master|amex|discover|diners|jcb|unionpay|maestro|strength|weak|strong|medium|fair|filled|empty|value|complete|dirty|pristine|touched/i;
 const STATE_ATTRIBUTES = new Set(["aria-invalid", "aria-valuenow", "aria-valuetext"]);
 /** How many children and grandchildren a wrapper is searched for its field. */
 const WRAPPER_NODES = 64;
