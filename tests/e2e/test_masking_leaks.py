@@ -444,7 +444,8 @@ def test_addresses_outside_address_attributes_and_in_style_text_lose_their_query
 
 
 CARD_STATE = """<h1>Pay</h1><form>
-<div id="wrap" class="field"><label>Card <input id="card" autocomplete="cc-number" class="input"></label></div>
+<div id="wrap" class="field"><label>Card
+<input id="card" autocomplete="cc-number" class="input"></label></div>
 </form><p>After the form</p>
 <script>
 card.addEventListener("input", () => {
@@ -475,7 +476,9 @@ def test_a_hidden_fields_state_classes_do_not_tell_the_card_brand(
     for where, seen in (("the frames", frames), ("the mirror", mirror)):
         for leak in ("visa", "is-valid", "is-invalid", "has-success", "has-error", "aria-invalid"):
             at = seen.find(leak)
-            assert at < 0, f"{leak!r} reached the agent in {where}: {seen[max(0, at - 300):at + 60]}"
+            assert at < 0, (
+                f"{leak!r} reached the agent in {where}: {seen[max(0, at - 300) : at + 60]}"
+            )
     expect(view.locator("#wrap")).to_have_class("field")
     expect(view.locator("#card")).to_have_class("input")
 
@@ -542,6 +545,17 @@ function echo(v) {
 </script>"""
 
 
+ECHO_LEAKS = (
+    r"ending\s*\d",
+    r"\b4444\b",
+    r"PIN\s*\d",
+    r"\b4729\b",
+    r"(?i)zebra",
+    r"(?i)echo-8812",
+    r"\b8812\b",
+)
+
+
 def test_a_hidden_value_the_page_copies_elsewhere_never_reaches_the_agent(
     live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
@@ -569,9 +583,11 @@ def test_a_hidden_value_the_page_copies_elsewhere_never_reaches_the_agent(
         " Array.from(s.cssRules, (r) => r.cssText)).join('\\n')"
     )
     for where, seen in (("the frames", frames), ("the mirror", mirror), ("its style rules", rules)):
-        for leak in (r"ending\s*\d", r"\b4444\b", r"PIN\s*\d", r"\b4729\b", r"(?i)zebra", r"(?i)echo-8812", r"\b8812\b"):
+        for leak in ECHO_LEAKS:
             found = re.search(leak, seen)
-            assert not found, f"{leak!r} reached the agent in {where}: {seen[max(0, found.start() - 300):found.end() + 100]}"
+            context = seen[max(0, found.start() - 300) : found.end() + 100] if found else ""
+            assert not found, f"{leak!r} reached the agent in {where}: {context}"
+    assert "zebra" not in view.locator("#copy").input_value().lower(), "the unmasked copy shows it"
     assert agent.page.get_by_text("Sign up as").count() == 0, "the title reached the console"
 
 
