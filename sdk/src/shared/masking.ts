@@ -20,7 +20,13 @@
  * - A hidden field's other attributes that repeat its value are hidden with it; comments say
  *   nothing; a frame's `srcdoc` and an embedded document's `data:` address (the document's markup
  *   itself) are never sent; every attribute that names an address loses its query, fragment and
- *   user name and password (scrubEvent).
+ *   user name and password (scrubEvent), and so does an address with a scheme in any other
+ *   string, a whole value that is a path, and every `url()` and `@import` of CSS (stripAddressesIn,
+ *   stripCssUrls).
+ * - Copies of a hidden value the page writes elsewhere (a preview, an error message, another
+ *   element's attributes, style text) are masked in every string of every event (maskCopies);
+ *   a hidden field's and its wrapper's state classes, `aria-invalid` and `data-*` values are not
+ *   sent (hideFieldState).
  * A hidden value becomes a fixed-width placeholder (MASK_PLACEHOLDER, whatever its length: the
  *   agent learns only that the field is filled); `data-tandem-mask="length"` on the field or an
  *   ancestor keeps one `•` per character instead. Digits masked inside a shown value (card
