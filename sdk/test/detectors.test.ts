@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
 import {
-  ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripCssUrls, stripUrl, stripUrlList, usePolicy, type MaskableElement,
+  forgetSecrets, ibanValid, MASK, maskDetected, maskInputValue, maskTextContent, scrubEvent, stripCssUrls, stripUrl, stripUrlList, usePolicy, type MaskableElement,
 } from "../src/shared/masking.ts";
 import { document, html } from "./dom.ts";
 import { textContentUpTo } from "../src/shared/dom.ts";
 import { DEFAULT_POLICY, validatePolicy } from "../src/shared/policy.ts";
 
-afterEach(() => usePolicy(DEFAULT_POLICY));
+afterEach(() => {
+  usePolicy(DEFAULT_POLICY);
+  forgetSecrets(); // hidden values seen in one test are not copies in the next
+});
 
 /** An element (happy-dom) matching `matches` (`.class` and `#id` selectors), with its text. */
 function el(tag: string, matches: string[] = [], attrs: Record<string, string> = {}, textContent = ""): MaskableElement {

@@ -407,6 +407,82 @@ def test_every_attribute_that_names_an_address_loses_its_query(
     assert "https://files.example/statement" in frames
 
 
+ADDRESSES_ELSEWHERE = """<h1>Account</h1>
+<div id="d" data-url="/account/reset?token=TOKEN-7751" data-config='{"next":"https://shop.example/x?t=TOKEN-7752"}'>Reset</div>
+<style>#d { background: url(/bg.png?token=TOKEN-7753) } @import "/theme.css?u=TOKEN-7754";</style>
+<p>Your link: https://shop.example/r?token=TOKEN-7755 (one day)</p>
+<p>After the addresses</p>"""
+
+
+def test_addresses_outside_address_attributes_and_in_style_text_lose_their_query(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A query is data wherever the address is: in a `data-*` attribute or JSON in one, page
+    text that shows a link, a `<style>` element's `url()` and `@import`, rules the page inserts
+    and sheets it adopts while shared (`content: url(…)`)."""
+    url = other_origin.page("elsewhere.html", ADDRESSES_ELSEWHERE, live)
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the addresses")).to_be_attached()
+    customer.page.evaluate(
+        """() => {
+        const sheet = document.head.appendChild(document.createElement('style')).sheet;
+        sheet.insertRule('#d::after { content: url(/badge.svg?token=TOKEN-7756) }', 0);
+        const adopted = new CSSStyleSheet();
+        adopted.replaceSync('#d::before { content: url(/b.svg?token=TOKEN-7757) }');
+        document.adoptedStyleSheets = [adopted];
+        adopted.insertRule('#d { cursor: url(/c.cur?token=TOKEN-7758), auto }', 0);
+        document.querySelector('#d').dataset.url = '/account/reset?token=TOKEN-7759';
+    }"""
+    )
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        assert "TOKEN-77" not in seen, f"a query reached the agent in {where}"
+    assert "/account/reset" in frames and "/bg.png" in frames  # the addresses themselves go
+
+
+CARD_STATE = """<h1>Pay</h1><form>
+<div id="wrap" class="field"><label>Card
+<input id="card" autocomplete="cc-number" class="input"></label></div>
+</form><p>After the form</p>
+<script>
+card.addEventListener("input", () => {
+  const visa = card.value.startsWith("4");
+  card.className = "input " + (visa ? "card-visa is-valid" : "card-other is-invalid");
+  card.setAttribute("aria-invalid", String(!visa));
+  card.dataset.brand = visa ? "visa" : "other";
+  wrap.className = "field " + (visa ? "brand-visa has-success" : "has-error");
+});
+</script>"""
+
+
+def test_a_hidden_fields_state_classes_do_not_tell_the_card_brand(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A page marks the card field and its wrapper with what it recognised in the number (its
+    brand, whether it is valid): those classes, `aria-invalid` and `data-*` are not sent; the
+    layout classes are."""
+    url = other_origin.page("pay.html", CARD_STATE, live)
+    code = _start_with(customer, url, {"version": 1})
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    customer.page.locator("#card").press_sequentially("4111111111111111", delay=20)
+    expect(customer.page.locator("#wrap")).to_have_class("field brand-visa has-success")
+    caught_up(customer, view)
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        for leak in ("visa", "is-valid", "is-invalid", "has-success", "has-error", "aria-invalid"):
+            at = seen.find(leak)
+            assert at < 0, (
+                f"{leak!r} reached the agent in {where}: {seen[max(0, at - 300) : at + 60]}"
+            )
+    expect(view.locator("#wrap")).to_have_class("field")
+    expect(view.locator("#card")).to_have_class("input")
+
+
 COPIED = """<h1>Sign up</h1><form>
 <label>Email <input id="email" oninput="this.dataset.value = this.value"></label>
 <label>Password <input id="pw" type="password"
@@ -442,6 +518,77 @@ def test_a_hidden_fields_value_copied_into_its_attributes_stays_hidden(
     # The attributes are still there, hidden as the values are.
     expect(view.locator("#email")).to_have_attribute("data-value", MASK_PLACEHOLDER)
     expect(view.locator("#pw")).to_have_attribute("ng-reflect-model", MASK_PLACEHOLDER)
+
+
+ECHOES = """<h1>Checkout</h1><form>
+<label>Card number <input id="card" autocomplete="cc-number"
+  oninput="preview.textContent = 'Card ending ' + this.value.replace(/\\D/g, '').slice(-4)"></label>
+<p id="preview">Card ending</p>
+<label>PIN <input id="pin" type="password" inputmode="numeric"></label>
+<button type="button" id="check"
+  onclick="err.textContent = 'PIN ' + pin.value + ' is wrong'; pin.value = ''">Check</button>
+<p id="err"></p>
+<label>Password <input id="pw" type="password" oninput="echo(this.value)"></label>
+<input id="copy" data-tandem-unmask readonly>
+<span id="hint">Hint</span><style id="live"></style>
+</form><p>After the form</p>
+<script>
+const sheet = document.head.appendChild(document.createElement("style")).sheet;
+function echo(v) {
+  hint.title = "You typed " + v; hint.setAttribute("aria-label", v); hint.dataset.echo = v;
+  hint.textContent = "Strength of " + v + ": weak";
+  copy.setAttribute("value", v); copy.value = v;
+  live.textContent = '#hint::after { content: "' + v + '" }';
+  sheet.insertRule('#hint::before { content: "' + v + '" }', 0);
+  document.title = "Sign up as " + v;
+}
+</script>"""
+
+
+ECHO_LEAKS = (
+    r"ending\s*\d",
+    r"\b4444\b",
+    r"PIN\s*\d",
+    r"\b4729\b",
+    r"(?i)zebra",
+    r"(?i)echo-8812",
+    r"\b8812\b",
+)
+
+
+def test_a_hidden_value_the_page_copies_elsewhere_never_reaches_the_agent(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """A page echoes what the customer types into hidden fields: a live preview of the card's last
+    digits, an error message naming the PIN (the field then cleared), and a password copied into
+    another element's text, attributes, an unmasked field, a style element, an inserted CSS rule
+    and the page's title. None of it reaches the agent, on the wire or in the mirror."""
+    url = other_origin.page("echo.html", ECHOES, live, title="Checkout")
+    customer.page.goto(url)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    customer.page.locator("#card").press_sequentially("5555555555554444", delay=20)
+    customer.page.locator("#pin").press_sequentially("4729", delay=20)
+    customer.page.locator("#check").click()
+    customer.page.locator("#pw").press_sequentially("Zebra-ECHO-8812", delay=20)
+    expect(customer.page.locator("#err")).to_have_text("PIN 4729 is wrong")
+    expect(customer.page).to_have_title("Sign up as Zebra-ECHO-8812")
+    caught_up(customer, view)
+    expect(view.locator("#err")).to_contain_text("is wrong")
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    rules = view.locator("html").evaluate(
+        "(el) => Array.from(el.ownerDocument.styleSheets).flatMap((s) =>"
+        " Array.from(s.cssRules, (r) => r.cssText)).join('\\n')"
+    )
+    for where, seen in (("the frames", frames), ("the mirror", mirror), ("its style rules", rules)):
+        for leak in ECHO_LEAKS:
+            found = re.search(leak, seen)
+            context = seen[max(0, found.start() - 300) : found.end() + 100] if found else ""
+            assert not found, f"{leak!r} reached the agent in {where}: {context}"
+    assert "zebra" not in view.locator("#copy").input_value().lower(), "the unmasked copy shows it"
+    assert agent.page.get_by_text("Sign up as").count() == 0, "the title reached the console"
 
 
 INLINE_DOCUMENTS = """<h1>Statement</h1>

@@ -272,3 +272,22 @@ export function elementByIdIn(root: Node, id: string): Element | null {
   const found = type === DOCUMENT_NODE ? documentById(root, id) : type === DOCUMENT_FRAGMENT_NODE ? fragmentById(root, id) : null;
   return found ? (found as Element) : null;
 }
+
+const isConnectedGetter = getter("Node", "isConnected");
+
+/** Whether a node is in a document (its `isConnected`). */
+export function isConnectedNode(node: Node): boolean {
+  return isConnectedGetter(node) === true;
+}
+
+const firstElementChildGetter = getter("Element", "firstElementChild");
+const nextElementSiblingGetter = getter("Element", "nextElementSibling");
+
+/** The first `limit` child elements of an element (its `children`, read one by one). */
+export function childElementsOf(el: Element, limit: number): Element[] {
+  const out: Element[] = [];
+  for (let child = firstElementChildGetter(el) as Element | null; child && out.length < limit; child = nextElementSiblingGetter(child) as Element | null) {
+    out.push(child);
+  }
+  return out;
+}

@@ -20,7 +20,13 @@
  * - A hidden field's other attributes that repeat its value are hidden with it; comments say
  *   nothing; a frame's `srcdoc` and an embedded document's `data:` address (the document's markup
  *   itself) are never sent; every attribute that names an address loses its query, fragment and
- *   user name and password (scrubEvent).
+ *   user name and password (scrubEvent), and so does an address with a scheme in any other
+ *   string, a whole value that is a path, and every `url()` and `@import` of CSS (stripAddressesIn,
+ *   stripCssUrls).
+ * - Copies of a hidden value the page writes elsewhere (a preview, an error message, another
+ *   element's attributes, style text) are masked in every string of every event (maskCopies);
+ *   a hidden field's and its wrapper's state classes, `aria-invalid` and `data-*` values are not
+ *   sent (hideFieldState).
  * A hidden value becomes a fixed-width placeholder (MASK_PLACEHOLDER, whatever its length: the
  *   agent learns only that the field is filled); `data-tandem-mask="length"` on the field or an
  *   ancestor keeps one `•` per character instead. Digits masked inside a shown value (card
@@ -35,8 +41,8 @@
  */
 
 import {
-  asElement, attributeOf, CDATA_SECTION_NODE, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
+  asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
+  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -275,6 +281,7 @@ export function maskAll(text: string): string {
 export function hideValue(text: string, el: MaskableElement | null): string {
   const value = String(text);
   if (value === "") return "";
+  rememberSecret(value, el);
   try {
     if (el && closestOf(el, KEEP_LENGTH_SELECTOR)) return maskAll(value);
   } catch (error) {
@@ -610,6 +617,12 @@ export function ibanValid(candidate: string): boolean {
 
 /** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says. */
 export function maskDetected(text: string): string {
+  return maskCopies(maskPatterns(text));
+}
+
+/** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says
+ * (maskDetected without the copies of hidden values). */
+function maskPatterns(text: string): string {
   let out = maskCardNumbers(text);
   const { iban, ssn, email, phone } = active.detectors;
   if (iban) out = out.replace(IBAN, (m) => (ibanValid(m) ? m.replace(/[A-Z0-9]/g, MASK) : m));
@@ -634,8 +647,9 @@ export function scrubEvent<T>(value: T): T {
       const item = container[key];
       if (typeof item === "string") {
         const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
-          : key === STYLE_KEY ? stripCssUrls(item) : item;
-        container[key] = maskDetected(url);
+          : stripCssUrls(stripAddressesIn(item));
+        // An element's name is markup, not page content: a copy there would only break the mirror.
+        container[key] = key === "tagName" ? maskPatterns(url) : maskCopies(maskPatterns(url), isMarkup(container, key));
       } else if (item !== null && typeof item === "object") {
         if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
         stack.push(item);
@@ -676,10 +690,40 @@ const CSS_URL_ADDRESS = /url\(\s*(["']?)([^"')]*)\1\s*\)/gi;
 /** Addresses that are their content, not where it is (`#` and `?` are part of them). */
 const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
 
-/** stripUrl on each `url(…)` of an inline style (`background-image: url(/avatar?email=…)`). */
+/** An `@import` of a style sheet by a string (`@import "theme.css?user=…"`). */
+const CSS_IMPORT_STRING = /(@import\s+)(["'])([^"']*)\2/gi;
+
+/**
+ * stripUrl on each `url(…)` and `@import "…"` of CSS: an inline style, a `<style>` element's
+ * text, a rule the page inserts or a sheet it adopts, or any other string of an event that holds
+ * one (`background-image: url(/avatar?email=…)`, `content: url(/badge?token=…)`). A `url(#id)`
+ * (an SVG gradient, a marker) names a part of the page itself: it stays.
+ */
 export function stripCssUrls(css: string): string {
-  if (!/url\(/i.test(css)) return css;
-  return css.replace(CSS_URL_ADDRESS, (_whole: string, quote: string, address: string) => `url(${quote}${stripUrl(address)}${quote})`);
+  if (!/url\(|@import/i.test(css)) return css;
+  return css
+    .replace(CSS_URL_ADDRESS, (whole: string, quote: string, address: string) =>
+      address.trim().startsWith("#") ? whole : `url(${quote}${stripUrl(address)}${quote})`)
+    .replace(CSS_IMPORT_STRING, (_whole: string, at: string, quote: string, address: string) => `${at}${quote}${stripUrl(address)}${quote}`);
+}
+
+/** An address with a scheme (`https://…`, `ftp://…`) anywhere in a string. */
+const EMBEDDED_ADDRESS = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>()\\]*/gi;
+/** A string that is a path alone with a query or fragment (`/reset?token=…`, `//cdn…/a?x`). */
+const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
+
+/**
+ * Addresses outside the attributes that name one (URL_KEYS): in any other attribute
+ * (`data-url="/x?token=…"`, `content` of a `<meta>`, a `value`, JSON in a `data-*`), in page text
+ * that shows a link, anywhere an event carries a string. stripUrl on every address with a scheme
+ * in the string, and on the whole string when it is a path alone (starting with `/`). Not found:
+ * a relative address that does not start with `/` (`reset?token=…`: plain words look the same).
+ */
+export function stripAddressesIn(text: string): string {
+  if (INLINE_ADDRESS.test(text)) return text; // `data:`: its `?` and `#` are its content
+  if (PATH_ALONE.test(text)) return stripUrl(text);
+  if (!text.includes("://")) return text;
+  return text.replace(EMBEDDED_ADDRESS, (address) => (/[?#@]/.test(address) ? stripUrl(address) : address));
 }
 
 function stripStyleChanges(changes: Record<string, unknown>): void {
@@ -716,7 +760,11 @@ export function stripUrlList(list: string): string {
 export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T | null {
   memo = { masked: new Map(), cards: new Map(), blocked: new Map() };
   try {
-    return maskEventState(event, lookup);
+    refreshSecrets();
+    const masked = maskEventState(event, lookup);
+    // Now, while the fields hold what the page copied (scrubEvent looks again as the batch
+    // leaves, when the customer may have typed on: "Zebr" echoed, "Zebra-1" remembered).
+    return masked === null ? null : maskCopiesIn(masked);
   } finally {
     memo = null;
   }
@@ -759,6 +807,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           const el = asElement(lookup(id));
           dropInlineDocuments(attrs, el ? localNameOf(el) : null);
           maskTextAttributes(attrs, el);
+          if (el) hideFieldState(attrs, el);
           const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
           if (!el || valueHidden(el)) {
             hideChoices(attrs);
@@ -1085,6 +1134,7 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
+    if (el) hideFieldState(attrs, el);
   } else if ((n.type === SERIALIZED_TEXT || n.type === SERIALIZED_CDATA) && typeof n.textContent === "string" && n.isStyle !== true) {
     n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
   } else if (n.type === SERIALIZED_COMMENT && typeof n.textContent === "string") {
@@ -1199,5 +1249,236 @@ export function inMaskedRegion(node: unknown): boolean {
     return composedClosest(el, regionSelector) !== null;
   } catch {
     return true;
+  }
+}
+
+/**
+ * Copies of hidden values elsewhere in the page. Pages echo what is typed into a hidden field
+ * where it shows: a live preview ("Card ending 4242"), an error message ("1234 is not your PIN"),
+ * another element's `title`, `aria-label`, `placeholder`, `data-*` or `value`, a style sheet's
+ * generated `content`. The SDK remembers the hidden values it has seen (as rrweb records them,
+ * and the live values of their fields at each recorded event), in this page only, never sent:
+ * maskDetected, which every string of every recorded event passes through last (scrubEvent),
+ * the page's title and every shown value too, then masks
+ * - every occurrence of a remembered value, whatever its case (a value shorter than
+ *   COPY_ANYWHERE_CHARS only as a word of its own, not inside a longer one), as the placeholder,
+ *   from the length SECRET_MINIMUM gives its kind of field;
+ * - every digit of a run of digits (spaces or dashes between) that is a remembered value's digits
+ *   (from SECRET_MINIMUM's digits), or, of COPY_MIN_DIGITS digits or more, part of them or holding
+ *   them ("ending 4242").
+ * What cannot be told from the page's strings is not found: a copy transformed otherwise (letters
+ * changed, reordered, hashed), a part of a value that is not its digits (one word of a name),
+ * a short value of a field that is not a password, PIN or card (under COPY_MIN_CHARS), a copy of
+ * a value the SDK never saw (typed and cleared while not sharing).
+ */
+const COPY_MIN_CHARS = 4;
+const COPY_ANYWHERE_CHARS = 8;
+const COPY_MIN_DIGITS = 4;
+/** How many hidden values are remembered (the latest; a value that grows replaces its start). */
+const MAX_SECRETS = 32;
+/** Values longer than this are a text's, not a field's: only their digits are looked for. */
+const MAX_SECRET_CHARS = 256;
+/** The hidden values remembered, newest last, each with its digits (or "" under 3 of them). */
+let secrets: { value: string; lower: string; digits: string }[] = [];
+/** The fields they came from (whether each is a password, PIN or card field), whose live values
+ * are read again at each recorded event. */
+let secretFields = new Map<Element, SecretKind>();
+
+/** How long a remembered value (and its digits) must be to be looked for, by the kind of field:
+ * a password, PIN, card or one-time code from its first character (typed key by key, each start
+ * is echoed before the whole); another field the customer types in from COPY_MIN_CHARS (digits:
+ * three); a hidden input's (the page's own value, often a flag like "1": only tokens) from
+ * COPY_ANYWHERE_CHARS. Checkbox, radio and button values are the page's labels: none. */
+type SecretKind = "sensitive" | "typed" | "page";
+const SECRET_MINIMUM: Record<SecretKind, { chars: number; digits: number }> = {
+  sensitive: { chars: 1, digits: 1 },
+  typed: { chars: COPY_MIN_CHARS, digits: 3 },
+  page: { chars: COPY_ANYWHERE_CHARS, digits: COPY_ANYWHERE_CHARS },
+};
+
+function secretKindOf(el: Element): SecretKind | null {
+  const type = localNameOf(el) === "input" ? (attributeOf(el, "type") ?? "").toLowerCase().trim() : "";
+  if (FIXED_VALUE_TYPES.has(type)) return null;
+  if (type === "hidden") return "page";
+  return isSensitiveField(el) ? "sensitive" : "typed";
+}
+
+function rememberSecret(text: string, el: MaskableElement | null, known?: SecretKind): void {
+  let kind: SecretKind = known ?? "typed";
+  try {
+    if (el && VALUE_FIELDS.has(localNameOf(el))) {
+      const found = secretKindOf(el);
+      if (found === null) return;
+      kind = found;
+      if (secretFields.size < MAX_SECRETS * 4 || secretFields.has(el)) secretFields.set(el, kind);
+    }
+  } catch (error) {
+    failed(error);
+    kind = "sensitive";
+  }
+  const value = text.trim();
+  if (!value || /^[\u2022\s]+$/.test(value)) return;
+  const minimum = SECRET_MINIMUM[kind];
+  const digits = value.replace(/\D/g, "");
+  const lower = value.length <= MAX_SECRET_CHARS ? value.toLowerCase() : "";
+  const keepsText = lower.length >= minimum.chars && lower.length === value.length;
+  // A value's digits are looked for on their own when it is a number (a PIN, a card), or when
+  // they are COPY_MIN_DIGITS or more ("Hunter2" does not make every "2" of the page a copy).
+  const keepsDigits = digits.length >= Math.max(minimum.digits, /^[\d\s-]+$/.test(value) ? 0 : COPY_MIN_DIGITS);
+  if (!keepsText && !keepsDigits) return;
+  const entry = { value, lower: keepsText ? lower : "", digits: keepsDigits ? digits : "" };
+  // The customer typing "hunter2" key by key: each longer value replaces the one it starts with.
+  secrets = secrets.filter((known) => known.value !== value && !value.startsWith(known.value));
+  secrets.push(entry);
+  if (secrets.length > MAX_SECRETS) secrets = secrets.slice(-MAX_SECRETS);
+}
+
+/** Read again the live values of the hidden fields seen (what the page may copy at this event). */
+function refreshSecrets(): void {
+  for (const [el, kind] of [...secretFields]) {
+    try {
+      if (!isConnectedNode(el)) {
+        secretFields.delete(el);
+        continue;
+      }
+      if (!valueHidden(el)) continue;
+      const live = liveValueOf(el);
+      if (live) rememberSecret(live, null, kind);
+    } catch (error) {
+      failed(error);
+    }
+  }
+}
+
+/** Forget the hidden values seen (tests; a page's values otherwise live as long as it does). */
+export function forgetSecrets(): void {
+  secrets = [];
+  secretFields = new Map();
+}
+
+const WORD_CHAR = /[\p{L}\p{N}]/u;
+
+/** Keys of a recorded event whose strings are markup or CSS (an element's `id` and `class`, a
+ * style, a style sheet's text or rule): a short value (under COPY_MIN_CHARS, digits under
+ * COPY_MIN_DIGITS) is not looked for there, where "a" or "4" is a selector or a size. */
+const MARKUP_KEYS = new Set(["id", "class", "style", "_cssText", "rule", "cssText"]);
+
+/** Whether the string at `key` of `container` (a recorded event's part) is markup or CSS. */
+function isMarkup(container: Record<string, unknown>, key: string): boolean {
+  return MARKUP_KEYS.has(key) || (key === "textContent" && container.isStyle === true);
+}
+
+/** Whether text[start, end) is not inside a longer word. */
+function standsAlone(text: string, start: number, end: number): boolean {
+  return (start === 0 || !WORD_CHAR.test(text[start - 1])) && (end === text.length || !WORD_CHAR.test(text[end]));
+}
+
+/** Mask in `text` the copies of remembered hidden values (see above); `markup`: `text` is markup
+ * or CSS, where short values are not looked for. */
+export function maskCopies(text: string, markup = false): string {
+  if (!secrets.length || text.length < 1) return text;
+  let out = text;
+  let lower = out.toLowerCase();
+  for (const secret of secrets) {
+    if (!secret.lower || lower.length !== out.length || (markup && secret.lower.length < COPY_MIN_CHARS)) continue;
+    let at = lower.indexOf(secret.lower);
+    while (at !== -1) {
+      const end = at + secret.lower.length;
+      if (secret.lower.length >= COPY_ANYWHERE_CHARS || standsAlone(out, at, end)) {
+        out = out.slice(0, at) + MASK_PLACEHOLDER + out.slice(end);
+        lower = out.toLowerCase();
+        at = lower.indexOf(secret.lower, at + MASK_PLACEHOLDER.length);
+      } else {
+        at = lower.indexOf(secret.lower, at + 1);
+      }
+    }
+  }
+  if (!/\d/.test(out)) return out;
+  return out.replace(DIGIT_RUN, (run: string, offset: number) => {
+    const digits = run.replace(/[ -]/g, "");
+    // A run shorter than COPY_MIN_DIGITS counts only on its own ("PIN 47 is wrong", not "47px").
+    if (digits.length < COPY_MIN_DIGITS && (markup || !standsAlone(out, offset, offset + run.length))) return run;
+    const copied = secrets.some((secret) => secret.digits !== "" && (digits === secret.digits ||
+      (digits.length >= COPY_MIN_DIGITS && secret.digits.includes(digits)) ||
+      (secret.digits.length >= COPY_MIN_DIGITS && digits.includes(secret.digits))));
+    return copied ? maskDigits(run) : run;
+  });
+}
+
+/** maskCopies on every string of a recorded event but element names. Never throws: an event
+ * that cannot be walked is dropped (null). */
+function maskCopiesIn<T>(event: T): T | null {
+  if (!secrets.length) return event;
+  try {
+    const stack: object[] = [];
+    if (event !== null && typeof event === "object") stack.push(event);
+    while (stack.length) {
+      const container = stack.pop() as Record<string, unknown>;
+      for (const key of Object.keys(container)) {
+        const item = container[key];
+        if (typeof item === "string") {
+          if (key !== "tagName") container[key] = maskCopies(item, isMarkup(container, key));
+        } else if (item !== null && typeof item === "object") {
+          stack.push(item);
+        }
+      }
+    }
+    return event;
+  } catch (error) {
+    failed(error);
+    return null;
+  }
+}
+
+/**
+ * What a page writes on a hidden field, or on the element wrapping it, about the value: its own
+ * validation and recognition classes (`is-invalid`, `ng-valid`, `card-visa`, `strength-weak`),
+ * `aria-invalid`, `data-*` (`data-brand="amex"`, `data-valid`). They tell the agent the card's
+ * brand or whether the PIN was right, as the value would. On a hidden field, and on an element
+ * with that field as the only field among its children and grandchildren (its wrapper, a
+ * label around it): class names that say a state are left out, `aria-invalid`,
+ * `aria-valuenow` and `aria-valuetext` are never sent, `data-*` values (but Tandem's and
+ * rrweb's own) are the placeholder. The other classes (layout) stay. Not covered: the page's
+ * other elements that say it (a brand icon beside the field, a strength meter's text, an error
+ * message: mark them `mask` or `hide`), a state said by the `style`, `title` or `placeholder`,
+ * and a `data-*` attribute the page adds only in one state (its presence).
+ */
+const STATE_CLASS = /valid|error|success|danger|warn|correct|wrong|match|checked|selected|brand|visa|master|amex|discover|diners|jcb|unionpay|maestro|strength|weak|strong|medium|fair|filled|empty|value|complete|dirty|pristine|touched/i;
+const STATE_ATTRIBUTES = new Set(["aria-invalid", "aria-valuenow", "aria-valuetext"]);
+/** How many children and grandchildren a wrapper is searched for its field. */
+const WRAPPER_NODES = 64;
+
+function isValueField(el: Element): boolean {
+  return VALUE_FIELDS.has(localNameOf(el));
+}
+
+/** Whether `el` is a hidden field, or wraps one as its only field (two levels down). */
+function holdsHiddenFieldState(el: Element): boolean {
+  if (isValueField(el)) return valueHidden(el);
+  const fields: Element[] = [];
+  let seen = 0;
+  for (const child of childElementsOf(el, WRAPPER_NODES)) {
+    seen++;
+    if (isValueField(child)) fields.push(child);
+    for (const grandchild of childElementsOf(child, WRAPPER_NODES - seen)) {
+      seen++;
+      if (isValueField(grandchild)) fields.push(grandchild);
+    }
+    if (seen >= WRAPPER_NODES || fields.length > 1) break;
+  }
+  return fields.length === 1 && valueHidden(fields[0]);
+}
+
+function hideFieldState(attrs: Record<string, unknown>, el: Element): void {
+  if (!holdsHiddenFieldState(el)) return;
+  for (const [name, value] of Object.entries(attrs)) {
+    const key = name.toLowerCase();
+    if (key === "class" && typeof value === "string") {
+      attrs[name] = value.split(/\s+/).filter((token) => token !== "" && !STATE_CLASS.test(token)).join(" ");
+    } else if (STATE_ATTRIBUTES.has(key)) {
+      delete attrs[name];
+    } else if (key.startsWith("data-") && !key.startsWith("data-tandem-") && !key.startsWith("data-rr-") && typeof value === "string" && value !== "") {
+      attrs[name] = MASK_PLACEHOLDER;
+    }
   }
 }

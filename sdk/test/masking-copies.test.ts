@@ -1,0 +1,158 @@
+// Copies of hidden values elsewhere in the page (docs/privacy.md): a live preview ("Card ending
+// 4242"), an error message echoing what was typed, another element's attributes, style text.
+import assert from "node:assert/strict";
+import { afterEach, test } from "node:test";
+import {
+  MASK, MASK_PLACEHOLDER, forgetSecrets, maskCopies, maskFormState, maskInputValue, maskTextContent, scrubEvent,
+} from "../src/shared/masking.ts";
+import { document, html } from "./dom.ts";
+
+afterEach(() => forgetSecrets());
+
+/** A form in the document with a hidden card field, a password and a field the site shows. */
+function mounted(): { form: Element; card: HTMLInputElement; pw: HTMLInputElement; shown: HTMLInputElement } {
+  const form = html('<form><input id="card" autocomplete="cc-number"><input id="pw" type="password">' +
+    '<input id="q" data-tandem-unmask><input id="name"><p id="preview">Card ending</p></form>');
+  document.body.append(form);
+  const [card, pw, shown] = ["#card", "#pw", "#q"].map((s) => form.querySelector(s) as HTMLInputElement);
+  return { form, card, pw, shown };
+}
+
+test("text that repeats a hidden value, or a run of its digits, is masked; other text is not", (t) => {
+  const { form, card, pw } = mounted();
+  t.after(() => form.remove());
+  const preview = form.querySelector("#preview") as Element;
+  // Before the customer types, nothing is a copy.
+  assert.equal(maskTextContent("Card ending 4242, order 1234", preview), "Card ending 4242, order 1234");
+  assert.equal(maskInputValue("4242424242424242", card), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("Hunter2-secret", pw), MASK_PLACEHOLDER);
+  assert.equal(maskTextContent("Card ending 4242", preview), `Card ending ${MASK.repeat(4)}`);
+  assert.equal(maskTextContent("Card 4242 4242 4242 ...", preview), `Card ${MASK.repeat(4)} ${MASK.repeat(4)} ${MASK.repeat(4)} ...`);
+  assert.equal(maskTextContent("Order 1234, 3 items, 42 pence", preview), "Order 1234, 3 items, 42 pence");
+  assert.equal(maskTextContent("'HUNTER2-SECRET' is too weak", preview), `'${MASK_PLACEHOLDER}' is too weak`);
+  assert.equal(maskTextContent("Nothing typed here", preview), "Nothing typed here");
+});
+
+test("every string of a recorded event is looked at: other elements' attributes and style text", (t) => {
+  const { form, pw } = mounted();
+  t.after(() => form.remove());
+  assert.equal(maskInputValue("Hunter2-secret", pw), MASK_PLACEHOLDER);
+  const attributes = {
+    title: "You typed Hunter2-secret", "aria-label": "hunter2-secret", placeholder: "was Hunter2-secret",
+    "data-echo": "Hunter2-secret", value: "Hunter2-secret", class: "field", href: "/help",
+  };
+  const style = "p::after { content: \"Hunter2-secret\"; }";
+  const event = {
+    type: 3,
+    data: {
+      source: 0, texts: [], removes: [], adds: [
+        { parentId: 1, node: { type: 2, id: 5, tagName: "span", attributes: { ...attributes }, childNodes: [] } },
+        { parentId: 1, node: { type: 3, id: 6, textContent: style, isStyle: true } },
+      ],
+      attributes: [{ id: 5, attributes: { "data-echo": "Hunter2-secret" } }],
+    },
+  };
+  const rule = { type: 3, data: { source: 8, id: 7, adds: [{ rule: ".x::before { content: 'Hunter2-secret' }", index: 0 }] } };
+  const out = JSON.stringify(scrubEvent([event, rule]));
+  assert.ok(!/hunter2/i.test(out), out);
+  const span = (event.data.adds[0].node as { attributes: Record<string, string> }).attributes;
+  assert.equal(span.title, `You typed ${MASK_PLACEHOLDER}`);
+  assert.equal(span.class, "field");
+  assert.equal(span.href, "/help");
+});
+
+test("a value stays known once the field is cleared or removed (an error message echoing it)", (t) => {
+  const { form, pw } = mounted();
+  t.after(() => form.remove());
+  // The snapshot sees the field's value; the page then clears it and shows an error with it.
+  pw.value = "4729";
+  const lookup = (id: number) => (id === 2 ? pw : null);
+  const snapshot = { type: 2, data: { node: { type: 0, id: 1, childNodes: [
+    { type: 2, id: 2, tagName: "input", attributes: { type: "password", value: "4729" }, childNodes: [] },
+  ] } } };
+  maskFormState(snapshot, lookup);
+  pw.value = "";
+  form.remove();
+  assert.equal(maskCopies("PIN 4729 is wrong"), `PIN ${MASK_PLACEHOLDER} is wrong`);
+  assert.equal(maskCopies("Tried 47291"), `Tried ${MASK.repeat(5)}`, "a run holding its digits");
+});
+
+test("a hidden field's live value is read at each recorded event, also when the page set it", (t) => {
+  const { form, card } = mounted();
+  t.after(() => form.remove());
+  assert.equal(maskInputValue("5", card), MASK_PLACEHOLDER); // rrweb saw the first key
+  card.value = "5500000000000004"; // the page's script formats or fills the rest
+  maskFormState({ type: 3, data: { source: 0, texts: [], removes: [], adds: [], attributes: [] } }, () => null);
+  assert.equal(maskCopies("ends 0004"), `ends ${MASK.repeat(4)}`);
+  assert.equal(maskCopies("5500-0000"), `${MASK.repeat(4)}-${MASK.repeat(4)}`);
+});
+
+test("short values are masked only as words; a value the site shows is no secret", (t) => {
+  const { form, pw, shown } = mounted();
+  t.after(() => form.remove());
+  const name = form.querySelector("#name") as HTMLInputElement;
+  assert.equal(maskInputValue("cats", name), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("Cats and dogs"), `${MASK_PLACEHOLDER} and dogs`);
+  assert.equal(maskCopies("Concatenate"), "Concatenate", "a short value inside a longer word");
+  assert.equal(maskCopies("12 apples"), "12 apples");
+  assert.equal(maskInputValue("shoes 4711", shown), "shoes 4711");
+  assert.equal(maskCopies("Results for shoes 4711"), "Results for shoes 4711");
+  // A field that is no password, PIN or card: a value of one to three characters is not looked for.
+  forgetSecrets();
+  assert.equal(maskInputValue("ab", name), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("12", name), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("ab 12 c"), "ab 12 c");
+  // A password's first keys are: the page echoes each start before the whole.
+  assert.equal(maskInputValue("Ze", pw), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("You typed Ze"), `You typed ${MASK_PLACEHOLDER}`);
+  assert.equal(maskCopies("Zebra"), "Zebra");
+  assert.equal(maskInputValue("7", pw), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("PIN 7?"), `PIN ${MASK_PLACEHOLDER}?`);
+});
+
+test("an event is searched as it is recorded, while the field holds what the page copied", (t) => {
+  const { form, pw } = mounted();
+  t.after(() => form.remove());
+  assert.equal(maskInputValue("Zebr", pw), MASK_PLACEHOLDER);
+  pw.value = "Zebr";
+  const rule = { type: 3, data: { source: 8, id: 7, adds: [{ rule: '#hint::before { content: "Zebr" }', index: 0 }] } };
+  maskFormState(rule, () => null);
+  // The customer types on before the batch leaves: "Zebr" is no longer the field's value.
+  pw.value = "Zebra-ECHO-8812";
+  assert.equal(maskInputValue("Zebra-ECHO-8812", pw), MASK_PLACEHOLDER);
+  const out = JSON.stringify(scrubEvent([rule]));
+  assert.ok(!/zebr/i.test(out), out);
+});
+
+test("a hidden input's value counts only when long (a token), a checkbox's or radio's never", (t) => {
+  const page = html('<form><input type="hidden" id="h" value="1"><input type="hidden" id="t" value="tok-12345678">' +
+    '<input type="radio" id="r" value="express"><input type="checkbox" id="c" value="newsletter"></form>');
+  document.body.append(page);
+  t.after(() => page.remove());
+  const [flag, token, radio, box] = ["#h", "#t", "#r", "#c"].map((s) => page.querySelector(s) as HTMLInputElement);
+  for (const [field, value] of [[flag, "1"], [token, "tok-12345678"], [radio, "express"], [box, "newsletter"]] as const) {
+    assert.equal(maskInputValue(value, field), MASK_PLACEHOLDER);
+  }
+  assert.equal(maskCopies("1 item, Express delivery, our newsletter"), "1 item, Express delivery, our newsletter");
+  assert.equal(maskCopies("token=tok-12345678"), `token=${MASK_PLACEHOLDER}`);
+});
+
+test("a password's digits are not each a copy, and short values leave markup and sizes alone", (t) => {
+  const { form, pw, card } = mounted();
+  t.after(() => form.remove());
+  const pin = html('<input id="pin" type="password" inputmode="numeric">');
+  form.append(pin);
+  assert.equal(maskInputValue("Hunter2", pw), MASK_PLACEHOLDER);
+  assert.equal(maskInputValue("4", pin), MASK_PLACEHOLDER); // the first key of a PIN
+  assert.equal(maskInputValue("a", card), MASK_PLACEHOLDER);
+  assert.equal(maskCopies("2 items, 4px, up-80953a2c"), `2 items, 4px, up-80953a2c`);
+  assert.equal(maskCopies("PIN 4 is wrong"), `PIN ${MASK_PLACEHOLDER} is wrong`);
+  const node = { type: 2, id: 9, tagName: "a", childNodes: [], attributes: { id: "x-4", class: "a b-4", style: "width: 4px", title: "a" } };
+  const style = { type: 3, id: 10, isStyle: true, textContent: "a { margin: 4px }" };
+  const event = { type: 3, data: { source: 0, texts: [], removes: [], attributes: [], adds: [{ parentId: 1, node }, { parentId: 1, node: style }] } };
+  maskFormState(event, () => null);
+  scrubEvent(event);
+  assert.deepEqual(node.attributes, { id: "x-4", class: "a b-4", style: "width: 4px", title: MASK_PLACEHOLDER });
+  assert.equal(node.tagName, "a");
+  assert.equal(style.textContent, "a { margin: 4px }");
+});
