@@ -77,6 +77,22 @@ def assert_one_clear_line(stderr: str, url: str, *expected: str) -> None:
         assert words in line, line
 
 
+def assert_refused(
+    done: subprocess.CompletedProcess[str], took: float, url: str, *expected: str
+) -> None:
+    """A run that ended within the bound, exit code 2, in one clear line saying ``expected``."""
+    assert took < LIMIT
+    assert done.returncode == 2, done.stderr
+    assert_one_clear_line(done.stderr, url, *expected)
+
+
+def assert_upgrades(url: str, data_dir: Path) -> None:
+    """Once the database answers again, the upgrade works (with the default bounds)."""
+    done, _ = upgrade(url, data_dir, bounded=False)
+    assert done.returncode == 0, done.stderr
+    assert f"revision {migrations.HEAD}" in done.stdout
+
+
 async def tables_in(schema: str) -> int:
     db = await pg_connect()
     try:
@@ -98,12 +114,8 @@ async def test_db_upgrade_against_a_frozen_postgresql_fails_in_one_line_then_wor
             done, took = upgrade(url, tmp_path)
         finally:
             pg_proxy.thaw()
-        assert took < LIMIT
-        assert done.returncode == 2, done.stderr
-        assert_one_clear_line(done.stderr, url, "no answer within 1 s", "PostgreSQL is running")
-        done, _ = upgrade(url, tmp_path, bounded=False)
-        assert done.returncode == 0, done.stderr
-        assert f"revision {migrations.HEAD}" in done.stdout
+        assert_refused(done, took, url, "no answer within 1 s", "PostgreSQL is running")
+        assert_upgrades(url, tmp_path)
 
 
 async def test_a_migration_the_database_freezes_under_is_abandoned_and_rolled_back(
@@ -118,17 +130,13 @@ async def test_a_migration_the_database_freezes_under_is_abandoned_and_rolled_ba
             assert pg_proxy.freeze_at is None, "the migration never reached its last step"
         finally:
             pg_proxy.thaw()
-        assert took < LIMIT
-        assert done.returncode == 2, done.stderr
-        assert_one_clear_line(done.stderr, url, "within 3 s", "rolled back")
+        assert_refused(done, took, url, "within 3 s", "rolled back")
         # The database ends the abandoned transaction: none of its tables is left.
         deadline = time.monotonic() + LIMIT
         while await tables_in(schema):
             assert time.monotonic() < deadline, "the cut migration's tables stayed"
             time.sleep(0.1)
-        done, _ = upgrade(url, tmp_path, bounded=False)
-        assert done.returncode == 0, done.stderr
-        assert f"revision {migrations.HEAD}" in done.stdout
+        assert_upgrades(url, tmp_path)
 
 
 async def test_a_migration_stuck_behind_another_servers_lock_gives_up(
@@ -147,11 +155,8 @@ async def test_a_migration_stuck_behind_another_servers_lock_gives_up(
             await stuck.rollback()
         finally:
             await other.close()
-        assert took < LIMIT
-        assert done.returncode == 2, done.stderr
-        assert_one_clear_line(done.stderr, url, "within 3 s", "stuck migrating")
-        done, _ = upgrade(url, tmp_path, bounded=False)
-        assert done.returncode == 0, done.stderr
+        assert_refused(done, took, url, "within 3 s", "stuck migrating")
+        assert_upgrades(url, tmp_path)
 
 
 async def test_serve_against_a_frozen_postgresql_exits_in_one_line_then_starts(
