@@ -8,6 +8,7 @@ import re
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,6 +72,29 @@ def tamper(data_dir: Path, *statements: str) -> None:
             db.execute(statement)
 
 
+INSERT_AUDIT_ROW = (
+    "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash, mac)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def audit_row(r: AuditRecord, seq: int, prev: str, digest: str) -> tuple[Any, ...]:
+    """``r`` as a row of the SQLite trail, numbered ``seq`` after ``prev``, hashed ``digest``
+    (its MAC kept as it was: an attacker cannot make one)."""
+    return (
+        seq,
+        r.at,
+        r.action,
+        r.actor,
+        r.org,
+        r.subject,
+        json.dumps(r.details),
+        prev,
+        digest,
+        r.mac,
+    )
+
+
 def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
     """The keyless rewrite: replace the trail with ``records``, numbered and hashed afresh (SHA-256
     needs no key), the guards dropped first. Each record keeps the MAC it had (the attacker
@@ -80,22 +104,7 @@ def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
         prev = GENESIS
         for seq, r in enumerate(records, start=1):
             digest = record_hash(seq, r.at, r.action, r.actor, r.org, r.subject, r.details, prev)
-            db.execute(
-                "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash,"
-                " hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    seq,
-                    r.at,
-                    r.action,
-                    r.actor,
-                    r.org,
-                    r.subject,
-                    json.dumps(r.details),
-                    prev,
-                    digest,
-                    r.mac,
-                ),
-            )
+            db.execute(INSERT_AUDIT_ROW, audit_row(r, seq, prev, digest))
             prev = digest
 
 

@@ -19,7 +19,14 @@ from tests.server.helpers import closed_with, open_agent
 from tests.server.test_audit_after_faults import audit_refuses, audited, eventually, pg_server
 from tests.server.test_frozen_database import wait_for
 from tests.server.test_organisations import api
-from tests.test_audit import rewrite_without_the_key, run_verify, tamper, trail
+from tests.test_audit import (
+    INSERT_AUDIT_ROW,
+    audit_row,
+    rewrite_without_the_key,
+    run_verify,
+    tamper,
+    trail,
+)
 
 
 def trail_of(server: RunningServer, action: str) -> list[dict[str, Any]]:
@@ -189,21 +196,5 @@ def _restore(data: Path, records: list[Any]) -> None:
     """The trail as the server wrote it (numbers, hashes and MACs unchanged)."""
     with sqlite3.connect(data / "tandem.sqlite3") as db:
         db.executemany(
-            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash,"
-            " mac) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    r.seq,
-                    r.at,
-                    r.action,
-                    r.actor,
-                    r.org,
-                    r.subject,
-                    json.dumps(r.details),
-                    r.prev_hash,
-                    r.hash,
-                    r.mac,
-                )
-                for r in records
-            ],
+            INSERT_AUDIT_ROW, [audit_row(r, r.seq, r.prev_hash, r.hash) for r in records]
         )
