@@ -6,6 +6,7 @@ on top (the test process hashes cheaply, see ``cheap_password_hashing``)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import sqlite3
@@ -72,19 +73,22 @@ def serve_until_healthy(data_dir: Path) -> tuple[int, str]:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("server did not answer")
+        wait_for_health(port, "server did not answer")
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
     return port, output
+
+
+def wait_for_health(port: int, failure: str) -> None:
+    """Until a server on ``port`` answers ``/healthz`` (60 s at most, else ``failure``)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                return
+        time.sleep(0.1)
+    raise AssertionError(failure)
 
 
 def test_help_lists_the_commands() -> None:
@@ -571,15 +575,7 @@ def test_a_second_serve_on_the_same_sqlite_database_is_refused(tmp_path: Path) -
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError("the first server did not answer")
+        wait_for_health(port, "the first server did not answer")
         refusal = refused("serve", "--port", str(free_port()), "--data-dir", str(data))
         assert refusal.strip().startswith(
             f"tandem: another tandem serve is using the database in {data}: stop it first"
