@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from tandem import logs, metrics
 
@@ -31,6 +32,23 @@ class TaskHealth:
     """Consecutive failed runs up to now (0: the last run worked)."""
     last_error: str = ""
     """The type of the last exception (never its message: it may hold data)."""
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel ``tasks`` and wait until each has ended, asking again while one goes on: a
+    cancellation can be swallowed on its way (an exception raised in a task's own clean-up
+    replaces it, and a supervised loop takes that for one more failure; redis-py and
+    asyncio.wait_for were seen to under load), and a stop must not wait on it for ever. What a
+    task raised other than its cancellation is raised here."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        while not task.done():
+            await asyncio.wait({task}, timeout=1.0)
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class Supervisor:
@@ -126,17 +144,7 @@ class Supervisor:
         """Cancel every task and wait for them to end."""
         self._closing = True
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            # A cancellation that a task's own clean-up swallows (an exception raised in a
-            # `finally` replaces it, and the loop takes that for one more failure) must not
-            # keep the process from stopping: ask again until the task has ended.
-            while not task.done():
-                await asyncio.wait({task}, timeout=1.0)
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
     async def __aenter__(self) -> Supervisor:
         return self

@@ -54,6 +54,7 @@ from tandem import metrics
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import FRAME_OVERHEAD, Frame
 from tandem.fanout.memory import MemoryFanout, MemorySubscription
+from tandem.supervise import cancel_and_wait
 
 log = logging.getLogger("tandem.fanout.redis")
 
@@ -280,17 +281,9 @@ class RedisFanout:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.flush(), self._timeout)
         self._state = "closed"
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            # A cancellation can be swallowed on its way through redis-py or asyncio.wait_for
-            # (seen under load: the writer "cancelling" yet back at its wait for work, and this
-            # close waiting on it for ever); ask again until the task has ended.
-            while not task.done():
-                await asyncio.wait({task}, timeout=1.0)
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # A cancellation can be swallowed on its way through redis-py or asyncio.wait_for (seen
+        # under load: the writer "cancelling" yet back at its wait for work): asked again.
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         self._local.overflow_all()
         for item in self._outbox:
