@@ -139,8 +139,12 @@ test-sdk: setup
 # than two on two cores (bench/RESULTS.md, "Browser pass"). Three workers for the other tests too:
 # each worker pays its own start-up and collection (about 3 s of CPU), and four finished no sooner
 # than three on two cores (bench/RESULTS.md, "Non-browser pass and make check").
-PYTEST_WORKERS ?= 3
-E2E_WORKERS ?= 3
+# Scaled by the machine's cores (`nproc`: those this process may run on), so a bigger CI machine
+# is used whole: one worker per core and one more, for each pass (3 and 3 on the 2-core machines
+# these figures come from).
+CORES := $(shell nproc 2>/dev/null || echo 2)
+PYTEST_WORKERS ?= $(shell echo $$(( $(CORES) + 1 )))
+E2E_WORKERS ?= $(shell echo $$(( $(CORES) + 1 )))
 # Every browser test lives in tests/e2e (tests/conftest.py marks them by that path), so the pass
 # collects only there: each worker collecting the whole suite to deselect 1,000 tests cost about
 # 6 s of CPU more per worker (bench/RESULTS.md, "Browser pass CPU").
@@ -212,9 +216,9 @@ test: setup chromium $(VENV)/.fuzz
 
 # For developers between commits, not part of the set-up: no browser tests, so no Chromium. With
 # nothing beside it, the server pass runs on CHECK_WORKERS processes: its tests mostly wait (real
-# processes, the product's timeouts), and five finished about 7 s sooner than three here
-# (bench/RESULTS.md). `make check PYTEST_WORKERS=N` still picks N.
-CHECK_WORKERS ?= $(if $(filter command line,$(origin PYTEST_WORKERS)),$(PYTEST_WORKERS),5)
+# processes, the product's timeouts), and five finished about 7 s sooner than three here on two
+# cores (bench/RESULTS.md): two per core and one more. `make check PYTEST_WORKERS=N` still picks N.
+CHECK_WORKERS ?= $(if $(filter command line,$(origin PYTEST_WORKERS)),$(PYTEST_WORKERS),$(shell echo $$(( 2 * $(CORES) + 1 ))))
 check: setup
 	@$(PARALLEL) PYTEST_WORKERS=$(CHECK_WORKERS) lint-ruff lint-mypy lint-tsc test-sdk pytest-fast
 
