@@ -530,14 +530,16 @@ async def test_a_servers_idle_fanout_is_heard_well_within_the_tunnels_redis_wind
     window = Liveness.of(settings).redis_window
     async with contextlib.AsyncExitStack() as stack:
         fanout = await _open_fanout(settings, stack)
+        # 60 samples (3 s: three PING intervals), each judged only when taken on time: a
+        # starved loop (a busy machine) takes longer to gather them, not fewer.
         judged = []
-        end = time.monotonic() + 3
-        while time.monotonic() < end:
+        give_up = time.monotonic() + 120
+        while len(judged) < 60 and time.monotonic() < give_up:
             before = time.monotonic()
             await asyncio.sleep(0.05)
             if time.monotonic() - before < 0.1:
                 judged.append(fanout.responsive(0.6 * window))  # type: ignore[attr-defined]
-        assert len(judged) > 20 and all(judged), judged
+        assert len(judged) == 60 and all(judged), judged
 
 
 async def test_after_a_reconnect_it_says_connected_only_once_every_topic_is_subscribed_again(
