@@ -492,12 +492,14 @@ test("right after the customer's browser began a new epoch (a supervisor came) t
   assert.equal(h.card.fresh, false);
   assert.ok(controls(h.card).notLive, "the stage is marked as not live");
   assert.ok(controls(h.card).controlLayer, "the mirror takes no clicks");
-  assert.equal(h.card.status.text, REFRESHING);
+  assert.equal(h.card.status.text, "You have control: point, scroll, click, and type straight into fields you can see.", "news stays until the agent acts");
   // The agent acts all the same (a click, a scroll, typing, a shortcut for control): nothing
   // that aims at a node goes, now or later; the agent is told plainly.
+  h.view.onStageClick(); // on the mirror, the control layer being off
+  assert.equal(h.card.status.text, REFRESHING);
   h.card.status.text = "";
   const mouse = { clientX: 10, clientY: 10, deltaY: 40, preventDefault: () => undefined };
-  h.view.onLayerClick(mouse as unknown as MouseEvent);
+  h.view.onLayerClick(mouse as unknown as MouseEvent); // straight into the layer
   assert.equal(h.card.status.text, REFRESHING);
   h.view.onLayerWheel(mouse as unknown as WheelEvent);
   h.view.onTyping();

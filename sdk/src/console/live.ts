@@ -739,7 +739,9 @@ export class LiveView {
     }
     if (!this.consented || this.drop) return;
     if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
-    else if (now.kind === "refreshing" && was !== "refreshing" && !this.privatePage && !this.tooLarge) {
+    else if (now.kind === "refreshing" && was !== "refreshing" && this.freshStatus) {
+      // Over a line about the view only (news such as a supervisor who joined stays); what the
+      // agent tries meanwhile is answered with it (notSent).
       this.status(this.refreshingText(), "", true);
     } else if (now.kind === "live" && this.freshStatus) {
       if (this.privatePage) this.status(t("privatePage"), "");
@@ -796,6 +798,11 @@ export class LiveView {
       this.ui.report({ type: "typing", on: false });
       this.typingTarget = null;
     }
+  }
+
+  /** The agent clicked the mirror while the control layer is off (the view is not live). */
+  onStageClick(): void {
+    if (this.controlling) this.notSent();
   }
 
   onLayerWheel(event: WheelEvent): void {
