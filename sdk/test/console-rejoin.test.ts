@@ -519,6 +519,30 @@ test("right after the customer's browser began a new epoch (a supervisor came) t
   assert.deepEqual(acting(all), [{ k: "control_request", proof: proven }]);
 });
 
+test("a control request held while a new epoch comes in is dropped if the view goes stale first: never sent late", async () => {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const first = await epochOf(keys, 1, "page 1");
+  for (const frame of first.frames) h.last().events.binary(frame);
+  await echoLatest(h, keys, first.sender);
+  await until(() => h.card.status.text === LIVE);
+  const second = await epochOf(keys, 2, "page 1");
+  for (const frame of second.frames) h.last().events.binary(frame);
+  await until(() => h.card.fresh === false);
+  h.view.requestControl();
+  assert.equal(h.card.status.text, "The customer's page is being refreshed — try again in a moment.");
+  // No echo within the bound (a relay holds the epoch's frames back): stale, the request dropped.
+  h.advance(STALE_AFTER_MS + 1000);
+  assert.match(h.card.status.text, /^Not live/);
+  await echoLatest(h, keys, second.sender);
+  await until(() => h.card.fresh);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // anything to seal was sealed
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+  const sent: string[] = [];
+  for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
+  assert.ok(!sent.includes("control_request"), "sent late");
+});
+
 test("a relay that replays the customer's echo ends the session (content counters), it proves nothing", async () => {
   const { h, keys } = await paired();
   h.server({ type: "consent", granted: true });

@@ -723,11 +723,11 @@ export class LiveView {
     const was = this.freshShown;
     this.freshShown = now.kind;
     if (now.kind !== was) {
+      // A control request is asked again once live: never sent late, on a view gone stale (or
+      // rejoined). One asked while a new epoch comes in waits for its echo (requestControl).
+      if (now.kind === "stale" || now.kind === "checking") this.controlWaiting = false;
       // No longer live: a stroke being drawn is dropped and the pointer leaves the customer's page.
       if (was === "live") {
-        // Asked again once live: never sent late, on a view gone stale. One asked while a new
-        // epoch comes in waits for its echo (requestControl).
-        if (now.kind !== "refreshing") this.controlWaiting = false;
         if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
         this.stroke = null;
         // The typing box closes: what it holds must never go once the view is live again (the
