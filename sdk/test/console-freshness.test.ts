@@ -111,16 +111,19 @@ test("the nonce of the newest echoed challenge is what acting commands name as t
   assert.equal(reduceFreshness(f, { type: "start", at: 300 }).provenNonce, undefined, "a rejoin forgets it");
 });
 
-test("a proof echoed before the customer's browser began a new epoch names nothing it keeps: a control request waits for the new epoch's echo", () => {
+test("a proof echoed before the customer's browser began a new epoch names nothing it keeps: the view is refreshing until the new epoch's echo", () => {
   let f = startFreshness(0);
   assert.equal(provenInThisEpoch(f), false, "nothing proven yet");
   f = reduceFreshness(f, { type: "challenged", nonce: A, at: 100 });
   f = reduceFreshness(f, { type: "echoed", nonce: A });
   assert.equal(provenInThisEpoch(f), true);
-  // A supervisor came (a new key: a new epoch, first its `consented`): still live, by the bound...
-  f = reduceFreshness(f, { type: "epoch" });
   assert.deepEqual(verdict(f, 200, STALE), { kind: "live" });
-  // ...but the proof is of the epoch before, which the customer's browser no longer takes.
+  // A supervisor came (a new key: a new epoch, first its `consented`): within the bound, but
+  // the proof is of the epoch before, which the customer's browser no longer takes: not live
+  // (nothing that acts goes), and not stale either: the customer's page is being refreshed.
+  f = reduceFreshness(f, { type: "epoch" });
+  assert.deepEqual(verdict(f, 200, STALE), { kind: "refreshing" });
+  assert.equal(verdict(f, 100 + STALE + 1, STALE).kind, "stale", "past the bound it is stale, as ever");
   assert.equal(provenInThisEpoch(f), false);
   assert.equal(reduceFreshness(f, { type: "epoch" }), f, "a second start changes nothing more");
   f = reduceFreshness(f, { type: "challenged", nonce: B, at: 300 }); // sent at once by the console
@@ -128,7 +131,34 @@ test("a proof echoed before the customer's browser began a new epoch names nothi
   f = reduceFreshness(f, { type: "echoed", nonce: B });
   assert.equal(provenInThisEpoch(f), true);
   assert.equal(f.provenNonce, B);
+  assert.deepEqual(verdict(f, 400, STALE), { kind: "live" });
   assert.equal(provenInThisEpoch(reduceFreshness(f, { type: "start", at: 400 })), false, "a rejoin forgets it");
+});
+
+test("after a new epoch the view is live again only once the mirror applied that epoch's full snapshot too (the old page's node ids name other nodes)", () => {
+  let f = startFreshness(0);
+  f = reduceFreshness(f, { type: "epoch" }); // the first epoch: nothing was shown before it
+  f = reduceFreshness(f, { type: "challenged", nonce: A, at: 100 });
+  f = reduceFreshness(f, { type: "echoed", nonce: A });
+  assert.deepEqual(verdict(f, 200, STALE), { kind: "live" }, "an empty mirror holds no older page");
+  f = reduceFreshness(f, { type: "shown", current: true });
+  assert.deepEqual(verdict(f, 200, STALE), { kind: "live" });
+  // The next epoch: its echo comes (after its snapshot, in order), but the mirror applies the
+  // snapshot a frame later: until then it shows the page of the epoch before.
+  f = reduceFreshness(f, { type: "epoch" });
+  f = reduceFreshness(f, { type: "challenged", nonce: B, at: 300 });
+  f = reduceFreshness(f, { type: "echoed", nonce: B });
+  assert.equal(provenInThisEpoch(f), true);
+  assert.deepEqual(verdict(f, 400, STALE), { kind: "refreshing" });
+  // A snapshot of the epoch before, applied late, does not show this one.
+  assert.deepEqual(verdict(reduceFreshness(f, { type: "shown", current: false }), 400, STALE), { kind: "refreshing" });
+  f = reduceFreshness(f, { type: "shown", current: true });
+  assert.deepEqual(verdict(f, 400, STALE), { kind: "live" });
+  // An emptied mirror (a private page) shows no older page: the next epoch waits for its echo only.
+  f = reduceFreshness(reduceFreshness(f, { type: "cleared" }), { type: "epoch" });
+  f = reduceFreshness(f, { type: "challenged", nonce: C, at: 500 });
+  f = reduceFreshness(f, { type: "echoed", nonce: C });
+  assert.deepEqual(verdict(f, 600, STALE), { kind: "live" });
 });
 
 test("the customer's browser takes an acting command within the console's own bound of its proof", () => {

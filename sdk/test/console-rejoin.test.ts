@@ -457,13 +457,16 @@ test("a relay that stops passing the customer's frames leaves the view live for 
   assert.equal(h.card.fresh, true);
 });
 
-test("a control request right after the customer's browser began a new epoch (a supervisor came) waits for that epoch's echo, and names it", async () => {
+test("right after the customer's browser began a new epoch (a supervisor came) the view is not live: acting is held and said, a control request waits for that epoch's echo and names it", async () => {
   const { h, keys } = await paired();
   h.server({ type: "consent", granted: true });
   const first = await epochOf(keys, 1, "page 1");
   for (const frame of first.frames) h.last().events.binary(frame);
   await echoLatest(h, keys, first.sender);
   await until(() => h.card.status.text === LIVE);
+  // The customer granted control (in the first epoch).
+  h.last().events.binary(await first.sender.seal(payload({ k: "control", state: "granted" })));
+  await until(() => h.card.controlling);
   const commands = async () => {
     const receiver = new CommandReceiver("s1", keys.agentToCustomer);
     const out: { k: string; nonce?: string; proof?: unknown }[] = [];
@@ -477,25 +480,67 @@ test("a control request right after the customer's browser began a new epoch (a 
     return all;
   };
   const challengesIn = (all: { k: string }[]) => all.filter((command) => command.k === "challenge").length;
-  // The same page under a new key (the customer's browser rekeys when a supervisor pairs): the
-  // view is still live by the bound, but the proof was echoed under the key before, which the
-  // customer's browser no longer takes (it would refuse the request as aimed at a page gone).
+  const acting = (all: { k: string }[]) => all.filter((command) => command.k !== "challenge");
+  // The same page under a new key (the customer's browser rekeys when a supervisor pairs, and
+  // rrweb numbers its nodes afresh): the proof was echoed under the key before, which the
+  // customer's browser no longer takes. Within the bound, yet not live: the stage says so.
   const second = await epochOf(keys, 2, "page 1");
   for (const frame of second.frames) h.last().events.binary(frame);
   await until(() => h.reported.filter((event) => event.type === "context").length === 2);
   const asked = challengesIn(await untilSent((all) => challengesIn(all) === 2)); // the new epoch's, at once
+  const REFRESHING = "The customer's page is being refreshed — try again in a moment.";
+  assert.equal(h.card.fresh, false);
+  assert.ok(controls(h.card).notLive, "the stage is marked as not live");
+  assert.ok(controls(h.card).controlLayer, "the mirror takes no clicks");
+  assert.equal(h.card.status.text, "You have control: point, scroll, click, and type straight into fields you can see.", "news stays until the agent acts");
+  // The agent acts all the same (a click, a scroll, typing, a shortcut for control): nothing
+  // that aims at a node goes, now or later; the agent is told plainly.
+  h.view.onStageClick(); // on the mirror, the control layer being off
+  assert.equal(h.card.status.text, REFRESHING);
+  h.card.status.text = "";
+  const mouse = { clientX: 10, clientY: 10, deltaY: 40, preventDefault: () => undefined };
+  h.view.onLayerClick(mouse as unknown as MouseEvent); // straight into the layer
+  assert.equal(h.card.status.text, REFRESHING);
+  h.view.onLayerWheel(mouse as unknown as WheelEvent);
+  h.view.onTyping();
   h.view.requestControl();
-  assert.equal(h.card.status.text, "Waiting for the customer to allow control…");
-  assert.equal(h.card.fresh, true);
-  // The next challenge leaves; commands are sealed in order, so a request sent at once is before it.
+  assert.equal(h.card.status.text, REFRESHING);
+  // The next challenge leaves; commands are sealed in order, so anything sent at once is before it.
   h.advance(CHALLENGE_EVERY_MS);
   let all = await untilSent((sent) => challengesIn(sent) === asked + 1);
-  assert.ok(!all.some((command) => command.k === "control_request"), "sent on a proof of the epoch before");
-  // The customer's browser echoes the latest challenge, in the new epoch: the request goes, naming it.
+  assert.deepEqual(acting(all), [], "sent on a proof of the epoch before");
+  // The customer's browser echoes the latest challenge, in the new epoch: live again, and the
+  // held control request goes, naming it; the click is not sent late.
   const proven = all.filter((command) => command.k === "challenge").at(-1)?.nonce;
   h.last().events.binary(await second.sender.seal(payload({ k: "echo", nonce: proven })));
   all = await untilSent((sent) => sent.some((command) => command.k === "control_request"));
-  assert.equal(all.find((command) => command.k === "control_request")?.proof, proven);
+  assert.equal(h.card.fresh, true);
+  assert.ok(!controls(h.card).notLive);
+  assert.deepEqual(acting(all), [{ k: "control_request", proof: proven }]);
+});
+
+test("a control request held while a new epoch comes in is dropped if the view goes stale first: never sent late", async () => {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const first = await epochOf(keys, 1, "page 1");
+  for (const frame of first.frames) h.last().events.binary(frame);
+  await echoLatest(h, keys, first.sender);
+  await until(() => h.card.status.text === LIVE);
+  const second = await epochOf(keys, 2, "page 1");
+  for (const frame of second.frames) h.last().events.binary(frame);
+  await until(() => h.card.fresh === false);
+  h.view.requestControl();
+  assert.equal(h.card.status.text, "The customer's page is being refreshed — try again in a moment.");
+  // No echo within the bound (a relay holds the epoch's frames back): stale, the request dropped.
+  h.advance(STALE_AFTER_MS + 1000);
+  assert.match(h.card.status.text, /^Not live/);
+  await echoLatest(h, keys, second.sender);
+  await until(() => h.card.fresh);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // anything to seal was sealed
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+  const sent: string[] = [];
+  for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
+  assert.ok(!sent.includes("control_request"), "sent late");
 });
 
 test("a relay that replays the customer's echo ends the session (content counters), it proves nothing", async () => {

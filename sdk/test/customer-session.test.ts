@@ -3,7 +3,7 @@
 // pairing on the console's side. No browser: the module has no import-time side effects.
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
-import { CommandSender, ContentReceiver, KIND_FROM_WATCHER, type PairwiseKeys, derivePairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
+import { CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_FROM_WATCHER, type PairwiseKeys, derivePairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
 import { RECONNECT_MAX_MS } from "../src/shared/backoff.ts";
 import { WATCHER_SUFFIX, randomBytes, toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
@@ -473,6 +473,52 @@ test("no echo says the view is current while a change too large to send is missi
   await ask("c".repeat(22));
   for (let i = 0; i < 200 && (await echoes()).length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
   assert.deepEqual((await echoes()).map((echo) => echo.nonce), ["a".repeat(22), "c".repeat(22)]);
+});
+
+test("an acting command whose proof is of this page's previous epoch is refused as crossing a refresh, not as aimed at a page gone; nothing of it is applied", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const payloads = () => opened(keys, f.binary());
+  const untilPayloads = async (condition: (all: Record<string, unknown>[]) => boolean) => {
+    for (let i = 0; i < 200 && !condition(await payloads()); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    const all = await payloads();
+    assert.ok(condition(all), "not sent");
+    return all;
+  };
+  const echoed = (nonce: string) => (all: Record<string, unknown>[]) => all.some((p) => p.k === "echo" && p.nonce === nonce);
+  const refusals = (all: Record<string, unknown>[]) => all.filter((p) => p.k === "action_refused");
+  const before = "a".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: before, proof: null }));
+  await untilPayloads(echoed(before)); // echoed in the first epoch
+  // The agent's console comes back (the server's `peer`): the same page, a new epoch.
+  const epochKeys = () => f.binary().filter((frame) => (frame as Uint8Array)[0] === KIND_EPOCH_KEY).length;
+  const keysBefore = epochKeys();
+  f.server({ type: "peer", connected: true });
+  await until(() => epochKeys() === keysBefore + 1);
+  // The page is a shared one from here (this test's pages are private, where nothing acts).
+  (session as unknown as { paused: boolean }).paused = false;
+  // A click and a scroll the console sent before it knew: their proof is of the epoch before.
+  f.deliver(await command(agent, { k: "click", id: 5, proof: before }));
+  f.deliver(await command(agent, { k: "pointer", x: 1, y: 1, proof: before })); // pointing: quietly dropped
+  f.deliver(await command(agent, { k: "scroll", x: 0, y: 10, proof: before }));
+  let all = await untilPayloads((sent) => refusals(sent).length === 2);
+  assert.deepEqual(refusals(all).map((p) => p.code), ["refreshed", "refreshed"]);
+  assert.match(String(refusals(all)[0]?.reason), /refreshed/);
+  // A proof this page never echoed (a page gone, as after a navigation) stays "gone".
+  f.deliver(await command(agent, { k: "click", id: 5, proof: "z".repeat(22) }));
+  all = await untilPayloads((sent) => refusals(sent).length === 3);
+  assert.equal(refusals(all)[2]?.code, "gone");
+  // The new epoch's own proof passes the check (and control, not granted, says so).
+  const after = "b".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: after, proof: before }));
+  await untilPayloads(echoed(after));
+  f.deliver(await command(agent, { k: "click", id: 5, proof: after }));
+  all = await untilPayloads((sent) => refusals(sent).length === 4);
+  assert.equal(refusals(all)[3]?.code, "not_granted");
+  assert.equal(f.called("askControl").length, 0);
 });
 
 test("a watching supervisor's challenges are echoed under an allowance of their own, and nothing else of it is taken", async (t) => {

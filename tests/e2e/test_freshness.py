@@ -31,16 +31,18 @@ CHALLENGE_MS = 500
 STALE_MS = 2000
 NOT_LIVE = "Not live: no word from the customer's browser for"
 
-# Quick timings, and every text the console's status line showed (kept across nothing: a reload
-# starts a new list, which is what the reloaded console showed).
-QUICK_AND_WATCHED = f"""
-window.__tandemFreshness = {{ challengeMs: {CHALLENGE_MS}, staleMs: {STALE_MS} }};
+# Every text the console's status line showed (kept across nothing: a reload starts a new list,
+# which is what the reloaded console showed); and with quick timings.
+WATCHED = """
 window.__statusSeen = [];
-new MutationObserver(() => {{
+new MutationObserver(() => {
     const text = document.getElementById("status")?.textContent ?? "";
     if (text && window.__statusSeen.at(-1) !== text) window.__statusSeen.push(text);
-}}).observe(document, {{ subtree: true, childList: true, characterData: true }});
+}).observe(document, { subtree: true, childList: true, characterData: true });
 """
+QUICK_AND_WATCHED = f"""
+window.__tandemFreshness = {{ challengeMs: {CHALLENGE_MS}, staleMs: {STALE_MS} }};
+{WATCHED}"""
 
 
 def quick(agent: Party) -> Party:
@@ -448,3 +450,86 @@ def test_an_agents_click_the_relay_held_past_the_bound_never_acts_on_the_custome
     # Live again: the agent's next click acts.
     agent_click(agent, view, "button:has-text('Add to cart')")
     expect(customer.page.locator("#cart-count")).to_have_text("1")
+
+
+REFRESHING = "The customer's page is being refreshed — try again in a moment."
+CROSSED = "Not done: The customer's page was refreshed before that arrived — try again in a moment."
+GONE = "That part of the page is gone"
+
+
+def epoch_keys(customer: Party) -> int:
+    """Epoch-key frames (kind 0x02) the customer's page sent so far: one per epoch it began."""
+    return sum(1 for frame in customer.frames.sent if frame[:1] == b"\x02")
+
+
+def test_right_after_a_new_epoch_of_the_same_page_the_agents_click_is_held_and_said_never_gone(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """A new epoch of the same page (a supervisor pairs, the console comes back: here the relay's
+    `peer`, which asks for one) numbers its nodes afresh, and the customer's browser takes an
+    acting command only with a proof echoed in it. Until the console has that proof and the new
+    snapshot, its stage is not live and the agent's click is not sent (never sent later either):
+    the agent is told the page is being refreshed. A click already under way when the epoch
+    began is refused as such, not as aimed at a page gone. Default timings: the window stays
+    open while the relay holds the console's challenges, well within the bound."""
+    server, relay = malicious_server(server_factory)
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    agent.page.add_init_script(WATCHED)
+    view = share_at(customer, agent, server, server.base, server.base)
+    grant(customer, agent)
+    add = view.locator("button:has-text('Add to cart')").first
+    expect(add).to_be_in_viewport()
+    box = add.bounding_box()
+    assert box is not None
+    at = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+
+    # The window: the relay holds the console's commands (its challenges), and asks the
+    # customer's browser for a new epoch. The console learns of it, and gets no echo in it.
+    held: list[bytes] = []
+    relay.binary_to_customer = lambda frame: held.append(frame)
+    epochs = epoch_keys(customer)
+    relay.inject_customer({"v": 1, "type": "peer", "connected": True})
+    wait_until(agent.page, lambda: epoch_keys(customer) > epochs)
+    expect(not_live_mark(agent)).to_be_visible()
+    expect(agent.page.locator("#control-layer")).to_be_hidden()
+    # The agent clicks "Add to cart" anyway: told plainly (the layer is off: nothing is sent)...
+    agent.page.mouse.click(at["x"], at["y"])
+    expect(agent.page.get_by_role("status")).to_have_text(REFRESHING)
+    # ...and a click straight into the control layer is not sent either.
+    agent.page.evaluate(
+        """(at) => document.getElementById('control-layer').dispatchEvent(
+            new MouseEvent('click', {clientX: at.x, clientY: at.y, bubbles: true}))""",
+        at,
+    )
+    expect(agent.page.get_by_role("status")).to_have_text(REFRESHING)
+    # The relay lets the commands through: the new epoch's echo comes, the stage is live again.
+    relay.binary_to_customer = lambda frame: frame
+    for frame in held:
+        relay.inject_customer_bytes(frame)
+    expect(not_live_mark(agent)).to_have_count(0)
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE)
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    # Commands arrive in order: the click made while refreshing never went.
+    expect(customer.page.locator("#cart-count")).to_have_text("1")
+
+    # A click under way as a new epoch begins: the relay holds it until the customer's browser
+    # began the next epoch (asked for again), then passes it on.
+    held.clear()
+    relay.binary_to_customer = lambda frame: held.append(frame)
+    before = commands_sent(agent)
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    wait_until(agent.page, lambda: before < commands_sent(agent) <= before + len(held))
+    epochs = epoch_keys(customer)
+    relay.inject_customer({"v": 1, "type": "peer", "connected": True})
+    wait_until(agent.page, lambda: epoch_keys(customer) > epochs)
+    relay.binary_to_customer = lambda frame: frame
+    for frame in held:
+        relay.inject_customer_bytes(frame)
+    expect(agent.page.get_by_role("status")).to_have_text(CROSSED)
+    expect(not_live_mark(agent)).to_have_count(0)
+    assert customer.page.locator("#cart-count").text_content() == "1"
+    assert not any(GONE in text for text in statuses(agent)), statuses(agent)
+    # Live in the new epoch: the agent's next click acts.
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    expect(customer.page.locator("#cart-count")).to_have_text("2")

@@ -74,6 +74,10 @@ export interface Freshness {
    * it echoed that nonce under the key it shares with now (a new page, or a new key when a
    * supervisor comes or goes or a recording starts), so one from before names nothing it keeps. */
   readonly provenInEpoch?: boolean;
+  /** Whether the mirror shows the epoch shown now: its full snapshot applied (true), an older
+   * epoch's page (false: rrweb numbered the nodes afresh in the new one, so what the agent aims
+   * at there would name other nodes), or nothing yet since the view started or was emptied. */
+  readonly shownInEpoch?: boolean;
 }
 
 export type FreshnessEvent =
@@ -84,7 +88,12 @@ export type FreshnessEvent =
   | { type: "echoed"; nonce: string }
   /** The customer's browser began a new epoch (its `consented`, first in each): proofs named so
    * far were echoed under an older key. */
-  | { type: "epoch" };
+  | { type: "epoch" }
+  /** The mirror applied a full snapshot the customer's browser sent in the epoch shown now
+   * (`current`), or in an earlier one (applied late, after the new epoch began). */
+  | { type: "shown"; current: boolean }
+  /** The mirror was emptied (a private page, a page too large): it shows no older epoch. */
+  | { type: "cleared" };
 
 export function startFreshness(at: number): Freshness {
   return { since: at, provenAt: null, outstanding: [] };
@@ -107,21 +116,34 @@ export function reduceFreshness(state: Freshness, event: FreshnessEvent): Freshn
         ...state, provenAt, provenNonce: challenge.nonce, provenInEpoch: true, outstanding: state.outstanding.slice(index + 1),
       };
     }
-    case "epoch":
-      return state.provenInEpoch === false ? state : { ...state, provenInEpoch: false };
+    case "epoch": {
+      const shownInEpoch = state.shownInEpoch === undefined ? undefined : false;
+      return state.provenInEpoch === false && state.shownInEpoch === shownInEpoch ? state : { ...state, provenInEpoch: false, shownInEpoch };
+    }
+    case "shown":
+      return state.shownInEpoch === event.current ? state : { ...state, shownInEpoch: event.current };
+    case "cleared":
+      return state.shownInEpoch === undefined ? state : { ...state, shownInEpoch: undefined };
   }
 }
 
 export type Verdict =
   /** An echo proves the view was the customer's page within the bound. */
   | { kind: "live" }
+  /** Proven within the bound, but the customer's browser began a new epoch since (a new key and
+   * a fresh full snapshot: a supervisor paired, the agent's console came back) and its echo or
+   * its snapshot is not here yet: nothing that acts goes, since the page the agent sees is not
+   * the one the customer's browser would apply it to (its node ids are numbered afresh). */
+  | { kind: "refreshing" }
   /** Nothing proven yet, but the view (re)started within the bound: not called live either. */
   | { kind: "checking" }
   /** No proof within the bound: `silentMs` since the last proof (or since the view started). */
   | { kind: "stale"; silentMs: number };
 
 export function verdict(state: Freshness, now: number, staleMs: number): Verdict {
-  if (state.provenAt !== null && now - state.provenAt <= staleMs) return { kind: "live" };
+  if (state.provenAt !== null && now - state.provenAt <= staleMs) {
+    return provenInThisEpoch(state) && state.shownInEpoch !== false ? { kind: "live" } : { kind: "refreshing" };
+  }
   const silentMs = now - (state.provenAt ?? state.since);
   if (state.provenAt === null && silentMs <= staleMs) return { kind: "checking" };
   return { kind: "stale", silentMs };
@@ -129,8 +151,9 @@ export function verdict(state: Freshness, now: number, staleMs: number): Verdict
 
 /** Whether an acting command sent now would name a proof the customer's browser still holds:
  * one echoed in the epoch it shares now. A new epoch's first echo comes a round trip after its
- * start (the console challenges at once); until then a request that does not aim at a node of
- * the page (a control request) waits for it rather than being refused as aimed at a page gone. */
+ * start (the console challenges at once); until then (the verdict says "refreshing") a request
+ * that does not aim at a node of the page (a control request) waits for it, and what aims at a
+ * node (a click, typing, a scroll) is not sent at all: the agent is told to try again. */
 export function provenInThisEpoch(state: Freshness): boolean {
   return state.provenNonce !== undefined && state.provenInEpoch !== false;
 }

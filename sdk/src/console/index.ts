@@ -342,6 +342,11 @@ toolLayer.addEventListener("mouseup", (event) => live?.onToolUp(event));
 toolLayer.addEventListener("mouseleave", () => live?.onToolLeave());
 toolLayer.addEventListener("click", (event) => live?.onToolClick(event));
 typingBox.addEventListener("input", () => live?.onTyping());
+// A click on the mirror while the layers are off (the view is not live): not sent, but answered
+// (a new epoch coming in: the agent is told to try again in a moment; live.ts).
+roots.stage.addEventListener("click", () => {
+  if (controlLayer.hidden && toolLayer.hidden) live?.onStageClick();
+});
 
 /** Back from the identity provider with a failure: say so, and keep nothing in the address. */
 function ssoOutcome(): string | null {

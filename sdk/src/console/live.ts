@@ -170,6 +170,11 @@ export class LiveView {
   /** A control request made before the epoch shown had its first echo: sent with that echo
    * (one sent at once would name a proof the customer's browser no longer holds). */
   private controlWaiting = false;
+  /** How many epochs the customer's browser began (its `consented`, first in each), and the
+   * epoch each full snapshot given to the mirror came in: the mirror shows the current epoch
+   * once one of its own is applied (./freshness.ts, `shownInEpoch`). */
+  private epochs = 0;
+  private readonly snapshotEpochs = new WeakMap<object, number>();
   /** The customer is on a private page (the mirror is dropped until a shared page). */
   private privatePage = false;
   /** How much of the page the mirror holds (./budget.ts), and whether the page went beyond it
@@ -545,7 +550,13 @@ export class LiveView {
           this.held.commands = sender.last; // before it leaves: a reload never reuses a counter
           this.keep();
         }
-        if (acting && !this.mayAct()) return; // the view went stale while it was sealed: dropped
+        // The view went stale, or a new epoch began, while it was sealed: dropped. A control
+        // request waits for the new epoch's echo; what aims at a node is said, never sent later.
+        if (acting && !this.mayAct()) {
+          if (command.k === "control_request" && this.refreshing()) this.controlWaiting = true;
+          else if (command.k === "click" || command.k === "type" || command.k === "scroll") this.notSent();
+          return;
+        }
         if (this.ws.isOpen) this.ws.send(sealed);
       })
       .catch(() => undefined);
@@ -578,6 +589,14 @@ export class LiveView {
   }
 
   requestControl(): void {
+    if (this.refreshing()) {
+      // The customer's page is being refreshed (a new epoch): the request waits for its echo
+      // and goes with it, naming it (a control request aims at no node of the page).
+      this.releasing = false;
+      this.controlWaiting = true;
+      this.status(this.refreshingText(), "", true);
+      return;
+    }
     if (!this.mayAct()) return; // shown disabled, with the reason (view.ts)
     this.releasing = false;
     if (this.fresh && !provenInThisEpoch(this.fresh)) this.controlWaiting = true;
@@ -604,6 +623,7 @@ export class LiveView {
     const now = this.freshVerdict();
     if (now.kind === "checking") return this.status(t("checkingLive"), "", true);
     if (now.kind === "stale") return this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
+    if (now.kind === "refreshing") return this.status(this.refreshingText(), "", true);
     if (this.watching) return this.status(t("watchingPage"), "good");
     this.status(this.customerRecording?.on ? t("connectedRecording") : t("connected"), "good");
   }
@@ -619,6 +639,25 @@ export class LiveView {
    * the customer's page now (never before the first, nor past the bound). */
   private mayAct(): boolean {
     return this.fresh !== null && this.freshVerdict().kind === "live";
+  }
+
+  /** Whether the customer's browser began a new epoch whose echo or full snapshot is not here yet
+   * (./freshness.ts): the mirror may show node ids the customer's page numbers afresh. */
+  private refreshing(): boolean {
+    return this.fresh !== null && this.freshVerdict().kind === "refreshing";
+  }
+
+  /** Something the agent did on purpose (a click, typing, a scroll) is not sent: the view is not
+   * live. While a new epoch comes in, say so plainly; it is never sent later, since the node it
+   * names may be another one in the new epoch's page. */
+  private notSent(): void {
+    if (this.refreshing()) this.status(this.refreshingText(), "", true);
+  }
+
+  /** What the status line says while a new epoch comes in: the agent may try again in a moment;
+   * a supervisor, who acts on nothing, is told that the view is being checked. */
+  private refreshingText(): string {
+    return this.watching ? t("checkingLive") : t("refreshing");
   }
 
   /** Start asking, once per view: a challenge every interval, and a look at the verdict. */
@@ -651,10 +690,28 @@ export class LiveView {
     const next = reduceFreshness(this.fresh, { type: "echoed", nonce });
     if (next === this.fresh) return; // a replay, or someone else's: nothing proven
     this.fresh = next;
+    this.settle();
+  }
+
+  /** The mirror applied a full snapshot: of the epoch shown now, or (late) of an earlier one. */
+  private onCast(event: { type?: number }): void {
+    if (event.type !== FULL_SNAPSHOT || !this.fresh) return;
+    const epoch = this.snapshotEpochs.get(event);
+    if (epoch === undefined) return;
+    const next = reduceFreshness(this.fresh, { type: "shown", current: epoch === this.epochs });
+    if (next === this.fresh) return;
+    this.fresh = next;
+    this.settle();
+  }
+
+  /** What the view's proof (or the mirror's epoch) now allows: say it, and send a control
+   * request that waited for this epoch's echo. */
+  private settle(): void {
     this.showFreshness();
-    if (this.controlWaiting && provenInThisEpoch(next) && this.mayAct()) {
+    if (this.controlWaiting && this.fresh && provenInThisEpoch(this.fresh) && this.mayAct()) {
       this.controlWaiting = false;
       this.sendCommand({ k: "control_request" });
+      this.status(t("waitingForControl"));
     }
   }
 
@@ -666,9 +723,11 @@ export class LiveView {
     const was = this.freshShown;
     this.freshShown = now.kind;
     if (now.kind !== was) {
+      // A control request is asked again once live: never sent late, on a view gone stale (or
+      // rejoined). One asked while a new epoch comes in waits for its echo (requestControl).
+      if (now.kind === "stale" || now.kind === "checking") this.controlWaiting = false;
       // No longer live: a stroke being drawn is dropped and the pointer leaves the customer's page.
       if (was === "live") {
-        this.controlWaiting = false; // asked again once live: never sent late, on a view gone stale
         if (this.tool === "laser") this.sendAnnotation({ k: "laser_off" });
         this.stroke = null;
         // The typing box closes: what it holds must never go once the view is live again (the
@@ -680,7 +739,11 @@ export class LiveView {
     }
     if (!this.consented || this.drop) return;
     if (now.kind === "stale") this.status(t("notLive", { seconds: Math.floor(now.silentMs / 1000) }), "bad", true);
-    else if (now.kind === "live" && this.freshStatus) {
+    else if (now.kind === "refreshing" && was !== "refreshing" && this.freshStatus) {
+      // Over a line about the view only (news such as a supervisor who joined stays); what the
+      // agent tries meanwhile is answered with it (notSent).
+      this.status(this.refreshingText(), "", true);
+    } else if (now.kind === "live" && this.freshStatus) {
       if (this.privatePage) this.status(t("privatePage"), "");
       else if (this.tooLarge) this.status(t("pageTooLarge"), "bad");
       else this.connectedStatus();
@@ -713,7 +776,8 @@ export class LiveView {
   }
 
   onLayerClick(event: MouseEvent): void {
-    if (!this.controlling || !this.mayAct()) return;
+    if (!this.controlling) return;
+    if (!this.mayAct()) return this.notSent(); // never sent later: its node id may name another node then
     const t = this.target(event);
     if (!t || t.id === null) return;
     this.sendCommand({ k: "click", id: t.id });
@@ -736,8 +800,14 @@ export class LiveView {
     }
   }
 
+  /** The agent clicked the mirror while the control layer is off (the view is not live). */
+  onStageClick(): void {
+    if (this.controlling) this.notSent();
+  }
+
   onLayerWheel(event: WheelEvent): void {
-    if (!this.controlling || !this.mayAct() || !this.replayer) return;
+    if (!this.controlling || !this.replayer) return;
+    if (!this.mayAct()) return this.notSent();
     event.preventDefault();
     if (this.ports.clock.now() - this.lastScroll < 100) return;
     this.lastScroll = this.ports.clock.now();
@@ -822,7 +892,7 @@ export class LiveView {
   /** Typing is sent as the whole value, at most every 80 ms (the last value always goes). */
   onTyping(): void {
     // Typed while the view is not live: dropped now, not sent by the timer once it is live again.
-    if (!this.mayAct()) return;
+    if (!this.mayAct()) return this.notSent();
     if (this.typingPending) return;
     this.typingPending = true;
     this.ports.clock.after(80, () => {
@@ -855,6 +925,7 @@ export class LiveView {
     }
     this.replayer = null;
     this.budget = null;
+    if (this.fresh) this.fresh = reduceFreshness(this.fresh, { type: "cleared" }); // no older page shows
     this.ui.mirror.replaceChildren();
     this.ui.mirror.style.height = "";
     this.ui.mirror.style.width = "";
@@ -882,6 +953,11 @@ export class LiveView {
       const { width, height } = dimension as { width: number; height: number };
       this.size = { width, height };
       this.fit();
+    });
+    // The mirror applies what it is given a frame later (rrweb's timer): the epoch's page is shown
+    // once its full snapshot was cast, not when it arrived.
+    replayer.on("event-cast", (event) => {
+      if (this.replayer === replayer) this.onCast(event as { type?: number });
     });
     replayer.startLive();
     this.replayer = replayer;
@@ -1042,6 +1118,7 @@ export class LiveView {
       // Customer and agent clocks differ; live mode would delay events from a clock ahead.
       event.timestamp = this.ports.clock.now();
       neutralizeEvent(event, this.assets); // issue 14, item 7: the mirror fetches nothing
+      if (event.type === FULL_SNAPSHOT) this.snapshotEpochs.set(event, this.epochs);
       this.replayer.addEvent(event as Parameters<Replayer["addEvent"]>[0]);
     }
   }
@@ -1050,8 +1127,12 @@ export class LiveView {
   private onConsented(): void {
     const first = !this.consented;
     this.consented = true;
+    this.epochs++;
     this.watchFreshness();
     if (this.fresh) this.fresh = reduceFreshness(this.fresh, { type: "epoch" });
+    // A new epoch on a view proven before: until its echo and its full snapshot are here, nothing
+    // that acts goes; the stage is marked as not live, and the agent is told why, at once.
+    if (!first) this.showFreshness();
     this.challenge(); // a new page (epoch): its own proof, at once
     if (!first) return;
     if (this.watching) return this.connectedStatus(); // its mirror runs since the pairing

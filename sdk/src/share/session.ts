@@ -1118,11 +1118,15 @@ export class Session {
     // Held back by the relay past the bound, or aimed at a page (epoch) this one replaced: not
     // taken (the console's view it was sent from is not this page now).
     if (actsOnPage(command) && !this.provenLately(command)) {
-      // Said for what the agent did on purpose (a click right after a new page, before its echo,
-      // is refused too: the console shows why); pointing and drawing are dropped quietly.
+      // Said for what the agent did on purpose; pointing and drawing are dropped quietly. One
+      // sent from this page's previous epoch (a supervisor paired, the console came back: the
+      // same page, its nodes numbered afresh) crossed the new key on its way: said as such, so
+      // the agent tries again on the new snapshot. Either way nothing of it is applied.
       const k = (command as { k?: unknown }).k;
       if (k === "click" || k === "type" || k === "scroll" || k === "control_request") {
-        this.sendPayload({ k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
+        this.sendPayload(this.provenInEarlierEpoch(command)
+          ? { k: "action_refused", reason: "The customer's page was refreshed before that arrived: try again in a moment.", code: "refreshed" }
+          : { k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
       }
       return;
     }
@@ -1137,6 +1141,14 @@ export class Session {
     const proof = (command as { proof?: unknown }).proof;
     const echoed = typeof proof === "string" ? this.echoedToAgent.get(proof) : undefined;
     return echoed !== undefined && echoed.sender === this.sender && this.ports.clock.now() - echoed.at <= ACTION_PROOF_MS;
+  }
+
+  /** Whether an acting command names an echo of the agent's challenge sent in an earlier epoch
+   * of this page: only the words of its refusal depend on it (it is refused all the same). */
+  private provenInEarlierEpoch(command: unknown): boolean {
+    const proof = (command as { proof?: unknown }).proof;
+    const echoed = typeof proof === "string" ? this.echoedToAgent.get(proof) : undefined;
+    return echoed !== undefined && echoed.sender !== this.sender;
   }
 
   /** An encrypted command from the watching supervisor: only a challenge counts (a supervisor

@@ -60,7 +60,9 @@ export type ControlState = "granted" | "refused" | "revoked";
 
 /** The customer's answer about remote control, and refusals of single actions. */
 /** Why the customer's browser refused an agent's action (its words: the console's catalogue). */
-export const ACTION_REFUSALS = ["not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text"] as const;
+export const ACTION_REFUSALS = [
+  "not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text", "refreshed",
+] as const;
 export type ActionRefusal = (typeof ACTION_REFUSALS)[number];
 export type ControlPayload =
   | { k: "control"; state: ControlState }
