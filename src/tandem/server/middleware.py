@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,7 +90,10 @@ class PublicOrigins:
         refusal = self._refusal(scope)
         if refusal is None:
             await self.app(scope, receive, send)
-        elif scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            return
+        hosts = ", ".join(Headers(scope=scope).getlist("host"))[:100]
+        _count(scope, "host_misdirected", f"{scope['type']} {scope['path'][:100]} Host: {hosts!r}")
+        if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
             await refusal(scope, receive, send)  # a WebSocket's: the HTTP answer to its upgrade
         else:  # a server without denial responses answers the upgrade 403
             await send({"type": "websocket.close", "code": 1008})
@@ -100,7 +105,13 @@ class SameOriginWrites:
     be JSON; this check covers requests without a body, such as sign-out. The server's own
     origin is one of ``--public-origin`` when they are set (the one the request was addressed
     to), else whatever the ``Host`` header names; the origins that host the console
-    (``--console-origin``) are the only others allowed."""
+    (``--console-origin``) are the only others allowed.
+
+    What names the requesting page, in order: ``Origin``; without it, a browser's
+    ``Sec-Fetch-Site`` other than ``same-origin`` (another site, a sibling name, a typed or
+    bookmarked URL: no page of this server) is refused unless the ``Origin`` is a console's;
+    without both, the ``Referer``'s origin. A request with none of them (the CLI, scripts) is
+    no browser's and passes. Each refusal is counted (``cross_site_refused``)."""
 
     SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -121,17 +132,52 @@ class SameOriginWrites:
         own = own_origin(scope, self.public_origins)
         return own is not None and _normalized(origin) == own
 
+    def _refusal(self, scope: Scope) -> str | None:
+        """Why the request is refused (for the count), or None."""
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        consoles = origin is not None and _normalized(origin) in self.console_origins
+        site = headers.get("sec-fetch-site")
+        if site is not None and site != "same-origin" and not consoles:
+            return f"Sec-Fetch-Site: {site[:20]}"
+        if origin is None:
+            referer = headers.get("referer")
+            if referer is None:
+                return None
+            origin = _referer_origin(referer)
+        if self._same_origin(scope, origin) or _normalized(origin) in self.console_origins:
+            return None
+        return f"from {origin[:100]}"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE:
-            origin = Headers(scope=scope).get("origin")
-            if (
-                origin is not None
-                and not self._same_origin(scope, origin)
-                and _normalized(origin) not in self.console_origins
-            ):
+            reason = self._refusal(scope)
+            if reason is not None:
+                _count(
+                    scope, "cross_site_refused", f"{scope['method']} {scope['path'][:100]} {reason}"
+                )
                 await problem(403, "Forbidden", "Cross-site request refused.")(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _referer_origin(referer: str) -> str:
+    """The origin of a ``Referer`` URL (``null`` for one that names none)."""
+    try:
+        parts = urlsplit(referer.strip())
+    except ValueError:
+        return "null"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "null"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _count(scope: Scope, action: str, reason: str) -> None:
+    """Count a refusal made before any route (``Hub.count_anonymous``), if the app is running."""
+    state = getattr(scope.get("app"), "state", None)
+    services = getattr(state, "services", None)
+    if services is not None:
+        services.hub.count_anonymous(action, "", reason)
 
 
 class FetchMetadataGuard:
