@@ -7,6 +7,7 @@ forging client would make it, against a real server. The basic cases (another ho
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -15,7 +16,14 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, track_connection
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    tandem_in_process,
+    track_connection,
+)
+from tests.conftest import two_organisations as seed_two_organisations
 from tests.server.helpers import INVALID_CODE, recv_json, send
 from tests.server.test_public_origins import assert_misdirected, at, raw_request, sign_in
 
@@ -484,3 +492,45 @@ def test_a_path_shaped_like_another_host_is_never_redirected_there(
         if line.lower().startswith("location:"):
             location = line.split(":", 1)[1].strip()
             assert location.startswith("/") and not location.startswith(("//", "/\\")), head
+
+
+# -- The compliance check --------------------------------------------------------------------
+
+
+def public_origin_item(server: RunningServer) -> tuple[dict[str, str], dict[str, str]]:
+    """The ``public_origin`` item as the running server's report says it (an admin's
+    /api/compliance), and as ``tandem compliance check`` on its data directory does."""
+    with httpx.Client(base_url=server.base) as ada:
+        assert sign_in(ada, "ada").status_code == 200
+        [report] = ada.get("/api/compliance", params={"profile": "gdpr"}).json()
+    [served] = [r for r in report["results"] if r["requirement"] == "public_origin"]
+    data_dir = str(server.settings.data_dir)
+    check = ["compliance", "check", "--profile", "gdpr", "--format", "json", "--data-dir", data_dir]
+    ran = tandem_in_process(*check, env={"PATH": "/usr/bin:/bin"})
+    [offline] = [
+        r for r in json.loads(ran.stdout)["results"] if r["requirement"] == "public_origin"
+    ]
+    return served, offline
+
+
+def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check(
+    server_factory: ServerFactory,
+) -> None:
+    """On loopback, with no --trusted-proxy, the check passed: but nginx on the same machine,
+    forwarding to 127.0.0.1, passes on whatever Host the browser sent. Its headers say so."""
+    server = server_factory(seed=seed_two_organisations)
+    for item in public_origin_item(server):
+        assert item["status"] == "pass" and "loopback only" in item["detail"], item
+    through_proxy = {"x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https"}
+    assert httpx.get(f"{server.base}/demo/", headers=through_proxy).status_code == 200
+    for item in public_origin_item(server):
+        assert item["status"] == "fail", item
+        assert "reverse proxy (x-forwarded-for seen" in item["detail"], item
+        assert "--public-origin" in item["fix"]
+
+
+def test_a_proxy_header_is_not_noted_with_a_public_origin(named: RunningServer) -> None:
+    forwarded = {"x-forwarded-for": "203.0.113.7", "forwarded": "for=203.0.113.7"}
+    with at(named, HOST, **forwarded) as browser:
+        assert browser.get("/demo/").status_code == 200
+    assert not named.settings.proxy_seen_path.exists()

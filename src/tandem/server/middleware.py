@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem.config import normalize_origin
+from tandem.config import PROXY_HEADERS, normalize_origin
 from tandem.exceptions import ConfigError
 from tandem.server.http import addressed_origin, own_origin, problem
+
+log = logging.getLogger("tandem.server")
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -60,12 +65,39 @@ class PublicOrigins:
     (its scheme and ``Host`` header: a name an attacker pointed at the server, DNS rebinding,
     or a proxy passing any ``Host``) is refused with 421 Misdirected Request before anything
     reads it; a WebSocket before it is accepted. The probes (:data:`PROBES`) pass by address.
-    Unset, nothing is checked here (``make run``, loopback)."""
+    Unset, nothing is checked here (``make run``, loopback), but the first request that comes
+    with a reverse proxy's header (:data:`~tandem.config.PROXY_HEADERS`: a proxy forwards to
+    this server, passing on any ``Host``) is logged and noted with ``note_proxy``, for the
+    compliance check and the next start-up's warning (Settings.exposure)."""
 
-    def __init__(self, app: ASGIApp, public_origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        public_origins: tuple[str, ...] = (),
+        note_proxy: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
         self.public_origins = frozenset(public_origins)
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
+        self.note_proxy = note_proxy
+        self.proxy_noted = False
+
+    async def _note_proxy(self, scope: Scope) -> None:
+        headers = Headers(scope=scope)
+        header = next((name for name in PROXY_HEADERS if name in headers), None)
+        if header is None or self.proxy_noted or self.note_proxy is None:
+            return
+        self.proxy_noted = True
+        log.warning(
+            "a request came with %s: a reverse proxy forwards to this server, which has no "
+            "public origin and answers whatever Host a request names. Set --public-origin "
+            "(TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)",
+            header,
+        )
+        try:
+            await asyncio.to_thread(self.note_proxy, header)
+        except OSError as exc:  # the warning stands; the compliance check cannot see it
+            log.error("cannot note the reverse proxy for the compliance check: %s", exc)
 
     def _refusal(self, scope: Scope) -> Response | None:
         addressed = addressed_origin(scope)
@@ -81,7 +113,12 @@ class PublicOrigins:
         return problem(421, "Misdirected request", detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.public_origins or scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if not self.public_origins:
+            if not self.proxy_noted:
+                await self._note_proxy(scope)
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http" and scope["path"] in PROBES:
