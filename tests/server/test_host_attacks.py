@@ -140,6 +140,32 @@ async def test_an_absolute_form_websocket_target_naming_another_origin_is_refuse
     assert status_of(answer) in (403, 421), answer
 
 
+@pytest.mark.parametrize("path", ["/ws/customer", "/ws/agent"])
+@pytest.mark.parametrize(
+    "host_lines",
+    [
+        "Host: tandem.example.\r\n",
+        "Host: tandem.example:8080\r\n",
+        "Host: [::1]\r\n",
+        "Host: user@tandem.example\r\n",
+        "Host: tandem.example\r\nHost: evil.example\r\n",
+        "Host: \r\n",
+        "",
+        "Host: evil.example\r\nX-Forwarded-Host: tandem.example\r\n",
+    ],
+)
+async def test_a_websocket_with_a_host_that_is_not_exactly_the_public_origin_is_refused(
+    named: RunningServer, path: str, host_lines: str
+) -> None:
+    request = (
+        f"GET {path} HTTP/1.1\r\n{host_lines}Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {PUBLIC}\r\n\r\n"
+    )
+    answer = await raw_request(port_of(named), request)
+    assert status_of(answer) in (400, 421), answer  # never accepted (101)
+
+
 def test_forwarded_host_headers_never_name_the_origin_even_from_a_trusted_proxy(
     server_factory: ServerFactory,
 ) -> None:
@@ -293,6 +319,26 @@ def test_a_cross_site_write_with_the_cookie_is_refused(
     assert answer.status_code == 403, answer.text
     assert answer.json()["detail"] == "Cross-site request refused."
     assert still_signed_in(signed_in)
+
+
+def test_without_a_public_origin_the_write_check_reads_fetch_metadata_and_referer_too(
+    server: RunningServer,
+) -> None:
+    """The same check when the server answers any Host (``make run``): its own origin is the
+    Host's, and a browser's other signs of another site refuse a write all the same."""
+    with httpx.Client(base_url=server.base) as browser:
+        assert sign_in(browser).status_code == 200
+        for headers in (
+            {"sec-fetch-site": "cross-site"},
+            {"referer": "http://evil.example/"},
+            {"origin": "null"},
+        ):
+            answer = browser.post("/api/logout", headers=headers)
+            assert answer.status_code == 403, (headers, answer.text)
+        assert still_signed_in(browser)
+        own = browser.post("/api/logout", headers={"referer": f"{server.base}/console/"})
+        assert own.status_code == 204
+        assert not still_signed_in(browser)
 
 
 @pytest.mark.parametrize(
