@@ -61,7 +61,12 @@ def get(
 
 @pytest.mark.parametrize(
     "host",
-    ["TANDEM.EXAMPLE", "tandem.example:80", "Tandem.Example:80", "tandem.example:080"],
+    [
+        "TANDEM.EXAMPLE",
+        "tandem.example:80",
+        "Tandem.Example:80",
+        "tandem.example:080",
+    ],
     ids=["case", "default-port", "case-and-default-port", "default-port-zero-padded"],
 )
 def test_the_same_origin_written_otherwise_is_served(named: RunningServer, host: str) -> None:
@@ -81,6 +86,7 @@ def test_the_same_origin_written_otherwise_is_served(named: RunningServer, host:
         "Host: user@tandem.example\r\n",
         "Host: tandem.example@evil.example\r\n",
         "Host: tandem .example\r\n",
+        "Host: \ttandem.example  \r\n",  # whitespace around it: refused, not trimmed
         "Host: tandem.example evil.example\r\n",
         "Host: tandem.example,evil.example\r\n",
         "Host: tandem.example\r\nHost: tandem.example\r\n",  # two, even the same
@@ -118,7 +124,23 @@ def test_an_absolute_form_target_naming_another_origin_is_refused(
 ) -> None:
     """RFC 9112 3.2.2: a server given an absolute-form target must ignore the Host header and
     use the target's authority; Tandem looked only at the Host."""
-    assert get(named, f"Host: {host}\r\n", target) == 421
+    request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    answer = asyncio.run(whole_answer(port_of(named), request))
+    assert status_of(answer) == 421, answer
+    if host == HOST:
+        assert "target (absolute-form) and its Host header must name it" in answer
+
+
+async def whole_answer(port: int, request: str) -> str:
+    """``request`` as sent (with ``Connection: close``), and the whole answer."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request.encode("latin-1"))
+        await writer.drain()
+        return (await asyncio.wait_for(reader.read(), 10)).decode("latin-1")
+    finally:
+        writer.close()
+        await writer.wait_closed()
 
 
 def test_an_absolute_form_target_naming_the_public_origin_is_served(named: RunningServer) -> None:

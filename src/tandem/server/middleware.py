@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.config import PROXY_HEADERS, normalize_origin
 from tandem.exceptions import ConfigError
-from tandem.server.http import addressed_origin, own_origin, problem
+from tandem.server.http import ABSOLUTE_TARGET, addressed_origin, own_origin, problem
 
 log = logging.getLogger("tandem.server")
 
@@ -104,6 +104,8 @@ class PublicOrigins:
         if addressed in self.public_origins:
             return None
         detail = "This server answers only at its public origin (TANDEM_PUBLIC_ORIGINS)."
+        if ABSOLUTE_TARGET in (scope.get("extensions") or {}):
+            detail += " The request's target (absolute-form) and its Host header must name it both."
         if addressed is not None and addressed.partition("://")[2] in self.schemes:
             # The right host by the wrong scheme: a TLS proxy Tandem does not believe.
             detail += (
