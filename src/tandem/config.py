@@ -878,6 +878,8 @@ def normalize_origin(origin: str) -> str:
         port = parts.port
     except ValueError:
         raise ConfigError(f"bad port in origin: {origin!r}") from None
+    if port == 0:  # no port a browser reaches (it was dropped as if the default)
+        raise ConfigError(f"bad port in origin: {origin!r}")
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname
     host = f"[{host}]" if ":" in host else ascii_host(host, f"origin {origin!r}")

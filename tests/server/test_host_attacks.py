@@ -81,6 +81,8 @@ def test_the_same_origin_written_otherwise_is_served(named: RunningServer, host:
         "Host: tandem.example:443\r\n",  # https's port by http
         "Host: tandem.example:8080\r\n",
         "Host: tandem.example:\r\n",
+        "Host: tandem.example:0\r\n",  # no port at all, not the default
+        "Host: tandem.example:99999\r\n",
         "Host: [::1]\r\n",
         "Host: [::1]:80\r\n",
         "Host: user@tandem.example\r\n",
@@ -246,6 +248,7 @@ AGENT_ORIGINS_REFUSED = [
     "https://tandem.example",  # scheme swap
     "http://tandem.example:8080",
     "http://tandem.example:443",
+    "http://tandem.example:0",
     "http://tandem.example.",
     "http://tandem.example/path",
     "http://user@tandem.example",
