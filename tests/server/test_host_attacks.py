@@ -366,6 +366,31 @@ def test_without_a_public_origin_the_write_check_reads_fetch_metadata_and_refere
         assert not still_signed_in(browser)
 
 
+async def test_two_origin_headers_are_refused(named: RunningServer) -> None:
+    """No browser sends two: the write check read the first (the server's own, then another's)."""
+    with at(named, HOST) as browser:
+        cookie = sign_in(browser).cookies["tandem_agent"]
+    port = port_of(named)
+    write = (
+        f"POST /api/logout HTTP/1.1\r\nHost: {HOST}\r\nCookie: tandem_agent={cookie}\r\n"
+        f"Origin: {PUBLIC}\r\nOrigin: http://evil.example\r\nContent-Length: 0\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    assert status_of(await raw_request(port, write)) == 403
+    for path, first in (("/ws/agent", PUBLIC), ("/ws/customer", SHOP)):
+        handshake = (
+            f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            f"Sec-WebSocket-Version: 13\r\nCookie: tandem_agent={cookie}\r\n"
+            f"Origin: {first}\r\nOrigin: http://evil.example\r\n\r\n"
+        )
+        # Held by the WebSocket library: the handshake itself is refused.
+        answer = await whole_answer(port, handshake)
+        assert status_of(answer) == 400 and "invalid Origin header: multiple values" in answer, (
+            answer
+        )
+
+
 @pytest.mark.parametrize(
     "headers",
     [

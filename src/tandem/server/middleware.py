@@ -150,7 +150,8 @@ class SameOriginWrites:
     ``Sec-Fetch-Site`` other than ``same-origin`` (another site, a sibling name, a typed or
     bookmarked URL: no page of this server) is refused unless the ``Origin`` is a console's;
     without both, the ``Referer``'s origin. A request with none of them (the CLI, scripts) is
-    no browser's and passes. Each refusal is counted (``cross_site_refused``)."""
+    no browser's and passes; several ``Origin`` headers (no browser sends two) are refused. Each
+    refusal is counted (``cross_site_refused``)."""
 
     SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -174,6 +175,8 @@ class SameOriginWrites:
     def _refusal(self, scope: Scope) -> str | None:
         """Why the request is refused (for the count), or None."""
         headers = Headers(scope=scope)
+        if len(headers.getlist("origin")) > 1:  # no browser sends two
+            return "several Origin headers"
         origin = headers.get("origin")
         consoles = origin is not None and _normalized(origin) in self.console_origins
         site = headers.get("sec-fetch-site")
