@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import (
     AGENT_PASSWORD,
+    DataTemplates,
     RunningServer,
     ServerFactory,
     tandem_in_process,
@@ -26,6 +28,7 @@ from tests.conftest import (
 from tests.conftest import two_organisations as seed_two_organisations
 from tests.server.helpers import INVALID_CODE, recv_json, send
 from tests.server.test_public_origins import assert_misdirected, at, raw_request, sign_in
+from tests.test_runtime_limits import serving
 
 PUBLIC = "http://tandem.example"
 HOST = "tandem.example"
@@ -188,6 +191,26 @@ async def test_a_websocket_with_a_host_that_is_not_exactly_the_public_origin_is_
     )
     answer = await raw_request(port_of(named), request)
     assert status_of(answer) in (400, 421), answer  # never accepted (101)
+
+
+def test_behind_a_tls_proxy_https_default_port_is_the_same_origin_and_80_is_not(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(
+        public_origins=("https://tandem.example",), trusted_proxies=("127.0.0.1",)
+    )
+    https = {"x-forwarded-proto": "https"}
+    for host, status in (
+        ("tandem.example:443", 401),
+        ("TANDEM.example", 401),
+        ("tandem.example:80", 421),
+        ("tandem.example:8443", 421),
+        ("tandem.example.", 421),
+    ):
+        with at(server, host, **https) as browser:
+            assert browser.get("/api/me").status_code == status, host
+    with at(server, HOST, **{"x-forwarded-proto": "http"}) as plain:  # the proxy says http
+        assert_misdirected(plain.get("/api/me"))
 
 
 def test_forwarded_host_headers_never_name_the_origin_even_from_a_trusted_proxy(
@@ -630,3 +653,16 @@ def test_a_proxy_header_is_not_noted_with_a_public_origin(named: RunningServer) 
     with at(named, HOST, **forwarded) as browser:
         assert browser.get("/demo/").status_code == 200
     assert not named.settings.proxy_seen_path.exists()
+
+
+def test_a_noted_proxy_warns_at_the_next_start(
+    tmp_path: Path, data_templates: DataTemplates
+) -> None:
+    data_dir = tmp_path / "data"
+    data_templates.copy_to(data_dir)
+    (data_dir / "proxy-headers-seen").write_text("x-forwarded-for\n")
+    with serving(data_dir, env={"TANDEM_LOG_FORMAT": "json"}, forked=True) as (_, err):
+        pass
+    events = [json.loads(line).get("event", "") for line in err.splitlines() if line[:1] == "{"]
+    [warning] = [e for e in events if "no public origin is set" in e]
+    assert "requests came through a reverse proxy (x-forwarded-for seen" in warning
