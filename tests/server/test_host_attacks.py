@@ -289,7 +289,9 @@ async def test_the_agent_socket_refuses_every_origin_but_the_consoles(
     assert await socket_verdict(named, "/ws/agent", origin, cookie) == 4403
 
 
-@pytest.mark.parametrize("origin", [PUBLIC, "HTTP://TANDEM.EXAMPLE", "http://tandem.example:80"])
+@pytest.mark.parametrize(
+    "origin", [PUBLIC, "HTTP://TANDEM.EXAMPLE", "http://tandem.example:80", f"{PUBLIC}/"]
+)
 async def test_the_agent_socket_takes_its_own_origin_however_written(
     named: RunningServer, origin: str
 ) -> None:
