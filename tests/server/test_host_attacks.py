@@ -26,8 +26,17 @@ from tests.conftest import (
     track_connection,
 )
 from tests.conftest import two_organisations as seed_two_organisations
+from tests.oidc_provider import OidcProvider
 from tests.server.helpers import INVALID_CODE, recv_json, send
-from tests.server.test_public_origins import assert_misdirected, at, raw_request, sign_in
+from tests.server.test_public_origins import (
+    assert_misdirected,
+    at,
+    provider,  # noqa: F401 (a fixture)
+    raw_request,
+    redirect_uri,
+    sign_in,
+    sso_server,  # noqa: F401 (a fixture)
+)
 from tests.test_runtime_limits import serving
 
 PUBLIC = "http://tandem.example"
@@ -588,6 +597,25 @@ def test_no_redirect_leaves_the_server(named: RunningServer, where: str) -> None
                 location,
             )
             assert "evil" not in location, (path, location)
+
+
+def test_the_sso_start_takes_no_redirect_uri_or_return_to_from_the_request(
+    sso_server: RunningServer,  # noqa: F811
+    provider: OidcProvider,  # noqa: F811
+) -> None:
+    with at(sso_server, HOST) as browser:
+        start = browser.get(
+            "/api/sso/start",
+            params={
+                "org": "default",
+                "redirect_uri": "http://evil.example/api/sso/callback",
+                "next": "//evil.example",
+                "state": "chosen",
+            },
+        )
+        assert redirect_uri(start) == f"{PUBLIC}/api/sso/callback"
+        assert "evil" not in start.headers["location"]
+        assert "state=chosen" not in start.headers["location"]
 
 
 @pytest.mark.parametrize(
