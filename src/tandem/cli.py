@@ -361,7 +361,7 @@ def serve(
         logs.configure(settings.log_format)  # type: ignore[arg-type]
         if file_limit_warning:  # a log line, so that it is JSON under --log-format json
             logging.getLogger("tandem.server").warning(file_limit_warning)
-        if settings.unnamed_exposure:
+        if settings.exposure():
             logging.getLogger("tandem.server").warning(public_origin_warning(settings))
         served = create_app(settings)
         server = BannerServer(
@@ -381,7 +381,7 @@ def serve(
 def public_origin_warning(settings: Settings) -> str:
     """The start-up warning of a server browsers may reach by names it does not know."""
     return (
-        f"no public origin is set and {settings.unnamed_exposure}: requests are answered "
+        f"no public origin is set and {settings.exposure()}: requests are answered "
         "whatever Host they name (a name an attacker points at this server, DNS rebinding, "
         "is same-origin with it). Set --public-origin https://tandem.example.com (or "
         "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"

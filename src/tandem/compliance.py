@@ -98,7 +98,8 @@ class Installation:
     public_origins: tuple[str, ...] = ()
     """The origins the server answers at (``--public-origin``); empty: any ``Host``."""
     unnamed_exposure: str | None = None
-    """Why browsers may reach it by other names with none set (Settings.unnamed_exposure)."""
+    """Why browsers may reach it by other names with none set (Settings.exposure: also a
+    reverse proxy's headers seen in a request)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -706,7 +707,7 @@ async def gather(
         behind_proxy=bool(settings.trusted_proxies),
         console_origins=settings.console_origins,
         public_origins=settings.public_origins,
-        unnamed_exposure=settings.unnamed_exposure,
+        unnamed_exposure=await asyncio.to_thread(settings.exposure),
         sso_issuer=sso["issuer"] if sso else None,
         server_policy=(
             load_policy(settings.policy_file, settings.max_input_file_bytes)

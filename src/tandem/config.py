@@ -615,6 +615,29 @@ class Settings:
         return None
 
     @property
+    def proxy_seen_path(self) -> Path:
+        """Where the server notes that requests arrived through a reverse proxy while no public
+        origin is set (:func:`note_proxy_seen`); the compliance check reads it."""
+        return self.data_dir / PROXY_SEEN_FILE
+
+    def exposure(self) -> str | None:
+        """:attr:`unnamed_exposure`, or, with none, that requests came with a reverse proxy's
+        headers (a proxy on the same machine, forwarding to loopback, passes on any ``Host``);
+        None when public origins are set."""
+        if self.unnamed_exposure is not None or self.public_origins:
+            return self.unnamed_exposure
+        try:
+            header = self.proxy_seen_path.read_text(encoding="utf-8").strip()[:40]
+        except FileNotFoundError:
+            return None
+        except OSError as exc:  # unreadable: say so, fail the check rather than pass it
+            return f"its note of a reverse proxy ({self.proxy_seen_path}) is unreadable: {exc}"
+        return (
+            f"requests came through a reverse proxy ({header or 'a proxy header'} seen; "
+            f"{self.proxy_seen_path}), which forwards any Host"
+        )
+
+    @property
     def database_path(self) -> Path:
         return self.data_dir / "tandem.sqlite3"
 
@@ -805,6 +828,26 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+PROXY_SEEN_FILE = "proxy-headers-seen"
+"""In the data directory: the name of the reverse-proxy header a request came with while no
+public origin was set (Settings.exposure). Delete it once no proxy forwards to the server."""
+
+PROXY_HEADERS = (
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+)
+"""The headers a reverse proxy adds to what it forwards (nginx, HAProxy, Caddy, load balancers)."""
+
+
+def note_proxy_seen(settings: Settings, header: str) -> None:
+    """Note that a request came with ``header`` (one of :data:`PROXY_HEADERS`)."""
+    path = settings.proxy_seen_path
+    path.write_text(header + "\n", encoding="utf-8")
+
+
 def ascii_host(host: str, what: str) -> str:
     """A host name as browsers and resolvers write it: in ASCII (IDNA), lower case. Raises
     ConfigError for one no browser could reach (an empty or over-long label, a character IDNA
@@ -835,6 +878,8 @@ def normalize_origin(origin: str) -> str:
         port = parts.port
     except ValueError:
         raise ConfigError(f"bad port in origin: {origin!r}") from None
+    if port == 0:  # no port a browser reaches (it was dropped as if the default)
+        raise ConfigError(f"bad port in origin: {origin!r}")
     default = {"http": 80, "https": 443}[parts.scheme]
     host = parts.hostname
     host = f"[{host}]" if ":" in host else ascii_host(host, f"origin {origin!r}")

@@ -27,6 +27,10 @@ ANONYMOUS_ACTIONS = frozenset(
         # A wrong password from an address that waits: one try for each name it has not tried
         # yet, a record each let one client grow the chain with a name a try.
         "sign_in_sprayed",
+        # A state-changing request another site's page made (the write check), or one addressed
+        # to a host that is not the public origin (421): refused before any route.
+        "cross_site_refused",
+        "host_misdirected",
     }
 )
 """The kinds counted here (docs/audit.md)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from tandem import crypto, metrics, sbom
-from tandem.config import Settings, normalize_origin
+from tandem.config import Settings, normalize_origin, note_proxy_seen
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.server import (
@@ -188,7 +189,11 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(PublicOrigins, public_origins=settings.public_origins),
+            Middleware(
+                PublicOrigins,
+                public_origins=settings.public_origins,
+                note_proxy=functools.partial(note_proxy_seen, settings),
+            ),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(
                 SameOriginWrites,

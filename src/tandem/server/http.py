@@ -143,6 +143,13 @@ def over_tls(connection: HTTPConnection) -> bool:
     return connection.url.scheme in ("https", "wss")
 
 
+ABSOLUTE_TARGET = "tandem.absolute_target"
+"""The scope's extension holding a request's target when it came in absolute form (``GET
+http://host/path``; set by :mod:`tandem.server.http_protocol`): RFC 9112 says its authority,
+not the ``Host`` header, names the origin addressed; :func:`addressed_origin` refuses a request
+whose two disagree."""
+
+
 HOST_HEADER = re.compile(r"(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
 """A ``Host`` header as browsers send it: a name in ASCII or an address, and a port."""
 
@@ -157,7 +164,23 @@ def addressed_origin(scope: Scope) -> str | None:
         return None
     scheme = {"ws": "http", "wss": "https"}.get(scope.get("scheme", "http"), scope.get("scheme"))
     try:
-        return normalize_origin(f"{scheme}://{hosts[0]}")
+        addressed = normalize_origin(f"{scheme}://{hosts[0]}")
+    except ConfigError:
+        return None
+    target = (scope.get("extensions") or {}).get(ABSOLUTE_TARGET)
+    if target is not None and _target_origin(target) != addressed:
+        return None  # `GET http://evil/ HTTP/1.1` with a good Host (RFC 9112: the target names it)
+    return addressed
+
+
+def _target_origin(target: str) -> str | None:
+    """The origin an absolute-form request target names (``http://host:port/path``)."""
+    scheme, sep, rest = target.partition("://")
+    authority = rest.split("/", 1)[0].split("?", 1)[0]
+    if not sep or not HOST_HEADER.fullmatch(authority):
+        return None
+    try:
+        return normalize_origin(f"{scheme.lower()}://{authority}")
     except ConfigError:
         return None
 

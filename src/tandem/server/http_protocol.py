@@ -30,6 +30,8 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from tandem.server.http import ABSOLUTE_TARGET
+
 HEADERS_TOO_LARGE_RESPONSE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
     b"content-type: text/plain; charset=utf-8\r\n"
@@ -141,6 +143,10 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def on_headers_complete(self) -> None:
+        if self.url[:1] not in (b"/", b"*"):  # absolute-form: http://host/path (RFC 9112 3.2.2)
+            target = self.url.decode("latin-1")
+            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
+            extensions[ABSOLUTE_TARGET] = target
         super().on_headers_complete()
         self._cycle = self.cycle
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem.config import normalize_origin
+from tandem.config import PROXY_HEADERS, normalize_origin
 from tandem.exceptions import ConfigError
-from tandem.server.http import addressed_origin, own_origin, problem
+from tandem.server.http import ABSOLUTE_TARGET, addressed_origin, own_origin, problem
+
+log = logging.getLogger("tandem.server")
 
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
@@ -58,18 +65,47 @@ class PublicOrigins:
     (its scheme and ``Host`` header: a name an attacker pointed at the server, DNS rebinding,
     or a proxy passing any ``Host``) is refused with 421 Misdirected Request before anything
     reads it; a WebSocket before it is accepted. The probes (:data:`PROBES`) pass by address.
-    Unset, nothing is checked here (``make run``, loopback)."""
+    Unset, nothing is checked here (``make run``, loopback), but the first request that comes
+    with a reverse proxy's header (:data:`~tandem.config.PROXY_HEADERS`: a proxy forwards to
+    this server, passing on any ``Host``) is logged and noted with ``note_proxy``, for the
+    compliance check and the next start-up's warning (Settings.exposure)."""
 
-    def __init__(self, app: ASGIApp, public_origins: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        public_origins: tuple[str, ...] = (),
+        note_proxy: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
         self.public_origins = frozenset(public_origins)
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
+        self.note_proxy = note_proxy
+        self.proxy_noted = False
+
+    async def _note_proxy(self, scope: Scope) -> None:
+        headers = Headers(scope=scope)
+        header = next((name for name in PROXY_HEADERS if name in headers), None)
+        if header is None or self.proxy_noted or self.note_proxy is None:
+            return
+        self.proxy_noted = True
+        log.warning(
+            "a request came with %s: a reverse proxy forwards to this server, which has no "
+            "public origin and answers whatever Host a request names. Set --public-origin "
+            "(TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)",
+            header,
+        )
+        try:
+            await asyncio.to_thread(self.note_proxy, header)
+        except OSError as exc:  # the warning stands; the compliance check cannot see it
+            log.error("cannot note the reverse proxy for the compliance check: %s", exc)
 
     def _refusal(self, scope: Scope) -> Response | None:
         addressed = addressed_origin(scope)
         if addressed in self.public_origins:
             return None
         detail = "This server answers only at its public origin (TANDEM_PUBLIC_ORIGINS)."
+        if ABSOLUTE_TARGET in (scope.get("extensions") or {}):
+            detail += " The request's target (absolute-form) and its Host header must name it both."
         if addressed is not None and addressed.partition("://")[2] in self.schemes:
             # The right host by the wrong scheme: a TLS proxy Tandem does not believe.
             detail += (
@@ -79,7 +115,12 @@ class PublicOrigins:
         return problem(421, "Misdirected request", detail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.public_origins or scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        if not self.public_origins:
+            if not self.proxy_noted:
+                await self._note_proxy(scope)
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http" and scope["path"] in PROBES:
@@ -88,7 +129,10 @@ class PublicOrigins:
         refusal = self._refusal(scope)
         if refusal is None:
             await self.app(scope, receive, send)
-        elif scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
+            return
+        hosts = ", ".join(Headers(scope=scope).getlist("host"))[:100]
+        _count(scope, "host_misdirected", f"{scope['type']} {scope['path'][:100]} Host: {hosts!r}")
+        if scope["type"] == "http" or "websocket.http.response" in scope.get("extensions", {}):
             await refusal(scope, receive, send)  # a WebSocket's: the HTTP answer to its upgrade
         else:  # a server without denial responses answers the upgrade 403
             await send({"type": "websocket.close", "code": 1008})
@@ -100,7 +144,14 @@ class SameOriginWrites:
     be JSON; this check covers requests without a body, such as sign-out. The server's own
     origin is one of ``--public-origin`` when they are set (the one the request was addressed
     to), else whatever the ``Host`` header names; the origins that host the console
-    (``--console-origin``) are the only others allowed."""
+    (``--console-origin``) are the only others allowed.
+
+    What names the requesting page, in order: ``Origin``; without it, a browser's
+    ``Sec-Fetch-Site`` other than ``same-origin`` (another site, a sibling name, a typed or
+    bookmarked URL: no page of this server) is refused unless the ``Origin`` is a console's;
+    without both, the ``Referer``'s origin. A request with none of them (the CLI, scripts) is
+    no browser's and passes; several ``Origin`` headers (no browser sends two) are refused. Each
+    refusal is counted (``cross_site_refused``)."""
 
     SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -121,17 +172,54 @@ class SameOriginWrites:
         own = own_origin(scope, self.public_origins)
         return own is not None and _normalized(origin) == own
 
+    def _refusal(self, scope: Scope) -> str | None:
+        """Why the request is refused (for the count), or None."""
+        headers = Headers(scope=scope)
+        if len(headers.getlist("origin")) > 1:  # no browser sends two
+            return "several Origin headers"
+        origin = headers.get("origin")
+        consoles = origin is not None and _normalized(origin) in self.console_origins
+        site = headers.get("sec-fetch-site")
+        if site is not None and site != "same-origin" and not consoles:
+            return f"Sec-Fetch-Site: {site[:20]}"
+        if origin is None:
+            referer = headers.get("referer")
+            if referer is None:
+                return None
+            origin = _referer_origin(referer)
+        if self._same_origin(scope, origin) or _normalized(origin) in self.console_origins:
+            return None
+        return f"from {origin[:100]}"
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] not in self.SAFE:
-            origin = Headers(scope=scope).get("origin")
-            if (
-                origin is not None
-                and not self._same_origin(scope, origin)
-                and _normalized(origin) not in self.console_origins
-            ):
+            reason = self._refusal(scope)
+            if reason is not None:
+                _count(
+                    scope, "cross_site_refused", f"{scope['method']} {scope['path'][:100]} {reason}"
+                )
                 await problem(403, "Forbidden", "Cross-site request refused.")(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def _referer_origin(referer: str) -> str:
+    """The origin of a ``Referer`` URL (``null`` for one that names none)."""
+    try:
+        parts = urlsplit(referer.strip())
+    except ValueError:
+        return "null"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "null"
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _count(scope: Scope, action: str, reason: str) -> None:
+    """Count a refusal made before any route (``Hub.count_anonymous``), if the app is running."""
+    state = getattr(scope.get("app"), "state", None)
+    services = getattr(state, "services", None)
+    if services is not None:
+        services.hub.count_anonymous(action, "", reason)
 
 
 class FetchMetadataGuard:
