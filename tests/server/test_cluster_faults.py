@@ -274,8 +274,10 @@ async def test_redis_away_past_the_outage_limit_tells_both_sides_the_truth(
     agent = await join_on(b, created["code"])
     assert (await recv_json(agent))["type"] == "joined"
     assert (await recv_json(customer))["type"] == "agent_joined"
-    private_redis.stop()
+    # Timed from before the stop: the servers see their connections close while it is under way
+    # (the SIGTERM's, before the process is reaped), and count the outage from then.
     outage = time.monotonic()
+    private_redis.stop()
     messages, code, reason = await closed(agent, timeout=15)
     told = time.monotonic() - outage
     assert messages == [LINK_DOWN]  # first "reconnecting", then the truth
