@@ -1,0 +1,71 @@
+// An attack review of the page rules (../src/shared/pages.ts, docs/privacy.md): each test spells
+// a private page so that a matcher that reads the address naively would share it.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { pageIsPrivate, validatePolicy } from "../src/shared/policy.ts";
+
+const page = (u: string) => new URL(`https://shop.example${u}`);
+const rules = (pages: { allow?: string[]; deny?: string[] }) => [validatePolicy({ version: 1, pages })];
+
+/** Every spelling is private: the ones shared (leaks) listed at once. */
+function privateAll(policy: ReturnType<typeof rules>, spellings: string[]): void {
+  assert.deepEqual(spellings.filter((spelling) => !pageIsPrivate(page(spelling), policy)), []);
+}
+
+test("escapes decoded more than once, overlong and invalid UTF-8, NUL", () => {
+  const deny = rules({ deny: ["/checkout", "/index.php?page=checkout", "/admin/*"] });
+  privateAll(deny, [
+    "/%2563heckout", "/%252563heckout", "/index.php?page=%2563heckout", "/index.php?p%2561ge=checkout",
+    "/x/..%c0%afcheckout", "/x/%c0%ae%c0%ae/checkout", "/x%c0%af..%c0%afcheckout", "/x/..%e0%80%afcheckout",
+    "/checkout%00.html", "/checkout%00", "/%ff/..%2fadmin/x",
+  ]);
+  const allow = rules({ allow: ["/help/*"] });
+  privateAll(allow, [
+    "/help/%252e%252e/checkout", "/help/..%c0%af..%c0%afcheckout", "/help/%c0%ae%c0%ae/checkout",
+    "/help/%2e%2e%2f%ff/x", "/help/%ff%2f%2e%2e%2f%2e%2e%2fcheckout", "/help/x%00/../../checkout",
+  ]);
+  assert.equal(pageIsPrivate(page("/help/%2e%2e"), allow), true);
+  for (const shared of ["/help/a", "/help/%C3%BCber", "/help/%ff"]) assert.equal(pageIsPrivate(page(shared), allow), false, shared);
+});
+
+test("a script's extra path (PATH_INFO) is the script's page", () => {
+  const deny = rules({ deny: ["/index.php?page=checkout", "/checkout.php", "/admin.aspx"] });
+  privateAll(deny, [
+    "/index.php/?page=checkout", "/index.php/x/y?page=checkout", "/index.php/x.html?page=checkout",
+    "/checkout.php/", "/checkout.php/anything", "/Checkout.PHP/x", "/admin.aspx/a/b", "/checkout.php;x/y",
+  ]);
+  for (const shared of ["/index.php/x?page=cart", "/checkout.php.bak", "/checkout.phpx/y", "/shop/checkout.php2/x"]) {
+    assert.equal(pageIsPrivate(page(shared), deny), false, shared);
+  }
+});
+
+test("query names as servers read them: array keys and PHP's . and space", () => {
+  const deny = rules({ deny: ["/index.php?page=checkout", "/i.php?my_page=checkout"] });
+  privateAll(deny, [
+    "/index.php?page[0]=checkout", "/index.php?page[x]=checkout", "/index.php?page%5B%5D=checkout", "/index.php?page%5b0%5d=checkout",
+    "/i.php?my.page=checkout", "/i.php?my+page=checkout", "/i.php?my%20page=checkout",
+    "/index.php?page=checkout%00", "/index.php?page=%2563heckout", "/index.php?page=\tcheckout",
+    "/index.php?a=1&&page=checkout", "/index.php?page&page=checkout", "/index.php?page=&page=checkout",
+  ]);
+  const allow = rules({ allow: ["/index.php?page=help"] });
+  privateAll(allow, ["/index.php?page=help&page[0]=checkout", "/index.php?page=help&page%5b%5d=checkout", "/index.php?page=help%00"]);
+});
+
+test("hash routes however spelled", () => {
+  const deny = rules({ deny: ["/#/account", "/app#!/settings/*"] });
+  privateAll(deny, [
+    "/#%61ccount", "/#!/account?x", "/#/account/", "/#/ACCOUNT", "/#/%2561ccount", "/#//account", "/#/./account",
+    "/#/x/../account", "/#/account;x", "/#!%2Faccount", "/app#/settings/a", "/app#!settings/a", "/app#%21/settings/a",
+  ]);
+});
+
+test("many parameters, many stars, a long path: linear", () => {
+  // Only counts: every step is bounded by the input's length (no clock is read).
+  const params = Array.from({ length: 20000 }, (_, i) => `p${i}=v`).join("&");
+  const deny = rules({ deny: ["/index.php?page=checkout&a=1&b=2&c=3&d=4&e=5&f=6&g=7", "/*a*a*a*a*a*a*a*a*a*a*a*a*a*b"] });
+  assert.equal(pageIsPrivate(page(`/index.php?${params}`), deny), false);
+  assert.equal(pageIsPrivate(page(`/${"a".repeat(50000)}`), deny), false);
+  assert.equal(pageIsPrivate(page(`/${"a".repeat(50000)}b`), deny), true);
+  assert.equal(pageIsPrivate(page(`/${"%25".repeat(20000)}`), deny), false);
+  assert.equal(pageIsPrivate(page(`/${"x.php/".repeat(5000)}`), deny), false);
+});
