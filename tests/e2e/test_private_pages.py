@@ -158,12 +158,21 @@ function toAccount() {
     textContent: "PRIVATE-SPA-SECRET-5530"}));
   document.querySelector("#buy").click();  // what the customer does goes at once
 }
+function drawThenMove() {  // a router that draws the view first and changes the address after
+  document.body.append(Object.assign(document.createElement("p"), {
+    textContent: "PRIVATE-SPA-SECRET-5530"}));
+  setTimeout(() => history.pushState({}, "", "/private-account"), 0);
+}
 </script>"""
 
 
+@pytest.mark.parametrize("move", ["toAccount", "drawThenMove"])
 def test_a_single_page_app_moving_onto_a_private_page_sends_nothing_of_it(
-    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party, move: str
 ) -> None:
+    """The app moves onto its private page and draws it (toAccount), or draws it and then moves
+    (drawThenMove: what it drew waits for its batch, and goes nowhere once the address is
+    private)."""
     url = other_origin.page("spa.html", SPA, live, title="Shop")
     customer.page.goto(url)
     code = customer.page.evaluate(
@@ -171,7 +180,7 @@ def test_a_single_page_app_moving_onto_a_private_page_sends_nothing_of_it(
     )
     view = share(customer, agent, live, code)
     expect(view.get_by_text("PUBLIC-SHOP-TEXT")).to_be_attached()
-    customer.page.evaluate("() => toAccount()")
+    customer.page.evaluate(f"() => {move}()")
     expect(agent.page.get_by_text("Customer is on a private page")).to_be_visible()
     assert "PRIVATE-SPA-SECRET-5530" not in agent_plaintext(agent)
 
@@ -282,23 +291,25 @@ def test_a_query_routed_or_hash_routed_private_page_sends_nothing_of_it(
         assert secret not in seen and secret not in wire
 
 
-CLICKS = """<h1>Shop</h1><p>PUBLIC-CLICKS-PAGE <span id="count">0</span></p>
+CLICKS = """<base href="shop.html?page=checkout">
+<h1>Shop</h1><p>PUBLIC-CLICKS-PAGE <span id="count">0</span></p>
 <p><button id="add" onclick="count.textContent = +count.textContent + 1">Add one</button></p>
 <p><a id="pay" href="shop.html?lang=en&page=%63heckout">Pay now</a></p>
 <form id="go" action="shop.html?page=cart"><input type="hidden" name="page" value="checkout">
-<button id="submit">Go to payment</button></form>
-<p><a id="account" href="#account">Account</a>
+<button id="submit"><b>Go to payment</b></button></form>
+<p><a id="account" href="#account">Account</a> <a id="again" href="">This page again</a>
 <a id="cart" href="shop.html?page=cart">Cart</a></p>"""
 
 
 def test_the_agents_click_onto_a_query_or_hash_routed_private_page_is_refused(
     live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
-    """With control, the agent clicks a link to `?page=%63heckout`, a GET form whose hidden
-    field makes the query `?page=checkout` (its action says `?page=cart`), and a link to the hash
-    route `#account`: the customer's browser refuses each before clicking (a click on the page's
-    own button after each proves the refused one was handled), while a link to a shared page is
-    followed."""
+    """With control, the agent clicks a link to `?page=%63heckout`, a GET form's button (on the
+    bold text inside it) whose hidden field makes the query `?page=checkout` (its action says
+    `?page=cart`), a link to the hash route `#account` and an empty link, which loads the base
+    element's `?page=checkout`: the customer's browser refuses each before clicking (a click on
+    the page's own button after each proves the refused one was handled), while a link to a
+    shared page is followed."""
     customer.page.set_viewport_size({"width": 1000, "height": 800})
     agent.page.set_viewport_size({"width": 1400, "height": 900})
     url = other_origin.page("shop.html", CLICKS, live, title="Shop")
@@ -310,7 +321,7 @@ def test_the_agents_click_onto_a_query_or_hash_routed_private_page_is_refused(
     view = share(customer, agent, live, code)
     expect(view.get_by_text("PUBLIC-CLICKS-PAGE")).to_be_attached()
     grant(customer, agent)
-    for n, target in enumerate(("#pay", "#submit", "#account"), start=1):
+    for n, target in enumerate(("#pay", "#submit b", "#account", "#again"), start=1):
         agent_click(agent, view, target)
         if n == 1:
             expect(agent.page.get_by_role("status")).to_contain_text(
