@@ -69,3 +69,21 @@ test("many parameters, many stars, a long path: linear", () => {
   assert.equal(pageIsPrivate(page(`/${"%25".repeat(20000)}`), deny), false);
   assert.equal(pageIsPrivate(page(`/${"x.php/".repeat(5000)}`), deny), false);
 });
+
+test("patterns that would name no page at all are refused, with the server's words", () => {
+  for (const [pattern, message] of [
+    ["https://shop.example", /an origin without a path names no page: add \/ \(its home page\) or \/\* \(all its pages\)/],
+    ["https://shop.example?page=checkout", /an origin without a path names no page/],
+    ["https://shop.example#/account", /an origin without a path names no page/],
+    ["/check\u0000out", /a control character, which no address has \(write it escaped: %0A\)/],
+    ["/a\nb", /a control character/],
+    ["/a?b=\u007f", /a control character/],
+  ] as [string, RegExp][]) {
+    assert.throws(() => validatePolicy({ version: 1, pages: { deny: [pattern] } }), message, JSON.stringify(pattern));
+  }
+  for (const fine of ["https://shop.example/", "https://*.shop.example*", "https://*", "/a%0Ab"]) {
+    assert.doesNotThrow(() => validatePolicy({ version: 1, pages: { deny: [fine] } }), fine);
+  }
+  // The origin's home page, as the pattern names it.
+  assert.equal(pageIsPrivate(new URL("https://shop.example"), rules({ deny: ["https://shop.example/"] })), true);
+});

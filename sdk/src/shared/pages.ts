@@ -257,6 +257,15 @@ function parsePattern(pattern: string): Pattern | string {
   if (!main.startsWith("/") && !/^https?:\/\//.test(main)) {
     return "must start with / (a path) or http(s):// (origin and path)";
   }
+  // Patterns that would name no page at all: refused, so that no admin believes a page private
+  // that is not (the same checks in src/tandem/policy.py).
+  for (let i = 0; i < pattern.length; i++) {
+    const code = pattern.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return "a control character, which no address has (write it escaped: %0A)";
+  }
+  if (!main.startsWith("/") && !main.includes("*") && !main.slice(main.indexOf("://") + 3).includes("/")) {
+    return "an origin without a path names no page: add / (its home page) or /* (all its pages)";
+  }
   const mainQuery = conditions(query);
   if (typeof mainQuery === "string") return mainQuery;
   let routePart: Pattern["route"] = null;
