@@ -87,3 +87,22 @@ test("patterns that would name no page at all are refused, with the server's wor
   // The origin's home page, as the pattern names it.
   assert.equal(pageIsPrivate(new URL("https://shop.example"), rules({ deny: ["https://shop.example/"] })), true);
 });
+
+test("compatibility forms, backslashes, a NUL in a name, the other scheme", () => {
+  const deny = rules({ deny: ["/checkout", "/index.php?page=checkout", "https://admin.shop.example/*"] });
+  privateAll(deny, [
+    "/%EF%BD%83heckout", "/CHEC%E2%84%AAOUT", "/x/%EF%BC%8E%EF%BC%8E/checkout", "/x%EF%BC%8F..%EF%BC%8Fcheckout", "/x/..%5ccheckout",
+    "/index.php?page=%EF%BD%83heckout", "/index.php?p%EF%BD%81ge=checkout",
+  ]);
+  for (const other of ["http://admin.shop.example/x", "http://admin.shop.example:80/x"]) {
+    assert.equal(pageIsPrivate(new URL(other), deny), true, other);
+  }
+  assert.equal(pageIsPrivate(new URL("http://admin.shop.example:8080/x"), deny), false, "another port is another origin");
+  const allow = rules({ allow: ["/help/*", "/index.php?page=help", "https://shop.example/faq"] });
+  privateAll(allow, [
+    "/help/%EF%BC%8E%EF%BC%8E/checkout", "/help/..%5ccheckout", "/index.php?page=help&page%00=checkout",
+    "/index.php?page=help&p%EF%BD%81ge=checkout",
+  ]);
+  assert.equal(pageIsPrivate(new URL("http://shop.example/faq"), allow), true, "an allow names its scheme only");
+  assert.equal(pageIsPrivate(new URL("https://shop.example/faq"), allow), false);
+});

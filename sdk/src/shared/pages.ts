@@ -110,7 +110,14 @@ function trimmed(text: string): string {
 /** A query name or value as a lenient server reads it: `+` is a space, escapes decoded, cut at a
  * NUL, no surrounding white space, lower case. */
 function readParam(text: string): string {
-  return trimmed(beforeNul(percentDecoded(text.replaceAll("+", " ")))).toLowerCase();
+  return trimmed(beforeNul(lenientText(text.replaceAll("+", " ")))).toLowerCase();
+}
+
+/** Escapes decoded and compatibility forms folded (NFKC: `ｃ` is `c`, `．` is `.`, `／` is `/`),
+ * as servers that map to ASCII "best fit" read them. */
+function lenientText(text: string): string {
+  const decoded = percentDecoded(text);
+  return /[^\x00-\x7f]/.test(decoded) ? decoded.normalize("NFKC") : decoded;
 }
 
 /** A query name read leniently, as PHP and others read an array's (`page[]`, `page[0]`,
@@ -136,14 +143,14 @@ export const MAX_SCRIPT_PREFIXES = 3;
 /**
  * The path's segments as a lenient web server reads them, so that a page rule names a page
  * however its address is spelled: escapes decoded (`/%63heckout`, `/%2563heckout`, the overlong
- * `%c0%af`), cut at a NUL, `;` parameters of each segment dropped (`/checkout;jsessionid=1`),
+ * `%c0%af`), compatibility forms folded (`/ｃheckout`, `．．`), cut at a NUL, `;` parameters of each segment dropped (`/checkout;jsessionid=1`),
  * empty segments (`//checkout`), `.` and `..` resolved (also where they were escaped as `%2f`),
  * trailing dots and spaces of a segment dropped (`/checkout.`), lower case (`/Checkout`).
  * Patterns are read the same way (their `*` is kept). Linear in the path.
  */
 function canonicalSegments(path: string): string[] {
   const segments: string[] = [];
-  for (const raw of beforeNul(percentDecoded(path)).replaceAll("\\", "/").split("/")) {
+  for (const raw of beforeNul(lenientText(path)).replaceAll("\\", "/").split("/")) {
     const segment = raw.split(";", 1)[0];
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
@@ -364,8 +371,10 @@ function namesPath(
   const written = globMatches(main, (pattern.onOrigin ? origin : "") + path + (suffix?.written ?? ""));
   if (strict && (!written || hasNul(path))) return false;
   if (!strict && written) return true;
-  const lenient = canonicalMain(main);
-  const lenientOrigin = pattern.onOrigin ? canonicalOrigin(origin) : "";
+  // A deny names the page on either scheme (a host that serves http too serves the same pages).
+  const scheme = (text: string) => !strict && text.startsWith("http://") ? `https://${text.slice(7)}` : text;
+  const lenient = scheme(canonicalMain(main));
+  const lenientOrigin = pattern.onOrigin ? scheme(canonicalOrigin(origin)) : "";
   // A deny also names the page of each script the path runs (`/index.php/x` is `/index.php`).
   return canonicalForms(path, !strict).some((form) => globMatches(lenient, lenientOrigin + form + (suffix?.lenient ?? "")));
 }
