@@ -77,6 +77,7 @@ test("areas, SVG links, javascript: and a base element", () => {
   assert.equal(loadsPrivate('<a id="j" href="javascript:location=\'/checkout\'">Pay</a>', "#j"), true, "javascript: is off the pages");
   assert.equal(loadsPrivate('<a id="b" href="/checkout" target="_blank">Pay</a>', "#b"), true, "a new tab");
   assert.equal(loadsPrivate('<a id="x" href="http://[">Bad</a>', "#x"), true, "an address that does not parse");
+  assert.equal(loadsPrivate('<a id="n" href=" /check&#10;out&#9; ">Pay</a>', "#n"), true, "tabs, line breaks and spaces the parser drops");
   // A base element: the link loads what the browser resolves, against the document's base URL.
   const base = document.createElement("base");
   base.href = "https://shop.example/index.php/";
