@@ -2,6 +2,7 @@
 // a private page so that a matcher that reads the address naively would share it.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fc from "fast-check";
 import { pageIsPrivate, validatePolicy } from "../src/shared/policy.ts";
 
 const page = (u: string) => new URL(`https://shop.example${u}`);
@@ -105,4 +106,31 @@ test("compatibility forms, backslashes, a NUL in a name, the other scheme", () =
   ]);
   assert.equal(pageIsPrivate(new URL("http://shop.example/faq"), allow), true, "an allow names its scheme only");
   assert.equal(pageIsPrivate(new URL("https://shop.example/faq"), allow), false);
+});
+
+test("however a private page's path and query are respelled, it stays private (property)", () => {
+  const word = fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,5}$/);
+  // One character as a lenient server still reads it.
+  const char = (c: string) => fc.constantFrom(
+    c, c.toUpperCase(), `%${c.charCodeAt(0).toString(16)}`, `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+    `%25${c.charCodeAt(0).toString(16)}`,
+    /[a-z]/.test(c) ? encodeURIComponent(String.fromCharCode(0xff41 + c.charCodeAt(0) - 97)) : c,
+  );
+  const spelled = (text: string) => fc.tuple(...[...text].map(char)).map((parts) => parts.join(""));
+  const segment = (text: string) => fc.tuple(
+    spelled(text), fc.constantFrom("", ";jsessionid=1", ".", "%20"), fc.constantFrom("", "./", "x/../", "/", "%2e/"),
+  ).map(([body, tail, before]) => `${before}${body}${tail}`);
+  const respelled = fc.tuple(fc.array(word, { minLength: 1, maxLength: 3 }), word).chain(([segments, value]) => fc.record({
+    pattern: fc.constant(`/${segments.join("/")}?page=${value}`),
+    path: fc.tuple(...segments.map(segment)).map((parts) => parts.join("/")),
+    value: spelled(value),
+  }));
+  fc.assert(fc.property(
+    respelled, fc.boolean(), fc.constantFrom("", "a=1&", "page=x&"), fc.constantFrom("", "&b=2", "&page=y"),
+    fc.constantFrom("page", "page[]", "page[0]", "PAGE", "p%61ge", "p%2561ge"),
+    ({ pattern, path, value }, slash, before, after, name) => {
+      const url = `/${path}${slash ? "/" : ""}?${before}${name}=${value}${after}`;
+      assert.equal(pageIsPrivate(page(url), rules({ deny: [pattern] })), true, `${pattern} names ${url}`);
+    },
+  ), { numRuns: 300, seed: 20261130 });
 });
