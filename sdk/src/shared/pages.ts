@@ -12,10 +12,11 @@
  *   own query conditions.
  *
  * Every part is matched as written and as a lenient server or router reads it (paths:
- * canonicalPath; query names and values: escapes and `+` decoded, no case, no surrounding white
- * space, `[]` after a name dropped). A `deny` pattern names the page if it names any spelling:
- * the path with its query, the route read as a path with the route's query, or the path with both
- * queries; with a route, the path and the route together. An `allow` pattern must name the page
+ * canonicalSegments; query names and values: escapes and `+` decoded, cut at a NUL, no case, no
+ * surrounding white space, an array's `[…]` after a name dropped, PHP's `_` for `.`). A `deny`
+ * pattern names the page if it names any spelling: the path with its query, the route read as a
+ * path with the route's query, or the path with both queries; with a route, the path and the
+ * route together; also the script a path runs (`/index.php/x`), and on http as on https. An `allow` pattern must name the page
  * as the customer sees it, both as written and as read leniently: its path and, on a page with a
  * fragment, the route too (`/app/*` takes in `/app/#/orders`; `/faq` is not `/faq#/account`), and
  * each named parameter's every value (`?page=faq&page=checkout` is not on `?page=faq`: servers
@@ -136,17 +137,19 @@ const SCRIPT_EXTENSIONS = new Set([
   "do", "action", "cgi", "fcgi", "pl", "py", "rb", "cfm", "cfml", "shtml", "dll", "exe",
 ]);
 
-/** The most script segments a deny reads a path as ending at (scriptPaths): a constant, so
- * linear time. A server runs the first script on the path. */
+/** The most script segments a deny reads a path as ending at (canonicalForms). A constant of the
+ * format, as DECODE_PASSES is, not a setting: it keeps the check linear, and no server may
+ * loosen how customers' browsers read addresses. A server runs the first script on the path. */
 export const MAX_SCRIPT_PREFIXES = 3;
 
 /**
  * The path's segments as a lenient web server reads them, so that a page rule names a page
  * however its address is spelled: escapes decoded (`/%63heckout`, `/%2563heckout`, the overlong
- * `%c0%af`), compatibility forms folded (`/ｃheckout`, `．．`), cut at a NUL, `;` parameters of each segment dropped (`/checkout;jsessionid=1`),
- * empty segments (`//checkout`), `.` and `..` resolved (also where they were escaped as `%2f`),
- * trailing dots and spaces of a segment dropped (`/checkout.`), lower case (`/Checkout`).
- * Patterns are read the same way (their `*` is kept). Linear in the path.
+ * `%c0%af`), compatibility forms folded (`/ｃheckout`, `．．`), cut at a NUL, `;` parameters of
+ * each segment dropped (`/checkout;jsessionid=1`), empty segments (`//checkout`), `.` and `..`
+ * resolved (also where they were escaped as `%2f`), trailing dots and spaces of a segment dropped
+ * (`/checkout.`), lower case (`/Checkout`). Patterns are read the same way (their `*` is kept).
+ * Linear in the path.
  */
 function canonicalSegments(path: string): string[] {
   const segments: string[] = [];
