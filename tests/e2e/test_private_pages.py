@@ -306,8 +306,8 @@ def test_the_agents_click_onto_a_query_or_hash_routed_private_page_is_refused(
     """With control, the agent clicks a link to `?page=%63heckout`, a GET form's button (on the
     bold text inside it) whose hidden field makes the query `?page=checkout` (its action says
     `?page=cart`), and a link to the hash route `#account`: the customer's browser refuses each
-    before clicking (a click on the page's own button after each proves the refused one was
-    handled), while a link to a shared page is followed."""
+    before clicking (a click on the page's own button after them proves they were handled, and
+    the page stayed), while a link to a shared page is followed."""
     customer.page.set_viewport_size({"width": 1000, "height": 800})
     agent.page.set_viewport_size({"width": 1400, "height": 900})
     url = other_origin.page("shop.html", CLICKS, live, title="Shop")
@@ -319,15 +319,13 @@ def test_the_agents_click_onto_a_query_or_hash_routed_private_page_is_refused(
     view = share(customer, agent, live, code)
     expect(view.get_by_text("PUBLIC-CLICKS-PAGE")).to_be_attached()
     grant(customer, agent)
-    for n, target in enumerate(("#pay", "#submit b", "#account"), start=1):
+    # Five actions in all: within the control's allowance (5 a second), however fast they go.
+    for target in ("#pay", "#submit b", "#account"):
         agent_click(agent, view, target)
-        if n == 1:
-            expect(agent.page.get_by_role("status")).to_contain_text(
-                "That leads off the pages you may see"
-            )
-        agent_click(agent, view, "#add")  # handled after the click before it
-        expect(customer.page.locator("#count")).to_have_text(str(n))
-        assert customer.page.url == f"{url}?page=home", target
+    expect(agent.page.get_by_role("status")).to_contain_text("That leads off the pages you may see")
+    agent_click(agent, view, "#add")  # handled after the three clicks before it
+    expect(customer.page.locator("#count")).to_have_text("1")
+    assert customer.page.url == f"{url}?page=home"
     agent_click(agent, view, "#cart")
     customer.page.wait_for_url(f"{url}?page=cart")
 
