@@ -13,6 +13,7 @@ from tandem.policy import (
     Pages,
     load_policy,
     page_pattern_problem,
+    pattern_problem,
     policy_json,
     state_selector_problem,
 )
@@ -136,11 +137,19 @@ BAD_PATTERNS = [
     ("/x?a=1&email=*@*", "a policy from the server may name a query parameter's value only whole"),
     ("/cb#access_token=ab*", "in the route: a policy from the server may name a query"),
     ("/#/reset?code=*1", "in the route: a policy from the server may name a query"),
+    # Patterns that would name no page at all (an admin would believe a page private that is not).
+    ("https://shop.example", "an origin without a path names no page"),
+    ("https://shop.example?page=checkout", "an origin without a path names no page"),
+    ("https://shop.example#/account", "an origin without a path names no page"),
+    ("/check\x00out", "a control character, which no address has"),
+    ("/a\nb", "a control character, which no address has"),
+    ("/a?b=\x7f", "a control character, which no address has"),
 ]
 GOOD_PATTERNS = [
     "/a?b&c&d&e&f&g&h&i", "/index.php?page=*", "https://*?page=checkout", "/#!", "/a?%3D=1",
     "/#checkout", "/app/#/account*?tab=billing", "/shop?step=pay&id=*#!/list?view=orders",
-    "/*?token", "/*?token=*", "/app#tab=billing", "/app#/reset*",
+    "/*?token", "/*?token=*", "/app#tab=billing", "/app#/reset*", "https://shop.example/",
+    "https://*.shop.example*", "https://*",
 ]  # fmt: skip
 
 
@@ -156,6 +165,27 @@ def test_a_malformed_page_pattern_is_refused_naming_the_field(
         load_policy(write(tmp_path, document))
     assert f"$.pages.{field}[1]: " in str(raised.value)
     assert message in str(raised.value)
+
+
+def test_odd_page_patterns_are_answered_never_crash() -> None:
+    """What an admin may type: each pattern gets an answer (a problem or none), no exception."""
+    for pattern in [
+        "/\ud800",
+        "/%",
+        "/%zz?%=%",
+        "/#",
+        "/?#?",
+        "https://",
+        "https://*",
+        "/a#!%21?x=%ff",
+        "/" + "*" * 499,
+        "/a?" + "&".join("b" * 8),
+        "/a#?" + "=" * 400,
+        "http://[::1",
+        "/\u202e",
+    ]:
+        problem = pattern_problem(pattern)
+        assert problem is None or isinstance(problem, str), pattern
 
 
 def test_page_patterns_that_name_queries_and_routes_load() -> None:

@@ -47,3 +47,59 @@ test("a GET form loads its action with its fields as the query", () => {
   ) as URL;
   assert.equal(pageIsPrivate(overridden, [policy]), true);
 });
+
+// An attack review (docs/privacy.md): each click below loads a private page in a browser.
+const denied = validatePolicy({ version: 1, pages: { deny: ["/checkout", "/index.php?page=checkout", "/app#/account"] } });
+const loadsPrivate = (html: string, selector: string) => {
+  const url = target(html, selector);
+  return url !== null && (url.origin !== document.location.origin || pageIsPrivate(url, [denied]));
+};
+
+test("a click inside a submit button, on its label, or on an image button submits the form", () => {
+  const form = '<form action="/index.php"><input type="hidden" name="page" value="checkout">';
+  assert.equal(loadsPrivate(`${form}<button><span id="in">Go</span></button></form>`, "#in"), true, "inside the button");
+  assert.equal(loadsPrivate(`${form}<input type="submit" id="s"><label for="s" id="l">Go</label></form>`, "#l"), true, "its label");
+  assert.equal(loadsPrivate(`${form}<label id="l">Go <input type="submit"></label></form>`, "#l"), true, "a wrapping label");
+  assert.equal(loadsPrivate(`${form}<input type="image" id="i" alt="Go"></form>`, "#i"), true, "an image button");
+  assert.equal(loadsPrivate(
+    '<form action="/index.php?page=cart" method="post"><button id="go" formmethod="get" formaction="/index.php">'
+      + '<b id="in">Go</b></button><input type="hidden" name="page" value="checkout"></form>',
+    "#in",
+  ), true, "inside a button with formaction and formmethod");
+  assert.equal(loadsPrivate('<form action="/app#/account"><button id="go">Go</button></form>', "#go"), true, "an action's route");
+});
+
+test("areas, SVG links, javascript: and a base element", () => {
+  assert.equal(loadsPrivate('<map name="m"><area id="a" href="/checkout" shape="rect" coords="0,0,9,9"></map>', "#a"), true, "area");
+  const svg = (attrs: string) => `<svg><a ${attrs}><text id="t">Pay</text></a></svg>`;
+  assert.equal(loadsPrivate(svg('href="/checkout"'), "#t"), true, "SVG href");
+  assert.equal(loadsPrivate(svg('xlink:href="/checkout" xmlns:xlink="http://www.w3.org/1999/xlink"'), "#t"), true, "SVG xlink:href");
+  assert.equal(loadsPrivate('<a id="j" href="javascript:location=\'/checkout\'">Pay</a>', "#j"), true, "javascript: is off the pages");
+  assert.equal(loadsPrivate('<a id="b" href="/checkout" target="_blank">Pay</a>', "#b"), true, "a new tab");
+  assert.equal(loadsPrivate('<a id="x" href="http://[">Bad</a>', "#x"), true, "an address that does not parse");
+  assert.equal(loadsPrivate('<a id="n" href=" /check&#10;out&#9; ">Pay</a>', "#n"), true, "tabs, line breaks and spaces the parser drops");
+  // A base element: the link loads what the browser resolves, against the document's base URL.
+  const base = document.createElement("base");
+  base.href = "https://shop.example/index.php/";
+  document.head.append(base);
+  try {
+    assert.equal(loadsPrivate('<a id="r" href="../checkout">Pay</a>', "#r"), true, "relative to the base");
+    assert.equal(loadsPrivate('<a id="q" href="?page=checkout">Pay</a>', "#q"), true, "a query relative to the base");
+  } finally {
+    base.remove();
+  }
+  assert.equal(loadsPrivate('<a id="c" href="/cart">Cart</a>', "#c"), false);
+});
+
+test("links around a shadow root and around a slot", () => {
+  document.body.innerHTML = '<a href="/checkout"><span id="host"></span></a><div id="slotted"><b id="light">Pay</b></div>';
+  const inner = (document.querySelector("#host") as HTMLElement).attachShadow({ mode: "open" });
+  inner.innerHTML = '<i id="deep">Pay</i>';
+  const deep = inner.querySelector("#deep") as Element;
+  const inside = clickTarget(deep, BASE);
+  assert.ok(inside && pageIsPrivate(inside, [denied]), "in a shadow root inside a link");
+  const host = document.querySelector("#slotted") as HTMLElement;
+  host.attachShadow({ mode: "open" }).innerHTML = '<a href="/checkout"><slot></slot></a>';
+  const slotted = clickTarget(document.querySelector("#light") as Element, BASE);
+  assert.ok(slotted && pageIsPrivate(slotted, [denied]), "slotted into a link");
+});

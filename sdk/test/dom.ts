@@ -41,6 +41,20 @@ Object.defineProperty(globalThis, "frameElement", {
   },
 });
 
+// A browser's `assignedSlot` (the slot an element is shown in, in its parent's open shadow root):
+// happy-dom has none. By name, as a shadow root's slots are assigned by default.
+if (!("assignedSlot" in window.Element.prototype)) {
+  Object.defineProperty(window.Element.prototype, "assignedSlot", {
+    configurable: true,
+    get(this: Element) {
+      const root = this.parentElement?.shadowRoot;
+      if (!root) return null;
+      const name = this.getAttribute("slot") ?? "";
+      return Array.from(root.querySelectorAll("slot")).find((slot) => (slot.getAttribute("name") ?? "") === name) ?? null;
+    },
+  });
+}
+
 /** The first element of `markup`, in a fresh detached container (tests do not share a page). */
 export function html(markup: string): Element {
   const container = document.createElement("div");

@@ -104,6 +104,8 @@ MAX_PATTERN_PARAMETERS = 8
 def _route_query(fragment: str) -> str | None:
     """The query of a pattern's route, read as the SDK reads a fragment (pages.ts, routeOf): a
     fragment of parameters (`#tab=billing`: no `/` or `!` first, a `=` before any `?`) is one."""
+    if fragment.startswith("%21"):  # a router reading the fragment decoded reads it as `!`
+        fragment = "!" + fragment[3:]
     bang = fragment.startswith("!")
     path, has_query, query = fragment.removeprefix("!").partition("?")
     if not bang and not path.startswith("/") and "=" in path:
@@ -147,6 +149,12 @@ def pattern_problem(pattern: str, server: bool = True) -> str | None:
     main, has_query, query = before_route.partition("?")
     if not main.startswith("/") and not re.match(r"https?://", main):
         return "must start with / (a path) or http(s):// (origin and path)"
+    # Patterns that would name no page at all: refused, so that no admin believes a page private
+    # that is not (the same checks in pages.ts).
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in pattern):
+        return "a control character, which no address has (write it escaped: %0A)"
+    if not main.startswith("/") and "*" not in main and "/" not in main.split("://", 1)[1]:
+        return "an origin without a path names no page: add / (its home page) or /* (all its pages)"
     problem = _query_problem(query if has_query else None, server)
     if problem:
         return problem

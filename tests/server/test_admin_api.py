@@ -178,6 +178,11 @@ async def test_a_teams_policy_reaches_the_customer_before_its_agent_joins(
             assert refused.status_code == 400, path
             assert "$.policy.pages.deny[0]: an empty query parameter" in refused.json()["detail"]
         assert ada.post("/api/sites", json={**site, "policy": pages}).status_code == 400
+        # A pattern that names no page at all: refused, not believed to keep a page private.
+        nowhere = {"version": 1, "pages": {"deny": ["https://x.example"]}}
+        refused = ada.patch("/api/sites/demo", json={"policy": nowhere})
+        assert refused.status_code == 400
+        assert "an origin without a path names no page" in refused.json()["detail"]
         assert ada.patch("/api/teams/nope", json={"policy": policy}).status_code == 404
         changed = ada.patch("/api/teams/support", json={"policy": policy})
         assert changed.status_code == 200 and changed.json()["policy"] == policy

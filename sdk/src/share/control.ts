@@ -28,26 +28,44 @@ export interface ControlHost {
   isPrivate(url: URL): boolean;
 }
 
-/**
- * The address a click on `el` may load: its link's, or its form's on submission. A form sent
- * with GET (the default) loads its action with its fields as the query, as the browser builds it
- * (a submit button's own `formaction`, `formmethod`, name and value count): a query-routed site's
- * private page is `?page=checkout`, whatever the action's own query says. Null: none.
- */
-export function clickTarget(el: Element, base: string): URL | null {
-  const link = el.closest("a[href]") as HTMLAnchorElement | null;
-  if (link) return new URL(link.href, base);
-  const form = (el as HTMLButtonElement).form ?? null;
-  if (!form) return null;
-  const submitter = el instanceof HTMLButtonElement || el instanceof HTMLInputElement ? el : null;
-  const action = submitter?.hasAttribute("formaction") ? submitter.formAction : form.action;
-  const method = submitter?.hasAttribute("formmethod") ? submitter.formMethod : form.method;
-  const target = new URL(action || base, base);
+const SVG_NS = "http://www.w3.org/2000/svg";
+const XLINK_NS = "http://www.w3.org/1999/xlink";
+
+/** An address the browser could not parse: off the pages (its origin is "null"). */
+const UNPARSABLE = "about:invalid";
+
+function parsed(href: string, base?: string): URL {
+  try {
+    return new URL(href, base);
+  } catch {
+    return new URL(UNPARSABLE);
+  }
+}
+
+/** The element a click's event goes through after `node`, as the browser dispatches it: a
+ * slotted element's slot, a shadow root's host, otherwise the parent element. */
+function composedParent(node: Element): Element | null {
+  if (node.assignedSlot) return node.assignedSlot;
+  const parent = node.parentNode;
+  if (parent instanceof Element) return parent;
+  const host = (parent as ShadowRoot | null)?.host;
+  return host instanceof Element ? host : null;
+}
+
+/** A GET form loads its action with its fields as the query, as the browser builds it (a submit
+ * button's own `formaction`, `formmethod`, name and value count): a query-routed site's private
+ * page is `?page=checkout`, whatever the action's own query says. The action's fragment stays. */
+function submission(form: HTMLFormElement, submitter: HTMLButtonElement | HTMLInputElement, base: string): URL {
+  // The action as the browser resolves it: against the base URL (a `<base href>` counts), the
+  // document's own address when there is none or it is empty.
+  const action = submitter.hasAttribute("formaction") ? submitter.getAttribute("formaction") : form.getAttribute("action");
+  const method = submitter.hasAttribute("formmethod") ? submitter.formMethod : form.method;
+  const target = action ? parsed(action, submitter.baseURI || base) : parsed(base);
   if (method.toLowerCase() !== "get") return target;
   const Data = (form.ownerDocument.defaultView as (Window & typeof globalThis) | null)?.FormData ?? FormData;
   let data: FormData;
   try {
-    data = new Data(form, submitter ?? undefined); // throws for a submitter that submits nothing
+    data = new Data(form, submitter); // throws for a submitter that submits nothing
   } catch {
     data = new Data(form);
   }
@@ -55,6 +73,52 @@ export function clickTarget(el: Element, base: string): URL | null {
   for (const [name, value] of data) query.append(name, typeof value === "string" ? value : value.name);
   target.search = query.toString();
   return target;
+}
+
+/** A button that submits its form when clicked (a submit or image button). */
+function submitter(el: Element): HTMLButtonElement | HTMLInputElement | null {
+  const tag = el.localName;
+  if (el.namespaceURI === SVG_NS || (tag !== "button" && tag !== "input")) return null;
+  const button = el as HTMLButtonElement | HTMLInputElement;
+  const type = button.type.toLowerCase();
+  const submits = tag === "button" ? type === "submit" : type === "submit" || type === "image";
+  return submits && !button.disabled && button.form ? button : null;
+}
+
+/**
+ * The addresses a click on `el` may load: every link and every form submission the click goes
+ * through, as the browser dispatches it (from `el` up, through slots and shadow roots' hosts). A
+ * link (`<a href>`, `<area href>`, an SVG `<a href>` or `<a xlink:href>`) loads its address as
+ * the browser resolves it (against the document's base URL: a `<base href>` counts); a submit or
+ * image button, or a label of one, submits its form (`submission`). All of them are checked:
+ * which one the browser acts on is the first with an "activation behaviour", and reading them
+ * all fails closed. An address that does not parse is "about:invalid" (no page's origin).
+ */
+export function clickTargets(el: Element, base: string): URL[] {
+  const found: URL[] = [];
+  for (let node: Element | null = el; node; node = composedParent(node)) {
+    const tag = node.localName;
+    if (node.namespaceURI === SVG_NS) {
+      if (tag !== "a") continue;
+      const href = node.getAttribute("href") ?? node.getAttributeNS(XLINK_NS, "href") ?? node.getAttribute("xlink:href");
+      if (href !== null) found.push(parsed(href, node.baseURI || base));
+      continue;
+    }
+    const href = tag === "a" || tag === "area" ? node.getAttribute("href") : null;
+    if (href !== null) {
+      found.push(parsed(href, node.baseURI || base));
+      continue;
+    }
+    const control = tag === "label" ? (node as HTMLLabelElement).control : node;
+    const button = control ? submitter(control) : null;
+    if (button?.form) found.push(submission(button.form, button, base));
+  }
+  return found;
+}
+
+/** The first address a click on `el` loads (clickTargets), or null: none. */
+export function clickTarget(el: Element, base: string): URL | null {
+  return clickTargets(el, base)[0] ?? null;
 }
 
 function describe(el: Element): string {
@@ -159,8 +223,7 @@ export class RemoteControl {
   }
 
   private click(el: Element): void {
-    const target = clickTarget(el, location.href);
-    if (target && (target.origin !== location.origin || this.host.isPrivate(target))) {
+    if (clickTargets(el, location.href).some((target) => target.origin !== location.origin || this.host.isPrivate(target))) {
       return this.refuse("That leads off the pages you may see.", "off_pages");
     }
     this.ui.notifyKey("clicked", { agent: this.host.agent(), target: describe(el) });

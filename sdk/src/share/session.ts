@@ -1312,6 +1312,13 @@ export class Session {
     this.flushQueued = false;
     this.cancelBatch?.();
     this.cancelBatch = undefined;
+    // An app that draws its view and then changes the address (its router moves after drawing)
+    // moved onto a private page while what it drew waited for its batch: that is the private
+    // page's, and goes nowhere (the pause drops it).
+    if (this.state === "sharing" && !this.paused && this.ports.page.href() !== this.watchedHref && this.isPrivatePage()) {
+      this.onPageChange();
+      return;
+    }
     const events = this.pending;
     this.pending = [];
     const ws = this.ws;

@@ -12,10 +12,11 @@
  *   own query conditions.
  *
  * Every part is matched as written and as a lenient server or router reads it (paths:
- * canonicalPath; query names and values: escapes and `+` decoded, no case, no surrounding white
- * space, `[]` after a name dropped). A `deny` pattern names the page if it names any spelling:
- * the path with its query, the route read as a path with the route's query, or the path with both
- * queries; with a route, the path and the route together. An `allow` pattern must name the page
+ * canonicalSegments; query names and values: escapes and `+` decoded, cut at a NUL, no case, no
+ * surrounding white space, an array's `[…]` after a name dropped, PHP's `_` for `.`). A `deny`
+ * pattern names the page if it names any spelling: the path with its query, the route read as a
+ * path with the route's query, or the path with both queries; with a route, the path and the
+ * route together; also the script a path runs (`/index.php/x`), and on http as on https. An `allow` pattern must name the page
  * as the customer sees it, both as written and as read leniently: its path and, on a page with a
  * fragment, the route too (`/app/*` takes in `/app/#/orders`; `/faq` is not `/faq#/account`), and
  * each named parameter's every value (`?page=faq&page=checkout` is not on `?page=faq`: servers
@@ -48,16 +49,53 @@ interface Pattern {
   route: { path: string; query: Condition[] } | null;
 }
 
-/** `%XX` escapes decoded where they spell UTF-8; any other `%` stays as it is. */
-export function percentDecoded(text: string): string {
-  if (!text.includes("%")) return text;
-  return text.replace(/(?:%[0-9a-fA-F]{2})+/g, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
+/** How many times escapes are decoded: a server or a framework that decodes twice reads
+ * `%2563` as `c` (`%25` is `%`); no server decodes more often. A constant, so linear time. */
+export const DECODE_PASSES = 4;
+
+/** One run of `%XX` escapes decoded as a lenient server decodes bytes: UTF-8, and also its
+ * overlong forms (`%c0%af` is `/` to the old servers that read them, `%e0%80%ae` is `.`); a byte
+ * that starts no sequence stays as written (`%ff`). */
+function decodedRun(run: string): string {
+  const bytes: number[] = [];
+  for (let i = 0; i < run.length; i += 3) bytes.push(parseInt(run.slice(i + 1, i + 3), 16));
+  let out = "";
+  for (let i = 0; i < bytes.length;) {
+    const lead = bytes[i];
+    const length = lead < 0x80 ? 1 : lead >= 0xc0 && lead < 0xe0 ? 2 : lead >= 0xe0 && lead < 0xf0 ? 3 : lead >= 0xf0 && lead < 0xf8 ? 4 : 0;
+    let point = length === 1 ? lead : lead & (0x7f >> length);
+    let whole = length > 0 && i + length <= bytes.length;
+    for (let k = 1; whole && k < length; k++) {
+      if ((bytes[i + k] & 0xc0) !== 0x80) whole = false;
+      else point = (point << 6) | (bytes[i + k] & 0x3f);
     }
-  });
+    if (!whole || point > 0x10ffff || (point >= 0xd800 && point < 0xe000)) {
+      out += run.slice(i * 3, i * 3 + 3);
+      i++;
+      continue;
+    }
+    out += String.fromCodePoint(point);
+    i += length;
+  }
+  return out;
+}
+
+/** `%XX` escapes decoded (decodedRun), again while that changes anything, at most DECODE_PASSES
+ * times; any other `%` stays as it is. */
+export function percentDecoded(text: string): string {
+  for (let pass = 0; pass < DECODE_PASSES && text.includes("%"); pass++) {
+    const next = text.replace(/(?:%[0-9a-fA-F]{2})+/g, decodedRun);
+    if (next === text) break;
+    text = next;
+  }
+  return text;
+}
+
+/** What a server reads of `text` that has a NUL in it: C code stops there (`/checkout%00.html`
+ * is `/checkout`). */
+function beforeNul(text: string): string {
+  const nul = text.indexOf("\0");
+  return nul < 0 ? text : text.slice(0, nul);
 }
 
 /** Trimmed of spaces, tabs and line breaks at both ends, without a regular expression. */
@@ -70,29 +108,52 @@ function trimmed(text: string): string {
   return text.slice(start, end);
 }
 
-/** A query name or value as a lenient server reads it: `+` is a space, escapes decoded, no
- * surrounding white space, lower case. */
+/** A query name or value as a lenient server reads it: `+` is a space, escapes decoded, cut at a
+ * NUL, no surrounding white space, lower case. */
 function readParam(text: string): string {
-  return trimmed(percentDecoded(text.replaceAll("+", " "))).toLowerCase();
+  return trimmed(beforeNul(lenientText(text.replaceAll("+", " ")))).toLowerCase();
 }
 
-/** A query name read leniently, without the `[]` PHP and others read as "this name, again". */
-function readName(text: string): string {
-  const name = readParam(text);
-  return name.endsWith("[]") ? name.slice(0, -2) : name;
+/** Escapes decoded and compatibility forms folded (NFKC: `ｃ` is `c`, `．` is `.`, `／` is `/`),
+ * as servers that map to ASCII "best fit" read them. */
+function lenientText(text: string): string {
+  const decoded = percentDecoded(text);
+  return /[^\x00-\x7f]/.test(decoded) ? decoded.normalize("NFKC") : decoded;
 }
+
+/** A query name read leniently, as PHP and others read an array's (`page[]`, `page[0]`,
+ * `page[x]` are `page`), with PHP's `_` for a `.` or a space (`my.page` is `my_page`). */
+function readName(text: string): string {
+  let name = readParam(text);
+  const bracket = name.indexOf("[");
+  if (bracket > 0 && name.endsWith("]")) name = name.slice(0, bracket);
+  return name.replaceAll(".", "_").replaceAll(" ", "_");
+}
+
+/** The extensions of server-side scripts, which servers run with the rest of the path after
+ * them as "path info" (`/index.php/x/y` runs `/index.php`). */
+const SCRIPT_EXTENSIONS = new Set([
+  "php", "php3", "php4", "php5", "php7", "php8", "phtml", "phar", "asp", "aspx", "ashx", "asmx", "axd", "jsp", "jspx",
+  "do", "action", "cgi", "fcgi", "pl", "py", "rb", "cfm", "cfml", "shtml", "dll", "exe",
+]);
+
+/** The most script segments a deny reads a path as ending at (canonicalForms). A constant of the
+ * format, as DECODE_PASSES is, not a setting: it keeps the check linear, and no server may
+ * loosen how customers' browsers read addresses. A server runs the first script on the path. */
+export const MAX_SCRIPT_PREFIXES = 3;
 
 /**
- * The path as a lenient web server reads it, so that a page rule names a page however its address
- * is spelled: escapes decoded (`/%63heckout`), `;` parameters of each segment dropped
- * (`/checkout;jsessionid=1`), empty segments (`//checkout`), `.` and `..` resolved (also where
- * they were escaped as `%2f`), trailing dots and spaces of a segment dropped (`/checkout.`), no
- * trailing slash (`/checkout/`), lower case (`/Checkout`). Patterns are read the same way (their
- * `*` is kept). Linear in the path.
+ * The path's segments as a lenient web server reads them, so that a page rule names a page
+ * however its address is spelled: escapes decoded (`/%63heckout`, `/%2563heckout`, the overlong
+ * `%c0%af`), compatibility forms folded (`/ｃheckout`, `．．`), cut at a NUL, `;` parameters of
+ * each segment dropped (`/checkout;jsessionid=1`), empty segments (`//checkout`), `.` and `..`
+ * resolved (also where they were escaped as `%2f`), trailing dots and spaces of a segment dropped
+ * (`/checkout.`), lower case (`/Checkout`). Patterns are read the same way (their `*` is kept).
+ * Linear in the path.
  */
-function canonicalPath(path: string): string {
+function canonicalSegments(path: string): string[] {
   const segments: string[] = [];
-  for (const raw of percentDecoded(path).replaceAll("\\", "/").split("/")) {
+  for (const raw of beforeNul(lenientText(path)).replaceAll("\\", "/").split("/")) {
     const segment = raw.split(";", 1)[0];
     if (segment === "" || segment === ".") continue;
     if (segment === "..") {
@@ -101,15 +162,39 @@ function canonicalPath(path: string): string {
     }
     let end = segment.length; // trailing dots and spaces, without a regular expression's backtracking
     while (end > 0 && (segment[end - 1] === "." || segment[end - 1] === " ")) end--;
-    if (end > 0) segments.push(segment.slice(0, end));
+    if (end > 0) segments.push(segment.slice(0, end).toLowerCase());
   }
-  return `/${segments.join("/")}`.toLowerCase();
+  return segments;
 }
 
-/** A path read leniently, with and without a trailing slash (`/help/` is `/help` and `/help/`). */
-function canonicalForms(path: string): string[] {
-  const path2 = canonicalPath(path);
-  return path2 === "/" ? [path2] : [path2, `${path2}/`];
+/** canonicalSegments as a path: no trailing slash (`/checkout/` is `/checkout`). */
+function canonicalPath(path: string): string {
+  return `/${canonicalSegments(path).join("/")}`;
+}
+
+/** A path read leniently, with and without a trailing slash (`/help/` is `/help` and `/help/`);
+ * with `scripts`, also each script the path runs (`/index.php/x` runs `/index.php`), at most
+ * MAX_SCRIPT_PREFIXES of them. */
+function canonicalForms(path: string, scripts = false): string[] {
+  const segments = canonicalSegments(path);
+  const path2 = `/${segments.join("/")}`;
+  const forms = path2 === "/" ? [path2] : [path2, `${path2}/`];
+  if (!scripts) return forms;
+  let found = 0;
+  for (let i = 0; i < segments.length - 1 && found < MAX_SCRIPT_PREFIXES; i++) {
+    const dot = segments[i].lastIndexOf(".");
+    if (dot < 0 || !SCRIPT_EXTENSIONS.has(segments[i].slice(dot + 1))) continue;
+    found++;
+    const script = `/${segments.slice(0, i + 1).join("/")}`;
+    forms.push(script, `${script}/`);
+  }
+  return forms;
+}
+
+/** Whether the path has a NUL once decoded: servers differ in whether they stop there, so no
+ * allow names such a page. */
+function hasNul(path: string): boolean {
+  return percentDecoded(path).includes("\0");
 }
 
 /** An origin as the browser writes it (lower case, international names in punycode, no default
@@ -148,6 +233,8 @@ function splitOnce(text: string, separator: string): [string, string | null] {
  * `=` before any `?`) is the route `/` with that query, not a path to read (its values are named
  * only as query conditions, which a policy from the server names only whole). */
 function routeOf(fragment: string): [string, string | null] {
+  // A router that reads the fragment decoded (as some browsers gave it) reads `%21` as `!`.
+  if (fragment.startsWith("%21")) fragment = `!${fragment.slice(3)}`;
   const bang = fragment.startsWith("!");
   const [path, query] = splitOnce(bang ? fragment.slice(1) : fragment, "?");
   if (!bang && !path.startsWith("/") && path.includes("=")) return ["/", fragment];
@@ -179,6 +266,15 @@ function parsePattern(pattern: string): Pattern | string {
   const [main, query] = splitOnce(beforeRoute, "?");
   if (!main.startsWith("/") && !/^https?:\/\//.test(main)) {
     return "must start with / (a path) or http(s):// (origin and path)";
+  }
+  // Patterns that would name no page at all: refused, so that no admin believes a page private
+  // that is not (the same checks in src/tandem/policy.py).
+  for (let i = 0; i < pattern.length; i++) {
+    const code = pattern.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return "a control character, which no address has (write it escaped: %0A)";
+  }
+  if (!main.startsWith("/") && !main.includes("*") && !main.slice(main.indexOf("://") + 3).includes("/")) {
+    return "an origin without a path names no page: add / (its home page) or /* (all its pages)";
   }
   const mainQuery = conditions(query);
   if (typeof mainQuery === "string") return mainQuery;
@@ -276,17 +372,20 @@ function namesPath(
   suffix?: { written: string; lenient: string },
 ): boolean {
   const written = globMatches(main, (pattern.onOrigin ? origin : "") + path + (suffix?.written ?? ""));
-  if (strict && !written) return false;
+  if (strict && (!written || hasNul(path))) return false;
   if (!strict && written) return true;
-  const lenient = canonicalMain(main);
-  const lenientOrigin = pattern.onOrigin ? canonicalOrigin(origin) : "";
-  return canonicalForms(path).some((form) => globMatches(lenient, lenientOrigin + form + (suffix?.lenient ?? "")));
+  // A deny names the page on either scheme (a host that serves http too serves the same pages).
+  const scheme = (text: string) => !strict && text.startsWith("http://") ? `https://${text.slice(7)}` : text;
+  const lenient = scheme(canonicalMain(main));
+  const lenientOrigin = pattern.onOrigin ? scheme(canonicalOrigin(origin)) : "";
+  // A deny also names the page of each script the path runs (`/index.php/x` is `/index.php`).
+  return canonicalForms(path, !strict).some((form) => globMatches(lenient, lenientOrigin + form + (suffix?.lenient ?? "")));
 }
 
 /** The route pattern names the page's route (`/` without one) as written or leniently; strict: both. */
 function namesRoute(glob: string, route: string, strict: boolean): boolean {
   const written = globMatches(glob, route);
-  if (strict && !written) return false;
+  if (strict && (!written || hasNul(route))) return false;
   if (!strict && written) return true;
   const lenient = canonicalPath(glob);
   return canonicalForms(route).some((form) => globMatches(lenient, form));
