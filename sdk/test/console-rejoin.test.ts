@@ -346,6 +346,17 @@ async function echoLatest(h: ReturnType<typeof harness>, keys: PairwiseKeys, sen
 const LIVE = "Connected. You are seeing the customer's page live.";
 const CHECKING = "Connected. Checking that this is the customer's page now…";
 
+/** A paired console showing the customer's first epoch ("page 1") live, with its echo. */
+async function liveInFirstEpoch() {
+  const { h, keys } = await paired();
+  h.server({ type: "consent", granted: true });
+  const first = await epochOf(keys, 1, "page 1");
+  for (const frame of first.frames) h.last().events.binary(frame);
+  await echoLatest(h, keys, first.sender);
+  await until(() => h.card.status.text === LIVE);
+  return { h, keys, first };
+}
+
 /** A console that showed the customer's epochs 1 and 2 live, then reloaded and rejoined; and the
  * frames of both epochs, as a malicious server could have kept them. */
 async function reloadedAfterTwoEpochs() {
@@ -458,12 +469,7 @@ test("a relay that stops passing the customer's frames leaves the view live for 
 });
 
 test("right after the customer's browser began a new epoch (a supervisor came) the view is not live: acting is held and said, a control request waits for that epoch's echo and names it", async () => {
-  const { h, keys } = await paired();
-  h.server({ type: "consent", granted: true });
-  const first = await epochOf(keys, 1, "page 1");
-  for (const frame of first.frames) h.last().events.binary(frame);
-  await echoLatest(h, keys, first.sender);
-  await until(() => h.card.status.text === LIVE);
+  const { h, keys, first } = await liveInFirstEpoch();
   // The customer granted control (in the first epoch).
   h.last().events.binary(await first.sender.seal(payload({ k: "control", state: "granted" })));
   await until(() => h.card.controlling);
@@ -520,12 +526,7 @@ test("right after the customer's browser began a new epoch (a supervisor came) t
 });
 
 test("a control request held while a new epoch comes in is dropped if the view goes stale first: never sent late", async () => {
-  const { h, keys } = await paired();
-  h.server({ type: "consent", granted: true });
-  const first = await epochOf(keys, 1, "page 1");
-  for (const frame of first.frames) h.last().events.binary(frame);
-  await echoLatest(h, keys, first.sender);
-  await until(() => h.card.status.text === LIVE);
+  const { h, keys } = await liveInFirstEpoch();
   const second = await epochOf(keys, 2, "page 1");
   for (const frame of second.frames) h.last().events.binary(frame);
   await until(() => h.card.fresh === false);
