@@ -188,6 +188,17 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
+def _not_allowed(handlers: dict[str, object]) -> Response:
+    """``405`` for a method of no operation of the path, whoever asks, before anything else.
+    HEAD is one: Starlette routes it here with every GET, and it failed with a 500 (no
+    handler). It is not served as its GET either: a HEAD of a recording's content would build
+    the file and audit a playback to send none of it."""
+    allowed = ", ".join(handlers)
+    response = problem(405, "Method not allowed", f"Use {allowed}.")
+    response.headers["allow"] = allowed
+    return response
+
+
 def routes(table: Sequence[Operation]) -> list[Route]:
     """One Starlette route per path of ``table``, dispatching on method."""
     by_path: dict[str, dict[str, Operation]] = {}
@@ -198,7 +209,10 @@ def routes(table: Sequence[Operation]) -> list[Route]:
         handlers = {method: endpoint(op) for method, op in operations.items()}
 
         async def dispatch(request: Request, handlers: Any = handlers) -> Response:
-            response: Response = await handlers[request.method](request)
+            handler = handlers.get(request.method)
+            if handler is None:  # HEAD, which Starlette adds to every GET route
+                return _not_allowed(handlers)
+            response: Response = await handler(request)
             return response
 
         found.append(Route(path, dispatch, methods=list(operations)))
