@@ -12,6 +12,7 @@ them (tests/server/test_recordings.py records them over sockets)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -215,6 +216,27 @@ def test_head_ranges_and_conditional_requests_give_out_nothing_unaudited(
             assert "no-store" in aud.get(path).headers["cache-control"], path
 
 
+def test_another_pages_requests_with_the_auditors_cookie_play_nothing(
+    vault: RunningServer,
+) -> None:
+    # A page (a replayed customer's page in the mirror, a sibling site) making the auditor's
+    # browser load a recording as an image, or fetch it from another origin: refused before
+    # any handler, so neither built nor audited as played.
+    before = (count(vault, "recording_played", REC), count(vault, "recording_exported", REC))
+    with api(vault, "aud") as aud:
+        for headers in (
+            {"sec-fetch-dest": "image", "sec-fetch-site": "same-origin"},
+            {"sec-fetch-dest": "empty", "sec-fetch-site": "same-site", "origin": "http://x.test"},
+            {"sec-fetch-dest": "empty", "sec-fetch-site": "cross-site", "origin": "http://x.test"},
+        ):
+            for suffix in ("/content", "/export"):
+                answer = aud.get(f"/api/recordings/{REC}{suffix}", headers=headers)
+                assert answer.status_code == 403, (headers, answer.text)
+                assert SECRET not in answer.content
+    after = (count(vault, "recording_played", REC), count(vault, "recording_exported", REC))
+    assert after == before
+
+
 def test_a_playback_or_export_whose_audit_record_fails_gives_out_nothing(
     vault: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -409,6 +431,9 @@ async def test_frames_of_a_session_that_did_not_consent_are_never_kept(
     customer, alice, _ = await sharing_session(seeded)
     await send(alice, type="record")
     request = await recv_json(customer)
+    # Its id is 96 random bits (base64url), none of the seeded ones: not guessed from others.
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16}", request["recording_id"])
+    assert request["recording_id"] not in (REC, ACME_REC)
     await send(customer, type="record_consent", granted=False)
     assert (await recv_json(alice))["reason"] == "declined"
     await customer.send(b"\x01declined")
