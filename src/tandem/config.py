@@ -249,8 +249,9 @@ class Settings:
     (console tabs, reconnects); more are refused (4429). Each costs memory and a sign-in check
     every ``agent_reauth_seconds``."""
     refusal_audit_burst: int = 20
-    """Refused attempts of one signed-in account (a 403 of the API, a refused agent socket or
-    socket message) recorded in full per ``refusal_audit_window_seconds`` in one server process
+    """Refused attempts of one signed-in account (a 403 of the API, a 404 of a recording, a
+    refused agent socket or socket message) recorded in full per
+    ``refusal_audit_window_seconds`` in one server process
     (``access_refused``, ``recording_refused``, ``message_refused``); the rest of the window's
     are counted in one ``access_refused_summary`` record when it ends, so that one account
     cannot flood the audit trail."""

@@ -39,6 +39,9 @@ CONTAINER_MAGIC = b"TNDMREC1"
 MAX_PAYLOAD_BYTES = 512 * 1024 + 1024
 """Largest payload a frame inflates to (as the SDK's unpack allows)."""
 MAX_LIST = 500
+NOT_FOUND = "recording not found"
+"""The answer for a recording erased, expired, never made or of another organisation: the
+same, so that nobody learns which (tests/server/test_recording_attacks.py)."""
 Recorded = Callable[..., Awaitable[None]]
 
 
@@ -305,8 +308,11 @@ class Recordings:
         authorize(actor, action)
         recording = await self.storage.get_recording(recording_id)
         if recording is None:
-            raise NotFoundError("recording not found")
-        authorize(actor, action, Resource(recording.org_id))  # another org's: not found
+            raise NotFoundError(NOT_FOUND)
+        try:
+            authorize(actor, action, Resource(recording.org_id))
+        except NotFoundError:  # another organisation's: in the same words as one never made
+            raise NotFoundError(NOT_FOUND) from None
         return recording
 
     async def list(self, actor: Principal, limit: int = 100) -> list[RecordingRecord]:

@@ -226,6 +226,9 @@ class Subjects:
             subject=findings.label,
             sessions=len(findings.session_ids),
             recordings=len(findings.recordings),
+            # Named, as a playback or an export names its recording: the trail says which
+            # recordings went out in it, not only how many.
+            recording_ids=[r.recording_id for r in findings.recordings],
             audit_records=len(findings.audit) + len(findings.reports),
         )
         return findings, archive

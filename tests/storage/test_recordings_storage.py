@@ -309,3 +309,24 @@ async def test_a_postgres_database_from_before_recordings_is_upgraded(pg_schema:
         assert version == NEWER_THAN_LEGACY  # past every old version: an old Tandem refuses it
     finally:
         await db.close()
+
+
+async def test_a_late_frame_cannot_bring_back_an_erased_or_ended_recording(
+    storage: Storage,
+) -> None:
+    # A frame arriving after its recording ended (a process that was taken for lost, and its
+    # recording closed ``interrupted`` by another) or was erased is not kept: what the
+    # customer's consent covered has ended, and an erasure is not undone.
+    for recording_id in ("ended", "erased"):
+        await storage.add_recording(*owned(recording(recording_id)))
+        await storage.append_recording_frames(recording_id, 0, [b"a"])
+        await storage.end_recording(recording_id, 20.0, "stopped_by_customer")
+    assert await storage.delete_recording("erased")
+    for recording_id in ("ended", "erased"):
+        with pytest.raises(NotFoundError):
+            await storage.append_recording_frames(recording_id, 1, [b"late"])
+    assert await storage.recording_frames("ended") == [b"a"]
+    assert await storage.recording_frames("erased") == []
+    assert await storage.get_recording("erased") is None
+    ended = await storage.get_recording("ended")
+    assert ended is not None and (ended.frames, ended.size) == (1, 1)

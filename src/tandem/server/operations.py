@@ -110,7 +110,8 @@ NUL_REFUSED = "Text may not contain the NUL character (U+0000)."
 RECORDING_REFUSALS = frozenset({"recording.play", "recording.export", "recording.erase"})
 """Actions whose refusal is recorded as ``recording_refused``, naming the recording (an attempt
 to read or destroy one by a role that may not: an admin playing one, an auditor erasing one, an
-agent fetching one). Every other refusal of a signed-in account is ``access_refused``."""
+agent fetching one). So is any ``404`` of a route naming a recording (reason ``recording not
+found``). Every other refusal of a signed-in account is ``access_refused``."""
 
 
 async def _record_refusal(
@@ -118,9 +119,11 @@ async def _record_refusal(
 ) -> None:
     """The audit record of a refused attempt by a signed-in account: who, the action it needs,
     the route's template (never the path with its ids, nor the query) and why. The answer is
-    403 whatever happens to it: one account's records are bounded (SessionHub.refused), and if
+    403 (404) whatever happens to it: one account's records are bounded (SessionHub.refused), and if
     storage fails the record is kept and written once it answers (SessionHub.record_done)."""
-    recording = operation.action in RECORDING_REFUSALS
+    # A recording that is not there (erased, expired, another organisation's, never made) is
+    # named too: asking for ids leaves a trace in the asker's organisation.
+    recording = operation.action in RECORDING_REFUSALS or isinstance(exc, NotFoundError)
     subject = str(request.path_params.get("recording_id", ""))[:200] if recording else ""
     await services.hub.refused(
         "recording_refused" if recording else "access_refused",
@@ -174,7 +177,9 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         try:
             result = await operation.handler(call)
         except TandemError as exc:
-            if isinstance(exc, ForbiddenError):
+            if isinstance(exc, ForbiddenError) or (
+                isinstance(exc, NotFoundError) and "recording_id" in request.path_params
+            ):
                 await _record_refusal(services, principal, operation, request, exc)
             return _error_response(exc)
         if operation.status == 204:
@@ -188,6 +193,17 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
+def _not_allowed(handlers: dict[str, object]) -> Response:
+    """``405`` for a method of no operation of the path, whoever asks, before anything else.
+    HEAD is one: Starlette routes it here with every GET, and it failed with a 500 (no
+    handler). It is not served as its GET either: a HEAD of a recording's content would build
+    the file and audit a playback to send none of it."""
+    allowed = ", ".join(handlers)
+    response = problem(405, "Method not allowed", f"Use {allowed}.")
+    response.headers["allow"] = allowed
+    return response
+
+
 def routes(table: Sequence[Operation]) -> list[Route]:
     """One Starlette route per path of ``table``, dispatching on method."""
     by_path: dict[str, dict[str, Operation]] = {}
@@ -198,7 +214,10 @@ def routes(table: Sequence[Operation]) -> list[Route]:
         handlers = {method: endpoint(op) for method, op in operations.items()}
 
         async def dispatch(request: Request, handlers: Any = handlers) -> Response:
-            response: Response = await handlers[request.method](request)
+            handler = handlers.get(request.method)
+            if handler is None:  # HEAD, which Starlette adds to every GET route
+                return _not_allowed(handlers)
+            response: Response = await handler(request)
             return response
 
         found.append(Route(path, dispatch, methods=list(operations)))

@@ -486,7 +486,8 @@ class Storage(AuditStore, Protocol):
     ) -> None:
         """Store frames numbered ``first_seq``, ``first_seq + 1``, ... and grow the recording's
         ``frames`` and ``size``, atomically. Raises NotFoundError if the recording is gone
-        (erased meanwhile) and ConflictError if a number is already taken."""
+        (erased meanwhile) or has ended (a late frame is not kept), and ConflictError if a
+        number is already taken."""
         ...
 
     async def end_recording(self, recording_id: str, ended_at: float, reason: str) -> None:

@@ -1777,17 +1777,18 @@ class SQLStorage:
     ) -> None:
         def work(db: _Db) -> None:
             # The UPDATE locks the recording's row: appends to it (from any server) and its
-            # erasure wait for this transaction.
+            # erasure wait for this transaction. Only to a running recording: a frame late for
+            # one that ended (closed by another server as its process's lost) is not kept.
             result = db.execute(
                 recordings.update()
-                .where(recordings.c.recording_id == recording_id)
+                .where(recordings.c.recording_id == recording_id, recordings.c.ended_at.is_(None))
                 .values(
                     frames=recordings.c.frames + len(frames),
                     size=recordings.c.size + sum(len(frame) for frame in frames),
                 )
             )
             if not result.rowcount:
-                raise NotFoundError(f"no recording {recording_id!r}")
+                raise NotFoundError(f"no running recording {recording_id!r}")
             if frames:
                 db.execute(
                     recording_frames.insert(),
