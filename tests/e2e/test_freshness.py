@@ -528,7 +528,11 @@ def test_right_after_a_new_epoch_of_the_same_page_the_agents_click_is_held_and_s
         relay.inject_customer_bytes(frame)
     # Said, among the lines shown: the status line may have moved on by the time it is read (a
     # CI run under load found the live view's line there, its order of events not recorded).
-    wait_until(agent.page, lambda: CROSSED in statuses(agent))
+    try:
+        wait_until(agent.page, lambda: CROSSED in statuses(agent))
+    except AssertionError:
+        cart = customer.page.locator("#cart-count").text_content()
+        raise AssertionError(f"not said: {statuses(agent)}, cart {cart}") from None
     expect(not_live_mark(agent)).to_have_count(0)
     assert customer.page.locator("#cart-count").text_content() == "1"
     assert not any(GONE in text for text in statuses(agent)), statuses(agent)
