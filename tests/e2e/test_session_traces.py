@@ -1,8 +1,12 @@
-"""What a session leaves in the customer's browser once sharing stops (issue 14, item 11)."""
+"""What a session leaves in the customer's browser once sharing stops (issue 14, item 11), and in
+the agent's (promise 8, end-of-session clearing: docs/privacy.md, "End of session")."""
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+from dataclasses import dataclass
 
 from playwright.sync_api import Page, Route, expect
 
@@ -14,28 +18,15 @@ from tests.e2e.conftest import (
     allow,
     get_help,
     join,
+    live_instances,
     mirror,
+    settled_instances,
     share,
 )
 from tests.e2e.test_control import grant
-from tests.e2e.test_workspace import wait_until
+from tests.e2e.test_workspace import laser_on, pick, point_at, wait_until
 
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
-
-
-def test_the_tandem_database_is_deleted_when_sharing_stops(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
-    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
-    # While sharing, the pairwise key waits in IndexedDB for page navigations.
-    # (Polled from here: wait_for_function takes an async predicate's promise as truthy at once.)
-    wait_until(customer.page, lambda: "tandem" in customer.page.evaluate(DATABASES))
-    customer.page.get_by_role("button", name="Stop sharing").click()
-    expect(agent.page.get_by_text("Session ended")).to_be_visible()
-    # Not emptied: gone. (Waits for the deletion, which the SDK starts as the session ends.)
-    wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
 
 
 def test_a_tab_opened_while_another_shares_keeps_the_sharing_tabs_keys(
@@ -315,3 +306,200 @@ def test_a_duplicated_console_tab_whose_original_closes_goes_on_after_the_origin
         f"command counters sealed twice: {reused_nonces(customer.frames)}"
     )
     assert sharing(customer)
+
+
+# End-of-session clearing, looked for everywhere a browser keeps something: both sides, after each
+# way a session ends (the customer's Stop sharing, the agent's Leave, the server's end).
+
+# Blob URLs made and not revoked since the page loaded (an init script: before any of the page's).
+TRACK_BLOBS = """(() => {
+    const made = new Set();
+    const create = URL.createObjectURL, revoke = URL.revokeObjectURL;
+    URL.createObjectURL = function (object) {
+        const url = create.call(URL, object);
+        made.add(url);
+        return url;
+    };
+    URL.revokeObjectURL = function (url) {
+        made.delete(url);
+        return revoke.call(URL, url);
+    };
+    window.__tandemBlobs = made;
+})();"""
+
+# Everything of a browser's storage and state a page of the origin can see.
+STORAGE = """async () => {
+    const locks = await navigator.locks.query();
+    const texts = [];
+    const visit = (node) => {
+        if (node.nodeType === Node.TEXT_NODE && node.data.trim()) texts.push(node.data.trim());
+        if (node.shadowRoot) visit(node.shadowRoot);
+        for (const child of node.childNodes) visit(child);
+    };
+    for (const host of document.querySelectorAll("[data-tandem-ui]")) visit(host);
+    return {
+        session: Object.keys(sessionStorage),
+        local: Object.keys(localStorage),
+        databases: (await indexedDB.databases()).map((d) => d.name),
+        caches: await caches.keys(),
+        cookies: document.cookie,
+        locks: [...locks.held, ...locks.pending].map((lock) => lock.name),
+        workers: (await navigator.serviceWorker?.getRegistrations())?.length ?? 0,
+        blobs: [...window.__tandemBlobs],
+        ui: texts.join(" "),
+        iframes: document.querySelectorAll("iframe").length,
+        html: document.documentElement.outerHTML,
+    };
+}"""
+
+
+def heap_snapshot(page: Page) -> str:
+    """The page's whole JavaScript heap after a forced garbage collection (DevTools protocol:
+    HeapProfiler.takeHeapSnapshot), as the snapshot's JSON text: every string still reachable."""
+    cdp = page.context.new_cdp_session(page)
+    chunks: list[str] = []
+    try:
+        cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda event: chunks.append(event["chunk"]))
+        cdp.send("HeapProfiler.enable")
+        cdp.send("HeapProfiler.collectGarbage")
+        cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
+    finally:
+        cdp.detach()
+    return "".join(chunks)
+
+
+@dataclass
+class Traces:
+    """What identifies one session, read while it ran: found after its end, it was left."""
+
+    code: str  # the join code the customer read out
+    session_id: str
+    customer_token: str  # the customer's resume token
+    agent_token: str  # the console's resume token
+    key_handle: str  # where the console kept its keys
+    page_text: str  # a text only the customer's page (and so the mirror) had
+
+    @classmethod
+    def of(cls, customer: Party, agent: Party, view: object, code: str) -> Traces:
+        text = f"tandem-residue-{secrets.token_hex(8)}"
+        customer.page.evaluate(
+            "(text) => document.body.append(Object.assign(document.createElement('p'),"
+            " {id: 'tandem-test-residue', textContent: text}))",
+            text,
+        )
+        expect(view.locator("#tandem-test-residue")).to_be_attached()  # type: ignore[attr-defined]
+        stored = json.loads(customer.page.evaluate("() => sessionStorage['tandem.session']"))
+        held = json.loads(agent.page.evaluate("() => sessionStorage['tandem.console.session']"))
+        assert held["sessionId"] == stored["sessionId"]
+        return cls(
+            code, stored["sessionId"], stored["resumeToken"], held["resumeToken"],
+            held["keyHandle"], text,
+        )  # fmt: skip
+
+    def customer_side(self) -> list[str]:
+        return [self.code, f"{self.code[:4]} {self.code[4:8]} {self.code[8:]}", self.session_id,
+                self.customer_token]  # fmt: skip
+
+    def agent_side(self) -> list[str]:
+        return [self.code, self.session_id, self.agent_token, self.key_handle, self.page_text]
+
+
+def nothing_left(customer: Party, agent: Party, traces: Traces) -> None:
+    """Once a session ended: neither browser keeps anything of it (storage, key databases, locks,
+    sockets, keys, the mirror, blob URLs, strings in the heap), beyond the customer's notice that
+    it ended (the agent's name: docs/privacy.md)."""
+    # The key stores are deleted as the session ends, and the locks go once they are.
+    for party, prefix in ((customer, "tandem"), (agent, "tandem-console")):
+
+        def kept(page: Page = party.page, prefix: str = prefix) -> list[str]:
+            left = page.evaluate(STORAGE)
+            locks = [name for name in left["locks"] if name.startswith(prefix)]
+            return locks + [name for name in left["databases"] if name == prefix]
+
+        try:
+            wait_until(party.page, lambda kept=kept: not kept())  # type: ignore[misc]
+        except AssertionError:
+            raise AssertionError(f"locks or key database still there: {kept()}") from None
+        assert settled_instances(party.page, "WebSocket", 0) == 0
+        assert settled_instances(party.page, "CryptoKey", 0) == 0, "a key is still in memory"
+        left = party.page.evaluate(STORAGE)
+        assert not [key for key in left["session"] if key.startswith("tandem")], left["session"]
+        assert left["local"] == [] and left["caches"] == [] and left["cookies"] == ""
+        assert left["workers"] == 0 and left["blobs"] == []
+    # Cookies: the agent's sign-in only (not the session's: it ends with sign-out), none on the
+    # customer's side.
+    assert {cookie["name"] for cookie in agent.context.cookies()} <= {"tandem_agent"}
+    assert customer.context.cookies() == []
+    # The customer's page: only the notice that it ended, without the code.
+    shown = customer.page.evaluate(STORAGE)
+    for trace in traces.customer_side():
+        assert trace not in shown["ui"] and trace not in shown["html"]
+    # The console: no mirror (not even hidden), none of the customer's page, no facts of it.
+    shown = agent.page.evaluate(STORAGE)
+    assert shown["iframes"] == 0
+    assert live_instances(agent.page, "HTMLIFrameElement") == 0
+    for trace in (*traces.agent_side(), "Northwind"):
+        assert trace not in shown["html"], f"{trace!r} still in the console's page"
+    # Nor anywhere in either page's memory (what the page holds, not what it shows). The
+    # agent's copy of decrypted payloads is this test's instrumentation (RECORD_PLAINTEXT).
+    agent.page.evaluate("() => { window.__tandemPlaintext = []; }")
+    for party, traced in ((customer, traces.customer_side()), (agent, traces.agent_side())):
+        heap = heap_snapshot(party.page)
+        assert not [t for t in traced if t in heap], "still in the page's memory"
+
+
+def sharing_traced(customer: Party, agent: Party, live: RunningServer, signed_in: bool) -> Traces:
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    if signed_in:
+        join(agent, code)
+        allow(customer)
+        view = mirror(agent)
+    else:
+        view = share(customer, agent, live, code)
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    return Traces.of(customer, agent, view, code)
+
+
+def test_nothing_of_a_session_the_customer_stops_is_left_in_either_browser(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.add_init_script(TRACK_BLOBS)
+    agent.page.add_init_script(TRACK_BLOBS)
+    traces = sharing_traced(customer, agent, live, signed_in=False)
+    # The customer turns the agent's pointer off (a choice kept in the tab for the next pages).
+    view = mirror(agent)
+    pick(agent, "Pointer")
+    point_at(agent, view, "button:has-text('Add to cart')")
+    expect(laser_on(customer)).to_have_count(1)
+    customer.page.get_by_role("button", name="Turn off pointer").click()
+    expect(agent.page.locator("#status")).to_contain_text("The customer turned your pointer off.")
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    expect(agent.page.get_by_text("Session ended")).to_be_visible()
+    expect(customer.page.get_by_text("You stopped sharing")).to_be_visible()
+    nothing_left(customer, agent, traces)
+    # Back in the console's history: no old mirror comes back (a reload finds no session; the
+    # console is no-store, kept out of the back/forward cache: docs/privacy.md).
+    agent.page.goto(f"{live.base}/console/office/")
+    agent.page.go_back()
+    expect(agent.page.get_by_label("Session code")).to_be_visible()
+    expect(agent.page.locator("iframe")).to_have_count(0)
+    assert traces.page_text not in agent.page.content()
+
+
+def test_nothing_of_a_session_the_agent_or_the_server_ends_is_left_in_either_browser(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.add_init_script(TRACK_BLOBS)
+    agent.page.add_init_script(TRACK_BLOBS)
+    # The agent leaves.
+    traces = sharing_traced(customer, agent, live, signed_in=False)
+    agent.page.get_by_role("button", name="Leave").click()
+    expect(customer.page.get_by_text("The agent ended the session")).to_be_visible()
+    nothing_left(customer, agent, traces)
+    # A second session in the same pages, ended by the server (idle for too long).
+    traces = sharing_traced(customer, agent, live, signed_in=True)
+    live.clock.advance(live.settings.idle_timeout_seconds + 1)
+    expect(agent.page.get_by_text("Session ended")).to_be_visible()
+    expect(customer.page.get_by_text("without activity")).to_be_visible()
+    nothing_left(customer, agent, traces)
