@@ -3,14 +3,12 @@ the agent's (promise 8, end-of-session clearing: docs/privacy.md, "End of sessio
 
 from __future__ import annotations
 
-import json
 import re
-import secrets
-from dataclasses import dataclass
 
 from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import RunningServer
+from tests.e2e.clearing import TRACK_BLOBS, Traces, nothing_left
 from tests.e2e.conftest import (
     LIVE_STATUS,
     FrameLog,
@@ -18,9 +16,7 @@ from tests.e2e.conftest import (
     allow,
     get_help,
     join,
-    live_instances,
     mirror,
-    settled_instances,
     share,
 )
 from tests.e2e.test_control import grant
@@ -306,146 +302,6 @@ def test_a_duplicated_console_tab_whose_original_closes_goes_on_after_the_origin
         f"command counters sealed twice: {reused_nonces(customer.frames)}"
     )
     assert sharing(customer)
-
-
-# End-of-session clearing, looked for everywhere a browser keeps something: both sides, after each
-# way a session ends (the customer's Stop sharing, the agent's Leave, the server's end).
-
-# Blob URLs made and not revoked since the page loaded (an init script: before any of the page's).
-TRACK_BLOBS = """(() => {
-    const made = new Set();
-    const create = URL.createObjectURL, revoke = URL.revokeObjectURL;
-    URL.createObjectURL = function (object) {
-        const url = create.call(URL, object);
-        made.add(url);
-        return url;
-    };
-    URL.revokeObjectURL = function (url) {
-        made.delete(url);
-        return revoke.call(URL, url);
-    };
-    window.__tandemBlobs = made;
-})();"""
-
-# Everything of a browser's storage and state a page of the origin can see.
-STORAGE = """async () => {
-    const locks = await navigator.locks.query();
-    const texts = [];
-    const visit = (node) => {
-        if (node.nodeType === Node.TEXT_NODE && node.data.trim()) texts.push(node.data.trim());
-        if (node.shadowRoot) visit(node.shadowRoot);
-        for (const child of node.childNodes) visit(child);
-    };
-    for (const host of document.querySelectorAll("[data-tandem-ui]")) visit(host);
-    return {
-        session: Object.keys(sessionStorage),
-        local: Object.keys(localStorage),
-        databases: (await indexedDB.databases()).map((d) => d.name),
-        caches: await caches.keys(),
-        cookies: document.cookie,
-        locks: [...locks.held, ...locks.pending].map((lock) => lock.name),
-        workers: (await navigator.serviceWorker?.getRegistrations())?.length ?? 0,
-        blobs: [...window.__tandemBlobs],
-        ui: texts.join(" "),
-        iframes: document.querySelectorAll("iframe").length,
-        html: document.documentElement.outerHTML,
-    };
-}"""
-
-
-def heap_snapshot(page: Page) -> str:
-    """The page's whole JavaScript heap after a forced garbage collection (DevTools protocol:
-    HeapProfiler.takeHeapSnapshot), as the snapshot's JSON text: every string still reachable."""
-    cdp = page.context.new_cdp_session(page)
-    chunks: list[str] = []
-    try:
-        cdp.on("HeapProfiler.addHeapSnapshotChunk", lambda event: chunks.append(event["chunk"]))
-        cdp.send("HeapProfiler.enable")
-        cdp.send("HeapProfiler.collectGarbage")
-        cdp.send("HeapProfiler.takeHeapSnapshot", {"reportProgress": False})
-    finally:
-        cdp.detach()
-    return "".join(chunks)
-
-
-@dataclass
-class Traces:
-    """What identifies one session, read while it ran: found after its end, it was left."""
-
-    code: str  # the join code the customer read out
-    session_id: str
-    customer_token: str  # the customer's resume token
-    agent_token: str  # the console's resume token
-    key_handle: str  # where the console kept its keys
-    page_text: str  # a text only the customer's page (and so the mirror) had
-
-    @classmethod
-    def of(cls, customer: Party, agent: Party, view: object, code: str) -> Traces:
-        text = f"tandem-residue-{secrets.token_hex(8)}"
-        customer.page.evaluate(
-            "(text) => document.body.append(Object.assign(document.createElement('p'),"
-            " {id: 'tandem-test-residue', textContent: text}))",
-            text,
-        )
-        expect(view.locator("#tandem-test-residue")).to_be_attached()  # type: ignore[attr-defined]
-        stored = json.loads(customer.page.evaluate("() => sessionStorage['tandem.session']"))
-        held = json.loads(agent.page.evaluate("() => sessionStorage['tandem.console.session']"))
-        assert held["sessionId"] == stored["sessionId"]
-        return cls(
-            code, stored["sessionId"], stored["resumeToken"], held["resumeToken"],
-            held["keyHandle"], text,
-        )  # fmt: skip
-
-    def customer_side(self) -> list[str]:
-        return [self.code, f"{self.code[:4]} {self.code[4:8]} {self.code[8:]}", self.session_id,
-                self.customer_token]  # fmt: skip
-
-    def agent_side(self) -> list[str]:
-        return [self.code, self.session_id, self.agent_token, self.key_handle, self.page_text]
-
-
-def nothing_left(customer: Party, agent: Party, traces: Traces) -> None:
-    """Once a session ended: neither browser keeps anything of it (storage, key databases, locks,
-    sockets, keys, the mirror, blob URLs, strings in the heap), beyond the customer's notice that
-    it ended (the agent's name: docs/privacy.md)."""
-    # The key stores are deleted as the session ends, and the locks go once they are.
-    for party, prefix in ((customer, "tandem"), (agent, "tandem-console")):
-
-        def kept(page: Page = party.page, prefix: str = prefix) -> list[str]:
-            left = page.evaluate(STORAGE)
-            locks = [name for name in left["locks"] if name.startswith(prefix)]
-            return locks + [name for name in left["databases"] if name == prefix]
-
-        try:
-            wait_until(party.page, lambda kept=kept: not kept())  # type: ignore[misc]
-        except AssertionError:
-            raise AssertionError(f"locks or key database still there: {kept()}") from None
-        assert settled_instances(party.page, "WebSocket", 0) == 0
-        assert settled_instances(party.page, "CryptoKey", 0) == 0, "a key is still in memory"
-        left = party.page.evaluate(STORAGE)
-        assert not [key for key in left["session"] if key.startswith("tandem")], left["session"]
-        assert left["local"] == [] and left["caches"] == [] and left["cookies"] == ""
-        assert left["workers"] == 0 and left["blobs"] == []
-    # Cookies: the agent's sign-in only (not the session's: it ends with sign-out), none on the
-    # customer's side.
-    assert {cookie["name"] for cookie in agent.context.cookies()} <= {"tandem_agent"}
-    assert customer.context.cookies() == []
-    # The customer's page: only the notice that it ended, without the code.
-    shown = customer.page.evaluate(STORAGE)
-    for trace in traces.customer_side():
-        assert trace not in shown["ui"] and trace not in shown["html"]
-    # The console: no mirror (not even hidden), none of the customer's page, no facts of it.
-    shown = agent.page.evaluate(STORAGE)
-    assert shown["iframes"] == 0
-    assert live_instances(agent.page, "HTMLIFrameElement") == 0
-    for trace in (*traces.agent_side(), "Northwind"):
-        assert trace not in shown["html"], f"{trace!r} still in the console's page"
-    # Nor anywhere in either page's memory (what the page holds, not what it shows). The
-    # agent's copy of decrypted payloads is this test's instrumentation (RECORD_PLAINTEXT).
-    agent.page.evaluate("() => { window.__tandemPlaintext = []; }")
-    for party, traced in ((customer, traces.customer_side()), (agent, traces.agent_side())):
-        heap = heap_snapshot(party.page)
-        assert not [t for t in traced if t in heap], "still in the page's memory"
 
 
 def sharing_traced(customer: Party, agent: Party, live: RunningServer, signed_in: bool) -> Traces:
