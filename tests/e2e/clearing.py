@@ -58,7 +58,7 @@ STORAGE = """async () => {
         cookies: document.cookie,
         locks: [...locks.held, ...locks.pending].map((lock) => lock.name),
         workers: (await navigator.serviceWorker?.getRegistrations())?.length ?? 0,
-        blobs: [...window.__tandemBlobs],
+        blobs: window.__tandemBlobs ? [...window.__tandemBlobs] : null,  // null: not tracked
         ui: texts.join(" "),
         iframes: document.querySelectorAll("iframe").length,
         html: document.documentElement.outerHTML,
@@ -117,26 +117,34 @@ class Traces:
         return [self.code, self.session_id, self.agent_token, self.key_handle, self.page_text]
 
 
+def storage_cleared(party: Party, prefix: str) -> None:
+    """Wait until ``party``'s page keeps no `sessionStorage` entry, IndexedDB database or Web
+    Lock of Tandem's (``prefix``: "tandem" on the customer's side, "tandem-console" on the
+    agent's): the key store is deleted as the session ends, and its locks go once it is."""
+
+    def kept() -> list[str]:
+        left = party.page.evaluate(STORAGE)
+        return [
+            *(key for key in left["session"] if key.startswith("tandem")),
+            *(name for name in left["databases"] if name == prefix),
+            *(name for name in left["locks"] if name.startswith(prefix)),
+        ]
+
+    try:
+        wait_until(party.page, lambda: not kept())
+    except AssertionError:
+        raise AssertionError(f"still kept: {kept()}") from None
+
+
 def nothing_left(customer: Party, agent: Party, traces: Traces) -> None:
     """Once a session ended: neither browser keeps anything of it (storage, key databases, locks,
     sockets, keys, the mirror, blob URLs, strings in the heap), beyond the customer's notice that
     it ended (the agent's name: docs/privacy.md)."""
-    # The key stores are deleted as the session ends, and the locks go once they are.
     for party, prefix in ((customer, "tandem"), (agent, "tandem-console")):
-
-        def kept(page: Page = party.page, prefix: str = prefix) -> list[str]:
-            left = page.evaluate(STORAGE)
-            locks = [name for name in left["locks"] if name.startswith(prefix)]
-            return locks + [name for name in left["databases"] if name == prefix]
-
-        try:
-            wait_until(party.page, lambda kept=kept: not kept())  # type: ignore[misc]
-        except AssertionError:
-            raise AssertionError(f"locks or key database still there: {kept()}") from None
+        storage_cleared(party, prefix)
         assert settled_instances(party.page, "WebSocket", 0) == 0
         assert settled_instances(party.page, "CryptoKey", 0) == 0, "a key is still in memory"
         left = party.page.evaluate(STORAGE)
-        assert not [key for key in left["session"] if key.startswith("tandem")], left["session"]
         assert left["local"] == [] and left["caches"] == [] and left["cookies"] == ""
         assert left["workers"] == 0 and left["blobs"] == []
     # Cookies: the agent's sign-in only (not the session's: it ends with sign-out), none on the
