@@ -60,6 +60,7 @@ STORAGE = """async () => {
         workers: (await navigator.serviceWorker?.getRegistrations())?.length ?? 0,
         blobs: window.__tandemBlobs ? [...window.__tandemBlobs] : null,  // null: not tracked
         ui: texts.join(" "),
+        hosts: document.querySelectorAll("[data-tandem-ui]").length,
         iframes: document.querySelectorAll("iframe").length,
         html: document.documentElement.outerHTML,
     };
@@ -81,6 +82,15 @@ def heap_snapshot(page: Page) -> str:
     return "".join(chunks)
 
 
+# The customer's page without Tandem's own UI (its host) and the test's marker: a session may
+# leave nothing else in it (no attribute, class or element of the recorder, masking or pointer).
+PAGE = """() => {
+    const copy = document.documentElement.cloneNode(true);
+    for (const el of copy.querySelectorAll("[data-tandem-ui], #tandem-test-residue")) el.remove();
+    return copy.outerHTML;
+}"""
+
+
 @dataclass
 class Traces:
     """What identifies one session, read while it ran: found after its end, it was left."""
@@ -91,6 +101,7 @@ class Traces:
     agent_token: str  # the console's resume token
     key_handle: str  # where the console kept its keys
     page_text: str  # a text only the customer's page (and so the mirror) had
+    customer_page: str | None = None  # the customer's page before the session (PAGE)
 
     @classmethod
     def of(cls, customer: Party, agent: Party, view: object, code: str) -> Traces:
@@ -151,8 +162,11 @@ def nothing_left(customer: Party, agent: Party, traces: Traces) -> None:
     # customer's side.
     assert {cookie["name"] for cookie in agent.context.cookies()} <= {"tandem_agent"}
     assert customer.context.cookies() == []
-    # The customer's page: only the notice that it ended, without the code.
+    # The customer's page: as it was, but for the notice that it ended, without the code.
+    if traces.customer_page is not None:
+        assert customer.page.evaluate(PAGE) == traces.customer_page, "the page was left changed"
     shown = customer.page.evaluate(STORAGE)
+    assert shown["hosts"] <= 1, "more of Tandem's UI than the notice left in the page"
     for trace in traces.customer_side():
         assert trace not in shown["ui"] and trace not in shown["html"]
     # The console: no mirror (not even hidden), none of the customer's page, no facts of it.

@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import RunningServer
-from tests.e2e.clearing import TRACK_BLOBS, Traces, nothing_left
+from tests.e2e.clearing import PAGE, TRACK_BLOBS, Traces, nothing_left
 from tests.e2e.conftest import (
     LIVE_STATUS,
     FrameLog,
@@ -306,6 +306,7 @@ def test_a_duplicated_console_tab_whose_original_closes_goes_on_after_the_origin
 
 def sharing_traced(customer: Party, agent: Party, live: RunningServer, signed_in: bool) -> Traces:
     customer.page.goto(f"{live.base}/demo/")
+    before = customer.page.evaluate(PAGE)
     code = get_help(customer)
     if signed_in:
         join(agent, code)
@@ -314,7 +315,9 @@ def sharing_traced(customer: Party, agent: Party, live: RunningServer, signed_in
     else:
         view = share(customer, agent, live, code)
     expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
-    return Traces.of(customer, agent, view, code)
+    traces = Traces.of(customer, agent, view, code)
+    traces.customer_page = before
+    return traces
 
 
 def test_nothing_of_a_session_the_customer_stops_is_left_in_either_browser(
