@@ -340,7 +340,8 @@ def test_nothing_of_a_session_the_customer_stops_is_left_in_either_browser(
     # Back in the console's history: no old mirror comes back (a reload finds no session; the
     # console is no-store, kept out of the back/forward cache: docs/privacy.md).
     agent.page.goto(f"{live.base}/console/office/")
-    agent.page.go_back()
+    response = agent.page.go_back()
+    assert response is not None and response.headers.get("cache-control") == "no-store"
     expect(agent.page.get_by_label("Session code")).to_be_visible()
     expect(agent.page.locator("iframe")).to_have_count(0)
     assert traces.page_text not in agent.page.content()
