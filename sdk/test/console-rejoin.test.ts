@@ -47,6 +47,7 @@ function memoryStore(origin: Map<string, PairwiseKeys> | ReturnType<typeof memor
   const { keys, reserved, locks } = shared;
   const document = `document ${++documents}`;
   const timers = manualTimers();
+  const sealing = new Map<string, () => void>(); // this document's keys' locks, as the browser's store
   const store: HeldStore & { held: Held | null; keys: Map<string, PairwiseKeys>; cleared: number; document: string; timers: typeof timers; origin: typeof shared } = {
     held: null,
     keys,
@@ -54,7 +55,14 @@ function memoryStore(origin: Map<string, PairwiseKeys> | ReturnType<typeof memor
     document,
     timers,
     origin: shared,
-    claim: (handle) => claimSealing(locks.port(document), handle, timers.after),
+    claim(handle) {
+      const until = new Promise<void>((resolve) => sealing.set(handle, resolve));
+      return claimSealing(locks.port(document), handle, timers.after, undefined, until);
+    },
+    release(handle) {
+      sealing.get(handle)?.();
+      sealing.delete(handle);
+    },
     async reserveCommands(handle, after, count) {
       if (!keys.has(handle)) return null;
       const first = Math.max(reserved.get(handle) ?? 0, after) + 1;
@@ -77,6 +85,7 @@ function memoryStore(origin: Map<string, PairwiseKeys> | ReturnType<typeof memor
       this.held = null;
       if (handle) this.keys.delete(handle);
       this.cleared++;
+      if (handle) this.release(handle);
     },
     async clearUnused() {
       this.keys.clear();
@@ -676,6 +685,16 @@ test("a joined console holds its keys' lock from before its record is saved", as
   const { h } = await paired(30, memoryStore(origin));
   const handle = h.store.held?.keyHandle as string;
   assert.equal(origin.locks.holder(sealingLock(handle)), h.store.document);
+});
+
+test("a console whose session ends lets go of its keys' lock once the keys are deleted: nothing held names the ended session", async () => {
+  const origin = memoryOrigin();
+  const { h } = await paired(30, memoryStore(origin));
+  const handle = h.store.held?.keyHandle as string;
+  assert.equal(origin.locks.holder(sealingLock(handle)), h.store.document);
+  h.view.leave();
+  await until(() => origin.locks.holder(sealingLock(handle)) === undefined);
+  assert.equal(origin.keys.has(handle), false);
 });
 
 test("a duplicated console tab (its record copied) waits for the lock, then forgets the copy, says why, and neither rejoins nor seals", async () => {

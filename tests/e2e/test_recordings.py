@@ -29,6 +29,7 @@ from tandem import crypto
 from tandem.crypto import Broken
 from tandem.recordings import recording_events
 from tests.conftest import RunningServer, ServerFactory, add_user, tandem_in_process
+from tests.e2e.clearing import TRACK_BLOBS, Traces, nothing_left
 from tests.e2e.conftest import OtherOrigin, Party, audit_actions, get_help, share
 from tests.e2e.test_mfa_setup import console_sign_in
 from tests.malicious import MaliciousRelay
@@ -469,8 +470,12 @@ def test_every_graceful_end_leaves_a_whole_recording(
 ) -> None:
     private, public, _ = key_pair()
     use_recording_key(live, public)
+    for party in (customer, agent):
+        party.page.add_init_script(TRACK_BLOBS)
     customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
+    code = get_help(customer)
+    view = share(customer, agent, live, code)
+    traces = Traces.of(customer, agent, view, code)
     agent.page.get_by_role("button", name="Ask to record").click()
     customer.page.get_by_role("dialog").get_by_role("button", name="Allow recording").click()
     expect(agent.page.get_by_role("status")).to_contain_text("Recording, with the customer's")
@@ -501,6 +506,10 @@ def test_every_graceful_end_leaves_a_whole_recording(
             "agent leaves": "session_ending",
         }[ending]
     )
+    if ending != "agent stops recording":
+        # A recorded session leaves nothing behind either (the recording itself is the server's,
+        # kept for its retention: docs/recordings.md).
+        nothing_left(customer, agent, traces)
 
 
 def test_the_console_says_when_the_server_claims_a_recording_the_customer_refused(

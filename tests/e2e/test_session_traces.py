@@ -1,4 +1,5 @@
-"""What a session leaves in the customer's browser once sharing stops (issue 14, item 11)."""
+"""What a session leaves in the customer's browser once sharing stops (issue 14, item 11), and in
+the agent's (promise 8, end-of-session clearing: docs/privacy.md, "End of session")."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import RunningServer
+from tests.e2e.clearing import PAGE, TRACK_BLOBS, Traces, nothing_left
 from tests.e2e.conftest import (
     LIVE_STATUS,
     FrameLog,
@@ -18,24 +20,9 @@ from tests.e2e.conftest import (
     share,
 )
 from tests.e2e.test_control import grant
-from tests.e2e.test_workspace import wait_until
+from tests.e2e.test_workspace import laser_on, pick, point_at, wait_until
 
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
-
-
-def test_the_tandem_database_is_deleted_when_sharing_stops(
-    live: RunningServer, customer: Party, agent: Party
-) -> None:
-    customer.page.goto(f"{live.base}/demo/")
-    view = share(customer, agent, live, get_help(customer))
-    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
-    # While sharing, the pairwise key waits in IndexedDB for page navigations.
-    # (Polled from here: wait_for_function takes an async predicate's promise as truthy at once.)
-    wait_until(customer.page, lambda: "tandem" in customer.page.evaluate(DATABASES))
-    customer.page.get_by_role("button", name="Stop sharing").click()
-    expect(agent.page.get_by_text("Session ended")).to_be_visible()
-    # Not emptied: gone. (Waits for the deletion, which the SDK starts as the session ends.)
-    wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
 
 
 def test_a_tab_opened_while_another_shares_keeps_the_sharing_tabs_keys(
@@ -315,3 +302,64 @@ def test_a_duplicated_console_tab_whose_original_closes_goes_on_after_the_origin
         f"command counters sealed twice: {reused_nonces(customer.frames)}"
     )
     assert sharing(customer)
+
+
+def sharing_traced(customer: Party, agent: Party, live: RunningServer, signed_in: bool) -> Traces:
+    customer.page.goto(f"{live.base}/demo/")
+    before = customer.page.evaluate(PAGE)
+    code = get_help(customer)
+    if signed_in:
+        join(agent, code)
+        allow(customer)
+        view = mirror(agent)
+    else:
+        view = share(customer, agent, live, code)
+    expect(agent.page.get_by_role("status")).to_contain_text(LIVE_STATUS)
+    traces = Traces.of(customer, agent, view, code)
+    traces.customer_page = before
+    return traces
+
+
+def test_nothing_of_a_session_the_customer_stops_is_left_in_either_browser(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.add_init_script(TRACK_BLOBS)
+    agent.page.add_init_script(TRACK_BLOBS)
+    traces = sharing_traced(customer, agent, live, signed_in=False)
+    # The customer turns the agent's pointer off (a choice kept in the tab for the next pages).
+    view = mirror(agent)
+    pick(agent, "Pointer")
+    point_at(agent, view, "button:has-text('Add to cart')")
+    expect(laser_on(customer)).to_have_count(1)
+    customer.page.get_by_role("button", name="Turn off pointer").click()
+    expect(agent.page.locator("#status")).to_contain_text("The customer turned your pointer off.")
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    expect(agent.page.get_by_text("Session ended")).to_be_visible()
+    expect(customer.page.get_by_text("You stopped sharing")).to_be_visible()
+    nothing_left(customer, agent, traces)
+    # Back in the console's history: no old mirror comes back (a reload finds no session; the
+    # console is no-store, kept out of the back/forward cache: docs/privacy.md).
+    agent.page.goto(f"{live.base}/console/office/")
+    response = agent.page.go_back()
+    assert response is not None and response.headers.get("cache-control") == "no-store"
+    expect(agent.page.get_by_label("Session code")).to_be_visible()
+    expect(agent.page.locator("iframe")).to_have_count(0)
+    assert traces.page_text not in agent.page.content()
+
+
+def test_nothing_of_a_session_the_agent_or_the_server_ends_is_left_in_either_browser(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    customer.page.add_init_script(TRACK_BLOBS)
+    agent.page.add_init_script(TRACK_BLOBS)
+    # The agent leaves.
+    traces = sharing_traced(customer, agent, live, signed_in=False)
+    agent.page.get_by_role("button", name="Leave").click()
+    expect(customer.page.get_by_text("The agent ended the session")).to_be_visible()
+    nothing_left(customer, agent, traces)
+    # A second session in the same pages, ended by the server (idle for too long).
+    traces = sharing_traced(customer, agent, live, signed_in=True)
+    live.clock.advance(live.settings.idle_timeout_seconds + 1)
+    expect(agent.page.get_by_text("Session ended")).to_be_visible()
+    expect(customer.page.get_by_text("without activity")).to_be_visible()
+    nothing_left(customer, agent, traces)

@@ -7,6 +7,7 @@ import re
 from playwright.sync_api import expect
 
 from tests.conftest import AGENT_PASSWORD, RunningServer
+from tests.e2e.clearing import storage_cleared
 from tests.e2e.conftest import (
     CODE_PATTERN,
     Joined,
@@ -67,6 +68,9 @@ def test_decline_tells_the_agent_and_ends_the_session(
     expect(customer.page.get_by_role("dialog")).to_have_count(0)
     expect(customer.page.get_by_text(CODE_PATTERN)).to_have_count(0)
     assert not any(len(f) > 200 for f in customer.frames.sent), "page content sent after Decline"
+    # The keys paired before the question, and the records, go with the session on both sides.
+    storage_cleared(customer, "tandem")
+    storage_cleared(agent, "tandem-console")
 
 
 def test_stop_sharing_ends_for_everyone_and_empties_the_mirror(

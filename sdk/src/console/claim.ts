@@ -48,19 +48,23 @@ export function sealingLock(handle: string): string {
  * is withdrawn: the lock never comes later). The request is made synchronously, before this
  * returns: a record saved after it is copied into a duplicate whose request comes after this
  * one's. Without Web Locks (no secure context: no Tandem either) it resolves true.
- * `after`: runs a function after ms, returns its cancel (the clock port).
+ * `after`: runs a function after ms, returns its cancel (the clock port). `until`: the session
+ * is over (its keys deleted): the lock is released then, or the request withdrawn if it was not
+ * granted yet (end-of-session clearing: no lock naming an ended session's keys stays held).
  */
 export function claimSealing(
   locks: LockPort | null, handle: string, after: (ms: number, fn: () => void) => () => void, waitMs = CLAIM_WAIT_MS,
+  until: Promise<void> = new Promise<void>(() => undefined),
 ): Promise<boolean> {
   if (!locks) return Promise.resolve(true);
   const abort = new AbortController();
+  void until.then(() => abort.abort()); // not granted yet: withdrawn (granted: no effect)
   return new Promise<boolean>((resolve) => {
     const cancel = after(waitMs, () => abort.abort());
     locks.request(sealingLock(handle), { mode: "exclusive", signal: abort.signal }, () => {
       cancel();
       resolve(true);
-      return new Promise<void>(() => undefined); // held until the document goes
+      return until; // held until the session is over here, or the document goes
     }).catch(() => {
       cancel();
       resolve(false); // withdrawn (AbortError) or refused: another document has these keys

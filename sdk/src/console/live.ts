@@ -1224,8 +1224,11 @@ export class LiveView {
     // This tab's keys, and the database only once no other console tab holds it; a document
     // that does not hold the keys' lock (a duplicate) forgets only its copy of the record.
     if (this.held && !this.watching) {
-      if (this.owner) void this.ports.held?.forget(this.held.keyHandle);
-      else this.ports.held?.save(null);
+      if (this.owner) void this.ports.held?.forget(this.held.keyHandle); // and lets go of their lock
+      else {
+        this.ports.held?.save(null);
+        this.ports.held?.release(this.held.keyHandle); // a request still waiting: withdrawn
+      }
     }
     this.held = null;
     this.pairing = null;

@@ -56,6 +56,9 @@ export interface HeldStore {
    * as long as it lives; false when another document of this browser holds it (this one is a
    * duplicate of that tab). Ask before loading, saving or sealing under the keys. */
   claim(handle: string): Promise<boolean>;
+  /** The session is over here: let go of the lock of the keys under `handle` (or withdraw the
+   * request); `forget` does it once the keys are deleted. */
+  release(handle: string): void;
   /** Store the pairing's keys under this tab's `handle`; this tab holds the database from then.
    * Resolves once stored (or storage failed); never rejects. */
   saveKeys(handle: string, keys: PairwiseKeys): Promise<void>;
@@ -84,6 +87,9 @@ function isHeld(value: unknown): value is Held {
     typeof held.windowMs === "number" && held.windowMs > 0;
 }
 
+/** The locks this document holds (or asked for), by key handle: each released by its end. */
+const sealing = new Map<string, () => void>();
+
 /** The browser's store: this tab's sessionStorage, and IndexedDB for the keys. */
 export const browserHeldStore: HeldStore = {
   load() {
@@ -103,7 +109,15 @@ export const browserHeldStore: HeldStore = {
       // storage disabled: a reload then cannot rejoin; the session itself goes on
     }
   },
-  claim: (handle) => claimSealing(lockManager(), handle, browserClock.after),
+  claim(handle) {
+    sealing.get(handle)?.();
+    const until = new Promise<void>((resolve) => sealing.set(handle, resolve));
+    return claimSealing(lockManager(), handle, browserClock.after, undefined, until);
+  },
+  release(handle) {
+    sealing.get(handle)?.();
+    sealing.delete(handle);
+  },
   reserveCommands: (handle, after, count) => keys.reserve(handle, after, count),
   async saveKeys(handle, pair) {
     keys.hold(handle); // no console tab that starts now deletes them
@@ -119,7 +133,10 @@ export const browserHeldStore: HeldStore = {
   },
   forget(handle) {
     this.save(null);
-    return keys.forget(handle ? [handle] : [], handle ?? undefined);
+    // The lock after the keys: no other document takes them up meanwhile.
+    return keys.forget(handle ? [handle] : [], handle ?? undefined).finally(() => {
+      if (handle) this.release(handle);
+    });
   },
   clearUnused: () => keys.clearUnused(),
 };

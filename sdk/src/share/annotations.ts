@@ -87,6 +87,12 @@ function storeOff(off: boolean): void {
   }
 }
 
+/** The session ended: the customer's choice goes with it (end-of-session clearing), and the next
+ * session in this tab starts with pointing allowed, as any other does. */
+export function forgetAnnotationChoice(): void {
+  storeOff(false);
+}
+
 /** Embedded documents: the agent never sees inside them (a payment provider's card form). */
 const EMBEDDED = "iframe, frame, embed, object";
 

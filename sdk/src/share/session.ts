@@ -42,7 +42,7 @@ import { type OutgoingMessage, control, parseServerMessage, type ServerMessage }
 import { BrandError, type BrandOptions, validateBrand } from "./brand.ts";
 import { RemoteControl } from "./control.ts";
 import { Bucket } from "./bucket.ts";
-import { Annotations } from "./annotations.ts";
+import { Annotations, forgetAnnotationChoice } from "./annotations.ts";
 import { watchContext } from "./context.ts";
 import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
@@ -1436,10 +1436,12 @@ export class Session {
    * marker still goes first on the socket, then `stop` (see finish()).
    */
   async stop(): Promise<void> {
-    const shared = this.state === "sharing" ? this.saved : null;
+    // The agent's name only: the notice stays until the customer closes it, and what its
+    // listeners hold stays in memory as long (never the record: the resume token, the session).
+    const agent = this.state === "sharing" ? this.saved?.agent : undefined;
     await this.finish({ type: "stop" }, () => {
       // The customer is told that nothing is shared any more (issue 15).
-      if (shared) this.ui.showStopped(shared.agent, () => this.ui.remove());
+      if (agent !== undefined) this.ui.showStopped(agent, () => this.ui.remove());
     });
   }
 
@@ -1501,6 +1503,7 @@ export class Session {
     this.control = null;
     this.annotations?.dispose();
     this.annotations = null;
+    forgetAnnotationChoice(); // kept in this tab's storage for the session's next pages only
     this.pairing = null;
     this.watchPairing = null;
     this.keys = null;
