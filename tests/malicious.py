@@ -82,6 +82,7 @@ class MaliciousRelay:
         self.binary_to_agent: BinaryRewrite = _bytes_unchanged
         self.binary_from_customer: BinaryRewrite = _bytes_unchanged
         self.binary_to_customer: BinaryRewrite = _bytes_unchanged
+        self._held_to_customer: list[bytes] = []
         self.hold_http: Callable[[str], bool] = lambda path: False
         self.held_http: list[str] = []
         self._released_http = threading.Event()
@@ -174,6 +175,33 @@ class MaliciousRelay:
     def release_http(self) -> None:
         """Let the HTTP requests ``hold_http`` held (and any later ones) through."""
         self._released_http.set()
+
+    def hold_to_customer(self) -> list[bytes]:
+        """Hold every binary frame the agent sends to the customer from now on, in order, until
+        :meth:`release_to_customer`; the list they are held in."""
+        held: list[bytes] = []
+        self._held_to_customer = held
+        self.binary_to_customer = lambda frame: held.append(frame)  # None: not passed on
+        return held
+
+    def release_to_customer(self) -> None:
+        """Pass the held frames on to the customer in order, then let later ones through. Done on
+        the server's loop, where the hook runs: a frame the agent sends meanwhile is held behind
+        them (set free at the same time, it could overtake them, and the customer's browser
+        would drop them as replays)."""
+        with self._lock:
+            target = self._customer
+        if target is None:
+            raise RuntimeError("no customer socket yet")
+        loop, send = target
+        held = self._held_to_customer
+
+        async def drain() -> None:
+            while held:
+                await send({"type": "websocket.send", "bytes": held.pop(0)})
+            self.binary_to_customer = _bytes_unchanged  # no await since the last look: none left
+
+        asyncio.run_coroutine_threadsafe(drain(), loop).result(timeout=5)
 
     def inject_customer_bytes(self, frame: bytes) -> None:
         """Send a binary ``frame`` to the latest customer socket (as if the agent had sent it)."""
