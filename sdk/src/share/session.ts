@@ -1138,17 +1138,21 @@ export class Session {
    * than ACTION_PROOF_MS ago: the agent's view was this page then, and the command is not older
    * than that by more than the bound. */
   private provenLately(command: unknown): boolean {
-    const proof = (command as { proof?: unknown }).proof;
-    const echoed = typeof proof === "string" ? this.echoedToAgent.get(proof) : undefined;
+    const echoed = this.echoNamed(command);
     return echoed !== undefined && echoed.sender === this.sender && this.ports.clock.now() - echoed.at <= ACTION_PROOF_MS;
   }
 
   /** Whether an acting command names an echo of the agent's challenge sent in an earlier epoch
    * of this page: only the words of its refusal depend on it (it is refused all the same). */
   private provenInEarlierEpoch(command: unknown): boolean {
-    const proof = (command as { proof?: unknown }).proof;
-    const echoed = typeof proof === "string" ? this.echoedToAgent.get(proof) : undefined;
+    const echoed = this.echoNamed(command);
     return echoed !== undefined && echoed.sender !== this.sender;
+  }
+
+  /** The echo a command names as its proof (when and in which epoch it was sent), if any. */
+  private echoNamed(command: unknown) {
+    const proof = (command as { proof?: unknown }).proof;
+    return typeof proof === "string" ? this.echoedToAgent.get(proof) : undefined;
   }
 
   /** An encrypted command from the watching supervisor: only a challenge counts (a supervisor
