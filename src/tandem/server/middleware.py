@@ -82,12 +82,12 @@ class PublicOrigins:
         self.note_proxy = note_proxy
         self.proxy_noted = False
 
-    async def _note_proxy(self, scope: Scope) -> None:
+    async def _note_proxy(self, scope: Scope, note_proxy: Callable[[str], None]) -> None:
         headers = Headers(scope=scope)
         header = next((name for name in PROXY_HEADERS if name in headers), None)
-        if header is None or self.proxy_noted or self.note_proxy is None:
+        if header is None:
             return
-        self.proxy_noted = True
+        self.proxy_noted = True  # before any await: one note, however many come at once
         log.warning(
             "a request came with %s: a reverse proxy forwards to this server, which has no "
             "public origin and answers whatever Host a request names. Set --public-origin "
@@ -95,7 +95,7 @@ class PublicOrigins:
             header,
         )
         try:
-            await asyncio.to_thread(self.note_proxy, header)
+            await asyncio.to_thread(note_proxy, header)
         except OSError as exc:  # the warning stands; the compliance check cannot see it
             log.error("cannot note the reverse proxy for the compliance check: %s", exc)
 
@@ -119,8 +119,8 @@ class PublicOrigins:
             await self.app(scope, receive, send)
             return
         if not self.public_origins:
-            if not self.proxy_noted:
-                await self._note_proxy(scope)
+            if not self.proxy_noted and self.note_proxy is not None:
+                await self._note_proxy(scope, self.note_proxy)
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http" and scope["path"] in PROBES:
