@@ -55,6 +55,14 @@ def statuses(agent: Party) -> list[str]:
     return seen
 
 
+def centre(locator: Any) -> dict[str, float]:
+    """The middle of ``locator``'s box in the console's page (where a real click lands)."""
+    expect(locator).to_be_in_viewport()
+    box = locator.bounding_box()
+    assert box is not None
+    return {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+
+
 def not_live_mark(agent: Party) -> Any:
     """The stage marked as not live (dimmed, labelled): console.css, view.ts."""
     return agent.page.locator('#stage.not-live[data-not-live="Not live"]')
@@ -373,11 +381,7 @@ def test_while_the_view_is_not_live_the_agents_clicks_and_typing_never_reach_the
         expect(customer.page.get_by_label("Search products")).to_have_value("stove")
         expect(view.locator("input[type=search]")).to_have_value("stove")
         expect(view.locator("button:has-text('Add to cart')")).to_have_count(1)
-        add = view.locator("button:has-text('Add to cart')").first
-        expect(add).to_be_in_viewport()
-        box = add.bounding_box()
-        assert box is not None
-        at = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+        at = centre(view.locator("button:has-text('Add to cart')").first)
         # The console's network stalls (what the customer's browser sends is held; what the
         # console sends still goes): past the bound the view is not live, the tools are off.
         net.hold()
@@ -428,12 +432,7 @@ def test_an_agents_click_the_relay_held_past_the_bound_never_acts_on_the_custome
     agent.page.set_viewport_size({"width": 1400, "height": 900})
     view = share_at(customer, quick(agent), server, server.base, server.base)
     grant(customer, agent)
-    held: list[bytes] = []
-
-    def hold(frame: bytes) -> None:
-        held.append(frame)
-
-    relay.binary_to_customer = hold
+    held = relay.hold_to_customer()
     agent_click(agent, view, "button:has-text('Add to cart')")
     clicked_at = time.monotonic()
     wait_until(agent.page, lambda: len(held) > 0)
@@ -441,9 +440,9 @@ def test_an_agents_click_the_relay_held_past_the_bound_never_acts_on_the_custome
     # the customer's bound (ACTION_PROOF_MS, 9 s: the console's default bound).
     expect(agent.page.get_by_role("status")).to_contain_text(NOT_LIVE, timeout=STALE_MS + 4000)
     time.sleep(max(0.0, 10.5 - (time.monotonic() - clicked_at)))
-    relay.binary_to_customer = lambda frame: frame
-    for frame in held:
-        relay.inject_customer_bytes(frame)
+    # In order, ahead of anything the console sends meanwhile: the click reaches the customer's
+    # browser and is refused there for its age, not dropped as a replay behind a newer command.
+    relay.release_to_customer()
     expect(not_live_mark(agent)).to_have_count(0, timeout=STALE_MS + 4000)
     time.sleep(1)
     assert customer.page.locator("#cart-count").text_content() == "0"
@@ -478,11 +477,7 @@ def test_right_after_a_new_epoch_of_the_same_page_the_agents_click_is_held_and_s
     agent.page.add_init_script(WATCHED)
     view = share_at(customer, agent, server, server.base, server.base)
     grant(customer, agent)
-    add = view.locator("button:has-text('Add to cart')").first
-    expect(add).to_be_in_viewport()
-    box = add.bounding_box()
-    assert box is not None
-    at = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+    at = centre(view.locator("button:has-text('Add to cart')").first)
 
     # The window: the relay holds the console's commands (its challenges), and asks the
     # customer's browser for a new epoch. The console learns of it, and gets no echo in it.
