@@ -270,6 +270,13 @@ def verify_customer_token(
     subject = claims["sub"]
     if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
         raise AuthenticationError("customer token not accepted: sub must be a short string")
+    if subject != subject.strip() or any(ord(c) < 32 for c in subject):
+        # A data subject request names the customer by this sub, trimmed and printable
+        # (tandem.subjects): " bob" was stored apart from "bob" and found, exported and erased
+        # as "bob"; "bob\t" could not be named at all.
+        raise AuthenticationError(
+            "customer token not accepted: sub must be printable, without surrounding spaces"
+        )
     token_id = claims.get("jti")
     if token_id is not None and (not isinstance(token_id, str) or not 1 <= len(token_id) <= 128):
         raise AuthenticationError("customer token not accepted: jti must be a short string")

@@ -75,6 +75,14 @@ ATTACKS = {
     "alg none": lambda key, now: forged_none(now),
     "long-lived": lambda key, now: sign(key, sub="c", aud="demo", iat=now, exp=now + 86400),
     "no subject": lambda key, now: sign(key, aud="demo", iat=now, exp=now + 60),
+    # A subject request names the customer by a trimmed, printable sub (tandem.subjects): this
+    # one would be found, exported and erased as "c-42", another customer.
+    "sub with spaces around": lambda key, now: sign(
+        key, sub=" c-42", aud="demo", iat=now, exp=now + 60
+    ),
+    "sub with a control character": lambda key, now: sign(
+        key, sub="c\t42", aud="demo", iat=now, exp=now + 60
+    ),
 }
 
 
