@@ -309,6 +309,10 @@ class Settings:
     agent stopped it, the size limit, the session ends gracefully); then it closes it without."""
     recording_flush_bytes: int = 256 * 1024
     """A recording's frames are written to storage when this much is waiting (else each second)."""
+    upgrade_copy_days: float = 7.0
+    """SQLite only: the copy of the database the server makes before it upgrades its schema
+    (``tandem.sqlite3.<time>.bak`` beside it) is deleted this long after it was made (at the next
+    purge). It holds every customer's data as it was, also what is erased or purged since."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
@@ -428,6 +432,8 @@ class Settings:
             raise ConfigError("agent_resume_seconds and resume_grace_seconds must be 0 to 600")
         if not self.purge_interval_seconds > 0:
             raise ConfigError("purge_interval_seconds must be positive")
+        if not self.upgrade_copy_days > 0:
+            raise ConfigError("upgrade_copy_days must be positive")
         if not self.sqlite_busy_seconds > 0:
             raise ConfigError("sqlite_busy_seconds must be positive")
         if not self.database_timeout_seconds > 0:

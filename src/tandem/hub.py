@@ -96,6 +96,7 @@ from tandem.storage.base import (
     SuspendedSession,
     TakenCode,
 )
+from tandem.storage.sql import expire_upgrade_copies
 from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
@@ -1957,6 +1958,12 @@ class SessionHub:
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
             await self.storage.purge_expired(now)
+            if not self.settings.database_url:  # SQLite: the server's own copy of the file
+                await asyncio.to_thread(
+                    expire_upgrade_copies,
+                    self.settings.database_path,
+                    now - self.settings.upgrade_copy_days * 86400,
+                )
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)

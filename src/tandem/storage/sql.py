@@ -13,6 +13,7 @@ of two servers appending at once one wins and the other reads the new head and t
 from __future__ import annotations
 
 import asyncio
+import calendar
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -2587,6 +2588,33 @@ def _sqlite_hooks(engine: AsyncEngine, busy_ms: int) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+_UPGRADE_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def expire_upgrade_copies(path: Path, before: float) -> list[Path]:
+    """Delete the copies :func:`_backup_before_upgrade` made of the SQLite file ``path``
+    (``<name>.<time>.bak`` beside it, and nothing else) made before ``before`` (epoch seconds,
+    read from the time in each name); return them. A copy holds every customer's data as it
+    was at the upgrade, so what is erased or purged since stays in it until it goes."""
+    pattern = re.compile(re.escape(path.name) + r"\.(\d{8}T\d{6}Z)\.bak")
+    expired = []
+    try:
+        beside = list(path.parent.iterdir())
+    except FileNotFoundError:
+        return []
+    for candidate in beside:
+        named = pattern.fullmatch(candidate.name)
+        if named is None:
+            continue
+        made = calendar.timegm(time.strptime(named[1], _UPGRADE_STAMP))
+        if made < before:
+            candidate.unlink(missing_ok=True)
+            expired.append(candidate)
+    for copy in expired:
+        log.warning("database upgrade: the copy of the old database at %s expired", copy)
+    return expired
+
+
 def _backup_before_upgrade(path: Path) -> Path | None:
     """Copy an existing SQLite file that an upgrade would change; return the copy's path."""
     if not path.exists() or path.stat().st_size == 0:
@@ -2606,7 +2634,7 @@ def _backup_before_upgrade(path: Path) -> Path | None:
                 # Refused before any copy: a server restarted in a loop on a newer database
                 # wrote one copy of it per start.
                 raise ConfigError("the database was written by a newer Tandem; upgrade first")
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        stamp = time.strftime(_UPGRADE_STAMP, time.gmtime())
         target = path.with_name(f"{path.name}.{stamp}.bak")
         target.touch(mode=0o600, exist_ok=False)  # it holds what the database holds
         copy = sqlite3.connect(target)

@@ -1,0 +1,211 @@
+"""Data rights on a real server, on both databases: after a customer's erasure nothing the
+server keeps names them (tables, the data directory's files, its log, its metrics) and the
+audit trail still verifies, yet an attacker with the database cannot pass a deletion of the
+trail off as that erasure; the copy of the database the server made before an upgrade expires
+(docs/compliance.md, "Data subject requests")."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import prometheus_client
+import pytest
+
+from tandem.config import Settings
+from tandem.directory import offline
+from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_organisations
+from tests.server.helpers import recv_json, send
+from tests.server.test_customer_tokens import create, issue_key, sign
+from tests.server.test_organisations import api
+from tests.server.test_scale_out import run_in_thread
+from tests.server.test_session_clearing import rows_naming
+from tests.storage.conftest import PG_DSN, fresh_schema
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@contextlib.asynccontextmanager
+async def data_rights_server(
+    server_factory: ServerFactory, tmp_path: Path, backend: str, **overrides: object
+) -> AsyncIterator[RunningServer]:
+    """A two-organisation server (tests.conftest.two_organisations) on ``backend``."""
+    if backend == "sqlite":
+        yield server_factory(seed=two_organisations, **overrides)
+        return
+    async with fresh_schema() as schema:
+        url = f"{PG_DSN}?search_path={schema}"
+        seeded = tmp_path / "seed"
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=seeded, database_url=url)
+            async with offline(settings) as directory:
+                await two_organisations(directory)
+
+        run_in_thread(seed)
+        server = server_factory(database_url=url, audit_key_file=seeded / "audit.key", **overrides)
+        try:
+            yield server
+        finally:
+            server.stop()  # before its schema goes
+
+
+async def tables_naming(server: RunningServer, needle: str) -> dict[str, int]:
+    """How many rows of each table hold ``needle`` in any column (as text, or bytes)."""
+    if not server.settings.database_url:
+        found = rows_naming(server.settings.database_path, [needle.encode()])
+        return {table: len(rows) for table, rows in found.items()}
+    schema = server.settings.database_url.split("search_path=")[1]
+    db = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+    try:
+        tables = [
+            row[0]
+            for row in await db.fetch(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+            )
+        ]
+        counts = {}
+        for table in tables:
+            rows = await db.fetch(f'SELECT t::text AS line FROM "{table}" t')
+            hits = [r for r in rows if needle in r["line"] or needle.encode().hex() in r["line"]]
+            if hits:
+                counts[table] = len(hits)
+        return counts
+    finally:
+        await db.close()
+
+
+def files_naming(directory: Path, needle: str) -> list[str]:
+    return sorted(
+        str(path)
+        for path in directory.rglob("*")
+        if path.is_file() and needle.encode() in path.read_bytes()
+    )
+
+
+def audit_verifies(server: RunningServer) -> tuple[int, str]:
+    env = {"TANDEM_AUDIT_KEY": str(server.settings.audit_key_path)}
+    if server.settings.database_url:
+        env["TANDEM_DATABASE_URL"] = server.settings.database_url
+    ran = tandem_in_process("audit", "verify", "--data-dir", str(server.settings.data_dir), env=env)
+    return ran.returncode, ran.stdout + ran.stderr
+
+
+async def ended_customer(server: RunningServer, key: str, sub: str) -> str:
+    """A session started with a token naming ``sub``, ended by the customer; its id."""
+    now = int(server.clock())
+    customer, created = await create(server, sign(key, sub=sub, aud="demo", iat=now, exp=now + 300))
+    assert created is not None and created["type"] == "created", created
+    await send(customer, type="stop")
+    assert (await recv_json(customer))["type"] == "ended"
+    return str(created["session_id"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_an_erased_customer_is_named_nowhere_the_server_keeps_data(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    backend: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sub = f"erase-me-{secrets.token_hex(6)}@shop.example"
+    other = f"keep-me-{secrets.token_hex(6)}@shop.example"
+    async with data_rights_server(server_factory, tmp_path, backend, log_level="debug") as server:
+        key = issue_key(server)
+        session_id = await ended_customer(server, key, sub)
+        kept = await ended_customer(server, key, other)
+        assert await tables_naming(server, sub) == {"subject_sessions": 1}  # written: the link
+        with api(server, "ada") as ada:
+            exported = ada.post("/api/subjects/export", json={"subject": sub})
+            assert exported.status_code == 200, exported.text
+            erased = ada.post("/api/subjects/erase", json={"subject": sub})
+            assert erased.status_code == 200, erased.text
+            assert erased.json()["sessions"] == 1 and erased.json()["links"] == 1
+            found = ada.post("/api/subjects/find", json={"subject": other}).json()
+            assert found["sessions"] == [kept]  # the other customer is untouched
+        assert "subject_erased" in caplog.text  # the log was captured
+        # Nowhere: no table (the session's row went too), no file of the data directory (the
+        # SQLite database and its write-ahead log; no export or temporary file left behind),
+        # no log line, no metric.
+        assert await tables_naming(server, sub) == {}
+        assert "sessions" not in await tables_naming(server, session_id)
+        assert files_naming(server.settings.data_dir, sub) == []
+        assert sub not in caplog.text
+        assert sub not in prometheus_client.generate_latest().decode()
+        # The trail still verifies, with the erasure's record in it.
+        code, said = audit_verifies(server)
+        assert code == 0, said
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_deletion_from_the_trail_is_not_passed_off_as_an_erasure(
+    server_factory: ServerFactory, tmp_path: Path, backend: str
+) -> None:
+    """The attacker has the database: after a customer's genuine erasure, they delete the
+    trail's records of that customer's session (as if erasure had taken them) and the record
+    of the erasure: `tandem audit verify` fails, naming where."""
+    sub = f"c-{secrets.token_hex(4)}"
+    async with data_rights_server(server_factory, tmp_path, backend) as server:
+        key = issue_key(server)
+        session_id = await ended_customer(server, key, sub)
+        await ended_customer(server, key, "someone-else")  # records after it
+        with api(server, "ada") as ada:
+            assert ada.post("/api/subjects/erase", json={"subject": sub}).status_code == 200
+        assert audit_verifies(server)[0] == 0
+        deleting = f"DELETE FROM audit WHERE subject = '{session_id}' OR action = 'subject_erased'"
+        if server.settings.database_url:
+            schema = server.settings.database_url.split("search_path=")[1]
+            db = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
+            try:  # the append-only triggers off, as a superuser can
+                await db.execute(f"SET session_replication_role = replica; {deleting}")
+            finally:
+                await db.close()
+        else:
+            with sqlite3.connect(server.settings.database_path) as db:
+                for trigger in ("audit_no_delete", "audit_no_update", "audit_no_replace"):
+                    db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+                assert db.execute(deleting).rowcount >= 3
+        code, said = audit_verifies(server)
+        assert code == 1 and "BROKEN" in said, said
+
+
+def test_the_servers_copy_of_the_database_before_an_upgrade_expires(
+    server_factory: ServerFactory,
+) -> None:
+    """The server copies its SQLite file before an upgrade (``tandem.sqlite3.<time>.bak``):
+    that copy held every customer's data as it was, erasures since included, for ever.
+    It goes ``upgrade_copy_days`` after it was made; an operator's own files stay."""
+    server = server_factory(upgrade_copy_days=7.0)
+    database = server.settings.database_path
+
+    def copy(made: float) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(made))
+        target = database.with_name(f"{database.name}.{stamp}.bak")
+        with sqlite3.connect(database) as source, sqlite3.connect(target) as copied:
+            source.backup(copied)
+        return target
+
+    now = server.clock()
+    old, recent = copy(now - 8 * 86400), copy(now - 86400)
+    mine = database.with_name(f"{database.name}.mine.bak")
+    mine.write_bytes(old.read_bytes())
+    server.clock.advance(server.settings.purge_interval_seconds + 1)  # the next purge is due
+    wait_for(lambda: not old.exists())
+    assert recent.exists() and mine.exists()
+    server.clock.advance(6 * 86400 + server.settings.purge_interval_seconds + 1)
+    wait_for(lambda: not recent.exists())
+    assert mine.exists()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
