@@ -1625,6 +1625,16 @@ SubjectArgument = Annotated[
 ]
 
 
+ByOption = Annotated[
+    str | None,
+    typer.Option(
+        "--by",
+        help="sub or session: what SUBJECT is, when it is both a session's id and another "
+        "customer's sub (refused as ambiguous without it).",
+    ),
+]
+
+
 def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]]) -> None:
     from tandem.subjects import Subjects
 
@@ -1636,13 +1646,16 @@ def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]])
 
 @subject_app.command("find")
 def subject_find(
-    subject: SubjectArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None
+    subject: SubjectArgument,
+    org: OrgOption = DEFAULT_ORG,
+    by: ByOption = None,
+    data_dir: DataDir = None,
 ) -> None:
     """List the sessions, recordings, audit records and reports concerning a customer."""
     found: list[dict[str, object]] = []
 
     async def work(subjects: Any) -> None:
-        found.append((await subjects.find(operator(org), subject)).summary())
+        found.append((await subjects.find(operator(org), subject, by)).summary())
 
     _run_subjects(data_dir, work)
     typer.echo(json.dumps(found[0], indent=2))
@@ -1655,6 +1668,7 @@ def subject_export(
     out: Annotated[
         Path | None, typer.Option(help="Write the archive here (default: standard output).")
     ] = None,
+    by: ByOption = None,
     data_dir: DataDir = None,
 ) -> None:
     """Write everything concerning a customer as a zip archive with a manifest (GDPR Art. 15);
@@ -1663,7 +1677,7 @@ def subject_export(
     archive: list[bytes] = []
 
     async def work(subjects: Any) -> None:
-        archive.append((await subjects.export(operator(org), subject))[1])
+        archive.append((await subjects.export(operator(org), subject, by))[1])
 
     _run_subjects(data_dir, work)
     if out is None:
@@ -1682,6 +1696,7 @@ def subject_erase(
     subject: SubjectArgument,
     org: OrgOption = DEFAULT_ORG,
     yes: Annotated[bool, typer.Option("--yes", help="Do it (there is no undo).")] = False,
+    by: ByOption = None,
     data_dir: DataDir = None,
 ) -> None:
     """Erase a customer's sessions and recordings and unlink them from the audit trail (GDPR
@@ -1691,7 +1706,7 @@ def subject_erase(
     done: list[dict[str, object]] = []
 
     async def work(subjects: Any) -> None:
-        done.append(await subjects.erase(operator(org), subject))
+        done.append(await subjects.erase(operator(org), subject, by))
 
     _run_subjects(data_dir, work)
     erased = done[0]

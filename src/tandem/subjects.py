@@ -50,6 +50,8 @@ REPORT_ACTIONS = frozenset(
 """Audit actions that are the customer's own browser reporting its decisions."""
 HOLD_KINDS = ("recording", "subject")
 HoldKind = Literal["recording", "subject"]
+NamedBy = Literal["sub", "session"]
+"""What an identifier is taken for when it could be either (:meth:`Subjects.find`)."""
 MAX_SUBJECT_LENGTH = 256
 MAX_REASON_LENGTH = 500
 
@@ -158,14 +160,18 @@ class Subjects:
         self.record_done = record_done or record
         """For the record of an erasure, done already (tandem.recordings.Recordings)."""
 
-    async def find(self, actor: Principal, identifier: str) -> Findings:
-        """Everything concerning the customer ``identifier`` (a ``sub`` or a session id).
-        Nothing found is an empty result, not an error."""
+    async def find(self, actor: Principal, identifier: str, by: NamedBy | None = None) -> Findings:
+        """Everything concerning the customer ``identifier`` (a ``sub`` or a session id; ``by``
+        says which, when it could be both). Nothing found is an empty result, not an error.
+        Raises ConflictError when, without ``by``, ``identifier`` is both a session's id and
+        another customer's ``sub``: taken for either, one person's request would answer
+        with (or erase) another's data."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
         identifier = _checked_subject(identifier)
+        by = _named_by(by)
         org = grant.org_id
-        subject: str | None = identifier
-        linked = await self.storage.subject_of_session(identifier)
+        subject: str | None = identifier if by != "session" else None
+        linked = await self._session_named(grant, identifier, by)
         if linked is not None and linked[0] == org:
             subject = linked[1]  # a session id leads to its customer
         pairs = await self.storage.subject_sessions(grant, subject) if subject else []
@@ -173,10 +179,10 @@ class Subjects:
         pseudonym = pairs[0][1] if pairs else None
         if not pairs:
             subject = None
-            session = await self.storage.get_session(identifier)
+            session = await self.storage.get_session(identifier) if by != "sub" else None
             if session is not None and session.org_id == org:
                 session_ids = [identifier]  # a session without a customer token
-            else:
+            elif by != "session":
                 subject = identifier  # perhaps only named in old audit records
         sessions = []
         for sid in session_ids:
@@ -205,10 +211,13 @@ class Subjects:
             reports=reports,
         )
 
-    async def export(self, actor: Principal, identifier: str) -> tuple[Findings, bytes]:
+    async def export(
+        self, actor: Principal, identifier: str, by: NamedBy | None = None
+    ) -> tuple[Findings, bytes]:
         """A zip archive of everything concerning the subject (Art. 15), audited before it is
-        returned. Raises NotFoundError when nothing concerns ``identifier``."""
-        findings = await self.find(actor, identifier)
+        returned. Raises NotFoundError when nothing concerns ``identifier``; ConflictError as
+        :meth:`find` does."""
+        findings = await self.find(actor, identifier, by)
         if findings.empty:
             raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
         now = self.clock()
@@ -233,12 +242,15 @@ class Subjects:
         )
         return findings, archive
 
-    async def erase(self, actor: Principal, identifier: str) -> dict[str, object]:
+    async def erase(
+        self, actor: Principal, identifier: str, by: NamedBy | None = None
+    ) -> dict[str, object]:
         """Erase the subject's sessions and recordings and the link from their ``sub`` to the
         audit trail's pseudonym (Art. 17). Refused (ConflictError) while a legal hold covers the
-        subject or one of its recordings, or one of its sessions is live; NotFoundError when
-        nothing is stored. Audited with counts and ids, never the ``sub``."""
-        findings = await self.find(actor, identifier)
+        subject or one of its recordings, or one of its sessions is live, or as :meth:`find`
+        refuses; NotFoundError when nothing is stored. Audited with counts and ids, never the
+        ``sub``."""
+        findings = await self.find(actor, identifier, by)
         grant = authorize(actor, "org.manage", Resource(actor.org))
         stored = findings.session_ids or findings.recordings
         if not stored:
@@ -268,6 +280,30 @@ class Subjects:
             "subject_erased", actor=actor.username, org=actor.org, subject=findings.label, **details
         )
         return details
+
+    async def _session_named(
+        self, grant: Grant, identifier: str, by: NamedBy | None
+    ) -> tuple[str, str, str] | None:
+        """The customer link of the session ``identifier`` names, if it names one of the
+        organisation's sessions and may be taken for a session id. A session id that is also
+        the ``sub`` of another customer of the organisation is ambiguous: refused without
+        ``by`` (ConflictError)."""
+        if by == "sub":
+            return None
+        linked = await self.storage.subject_of_session(identifier)
+        if by == "session":
+            return linked
+        if linked is not None and linked[0] == grant.org_id:
+            names_session = linked[1] != identifier  # (a customer whose sub is its session's id)
+        else:
+            names_session = await self._tokenless_session(grant, identifier)
+        if names_session and await self.storage.subject_sessions(grant, identifier):
+            raise ConflictError(
+                f"{identifier!r} is both the id of a session and the sub of another customer: "
+                'say which it is (find, export and erase take "by": "sub" or "session"; '
+                "`tandem subject ... --by`); hold a customer by the id of one of their sessions"
+            )
+        return linked
 
     async def _refuse_if_held(self, grant: Grant, findings: Findings) -> None:
         holds = await self.storage.list_holds(grant)
@@ -389,7 +425,7 @@ class Subjects:
             if must_exist and (recording is None or recording.org_id != grant.org_id):
                 raise NotFoundError("recording not found")
             return target, target
-        linked = await self.storage.subject_of_session(target)
+        linked = await self._session_named(grant, target, None)
         subject = linked[1] if linked is not None and linked[0] == grant.org_id else target
         pairs = await self.storage.subject_sessions(grant, subject)
         if pairs:
@@ -499,6 +535,16 @@ def _checked_subject(value: str) -> str:
             "printable characters)"
         )
     return value
+
+
+def _named_by(by: str | None) -> NamedBy | None:
+    if by is None:
+        return None
+    if by == "sub":
+        return "sub"
+    if by == "session":
+        return "session"
+    raise ConfigError(f'a subject is named "by" its sub or a session id, not {by!r}')
 
 
 def _hold_kind(kind: str) -> HoldKind:

@@ -209,3 +209,48 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+BAD_REQUESTS = {
+    "empty": {"subject": ""},
+    "blank": {"subject": "   "},
+    "too long": {"subject": "c" * 257},
+    "a control character": {"subject": "c\n42"},
+    "a NUL": {"subject": "c\u000042"},
+    "not a string": {"subject": 42},
+    "missing": {},
+    "an unknown field": {"subject": "c-42", "email": "c@example.com"},
+    "an unknown way to name it": {"subject": "c-42", "by": "email"},
+}
+
+
+@pytest.mark.parametrize("bad", BAD_REQUESTS)
+@pytest.mark.parametrize("route", ["find", "export", "erase"])
+def test_a_bad_subject_request_gets_a_clear_400(
+    shared_orgs_server: RunningServer, route: str, bad: str
+) -> None:
+    """Shares the server: every request is refused before it reads or changes anything."""
+    with api(shared_orgs_server, "ada") as ada:
+        answer = ada.post(f"/api/subjects/{route}", json=BAD_REQUESTS[bad])
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["detail"]
+
+
+async def test_an_ambiguous_subject_is_refused_until_the_request_says_which(
+    orgs_server: RunningServer,
+) -> None:
+    key = issue_key(orgs_server)
+    eves = await ended_customer(orgs_server, key, "eve")
+    mallorys = await ended_customer(orgs_server, key, eves)  # her sub: Eve's session id
+    with api(orgs_server, "ada") as ada:
+        for route in ("find", "export", "erase"):
+            refused = ada.post(f"/api/subjects/{route}", json={"subject": eves})
+            assert refused.status_code == 409 and '"by"' in refused.json()["detail"]
+        found = ada.post("/api/subjects/find", json={"subject": eves, "by": "session"})
+        assert found.json()["sessions"] == [eves]
+        erased = ada.post("/api/subjects/erase", json={"subject": eves, "by": "sub"})
+        assert erased.status_code == 200 and erased.json()["sessions"] == 1
+        assert ada.post("/api/subjects/find", json={"subject": "eve"}).json()["sessions"] == [eves]
+        gone = ada.post("/api/subjects/find", json={"subject": mallorys}).json()
+        assert gone["sessions"] == []

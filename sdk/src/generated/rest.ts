@@ -328,6 +328,7 @@ export interface SubjectFindings {
 
 export interface SubjectRequest {
   subject: string;
+  by?: "session" | "sub" | null;
 }
 
 export interface Team {

@@ -9,7 +9,7 @@ A customer's identifier travels in request bodies, never in URLs (which end up i
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -24,6 +24,9 @@ Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBJECT_LENGT
 class SubjectRequest(msgspec.Struct, forbid_unknown_fields=True):
     subject: Subject
     """The sub of the site's customer token, or a session id."""
+    by: Literal["sub", "session"] | None = None
+    """Which ``subject`` is, when it is both a session's id and another customer's sub
+    (refused as ambiguous without it)."""
 
 
 class HoldRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -142,7 +145,7 @@ async def _sbom(call: Call) -> object:
 
 
 async def _find_subject(call: Call) -> object:
-    findings = await _subjects(call).find(call.principal, call.body.subject)
+    findings = await _subjects(call).find(call.principal, call.body.subject, call.body.by)
     return findings.summary()
 
 
@@ -150,7 +153,7 @@ async def _export_subject(call: Call) -> object:
     # Its recordings' files count among the recordings' downloads until it is sent.
     sent = call.services.hub.recordings.downloads.begin()
     try:
-        _, archive = await _subjects(call).export(call.principal, call.body.subject)
+        _, archive = await _subjects(call).export(call.principal, call.body.subject, call.body.by)
     except BaseException:
         sent()
         raise
@@ -159,7 +162,7 @@ async def _export_subject(call: Call) -> object:
 
 
 async def _erase_subject(call: Call) -> object:
-    return await _subjects(call).erase(call.principal, call.body.subject)
+    return await _subjects(call).erase(call.principal, call.body.subject, call.body.by)
 
 
 async def _list_holds(call: Call) -> object:
