@@ -16,12 +16,14 @@ import pytest
 
 from tandem import sbom
 from tandem.compliance import (
+    KEY_SEARCH_FILES,
     PROFILES,
     REFERENCES,
     AuditState,
     Installation,
     Profile,
     evaluate,
+    recording_key_files,
 )
 from tandem.policy import Detectors, MaskingPolicy, Pages
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
@@ -144,6 +146,7 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
         ),
     ),
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
+    ("recording_key", lambda i: dataclasses.replace(i, key_files_unread=1)),
     ("audit_trail", lambda i: dataclasses.replace(i, audit=AuditState(True, None, 9, NOW - 2e5))),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
     ("dependencies", _security(advisory_file=None, problem="no advisory file")),
@@ -469,3 +472,25 @@ def test_a_stored_site_policy_the_customers_browsers_refuse_fails_masking(profil
     assert "quiz ($.hide[" in report["masking"].detail
     assert "forum ($.pages.deny[0]: nothing after ?" in report["masking"].detail
     assert "shop" not in report["masking"].detail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_key_file_past_the_files_the_search_reads_fails_the_check(
+    tmp_path: Path, profile: Profile
+) -> None:
+    """The search for recording key files stopped silently at its limit: a key file in a data
+    directory holding more files than that passed "Recordings encrypted to a key held
+    offline"."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for number in range(KEY_SEARCH_FILES):
+        (data / f"note-{number}.txt").write_text("{}")
+    (data / "later").mkdir()  # walked after the directory's own files
+    (data / "later" / "tandem-recording-key.json").write_text('{"tandem_recording_key": 1}')
+    found, unread = recording_key_files(data)
+    assert (found, unread) == ((), 1)
+    inst = dataclasses.replace(compliant(), key_files_on_server=found, key_files_unread=unread)
+    [result] = [r for r in evaluate(profile, inst, NOW).results if r.requirement == "recording_key"]
+    assert result.status == "fail" and "may lie among them" in result.detail
+    (data / "note-0.txt").unlink()  # within the limit: found and named
+    assert recording_key_files(data) == ((str(data / "later" / "tandem-recording-key.json"),), 0)

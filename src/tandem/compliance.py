@@ -93,6 +93,9 @@ class Installation:
     """Agents, supervisors and auditors not trained now: the current policy not acknowledged,
     or (agents, supervisors) no practice within the interval (tandem.training)."""
     training_interval_days: int = 365
+    key_files_unread: int = 0
+    """Files of the data directory not looked at for recording key files (past the number the
+    search reads, :data:`KEY_SEARCH_FILES`): a key file may lie among them."""
     anonymous_audit_retention_days: float = 90.0
     """How long the counts of events with no signed-in actor are kept (Settings)."""
     public_origins: tuple[str, ...] = ()
@@ -476,6 +479,14 @@ def _recording_key(profile: Profile, inst: Installation, now: float) -> Outcome:
             + ", ".join(inst.key_files_on_server),
             "move it to the auditors' offline storage and delete it from the server",
         )
+    if inst.key_files_unread:
+        return (
+            "fail",
+            f"the data directory holds {inst.key_files_unread} file(s) more than the "
+            f"{KEY_SEARCH_FILES} the check reads: a recording key file may lie among them",
+            "move what is not the server's own out of the data directory (a key file: to the "
+            "auditors' offline storage)",
+        )
     return (
         "pass",
         "recordings are encrypted in the customer's browser to the organisation's public key; "
@@ -697,6 +708,7 @@ async def gather(
         storage, settings, lambda: now, directory.entropy, directory.box, directory.record
     )
     standings = await training.roster(grant, users)
+    key_files, key_files_unread = await asyncio.to_thread(recording_key_files, settings.data_dir)
     return Installation(
         org=org,
         users=users,
@@ -719,9 +731,8 @@ async def gather(
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         audit=audit or await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
-        key_files_on_server=_named_or_counted(
-            await asyncio.to_thread(recording_key_files, settings.data_dir), operator_view
-        ),
+        key_files_on_server=_named_or_counted(key_files, operator_view),
+        key_files_unread=key_files_unread,
         security=await asyncio.to_thread(
             sbom.status, settings.advisory_file, settings.advisory_max_age_days, now
         ),
@@ -802,16 +813,24 @@ def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:
     return tuple(found)
 
 
-def recording_key_files(data_dir: Path, limit: int = 2000) -> tuple[str, ...]:
+KEY_SEARCH_FILES = 2000
+"""Files of the data directory the recording key search reads at most (a handful belong to
+the server: its database, keys and notes); beyond them it counts the rest."""
+
+
+def recording_key_files(
+    data_dir: Path, limit: int = KEY_SEARCH_FILES
+) -> tuple[tuple[str, ...], int]:
     """Recording key files (``"tandem_recording_key": 1``) in the data directory tree, looking
-    at most at ``limit`` small files."""
+    at most at ``limit`` small files, and how many files it did not look at. The search stopped
+    silently at the limit: a key file past it passed the check."""
     found: list[str] = []
     looked = 0
     for root, _dirs, files in os.walk(data_dir):
         for name in files:
             looked += 1
             if looked > limit:
-                return tuple(found)
+                continue  # counted, not read
             path = Path(root) / name
             try:
                 if path.stat().st_size > 64 * 1024:
@@ -821,4 +840,4 @@ def recording_key_files(data_dir: Path, limit: int = 2000) -> tuple[str, ...]:
                 continue
             if isinstance(value, dict) and value.get("tandem_recording_key") == 1:
                 found.append(str(path))
-    return tuple(found)
+    return tuple(found), max(0, looked - limit)
