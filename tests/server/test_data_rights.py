@@ -18,15 +18,12 @@ import asyncpg
 import prometheus_client
 import pytest
 
-from tandem.config import Settings
-from tandem.directory import offline
 from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_organisations
 from tests.server.helpers import recv_json, send
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
-from tests.server.test_scale_out import run_in_thread
-from tests.server.test_session_clearing import rows_naming
-from tests.storage.conftest import PG_DSN, fresh_schema
+from tests.server.test_session_clearing import server_on, stored_rows_naming
+from tests.storage.conftest import PG_DSN
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -36,49 +33,16 @@ async def data_rights_server(
     server_factory: ServerFactory, tmp_path: Path, backend: str, **overrides: object
 ) -> AsyncIterator[RunningServer]:
     """A two-organisation server (tests.conftest.two_organisations) on ``backend``."""
-    if backend == "sqlite":
-        yield server_factory(seed=two_organisations, **overrides)
-        return
-    async with fresh_schema() as schema:
-        url = f"{PG_DSN}?search_path={schema}"
-        seeded = tmp_path / "seed"
-
-        async def seed() -> None:
-            settings = Settings.load(environ={}, data_dir=seeded, database_url=url)
-            async with offline(settings) as directory:
-                await two_organisations(directory)
-
-        run_in_thread(seed)
-        server = server_factory(database_url=url, audit_key_file=seeded / "audit.key", **overrides)
-        try:
-            yield server
-        finally:
-            server.stop()  # before its schema goes
+    async with server_on(
+        server_factory, tmp_path, backend, two_organisations, **overrides
+    ) as server:
+        yield server
 
 
 async def tables_naming(server: RunningServer, needle: str) -> dict[str, int]:
     """How many rows of each table hold ``needle`` in any column (as text, or bytes)."""
-    if not server.settings.database_url:
-        found = rows_naming(server.settings.database_path, [needle.encode()])
-        return {table: len(rows) for table, rows in found.items()}
-    schema = server.settings.database_url.split("search_path=")[1]
-    db = await asyncpg.connect(PG_DSN, server_settings={"search_path": schema})
-    try:
-        tables = [
-            row[0]
-            for row in await db.fetch(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
-            )
-        ]
-        counts = {}
-        for table in tables:
-            rows = await db.fetch(f'SELECT t::text AS line FROM "{table}" t')
-            hits = [r for r in rows if needle in r["line"] or needle.encode().hex() in r["line"]]
-            if hits:
-                counts[table] = len(hits)
-        return counts
-    finally:
-        await db.close()
+    found = await stored_rows_naming(server, [needle.encode()])
+    return {table: len(rows) for table, rows in found.items()}
 
 
 def files_naming(directory: Path, needle: str) -> list[str]:

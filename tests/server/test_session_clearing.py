@@ -1,24 +1,28 @@
-"""Promise 8, end-of-session clearing, on the server: once a session ended, however it ended, the
-relay keeps only what the audit trail needs (the session's row, ended, and its audit records);
-no join code, no handed-over resume state, no relay queue, no page bytes (docs/privacy.md,
-"End of session")."""
+"""Promise 8, end-of-session clearing, on the server and both databases: once a session ended,
+however it ended, the relay keeps only what the audit trail needs (the session's row, ended, and
+its audit records); no join code, no handed-over resume state, no relay queue, no page bytes
+(docs/privacy.md, "End of session")."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection
 
+from tandem.config import Settings
+from tandem.directory import Directory, offline, operator
 from tandem.fanout.memory import MemoryFanout
-from tests.conftest import RunningServer, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
 from tests.server.helpers import (
     closed_with,
     login_cookie,
@@ -28,6 +32,9 @@ from tests.server.helpers import (
     sharing_session,
     start_session,
 )
+from tests.storage.conftest import PG_DSN, fresh_schema
+
+BACKENDS = ("sqlite", "postgresql")
 
 # Where an ended session's id may still be found, and why: its row (when it began and ended, who
 # served it: the audit trail's subject) and the audit trail itself.
@@ -40,6 +47,101 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def alice_of_support(directory: Directory) -> None:
+    """What the SQLite template holds (tests.conftest.DataTemplates): Alice, a trained agent."""
+    await directory.add_user(
+        operator("default"),
+        "alice",
+        AGENT_PASSWORD,
+        "agent",
+        "Alice",
+        ("support",),
+        mfa_exempt=True,
+    )
+    await mark_trained(directory.storage, "alice")
+
+
+@contextlib.asynccontextmanager
+async def server_on(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    backend: str,
+    seed: Callable[[Directory], Awaitable[None]] | None = None,
+    **overrides: Any,
+) -> AsyncIterator[RunningServer]:
+    """A server on ``backend``: SQLite in its data directory, or a PostgreSQL schema of this
+    test alone; with ``seed`` (default: the SQLite template's Alice) in its database."""
+    if backend == "sqlite":
+        yield server_factory(seed=seed, **overrides)
+        return
+    async with fresh_schema(migrated=True) as schema:
+        url = f"{PG_DSN}?search_path={schema}"
+        seeded = tmp_path / "seed"
+
+        async def seeding() -> None:
+            settings = Settings.load(environ={}, data_dir=seeded, database_url=url)
+            async with offline(settings) as directory:
+                await (seed or alice_of_support)(directory)
+
+        from tests.server.test_scale_out import run_in_thread  # (it imports this module)
+
+        run_in_thread(seeding)
+        server = server_factory(database_url=url, audit_key_file=seeded / "audit.key", **overrides)
+        try:
+            yield server
+        finally:
+            server.stop()  # before its schema goes
+
+
+async def _pg(server: RunningServer) -> asyncpg.Connection:
+    url = server.settings.database_url
+    assert url is not None
+    return await asyncpg.connect(PG_DSN, server_settings={"search_path": url.split("=")[-1]})
+
+
+async def stored_rows_naming(server: RunningServer, needles: list[bytes]) -> dict[str, list[Any]]:
+    """:func:`rows_naming` on the server's database, whichever it is (a bytea column's bytes
+    are searched as PostgreSQL prints them, in hex)."""
+    if not server.settings.database_url:
+        return rows_naming(server.settings.database_path, needles)
+    db = await _pg(server)
+    try:
+        schema = server.settings.database_url.split("=")[-1]
+        found: dict[str, list[Any]] = {}
+        for (table,) in await db.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", schema
+        ):
+            for (line,) in await db.fetch(f'SELECT t::text FROM "{table}" t'):
+                text = str(line)
+                if any(n.decode("latin-1") in text or n.hex() in text for n in needles):
+                    found.setdefault(table, []).append(text)
+        return found
+    finally:
+        await db.close()
+
+
+async def stored_end(server: RunningServer, session_id: str) -> tuple[Any, ...] | None:
+    """:func:`ended_row` on the server's database, whichever it is."""
+    if not server.settings.database_url:
+        return ended_row(server.settings.database_path, session_id)
+    db = await _pg(server)
+    try:
+        row = await db.fetchrow(
+            "SELECT ended_at, end_reason FROM sessions WHERE session_id = $1", session_id
+        )
+        return None if row is None else tuple(row)
+    finally:
+        await db.close()
 
 
 def rows_naming(database: Path, needles: list[bytes]) -> dict[str, list[tuple[Any, ...]]]:
@@ -152,19 +254,27 @@ ENDINGS: dict[str, Callable[[RunningServer, bytes], Awaitable[tuple[str, str]]]]
 
 
 @pytest.mark.parametrize("ending", ENDINGS)
+@pytest.mark.parametrize("backend", BACKENDS)
 async def test_an_ended_session_leaves_only_its_audit_trail(
-    server_factory: ServerFactory, ending: str
+    server_factory: ServerFactory, tmp_path: Path, backend: str, ending: str
 ) -> None:
-    server = server_factory(resume_grace_seconds=0.3)
+    async with server_on(server_factory, tmp_path, backend, resume_grace_seconds=0.3) as server:
+        await _leaves_only_its_audit_trail(server, ending)
+
+
+async def _leaves_only_its_audit_trail(server: RunningServer, ending: str) -> None:
     services = server.server.config.app.state.services
     hub, fanout = services.hub, services.fanout.inner  # counted (tandem.metrics), in memory
     page = b"\x01" + b"page-bytes-" + secrets.token_hex(8).encode()
     session_id, reason = await ENDINGS[ending](server, page)
-    database = server.settings.database_path
+
+    async def ended() -> bool:
+        return ((await stored_end(server, session_id)) or (None,))[0] is not None
+
     # The end is written (the session's row says so), and nothing of it is still being written.
-    await wait_for(lambda: (ended_row(database, session_id) or (None,))[0] is not None)
+    await wait_until(ended)
     await wait_for(lambda: session_id not in hub._unfinished and session_id not in hub._closing)
-    assert (ended_row(database, session_id) or (None, None))[1] == reason
+    assert ((await stored_end(server, session_id)) or (None, None))[1] == reason
     # In memory: not live, not counted, no relay queue (topic) left for it.
     assert session_id not in hub._live
     assert session_id not in hub._starting
@@ -173,10 +283,12 @@ async def test_an_ended_session_leaves_only_its_audit_trail(
     assert isinstance(fanout, MemoryFanout)
     await wait_for(lambda: not [t for t in fanout._topics if session_id in t])
     # In the database: the id only where the audit trail needs it; no join code, no resume state.
-    found = rows_naming(database, [session_id.encode(), page])
+    found = await stored_rows_naming(server, [session_id.encode(), page])
     assert set(found) <= KEPT, {table: found[table] for table in set(found) - KEPT}
-    assert not any(page in str(row).encode() for rows in found.values() for row in rows)
-    # Nor any of the page's bytes anywhere in the data directory (the database, its journal).
+    assert "audit" in found  # (the search sees what is there)
+    assert await stored_rows_naming(server, [page]) == {}
+    # Nor any of the page's bytes anywhere in the data directory (the database, its journal;
+    # with PostgreSQL, the keys).
     for path in server.settings.data_dir.rglob("*"):
         if path.is_file():
             assert page not in path.read_bytes(), f"page bytes left in {path}"
