@@ -1,7 +1,8 @@
 """Data subject requests name exactly one customer, on both databases: an identifier matches a
 ``sub`` or a session id exactly (no case folding, no prefix, no SQL wildcard, no look-alike
 character), and one that is both a session's id and another customer's ``sub`` is refused as
-ambiguous until the admin says which it is (tandem.subjects)."""
+ambiguous until the admin says which it is (tandem.subjects); an erasure is refused by a hold
+placed after its own check, and leaves the link of a session it did not list."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from typing import Any
 
 import pytest
 
+from tandem.access import Grant
 from tandem.audit import AuditLog, verify
 from tandem.directory import operator
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage.base import Storage
+from tandem.storage.base import HoldRecord, RecordingRecord, Storage
 from tandem.subjects import Subjects
-from tests.grants import of_org
+from tests.grants import of_org, owned
 
 KEY = b"k" * 32
 ADMIN = operator("default")
@@ -127,3 +129,64 @@ async def test_a_customer_whose_sub_is_its_own_session_id_is_not_ambiguous(
     await trail.customer("s1", "s1")
     assert (await trail.subjects.find(ADMIN, "s1")).session_ids == ("s1",)
     assert (await trail.subjects.erase(ADMIN, "s1"))["sessions"] == 1
+
+
+class HoldPlacedMeanwhile:
+    """The storage, where another admin places ``hold`` just after the erasing request
+    looked for holds (between its check and its erasure)."""
+
+    def __init__(self, inner: Storage, hold: HoldRecord) -> None:
+        self.inner = inner
+        self.hold: HoldRecord | None = hold
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def list_holds(self, grant: Grant) -> list[HoldRecord]:
+        holds = await self.inner.list_holds(grant)
+        if self.hold is not None:
+            hold, self.hold = self.hold, None
+            assert await self.inner.put_hold(grant, hold)
+        return holds
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "sub"),
+    [("subject", SUB, SUB), ("recording", "r-s1", SUB), ("subject", "s1", None)],
+    ids=["on the customer", "on a recording", "on a tokenless session"],
+)
+async def test_a_hold_placed_after_the_erasures_check_still_stops_it(
+    storage: Storage, kind: str, target: str, sub: str | None
+) -> None:
+    trail = Trail(storage)
+    await trail.customer("s1", sub)
+    await storage.add_recording(
+        *owned(RecordingRecord("r-s1", "default", "s1", "demo", "alice", "k1", 11.0))
+    )
+    await storage.end_recording("r-s1", 19.0, "stopped")
+    racing = HoldPlacedMeanwhile(
+        storage, HoldRecord("default", kind, target, "case 9", "bea", 1000.0)
+    )
+    subjects = Subjects(racing, trail.record, lambda: 1000.0)  # type: ignore[arg-type]
+    with pytest.raises(ConflictError, match="legal hold"):
+        await subjects.erase(ADMIN, sub or "s1")
+    assert await storage.get_session("s1") is not None  # nothing erased
+    assert await storage.get_recording("r-s1") is not None
+    if sub is not None:
+        assert await storage.subject_sessions(of_org("default"), sub) == [("s1", "p-s1")]
+    assert "subject_erased" not in [r.action for r in await storage.audit_records()]
+
+
+async def test_an_erasure_takes_only_the_links_of_the_sessions_it_erases(
+    storage: Storage,
+) -> None:
+    """The customer started a session after the erasing request had listed theirs: its link
+    went with the others, leaving that session stored but no longer found by the customer's
+    sub (so never erased)."""
+    trail = Trail(storage)
+    await trail.customer("s1", SUB)
+    await trail.customer("s2", SUB)  # listed by nobody: began after the request looked
+    erased = await storage.erase_subject(of_org("default"), SUB, ["s1"])
+    assert (erased.sessions, erased.links) == (("s1",), 1)
+    assert await storage.subject_sessions(of_org("default"), SUB) == [("s2", "p-s1")]
+    assert (await trail.subjects.find(ADMIN, SUB)).session_ids == ("s2",)

@@ -611,7 +611,9 @@ class Storage(AuditStore, Protocol):
         self, grant: Grant, subject: str, session_ids: Sequence[str]
     ) -> SubjectErasure:
         """Delete, in one transaction, the sessions (their records, join codes, recordings and
-        frames) and the links to ``subject``; the audit trail is untouched."""
+        frames) and their links to ``subject``; the audit trail is untouched. Raises
+        ConflictError, erasing nothing, if a legal hold covers ``subject``, one of the sessions
+        (by id) or one of their recordings."""
         ...
 
     async def put_hold(self, grant: Grant, hold: HoldRecord) -> bool:

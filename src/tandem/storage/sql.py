@@ -2156,6 +2156,34 @@ class SQLStorage:
         ids = list(session_ids)
 
         def work(db: _Db) -> SubjectErasure:
+            # Checked again here, in the erasure's transaction: a hold placed after the caller
+            # checked (another admin, another server) was erased over.
+            held = db.execute(
+                sa.select(legal_holds.c.kind, legal_holds.c.target)
+                .where(
+                    legal_holds.c.org_id == org_id,
+                    sa.or_(
+                        sa.and_(
+                            legal_holds.c.kind == "subject",
+                            legal_holds.c.target.in_([subject, *ids]),
+                        ),
+                        sa.and_(
+                            legal_holds.c.kind == "recording",
+                            legal_holds.c.target.in_(
+                                sa.select(recordings.c.recording_id).where(
+                                    recordings.c.org_id == org_id,
+                                    recordings.c.session_id.in_(ids),
+                                )
+                            ),
+                        ),
+                    ),
+                )
+                .limit(1)
+            ).first()
+            if held is not None:
+                raise ConflictError(
+                    f"under legal hold (a {held[0]} hold was placed meanwhile): nothing erased"
+                )
             erased = db.execute(
                 recordings.delete()
                 .where(recordings.c.org_id == org_id, recordings.c.session_id.in_(ids))
@@ -2167,9 +2195,13 @@ class SQLStorage:
                 .returning(sessions.c.session_id)
             ).rows
             db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+            # The links of these sessions only: one a new session of the customer made since the
+            # caller looked stays, and leads to that session (erased by the next request).
             links = db.execute(
                 subject_sessions.delete().where(
-                    subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject
+                    subject_sessions.c.org_id == org_id,
+                    subject_sessions.c.subject == subject,
+                    subject_sessions.c.session_id.in_(ids),
                 )
             ).rowcount
             return SubjectErasure(
