@@ -371,3 +371,41 @@ def test_hold_place_says_what_the_hold_keeps_now(tmp_path: Path) -> None:
     assert run("hold", "lift", "subject", "s-anon", "--reason", "closed", *at).returncode == 0
     erased = run("subject", "erase", "s-anon", "--yes", *at)
     assert erased.returncode == 0, erased.stderr
+
+
+async def test_an_export_holds_recordings_up_to_its_limit_and_lists_the_rest(
+    world: World,
+) -> None:
+    """Every recording of the customer was read into memory and copied into one archive: a
+    customer with many long recordings took the process's memory. Past
+    ``max_subject_export_bytes`` a recording is not read, but listed, to be exported alone."""
+    r1 = await world.storage.get_recording("r1")
+    assert r1 is not None and r1.size > 0
+    read: list[str] = []
+    frames_of = world.storage.recording_frames
+
+    async def counted(recording_id: str) -> list[bytes]:
+        read.append(recording_id)
+        return await frames_of(recording_id)
+
+    world.storage.recording_frames = counted  # type: ignore[method-assign]
+    small = Subjects(world.storage, world.record, world.clock, max_export_bytes=r1.size - 1)
+    _, archive = await small.export(ADMIN, SUB)
+    assert read == []  # never read
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        manifest = json.loads(opened.read("manifest.json"))
+        assert manifest["recordings"] == []
+        [left] = manifest["recordings_left_out"]
+        assert left["recording_id"] == "r1" and left["export"].endswith("/r1/export")
+        assert "1 more recording(s)" in opened.read("README.txt").decode()
+        assert not [n for n in opened.namelist() if n.startswith("recordings/")]
+    [record] = [r for r in await world.storage.audit_records() if r.action == "subject_exported"]
+    assert record.details["recording_ids"] == [] and record.details["recordings_left_out"] == ["r1"]
+    enough = Subjects(world.storage, world.record, world.clock, max_export_bytes=r1.size)
+    _, archive = await enough.export(ADMIN, SUB)
+    assert read == ["r1"]
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        manifest = json.loads(opened.read("manifest.json"))
+        assert [r["recording_id"] for r in manifest["recordings"]] == ["r1"]
+        assert manifest["recordings_left_out"] == []
+        assert "more recording" not in opened.read("README.txt").decode()

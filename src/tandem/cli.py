@@ -1638,10 +1638,17 @@ ByOption = Annotated[
 def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]]) -> None:
     from tandem.subjects import Subjects
 
-    async def each(directory: Directory) -> None:
-        await work(Subjects(directory.storage, directory.record, time.time))
+    async def each(settings: Settings, directory: Directory) -> None:
+        await work(
+            Subjects(
+                directory.storage,
+                directory.record,
+                time.time,
+                max_export_bytes=settings.max_subject_export_bytes,
+            )
+        )
 
-    _run_directory(data_dir, each)
+    _run_configured(data_dir, each)
 
 
 @subject_app.command("find")

@@ -301,6 +301,10 @@ class Settings:
     """Recordings' files (played, exported, or in a subject's export) built and sent at once in
     one process; more are refused (503, Retry-After). Each holds up to ``max_recording_bytes``
     twice in memory until it is sent."""
+    max_subject_export_bytes: int = 1024 * 1024 * 1024
+    """A customer's export (tandem subject export) holds their recordings up to this many bytes
+    in all; the others are listed in its manifest, to be exported one by one. The archive is
+    built in memory, twice this at most."""
     recording_end_bytes: int = 1024 * 1024
     """How much more a recording may take past `max_recording_bytes` while the customer's end
     marker is on its way; beyond it the recording is cut (and plays as truncated)."""
@@ -456,6 +460,8 @@ class Settings:
             self.max_sessions_per_org is not None and self.max_sessions_per_org < 1
         ):
             raise ConfigError("max_sessions and max_sessions_per_org must be at least 1")
+        if self.max_subject_export_bytes < 1:
+            raise ConfigError("max_subject_export_bytes must be at least 1")
         if self.max_recording_downloads < 1:
             raise ConfigError("max_recording_downloads must be at least 1")
         if self.sso_max_signing_keys < 1:

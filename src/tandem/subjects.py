@@ -38,6 +38,7 @@ from typing import Any, Literal
 from tandem import crypto
 from tandem.access import Grant, Principal, Resource, authorize
 from tandem.audit import AuditRecord
+from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, NotFoundError
 from tandem.recordings import container, recording_json
 from tandem.storage.base import HoldRecord, RecordingRecord, SessionRecord, Storage
@@ -54,6 +55,9 @@ NamedBy = Literal["sub", "session"]
 """What an identifier is taken for when it could be either (:meth:`Subjects.find`)."""
 MAX_SUBJECT_LENGTH = 256
 MAX_REASON_LENGTH = 500
+MAX_EXPORT_BYTES: int = next(
+    f.default for f in dataclasses.fields(Settings) if f.name == "max_subject_export_bytes"
+)  # type: ignore[assignment]
 
 OPENING_NOTE = """\
 This archive holds what Tandem stores about one customer of {org} ({subject_label}).
@@ -62,7 +66,7 @@ manifest.json   what is here, with counts and the time of the export
 sessions.json   the sessions that served this customer (times, site, agent, how they ended)
 audit.jsonl     the audit records concerning them (one JSON object per line)
 reports.jsonl   the customer's own browser's reports (control and pause decisions)
-recordings/     recordings of those sessions, still encrypted
+recordings/     recordings of those sessions, still encrypted{left_out}
 
 The recordings are end-to-end encrypted: their content keys are wrapped for the organisation's
 recording key, whose private half is in a key file the organisation's auditors hold (never on
@@ -153,12 +157,15 @@ class Subjects:
         record: Recorded,
         clock: Callable[[], float],
         record_done: Recorded | None = None,
+        max_export_bytes: int = MAX_EXPORT_BYTES,
     ) -> None:
         self.storage = storage
         self.record = record
         self.clock = clock
         self.record_done = record_done or record
         """For the record of an erasure, done already (tandem.recordings.Recordings)."""
+        self.max_export_bytes = max_export_bytes
+        """Recordings' bytes one export holds at most (Settings.max_subject_export_bytes)."""
 
     async def find(self, actor: Principal, identifier: str, by: NamedBy | None = None) -> Findings:
         """Everything concerning the customer ``identifier`` (a ``sub`` or a session id; ``by``
@@ -221,13 +228,23 @@ class Subjects:
         if findings.empty:
             raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
         now = self.clock()
+        # Every recording was read into memory, then copied into the archive: a customer with
+        # many long recordings took the process's memory (max_recording_bytes each).
+        budget = self.max_export_bytes
+        included, left_out = [], []
+        for recording in findings.recordings:
+            if recording.size <= budget:
+                budget -= recording.size
+                included.append(recording)
+            else:
+                left_out.append(recording)
         stored = [
             (recording, await self.storage.recording_frames(recording.recording_id))
-            for recording in findings.recordings
+            for recording in included
         ]
         # Built in a worker thread: deflating recordings (up to max_recording_bytes each) on
         # the event loop held every live session of the process for seconds.
-        archive = await asyncio.to_thread(_archive, findings, stored, now, actor.username)
+        archive = await asyncio.to_thread(_archive, findings, stored, now, actor.username, left_out)
         await self.record(
             "subject_exported",
             actor=actor.username,
@@ -237,7 +254,8 @@ class Subjects:
             recordings=len(findings.recordings),
             # Named, as a playback or an export names its recording: the trail says which
             # recordings went out in it, not only how many.
-            recording_ids=[r.recording_id for r in findings.recordings],
+            recording_ids=[r.recording_id for r in included],
+            **({"recordings_left_out": [r.recording_id for r in left_out]} if left_out else {}),
             audit_records=len(findings.audit) + len(findings.reports),
         )
         return findings, archive
@@ -441,6 +459,7 @@ def _archive(
     stored: list[tuple[RecordingRecord, list[bytes]]],
     now: float,
     exported_by: str,
+    left_out: Sequence[RecordingRecord] = (),
 ) -> bytes:
     """The zip archive of a subject export (:meth:`Subjects.export`), with each recording's
     frames given: CPU work, run in a worker thread."""
@@ -461,6 +480,13 @@ def _archive(
             "exported_by": exported_by,
             "sessions": len(findings.session_ids),
             "recordings": recordings,
+            "recordings_left_out": [
+                {
+                    **recording_json(r),
+                    "export": f"GET /api/recordings/{r.recording_id}/export",
+                }
+                for r in left_out
+            ],
             "audit_records": len(findings.audit),
             "reports": len(findings.reports),
             "files": ["README.txt", "sessions.json", "audit.jsonl", "reports.jsonl"],
@@ -468,7 +494,17 @@ def _archive(
         archive.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
         archive.writestr(
             "README.txt",
-            OPENING_NOTE.format(org=findings.org_id, subject_label=findings.identifier),
+            OPENING_NOTE.format(
+                org=findings.org_id,
+                subject_label=findings.identifier,
+                left_out=(
+                    f"\n                {len(left_out)} more recording(s) are too large for one "
+                    "archive: manifest.json\n                lists them "
+                    "(recordings_left_out), each to be exported on its own"
+                    if left_out
+                    else ""
+                ),
+            ),
         )
         archive.writestr(
             "sessions.json",

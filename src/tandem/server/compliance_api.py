@@ -114,7 +114,13 @@ class Holds(msgspec.Struct, forbid_unknown_fields=True):
 
 def _subjects(call: Call) -> Subjects:
     services = call.services
-    return Subjects(services.storage, services.hub.record, services.clock, services.hub.record_done)
+    return Subjects(
+        services.storage,
+        services.hub.record,
+        services.clock,
+        services.hub.record_done,
+        services.settings.max_subject_export_bytes,
+    )
 
 
 async def _compliance(call: Call) -> object:
