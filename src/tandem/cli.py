@@ -1662,7 +1662,7 @@ def subject_find(
     found: list[dict[str, object]] = []
 
     async def work(subjects: Any) -> None:
-        found.append((await subjects.find(operator(org), subject, by)).summary())
+        found.append((await subjects.look_up(operator(org), subject, by)).summary())
 
     _run_subjects(data_dir, work)
     typer.echo(json.dumps(found[0], indent=2))

@@ -6,7 +6,8 @@ links each session started with a token to its ``sub`` (table ``subject_sessions
 trail names the customer only by a random *pseudonym*, one per subject and organisation. So:
 
 - :meth:`Subjects.find` gathers every session, recording, audit record and customer report
-  (control and pause decisions, stored as audit records) concerning the subject;
+  (control and pause decisions, stored as audit records) concerning the subject (for an
+  admin's request, :meth:`Subjects.look_up`: audited);
 - :meth:`Subjects.export` writes them as a zip archive with a manifest. Recordings stay the
   customer's ciphertext, wrapped for the organisation's recording key: the archive's README says
   how to open them with the key file (``tandem recording open``); the server cannot;
@@ -217,6 +218,23 @@ class Subjects:
             audit=tuple(r for r in records if not _is_report(r)),
             reports=reports,
         )
+
+    async def look_up(
+        self, actor: Principal, identifier: str, by: NamedBy | None = None
+    ) -> Findings:
+        """:meth:`find` for an admin's request (the API, ``tandem subject find``), audited: its
+        answer links the customer's ``sub`` to the trail's pseudonym and lists their sessions,
+        so who asked about whom is on record, as for an export (never the ``sub`` itself)."""
+        findings = await self.find(actor, identifier, by)
+        await self.record(
+            "subject_looked_up",
+            actor=actor.username,
+            org=actor.org,
+            subject=findings.label,
+            sessions=len(findings.session_ids),
+            recordings=len(findings.recordings),
+        )
+        return findings
 
     async def export(
         self, actor: Principal, identifier: str, by: NamedBy | None = None

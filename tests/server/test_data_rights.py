@@ -7,6 +7,7 @@ trail off as that erasure; the copy of the database the server made before an up
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import secrets
 import sqlite3
@@ -218,3 +219,24 @@ async def test_an_ambiguous_subject_is_refused_until_the_request_says_which(
         assert ada.post("/api/subjects/find", json={"subject": "eve"}).json()["sessions"] == [eves]
         gone = ada.post("/api/subjects/find", json={"subject": mallorys}).json()
         assert gone["sessions"] == []
+
+
+async def test_looking_a_customer_up_is_audited_without_their_sub(
+    orgs_server: RunningServer,
+) -> None:
+    """A lookup answers the customer's pseudonym and sessions (it de-pseudonymises their part
+    of the trail) and was not on record: an admin could check on anyone unseen."""
+    sub = f"c-{secrets.token_hex(4)}"
+    await ended_customer(orgs_server, issue_key(orgs_server), sub)
+    with api(orgs_server, "ada") as ada:
+        found = ada.post("/api/subjects/find", json={"subject": sub}).json()
+        assert ada.post("/api/subjects/find", json={"subject": "nobody"}).status_code == 200
+    with api(orgs_server, "aud") as aud:
+        trail = aud.get("/api/audit").json()
+    looked = [r for r in trail if r["action"] == "subject_looked_up"]
+    assert [(r["actor"], r["subject"]) for r in looked] == [
+        ("ada", f"customer:{found['pseudonym']}"),
+        ("ada", "unknown"),
+    ]
+    assert looked[0]["details"]["sessions"] == 1
+    assert sub not in json.dumps(trail)

@@ -151,7 +151,7 @@ async def _sbom(call: Call) -> object:
 
 
 async def _find_subject(call: Call) -> object:
-    findings = await _subjects(call).find(call.principal, call.body.subject, call.body.by)
+    findings = await _subjects(call).look_up(call.principal, call.body.subject, call.body.by)
     return findings.summary()
 
 

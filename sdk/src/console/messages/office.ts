@@ -1194,6 +1194,7 @@ export const ENUM_LABELS: Readonly<Record<string, string>> = {
   sso_throttled: "Single sign-on slowed down",
   subject_erased: "Customer's data erased",
   subject_exported: "Customer's data exported",
+  subject_looked_up: "Customer's data looked up",
   team_created: "Team created",
   team_deleted: "Team deleted",
   teams_changed: "Teams changed",
