@@ -23,7 +23,12 @@ from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_
 from tests.server.helpers import recv_json, send
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
-from tests.server.test_session_clearing import server_on, stored_rows_naming
+from tests.server.test_session_clearing import (
+    server_on,
+    stored_end,
+    stored_rows_naming,
+    wait_until,
+)
 from tests.storage.conftest import PG_DSN
 
 BACKENDS = ("sqlite", "postgresql")
@@ -240,3 +245,29 @@ async def test_looking_a_customer_up_is_audited_without_their_sub(
     ]
     assert looked[0]["details"]["sessions"] == 1
     assert sub not in json.dumps(trail)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_retention_purges_on_schedule_what_no_hold_keeps_and_the_trail_verifies(
+    server_factory: ServerFactory, tmp_path: Path, backend: str
+) -> None:
+    async with data_rights_server(server_factory, tmp_path, backend) as server:
+        key = issue_key(server)
+        held, gone = f"held-{secrets.token_hex(4)}", f"gone-{secrets.token_hex(4)}"
+        kept_id = await ended_customer(server, key, held)
+        gone_id = await ended_customer(server, key, gone)
+        with api(server, "ada") as ada:
+            assert ada.patch("/api/org", json={"retention_days": 1}).status_code == 200
+            hold = {"kind": "subject", "target": held, "reason": "case 12"}
+            assert ada.post("/api/holds", json=hold).status_code == 201
+        server.clock.advance(86400 + server.settings.purge_interval_seconds + 1)
+
+        async def purged() -> bool:
+            return await stored_end(server, gone_id) is None
+
+        await wait_until(purged)  # by the server's own schedule
+        assert await tables_naming(server, gone) == {}  # the customer's id went with it
+        assert await stored_end(server, kept_id) is not None  # held
+        assert await tables_naming(server, held) == {"subject_sessions": 1, "legal_holds": 1}
+        code, said = audit_verifies(server)
+        assert code == 0, said
