@@ -9,12 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tandem.access import Grant
 from tandem.audit import AuditLog, verify
 from tandem.directory import operator
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage.base import HoldRecord, RecordingRecord, Storage
+from tandem.storage.base import (
+    HoldRecord,
+    LoginRecord,
+    PracticeRecord,
+    RecordingRecord,
+    Storage,
+    UserRecord,
+)
+from tandem.storage.schema import metadata
 from tandem.subjects import Subjects
 from tests.grants import of_org, owned
 
@@ -190,3 +199,48 @@ async def test_an_erasure_takes_only_the_links_of_the_sessions_it_erases(
     assert (erased.sessions, erased.links) == (("s1",), 1)
     assert await storage.subject_sessions(of_org("default"), SUB) == [("s2", "p-s1")]
     assert (await trail.subjects.find(ADMIN, SUB)).session_ids == ("s2",)
+
+
+async def every_row_naming(storage: Storage, needle: str) -> set[str]:
+    """The tables any row of which holds ``needle`` in any column."""
+    found = set()
+    async with storage._engine.connect() as db:  # type: ignore[attr-defined]
+        for table in metadata.sorted_tables:
+            rows = (await db.execute(sa.select(*table.c))).all()
+            if any(needle in repr(tuple(row)) for row in rows):
+                found.add(table.name)
+    return found
+
+
+async def test_a_deleted_agents_name_stays_only_in_the_trail_and_until_retention(
+    storage: Storage,
+) -> None:
+    """An agent (a data subject too) leaves the company: deleting the account takes its
+    sign-ins, teams, training and practice; its name stays in the audit trail (evidence of
+    what it did) and in the sessions and recordings it served until their retention runs out."""
+    name = "zed-agent-q7"
+    trail = Trail(storage)
+    await storage.add_user(
+        *owned(UserRecord(name, "Zed Q7", "agent", "hash", 0.0, org_id="default"))
+    )
+    await storage.set_user_teams(of_org("default"), name, ("support",))
+    await storage.add_login(LoginRecord("digest-z", name, 10_000.0))
+    await storage.acknowledge_policy(of_org("default"), name, 1, 5.0)
+    await storage.start_practice(of_org("default"), PracticeRecord("p1", name, "default", 5.0))
+    await storage.record_session_start(of_org("default"), "s1", 10.0, "demo")
+    await trail.record("agent_joined", actor=name, org="default", subject="s1")
+    await storage.add_recording(
+        *owned(RecordingRecord("r1", "default", "s1", "demo", name, "k1", 11.0))
+    )
+    await storage.end_recording("r1", 19.0, "stopped")
+    await storage.record_session_end("s1", 20.0, "customer_left", "Zed Q7")
+    assert await every_row_naming(storage, name) >= {"users", "team_members", "logins"}
+    assert await storage.delete_user(name)
+    assert await every_row_naming(storage, name) == {"audit", "recordings"}
+    assert await every_row_naming(storage, "Zed Q7") == {"sessions"}
+    later = 20.0 + 31 * 86400  # the default organisation keeps 30 days
+    await storage.purge_recordings(later)
+    await storage.purge_expired(later)
+    assert await every_row_naming(storage, name) == {"audit"}
+    assert await every_row_naming(storage, "Zed Q7") == set()
+    assert await trail.verified()
