@@ -105,6 +105,8 @@ log = logging.getLogger("tandem.hub")
 events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
+EXPIRED_PER_RECORD = 500
+"""Session ids one ``sessions_expired`` audit record names at most (more make more records)."""
 """How often recordings past their organisation's retention are looked for."""
 RESTARTING = Restarting(
     message="The help server is restarting. This session has ended; start a new one in a moment."
@@ -1957,16 +1959,40 @@ class SessionHub:
         failed is tried again at its next)."""
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
-            await self.storage.purge_expired(now)
+            expired = await self.storage.purge_expired(now)
             if not self.settings.database_url:  # SQLite: the server's own copy of the file
                 await asyncio.to_thread(
                     expire_upgrade_copies,
                     self.settings.database_path,
                     now - self.settings.upgrade_copy_days * 86400,
                 )
+            await self._record_expired_sessions(expired)
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+
+    async def _record_expired_sessions(self, expired: list[tuple[str, str]]) -> None:
+        """The audit records of the sessions retention deleted (at most
+        ``EXPIRED_PER_RECORD`` ids a record, per organisation): deleted already, so each is
+        kept if storage fails on it and written once it answers (:meth:`record_done`)."""
+        by_org: dict[str, list[str]] = {}
+        for org_id, session_id in expired:
+            by_org.setdefault(org_id, []).append(session_id)
+        failed: Exception | None = None
+        for org_id, ids in sorted(by_org.items()):
+            for start in range(0, len(ids), EXPIRED_PER_RECORD):
+                try:
+                    await self.record_done(
+                        "sessions_expired",
+                        actor="server",
+                        org=org_id,
+                        subject="",
+                        sessions=ids[start : start + EXPIRED_PER_RECORD],
+                    )
+                except Exception as exc:  # raised once every record was written or kept
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
 
     async def _recheck_due(self, now: float) -> None:
         """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""

@@ -6,6 +6,7 @@ trail off as that erasure; the copy of the database the server made before an up
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -271,3 +272,32 @@ async def test_retention_purges_on_schedule_what_no_hold_keeps_and_the_trail_ver
         assert await tables_naming(server, held) == {"subject_sessions": 1, "legal_holds": 1}
         code, said = audit_verifies(server)
         assert code == 0, said
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_sessions_retention_deletes_are_on_the_audit_trail(
+    server_factory: ServerFactory, tmp_path: Path, backend: str
+) -> None:
+    """Recordings past retention were audited one by one; the sessions' records (and the
+    customers' links) it deleted were not: no evidence that retention ran, nor of what it
+    took."""
+    async with data_rights_server(server_factory, tmp_path, backend) as server:
+        key = issue_key(server)
+        kept_id = await ended_customer(server, key, "held-customer")
+        gone_id = await ended_customer(server, key, "gone-customer")
+        with api(server, "ada") as ada:
+            assert ada.patch("/api/org", json={"retention_days": 1}).status_code == 200
+            hold = {"kind": "subject", "target": "held-customer", "reason": "case 13"}
+            assert ada.post("/api/holds", json=hold).status_code == 201
+        server.clock.advance(86400 + server.settings.purge_interval_seconds + 1)
+
+        def expired() -> list[dict[str, object]]:
+            with api(server, "aud") as aud:
+                trail = aud.get("/api/audit").json()
+            return [r for r in trail if r["action"] == "sessions_expired"]
+
+        await wait_until(lambda: asyncio.to_thread(lambda: bool(expired())))
+        [record] = expired()
+        assert record["actor"] == "server" and record["details"]["sessions"] == [gone_id]
+        assert kept_id not in json.dumps(record)
+        assert audit_verifies(server)[0] == 0

@@ -573,8 +573,10 @@ class Storage(AuditStore, Protocol):
         first time, False while the mark lasts. Atomic across processes."""
         ...
 
-    async def purge_expired(self, now: float) -> None:
-        """Delete expired codes, sign-ins and single-use marks."""
+    async def purge_expired(self, now: float) -> list[tuple[str, str]]:
+        """Delete expired codes, sign-ins and single-use marks, and ended sessions past their
+        organisation's retention (with their customers' links); return the ``(org_id,
+        session_id)`` of those sessions."""
         ...
 
     # Data subject requests and legal holds (tandem.subjects).

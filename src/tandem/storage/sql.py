@@ -1506,7 +1506,7 @@ class SQLStorage:
         )
         return row is not None
 
-    async def purge_expired(self, now: float) -> None:
+    async def purge_expired(self, now: float) -> list[tuple[str, str]]:
         """Delete expired codes, sign-ins, marks and ended sessions past their organisation's
         retention (with their customers' ids and practice evidence). Each DELETE filters on an
         indexed column."""
@@ -1517,7 +1517,7 @@ class SQLStorage:
             .scalar_subquery()
         )
 
-        def work(db: _Db) -> None:
+        def work(db: _Db) -> list[tuple[str, str]]:
             db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
             db.execute(used_once.delete().where(used_once.c.expires_at <= now))
             # Counts forgotten a day after the last failure, once no wait is running.
@@ -1538,7 +1538,7 @@ class SQLStorage:
                     sessions.c.ended_at < sa.literal(now) - DAY * retention,
                     ~_session_held(sessions.c.org_id, sessions.c.session_id),
                 )
-                .returning(sessions.c.session_id)
+                .returning(sessions.c.session_id, sessions.c.org_id)
             ).rows
             # The customer's id goes with the session's record (storage limitation), and so does
             # a practice session's evidence (its completion keeps the steps it proved).
@@ -1548,9 +1548,11 @@ class SQLStorage:
                 db.execute(
                     practice_sessions.delete().where(practice_sessions.c.session_id.in_(ids))
                 )
+            return sorted((str(row[1]), str(row[0])) for row in ended)
 
-        await self._transaction(work)
+        expired = await self._transaction(work)
         await self._empty_wal()
+        return expired
 
     # Organisations and teams
 

@@ -1182,6 +1182,7 @@ export const ENUM_LABELS: Readonly<Record<string, string>> = {
   site_created: "Site registered",
   site_deleted: "Site deleted",
   site_teams_changed: "Site's teams changed",
+  sessions_expired: "Sessions past retention deleted",
   site_token_key_issued: "Customer-token key issued",
   site_verification_failed: "Site proof failed",
   site_verified: "Site proved",
