@@ -18,6 +18,7 @@ from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
     HoldRecord,
     LoginRecord,
+    OrgRecord,
     PracticeRecord,
     RecordingRecord,
     Storage,
@@ -244,3 +245,22 @@ async def test_a_deleted_agents_name_stays_only_in_the_trail_and_until_retention
     assert await every_row_naming(storage, name) == {"audit"}
     assert await every_row_naming(storage, "Zed Q7") == set()
     assert await trail.verified()
+
+
+async def test_erasing_a_customer_leaves_the_same_sub_in_another_organisation(
+    storage: Storage,
+) -> None:
+    """Two companies' customers may share a sub (their own user ids): one company's erasure
+    (by the sub, or by a session id of the other's) takes nothing of the other's."""
+    trail = Trail(storage)
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    await trail.customer("s1", SUB)
+    await storage.record_session_start(of_org("acme"), "a1", 10.0, "acme-shop")
+    await storage.link_subject(of_org("acme"), SUB, "a1", "p-a1")
+    await storage.record_session_end("a1", 20.0, "customer_left", "Mallory")
+    with pytest.raises(NotFoundError):
+        await trail.subjects.erase(ADMIN, "a1")  # acme's session: not found here
+    assert (await trail.subjects.erase(ADMIN, SUB))["sessions"] == 1
+    assert await storage.get_session("a1") is not None
+    assert await storage.subject_sessions(of_org("acme"), SUB) == [("a1", "p-a1")]
+    assert (await trail.subjects.find(operator("acme"), SUB)).session_ids == ("a1",)
