@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from tandem.audit import AuditLog, verify
 from tandem.directory import Directory, operator
 from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
-from tandem.recordings import Recordings, recording_events
+from tandem.recordings import Recordings, container, recording_events
 from tandem.storage.base import OrgRecord
 from tandem.storage.schema import metadata
 from tandem.storage.sql import SQLStorage
@@ -409,3 +410,41 @@ async def test_an_export_holds_recordings_up_to_its_limit_and_lists_the_rest(
         assert [r["recording_id"] for r in manifest["recordings"]] == ["r1"]
         assert manifest["recordings_left_out"] == []
         assert "more recording" not in opened.read("README.txt").decode()
+
+
+def test_what_the_commands_write_about_people_only_their_owner_may_read(
+    tmp_path: Path,
+) -> None:
+    """`tandem subject export --out` and `tandem recording open --out` (a customer's data; a
+    recording's decrypted page) wrote their files with the umask's mode: 0644 as a rule,
+    readable by every account on the machine, and an existing file kept its mode."""
+    data = tmp_path / "data"
+    seed_directory(data, _one_customer)
+    at = ["--org", "default", "--data-dir", str(data)]
+    fresh, existing = tmp_path / "fresh.zip", tmp_path / "existing.zip"
+    existing.write_bytes(b"old")
+    existing.chmod(0o644)
+    for archive in (fresh, existing):
+        done = run("subject", "export", "c-cli", *at, "--out", str(archive))
+        assert done.returncode == 0, done.stderr
+        assert stat.S_IMODE(archive.stat().st_mode) == 0o600, archive
+        with zipfile.ZipFile(archive) as opened:
+            assert json.loads(opened.read("manifest.json"))["sessions"] == 1
+    private = X25519PrivateKey.generate()
+    key = tmp_path / "key.json"
+    key.write_text(key_file(private))
+    whole = tmp_path / "whole.tandemrec"
+    whole.write_bytes(container(made_for(private), flat(recorded(private))))
+    events = tmp_path / "events.json"
+    events.write_text("{}")
+    events.chmod(0o644)
+    opened = run(
+        "recording", "open", str(whole), "--key", str(key), "--out", str(events), stdin=PASSPHRASE
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert stat.S_IMODE(events.stat().st_mode) == 0o600
+    assert [e["name"] for e in json.loads(events.read_text())["events"]] == [
+        "shop",
+        "cart",
+        "checkout",
+    ]

@@ -44,6 +44,7 @@ from tandem.exceptions import (
 )
 from tandem.files import KEY_FILE_MAX_BYTES, read_file, read_text
 from tandem.policy import load_policy
+from tandem.private_files import write_private
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
@@ -1285,7 +1286,7 @@ def recording_open(
         typer.echo(text)
     else:
         try:
-            out.write_text(text, encoding="utf-8")
+            write_private(out, text.encode("utf-8"))
         except OSError as exc:
             raise _fail(f"cannot write {out}: {exc.strerror}") from None
         typer.echo(
@@ -1692,7 +1693,7 @@ def subject_export(
         sys.stdout.buffer.flush()
     else:
         try:
-            out.write_bytes(archive[0])
+            write_private(out, archive[0])
         except OSError as exc:
             raise _fail(f"cannot write {out}: {exc.strerror}") from None
         typer.echo(f"Wrote {out} ({len(archive[0])} bytes).", err=True)

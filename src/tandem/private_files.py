@@ -65,3 +65,15 @@ def private_files_beside(path: Path) -> None:
     """Tighten the files SQLite keeps next to a database (write-ahead log, shared memory)."""
     for suffix in ("-wal", "-shm", "-journal"):
         _tighten(path.with_name(path.name + suffix), FILE_MODE)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, a file only the owner may read: created 0600 (whatever the
+    umask), or, if it is a regular file already, tightened to 0600 first. For what a command
+    writes out about people (a customer's export, a decrypted recording): written with the
+    umask's mode it was readable by every account on the machine. Raises OSError."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "wb") as file:
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # not a pipe or a terminal the operator named
+            os.fchmod(fd, FILE_MODE)
+        file.write(data)
