@@ -1,0 +1,258 @@
+"""An attack review of organisation (tenant) isolation: a legitimate admin, supervisor, auditor or
+agent of Acme (or a customer page of Acme's site) tries to read, change, join, export, erase or
+learn about anything of the default organisation, through every route and socket, and to remove
+the evidence of having tried. Earlier reviews: tests/server/test_organisations.py (ids of another
+organisation in paths, lists, codes), test_authorisation_matrix.py, test_access_refusals.py.
+
+Each test names what was tried. What held is proved here; what got through was fixed at its cause
+(docs/security.md, the organisation rows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import (
+    RunningServer,
+    ServerFactory,
+    two_organisations,
+)
+from tests.server.helpers import (
+    INVALID_CODE,
+    closed_with,
+    login_cookie,
+    open_agent,
+    recv_json,
+    send,
+    sharing_session,
+    start_session,
+)
+from tests.server.test_audit_after_faults import eventually
+from tests.server.test_customer_tokens import create, issue_key, sign
+from tests.server.test_organisations import api
+
+# Named things of the default organisation, and names that exist nowhere, for Acme's admin.
+PROBES: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...] = (
+    ("PATCH", "/api/users/{}", "alice", "nobody-here", {"display_name": "Pwned"}),
+    ("DELETE", "/api/users/{}", "alice", "nobody-here", None),
+    ("POST", "/api/users/{}/disable", "alice", "nobody-here", None),
+    ("POST", "/api/users/{}/reset-mfa", "alice", "nobody-here", None),
+    ("POST", "/api/users/{}/reset-password", "alice", "nobody-here", {"password": "pw-4-x-q-9-z"}),
+    ("PUT", "/api/users/{}/sso", "alice", "nobody-here", {"subject": "attacker"}),
+    ("GET", "/api/sites/{}", "demo", "no-such-site", None),
+    ("PATCH", "/api/sites/{}", "demo", "no-such-site", {"name": "Pwned"}),
+    ("POST", "/api/sites/{}/token-key", "demo", "no-such-site", None),
+    ("GET", "/api/sites/{}/verification", "demo", "no-such-site", None),
+    ("GET", "/api/teams/{}", "billing", "no-such-team", None),
+    ("PATCH", "/api/teams/{}", "billing", "no-such-team", {"policy": None}),
+    ("DELETE", "/api/teams/{}", "billing", "no-such-team", None),
+)
+
+
+def trail_as(server: RunningServer, auditor: str, **query: str) -> list[dict[str, Any]]:
+    with api(server, auditor) as client:
+        answer = client.get("/api/audit", params=query)
+        assert answer.status_code == 200, answer.text
+        records: list[dict[str, Any]] = answer.json()
+    return records
+
+
+def refusals_of(server: RunningServer, auditor: str, actor: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in trail_as(server, auditor)
+        if r["actor"] == actor and r["action"].endswith("_refused")
+    ]
+
+
+def _shape(record: dict[str, Any]) -> tuple[object, ...]:
+    """What a refusal record says, without its place in the trail."""
+    return (record["action"], record["actor"], record["subject"], record["details"])
+
+
+def test_a_probe_of_another_organisations_names_is_audited_in_the_askers_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """Acme's admin tries every route naming a user, site or team with the default
+    organisation's names. Each is a 404, word for word a name's that exists nowhere (held
+    before), and now also evidence in Acme's trail: before, only a recording's 404 was recorded,
+    so an admin could probe another organisation's names without a trace. The record is the
+    same for a name that exists nowhere (Acme's auditor learns nothing of the other
+    organisation from it) and names neither (the route's template only)."""
+    orgs_server = server_factory(seed=two_organisations, refusal_audit_burst=4 * len(PROBES))
+    with api(orgs_server, "max") as max_:
+        for method, template, taken, missing, body in PROBES:
+            for name in (taken, missing):
+                answer = max_.request(method, template.format(name), json=body)
+                assert answer.status_code == 404, (method, template, name, answer.text)
+    records = refusals_of(orgs_server, "mo", "max")
+    assert len(records) == 2 * len(PROBES)
+    parameter = {"users": "{username}", "sites": "{site_id}", "teams": "{team}"}
+    for index, (method, template, *_) in enumerate(PROBES):
+        taken, missing = records[2 * index], records[2 * index + 1]
+        assert _shape(taken) == _shape(missing)
+        assert (taken["action"], taken["subject"]) == ("access_refused", "")
+        route = template.replace("{}", parameter[template.split("/")[2]])
+        details = taken["details"]
+        assert (details["method"], details["route"], details["reason"]) == (
+            method,
+            route,
+            "not found",
+        )
+    # Nothing in the default organisation's trail, and nothing of it changed.
+    assert not [r for r in trail_as(orgs_server, "aud") if r["actor"] == "max"]
+    with api(orgs_server, "ada") as ada:
+        alice = next(u for u in ada.get("/api/users").json() if u["username"] == "alice")
+        assert (alice["display_name"], alice["disabled"], alice["sso_bound"]) == (
+            "Alice",
+            False,
+            False,
+        )
+        assert ada.get("/api/sites/demo").json()["has_token_key"] is False
+        assert "billing" in ada.get("/api/teams").json()
+    login_cookie(orgs_server, "alice")  # her password is hers still
+
+
+def _without(name: str, answer: httpx.Response) -> tuple[int, str]:
+    return answer.status_code, answer.text.replace(repr(name), "'NAME'").replace(name, "NAME")
+
+
+async def test_subject_requests_naming_another_organisations_customers_find_and_change_nothing(
+    orgs_server: RunningServer,
+) -> None:
+    """GDPR requests by Acme's admin naming the default organisation's customers (by token
+    ``sub``, by the id of a session started with a token, by the id of one started without):
+    find, export, erase and legal holds answer as for a customer nobody has, change nothing of
+    the other organisation (its erasure is not blocked by Acme's holds), and the 404s are on
+    record in Acme's trail (without the ``sub``: the trail names customers by pseudonym only)."""
+    tokenless_customer, tokenless = await start_session(orgs_server)
+    await send(tokenless_customer, type="stop")
+    assert (await recv_json(tokenless_customer))["type"] == "ended"
+    key = issue_key(orgs_server)
+    now = int(orgs_server.clock())
+    customer, created = await create(
+        orgs_server, sign(key, sub="c-42", aud="demo", iat=now, exp=now + 300)
+    )
+    assert created is not None
+    await send(customer, type="stop")
+    assert (await recv_json(customer))["type"] == "ended"
+    others = ("c-42", created["session_id"], tokenless["session_id"])
+    nobody = "c-nobody-at-all"
+    with api(orgs_server, "max") as max_:
+
+        def answers(subject: str) -> list[tuple[int, str]]:
+            found = max_.post("/api/subjects/find", json={"subject": subject})
+            hold = {"kind": "subject", "target": subject, "reason": "probe"}
+            held = max_.post("/api/holds", json=hold)
+            assert max_.post("/api/holds/lift", json=hold).status_code == 200
+            return [
+                _without(subject, found),
+                _without(subject, max_.post("/api/subjects/export", json={"subject": subject})),
+                _without(subject, max_.post("/api/subjects/erase", json={"subject": subject})),
+                (held.status_code, repr({**held.json(), "target": "", "placed_at": 0})),
+            ]
+
+        expected = answers(nobody)
+        assert [status for status, _ in expected] == [200, 404, 404, 201]
+        for subject in others:
+            assert answers(subject) == expected, subject
+        # Holds left in place on them: they hold nothing of the other organisation.
+        for subject in others:
+            hold = {"kind": "subject", "target": subject, "reason": "probe"}
+            assert max_.post("/api/holds", json=hold).status_code == 201
+    with api(orgs_server, "ada") as ada:
+        found = ada.post("/api/subjects/find", json={"subject": "c-42"}).json()
+        assert found["sessions"] == [created["session_id"]]
+        for subject in ("c-42", tokenless["session_id"]):
+            erased = ada.post("/api/subjects/erase", json={"subject": subject})
+            assert erased.status_code == 200 and erased.json()["sessions"] == 1, erased.text
+    acme = refusals_of(orgs_server, "mo", "max")
+    assert [(r["details"]["route"], r["details"]["reason"]) for r in acme] == 4 * [
+        ("/api/subjects/export", "not found"),
+        ("/api/subjects/erase", "not found"),
+    ]
+    assert len({repr(_shape(r)) for r in acme}) == 2  # the same records for every name
+    assert "c-42" not in repr(trail_as(orgs_server, "mo"))
+    assert not [r for r in trail_as(orgs_server, "aud") if r["actor"] == "max"]
+
+
+async def test_another_organisations_agent_and_supervisor_neither_join_nor_watch_and_are_on_record(
+    orgs_server: RunningServer,
+) -> None:
+    """Acme's agent enters the default organisation's live code; Acme's supervisor asks to watch
+    its sharing session by id. The code reads as a wrong one and stays valid; the watch is closed
+    4404 exactly as for an id that never was, and is now on record in Acme's trail (before, a
+    watch of a session not found left no trace) the same way for both; the default
+    organisation's customer hears nothing of either, and its trail holds nothing of them."""
+    customer, _, created = await sharing_session(orgs_server)
+    waiting_customer, waiting = await start_session(orgs_server)
+    mallory = await open_agent(orgs_server, login_cookie(orgs_server, "mallory"))
+    await send(mallory, type="join", code=waiting["code"])
+    assert await recv_json(mallory) == INVALID_CODE
+    closes = []
+    for session_id in (created["session_id"], "never-was-a-session"):
+        mary = await open_agent(orgs_server, login_cookie(orgs_server, "mary"))
+        await send(mary, type="watch", session_id=session_id)
+        closes.append(await closed_with(mary))
+    assert closes == 2 * [(4404, "session not found")]
+    # The default organisation's own people carry on: the code joins, the watch is asked for
+    # (the customer's first message since: Acme's tries reached it not).
+    alice_again = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
+    await send(alice_again, type="join", code=waiting["code"])
+    assert (await recv_json(alice_again))["type"] == "joined"
+    assert (await recv_json(waiting_customer))["type"] == "agent_joined"
+    sam = await open_agent(orgs_server, login_cookie(orgs_server, "sam"))
+    await send(sam, type="watch", session_id=created["session_id"])
+    assert (await recv_json(sam))["type"] == "watching"
+    assert await recv_json(customer) == {"v": 1, "type": "watch_request", "watcher": "Sam"}
+    acme = trail_as(orgs_server, "mo")
+    rejected = [r for r in acme if r["action"] == "join_code_rejected"]
+    assert [(r["actor"], r["details"]["reason"]) for r in rejected] == [("mallory", "invalid_code")]
+    watches = [r for r in acme if r["action"] == "message_refused" and r["actor"] == "mary"]
+    assert len(watches) == 2 and _shape(watches[0]) == _shape(watches[1])
+    assert watches[0]["subject"] == "" and watches[0]["details"] == {
+        "message": "watch",
+        "needs": "session.watch",
+        "reason": "session not found",
+    }
+    assert created["session_id"] not in repr(acme)
+    default = trail_as(orgs_server, "aud")
+    assert not {"mallory", "mary"} & {r["actor"] for r in default}
+
+
+async def test_a_customer_token_signed_with_another_organisations_site_key_is_refused(
+    orgs_server: RunningServer,
+) -> None:
+    """Acme's admin holds its own site's token key and signs with it a token for the default
+    organisation's site (its audience), to start sessions there in the name of a customer of
+    its choosing (whose ``sub`` would then lead the default organisation's GDPR requests).
+    Refused; counted under the site's organisation, never under Acme's."""
+    issue_key(orgs_server)  # the default site requires tokens
+    with api(orgs_server, "max") as max_:
+        acme_key = max_.post("/api/sites/acme-shop/token-key").json()["key"]
+    for audience in ("demo", "acme-shop"):
+        now = int(orgs_server.clock())
+        token = sign(acme_key, sub="c-42", aud=audience, iat=now, exp=now + 300)
+        customer, created = await create(orgs_server, token)
+        assert created is None
+        code, reason = await closed_with(customer)
+        assert code == 4401 and "not accepted" in reason, reason
+    with api(orgs_server, "ada") as ada:
+        assert ada.post("/api/subjects/find", json={"subject": "c-42"}).json()["sessions"] == []
+    orgs_server.clock.advance(orgs_server.settings.anonymous_audit_interval_seconds)
+
+    async def counted() -> bool:
+        return [row["action"] for row in counts(orgs_server, "aud")] == ["customer_token_rejected"]
+
+    await eventually(counted)
+    assert [row["count"] for row in counts(orgs_server, "aud")] == [2]
+    assert counts(orgs_server, "mo") == []
+
+
+def counts(server: RunningServer, auditor: str) -> list[dict[str, Any]]:
+    with api(server, auditor) as client:
+        answer = client.get("/api/audit/counts")
+        assert answer.status_code == 200, answer.text
+        rows: list[dict[str, Any]] = answer.json()
+    return rows
