@@ -9,15 +9,19 @@ Each test names what was tried. What held is proved here; what got through was f
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import (
+    AGENT_PASSWORD,
     RunningServer,
     ServerFactory,
     two_organisations,
 )
+from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -28,9 +32,11 @@ from tests.server.helpers import (
     sharing_session,
     start_session,
 )
+from tests.server.test_access_refusals import _restore
 from tests.server.test_audit_after_faults import eventually
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
+from tests.test_audit import rewrite_without_the_key, run_verify, tamper, trail
 
 # Named things of the default organisation, and names that exist nowhere, for Acme's admin.
 PROBES: tuple[tuple[str, str, str, str, dict[str, Any] | None], ...] = (
@@ -256,3 +262,211 @@ def counts(server: RunningServer, auditor: str) -> list[dict[str, Any]]:
         assert answer.status_code == 200, answer.text
         rows: list[dict[str, Any]] = answer.json()
     return rows
+
+
+@pytest.fixture
+def shared_provider(server_factory: ServerFactory) -> Iterator[tuple[RunningServer, OidcProvider]]:
+    """Both organisations sign in through the same provider (one issuer, one client): the
+    closest two tenants' identities come. Acme's admin runs it, say, or both use one cloud."""
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    provider = OidcProvider().start()
+    provider.redirect_uris.add(f"{server.base}/api/sso/callback")
+    with api(server, "ada") as ada:
+        use_provider(ada, provider, {"alice": "u-1"})
+    yield server, provider
+    provider.stop()
+
+
+def _sso_sign_in(
+    server: RunningServer, browser: httpx.Client, start_at: str, **tampered: str
+) -> str | None:
+    """Start at ``start_at``, go to the provider, come back (with ``tampered`` query parameters
+    added to the callback); the account signed in, if any."""
+    start = browser.get(f"{server.base}/api/sso/start", params={"org": start_at})
+    assert start.status_code == 303
+    at_provider = browser.get(start.headers["location"])
+    assert at_provider.status_code == 302, at_provider.text
+    back = httpx.URL(at_provider.headers["location"]).copy_merge_params(tampered)
+    browser.get(back)
+    me = browser.get(f"{server.base}/api/me")
+    return str(me.json()["username"]) if me.status_code == 200 else None
+
+
+def test_a_provider_sign_in_lands_only_in_the_organisation_it_started_at(
+    shared_provider: tuple[RunningServer, OidcProvider],
+) -> None:
+    """Acme's admin sets up the default organisation's provider as its own too and tries to
+    reach the default organisation's accounts with it: the provider's subject alice is bound
+    to, unbound at Acme and then bound to Acme's own mallory; the callback tampered to name
+    the default organisation. A sign-in started at Acme reaches Acme's accounts only (the
+    pending sign-in's organisation decides, not the query); binding the subject another
+    organisation holds is no conflict (it would tell Acme the subject is taken elsewhere);
+    Acme's failures are in Acme's trail."""
+    server, provider = shared_provider
+    provider.user = {"sub": "u-1", "preferred_username": "alice", "email": "alice@example.com"}
+    with api(server, "max") as max_:
+        use_provider(max_, provider)  # the same issuer and client, no binding yet
+    with httpx.Client() as browser:
+        assert _sso_sign_in(server, browser, "acme") is None
+    with httpx.Client() as browser:
+        assert _sso_sign_in(server, browser, "acme", org="default") is None
+    with api(server, "max") as max_:
+        bound = max_.put("/api/users/mallory/sso", json={"subject": "u-1"})
+        assert bound.status_code == 200, bound.text
+    with httpx.Client() as browser:
+        assert _sso_sign_in(server, browser, "acme", org="default") == "mallory"
+    with httpx.Client() as browser:
+        assert _sso_sign_in(server, browser, "default") == "alice"
+    acme = trail_as(server, "mo")
+    failures = [r for r in acme if r["action"] == "sso_failed"]
+    assert len(failures) == 2
+    assert all("no account of this organisation" in r["details"]["reason"] for r in failures)
+    sign_ins = {(r["actor"], r["details"].get("method")) for r in acme if r["action"] == "sign_in"}
+    assert ("mallory", "oidc") in sign_ins
+    default = trail_as(server, "aud")
+    assert not [r for r in default if r["action"] == "sso_failed"]
+    assert "mallory" not in {r["actor"] for r in default}
+
+
+def test_names_unique_within_an_organisation_are_free_in_another(
+    orgs_server: RunningServer,
+) -> None:
+    """A team name the default organisation uses is Acme's to take too (teams are per
+    organisation): no refusal that would tell Acme the name exists elsewhere. Acme's team of
+    that name serves nothing of the other organisation, and another organisation's team is no
+    team of Acme's to give an account or a site (answered as a team that exists nowhere)."""
+    with api(orgs_server, "max") as max_:
+        assert max_.post("/api/teams", json={"team": "billing"}).status_code == 201
+        for teams in (["billing", "support"], ["support"]):
+            assert max_.patch("/api/users/mallory", json={"teams": teams}).status_code == 200
+        with api(orgs_server, "ada") as ada:
+            assert ada.delete("/api/teams/billing").status_code == 204  # the default's goes
+            assert "billing" not in ada.get("/api/teams").json()
+        assert "billing" in max_.get("/api/teams").json()  # Acme's stays
+        with api(orgs_server, "ada") as ada:
+            assert ada.post("/api/teams", json={"team": "claims"}).status_code == 201
+        for name in ("claims", "no-such-team"):
+            answers = [
+                max_.patch("/api/users/mallory", json={"teams": [name]}),
+                max_.post(
+                    "/api/users",
+                    json={
+                        "username": f"u-{name}",
+                        "password": AGENT_PASSWORD,
+                        "role": "agent",
+                        "teams": [name],
+                    },
+                ),
+                max_.post(
+                    "/api/sites",
+                    json={
+                        "site_id": f"s-{name}",
+                        "origin": f"https://{name}.example",
+                        "teams": [name],
+                    },
+                ),
+            ]
+            assert [(a.status_code, a.json()["detail"].replace(name, "NAME")) for a in answers] == (
+                3 * [(404, "no team named 'NAME'")]
+            ), name
+        assert max_.get("/api/users").json()  # nothing of it was made
+        assert {u["username"] for u in max_.get("/api/users").json()} == {
+            "mallory",
+            "mary",
+            "max",
+            "mo",
+        }
+        assert [s["site_id"] for s in max_.get("/api/sites").json()] == ["acme-shop"]
+
+
+async def test_an_auditor_reads_searches_and_counts_only_its_organisation(
+    orgs_server: RunningServer,
+) -> None:
+    """Acme's auditor pages and searches the trail and lists recordings, and Acme's admin reads
+    its compliance report and training roster, while the default organisation has a live
+    session, an untrained agent and a site: nothing of the default organisation in any answer
+    (its names searched for directly find nothing). Counts: the customer token test above."""
+    customer, _, created = await sharing_session(orgs_server)
+    session_id = created["session_id"]
+    with api(orgs_server, "mo") as mo:
+        whole = mo.get("/api/audit", params={"after": 0, "limit": 100000}).json()
+        assert whole and session_id not in repr(whole)
+        assert not {"alice", "aud", "ada"} & {r["actor"] for r in whole}
+        for needle in ("alice", session_id, session_id[:6], "demo", "consent", "agent_joined"):
+            found = mo.get("/api/audit/search", params={"q": needle}).json()
+            assert found == [], (needle, found)
+        assert mo.get("/api/recordings").json() == []
+    with api(orgs_server, "max") as max_:
+        report = max_.get("/api/compliance").text
+        training = max_.get("/api/training/users").json()
+    for name in ("alice", "sam", "bob", "demo", "Demo"):
+        assert name not in report, name
+    assert {u["username"] for u in training["users"]} == {"mallory", "mary", "max", "mo"}
+    await send(customer, type="stop")
+    assert (await recv_json(customer))["type"] == "ended"
+
+
+def test_a_new_policy_version_in_one_organisation_asks_nothing_of_another(
+    orgs_server: RunningServer,
+) -> None:
+    """The default organisation's admin publishes a new privacy policy; Acme's policy, version
+    and trained agents are untouched (a policy version is per organisation)."""
+    with api(orgs_server, "max") as max_:
+        before = max_.get("/api/training/policy").json()
+    with api(orgs_server, "ada") as ada:
+        published = ada.put("/api/training/policy", json={"text": "Default's rules, v2."})
+        assert published.status_code == 200, published.text
+        assert published.json()["version"] == before["version"] + 1
+    with api(orgs_server, "max") as max_:
+        assert max_.get("/api/training/policy").json() == before
+    with api(orgs_server, "mallory") as mallory:
+        standing = mallory.get("/api/training").json()["standing"]
+        assert standing["trained"] and not standing["needs_acknowledgement"]
+    with api(orgs_server, "sam") as sam:
+        assert sam.get("/api/training").json()["standing"]["needs_acknowledgement"]
+
+
+async def test_another_organisations_admin_cannot_remove_the_evidence_of_its_probe(
+    orgs_server: RunningServer,
+) -> None:
+    """Acme's admin probes the default organisation (its user, site, customer), then tries to
+    remove the records: it may not read the trail, no route deletes or rewrites a record,
+    erasing a "customer" of its own name or shortening retention leaves them; and with the
+    database file in hand, deleting them (the guards dropped) or rewriting the chain without
+    the audit key fails ``tandem audit verify``. The default organisation's trail holds none
+    of them, so its auditors were told of nothing they could not check."""
+    with api(orgs_server, "max") as max_:
+        assert max_.patch("/api/users/alice", json={"display_name": "X"}).status_code == 404
+        assert max_.get("/api/sites/demo").status_code == 404
+        assert max_.post("/api/subjects/export", json={"subject": "c-42"}).status_code == 404
+        # Covering the tracks, through the API.
+        assert max_.get("/api/audit").status_code == 403
+        assert max_.get("/api/audit/search", params={"q": "max"}).status_code == 403
+        assert max_.post("/api/subjects/erase", json={"subject": "max"}).status_code == 404
+        assert max_.patch("/api/org", json={"retention_days": 1}).status_code == 200
+    orgs_server.clock.advance(3 * 86400)
+    evidence = refusals_of(orgs_server, "mo", "max")
+    assert [r["details"]["route"] for r in evidence] == [
+        "/api/users/{username}",
+        "/api/sites/{site_id}",
+        "/api/subjects/export",
+        "/api/audit",
+        "/api/audit/search",
+        "/api/subjects/erase",
+    ]
+    assert not [r for r in trail_as(orgs_server, "aud") if r["actor"] == "max"]
+    orgs_server.stop()
+    data = orgs_server.settings.data_dir
+    assert run_verify(data).returncode == 0
+    records, _ = await trail(data)
+    kept = [r for r in records if not (r.actor == "max" and r.action.endswith("_refused"))]
+    assert len(records) - len(kept) == len(evidence)
+    rewrite_without_the_key(data, kept)
+    result = run_verify(data)
+    assert result.returncode == 1 and "BROKEN" in result.stderr, result.stdout
+    tamper(data, "DELETE FROM audit")
+    _restore(data, records)
+    assert run_verify(data).returncode == 0  # as the server wrote it
+    tamper(data, "DELETE FROM audit WHERE actor = 'max' AND action LIKE '%_refused'")
+    result = run_verify(data)
+    assert result.returncode == 1 and "BROKEN" in result.stderr, result.stdout
