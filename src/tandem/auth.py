@@ -343,6 +343,16 @@ async def sign_in(
 
 DISABLED = "This account is disabled: ask your admin to enable it."
 
+
+async def organisation_of(storage: Storage, username: str, default: str) -> str:
+    """The organisation whose audit trail a failed or refused sign-in as ``username`` belongs
+    in: the account's, or ``default`` for a name no account has (a name no account could have
+    is not looked up). Another organisation's auditors must not read an account's name, nor
+    the addresses its sign-ins come from, and its own must see attacks on it."""
+    user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
+    return user.org_id if user is not None else default
+
+
 IDLE_TOUCH_SECONDS = 60.0
 """Activity is written at most this often per sign-in (idle expiry is coarse; writes cost)."""
 

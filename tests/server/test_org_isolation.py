@@ -470,3 +470,42 @@ async def test_another_organisations_admin_cannot_remove_the_evidence_of_its_pro
     tamper(data, "DELETE FROM audit WHERE actor = 'max' AND action LIKE '%_refused'")
     result = run_verify(data)
     assert result.returncode == 1 and "BROKEN" in result.stderr, result.stdout
+
+
+def _sign_in(server: RunningServer, username: str, password: str) -> int:
+    answer = httpx.post(
+        f"{server.base}/api/login", json={"username": username, "password": password}
+    )
+    return answer.status_code
+
+
+async def test_failed_sign_ins_are_evidence_of_the_accounts_own_organisation(
+    server_factory: ServerFactory,
+) -> None:
+    """Someone guesses the password of Acme's agent. Before, every failed sign-in was filed
+    under the default organisation: its auditor read Acme's usernames and the addresses of
+    Acme's people (or of whoever attacked them), and Acme's auditor never saw the attack on its
+    own accounts. Now a failed, sprayed or throttled sign-in of an account is its
+    organisation's; a name no account has stays the default organisation's."""
+    server = server_factory(seed=two_organisations, login_free_failures=2)
+    assert _sign_in(server, "nobody-at-all", "wrong-password-1") == 401
+    assert _sign_in(server, "mallory", "wrong-password-1") == 401
+    for _ in range(3):  # beyond the free failures: mallory waits (throttled, counted)
+        _sign_in(server, "mallory", "wrong-password-2")
+    assert _sign_in(server, "mallory", AGENT_PASSWORD) == 429
+    acme = [r for r in trail_as(server, "mo") if r["action"] == "sign_in_failed"]
+    assert acme and {r["actor"] for r in acme} == {"mallory"} and acme[0]["details"]["ip"]
+    default = trail_as(server, "aud")
+    assert [r["actor"] for r in default if r["action"] == "sign_in_failed"] == ["nobody-at-all"]
+    assert "mallory" not in repr(default)
+    server.clock.advance(server.settings.anonymous_audit_interval_seconds)
+
+    async def counted() -> bool:
+        return bool(counts(server, "mo"))
+
+    await eventually(counted)
+    assert {row["action"] for row in counts(server, "mo")} <= {
+        "sign_in_throttled",
+        "sign_in_sprayed",
+    }
+    assert "mallory" not in repr(counts(server, "aud"))
