@@ -10,15 +10,20 @@ Each test names what was tried. What held is proved here; what got through was f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tandem.config import Settings
+from tandem.directory import offline, operator
 from tests.conftest import (
+    ACME_ORIGIN,
     AGENT_PASSWORD,
     RunningServer,
     ServerFactory,
+    mark_trained,
     two_organisations,
 )
 from tests.oidc_provider import OidcProvider, use_provider
@@ -36,6 +41,7 @@ from tests.server.test_access_refusals import _restore
 from tests.server.test_audit_after_faults import eventually
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
+from tests.server.test_scale_out import run_in_thread, sharing_on, start_cluster
 from tests.test_audit import rewrite_without_the_key, run_verify, tamper, trail
 
 # Named things of the default organisation, and names that exist nowhere, for Acme's admin.
@@ -509,3 +515,87 @@ async def test_failed_sign_ins_are_evidence_of_the_accounts_own_organisation(
         "sign_in_sprayed",
     }
     assert "mallory" not in repr(counts(server, "aud"))
+
+
+async def test_another_organisations_team_of_the_same_name_gives_a_session_none_of_its_policy(
+    orgs_server: RunningServer,
+) -> None:
+    """Teams are named per organisation: both have a "support". Acme's admin gives its own
+    "support" a policy; the default organisation's "support" agent joins a default session:
+    the customer gets no team policy before the agent joins (a team's policy is looked up in
+    the session's organisation only), and the default organisation's team has none."""
+    policy = {"version": 1, "pages": {"deny": ["/acme-private*"]}}
+    with api(orgs_server, "max") as max_:
+        assert max_.patch("/api/teams/support", json={"policy": policy}).status_code == 200
+    with api(orgs_server, "ada") as ada:
+        assert ada.get("/api/teams/support").json() == {"team": "support", "policy": None}
+    customer, created = await start_session(orgs_server)
+    alice = await open_agent(orgs_server, login_cookie(orgs_server, "alice"))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    assert await recv_json(customer) == {"v": 1, "type": "agent_joined", "agent": "Alice"}
+
+
+@pytest.mark.usefixtures("requires_redis")
+async def test_a_session_on_another_server_is_no_nearer_to_another_organisation(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Two servers on one PostgreSQL database and one Redis fan-out: the default
+    organisation's session lives on the first. Acme's supervisor, on the second, names it to
+    watch (the second tunnels the socket to the owner through the fan-out, where it is
+    refused as locally: the same 4404 as an id nobody has, and on record in Acme's trail);
+    Acme's agent, on the second, enters its code (looked up in Acme's organisation only: no
+    tunnel, a wrong code). The session's customer hears of neither; its own supervisor, on the
+    second server, then watches it."""
+    with start_cluster(server_factory, tmp_path) as cluster:
+        owner, edge = cluster(), cluster()
+        run_in_thread(lambda: _add_acme(owner.settings, tmp_path / "acme-seed"))
+        customer, _, created = await sharing_on(owner)
+        waiting_customer, waiting = await start_session(owner)
+        closes = []
+        for session_id in (created["session_id"], "never-was-a-session"):
+            mary = await open_agent(edge, login_cookie(edge, "mary"))
+            await send(mary, type="watch", session_id=session_id)
+            closes.append(await closed_with(mary, timeout=10))
+        assert closes == 2 * [(4404, "session not found")]
+        mallory = await open_agent(edge, login_cookie(edge, "mallory"))
+        await send(mallory, type="join", code=waiting["code"])
+        assert await recv_json(mallory, timeout=10) == INVALID_CODE
+        sam = await open_agent(edge, login_cookie(edge, "sam"))
+        await send(sam, type="watch", session_id=created["session_id"])
+        assert (await recv_json(sam, timeout=10))["type"] == "watching"
+        assert await recv_json(customer, timeout=10) == {
+            "v": 1,
+            "type": "watch_request",
+            "watcher": "Sam",
+        }
+        alice_again = await open_agent(owner, login_cookie(owner, "alice"))
+        await send(alice_again, type="join", code=waiting["code"])
+        assert (await recv_json(alice_again))["type"] == "joined"
+        assert (await recv_json(waiting_customer))["type"] == "agent_joined"
+        acme = trail_as(edge, "mo")
+        watches = [r for r in acme if r["action"] == "message_refused" and r["actor"] == "mary"]
+        assert [r["details"]["reason"] for r in watches] == 2 * ["session not found"]
+        assert [r["actor"] for r in acme if r["action"] == "join_code_rejected"] == ["mallory"]
+        assert created["session_id"] not in repr(acme)
+
+
+async def _add_acme(settings: Settings, data_dir: Path) -> None:
+    """Acme, with an auditor, an agent and a supervisor, on the cluster's shared database."""
+    shared = Settings.load(
+        environ={},
+        data_dir=data_dir,
+        database_url=settings.database_url,
+        audit_key_file=settings.audit_key_path,
+    )
+    async with offline(shared) as directory:
+        await directory.add_org("acme", "Acme Bank")
+        acme = operator("acme")
+        await directory.add_team(acme, "support")
+        await directory.add_site(acme, "acme-shop", ACME_ORIGIN, "Acme shop", ("support",))
+        for username, role in (("mallory", "agent"), ("mary", "supervisor"), ("mo", "auditor")):
+            teams = ("support",) if role != "auditor" else ()
+            await directory.add_user(
+                acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True
+            )
+            await mark_trained(directory.storage, username, "acme")
