@@ -599,3 +599,84 @@ async def _add_acme(settings: Settings, data_dir: Path) -> None:
                 acme, username, AGENT_PASSWORD, role, None, teams, mfa_exempt=True
             )
             await mark_trained(directory.storage, username, "acme")
+
+
+@pytest.mark.parametrize(
+    ("user", "path"),
+    [
+        ("max", "/api/org"),
+        ("max", "/api/org/sso"),
+        ("max", "/api/users"),
+        ("max", "/api/sites"),
+        ("max", "/api/teams"),
+        ("max", "/api/holds"),
+        ("max", "/api/training/policy"),
+        ("max", "/api/training/users"),
+        ("max", "/api/compliance"),
+        ("mo", "/api/audit"),
+        ("mo", "/api/audit/search"),
+        ("mo", "/api/audit/counts"),
+        ("mo", "/api/recordings"),
+        ("mary", "/api/sessions"),
+        ("mallory", "/api/me/org"),
+    ],
+)
+def test_an_organisation_named_in_the_query_changes_nothing_read(
+    shared_orgs_server: RunningServer, user: str, path: str
+) -> None:
+    """Every organisation-wide read takes the organisation from the sign-in alone: naming the
+    default organisation in the query (as ``org``, ``org_id`` or ``organisation``) answers
+    exactly what the plain read answers. (Shares one server: these only read.)"""
+    with api(shared_orgs_server, user) as client:
+        plain = client.get(path)
+        named = client.get(
+            path, params={"org": "default", "org_id": "default", "organisation": "default"}
+        )
+    assert plain.status_code == named.status_code == 200, (plain.text, named.text)
+    if path in ("/api/audit", "/api/audit/search"):  # each read is a record: the second has more
+        first = {r["seq"] for r in plain.json()}
+        second = {r["seq"]: r for r in named.json()}
+        # The search's page is the newest 50: the oldest of the first read may have left it.
+        low, high = max(min(first), min(second)), max(first)
+        assert {n for n in first if n >= low} == {n for n in second if low <= n <= high}
+        added = {(r["action"], r["actor"]) for n, r in second.items() if n > high}
+        assert added <= {("audit_read", "mo"), ("sign_in", "mo")}
+        return
+    assert _stable(named) == _stable(plain)
+
+
+def _stable(answer: httpx.Response) -> object:
+    """An answer without what changes from one read to the next (times, the checks' clock)."""
+    body = answer.json()
+    if isinstance(body, list):
+        return [
+            {k: v for k, v in item.items() if k not in ("checked_at", "seq", "at", "hash")}
+            if isinstance(item, dict)
+            else item
+            for item in body
+        ]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/api/org", {"org_id": "default", "name": "Pwned"}),
+        ("PUT", "/api/org/recording-key", {"public_key": "x" * 43, "org_id": "default"}),
+        ("POST", "/api/teams", {"team": "x", "org": "default"}),
+        ("POST", "/api/holds", {"kind": "subject", "target": "x", "reason": "r", "org": "default"}),
+        ("PUT", "/api/training/policy", {"text": "Pwned", "org_id": "default"}),
+    ],
+)
+def test_an_organisation_named_in_a_body_is_refused_as_bad_input(
+    shared_orgs_server: RunningServer, method: str, path: str, body: dict[str, Any]
+) -> None:
+    """A body naming an organisation is refused whole (400, unknown field), not applied to the
+    signer's organisation nor to the one named. (Shares one server: each is refused.)"""
+    with api(shared_orgs_server, "max") as max_:
+        answer = max_.request(method, path, json=body)
+        assert answer.status_code == 400, answer.text
+        assert "unknown field" in answer.json()["detail"].lower(), answer.text
+    with api(shared_orgs_server, "ada") as ada:
+        assert ada.get("/api/org").json()["name"] != "Pwned"
+        assert ada.get("/api/training/policy").json()["text"] != "Pwned"

@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from tandem.access import Grant
-from tandem.exceptions import NotFoundError
+from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
     HoldRecord,
     OrgRecord,
@@ -151,6 +151,20 @@ async def test_what_a_grant_files_is_filed_under_its_organisation(two: Storage) 
     assert [r.seq for r in await two.audit_page(A, 0, 10)] == [record.seq]
     await two.put_oidc_pending(A, "state-a", "sealed-a", 100.0)
     assert await two.take_oidc_pending("state-a", 60.0) == ("acme", "sealed-a")
+
+
+async def test_a_code_live_in_one_organisation_collides_in_another_and_stays_its_owners(
+    two: Storage,
+) -> None:
+    """Join codes are short: two organisations' sessions may draw the same one. The digest is
+    held by one live session on the whole server, so the second draw is refused (the hub draws
+    again) rather than stored twice, and neither the collision nor a take by the other
+    organisation disturbs the owner's code (organisation isolation review)."""
+    await two.put_join_code(B, "same-code", "s-b", 100.0)
+    with pytest.raises(ConflictError):
+        await two.put_join_code(A, "same-code", "s-a", 100.0)
+    assert await two.take_join_code(A, "same-code", 60.0) is None
+    assert await two.take_join_code(B, "same-code", 60.0) == TakenCode("s-b", 100.0)
 
 
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:
