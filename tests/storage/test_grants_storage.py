@@ -21,6 +21,7 @@ from tandem.storage.base import (
     SiteRecord,
     Storage,
     TakenCode,
+    TrainingRecord,
     UserRecord,
 )
 from tests.grants import of_org, owned
@@ -165,6 +166,27 @@ async def test_a_code_live_in_one_organisation_collides_in_another_and_stays_its
         await two.put_join_code(A, "same-code", "s-a", 100.0)
     assert await two.take_join_code(A, "same-code", 60.0) is None
     assert await two.take_join_code(B, "same-code", 60.0) == TakenCode("s-b", 100.0)
+
+
+async def test_a_username_freed_in_one_organisation_brings_nothing_to_the_next(
+    two: Storage,
+) -> None:
+    """Usernames are unique on the server, and free again once an account is deleted. The
+    default organisation's "bea" (team claims, the policy acknowledged, trained) goes; Acme
+    creates a "bea" of its own, and has a team "claims" too. Its "bea" is in no team and has
+    acknowledged and completed nothing: the rows of the first went with it (foreign keys),
+    and would otherwise have been read by name (organisation isolation review)."""
+    await two.acknowledge_policy(B, "bea", 1, 5.0)
+    await two.add_training(B, TrainingRecord("t-b", "bea", "default", 6.0, 1, "operator"))
+    assert (await two.get_user("bea")).teams == ("claims",)  # type: ignore[union-attr]
+    assert await two.delete_user("bea")
+    await two.add_team(A, "claims")
+    await two.add_user(*owned(UserRecord("bea", "Bea", "agent", "h", 7.0, org_id="acme")))
+    again = await two.get_user("bea")
+    assert again is not None and (again.org_id, again.teams) == ("acme", ())
+    for grant in (A, B):
+        assert "bea" not in await two.acknowledgements(grant)
+        assert await two.latest_trainings(grant, "bea") == {}
 
 
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:
