@@ -631,7 +631,7 @@ async def test_another_organisations_site_under_a_deleted_sites_id_serves_none_o
     longer serves), and the customer's page would get Globex's masking policy on resuming."""
     customer, code = await open_session(hub)
     async with customer:
-        assert await hub.storage.delete_site("shop")
+        assert await hub.storage.delete_site(of_org(ORG), "shop")
         await hub.storage.add_org(OrgRecord("globex", "Globex", 0.0))
         await hub.storage.add_team(of_org("globex"), "support")
         squat = SiteRecord(

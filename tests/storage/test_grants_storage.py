@@ -76,7 +76,7 @@ async def test_a_grant_changes_no_other_organisations_teams_or_sso(two: Storage)
     assert "claims" in await two.list_teams(B)
     assert await two.team_policies(B, ("claims",)) == {"claims": '{"mask": ["#card"]}'}
     assert await two.get_oidc(B) == "sealed-b"
-    with pytest.raises(NotFoundError, match="support"):  # B's team, not A's
+    with pytest.raises(NotFoundError, match="bea"):  # B's user (and team), not A's
         await two.set_user_teams(A, "bea", ("support",))
     user = await two.get_user("bea")
     assert user is not None and user.teams == ("claims",)
@@ -179,7 +179,7 @@ async def test_a_username_freed_in_one_organisation_brings_nothing_to_the_next(
     await two.acknowledge_policy(B, "bea", 1, 5.0)
     await two.add_training(B, TrainingRecord("t-b", "bea", "default", 6.0, 1, "operator"))
     assert (await two.get_user("bea")).teams == ("claims",)  # type: ignore[union-attr]
-    assert await two.delete_user("bea")
+    assert await two.delete_user(B, "bea")
     await two.add_team(A, "claims")
     await two.add_user(*owned(UserRecord("bea", "Bea", "agent", "h", 7.0, org_id="acme")))
     again = await two.get_user("bea")
@@ -187,6 +187,42 @@ async def test_a_username_freed_in_one_organisation_brings_nothing_to_the_next(
     for grant in (A, B):
         assert "bea" not in await two.acknowledgements(grant)
         assert await two.latest_trainings(grant, "bea") == {}
+
+
+async def test_a_grant_changes_or_deletes_no_other_organisations_user_or_site_by_name(
+    two: Storage,
+) -> None:
+    """Usernames and site ids are unique on the server, so the writes that name one took no
+    organisation: a name the directory checked as the admin's own could be another
+    organisation's by the time it was written (deleted, and made there, while a password
+    hashed). Each write now takes the grant and reaches only its organisation's account or
+    site (organisation isolation review): nothing of B's changes through A's grant."""
+    await two.add_team(A, "claims")  # a team of the same name, for A's grant to hand out
+    assert not await two.update_user(A, "bea", role="admin", display_name="Pwned")
+    with pytest.raises(NotFoundError, match="bea"):
+        await two.set_user_teams(A, "bea", ("claims",))
+    with pytest.raises(NotFoundError, match="bea"):
+        await two.set_password(A, "bea", "attackers-hash", True)
+    assert not await two.set_second_factor(A, "bea", "attackers-seed", ("c",))
+    assert not await two.set_oidc_identity(A, "bea", '["acme","https://i","sub"]')
+    assert not await two.delete_user(A, "bea")
+    assert not await two.delete_site(A, "shop")
+    bea = await two.get_user("bea")
+    assert bea is not None
+    assert (bea.role, bea.display_name, bea.password_hash, bea.password_change_required) == (
+        "agent",
+        "Bea",
+        "h",
+        False,
+    )
+    assert (bea.totp_secret, bea.oidc_identity, bea.org_id) == (None, None, "default")
+    assert await two.delete_team(B, "claims")  # B's own team goes: A's grant added no other
+    assert (await two.get_user("bea")).teams == ()  # type: ignore[union-attr]
+    assert await two.get_site("shop") is not None
+    # B's own grant still reaches them.
+    assert await two.update_user(B, "bea", role="supervisor", display_name="Bea")
+    assert await two.set_password(B, "bea", "h2", False) == 0
+    assert await two.delete_site(B, "shop") and await two.delete_user(B, "bea")
 
 
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:
