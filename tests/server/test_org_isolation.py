@@ -680,3 +680,26 @@ def test_an_organisation_named_in_a_body_is_refused_as_bad_input(
     with api(shared_orgs_server, "ada") as ada:
         assert ada.get("/api/org").json()["name"] != "Pwned"
         assert ada.get("/api/training/policy").json()["text"] != "Pwned"
+
+
+async def test_throttled_provider_sign_ins_are_counted_for_the_organisation_they_start_at(
+    orgs_server: RunningServer,
+) -> None:
+    """Acme's people start sign-ins at Acme's provider from one address until it waits. The
+    count of the throttled start names the address: it was the default organisation's, whose
+    auditors read where another organisation's people sign in from. Now it is counted for the
+    organisation the start named (a name that is no organisation's: the default one's)."""
+    url = f"{orgs_server.base}/api/sso/start"
+    with httpx.Client() as browser:
+        for _ in range(orgs_server.settings.sso_free_starts + 2):
+            browser.get(url, params={"org": "acme"})
+        busy = browser.get(url, params={"org": "acme"})
+        assert busy.headers["location"] == "/console/?sso=busy"
+    orgs_server.clock.advance(orgs_server.settings.anonymous_audit_interval_seconds)
+
+    async def counted() -> bool:
+        return bool(counts(orgs_server, "mo"))
+
+    await eventually(counted)
+    assert [row["action"] for row in counts(orgs_server, "mo")] == ["sso_throttled"]
+    assert counts(orgs_server, "aud") == []
