@@ -113,7 +113,9 @@ async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
 
     async def reset_then_read(username: str) -> object:
         if not resets:
-            resets.append(await storage.set_password(username, "temporary-hash", True))
+            resets.append(
+                await storage.set_password(of_org("default"), username, "temporary-hash", True)
+            )
         return await read_account(username)
 
     monkeypatch.setattr(storage, "get_user", reset_then_read)
@@ -121,7 +123,7 @@ async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
     assert resets == [1]
     # A sign-in made after the reset (with the temporary password) is live, and restricted.
     monkeypatch.setattr(storage, "get_user", read_account)
-    await storage.set_password("alice", crypto.hash_password(GOOD), True)
+    await storage.set_password(of_org("default"), "alice", crypto.hash_password(GOOD), True)
     agent, token = await auth.sign_in(storage, "alice", GOOD, 2.0, 60, crypto.system_entropy)
     assert await auth.agent_for_token(storage, token, 3.0) == agent
     assert agent.must_change_password

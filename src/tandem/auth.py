@@ -243,7 +243,7 @@ async def create_user(
     try:
         await storage.set_user_teams(grant, username, teams)
     except BaseException:  # a team deleted meanwhile: the account goes too
-        await storage.delete_user(username)
+        await storage.delete_user(grant, username)
         raise
     return dataclasses.replace(record, teams=tuple(sorted(set(teams)))), enrolment
 
@@ -343,6 +343,16 @@ async def sign_in(
 
 DISABLED = "This account is disabled: ask your admin to enable it."
 
+
+async def organisation_of(storage: Storage, username: str, default: str) -> str:
+    """The organisation whose audit trail a failed or refused sign-in as ``username`` belongs
+    in: the account's, or ``default`` for a name no account has (a name no account could have
+    is not looked up). Another organisation's auditors must not read an account's name, nor
+    the addresses its sign-ins come from, and its own must see attacks on it."""
+    user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
+    return user.org_id if user is not None else default
+
+
 IDLE_TOUCH_SECONDS = 60.0
 """Activity is written at most this often per sign-in (idle expiry is coarse; writes cost)."""
 
@@ -420,7 +430,10 @@ async def change_password(
     if new == current:
         raise WeakPasswordError("choose a password other than the current one")
     new_hash = await hash_password(hashing, client, new)
-    await storage.set_password(username, new_hash, False)  # ends every sign-in
+    # Ends every sign-in. The account's own organisation, as read with the current password:
+    # raises NotFoundError if the name was deleted (and made anew anywhere) while it hashed.
+    own = Grant.server(user.org_id, "own password change")
+    await storage.set_password(own, username, new_hash, False)
     changed = dataclasses.replace(user, password_hash=new_hash)
     return await open_login(storage, changed, now, ttl, entropy, password_method(user))
 

@@ -374,13 +374,17 @@ class Directory:
         if user.role == "admin" and new_role != "admin":
             await self._keep_an_admin(actor, user)
         name = _label(display_name, "display name") if display_name is not None else None
-        await self.storage.update_user(
-            username, role=new_role, display_name=name or user.display_name
-        )
+        # Every write names the organisation: the name checked above may be another
+        # organisation's account by now (deleted here, made there meanwhile).
+        grant = authorize(actor, "users.manage", Resource(user.org_id))
         if teams is not None:
             for team in teams:
                 auth.validate_name(team, "team name")
-            grant = authorize(actor, "users.manage", Resource(user.org_id))
+        if not await self.storage.update_user(
+            grant, username, role=new_role, display_name=name or user.display_name
+        ):
+            raise NotFoundError(f"no user named {username!r}")
+        if teams is not None:
             await self.storage.set_user_teams(grant, username, teams)
         updated = await self._user(actor, username)
         if updated.role != user.role or updated.teams != user.teams:
@@ -420,8 +424,9 @@ class Directory:
             raise ConflictError("you cannot delete your own account; ask another admin")
         if user.role == "admin":
             await self._keep_an_admin(actor, user)
-        await self.storage.delete_logins_of(username)
-        await self.storage.delete_user(username)
+        grant = authorize(actor, "users.manage", Resource(user.org_id))
+        if not await self.storage.delete_user(grant, username):  # its sign-ins go with it
+            raise NotFoundError(f"no user named {username!r}")
         self.revoked(user=username)
         await self.record("user_deleted", actor=actor.username, org=user.org_id, subject=username)
 
@@ -460,7 +465,9 @@ class Directory:
         _guard_auditors(actor, user.role)
         if username == actor.username:
             raise ConflictError("you cannot reset your own second factor; ask another admin")
-        await self.storage.set_second_factor(username, None, ())
+        grant = authorize(actor, "users.manage", Resource(user.org_id))
+        if not await self.storage.set_second_factor(grant, username, None, ()):
+            raise NotFoundError(f"no user named {username!r}")
         await self.storage.delete_logins_of(username)
         self.revoked(user=username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
@@ -485,10 +492,12 @@ class Directory:
             holder = await self.storage.user_for_oidc_identity(identity)
             if holder is not None and holder.username != username:
                 raise ConflictError("that provider account is bound to another user")
+        grant = authorize(actor, "users.manage", Resource(user.org_id))
+        if not await self.storage.set_oidc_identity(grant, username, identity):
+            raise NotFoundError(f"no user named {username!r}")
         if user.oidc_identity is not None and user.oidc_identity != identity:
             await self.storage.delete_logins_of(username)
             self.revoked(user=username)
-        await self.storage.set_oidc_identity(username, identity)
         await self.record(
             "sso_identity_bound" if identity else "sso_identity_removed",
             actor=actor.username,
@@ -513,7 +522,11 @@ class Directory:
         # The new password and the end of every sign-in in one transaction: a socket's sign-in
         # check in between would see a live sign-in of an account that must change its password.
         hashed = await auth.hash_password(self.hashing, f"user:{actor.username}", password)
-        await self.storage.set_password(username, hashed, change_required)
+        # The organisation's account only: while the password hashed (a tenth of a second, or
+        # as long as the hashing queue is), the name may have been deleted here and made
+        # another organisation's account (NotFoundError, nothing written).
+        grant = authorize(actor, "users.manage", Resource(user.org_id))
+        await self.storage.set_password(grant, username, hashed, change_required)
         self.revoked(user=username)
         await self.record("password_reset", actor=actor.username, org=user.org_id, subject=username)
 
@@ -713,8 +726,9 @@ class Directory:
         return updated
 
     async def delete_site(self, actor: Principal, site_id: str) -> None:
-        site = await self._site(actor, site_id)
-        await self.storage.delete_site(site_id)
+        site, grant = await self._site_granted(actor, site_id)
+        if not await self.storage.delete_site(grant, site_id):  # gone (and its id free) meanwhile
+            raise NotFoundError(f"no site named {site_id!r}")
         self.revoked(site=site_id)  # no team serves a site that is gone
         await self.record("site_deleted", actor=actor.username, org=site.org_id, subject=site_id)
 

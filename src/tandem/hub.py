@@ -2336,7 +2336,12 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
     except HeldElsewhere as moved:
         return Elsewhere(moved.node)
     except NotFoundError:
-        raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found") from None
+        # Evidence in the asker's organisation, one answer and one record whether the session
+        # is another organisation's, over or never was (authorize's own "not found" for another
+        # organisation's would otherwise read differently in the trail).
+        gone = NotFoundError("session not found")
+        await hub._refused(supervisor, WATCH_ACTION, message, None, gone)
+        raise ProtocolError(codec.CLOSE_NOT_FOUND, str(gone)) from None
     except TrainingRequiredError as exc:
         await hub.record(
             "watch_refused_untrained", actor=supervisor.username, org=supervisor.org, needs=exc.need

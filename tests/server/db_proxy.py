@@ -100,6 +100,19 @@ class StoppableProxy:
 
         self._run(release())
 
+    @contextlib.contextmanager
+    def frozen(self, on: bytes | None = None) -> Iterator[None]:
+        """Frozen (from now, or :meth:`freeze_on` ``on``) while the block runs, thawed after it
+        however it ends."""
+        if on is None:
+            self.freeze()
+        else:
+            self.freeze_on(on)
+        try:
+            yield
+        finally:
+            self.thaw()
+
     def down(self) -> None:
         async def stop() -> None:
             assert self.listener is not None

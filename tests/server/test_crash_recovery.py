@@ -7,6 +7,7 @@ recording plays up to its last flush and can be erased."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import pytest
 
 from tandem.config import Settings
 from tandem.recordings import read_container
-from tests.conftest import DataTemplates, FakeClock, ServerFactory, free_port
+from tests.conftest import DataTemplates, FakeClock, RunningServer, ServerFactory, free_port
 from tests.forkserver import tandem_process
 from tests.server.helpers import start_session
 from tests.server.test_admin_api import audit_actions
@@ -31,7 +32,7 @@ from tests.server.test_audit_after_faults import audit_refuses, audited
 from tests.server.test_organisations import api
 from tests.server.test_recordings import recording, recordings_of, with_recording_key
 from tests.server.test_scale_out import REDIS_URL, add_people, run_in_thread
-from tests.storage.conftest import PG_DSN, pg_connect
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 SERVE = [sys.executable, "-m", "tandem", "serve"]
 
@@ -177,24 +178,17 @@ async def test_a_restart_closes_what_a_killed_server_left_live_and_its_recording
     assert recordings_of(second) == []  # type: ignore[arg-type]
 
 
-@pytest.mark.usefixtures("requires_redis")
-async def test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_stop_seeing_them(
+@contextlib.asynccontextmanager
+async def a_survivor_and_a_doomed_peer(
     tmp_path: Path,
-    data_templates: DataTemplates,
     server_factory: ServerFactory,
     serve_processes: Callable[..., ServeProcess],
-) -> None:
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-
-    async def schema_sql(statement: str) -> None:
-        db = await pg_connect()
-        try:
-            await db.execute(statement)
-        finally:
-            await db.close()
-
-    await schema_sql(f'CREATE SCHEMA "{schema}"')
-    try:
+) -> AsyncIterator[tuple[str, RunningServer, ServeProcess, dict[str, Any]]]:
+    """Two servers of one cluster on a fresh PostgreSQL schema and Redis: the survivor in this
+    process, the doomed one a `tandem serve` of its own (killable), with a customer's session
+    started on the doomed one. Yields the schema, both servers and the session as created; the
+    survivor stops before its schema goes."""
+    async with fresh_schema() as schema:
         database_url = f"{PG_DSN}?search_path={schema}"
         prefix = f"tandem-test-{uuid.uuid4().hex}:"
         audit_key = tmp_path / "keys" / "audit.key"
@@ -217,43 +211,55 @@ async def test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_sto
 
         run_in_thread(seed)
         survivor = server_factory(**shared)
-        doomed = serve_processes(
-            tmp_path / "doomed",
-            free_port(),
-            "--database-url",
-            database_url,
-            "--redis-url",
-            REDIS_URL,
-            TANDEM_REDIS_PREFIX=prefix,
-            TANDEM_AUDIT_KEY=str(audit_key),
-            TANDEM_HEARTBEAT_SECONDS="0.5",
-            TANDEM_PROCESS_LOST_SECONDS="3",
-        )
-        _customer, created = await start_session(doomed)  # type: ignore[arg-type]
+        try:
+            doomed = serve_processes(
+                tmp_path / "doomed",
+                free_port(),
+                "--database-url",
+                database_url,
+                "--redis-url",
+                REDIS_URL,
+                TANDEM_REDIS_PREFIX=prefix,
+                TANDEM_AUDIT_KEY=str(audit_key),
+                TANDEM_HEARTBEAT_SECONDS="0.5",
+                TANDEM_PROCESS_LOST_SECONDS="3",
+            )
+            _customer, created = await start_session(doomed)  # type: ignore[arg-type]
+            yield schema, survivor, doomed, created
+        finally:
+            survivor.stop()
+
+
+@pytest.mark.usefixtures("requires_redis")
+async def test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_stop_seeing_them(
+    tmp_path: Path,
+    server_factory: ServerFactory,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    async with a_survivor_and_a_doomed_peer(tmp_path, server_factory, serve_processes) as (
+        schema,
+        survivor,
+        doomed,
+        created,
+    ):
         with api(survivor, "sam") as sam:
             listed = sam.get("/api/sessions").json()
             assert [s["session_id"] for s in listed] == [created["session_id"]]
             doomed.kill()
             await wait_for(lambda: sam.get("/api/sessions").json() == [], timeout=20)
-
-        async def ended() -> Any:
-            db = await pg_connect(schema)
-            try:
-                return await db.fetchrow(
-                    "SELECT end_reason FROM sessions WHERE session_id = $1",
-                    created["session_id"],
-                )
-            finally:
-                await db.close()
-
-        assert (await ended())["end_reason"] == "server_lost"
+        db = await pg_connect(schema)
+        try:
+            ended = await db.fetchrow(
+                "SELECT end_reason FROM sessions WHERE session_id = $1", created["session_id"]
+            )
+        finally:
+            await db.close()
+        assert ended["end_reason"] == "server_lost"
         with api(survivor, "sam") as sam:
             assert sam.get("/api/sessions").json() == []
-        survivor.stop()  # before its schema goes
-    finally:
-        await schema_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+@pytest.mark.usefixtures("requires_redis")
 async def test_a_killed_peers_session_is_recorded_ended_though_the_audit_trail_refused_it_at_first(
     tmp_path: Path,
     server_factory: ServerFactory,
@@ -263,63 +269,30 @@ async def test_a_killed_peers_session_is_recorded_ended_though_the_audit_trail_r
     ``session_ended`` record (a trigger raising ``disk_full``): the session is not found again
     by the next sweep, so the record was lost for good. It is kept and written once the
     database takes it."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    db = await pg_connect()
-    await db.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        database_url = f"{PG_DSN}?search_path={schema}"
-        prefix = f"tandem-test-{uuid.uuid4().hex}:"
-        audit_key = tmp_path / "keys" / "audit.key"
-        audit_key.parent.mkdir()
-        shared: dict[str, Any] = {
-            "database_url": database_url,
-            "redis_url": REDIS_URL,
-            "redis_prefix": prefix,
-            "audit_key_file": audit_key,
-            "heartbeat_seconds": 0.5,
-            "process_lost_seconds": 3.0,
-        }
-
-        async def seed() -> None:
-            from tandem.directory import offline
-
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", **shared)
-            async with offline(settings) as directory:
-                await add_people(directory)
-
-        run_in_thread(seed)
-        survivor = server_factory(**shared)
-        doomed = serve_processes(
-            tmp_path / "doomed",
-            free_port(),
-            "--database-url",
-            database_url,
-            "--redis-url",
-            REDIS_URL,
-            TANDEM_REDIS_PREFIX=prefix,
-            TANDEM_AUDIT_KEY=str(audit_key),
-            TANDEM_HEARTBEAT_SECONDS="0.5",
-            TANDEM_PROCESS_LOST_SECONDS="3",
-        )
-        _customer, created = await start_session(doomed)  # type: ignore[arg-type]
+    async with a_survivor_and_a_doomed_peer(tmp_path, server_factory, serve_processes) as (
+        schema,
+        survivor,
+        doomed,
+        created,
+    ):
         session_id = created["session_id"]
         ended = f'SELECT end_reason FROM "{schema}".sessions WHERE session_id = $1'
         failing = survivor.server.config.app.state.background.health["lost_processes"]
-        async with audit_refuses(schema, "session_ended"):
-            doomed.kill()
-            deadline = time.monotonic() + 30
-            while await db.fetchval(ended, session_id) is None or not failing.failures:
-                assert time.monotonic() < deadline, "the survivor did not close the session"
-                await asyncio.sleep(0.1)
-            assert await db.fetchval(ended, session_id) == "server_lost"
-            assert await audited(schema, "session_ended") == []
+        db = await pg_connect()
+        try:
+            async with audit_refuses(schema, "session_ended"):
+                doomed.kill()
+                deadline = time.monotonic() + 30
+                while await db.fetchval(ended, session_id) is None or not failing.failures:
+                    assert time.monotonic() < deadline, "the survivor did not close the session"
+                    await asyncio.sleep(0.1)
+                assert await db.fetchval(ended, session_id) == "server_lost"
+                assert await audited(schema, "session_ended") == []
+        finally:
+            await db.close()
         deadline = time.monotonic() + 30
         while not await audited(schema, "session_ended"):
             assert time.monotonic() < deadline, "the session's end was never recorded"
             await asyncio.sleep(0.1)
         [(_, subject)] = await audited(schema, "session_ended")
         assert subject == session_id
-        survivor.stop()  # before its schema goes
-    finally:
-        await db.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await db.close()

@@ -58,8 +58,7 @@ async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_reco
         )
         credentials = {"username": "alice", "password": AGENT_PASSWORD}
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
-        pg_proxy.freeze()
-        try:
+        with pg_proxy.frozen():
             started = time.monotonic()
             refused = httpx.post(f"{server.base}/api/login", json=credentials, timeout=120)
             assert time.monotonic() - started < BOUND
@@ -75,8 +74,6 @@ async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_reco
             assert time.monotonic() - started < BOUND
             # The heartbeat met the frozen database too: it failed, and runs again.
             await wait_for(lambda: "heartbeat" in server.server.config.app.state.background.failing)
-        finally:
-            pg_proxy.thaw()
         await wait_for(lambda: httpx.get(f"{server.base}/readyz").status_code == 200)
         await wait_for(lambda: not server.server.config.app.state.background.failing)
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200

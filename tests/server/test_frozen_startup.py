@@ -53,17 +53,19 @@ def environment(url: str, bounded: bool = True) -> dict[str, str]:
     return {**os.environ, "TANDEM_DATABASE_URL": with_password(url), **(short if bounded else {})}
 
 
+def run(command: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    """``command`` run to its end (a ``serve`` on a free port), and how long it took."""
+    if command[len(TANDEM)] == "serve":
+        command = [*command, "--port", str(free_port())]
+    started = time.monotonic()
+    done = tandem_run(command, timeout=120, text=True, env=env)
+    return done, time.monotonic() - started
+
+
 def upgrade(
     url: str, data_dir: Path, bounded: bool = True
 ) -> tuple[subprocess.CompletedProcess[str], float]:
-    started = time.monotonic()
-    done = tandem_run(
-        [*TANDEM, "db", "upgrade", "--data-dir", str(data_dir)],
-        timeout=120,
-        text=True,
-        env=environment(url, bounded),
-    )
-    return done, time.monotonic() - started
+    return run([*TANDEM, "db", "upgrade", "--data-dir", str(data_dir)], environment(url, bounded))
 
 
 def assert_one_clear_line(stderr: str, url: str, *expected: str) -> None:
@@ -109,11 +111,8 @@ async def test_db_upgrade_against_a_frozen_postgresql_fails_in_one_line_then_wor
 ) -> None:
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
-        pg_proxy.freeze()
-        try:
+        with pg_proxy.frozen():
             done, took = upgrade(url, tmp_path)
-        finally:
-            pg_proxy.thaw()
         assert_refused(done, took, url, "no answer within 1 s", "PostgreSQL is running")
         assert_upgrades(url, tmp_path)
 
@@ -124,12 +123,9 @@ async def test_a_migration_the_database_freezes_under_is_abandoned_and_rolled_ba
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         # Every table is made by then, in the migration's transaction: the last step stalls.
-        pg_proxy.freeze_on(b"INSERT INTO alembic_version")
-        try:
+        with pg_proxy.frozen(on=b"INSERT INTO alembic_version"):
             done, took = upgrade(url, tmp_path)
             assert pg_proxy.freeze_at is None, "the migration never reached its last step"
-        finally:
-            pg_proxy.thaw()
         assert_refused(done, took, url, "within 3 s", "rolled back")
         # The database ends the abandoned transaction: none of its tables is left.
         deadline = time.monotonic() + LIMIT
@@ -165,17 +161,9 @@ async def test_serve_against_a_frozen_postgresql_exits_in_one_line_then_starts(
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         serve = [*TANDEM, "serve", "--data-dir", str(tmp_path / "data")]
-        pg_proxy.freeze_on(b"INSERT INTO alembic_version")
-        started = time.monotonic()
-        try:
-            done = tandem_run(
-                [*serve, "--port", str(free_port())], timeout=120, text=True, env=environment(url)
-            )
-        finally:
-            pg_proxy.thaw()
-        assert time.monotonic() - started < LIMIT
-        assert done.returncode == 2, done.stderr
-        assert_one_clear_line(done.stderr, url, "within 3 s")
+        with pg_proxy.frozen(on=b"INSERT INTO alembic_version"):
+            done, took = run(serve, env=environment(url))
+        assert_refused(done, took, url, "within 3 s")
         assert "Tandem" not in done.stdout  # no banner
         port = free_port()
         process = tandem_process(
@@ -204,21 +192,11 @@ async def test_serve_stopped_by_a_database_freezing_in_its_checks_says_so(
 ) -> None:
     async with fresh_schema(migrated=True) as schema:
         url = proxied_url(pg_proxy, schema)
-        pg_proxy.freeze_on(b"count(*)")  # the accounts counted for the banner, after the checks
-        started = time.monotonic()
-        try:
-            done = tandem_run(
-                [*TANDEM, "serve", "--data-dir", str(tmp_path), "--port", str(free_port())],
-                timeout=120,
-                text=True,
-                env=environment(url),
-            )
+        # the accounts counted for the banner, after the checks
+        with pg_proxy.frozen(on=b"count(*)"):
+            done, took = run([*TANDEM, "serve", "--data-dir", str(tmp_path)], env=environment(url))
             assert pg_proxy.freeze_at is None, "serve never counted its accounts"
-        finally:
-            pg_proxy.thaw()
-        assert time.monotonic() - started < LIMIT
-        assert done.returncode == 2, done.stderr
-        assert_one_clear_line(done.stderr, url, "no answer within 1 s", "check that it is running")
+        assert_refused(done, took, url, "no answer within 1 s", "check that it is running")
 
 
 def test_serve_against_a_frozen_redis_exits_in_one_line(
@@ -232,17 +210,11 @@ def test_serve_against_a_frozen_redis_exits_in_one_line(
         "TANDEM_REDIS_TIMEOUT_SECONDS": "1",
     }
     private_redis.pause()
-    started = time.monotonic()
     try:
-        done = tandem_run(
-            [*TANDEM, "serve", "--data-dir", str(tmp_path), "--port", str(free_port())],
-            timeout=120,
-            text=True,
-            env=env,
-        )
+        done, took = run([*TANDEM, "serve", "--data-dir", str(tmp_path)], env=env)
     finally:
         private_redis.resume()
-    assert time.monotonic() - started < LIMIT
+    assert took < LIMIT
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tandem import crypto
+from tandem.access import Principal
+from tandem.directory import Directory
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
     OrgRecord,
@@ -160,3 +164,55 @@ async def test_an_organisations_audit_page_holds_only_its_records_in_order(
     )
     assert [r.seq for r in first] == [1, 3] and [r.seq for r in second] == [5]
     assert await storage.audit_page(of_org("nobody"), 0, 10) == []
+
+
+class HeldHashing(crypto.PasswordHashing):
+    """The server's bounded hashing behind a long queue: each hash waits for ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__(parallel=1, waiting=4, per_client=4)
+        self.started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def hash(self, client: str, password: str) -> str:
+        self.started.set()
+        await self.release.wait()
+        return await super().hash(client, password)
+
+
+async def test_a_reset_whose_account_went_to_another_organisation_meanwhile_writes_nothing(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """Usernames are unique on the server and free again once deleted. Acme's admin resets
+    the password of Acme's "x" (the hash waits in the queue: as long as the attacker keeps the
+    server's hashing busy), deletes "x" meanwhile, and the default organisation makes its own
+    new "x". The reset used to write its password by name alone, into the other organisation's
+    new account: its admin knew the password (change required at sign-in, which the attacker
+    then does). Now the write names Acme: NotFoundError, nothing written, nothing audited
+    (organisation isolation review)."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    records: list[str] = []
+
+    async def record(action: str, **fields: object) -> None:
+        records.append(action)
+
+    box = crypto.SecretBox(tmp_path / "secrets.key")
+    held = HeldHashing()
+    attackers = Directory(storage, record, lambda: 100.0, box, hashing=held)
+    directory = Directory(storage, record, lambda: 100.0, box)
+    max_ = Principal("max", "Max", "admin", "acme")
+    ada = Principal("ada", "Ada", "admin", "default")
+    await directory.add_user(max_, "x", "acme-pass-phrase-7", "agent", None, ())
+    reset = asyncio.create_task(attackers.reset_password(max_, "x", "attackers-phrase-9"))
+    await held.started.wait()
+    await directory.delete_user(max_, "x")
+    await directory.add_user(ada, "x", "victims-own-phrase-3", "agent", None, ())
+    held.release.set()
+    with pytest.raises(NotFoundError, match="'x'"):
+        await reset
+    victim = await storage.get_user("x")
+    assert victim is not None and victim.org_id == "default"
+    assert not victim.password_change_required
+    assert crypto.verify_password(victim.password_hash, "victims-own-phrase-3")
+    assert not crypto.verify_password(victim.password_hash, "attackers-phrase-9")
+    assert "password_reset" not in records

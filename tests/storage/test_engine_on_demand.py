@@ -191,7 +191,7 @@ async def test_every_statement_compiles_on_sqlite_as_with_the_engines_initialise
         await storage.close_lost_processes("n2", "id2", 100.0, 101.0)
         await storage.purge_expired(1e12)
         await storage.purge_recordings(1e12)
-        await storage.delete_user("ada")
+        await storage.delete_user(of_org("acme"), "ada")
     finally:
         await storage.close()
     assert len(set(compared)) >= 50, len(set(compared))  # this workload: 62

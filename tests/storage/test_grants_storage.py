@@ -13,7 +13,7 @@ import dataclasses
 import pytest
 
 from tandem.access import Grant
-from tandem.exceptions import NotFoundError
+from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
     HoldRecord,
     OrgRecord,
@@ -21,6 +21,7 @@ from tandem.storage.base import (
     SiteRecord,
     Storage,
     TakenCode,
+    TrainingRecord,
     UserRecord,
 )
 from tests.grants import of_org, owned
@@ -75,7 +76,7 @@ async def test_a_grant_changes_no_other_organisations_teams_or_sso(two: Storage)
     assert "claims" in await two.list_teams(B)
     assert await two.team_policies(B, ("claims",)) == {"claims": '{"mask": ["#card"]}'}
     assert await two.get_oidc(B) == "sealed-b"
-    with pytest.raises(NotFoundError, match="support"):  # B's team, not A's
+    with pytest.raises(NotFoundError, match="bea"):  # B's user (and team), not A's
         await two.set_user_teams(A, "bea", ("support",))
     user = await two.get_user("bea")
     assert user is not None and user.teams == ("claims",)
@@ -151,6 +152,77 @@ async def test_what_a_grant_files_is_filed_under_its_organisation(two: Storage) 
     assert [r.seq for r in await two.audit_page(A, 0, 10)] == [record.seq]
     await two.put_oidc_pending(A, "state-a", "sealed-a", 100.0)
     assert await two.take_oidc_pending("state-a", 60.0) == ("acme", "sealed-a")
+
+
+async def test_a_code_live_in_one_organisation_collides_in_another_and_stays_its_owners(
+    two: Storage,
+) -> None:
+    """Join codes are short: two organisations' sessions may draw the same one. The digest is
+    held by one live session on the whole server, so the second draw is refused (the hub draws
+    again) rather than stored twice, and neither the collision nor a take by the other
+    organisation disturbs the owner's code (organisation isolation review)."""
+    await two.put_join_code(B, "same-code", "s-b", 100.0)
+    with pytest.raises(ConflictError):
+        await two.put_join_code(A, "same-code", "s-a", 100.0)
+    assert await two.take_join_code(A, "same-code", 60.0) is None
+    assert await two.take_join_code(B, "same-code", 60.0) == TakenCode("s-b", 100.0)
+
+
+async def test_a_username_freed_in_one_organisation_brings_nothing_to_the_next(
+    two: Storage,
+) -> None:
+    """Usernames are unique on the server, and free again once an account is deleted. The
+    default organisation's "bea" (team claims, the policy acknowledged, trained) goes; Acme
+    creates a "bea" of its own, and has a team "claims" too. Its "bea" is in no team and has
+    acknowledged and completed nothing: the rows of the first went with it (foreign keys),
+    and would otherwise have been read by name (organisation isolation review)."""
+    await two.acknowledge_policy(B, "bea", 1, 5.0)
+    await two.add_training(B, TrainingRecord("t-b", "bea", "default", 6.0, 1, "operator"))
+    assert (await two.get_user("bea")).teams == ("claims",)  # type: ignore[union-attr]
+    assert await two.delete_user(B, "bea")
+    await two.add_team(A, "claims")
+    await two.add_user(*owned(UserRecord("bea", "Bea", "agent", "h", 7.0, org_id="acme")))
+    again = await two.get_user("bea")
+    assert again is not None and (again.org_id, again.teams) == ("acme", ())
+    for grant in (A, B):
+        assert "bea" not in await two.acknowledgements(grant)
+        assert await two.latest_trainings(grant, "bea") == {}
+
+
+async def test_a_grant_changes_or_deletes_no_other_organisations_user_or_site_by_name(
+    two: Storage,
+) -> None:
+    """Usernames and site ids are unique on the server, so the writes that name one took no
+    organisation: a name the directory checked as the admin's own could be another
+    organisation's by the time it was written (deleted, and made there, while a password
+    hashed). Each write now takes the grant and reaches only its organisation's account or
+    site (organisation isolation review): nothing of B's changes through A's grant."""
+    await two.add_team(A, "claims")  # a team of the same name, for A's grant to hand out
+    assert not await two.update_user(A, "bea", role="admin", display_name="Pwned")
+    with pytest.raises(NotFoundError, match="bea"):
+        await two.set_user_teams(A, "bea", ("claims",))
+    with pytest.raises(NotFoundError, match="bea"):
+        await two.set_password(A, "bea", "attackers-hash", True)
+    assert not await two.set_second_factor(A, "bea", "attackers-seed", ("c",))
+    assert not await two.set_oidc_identity(A, "bea", '["acme","https://i","sub"]')
+    assert not await two.delete_user(A, "bea")
+    assert not await two.delete_site(A, "shop")
+    bea = await two.get_user("bea")
+    assert bea is not None
+    assert (bea.role, bea.display_name, bea.password_hash, bea.password_change_required) == (
+        "agent",
+        "Bea",
+        "h",
+        False,
+    )
+    assert (bea.totp_secret, bea.oidc_identity, bea.org_id) == (None, None, "default")
+    assert await two.delete_team(B, "claims")  # B's own team goes: A's grant added no other
+    assert (await two.get_user("bea")).teams == ()  # type: ignore[union-attr]
+    assert await two.get_site("shop") is not None
+    # B's own grant still reaches them.
+    assert await two.update_user(B, "bea", role="supervisor", display_name="Bea")
+    assert await two.set_password(B, "bea", "h2", False) == 0
+    assert await two.delete_site(B, "shop") and await two.delete_user(B, "bea")
 
 
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:

@@ -143,7 +143,7 @@ async def _check_upgraded(storage: SQLStorage) -> None:
             *owned(SiteRecord("y", "acme", "https://pending.example", "Y", verified=False))
         )
     # The rebuilt table is still the parent of its teams' links: they go with their site.
-    assert await storage.delete_site("shop")
+    assert await storage.delete_site(of_org("acme"), "shop")
     async with storage._engine.connect() as db:
         links = await db.execute(sa.text("SELECT site_id, team FROM site_teams ORDER BY 1, 2"))
         assert links.all() == [("demo", "support"), ("pending", "claims")]

@@ -369,7 +369,9 @@ async def test_users_round_trip(storage: Storage) -> None:
     ]
     await storage.add_team(of_org("default"), "Billing")
     await storage.set_user_teams(of_org("default"), "zoe", ("support", "Billing", "support"))
-    await storage.update_user("zoe", role="supervisor", display_name="Zoe")
+    assert await storage.update_user(
+        of_org("default"), "zoe", role="supervisor", display_name="Zoe"
+    )
     await storage.set_pending_second_factor("zoe", "pending")
     got = await storage.get_user("zoe")
     assert got is not None
@@ -379,7 +381,7 @@ async def test_users_round_trip(storage: Storage) -> None:
         ("Billing", "support"),
         "pending",
     )
-    await storage.set_second_factor("zoe", "new-seed", ("c",))
+    assert await storage.set_second_factor(of_org("default"), "zoe", "new-seed", ("c",))
     got = await storage.get_user("zoe")
     assert got is not None
     assert (got.totp_secret, got.totp_last_step, got.recovery_codes, got.pending_totp) == (
@@ -393,7 +395,8 @@ async def test_users_round_trip(storage: Storage) -> None:
     assert not await storage.use_second_factor("zoe", None, "c")
     assert await storage.use_second_factor("zoe", 5, None)
     assert not await storage.use_second_factor("nobody", 5, "c")
-    assert await storage.delete_user("bea") and not await storage.delete_user("bea")
+    assert await storage.delete_user(of_org("default"), "bea")
+    assert not await storage.delete_user(of_org("default"), "bea")
 
 
 async def test_sign_ins_round_trip(storage: Storage) -> None:
@@ -412,7 +415,7 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
     await storage.add_login(LoginRecord("t4", "u", 100.0))
     assert await storage.delete_logins_of("u") == 2
     await storage.add_login(LoginRecord("t5", "u", 100.0))
-    await storage.delete_user("u")
+    await storage.delete_user(of_org("default"), "u")
     assert await storage.get_login("t5") is None  # a deleted user's sign-ins go with it
 
 
@@ -450,7 +453,7 @@ async def test_enabling_a_second_factor_after_a_password_change_writes_nothing(
     password, whose sign-in the change ended) neither turns its seed on nor opens a sign-in."""
     await storage.add_user(*owned(UserRecord("u", "u", "agent", "old", 0.0, org_id="default")))
     await storage.set_pending_second_factor("u", "attackers-seed")
-    await storage.set_password("u", "new", False)
+    await storage.set_password(of_org("default"), "u", "new", False)
     new = LoginRecord("u1", "u", 100.0, 1.0, "password+totp")
     assert not await storage.enable_second_factor("u", "attackers-seed", ("c",), 7, new, "old")
     got = await storage.get_user("u")
@@ -466,7 +469,7 @@ async def test_a_new_password_ends_every_sign_in_of_its_account_and_no_other(
         await storage.add_user(*owned(UserRecord(name, name, "agent", "h", 0.0, org_id="default")))
     for token, name in (("u1", "u"), ("u2", "u"), ("v1", "v")):
         await storage.add_login(LoginRecord(token, name, 100.0))
-    assert await storage.set_password("u", "h2", True) == 2
+    assert await storage.set_password(of_org("default"), "u", "h2", True) == 2
     assert await storage.get_login("u1") is None and await storage.get_login("u2") is None
     assert await storage.get_login("v1") is not None
     changed = await storage.get_user("u")
@@ -477,13 +480,15 @@ async def test_a_new_password_ends_every_sign_in_of_its_account_and_no_other(
 async def test_single_sign_on_state_round_trips(storage: Storage) -> None:
     await storage.add_user(*owned(UserRecord("u", "U", "agent", "h", 0.0, org_id="default")))
     assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
-    await storage.set_oidc_identity("u", '["default","https://i","sub-1"]')
+    assert await storage.set_oidc_identity(
+        of_org("default"), "u", '["default","https://i","sub-1"]'
+    )
     found = await storage.user_for_oidc_identity('["default","https://i","sub-1"]')
     assert found is not None and found.username == "u"
     assert found.oidc_identity == '["default","https://i","sub-1"]'
-    await storage.set_oidc_identity("u", None)
+    assert await storage.set_oidc_identity(of_org("default"), "u", None)
     assert await storage.user_for_oidc_identity('["default","https://i","sub-1"]') is None
-    await storage.set_password("u", "h2", True)
+    await storage.set_password(of_org("default"), "u", "h2", True)
     changed = await storage.get_user("u")
     assert changed is not None and changed.password_hash == "h2"
     assert changed.password_change_required
@@ -536,7 +541,8 @@ async def test_orgs_teams_and_sites_round_trip(storage: Storage) -> None:
     assert not await storage.delete_team(of_org("acme"), "nobody")
     assert await storage.delete_team(of_org("acme"), "claims")
     assert await storage.team_policies(of_org("acme"), ("claims",)) == {}
-    assert await storage.delete_site("a") and not await storage.delete_site("a")
+    acme = of_org("acme")
+    assert await storage.delete_site(acme, "a") and not await storage.delete_site(acme, "a")
     await storage.delete_join_codes("none")  # harmless
 
 

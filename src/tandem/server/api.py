@@ -56,9 +56,11 @@ async def login(request: Request) -> Response:
     keys = (f"user:{creds.username.lower()}", f"ip:{group}")
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
-        # Counted, not a record each: refused unchecked, it costs the client nothing.
+        # Counted, not a record each: refused unchecked (no password hashed), it costs the client
+        # nothing. Counted for the account's organisation, whose name and address it shows.
+        org = await auth.organisation_of(services.storage, creds.username, DEFAULT_ORG)
         services.hub.count_anonymous(
-            "sign_in_throttled", DEFAULT_ORG, f"{creds.username[:64]!r} from {client}"
+            "sign_in_throttled", org, f"{creds.username[:64]!r} from {client}"
         )
         return too_many_attempts(wait, "failed sign-ins")
     try:
@@ -84,13 +86,16 @@ async def login(request: Request) -> Response:
         # exist is not looked at: it would tell them apart by the time of the answer).
         sprayed = await services.sign_in_backoff.retry_after(now, keys[1]) > 0
         await services.sign_in_backoff.failed(now, *keys)
+        # The account's organisation's evidence (a name no account has: the default one's),
+        # never another organisation's to read (it named the account and its address).
+        org = await auth.organisation_of(services.storage, creds.username, DEFAULT_ORG)
         if sprayed:
             services.hub.count_anonymous(
-                "sign_in_sprayed", DEFAULT_ORG, f"{creds.username[:64]!r} from {client}"
+                "sign_in_sprayed", org, f"{creds.username[:64]!r} from {client}"
             )
         else:
             await services.hub.record(
-                "sign_in_failed", actor=creds.username[:64], ip=client, org=DEFAULT_ORG
+                "sign_in_failed", actor=creds.username[:64], ip=client, org=org
             )
         return problem(401, "Sign-in failed", str(exc))
     await services.hub.record("sign_in", actor=agent.username, org=agent.org)

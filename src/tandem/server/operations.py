@@ -111,7 +111,20 @@ RECORDING_REFUSALS = frozenset({"recording.play", "recording.export", "recording
 """Actions whose refusal is recorded as ``recording_refused``, naming the recording (an attempt
 to read or destroy one by a role that may not: an admin playing one, an auditor erasing one, an
 agent fetching one). So is any ``404`` of a route naming a recording (reason ``recording not
-found``). Every other refusal of a signed-in account is ``access_refused``."""
+found``). Every other refusal of a signed-in account is ``access_refused``, a ``404`` of a route
+that names a thing in its path or body too (reason ``not found``: the name stays out)."""
+
+NOT_FOUND = "not found"
+"""The reason of a ``404``'s record outside recordings: the same whether the name is another
+organisation's or nobody's (the asker's auditor learns nothing of other organisations from it),
+and never the name itself (a customer's ``sub``, a name the account had no right to know)."""
+
+
+def _names_a_thing(operation: Operation, request: Request) -> bool:
+    """Whether a ``404`` of this call answered a name the caller gave (in the path or, for
+    operations that find what their body names, the body): a probe to record, not an answer
+    about the caller's own organisation or account."""
+    return bool(request.path_params) or operation.finds
 
 
 async def _record_refusal(
@@ -122,9 +135,15 @@ async def _record_refusal(
     403 (404) whatever happens to it: one account's records are bounded (SessionHub.refused), and if
     storage fails the record is kept and written once it answers (SessionHub.record_done)."""
     # A recording that is not there (erased, expired, another organisation's, never made) is
-    # named too: asking for ids leaves a trace in the asker's organisation.
-    recording = operation.action in RECORDING_REFUSALS or isinstance(exc, NotFoundError)
+    # named too: asking for ids leaves a trace in the asker's organisation. So does asking for
+    # any other name that is not there (another organisation's user, site, team or customer
+    # reads as one that exists nowhere), without the name.
+    named_recording = "recording_id" in request.path_params
+    recording = operation.action in RECORDING_REFUSALS or (
+        isinstance(exc, NotFoundError) and named_recording
+    )
     subject = str(request.path_params.get("recording_id", ""))[:200] if recording else ""
+    not_found = isinstance(exc, NotFoundError) and not named_recording
     await services.hub.refused(
         "recording_refused" if recording else "access_refused",
         principal,
@@ -132,7 +151,7 @@ async def _record_refusal(
         needs=operation.action,
         method=operation.method,
         route=operation.path,
-        reason=str(exc)[:200],
+        reason=NOT_FOUND if not_found else str(exc)[:200],
     )
 
 
@@ -178,7 +197,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
             result = await operation.handler(call)
         except TandemError as exc:
             if isinstance(exc, ForbiddenError) or (
-                isinstance(exc, NotFoundError) and "recording_id" in request.path_params
+                isinstance(exc, NotFoundError) and _names_a_thing(operation, request)
             ):
                 await _record_refusal(services, principal, operation, request, exc)
             return _error_response(exc)

@@ -104,6 +104,16 @@ def _forget_browser(response: Response, request: Request) -> None:
     )
 
 
+async def _organisation_named(services: Services, org_id: str) -> str:
+    """``org_id`` if it is an organisation's id, else the default organisation."""
+    try:
+        auth.validate_name(org_id, "organisation id")
+    except ConfigError:
+        return DEFAULT_ORG
+    found = await services.storage.get_org(Grant.server(org_id, "sso start counted"))
+    return found.org_id if found is not None else DEFAULT_ORG
+
+
 def _start_key(request: Request) -> str:
     """The back-off key of the client's SSO starts: its address, an IPv6 address with its /64
     (rotating through it does not start afresh)."""
@@ -122,8 +132,11 @@ async def start(request: Request) -> Response:
     wait = await services.sso_backoff.retry_after(services.clock(), client)
     if wait > 0:
         address = request.client.host if request.client else ""
-        # Counted, not a record each: refused unchecked, it costs the client nothing.
-        services.hub.count_anonymous("sso_throttled", DEFAULT_ORG, f"from {address}")
+        # Counted, not a record each: refused unchecked, it costs the client nothing. Counted
+        # for the organisation the start named (it shows where its people sign in from), never
+        # another's; a name that is no organisation's goes to the default organisation.
+        org = await _organisation_named(services, org_id)
+        services.hub.count_anonymous("sso_throttled", org, f"from {address}")
         busy = _failed(request, "busy")
         busy.headers["retry-after"] = str(math.ceil(wait))  # how long, for whoever reads it
         return busy

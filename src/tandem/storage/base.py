@@ -362,16 +362,24 @@ class Storage(AuditStore, Protocol):
 
     async def list_users(self, grant: Grant) -> list[UserRecord]: ...
 
-    async def update_user(self, username: str, *, role: str, display_name: str) -> None: ...
+    async def update_user(
+        self, grant: Grant, username: str, *, role: str, display_name: str
+    ) -> bool:
+        """Change ``username`` of ``grant``'s organisation; False if there is none (usernames
+        are unique on the server but free again once deleted: a name checked a moment ago may be
+        another organisation's account now, and must not be changed through this grant)."""
+        ...
 
     async def set_user_teams(self, grant: Grant, username: str, teams: tuple[str, ...]) -> None:
-        """Replace the user's teams. Raises NotFoundError naming a team that does not exist."""
+        """Replace the user's teams. Raises NotFoundError naming a team that does not exist,
+        or the user if it is not of ``grant``'s organisation."""
         ...
 
     async def set_second_factor(
-        self, username: str, totp_secret: str | None, recovery_codes: tuple[str, ...]
-    ) -> None:
-        """Replace (or, with None, remove) the user's TOTP seed and recovery code digests."""
+        self, grant: Grant, username: str, totp_secret: str | None, recovery_codes: tuple[str, ...]
+    ) -> bool:
+        """Replace (or, with None, remove) the TOTP seed and recovery code digests of
+        ``username`` of ``grant``'s organisation; False if there is none."""
         ...
 
     async def enable_second_factor(
@@ -395,8 +403,9 @@ class Storage(AuditStore, Protocol):
         """Keep (or drop) an encrypted TOTP seed that is being set up."""
         ...
 
-    async def set_oidc_identity(self, username: str, identity: str | None) -> None:
-        """Bind the user to an identity provider account (or, with None, unbind it)."""
+    async def set_oidc_identity(self, grant: Grant, username: str, identity: str | None) -> bool:
+        """Bind ``username`` of ``grant``'s organisation to an identity provider account (or,
+        with None, unbind it); False if there is no such user."""
         ...
 
     async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
@@ -407,11 +416,15 @@ class Storage(AuditStore, Protocol):
         """Disable or enable ``username`` of ``grant``'s organisation; False if there is none."""
         ...
 
-    async def set_password(self, username: str, password_hash: str, change_required: bool) -> int:
-        """Replace the user's password hash and end every sign-in of the user, in one
-        transaction (a sign-in check never sees a live sign-in of the new password's account);
-        ``change_required``: it must be changed at the next sign-in (an admin's reset). Returns
-        the number of sign-ins ended."""
+    async def set_password(
+        self, grant: Grant, username: str, password_hash: str, change_required: bool
+    ) -> int:
+        """Replace the password hash of ``username`` of ``grant``'s organisation and end every
+        sign-in of the user, in one transaction (a sign-in check never sees a live sign-in of the
+        new password's account); ``change_required``: it must be changed at the next sign-in (an
+        admin's reset). Returns the number of sign-ins ended. Raises NotFoundError (nothing
+        written) if the organisation has no such user: the name may have been deleted and made
+        another organisation's account while the password was hashed."""
         ...
 
     async def get_oidc(self, grant: Grant) -> str | None:
@@ -431,7 +444,9 @@ class Storage(AuditStore, Protocol):
         """Return and delete a pending sign-in (org, sealed); None if unknown or expired."""
         ...
 
-    async def delete_user(self, username: str) -> bool: ...
+    async def delete_user(self, grant: Grant, username: str) -> bool:
+        """Delete ``username`` of ``grant``'s organisation; False if there is none."""
+        ...
 
     async def add_site(self, grant: Grant, site: SiteRecord) -> None:
         """Raises ConflictError if the id is taken, if the organisation has a site for the
@@ -472,7 +487,9 @@ class Storage(AuditStore, Protocol):
         """Every organisation's sites: for the operator (the CLI) and start-up checks only."""
         ...
 
-    async def delete_site(self, site_id: str) -> bool: ...
+    async def delete_site(self, grant: Grant, site_id: str) -> bool:
+        """Delete ``site_id`` of ``grant``'s organisation; False if there is none."""
+        ...
 
     # Recordings (ciphertext only).
 

@@ -1135,17 +1135,25 @@ class SQLStorage:
         row = await self._row(sa.select(sa.func.count()).select_from(users))
         return int(row[0]) if row else 0
 
-    async def update_user(self, username: str, *, role: str, display_name: str) -> None:
-        await self._count(
+    async def update_user(
+        self, grant: Grant, username: str, *, role: str, display_name: str
+    ) -> bool:
+        changed = await self._count(
             users.update()
-            .where(users.c.username == username)
+            .where(users.c.username == username, users.c.org_id == grant.org_id)
             .values(role=role, display_name=display_name)
         )
+        return changed > 0
 
     async def set_user_teams(self, grant: Grant, username: str, teams_: tuple[str, ...]) -> None:
         org_id = grant.org_id
 
         def work(db: _Db) -> None:
+            own = sa.select(users.c.username).where(
+                users.c.username == username, users.c.org_id == org_id
+            )
+            if db.execute(own).first() is None:
+                raise NotFoundError(f"no user named {username!r}")
             known = set(
                 db.execute(sa.select(teams.c.team).where(teams.c.org_id == org_id)).scalars()
             )
@@ -1164,8 +1172,11 @@ class SQLStorage:
 
         await self._transaction(work)
 
-    async def delete_user(self, username: str) -> bool:
-        return await self._count(users.delete().where(users.c.username == username)) > 0
+    async def delete_user(self, grant: Grant, username: str) -> bool:
+        statement = users.delete().where(
+            users.c.username == username, users.c.org_id == grant.org_id
+        )
+        return await self._count(statement) > 0
 
     # Second factors and single sign-on
 
@@ -1193,18 +1204,23 @@ class SQLStorage:
         return False
 
     async def set_second_factor(
-        self, username: str, totp_secret: str | None, recovery_codes_: tuple[str, ...]
-    ) -> None:
-        def work(db: _Db) -> None:
+        self,
+        grant: Grant,
+        username: str,
+        totp_secret: str | None,
+        recovery_codes_: tuple[str, ...],
+    ) -> bool:
+        def work(db: _Db) -> bool:
             changed = db.execute(
                 users.update()
-                .where(users.c.username == username)
+                .where(users.c.username == username, users.c.org_id == grant.org_id)
                 .values(totp_secret=totp_secret, totp_last_step=0, pending_totp=None)
             )
             if changed.rowcount:
                 self._write_codes(db, username, recovery_codes_)
+            return bool(changed.rowcount)
 
-        await self._transaction(work)
+        return await self._transaction(work)
 
     async def enable_second_factor(
         self,
@@ -1244,10 +1260,13 @@ class SQLStorage:
             users.update().where(users.c.username == username).values(pending_totp=sealed)
         )
 
-    async def set_oidc_identity(self, username: str, identity: str | None) -> None:
-        await self._count(
-            users.update().where(users.c.username == username).values(oidc_subject=identity)
+    async def set_oidc_identity(self, grant: Grant, username: str, identity: str | None) -> bool:
+        changed = await self._count(
+            users.update()
+            .where(users.c.username == username, users.c.org_id == grant.org_id)
+            .values(oidc_subject=identity)
         )
+        return changed > 0
 
     async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
         row = await self._row(self._user_select().where(users.c.oidc_subject == identity))
@@ -1261,13 +1280,17 @@ class SQLStorage:
         )
         return changed > 0
 
-    async def set_password(self, username: str, password_hash: str, change_required: bool) -> int:
+    async def set_password(
+        self, grant: Grant, username: str, password_hash: str, change_required: bool
+    ) -> int:
         def work(db: _Db) -> int:
-            db.execute(
+            changed = db.execute(
                 users.update()
-                .where(users.c.username == username)
+                .where(users.c.username == username, users.c.org_id == grant.org_id)
                 .values(password_hash=password_hash, password_change_required=change_required)
             )
+            if not changed.rowcount:  # raised inside: the transaction ends nothing either
+                raise NotFoundError(f"no user named {username!r}")
             return int(db.execute(logins.delete().where(logins.c.username == username)).rowcount)
 
         return await self._transaction(work)
@@ -1754,8 +1777,9 @@ class SQLStorage:
         statement = self._site_select().order_by(self._bytewise(sites.c.site_id))
         return [_site(row) for row in await self._rows(statement)]
 
-    async def delete_site(self, site_id: str) -> bool:
-        return await self._count(sites.delete().where(sites.c.site_id == site_id)) > 0
+    async def delete_site(self, grant: Grant, site_id: str) -> bool:
+        statement = sites.delete().where(sites.c.site_id == site_id, sites.c.org_id == grant.org_id)
+        return await self._count(statement) > 0
 
     # Recordings (ciphertext only; frames go with their recording by ON DELETE CASCADE)
 
