@@ -236,7 +236,7 @@ async def test_a_deleted_agents_name_stays_only_in_the_trail_and_until_retention
     await storage.end_recording("r1", 19.0, "stopped")
     await storage.record_session_end("s1", 20.0, "customer_left", "Zed Q7")
     assert await every_row_naming(storage, name) >= {"users", "team_members", "logins"}
-    assert await storage.delete_user(name)
+    assert await storage.delete_user(of_org("default"), name)
     assert await every_row_naming(storage, name) == {"audit", "recordings"}
     assert await every_row_naming(storage, "Zed Q7") == {"sessions"}
     later = 20.0 + 31 * 86400  # the default organisation keeps 30 days
