@@ -45,10 +45,10 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from tandem.access import Grant
 from tandem.exceptions import ConfigError
@@ -242,6 +242,60 @@ def load_or_create_key(path: Path) -> bytes:
         raise ConfigError(f"the audit key {path} is not hex") from None
     except OSError as exc:
         raise ConfigError(f"cannot use the audit key {path}: {exc.strerror}") from None
+
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Entry:
+    """An audit record to append, as :meth:`AuditLog.record` takes it."""
+
+    action: str
+    org: str
+    actor: str = ""
+    subject: str = ""
+    details: dict[str, object] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Evidence(Generic[T]):
+    """The audit records of a deletion, appended in the deletion's own transaction: the rows go
+    and their records are written together, or neither (a process killed between the two left
+    rows gone with no record of it). Storage calls ``entries`` with what the deletion removed,
+    appends each record (sealed and anchored as :class:`AuditLog` does) before it commits, and
+    calls ``written`` with them once committed. Made by :meth:`AuditLog.evidence`."""
+
+    at: float
+    entries: Callable[[T], Sequence[Entry]]
+    seal: RecordSeal
+    anchor: AnchorRule
+    written: Callable[[Sequence[AuditRecord]], None] = lambda records: None
+
+
+class Witness(Protocol):
+    """Makes the :class:`Evidence` of a deletion (:meth:`AuditLog.evidence`, at the time now)."""
+
+    def __call__(self, entries: Callable[[T], Sequence[Entry]]) -> Evidence[T]: ...
+
+
+async def deleted_with_evidence(
+    delete: Callable[[Evidence[T] | None], Awaitable[T]],
+    entries: Callable[[T], Sequence[Entry]],
+    witness: Witness | None,
+    record: Callable[..., Awaitable[None]],
+) -> T:
+    """Run ``delete`` with the evidence ``witness`` makes of ``entries`` (its records in its
+    transaction). Without a witness (a caller that has no audit log of its own, such as a unit
+    test's), the records are appended with ``record`` after the deletion."""
+    if witness is not None:
+        return await delete(witness(entries))
+    result = await delete(None)
+    for entry in entries(result):
+        await record(
+            entry.action, actor=entry.actor, org=entry.org, subject=entry.subject, **entry.details
+        )
+    return result
 
 
 class AuditStore(Protocol):
@@ -624,6 +678,18 @@ class AuditLog:
             anchor=self._anchor,
             seal=self._seal,
         )
+
+    def evidence(
+        self,
+        at: float,
+        entries: Callable[[T], Sequence[Entry]],
+        written: Callable[[Sequence[AuditRecord]], None] | None = None,
+    ) -> Evidence[T]:
+        """The records ``entries`` makes of a deletion's result, at time ``at``, to append in
+        the deletion's transaction (:class:`Evidence`); ``written`` is called once committed."""
+        if written is None:
+            return Evidence(at, entries, self._seal, self._anchor)
+        return Evidence(at, entries, self._seal, self._anchor, written)
 
     def _seal(self, record: AuditRecord) -> str:
         return record_mac(self._record_key, record.seq, record.prev_hash, record.hash)

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -24,8 +24,11 @@ from tandem import __version__, auth, crypto, site_verification, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
+    AuditLog,
     AuditRecord,
     Checkpoint,
+    Entry,
+    Evidence,
     Verdict,
     check_key_for_trail,
     load_or_create_key,
@@ -1640,11 +1643,21 @@ def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]])
     from tandem.subjects import Subjects
 
     async def each(settings: Settings, directory: Directory) -> None:
+        log = AuditLog(
+            directory.storage,
+            load_or_create_key(settings.audit_key_path),  # offline() checked it for the trail
+            settings.audit_anchor_every,
+        )
+
+        def witness(entries: Callable[[_T], Sequence[Entry]]) -> Evidence[_T]:
+            return log.evidence(time.time(), entries)
+
         await work(
             Subjects(
                 directory.storage,
                 directory.record,
                 time.time,
+                witness,
                 max_export_bytes=settings.max_subject_export_bytes,
             )
         )

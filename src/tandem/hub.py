@@ -19,12 +19,12 @@ import json
 import logging
 import math
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Self
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Self, TypeVar
 
 from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
-from tandem.audit import AuditLog
+from tandem.audit import AuditLog, AuditRecord, Entry, Evidence
 from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
@@ -102,6 +102,7 @@ from tandem.supervise import Supervisor
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
+T = TypeVar("T")
 events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
@@ -520,6 +521,25 @@ it (:attr:`AgentSeat.database_failed`). A console that closes on purpose (1000),
 the server dropped for what it did, ends it at once (``agent_lost``)."""
 
 
+def _expired_entries(expired: list[tuple[str, str]]) -> list[Entry]:
+    """The audit records of the sessions retention deleted (``(org_id, session_id)``): at most
+    ``EXPIRED_PER_RECORD`` ids a record, per organisation."""
+    by_org: dict[str, list[str]] = {}
+    for org_id, session_id in expired:
+        by_org.setdefault(org_id, []).append(session_id)
+    return [
+        Entry(
+            "sessions_expired",
+            org_id,
+            "server",
+            "",
+            {"sessions": ids[start : start + EXPIRED_PER_RECORD]},
+        )
+        for org_id, ids in sorted(by_org.items())
+        for start in range(0, len(ids), EXPIRED_PER_RECORD)
+    ]
+
+
 class SessionHub:
     """All live sessions of this process. As an async context manager it runs the deadline
     ticker; leaving it ends every live session and waits for their sockets' last frames."""
@@ -623,7 +643,7 @@ class SessionHub:
         self._outages_seen = 0
         """The shared fan-out's outages (Redis) the re-checks have caught up with."""
         self.recordings = Recordings(
-            storage, self.record, settings.max_recording_downloads, self.record_done
+            storage, self.record, settings.max_recording_downloads, self.witness
         )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
         self.policy = policy_json(
@@ -818,6 +838,17 @@ class SessionHub:
         # A practice session's events (tandem.training) are not customers' sessions: counted apart.
         metrics.audited(f"practice_{action}" if fields.get("practice") else action)
         events.info(action, **fields)
+
+    def witness(self, entries: Callable[[T], Sequence[Entry]]) -> Evidence[T]:
+        """The evidence of a deletion (tandem.audit.Evidence): its records, written in its own
+        transaction, at the time now; announced (log, metrics) once committed. Records kept
+        meanwhile (:meth:`record_done`) are written after them, each with its own time."""
+        return self.audit.evidence(self.clock(), entries, self._announce_written)
+
+    def _announce_written(self, records: Sequence[AuditRecord]) -> None:
+        for record in records:
+            fields = {"actor": record.actor, "org": record.org, "subject": record.subject}
+            self._announce(record.action, {**fields, **record.details})
 
     async def record_done(self, action: str, **fields: Any) -> None:
         """Append the record of what was done already (a socket closed, a recording or a
@@ -1959,40 +1990,16 @@ class SessionHub:
         failed is tried again at its next)."""
         if now >= self._next_expired_purge:
             self._next_expired_purge = now + self.settings.purge_interval_seconds
-            expired = await self.storage.purge_expired(now)
+            await self.storage.purge_expired(now, self.witness(_expired_entries))
             if not self.settings.database_url:  # SQLite: the server's own copy of the file
                 await asyncio.to_thread(
                     expire_upgrade_copies,
                     self.settings.database_path,
                     now - self.settings.upgrade_copy_days * 86400,
                 )
-            await self._record_expired_sessions(expired)
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
-
-    async def _record_expired_sessions(self, expired: list[tuple[str, str]]) -> None:
-        """The audit records of the sessions retention deleted (at most
-        ``EXPIRED_PER_RECORD`` ids a record, per organisation): deleted already, so each is
-        kept if storage fails on it and written once it answers (:meth:`record_done`)."""
-        by_org: dict[str, list[str]] = {}
-        for org_id, session_id in expired:
-            by_org.setdefault(org_id, []).append(session_id)
-        failed: Exception | None = None
-        for org_id, ids in sorted(by_org.items()):
-            for start in range(0, len(ids), EXPIRED_PER_RECORD):
-                try:
-                    await self.record_done(
-                        "sessions_expired",
-                        actor="server",
-                        org=org_id,
-                        subject="",
-                        sessions=ids[start : start + EXPIRED_PER_RECORD],
-                    )
-                except Exception as exc:  # raised once every record was written or kept
-                    failed = failed or exc
-        if failed is not None:
-            raise failed
 
     async def _recheck_due(self, now: float) -> None:
         """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from tandem import crypto
 from tandem.access import Principal, Resource, authorize
+from tandem.audit import Entry, Witness, deleted_with_evidence
 from tandem.exceptions import BusyError, ConflictError, NotFoundError, RecordingError
 from tandem.protocol import content
 from tandem.storage.base import RecordingRecord, Storage
@@ -295,14 +296,15 @@ class Recordings:
         storage: Storage,
         record: Recorded,
         max_downloads: int = 2,
-        record_done: Recorded | None = None,
+        witness: Witness | None = None,
     ) -> None:
         self.storage = storage
         self.record = record
         self.downloads = Downloads(max_downloads)
-        self.record_done = record_done or record
-        """For the record of an erasure or a purge, done already: the hub's keeps the record
-        if storage fails on it, and writes it once storage answers (SessionHub.record_done)."""
+        self.witness = witness
+        """Makes the records of an erasure or a purge, written in its transaction: the
+        recording goes with its record or not at all (SessionHub.witness). Without one (unit
+        tests), they are appended with ``record`` after it."""
 
     async def _get(self, actor: Principal, recording_id: str, action: Any) -> RecordingRecord:
         authorize(actor, action)
@@ -351,32 +353,49 @@ class Recordings:
         hold = await recording_hold(self.storage, grant, recording)
         if hold is not None:
             raise ConflictError(f"recording {recording_id} is {held_message(hold)}")
-        if await self.storage.delete_recording(recording_id):
-            await self.record_done(
-                "recording_erased",
-                actor=actor.username,
-                org=recording.org_id,
-                subject=recording_id,
-                session=recording.session_id,
-            )
+
+        def entries(deleted: bool) -> list[Entry]:
+            if not deleted:  # erased meanwhile (by another request, with its own record)
+                return []
+            return [
+                Entry(
+                    "recording_erased",
+                    recording.org_id,
+                    actor.username,
+                    recording_id,
+                    {"session": recording.session_id},
+                )
+            ]
+
+        await deleted_with_evidence(
+            lambda evidence: self.storage.delete_recording(recording_id, evidence),
+            entries,
+            self.witness,
+            self.record,
+        )
 
     async def purge(self, now: float) -> int:
-        """Erase recordings past their organisation's retention (audited one by one)."""
-        purged = await self.storage.purge_recordings(now)
-        failed: Exception | None = None
-        for recording in purged:  # each record kept if it cannot be written: they are gone
-            try:
-                await self.record_done(
+        """Erase recordings past their organisation's retention, each with its record (in the
+        purge's transaction)."""
+
+        def entries(purged: list[RecordingRecord]) -> list[Entry]:
+            return [
+                Entry(
                     "recording_expired",
-                    actor="server",
-                    org=recording.org_id,
-                    subject=recording.recording_id,
-                    session=recording.session_id,
+                    recording.org_id,
+                    "server",
+                    recording.recording_id,
+                    {"session": recording.session_id},
                 )
-            except Exception as exc:  # raised once every record was written or kept
-                failed = failed or exc
-        if failed is not None:
-            raise failed
+                for recording in purged
+            ]
+
+        purged = await deleted_with_evidence(
+            lambda evidence: self.storage.purge_recordings(now, evidence),
+            entries,
+            self.witness,
+            self.record,
+        )
         return len(purged)
 
 

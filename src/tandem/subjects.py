@@ -38,11 +38,11 @@ from typing import Any, Literal
 
 from tandem import crypto
 from tandem.access import Grant, Principal, Resource, authorize
-from tandem.audit import AuditRecord
+from tandem.audit import AuditRecord, Entry, Witness, deleted_with_evidence
 from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, NotFoundError
 from tandem.recordings import container, recording_json
-from tandem.storage.base import HoldRecord, RecordingRecord, SessionRecord, Storage
+from tandem.storage.base import HoldRecord, RecordingRecord, SessionRecord, Storage, SubjectErasure
 
 Recorded = Callable[..., Awaitable[None]]
 
@@ -157,14 +157,15 @@ class Subjects:
         storage: Storage,
         record: Recorded,
         clock: Callable[[], float],
-        record_done: Recorded | None = None,
+        witness: Witness | None = None,
         max_export_bytes: int = MAX_EXPORT_BYTES,
     ) -> None:
         self.storage = storage
         self.record = record
         self.clock = clock
-        self.record_done = record_done or record
-        """For the record of an erasure, done already (tandem.recordings.Recordings)."""
+        self.witness = witness
+        """Makes the record of an erasure, written in its transaction
+        (tandem.recordings.Recordings)."""
         self.max_export_bytes = max_export_bytes
         """Recordings' bytes one export holds at most (Settings.max_subject_export_bytes)."""
 
@@ -302,20 +303,32 @@ class Subjects:
                 raise ConflictError(
                     f"session {session.session_id} is still live: erase it after it has ended"
                 )
-        erased = await self.storage.erase_subject(
-            grant, findings.subject or "", findings.session_ids
+        kept = len(findings.audit) + len(findings.reports)
+
+        def answer(erased: SubjectErasure) -> dict[str, object]:
+            return {
+                "sessions": len(findings.session_ids),
+                "session_records": len(erased.sessions),
+                "recordings": list(erased.recordings),
+                "links": erased.links,
+                "audit_records_kept": kept,
+            }
+
+        def entries(erased: SubjectErasure) -> list[Entry]:
+            # The sessions named, as sessions_expired names them: `tandem audit verify` compares
+            # the rows stored with what the trail says exists (tandem.reconcile).
+            details = {**answer(erased), "session_ids": list(erased.sessions)}
+            return [Entry("subject_erased", actor.org, actor.username, findings.label, details)]
+
+        erased = await deleted_with_evidence(
+            lambda evidence: self.storage.erase_subject(
+                grant, findings.subject or "", findings.session_ids, evidence
+            ),
+            entries,
+            self.witness,
+            self.record,
         )
-        details: dict[str, object] = {
-            "sessions": len(findings.session_ids),
-            "session_records": len(erased.sessions),
-            "recordings": list(erased.recordings),
-            "links": erased.links,
-            "audit_records_kept": len(findings.audit) + len(findings.reports),
-        }
-        await self.record_done(
-            "subject_erased", actor=actor.username, org=actor.org, subject=findings.label, **details
-        )
-        return details
+        return answer(erased)
 
     async def _session_named(
         self, grant: Grant, identifier: str, by: NamedBy | None

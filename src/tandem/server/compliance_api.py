@@ -118,7 +118,7 @@ def _subjects(call: Call) -> Subjects:
         services.storage,
         services.hub.record,
         services.clock,
-        services.hub.record_done,
+        services.hub.witness,
         services.settings.max_subject_export_bytes,
     )
 

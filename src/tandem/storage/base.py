@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from tandem.access import Grant
-from tandem.audit import AuditRecord, AuditStore
+from tandem.audit import AuditRecord, AuditStore, Evidence
 
 DEFAULT_ORG = "default"
 """The organisation every installation starts with (team ``support``, site ``demo``)."""
@@ -521,13 +521,20 @@ class Storage(AuditStore, Protocol):
         """Every frame of a recording, in order (empty if none or gone)."""
         ...
 
-    async def delete_recording(self, recording_id: str) -> bool:
-        """Erase a recording and its frames; False if there was none."""
+    async def delete_recording(
+        self, recording_id: str, evidence: Evidence[bool] | None = None
+    ) -> bool:
+        """Erase a recording and its frames; False if there was none. ``evidence`` (if
+        any): its audit records, appended in the same transaction (tandem.audit.Evidence)."""
         ...
 
-    async def purge_recordings(self, now: float) -> list[RecordingRecord]:
+    async def purge_recordings(
+        self, now: float, evidence: Evidence[list[RecordingRecord]] | None = None
+    ) -> list[RecordingRecord]:
         """Erase ended recordings older than their organisation's retention (``ended_at`` before
-        ``now - retention_days * 86400``) and return what was erased (for the audit trail)."""
+        ``now - retention_days * 86400``) and return what was erased (for the audit trail).
+        ``evidence`` (if any): its audit records, appended in the same transaction
+        (tandem.audit.Evidence)."""
         ...
 
     async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
@@ -590,10 +597,13 @@ class Storage(AuditStore, Protocol):
         first time, False while the mark lasts. Atomic across processes."""
         ...
 
-    async def purge_expired(self, now: float) -> list[tuple[str, str]]:
+    async def purge_expired(
+        self, now: float, evidence: Evidence[list[tuple[str, str]]] | None = None
+    ) -> list[tuple[str, str]]:
         """Delete expired codes, sign-ins and single-use marks, and ended sessions past their
         organisation's retention (with their customers' links); return the ``(org_id,
-        session_id)`` of those sessions."""
+        session_id)`` of those sessions. ``evidence`` (if
+        any): its audit records, appended in the same transaction (tandem.audit.Evidence)."""
         ...
 
     # Data subject requests and legal holds (tandem.subjects).
@@ -627,10 +637,15 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def erase_subject(
-        self, grant: Grant, subject: str, session_ids: Sequence[str]
+        self,
+        grant: Grant,
+        subject: str,
+        session_ids: Sequence[str],
+        evidence: Evidence[SubjectErasure] | None = None,
     ) -> SubjectErasure:
         """Delete, in one transaction, the sessions (their records, join codes, recordings and
-        frames) and their links to ``subject``; the audit trail is untouched. Raises
+        frames) and their links to ``subject``; the audit trail is untouched but for
+        ``evidence`` (if any): its records, appended in the same transaction. Raises
         ConflictError, erasing nothing, if a legal hold covers ``subject``, one of the sessions
         (by id) or one of their recordings."""
         ...

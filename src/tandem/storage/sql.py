@@ -36,7 +36,15 @@ from sqlalchemy.sql import compiler
 from sqlalchemy.util.concurrency import await_, greenlet_spawn
 
 from tandem.access import Grant
-from tandem.audit import GENESIS, Anchor, AnchorRule, AuditRecord, RecordSeal, record_hash
+from tandem.audit import (
+    GENESIS,
+    Anchor,
+    AnchorRule,
+    AuditRecord,
+    Evidence,
+    RecordSeal,
+    record_hash,
+)
 from tandem.exceptions import (
     ConfigError,
     ConflictError,
@@ -1529,7 +1537,9 @@ class SQLStorage:
         )
         return row is not None
 
-    async def purge_expired(self, now: float) -> list[tuple[str, str]]:
+    async def purge_expired(
+        self, now: float, evidence: Evidence[list[tuple[str, str]]] | None = None
+    ) -> list[tuple[str, str]]:
         """Delete expired codes, sign-ins, marks and ended sessions past their organisation's
         retention (with their customers' ids and practice evidence). Each DELETE filters on an
         indexed column."""
@@ -1573,7 +1583,7 @@ class SQLStorage:
                 )
             return sorted((str(row[1]), str(row[0])) for row in ended)
 
-        expired = await self._transaction(work)
+        expired = await self._with_evidence(work, evidence)
         await self._empty_wal()
         return expired
 
@@ -1866,33 +1876,46 @@ class SQLStorage:
         )
         return [bytes(row[0]) for row in rows]
 
-    async def delete_recording(self, recording_id: str) -> bool:
-        deleted = await self._count(
-            recordings.delete().where(recordings.c.recording_id == recording_id)
-        )
+    async def delete_recording(
+        self, recording_id: str, evidence: Evidence[bool] | None = None
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            deleted = db.execute(
+                recordings.delete().where(recordings.c.recording_id == recording_id)
+            ).rowcount
+            return bool(deleted)
+
+        deleted = await self._with_evidence(work, evidence)
         if deleted:
             await self._empty_wal()
         return deleted > 0
 
-    async def purge_recordings(self, now: float) -> list[RecordingRecord]:
+    async def purge_recordings(
+        self, now: float, evidence: Evidence[list[RecordingRecord]] | None = None
+    ) -> list[RecordingRecord]:
         retention = (
             sa.select(orgs.c.retention_days)
             .where(orgs.c.org_id == recordings.c.org_id)
             .scalar_subquery()
         )
-        rows = await self._rows(
-            recordings.delete()
-            .where(
-                recordings.c.ended_at.isnot(None),
-                recordings.c.ended_at < sa.literal(now) - DAY * retention,
-                ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
-                ~_session_held(recordings.c.org_id, recordings.c.session_id),
-            )
-            .returning(*_RECORDING_COLUMNS)
-        )
-        if rows:
+
+        def work(db: _Db) -> list[RecordingRecord]:
+            rows = db.execute(
+                recordings.delete()
+                .where(
+                    recordings.c.ended_at.isnot(None),
+                    recordings.c.ended_at < sa.literal(now) - DAY * retention,
+                    ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
+                    ~_session_held(recordings.c.org_id, recordings.c.session_id),
+                )
+                .returning(*_RECORDING_COLUMNS)
+            ).rows
+            return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
+
+        purged = await self._with_evidence(work, evidence)
+        if purged:
             await self._empty_wal()
-        return sorted(map(_recording, rows), key=lambda r: (r.started_at, r.recording_id))
+        return purged
 
     # Audit trail
 
@@ -1916,52 +1939,12 @@ class SQLStorage:
         and tries again (and MACs it again: the MAC covers the number and the previous hash).
         The MAC is a column of the record's row, written by the same INSERT; a record and its
         anchor are written in one transaction."""
-        encoded = json.dumps(details, sort_keys=True)
         org = grant.org_id
 
         def work(db: _Db) -> AuditRecord:
-            head = db.execute(self._chain_head).first()
-            seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
-            latest = _anchor(head[2:]) if head and head[2] is not None else None
-            digest = record_hash(seq, at, action, actor, org, subject, details, prev)
-            record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
-            if seal is not None:
-                mac = seal(record)
-                record = AuditRecord(
-                    seq, at, action, actor, org, subject, details, prev, digest, mac
-                )
-            values = {
-                "seq": seq,
-                "at": at,
-                "action": action,
-                "actor": actor,
-                "org": org,
-                "subject": subject,
-                "details": encoded,
-                "prev_hash": prev,
-                "hash": digest,
-                "mac": record.mac,
-            }
-            sealed = anchor(record, latest) if anchor is not None else None
-            if sealed is None:
-                db.execute(self._insert_record, values)
-                return record
-            with db.atomic():
-                db.execute(self._insert_record, values)
-                db.execute(
-                    self._insert_anchor,
-                    {
-                        "seq": sealed.seq,
-                        "hash": sealed.hash,
-                        "mac": sealed.mac,
-                        "version": sealed.version,
-                        "every": sealed.every,
-                        "prev_seq": sealed.prev_seq,
-                        "prev_mac": sealed.prev_mac,
-                        "macs_from": sealed.macs_from,
-                    },
-                )
-            return record
+            return self._append_in(
+                db, org, at, action, actor, subject, details, anchor, seal, alone=True
+            )
 
         for _ in range(_AUDIT_ATTEMPTS):
             try:
@@ -1969,6 +1952,104 @@ class SQLStorage:
             except _Violation as exc:
                 if not exc.key_taken:
                     raise
+        raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
+
+    def _append_in(
+        self,
+        db: _Db,
+        org: str,
+        at: float,
+        action: str,
+        actor: str,
+        subject: str,
+        details: dict[str, object],
+        anchor: AnchorRule | None,
+        seal: RecordSeal | None,
+        *,
+        alone: bool,
+    ) -> AuditRecord:
+        """Append one record (and its anchor) on ``db``: in a transaction of its own if
+        ``alone``, else in the caller's (:meth:`_with_evidence`)."""
+        encoded = json.dumps(details, sort_keys=True)
+        head = db.execute(self._chain_head).first()
+        seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
+        latest = _anchor(head[2:]) if head and head[2] is not None else None
+        digest = record_hash(seq, at, action, actor, org, subject, details, prev)
+        record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+        if seal is not None:
+            mac = seal(record)
+            record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest, mac)
+        values = {
+            "seq": seq,
+            "at": at,
+            "action": action,
+            "actor": actor,
+            "org": org,
+            "subject": subject,
+            "details": encoded,
+            "prev_hash": prev,
+            "hash": digest,
+            "mac": record.mac,
+        }
+        sealed = anchor(record, latest) if anchor is not None else None
+        if sealed is None:
+            db.execute(self._insert_record, values)
+            return record
+        with db.atomic() if alone else contextlib.nullcontext():
+            db.execute(self._insert_record, values)
+            db.execute(
+                self._insert_anchor,
+                {
+                    "seq": sealed.seq,
+                    "hash": sealed.hash,
+                    "mac": sealed.mac,
+                    "version": sealed.version,
+                    "every": sealed.every,
+                    "prev_seq": sealed.prev_seq,
+                    "prev_mac": sealed.prev_mac,
+                    "macs_from": sealed.macs_from,
+                },
+            )
+        return record
+
+    async def _with_evidence(self, work: Callable[[_Db], T], evidence: Evidence[T] | None) -> T:
+        """Run the deletion ``work`` in one transaction with the audit records ``evidence``
+        makes of its result, appended last (the next numbers of the chain are taken for as short
+        a time as can be): both commit or neither does. No lock, as :meth:`append_audit`: when
+        another writer took the number first, the whole transaction is rolled back and run
+        again (what it deletes read again)."""
+        if evidence is None:
+            return await self._transaction(work)
+
+        def both(db: _Db) -> tuple[T, list[AuditRecord]]:
+            with db.atomic():
+                result = work(db)
+                written = [
+                    self._append_in(
+                        db,
+                        entry.org,
+                        evidence.at,
+                        entry.action,
+                        entry.actor,
+                        entry.subject,
+                        entry.details,
+                        evidence.anchor,
+                        evidence.seal,
+                        alone=False,
+                    )
+                    for entry in evidence.entries(result)
+                ]
+            return result, written
+
+        for _ in range(_AUDIT_ATTEMPTS):
+            try:
+                result, written = await self._session(both)
+            except _Violation as exc:
+                if not exc.key_taken:
+                    raise
+                continue
+            evidence.written(written)
+            return result
         raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
 
     async def has_audit_trail(self) -> bool:
@@ -2176,7 +2257,11 @@ class SQLStorage:
         return [_audit_record(row) for row in rows]
 
     async def erase_subject(
-        self, grant: Grant, subject: str, session_ids: Sequence[str]
+        self,
+        grant: Grant,
+        subject: str,
+        session_ids: Sequence[str],
+        evidence: Evidence[SubjectErasure] | None = None,
     ) -> SubjectErasure:
         org_id = grant.org_id
         ids = list(session_ids)
@@ -2236,7 +2321,7 @@ class SQLStorage:
                 links=int(links or 0),
             )
 
-        erased = await self._transaction(work)
+        erased = await self._with_evidence(work, evidence)
         await self._empty_wal()
         return erased
 

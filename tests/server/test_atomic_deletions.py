@@ -1,0 +1,162 @@
+"""A deletion and its audit record are one transaction (fault 14): a real `tandem serve` killed
+with SIGKILL while the record of an erasure is being written, the deletion before it done, then
+started again, holds both the deletion and its record or neither, never a recording gone without
+a record of it. Before, the deletion committed on its own and the record was kept in memory to
+write later: lost with the process.
+
+On PostgreSQL a proxy holds the record on its way to the database (the erasure's own statement
+passed); on SQLite, which has nothing to hold a write with, a trigger refuses the record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tandem.config import Settings
+from tests.conftest import DataTemplates, free_port, tandem_in_process
+from tests.server.db_proxy import StoppableProxy, proxied_url
+from tests.server.test_audit_after_faults import a_stopped_recording, seed
+from tests.server.test_crash_recovery import ServeProcess, rows, serve_processes, wait_for
+from tests.server.test_organisations import api
+from tests.server.test_recordings import with_recording_key
+from tests.server.test_scale_out import run_in_thread
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
+
+__all__ = ["serve_processes"]  # the fixture, used by name
+
+
+def verify_exit(data_dir: Path, audit_key: Path, database_url: str | None = None) -> int:
+    env = {"TANDEM_AUDIT_KEY": str(audit_key)}
+    if database_url:
+        env["TANDEM_DATABASE_URL"] = database_url
+    ran = tandem_in_process("audit", "verify", "--data-dir", str(data_dir), env=env)
+    return ran.returncode
+
+
+async def erase_in_background(server: ServeProcess, recording_id: str) -> asyncio.Task[object]:
+    """Ask for the erasure without waiting for it: the server is killed before it answers (its
+    connection cut: that is the point)."""
+    ada = api(server, "ada")  # type: ignore[arg-type]
+
+    def erase() -> object:
+        with ada, contextlib.suppress(httpx.TransportError):
+            return ada.delete(f"/api/recordings/{recording_id}").status_code
+        return None
+
+    return asyncio.create_task(asyncio.to_thread(erase))
+
+
+async def test_a_server_killed_while_recording_an_erasure_on_postgres_leaves_both_or_neither(
+    tmp_path: Path,
+    pg_proxy: StoppableProxy,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        direct = f"{PG_DSN}?search_path={schema}"
+        audit_key = tmp_path / "keys" / "audit.key"
+        audit_key.parent.mkdir()
+
+        async def seeding() -> None:
+            from tandem.directory import offline
+
+            settings = Settings.load(
+                environ={},
+                data_dir=tmp_path / "seed",
+                database_url=direct,
+                audit_key_file=audit_key,
+            )
+            async with offline(settings) as directory:
+                await seed(directory)
+
+        run_in_thread(seeding)
+        data_dir, port = tmp_path / "serve", free_port()
+        options = ("--database-url", url)
+        first = serve_processes(data_dir, port, *options, TANDEM_AUDIT_KEY=str(audit_key))
+        recording_id = await a_stopped_recording(first)  # type: ignore[arg-type]
+
+        pg_proxy.freeze_on(b"recording_erased")  # the record, on its way to the database
+        erasing = await erase_in_background(first, recording_id)
+        await wait_for(lambda: pg_proxy.freeze_at is None)
+        first.kill()
+        # The held bytes die with the process: cut, never forwarded (a record sent before the
+        # kill would have been written whatever the code; the window is the one before it).
+        pg_proxy.down()
+        pg_proxy.thaw()
+        pg_proxy.up()
+        await erasing
+
+        db = await pg_connect(schema)
+        try:
+            stored = await db.fetchval(
+                "SELECT count(*) FROM recordings WHERE recording_id = $1", recording_id
+            )
+            recorded = await db.fetchval(
+                "SELECT count(*) FROM audit WHERE action = 'recording_erased' AND subject = $1",
+                recording_id,
+            )
+        finally:
+            await db.close()
+        # Held before it reached the database, the record was never written: neither was the
+        # deletion (it was: the recording gone for good, and no record of it).
+        assert (stored, recorded) == (1, 0)
+        assert verify_exit(data_dir, audit_key, direct) == 0
+
+        second = serve_processes(data_dir, port, *options, TANDEM_AUDIT_KEY=str(audit_key))
+        with api(second, "ada") as ada:  # type: ignore[arg-type]
+            assert ada.delete(f"/api/recordings/{recording_id}").status_code == 204
+        second.stop()
+        db = await pg_connect(schema)
+        try:
+            assert await db.fetchval("SELECT count(*) FROM recordings") == 0
+            recorded = await db.fetchval(
+                "SELECT count(*) FROM audit WHERE action = 'recording_erased' AND subject = $1",
+                recording_id,
+            )
+            assert recorded == 1
+        finally:
+            await db.close()
+        assert verify_exit(data_dir, audit_key, direct) == 0
+
+
+async def test_a_server_killed_after_an_erasure_on_sqlite_leaves_both_or_neither(
+    tmp_path: Path,
+    data_templates: DataTemplates,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    data_dir, port = tmp_path / "data", free_port()
+    data_templates.copy_to(data_dir, with_recording_key)
+    database = data_dir / "tandem.sqlite3"
+    audit_key = data_dir / "audit.key"
+    first = serve_processes(data_dir, port)
+    recording_id = await a_stopped_recording(first)  # type: ignore[arg-type]
+    with sqlite3.connect(database, timeout=10) as db:
+        db.execute(
+            "CREATE TRIGGER test_disk_full BEFORE INSERT ON audit"
+            " WHEN NEW.action = 'recording_erased'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    with api(first, "ada") as ada:  # type: ignore[arg-type]
+        refused = ada.delete(f"/api/recordings/{recording_id}")
+    assert refused.status_code >= 400 and "Traceback" not in refused.text
+    first.kill()  # what the server kept to write later goes with it
+    with sqlite3.connect(database, timeout=10) as db:
+        db.execute("DROP TRIGGER test_disk_full")
+    stored = "SELECT count(*) FROM recordings WHERE recording_id = ?"
+    recorded = "SELECT count(*) FROM audit WHERE action = 'recording_erased' AND subject = ?"
+    assert rows(database, stored, recording_id) == [(1,)]  # not erased without its record
+    assert rows(database, recorded, recording_id) == [(0,)]
+    assert verify_exit(data_dir, audit_key) == 0
+
+    second = serve_processes(data_dir, port)
+    with api(second, "ada") as ada:  # type: ignore[arg-type]
+        assert ada.delete(f"/api/recordings/{recording_id}").status_code == 204
+    assert rows(database, stored, recording_id) == [(0,)]
+    assert rows(database, recorded, recording_id) == [(1,)]
+    second.stop()
+    assert verify_exit(data_dir, audit_key) == 0
