@@ -119,6 +119,7 @@ async def test_an_intact_trail_verifies(tmp_path: Path) -> None:
     assert result.stdout == (
         "audit trail intact: 12 records, 3 anchors, 0 checkpoints checked;"
         " every record from 1 on has its MAC\n"
+        "stored rows agree: the 0 sessions and 0 recordings the trail says exist are stored\n"
     )
 
 

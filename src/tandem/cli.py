@@ -48,8 +48,9 @@ from tandem.exceptions import (
 from tandem.files import KEY_FILE_MAX_BYTES, read_file, read_text
 from tandem.policy import load_policy
 from tandem.private_files import write_private
+from tandem.reconcile import reconcile
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG, OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import DEFAULT_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
 
 if TYPE_CHECKING:
@@ -1095,10 +1096,11 @@ def audit_verify(
 ) -> None:
     """Check the hash chain, the records' MACs, the anchors (genuine, in order, none missing)
     and, with --checkpoint, that the trail still holds each checkpoint; name the first broken
-    record.
-    Exit 1 if broken, 2 if it cannot be checked."""
+    record. Then compare the sessions and recordings stored with those the trail says exist,
+    and name each one deleted without a record of it (outside Tandem).
+    Exit 1 if broken or a row is missing, 2 if it cannot be checked."""
     try:
-        settings, key, records, anchors = _load_trail(data_dir, audit_key)
+        settings, key, records, anchors, stored = _load_trail(data_dir, audit_key, rows=True)
         checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
     except AuditTrailDamaged as exc:
         typer.echo(f"audit trail BROKEN: {exc}", err=True)
@@ -1114,6 +1116,8 @@ def audit_verify(
     )
     if not verdict.ok:
         _report_broken(verdict)
+    assert stored is not None
+    rows = reconcile(records, stored)
     newest = max(checkpoints, key=lambda c: c.seq, default=None)
     typer.echo(
         f"audit trail intact: {verdict.records} records, {verdict.anchors} anchors,"
@@ -1127,6 +1131,24 @@ def audit_verify(
             else ""
         )
     )
+    for org, seq in rows.unnamed:
+        typer.echo(
+            f"organisation {org!r}: sessions created before record {seq} (a subject erased"
+            " before erasures named their sessions) are not compared with the rows stored"
+        )
+    if rows.missing:
+        for missing in rows.missing:
+            typer.echo(f"row MISSING: {missing.line()}", err=True)
+        typer.echo(
+            f"stored rows DISAGREE with the audit trail: {len(rows.missing)} deleted outside"
+            " Tandem",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+    typer.echo(
+        f"stored rows agree: the {rows.sessions} sessions and {rows.recordings} recordings"
+        " the trail says exist are stored"
+    )
 
 
 @audit_app.command("checkpoint")
@@ -1136,7 +1158,7 @@ def audit_checkpoint(data_dir: DataDir = None, audit_key: AuditKey = None) -> No
     outside this machine; `tandem audit verify --checkpoint FILE` proves the trail still holds
     it. Exit 1 (and print nothing) if the trail is broken."""
     try:
-        settings, key, records, anchors = _load_trail(data_dir, audit_key)
+        settings, key, records, anchors, _ = _load_trail(data_dir, audit_key)
     except AuditTrailDamaged as exc:
         typer.echo(f"audit trail BROKEN: {exc}", err=True)
         raise typer.Exit(code=1) from None
@@ -1178,14 +1200,16 @@ def _read_checkpoints(path: Path, settings: Settings) -> list[Checkpoint]:
 
 
 def _load_trail(
-    data_dir: Path | None, audit_key: Path | None
-) -> tuple[Settings, bytes, list[AuditRecord], list[Anchor]]:
+    data_dir: Path | None, audit_key: Path | None, *, rows: bool = False
+) -> tuple[Settings, bytes, list[AuditRecord], list[Anchor], Inventory | None]:
+    """The settings, the audit key, the trail and its anchors; with ``rows``, the sessions and
+    recordings stored too (read first: tandem.reconcile)."""
     settings = _load(data_dir, audit_key_file=audit_key)
     if not settings.audit_key_path.is_file():
         raise ConfigError(f"no audit key at {settings.audit_key_path}")
     key = load_or_create_key(settings.audit_key_path)
-    records, anchors = _run(_read_audit(settings, since=0.0))
-    return settings, key, records, anchors
+    records, anchors, stored = _run(_read_audit(settings, since=0.0, rows=rows))
+    return settings, key, records, anchors, stored
 
 
 @audit_app.command("export")
@@ -1204,7 +1228,7 @@ def audit_export(
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         settings = _load(data_dir)
-        records, _ = _run(_read_audit(settings, since=moment.timestamp()))
+        records, _, _ = _run(_read_audit(settings, since=moment.timestamp()))
     except TandemError as exc:
         raise _fail(exc) from None
     for record in records:
@@ -1213,14 +1237,17 @@ def audit_export(
         typer.echo(json.dumps(line, sort_keys=True))
 
 
-async def _read_audit(settings: Settings, since: float) -> tuple[list[AuditRecord], list[Anchor]]:
+async def _read_audit(
+    settings: Settings, since: float, *, rows: bool = False
+) -> tuple[list[AuditRecord], list[Anchor], Inventory | None]:
     from sqlalchemy.exc import SQLAlchemyError
 
     if not settings.database_url and not settings.database_path.is_file():
         raise ConfigError(f"no database at {settings.database_path}")
     storage = await open_storage(settings)
     try:
-        return await storage.audit_records(since), await storage.anchors()
+        stored = await storage.inventory() if rows else None
+        return await storage.audit_records(since), await storage.anchors(), stored
     except (SQLAlchemyError, sqlite3.Error, StorageError, ValueError) as exc:
         # A migrated database whose audit tables are gone or hold garbage: evidence, not a crash.
         raise AuditTrailDamaged(

@@ -851,8 +851,9 @@ class SessionHub:
             self._announce(record.action, {**fields, **record.details})
 
     async def record_done(self, action: str, **fields: Any) -> None:
-        """Append the record of what was done already (a socket closed, a recording or a
-        subject erased or purged, an administrator's change): if storage fails, the record is
+        """Append the record of what was done already (a socket closed, a session or recording
+        closed after a crash, an administrator's change; a deletion's is written in its own
+        transaction instead: :meth:`witness`): if storage fails, the record is
         kept, with the time it was done, and written by :meth:`tick` once it answers, and the
         error is raised (an HTTP request answers 503). While records are kept, the next ones
         join them, in order, without a try of their own."""

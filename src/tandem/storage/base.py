@@ -193,6 +193,17 @@ class SubjectErasure:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Inventory:
+    """The sessions' and recordings' rows stored, ``(org_id, id)`` each, read after the audit
+    trail's head ``head_seq`` (0: no record yet): what ``tandem audit verify`` compares with
+    what the trail says exists (tandem.reconcile)."""
+
+    head_seq: int
+    sessions: frozenset[tuple[str, str]]
+    recordings: frozenset[tuple[str, str]]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class PolicyRecord:
     """One version of an organisation's privacy and security policy (tandem.training)."""
 
@@ -535,6 +546,11 @@ class Storage(AuditStore, Protocol):
         ``now - retention_days * 86400``) and return what was erased (for the audit trail).
         ``evidence`` (if any): its audit records, appended in the same transaction
         (tandem.audit.Evidence)."""
+        ...
+
+    async def inventory(self) -> Inventory:
+        """The head of the audit trail, then every session's and recording's id (in that order:
+        a row whose creation record is at or before the head was stored before it was read)."""
         ...
 
     async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:

@@ -57,6 +57,7 @@ from tandem.storage import migrations
 from tandem.storage.base import (
     AuditCount,
     HoldRecord,
+    Inventory,
     LoginRecord,
     OrgRecord,
     PolicyRecord,
@@ -2051,6 +2052,21 @@ class SQLStorage:
             evidence.written(written)
             return result
         raise StorageError(f"the audit trail kept moving on: {_AUDIT_ATTEMPTS} attempts to append")
+
+    async def inventory(self) -> Inventory:
+        def work(db: _Db) -> Inventory:
+            head = db.execute(sa.select(sa.func.max(audit.c.seq))).first()
+            stored_sessions = db.execute(sa.select(sessions.c.org_id, sessions.c.session_id)).rows
+            stored_recordings = db.execute(
+                sa.select(recordings.c.org_id, recordings.c.recording_id)
+            ).rows
+            return Inventory(
+                int(head[0] or 0) if head else 0,
+                frozenset((str(r[0]), str(r[1])) for r in stored_sessions),
+                frozenset((str(r[0]), str(r[1])) for r in stored_recordings),
+            )
+
+        return await self._session(work)
 
     async def has_audit_trail(self) -> bool:
         """Whether any audit record was written (the audit key must then already exist)."""
