@@ -29,6 +29,7 @@ from tandem.config import Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
+from tandem.reconcile import reconcile
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Training
 
@@ -743,6 +744,7 @@ async def audit_state(
     settings: Settings, directory: Directory, checkpoints: Sequence[Checkpoint]
 ) -> AuditState:
     storage = directory.storage
+    stored = await storage.inventory()  # before the trail (tandem.reconcile)
     records = await storage.audit_records(0.0)
     anchors = await storage.anchors()
     key = load_or_create_key(settings.audit_key_path)
@@ -757,6 +759,14 @@ async def audit_state(
     if not verdict.ok:
         where = f" at record {verdict.first_bad_seq}" if verdict.first_bad_seq else ""
         return AuditState(False, f"{verdict.problem}{where}", len(records), None)
+    if (await asyncio.to_thread(reconcile, records, stored)).missing:
+        # Neither which nor how many: the check is the whole installation's, and an
+        # organisation's admin reads it (`tandem audit verify` names them to the operator).
+        problem = (
+            "sessions or recordings it says exist are not stored, and no record says they were"
+            " erased: deleted outside Tandem (`tandem audit verify` names them)"
+        )
+        return AuditState(False, problem, len(records), None)
     covered = max([a.seq for a in anchors] + [c.seq for c in checkpoints], default=0)
     tail = [r for r in records if r.seq > covered]
     return AuditState(

@@ -17,6 +17,7 @@ import pytest
 from tests.conftest import RunningServer, ServerFactory
 from tests.server.helpers import send
 from tests.server.test_audit_after_faults import seed
+from tests.server.test_compliance_api import audit_trail_check
 from tests.server.test_data_rights import BACKENDS, audit_verifies
 from tests.server.test_organisations import api
 from tests.server.test_recordings import recording, recordings_of, with_recording_key
@@ -159,3 +160,20 @@ async def test_erasures_and_retention_purges_leave_nothing_to_report(
         code, said = audit_verifies(server)
         assert code == 0, said
         assert "stored rows agree: the 0 sessions and 0 recordings" in said, said
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_the_compliance_report_fails_the_audit_trail_without_naming_the_rows(
+    server_factory: ServerFactory, tmp_path: Path, backend: str
+) -> None:
+    """The self-check an organisation's admin reads: it fails, and says neither which rows nor
+    whose (the check is the whole installation's; the operator's `audit verify` names them)."""
+    async with recording_server(server_factory, tmp_path, backend) as server:
+        session_id, recording_id = await a_recorded_session(server)
+        assert audit_trail_check(server, "max")["status"] == "pass"
+        await run_sql(server, f"DELETE FROM recordings WHERE recording_id = '{recording_id}'")
+        server.clock.advance(server.settings.compliance_audit_check_seconds)
+        for admin in ("max", "ada"):  # Acme's admin, the default organisation's
+            check = audit_trail_check(server, admin)
+            assert check["status"] == "fail" and "deleted outside Tandem" in check["detail"]
+            assert recording_id not in str(check) and session_id not in str(check)
