@@ -227,6 +227,19 @@ async def fill_at_0010(engine: AsyncEngine) -> None:
             ),
             [dict(zip(columns, row, strict=True)) for row in TRAIL_0010["audit_anchors"]],
         )
+        # The sessions whose creation the trail records were stored too (`tandem audit verify`
+        # compares them: tandem.reconcile).
+        await db.execute(
+            sa.text(
+                "INSERT INTO sessions (session_id, created_at, org_id)"
+                " VALUES (:session_id, :at, :org)"
+            ),
+            [
+                {"session_id": row[5], "at": row[1], "org": row[4]}
+                for row in TRAIL_0010["audit"]
+                if row[2] == "session_created"
+            ],
+        )
     await engine.dispose()
 
 
@@ -740,6 +753,7 @@ async def test_tandem_audit_verify_checks_an_sqlite_data_directory_of_revision_0
     assert verified.stdout == (
         "audit trail intact: 27 records, 8 anchors, 0 checkpoints checked;"
         " no record MACs yet (written before them)\n"
+        "stored rows agree: the 3 sessions and 0 recordings the trail says exist are stored\n"
     )
     storage = await SQLStorage.open_sqlite(database)
     try:
@@ -752,4 +766,5 @@ async def test_tandem_audit_verify_checks_an_sqlite_data_directory_of_revision_0
     assert verified.stdout == (
         "audit trail intact: 30 records, 10 anchors, 0 checkpoints checked;"
         " every record from 28 on has its MAC\n"
+        "stored rows agree: the 3 sessions and 0 recordings the trail says exist are stored\n"
     )
