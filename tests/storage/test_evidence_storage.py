@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import pytest
 
-from tandem.audit import AuditLog, AuditRecord, Entry, verify
-from tandem.storage.base import Storage
+from tandem.audit import AuditLog, AuditRecord, Entry, Evidence, verify
+from tandem.storage.base import OrgRecord, Storage
 from tandem.storage.sql import SQLStorage
-from tests.grants import owned
+from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, fresh_schema
 from tests.storage.test_recordings_storage import recording
 
 KEY = bytes(range(32))
+DAY = 86400.0
+T = TypeVar("T")
 
 
 class DiskFull(Exception):
@@ -83,3 +86,48 @@ async def test_deletions_racing_another_writer_on_postgres_keep_one_intact_chain
         finally:
             for store in stores:
                 await store.close()
+
+
+async def test_every_deletion_whose_record_cannot_be_written_deletes_nothing(
+    storage: Storage,
+) -> None:
+    """The purges (sessions' records, recordings) and a subject's erasure, as the recording's
+    erasure above: the deletion ran in the transaction, its record failed, nothing is gone."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0, retention_days=1))
+    acme = of_org("acme")
+    for session_id in ("s-old", "s-sub"):
+        await storage.record_session_start(acme, session_id, 10.0, "shop")
+        await storage.record_session_end(session_id, 20.0, "stopped", "alice")
+    await storage.link_subject(acme, "sub-1", "s-sub", "p-1")
+    await storage.add_recording(*owned(recording("r-old", "acme", 10.0)))
+    await storage.end_recording("r-old", 20.0, "stopped")
+    now = 3 * DAY
+    log = AuditLog(storage, KEY, anchor_every=5)
+
+    def failing_seal(record: AuditRecord) -> str:
+        raise DiskFull
+
+    def failing(entries: Callable[[T], Sequence[Entry]]) -> Evidence[T]:
+        return dataclasses.replace(log.evidence(now, entries), seal=failing_seal)
+
+    def one(action: str) -> Callable[[object], Sequence[Entry]]:
+        return lambda result: [Entry(action, "acme", "server", "", {"what": repr(result)})]
+
+    with pytest.raises(DiskFull):
+        await storage.purge_expired(now, failing(one("sessions_expired")))
+    with pytest.raises(DiskFull):
+        await storage.purge_recordings(now, failing(one("recording_expired")))
+    with pytest.raises(DiskFull):
+        await storage.erase_subject(acme, "sub-1", ["s-sub"], failing(one("subject_erased")))
+    for session_id in ("s-old", "s-sub"):
+        assert await storage.get_session(session_id) is not None
+    assert await storage.subject_sessions(acme, "sub-1") == [("s-sub", "p-1")]
+    assert await storage.get_recording("r-old") is not None
+    assert await storage.audit_records() == []
+    # With records that can be written, each goes with its record.
+    expired = await storage.purge_expired(now, log.evidence(now, one("sessions_expired")))
+    assert sorted(expired) == [("acme", "s-old"), ("acme", "s-sub")]
+    purged = await storage.purge_recordings(now, log.evidence(now, one("recording_expired")))
+    assert [r.recording_id for r in purged] == ["r-old"]
+    actions = [r.action for r in await storage.audit_records()]
+    assert actions == ["sessions_expired", "recording_expired"]
