@@ -7,6 +7,7 @@ always catches it. Tandem's own erasures and retention purges leave nothing to r
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tandem.audit import AuditRecord, record_hash
+from tandem.storage.sql import SQLStorage
 from tests.conftest import RunningServer, ServerFactory
 from tests.server.helpers import send
 from tests.server.test_audit_after_faults import seed
@@ -177,3 +180,42 @@ async def test_the_compliance_report_fails_the_audit_trail_without_naming_the_ro
             check = audit_trail_check(server, admin)
             assert check["status"] == "fail" and "deleted outside Tandem" in check["detail"]
             assert recording_id not in str(check) and session_id not in str(check)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_forged_record_of_the_erasure_is_caught_by_its_missing_mac(
+    server_factory: ServerFactory, tmp_path: Path, backend: str
+) -> None:
+    """The attacker deletes the recording and appends the record an erasure would have written,
+    its chain hash right (no key is needed for that), but no valid MAC: verify fails there."""
+    async with recording_server(server_factory, tmp_path, backend) as server:
+        _, recording_id = await a_recorded_session(server)
+        records = await stored_trail(server)
+        head = records[-1]
+        seq, at, details = head.seq + 1, head.at + 1, {"session": "s"}
+        digest = record_hash(
+            seq, at, "recording_erased", "ada", "default", recording_id, details, head.hash
+        )
+        await run_sql(server, f"DELETE FROM recordings WHERE recording_id = '{recording_id}'")
+        code, said = audit_verifies(server)
+        assert code == 1 and f"recording {recording_id} " in said, said
+        await run_sql(
+            server,
+            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash,"
+            f" mac) VALUES ({seq}, {at!r}, 'recording_erased', 'ada', 'default', '{recording_id}',"
+            f" '{json.dumps(details, sort_keys=True)}', '{head.hash}', '{digest}', '{'0' * 64}')",
+        )
+        code, said = audit_verifies(server)
+        assert code == 1 and f"BROKEN at record {seq}" in said and "no valid MAC" in said, said
+
+
+async def stored_trail(server: RunningServer) -> list[AuditRecord]:
+    storage = (
+        await SQLStorage.connect(PG_DSN, schema=server.settings.database_url.split("=")[-1])
+        if server.settings.database_url
+        else await SQLStorage.open_sqlite(server.settings.database_path)
+    )
+    try:
+        return await storage.audit_records()
+    finally:
+        await storage.close()
