@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tandem.audit import GENESIS, AuditRecord
-from tandem.reconcile import reconcile
+from tandem.audit import DELETIONS_RECORDED, GENESIS, AuditRecord
+from tandem.reconcile import NEVER, reconcile
 from tandem.storage.base import Inventory
 
 
@@ -78,3 +78,34 @@ def test_deletion_records_of_every_kind_account_for_their_rows() -> None:
     )
     found = reconcile(records, stored(9))
     assert found.missing == () and (found.sessions, found.recordings) == (0, 0)
+
+
+def started(recorded: bool) -> tuple[str, str, str, dict[str, object]]:
+    return ("server_started", "default", "", {DELETIONS_RECORDED: True} if recorded else {})
+
+
+def test_sessions_an_older_server_may_have_purged_without_a_record_are_not_held_against_it() -> (
+    None
+):
+    """A server of a version before sessions_expired deleted sessions' records past retention
+    without a record: sessions created before the first start of one that records every
+    deletion (after the last start of an older one) are not compared; those after it are."""
+    records = trail(
+        started(False),
+        ("session_created", "acme", "old", {}),
+        started(True),
+        ("session_created", "acme", "new", {}),
+    )
+    found = reconcile(records, stored(4))
+    assert [m.id for m in found.missing] == ["new"] and found.sessions_from == 3
+    # An older server started again (several servers upgraded one by one): until the next start
+    # of a newer one, nothing is compared.
+    again = trail(*[(r.action, r.org, r.subject, r.details) for r in records], started(False))
+    assert reconcile(again, stored(5)).missing == ()
+    assert reconcile(again, stored(5)).sessions_from == NEVER
+
+
+def test_recordings_are_compared_whatever_version_started() -> None:
+    """Every version recorded a recording's erasure and expiry."""
+    records = trail(started(False), ("recording_started", "acme", "r1", {}))
+    assert [m.id for m in reconcile(records, stored(2)).missing] == ["r1"]

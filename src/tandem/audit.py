@@ -65,6 +65,10 @@ RECORD_MACS = 2
 """Anchor format whose MAC also covers the record from which every record carries a MAC (the one
 written today)."""
 
+DELETIONS_RECORDED = "deletions_recorded"
+"""The detail of a ``server_started`` record saying the server records every deletion of a
+session's or recording's rows (tandem.reconcile)."""
+
 ANCHORED_ACTIONS = frozenset({"server_stopped"})
 """Actions whose record is always anchored: the graceful end of a server's run."""
 

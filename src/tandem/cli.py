@@ -48,7 +48,7 @@ from tandem.exceptions import (
 from tandem.files import KEY_FILE_MAX_BYTES, read_file, read_text
 from tandem.policy import load_policy
 from tandem.private_files import write_private
-from tandem.reconcile import reconcile
+from tandem.reconcile import NEVER, reconcile
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
@@ -1131,6 +1131,16 @@ def audit_verify(
             else ""
         )
     )
+    if rows.sessions_from == NEVER:
+        typer.echo(
+            "sessions are not compared with the rows stored: the latest server to start was of"
+            " a version that deleted sessions' records without recording it"
+        )
+    elif rows.sessions_from:
+        typer.echo(
+            f"sessions created before record {rows.sessions_from} (the first start of a server"
+            " that records every deletion) are not compared with the rows stored"
+        )
     for org, seq in rows.unnamed:
         typer.echo(
             f"organisation {org!r}: sessions created before record {seq} (a subject erased"

@@ -24,7 +24,7 @@ from typing import Any, Self, TypeVar
 
 from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
-from tandem.audit import AuditLog, AuditRecord, Entry, Evidence
+from tandem.audit import DELETIONS_RECORDED, AuditLog, AuditRecord, Entry, Evidence
 from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
@@ -653,7 +653,11 @@ class SessionHub:
         )
 
     async def __aenter__(self) -> Self:
-        await self.record("server_started", actor="server", org=DEFAULT_ORG)
+        # Says that this server records every deletion of a session's or recording's rows
+        # (tandem.reconcile: an older one purged sessions without a record).
+        await self.record(
+            "server_started", actor="server", org=DEFAULT_ORG, **{DELETIONS_RECORDED: True}
+        )
         self.background.every("deadlines", self.tick_seconds, self.tick)
         self.background.keep_running("revocations", self._hear_revocations)
         return self

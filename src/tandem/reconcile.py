@@ -17,10 +17,12 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
-from tandem.audit import AuditRecord
+from tandem.audit import DELETIONS_RECORDED, AuditRecord
 from tandem.storage.base import Inventory
 
 Kind = Literal["session", "recording"]
+NEVER = 2**63
+"""``sessions_from`` while the latest server to start did not record every deletion."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -44,11 +46,15 @@ class Missing:
 class Reconciliation:
     missing: tuple[Missing, ...]
     sessions: int
-    """Sessions the trail says exist (and were checked)."""
+    """Sessions the trail says exist that were compared with the rows stored."""
     recordings: int
     unnamed: tuple[tuple[str, int], ...] = ()
     """``(org, seq)`` of ``subject_erased`` records written before they named their sessions:
     the sessions of that organisation created before such a record are not checked."""
+    sessions_from: int = 0
+    """The record from which sessions are checked (0: all): the first start of a server that
+    records every deletion, after the last start of one that did not (which purged sessions'
+    records past retention without a record). None started since: no session is checked."""
 
 
 def _ids(value: object) -> list[str]:
@@ -67,9 +73,14 @@ def reconcile(records: Sequence[AuditRecord], stored: Inventory) -> Reconciliati
     sessions: dict[tuple[str, str], int] = {}
     recordings: dict[tuple[str, str], int] = {}
     unnamed: dict[str, int] = {}
+    sessions_from = 0
     for record in records:
         org, details = record.org, record.details
-        if record.action == "session_created" and record.seq <= stored.head_seq:
+        if record.action == "server_started" and details.get(DELETIONS_RECORDED) is not True:
+            sessions_from = NEVER  # until a server that records every deletion starts
+        elif record.action == "server_started" and sessions_from == NEVER:
+            sessions_from = record.seq
+        elif record.action == "session_created" and record.seq <= stored.head_seq:
             sessions[org, record.subject] = record.seq
         elif record.action == "recording_started" and record.seq <= stored.head_seq:
             recordings[org, record.subject] = record.seq
@@ -86,10 +97,15 @@ def reconcile(records: Sequence[AuditRecord], stored: Inventory) -> Reconciliati
                     sessions.pop((org, session_id), None)
             else:
                 unnamed[org] = record.seq
+    compared = {
+        key: seq
+        for key, seq in sessions.items()
+        if seq >= unnamed.get(key[0], 0) and seq >= sessions_from
+    }
     missing = [
         Missing(org, "session", session_id, seq)
-        for (org, session_id), seq in sessions.items()
-        if (org, session_id) not in stored.sessions and seq >= unnamed.get(org, 0)
+        for (org, session_id), seq in compared.items()
+        if (org, session_id) not in stored.sessions
     ]
     missing += [
         Missing(org, "recording", recording_id, seq)
@@ -98,5 +114,9 @@ def reconcile(records: Sequence[AuditRecord], stored: Inventory) -> Reconciliati
     ]
     missing.sort(key=lambda m: (m.org, m.created_seq, m.kind, m.id))
     return Reconciliation(
-        tuple(missing), len(sessions), len(recordings), tuple(sorted(unnamed.items()))
+        tuple(missing),
+        len(compared),
+        len(recordings),
+        tuple(sorted(unnamed.items())),
+        sessions_from,
     )
