@@ -803,6 +803,51 @@ class SessionHub:
                 # socket left open here would stay open.
                 seat.kick(*refused)
 
+    def download_guard(
+        self, login: str, principal: Principal, action: Action, what: str
+    ) -> Callable[[int, int], Awaitable[bool]]:
+        """What a download (a recording's file, a subject's export) asks before each of its
+        chunks but the first: whether the sign-in ``login`` of ``principal`` may still have it
+        (``action``). Storage decides, not an announcement: a revocation made on any server,
+        or with the CLI (which announces nothing), or announced while the fan-out was away, is
+        seen before the next chunk. When it may not (its sign-in ended, its account went or
+        was disabled, its role lost ``action``; or storage does not answer, so nobody can
+        tell), the cut is audited (``download_cut``: ``what``, why, the bytes sent of the
+        whole) and the answer is False: nothing more is sent. Called with the bytes sent so
+        far and the file's size."""
+
+        async def may_go_on(sent: int, size: int) -> bool:
+            try:
+                agent = await auth.agent_for_login(
+                    self.storage, login, self.clock(), activity=False
+                )
+            except Exception:
+                reason = revocation.NOT_CHECKED
+            else:
+                if agent is None or agent.org != principal.org:
+                    reason = revocation.SIGNED_OUT
+                else:
+                    try:
+                        authorize(agent, action)
+                        return True
+                    except ForbiddenError:
+                        reason = revocation.ROLE_CHANGED
+            with contextlib.suppress(Exception):  # kept, and written once storage answers
+                await self.record_done(
+                    "download_cut",
+                    actor="server",
+                    org=principal.org,
+                    subject=principal.username,
+                    what=what,
+                    needs=action,
+                    reason=reason,
+                    sent=sent,
+                    size=size,
+                )
+            return False
+
+        return may_go_on
+
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
         same event goes to the log and the metrics."""

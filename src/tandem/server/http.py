@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,7 +19,7 @@ from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from starlette.types import Scope
+    from starlette.types import Receive, Scope, Send
 
     from tandem.server.services import Services
 
@@ -76,25 +76,60 @@ def too_many_attempts(wait: float, what: str) -> JSONResponse:
 
 SENT_CHUNK_BYTES = 256 * 1024
 
+ABORT = "tandem.abort"
+"""The scope's extension (set by :mod:`tandem.server.http_protocol`) that drops the request's
+connection at once, unsent bytes and all: a download cut (:func:`download`) ends so, short of its
+``Content-Length``, which no client takes for a whole file."""
+
+DownloadGuard = Callable[[int, int], Awaitable[bool]]
+"""Asked before each chunk of a download but the first, with the bytes sent so far and the
+file's size: False, and nothing more is sent (:meth:`tandem.hub.SessionHub.download_guard`)."""
+
+
+class DownloadCut(Exception):
+    """A download whose sign-in no longer allows it, on a server without :data:`ABORT`: raised
+    from its body, so the server closes the connection (never the rest of the file)."""
+
+
+class _Download(StreamingResponse):
+    abort: Callable[[], None] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.abort = (scope.get("extensions") or {}).get(ABORT)
+        await super().__call__(scope, receive, send)
+
 
 def download(
-    data: bytes, media_type: str, headers: dict[str, str], sent: Callable[[], None]
+    data: bytes,
+    media_type: str,
+    headers: dict[str, str],
+    sent: Callable[[], None],
+    guard: DownloadGuard,
 ) -> StreamingResponse:
     """``data`` as an answer sent a chunk at a time, each when the client has taken enough of
     the last (one body message would go to the transport whole, and the answer count as sent
-    at once); ``sent`` is called once it is sent, or the client went."""
+    at once); ``sent`` is called once it is sent, cut, or the client went. Before each chunk
+    but the first ``guard`` is asked: refused, the connection is dropped short of the
+    ``Content-Length`` announced, so the client knows the file is not whole."""
 
     async def chunks() -> AsyncIterator[bytes]:
         view = memoryview(data)
         for start in range(0, len(view), SENT_CHUNK_BYTES):
+            if start and not await guard(start, len(view)):
+                sent()
+                if response.abort is None:
+                    raise DownloadCut
+                response.abort()
+                return
             yield bytes(view[start : start + SENT_CHUNK_BYTES])
 
-    return StreamingResponse(
+    response = _Download(
         chunks(),
         media_type=media_type,
         headers={**headers, "content-length": str(len(data))},
         background=BackgroundTask(sent),
     )
+    return response
 
 
 def busy(retry_after: float, detail: str) -> JSONResponse:
