@@ -608,6 +608,8 @@ class SessionHub:
             settings.refusal_audit_burst, settings.refusal_audit_window_seconds
         )
         """Which refused attempts of signed-in accounts are recorded in full (:meth:`refused`)."""
+        self._refusals_budgeted_locally = False
+        """Whether the shared refusal budget (Redis) failed its last count (logged once)."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -929,12 +931,41 @@ class SessionHub:
         now = self.clock()
         with contextlib.suppress(Exception):  # kept by record_done
             await self._summarise_refusals(now)
-        if not self.refusals.admit(now, principal.org, principal.username):
+        shared = await self._shared_refusal_count(principal.org, principal.username)
+        if not self.refusals.admit(now, principal.org, principal.username, shared):
             return
         with contextlib.suppress(Exception):  # kept by record_done
             await self.record_done(
                 action, actor=principal.username, org=principal.org, subject=subject, **fields
             )
+
+    async def _shared_refusal_count(self, org: str, actor: str) -> int | None:
+        """The number of this refusal of ``actor`` in its window across every process (Redis:
+        :mod:`tandem.refusals`), or None to weigh it against this process's own budget: with
+        one process, or while Redis does not answer (logged once per outage, each such refusal
+        counted in ``tandem_refusals_budgeted_locally_total``). Never raises."""
+        shared_count = getattr(self.fanout, "count", None)
+        if not self.fanout.shared or shared_count is None:
+            return None
+        key = f"refusals:{len(org)}:{org}:{actor}"
+        try:
+            count = await asyncio.wait_for(
+                shared_count(key, self.refusals.window), self.settings.redis_timeout_seconds
+            )
+        except Exception as exc:
+            metrics.REFUSALS_BUDGETED_LOCALLY.inc()
+            if not self._refusals_budgeted_locally:
+                self._refusals_budgeted_locally = True
+                log.warning(
+                    "the shared refusal budget (Redis) does not answer (%s): refusals are "
+                    "weighed against this process's own refusal_audit_burst until it does",
+                    str(exc) or type(exc).__name__,
+                )
+            return None
+        if self._refusals_budgeted_locally:
+            self._refusals_budgeted_locally = False
+            log.info("the shared refusal budget (Redis) answers again")
+        return int(count)
 
     async def _summarise_refusals(self, now: float, everything: bool = False) -> None:
         """One ``access_refused_summary`` record for each account's window that ended with
