@@ -517,6 +517,82 @@ it (:attr:`AgentSeat.database_failed`). A console that closes on purpose (1000),
 the server dropped for what it did, ends it at once (``agent_lost``)."""
 
 
+class DownloadGuard:
+    """A download under way (a recording's file, a subject's export), sent a chunk at a time,
+    and whether its sign-in may still have it.
+
+    Before each chunk but the first, :meth:`may_go_on` asks storage (not an announcement: a
+    revocation made on any server, with the CLI, which announces nothing, or while the fan-out
+    was away, is seen there); and when an announcement names its sign-in, account or
+    organisation, the hub checks at once (:meth:`check`), so a download whose client reads
+    nothing meanwhile is cut too, and what the server still held for it is never sent. Cut
+    (its sign-in ended, its account went or was disabled, its role lost the action; or storage
+    did not answer, so nobody could tell), its connection is dropped (:meth:`bind`), nothing
+    more is sent and ``download_cut`` is audited once, with the bytes sent of the whole."""
+
+    def __init__(
+        self, hub: SessionHub, login: str, principal: Principal, action: Action, what: str
+    ) -> None:
+        self.hub = hub
+        self.login = login
+        self.principal = principal
+        self.action = action
+        self.what = what
+        self.sent = 0
+        """Bytes handed to the connection so far."""
+        self.size = 0
+        self.cut = False
+        self._drop: Callable[[], None] | None = None
+
+    def bind(self, drop: Callable[[], None] | None, size: int) -> None:
+        """The download starts: its file is ``size`` bytes, and ``drop`` ends its connection
+        at once (None: the next chunk's :meth:`may_go_on` stops it). From now until
+        :meth:`finish`, announcements reach it."""
+        self._drop, self.size = drop, size
+        if not self.cut:
+            self.hub._downloads.add(self)
+
+    def finish(self) -> None:
+        """The download is over (sent, cut, or its client went): no more checks."""
+        self.hub._downloads.discard(self)
+
+    async def may_go_on(self, sent: int) -> bool:
+        """Before a chunk, with ``sent`` bytes handed over: True if it may be sent."""
+        self.sent = sent
+        if not self.cut:
+            await self.check()
+        return not self.cut
+
+    async def check(self) -> None:
+        """Cut the download if its sign-in no longer allows it (audited once)."""
+        reason = await self.hub._download_refusal(self)
+        if reason is None or self.cut:  # another check (a chunk, an announcement) cut it
+            return
+        self.cut = True
+        self.finish()
+        if self._drop is not None:
+            self._drop()
+        # Its own task: dropping the connection cancels the download's, which may be this one.
+        recorded = asyncio.create_task(self._record(reason))
+        self.hub._recording_cuts.add(recorded)
+        recorded.add_done_callback(self.hub._recording_cuts.discard)
+        await asyncio.shield(recorded)
+
+    async def _record(self, reason: str) -> None:
+        with contextlib.suppress(Exception):  # kept, and written once storage answers
+            await self.hub.record_done(
+                "download_cut",
+                actor="server",
+                org=self.principal.org,
+                subject=self.principal.username,
+                what=self.what,
+                needs=self.action,
+                reason=reason,
+                sent=self.sent,
+                size=self.size,
+            )
+
+
 class SessionHub:
     """All live sessions of this process. As an async context manager it runs the deadline
     ticker; leaving it ends every live session and waits for their sockets' last frames."""
@@ -610,6 +686,10 @@ class SessionHub:
         """Which refused attempts of signed-in accounts are recorded in full (:meth:`refused`)."""
         self._refusals_budgeted_locally = False
         """Whether the shared refusal budget (Redis) failed its last count (logged once)."""
+        self._downloads: set[DownloadGuard] = set()
+        """Downloads under way in this process (:meth:`download_guard`), for announcements."""
+        self._recording_cuts: set[asyncio.Task[None]] = set()
+        """The audit records of downloads being cut (DownloadGuard.check), held until written."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -640,6 +720,8 @@ class SessionHub:
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
         await self.shutdown()
+        # Downloads cut just now: their records go before the server's stop (never raise).
+        await asyncio.gather(*self._recording_cuts)
         with contextlib.suppress(Exception):  # kept by record_done, lost with the process
             await self._summarise_refusals(self.clock(), everything=True)
         with contextlib.suppress(Exception):  # the database away: these counts are lost
@@ -663,6 +745,15 @@ class SessionHub:
                 heard = revocation.decode((await subscription.get()).data)
                 if heard is None:
                     continue
+                for download in list(self._downloads):
+                    if revocation.concerns(
+                        heard,
+                        login=download.login,
+                        user=download.principal.username,
+                        org=download.principal.org,
+                        site=None,
+                    ):
+                        await download.check()
                 if heard.everyone:  # due at the next tick: however many processes ask, once
                     self._recheck_everyone_soon()
                     continue
@@ -807,48 +898,28 @@ class SessionHub:
 
     def download_guard(
         self, login: str, principal: Principal, action: Action, what: str
-    ) -> Callable[[int, int], Awaitable[bool]]:
-        """What a download (a recording's file, a subject's export) asks before each of its
-        chunks but the first: whether the sign-in ``login`` of ``principal`` may still have it
-        (``action``). Storage decides, not an announcement: a revocation made on any server,
-        or with the CLI (which announces nothing), or announced while the fan-out was away, is
-        seen before the next chunk. When it may not (its sign-in ended, its account went or
-        was disabled, its role lost ``action``; or storage does not answer, so nobody can
-        tell), the cut is audited (``download_cut``: ``what``, why, the bytes sent of the
-        whole) and the answer is False: nothing more is sent. Called with the bytes sent so
-        far and the file's size."""
+    ) -> DownloadGuard:
+        """The guard of a download (``what``: a recording's file, a subject's export) by the
+        sign-in ``login`` of ``principal``, which needed ``action``: see :class:`DownloadGuard`.
+        Held by the hub from its start until it ends, so that announcements reach it."""
+        return DownloadGuard(self, login, principal, action, what)
 
-        async def may_go_on(sent: int, size: int) -> bool:
-            try:
-                agent = await auth.agent_for_login(
-                    self.storage, login, self.clock(), activity=False
-                )
-            except Exception:
-                reason = revocation.NOT_CHECKED
-            else:
-                if agent is None or agent.org != principal.org:
-                    reason = revocation.SIGNED_OUT
-                else:
-                    try:
-                        authorize(agent, action)
-                        return True
-                    except ForbiddenError:
-                        reason = revocation.ROLE_CHANGED
-            with contextlib.suppress(Exception):  # kept, and written once storage answers
-                await self.record_done(
-                    "download_cut",
-                    actor="server",
-                    org=principal.org,
-                    subject=principal.username,
-                    what=what,
-                    needs=action,
-                    reason=reason,
-                    sent=sent,
-                    size=size,
-                )
-            return False
-
-        return may_go_on
+    async def _download_refusal(self, guard: DownloadGuard) -> str | None:
+        """Why ``guard``'s download may not go on (a reason of :mod:`tandem.revocation`), or
+        None. Storage decides; storage failing is a refusal too: nobody can tell."""
+        try:
+            agent = await auth.agent_for_login(
+                self.storage, guard.login, self.clock(), activity=False
+            )
+        except Exception:
+            return revocation.NOT_CHECKED
+        if agent is None or agent.org != guard.principal.org:
+            return revocation.SIGNED_OUT
+        try:
+            authorize(agent, guard.action)
+        except ForbiddenError:
+            return revocation.ROLE_CHANGED
+        return None
 
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the

@@ -11,9 +11,9 @@ Redis); each hub then re-checks the matching sockets at once.
 An announcement only names what to re-check, never what to conclude: storage decides. A forged or
 lost announcement therefore changes nothing but timing (the periodic check still runs).
 
-A download under way (a recording's file, a subject's export) needs no announcement: it asks
-storage before each of its chunks (:meth:`tandem.hub.SessionHub.download_guard`), and is cut when
-its sign-in no longer allows it.
+A download under way (a recording's file, a subject's export) asks storage before each of its
+chunks, and at once when an announcement names its sign-in, account or organisation
+(:class:`tandem.hub.DownloadGuard`); it is cut when its sign-in no longer allows it.
 """
 
 from __future__ import annotations

@@ -96,12 +96,24 @@ def servers(
         yield a, b
 
 
+OPEN: list[socket.socket] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_downloads() -> Iterator[None]:
+    """A test that fails half-way leaves no download's socket open."""
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
 class Download:
     """A download read by hand: its headers first, the rest when the test says."""
 
     def __init__(self, server: RunningServer, method: str, path: str, cookie: str, body: Any):
         data = json.dumps(body).encode() if body is not None else b""
         self.sock = socket.socket()
+        OPEN.append(self.sock)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # takes little unread
         self.sock.connect(("127.0.0.1", server.settings.port))
         self.sock.settimeout(30)
@@ -210,6 +222,37 @@ async def test_a_playback_stops_when_its_auditor_signs_out_everywhere_on_another
     await assert_cut(
         download, serving, "aud", f"recording {REC}", "recording.play", "signed out: sign in again"
     )
+
+
+def stalled(server: RunningServer) -> bool:
+    """Whether a download of ``server`` waits for its client: the kernel's buffers full, the
+    transport's past its mark (uvicorn pauses the application's sends until it drains)."""
+    hub = server.server.config.app.state.services.hub
+    drops = [guard._drop for guard in list(hub._downloads)]
+    return any(drop.args[0].flow.write_paused for drop in drops if drop is not None)
+
+
+async def test_a_download_whose_client_reads_nothing_is_cut_at_the_announcement(
+    servers: tuple[RunningServer, RunningServer],
+) -> None:
+    """The check before each chunk waits for the client to take the last one: an announced
+    revocation (here sign-out on another server) cuts the download at once, and what the
+    server still held for it is never sent (the connection is reset)."""
+    other, serving = servers
+    cookie = login_cookie(serving, "aud")
+    download = Download(serving, "GET", f"/api/recordings/{REC}/export", cookie, None)
+    await wait_for(lambda: stalled(serving))  # nothing more goes until the client reads
+    signed_out = httpx.post(
+        f"{other.base}/api/logout",
+        cookies={"tandem_agent": cookie},
+        headers={"origin": other.origin},
+    )
+    assert signed_out.status_code == 204, signed_out.text
+    await wait_for(lambda: len(cuts(serving)) == 1)  # the client has read nothing meanwhile
+    [cut] = cuts(serving)
+    assert cut["details"]["reason"] == "signed out: sign in again"
+    got, ended = await asyncio.to_thread(download.rest)
+    assert ended == "reset" and got < download.length
 
 
 async def test_a_subject_export_stops_when_another_admin_takes_the_role_away(

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -21,6 +20,7 @@ from tandem.exceptions import ConfigError
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
 
+    from tandem.hub import DownloadGuard
     from tandem.server.services import Services
 
 MAX_BODY_BYTES = 4096
@@ -81,10 +81,6 @@ ABORT = "tandem.abort"
 connection at once, unsent bytes and all: a download cut (:func:`download`) ends so, short of its
 ``Content-Length``, which no client takes for a whole file."""
 
-DownloadGuard = Callable[[int, int], Awaitable[bool]]
-"""Asked before each chunk of a download but the first, with the bytes sent so far and the
-file's size: False, and nothing more is sent (:meth:`tandem.hub.SessionHub.download_guard`)."""
-
 
 class DownloadCut(Exception):
     """A download whose sign-in no longer allows it, on a server without :data:`ABORT`: raised
@@ -94,9 +90,17 @@ class DownloadCut(Exception):
 class _Download(StreamingResponse):
     abort: Callable[[], None] | None = None
 
+    def __init__(self, guard: DownloadGuard, done: Callable[[], None], **options: Any) -> None:
+        super().__init__(**options)
+        self.guard, self.done = guard, done
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.abort = (scope.get("extensions") or {}).get(ABORT)
-        await super().__call__(scope, receive, send)
+        self.guard.bind(self.abort, int(self.headers["content-length"]))
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # sent, cut, the client gone, or an error: never left counted or guarded
+            self.done()
 
 
 def download(
@@ -108,26 +112,31 @@ def download(
 ) -> StreamingResponse:
     """``data`` as an answer sent a chunk at a time, each when the client has taken enough of
     the last (one body message would go to the transport whole, and the answer count as sent
-    at once); ``sent`` is called once it is sent, cut, or the client went. Before each chunk
-    but the first ``guard`` is asked: refused, the connection is dropped short of the
+    at once); ``sent`` is called once it is sent, cut, or the client went. ``guard`` may cut
+    it (:class:`tandem.hub.DownloadGuard`): before each chunk but the first, or at once on a
+    revocation's announcement; the connection is then dropped short of the
     ``Content-Length`` announced, so the client knows the file is not whole."""
+
+    def done() -> None:
+        guard.finish()
+        sent()
 
     async def chunks() -> AsyncIterator[bytes]:
         view = memoryview(data)
         for start in range(0, len(view), SENT_CHUNK_BYTES):
-            if start and not await guard(start, len(view)):
-                sent()
-                if response.abort is None:
+            if start and not await guard.may_go_on(start):
+                if response.abort is None:  # else the guard dropped the connection
                     raise DownloadCut
-                response.abort()
                 return
             yield bytes(view[start : start + SENT_CHUNK_BYTES])
+        guard.sent = len(view)
 
     response = _Download(
-        chunks(),
+        guard,
+        done,
+        content=chunks(),
         media_type=media_type,
         headers={**headers, "content-length": str(len(data))},
-        background=BackgroundTask(sent),
     )
     return response
 

@@ -34,7 +34,6 @@ from tandem.exceptions import (
 )
 from tandem.protocol.codec import carries_nul, json_carries_nul
 from tandem.server.http import (
-    DownloadGuard,
     current_agent,
     json_body,
     problem,
@@ -43,6 +42,7 @@ from tandem.server.http import (
 )
 
 if TYPE_CHECKING:
+    from tandem.hub import DownloadGuard
     from tandem.server.services import Services
 
 
