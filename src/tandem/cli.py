@@ -35,7 +35,7 @@ from tandem.audit import (
     make_checkpoint,
     verify,
 )
-from tandem.config import Settings, normalize_origin
+from tandem.config import PROXY_NOTE, Settings, normalize_origin, public_origin_warning
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import (
     AuditTrailDamaged,
@@ -366,8 +366,9 @@ def serve(
         logs.configure(settings.log_format)  # type: ignore[arg-type]
         if file_limit_warning:  # a log line, so that it is JSON under --log-format json
             logging.getLogger("tandem.server").warning(file_limit_warning)
-        if settings.exposure():
-            logging.getLogger("tandem.server").warning(public_origin_warning(settings))
+        exposure = settings.exposure()  # the database's note is read once it is open (app.py)
+        if exposure:
+            logging.getLogger("tandem.server").warning(public_origin_warning(exposure))
         served = create_app(settings)
         server = BannerServer(
             server_config(served, settings, log_level="info"),
@@ -381,16 +382,6 @@ def serve(
             os.close(serving)  # the lock goes with it
     if not server.started:  # the application did not start (logged): not a clean exit
         raise typer.Exit(code=3)
-
-
-def public_origin_warning(settings: Settings) -> str:
-    """The start-up warning of a server browsers may reach by names it does not know."""
-    return (
-        f"no public origin is set and {settings.exposure()}: requests are answered "
-        "whatever Host they name (a name an attacker points at this server, DNS rebinding, "
-        "is same-origin with it). Set --public-origin https://tandem.example.com (or "
-        "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"
-    )
 
 
 def _banner(settings: Settings, users: int, created: bool = False) -> None:
@@ -1605,6 +1596,31 @@ def compliance_check(
     typer.echo(text)
     if failed:
         raise typer.Exit(code=1)
+
+
+@compliance_app.command("forget-proxy")
+def compliance_forget_proxy(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
+    """Remove the note that requests came through a reverse proxy while no public origin was
+    set (it fails the public_origin item of every server on the database and warns at their
+    starts): once no proxy forwards to the servers, or once --public-origin is set."""
+
+    async def run() -> bool:
+        async with offline(settings) as directory:
+            forgotten = await directory.storage.forget_installation_note(PROXY_NOTE)
+        try:  # an earlier version's note, in the data directory
+            settings.proxy_seen_path.unlink()
+        except FileNotFoundError:
+            return forgotten
+        return True
+
+    try:
+        settings = _load(data_dir, audit_key_file=audit_key)
+        forgotten = _run(run())
+    except TandemError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:  # the data directory's note, there but not removable
+        raise _fail(f"cannot remove {settings.proxy_seen_path}: {exc.strerror}") from None
+    typer.echo("the reverse proxy's note is removed" if forgotten else "no reverse proxy was noted")
 
 
 @security_app.command("status")

@@ -25,7 +25,7 @@ import msgspec
 from tandem import auth, sbom
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import Checkpoint, load_or_create_key, verify
-from tandem.config import Settings
+from tandem.config import PROXY_NOTE, Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
@@ -720,7 +720,9 @@ async def gather(
         behind_proxy=bool(settings.trusted_proxies),
         console_origins=settings.console_origins,
         public_origins=settings.public_origins,
-        unnamed_exposure=await asyncio.to_thread(settings.exposure),
+        unnamed_exposure=await asyncio.to_thread(
+            settings.exposure, await storage.installation_note(PROXY_NOTE)
+        ),
         sso_issuer=sso["issuer"] if sso else None,
         server_policy=(
             load_policy(settings.policy_file, settings.max_input_file_bytes)

@@ -629,16 +629,23 @@ class Settings:
 
     @property
     def proxy_seen_path(self) -> Path:
-        """Where the server notes that requests arrived through a reverse proxy while no public
-        origin is set (:func:`note_proxy_seen`); the compliance check reads it."""
+        """Where a server of an earlier version noted, in its own data directory, that requests
+        arrived through a reverse proxy while no public origin was set: still read, though the
+        note is now kept in the database (:data:`PROXY_NOTE`)."""
         return self.data_dir / PROXY_SEEN_FILE
 
-    def exposure(self) -> str | None:
+    def exposure(self, noted: str | None = None) -> str | None:
         """:attr:`unnamed_exposure`, or, with none, that requests came with a reverse proxy's
-        headers (a proxy on the same machine, forwarding to loopback, passes on any ``Host``);
-        None when public origins are set."""
+        headers (a proxy on the same machine, forwarding to loopback, passes on any ``Host``):
+        ``noted``, the database's :data:`PROXY_NOTE` (seen by any server on it), or an earlier
+        version's note in the data directory. None when public origins are set."""
         if self.unnamed_exposure is not None or self.public_origins:
             return self.unnamed_exposure
+        if noted is not None:
+            return (
+                f"requests came through a reverse proxy ({noted[:40] or 'a proxy header'} seen "
+                "by a server on this database), which forwards any Host"
+            )
         try:
             header = self.proxy_seen_path.read_text(encoding="utf-8").strip()[:40]
         except FileNotFoundError:
@@ -843,7 +850,14 @@ def is_loopback(host: str) -> bool:
 
 PROXY_SEEN_FILE = "proxy-headers-seen"
 """In the data directory: the name of the reverse-proxy header a request came with while no
-public origin was set (Settings.exposure). Delete it once no proxy forwards to the server."""
+public origin was set, as earlier versions noted it (Settings.exposure still reads it; ``tandem
+compliance forget-proxy`` removes it with the database's note)."""
+
+PROXY_NOTE = "proxy_headers_seen"
+"""The database's note (Storage.note_installation) of the reverse-proxy header a request came
+with while no public origin was set, made by whichever server saw it: every server's compliance
+check fails ``public_origin`` and every start warns (Settings.exposure) until a public origin is
+set or the operator removes it (``tandem compliance forget-proxy``)."""
 
 PROXY_HEADERS = (
     "forwarded",
@@ -855,10 +869,15 @@ PROXY_HEADERS = (
 """The headers a reverse proxy adds to what it forwards (nginx, HAProxy, Caddy, load balancers)."""
 
 
-def note_proxy_seen(settings: Settings, header: str) -> None:
-    """Note that a request came with ``header`` (one of :data:`PROXY_HEADERS`)."""
-    path = settings.proxy_seen_path
-    path.write_text(header + "\n", encoding="utf-8")
+def public_origin_warning(exposure: str) -> str:
+    """The start-up warning of a server browsers may reach by names it does not know
+    (``exposure``: :meth:`Settings.exposure`)."""
+    return (
+        f"no public origin is set and {exposure}: requests are answered "
+        "whatever Host they name (a name an attacker points at this server, DNS rebinding, "
+        "is same-origin with it). Set --public-origin https://tandem.example.com (or "
+        "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"
+    )
 
 
 def ascii_host(host: str, what: str) -> str:

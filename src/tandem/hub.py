@@ -540,6 +540,82 @@ def _expired_entries(expired: list[tuple[str, str]]) -> list[Entry]:
     ]
 
 
+class DownloadGuard:
+    """A download under way (a recording's file, a subject's export), sent a chunk at a time,
+    and whether its sign-in may still have it.
+
+    Before each chunk but the first, :meth:`may_go_on` asks storage (not an announcement: a
+    revocation made on any server, with the CLI, which announces nothing, or while the fan-out
+    was away, is seen there); and when an announcement names its sign-in, account or
+    organisation, the hub checks at once (:meth:`check`), so a download whose client reads
+    nothing meanwhile is cut too, and what the server still held for it is never sent. Cut
+    (its sign-in ended, its account went or was disabled, its role lost the action; or storage
+    did not answer, so nobody could tell), its connection is dropped (:meth:`bind`), nothing
+    more is sent and ``download_cut`` is audited once, with the bytes sent of the whole."""
+
+    def __init__(
+        self, hub: SessionHub, login: str, principal: Principal, action: Action, what: str
+    ) -> None:
+        self.hub = hub
+        self.login = login
+        self.principal = principal
+        self.action = action
+        self.what = what
+        self.sent = 0
+        """Bytes handed to the connection so far."""
+        self.size = 0
+        self.cut = False
+        self._drop: Callable[[], None] | None = None
+
+    def bind(self, drop: Callable[[], None] | None, size: int) -> None:
+        """The download starts: its file is ``size`` bytes, and ``drop`` ends its connection
+        at once (None: the next chunk's :meth:`may_go_on` stops it). From now until
+        :meth:`finish`, announcements reach it."""
+        self._drop, self.size = drop, size
+        if not self.cut:
+            self.hub._downloads.add(self)
+
+    def finish(self) -> None:
+        """The download is over (sent, cut, or its client went): no more checks."""
+        self.hub._downloads.discard(self)
+
+    async def may_go_on(self, sent: int) -> bool:
+        """Before a chunk, with ``sent`` bytes handed over: True if it may be sent."""
+        self.sent = sent
+        if not self.cut:
+            await self.check()
+        return not self.cut
+
+    async def check(self) -> None:
+        """Cut the download if its sign-in no longer allows it (audited once)."""
+        reason = await self.hub._download_refusal(self)
+        if reason is None or self.cut:  # another check (a chunk, an announcement) cut it
+            return
+        self.cut = True
+        self.finish()
+        if self._drop is not None:
+            self._drop()
+        # Its own task: dropping the connection cancels the download's, which may be this one.
+        recorded = asyncio.create_task(self._record(reason))
+        self.hub._recording_cuts.add(recorded)
+        recorded.add_done_callback(self.hub._recording_cuts.discard)
+        await asyncio.shield(recorded)
+
+    async def _record(self, reason: str) -> None:
+        with contextlib.suppress(Exception):  # kept, and written once storage answers
+            await self.hub.record_done(
+                "download_cut",
+                actor="server",
+                org=self.principal.org,
+                subject=self.principal.username,
+                what=self.what,
+                needs=self.action,
+                reason=reason,
+                sent=self.sent,
+                size=self.size,
+            )
+
+
 class SessionHub:
     """All live sessions of this process. As an async context manager it runs the deadline
     ticker; leaving it ends every live session and waits for their sockets' last frames."""
@@ -631,6 +707,12 @@ class SessionHub:
             settings.refusal_audit_burst, settings.refusal_audit_window_seconds
         )
         """Which refused attempts of signed-in accounts are recorded in full (:meth:`refused`)."""
+        self._refusals_budgeted_locally = False
+        """Whether the shared refusal budget (Redis) failed its last count (logged once)."""
+        self._downloads: set[DownloadGuard] = set()
+        """Downloads under way in this process (:meth:`download_guard`), for announcements."""
+        self._recording_cuts: set[asyncio.Task[None]] = set()
+        """The audit records of downloads being cut (DownloadGuard.check), held until written."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -665,6 +747,8 @@ class SessionHub:
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
         await self.shutdown()
+        # Downloads cut just now: their records go before the server's stop (never raise).
+        await asyncio.gather(*self._recording_cuts)
         with contextlib.suppress(Exception):  # kept by record_done, lost with the process
             await self._summarise_refusals(self.clock(), everything=True)
         with contextlib.suppress(Exception):  # the database away: these counts are lost
@@ -688,6 +772,15 @@ class SessionHub:
                 heard = revocation.decode((await subscription.get()).data)
                 if heard is None:
                     continue
+                for download in list(self._downloads):
+                    if revocation.concerns(
+                        heard,
+                        login=download.login,
+                        user=download.principal.username,
+                        org=download.principal.org,
+                        site=None,
+                    ):
+                        await download.check()
                 if heard.everyone:  # due at the next tick: however many processes ask, once
                     self._recheck_everyone_soon()
                     continue
@@ -830,6 +923,31 @@ class SessionHub:
                 # socket left open here would stay open.
                 seat.kick(*refused)
 
+    def download_guard(
+        self, login: str, principal: Principal, action: Action, what: str
+    ) -> DownloadGuard:
+        """The guard of a download (``what``: a recording's file, a subject's export) by the
+        sign-in ``login`` of ``principal``, which needed ``action``: see :class:`DownloadGuard`.
+        Held by the hub from its start until it ends, so that announcements reach it."""
+        return DownloadGuard(self, login, principal, action, what)
+
+    async def _download_refusal(self, guard: DownloadGuard) -> str | None:
+        """Why ``guard``'s download may not go on (a reason of :mod:`tandem.revocation`), or
+        None. Storage decides; storage failing is a refusal too: nobody can tell."""
+        try:
+            agent = await auth.agent_for_login(
+                self.storage, guard.login, self.clock(), activity=False
+            )
+        except Exception:
+            return revocation.NOT_CHECKED
+        if agent is None or agent.org != guard.principal.org:
+            return revocation.SIGNED_OUT
+        try:
+            authorize(agent, guard.action)
+        except ForbiddenError:
+            return revocation.ROLE_CHANGED
+        return None
+
     async def record(self, action: str, **fields: Any) -> None:
         """Append to the audit trail (no page content, no secrets: ids, names, reasons); the
         same event goes to the log and the metrics."""
@@ -923,12 +1041,41 @@ class SessionHub:
         now = self.clock()
         with contextlib.suppress(Exception):  # kept by record_done
             await self._summarise_refusals(now)
-        if not self.refusals.admit(now, principal.org, principal.username):
+        shared = await self._shared_refusal_count(principal.org, principal.username)
+        if not self.refusals.admit(now, principal.org, principal.username, shared):
             return
         with contextlib.suppress(Exception):  # kept by record_done
             await self.record_done(
                 action, actor=principal.username, org=principal.org, subject=subject, **fields
             )
+
+    async def _shared_refusal_count(self, org: str, actor: str) -> int | None:
+        """The number of this refusal of ``actor`` in its window across every process (Redis:
+        :mod:`tandem.refusals`), or None to weigh it against this process's own budget: with
+        one process, or while Redis does not answer (logged once per outage, each such refusal
+        counted in ``tandem_refusals_budgeted_locally_total``). Never raises."""
+        shared_count = getattr(self.fanout, "count", None)
+        if not self.fanout.shared or shared_count is None:
+            return None
+        key = f"refusals:{len(org)}:{org}:{actor}"
+        try:
+            count = await asyncio.wait_for(
+                shared_count(key, self.refusals.window), self.settings.redis_timeout_seconds
+            )
+        except Exception as exc:
+            metrics.REFUSALS_BUDGETED_LOCALLY.inc()
+            if not self._refusals_budgeted_locally:
+                self._refusals_budgeted_locally = True
+                log.warning(
+                    "the shared refusal budget (Redis) does not answer (%s): refusals are "
+                    "weighed against this process's own refusal_audit_burst until it does",
+                    str(exc) or type(exc).__name__,
+                )
+            return None
+        if self._refusals_budgeted_locally:
+            self._refusals_budgeted_locally = False
+            log.info("the shared refusal budget (Redis) answers again")
+        return int(count)
 
     async def _summarise_refusals(self, now: float, everything: bool = False) -> None:
         """One ``access_refused_summary`` record for each account's window that ended with

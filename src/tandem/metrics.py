@@ -94,6 +94,13 @@ SIGN_IN_FAILURES = Counter(
     ["method"],
     registry=REGISTRY,
 )
+REFUSALS_BUDGETED_LOCALLY = Counter(
+    "tandem_refusals_budgeted_locally",
+    "Refusals of signed-in accounts weighed against this process's own budget because the "
+    "shared one (Redis) did not answer (tandem.refusals); each is still recorded or counted.",
+    registry=REGISTRY,
+)
+
 BACKGROUND_FAILURES = Counter(
     "tandem_background_failures",
     "Runs of a supervised background task that raised (retried with back-off).",
@@ -200,6 +207,18 @@ class CountingFanout:
         """Whether the carrier heard from Redis within ``within`` seconds (True without one)."""
         responsive = getattr(self.inner, "responsive", None)
         return True if responsive is None else bool(responsive(within))
+
+    @property
+    def counts(self) -> bool:
+        """Whether the carrier keeps counters every process shares (Redis)."""
+        return getattr(self.inner, "count", None) is not None
+
+    async def count(self, key: str, window: float) -> int:
+        """The carrier's shared counter (:meth:`tandem.fanout.redis.RedisFanout.count`)."""
+        count = getattr(self.inner, "count", None)
+        if count is None:
+            raise ConnectionError("this fan-out keeps no shared counters")
+        return int(await count(key, window))
 
     async def flush(self) -> None:
         """Wait until what was published reached the carrier (Redis), if it has a buffer."""

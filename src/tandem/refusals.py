@@ -5,8 +5,15 @@ Every refusal of a signed-in account is evidence (HIPAA §164.312(b), PCI DSS 10
 account that repeats a refused request in a loop must not flood the trail (and the database
 behind it). Per account, the first ``burst`` refusals of a window of ``window`` seconds (from
 its first refusal) are recorded in full; the others are only counted, and when the window
-ends one summary record says how many more were refused in it. Held in memory per process:
-with several processes each has its own budget (docs/scale-out.md).
+ends one summary record says how many more were refused in it.
+
+With several processes sharing Redis the budget is the cluster's: each refusal is counted in
+one Redis counter per account that expires a window after its first count
+(:meth:`tandem.fanout.redis.RedisFanout.count`), and only the first ``burst`` of the count are
+recorded in full, whichever process they reach; each process sums up in its own summary the
+refusals it counted and did not record. While Redis does not answer, a process weighs the
+refusals it gets against its own budget, as with one process (logged, and counted in
+``tandem_refusals_budgeted_locally_total``): a refusal is never lost for it (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -43,14 +50,16 @@ class RefusalBudget:
         self.window = window
         self._windows: dict[tuple[str, str], _Window] = {}
 
-    def admit(self, now: float, org: str, actor: str) -> bool:
-        """Count one refusal of ``actor``: True if it is recorded in full. Call :meth:`due`
-        first, so that a window that ended is summed up before a new one starts."""
+    def admit(self, now: float, org: str, actor: str, shared: int | None = None) -> bool:
+        """Count one refusal of ``actor``: True if it is recorded in full. ``shared``: its
+        number in the account's window across every process (the shared budget), or None to
+        weigh it against this process's own. Call :meth:`due` first, so that a window that
+        ended is summed up before a new one starts."""
         key = (org, actor)
         window = self._windows.get(key)
         if window is None or now >= window.started + self.window:
             window = self._windows[key] = _Window(now)
-        if window.recorded < self.burst:
+        if (shared if shared is not None else window.recorded + 1) <= self.burst:
             window.recorded += 1
             return True
         window.counted += 1

@@ -10,6 +10,10 @@ Redis); each hub then re-checks the matching sockets at once.
 
 An announcement only names what to re-check, never what to conclude: storage decides. A forged or
 lost announcement therefore changes nothing but timing (the periodic check still runs).
+
+A download under way (a recording's file, a subject's export) asks storage before each of its
+chunks, and at once when an announcement names its sign-in, account or organisation
+(:class:`tandem.hub.DownloadGuard`); it is cut when its sign-in no longer allows it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ ROLE_CHANGED = "your role no longer allows this"
 TEAMS_CHANGED = "your teams no longer serve this site"
 """The close reason (with 4403) for a socket in a session whose site none of the account's teams
 serves any more (the account's teams, or the site's, changed)."""
+NOT_CHECKED = "your sign-in could not be checked: try again"
+"""Why a download was cut when storage did not answer its check (Hub.download_guard): nobody
+could tell whether the sign-in still held, so nothing more was sent."""
 
 
 class Revocation(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):

@@ -593,3 +593,39 @@ async def test_topics_subscribed_while_down_or_while_resubscribing_are_subscribe
         assert await numsub(redis, prefix + topic) == 1
     sender.publish("e199", Frame("last"))
     assert (await get(early[-1])).data == "last"
+
+
+async def test_a_count_is_shared_by_every_process_and_goes_with_its_window(
+    make_fanout: Factory, redis: Redis, prefix: str
+) -> None:
+    """One counter for all processes (the cluster's refusal budget, tandem.refusals): counts
+    made at once are each counted once, and the counter expires a window after its first."""
+    one, two = await make_fanout(), await make_fanout()
+    counts = await asyncio.gather(*(f.count("k", 0.5) for f in (one, two) for _ in range(5)))
+    assert sorted(counts) == list(range(1, 11))
+    assert 0 < await redis.pttl(f"{prefix}count:k") <= 500
+    assert await one.count("other", 60) == 1  # another key, its own count
+    deadline = time.monotonic() + 10
+    while await redis.exists(f"{prefix}count:k"):  # gone once its window passed (Redis's clock)
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert await two.count("k", 0.5) == 1  # a new window
+
+
+async def test_a_count_without_redis_raises_at_once(
+    private_redis: PrivateRedis, prefix: str
+) -> None:
+    fanout = await RedisFanout.connect(
+        private_redis.url, prefix=prefix, reconnect_delay=0.05, max_reconnect_delay=0.2, timeout=1
+    )
+    try:
+        assert await fanout.count("k", 60) == 1
+        private_redis.stop()
+        deadline = time.monotonic() + 10
+        while fanout.connected:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        with pytest.raises(ConnectionError):
+            await fanout.count("k", 60)
+    finally:
+        await fanout.close()

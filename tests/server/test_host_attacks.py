@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +17,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tandem.config import PROXY_NOTE, Settings
+from tandem.directory import Directory, offline, operator
+from tandem.storage.sql import SQLStorage
 from tests.conftest import (
     AGENT_PASSWORD,
     DataTemplates,
@@ -27,6 +30,7 @@ from tests.conftest import (
 )
 from tests.conftest import two_organisations as seed_two_organisations
 from tests.oidc_provider import OidcProvider
+from tests.server.faults import FailingCall
 from tests.server.helpers import INVALID_CODE, recv_json, send
 from tests.server.test_public_origins import (
     assert_misdirected,
@@ -37,6 +41,7 @@ from tests.server.test_public_origins import (
     sign_in,
     sso_server,  # noqa: F401 (a fixture)
 )
+from tests.server.test_scale_out import run_in_thread, start_cluster
 from tests.test_runtime_limits import serving
 
 PUBLIC = "http://tandem.example"
@@ -675,6 +680,89 @@ def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check
         assert item["status"] == "fail", item
         assert "reverse proxy (x-forwarded-for seen" in item["detail"], item
         assert "--public-origin" in item["fix"]
+    # Once no proxy forwards to it, the operator removes the note.
+    data_dir = str(server.settings.data_dir)
+    forgot = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
+    assert forgot.stdout.strip() == "the reverse proxy's note is removed", forgot
+    for item in public_origin_item(server):
+        assert item["status"] == "pass", item
+    again = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
+    assert again.stdout.strip() == "no reverse proxy was noted", again
+
+
+def test_a_reverse_proxy_seen_by_one_server_of_a_cluster_fails_every_servers_check(
+    requires_redis: None, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Each server noted the proxy in its own data directory: on a cluster behind one proxy
+    that reached one server so far, the others' checks passed, and their next starts warned of
+    nothing. The note is the database's: every server's check fails, any server's start warns."""
+    with start_cluster(server_factory, tmp_path) as start:
+        a, b = start(), start()
+
+        async def admin(directory: Directory) -> None:
+            await directory.add_user(
+                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+            )
+
+        shared = {
+            "database_url": a.settings.database_url,
+            "audit_key_file": a.settings.audit_key_file,
+        }
+        seed_directory_on(Settings.load(environ={}, data_dir=tmp_path / "cli", **shared), admin)
+        for server in (a, b):
+            assert served_public_origin(server)["status"] == "pass"
+        through_proxy = {"x-forwarded-for": "203.0.113.7"}
+        assert httpx.get(f"{a.base}/demo/", headers=through_proxy).status_code == 200
+        for server in (b, a):
+            item = served_public_origin(server)
+            assert item["status"] == "fail", item
+            assert "reverse proxy (x-forwarded-for seen" in item["detail"], item
+        env = {
+            "TANDEM_LOG_FORMAT": "json",
+            "TANDEM_DATABASE_URL": str(a.settings.database_url),
+            "TANDEM_AUDIT_KEY": str(a.settings.audit_key_file),
+            "TANDEM_REDIS_URL": str(a.settings.redis_url),
+            "TANDEM_REDIS_PREFIX": a.settings.redis_prefix,
+        }
+        with serving(tmp_path / "third", env=env, forked=True) as (_, err):
+            pass
+    events = [json.loads(line).get("event", "") for line in err.splitlines() if line[:1] == "{"]
+    [warning] = [e for e in events if "no public origin is set" in e]
+    assert "requests came through a reverse proxy (x-forwarded-for seen" in warning
+
+
+def test_a_proxy_note_the_database_refused_is_made_at_the_next_proxied_request(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_factory(seed=seed_two_organisations)
+    failing = FailingCall(
+        server.server.config.app.state.services.storage, monkeypatch, "note_proxy"
+    )
+    failing.arm(1)
+    through_proxy = {"x-forwarded-for": "203.0.113.7"}
+    assert httpx.get(f"{server.base}/demo/", headers=through_proxy).status_code == 200
+    assert failing.calls == ["note_installation"]  # refused: nothing noted
+    assert served_public_origin(server)["status"] == "pass"
+    assert httpx.get(f"{server.base}/demo/", headers=through_proxy).status_code == 200
+    assert failing.calls == ["note_installation", "note_installation"]
+    assert served_public_origin(server)["status"] == "fail"
+
+
+def served_public_origin(server: RunningServer) -> dict[str, str]:
+    """The ``public_origin`` item of an admin's /api/compliance on ``server``."""
+    with httpx.Client(base_url=server.base) as ada:
+        assert sign_in(ada, "ada").status_code == 200
+        [report] = ada.get("/api/compliance", params={"profile": "gdpr"}).json()
+    [item] = [r for r in report["results"] if r["requirement"] == "public_origin"]
+    return item
+
+
+def seed_directory_on(settings: Settings, work: Callable[[Directory], Awaitable[None]]) -> None:
+    async def run() -> None:
+        async with offline(settings) as directory:
+            await work(directory)
+
+    run_in_thread(run)
 
 
 def test_a_proxy_header_is_not_noted_with_a_public_origin(named: RunningServer) -> None:
@@ -684,12 +772,24 @@ def test_a_proxy_header_is_not_noted_with_a_public_origin(named: RunningServer) 
     assert not named.settings.proxy_seen_path.exists()
 
 
+@pytest.mark.parametrize("noted_in", ["database", "data directory (an earlier version)"])
 def test_a_noted_proxy_warns_at_the_next_start(
-    tmp_path: Path, data_templates: DataTemplates
+    tmp_path: Path, data_templates: DataTemplates, noted_in: str
 ) -> None:
     data_dir = tmp_path / "data"
     data_templates.copy_to(data_dir)
-    (data_dir / "proxy-headers-seen").write_text("x-forwarded-for\n")
+    if noted_in == "database":
+
+        async def note() -> None:
+            storage = await SQLStorage.open_sqlite(data_dir / "tandem.sqlite3")
+            try:
+                await storage.note_installation(PROXY_NOTE, "x-forwarded-for", 1.0)
+            finally:
+                await storage.close()
+
+        run_in_thread(note)
+    else:
+        (data_dir / "proxy-headers-seen").write_text("x-forwarded-for\n")
     with serving(data_dir, env={"TANDEM_LOG_FORMAT": "json"}, forked=True) as (_, err):
         pass
     events = [json.loads(line).get("event", "") for line in err.splitlines() if line[:1] == "{"]

@@ -139,6 +139,15 @@ _Item = str | tuple[bytes, bytes] | asyncio.Future[None]
 or a :meth:`RedisFanout.flush` waiting for everything before it."""
 
 
+_COUNT_IN_WINDOW = """
+local value = redis.call('INCR', KEYS[1])
+if value == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return value
+"""
+"""A counter's count (:meth:`RedisFanout.count`): its expiry set with its first count, in the
+same step, so that no counter outlives its window however a process fails between the two."""
+
+
 class RedisFanout:
     """:class:`~tandem.fanout.base.Fanout` shared by every process connected to one Redis.
 
@@ -376,6 +385,22 @@ class RedisFanout:
         self._outbox.append(done)
         self._wake.set()
         await done
+
+    async def count(self, key: str, window: float) -> int:
+        """Add one to the counter ``key`` that every process on this Redis shares (under the
+        prefix), in one atomic step, and return its value: the first count starts it and it
+        goes ``window`` seconds later (the next count starts a new one). Raises
+        :class:`~redis.exceptions.RedisError` or :class:`OSError` when Redis does not answer
+        within ``timeout``, and :class:`ConnectionError` at once when this process is not
+        connected to it (its pub/sub connection is down: an outage)."""
+        self._check_started()
+        if self._redis is None or not self.connected:
+            raise ConnectionError("not connected to Redis")
+        milliseconds = max(1, round(window * 1000))
+        value = await self._redis.eval(
+            _COUNT_IN_WINDOW, 1, f"{self.prefix}count:{key}", milliseconds
+        )
+        return int(value)
 
     # Internals
 

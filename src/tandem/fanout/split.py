@@ -54,6 +54,13 @@ class SplitFanout:
         else:
             self.inner.publish(topic, frame)
 
+    async def count(self, key: str, window: float) -> int:
+        """The shared fan-out's counter (:meth:`tandem.fanout.redis.RedisFanout.count`)."""
+        count = getattr(self.inner, "count", None)
+        if count is None:
+            raise ConnectionError("the shared fan-out keeps no counters")
+        return int(await count(key, window))
+
     async def flush(self) -> None:
         """Wait until what was published to the shared fan-out reached it (Redis)."""
         flush = getattr(self.inner, "flush", None)

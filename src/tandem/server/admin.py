@@ -35,7 +35,7 @@ from tandem.server.http import (
     sign_in_token,
     too_many_attempts,
 )
-from tandem.server.operations import Call, Operation
+from tandem.server.operations import Call, Operation, download_guard
 
 if TYPE_CHECKING:
     pass
@@ -540,7 +540,8 @@ async def _recording_file(call: Call, purpose: Literal["play", "export"]) -> Res
     if purpose == "export":
         name = f"tandem-recording-{recording.recording_id}.tandemrec"
         headers["Content-Disposition"] = f'attachment; filename="{name}"'
-    return download(data, "application/octet-stream", headers, sent)
+    guard = download_guard(call, f"recording {recording.recording_id}")
+    return download(data, "application/octet-stream", headers, sent, guard)
 
 
 async def _play_recording(call: Call) -> object:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import contextlib
-import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from tandem import crypto, metrics, sbom
-from tandem.config import Settings, normalize_origin, note_proxy_seen
+from tandem.config import PROXY_NOTE, Settings, normalize_origin, public_origin_warning
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.server import (
@@ -107,6 +107,24 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def note_proxy(app: Starlette, header: str) -> None:
+    """Note in the database, for every server on it, that a request came with a reverse
+    proxy's ``header`` while no public origin is set (:data:`PROXY_NOTE`)."""
+    running: services.Services = app.state.services
+    await running.storage.note_installation(PROXY_NOTE, header, running.clock())
+
+
+async def warn_of_a_noted_proxy(settings: Settings, storage: Storage) -> None:
+    """At start-up, warn of a reverse proxy that any server on the database saw (the command
+    line warned already of everything it could tell without the database)."""
+    if settings.exposure() is not None or settings.public_origins:
+        return
+    noted = await storage.installation_note(PROXY_NOTE)
+    exposure = settings.exposure(noted)
+    if exposure is not None:
+        logging.getLogger("tandem.server").warning(public_origin_warning(exposure))
+
+
 def create_app(
     settings: Settings,
     *,
@@ -131,6 +149,7 @@ def create_app(
             tick_seconds=tick_seconds,
         ) as running:
             app.state.services = running
+            await warn_of_a_noted_proxy(settings, running.storage)
             hub = running.hub
             app.state.background = hub.background
             app.state.live_metrics = live = metrics.LiveCollector(
@@ -185,14 +204,18 @@ def create_app(
         # The practice customer's pages (tandem.training), framed by the console.
         Mount("/practice", StaticPages(directory=STATIC / "practice", html=True, check_dir=False)),
     ]
-    app = Starlette(
+
+    async def noting_proxy(header: str) -> None:
+        await note_proxy(app, header)
+
+    app: Starlette = Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(
                 PublicOrigins,
                 public_origins=settings.public_origins,
-                note_proxy=functools.partial(note_proxy_seen, settings),
+                note_proxy=noting_proxy,
             ),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(

@@ -15,7 +15,7 @@ import msgspec
 
 from tandem import compliance, sbom
 from tandem.server.http import download
-from tandem.server.operations import Call, Operation
+from tandem.server.operations import Call, Operation, download_guard
 from tandem.subjects import MAX_REASON_LENGTH, MAX_SUBJECT_LENGTH, Subjects, hold_json
 
 Subject = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SUBJECT_LENGTH)]
@@ -164,7 +164,9 @@ async def _export_subject(call: Call) -> object:
         sent()
         raise
     disposition = 'attachment; filename="tandem-subject-export.zip"'
-    return download(archive, "application/zip", {"content-disposition": disposition}, sent)
+    headers = {"content-disposition": disposition}
+    guard = download_guard(call, "subject export")
+    return download(archive, "application/zip", headers, sent, guard)
 
 
 async def _erase_subject(call: Call) -> object:

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from starlette.background import BackgroundTask
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -19,8 +18,9 @@ from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from starlette.types import Scope
+    from starlette.types import Receive, Scope, Send
 
+    from tandem.hub import DownloadGuard
     from tandem.server.services import Services
 
 MAX_BODY_BYTES = 4096
@@ -76,25 +76,69 @@ def too_many_attempts(wait: float, what: str) -> JSONResponse:
 
 SENT_CHUNK_BYTES = 256 * 1024
 
+ABORT = "tandem.abort"
+"""The scope's extension (set by :mod:`tandem.server.http_protocol`) that drops the request's
+connection at once, unsent bytes and all: a download cut (:func:`download`) ends so, short of its
+``Content-Length``, which no client takes for a whole file."""
+
+
+class DownloadCut(Exception):
+    """A download whose sign-in no longer allows it, on a server without :data:`ABORT`: raised
+    from its body, so the server closes the connection (never the rest of the file)."""
+
+
+class _Download(StreamingResponse):
+    abort: Callable[[], None] | None = None
+
+    def __init__(self, guard: DownloadGuard, done: Callable[[], None], **options: Any) -> None:
+        super().__init__(**options)
+        self.guard, self.done = guard, done
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.abort = (scope.get("extensions") or {}).get(ABORT)
+        self.guard.bind(self.abort, int(self.headers["content-length"]))
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # sent, cut, the client gone, or an error: never left counted or guarded
+            self.done()
+
 
 def download(
-    data: bytes, media_type: str, headers: dict[str, str], sent: Callable[[], None]
+    data: bytes,
+    media_type: str,
+    headers: dict[str, str],
+    sent: Callable[[], None],
+    guard: DownloadGuard,
 ) -> StreamingResponse:
     """``data`` as an answer sent a chunk at a time, each when the client has taken enough of
     the last (one body message would go to the transport whole, and the answer count as sent
-    at once); ``sent`` is called once it is sent, or the client went."""
+    at once); ``sent`` is called once it is sent, cut, or the client went. ``guard`` may cut
+    it (:class:`tandem.hub.DownloadGuard`): before each chunk but the first, or at once on a
+    revocation's announcement; the connection is then dropped short of the
+    ``Content-Length`` announced, so the client knows the file is not whole."""
+
+    def done() -> None:
+        guard.finish()
+        sent()
 
     async def chunks() -> AsyncIterator[bytes]:
         view = memoryview(data)
         for start in range(0, len(view), SENT_CHUNK_BYTES):
+            if start and not await guard.may_go_on(start):
+                if response.abort is None:  # else the guard dropped the connection
+                    raise DownloadCut
+                return
             yield bytes(view[start : start + SENT_CHUNK_BYTES])
+        guard.sent = len(view)
 
-    return StreamingResponse(
-        chunks(),
+    response = _Download(
+        guard,
+        done,
+        content=chunks(),
         media_type=media_type,
         headers={**headers, "content-length": str(len(data))},
-        background=BackgroundTask(sent),
     )
+    return response
 
 
 def busy(retry_after: float, detail: str) -> JSONResponse:

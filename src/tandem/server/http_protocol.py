@@ -15,7 +15,9 @@ An answer the client stops reading is cut off too: uvicorn hands a response's bo
 transport whole (a recording's file: up to ``max_recording_bytes``), which keeps what the
 client has not taken. While the transport holds more than it should (writing paused), what it
 holds must go down every ``send_timeout`` seconds (``socket_send_timeout_seconds``, as for a
-socket's peer), or the connection is dropped and what it held freed.
+socket's peer), or the connection is dropped and what it held freed. And an answer the
+application cuts (a download whose sign-in was revoked, tandem.server.http.download) drops its
+connection at once through the scope's ``tandem.abort`` extension.
 
 A request's line and headers together are bounded too (``http_max_header_bytes``): uvicorn keeps
 every header it is sent, and a single request with 50 MB of headers, sent at once, held some
@@ -26,11 +28,15 @@ Request Header Fields Too Large`` at once, and the connection closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import socket
+import struct
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tandem.server.http import ABSOLUTE_TARGET
+from tandem.server.http import ABORT, ABSOLUTE_TARGET
 
 HEADERS_TOO_LARGE_RESPONSE = (
     b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
@@ -143,12 +149,27 @@ class DeadlineHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def on_headers_complete(self) -> None:
+        extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
         if self.url[:1] not in (b"/", b"*"):  # absolute-form: http://host/path (RFC 9112 3.2.2)
-            target = self.url.decode("latin-1")
-            extensions: dict[str, Any] = self.scope.setdefault("extensions", {})
-            extensions[ABSOLUTE_TARGET] = target
+            extensions[ABSOLUTE_TARGET] = self.url.decode("latin-1")
         super().on_headers_complete()
         self._cycle = self.cycle
+        if self.cycle is not None and self.cycle.scope is self.scope:  # not an upgrade
+            extensions[ABORT] = functools.partial(self._abort, self.cycle)
+
+    def _abort(self, cycle: Any) -> None:
+        """Drop ``cycle``'s connection now (:data:`tandem.server.http.ABORT`): what the transport
+        and the kernel still hold is discarded (a reset, not an orderly close), and the
+        application's further sends are ignored, as for a client that went."""
+        if cycle.response_complete or self.transport.is_closing():
+            return
+        cycle.disconnected = True  # its reads end (http.disconnect), its sends do nothing
+        cycle.message_event.set()
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def on_message_complete(self) -> None:
         self._begun = False

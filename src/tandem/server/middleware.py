@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -67,36 +66,41 @@ class PublicOrigins:
     reads it; a WebSocket before it is accepted. The probes (:data:`PROBES`) pass by address.
     Unset, nothing is checked here (``make run``, loopback), but the first request that comes
     with a reverse proxy's header (:data:`~tandem.config.PROXY_HEADERS`: a proxy forwards to
-    this server, passing on any ``Host``) is logged and noted with ``note_proxy``, for the
-    compliance check and the next start-up's warning (Settings.exposure)."""
+    this server, passing on any ``Host``) is logged and noted with ``note_proxy`` (in the
+    database, for every server on it: the compliance check and the next start-up's warning,
+    Settings.exposure). A note the database refused is made again at the next such request."""
 
     def __init__(
         self,
         app: ASGIApp,
         public_origins: tuple[str, ...] = (),
-        note_proxy: Callable[[str], None] | None = None,
+        note_proxy: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.public_origins = frozenset(public_origins)
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
         self.note_proxy = note_proxy
         self.proxy_noted = False
+        self.proxy_logged = False
 
-    async def _note_proxy(self, scope: Scope, note_proxy: Callable[[str], None]) -> None:
+    async def _note_proxy(self, scope: Scope, note_proxy: Callable[[str], Awaitable[None]]) -> None:
         headers = Headers(scope=scope)
         header = next((name for name in PROXY_HEADERS if name in headers), None)
         if header is None:
             return
         self.proxy_noted = True  # before any await: one note, however many come at once
-        log.warning(
-            "a request came with %s: a reverse proxy forwards to this server, which has no "
-            "public origin and answers whatever Host a request names. Set --public-origin "
-            "(TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)",
-            header,
-        )
+        if not self.proxy_logged:
+            self.proxy_logged = True
+            log.warning(
+                "a request came with %s: a reverse proxy forwards to this server, which has no "
+                "public origin and answers whatever Host a request names. Set --public-origin "
+                "(TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)",
+                header,
+            )
         try:
-            await asyncio.to_thread(note_proxy, header)
-        except OSError as exc:  # the warning stands; the compliance check cannot see it
+            await note_proxy(header)
+        except Exception as exc:  # the database away: the next such request notes it
+            self.proxy_noted = False
             log.error("cannot note the reverse proxy for the compliance check: %s", exc)
 
     def _refusal(self, scope: Scope) -> Response | None:

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tandem import auth
 from tandem.access import Action, Grant, Principal, authorize
 from tandem.config import Settings
 from tandem.exceptions import (
@@ -32,9 +33,16 @@ from tandem.exceptions import (
     WeakPasswordError,
 )
 from tandem.protocol.codec import carries_nul, json_carries_nul
-from tandem.server.http import current_agent, json_body, problem, services_of
+from tandem.server.http import (
+    current_agent,
+    json_body,
+    problem,
+    services_of,
+    sign_in_token,
+)
 
 if TYPE_CHECKING:
+    from tandem.hub import DownloadGuard
     from tandem.server.services import Services
 
 
@@ -51,6 +59,16 @@ class Call:
 
 
 Handler = Callable[[Call], Awaitable[object]]
+
+
+def download_guard(call: Call, what: str) -> DownloadGuard:
+    """What a download of ``call`` (``what``: a recording's file, a subject's export) asks
+    before each chunk: whether the caller's sign-in may still have it (the operation's action)."""
+    token = sign_in_token(call.request) if call.request is not None else None
+    login = auth.login_digest(token) if token else ""
+    action = call.grant.action
+    assert action is not None  # a signed-in caller's grant names the action authorised
+    return call.services.hub.download_guard(login, call.principal, action, what)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -750,6 +750,19 @@ class Storage(AuditStore, Protocol):
         """Remove a process that stops cleanly."""
         ...
 
+    async def note_installation(self, name: str, value: str, at: float) -> None:
+        """Note ``value`` as ``name`` for every server on this database, unless a note of that
+        name is there already (the first stays)."""
+        ...
+
+    async def installation_note(self, name: str) -> str | None:
+        """The note ``name`` (None: there is none)."""
+        ...
+
+    async def forget_installation_note(self, name: str) -> bool:
+        """Remove the note ``name``; False if there was none."""
+        ...
+
     async def close_lost_processes(
         self, node: str, identity: str, lost_before: float, now: float
     ) -> tuple[list[SessionRecord], list[RecordingRecord]]:

@@ -411,6 +411,18 @@ suspended_sessions = sa.Table(
 upgrade; tandem.hub): what resuming them needs, resume tokens as keyed digests only. A row goes
 when a side resumes it (taken by one process) or when ``expires_at`` passes (ended)."""
 
+installation_notes = sa.Table(
+    "installation_notes",
+    metadata,
+    sa.Column("name", Text, primary_key=True),
+    sa.Column("value", Text, nullable=False),
+    sa.Column("noted_at", Real, nullable=False),
+)
+"""What a server noticed about the installation, for every server on the database (the
+compliance check and the next start of any of them): ``proxy_headers_seen``, the reverse proxy's
+header a request came with while no public origin was set (tandem.config.PROXY_NOTE). The first
+note of a name stays until the operator removes it (``tandem compliance forget-proxy``)."""
+
 audit_counts = sa.Table(
     "audit_counts",
     metadata,

@@ -77,6 +77,7 @@ from tandem.storage.schema import (
     audit_anchors,
     audit_counts,
     backoff,
+    installation_notes,
     join_codes,
     legal_holds,
     logins,
@@ -2537,6 +2538,25 @@ class SQLStorage:
 
     async def unregister_process(self, node: str) -> None:
         await self._count(processes.delete().where(processes.c.node == node))
+
+    async def note_installation(self, name: str, value: str, at: float) -> None:
+        await self._count(
+            self._insert(installation_notes)
+            .values(name=name, value=value, noted_at=at)
+            .on_conflict_do_nothing(index_elements=[installation_notes.c.name])
+        )
+
+    async def installation_note(self, name: str) -> str | None:
+        row = await self._row(
+            sa.select(installation_notes.c.value).where(installation_notes.c.name == name)
+        )
+        return None if row is None else str(row[0])
+
+    async def forget_installation_note(self, name: str) -> bool:
+        return (
+            await self._count(installation_notes.delete().where(installation_notes.c.name == name))
+            > 0
+        )
 
     async def close_lost_processes(
         self, node: str, identity: str, lost_before: float, now: float
