@@ -65,6 +65,8 @@ def compliant() -> Installation:
         console_origins=("https://console.example",),
         public_origins=("https://tandem.example",),
         sso_issuer="https://idp.example",
+        sso_accounts=("alice",),
+        sso_second_factor="amr mfa",
         server_policy=None,
         login_idle_seconds=900,
         login_ttl_seconds=8 * 3600,
@@ -146,6 +148,8 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
         ),
     ),
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
+    # An account signing in through the provider, which need not show a second factor.
+    ("mfa", lambda i: dataclasses.replace(i, sso_second_factor=None)),
     ("recording_key", lambda i: dataclasses.replace(i, key_files_unread=1)),
     ("audit_trail", lambda i: dataclasses.replace(i, audit=AuditState(True, None, 9, NOW - 2e5))),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),

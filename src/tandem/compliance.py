@@ -18,7 +18,7 @@ import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -103,6 +103,12 @@ class Installation:
     unnamed_exposure: str | None = None
     """Why browsers may reach it by other names with none set (Settings.exposure: also a
     reverse proxy's headers seen in a request)."""
+    sso_accounts: tuple[str, ...] = ()
+    """Accounts bound to the organisation's identity provider: they sign in through it, and
+    Tandem asks them for no second factor of its own."""
+    sso_second_factor: str | None = None
+    """What an ID token must assert to show the provider's second factor (its ``acr`` or
+    ``amr``), as set for the organisation; None: nothing is required."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -311,19 +317,41 @@ def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
 
 
 def _mfa(profile: Profile, inst: Installation, now: float) -> Outcome:
+    problems, fixes = [], []
     exempt = [u.username for u in inst.users if u.mfa_exempt]
     if exempt:
-        return (
-            "fail",
+        problems.append(
             f"{len(exempt)} account(s) sign in with a password alone (--no-mfa): "
-            + ", ".join(sorted(exempt)),
-            "recreate each without --no-mfa: tandem user add NAME --role ROLE --org "
-            f"{inst.org.org_id} (or the console: Users, Delete, Add)",
+            + ", ".join(sorted(exempt))
         )
+        fixes.append(
+            "recreate each without --no-mfa: tandem user add NAME --role ROLE --org "
+            f"{inst.org.org_id} (or the console: Users, Delete, Add)"
+        )
+    if inst.sso_accounts and inst.sso_second_factor is None:
+        # They sign in through the provider, and Tandem asks them for no second factor of its
+        # own: the check passed them on the assumption that the provider asked for one.
+        problems.append(
+            f"{len(inst.sso_accounts)} account(s) sign in through the identity provider "
+            f"{inst.sso_issuer}, whose ID token need not show a second factor (no acr or amr "
+            "is required): " + ", ".join(sorted(inst.sso_accounts))
+        )
+        fixes.append(
+            'PUT /api/org/sso with "mfa_amr": ["mfa"] (or "mfa_acr": [the acr your provider '
+            "gives multi-factor sign-ins]), the provider set to ask for a second factor "
+            "(docs/administration.md)"
+        )
+    if problems:
+        return "fail", "; ".join(problems), "; ".join(fixes)
     pending = sum(1 for u in inst.users if not u.totp_secret)
     extra = (
         f"; {pending} must set one up at their next sign-in before anything else" if pending else ""
     )
+    if inst.sso_accounts:
+        extra += (
+            f"; {len(inst.sso_accounts)} sign in through the identity provider, whose ID token "
+            f"must show a second factor ({inst.sso_second_factor})"
+        )
     return "pass", f"{len(inst.users)} account(s), none exempt from the second factor{extra}", ""
 
 
@@ -721,6 +749,8 @@ async def gather(
         public_origins=settings.public_origins,
         unnamed_exposure=await asyncio.to_thread(settings.exposure),
         sso_issuer=sso["issuer"] if sso else None,
+        sso_accounts=_bound_to(org.org_id, sso["issuer"], users) if sso else (),
+        sso_second_factor=_second_factor_required(sso) if sso else None,
         server_policy=(
             load_policy(settings.policy_file, settings.max_input_file_bytes)
             if settings.policy_file
@@ -765,6 +795,33 @@ async def audit_state(
         len(records),
         tail[0].at if tail else None,
         settings.audit_anchor_max_age_days,
+    )
+
+
+def _bound_to(org_id: str, issuer: str, users: Sequence[UserRecord]) -> tuple[str, ...]:
+    """The accounts bound to an account at ``issuer`` (tandem.oidc.identity_key): those that
+    sign in through it. A binding that does not read as one counts too (the check errs on the
+    side of failing)."""
+    bound = []
+    for user in users:
+        if user.oidc_identity is None:
+            continue
+        try:
+            org, at, _subject = json.loads(user.oidc_identity)
+        except (ValueError, TypeError):
+            bound.append(user.username)
+            continue
+        if (org, at) == (org_id, issuer):
+            bound.append(user.username)
+    return tuple(bound)
+
+
+def _second_factor_required(sso: dict[str, Any]) -> str | None:
+    acr, amr = list(sso.get("mfa_acr", [])), list(sso.get("mfa_amr", []))
+    if not acr and not amr:
+        return None
+    return " or ".join(
+        ([f"acr {', '.join(acr)}"] if acr else []) + ([f"amr {', '.join(amr)}"] if amr else [])
     )
 
 

@@ -1,0 +1,146 @@
+"""Attack review of the compliance self-check and the sign-in assurance it reports, on a real
+server: each test sets the installation up so that a requirement is not met and shows the item
+does not pass (or, where the server can enforce it, that the attack itself fails)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer
+from tests.oidc_provider import OidcProvider
+from tests.server.test_organisations import api
+from tests.server.test_sso import orgs_server, provider, sign_in, sso_failures
+
+__all__ = ["orgs_server", "provider"]  # fixtures
+
+MFA_ACR = "urn:example:acr:mfa"
+
+
+def require_second_factor(
+    server: RunningServer, provider: OidcProvider, **required: list[str]
+) -> dict[str, Any]:
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+        **required,
+    }
+    with api(server, "ada") as ada:
+        answer = ada.put("/api/org/sso", json=settings)
+    assert answer.status_code == 200, answer.text
+    sso: dict[str, Any] = answer.json()["sso"]
+    return sso
+
+
+def mfa_item(server: RunningServer) -> dict[str, str]:
+    with api(server, "ada") as ada:
+        [report] = ada.get("/api/compliance", params={"profile": "pci-dss"}).json()
+    item: dict[str, str] = next(r for r in report["results"] if r["requirement"] == "mfa")
+    return item
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {},  # the provider says nothing of how the user signed in
+        {"amr": ["pwd"]},  # a password alone
+        {"amr": "mfa"},  # not a list (RFC 8176): taken for nothing
+        {"amr": [["mfa"]]},
+        {"acr": "urn:example:acr:password"},
+        {"acr": ["urn:example:acr:mfa"]},  # not a string
+    ],
+)
+def test_an_sso_sign_in_that_shows_no_second_factor_is_refused_when_one_is_required(
+    orgs_server: RunningServer, provider: OidcProvider, claims: dict[str, Any]
+) -> None:
+    """The attack: a provider account whose password alone was phished (or a provider that
+    lets some users skip their second factor) signs in to Tandem, which asks no second factor
+    of its own. With the organisation requiring one, the ID token must show it."""
+    require_second_factor(orgs_server, provider, mfa_amr=["mfa", "hwk"], mfa_acr=[MFA_ACR])
+    provider.misbehave.extra_claims = claims
+    with httpx.Client() as browser:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+    [reason] = sso_failures(orgs_server)
+    assert "asserts no second factor" in reason, reason
+
+
+@pytest.mark.parametrize(
+    "claims", [{"amr": ["pwd", "mfa"]}, {"amr": ["hwk"]}, {"acr": MFA_ACR, "amr": ["pwd"]}]
+)
+def test_an_sso_sign_in_that_shows_the_required_second_factor_signs_in(
+    orgs_server: RunningServer, provider: OidcProvider, claims: dict[str, Any]
+) -> None:
+    require_second_factor(orgs_server, provider, mfa_amr=["mfa", "hwk"], mfa_acr=[MFA_ACR])
+    provider.misbehave.extra_claims = claims
+    with httpx.Client() as browser:
+        start = browser.get(f"{orgs_server.base}/api/sso/start", params={"org": "default"})
+        assert "acr_values=urn%3Aexample%3Aacr%3Amfa" in start.headers["location"]  # asked for
+        at_provider = browser.get(start.headers["location"])
+        back = browser.get(at_provider.headers["location"])
+        assert back.headers["location"] == "/console/"
+        assert browser.get(f"{orgs_server.base}/api/me").json()["username"] == "alice"
+
+
+def test_the_mfa_item_fails_for_sso_accounts_until_the_provider_must_show_a_second_factor(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The lie: "mfa" passed for accounts that sign in through the organisation's provider,
+    assuming its second factor, with no acr or amr checked. alice is bound to the provider;
+    until a second factor is required of its ID tokens, the item fails and names her."""
+    item = mfa_item(orgs_server)
+    assert item["status"] == "fail"
+    assert "sign in through the identity provider" in item["detail"], item
+    assert "alice" in item["detail"].partition("identity provider")[2]
+    assert "mfa_amr" in item["fix"]
+    require_second_factor(orgs_server, provider, mfa_amr=["mfa"])
+    item = mfa_item(orgs_server)  # (still failing for the seed's accounts made --no-mfa)
+    assert "identity provider" not in item["detail"], item
+
+
+def test_saving_the_provider_again_without_the_requirement_keeps_it(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The console saves the provider (a new client secret) without the requirement: that
+    must not drop it silently. Dropping it takes an explicit empty list, and is audited."""
+    require_second_factor(orgs_server, provider, mfa_amr=["mfa"])
+    kept = require_second_factor(orgs_server, provider)
+    assert (kept["mfa_acr"], kept["mfa_amr"]) == ([], ["mfa"])
+    with httpx.Client() as browser:  # and it is still enforced
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/?sso=failed"
+    cleared = require_second_factor(orgs_server, provider, mfa_amr=[])
+    assert cleared["mfa_amr"] == []
+    with api(orgs_server, "aud") as aud:
+        configured = [
+            r["details"] for r in aud.get("/api/audit").json() if r["action"] == "sso_configured"
+        ]
+    assert [c["mfa_amr"] for c in configured][-3:] == [["mfa"], ["mfa"], []]
+
+
+@pytest.mark.parametrize(
+    "required",
+    [
+        {"mfa_amr": ["m fa"]},  # a space: acr_values are space-separated
+        {"mfa_amr": [""]},
+        {"mfa_acr": ["x" * 201]},
+        {"mfa_acr": "urn:example:acr:mfa"},  # not a list
+        {"mfa_amr": [f"m{i}" for i in range(21)]},
+        {"mfa_amr": ["mf\u00e4"]},
+    ],
+)
+def test_a_malformed_second_factor_requirement_is_refused(
+    orgs_server: RunningServer, provider: OidcProvider, required: dict[str, Any]
+) -> None:
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+        **required,
+    }
+    with api(orgs_server, "ada") as ada:
+        answer = ada.put("/api/org/sso", json=settings)
+        assert answer.status_code == 400, answer.text
+        assert ada.get("/api/org/sso").json()["sso"]["mfa_amr"] == []
