@@ -148,6 +148,21 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
         ),
     ),
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
+    # Behind a trusted proxy, nothing seen yet: it may forward plain HTTP.
+    ("transport", lambda i: dataclasses.replace(i, tls=False, behind_proxy=True)),
+    # A request came over plain HTTP (a trusted proxy's X-Forwarded-Proto said so), whatever
+    # else is set.
+    ("transport", lambda i: dataclasses.replace(i, plain_http_seen="http GET /console/")),
+    (
+        "transport",
+        lambda i: dataclasses.replace(
+            i,
+            tls=False,
+            behind_proxy=True,
+            forwarded_https_seen=True,
+            plain_http_seen="http GET /console/",
+        ),
+    ),
     # An account signing in through the provider, which need not show a second factor.
     ("mfa", lambda i: dataclasses.replace(i, sso_second_factor=None)),
     ("recording_key", lambda i: dataclasses.replace(i, key_files_unread=1)),
@@ -321,6 +336,8 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     policy.write_text(json.dumps({"version": 1, "detectors": {"iban": True, "ssn": True}}))
     advisories = tmp_path / "osv.json"
     advisories.write_text(json.dumps({"vulns": []}))
+    # What the server notes once its proxy forwarded a request as https (TransportWatch).
+    (data / "forwarded-https-seen").write_text("http /console/ forwarded as https\n")
     for path in (data, *data.iterdir()):
         path.chmod(0o700 if path.is_dir() else 0o600)
     env = {
@@ -405,6 +422,30 @@ def test_loopback_behind_no_proxy_needs_no_public_origin(tmp_path: Path) -> None
         r for r in json.loads(result.stdout)["results"] if r["requirement"] == "public_origin"
     ]
     assert found["status"] == "pass" and "loopback only" in found["detail"]
+
+
+def test_the_command_fails_transport_once_a_request_came_over_plain_http(
+    tmp_path: Path,
+) -> None:
+    data, env = _installation(tmp_path)
+    (data / "plain-http-seen").write_text(
+        "http /console/ from 203.0.113.5 over plain HTTP (forwarded: x-forwarded-for)\n"
+    )
+    check = ["compliance", "check", "--profile", "pci-dss", "--format", "json"]
+    result = run(*check, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [transport] = [
+        r for r in json.loads(result.stdout)["results"] if r["requirement"] == "transport"
+    ]
+    assert transport["status"] == "fail" and "203.0.113.5" in transport["detail"]
+    (data / "forwarded-https-seen").unlink()
+    (data / "plain-http-seen").unlink()
+    [transport] = [
+        r
+        for r in json.loads(run(*check, env=env).stdout)["results"]
+        if r["requirement"] == "transport"
+    ]
+    assert transport["status"] == "fail" and "cannot tell yet" in transport["detail"]
 
 
 def test_the_command_refuses_an_unknown_profile_or_organisation(tmp_path: Path) -> None:
@@ -498,3 +539,11 @@ def test_a_key_file_past_the_files_the_search_reads_fails_the_check(
     assert result.status == "fail" and "may lie among them" in result.detail
     (data / "note-0.txt").unlink()  # within the limit: found and named
     assert recording_key_files(data) == ((str(data / "later" / "tandem-recording-key.json"),), 0)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_transport_through_a_proxy_passes_once_requests_came_forwarded_as_https(
+    profile: Profile,
+) -> None:
+    seen = dataclasses.replace(compliant(), tls=False, behind_proxy=True, forwarded_https_seen=True)
+    assert statuses(profile, seen)["transport"] == "pass"

@@ -25,7 +25,7 @@ import msgspec
 from tandem import auth, sbom
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import Checkpoint, load_or_create_key, verify
-from tandem.config import Settings
+from tandem.config import PLAIN_HTTP_SEEN_FILE, Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
@@ -103,6 +103,10 @@ class Installation:
     unnamed_exposure: str | None = None
     """Why browsers may reach it by other names with none set (Settings.exposure: also a
     reverse proxy's headers seen in a request)."""
+    plain_http_seen: str | None = None
+    """The note of a request that came over plain HTTP (Settings.transport_seen), if any."""
+    forwarded_https_seen: bool = False
+    """Whether a trusted proxy has forwarded a request as https."""
     sso_accounts: tuple[str, ...] = ()
     """Accounts bound to the organisation's identity provider: they sign in through it, and
     Tandem asks them for no second factor of its own."""
@@ -299,14 +303,35 @@ Outcome = tuple[Status, str, str]
 
 
 def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.plain_http_seen is not None:
+        return (
+            "fail",
+            f"a request came over plain HTTP: {inst.plain_http_seen} (noted in the data "
+            f"directory's {PLAIN_HTTP_SEEN_FILE}): sign-in cookies and sessions crossed the "
+            "network unprotected",
+            "serve HTTPS only: have the proxy redirect http to https and send "
+            "X-Forwarded-Proto: https with what it forwards (or tandem serve --tls-cert ... "
+            f"--tls-key ...), then delete {PLAIN_HTTP_SEEN_FILE} from the data directory and "
+            "check again (docs/deployment.md)",
+        )
     if inst.tls:
         return "pass", "served over HTTPS by Tandem itself, with HSTS (max-age one year)", ""
-    if inst.behind_proxy:
+    if inst.behind_proxy and inst.forwarded_https_seen:
         return (
             "pass",
-            "HTTPS ends at a trusted reverse proxy; Tandem sends HSTS on requests it forwards "
-            "as https (X-Forwarded-Proto)",
+            "HTTPS ends at a trusted reverse proxy: requests came forwarded as https "
+            "(X-Forwarded-Proto), none over plain HTTP; Tandem sends HSTS on them",
             "",
+        )
+    if inst.behind_proxy:
+        # Taken on the proxy's word, the item passed for a proxy that forwards plain HTTP.
+        return (
+            "fail",
+            "cannot tell yet: no request has come through the trusted proxy as https, so "
+            "nothing shows that it forwards HTTPS only (it may serve plain HTTP, or send no "
+            "X-Forwarded-Proto)",
+            "open the console at its https:// address through the proxy (the proxy sending "
+            "X-Forwarded-Proto: https), then check again (docs/deployment.md)",
         )
     return (
         "fail",
@@ -737,6 +762,7 @@ async def gather(
     )
     standings = await training.roster(grant, users)
     key_files, key_files_unread = await asyncio.to_thread(recording_key_files, settings.data_dir)
+    transport = await asyncio.to_thread(settings.transport_seen)
     return Installation(
         org=org,
         users=users,
@@ -748,6 +774,8 @@ async def gather(
         console_origins=settings.console_origins,
         public_origins=settings.public_origins,
         unnamed_exposure=await asyncio.to_thread(settings.exposure),
+        plain_http_seen=transport[0],
+        forwarded_https_seen=transport[1],
         sso_issuer=sso["issuer"] if sso else None,
         sso_accounts=_bound_to(org.org_id, sso["issuer"], users) if sso else (),
         sso_second_factor=_second_factor_required(sso) if sso else None,

@@ -633,6 +633,32 @@ class Settings:
         origin is set (:func:`note_proxy_seen`); the compliance check reads it."""
         return self.data_dir / PROXY_SEEN_FILE
 
+    @property
+    def plain_http_seen_path(self) -> Path:
+        """Where the server notes the first request it answered that came over plain HTTP
+        (:func:`note_transport_seen`); the compliance check's "transport" item reads it."""
+        return self.data_dir / PLAIN_HTTP_SEEN_FILE
+
+    @property
+    def forwarded_https_seen_path(self) -> Path:
+        """Where the server notes the first request a trusted proxy forwarded as https."""
+        return self.data_dir / FORWARDED_HTTPS_SEEN_FILE
+
+    def transport_seen(self) -> tuple[str | None, bool]:
+        """What the requests showed of the browsers' transport (:func:`note_transport_seen`):
+        the note of one that came over plain HTTP (or why the note cannot be read: a failed
+        check rather than a passed one), and whether one came through a trusted proxy as
+        https."""
+        plain: str | None
+        try:
+            plain = self.plain_http_seen_path.read_text(encoding="utf-8").strip()[:300]
+            plain = plain or "a request"
+        except FileNotFoundError:
+            plain = None
+        except OSError as exc:
+            plain = f"its note ({self.plain_http_seen_path}) is unreadable: {exc}"
+        return plain, self.forwarded_https_seen_path.exists()
+
     def exposure(self) -> str | None:
         """:attr:`unnamed_exposure`, or, with none, that requests came with a reverse proxy's
         headers (a proxy on the same machine, forwarding to loopback, passes on any ``Host``);
@@ -845,6 +871,14 @@ PROXY_SEEN_FILE = "proxy-headers-seen"
 """In the data directory: the name of the reverse-proxy header a request came with while no
 public origin was set (Settings.exposure). Delete it once no proxy forwards to the server."""
 
+PLAIN_HTTP_SEEN_FILE = "plain-http-seen"
+"""In the data directory: the first request (not a probe, not from this machine) the server
+answered over plain HTTP, as the connection or a trusted proxy's X-Forwarded-Proto said
+(Settings.transport_seen). Delete it once the proxy forwards only HTTPS."""
+
+FORWARDED_HTTPS_SEEN_FILE = "forwarded-https-seen"
+"""In the data directory: a trusted proxy has forwarded a request as https."""
+
 PROXY_HEADERS = (
     "forwarded",
     "x-forwarded-for",
@@ -859,6 +893,13 @@ def note_proxy_seen(settings: Settings, header: str) -> None:
     """Note that a request came with ``header`` (one of :data:`PROXY_HEADERS`)."""
     path = settings.proxy_seen_path
     path.write_text(header + "\n", encoding="utf-8")
+
+
+def note_transport_seen(settings: Settings, plain: bool, what: str) -> None:
+    """Note a request that came over plain HTTP (``what`` says which), or one a trusted proxy
+    forwarded as https."""
+    path = settings.plain_http_seen_path if plain else settings.forwarded_https_seen_path
+    path.write_text(what + "\n", encoding="utf-8")
 
 
 def ascii_host(host: str, what: str) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.oidc_provider import OidcProvider
 from tests.server.test_organisations import api
 from tests.server.test_sso import orgs_server, provider, sign_in, sso_failures
@@ -144,3 +144,60 @@ def test_a_malformed_second_factor_requirement_is_refused(
         answer = ada.put("/api/org/sso", json=settings)
         assert answer.status_code == 400, answer.text
         assert ada.get("/api/org/sso").json()["sso"]["mfa_amr"] == []
+
+
+def transport_item(server: RunningServer) -> dict[str, str]:
+    with api(server, "ada") as ada:
+        [report] = ada.get("/api/compliance", params={"profile": "pci-dss"}).json()
+    item: dict[str, str] = next(r for r in report["results"] if r["requirement"] == "transport")
+    return item
+
+
+def test_behind_a_proxy_transport_passes_on_https_seen_and_fails_on_plain_http(
+    server_factory: ServerFactory,
+) -> None:
+    """The lie: with --trusted-proxy, "transport" passed on the proxy's word, also for a proxy
+    that forwards plain HTTP (a port 80 it serves, no X-Forwarded-Proto). It now goes by the
+    requests: unknown until one came forwarded as https (a failure that says so), and failing
+    once one came over plain HTTP, whatever came before."""
+    server = server_factory(seed=two_organisations, trusted_proxies=("127.0.0.1",))
+    from_browser = {"x-forwarded-for": "203.0.113.5"}
+    item = transport_item(server)  # the test's own requests come from this machine, unproxied
+    assert item["status"] == "fail" and "cannot tell yet" in item["detail"], item
+    probe = httpx.get(f"{server.base}/healthz", headers=from_browser)  # a balancer's, plain
+    assert probe.status_code == 200
+    assert "cannot tell yet" in transport_item(server)["detail"]
+    over_https = {**from_browser, "x-forwarded-proto": "https"}
+    assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
+    item = transport_item(server)
+    assert item["status"] == "pass" and "forwarded as https" in item["detail"], item
+    # The proxy also forwards plain HTTP (it sends no X-Forwarded-Proto for it).
+    assert httpx.get(f"{server.base}/console/", headers=from_browser).status_code == 200
+    item = transport_item(server)
+    assert item["status"] == "fail" and "plain HTTP" in item["detail"], item
+    assert "/console/ from 203.0.113.5" in item["detail"]
+    assert "plain-http-seen" in item["fix"]
+    note = server.settings.data_dir / "plain-http-seen"
+    assert note.exists()
+    assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
+    assert transport_item(server)["status"] == "fail"  # https since does not clear it
+    note.unlink()  # the operator fixed the proxy and removed the note
+    assert transport_item(server)["status"] == "pass"
+
+
+def test_a_websocket_over_plain_http_through_the_proxy_fails_transport(
+    server_factory: ServerFactory,
+) -> None:
+    """A socket (the customer's or the agent's) forwarded as ws, not wss, is plain too."""
+    server = server_factory(seed=two_organisations, trusted_proxies=("127.0.0.1",))
+    upgrade = {
+        "x-forwarded-for": "203.0.113.5",
+        "connection": "Upgrade",
+        "upgrade": "websocket",
+        "sec-websocket-version": "13",
+        "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "origin": "https://elsewhere.example",
+    }
+    httpx.get(f"{server.base}/ws/agent", headers=upgrade)  # refused: its origin is another
+    item = transport_item(server)
+    assert item["status"] == "fail" and "websocket /ws/agent" in item["detail"], item

@@ -19,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from tandem import crypto, metrics, sbom
-from tandem.config import Settings, normalize_origin, note_proxy_seen
+from tandem.config import Settings, normalize_origin, note_proxy_seen, note_transport_seen
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.server import (
@@ -42,6 +42,7 @@ from tandem.server.middleware import (
     PublicOrigins,
     SameOriginWrites,
     SecurityHeaders,
+    TransportWatch,
 )
 from tandem.server.unavailable import StorageUnavailable
 from tandem.storage.base import Storage
@@ -189,6 +190,11 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(
+                TransportWatch,
+                note=functools.partial(note_transport_seen, settings),
+                behind_proxy=bool(settings.trusted_proxies) and not settings.tls,
+            ),
             Middleware(
                 PublicOrigins,
                 public_origins=settings.public_origins,
