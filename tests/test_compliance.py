@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +24,14 @@ from tandem.compliance import (
     Installation,
     Profile,
     evaluate,
+    exposed_files,
     recording_key_files,
 )
+from tandem.config import Settings
 from tandem.policy import Detectors, MaskingPolicy, Pages
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
 from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
+from tests.test_audit import TRIGGERS as AUDIT_TRIGGERS
 
 NOW = 1_800_000_000.0
 STRICT = MaskingPolicy(
@@ -547,3 +551,120 @@ def test_transport_through_a_proxy_passes_once_requests_came_forwarded_as_https(
 ) -> None:
     seen = dataclasses.replace(compliant(), tls=False, behind_proxy=True, forwarded_https_seen=True)
     assert statuses(profile, seen)["transport"] == "pass"
+
+
+# Attack review of the self-check (docs/security.md): each a way the item passed while the
+# requirement was not met.
+
+
+@pytest.mark.parametrize("profile", ["gdpr", "pci-dss"])
+def test_a_purge_that_seldom_runs_fails_retention(profile: Profile) -> None:
+    """The item read retention_days alone: TANDEM_PURGE_INTERVAL_SECONDS of a year kept ended
+    sessions a year past their retention, and it passed."""
+    seldom = dataclasses.replace(compliant(), purge_interval_seconds=365 * 86400.0)
+    [retention] = [
+        r for r in evaluate(profile, seldom, NOW).results if r.requirement == "retention"
+    ]
+    assert retention.status == "fail" and "every 365 days" in retention.detail
+    assert "TANDEM_PURGE_INTERVAL_SECONDS" in retention.fix
+    daily = dataclasses.replace(compliant(), purge_interval_seconds=86400.0)
+    assert statuses(profile, daily)["retention"] == "pass"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_empty_trail_with_accounts_fails_the_audit_item(profile: Profile) -> None:
+    """An empty trail verifies: every record and anchor deleted passed as "intact"."""
+    wiped = dataclasses.replace(compliant(), audit=AuditState(True, None, 0, None, empty=True))
+    [audit] = [r for r in evaluate(profile, wiped, NOW).results if r.requirement == "audit_trail"]
+    assert audit.status == "fail" and "holds no record" in audit.detail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_audit_item_says_what_it_cannot_see_without_a_checkpoint(profile: Profile) -> None:
+    [audit] = [
+        r for r in evaluate(profile, compliant(), NOW).results if r.requirement == "audit_trail"
+    ]
+    assert "no external checkpoint checked" in audit.detail
+    checked = dataclasses.replace(
+        compliant(), audit=AuditState(True, None, 120, None, checkpoints=3)
+    )
+    [audit] = [r for r in evaluate(profile, checked, NOW).results if r.requirement == "audit_trail"]
+    assert "checked against 3 external checkpoint(s)" in audit.detail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_packages_installed_at_other_versions_than_the_sbom_fail_dependencies(
+    profile: Profile,
+) -> None:
+    """Advisories are matched against the SBOM (the lock files): a dependency downgraded by
+    hand in the server's environment to a vulnerable version passed as the locked one."""
+    drifted = dataclasses.replace(
+        compliant(), dependency_drift=("starlette listed 1.10.1, installed 0.27.0",)
+    )
+    [deps] = [r for r in evaluate(profile, drifted, NOW).results if r.requirement == "dependencies"]
+    assert deps.status == "fail" and "starlette listed 1.10.1, installed 0.27.0" in deps.detail
+
+
+def test_installed_drift_names_python_packages_at_other_versions_only() -> None:
+    components = [
+        sbom.Component("PyPI", "starlette", "1.10.1"),
+        sbom.Component("PyPI", "colorama", "0.4.6"),  # another platform's: not installed
+        sbom.Component("PyPI", "msgspec", "0.19.0"),
+        sbom.Component("npm", "rrweb", "2.0.0"),  # bundled at build time
+        sbom.Component("PyPI", "tandem", "0.0.1"),  # the running code itself
+    ]
+    installed = {"starlette": "0.27.0", "msgspec": "0.19.0", "tandem": "0.2.0", "rrweb": "1"}
+    assert sbom.installed_drift(components, installed.get) == (
+        "starlette listed 1.10.1, installed 0.27.0",
+    )
+    # This test environment runs what the SBOM lists.
+    assert sbom.installed_drift(sbom.sbom_components(sbom.load_sbom())) == ()
+
+
+def test_a_tls_key_other_accounts_may_read_fails_file_permissions(tmp_path: Path) -> None:
+    """The item said "keys" and never looked at the TLS private key."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    cert, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.write_text("certificate\n")
+    key.write_text("private key\n")
+    key.chmod(0o644)
+    settings = Settings.load(environ={}, data_dir=data, tls_cert=cert, tls_key=key)
+    assert exposed_files(settings) == ((str(key), False),)
+    key.chmod(0o600)
+    assert exposed_files(settings) == ()
+
+
+def test_file_permissions_on_postgresql_do_not_claim_the_database(
+    profile: Profile = "gdpr",
+) -> None:
+    on_postgres = dataclasses.replace(compliant(), database_file=False)
+    [files] = [
+        r
+        for r in evaluate(profile, on_postgres, NOW).results
+        if r.requirement == "file_permissions"
+    ]
+    assert files.status == "pass" and "not checked" in files.detail
+
+
+def test_the_recording_key_item_claims_only_the_data_directory() -> None:
+    [key] = [
+        r for r in evaluate("pci-dss", compliant(), NOW).results if r.requirement == "recording_key"
+    ]
+    assert key.status == "pass" and "on the server" not in key.detail
+    assert "in the data directory" in key.detail
+
+
+def test_the_command_fails_an_audit_trail_deleted_whole(tmp_path: Path) -> None:
+    """The attacker with the database file drops the append-only guards and deletes every
+    record and anchor: what is left verifies, and the item passed it."""
+    data, env = _installation(tmp_path)
+    with sqlite3.connect(data / "tandem.sqlite3") as db:
+        for trigger in AUDIT_TRIGGERS:
+            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        db.execute("DELETE FROM audit")
+        db.execute("DELETE FROM audit_anchors")
+    result = run("compliance", "check", "--profile", "gdpr", "--format", "json", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [audit] = [r for r in json.loads(result.stdout)["results"] if r["requirement"] == "audit_trail"]
+    assert audit["status"] == "fail" and "holds no record" in audit["detail"], audit

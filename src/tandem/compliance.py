@@ -41,6 +41,9 @@ GDPR_MAX_RETENTION_DAYS = 90
 """Storage limitation: ended sessions and recordings kept at most this long under the GDPR
 profile (shorten it further if your purpose allows; docs/compliance.md)."""
 PCI_MAX_RETENTION_DAYS = 365
+MAX_PURGE_LAG_SECONDS = DAY
+"""Ended sessions past retention are deleted at least this often for the retention item to
+pass (``purge_interval_seconds``; by default every minute)."""
 MIN_AUDIT_RETENTION_DAYS: dict[str, float] = {"pci-dss": 365, "hipaa": 6 * 365, "gdpr": 0}
 """Audit records kept at least this long: PCI DSS 10.5.1 (12 months), HIPAA §164.316(b)(2)(i)
 (six years). The signed trail is never purged; this bounds the counts of events with no
@@ -65,6 +68,10 @@ class AuditState:
     """Time of the oldest record covered by neither an anchor nor a checkpoint (None: all)."""
     max_age_days: float = 1.0
     """How old such a record may be (``audit_anchor_max_age_days``)."""
+    empty: bool = False
+    """The trail holds no record at all (every organisation's)."""
+    checkpoints: int = 0
+    """External checkpoints the verdict checked (``--checkpoint``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,6 +114,14 @@ class Installation:
     """The note of a request that came over plain HTTP (Settings.transport_seen), if any."""
     forwarded_https_seen: bool = False
     """Whether a trusted proxy has forwarded a request as https."""
+    purge_interval_seconds: float = 60.0
+    """How often ended sessions past retention are deleted (Settings.purge_interval_seconds)."""
+    database_file: bool = True
+    """The database is the data directory's SQLite file (False: PostgreSQL's, whose access the
+    database server controls)."""
+    dependency_drift: tuple[str, ...] = ()
+    """Python packages installed at another version than the SBOM lists
+    (:func:`tandem.sbom.installed_drift`)."""
     sso_accounts: tuple[str, ...] = ()
     """Accounts bound to the organisation's identity provider: they sign in through it, and
     Tandem asks them for no second factor of its own."""
@@ -543,7 +558,8 @@ def _recording_key(profile: Profile, inst: Installation, now: float) -> Outcome:
     return (
         "pass",
         "recordings are encrypted in the customer's browser to the organisation's public key; "
-        "no key file on the server",
+        "no key file in the data directory (the rest of the machine, and archives, are not "
+        "searched: keeping the key file offline stays the auditors' job)",
         "",
     )
 
@@ -557,7 +573,21 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
             f"ended sessions and recordings are kept {days} days; {profile} allows {most}",
             f'PATCH /api/org {{"retention_days": {most}}} (console: Organisation)',
         )
-    return "pass", f"ended sessions and recordings are erased after {days} days", ""
+    lag = inst.purge_interval_seconds
+    if lag > MAX_PURGE_LAG_SECONDS:
+        # The item read retention_days alone: a purge that runs once a year kept the ended
+        # sessions for up to a year past them, and the item passed.
+        return (
+            "fail",
+            f"ended sessions past retention are deleted only every {lag / DAY:g} days "
+            f"(purge_interval_seconds): they outlive the {days}-day retention by up to that long",
+            "TANDEM_PURGE_INTERVAL_SECONDS=60 (the default) in the server's environment",
+        )
+    return (
+        "pass",
+        f"ended sessions and recordings are erased after {days} days (looked for every {lag:g} s)",
+        "",
+    )
 
 
 def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
@@ -567,6 +597,15 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
             "fail",
             f"the audit trail does not verify: {state.problem}",
             "tandem audit verify (find out what changed; restore the database from a backup)",
+        )
+    if state.empty and inst.users:
+        # An empty trail verifies: deleting every record and anchor passed as "intact".
+        return (
+            "fail",
+            f"the audit trail holds no record, yet {len(inst.users)} account(s) exist, whose "
+            "creation is recorded: the trail was deleted, or the database replaced",
+            "tandem audit verify --checkpoint /offsite/tandem-checkpoints.log; restore the "
+            "database from a backup and find out who had access to it",
         )
     if state.unanchored_since is not None and now - state.unanchored_since > (
         state.max_age_days * DAY
@@ -592,7 +631,14 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         f"{'' if state.records is None else f'{state.records} records, '}"
         "chain and anchors verified, anchored within "
         f"{state.max_age_days:g} day(s); "
-        f"append-only, never purged; anonymous event counts kept {counts_kept:g} days",
+        f"append-only, never purged; anonymous event counts kept {counts_kept:g} days"
+        + (
+            f"; checked against {state.checkpoints} external checkpoint(s)"
+            if state.checkpoints
+            else "; no external checkpoint checked, so a trail cut back to an anchor, or the "
+            "database replaced by an older copy, would not show "
+            "(tandem compliance check --checkpoint FILE; docs/audit.md)"
+        ),
         "",
     )
 
@@ -609,6 +655,14 @@ def _file_permissions(profile: Profile, inst: Installation, now: float) -> Outco
             "other accounts on this machine may read: "
             + ", ".join(path for path, _ in inst.exposed_files),
             " && ".join(commands),
+        )
+    if not inst.database_file:
+        return (
+            "pass",
+            "data directory and keys private to the server's account; the database is "
+            "PostgreSQL's, whose accounts and access the database server controls (not checked "
+            "here: docs/scale-out.md)",
+            "",
         )
     return "pass", "data directory, database and keys private to the server's account", ""
 
@@ -658,6 +712,17 @@ def _training(profile: Profile, inst: Installation, now: float) -> Outcome:
 
 def _dependencies(profile: Profile, inst: Installation, now: float) -> Outcome:
     state = inst.security
+    if inst.dependency_drift:
+        # Advisories are matched against the SBOM: a package changed by hand in the server's
+        # environment (an older, vulnerable one) passed as the version the SBOM lists.
+        return (
+            "fail",
+            "installed packages differ from the SBOM the advisories are matched against: "
+            + "; ".join(inst.dependency_drift),
+            "reinstall Tandem's pinned dependencies (pip install --require-hashes -r "
+            "requirements/runtime.txt, or the release's wheel with its lock) "
+            "(docs/security-updates.md)",
+        )
     if state.findings:
         listed = "; ".join(
             f"{f.component.name} {f.component.version} ({f.advisory}"
@@ -787,6 +852,9 @@ async def gather(
         login_idle_seconds=settings.login_idle_seconds,
         login_ttl_seconds=settings.login_ttl_seconds,
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
+        purge_interval_seconds=settings.purge_interval_seconds,
+        database_file=not settings.database_url,
+        dependency_drift=await asyncio.to_thread(_drift),
         audit=audit or await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
         key_files_on_server=_named_or_counted(key_files, operator_view),
@@ -823,7 +891,17 @@ async def audit_state(
         len(records),
         tail[0].at if tail else None,
         settings.audit_anchor_max_age_days,
+        empty=not records,
+        checkpoints=len(checkpoints),
     )
+
+
+def _drift() -> tuple[str, ...]:
+    try:
+        components = sbom.sbom_components(sbom.load_sbom())
+    except ConfigError:
+        return ()  # no SBOM: the dependencies item fails on it already (sbom.status)
+    return sbom.installed_drift(components)
 
 
 def _bound_to(org_id: str, issuer: str, users: Sequence[UserRecord]) -> tuple[str, ...]:
@@ -883,10 +961,15 @@ class AuditChecks:
 
 
 def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:
-    """The data directory, database and keys if group or others have any access to them."""
+    """The data directory, database, keys (audit, secrets, TLS) if group or others have any
+    access to them."""
     paths = [settings.data_dir, settings.audit_key_path, settings.secrets_key_path]
     if not settings.database_url:
         paths.append(settings.database_path)
+    if settings.tls_key is not None:
+        # The item said "keys" and looked at the TLS private key nowhere: readable by every
+        # account on the machine, it passed.
+        paths.append(settings.tls_key)
     found = []
     for path in paths:
         try:

@@ -201,3 +201,18 @@ def test_a_websocket_over_plain_http_through_the_proxy_fails_transport(
     httpx.get(f"{server.base}/ws/agent", headers=upgrade)  # refused: its origin is another
     item = transport_item(server)
     assert item["status"] == "fail" and "websocket /ws/agent" in item["detail"], item
+
+
+def test_an_allowed_plain_http_origin_fails_the_origin_and_subject_items(
+    server_factory: ServerFactory,
+) -> None:
+    """Held: an origin given with --allow-origin (not added through the API) is stored as a
+    site of the default organisation at start-up, so the check sees it: plain http fails
+    "allowed origins", and its sessions, which carry no customer token, "subject requests"."""
+    server = server_factory(seed=two_organisations, allow_origins=("http://shop.example",))
+    with api(server, "ada") as ada:
+        [report] = ada.get("/api/compliance", params={"profile": "gdpr"}).json()
+    items = {r["requirement"]: r for r in report["results"]}
+    assert items["allowed_origins"]["status"] == "fail"
+    assert "http://shop.example" in items["allowed_origins"]["detail"]
+    assert items["subject_requests"]["status"] == "fail"
