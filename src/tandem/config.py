@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -644,6 +645,33 @@ class Settings:
         """Where the server notes the first request a trusted proxy forwarded as https."""
         return self.data_dir / FORWARDED_HTTPS_SEEN_FILE
 
+    @property
+    def serving_settings_path(self) -> Path:
+        """Where a starting server notes the settings the compliance check reads
+        (:func:`note_serving_settings`), for ``tandem compliance check`` to compare with its
+        own (:func:`serving_differences`)."""
+        return self.data_dir / SERVING_SETTINGS_FILE
+
+    def checked_settings(self) -> dict[str, object]:
+        """The settings ``tandem compliance check`` reads from its own environment (none
+        secret): the server's may differ (:func:`serving_differences`)."""
+        return {
+            "host": self.host,
+            "tls": self.tls,
+            "tls_key": str(self.tls_key) if self.tls_key else None,
+            "trusted_proxies": list(self.trusted_proxies),
+            "public_origins": list(self.public_origins),
+            "console_origins": list(self.console_origins),
+            "login_idle_seconds": self.login_idle_seconds,
+            "login_ttl_seconds": self.login_ttl_seconds,
+            "purge_interval_seconds": self.purge_interval_seconds,
+            "anonymous_audit_retention_days": self.anonymous_audit_retention_days,
+            "audit_anchor_max_age_days": self.audit_anchor_max_age_days,
+            "policy_file": str(self.policy_file) if self.policy_file else None,
+            "audit_key_file": str(self.audit_key_path),
+            "postgresql": bool(self.database_url),
+        }
+
     def transport_seen(self) -> tuple[str | None, bool]:
         """What the requests showed of the browsers' transport (:func:`note_transport_seen`):
         the note of one that came over plain HTTP (or why the note cannot be read: a failed
@@ -879,6 +907,10 @@ answered over plain HTTP, as the connection or a trusted proxy's X-Forwarded-Pro
 FORWARDED_HTTPS_SEEN_FILE = "forwarded-https-seen"
 """In the data directory: a trusted proxy has forwarded a request as https."""
 
+SERVING_SETTINGS_FILE = "serving-settings.json"
+"""In the data directory: the settings the last server started on it runs with, as far as the
+compliance check reads them (Settings.checked_settings)."""
+
 PROXY_HEADERS = (
     "forwarded",
     "x-forwarded-for",
@@ -900,6 +932,34 @@ def note_transport_seen(settings: Settings, plain: bool, what: str) -> None:
     forwarded as https."""
     path = settings.plain_http_seen_path if plain else settings.forwarded_https_seen_path
     path.write_text(what + "\n", encoding="utf-8")
+
+
+def note_serving_settings(settings: Settings) -> None:
+    """Note, as the server starts, the settings it runs with (Settings.checked_settings)."""
+    text = json.dumps(settings.checked_settings(), sort_keys=True, indent=1)
+    settings.serving_settings_path.write_text(text + "\n", encoding="utf-8")
+
+
+def serving_differences(settings: Settings) -> list[str]:
+    """How the settings of the server last started on ``settings.data_dir`` differ from
+    ``settings`` (``name: here X, the server Y``), as far as the compliance check reads them;
+    empty when no server noted them. A note that cannot be read is a difference too (the check
+    would not know what the server runs with)."""
+    path = settings.serving_settings_path
+    try:
+        served = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        return [f"the server's note of its settings ({path}) is unreadable: {exc}"]
+    if not isinstance(served, dict):
+        return [f"the server's note of its settings ({path}) is unreadable"]
+    mine = json.loads(json.dumps(settings.checked_settings()))
+    return [
+        f"{name}: here {mine[name]!r}, the server {served.get(name)!r}"
+        for name in sorted(mine)
+        if served.get(name) != mine[name]
+    ]
 
 
 def ascii_host(host: str, what: str) -> str:

@@ -4,12 +4,13 @@ does not pass (or, where the server can enforce it, that the attack itself fails
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, ServerFactory, two_organisations
+from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_organisations
 from tests.oidc_provider import OidcProvider
 from tests.server.test_organisations import api
 from tests.server.test_sso import orgs_server, provider, sign_in, sso_failures
@@ -216,3 +217,28 @@ def test_an_allowed_plain_http_origin_fails_the_origin_and_subject_items(
     assert items["allowed_origins"]["status"] == "fail"
     assert "http://shop.example" in items["allowed_origins"]["detail"]
     assert items["subject_requests"]["status"] == "fail"
+
+
+def test_the_command_refuses_to_report_settings_the_server_does_not_run_with(
+    server_factory: ServerFactory,
+) -> None:
+    """The lie: `tandem compliance check` reads the settings of its own environment. Run from
+    a shell with TANDEM_LOGIN_IDLE_SECONDS=900 while the server runs with the default 1800, it
+    passed the sign-in timeouts of a server that did not have them. The server notes its
+    settings as it starts; the command refuses to report other ones."""
+    server = server_factory(seed=two_organisations)
+    data_dir = str(server.settings.data_dir)
+    check = ["compliance", "check", "--profile", "pci-dss", "--format", "json"]
+    shell = {"PATH": "/usr/bin:/bin", "TANDEM_DATA_DIR": data_dir}
+    idle = tandem_in_process(*check, env={**shell, "TANDEM_LOGIN_IDLE_SECONDS": "900"})
+    assert idle.returncode == 2, idle.stdout + idle.stderr
+    assert "login_idle_seconds: here 900.0, the server 1800.0" in idle.stderr
+    assert "GET /api/compliance" in idle.stderr
+    proxied = tandem_in_process(*check, env={**shell, "TANDEM_TRUSTED_PROXIES": "10.0.0.2"})
+    assert proxied.returncode == 2 and "trusted_proxies" in proxied.stderr
+    same = tandem_in_process(*check, env=shell)  # the server's own settings: a report
+    assert same.returncode in (0, 1), same.stderr
+    [timeouts] = [
+        r for r in json.loads(same.stdout)["results"] if r["requirement"] == "sign_in_timeouts"
+    ]
+    assert timeouts["status"] == "fail"  # 30 minutes idle: more than PCI DSS allows
