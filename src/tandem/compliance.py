@@ -812,11 +812,15 @@ async def gather(
     audit: AuditState | None = None,
     *,
     operator_view: bool = True,
+    server_policy: MaskingPolicy | Literal["from settings"] | None = "from settings",
 ) -> Installation:
     """Read what the checks need from the live configuration, storage and files (the audit
     trail's state too, unless ``audit`` gives it: :class:`AuditChecks`). Without
     ``operator_view`` (an organisation's admin, through the API), recording key files on the
-    server are counted, not named: their names may be other organisations'."""
+    server are counted, not named: their names may be other organisations'. ``server_policy``:
+    the policy the running server hands out (read at its start; the API passes it), else the
+    policy file as it is now (the command, which refuses to run when the file changed since the
+    server started: Settings.checked_settings)."""
     grant = authorize(actor, "org.manage", Resource(actor.org))
     org = await directory.get_org(actor)
     storage = directory.storage
@@ -845,7 +849,9 @@ async def gather(
         sso_accounts=_bound_to(org.org_id, sso["issuer"], users) if sso else (),
         sso_second_factor=_second_factor_required(sso) if sso else None,
         server_policy=(
-            load_policy(settings.policy_file, settings.max_input_file_bytes)
+            server_policy
+            if server_policy != "from settings"
+            else load_policy(settings.policy_file, settings.max_input_file_bytes)
             if settings.policy_file
             else None
         ),

@@ -668,6 +668,7 @@ class Settings:
             "anonymous_audit_retention_days": self.anonymous_audit_retention_days,
             "audit_anchor_max_age_days": self.audit_anchor_max_age_days,
             "policy_file": str(self.policy_file) if self.policy_file else None,
+            "policy_sha256": _file_digest(self.policy_file),
             "audit_key_file": str(self.audit_key_path),
             "postgresql": bool(self.database_url),
         }
@@ -932,6 +933,20 @@ def note_transport_seen(settings: Settings, plain: bool, what: str) -> None:
     forwarded as https."""
     path = settings.plain_http_seen_path if plain else settings.forwarded_https_seen_path
     path.write_text(what + "\n", encoding="utf-8")
+
+
+def _file_digest(path: Path | None) -> str | None:
+    """The SHA-256 of a small file the server reads once at start (its policy): edited since,
+    the running server still uses what it read then."""
+    if path is None:
+        return None
+    import hashlib
+
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
 
 
 def note_serving_settings(settings: Settings) -> None:

@@ -5,6 +5,7 @@ does not pass (or, where the server can enforce it, that the attack itself fails
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -242,3 +243,37 @@ def test_the_command_refuses_to_report_settings_the_server_does_not_run_with(
         r for r in json.loads(same.stdout)["results"] if r["requirement"] == "sign_in_timeouts"
     ]
     assert timeouts["status"] == "fail"  # 30 minutes idle: more than PCI DSS allows
+
+
+def test_the_report_checks_the_policy_the_server_hands_out_not_the_file_edited_since(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The lie: the server reads its policy file (--policy) once, at start, and hands that out;
+    the report read the file as it is now. Detectors added to the file, the server not
+    restarted: "masking" passed while customers' pages were handed the policy without them.
+    Both reports now go by the policy that runs (the command refuses while the file differs)."""
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"version": 1}')
+    server = server_factory(seed=two_organisations, policy_file=policy)
+    policy.write_text('{"version": 1, "detectors": {"ssn": true, "iban": true}}')
+
+    def masking() -> dict[str, str]:
+        with api(server, "ada") as ada:
+            answer = ada.get("/api/compliance", params={"profile": "hipaa"})
+        assert answer.status_code == 200, answer.text
+        [report] = answer.json()
+        item: dict[str, str] = next(r for r in report["results"] if r["requirement"] == "masking")
+        return item
+
+    item = masking()
+    assert item["status"] == "fail" and "demo (ssn off)" in item["detail"], item
+    shell = {
+        "PATH": "/usr/bin:/bin",
+        "TANDEM_DATA_DIR": str(server.settings.data_dir),
+        "TANDEM_POLICY": str(policy),
+    }
+    check = ["compliance", "check", "--profile", "hipaa", "--format", "json"]
+    ran = tandem_in_process(*check, env=shell)
+    assert ran.returncode == 2 and "policy_sha256" in ran.stderr, ran.stdout + ran.stderr
+    policy.write_text("{ not json")  # an edit that broke the file: the report still answers
+    assert masking()["status"] == "fail"
