@@ -169,6 +169,11 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
     ),
     # An account signing in through the provider, which need not show a second factor.
     ("mfa", lambda i: dataclasses.replace(i, sso_second_factor=None)),
+    # ... or whose required amr accepts a password alone ("pwd").
+    (
+        "mfa",
+        lambda i: dataclasses.replace(i, sso_second_factor="amr pwd", sso_single_factor=("pwd",)),
+    ),
     ("recording_key", lambda i: dataclasses.replace(i, key_files_unread=1)),
     ("audit_trail", lambda i: dataclasses.replace(i, audit=AuditState(True, None, 9, NOW - 2e5))),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),

@@ -52,6 +52,9 @@ PCI_MAX_TRAINING_DAYS = 365
 """PCI DSS 12.6.3: security awareness training at least once every 12 months."""
 MAX_IDLE_SECONDS: dict[Profile, float] = {"pci-dss": 900.0, "hipaa": 900.0, "gdpr": 1800.0}
 MAX_SIGN_IN_SECONDS = 12 * 3600.0
+SINGLE_FACTOR_AMR = frozenset({"pwd", "pin", "kba"})
+"""RFC 8176 ``amr`` values that are one knowledge factor (a password, a PIN, questions):
+accepted alone as the provider's second factor, they accept a single factor."""
 MIN_PASSWORD_LENGTH: dict[Profile, int] = {"pci-dss": 12, "hipaa": 12, "gdpr": 12}
 DETECTORS: dict[Profile, tuple[str, ...]] = {"pci-dss": (), "hipaa": ("ssn",), "gdpr": ("iban",)}
 """Detectors the profile needs on for every site (payment cards are always masked)."""
@@ -125,6 +128,9 @@ class Installation:
     sso_accounts: tuple[str, ...] = ()
     """Accounts bound to the organisation's identity provider: they sign in through it, and
     Tandem asks them for no second factor of its own."""
+    sso_single_factor: tuple[str, ...] = ()
+    """``amr`` values the organisation accepts as its provider's second factor that are one
+    knowledge factor alone (:data:`SINGLE_FACTOR_AMR`)."""
     sso_second_factor: str | None = None
     """What an ID token must assert to show the provider's second factor (its ``acr`` or
     ``amr``), as set for the organisation; None: nothing is required."""
@@ -379,6 +385,17 @@ def _mfa(profile: Profile, inst: Installation, now: float) -> Outcome:
         fixes.append(
             'PUT /api/org/sso with "mfa_amr": ["mfa"] (or "mfa_acr": [the acr your provider '
             "gives multi-factor sign-ins]), the provider set to ask for a second factor "
+            "(docs/administration.md)"
+        )
+    if inst.sso_accounts and inst.sso_single_factor:
+        # "amr": ["pwd"] set as the requirement made the item pass for a password alone.
+        problems.append(
+            f"{len(inst.sso_accounts)} account(s) sign in through the identity provider with "
+            "an ID token that may show a single factor: the amr values accepted include "
+            + ", ".join(inst.sso_single_factor)
+        )
+        fixes.append(
+            'PUT /api/org/sso with "mfa_amr" naming only multi-factor methods (e.g. ["mfa"]) '
             "(docs/administration.md)"
         )
     if problems:
@@ -848,6 +865,9 @@ async def gather(
         sso_issuer=sso["issuer"] if sso else None,
         sso_accounts=_bound_to(org.org_id, sso["issuer"], users) if sso else (),
         sso_second_factor=_second_factor_required(sso) if sso else None,
+        sso_single_factor=(
+            tuple(v for v in sso.get("mfa_amr", []) if v in SINGLE_FACTOR_AMR) if sso else ()
+        ),
         server_policy=(
             server_policy
             if server_policy != "from settings"

@@ -277,3 +277,16 @@ def test_the_report_checks_the_policy_the_server_hands_out_not_the_file_edited_s
     assert ran.returncode == 2 and "policy_sha256" in ran.stderr, ran.stdout + ran.stderr
     policy.write_text("{ not json")  # an edit that broke the file: the report still answers
     assert masking()["status"] == "fail"
+
+
+def test_a_requirement_that_accepts_a_password_alone_fails_the_mfa_item(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """The lie, one step on: the admin sets "mfa_amr": ["pwd"], which every password sign-in
+    shows. A requirement is set, so the item passed."""
+    require_second_factor(orgs_server, provider, mfa_amr=["mfa", "pwd"])
+    item = mfa_item(orgs_server)
+    assert item["status"] == "fail"
+    assert "may show a single factor: the amr values accepted include pwd" in item["detail"]
+    require_second_factor(orgs_server, provider, mfa_amr=["mfa"])
+    assert "single factor" not in mfa_item(orgs_server)["detail"]
