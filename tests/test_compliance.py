@@ -152,6 +152,13 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
         ),
     ),
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
+    # Every client trusted as a proxy: anyone's X-Forwarded-Proto: https is believed.
+    (
+        "transport",
+        lambda i: dataclasses.replace(
+            i, behind_proxy=True, trusted_proxies=("*",), forwarded_https_seen=True
+        ),
+    ),
     # Behind a trusted proxy, nothing seen yet: it may forward plain HTTP.
     ("transport", lambda i: dataclasses.replace(i, tls=False, behind_proxy=True)),
     # A request came over plain HTTP (a trusted proxy's X-Forwarded-Proto said so), whatever

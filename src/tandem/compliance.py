@@ -117,6 +117,8 @@ class Installation:
     """The note of a request that came over plain HTTP (Settings.transport_seen), if any."""
     forwarded_https_seen: bool = False
     """Whether a trusted proxy has forwarded a request as https."""
+    trusted_proxies: tuple[str, ...] = ()
+    """``--trusted-proxy`` as set (``*``: every client)."""
     purge_interval_seconds: float = 60.0
     """How often ended sessions past retention are deleted (Settings.purge_interval_seconds)."""
     database_file: bool = True
@@ -334,6 +336,16 @@ def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
             "X-Forwarded-Proto: https with what it forwards (or tandem serve --tls-cert ... "
             f"--tls-key ...), then delete {PLAIN_HTTP_SEEN_FILE} from the data directory and "
             "check again (docs/deployment.md)",
+        )
+    if "*" in inst.trusted_proxies:
+        # Every client is believed when it says it came over https (X-Forwarded-Proto), and
+        # where it came from (X-Forwarded-For): one forged header made "https seen".
+        return (
+            "fail",
+            "every client is trusted as a reverse proxy (--trusted-proxy *): any client's "
+            "X-Forwarded-Proto: https is believed, so nothing shows how browsers reach the server",
+            "name the proxies' own addresses: tandem serve --trusted-proxy 10.0.0.2 (or "
+            "TANDEM_TRUSTED_PROXIES) (docs/deployment.md)",
         )
     if inst.tls:
         return "pass", "served over HTTPS by Tandem itself, with HSTS (max-age one year)", ""
@@ -857,6 +869,7 @@ async def gather(
         sites=tuple(await storage.list_sites(grant)),
         tls=settings.tls,
         behind_proxy=bool(settings.trusted_proxies),
+        trusted_proxies=settings.trusted_proxies,
         console_origins=settings.console_origins,
         public_origins=settings.public_origins,
         unnamed_exposure=await asyncio.to_thread(settings.exposure),

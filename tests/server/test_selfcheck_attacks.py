@@ -290,3 +290,13 @@ def test_a_requirement_that_accepts_a_password_alone_fails_the_mfa_item(
     assert "may show a single factor: the amr values accepted include pwd" in item["detail"]
     require_second_factor(orgs_server, provider, mfa_amr=["mfa"])
     assert "single factor" not in mfa_item(orgs_server)["detail"]
+
+
+def test_trusting_every_client_as_a_proxy_fails_transport(server_factory: ServerFactory) -> None:
+    """With --trusted-proxy *, any client's own X-Forwarded-Proto: https is believed: one
+    forged header made the item's "forwarded as https" evidence."""
+    server = server_factory(seed=two_organisations, trusted_proxies=("*",))
+    forged = {"x-forwarded-for": "203.0.113.5", "x-forwarded-proto": "https"}
+    assert httpx.get(f"{server.base}/console/", headers=forged).status_code == 200
+    item = transport_item(server)
+    assert item["status"] == "fail" and "--trusted-proxy *" in item["detail"], item
