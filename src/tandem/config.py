@@ -318,6 +318,10 @@ class Settings:
     """SQLite only: the copy of the database the server makes before it upgrades its schema
     (``tandem.sqlite3.<time>.bak`` beside it) is deleted this long after it was made (at the next
     purge). It holds every customer's data as it was, also what is erased or purged since."""
+    transport_note_recheck_seconds: float = 60.0
+    """Once a request over plain HTTP was noted for the compliance check (``plain-http-seen``),
+    how often a later one looks whether the note is still there, and notes it again if the
+    operator deleted it while the proxy still forwards plain HTTP (0: every such request)."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
@@ -437,6 +441,8 @@ class Settings:
             raise ConfigError("agent_resume_seconds and resume_grace_seconds must be 0 to 600")
         if not self.purge_interval_seconds > 0:
             raise ConfigError("purge_interval_seconds must be positive")
+        if not self.transport_note_recheck_seconds >= 0:
+            raise ConfigError("transport_note_recheck_seconds must be 0 or more")
         if not self.upgrade_copy_days > 0:
             raise ConfigError("upgrade_copy_days must be positive")
         if not self.sqlite_busy_seconds > 0:

@@ -300,3 +300,25 @@ def test_trusting_every_client_as_a_proxy_fails_transport(server_factory: Server
     assert httpx.get(f"{server.base}/console/", headers=forged).status_code == 200
     item = transport_item(server)
     assert item["status"] == "fail" and "--trusted-proxy *" in item["detail"], item
+
+
+def test_a_deleted_plain_http_note_comes_back_while_plain_requests_still_come(
+    server_factory: ServerFactory,
+) -> None:
+    """The operator deletes the note before the proxy is fixed (or an insider wants a clean
+    report): noted once per process, it stayed deleted and the item passed until a restart.
+    The next plain request notes it again (looked for every transport_note_recheck_seconds)."""
+    server = server_factory(
+        seed=two_organisations, trusted_proxies=("127.0.0.1",), transport_note_recheck_seconds=0
+    )
+    plain = {"x-forwarded-for": "203.0.113.5"}
+    over_https = {**plain, "x-forwarded-proto": "https"}
+    assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
+    assert httpx.get(f"{server.base}/console/", headers=plain).status_code == 200
+    note = server.settings.plain_http_seen_path
+    assert note.exists()
+    note.unlink()
+    assert transport_item(server)["status"] == "pass"  # nothing plain since the deletion
+    assert httpx.get(f"{server.base}/api/me", headers=plain).status_code == 401
+    item = transport_item(server)
+    assert item["status"] == "fail" and "/api/me from 203.0.113.5" in item["detail"], item

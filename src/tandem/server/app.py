@@ -194,6 +194,8 @@ def create_app(
                 TransportWatch,
                 note=functools.partial(note_transport_seen, settings),
                 behind_proxy=bool(settings.trusted_proxies) and not settings.tls,
+                noted=settings.plain_http_seen_path.exists,
+                recheck_seconds=settings.transport_note_recheck_seconds,
             ),
             Middleware(
                 PublicOrigins,

@@ -147,23 +147,42 @@ class TransportWatch:
     plain HTTP (a port 80 it served, an ``X-Forwarded-Proto`` it never sent). The probes
     (:data:`PROBES`, which load balancers ask by address) and requests from this machine that
     carry no proxy header (an operator's ``curl``) cross no network and are not noted. One note
-    of each kind per process; the first plain one is also logged."""
+    of each kind per process, the first plain one also logged; the plain one is noted again
+    when the operator deleted it while plain requests still come (``noted``, looked at most
+    every ``recheck_seconds``): noted once per process, a note deleted before the proxy was
+    fixed left the item passing until the next restart."""
 
     def __init__(
         self,
         app: ASGIApp,
         note: Callable[[bool, str], None],
         behind_proxy: bool = False,
+        noted: Callable[[], bool] = lambda: True,
+        recheck_seconds: float = 60.0,
     ) -> None:
         self.app = app
         self.note = note
+        self.noted = noted
+        self.recheck_seconds = recheck_seconds
         self.plain_noted = False
+        self.plain_checked_at = 0.0
         self.https_noted = not behind_proxy  # without a proxy, nothing to learn from https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and not (self.plain_noted and self.https_noted):
+        if scope["type"] in ("http", "websocket") and (
+            not (self.plain_noted and self.https_noted)
+            or (self.plain_noted and scope.get("scheme") in ("http", "ws"))
+        ):
             await self._watch(scope)
         await self.app(scope, receive, send)
+
+    async def _still_noted(self) -> bool:
+        """Whether the plain note is still there (looked at most every recheck_seconds)."""
+        now = asyncio.get_running_loop().time()
+        if now - self.plain_checked_at < self.recheck_seconds:
+            return True
+        self.plain_checked_at = now
+        return await asyncio.to_thread(self.noted)
 
     async def _watch(self, scope: Scope) -> None:
         if scope["type"] == "http" and scope["path"] in PROBES:
@@ -174,8 +193,11 @@ class TransportWatch:
         client = scope.get("client") or ("", 0)
         if proxied is None and is_loopback(str(client[0])):
             return  # from this machine, through no proxy: it crossed no network
+        if plain and self.plain_noted and not await self._still_noted():
+            self.plain_noted = False  # deleted, yet plain requests still come: noted again
         if plain and not self.plain_noted:
             self.plain_noted = True  # before any await: one note, however many come at once
+            self.plain_checked_at = asyncio.get_running_loop().time()
             what = (
                 f"{scope['type']} {scope['path'][:100]} from {str(client[0])[:60]} over plain "
                 f"HTTP ({'forwarded: ' + proxied if proxied else 'direct'})"
