@@ -708,11 +708,14 @@ class SessionHub:
             storage, self.record, settings.max_recording_downloads, self.record_done
         )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
-        self.policy = policy_json(
+        self.server_policy = (
             load_policy(settings.policy_file, settings.max_input_file_bytes)
             if settings.policy_file
             else None
         )
+        """The server's policy (--policy) as read at start, which it hands out until it stops:
+        the compliance report checks this one, not the file as it is now."""
+        self.policy = policy_json(self.server_policy)
 
     async def __aenter__(self) -> Self:
         await self.record("server_started", actor="server", org=DEFAULT_ORG)
