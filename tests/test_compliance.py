@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,11 +24,14 @@ from tandem.compliance import (
     Installation,
     Profile,
     evaluate,
+    exposed_files,
     recording_key_files,
 )
+from tandem.config import Settings
 from tandem.policy import Detectors, MaskingPolicy, Pages
 from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
 from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs the real command
+from tests.test_audit import TRIGGERS as AUDIT_TRIGGERS
 
 NOW = 1_800_000_000.0
 STRICT = MaskingPolicy(
@@ -65,6 +69,8 @@ def compliant() -> Installation:
         console_origins=("https://console.example",),
         public_origins=("https://tandem.example",),
         sso_issuer="https://idp.example",
+        sso_accounts=("alice",),
+        sso_second_factor="amr mfa",
         server_policy=None,
         login_idle_seconds=900,
         login_ttl_seconds=8 * 3600,
@@ -146,6 +152,35 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
         ),
     ),
     ("sign_in_timeouts", lambda i: dataclasses.replace(i, login_ttl_seconds=48 * 3600)),
+    # Every client trusted as a proxy: anyone's X-Forwarded-Proto: https is believed.
+    (
+        "transport",
+        lambda i: dataclasses.replace(
+            i, behind_proxy=True, trusted_proxies=("*",), forwarded_https_seen=True
+        ),
+    ),
+    # Behind a trusted proxy, nothing seen yet: it may forward plain HTTP.
+    ("transport", lambda i: dataclasses.replace(i, tls=False, behind_proxy=True)),
+    # A request came over plain HTTP (a trusted proxy's X-Forwarded-Proto said so), whatever
+    # else is set.
+    ("transport", lambda i: dataclasses.replace(i, plain_http_seen="http GET /console/")),
+    (
+        "transport",
+        lambda i: dataclasses.replace(
+            i,
+            tls=False,
+            behind_proxy=True,
+            forwarded_https_seen=True,
+            plain_http_seen="http GET /console/",
+        ),
+    ),
+    # An account signing in through the provider, which need not show a second factor.
+    ("mfa", lambda i: dataclasses.replace(i, sso_second_factor=None)),
+    # ... or whose required amr accepts a password alone ("pwd").
+    (
+        "mfa",
+        lambda i: dataclasses.replace(i, sso_second_factor="amr pwd", sso_single_factor=("pwd",)),
+    ),
     ("recording_key", lambda i: dataclasses.replace(i, key_files_unread=1)),
     ("audit_trail", lambda i: dataclasses.replace(i, audit=AuditState(True, None, 9, NOW - 2e5))),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
@@ -317,6 +352,8 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     policy.write_text(json.dumps({"version": 1, "detectors": {"iban": True, "ssn": True}}))
     advisories = tmp_path / "osv.json"
     advisories.write_text(json.dumps({"vulns": []}))
+    # What the server notes once its proxy forwarded a request as https (TransportWatch).
+    (data / "forwarded-https-seen").write_text("http /console/ forwarded as https\n")
     for path in (data, *data.iterdir()):
         path.chmod(0o700 if path.is_dir() else 0o600)
     env = {
@@ -401,6 +438,30 @@ def test_loopback_behind_no_proxy_needs_no_public_origin(tmp_path: Path) -> None
         r for r in json.loads(result.stdout)["results"] if r["requirement"] == "public_origin"
     ]
     assert found["status"] == "pass" and "loopback only" in found["detail"]
+
+
+def test_the_command_fails_transport_once_a_request_came_over_plain_http(
+    tmp_path: Path,
+) -> None:
+    data, env = _installation(tmp_path)
+    (data / "plain-http-seen").write_text(
+        "http /console/ from 203.0.113.5 over plain HTTP (forwarded: x-forwarded-for)\n"
+    )
+    check = ["compliance", "check", "--profile", "pci-dss", "--format", "json"]
+    result = run(*check, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [transport] = [
+        r for r in json.loads(result.stdout)["results"] if r["requirement"] == "transport"
+    ]
+    assert transport["status"] == "fail" and "203.0.113.5" in transport["detail"]
+    (data / "forwarded-https-seen").unlink()
+    (data / "plain-http-seen").unlink()
+    [transport] = [
+        r
+        for r in json.loads(run(*check, env=env).stdout)["results"]
+        if r["requirement"] == "transport"
+    ]
+    assert transport["status"] == "fail" and "cannot tell yet" in transport["detail"]
 
 
 def test_the_command_refuses_an_unknown_profile_or_organisation(tmp_path: Path) -> None:
@@ -494,3 +555,128 @@ def test_a_key_file_past_the_files_the_search_reads_fails_the_check(
     assert result.status == "fail" and "may lie among them" in result.detail
     (data / "note-0.txt").unlink()  # within the limit: found and named
     assert recording_key_files(data) == ((str(data / "later" / "tandem-recording-key.json"),), 0)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_transport_through_a_proxy_passes_once_requests_came_forwarded_as_https(
+    profile: Profile,
+) -> None:
+    seen = dataclasses.replace(compliant(), tls=False, behind_proxy=True, forwarded_https_seen=True)
+    assert statuses(profile, seen)["transport"] == "pass"
+
+
+# Attack review of the self-check (docs/security.md): each a way the item passed while the
+# requirement was not met.
+
+
+@pytest.mark.parametrize("profile", ["gdpr", "pci-dss"])
+def test_a_purge_that_seldom_runs_fails_retention(profile: Profile) -> None:
+    """The item read retention_days alone: TANDEM_PURGE_INTERVAL_SECONDS of a year kept ended
+    sessions a year past their retention, and it passed."""
+    seldom = dataclasses.replace(compliant(), purge_interval_seconds=365 * 86400.0)
+    [retention] = [
+        r for r in evaluate(profile, seldom, NOW).results if r.requirement == "retention"
+    ]
+    assert retention.status == "fail" and "every 365 days" in retention.detail
+    assert "TANDEM_PURGE_INTERVAL_SECONDS" in retention.fix
+    daily = dataclasses.replace(compliant(), purge_interval_seconds=86400.0)
+    assert statuses(profile, daily)["retention"] == "pass"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_an_empty_trail_with_accounts_fails_the_audit_item(profile: Profile) -> None:
+    """An empty trail verifies: every record and anchor deleted passed as "intact"."""
+    wiped = dataclasses.replace(compliant(), audit=AuditState(True, None, 0, None, empty=True))
+    [audit] = [r for r in evaluate(profile, wiped, NOW).results if r.requirement == "audit_trail"]
+    assert audit.status == "fail" and "holds no record" in audit.detail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_audit_item_says_what_it_cannot_see_without_a_checkpoint(profile: Profile) -> None:
+    [audit] = [
+        r for r in evaluate(profile, compliant(), NOW).results if r.requirement == "audit_trail"
+    ]
+    assert "no external checkpoint checked" in audit.detail
+    checked = dataclasses.replace(
+        compliant(), audit=AuditState(True, None, 120, None, checkpoints=3)
+    )
+    [audit] = [r for r in evaluate(profile, checked, NOW).results if r.requirement == "audit_trail"]
+    assert "checked against 3 external checkpoint(s)" in audit.detail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_packages_installed_at_other_versions_than_the_sbom_fail_dependencies(
+    profile: Profile,
+) -> None:
+    """Advisories are matched against the SBOM (the lock files): a dependency downgraded by
+    hand in the server's environment to a vulnerable version passed as the locked one."""
+    drifted = dataclasses.replace(
+        compliant(), dependency_drift=("starlette listed 1.10.1, installed 0.27.0",)
+    )
+    [deps] = [r for r in evaluate(profile, drifted, NOW).results if r.requirement == "dependencies"]
+    assert deps.status == "fail" and "starlette listed 1.10.1, installed 0.27.0" in deps.detail
+
+
+def test_installed_drift_names_python_packages_at_other_versions_only() -> None:
+    components = [
+        sbom.Component("PyPI", "starlette", "1.10.1"),
+        sbom.Component("PyPI", "colorama", "0.4.6"),  # another platform's: not installed
+        sbom.Component("PyPI", "msgspec", "0.19.0"),
+        sbom.Component("npm", "rrweb", "2.0.0"),  # bundled at build time
+        sbom.Component("PyPI", "tandem", "0.0.1"),  # the running code itself
+    ]
+    installed = {"starlette": "0.27.0", "msgspec": "0.19.0", "tandem": "0.2.0", "rrweb": "1"}
+    assert sbom.installed_drift(components, installed.get) == (
+        "starlette listed 1.10.1, installed 0.27.0",
+    )
+    # This test environment runs what the SBOM lists.
+    assert sbom.installed_drift(sbom.sbom_components(sbom.load_sbom())) == ()
+
+
+def test_a_tls_key_other_accounts_may_read_fails_file_permissions(tmp_path: Path) -> None:
+    """The item said "keys" and never looked at the TLS private key."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    cert, key = tmp_path / "chain.pem", tmp_path / "key.pem"
+    cert.write_text("certificate\n")
+    key.write_text("private key\n")
+    key.chmod(0o644)
+    settings = Settings.load(environ={}, data_dir=data, tls_cert=cert, tls_key=key)
+    assert exposed_files(settings) == ((str(key), False),)
+    key.chmod(0o600)
+    assert exposed_files(settings) == ()
+
+
+def test_file_permissions_on_postgresql_do_not_claim_the_database(
+    profile: Profile = "gdpr",
+) -> None:
+    on_postgres = dataclasses.replace(compliant(), database_file=False)
+    [files] = [
+        r
+        for r in evaluate(profile, on_postgres, NOW).results
+        if r.requirement == "file_permissions"
+    ]
+    assert files.status == "pass" and "not checked" in files.detail
+
+
+def test_the_recording_key_item_claims_only_the_data_directory() -> None:
+    [key] = [
+        r for r in evaluate("pci-dss", compliant(), NOW).results if r.requirement == "recording_key"
+    ]
+    assert key.status == "pass" and "on the server" not in key.detail
+    assert "in the data directory" in key.detail
+
+
+def test_the_command_fails_an_audit_trail_deleted_whole(tmp_path: Path) -> None:
+    """The attacker with the database file drops the append-only guards and deletes every
+    record and anchor: what is left verifies, and the item passed it."""
+    data, env = _installation(tmp_path)
+    with sqlite3.connect(data / "tandem.sqlite3") as db:
+        for trigger in AUDIT_TRIGGERS:
+            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        db.execute("DELETE FROM audit")
+        db.execute("DELETE FROM audit_anchors")
+    result = run("compliance", "check", "--profile", "gdpr", "--format", "json", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    [audit] = [r for r in json.loads(result.stdout)["results"] if r["requirement"] == "audit_trail"]
+    assert audit["status"] == "fail" and "holds no record" in audit["detail"], audit

@@ -1588,6 +1588,7 @@ def compliance_check(
         chosen = check_profile(profile)
         _check_format(output)
         settings = _load(data_dir, audit_key_file=audit_key, advisory_file=advisory_file)
+        _same_settings_as_the_server(settings)
         checkpoints = _read_checkpoints(checkpoint, settings) if checkpoint else []
         now = time.time()
         text = _run(run())
@@ -1621,6 +1622,23 @@ def compliance_forget_proxy(data_dir: DataDir = None, audit_key: AuditKey = None
     except OSError as exc:  # the data directory's note, there but not removable
         raise _fail(f"cannot remove {settings.proxy_seen_path}: {exc.strerror}") from None
     typer.echo("the reverse proxy's note is removed" if forgotten else "no reverse proxy was noted")
+
+
+def _same_settings_as_the_server(settings: Settings) -> None:
+    """Raise ConfigError when the server last started on this data directory runs with other
+    settings than this command read from its environment: the report would be of settings that
+    do not run (a shell with TANDEM_LOGIN_IDLE_SECONDS=900 passed the timeouts of a server
+    running with 1800)."""
+    from tandem.config import serving_differences
+
+    differences = serving_differences(settings)
+    if differences:
+        raise ConfigError(
+            "the server of this data directory runs with other settings than this command "
+            f"read ({'; '.join(differences)}): run the check with the server's environment "
+            "(TANDEM_*), or read the server's own report (console: Administration, "
+            "Compliance; GET /api/compliance)"
+        )
 
 
 @security_app.command("status")

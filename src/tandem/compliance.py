@@ -18,14 +18,14 @@ import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import msgspec
 
 from tandem import auth, sbom
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import Checkpoint, load_or_create_key, verify
-from tandem.config import PROXY_NOTE, Settings
+from tandem.config import PLAIN_HTTP_SEEN_FILE, PROXY_NOTE, Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
@@ -42,6 +42,9 @@ GDPR_MAX_RETENTION_DAYS = 90
 """Storage limitation: ended sessions and recordings kept at most this long under the GDPR
 profile (shorten it further if your purpose allows; docs/compliance.md)."""
 PCI_MAX_RETENTION_DAYS = 365
+MAX_PURGE_LAG_SECONDS = DAY
+"""Ended sessions past retention are deleted at least this often for the retention item to
+pass (``purge_interval_seconds``; by default every minute)."""
 MIN_AUDIT_RETENTION_DAYS: dict[str, float] = {"pci-dss": 365, "hipaa": 6 * 365, "gdpr": 0}
 """Audit records kept at least this long: PCI DSS 10.5.1 (12 months), HIPAA §164.316(b)(2)(i)
 (six years). The signed trail is never purged; this bounds the counts of events with no
@@ -50,6 +53,9 @@ PCI_MAX_TRAINING_DAYS = 365
 """PCI DSS 12.6.3: security awareness training at least once every 12 months."""
 MAX_IDLE_SECONDS: dict[Profile, float] = {"pci-dss": 900.0, "hipaa": 900.0, "gdpr": 1800.0}
 MAX_SIGN_IN_SECONDS = 12 * 3600.0
+SINGLE_FACTOR_AMR = frozenset({"pwd", "pin", "kba"})
+"""RFC 8176 ``amr`` values that are one knowledge factor (a password, a PIN, questions):
+accepted alone as the provider's second factor, they accept a single factor."""
 MIN_PASSWORD_LENGTH: dict[Profile, int] = {"pci-dss": 12, "hipaa": 12, "gdpr": 12}
 DETECTORS: dict[Profile, tuple[str, ...]] = {"pci-dss": (), "hipaa": ("ssn",), "gdpr": ("iban",)}
 """Detectors the profile needs on for every site (payment cards are always masked)."""
@@ -66,6 +72,10 @@ class AuditState:
     """Time of the oldest record covered by neither an anchor nor a checkpoint (None: all)."""
     max_age_days: float = 1.0
     """How old such a record may be (``audit_anchor_max_age_days``)."""
+    empty: bool = False
+    """The trail holds no record at all (every organisation's)."""
+    checkpoints: int = 0
+    """External checkpoints the verdict checked (``--checkpoint``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,6 +114,29 @@ class Installation:
     unnamed_exposure: str | None = None
     """Why browsers may reach it by other names with none set (Settings.exposure: also a
     reverse proxy's headers seen in a request)."""
+    plain_http_seen: str | None = None
+    """The note of a request that came over plain HTTP (Settings.transport_seen), if any."""
+    forwarded_https_seen: bool = False
+    """Whether a trusted proxy has forwarded a request as https."""
+    trusted_proxies: tuple[str, ...] = ()
+    """``--trusted-proxy`` as set (``*``: every client)."""
+    purge_interval_seconds: float = 60.0
+    """How often ended sessions past retention are deleted (Settings.purge_interval_seconds)."""
+    database_file: bool = True
+    """The database is the data directory's SQLite file (False: PostgreSQL's, whose access the
+    database server controls)."""
+    dependency_drift: tuple[str, ...] = ()
+    """Python packages installed at another version than the SBOM lists
+    (:func:`tandem.sbom.installed_drift`)."""
+    sso_accounts: tuple[str, ...] = ()
+    """Accounts bound to the organisation's identity provider: they sign in through it, and
+    Tandem asks them for no second factor of its own."""
+    sso_single_factor: tuple[str, ...] = ()
+    """``amr`` values the organisation accepts as its provider's second factor that are one
+    knowledge factor alone (:data:`SINGLE_FACTOR_AMR`)."""
+    sso_second_factor: str | None = None
+    """What an ID token must assert to show the provider's second factor (its ``acr`` or
+    ``amr``), as set for the organisation; None: nothing is required."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -294,14 +327,45 @@ Outcome = tuple[Status, str, str]
 
 
 def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.plain_http_seen is not None:
+        return (
+            "fail",
+            f"a request came over plain HTTP: {inst.plain_http_seen} (noted in the data "
+            f"directory's {PLAIN_HTTP_SEEN_FILE}): sign-in cookies and sessions crossed the "
+            "network unprotected",
+            "serve HTTPS only: have the proxy redirect http to https and send "
+            "X-Forwarded-Proto: https with what it forwards (or tandem serve --tls-cert ... "
+            f"--tls-key ...), then delete {PLAIN_HTTP_SEEN_FILE} from the data directory and "
+            "check again (docs/deployment.md)",
+        )
+    if "*" in inst.trusted_proxies:
+        # Every client is believed when it says it came over https (X-Forwarded-Proto), and
+        # where it came from (X-Forwarded-For): one forged header made "https seen".
+        return (
+            "fail",
+            "every client is trusted as a reverse proxy (--trusted-proxy *): any client's "
+            "X-Forwarded-Proto: https is believed, so nothing shows how browsers reach the server",
+            "name the proxies' own addresses: tandem serve --trusted-proxy 10.0.0.2 (or "
+            "TANDEM_TRUSTED_PROXIES) (docs/deployment.md)",
+        )
     if inst.tls:
         return "pass", "served over HTTPS by Tandem itself, with HSTS (max-age one year)", ""
-    if inst.behind_proxy:
+    if inst.behind_proxy and inst.forwarded_https_seen:
         return (
             "pass",
-            "HTTPS ends at a trusted reverse proxy; Tandem sends HSTS on requests it forwards "
-            "as https (X-Forwarded-Proto)",
+            "HTTPS ends at a trusted reverse proxy: requests came forwarded as https "
+            "(X-Forwarded-Proto), none over plain HTTP; Tandem sends HSTS on them",
             "",
+        )
+    if inst.behind_proxy:
+        # Taken on the proxy's word, the item passed for a proxy that forwards plain HTTP.
+        return (
+            "fail",
+            "cannot tell yet: no request has come through the trusted proxy as https, so "
+            "nothing shows that it forwards HTTPS only (it may serve plain HTTP, or send no "
+            "X-Forwarded-Proto)",
+            "open the console at its https:// address through the proxy (the proxy sending "
+            "X-Forwarded-Proto: https), then check again (docs/deployment.md)",
         )
     return (
         "fail",
@@ -312,19 +376,52 @@ def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
 
 
 def _mfa(profile: Profile, inst: Installation, now: float) -> Outcome:
+    problems, fixes = [], []
     exempt = [u.username for u in inst.users if u.mfa_exempt]
     if exempt:
-        return (
-            "fail",
+        problems.append(
             f"{len(exempt)} account(s) sign in with a password alone (--no-mfa): "
-            + ", ".join(sorted(exempt)),
-            "recreate each without --no-mfa: tandem user add NAME --role ROLE --org "
-            f"{inst.org.org_id} (or the console: Users, Delete, Add)",
+            + ", ".join(sorted(exempt))
         )
+        fixes.append(
+            "recreate each without --no-mfa: tandem user add NAME --role ROLE --org "
+            f"{inst.org.org_id} (or the console: Users, Delete, Add)"
+        )
+    if inst.sso_accounts and inst.sso_second_factor is None:
+        # They sign in through the provider, and Tandem asks them for no second factor of its
+        # own: the check passed them on the assumption that the provider asked for one.
+        problems.append(
+            f"{len(inst.sso_accounts)} account(s) sign in through the identity provider "
+            f"{inst.sso_issuer}, whose ID token need not show a second factor (no acr or amr "
+            "is required): " + ", ".join(sorted(inst.sso_accounts))
+        )
+        fixes.append(
+            'PUT /api/org/sso with "mfa_amr": ["mfa"] (or "mfa_acr": [the acr your provider '
+            "gives multi-factor sign-ins]), the provider set to ask for a second factor "
+            "(docs/administration.md)"
+        )
+    if inst.sso_accounts and inst.sso_single_factor:
+        # "amr": ["pwd"] set as the requirement made the item pass for a password alone.
+        problems.append(
+            f"{len(inst.sso_accounts)} account(s) sign in through the identity provider with "
+            "an ID token that may show a single factor: the amr values accepted include "
+            + ", ".join(inst.sso_single_factor)
+        )
+        fixes.append(
+            'PUT /api/org/sso with "mfa_amr" naming only multi-factor methods (e.g. ["mfa"]) '
+            "(docs/administration.md)"
+        )
+    if problems:
+        return "fail", "; ".join(problems), "; ".join(fixes)
     pending = sum(1 for u in inst.users if not u.totp_secret)
     extra = (
         f"; {pending} must set one up at their next sign-in before anything else" if pending else ""
     )
+    if inst.sso_accounts:
+        extra += (
+            f"; {len(inst.sso_accounts)} sign in through the identity provider, whose ID token "
+            f"must show a second factor ({inst.sso_second_factor})"
+        )
     return "pass", f"{len(inst.users)} account(s), none exempt from the second factor{extra}", ""
 
 
@@ -491,7 +588,8 @@ def _recording_key(profile: Profile, inst: Installation, now: float) -> Outcome:
     return (
         "pass",
         "recordings are encrypted in the customer's browser to the organisation's public key; "
-        "no key file on the server",
+        "no key file in the data directory (the rest of the machine, and archives, are not "
+        "searched: keeping the key file offline stays the auditors' job)",
         "",
     )
 
@@ -505,7 +603,21 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
             f"ended sessions and recordings are kept {days} days; {profile} allows {most}",
             f'PATCH /api/org {{"retention_days": {most}}} (console: Organisation)',
         )
-    return "pass", f"ended sessions and recordings are erased after {days} days", ""
+    lag = inst.purge_interval_seconds
+    if lag > MAX_PURGE_LAG_SECONDS:
+        # The item read retention_days alone: a purge that runs once a year kept the ended
+        # sessions for up to a year past them, and the item passed.
+        return (
+            "fail",
+            f"ended sessions past retention are deleted only every {lag / DAY:g} days "
+            f"(purge_interval_seconds): they outlive the {days}-day retention by up to that long",
+            "TANDEM_PURGE_INTERVAL_SECONDS=60 (the default) in the server's environment",
+        )
+    return (
+        "pass",
+        f"ended sessions and recordings are erased after {days} days (looked for every {lag:g} s)",
+        "",
+    )
 
 
 def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
@@ -515,6 +627,15 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
             "fail",
             f"the audit trail does not verify: {state.problem}",
             "tandem audit verify (find out what changed; restore the database from a backup)",
+        )
+    if state.empty and inst.users:
+        # An empty trail verifies: deleting every record and anchor passed as "intact".
+        return (
+            "fail",
+            f"the audit trail holds no record, yet {len(inst.users)} account(s) exist, whose "
+            "creation is recorded: the trail was deleted, or the database replaced",
+            "tandem audit verify --checkpoint /offsite/tandem-checkpoints.log; restore the "
+            "database from a backup and find out who had access to it",
         )
     if state.unanchored_since is not None and now - state.unanchored_since > (
         state.max_age_days * DAY
@@ -540,7 +661,14 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         f"{'' if state.records is None else f'{state.records} records, '}"
         "chain and anchors verified, anchored within "
         f"{state.max_age_days:g} day(s); "
-        f"append-only, never purged; anonymous event counts kept {counts_kept:g} days",
+        f"append-only, never purged; anonymous event counts kept {counts_kept:g} days"
+        + (
+            f"; checked against {state.checkpoints} external checkpoint(s)"
+            if state.checkpoints
+            else "; no external checkpoint checked, so a trail cut back to an anchor, or the "
+            "database replaced by an older copy, would not show "
+            "(tandem compliance check --checkpoint FILE; docs/audit.md)"
+        ),
         "",
     )
 
@@ -557,6 +685,14 @@ def _file_permissions(profile: Profile, inst: Installation, now: float) -> Outco
             "other accounts on this machine may read: "
             + ", ".join(path for path, _ in inst.exposed_files),
             " && ".join(commands),
+        )
+    if not inst.database_file:
+        return (
+            "pass",
+            "data directory and keys private to the server's account; the database is "
+            "PostgreSQL's, whose accounts and access the database server controls (not checked "
+            "here: docs/scale-out.md)",
+            "",
         )
     return "pass", "data directory, database and keys private to the server's account", ""
 
@@ -606,6 +742,17 @@ def _training(profile: Profile, inst: Installation, now: float) -> Outcome:
 
 def _dependencies(profile: Profile, inst: Installation, now: float) -> Outcome:
     state = inst.security
+    if inst.dependency_drift:
+        # Advisories are matched against the SBOM: a package changed by hand in the server's
+        # environment (an older, vulnerable one) passed as the version the SBOM lists.
+        return (
+            "fail",
+            "installed packages differ from the SBOM the advisories are matched against: "
+            + "; ".join(inst.dependency_drift),
+            "reinstall Tandem's pinned dependencies (pip install --require-hashes -r "
+            "requirements/runtime.txt, or the release's wheel with its lock) "
+            "(docs/security-updates.md)",
+        )
     if state.findings:
         listed = "; ".join(
             f"{f.component.name} {f.component.version} ({f.advisory}"
@@ -695,11 +842,15 @@ async def gather(
     audit: AuditState | None = None,
     *,
     operator_view: bool = True,
+    server_policy: MaskingPolicy | Literal["from settings"] | None = "from settings",
 ) -> Installation:
     """Read what the checks need from the live configuration, storage and files (the audit
     trail's state too, unless ``audit`` gives it: :class:`AuditChecks`). Without
     ``operator_view`` (an organisation's admin, through the API), recording key files on the
-    server are counted, not named: their names may be other organisations'."""
+    server are counted, not named: their names may be other organisations'. ``server_policy``:
+    the policy the running server hands out (read at its start; the API passes it), else the
+    policy file as it is now (the command, which refuses to run when the file changed since the
+    server started: Settings.checked_settings)."""
     grant = authorize(actor, "org.manage", Resource(actor.org))
     org = await directory.get_org(actor)
     storage = directory.storage
@@ -710,6 +861,7 @@ async def gather(
     )
     standings = await training.roster(grant, users)
     key_files, key_files_unread = await asyncio.to_thread(recording_key_files, settings.data_dir)
+    transport = await asyncio.to_thread(settings.transport_seen)
     return Installation(
         org=org,
         users=users,
@@ -718,20 +870,33 @@ async def gather(
         sites=tuple(await storage.list_sites(grant)),
         tls=settings.tls,
         behind_proxy=bool(settings.trusted_proxies),
+        trusted_proxies=settings.trusted_proxies,
         console_origins=settings.console_origins,
         public_origins=settings.public_origins,
         unnamed_exposure=await asyncio.to_thread(
             settings.exposure, await storage.installation_note(PROXY_NOTE)
         ),
+        plain_http_seen=transport[0],
+        forwarded_https_seen=transport[1],
         sso_issuer=sso["issuer"] if sso else None,
+        sso_accounts=_bound_to(org.org_id, sso["issuer"], users) if sso else (),
+        sso_second_factor=_second_factor_required(sso) if sso else None,
+        sso_single_factor=(
+            tuple(v for v in sso.get("mfa_amr", []) if v in SINGLE_FACTOR_AMR) if sso else ()
+        ),
         server_policy=(
-            load_policy(settings.policy_file, settings.max_input_file_bytes)
+            server_policy
+            if server_policy != "from settings"
+            else load_policy(settings.policy_file, settings.max_input_file_bytes)
             if settings.policy_file
             else None
         ),
         login_idle_seconds=settings.login_idle_seconds,
         login_ttl_seconds=settings.login_ttl_seconds,
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
+        purge_interval_seconds=settings.purge_interval_seconds,
+        database_file=not settings.database_url,
+        dependency_drift=await asyncio.to_thread(_drift),
         audit=audit or await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),
         key_files_on_server=_named_or_counted(key_files, operator_view),
@@ -777,6 +942,43 @@ async def audit_state(
         len(records),
         tail[0].at if tail else None,
         settings.audit_anchor_max_age_days,
+        empty=not records,
+        checkpoints=len(checkpoints),
+    )
+
+
+def _drift() -> tuple[str, ...]:
+    try:
+        components = sbom.sbom_components(sbom.load_sbom())
+    except ConfigError:
+        return ()  # no SBOM: the dependencies item fails on it already (sbom.status)
+    return sbom.installed_drift(components)
+
+
+def _bound_to(org_id: str, issuer: str, users: Sequence[UserRecord]) -> tuple[str, ...]:
+    """The accounts bound to an account at ``issuer`` (tandem.oidc.identity_key): those that
+    sign in through it. A binding that does not read as one counts too (the check errs on the
+    side of failing)."""
+    bound = []
+    for user in users:
+        if user.oidc_identity is None:
+            continue
+        try:
+            org, at, _subject = json.loads(user.oidc_identity)
+        except (ValueError, TypeError):
+            bound.append(user.username)
+            continue
+        if (org, at) == (org_id, issuer):
+            bound.append(user.username)
+    return tuple(bound)
+
+
+def _second_factor_required(sso: dict[str, Any]) -> str | None:
+    acr, amr = list(sso.get("mfa_acr", [])), list(sso.get("mfa_amr", []))
+    if not acr and not amr:
+        return None
+    return " or ".join(
+        ([f"acr {', '.join(acr)}"] if acr else []) + ([f"amr {', '.join(amr)}"] if amr else [])
     )
 
 
@@ -810,10 +1012,15 @@ class AuditChecks:
 
 
 def exposed_files(settings: Settings) -> tuple[tuple[str, bool], ...]:
-    """The data directory, database and keys if group or others have any access to them."""
+    """The data directory, database, keys (audit, secrets, TLS) if group or others have any
+    access to them."""
     paths = [settings.data_dir, settings.audit_key_path, settings.secrets_key_path]
     if not settings.database_url:
         paths.append(settings.database_path)
+    if settings.tls_key is not None:
+        # The item said "keys" and looked at the TLS private key nowhere: readable by every
+        # account on the machine, it passed.
+        paths.append(settings.tls_key)
     found = []
     for path in paths:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -317,6 +318,10 @@ class Settings:
     """SQLite only: the copy of the database the server makes before it upgrades its schema
     (``tandem.sqlite3.<time>.bak`` beside it) is deleted this long after it was made (at the next
     purge). It holds every customer's data as it was, also what is erased or purged since."""
+    transport_note_recheck_seconds: float = 60.0
+    """Once a request over plain HTTP was noted for the compliance check (``plain-http-seen``),
+    how often a later one looks whether the note is still there, and notes it again if the
+    operator deleted it while the proxy still forwards plain HTTP (0: every such request)."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
@@ -436,6 +441,8 @@ class Settings:
             raise ConfigError("agent_resume_seconds and resume_grace_seconds must be 0 to 600")
         if not self.purge_interval_seconds > 0:
             raise ConfigError("purge_interval_seconds must be positive")
+        if not self.transport_note_recheck_seconds >= 0:
+            raise ConfigError("transport_note_recheck_seconds must be 0 or more")
         if not self.upgrade_copy_days > 0:
             raise ConfigError("upgrade_copy_days must be positive")
         if not self.sqlite_busy_seconds > 0:
@@ -633,6 +640,60 @@ class Settings:
         arrived through a reverse proxy while no public origin was set: still read, though the
         note is now kept in the database (:data:`PROXY_NOTE`)."""
         return self.data_dir / PROXY_SEEN_FILE
+
+    @property
+    def plain_http_seen_path(self) -> Path:
+        """Where the server notes the first request it answered that came over plain HTTP
+        (:func:`note_transport_seen`); the compliance check's "transport" item reads it."""
+        return self.data_dir / PLAIN_HTTP_SEEN_FILE
+
+    @property
+    def forwarded_https_seen_path(self) -> Path:
+        """Where the server notes the first request a trusted proxy forwarded as https."""
+        return self.data_dir / FORWARDED_HTTPS_SEEN_FILE
+
+    @property
+    def serving_settings_path(self) -> Path:
+        """Where a starting server notes the settings the compliance check reads
+        (:func:`note_serving_settings`), for ``tandem compliance check`` to compare with its
+        own (:func:`serving_differences`)."""
+        return self.data_dir / SERVING_SETTINGS_FILE
+
+    def checked_settings(self) -> dict[str, object]:
+        """The settings ``tandem compliance check`` reads from its own environment (none
+        secret): the server's may differ (:func:`serving_differences`)."""
+        return {
+            "host": self.host,
+            "tls": self.tls,
+            "tls_key": str(self.tls_key) if self.tls_key else None,
+            "trusted_proxies": list(self.trusted_proxies),
+            "public_origins": list(self.public_origins),
+            "console_origins": list(self.console_origins),
+            "login_idle_seconds": self.login_idle_seconds,
+            "login_ttl_seconds": self.login_ttl_seconds,
+            "purge_interval_seconds": self.purge_interval_seconds,
+            "anonymous_audit_retention_days": self.anonymous_audit_retention_days,
+            "audit_anchor_max_age_days": self.audit_anchor_max_age_days,
+            "policy_file": str(self.policy_file) if self.policy_file else None,
+            "policy_sha256": _file_digest(self.policy_file),
+            "audit_key_file": str(self.audit_key_path),
+            "postgresql": bool(self.database_url),
+        }
+
+    def transport_seen(self) -> tuple[str | None, bool]:
+        """What the requests showed of the browsers' transport (:func:`note_transport_seen`):
+        the note of one that came over plain HTTP (or why the note cannot be read: a failed
+        check rather than a passed one), and whether one came through a trusted proxy as
+        https."""
+        plain: str | None
+        try:
+            plain = self.plain_http_seen_path.read_text(encoding="utf-8").strip()[:300]
+            plain = plain or "a request"
+        except FileNotFoundError:
+            plain = None
+        except OSError as exc:
+            plain = f"its note ({self.plain_http_seen_path}) is unreadable: {exc}"
+        return plain, self.forwarded_https_seen_path.exists()
 
     def exposure(self, noted: str | None = None) -> str | None:
         """:attr:`unnamed_exposure`, or, with none, that requests came with a reverse proxy's
@@ -859,6 +920,18 @@ with while no public origin was set, made by whichever server saw it: every serv
 check fails ``public_origin`` and every start warns (Settings.exposure) until a public origin is
 set or the operator removes it (``tandem compliance forget-proxy``)."""
 
+PLAIN_HTTP_SEEN_FILE = "plain-http-seen"
+"""In the data directory: the first request (not a probe, not from this machine) the server
+answered over plain HTTP, as the connection or a trusted proxy's X-Forwarded-Proto said
+(Settings.transport_seen). Delete it once the proxy forwards only HTTPS."""
+
+FORWARDED_HTTPS_SEEN_FILE = "forwarded-https-seen"
+"""In the data directory: a trusted proxy has forwarded a request as https."""
+
+SERVING_SETTINGS_FILE = "serving-settings.json"
+"""In the data directory: the settings the last server started on it runs with, as far as the
+compliance check reads them (Settings.checked_settings)."""
+
 PROXY_HEADERS = (
     "forwarded",
     "x-forwarded-for",
@@ -878,6 +951,55 @@ def public_origin_warning(exposure: str) -> str:
         "is same-origin with it). Set --public-origin https://tandem.example.com (or "
         "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"
     )
+
+
+def note_transport_seen(settings: Settings, plain: bool, what: str) -> None:
+    """Note a request that came over plain HTTP (``what`` says which), or one a trusted proxy
+    forwarded as https."""
+    path = settings.plain_http_seen_path if plain else settings.forwarded_https_seen_path
+    path.write_text(what + "\n", encoding="utf-8")
+
+
+def _file_digest(path: Path | None) -> str | None:
+    """The SHA-256 of a small file the server reads once at start (its policy): edited since,
+    the running server still uses what it read then."""
+    if path is None:
+        return None
+    import hashlib
+
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except OSError as exc:
+        return f"unreadable: {exc.strerror}"
+
+
+def note_serving_settings(settings: Settings) -> None:
+    """Note, as the server starts, the settings it runs with (Settings.checked_settings)."""
+    text = json.dumps(settings.checked_settings(), sort_keys=True, indent=1)
+    settings.serving_settings_path.write_text(text + "\n", encoding="utf-8")
+
+
+def serving_differences(settings: Settings) -> list[str]:
+    """How the settings of the server last started on ``settings.data_dir`` differ from
+    ``settings`` (``name: here X, the server Y``), as far as the compliance check reads them;
+    empty when no server noted them. A note that cannot be read is a difference too (the check
+    would not know what the server runs with)."""
+    path = settings.serving_settings_path
+    try:
+        served = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError) as exc:
+        return [f"the server's note of its settings ({path}) is unreadable: {exc}"]
+    if not isinstance(served, dict):
+        return [f"the server's note of its settings ({path}) is unreadable"]
+    mine = json.loads(json.dumps(settings.checked_settings()))
+    return [
+        f"{name}: here {mine[name]!r}, the server {served.get(name)!r}"
+        for name in sorted(mine)
+        if served.get(name) != mine[name]
+    ]
 
 
 def ascii_host(host: str, what: str) -> str:

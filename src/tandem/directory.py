@@ -12,7 +12,7 @@ import dataclasses
 import json
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -113,6 +113,41 @@ def site_json(site: SiteRecord) -> dict[str, object]:
         "has_token_key": site.token_key is not None,
         "verified": site.verified,
     }
+
+
+def _sso_json(value: dict[str, Any]) -> dict[str, Any]:
+    """The organisation's provider as the API shows it: never its client secret."""
+    return {
+        "issuer": value["issuer"],
+        "client_id": value["client_id"],
+        "mfa_acr": list(value.get("mfa_acr", [])),
+        "mfa_amr": list(value.get("mfa_amr", [])),
+    }
+
+
+MAX_ASSURANCE_VALUE = 200
+"""Characters of one ``acr`` or ``amr`` value an organisation requires (a URN at most)."""
+
+
+def _assurance_values(values: Sequence[str] | None, name: str) -> list[str] | None:
+    """``acr``/``amr`` values as set: each 1-200 visible ASCII characters without spaces (they
+    are sent space-separated in ``acr_values``), duplicates dropped."""
+    if values is None:
+        return None
+    checked: list[str] = []
+    for value in values:
+        if not (
+            isinstance(value, str)
+            and 1 <= len(value) <= MAX_ASSURANCE_VALUE
+            and all("!" <= ch <= "~" for ch in value)
+        ):
+            raise ConfigError(
+                f"each {name} value is 1-{MAX_ASSURANCE_VALUE} visible ASCII characters "
+                "without spaces"
+            )
+        if value not in checked:
+            checked.append(value)
+    return checked
 
 
 def user_json(user: UserRecord) -> dict[str, object]:
@@ -218,19 +253,35 @@ class Directory:
         )
         return updated
 
-    async def get_sso(self, actor: Principal) -> dict[str, str] | None:
+    async def get_sso(self, actor: Principal) -> dict[str, Any] | None:
         grant = authorize(actor, "org.manage", Resource(actor.org))
         sealed = await self.storage.get_oidc(grant)
         if not sealed:
             return None
-        value = json.loads(self.box.open(sealed))
-        return {"issuer": value["issuer"], "client_id": value["client_id"]}  # never the secret
+        return _sso_json(json.loads(self.box.open(sealed)))  # never the secret
 
     async def set_sso(
-        self, actor: Principal, issuer: str, client_id: str, client_secret: str
-    ) -> dict[str, str]:
-        """The organisation's OpenID Connect provider (docs/administration.md)."""
+        self,
+        actor: Principal,
+        issuer: str,
+        client_id: str,
+        client_secret: str,
+        mfa_acr: Sequence[str] | None = None,
+        mfa_amr: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """The organisation's OpenID Connect provider (docs/administration.md). ``mfa_acr`` and
+        ``mfa_amr``: the ``acr`` values, or ``amr`` values, of which the ID token must assert one
+        (the provider's second factor; both empty: none required, and the compliance check's
+        "mfa" item fails for accounts bound to the provider); None keeps what was set, so a
+        provider saved again without them (a new client secret) is not weakened."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
+        acr = _assurance_values(mfa_acr, "mfa_acr")
+        amr = _assurance_values(mfa_amr, "mfa_amr")
+        if acr is None or amr is None:
+            current = await self.storage.get_oidc(grant)
+            kept = json.loads(self.box.open(current)) if current else {}
+            acr = list(kept.get("mfa_acr", [])) if acr is None else acr
+            amr = list(kept.get("mfa_amr", [])) if amr is None else amr
         outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
         parts = urlsplit(issuer)
         if parts.query or parts.fragment or not parts.hostname:
@@ -241,12 +292,20 @@ class Directory:
             "issuer": issuer.rstrip("/"),
             "client_id": client_id,
             "client_secret": client_secret,
+            "mfa_acr": acr,
+            "mfa_amr": amr,
         }
         await self.storage.set_oidc(grant, self.box.seal(json.dumps(value)))
         await self.record(
-            "sso_configured", actor=actor.username, org=actor.org, subject=actor.org, issuer=issuer
+            "sso_configured",
+            actor=actor.username,
+            org=actor.org,
+            subject=actor.org,
+            issuer=issuer,
+            mfa_acr=acr,
+            mfa_amr=amr,
         )
-        return {"issuer": value["issuer"], "client_id": client_id}
+        return _sso_json(value)
 
     async def clear_sso(self, actor: Principal) -> None:
         grant = authorize(actor, "org.manage", Resource(actor.org))

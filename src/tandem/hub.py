@@ -728,11 +728,14 @@ class SessionHub:
             storage, self.record, settings.max_recording_downloads, self.witness
         )
         self.training = Training(storage, settings, clock, entropy, box, self.record)
-        self.policy = policy_json(
+        self.server_policy = (
             load_policy(settings.policy_file, settings.max_input_file_bytes)
             if settings.policy_file
             else None
         )
+        """The server's policy (--policy) as read at start, which it hands out until it stops:
+        the compliance report checks this one, not the file as it is now."""
+        self.policy = policy_json(self.server_policy)
 
     async def __aenter__(self) -> Self:
         # Says that this server records every deletion of a session's or recording's rows

@@ -62,6 +62,16 @@ class ProviderConfig:
     max_token_age_seconds: int = 600
     """An ID token issued longer ago than this (plus the leeway) is refused, even if not
     expired (``sso_max_token_age_seconds``)."""
+    mfa_acr: tuple[str, ...] = ()
+    """``acr`` values that show the provider asked for a second factor (the organisation's
+    setting): with these or :attr:`mfa_amr` set, an ID token asserting neither is refused,
+    and the sign-in asks for them (``acr_values``)."""
+    mfa_amr: tuple[str, ...] = ()
+    """``amr`` values (RFC 8176: ``mfa``, ``hwk``, ...) of which one shows a second factor."""
+
+    @property
+    def requires_mfa(self) -> bool:
+        return bool(self.mfa_acr or self.mfa_amr)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -257,6 +267,8 @@ def begin(
         nonce=pending.nonce,
         code_challenge=challenge,
         code_challenge_method="S256",
+        # Asked for, not trusted: the ID token's acr or amr is checked when it comes back.
+        **({"acr_values": " ".join(config.mfa_acr)} if config.mfa_acr else {}),
     )
     return str(url), pending
 
@@ -356,7 +368,28 @@ def _verify_id_token(
     subject = claims["sub"]
     if not isinstance(subject, str) or len(subject) > 255:
         raise _failure("the ID token was refused: invalid subject")
+    if config.requires_mfa and not second_factor_asserted(config, claims):
+        acr, amr = claims.get("acr"), claims.get("amr")
+        raise _failure(
+            "the ID token asserts no second factor (acr "
+            f"{printable(acr) if isinstance(acr, str) else 'none'!r}, amr "
+            f"{printable(' '.join(map(str, amr))) if isinstance(amr, list) else 'none'!r}); "
+            "the organisation requires acr in "
+            f"{list(config.mfa_acr)} or an amr in {list(config.mfa_amr)}"
+        )
     return claims
+
+
+def second_factor_asserted(config: ProviderConfig, claims: Mapping[str, Any]) -> bool:
+    """Whether the (verified) ID token's ``acr`` is one of :attr:`ProviderConfig.mfa_acr`, or
+    one of its ``amr`` values (a list of strings, RFC 8176) one of
+    :attr:`ProviderConfig.mfa_amr`. A provider that asserts nothing asserts no second factor."""
+    acr, amr = claims.get("acr"), claims.get("amr")
+    if isinstance(acr, str) and acr in config.mfa_acr:
+        return True
+    return isinstance(amr, list) and any(
+        isinstance(method, str) and method in config.mfa_amr for method in amr
+    )
 
 
 async def finish(

@@ -132,6 +132,33 @@ def sbom_components(sbom: dict[str, Any]) -> list[Component]:
     return found
 
 
+def installed_drift(
+    components: Sequence[Component], installed: Callable[[str], str | None] | None = None
+) -> tuple[str, ...]:
+    """The SBOM's Python packages installed at another version than it lists (``name listed
+    X, installed Y``): advisories are matched against the SBOM, so for these they were matched
+    against versions that do not run (a package upgraded or downgraded in the server's
+    environment by hand). Packages not installed (another platform's) run nothing: not listed.
+    ``installed``: a package's installed version (default: :mod:`importlib.metadata`)."""
+    import importlib.metadata
+
+    def from_metadata(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    version_of = installed or from_metadata
+    drift = []
+    for component in components:
+        if component.ecosystem != "PyPI" or component.name == "tandem":
+            continue  # npm packages are bundled at build time; tandem is the running code
+        running = version_of(component.name)
+        if running is not None and running != component.version:
+            drift.append(f"{component.name} listed {component.version}, installed {running}")
+    return tuple(drift)
+
+
 def load_sbom(path: Path = SBOM_FILE) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())

@@ -50,6 +50,15 @@ REPORT_ACTIONS = frozenset(
     {"control_granted", "control_revoked", "control_refused", "page_paused", "page_resumed"}
 )
 """Audit actions that are the customer's own browser reporting its decisions."""
+WITHHELD_ACTIONS = frozenset({"legal_hold_placed", "legal_hold_lifted"})
+"""Audit actions never handed to the customer in an export (GDPR Art. 23(1)(d), (j)): a legal
+hold, and its reason, is evidence kept for a case, which the person it concerns may be the
+subject of. The admin's look-up shows them (docs/compliance.md, "What an export withholds")."""
+WITHHELD_NOTE = (
+    "Records of legal holds (evidence kept for legal claims or an investigation) are never "
+    "included in an export, whether or not there are any (GDPR Art. 23(1)(d), (j))."
+)
+"""Said in every export's manifest alike, so that saying it tells nothing."""
 HOLD_KINDS = ("recording", "subject")
 HoldKind = Literal["recording", "subject"]
 NamedBy = Literal["sub", "session"]
@@ -246,6 +255,13 @@ class Subjects:
         findings = await self.find(actor, identifier, by)
         if findings.empty:
             raise NotFoundError(f"nothing stored concerns {identifier!r} in {actor.org!r}")
+        # A hold on the customer's recording named the recording, so its records (reason and
+        # all) went to the customer, who may be the one under investigation; holds on the
+        # customer or a tokenless session did not. None goes now, whatever it is placed on.
+        withheld = [r for r in findings.audit if r.action in WITHHELD_ACTIONS]
+        findings = dataclasses.replace(
+            findings, audit=tuple(r for r in findings.audit if r.action not in WITHHELD_ACTIONS)
+        )
         now = self.clock()
         # Every recording was read into memory, then copied into the archive: a customer with
         # many long recordings took the process's memory (max_recording_bytes each).
@@ -276,6 +292,7 @@ class Subjects:
             recording_ids=[r.recording_id for r in included],
             **({"recordings_left_out": [r.recording_id for r in left_out]} if left_out else {}),
             audit_records=len(findings.audit) + len(findings.reports),
+            **({"audit_records_withheld": len(withheld)} if withheld else {}),
         )
         return findings, archive
 
@@ -521,6 +538,7 @@ def _archive(
             "audit_records": len(findings.audit),
             "reports": len(findings.reports),
             "files": ["README.txt", "sessions.json", "audit.jsonl", "reports.jsonl"],
+            "withheld": WITHHELD_NOTE,
         }
         archive.writestr("manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
         archive.writestr(

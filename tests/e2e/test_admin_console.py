@@ -257,16 +257,39 @@ def test_an_admin_sets_and_turns_off_single_sign_on_in_the_console(
     expect(page.get_by_text("sign in through https://idp.example")).to_contain_text(
         "tandem-console"
     )
+    expect(page.get_by_text("sign in through https://idp.example")).to_contain_text(
+        "Nothing requires their ID tokens to show a second factor"
+    )
     with api(live, "ada") as ada:
         assert ada.get("/api/org/sso").json() == {
-            "sso": {"issuer": "https://idp.example", "client_id": "tandem-console"}
+            "sso": {
+                "issuer": "https://idp.example",
+                "client_id": "tandem-console",
+                "mfa_acr": [],
+                "mfa_amr": [],
+            }
         }
+        required = {
+            "issuer": "https://idp.example",
+            "client_id": "tandem-console",
+            "client_secret": SECRET,
+            "mfa_amr": ["mfa"],
+        }
+        assert ada.put("/api/org/sso", json=required).status_code == 200
     assert SECRET not in everything_on(page)
     page.reload()  # what the page shows from the server, too (the address names the page)
     expect(page.get_by_role("heading", level=1, name="Single sign-on")).to_be_visible()
-    expect(page.get_by_text("sign in through https://idp.example")).to_be_visible()
+    expect(page.get_by_text("sign in through https://idp.example")).to_contain_text(
+        "Their ID tokens must show a second factor (amr mfa)."
+    )
     expect(page.get_by_label("Client id")).to_have_value("tandem-console")
     assert SECRET not in everything_on(page)
+    # Saved again in the console (a new secret), which sends no requirement: it is kept.
+    secret.fill(SECRET + "-2")
+    page.get_by_role("button", name="Save single sign-on").click()
+    expect(page.get_by_text("sign in through https://idp.example")).to_contain_text("(amr mfa)")
+    with api(live, "ada") as ada:
+        assert ada.get("/api/org/sso").json()["sso"]["mfa_amr"] == ["mfa"]
 
     page.get_by_role("button", name="Turn off single sign-on").click()
     expect(sso_status).to_contain_text("Single sign-on is off")

@@ -399,7 +399,7 @@ def test_provider_settings_are_validated_and_audited(orgs_server: RunningServer)
         good = {**plain, "issuer": "https://idp.example/"}
         assert ada.put("/api/org/sso", json=good).json()["sso"]["issuer"] == "https://idp.example"
         assert ada.get("/api/org/sso").json() == {
-            "sso": {"issuer": "https://idp.example", "client_id": "c"}
+            "sso": {"issuer": "https://idp.example", "client_id": "c", "mfa_acr": [], "mfa_amr": []}
         }
         assert ada.delete("/api/org/sso").status_code == 204
         assert ada.get("/api/org/sso").json() == {"sso": None}

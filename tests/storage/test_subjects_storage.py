@@ -3,13 +3,20 @@ removes its sessions, recordings, frames and links in one go, and held data outl
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
+import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tandem.audit import AuditLog
+from tandem.directory import operator
 from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
 from tandem.storage.sql import SQLStorage
+from tandem.subjects import Subjects
 from tests.conftest import migrated_sqlite
 from tests.grants import of_org, owned
 
@@ -200,3 +207,49 @@ async def test_a_reader_holding_the_wal_delays_its_emptying_to_the_next_purge_no
     finally:
         reader.close()
         await store.close()
+
+
+@pytest.mark.parametrize("kind", ["recording", "customer", "tokenless session"])
+async def test_a_customers_export_tells_them_of_no_legal_hold(storage: Storage, kind: str) -> None:
+    """GDPR Art. 15 with Art. 23(1)(d), (j): a legal hold is evidence kept for a case, its
+    reason often naming it. A hold on the customer's recording was in their export (its record
+    names the recording), reason and all, telling a person under investigation of it; holds on
+    the customer or on a tokenless session were not. None is, whatever it is placed on; the
+    manifest says so in every export alike (so its saying so tells nothing), and the admin's
+    own look-up still shows the records."""
+    records: list[tuple[str, dict[str, object]]] = []
+    log = AuditLog(storage, b"k" * 32, anchor_every=5)
+
+    async def record(action: str, **fields: Any) -> None:
+        records.append((action, fields))
+        await log.record(100.0, action, **fields)
+
+    subjects = Subjects(storage, record, lambda: 100.0)
+    tokenless = kind == "tokenless session"
+    await storage.record_session_start(of_org("default"), "s1", 10.0, "demo")
+    if not tokenless:
+        await storage.link_subject(of_org("default"), "c-1", "s1", "p-c1")
+    await storage.record_session_end("s1", 20.0, "customer_left", "Alice")
+    await storage.add_recording(
+        *owned(RecordingRecord("r-s1", "default", "s1", "demo", "alice", "k1", 11.0))
+    )
+    await storage.append_recording_frames("r-s1", 0, [b"\x01frame"])
+    await storage.end_recording("r-s1", 19.0, "stopped")
+    target = {"recording": "r-s1", "customer": "c-1", "tokenless session": "s1"}[kind]
+    hold_kind = "recording" if kind == "recording" else "subject"
+    admin = operator("default")
+    await subjects.place_hold(admin, hold_kind, target, "fraud case 2026-77 against them")
+    await subjects.lift_hold(admin, hold_kind, target, "fraud case 2026-77 closed")
+    await subjects.place_hold(admin, hold_kind, target, "fraud case 2026-78 against them")
+    looked_up = await subjects.find(admin, "s1")
+    if kind == "recording":  # the admin's look-up shows the records it finds
+        assert len([r for r in looked_up.audit if r.action.startswith("legal_hold")]) == 3
+    _, archive = await subjects.export(admin, "s1")
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        everything = b"".join(opened.read(name) for name in opened.namelist())
+        manifest = json.loads(opened.read("manifest.json"))
+    assert b"fraud case" not in everything
+    assert b"legal_hold" not in everything
+    assert "legal holds" in manifest["withheld"]
+    exported = [fields for action, fields in records if action == "subject_exported"]
+    assert exported[-1]["audit_records"] == manifest["audit_records"] + manifest["reports"]

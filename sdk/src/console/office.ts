@@ -931,8 +931,16 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
   form.append(button(t("sso.save"), "submit", "primary"));
   const off = button(t("sso.off"));
   const show = (sso: SsoProvider | null) => {
+    // Whether the provider's second factor is checked (its ID token's acr/amr), or assumed.
+    const required = [
+      ...(sso?.mfa_acr.length ? [`acr ${sso.mfa_acr.join(", ")}`] : []),
+      ...(sso?.mfa_amr.length ? [`amr ${sso.mfa_amr.join(", ")}`] : []),
+    ];
+    const assurance = required.length
+      ? t("sso.mfaRequired", { values: required.join("; ") })
+      : t("sso.mfaNotRequired");
     now.textContent = sso
-      ? t("sso.isOn", { issuer: sso.issuer, client: sso.client_id })
+      ? `${t("sso.isOn", { issuer: sso.issuer, client: sso.client_id })} ${assurance}`
       : t("sso.isOff");
     off.hidden = !sso;
     if (sso) {

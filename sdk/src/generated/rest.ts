@@ -300,12 +300,16 @@ export interface SsoIdentity {
 export interface SsoProvider {
   issuer: string;
   client_id: string;
+  mfa_acr: string[];
+  mfa_amr: string[];
 }
 
 export interface SsoSettings {
   issuer: string;
   client_id: string;
   client_secret: string;
+  mfa_acr?: string[] | null;
+  mfa_amr?: string[] | null;
 }
 
 export interface SubjectErased {
@@ -398,8 +402,8 @@ export const REST_ANSWERS: readonly (readonly [string, string, Schema])[] = [
   ["GET", "/api/me", {"type": "object", "properties": {"username": {"type": "string"}, "display_name": {"type": "string"}, "role": {"type": "string"}, "org": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}}, "needs_second_factor": {"type": "boolean"}, "must_change_password": {"type": "boolean"}}, "required": ["username", "display_name", "role", "org", "teams", "needs_second_factor", "must_change_password"], "additionalProperties": false}],
   ["GET", "/api/org", {"type": "object", "properties": {"org_id": {"type": "string"}, "name": {"type": "string"}, "retention_days": {"type": "integer"}, "recording_key": {"anyOf": [{"type": "object", "properties": {"public_key": {"type": "string"}, "key_id": {"type": "string"}}, "required": ["public_key", "key_id"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["org_id", "name", "retention_days", "recording_key"], "additionalProperties": false}],
   ["PATCH", "/api/org", {"type": "object", "properties": {"org_id": {"type": "string"}, "name": {"type": "string"}, "retention_days": {"type": "integer"}, "recording_key": {"anyOf": [{"type": "object", "properties": {"public_key": {"type": "string"}, "key_id": {"type": "string"}}, "required": ["public_key", "key_id"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["org_id", "name", "retention_days", "recording_key"], "additionalProperties": false}],
-  ["GET", "/api/org/sso", {"type": "object", "properties": {"sso": {"anyOf": [{"type": "object", "properties": {"issuer": {"type": "string"}, "client_id": {"type": "string"}}, "required": ["issuer", "client_id"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["sso"], "additionalProperties": false}],
-  ["PUT", "/api/org/sso", {"type": "object", "properties": {"sso": {"anyOf": [{"type": "object", "properties": {"issuer": {"type": "string"}, "client_id": {"type": "string"}}, "required": ["issuer", "client_id"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["sso"], "additionalProperties": false}],
+  ["GET", "/api/org/sso", {"type": "object", "properties": {"sso": {"anyOf": [{"type": "object", "properties": {"issuer": {"type": "string"}, "client_id": {"type": "string"}, "mfa_acr": {"type": "array", "items": {"type": "string"}}, "mfa_amr": {"type": "array", "items": {"type": "string"}}}, "required": ["issuer", "client_id", "mfa_acr", "mfa_amr"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["sso"], "additionalProperties": false}],
+  ["PUT", "/api/org/sso", {"type": "object", "properties": {"sso": {"anyOf": [{"type": "object", "properties": {"issuer": {"type": "string"}, "client_id": {"type": "string"}, "mfa_acr": {"type": "array", "items": {"type": "string"}}, "mfa_amr": {"type": "array", "items": {"type": "string"}}}, "required": ["issuer", "client_id", "mfa_acr", "mfa_amr"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["sso"], "additionalProperties": false}],
   ["PUT", "/api/org/recording-key", {"type": "object", "properties": {"org_id": {"type": "string"}, "name": {"type": "string"}, "retention_days": {"type": "integer"}, "recording_key": {"anyOf": [{"type": "object", "properties": {"public_key": {"type": "string"}, "key_id": {"type": "string"}}, "required": ["public_key", "key_id"], "additionalProperties": false}, {"type": "null"}]}}, "required": ["org_id", "name", "retention_days", "recording_key"], "additionalProperties": false}],
   ["GET", "/api/recordings", {"type": "array", "items": {"type": "object", "properties": {"recording_id": {"type": "string"}, "session_id": {"type": "string"}, "site_id": {"type": "string"}, "agent": {"type": "string"}, "key_id": {"type": "string"}, "started_at": {"type": "number"}, "ended_at": {"anyOf": [{"type": "number"}, {"type": "null"}]}, "end_reason": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "frames": {"type": "integer"}, "size": {"type": "integer"}}, "required": ["recording_id", "session_id", "site_id", "agent", "key_id", "started_at", "ended_at", "end_reason", "frames", "size"], "additionalProperties": false}}],
   ["GET", "/api/recordings/{recording_id}", {"type": "object", "properties": {"recording_id": {"type": "string"}, "session_id": {"type": "string"}, "site_id": {"type": "string"}, "agent": {"type": "string"}, "key_id": {"type": "string"}, "started_at": {"type": "number"}, "ended_at": {"anyOf": [{"type": "number"}, {"type": "null"}]}, "end_reason": {"anyOf": [{"type": "string"}, {"type": "null"}]}, "frames": {"type": "integer"}, "size": {"type": "integer"}}, "required": ["recording_id", "session_id", "site_id", "agent", "key_id", "started_at", "ended_at", "end_reason", "frames", "size"], "additionalProperties": false}],

@@ -111,10 +111,20 @@ class RecordingKey(msgspec.Struct, forbid_unknown_fields=True):
     """X25519 public key, 32 bytes in base64url without padding (the console makes the pair)."""
 
 
+AssuranceValue = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"^[!-~]+$")]
+"""An ``acr`` or ``amr`` value (tandem.directory.MAX_ASSURANCE_VALUE)."""
+
+
 class SsoSettings(msgspec.Struct, forbid_unknown_fields=True):
     issuer: Annotated[str, msgspec.Meta(min_length=8, max_length=300)]
     client_id: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
     client_secret: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    mfa_acr: Annotated[list[AssuranceValue], msgspec.Meta(max_length=20)] | None = None
+    """``acr`` values showing the provider's second factor; one must be asserted (or an
+    ``amr`` of ``mfa_amr``). Omitted: kept as set."""
+    mfa_amr: Annotated[list[AssuranceValue], msgspec.Meta(max_length=20)] | None = None
+    """``amr`` values (RFC 8176, e.g. ``mfa``, ``hwk``) of which the ID token must assert one
+    (or an ``acr`` of ``mfa_acr``). Omitted: kept as set."""
 
 
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=auth.MAX_PASSWORD_LENGTH)]
@@ -169,6 +179,10 @@ class OrgName(Answer):
 class SsoProvider(Answer):
     issuer: str
     client_id: str
+    mfa_acr: list[str]
+    """An ``acr`` of these, or an ``amr`` of ``mfa_amr``, must show the provider's second
+    factor; both empty: none is required (the compliance check's "mfa" item fails)."""
+    mfa_amr: list[str]
 
 
 class SsoAnswer(Answer):
@@ -575,7 +589,12 @@ async def _set_sso(call: Call) -> object:
     body: SsoSettings = call.body
     return {
         "sso": await call.services.directory.set_sso(
-            call.principal, body.issuer, body.client_id, body.client_secret
+            call.principal,
+            body.issuer,
+            body.client_id,
+            body.client_secret,
+            body.mfa_acr,
+            body.mfa_amr,
         )
     }
 

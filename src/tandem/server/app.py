@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,7 +20,13 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from tandem import crypto, metrics, sbom
-from tandem.config import PROXY_NOTE, Settings, normalize_origin, public_origin_warning
+from tandem.config import (
+    PROXY_NOTE,
+    Settings,
+    normalize_origin,
+    note_transport_seen,
+    public_origin_warning,
+)
 from tandem.exceptions import ConfigError
 from tandem.fanout.base import Fanout
 from tandem.server import (
@@ -42,6 +49,7 @@ from tandem.server.middleware import (
     PublicOrigins,
     SameOriginWrites,
     SecurityHeaders,
+    TransportWatch,
 )
 from tandem.server.unavailable import StorageUnavailable
 from tandem.storage.base import Storage
@@ -212,6 +220,13 @@ def create_app(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
+            Middleware(
+                TransportWatch,
+                note=functools.partial(note_transport_seen, settings),
+                behind_proxy=bool(settings.trusted_proxies) and not settings.tls,
+                noted=settings.plain_http_seen_path.exists,
+                recheck_seconds=settings.transport_note_recheck_seconds,
+            ),
             Middleware(
                 PublicOrigins,
                 public_origins=settings.public_origins,

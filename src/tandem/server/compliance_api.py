@@ -131,7 +131,15 @@ async def _compliance(call: Call) -> object:
     now = services.clock()
     audit = await services.audit_checks.state(services.settings, services.directory, now)
     installation = await compliance.gather(
-        services.settings, services.directory, call.principal, now, audit=audit, operator_view=False
+        services.settings,
+        services.directory,
+        call.principal,
+        now,
+        audit=audit,
+        operator_view=False,
+        # What the server hands out, read at its start: the file edited since passed as if it
+        # ran (and an edit that broke it made this report fail).
+        server_policy=services.hub.server_policy,
     )
     return [compliance.evaluate(p, installation, now).to_json() for p in profiles]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -10,7 +11,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tandem.config import PROXY_HEADERS, normalize_origin
+from tandem.config import PROXY_HEADERS, is_loopback, normalize_origin
 from tandem.exceptions import ConfigError
 from tandem.server.http import ABSOLUTE_TARGET, addressed_origin, own_origin, problem
 
@@ -140,6 +141,87 @@ class PublicOrigins:
             await refusal(scope, receive, send)  # a WebSocket's: the HTTP answer to its upgrade
         else:  # a server without denial responses answers the upgrade 403
             await send({"type": "websocket.close", "code": 1008})
+
+
+class TransportWatch:
+    """Notes what the requests show of the browsers' transport, for the compliance check's
+    "transport" item (Settings.transport_seen): the first request that came over plain HTTP
+    (its scheme, as the connection or a trusted proxy's ``X-Forwarded-Proto`` says), and the
+    first one a trusted proxy forwarded as https. With ``--trusted-proxy`` and no TLS of its
+    own, the server took HTTPS on the proxy's word: the item passed for a proxy that forwarded
+    plain HTTP (a port 80 it served, an ``X-Forwarded-Proto`` it never sent). The probes
+    (:data:`PROBES`, which load balancers ask by address) and requests from this machine that
+    carry no proxy header (an operator's ``curl``) cross no network and are not noted. One note
+    of each kind per process, the first plain one also logged; the plain one is noted again
+    when the operator deleted it while plain requests still come (``noted``, looked at most
+    every ``recheck_seconds``): noted once per process, a note deleted before the proxy was
+    fixed left the item passing until the next restart."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        note: Callable[[bool, str], None],
+        behind_proxy: bool = False,
+        noted: Callable[[], bool] = lambda: True,
+        recheck_seconds: float = 60.0,
+    ) -> None:
+        self.app = app
+        self.note = note
+        self.noted = noted
+        self.recheck_seconds = recheck_seconds
+        self.plain_noted = False
+        self.plain_checked_at = 0.0
+        self.https_noted = not behind_proxy  # without a proxy, nothing to learn from https
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and (
+            not (self.plain_noted and self.https_noted)
+            or (self.plain_noted and scope.get("scheme") in ("http", "ws"))
+        ):
+            await self._watch(scope)
+        await self.app(scope, receive, send)
+
+    async def _still_noted(self) -> bool:
+        """Whether the plain note is still there (looked at most every recheck_seconds)."""
+        now = asyncio.get_running_loop().time()
+        if now - self.plain_checked_at < self.recheck_seconds:
+            return True
+        self.plain_checked_at = now
+        return await asyncio.to_thread(self.noted)
+
+    async def _watch(self, scope: Scope) -> None:
+        if scope["type"] == "http" and scope["path"] in PROBES:
+            return
+        plain = scope.get("scheme") in ("http", "ws")
+        headers = Headers(scope=scope)
+        proxied = next((name for name in PROXY_HEADERS if name in headers), None)
+        client = scope.get("client") or ("", 0)
+        if proxied is None and is_loopback(str(client[0])):
+            return  # from this machine, through no proxy: it crossed no network
+        if plain and self.plain_noted and not await self._still_noted():
+            self.plain_noted = False  # deleted, yet plain requests still come: noted again
+        if plain and not self.plain_noted:
+            self.plain_noted = True  # before any await: one note, however many come at once
+            self.plain_checked_at = asyncio.get_running_loop().time()
+            what = (
+                f"{scope['type']} {scope['path'][:100]} from {str(client[0])[:60]} over plain "
+                f"HTTP ({'forwarded: ' + proxied if proxied else 'direct'})"
+            )
+            log.warning(
+                "a request came over plain HTTP (%s): browsers reach this server unencrypted. "
+                "Serve HTTPS only (--tls-cert, or a proxy that redirects http to https and sends "
+                "X-Forwarded-Proto: https; docs/deployment.md)",
+                what,
+            )
+        elif not plain and proxied and not self.https_noted:
+            self.https_noted = True
+            what = f"{scope['type']} {scope['path'][:100]} forwarded as https"
+        else:
+            return
+        try:
+            await asyncio.to_thread(self.note, plain, what)
+        except OSError as exc:  # the warning stands; the compliance check cannot see it
+            log.error("cannot note the transport for the compliance check: %s", exc)
 
 
 class SameOriginWrites:

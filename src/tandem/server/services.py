@@ -8,9 +8,11 @@ session, waits for their sockets' last frames, then closes the fan-out and stora
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import functools
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +23,7 @@ from tandem import crypto, metrics, revocation
 from tandem.access import Grant
 from tandem.audit import AuditLog, load_or_create_key
 from tandem.compliance import AuditChecks
-from tandem.config import Settings
+from tandem.config import Settings, note_serving_settings
 from tandem.directory import Directory, check_allowed_origins, operator
 from tandem.exceptions import ConflictError
 from tandem.fanout.base import Fanout
@@ -33,6 +35,8 @@ from tandem.processes import ProcessRegistry
 from tandem.storage import open_storage
 from tandem.storage.base import DEFAULT_ORG, DEFAULT_TEAM, Storage
 from tandem.tunnel import Endpoint, Liveness, TunnelHost
+
+log = logging.getLogger("tandem.server")
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,6 +177,10 @@ async def running(
             hub.tunnelled_sockets = lambda: tunnels.tunnelled
             tunnels.on_link_change = hub.link_changed
         await register_allowed_origins(services.directory, settings)
+        try:  # for `tandem compliance check`, which reads its own environment's settings
+            await asyncio.to_thread(note_serving_settings, settings)
+        except OSError as exc:
+            log.error("cannot note this server's settings for the compliance check: %s", exc)
         yield services
 
 

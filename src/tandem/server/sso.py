@@ -11,7 +11,9 @@ Accounts are provisioned by the organisation's admin, who binds each user to one
 bound to exactly that pair. The provider's ``preferred_username`` decides nothing (the provider's
 admin sets it to anything). Auditor accounts are bound only by the server's operator, so an admin
 and the provider it runs cannot sign in as the people who check it. The provider runs its own
-second factor, so Tandem's is not asked for.
+second factor, so Tandem's is not asked for; with the organisation's ``mfa_acr``/``mfa_amr``
+set, an ID token that does not assert one (its ``acr`` or ``amr``) is refused, and without them
+the compliance check's "mfa" item fails for the accounts bound to the provider.
 
 The provider's URLs must be https on public hosts (:mod:`tandem.outbound`), checked before the
 browser is sent anywhere: ``/api/sso/start`` redirects only to the authorization endpoint of a
@@ -74,6 +76,8 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
         max_response_bytes=services.settings.sso_max_response_bytes,
         leeway_seconds=services.settings.sso_clock_leeway_seconds,
         max_token_age_seconds=services.settings.sso_max_token_age_seconds,
+        mfa_acr=tuple(value.get("mfa_acr", ())),
+        mfa_amr=tuple(value.get("mfa_amr", ())),
     )
 
 
