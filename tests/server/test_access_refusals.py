@@ -59,8 +59,9 @@ async def test_an_agent_calling_admin_and_auditor_endpoints_is_refused_and_audit
     [first, *_] = trail_of(orgs_server, "access_refused")
     assert first["subject"] == ""
     assert first["details"]["reason"] == "the agent role does not allow users.manage"
-    # The route's template, never the raw path: no id, no query string, anywhere in the record.
-    text = json.dumps(first)
+    # The route's template, never the raw path: no id, no query string, anywhere in the record
+    # but its hashes (hex, in which "ada" turns up by chance in about one record in thirty).
+    text = json.dumps({k: v for k, v in first.items() if k not in ("prev_hash", "hash")})
     assert "ada" not in text and "s3cret" not in text and "token" not in text
     # Nothing was changed: ada is still an admin.
     with api(orgs_server, "ada") as ada:
