@@ -803,6 +803,27 @@ async function recordedSession(f: ReturnType<typeof fakes>) {
   return { session, keys, agent, recording };
 }
 
+test("the recording question names the agent the customer allowed, never a name the agent's console makes up", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const recording = await recordingKey();
+  const session = new Session(f.ports);
+  const code = session.start({ policy: PRIVATE_CART, recordingKeys: [recording.keyId] });
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  const keys = await pairAndAllow(f, "s1"); // the customer allowed "Ann"
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  f.server({ type: "record_request", agent: "Ann", key: recording.key, recording_id: "r1", site: "demo" });
+  // A modified console (the paired agent) names someone the customer has more reason to trust.
+  const posing = "Your bank's fraud office (recording required by law)";
+  f.deliver(await command(agent, { k: "record_request", agent: "ann", name: posing }));
+  await until(() => f.called("askRecording").length === 1);
+  assert.equal(f.called("askRecording")[0]?.args[0], "Ann");
+  assert.ok(!JSON.stringify(f.called("askRecording")).includes("fraud office"));
+  assert.equal(session.state, "sharing");
+});
+
 /** The payloads a recording holds, from the frames the customer's browser sent (what the server
  * stores of them): opened as an auditor opens it, whole (the end marker last) or it throws. */
 async function recorded(privateKey: Uint8Array, frames: Uint8Array[]): Promise<string[]> {

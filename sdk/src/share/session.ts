@@ -711,8 +711,12 @@ export class Session {
     saved.recordAsk = { recordingId: ask.recordingId, agent };
     this.persist();
     const site = new URL(this.ports.page.href()).hostname;
+    // The agent the customer allowed (the server's name, fixed when it joined: state.ts), never
+    // the name inside the agent's own request: a modified console would pose as someone the
+    // customer has more reason to let record ("your bank's fraud office").
+    const asker = saved.agent ?? agent.name;
     this.recordQuestion = () => this.ui.askRecording(
-      agent.name,
+      asker,
       site,
       () => {
         this.recordQuestion = null;
