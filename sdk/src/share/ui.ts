@@ -131,6 +131,46 @@ function button(label: string, className: string, onClick: () => void): HTMLButt
   return b;
 }
 
+/**
+ * How long a question's allowing button takes no pointer click after the question appeared
+ * (docs/threat-model.md, "A question answers only the customer"). A question can appear at a
+ * moment of the agent's choosing (control, recording) or the relay's (a supervisor's watch), in
+ * place of another one or over the page where the customer is about to click: the agent sees the
+ * customer's pointer in the mirror. Without it, a click meant for "Refuse", for another
+ * question's "Allow" or for the page would answer "Allow" to a question the customer never read.
+ * A click in that time is not taken and starts the wait again (a customer clicking repeatedly
+ * is not clicking on purpose). The keyboard needs none: a question takes focus itself, never a
+ * button, so reaching "Allow" takes a Tab after it appeared. Chromium's own permission prompts
+ * ignore input for as long. Not a setting: the server is not trusted with it.
+ */
+export const ANSWER_DELAY_MS = 500;
+
+/** The question's allowing button: only the customer's own click (a script's `click()`, the
+ * site's or an extension's, is no answer), and by pointer only ANSWER_DELAY_MS after it appeared
+ * (`aria-disabled` until then, so assistive technology says so). */
+function allowingButton(label: string, onAllow: () => void): HTMLButtonElement {
+  const b = element("button", { className: "primary", text: label, attrs: { type: "button" } });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let armed = false;
+  const wait = () => {
+    armed = false;
+    b.setAttribute("aria-disabled", "true");
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      armed = true;
+      b.removeAttribute("aria-disabled");
+    }, ANSWER_DELAY_MS);
+  };
+  wait();
+  b.addEventListener("click", (event) => {
+    if (!event.isTrusted) return;
+    // detail 0: activated from the keyboard (Enter, Space) or by assistive technology.
+    if (!armed && event.detail !== 0) return wait();
+    onAllow();
+  });
+  return b;
+}
+
 /** The element that has focus, looking into shadow roots. */
 function deepActive(): Element | null {
   let active: Element | null = document.activeElement;
@@ -545,14 +585,15 @@ export class CustomerUI {
    * A modal question with a refusing and an allowing button. Focus goes to the dialog itself, not
    * to a button: a key the customer meant for the page (Enter, Space) must never answer, least of
    * all allow. Tab reaches the answers and stays inside; Esc refuses; focus returns where it was
-   * when the question is answered.
+   * when the question is answered. "Allow" takes no click a script made, and no pointer click
+   * until ANSWER_DELAY_MS after the question appeared.
    */
   private ask(
     id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
     describedBy = `${id}-text`,
   ): void {
-    const yes = button(allow[0], "primary", allow[1]);
-    const no = button(refuse[0], "", refuse[1]);
+    const yes = allowingButton(allow[0], allow[1]);
+    const no = button(refuse[0], "", refuse[1]); // refusing is always safe, at once
     const dialog = element("div", {
       className: "dialog",
       attrs: {

@@ -1,0 +1,168 @@
+"""Consent and control under attack, in the real SDK and console.
+
+The customer's questions (may the agent see this page, control it, record it; may a supervisor
+watch) are answered only by the customer: not by a script on the page, not by a click the agent
+or the relay made land on "Allow" by putting a question where the customer was about to click (a
+question can appear at a moment of the agent's choosing, and the agent sees the customer's
+pointer in the mirror), not after the customer stopped. docs/threat-model.md, "A question answers
+only the customer" and "Stop takes effect at the click".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer, ServerFactory
+from tests.e2e.conftest import (
+    Joined,
+    Party,
+    get_help,
+    join,
+    share,
+    sign_in,
+)
+from tests.e2e.test_control import request_control
+from tests.e2e.test_malicious_server import content_sent, malicious_server
+from tests.e2e.test_workspace import wait_until
+
+# Waits (a frame at a time) for a question's button labelled `label` to appear in the Tandem UI
+# (inside its two shadow roots), and returns where it is: the test's mouse clicks there at once,
+# as a customer whose click the question appeared under. Every click that reaches the Tandem UI
+# from then on is logged (before the SDK sees it: capture on the inner root) with whether the
+# button said it was not answerable yet, so a test knows its click came while it was.
+QUESTION_APPEARS = """async (label) => {
+    const inner = () => document.querySelector("[data-tandem-ui]")?.shadowRoot
+        ?.querySelector("[data-tandem-ui]")?.shadowRoot ?? null;
+    const find = () => [...(inner()?.querySelectorAll(".dialog button") ?? [])]
+        .find((b) => b.textContent === label) ?? null;
+    let button;
+    while (!(button = find())) await new Promise((done) => requestAnimationFrame(done));
+    window.__clicksOnQuestion = [];
+    inner().addEventListener("click", (event) => {
+        if (event.composedPath()[0] !== button) return;
+        window.__clicksOnQuestion.push({
+            trusted: event.isTrusted, waiting: button.getAttribute("aria-disabled") === "true",
+        });
+    }, true);
+    const box = button.getBoundingClientRect();
+    return { x: box.left + box.width / 2, y: box.top + box.height / 2 };
+}"""
+
+# A script of the page's (or an extension's) answers a question through the open shadow roots:
+# the button's own click(), and a click event made to look like a mouse's.
+SCRIPT_CLICKS = """(label) => {
+    const root = document.querySelector("[data-tandem-ui]").shadowRoot
+        .querySelector("[data-tandem-ui]").shadowRoot;
+    const button = [...root.querySelectorAll(".dialog button")]
+        .find((b) => b.textContent === label);
+    button.click();
+    button.dispatchEvent(new MouseEvent("click", { bubbles: true, composed: true, detail: 1 }));
+    button.dispatchEvent(new PointerEvent("click", { bubbles: true, composed: true, detail: 1 }));
+}"""
+
+QUESTION = """() => document.querySelector("[data-tandem-ui]")?.shadowRoot
+    ?.querySelector("[data-tandem-ui]")?.shadowRoot
+    ?.querySelector(".dialog h2")?.textContent ?? null"""
+
+
+def click_at_once(customer: Party, label: str) -> dict[str, bool]:
+    """Click where the question's ``label`` button appears, the moment it appears (the customer's
+    click landing on a question that popped up under it); what the click found (``landed``)."""
+    at = customer.page.evaluate(QUESTION_APPEARS, label)
+    customer.page.mouse.click(at["x"], at["y"])
+    clicks: list[dict[str, bool]] = customer.page.evaluate("() => window.__clicksOnQuestion")
+    assert clicks and clicks[0]["trusted"], f"the click did not reach {label!r}: {clicks}"
+    return clicks[0]
+
+
+def landed_as_it_appeared(click: dict[str, bool]) -> None:
+    """The click came while the question was new (its button said so): else the test did not
+    try the attack it names."""
+    assert click["waiting"], "the click came late: it did not land as the question appeared"
+
+
+def test_a_consent_question_appearing_under_the_customers_click_does_not_take_it(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The agent joins as the customer clicks where "Allow" is about to be: that click is not
+    an answer (nothing is shared, the question stays). The customer's click once the question
+    has been shown a moment is."""
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    click = click_at_once(customer, "Allow")
+    assert customer.page.evaluate("() => window.Tandem.state") == "pending_consent"
+    assert customer.page.evaluate(QUESTION) == "Alice wants to see this page"
+    assert content_sent(customer) == []
+    landed_as_it_appeared(click)
+    # Read, then answered: taken (Playwright's click waits for the button to be answerable).
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    assert customer.page.evaluate("() => window.Tandem.state") == "sharing"
+
+
+def test_a_question_the_relay_swaps_in_under_the_customers_click_does_not_take_it(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The customer is about to answer the agent's control question; the relay puts a
+    supervisor's watch question (its own invention) in its place, under the pointer. The click
+    meant for the first question answers neither: no watch is allowed, the question stays."""
+    server, relay = malicious_server(server_factory)
+    answers: list[dict[str, Any]] = []
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "watch_consent":
+            answers.append(message)
+        return []
+
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    request_control(customer, agent)
+    allow_control = customer.page.get_by_role("dialog").get_by_role("button", name="Allow control")
+    expect(allow_control).to_be_enabled()
+    allow_control.hover()  # the customer is about to click it
+    relay.inject_customer({"v": 1, "type": "watch_request", "watcher": "Sam"})
+    click = click_at_once(customer, "Allow")
+    assert customer.page.evaluate(QUESTION) == "Sam, a supervisor, asks to watch too"
+    expect(customer.page.get_by_text("Read this code to Sam")).to_have_count(0)
+    landed_as_it_appeared(click)
+    # Refusing is at once (always safe); the relay hears that answer only.
+    customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
+    wait_until(customer.page, lambda: bool(answers))
+    assert answers == [{"v": 1, "type": "watch_consent", "granted": False}]
+
+
+def test_a_script_on_the_page_cannot_answer_the_consent_question(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The widget's shadow roots are open (for assistive technology): a script of the site's,
+    or an extension's, reaches its buttons. Its clicks are no answer; nothing is shared."""
+    customer.page.goto(f"{live.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, live)
+    join(agent, code)
+    allow = customer.page.get_by_role("dialog").get_by_role("button", name="Allow")
+    expect(allow).to_be_enabled()  # the wait is over: only the script's clicks are refused
+    customer.page.evaluate(SCRIPT_CLICKS, "Allow")
+    assert customer.page.evaluate("() => window.Tandem.state") == "pending_consent"
+    assert content_sent(customer) == []
+    allow.click()  # the customer's own
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+
+
+def test_a_script_on_the_page_cannot_grant_the_agent_control(joined: Joined) -> None:
+    customer, agent = joined.customer, joined.agent
+    request_control(customer, agent)
+    allow = customer.page.get_by_role("dialog").get_by_role("button", name="Allow control")
+    expect(allow).to_be_enabled()
+    customer.page.evaluate(SCRIPT_CLICKS, "Allow control")
+    assert customer.page.evaluate(QUESTION) == "Alice asks to control this page"
+    expect(customer.page.get_by_role("button", name="Take back control")).to_have_count(0)
+    customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("The customer refused control.")
+    assert "You have control" not in agent.page.locator("#status").inner_text()
