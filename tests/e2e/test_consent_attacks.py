@@ -166,3 +166,36 @@ def test_a_script_on_the_page_cannot_grant_the_agent_control(joined: Joined) -> 
     customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
     expect(agent.page.get_by_role("status")).to_contain_text("The customer refused control.")
     assert "You have control" not in agent.page.locator("#status").inner_text()
+
+
+def test_while_a_question_is_open_the_agents_control_does_not_act_on_the_page_behind_it(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """Control granted, a question open (here a supervisor's, which the relay may ask at any
+    time): the customer reads it, the page behind is dimmed. The agent's scrolling (and anything
+    out of view, which the question's backdrop does not cover) was still done then; now it is
+    refused until the question is answered."""
+    server, relay = malicious_server(server_factory)
+    # The answer to the relay's own question stays with it (the server asked nothing).
+    relay.swallow_from_customer = lambda message: message.get("type") == "watch_consent"
+    customer.page.set_viewport_size({"width": 800, "height": 400})  # the shop scrolls
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    request_control(customer, agent)
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow control").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("You have control")
+    relay.inject_customer({"v": 1, "type": "watch_request", "watcher": "Sam"})
+    expect(customer.page.get_by_role("dialog")).to_contain_text("Sam, a supervisor, asks")
+    layer = agent.page.locator("#control-layer").bounding_box()
+    assert layer is not None
+    agent.page.mouse.move(layer["x"] + layer["width"] / 2, layer["y"] + layer["height"] / 2)
+    agent.page.mouse.wheel(0, 300)
+    expect(agent.page.get_by_role("status")).to_contain_text("covered by the customer's Tandem")
+    assert customer.page.evaluate("() => window.scrollY") == 0
+    # Answered: the agent's scrolling acts again.
+    customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    agent.page.mouse.wheel(0, 300)
+    customer.page.wait_for_function("() => window.scrollY > 0")

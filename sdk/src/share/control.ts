@@ -205,6 +205,12 @@ export class RemoteControl {
       }
       return;
     }
+    // While the customer answers a question (a supervisor's, recording), nothing acts on the page
+    // behind it: not what the question's backdrop covers, and neither what is scrolled out of
+    // view nor the scrolling itself (coveredByTandemUi looks at what is on the screen only).
+    if (this.ui.asking()) {
+      return this.refuse("That is covered by the customer's Tandem controls: ask them to scroll or answer first.", "covered");
+    }
     if (!(c.k === "type" ? this.typing : this.actions).take()) return this.refuse("Too many actions: slow down.", "too_many");
     if (c.k === "scroll" && typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y)) {
       scrollTo({ left: c.x, top: c.y });

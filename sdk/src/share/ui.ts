@@ -323,6 +323,11 @@ export class CustomerUI {
     }, 150);
   }
 
+  /** A question (a modal dialog) is open: the page behind it is not to be acted on. */
+  asking(): boolean {
+    return this.trap !== null && this.trap.dialog.isConnected;
+  }
+
   /** Focus what is showing now: the dialog's answer, the banner's Stop sharing, the code panel. */
   focusCurrent(): void {
     const target = this.primary;
