@@ -10,6 +10,7 @@ only the customer" and "Stop takes effect at the click".
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from playwright.sync_api import expect
@@ -18,12 +19,13 @@ from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
     Joined,
     Party,
+    agent_plaintext,
     get_help,
     join,
     share,
     sign_in,
 )
-from tests.e2e.test_control import request_control
+from tests.e2e.test_control import agent_click, request_control
 from tests.e2e.test_malicious_server import content_sent, malicious_server
 from tests.e2e.test_workspace import wait_until
 
@@ -81,6 +83,12 @@ def landed_as_it_appeared(click: dict[str, bool]) -> None:
     """The click came while the question was new (its button said so): else the test did not
     try the attack it names."""
     assert click["waiting"], "the click came late: it did not land as the question appeared"
+
+
+def live_view(agent: Party) -> None:
+    """Until the console's view is proven live it sends nothing that acts on the page (and says
+    so): an agent's action is the customer's browser's to refuse only from then on."""
+    expect(agent.page.locator("#stage")).not_to_have_class(re.compile(r"\bnot-live\b"))
 
 
 def test_a_consent_question_appearing_under_the_customers_click_does_not_take_it(
@@ -168,6 +176,16 @@ def test_a_script_on_the_page_cannot_grant_the_agent_control(joined: Joined) -> 
     assert "You have control" not in agent.page.locator("#status").inner_text()
 
 
+LAST_ADD_TO_CART_BELOW = """() => [...document.querySelectorAll("button")]
+    .filter((b) => /Add to cart/.test(b.textContent)).pop()
+    .getBoundingClientRect().top > innerHeight"""
+
+
+def covered(agent: Party) -> int:
+    """How many of the agent's actions the customer's browser refused as covered by its UI."""
+    return agent_plaintext(agent).count('"code":"covered"')
+
+
 def test_while_a_question_is_open_the_agents_control_does_not_act_on_the_page_behind_it(
     server_factory: ServerFactory, customer: Party, agent: Party
 ) -> None:
@@ -181,7 +199,7 @@ def test_while_a_question_is_open_the_agents_control_does_not_act_on_the_page_be
     customer.page.set_viewport_size({"width": 800, "height": 400})  # the shop scrolls
     agent.page.set_viewport_size({"width": 1400, "height": 900})
     customer.page.goto(f"{server.base}/demo/")
-    share(customer, agent, server, get_help(customer))
+    view = share(customer, agent, server, get_help(customer))
     expect(agent.page.get_by_role("status")).to_contain_text("live")
     request_control(customer, agent)
     customer.page.get_by_role("dialog").get_by_role("button", name="Allow control").click()
@@ -191,11 +209,100 @@ def test_while_a_question_is_open_the_agents_control_does_not_act_on_the_page_be
     layer = agent.page.locator("#control-layer").bounding_box()
     assert layer is not None
     agent.page.mouse.move(layer["x"] + layer["width"] / 2, layer["y"] + layer["height"] / 2)
+    live_view(agent)
     agent.page.mouse.wheel(0, 300)
-    expect(agent.page.get_by_role("status")).to_contain_text("covered by the customer's Tandem")
+    wait_until(agent.page, lambda: covered(agent) == 1)
     assert customer.page.evaluate("() => window.scrollY") == 0
-    # Answered: the agent's scrolling acts again.
+    # A button below the customer's screen, which the question's backdrop does not cover.
+    assert customer.page.evaluate(LAST_ADD_TO_CART_BELOW)
+    agent_click(agent, view, "button:has-text('Add to cart') >> nth=-1")
+    wait_until(agent.page, lambda: covered(agent) == 2)
+    expect(customer.page.locator("#cart-count")).to_have_text("0")
+    # Answered: the agent's control acts again.
     customer.page.get_by_role("dialog").get_by_role("button", name="Refuse").click()
     expect(customer.page.get_by_role("dialog")).to_have_count(0)
-    agent.page.mouse.wheel(0, 300)
-    customer.page.wait_for_function("() => window.scrollY > 0")
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    expect(customer.page.locator("#cart-count")).to_have_text("1")
+    assert customer.page.evaluate("() => window.scrollY") == 0
+
+
+def test_while_a_question_is_open_stop_sharing_is_still_one_click(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """A question takes the banner's place while it is open, and the agent (or the relay, with
+    a supervisor's) can ask again the moment it is answered: the customer had to answer before
+    Stop sharing was there to click, and a question asked again at once could take that click.
+    Every question asked while sharing offers Stop sharing itself, and it stops at once."""
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    request_control(customer, agent)
+    question = customer.page.get_by_role("dialog")
+    question.get_by_role("button", name="Stop sharing").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(question).to_have_count(0)
+    expect(customer.page.get_by_text("You stopped sharing")).to_be_visible()
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+
+
+def test_a_stop_the_relay_withholds_survives_a_reload_without_a_silent_resume(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay never passes the customer's `stop` on, so the server still holds the session and
+    would answer a `resume`; the customer reloads the page (or moves on in the site). The page
+    does not take the session up again: no socket, nothing sent, nothing shown but the page."""
+    server, relay = malicious_server(server_factory)
+    swallowed: list[dict[str, Any]] = []
+
+    def swallow(message: dict[str, Any]) -> bool:
+        if message.get("type") == "stop":
+            swallowed.append(message)
+            return True
+        return False
+
+    relay.swallow_from_customer = swallow
+    agent.page.add_init_script("window.__tandemFreshness = { challengeMs: 500, staleMs: 2000 };")
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    wait_until(customer.page, lambda: bool(swallowed))
+    sockets: list[Any] = []
+    customer.page.on("websocket", lambda ws: sockets.append(ws))
+    customer.page.reload()
+    customer.page.goto(f"{server.base}/demo/checkout.html")
+    assert customer.page.evaluate("() => window.Tandem.state") == "idle"
+    assert customer.page.evaluate("() => sessionStorage.getItem('tandem.session')") is None
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    # The console asks on; its view goes not live, seconds in which a resumed page would have
+    # opened a socket and sent its page.
+    expect(agent.page.locator('#stage.not-live[data-not-live="Not live"]')).to_be_visible()
+    assert sockets == [], "the page opened a socket after Stop"
+
+
+def test_a_name_the_relay_writes_to_reorder_the_question_ends_the_session_unasked(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay names the agent with a right-to-left override in it: shown in "<name> wants
+    to see this page", it turns the rest of the sentence around. The honest server never sends
+    such a name (its rule for display names refuses it): the session ends, nothing asked."""
+    server, relay = malicious_server(server_factory)
+    named: list[str] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "agent_joined":
+            named.append(message["agent"])
+            return [{**message, "agent": "Alice \u202e(your bank)"}]
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_role("alert")).to_contain_text("Help was stopped for your safety")
+    assert named == ["Alice"]
+    expect(customer.page.get_by_role("dialog")).to_have_count(0)
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    assert content_sent(customer) == []
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")

@@ -235,6 +235,11 @@ export class CustomerUI {
   private returnFocus: HTMLElement | null = null;
   /** What shows now, for `focusCurrent` (pressing Get help again shows this, never a second one). */
   private primary: HTMLElement | null = null;
+  /** While this page shares (the banner, or "Reconnecting…", was shown): Stop sharing, which
+   * every question asked meanwhile offers too. The banner is not shown while a question is, and
+   * a question can be asked again as soon as it is answered (by the agent, or the relay): the
+   * customer must not have to answer first to stop. */
+  private stopSharing: (() => void) | null = null;
   private options: WidgetOptions = loadOptions();
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
@@ -511,6 +516,7 @@ export class CustomerUI {
 
   askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
     const name = agent === "An agent" ? this.t("anAgent") : agent;
+    this.stopSharing = null; // nothing is shared before this answer: Decline ends it all
     this.ask(
       "tandem-title", this.t("consentTitle", { agent: name }),
       this.t("consentText", { agent: name, company: this.company() }),
@@ -535,6 +541,7 @@ export class CustomerUI {
       : note.kind === "agent_quiet" ? this.t("agentQuiet", { agent: name })
       : note.kind === "agent_away" ? this.t("reconnectingAgent", { agent: name }) : this.t("linkReconnecting", { agent: name });
     const text = noteText ? `${state}. ${noteText}` : state;
+    this.stopSharing = onStop;
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
       element("div", { className: "status" }, [
@@ -561,6 +568,7 @@ export class CustomerUI {
   /** This page's own connection is being restored (the agent's is a note on the sharing
    * banner); Stop sharing still works. */
   showReconnecting(onStop: () => void): void {
+    this.stopSharing = onStop;
     const text = this.t("reconnectingSelf");
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
     const stop = button(this.t("stopSharing"), "danger stop", onStop);
@@ -591,7 +599,8 @@ export class CustomerUI {
    * to a button: a key the customer meant for the page (Enter, Space) must never answer, least of
    * all allow. Tab reaches the answers and stays inside; Esc refuses; focus returns where it was
    * when the question is answered. "Allow" takes no click a script made, and no pointer click
-   * until ANSWER_DELAY_MS after the question appeared.
+   * until ANSWER_DELAY_MS after the question appeared. While the page shares, the question offers
+   * Stop sharing too (the banner is not shown meanwhile).
    */
   private ask(
     id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
@@ -599,6 +608,7 @@ export class CustomerUI {
   ): void {
     const yes = allowingButton(allow[0], allow[1]);
     const no = button(refuse[0], "", refuse[1]); // refusing is always safe, at once
+    const stop = this.stopSharing;
     const dialog = element("div", {
       className: "dialog",
       attrs: {
@@ -609,7 +619,7 @@ export class CustomerUI {
       element("h2", { text: title, attrs: { id } }),
       element("p", { text, attrs: { id: describedBy } }),
       ...(note ? [element("p", { className: "verified", text: `✓ ${note}` })] : []),
-      element("div", { className: "row" }, [no, yes]),
+      element("div", { className: "row" }, [...(stop ? [button(this.t("stopSharing"), "danger", stop)] : []), no, yes]),
     ]);
     this.show(element("div", { className: "backdrop" }), dialog);
     // Where focus was (after a question it replaced gave it back): it returns there.
@@ -689,6 +699,7 @@ export class CustomerUI {
     }
     const hadDialog = this.trap !== null;
     this.releaseTrap();
+    this.stopSharing = null;
     this.overlay = null;
     this.overlayDrawn = "";
     this.pointer = null;
