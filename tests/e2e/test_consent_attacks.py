@@ -306,3 +306,49 @@ def test_a_name_the_relay_writes_to_reorder_the_question_ends_the_session_unaske
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     assert content_sent(customer) == []
     expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+
+
+STOP_BUTTON = """() => document.querySelector("[data-tandem-ui]").shadowRoot
+    .querySelector("[data-tandem-ui]").shadowRoot.querySelector(".banner button.stop")"""
+
+
+def test_stop_sharing_acts_as_the_mouse_presses_it(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The relay's `peer` (the agent's console away, back) and `link` notes redraw the sharing
+    banner and change its width, as often as the relay sends them: a press on Stop sharing and
+    its release somewhere else (the button moved, or was made anew) was no click, so a relay
+    sending them a few times a second kept Stop sharing from taking one. Stopping is always
+    safe: it acts at the press, whatever happens before the release."""
+    customer.page.goto(f"{live.base}/demo/")
+    share(customer, agent, live, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    box = customer.page.get_by_role("button", name="Stop sharing").bounding_box()
+    assert box is not None
+    customer.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    customer.page.mouse.down()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(customer.page.get_by_text("You stopped sharing")).to_be_visible()
+    customer.page.mouse.up()
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+
+
+def test_the_relays_redraws_of_the_banner_keep_its_buttons(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """Each redraw the relay's `peer` brought made the banner's buttons anew (a press on one and
+    the release on the next is no click, for the keyboard too: focus was moved by hand). The
+    banner is redrawn in place: Stop sharing is the same button before and after."""
+    server, relay = malicious_server(server_factory)
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    customer.page.evaluate(f"() => {{ ({STOP_BUTTON})().dataset.seen = 'before'; }}")
+    relay.inject_customer({"v": 1, "type": "peer", "connected": False})
+    away = customer.page.get_by_role("region", name=re.compile("Alice is reconnecting"))
+    expect(away).to_be_visible()
+    relay.inject_customer({"v": 1, "type": "peer", "connected": True})
+    expect(away).to_have_count(0)
+    assert customer.page.evaluate(f"() => ({STOP_BUTTON})().dataset.seen") == "before"
+    customer.page.get_by_role("button", name="Stop sharing").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"

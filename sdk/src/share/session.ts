@@ -48,7 +48,7 @@ import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
 import { LOOK_EVERY_MS, type Silence, heard, look, silentFor, startSilence } from "./silence.ts";
 import type { Connection, Ports } from "./ports.ts";
-import type { BannerNote } from "./ui.ts";
+import { type BannerNote, RECORD_QUESTION } from "./ui.ts";
 import {
   type AgentAsk, CONFIRM_WINDOW_MS, RecordingAsk, type RecordingState, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
@@ -1079,7 +1079,10 @@ export class Session {
 
   private drawBanner(): void {
     if (this.state !== "sharing") return;
-    if (this.recordQuestion) return this.recordQuestion();
+    // The recording question comes back when what took its place is answered; when it is the one
+    // shown, it stays as it is (the relay's `peer` and `link` call for redraws as often as it
+    // likes: each one made its buttons anew, so none ever took a click, and "Allow" its wait).
+    if (this.recordQuestion) return this.ui.asking() === RECORD_QUESTION ? undefined : this.recordQuestion();
     const watcher = this.saved?.watcher;
     const agent = this.saved?.agent ?? "the agent";
     const revoke = this.control?.granted ? () => this.control?.revoke() : undefined;

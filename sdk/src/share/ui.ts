@@ -171,6 +171,22 @@ function allowingButton(label: string, onAllow: () => void): HTMLButtonElement {
   return b;
 }
 
+/**
+ * A button whose action is always safe (stop sharing, take back control, stop recording): a
+ * mouse acts as it presses it, so a release elsewhere still counts. What the relay says redraws
+ * the widget and changes its size, as often as the relay likes: a press on a button and its
+ * release beside it (it moved) or on another one (made anew, or another question put in its
+ * place) is no click. The click that follows a press finds the action done (nothing happens
+ * twice: `act` does nothing once done); a touch's tap and the keyboard act on the click.
+ */
+function pressButton(label: string, className: string, act: () => void): HTMLButtonElement {
+  const b = button(label, className, act);
+  b.addEventListener("pointerdown", (event) => {
+    if (event.isPrimary && event.button === 0 && event.pointerType !== "touch") act();
+  });
+  return b;
+}
+
 /** The element that has focus, looking into shadow roots. */
 function deepActive(): Element | null {
   let active: Element | null = document.activeElement;
@@ -207,12 +223,25 @@ function loadOptions(): WidgetOptions {
   return { brand: NO_BRAND, locale: null };
 }
 
+/** The recording question's id (`asking()` names it while it is open). */
+export const RECORD_QUESTION = "tandem-record-title";
+
 /** A note on the sharing banner: the agent's console is away (`peer`), or the server's link
  * between its processes is down (`link`), or (this browser's own finding, ./silence.ts) the
  * agent's console has not answered for a while; `agent` is the agent's name. */
 export interface BannerNote {
   kind: "agent_away" | "link_down" | "agent_quiet";
   agent: string;
+}
+
+/** The sharing banner's parts that stay from redraw to redraw. */
+interface Banner {
+  el: HTMLElement;
+  status: HTMLElement;
+  extras: HTMLElement;
+  stop: HTMLButtonElement;
+  stopRecording: HTMLButtonElement;
+  takeBack: HTMLButtonElement;
 }
 
 export class CustomerUI {
@@ -240,6 +269,13 @@ export class CustomerUI {
    * a question can be asked again as soon as it is answered (by the agent, or the relay): the
    * customer must not have to answer first to stop. */
   private stopSharing: (() => void) | null = null;
+  /** The banner on screen (sharing, or reconnecting), redrawn in place: its buttons stay the same
+   * elements, whatever calls for a redraw. A press on a button and its release on another one
+   * made in between is no click, and the relay's `peer` or `link` redraws the banner as often as
+   * it sends them: each made a new Stop sharing, which then never took a click. */
+  private banner: Banner | null = null;
+  /** What the banner's buttons do now (the latest redraw's). */
+  private bannerActions: { stop?: () => void; stopRecording?: () => void; takeBack?: () => void } = {};
   private options: WidgetOptions = loadOptions();
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
@@ -328,9 +364,11 @@ export class CustomerUI {
     }, 150);
   }
 
-  /** A question (a modal dialog) is open: the page behind it is not to be acted on. */
-  asking(): boolean {
-    return this.trap !== null && this.trap.dialog.isConnected;
+  /** The question (a modal dialog) open now, by its title's id (`tandem-record-title`...), or
+   * null: while one is, the page behind it is not to be acted on. */
+  asking(): string | null {
+    const trap = this.trap;
+    return trap && trap.dialog.isConnected ? trap.dialog.getAttribute("aria-labelledby") : null;
   }
 
   /** Focus what is showing now: the dialog's answer, the banner's Stop sharing, the code panel. */
@@ -542,27 +580,62 @@ export class CustomerUI {
       : note.kind === "agent_away" ? this.t("reconnectingAgent", { agent: name }) : this.t("linkReconnecting", { agent: name });
     const text = noteText ? `${state}. ${noteText}` : state;
     this.stopSharing = onStop;
-    const stop = button(this.t("stopSharing"), "danger stop", onStop);
-    const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
-      element("div", { className: "status" }, [
-        element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { className: "status-text", text: state }),
-        ...(noteText ? [element("span", { className: "link-note", text: noteText })] : []),
-        ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
-      ]),
-      element("div", { className: "extras" }, [
-        ...(onStopRecording ? [button(this.t("stopRecording"), "", onStopRecording)] : []),
-        ...(onRevokeControl ? [button(this.t("takeBack"), "", onRevokeControl)] : []),
-      ]),
-      stop,
-    ]);
+    const fresh = !this.bannerShown();
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
     const focused = this.innerRoot?.activeElement?.textContent ?? null;
-    this.show(banner);
-    this.primary = stop;
+    const banner = this.drawBanner(text, [
+      element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
+      element("span", { className: "status-text", text: state }),
+      ...(noteText ? [element("span", { className: "link-note", text: noteText })] : []),
+      ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
+    ], { stop: onStop, stopRecording: onStopRecording, takeBack: onRevokeControl });
     if (before !== text) this.announce(text);
-    // A redraw keeps keyboard focus on the same button.
-    if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
+    // A banner made anew (after a question) puts keyboard focus back on the same button.
+    if (fresh && focused) Array.from(banner.el.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
+  }
+
+  /** Whether the banner is what shows now (no question, notice or code took its place). */
+  private bannerShown(): boolean {
+    return this.banner !== null && this.root !== null && this.banner.el.parentNode === this.root;
+  }
+
+  /**
+   * Show the banner saying `text` (its status line made of `status`), with the buttons `actions`
+   * names: in place when it shows already (its buttons are the same elements), else anew.
+   */
+  private drawBanner(
+    text: string, status: Node[], actions: { stop: () => void; stopRecording?: () => void; takeBack?: () => void },
+  ): Banner {
+    let banner = this.banner;
+    if (!banner || !this.bannerShown()) {
+      // Each acts at a press (pressButton); the click after it finds the action gone (the
+      // redraw it made took it away), so nothing happens twice.
+      const act = (name: keyof CustomerUI["bannerActions"]) => () => this.bannerActions[name]?.();
+      banner = {
+        el: element("div", { className: "banner", attrs: { role: "region" } }),
+        status: element("div", { className: "status" }),
+        extras: element("div", { className: "extras" }),
+        stop: pressButton("", "danger stop", act("stop")),
+        stopRecording: pressButton("", "", act("stopRecording")),
+        takeBack: pressButton("", "", act("takeBack")),
+      };
+      banner.el.append(banner.status, banner.extras, banner.stop);
+      this.show(banner.el);
+      this.banner = banner;
+    }
+    this.bannerActions = actions;
+    banner.el.setAttribute("aria-label", text);
+    banner.status.replaceChildren(...status);
+    banner.stop.textContent = this.t("stopSharing");
+    banner.stopRecording.textContent = this.t("stopRecording");
+    banner.takeBack.textContent = this.t("takeBack");
+    const extras = [...(actions.stopRecording ? [banner.stopRecording] : []), ...(actions.takeBack ? [banner.takeBack] : [])];
+    // Only when they change: a button taken out and put back would lose a press on it too.
+    if (extras.length !== banner.extras.children.length || extras.some((b, i) => banner.extras.children[i] !== b)) {
+      banner.extras.replaceChildren(...extras);
+    }
+    this.primary = banner.stop;
+    return banner;
   }
 
   /** This page's own connection is being restored (the agent's is a note on the sharing
@@ -571,25 +644,18 @@ export class CustomerUI {
     this.stopSharing = onStop;
     const text = this.t("reconnectingSelf");
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
-    const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
-    this.show(
-      element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
-        element("div", { className: "status" }, [
-          element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
-          element("span", { className: "status-text", text }),
-        ]),
-        stop,
-      ]),
-    );
-    this.primary = stop;
+    this.drawBanner(text, [
+      element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
+      element("span", { className: "status-text", text }),
+    ], { stop: onStop });
     if (before !== text) this.announce(text);
   }
 
   /** The agent asked (inside the encrypted channel) and `site`'s own page pinned the key. */
   askRecording(agent: string, site: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-record-title", this.t("recordTitle", { agent }), this.t("recordText"),
+      RECORD_QUESTION, this.t("recordTitle", { agent }), this.t("recordText"),
       [this.t("dontRecord"), onRefuse], [this.t("allowRecording"), onAllow], this.t("recordVerified", { site }),
     );
   }
@@ -619,7 +685,7 @@ export class CustomerUI {
       element("h2", { text: title, attrs: { id } }),
       element("p", { text, attrs: { id: describedBy } }),
       ...(note ? [element("p", { className: "verified", text: `✓ ${note}` })] : []),
-      element("div", { className: "row" }, [...(stop ? [button(this.t("stopSharing"), "danger", stop)] : []), no, yes]),
+      element("div", { className: "row" }, [...(stop ? [pressButton(this.t("stopSharing"), "danger", stop)] : []), no, yes]),
     ]);
     this.show(element("div", { className: "backdrop" }), dialog);
     // Where focus was (after a question it replaced gave it back): it returns there.
@@ -700,6 +766,8 @@ export class CustomerUI {
     const hadDialog = this.trap !== null;
     this.releaseTrap();
     this.stopSharing = null;
+    this.banner = null;
+    this.bannerActions = {};
     this.overlay = null;
     this.overlayDrawn = "";
     this.pointer = null;
