@@ -352,3 +352,25 @@ def test_the_relays_redraws_of_the_banner_keep_its_buttons(
     assert customer.page.evaluate(f"() => ({STOP_BUTTON})().dataset.seen") == "before"
     customer.page.get_by_role("button", name="Stop sharing").click()
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+
+
+def test_while_a_supervisors_code_shows_stop_sharing_is_still_one_click(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The customer allowed a supervisor, whose code to read out takes the banner's place until
+    the supervisor's browser pairs: a supervisor the relay made up never does, so the code stayed
+    and Stop sharing was a Cancel away. The code offers Stop sharing itself."""
+    server, relay = malicious_server(server_factory)
+    # The relay keeps the page's answers to its own question (the server asked nothing).
+    relay.swallow_from_customer = lambda message: message.get("type", "").startswith("watch_")
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    relay.inject_customer({"v": 1, "type": "watch_request", "watcher": "Sam"})
+    customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
+    code = customer.page.get_by_role("region", name="Supervisor code")
+    expect(code).to_contain_text("Code for Sam")
+    code.get_by_role("button", name="Stop sharing").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(customer.page.get_by_text("You stopped sharing")).to_be_visible()
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")

@@ -482,6 +482,9 @@ export class CustomerUI {
   /** A panel with a code to read out (the help code, or a supervisor's). */
   private codePanel(region: string, label: string, code: string, hint: string, announce: string, onCancel: () => void): void {
     const cancel = button(this.t("cancel"), "", onCancel);
+    // A supervisor's code, while the page shares: it takes the banner's place (as long as the
+    // relay likes, when the supervisor is its invention), so Stop sharing is here too.
+    const stop = this.stopSharing ? [pressButton(this.t("stopSharing"), "danger", this.stopSharing)] : [];
     const panel = element("div", { className: "panel", attrs: { role: "region", "aria-label": region, tabindex: "-1" } }, [
       ...this.brandLine(),
       element("p", { className: "label", text: label }),
@@ -489,7 +492,7 @@ export class CustomerUI {
       element("p", { className: "code", text: formatCode(code), attrs: { dir: "ltr", "aria-hidden": "true" } }),
       element("p", { className: "sr-only", text: spokenCode(code) }),
       element("p", { className: "hint", text: hint }),
-      element("div", { className: "row" }, [cancel]),
+      element("div", { className: "row" }, [...stop, cancel]),
     ]);
     panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
@@ -510,6 +513,7 @@ export class CustomerUI {
   }
 
   showCode(code: string, onCancel: () => void): void {
+    this.stopSharing = null; // nothing is shared while the help code shows: Cancel ends it all
     this.codePanel(
       this.t("widget", { company: this.company() }), this.t("codeLabel"), code, this.t("codeHint"),
       this.t("codeAnnounce", { code: spokenCode(code) }), onCancel,
