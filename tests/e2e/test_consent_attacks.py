@@ -374,3 +374,34 @@ def test_while_a_supervisors_code_shows_stop_sharing_is_still_one_click(
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     expect(customer.page.get_by_text("You stopped sharing")).to_be_visible()
     expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+
+
+def test_a_code_check_the_relay_never_finishes_can_be_cancelled(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay withholds the agent's key-exchange answer: the page says it is checking the
+    code, for as long as the relay likes, and a reload checks again. Nothing is shared, but the
+    customer could not end it short of closing the tab. Cancel ends it, for good."""
+    server, relay = malicious_server(server_factory)
+    withheld: list[dict[str, Any]] = []
+
+    def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "handshake":
+            withheld.append(message)
+            return []
+        return [message]
+
+    relay.to_customer = to_customer
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    join(agent, code)
+    expect(customer.page.get_by_text("Checking the code")).to_be_visible()
+    wait_until(customer.page, lambda: bool(withheld))
+    customer.page.get_by_role("button", name="Cancel").click()
+    assert customer.page.evaluate("() => window.Tandem.state") == "ended"
+    expect(customer.page.get_by_text("Checking the code")).to_have_count(0)
+    expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+    customer.page.reload()
+    assert customer.page.evaluate("() => window.Tandem.state") == "idle"
+    assert content_sent(customer) == []

@@ -582,7 +582,7 @@ export class Session {
       return this.dispatch(this.keys ? { type: "paired", keyHandle: null } : { type: "mismatch" });
     }
     if (this.pairing) return;
-    this.ui.showBusy("Checking the code with the agent…");
+    this.ui.showBusy("Checking the code with the agent…", () => void this.stop());
     this.pairing = startPairing({
       side: "customer", peer: "agent", secret: saved.secret, sessionId: saved.sessionId, random: this.ports.random.bytes,
     });

@@ -520,13 +520,19 @@ export class CustomerUI {
     );
   }
 
-  showBusy(message: string): void {
+  /** A step under way (the code being checked with the agent), with Cancel when it may be
+   * ended: the relay decides how long the step takes (it can withhold the agent's answer for
+   * good), and a reload resumes it, so only Cancel gets the customer out. */
+  showBusy(message: string, onCancel?: () => void): void {
     const key = message === messages.en.checking ? "checking" : null;
+    const cancel = onCancel ? button(this.t("cancel"), "", onCancel) : null;
     this.show(
-      element("div", { className: "panel", attrs: { role: "status" } }, [
-        element("p", { className: "hint", text: key ? this.t(key) : message }),
+      element("div", { className: "panel" }, [
+        element("p", { className: "hint", text: key ? this.t(key) : message, attrs: { role: "status" } }),
+        ...(cancel ? [element("div", { className: "row" }, [cancel])] : []),
       ]),
     );
+    this.primary = cancel;
   }
 
   /** Why the session ended (or why it could not start), in the customer's language. */
