@@ -846,9 +846,13 @@ test("the relay's redraws leave the recording question as it is while it shows: 
   for (let i = 0; i < 5; i++) f.server({ type: "peer", connected: i % 2 === 1 });
   f.server({ type: "link", state: "reconnecting" });
   assert.equal(f.called("askRecording").length, 1, "drawn once, not once per redraw the relay called for");
-  // Another question took its place (a supervisor's): once that is answered, it comes back.
+  // Another question took its place (a supervisor's): not while that one shows either...
   f.answers.asking = () => "tandem-watch-title";
   f.server({ type: "peer", connected: false });
+  assert.equal(f.called("askRecording").length, 1);
+  // ...and once that is answered (none shows), it comes back.
+  f.answers.asking = () => null;
+  f.server({ type: "peer", connected: true });
   assert.equal(f.called("askRecording").length, 2);
   assert.equal(session.state, "sharing");
 });

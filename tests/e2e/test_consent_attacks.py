@@ -405,3 +405,57 @@ def test_a_code_check_the_relay_never_finishes_can_be_cancelled(
     customer.page.reload()
     assert customer.page.evaluate("() => window.Tandem.state") == "idle"
     assert content_sent(customer) == []
+
+
+def test_the_relays_notes_do_not_take_a_question_away(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The agent asks for control; while the customer reads the question, the relay says the
+    agent's console went away and came back (`peer`). Each note redrew the sharing banner over
+    the question (and the one that starts a new epoch made the page's remote control anew): the
+    question was gone, and the agent could not ask again. The question stays until answered,
+    and its answer holds in the new epoch."""
+    server, relay = malicious_server(server_factory)
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    customer.page.goto(f"{server.base}/demo/")
+    view = share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    request_control(customer, agent)
+    keys_before = sum(1 for f in customer.frames.sent if f[:1] == b"\x02")
+    relay.inject_customer({"v": 1, "type": "peer", "connected": False})
+    relay.inject_customer({"v": 1, "type": "peer", "connected": True})
+    # The second starts a new epoch: its key frame went, so both notes were taken in.
+    wait_until(
+        customer.page,
+        lambda: sum(1 for f in customer.frames.sent if f[:1] == b"\x02") > keys_before,
+    )
+    question = customer.page.get_by_role("dialog")
+    expect(question).to_contain_text("Alice asks to control this page")
+    question.get_by_role("button", name="Allow control").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("You have control")
+    agent_click(agent, view, "button:has-text('Add to cart')")
+    expect(customer.page.locator("#cart-count")).to_have_text("1")
+
+
+def test_a_control_question_another_took_the_place_of_can_be_asked_again(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay puts a supervisor's question in place of the agent's control question; the
+    customer refuses it. The control question was gone, and the page took no control request of
+    the agent's again (it still waited for the answer to the one it had asked)."""
+    server, relay = malicious_server(server_factory)
+    relay.swallow_from_customer = lambda message: message.get("type", "").startswith("watch_")
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    request_control(customer, agent)
+    relay.inject_customer({"v": 1, "type": "watch_request", "watcher": "Sam"})
+    question = customer.page.get_by_role("dialog")
+    expect(question).to_contain_text("Sam, a supervisor, asks")
+    question.get_by_role("button", name="Refuse").click()
+    expect(question).to_have_count(0)
+    live_view(agent)
+    request_control(customer, agent)
+    question.get_by_role("button", name="Allow control").click()
+    expect(agent.page.get_by_role("status")).to_contain_text("You have control")

@@ -223,8 +223,10 @@ function loadOptions(): WidgetOptions {
   return { brand: NO_BRAND, locale: null };
 }
 
-/** The recording question's id (`asking()` names it while it is open). */
+/** The questions' ids asked while sharing (`asking()` names the one open). */
 export const RECORD_QUESTION = "tandem-record-title";
+export const CONTROL_QUESTION = "tandem-control-title";
+export const WATCH_QUESTION = "tandem-watch-title";
 
 /** A note on the sharing banner: the agent's console is away (`peer`), or the server's link
  * between its processes is down (`link`), or (this browser's own finding, ./silence.ts) the
@@ -260,7 +262,8 @@ export class CustomerUI {
   private live: HTMLElement | null = null;
   private announceTimer: ReturnType<typeof setTimeout> | undefined;
   /** The open dialog's focus trap, and where focus goes back to when it closes. */
-  private trap: { dialog: HTMLElement; cancel: () => void } | null = null;
+  /** `answered`: the question was answered, what the answer shows next takes its place. */
+  private trap: { dialog: HTMLElement; cancel: () => void; answered?: boolean } | null = null;
   private returnFocus: HTMLElement | null = null;
   /** What shows now, for `focusCurrent` (pressing Get help again shows this, never a second one). */
   private primary: HTMLElement | null = null;
@@ -368,7 +371,7 @@ export class CustomerUI {
    * null: while one is, the page behind it is not to be acted on. */
   asking(): string | null {
     const trap = this.trap;
-    return trap && trap.dialog.isConnected ? trap.dialog.getAttribute("aria-labelledby") : null;
+    return trap && !trap.answered && trap.dialog.isConnected ? trap.dialog.getAttribute("aria-labelledby") : null;
   }
 
   /** Focus what is showing now: the dialog's answer, the banner's Stop sharing, the code panel. */
@@ -682,8 +685,14 @@ export class CustomerUI {
     id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
     describedBy = `${id}-text`,
   ): void {
-    const yes = allowingButton(allow[0], allow[1]);
-    const no = button(refuse[0], "", refuse[1]); // refusing is always safe, at once
+    // Answered, the question no longer counts as open (asking()): what the answer shows next
+    // (the banner, another question) takes its place.
+    const answer = (then: () => void) => () => {
+      if (this.trap?.dialog === dialog) this.trap.answered = true;
+      then();
+    };
+    const yes = allowingButton(allow[0], answer(allow[1]));
+    const no = button(refuse[0], "", answer(refuse[1])); // refusing is always safe, at once
     const stop = this.stopSharing;
     const dialog = element("div", {
       className: "dialog",
@@ -702,12 +711,12 @@ export class CustomerUI {
     const active = deepActive();
     const outside = active instanceof HTMLElement && active !== document.body && document.activeElement !== this.host;
     if (outside) this.returnFocus = active; // else: where the widget took focus from, if it did
-    this.trapFocus(dialog, refuse[1], dialog);
+    this.trapFocus(dialog, answer(refuse[1]), dialog);
   }
 
   askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-watch-title", this.t("watchTitle", { watcher }), this.t("watchText", { watcher }),
+      WATCH_QUESTION, this.t("watchTitle", { watcher }), this.t("watchText", { watcher }),
       [this.t("refuse"), onRefuse], [this.t("allow"), onAllow],
     );
   }
@@ -721,7 +730,7 @@ export class CustomerUI {
 
   askControl(agent: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-control-title", this.t("controlTitle", { agent }), this.t("controlText", { agent }),
+      CONTROL_QUESTION, this.t("controlTitle", { agent }), this.t("controlText", { agent }),
       [this.t("refuse"), onRefuse], [this.t("allowControl"), onAllow],
     );
   }
