@@ -147,8 +147,9 @@ export const ANSWER_DELAY_MS = 500;
 
 /** The question's allowing button: only the customer's own click (a script's `click()`, the
  * site's or an extension's, is no answer), and by pointer only ANSWER_DELAY_MS after it appeared
- * (`aria-disabled` until then, so assistive technology says so). */
-function allowingButton(label: string, onAllow: () => void): HTMLButtonElement {
+ * (`aria-disabled` until then, so assistive technology says so). `scripted`: the Tandem server's
+ * own practice pages, whose customer is a script (docs/training.md): its clicks answer. */
+function allowingButton(label: string, onAllow: () => void, scripted: boolean): HTMLButtonElement {
   const b = element("button", { className: "primary", text: label, attrs: { type: "button" } });
   let timer: ReturnType<typeof setTimeout> | undefined;
   let armed = false;
@@ -163,6 +164,7 @@ function allowingButton(label: string, onAllow: () => void): HTMLButtonElement {
   };
   wait();
   b.addEventListener("click", (event) => {
+    if (scripted) return onAllow();
     if (!event.isTrusted) return;
     // detail 0: activated from the keyboard (Enter, Space) or by assistive technology.
     if (!armed && event.detail !== 0) return wait();
@@ -247,6 +249,10 @@ interface Banner {
 }
 
 export class CustomerUI {
+  /** `scriptedAnswers`: only on the Tandem server's own practice pages (index.ts), where the
+   * customer is the server's script (docs/training.md), whose clicks answer the questions. */
+  constructor(private readonly scriptedAnswers = false) {}
+
   private host: HTMLElement | null = null;
   /** The container of everything shown, inside the inner shadow root. */
   private root: HTMLElement | null = null;
@@ -691,7 +697,7 @@ export class CustomerUI {
       if (this.trap?.dialog === dialog) this.trap.answered = true;
       then();
     };
-    const yes = allowingButton(allow[0], answer(allow[1]));
+    const yes = allowingButton(allow[0], answer(allow[1]), this.scriptedAnswers);
     const no = button(refuse[0], "", answer(refuse[1])); // refusing is always safe, at once
     const stop = this.stopSharing;
     const dialog = element("div", {
