@@ -30,8 +30,13 @@ function fakes(
   const ui: { name: string; args: unknown[] }[] = [];
   const store = { saved: stored as Saved | null };
   let keysCleared = false;
+  /** What the widget answers (by method name; undefined for the rest). */
+  const answers: Record<string, (...args: unknown[]) => unknown> = {};
   const view = new Proxy({}, {
-    get: (_, name) => (...args: unknown[]) => void ui.push({ name: String(name), args }),
+    get: (_, name) => (...args: unknown[]) => {
+      ui.push({ name: String(name), args });
+      return answers[String(name)]?.(...args);
+    },
   }) as CustomerView;
   const ports: Ports = {
     transport: (handlers) => {
@@ -79,7 +84,7 @@ function fakes(
   const binary = () => sent.filter((m) => typeof m !== "string");
   const called = (name: string) => ui.filter((call) => call.name === name);
   return {
-    ports, server, control, binary, called, store, keys,
+    ports, server, control, binary, called, store, keys, answers,
     open: () => events?.open(),
     /** A binary frame from the server (an agent's command, or the relay's replay of one). */
     deliver: (frame: Uint8Array) => events?.binary(frame),
@@ -802,6 +807,55 @@ async function recordedSession(f: ReturnType<typeof fakes>) {
   await until(() => f.store.saved?.recording?.started === true && (f.store.saved.recording.chain?.count ?? 0) >= 4);
   return { session, keys, agent, recording };
 }
+
+test("the recording question names the agent the customer allowed, never a name the agent's console makes up", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const recording = await recordingKey();
+  const session = new Session(f.ports);
+  const code = session.start({ policy: PRIVATE_CART, recordingKeys: [recording.keyId] });
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  const keys = await pairAndAllow(f, "s1"); // the customer allowed "Ann"
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  f.server({ type: "record_request", agent: "Ann", key: recording.key, recording_id: "r1", site: "demo" });
+  // A modified console (the paired agent) names someone the customer has more reason to trust.
+  const posing = "Your bank's fraud office (recording required by law)";
+  f.deliver(await command(agent, { k: "record_request", agent: "ann", name: posing }));
+  await until(() => f.called("askRecording").length === 1);
+  assert.equal(f.called("askRecording")[0]?.args[0], "Ann");
+  assert.ok(!JSON.stringify(f.called("askRecording")).includes("fraud office"));
+  assert.equal(session.state, "sharing");
+});
+
+test("the relay's redraws leave the recording question as it is while it shows: its buttons keep their clicks, Allow its wait", async (t) => {
+  windowEvents(t);
+  const f = fakes();
+  const recording = await recordingKey();
+  const session = new Session(f.ports);
+  const code = session.start({ policy: PRIVATE_CART, recordingKeys: [recording.keyId] });
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  const keys = await pairAndAllow(f, "s1");
+  f.server({ type: "record_request", agent: "Ann", key: recording.key, recording_id: "r1", site: "demo" });
+  f.deliver(await command(new CommandSender("s1", keys.agentToCustomer), { k: "record_request", agent: "ann", name: "Ann" }));
+  await until(() => f.called("askRecording").length === 1);
+  f.answers.asking = () => "tandem-record-title"; // the widget shows it
+  for (let i = 0; i < 5; i++) f.server({ type: "peer", connected: i % 2 === 1 });
+  f.server({ type: "link", state: "reconnecting" });
+  assert.equal(f.called("askRecording").length, 1, "drawn once, not once per redraw the relay called for");
+  // Another question took its place (a supervisor's): not while that one shows either...
+  f.answers.asking = () => "tandem-watch-title";
+  f.server({ type: "peer", connected: false });
+  assert.equal(f.called("askRecording").length, 1);
+  // ...and once that is answered (none shows), it comes back.
+  f.answers.asking = () => null;
+  f.server({ type: "peer", connected: true });
+  assert.equal(f.called("askRecording").length, 2);
+  assert.equal(session.state, "sharing");
+});
 
 /** The payloads a recording holds, from the frames the customer's browser sent (what the server
  * stores of them): opened as an auditor opens it, whole (the end marker last) or it throws. */

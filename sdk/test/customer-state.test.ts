@@ -7,7 +7,7 @@ import {
   AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONSOLE_SILENT, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
   SESSION_GONE, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
-  helpCode, initialState, reconnectDelay, reduce, SETTLED_MS,
+  helpCode, initialState, plausibleName, reconnectDelay, reduce, SETTLED_MS,
 } from "../src/share/state.ts";
 
 const PAGE: PageSays = { sitePolicy: null, brokenPolicy: false, pins: [] };
@@ -145,6 +145,32 @@ test("a help code or an agent's name the honest server never sends is not shown:
     assert.equal(resumed.state.phase, "ended", JSON.stringify(agent));
   }
   assert.equal(run(initialState, create, created, server({ type: "agent_joined", agent: "A".repeat(100) })).state.phase, "pending_consent");
+});
+
+test("a name the honest server's own rule refuses is the relay's text: reordered, split or invisible, the session ends", () => {
+  // The server's rule for display names (directory.py, _label): no control character (C0, DEL,
+  // C1), surrogate, private-use character, line or paragraph separator, bidirectional embedding,
+  // override or isolate, and at least one visible character. A relay that sends one rewrites the
+  // sentence the consent dialog shows around it ("<name> wants to see this page").
+  const lies = [
+    "Alice \u202Eegap siht ees ot tnaw t'nseod", // right-to-left override: the rest reads backwards
+    "Alice\u2066 (your bank)\u2069", "Alice\u202A", "Alice\u200F\u202B",
+    "Alice\u2028Your bank's fraud team", "Alice\u2029", // line and paragraph separators
+    "Alice\u0085", "Alice\u009B", // C1 controls
+    "Alice\uE000", "Alice\uD800", // private use, a lone surrogate
+    "   ", "\u200B\u200B", "\u00A0\u3000", // nothing visible
+  ];
+  for (const agent of lies) {
+    const joined = run(initialState, create, created, server({ type: "agent_joined", agent }));
+    assert.equal(joined.state.phase, "ended", JSON.stringify(agent));
+    assert.ok(!joined.effects.some((e) => e.type === "pair" || e.type === "ask_consent"), JSON.stringify(agent));
+    assert.match(ended(joined.effects)?.error ?? "", /agent's name that is not one/, JSON.stringify(agent));
+    assert.equal(plausibleName(agent), false, JSON.stringify(agent));
+  }
+  // What the honest server does send: any script, spaces inside, emoji, right-to-left names.
+  for (const agent of ["Zoë O'Brien-Łukasz", "أحمد", "李小龙", "Ann 👩‍💻", "A".repeat(100)]) {
+    assert.equal(run(initialState, create, created, server({ type: "agent_joined", agent })).state.phase, "pending_consent", agent);
+  }
 });
 
 test("an agent joining starts the pairing; consent is asked only once it paired", () => {

@@ -34,7 +34,8 @@ from tests.test_recordings import key_file
 HELD_IMAGE = "/demo/img/held-5519.png"
 
 # The page's own log of the binary frames it sends (their sizes), and where in it the customer's
-# armed click fell: a capturing listener on the window runs before the widget's own handler.
+# armed click fell: a capturing listener on the window runs before the widget's own handler. Its
+# press, that is: the banner's buttons act as the mouse presses them (a release elsewhere counts).
 SEND_LOG = """
 (() => {
   const sent = [];
@@ -44,9 +45,11 @@ SEND_LOG = """
     if (typeof data !== "string") sent.push(data.byteLength);
     return send.call(this, data);
   };
-  addEventListener("click", () => {
-    if (window.__armed && window.__clickedAt === undefined) window.__clickedAt = sent.length;
-  }, true);
+  for (const type of ["pointerdown", "click"]) {
+    addEventListener(type, () => {
+      if (window.__armed && window.__clickedAt === undefined) window.__clickedAt = sent.length;
+    }, true);
+  }
 })();
 """
 

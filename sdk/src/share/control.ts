@@ -11,6 +11,7 @@ import { record } from "rrweb";
 import { agentMayTouch, insideTandemUi } from "../shared/masking.ts";
 import type { ActionRefusal, ControlState, Payload } from "../shared/payload.ts";
 import type { CustomerView } from "./ports.ts";
+import { CONTROL_QUESTION } from "./ui.ts";
 import { Bucket } from "./bucket.ts";
 
 /** Clicks and scrolls per second. Typing (each command sets the whole value) and pointer moves
@@ -188,7 +189,9 @@ export class RemoteControl {
     const c = command as { k?: unknown; id?: unknown; x?: unknown; y?: unknown; text?: unknown };
     if (c.k === "control_request") {
       if (this.granted) return this.setState("granted");
-      if (this.asking) return;
+      // Asked once while its question shows; asked again if something took its place (a page
+      // of the session's that reconnected, another question): the agent can ask anew.
+      if (this.asking && this.ui.asking() === CONTROL_QUESTION) return;
       this.asking = true;
       this.ui.askControl(
         this.host.agent(),
@@ -204,6 +207,12 @@ export class RemoteControl {
         this.ui.point(c.x, c.y);
       }
       return;
+    }
+    // While the customer answers a question (a supervisor's, recording), nothing acts on the page
+    // behind it: not what the question's backdrop covers, and neither what is scrolled out of
+    // view nor the scrolling itself (coveredByTandemUi looks at what is on the screen only).
+    if (this.ui.asking()) {
+      return this.refuse("That is covered by the customer's Tandem controls: ask them to scroll or answer first.", "covered");
     }
     if (!(c.k === "type" ? this.typing : this.actions).take()) return this.refuse("Too many actions: slow down.", "too_many");
     if (c.k === "scroll" && typeof c.x === "number" && typeof c.y === "number" && Number.isFinite(c.x + c.y)) {

@@ -28,7 +28,10 @@ watchPasswordFields(document);
 
 const base = serverBase();
 const socketUrl = `${base.protocol === "https:" ? "wss:" : "ws:"}//${base.host}/ws/customer`;
-const newSession = () => new Session(browserPorts(socketUrl));
+// The Tandem server's own practice pages, whose customer is a script (docs/training.md): only
+// there do a script's clicks answer the widget's questions. No site's page has the server's origin.
+const practicePage = location.origin === base.origin && location.pathname.startsWith("/practice/");
+const newSession = () => new Session(browserPorts(socketUrl, practicePage));
 
 let current = newSession();
 

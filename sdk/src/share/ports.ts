@@ -73,14 +73,16 @@ export const browserStore: SessionStore = {
 };
 
 /** The browser's ports, for a server socket at `socketUrl`. */
-export function browserPorts(socketUrl: string): Ports {
+/** `practicePage`: this is one of the Tandem server's own practice pages (its questions are
+ * answered by the page's script, ui.ts). */
+export function browserPorts(socketUrl: string, practicePage = false): Ports {
   return {
     transport: webSocketTransport(socketUrl),
     page: {
       policyTag: () => document.getElementById("tandem-policy")?.textContent ?? null,
       href: () => location.href,
     },
-    ui: new CustomerUI(),
+    ui: new CustomerUI(practicePage),
     store: browserStore,
     keys: pairwiseKeyStore("tandem"),
     clock: browserClock,

@@ -26,7 +26,8 @@ export interface ServerAsk {
 export interface AgentAsk {
   /** The agent's username (bound into the recording). */
   agent: string;
-  /** The agent's display name (shown to the customer). */
+  /** The agent's display name, as its console says it (the question shows the name of the
+   * agent the customer allowed instead: session.ts, askRecording). */
   name: string;
 }
 

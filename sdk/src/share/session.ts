@@ -48,7 +48,7 @@ import { pageLocale } from "../shared/i18n.ts";
 import { reportWithheld } from "./withheld.ts";
 import { LOOK_EVERY_MS, type Silence, heard, look, silentFor, startSilence } from "./silence.ts";
 import type { Connection, Ports } from "./ports.ts";
-import type { BannerNote } from "./ui.ts";
+import { type BannerNote, RECORD_QUESTION, WATCH_QUESTION } from "./ui.ts";
 import {
   type AgentAsk, CONFIRM_WINDOW_MS, RecordingAsk, type RecordingState, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
@@ -582,7 +582,7 @@ export class Session {
       return this.dispatch(this.keys ? { type: "paired", keyHandle: null } : { type: "mismatch" });
     }
     if (this.pairing) return;
-    this.ui.showBusy("Checking the code with the agent…");
+    this.ui.showBusy("Checking the code with the agent…", () => void this.stop());
     this.pairing = startPairing({
       side: "customer", peer: "agent", secret: saved.secret, sessionId: saved.sessionId, random: this.ports.random.bytes,
     });
@@ -673,7 +673,7 @@ export class Session {
     this.persist();
     if (saved.keyHandle) await this.ports.keys.delete(saved.keyHandle + WATCHER_SUFFIX);
     if (had) this.rekey();
-    else this.drawBanner();
+    else this.drawBanner(WATCH_QUESTION); // the question it asked, if open, goes with it
   }
 
   /** The server relays a request to record. It goes to the customer only if the site pinned its
@@ -711,8 +711,12 @@ export class Session {
     saved.recordAsk = { recordingId: ask.recordingId, agent };
     this.persist();
     const site = new URL(this.ports.page.href()).hostname;
+    // The agent the customer allowed (the server's name, fixed when it joined: state.ts), never
+    // the name inside the agent's own request: a modified console would pose as someone the
+    // customer has more reason to let record ("your bank's fraud office").
+    const asker = saved.agent ?? agent.name;
     this.recordQuestion = () => this.ui.askRecording(
-      agent.name,
+      asker,
       site,
       () => {
         this.recordQuestion = null;
@@ -770,7 +774,7 @@ export class Session {
         saved.recordAsk = null;
         this.persist();
       }
-      this.drawBanner(); // also closes a recording question the server withdrew
+      this.drawBanner(RECORD_QUESTION); // also closes a recording question the server withdrew
       return this.endingRecording ?? Promise.resolve();
     }
     const ws = this.ws;
@@ -897,7 +901,9 @@ export class Session {
   private async beginSharing(): Promise<void> {
     const saved = this.saved;
     if (!saved) return;
-    this.ui.showSharing(saved.agent ?? "the agent", () => void this.stop());
+    // The banner at once (not over a question: a new epoch comes when the relay says the agent's
+    // console is back, as often as every PEER_REKEY_MS; drawBanner below draws it once it may).
+    if (!this.ui.asking()) this.ui.showSharing(saved.agent ?? "the agent", () => void this.stop());
     if (this.stopRecording) return;
     // This tab's own keys only (see pair()); a record without their handle never paired here.
     this.keys ??= saved.keyHandle && saved.secret === null ? await this.ports.keys.load(saved.keyHandle) : null;
@@ -939,8 +945,9 @@ export class Session {
         saved.sessionId, this.watcherKeys.agentToCustomer, saved.watcherCommands ?? 0, KIND_FROM_WATCHER,
       );
     }
-    this.control?.dispose();
-    this.control = new RemoteControl(this.ui, {
+    // One for the page's session: a new epoch keeps it, with a control question it asked (still
+    // on screen, and answered for this page, whatever epoch it shares in by then).
+    this.control ??= new RemoteControl(this.ui, {
       agent: () => this.saved?.agent ?? "The agent",
       reply: (payload) => {
         this.sendPayload(payload);
@@ -1073,8 +1080,17 @@ export class Session {
     await this.finish({ type: "agent_silent" }, () => undefined);
   }
 
-  private drawBanner(): void {
+  /** Show the banner (or the recording question the customer has not answered), unless a
+   * question shows: `withdrawn`, the question that is taken away (the server withdrew it). */
+  private drawBanner(withdrawn: string | null = null): void {
     if (this.state !== "sharing") return;
+    // A question on screen stays as it is until it is answered: the relay's `peer` and `link`
+    // call for redraws as often as it likes, and each one took the question away (the agent's
+    // control question, a supervisor's: never to come back) or drew it anew (the recording
+    // question: none of its buttons ever took a click, and "Allow" never ended its wait).
+    const open = this.ui.asking();
+    if (open && open !== withdrawn) return;
+    // The recording question comes back once what took its place is answered.
     if (this.recordQuestion) return this.recordQuestion();
     const watcher = this.saved?.watcher;
     const agent = this.saved?.agent ?? "the agent";

@@ -131,6 +131,64 @@ function button(label: string, className: string, onClick: () => void): HTMLButt
   return b;
 }
 
+/**
+ * How long a question's allowing button takes no pointer click after the question appeared
+ * (docs/threat-model.md, "A question answers only the customer"). A question can appear at a
+ * moment of the agent's choosing (control, recording) or the relay's (a supervisor's watch), in
+ * place of another one or over the page where the customer is about to click: the agent sees the
+ * customer's pointer in the mirror. Without it, a click meant for "Refuse", for another
+ * question's "Allow" or for the page would answer "Allow" to a question the customer never read.
+ * A click in that time is not taken and starts the wait again (a customer clicking repeatedly
+ * is not clicking on purpose). The keyboard needs none: a question takes focus itself, never a
+ * button, so reaching "Allow" takes a Tab after it appeared. Chromium's own permission prompts
+ * ignore input for as long. Not a setting: the server is not trusted with it.
+ */
+export const ANSWER_DELAY_MS = 500;
+
+/** The question's allowing button: only the customer's own click (a script's `click()`, the
+ * site's or an extension's, is no answer), and by pointer only ANSWER_DELAY_MS after it appeared
+ * (`aria-disabled` until then, so assistive technology says so). `scripted`: the Tandem server's
+ * own practice pages, whose customer is a script (docs/training.md): its clicks answer. */
+function allowingButton(label: string, onAllow: () => void, scripted: boolean): HTMLButtonElement {
+  const b = element("button", { className: "primary", text: label, attrs: { type: "button" } });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let armed = false;
+  const wait = () => {
+    armed = false;
+    b.setAttribute("aria-disabled", "true");
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      armed = true;
+      b.removeAttribute("aria-disabled");
+    }, ANSWER_DELAY_MS);
+  };
+  wait();
+  b.addEventListener("click", (event) => {
+    if (scripted) return onAllow();
+    if (!event.isTrusted) return;
+    // detail 0: activated from the keyboard (Enter, Space) or by assistive technology.
+    if (!armed && event.detail !== 0) return wait();
+    onAllow();
+  });
+  return b;
+}
+
+/**
+ * A button whose action is always safe (stop sharing, take back control, stop recording): a
+ * mouse acts as it presses it, so a release elsewhere still counts. What the relay says redraws
+ * the widget and changes its size, as often as the relay likes: a press on a button and its
+ * release beside it (it moved) or on another one (made anew, or another question put in its
+ * place) is no click. The click that follows a press finds the action done (nothing happens
+ * twice: `act` does nothing once done); a touch's tap and the keyboard act on the click.
+ */
+function pressButton(label: string, className: string, act: () => void): HTMLButtonElement {
+  const b = button(label, className, act);
+  b.addEventListener("pointerdown", (event) => {
+    if (event.isPrimary && event.button === 0 && event.pointerType !== "touch") act();
+  });
+  return b;
+}
+
 /** The element that has focus, looking into shadow roots. */
 function deepActive(): Element | null {
   let active: Element | null = document.activeElement;
@@ -167,6 +225,11 @@ function loadOptions(): WidgetOptions {
   return { brand: NO_BRAND, locale: null };
 }
 
+/** The questions' ids asked while sharing (`asking()` names the one open). */
+export const RECORD_QUESTION = "tandem-record-title";
+export const CONTROL_QUESTION = "tandem-control-title";
+export const WATCH_QUESTION = "tandem-watch-title";
+
 /** A note on the sharing banner: the agent's console is away (`peer`), or the server's link
  * between its processes is down (`link`), or (this browser's own finding, ./silence.ts) the
  * agent's console has not answered for a while; `agent` is the agent's name. */
@@ -175,7 +238,21 @@ export interface BannerNote {
   agent: string;
 }
 
+/** The sharing banner's parts that stay from redraw to redraw. */
+interface Banner {
+  el: HTMLElement;
+  status: HTMLElement;
+  extras: HTMLElement;
+  stop: HTMLButtonElement;
+  stopRecording: HTMLButtonElement;
+  takeBack: HTMLButtonElement;
+}
+
 export class CustomerUI {
+  /** `scriptedAnswers`: only on the Tandem server's own practice pages (index.ts), where the
+   * customer is the server's script (docs/training.md), whose clicks answer the questions. */
+  constructor(private readonly scriptedAnswers = false) {}
+
   private host: HTMLElement | null = null;
   /** The container of everything shown, inside the inner shadow root. */
   private root: HTMLElement | null = null;
@@ -191,10 +268,23 @@ export class CustomerUI {
   private live: HTMLElement | null = null;
   private announceTimer: ReturnType<typeof setTimeout> | undefined;
   /** The open dialog's focus trap, and where focus goes back to when it closes. */
-  private trap: { dialog: HTMLElement; cancel: () => void } | null = null;
+  /** `answered`: the question was answered, what the answer shows next takes its place. */
+  private trap: { dialog: HTMLElement; cancel: () => void; answered?: boolean } | null = null;
   private returnFocus: HTMLElement | null = null;
   /** What shows now, for `focusCurrent` (pressing Get help again shows this, never a second one). */
   private primary: HTMLElement | null = null;
+  /** While this page shares (the banner, or "Reconnecting…", was shown): Stop sharing, which
+   * every question asked meanwhile offers too. The banner is not shown while a question is, and
+   * a question can be asked again as soon as it is answered (by the agent, or the relay): the
+   * customer must not have to answer first to stop. */
+  private stopSharing: (() => void) | null = null;
+  /** The banner on screen (sharing, or reconnecting), redrawn in place: its buttons stay the same
+   * elements, whatever calls for a redraw. A press on a button and its release on another one
+   * made in between is no click, and the relay's `peer` or `link` redraws the banner as often as
+   * it sends them: each made a new Stop sharing, which then never took a click. */
+  private banner: Banner | null = null;
+  /** What the banner's buttons do now (the latest redraw's). */
+  private bannerActions: { stop?: () => void; stopRecording?: () => void; takeBack?: () => void } = {};
   private options: WidgetOptions = loadOptions();
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
@@ -281,6 +371,13 @@ export class CustomerUI {
     this.announceTimer = setTimeout(() => {
       if (this.live) this.live.textContent = text;
     }, 150);
+  }
+
+  /** The question (a modal dialog) open now, by its title's id (`tandem-record-title`...), or
+   * null: while one is, the page behind it is not to be acted on. */
+  asking(): string | null {
+    const trap = this.trap;
+    return trap && !trap.answered && trap.dialog.isConnected ? trap.dialog.getAttribute("aria-labelledby") : null;
   }
 
   /** Focus what is showing now: the dialog's answer, the banner's Stop sharing, the code panel. */
@@ -394,6 +491,9 @@ export class CustomerUI {
   /** A panel with a code to read out (the help code, or a supervisor's). */
   private codePanel(region: string, label: string, code: string, hint: string, announce: string, onCancel: () => void): void {
     const cancel = button(this.t("cancel"), "", onCancel);
+    // A supervisor's code, while the page shares: it takes the banner's place (as long as the
+    // relay likes, when the supervisor is its invention), so Stop sharing is here too.
+    const stop = this.stopSharing ? [pressButton(this.t("stopSharing"), "danger", this.stopSharing)] : [];
     const panel = element("div", { className: "panel", attrs: { role: "region", "aria-label": region, tabindex: "-1" } }, [
       ...this.brandLine(),
       element("p", { className: "label", text: label }),
@@ -401,7 +501,7 @@ export class CustomerUI {
       element("p", { className: "code", text: formatCode(code), attrs: { dir: "ltr", "aria-hidden": "true" } }),
       element("p", { className: "sr-only", text: spokenCode(code) }),
       element("p", { className: "hint", text: hint }),
-      element("div", { className: "row" }, [cancel]),
+      element("div", { className: "row" }, [...stop, cancel]),
     ]);
     panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
@@ -422,19 +522,26 @@ export class CustomerUI {
   }
 
   showCode(code: string, onCancel: () => void): void {
+    this.stopSharing = null; // nothing is shared while the help code shows: Cancel ends it all
     this.codePanel(
       this.t("widget", { company: this.company() }), this.t("codeLabel"), code, this.t("codeHint"),
       this.t("codeAnnounce", { code: spokenCode(code) }), onCancel,
     );
   }
 
-  showBusy(message: string): void {
+  /** A step under way (the code being checked with the agent), with Cancel when it may be
+   * ended: the relay decides how long the step takes (it can withhold the agent's answer for
+   * good), and a reload resumes it, so only Cancel gets the customer out. */
+  showBusy(message: string, onCancel?: () => void): void {
     const key = message === messages.en.checking ? "checking" : null;
+    const cancel = onCancel ? button(this.t("cancel"), "", onCancel) : null;
     this.show(
-      element("div", { className: "panel", attrs: { role: "status" } }, [
-        element("p", { className: "hint", text: key ? this.t(key) : message }),
+      element("div", { className: "panel" }, [
+        element("p", { className: "hint", text: key ? this.t(key) : message, attrs: { role: "status" } }),
+        ...(cancel ? [element("div", { className: "row" }, [cancel])] : []),
       ]),
     );
+    this.primary = cancel;
   }
 
   /** Why the session ended (or why it could not start), in the customer's language. */
@@ -466,6 +573,7 @@ export class CustomerUI {
 
   askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
     const name = agent === "An agent" ? this.t("anAgent") : agent;
+    this.stopSharing = null; // nothing is shared before this answer: Decline ends it all
     this.ask(
       "tandem-title", this.t("consentTitle", { agent: name }),
       this.t("consentText", { agent: name, company: this.company() }),
@@ -490,53 +598,83 @@ export class CustomerUI {
       : note.kind === "agent_quiet" ? this.t("agentQuiet", { agent: name })
       : note.kind === "agent_away" ? this.t("reconnectingAgent", { agent: name }) : this.t("linkReconnecting", { agent: name });
     const text = noteText ? `${state}. ${noteText}` : state;
-    const stop = button(this.t("stopSharing"), "danger stop", onStop);
-    const banner = element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
-      element("div", { className: "status" }, [
-        element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
-        element("span", { className: "status-text", text: state }),
-        ...(noteText ? [element("span", { className: "link-note", text: noteText })] : []),
-        ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
-      ]),
-      element("div", { className: "extras" }, [
-        ...(onStopRecording ? [button(this.t("stopRecording"), "", onStopRecording)] : []),
-        ...(onRevokeControl ? [button(this.t("takeBack"), "", onRevokeControl)] : []),
-      ]),
-      stop,
-    ]);
+    this.stopSharing = onStop;
+    const fresh = !this.bannerShown();
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
     const focused = this.innerRoot?.activeElement?.textContent ?? null;
-    this.show(banner);
-    this.primary = stop;
+    const banner = this.drawBanner(text, [
+      element("span", { className: paused ? "dot paused" : "dot", attrs: { "aria-hidden": "true" } }),
+      element("span", { className: "status-text", text: state }),
+      ...(noteText ? [element("span", { className: "link-note", text: noteText })] : []),
+      ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
+    ], { stop: onStop, stopRecording: onStopRecording, takeBack: onRevokeControl });
     if (before !== text) this.announce(text);
-    // A redraw keeps keyboard focus on the same button.
-    if (focused) Array.from(banner.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
+    // A banner made anew (after a question) puts keyboard focus back on the same button.
+    if (fresh && focused) Array.from(banner.el.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
+  }
+
+  /** Whether the banner is what shows now (no question, notice or code took its place). */
+  private bannerShown(): boolean {
+    return this.banner !== null && this.root !== null && this.banner.el.parentNode === this.root;
+  }
+
+  /**
+   * Show the banner saying `text` (its status line made of `status`), with the buttons `actions`
+   * names: in place when it shows already (its buttons are the same elements), else anew.
+   */
+  private drawBanner(
+    text: string, status: Node[], actions: { stop: () => void; stopRecording?: () => void; takeBack?: () => void },
+  ): Banner {
+    let banner = this.banner;
+    if (!banner || !this.bannerShown()) {
+      // Each acts at a press (pressButton); the click after it finds the action gone (the
+      // redraw it made took it away), so nothing happens twice.
+      const act = (name: keyof CustomerUI["bannerActions"]) => () => this.bannerActions[name]?.();
+      banner = {
+        el: element("div", { className: "banner", attrs: { role: "region" } }),
+        status: element("div", { className: "status" }),
+        extras: element("div", { className: "extras" }),
+        stop: pressButton("", "danger stop", act("stop")),
+        stopRecording: pressButton("", "", act("stopRecording")),
+        takeBack: pressButton("", "", act("takeBack")),
+      };
+      banner.el.append(banner.status, banner.extras, banner.stop);
+      this.show(banner.el);
+      this.banner = banner;
+    }
+    this.bannerActions = actions;
+    banner.el.setAttribute("aria-label", text);
+    banner.status.replaceChildren(...status);
+    banner.stop.textContent = this.t("stopSharing");
+    banner.stopRecording.textContent = this.t("stopRecording");
+    banner.takeBack.textContent = this.t("takeBack");
+    const extras = [...(actions.stopRecording ? [banner.stopRecording] : []), ...(actions.takeBack ? [banner.takeBack] : [])];
+    // Only when they change: a button taken out and put back would lose a press on it too.
+    if (extras.length !== banner.extras.children.length || extras.some((b, i) => banner.extras.children[i] !== b)) {
+      banner.extras.replaceChildren(...extras);
+    }
+    this.primary = banner.stop;
+    return banner;
   }
 
   /** This page's own connection is being restored (the agent's is a note on the sharing
    * banner); Stop sharing still works. */
   showReconnecting(onStop: () => void): void {
+    this.stopSharing = onStop;
     const text = this.t("reconnectingSelf");
     // The same landmark as the sharing banner (a region named by its text), announced the same way.
-    const stop = button(this.t("stopSharing"), "danger stop", onStop);
     const before = this.root?.querySelector(".banner")?.getAttribute("aria-label");
-    this.show(
-      element("div", { className: "banner", attrs: { role: "region", "aria-label": text } }, [
-        element("div", { className: "status" }, [
-          element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
-          element("span", { className: "status-text", text }),
-        ]),
-        stop,
-      ]),
-    );
-    this.primary = stop;
+    this.drawBanner(text, [
+      element("span", { className: "dot paused", attrs: { "aria-hidden": "true" } }),
+      element("span", { className: "status-text", text }),
+    ], { stop: onStop });
     if (before !== text) this.announce(text);
   }
 
   /** The agent asked (inside the encrypted channel) and `site`'s own page pinned the key. */
   askRecording(agent: string, site: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-record-title", this.t("recordTitle", { agent }), this.t("recordText"),
+      RECORD_QUESTION, this.t("recordTitle", { agent }), this.t("recordText"),
       [this.t("dontRecord"), onRefuse], [this.t("allowRecording"), onAllow], this.t("recordVerified", { site }),
     );
   }
@@ -545,14 +683,23 @@ export class CustomerUI {
    * A modal question with a refusing and an allowing button. Focus goes to the dialog itself, not
    * to a button: a key the customer meant for the page (Enter, Space) must never answer, least of
    * all allow. Tab reaches the answers and stays inside; Esc refuses; focus returns where it was
-   * when the question is answered.
+   * when the question is answered. "Allow" takes no click a script made, and no pointer click
+   * until ANSWER_DELAY_MS after the question appeared. While the page shares, the question offers
+   * Stop sharing too (the banner is not shown meanwhile).
    */
   private ask(
     id: string, title: string, text: string, refuse: [string, () => void], allow: [string, () => void], note?: string,
     describedBy = `${id}-text`,
   ): void {
-    const yes = button(allow[0], "primary", allow[1]);
-    const no = button(refuse[0], "", refuse[1]);
+    // Answered, the question no longer counts as open (asking()): what the answer shows next
+    // (the banner, another question) takes its place.
+    const answer = (then: () => void) => () => {
+      if (this.trap?.dialog === dialog) this.trap.answered = true;
+      then();
+    };
+    const yes = allowingButton(allow[0], answer(allow[1]), this.scriptedAnswers);
+    const no = button(refuse[0], "", answer(refuse[1])); // refusing is always safe, at once
+    const stop = this.stopSharing;
     const dialog = element("div", {
       className: "dialog",
       attrs: {
@@ -563,19 +710,19 @@ export class CustomerUI {
       element("h2", { text: title, attrs: { id } }),
       element("p", { text, attrs: { id: describedBy } }),
       ...(note ? [element("p", { className: "verified", text: `✓ ${note}` })] : []),
-      element("div", { className: "row" }, [no, yes]),
+      element("div", { className: "row" }, [...(stop ? [pressButton(this.t("stopSharing"), "danger", stop)] : []), no, yes]),
     ]);
     this.show(element("div", { className: "backdrop" }), dialog);
     // Where focus was (after a question it replaced gave it back): it returns there.
     const active = deepActive();
     const outside = active instanceof HTMLElement && active !== document.body && document.activeElement !== this.host;
     if (outside) this.returnFocus = active; // else: where the widget took focus from, if it did
-    this.trapFocus(dialog, refuse[1], dialog);
+    this.trapFocus(dialog, answer(refuse[1]), dialog);
   }
 
   askWatch(watcher: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-watch-title", this.t("watchTitle", { watcher }), this.t("watchText", { watcher }),
+      WATCH_QUESTION, this.t("watchTitle", { watcher }), this.t("watchText", { watcher }),
       [this.t("refuse"), onRefuse], [this.t("allow"), onAllow],
     );
   }
@@ -589,7 +736,7 @@ export class CustomerUI {
 
   askControl(agent: string, onAllow: () => void, onRefuse: () => void): void {
     this.ask(
-      "tandem-control-title", this.t("controlTitle", { agent }), this.t("controlText", { agent }),
+      CONTROL_QUESTION, this.t("controlTitle", { agent }), this.t("controlText", { agent }),
       [this.t("refuse"), onRefuse], [this.t("allowControl"), onAllow],
     );
   }
@@ -643,6 +790,9 @@ export class CustomerUI {
     }
     const hadDialog = this.trap !== null;
     this.releaseTrap();
+    this.stopSharing = null;
+    this.banner = null;
+    this.bannerActions = {};
     this.overlay = null;
     this.overlayDrawn = "";
     this.pointer = null;
