@@ -47,7 +47,8 @@ import {
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import {
-  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MOUSE_INTERACTION, MUTATION, SELECTION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT,
+  SERIALIZED_TEXT,
 } from "./rrweb-events.ts";
 
 export const MASK = "\u2022";
@@ -709,6 +710,9 @@ export function stripCssUrls(css: string): string {
 
 /** An address with a scheme (`https://…`, `ftp://…`) anywhere in a string. */
 const EMBEDDED_ADDRESS = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>()\\]*/gi;
+/** A `<meta http-equiv="refresh">`'s `content` (`5; url=reset?token=…`): its address, relative
+ * or not, is where the page goes next. */
+const REFRESH = /^(\s*\d[\d.]*\s*[;,]\s*url\s*=\s*)(["']?)([^"']*)\2\s*$/i;
 /** A string that is a path alone with a query or fragment (`/reset?token=…`, `//cdn…/a?x`). */
 const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
 
@@ -722,6 +726,8 @@ const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
 export function stripAddressesIn(text: string): string {
   if (INLINE_ADDRESS.test(text)) return text; // `data:`: its `?` and `#` are its content
   if (PATH_ALONE.test(text)) return stripUrl(text);
+  const refresh = REFRESH.exec(text);
+  if (refresh) return `${refresh[1]}${refresh[2]}${stripUrl(refresh[3])}${refresh[2]}`;
   if (!text.includes("://")) return text;
   return text.replace(EMBEDDED_ADDRESS, (address) => (/[?#@]/.test(address) ? stripUrl(address) : address));
 }
@@ -785,6 +791,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       if (Array.isArray(data.texts)) data.texts = data.texts.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
       if (Array.isArray(data.attributes)) data.attributes = data.attributes.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
       for (const add of asArray(e.data.adds)) maskSerializedTree((add as { node?: unknown })?.node, lookup);
+      const unchanged = new Set<unknown>();
       for (const change of asArray(e.data.texts)) {
         const text = (change ?? {}) as { id?: unknown; value?: unknown };
         const value = text.value;
@@ -793,11 +800,13 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           const node = typeof text.id === "number" ? lookup(text.id) : null;
           // A comment shows nothing: what it says never goes (also in a masked region or an editor).
           text.value = nodeTypeOf(node) === COMMENT_NODE ? "" : maskTextContent(value, node ? textParent(node) : null);
+          if (node && typeof node === "object" && sameAsSent(sentTexts, node, value, text.value as string)) unchanged.add(change);
         } catch (error) {
           failed(error);
           text.value = value.replace(/\S/g, MASK);
         }
       }
+      if (unchanged.size && Array.isArray(data.texts)) data.texts = data.texts.filter((change) => !unchanged.has(change));
       for (const change of asArray(e.data.attributes)) {
         const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
         if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
@@ -807,20 +816,33 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           const el = asElement(lookup(id));
           dropInlineDocuments(attrs, el ? localNameOf(el) : null);
           maskTextAttributes(attrs, el);
-          if (el) hideFieldState(attrs, el);
+          const holdsState = el !== null && hideFieldState(attrs, el);
           const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
-          if (!el || valueHidden(el)) {
+          const hidden = !el || valueHidden(el);
+          if (hidden) {
             hideChoices(attrs);
             if (field && el) hideValueCopies(attrs, el);
           }
           if (el && hiddenSelectOf(el)) {
             for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
           }
+          if (el && (holdsState || (field && hidden))) dropUnchangedAttributes(attrs, el);
         } catch (error) {
           failed(error);
           dropInlineDocuments(attrs, null);
           hideAttributes(attrs);
         }
+      }
+      if (Array.isArray(data.attributes)) {
+        data.attributes = data.attributes.filter((change) => {
+          const attrs = (change as { attributes?: unknown } | null)?.attributes;
+          return !attrs || typeof attrs !== "object" || Object.keys(attrs).length > 0;
+        });
+      }
+      // Nothing left to tell (a hidden value changed to what it already showed: a keystroke):
+      // no event, so neither the agent nor the relay counts the keystrokes.
+      if (["adds", "removes", "texts", "attributes"].every((key) => data[key] === undefined || (Array.isArray(data[key]) && (data[key] as unknown[]).length === 0))) {
+        return null;
       }
     } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === INPUT && typeof e.data.id === "number") {
       let el: Element | null = null;
@@ -831,13 +853,97 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       } catch (error) {
         failed(error);
       }
+      // A hidden checkbox's or radio button's events say which was chosen (rrweb sends one per
+      // change of state, the chosen radio first): none goes, as the mirror shows none ticked.
+      if (hidden && isCheckable(el)) return null;
       if (typeof e.data.text === "string") e.data.text = hidden ? hideValue(e.data.text, el) : maskInputValue(e.data.text, el);
       if (e.data.isChecked === true && hidden) e.data.isChecked = false;
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MOUSE_INTERACTION && typeof e.data.id === "number") {
+      // Focus, clicks and touches of a hidden checkbox or radio button (arrow keys in a radio
+      // group move focus and choice together).
+      if (hiddenCheckable(lookup, e.data.id)) return null;
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === SELECTION && Array.isArray(e.data.ranges)) {
+      // A selection's offsets in a hidden editor's text are positions in the text the agent
+      // sees as a placeholder: its length, where the caret is.
+      const all = e.data.ranges.length;
+      e.data.ranges = e.data.ranges.filter((range: { start?: unknown; end?: unknown } | null) =>
+        !inHiddenEditor(lookup, range?.start) && !inHiddenEditor(lookup, range?.end));
+      if (all > 0 && (e.data.ranges as unknown[]).length === 0) return null;
     }
     return event;
   } catch (error) {
     failed(error);
     return null;
+  }
+}
+
+/** A checkbox or radio button (its state is the customer's choice). */
+function isCheckable(el: Element | null): boolean {
+  if (!el || localNameOf(el) !== "input") return false;
+  const type = (attributeOf(el, "type") ?? "").toLowerCase().trim();
+  return type === "checkbox" || type === "radio";
+}
+
+/** Whether a recorded id names a hidden checkbox or radio button. Fails closed (a node that
+ * cannot be read counts as one). */
+function hiddenCheckable(lookup: (id: number) => unknown, id: number): boolean {
+  try {
+    const el = asElement(lookup(id));
+    return isCheckable(el) && valueHidden(el as Element);
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
+/** Whether a recorded id names a node of an editor whose text is hidden (or is unreadable). */
+function inHiddenEditor(lookup: (id: number) => unknown, id: unknown): boolean {
+  if (typeof id !== "number") return false;
+  try {
+    const el = textParent(lookup(id));
+    return el !== null && editableHostOf(el) !== null && valueHidden(el);
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
+/**
+ * What was last sent of a masked text node, and of the attributes of a hidden field (or its
+ * wrapper), as masked: a keystroke changes the page (an editor's text, a `value` attribute a
+ * framework keeps in step with the field, a `data-*` copy) but not what the agent may see of it
+ * (the placeholder again). rrweb sends each change all the same, so their number and timing told
+ * the length of what was typed; such changes are dropped (sameAsSent, dropUnchangedAttributes).
+ * Filled from what snapshots and changes send; a full snapshot sets them afresh.
+ */
+let sentTexts = new WeakMap<object, string>();
+let sentAttributes = new WeakMap<object, Map<string, unknown>>();
+
+/** Forget what was sent (a new recording starts with a full snapshot; tests). */
+export function forgetSent(): void {
+  sentTexts = new WeakMap();
+  sentAttributes = new WeakMap();
+}
+
+/** Whether a text change of `node` (`raw`, masked as `masked`) shows what was last sent of it;
+ * remembers what goes. Only masked text is remembered: shown text changes when it changes. */
+function sameAsSent(sent: WeakMap<object, string>, node: object, raw: string, masked: string): boolean {
+  const last = sent.get(node);
+  if (last === masked) return true;
+  if (last !== undefined || masked !== raw) sent.set(node, masked);
+  return false;
+}
+
+/** Remove from a change of `el`'s attributes those that show what was last sent of them. */
+function dropUnchangedAttributes(attrs: Record<string, unknown>, el: Element): void {
+  let last = sentAttributes.get(el);
+  if (!last) {
+    last = new Map();
+    sentAttributes.set(el, last);
+  }
+  for (const [name, value] of Object.entries(attrs)) {
+    if (last.has(name) && last.get(name) === value) delete attrs[name];
+    else last.set(name, value);
   }
 }
 
@@ -1134,9 +1240,18 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
-    if (el) hideFieldState(attrs, el);
+    if (el && (hideFieldState(attrs, el) || (isValueField(el) && valueHidden(el)))) {
+      sentAttributes.set(el, new Map(Object.entries(attrs)));
+    }
   } else if ((n.type === SERIALIZED_TEXT || n.type === SERIALIZED_CDATA) && typeof n.textContent === "string" && n.isStyle !== true) {
-    n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
+    const node = typeof n.id === "number" ? lookup(n.id) : null;
+    const raw = n.textContent;
+    const masked = maskTextContent(raw, typeof n.id === "number" ? textParent(node) : null);
+    n.textContent = masked;
+    if (node && typeof node === "object") {
+      if (masked !== raw) sentTexts.set(node, masked);
+      else sentTexts.delete(node);
+    }
   } else if (n.type === SERIALIZED_COMMENT && typeof n.textContent === "string") {
     // A comment shows nothing, and pages leave much in them (a template's data, an editor's
     // pasted document with its author): what it says never goes, wherever it is.
@@ -1469,8 +1584,9 @@ function holdsHiddenFieldState(el: Element): boolean {
   return fields.length === 1 && valueHidden(fields[0]);
 }
 
-function hideFieldState(attrs: Record<string, unknown>, el: Element): void {
-  if (!holdsHiddenFieldState(el)) return;
+/** Returns whether `el` holds a hidden field's state (its attributes were masked so). */
+function hideFieldState(attrs: Record<string, unknown>, el: Element): boolean {
+  if (!holdsHiddenFieldState(el)) return false;
   for (const [name, value] of Object.entries(attrs)) {
     const key = name.toLowerCase();
     if (key === "class" && typeof value === "string") {
@@ -1481,4 +1597,5 @@ function hideFieldState(attrs: Record<string, unknown>, el: Element): void {
       attrs[name] = MASK_PLACEHOLDER;
     }
   }
+  return true;
 }

@@ -1,0 +1,115 @@
+// Masking attacks of the review of masking at the source (docs/security.md, "Attacks tried"):
+// what rrweb records besides a hidden value itself — how often it changed, which box was chosen,
+// where a caret sits in hidden text — and addresses a page hides in a refresh.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { MASK_PLACEHOLDER, maskFormState, scrubEvent, stripAddressesIn } from "../src/shared/masking.ts";
+import { html } from "./dom.ts";
+
+type Nodes = Record<number, Node>;
+const lookupIn = (nodes: Nodes) => (id: number) => nodes[id] ?? null;
+
+function snapshot(nodes: Nodes, ...children: object[]) {
+  return maskFormState({ type: 2, timestamp: 1, data: { node: { type: 0, id: 1, childNodes: children } } }, lookupIn(nodes));
+}
+
+function mutation(nodes: Nodes, data: Record<string, unknown>) {
+  const event = { type: 3, timestamp: 1, data: { source: 0, adds: [], removes: [], texts: [], attributes: [], ...data } };
+  return maskFormState(event, lookupIn(nodes));
+}
+
+test("a hidden field's value attribute kept in step with each keystroke is sent once, not once per key", () => {
+  const form = html('<form><input id="pw" type="password"><input id="shown" data-tandem-unmask></form>');
+  const pw = form.querySelector("#pw") as HTMLInputElement;
+  const shown = form.querySelector("#shown") as HTMLInputElement;
+  const nodes: Nodes = { 2: pw, 3: shown };
+  snapshot(nodes, { type: 2, id: 2, tagName: "input", attributes: { type: "password" }, childNodes: [] });
+  // A framework writes the value into the attribute on every keystroke (React's controlled
+  // fields): rrweb masks each to the placeholder, and sent each change all the same.
+  const sent: unknown[] = [];
+  for (const typed of ["h", "hu", "hun", "hunt", "hunte", "hunter"]) {
+    pw.value = typed;
+    const event = mutation(nodes, { attributes: [{ id: 2, attributes: { value: MASK_PLACEHOLDER, "data-value": typed } }] });
+    if (event !== null) sent.push(event);
+  }
+  assert.equal(sent.length, 1, "one change: the field is filled; not one a keystroke");
+  assert.deepEqual((sent[0] as { data: { attributes: unknown[] } }).data.attributes, [
+    { id: 2, attributes: { value: MASK_PLACEHOLDER, "data-value": MASK_PLACEHOLDER } },
+  ]);
+  // Emptied: that the agent may know, once.
+  pw.value = "";
+  const emptied = mutation(nodes, { attributes: [{ id: 2, attributes: { value: "" } }] });
+  assert.deepEqual((emptied as { data: { attributes: unknown[] } }).data.attributes, [{ id: 2, attributes: { value: "" } }]);
+  // A field the agent may see shows each change; and a change among others keeps the others.
+  for (const typed of ["a", "ab"]) {
+    shown.value = typed;
+    const event = mutation(nodes, { attributes: [{ id: 3, attributes: { value: typed } }, { id: 2, attributes: { value: "" } }] });
+    assert.deepEqual((event as { data: { attributes: unknown[] } }).data.attributes, [{ id: 3, attributes: { value: typed } }]);
+  }
+});
+
+test("text typed into a hidden editor changes the mirror once, not once per keystroke", () => {
+  const box = html('<div><div id="ed" contenteditable="true">Dear</div><p id="shown">Total 1</p></div>');
+  const editorText = (box.querySelector("#ed") as Element).firstChild as Text;
+  const shownText = (box.querySelector("#shown") as Element).firstChild as Text;
+  const nodes: Nodes = { 2: editorText, 3: shownText };
+  snapshot(nodes, { type: 3, id: 2, textContent: "Dear" }, { type: 3, id: 3, textContent: "Total 1" });
+  let events = 0;
+  for (const typed of ["Dear J", "Dear Ja", "Dear Jan", "Dear Jane"]) {
+    editorText.data = typed;
+    if (mutation(nodes, { texts: [{ id: 2, value: typed }] }) !== null) events++;
+  }
+  assert.equal(events, 0, "the placeholder the agent already has: nothing to send, no keystroke to count");
+  // Page text the agent sees goes at each change.
+  for (const total of ["Total 2", "Total 3"]) {
+    shownText.data = total;
+    const event = mutation(nodes, { texts: [{ id: 3, value: total }, { id: 2, value: "Dear Jane!" }] });
+    assert.deepEqual((event as { data: { texts: unknown[] } }).data.texts, [{ id: 3, value: total }]);
+  }
+});
+
+test("a hidden checkbox's or radio button's events are not sent: they would tell the choice", () => {
+  const form = html('<form><input id="a" type="radio" name="plan"><input id="b" type="radio" name="plan">' +
+    '<input id="box" type="checkbox"><input id="open" type="checkbox" data-tandem-unmask></form>');
+  const [a, b, box, open] = ["#a", "#b", "#box", "#open"].map((s) => form.querySelector(s) as HTMLInputElement);
+  const nodes: Nodes = { 2: a, 3: b, 4: box, 5: open };
+  // rrweb sends the chosen radio first, then the others of its group, and one event a change
+  // of a box: each hidden choice's order or count told it.
+  for (const id of [3, 2, 4]) {
+    assert.equal(maskFormState({ type: 3, timestamp: 1, data: { source: 5, id, text: "on", isChecked: id !== 2 } }, lookupIn(nodes)), null);
+  }
+  // Focus and clicks name the box too (arrow keys in a radio group move focus and choice).
+  for (const type of [0, 1, 2, 5, 6]) {
+    assert.equal(maskFormState({ type: 3, timestamp: 1, data: { source: 2, type, id: 3, x: 1, y: 1 } }, lookupIn(nodes)), null);
+  }
+  // A box the site shows, and clicks elsewhere, go as they are.
+  const shown = { type: 3, timestamp: 1, data: { source: 5, id: 5, text: "on", isChecked: true } };
+  assert.deepEqual(maskFormState(shown, lookupIn(nodes)), shown);
+  assert.equal(shown.data.isChecked, true);
+  const click = { type: 3, timestamp: 1, data: { source: 2, type: 2, id: 5, x: 1, y: 1 } };
+  assert.deepEqual(maskFormState(click, lookupIn(nodes)), click);
+});
+
+test("a selection's offsets in a hidden editor are not sent: they tell the hidden text's length", () => {
+  const page = html('<div><div id="ed" contenteditable>Secret words</div><p id="p">Shown words</p></div>');
+  const editorText = (page.querySelector("#ed") as Element).firstChild as Text;
+  const shownText = (page.querySelector("#p") as Element).firstChild as Text;
+  const nodes: Nodes = { 2: editorText, 3: shownText, 4: page };
+  const select = (ranges: object[]) => maskFormState({ type: 3, timestamp: 1, data: { source: 14, ranges } }, lookupIn(nodes));
+  assert.equal(select([{ start: 2, startOffset: 0, end: 2, endOffset: 12 }]), null, "select all in the editor");
+  assert.equal(select([{ start: 3, startOffset: 0, end: 2, endOffset: 6 }]), null, "from page text into the editor");
+  const kept = select([{ start: 3, startOffset: 0, end: 3, endOffset: 5 }, { start: 2, startOffset: 3, end: 2, endOffset: 3 }]);
+  assert.deepEqual((kept as { data: { ranges: unknown[] } }).data.ranges, [{ start: 3, startOffset: 0, end: 3, endOffset: 5 }]);
+  // A selection cleared (no range) still goes.
+  assert.notEqual(select([]), null);
+});
+
+test("a refresh's address loses its query and fragment, relative or not", () => {
+  assert.equal(stripAddressesIn("3600; url=reset?token=abc#x"), "3600; url=reset");
+  assert.equal(stripAddressesIn("0;URL='/next?session=abc'"), "0;URL='/next'");
+  assert.equal(stripAddressesIn("5, url = https://bank.example/a?b=c"), "5, url = https://bank.example/a");
+  // Not a refresh: as before.
+  assert.equal(stripAddressesIn("width=device-width, initial-scale=1"), "width=device-width, initial-scale=1");
+  const meta = { type: 2, tagName: "meta", attributes: { "http-equiv": "refresh", content: "1; url=pay?card=4000056655665556&t=77" } };
+  assert.equal(scrubEvent(meta).attributes.content, "1; url=pay");
+});
