@@ -3,7 +3,9 @@
 // where a caret sits in hidden text — and addresses a page hides in a refresh.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { MASK_PLACEHOLDER, maskFormState, scrubEvent, stripAddressesIn } from "../src/shared/masking.ts";
+import {
+  MASK_PLACEHOLDER, forgetSecrets, hideValue, maskFormState, maskInputValue, maskTextContent, scrubEvent, stripAddressesIn,
+} from "../src/shared/masking.ts";
 import { html } from "./dom.ts";
 
 type Nodes = Record<number, Node>;
@@ -112,4 +114,23 @@ test("a refresh's address loses its query and fragment, relative or not", () => 
   assert.equal(stripAddressesIn("width=device-width, initial-scale=1"), "width=device-width, initial-scale=1");
   const meta = { type: 2, tagName: "meta", attributes: { "http-equiv": "refresh", content: "1; url=pay?card=4000056655665556&t=77" } };
   assert.equal(scrubEvent(meta).attributes.content, "1; url=pay");
+});
+
+test("a copy of a hidden value with digits is found beside a card number, before the card's digits are masked", () => {
+  const form = html('<form><input id="pw" type="password"><input id="shown" data-tandem-unmask></form>');
+  const pw = form.querySelector("#pw") as HTMLInputElement;
+  try {
+    hideValue("Zebra9Tango", pw); // as rrweb records the password field
+    // The card's digits were masked first: "Zebra•Tango" was no longer the value, and went.
+    const title = html("<title>Card 4111 1111 1111 1111 for Zebra9Tango</title>");
+    const text = maskTextContent("Card 4111 1111 1111 1111 for Zebra9Tango", title);
+    assert.equal(text.includes("Zebra"), false, text);
+    assert.equal(maskTextContent("Zebra9Tango and 4111 1111 1111 1111", html("<p>x</p>")).includes("Zebra"), false);
+    // A field the site shows (its runs of 7 digits masked), and any string of an event.
+    assert.equal(maskInputValue("Zebra9Tango 1234567", form.querySelector("#shown")).includes("Zebra"), false);
+    const event = scrubEvent({ attributes: { title: "4111 1111 1111 1111 Zebra9Tango" } });
+    assert.equal(event.attributes.title.includes("Zebra"), false, event.attributes.title);
+  } finally {
+    forgetSecrets();
+  }
 });

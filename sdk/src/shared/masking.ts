@@ -498,7 +498,7 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    return maskDetected(maskLongDigitRuns(value));
+    return maskLongDigitRuns(maskDetected(value));
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
@@ -513,7 +513,7 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
     if (el && text.trim() && hiddenSelectOf(el)) return MASK_PLACEHOLDER;
     if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
     if (el && editableHostOf(el)) return maskEditableText(text, el);
-    if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
+    if (el && /\d/.test(text) && splitCardAround(el)) return maskCopies(text).replace(/\d/g, MASK);
     return maskDetected(text);
   } catch (error) {
     failed(error);
@@ -561,11 +561,11 @@ function maskEditableText(text: string, el: MaskableElement): string {
     const host = editableHostOf(el) ?? el;
     const whole = textContentUpTo(host, 400);
     // Too long to look at whole: every digit of this text is masked (privacy wins over display).
-    if (whole === null) return maskDetected(text.replace(/\d/g, MASK));
+    if (whole === null) return maskDetected(text).replace(/\d/g, MASK);
     const flat = whole.replace(/\s+/g, " ");
-    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text.replace(/\d/g, MASK));
+    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text).replace(/\d/g, MASK);
   }
-  return maskDetected(maskLongDigitRuns(text));
+  return maskLongDigitRuns(maskDetected(text));
 }
 
 /**
@@ -618,7 +618,9 @@ export function ibanValid(candidate: string): boolean {
 
 /** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says. */
 export function maskDetected(text: string): string {
-  return maskCopies(maskPatterns(text));
+  // Copies first: a copy whose digits a pattern masked first ("Hunter2" beside a card number,
+  // "Hunter•") would no longer be found.
+  return maskPatterns(maskCopies(text));
 }
 
 /** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says
@@ -650,7 +652,7 @@ export function scrubEvent<T>(value: T): T {
         const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
           : stripCssUrls(stripAddressesIn(item));
         // An element's name is markup, not page content: a copy there would only break the mirror.
-        container[key] = key === "tagName" ? maskPatterns(url) : maskCopies(maskPatterns(url), isMarkup(container, key));
+        container[key] = key === "tagName" ? maskPatterns(url) : maskPatterns(maskCopies(url, isMarkup(container, key)));
       } else if (item !== null && typeof item === "object") {
         if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
         stack.push(item);
