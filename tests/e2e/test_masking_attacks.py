@@ -1,0 +1,253 @@
+"""Attacks on masking at the source (docs/security.md, "Attacks tried"), each performed on a real
+page in Chromium. What the agent's console decrypted (the customer's content stream, which is
+also what a recording holds: the recording key only wraps that stream's content keys,
+docs/recordings.md) and the agent's mirror are searched for what must not arrive: a hidden value,
+its length, which hidden box was chosen."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.conftest import RunningServer
+from tests.e2e.conftest import OtherOrigin, Party, agent_plaintext, caught_up, share
+
+PLACEHOLDER = "\u2022" * 8
+
+
+def _events(agent: Party) -> list[dict[str, Any]]:
+    """Every recorded event the agent's console decrypted, in order."""
+    events: list[dict[str, Any]] = []
+    for line in agent_plaintext(agent).split("\n"):
+        if line.startswith('{"k":"events"'):
+            events.extend(json.loads(line)["events"])
+    return events
+
+
+def _recorded_ids(events: list[dict[str, Any]]) -> dict[str, int]:
+    """The page's element ids (their `id` attribute) by rrweb's id, and `<id>.text` for each
+    element's first text node, from the snapshots and added nodes."""
+    ids: dict[str, int] = {}
+
+    def walk(node: dict[str, Any]) -> None:
+        element_id = (node.get("attributes") or {}).get("id")
+        children = node.get("childNodes") or []
+        if element_id:
+            ids[element_id] = node["id"]
+            texts = [child["id"] for child in children if child.get("type") == 3]
+            if texts:
+                ids[f"{element_id}.text"] = texts[0]
+        for child in children:
+            walk(child)
+
+    for event in events:
+        if event["type"] == 2:
+            walk(event["data"]["node"])
+        elif event["type"] == 3 and event["data"]["source"] == 0:
+            for add in event["data"].get("adds", []):
+                walk(add["node"])
+    return ids
+
+
+def _incremental(events: list[dict[str, Any]], source: int) -> list[dict[str, Any]]:
+    return [e["data"] for e in events if e["type"] == 3 and e["data"]["source"] == source]
+
+
+TYPING = """
+<meta http-equiv="refresh" content="3600; url=reset?token=REFRESH-TOKEN-5521">
+<form>
+<label for="pw">Password</label><input id="pw" type="password">
+<fieldset><legend>Plan</legend>
+  <input type="radio" name="plan" id="basic" value="basic"><label for="basic">Basic</label>
+  <input type="radio" name="plan" id="gold" value="gold"><label for="gold">Gold</label>
+  <input type="radio" name="plan" id="trial" value="trial"><label for="trial">Trial</label>
+</fieldset>
+<input type="checkbox" id="smoker"><label for="smoker">Smoker</label>
+<div id="note" contenteditable="true" style="min-height:2em">Dear</div>
+</form>
+<p>After the form</p>
+<script>
+  // As a framework's controlled field does: the value attribute follows every keystroke.
+  pw.addEventListener('input', () => pw.setAttribute('value', pw.value));
+  // The page's title names the password beside a card number.
+  pw.addEventListener('change', () => {
+    document.title = 'Card 4111 1111 1111 1111 for ' + pw.value;
+  });
+</script>
+"""
+
+
+def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Typing into a password whose value attribute a framework keeps in step, and into a hidden
+    editor, sends no change per keystroke; choosing a hidden radio button and ticking a hidden
+    box sends nothing that names them; selecting the hidden editor's text sends no offsets; a
+    refresh's address loses its query; the title's copy of the password beside a card number is
+    masked whole."""
+    url = other_origin.page("typing.html", TYPING, live, title="Sign up")
+    customer.page.goto(url)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    page = customer.page
+    page.locator("#pw").press_sequentially("Zebra9Tango-pass", delay=10)
+    page.locator("#pw").blur()
+    expect(page).to_have_title(re.compile("Zebra9Tango"))
+    page.locator("#gold").check()
+    page.locator("#trial").check()
+    page.keyboard.press("ArrowUp")  # keyboard: focus and choice move together (to Gold)
+    expect(page.locator("#gold")).to_be_checked()
+    for _ in range(3):
+        page.locator("#smoker").click()
+    page.locator("#note").click()
+    page.keyboard.press("End")
+    page.keyboard.type(" Sir, my card", delay=10)
+    page.keyboard.press("Shift+Home")  # a selection of all the editor's text
+    page.keyboard.press("End")
+    caught_up(customer, view)
+
+    events = _events(agent)
+    ids = _recorded_ids(events)
+    attribute_changes = [
+        change
+        for mutation in _incremental(events, 0)
+        for change in mutation.get("attributes", [])
+        if change["id"] == ids["pw"]
+    ]
+    assert len(attribute_changes) <= 1, f"one change a keystroke: {attribute_changes}"
+    text_changes = [
+        change
+        for mutation in _incremental(events, 0)
+        for change in mutation.get("texts", [])
+        if change["id"] == ids["note.text"]
+    ]
+    assert text_changes == [], f"the hidden editor's text changed per keystroke: {text_changes}"
+    choices = {ids[name] for name in ("basic", "gold", "trial", "smoker")}
+    told = [e for e in _incremental(events, 5) + _incremental(events, 2) if e.get("id") in choices]
+    assert told == [], f"events named the hidden choices: {told}"
+    editor = {ids["note"], ids["note.text"]}
+    offsets = [
+        r
+        for e in _incremental(events, 14)
+        for r in e["ranges"]
+        if r["start"] in editor or r["end"] in editor
+    ]
+    assert offsets == [], f"a selection told where in the hidden text: {offsets}"
+
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        for leak in ("REFRESH-TOKEN-5521", "Zebra", "Tango", "4111"):
+            assert leak not in seen, f"{leak!r} reached the agent in {where}"
+    assert not view.locator("#gold").is_checked()
+    assert not view.locator("#smoker").is_checked()
+    # The mirror is live: the editor shows the placeholder, the page its text.
+    expect(view.locator("#note")).to_contain_text(PLACEHOLDER)
+
+
+HELD = """
+<style>#echo::before { content: attr(data-copy) }</style>
+<form>
+<label for="secret">Secret word</label><input id="secret" data-tandem-unmask type="password">
+<input id="by-attribute"><input id="by-default"><input id="by-property">
+<select id="plan"><option value="">Choose</option><option value="PLAN-VALUE-A">PLAN-LABEL-A</option>
+  <option value="PLAN-VALUE-B">PLAN-LABEL-B</option></select>
+<textarea id="notes"></textarea>
+<div id="editor" contenteditable="true" style="min-height:2em"></div>
+</form>
+<div id="echo" data-copy="">echo</div>
+<div id="elsewhere" data-tandem-unmask></div>
+<iframe id="frame" srcdoc="<p>In the frame</p>"></iframe>
+<canvas id="drawing" width="80" height="20"></canvas>
+<p>After the form</p>
+"""
+
+# Each a value the page or the customer puts where masking must catch it.
+HELD_SECRETS = [
+    "Quokka-77-secret",  # typed into the password field, then copied, cloned and moved
+    "ATTRIBUTE-SECRET-1",
+    "DEFAULT-SECRET-2",
+    "PROPERTY-SECRET-3",
+    "PLAN-VALUE-A",
+    "PLAN-VALUE-B",
+    "PLAN-LABEL-B",
+    "TEXTAREA-NODE-4",
+    "CANVAS-SECRET-5",
+    "CONSOLE-SECRET-6",
+    "PASTED-SECRET-7",
+    "PASTE-TOKEN-8",
+    "INSERTED-SECRET-9",
+    "QUERY-TOKEN-10",
+    "HASH-TOKEN-11",
+    "4000056655665556",
+]
+
+
+def test_hidden_values_set_by_script_moved_or_copied_never_reach_the_agent(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """What held (no change needed), on one page: values set by script (the `value` attribute,
+    `defaultValue`, `value`, an option chosen, a textarea's text nodes); a filled password
+    copied into a `data-*` a style sheet shows (`content: attr()`), cloned as a text field into
+    content the site shows, moved into a shadow root and adopted by a same-origin frame; text
+    pasted and inserted into a hidden editor; a canvas drawn and exported as an image, the
+    console; the page address's query and fragment. Nothing but rrweb's snapshots, changes and
+    the page's metadata is recorded (no console, canvas or plugin events)."""
+    url = other_origin.page("held.html", HELD, live, title="Account")
+    customer.page.goto(f"{url}?card=4000056655665556&q=QUERY-TOKEN-10#HASH-TOKEN-11")
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("After the form")).to_be_attached()
+    page = customer.page
+    page.locator("#secret").press_sequentially("Quokka-77-secret", delay=10)
+    page.select_option("#plan", "PLAN-VALUE-A")
+    page.evaluate(
+        """() => {
+        const $ = (id) => document.getElementById(id);
+        $('by-attribute').setAttribute('value', 'ATTRIBUTE-SECRET-1');
+        $('by-default').defaultValue = 'DEFAULT-SECRET-2';
+        $('by-property').value = 'PROPERTY-SECRET-3';
+        $('plan').options[2].selected = true;
+        $('notes').textContent = 'TEXTAREA-NODE-4';
+        $('notes').append(document.createTextNode('TEXTAREA-NODE-4 again'));
+        $('echo').setAttribute('data-copy', $('secret').value);
+        const clone = $('secret').cloneNode();
+        clone.type = 'text';
+        clone.id = 'clone';
+        $('elsewhere').append(clone);
+        const host = document.createElement('div');
+        $('elsewhere').append(host);
+        host.attachShadow({mode: 'open'}).append($('secret'));
+        const frame = $('frame').contentDocument;
+        frame.body.append(frame.adoptNode($('by-property')));
+        const drawing = $('drawing').getContext('2d');
+        drawing.fillText('CANVAS-SECRET-5', 1, 10);
+        const image = new Image();
+        image.src = $('drawing').toDataURL();
+        $('elsewhere').append(image);
+        console.log('CONSOLE-SECRET-6');
+    }"""
+    )
+    page.locator("#editor").click()
+    page.evaluate(
+        """() => document.execCommand('insertHTML', false,
+        '<a href="https://files.example/a?t=PASTE-TOKEN-8">PASTED-SECRET-7</a>')"""
+    )
+    page.keyboard.insert_text(" INSERTED-SECRET-9")
+    expect(page.locator("#elsewhere #clone")).to_have_value("Quokka-77-secret")
+    caught_up(customer, view)
+
+    events = _events(agent)
+    frames = agent_plaintext(agent)
+    mirror = view.locator("html").evaluate("(el) => el.outerHTML")
+    for where, seen in (("the frames", frames), ("the mirror", mirror)):
+        for secret in HELD_SECRETS:
+            assert secret not in seen, f"{secret!r} reached the agent in {where}"
+    # Snapshots, changes and the page's metadata only: no plugin (console), no canvas drawing.
+    assert {e["type"] for e in events} <= {2, 3, 4}
+    assert not _incremental(events, 9), "a canvas was recorded"
+    expect(view.locator("#clone")).to_have_value(PLACEHOLDER)
