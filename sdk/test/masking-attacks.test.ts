@@ -6,7 +6,7 @@ import { test } from "node:test";
 import {
   MASK_PLACEHOLDER, forgetSecrets, hideValue, maskFormState, maskInputValue, maskTextContent, scrubEvent, stripAddressesIn,
 } from "../src/shared/masking.ts";
-import { html } from "./dom.ts";
+import { document, html } from "./dom.ts";
 
 type Nodes = Record<number, Node>;
 const lookupIn = (nodes: Nodes) => (id: number) => nodes[id] ?? null;
@@ -133,4 +133,15 @@ test("a copy of a hidden value with digits is found beside a card number, before
   } finally {
     forgetSecrets();
   }
+});
+
+test("a hidden field's or editor's scrolling is not sent: it tells how long the hidden text is", () => {
+  const page = html('<div><input id="pw" type="password"><textarea id="notes"></textarea>' +
+    '<div id="ed" contenteditable><p id="line">Dear</p></div><input id="shown" data-tandem-unmask><div id="list">x</div></div>');
+  const nodes: Nodes = {};
+  ["#pw", "#notes", "#ed", "#line", "#shown", "#list"].forEach((s, i) => void (nodes[i + 2] = page.querySelector(s) as Element));
+  nodes[9] = document;
+  const scroll = (id: number) => maskFormState({ type: 3, timestamp: 1, data: { source: 3, id, x: 81, y: 0 } }, lookupIn(nodes));
+  for (const id of [2, 3, 4, 5]) assert.equal(scroll(id), null, `id ${id}`);
+  for (const id of [6, 7, 9]) assert.notEqual(scroll(id), null, `id ${id}`);
 });

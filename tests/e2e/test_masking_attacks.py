@@ -59,14 +59,15 @@ def _incremental(events: list[dict[str, Any]], source: int) -> list[dict[str, An
 TYPING = """
 <meta http-equiv="refresh" content="3600; url=reset?token=REFRESH-TOKEN-5521">
 <form>
-<label for="pw">Password</label><input id="pw" type="password">
+<label for="pw">Password</label><input id="pw" type="password" style="width:40px">
+<textarea id="story" style="height:30px"></textarea>
 <fieldset><legend>Plan</legend>
   <input type="radio" name="plan" id="basic" value="basic"><label for="basic">Basic</label>
   <input type="radio" name="plan" id="gold" value="gold"><label for="gold">Gold</label>
   <input type="radio" name="plan" id="trial" value="trial"><label for="trial">Trial</label>
 </fieldset>
 <input type="checkbox" id="smoker"><label for="smoker">Smoker</label>
-<div id="note" contenteditable="true" style="min-height:2em">Dear</div>
+<div id="note" contenteditable="true" style="height:2em;overflow:auto">Dear</div>
 </form>
 <p>After the form</p>
 <script>
@@ -84,7 +85,8 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
     """Typing into a password whose value attribute a framework keeps in step, and into a hidden
-    editor, sends no change per keystroke; choosing a hidden radio button and ticking a hidden
+    editor, sends no change per keystroke, nor how far the field, a textarea or the editor
+    scrolled; choosing a hidden radio button and ticking a hidden
     box sends nothing that names them; selecting the hidden editor's text sends no offsets; a
     refresh's address loses its query; the title's copy of the password beside a card number is
     masked whole."""
@@ -97,6 +99,7 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     page.locator("#pw").press_sequentially("Zebra9Tango-pass", delay=10)
     page.locator("#pw").blur()
     expect(page).to_have_title(re.compile("Zebra9Tango"))
+    page.locator("#story").press_sequentially("one\ntwo\nthree\nfour\nfive", delay=10)
     page.locator("#gold").check()
     page.locator("#trial").check()
     page.keyboard.press("ArrowUp")  # keyboard: focus and choice move together (to Gold)
@@ -105,7 +108,7 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
         page.locator("#smoker").click()
     page.locator("#note").click()
     page.keyboard.press("End")
-    page.keyboard.type(" Sir, my card", delay=10)
+    page.keyboard.type(" Sir,\nmy card\nis\nlost", delay=10)
     page.keyboard.press("Shift+Home")  # a selection of all the editor's text
     page.keyboard.press("End")
     caught_up(customer, view)
@@ -119,6 +122,9 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
         if change["id"] == ids["pw"]
     ]
     assert len(attribute_changes) <= 1, f"one change a keystroke: {attribute_changes}"
+    hidden = {ids["pw"], ids["story"], ids["note"]}
+    scrolled = [e for e in _incremental(events, 3) if e["id"] in hidden]
+    assert scrolled == [], f"a hidden field's scrolling told its text's width: {scrolled}"
     text_changes = [
         change
         for mutation in _incremental(events, 0)

@@ -47,7 +47,7 @@ import {
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import {
-  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MOUSE_INTERACTION, MUTATION, SELECTION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT,
+  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MOUSE_INTERACTION, MUTATION, SCROLL, SELECTION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT,
   SERIALIZED_TEXT,
 } from "./rrweb-events.ts";
 
@@ -864,6 +864,10 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       // Focus, clicks and touches of a hidden checkbox or radio button (arrow keys in a radio
       // group move focus and choice together).
       if (hiddenCheckable(lookup, e.data.id)) return null;
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === SCROLL && typeof e.data.id === "number") {
+      // A hidden field or editor scrolls as its text grows: how far tells how wide (how long)
+      // the hidden text is, a textarea's lines, and when each key was typed.
+      if (scrollsHiddenText(lookup, e.data.id)) return null;
     } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === SELECTION && Array.isArray(e.data.ranges)) {
       // A selection's offsets in a hidden editor's text are positions in the text the agent
       // sees as a placeholder: its length, where the caret is.
@@ -892,6 +896,19 @@ function hiddenCheckable(lookup: (id: number) => unknown, id: number): boolean {
   try {
     const el = asElement(lookup(id));
     return isCheckable(el) && valueHidden(el as Element);
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
+/** Whether a recorded id names a hidden field, or an element of an editor whose text is hidden
+ * (or is unreadable); the page's document and other elements are not. */
+function scrollsHiddenText(lookup: (id: number) => unknown, id: number): boolean {
+  try {
+    const el = asElement(lookup(id));
+    if (!el) return false;
+    return (isValueField(el) && valueHidden(el)) || inHiddenEditor(lookup, id);
   } catch (error) {
     failed(error);
     return true;
