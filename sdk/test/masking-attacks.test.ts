@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  MASK_PLACEHOLDER, forgetSecrets, hideValue, maskFormState, maskInputValue, maskTextContent, scrubEvent, stripAddressesIn,
+  MASK_PLACEHOLDER, forgetSecrets, hideValue, maskFormState, maskImageText, maskInputValue, maskTextContent, scrubEvent, stripAddressesIn,
 } from "../src/shared/masking.ts";
 import { document, html } from "./dom.ts";
 
@@ -144,4 +144,34 @@ test("a hidden field's or editor's scrolling is not sent: it tells how long the 
   const scroll = (id: number) => maskFormState({ type: 3, timestamp: 1, data: { source: 3, id, x: 81, y: 0 } }, lookupIn(nodes));
   for (const id of [2, 3, 4, 5]) assert.equal(scroll(id), null, `id ${id}`);
   for (const id of [6, 7, 9]) assert.notEqual(scroll(id), null, `id ${id}`);
+});
+
+test("text an SVG image given as a data: address draws is masked, however it is encoded", () => {
+  const svg = (text: string) => `<svg xmlns="http://www.w3.org/2000/svg" width="100%"><text y="10">${text}</text></svg>`;
+  const card = svg("Card 4111 1111 1111 1111");
+  const percent = `data:image/svg+xml,${encodeURIComponent(card)}`;
+  const base64 = `data:image/svg+xml;base64,${btoa(card)}`;
+  const drawn = (address: string) => decodeURIComponent(address.slice(address.indexOf(",") + 1));
+  for (const address of [percent, base64, `data:image/svg+xml;charset=utf-8,${encodeURIComponent(card)}`]) {
+    const masked = maskImageText(address);
+    assert.equal(drawn(masked).includes("4111"), false, masked);
+    assert.ok(drawn(masked).includes('width="100%"'), "the rest of the image stays");
+  }
+  // Wherever the address is: an image's source, a CSS url(), any string of an event.
+  const event = scrubEvent({ attributes: { src: percent, style: `background: url("${percent}")`, "data-icon": base64 } });
+  assert.equal(JSON.stringify(event).includes("4111"), false);
+  assert.equal(JSON.stringify(event).includes("4111%201111"), false);
+  // A hidden value's copy, too; an image with nothing to mask goes as it was, byte for byte.
+  const pw = html('<input type="password">');
+  try {
+    hideValue("Quokka-77-secret", pw);
+    const copy = maskImageText(`data:image/svg+xml,${encodeURIComponent(svg("Hi Quokka-77-secret"))}`);
+    assert.equal(drawn(copy).includes("Quokka"), false, copy);
+  } finally {
+    forgetSecrets();
+  }
+  const icon = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'%3E%3Cpath d='M0 0h24v24'/%3E%3C/svg%3E";
+  assert.equal(maskImageText(icon), icon);
+  assert.equal(maskImageText("data:image/svg+xml;base64,@@not base64@@"), "data:image/svg+xml;base64,@@not base64@@");
+  assert.equal(maskImageText("data:image/png;base64,iVBORw0KGgo="), "data:image/png;base64,iVBORw0KGgo=");
 });

@@ -56,6 +56,12 @@ def _incremental(events: list[dict[str, Any]], source: int) -> list[dict[str, An
     return [e["data"] for e in events if e["type"] == 3 and e["data"]["source"] == source]
 
 
+# An SVG image as a `data:` address, percent-encoded, that draws a card number.
+CARD_ART = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'%3E%3Ctext y='15'%3E"
+    "Card%204111%201111%201111%201111%3C%2Ftext%3E%3C%2Fsvg%3E"
+)
+
 TYPING = """
 <meta http-equiv="refresh" content="3600; url=reset?token=REFRESH-TOKEN-5521">
 <form>
@@ -69,6 +75,7 @@ TYPING = """
 <input type="checkbox" id="smoker"><label for="smoker">Smoker</label>
 <div id="note" contenteditable="true" style="height:2em;overflow:auto">Dear</div>
 </form>
+<img id="card-art" alt="" width="200" height="20" src="CARD_ART">
 <p>After the form</p>
 <script>
   // As a framework's controlled field does: the value attribute follows every keystroke.
@@ -78,7 +85,7 @@ TYPING = """
     document.title = 'Card 4111 1111 1111 1111 for ' + pw.value;
   });
 </script>
-"""
+""".replace("CARD_ART", CARD_ART)
 
 
 def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
@@ -86,10 +93,10 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
 ) -> None:
     """Typing into a password whose value attribute a framework keeps in step, and into a hidden
     editor, sends no change per keystroke, nor how far the field, a textarea or the editor
-    scrolled; choosing a hidden radio button and ticking a hidden
-    box sends nothing that names them; selecting the hidden editor's text sends no offsets; a
-    refresh's address loses its query; the title's copy of the password beside a card number is
-    masked whole."""
+    scrolled; choosing a hidden radio button and ticking a hidden box sends nothing that names
+    them; selecting the hidden editor's text sends no offsets; a refresh's address loses its
+    query; a card number an SVG image draws is masked; the title's copy of the password beside
+    a card number is masked whole."""
     url = other_origin.page("typing.html", TYPING, live, title="Sign up")
     customer.page.goto(url)
     code = customer.page.evaluate("() => window.Tandem.start()")

@@ -678,7 +678,7 @@ const URL_CREDENTIALS = /^(\s*[a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
 /** Remove the query string and fragment unless the policy keeps them (they often carry data),
  * and always the user name and password an address carries. */
 export function stripUrl(url: string): string {
-  if (INLINE_ADDRESS.test(url)) return url; // its `#` and `?` are its content (an SVG's colours)
+  if (INLINE_ADDRESS.test(url)) return maskImageText(url); // its `#` and `?` are its content (an SVG's colours)
   let out = url.replace(URL_CREDENTIALS, "$1");
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
@@ -692,6 +692,39 @@ const STYLE_KEY = "style";
 const CSS_URL_ADDRESS = /url\(\s*(["']?)([^"')]*)\1\s*\)/gi;
 /** Addresses that are their content, not where it is (`#` and `?` are part of them). */
 const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
+
+/** An SVG image given as a `data:` address: its markup, percent-encoded or in base64. */
+const SVG_DATA = /^(\s*data:image\/svg\+xml)((?:;(?!base64[;,])[^;,]*)*)(;base64)?,([\s\S]*)$/i;
+
+/**
+ * The text an SVG image given as a `data:` address draws (`<img src="data:image/svg+xml,…">`, a
+ * CSS `url()`): a page draws a card number or a copy of a hidden value into one as it would into
+ * a canvas, and encoded (`4111%201111…`, base64) neither pattern nor copy was found. Its markup
+ * is decoded and masked like any text (card numbers, detectors, copies of hidden values; short
+ * values not looked for, as in markup); changed, it goes percent-encoded, else as it was. Not
+ * found: text split over several elements of the SVG, drawn as paths, or in a raster image.
+ */
+export function maskImageText(address: string): string {
+  const match = SVG_DATA.exec(address);
+  if (!match) return address;
+  let markup: string;
+  try {
+    markup = match[3]
+      ? new TextDecoder().decode(Uint8Array.from(atob(match[4].replace(/\s+/g, "")), (ch) => ch.charCodeAt(0)))
+      // Leniently, as browsers read it: a `%` that starts no escape (`width="100%"`) stays.
+      : match[4].replace(/(?:%[0-9a-f]{2})+/gi, (escapes) => {
+        try {
+          return decodeURIComponent(escapes);
+        } catch {
+          return escapes;
+        }
+      });
+  } catch {
+    return address; // not base64: the browser draws nothing of it either
+  }
+  const masked = maskPatterns(maskCopies(markup, true));
+  return masked === markup ? address : `${match[1]}${match[2]},${encodeURIComponent(masked)}`;
+}
 
 /** An `@import` of a style sheet by a string (`@import "theme.css?user=…"`). */
 const CSS_IMPORT_STRING = /(@import\s+)(["'])([^"']*)\2/gi;
@@ -726,7 +759,7 @@ const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
  * a relative address that does not start with `/` (`reset?token=…`: plain words look the same).
  */
 export function stripAddressesIn(text: string): string {
-  if (INLINE_ADDRESS.test(text)) return text; // `data:`: its `?` and `#` are its content
+  if (INLINE_ADDRESS.test(text)) return maskImageText(text); // `data:`: its `?` and `#` are its content
   if (PATH_ALONE.test(text)) return stripUrl(text);
   const refresh = REFRESH.exec(text);
   if (refresh) return `${refresh[1]}${refresh[2]}${stripUrl(refresh[3])}${refresh[2]}`;
