@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  MASK_PLACEHOLDER, forgetSecrets, hideValue, maskFormState, maskImageText, maskInputValue, maskTextContent, scrubEvent, stripAddressesIn,
+  MASK_PLACEHOLDER, forgetSecrets, hideValue, maskFormState, maskImageText, onMarkedLate, maskInputValue, maskTextContent, scrubEvent, stripAddressesIn,
 } from "../src/shared/masking.ts";
 import { document, html } from "./dom.ts";
 
@@ -174,4 +174,40 @@ test("text an SVG image given as a data: address draws is masked, however it is 
   assert.equal(maskImageText(icon), icon);
   assert.equal(maskImageText("data:image/svg+xml;base64,@@not base64@@"), "data:image/svg+xml;base64,@@not base64@@");
   assert.equal(maskImageText("data:image/png;base64,iVBORw0KGgo="), "data:image/png;base64,iVBORw0KGgo=");
+});
+
+test("a mask or hide mark added after its element was sent asks for the page afresh, once", () => {
+  const page = html('<div><p id="late">Balance 1200</p><p id="gone">Address</p><div class="rr-mask"><p id="in">x</p></div></div>');
+  const [late, gone, inside] = ["#late", "#gone", "#in"].map((s) => page.querySelector(s) as Element);
+  const nodes: Nodes = { 2: late, 3: gone, 4: inside, 5: late.firstChild as Node };
+  let asked = 0;
+  onMarkedLate(() => void asked++);
+  try {
+    snapshot(nodes,
+      { type: 2, id: 2, tagName: "p", attributes: { id: "late" }, childNodes: [{ type: 3, id: 5, textContent: "Balance 1200" }] },
+      { type: 2, id: 3, tagName: "p", attributes: { id: "gone" }, childNodes: [] },
+      { type: 2, id: 4, tagName: "p", attributes: { id: "in" }, childNodes: [] });
+    const changed = (id: number, attributes: object) => mutation(nodes, { attributes: [{ id, attributes }] });
+    // A change that marks nothing, and one of an element sent masked, ask nothing.
+    changed(2, { title: "x" });
+    changed(4, { title: "y" });
+    assert.equal(asked, 0);
+    late.classList.add("rr-mask"); // the mirror still showed "Balance 1200" under the mark
+    changed(2, { class: "rr-mask" });
+    assert.equal(asked, 1);
+    changed(2, { class: "rr-mask" });
+    assert.equal(asked, 1, "once for the element");
+    gone.classList.add("rr-block"); // the mirror still showed its content, not a box
+    assert.equal(changed(3, { class: "rr-block" }), null, "the blocked element's change itself is not sent");
+    assert.equal(asked, 2);
+    // Sent afresh under the marks: nothing more to ask for them.
+    snapshot(nodes,
+      { type: 2, id: 2, tagName: "p", attributes: { id: "late", class: "rr-mask" }, childNodes: [] },
+      { type: 2, id: 3, tagName: "p", attributes: { class: "rr-block", rr_width: "10px", rr_height: "10px" }, childNodes: [] });
+    changed(2, { title: "z" });
+    changed(3, { title: "z" });
+    assert.equal(asked, 2);
+  } finally {
+    onMarkedLate(null);
+  }
 });

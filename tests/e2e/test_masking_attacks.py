@@ -76,6 +76,7 @@ TYPING = """
 <div id="note" contenteditable="true" style="height:2em;overflow:auto">Dear</div>
 </form>
 <img id="card-art" alt="" width="200" height="20" src="CARD_ART">
+<p id="late-mask">Balance LATE-MASKED-12</p><div id="late-hide"><p>LATE-HIDDEN-13</p></div>
 <p>After the form</p>
 <script>
   // As a framework's controlled field does: the value attribute follows every keystroke.
@@ -96,7 +97,8 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     scrolled; choosing a hidden radio button and ticking a hidden box sends nothing that names
     them; selecting the hidden editor's text sends no offsets; a refresh's address loses its
     query; a card number an SVG image draws is masked; the title's copy of the password beside
-    a card number is masked whole."""
+    a card number is masked whole; a mask or hide mark the page adds after its element was sent
+    takes what it marks out of the mirror."""
     url = other_origin.page("typing.html", TYPING, live, title="Sign up")
     customer.page.goto(url)
     code = customer.page.evaluate("() => window.Tandem.start()")
@@ -118,7 +120,17 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     page.keyboard.type(" Sir,\nmy card\nis\nlost", delay=10)
     page.keyboard.press("Shift+Home")  # a selection of all the editor's text
     page.keyboard.press("End")
+    # Marks the page adds after what they mark was sent (a framework's, after its first render).
+    expect(view.locator("#late-hide")).to_contain_text("LATE-HIDDEN-13")
+    page.evaluate(
+        """() => {
+        document.getElementById('late-mask').classList.add('rr-mask');
+        document.getElementById('late-hide').classList.add('rr-block');
+    }"""
+    )
     caught_up(customer, view)
+    expect(view.locator("#late-mask")).not_to_contain_text("LATE-MASKED-12")
+    expect(view.locator("body")).not_to_contain_text("LATE-HIDDEN-13")  # a box, without its id
 
     events = _events(agent)
     ids = _recorded_ids(events)

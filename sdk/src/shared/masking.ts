@@ -822,6 +822,8 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       // there (it watches the root of every host it serialises): dropped here, as the rest of
       // the blocked region.
       const { data } = e;
+      // Before the changes of what is now blocked are dropped: a mark added late is one of them.
+      for (const change of asArray(data.attributes)) noteLateMark(lookup, (change as { id?: unknown } | null)?.id);
       if (Array.isArray(data.adds)) data.adds = data.adds.filter((add) => !blockedAround(lookup, (add as { node?: { id?: unknown } })?.node?.id, false));
       if (Array.isArray(data.texts)) data.texts = data.texts.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
       if (Array.isArray(data.attributes)) data.attributes = data.attributes.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
@@ -913,6 +915,56 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
   } catch (error) {
     failed(error);
     return null;
+  }
+}
+
+/**
+ * Marks added after what they mark was sent: a page (its framework, after the first render) adds
+ * a `mask` or `hide` class, or `.rr-mask`/`.rr-block`, to an element rrweb already sent as it
+ * was. rrweb sends only the attribute's change, so the agent's mirror (and a recording) kept the
+ * element's text and content as they were, under the mark, for as long as the page lives. The
+ * elements sent inside a masked region, and those sent blocked (rrweb's empty box), are known
+ * here; an element that is now a masked region's or a blocked one's, and was not sent as such,
+ * asks (onMarkedLate) for a full snapshot, which sends the page afresh under the marks. What the
+ * agent saw before the mark was added stays seen: mark in the markup the page is served with.
+ */
+const sentMasked = new WeakSet<Element>();
+const sentBlocked = new WeakSet<Element>();
+let lateMarkListener: (() => void) | null = null;
+
+/** Called when an element was marked (masked or hidden) after it was sent unmarked. */
+export function onMarkedLate(listener: (() => void) | null): void {
+  lateMarkListener = listener;
+}
+
+function noteSentRegion(el: Element, attrs: Record<string, unknown>): void {
+  if (insideMasked(el)) sentMasked.add(el);
+  else sentMasked.delete(el);
+  // rrweb's empty box for a blocked element: its size, no content.
+  if ("rr_width" in attrs) sentBlocked.add(el);
+  else sentBlocked.delete(el);
+}
+
+/** After a change of the element a recorded id names: whether it is now marked as it was not
+ * when sent (then onMarkedLate's listener is told, once for the element). */
+function noteLateMark(lookup: (id: number) => unknown, id: unknown): void {
+  if (typeof id !== "number") return;
+  try {
+    const el = asElement(lookup(id));
+    if (!el) return;
+    let late = false;
+    if (!sentMasked.has(el) && insideMasked(el)) {
+      sentMasked.add(el);
+      late = true;
+    }
+    blockedSelector ??= recordMaskingOptions().blockSelector;
+    if (!sentBlocked.has(el) && closestOf(el, blockedSelector) === el) {
+      sentBlocked.add(el);
+      late = true;
+    }
+    if (late) lateMarkListener?.();
+  } catch (error) {
+    failed(error);
   }
 }
 
@@ -1292,6 +1344,7 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
+    if (el) noteSentRegion(el, attrs);
     if (el && (hideFieldState(attrs, el) || (isValueField(el) && valueHidden(el)))) {
       sentAttributes.set(el, new Map(Object.entries(attrs)));
     }
