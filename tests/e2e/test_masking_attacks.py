@@ -276,3 +276,30 @@ def test_hidden_values_set_by_script_moved_or_copied_never_reach_the_agent(
     assert {e["type"] for e in events} <= {2, 3, 4}
     assert not _incremental(events, 9), "a canvas was recorded"
     expect(view.locator("#clone")).to_have_value(PLACEHOLDER)
+
+
+def test_a_policy_tag_after_the_sdk_masks_the_page_the_session_moves_to(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The session goes on, on the site's next page, where the SDK's script (in the head) runs
+    before the page's own `#tandem-policy` tag (in the body) is parsed: that page's masks hold,
+    not the first page's policy alone."""
+    first = other_origin.page("first.html", "<p>First page</p>", live, title="First")
+    second = other_origin.page(
+        "second.html",
+        """<p class="balance">Balance BALANCE-SECRET-42</p>
+<script type="application/json" id="tandem-policy">{"version": 1, "mask": [".balance"]}</script>
+<p>Second page</p>""",
+        live,
+        title="Second",
+    )
+    customer.page.goto(first)
+    code = customer.page.evaluate("() => window.Tandem.start()")
+    view = share(customer, agent, live, code)
+    expect(view.get_by_text("First page")).to_be_attached()
+    customer.page.goto(second)
+    expect(view.get_by_text("Second page")).to_be_attached()
+    caught_up(customer, view)
+    expect(view.locator(".balance")).to_contain_text("\u2022")
+    assert "BALANCE-SECRET-42" not in agent_plaintext(agent)
+    assert "BALANCE-SECRET-42" not in view.locator("html").evaluate("(el) => el.outerHTML")
