@@ -211,3 +211,23 @@ test("a mask or hide mark added after its element was sent asks for the page afr
     onMarkedLate(null);
   }
 });
+
+test("a meta's content goes only where it changes how the page is drawn", () => {
+  const head = html('<div><meta name="csrf-token"><meta name="viewport"><meta http-equiv="refresh"><meta property="og:url"></div>');
+  const [csrf, viewport, refresh, og] = Array.from(head.querySelectorAll("meta"));
+  const nodes: Nodes = { 2: csrf, 3: viewport, 4: refresh, 5: og };
+  const meta = (id: number, attributes: Record<string, string>) => ({ type: 2, id, tagName: "meta", attributes, childNodes: [] });
+  const served = [
+    meta(2, { name: "csrf-token", content: "CSRF-TOKEN-16" }),
+    meta(3, { name: "viewport", content: "width=device-width, initial-scale=1" }),
+    meta(4, { "http-equiv": "refresh", content: "5; url=/next" }),
+    meta(5, { property: "og:url", content: "https://shop.example/orders/42" }),
+  ];
+  snapshot(nodes, ...served);
+  assert.deepEqual(served.map((m) => m.attributes.content), [
+    MASK_PLACEHOLDER, "width=device-width, initial-scale=1", MASK_PLACEHOLDER, MASK_PLACEHOLDER,
+  ]);
+  // Set later by the page's script, too.
+  const changed = mutation(nodes, { attributes: [{ id: 2, attributes: { content: "CSRF-TOKEN-17" } }] });
+  assert.equal(JSON.stringify(changed).includes("CSRF"), false);
+});

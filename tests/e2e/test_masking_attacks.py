@@ -64,6 +64,7 @@ CARD_ART = (
 
 TYPING = """
 <meta http-equiv="refresh" content="3600; url=reset?token=REFRESH-TOKEN-5521">
+<meta name="csrf-token" content="CSRF-TOKEN-5522">
 <form>
 <label for="pw">Password</label><input id="pw" type="password" style="width:40px">
 <textarea id="story" style="height:30px"></textarea>
@@ -95,10 +96,10 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     """Typing into a password whose value attribute a framework keeps in step, and into a hidden
     editor, sends no change per keystroke, nor how far the field, a textarea or the editor
     scrolled; choosing a hidden radio button and ticking a hidden box sends nothing that names
-    them; selecting the hidden editor's text sends no offsets; a refresh's address loses its
-    query; a card number an SVG image draws is masked; the title's copy of the password beside
-    a card number is masked whole; a mask or hide mark the page adds after its element was sent
-    takes what it marks out of the mirror."""
+    them; selecting the hidden editor's text sends no offsets; a refresh's address and a
+    `<meta>`'s token are not sent; a card number an SVG image draws is masked; the title's copy
+    of the password beside a card number is masked whole; a mask or hide mark the page adds
+    after its element was sent takes what it marks out of the mirror."""
     url = other_origin.page("typing.html", TYPING, live, title="Sign up")
     customer.page.goto(url)
     code = customer.page.evaluate("() => window.Tandem.start()")
@@ -166,7 +167,7 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     frames = agent_plaintext(agent)
     mirror = view.locator("html").evaluate("(el) => el.outerHTML")
     for where, seen in (("the frames", frames), ("the mirror", mirror)):
-        for leak in ("REFRESH-TOKEN-5521", "Zebra", "Tango", "4111"):
+        for leak in ("REFRESH-TOKEN-5521", "CSRF-TOKEN-5522", "Zebra", "Tango", "4111"):
             assert leak not in seen, f"{leak!r} reached the agent in {where}"
     assert not view.locator("#gold").is_checked()
     assert not view.locator("#smoker").is_checked()
@@ -175,8 +176,9 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
 
 
 HELD = """
+<link rel="canonical" href="https://shop.example/account?session=LINK-TOKEN-14">
 <style>#echo::before { content: attr(data-copy) }</style>
-<form>
+<form action="/account/save?token=ACTION-TOKEN-15">
 <label for="secret">Secret word</label><input id="secret" data-tandem-unmask type="password">
 <input id="by-attribute"><input id="by-default"><input id="by-property">
 <select id="plan"><option value="">Choose</option><option value="PLAN-VALUE-A">PLAN-LABEL-A</option>
@@ -208,6 +210,8 @@ HELD_SECRETS = [
     "INSERTED-SECRET-9",
     "QUERY-TOKEN-10",
     "HASH-TOKEN-11",
+    "LINK-TOKEN-14",
+    "ACTION-TOKEN-15",
     "4000056655665556",
 ]
 
@@ -220,8 +224,9 @@ def test_hidden_values_set_by_script_moved_or_copied_never_reach_the_agent(
     copied into a `data-*` a style sheet shows (`content: attr()`), cloned as a text field into
     content the site shows, moved into a shadow root and adopted by a same-origin frame; text
     pasted and inserted into a hidden editor; a canvas drawn and exported as an image, the
-    console; the page address's query and fragment. Nothing but rrweb's snapshots, changes and
-    the page's metadata is recorded (no console, canvas or plugin events)."""
+    console; the page address's query and fragment, a form's `action` and a link's query.
+    Nothing but rrweb's snapshots, changes and the page's metadata is recorded (no console,
+    canvas or plugin events)."""
     url = other_origin.page("held.html", HELD, live, title="Account")
     customer.page.goto(f"{url}?card=4000056655665556&q=QUERY-TOKEN-10#HASH-TOKEN-11")
     code = customer.page.evaluate("() => window.Tandem.start()")

@@ -852,6 +852,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         try {
           const el = asElement(lookup(id));
           dropInlineDocuments(attrs, el ? localNameOf(el) : null);
+          if (!el || localNameOf(el) === "meta") maskMetaContent(attrs, el);
           maskTextAttributes(attrs, el);
           const holdsState = el !== null && hideFieldState(attrs, el);
           const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
@@ -1292,6 +1293,21 @@ function hideAttributes(attrs: Record<string, unknown>): void {
  */
 const FRAME_DOCUMENT = "srcdoc";
 
+/**
+ * A `<meta>`'s `content` draws nothing in the mirror, and pages keep in it what a hidden input
+ * would hold (`<meta name="csrf-token" content="…">`, an API key, the signed-in user's id or
+ * e-mail): it becomes the placeholder, but for the few that change how the page is drawn
+ * (RENDERED_META, by `name` or `http-equiv`), whose addresses stripAddressesIn strips. `el`
+ * null (unknown): its `content` is masked.
+ */
+const RENDERED_META = new Set(["viewport", "color-scheme", "theme-color", "content-type", "content-language", "default-style"]);
+
+function maskMetaContent(attrs: Record<string, unknown>, el: Element | null): void {
+  if (typeof attrs.content !== "string" || attrs.content === "") return;
+  const kind = ((el ? (attributeOf(el, "name") ?? attributeOf(el, "http-equiv")) : null) ?? "").trim().toLowerCase();
+  if (!RENDERED_META.has(kind)) attrs.content = MASK_PLACEHOLDER;
+}
+
 /** Elements that show another document, and the attributes that name it. */
 const EMBEDDING = new Set(["iframe", "frame", "object", "embed"]);
 const EMBEDDED_SOURCES = ["src", "rr_src", "data"];
@@ -1342,6 +1358,7 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     delete attrs[FRAME_DOCUMENT]; // before anything that could fail: never sent
     dropInlineDocuments(attrs, n.tagName.toLowerCase());
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
+    if (n.tagName.toLowerCase() === "meta") maskMetaContent(attrs, el);
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
     if (el) noteSentRegion(el, attrs);
