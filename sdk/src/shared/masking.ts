@@ -42,7 +42,7 @@
 
 import {
   asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
+  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
@@ -959,7 +959,7 @@ function noteLateMark(lookup: (id: number) => unknown, id: unknown): void {
       late = true;
     }
     blockedSelector ??= recordMaskingOptions().blockSelector;
-    if (!sentBlocked.has(el) && closestOf(el, blockedSelector) === el) {
+    if (!sentBlocked.has(el) && matchesOf(el, blockedSelector)) {
       sentBlocked.add(el);
       late = true;
     }
