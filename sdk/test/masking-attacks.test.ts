@@ -231,3 +231,30 @@ test("a meta's content goes only where it changes how the page is drawn", () => 
   const changed = mutation(nodes, { attributes: [{ id: 2, attributes: { content: "CSRF-TOKEN-17" } }] });
   assert.equal(JSON.stringify(changed).includes("CSRF"), false);
 });
+
+test("a copy of a hidden value the page writes into another element at each keystroke goes once", () => {
+  const page = html('<div><input id="pw" type="password"><div id="preview"></div></div>');
+  const pw = page.querySelector("#pw") as HTMLInputElement;
+  const preview = page.querySelector("#preview") as Element;
+  const nodes: Nodes = { 2: pw, 3: preview };
+  try {
+    let sent = 0;
+    for (const typed of ["Quok", "Quokk", "Quokka", "Quokka7"]) {
+      pw.value = typed;
+      hideValue(typed, pw); // as rrweb records the field at each keystroke
+      const event = mutation(nodes, { attributes: [{ id: 3, attributes: { "data-preview": typed, title: `Hello ${typed}` } }] });
+      if (event !== null) {
+        sent++;
+        assert.equal(JSON.stringify(event).includes("Quok"), false);
+      }
+    }
+    assert.equal(sent, 1, "the placeholder once, not once a keystroke");
+    // What the agent may see goes at each change, and a masked value again after it.
+    const shown = mutation(nodes, { attributes: [{ id: 3, attributes: { "data-preview": "empty" } }] });
+    assert.notEqual(shown, null);
+    const again = mutation(nodes, { attributes: [{ id: 3, attributes: { "data-preview": "Quokka7" } }] });
+    assert.deepEqual((again as { data: { attributes: unknown[] } }).data.attributes, [{ id: 3, attributes: { "data-preview": MASK_PLACEHOLDER } }]);
+  } finally {
+    forgetSecrets();
+  }
+});

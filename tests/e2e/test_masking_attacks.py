@@ -77,11 +77,14 @@ TYPING = """
 <div id="note" contenteditable="true" style="height:2em;overflow:auto">Dear</div>
 </form>
 <img id="card-art" alt="" width="200" height="20" src="CARD_ART">
+<div id="preview">Preview</div>
 <p id="late-mask">Balance LATE-MASKED-12</p><div id="late-hide"><p>LATE-HIDDEN-13</p></div>
 <p>After the form</p>
 <script>
   // As a framework's controlled field does: the value attribute follows every keystroke.
   pw.addEventListener('input', () => pw.setAttribute('value', pw.value));
+  // And another element's attribute echoes it (a preview's data, a tooltip).
+  pw.addEventListener('input', () => preview.setAttribute('data-echo', pw.value));
   // The page's title names the password beside a card number.
   pw.addEventListener('change', () => {
     document.title = 'Card 4111 1111 1111 1111 for ' + pw.value;
@@ -93,13 +96,14 @@ TYPING = """
 def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
     live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
-    """Typing into a password whose value attribute a framework keeps in step, and into a hidden
-    editor, sends no change per keystroke, nor how far the field, a textarea or the editor
-    scrolled; choosing a hidden radio button and ticking a hidden box sends nothing that names
-    them; selecting the hidden editor's text sends no offsets; a refresh's address and a
-    `<meta>`'s token are not sent; a card number an SVG image draws is masked; the title's copy
-    of the password beside a card number is masked whole; a mask or hide mark the page adds
-    after its element was sent takes what it marks out of the mirror."""
+    """Typing into a password whose value attribute a framework keeps in step (and another
+    element's attribute echoes), and into a hidden editor, sends no change per keystroke, nor
+    how far the field, a textarea or the editor scrolled; choosing a hidden radio button and
+    ticking a hidden box sends nothing that names them; selecting the hidden editor's text sends
+    no offsets; a refresh's address and a `<meta>`'s token are not sent; a card number an SVG
+    image draws is masked; the title's copy of the password beside a card number is masked
+    whole; a mask or hide mark the page adds after its element was sent takes what it marks out
+    of the mirror."""
     url = other_origin.page("typing.html", TYPING, live, title="Sign up")
     customer.page.goto(url)
     code = customer.page.evaluate("() => window.Tandem.start()")
@@ -135,13 +139,14 @@ def test_typing_and_choosing_in_hidden_fields_tells_neither_length_nor_choice(
 
     events = _events(agent)
     ids = _recorded_ids(events)
-    attribute_changes = [
-        change
-        for mutation in _incremental(events, 0)
-        for change in mutation.get("attributes", [])
-        if change["id"] == ids["pw"]
-    ]
-    assert len(attribute_changes) <= 1, f"one change a keystroke: {attribute_changes}"
+    for element in ("pw", "preview"):
+        attribute_changes = [
+            change
+            for mutation in _incremental(events, 0)
+            for change in mutation.get("attributes", [])
+            if change["id"] == ids[element]
+        ]
+        assert len(attribute_changes) <= 1, f"one change a keystroke: {attribute_changes}"
     hidden = {ids["pw"], ids["story"], ids["note"]}
     scrolled = [e for e in _incremental(events, 3) if e["id"] in hidden]
     assert scrolled == [], f"a hidden field's scrolling told its text's width: {scrolled}"

@@ -805,7 +805,7 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
     const masked = maskEventState(event, lookup);
     // Now, while the fields hold what the page copied (scrubEvent looks again as the batch
     // leaves, when the customer may have typed on: "Zebr" echoed, "Zebra-1" remembered).
-    return masked === null ? null : maskCopiesIn(masked);
+    return masked === null ? null : withoutRepeatedMasks(maskCopiesIn(masked), lookup);
   } finally {
     memo = null;
   }
@@ -871,17 +871,7 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           hideAttributes(attrs);
         }
       }
-      if (Array.isArray(data.attributes)) {
-        data.attributes = data.attributes.filter((change) => {
-          const attrs = (change as { attributes?: unknown } | null)?.attributes;
-          return !attrs || typeof attrs !== "object" || Object.keys(attrs).length > 0;
-        });
-      }
-      // Nothing left to tell (a hidden value changed to what it already showed: a keystroke):
-      // no event, so neither the agent nor the relay counts the keystrokes.
-      if (["adds", "removes", "texts", "attributes"].every((key) => data[key] === undefined || (Array.isArray(data[key]) && (data[key] as unknown[]).length === 0))) {
-        return null;
-      }
+      if (emptied(data)) return null;
     } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === INPUT && typeof e.data.id === "number") {
       let el: Element | null = null;
       let hidden = true;
@@ -1028,6 +1018,7 @@ let sentAttributes = new WeakMap<object, Map<string, unknown>>();
 export function forgetSent(): void {
   sentTexts = new WeakMap();
   sentAttributes = new WeakMap();
+  sentMaskedAttributes = new WeakMap();
 }
 
 /** Whether a text change of `node` (`raw`, masked as `masked`) shows what was last sent of it;
@@ -1037,6 +1028,59 @@ function sameAsSent(sent: WeakMap<object, string>, node: object, raw: string, ma
   if (last === masked) return true;
   if (last !== undefined || masked !== raw) sent.set(node, masked);
   return false;
+}
+
+/** Drop a mutation's attribute changes left empty; whether nothing is left to tell (a hidden
+ * value changed to what it already showed: a keystroke), then no event goes, so neither the
+ * agent nor the relay counts the keystrokes. */
+function emptied(data: Record<string, unknown>): boolean {
+  if (Array.isArray(data.attributes)) {
+    data.attributes = data.attributes.filter((change) => {
+      const attrs = (change as { attributes?: unknown } | null)?.attributes;
+      return !attrs || typeof attrs !== "object" || Object.keys(attrs).length > 0;
+    });
+  }
+  return ["adds", "removes", "texts", "attributes"].every((key) => data[key] === undefined ||
+    (Array.isArray(data[key]) && (data[key] as unknown[]).length === 0));
+}
+
+/** What was last sent, masked, of any element's attribute (a copy of a hidden value the page
+ * writes into another element's `data-*` or `title` as the customer types). */
+let sentMaskedAttributes = new WeakMap<object, Map<string, string>>();
+
+/**
+ * The last pass over a change of attributes, as it goes (masked, copies too): an attribute whose
+ * value holds the mask and is what was last sent of it is dropped (a page that copies a password
+ * into a preview's `data-*` at each keystroke sent the same placeholder each time), and the
+ * event, if nothing is left. Never throws: an event it cannot read goes as it is.
+ */
+function withoutRepeatedMasks<T>(event: T | null, lookup: (id: number) => unknown): T | null {
+  const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
+  if (!e || e.type !== INCREMENTAL_SNAPSHOT || !e.data || e.data.source !== MUTATION || !Array.isArray(e.data.attributes)) return event;
+  try {
+    for (const change of e.data.attributes as { id?: unknown; attributes?: unknown }[]) {
+      const node = typeof change?.id === "number" ? lookup(change.id) : null;
+      if (!node || typeof node !== "object" || !change.attributes || typeof change.attributes !== "object") continue;
+      const attrs = change.attributes as Record<string, unknown>;
+      let last = sentMaskedAttributes.get(node);
+      for (const [name, value] of Object.entries(attrs)) {
+        if (typeof value === "string" && value.includes(MASK)) {
+          if (last?.get(name) === value) {
+            delete attrs[name];
+          } else {
+            if (!last) sentMaskedAttributes.set(node, (last = new Map()));
+            last.set(name, value);
+          }
+        } else {
+          last?.delete(name);
+        }
+      }
+    }
+    return emptied(e.data) ? null : event;
+  } catch (error) {
+    failed(error);
+    return event;
+  }
 }
 
 /** Remove from a change of `el`'s attributes those that show what was last sent of them. */
