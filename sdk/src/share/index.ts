@@ -77,4 +77,8 @@ addEventListener("pageshow", (event) => {
   }
 });
 
-resumeStored();
+// A page the session moves to says its own policy in its `#tandem-policy` tag, which may come
+// after this script (in the body): read it once the page is parsed, or the session went on
+// under the first page's policy and recorded what this one masks (docs/privacy.md).
+if (document.readyState === "loading") addEventListener("DOMContentLoaded", resumeStored, { once: true });
+else resumeStored();

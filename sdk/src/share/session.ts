@@ -23,7 +23,7 @@ import { CommandReceiver, ContentSender, importChainKey, KIND_FROM_WATCHER, type
 import { SECRET_DIGITS, WATCHER_SUFFIX, fromBase64Url, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import {
-  hasBlockedShapes, hiddenFromAgent, inMaskedRegion, maskedRegionElements, maskFormState, onMaskingFailure,
+  hasBlockedShapes, hiddenFromAgent, inMaskedRegion, maskedRegionElements, maskFormState, onMarkedLate, onMaskingFailure,
   recordMaskingOptions, scrubEvent, usePolicy,
 } from "../shared/masking.ts";
 import { mergePolicies, pageIsPrivate, type Policy, PolicyError, validatePolicy } from "../shared/policy.ts";
@@ -1242,6 +1242,18 @@ export class Session {
     // issue 14, item 12: masking that failed closed is reported to both sides (./withheld.ts).
     const withheld = reportWithheld(this.ui, (payload) => this.sendPayload(payload));
     onMaskingFailure(withheld);
+    // A mask or hide mark the page added to what was already sent: the page afresh, under it
+    // (../shared/masking.ts, onMarkedLate); once for the marks of one task, and not from inside
+    // rrweb's emit, where the mark was seen.
+    let afresh = false;
+    onMarkedLate(() => {
+      if (afresh) return;
+      afresh = true;
+      queueMicrotask(() => {
+        afresh = false;
+        if (this.stopRecording && !this.paused && this.state === "sharing") record.takeFullSnapshot(true);
+      });
+    });
     this.assets.restart(); // a full snapshot follows: its assets go (again) before it
     this.hiddenEvents = new HiddenRegionEvents(liveNode);
     this.frameWatch = new FramePrivacyWatch(
@@ -1502,6 +1514,7 @@ export class Session {
     this.stopRecording?.();
     this.stopRecording = undefined;
     onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
+    onMarkedLate(null);
     this.pending = [];
     this.sender = null;
   }

@@ -72,6 +72,7 @@ const localNameGetter = getter("Element", "localName");
 const getAttributeMethod = method("Element", "getAttribute");
 const hasAttributeMethod = method("Element", "hasAttribute");
 const closestMethod = method("Element", "closest");
+const matchesMethod = method("Element", "matches");
 const hostGetter = getter("ShadowRoot", "host");
 const shadowRootGetter = getter("Element", "shadowRoot");
 
@@ -108,6 +109,11 @@ export function attributeOf(el: Element, name: string): string | null {
 
 export function hasAttributeOn(el: Element, name: string): boolean {
   return hasAttributeMethod(el, name) === true;
+}
+
+/** `Element.matches`: whether the element itself matches `selector`. */
+export function matchesOf(el: Element, selector: string): boolean {
+  return matchesMethod(el, selector) === true;
 }
 
 /** `Element.closest`: the nearest inclusive ancestor matching `selector`, in the same tree. */

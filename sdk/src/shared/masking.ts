@@ -42,12 +42,13 @@
 
 import {
   asElement, attributeOf, CDATA_SECTION_NODE, childElementsOf, closestOf, COMMENT_NODE, DOCUMENT_FRAGMENT_NODE, DOCUMENT_NODE, elementByIdIn,
-  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, nodeTypeOf, parentElementOf, queryAllIn,
+  frameElementOf, hasAttributeOn, hostOf, isConnectedNode, labelControlOf, labelsOf, liveValueOf, localNameOf, matchesOf, nodeTypeOf, parentElementOf, queryAllIn,
   rootNodeOf, shadowRootOf, TEXT_NODE, textContentUpTo,
 } from "./dom.ts";
 import { DEFAULT_POLICY, type Policy } from "./policy.ts";
 import {
-  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MUTATION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT, SERIALIZED_TEXT,
+  FULL_SNAPSHOT, INCREMENTAL_SNAPSHOT, INPUT, MOUSE_INTERACTION, MUTATION, SCROLL, SELECTION, SERIALIZED_CDATA, SERIALIZED_COMMENT, SERIALIZED_ELEMENT,
+  SERIALIZED_TEXT,
 } from "./rrweb-events.ts";
 
 export const MASK = "\u2022";
@@ -497,7 +498,7 @@ export function isSensitiveField(el: MaskableElement): boolean {
 export function maskInputValue(value: string, el: MaskableElement | null): string {
   try {
     if (!el || valueHidden(el)) return hideValue(value, el);
-    return maskDetected(maskLongDigitRuns(value));
+    return maskLongDigitRuns(maskDetected(value));
   } catch (error) {
     failed(error);
     return hideValue(String(value), null);
@@ -512,7 +513,7 @@ export function maskTextContent(text: string, el: MaskableElement | null): strin
     if (el && text.trim() && hiddenSelectOf(el)) return MASK_PLACEHOLDER;
     if (el && insideMasked(el)) return text.replace(/\S/g, MASK);
     if (el && editableHostOf(el)) return maskEditableText(text, el);
-    if (el && /\d/.test(text) && splitCardAround(el)) return text.replace(/\d/g, MASK);
+    if (el && /\d/.test(text) && splitCardAround(el)) return maskCopies(text).replace(/\d/g, MASK);
     return maskDetected(text);
   } catch (error) {
     failed(error);
@@ -560,11 +561,11 @@ function maskEditableText(text: string, el: MaskableElement): string {
     const host = editableHostOf(el) ?? el;
     const whole = textContentUpTo(host, 400);
     // Too long to look at whole: every digit of this text is masked (privacy wins over display).
-    if (whole === null) return maskDetected(text.replace(/\d/g, MASK));
+    if (whole === null) return maskDetected(text).replace(/\d/g, MASK);
     const flat = whole.replace(/\s+/g, " ");
-    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text.replace(/\d/g, MASK));
+    if (maskLongDigitRuns(flat) !== flat && maskLongDigitRuns(text) === text) return maskDetected(text).replace(/\d/g, MASK);
   }
-  return maskDetected(maskLongDigitRuns(text));
+  return maskLongDigitRuns(maskDetected(text));
 }
 
 /**
@@ -617,7 +618,9 @@ export function ibanValid(candidate: string): boolean {
 
 /** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says. */
 export function maskDetected(text: string): string {
-  return maskCopies(maskPatterns(text));
+  // Copies first: a copy whose digits a pattern masked first ("Hunter2" beside a card number,
+  // "Hunter•") would no longer be found.
+  return maskPatterns(maskCopies(text));
 }
 
 /** Card numbers always; IBANs, US SSNs, e-mail addresses and phone numbers when the policy says
@@ -649,7 +652,7 @@ export function scrubEvent<T>(value: T): T {
         const url = URL_KEYS.has(key) ? stripUrl(item) : URL_LIST_KEYS.has(key) ? stripUrlList(item)
           : stripCssUrls(stripAddressesIn(item));
         // An element's name is markup, not page content: a copy there would only break the mirror.
-        container[key] = key === "tagName" ? maskPatterns(url) : maskCopies(maskPatterns(url), isMarkup(container, key));
+        container[key] = key === "tagName" ? maskPatterns(url) : maskPatterns(maskCopies(url, isMarkup(container, key)));
       } else if (item !== null && typeof item === "object") {
         if (key === STYLE_KEY) stripStyleChanges(item as Record<string, unknown>);
         stack.push(item);
@@ -675,7 +678,7 @@ const URL_CREDENTIALS = /^(\s*[a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i;
 /** Remove the query string and fragment unless the policy keeps them (they often carry data),
  * and always the user name and password an address carries. */
 export function stripUrl(url: string): string {
-  if (INLINE_ADDRESS.test(url)) return url; // its `#` and `?` are its content (an SVG's colours)
+  if (INLINE_ADDRESS.test(url)) return maskImageText(url); // its `#` and `?` are its content (an SVG's colours)
   let out = url.replace(URL_CREDENTIALS, "$1");
   if (!active.url.fragment) out = out.replace(/#[\s\S]*$/, "");
   if (!active.url.query) out = out.replace(/\?[^#]*/, "");
@@ -689,6 +692,39 @@ const STYLE_KEY = "style";
 const CSS_URL_ADDRESS = /url\(\s*(["']?)([^"')]*)\1\s*\)/gi;
 /** Addresses that are their content, not where it is (`#` and `?` are part of them). */
 const INLINE_ADDRESS = /^\s*(?:data|blob):/i;
+
+/** An SVG image given as a `data:` address: its markup, percent-encoded or in base64. */
+const SVG_DATA = /^(\s*data:image\/svg\+xml)((?:;(?!base64[;,])[^;,]*)*)(;base64)?,([\s\S]*)$/i;
+
+/**
+ * The text an SVG image given as a `data:` address draws (`<img src="data:image/svg+xml,…">`, a
+ * CSS `url()`): a page draws a card number or a copy of a hidden value into one as it would into
+ * a canvas, and encoded (`4111%201111…`, base64) neither pattern nor copy was found. Its markup
+ * is decoded and masked like any text (card numbers, detectors, copies of hidden values; short
+ * values not looked for, as in markup); changed, it goes percent-encoded, else as it was. Not
+ * found: text split over several elements of the SVG, drawn as paths, or in a raster image.
+ */
+export function maskImageText(address: string): string {
+  const match = SVG_DATA.exec(address);
+  if (!match) return address;
+  let markup: string;
+  try {
+    markup = match[3]
+      ? new TextDecoder().decode(Uint8Array.from(atob(match[4].replace(/\s+/g, "")), (ch) => ch.charCodeAt(0)))
+      // Leniently, as browsers read it: a `%` that starts no escape (`width="100%"`) stays.
+      : match[4].replace(/(?:%[0-9a-f]{2})+/gi, (escapes) => {
+        try {
+          return decodeURIComponent(escapes);
+        } catch {
+          return escapes;
+        }
+      });
+  } catch {
+    return address; // not base64: the browser draws nothing of it either
+  }
+  const masked = maskPatterns(maskCopies(markup, true));
+  return masked === markup ? address : `${match[1]}${match[2]},${encodeURIComponent(masked)}`;
+}
 
 /** An `@import` of a style sheet by a string (`@import "theme.css?user=…"`). */
 const CSS_IMPORT_STRING = /(@import\s+)(["'])([^"']*)\2/gi;
@@ -709,6 +745,9 @@ export function stripCssUrls(css: string): string {
 
 /** An address with a scheme (`https://…`, `ftp://…`) anywhere in a string. */
 const EMBEDDED_ADDRESS = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>()\\]*/gi;
+/** A `<meta http-equiv="refresh">`'s `content` (`5; url=reset?token=…`): its address, relative
+ * or not, is where the page goes next. */
+const REFRESH = /^(\s*\d[\d.]*\s*[;,]\s*url\s*=\s*)(["']?)([^"']*)\2\s*$/i;
 /** A string that is a path alone with a query or fragment (`/reset?token=…`, `//cdn…/a?x`). */
 const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
 
@@ -720,8 +759,10 @@ const PATH_ALONE = /^\s*\/[^\s]*[?#][^\s]*\s*$/;
  * a relative address that does not start with `/` (`reset?token=…`: plain words look the same).
  */
 export function stripAddressesIn(text: string): string {
-  if (INLINE_ADDRESS.test(text)) return text; // `data:`: its `?` and `#` are its content
+  if (INLINE_ADDRESS.test(text)) return maskImageText(text); // `data:`: its `?` and `#` are its content
   if (PATH_ALONE.test(text)) return stripUrl(text);
+  const refresh = REFRESH.exec(text);
+  if (refresh) return `${refresh[1]}${refresh[2]}${stripUrl(refresh[3])}${refresh[2]}`;
   if (!text.includes("://")) return text;
   return text.replace(EMBEDDED_ADDRESS, (address) => (/[?#@]/.test(address) ? stripUrl(address) : address));
 }
@@ -764,7 +805,7 @@ export function maskFormState<T>(event: T, lookup: (id: number) => unknown): T |
     const masked = maskEventState(event, lookup);
     // Now, while the fields hold what the page copied (scrubEvent looks again as the batch
     // leaves, when the customer may have typed on: "Zebr" echoed, "Zebra-1" remembered).
-    return masked === null ? null : maskCopiesIn(masked);
+    return masked === null ? null : withoutRepeatedMasks(maskCopiesIn(masked), lookup);
   } finally {
     memo = null;
   }
@@ -781,10 +822,13 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       // there (it watches the root of every host it serialises): dropped here, as the rest of
       // the blocked region.
       const { data } = e;
+      // Before the changes of what is now blocked are dropped: a mark added late is one of them.
+      for (const change of asArray(data.attributes)) noteLateMark(lookup, (change as { id?: unknown } | null)?.id);
       if (Array.isArray(data.adds)) data.adds = data.adds.filter((add) => !blockedAround(lookup, (add as { node?: { id?: unknown } })?.node?.id, false));
       if (Array.isArray(data.texts)) data.texts = data.texts.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
       if (Array.isArray(data.attributes)) data.attributes = data.attributes.filter((change) => !blockedAround(lookup, (change as { id?: unknown })?.id, true));
       for (const add of asArray(e.data.adds)) maskSerializedTree((add as { node?: unknown })?.node, lookup);
+      const unchanged = new Set<unknown>();
       for (const change of asArray(e.data.texts)) {
         const text = (change ?? {}) as { id?: unknown; value?: unknown };
         const value = text.value;
@@ -793,11 +837,13 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
           const node = typeof text.id === "number" ? lookup(text.id) : null;
           // A comment shows nothing: what it says never goes (also in a masked region or an editor).
           text.value = nodeTypeOf(node) === COMMENT_NODE ? "" : maskTextContent(value, node ? textParent(node) : null);
+          if (node && typeof node === "object" && sameAsSent(sentTexts, node, value, text.value as string)) unchanged.add(change);
         } catch (error) {
           failed(error);
           text.value = value.replace(/\S/g, MASK);
         }
       }
+      if (unchanged.size && Array.isArray(data.texts)) data.texts = data.texts.filter((change) => !unchanged.has(change));
       for (const change of asArray(e.data.attributes)) {
         const { id, attributes } = (change ?? {}) as { id?: unknown; attributes?: unknown };
         if (typeof id !== "number" || !attributes || typeof attributes !== "object") continue;
@@ -806,22 +852,26 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
         try {
           const el = asElement(lookup(id));
           dropInlineDocuments(attrs, el ? localNameOf(el) : null);
+          if (!el || localNameOf(el) === "meta") maskMetaContent(attrs, el);
           maskTextAttributes(attrs, el);
-          if (el) hideFieldState(attrs, el);
+          const holdsState = el !== null && hideFieldState(attrs, el);
           const field = el !== null && VALUE_FIELDS.has(localNameOf(el));
-          if (!el || valueHidden(el)) {
+          const hidden = !el || valueHidden(el);
+          if (hidden) {
             hideChoices(attrs);
             if (field && el) hideValueCopies(attrs, el);
           }
           if (el && hiddenSelectOf(el)) {
             for (const name of ["value", "label"]) if (typeof attrs[name] === "string") attrs[name] = MASK_PLACEHOLDER;
           }
+          if (el && (holdsState || (field && hidden))) dropUnchangedAttributes(attrs, el);
         } catch (error) {
           failed(error);
           dropInlineDocuments(attrs, null);
           hideAttributes(attrs);
         }
       }
+      if (emptied(data)) return null;
     } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === INPUT && typeof e.data.id === "number") {
       let el: Element | null = null;
       let hidden = true;
@@ -831,13 +881,218 @@ function maskEventState<T>(event: T, lookup: (id: number) => unknown): T | null 
       } catch (error) {
         failed(error);
       }
+      // A hidden checkbox's or radio button's events say which was chosen (rrweb sends one per
+      // change of state, the chosen radio first): none goes, as the mirror shows none ticked.
+      if (hidden && isCheckable(el)) return null;
       if (typeof e.data.text === "string") e.data.text = hidden ? hideValue(e.data.text, el) : maskInputValue(e.data.text, el);
       if (e.data.isChecked === true && hidden) e.data.isChecked = false;
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === MOUSE_INTERACTION && typeof e.data.id === "number") {
+      // Focus, clicks and touches of a hidden checkbox or radio button (arrow keys in a radio
+      // group move focus and choice together).
+      if (hiddenCheckable(lookup, e.data.id)) return null;
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === SCROLL && typeof e.data.id === "number") {
+      // A hidden field or editor scrolls as its text grows: how far tells how wide (how long)
+      // the hidden text is, a textarea's lines, and when each key was typed.
+      if (scrollsHiddenText(lookup, e.data.id)) return null;
+    } else if (e.type === INCREMENTAL_SNAPSHOT && e.data.source === SELECTION && Array.isArray(e.data.ranges)) {
+      // A selection's offsets in a hidden editor's text are positions in the text the agent
+      // sees as a placeholder: its length, where the caret is.
+      const all = e.data.ranges.length;
+      e.data.ranges = e.data.ranges.filter((range: { start?: unknown; end?: unknown } | null) =>
+        !inHiddenEditor(lookup, range?.start) && !inHiddenEditor(lookup, range?.end));
+      if (all > 0 && (e.data.ranges as unknown[]).length === 0) return null;
     }
     return event;
   } catch (error) {
     failed(error);
     return null;
+  }
+}
+
+/**
+ * Marks added after what they mark was sent: a page (its framework, after the first render) adds
+ * a `mask` or `hide` class, or `.rr-mask`/`.rr-block`, to an element rrweb already sent as it
+ * was. rrweb sends only the attribute's change, so the agent's mirror (and a recording) kept the
+ * element's text and content as they were, under the mark, for as long as the page lives. The
+ * elements sent inside a masked region, and those sent blocked (rrweb's empty box), are known
+ * here; an element that is now a masked region's or a blocked one's, and was not sent as such,
+ * asks (onMarkedLate) for a full snapshot, which sends the page afresh under the marks. What the
+ * agent saw before the mark was added stays seen: mark in the markup the page is served with.
+ */
+const sentMasked = new WeakSet<Element>();
+const sentBlocked = new WeakSet<Element>();
+let lateMarkListener: (() => void) | null = null;
+
+/** Called when an element was marked (masked or hidden) after it was sent unmarked. */
+export function onMarkedLate(listener: (() => void) | null): void {
+  lateMarkListener = listener;
+}
+
+function noteSentRegion(el: Element, attrs: Record<string, unknown>): void {
+  if (insideMasked(el)) sentMasked.add(el);
+  else sentMasked.delete(el);
+  // rrweb's empty box for a blocked element: its size, no content.
+  if ("rr_width" in attrs) sentBlocked.add(el);
+  else sentBlocked.delete(el);
+}
+
+/** After a change of the element a recorded id names: whether it is now marked as it was not
+ * when sent (then onMarkedLate's listener is told, once for the element). */
+function noteLateMark(lookup: (id: number) => unknown, id: unknown): void {
+  if (typeof id !== "number") return;
+  try {
+    const el = asElement(lookup(id));
+    if (!el) return;
+    let late = false;
+    if (!sentMasked.has(el) && insideMasked(el)) {
+      sentMasked.add(el);
+      late = true;
+    }
+    blockedSelector ??= recordMaskingOptions().blockSelector;
+    if (!sentBlocked.has(el) && matchesOf(el, blockedSelector)) {
+      sentBlocked.add(el);
+      late = true;
+    }
+    if (late) lateMarkListener?.();
+  } catch (error) {
+    failed(error);
+  }
+}
+
+/** A checkbox or radio button (its state is the customer's choice). */
+function isCheckable(el: Element | null): boolean {
+  if (!el || localNameOf(el) !== "input") return false;
+  const type = (attributeOf(el, "type") ?? "").toLowerCase().trim();
+  return type === "checkbox" || type === "radio";
+}
+
+/** Whether a recorded id names a hidden checkbox or radio button. Fails closed (a node that
+ * cannot be read counts as one). */
+function hiddenCheckable(lookup: (id: number) => unknown, id: number): boolean {
+  try {
+    const el = asElement(lookup(id));
+    return isCheckable(el) && valueHidden(el as Element);
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
+/** Whether a recorded id names a hidden field, or an element of an editor whose text is hidden
+ * (or is unreadable); the page's document and other elements are not. */
+function scrollsHiddenText(lookup: (id: number) => unknown, id: number): boolean {
+  try {
+    const el = asElement(lookup(id));
+    if (!el) return false;
+    return (isValueField(el) && valueHidden(el)) || inHiddenEditor(lookup, id);
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
+/** Whether a recorded id names a node of an editor whose text is hidden (or is unreadable). */
+function inHiddenEditor(lookup: (id: number) => unknown, id: unknown): boolean {
+  if (typeof id !== "number") return false;
+  try {
+    const el = textParent(lookup(id));
+    return el !== null && editableHostOf(el) !== null && valueHidden(el);
+  } catch (error) {
+    failed(error);
+    return true;
+  }
+}
+
+/**
+ * What was last sent of a masked text node, and of the attributes of a hidden field (or its
+ * wrapper), as masked: a keystroke changes the page (an editor's text, a `value` attribute a
+ * framework keeps in step with the field, a `data-*` copy) but not what the agent may see of it
+ * (the placeholder again). rrweb sends each change all the same, so their number and timing told
+ * the length of what was typed; such changes are dropped (sameAsSent, dropUnchangedAttributes).
+ * Filled from what snapshots and changes send; a full snapshot sets them afresh.
+ */
+let sentTexts = new WeakMap<object, string>();
+let sentAttributes = new WeakMap<object, Map<string, unknown>>();
+
+/** Forget what was sent (a new recording starts with a full snapshot; tests). */
+export function forgetSent(): void {
+  sentTexts = new WeakMap();
+  sentAttributes = new WeakMap();
+  sentMaskedAttributes = new WeakMap();
+}
+
+/** Whether a text change of `node` (`raw`, masked as `masked`) shows what was last sent of it;
+ * remembers what goes. Only masked text is remembered: shown text changes when it changes. */
+function sameAsSent(sent: WeakMap<object, string>, node: object, raw: string, masked: string): boolean {
+  const last = sent.get(node);
+  if (last === masked) return true;
+  if (last !== undefined || masked !== raw) sent.set(node, masked);
+  return false;
+}
+
+/** Drop a mutation's attribute changes left empty; whether nothing is left to tell (a hidden
+ * value changed to what it already showed: a keystroke), then no event goes, so neither the
+ * agent nor the relay counts the keystrokes. */
+function emptied(data: Record<string, unknown>): boolean {
+  if (Array.isArray(data.attributes)) {
+    data.attributes = data.attributes.filter((change) => {
+      const attrs = (change as { attributes?: unknown } | null)?.attributes;
+      return !attrs || typeof attrs !== "object" || Object.keys(attrs).length > 0;
+    });
+  }
+  return ["adds", "removes", "texts", "attributes"].every((key) => data[key] === undefined ||
+    (Array.isArray(data[key]) && (data[key] as unknown[]).length === 0));
+}
+
+/** What was last sent, masked, of any element's attribute (a copy of a hidden value the page
+ * writes into another element's `data-*` or `title` as the customer types). */
+let sentMaskedAttributes = new WeakMap<object, Map<string, string>>();
+
+/**
+ * The last pass over a change of attributes, as it goes (masked, copies too): an attribute whose
+ * value holds the mask and is what was last sent of it is dropped (a page that copies a password
+ * into a preview's `data-*` at each keystroke sent the same placeholder each time), and the
+ * event, if nothing is left. Never throws: an event it cannot read goes as it is.
+ */
+function withoutRepeatedMasks<T>(event: T | null, lookup: (id: number) => unknown): T | null {
+  const e = event as { type?: unknown; data?: Record<string, unknown> } | null;
+  if (!e || e.type !== INCREMENTAL_SNAPSHOT || !e.data || e.data.source !== MUTATION || !Array.isArray(e.data.attributes)) return event;
+  try {
+    for (const change of e.data.attributes as { id?: unknown; attributes?: unknown }[]) {
+      const node = typeof change?.id === "number" ? lookup(change.id) : null;
+      if (!node || typeof node !== "object" || !change.attributes || typeof change.attributes !== "object") continue;
+      const attrs = change.attributes as Record<string, unknown>;
+      let last = sentMaskedAttributes.get(node);
+      for (const [name, value] of Object.entries(attrs)) {
+        if (typeof value === "string" && value.includes(MASK)) {
+          if (last?.get(name) === value) {
+            delete attrs[name];
+          } else {
+            if (!last) sentMaskedAttributes.set(node, (last = new Map()));
+            last.set(name, value);
+          }
+        } else {
+          last?.delete(name);
+        }
+      }
+    }
+    return emptied(e.data) ? null : event;
+  } catch (error) {
+    failed(error);
+    return event;
+  }
+}
+
+/** Remove from a change of `el`'s attributes those that show what was last sent of them. */
+function dropUnchangedAttributes(attrs: Record<string, unknown>, el: Element): void {
+  let last = sentAttributes.get(el);
+  if (!last) {
+    last = new Map();
+    sentAttributes.set(el, last);
+  }
+  for (const [name, value] of Object.entries(attrs)) {
+    if (last.has(name) && last.get(name) === value) delete attrs[name];
+    else last.set(name, value);
   }
 }
 
@@ -1082,6 +1337,21 @@ function hideAttributes(attrs: Record<string, unknown>): void {
  */
 const FRAME_DOCUMENT = "srcdoc";
 
+/**
+ * A `<meta>`'s `content` draws nothing in the mirror, and pages keep in it what a hidden input
+ * would hold (`<meta name="csrf-token" content="…">`, an API key, the signed-in user's id or
+ * e-mail): it becomes the placeholder, but for the few that change how the page is drawn
+ * (RENDERED_META, by `name` or `http-equiv`), whose addresses stripAddressesIn strips. `el`
+ * null (unknown): its `content` is masked.
+ */
+const RENDERED_META = new Set(["viewport", "color-scheme", "theme-color", "content-type", "content-language", "default-style"]);
+
+function maskMetaContent(attrs: Record<string, unknown>, el: Element | null): void {
+  if (typeof attrs.content !== "string" || attrs.content === "") return;
+  const kind = ((el ? (attributeOf(el, "name") ?? attributeOf(el, "http-equiv")) : null) ?? "").trim().toLowerCase();
+  if (!RENDERED_META.has(kind)) attrs.content = MASK_PLACEHOLDER;
+}
+
 /** Elements that show another document, and the attributes that name it. */
 const EMBEDDING = new Set(["iframe", "frame", "object", "embed"]);
 const EMBEDDED_SOURCES = ["src", "rr_src", "data"];
@@ -1132,11 +1402,22 @@ function maskSerializedNode(n: SerializedNode, lookup: (id: number) => unknown):
     delete attrs[FRAME_DOCUMENT]; // before anything that could fail: never sent
     dropInlineDocuments(attrs, n.tagName.toLowerCase());
     const el = typeof n.id === "number" ? asElement(lookup(n.id)) : null;
+    if (n.tagName.toLowerCase() === "meta") maskMetaContent(attrs, el);
     maskSerializedField(n.tagName.toLowerCase(), attrs, el);
     maskTextAttributes(attrs, el);
-    if (el) hideFieldState(attrs, el);
+    if (el) noteSentRegion(el, attrs);
+    if (el && (hideFieldState(attrs, el) || (isValueField(el) && valueHidden(el)))) {
+      sentAttributes.set(el, new Map(Object.entries(attrs)));
+    }
   } else if ((n.type === SERIALIZED_TEXT || n.type === SERIALIZED_CDATA) && typeof n.textContent === "string" && n.isStyle !== true) {
-    n.textContent = maskTextContent(n.textContent, typeof n.id === "number" ? textParent(lookup(n.id)) : null);
+    const node = typeof n.id === "number" ? lookup(n.id) : null;
+    const raw = n.textContent;
+    const masked = maskTextContent(raw, typeof n.id === "number" ? textParent(node) : null);
+    n.textContent = masked;
+    if (node && typeof node === "object") {
+      if (masked !== raw) sentTexts.set(node, masked);
+      else sentTexts.delete(node);
+    }
   } else if (n.type === SERIALIZED_COMMENT && typeof n.textContent === "string") {
     // A comment shows nothing, and pages leave much in them (a template's data, an editor's
     // pasted document with its author): what it says never goes, wherever it is.
@@ -1469,8 +1750,9 @@ function holdsHiddenFieldState(el: Element): boolean {
   return fields.length === 1 && valueHidden(fields[0]);
 }
 
-function hideFieldState(attrs: Record<string, unknown>, el: Element): void {
-  if (!holdsHiddenFieldState(el)) return;
+/** Returns whether `el` holds a hidden field's state (its attributes were masked so). */
+function hideFieldState(attrs: Record<string, unknown>, el: Element): boolean {
+  if (!holdsHiddenFieldState(el)) return false;
   for (const [name, value] of Object.entries(attrs)) {
     const key = name.toLowerCase();
     if (key === "class" && typeof value === "string") {
@@ -1481,4 +1763,5 @@ function hideFieldState(attrs: Record<string, unknown>, el: Element): void {
       attrs[name] = MASK_PLACEHOLDER;
     }
   }
+  return true;
 }
