@@ -35,7 +35,13 @@ from tandem.audit import (
     make_checkpoint,
     verify,
 )
-from tandem.config import PROXY_NOTE, Settings, normalize_origin, public_origin_warning
+from tandem.config import (
+    PLAIN_HTTP_NOTE,
+    PROXY_NOTE,
+    Settings,
+    normalize_origin,
+    public_origin_warning,
+)
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import (
     AuditTrailDamaged,
@@ -1622,6 +1628,35 @@ def compliance_forget_proxy(data_dir: DataDir = None, audit_key: AuditKey = None
     except OSError as exc:  # the data directory's note, there but not removable
         raise _fail(f"cannot remove {settings.proxy_seen_path}: {exc.strerror}") from None
     typer.echo("the reverse proxy's note is removed" if forgotten else "no reverse proxy was noted")
+
+
+@compliance_app.command("forget-plain-http")
+def compliance_forget_plain_http(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
+    """Remove the note that a request came over plain HTTP (it fails the transport item of
+    every server on the database): once the proxy forwards only HTTPS. Removed while plain
+    requests still come, a server notes it again (within transport_note_recheck_seconds)."""
+
+    async def run() -> bool:
+        async with offline(settings) as directory:
+            forgotten = await directory.storage.forget_installation_note(PLAIN_HTTP_NOTE)
+        try:  # an earlier version's note, in the data directory
+            settings.plain_http_seen_path.unlink()
+        except FileNotFoundError:
+            return forgotten
+        return True
+
+    try:
+        settings = _load(data_dir, audit_key_file=audit_key)
+        forgotten = _run(run())
+    except TandemError as exc:
+        raise _fail(exc) from None
+    except OSError as exc:  # the data directory's note, there but not removable
+        raise _fail(f"cannot remove {settings.plain_http_seen_path}: {exc.strerror}") from None
+    typer.echo(
+        "the plain HTTP request's note is removed"
+        if forgotten
+        else "no request over plain HTTP was noted"
+    )
 
 
 def _same_settings_as_the_server(settings: Settings) -> None:

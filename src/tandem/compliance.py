@@ -25,7 +25,7 @@ import msgspec
 from tandem import auth, sbom
 from tandem.access import Principal, Resource, authorize
 from tandem.audit import Checkpoint, load_or_create_key, verify
-from tandem.config import PLAIN_HTTP_SEEN_FILE, PROXY_NOTE, Settings
+from tandem.config import FORWARDED_HTTPS_NOTE, PLAIN_HTTP_NOTE, PROXY_NOTE, Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
@@ -330,13 +330,12 @@ def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
     if inst.plain_http_seen is not None:
         return (
             "fail",
-            f"a request came over plain HTTP: {inst.plain_http_seen} (noted in the data "
-            f"directory's {PLAIN_HTTP_SEEN_FILE}): sign-in cookies and sessions crossed the "
-            "network unprotected",
+            f"a request came over plain HTTP: {inst.plain_http_seen}: sign-in cookies and "
+            "sessions crossed the network unprotected",
             "serve HTTPS only: have the proxy redirect http to https and send "
             "X-Forwarded-Proto: https with what it forwards (or tandem serve --tls-cert ... "
-            f"--tls-key ...), then delete {PLAIN_HTTP_SEEN_FILE} from the data directory and "
-            "check again (docs/deployment.md)",
+            "--tls-key ...), then remove the note with tandem compliance forget-plain-http "
+            "and check again (docs/deployment.md)",
         )
     if "*" in inst.trusted_proxies:
         # Every client is believed when it says it came over https (X-Forwarded-Proto), and
@@ -861,7 +860,11 @@ async def gather(
     )
     standings = await training.roster(grant, users)
     key_files, key_files_unread = await asyncio.to_thread(recording_key_files, settings.data_dir)
-    transport = await asyncio.to_thread(settings.transport_seen)
+    transport = await asyncio.to_thread(
+        settings.transport_seen,
+        await storage.installation_note(PLAIN_HTTP_NOTE),
+        await storage.installation_note(FORWARDED_HTTPS_NOTE),
+    )
     return Installation(
         org=org,
         users=users,

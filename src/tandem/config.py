@@ -319,9 +319,10 @@ class Settings:
     (``tandem.sqlite3.<time>.bak`` beside it) is deleted this long after it was made (at the next
     purge). It holds every customer's data as it was, also what is erased or purged since."""
     transport_note_recheck_seconds: float = 60.0
-    """Once a request over plain HTTP was noted for the compliance check (``plain-http-seen``),
-    how often a later one looks whether the note is still there, and notes it again if the
-    operator deleted it while the proxy still forwards plain HTTP (0: every such request)."""
+    """Once a request over plain HTTP was noted for the compliance check (in the database,
+    :data:`PLAIN_HTTP_NOTE`), how often a later one looks whether the note is still there, and
+    notes it again if the operator removed it (``tandem compliance forget-plain-http``) while
+    the proxy still forwards plain HTTP (0: every such request)."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is
@@ -643,13 +644,16 @@ class Settings:
 
     @property
     def plain_http_seen_path(self) -> Path:
-        """Where the server notes the first request it answered that came over plain HTTP
-        (:func:`note_transport_seen`); the compliance check's "transport" item reads it."""
+        """Where a server of an earlier version noted, in its own data directory, the first
+        request it answered that came over plain HTTP: still read (:meth:`transport_seen`),
+        though the note is now kept in the database (:data:`PLAIN_HTTP_NOTE`)."""
         return self.data_dir / PLAIN_HTTP_SEEN_FILE
 
     @property
     def forwarded_https_seen_path(self) -> Path:
-        """Where the server notes the first request a trusted proxy forwarded as https."""
+        """Where a server of an earlier version noted the first request a trusted proxy
+        forwarded as https: still read, the note now being the database's
+        (:data:`FORWARDED_HTTPS_NOTE`)."""
         return self.data_dir / FORWARDED_HTTPS_SEEN_FILE
 
     @property
@@ -680,20 +684,29 @@ class Settings:
             "postgresql": bool(self.database_url),
         }
 
-    def transport_seen(self) -> tuple[str | None, bool]:
-        """What the requests showed of the browsers' transport (:func:`note_transport_seen`):
-        the note of one that came over plain HTTP (or why the note cannot be read: a failed
-        check rather than a passed one), and whether one came through a trusted proxy as
-        https."""
+    def transport_seen(
+        self, plain_noted: str | None = None, https_noted: str | None = None
+    ) -> tuple[str | None, bool]:
+        """What the requests showed of the browsers' transport: the note of one that came over
+        plain HTTP (or why the note cannot be read: a failed check rather than a passed one),
+        and whether one came through a trusted proxy as https. ``plain_noted`` and
+        ``https_noted`` are the database's notes (:data:`PLAIN_HTTP_NOTE`,
+        :data:`FORWARDED_HTTPS_NOTE`: seen by any server on it); without them, an earlier
+        version's notes in the data directory."""
         plain: str | None
-        try:
-            plain = self.plain_http_seen_path.read_text(encoding="utf-8").strip()[:300]
-            plain = plain or "a request"
-        except FileNotFoundError:
-            plain = None
-        except OSError as exc:
-            plain = f"its note ({self.plain_http_seen_path}) is unreadable: {exc}"
-        return plain, self.forwarded_https_seen_path.exists()
+        if plain_noted is not None:
+            plain = (
+                f"{plain_noted.strip()[:300] or 'a request'} (noted by a server on this database)"
+            )
+        else:
+            try:
+                plain = self.plain_http_seen_path.read_text(encoding="utf-8").strip()[:300]
+                plain = f"{plain or 'a request'} (noted in {self.plain_http_seen_path})"
+            except FileNotFoundError:
+                plain = None
+            except OSError as exc:
+                plain = f"its note ({self.plain_http_seen_path}) is unreadable: {exc}"
+        return plain, https_noted is not None or self.forwarded_https_seen_path.exists()
 
     def exposure(self, noted: str | None = None) -> str | None:
         """:attr:`unnamed_exposure`, or, with none, that requests came with a reverse proxy's
@@ -922,11 +935,23 @@ set or the operator removes it (``tandem compliance forget-proxy``)."""
 
 PLAIN_HTTP_SEEN_FILE = "plain-http-seen"
 """In the data directory: the first request (not a probe, not from this machine) the server
-answered over plain HTTP, as the connection or a trusted proxy's X-Forwarded-Proto said
-(Settings.transport_seen). Delete it once the proxy forwards only HTTPS."""
+answered over plain HTTP, as earlier versions noted it (Settings.transport_seen still reads it;
+``tandem compliance forget-plain-http`` removes it with the database's note)."""
 
 FORWARDED_HTTPS_SEEN_FILE = "forwarded-https-seen"
-"""In the data directory: a trusted proxy has forwarded a request as https."""
+"""In the data directory: a trusted proxy has forwarded a request as https, as earlier versions
+noted it (still read)."""
+
+PLAIN_HTTP_NOTE = "plain_http_seen"
+"""The database's note (Storage.note_installation) of the first request (not a probe, not from
+this machine) a server on it answered over plain HTTP, as the connection or a trusted proxy's
+X-Forwarded-Proto said: every server's compliance check fails ``transport`` (Settings.
+transport_seen) until the operator removes it (``tandem compliance forget-plain-http``) once the
+proxy forwards only HTTPS. Removed while plain requests still come, it is made again."""
+
+FORWARDED_HTTPS_NOTE = "forwarded_https_seen"
+"""The database's note of the first request a trusted proxy forwarded to a server on it as
+https (what shows that HTTPS ends at the proxy: Settings.transport_seen)."""
 
 SERVING_SETTINGS_FILE = "serving-settings.json"
 """In the data directory: the settings the last server started on it runs with, as far as the
@@ -951,13 +976,6 @@ def public_origin_warning(exposure: str) -> str:
         "is same-origin with it). Set --public-origin https://tandem.example.com (or "
         "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"
     )
-
-
-def note_transport_seen(settings: Settings, plain: bool, what: str) -> None:
-    """Note a request that came over plain HTTP (``what`` says which), or one a trusted proxy
-    forwarded as https."""
-    path = settings.plain_http_seen_path if plain else settings.forwarded_https_seen_path
-    path.write_text(what + "\n", encoding="utf-8")
 
 
 def _file_digest(path: Path | None) -> str | None:

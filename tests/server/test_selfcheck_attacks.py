@@ -11,9 +11,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, ServerFactory, tandem_in_process, two_organisations
+from tandem.config import Settings
+from tandem.directory import Directory, operator
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    tandem_in_process,
+    two_organisations,
+)
 from tests.oidc_provider import OidcProvider
+from tests.server.faults import FailingCall
+from tests.server.test_host_attacks import seed_directory_on
 from tests.server.test_organisations import api
+from tests.server.test_scale_out import start_cluster
 from tests.server.test_sso import orgs_server, provider, sign_in, sso_failures
 
 __all__ = ["orgs_server", "provider"]  # fixtures
@@ -178,13 +189,24 @@ def test_behind_a_proxy_transport_passes_on_https_seen_and_fails_on_plain_http(
     item = transport_item(server)
     assert item["status"] == "fail" and "plain HTTP" in item["detail"], item
     assert "/console/ from 203.0.113.5" in item["detail"]
-    assert "plain-http-seen" in item["fix"]
-    note = server.settings.data_dir / "plain-http-seen"
-    assert note.exists()
+    assert "tandem compliance forget-plain-http" in item["fix"]
     assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
     assert transport_item(server)["status"] == "fail"  # https since does not clear it
-    note.unlink()  # the operator fixed the proxy and removed the note
+    forget_plain_http(server)  # the operator fixed the proxy and removed the note
     assert transport_item(server)["status"] == "pass"
+
+
+def forget_plain_http(
+    server: RunningServer, expected: str = "the plain HTTP request's note is removed"
+) -> None:
+    """``tandem compliance forget-plain-http`` on the server's data directory and database."""
+    env = {"PATH": "/usr/bin:/bin", "TANDEM_DATA_DIR": str(server.settings.data_dir)}
+    if server.settings.database_url:
+        env["TANDEM_DATABASE_URL"] = server.settings.database_url
+        env["TANDEM_AUDIT_KEY"] = str(server.settings.audit_key_file)
+    forgot = tandem_in_process("compliance", "forget-plain-http", env=env)
+    assert forgot.returncode == 0, forgot.stdout + forgot.stderr
+    assert forgot.stdout.strip() == expected, forgot.stdout
 
 
 def test_a_websocket_over_plain_http_through_the_proxy_fails_transport(
@@ -315,10 +337,88 @@ def test_a_deleted_plain_http_note_comes_back_while_plain_requests_still_come(
     over_https = {**plain, "x-forwarded-proto": "https"}
     assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
     assert httpx.get(f"{server.base}/console/", headers=plain).status_code == 200
-    note = server.settings.plain_http_seen_path
-    assert note.exists()
-    note.unlink()
-    assert transport_item(server)["status"] == "pass"  # nothing plain since the deletion
+    assert transport_item(server)["status"] == "fail"
+    forget_plain_http(server)
+    assert transport_item(server)["status"] == "pass"  # nothing plain since the removal
     assert httpx.get(f"{server.base}/api/me", headers=plain).status_code == 401
     item = transport_item(server)
     assert item["status"] == "fail" and "/api/me from 203.0.113.5" in item["detail"], item
+
+
+def test_a_plain_http_request_seen_by_one_server_of_a_cluster_fails_every_servers_transport(
+    requires_redis: None, server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Each server noted the transport in its own data directory: on a cluster behind a proxy
+    that forwarded plain HTTP to one server, the others' "transport" still passed (and one that
+    had seen no https request said it could not tell). The notes are the database's: what one
+    server saw, every server's check reports; the operator's removal is for all of them."""
+    with start_cluster(server_factory, tmp_path) as start:
+        a, b = start(trusted_proxies=("127.0.0.1",)), start(trusted_proxies=("127.0.0.1",))
+
+        async def admin(directory: Directory) -> None:
+            await directory.add_user(
+                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+            )
+
+        shared = {
+            "database_url": a.settings.database_url,
+            "audit_key_file": a.settings.audit_key_file,
+        }
+        seed_directory_on(Settings.load(environ={}, data_dir=tmp_path / "cli", **shared), admin)
+        plain = {"x-forwarded-for": "203.0.113.5"}
+        over_https = {**plain, "x-forwarded-proto": "https"}
+        assert httpx.get(f"{a.base}/console/", headers=over_https).status_code == 200
+        for server in (b, a):
+            item = transport_item(server)
+            assert item["status"] == "pass" and "forwarded as https" in item["detail"], item
+        assert httpx.get(f"{a.base}/console/", headers=plain).status_code == 200
+        for server in (b, a):
+            item = transport_item(server)
+            assert item["status"] == "fail", item
+            assert "/console/ from 203.0.113.5 over plain HTTP" in item["detail"], item
+            assert "noted by a server on this database" in item["detail"], item
+        forget_plain_http(b)
+        for server in (b, a):
+            assert transport_item(server)["status"] == "pass"
+
+
+def test_a_transport_note_the_database_refused_is_made_at_the_next_such_request(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = server_factory(seed=two_organisations, trusted_proxies=("127.0.0.1",))
+    storage = server.server.config.app.state.services.storage
+    failing = FailingCall(storage, monkeypatch, "note_transport")
+    plain = {"x-forwarded-for": "203.0.113.5"}
+    over_https = {**plain, "x-forwarded-proto": "https"}
+    for headers in (over_https, plain):
+        failing.arm(1)
+        assert httpx.get(f"{server.base}/console/", headers=headers).status_code == 200
+        assert failing.calls == ["note_installation"]  # refused: nothing noted
+        item = transport_item(server)
+        assert item["status"] == "fail" and "cannot tell yet" in item["detail"], item
+    failing.arm(0)
+    assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
+    assert failing.calls == ["note_installation"]
+    assert transport_item(server)["status"] == "pass"
+    assert httpx.get(f"{server.base}/console/", headers=plain).status_code == 200
+    assert failing.calls == ["note_installation", "note_installation"]
+    item = transport_item(server)
+    assert item["status"] == "fail" and "over plain HTTP" in item["detail"], item
+
+
+def test_an_earlier_versions_plain_http_note_still_fails_transport_until_forgotten(
+    server_factory: ServerFactory,
+) -> None:
+    """An upgraded single server: the note its earlier version left in the data directory
+    still fails the item (no plain request since), and the command removes it too."""
+    server = server_factory(seed=two_organisations, trusted_proxies=("127.0.0.1",))
+    (server.settings.data_dir / "forwarded-https-seen").write_text("http /console/ forwarded\n")
+    assert transport_item(server)["status"] == "pass"
+    note = server.settings.data_dir / "plain-http-seen"
+    note.write_text("http /console/ from 203.0.113.5 over plain HTTP (direct)\n")
+    item = transport_item(server)
+    assert item["status"] == "fail" and str(note) in item["detail"], item
+    forget_plain_http(server)
+    assert not note.exists()
+    assert transport_item(server)["status"] == "pass"
+    forget_plain_http(server, "no request over plain HTTP was noted")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,10 +20,11 @@ from starlette.types import Scope
 
 from tandem import crypto, metrics, sbom
 from tandem.config import (
+    FORWARDED_HTTPS_NOTE,
+    PLAIN_HTTP_NOTE,
     PROXY_NOTE,
     Settings,
     normalize_origin,
-    note_transport_seen,
     public_origin_warning,
 )
 from tandem.exceptions import ConfigError
@@ -122,6 +122,21 @@ async def note_proxy(app: Starlette, header: str) -> None:
     await running.storage.note_installation(PROXY_NOTE, header, running.clock())
 
 
+async def note_transport(app: Starlette, plain: bool, what: str) -> None:
+    """Note in the database, for every server on it, a request that came over plain HTTP
+    (``what`` says which: :data:`PLAIN_HTTP_NOTE`), or one a trusted proxy forwarded as https
+    (:data:`FORWARDED_HTTPS_NOTE`)."""
+    running: services.Services = app.state.services
+    name = PLAIN_HTTP_NOTE if plain else FORWARDED_HTTPS_NOTE
+    await running.storage.note_installation(name, what, running.clock())
+
+
+async def plain_http_noted(app: Starlette) -> bool:
+    """Whether the database still holds the note of a request over plain HTTP."""
+    running: services.Services = app.state.services
+    return await running.storage.installation_note(PLAIN_HTTP_NOTE) is not None
+
+
 async def warn_of_a_noted_proxy(settings: Settings, storage: Storage) -> None:
     """At start-up, warn of a reverse proxy that any server on the database saw (the command
     line warned already of everything it could tell without the database)."""
@@ -216,15 +231,21 @@ def create_app(
     async def noting_proxy(header: str) -> None:
         await note_proxy(app, header)
 
+    async def noting_transport(plain: bool, what: str) -> None:
+        await note_transport(app, plain, what)
+
+    async def plain_noted() -> bool:
+        return await plain_http_noted(app)
+
     app: Starlette = Starlette(
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(
                 TransportWatch,
-                note=functools.partial(note_transport_seen, settings),
+                note=noting_transport,
                 behind_proxy=bool(settings.trusted_proxies) and not settings.tls,
-                noted=settings.plain_http_seen_path.exists,
+                noted=plain_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,
             ),
             Middleware(

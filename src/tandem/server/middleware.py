@@ -151,18 +151,20 @@ class TransportWatch:
     own, the server took HTTPS on the proxy's word: the item passed for a proxy that forwarded
     plain HTTP (a port 80 it served, an ``X-Forwarded-Proto`` it never sent). The probes
     (:data:`PROBES`, which load balancers ask by address) and requests from this machine that
-    carry no proxy header (an operator's ``curl``) cross no network and are not noted. One note
-    of each kind per process, the first plain one also logged; the plain one is noted again
-    when the operator deleted it while plain requests still come (``noted``, looked at most
-    every ``recheck_seconds``): noted once per process, a note deleted before the proxy was
-    fixed left the item passing until the next restart."""
+    carry no proxy header (an operator's ``curl``) cross no network and are not noted. The
+    notes are made with ``note`` in the database, for every server on it (a plain request seen
+    by one server of a cluster fails every server's item). One note of each kind per process,
+    the first plain one also logged; a note the database refused is made again at the next such
+    request; the plain one is noted again when the operator removed it while plain requests
+    still come (``noted``, looked at most every ``recheck_seconds``): noted once per process, a
+    note removed before the proxy was fixed left the item passing until the next restart."""
 
     def __init__(
         self,
         app: ASGIApp,
-        note: Callable[[bool, str], None],
+        note: Callable[[bool, str], Awaitable[None]],
         behind_proxy: bool = False,
-        noted: Callable[[], bool] = lambda: True,
+        noted: Callable[[], Awaitable[bool]] | None = None,
         recheck_seconds: float = 60.0,
     ) -> None:
         self.app = app
@@ -170,6 +172,7 @@ class TransportWatch:
         self.noted = noted
         self.recheck_seconds = recheck_seconds
         self.plain_noted = False
+        self.plain_logged = False
         self.plain_checked_at = 0.0
         self.https_noted = not behind_proxy  # without a proxy, nothing to learn from https
 
@@ -184,10 +187,14 @@ class TransportWatch:
     async def _still_noted(self) -> bool:
         """Whether the plain note is still there (looked at most every recheck_seconds)."""
         now = asyncio.get_running_loop().time()
-        if now - self.plain_checked_at < self.recheck_seconds:
+        if self.noted is None or now - self.plain_checked_at < self.recheck_seconds:
             return True
         self.plain_checked_at = now
-        return await asyncio.to_thread(self.noted)
+        try:
+            return await self.noted()
+        except Exception as exc:  # the database away: looked at again at the next recheck
+            log.error("cannot look for the transport's note for the compliance check: %s", exc)
+            return True
 
     async def _watch(self, scope: Scope) -> None:
         if scope["type"] == "http" and scope["path"] in PROBES:
@@ -207,20 +214,26 @@ class TransportWatch:
                 f"{scope['type']} {scope['path'][:100]} from {str(client[0])[:60]} over plain "
                 f"HTTP ({'forwarded: ' + proxied if proxied else 'direct'})"
             )
-            log.warning(
-                "a request came over plain HTTP (%s): browsers reach this server unencrypted. "
-                "Serve HTTPS only (--tls-cert, or a proxy that redirects http to https and sends "
-                "X-Forwarded-Proto: https; docs/deployment.md)",
-                what,
-            )
+            if not self.plain_logged:
+                self.plain_logged = True
+                log.warning(
+                    "a request came over plain HTTP (%s): browsers reach this server "
+                    "unencrypted. Serve HTTPS only (--tls-cert, or a proxy that redirects http "
+                    "to https and sends X-Forwarded-Proto: https; docs/deployment.md)",
+                    what,
+                )
         elif not plain and proxied and not self.https_noted:
             self.https_noted = True
             what = f"{scope['type']} {scope['path'][:100]} forwarded as https"
         else:
             return
         try:
-            await asyncio.to_thread(self.note, plain, what)
-        except OSError as exc:  # the warning stands; the compliance check cannot see it
+            await self.note(plain, what)
+        except Exception as exc:  # the database away: the next such request notes it
+            if plain:
+                self.plain_noted = False
+            else:
+                self.https_noted = False
             log.error("cannot note the transport for the compliance check: %s", exc)
 
 

@@ -420,8 +420,11 @@ installation_notes = sa.Table(
 )
 """What a server noticed about the installation, for every server on the database (the
 compliance check and the next start of any of them): ``proxy_headers_seen``, the reverse proxy's
-header a request came with while no public origin was set (tandem.config.PROXY_NOTE). The first
-note of a name stays until the operator removes it (``tandem compliance forget-proxy``)."""
+header a request came with while no public origin was set (tandem.config.PROXY_NOTE);
+``plain_http_seen`` and ``forwarded_https_seen``, the first request over plain HTTP and the first
+a trusted proxy forwarded as https (PLAIN_HTTP_NOTE, FORWARDED_HTTPS_NOTE). The first note of a
+name stays until the operator removes it (``tandem compliance forget-proxy``,
+``forget-plain-http``)."""
 
 audit_counts = sa.Table(
     "audit_counts",
