@@ -307,7 +307,7 @@ async def test_concurrent_checks_of_a_revoked_sign_in_close_and_audit_once(
     """The timer, an announcement and a message may check one socket at the same moment."""
     ann = principal("agent")
     async with hub.agent_seat(ann, "192.0.2.1", await signed_in(hub, ann)) as seat:
-        await hub.storage.delete_logins_of("ann")
+        await hub.storage.delete_logins_of(of_org(ORG), "ann")
         await asyncio.gather(hub.recheck(seat), hub.recheck(seat), hub.recheck(seat))
         assert seat.kicked.is_set() and seat.kick_reason == (4401, "signed out: sign in again")
         with pytest.raises(ProtocolError) as refused:

@@ -505,7 +505,7 @@ class Directory:
         if not await self.storage.set_user_disabled(grant, username, disabled):
             raise NotFoundError(f"no user named {username!r}")
         if disabled:
-            await self.storage.delete_logins_of(username)
+            await self.storage.delete_logins_of(grant, username)
             self.revoked(user=username)
         await self.record(
             "user_disabled" if disabled else "user_enabled",
@@ -527,7 +527,7 @@ class Directory:
         grant = authorize(actor, "users.manage", Resource(user.org_id))
         if not await self.storage.set_second_factor(grant, username, None, ()):
             raise NotFoundError(f"no user named {username!r}")
-        await self.storage.delete_logins_of(username)
+        await self.storage.delete_logins_of(grant, username)
         self.revoked(user=username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
 
@@ -555,7 +555,7 @@ class Directory:
         if not await self.storage.set_oidc_identity(grant, username, identity):
             raise NotFoundError(f"no user named {username!r}")
         if user.oidc_identity is not None and user.oidc_identity != identity:
-            await self.storage.delete_logins_of(username)
+            await self.storage.delete_logins_of(grant, username)
             self.revoked(user=username)
         await self.record(
             "sso_identity_bound" if identity else "sso_identity_removed",

@@ -26,7 +26,7 @@ from tandem.directory import offline, operator
 from tandem.storage.base import LoginRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
-from tests.grants import owned
+from tests.grants import of_org, owned
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -368,7 +368,7 @@ def _delete_logins_behind_the_servers_back(server: RunningServer, username: str)
     async def run() -> None:
         storage = await SQLStorage.open_sqlite(server.settings.data_dir / "tandem.sqlite3")
         try:
-            await storage.delete_logins_of(username)
+            await storage.delete_logins_of(of_org("default"), username)
         finally:
             await storage.close()
 

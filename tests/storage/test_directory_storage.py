@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from tandem.access import Principal
 from tandem.directory import Directory
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
+    LoginRecord,
     OrgRecord,
     PracticeRecord,
     SiteRecord,
@@ -216,3 +218,40 @@ async def test_a_reset_whose_account_went_to_another_organisation_meanwhile_writ
     assert crypto.verify_password(victim.password_hash, "victims-own-phrase-3")
     assert not crypto.verify_password(victim.password_hash, "attackers-phrase-9")
     assert "password_reset" not in records
+
+
+async def test_a_sign_out_whose_account_went_to_another_organisation_meanwhile_ends_nothing(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Acme's admin disables Acme's "x" (its sign-ins are to end); between the account's change
+    and the end of its sign-ins, another of Acme's admins deletes "x" and the default
+    organisation makes its own new "x", which signs in. The sign-ins were deleted by name alone:
+    the other organisation's user was signed out by Acme. Now the deletion names Acme's account:
+    the other organisation's sign-in stays (organisation isolation review)."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    box = crypto.SecretBox(tmp_path / "secrets.key")
+
+    async def record(action: str, **fields: object) -> None:
+        pass
+
+    directory = Directory(storage, record, lambda: 100.0, box)
+    max_ = Principal("max", "Max", "admin", "acme")
+    mia = Principal("mia", "Mia", "admin", "acme")
+    ada = Principal("ada", "Ada", "admin", "default")
+    await directory.add_user(max_, "x", "acme-pass-phrase-7", "agent", None, ())
+    await storage.add_login(LoginRecord("acme-x", "x", 1000.0))
+    disable = storage.set_user_disabled
+
+    async def and_meanwhile(*args: Any, **kwargs: Any) -> bool:
+        changed = await disable(*args, **kwargs)
+        await directory.delete_user(mia, "x")  # its sign-ins go with it
+        await directory.add_user(ada, "x", "victims-own-phrase-3", "agent", None, ())
+        await storage.add_login(LoginRecord("default-x", "x", 1000.0))
+        return changed
+
+    monkeypatch.setattr(storage, "set_user_disabled", and_meanwhile)
+    await directory.set_disabled(max_, "x", True)
+    victim = await storage.get_user("x")
+    assert victim is not None and victim.org_id == "default" and not victim.disabled
+    assert await storage.get_login("default-x") is not None
+    assert await storage.get_login("acme-x") is None

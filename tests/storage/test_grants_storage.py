@@ -16,6 +16,7 @@ from tandem.access import Grant
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
     HoldRecord,
+    LoginRecord,
     OrgRecord,
     RecordingRecord,
     SiteRecord,
@@ -239,3 +240,17 @@ def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:
         Grant.server("acme", "")
     with pytest.raises(ValueError, match="organisation"):
         Grant.server("", "demo page")
+
+
+async def test_a_grant_signs_out_no_other_organisations_account_of_the_name(two: Storage) -> None:
+    """Usernames are unique on the server, so ending an account's sign-ins took the name
+    alone: a name the directory checked as the admin's own could be another organisation's
+    by the time its sign-ins were deleted. It now takes the grant."""
+    await two.add_login(LoginRecord("t-bea-1", "bea", 100.0))
+    await two.add_login(LoginRecord("t-bea-2", "bea", 100.0))
+    assert await two.delete_logins_of(A, "bea") == 0
+    assert await two.get_login("t-bea-1") is not None
+    assert await two.get_login("t-bea-2") is not None
+    assert await two.delete_logins_of(A, "nobody") == 0
+    assert await two.delete_logins_of(B, "bea") == 2  # B's own grant still reaches them
+    assert await two.get_login("t-bea-1") is None

@@ -413,7 +413,8 @@ async def test_sign_ins_round_trip(storage: Storage) -> None:
     assert await storage.get_login("t1") is None
     await storage.add_login(LoginRecord("t3", "u", 100.0))
     await storage.add_login(LoginRecord("t4", "u", 100.0))
-    assert await storage.delete_logins_of("u") == 2
+    assert await storage.delete_logins_of(of_org("acme"), "u") == 0  # another organisation's
+    assert await storage.delete_logins_of(of_org("default"), "u") == 2
     await storage.add_login(LoginRecord("t5", "u", 100.0))
     await storage.delete_user(of_org("default"), "u")
     assert await storage.get_login("t5") is None  # a deleted user's sign-ins go with it

@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tandem import auth, revocation
+from tandem.access import authorize
 from tandem.exceptions import AuthenticationError, BusyError
 from tandem.hub import address_group
 from tandem.protocol.codec import json_carries_nul
@@ -127,7 +128,8 @@ async def logout_everywhere(request: Request) -> Response:
     agent = await current_agent(request)
     if agent is None:
         return problem(401, "Not signed in", "Sign in first.")
-    ended = await services.storage.delete_logins_of(agent.username)
+    grant = authorize(agent, "self")
+    ended = await services.storage.delete_logins_of(grant, agent.username)
     await services.hub.record(
         "sign_out_everywhere", actor=agent.username, sign_ins=ended, org=agent.org
     )

@@ -294,8 +294,10 @@ class Storage(AuditStore, Protocol):
         """Record activity on a sign-in (for idle expiry)."""
         ...
 
-    async def delete_logins_of(self, username: str) -> int:
-        """Sign a user out everywhere; returns how many sign-ins ended."""
+    async def delete_logins_of(self, grant: Grant, username: str) -> int:
+        """Sign a user of the grant's organisation out everywhere; returns how many sign-ins
+        ended (0 when ``username`` is no account of that organisation: usernames are free
+        again once deleted, and the name may be another organisation's by now)."""
         ...
 
     async def put_join_code(

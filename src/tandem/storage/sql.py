@@ -1384,8 +1384,13 @@ class SQLStorage:
     async def touch_login(self, token_digest: str, now: float) -> None:
         await self._count(self._touch, {"digest": token_digest, "now": now})
 
-    async def delete_logins_of(self, username: str) -> int:
-        return await self._count(logins.delete().where(logins.c.username == username))
+    async def delete_logins_of(self, grant: Grant, username: str) -> int:
+        own = sa.select(users.c.username).where(
+            users.c.username == username, users.c.org_id == grant.org_id
+        )
+        return await self._count(
+            logins.delete().where(logins.c.username == username, logins.c.username.in_(own))
+        )
 
     async def delete_login(self, token_digest: str) -> None:
         await self._count(logins.delete().where(logins.c.token_digest == token_digest))
