@@ -248,6 +248,30 @@ def test_pci_dss_asks_for_training_every_twelve_months(
     assert statuses("gdpr", changed)[requirement] == "pass"
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_a_noted_reverse_proxy_is_fixed_by_a_public_origin_or_by_forgetting_the_note(
+    profile: Profile,
+) -> None:
+    """Failing on a noted reverse proxy, the fix named --public-origin only: for a proxy that
+    no longer forwards to the servers, the note stayed and nothing said how to remove it. A
+    failure the settings make (a proxy trusted, a public address) names no forget-proxy: the
+    note is not what fails it, so removing it would fix nothing."""
+    noted = dataclasses.replace(
+        compliant(),
+        public_origins=(),
+        unnamed_exposure="requests came through a reverse proxy (x-forwarded-for seen by a "
+        "server on this database), which forwards any Host",
+        proxy_noted=True,
+    )
+    [failure] = evaluate(profile, noted, NOW).failed
+    assert failure.requirement == "public_origin"
+    assert "--public-origin" in failure.fix
+    assert "no reverse proxy forwards to the servers any more" in failure.fix
+    assert "tandem compliance forget-proxy" in failure.fix
+    [settings] = evaluate(profile, FAILING["public_origin"](compliant()), NOW).failed
+    assert "--public-origin" in settings.fix and "forget-proxy" not in settings.fix
+
+
 def test_audit_records_are_kept_as_long_as_the_profile_asks() -> None:
     """The profiles' minimums: PCI DSS 10.5.1 12 months, HIPAA six years; the GDPR none. The
     signed trail is never purged; the anonymous event counts are, after a setting."""
@@ -419,6 +443,7 @@ def test_the_command_fails_a_server_reached_by_any_name_without_a_public_origin(
     assert [r for r, v in failed.items() if v["status"] == "fail"] == ["public_origin"]
     assert reason in failed["public_origin"]["detail"]
     assert "--public-origin" in failed["public_origin"]["fix"]
+    assert "forget-proxy" not in failed["public_origin"]["fix"]  # no note fails it
     assert failed["public_origin"]["reference"] == "GDPR Art. 32"
     env["TANDEM_PUBLIC_ORIGINS"] = "https://Tandem.example:443/"
     named = run(*check, env=env)

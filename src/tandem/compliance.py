@@ -114,6 +114,10 @@ class Installation:
     unnamed_exposure: str | None = None
     """Why browsers may reach it by other names with none set (Settings.exposure: also a
     reverse proxy's headers seen in a request)."""
+    proxy_noted: bool = False
+    """Whether ``unnamed_exposure`` is the note of a reverse proxy's headers seen (the database's
+    PROXY_NOTE, or an earlier version's file), not the settings: it goes with ``tandem
+    compliance forget-proxy`` once no proxy forwards to the servers."""
     plain_http_seen: str | None = None
     """The note of a request that came over plain HTTP (Settings.transport_seen), if any."""
     forwarded_https_seen: bool = False
@@ -496,12 +500,20 @@ def _public_origin(profile: Profile, inst: Installation, now: float) -> Outcome:
         )
     if inst.unnamed_exposure is None:
         return "pass", "listens on loopback only, behind no proxy: no other name reaches it", ""
+    fix = (
+        "tandem serve --public-origin https://TANDEM.HOST (or TANDEM_PUBLIC_ORIGINS), the "
+        "origin browsers use"
+    )
+    if inst.proxy_noted:
+        fix += (
+            "; or, once no reverse proxy forwards to the servers any more, remove the note "
+            "with tandem compliance forget-proxy"
+        )
     return (
         "fail",
         f"no public origin is set and {inst.unnamed_exposure}: a request is answered whatever "
         "Host it names (DNS rebinding makes an attacker's name same-origin with the server)",
-        "tandem serve --public-origin https://TANDEM.HOST (or TANDEM_PUBLIC_ORIGINS), the "
-        "origin browsers use (docs/deployment.md)",
+        f"{fix} (docs/deployment.md)",
     )
 
 
@@ -860,6 +872,9 @@ async def gather(
     )
     standings = await training.roster(grant, users)
     key_files, key_files_unread = await asyncio.to_thread(recording_key_files, settings.data_dir)
+    exposure = await asyncio.to_thread(
+        settings.exposure, await storage.installation_note(PROXY_NOTE)
+    )
     transport = await asyncio.to_thread(
         settings.transport_seen,
         await storage.installation_note(PLAIN_HTTP_NOTE),
@@ -876,9 +891,8 @@ async def gather(
         trusted_proxies=settings.trusted_proxies,
         console_origins=settings.console_origins,
         public_origins=settings.public_origins,
-        unnamed_exposure=await asyncio.to_thread(
-            settings.exposure, await storage.installation_note(PROXY_NOTE)
-        ),
+        unnamed_exposure=exposure,
+        proxy_noted=exposure is not None and settings.unnamed_exposure is None,
         plain_http_seen=transport[0],
         forwarded_https_seen=transport[1],
         sso_issuer=sso["issuer"] if sso else None,

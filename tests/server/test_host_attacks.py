@@ -680,6 +680,7 @@ def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check
         assert item["status"] == "fail", item
         assert "reverse proxy (x-forwarded-for seen" in item["detail"], item
         assert "--public-origin" in item["fix"]
+        assert "tandem compliance forget-proxy" in item["fix"], item
     # Once no proxy forwards to it, the operator removes the note.
     data_dir = str(server.settings.data_dir)
     forgot = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
