@@ -1605,17 +1605,22 @@ def compliance_check(
         raise typer.Exit(code=1)
 
 
-@compliance_app.command("forget-proxy")
-def compliance_forget_proxy(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
-    """Remove the note that requests came through a reverse proxy while no public origin was
-    set (it fails the public_origin item of every server on the database and warns at their
-    starts): once no proxy forwards to the servers, or once --public-origin is set."""
+def _forget_note(
+    data_dir: Path | None,
+    audit_key: Path | None,
+    note: str,
+    old_file: Callable[[Settings], Path],
+    removed: str,
+    none: str,
+) -> None:
+    """Remove the database's installation note ``note`` and an earlier version's file of it in
+    the data directory (``old_file``), saying ``removed`` or, with neither there, ``none``."""
 
     async def run() -> bool:
         async with offline(settings) as directory:
-            forgotten = await directory.storage.forget_installation_note(PROXY_NOTE)
+            forgotten = await directory.storage.forget_installation_note(note)
         try:  # an earlier version's note, in the data directory
-            settings.proxy_seen_path.unlink()
+            old_file(settings).unlink()
         except FileNotFoundError:
             return forgotten
         return True
@@ -1626,8 +1631,23 @@ def compliance_forget_proxy(data_dir: DataDir = None, audit_key: AuditKey = None
     except TandemError as exc:
         raise _fail(exc) from None
     except OSError as exc:  # the data directory's note, there but not removable
-        raise _fail(f"cannot remove {settings.proxy_seen_path}: {exc.strerror}") from None
-    typer.echo("the reverse proxy's note is removed" if forgotten else "no reverse proxy was noted")
+        raise _fail(f"cannot remove {old_file(settings)}: {exc.strerror}") from None
+    typer.echo(removed if forgotten else none)
+
+
+@compliance_app.command("forget-proxy")
+def compliance_forget_proxy(data_dir: DataDir = None, audit_key: AuditKey = None) -> None:
+    """Remove the note that requests came through a reverse proxy while no public origin was
+    set (it fails the public_origin item of every server on the database and warns at their
+    starts): once no proxy forwards to the servers, or once --public-origin is set."""
+    _forget_note(
+        data_dir,
+        audit_key,
+        PROXY_NOTE,
+        lambda settings: settings.proxy_seen_path,
+        "the reverse proxy's note is removed",
+        "no reverse proxy was noted",
+    )
 
 
 @compliance_app.command("forget-plain-http")
@@ -1635,27 +1655,13 @@ def compliance_forget_plain_http(data_dir: DataDir = None, audit_key: AuditKey =
     """Remove the note that a request came over plain HTTP (it fails the transport item of
     every server on the database): once the proxy forwards only HTTPS. Removed while plain
     requests still come, a server notes it again (within transport_note_recheck_seconds)."""
-
-    async def run() -> bool:
-        async with offline(settings) as directory:
-            forgotten = await directory.storage.forget_installation_note(PLAIN_HTTP_NOTE)
-        try:  # an earlier version's note, in the data directory
-            settings.plain_http_seen_path.unlink()
-        except FileNotFoundError:
-            return forgotten
-        return True
-
-    try:
-        settings = _load(data_dir, audit_key_file=audit_key)
-        forgotten = _run(run())
-    except TandemError as exc:
-        raise _fail(exc) from None
-    except OSError as exc:  # the data directory's note, there but not removable
-        raise _fail(f"cannot remove {settings.plain_http_seen_path}: {exc.strerror}") from None
-    typer.echo(
-        "the plain HTTP request's note is removed"
-        if forgotten
-        else "no request over plain HTTP was noted"
+    _forget_note(
+        data_dir,
+        audit_key,
+        PLAIN_HTTP_NOTE,
+        lambda settings: settings.plain_http_seen_path,
+        "the plain HTTP request's note is removed",
+        "no request over plain HTTP was noted",
     )
 
 
