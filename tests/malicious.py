@@ -57,7 +57,7 @@ class MaliciousRelay:
     - ``from_customer`` / ``from_agent``: observe each JSON message the server receives; return
       messages to send back on that socket at once (the server itself still gets the message).
     - ``swallow_from_customer``: whether the server never gets a JSON message the customer's page
-      sent (it is observed first).
+      sent (it is observed first); ``swallow_stops()`` sets it for the customer's ``stop``.
     - ``close_customer_after``: a close code to close the customer's socket with right after a
       JSON message the server sent it was passed on (None: leave it open).
     - ``binary_to_agent`` / ``binary_from_customer`` / ``binary_to_customer`` (what the agent's
@@ -93,6 +93,20 @@ class MaliciousRelay:
             tuple[asyncio.AbstractEventLoop, Callable[[int], Awaitable[None]]] | None
         ) = None
         self.sent_to_customer: list[dict[str, Any]] = []
+
+    def swallow_stops(self) -> list[dict[str, Any]]:
+        """From now on the customer's ``stop`` never reaches the server; the list returned fills
+        with each one swallowed."""
+        swallowed: list[dict[str, Any]] = []
+
+        def swallow(message: dict[str, Any]) -> bool:
+            if message.get("type") == "stop":
+                swallowed.append(message)
+                return True
+            return False
+
+        self.swallow_from_customer = swallow
+        return swallowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")

@@ -252,15 +252,7 @@ def test_a_stop_the_relay_withholds_survives_a_reload_without_a_silent_resume(
     would answer a `resume`; the customer reloads the page (or moves on in the site). The page
     does not take the session up again: no socket, nothing sent, nothing shown but the page."""
     server, relay = malicious_server(server_factory)
-    swallowed: list[dict[str, Any]] = []
-
-    def swallow(message: dict[str, Any]) -> bool:
-        if message.get("type") == "stop":
-            swallowed.append(message)
-            return True
-        return False
-
-    relay.swallow_from_customer = swallow
+    swallowed = relay.swallow_stops()
     agent.page.add_init_script("window.__tandemFreshness = { challengeMs: 500, staleMs: 2000 };")
     customer.page.goto(f"{server.base}/demo/")
     share(customer, agent, server, get_help(customer))

@@ -389,15 +389,7 @@ def test_stop_sharing_stops_at_once_when_the_relay_ignores_it(
     never opened again, nothing more is sent (not what the page shows next, not an echo of the
     agent's challenges), and its keys are gone."""
     server, relay = malicious_server(server_factory)
-    swallowed: list[dict[str, Any]] = []
-
-    def swallow(message: dict[str, Any]) -> bool:
-        if message.get("type") == "stop":
-            swallowed.append(message)
-            return True
-        return False
-
-    relay.swallow_from_customer = swallow
+    swallowed = relay.swallow_stops()
     sockets: list[Any] = []
     customer.page.on("websocket", lambda ws: sockets.append(ws))
     # The console's freshness check asks every 500 ms and calls its view stale after 2 s

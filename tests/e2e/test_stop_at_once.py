@@ -184,16 +184,7 @@ def test_stop_sharing_during_a_recording_takes_effect_at_the_click(
     s = Setup(server_factory, customer, agent)
     swallowed: list[dict[str, Any]] | None = None
     if relay == "ignores stop":
-        swallowed = []
-
-        def swallow(message: dict[str, Any]) -> bool:
-            if message.get("type") == "stop":
-                assert swallowed is not None
-                swallowed.append(message)
-                return True
-            return False
-
-        s.relay.swallow_from_customer = swallow
+        swallowed = s.relay.swallow_stops()
     try:
         stop_sharing(s, customer, agent, swallowed)
     finally:
