@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tandem.exceptions import ConflictError, NotFoundError
-from tandem.storage.base import OrgRecord, RecordingRecord, Storage
+from tandem.storage.base import HoldRecord, OrgRecord, RecordingRecord, Storage
 from tandem.storage.migrations.legacy import (
     NEWER_THAN_LEGACY,
     POSTGRES_MIGRATIONS,
@@ -330,3 +330,30 @@ async def test_a_late_frame_cannot_bring_back_an_erased_or_ended_recording(
     assert await storage.get_recording("erased") is None
     ended = await storage.get_recording("ended")
     assert ended is not None and (ended.frames, ended.size) == (1, 1)
+
+
+@pytest.mark.parametrize("kind", ["recording", "session id", "sub"])
+async def test_a_hold_placed_after_the_check_keeps_the_recording(
+    storage: Storage, kind: str
+) -> None:
+    # Recordings.erase looks for holds, then erases: a hold placed in between (another admin,
+    # another server) is seen in the erasing transaction, as erase_subject sees it.
+    await storage.record_session_start(of_org("default"), "s-r1", 10.0, "demo")
+    await storage.link_subject(of_org("default"), "c-1", "s-r1", "p-1")
+    await storage.add_recording(*owned(recording("r1")))
+    await storage.append_recording_frames("r1", 0, [b"kept"])
+    await storage.end_recording("r1", 19.0, "stopped")
+    hold_kind, target = {
+        "recording": ("recording", "r1"),
+        "session id": ("subject", "s-r1"),
+        "sub": ("subject", "c-1"),
+    }[kind]
+    assert await storage.put_hold(
+        of_org("default"), HoldRecord("default", hold_kind, target, "case", "ada", 30.0)
+    )
+    with pytest.raises(ConflictError, match="legal hold"):
+        await storage.delete_recording("r1")
+    assert await storage.get_recording("r1") is not None
+    assert await storage.recording_frames("r1") == [b"kept"]
+    await storage.delete_hold(of_org("default"), hold_kind, target)
+    assert await storage.delete_recording("r1")

@@ -538,7 +538,9 @@ class Storage(AuditStore, Protocol):
         self, recording_id: str, evidence: Evidence[bool] | None = None
     ) -> bool:
         """Erase a recording and its frames; False if there was none. ``evidence`` (if
-        any): its audit records, appended in the same transaction (tandem.audit.Evidence)."""
+        any): its audit records, appended in the same transaction (tandem.audit.Evidence).
+        Raises ConflictError, erasing nothing, if a legal hold covers the recording or the
+        customer its session served (checked in the erasing transaction)."""
         ...
 
     async def purge_recordings(

@@ -1887,6 +1887,22 @@ class SQLStorage:
         self, recording_id: str, evidence: Evidence[bool] | None = None
     ) -> bool:
         def work(db: _Db) -> bool:
+            # Checked again here, in the erasure's transaction, as erase_subject does: a hold
+            # placed after the caller checked (another admin, another server) was erased over.
+            held = db.execute(
+                sa.select(recordings.c.recording_id).where(
+                    recordings.c.recording_id == recording_id,
+                    sa.or_(
+                        _recording_held(recordings.c.org_id, recordings.c.recording_id),
+                        _customer_held(recordings.c.org_id, recordings.c.session_id),
+                    ),
+                )
+            ).first()
+            if held is not None:
+                raise ConflictError(
+                    f"recording {recording_id} is under legal hold (placed meanwhile): "
+                    "nothing erased"
+                )
             deleted = db.execute(
                 recordings.delete().where(recordings.c.recording_id == recording_id)
             ).rowcount
@@ -2678,12 +2694,12 @@ def _recording_held(
     )
 
 
-def _session_held(
+def _customer_held(
     org_id: sa.ColumnElement[Any], session_id: sa.ColumnElement[Any]
 ) -> sa.ColumnElement[bool]:
-    """A hold on the customer the session served, or on one of its recordings. A session
-    started without a customer token has no ``sub``: its customer is named by the session's id
-    (tandem.subjects), so a subject hold of its organisation on that id holds it too."""
+    """A hold on the customer the session served. A session started without a customer token
+    has no ``sub``: its customer is named by the session's id (tandem.subjects), so a subject
+    hold of its organisation on that id holds it too (tandem.subjects.recording_hold)."""
     on_its_id = sa.exists().where(
         legal_holds.c.org_id == org_id,
         legal_holds.c.kind == "subject",
@@ -2695,13 +2711,21 @@ def _session_held(
         legal_holds.c.kind == "subject",
         legal_holds.c.target == subject_sessions.c.subject,
     )
+    return sa.or_(on_its_id, on_subject)
+
+
+def _session_held(
+    org_id: sa.ColumnElement[Any], session_id: sa.ColumnElement[Any]
+) -> sa.ColumnElement[bool]:
+    """A hold on the customer the session served (:func:`_customer_held`), or on one of its
+    recordings."""
     on_recording = sa.exists().where(
         recordings.c.session_id == session_id,
         legal_holds.c.org_id == recordings.c.org_id,
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recordings.c.recording_id,
     )
-    return sa.or_(on_its_id, on_subject, on_recording)
+    return sa.or_(_customer_held(org_id, session_id), on_recording)
 
 
 _SQLITE_PRAGMAS = (
