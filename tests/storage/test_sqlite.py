@@ -15,7 +15,7 @@ from tandem.exceptions import ConfigError, ConflictError, StorageError
 from tandem.storage import open_storage
 from tandem.storage.base import Storage, TakenCode
 from tandem.storage.migrations.legacy import SQLITE_MIGRATIONS
-from tandem.storage.sql import BUSY_SECONDS, SQLStorage
+from tandem.storage.sql import BUSY_SECONDS, SQLStorage, expire_upgrade_copies
 from tests.grants import of_org
 
 
@@ -172,3 +172,19 @@ async def test_the_busy_timeout_is_the_setting_and_a_locked_write_fails_after_it
         await storage.close()
     with pytest.raises(ConfigError, match="sqlite_busy_seconds"):
         Settings.load(environ={}, data_dir=tmp_path, sqlite_busy_seconds=0)
+
+
+def test_a_copy_that_cannot_go_leaves_the_others_going(tmp_path: Path) -> None:
+    # The hub's purge tick calls this before the recordings' purge: one copy whose name is no
+    # time, or that cannot be removed, must neither raise nor keep the other copies.
+    database = tmp_path / "db.sqlite3"
+    database.write_bytes(b"")
+    old = tmp_path / "db.sqlite3.20200101T000000Z.bak"
+    old.write_bytes(b"customers")
+    no_time = tmp_path / "db.sqlite3.20201399T999999Z.bak"
+    no_time.write_bytes(b"operator's")
+    stuck = tmp_path / "db.sqlite3.20200102T000000Z.bak"
+    stuck.mkdir()  # unlink() fails on it (a copy it may not remove)
+    (stuck / "inside").write_bytes(b"")
+    assert expire_upgrade_copies(database, time.time()) == [old]
+    assert not old.exists() and no_time.exists() and stuck.exists()

@@ -2803,20 +2803,32 @@ def expire_upgrade_copies(path: Path, before: float) -> list[Path]:
     """Delete the copies :func:`_backup_before_upgrade` made of the SQLite file ``path``
     (``<name>.<time>.bak`` beside it, and nothing else) made before ``before`` (epoch seconds,
     read from the time in each name); return them. A copy holds every customer's data as it
-    was at the upgrade, so what is erased or purged since stays in it until it goes."""
+    was at the upgrade, so what is erased or purged since stays in it until it goes. Never
+    raises: a copy that cannot be removed (or a name that is no time) is logged and the others
+    still go (the hub's purge tick calls this before the recordings' purge)."""
     pattern = re.compile(re.escape(path.name) + r"\.(\d{8}T\d{6}Z)\.bak")
     expired = []
     try:
         beside = list(path.parent.iterdir())
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        log.error("cannot look for expired copies of the database beside %s: %s", path, exc)
+        return []
     for candidate in beside:
         named = pattern.fullmatch(candidate.name)
         if named is None:
             continue
-        made = calendar.timegm(time.strptime(named[1], _UPGRADE_STAMP))
+        try:
+            made = calendar.timegm(time.strptime(named[1], _UPGRADE_STAMP))
+        except ValueError:  # digits that are no time: not a copy this server made
+            continue
         if made < before:
-            candidate.unlink(missing_ok=True)
+            try:
+                candidate.unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("cannot delete the expired copy of the database %s: %s", candidate, exc)
+                continue
             expired.append(candidate)
     for copy in expired:
         log.warning("database upgrade: the copy of the old database at %s expired", copy)
