@@ -106,9 +106,9 @@ T = TypeVar("T")
 events = logs.get_logger("tandem.events")
 Clock = Callable[[], float]
 RECORDING_PURGE_SECONDS = 60.0
+"""How often recordings past their organisation's retention are looked for."""
 EXPIRED_PER_RECORD = 500
 """Session ids one ``sessions_expired`` audit record names at most (more make more records)."""
-"""How often recordings past their organisation's retention are looked for."""
 RESTARTING = Restarting(
     message="The help server is restarting. This session has ended; start a new one in a moment."
 )
