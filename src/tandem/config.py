@@ -322,7 +322,9 @@ class Settings:
     """Once a request over plain HTTP was noted for the compliance check (in the database,
     :data:`PLAIN_HTTP_NOTE`), how often a later one looks whether the note is still there, and
     notes it again if the operator removed it (``tandem compliance forget-plain-http``) while
-    the proxy still forwards plain HTTP (0: every such request)."""
+    the proxy still forwards plain HTTP (0: every such request). Likewise for the note of a
+    reverse proxy's header seen while no public origin is set (:data:`PROXY_NOTE`, ``tandem
+    compliance forget-proxy``)."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is

@@ -691,6 +691,26 @@ def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check
     assert again.stdout.strip() == "no reverse proxy was noted", again
 
 
+def test_a_removed_proxy_note_comes_back_while_a_proxy_still_forwards(
+    server_factory: ServerFactory,
+) -> None:
+    """The operator removes the note before the proxy is gone (or an insider wants a clean
+    report): noted once per process, it stayed removed and the item passed until a restart.
+    The next proxied request notes it again (looked for every transport_note_recheck_seconds),
+    as a removed plain-HTTP note is."""
+    server = server_factory(seed=seed_two_organisations, transport_note_recheck_seconds=0)
+    through_proxy = {"x-forwarded-for": "203.0.113.7"}
+    assert httpx.get(f"{server.base}/demo/", headers=through_proxy).status_code == 200
+    assert served_public_origin(server)["status"] == "fail"
+    data_dir = str(server.settings.data_dir)
+    forgot = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
+    assert forgot.stdout.strip() == "the reverse proxy's note is removed", forgot
+    assert served_public_origin(server)["status"] == "pass"  # nothing proxied since
+    assert httpx.get(f"{server.base}/demo/", headers=through_proxy).status_code == 200
+    item = served_public_origin(server)
+    assert item["status"] == "fail" and "x-forwarded-for seen" in item["detail"], item
+
+
 def test_a_reverse_proxy_seen_by_one_server_of_a_cluster_fails_every_servers_check(
     requires_redis: None, server_factory: ServerFactory, tmp_path: Path
 ) -> None:

@@ -137,6 +137,12 @@ async def plain_http_noted(app: Starlette) -> bool:
     return await running.storage.installation_note(PLAIN_HTTP_NOTE) is not None
 
 
+async def proxy_noted(app: Starlette) -> bool:
+    """Whether the database still holds the note of a reverse proxy's header."""
+    running: services.Services = app.state.services
+    return await running.storage.installation_note(PROXY_NOTE) is not None
+
+
 async def warn_of_a_noted_proxy(settings: Settings, storage: Storage) -> None:
     """At start-up, warn of a reverse proxy that any server on the database saw (the command
     line warned already of everything it could tell without the database)."""
@@ -237,6 +243,9 @@ def create_app(
     async def plain_noted() -> bool:
         return await plain_http_noted(app)
 
+    async def proxy_still_noted() -> bool:
+        return await proxy_noted(app)
+
     app: Starlette = Starlette(
         routes=routes,
         middleware=[
@@ -252,6 +261,8 @@ def create_app(
                 PublicOrigins,
                 public_origins=settings.public_origins,
                 note_proxy=noting_proxy,
+                noted=proxy_still_noted,
+                recheck_seconds=settings.transport_note_recheck_seconds,
             ),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(

@@ -69,27 +69,54 @@ class PublicOrigins:
     with a reverse proxy's header (:data:`~tandem.config.PROXY_HEADERS`: a proxy forwards to
     this server, passing on any ``Host``) is logged and noted with ``note_proxy`` (in the
     database, for every server on it: the compliance check and the next start-up's warning,
-    Settings.exposure). A note the database refused is made again at the next such request."""
+    Settings.exposure). A note the database refused is made again at the next such request; one
+    the operator removed (``tandem compliance forget-proxy``) while the proxy still forwards is
+    made again too (``noted``, looked at most every ``recheck_seconds``, as TransportWatch does
+    for plain HTTP): noted once per process, it stayed removed and the item passed until the
+    next restart."""
 
     def __init__(
         self,
         app: ASGIApp,
         public_origins: tuple[str, ...] = (),
         note_proxy: Callable[[str], Awaitable[None]] | None = None,
+        noted: Callable[[], Awaitable[bool]] | None = None,
+        recheck_seconds: float = 60.0,
     ) -> None:
         self.app = app
         self.public_origins = frozenset(public_origins)
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
         self.note_proxy = note_proxy
+        self.noted = noted
+        self.recheck_seconds = recheck_seconds
         self.proxy_noted = False
         self.proxy_logged = False
+        self.proxy_checked_at = 0.0
+
+    def _recheck_due(self) -> bool:
+        return (
+            self.noted is not None
+            and asyncio.get_running_loop().time() - self.proxy_checked_at >= self.recheck_seconds
+        )
 
     async def _note_proxy(self, scope: Scope, note_proxy: Callable[[str], Awaitable[None]]) -> None:
         headers = Headers(scope=scope)
         header = next((name for name in PROXY_HEADERS if name in headers), None)
         if header is None:
             return
+        if self.proxy_noted:  # a recheck: is the note still there?
+            self.proxy_checked_at = asyncio.get_running_loop().time()  # before any await
+            assert self.noted is not None
+            try:
+                if await self.noted():
+                    return
+            except Exception as exc:  # the database away: looked at again at the next recheck
+                log.error(
+                    "cannot look for the reverse proxy's note for the compliance check: %s", exc
+                )
+                return
         self.proxy_noted = True  # before any await: one note, however many come at once
+        self.proxy_checked_at = asyncio.get_running_loop().time()
         if not self.proxy_logged:
             self.proxy_logged = True
             log.warning(
@@ -124,7 +151,7 @@ class PublicOrigins:
             await self.app(scope, receive, send)
             return
         if not self.public_origins:
-            if not self.proxy_noted and self.note_proxy is not None:
+            if self.note_proxy is not None and (not self.proxy_noted or self._recheck_due()):
                 await self._note_proxy(scope, self.note_proxy)
             await self.app(scope, receive, send)
             return
