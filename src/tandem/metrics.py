@@ -208,11 +208,6 @@ class CountingFanout:
         responsive = getattr(self.inner, "responsive", None)
         return True if responsive is None else bool(responsive(within))
 
-    @property
-    def counts(self) -> bool:
-        """Whether the carrier keeps counters every process shares (Redis)."""
-        return getattr(self.inner, "count", None) is not None
-
     async def count(self, key: str, window: float) -> int:
         """The carrier's shared counter (:meth:`tandem.fanout.redis.RedisFanout.count`)."""
         count = getattr(self.inner, "count", None)
