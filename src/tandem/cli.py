@@ -1614,16 +1614,23 @@ def _forget_note(
     none: str,
 ) -> None:
     """Remove the database's installation note ``note`` and an earlier version's file of it in
-    the data directory (``old_file``), saying ``removed`` or, with neither there, ``none``."""
+    the data directory (``old_file``), saying ``removed`` or, with neither there, ``none``. A
+    removal is on record (``compliance_note_forgotten``): the note fails a compliance item, and
+    who cleared it, when, is evidence."""
 
     async def run() -> bool:
         async with offline(settings) as directory:
             forgotten = await directory.storage.forget_installation_note(note)
-        try:  # an earlier version's note, in the data directory
-            old_file(settings).unlink()
-        except FileNotFoundError:
-            return forgotten
-        return True
+            try:  # an earlier version's note, in the data directory
+                old_file(settings).unlink()
+                forgotten = True
+            except FileNotFoundError:
+                pass
+            if forgotten:
+                await directory.record(
+                    "compliance_note_forgotten", actor="cli", org=DEFAULT_ORG, subject=note
+                )
+        return forgotten
 
     try:
         settings = _load(data_dir, audit_key_file=audit_key)

@@ -32,6 +32,7 @@ from tests.conftest import two_organisations as seed_two_organisations
 from tests.oidc_provider import OidcProvider
 from tests.server.faults import FailingCall
 from tests.server.helpers import INVALID_CODE, recv_json, send
+from tests.server.test_organisations import api
 from tests.server.test_public_origins import (
     assert_misdirected,
     at,
@@ -689,6 +690,11 @@ def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check
         assert item["status"] == "pass", item
     again = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
     assert again.stdout.strip() == "no reverse proxy was noted", again
+    # The removal is evidence (the note failed an item): on record once, for the one removal.
+    with api(server, "aud") as aud:
+        trail = aud.get("/api/audit").json()
+    forgotten = [r for r in trail if r["action"] == "compliance_note_forgotten"]
+    assert [(r["actor"], r["subject"]) for r in forgotten] == [("cli", "proxy_headers_seen")]
 
 
 def test_a_removed_proxy_note_comes_back_while_a_proxy_still_forwards(
