@@ -60,6 +60,45 @@ PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 bearer token."""
 
 
+class _Note:
+    """A note for the compliance check that one process makes once (:attr:`made`, set before
+    any await: one note, however many requests come at once) and, once made, looks for again at
+    most every ``recheck_seconds`` (:meth:`due`, :meth:`still_there`): the operator may remove it
+    while what it notes still happens. ``what`` names it in a log line."""
+
+    def __init__(
+        self, noted: Callable[[], Awaitable[bool]] | None, recheck_seconds: float, what: str
+    ) -> None:
+        self.noted = noted
+        self.recheck_seconds = recheck_seconds
+        self.what = what
+        self.made = False
+        self.logged = False
+        self.checked_at = 0.0
+
+    def due(self) -> bool:
+        """Whether the note made is to be looked for again (never without ``noted``)."""
+        return (
+            self.noted is not None
+            and asyncio.get_running_loop().time() - self.checked_at >= self.recheck_seconds
+        )
+
+    def make(self) -> None:
+        self.made = True
+        self.checked_at = asyncio.get_running_loop().time()
+
+    async def still_there(self) -> bool:
+        """Whether the note is still in the database, looked for now; the database away, it is
+        taken as there and looked for again at the next recheck."""
+        assert self.noted is not None
+        self.checked_at = asyncio.get_running_loop().time()  # before any await
+        try:
+            return await self.noted()
+        except Exception as exc:
+            log.error("cannot look for %s for the compliance check: %s", self.what, exc)
+            return True
+
+
 class PublicOrigins:
     """With ``--public-origin`` set, every request and WebSocket addressed to another origin
     (its scheme and ``Host`` header: a name an attacker pointed at the server, DNS rebinding,
@@ -87,38 +126,18 @@ class PublicOrigins:
         self.public_origins = frozenset(public_origins)
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
         self.note_proxy = note_proxy
-        self.noted = noted
-        self.recheck_seconds = recheck_seconds
-        self.proxy_noted = False
-        self.proxy_logged = False
-        self.proxy_checked_at = 0.0
-
-    def _recheck_due(self) -> bool:
-        return (
-            self.noted is not None
-            and asyncio.get_running_loop().time() - self.proxy_checked_at >= self.recheck_seconds
-        )
+        self.proxy = _Note(noted, recheck_seconds, "the reverse proxy's note")
 
     async def _note_proxy(self, scope: Scope, note_proxy: Callable[[str], Awaitable[None]]) -> None:
         headers = Headers(scope=scope)
         header = next((name for name in PROXY_HEADERS if name in headers), None)
         if header is None:
             return
-        if self.proxy_noted:  # a recheck: is the note still there?
-            self.proxy_checked_at = asyncio.get_running_loop().time()  # before any await
-            assert self.noted is not None
-            try:
-                if await self.noted():
-                    return
-            except Exception as exc:  # the database away: looked at again at the next recheck
-                log.error(
-                    "cannot look for the reverse proxy's note for the compliance check: %s", exc
-                )
-                return
-        self.proxy_noted = True  # before any await: one note, however many come at once
-        self.proxy_checked_at = asyncio.get_running_loop().time()
-        if not self.proxy_logged:
-            self.proxy_logged = True
+        if self.proxy.made and await self.proxy.still_there():  # a recheck
+            return
+        self.proxy.make()
+        if not self.proxy.logged:
+            self.proxy.logged = True
             log.warning(
                 "a request came with %s: a reverse proxy forwards to this server, which has no "
                 "public origin and answers whatever Host a request names. Set --public-origin "
@@ -128,7 +147,7 @@ class PublicOrigins:
         try:
             await note_proxy(header)
         except Exception as exc:  # the database away: the next such request notes it
-            self.proxy_noted = False
+            self.proxy.made = False
             log.error("cannot note the reverse proxy for the compliance check: %s", exc)
 
     def _refusal(self, scope: Scope) -> Response | None:
@@ -151,7 +170,7 @@ class PublicOrigins:
             await self.app(scope, receive, send)
             return
         if not self.public_origins:
-            if self.note_proxy is not None and (not self.proxy_noted or self._recheck_due()):
+            if self.note_proxy is not None and (not self.proxy.made or self.proxy.due()):
                 await self._note_proxy(scope, self.note_proxy)
             await self.app(scope, receive, send)
             return
@@ -196,32 +215,16 @@ class TransportWatch:
     ) -> None:
         self.app = app
         self.note = note
-        self.noted = noted
-        self.recheck_seconds = recheck_seconds
-        self.plain_noted = False
-        self.plain_logged = False
-        self.plain_checked_at = 0.0
+        self.plain = _Note(noted, recheck_seconds, "the transport's note")
         self.https_noted = not behind_proxy  # without a proxy, nothing to learn from https
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and (
-            not (self.plain_noted and self.https_noted)
-            or (self.plain_noted and scope.get("scheme") in ("http", "ws"))
+            not (self.plain.made and self.https_noted)
+            or (self.plain.made and scope.get("scheme") in ("http", "ws"))
         ):
             await self._watch(scope)
         await self.app(scope, receive, send)
-
-    async def _still_noted(self) -> bool:
-        """Whether the plain note is still there (looked at most every recheck_seconds)."""
-        now = asyncio.get_running_loop().time()
-        if self.noted is None or now - self.plain_checked_at < self.recheck_seconds:
-            return True
-        self.plain_checked_at = now
-        try:
-            return await self.noted()
-        except Exception as exc:  # the database away: looked at again at the next recheck
-            log.error("cannot look for the transport's note for the compliance check: %s", exc)
-            return True
 
     async def _watch(self, scope: Scope) -> None:
         if scope["type"] == "http" and scope["path"] in PROBES:
@@ -232,17 +235,16 @@ class TransportWatch:
         client = scope.get("client") or ("", 0)
         if proxied is None and is_loopback(str(client[0])):
             return  # from this machine, through no proxy: it crossed no network
-        if plain and self.plain_noted and not await self._still_noted():
-            self.plain_noted = False  # deleted, yet plain requests still come: noted again
-        if plain and not self.plain_noted:
-            self.plain_noted = True  # before any await: one note, however many come at once
-            self.plain_checked_at = asyncio.get_running_loop().time()
+        if plain and self.plain.made and self.plain.due() and not await self.plain.still_there():
+            self.plain.made = False  # deleted, yet plain requests still come: noted again
+        if plain and not self.plain.made:
+            self.plain.make()
             what = (
                 f"{scope['type']} {scope['path'][:100]} from {str(client[0])[:60]} over plain "
                 f"HTTP ({'forwarded: ' + proxied if proxied else 'direct'})"
             )
-            if not self.plain_logged:
-                self.plain_logged = True
+            if not self.plain.logged:
+                self.plain.logged = True
                 log.warning(
                     "a request came over plain HTTP (%s): browsers reach this server "
                     "unencrypted. Serve HTTPS only (--tls-cert, or a proxy that redirects http "
@@ -258,7 +260,7 @@ class TransportWatch:
             await self.note(plain, what)
         except Exception as exc:  # the database away: the next such request notes it
             if plain:
-                self.plain_noted = False
+                self.plain.made = False
             else:
                 self.https_noted = False
             log.error("cannot note the transport for the compliance check: %s", exc)
