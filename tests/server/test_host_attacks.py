@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tandem.config import PROXY_NOTE, Settings
-from tandem.directory import Directory, offline, operator
+from tandem.directory import offline, operator
 from tandem.storage.sql import SQLStorage
 from tests.conftest import (
     AGENT_PASSWORD,
@@ -725,17 +725,7 @@ def test_a_reverse_proxy_seen_by_one_server_of_a_cluster_fails_every_servers_che
     nothing. The note is the database's: every server's check fails, any server's start warns."""
     with start_cluster(server_factory, tmp_path) as start:
         a, b = start(), start()
-
-        async def admin(directory: Directory) -> None:
-            await directory.add_user(
-                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
-            )
-
-        shared = {
-            "database_url": a.settings.database_url,
-            "audit_key_file": a.settings.audit_key_file,
-        }
-        seed_directory_on(Settings.load(environ={}, data_dir=tmp_path / "cli", **shared), admin)
+        add_admin_to_cluster(a, tmp_path)
         for server in (a, b):
             assert served_public_origin(server)["status"] == "pass"
         through_proxy = {"x-forwarded-for": "203.0.113.7"}
@@ -784,10 +774,20 @@ def served_public_origin(server: RunningServer) -> dict[str, str]:
     return item
 
 
-def seed_directory_on(settings: Settings, work: Callable[[Directory], Awaitable[None]]) -> None:
+def add_admin_to_cluster(server: RunningServer, tmp_path: Path) -> None:
+    """The default organisation's admin ``ada`` on the database ``server`` shares with its
+    cluster, made as the CLI does."""
+
     async def run() -> None:
+        shared = {
+            "database_url": server.settings.database_url,
+            "audit_key_file": server.settings.audit_key_file,
+        }
+        settings = Settings.load(environ={}, data_dir=tmp_path / "cli", **shared)
         async with offline(settings) as directory:
-            await work(directory)
+            await directory.add_user(
+                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+            )
 
     run_in_thread(run)
 

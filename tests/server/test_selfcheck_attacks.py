@@ -11,10 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tandem.config import Settings
-from tandem.directory import Directory, operator
 from tests.conftest import (
-    AGENT_PASSWORD,
     RunningServer,
     ServerFactory,
     tandem_in_process,
@@ -22,7 +19,7 @@ from tests.conftest import (
 )
 from tests.oidc_provider import OidcProvider
 from tests.server.faults import FailingCall
-from tests.server.test_host_attacks import seed_directory_on
+from tests.server.test_host_attacks import add_admin_to_cluster
 from tests.server.test_organisations import api
 from tests.server.test_scale_out import start_cluster
 from tests.server.test_sso import orgs_server, provider, sign_in, sso_failures
@@ -354,17 +351,7 @@ def test_a_plain_http_request_seen_by_one_server_of_a_cluster_fails_every_server
     server saw, every server's check reports; the operator's removal is for all of them."""
     with start_cluster(server_factory, tmp_path) as start:
         a, b = start(trusted_proxies=("127.0.0.1",)), start(trusted_proxies=("127.0.0.1",))
-
-        async def admin(directory: Directory) -> None:
-            await directory.add_user(
-                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
-            )
-
-        shared = {
-            "database_url": a.settings.database_url,
-            "audit_key_file": a.settings.audit_key_file,
-        }
-        seed_directory_on(Settings.load(environ={}, data_dir=tmp_path / "cli", **shared), admin)
+        add_admin_to_cluster(a, tmp_path)
         plain = {"x-forwarded-for": "203.0.113.5"}
         over_https = {**plain, "x-forwarded-proto": "https"}
         assert httpx.get(f"{a.base}/console/", headers=over_https).status_code == 200
