@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import html
@@ -1616,21 +1617,21 @@ def _forget_note(
     """Remove the database's installation note ``note`` and an earlier version's file of it in
     the data directory (``old_file``), saying ``removed`` or, with neither there, ``none``. A
     removal is on record (``compliance_note_forgotten``): the note fails a compliance item, and
-    who cleared it, when, is evidence."""
+    who cleared it, when, is evidence. The record is written first: one the database refuses
+    leaves the note in place."""
 
     async def run() -> bool:
         async with offline(settings) as directory:
-            forgotten = await directory.storage.forget_installation_note(note)
-            try:  # an earlier version's note, in the data directory
+            stored = await directory.storage.installation_note(note)
+            if stored is None and not old_file(settings).exists():
+                return False
+            await directory.record(
+                "compliance_note_forgotten", actor="cli", org=DEFAULT_ORG, subject=note
+            )
+            await directory.storage.forget_installation_note(note)
+            with contextlib.suppress(FileNotFoundError):  # an earlier version's note
                 old_file(settings).unlink()
-                forgotten = True
-            except FileNotFoundError:
-                pass
-            if forgotten:
-                await directory.record(
-                    "compliance_note_forgotten", actor="cli", org=DEFAULT_ORG, subject=note
-                )
-        return forgotten
+        return True
 
     try:
         settings = _load(data_dir, audit_key_file=audit_key)

@@ -17,8 +17,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tandem.audit import AuditLog
 from tandem.config import PROXY_NOTE, Settings
 from tandem.directory import offline, operator
+from tandem.exceptions import StorageError
 from tandem.storage.sql import SQLStorage
 from tests.conftest import (
     AGENT_PASSWORD,
@@ -667,8 +669,12 @@ def public_origin_item(server: RunningServer) -> tuple[dict[str, str], dict[str,
     return served, offline
 
 
+async def refuse_to_record(*args: object, **kwargs: object) -> None:
+    raise StorageError("disk full")
+
+
 def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check(
-    server_factory: ServerFactory,
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On loopback, with no --trusted-proxy, the check passed: but nginx on the same machine,
     forwarding to 127.0.0.1, passes on whatever Host the browser sent. Its headers say so."""
@@ -682,8 +688,14 @@ def test_a_reverse_proxy_seen_without_a_public_origin_fails_the_compliance_check
         assert "reverse proxy (x-forwarded-for seen" in item["detail"], item
         assert "--public-origin" in item["fix"]
         assert "tandem compliance forget-proxy" in item["fix"], item
-    # Once no proxy forwards to it, the operator removes the note.
+    # Once no proxy forwards to it, the operator removes the note: never unrecorded (a
+    # database refusing the record leaves the note and says so).
     data_dir = str(server.settings.data_dir)
+    with monkeypatch.context() as patched:
+        patched.setattr(AuditLog, "record", refuse_to_record)
+        refused = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
+    assert refused.returncode != 0 and "disk full" in refused.stderr, refused
+    assert served_public_origin(server)["status"] == "fail"
     forgot = tandem_in_process("compliance", "forget-proxy", "--data-dir", data_dir)
     assert forgot.stdout.strip() == "the reverse proxy's note is removed", forgot
     for item in public_origin_item(server):
