@@ -156,17 +156,18 @@ def test_the_servers_copy_of_the_database_before_an_upgrade_expires(
     server = server_factory(upgrade_copy_days=7.0)
     database = server.settings.database_path
 
-    def copy(made: float) -> Path:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(made))
+    def copy(made: float | None) -> Path:
+        """The server's copy made at ``made``, or (None) an operator's own copy."""
+        stamp = "mine" if made is None else time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(made))
         target = database.with_name(f"{database.name}.{stamp}.bak")
         with sqlite3.connect(database) as source, sqlite3.connect(target) as copied:
             source.backup(copied)
         return target
 
     now = server.clock()
+    # The operator's own first: the server's purge may take an expired copy at any tick.
+    mine = copy(None)
     old, recent = copy(now - 8 * 86400), copy(now - 86400)
-    mine = database.with_name(f"{database.name}.mine.bak")
-    mine.write_bytes(old.read_bytes())
     server.clock.advance(server.settings.purge_interval_seconds + 1)  # the next purge is due
     wait_for(lambda: not old.exists())
     assert recent.exists() and mine.exists()
