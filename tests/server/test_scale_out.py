@@ -69,9 +69,15 @@ def cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Cluster]:
 
 
 @contextlib.contextmanager
-def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Cluster]:
+def start_cluster(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    seed_also: Callable[[Directory], Awaitable[None]] | None = None,
+) -> Iterator[Cluster]:
     """Start servers that share a fresh PostgreSQL schema (already migrated), a Redis prefix
-    and their keys. Synchronous (its set-up runs in a thread), so browser tests can use it too."""
+    and their keys. Synchronous (its set-up runs in a thread), so browser tests can use it too.
+    ``seed_also`` adds to the database before any server runs (a server's sweeps would take a
+    running recording no live process owns, for one)."""
     schema = f"t_{uuid.uuid4().hex[:12]}"
 
     async def create() -> None:
@@ -101,6 +107,8 @@ def start_cluster(server_factory: ServerFactory, tmp_path: Path) -> Iterator[Clu
         settings = Settings.load(environ={}, data_dir=tmp_path / "seed", **shared)
         async with offline(settings) as directory:
             await add_people(directory)
+            if seed_also is not None:
+                await seed_also(directory)
 
     started: list[RunningServer] = []
 
