@@ -108,6 +108,19 @@ class MaliciousRelay:
         self.swallow_from_customer = swallow
         return swallowed
 
+    def kept_from_customer(self, kind: str) -> list[dict[str, Any]]:
+        """From now on (as ``from_customer``) the list returned fills with each JSON message of
+        type ``kind`` the customer's page sends; they still reach the server."""
+        kept: list[dict[str, Any]] = []
+
+        def keep(message: dict[str, Any]) -> list[dict[str, Any]]:
+            if message.get("type") == kind:
+                kept.append(message)
+            return []
+
+        self.from_customer = keep
+        return kept
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and self.hold_http(path):

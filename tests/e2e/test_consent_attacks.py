@@ -119,14 +119,7 @@ def test_a_question_the_relay_swaps_in_under_the_customers_click_does_not_take_i
     supervisor's watch question (its own invention) in its place, under the pointer. The click
     meant for the first question answers neither: no watch is allowed, the question stays."""
     server, relay = malicious_server(server_factory)
-    answers: list[dict[str, Any]] = []
-
-    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
-        if message.get("type") == "watch_consent":
-            answers.append(message)
-        return []
-
-    relay.from_customer = from_customer
+    answers = relay.kept_from_customer("watch_consent")
     customer.page.goto(f"{server.base}/demo/")
     share(customer, agent, server, get_help(customer))
     expect(agent.page.get_by_role("status")).to_contain_text("live")

@@ -239,6 +239,17 @@ def malicious_server(
     return server, relays[0]
 
 
+def keyed_relay(
+    server_factory: ServerFactory, other_origin: OtherOrigin
+) -> tuple[RunningServer, MaliciousRelay, str, str]:
+    """A server behind a malicious relay whose organisation records to a key made here: the
+    server, the relay, the public key and its id."""
+    server, relay = malicious_server(server_factory, other_origin)
+    _, public, key_id = key_pair()
+    use_recording_key(server, public)
+    return server, relay, public, key_id
+
+
 def share_pinned(
     customer: Party, agent: Party, server: RunningServer, other_origin: OtherOrigin, key_id: str
 ) -> Any:
@@ -267,9 +278,7 @@ def recordings_of(server: RunningServer) -> list[dict[str, Any]]:
 def test_a_recording_key_swapped_by_the_relay_is_refused_without_asking_the_customer(
     server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
-    server, relay = malicious_server(server_factory, other_origin)
-    _, public, key_id = key_pair()
-    use_recording_key(server, public)
+    server, relay, public, key_id = keyed_relay(server_factory, other_origin)
     _, attacker, attacker_id = key_pair()
     swapped: list[dict[str, Any]] = []
 
@@ -295,17 +304,8 @@ def test_a_recording_key_swapped_by_the_relay_is_refused_without_asking_the_cust
 def test_a_record_request_the_agent_never_sent_is_refused_without_asking_the_customer(
     server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
-    server, relay = malicious_server(server_factory, other_origin)
-    _, public, key_id = key_pair()
-    use_recording_key(server, public)
-    answers: list[dict[str, Any]] = []
-
-    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
-        if message.get("type") == "record_consent":
-            answers.append(message)
-        return []
-
-    relay.from_customer = from_customer
+    server, relay, public, key_id = keyed_relay(server_factory, other_origin)
+    answers = relay.kept_from_customer("record_consent")
     view = share_pinned(customer, agent, server, other_origin, key_id)
     made_up = {"agent": "Alice", "key": public, "recording_id": "made-up", "site": "demo"}
     relay.inject_customer({"v": 1, "type": "record_request", **made_up})  # the pinned key, even
@@ -515,9 +515,7 @@ def test_every_graceful_end_leaves_a_whole_recording(
 def test_the_console_says_when_the_server_claims_a_recording_the_customer_refused(
     server_factory: ServerFactory, other_origin: OtherOrigin, customer: Party, agent: Party
 ) -> None:
-    server, relay = malicious_server(server_factory, other_origin)
-    _, public, key_id = key_pair()
-    use_recording_key(server, public)
+    server, relay, _, key_id = keyed_relay(server_factory, other_origin)
 
     def to_agent(message: dict[str, Any]) -> list[dict[str, Any]]:
         if message.get("type") == "recording":  # the relay says the customer allowed it
@@ -562,17 +560,8 @@ def test_a_withdrawn_record_request_the_relay_replays_is_refused_without_asking_
     # kept the agent's confirmation for the next page; a relay that replays the server's
     # `record_request` later (same recording id) got the dialog, "Alice asks to record", from
     # the old confirmation, without the agent asking again.
-    server, relay = malicious_server(server_factory, other_origin)
-    _, public, key_id = key_pair()
-    use_recording_key(server, public)
-    answers: list[dict[str, Any]] = []
-
-    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
-        if message.get("type") == "record_consent":
-            answers.append(message)
-        return []
-
-    relay.from_customer = from_customer
+    server, relay, _, key_id = keyed_relay(server_factory, other_origin)
+    answers = relay.kept_from_customer("record_consent")
     view = share_pinned(customer, agent, server, other_origin, key_id)
     agent.page.get_by_role("button", name="Ask to record").click()
     dialog = customer.page.get_by_role("dialog")
@@ -598,17 +587,8 @@ def test_a_withdrawn_record_request_is_not_taken_up_on_the_next_page(
     # The relay tells the customer's page the question was withdrawn (the dialog closes) but
     # leaves the server asking: on the next page the server asks again at once, and the page
     # took that up with the agent's old confirmation, kept for the next page.
-    server, relay = malicious_server(server_factory, other_origin)
-    _, public, key_id = key_pair()
-    use_recording_key(server, public)
-    answers: list[dict[str, Any]] = []
-
-    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
-        if message.get("type") == "record_consent":
-            answers.append(message)
-        return []
-
-    relay.from_customer = from_customer
+    server, relay, _, key_id = keyed_relay(server_factory, other_origin)
+    answers = relay.kept_from_customer("record_consent")
     share_pinned(customer, agent, server, other_origin, key_id)
     agent.page.get_by_role("button", name="Ask to record").click()
     dialog = customer.page.get_by_role("dialog")
@@ -635,23 +615,15 @@ def test_a_question_the_server_no_longer_asks_after_a_reconnect_is_not_shown_aga
     # The customer's socket drops with the question open, and the server that takes the session
     # up does not ask again (as after a restart's handover, which does not keep the question):
     # the page shows its banner, not the old question, whose Allow would answer nobody.
-    server, relay = malicious_server(server_factory, other_origin)
-    _, public, key_id = key_pair()
-    use_recording_key(server, public)
+    server, relay, _, key_id = keyed_relay(server_factory, other_origin)
     view = share_pinned(customer, agent, server, other_origin, key_id)
     agent.page.get_by_role("button", name="Ask to record").click()
     expect(customer.page.get_by_role("dialog")).to_contain_text("Alice asks to record")
-    resumes: list[dict[str, Any]] = []
-
-    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
-        if message.get("type") == "resume":
-            resumes.append(message)
-        return []
+    resumes = relay.kept_from_customer("resume")
 
     def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
         return [] if message.get("type") == "record_request" else [message]
 
-    relay.from_customer = from_customer
     relay.to_customer = to_customer
     relay.close_customer_after = lambda m: 1012 if m.get("type") == "cut" else None
     relay.inject_customer({"v": 1, "type": "cut"})  # ignored by the page; then the socket closed
