@@ -362,7 +362,8 @@ class Training:
     ) -> TrainingRecord:
         """Record a completion from a practice session of ``principal`` (its newest that ended,
         or ``session_id``) that ended with every step of :data:`SERVER_STEPS` seen by the
-        server, and the console's own checks."""
+        server, and the console's own checks. The completion is dated when that session ended:
+        the re-training interval runs from the practice itself."""
         grant = authorize(principal, "session.practise")
         if session_id is None:
             practice = await self.storage.latest_practice(grant, principal.username)
@@ -387,7 +388,9 @@ class Training:
             completion_id=crypto.new_token(self.entropy, 12),
             username=principal.username,
             org_id=principal.org,
-            completed_at=self.clock(),
+            # When the practice happened, not when the console asked: a practice kept
+            # unclaimed for months would otherwise count as fresh, and stretch the interval.
+            completed_at=practice.ended_at,
             policy_version=standing.policy_version,
             method="practice",
             session_id=session_id,

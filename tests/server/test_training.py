@@ -465,3 +465,31 @@ async def test_every_training_answer_is_in_its_declared_type(server_factory: Ser
     check("ada", "PUT", "/api/training/policy", {"text": "Our own policy."})
     check("ada", "GET", "/api/training/users")
     check("ada", "PUT", "/api/training/interval", {"days": None})
+
+
+async def test_a_practice_claimed_late_counts_from_when_it_happened(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: practise once, keep the evidence unclaimed, and claim it only when the last
+    training runs out: the completion must be dated by the practice, not by the claim, or the
+    interval (PCI DSS 12.6.3: 12 months) stretches by as long as the evidence is kept."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    with api(server, "ada") as ada:  # evidence kept longer than the interval
+        assert ada.patch("/api/org", json={"retention_days": 730}).status_code == 200
+    acknowledge(server, "newbie")
+    practice_id = await practise(server, "newbie")
+    await reported(server, "session_ended", practice_id, "aud")  # its evidence is stored
+    server.clock.advance(300 * 86400)
+    with api(server, "newbie") as newbie:
+        done = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert done.status_code == 200, done.text
+        standing = newbie.get("/api/training").json()["standing"]
+    assert standing["due_at"] == done.json()["completed_at"] + YEAR
+    server.clock.advance(66 * 86400)  # 366 days after the practice
+    _, created = await start_session(server)
+    socket = await open_agent(server, login_cookie(server, "newbie"))
+    await send(socket, type="join", code=created["code"])
+    refused = await recv_json(socket)
+    assert refused["code"] == "training_required"
+    assert "your training expired" in refused["message"]
