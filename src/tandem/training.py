@@ -239,8 +239,15 @@ class Training:
         return stored
 
     async def acknowledge(self, principal: Principal, version: int) -> Standing:
-        """The account read and accepts ``version``, which must be the current one."""
+        """The account read and accepts ``version``, which must be the current one. Raises
+        ForbiddenError while the account still signs in with a password an admin chose or
+        without its own second factor: the acknowledgement is the account holder's word, and
+        whoever set that password (the admin who reset it) could give it in their name."""
         grant = authorize(principal, "self")
+        if principal.must_change_password:
+            raise ForbiddenError("choose a new password first (console: Security)")
+        if principal.needs_second_factor:
+            raise ForbiddenError("set up two-step sign-in first (console: Security)")
         current = await self.policy(grant)
         if version != current.version:
             raise ConflictError(

@@ -14,7 +14,13 @@ import msgspec
 
 from tandem.server import app as server_app
 from tandem.training import DEFAULT_POLICY_VERSION
-from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    add_user,
+    two_organisations,
+)
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -493,3 +499,43 @@ async def test_a_practice_claimed_late_counts_from_when_it_happened(
     refused = await recv_json(socket)
     assert refused["code"] == "training_required"
     assert "your training expired" in refused["message"]
+
+
+async def test_an_admin_cannot_acknowledge_the_policy_in_an_agents_name(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: the admin resets an untrained agent's password to one it knows (or creates the
+    account and knows its first password), signs in as the agent and acknowledges the policy:
+    the trail would show the agent's own word. An acknowledgement needs the account's own
+    password and its own second factor."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    add_user(server.settings.data_dir, "fresh", teams=("support",), trained=False, mfa_exempt=False)
+    temporary = "temporary-pass-4821"
+    with api(server, "ada") as ada:
+        reset = ada.post("/api/users/newbie/reset-password", json={"password": temporary})
+        assert reset.status_code == 204, reset.text
+    for username, password, why in (
+        ("newbie", temporary, "choose a new password first"),
+        ("fresh", AGENT_PASSWORD, "set up two-step sign-in first"),
+    ):
+        cookie = login_cookie(server, username, password)
+        with httpx.Client(
+            base_url=server.base,
+            cookies={"tandem_agent": cookie},
+            headers={"origin": server.origin},
+        ) as impostor:
+            refused = impostor.post("/api/training/acknowledge", json={"version": 1})
+            assert refused.status_code == 403, refused.text
+            assert why in refused.json()["detail"]
+    with api(server, "ada") as ada:
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    assert users["newbie"]["acknowledged_version"] is None
+    assert users["fresh"]["acknowledged_version"] is None
+    refusals = [
+        (r["actor"], r["details"]["route"])
+        for r in audit(server)
+        if r["action"] == "access_refused"
+    ]
+    assert ("newbie", "/api/training/acknowledge") in refusals
+    assert ("fresh", "/api/training/acknowledge") in refusals
