@@ -2429,9 +2429,9 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
     except HeldElsewhere as moved:  # the owner takes the code and the socket
         return Elsewhere(moved.node)
     except TrainingRequiredError as exc:  # the code stays valid for a trained colleague
-        await hub.record(
-            "join_refused_untrained", actor=agent.username, org=agent.org, needs=exc.need
-        )
+        # Within the account's refusal budget: the socket stays open and the code valid, so
+        # an account could loop on it and flood the trail.
+        await hub.refused("join_refused_untrained", agent, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         candidate = None
@@ -2475,12 +2475,7 @@ async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
     except HeldElsewhere as moved:  # taken up by another process after a restart
         return Elsewhere(moved.node)
     except TrainingRequiredError as exc:  # the session waits: acknowledged, the console rejoins
-        await hub.record(
-            "join_refused_untrained",
-            actor=seat.principal.username,
-            org=seat.principal.org,
-            needs=exc.need,
-        )
+        await hub.refused("join_refused_untrained", seat.principal, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(seat.principal, "session.join", message, None, exc)
@@ -2504,10 +2499,8 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
         gone = NotFoundError("session not found")
         await hub._refused(supervisor, WATCH_ACTION, message, None, gone)
         raise ProtocolError(codec.CLOSE_NOT_FOUND, str(gone)) from None
-    except TrainingRequiredError as exc:
-        await hub.record(
-            "watch_refused_untrained", actor=supervisor.username, org=supervisor.org, needs=exc.need
-        )
+    except TrainingRequiredError as exc:  # within the account's refusal budget, as a join's
+        await hub.refused("watch_refused_untrained", supervisor, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(supervisor, WATCH_ACTION, message, None, exc)

@@ -539,3 +539,29 @@ async def test_an_admin_cannot_acknowledge_the_policy_in_an_agents_name(
     ]
     assert ("newbie", "/api/training/acknowledge") in refusals
     assert ("fresh", "/api/training/acknowledge") in refusals
+
+
+async def test_an_untrained_account_looping_on_a_refusal_does_not_flood_the_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: a supervisor who acknowledged the policy but never practised lists a live
+    session and asks to watch it in a loop (an untrained agent with a valid code can loop
+    on join the same way): the socket stays open and each refusal was written in full.
+    They count against the account's refusal budget like any other refusal."""
+    server = server_factory(seed=two_organisations, refusal_audit_burst=3)
+    add_user(server.settings.data_dir, "sue", role="supervisor", teams=("support",), trained=False)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "sue")
+    _customer, created = await start_session(server)
+    with api(server, "sue") as sue:
+        assert [s["session_id"] for s in sue.get("/api/sessions").json()] == [created["session_id"]]
+    watcher = await open_agent(server, login_cookie(server, "sue"))
+    newbie = await open_agent(server, login_cookie(server, "newbie"))
+    for _ in range(8):
+        await send(watcher, type="watch", session_id=created["session_id"])
+        assert (await recv_json(watcher))["code"] == "training_required"
+        await send(newbie, type="join", code=created["code"])
+        assert (await recv_json(newbie))["code"] == "training_required"
+    actions = [(r["actor"], r["action"]) for r in audit(server)]
+    assert actions.count(("sue", "watch_refused_untrained")) == 3
+    assert actions.count(("newbie", "join_refused_untrained")) == 3
