@@ -658,6 +658,8 @@ class SessionHub:
         at a time, so a side that comes back while the other's request is taking the session up
         finds it live, not gone. An entry lasts while a request holds or awaits its lock."""
         self._waiting_by_client: dict[str, set[str]] = {}
+        self._waiting_practice: dict[str, set[str]] = {}
+        """Waiting practice sessions by account (``max_waiting_practice_per_account``)."""
         self._waiting_by_site: dict[str, set[str]] = {}
         """Sessions each address and site opened that may still be waiting (pruned when
         counted): the waiting limits."""
@@ -1212,13 +1214,24 @@ class SessionHub:
         client: str,
         quota: int,
         elsewhere: tuple[int, int] = (0, 0),
+        practice: str | None = None,
     ) -> None:
         """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
-        4503, counted as ``customer_refused``): waiting ones per address group and per site,
-        live ones per organisation (``quota``) and in all. Admitted, it counts against them all
-        at once (no await between the check and the count): :meth:`_release` gives it back."""
+        4503, counted as ``customer_refused``): waiting ones per address group and per site
+        (and a ``practice`` session's per account), live ones per organisation (``quota``) and
+        in all. Admitted, it counts against them all at once (no await between the check and
+        the count): :meth:`_release` gives it back."""
         refusal: tuple[int, str, str] | None = None
-        if self._still_waiting(self._waiting_by_client, client) >= (
+        account = f"{len(site.org_id)}:{site.org_id}:{practice}" if practice else ""
+        if practice and self._still_waiting(self._waiting_practice, account) >= (
+            self.settings.max_waiting_practice_per_account
+        ):
+            refusal = (
+                codec.CLOSE_TOO_MANY,
+                "practice",
+                "too many practice sessions waiting for you: use one or try again in a few minutes",
+            )
+        elif self._still_waiting(self._waiting_by_client, client) >= (
             self.settings.max_waiting_per_address
         ):
             refusal = (
@@ -1248,6 +1261,8 @@ class SessionHub:
             self.count_anonymous("customer_refused", site.org_id, f"{limit}: {reason}")
             raise ProtocolError(code, reason)
         self._starting.add(session_id)
+        if practice:
+            self._waiting_practice.setdefault(account, set()).add(session_id)
         self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
         self._waiting_by_client.setdefault(client, set()).add(session_id)
         self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
@@ -1295,6 +1310,11 @@ class SessionHub:
                 opened.discard(session_id)
                 if not opened:
                     del index[key]
+        for account, opened in tuple(self._waiting_practice.items()):  # a few accounts at most
+            if session_id in opened:
+                opened.discard(session_id)
+                if not opened:
+                    del self._waiting_practice[account]
 
     async def create_practice(
         self, site: SiteRecord, ticket_text: str, client: str
@@ -1333,7 +1353,7 @@ class SessionHub:
         elsewhere = await self._held_elsewhere(site)
         session_id = crypto.new_token(self.entropy, 16)
         client = address_group(client)
-        self._admit(session_id, site, client, quota, elsewhere)
+        self._admit(session_id, site, client, quota, elsewhere, practice)
         try:
             live, created = await self._start(site, customer, client, session_id, practice)
         except BaseException:

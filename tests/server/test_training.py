@@ -565,3 +565,31 @@ async def test_an_untrained_account_looping_on_a_refusal_does_not_flood_the_trai
     actions = [(r["actor"], r["action"]) for r in audit(server)]
     assert actions.count(("sue", "watch_refused_untrained")) == 3
     assert actions.count(("newbie", "join_refused_untrained")) == 3
+
+
+async def test_one_account_cannot_take_every_practice_session(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: an agent asks for ticket after ticket and starts a practice session with each,
+    never joining: every organisation's practice sessions wait under the server's own practice
+    site (``max_waiting_per_site``), and in the agent's organisation's quota, so one account
+    could keep every colleague, and every other organisation, from practising (and its own
+    organisation's customers from getting a session). One account holds at most
+    ``max_waiting_practice_per_account`` waiting; another account still practises."""
+    server = server_factory(seed=two_organisations, max_waiting_practice_per_account=2)
+    for username in ("newbie", "other"):
+        add_user(server.settings.data_dir, username, teams=("support",), trained=False)
+        acknowledge(server, username)
+
+    async def start(username: str) -> Any:
+        with api(server, username) as me:
+            ticket = me.post("/api/training/practice").json()["ticket"]
+        customer = await open_customer(server)
+        await send(customer, type="create", practice=ticket)
+        return customer
+
+    for _ in range(2):
+        assert (await recv_json(await start("newbie")))["type"] == "created"
+    refused = await closed_with(await start("newbie"))
+    assert refused[0] == 4429 and "practice sessions" in refused[1]
+    assert (await recv_json(await start("other")))["type"] == "created"
