@@ -59,19 +59,28 @@ async def reported(server: RunningServer, action: str, session_id: str, auditor:
 
 
 async def practise(
-    server: RunningServer, username: str, *, control: bool = True, auditor: str = "aud"
+    server: RunningServer,
+    username: str,
+    *,
+    control: bool = True,
+    auditor: str = "aud",
+    customer_on: RunningServer | None = None,
+    agent_on: RunningServer | None = None,
 ) -> str:
     """The practice exercise at the protocol level, as the console and the scripted customer do
-    it (the real browsers: tests/e2e/test_training.py). Returns the practice session's id."""
+    it (the real browsers: tests/e2e/test_training.py), the ticket asked of ``server``, the
+    customer's and the agent's sockets on it too unless ``customer_on``, ``agent_on`` (another
+    server of its cluster). Returns the practice session's id."""
     with api(server, username) as me:
         answer = me.post("/api/training/practice")
         assert answer.status_code == 200, answer.text
         ticket = answer.json()["ticket"]
-    customer = await open_customer(server)
+    customer = await open_customer(customer_on or server)
     await send(customer, type="create", practice=ticket)
     created = await recv_json(customer)
     assert created["type"] == "created", created
-    agent = await open_agent(server, login_cookie(server, username))
+    agent_server = agent_on or server
+    agent = await open_agent(agent_server, login_cookie(agent_server, username))
     await send(agent, type="join", code=created["code"])
     assert (await recv_json(agent))["type"] == "joined"
     assert (await recv_json(customer))["type"] == "agent_joined"
@@ -593,3 +602,48 @@ async def test_one_account_cannot_take_every_practice_session(
     refused = await closed_with(await start("newbie"))
     assert refused[0] == 4429 and "practice sessions" in refused[1]
     assert (await recv_json(await start("other")))["type"] == "created"
+
+
+async def test_forged_acknowledgements_and_completions_are_refused(
+    server_factory: ServerFactory,
+) -> None:
+    """Held: an acknowledgement names only a version, the current one, and is the signed-in
+    account's own (no field names another account or organisation); a completion comes only
+    from the account's own practice, once, even when two requests race for it."""
+    server = server_factory(seed=two_organisations)
+    for username in ("newbie", "other"):
+        add_user(server.settings.data_dir, username, teams=("support",), trained=False)
+    with api(server, "newbie") as newbie:
+        for body, status in (
+            ({"version": 1, "username": "other"}, 400),
+            ({"version": 1, "org": "acme"}, 400),
+            ({"version": 0}, 400),
+            ({"version": 2}, 409),  # not (yet) the current one
+        ):
+            assert newbie.post("/api/training/acknowledge", json=body).status_code == status
+    acknowledge(server, "newbie")
+    acknowledge(server, "other")
+    practice_id = await practise(server, "newbie")
+    await reported(server, "session_ended", practice_id, "aud")
+    with api(server, "other") as other:  # newbie's practice is not other's
+        stolen = other.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert stolen.status_code == 409, stolen.text
+    async with httpx.AsyncClient(
+        base_url=server.base,
+        cookies={"tandem_agent": login_cookie(server, "newbie")},
+        headers={"origin": server.origin},
+    ) as newbie_async:
+        answers = await asyncio.gather(
+            *(
+                newbie_async.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+                for _ in range(4)
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    with api(server, "ada") as ada:
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    assert users["newbie"]["trained"] and not users["other"]["trained"]
+    completed = [r for r in audit(server) if r["action"] == "training_completed"]
+    assert [(r["actor"], r["subject"], r["details"]["version"]) for r in completed] == [
+        ("newbie", practice_id, 1)
+    ]
