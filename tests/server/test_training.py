@@ -21,6 +21,7 @@ from tests.conftest import (
     add_user,
     two_organisations,
 )
+from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -32,6 +33,7 @@ from tests.server.helpers import (
     start_session,
 )
 from tests.server.test_organisations import api
+from tests.server.test_sso import sign_in
 
 YEAR = 365 * 86400.0
 
@@ -647,3 +649,43 @@ async def test_forged_acknowledgements_and_completions_are_refused(
     assert [(r["actor"], r["subject"], r["details"]["version"]) for r in completed] == [
         ("newbie", practice_id, 1)
     ]
+
+
+async def test_a_sign_in_made_before_a_new_policy_or_through_the_provider_is_checked_again(
+    server_factory: ServerFactory,
+) -> None:
+    """Held: the requirement is read from storage at each join, never from the sign-in. A socket
+    opened before a new policy version is refused on its next join; an account signed in
+    through the organisation's identity provider is refused like a password one, and may
+    acknowledge (the provider runs its own second factor)."""
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    alice = await open_agent(server, login_cookie(server))  # before the new version
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Version two."}).status_code == 200
+    _, created = await start_session(server)
+    await send(alice, type="join", code=created["code"])
+    refused = await recv_json(alice)
+    assert refused["code"] == "training_required" and "version 2" in refused["message"]
+    provider = OidcProvider(user={"sub": "u-9", "preferred_username": "newbie"}).start()
+    try:
+        provider.redirect_uris.add(f"{server.base}/api/sso/callback")
+        with api(server, "ada") as ada:
+            use_provider(ada, provider, {"newbie": "u-9"})
+        with httpx.Client() as browser:
+            assert sign_in(server, browser).status_code == 303
+            cookie = browser.cookies["tandem_agent"]
+    finally:
+        provider.stop()
+    newbie = await open_agent(server, cookie)
+    await send(newbie, type="join", code=created["code"])
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required" and "version 2" in refused["message"]
+    with httpx.Client(
+        base_url=server.base, cookies={"tandem_agent": cookie}, headers={"origin": server.origin}
+    ) as me:
+        acknowledged = me.post("/api/training/acknowledge", json={"version": 2})
+        assert acknowledged.status_code == 200, acknowledged.text
+    await send(newbie, type="join", code=created["code"])
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required" and "not been trained yet" in refused["message"]
