@@ -242,7 +242,8 @@ class Training:
         """The account read and accepts ``version``, which must be the current one. Raises
         ForbiddenError while the account still signs in with a password an admin chose or
         without its own second factor: the acknowledgement is the account holder's word, and
-        whoever set that password (the admin who reset it) could give it in their name."""
+        whoever set that password (the admin who reset it) could give it in their name. A
+        version already acknowledged is answered as it stands, nothing written again."""
         grant = authorize(principal, "self")
         if principal.must_change_password:
             raise ForbiddenError("choose a new password first (console: Security)")
@@ -254,6 +255,11 @@ class Training:
                 f"version {version} is not the current policy (version {current.version}): "
                 "read the current one"
             )
+        standing = await self.standing(principal)
+        if standing.acknowledged == version:
+            # Once per version: the first acknowledgement stands, and a loop of requests
+            # writes neither the database nor the trail.
+            return standing
         await self.storage.acknowledge_policy(grant, principal.username, version, self.clock())
         await self.record(
             "policy_acknowledged", actor=principal.username, org=grant.org_id, version=version

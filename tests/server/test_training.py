@@ -689,3 +689,26 @@ async def test_a_sign_in_made_before_a_new_policy_or_through_the_provider_is_che
     await send(newbie, type="join", code=created["code"])
     refused = await recv_json(newbie)
     assert refused["code"] == "training_required" and "not been trained yet" in refused["message"]
+
+
+async def test_acknowledging_again_writes_nothing(server_factory: ServerFactory) -> None:
+    """Attack: an agent posts its acknowledgement in a loop: each wrote the database and a
+    ``policy_acknowledged`` record (an allowed action, so no refusal budget bounds it). The
+    first acknowledgement of a version stands; the next ones are answered and write nothing."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    with api(server, "newbie") as newbie:
+        for _ in range(5):
+            answer = newbie.post("/api/training/acknowledge", json={"version": 1})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["acknowledged_version"] == 1
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Version two."}).status_code == 200
+    acknowledge(server, "newbie")
+    acknowledge(server, "newbie")
+    acknowledged = [
+        (r["actor"], r["details"]["version"])
+        for r in audit(server)
+        if r["action"] == "policy_acknowledged"
+    ]
+    assert acknowledged == [("newbie", 1), ("newbie", 2)]
