@@ -963,7 +963,8 @@ class SessionHub:
     def _announce(action: str, fields: dict[str, Any]) -> None:
         """An audited event's log line and count (before its record is written)."""
         # A practice session's events (tandem.training) are not customers' sessions: counted apart.
-        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
+        practice = fields.get("practice") and not action.startswith("practice_")
+        metrics.audited(f"practice_{action}" if practice else action)
         events.info(action, **fields)
 
     def witness(self, entries: Callable[[T], Sequence[Entry]]) -> Evidence[T]:
@@ -1336,6 +1337,13 @@ class SessionHub:
         await self.storage.start_practice(
             Grant.server(ticket.org_id, "practice session"),
             PracticeRecord(live.machine.session_id, ticket.username, ticket.org_id, self.clock()),
+        )
+        await self.record(
+            "practice_started",
+            actor=ticket.username,
+            org=ticket.org_id,
+            subject=live.machine.session_id,
+            practice=ticket.username,
         )
         return live, created
 

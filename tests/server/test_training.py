@@ -712,3 +712,27 @@ async def test_acknowledging_again_writes_nothing(server_factory: ServerFactory)
         if r["action"] == "policy_acknowledged"
     ]
     assert acknowledged == [("newbie", 1), ("newbie", 2)]
+
+
+async def test_asking_for_practice_tickets_in_a_loop_writes_nothing(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: an agent asks for practice tickets in a loop: each wrote a ``practice_started``
+    record, an allowed action no refusal budget bounds. A ticket alone reaches nothing; the
+    record is written when a ticket starts its session (at most
+    ``max_waiting_practice_per_account`` waiting)."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    with api(server, "newbie") as newbie:
+        tickets = [newbie.post("/api/training/practice").json()["ticket"] for _ in range(5)]
+    customer = await open_customer(server)
+    await send(customer, type="create", practice=tickets[-1])
+    created = await recv_json(customer)
+    assert created["type"] == "created"
+    started = [
+        (r["actor"], r["subject"], r["details"]["practice"])
+        for r in audit(server)
+        if r["action"] == "practice_started"
+    ]
+    assert started == [("newbie", created["session_id"], "newbie")]
