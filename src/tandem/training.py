@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -82,6 +83,13 @@ CONSOLE_STEPS = ("masked", "refused")
 the customer's browser refusing the agent's action on it."""
 
 DAY = 86400.0
+
+
+def policy_digest(text: str) -> str:
+    """The SHA-256 (hex) of a policy text as stored: written into the audit records of its
+    publication and of each acknowledgement, so that the trail (MACed, tamper-evident) says
+    which text was accepted even if the stored text of that version is changed later."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TrainingRequiredError(ForbiddenError):
@@ -235,6 +243,7 @@ class Training:
             org=grant.org_id,
             version=stored.version,
             chars=len(text),
+            sha256=policy_digest(stored.text),
         )
         return stored
 
@@ -262,7 +271,11 @@ class Training:
             return standing
         await self.storage.acknowledge_policy(grant, principal.username, version, self.clock())
         await self.record(
-            "policy_acknowledged", actor=principal.username, org=grant.org_id, version=version
+            "policy_acknowledged",
+            actor=principal.username,
+            org=grant.org_id,
+            version=version,
+            sha256=policy_digest(current.text),
         )
         return await self.standing(principal)
 
@@ -453,6 +466,7 @@ class Training:
             org=grant.org_id,
             subject=user.username,
             version=policy.version,
+            sha256=policy_digest(policy.text),
             reason=reason[:200],
         )
         return record

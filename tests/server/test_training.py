@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from typing import Any
 
 import httpx
 import msgspec
 
 from tandem.server import app as server_app
-from tandem.training import DEFAULT_POLICY_VERSION
+from tandem.training import DEFAULT_POLICY, DEFAULT_POLICY_VERSION, policy_digest
 from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
@@ -736,3 +737,33 @@ async def test_asking_for_practice_tickets_in_a_loop_writes_nothing(
         if r["action"] == "practice_started"
     ]
     assert started == [("newbie", created["session_id"], "newbie")]
+
+
+async def test_the_trail_says_which_policy_text_was_acknowledged(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: someone who can write the database rewrites the text of a version agents have
+    acknowledged (the version number stays): the trail named only the version, so nobody could
+    tell which text they accepted. Each publication and acknowledgement records the text's
+    SHA-256 in the (MACed) trail; the rewritten text no longer matches it."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Version two."}).status_code == 200
+    acknowledge(server, "newbie")
+    records = audit(server)
+    acknowledged = {
+        r["details"]["version"]: r["details"]["sha256"]
+        for r in records
+        if r["action"] == "policy_acknowledged"
+    }
+    published = [r["details"]["sha256"] for r in records if r["action"] == "policy_changed"]
+    assert acknowledged[1] == policy_digest(DEFAULT_POLICY)
+    assert acknowledged[2] == published[0] == policy_digest("Version two.")
+    with sqlite3.connect(server.settings.data_dir / "tandem.sqlite3") as db:
+        db.execute("UPDATE training_policies SET text = 'Anything goes.' WHERE version = 2")
+    with api(server, "newbie") as newbie:
+        shown = newbie.get("/api/training").json()["policy"]
+    assert shown["version"] == 2
+    assert policy_digest(shown["text"]) != acknowledged[2]  # the trail tells the change
