@@ -422,6 +422,11 @@ class Settings:
     organisation may set its own (docs/training.md)."""
     practice_ticket_seconds: float = 900.0
     """How long a practice ticket (the console's start of a practice exercise) may be used."""
+    max_waiting_practice_per_account: int = 3
+    """Practice sessions (docs/training.md) one account may hold waiting at once in one server
+    process; more are refused (4429). Every organisation's practice sessions are counted under
+    the server's own practice site, against ``max_waiting_per_site`` and the account's
+    organisation's quota: without this, one account's tickets could take them all."""
     max_input_file_bytes: int = MAX_INPUT_FILE_BYTES
     """Largest file an operator names that is read whole: the masking policy, a checkpoint file
     (``--checkpoint``), a recording key (TANDEM_MAX_INPUT_FILE_BYTES). A larger one is refused
@@ -505,6 +510,8 @@ class Settings:
             raise ConfigError("max_unheard_sockets_per_address must be at least 1")
         if min(self.max_waiting_per_address, self.max_waiting_per_site) < 1:
             raise ConfigError("max_waiting_per_address and max_waiting_per_site must be at least 1")
+        if self.max_waiting_practice_per_account < 1:
+            raise ConfigError("max_waiting_practice_per_account must be at least 1")
         if not min(self.anonymous_audit_interval_seconds, self.anonymous_audit_retention_days) > 0:
             raise ConfigError(
                 "anonymous_audit_interval_seconds and anonymous_audit_retention_days must be "

@@ -658,6 +658,8 @@ class SessionHub:
         at a time, so a side that comes back while the other's request is taking the session up
         finds it live, not gone. An entry lasts while a request holds or awaits its lock."""
         self._waiting_by_client: dict[str, set[str]] = {}
+        self._waiting_practice: dict[str, set[str]] = {}
+        """Waiting practice sessions by account (``max_waiting_practice_per_account``)."""
         self._waiting_by_site: dict[str, set[str]] = {}
         """Sessions each address and site opened that may still be waiting (pruned when
         counted): the waiting limits."""
@@ -961,7 +963,8 @@ class SessionHub:
     def _announce(action: str, fields: dict[str, Any]) -> None:
         """An audited event's log line and count (before its record is written)."""
         # A practice session's events (tandem.training) are not customers' sessions: counted apart.
-        metrics.audited(f"practice_{action}" if fields.get("practice") else action)
+        practice = fields.get("practice") and not action.startswith("practice_")
+        metrics.audited(f"practice_{action}" if practice else action)
         events.info(action, **fields)
 
     def witness(self, entries: Callable[[T], Sequence[Entry]]) -> Evidence[T]:
@@ -1212,13 +1215,24 @@ class SessionHub:
         client: str,
         quota: int,
         elsewhere: tuple[int, int] = (0, 0),
+        practice: str | None = None,
     ) -> None:
         """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
-        4503, counted as ``customer_refused``): waiting ones per address group and per site,
-        live ones per organisation (``quota``) and in all. Admitted, it counts against them all
-        at once (no await between the check and the count): :meth:`_release` gives it back."""
+        4503, counted as ``customer_refused``): waiting ones per address group and per site
+        (and a ``practice`` session's per account), live ones per organisation (``quota``) and
+        in all. Admitted, it counts against them all at once (no await between the check and
+        the count): :meth:`_release` gives it back."""
         refusal: tuple[int, str, str] | None = None
-        if self._still_waiting(self._waiting_by_client, client) >= (
+        account = f"{len(site.org_id)}:{site.org_id}:{practice}" if practice else ""
+        if practice and self._still_waiting(self._waiting_practice, account) >= (
+            self.settings.max_waiting_practice_per_account
+        ):
+            refusal = (
+                codec.CLOSE_TOO_MANY,
+                "practice",
+                "too many practice sessions waiting for you: use one or try again in a few minutes",
+            )
+        elif self._still_waiting(self._waiting_by_client, client) >= (
             self.settings.max_waiting_per_address
         ):
             refusal = (
@@ -1248,6 +1262,8 @@ class SessionHub:
             self.count_anonymous("customer_refused", site.org_id, f"{limit}: {reason}")
             raise ProtocolError(code, reason)
         self._starting.add(session_id)
+        if practice:
+            self._waiting_practice.setdefault(account, set()).add(session_id)
         self._live_by_org[site.org_id] = self._live_by_org.get(site.org_id, 0) + 1
         self._waiting_by_client.setdefault(client, set()).add(session_id)
         self._waiting_by_site.setdefault(site.site_id, set()).add(session_id)
@@ -1295,6 +1311,11 @@ class SessionHub:
                 opened.discard(session_id)
                 if not opened:
                     del index[key]
+        for account, opened in tuple(self._waiting_practice.items()):  # a few accounts at most
+            if session_id in opened:
+                opened.discard(session_id)
+                if not opened:
+                    del self._waiting_practice[account]
 
     async def create_practice(
         self, site: SiteRecord, ticket_text: str, client: str
@@ -1317,6 +1338,13 @@ class SessionHub:
             Grant.server(ticket.org_id, "practice session"),
             PracticeRecord(live.machine.session_id, ticket.username, ticket.org_id, self.clock()),
         )
+        await self.record(
+            "practice_started",
+            actor=ticket.username,
+            org=ticket.org_id,
+            subject=live.machine.session_id,
+            practice=ticket.username,
+        )
         return live, created
 
     async def create(
@@ -1333,7 +1361,7 @@ class SessionHub:
         elsewhere = await self._held_elsewhere(site)
         session_id = crypto.new_token(self.entropy, 16)
         client = address_group(client)
-        self._admit(session_id, site, client, quota, elsewhere)
+        self._admit(session_id, site, client, quota, elsewhere, practice)
         try:
             live, created = await self._start(site, customer, client, session_id, practice)
         except BaseException:
@@ -2429,9 +2457,9 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
     except HeldElsewhere as moved:  # the owner takes the code and the socket
         return Elsewhere(moved.node)
     except TrainingRequiredError as exc:  # the code stays valid for a trained colleague
-        await hub.record(
-            "join_refused_untrained", actor=agent.username, org=agent.org, needs=exc.need
-        )
+        # Within the account's refusal budget: the socket stays open and the code valid, so
+        # an account could loop on it and flood the trail.
+        await hub.refused("join_refused_untrained", agent, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         candidate = None
@@ -2475,12 +2503,7 @@ async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
     except HeldElsewhere as moved:  # taken up by another process after a restart
         return Elsewhere(moved.node)
     except TrainingRequiredError as exc:  # the session waits: acknowledged, the console rejoins
-        await hub.record(
-            "join_refused_untrained",
-            actor=seat.principal.username,
-            org=seat.principal.org,
-            needs=exc.need,
-        )
+        await hub.refused("join_refused_untrained", seat.principal, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(seat.principal, "session.join", message, None, exc)
@@ -2504,10 +2527,8 @@ async def _watch(seat: AgentSeat, message: Watch) -> Outcome:
         gone = NotFoundError("session not found")
         await hub._refused(supervisor, WATCH_ACTION, message, None, gone)
         raise ProtocolError(codec.CLOSE_NOT_FOUND, str(gone)) from None
-    except TrainingRequiredError as exc:
-        await hub.record(
-            "watch_refused_untrained", actor=supervisor.username, org=supervisor.org, needs=exc.need
-        )
+    except TrainingRequiredError as exc:  # within the account's refusal budget, as a join's
+        await hub.refused("watch_refused_untrained", supervisor, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
     except ForbiddenError as exc:
         await hub._refused(supervisor, WATCH_ACTION, message, None, exc)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
@@ -82,6 +83,13 @@ CONSOLE_STEPS = ("masked", "refused")
 the customer's browser refusing the agent's action on it."""
 
 DAY = 86400.0
+
+
+def policy_digest(text: str) -> str:
+    """The SHA-256 (hex) of a policy text as stored: written into the audit records of its
+    publication and of each acknowledgement, so that the trail (MACed, tamper-evident) says
+    which text was accepted even if the stored text of that version is changed later."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class TrainingRequiredError(ForbiddenError):
@@ -235,21 +243,39 @@ class Training:
             org=grant.org_id,
             version=stored.version,
             chars=len(text),
+            sha256=policy_digest(stored.text),
         )
         return stored
 
     async def acknowledge(self, principal: Principal, version: int) -> Standing:
-        """The account read and accepts ``version``, which must be the current one."""
+        """The account read and accepts ``version``, which must be the current one. Raises
+        ForbiddenError while the account still signs in with a password an admin chose or
+        without its own second factor: the acknowledgement is the account holder's word, and
+        whoever set that password (the admin who reset it) could give it in their name. A
+        version already acknowledged is answered as it stands, nothing written again."""
         grant = authorize(principal, "self")
+        if principal.must_change_password:
+            raise ForbiddenError("choose a new password first (console: Security)")
+        if principal.needs_second_factor:
+            raise ForbiddenError("set up two-step sign-in first (console: Security)")
         current = await self.policy(grant)
         if version != current.version:
             raise ConflictError(
                 f"version {version} is not the current policy (version {current.version}): "
                 "read the current one"
             )
+        standing = await self.standing(principal)
+        if standing.acknowledged == version:
+            # Once per version: the first acknowledgement stands, and a loop of requests
+            # writes neither the database nor the trail.
+            return standing
         await self.storage.acknowledge_policy(grant, principal.username, version, self.clock())
         await self.record(
-            "policy_acknowledged", actor=principal.username, org=grant.org_id, version=version
+            "policy_acknowledged",
+            actor=principal.username,
+            org=grant.org_id,
+            version=version,
+            sha256=policy_digest(current.text),
         )
         return await self.standing(principal)
 
@@ -339,7 +365,8 @@ class Training:
             "n": crypto.new_token(self.entropy, 12),
         }
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode())
-        await self.record("practice_started", actor=principal.username, org=principal.org)
+        # Audited when a ticket starts its session (SessionHub.create_practice), not here: a
+        # ticket alone reaches nothing, and a loop of requests wrote a record each.
         return f"{payload}.{self._mac(payload)}"
 
     def open_ticket(self, ticket: str) -> Ticket:
@@ -362,7 +389,8 @@ class Training:
     ) -> TrainingRecord:
         """Record a completion from a practice session of ``principal`` (its newest that ended,
         or ``session_id``) that ended with every step of :data:`SERVER_STEPS` seen by the
-        server, and the console's own checks."""
+        server, and the console's own checks. The completion is dated when that session ended:
+        the re-training interval runs from the practice itself."""
         grant = authorize(principal, "session.practise")
         if session_id is None:
             practice = await self.storage.latest_practice(grant, principal.username)
@@ -387,7 +415,9 @@ class Training:
             completion_id=crypto.new_token(self.entropy, 12),
             username=principal.username,
             org_id=principal.org,
-            completed_at=self.clock(),
+            # When the practice happened, not when the console asked: a practice kept
+            # unclaimed for months would otherwise count as fresh, and stretch the interval.
+            completed_at=practice.ended_at,
             policy_version=standing.policy_version,
             method="practice",
             session_id=session_id,
@@ -436,6 +466,7 @@ class Training:
             org=grant.org_id,
             subject=user.username,
             version=policy.version,
+            sha256=policy_digest(policy.text),
             reason=reason[:200],
         )
         return record

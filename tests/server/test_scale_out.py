@@ -35,6 +35,7 @@ from tests.server.helpers import (
     send,
     start_session,
 )
+from tests.server.test_training import acknowledge, practise, reported
 from tests.storage.conftest import PG_DSN, create_migrated_schema, pg_connect
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -361,3 +362,65 @@ async def test_two_servers_mac_every_record_of_the_trail_they_share(
         forged.seq,
         f"record {forged.seq} has no valid MAC: it was not written by a holder of the audit key",
     )
+
+
+def add_auditor_to_cluster(server: RunningServer, tmp_path: Path) -> None:
+    """The default organisation's auditor ``aud`` (trained) on the database ``server`` shares
+    with its cluster, made as the CLI does."""
+
+    async def run() -> None:
+        shared = {
+            "database_url": server.settings.database_url,
+            "audit_key_file": server.settings.audit_key_file,
+        }
+        settings = Settings.load(environ={}, data_dir=tmp_path / "cli", **shared)
+        async with offline(settings) as directory:
+            await directory.add_user(
+                operator("default"), "aud", AGENT_PASSWORD, "auditor", None, (), mfa_exempt=True
+            )
+            await mark_trained(directory.storage, "aud")
+
+    run_in_thread(run)
+
+
+async def test_training_holds_across_two_servers(cluster: Cluster, tmp_path: Path) -> None:
+    """Attack across a cluster: the acknowledgement made on one server counts on the other; a
+    practice ticket is used once whichever server sees it; the practice customer on B and the
+    agent on A (tunnelled) make one practice; its completion, asked of both servers at once,
+    is recorded once; then the agent takes a real customer on either server."""
+    a, b = cluster(), cluster()
+    add_auditor_to_cluster(a, tmp_path)
+    acknowledge(a, "newbie")
+    with httpx.Client(base_url=b.base, cookies={"tandem_agent": login_cookie(b, "newbie")}) as on_b:
+        standing = on_b.get("/api/training").json()["standing"]
+    assert standing["acknowledged_version"] == 1 and standing["needs_practice"]
+    with httpx.Client(
+        base_url=a.base,
+        cookies={"tandem_agent": login_cookie(a, "newbie")},
+        headers={"origin": a.origin},
+    ) as on_a:
+        ticket = on_a.post("/api/training/practice").json()["ticket"]
+    first = await open_customer(b)
+    await send(first, type="create", practice=ticket)
+    assert (await recv_json(first))["type"] == "created"
+    replay = await open_customer(a)  # the same ticket on the other server
+    await send(replay, type="create", practice=ticket)
+    assert (await closed_with(replay))[0] == 4401
+    practice_id = await practise(a, "newbie", customer_on=b, agent_on=a)
+    await reported(a, "session_ended", practice_id, "aud")
+
+    async def complete(server: RunningServer) -> int:
+        async with httpx.AsyncClient(
+            base_url=server.base,
+            cookies={"tandem_agent": login_cookie(server, "newbie")},
+            headers={"origin": server.origin},
+        ) as me:
+            answer = await me.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        return answer.status_code
+
+    assert sorted(await asyncio.gather(complete(a), complete(b))) == [200, 409]
+    customer, created = await start_session(b)
+    newbie = await open_agent(a, login_cookie(a, "newbie"))
+    await send(newbie, type="join", code=created["code"])  # A tunnels it to B
+    assert (await recv_json(newbie))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"

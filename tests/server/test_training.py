@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 from typing import Any
 
 import httpx
 import msgspec
 
 from tandem.server import app as server_app
-from tandem.training import DEFAULT_POLICY_VERSION
-from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
+from tandem.training import DEFAULT_POLICY, DEFAULT_POLICY_VERSION, policy_digest
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    add_user,
+    two_organisations,
+)
+from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -26,6 +34,7 @@ from tests.server.helpers import (
     start_session,
 )
 from tests.server.test_organisations import api
+from tests.server.test_sso import sign_in
 
 YEAR = 365 * 86400.0
 
@@ -53,19 +62,28 @@ async def reported(server: RunningServer, action: str, session_id: str, auditor:
 
 
 async def practise(
-    server: RunningServer, username: str, *, control: bool = True, auditor: str = "aud"
+    server: RunningServer,
+    username: str,
+    *,
+    control: bool = True,
+    auditor: str = "aud",
+    customer_on: RunningServer | None = None,
+    agent_on: RunningServer | None = None,
 ) -> str:
     """The practice exercise at the protocol level, as the console and the scripted customer do
-    it (the real browsers: tests/e2e/test_training.py). Returns the practice session's id."""
+    it (the real browsers: tests/e2e/test_training.py), the ticket asked of ``server``, the
+    customer's and the agent's sockets on it too unless ``customer_on``, ``agent_on`` (another
+    server of its cluster). Returns the practice session's id."""
     with api(server, username) as me:
         answer = me.post("/api/training/practice")
         assert answer.status_code == 200, answer.text
         ticket = answer.json()["ticket"]
-    customer = await open_customer(server)
+    customer = await open_customer(customer_on or server)
     await send(customer, type="create", practice=ticket)
     created = await recv_json(customer)
     assert created["type"] == "created", created
-    agent = await open_agent(server, login_cookie(server, username))
+    agent_server = agent_on or server
+    agent = await open_agent(agent_server, login_cookie(agent_server, username))
     await send(agent, type="join", code=created["code"])
     assert (await recv_json(agent))["type"] == "joined"
     assert (await recv_json(customer))["type"] == "agent_joined"
@@ -465,3 +483,287 @@ async def test_every_training_answer_is_in_its_declared_type(server_factory: Ser
     check("ada", "PUT", "/api/training/policy", {"text": "Our own policy."})
     check("ada", "GET", "/api/training/users")
     check("ada", "PUT", "/api/training/interval", {"days": None})
+
+
+async def test_a_practice_claimed_late_counts_from_when_it_happened(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: practise once, keep the evidence unclaimed, and claim it only when the last
+    training runs out: the completion must be dated by the practice, not by the claim, or the
+    interval (PCI DSS 12.6.3: 12 months) stretches by as long as the evidence is kept."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    with api(server, "ada") as ada:  # evidence kept longer than the interval
+        assert ada.patch("/api/org", json={"retention_days": 730}).status_code == 200
+    acknowledge(server, "newbie")
+    practice_id = await practise(server, "newbie")
+    await reported(server, "session_ended", practice_id, "aud")  # its evidence is stored
+    server.clock.advance(300 * 86400)
+    with api(server, "newbie") as newbie:
+        done = newbie.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert done.status_code == 200, done.text
+        standing = newbie.get("/api/training").json()["standing"]
+    assert standing["due_at"] == done.json()["completed_at"] + YEAR
+    server.clock.advance(66 * 86400)  # 366 days after the practice
+    _, created = await start_session(server)
+    socket = await open_agent(server, login_cookie(server, "newbie"))
+    await send(socket, type="join", code=created["code"])
+    refused = await recv_json(socket)
+    assert refused["code"] == "training_required"
+    assert "your training expired" in refused["message"]
+
+
+async def test_an_admin_cannot_acknowledge_the_policy_in_an_agents_name(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: the admin resets an untrained agent's password to one it knows (or creates the
+    account and knows its first password), signs in as the agent and acknowledges the policy:
+    the trail would show the agent's own word. An acknowledgement needs the account's own
+    password and its own second factor."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    add_user(server.settings.data_dir, "fresh", teams=("support",), trained=False, mfa_exempt=False)
+    temporary = "temporary-pass-4821"
+    with api(server, "ada") as ada:
+        reset = ada.post("/api/users/newbie/reset-password", json={"password": temporary})
+        assert reset.status_code == 204, reset.text
+    for username, password, why in (
+        ("newbie", temporary, "choose a new password first"),
+        ("fresh", AGENT_PASSWORD, "set up two-step sign-in first"),
+    ):
+        cookie = login_cookie(server, username, password)
+        with httpx.Client(
+            base_url=server.base,
+            cookies={"tandem_agent": cookie},
+            headers={"origin": server.origin},
+        ) as impostor:
+            refused = impostor.post("/api/training/acknowledge", json={"version": 1})
+            assert refused.status_code == 403, refused.text
+            assert why in refused.json()["detail"]
+    with api(server, "ada") as ada:
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    assert users["newbie"]["acknowledged_version"] is None
+    assert users["fresh"]["acknowledged_version"] is None
+    refusals = [
+        (r["actor"], r["details"]["route"])
+        for r in audit(server)
+        if r["action"] == "access_refused"
+    ]
+    assert ("newbie", "/api/training/acknowledge") in refusals
+    assert ("fresh", "/api/training/acknowledge") in refusals
+
+
+async def test_an_untrained_account_looping_on_a_refusal_does_not_flood_the_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: a supervisor who acknowledged the policy but never practised lists a live
+    session and asks to watch it in a loop (an untrained agent with a valid code can loop
+    on join the same way): the socket stays open and each refusal was written in full.
+    They count against the account's refusal budget like any other refusal."""
+    server = server_factory(seed=two_organisations, refusal_audit_burst=3)
+    add_user(server.settings.data_dir, "sue", role="supervisor", teams=("support",), trained=False)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "sue")
+    _customer, created = await start_session(server)
+    with api(server, "sue") as sue:
+        assert [s["session_id"] for s in sue.get("/api/sessions").json()] == [created["session_id"]]
+    watcher = await open_agent(server, login_cookie(server, "sue"))
+    newbie = await open_agent(server, login_cookie(server, "newbie"))
+    for _ in range(8):
+        await send(watcher, type="watch", session_id=created["session_id"])
+        assert (await recv_json(watcher))["code"] == "training_required"
+        await send(newbie, type="join", code=created["code"])
+        assert (await recv_json(newbie))["code"] == "training_required"
+    actions = [(r["actor"], r["action"]) for r in audit(server)]
+    assert actions.count(("sue", "watch_refused_untrained")) == 3
+    assert actions.count(("newbie", "join_refused_untrained")) == 3
+
+
+async def test_one_account_cannot_take_every_practice_session(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: an agent asks for ticket after ticket and starts a practice session with each,
+    never joining: every organisation's practice sessions wait under the server's own practice
+    site (``max_waiting_per_site``), and in the agent's organisation's quota, so one account
+    could keep every colleague, and every other organisation, from practising (and its own
+    organisation's customers from getting a session). One account holds at most
+    ``max_waiting_practice_per_account`` waiting; another account still practises."""
+    server = server_factory(seed=two_organisations, max_waiting_practice_per_account=2)
+    for username in ("newbie", "other"):
+        add_user(server.settings.data_dir, username, teams=("support",), trained=False)
+        acknowledge(server, username)
+
+    async def start(username: str) -> Any:
+        with api(server, username) as me:
+            ticket = me.post("/api/training/practice").json()["ticket"]
+        customer = await open_customer(server)
+        await send(customer, type="create", practice=ticket)
+        return customer
+
+    for _ in range(2):
+        assert (await recv_json(await start("newbie")))["type"] == "created"
+    refused = await closed_with(await start("newbie"))
+    assert refused[0] == 4429 and "practice sessions" in refused[1]
+    assert (await recv_json(await start("other")))["type"] == "created"
+
+
+async def test_forged_acknowledgements_and_completions_are_refused(
+    server_factory: ServerFactory,
+) -> None:
+    """Held: an acknowledgement names only a version, the current one, and is the signed-in
+    account's own (no field names another account or organisation); a completion comes only
+    from the account's own practice, once, even when two requests race for it."""
+    server = server_factory(seed=two_organisations)
+    for username in ("newbie", "other"):
+        add_user(server.settings.data_dir, username, teams=("support",), trained=False)
+    with api(server, "newbie") as newbie:
+        for body, status in (
+            ({"version": 1, "username": "other"}, 400),
+            ({"version": 1, "org": "acme"}, 400),
+            ({"version": 0}, 400),
+            ({"version": 2}, 409),  # not (yet) the current one
+        ):
+            assert newbie.post("/api/training/acknowledge", json=body).status_code == status
+    acknowledge(server, "newbie")
+    acknowledge(server, "other")
+    practice_id = await practise(server, "newbie")
+    await reported(server, "session_ended", practice_id, "aud")
+    with api(server, "other") as other:  # newbie's practice is not other's
+        stolen = other.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+        assert stolen.status_code == 409, stolen.text
+    async with httpx.AsyncClient(
+        base_url=server.base,
+        cookies={"tandem_agent": login_cookie(server, "newbie")},
+        headers={"origin": server.origin},
+    ) as newbie_async:
+        answers = await asyncio.gather(
+            *(
+                newbie_async.post("/api/training/complete", json={"steps": ["masked", "refused"]})
+                for _ in range(4)
+            )
+        )
+    assert sorted(a.status_code for a in answers) == [200, 409, 409, 409]
+    with api(server, "ada") as ada:
+        users = {u["username"]: u for u in ada.get("/api/training/users").json()["users"]}
+    assert users["newbie"]["trained"] and not users["other"]["trained"]
+    completed = [r for r in audit(server) if r["action"] == "training_completed"]
+    assert [(r["actor"], r["subject"], r["details"]["version"]) for r in completed] == [
+        ("newbie", practice_id, 1)
+    ]
+
+
+async def test_a_sign_in_made_before_a_new_policy_or_through_the_provider_is_checked_again(
+    server_factory: ServerFactory,
+) -> None:
+    """Held: the requirement is read from storage at each join, never from the sign-in. A socket
+    opened before a new policy version is refused on its next join; an account signed in
+    through the organisation's identity provider is refused like a password one, and may
+    acknowledge (the provider runs its own second factor)."""
+    server = server_factory(seed=two_organisations, test_private_network=True)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    alice = await open_agent(server, login_cookie(server))  # before the new version
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Version two."}).status_code == 200
+    _, created = await start_session(server)
+    await send(alice, type="join", code=created["code"])
+    refused = await recv_json(alice)
+    assert refused["code"] == "training_required" and "version 2" in refused["message"]
+    provider = OidcProvider(user={"sub": "u-9", "preferred_username": "newbie"}).start()
+    try:
+        provider.redirect_uris.add(f"{server.base}/api/sso/callback")
+        with api(server, "ada") as ada:
+            use_provider(ada, provider, {"newbie": "u-9"})
+        with httpx.Client() as browser:
+            assert sign_in(server, browser).status_code == 303
+            cookie = browser.cookies["tandem_agent"]
+    finally:
+        provider.stop()
+    newbie = await open_agent(server, cookie)
+    await send(newbie, type="join", code=created["code"])
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required" and "version 2" in refused["message"]
+    with httpx.Client(
+        base_url=server.base, cookies={"tandem_agent": cookie}, headers={"origin": server.origin}
+    ) as me:
+        acknowledged = me.post("/api/training/acknowledge", json={"version": 2})
+        assert acknowledged.status_code == 200, acknowledged.text
+    await send(newbie, type="join", code=created["code"])
+    refused = await recv_json(newbie)
+    assert refused["code"] == "training_required" and "not been trained yet" in refused["message"]
+
+
+async def test_acknowledging_again_writes_nothing(server_factory: ServerFactory) -> None:
+    """Attack: an agent posts its acknowledgement in a loop: each wrote the database and a
+    ``policy_acknowledged`` record (an allowed action, so no refusal budget bounds it). The
+    first acknowledgement of a version stands; the next ones are answered and write nothing."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    with api(server, "newbie") as newbie:
+        for _ in range(5):
+            answer = newbie.post("/api/training/acknowledge", json={"version": 1})
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["acknowledged_version"] == 1
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Version two."}).status_code == 200
+    acknowledge(server, "newbie")
+    acknowledge(server, "newbie")
+    acknowledged = [
+        (r["actor"], r["details"]["version"])
+        for r in audit(server)
+        if r["action"] == "policy_acknowledged"
+    ]
+    assert acknowledged == [("newbie", 1), ("newbie", 2)]
+
+
+async def test_asking_for_practice_tickets_in_a_loop_writes_nothing(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: an agent asks for practice tickets in a loop: each wrote a ``practice_started``
+    record, an allowed action no refusal budget bounds. A ticket alone reaches nothing; the
+    record is written when a ticket starts its session (at most
+    ``max_waiting_practice_per_account`` waiting)."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    with api(server, "newbie") as newbie:
+        tickets = [newbie.post("/api/training/practice").json()["ticket"] for _ in range(5)]
+    customer = await open_customer(server)
+    await send(customer, type="create", practice=tickets[-1])
+    created = await recv_json(customer)
+    assert created["type"] == "created"
+    started = [
+        (r["actor"], r["subject"], r["details"]["practice"])
+        for r in audit(server)
+        if r["action"] == "practice_started"
+    ]
+    assert started == [("newbie", created["session_id"], "newbie")]
+
+
+async def test_the_trail_says_which_policy_text_was_acknowledged(
+    server_factory: ServerFactory,
+) -> None:
+    """Attack: someone who can write the database rewrites the text of a version agents have
+    acknowledged (the version number stays): the trail named only the version, so nobody could
+    tell which text they accepted. Each publication and acknowledgement records the text's
+    SHA-256 in the (MACed) trail; the rewritten text no longer matches it."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    acknowledge(server, "newbie")
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Version two."}).status_code == 200
+    acknowledge(server, "newbie")
+    records = audit(server)
+    acknowledged = {
+        r["details"]["version"]: r["details"]["sha256"]
+        for r in records
+        if r["action"] == "policy_acknowledged"
+    }
+    published = [r["details"]["sha256"] for r in records if r["action"] == "policy_changed"]
+    assert acknowledged[1] == policy_digest(DEFAULT_POLICY)
+    assert acknowledged[2] == published[0] == policy_digest("Version two.")
+    with sqlite3.connect(server.settings.data_dir / "tandem.sqlite3") as db:
+        db.execute("UPDATE training_policies SET text = 'Anything goes.' WHERE version = 2")
+    with api(server, "newbie") as newbie:
+        shown = newbie.get("/api/training").json()["policy"]
+    assert shown["version"] == 2
+    assert policy_digest(shown["text"]) != acknowledged[2]  # the trail tells the change
