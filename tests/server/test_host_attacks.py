@@ -18,8 +18,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tandem.audit import AuditLog
-from tandem.config import PROXY_NOTE, Settings
-from tandem.directory import offline, operator
+from tandem.config import PROXY_NOTE
 from tandem.exceptions import StorageError
 from tandem.storage.sql import SQLStorage
 from tests.conftest import (
@@ -44,7 +43,7 @@ from tests.server.test_public_origins import (
     sign_in,
     sso_server,  # noqa: F401 (a fixture)
 )
-from tests.server.test_scale_out import run_in_thread, start_cluster
+from tests.server.test_scale_out import add_to_cluster, run_in_thread, start_cluster
 from tests.test_runtime_limits import serving
 
 PUBLIC = "http://tandem.example"
@@ -789,19 +788,7 @@ def served_public_origin(server: RunningServer) -> dict[str, str]:
 def add_admin_to_cluster(server: RunningServer, tmp_path: Path) -> None:
     """The default organisation's admin ``ada`` on the database ``server`` shares with its
     cluster, made as the CLI does."""
-
-    async def run() -> None:
-        shared = {
-            "database_url": server.settings.database_url,
-            "audit_key_file": server.settings.audit_key_file,
-        }
-        settings = Settings.load(environ={}, data_dir=tmp_path / "cli", **shared)
-        async with offline(settings) as directory:
-            await directory.add_user(
-                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
-            )
-
-    run_in_thread(run)
+    add_to_cluster(server, tmp_path, "ada", "admin", trained=False)
 
 
 def test_a_proxy_header_is_not_noted_with_a_public_origin(named: RunningServer) -> None:

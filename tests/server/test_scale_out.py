@@ -364,9 +364,11 @@ async def test_two_servers_mac_every_record_of_the_trail_they_share(
     )
 
 
-def add_auditor_to_cluster(server: RunningServer, tmp_path: Path) -> None:
-    """The default organisation's auditor ``aud`` (trained) on the database ``server`` shares
-    with its cluster, made as the CLI does."""
+def add_to_cluster(
+    server: RunningServer, tmp_path: Path, username: str, role: str, trained: bool
+) -> None:
+    """A default organisation's account on the database ``server`` shares with its cluster,
+    made as the CLI does."""
 
     async def run() -> None:
         shared = {
@@ -376,9 +378,10 @@ def add_auditor_to_cluster(server: RunningServer, tmp_path: Path) -> None:
         settings = Settings.load(environ={}, data_dir=tmp_path / "cli", **shared)
         async with offline(settings) as directory:
             await directory.add_user(
-                operator("default"), "aud", AGENT_PASSWORD, "auditor", None, (), mfa_exempt=True
+                operator("default"), username, AGENT_PASSWORD, role, None, (), mfa_exempt=True
             )
-            await mark_trained(directory.storage, "aud")
+            if trained:
+                await mark_trained(directory.storage, username)
 
     run_in_thread(run)
 
@@ -389,7 +392,7 @@ async def test_training_holds_across_two_servers(cluster: Cluster, tmp_path: Pat
     agent on A (tunnelled) make one practice; its completion, asked of both servers at once,
     is recorded once; then the agent takes a real customer on either server."""
     a, b = cluster(), cluster()
-    add_auditor_to_cluster(a, tmp_path)
+    add_to_cluster(a, tmp_path, "aud", "auditor", trained=True)
     acknowledge(a, "newbie")
     with httpx.Client(base_url=b.base, cookies={"tandem_agent": login_cookie(b, "newbie")}) as on_b:
         standing = on_b.get("/api/training").json()["standing"]
