@@ -344,13 +344,15 @@ async def sign_in(
 DISABLED = "This account is disabled: ask your admin to enable it."
 
 
-async def organisation_of(storage: Storage, username: str, default: str) -> str:
+async def organisation_of(storage: Storage, username: str) -> str | None:
     """The organisation whose audit trail a failed or refused sign-in as ``username`` belongs
-    in: the account's, or ``default`` for a name no account has (a name no account could have
-    is not looked up). Another organisation's auditors must not read an account's name, nor
-    the addresses its sign-ins come from, and its own must see attacks on it."""
+    in: the account's, or None for a name no account has (a name no account could have is not
+    looked up), which is no organisation's (:data:`tandem.storage.base.NO_ORG`). Another
+    organisation's auditors must not read an account's name, nor the addresses its sign-ins
+    come from, and its own must see attacks on it; and no organisation's auditors may tell a
+    name another organisation holds from one nobody has by where its failures are filed."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
-    return user.org_id if user is not None else default
+    return user.org_id if user is not None else None
 
 
 IDLE_TOUCH_SECONDS = 60.0

@@ -27,7 +27,7 @@ from tandem.server.http import (
     too_many_attempts,
 )
 from tandem.server.operations import NUL_REFUSED
-from tandem.storage.base import DEFAULT_ORG
+from tandem.storage.base import NO_ORG
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,10 +58,11 @@ async def login(request: Request) -> Response:
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
         # Counted, not a record each: refused unchecked (no password hashed), it costs the client
-        # nothing. Counted for the account's organisation, whose name and address it shows.
-        org = await auth.organisation_of(services.storage, creds.username, DEFAULT_ORG)
+        # nothing. Counted for the account's organisation, whose name and address it shows; a
+        # name no account has under none (docs/audit.md).
+        org = await auth.organisation_of(services.storage, creds.username)
         services.hub.count_anonymous(
-            "sign_in_throttled", org, f"{creds.username[:64]!r} from {client}"
+            "sign_in_throttled", org or "", f"{creds.username[:64]!r} from {client}"
         )
         return too_many_attempts(wait, "failed sign-ins")
     try:
@@ -87,16 +88,19 @@ async def login(request: Request) -> Response:
         # exist is not looked at: it would tell them apart by the time of the answer).
         sprayed = await services.sign_in_backoff.retry_after(now, keys[1]) > 0
         await services.sign_in_backoff.failed(now, *keys)
-        # The account's organisation's evidence (a name no account has: the default one's),
-        # never another organisation's to read (it named the account and its address).
-        org = await auth.organisation_of(services.storage, creds.username, DEFAULT_ORG)
+        # The account's organisation's evidence, never another organisation's to read (it
+        # names the account and its address). A name no account has is no organisation's: in
+        # the default organisation's trail, its auditors told another organisation's names
+        # from nobody's by the failures missing there (a record either way, so that the
+        # trail's numbering, whose gaps they see, does not tell them apart either).
+        org = await auth.organisation_of(services.storage, creds.username)
         if sprayed:
             services.hub.count_anonymous(
-                "sign_in_sprayed", org, f"{creds.username[:64]!r} from {client}"
+                "sign_in_sprayed", org or "", f"{creds.username[:64]!r} from {client}"
             )
         else:
             await services.hub.record(
-                "sign_in_failed", actor=creds.username[:64], ip=client, org=org
+                "sign_in_failed", actor=creds.username[:64], ip=client, org=org or NO_ORG
             )
         return problem(401, "Sign-in failed", str(exc))
     await services.hub.record("sign_in", actor=agent.username, org=agent.org)

@@ -41,7 +41,6 @@ from tandem.server.http import (
     set_sign_in_cookie,
     sign_in_token,
 )
-from tandem.storage.base import DEFAULT_ORG
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
@@ -109,13 +108,15 @@ def _forget_browser(response: Response, request: Request) -> None:
 
 
 async def _organisation_named(services: Services, org_id: str) -> str:
-    """``org_id`` if it is an organisation's id, else the default organisation."""
+    """``org_id`` if it is an organisation's id, else none (``""``): counted under the default
+    organisation, starts naming no organisation told its auditors which names are other
+    organisations' (those were not counted there)."""
     try:
         auth.validate_name(org_id, "organisation id")
     except ConfigError:
-        return DEFAULT_ORG
+        return ""
     found = await services.storage.get_org(Grant.server(org_id, "sso start counted"))
-    return found.org_id if found is not None else DEFAULT_ORG
+    return found.org_id if found is not None else ""
 
 
 def _start_key(request: Request) -> str:
@@ -138,7 +139,7 @@ async def start(request: Request) -> Response:
         address = request.client.host if request.client else ""
         # Counted, not a record each: refused unchecked, it costs the client nothing. Counted
         # for the organisation the start named (it shows where its people sign in from), never
-        # another's; a name that is no organisation's goes to the default organisation.
+        # another's; a name that is no organisation's is counted under none.
         org = await _organisation_named(services, org_id)
         services.hub.count_anonymous("sso_throttled", org, f"from {address}")
         busy = _failed(request, "busy")
