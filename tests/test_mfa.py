@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import httpx
 import pyotp
 import pytest
 
-from tandem import auth
+from tandem import auth, crypto
 from tandem.crypto import SecretBox
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
@@ -91,6 +92,42 @@ def test_each_recovery_code_works_once(mfa_server: tuple[RunningServer, auth.Enr
     assert login(server, "bob", first.upper()).status_code == 200
     assert login(server, "bob", first).status_code == 401
     assert login(server, "bob", enrolment.recovery_codes[1]).status_code == 200
+
+
+def stored_recovery_digests(server: RunningServer) -> list[str]:
+    with sqlite3.connect(server.settings.database_path) as db:
+        return [row[0] for row in db.execute("SELECT digest FROM recovery_codes")]
+
+
+def test_a_stored_recovery_code_cannot_be_checked_against_the_database_alone(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    """Someone with a copy of the database (not the secrets key) tries recovery codes
+    offline. They were stored as SHA-256 of the code alone, unsalted: each guess, at a hash's
+    speed, was checked against every account's ten codes at once (60 bits each: a database of
+    a thousand accounts gives one away in about 2**46 guesses). Now each is an HMAC under the
+    secrets key, bound to its account: the right code's unkeyed digest matches nothing."""
+    server, enrolment = mfa_server
+    stored = stored_recovery_digests(server)
+    assert len(stored) == 10
+    for code in enrolment.recovery_codes:
+        assert crypto.legacy_recovery_digest(code) not in stored
+        assert crypto.secret_digest(code, "recovery") not in stored
+    assert login(server, "bob", enrolment.recovery_codes[3]).status_code == 200
+
+
+def test_a_recovery_code_an_older_version_stored_unkeyed_still_works_once(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    server, _ = mfa_server
+    old = "abcd-efgh-jkmn"
+    with sqlite3.connect(server.settings.database_path) as db:
+        db.execute(
+            "INSERT INTO recovery_codes (username, digest, position) VALUES ('bob', ?, 10)",
+            (crypto.legacy_recovery_digest(old),),
+        )
+    assert login(server, "bob", old).status_code == 200
+    assert login(server, "bob", old).status_code == 401
 
 
 def test_no_second_factor_secret_is_stored_in_the_clear(

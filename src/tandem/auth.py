@@ -222,8 +222,10 @@ async def create_user(
         password_hash=await hash_password(hashing, client, password),
         created_at=now,
         totp_secret=box.seal(enrolment.secret) if box and enrolment else None,
-        recovery_codes=tuple(crypto.recovery_digest(c) for c in enrolment.recovery_codes)
-        if enrolment
+        recovery_codes=tuple(
+            crypto.recovery_digest(c, box, username) for c in enrolment.recovery_codes
+        )
+        if box and enrolment
         else (),
         org_id=grant.org_id,
         mfa_exempt=mfa_exempt,
@@ -287,7 +289,12 @@ async def _second_factor_ok(
     if squashed.isdigit() and len(squashed) == 6:
         step = check_totp(box.open(user.totp_secret), squashed, now)
         return step is not None and await storage.use_second_factor(user.username, step, None)
-    return await storage.use_second_factor(user.username, None, crypto.recovery_digest(squashed))
+    keyed = crypto.recovery_digest(squashed, box, user.username)
+    if await storage.use_second_factor(user.username, None, keyed):
+        return True
+    # A code an older version issued, stored unkeyed; a code matches one form only.
+    legacy = crypto.legacy_recovery_digest(squashed)
+    return await storage.use_second_factor(user.username, None, legacy)
 
 
 async def verify_password(
@@ -481,9 +488,11 @@ async def confirm_second_factor(
     now: float,
     ttl: float,
     entropy: crypto.Entropy,
+    box: crypto.SecretBox,
 ) -> tuple[list[str], Agent, str]:
     """Turn on ``user``'s pending seed, whose code of TOTP ``step`` :func:`check_enrolment_code`
-    accepted (the step is spent); returns new recovery codes (shown once, stored as digests),
+    accepted (the step is spent); returns new recovery codes (shown once, stored as digests
+    keyed with ``box``),
     and the enrolling browser's new sign-in (the principal and its cookie token). Every other
     sign-in of the user ends: one made with the password alone never showed the new factor.
     The browser showed the password (``method``, its old sign-in's) and now a code from the new
@@ -497,7 +506,7 @@ async def confirm_second_factor(
     enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
     method = OIDC if method == OIDC else password_method(enrolled)
     token, login = new_login(user, now, ttl, entropy, method)
-    digests = tuple(crypto.recovery_digest(c) for c in codes)
+    digests = tuple(crypto.recovery_digest(c, box, user.username) for c in codes)
     if not await storage.enable_second_factor(
         user.username, user.pending_totp, digests, step, login, user.password_hash
     ):

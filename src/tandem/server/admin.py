@@ -724,6 +724,7 @@ async def _confirm_mfa(call: Call) -> object:
         services.clock(),
         services.settings.login_ttl_seconds,
         services.entropy,
+        services.box,
     )
     # Every other sign-in of the account ended (one made elsewhere with the password alone
     # never showed this factor): their sockets close now, in every process; this browser,
