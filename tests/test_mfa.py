@@ -17,6 +17,7 @@ from tandem.crypto import SecretBox
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
 from tests.grants import of_org
+from tests.test_audit import trail
 
 
 def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
@@ -92,6 +93,32 @@ def test_each_recovery_code_works_once(mfa_server: tuple[RunningServer, auth.Enr
     assert login(server, "bob", first.upper()).status_code == 200
     assert login(server, "bob", first).status_code == 401
     assert login(server, "bob", enrolment.recovery_codes[1]).status_code == 200
+
+
+async def test_a_right_password_with_wrong_codes_is_an_alert_of_its_own_and_locks_the_account(
+    server_factory: ServerFactory,
+) -> None:
+    """Someone with bob's password (phished, reused) guesses his second factor. It was
+    throttled like a password, but filed as any wrong sign-in: nothing told bob's auditors that
+    his password was known. Now each try is a ``second_factor_failed`` record (an alert), a
+    wrong password stays ``sign_in_failed``, the answer is the same word for word for both, and
+    past the free failures even the right code waits."""
+    server = server_factory(login_free_failures=3)
+    enrolment = enrol(server)
+    wrong_password = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "bob", "password": "not-" + AGENT_PASSWORD, "code": "000000"},
+    )
+    assert wrong_password.status_code == 401
+    right = current_code(server, enrolment)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    answers = [login(server, "bob", code) for code in (wrong, None, "aaaa-bbbb-cccc")]
+    assert {a.status_code for a in answers} == {401}
+    assert {a.text for a in answers} == {wrong_password.text}
+    assert login(server, "bob", right).status_code == 429  # the account waits
+    records = [r for r in (await trail(server.settings.data_dir))[0] if r.actor == "bob"]
+    assert [r.action for r in records] == ["sign_in_failed"] + ["second_factor_failed"] * 3
+    assert all(r.org == "default" and r.details["ip"] for r in records)
 
 
 def stored_recovery_digests(server: RunningServer) -> list[str]:

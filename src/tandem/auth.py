@@ -16,6 +16,7 @@ from tandem.exceptions import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    SecondFactorError,
     UserExistsError,
     WeakPasswordError,
 )
@@ -329,8 +330,9 @@ async def sign_in(
 ) -> tuple[Agent, str]:
     """Check credentials (password, then the second factor if the account has one) and open a
     sign-in session. Returns the agent and the cookie token (shown to the browser only; storage
-    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure, and
-    BusyError when ``hashing`` has too much to do (for ``client``, an address group)."""
+    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure
+    (:class:`SecondFactorError` when only the second factor was wrong), and BusyError when
+    ``hashing`` has too much to do (for ``client``, an address group)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
     if (
         not await verify_password(hashing, client, user.password_hash if user else None, password)
@@ -340,7 +342,7 @@ async def sign_in(
     if user.totp_secret and (
         box is None or not await _second_factor_ok(storage, user, code, now, box)
     ):
-        raise AuthenticationError()
+        raise SecondFactorError()
     if user.disabled:  # told only to whoever holds every credential of the account
         raise AuthenticationError(DISABLED)
     method = password_method(user)

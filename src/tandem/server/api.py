@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from tandem import auth, revocation
 from tandem.access import authorize
-from tandem.exceptions import AuthenticationError, BusyError
+from tandem.exceptions import AuthenticationError, BusyError, SecondFactorError
 from tandem.hub import address_group
 from tandem.protocol.codec import json_carries_nul
 from tandem.server.http import (
@@ -94,7 +94,14 @@ async def login(request: Request) -> Response:
         # from nobody's by the failures missing there (a record either way, so that the
         # trail's numbering, whose gaps they see, does not tell them apart either).
         org = await auth.organisation_of(services.storage, creds.username)
-        if sprayed:
+        if isinstance(exc, SecondFactorError) and org is not None:
+            # The right password with a wrong, missing or used code: someone has the
+            # password (phished, reused). A record each, whatever the address (the account's
+            # own back-off bounds them), and apart from a wrong password: an alert.
+            await services.hub.record(
+                "second_factor_failed", actor=creds.username, ip=client, org=org
+            )
+        elif sprayed:
             services.hub.count_anonymous(
                 "sign_in_sprayed", org or "", f"{creds.username[:64]!r} from {client}"
             )

@@ -1193,6 +1193,7 @@ export const ENUM_LABELS: Readonly<Record<string, string>> = {
   recording_stopped: "Recording stopped",
   retention_changed: "Retention changed",
   role_changed: "Role changed",
+  second_factor_failed: "Right password, wrong second factor (the password is known)",
   server_started: "Server started",
   server_stopped: "Server stopped",
   session_created: "Session started",
