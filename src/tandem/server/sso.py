@@ -80,6 +80,17 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
     )
 
 
+def _same_provider(config: oidc.ProviderConfig, now: oidc.ProviderConfig | None) -> bool:
+    """Whether the provider a sign-in went through is still the organisation's, as far as
+    its sign-ins rely on it (:func:`tandem.directory._provider_of`)."""
+    return now is not None and (
+        config.issuer,
+        config.client_id,
+        config.mfa_acr,
+        config.mfa_amr,
+    ) == (now.issuer, now.client_id, now.mfa_acr, now.mfa_amr)
+
+
 def _redirect_uri(request: Request) -> str:
     """Where the provider sends the browser back: on the server's public origin when it is set
     (the one this start was addressed to, so the browser comes back with its cookie), never
@@ -240,6 +251,12 @@ async def callback(request: Request) -> Response:
             raise AuthenticationError(
                 f"the account {user.username!r} was unbound or disabled meanwhile"
             ) from None
+        if not _same_provider(config, await provider_for(services, org_id)):
+            # The admin changed or removed the provider while this sign-in finished: the
+            # change ended the sign-ins made through it, and this one, stored after the
+            # change was written, is seen here (one stored before it, the change ended).
+            await auth.sign_out(services.storage, token)
+            raise AuthenticationError("the organisation's identity provider changed meanwhile")
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed(request)

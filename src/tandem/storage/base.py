@@ -306,6 +306,11 @@ class Storage(AuditStore, Protocol):
         again once deleted, and the name may be another organisation's by now)."""
         ...
 
+    async def delete_logins_by_method(self, grant: Grant, method: str) -> int:
+        """End every sign-in made by ``method`` (``oidc``: through the identity provider) of
+        the grant's organisation's accounts; returns how many ended."""
+        ...
+
     async def put_join_code(
         self, grant: Grant, code_digest: str, session_id: str, expires_at: float
     ) -> None:

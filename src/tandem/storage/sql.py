@@ -1392,6 +1392,12 @@ class SQLStorage:
             logins.delete().where(logins.c.username == username, logins.c.username.in_(own))
         )
 
+    async def delete_logins_by_method(self, grant: Grant, method: str) -> int:
+        own = sa.select(users.c.username).where(users.c.org_id == grant.org_id)
+        return await self._count(
+            logins.delete().where(logins.c.method == method, logins.c.username.in_(own))
+        )
+
     async def delete_login(self, token_digest: str) -> None:
         await self._count(logins.delete().where(logins.c.token_digest == token_digest))
 
