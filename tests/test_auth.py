@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyotp
 import pytest
 
 from tandem import auth, crypto
@@ -74,6 +75,56 @@ async def test_sign_in_gives_one_answer_for_wrong_password_and_unknown_user(
             await auth.sign_in(storage, username, password, 0.0, 60, crypto.system_entropy)
         errors.append(str(info.value))
     assert errors[0] == errors[1] == "Wrong username, password or authentication code."
+
+
+class CountingHashing:
+    """The server's bounded hashing as sign-in calls it, counting the argon2 checks it runs."""
+
+    def __init__(self) -> None:
+        self.checked: list[str | None] = []
+
+    async def verify(self, client: str, password_hash: str | None, password: str) -> bool:
+        self.checked.append(password_hash)
+        return crypto.verify_password(password_hash, password)
+
+
+async def test_an_unknown_or_malformed_name_costs_one_argon2_check_like_a_known_one(
+    storage: SQLStorage,
+) -> None:
+    """Someone times sign-ins to tell names that have an account from names that do not. A
+    name nobody has (or no account could have) runs one full argon2 check too, against a dummy
+    hash of the same parameters (tests/test_crypto.py), and gets the same answer."""
+    user, _ = await auth.create_user(
+        storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default")
+    )
+    for name, expected in (("alice", user.password_hash), ("mallory", None), ("Not A Name", None)):
+        hashing = CountingHashing()
+        with pytest.raises(AuthenticationError):
+            await auth.sign_in(
+                storage,
+                name,
+                "wrong-password-123",
+                0.0,
+                60,
+                crypto.system_entropy,
+                hashing=hashing,  # type: ignore[arg-type]
+            )
+        assert hashing.checked == [expected]
+
+
+@pytest.mark.parametrize(
+    ("steps", "accepted"), [(-2, False), (-1, True), (0, True), (1, True), (2, False)]
+)
+def test_an_authenticator_code_is_accepted_one_step_either_side_and_no_further(
+    steps: int, accepted: bool
+) -> None:
+    """The window a phished code stays good in: its own 30 s step and one either side (a
+    phone's clock off by up to half a minute), 60 to 90 s in all; then single use."""
+    secret = auth.new_enrolment("alice", lambda n: bytes(range(n))).secret  # fixed: no flake
+    now = 1_800_000_015.0
+    code = pyotp.TOTP(secret).at(now + steps * auth.TOTP_PERIOD)
+    step = auth.check_totp(secret, code, now)
+    assert (step == int(now // auth.TOTP_PERIOD) + steps) if accepted else step is None
 
 
 async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None:
