@@ -244,6 +244,24 @@ async def test_ending_a_providers_sign_ins_ends_only_its_organisations_and_only_
     assert await two.get_login("t-bea-pw") is not None
 
 
+async def test_a_provider_subject_bound_to_two_accounts_signs_in_to_neither(
+    two: Storage,
+) -> None:
+    """Binding is checked, then written: two admins binding one provider subject at the same
+    moment (to an agent and to an admin, say) both got past the check of the other's binding,
+    and the provider's sign-in then reached whichever account the database listed first. Now
+    such a subject reaches no account until one binding is removed."""
+    await two.add_user(*owned(UserRecord("ben", "Ben", "admin", "h", 0.0, org_id="default")))
+    assert await two.set_oidc_identity(B, "bea", "default|https://idp|u-1")
+    found = await two.user_for_oidc_identity("default|https://idp|u-1")
+    assert found is not None and found.username == "bea"
+    assert await two.set_oidc_identity(B, "ben", "default|https://idp|u-1")  # the race's end
+    assert await two.user_for_oidc_identity("default|https://idp|u-1") is None
+    assert await two.set_oidc_identity(B, "bea", None)
+    found = await two.user_for_oidc_identity("default|https://idp|u-1")
+    assert found is not None and found.username == "ben"
+
+
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:
     server = Grant.server("acme", "demo page")
     assert (server.org_id, server.kind, server.reason, server.role) == (

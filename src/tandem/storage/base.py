@@ -433,7 +433,9 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
-        """The user bound to that identity provider account, if any."""
+        """The user bound to that identity provider account, if exactly one is: None when
+        none is, and when two are (two admins' bindings that raced past the check of the
+        other's), so that the provider's sign-in reaches neither rather than either."""
         ...
 
     async def set_user_disabled(self, grant: Grant, username: str, disabled: bool) -> bool:
