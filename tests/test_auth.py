@@ -129,7 +129,7 @@ def test_an_authenticator_code_is_accepted_one_step_either_side_and_no_further(
 
 async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
-    agent, token = await auth.sign_in(storage, "alice", GOOD, 100.0, 60, crypto.system_entropy)
+    agent, token, _ = await auth.sign_in(storage, "alice", GOOD, 100.0, 60, crypto.system_entropy)
     assert agent.username == "alice"
     assert await auth.agent_for_token(storage, token, 159.0) == agent
     assert await auth.agent_for_token(storage, token, 160.0) is None
@@ -137,14 +137,14 @@ async def test_sign_in_token_works_until_it_expires(storage: SQLStorage) -> None
 
 async def test_sign_out_revokes_the_token(storage: SQLStorage) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
-    _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
+    _, token, _ = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await auth.sign_out(storage, token)
     assert await auth.agent_for_token(storage, token, 1.0) is None
 
 
 async def test_storage_never_holds_the_cookie_token(storage: SQLStorage, tmp_path: Path) -> None:
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
-    _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
+    _, token, _ = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     await storage.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert token.encode() not in raw
@@ -158,7 +158,7 @@ async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
     sign-in that ended (the socket closes "signed out"), not as a live sign-in restricted to
     changing the password (it closed "role" on a busy machine)."""
     await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
-    _, token = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
+    _, token, _ = await auth.sign_in(storage, "alice", GOOD, 0.0, 60, crypto.system_entropy)
     read_account = storage.get_user
     resets = []
 
@@ -175,6 +175,6 @@ async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
     # A sign-in made after the reset (with the temporary password) is live, and restricted.
     monkeypatch.setattr(storage, "get_user", read_account)
     await storage.set_password(of_org("default"), "alice", crypto.hash_password(GOOD), True)
-    agent, token = await auth.sign_in(storage, "alice", GOOD, 2.0, 60, crypto.system_entropy)
+    agent, token, _ = await auth.sign_in(storage, "alice", GOOD, 2.0, 60, crypto.system_entropy)
     assert await auth.agent_for_token(storage, token, 3.0) == agent
     assert agent.must_change_password

@@ -277,25 +277,34 @@ def check_totp(secret: str, code: str, now: float) -> int | None:
 TOTP_PERIOD = 30
 
 
-async def _second_factor_ok(
+AUTHENTICATOR = "authenticator"
+"""A sign-in's second factor was a code of the account's authenticator app (TOTP)."""
+RECOVERY_CODE = "recovery_code"
+"""A sign-in's second factor was one of the account's recovery codes (used up)."""
+
+
+async def _second_factor_shown(
     storage: Storage, user: UserRecord, code: str | None, now: float, box: crypto.SecretBox
-) -> bool:
-    """A TOTP code for the current step (or one either side, for clock drift) that was not used
-    before, or an unused recovery code."""
-    if not user.totp_secret:
-        return True
+) -> str | None:
+    """Which second factor ``code`` is (:data:`AUTHENTICATOR`: a TOTP code for the current
+    step, or one either side for clock drift, not used before; :data:`RECOVERY_CODE`: an
+    unused recovery code, now used up), or None when it is neither."""
     if not code:
-        return False
+        return None
     squashed = code.strip().replace(" ", "")
     if squashed.isdigit() and len(squashed) == 6:
-        step = check_totp(box.open(user.totp_secret), squashed, now)
-        return step is not None and await storage.use_second_factor(user.username, step, None)
+        step = check_totp(box.open(user.totp_secret or ""), squashed, now)
+        if step is not None and await storage.use_second_factor(user.username, step, None):
+            return AUTHENTICATOR
+        return None
     keyed = crypto.recovery_digest(squashed, box, user.username)
     if await storage.use_second_factor(user.username, None, keyed):
-        return True
+        return RECOVERY_CODE
     # A code an older version issued, stored unkeyed; a code matches one form only.
     legacy = crypto.legacy_recovery_digest(squashed)
-    return await storage.use_second_factor(user.username, None, legacy)
+    if await storage.use_second_factor(user.username, None, legacy):
+        return RECOVERY_CODE
+    return None
 
 
 async def verify_password(
@@ -327,27 +336,31 @@ async def sign_in(
     box: crypto.SecretBox | None = None,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
-) -> tuple[Agent, str]:
+) -> tuple[Agent, str, str]:
     """Check credentials (password, then the second factor if the account has one) and open a
-    sign-in session. Returns the agent and the cookie token (shown to the browser only; storage
-    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure
-    (:class:`SecondFactorError` when only the second factor was wrong), and BusyError when
-    ``hashing`` has too much to do (for ``client``, an address group)."""
+    sign-in session. Returns the agent, the cookie token (shown to the browser only; storage
+    keeps its digest) and the second factor shown (:data:`AUTHENTICATOR`,
+    :data:`RECOVERY_CODE`, or ``""`` for an account without one). Raises
+    :class:`AuthenticationError`, one message for every failure (:class:`SecondFactorError`
+    when only the second factor was wrong), and BusyError when ``hashing`` has too much to
+    do (for ``client``, an address group)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
     if (
         not await verify_password(hashing, client, user.password_hash if user else None, password)
         or user is None
     ):
         raise AuthenticationError()
-    if user.totp_secret and (
-        box is None or not await _second_factor_ok(storage, user, code, now, box)
-    ):
-        raise SecondFactorError()
+    shown = ""
+    if user.totp_secret:
+        factor = await _second_factor_shown(storage, user, code, now, box) if box else None
+        if factor is None:
+            raise SecondFactorError()
+        shown = factor
     if user.disabled:  # told only to whoever holds every credential of the account
         raise AuthenticationError(DISABLED)
     method = password_method(user)
     token = await open_login(storage, user, now, ttl, entropy, method)
-    return principal(user, method), token
+    return principal(user, method), token, shown
 
 
 DISABLED = "This account is disabled: ask your admin to enable it."
