@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import re
 import unicodedata
 
@@ -100,11 +101,21 @@ def principal(user: UserRecord, method: str) -> Principal:
 
 
 def new_login(
-    user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+    user: UserRecord,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+    method: str,
+    setup_ttl: float = math.inf,
 ) -> tuple[str, LoginRecord]:
     """A sign-in for ``user`` made with ``method``, not stored yet: the cookie token (shown to
-    the browser only) and the record storage keeps (its digest)."""
+    the browser only) and the record storage keeps (its digest). It lasts ``ttl`` seconds, or
+    ``setup_ttl`` if shorter when all it may do is finish setting the account up (a second
+    factor or a new password still due: a half sign-in, made with the password alone)."""
     token = crypto.new_token(entropy)
+    made = principal(user, method)
+    if made.needs_second_factor or made.must_change_password:
+        ttl = min(ttl, setup_ttl)
     login = LoginRecord(
         token_digest=crypto.secret_digest(token, "login"),
         username=user.username,
@@ -116,14 +127,20 @@ def new_login(
 
 
 async def open_login(
-    storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+    storage: Storage,
+    user: UserRecord,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+    method: str,
+    setup_ttl: float = math.inf,
 ) -> str:
     """A new sign-in session for ``user``, the account as the caller checked its credentials;
     returns the cookie token (storage keeps its digest). Raises AuthenticationError if the
     account's password, second factor or provider binding changed, or it was disabled, since it
     was read: that change ended every sign-in of the account, and a sign-in checked against what
     it replaced (an attacker's, with the old password) must not be stored after it."""
-    token, login = new_login(user, now, ttl, entropy, method)
+    token, login = new_login(user, now, ttl, entropy, method, setup_ttl)
     if not await storage.add_login(login, proved=user):
         raise AuthenticationError()
     return token
@@ -336,6 +353,7 @@ async def sign_in(
     box: crypto.SecretBox | None = None,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
+    setup_ttl: float = math.inf,
 ) -> tuple[Agent, str, str]:
     """Check credentials (password, then the second factor if the account has one) and open a
     sign-in session. Returns the agent, the cookie token (shown to the browser only; storage
@@ -359,7 +377,7 @@ async def sign_in(
     if user.disabled:  # told only to whoever holds every credential of the account
         raise AuthenticationError(DISABLED)
     method = password_method(user)
-    token = await open_login(storage, user, now, ttl, entropy, method)
+    token = await open_login(storage, user, now, ttl, entropy, method, setup_ttl)
     return principal(user, method), token, shown
 
 
@@ -442,6 +460,7 @@ async def change_password(
     *,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
+    setup_ttl: float = math.inf,
 ) -> str:
     """The user's own password change: ``current`` must be right, ``new`` strong and different.
     Every sign-in of the user ends; returns the token of a new one for the caller's browser.
@@ -458,8 +477,8 @@ async def change_password(
     # raises NotFoundError if the name was deleted (and made anew anywhere) while it hashed.
     own = Grant.server(user.org_id, "own password change")
     await storage.set_password(own, username, new_hash, False)
-    changed = dataclasses.replace(user, password_hash=new_hash)
-    return await open_login(storage, changed, now, ttl, entropy, password_method(user))
+    changed = dataclasses.replace(user, password_hash=new_hash, password_change_required=False)
+    return await open_login(storage, changed, now, ttl, entropy, password_method(user), setup_ttl)
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:
@@ -504,6 +523,7 @@ async def confirm_second_factor(
     ttl: float,
     entropy: crypto.Entropy,
     box: crypto.SecretBox,
+    setup_ttl: float = math.inf,
 ) -> tuple[list[str], Agent, str]:
     """Turn on ``user``'s pending seed, whose code of TOTP ``step`` :func:`check_enrolment_code`
     accepted (the step is spent); returns new recovery codes (shown once, stored as digests
@@ -520,7 +540,7 @@ async def confirm_second_factor(
     codes = crypto.new_recovery_codes(entropy)
     enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
     method = OIDC if method == OIDC else password_method(enrolled)
-    token, login = new_login(user, now, ttl, entropy, method)
+    token, login = new_login(enrolled, now, ttl, entropy, method, setup_ttl)
     digests = tuple(crypto.recovery_digest(c, box, user.username) for c in codes)
     if not await storage.enable_second_factor(
         user.username, user.pending_totp, digests, step, login, user.password_hash

@@ -250,6 +250,31 @@ async def test_a_second_factor_reset_closes_the_sockets(orgs: RunningServer) -> 
     assert await closed_with(socket) == SIGNED_OUT
 
 
+def test_a_half_sign_in_ends_after_the_set_up_time_however_used(orgs: RunningServer) -> None:
+    """A sign-in with the password alone, of an account that must still set up its second
+    factor (a half sign-in: all it may do is that), lasted as long as a full one (8 hours) and
+    was kept alive by use: a copied cookie of it, or a browser left on the set-up page, let
+    whoever held it enrol an authenticator of its own at any time that day. Now it ends
+    ``setup_sign_in_seconds`` after it was made, used or not; a full sign-in made with it
+    lasts."""
+    with api(orgs, "ada") as ada:
+        made = ada.post(
+            "/api/users", json={"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
+        )
+        assert made.status_code == 201, made.text
+    half, full = login_cookie(orgs, "nina"), login_cookie(orgs, "sam")
+
+    def me(cookie: str) -> int:
+        return httpx.get(f"{orgs.base}/api/me", cookies={"tandem_agent": cookie}).status_code
+
+    setup = orgs.settings.setup_sign_in_seconds
+    assert setup < orgs.settings.login_idle_seconds < orgs.settings.login_ttl_seconds
+    orgs.clock.advance(setup - 60)
+    assert (me(half), me(full)) == (200, 200)  # used: not idle
+    orgs.clock.advance(60)
+    assert (me(half), me(full)) == (401, 200)
+
+
 async def test_a_sign_in_made_with_the_password_alone_ends_when_the_owner_enrols(
     orgs: RunningServer,
 ) -> None:

@@ -388,6 +388,7 @@ async def _change_password(call: Call) -> object:
             services.entropy,
             hashing=services.hashing,
             client=f"user:{call.principal.username}",
+            setup_ttl=services.settings.setup_sign_in_seconds,
         )
     except BusyError as exc:
         return busy(1.0, str(exc))  # a check takes a tenth of a second
@@ -725,6 +726,7 @@ async def _confirm_mfa(call: Call) -> object:
         services.settings.login_ttl_seconds,
         services.entropy,
         services.box,
+        services.settings.setup_sign_in_seconds,
     )
     # Every other sign-in of the account ended (one made elsewhere with the password alone
     # never showed this factor): their sockets close now, in every process; this browser,

@@ -77,6 +77,7 @@ async def login(request: Request) -> Response:
             box=services.box,
             hashing=services.hashing,
             client=group,
+            setup_ttl=services.settings.setup_sign_in_seconds,
         )
     except BusyError as exc:  # nothing was checked: no failure counted
         return busy(1.0, str(exc))  # a check takes a tenth of a second
