@@ -132,7 +132,12 @@ MAX_ASSURANCE_VALUE = 200
 def _provider_of(settings: dict[str, Any]) -> tuple[object, ...]:
     """What a sign-in through the provider relied on: who signed its ID token, for which
     client, showing which second factor (not the client secret, which only Tandem shows)."""
-    return tuple(settings.get(k) for k in ("issuer", "client_id", "mfa_acr", "mfa_amr"))
+    return (
+        settings.get("issuer"),
+        settings.get("client_id"),
+        list(settings.get("mfa_acr", [])),  # absent from what older versions stored: none
+        list(settings.get("mfa_amr", [])),
+    )
 
 
 def _assurance_values(values: Sequence[str] | None, name: str) -> list[str] | None:

@@ -16,7 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tandem.directory import Directory
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    seed_directory,
+    two_organisations,
+)
 from tests.grants import of_org
 from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.helpers import closed_with, login_cookie, open_agent
@@ -527,6 +533,32 @@ def test_another_provider_or_requirement_ends_its_sign_ins_and_a_new_secret_does
         assert browser.get(me).status_code == 200
         assert ada.put("/api/org/sso", json={**settings, "mfa_amr": ["mfa"]}).status_code == 200
         assert browser.get(me).status_code == 401
+
+
+def test_a_provider_stored_by_an_older_version_saved_with_a_new_secret_keeps_its_sign_ins(
+    orgs_server: RunningServer, provider: OidcProvider
+) -> None:
+    """Settings an older version stored have no second-factor lists: saving them again with a
+    new secret changes nothing a sign-in relied on, so it ends none."""
+
+    async def as_stored_before(directory: Directory) -> None:
+        old = {
+            "issuer": provider.issuer,
+            "client_id": provider.client_id,
+            "client_secret": provider.client_secret,
+        }
+        await directory.storage.set_oidc(of_org("default"), directory.box.seal(json.dumps(old)))
+
+    seed_directory(orgs_server.settings.data_dir, as_stored_before)
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": "a-rotated-secret",
+    }
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        assert ada.put("/api/org/sso", json=settings).status_code == 200
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
 
 
 class ChangedWhileSigningIn(OidcProvider):
