@@ -386,13 +386,20 @@ DISABLED = "This account is disabled: ask your admin to enable it."
 
 async def organisation_of(storage: Storage, username: str) -> str | None:
     """The organisation whose audit trail a failed or refused sign-in as ``username`` belongs
-    in: the account's, or None for a name no account has (a name no account could have is not
-    looked up), which is no organisation's (:data:`tandem.storage.base.NO_ORG`). Another
-    organisation's auditors must not read an account's name, nor the addresses its sign-ins
-    come from, and its own must see attacks on it; and no organisation's auditors may tell a
-    name another organisation holds from one nobody has by where its failures are filed."""
+    in: the account's; for a name no account has (a name no account could have is not looked
+    up), the only organisation while there is one, else None: no organisation's
+    (:data:`tandem.storage.base.NO_ORG`). Another organisation's auditors must not read an
+    account's name, nor the addresses its sign-ins come from, and its own must see attacks on
+    it; no organisation's auditors may tell a name another organisation holds from one nobody
+    has by where its failures are filed (with one organisation there is no other's name to
+    tell, and its auditors see the names sprayed at it)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
-    return user.org_id if user is not None else None
+    if user is not None:
+        return user.org_id
+    if await storage.organisation_count() == 1:
+        only = await storage.all_orgs()
+        return only[0].org_id if len(only) == 1 else None  # one made meanwhile: none
+    return None
 
 
 IDLE_TOUCH_SECONDS = 60.0

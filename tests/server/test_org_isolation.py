@@ -24,6 +24,7 @@ from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
     ServerFactory,
+    add_user,
     mark_trained,
     two_organisations,
 )
@@ -517,6 +518,19 @@ async def test_failed_sign_ins_are_evidence_of_the_accounts_own_organisation(
         "sign_in_sprayed",
     }
     assert "mallory" not in repr(counts(server, "aud"))
+
+
+def test_a_single_organisations_auditors_see_the_names_sprayed_at_it(
+    server_factory: ServerFactory,
+) -> None:
+    """With one organisation there is no other's name to tell from nobody's: a failed sign-in
+    naming no account is its own auditors' to read (the names an attacker sprays at the
+    installation), not only the operator's."""
+    server = server_factory()
+    add_user(server.settings.data_dir, "aud", role="auditor")
+    assert _sign_in(server, "nobody-at-all", "wrong-password-1") == 401
+    failed = [r for r in trail_as(server, "aud") if r["action"] == "sign_in_failed"]
+    assert [r["actor"] for r in failed] == ["nobody-at-all"]
 
 
 async def operators_trail(server: RunningServer) -> list[tuple[str, str, str]]:

@@ -90,10 +90,11 @@ async def login(request: Request) -> Response:
         sprayed = await services.sign_in_backoff.retry_after(now, keys[1]) > 0
         await services.sign_in_backoff.failed(now, *keys)
         # The account's organisation's evidence, never another organisation's to read (it
-        # names the account and its address). A name no account has is no organisation's: in
-        # the default organisation's trail, its auditors told another organisation's names
-        # from nobody's by the failures missing there (a record either way, so that the
-        # trail's numbering, whose gaps they see, does not tell them apart either).
+        # names the account and its address). A name no account has is, with several
+        # organisations, no organisation's: in the default organisation's trail, its auditors
+        # told another organisation's names from nobody's by the failures missing there (a
+        # record either way, so that the trail's numbering, whose gaps they see, does not
+        # tell them apart either).
         org = await auth.organisation_of(services.storage, creds.username)
         if isinstance(exc, SecondFactorError) and org is not None:
             # The right password with a wrong, missing or used code: someone has the

@@ -17,10 +17,10 @@ DEFAULT_ORG = "default"
 """The organisation every installation starts with (team ``support``, site ``demo``)."""
 NO_ORG = "(none)"
 """Where the audit trail files a record that is no organisation's: a failed sign-in naming no
-account. No organisation has this id (ids follow the username rule), so no organisation's
-auditors read it; the operator does (``tandem audit export``). Filed under the default
-organisation, such records let its auditors tell a name some other organisation's account has
-(its failures are filed there) from one nobody has."""
+account, on a server with several organisations. No organisation has this id (ids follow the
+username rule), so no organisation's auditors read it; the operator does (``tandem audit
+export``). Filed under the default organisation, such records let its auditors tell a name
+some other organisation's account has (its failures are filed there) from one nobody has."""
 DEFAULT_TEAM = "support"
 SELF_ORIGIN = "self"
 
