@@ -119,6 +119,7 @@ async def test_a_right_password_with_wrong_codes_is_an_alert_of_its_own_and_lock
     records = [r for r in (await trail(server.settings.data_dir))[0] if r.actor == "bob"]
     assert [r.action for r in records] == ["sign_in_failed"] + ["second_factor_failed"] * 3
     assert all(r.org == "default" and r.details["ip"] for r in records)
+    assert [r.details.get("code") for r in records[1:]] == ["wrong", "missing", "wrong"]
 
 
 def stored_recovery_digests(server: RunningServer) -> list[str]:

@@ -100,8 +100,10 @@ async def login(request: Request) -> Response:
             # The right password with a wrong, missing or used code: someone has the
             # password (phished, reused). A record each, whatever the address (the account's
             # own back-off bounds them), and apart from a wrong password: an alert.
+            # A code left out is also how an owner who forgot to type it fails: said apart.
+            given = "wrong" if creds.code and creds.code.strip() else "missing"
             await services.hub.record(
-                "second_factor_failed", actor=creds.username, ip=client, org=org
+                "second_factor_failed", actor=creds.username, ip=client, code=given, org=org
             )
         elif sprayed:
             services.hub.count_anonymous(
