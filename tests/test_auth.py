@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import pytest
@@ -14,6 +15,7 @@ from tandem.exceptions import (
     UserExistsError,
     WeakPasswordError,
 )
+from tandem.storage.base import OrgRecord
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org
 
@@ -110,6 +112,44 @@ async def test_an_unknown_or_malformed_name_costs_one_argon2_check_like_a_known_
                 hashing=hashing,  # type: ignore[arg-type]
             )
         assert hashing.checked == [expected]
+
+
+class StorageCalls:
+    """A storage that notes which of its methods are called, in order (a query each)."""
+
+    def __init__(self, storage: SQLStorage) -> None:
+        self.storage = storage
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.storage, name)
+
+        async def noted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return await method(*args, **kwargs)
+
+        return noted
+
+
+@pytest.mark.parametrize("organisations", [1, 2])
+async def test_where_a_failed_sign_in_is_filed_costs_the_same_queries_for_any_name(
+    storage: SQLStorage, organisations: int
+) -> None:
+    """A refused sign-in (429, answered without a password check to hide behind) looks up
+    the organisation its record is filed under. A name no account has cost a query more than
+    an account's name (how many organisations there are), so the time of the answer told the
+    names apart; now every name costs the same queries."""
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"))
+    if organisations == 2:
+        await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    seen: dict[str, list[str]] = {}
+    for name in ("alice", "nobody-at-all"):
+        spy = StorageCalls(storage)
+        await auth.organisation_of(spy, name)  # type: ignore[arg-type]
+        seen[name] = spy.calls
+    assert seen["alice"] == seen["nobody-at-all"]
+    expected = "default" if organisations == 1 else None
+    assert await auth.organisation_of(storage, "nobody-at-all") == expected
 
 
 @pytest.mark.parametrize(
