@@ -162,16 +162,17 @@ async def test_a_sign_in_with_a_recovery_code_says_so_in_the_trail(
     mfa_server: tuple[RunningServer, auth.Enrolment],
 ) -> None:
     """Someone finds an old printout of bob's recovery codes and has his password. Their
-    sign-in was a plain ``sign_in`` record, like bob's own with his phone: nothing told his
-    auditors (or him) that a code on paper was used. Now the record names the second factor,
-    and how many recovery codes are left."""
+    sign-in was a plain ``sign_in`` record, like bob's own with his phone, without even the
+    address it came from: nothing told his auditors (or him) that a code on paper was used,
+    nor from where. Now the record names the second factor, how many recovery codes are left
+    and the address."""
     server, enrolment = mfa_server
     assert login(server, "bob", current_code(server, enrolment)).status_code == 200
     assert login(server, "bob", enrolment.recovery_codes[5]).status_code == 200
     sign_ins = [r for r in (await trail(server.settings.data_dir))[0] if r.action == "sign_in"]
     assert [r.details for r in sign_ins if r.actor == "bob"] == [
-        {"second_factor": "authenticator"},
-        {"second_factor": "recovery_code", "recovery_codes_left": 9},
+        {"ip": "127.0.0.1", "second_factor": "authenticator"},
+        {"ip": "127.0.0.1", "second_factor": "recovery_code", "recovery_codes_left": 9},
     ]
 
 

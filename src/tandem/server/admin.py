@@ -716,7 +716,8 @@ async def _confirm_mfa(call: Call) -> object:
     # Recorded before the change, which is one transaction: a failure of either leaves the
     # account as it was (still signed in, the seed still pending), never a factor turned on
     # whose recovery codes nobody saw, nor sign-ins ended with no new one for this browser.
-    await services.hub.record("mfa_enrolled", actor=username, org=call.principal.org)
+    address = call.request.client.host if call.request.client else ""
+    await services.hub.record("mfa_enrolled", actor=username, org=call.principal.org, ip=address)
     codes, _, token = await auth.confirm_second_factor(
         services.storage,
         user,

@@ -114,23 +114,16 @@ async def login(request: Request) -> Response:
                 "sign_in_failed", actor=creds.username[:64], ip=client, org=org or NO_ORG
             )
         return problem(401, "Sign-in failed", str(exc))
+    # Where it came from: a phished or copied sign-in is told from the owner's by its address.
+    details: dict[str, object] = {"ip": client}
+    if factor:
+        details["second_factor"] = factor
     if factor == auth.RECOVERY_CODE:
         # One of the codes the owner keeps on paper: a sign-in with it is worth a look (an
         # old copy found, with the password), and how many are left tells when to renew them.
         left = await services.storage.get_user(agent.username)
-        await services.hub.record(
-            "sign_in",
-            actor=agent.username,
-            org=agent.org,
-            second_factor=factor,
-            recovery_codes_left=len(left.recovery_codes) if left else 0,
-        )
-    elif factor:
-        await services.hub.record(
-            "sign_in", actor=agent.username, org=agent.org, second_factor=factor
-        )
-    else:
-        await services.hub.record("sign_in", actor=agent.username, org=agent.org)
+        details["recovery_codes_left"] = len(left.recovery_codes) if left else 0
+    await services.hub.record("sign_in", actor=agent.username, org=agent.org, **details)
     await end_earlier_sign_in(request)
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

@@ -260,7 +260,10 @@ async def callback(request: Request) -> Response:
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed(request)
-    await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
+    address = request.client.host if request.client else ""
+    await services.hub.record(
+        "sign_in", actor=user.username, org=org_id, method=auth.OIDC, ip=address
+    )
     await end_earlier_sign_in(request, kept.get("earlier", ""))
     # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
     # a client finishing one sign-in of its own at will would start afresh each time, and
