@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -11,11 +12,12 @@ import httpx
 import pyotp
 import pytest
 
-from tandem import auth
+from tandem import auth, crypto
 from tandem.crypto import SecretBox
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
 from tests.grants import of_org
+from tests.test_audit import trail
 
 
 def enrol(server: RunningServer, username: str = "bob") -> auth.Enrolment:
@@ -91,6 +93,87 @@ def test_each_recovery_code_works_once(mfa_server: tuple[RunningServer, auth.Enr
     assert login(server, "bob", first.upper()).status_code == 200
     assert login(server, "bob", first).status_code == 401
     assert login(server, "bob", enrolment.recovery_codes[1]).status_code == 200
+
+
+async def test_a_right_password_with_wrong_codes_is_an_alert_of_its_own_and_locks_the_account(
+    server_factory: ServerFactory,
+) -> None:
+    """Someone with bob's password (phished, reused) guesses his second factor. It was
+    throttled like a password, but filed as any wrong sign-in: nothing told bob's auditors that
+    his password was known. Now each try is a ``second_factor_failed`` record (an alert), a
+    wrong password stays ``sign_in_failed``, the answer is the same word for word for both, and
+    past the free failures even the right code waits."""
+    server = server_factory(login_free_failures=3)
+    enrolment = enrol(server)
+    wrong_password = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "bob", "password": "not-" + AGENT_PASSWORD, "code": "000000"},
+    )
+    assert wrong_password.status_code == 401
+    right = current_code(server, enrolment)
+    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    answers = [login(server, "bob", code) for code in (wrong, None, "aaaa-bbbb-cccc")]
+    assert {a.status_code for a in answers} == {401}
+    assert {a.text for a in answers} == {wrong_password.text}
+    assert login(server, "bob", right).status_code == 429  # the account waits
+    records = [r for r in (await trail(server.settings.data_dir))[0] if r.actor == "bob"]
+    assert [r.action for r in records] == ["sign_in_failed"] + ["second_factor_failed"] * 3
+    assert all(r.org == "default" and r.details["ip"] for r in records)
+    assert [r.details.get("code") for r in records[1:]] == ["wrong", "missing", "wrong"]
+
+
+def stored_recovery_digests(server: RunningServer) -> list[str]:
+    with sqlite3.connect(server.settings.database_path) as db:
+        return [row[0] for row in db.execute("SELECT digest FROM recovery_codes")]
+
+
+def test_a_stored_recovery_code_cannot_be_checked_against_the_database_alone(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    """Someone with a copy of the database (not the secrets key) tries recovery codes
+    offline. They were stored as SHA-256 of the code alone, unsalted: each guess, at a hash's
+    speed, was checked against every account's ten codes at once (60 bits each: a database of
+    a thousand accounts gives one away in about 2**46 guesses). Now each is an HMAC under the
+    secrets key, bound to its account: the right code's unkeyed digest matches nothing."""
+    server, enrolment = mfa_server
+    stored = stored_recovery_digests(server)
+    assert len(stored) == 10
+    for code in enrolment.recovery_codes:
+        assert crypto.legacy_recovery_digest(code) not in stored
+        assert crypto.secret_digest(code, "recovery") not in stored
+    assert login(server, "bob", enrolment.recovery_codes[3]).status_code == 200
+
+
+def test_a_recovery_code_an_older_version_stored_unkeyed_still_works_once(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    server, _ = mfa_server
+    old = "abcd-efgh-jkmn"
+    with sqlite3.connect(server.settings.database_path) as db:
+        db.execute(
+            "INSERT INTO recovery_codes (username, digest, position) VALUES ('bob', ?, 10)",
+            (crypto.legacy_recovery_digest(old),),
+        )
+    assert login(server, "bob", old).status_code == 200
+    assert login(server, "bob", old).status_code == 401
+
+
+async def test_a_sign_in_with_a_recovery_code_says_so_in_the_trail(
+    mfa_server: tuple[RunningServer, auth.Enrolment],
+) -> None:
+    """Someone finds an old printout of bob's recovery codes and has his password. Their
+    sign-in was a plain ``sign_in`` record, like bob's own with his phone, without even the
+    address it came from: nothing told his auditors (or him) that a code on paper was used,
+    nor from where. Now the record names the second factor, how many recovery codes are left
+    and the address."""
+    server, enrolment = mfa_server
+    assert login(server, "bob", current_code(server, enrolment)).status_code == 200
+    assert login(server, "bob", enrolment.recovery_codes[5]).status_code == 200
+    sign_ins = [r for r in (await trail(server.settings.data_dir))[0] if r.action == "sign_in"]
+    assert [r.details for r in sign_ins if r.actor == "bob"] == [
+        {"ip": "127.0.0.1", "second_factor": "authenticator"},
+        {"ip": "127.0.0.1", "second_factor": "recovery_code", "recovery_codes_left": 9},
+    ]
 
 
 def test_no_second_factor_secret_is_stored_in_the_clear(

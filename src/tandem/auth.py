@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import re
 import unicodedata
 
@@ -16,6 +17,7 @@ from tandem.exceptions import (
     ConfigError,
     ConflictError,
     NotFoundError,
+    SecondFactorError,
     UserExistsError,
     WeakPasswordError,
 )
@@ -99,11 +101,21 @@ def principal(user: UserRecord, method: str) -> Principal:
 
 
 def new_login(
-    user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+    user: UserRecord,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+    method: str,
+    setup_ttl: float = math.inf,
 ) -> tuple[str, LoginRecord]:
     """A sign-in for ``user`` made with ``method``, not stored yet: the cookie token (shown to
-    the browser only) and the record storage keeps (its digest)."""
+    the browser only) and the record storage keeps (its digest). It lasts ``ttl`` seconds, or
+    ``setup_ttl`` if shorter when all it may do is finish setting the account up (a second
+    factor or a new password still due: a half sign-in, made with the password alone)."""
     token = crypto.new_token(entropy)
+    made = principal(user, method)
+    if made.needs_second_factor or made.must_change_password:
+        ttl = min(ttl, setup_ttl)
     login = LoginRecord(
         token_digest=crypto.secret_digest(token, "login"),
         username=user.username,
@@ -115,14 +127,20 @@ def new_login(
 
 
 async def open_login(
-    storage: Storage, user: UserRecord, now: float, ttl: float, entropy: crypto.Entropy, method: str
+    storage: Storage,
+    user: UserRecord,
+    now: float,
+    ttl: float,
+    entropy: crypto.Entropy,
+    method: str,
+    setup_ttl: float = math.inf,
 ) -> str:
     """A new sign-in session for ``user``, the account as the caller checked its credentials;
     returns the cookie token (storage keeps its digest). Raises AuthenticationError if the
     account's password, second factor or provider binding changed, or it was disabled, since it
     was read: that change ended every sign-in of the account, and a sign-in checked against what
     it replaced (an attacker's, with the old password) must not be stored after it."""
-    token, login = new_login(user, now, ttl, entropy, method)
+    token, login = new_login(user, now, ttl, entropy, method, setup_ttl)
     if not await storage.add_login(login, proved=user):
         raise AuthenticationError()
     return token
@@ -222,8 +240,10 @@ async def create_user(
         password_hash=await hash_password(hashing, client, password),
         created_at=now,
         totp_secret=box.seal(enrolment.secret) if box and enrolment else None,
-        recovery_codes=tuple(crypto.recovery_digest(c) for c in enrolment.recovery_codes)
-        if enrolment
+        recovery_codes=tuple(
+            crypto.recovery_digest(c, box, username) for c in enrolment.recovery_codes
+        )
+        if box and enrolment
         else (),
         org_id=grant.org_id,
         mfa_exempt=mfa_exempt,
@@ -274,20 +294,34 @@ def check_totp(secret: str, code: str, now: float) -> int | None:
 TOTP_PERIOD = 30
 
 
-async def _second_factor_ok(
+AUTHENTICATOR = "authenticator"
+"""A sign-in's second factor was a code of the account's authenticator app (TOTP)."""
+RECOVERY_CODE = "recovery_code"
+"""A sign-in's second factor was one of the account's recovery codes (used up)."""
+
+
+async def _second_factor_shown(
     storage: Storage, user: UserRecord, code: str | None, now: float, box: crypto.SecretBox
-) -> bool:
-    """A TOTP code for the current step (or one either side, for clock drift) that was not used
-    before, or an unused recovery code."""
-    if not user.totp_secret:
-        return True
+) -> str | None:
+    """Which second factor ``code`` is (:data:`AUTHENTICATOR`: a TOTP code for the current
+    step, or one either side for clock drift, not used before; :data:`RECOVERY_CODE`: an
+    unused recovery code, now used up), or None when it is neither."""
     if not code:
-        return False
+        return None
     squashed = code.strip().replace(" ", "")
     if squashed.isdigit() and len(squashed) == 6:
-        step = check_totp(box.open(user.totp_secret), squashed, now)
-        return step is not None and await storage.use_second_factor(user.username, step, None)
-    return await storage.use_second_factor(user.username, None, crypto.recovery_digest(squashed))
+        step = check_totp(box.open(user.totp_secret or ""), squashed, now)
+        if step is not None and await storage.use_second_factor(user.username, step, None):
+            return AUTHENTICATOR
+        return None
+    keyed = crypto.recovery_digest(squashed, box, user.username)
+    if await storage.use_second_factor(user.username, None, keyed):
+        return RECOVERY_CODE
+    # A code an older version issued, stored unkeyed; a code matches one form only.
+    legacy = crypto.legacy_recovery_digest(squashed)
+    if await storage.use_second_factor(user.username, None, legacy):
+        return RECOVERY_CODE
+    return None
 
 
 async def verify_password(
@@ -319,38 +353,53 @@ async def sign_in(
     box: crypto.SecretBox | None = None,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
-) -> tuple[Agent, str]:
+    setup_ttl: float = math.inf,
+) -> tuple[Agent, str, str]:
     """Check credentials (password, then the second factor if the account has one) and open a
-    sign-in session. Returns the agent and the cookie token (shown to the browser only; storage
-    keeps its digest). Raises :class:`AuthenticationError`, one message for every failure, and
-    BusyError when ``hashing`` has too much to do (for ``client``, an address group)."""
+    sign-in session. Returns the agent, the cookie token (shown to the browser only; storage
+    keeps its digest) and the second factor shown (:data:`AUTHENTICATOR`,
+    :data:`RECOVERY_CODE`, or ``""`` for an account without one). Raises
+    :class:`AuthenticationError`, one message for every failure (:class:`SecondFactorError`
+    when only the second factor was wrong), and BusyError when ``hashing`` has too much to
+    do (for ``client``, an address group)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
     if (
         not await verify_password(hashing, client, user.password_hash if user else None, password)
         or user is None
     ):
         raise AuthenticationError()
-    if user.totp_secret and (
-        box is None or not await _second_factor_ok(storage, user, code, now, box)
-    ):
-        raise AuthenticationError()
+    shown = ""
+    if user.totp_secret:
+        factor = await _second_factor_shown(storage, user, code, now, box) if box else None
+        if factor is None:
+            raise SecondFactorError()
+        shown = factor
     if user.disabled:  # told only to whoever holds every credential of the account
         raise AuthenticationError(DISABLED)
     method = password_method(user)
-    token = await open_login(storage, user, now, ttl, entropy, method)
-    return principal(user, method), token
+    token = await open_login(storage, user, now, ttl, entropy, method, setup_ttl)
+    return principal(user, method), token, shown
 
 
 DISABLED = "This account is disabled: ask your admin to enable it."
 
 
-async def organisation_of(storage: Storage, username: str, default: str) -> str:
+async def organisation_of(storage: Storage, username: str) -> str | None:
     """The organisation whose audit trail a failed or refused sign-in as ``username`` belongs
-    in: the account's, or ``default`` for a name no account has (a name no account could have
-    is not looked up). Another organisation's auditors must not read an account's name, nor
-    the addresses its sign-ins come from, and its own must see attacks on it."""
+    in: the account's; for a name no account has (a name no account could have is not looked
+    up), the only organisation while there is one, else None: no organisation's
+    (:data:`tandem.storage.base.NO_ORG`). Another organisation's auditors must not read an
+    account's name, nor the addresses its sign-ins come from, and its own must see attacks on
+    it; no organisation's auditors may tell a name another organisation holds from one nobody
+    has by where its failures are filed (with one organisation there is no other's name to
+    tell, and its auditors see the names sprayed at it)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
-    return user.org_id if user is not None else default
+    # Read for every name, an account's too: the same queries either way, or the time of the
+    # answer (a throttled one's: no password check to hide it) would tell the names apart.
+    orgs = await storage.all_orgs()
+    if user is not None:
+        return user.org_id
+    return orgs[0].org_id if len(orgs) == 1 else None
 
 
 IDLE_TOUCH_SECONDS = 60.0
@@ -418,6 +467,7 @@ async def change_password(
     *,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
+    setup_ttl: float = math.inf,
 ) -> str:
     """The user's own password change: ``current`` must be right, ``new`` strong and different.
     Every sign-in of the user ends; returns the token of a new one for the caller's browser.
@@ -434,8 +484,8 @@ async def change_password(
     # raises NotFoundError if the name was deleted (and made anew anywhere) while it hashed.
     own = Grant.server(user.org_id, "own password change")
     await storage.set_password(own, username, new_hash, False)
-    changed = dataclasses.replace(user, password_hash=new_hash)
-    return await open_login(storage, changed, now, ttl, entropy, password_method(user))
+    changed = dataclasses.replace(user, password_hash=new_hash, password_change_required=False)
+    return await open_login(storage, changed, now, ttl, entropy, password_method(user), setup_ttl)
 
 
 async def sign_out(storage: Storage, token: str | None) -> None:
@@ -479,9 +529,12 @@ async def confirm_second_factor(
     now: float,
     ttl: float,
     entropy: crypto.Entropy,
+    box: crypto.SecretBox,
+    setup_ttl: float = math.inf,
 ) -> tuple[list[str], Agent, str]:
     """Turn on ``user``'s pending seed, whose code of TOTP ``step`` :func:`check_enrolment_code`
-    accepted (the step is spent); returns new recovery codes (shown once, stored as digests),
+    accepted (the step is spent); returns new recovery codes (shown once, stored as digests
+    keyed with ``box``),
     and the enrolling browser's new sign-in (the principal and its cookie token). Every other
     sign-in of the user ends: one made with the password alone never showed the new factor.
     The browser showed the password (``method``, its old sign-in's) and now a code from the new
@@ -494,8 +547,8 @@ async def confirm_second_factor(
     codes = crypto.new_recovery_codes(entropy)
     enrolled = dataclasses.replace(user, totp_secret=user.pending_totp, pending_totp=None)
     method = OIDC if method == OIDC else password_method(enrolled)
-    token, login = new_login(user, now, ttl, entropy, method)
-    digests = tuple(crypto.recovery_digest(c) for c in codes)
+    token, login = new_login(enrolled, now, ttl, entropy, method, setup_ttl)
+    digests = tuple(crypto.recovery_digest(c, box, user.username) for c in codes)
     if not await storage.enable_second_factor(
         user.username, user.pending_totp, digests, step, login, user.password_hash
     ):

@@ -48,6 +48,7 @@ POSITIVE_SETTINGS = frozenset(
         "idle_timeout_seconds",
         "max_session_seconds",
         "login_backoff_seconds",
+        "setup_sign_in_seconds",
         "login_backoff_max_seconds",
         "site_verification_timeout_seconds",
         "backoff_forget_seconds",
@@ -173,6 +174,10 @@ class Settings:
     login_idle_seconds: float = 30 * 60.0
     """A sign-in unused for this long ends, besides its absolute lifetime
     (TANDEM_LOGIN_IDLE_SECONDS; PCI DSS 8.2.8 asks for 15 minutes at most)."""
+    setup_sign_in_seconds: float = 15 * 60.0
+    """A half sign-in (the password alone, for an account that must still set up its second
+    factor or choose a new password: all it may do) ends this long after it was made, sooner
+    than ``login_ttl_seconds``: it is for finishing the set-up at once, not for keeping."""
     login_free_failures: int = 3
     """Wrong passwords per account (and per address) before back-off starts. While an address
     waits, only accounts that have failed themselves are refused (docs/security.md)."""

@@ -124,8 +124,22 @@ def new_recovery_codes(entropy: Entropy, count: int = 10) -> list[str]:
     return codes
 
 
-def recovery_digest(code: str) -> str:
-    return secret_digest(code.strip().lower().replace(" ", ""), "recovery")
+def recovery_digest(code: str, box: SecretBox, username: str) -> str:
+    """How a recovery code of ``username`` is stored: keyed with ``box`` (HMAC under the
+    secrets key, outside the database) and bound to the account. Unkeyed, as older versions
+    stored it (:func:`legacy_recovery_digest`), a copy of the database alone checked guesses
+    offline at SHA-256's speed, against every account's codes at once (60 bits each)."""
+    return box.digest(f"{username}:{_recovery_text(code)}", "recovery")
+
+
+def legacy_recovery_digest(code: str) -> str:
+    """The unkeyed digest older versions stored a recovery code under: still accepted, once,
+    for codes issued before (they go when used, or when a new second factor is set up)."""
+    return secret_digest(_recovery_text(code), "recovery")
+
+
+def _recovery_text(code: str) -> str:
+    return code.strip().lower().replace(" ", "")
 
 
 _hasher = argon2.PasswordHasher(type=argon2.Type.ID)

@@ -129,6 +129,17 @@ MAX_ASSURANCE_VALUE = 200
 """Characters of one ``acr`` or ``amr`` value an organisation requires (a URN at most)."""
 
 
+def _provider_of(settings: dict[str, Any]) -> tuple[object, ...]:
+    """What a sign-in through the provider relied on: who signed its ID token, for which
+    client, showing which second factor (not the client secret, which only Tandem shows)."""
+    return (
+        settings.get("issuer"),
+        settings.get("client_id"),
+        list(settings.get("mfa_acr", [])),  # absent from what older versions stored: none
+        list(settings.get("mfa_amr", [])),
+    )
+
+
 def _assurance_values(values: Sequence[str] | None, name: str) -> list[str] | None:
     """``acr``/``amr`` values as set: each 1-200 visible ASCII characters without spaces (they
     are sent space-separated in ``acr_values``), duplicates dropped."""
@@ -277,11 +288,10 @@ class Directory:
         grant = authorize(actor, "org.manage", Resource(actor.org))
         acr = _assurance_values(mfa_acr, "mfa_acr")
         amr = _assurance_values(mfa_amr, "mfa_amr")
-        if acr is None or amr is None:
-            current = await self.storage.get_oidc(grant)
-            kept = json.loads(self.box.open(current)) if current else {}
-            acr = list(kept.get("mfa_acr", [])) if acr is None else acr
-            amr = list(kept.get("mfa_amr", [])) if amr is None else amr
+        current = await self.storage.get_oidc(grant)
+        kept = json.loads(self.box.open(current)) if current else {}
+        acr = list(kept.get("mfa_acr", [])) if acr is None else acr
+        amr = list(kept.get("mfa_amr", [])) if amr is None else amr
         outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
         parts = urlsplit(issuer)
         if parts.query or parts.fragment or not parts.hostname:
@@ -296,6 +306,11 @@ class Directory:
             "mfa_amr": amr,
         }
         await self.storage.set_oidc(grant, self.box.seal(json.dumps(value)))
+        if current and _provider_of(kept) != _provider_of(value):
+            # Another provider, client or second factor required: what vouched for the
+            # sign-ins made through the old one is gone (an admin who finds its provider
+            # taken over changes it). A new client secret alone keeps them.
+            await self._end_provider_sign_ins(grant, actor.org)
         await self.record(
             "sso_configured",
             actor=actor.username,
@@ -308,9 +323,19 @@ class Directory:
         return _sso_json(value)
 
     async def clear_sso(self, actor: Principal) -> None:
+        """Turn the organisation's provider off: every sign-in made through it ends (on every
+        server: its sockets close), so a provider taken over and then removed keeps no one
+        signed in for the rest of the sign-in's lifetime."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
         await self.storage.set_oidc(grant, None)
+        await self._end_provider_sign_ins(grant, actor.org)
         await self.record("sso_removed", actor=actor.username, org=actor.org, subject=actor.org)
+
+    async def _end_provider_sign_ins(self, grant: Grant, org: str) -> None:
+        """After the provider's settings changed (written first: a sign-in finishing meanwhile
+        reads them again once stored, :func:`tandem.server.sso.callback`)."""
+        if await self.storage.delete_logins_by_method(grant, auth.OIDC):
+            self.revoked(org=org)
 
     # Teams
 

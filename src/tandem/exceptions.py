@@ -6,6 +6,7 @@ Hierarchy::
     ├── ConfigError          settings that cannot work (bad port, unreadable data dir, bad origin)
     ├── WeakPasswordError    a password that fails the strength rules; message says why
     ├── AuthenticationError  wrong username or password (one message for both)
+    │   └── SecondFactorError  the password was right, the second factor not (the same message)
     ├── ForbiddenError       signed in, but the role or team does not allow it
     ├── NotFoundError        no such thing in the caller's organisation (other orgs look the same)
     ├── ConflictError        the change contradicts what is stored (name taken, last admin)
@@ -39,6 +40,12 @@ class AuthenticationError(TandemError):
 
     def __init__(self, message: str = "Wrong username, password or authentication code.") -> None:
         super().__init__(message)
+
+
+class SecondFactorError(AuthenticationError):
+    """The password was right and the second factor was not (missing, wrong or used). Its
+    message is the same as any failed sign-in's; the server records it apart: whoever tried
+    has the account's password."""
 
 
 class ForbiddenError(TandemError):

@@ -142,6 +142,7 @@ CUSTOMER_REFUSALS = Counter(
 
 _SIGN_IN_FAILED = {
     "sign_in_failed": "password",
+    "second_factor_failed": "password",
     "sign_in_throttled": "password",
     "sign_in_sprayed": "password",
     "sso_failed": "sso",

@@ -8,9 +8,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tandem.directory import Directory, operator
-from tests.conftest import RunningServer, ServerFactory, seed_directory
-from tests.e2e.conftest import Party
+from tests.conftest import RunningServer, ServerFactory, add_user, seed_directory
+from tests.e2e.conftest import Party, audit_records, open_console_as
 from tests.oidc_provider import OidcProvider
+from tests.server.test_organisations import api
 
 
 @pytest.fixture
@@ -59,3 +60,49 @@ def test_a_refused_sign_in_is_explained(
     page.get_by_role("button", name="Continue with your organisation").click()
     expect(page.get_by_role("alert")).to_contain_text("Sign-in with your organisation failed")
     assert "sso=" not in page.url
+
+
+def test_an_admin_requires_the_providers_second_factor_and_a_sign_in_without_it_is_refused(
+    live: RunningServer, provider: OidcProvider, agent: Party, supervisor: Party
+) -> None:
+    """The requirement that the provider's ID tokens show a second factor (``mfa_amr``,
+    ``mfa_acr``) was settable through the API only: an admin using the console had no way to
+    stop a provider account whose password alone was phished from signing in. Ada sets it in
+    the console's form; alice's sign-in whose token shows no second factor is refused, and one
+    that shows it gets in."""
+    add_user(live.settings.data_dir, "ada", role="admin")
+    open_console_as(agent, live, "ada")
+    page = agent.page
+    page.get_by_role("navigation", name="Administration").get_by_role(
+        "link", name="Single sign-on"
+    ).click()
+    expect(page.get_by_text(f"sign in through {provider.issuer}")).to_contain_text(
+        "Nothing requires their ID tokens to show a second factor"
+    )
+    expect(page.get_by_label("Client id")).to_have_value(provider.client_id)
+    page.get_by_label("Second factor required: amr values").fill("mfa, hwk")
+    page.get_by_label("Client secret").fill(provider.client_secret)
+    page.get_by_role("button", name="Save single sign-on").click()
+    expect(page.get_by_text(f"sign in through {provider.issuer}")).to_contain_text(
+        "Their ID tokens must show a second factor (amr mfa, hwk)."
+    )
+    with api(live, "ada") as ada:
+        assert ada.get("/api/org/sso").json()["sso"]["mfa_amr"] == ["mfa", "hwk"]
+
+    alice = supervisor.page  # another browser: alice, at the provider with her password only
+    provider.user = {"sub": "u-1", "preferred_username": "alice", "amr": ["pwd"]}
+    alice.goto(f"{live.base}/console/")
+    alice.get_by_label("Organisation").fill("default")
+    alice.get_by_role("button", name="Continue with your organisation").click()
+    expect(alice.get_by_role("alert")).to_contain_text("Sign-in with your organisation failed")
+    expect(alice.get_by_label("Session code")).to_be_hidden()
+    refused = [r for r in audit_records(live) if r["action"] == "sso_failed"]
+    assert refused and "second factor" in refused[-1]["details"]["reason"]
+    assert not [
+        r for r in audit_records(live) if r["action"] == "sign_in" and r["actor"] == "alice"
+    ]
+
+    provider.user = {"sub": "u-1", "preferred_username": "alice", "amr": ["pwd", "otp", "mfa"]}
+    alice.get_by_label("Organisation").fill("default")
+    alice.get_by_role("button", name="Continue with your organisation").click()
+    expect(alice.get_by_text("Signed in as Alice")).to_be_visible()

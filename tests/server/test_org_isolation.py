@@ -18,11 +18,13 @@ import pytest
 
 from tandem.config import Settings
 from tandem.directory import offline, operator
+from tandem.storage.base import NO_ORG
 from tests.conftest import (
     ACME_ORIGIN,
     AGENT_PASSWORD,
     RunningServer,
     ServerFactory,
+    add_user,
     mark_trained,
     two_organisations,
 )
@@ -492,7 +494,7 @@ async def test_failed_sign_ins_are_evidence_of_the_accounts_own_organisation(
     under the default organisation: its auditor read Acme's usernames and the addresses of
     Acme's people (or of whoever attacked them), and Acme's auditor never saw the attack on its
     own accounts. Now a failed, sprayed or throttled sign-in of an account is its
-    organisation's; a name no account has stays the default organisation's."""
+    organisation's; a name no account has is no organisation's (the operator's)."""
     server = server_factory(seed=two_organisations, login_free_failures=2)
     assert _sign_in(server, "nobody-at-all", "wrong-password-1") == 401
     assert _sign_in(server, "mallory", "wrong-password-1") == 401
@@ -502,8 +504,9 @@ async def test_failed_sign_ins_are_evidence_of_the_accounts_own_organisation(
     acme = [r for r in trail_as(server, "mo") if r["action"] == "sign_in_failed"]
     assert acme and {r["actor"] for r in acme} == {"mallory"} and acme[0]["details"]["ip"]
     default = trail_as(server, "aud")
-    assert [r["actor"] for r in default if r["action"] == "sign_in_failed"] == ["nobody-at-all"]
+    assert [r["actor"] for r in default if r["action"] == "sign_in_failed"] == []
     assert "mallory" not in repr(default)
+    assert ("sign_in_failed", "nobody-at-all", NO_ORG) in await operators_trail(server)
     server.clock.advance(server.settings.anonymous_audit_interval_seconds)
 
     async def counted() -> bool:
@@ -515,6 +518,69 @@ async def test_failed_sign_ins_are_evidence_of_the_accounts_own_organisation(
         "sign_in_sprayed",
     }
     assert "mallory" not in repr(counts(server, "aud"))
+
+
+def test_a_single_organisations_auditors_see_the_names_sprayed_at_it(
+    server_factory: ServerFactory,
+) -> None:
+    """With one organisation there is no other's name to tell from nobody's: a failed sign-in
+    naming no account is its own auditors' to read (the names an attacker sprays at the
+    installation), not only the operator's."""
+    server = server_factory()
+    add_user(server.settings.data_dir, "aud", role="auditor")
+    assert _sign_in(server, "nobody-at-all", "wrong-password-1") == 401
+    failed = [r for r in trail_as(server, "aud") if r["action"] == "sign_in_failed"]
+    assert [r["actor"] for r in failed] == ["nobody-at-all"]
+
+
+async def operators_trail(server: RunningServer) -> list[tuple[str, str, str]]:
+    """(action, actor, organisation) of every record, as the operator reads the database."""
+    records, _ = await trail(server.settings.data_dir)
+    return [(r.action, r.actor, r.org) for r in records]
+
+
+async def test_no_organisations_auditors_tell_another_organisations_name_from_nobodys(
+    server_factory: ServerFactory,
+) -> None:
+    """The default organisation's auditor tries names at the sign-in form and reads its own
+    trail after each. Before, a name nobody has was filed in the default organisation's trail
+    and a name Acme's account has in Acme's: the first showed, the second did not, so every
+    account name on the server could be told apart from a made-up one. Now a name no account
+    has is filed under no organisation (the operator's to read): neither shows, each is one
+    record in the shared chain (its numbering, whose gaps the auditor sees, says the same for
+    both), and a throttled or sprayed try of either is counted elsewhere too."""
+    server = server_factory(seed=two_organisations, login_free_failures=1)
+    with api(server, "aud") as aud:
+
+        def read() -> list[dict[str, Any]]:
+            answer = aud.get("/api/audit")
+            assert answer.status_code == 200, answer.text
+            records: list[dict[str, Any]] = answer.json()
+            return records
+
+        def tried(name: str) -> tuple[list[dict[str, Any]], int]:
+            """What the auditor's trail gains from one wrong sign-in as ``name``, and how many
+            records of the chain it cannot read were written meanwhile."""
+            before = read()
+            assert _sign_in(server, name, "wrong-password-1") == 401
+            read()  # its own record of reading comes after the sign-in's: the next read has it
+            new = read()[len(before) :]
+            unread = new[-1]["seq"] - before[-1]["seq"] - len(new)
+            return [r for r in new if r["action"] != "audit_read"], unread
+
+        assert tried("mallory") == tried("nobody-at-all") == ([], 1)
+        # Beyond the free failures, from a fresh name each: sprayed and throttled, counted.
+        for name in ("mallory", "nobody-at-all", "mary", "no-one-else"):
+            _sign_in(server, name, "wrong-password-2")
+        server.clock.advance(server.settings.anonymous_audit_interval_seconds)
+
+        async def counted() -> bool:
+            return bool(counts(server, "mo"))
+
+        await eventually(counted)
+        assert counts(server, "aud") == []
+        assert not [r for r in read() if r["action"].startswith("sign_in_")]
+    assert ("sign_in_failed", "nobody-at-all", NO_ORG) in await operators_trail(server)
 
 
 async def test_another_organisations_team_of_the_same_name_gives_a_session_none_of_its_policy(

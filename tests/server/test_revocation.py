@@ -27,6 +27,7 @@ from tandem.storage.base import LoginRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.grants import of_org, owned
+from tests.oidc_provider import OidcProvider, use_provider
 from tests.server.helpers import (
     INVALID_CODE,
     closed_with,
@@ -40,6 +41,7 @@ from tests.server.helpers import (
 )
 from tests.server.test_organisations import api
 from tests.server.test_scale_out import Cluster, run_in_thread, start_cluster
+from tests.server.test_sso import sign_in as sso_sign_in
 from tests.server.test_watch import asked
 from tests.test_mfa import enrol
 
@@ -248,6 +250,31 @@ async def test_a_second_factor_reset_closes_the_sockets(orgs: RunningServer) -> 
     with api(orgs, "ada") as ada:
         assert ada.post("/api/users/alice/reset-mfa").status_code == 204
     assert await closed_with(socket) == SIGNED_OUT
+
+
+def test_a_half_sign_in_ends_after_the_set_up_time_however_used(orgs: RunningServer) -> None:
+    """A sign-in with the password alone, of an account that must still set up its second
+    factor (a half sign-in: all it may do is that), lasted as long as a full one (8 hours) and
+    was kept alive by use: a copied cookie of it, or a browser left on the set-up page, let
+    whoever held it enrol an authenticator of its own at any time that day. Now it ends
+    ``setup_sign_in_seconds`` after it was made, used or not; a full sign-in made with it
+    lasts."""
+    with api(orgs, "ada") as ada:
+        made = ada.post(
+            "/api/users", json={"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
+        )
+        assert made.status_code == 201, made.text
+    half, full = login_cookie(orgs, "nina"), login_cookie(orgs, "sam")
+
+    def me(cookie: str) -> int:
+        return httpx.get(f"{orgs.base}/api/me", cookies={"tandem_agent": cookie}).status_code
+
+    setup = orgs.settings.setup_sign_in_seconds
+    assert setup < orgs.settings.login_idle_seconds < orgs.settings.login_ttl_seconds
+    orgs.clock.advance(setup - 60)
+    assert (me(half), me(full)) == (200, 200)  # used: not idle
+    orgs.clock.advance(60)
+    assert (me(half), me(full)) == (401, 200)
 
 
 async def test_a_sign_in_made_with_the_password_alone_ends_when_the_owner_enrols(
@@ -467,3 +494,38 @@ async def test_a_site_change_on_one_server_closes_a_tunnelled_agent_on_another(
         assert ada.patch("/api/sites/demo", json={"teams": ["billing"]}).status_code == 200
     assert await closed_with(agent) == TEAMS_CHANGED
     assert await recv_json(customer) == {"v": 1, "type": "ended", "reason": "agent_lost"}
+
+
+async def test_turning_the_provider_off_on_one_server_closes_its_sign_ins_sockets_on_another(
+    cluster: Cluster,
+) -> None:
+    """Two servers on one PostgreSQL database and one Redis. Alice signed in through the
+    organisation's provider on the first, her console's socket is on the second; her admin
+    turns the provider off on the first (it was taken over): her sign-in ends in the shared
+    database and her socket on the second closes at once, whatever its re-check period."""
+    a = cluster(**HOURLY, test_private_network=True)
+    b = cluster(**HOURLY, test_private_network=True)
+
+    async def add_admin() -> None:
+        async with offline(a.settings) as directory:
+            await directory.add_user(
+                operator("default"), "ada", AGENT_PASSWORD, "admin", None, (), mfa_exempt=True
+            )
+
+    run_in_thread(add_admin)
+    provider = OidcProvider().start()
+    try:
+        provider.redirect_uris.add(f"{a.base}/api/sso/callback")
+        with api(a, "ada") as ada:
+            use_provider(ada, provider, {"alice": "u-1"})
+            with httpx.Client() as browser:
+                assert sso_sign_in(a, browser).headers["location"] == "/console/"
+                cookie = browser.cookies["tandem_agent"]
+            on_b = await open_agent(b, cookie)
+            still = await open_agent(b, login_cookie(b, "sam"))
+            assert ada.delete("/api/org/sso").status_code == 204
+        assert await closed_with(on_b) == SIGNED_OUT
+        await send(still, type="watch", session_id="nobody")
+        assert (await closed_with(still))[0] == 4404  # a password sign-in is still there
+    finally:
+        provider.stop()

@@ -226,6 +226,42 @@ async def test_a_grant_changes_or_deletes_no_other_organisations_user_or_site_by
     assert await two.delete_site(B, "shop") and await two.delete_user(B, "bea")
 
 
+async def test_ending_a_providers_sign_ins_ends_only_its_organisations_and_only_those(
+    two: Storage,
+) -> None:
+    """An organisation's provider turned off or changed ends the sign-ins made through it:
+    those of its own accounts, not another organisation's provider sign-ins, nor its own
+    accounts' password sign-ins."""
+    await two.add_user(*owned(UserRecord("amy", "Amy", "agent", "h", 0.0, org_id="acme")))
+    await two.add_login(LoginRecord("t-bea-sso", "bea", 100.0, method="oidc"))
+    await two.add_login(LoginRecord("t-bea-pw", "bea", 100.0, method="password+totp"))
+    await two.add_login(LoginRecord("t-amy-sso", "amy", 100.0, method="oidc"))
+    assert await two.delete_logins_by_method(A, "oidc") == 1
+    assert await two.get_login("t-amy-sso") is None
+    assert await two.get_login("t-bea-sso") is not None
+    assert await two.delete_logins_by_method(B, "oidc") == 1
+    assert await two.get_login("t-bea-sso") is None
+    assert await two.get_login("t-bea-pw") is not None
+
+
+async def test_a_provider_subject_bound_to_two_accounts_signs_in_to_neither(
+    two: Storage,
+) -> None:
+    """Binding is checked, then written: two admins binding one provider subject at the same
+    moment (to an agent and to an admin, say) both got past the check of the other's binding,
+    and the provider's sign-in then reached whichever account the database listed first. Now
+    such a subject reaches no account until one binding is removed."""
+    await two.add_user(*owned(UserRecord("ben", "Ben", "admin", "h", 0.0, org_id="default")))
+    assert await two.set_oidc_identity(B, "bea", "default|https://idp|u-1")
+    found = await two.user_for_oidc_identity("default|https://idp|u-1")
+    assert found is not None and found.username == "bea"
+    assert await two.set_oidc_identity(B, "ben", "default|https://idp|u-1")  # the race's end
+    assert await two.user_for_oidc_identity("default|https://idp|u-1") is None
+    assert await two.set_oidc_identity(B, "bea", None)
+    found = await two.user_for_oidc_identity("default|https://idp|u-1")
+    assert found is not None and found.username == "ben"
+
+
 def test_grants_without_a_signed_in_principal_say_which_kind_they_are() -> None:
     server = Grant.server("acme", "demo page")
     assert (server.org_id, server.kind, server.reason, server.role) == (

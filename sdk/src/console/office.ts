@@ -923,10 +923,18 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
   const clientSecret = field(form, t("sso.clientSecret"), el("input"));
   clientSecret.type = "password";
   clientSecret.autocomplete = "off";
-  for (const input of [issuer, clientId]) {
+  // The provider's second factor, checked in each ID token (its amr or acr): empty fields send
+  // none, which lets a password phished at the provider sign in (the compliance check fails).
+  const mfaAmr = field(form, t("sso.mfaAmr"), el("input"));
+  const mfaAcr = field(form, t("sso.mfaAcr"), el("input"));
+  for (const input of [issuer, clientId, mfaAmr, mfaAcr]) {
     input.autocomplete = "off";
     input.spellcheck = false;
   }
+  /** Whether the fields show the server's requirement (or what the admin typed): until then a
+   * save sends none, so the server keeps what it has instead of taking two empty fields. */
+  let requirementShown = false;
+  const values = (input: HTMLInputElement) => input.value.split(/[\s,]+/).filter(Boolean);
   const [status, say] = statusLine(t("sso.status"));
   form.append(button(t("sso.save"), "submit", "primary"));
   const off = button(t("sso.off"));
@@ -946,14 +954,22 @@ function ssoPage(root: HTMLElement, { t }: OfficeContext): void {
     if (sso) {
       prefill(issuer, sso.issuer);
       prefill(clientId, sso.client_id);
+      prefill(mfaAmr, sso.mfa_amr.join(", "));
+      prefill(mfaAcr, sso.mfa_acr.join(", "));
     }
+    requirementShown = true;
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const secret = clientSecret.value;
     clientSecret.value = "";
     if (!secret) return say(t("sso.needSecret"));
-    api<SsoAnswer>("PUT", "/api/org/sso", { issuer: issuer.value.trim(), client_id: clientId.value.trim(), client_secret: secret } satisfies SsoSettings)
+    const settings: SsoSettings = { issuer: issuer.value.trim(), client_id: clientId.value.trim(), client_secret: secret };
+    if (requirementShown || mfaAmr.dataset.edited || mfaAcr.dataset.edited) {
+      settings.mfa_amr = values(mfaAmr);
+      settings.mfa_acr = values(mfaAcr);
+    }
+    api<SsoAnswer>("PUT", "/api/org/sso", settings)
       .then(({ sso }) => {
         show(sso);
         say(t("sso.turnedOn"), true);

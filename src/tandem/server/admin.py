@@ -388,6 +388,7 @@ async def _change_password(call: Call) -> object:
             services.entropy,
             hashing=services.hashing,
             client=f"user:{call.principal.username}",
+            setup_ttl=services.settings.setup_sign_in_seconds,
         )
     except BusyError as exc:
         return busy(1.0, str(exc))  # a check takes a tenth of a second
@@ -715,7 +716,8 @@ async def _confirm_mfa(call: Call) -> object:
     # Recorded before the change, which is one transaction: a failure of either leaves the
     # account as it was (still signed in, the seed still pending), never a factor turned on
     # whose recovery codes nobody saw, nor sign-ins ended with no new one for this browser.
-    await services.hub.record("mfa_enrolled", actor=username, org=call.principal.org)
+    address = call.request.client.host if call.request.client else ""
+    await services.hub.record("mfa_enrolled", actor=username, org=call.principal.org, ip=address)
     codes, _, token = await auth.confirm_second_factor(
         services.storage,
         user,
@@ -724,6 +726,8 @@ async def _confirm_mfa(call: Call) -> object:
         services.clock(),
         services.settings.login_ttl_seconds,
         services.entropy,
+        services.box,
+        services.settings.setup_sign_in_seconds,
     )
     # Every other sign-in of the account ended (one made elsewhere with the password alone
     # never showed this factor): their sockets close now, in every process; this browser,

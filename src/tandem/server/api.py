@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from tandem import auth, revocation
 from tandem.access import authorize
-from tandem.exceptions import AuthenticationError, BusyError
+from tandem.exceptions import AuthenticationError, BusyError, SecondFactorError
 from tandem.hub import address_group
 from tandem.protocol.codec import json_carries_nul
 from tandem.server.http import (
@@ -27,7 +27,7 @@ from tandem.server.http import (
     too_many_attempts,
 )
 from tandem.server.operations import NUL_REFUSED
-from tandem.storage.base import DEFAULT_ORG
+from tandem.storage.base import NO_ORG
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,14 +58,15 @@ async def login(request: Request) -> Response:
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
         # Counted, not a record each: refused unchecked (no password hashed), it costs the client
-        # nothing. Counted for the account's organisation, whose name and address it shows.
-        org = await auth.organisation_of(services.storage, creds.username, DEFAULT_ORG)
+        # nothing. Counted for the account's organisation, whose name and address it shows; a
+        # name no account has under none (docs/audit.md).
+        org = await auth.organisation_of(services.storage, creds.username)
         services.hub.count_anonymous(
-            "sign_in_throttled", org, f"{creds.username[:64]!r} from {client}"
+            "sign_in_throttled", org or "", f"{creds.username[:64]!r} from {client}"
         )
         return too_many_attempts(wait, "failed sign-ins")
     try:
-        agent, token = await auth.sign_in(
+        agent, token, factor = await auth.sign_in(
             services.storage,
             creds.username,
             creds.password,
@@ -76,6 +77,7 @@ async def login(request: Request) -> Response:
             box=services.box,
             hashing=services.hashing,
             client=group,
+            setup_ttl=services.settings.setup_sign_in_seconds,
         )
     except BusyError as exc:  # nothing was checked: no failure counted
         return busy(1.0, str(exc))  # a check takes a tenth of a second
@@ -87,19 +89,41 @@ async def login(request: Request) -> Response:
         # exist is not looked at: it would tell them apart by the time of the answer).
         sprayed = await services.sign_in_backoff.retry_after(now, keys[1]) > 0
         await services.sign_in_backoff.failed(now, *keys)
-        # The account's organisation's evidence (a name no account has: the default one's),
-        # never another organisation's to read (it named the account and its address).
-        org = await auth.organisation_of(services.storage, creds.username, DEFAULT_ORG)
-        if sprayed:
+        # The account's organisation's evidence, never another organisation's to read (it
+        # names the account and its address). A name no account has is, with several
+        # organisations, no organisation's: in the default organisation's trail, its auditors
+        # told another organisation's names from nobody's by the failures missing there (a
+        # record either way, so that the trail's numbering, whose gaps they see, does not
+        # tell them apart either).
+        org = await auth.organisation_of(services.storage, creds.username)
+        if isinstance(exc, SecondFactorError) and org is not None:
+            # The right password with a wrong, missing or used code: someone has the
+            # password (phished, reused). A record each, whatever the address (the account's
+            # own back-off bounds them), and apart from a wrong password: an alert.
+            # A code left out is also how an owner who forgot to type it fails: said apart.
+            given = "wrong" if creds.code and creds.code.strip() else "missing"
+            await services.hub.record(
+                "second_factor_failed", actor=creds.username, ip=client, code=given, org=org
+            )
+        elif sprayed:
             services.hub.count_anonymous(
-                "sign_in_sprayed", org, f"{creds.username[:64]!r} from {client}"
+                "sign_in_sprayed", org or "", f"{creds.username[:64]!r} from {client}"
             )
         else:
             await services.hub.record(
-                "sign_in_failed", actor=creds.username[:64], ip=client, org=org
+                "sign_in_failed", actor=creds.username[:64], ip=client, org=org or NO_ORG
             )
         return problem(401, "Sign-in failed", str(exc))
-    await services.hub.record("sign_in", actor=agent.username, org=agent.org)
+    # Where it came from: a phished or copied sign-in is told from the owner's by its address.
+    details: dict[str, object] = {"ip": client}
+    if factor:
+        details["second_factor"] = factor
+    if factor == auth.RECOVERY_CODE:
+        # One of the codes the owner keeps on paper: a sign-in with it is worth a look (an
+        # old copy found, with the password), and how many are left tells when to renew them.
+        left = await services.storage.get_user(agent.username)
+        details["recovery_codes_left"] = len(left.recovery_codes) if left else 0
+    await services.hub.record("sign_in", actor=agent.username, org=agent.org, **details)
     await end_earlier_sign_in(request)
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)

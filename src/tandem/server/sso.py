@@ -41,7 +41,6 @@ from tandem.server.http import (
     set_sign_in_cookie,
     sign_in_token,
 )
-from tandem.storage.base import DEFAULT_ORG
 
 if TYPE_CHECKING:
     from tandem.server.services import Services
@@ -81,6 +80,17 @@ async def provider_for(services: Services, org_id: str) -> oidc.ProviderConfig |
     )
 
 
+def _same_provider(config: oidc.ProviderConfig, now: oidc.ProviderConfig | None) -> bool:
+    """Whether the provider a sign-in went through is still the organisation's, as far as
+    its sign-ins rely on it (:func:`tandem.directory._provider_of`)."""
+    return now is not None and (
+        config.issuer,
+        config.client_id,
+        config.mfa_acr,
+        config.mfa_amr,
+    ) == (now.issuer, now.client_id, now.mfa_acr, now.mfa_amr)
+
+
 def _redirect_uri(request: Request) -> str:
     """Where the provider sends the browser back: on the server's public origin when it is set
     (the one this start was addressed to, so the browser comes back with its cookie), never
@@ -109,13 +119,15 @@ def _forget_browser(response: Response, request: Request) -> None:
 
 
 async def _organisation_named(services: Services, org_id: str) -> str:
-    """``org_id`` if it is an organisation's id, else the default organisation."""
+    """``org_id`` if it is an organisation's id, else none (``""``): counted under the default
+    organisation, starts naming no organisation told its auditors which names are other
+    organisations' (those were not counted there)."""
     try:
         auth.validate_name(org_id, "organisation id")
     except ConfigError:
-        return DEFAULT_ORG
+        return ""
     found = await services.storage.get_org(Grant.server(org_id, "sso start counted"))
-    return found.org_id if found is not None else DEFAULT_ORG
+    return found.org_id if found is not None else ""
 
 
 def _start_key(request: Request) -> str:
@@ -138,7 +150,7 @@ async def start(request: Request) -> Response:
         address = request.client.host if request.client else ""
         # Counted, not a record each: refused unchecked, it costs the client nothing. Counted
         # for the organisation the start named (it shows where its people sign in from), never
-        # another's; a name that is no organisation's goes to the default organisation.
+        # another's; a name that is no organisation's is counted under none.
         org = await _organisation_named(services, org_id)
         services.hub.count_anonymous("sso_throttled", org, f"from {address}")
         busy = _failed(request, "busy")
@@ -239,10 +251,19 @@ async def callback(request: Request) -> Response:
             raise AuthenticationError(
                 f"the account {user.username!r} was unbound or disabled meanwhile"
             ) from None
+        if not _same_provider(config, await provider_for(services, org_id)):
+            # The admin changed or removed the provider while this sign-in finished: the
+            # change ended the sign-ins made through it, and this one, stored after the
+            # change was written, is seen here (one stored before it, the change ended).
+            await auth.sign_out(services.storage, token)
+            raise AuthenticationError("the organisation's identity provider changed meanwhile")
     except AuthenticationError as exc:
         await services.hub.record("sso_failed", org=org_id, reason=str(exc))
         return _failed(request)
-    await services.hub.record("sign_in", actor=user.username, org=org_id, method=auth.OIDC)
+    address = request.client.host if request.client else ""
+    await services.hub.record(
+        "sign_in", actor=user.username, org=org_id, method=auth.OIDC, ip=address
+    )
     await end_earlier_sign_in(request, kept.get("earlier", ""))
     # Its own start is done (its pending row taken): one fewer unfinished. Not all of them:
     # a client finishing one sign-in of its own at will would start afresh each time, and

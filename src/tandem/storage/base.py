@@ -15,6 +15,12 @@ from tandem.audit import AuditRecord, AuditStore, Evidence
 
 DEFAULT_ORG = "default"
 """The organisation every installation starts with (team ``support``, site ``demo``)."""
+NO_ORG = "(none)"
+"""Where the audit trail files a record that is no organisation's: a failed sign-in naming no
+account, on a server with several organisations. No organisation has this id (ids follow the
+username rule), so no organisation's auditors read it; the operator does (``tandem audit
+export``). Filed under the default organisation, such records let its auditors tell a name
+some other organisation's account has (its failures are filed there) from one nobody has."""
 DEFAULT_TEAM = "support"
 SELF_ORIGIN = "self"
 
@@ -300,6 +306,11 @@ class Storage(AuditStore, Protocol):
         again once deleted, and the name may be another organisation's by now)."""
         ...
 
+    async def delete_logins_by_method(self, grant: Grant, method: str) -> int:
+        """End every sign-in made by ``method`` (``oidc``: through the identity provider) of
+        the grant's organisation's accounts; returns how many ended."""
+        ...
+
     async def put_join_code(
         self, grant: Grant, code_digest: str, session_id: str, expires_at: float
     ) -> None:
@@ -422,7 +433,9 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
-        """The user bound to that identity provider account, if any."""
+        """The user bound to that identity provider account, if exactly one is: None when
+        none is, and when two are (two admins' bindings that raced past the check of the
+        other's), so that the provider's sign-in reaches neither rather than either."""
         ...
 
     async def set_user_disabled(self, grant: Grant, username: str, disabled: bool) -> bool:

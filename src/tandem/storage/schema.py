@@ -63,7 +63,8 @@ recovery_codes = sa.Table(
     sa.Column("digest", Text, primary_key=True),
     sa.Column("position", sa.Integer(), nullable=False),
 )
-"""Unused recovery codes (SHA-256 digests) of each user, in the order they were issued."""
+"""Unused recovery codes of each user (HMAC-SHA256 digests keyed with the secrets key; SHA-256
+digests, unkeyed, from older versions), in the order they were issued."""
 
 logins = sa.Table(
     "logins",

@@ -1279,8 +1279,10 @@ class SQLStorage:
         return changed > 0
 
     async def user_for_oidc_identity(self, identity: str) -> UserRecord | None:
-        row = await self._row(self._user_select().where(users.c.oidc_subject == identity))
-        return _user(row) if row else None
+        rows = await self._rows(
+            self._user_select().where(users.c.oidc_subject == identity).limit(2)
+        )
+        return _user(rows[0]) if len(rows) == 1 else None
 
     async def set_user_disabled(self, grant: Grant, username: str, disabled: bool) -> bool:
         changed = await self._count(
@@ -1390,6 +1392,12 @@ class SQLStorage:
         )
         return await self._count(
             logins.delete().where(logins.c.username == username, logins.c.username.in_(own))
+        )
+
+    async def delete_logins_by_method(self, grant: Grant, method: str) -> int:
+        own = sa.select(users.c.username).where(users.c.org_id == grant.org_id)
+        return await self._count(
+            logins.delete().where(logins.c.method == method, logins.c.username.in_(own))
         )
 
     async def delete_login(self, token_digest: str) -> None:
