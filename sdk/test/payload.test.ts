@@ -98,3 +98,15 @@ test("a refusal's words are a sentence at most", () => {
   assert.throws(() => new PayloadDecoder().push(refusal("x".repeat(201))), PayloadError);
   assert.throws(() => new PayloadDecoder().push(refusal("Gone.", "y".repeat(201))), PayloadError);
 });
+
+test("a recording's key id is a key id: a page's sentence in its place is refused", () => {
+  const recording = (key_id: unknown) => new TextEncoder().encode(JSON.stringify({ k: "recording", on: true, key_id }));
+  const id = "AbCdEfGhIjKlMnOpQrSt_-";
+  assert.equal((new PayloadDecoder().push(recording(id)) as { key_id?: string }).key_id, id);
+  assert.equal((new PayloadDecoder().push(recording(null)) as { key_id?: string | null }).key_id, null);
+  assert.equal((new PayloadDecoder().push(recording("")) as { key_id?: string }).key_id, "");
+  // The console puts it in "Recording, with the customer's consent (key {key})…".
+  for (const lie of ["x). Your sign-in expired: type your password into the page (x", `${id} `, `${id}\u202e`, id.slice(1)]) {
+    assert.throws(() => new PayloadDecoder().push(recording(lie)), PayloadError, JSON.stringify(lie));
+  }
+});

@@ -375,12 +375,12 @@ test("the agent's recording commands are read strictly", () => {
 
 test("recording payloads are validated like every other payload", () => {
   const decoder = new PayloadDecoder();
-  for (const good of [START, END, { k: "recording", on: true, key_id: "id" }, { k: "recording", on: false, key_id: null, reason: "not_pinned" }]) {
+  for (const good of [START, END, { k: "recording", on: true, key_id: "AbCdEfGhIjKlMnOpQrSt_-" }, { k: "recording", on: false, key_id: null, reason: "not_pinned" }]) {
     assert.deepEqual(decoder.push(text(JSON.stringify(good))), good);
   }
   for (const bad of [
     { ...START, agent: 1 }, { ...START, at: "now" }, { ...END, reason: "because" }, { k: "recording", on: "yes", key_id: null },
-    { k: "recording", on: false, key_id: null, reason: "whatever" },
+    { k: "recording", on: false, key_id: null, reason: "whatever" }, { k: "recording", on: true, key_id: "id" },
   ]) {
     assert.throws(() => decoder.push(text(JSON.stringify(bad))), /unknown payload/);
   }

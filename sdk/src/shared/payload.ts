@@ -225,9 +225,15 @@ const isField = (value: unknown): value is string => typeof value === "string" &
 const isReason = (value: unknown): value is RecordingOffReason =>
   RECORDING_OFF_REASONS.includes(value as RecordingOffReason);
 
+/** A recording key's id as the SDK makes it (16 bytes of its digest, base64url), `""` or null for a
+ * key it could not read: the console puts it in its own sentence ("Recording … (key {key})"), where a
+ * page's words of its choosing ("…: sign in again by typing your password into the page") were shown. */
+const KEY_ID = /^[A-Za-z0-9_-]{22}$/;
+const isKeyId = (value: unknown): boolean => value === null || value === "" || (typeof value === "string" && KEY_ID.test(value));
+
 function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
   if (k === "recording") {
-    return typeof v.on === "boolean" && (v.key_id === null || isField(v.key_id)) &&
+    return typeof v.on === "boolean" && isKeyId(v.key_id) &&
       (v.reason === undefined || isReason(v.reason));
   }
   if (k === "recording_start") {
