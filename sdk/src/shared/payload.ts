@@ -238,7 +238,7 @@ function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
   }
   if (k === "recording_start") {
     return isField(v.recording_id) && isField(v.session_id) && isField(v.agent) && isField(v.site) &&
-      isField(v.origin) && Number.isFinite(v.at) && typeof v.chain === "string" && /^[A-Za-z0-9_-]{43}$/.test(v.chain);
+      isOrigin(v.origin) && Number.isFinite(v.at) && typeof v.chain === "string" && /^[A-Za-z0-9_-]{43}$/.test(v.chain);
   }
   if (k === "recording_end") return isField(v.recording_id) && isReason(v.reason) && Number.isFinite(v.at);
   return false;
@@ -246,7 +246,9 @@ function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
 
 /** A page's origin as the SDK sends it (`location.origin`): http(s), in its own normal form. The
  * console shows it and its host; a hostile page's `"not a url"` threw in every later rendering of
- * the console (frozen on "Checking…", control never offered). */
+ * the console (frozen on "Checking…", control never offered). A recording's start names it too,
+ * and the player says "recorded on {origin} …, complete and unedited": a sentence of the page's
+ * there read as the player's own. */
 function isOrigin(value: unknown): boolean {
   if (!isField(value)) return false;
   try {
