@@ -264,8 +264,12 @@ const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent 
 /** Validated policies are in a fixed shape (validatePolicy), so their JSON compares them. */
 const samePolicies = (a: Policy[], b: Policy[]): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-const invalidPolicy = (error: unknown): Transition =>
-  end(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`, true);
+/** The widget shows this much only (./messages/widget.ts, `noticeKey`): what is wrong with the
+ * policy quotes the relay's own text (a field's name, a selector), which would be a sentence of its
+ * choosing on the page's trusted UI ("call +1 555 0100 and read them your code"). start()'s
+ * rejection, for the site's developers, says what is wrong after it. */
+export const INVALID_POLICY = "Help is unavailable: the help server's privacy rules are invalid, so nothing was shared.";
+const invalidPolicy = (error: unknown): Transition => end(`${INVALID_POLICY} (${(error as Error).message})`, true);
 
 /** The code the customer reads out, while the secret part is still here. */
 export function helpCode(state: SessionState): string | null {
