@@ -86,7 +86,9 @@ test("a context's origin is an http(s) origin or the payload is refused", () => 
   for (const origin of ["https://shop.example", "http://127.0.0.1:8080", "https://xn--bcher-kva.example"]) {
     assert.equal((new PayloadDecoder().push(context(origin)) as { origin?: string }).origin, origin);
   }
-  for (const origin of ["not a url", "javascript:alert(1)", "data:text/html,x", "https://shop.example/path", "HTTPS://Shop.example", "null", "", 7]) {
+  // A look-alike host is shown in its ASCII form only (punycode): its Unicode spelling is refused.
+  const lookalikes = ["https://\u0430pple.example", "https://shop.example\u202e", "https://sh\u200bop.example"];
+  for (const origin of ["not a url", "javascript:alert(1)", "data:text/html,x", "https://shop.example/path", "HTTPS://Shop.example", "null", "", 7, ...lookalikes]) {
     assert.throws(() => new PayloadDecoder().push(context(origin)), PayloadError, String(origin));
   }
 });
