@@ -662,6 +662,28 @@ async def test_export_writes_json_lines_since_a_time(tmp_path: Path) -> None:
     assert lines[0]["time"] == "1970-01-01T00:16:45+00:00" and lines[0]["action"] == "sign_in"
 
 
+async def test_an_exported_record_is_one_line_whatever_an_anonymous_client_named(
+    tmp_path: Path,
+) -> None:
+    """Attack review of the strings exported: a name an anonymous client tries at the sign-in
+    is a failed sign-in's actor as typed. A newline and a forged record in it, a terminal's
+    escape sequence or a right-to-left override stay inside its own JSON line (escaped), so
+    a SIEM or a terminal reading the export sees one record for it."""
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "tandem.sqlite3"))
+    log = AuditLog(storage, KEY, anchor_every=5)
+    forged = 'x"}\n{"action": "sign_in", "actor": "alice"}\x1b]0;owned\x07\u202e'
+    await log.record(1000.0, "sign_in_failed", actor=forged, ip="203.0.113.9", org="default")
+    await log.record(1001.0, "sign_in", actor="bob", ip="127.0.0.1", org="default")
+    await storage.close()
+    (tmp_path / "audit.key").write_text(KEY.hex())
+    result = tandem_in_process("audit", "export", "--data-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [json.loads(line)["action"] for line in lines] == ["sign_in_failed", "sign_in"]
+    assert json.loads(lines[0])["actor"] == forged
+    assert all(line.isascii() and line.isprintable() for line in lines)
+
+
 def test_export_refuses_a_bad_time(tmp_path: Path) -> None:
     result = tandem_in_process(
         "audit", "export", "--since", "yesterday", "--data-dir", str(tmp_path)

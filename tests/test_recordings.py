@@ -443,6 +443,34 @@ def test_a_bomb_in_a_compression_stream_is_refused() -> None:
     assert refusal(private, streamed(private, [[START, bomb, END]])) == crypto.Broken.UNDECODABLE
 
 
+def test_the_cli_prints_the_servers_header_words_without_terminal_controls(tmp_path: Path) -> None:
+    """Attack review of the strings shown to auditors: `tandem recording open` printed the
+    header's end reason (the server's word, unchecked) to the auditor's terminal as it was, so
+    a malicious server's escape sequences drove the terminal (its title, the clipboard through
+    OSC 52) and a newline printed a line of the server's own; a key id in a refusal likewise.
+    Each is one line of printable ASCII now."""
+    private = X25519PrivateKey.generate()
+    before, first, middle, _ = recorded(private)
+    key = tmp_path / "key.json"
+    key.write_text(key_file(private))
+    forged = "interrupted\x1b]52;c;cm0gLXJmIH4=\x07\ntandem: recording complete and unedited\u202e"
+    cut = tmp_path / "cut.tandemrec"
+    cut.write_bytes(container(made_for(private, end_reason=forged), before + first + middle))
+    opened = tandem_in_process("recording", "open", str(cut), "--key", str(key), stdin=PASSPHRASE)
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stderr.count("\n") == 1, opened.stderr
+    assert not set(opened.stderr) & {"\x1b", "\x07", "\u202e"}, opened.stderr
+    assert "(the server says: interrupted?]52;c;cm0gLXJmIH4=??tandem: recording" in opened.stderr
+    other = tmp_path / "other.tandemrec"
+    relabelled = dataclasses.replace(made_for(private), key_id="k\x1b[2J\nok")
+    other.write_bytes(container(relabelled, flat(recorded(private))))
+    refused = tandem_in_process(
+        "recording", "open", str(other), "--key", str(key), stdin=PASSPHRASE
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == "tandem: this recording was made with another key (k?[2J?ok)\n"
+
+
 def test_the_cli_opens_an_interrupted_recording_labelled_incomplete(tmp_path: Path) -> None:
     """`tandem recording open` of a recording a crash cut short: the events saved until then,
     the JSON and standard error saying it is incomplete; ``--require-complete`` refuses it; a

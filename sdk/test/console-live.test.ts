@@ -41,7 +41,7 @@ function console_(code: string) {
     random: randomBytes,
   });
   const server = (message: Record<string, unknown>) => events?.text(JSON.stringify({ v: 1, ...message }));
-  return { view, sent, server, open: () => events?.open(), get card() {
+  return { view, sent, server, open: () => events?.open(), close: (code: number, reason: string) => events?.close(code, reason), get card() {
     return ui.card;
   } };
 }
@@ -124,4 +124,44 @@ test("the server's `link` notice reaches the card as a line of its own, and noth
   assert.equal(c.card.link, "up");
   c.server({ type: "link", state: "reconnecting" }); // after the end: ignored
   assert.equal(c.card.link, "up");
+});
+
+// Attack review of the strings the console shows: the relay writes `error` messages, close
+// reasons and supervisors' names; what it writes must not read as the console's own words.
+
+test("the relay's words in an `error` are not shown: the console says what the code means, in its own words", () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  c.server({ type: "joined", session_id: "s1" });
+  const forged = "The customer allowed control: you control the page now. Sign in again: type your password into the page.";
+  c.server({ type: "error", code: "forbidden", message: forged });
+  assert.equal(c.card.status.text, "Not allowed for your account.");
+  c.server({ type: "error", code: "invalid_code", message: forged });
+  assert.equal(c.card.status.text, "That code is not valid or has expired. Ask for a new code.");
+  for (const code of ["made_up", "constructor", "__proto__", "toString", ""]) {
+    c.server({ type: "error", code, message: forged });
+    assert.equal(c.card.status.text, "The server refused that.", code);
+  }
+});
+
+test("a supervisor's name the server's own rule refuses is not put in the console's sentence", () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  c.server({ type: "joined", session_id: "s1" });
+  c.server({ type: "watcher_joined", watcher: "Sam" });
+  assert.equal(c.card.status.text, "Sam (supervisor) is watching too. The customer can see that.");
+  // A right-to-left override turned the rest of the sentence around; a line separator split it.
+  for (const watcher of ["Sam \u202e.taht ees nac remotsuc ehT", "Sam\u2028The customer allowed control.", "\u200b", "x".repeat(101)]) {
+    c.server({ type: "watcher_joined", watcher });
+    assert.equal(c.card.status.text, "A supervisor is watching too. The customer can see that.", JSON.stringify(watcher));
+  }
+});
+
+test("the relay's close reason is shown as one plain line of its words, without its bidirectional or line controls", () => {
+  const c = console_(`${ROUTING} ${SECRET}`);
+  c.open();
+  c.server({ type: "joined", session_id: "s1" });
+  c.close(4403, "your role\nno longer\u2029allows \u202ethis\u202c");
+  assert.equal(c.card.status.text, "The server closed the connection: your role no longer allows this.");
+  assert.doesNotMatch(c.card.status.text, /[\u202a-\u202e\u2066-\u2069\n\u2028\u2029]/);
 });

@@ -110,7 +110,7 @@ test("an invalid policy from the server ends the session before anything is shar
   const bad = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: { version: 99 } });
   const { state, effects } = run(initialState, create, bad);
   assert.equal(state.phase, "ended");
-  assert.match(ended(effects)?.error ?? "", /privacy policy is invalid/);
+  assert.match(ended(effects)?.error ?? "", /privacy rules are invalid, so nothing was shared\. \(policy\.version: must be 1\)$/);
   const teams = run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing", { team_policies: [{ version: 1, mask: 5 }] }));
   assert.equal(teams.state.phase, "ended");
   assert.ok(!teams.effects.some((e) => e.type === "begin_sharing"));
@@ -120,7 +120,7 @@ test("a policy from the server that hides by what the customer did ends the sess
   const state = { version: 1, hide: ["body:has(#yes:checked) #essay"] };
   const team = run(initialState, create, created, server({ type: "team_policy", policies: [state] }));
   assert.equal(team.state.phase, "ended");
-  assert.match(ended(team.effects)?.error ?? "", /privacy policy is invalid \(policy\.hide\[0\]: .*never by what the customer did/);
+  assert.match(ended(team.effects)?.error ?? "", /privacy rules are invalid, so nothing was shared\. \(policy\.hide\[0\]: .*never by what the customer did/);
   const org = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600, policy: { version: 1, mask: ["#card[value^='4']"] } });
   assert.equal(run(initialState, create, org).state.phase, "ended");
   // By the page's markup: taken.

@@ -86,7 +86,9 @@ test("a context's origin is an http(s) origin or the payload is refused", () => 
   for (const origin of ["https://shop.example", "http://127.0.0.1:8080", "https://xn--bcher-kva.example"]) {
     assert.equal((new PayloadDecoder().push(context(origin)) as { origin?: string }).origin, origin);
   }
-  for (const origin of ["not a url", "javascript:alert(1)", "data:text/html,x", "https://shop.example/path", "HTTPS://Shop.example", "null", "", 7]) {
+  // A look-alike host is shown in its ASCII form only (punycode): its Unicode spelling is refused.
+  const lookalikes = ["https://\u0430pple.example", "https://shop.example\u202e", "https://sh\u200bop.example"];
+  for (const origin of ["not a url", "javascript:alert(1)", "data:text/html,x", "https://shop.example/path", "HTTPS://Shop.example", "null", "", 7, ...lookalikes]) {
     assert.throws(() => new PayloadDecoder().push(context(origin)), PayloadError, String(origin));
   }
 });
@@ -97,4 +99,16 @@ test("a refusal's words are a sentence at most", () => {
     "That part of the page is gone.");
   assert.throws(() => new PayloadDecoder().push(refusal("x".repeat(201))), PayloadError);
   assert.throws(() => new PayloadDecoder().push(refusal("Gone.", "y".repeat(201))), PayloadError);
+});
+
+test("a recording's key id is a key id: a page's sentence in its place is refused", () => {
+  const recording = (key_id: unknown) => new TextEncoder().encode(JSON.stringify({ k: "recording", on: true, key_id }));
+  const id = "AbCdEfGhIjKlMnOpQrSt_-";
+  assert.equal((new PayloadDecoder().push(recording(id)) as { key_id?: string }).key_id, id);
+  assert.equal((new PayloadDecoder().push(recording(null)) as { key_id?: string | null }).key_id, null);
+  assert.equal((new PayloadDecoder().push(recording("")) as { key_id?: string }).key_id, "");
+  // The console puts it in "Recording, with the customer's consent (key {key})…".
+  for (const lie of ["x). Your sign-in expired: type your password into the page (x", `${id} `, `${id}\u202e`, id.slice(1)]) {
+    assert.throws(() => new PayloadDecoder().push(recording(lie)), PayloadError, JSON.stringify(lie));
+  }
 });

@@ -375,13 +375,30 @@ test("the agent's recording commands are read strictly", () => {
 
 test("recording payloads are validated like every other payload", () => {
   const decoder = new PayloadDecoder();
-  for (const good of [START, END, { k: "recording", on: true, key_id: "id" }, { k: "recording", on: false, key_id: null, reason: "not_pinned" }]) {
+  for (const good of [START, END, { k: "recording", on: true, key_id: "AbCdEfGhIjKlMnOpQrSt_-" }, { k: "recording", on: false, key_id: null, reason: "not_pinned" }]) {
     assert.deepEqual(decoder.push(text(JSON.stringify(good))), good);
   }
   for (const bad of [
     { ...START, agent: 1 }, { ...START, at: "now" }, { ...END, reason: "because" }, { k: "recording", on: "yes", key_id: null },
-    { k: "recording", on: false, key_id: null, reason: "whatever" },
+    { k: "recording", on: false, key_id: null, reason: "whatever" }, { k: "recording", on: true, key_id: "id" },
   ]) {
     assert.throws(() => decoder.push(text(JSON.stringify(bad))), /unknown payload/);
   }
+});
+
+test("a server's key id in a recording's header is named as one plain line of at most 64 characters", async () => {
+  const { key, header, epochs } = await build();
+  const forged = `x)\nThe recording is complete and unedited. \u202e${"y".repeat(500)}`;
+  const said = await refusal(container({ ...header, key_id: forged }, epochs.flat()), key);
+  assert.match(said, /^this recording was made with another recording key \(x\) The recording is complete/);
+  assert.doesNotMatch(said, /[\n\u202e]/);
+  assert.ok(said.length < 120, said);
+});
+
+test("a recording's start names an http(s) origin: a page's sentence in its place is refused", () => {
+  const decoder = new PayloadDecoder();
+  for (const origin of ["recorded by the bank; complete and unedited", "https://shop.example/", "javascript:alert(1)", "https://shop.example\u202e"]) {
+    assert.throws(() => decoder.push(text(JSON.stringify({ ...START, origin }))), /unknown payload/, origin);
+  }
+  assert.deepEqual(decoder.push(text(JSON.stringify(START))), START);
 });

@@ -28,6 +28,8 @@ test("each end notice the session can give has a message (found from its English
   ];
   for (const notice of notices) assert.ok(noticeKey(notice), notice);
   assert.equal(noticeKey(`${state.DISTRUST} (an unknown state).`), "endDistrust");
+  // What is wrong with the relay's policy quotes its text: the widget shows the SDK's words only.
+  assert.equal(noticeKey(`${state.INVALID_POLICY} (policy.Call +1 555 0100 and read them your code: unknown field)`), "endInvalidPolicy");
   assert.equal(noticeKey("Tandem: policy.mask must be a list"), null, "a developer's error is shown as it is");
   assert.equal(en.withheld, WITHHELD_NOTICE);
 });

@@ -1290,7 +1290,7 @@ def recording_open(
     to where it stopped, as in the console's player: the JSON says ``"complete": false`` and
     ``incomplete`` why, and standard error says INCOMPLETE RECORDING. Everything else is checked
     as for a whole recording."""
-    from tandem.recordings import recording_events
+    from tandem.recordings import recording_events, shown_on_terminal
 
     try:
         # A recording is as large as the exporting server allowed: not capped here.
@@ -1311,7 +1311,7 @@ def recording_open(
     opened: dict[str, Any] = {"recording": header, "complete": header["complete"]}
     if not header["complete"]:
         # The server's end reason is its word only; the missing end marker is what is known.
-        said = header.get("end_reason") or "still running"
+        said = shown_on_terminal(header.get("end_reason") or "still running")
         opened["incomplete"] = f"{crypto.Broken.TRUNCATED} (the server says: {said})"
         typer.echo(
             f"tandem: INCOMPLETE RECORDING: it stops where it was cut short (the server says: "
@@ -1328,7 +1328,9 @@ def recording_open(
         except OSError as exc:
             raise _fail(f"cannot write {out}: {exc.strerror}") from None
         typer.echo(
-            f"{len(events)} events of recording {header.get('recording_id')} -> {out}", err=True
+            f"{len(events)} events of recording {shown_on_terminal(header.get('recording_id'))} "
+            f"-> {out}",
+            err=True,
         )
 
 

@@ -169,6 +169,15 @@ def _kind(payload: Any) -> object:
     return payload.get("k") if isinstance(payload, dict) else None
 
 
+def shown_on_terminal(value: object, limit: int = 64) -> str:
+    """A value of a recording's header (the server's word, unchecked) as one line an auditor's
+    terminal shows as written: printable ASCII only, anything else ``?``, at most ``limit``
+    characters. An escape sequence in it would drive the terminal (set its title, write the
+    clipboard, hide what follows), a newline would print a line of the server's own."""
+    text = str(value)
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in text[:limit])
+
+
 def recording_events(
     data: bytes, key_file: str, passphrase: str, *, partial: bool = False
 ) -> tuple[dict[str, Any], list[Any]]:
@@ -192,7 +201,9 @@ def recording_events(
         raise RecordingError(f"not a Tandem recording: {exc}") from None
     key_id, private = crypto.open_recording_key(key_file, passphrase)
     if header.get("key_id") != key_id:
-        raise RecordingError(f"this recording was made with another key ({header.get('key_id')})")
+        raise RecordingError(
+            f"this recording was made with another key ({shown_on_terminal(header.get('key_id'))})"
+        )
     opener = crypto.RecordingOpener(str(header.get("session_id")), private)
     payloads = _Payloads()
     events: list[Any] = []

@@ -205,6 +205,52 @@ def test_a_refusal_of_a_million_characters_is_not_shown(
     expect(status).to_have_text("Connected. You are seeing the customer's page live.")
 
 
+def test_a_pages_refusal_words_never_reach_the_agents_status_line(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """Attack review of the console's strings: a refusal without a code the console knows was
+    shown in the page's own words on the agent's status line, the console's voice ("Not done:
+    Your sign-in expired. Type your password into the customer's page…"), so a hostile page
+    could phish the agent through the console. The console now says only what its own catalogue
+    has for a refusal."""
+    url = other_origin.page("phishing.html", REFUSING + "<h1>Refusing page</h1>", live)
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Refusing page")).to_be_visible()
+    status = agent.page.locator("#status")
+    expect(status).to_have_text("Connected. You are seeing the customer's page live.")
+    customer.page.evaluate(
+        """() => {
+            window.__refuse = 'Your sign-in expired. Type your password into the page to go on.';
+            document.body.append('A change');
+        }"""
+    )
+    customer.page.wait_for_function("() => window.__refuse === null")
+    expect(status).to_have_text("Not done: The customer's browser refused that.")
+    assert "password" not in status.inner_text()
+
+
+# The page's title breaks lines and turns text around (the title element keeps all but ASCII
+# white space as written).
+SPLIT_TITLE = "Cart\u2028Control\u2029\u202eegap eht lortnoc uoY\u202c OK"
+
+
+def test_a_pages_title_is_shown_as_one_plain_line(
+    live: RunningServer, other_origin: OtherOrigin, customer: Party, agent: Party
+) -> None:
+    """The page's title went into the session's facts as the page wrote it: line and paragraph
+    separators broke it into lines beside the console's own facts ("Control") and a right-to-left
+    override turned its words around. It is one plain line now."""
+    url = other_origin.page("title.html", "<h1>Titled page</h1>", live, title=SPLIT_TITLE)
+    code = start_on(customer, url)
+    view = share(customer, agent, live, code)
+    expect(view.get_by_role("heading", name="Titled page")).to_be_visible()
+    page_fact = agent.page.locator("#fact-page")
+    expect(page_fact).not_to_have_text("—")
+    shown = page_fact.evaluate("(node) => node.textContent")
+    assert shown == "Cart Control egap eht lortnoc uoY OK", repr(shown)
+
+
 def test_another_site_cannot_frame_the_console_or_its_practice_pages(
     live: RunningServer, other_origin: OtherOrigin, agent: Party
 ) -> None:

@@ -35,6 +35,9 @@ from tests.e2e.test_workspace import wait_until
 from tests.malicious import MaliciousRelay
 
 DISTRUST = "Help was stopped for your safety"
+INVALID_POLICY = (
+    "Help is unavailable: the help server's privacy rules are invalid, so nothing was shared."
+)
 MISMATCH = "The code did not match"
 DATABASES = "async () => (await indexedDB.databases()).map((d) => d.name)"
 HELD = "async () => (await navigator.locks.query()).held.some((l) => l.name === 'tandem:in-use')"
@@ -449,9 +452,7 @@ def test_a_policy_from_the_relay_that_hides_by_what_the_customer_chose_is_refuse
     code = customer.page.evaluate("() => window.Tandem.start()")
     sign_in(agent, server)
     join(agent, code)
-    expect(customer.page.get_by_role("alert")).to_contain_text(
-        "the server's privacy policy is invalid (policy.hide[0]: a policy from the server"
-    )
+    expect(customer.page.get_by_role("alert")).to_have_text(INVALID_POLICY)
     assert told
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     expect(customer.page.get_by_role("dialog")).to_have_count(0)
@@ -459,7 +460,7 @@ def test_a_policy_from_the_relay_that_hides_by_what_the_customer_chose_is_refuse
     assert content_sent(customer) == []
 
 
-@pytest.mark.parametrize("lie", ["code", "agent", "watcher"])
+@pytest.mark.parametrize("lie", ["code", "agent", "watcher", "policy"])
 def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
     server_factory: ServerFactory, customer: Party, agent: Party, lie: str
 ) -> None:
@@ -478,6 +479,11 @@ def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
         if lie == "agent" and message.get("type") == "agent_joined":
             lied.append(message["agent"])
             return [{**message, "agent": scam}]
+        if lie == "policy" and message.get("type") == "created":
+            # A field named with a sentence: what is wrong with the policy quoted it (attack
+            # review of the strings the widget shows).
+            lied.append("policy")
+            return [{**message, "policy": {"version": 1, scam: True}}]
         return [message]
 
     refused: list[dict[str, Any]] = []
@@ -492,7 +498,12 @@ def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
     customer.page.goto(f"{server.base}/demo/")
     if lie == "code":
         customer.page.get_by_role("button", name="Get help").click()
-        expect(customer.page.get_by_role("alert").first).to_contain_text(DISTRUST)
+        expect(customer.page.get_by_role("alert").last).to_contain_text(DISTRUST)  # the widget's
+    elif lie == "policy":
+        customer.page.get_by_role("button", name="Get help").click()
+        expect(customer.page.get_by_role("alert").last).to_have_text(INVALID_POLICY)
+        # The shop's own line (start()'s rejection quotes the relay for developers only).
+        expect(customer.page.locator("#help-error")).to_have_text("Help is unavailable right now.")
     elif lie == "agent":
         code = get_help(customer)
         sign_in(agent, server)

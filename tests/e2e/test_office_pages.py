@@ -309,3 +309,43 @@ def test_a_slow_first_answer_does_not_overwrite_what_the_admin_typed(
     expect(page.get_by_role("status", name="Organisation status")).to_contain_text(
         "now called Acme Bank Europe"
     )
+
+
+MARKUP_NAME = "<img src=x onerror=document.body.dataset.pwned=1>"
+"""A name an anonymous client tries at the sign-in (64 characters at most): its failure is in
+the trail under that name."""
+
+
+async def forged_detail(directory: Directory) -> None:
+    # What a hostile identity provider gets into a failed sign-in's reason (its subject), with
+    # a second detail after it that the forged text imitates.
+    await directory.record(
+        "sso_failed",
+        org="default",
+        reason='no account is bound (subject "x"); outcome: signed in; account: alice\u202e',
+        provider="<svg onload=document.body.dataset.pwned=2>",
+    )
+
+
+def test_hostile_strings_in_the_trail_are_text_each_detail_on_a_line_of_its_own(
+    live: RunningServer, agent: Party
+) -> None:
+    """Attack review of the strings the console shows: markup in a name an anonymous client
+    tried at the sign-in and in a provider's words is shown as text (nothing runs, and the
+    fixture fails on any CSP report), and each detail of a record is a line of its own (they
+    were one string joined by "; ", which a detail's value imitated)."""
+    assert signs_in(live, MARKUP_NAME) == 401
+    page = office_as(live, agent, "auditor", forged_detail)
+    trail = page.get_by_role("table", name="Audit trail")
+    expect(trail.get_by_role("cell", name=MARKUP_NAME, exact=True)).to_be_visible()
+    details = (
+        trail.get_by_role("row").filter(has_text="outcome: signed in").get_by_role("cell").last
+    )
+    expect(details.locator("div > div")).to_have_text(
+        [
+            "provider: <svg onload=document.body.dataset.pwned=2>",
+            'reason: no account is bound (subject "x"); outcome: signed in; account: alice',
+        ]
+    )
+    assert page.evaluate("() => document.body.dataset.pwned") is None
+    assert not page.locator("#office img, #office svg").count()

@@ -29,7 +29,8 @@ import {
   verdict,
 } from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
-import { t } from "./messages/workspace.ts";
+import { t, type WorkspaceKey } from "./messages/workspace.ts";
+import { plainLine, plausibleName } from "../shared/names.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -53,6 +54,14 @@ const ACTIONS = ACTING_COMMANDS;
 
 /** Refusals the customer's browser names by code (shared/payload.ts), said in the agent's language. */
 const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
+/** The console's words for each `error` code the honest server sends (src/tandem/hub.py): the
+ * relay's `message` is never shown, or it would write any line it liked in the workspace ("The
+ * customer allowed control…", "Sign in again: type your password into the page"). */
+const SERVER_ERRORS: Partial<Record<string, WorkspaceKey>> = {
+  invalid_code: "errInvalidCode", rate_limited: "errRateLimited", training_required: "errTrainingRequired",
+  not_your_team: "errNotYourTeam", forbidden: "errForbidden", no_recording_key: "errNoRecordingKey",
+  peer_too_slow: "errPeerTooSlow",
+};
 
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
 export interface LivePorts {
@@ -368,8 +377,8 @@ export class LiveView {
         this.ui.report({ type: "joined", sessionId: message.session_id });
         this.status(t("askingToWatch"));
         break;
-      case "watcher_joined":
-        this.status(t("watcherJoined", { watcher: message.watcher }), "good");
+      case "watcher_joined": // a name the server's own rule would refuse is not put in the sentence
+        this.status(plausibleName(message.watcher) ? t("watcherJoined", { watcher: message.watcher }) : t("watcherJoinedUnnamed"), "good");
         break;
       case "watcher_left":
         this.status(t("watcherLeft"), "good");
@@ -381,8 +390,8 @@ export class LiveView {
         }
         void this.onHandshake(message.data);
         break;
-      case "error":
-        this.status(message.message, "bad");
+      case "error": // the console's own words for the code, never the relay's prose
+        this.status(t(Object.prototype.hasOwnProperty.call(SERVER_ERRORS, message.code) ? SERVER_ERRORS[message.code]! : "errOther"), "bad");
         if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
         else this.ui.selectCode();
         break;
@@ -1082,8 +1091,9 @@ export class LiveView {
     }
     if (payload.k === "action_refused") {
       this.ui.observe?.("action_refused", payload.reason);
-      const known = payload.code && REFUSALS.has(payload.code) ? t(`refuse_${payload.code}`) : null;
-      this.status(t("notDone", { reason: known ?? payload.reason }), "bad");
+      // The console's words for the code: the page's own prose (`reason`) is never shown.
+      const known = payload.code && REFUSALS.has(payload.code) ? t(`refuse_${payload.code}`) : t("refuseOther");
+      this.status(t("notDone", { reason: known }), "bad");
       this.ui.report({ type: "typing", on: false });
       this.typingTarget = null;
       return;
@@ -1185,7 +1195,9 @@ export class LiveView {
       return;
     }
     // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
-    const why = reason ? t("serverClosed", { reason }) : undefined;
+    // One plain line: no control, separator or bidirectional character of the relay's.
+    const said = plainLine(reason);
+    const why = said ? t("serverClosed", { reason: said }) : undefined;
     if (code === 4401) {
       this.finish("");
       this.ui.sessionExpired(why);

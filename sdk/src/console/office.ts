@@ -20,6 +20,7 @@ import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { serverSelectorProblem } from "../shared/policy.ts";
 import { serverPagePatternProblem } from "../shared/pages.ts";
+import { plainLine } from "../shared/names.ts";
 
 type Row = (string | Node)[];
 export type OfficeT = Translate<typeof en>;
@@ -144,6 +145,21 @@ export function saveFile(name: string, data: Blob): void {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/**
+ * An audit record's details, one line each ("reason: …"), every value one plain line of its text.
+ * They were one string joined by "; ", so a value holding "; outcome: signed in" (a provider's
+ * subject in a failed sign-in's reason, a name an anonymous client tried) read as a detail of the
+ * record's own, and an override in one value reordered the others after it.
+ */
+export function auditDetails(details: Readonly<Record<string, unknown>>): HTMLElement {
+  const list = el("div", "", "details");
+  for (const [key, value] of Object.entries(details)) {
+    const text = typeof value === "string" ? value : JSON.stringify(value) ?? String(value);
+    list.append(el("div", `${plainLine(key.replace(/_/g, " "), Infinity)}: ${plainLine(text, Infinity)}`));
+  }
+  return list;
 }
 
 export const when = (seconds: number) => new Date(seconds * 1000).toLocaleString(undefined, {
@@ -868,8 +884,6 @@ function auditPage(root: HTMLElement, { t }: OfficeContext): void {
   /** The `before` of each page shown so far: the first is the newest. */
   const cursors: number[] = [];
   let before = Number.MAX_SAFE_INTEGER;
-  const details = (r: AuditRecord) => Object.entries(r.details)
-    .map(([key, value]) => `${key.replace(/_/g, " ")}: ${typeof value === "string" ? value : JSON.stringify(value)}`).join("; ");
   const load = async () => {
     const params = new URLSearchParams({ limit: String(PAGE) });
     if (before !== Number.MAX_SAFE_INTEGER) params.set("before", String(before));
@@ -880,7 +894,8 @@ function auditPage(root: HTMLElement, { t }: OfficeContext): void {
       event.append(el("br"), el("code", r.action, "muted"));
       const time = el("time", when(r.at));
       time.dateTime = new Date(r.at * 1000).toISOString();
-      return [time, event, r.actor, r.subject, details(r)];
+      // Whole (it is the evidence), each one plain line.
+      return [time, event, plainLine(r.actor, Infinity), plainLine(r.subject, Infinity), auditDetails(r.details)];
     }), t("nav.audit")) : el("p", t("paging.empty"), "muted"));
     newer.disabled = cursors.length === 0;
     older.disabled = records.length < PAGE;

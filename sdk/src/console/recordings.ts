@@ -15,6 +15,7 @@ import {
 } from "../shared/e2e/recording.ts";
 import type { Org, Recording, RecordingKey as RecordingKeyBody } from "../generated/rest.ts";
 import { humanLabel } from "./messages/office.ts";
+import { MAX_NAME, plainLine } from "../shared/names.ts";
 import { type OfficeT, api, copyButton, el, field, listView, saveFile, statusLine, table, when } from "./office.ts";
 import { relay, relayFetch } from "./relay.ts";
 
@@ -161,15 +162,16 @@ export function recordingsPanel(root: HTMLElement, t: OfficeT): void {
       ticker = setInterval(showPosition, 250);
       if (end) {
         say(
-          t("rec.playing", { events: events.length, origin: start.origin, agent: start.agent }) +
+          t("rec.playing", { events: events.length, origin: start.origin, agent: plainLine(start.agent, MAX_NAME) }) +
             (skipped ? ` ${t("rec.skipped", { frames: skipped })}` : ""),
           true,
         );
       } else {
         const skippedNote = skipped ? ` ${t("rec.skipped", { frames: skipped })}` : "";
         say(
-          `INCOMPLETE RECORDING: it stops where it was cut short (the server says: ${header.end_reason ?? "still running"}). ` +
-            `Playing the ${events.length} events saved until then, recorded on ${start.origin} with ${start.agent}, unedited up to that point.${skippedNote}`,
+          // The server's end reason (its header's, unchecked) as one plain line of its words.
+          `INCOMPLETE RECORDING: it stops where it was cut short (the server says: ${plainLine(String(header.end_reason ?? "still running"))}). ` +
+            `Playing the ${events.length} events saved until then, recorded on ${start.origin} with ${plainLine(start.agent, MAX_NAME)}, unedited up to that point.${skippedNote}`,
         );
         player.setAttribute("aria-label", "Recording playback (incomplete: cut short)");
       }

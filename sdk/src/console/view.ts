@@ -10,10 +10,11 @@ import { html, nothing, render, type TemplateResult } from "lit-html";
 // The status line is written whole, checked against the page (not lit-html's last value): a repeated
 // answer shows again even if something else cleared the line.
 import { live } from "lit-html/directives/live.js";
-import type { AgentInfo } from "../generated/rest.ts";
+import type { AgentInfo, LiveSession } from "../generated/rest.ts";
 import { type ConsoleState, type LiveCard, type Tool, controls } from "./state.ts";
 import { accountT as a } from "./messages/account.ts";
 import { t, type WorkspaceKey } from "./messages/workspace.ts";
+import { MAX_NAME, plainLine } from "../shared/names.ts";
 
 /** What the screens do when used; index.ts implements them. */
 export interface ViewActions {
@@ -73,7 +74,7 @@ const submit = (handler: (form: HTMLFormElement) => void) => (event: SubmitEvent
 
 function account(agent: AgentInfo | null, actions: ViewActions): TemplateResult {
   return html`
-    <span id="whoami" class="whoami" ?hidden=${!agent}>${agent ? t("signedInAs", { name: agent.display_name }) : ""}</span>
+    <span id="whoami" class="whoami" ?hidden=${!agent}>${agent ? t("signedInAs", { name: plainLine(agent.display_name, MAX_NAME) }) : ""}</span>
     <button id="signout" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(false)}>${t("signOut")}</button>
     <button id="signout-all" type="button" class="ghost" ?hidden=${!agent} @click=${() => actions.signOut(true)}>${t("signOutEverywhere")}</button>`;
 }
@@ -136,19 +137,40 @@ function secondFactor(state: Extract<ConsoleState, { screen: "mfa" }>, actions: 
     </section>`;
 }
 
+/**
+ * What the supervisors' list shows of one live session the relay lists: each name one plain line
+ * (a bidirectional override in a site's name reordered the agent's name and the time after it, all
+ * one paragraph of text), and a state the console has no words for shown as plain text under no
+ * class of its own ("constructor" looked up an object's own function, and the rendering threw).
+ */
+export function sessionLine(info: LiveSession): { site: string; agent: string; state: string; stateClass: string } {
+  const label = Object.prototype.hasOwnProperty.call(STATE_LABELS, info.state) ? STATE_LABELS[info.state] : null;
+  return {
+    site: plainLine(info.site_name, MAX_NAME) || "—",
+    agent: info.agent === null ? t("noAgentYet") : plainLine(info.agent, MAX_NAME) || "—",
+    state: label ? t(label) : plainLine(info.state, MAX_NAME),
+    stateClass: label ? `state state-${info.state}` : "state",
+  };
+}
+
+/** The customer's page title as the session's facts show it: one plain line (its line separators
+ * made lines beside the console's own facts, an override turned its words around). */
+export function pageTitle(title: string | null): string {
+  return title === null ? t("pageTitleHidden") : plainLine(title);
+}
+
 function sessions(state: Extract<ConsoleState, { screen: "live" }>, options: ViewOptions, actions: ViewActions): TemplateResult | typeof nothing {
   if (state.agent.role !== "supervisor" || state.sessions === null) return nothing;
   const rows = state.sessions.map((info) => {
-    const agent = info.agent ?? t("noAgentYet");
-    const label = STATE_LABELS[info.state];
+    const { site, agent, state: shownState, stateClass } = sessionLine(info);
     return html`
     <li>
-      <span class="site">${info.site_name}</span>
+      <span class="site">${site}</span>
       <span class="agent">${agent}</span>
       <span class="duration">${state.now ? formatDuration(state.now - info.created_at * 1000) : ""}</span>
-      <span class=${`state state-${info.state}`}>${label ? t(label) : info.state}</span>
+      <span class=${stateClass}>${shownState}</span>
       ${info.state === "sharing" && options.canWatch
-        ? html`<button type="button" aria-label=${t("watchSession", { site: info.site_name, agent })}
+        ? html`<button type="button" aria-label=${t("watchSession", { site, agent })}
             @click=${() => actions.watch(info.session_id)}>${t("watch")}</button>` : nothing}
     </li>`;
   });
@@ -183,12 +205,12 @@ function sessionHeader(card: LiveCard, now: number): TemplateResult | typeof not
     <h2 id="site-heading" class="site-heading">${context ? hostOf(context.origin) : t("waitingForPage")}</h2>
     <dl id="session-facts" class="facts">
       ${fact("fact-site", t("site"), context ? context.origin : "—")}
-      ${fact("fact-page", t("page"), context ? (context.title ?? t("pageTitleHidden")) : "—")}
+      ${fact("fact-page", t("page"), context ? pageTitle(context.title) : "—")}
       ${fact("fact-device", t("device"), device)}
       ${fact("fact-duration", t("duration"), card.startedAt !== null && now ? formatDuration(now - card.startedAt) : "—")}
       ${card.watching ? nothing : fact("fact-recording", t("recordingLabel"), card.recording.customer ? t("recordingOn") : t("recordingOff"))}
       ${fact("fact-control", t("controlLabel"), control)}
-      ${fact("fact-session", t("sessionId"), card.sessionId ?? "—")}
+      ${fact("fact-session", t("sessionId"), card.sessionId === null ? "—" : plainLine(card.sessionId))}
     </dl>`;
 }
 

@@ -40,6 +40,7 @@
 import { type Policy, validateServerPolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
+import { plausibleName } from "../shared/names.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
 export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
@@ -248,24 +249,14 @@ const RENAMED = "it named another agent than the one who joined";
 
 /** What the server shows in this page's own UI is what the honest server sends, never text of
  * the relay's choosing: a routing code of 4 to 12 digits (its `code_digits`), an agent's name as
- * the server's own rule for names people read has it (an account's display name or username;
- * src/tandem/directory.py, `_label`): 1 to 100 characters, none a control character (C0, DEL,
- * C1), a surrogate, a private-use character, a line or paragraph separator or a bidirectional
- * embedding, override or isolate, and at least one visible. The name is shown inside a sentence
- * ("<name> wants to see this page"): a relay's override would make the rest of it read otherwise,
- * a separator would break it in two. */
+ * the server's own rule for names people read has it (../shared/names.ts). The name is shown
+ * inside a sentence ("<name> wants to see this page"): a relay's override would make the rest of
+ * it read otherwise, a separator would break it in two. */
 const ROUTING_CODE = /^[0-9]{4,12}$/;
-const MAX_NAME = 100;
-const UNPRINTABLE = /[\p{Cc}\p{Cs}\p{Co}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/u;
-const VISIBLE = /[^\p{Z}\p{C}]/u;
 const NOT_A_CODE = "it sent a help code that is not one";
 const NOT_A_NAME = "it sent an agent's name that is not one";
 
-export function plausibleName(name: string | null): boolean {
-  if (name === null) return true;
-  const length = [...name].length;
-  return length >= 1 && length <= MAX_NAME && !UNPRINTABLE.test(name) && VISIBLE.test(name);
-}
+export { plausibleName };
 
 /** Whether the agent's name the server gives now is the one this browser knows (or the first). */
 const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
@@ -273,8 +264,12 @@ const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent 
 /** Validated policies are in a fixed shape (validatePolicy), so their JSON compares them. */
 const samePolicies = (a: Policy[], b: Policy[]): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-const invalidPolicy = (error: unknown): Transition =>
-  end(`Help is unavailable: the server's privacy policy is invalid (${(error as Error).message}).`, true);
+/** The widget shows this much only (./messages/widget.ts, `noticeKey`): what is wrong with the
+ * policy quotes the relay's own text (a field's name, a selector), which would be a sentence of its
+ * choosing on the page's trusted UI ("call +1 555 0100 and read them your code"). start()'s
+ * rejection, for the site's developers, says what is wrong after it. */
+export const INVALID_POLICY = "Help is unavailable: the help server's privacy rules are invalid, so nothing was shared.";
+const invalidPolicy = (error: unknown): Transition => end(`${INVALID_POLICY} (${(error as Error).message})`, true);
 
 /** The code the customer reads out, while the secret part is still here. */
 export function helpCode(state: SessionState): string | null {

@@ -225,14 +225,20 @@ const isField = (value: unknown): value is string => typeof value === "string" &
 const isReason = (value: unknown): value is RecordingOffReason =>
   RECORDING_OFF_REASONS.includes(value as RecordingOffReason);
 
+/** A recording key's id as the SDK makes it (16 bytes of its digest, base64url), `""` or null for a
+ * key it could not read: the console puts it in its own sentence ("Recording … (key {key})"), where a
+ * page's words of its choosing ("…: sign in again by typing your password into the page") were shown. */
+const KEY_ID = /^[A-Za-z0-9_-]{22}$/;
+const isKeyId = (value: unknown): boolean => value === null || value === "" || (typeof value === "string" && KEY_ID.test(value));
+
 function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
   if (k === "recording") {
-    return typeof v.on === "boolean" && (v.key_id === null || isField(v.key_id)) &&
+    return typeof v.on === "boolean" && isKeyId(v.key_id) &&
       (v.reason === undefined || isReason(v.reason));
   }
   if (k === "recording_start") {
     return isField(v.recording_id) && isField(v.session_id) && isField(v.agent) && isField(v.site) &&
-      isField(v.origin) && Number.isFinite(v.at) && typeof v.chain === "string" && /^[A-Za-z0-9_-]{43}$/.test(v.chain);
+      isOrigin(v.origin) && Number.isFinite(v.at) && typeof v.chain === "string" && /^[A-Za-z0-9_-]{43}$/.test(v.chain);
   }
   if (k === "recording_end") return isField(v.recording_id) && isReason(v.reason) && Number.isFinite(v.at);
   return false;
@@ -240,7 +246,9 @@ function isRecordingPayload(k: unknown, v: Record<string, unknown>): boolean {
 
 /** A page's origin as the SDK sends it (`location.origin`): http(s), in its own normal form. The
  * console shows it and its host; a hostile page's `"not a url"` threw in every later rendering of
- * the console (frozen on "Checking…", control never offered). */
+ * the console (frozen on "Checking…", control never offered). A recording's start names it too,
+ * and the player says "recorded on {origin} …, complete and unedited": a sentence of the page's
+ * there read as the player's own. */
 function isOrigin(value: unknown): boolean {
   if (!isField(value)) return false;
   try {

@@ -1235,7 +1235,7 @@ export const ENUM_LABELS: Readonly<Record<string, string>> = {
 /** A server enum value as people read it: its label, else its words ("some_value" → "Some value"). */
 export function humanLabel(value: string | null | undefined): string {
   if (!value) return "";
-  const known = ENUM_LABELS[value];
+  const known = Object.prototype.hasOwnProperty.call(ENUM_LABELS, value) ? ENUM_LABELS[value] : undefined;
   if (known) return known;
   const words = value.replace(/[_-]+/g, " ").trim();
   return words.charAt(0).toUpperCase() + words.slice(1);

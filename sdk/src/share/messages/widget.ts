@@ -10,7 +10,7 @@
 
 import {
   DISTRUST, MISMATCH, RESTARTING, UNREACHABLE, AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED,
-  LOST, MAX_DURATION_ENDED, SESSION_ENDED, CONSOLE_SILENT,
+  LOST, MAX_DURATION_ENDED, SESSION_ENDED, CONSOLE_SILENT, INVALID_POLICY,
 } from "../state.ts";
 import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_WAITING } from "../../shared/protocol.ts";
 import type { Catalogues, Messages } from "../../shared/i18n.ts";
@@ -89,6 +89,7 @@ export const en = {
   endTooMany: TOO_MANY_WAITING,
   endBusy: SERVER_BUSY,
   endStartFailed: START_FAILED,
+  endInvalidPolicy: INVALID_POLICY,
 } as const;
 
 export type WidgetMessage = keyof typeof en;
@@ -170,6 +171,7 @@ const de: Messages<typeof en> = {
   endTooMany: "Gerade warten zu viele Hilfeanfragen. Bitte versuchen Sie es in ein paar Minuten erneut.",
   endBusy: "Alle Mitarbeitenden sind gerade beschäftigt. Bitte versuchen Sie es in ein paar Minuten erneut.",
   endStartFailed: "Hilfe konnte nicht starten. Bitte versuchen Sie es erneut.",
+  endInvalidPolicy: "Hilfe ist nicht verfügbar: Die Datenschutzregeln des Hilfe-Servers sind ungültig, daher wurde nichts geteilt.",
 };
 
 const fr: Messages<typeof en> = {
@@ -250,6 +252,7 @@ const fr: Messages<typeof en> = {
   endTooMany: "Trop de demandes d’aide sont en attente. Veuillez réessayer dans quelques minutes.",
   endBusy: "Tous les agents sont occupés. Veuillez réessayer dans quelques minutes.",
   endStartFailed: "L’aide n’a pas pu démarrer. Veuillez réessayer.",
+  endInvalidPolicy: "L’aide n’est pas disponible : les règles de confidentialité du serveur d’aide ne sont pas valides, rien n’a donc été partagé.",
 };
 
 const es: Messages<typeof en> = {
@@ -329,6 +332,7 @@ const es: Messages<typeof en> = {
   endTooMany: "Hay demasiadas solicitudes de ayuda en espera. Inténtelo de nuevo en unos minutos.",
   endBusy: "Todos los agentes están ocupados. Inténtelo de nuevo en unos minutos.",
   endStartFailed: "La ayuda no pudo iniciarse. Inténtelo de nuevo.",
+  endInvalidPolicy: "La ayuda no está disponible: las reglas de privacidad del servidor de ayuda no son válidas, así que no se compartió nada.",
 };
 
 const ar: Messages<typeof en> = {
@@ -404,6 +408,7 @@ const ar: Messages<typeof en> = {
   endTooMany: "هناك طلبات مساعدة كثيرة في الانتظار الآن. يرجى المحاولة بعد بضع دقائق.",
   endBusy: "جميع الموظفين مشغولون الآن. يرجى المحاولة بعد بضع دقائق.",
   endStartFailed: "تعذر بدء المساعدة. يرجى المحاولة مرة أخرى.",
+  endInvalidPolicy: "المساعدة غير متاحة: قواعد الخصوصية لدى خادم المساعدة غير صالحة، لذلك لم تتم مشاركة أي شيء.",
 };
 
 export const messages: Catalogues<typeof en> = { en, de, fr, es, ar };
@@ -411,7 +416,9 @@ export const messages: Catalogues<typeof en> = { en, de, fr, es, ar };
 /** The catalogue key of a notice the session ended with (its English text), or null. */
 export function noticeKey(notice: string): WidgetMessage | null {
   for (const [key, text] of Object.entries(en) as [WidgetMessage, string][]) {
-    if (key.startsWith("end") && (notice === text || (key === "endDistrust" && notice.startsWith(text)))) return key;
+    // These two say what went wrong after their words: the widget shows their words only.
+    const prefix = key === "endDistrust" || key === "endInvalidPolicy";
+    if (key.startsWith("end") && (notice === text || (prefix && notice.startsWith(text)))) return key;
   }
   return null;
 }

@@ -29,6 +29,7 @@ import {
   encrypt, importChainKey, readU64, recordingLinkAad, recordingLinkTagInput, recordingWrapKey,
 } from "./channel.ts";
 import { fromBase64Url, toBase64Url } from "./encoding.ts";
+import { plainLine } from "../names.ts";
 import {
   type AssetPayload, PayloadDecoder, PayloadError, type RecordingEndPayload, type RecordingStartPayload, UnpackStreams,
 } from "../payload.ts";
@@ -357,7 +358,8 @@ export async function openRecording(
 ): Promise<OpenedRecording> {
   const { header, frames } = parseContainer(bytes);
   if (header.key_id !== key.keyId) {
-    throw new RecordingError(`this recording was made with another recording key (${header.key_id})`);
+    // The server's header: its key id shown as one plain line, whatever it holds.
+    throw new RecordingError(`this recording was made with another recording key (${plainLine(header.key_id, 64)})`);
   }
   const opener = new RecordingOpener(header.session_id, key.privateKey);
   const decoder = new PayloadDecoder();

@@ -187,7 +187,12 @@ function setUpHelp() {
     try {
       await window.Tandem.start();
     } catch (e) {
-      error.textContent = e instanceof Error ? e.message : "Help is unavailable right now.";
+      // start()'s rejection is for developers: after the SDK's own words it quotes what the help
+      // server said, text of the server's choosing. The page shows its own words (the widget has
+      // told the customer why), and its developers' own mistakes ("Tandem: policy.mask: ...").
+      const own = e instanceof Error && e.message.startsWith("Tandem: ");
+      if (!own) console.warn(e);
+      error.textContent = own ? e.message : "Help is unavailable right now.";
       error.hidden = false;
     }
   });
