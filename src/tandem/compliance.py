@@ -76,6 +76,11 @@ class AuditState:
     """The trail holds no record at all (every organisation's)."""
     checkpoints: int = 0
     """External checkpoints the verdict checked (``--checkpoint``)."""
+    for_organisation: bool = False
+    """As an organisation's admin reads it (:class:`AuditChecks`): the item names no record
+    (its number is the chain's, which every organisation shares) and no record's time (the
+    oldest record not anchored may be another organisation's, and when the anchors move tells
+    how many records the others write)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -634,9 +639,14 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
 def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
     state = inst.audit
     if not state.ok:
+        problem = (
+            "`tandem audit verify` on the server names the record and what is wrong"
+            if state.for_organisation
+            else state.problem
+        )
         return (
             "fail",
-            f"the audit trail does not verify: {state.problem}",
+            f"the audit trail does not verify: {problem}",
             "tandem audit verify (find out what changed; restore the database from a backup)",
         )
     if state.empty and inst.users:
@@ -652,9 +662,14 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         state.max_age_days * DAY
     ):
         since = datetime.fromtimestamp(state.unanchored_since, UTC).isoformat(timespec="minutes")
+        older = (
+            f"older than {state.max_age_days:g} day(s)"
+            if state.for_organisation
+            else f"since {since}"
+        )
         return (
             "fail",
-            f"records since {since} are covered by neither an anchor nor a checkpoint",
+            f"records {older} are covered by neither an anchor nor a checkpoint",
             "tandem audit checkpoint >> /offsite/tandem-checkpoints.log (daily, e.g. cron), then "
             "tandem compliance check ... --checkpoint /offsite/tandem-checkpoints.log",
         )
@@ -1010,7 +1025,8 @@ def _named_or_counted(paths: tuple[str, ...], named: bool) -> tuple[str, ...]:
 class AuditChecks:
     """The audit trail's state for the admin API's compliance reports: the whole trail (every
     organisation's) is read and verified at most once per ``max_age`` seconds, one check at a
-    time, whatever the requests, and its size is not told. Checked on each request, one admin
+    time, whatever the requests, and its size, record numbers and times are not told. Checked on
+    each request, one admin
     of any organisation made the server read and verify every record of every organisation as
     often as it asked, all at once if it asked at once, and learnt how many there were.
     ``tandem compliance check`` checks anew each time."""
@@ -1024,7 +1040,8 @@ class AuditChecks:
         async with self._lock:  # concurrent requests wait for the one check under way
             if self._last is None or now - self._last[0] >= self.max_age or now < self._last[0]:
                 checked = await audit_state(settings, directory, ())
-                self._last = (now, dataclasses.replace(checked, records=None))
+                told = dataclasses.replace(checked, records=None, for_organisation=True)
+                self._last = (now, told)
             return self._last[1]
 
 

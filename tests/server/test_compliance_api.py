@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 import zipfile
@@ -135,6 +136,32 @@ def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
     server.clock.advance(300)
     broken = audit_trail_check(server, "ada")
     assert broken["status"] == "fail" and "does not verify" in broken["detail"], broken
+
+
+def test_an_organisations_report_names_no_record_number_or_time_of_the_shared_trail(
+    server_factory: ServerFactory,
+) -> None:
+    """The audit item of an organisation's report named the chain's record numbers (where it
+    broke) and the time of the oldest record no anchor covered: the chain is every
+    organisation's, so the numbers told their volume, and the time when the others' records
+    moved the anchors. Acme's admin now reads neither; the operator's check names both."""
+    server = server_factory(seed=two_organisations, compliance_audit_check_seconds=60.0)
+    server.clock.advance(3 * 86400)  # the seeds' records, after the first anchor, are old
+    unanchored = audit_trail_check(server, "max")
+    assert unanchored["status"] == "fail", unanchored
+    assert "records older than 1 day(s) are covered by neither" in unanchored["detail"]
+    assert not re.search(r"\d{4}-\d{2}-\d{2}", unanchored["detail"]), unanchored
+    with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
+        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
+        db.execute(
+            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
+            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
+            (last + 1,),
+        )
+    server.clock.advance(60)
+    broken = audit_trail_check(server, "max")
+    assert broken["status"] == "fail" and "does not verify" in broken["detail"], broken
+    assert not re.search(r"record \d", broken["detail"]), broken
 
 
 def test_stale_advisories_show_admins_a_banner_and_warn_in_the_log(
