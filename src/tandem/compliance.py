@@ -361,19 +361,21 @@ def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
     if inst.behind_proxy and inst.forwarded_https_seen:
         return (
             "pass",
-            "HTTPS ends at a trusted reverse proxy: requests came forwarded as https "
-            "(X-Forwarded-Proto), none over plain HTTP; Tandem sends HSTS on them",
+            "HTTPS ends at a trusted reverse proxy: a signed-in browser's requests came "
+            "forwarded as https (X-Forwarded-Proto, with the sign-in cookie browsers send over "
+            "HTTPS only), none over plain HTTP; Tandem sends HSTS on them",
             "",
         )
     if inst.behind_proxy:
         # Taken on the proxy's word, the item passed for a proxy that forwards plain HTTP.
         return (
             "fail",
-            "cannot tell yet: no request has come through the trusted proxy as https, so "
-            "nothing shows that it forwards HTTPS only (it may serve plain HTTP, or send no "
-            "X-Forwarded-Proto)",
-            "open the console at its https:// address through the proxy (the proxy sending "
-            "X-Forwarded-Proto: https), then check again (docs/deployment.md)",
+            "cannot tell yet: no signed-in browser's request has come through the trusted "
+            "proxy as https, so nothing shows that it forwards HTTPS only (it may serve plain "
+            "HTTP, or send no X-Forwarded-Proto; a client's own X-Forwarded-Proto is not taken "
+            "for it)",
+            "sign in to the console at its https:// address through the proxy (the proxy "
+            "setting X-Forwarded-Proto: https), then check again (docs/deployment.md)",
         )
     return (
         "fail",
