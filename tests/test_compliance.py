@@ -10,6 +10,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -375,7 +376,9 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"version": 1, "detectors": {"iban": True, "ssn": True}}))
     advisories = tmp_path / "osv.json"
-    advisories.write_text(json.dumps({"vulns": []}))
+    # Fetched now: the age is the date the data carries (tandem.sbom.read_advisories).
+    now = datetime.now(UTC).isoformat()
+    advisories.write_text(json.dumps({"vulns": [], "modified": now}))
     # What the server notes once its proxy forwarded a request as https (TransportWatch).
     (data / "forwarded-https-seen").write_text("http /console/ forwarded as https\n")
     for path in (data, *data.iterdir()):
@@ -409,7 +412,8 @@ def test_the_command_fails_a_live_misconfiguration_and_says_how_to_fix_it(
     data, env = _installation(tmp_path)
     (data / "tandem.sqlite3").chmod(0o644)
     stale = Path(env["TANDEM_ADVISORY_FILE"])
-    os.utime(stale, (time.time() - 30 * 86400, time.time() - 30 * 86400))
+    month_ago = datetime.fromtimestamp(time.time() - 30 * 86400, UTC).isoformat()
+    stale.write_text(json.dumps({"vulns": [], "modified": month_ago}))
     del env["TANDEM_LOGIN_IDLE_SECONDS"]  # the default, 30 minutes
     result = run("compliance", "check", "--profile", "pci-dss", "--format", "json", env=env)
     assert result.returncode == 1, result.stderr

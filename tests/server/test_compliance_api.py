@@ -8,11 +8,11 @@ import base64
 import io
 import json
 import logging
-import os
 import re
 import sqlite3
 import time
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,11 @@ from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "osv-advisories.json"
+
+
+def osv_time(epoch: float) -> str:
+    """An OSV ``modified`` time (RFC 3339, UTC)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def test_a_customer_is_found_exported_and_erased_by_the_sub_of_its_token(
@@ -169,9 +174,8 @@ def test_stale_advisories_show_admins_a_banner_and_warn_in_the_log(
 ) -> None:
     caplog.set_level(logging.WARNING, "tandem.security")
     advisories = tmp_path / "osv.json"
-    advisories.write_text("[]")
-    old = time.time() - 10 * 86400
-    os.utime(advisories, (old, old))
+    # Fetched ten days ago (the server's clock starts at this machine's): the file itself new.
+    advisories.write_text(json.dumps({"vulns": [], "modified": osv_time(time.time() - 10 * 86400)}))
     server = server_factory(
         seed=two_organisations, advisory_file=advisories, advisory_max_age_days=7.0
     )
@@ -252,13 +256,13 @@ def test_the_advisory_file_is_read_once_per_change_not_at_every_request(
     advisories = tmp_path / "osv.json"
     write(2_000)
     reads: list[Path] = []
-    load = sbom.load_advisories
+    load = sbom.read_advisories
 
-    def counted(path: Path) -> list[dict[str, Any]]:
+    def counted(path: Path) -> tuple[list[dict[str, Any]], float | None]:
         reads.append(path)
         return load(path)
 
-    monkeypatch.setattr(sbom, "load_advisories", counted)
+    monkeypatch.setattr(sbom, "read_advisories", counted)
     server = server_factory(seed=two_organisations, advisory_file=advisories)
 
     def ask(times: int) -> None:
