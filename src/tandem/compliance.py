@@ -693,7 +693,8 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         + (
             f"; checked against {state.checkpoints} external checkpoint(s)"
             if state.checkpoints
-            else "; no external checkpoint checked, so a trail cut back to an anchor, or the "
+            else "; no external checkpoint checked, so a trail whose newest records were cut "
+            "off (at any record, with the anchors among them), or the "
             "database replaced by an older copy, would not show "
             "(tandem compliance check --checkpoint FILE; docs/audit.md)"
         ),
