@@ -861,6 +861,20 @@ async def test_positions_altered_with_the_guards_dropped_are_caught(
     )
 
 
+async def test_the_database_refuses_one_position_given_twice(backend: Backend) -> None:
+    # The writers' last guard: two that read one head commit one position at most (the one
+    # refused reads the new head and tries again, as for a number taken).
+    storage = await backend.open()
+    await appended(storage, "ad")
+    taken = (
+        "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash,"
+        " org_seq) VALUES (3, 0, 'x', 'x', 'acme', '', '{}', '', '', 1)"
+    )
+    with pytest.raises(APPEND_ONLY):
+        await backend.execute(taken)
+    assert positions((await state(storage))[0]) == counted("ad")
+
+
 async def test_two_servers_number_two_organisations_at_once_on_postgres() -> None:
     async with fresh_schema(migrated=True) as schema:
         stores = [await SQLStorage.connect(PG_DSN, schema=schema) for _ in range(2)]
