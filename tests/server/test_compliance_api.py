@@ -128,7 +128,7 @@ def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
     server = server_factory(seed=two_organisations, compliance_audit_check_seconds=300.0)
     first = audit_trail_check(server, "max")  # Acme's admin
     assert first["status"] == "pass", first
-    assert "records" not in first["detail"]  # nothing of the other organisations' activity
+    assert not re.search(r"\d+ records", first["detail"])  # nothing of the others' activity
     with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
         (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
         db.execute(
