@@ -81,6 +81,9 @@ class AuditState:
     (its number is the chain's, which every organisation shares) and no record's time (the
     oldest record not anchored may be another organisation's, and when the anchors move tells
     how many records the others write)."""
+    numbered: bool = False
+    """``problem`` names records by the chain's numbers (the chain does not verify): told to an
+    organisation's admin in other words."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -643,7 +646,7 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
     if not state.ok:
         problem = (
             "`tandem audit verify` on the server names the record and what is wrong"
-            if state.for_organisation
+            if state.for_organisation and state.numbered
             else state.problem
         )
         return (
@@ -960,7 +963,7 @@ async def audit_state(
     )
     if not verdict.ok:
         where = f" at record {verdict.first_bad_seq}" if verdict.first_bad_seq else ""
-        return AuditState(False, f"{verdict.problem}{where}", len(records), None)
+        return AuditState(False, f"{verdict.problem}{where}", len(records), None, numbered=True)
     if (await asyncio.to_thread(reconcile, records, stored)).missing:
         # Neither which nor how many: the check is the whole installation's, and an
         # organisation's admin reads it (`tandem audit verify` names them to the operator).
