@@ -73,14 +73,17 @@ def tamper(data_dir: Path, *statements: str) -> None:
 
 
 INSERT_AUDIT_ROW = (
-    "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash, mac)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash, mac,"
+    " org_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
-def audit_row(r: AuditRecord, seq: int, prev: str, digest: str) -> tuple[Any, ...]:
-    """``r`` as a row of the SQLite trail, numbered ``seq`` after ``prev``, hashed ``digest``
-    (its MAC kept as it was: an attacker cannot make one)."""
+def audit_row(
+    r: AuditRecord, seq: int, prev: str, digest: str, org_seq: int | None = None
+) -> tuple[Any, ...]:
+    """``r`` as a row of the SQLite trail, numbered ``seq`` after ``prev``, hashed ``digest``,
+    at position ``org_seq`` of its organisation (its own if None; its MAC kept as it was: an
+    attacker cannot make one)."""
     return (
         seq,
         r.at,
@@ -92,19 +95,23 @@ def audit_row(r: AuditRecord, seq: int, prev: str, digest: str) -> tuple[Any, ..
         prev,
         digest,
         r.mac,
+        r.org_seq if org_seq is None else org_seq,
     )
 
 
 def rewrite_without_the_key(data_dir: Path, records: list[AuditRecord]) -> None:
     """The keyless rewrite: replace the trail with ``records``, numbered and hashed afresh (SHA-256
-    needs no key), the guards dropped first. Each record keeps the MAC it had (the attacker
-    cannot make one): it still fits where number, previous hash and hash came out unchanged."""
+    needs no key), the guards dropped first, and each organisation's positions numbered afresh
+    too. Each record keeps the MAC it had (the attacker cannot make one): it still fits where
+    number, previous hash and hash came out unchanged."""
     tamper(data_dir, "DELETE FROM audit")
+    positions: dict[str, int] = {}
     with sqlite3.connect(data_dir / "tandem.sqlite3") as db:
         prev = GENESIS
         for seq, r in enumerate(records, start=1):
             digest = record_hash(seq, r.at, r.action, r.actor, r.org, r.subject, r.details, prev)
-            db.execute(INSERT_AUDIT_ROW, audit_row(r, seq, prev, digest))
+            positions[r.org] = positions.get(r.org, 0) + 1
+            db.execute(INSERT_AUDIT_ROW, audit_row(r, seq, prev, digest, positions[r.org]))
             prev = digest
 
 
@@ -134,8 +141,9 @@ async def test_records_added_after_the_last_anchor_are_named_by_verify(tmp_path:
             digest = record_hash(seq, 1500.0, "sign_in", "mallory", "default", "", {}, prev)
             db.execute(
                 "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash,"
-                " hash) VALUES (?, 1500.0, 'sign_in', 'mallory', 'default', '', '{}', ?, ?)",
-                (seq, prev, digest),
+                " hash, org_seq) VALUES (?, 1500.0, 'sign_in', 'mallory', 'default', '', '{}',"
+                " ?, ?, ?)",
+                (seq, prev, digest, seq),  # every record so far is the default organisation's
             )
             prev = digest
     db.close()
@@ -163,7 +171,7 @@ async def test_anchors_are_at_the_first_record_every_multiple_and_every_shutdown
         "DELETE FROM audit WHERE seq = 3",
         "UPDATE audit SET actor = 'mallory' WHERE seq = 3",
         "INSERT OR REPLACE INTO audit SELECT seq, at, action, 'mallory', org, subject, details,"
-        " prev_hash, hash, mac FROM audit WHERE seq = 3",
+        " prev_hash, hash, mac, org_seq FROM audit WHERE seq = 3",
     ],
     ids=["delete", "update", "replace"],
 )

@@ -8,8 +8,10 @@ import dataclasses
 import json
 import os
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -375,7 +377,9 @@ def _installation(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     policy = tmp_path / "policy.json"
     policy.write_text(json.dumps({"version": 1, "detectors": {"iban": True, "ssn": True}}))
     advisories = tmp_path / "osv.json"
-    advisories.write_text(json.dumps({"vulns": []}))
+    # Fetched now: the age is the date the data carries (tandem.sbom.read_advisories).
+    now = datetime.now(UTC).isoformat()
+    advisories.write_text(json.dumps({"vulns": [], "modified": now}))
     # What the server notes once its proxy forwarded a request as https (TransportWatch).
     (data / "forwarded-https-seen").write_text("http /console/ forwarded as https\n")
     for path in (data, *data.iterdir()):
@@ -409,7 +413,8 @@ def test_the_command_fails_a_live_misconfiguration_and_says_how_to_fix_it(
     data, env = _installation(tmp_path)
     (data / "tandem.sqlite3").chmod(0o644)
     stale = Path(env["TANDEM_ADVISORY_FILE"])
-    os.utime(stale, (time.time() - 30 * 86400, time.time() - 30 * 86400))
+    month_ago = datetime.fromtimestamp(time.time() - 30 * 86400, UTC).isoformat()
+    stale.write_text(json.dumps({"vulns": [], "modified": month_ago}))
     del env["TANDEM_LOGIN_IDLE_SECONDS"]  # the default, 30 minutes
     result = run("compliance", "check", "--profile", "pci-dss", "--format", "json", env=env)
     assert result.returncode == 1, result.stderr
@@ -496,6 +501,45 @@ def test_the_command_refuses_an_unknown_profile_or_organisation(tmp_path: Path) 
     _, env = _installation(tmp_path)
     result = run("compliance", "check", "--profile", "gdpr", "--org", "nope", env=env)
     assert result.returncode == 2 and "no organisation 'nope'" in result.stderr
+
+
+def audit_item(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    [audit] = [r for r in json.loads(result.stdout)["results"] if r["requirement"] == "audit_trail"]
+    return dict(audit)
+
+
+def test_a_trail_cut_at_its_tail_passes_saying_so_until_a_checkpoint_shows_it(
+    tmp_path: Path,
+) -> None:
+    """The newest records cut off, at a record no anchor is on (not only back to an anchor, as
+    the item said), with the guards dropped: the trail verifies, and without a checkpoint the
+    item can only say it would not show; given the checkpoint taken before, it fails."""
+    data, env = _installation(tmp_path)
+    for name, words in (("bob", "green-violin-sofa-17"), ("cy", "amber-cloud-heron-5")):
+        added = run("user", "add", name, "--data-dir", str(data), stdin=f"{words}\n")
+        assert added.returncode == 0, added.stderr
+    checkpoint = run("audit", "checkpoint", env=env)
+    assert checkpoint.returncode == 0, checkpoint.stderr
+    log = tmp_path / "checkpoints.log"
+    log.write_text(checkpoint.stdout)
+    head = json.loads(checkpoint.stdout)["seq"]
+    assert json.loads(checkpoint.stdout)["anchor_seq"] < head - 1  # the cut leaves one unanchored
+    with sqlite3.connect(data / "tandem.sqlite3") as db:  # an attacker with the file
+        for trigger in AUDIT_TRIGGERS:
+            db.execute(f"DROP TRIGGER {trigger}")
+        db.execute("DELETE FROM audit WHERE seq = ?", (head,))  # the tail: no anchor on it
+    db.close()
+    assert run("audit", "verify", env=env).returncode == 0  # what is left is intact
+    check = ["compliance", "check", "--profile", "hipaa", "--format", "json"]
+    unchecked = audit_item(run(*check, env=env))
+    assert unchecked["status"] == "pass", unchecked
+    assert (
+        "no external checkpoint checked, so a trail whose newest records were cut off"
+        in (unchecked["detail"])
+    )
+    checked = audit_item(run(*check, "--checkpoint", str(log), env=env))
+    assert checked["status"] == "fail", checked
+    assert f"cut or rewritten before checkpoint at record {head}" in checked["detail"]
 
 
 def test_records_left_unanchored_fail_until_an_external_checkpoint_covers_them(

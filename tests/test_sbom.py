@@ -8,6 +8,7 @@ import json
 import os
 import re
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,14 @@ from tests.conftest import tandem_in_process as run  # tests/test_cli.py runs th
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "osv-advisories.json"
+T0 = 1_800_000_000.0
+
+
+def osv_time(epoch: float) -> str:
+    """An OSV ``modified`` time (RFC 3339, UTC)."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
 RUNTIME_LOCK = ROOT / "requirements" / "runtime.txt"
 NPM_LOCK = ROOT / "sdk" / "package-lock.json"
 
@@ -152,6 +161,42 @@ def test_malformed_advisory_files_are_clear_errors(tmp_path: Path) -> None:
         sbom.load_advisories(tmp_path / "missing.json")
 
 
+def test_a_touched_file_of_old_advisories_stays_stale(tmp_path: Path) -> None:
+    """The advisories' age was the file's modification time: copied without its times
+    (``cp``, a configuration tool's deployment, a backup restored) or touched, a month-old
+    fetch looked new and passed. The age is now the newest date the data carries."""
+    advisories = tmp_path / "osv.json"
+    vulns = json.loads(FIXTURE.read_text())["vulns"][2:]  # the near misses: nothing affected
+    for vuln in vulns:
+        vuln["modified"] = osv_time(T0 - 30 * 86400)
+    for text in (json.dumps(vulns), json.dumps({"vulns": vulns})):
+        advisories.write_text(text)
+        os.utime(advisories, (T0, T0))  # touched just now
+        state = sbom.status(advisories, 7.0, T0 + 60)
+        assert (state.stale, state.advisory_age_days, state.findings) == (True, 30.0, ())
+        assert "30 days old" in (state.banner or "")
+    # A fetch job that stamps the file when it fetched it (a clean answer carries no advisory).
+    advisories.write_text(json.dumps({"vulns": vulns, "modified": osv_time(T0 - 86400)}))
+    os.utime(advisories, (T0 - 40 * 86400, T0 - 40 * 86400))  # an old copy's time: not taken
+    state = sbom.status(advisories, 7.0, T0)
+    assert (state.ok, state.advisory_age_days) == (True, 1.0)
+
+
+def test_an_advisory_file_that_carries_no_date_is_not_taken_for_current(tmp_path: Path) -> None:
+    advisories = tmp_path / "osv.json"
+    for text in ("[]", '{"vulns": []}', '[{"id": "X-1", "affected": []}]'):
+        advisories.write_text(text)
+        os.utime(advisories, (T0, T0))
+        state = sbom.status(advisories, 7.0, T0)
+        assert not state.ok and state.stale and state.advisory_age_days is None
+        assert "carries no date" in (state.problem or "") and state.banner == state.problem
+    for text in ('{"vulns": [], "modified": "yesterday"}', '[{"id": "X-1", "modified": 7}]'):
+        advisories.write_text(text)
+        with pytest.raises(ConfigError, match="'modified' that is not an RFC 3339 time"):
+            sbom.load_advisories(advisories)
+        assert "not an RFC 3339 time" in (sbom.status(advisories, 7.0, T0).problem or "")
+
+
 # The command
 
 
@@ -170,7 +215,8 @@ def test_security_status_reports_the_fixture_and_exits_non_zero() -> None:
 def test_security_status_passes_a_clean_sbom(tmp_path: Path) -> None:
     clean = tmp_path / "osv.json"
     vulns = json.loads(FIXTURE.read_text())["vulns"]
-    clean.write_text(json.dumps(vulns[2:]))  # only the near misses
+    # Only the near misses, fetched now.
+    clean.write_text(json.dumps({"vulns": vulns[2:], "modified": osv_time(time.time())}))
     result = run("security", "status", "--advisory-file", str(clean), env=env_without_tandem())
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no known vulnerability" in result.stdout
@@ -178,9 +224,7 @@ def test_security_status_passes_a_clean_sbom(tmp_path: Path) -> None:
 
 def test_security_status_fails_a_stale_or_missing_advisory_file(tmp_path: Path) -> None:
     clean = tmp_path / "osv.json"
-    clean.write_text("[]")
-    old = time.time() - 8 * 86400
-    os.utime(clean, (old, old))
+    clean.write_text(json.dumps({"vulns": [], "modified": osv_time(time.time() - 8 * 86400)}))
     stale = run("security", "status", "--advisory-file", str(clean), env=env_without_tandem())
     assert stale.returncode == 1 and "STALE" in stale.stdout
     env = {**env_without_tandem(), "TANDEM_ADVISORY_MAX_AGE_DAYS": "10"}

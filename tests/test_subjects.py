@@ -163,6 +163,33 @@ async def test_export_then_erase_round_trip_with_an_encrypted_recording(
         await world.subjects.erase(ADMIN, SUB)
 
 
+async def test_an_export_numbers_records_in_the_organisations_own_trail(
+    storage: SQLStorage,
+) -> None:
+    # The customer's copy of the records carried the chain's numbers and hashes: how many
+    # records every other organisation wrote before and between them.
+    world = World(storage, X25519PrivateKey.generate())
+    for i in range(7):  # Acme's records come first in the chain, and between the customer's
+        await world.log.record(T0, "sign_in", actor=f"acme{i}", org="acme")
+    await world.build()
+    _, archive = await world.subjects.export(ADMIN, SUB)
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        lines = [
+            json.loads(line)
+            for name in ("audit.jsonl", "reports.jsonl")
+            for line in opened.read(name).decode().splitlines()
+        ]
+    # session_created, control_granted (the report), recording_started: 1 to 3 of the default
+    # organisation's trail.
+    assert sorted((line["seq"], line["action"]) for line in lines) == [
+        (1, "session_created"),
+        (2, "control_granted"),
+        (3, "recording_started"),
+    ]
+    fields = {"seq", "at", "time", "action", "actor", "org", "subject", "details"}
+    assert all(set(line) == fields for line in lines)
+
+
 async def test_a_legal_hold_stops_purge_and_erasure_until_lifted(world: World) -> None:
     much_later = T0 + 3650 * 86400.0
     with pytest.raises(ConfigError, match="needs a reason"):

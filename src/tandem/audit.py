@@ -86,12 +86,34 @@ class AuditRecord:
     hash: str
     mac: str | None = None
     """The record MAC (:func:`record_mac`); None on records written before record MACs."""
+    org_seq: int = 0
+    """The record's position in its organisation's trail (1, 2, ...: the number of records of
+    ``org`` up to this one), assigned with ``seq`` in the appending transaction. It is what the
+    organisation's auditors read (``seq``, like ``hash`` and ``prev_hash``, tells every other
+    organisation's volume); not under the hash, as the chain determines it: :func:`verify`
+    checks every one."""
 
     def to_json(self) -> dict[str, object]:
-        """The record's fields but its MAC (which only a holder of the audit key can check)."""
+        """The record's fields but its MAC (which only a holder of the audit key can check), for
+        the operator (``tandem audit export``): the whole chain's numbering and hashes."""
         fields = dataclasses.asdict(self)
         del fields["mac"]
         return fields
+
+    def to_organisation_json(self) -> dict[str, object]:
+        """The record as its organisation may read it (the API, a subject's export): its
+        position in the organisation's own trail as ``seq``, and nothing of the chain shared with
+        the other organisations (its number there, the hashes: from a record's hash and the one
+        before it in the same organisation, a search over the numbers finds the global one)."""
+        return {
+            "seq": self.org_seq,
+            "at": self.at,
+            "action": self.action,
+            "actor": self.actor,
+            "org": self.org,
+            "subject": self.subject,
+            "details": self.details,
+        }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -556,6 +578,22 @@ def _macs_from(chained: Sequence[Anchor]) -> tuple[int | None, list[tuple[int, s
     ]
 
 
+def _position_problem(records: Sequence[AuditRecord]) -> tuple[int, str] | None:
+    """The first record whose organisation position is not the count of its organisation's
+    records up to it (positions are not under the hash: the chain decides them). The message
+    names no organisation: an organisation's admin reads it in the compliance report."""
+    counts: dict[str, int] = {}
+    for record in records:
+        expected = counts.get(record.org, 0) + 1
+        counts[record.org] = expected
+        if record.org_seq != expected:
+            return record.seq, (
+                f"record {record.seq} says it is number {record.org_seq} of its organisation's,"
+                f" the trail before it makes it number {expected}: the positions were altered"
+            )
+    return None
+
+
 def _record_genuine(record: AuditRecord, record_key: bytes) -> bool:
     expected = record_mac(record_key, record.seq, record.prev_hash, record.hash)
     try:
@@ -596,7 +634,8 @@ def verify(
     checkpoints: Sequence[Checkpoint] = (),
 ) -> Verdict:
     """Check the chain, the record MACs (every record from where the anchors say they start),
-    the anchors (genuine, chained, none missing) and the checkpoints.
+    the anchors (genuine, chained, none missing), the checkpoints, and each record's position in
+    its organisation's trail (``org_seq``).
 
     ``anchors`` are in order of sequence number; ``legacy_every`` is the interval at which
     anchors written before they were chained are required (the ``audit_anchor_every`` of the
@@ -628,6 +667,10 @@ def verify(
     unsealed = _record_mac_problem(records, key, macs_from)
     if unsealed is not None:
         problems.append(unsealed)
+    # Last: a record forged or altered is that first, whatever position it was given.
+    misplaced = _position_problem(records) if chain is None else None
+    if misplaced is not None:
+        problems.append(misplaced)
     macs = {anchor.seq: anchor.mac for anchor in anchors}
     for checkpoint in checkpoints:
         if checkpoint.seq and hashes.get(checkpoint.seq) != checkpoint.hash:

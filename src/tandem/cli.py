@@ -1716,9 +1716,13 @@ def security_status(
     else:
         typer.echo(f"tandem {state.version}: {state.components} components in the SBOM")
         if state.advisory_file:
+            age = (
+                "no date in it"
+                if state.advisory_age_days is None
+                else f"{state.advisory_age_days} days old"
+            )
             typer.echo(
-                f"advisories: {state.advisory_file} ({state.advisory_age_days} days old"
-                + (", STALE)" if state.stale else ")")
+                f"advisories: {state.advisory_file} ({age}" + (", STALE)" if state.stale else ")")
             )
         for finding in state.findings:
             fixed = f"fixed in {', '.join(finding.fixed)}" if finding.fixed else "no fix yet"

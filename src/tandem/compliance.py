@@ -76,6 +76,14 @@ class AuditState:
     """The trail holds no record at all (every organisation's)."""
     checkpoints: int = 0
     """External checkpoints the verdict checked (``--checkpoint``)."""
+    for_organisation: bool = False
+    """As an organisation's admin reads it (:class:`AuditChecks`): the item names no record
+    (its number is the chain's, which every organisation shares) and no record's time (the
+    oldest record not anchored may be another organisation's, and when the anchors move tells
+    how many records the others write)."""
+    numbered: bool = False
+    """``problem`` names records by the chain's numbers (the chain does not verify): told to an
+    organisation's admin in other words."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -356,19 +364,21 @@ def _transport(profile: Profile, inst: Installation, now: float) -> Outcome:
     if inst.behind_proxy and inst.forwarded_https_seen:
         return (
             "pass",
-            "HTTPS ends at a trusted reverse proxy: requests came forwarded as https "
-            "(X-Forwarded-Proto), none over plain HTTP; Tandem sends HSTS on them",
+            "HTTPS ends at a trusted reverse proxy: a signed-in browser's requests came "
+            "forwarded as https (X-Forwarded-Proto, with the sign-in cookie browsers send over "
+            "HTTPS only), none over plain HTTP; Tandem sends HSTS on them",
             "",
         )
     if inst.behind_proxy:
         # Taken on the proxy's word, the item passed for a proxy that forwards plain HTTP.
         return (
             "fail",
-            "cannot tell yet: no request has come through the trusted proxy as https, so "
-            "nothing shows that it forwards HTTPS only (it may serve plain HTTP, or send no "
-            "X-Forwarded-Proto)",
-            "open the console at its https:// address through the proxy (the proxy sending "
-            "X-Forwarded-Proto: https), then check again (docs/deployment.md)",
+            "cannot tell yet: no signed-in browser's request has come through the trusted "
+            "proxy as https, so nothing shows that it forwards HTTPS only (it may serve plain "
+            "HTTP, or send no X-Forwarded-Proto; a client's own X-Forwarded-Proto is not taken "
+            "for it)",
+            "sign in to the console at its https:// address through the proxy (the proxy "
+            "setting X-Forwarded-Proto: https), then check again (docs/deployment.md)",
         )
     return (
         "fail",
@@ -634,9 +644,14 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
 def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
     state = inst.audit
     if not state.ok:
+        problem = (
+            "`tandem audit verify` on the server names the record and what is wrong"
+            if state.for_organisation and state.numbered
+            else state.problem
+        )
         return (
             "fail",
-            f"the audit trail does not verify: {state.problem}",
+            f"the audit trail does not verify: {problem}",
             "tandem audit verify (find out what changed; restore the database from a backup)",
         )
     if state.empty and inst.users:
@@ -652,9 +667,14 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         state.max_age_days * DAY
     ):
         since = datetime.fromtimestamp(state.unanchored_since, UTC).isoformat(timespec="minutes")
+        older = (
+            f"older than {state.max_age_days:g} day(s)"
+            if state.for_organisation
+            else f"since {since}"
+        )
         return (
             "fail",
-            f"records since {since} are covered by neither an anchor nor a checkpoint",
+            f"records {older} are covered by neither an anchor nor a checkpoint",
             "tandem audit checkpoint >> /offsite/tandem-checkpoints.log (daily, e.g. cron), then "
             "tandem compliance check ... --checkpoint /offsite/tandem-checkpoints.log",
         )
@@ -676,7 +696,8 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
         + (
             f"; checked against {state.checkpoints} external checkpoint(s)"
             if state.checkpoints
-            else "; no external checkpoint checked, so a trail cut back to an anchor, or the "
+            else "; no external checkpoint checked, so a trail whose newest records were cut "
+            "off (at any record, with the anchors among them), or the "
             "database replaced by an older copy, would not show "
             "(tandem compliance check --checkpoint FILE; docs/audit.md)"
         ),
@@ -942,7 +963,7 @@ async def audit_state(
     )
     if not verdict.ok:
         where = f" at record {verdict.first_bad_seq}" if verdict.first_bad_seq else ""
-        return AuditState(False, f"{verdict.problem}{where}", len(records), None)
+        return AuditState(False, f"{verdict.problem}{where}", len(records), None, numbered=True)
     if (await asyncio.to_thread(reconcile, records, stored)).missing:
         # Neither which nor how many: the check is the whole installation's, and an
         # organisation's admin reads it (`tandem audit verify` names them to the operator).
@@ -1010,7 +1031,8 @@ def _named_or_counted(paths: tuple[str, ...], named: bool) -> tuple[str, ...]:
 class AuditChecks:
     """The audit trail's state for the admin API's compliance reports: the whole trail (every
     organisation's) is read and verified at most once per ``max_age`` seconds, one check at a
-    time, whatever the requests, and its size is not told. Checked on each request, one admin
+    time, whatever the requests, and its size, record numbers and times are not told. Checked on
+    each request, one admin
     of any organisation made the server read and verify every record of every organisation as
     often as it asked, all at once if it asked at once, and learnt how many there were.
     ``tandem compliance check`` checks anew each time."""
@@ -1024,7 +1046,8 @@ class AuditChecks:
         async with self._lock:  # concurrent requests wait for the one check under way
             if self._last is None or now - self._last[0] >= self.max_age or now < self._last[0]:
                 checked = await audit_state(settings, directory, ())
-                self._last = (now, dataclasses.replace(checked, records=None))
+                told = dataclasses.replace(checked, records=None, for_organisation=True)
+                self._last = (now, told)
             return self._last[1]
 
 

@@ -196,6 +196,17 @@ class Finding:
 def load_advisories(path: Path) -> list[dict[str, Any]]:
     """The OSV vulnerability objects in ``path``. Raises ConfigError for a file that cannot
     be read or is not OSV JSON."""
+    return read_advisories(path)[0]
+
+
+def read_advisories(path: Path) -> tuple[list[dict[str, Any]], float | None]:
+    """The OSV vulnerability objects in ``path`` and the newest time the data carries (epoch
+    seconds; None: no date in it): each advisory's ``modified``, and a ``modified`` beside
+    ``vulns`` that the job fetching them may write (the time of the fetch). The file's own
+    modification time is not the data's age: copying it without its times, or a ``touch``,
+    made old advisories look new. Raises ConfigError for a file that cannot be read, is not
+    OSV JSON or holds a ``modified`` that is not an RFC 3339 time."""
+    stamped: object = None
     try:
         if path.stat().st_size > MAX_ADVISORY_BYTES:
             raise ConfigError(f"the advisory file {path} is over {MAX_ADVISORY_BYTES} bytes")
@@ -205,6 +216,7 @@ def load_advisories(path: Path) -> list[dict[str, Any]]:
     except (ValueError, RecursionError):
         raise ConfigError(f"the advisory file {path} is not JSON") from None
     if isinstance(value, dict) and isinstance(value.get("vulns"), list):
+        stamped = value.get("modified")
         value = value["vulns"]
     elif isinstance(value, dict) and ("id" in value or "affected" in value):
         value = [value]
@@ -222,7 +234,27 @@ def load_advisories(path: Path) -> list[dict[str, Any]]:
                 f"advisory {advisory['id']!r} in {path} has an 'affected' entry whose "
                 "'versions', 'ranges' or 'events' is not a list"
             )
-    return value
+    times = [_time(stamped, f"the file {path}")] if stamped is not None else []
+    times += [
+        _time(advisory["modified"], f"advisory {advisory['id']!r} in {path}")
+        for advisory in value
+        if "modified" in advisory
+    ]
+    return value, max(times, default=None)
+
+
+def _time(value: object, where: str) -> float:
+    """An OSV time (RFC 3339, e.g. ``2026-11-28T00:00:00Z``; one without a zone taken as UTC)
+    in epoch seconds."""
+    try:
+        if not isinstance(value, str) or len(value) > 64:
+            raise ValueError
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{where} has a 'modified' that is not an RFC 3339 time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def _well_formed(affected: object) -> bool:
@@ -338,13 +370,26 @@ def status(
         )
     try:
         stat = advisory_file.stat()
-        age = max(0.0, (now - stat.st_mtime) / 86400)
-        findings = _findings(advisory_file, (stat.st_mtime_ns, stat.st_size), components)
+        findings, dated = _findings(advisory_file, (stat.st_mtime_ns, stat.st_size), components)
     except (OSError, ConfigError) as exc:
         problem = str(exc) if isinstance(exc, ConfigError) else f"cannot read {advisory_file}"
         return SecurityStatus(
             __version__, len(components), str(advisory_file), None, False, (), problem
         )
+    if dated is None:
+        return SecurityStatus(
+            __version__,
+            len(components),
+            str(advisory_file),
+            None,
+            True,
+            findings,
+            f"the advisory file {advisory_file} carries no date, so nothing shows how old it "
+            "is: its advisories' 'modified' times, or a 'modified' beside 'vulns' written when "
+            "they are fetched (its own modification time is not taken: a copy or a touch "
+            "changes it; docs/security-updates.md)",
+        )
+    age = max(0.0, (now - dated) / 86400)  # a date ahead of this clock counts as now
     return SecurityStatus(
         version=__version__,
         components=len(components),
@@ -355,21 +400,26 @@ def status(
     )
 
 
-_MATCHED: dict[tuple[Path, tuple[int, int], tuple[Component, ...]], tuple[Finding, ...]] = {}
-"""What each advisory file, as last changed, names of what ships: parsing one (up to
+_MATCHED: dict[
+    tuple[Path, tuple[int, int], tuple[Component, ...]], tuple[tuple[Finding, ...], float | None]
+] = {}
+"""What each advisory file, as last changed, names of what ships, and the newest date its data
+carries: parsing one (up to
 ``MAX_ADVISORY_BYTES`` of JSON, one long call that holds the interpreter whatever thread runs
 it) at every admin's page held every live session of the server meanwhile."""
 
 
 def _findings(
     path: Path, version: tuple[int, int], components: Sequence[Component]
-) -> tuple[Finding, ...]:
+) -> tuple[tuple[Finding, ...], float | None]:
     """:func:`match` of the advisories in ``path`` (as of ``version``: its modification time
-    and size), read again only when the file changed."""
+    and size), and the newest date the data carries (:func:`read_advisories`), read again only
+    when the file changed."""
     key = (path, version, tuple(components))
     found = _MATCHED.get(key)
     if found is None:
-        found = tuple(match(components, load_advisories(path)))
+        advisories, dated = read_advisories(path)
+        found = (tuple(match(components, advisories)), dated)
         for older in [k for k in _MATCHED if k[0] == path]:
             _MATCHED.pop(older, None)
         _MATCHED[key] = found

@@ -600,9 +600,11 @@ def new_pseudonym(entropy: crypto.Entropy) -> str:
 
 
 def _lines(records: Sequence[AuditRecord]) -> str:
+    """The records as the organisation may read them (their positions in its own trail, not
+    the chain's numbers and hashes, which tell every other organisation's volume)."""
     out = []
     for record in records:
-        line: dict[str, Any] = record.to_json()
+        line: dict[str, Any] = record.to_organisation_json()
         line["time"] = datetime.fromtimestamp(record.at, UTC).isoformat()
         out.append(json.dumps(line, sort_keys=True))
     return "\n".join(out) + ("\n" if out else "")

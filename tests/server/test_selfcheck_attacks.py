@@ -19,6 +19,7 @@ from tests.conftest import (
 )
 from tests.oidc_provider import OidcProvider
 from tests.server.faults import FailingCall
+from tests.server.helpers import login_cookie
 from tests.server.test_host_attacks import add_admin_to_cluster
 from tests.server.test_organisations import api
 from tests.server.test_scale_out import start_cluster
@@ -177,7 +178,7 @@ def test_behind_a_proxy_transport_passes_on_https_seen_and_fails_on_plain_http(
     probe = httpx.get(f"{server.base}/healthz", headers=from_browser)  # a balancer's, plain
     assert probe.status_code == 200
     assert "cannot tell yet" in transport_item(server)["detail"]
-    over_https = {**from_browser, "x-forwarded-proto": "https"}
+    over_https = signed_in_over_https(server, from_browser)
     assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
     item = transport_item(server)
     assert item["status"] == "pass" and "forwarded as https" in item["detail"], item
@@ -191,6 +192,36 @@ def test_behind_a_proxy_transport_passes_on_https_seen_and_fails_on_plain_http(
     assert transport_item(server)["status"] == "fail"  # https since does not clear it
     forget_plain_http(server)  # the operator fixed the proxy and removed the note
     assert transport_item(server)["status"] == "pass"
+
+
+def signed_in_over_https(server: RunningServer, headers: dict[str, str]) -> dict[str, str]:
+    """``headers`` of a signed-in browser's request that the proxy forwards as https: its
+    X-Forwarded-Proto, and the browser's ``__Host-`` sign-in cookie (set from an https page
+    only, sent over https only)."""
+    token = login_cookie(server, "ada")  # signed in from this machine: not a proxied request
+    return {**headers, "x-forwarded-proto": "https", "cookie": f"__Host-tandem_agent={token}"}
+
+
+def test_a_clients_own_forwarded_proto_passed_through_does_not_pass_transport(
+    server_factory: ServerFactory,
+) -> None:
+    """A proxy that passes the client's own X-Forwarded-Proto on (or sets it only when the
+    client sent none) cannot be told from one that sets it: one request of any client over
+    plain HTTP saying "https" made the item pass, before any browser had come. Now only a
+    request carrying a live sign-in in the ``__Host-`` cookie, which browsers send over https
+    only, is taken for a browser's https."""
+    server = server_factory(seed=two_organisations, trusted_proxies=("127.0.0.1",))
+    says_https = {"x-forwarded-for": "203.0.113.5", "x-forwarded-proto": "https"}
+    made_up = {**says_https, "cookie": "__Host-tandem_agent=" + "A" * 43}
+    for headers in (says_https, made_up):
+        for path in ("/console/", "/api/me", "/healthz"):
+            httpx.get(f"{server.base}{path}", headers=headers)
+        item = transport_item(server)
+        assert item["status"] == "fail" and "cannot tell yet" in item["detail"], item
+    over_https = signed_in_over_https(server, {"x-forwarded-for": "203.0.113.5"})
+    assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
+    item = transport_item(server)
+    assert item["status"] == "pass" and "signed-in browser" in item["detail"], item
 
 
 def forget_plain_http(
@@ -331,7 +362,7 @@ def test_a_deleted_plain_http_note_comes_back_while_plain_requests_still_come(
         seed=two_organisations, trusted_proxies=("127.0.0.1",), transport_note_recheck_seconds=0
     )
     plain = {"x-forwarded-for": "203.0.113.5"}
-    over_https = {**plain, "x-forwarded-proto": "https"}
+    over_https = signed_in_over_https(server, plain)
     assert httpx.get(f"{server.base}/console/", headers=over_https).status_code == 200
     assert httpx.get(f"{server.base}/console/", headers=plain).status_code == 200
     assert transport_item(server)["status"] == "fail"
@@ -353,7 +384,7 @@ def test_a_plain_http_request_seen_by_one_server_of_a_cluster_fails_every_server
         a, b = start(trusted_proxies=("127.0.0.1",)), start(trusted_proxies=("127.0.0.1",))
         add_admin_to_cluster(a, tmp_path)
         plain = {"x-forwarded-for": "203.0.113.5"}
-        over_https = {**plain, "x-forwarded-proto": "https"}
+        over_https = signed_in_over_https(a, plain)
         assert httpx.get(f"{a.base}/console/", headers=over_https).status_code == 200
         for server in (b, a):
             item = transport_item(server)
@@ -376,7 +407,7 @@ def test_a_transport_note_the_database_refused_is_made_at_the_next_such_request(
     storage = server.server.config.app.state.services.storage
     failing = FailingCall(storage, monkeypatch, "note_transport")
     plain = {"x-forwarded-for": "203.0.113.5"}
-    over_https = {**plain, "x-forwarded-proto": "https"}
+    over_https = signed_in_over_https(server, plain)
     for headers in (over_https, plain):
         failing.arm(1)
         assert httpx.get(f"{server.base}/console/", headers=headers).status_code == 200

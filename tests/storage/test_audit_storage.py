@@ -63,7 +63,8 @@ class Backend:
     guards: tuple[str, ...]
     make_0010: Callable[[], Awaitable[None]]
     """Make the database the one Tandem left at revision 0010, before records carried MACs."""
-    """Statements that drop every guard of the audit tables."""
+    fill_old: Callable[[Callable[[AsyncEngine], Awaitable[None]]], Awaitable[None]]
+    """Run a fill (such as :func:`fill_at_0010`) on an engine of the database, not migrated."""
 
     async def drop_guards_and(self, *statements: str) -> None:
         for statement in (*self.guards, *statements):
@@ -101,16 +102,22 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                         OLD_TRAIL["audit_anchors"],
                     )
 
-            async def make_0010_sqlite() -> None:
+            async def fill_old_sqlite(fill: Callable[[AsyncEngine], Awaitable[None]]) -> None:
                 from sqlalchemy.ext.asyncio import create_async_engine
 
                 engine = create_async_engine(f"sqlite+aiosqlite:///{path}", poolclass=sa.NullPool)
                 _sqlite_hooks(engine, 1000)
-                await fill_at_0010(engine)
+                await fill(engine)
 
             guards = tuple(f"DROP TRIGGER {name}" for name in TRIGGERS)
             yield Backend(
-                "sqlite", open_sqlite, execute_sqlite, make_old_sqlite, guards, make_0010_sqlite
+                "sqlite",
+                open_sqlite,
+                execute_sqlite,
+                make_old_sqlite,
+                guards,
+                lambda: fill_old_sqlite(fill_at_0010),
+                fill_old_sqlite,
             )
         else:
             schemas: list[str] = []
@@ -158,7 +165,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                 finally:
                     await db.close()
 
-            async def make_0010_postgres() -> None:
+            async def fill_old_postgres(fill: Callable[[AsyncEngine], Awaitable[None]]) -> None:
                 from sqlalchemy.ext.asyncio import create_async_engine
 
                 name = await schema(made_old=True)
@@ -169,7 +176,7 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                 engine = create_async_engine(
                     "postgresql+asyncpg://", async_creator=connection, poolclass=sa.NullPool
                 )
-                await fill_at_0010(engine)
+                await fill(engine)
 
             guards = (
                 "DROP TRIGGER audit_append_only ON audit",
@@ -183,7 +190,8 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
                 execute_postgres,
                 make_old_postgres,
                 guards,
-                make_0010_postgres,
+                lambda: fill_old_postgres(fill_at_0010),
+                fill_old_postgres,
             )
         for store in opened:
             await store.close()
@@ -772,3 +780,213 @@ async def test_tandem_audit_verify_checks_an_sqlite_data_directory_of_revision_0
         " version that deleted sessions' records without recording it\n"
         "stored rows agree: the 0 sessions and 0 recordings the trail says exist are stored\n"
     )
+
+
+# Each organisation's positions (revision 0013): the chain's numbers told an organisation's
+# auditors how many records the others wrote between theirs.
+
+ORGS = {"a": "acme", "d": "default"}
+
+
+async def appended(storage: Storage, orgs: str, at: float = 3000.0) -> None:
+    """One record per letter of ``orgs``: ``a`` Acme's, ``d`` the default organisation's."""
+    log = AuditLog(storage, KEY, anchor_every=5)
+    for i, letter in enumerate(orgs):
+        await log.record(at + i, "sign_in", actor=f"{letter}{i}", org=ORGS[letter])
+
+
+def positions(records: list[AuditRecord]) -> list[tuple[str, int]]:
+    return [(r.org, r.org_seq) for r in records]
+
+
+def counted(orgs: str) -> list[tuple[str, int]]:
+    """The positions ``orgs`` (as :func:`appended` takes them) give each record."""
+    seen: dict[str, int] = {}
+    out = []
+    for letter in orgs:
+        seen[letter] = seen.get(letter, 0) + 1
+        out.append((ORGS[letter], seen[letter]))
+    return out
+
+
+async def test_each_organisation_numbers_its_records_from_one_and_pages_by_them(
+    backend: Backend,
+) -> None:
+    storage = await backend.open()
+    await appended(storage, "addadddda")
+    records, anchors = await state(storage)
+    assert positions(records) == counted("addadddda")
+    assert problem_of((records, anchors)) == (None, "intact")
+    acme = of_org("acme")
+    assert [(r.org_seq, r.actor) for r in await storage.audit_page(acme, 0, 100)] == [
+        (1, "a0"),
+        (2, "a3"),
+        (3, "a8"),
+    ]
+    # The cursors are positions of the organisation's own trail, not the chain's numbers.
+    assert [r.actor for r in await storage.audit_page(acme, 1, 100)] == ["a3", "a8"]
+    assert [r.actor for r in await storage.audit_search(acme, 3, 100)] == ["a3", "a0"]
+    assert [r.actor for r in await storage.audit_concerning(acme, [], ["a3", "d1"])] == ["a3"]
+
+
+@pytest.mark.parametrize(
+    ("statements", "first_bad", "said"),
+    [
+        # A gap opened in Acme's positions: its auditors would look for a record never written.
+        (["UPDATE audit SET org_seq = org_seq + 10 WHERE org = 'acme' AND org_seq >= 2"], 4, 12),
+        # Acme's first and third records swapped in its auditors' order.
+        (
+            [
+                "UPDATE audit SET org_seq = 0 WHERE org = 'acme' AND org_seq = 1",
+                "UPDATE audit SET org_seq = 1 WHERE org = 'acme' AND org_seq = 3",
+                "UPDATE audit SET org_seq = 3 WHERE org = 'acme' AND org_seq = 0",
+            ],
+            1,
+            3,
+        ),
+    ],
+    ids=["gap", "swap"],
+)
+async def test_positions_altered_with_the_guards_dropped_are_caught(
+    backend: Backend, statements: list[str], first_bad: int, said: int
+) -> None:
+    storage = await backend.open()
+    await appended(storage, "addadddda")
+    await backend.drop_guards_and(*statements)
+    expected = 1 if first_bad == 1 else 2
+    assert problem_of(await state(storage)) == (
+        first_bad,
+        f"record {first_bad} says it is number {said} of its organisation's, the trail before it"
+        f" makes it number {expected}: the positions were altered",
+    )
+
+
+async def test_the_database_refuses_one_position_given_twice(backend: Backend) -> None:
+    # The writers' last guard: two that read one head commit one position at most (the one
+    # refused reads the new head and tries again, as for a number taken).
+    storage = await backend.open()
+    await appended(storage, "ad")
+    taken = (
+        "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash,"
+        " org_seq) VALUES (3, 0, 'x', 'x', 'acme', '', '{}', '', '', 1)"
+    )
+    with pytest.raises(APPEND_ONLY):
+        await backend.execute(taken)
+    assert positions((await state(storage))[0]) == counted("ad")
+
+
+async def test_two_servers_number_two_organisations_at_once_on_postgres() -> None:
+    async with fresh_schema(migrated=True) as schema:
+        stores = [await SQLStorage.connect(PG_DSN, schema=schema) for _ in range(2)]
+        try:
+            logs = [AuditLog(store, KEY, anchor_every=5) for store in stores]
+
+            async def signs_in(log: AuditLog, org: str, actor: str, count: int) -> None:
+                for i in range(count):
+                    await log.record(4000.0 + i, "sign_in", actor=actor, org=org)
+
+            # Both servers write both organisations' records at once: they often read the same
+            # head and give the same position; the one that loses the number tries again.
+            await asyncio.gather(
+                signs_in(logs[0], "acme", "a", 15),
+                signs_in(logs[1], "acme", "b", 15),
+                signs_in(logs[0], "default", "c", 15),
+                signs_in(logs[1], "default", "d", 15),
+            )
+            records, anchors = await state(stores[0])
+            assert len(records) == 60
+            for org in ("acme", "default"):
+                assert [r.org_seq for r in records if r.org == org] == list(range(1, 31))
+            assert problem_of((records, anchors)) == (None, "intact")
+        finally:
+            for store in stores:
+                await store.close()
+
+
+async def trail_of_0012(scratch: Path, orgs: str) -> tuple[list[tuple[object, ...]], Trail]:
+    """The rows of a trail as Tandem at revision 0012 wrote it (no position; the hashes, MACs
+    and anchors 0013 left as they were), written by this Tandem on a scratch database."""
+    migrated_sqlite(scratch)
+    storage = await SQLStorage.open_sqlite(scratch)
+    try:
+        await appended(storage, orgs, at=1000.0)
+        records, anchors = await state(storage)
+    finally:
+        await storage.close()
+    rows: list[tuple[object, ...]] = [
+        (r.seq, r.at, r.action, r.actor, r.org, r.subject, json.dumps(r.details)) for r in records
+    ]
+    rows = [(*row, r.prev_hash, r.hash, r.mac) for row, r in zip(rows, records, strict=True)]
+    return rows, (records, anchors)
+
+
+async def fill_at_0012(
+    engine: AsyncEngine, rows: list[tuple[object, ...]], anchors: list[Anchor]
+) -> None:
+    """Migrate to revision 0012 and store ``rows`` and ``anchors`` with its statements."""
+    names = ("seq", "at", "action", "actor", "org", "subject", "details", "prev", "hash", "mac")
+    async with engine.begin() as db:
+        await db.run_sync(migrations.upgrade, "0012")
+        await db.execute(
+            sa.text(
+                "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash,"
+                " hash, mac) VALUES (:seq, :at, :action, :actor, :org, :subject, :details,"
+                " :prev, :hash, :mac)"
+            ),
+            [dict(zip(names, row, strict=True)) for row in rows],
+        )
+        await db.execute(
+            sa.text(
+                "INSERT INTO audit_anchors (seq, hash, mac, version, every, prev_seq, prev_mac,"
+                " macs_from) VALUES (:seq, :hash, :mac, :version, :every, :prev_seq, :prev_mac,"
+                " :macs_from)"
+            ),
+            [dataclasses.asdict(anchor) for anchor in anchors],
+        )
+    await engine.dispose()
+
+
+async def test_a_trail_of_revision_0012_is_numbered_per_organisation_on_upgrade(
+    backend: Backend, tmp_path: Path
+) -> None:
+    rows, (written_then, anchors_then) = await trail_of_0012(tmp_path / "scratch.db", "addaddda")
+    await backend.fill_old(lambda engine: fill_at_0012(engine, rows, anchors_then))
+    storage = await backend.open()  # migrates
+    records, anchors = await state(storage)
+    assert [r.hash for r in records] == [r.hash for r in written_then] and anchors == anchors_then
+    assert positions(records) == counted("addaddda")
+    assert problem_of((records, anchors)) == (None, "intact")
+    await appended(storage, "da")  # each organisation goes on from its own last position
+    records, anchors = await state(storage)
+    assert positions(records)[-2:] == [("default", 6), ("acme", 4)]
+    assert problem_of((records, anchors)) == (None, "intact")
+    # The guard the migration lifted to number the rows is back.
+    with pytest.raises(APPEND_ONLY):
+        await backend.execute("UPDATE audit SET org_seq = 9 WHERE seq = 1")
+
+
+async def test_tandem_audit_verify_checks_an_sqlite_data_directory_of_revision_0012(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    rows, (_, anchors) = await trail_of_0012(tmp_path / "scratch.db", "adda")
+    data = tmp_path / "data"
+    data.mkdir()
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{data / 'tandem.sqlite3'}", poolclass=sa.NullPool
+    )
+    _sqlite_hooks(engine, 1000)
+    await fill_at_0012(engine, rows, anchors)
+    (data / "audit.key").write_text(KEY.hex())
+    verified = await asyncio.to_thread(run_verify, data)  # upgrades it first
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith(
+        "audit trail intact: 4 records, 1 anchors, 0 checkpoints checked;"
+        " every record from 1 on has its MAC\n"
+    )
+    storage = await SQLStorage.open_sqlite(data / "tandem.sqlite3")
+    try:
+        assert positions((await state(storage))[0]) == counted("adda")
+    finally:
+        await storage.close()

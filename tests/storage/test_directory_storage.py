@@ -160,11 +160,14 @@ async def test_an_organisations_audit_page_holds_only_its_records_in_order(
         )
     acme = await storage.audit_page(of_org("acme"), 0, 10)
     assert [r.seq for r in acme] == [2, 4] and {r.org for r in acme} == {"acme"}
+    assert [r.org_seq for r in acme] == [1, 2]
+    # Paged by the organisation's own positions (the chain's numbers tell the others' volume).
     first, second = (
         await storage.audit_page(of_org("default"), 0, 2),
-        await storage.audit_page(of_org("default"), 3, 2),
+        await storage.audit_page(of_org("default"), 2, 2),
     )
-    assert [r.seq for r in first] == [1, 3] and [r.seq for r in second] == [5]
+    assert [(r.seq, r.org_seq) for r in first] == [(1, 1), (3, 2)]
+    assert [(r.seq, r.org_seq) for r in second] == [(5, 3)]
     assert await storage.audit_page(of_org("nobody"), 0, 10) == []
 
 

@@ -32,6 +32,11 @@ def expected_codes(rows: list[tuple[str, str | None]]) -> dict[str, tuple[str, .
 async def check_contents(
     storage: SQLStorage, codes: dict[str, tuple[str, ...]], with_orgs: bool, with_recordings: bool
 ) -> None:
+    # Revision 0013 numbered each organisation's records 1, 2, ... in the chain's order.
+    seen: dict[str, list[int]] = {}
+    for record in await storage.audit_records():
+        seen.setdefault(record.org, []).append(record.org_seq)
+    assert all(found == list(range(1, len(found) + 1)) for found in seen.values()), seen
     alice = await storage.get_user("alice")
     assert alice is not None and alice.role == "admin"
     carol = await storage.get_user("carol")

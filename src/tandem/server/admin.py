@@ -16,7 +16,7 @@ import msgspec
 import segno
 from starlette.responses import JSONResponse, Response
 
-from tandem import auth, crypto, revocation
+from tandem import audit, auth, crypto, revocation
 from tandem.directory import site_json, user_json
 from tandem.exceptions import (
     AuthenticationError,
@@ -259,12 +259,14 @@ class LiveSession(Answer):
 
 class AuditRecord(Answer):
     seq: int
+    """The record's position in the organisation's own trail (1, 2, ...: a gap is a record of
+    the organisation missing), not its number in the server's chain, which every organisation
+    shares: that number, and the chain's hashes, would tell the other organisations' volume."""
     at: float
     action: str
     actor: str
     subject: str
     details: dict[str, Any]
-    hash: str
 
 
 class AuditCountRecord(Answer):
@@ -624,13 +626,16 @@ MAX_AUDIT_PAGE = 1000
 MAX_SEQ = 2**63 - 1
 
 
-def _audit_entry(record: Any) -> dict[str, object]:
-    """An audit record as the API answers it: the fields :class:`AuditRecord` declares."""
-    return {name: getattr(record, name) for name in AuditRecord.__struct_fields__}
+def _audit_entry(record: audit.AuditRecord) -> dict[str, object]:
+    """An audit record as the API answers it: the fields :class:`AuditRecord` declares, taken
+    from what the organisation may read of it (its position, not the chain's number)."""
+    entry = record.to_organisation_json()
+    return {name: entry[name] for name in AuditRecord.__struct_fields__}
 
 
 async def _audit(call: Call) -> object:
-    """The organisation's audit records after sequence number ``after`` (a page at a time)."""
+    """The organisation's audit records after position ``after`` of its trail (a page at a
+    time)."""
     try:
         after = int(call.query.get("after", "0"))
         limit = int(call.query.get("limit", str(MAX_AUDIT_PAGE)))
@@ -650,7 +655,7 @@ MAX_AUDIT_SEARCH = 100
 
 
 async def _audit_search(call: Call) -> object:
-    """A page of the organisation's audit records, newest first, before sequence ``before``,
+    """A page of the organisation's audit records, newest first, before position ``before``,
     whose action, actor or subject contains ``q`` (the console's audit trail page)."""
     try:
         before = int(call.query.get("before", str(MAX_SEQ)))
@@ -1044,7 +1049,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/api/audit",
         "audit.read",
-        "Your organisation's audit records after sequence `after` (at most 1000).",
+        "Your organisation's audit records after position `after` of its own trail (at most 1000).",
         _audit,
         returns=list[AuditRecord],
         query=(
@@ -1056,7 +1061,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET",
         "/api/audit/search",
         "audit.read",
-        "A page of your organisation's audit records, newest first: before sequence `before`, "
+        "A page of your organisation's audit records, newest first: before position `before`, "
         "at most `limit` (100), whose event, actor or subject contains `q`.",
         _audit_search,
         returns=list[AuditRecord],

@@ -12,13 +12,13 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.datastructures import URL
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from tandem import crypto, metrics, sbom
+from tandem import auth, crypto, metrics, sbom
 from tandem.config import (
     FORWARDED_HTTPS_NOTE,
     PLAIN_HTTP_NOTE,
@@ -129,6 +129,18 @@ async def note_transport(app: Starlette, plain: bool, what: str) -> None:
     running: services.Services = app.state.services
     name = PLAIN_HTTP_NOTE if plain else FORWARDED_HTTPS_NOTE
     await running.storage.note_installation(name, what, running.clock())
+
+
+async def signed_in_over_tls(app: Starlette, scope: Scope) -> bool:
+    """Whether the request carries a live sign-in in the ``__Host-`` cookie (the name used over
+    TLS), which browsers set only from an https page and send only over https: evidence of the
+    browser's own transport that a client's ``X-Forwarded-Proto`` alone is not."""
+    running: services.Services = app.state.services
+    token = HTTPConnection(scope).cookies.get(auth.SECURE_COOKIE_NAME)
+    agent = await auth.agent_for_token(
+        running.storage, token, running.clock(), running.settings.login_idle_seconds
+    )
+    return agent is not None
 
 
 async def plain_http_noted(app: Starlette) -> bool:
@@ -243,6 +255,9 @@ def create_app(
     async def plain_noted() -> bool:
         return await plain_http_noted(app)
 
+    async def browser_signed_in(scope: Scope) -> bool:
+        return await signed_in_over_tls(app, scope)
+
     async def proxy_still_noted() -> bool:
         return await proxy_noted(app)
 
@@ -256,6 +271,7 @@ def create_app(
                 behind_proxy=bool(settings.trusted_proxies) and not settings.tls,
                 noted=plain_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,
+                signed_in=browser_signed_in,
             ),
             Middleware(
                 PublicOrigins,

@@ -203,7 +203,14 @@ class TransportWatch:
     the first plain one also logged; a note the database refused is made again at the next such
     request; the plain one is noted again when the operator removed it while plain requests
     still come (``noted``, looked at most every ``recheck_seconds``): noted once per process, a
-    note removed before the proxy was fixed left the item passing until the next restart."""
+    note removed before the proxy was fixed left the item passing until the next restart.
+
+    A request forwarded as https is noted only when ``signed_in`` says it carries a live
+    sign-in in its ``__Host-`` cookie, which a browser sets only from an https page and sends
+    back only over https. A proxy that passes the client's own ``X-Forwarded-Proto`` through
+    (or sets it only when the client sent none) cannot be told from one that sets it: one
+    anonymous request saying ``X-Forwarded-Proto: https`` over plain HTTP made the item pass,
+    before any browser had come."""
 
     def __init__(
         self,
@@ -212,11 +219,15 @@ class TransportWatch:
         behind_proxy: bool = False,
         noted: Callable[[], Awaitable[bool]] | None = None,
         recheck_seconds: float = 60.0,
+        signed_in: Callable[[Scope], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
         self.note = note
         self.plain = _Note(noted, recheck_seconds, "the transport's note")
-        self.https_noted = not behind_proxy  # without a proxy, nothing to learn from https
+        # Without a proxy, nothing to learn from https; without a way to tell a browser's
+        # request from a client's word, nothing either.
+        self.https_noted = not behind_proxy or signed_in is None
+        self.signed_in = signed_in
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and (
@@ -252,8 +263,10 @@ class TransportWatch:
                     what,
                 )
         elif not plain and proxied and not self.https_noted:
+            if not await self._signed_in(scope):
+                return  # the client's word alone (its own X-Forwarded-Proto, passed through)
             self.https_noted = True
-            what = f"{scope['type']} {scope['path'][:100]} forwarded as https"
+            what = f"{scope['type']} {scope['path'][:100]} forwarded as https, signed in"
         else:
             return
         try:
@@ -264,6 +277,14 @@ class TransportWatch:
             else:
                 self.https_noted = False
             log.error("cannot note the transport for the compliance check: %s", exc)
+
+    async def _signed_in(self, scope: Scope) -> bool:
+        assert self.signed_in is not None
+        try:
+            return await self.signed_in(scope)
+        except Exception as exc:  # the database away: a later request proves it
+            log.error("cannot note the transport for the compliance check: %s", exc)
+            return False
 
 
 class SameOriginWrites:

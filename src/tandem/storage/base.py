@@ -571,13 +571,15 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
-        """One organisation's audit records after ``after_seq``, at most ``limit``, in order."""
+        """One organisation's audit records after position ``after_seq`` of its own trail
+        (:attr:`AuditRecord.org_seq`, never the chain's ``seq``), at most ``limit``, in order."""
         ...
 
     async def audit_search(
         self, grant: Grant, before_seq: int, limit: int, text: str = ""
     ) -> list[AuditRecord]:
-        """One organisation's audit records before ``before_seq``, newest first, at most
+        """One organisation's audit records before position ``before_seq`` of its own trail
+        (:attr:`AuditRecord.org_seq`), newest first, at most
         ``limit``; with ``text``, only those whose action, actor or subject contains it
         (case-insensitive)."""
         ...

@@ -131,8 +131,13 @@ audit = sa.Table(
     sa.Column("hash", Text, nullable=False),
     # The record MAC (tandem.audit.record_mac); NULL in rows written before revision 0011.
     sa.Column("mac", Text),
+    # The record's position in its organisation's trail (1, 2, ...), assigned with ``seq`` in
+    # the appending transaction: what the organisation's auditors read, as ``seq`` tells the
+    # other organisations' volume (revision 0013 numbered the records already there).
+    sa.Column("org_seq", Int64, nullable=False, server_default="0"),
     sa.Index("audit_at", "at"),
-    sa.Index("audit_org_seq", "org", "seq"),
+    # Unique: two writers that gave one organisation the same position cannot both commit.
+    sa.Index("audit_org_position", "org", "org_seq", unique=True),
 )
 
 audit_anchors = sa.Table(

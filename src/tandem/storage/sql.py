@@ -7,7 +7,8 @@ and pending sign-ins are taken with ``DELETE ... RETURNING``, second factors wit
 a read-then-write cannot be interleaved by another process); single statements run without one.
 The audit chain is extended without any lock: the next record's number is its primary key, so
 of two servers appending at once one wins and the other reads the new head and tries again
-(:meth:`SQLStorage.append_audit`).
+(:meth:`SQLStorage.append_audit`). The record's position in its organisation's trail is read in
+the same statement as the head, so it is taken (and given up) with the number.
 """
 
 from __future__ import annotations
@@ -259,10 +260,10 @@ def _anchor(row: Any) -> Anchor:
 
 
 def _audit_record(row: Any) -> AuditRecord:
-    seq, at, action, actor, org, subject, details, prev_hash, digest, mac = row
-    # The MAC as stored, like an anchor's: the verifier judges it.
+    seq, at, action, actor, org, subject, details, prev_hash, digest, mac, org_seq = row
+    # The MAC and position as stored, like an anchor's: the verifier judges them.
     return AuditRecord(
-        seq, at, action, actor, org, subject, json.loads(details), prev_hash, digest, mac
+        seq, at, action, actor, org, subject, json.loads(details), prev_hash, digest, mac, org_seq
     )
 
 
@@ -277,6 +278,7 @@ _AUDIT_COLUMNS = (
     audit.c.prev_hash,
     audit.c.hash,
     audit.c.mac,
+    audit.c.org_seq,
 )
 _ANCHOR_COLUMNS = tuple(audit_anchors.c)
 _RECORDING_COLUMNS = tuple(recordings.c)
@@ -630,17 +632,25 @@ class _KeptStatements:
         )
         self.put_code = join_codes.insert()
         self.start_session = sessions.insert()
-        # The head of the chain: its last record and last anchor, in one statement (no row
-        # while the trail is empty; anchor columns NULL while it has no anchor).
+        # The head of the chain: its last record, the organisation ``org``'s last position and
+        # the last anchor, in one statement, so from one snapshot (no row while the trail is
+        # empty; anchor columns NULL while it has no anchor). Read apart, another server's
+        # record could come between the two reads and both give one position.
         last_record = (
             sa.select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1).subquery()
         )
         last_anchor = (
             sa.select(*_ANCHOR_COLUMNS).order_by(audit_anchors.c.seq.desc()).limit(1).subquery()
         )
+        last_position = (
+            sa.select(sa.func.coalesce(sa.func.max(audit.c.org_seq), 0))
+            .where(audit.c.org == sa.bindparam("org"))
+            .scalar_subquery()
+        )
         self.chain_head = sa.select(
             last_record.c.seq,
             last_record.c.hash,
+            last_position.label("org_seq"),
             *(c.label(f"a_{c.name}") for c in last_anchor.c),
         ).select_from(last_record.outerjoin(last_anchor, sa.true()))
         self.insert_record = audit.insert()
@@ -2002,14 +2012,16 @@ class SQLStorage:
         """Append one record (and its anchor) on ``db``: in a transaction of its own if
         ``alone``, else in the caller's (:meth:`_with_evidence`)."""
         encoded = json.dumps(details, sort_keys=True)
-        head = db.execute(self._chain_head).first()
+        head = db.execute(self._chain_head, {"org": org}).first()
         seq, prev = (int(head[0]) + 1, str(head[1])) if head else (1, GENESIS)
-        latest = _anchor(head[2:]) if head and head[2] is not None else None
+        position = int(head[2]) + 1 if head else 1
+        latest = _anchor(head[3:]) if head and head[3] is not None else None
         digest = record_hash(seq, at, action, actor, org, subject, details, prev)
-        record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest)
+        record = AuditRecord(
+            seq, at, action, actor, org, subject, details, prev, digest, org_seq=position
+        )
         if seal is not None:
-            mac = seal(record)
-            record = AuditRecord(seq, at, action, actor, org, subject, details, prev, digest, mac)
+            record = dataclasses.replace(record, mac=seal(record))
         values = {
             "seq": seq,
             "at": at,
@@ -2021,6 +2033,7 @@ class SQLStorage:
             "prev_hash": prev,
             "hash": digest,
             "mac": record.mac,
+            "org_seq": position,
         }
         sealed = anchor(record, latest) if anchor is not None else None
         if sealed is None:
@@ -2112,8 +2125,8 @@ class SQLStorage:
         org = grant.org_id
         rows = await self._rows(
             sa.select(*_AUDIT_COLUMNS)
-            .where(audit.c.org == org, audit.c.seq > after_seq)
-            .order_by(audit.c.seq)
+            .where(audit.c.org == org, audit.c.org_seq > after_seq)
+            .order_by(audit.c.org_seq)
             .limit(limit)
         )
         return [_audit_record(row) for row in rows]
@@ -2122,7 +2135,7 @@ class SQLStorage:
         self, grant: Grant, before_seq: int, limit: int, text: str = ""
     ) -> list[AuditRecord]:
         org = grant.org_id
-        query = sa.select(*_AUDIT_COLUMNS).where(audit.c.org == org, audit.c.seq < before_seq)
+        query = sa.select(*_AUDIT_COLUMNS).where(audit.c.org == org, audit.c.org_seq < before_seq)
         if text:
             needle = text.lower()
             query = query.where(
@@ -2133,7 +2146,7 @@ class SQLStorage:
                     )
                 )
             )
-        rows = await self._rows(query.order_by(audit.c.seq.desc()).limit(limit))
+        rows = await self._rows(query.order_by(audit.c.org_seq.desc()).limit(limit))
         return [_audit_record(row) for row in rows]
 
     async def add_audit_counts(self, counts: Sequence[AuditCount]) -> None:
@@ -2293,12 +2306,12 @@ class SQLStorage:
         if not subjects and not actors:
             return []
         rows = await self._rows(
-            sa.select(*audit.c)
+            sa.select(*_AUDIT_COLUMNS)
             .where(
                 audit.c.org == org,
                 sa.or_(audit.c.subject.in_(list(subjects)), audit.c.actor.in_(list(actors))),
             )
-            .order_by(audit.c.seq)
+            .order_by(audit.c.org_seq)
         )
         return [_audit_record(row) for row in rows]
 
