@@ -31,6 +31,7 @@ import asyncio
 import dataclasses
 import io
 import json
+import re
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -63,6 +64,9 @@ HOLD_KINDS = ("recording", "subject")
 HoldKind = Literal["recording", "subject"]
 NamedBy = Literal["sub", "session"]
 """What an identifier is taken for when it could be either (:meth:`Subjects.find`)."""
+PSEUDONYM_SHAPE = re.compile(r"p-[A-Za-z0-9_-]{16}")
+"""What :func:`new_pseudonym` makes (12 random bytes, URL-safe base64), and has since pseudonyms
+were introduced: an identifier of this shape never matches legacy ``customer:<sub>`` records."""
 MAX_SUBJECT_LENGTH = 256
 MAX_REASON_LENGTH = 500
 MAX_EXPORT_BYTES: int = next(
@@ -211,8 +215,11 @@ class Subjects:
         # One pseudonym per subject, but two servers may each have made one for its first
         # sessions at the same moment: look for all of them.
         actors = [f"customer:{p}" for p in dict.fromkeys(p for _, p in pairs)]
-        if subject:
-            actors.append(f"customer:{subject}")  # written before pseudonyms (issue 16)
+        if subject and not PSEUDONYM_SHAPE.fullmatch(subject):
+            # Written before pseudonyms (issue 16). Never for an identifier shaped like a
+            # pseudonym (an admin pasting one from the trail, a site's sub of that shape):
+            # `customer:<it>` is then, or may be, another customer's pseudonymous records.
+            actors.append(f"customer:{subject}")
         records = await self.storage.audit_concerning(
             grant, [*session_ids, *(r.recording_id for r in recordings)], actors
         )

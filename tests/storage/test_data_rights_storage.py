@@ -6,13 +6,16 @@ placed after its own check, and leaves the link of a session it did not list."""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import zipfile
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
 
 from tandem.access import Grant
 from tandem.audit import AuditLog, verify
+from tandem.crypto import system_entropy
 from tandem.directory import operator
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
@@ -25,7 +28,7 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.schema import metadata
-from tandem.subjects import Subjects
+from tandem.subjects import PSEUDONYM_SHAPE, Subjects, new_pseudonym
 from tests.grants import of_org, owned
 
 KEY = b"k" * 32
@@ -90,6 +93,45 @@ async def test_an_identifier_names_exactly_one_customer(storage: Storage, look_a
         await trail.subjects.erase(ADMIN, asked)
     assert (await trail.subjects.find(ADMIN, SUB)).session_ids == ("s1",)  # untouched
     assert (await trail.subjects.find(ADMIN, "ana.lee@shop.example.org")).session_ids == ("s2",)
+
+
+async def test_records_named_by_the_sub_before_pseudonyms_are_still_found(
+    storage: Storage,
+) -> None:
+    """A record an older version wrote names the customer as ``customer:<sub>``: found by it."""
+    trail = Trail(storage)
+    await trail.record("session_created", actor=f"customer:{SUB}", org="default", subject="s0")
+    found = await trail.subjects.find(ADMIN, SUB)
+    assert [r.subject for r in found.audit] == ["s0"]
+
+
+@pytest.mark.parametrize("by", [None, "sub"])
+async def test_an_identifier_shaped_like_a_pseudonym_reaches_no_other_customers_records(
+    storage: Storage, by: Literal["sub"] | None
+) -> None:
+    """Eve's records name her pseudonym. Mallory's site lets her choose her sub: she takes
+    Eve's pseudonym, read off a shared screen of the trail; or an admin pastes it from the
+    trail as a customer's identifier. The match of records written before pseudonyms
+    (``customer:<sub>``) handed Eve's records, and her control decisions, to that export."""
+    trail = Trail(storage)
+    await storage.record_session_start(of_org("default"), "s-eve", 10.0, "demo")
+    eves = await storage.link_subject(
+        of_org("default"), "eve", "s-eve", new_pseudonym(system_entropy)
+    )
+    assert PSEUDONYM_SHAPE.fullmatch(eves)
+    await trail.record("session_created", actor=f"customer:{eves}", org="default", subject="s-eve")
+    await trail.record("session_ended", actor=f"customer:{eves}", org="default", subject="s-eve")
+    pasted = await trail.subjects.find(ADMIN, eves, by)
+    assert pasted.empty
+    await trail.customer("s-mallory", eves)  # Mallory's sub: Eve's pseudonym
+    mallorys = await trail.subjects.find(ADMIN, eves, by)
+    assert mallorys.session_ids == ("s-mallory",)
+    assert {r.subject for r in mallorys.audit} == {"s-mallory"}
+    _, archive = await trail.subjects.export(ADMIN, eves, by)
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert "s-eve" not in opened.read("audit.jsonl").decode()
+        assert "s-mallory" in opened.read("audit.jsonl").decode()
+    assert {r.subject for r in (await trail.subjects.find(ADMIN, "eve")).audit} == {"s-eve"}
 
 
 @pytest.mark.parametrize("victim_sub", ["eve", None], ids=["with a token", "tokenless"])
