@@ -97,7 +97,7 @@ from tandem.storage.base import (
     TakenCode,
 )
 from tandem.storage.sql import expire_upgrade_copies
-from tandem.subjects import new_pseudonym
+from tandem.subjects import canonical_forms, new_pseudonym
 from tandem.supervise import Supervisor
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
@@ -1406,6 +1406,9 @@ class SessionHub:
                 customer,
                 session_id,
                 new_pseudonym(self.entropy),
+                # The form an older version stored the same customer under, if it did: one
+                # customer, one stored form (holds and purge compare it as stored).
+                canonical_forms(customer)[1:],
             )
             actor = f"customer:{pseudonym}"
         await self.record(
