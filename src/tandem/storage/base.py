@@ -351,6 +351,12 @@ class Storage(AuditStore, Protocol):
         """The organisation's sessions that have not ended, oldest first."""
         ...
 
+    async def waiting_practice(self, grant: Grant, username: str) -> list[SessionRecord]:
+        """The organisation's practice sessions (tandem.training) of ``username`` still waiting
+        for the agent (``waiting`` or ``pending_consent``, not handed over), oldest first:
+        whichever process holds them (``max_waiting_practice_per_account``)."""
+        ...
+
     # Organisations, teams, sites, user administration. Names are validated by the caller.
 
     async def add_org(self, org: OrgRecord) -> None:

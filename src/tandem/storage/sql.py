@@ -1483,6 +1483,26 @@ class SQLStorage:
         )
         return [_session(row) for row in rows]
 
+    async def waiting_practice(self, grant: Grant, username: str) -> list[SessionRecord]:
+        org_id = grant.org_id
+        rows = await self._rows(
+            sa.select(*sessions.c)
+            .where(
+                sessions.c.org_id == org_id,
+                sessions.c.ended_at.is_(None),
+                sessions.c.state.in_(("waiting", "pending_consent")),
+                sessions.c.session_id.in_(
+                    sa.select(practice_sessions.c.session_id).where(
+                        practice_sessions.c.org_id == org_id,
+                        practice_sessions.c.username == username,
+                    )
+                ),
+                sessions.c.session_id.not_in(sa.select(suspended_sessions.c.session_id)),
+            )
+            .order_by(sessions.c.created_at, self._bytewise(sessions.c.session_id))
+        )
+        return [_session(row) for row in rows]
+
     # Back-off counts and single-use marks
 
     async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
