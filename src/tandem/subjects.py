@@ -461,18 +461,20 @@ class Subjects:
             kind=checked,
             reason=reason,
         )
-        await self.storage.delete_hold(grant, checked, label[0])  # None: lifted meanwhile
+        await self.storage.delete_hold(grant, checked, hold.target)  # None: lifted meanwhile
         return hold
 
     async def _hold_on(self, grant: Grant, kind: str, target: str) -> HoldRecord | None:
-        return next(
-            (
-                h
-                for h in await self.storage.list_holds(grant)
-                if (h.kind, h.target) == (kind, target)
-            ),
-            None,
-        )
+        """The hold of ``kind`` on ``target``; for a subject, on any spelling of it
+        (:func:`canonical_forms`), ``target`` itself first: an older version stored a hold as
+        typed, and erasure now honours it under any spelling, so it must be found to lift."""
+        spellings = (target, *canonical_forms(target)) if kind == "subject" else (target,)
+        holds = [h for h in await self.storage.list_holds(grant) if h.kind == kind]
+        for spelling in spellings:
+            for hold in holds:
+                if hold.target == spelling:
+                    return hold
+        return None
 
     async def held_now(
         self, actor: Principal, hold: HoldRecord

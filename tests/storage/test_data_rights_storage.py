@@ -225,6 +225,25 @@ async def test_a_hold_asked_in_another_form_holds_the_customer_as_stored(
         await trail.subjects.erase(ADMIN, COMPOSED)
 
 
+async def test_a_hold_an_older_version_stored_in_another_form_can_be_lifted(
+    storage: Storage,
+) -> None:
+    """An older version stored a hold as typed (NFC) on a customer stored NFD. Erasure honours
+    it under any spelling now; lifting it, as typed or in the stored form, found no hold."""
+    trail = Trail(storage)
+    await trail.customer("s1", DECOMPOSED)
+    old = HoldRecord("default", "subject", COMPOSED, "case 2026-8", "ada", 1.0)
+    assert await storage.put_hold(of_org("default"), old)
+    with pytest.raises(ConflictError):
+        await trail.subjects.erase(ADMIN, DECOMPOSED)
+    with pytest.raises(ConflictError):  # one hold on the customer is enough
+        await trail.subjects.place_hold(ADMIN, "subject", DECOMPOSED, "case 2026-9")
+    lifted = await trail.subjects.lift_hold(ADMIN, "subject", DECOMPOSED, "case closed")
+    assert lifted.target == COMPOSED
+    assert await storage.list_holds(of_org("default")) == []
+    assert (await trail.subjects.erase(ADMIN, COMPOSED))["links"] == 1
+
+
 @pytest.mark.parametrize("victim_sub", ["eve", None], ids=["with a token", "tokenless"])
 async def test_a_session_id_that_is_another_customers_sub_is_refused_until_named(
     storage: Storage, victim_sub: str | None
