@@ -428,10 +428,11 @@ class Settings:
     practice_ticket_seconds: float = 900.0
     """How long a practice ticket (the console's start of a practice exercise) may be used."""
     max_waiting_practice_per_account: int = 3
-    """Practice sessions (docs/training.md) one account may hold waiting at once in one server
-    process; more are refused (4429). Every organisation's practice sessions are counted under
-    the server's own practice site, against ``max_waiting_per_site`` and the account's
-    organisation's quota: without this, one account's tickets could take them all."""
+    """Practice sessions (docs/training.md) one account may hold waiting at once, across a
+    cluster (each server adds what storage says waits on the others); more are refused (4429).
+    Every organisation's practice sessions are counted under the server's own practice site,
+    against ``max_waiting_per_site`` and the account's organisation's quota: without this, one
+    account's tickets could take them all."""
     max_input_file_bytes: int = MAX_INPUT_FILE_BYTES
     """Largest file an operator names that is read whole: the masking policy, a checkpoint file
     (``--checkpoint``), a recording key (TANDEM_MAX_INPUT_FILE_BYTES). A larger one is refused

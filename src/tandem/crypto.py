@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -282,6 +283,12 @@ def verify_customer_token(
             f"{int(max_lifetime)} s allowed"
         )
     subject = claims["sub"]
+    if isinstance(subject, str):
+        # One text, one form: a data subject request names the customer by this sub, compared
+        # as stored, and "café" composed (NFC) or decomposed (NFD, as macOS writes it) is the
+        # same text (tandem.subjects.canonical_forms). Compatibility look-alikes (full-width,
+        # ligatures) stay apart: NFKC would make two of a site's customers one.
+        subject = unicodedata.normalize("NFC", subject)
     if not isinstance(subject, str) or not 1 <= len(subject) <= 128:
         raise AuthenticationError("customer token not accepted: sub must be a short string")
     if subject != subject.strip() or any(ord(c) < 32 for c in subject):

@@ -97,7 +97,7 @@ from tandem.storage.base import (
     TakenCode,
 )
 from tandem.storage.sql import expire_upgrade_copies
-from tandem.subjects import new_pseudonym
+from tandem.subjects import canonical_forms, new_pseudonym
 from tandem.supervise import Supervisor
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
@@ -1192,21 +1192,35 @@ class SessionHub:
             del index[key]
         return len(held)
 
-    async def _held_elsewhere(self, site: SiteRecord) -> tuple[int, int]:
+    async def _held_elsewhere(
+        self, site: SiteRecord, practice: str | None = None
+    ) -> tuple[int, int, int]:
         """With several processes: the live sessions other processes hold for ``site``'s
-        organisation (counted against an explicit ``max_sessions_per_org``), and those of them
-        still waiting on ``site`` (against ``max_waiting_per_site``), from storage. Processes
-        admitting at the same instant may each pass a limit once."""
+        organisation (counted against an explicit ``max_sessions_per_org``), those of them
+        still waiting on ``site`` (against ``max_waiting_per_site``), and the ``practice``
+        account's practice sessions they hold waiting (against
+        ``max_waiting_practice_per_account``: counted per process, a cluster of N allowed N
+        times it), from storage. Processes admitting at the same instant may each pass a limit
+        once."""
         if not self.node:
-            return 0, 0
-        rows = await self.storage.live_sessions(Grant.server(site.org_id, "session limits"))
+            return 0, 0, 0
+        grant = Grant.server(site.org_id, "session limits")
+        rows = await self.storage.live_sessions(grant)
         others = [row for row in rows if row.node != self.node]
         waiting = sum(
             1
             for row in others
             if row.site_id == site.site_id and row.state in ("waiting", "pending_consent")
         )
-        return (len(others) if self.settings.max_sessions_per_org is not None else 0), waiting
+        practising = 0
+        if practice:
+            practising = sum(
+                1
+                for row in await self.storage.waiting_practice(grant, practice)
+                if row.node != self.node
+            )
+        held = len(others) if self.settings.max_sessions_per_org is not None else 0
+        return held, waiting, practising
 
     def _admit(
         self,
@@ -1214,7 +1228,7 @@ class SessionHub:
         site: SiteRecord,
         client: str,
         quota: int,
-        elsewhere: tuple[int, int] = (0, 0),
+        elsewhere: tuple[int, int, int] = (0, 0, 0),
         practice: str | None = None,
     ) -> None:
         """Admit a new customer session, or refuse it beyond a limit (ProtocolError 4429 or
@@ -1224,7 +1238,7 @@ class SessionHub:
         the count): :meth:`_release` gives it back."""
         refusal: tuple[int, str, str] | None = None
         account = f"{len(site.org_id)}:{site.org_id}:{practice}" if practice else ""
-        if practice and self._still_waiting(self._waiting_practice, account) >= (
+        if practice and self._still_waiting(self._waiting_practice, account) + elsewhere[2] >= (
             self.settings.max_waiting_practice_per_account
         ):
             refusal = (
@@ -1358,7 +1372,7 @@ class SessionHub:
         organisation. ``customer`` is the subject of a verified customer token, if any;
         ``client`` the page's address. Raises ProtocolError beyond a limit (:meth:`_admit`)."""
         quota = await self.organisation_quota()
-        elsewhere = await self._held_elsewhere(site)
+        elsewhere = await self._held_elsewhere(site, practice)
         session_id = crypto.new_token(self.entropy, 16)
         client = address_group(client)
         self._admit(session_id, site, client, quota, elsewhere, practice)
@@ -1406,6 +1420,9 @@ class SessionHub:
                 customer,
                 session_id,
                 new_pseudonym(self.entropy),
+                # The form an older version stored the same customer under, if it did: one
+                # customer, one stored form (holds and purge compare it as stored).
+                canonical_forms(customer)[1:],
             )
             actor = f"customer:{pseudonym}"
         await self.record(

@@ -31,6 +31,8 @@ import asyncio
 import dataclasses
 import io
 import json
+import re
+import unicodedata
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -63,6 +65,9 @@ HOLD_KINDS = ("recording", "subject")
 HoldKind = Literal["recording", "subject"]
 NamedBy = Literal["sub", "session"]
 """What an identifier is taken for when it could be either (:meth:`Subjects.find`)."""
+PSEUDONYM_SHAPE = re.compile(r"p-[A-Za-z0-9_-]{16}")
+"""What :func:`new_pseudonym` makes (12 random bytes, URL-safe base64), and has since pseudonyms
+were introduced: an identifier of this shape never matches legacy ``customer:<sub>`` records."""
 MAX_SUBJECT_LENGTH = 256
 MAX_REASON_LENGTH = 500
 MAX_EXPORT_BYTES: int = next(
@@ -105,7 +110,10 @@ class Findings:
     org_id: str
     identifier: str
     subject: str | None
-    """The customer's ``sub`` when known (None: a session started without a token)."""
+    """The customer's ``sub`` when known (None: a session started without a token), as stored."""
+    forms: tuple[str, ...]
+    """Every spelling of ``subject`` looked for (:func:`canonical_forms`): what erasure unlinks
+    and what a hold on the customer may be stored under."""
     pseudonym: str | None
     sessions: tuple[SessionRecord, ...]
     session_ids: tuple[str, ...]
@@ -192,14 +200,26 @@ class Subjects:
         linked = await self._session_named(grant, identifier, by)
         if linked is not None and linked[0] == org:
             subject = linked[1]  # a session id leads to its customer
-        pairs = await self.storage.subject_sessions(grant, subject) if subject else []
+        # The same text in another normalisation form is the same customer: tokens' subs are
+        # stored in NFC, an older version stored them as the site wrote them (canonical_forms).
+        forms = canonical_forms(subject) if subject else ()
+        pairs: list[tuple[str, str]] = []
+        stored: list[str] = []
+        for form in forms:
+            links = await self.storage.subject_sessions(grant, form)
+            if links:
+                pairs.extend(links)
+                stored.append(form)
         session_ids = [sid for sid, _ in pairs]
         pseudonym = pairs[0][1] if pairs else None
-        if not pairs:
+        if pairs:
+            subject = stored[0]
+        else:
             subject = None
             session = await self.storage.get_session(identifier) if by != "sub" else None
             if session is not None and session.org_id == org:
                 session_ids = [identifier]  # a session without a customer token
+                forms = ()
             elif by != "session":
                 subject = identifier  # perhaps only named in old audit records
         sessions = []
@@ -211,8 +231,11 @@ class Subjects:
         # One pseudonym per subject, but two servers may each have made one for its first
         # sessions at the same moment: look for all of them.
         actors = [f"customer:{p}" for p in dict.fromkeys(p for _, p in pairs)]
-        if subject:
-            actors.append(f"customer:{subject}")  # written before pseudonyms (issue 16)
+        if subject and not PSEUDONYM_SHAPE.fullmatch(subject):
+            # Written before pseudonyms (issue 16). Never for an identifier shaped like a
+            # pseudonym (an admin pasting one from the trail, a site's sub of that shape):
+            # `customer:<it>` is then, or may be, another customer's pseudonymous records.
+            actors.extend(f"customer:{form}" for form in forms)
         records = await self.storage.audit_concerning(
             grant, [*session_ids, *(r.recording_id for r in recordings)], actors
         )
@@ -221,6 +244,7 @@ class Subjects:
             org_id=org,
             identifier=identifier,
             subject=subject if (pairs or records) else None,
+            forms=tuple(forms) if (pairs or records) else (),
             pseudonym=pseudonym,
             sessions=tuple(sessions),
             session_ids=tuple(session_ids),
@@ -339,7 +363,7 @@ class Subjects:
 
         erased = await deleted_with_evidence(
             lambda evidence: self.storage.erase_subject(
-                grant, findings.subject or "", findings.session_ids, evidence
+                grant, findings.subject or "", findings.session_ids, evidence, findings.forms
             ),
             entries,
             self.witness,
@@ -374,7 +398,7 @@ class Subjects:
     async def _refuse_if_held(self, grant: Grant, findings: Findings) -> None:
         holds = await self.storage.list_holds(grant)
         # A session without a customer token is held under its own id (as in storage's purge).
-        customers = {findings.subject, *findings.session_ids} - {None}
+        customers = {findings.subject, *findings.forms, *findings.session_ids} - {None}
         recording_ids = {r.recording_id for r in findings.recordings}
         for hold in holds:
             if (hold.kind == "subject" and hold.target in customers) or (
@@ -437,18 +461,20 @@ class Subjects:
             kind=checked,
             reason=reason,
         )
-        await self.storage.delete_hold(grant, checked, label[0])  # None: lifted meanwhile
+        await self.storage.delete_hold(grant, checked, hold.target)  # None: lifted meanwhile
         return hold
 
     async def _hold_on(self, grant: Grant, kind: str, target: str) -> HoldRecord | None:
-        return next(
-            (
-                h
-                for h in await self.storage.list_holds(grant)
-                if (h.kind, h.target) == (kind, target)
-            ),
-            None,
-        )
+        """The hold of ``kind`` on ``target``; for a subject, on any spelling of it
+        (:func:`canonical_forms`), ``target`` itself first: an older version stored a hold as
+        typed, and erasure now honours it under any spelling, so it must be found to lift."""
+        spellings = (target, *canonical_forms(target)) if kind == "subject" else (target,)
+        holds = [h for h in await self.storage.list_holds(grant) if h.kind == kind]
+        for spelling in spellings:
+            for hold in holds:
+                if hold.target == spelling:
+                    return hold
+        return None
 
     async def held_now(
         self, actor: Principal, hold: HoldRecord
@@ -493,13 +519,16 @@ class Subjects:
             return target, target
         linked = await self._session_named(grant, target, None)
         subject = linked[1] if linked is not None and linked[0] == grant.org_id else target
-        pairs = await self.storage.subject_sessions(grant, subject)
-        if pairs:
-            return subject, f"customer:{pairs[0][1]}"
+        for form in canonical_forms(subject):
+            # Held under the form the customer is stored under: purge compares it as stored.
+            pairs = await self.storage.subject_sessions(grant, form)
+            if pairs:
+                return form, f"customer:{pairs[0][1]}"
         if linked is None and await self._tokenless_session(grant, target):
             # No sub to hold: the session is its own customer (as in find), held by its id.
             return target, f"session:{target}"
-        return subject, "customer:(no sessions yet)"
+        # Sessions to come are linked in NFC (tandem.crypto.verify_customer_token).
+        return canonical_forms(subject)[0], "customer:(no sessions yet)"
 
 
 def _archive(
@@ -592,6 +621,18 @@ def held_message(hold: HoldRecord) -> str:
         f"under legal hold since {when} by {hold.placed_by} ({hold.reason}): nothing of it is "
         f"erased or purged until the hold is lifted (`tandem hold lift {hold.kind} ... "
         "--reason ...`)"
+    )
+
+
+def canonical_forms(subject: str) -> tuple[str, ...]:
+    """The spellings of ``subject`` that are the same text (Unicode canonical equivalence):
+    NFC first (how a customer token's ``sub`` is stored since the leftovers review), then NFD
+    and ``subject`` as given (how an older version may have stored it). Compatibility
+    look-alikes (full-width letters, ligatures) are other text and not among them."""
+    return tuple(
+        dict.fromkeys(
+            (unicodedata.normalize("NFC", subject), unicodedata.normalize("NFD", subject), subject)
+        )
     )
 
 

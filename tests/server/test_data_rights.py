@@ -13,6 +13,7 @@ import logging
 import secrets
 import sqlite3
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from tests.server.helpers import recv_json, send
 from tests.server.test_customer_tokens import create, issue_key, sign
 from tests.server.test_organisations import api
 from tests.server.test_session_clearing import (
+    _pg,
     server_on,
     stored_end,
     stored_rows_naming,
@@ -113,6 +115,41 @@ async def test_an_erased_customer_is_named_nowhere_the_server_keeps_data(
         # The trail still verifies, with the erasure's record in it.
         code, said = audit_verifies(server)
         assert code == 0, said
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_token_sub_in_nfd_is_erased_by_its_nfc_form(
+    server_factory: ServerFactory, tmp_path: Path, backend: str
+) -> None:
+    """The site's token writes the customer's name decomposed (NFD); the admin types the
+    erasure request as their keyboard composes it (NFC). Stored as the token wrote it, the
+    request erased nothing ("nothing stored concerns ...") while the customer stayed."""
+    composed = f"caf\u00e9-{secrets.token_hex(4)}@shop.example"
+    decomposed = unicodedata.normalize("NFD", composed)
+    async with data_rights_server(server_factory, tmp_path, backend) as server:
+        session_id = await ended_customer(server, issue_key(server), decomposed)
+        assert await stored_subjects(server) == [composed]  # one form: NFC
+        with api(server, "ada") as ada:
+            for asked in (composed, decomposed):
+                found = ada.post("/api/subjects/find", json={"subject": asked})
+                assert found.json()["sessions"] == [session_id], found.text
+            erased = ada.post("/api/subjects/erase", json={"subject": composed})
+            assert erased.status_code == 200, erased.text
+            assert erased.json()["links"] == 1
+        assert await stored_subjects(server) == []
+
+
+async def stored_subjects(server: RunningServer) -> list[str]:
+    """Every ``sub`` the server's database links a session to, as stored (the text helpers
+    above search bytes as Latin-1, which an accented ``sub`` is not)."""
+    if not server.settings.database_url:
+        with contextlib.closing(sqlite3.connect(server.settings.database_path)) as db:
+            return [str(row[0]) for row in db.execute("SELECT subject FROM subject_sessions")]
+    db = await _pg(server)
+    try:
+        return [str(row[0]) for row in await db.fetch("SELECT subject FROM subject_sessions")]
+    finally:
+        await db.close()
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -533,6 +533,29 @@ def test_a_single_organisations_auditors_see_the_names_sprayed_at_it(
     assert [r["actor"] for r in failed] == ["nobody-at-all"]
 
 
+async def test_a_single_organisations_auditors_see_the_provider_starts_sprayed_at_it(
+    server_factory: ServerFactory,
+) -> None:
+    """As for password sign-ins: with one organisation, provider sign-ins started from one
+    address under a name that is no organisation's are counted for it once the address waits.
+    They were counted under none, so its auditors never saw them (the operator did)."""
+    server = server_factory()
+    add_user(server.settings.data_dir, "aud", role="auditor")
+    url = f"{server.base}/api/sso/start"
+    with httpx.Client() as browser:
+        for _ in range(server.settings.sso_free_starts + 1):
+            browser.get(url, params={"org": "no-such-org"})
+        busy = browser.get(url, params={"org": "no-such-org"})
+        assert busy.headers["location"] == "/console/?sso=busy"
+    server.clock.advance(server.settings.anonymous_audit_interval_seconds)
+
+    async def counted() -> bool:
+        return bool(counts(server, "aud"))
+
+    await eventually(counted)
+    assert [row["action"] for row in counts(server, "aud")] == ["sso_throttled"]
+
+
 async def operators_trail(server: RunningServer) -> list[tuple[str, str, str]]:
     """(action, actor, organisation) of every record, as the operator reads the database."""
     records, _ = await trail(server.settings.data_dir)

@@ -386,6 +386,35 @@ def add_to_cluster(
     run_in_thread(run)
 
 
+async def test_one_accounts_waiting_practice_sessions_are_capped_across_the_cluster(
+    cluster: Cluster,
+) -> None:
+    """Attack: the agent who keeps practice sessions waiting (each holds the shared practice
+    site's waiting places and its organisation's quota) starts them on each server of the
+    cluster in turn. ``max_waiting_practice_per_account`` was counted per process, so two
+    servers let it hold twice as many; now each server adds what storage says waits
+    elsewhere, as for the per-site limit."""
+    a, b = cluster(max_waiting_practice_per_account=2), cluster(max_waiting_practice_per_account=2)
+    acknowledge(a, "newbie")
+
+    async def start(customer_on: RunningServer) -> Any:
+        with httpx.Client(
+            base_url=a.base,
+            cookies={"tandem_agent": login_cookie(a, "newbie")},
+            headers={"origin": a.origin},
+        ) as me:
+            ticket = me.post("/api/training/practice").json()["ticket"]
+        customer = await open_customer(customer_on)
+        await send(customer, type="create", practice=ticket)
+        return customer
+
+    assert (await recv_json(await start(a)))["type"] == "created"
+    assert (await recv_json(await start(b)))["type"] == "created"
+    for server in (a, b):
+        refused = await closed_with(await start(server))
+        assert refused[0] == 4429 and "practice sessions" in refused[1]
+
+
 async def test_training_holds_across_two_servers(cluster: Cluster, tmp_path: Path) -> None:
     """Attack across a cluster: the acknowledgement made on one server counts on the other; a
     practice ticket is used once whichever server sees it; the practice customer on B and the

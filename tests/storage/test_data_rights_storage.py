@@ -6,13 +6,16 @@ placed after its own check, and leaves the link of a session it did not list."""
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import zipfile
+from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
 
 from tandem.access import Grant
 from tandem.audit import AuditLog, verify
+from tandem.crypto import system_entropy
 from tandem.directory import operator
 from tandem.exceptions import ConflictError, NotFoundError
 from tandem.storage.base import (
@@ -25,7 +28,7 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.schema import metadata
-from tandem.subjects import Subjects
+from tandem.subjects import PSEUDONYM_SHAPE, Subjects, canonical_forms, new_pseudonym
 from tests.grants import of_org, owned
 
 KEY = b"k" * 32
@@ -90,6 +93,155 @@ async def test_an_identifier_names_exactly_one_customer(storage: Storage, look_a
         await trail.subjects.erase(ADMIN, asked)
     assert (await trail.subjects.find(ADMIN, SUB)).session_ids == ("s1",)  # untouched
     assert (await trail.subjects.find(ADMIN, "ana.lee@shop.example.org")).session_ids == ("s2",)
+
+
+async def test_records_named_by_the_sub_before_pseudonyms_are_still_found(
+    storage: Storage,
+) -> None:
+    """A record an older version wrote names the customer as ``customer:<sub>``: found by it."""
+    trail = Trail(storage)
+    await trail.record("session_created", actor=f"customer:{SUB}", org="default", subject="s0")
+    found = await trail.subjects.find(ADMIN, SUB)
+    assert [r.subject for r in found.audit] == ["s0"]
+
+
+@pytest.mark.parametrize("by", [None, "sub"])
+async def test_an_identifier_shaped_like_a_pseudonym_reaches_no_other_customers_records(
+    storage: Storage, by: Literal["sub"] | None
+) -> None:
+    """Eve's records name her pseudonym. Mallory's site lets her choose her sub: she takes
+    Eve's pseudonym, read off a shared screen of the trail; or an admin pastes it from the
+    trail as a customer's identifier. The match of records written before pseudonyms
+    (``customer:<sub>``) handed Eve's records, and her control decisions, to that export."""
+    trail = Trail(storage)
+    await storage.record_session_start(of_org("default"), "s-eve", 10.0, "demo")
+    eves = await storage.link_subject(
+        of_org("default"), "eve", "s-eve", new_pseudonym(system_entropy)
+    )
+    assert PSEUDONYM_SHAPE.fullmatch(eves)
+    await trail.record("session_created", actor=f"customer:{eves}", org="default", subject="s-eve")
+    await trail.record("session_ended", actor=f"customer:{eves}", org="default", subject="s-eve")
+    pasted = await trail.subjects.find(ADMIN, eves, by)
+    assert pasted.empty
+    await trail.customer("s-mallory", eves)  # Mallory's sub: Eve's pseudonym
+    mallorys = await trail.subjects.find(ADMIN, eves, by)
+    assert mallorys.session_ids == ("s-mallory",)
+    assert {r.subject for r in mallorys.audit} == {"s-mallory"}
+    _, archive = await trail.subjects.export(ADMIN, eves, by)
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        assert "s-eve" not in opened.read("audit.jsonl").decode()
+        assert "s-mallory" in opened.read("audit.jsonl").decode()
+    assert {r.subject for r in (await trail.subjects.find(ADMIN, "eve")).audit} == {"s-eve"}
+
+
+COMPOSED = "caf\u00e9.lee@shop.example"  # NFC
+DECOMPOSED = "cafe\u0301.lee@shop.example"  # NFD: the same text
+FORMS = {
+    "stored NFD, asked NFC": (DECOMPOSED, COMPOSED),
+    "stored NFC, asked NFD": (COMPOSED, DECOMPOSED),
+}
+
+
+@pytest.mark.parametrize("forms", FORMS)
+async def test_a_customer_is_found_and_erased_in_either_normalisation_form(
+    storage: Storage, forms: str
+) -> None:
+    """An older version stored the sub as the site wrote it (macOS and some identity systems
+    write NFD); the admin types the request in the other form. It was compared byte for byte:
+    the erasure found nothing and said so, the person was never erased."""
+    stored, asked = FORMS[forms]
+    trail = Trail(storage)
+    await trail.customer("s1", stored)
+    assert (await trail.subjects.find(ADMIN, asked)).session_ids == ("s1",)
+    erased = await trail.subjects.erase(ADMIN, asked)
+    assert (erased["sessions"], erased["links"]) == (1, 1)
+    assert (await trail.subjects.find(ADMIN, stored)).empty
+    assert await trail.verified()
+
+
+COMPATIBLE = {
+    "full-width c": "\uff43af\u00e9.lee@shop.example",
+    "Cyrillic e with an accent": "caf\u0435\u0301.lee@shop.example",
+    "e and a spacing acute": "cafe\u00b4.lee@shop.example",
+}
+
+
+@pytest.mark.parametrize("look_alike", COMPATIBLE)
+async def test_a_look_alike_of_an_accented_sub_still_names_nobody(
+    storage: Storage, look_alike: str
+) -> None:
+    """Canonical equivalence only: compatibility look-alikes are another customer's text."""
+    trail = Trail(storage)
+    await trail.customer("s1", DECOMPOSED)
+    assert (await trail.subjects.find(ADMIN, COMPATIBLE[look_alike])).empty
+    with pytest.raises(NotFoundError):
+        await trail.subjects.erase(ADMIN, COMPATIBLE[look_alike])
+    assert (await trail.subjects.find(ADMIN, COMPOSED)).session_ids == ("s1",)
+
+
+async def test_a_sub_an_older_version_stored_in_both_forms_is_one_customer(
+    storage: Storage,
+) -> None:
+    """The site issued the same sub in both forms (one sign-in page composed it, another did
+    not) and an older version stored each apart, with a pseudonym each. Both came in tokens
+    the site signed, and are the same text: one customer, found, exported and erased whole
+    (erasing one form left the other's sessions, the person still findable)."""
+    trail = Trail(storage)
+    await trail.customer("s1", DECOMPOSED)
+    await trail.customer("s2", COMPOSED)
+    found = await trail.subjects.find(ADMIN, COMPOSED)
+    assert set(found.session_ids) == {"s1", "s2"}
+    assert {r.subject for r in found.audit} == {"s1", "s2"}
+    erased = await trail.subjects.erase(ADMIN, DECOMPOSED)
+    assert (erased["sessions"], erased["links"]) == (2, 2)
+    for form in (COMPOSED, DECOMPOSED):
+        assert await storage.subject_sessions(of_org("default"), form) == []
+
+
+async def test_a_customer_an_older_version_stored_keeps_their_form_and_pseudonym(
+    storage: Storage,
+) -> None:
+    """A returning customer's token now says NFC; an older version linked them in NFD. A new
+    link under NFC made them two stored forms with two pseudonyms, of which a hold held one."""
+    await storage.link_subject(of_org("default"), DECOMPOSED, "s1", "p-old")
+    again = await storage.link_subject(
+        of_org("default"), COMPOSED, "s2", "p-new", canonical_forms(COMPOSED)[1:]
+    )
+    assert again == "p-old"
+    linked = await storage.subject_sessions(of_org("default"), DECOMPOSED)
+    assert sorted(linked) == [("s1", "p-old"), ("s2", "p-old")]
+
+
+async def test_a_hold_asked_in_another_form_holds_the_customer_as_stored(
+    storage: Storage,
+) -> None:
+    """A hold typed NFC on a customer stored NFD was stored under NFC: purge, comparing it
+    as stored, kept nothing of theirs."""
+    trail = Trail(storage)
+    await trail.customer("s1", DECOMPOSED)
+    placed = await trail.subjects.place_hold(ADMIN, "subject", COMPOSED, "case 2026-7")
+    assert placed.hold.target == DECOMPOSED and placed.sessions == ("s1",)
+    with pytest.raises(ConflictError):
+        await trail.subjects.erase(ADMIN, COMPOSED)
+
+
+async def test_a_hold_an_older_version_stored_in_another_form_can_be_lifted(
+    storage: Storage,
+) -> None:
+    """An older version stored a hold as typed (NFC) on a customer stored NFD. Erasure honours
+    it under any spelling now; lifting it, as typed or in the stored form, found no hold."""
+    trail = Trail(storage)
+    await trail.customer("s1", DECOMPOSED)
+    old = HoldRecord("default", "subject", COMPOSED, "case 2026-8", "ada", 1.0)
+    assert await storage.put_hold(of_org("default"), old)
+    with pytest.raises(ConflictError):
+        await trail.subjects.erase(ADMIN, DECOMPOSED)
+    with pytest.raises(ConflictError):  # one hold on the customer is enough
+        await trail.subjects.place_hold(ADMIN, "subject", DECOMPOSED, "case 2026-9")
+    lifted = await trail.subjects.lift_hold(ADMIN, "subject", DECOMPOSED, "case closed")
+    assert lifted.target == COMPOSED
+    assert await storage.list_holds(of_org("default")) == []
+    assert (await trail.subjects.erase(ADMIN, COMPOSED))["links"] == 1
 
 
 @pytest.mark.parametrize("victim_sub", ["eve", None], ids=["with a token", "tokenless"])

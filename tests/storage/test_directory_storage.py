@@ -99,6 +99,39 @@ async def test_ended_sessions_go_when_their_organisations_retention_runs_out(
     assert await storage.get_session("live") is not None  # never while live
 
 
+async def test_an_accounts_waiting_practice_sessions_are_listed_whichever_node_holds_them(
+    storage: Storage,
+) -> None:
+    """What ``max_waiting_practice_per_account`` counts across a cluster: the account's own
+    practice sessions still waiting, on any node; not one joined, ended, another account's,
+    another organisation's or a customer's."""
+    await storage.add_org(OrgRecord("acme", "Acme", 0.0))
+    for org in ("default", "acme"):
+        await storage.add_user(*owned(UserRecord(f"al-{org}", "Al", "agent", "h", 0.0, org_id=org)))
+    sessions = (
+        ("waits-a", "default", "al-default", "node-a"),
+        ("waits-b", "default", "al-default", "node-b"),
+        ("joined", "default", "al-default", "node-b"),
+        ("ended", "default", "al-default", "node-b"),
+        ("acmes", "acme", "al-acme", "node-b"),
+        ("customer", "default", None, "node-b"),
+    )
+    for at, (session_id, org, username, node) in enumerate(sessions):
+        await storage.record_session_start(of_org(org), session_id, float(at), "practice", node)
+        if username is not None:
+            await storage.start_practice(
+                of_org(org), PracticeRecord(session_id, username, org, started_at=float(at))
+            )
+    await storage.record_session_state("joined", "active", "Al")
+    await storage.record_session_end("ended", 9.0, "left", None)
+    waiting = await storage.waiting_practice(of_org("default"), "al-default")
+    assert [(r.session_id, r.node) for r in waiting] == [
+        ("waits-a", "node-a"),
+        ("waits-b", "node-b"),
+    ]
+    assert await storage.waiting_practice(of_org("acme"), "al-default") == []
+
+
 async def test_practice_evidence_goes_with_its_session_when_retention_runs_out(
     storage: Storage,
 ) -> None:

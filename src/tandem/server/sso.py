@@ -119,15 +119,22 @@ def _forget_browser(response: Response, request: Request) -> None:
 
 
 async def _organisation_named(services: Services, org_id: str) -> str:
-    """``org_id`` if it is an organisation's id, else none (``""``): counted under the default
-    organisation, starts naming no organisation told its auditors which names are other
-    organisations' (those were not counted there)."""
+    """``org_id`` if it is an organisation's id; for a name that is no organisation's, the only
+    organisation while there is one, else none (``""``), as a failed sign-in naming no account
+    is filed (:func:`tandem.auth.organisation_of`). Counted under the default organisation
+    with several, starts naming no organisation told its auditors which names are other
+    organisations' (those were not counted there); under none with one, its auditors did not
+    see the starts sprayed at it."""
     try:
         auth.validate_name(org_id, "organisation id")
+        named = True
     except ConfigError:
-        return ""
-    found = await services.storage.get_org(Grant.server(org_id, "sso start counted"))
-    return found.org_id if found is not None else ""
+        named = False
+    # Read for every name, an organisation's too: the same queries either way.
+    orgs = await services.storage.all_orgs()
+    if named and any(org.org_id == org_id for org in orgs):
+        return org_id
+    return orgs[0].org_id if len(orgs) == 1 else ""
 
 
 def _start_key(request: Request) -> str:

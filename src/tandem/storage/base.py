@@ -351,6 +351,12 @@ class Storage(AuditStore, Protocol):
         """The organisation's sessions that have not ended, oldest first."""
         ...
 
+    async def waiting_practice(self, grant: Grant, username: str) -> list[SessionRecord]:
+        """The organisation's practice sessions (tandem.training) of ``username`` still waiting
+        for the agent (``waiting`` or ``pending_consent``, not handed over), oldest first:
+        whichever process holds them (``max_waiting_practice_per_account``)."""
+        ...
+
     # Organisations, teams, sites, user administration. Names are validated by the caller.
 
     async def add_org(self, org: OrgRecord) -> None:
@@ -644,10 +650,18 @@ class Storage(AuditStore, Protocol):
     # Data subject requests and legal holds (tandem.subjects).
 
     async def link_subject(
-        self, grant: Grant, subject: str, session_id: str, pseudonym: str
+        self,
+        grant: Grant,
+        subject: str,
+        session_id: str,
+        pseudonym: str,
+        forms: Sequence[str] = (),
     ) -> str:
         """Remember that ``session_id`` served the customer ``subject`` and return the subject's
-        pseudonym in the organisation: the one it already has, else ``pseudonym``."""
+        pseudonym in the organisation: the one it already has, else ``pseudonym``. ``forms``
+        are other spellings of the same text (tandem.subjects.canonical_forms): a customer
+        linked under one of them only (by an older version) is linked under it again, with
+        its pseudonym, so that one customer has one stored form."""
         ...
 
     async def subject_sessions(self, grant: Grant, subject: str) -> list[tuple[str, str]]:
@@ -677,12 +691,14 @@ class Storage(AuditStore, Protocol):
         subject: str,
         session_ids: Sequence[str],
         evidence: Evidence[SubjectErasure] | None = None,
+        forms: Sequence[str] = (),
     ) -> SubjectErasure:
         """Delete, in one transaction, the sessions (their records, join codes, recordings and
-        frames) and their links to ``subject``; the audit trail is untouched but for
-        ``evidence`` (if any): its records, appended in the same transaction. Raises
-        ConflictError, erasing nothing, if a legal hold covers ``subject``, one of the sessions
-        (by id) or one of their recordings."""
+        frames) and their links to ``subject`` (or one of ``forms``, other spellings of the
+        same text); the audit trail is untouched but for ``evidence`` (if any): its records,
+        appended in the same transaction. Raises ConflictError, erasing nothing, if a legal
+        hold covers ``subject`` or one of ``forms``, one of the sessions (by id) or one of
+        their recordings."""
         ...
 
     async def put_hold(self, grant: Grant, hold: HoldRecord) -> bool:

@@ -1493,6 +1493,26 @@ class SQLStorage:
         )
         return [_session(row) for row in rows]
 
+    async def waiting_practice(self, grant: Grant, username: str) -> list[SessionRecord]:
+        org_id = grant.org_id
+        rows = await self._rows(
+            sa.select(*sessions.c)
+            .where(
+                sessions.c.org_id == org_id,
+                sessions.c.ended_at.is_(None),
+                sessions.c.state.in_(("waiting", "pending_consent")),
+                sessions.c.session_id.in_(
+                    sa.select(practice_sessions.c.session_id).where(
+                        practice_sessions.c.org_id == org_id,
+                        practice_sessions.c.username == username,
+                    )
+                ),
+                sessions.c.session_id.not_in(sa.select(suspended_sessions.c.session_id)),
+            )
+            .order_by(sessions.c.created_at, self._bytewise(sessions.c.session_id))
+        )
+        return [_session(row) for row in rows]
+
     # Back-off counts and single-use marks
 
     async def backoff_state(self, keys: Sequence[str]) -> dict[str, tuple[int, float, float]]:
@@ -2244,20 +2264,34 @@ class SQLStorage:
     # Data subject requests and legal holds (issue 16)
 
     async def link_subject(
-        self, grant: Grant, subject: str, session_id: str, pseudonym: str
+        self,
+        grant: Grant,
+        subject: str,
+        session_id: str,
+        pseudonym: str,
+        forms: Sequence[str] = (),
     ) -> str:
         org_id = grant.org_id
+        spellings = list(dict.fromkeys([subject, *forms]))
 
         def work(db: _Db) -> str:
             known = db.execute(
-                sa.select(subject_sessions.c.pseudonym)
-                .where(subject_sessions.c.org_id == org_id, subject_sessions.c.subject == subject)
-                .limit(1)
-            ).first()
-            chosen = str(known[0]) if known is not None else pseudonym
+                sa.select(subject_sessions.c.subject, subject_sessions.c.pseudonym)
+                .where(
+                    subject_sessions.c.org_id == org_id,
+                    subject_sessions.c.subject.in_(spellings),
+                )
+                .distinct()
+            ).rows
+            # The subject as given first, then the other forms in their order.
+            found = sorted(
+                ((str(row[0]), str(row[1])) for row in known),
+                key=lambda row: (spellings.index(row[0]), row[1]),
+            )
+            stored, chosen = found[0] if found else (subject, pseudonym)
             db.execute(
                 subject_sessions.insert().values(
-                    session_id=session_id, org_id=org_id, subject=subject, pseudonym=chosen
+                    session_id=session_id, org_id=org_id, subject=stored, pseudonym=chosen
                 )
             )
             return chosen
@@ -2321,9 +2355,11 @@ class SQLStorage:
         subject: str,
         session_ids: Sequence[str],
         evidence: Evidence[SubjectErasure] | None = None,
+        forms: Sequence[str] = (),
     ) -> SubjectErasure:
         org_id = grant.org_id
         ids = list(session_ids)
+        spellings = list(dict.fromkeys([subject, *forms]))
 
         def work(db: _Db) -> SubjectErasure:
             # Checked again here, in the erasure's transaction: a hold placed after the caller
@@ -2335,7 +2371,7 @@ class SQLStorage:
                     sa.or_(
                         sa.and_(
                             legal_holds.c.kind == "subject",
-                            legal_holds.c.target.in_([subject, *ids]),
+                            legal_holds.c.target.in_([*spellings, *ids]),
                         ),
                         sa.and_(
                             legal_holds.c.kind == "recording",
@@ -2370,7 +2406,7 @@ class SQLStorage:
             links = db.execute(
                 subject_sessions.delete().where(
                     subject_sessions.c.org_id == org_id,
-                    subject_sessions.c.subject == subject,
+                    subject_sessions.c.subject.in_(spellings),
                     subject_sessions.c.session_id.in_(ids),
                 )
             ).rowcount
