@@ -289,7 +289,7 @@ class Directory:
         acr = _assurance_values(mfa_acr, "mfa_acr")
         amr = _assurance_values(mfa_amr, "mfa_amr")
         current = await self.storage.get_oidc(grant)
-        kept = json.loads(self.box.open(current)) if current else {}
+        kept = self._stored_provider(current, keeping=acr is None or amr is None)
         acr = list(kept.get("mfa_acr", [])) if acr is None else acr
         amr = list(kept.get("mfa_amr", [])) if amr is None else amr
         outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
@@ -321,6 +321,24 @@ class Directory:
             mfa_amr=amr,
         )
         return _sso_json(value)
+
+    def _stored_provider(self, current: str | None, *, keeping: bool) -> dict[str, Any]:
+        """The provider's settings as stored, to compare the new ones with (and keep the lists
+        not given): ``{}`` for none, and for settings sealed under a secrets key this server no
+        longer has (lost, or restored from elsewhere), which differ from any (their sign-ins
+        end). Raises ConfigError for those when ``keeping`` a list only they hold."""
+        if not current:
+            return {}
+        try:
+            return dict(json.loads(self.box.open(current)))
+        except ConfigError:
+            if keeping:
+                raise ConfigError(
+                    "the stored single sign-on settings cannot be decrypted (the secrets key was"
+                    " replaced?): save them again with mfa_amr and mfa_acr given, or remove"
+                    " single sign-on first"
+                ) from None
+            return {}
 
     async def clear_sso(self, actor: Principal) -> None:
         """Turn the organisation's provider off: every sign-in made through it ends (on every

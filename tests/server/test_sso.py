@@ -9,12 +9,14 @@ import concurrent.futures
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tandem.crypto import SecretBox
 from tandem.directory import Directory
 from tests.conftest import (
     AGENT_PASSWORD,
@@ -563,6 +565,38 @@ def test_a_provider_stored_by_an_older_version_saved_with_a_new_secret_keeps_its
         assert sign_in(orgs_server, browser).headers["location"] == "/console/"
         assert ada.put("/api/org/sso", json=settings).status_code == 200
         assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
+
+
+def test_settings_sealed_under_a_replaced_secrets_key_can_be_saved_over(
+    orgs_server: RunningServer, provider: OidcProvider, tmp_path: Path
+) -> None:
+    """With the secrets key replaced (lost, restored from another machine), the stored
+    settings cannot be opened: saving the provider again in full (its second-factor lists
+    given) replaces them and ends the sign-ins made through what nobody can read any more;
+    without the lists, which only the unreadable settings held, a clear refusal says to give
+    them. It was a refusal either way, so single sign-on could only be removed first."""
+
+    async def sealed_elsewhere(directory: Directory) -> None:
+        other = SecretBox(tmp_path / "another-secrets.key")
+        stored = {"issuer": provider.issuer, "client_id": "c", "client_secret": "s"}
+        await directory.storage.set_oidc(of_org("default"), other.seal(json.dumps(stored)))
+
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+    }
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        seed_directory(orgs_server.settings.data_dir, sealed_elsewhere)
+        partial = ada.put("/api/org/sso", json=settings)
+        assert partial.status_code == 400, partial.text
+        assert "mfa_amr" in partial.json()["detail"], partial.text
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
+        whole = {**settings, "mfa_amr": [], "mfa_acr": []}
+        assert ada.put("/api/org/sso", json=whole).status_code == 200
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+        assert ada.get("/api/org/sso").status_code == 200
 
 
 class ChangedWhileSigningIn(OidcProvider):
