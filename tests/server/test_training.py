@@ -243,7 +243,10 @@ async def test_an_agent_asks_to_record_only_under_the_current_policy(
     server_factory: ServerFactory,
 ) -> None:
     """Recording is gated on the current policy like the recordings API: an agent in a session
-    when the admin publishes a new version acknowledges it before asking to record."""
+    when the admin publishes a new version acknowledges it before asking to record. The
+    refusal's code is ``training_required``: the console shows its own words for a code, never
+    the server's, and for ``forbidden`` they were "Not allowed for your account.", which sent
+    the agent to an admin instead of to the policy."""
     server = server_factory(seed=two_organisations)
     customer, created = await start_session(server)
     alice = await open_agent(server, login_cookie(server))
@@ -256,7 +259,7 @@ async def test_an_agent_asks_to_record_only_under_the_current_policy(
         assert ada.put("/api/training/policy", json={"text": "Record less."}).status_code == 200
     await send(alice, type="record")
     refused = await recv_json(alice)
-    assert refused["code"] == "forbidden" and "(version 2) first" in refused["message"]
+    assert refused["code"] == "training_required" and "(version 2) first" in refused["message"]
     acknowledge(server, "alice")
     await send(alice, type="record")  # now past the gate: this organisation has no key
     assert (await recv_json(alice))["code"] == "no_recording_key"
