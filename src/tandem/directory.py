@@ -305,11 +305,16 @@ class Directory:
             "mfa_acr": acr,
             "mfa_amr": amr,
         }
+        # Another provider, client or second factor required: what vouched for the sign-ins
+        # made through the old one is gone (an admin who finds its provider taken over changes
+        # it). A new client secret alone keeps them. Ended before the write too: should ending
+        # them after it fail, the admin's second save finds the settings already stored, and
+        # nothing changed.
+        changed = bool(current) and _provider_of(kept) != _provider_of(value)
+        if changed:
+            await self._end_provider_sign_ins(grant, actor.org)
         await self.storage.set_oidc(grant, self.box.seal(json.dumps(value)))
-        if current and _provider_of(kept) != _provider_of(value):
-            # Another provider, client or second factor required: what vouched for the
-            # sign-ins made through the old one is gone (an admin who finds its provider
-            # taken over changes it). A new client secret alone keeps them.
+        if changed:  # those finishing meanwhile: stored before the write, seen only now
             await self._end_provider_sign_ins(grant, actor.org)
         await self.record(
             "sso_configured",

@@ -16,8 +16,11 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tandem.access import Grant
 from tandem.crypto import SecretBox
 from tandem.directory import Directory
+from tandem.exceptions import StorageError
+from tandem.storage.sql import SQLStorage
 from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
@@ -565,6 +568,37 @@ def test_a_provider_stored_by_an_older_version_saved_with_a_new_secret_keeps_its
         assert sign_in(orgs_server, browser).headers["location"] == "/console/"
         assert ada.put("/api/org/sso", json=settings).status_code == 200
         assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
+
+
+def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_when_saved_again(
+    orgs_server: RunningServer, provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while an admin changes the provider: the new settings were written,
+    then ending the old provider's sign-ins failed (503). The admin saves again, as told, and
+    the settings stored are the ones given: nothing changed, nothing ended, and the sign-ins
+    the old provider made lasted their lifetime. Now they are ended before the write as well
+    as after it (a sign-in finishing in between is still refused by its second read)."""
+    failed: list[bool] = []
+    ending = SQLStorage.delete_logins_by_method
+
+    async def fails_once(self: SQLStorage, grant: Grant, method: str) -> int:
+        if not failed:
+            failed.append(True)
+            raise StorageError("the database did not answer")
+        return await ending(self, grant, method)
+
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+        "mfa_amr": ["mfa"],
+    }
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+        assert ada.put("/api/org/sso", json=settings).status_code == 503
+        assert ada.put("/api/org/sso", json=settings).status_code == 200
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
 
 
 def test_settings_sealed_under_a_replaced_secrets_key_can_be_saved_over(
