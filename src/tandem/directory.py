@@ -350,6 +350,9 @@ class Directory:
         server: its sockets close), so a provider taken over and then removed keeps no one
         signed in for the rest of the sign-in's lifetime."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
+        # Ended first too: a removal whose ending failed (the database away) would otherwise
+        # look done, the provider off, with its sign-ins still on.
+        await self._end_provider_sign_ins(grant, actor.org)
         await self.storage.set_oidc(grant, None)
         await self._end_provider_sign_ins(grant, actor.org)
         await self.record("sso_removed", actor=actor.username, org=actor.org, subject=actor.org)

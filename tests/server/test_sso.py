@@ -601,6 +601,31 @@ def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_w
         assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
 
 
+def test_a_provider_removal_the_database_failed_halfway_does_not_look_done(
+    orgs_server: RunningServer, provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same fault as the admin turns single sign-on off: the provider was removed, then
+    ending its sign-ins failed (503). The console then showed single sign-on off, as if done,
+    and the sign-ins made through the provider (perhaps one taken over) lasted. Now they end
+    first: a removal that failed leaves the provider on, for the admin to remove again."""
+    failed: list[bool] = []
+    ending = SQLStorage.delete_logins_by_method
+
+    async def fails_once(self: SQLStorage, grant: Grant, method: str) -> int:
+        if not failed:
+            failed.append(True)
+            raise StorageError("the database did not answer")
+        return await ending(self, grant, method)
+
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+        assert ada.delete("/api/org/sso").status_code == 503
+        assert ada.get("/api/org/sso").json()["sso"] is not None  # not shown as done
+        assert ada.delete("/api/org/sso").status_code in (200, 204)
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
 def test_settings_sealed_under_a_replaced_secrets_key_can_be_saved_over(
     orgs_server: RunningServer, provider: OidcProvider, tmp_path: Path
 ) -> None:
