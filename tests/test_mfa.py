@@ -122,6 +122,39 @@ async def test_a_right_password_with_wrong_codes_is_an_alert_of_its_own_and_lock
     assert [r.details.get("code") for r in records[1:]] == ["wrong", "missing", "wrong"]
 
 
+async def test_a_second_factor_the_secrets_key_does_not_open_is_a_clear_failure_not_a_crash(
+    server_factory: ServerFactory,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The secrets key was replaced (lost, or a back-up restored with another machine's): bob's
+    seed no longer opens and his recovery codes (HMACs under the key) match nothing. An
+    authenticator code was answered 500 Internal error, a recovery code as a wrong one: an
+    alert that someone guesses the factor of a known password, and nothing told the operator
+    why bob cannot sign in. Now both are the usual answer (the password's rightness is not
+    told), recorded as a factor this server cannot check, and logged with the remedy."""
+    server = server_factory(login_free_failures=100)
+    another = SecretBox(tmp_path / "another-secrets.key")
+    monkeypatch.setattr("tests.test_mfa.SecretBox", lambda _path: another)
+    enrolment = enrol(server)
+    wrong_password = httpx.post(
+        f"{server.base}/api/login",
+        json={"username": "bob", "password": "not-" + AGENT_PASSWORD, "code": "000000"},
+    )
+    answers = [
+        login(server, "bob", code)
+        for code in (current_code(server, enrolment), enrolment.recovery_codes[0])
+    ]
+    assert [a.status_code for a in answers] == [401, 401]
+    assert {a.text for a in answers} == {wrong_password.text}
+    records = [r for r in (await trail(server.settings.data_dir))[0] if r.actor == "bob"]
+    assert [(r.action, r.details.get("code")) for r in records[1:]] == [
+        ("second_factor_failed", "unreadable")
+    ] * 2
+    assert any("tandem user reset-mfa bob" in r.getMessage() for r in caplog.records)
+
+
 def stored_recovery_digests(server: RunningServer) -> list[str]:
     with sqlite3.connect(server.settings.database_path) as db:
         return [row[0] for row in db.execute("SELECT digest FROM recovery_codes")]

@@ -305,12 +305,19 @@ async def _second_factor_shown(
 ) -> str | None:
     """Which second factor ``code`` is (:data:`AUTHENTICATOR`: a TOTP code for the current
     step, or one either side for clock drift, not used before; :data:`RECOVERY_CODE`: an
-    unused recovery code, now used up), or None when it is neither."""
+    unused recovery code, now used up), or None when it is neither. Raises
+    SecondFactorError(unreadable=True) when ``box`` does not open the account's seed (the
+    secrets key was replaced): its recovery codes, keyed with the same key, match nothing
+    either, so no code is tried."""
+    try:
+        seed = box.open(user.totp_secret or "")
+    except ConfigError:
+        raise SecondFactorError(unreadable=True) from None
     if not code:
         return None
     squashed = code.strip().replace(" ", "")
     if squashed.isdigit() and len(squashed) == 6:
-        step = check_totp(box.open(user.totp_secret or ""), squashed, now)
+        step = check_totp(seed, squashed, now)
         if step is not None and await storage.use_second_factor(user.username, step, None):
             return AUTHENTICATOR
         return None

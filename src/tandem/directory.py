@@ -289,7 +289,7 @@ class Directory:
         acr = _assurance_values(mfa_acr, "mfa_acr")
         amr = _assurance_values(mfa_amr, "mfa_amr")
         current = await self.storage.get_oidc(grant)
-        kept = json.loads(self.box.open(current)) if current else {}
+        kept = self._stored_provider(current, keeping=acr is None or amr is None)
         acr = list(kept.get("mfa_acr", [])) if acr is None else acr
         amr = list(kept.get("mfa_amr", [])) if amr is None else amr
         outbound.check_url(issuer, "issuer", allow_private=self.allow_private_network)
@@ -305,11 +305,16 @@ class Directory:
             "mfa_acr": acr,
             "mfa_amr": amr,
         }
+        # Another provider, client or second factor required: what vouched for the sign-ins
+        # made through the old one is gone (an admin who finds its provider taken over changes
+        # it). A new client secret alone keeps them. Ended before the write too: should ending
+        # them after it fail, the admin's second save finds the settings already stored, and
+        # nothing changed.
+        changed = bool(current) and _provider_of(kept) != _provider_of(value)
+        if changed:
+            await self._end_provider_sign_ins(grant, actor.org)
         await self.storage.set_oidc(grant, self.box.seal(json.dumps(value)))
-        if current and _provider_of(kept) != _provider_of(value):
-            # Another provider, client or second factor required: what vouched for the
-            # sign-ins made through the old one is gone (an admin who finds its provider
-            # taken over changes it). A new client secret alone keeps them.
+        if changed:  # those finishing meanwhile: stored before the write, seen only now
             await self._end_provider_sign_ins(grant, actor.org)
         await self.record(
             "sso_configured",
@@ -322,11 +327,32 @@ class Directory:
         )
         return _sso_json(value)
 
+    def _stored_provider(self, current: str | None, *, keeping: bool) -> dict[str, Any]:
+        """The provider's settings as stored, to compare the new ones with (and keep the lists
+        not given): ``{}`` for none, and for settings sealed under a secrets key this server no
+        longer has (lost, or restored from elsewhere), which differ from any (their sign-ins
+        end). Raises ConfigError for those when ``keeping`` a list only they hold."""
+        if not current:
+            return {}
+        try:
+            return dict(json.loads(self.box.open(current)))
+        except ConfigError:
+            if keeping:
+                raise ConfigError(
+                    "the stored single sign-on settings cannot be decrypted (the secrets key was"
+                    " replaced?): save them again with mfa_amr and mfa_acr given, or remove"
+                    " single sign-on first"
+                ) from None
+            return {}
+
     async def clear_sso(self, actor: Principal) -> None:
         """Turn the organisation's provider off: every sign-in made through it ends (on every
         server: its sockets close), so a provider taken over and then removed keeps no one
         signed in for the rest of the sign-in's lifetime."""
         grant = authorize(actor, "org.manage", Resource(actor.org))
+        # Ended first too: a removal whose ending failed (the database away) would otherwise
+        # look done, the provider off, with its sign-ins still on.
+        await self._end_provider_sign_ins(grant, actor.org)
         await self.storage.set_oidc(grant, None)
         await self._end_provider_sign_ins(grant, actor.org)
         await self.record("sso_removed", actor=actor.username, org=actor.org, subject=actor.org)

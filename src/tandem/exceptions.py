@@ -45,7 +45,12 @@ class AuthenticationError(TandemError):
 class SecondFactorError(AuthenticationError):
     """The password was right and the second factor was not (missing, wrong or used). Its
     message is the same as any failed sign-in's; the server records it apart: whoever tried
-    has the account's password."""
+    has the account's password. ``unreadable``: no code could be right, as the account's
+    second factor is sealed under another secrets key than the server's (replaced or lost)."""
+
+    def __init__(self, *, unreadable: bool = False) -> None:
+        super().__init__()
+        self.unreadable = unreadable
 
 
 class ForbiddenError(TandemError):

@@ -2592,7 +2592,10 @@ async def _record(seat: AgentSeat, message: Record) -> None:
         await hub.request_recording(live, seat.principal)
     except ForbiddenError as exc:
         await hub._refused(seat.principal, "session.record", message, live, exc)
-        notice = ErrorNotice(code="forbidden", message=f"Not allowed: {exc}.")
+        # The console says a code in its own words (never the server's): training's own code
+        # sends the agent to the policy, where "forbidden" sent them to an admin.
+        code = "training_required" if isinstance(exc, TrainingRequiredError) else "forbidden"
+        notice = ErrorNotice(code=code, message=f"Not allowed: {exc}.")
         hub.fanout.publish(agents_topic(live.machine.session_id), Frame(codec.encode(notice)))
 
 

@@ -269,7 +269,8 @@ class Training:
             # Once per version: the first acknowledgement stands, and a loop of requests
             # writes neither the database nor the trail.
             return standing
-        await self.storage.acknowledge_policy(grant, principal.username, version, self.clock())
+        # Recorded first: stored first, a record that then failed was never written, as the
+        # account's next acknowledgement finds the version acknowledged and writes nothing.
         await self.record(
             "policy_acknowledged",
             actor=principal.username,
@@ -277,6 +278,7 @@ class Training:
             version=version,
             sha256=policy_digest(current.text),
         )
+        await self.storage.acknowledge_policy(grant, principal.username, version, self.clock())
         return await self.standing(principal)
 
     # Where accounts stand

@@ -119,6 +119,17 @@ def audit_trail_check(server: RunningServer, admin: str) -> dict[str, str]:
     return found
 
 
+def forge_a_record_at_the_end(server: RunningServer) -> None:
+    """A row written into the trail outside Tandem: the chain no longer verifies."""
+    with sqlite3.connect(server.settings.database_path) as db:
+        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
+        db.execute(
+            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
+            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
+            (last + 1,),
+        )
+
+
 def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
     server_factory: ServerFactory,
 ) -> None:
@@ -129,13 +140,7 @@ def test_an_admins_compliance_reports_do_not_reread_every_organisations_trail(
     first = audit_trail_check(server, "max")  # Acme's admin
     assert first["status"] == "pass", first
     assert not re.search(r"\d+ records", first["detail"])  # nothing of the others' activity
-    with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
-        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
-        db.execute(
-            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
-            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
-            (last + 1,),
-        )
+    forge_a_record_at_the_end(server)
     for admin in ("max", "ada"):  # within the interval: the same check, the trail not read
         assert audit_trail_check(server, admin)["status"] == "pass"
     server.clock.advance(300)
@@ -156,13 +161,7 @@ def test_an_organisations_report_names_no_record_number_or_time_of_the_shared_tr
     assert unanchored["status"] == "fail", unanchored
     assert "records older than 1 day(s) are covered by neither" in unanchored["detail"]
     assert not re.search(r"\d{4}-\d{2}-\d{2}", unanchored["detail"]), unanchored
-    with sqlite3.connect(server.settings.database_path) as db:  # a forged record at the end
-        (last,) = db.execute("SELECT max(seq) FROM audit").fetchone()
-        db.execute(
-            "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash, hash)"
-            " VALUES (?, 0, 'forged', 'x', 'default', '', '{}', 'bad', 'bad')",
-            (last + 1,),
-        )
+    forge_a_record_at_the_end(server)
     server.clock.advance(60)
     broken = audit_trail_check(server, "max")
     assert broken["status"] == "fail" and "does not verify" in broken["detail"], broken

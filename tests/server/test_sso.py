@@ -9,13 +9,18 @@ import concurrent.futures
 import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tandem.access import Grant
+from tandem.crypto import SecretBox
 from tandem.directory import Directory
+from tandem.exceptions import StorageError
+from tandem.storage.sql import SQLStorage
 from tests.conftest import (
     AGENT_PASSWORD,
     RunningServer,
@@ -563,6 +568,94 @@ def test_a_provider_stored_by_an_older_version_saved_with_a_new_secret_keeps_its
         assert sign_in(orgs_server, browser).headers["location"] == "/console/"
         assert ada.put("/api/org/sso", json=settings).status_code == 200
         assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
+
+
+def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_when_saved_again(
+    orgs_server: RunningServer, provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while an admin changes the provider: the new settings were written,
+    then ending the old provider's sign-ins failed (503). The admin saves again, as told, and
+    the settings stored are the ones given: nothing changed, nothing ended, and the sign-ins
+    the old provider made lasted their lifetime. Now they are ended before the write as well
+    as after it (a sign-in finishing in between is still refused by its second read)."""
+    failed: list[bool] = []
+    ending = SQLStorage.delete_logins_by_method
+
+    async def fails_once(self: SQLStorage, grant: Grant, method: str) -> int:
+        if not failed:
+            failed.append(True)
+            raise StorageError("the database did not answer")
+        return await ending(self, grant, method)
+
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+        "mfa_amr": ["mfa"],
+    }
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+        assert ada.put("/api/org/sso", json=settings).status_code == 503
+        assert ada.put("/api/org/sso", json=settings).status_code == 200
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
+def test_a_provider_removal_the_database_failed_halfway_does_not_look_done(
+    orgs_server: RunningServer, provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same fault as the admin turns single sign-on off: the provider was removed, then
+    ending its sign-ins failed (503). The console then showed single sign-on off, as if done,
+    and the sign-ins made through the provider (perhaps one taken over) lasted. Now they end
+    first: a removal that failed leaves the provider on, for the admin to remove again."""
+    failed: list[bool] = []
+    ending = SQLStorage.delete_logins_by_method
+
+    async def fails_once(self: SQLStorage, grant: Grant, method: str) -> int:
+        if not failed:
+            failed.append(True)
+            raise StorageError("the database did not answer")
+        return await ending(self, grant, method)
+
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+        assert ada.delete("/api/org/sso").status_code == 503
+        assert ada.get("/api/org/sso").json()["sso"] is not None  # not shown as done
+        assert ada.delete("/api/org/sso").status_code in (200, 204)
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+
+
+def test_settings_sealed_under_a_replaced_secrets_key_can_be_saved_over(
+    orgs_server: RunningServer, provider: OidcProvider, tmp_path: Path
+) -> None:
+    """With the secrets key replaced (lost, restored from another machine), the stored
+    settings cannot be opened: saving the provider again in full (its second-factor lists
+    given) replaces them and ends the sign-ins made through what nobody can read any more;
+    without the lists, which only the unreadable settings held, a clear refusal says to give
+    them. It was a refusal either way, so single sign-on could only be removed first."""
+
+    async def sealed_elsewhere(directory: Directory) -> None:
+        other = SecretBox(tmp_path / "another-secrets.key")
+        stored = {"issuer": provider.issuer, "client_id": "c", "client_secret": "s"}
+        await directory.storage.set_oidc(of_org("default"), other.seal(json.dumps(stored)))
+
+    settings = {
+        "issuer": provider.issuer,
+        "client_id": provider.client_id,
+        "client_secret": provider.client_secret,
+    }
+    with httpx.Client() as browser, api(orgs_server, "ada") as ada:
+        assert sign_in(orgs_server, browser).headers["location"] == "/console/"
+        seed_directory(orgs_server.settings.data_dir, sealed_elsewhere)
+        partial = ada.put("/api/org/sso", json=settings)
+        assert partial.status_code == 400, partial.text
+        assert "mfa_amr" in partial.json()["detail"], partial.text
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
+        whole = {**settings, "mfa_amr": [], "mfa_acr": []}
+        assert ada.put("/api/org/sso", json=whole).status_code == 200
+        assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
+        assert ada.get("/api/org/sso").status_code == 200
 
 
 class ChangedWhileSigningIn(OidcProvider):

@@ -12,8 +12,13 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 
+from tandem.access import Grant
+from tandem.audit import AuditRecord
+from tandem.exceptions import StorageError
 from tandem.server import app as server_app
+from tandem.storage.sql import SQLStorage
 from tandem.training import DEFAULT_POLICY, DEFAULT_POLICY_VERSION, policy_digest
 from tests.conftest import (
     AGENT_PASSWORD,
@@ -243,7 +248,10 @@ async def test_an_agent_asks_to_record_only_under_the_current_policy(
     server_factory: ServerFactory,
 ) -> None:
     """Recording is gated on the current policy like the recordings API: an agent in a session
-    when the admin publishes a new version acknowledges it before asking to record."""
+    when the admin publishes a new version acknowledges it before asking to record. The
+    refusal's code is ``training_required``: the console shows its own words for a code, never
+    the server's, and for ``forbidden`` they were "Not allowed for your account.", which sent
+    the agent to an admin instead of to the policy."""
     server = server_factory(seed=two_organisations)
     customer, created = await start_session(server)
     alice = await open_agent(server, login_cookie(server))
@@ -256,7 +264,7 @@ async def test_an_agent_asks_to_record_only_under_the_current_policy(
         assert ada.put("/api/training/policy", json={"text": "Record less."}).status_code == 200
     await send(alice, type="record")
     refused = await recv_json(alice)
-    assert refused["code"] == "forbidden" and "(version 2) first" in refused["message"]
+    assert refused["code"] == "training_required" and "(version 2) first" in refused["message"]
     acknowledge(server, "alice")
     await send(alice, type="record")  # now past the gate: this organisation has no key
     assert (await recv_json(alice))["code"] == "no_recording_key"
@@ -713,6 +721,34 @@ async def test_acknowledging_again_writes_nothing(server_factory: ServerFactory)
         if r["action"] == "policy_acknowledged"
     ]
     assert acknowledged == [("newbie", 1), ("newbie", 2)]
+
+
+async def test_an_acknowledgement_whose_record_failed_is_recorded_when_given_again(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails as an agent acknowledges: the acknowledgement was stored, then its
+    ``policy_acknowledged`` record (what auditors show as evidence, with the text's SHA-256)
+    failed (503). The agent acknowledges again, as told, and found it already given: answered,
+    nothing written, so the trail never had it. Now the record is written first."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", teams=("support",), trained=False)
+    failed: list[bool] = []
+    appending = SQLStorage.append_audit
+
+    async def fails_once(
+        self: SQLStorage, grant: Grant, at: float, action: str, *args: Any, **kwargs: Any
+    ) -> AuditRecord:
+        if action == "policy_acknowledged" and not failed:
+            failed.append(True)
+            raise StorageError("the database did not answer")
+        return await appending(self, grant, at, action, *args, **kwargs)
+
+    monkeypatch.setattr(SQLStorage, "append_audit", fails_once)
+    with api(server, "newbie") as newbie:
+        answers = [newbie.post("/api/training/acknowledge", json={"version": 1}) for _ in "ab"]
+    assert [a.status_code for a in answers] == [503, 200]
+    acknowledged = [r["actor"] for r in audit(server) if r["action"] == "policy_acknowledged"]
+    assert acknowledged == ["newbie"]
 
 
 async def test_asking_for_practice_tickets_in_a_loop_writes_nothing(

@@ -12,6 +12,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tandem.storage import migrations
@@ -99,6 +100,14 @@ async def test_an_sqlite_data_directory_of_an_earlier_version_is_upgraded(
         )
     finally:
         await storage.close()
+    # Revision 0013 lifted the append-only guard to number the records: it is back (the
+    # triggers are per row: a trail with records shows it).
+    with sqlite3.connect(database) as upgraded:
+        for change in ("UPDATE audit SET org_seq = org_seq + 1", "DELETE FROM audit"):
+            if audited:
+                with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                    upgraded.execute(change)
+    upgraded.close()
     # The copy taken before the upgrade is the old database, as it was.
     (backup,) = data_dir.glob("tandem.sqlite3.*.bak")
     with sqlite3.connect(backup) as copy:
@@ -145,6 +154,15 @@ async def test_a_postgres_installation_of_an_earlier_version_is_upgraded(
             await check_contents(storage, expected_codes(rows), has_orgs, has_recordings)
         finally:
             await storage.close()
+        # Revision 0013 lifted the append-only guard to number the records: it is back.
+        assert audited
+        admin = await pg_connect()
+        try:
+            for change in ("UPDATE {}.audit SET org_seq = org_seq + 1", "DELETE FROM {}.audit"):
+                with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+                    await admin.execute(change.format(f'"{schema}"'))
+        finally:
+            await admin.close()
 
 
 def test_the_head_known_without_alembic_is_alembics_head() -> None:

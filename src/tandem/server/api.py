@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import msgspec
@@ -28,6 +29,8 @@ from tandem.server.http import (
 )
 from tandem.server.operations import NUL_REFUSED
 from tandem.storage.base import NO_ORG
+
+log = logging.getLogger("tandem.server")
 
 
 class LoginRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -102,6 +105,16 @@ async def login(request: Request) -> Response:
             # own back-off bounds them), and apart from a wrong password: an alert.
             # A code left out is also how an owner who forgot to type it fails: said apart.
             given = "wrong" if creds.code and creds.code.strip() else "missing"
+            if exc.unreadable:  # no code can be right: the operator's to mend, not a guess
+                given = "unreadable"
+                log.error(
+                    "the secrets key does not open the second factor of account %r (was "
+                    "secrets.key replaced?): restore the key, or run `tandem user reset-mfa "
+                    "%s --org %s` so that its owner enrols again",
+                    creds.username,
+                    creds.username,
+                    org,
+                )
             await services.hub.record(
                 "second_factor_failed", actor=creds.username, ip=client, code=given, org=org
             )
