@@ -632,3 +632,66 @@ def test_serve_refuses_a_mistyped_audit_key_path_once_there_is_a_trail(tmp_path:
     assert refusal.strip().startswith(f"tandem: no audit key at {typo}, but the database holds")
     assert not typo.exists()
     assert "audit trail intact" in succeeds("audit", "verify", "--data-dir", str(data))
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("user", "add", "bob", "--init", "--data-dir", ""), "--data-dir"),
+        (("console", "--copy-to", "", "--relay", "https://relay.example"), "--copy-to"),
+        (("audit", "verify", "--data-dir", "data", "--audit-key", ""), "--audit-key"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], option: str
+) -> None:
+    """``--data-dir ""`` reached the command as ``Path("")``, the current directory: `user add
+    --init` (and `serve`) made a whole installation wherever it was typed, ``console --copy-to
+    ""`` wrote the console's files there."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args, stdin=PASSWORD)
+    assert result.returncode == 2, result.stdout
+    assert f"Invalid value for '{option}': is empty" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("user", "list", "--org", ""),
+        ("user", "show", "ann", "--org", ""),
+        ("site", "list", "--org", ""),
+        ("training", "status", "--org", "Acme Bank"),
+        ("compliance", "check", "--profile", "gdpr", "--org", ""),
+        ("hold", "list", "--org", ""),
+    ],
+)
+def test_an_empty_or_malformed_org_is_a_clear_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """``--org ""`` made a grant of no organisation: a ValueError and its traceback."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    refusal = refused(*args, "--data-dir", str(data))
+    assert "Invalid value for '--org': an organisation id is 1-64 characters" in refusal
+    assert "Traceback" not in refusal
+
+
+def test_subject_and_hold_commands_name_an_organisation_there_is_none_of(tmp_path: Path) -> None:
+    """`subject find x --org acmee` (a typo) answered an empty search, exit 0: as if nothing of
+    that customer were stored."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    at = ("--org", "acmee", "--data-dir", str(data))
+    for args in (("subject", "find", "cust-1"), ("hold", "list")):
+        refusal = refused(*args, *at)
+        assert refusal.strip() == "tandem: no organisation 'acmee' (tandem org list shows them)"
+    assert '"sessions": []' in succeeds("subject", "find", "cust-1", "--data-dir", str(data))
+
+
+def test_a_recording_or_key_that_is_a_directory_is_named_not_its_descriptor(
+    tmp_path: Path,
+) -> None:
+    """A directory given to `recording open` was reported as "cannot read 3" (the descriptor
+    Python's open() had been handed)."""
+    refusal = refused("recording", "open", str(tmp_path), "--key", str(tmp_path))
+    assert refusal.strip() == f"tandem: cannot read {tmp_path}: Is a directory"

@@ -279,3 +279,36 @@ def test_an_empty_host_or_data_dir_is_not_every_interface_or_the_current_directo
         Settings.load({}, host="")
     with pytest.raises(ConfigError, match="data dir is empty"):
         Settings.load({}, data_dir="")
+
+
+@pytest.mark.parametrize("proxy", ["proxy.internal", "", "10.0.0.1/8", "unix:"])
+def test_a_trusted_proxy_that_no_address_matches_is_refused(proxy: str) -> None:
+    """uvicorn keeps what is neither an address nor a network as a literal that no peer ever
+    equals: ``--trusted-proxy proxy.internal`` started a server that ignored the proxy's
+    headers without a word (every customer counted as the proxy's one address)."""
+    with pytest.raises(ConfigError, match="trusted proxy"):
+        Settings.load({}, trusted_proxies=(proxy,))
+    with pytest.raises(ConfigError, match="trusted proxy"):
+        Settings.load({"TANDEM_TRUSTED_PROXIES": f"127.0.0.1,{proxy or ' '}x"})
+
+
+def test_trusted_proxies_as_addresses_networks_or_a_star_are_accepted() -> None:
+    proxies = ("10.0.0.5", "10.0.0.0/8", "::1", "fd00::/8", "*")
+    assert Settings.load({}, trusted_proxies=proxies).trusted_proxies == proxies
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "x"])
+def test_a_database_url_with_a_port_out_of_range_is_refused(port: str) -> None:
+    """``postgresql://host:99999/db`` passed every check and then crashed the command with an
+    OverflowError traceback from the socket layer."""
+    with pytest.raises(ConfigError, match="port"):
+        Settings.load({"TANDEM_DATABASE_URL": f"postgresql://127.0.0.1:{port}/tandem"})
+
+
+def test_database_urls_with_ipv6_hosts_and_host_lists_keep_their_ports() -> None:
+    for url in (
+        "postgresql://u@[::1]:5432/tandem",
+        "postgresql://u@[::1]/tandem",
+        "postgresql://u@db1:5432,db2:5433/tandem",
+    ):
+        assert Settings.load({"TANDEM_DATABASE_URL": url}).database_url == url

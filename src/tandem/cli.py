@@ -120,12 +120,34 @@ training_app = _typer(
 )
 app.add_typer(training_app, name="training")
 
-OrgOption = Annotated[str, typer.Option("--org", help="The organisation (its short id).")]
+
+def _path(text: str) -> Path:
+    """A file or directory named on the command line: an empty one is refused, not taken for
+    the current directory (``--data-dir ""`` made a whole installation wherever the command ran,
+    ``--copy-to ""`` wrote the console there)."""
+    if not text.strip():
+        raise typer.BadParameter("is empty: name a file or directory")
+    return Path(text)
+
+
+def _org_id(text: str) -> str:
+    """An organisation's id as ``--org`` names it, checked like ``tandem org add`` checks it (an
+    empty one made a grant of no organisation, and a traceback)."""
+    try:
+        return auth.validate_name(text, "organisation id")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+OrgOption = Annotated[
+    str, typer.Option("--org", help="The organisation (its short id).", parser=_org_id)
+]
 
 AuditKey = Annotated[
     Path | None,
     typer.Option(
         "--audit-key",
+        parser=_path,
         help="The anchoring key [env TANDEM_AUDIT_KEY; default <data dir>/audit.key].",
     ),
 ]
@@ -133,7 +155,9 @@ AuditKey = Annotated[
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory holding the database [env TANDEM_DATA_DIR; default ./data]."
+        "--data-dir",
+        parser=_path,
+        help="Directory holding the database [env TANDEM_DATA_DIR; default ./data].",
     ),
 ]
 
@@ -273,16 +297,20 @@ def serve(
     ] = None,
     tls_cert: Annotated[
         Path | None,
-        typer.Option(help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."),
+        typer.Option(
+            parser=_path, help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."
+        ),
     ] = None,
     tls_key: Annotated[
-        Path | None, typer.Option(help="PEM private key for --tls-cert [env TANDEM_TLS_KEY].")
+        Path | None,
+        typer.Option(parser=_path, help="PEM private key for --tls-cert [env TANDEM_TLS_KEY]."),
     ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(
+            parser=_path,
             help="The organisation's masking policy (JSON, docs/privacy.md); it can only add "
-            "restrictions to a site's policy [env TANDEM_POLICY]."
+            "restrictions to a site's policy [env TANDEM_POLICY].",
         ),
     ] = None,
     trusted_proxy: Annotated[
@@ -908,7 +936,8 @@ def site_add(
     org: OrgOption = DEFAULT_ORG,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     policy: Annotated[
-        Path | None, typer.Option(help="The site's masking policy (JSON, docs/privacy.md).")
+        Path | None,
+        typer.Option(parser=_path, help="The site's masking policy (JSON, docs/privacy.md)."),
     ] = None,
     data_dir: DataDir = None,
     init: Init = False,
@@ -964,7 +993,9 @@ def site_verify(
     site: Annotated[str, typer.Argument(help="The site's id, or its origin (https://…).")],
     org: Annotated[
         str | None,
-        typer.Option("--org", help="The organisation that registered it (checked if given)."),
+        typer.Option(
+            "--org", help="The organisation that registered it (checked if given).", parser=_org_id
+        ),
     ] = None,
     web: Annotated[
         bool,
@@ -1024,7 +1055,10 @@ def site_verify(
 @site_app.command("list")
 def site_list(
     org: Annotated[
-        str | None, typer.Option("--org", help="Only this organisation's (default: every one).")
+        str | None,
+        typer.Option(
+            "--org", help="Only this organisation's (default: every one).", parser=_org_id
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -1082,6 +1116,7 @@ CheckpointFile = Annotated[
     Path | None,
     typer.Option(
         "--checkpoint",
+        parser=_path,
         help="A file of checkpoints (one per line) from `tandem audit checkpoint`: prove the "
         "trail still holds each of them.",
     ),
@@ -1267,10 +1302,13 @@ async def _read_audit(
 
 @recording_app.command("open")
 def recording_open(
-    recording: Annotated[Path, typer.Argument(help="An exported recording (.tandemrec).")],
-    key: Annotated[Path, typer.Option(help="The organisation's recording key file.")],
+    recording: Annotated[
+        Path, typer.Argument(parser=_path, help="An exported recording (.tandemrec).")
+    ],
+    key: Annotated[Path, typer.Option(parser=_path, help="The organisation's recording key file.")],
     out: Annotated[
-        Path | None, typer.Option(help="Write the rrweb events here (default: standard output).")
+        Path | None,
+        typer.Option(parser=_path, help="Write the rrweb events here (default: standard output)."),
     ] = None,
     passphrase_stdin: Annotated[
         bool, typer.Option(help="Read the key's passphrase from standard input.")
@@ -1379,8 +1417,9 @@ def sdk_tag(
     copy_to: Annotated[
         Path | None,
         typer.Option(
+            parser=_path,
             help="Also write the SDK (tandem.js) into this directory, to serve it from your "
-            "site's own origin; the tag printed is then for that copy."
+            "site's own origin; the tag printed is then for that copy.",
         ),
     ] = None,
     src: Annotated[
@@ -1507,7 +1546,9 @@ def console_page(index: str, relay: str, integrity: str) -> str:
 def console_copy(
     copy_to: Annotated[
         Path,
-        typer.Option(help="Write the console's files (index.html, console.js, CSS) here."),
+        typer.Option(
+            parser=_path, help="Write the console's files (index.html, console.js, CSS) here."
+        ),
     ],
     relay: Annotated[
         str,
@@ -1568,7 +1609,10 @@ def compliance_check(
     checkpoint: CheckpointFile = None,
     advisory_file: Annotated[
         Path | None,
-        typer.Option(help="OSV advisories to check the SBOM against [env TANDEM_ADVISORY_FILE]."),
+        typer.Option(
+            parser=_path,
+            help="OSV advisories to check the SBOM against [env TANDEM_ADVISORY_FILE].",
+        ),
     ] = None,
     data_dir: DataDir = None,
     audit_key: AuditKey = None,
@@ -1694,7 +1738,7 @@ def _same_settings_as_the_server(settings: Settings) -> None:
 def security_status(
     advisory_file: Annotated[
         Path | None,
-        typer.Option(help="OSV advisories (JSON) [env TANDEM_ADVISORY_FILE]."),
+        typer.Option(parser=_path, help="OSV advisories (JSON) [env TANDEM_ADVISORY_FILE]."),
     ] = None,
     output: Format = "text",
 ) -> None:
@@ -1715,7 +1759,12 @@ def security_status(
         typer.echo(f"tandem {state.version}: {state.components} components in the SBOM")
         if state.advisory_file:
             typer.echo(
-                f"advisories: {state.advisory_file} ({state.advisory_age_days} days old"
+                f"advisories: {state.advisory_file} ("
+                + (
+                    "not read"
+                    if state.advisory_age_days is None
+                    else f"{state.advisory_age_days} days old"
+                )
                 + (", STALE)" if state.stale else ")")
             )
         for finding in state.findings:
@@ -1759,10 +1808,13 @@ ByOption = Annotated[
 ]
 
 
-def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]]) -> None:
+def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]], org: str) -> None:
+    """``work`` on the organisation ``org``'s subjects and holds; a NotFoundError for an
+    organisation there is none of (its empty answers looked like a search that found nothing)."""
     from tandem.subjects import Subjects
 
     async def each(settings: Settings, directory: Directory) -> None:
+        await _org_of(directory, org)
         log = AuditLog(
             directory.storage,
             load_or_create_key(settings.audit_key_path),  # offline() checked it for the trail
@@ -1798,7 +1850,7 @@ def subject_find(
     async def work(subjects: Any) -> None:
         found.append((await subjects.look_up(operator(org), subject, by)).summary())
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     typer.echo(json.dumps(found[0], indent=2))
 
 
@@ -1807,7 +1859,8 @@ def subject_export(
     subject: SubjectArgument,
     org: OrgOption = DEFAULT_ORG,
     out: Annotated[
-        Path | None, typer.Option(help="Write the archive here (default: standard output).")
+        Path | None,
+        typer.Option(parser=_path, help="Write the archive here (default: standard output)."),
     ] = None,
     by: ByOption = None,
     data_dir: DataDir = None,
@@ -1820,7 +1873,7 @@ def subject_export(
     async def work(subjects: Any) -> None:
         archive.append((await subjects.export(operator(org), subject, by))[1])
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     if out is None:
         sys.stdout.buffer.write(archive[0])
         sys.stdout.buffer.flush()
@@ -1849,7 +1902,7 @@ def subject_erase(
     async def work(subjects: Any) -> None:
         done.append(await subjects.erase(operator(org), subject, by))
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     erased = done[0]
     recordings = erased["recordings"]
     typer.echo(
@@ -1883,7 +1936,7 @@ def hold_place(
         placed = await subjects.place_hold(operator(org), kind, target, reason)
         held.append((placed.sessions, placed.recordings))
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     sessions, recordings = held[0]
     typer.echo(f"Legal hold placed on {kind} {target}.")
     if sessions or recordings:
@@ -1912,7 +1965,7 @@ def hold_lift(
     async def work(subjects: Any) -> None:
         await subjects.lift_hold(operator(org), kind, target, reason)
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     typer.echo(f"Legal hold on {kind} {target} lifted.")
 
 
@@ -1926,7 +1979,7 @@ def hold_list(org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
             since = datetime.fromtimestamp(hold.placed_at, UTC).isoformat(timespec="minutes")
             lines.append(f"{hold.kind}\t{hold.target}\t{since}\t{hold.placed_by}\t{hold.reason}")
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     for line in lines:
         typer.echo(line)
 

@@ -527,6 +527,8 @@ class Settings:
             raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
         for nameserver in self.site_verification_nameservers:
             nameserver_address(nameserver)
+        for proxy in self.trusted_proxies:
+            trusted_proxy(proxy)
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
@@ -885,6 +887,10 @@ def database_name(url: str) -> str:
         raise ConfigError(
             "the database URL is malformed (an unclosed [ around an IPv6 host?)"
         ) from None
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        _, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+        if colon and port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"the database URL's port must be from 1 to 65535, not {port!r}")
     name = parts.path.lstrip("/")
     for key, _, value in (item.partition("=") for item in parts.query.split("&")):
         if key in ("dbname", "database") and value:
@@ -894,6 +900,26 @@ def database_name(url: str) -> str:
             "the database URL names no database: postgresql://user@host:port/database"
         )
     return name
+
+
+def trusted_proxy(text: str) -> str:
+    """A trusted proxy as uvicorn matches it: ``*``, an IP address or a network (``10.0.0.0/8``).
+    ConfigError for anything else: uvicorn would keep it as a literal no peer address ever
+    equals (a host name, an empty string, ``10.0.0.1/8``), so the proxy's headers would be
+    ignored without a word and every client counted as the proxy's one address."""
+    if text == "*":
+        return text
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError(
+            f"trusted proxy {text!r} must be an IP address (10.0.0.5), a network (10.0.0.0/8, "
+            "no host bits set) or *"
+        ) from None
+    return text
 
 
 def nameserver_address(text: str) -> tuple[str, int]:
