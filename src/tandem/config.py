@@ -205,8 +205,6 @@ class Settings:
     backoff_forget_seconds: float = 3600.0
     """A back-off count (sign-in, join code, SSO start) is forgotten this long after its last
     failure. Counts decay this way only: a success never clears them."""
-    _unused_login_doc: float = 0.0
-    """Lifetime of an agent's sign-in."""
     join_free_failures: int = 5
     """Wrong join codes per agent account and per client address before back-off starts (it
     doubles from ``throttle_backoff_seconds`` to ``throttle_backoff_max_seconds``);
