@@ -695,3 +695,26 @@ def test_a_recording_or_key_that_is_a_directory_is_named_not_its_descriptor(
     Python's open() had been handed)."""
     refusal = refused("recording", "open", str(tmp_path), "--key", str(tmp_path))
     assert refusal.strip() == f"tandem: cannot read {tmp_path}: Is a directory"
+
+
+def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 on the command line reaches Python as a lone surrogate: `subject
+    find`, `hold place --reason` ended in a UnicodeEncodeError traceback from the database,
+    `training record --reason` stored it in the audit trail (PostgreSQL's JSON refuses it), and
+    `serve --host` made a new data directory and database before its bind failed."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    bad = b"r\xff".decode("utf-8", "surrogateescape")
+    at = ("--data-dir", str(data))
+    for args, expected in (
+        (("subject", "find", bad, *at), "a subject is"),
+        (("hold", "place", "subject", "x", "--reason", bad, *at), "not UTF-8"),
+        (("training", "record", "ann", "--reason", bad, *at), "not UTF-8"),
+    ):
+        refusal = refused(*args)
+        assert expected in refusal and len(refusal.strip().splitlines()) == 1, refusal
+    fresh = tmp_path / "fresh"
+    refusal = refused("serve", "--host", bad, "--port", str(free_port()), "--data-dir", str(fresh))
+    assert refusal.strip() == "tandem: host is not UTF-8 text"
+    assert not fresh.exists()
+    assert "training_completed" not in succeeds("audit", "export", *at)

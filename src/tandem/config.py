@@ -433,6 +433,14 @@ class Settings:
     """Longest privacy and security policy text an admin may store (characters)."""
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            texts = value if isinstance(value, tuple) else (value,)
+            # Bytes that are not UTF-8 on the command line or in the environment arrive as lone
+            # surrogates: `--host` of one failed only at the bind, after the data directory and
+            # its database had been made.
+            if any(isinstance(t, str) and any("\ud800" <= c <= "\udfff" for c in t) for t in texts):
+                raise ConfigError(f"{field.name} is not UTF-8 text")
         if not self.host.strip():
             raise ConfigError(
                 "the host is empty: give an address (0.0.0.0 listens on every interface)"
