@@ -718,3 +718,16 @@ def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path) -> 
     assert refusal.strip() == "tandem: host is not UTF-8 text"
     assert not fresh.exists()
     assert "training_completed" not in succeeds("audit", "export", *at)
+
+
+def test_sdk_src_without_copy_to_or_empty_is_refused(tmp_path: Path) -> None:
+    """`tandem sdk --src /js/tandem.js` (no --copy-to) printed the tag of the server's own file,
+    ignoring --src without a word; `--src ""` printed `<script src="">`, which loads nothing."""
+    refusal = refused("sdk", "--src", "/js/tandem.js")
+    assert refusal.strip() == (
+        "tandem: --src goes with --copy-to: it is the address of the copy on your site"
+    )
+    refusal = refused("sdk", "--copy-to", str(tmp_path / "js"), "--src", " ")
+    assert refusal.startswith("tandem: --src is empty") and not (tmp_path / "js").exists()
+    tag = succeeds("sdk", "--copy-to", str(tmp_path / "js"))
+    assert tag.startswith('<script src="/tandem.js" ')

@@ -1423,13 +1423,18 @@ def sdk_tag(
         ),
     ] = None,
     src: Annotated[
-        str, typer.Option(help="With --copy-to: the copy's address on your site.")
-    ] = "/tandem.js",
+        str | None,
+        typer.Option(help="With --copy-to: the copy's address on your site [default /tandem.js]."),
+    ] = None,
 ) -> None:
     """Print the <script> tag that pins the customer SDK by its hash (Subresource Integrity): a
     browser runs the SDK only if its bytes are exactly these. Pin again after each upgrade."""
     from tandem.server.app import SDK_FILE
 
+    if src is not None and copy_to is None:  # the tag would name the server's file, not src
+        raise _fail("--src goes with --copy-to: it is the address of the copy on your site")
+    if src is not None and not src.strip():
+        raise _fail("--src is empty: give the copy's address on your site, e.g. /js/tandem.js")
     try:
         if base_url is None:
             settings = Settings.load(host=host, port=port)
@@ -1451,6 +1456,7 @@ def sdk_tag(
         raise _fail(f"cannot write {copy}: {exc.strerror}") from None
     if written != data:
         raise _fail(f"{copy} does not hold what was written")
+    src = src or "/tandem.js"
     typer.echo(f"Wrote {copy}; serve it at {src} on your site.", err=True)
     typer.echo(
         f'<script src="{html.escape(src)}" data-tandem-server="{html.escape(server)}" {pin}>'
