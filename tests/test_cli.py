@@ -731,3 +731,16 @@ def test_sdk_src_without_copy_to_or_empty_is_refused(tmp_path: Path) -> None:
     assert refusal.startswith("tandem: --src is empty") and not (tmp_path / "js").exists()
     tag = succeeds("sdk", "--copy-to", str(tmp_path / "js"))
     assert tag.startswith('<script src="/tandem.js" ')
+
+
+def test_reset_mfa_of_a_no_mfa_account_says_it_still_signs_in_with_a_password_alone(
+    tmp_path: Path,
+) -> None:
+    """`user reset-mfa` of an account made with --no-mfa said "It sets up a new one at its next
+    sign-in", and the account went on signing in with its password alone."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
+    succeeds("user", "add", "bob", "--no-mfa", *data, stdin=PASSWORD)
+    said = succeeds("user", "reset-mfa", "bob", *data)
+    assert "sets up a new one" not in said and "still signs in with a password alone" in said
+    assert "off (--no-mfa)" in succeeds("user", "show", "bob", *data)

@@ -746,11 +746,21 @@ def user_reset_mfa(
     """Remove an account's authenticator and recovery codes (a lost phone): its sign-ins end,
     and it sets up a new authenticator at its next sign-in."""
 
+    exempt: list[bool] = []
+
     async def work(directory: Directory) -> None:
         await _org_of(directory, org)
+        exempt.append((await directory.get_user(operator(org), name)).mfa_exempt)
         await directory.reset_second_factor(operator(org), name)
 
     _run_directory(data_dir, work)
+    if exempt[0]:  # it was told "sets up a new one", and went on without any
+        typer.echo(
+            f"{name!r} was created with --no-mfa: it had no authenticator and still signs in "
+            "with a password alone (its sign-ins have ended). To require one, remove it and "
+            "add it again without --no-mfa."
+        )
+        return
     typer.echo(
         f"Removed the authenticator of {name!r}; its sign-ins have ended. It sets up a new one "
         "at its next sign-in."
