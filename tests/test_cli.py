@@ -744,3 +744,15 @@ def test_reset_mfa_of_a_no_mfa_account_says_it_still_signs_in_with_a_password_al
     said = succeeds("user", "reset-mfa", "bob", *data)
     assert "sets up a new one" not in said and "still signs in with a password alone" in said
     assert "off (--no-mfa)" in succeeds("user", "show", "bob", *data)
+
+
+def test_a_malformed_team_name_is_named_as_such_not_offered_to_org_add_team(
+    tmp_path: Path,
+) -> None:
+    """`user add bob --team ""` answered "tandem org add-team default  creates it": a command
+    that cannot work."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
+    refusal = refused("user", "add", "bob", "--team", "", *data, stdin=PASSWORD)
+    assert refusal.startswith("tandem: a team name is 1-64 characters"), refusal
+    assert accounts(tmp_path) == ["ada"]

@@ -593,6 +593,9 @@ async def _org_of(directory: Directory, org: str) -> OrgRecord:
 async def _check_teams(directory: Directory, org: str, teams: list[str] | None) -> None:
     known = await directory.storage.list_teams(Grant.operator(org))
     for team in teams or ():
+        # A malformed name first: "tandem org add-team default  creates it" offered a command
+        # that cannot work.
+        auth.validate_name(team, "team name")
         if team not in known:
             raise NotFoundError(
                 f"no team {team!r} in organisation {org!r} (tandem org add-team {org} {team} "
