@@ -651,7 +651,10 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_directory(
     monkeypatch.chdir(tmp_path)
     result = cli(*args, stdin=PASSWORD)
     assert result.returncode == 2, result.stdout
-    assert f"Invalid value for '{option}': is empty" in result.stderr, result.stderr
+    assert result.stderr.startswith(f"tandem: Invalid value for '{option}': is empty"), (
+        result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -756,3 +759,35 @@ def test_a_malformed_team_name_is_named_as_such_not_offered_to_org_add_team(
     refusal = refused("user", "add", "bob", "--team", "", *data, stdin=PASSWORD)
     assert refusal.startswith("tandem: a team name is 1-64 characters"), refusal
     assert accounts(tmp_path) == ["ada"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--bogus",), "tandem: No such option: --bogus (tandem --help)"),
+        (
+            ("user", "lisst"),
+            "tandem: No such command 'lisst'. Did you mean 'list'? (tandem user --help)",
+        ),
+        (
+            ("site", "add", "s1", "--origin", "https://s.example"),
+            "tandem: Missing option '--team' (tandem site add --help)",
+        ),
+        (
+            ("recording", "open"),
+            "tandem: Missing argument 'recording' (tandem recording open --help)",
+        ),
+    ],
+)
+def test_a_mistake_in_the_command_line_itself_is_one_line(
+    args: tuple[str, ...], expected: str
+) -> None:
+    """An unknown option, a missing one, a mistyped command: click printed its usage, a hint and
+    a blank line around the error, four lines where every other refusal is one."""
+    assert refused(*args).splitlines() == [expected]
+
+
+def test_help_is_still_printed_whole() -> None:
+    assert "Commands:" in succeeds("--help") and "--org" in succeeds("user", "list", "--help")
+    bare = cli("user")
+    assert bare.returncode == 2 and "Commands:" in bare.stderr + bare.stdout

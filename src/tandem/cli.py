@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from tandem import __version__, auth, crypto, site_verification, startup
 from tandem.access import Grant
@@ -68,6 +70,45 @@ if TYPE_CHECKING:
 # commands that serve (`serve`, and `server_config` for the tests): the others start without them.
 
 
+class _Commands(TyperGroup):
+    """The ``tandem`` command group: a mistake in the command line itself (an unknown option,
+    a value of the wrong type, a missing argument) is one line, ``tandem: …``, and exit 2, as
+    every other refusal of a command is; click printed its usage and a hint around it, four
+    lines. Help (``--help``, a group without a command) is printed whole."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except UsageError as exc:
+            names: list[str] = []
+            context = exc.ctx
+            while context is not None and context.parent is not None:
+                names.insert(0, context.info_name or "")
+                context = context.parent
+            command = " ".join(["tandem", *names, "--help"])
+            typer.echo(f"tandem: {exc.format_message().rstrip('.')} ({command})", err=True)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            typer.echo(f"tandem: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # Ctrl-D at a prompt
+            typer.echo("tandem: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def _typer(**options: Any) -> typer.Typer:
     """A command group with plain help: no rich markup, which took every ``[env …; default …]``
     of the options' help for a markup tag and printed nothing of it."""
@@ -75,6 +116,7 @@ def _typer(**options: Any) -> typer.Typer:
 
 
 app = _typer(
+    cls=_Commands,
     help="Tandem: self-hosted, security-first co-browsing.",
     no_args_is_help=True,
     add_completion=False,
