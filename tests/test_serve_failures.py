@@ -148,3 +148,16 @@ def test_a_trusted_proxy_that_is_a_host_name_is_one_line(tmp_path: Path) -> None
     result = serve(tmp_path, "--trusted-proxy", "proxy.internal")
     assert_one_line_failure(result, "trusted proxy 'proxy.internal'")
     assert not (tmp_path / "tandem.sqlite3").exists()
+
+
+def test_a_port_in_use_makes_no_new_installation(tmp_path: Path) -> None:
+    """The port was taken last: `tandem serve --data-dir /var/lib/tandme` (a typo) on a port in
+    use made a new, empty installation there (database, keys) before saying the port was
+    taken."""
+    fresh = tmp_path / "fresh"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = serve(fresh, port=taken.getsockname()[1])
+    assert_one_line_failure(result, "cannot listen on 127.0.0.1:", "in use")
+    assert not fresh.exists()

@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -401,6 +402,7 @@ def serve(
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     serving: int | None = None  # the data directory's lock, on SQLite (startup.lock_sqlite)
+    listening: socket.socket | None = None
     try:
         settings = Settings.load(
             host=host,
@@ -425,15 +427,19 @@ def serve(
         if settings.redis_url:
             _run(_check_redis(settings.redis_url, settings.redis_timeout_seconds))
         created = _database(settings, init=True)
+        # The port before the data directory: a port in use (or an address not of this
+        # machine) made a new, empty installation where a mistyped --data-dir pointed.
+        listening = startup.bind(settings)
         serving = startup.lock_sqlite(settings)
         users = _run(_count_users(settings))
         startup.check_runtime()
         startup.check_files(settings)
         file_limit_warning = startup.raise_file_limit(settings)
-        listening = startup.bind(settings)
     except TandemError as exc:
         if serving is not None:
             os.close(serving)
+        if listening is not None:
+            listening.close()
         raise _fail(exc) from None
     try:
         from tandem import logs
