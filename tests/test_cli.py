@@ -632,3 +632,162 @@ def test_serve_refuses_a_mistyped_audit_key_path_once_there_is_a_trail(tmp_path:
     assert refusal.strip().startswith(f"tandem: no audit key at {typo}, but the database holds")
     assert not typo.exists()
     assert "audit trail intact" in succeeds("audit", "verify", "--data-dir", str(data))
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("user", "add", "bob", "--init", "--data-dir", ""), "--data-dir"),
+        (("console", "--copy-to", "", "--relay", "https://relay.example"), "--copy-to"),
+        (("audit", "verify", "--data-dir", "data", "--audit-key", ""), "--audit-key"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], option: str
+) -> None:
+    """``--data-dir ""`` reached the command as ``Path("")``, the current directory: `user add
+    --init` (and `serve`) made a whole installation wherever it was typed, ``console --copy-to
+    ""`` wrote the console's files there."""
+    monkeypatch.chdir(tmp_path)
+    result = cli(*args, stdin=PASSWORD)
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.startswith(f"tandem: Invalid value for '{option}': is empty"), (
+        result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("user", "list", "--org", ""),
+        ("user", "show", "ann", "--org", ""),
+        ("site", "list", "--org", ""),
+        ("training", "status", "--org", "Acme Bank"),
+        ("compliance", "check", "--profile", "gdpr", "--org", ""),
+        ("hold", "list", "--org", ""),
+    ],
+)
+def test_an_empty_or_malformed_org_is_a_clear_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """``--org ""`` made a grant of no organisation: a ValueError and its traceback."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    refusal = refused(*args, "--data-dir", str(data))
+    assert "Invalid value for '--org': an organisation id is 1-64 characters" in refusal
+    assert "Traceback" not in refusal
+
+
+def test_subject_and_hold_commands_name_an_organisation_there_is_none_of(tmp_path: Path) -> None:
+    """`subject find x --org acmee` (a typo) answered an empty search, exit 0: as if nothing of
+    that customer were stored."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    at = ("--org", "acmee", "--data-dir", str(data))
+    for args in (("subject", "find", "cust-1"), ("hold", "list")):
+        refusal = refused(*args, *at)
+        assert refusal.strip() == "tandem: no organisation 'acmee' (tandem org list shows them)"
+    assert '"sessions": []' in succeeds("subject", "find", "cust-1", "--data-dir", str(data))
+
+
+def test_a_recording_or_key_that_is_a_directory_is_named_not_its_descriptor(
+    tmp_path: Path,
+) -> None:
+    """A directory given to `recording open` was reported as "cannot read 3" (the descriptor
+    Python's open() had been handed)."""
+    refusal = refused("recording", "open", str(tmp_path), "--key", str(tmp_path))
+    assert refusal.strip() == f"tandem: cannot read {tmp_path}: Is a directory"
+
+
+def test_arguments_that_are_not_utf8_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A byte that is not UTF-8 on the command line reaches Python as a lone surrogate: `subject
+    find`, `hold place --reason` ended in a UnicodeEncodeError traceback from the database,
+    `training record --reason` stored it in the audit trail (PostgreSQL's JSON refuses it), and
+    `serve --host` made a new data directory and database before its bind failed."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "ann", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    bad = b"r\xff".decode("utf-8", "surrogateescape")
+    at = ("--data-dir", str(data))
+    for args, expected in (
+        (("subject", "find", bad, *at), "a subject is"),
+        (("hold", "place", "subject", "x", "--reason", bad, *at), "not UTF-8"),
+        (("training", "record", "ann", "--reason", bad, *at), "not UTF-8"),
+    ):
+        refusal = refused(*args)
+        assert expected in refusal and len(refusal.strip().splitlines()) == 1, refusal
+    fresh = tmp_path / "fresh"
+    refusal = refused("serve", "--host", bad, "--port", str(free_port()), "--data-dir", str(fresh))
+    assert refusal.strip() == "tandem: host is not UTF-8 text"
+    assert not fresh.exists()
+    assert "training_completed" not in succeeds("audit", "export", *at)
+
+
+def test_sdk_src_without_copy_to_or_empty_is_refused(tmp_path: Path) -> None:
+    """`tandem sdk --src /js/tandem.js` (no --copy-to) printed the tag of the server's own file,
+    ignoring --src without a word; `--src ""` printed `<script src="">`, which loads nothing."""
+    refusal = refused("sdk", "--src", "/js/tandem.js")
+    assert refusal.strip() == (
+        "tandem: --src goes with --copy-to: it is the address of the copy on your site"
+    )
+    refusal = refused("sdk", "--copy-to", str(tmp_path / "js"), "--src", " ")
+    assert refusal.startswith("tandem: --src is empty") and not (tmp_path / "js").exists()
+    tag = succeeds("sdk", "--copy-to", str(tmp_path / "js"))
+    assert tag.startswith('<script src="/tandem.js" ')
+
+
+def test_reset_mfa_of_a_no_mfa_account_says_it_still_signs_in_with_a_password_alone(
+    tmp_path: Path,
+) -> None:
+    """`user reset-mfa` of an account made with --no-mfa said "It sets up a new one at its next
+    sign-in", and the account went on signing in with its password alone."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
+    succeeds("user", "add", "bob", "--no-mfa", *data, stdin=PASSWORD)
+    said = succeeds("user", "reset-mfa", "bob", *data)
+    assert "sets up a new one" not in said and "still signs in with a password alone" in said
+    assert "off (--no-mfa)" in succeeds("user", "show", "bob", *data)
+
+
+def test_a_malformed_team_name_is_named_as_such_not_offered_to_org_add_team(
+    tmp_path: Path,
+) -> None:
+    """`user add bob --team ""` answered "tandem org add-team default  creates it": a command
+    that cannot work."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
+    refusal = refused("user", "add", "bob", "--team", "", *data, stdin=PASSWORD)
+    assert refusal.startswith("tandem: a team name is 1-64 characters"), refusal
+    assert accounts(tmp_path) == ["ada"]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--bogus",), "tandem: No such option: --bogus (tandem --help)"),
+        (
+            ("user", "lisst"),
+            "tandem: No such command 'lisst'. Did you mean 'list'? (tandem user --help)",
+        ),
+        (
+            ("site", "add", "s1", "--origin", "https://s.example"),
+            "tandem: Missing option '--team' (tandem site add --help)",
+        ),
+        (
+            ("recording", "open"),
+            "tandem: Missing argument 'recording' (tandem recording open --help)",
+        ),
+    ],
+)
+def test_a_mistake_in_the_command_line_itself_is_one_line(
+    args: tuple[str, ...], expected: str
+) -> None:
+    """An unknown option, a missing one, a mistyped command: click printed its usage, a hint and
+    a blank line around the error, four lines where every other refusal is one."""
+    assert refused(*args).splitlines() == [expected]
+
+
+def test_help_is_still_printed_whole() -> None:
+    assert "Commands:" in succeeds("--help") and "--org" in succeeds("user", "list", "--help")
+    bare = cli("user")
+    assert bare.returncode == 2 and "Commands:" in bare.stderr + bare.stdout

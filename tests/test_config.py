@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -279,3 +280,128 @@ def test_an_empty_host_or_data_dir_is_not_every_interface_or_the_current_directo
         Settings.load({}, host="")
     with pytest.raises(ConfigError, match="data dir is empty"):
         Settings.load({}, data_dir="")
+
+
+@pytest.mark.parametrize("proxy", ["proxy.internal", "", "10.0.0.1/8", "unix:"])
+def test_a_trusted_proxy_that_no_address_matches_is_refused(proxy: str) -> None:
+    """uvicorn keeps what is neither an address nor a network as a literal that no peer ever
+    equals: ``--trusted-proxy proxy.internal`` started a server that ignored the proxy's
+    headers without a word (every customer counted as the proxy's one address)."""
+    with pytest.raises(ConfigError, match="trusted proxy"):
+        Settings.load({}, trusted_proxies=(proxy,))
+    with pytest.raises(ConfigError, match="trusted proxy"):
+        Settings.load({"TANDEM_TRUSTED_PROXIES": f"127.0.0.1,{proxy or ' '}x"})
+
+
+def test_trusted_proxies_as_addresses_networks_or_a_star_are_accepted() -> None:
+    proxies = ("10.0.0.5", "10.0.0.0/8", "::1", "fd00::/8", "*")
+    assert Settings.load({}, trusted_proxies=proxies).trusted_proxies == proxies
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "x"])
+def test_a_database_url_with_a_port_out_of_range_is_refused(port: str) -> None:
+    """``postgresql://host:99999/db`` passed every check and then crashed the command with an
+    OverflowError traceback from the socket layer."""
+    with pytest.raises(ConfigError, match="port"):
+        Settings.load({"TANDEM_DATABASE_URL": f"postgresql://127.0.0.1:{port}/tandem"})
+
+
+def test_database_urls_with_ipv6_hosts_and_host_lists_keep_their_ports() -> None:
+    for url in (
+        "postgresql://u@[::1]:5432/tandem",
+        "postgresql://u@[::1]/tandem",
+        "postgresql://u@db1:5432,db2:5433/tandem",
+    ):
+        assert Settings.load({"TANDEM_DATABASE_URL": url}).database_url == url
+
+
+DOCS = Path(__file__).parent.parent / "docs" / "configuration.md"
+UNITS = {"": 1, "s": 1, "min": 60, "h": 3600, "KiB": 1024, "MiB": 1 << 20, "GiB": 1 << 30}
+WORDS = {"none": None, "off": False, "the system's": (), "a fair share": None}
+VARIABLE_FIELDS = {
+    "TANDEM_POLICY": "policy_file",
+    "TANDEM_AUDIT_KEY": "audit_key_file",
+    "TANDEM_SHUTDOWN_TIMEOUT": "shutdown_timeout_seconds",
+}
+
+
+def documented_default(text: str) -> object:
+    """A default as docs/configuration.md writes it (``16 MiB``, ``10 000``, ``none``)."""
+    text = text.strip().strip("`").replace("` s", " s")
+    if text in WORDS:
+        return WORDS[text]
+    number, _, unit = text.partition(" ")
+    if re.fullmatch(r"\d+(\.\d+)?", number) and unit in UNITS:
+        return float(number) * UNITS[unit]
+    if text.replace(" ", "").isdigit():
+        return float(text.replace(" ", ""))
+    return text
+
+
+def same(documented: object, actual: object) -> bool:
+    if documented is None:
+        return actual in (None, ())
+    if isinstance(documented, float) and not isinstance(actual, bool):
+        return isinstance(actual, int | float) and documented == actual
+    return documented == actual or str(documented).removeprefix("./") == str(actual)
+
+
+def table_rows(section: str) -> list[list[str]]:
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return [[cell.strip(" |") for cell in row] for row in rows[2:]]
+
+
+def test_every_documented_setting_is_a_setting_with_the_documented_default() -> None:
+    """docs/configuration.md against Settings: a limit renamed, a default changed on one side
+    only, a variable documented that nothing reads, fail here."""
+    import dataclasses
+
+    settings = Settings.load({})
+    fields = {field.name for field in dataclasses.fields(Settings)}
+    top, limits = DOCS.read_text(encoding="utf-8").split("## Limits", 1)
+    source = (Path(__file__).parent.parent / "src" / "tandem" / "config.py").read_text()
+    wrong: list[str] = []
+    for row in table_rows(top):
+        variable, default = row[2].split()[0].strip("`"), row[3]
+        if not variable.startswith("TANDEM_"):
+            continue
+        name = VARIABLE_FIELDS.get(variable, variable.removeprefix("TANDEM_").lower())
+        if f'"{variable}"' not in source:
+            wrong.append(f"{variable}: not read by Settings.load")
+        elif (
+            name in fields
+            and "<data dir>" not in default
+            and not same(documented_default(default), getattr(settings, name))
+        ):
+            wrong.append(f"{variable}: documented {default}, is {getattr(settings, name)!r}")
+    for row in table_rows(limits):
+        names = [name.strip("`") for name in row[0].split(" (")[0].split(" / ")]
+        defaults = row[1].split(" / ") if len(names) > 1 else [row[1]]
+        for name, default in zip(names, defaults, strict=True):
+            if name not in fields:
+                wrong.append(f"{name}: documented, no such setting")
+            elif not same(documented_default(default), getattr(settings, name)):
+                wrong.append(f"{name}: documented {default}, is {getattr(settings, name)!r}")
+    assert wrong == []
+
+
+def test_every_environment_variable_settings_read_is_documented() -> None:
+    source = (Path(__file__).parent.parent / "src" / "tandem" / "config.py").read_text()
+    documented = DOCS.read_text(encoding="utf-8")
+    read = set(re.findall(r'"(TANDEM_[A-Z_]+)"', source))
+    assert read and {variable for variable in read if variable not in documented} == set()
+
+
+def test_every_setting_is_documented() -> None:
+    """Each field of Settings is in docs/configuration.md, by its name or its variable."""
+    import dataclasses
+
+    documented = DOCS.read_text(encoding="utf-8")
+    by_field = {name: variable for variable, name in VARIABLE_FIELDS.items()}
+    missing = [
+        field.name
+        for field in dataclasses.fields(Settings)
+        if f"`{field.name}`" not in documented
+        and by_field.get(field.name, f"TANDEM_{field.name.upper()}") not in documented
+    ]
+    assert missing == []

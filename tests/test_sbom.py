@@ -232,3 +232,11 @@ def test_security_status_fails_a_stale_or_missing_advisory_file(tmp_path: Path) 
     missing = run("security", "status", "--format", "json", env=env_without_tandem())
     assert missing.returncode == 1
     assert "no advisory file" in json.loads(missing.stdout)["problem"]
+
+
+def test_the_missing_advisory_file_is_told_in_words_a_server_takes() -> None:
+    """`tandem serve` logs this problem at start, and `serve` has no --advisory-file: the
+    warning told its operator to give one, an option the command refuses."""
+    problem = sbom.status(None, 7.0, time.time()).problem or ""
+    assert problem.startswith("no advisory file: point TANDEM_ADVISORY_FILE at one")
+    assert "give one with --advisory-file" not in problem

@@ -134,3 +134,30 @@ def test_a_data_directory_that_cannot_be_written_is_one_line(tmp_path: Path, whe
     data_dir = blocker / "data" if where == "under-a-file" else blocker
     result = serve(data_dir)
     assert_one_line_failure(result, str(blocker))
+
+
+def test_a_database_url_with_a_port_out_of_range_is_one_line(tmp_path: Path) -> None:
+    """The port reached the socket layer, whose OverflowError ended the command in a
+    traceback."""
+    result = serve(tmp_path, "--database-url", "postgresql://127.0.0.1:99999/tandem")
+    assert_one_line_failure(result, "port must be from 1 to 65535")
+
+
+def test_a_trusted_proxy_that_is_a_host_name_is_one_line(tmp_path: Path) -> None:
+    """`--trusted-proxy proxy.internal` served, and uvicorn never matched a peer to it."""
+    result = serve(tmp_path, "--trusted-proxy", "proxy.internal")
+    assert_one_line_failure(result, "trusted proxy 'proxy.internal'")
+    assert not (tmp_path / "tandem.sqlite3").exists()
+
+
+def test_a_port_in_use_makes_no_new_installation(tmp_path: Path) -> None:
+    """The port was taken last: `tandem serve --data-dir /var/lib/tandme` (a typo) on a port in
+    use made a new, empty installation there (database, keys) before saying the port was
+    taken."""
+    fresh = tmp_path / "fresh"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = serve(fresh, port=taken.getsockname()[1])
+    assert_one_line_failure(result, "cannot listen on 127.0.0.1:", "in use")
+    assert not fresh.exists()

@@ -150,7 +150,8 @@ def validate_name(value: str, what: str) -> str:
     """Ids of organisations, teams and sites follow the username rule."""
     if not _USERNAME.fullmatch(value):
         raise ConfigError(
-            f"a {what} is 1-64 characters: lower-case letters, digits, '.', '_' or '-', "
+            f"{'an' if what[0] in 'aeiou' else 'a'} {what} is 1-64 characters: lower-case "
+            "letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
         )
     return value

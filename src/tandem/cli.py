@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import os
+import socket
 import sqlite3
 import sys
 import time
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from tandem import __version__, auth, crypto, site_verification, startup
 from tandem.access import Grant
@@ -68,6 +71,45 @@ if TYPE_CHECKING:
 # commands that serve (`serve`, and `server_config` for the tests): the others start without them.
 
 
+class _Commands(TyperGroup):
+    """The ``tandem`` command group: a mistake in the command line itself (an unknown option,
+    a value of the wrong type, a missing argument) is one line, ``tandem: …``, and exit 2, as
+    every other refusal of a command is; click printed its usage and a hint around it, four
+    lines. Help (``--help``, a group without a command) is printed whole."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except UsageError as exc:
+            names: list[str] = []
+            context = exc.ctx
+            while context is not None and context.parent is not None:
+                names.insert(0, context.info_name or "")
+                context = context.parent
+            command = " ".join(["tandem", *names, "--help"])
+            typer.echo(f"tandem: {exc.format_message().rstrip('.')} ({command})", err=True)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            typer.echo(f"tandem: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:  # Ctrl-D at a prompt
+            typer.echo("tandem: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def _typer(**options: Any) -> typer.Typer:
     """A command group with plain help: no rich markup, which took every ``[env …; default …]``
     of the options' help for a markup tag and printed nothing of it."""
@@ -75,6 +117,7 @@ def _typer(**options: Any) -> typer.Typer:
 
 
 app = _typer(
+    cls=_Commands,
     help="Tandem: self-hosted, security-first co-browsing.",
     no_args_is_help=True,
     add_completion=False,
@@ -120,12 +163,34 @@ training_app = _typer(
 )
 app.add_typer(training_app, name="training")
 
-OrgOption = Annotated[str, typer.Option("--org", help="The organisation (its short id).")]
+
+def _path(text: str) -> Path:
+    """A file or directory named on the command line: an empty one is refused, not taken for
+    the current directory (``--data-dir ""`` made a whole installation wherever the command ran,
+    ``--copy-to ""`` wrote the console there)."""
+    if not text.strip():
+        raise typer.BadParameter("is empty: name a file or directory")
+    return Path(text)
+
+
+def _org_id(text: str) -> str:
+    """An organisation's id as ``--org`` names it, checked like ``tandem org add`` checks it (an
+    empty one made a grant of no organisation, and a traceback)."""
+    try:
+        return auth.validate_name(text, "organisation id")
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+OrgOption = Annotated[
+    str, typer.Option("--org", help="The organisation (its short id).", parser=_org_id)
+]
 
 AuditKey = Annotated[
     Path | None,
     typer.Option(
         "--audit-key",
+        parser=_path,
         help="The anchoring key [env TANDEM_AUDIT_KEY; default <data dir>/audit.key].",
     ),
 ]
@@ -133,7 +198,9 @@ AuditKey = Annotated[
 DataDir = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Directory holding the database [env TANDEM_DATA_DIR; default ./data]."
+        "--data-dir",
+        parser=_path,
+        help="Directory holding the database [env TANDEM_DATA_DIR; default ./data].",
     ),
 ]
 
@@ -273,16 +340,20 @@ def serve(
     ] = None,
     tls_cert: Annotated[
         Path | None,
-        typer.Option(help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."),
+        typer.Option(
+            parser=_path, help="PEM certificate chain: serve HTTPS/WSS [env TANDEM_TLS_CERT]."
+        ),
     ] = None,
     tls_key: Annotated[
-        Path | None, typer.Option(help="PEM private key for --tls-cert [env TANDEM_TLS_KEY].")
+        Path | None,
+        typer.Option(parser=_path, help="PEM private key for --tls-cert [env TANDEM_TLS_KEY]."),
     ] = None,
     policy: Annotated[
         Path | None,
         typer.Option(
+            parser=_path,
             help="The organisation's masking policy (JSON, docs/privacy.md); it can only add "
-            "restrictions to a site's policy [env TANDEM_POLICY]."
+            "restrictions to a site's policy [env TANDEM_POLICY].",
         ),
     ] = None,
     trusted_proxy: Annotated[
@@ -331,6 +402,7 @@ def serve(
 ) -> None:
     """Run the server: customer SDK, agent console, demo shop."""
     serving: int | None = None  # the data directory's lock, on SQLite (startup.lock_sqlite)
+    listening: socket.socket | None = None
     try:
         settings = Settings.load(
             host=host,
@@ -355,15 +427,19 @@ def serve(
         if settings.redis_url:
             _run(_check_redis(settings.redis_url, settings.redis_timeout_seconds))
         created = _database(settings, init=True)
+        # The port before the data directory: a port in use (or an address not of this
+        # machine) made a new, empty installation where a mistyped --data-dir pointed.
+        listening = startup.bind(settings)
         serving = startup.lock_sqlite(settings)
         users = _run(_count_users(settings))
         startup.check_runtime()
         startup.check_files(settings)
         file_limit_warning = startup.raise_file_limit(settings)
-        listening = startup.bind(settings)
     except TandemError as exc:
         if serving is not None:
             os.close(serving)
+        if listening is not None:
+            listening.close()
         raise _fail(exc) from None
     try:
         from tandem import logs
@@ -565,6 +641,9 @@ async def _org_of(directory: Directory, org: str) -> OrgRecord:
 async def _check_teams(directory: Directory, org: str, teams: list[str] | None) -> None:
     known = await directory.storage.list_teams(Grant.operator(org))
     for team in teams or ():
+        # A malformed name first: "tandem org add-team default  creates it" offered a command
+        # that cannot work.
+        auth.validate_name(team, "team name")
         if team not in known:
             raise NotFoundError(
                 f"no team {team!r} in organisation {org!r} (tandem org add-team {org} {team} "
@@ -718,11 +797,21 @@ def user_reset_mfa(
     """Remove an account's authenticator and recovery codes (a lost phone): its sign-ins end,
     and it sets up a new authenticator at its next sign-in."""
 
+    exempt: list[bool] = []
+
     async def work(directory: Directory) -> None:
         await _org_of(directory, org)
+        exempt.append((await directory.get_user(operator(org), name)).mfa_exempt)
         await directory.reset_second_factor(operator(org), name)
 
     _run_directory(data_dir, work)
+    if exempt[0]:  # it was told "sets up a new one", and went on without any
+        typer.echo(
+            f"{name!r} was created with --no-mfa: it had no authenticator and still signs in "
+            "with a password alone (its sign-ins have ended). To require one, remove it and "
+            "add it again without --no-mfa."
+        )
+        return
     typer.echo(
         f"Removed the authenticator of {name!r}; its sign-ins have ended. It sets up a new one "
         "at its next sign-in."
@@ -908,7 +997,8 @@ def site_add(
     org: OrgOption = DEFAULT_ORG,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     policy: Annotated[
-        Path | None, typer.Option(help="The site's masking policy (JSON, docs/privacy.md).")
+        Path | None,
+        typer.Option(parser=_path, help="The site's masking policy (JSON, docs/privacy.md)."),
     ] = None,
     data_dir: DataDir = None,
     init: Init = False,
@@ -964,7 +1054,9 @@ def site_verify(
     site: Annotated[str, typer.Argument(help="The site's id, or its origin (https://…).")],
     org: Annotated[
         str | None,
-        typer.Option("--org", help="The organisation that registered it (checked if given)."),
+        typer.Option(
+            "--org", help="The organisation that registered it (checked if given).", parser=_org_id
+        ),
     ] = None,
     web: Annotated[
         bool,
@@ -1024,7 +1116,10 @@ def site_verify(
 @site_app.command("list")
 def site_list(
     org: Annotated[
-        str | None, typer.Option("--org", help="Only this organisation's (default: every one).")
+        str | None,
+        typer.Option(
+            "--org", help="Only this organisation's (default: every one).", parser=_org_id
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -1082,6 +1177,7 @@ CheckpointFile = Annotated[
     Path | None,
     typer.Option(
         "--checkpoint",
+        parser=_path,
         help="A file of checkpoints (one per line) from `tandem audit checkpoint`: prove the "
         "trail still holds each of them.",
     ),
@@ -1267,10 +1363,13 @@ async def _read_audit(
 
 @recording_app.command("open")
 def recording_open(
-    recording: Annotated[Path, typer.Argument(help="An exported recording (.tandemrec).")],
-    key: Annotated[Path, typer.Option(help="The organisation's recording key file.")],
+    recording: Annotated[
+        Path, typer.Argument(parser=_path, help="An exported recording (.tandemrec).")
+    ],
+    key: Annotated[Path, typer.Option(parser=_path, help="The organisation's recording key file.")],
     out: Annotated[
-        Path | None, typer.Option(help="Write the rrweb events here (default: standard output).")
+        Path | None,
+        typer.Option(parser=_path, help="Write the rrweb events here (default: standard output)."),
     ] = None,
     passphrase_stdin: Annotated[
         bool, typer.Option(help="Read the key's passphrase from standard input.")
@@ -1381,18 +1480,24 @@ def sdk_tag(
     copy_to: Annotated[
         Path | None,
         typer.Option(
+            parser=_path,
             help="Also write the SDK (tandem.js) into this directory, to serve it from your "
-            "site's own origin; the tag printed is then for that copy."
+            "site's own origin; the tag printed is then for that copy.",
         ),
     ] = None,
     src: Annotated[
-        str, typer.Option(help="With --copy-to: the copy's address on your site.")
-    ] = "/tandem.js",
+        str | None,
+        typer.Option(help="With --copy-to: the copy's address on your site [default /tandem.js]."),
+    ] = None,
 ) -> None:
     """Print the <script> tag that pins the customer SDK by its hash (Subresource Integrity): a
     browser runs the SDK only if its bytes are exactly these. Pin again after each upgrade."""
     from tandem.server.app import SDK_FILE
 
+    if src is not None and copy_to is None:  # the tag would name the server's file, not src
+        raise _fail("--src goes with --copy-to: it is the address of the copy on your site")
+    if src is not None and not src.strip():
+        raise _fail("--src is empty: give the copy's address on your site, e.g. /js/tandem.js")
     try:
         if base_url is None:
             settings = Settings.load(host=host, port=port)
@@ -1414,6 +1519,7 @@ def sdk_tag(
         raise _fail(f"cannot write {copy}: {exc.strerror}") from None
     if written != data:
         raise _fail(f"{copy} does not hold what was written")
+    src = src or "/tandem.js"
     typer.echo(f"Wrote {copy}; serve it at {src} on your site.", err=True)
     typer.echo(
         f'<script src="{html.escape(src)}" data-tandem-server="{html.escape(server)}" {pin}>'
@@ -1509,7 +1615,9 @@ def console_page(index: str, relay: str, integrity: str) -> str:
 def console_copy(
     copy_to: Annotated[
         Path,
-        typer.Option(help="Write the console's files (index.html, console.js, CSS) here."),
+        typer.Option(
+            parser=_path, help="Write the console's files (index.html, console.js, CSS) here."
+        ),
     ],
     relay: Annotated[
         str,
@@ -1570,7 +1678,10 @@ def compliance_check(
     checkpoint: CheckpointFile = None,
     advisory_file: Annotated[
         Path | None,
-        typer.Option(help="OSV advisories to check the SBOM against [env TANDEM_ADVISORY_FILE]."),
+        typer.Option(
+            parser=_path,
+            help="OSV advisories to check the SBOM against [env TANDEM_ADVISORY_FILE].",
+        ),
     ] = None,
     data_dir: DataDir = None,
     audit_key: AuditKey = None,
@@ -1696,7 +1807,7 @@ def _same_settings_as_the_server(settings: Settings) -> None:
 def security_status(
     advisory_file: Annotated[
         Path | None,
-        typer.Option(help="OSV advisories (JSON) [env TANDEM_ADVISORY_FILE]."),
+        typer.Option(parser=_path, help="OSV advisories (JSON) [env TANDEM_ADVISORY_FILE]."),
     ] = None,
     output: Format = "text",
 ) -> None:
@@ -1765,10 +1876,13 @@ ByOption = Annotated[
 ]
 
 
-def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]]) -> None:
+def _run_subjects(data_dir: Path | None, work: Callable[[Any], Awaitable[None]], org: str) -> None:
+    """``work`` on the organisation ``org``'s subjects and holds; a NotFoundError for an
+    organisation there is none of (its empty answers looked like a search that found nothing)."""
     from tandem.subjects import Subjects
 
     async def each(settings: Settings, directory: Directory) -> None:
+        await _org_of(directory, org)
         log = AuditLog(
             directory.storage,
             load_or_create_key(settings.audit_key_path),  # offline() checked it for the trail
@@ -1804,7 +1918,7 @@ def subject_find(
     async def work(subjects: Any) -> None:
         found.append((await subjects.look_up(operator(org), subject, by)).summary())
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     typer.echo(json.dumps(found[0], indent=2))
 
 
@@ -1813,7 +1927,8 @@ def subject_export(
     subject: SubjectArgument,
     org: OrgOption = DEFAULT_ORG,
     out: Annotated[
-        Path | None, typer.Option(help="Write the archive here (default: standard output).")
+        Path | None,
+        typer.Option(parser=_path, help="Write the archive here (default: standard output)."),
     ] = None,
     by: ByOption = None,
     data_dir: DataDir = None,
@@ -1826,7 +1941,7 @@ def subject_export(
     async def work(subjects: Any) -> None:
         archive.append((await subjects.export(operator(org), subject, by))[1])
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     if out is None:
         sys.stdout.buffer.write(archive[0])
         sys.stdout.buffer.flush()
@@ -1855,7 +1970,7 @@ def subject_erase(
     async def work(subjects: Any) -> None:
         done.append(await subjects.erase(operator(org), subject, by))
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     erased = done[0]
     recordings = erased["recordings"]
     typer.echo(
@@ -1889,7 +2004,7 @@ def hold_place(
         placed = await subjects.place_hold(operator(org), kind, target, reason)
         held.append((placed.sessions, placed.recordings))
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     sessions, recordings = held[0]
     typer.echo(f"Legal hold placed on {kind} {target}.")
     if sessions or recordings:
@@ -1918,7 +2033,7 @@ def hold_lift(
     async def work(subjects: Any) -> None:
         await subjects.lift_hold(operator(org), kind, target, reason)
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     typer.echo(f"Legal hold on {kind} {target} lifted.")
 
 
@@ -1932,7 +2047,7 @@ def hold_list(org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
             since = datetime.fromtimestamp(hold.placed_at, UTC).isoformat(timespec="minutes")
             lines.append(f"{hold.kind}\t{hold.target}\t{since}\t{hold.placed_by}\t{hold.reason}")
 
-    _run_subjects(data_dir, work)
+    _run_subjects(data_dir, work, org)
     for line in lines:
         typer.echo(line)
 

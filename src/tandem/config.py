@@ -210,8 +210,6 @@ class Settings:
     backoff_forget_seconds: float = 3600.0
     """A back-off count (sign-in, join code, SSO start) is forgotten this long after its last
     failure. Counts decay this way only: a success never clears them."""
-    _unused_login_doc: float = 0.0
-    """Lifetime of an agent's sign-in."""
     join_free_failures: int = 5
     """Wrong join codes per agent account and per client address before back-off starts (it
     doubles from ``throttle_backoff_seconds`` to ``throttle_backoff_max_seconds``);
@@ -441,6 +439,14 @@ class Settings:
     """Longest privacy and security policy text an admin may store (characters)."""
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            texts = value if isinstance(value, tuple) else (value,)
+            # Bytes that are not UTF-8 on the command line or in the environment arrive as lone
+            # surrogates: `--host` of one failed only at the bind, after the data directory and
+            # its database had been made.
+            if any(isinstance(t, str) and any("\ud800" <= c <= "\udfff" for c in t) for t in texts):
+                raise ConfigError(f"{field.name} is not UTF-8 text")
         if not self.host.strip():
             raise ConfigError(
                 "the host is empty: give an address (0.0.0.0 listens on every interface)"
@@ -533,6 +539,8 @@ class Settings:
             raise ConfigError("max_policy_text_chars must be from 100 to 1000000")
         for nameserver in self.site_verification_nameservers:
             nameserver_address(nameserver)
+        for proxy in self.trusted_proxies:
+            trusted_proxy(proxy)
         object.__setattr__(
             self, "allow_origins", tuple(normalize_origin(o) for o in self.allow_origins)
         )
@@ -891,6 +899,10 @@ def database_name(url: str) -> str:
         raise ConfigError(
             "the database URL is malformed (an unclosed [ around an IPv6 host?)"
         ) from None
+    for host in parts.netloc.rpartition("@")[2].split(","):
+        _, colon, port = host.rpartition(":") if not host.endswith("]") else ("", "", "")
+        if colon and port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"the database URL's port must be from 1 to 65535, not {port!r}")
     name = parts.path.lstrip("/")
     for key, _, value in (item.partition("=") for item in parts.query.split("&")):
         if key in ("dbname", "database") and value:
@@ -900,6 +912,26 @@ def database_name(url: str) -> str:
             "the database URL names no database: postgresql://user@host:port/database"
         )
     return name
+
+
+def trusted_proxy(text: str) -> str:
+    """A trusted proxy as uvicorn matches it: ``*``, an IP address or a network (``10.0.0.0/8``).
+    ConfigError for anything else: uvicorn would keep it as a literal no peer address ever
+    equals (a host name, an empty string, ``10.0.0.1/8``), so the proxy's headers would be
+    ignored without a word and every client counted as the proxy's one address."""
+    if text == "*":
+        return text
+    try:
+        if "/" in text:
+            ipaddress.ip_network(text)
+        else:
+            ipaddress.ip_address(text)
+    except ValueError:
+        raise ConfigError(
+            f"trusted proxy {text!r} must be an IP address (10.0.0.5), a network (10.0.0.0/8, "
+            "no host bits set) or *"
+        ) from None
+    return text
 
 
 def nameserver_address(text: str) -> tuple[str, int]:

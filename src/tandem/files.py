@@ -26,9 +26,14 @@ def read_file(path: Path, max_bytes: int) -> bytes:
     FIFO is opened non-blocking, then refused), and for a file over ``max_bytes`` (a wrong path
     naming a disk image is not read into memory)."""
     descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        # Before open(), which fails on a directory naming the descriptor ("cannot read 3").
+        os.close(descriptor)
+        if stat.S_ISDIR(mode):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     with open(descriptor, "rb", closefd=True) as file:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
         if os.fstat(descriptor).st_size > max_bytes:
             raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes", str(path))
         os.set_blocking(descriptor, True)

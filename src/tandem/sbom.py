@@ -365,8 +365,10 @@ def status(
             None,
             False,
             (),
-            "no advisory file: give one with --advisory-file or TANDEM_ADVISORY_FILE "
-            "(OSV JSON; docs/security-updates.md)",
+            # Also the warning `tandem serve` logs, which has no --advisory-file.
+            "no advisory file: point TANDEM_ADVISORY_FILE at one (OSV JSON; `tandem security "
+            "status` and `tandem compliance check` also take --advisory-file; "
+            "docs/security-updates.md)",
         )
     try:
         stat = advisory_file.stat()

@@ -657,7 +657,12 @@ def _is_report(record: AuditRecord) -> bool:
 
 def _checked_subject(value: str) -> str:
     value = value.strip()
-    if not value or len(value) > MAX_SUBJECT_LENGTH or any(ord(c) < 32 for c in value):
+    # A lone surrogate is a byte that was not UTF-8 on the command line: no store takes it.
+    if (
+        not value
+        or len(value) > MAX_SUBJECT_LENGTH
+        or any(ord(c) < 32 or "\ud800" <= c <= "\udfff" for c in value)
+    ):
         raise ConfigError(
             f"a subject is a customer token's sub or a session id (1 to {MAX_SUBJECT_LENGTH} "
             "printable characters)"
@@ -689,4 +694,6 @@ def _reason(reason: str) -> str:
         raise ConfigError("a legal hold needs a reason (e.g. the case or request it serves)")
     if len(reason) > MAX_REASON_LENGTH:
         raise ConfigError(f"the reason is at most {MAX_REASON_LENGTH} characters")
+    if any("\ud800" <= c <= "\udfff" for c in reason):  # bytes not UTF-8 on the command line
+        raise ConfigError("the reason is not UTF-8 text: type it in UTF-8")
     return reason

@@ -449,6 +449,8 @@ class Training:
         reason = reason.strip()
         if not reason:
             raise ConfigError("say why (--reason): where and how the training was done")
+        if any("\ud800" <= c <= "\udfff" for c in reason):  # bytes not UTF-8 on the command line
+            raise ConfigError("the reason is not UTF-8 text: type it in UTF-8")
         policy = await self.policy(grant)
         now = self.clock()
         await self.storage.acknowledge_policy(grant, user.username, policy.version, now)
