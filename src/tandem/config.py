@@ -58,6 +58,7 @@ POSITIVE_SETTINGS = frozenset(
         "background_backoff_max_seconds",
         "gc_collect_seconds",
         "refusal_audit_window_seconds",
+        "refusal_budget_timeout_seconds",
     }
 )
 """Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
@@ -258,6 +259,12 @@ class Settings:
     cannot flood the audit trail."""
     refusal_audit_window_seconds: float = 60.0
     """The window of ``refusal_audit_burst``: it starts at an account's first refusal."""
+    refusal_budget_timeout_seconds: float = 0.25
+    """With several processes, how long a refusal's answer (a 403, a refused socket) may wait
+    for the shared refusal budget's count in Redis before it is weighed against this process's
+    own budget instead (TANDEM_REFUSAL_BUDGET_TIMEOUT_SECONDS): a frozen Redis held every 403
+    for ``redis_timeout_seconds``. While it does not answer, one count at a time is tried
+    again, the other refusals answered at once."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0

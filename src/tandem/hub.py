@@ -709,6 +709,8 @@ class SessionHub:
         """Which refused attempts of signed-in accounts are recorded in full (:meth:`refused`)."""
         self._refusals_budgeted_locally = False
         """Whether the shared refusal budget (Redis) failed its last count (logged once)."""
+        self._refusal_counts_waiting = 0
+        """Counts of the shared refusal budget waiting for Redis's answer."""
         self._downloads: set[DownloadGuard] = set()
         """Downloads under way in this process (:meth:`download_guard`), for announcements."""
         self._recording_cuts: set[asyncio.Task[None]] = set()
@@ -1061,20 +1063,34 @@ class SessionHub:
         if not self.fanout.shared or shared_count is None:
             return None
         key = f"refusals:{len(org)}:{org}:{actor}"
+        if self._refusals_budgeted_locally and self._refusal_counts_waiting:
+            # Redis did not answer the last count and another refusal is asking it again:
+            # this one is answered now, weighed here, rather than wait with it.
+            metrics.REFUSALS_BUDGETED_LOCALLY.inc()
+            return None
+        self._refusal_counts_waiting += 1
         try:
             count = await asyncio.wait_for(
-                shared_count(key, self.refusals.window), self.settings.redis_timeout_seconds
+                shared_count(key, self.refusals.window),
+                self.settings.refusal_budget_timeout_seconds,
             )
         except Exception as exc:
             metrics.REFUSALS_BUDGETED_LOCALLY.inc()
             if not self._refusals_budgeted_locally:
                 self._refusals_budgeted_locally = True
+                why = (
+                    f"no answer within {self.settings.refusal_budget_timeout_seconds:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else str(exc) or type(exc).__name__
+                )
                 log.warning(
                     "the shared refusal budget (Redis) does not answer (%s): refusals are "
                     "weighed against this process's own refusal_audit_burst until it does",
-                    str(exc) or type(exc).__name__,
+                    why,
                 )
             return None
+        finally:
+            self._refusal_counts_waiting -= 1
         if self._refusals_budgeted_locally:
             self._refusals_budgeted_locally = False
             log.info("the shared refusal budget (Redis) answers again")
