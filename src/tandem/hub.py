@@ -98,7 +98,7 @@ from tandem.storage.base import (
 )
 from tandem.storage.sql import expire_upgrade_copies
 from tandem.subjects import new_pseudonym
-from tandem.supervise import Supervisor
+from tandem.supervise import Supervisor, cancel_and_wait
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
@@ -566,6 +566,9 @@ class DownloadGuard:
         self.size = 0
         self.cut = False
         self._drop: Callable[[], None] | None = None
+        self._checking: asyncio.Task[None] | None = None
+        """The check an announcement asked for (:meth:`check_soon`), while it runs."""
+        self._check_again = False
 
     def bind(self, drop: Callable[[], None] | None, size: int) -> None:
         """The download starts: its file is ``size`` bytes, and ``drop`` ends its connection
@@ -585,6 +588,34 @@ class DownloadGuard:
         if not self.cut:
             await self.check()
         return not self.cut
+
+    def check_soon(self) -> None:
+        """:meth:`check` in a task of its own (an announcement named the download), held by the
+        hub: the listener that heard the announcement goes on to the next at once, so one
+        check that waits for storage (up to ``database_timeout_seconds``) never holds up the
+        other revocations. Asked again while a check runs, it checks once more after it (the
+        running one may have read storage before the change the announcement names)."""
+        if self._checking is not None:
+            self._check_again = True
+            return
+        self._checking = asyncio.create_task(self._checks(), name="tandem:download_check")
+        self.hub._download_checks.add(self._checking)
+        self._checking.add_done_callback(self._checked)
+
+    async def _checks(self) -> None:
+        while True:
+            self._check_again = False
+            try:
+                await self.check()
+            except Exception as exc:  # a bug: the chunk's own check still runs
+                log.error("a download's check failed (%s)", type(exc).__name__)
+                return
+            if self.cut or not self._check_again:
+                return
+
+    def _checked(self, task: asyncio.Task[None]) -> None:
+        self.hub._download_checks.discard(task)
+        self._checking = None
 
     async def check(self) -> None:
         """Cut the download if its sign-in no longer allows it (audited once)."""
@@ -715,6 +746,8 @@ class SessionHub:
         """Downloads under way in this process (:meth:`download_guard`), for announcements."""
         self._recording_cuts: set[asyncio.Task[None]] = set()
         """The audit records of downloads being cut (DownloadGuard.check), held until written."""
+        self._download_checks: set[asyncio.Task[None]] = set()
+        """The checks of downloads announcements named (DownloadGuard.check_soon), running."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -751,6 +784,7 @@ class SessionHub:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
+        await cancel_and_wait(self._download_checks)
         await self.shutdown()
         # Downloads cut just now: their records go before the server's stop (never raise).
         await asyncio.gather(*self._recording_cuts)
@@ -785,7 +819,7 @@ class SessionHub:
                         org=download.principal.org,
                         site=None,
                     ):
-                        await download.check()
+                        download.check_soon()
                 if heard.everyone:  # due at the next tick: however many processes ask, once
                     self._recheck_everyone_soon()
                     continue
