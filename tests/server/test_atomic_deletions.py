@@ -124,6 +124,51 @@ async def test_a_server_killed_while_recording_an_erasure_on_postgres_leaves_bot
         assert verify_exit(data_dir, audit_key, direct) == 0
 
 
+async def test_a_server_killed_while_recording_what_crash_recovery_closed_leaves_both_or_neither(
+    tmp_path: Path,
+    pg_proxy: StoppableProxy,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """Crash recovery's sweep closes a session no live process holds (its process crashed) and
+    records ``session_ended``; the server is killed while that record is on its way to
+    PostgreSQL. The session was closed in its own transaction and the record kept in memory to
+    write later: lost with the process, the session ended for good with no record of its end.
+    Now they are one transaction: the next server closes it, and records it."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        direct = f"{PG_DSN}?search_path={schema}"
+        audit_key = tmp_path / "keys" / "audit.key"
+        audit_key.parent.mkdir()
+        data_dir, port = tmp_path / "serve", free_port()
+        options = ("--database-url", url)
+        env = {"TANDEM_AUDIT_KEY": str(audit_key), "TANDEM_HEARTBEAT_SECONDS": "0.5"}
+        first = serve_processes(data_dir, port, *options, **env)
+        ended = "SELECT end_reason FROM sessions WHERE session_id = 'orphan'"
+        recorded = "SELECT count(*) FROM audit WHERE action = 'session_ended'"
+        db = await pg_connect(schema)
+        try:
+            pg_proxy.freeze_on(b"session_ended")  # the record, on its way to the database
+            # A session of a process that crashed (no row in processes): the next sweep's.
+            await db.execute(
+                "INSERT INTO sessions (session_id, created_at, node, site_id) "
+                "VALUES ('orphan', 1.0, 'crashed-node', 'demo')"
+            )
+            await wait_for(lambda: pg_proxy.freeze_at is None)
+            first.kill()
+            pg_proxy.down()  # the held bytes die with the process, never forwarded
+            pg_proxy.thaw()
+            pg_proxy.up()
+            # Held before it reached the database, the record was never written: neither was
+            # the closing (it was: the session ended, and no record of it).
+            assert (await db.fetchval(ended), await db.fetchval(recorded)) == (None, 0)
+            second = serve_processes(data_dir, port, *options, **env)
+            assert (await db.fetchval(ended), await db.fetchval(recorded)) == ("server_lost", 1)
+            second.stop()
+        finally:
+            await db.close()
+        assert verify_exit(data_dir, audit_key, direct) == 0
+
+
 async def test_a_server_killed_after_an_erasure_on_sqlite_leaves_both_or_neither(
     tmp_path: Path,
     data_templates: DataTemplates,

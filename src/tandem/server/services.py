@@ -160,7 +160,13 @@ async def running(
         )
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
         registry = ProcessRegistry(
-            store, settings, clock, hub.process_id, hub.record_done, hub.taken_for_dead
+            store,
+            settings,
+            clock,
+            hub.process_id,
+            hub.record_done,
+            hub.taken_for_dead,
+            witness=hub.witness,
         )
         await registry.start()  # closes what this server held before a crash
         stack.push_async_callback(registry.stop)
