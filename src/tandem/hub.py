@@ -20,11 +20,13 @@ import logging
 import math
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
 from tandem.audit import DELETIONS_RECORDED, AuditLog, AuditRecord, Entry, Evidence
+from tandem.audit_backlog import AuditBacklog
 from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
@@ -665,7 +667,11 @@ class SessionHub:
         entropy: crypto.Entropy,
         node: str = "",
         tick_seconds: float = 1.0,
+        backlog_dir: Path | None = None,
     ) -> None:
+        """``backlog_dir``: where the audit records storage refused are kept until it takes
+        them (the data directory), so that a process killed meanwhile loses none; None: in
+        memory only."""
         self.settings = settings
         self.storage = storage
         self.fanout = fanout
@@ -730,10 +736,11 @@ class SessionHub:
         (``not_started``) by :meth:`tick` once storage answers, so that no session looks live
         in storage (supervisors' lists, the limits of other processes, erasure) that nobody
         holds."""
-        self._unrecorded: list[tuple[float, str, dict[str, Any]]] = []
+        self._unrecorded = AuditBacklog(backlog_dir)
         """Audit records of what was done while they could not be written (a socket closed on
-        a re-check: its close does not wait for storage), oldest first, with their time;
-        written by :meth:`tick` once storage answers."""
+        a re-check: its close does not wait for storage; an administrator's change), oldest
+        first, with their time, kept on the disk in ``backlog_dir`` too; written by
+        :meth:`tick` once storage answers (:mod:`tandem.audit_backlog`)."""
         self.refusals = RefusalBudget(
             settings.refusal_audit_burst, settings.refusal_audit_window_seconds
         )
@@ -773,6 +780,10 @@ class SessionHub:
         self.policy = policy_json(self.server_policy)
 
     async def __aenter__(self) -> Self:
+        # What an earlier process on this data directory kept and could not write before it
+        # died goes first, with its own times; if storage refuses it now, the timer writes it.
+        if self._unrecorded.load():
+            await self._write_unrecorded()
         # Says that this server records every deletion of a session's or recording's rows
         # (tandem.reconcile: an older one purged sessions without a record).
         await self.record(
@@ -1021,12 +1032,12 @@ class SessionHub:
         at = self.clock()
         self._announce(action, fields)
         if self._unrecorded:
-            self._unrecorded.append((at, action, fields))
+            self._unrecorded.hold(at, action, fields)
             return
         try:
             await self.audit.record(at, action, **fields)
         except Exception:
-            self._unrecorded.append((at, action, fields))
+            self._unrecorded.hold(at, action, fields)
             raise
 
     async def authorize_message(
@@ -2135,16 +2146,8 @@ class SessionHub:
                 failed = failed or exc
             else:
                 self._abandoned.pop(session_id, None)
-        while self._unrecorded:
-            at, action, fields = self._unrecorded[0]
-            try:
-                await self.audit.record(at, action, **fields)
-            except StorageError as exc:  # returned; tried again next time, in order
-                failed = failed or exc
-                break
-            except Exception as exc:  # the database's answer: it never takes this one
-                log.error("audit record refused: %s %s", action, type(exc).__name__)
-            self._unrecorded.pop(0)
+        unwritten = await self._write_unrecorded()
+        failed = failed or unwritten
         for recording_id in tuple(self._failed_recordings):
             entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
             if entry is None:
@@ -2164,6 +2167,20 @@ class SessionHub:
             except Exception as exc:  # returned
                 failed = failed or exc
         return failed
+
+    async def _write_unrecorded(self) -> Exception | None:
+        """Append the records kept while storage refused them, in order; the error that stopped
+        it (tried again next time), if any."""
+        while self._unrecorded:
+            at, action, fields = self._unrecorded.first()
+            try:
+                await self.audit.record(at, action, **fields)
+            except StorageError as exc:  # returned; tried again next time, in order
+                return exc
+            except Exception as exc:  # the database's answer: it never takes this one
+                log.error("audit record refused: %s %s", action, type(exc).__name__)
+            self._unrecorded.written()
+        return None
 
     async def tick(self) -> None:
         """Apply deadlines to every live session; run about once a second. One session's storage

@@ -116,6 +116,7 @@ async def running(
             # Several processes: this one's id, for its sessions and its tunnel entrance.
             node=crypto.new_token(entropy, 9) if carrier.shared else "",
             tick_seconds=tick_seconds,
+            backlog_dir=settings.data_dir,  # made private at start (tandem.startup)
         )
         tunnels = None
         if hub.node:
