@@ -59,6 +59,7 @@ POSITIVE_SETTINGS = frozenset(
         "gc_collect_seconds",
         "refusal_audit_window_seconds",
         "refusal_budget_timeout_seconds",
+        "transport_note_wait_seconds",
     }
 )
 """Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
@@ -332,6 +333,11 @@ class Settings:
     the proxy still forwards plain HTTP (0: every such request). Likewise for the note of a
     reverse proxy's header seen while no public origin is set (:data:`PROXY_NOTE`, ``tandem
     compliance forget-proxy``)."""
+    transport_note_wait_seconds: float = 1.0
+    """How long the request that makes or rechecks one of those notes waits for the database
+    (TANDEM_TRANSPORT_NOTE_WAIT_SECONDS); the note goes on being written beside it after that.
+    Awaited in full, a frozen database held that request (a probe, the SDK's script) for
+    ``database_timeout_seconds``, and the next one again."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is

@@ -16,7 +16,7 @@ import httpx
 from tests.conftest import AGENT_PASSWORD, ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import closed_with, open_customer, start_session
-from tests.storage.conftest import fresh_schema
+from tests.storage.conftest import fresh_schema, pg_connect
 
 TIMEOUT = 1.0
 """The servers' database_timeout_seconds here."""
@@ -24,6 +24,11 @@ BOUND = 8 * TIMEOUT + 5
 """How long an answer may take while the database is frozen: a statement, the cancel request
 it sends, a fresh connection and a first statement on it, with room for a slow machine (far
 below the test's own limits: without the bound, the answers never come)."""
+
+
+ANSWERED = 10.0
+"""How long a request that needs no database may take while it is frozen below: far under the
+servers' database_timeout_seconds there (60 s)."""
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -79,3 +84,41 @@ async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_reco
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
         await start_session(server)
         server.stop()  # before its schema goes
+
+
+async def test_the_compliance_notes_do_not_hold_requests_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The first request a reverse proxy forwards (a proxy's header), and the first over plain
+    HTTP, are noted in the database for the compliance check. The note was written on the
+    request's way in: with the database frozen, that request waited ``database_timeout_seconds``
+    (and the next one again, the note refused), though it needed no database (a probe, the SDK's
+    script). The note is now written beside the request, which is answered at once; it is
+    written once the database answers."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "keys" / "audit.key",
+            database_timeout_seconds=60.0,
+            transport_note_recheck_seconds=0.5,
+        )
+        forwarded = {"x-forwarded-for": "203.0.113.7"}
+        with pg_proxy.frozen():
+            for path in ("/healthz", "/sdk/tandem.js", "/healthz"):
+                answer = httpx.get(f"{server.base}{path}", headers=forwarded, timeout=ANSWERED)
+                assert answer.status_code == 200, (path, answer.text)
+
+        async def noted() -> list[str]:
+            db = await pg_connect(schema)
+            try:
+                rows = await db.fetch("SELECT name FROM installation_notes ORDER BY name")
+            finally:
+                await db.close()
+            return [row["name"] for row in rows]
+
+        deadline = time.monotonic() + 90  # the frozen writes fail (60 s), the next requests note
+        while await noted() != ["plain_http_seen", "proxy_headers_seen"]:
+            assert time.monotonic() < deadline, await noted()
+            httpx.get(f"{server.base}/healthz", headers=forwarded, timeout=ANSWERED)
+            await asyncio.sleep(0.2)

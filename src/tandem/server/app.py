@@ -256,6 +256,7 @@ def create_app(
                 behind_proxy=bool(settings.trusted_proxies) and not settings.tls,
                 noted=plain_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,
+                wait_seconds=settings.transport_note_wait_seconds,
             ),
             Middleware(
                 PublicOrigins,
@@ -263,6 +264,7 @@ def create_app(
                 note_proxy=noting_proxy,
                 noted=proxy_still_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,
+                wait_seconds=settings.transport_note_wait_seconds,
             ),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(
