@@ -2135,6 +2135,12 @@ class SessionHub:
         finally:
             self._closing.discard(session_id)
 
+    async def _retry_what_failed(self) -> None:
+        """:meth:`_write_what_failed`, raising its first error."""
+        failed = await self._write_what_failed()
+        if failed is not None:
+            raise failed
+
     async def _write_what_failed(self) -> Exception | None:
         """Retry the storage writes that failed (database away); the first error, if any."""
         failed: Exception | None = None
@@ -2189,16 +2195,27 @@ class SessionHub:
         step is tried, and the first error raised once all were (the supervisor logs it and runs
         this again)."""
         now = self.clock()
-        failed = await self._write_what_failed()
+        failed: Exception | None = None
+        # Each session's deadlines are met beside the others' (and beside the retries of what
+        # failed before): its people are told first, then its storage writes wait; in turn,
+        # with the database frozen, the last of N sessions ending at one tick was told after
+        # N waits of up to database_timeout_seconds each.
+        work: list[Awaitable[Any]] = [self._retry_what_failed()]
         for live in tuple(self._live.values()):
             try:
                 effects = live.machine.tick(now)
-                if effects:
-                    await self.apply(live, effects)
-                elif live.recorder is not None:
-                    await self._flush(live)
             except Exception as exc:  # raised below
                 failed = failed or exc
+                continue
+            if effects:
+                work.append(self.apply(live, effects))
+            elif live.recorder is not None and live.recorder.buffer:
+                work.append(self._flush(live))
+        for result in await asyncio.gather(*work, return_exceptions=True):
+            if isinstance(result, Exception):
+                failed = failed or result
+            elif isinstance(result, BaseException):  # a cancellation: the timer stops
+                raise result
         for step in (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals):
             try:
                 await step(now)

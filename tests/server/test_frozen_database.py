@@ -15,7 +15,8 @@ import httpx
 
 from tests.conftest import AGENT_PASSWORD, ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import closed_with, open_customer, start_session
+from tests.server.helpers import closed_with, open_customer, recv_json, start_session
+from tests.server.test_storage_faults import runs_of
 from tests.storage.conftest import fresh_schema, pg_connect
 
 TIMEOUT = 1.0
@@ -122,3 +123,60 @@ async def test_the_compliance_notes_do_not_hold_requests_while_the_database_is_f
             assert time.monotonic() < deadline, await noted()
             httpx.get(f"{server.base}/healthz", headers=forwarded, timeout=ANSWERED)
             await asyncio.sleep(0.2)
+        server.stop()  # before its schema goes
+
+
+SESSIONS = 4
+"""Waiting sessions whose codes expire together while the database is frozen below."""
+FROZEN_TIMEOUT = 10.0
+"""The server's database_timeout_seconds below: a frozen statement fails after this long."""
+
+
+async def test_sessions_ending_together_are_each_told_at_once_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """Several sessions' codes expire at one tick while the database is frozen. Each customer
+    is told ``ended`` first, then its end is stored; the timer went through the sessions one
+    after another, so each waited for the storage writes of those before it (each up to
+    ``database_timeout_seconds``, here 10 s): the last customer of N was told after N-1 of
+    them. Each is now told within half of one, and every end is stored once it answers."""
+    from tandem.config import Settings
+    from tandem.directory import offline
+    from tests.server.test_scale_out import add_people, run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await add_people(directory)
+
+        run_in_thread(seed)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            code_ttl_seconds=60.0,
+            purge_interval_seconds=86400.0,
+        )
+        customers = [(await start_session(server))[0] for _ in range(SESSIONS)]
+        # The timer's own storage work (the first tick's purges) is done: a statement of it
+        # frozen on its way holds the next tick up to one database_timeout_seconds (a bound).
+        await wait_for(lambda: runs_of(server, "deadlines") >= 2)
+        with pg_proxy.frozen():
+            server.clock.advance(61)
+            told = await asyncio.gather(
+                *(recv_json(customer, timeout=FROZEN_TIMEOUT / 2) for customer in customers)
+            )
+        assert told == [{"v": 1, "type": "ended", "reason": "code_expired"}] * SESSIONS
+        db = await pg_connect(schema)
+        try:
+            query = "SELECT count(*) FROM sessions WHERE end_reason = 'code_expired'"
+            deadline = time.monotonic() + 120
+            while await db.fetchval(query) < SESSIONS:
+                assert time.monotonic() < deadline, "the ends were never stored"
+                await asyncio.sleep(0.2)
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
