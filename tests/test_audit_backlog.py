@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tandem import metrics
 from tandem.audit_backlog import BACKLOG_FILE, WRITTEN_FILE, AuditBacklog
 
 
@@ -33,8 +34,10 @@ def test_a_record_written_before_the_process_died_is_not_taken_up_again(tmp_path
     after = AuditBacklog(tmp_path)
     assert after.load() == 1
     assert after.first()[1] == "user_enabled"
+    assert metrics.AUDIT_RECORDS_HELD._value.get() == 1  # operators see what waits
     after.written()
     assert not after
+    assert metrics.AUDIT_RECORDS_HELD._value.get() == 0
     assert not (tmp_path / BACKLOG_FILE).exists() and not (tmp_path / WRITTEN_FILE).exists()
 
 

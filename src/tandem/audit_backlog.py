@@ -25,6 +25,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from tandem import metrics
 from tandem.private_files import FILE_MODE, private_file
 
 log = logging.getLogger("tandem.audit")
@@ -85,6 +86,7 @@ class AuditBacklog:
             self._held.append(held)
             self._on_disk.append(True)
             loaded += 1
+        metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if loaded:
             log.warning("audit records held by an earlier process, to be written: %d", loaded)
         elif lines:
@@ -96,6 +98,7 @@ class AuditBacklog:
         disk before this returns (logged if the disk refuses it too: then in memory only)."""
         self._held.append((at, action, fields))
         self._on_disk.append(False)
+        metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if self._path is None:
             return
         line = json.dumps([at, action, fields], default=str, separators=(",", ":")) + "\n"
@@ -120,6 +123,7 @@ class AuditBacklog:
     def written(self) -> None:
         """The oldest record was written to the database (or refused for good): drop it."""
         self._held.popleft()
+        metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if not self._on_disk.popleft() or self._path is None or self._written_path is None:
             if not self._held:
                 self._remove_files()
