@@ -5,8 +5,8 @@ answers (docs/audit.md).
 They were kept in memory only: a process killed (SIGKILL, an out-of-memory kill, a power cut)
 before the database answered lost them for good, and the change they record stayed in storage
 with no record of it. Each is now also appended to a file of the data directory
-(``audit-backlog.jsonl``, 0600), flushed to the disk before the caller hears that the record was
-refused; the next process on that data directory loads what is left and appends it, with the
+(``audit-backlog.jsonl``, 0600), flushed to the disk (in a worker thread: an fsync on the event
+loop would hold every session's frames) before the caller hears that the record was refused; the next process on that data directory loads what is left and appends it, with the
 time of the change, before its own ``server_started``. How many were written is kept beside it
 (``audit-backlog.written``), so a process killed while writing them writes each again at most
 once; the files go once the backlog is empty.
@@ -17,7 +17,9 @@ logged; a line that cannot be read back (cut short by a power cut) is skipped an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -37,14 +39,29 @@ Held = tuple[float, str, dict[str, Any]]
 """A record held: when it was done, its action, its fields (as ``AuditLog.record`` takes them)."""
 
 
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    held: Held
+    on_disk: bool = False
+    """Whether it is a line of the file (not yet, or not if the disk refused it)."""
+
+
+def _append(path: Path, line: bytes) -> None:
+    private_file(path)
+    with path.open("ab") as file:
+        file.write(line)
+        file.flush()
+        os.fsync(file.fileno())
+
+
 class AuditBacklog:
     """Records held until the database takes them, oldest first; kept in ``directory`` too
     (None: in memory only, for a caller without a data directory)."""
 
     def __init__(self, directory: Path | None) -> None:
-        self._held: deque[Held] = deque()
-        self._on_disk: deque[bool] = deque()
-        """For each record held: whether it is a line of the file (not if the disk refused it)."""
+        self._held: deque[_Entry] = deque()
+        self._writing = asyncio.Lock()
+        """One write to the file at a time, in the order the records were held."""
         self._path = directory / BACKLOG_FILE if directory is not None else None
         self._written_path = directory / WRITTEN_FILE if directory is not None else None
         self._written = 0
@@ -83,8 +100,7 @@ class AuditBacklog:
                     type(exc).__name__,
                 )
                 continue
-            self._held.append(held)
-            self._on_disk.append(True)
+            self._held.append(_Entry(held, on_disk=True))
             loaded += 1
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if loaded:
@@ -93,38 +109,39 @@ class AuditBacklog:
             self._remove_files()
         return loaded
 
-    def hold(self, at: float, action: str, fields: dict[str, Any]) -> None:
-        """Keep a record the database refused (or that waits behind one): in memory, and on the
-        disk before this returns (logged if the disk refuses it too: then in memory only)."""
-        self._held.append((at, action, fields))
-        self._on_disk.append(False)
+    async def hold(self, at: float, action: str, fields: dict[str, Any]) -> None:
+        """Keep a record the database refused (or that waits behind one): in memory at once,
+        and on the disk (flushed, off the event loop) before this returns; logged if the disk
+        refuses it too (then in memory only)."""
+        entry = _Entry((at, action, fields))
+        self._held.append(entry)
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if self._path is None:
             return
         line = json.dumps([at, action, fields], default=str, separators=(",", ":")) + "\n"
-        try:
-            private_file(self._path)
-            with self._path.open("ab") as file:
-                file.write(line.encode())
-                file.flush()
-                os.fsync(file.fileno())
-            self._on_disk[-1] = True
-        except OSError as exc:
-            log.error(
-                "an audit record the database refused cannot be kept on disk either (%s): "
-                "held in memory only, lost if this process dies before the database answers",
-                exc.strerror,
-            )
+        async with self._writing:
+            try:
+                await asyncio.to_thread(_append, self._path, line.encode())
+            except OSError as exc:
+                log.error(
+                    "an audit record the database refused cannot be kept on disk either (%s): "
+                    "held in memory only, lost if this process dies before the database answers",
+                    exc.strerror,
+                )
+                return
+        entry.on_disk = True
 
     def first(self) -> Held:
         """The oldest record held (IndexError if none)."""
-        return self._held[0]
+        return self._held[0].held
 
     def written(self) -> None:
         """The oldest record was written to the database (or refused for good): drop it."""
-        self._held.popleft()
+        entry = self._held.popleft()
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
-        if not self._on_disk.popleft() or self._path is None or self._written_path is None:
+        # A record whose line is not on the disk (yet) is not counted: at worst, a process
+        # killed later writes it once more, never skips another.
+        if not entry.on_disk or self._path is None or self._written_path is None:
             if not self._held:
                 self._remove_files()
             return

@@ -1032,12 +1032,12 @@ class SessionHub:
         at = self.clock()
         self._announce(action, fields)
         if self._unrecorded:
-            self._unrecorded.hold(at, action, fields)
+            await self._unrecorded.hold(at, action, fields)
             return
         try:
             await self.audit.record(at, action, **fields)
         except Exception:
-            self._unrecorded.hold(at, action, fields)
+            await self._unrecorded.hold(at, action, fields)
             raise
 
     async def authorize_message(
