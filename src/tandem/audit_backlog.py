@@ -6,8 +6,9 @@ They were kept in memory only: a process killed (SIGKILL, an out-of-memory kill,
 before the database answered lost them for good, and the change they record stayed in storage
 with no record of it. Each is now also appended to a file of the data directory
 (``audit-backlog.jsonl``, 0600), flushed to the disk (in a worker thread: an fsync on the event
-loop would hold every session's frames) before the caller hears that the record was refused; the next process on that data directory loads what is left and appends it, with the
-time of the change, before its own ``server_started``. How many were written is kept beside it
+loop would hold every session's frames) before the caller hears that the record was refused;
+the next process on that data directory loads what is left and appends it, with the time of
+the change, before its own ``server_started``. How many were written is kept beside it
 (``audit-backlog.written``), so a process killed while writing them writes each again at most
 once; the files go once the backlog is empty.
 
