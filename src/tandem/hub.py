@@ -789,7 +789,8 @@ class SessionHub:
         await self.record(
             "server_started", actor="server", org=DEFAULT_ORG, **{DELETIONS_RECORDED: True}
         )
-        self.background.every("deadlines", self.tick_seconds, self.tick)
+        self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
+        self.background.every("upkeep", self.tick_seconds, self.upkeep)
         self.background.keep_running("revocations", self._hear_revocations)
         return self
 
@@ -2189,11 +2190,24 @@ class SessionHub:
         return None
 
     async def tick(self) -> None:
-        """Apply deadlines to every live session; run about once a second. One session's storage
-        error does not hold up the others, and a failed write (a full disk, a locked or lost
-        database) does not hold up the re-checks of open sockets (reads) or the purges: each
-        step is tried, and the first error raised once all were (the supervisor logs it and runs
-        this again)."""
+        """:meth:`meet_deadlines`, then :meth:`upkeep` (the server runs each in a supervised
+        task of its own, ``deadlines`` and ``upkeep``); the first error raised once both ran."""
+        failed: Exception | None = None
+        for step in (self.meet_deadlines, self.upkeep):
+            try:
+                await step()
+            except Exception as exc:  # raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+
+    async def meet_deadlines(self) -> None:
+        """Apply deadlines to every live session, flush recordings, and retry the storage writes
+        that failed; run about once a second. One session's storage error, or wait for a frozen
+        database, does not hold up the others; the first error is raised once all were tried
+        (the supervisor logs it and runs this again). The timer's own storage work
+        (:meth:`upkeep`) runs apart: a statement of it frozen on its way held every deadline
+        for up to ``database_timeout_seconds`` at each tick."""
         now = self.clock()
         failed: Exception | None = None
         # Each session's deadlines are met beside the others' (and beside the retries of what
@@ -2216,6 +2230,16 @@ class SessionHub:
                 failed = failed or result
             elif isinstance(result, BaseException):  # a cancellation: the timer stops
                 raise result
+        if failed is not None:
+            raise failed
+
+    async def upkeep(self) -> None:
+        """The purges, the re-checks of open sockets due, the event counts and the refusal
+        summaries; run about once a second. A failed write (a full disk, a locked or lost
+        database) does not hold up the re-checks (reads) or the purges: each step is tried, and
+        the first error raised once all were."""
+        now = self.clock()
+        failed: Exception | None = None
         for step in (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals):
             try:
                 await step(now)

@@ -16,7 +16,6 @@ import httpx
 from tests.conftest import AGENT_PASSWORD, ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import closed_with, open_customer, recv_json, start_session
-from tests.server.test_storage_faults import runs_of
 from tests.storage.conftest import fresh_schema, pg_connect
 
 TIMEOUT = 1.0
@@ -161,9 +160,6 @@ async def test_sessions_ending_together_are_each_told_at_once_while_the_database
             purge_interval_seconds=86400.0,
         )
         customers = [(await start_session(server))[0] for _ in range(SESSIONS)]
-        # The timer's own storage work (the first tick's purges) is done: a statement of it
-        # frozen on its way holds the next tick up to one database_timeout_seconds (a bound).
-        await wait_for(lambda: runs_of(server, "deadlines") >= 2)
         with pg_proxy.frozen():
             server.clock.advance(61)
             told = await asyncio.gather(
@@ -179,4 +175,52 @@ async def test_sessions_ending_together_are_each_told_at_once_while_the_database
                 await asyncio.sleep(0.2)
         finally:
             await db.close()
+        server.stop()  # before its schema goes
+
+
+async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_frozen_database(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The database freezes while an agent's socket is due for its periodic re-check (a read
+    that now waits ``database_timeout_seconds``, 10 s here). A waiting customer's code expires
+    meanwhile: it is told at once. The re-check, the purges and the counts ran in the timer
+    that meets deadlines, so every deadline waited for the frozen statement, at every tick
+    while the re-check stayed due."""
+    from tandem.config import Settings
+    from tandem.directory import offline
+    from tests.server.helpers import sharing_session
+    from tests.server.test_scale_out import add_people, run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await add_people(directory)
+
+        run_in_thread(seed)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            agent_reauth_seconds=300.0,
+            code_ttl_seconds=400.0,
+            purge_interval_seconds=86400.0,
+        )
+        await sharing_session(server)  # its agent's socket: re-checked every 300 s
+        waiting, _ = await start_session(server)
+        hub = server.server.config.app.state.services.hub
+        with pg_proxy.frozen():
+            server.clock.advance(301)
+            # The re-check has begun (its next time set first), and waits for the database.
+            await wait_for(
+                lambda: all(s.reauth_due > server.clock() + 200 for s in hub.signed_in_seats())
+            )
+            server.clock.advance(100)  # the waiting code expires
+            assert await recv_json(waiting, timeout=FROZEN_TIMEOUT / 2) == {
+                "v": 1,
+                "type": "ended",
+                "reason": "code_expired",
+            }
         server.stop()  # before its schema goes

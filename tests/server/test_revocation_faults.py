@@ -132,11 +132,11 @@ async def test_a_periodic_recheck_that_failed_is_tried_again_once_the_database_a
     assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
     pg_proxy.down()
     give_the_site_to_billing_behind_the_servers_back(b)
-    failed_before = failures_of(b, "deadlines")
-    # The socket's re-check is due, and so is the purge of recordings (every minute): the tick
-    # fails at one, then (a back-off later) at the other. Nothing else of it touches storage.
+    failed_before = failures_of(b, "upkeep")
+    # The socket's re-check is due, and so is the purge of recordings (every minute): the
+    # timer's upkeep fails at one, then (a back-off later) at the other.
     b.clock.advance(301)
-    await wait_for(lambda: failures_of(b, "deadlines") >= failed_before + 2)
+    await wait_for(lambda: failures_of(b, "upkeep") >= failed_before + 2)
     pg_proxy.up()
     assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
     assert await recv_json(customer, timeout=30) == {
@@ -159,7 +159,7 @@ async def test_a_socket_found_revoked_while_its_audit_record_cannot_be_written_i
     server = server_factory(agent_reauth_seconds=300.0, purge_interval_seconds=86400.0, **BUSY)
     customer, agent, _ = await sharing_session(server)
     assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
-    await wait_for(lambda: runs_of(server, "deadlines") >= 1)  # the first tick's purges too
+    await wait_for(lambda: runs_of(server, "upkeep") >= 1)  # the first purges are done
     stored(server, "DELETE FROM logins")
     with write_lock(server):
         server.clock.advance(301)
@@ -185,7 +185,7 @@ async def test_a_write_that_keeps_failing_does_not_hold_up_the_rechecks_of_open_
     customer, agent, _ = await sharing_session(server)
     assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
     waiting, _ = await start_session(server)
-    await wait_for(lambda: runs_of(server, "deadlines") >= 1)  # the first tick's purges too
+    await wait_for(lambda: runs_of(server, "upkeep") >= 1)  # the first purges are done
     stored(server, "DELETE FROM logins")
     with write_lock(server):
         server.clock.advance(301)
