@@ -966,13 +966,13 @@ class SessionHub:
         # may have closed it meanwhile; one close, one audit record.
         if refused is not None and seat not in self._revoking:
             self._revoking.add(seat)
-            try:
-                await self._forced_close(seat, before, *refused)
-            finally:
-                # Closed though its audit record could not be written (kept, and written once
-                # storage answers): a seat being revoked is never checked again, so a revoked
-                # socket left open here would stay open.
-                seat.kick(*refused)
+            # Closed first, whatever the audit trail does: a seat being revoked is never
+            # checked again, so a revoked socket left open would stay open; and a record that
+            # waits for the database (its write lock held, up to sqlite_busy_seconds) held the
+            # close, and every revocation the listener heard after it. The record says when it
+            # was closed (kept, and written once storage answers, if it fails).
+            seat.kick(*refused)
+            await self._forced_close(seat, before, *refused)
 
     def download_guard(
         self, login: str, principal: Principal, action: Action, what: str
