@@ -791,3 +791,24 @@ def test_help_is_still_printed_whole() -> None:
     assert "Commands:" in succeeds("--help") and "--org" in succeeds("user", "list", "--help")
     bare = cli("user")
     assert bare.returncode == 2 and "Commands:" in bare.stderr + bare.stdout
+
+
+def test_a_change_whose_audit_record_the_database_refuses_says_it_was_made(
+    tmp_path: Path,
+) -> None:
+    """The account is disabled, then the database refuses the record of it (a full disk: a
+    trigger here). The command said "the database refused the change", and the operator took
+    the account for still enabled, unrecorded; it now says the change was made and what is not
+    on the audit trail, and fails (exit 2)."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    with sqlite3.connect(tmp_path / "tandem.sqlite3") as db:
+        db.execute(
+            "CREATE TRIGGER test_disk_full BEFORE INSERT ON audit"
+            " WHEN NEW.action = 'user_disabled'"
+            " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    said = refused("user", "disable", "bob", *data)
+    assert "the change was made, but its audit record could not be written" in said
+    assert "user_disabled of bob by cli at " in said and "is not on the audit trail" in said
+    assert "disabled" in cli("user", "show", "bob", *data).stdout

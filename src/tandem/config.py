@@ -59,6 +59,8 @@ POSITIVE_SETTINGS = frozenset(
         "background_backoff_max_seconds",
         "gc_collect_seconds",
         "refusal_audit_window_seconds",
+        "refusal_budget_timeout_seconds",
+        "transport_note_wait_seconds",
     }
 )
 """Numeric settings whose 0 means nothing sensible (a check every 0 seconds spins, a largest
@@ -261,6 +263,12 @@ class Settings:
     cannot flood the audit trail."""
     refusal_audit_window_seconds: float = 60.0
     """The window of ``refusal_audit_burst``: it starts at an account's first refusal."""
+    refusal_budget_timeout_seconds: float = 0.25
+    """With several processes, how long a refusal's answer (a 403, a refused socket) may wait
+    for the shared refusal budget's count in Redis before it is weighed against this process's
+    own budget instead (TANDEM_REFUSAL_BUDGET_TIMEOUT_SECONDS): a frozen Redis held every 403
+    for ``redis_timeout_seconds``. While it does not answer, one count at a time is tried
+    again, the other refusals answered at once."""
     max_join_attempts_per_socket: int = 5
     """Wrong codes one agent socket may try before it is closed (4429)."""
     close_timeout_seconds: float = 5.0
@@ -328,6 +336,11 @@ class Settings:
     the proxy still forwards plain HTTP (0: every such request). Likewise for the note of a
     reverse proxy's header seen while no public origin is set (:data:`PROXY_NOTE`, ``tandem
     compliance forget-proxy``)."""
+    transport_note_wait_seconds: float = 1.0
+    """How long the request that makes or rechecks one of those notes waits for the database
+    (TANDEM_TRANSPORT_NOTE_WAIT_SECONDS); the note goes on being written beside it after that.
+    Awaited in full, a frozen database held that request (a probe, the SDK's script) for
+    ``database_timeout_seconds``, and the next one again."""
     purge_interval_seconds: float = 60.0
     """How often expired join codes, sign-ins, pending single sign-ons, single-use marks and
     back-off counts, and ended sessions past their organisation's retention, are deleted. Each is

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import time
 import unicodedata
@@ -20,7 +21,13 @@ from tandem import auth, crypto, oidc, outbound, site_verification
 from tandem.access import Grant, Principal, Resource, authorize
 from tandem.audit import AuditLog, check_key_for_trail, load_or_create_key
 from tandem.config import Settings, normalize_origin
-from tandem.exceptions import ConfigError, ConflictError, ForbiddenError, NotFoundError
+from tandem.exceptions import (
+    ConfigError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    StorageError,
+)
 from tandem.policy import MaskingPolicy, policy_json
 from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
 
@@ -54,7 +61,23 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
         )
 
         async def record(action: str, **fields: Any) -> None:
-            await log.record(time.time(), action, **fields)
+            # The change is made by now: a refused record must not read as a change refused
+            # (it said "the database refused the change", and the account stayed disabled with
+            # no record of it). The operator is told what is not on the trail, to note it.
+            at = time.time()
+            try:
+                await log.record(at, action, **fields)
+            except (StorageError, ConflictError) as exc:
+                when = datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(
+                    timespec="seconds"
+                )
+                kind = StorageError if isinstance(exc, StorageError) else ConflictError
+                raise kind(
+                    f"the change was made, but its audit record could not be written ({exc}): "
+                    f"{action} of {fields.get('subject') or '-'} by {fields.get('actor') or '-'} "
+                    f"at {when} is not on the audit trail; note it where your auditors will "
+                    "find it"
+                ) from exc
 
         yield Directory(
             storage,

@@ -20,11 +20,13 @@ import logging
 import math
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
 from tandem.audit import DELETIONS_RECORDED, AuditLog, AuditRecord, Entry, Evidence
+from tandem.audit_backlog import AuditBacklog
 from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
@@ -98,7 +100,7 @@ from tandem.storage.base import (
 )
 from tandem.storage.sql import expire_upgrade_copies
 from tandem.subjects import canonical_forms, new_pseudonym
-from tandem.supervise import Supervisor
+from tandem.supervise import Supervisor, cancel_and_wait
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
 log = logging.getLogger("tandem.hub")
@@ -566,6 +568,9 @@ class DownloadGuard:
         self.size = 0
         self.cut = False
         self._drop: Callable[[], None] | None = None
+        self._checking: asyncio.Task[None] | None = None
+        """The check an announcement asked for (:meth:`check_soon`), while it runs."""
+        self._check_again = False
 
     def bind(self, drop: Callable[[], None] | None, size: int) -> None:
         """The download starts: its file is ``size`` bytes, and ``drop`` ends its connection
@@ -585,6 +590,34 @@ class DownloadGuard:
         if not self.cut:
             await self.check()
         return not self.cut
+
+    def check_soon(self) -> None:
+        """:meth:`check` in a task of its own (an announcement named the download), held by the
+        hub: the listener that heard the announcement goes on to the next at once, so one
+        check that waits for storage (up to ``database_timeout_seconds``) never holds up the
+        other revocations. Asked again while a check runs, it checks once more after it (the
+        running one may have read storage before the change the announcement names)."""
+        if self._checking is not None:
+            self._check_again = True
+            return
+        self._checking = asyncio.create_task(self._checks(), name="tandem:download_check")
+        self.hub._download_checks.add(self._checking)
+        self._checking.add_done_callback(self._checked)
+
+    async def _checks(self) -> None:
+        while True:
+            self._check_again = False
+            try:
+                await self.check()
+            except Exception as exc:  # a bug: the chunk's own check still runs
+                log.error("a download's check failed (%s)", type(exc).__name__)
+                return
+            if self.cut or not self._check_again:
+                return
+
+    def _checked(self, task: asyncio.Task[None]) -> None:
+        self.hub._download_checks.discard(task)
+        self._checking = None
 
     async def check(self) -> None:
         """Cut the download if its sign-in no longer allows it (audited once)."""
@@ -634,7 +667,11 @@ class SessionHub:
         entropy: crypto.Entropy,
         node: str = "",
         tick_seconds: float = 1.0,
+        backlog_dir: Path | None = None,
     ) -> None:
+        """``backlog_dir``: where the audit records storage refused are kept until it takes
+        them (the data directory), so that a process killed meanwhile loses none; None: in
+        memory only."""
         self.settings = settings
         self.storage = storage
         self.fanout = fanout
@@ -701,20 +738,25 @@ class SessionHub:
         (``not_started``) by :meth:`tick` once storage answers, so that no session looks live
         in storage (supervisors' lists, the limits of other processes, erasure) that nobody
         holds."""
-        self._unrecorded: list[tuple[float, str, dict[str, Any]]] = []
+        self._unrecorded = AuditBacklog(backlog_dir)
         """Audit records of what was done while they could not be written (a socket closed on
-        a re-check: its close does not wait for storage), oldest first, with their time;
-        written by :meth:`tick` once storage answers."""
+        a re-check: its close does not wait for storage; an administrator's change), oldest
+        first, with their time, kept on the disk in ``backlog_dir`` too; written by
+        :meth:`tick` once storage answers (:mod:`tandem.audit_backlog`)."""
         self.refusals = RefusalBudget(
             settings.refusal_audit_burst, settings.refusal_audit_window_seconds
         )
         """Which refused attempts of signed-in accounts are recorded in full (:meth:`refused`)."""
         self._refusals_budgeted_locally = False
         """Whether the shared refusal budget (Redis) failed its last count (logged once)."""
+        self._refusal_counts_waiting = 0
+        """Counts of the shared refusal budget waiting for Redis's answer."""
         self._downloads: set[DownloadGuard] = set()
         """Downloads under way in this process (:meth:`download_guard`), for announcements."""
         self._recording_cuts: set[asyncio.Task[None]] = set()
         """The audit records of downloads being cut (DownloadGuard.check), held until written."""
+        self._download_checks: set[asyncio.Task[None]] = set()
+        """The checks of downloads announcements named (DownloadGuard.check_soon), running."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -740,17 +782,23 @@ class SessionHub:
         self.policy = policy_json(self.server_policy)
 
     async def __aenter__(self) -> Self:
+        # What an earlier process on this data directory kept and could not write before it
+        # died goes first, with its own times; if storage refuses it now, the timer writes it.
+        if self._unrecorded.load():
+            await self._write_unrecorded()
         # Says that this server records every deletion of a session's or recording's rows
         # (tandem.reconcile: an older one purged sessions without a record).
         await self.record(
             "server_started", actor="server", org=DEFAULT_ORG, **{DELETIONS_RECORDED: True}
         )
-        self.background.every("deadlines", self.tick_seconds, self.tick)
+        self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
+        self.background.every("upkeep", self.tick_seconds, self.upkeep)
         self.background.keep_running("revocations", self._hear_revocations)
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
+        await cancel_and_wait(self._download_checks)
         await self.shutdown()
         # Downloads cut just now: their records go before the server's stop (never raise).
         await asyncio.gather(*self._recording_cuts)
@@ -785,7 +833,7 @@ class SessionHub:
                         org=download.principal.org,
                         site=None,
                     ):
-                        await download.check()
+                        download.check_soon()
                 if heard.everyone:  # due at the next tick: however many processes ask, once
                     self._recheck_everyone_soon()
                     continue
@@ -920,13 +968,13 @@ class SessionHub:
         # may have closed it meanwhile; one close, one audit record.
         if refused is not None and seat not in self._revoking:
             self._revoking.add(seat)
-            try:
-                await self._forced_close(seat, before, *refused)
-            finally:
-                # Closed though its audit record could not be written (kept, and written once
-                # storage answers): a seat being revoked is never checked again, so a revoked
-                # socket left open here would stay open.
-                seat.kick(*refused)
+            # Closed first, whatever the audit trail does: a seat being revoked is never
+            # checked again, so a revoked socket left open would stay open; and a record that
+            # waits for the database (its write lock held, up to sqlite_busy_seconds) held the
+            # close, and every revocation the listener heard after it. The record says when it
+            # was closed (kept, and written once storage answers, if it fails).
+            seat.kick(*refused)
+            await self._forced_close(seat, before, *refused)
 
     def download_guard(
         self, login: str, principal: Principal, action: Action, what: str
@@ -988,12 +1036,12 @@ class SessionHub:
         at = self.clock()
         self._announce(action, fields)
         if self._unrecorded:
-            self._unrecorded.append((at, action, fields))
+            await self._unrecorded.hold(at, action, fields)
             return
         try:
             await self.audit.record(at, action, **fields)
         except Exception:
-            self._unrecorded.append((at, action, fields))
+            await self._unrecorded.hold(at, action, fields)
             raise
 
     async def authorize_message(
@@ -1064,20 +1112,34 @@ class SessionHub:
         if not self.fanout.shared or shared_count is None:
             return None
         key = f"refusals:{len(org)}:{org}:{actor}"
+        if self._refusals_budgeted_locally and self._refusal_counts_waiting:
+            # Redis did not answer the last count and another refusal is asking it again:
+            # this one is answered now, weighed here, rather than wait with it.
+            metrics.REFUSALS_BUDGETED_LOCALLY.inc()
+            return None
+        self._refusal_counts_waiting += 1
         try:
             count = await asyncio.wait_for(
-                shared_count(key, self.refusals.window), self.settings.redis_timeout_seconds
+                shared_count(key, self.refusals.window),
+                self.settings.refusal_budget_timeout_seconds,
             )
         except Exception as exc:
             metrics.REFUSALS_BUDGETED_LOCALLY.inc()
             if not self._refusals_budgeted_locally:
                 self._refusals_budgeted_locally = True
+                why = (
+                    f"no answer within {self.settings.refusal_budget_timeout_seconds:g} s"
+                    if isinstance(exc, TimeoutError)
+                    else str(exc) or type(exc).__name__
+                )
                 log.warning(
                     "the shared refusal budget (Redis) does not answer (%s): refusals are "
                     "weighed against this process's own refusal_audit_burst until it does",
-                    str(exc) or type(exc).__name__,
+                    why,
                 )
             return None
+        finally:
+            self._refusal_counts_waiting -= 1
         if self._refusals_budgeted_locally:
             self._refusals_budgeted_locally = False
             log.info("the shared refusal budget (Redis) answers again")
@@ -2119,6 +2181,12 @@ class SessionHub:
         finally:
             self._closing.discard(session_id)
 
+    async def _retry_what_failed(self) -> None:
+        """:meth:`_write_what_failed`, raising its first error."""
+        failed = await self._write_what_failed()
+        if failed is not None:
+            raise failed
+
     async def _write_what_failed(self) -> Exception | None:
         """Retry the storage writes that failed (database away); the first error, if any."""
         failed: Exception | None = None
@@ -2130,16 +2198,8 @@ class SessionHub:
                 failed = failed or exc
             else:
                 self._abandoned.pop(session_id, None)
-        while self._unrecorded:
-            at, action, fields = self._unrecorded[0]
-            try:
-                await self.audit.record(at, action, **fields)
-            except StorageError as exc:  # returned; tried again next time, in order
-                failed = failed or exc
-                break
-            except Exception as exc:  # the database's answer: it never takes this one
-                log.error("audit record refused: %s %s", action, type(exc).__name__)
-            self._unrecorded.pop(0)
+        unwritten = await self._write_unrecorded()
+        failed = failed or unwritten
         for recording_id in tuple(self._failed_recordings):
             entry = self._failed_recordings.pop(recording_id, None)  # one writer for each
             if entry is None:
@@ -2160,23 +2220,71 @@ class SessionHub:
                 failed = failed or exc
         return failed
 
+    async def _write_unrecorded(self) -> Exception | None:
+        """Append the records kept while storage refused them, in order; the error that stopped
+        it (tried again next time), if any."""
+        while self._unrecorded:
+            at, action, fields = self._unrecorded.first()
+            try:
+                await self.audit.record(at, action, **fields)
+            except StorageError as exc:  # returned; tried again next time, in order
+                return exc
+            except Exception as exc:  # the database's answer: it never takes this one
+                log.error("audit record refused: %s %s", action, type(exc).__name__)
+            self._unrecorded.written()
+        return None
+
     async def tick(self) -> None:
-        """Apply deadlines to every live session; run about once a second. One session's storage
-        error does not hold up the others, and a failed write (a full disk, a locked or lost
-        database) does not hold up the re-checks of open sockets (reads) or the purges: each
-        step is tried, and the first error raised once all were (the supervisor logs it and runs
-        this again)."""
+        """:meth:`meet_deadlines`, then :meth:`upkeep` (the server runs each in a supervised
+        task of its own, ``deadlines`` and ``upkeep``); the first error raised once both ran."""
+        failed: Exception | None = None
+        for step in (self.meet_deadlines, self.upkeep):
+            try:
+                await step()
+            except Exception as exc:  # raised below
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+
+    async def meet_deadlines(self) -> None:
+        """Apply deadlines to every live session, flush recordings, and retry the storage writes
+        that failed; run about once a second. One session's storage error, or wait for a frozen
+        database, does not hold up the others; the first error is raised once all were tried
+        (the supervisor logs it and runs this again). The timer's own storage work
+        (:meth:`upkeep`) runs apart: a statement of it frozen on its way held every deadline
+        for up to ``database_timeout_seconds`` at each tick."""
         now = self.clock()
-        failed = await self._write_what_failed()
+        failed: Exception | None = None
+        # Each session's deadlines are met beside the others' (and beside the retries of what
+        # failed before): its people are told first, then its storage writes wait; in turn,
+        # with the database frozen, the last of N sessions ending at one tick was told after
+        # N waits of up to database_timeout_seconds each.
+        work: list[Awaitable[Any]] = [self._retry_what_failed()]
         for live in tuple(self._live.values()):
             try:
                 effects = live.machine.tick(now)
-                if effects:
-                    await self.apply(live, effects)
-                elif live.recorder is not None:
-                    await self._flush(live)
             except Exception as exc:  # raised below
                 failed = failed or exc
+                continue
+            if effects:
+                work.append(self.apply(live, effects))
+            elif live.recorder is not None and live.recorder.buffer:
+                work.append(self._flush(live))
+        for result in await asyncio.gather(*work, return_exceptions=True):
+            if isinstance(result, Exception):
+                failed = failed or result
+            elif isinstance(result, BaseException):  # a cancellation: the timer stops
+                raise result
+        if failed is not None:
+            raise failed
+
+    async def upkeep(self) -> None:
+        """The purges, the re-checks of open sockets due, the event counts and the refusal
+        summaries; run about once a second. A failed write (a full disk, a locked or lost
+        database) does not hold up the re-checks (reads) or the purges: each step is tried, and
+        the first error raised once all were."""
+        now = self.clock()
+        failed: Exception | None = None
         for step in (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals):
             try:
                 await step(now)

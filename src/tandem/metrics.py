@@ -101,6 +101,13 @@ REFUSALS_BUDGETED_LOCALLY = Counter(
     registry=REGISTRY,
 )
 
+AUDIT_RECORDS_HELD = Gauge(
+    "tandem_audit_records_held",
+    "Audit records of changes already made that the database refused, kept (in memory and in "
+    "the data directory) until it takes them (tandem.audit_backlog).",
+    registry=REGISTRY,
+)
+
 BACKGROUND_FAILURES = Counter(
     "tandem_background_failures",
     "Runs of a supervised background task that raised (retried with back-off).",

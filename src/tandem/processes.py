@@ -14,12 +14,12 @@ passes, then ends them ``server_shutdown`` (audited the same way).
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 from tandem import logs, metrics
+from tandem.audit import Entry, Witness, deleted_with_evidence
 from tandem.config import Settings
-from tandem.storage.base import Storage
+from tandem.storage.base import RecordingRecord, SessionRecord, Storage
 
 log = logs.get_logger("tandem.processes")
 Record = Callable[..., Awaitable[None]]
@@ -34,6 +34,38 @@ NOBODY_SILENT = float("-inf")
 """``lost_before`` for a sweep that takes no process for dead by its silence."""
 
 
+def closing_records(closed: tuple[list[SessionRecord], list[RecordingRecord]]) -> Sequence[Entry]:
+    """The audit records of what a sweep closed: each session's end, each recording's stop."""
+    sessions, recordings = closed
+    return [
+        *(
+            Entry(
+                "session_ended",
+                session.org_id,
+                "server",
+                session.session_id,
+                {"reason": session.end_reason or "server_lost", "node": session.node},
+            )
+            for session in sessions
+        ),
+        *(
+            Entry(
+                "recording_stopped",
+                recording.org_id,
+                "server",
+                recording.recording_id,
+                {
+                    "session": recording.session_id,
+                    "reason": "interrupted",
+                    "frames": recording.frames,
+                    "size": recording.size,
+                },
+            )
+            for recording in recordings
+        ),
+    ]
+
+
 class ProcessRegistry:
     """This process's row in ``processes`` and the sweep that closes lost processes' work."""
 
@@ -45,6 +77,7 @@ class ProcessRegistry:
         node: str,
         record: Record,
         taken_for_dead: Callable[[], Awaitable[None]] | None = None,
+        witness: Witness | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
@@ -52,6 +85,9 @@ class ProcessRegistry:
         self.node = node
         self.identity = identity_of(settings)
         self.record = record
+        self.witness = witness
+        """Makes the evidence of a sweep: its records go in its own transaction (without one,
+        a unit test's, they are appended with ``record`` after it)."""
         self.taken_for_dead = taken_for_dead
         """Called once this process registered again after another took it for dead (again at
         each beat until it has worked)."""
@@ -95,47 +131,25 @@ class ProcessRegistry:
         now = self.clock()
         lost = self.settings.process_lost_seconds
         judged = self._beating_since is not None and now - self._beating_since >= lost
-        sessions, recordings = await self.storage.close_lost_processes(
-            self.node, self.identity, now - lost if judged else NOBODY_SILENT, now
+        # The closing and its records are one transaction: both or neither, whenever the
+        # process is killed or the database fails (a failed sweep closes nothing; it runs again).
+        sessions, recordings = await deleted_with_evidence(
+            lambda evidence: self.storage.close_lost_processes(
+                self.node, self.identity, now - lost if judged else NOBODY_SILENT, now, evidence
+            ),
+            closing_records,
+            self.witness,
+            self.record,
         )
-        # Closed in storage already: each record is written, or (the hub's record_done) kept
-        # and written once storage answers; the first failure is raised once all were tried.
-        failed: Exception | None = None
         for session in sessions:
             if session.end_reason == "server_shutdown":  # handed over, and nobody came back
                 metrics.SESSIONS_HANDED_OVER.labels(outcome="expired").inc()
             else:
                 metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="session").inc()
-            try:
-                await self.record(
-                    "session_ended",
-                    actor="server",
-                    org=session.org_id,
-                    subject=session.session_id,
-                    reason=session.end_reason or "server_lost",
-                    node=session.node,
-                )
-            except Exception as exc:  # raised below
-                failed = failed or exc
-        for recording in recordings:
+        for _ in recordings:
             metrics.SESSIONS_CLOSED_AFTER_CRASH.labels(kind="recording").inc()
-            fields: dict[str, Any] = {"frames": recording.frames, "size": recording.size}
-            try:
-                await self.record(
-                    "recording_stopped",
-                    actor="server",
-                    org=recording.org_id,
-                    subject=recording.recording_id,
-                    session=recording.session_id,
-                    reason="interrupted",
-                    **fields,
-                )
-            except Exception as exc:  # raised below
-                failed = failed or exc
         if sessions or recordings:
             log.warning("lost_process_closed", sessions=len(sessions), recordings=len(recordings))
-        if failed is not None:
-            raise failed
 
     async def stop(self) -> None:
         await self.storage.unregister_process(self.node)

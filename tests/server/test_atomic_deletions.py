@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import httpx
 from tandem.config import Settings
 from tests.conftest import DataTemplates, free_port, tandem_in_process
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.test_audit_after_faults import a_stopped_recording, seed
+from tests.server.test_audit_after_faults import a_stopped_recording, audit_refuses, audited, seed
 from tests.server.test_crash_recovery import ServeProcess, rows, serve_processes, wait_for
 from tests.server.test_organisations import api
 from tests.server.test_recordings import with_recording_key
@@ -124,6 +125,51 @@ async def test_a_server_killed_while_recording_an_erasure_on_postgres_leaves_bot
         assert verify_exit(data_dir, audit_key, direct) == 0
 
 
+async def test_a_server_killed_while_recording_what_crash_recovery_closed_leaves_both_or_neither(
+    tmp_path: Path,
+    pg_proxy: StoppableProxy,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """Crash recovery's sweep closes a session no live process holds (its process crashed) and
+    records ``session_ended``; the server is killed while that record is on its way to
+    PostgreSQL. The session was closed in its own transaction and the record kept in memory to
+    write later: lost with the process, the session ended for good with no record of its end.
+    Now they are one transaction: the next server closes it, and records it."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        direct = f"{PG_DSN}?search_path={schema}"
+        audit_key = tmp_path / "keys" / "audit.key"
+        audit_key.parent.mkdir()
+        data_dir, port = tmp_path / "serve", free_port()
+        options = ("--database-url", url)
+        env = {"TANDEM_AUDIT_KEY": str(audit_key), "TANDEM_HEARTBEAT_SECONDS": "0.5"}
+        first = serve_processes(data_dir, port, *options, **env)
+        ended = "SELECT end_reason FROM sessions WHERE session_id = 'orphan'"
+        recorded = "SELECT count(*) FROM audit WHERE action = 'session_ended'"
+        db = await pg_connect(schema)
+        try:
+            pg_proxy.freeze_on(b"session_ended")  # the record, on its way to the database
+            # A session of a process that crashed (no row in processes): the next sweep's.
+            await db.execute(
+                "INSERT INTO sessions (session_id, created_at, node, site_id) "
+                "VALUES ('orphan', 1.0, 'crashed-node', 'demo')"
+            )
+            await wait_for(lambda: pg_proxy.freeze_at is None)
+            first.kill()
+            pg_proxy.down()  # the held bytes die with the process, never forwarded
+            pg_proxy.thaw()
+            pg_proxy.up()
+            # Held before it reached the database, the record was never written: neither was
+            # the closing (it was: the session ended, and no record of it).
+            assert (await db.fetchval(ended), await db.fetchval(recorded)) == (None, 0)
+            second = serve_processes(data_dir, port, *options, **env)
+            assert (await db.fetchval(ended), await db.fetchval(recorded)) == ("server_lost", 1)
+            second.stop()
+        finally:
+            await db.close()
+        assert verify_exit(data_dir, audit_key, direct) == 0
+
+
 async def test_a_server_killed_after_an_erasure_on_sqlite_leaves_both_or_neither(
     tmp_path: Path,
     data_templates: DataTemplates,
@@ -160,3 +206,51 @@ async def test_a_server_killed_after_an_erasure_on_sqlite_leaves_both_or_neither
     assert rows(database, recorded, recording_id) == [(1,)]
     second.stop()
     assert verify_exit(data_dir, audit_key) == 0
+
+
+async def test_a_change_whose_record_a_killed_server_held_is_recorded_at_its_next_start(
+    tmp_path: Path,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """An administrator's change passes and PostgreSQL refuses its record (a full disk: a
+    trigger here). The server kept the record to write once the database takes it, in memory
+    only: killed before that, the account stayed disabled with no record of who did it or when.
+    The record is kept on the disk too, and the next start on the data directory writes it,
+    with the time of the change."""
+    async with fresh_schema() as schema:
+        direct = f"{PG_DSN}?search_path={schema}"
+        audit_key = tmp_path / "keys" / "audit.key"
+        audit_key.parent.mkdir()
+
+        async def seeding() -> None:
+            from tandem.directory import offline
+
+            settings = Settings.load(
+                environ={},
+                data_dir=tmp_path / "seed",
+                database_url=direct,
+                audit_key_file=audit_key,
+            )
+            async with offline(settings) as directory:
+                await seed(directory)
+
+        run_in_thread(seeding)
+        data_dir, port = tmp_path / "serve", free_port()
+        options = ("--database-url", direct)
+        env = {"TANDEM_AUDIT_KEY": str(audit_key)}
+        first = serve_processes(data_dir, port, *options, **env)
+        async with audit_refuses(schema, "user_disabled"):
+            with api(first, "ada") as ada:  # type: ignore[arg-type]
+                refused = ada.post("/api/users/bob/disable")
+            assert refused.status_code == 503, refused.text
+            changed_by = time.time()
+            first.kill()
+        assert await audited(schema, "user_disabled") == []
+        second = serve_processes(data_dir, port, *options, **env)
+        [(at, subject)] = await audited(schema, "user_disabled")
+        assert subject == "bob"
+        assert at <= changed_by  # the time of the change, not of its writing
+        second.stop()  # written once: the next start writes nothing again
+        serve_processes(data_dir, port, *options, **env).stop()
+        assert len(await audited(schema, "user_disabled")) == 1
+        assert verify_exit(data_dir, audit_key, direct) == 0

@@ -208,7 +208,8 @@ async def _async(value: object) -> object:
 
 
 def server_failing(server: RunningServer) -> bool:
-    return "deadlines" in server.server.config.app.state.background.failing
+    """Whether the timer's purges (its ``upkeep``) failed their last run."""
+    return "upkeep" in server.server.config.app.state.background.failing
 
 
 async def ended(schema: str, session_id: str) -> bool:

@@ -413,3 +413,95 @@ async def created_once_free(server: Any) -> None:
             continue
         assert reply["type"] == "created"
         return
+
+
+async def test_a_redis_frozen_past_the_outage_limit_tells_both_sides_the_truth(
+    cluster: Cluster,
+    private_redis: PrivateRedis,
+) -> None:
+    """As above, with Redis frozen (SIGSTOP: its connections open, nothing answered) rather
+    than stopped: the outage is noticed (within ``redis_timeout_seconds``), and past
+    ``tunnel_outage_seconds`` the agent's tunnelled socket is closed 1013 and the customer told
+    the agent is away, then that the session ended; nobody stays in a session that looks live."""
+    limits = {
+        **FAST,
+        "tunnel_outage_seconds": 2.0,
+        "agent_resume_seconds": 1.0,
+        "redis_timeout_seconds": 1.0,
+    }
+    a, b = cluster.start(**limits), cluster.start(**limits)
+    customer, created = await start_session(a)
+    agent = await join_on(b, created["code"])
+    assert (await recv_json(agent))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    private_redis.pause()
+    try:
+        messages, code, reason = await closed(agent, timeout=20)
+        assert messages == [LINK_DOWN]
+        assert (code, reason) == (1013, "server link lost: reconnect")
+        messages, code, _ = await closed(customer, timeout=20)
+        assert messages[0] == LINK_DOWN
+        assert messages[-2:] == [
+            {"v": 1, "type": "peer", "connected": False},
+            {"v": 1, "type": "ended", "reason": "agent_lost"},
+        ], messages
+    finally:
+        private_redis.resume()
+
+
+async def test_a_frozen_process_holding_a_session_leaves_nobody_in_it_once_thawed(
+    cluster: Cluster,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """The process holding the session stops answering without dying (SIGSTOP: a stalled VM, a
+    process paused by a debugger) for longer than ``tunnel_lost_seconds``. The agent's socket
+    on the other process is told its session's server stopped answering (4404), as after a
+    kill. Thawed, the holder hears the agent's tunnel closed: its customer is told the agent is
+    away, then, no console rejoining within ``agent_resume_seconds``, that the session ended.
+    Neither side is left in a session that looks live."""
+    survivor = cluster.start(**FAST)
+    frozen = cluster.process(
+        serve_processes,
+        TANDEM_TUNNEL_HEARTBEAT_SECONDS="0.25",
+        TANDEM_TUNNEL_LOST_SECONDS="2",
+        TANDEM_AGENT_RESUME_SECONDS="2",
+    )
+    customer, agent = await across(frozen, survivor)  # type: ignore[arg-type]
+    frozen.process.send_signal(signal.SIGSTOP)
+    try:
+        _, code, reason = await closed(agent, timeout=20)
+        assert (code, reason) == (4404, "session ended: its server stopped answering")
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+    messages, _, _ = await closed(customer, timeout=20)
+    assert {"v": 1, "type": "peer", "connected": False} in messages, messages
+    assert messages[-1:] == [{"v": 1, "type": "ended", "reason": "agent_lost"}], messages
+
+
+async def test_a_frozen_process_carrying_an_agent_leaves_nobody_in_the_session_once_thawed(
+    cluster: Cluster,
+    serve_processes: Callable[..., ServeProcess],
+) -> None:
+    """The process carrying the agent's socket to the session's holder freezes (SIGSTOP) past
+    ``tunnel_lost_seconds``: the customer is told the agent is away, then, past
+    ``agent_resume_seconds``, that the session ended. Thawed, the frozen process closes the
+    agent's socket as the session's end: its console is not left showing a live session (it
+    showed the view stale meanwhile: its own freshness check)."""
+    survivor = cluster.start(**FAST, agent_resume_seconds=2.0)
+    frozen = cluster.process(
+        serve_processes, TANDEM_TUNNEL_HEARTBEAT_SECONDS="0.25", TANDEM_TUNNEL_LOST_SECONDS="2"
+    )
+    customer, agent = await across(survivor, frozen)  # type: ignore[arg-type]
+    frozen.process.send_signal(signal.SIGSTOP)
+    try:
+        messages, _, _ = await closed(customer, timeout=20)
+        assert messages[:1] == [{"v": 1, "type": "peer", "connected": False}], messages
+        assert messages[-1:] == [{"v": 1, "type": "ended", "reason": "agent_lost"}], messages
+    finally:
+        frozen.process.send_signal(signal.SIGCONT)
+    # Thawed, the frozen process passes on the holder's close of the tunnel (1000: the session
+    # ended), or, if its own beat looks first, takes the silent holder for gone (4404): either
+    # is the session's end to a joined console ("Session ended": sdk/src/console/live.ts,
+    # onClose), not a dropped network to retry into a session that looks live.
+    _, code, _ = await closed(agent, timeout=20)
+    assert code in (1000, 4404)

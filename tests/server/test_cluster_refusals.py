@@ -150,3 +150,49 @@ async def test_with_redis_away_each_server_weighs_refusals_against_its_own_budge
         server.clock.advance(WINDOW + 1)
     # Nothing lost: every refusal is in the trail, in full or in its server's summary.
     await wait_for(lambda: summed(a) == made - 7)
+
+
+ANSWER_WITHIN = 10.0
+"""How long a refusal's 403 may take here: far under the ``redis_timeout_seconds`` (60 s) the
+servers below wait for Redis elsewhere, far over their ``refusal_budget_timeout_seconds``."""
+
+
+async def test_a_frozen_redis_does_not_hold_the_answer_of_a_refusal(
+    cluster: Cluster,
+    private_redis: PrivateRedis,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Redis accepts connections but never answers (SIGSTOP: a stalled host, a partition): the
+    shared count of a refusal is waited for ``refusal_budget_timeout_seconds``, not the
+    ``redis_timeout_seconds`` that held every 403 (and a refused socket) meanwhile; the refusal
+    is weighed against the server's own budget and still recorded. Once Redis answers again,
+    the shared budget is used again without a restart."""
+    caplog.set_level(logging.INFO, "tandem.hub")
+    a = cluster(
+        redis_url=private_redis.url,
+        redis_timeout_seconds=60.0,
+        refusal_budget_timeout_seconds=0.25,
+        **BUDGET,
+    )
+    with_auditor(a, tmp_path)
+    local_before = metrics.REFUSALS_BUDGETED_LOCALLY._value.get()
+    with api(a, "alice") as on_a:
+        on_a.timeout = httpx.Timeout(ANSWER_WITHIN)
+        refuse(a, on_a, 1)  # shared: the first of the account's window
+        private_redis.pause()
+        try:
+            refuse(a, on_a, 3)  # each answered: a ReadTimeout here is the fault
+        finally:
+            private_redis.resume()
+        assert metrics.REFUSALS_BUDGETED_LOCALLY._value.get() >= local_before + 3
+        assert "does not answer (no answer within 0.25 s)" in caplog.text
+        # Recorded all the same, against a's own budget: two more in full (it recorded one),
+        # the third counted for its summary.
+        assert len(trail_of(a, "access_refused")) == BURST
+
+        def shared_again() -> bool:
+            refuse(a, on_a, 1)
+            return "the shared refusal budget (Redis) answers again" in caplog.text
+
+        await wait_for(shared_again)

@@ -260,15 +260,16 @@ async def test_a_live_process_closes_a_killed_peers_sessions_and_supervisors_sto
 
 
 @pytest.mark.usefixtures("requires_redis")
-async def test_a_killed_peers_session_is_recorded_ended_though_the_audit_trail_refused_it_at_first(
+async def test_a_killed_peers_session_is_ended_with_its_record_once_the_audit_trail_takes_it(
     tmp_path: Path,
     server_factory: ServerFactory,
     serve_processes: Callable[..., ServeProcess],
 ) -> None:
-    """The survivor closes the killed process's session in storage, then PostgreSQL refuses its
-    ``session_ended`` record (a trigger raising ``disk_full``): the session is not found again
-    by the next sweep, so the record was lost for good. It is kept and written once the
-    database takes it."""
+    """PostgreSQL refuses the survivor's ``session_ended`` record of the killed process's
+    session (a trigger raising ``disk_full``). The closing and its record are one transaction:
+    the session is not closed while its record cannot be written (it was closed, and the record
+    held in the survivor's memory, lost if the survivor died too), and both are made once the
+    database takes the record."""
     async with a_survivor_and_a_doomed_peer(tmp_path, server_factory, serve_processes) as (
         schema,
         survivor,
@@ -283,16 +284,17 @@ async def test_a_killed_peers_session_is_recorded_ended_though_the_audit_trail_r
             async with audit_refuses(schema, "session_ended"):
                 doomed.kill()
                 deadline = time.monotonic() + 30
-                while await db.fetchval(ended, session_id) is None or not failing.failures:
-                    assert time.monotonic() < deadline, "the survivor did not close the session"
+                while not failing.failures:
+                    assert time.monotonic() < deadline, "the survivor did not sweep"
                     await asyncio.sleep(0.1)
-                assert await db.fetchval(ended, session_id) == "server_lost"
+                assert await db.fetchval(ended, session_id) is None
                 assert await audited(schema, "session_ended") == []
+            deadline = time.monotonic() + 30
+            while not await audited(schema, "session_ended"):
+                assert time.monotonic() < deadline, "the session's end was never recorded"
+                await asyncio.sleep(0.1)
+            assert await db.fetchval(ended, session_id) == "server_lost"
         finally:
             await db.close()
-        deadline = time.monotonic() + 30
-        while not await audited(schema, "session_ended"):
-            assert time.monotonic() < deadline, "the session's end was never recorded"
-            await asyncio.sleep(0.1)
         [(_, subject)] = await audited(schema, "session_ended")
         assert subject == session_id

@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ from tandem.directory import Directory, offline, operator
 from tandem.storage.base import Grant, RecordingRecord
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
 from tests.server.faults import FailingCall
-from tests.server.helpers import login_cookie
+from tests.server.helpers import closed_with, login_cookie, open_agent
 from tests.server.test_recordings import KEY
 from tests.server.test_scale_out import run_in_thread, start_cluster
 
@@ -305,4 +306,52 @@ async def test_a_download_whose_sign_in_cannot_be_checked_stops(
     download = Download(server, "GET", f"/api/recordings/{REC}/export", cookie, None)
     await assert_cut(
         download, server, "aud", f"recording {REC}", "recording.export", revocation.NOT_CHECKED
+    )
+
+
+async def test_a_download_check_that_waits_for_storage_holds_up_no_other_revocation(
+    server_factory: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An announcement names a download under way, whose check then waits for storage (a frozen
+    or locked database: up to ``database_timeout_seconds``, held here until the test ends). The
+    announcements after it are still acted on: alice signing out closes her socket at once. The
+    listener awaited each download's check in turn, so every revocation of the process waited
+    behind it (and behind each further download an announcement named)."""
+    server = server_factory(seed=seed, agent_reauth_seconds=3600.0)
+    hub = server.server.config.app.state.services.hub
+    aud = login_cookie(server, "aud")
+    download = Download(server, "GET", f"/api/recordings/{REC}/export", aud, None)
+    await wait_for(lambda: stalled(server))  # its own checks wait for the client meanwhile
+    held, waiting = threading.Event(), threading.Event()
+    check = hub._download_refusal
+
+    async def held_check(guard: Any) -> str | None:
+        waiting.set()
+        await asyncio.to_thread(held.wait)
+        return await check(guard)
+
+    monkeypatch.setattr(hub, "_download_refusal", held_check)
+    alice = login_cookie(server, "alice")
+    agent = await open_agent(server, alice)
+    try:
+        # aud's other sign-in signs out everywhere: the announcement names aud's download.
+        everywhere = httpx.post(
+            f"{server.base}/api/logout-everywhere",
+            cookies={"tandem_agent": login_cookie(server, "aud")},
+            headers={"origin": server.origin},
+        )
+        assert everywhere.status_code in (200, 204), everywhere.text
+        await asyncio.to_thread(waiting.wait, 15)
+        assert waiting.is_set()  # the download's check waits for storage
+        signed_out = httpx.post(
+            f"{server.base}/api/logout",
+            cookies={"tandem_agent": alice},
+            headers={"origin": server.origin},
+        )
+        assert signed_out.status_code == 204, signed_out.text
+        assert await closed_with(agent, timeout=15) == (4401, revocation.SIGNED_OUT)
+    finally:
+        held.set()
+    await assert_cut(
+        download, server, "aud", f"recording {REC}", "recording.export", revocation.SIGNED_OUT
     )

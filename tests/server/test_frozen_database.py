@@ -15,8 +15,8 @@ import httpx
 
 from tests.conftest import AGENT_PASSWORD, ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
-from tests.server.helpers import closed_with, open_customer, start_session
-from tests.storage.conftest import fresh_schema
+from tests.server.helpers import closed_with, open_customer, recv_json, start_session
+from tests.storage.conftest import fresh_schema, pg_connect
 
 TIMEOUT = 1.0
 """The servers' database_timeout_seconds here."""
@@ -24,6 +24,11 @@ BOUND = 8 * TIMEOUT + 5
 """How long an answer may take while the database is frozen: a statement, the cancel request
 it sends, a fresh connection and a first statement on it, with room for a slow machine (far
 below the test's own limits: without the bound, the answers never come)."""
+
+
+ANSWERED = 10.0
+"""How long a request that needs no database may take while it is frozen below: far under the
+servers' database_timeout_seconds there (60 s)."""
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -78,4 +83,144 @@ async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_reco
         await wait_for(lambda: not server.server.config.app.state.background.failing)
         assert httpx.post(f"{server.base}/api/login", json=credentials).status_code == 200
         await start_session(server)
+        server.stop()  # before its schema goes
+
+
+async def test_the_compliance_notes_do_not_hold_requests_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The first request a reverse proxy forwards (a proxy's header), and the first over plain
+    HTTP, are noted in the database for the compliance check. The note was written on the
+    request's way in: with the database frozen, that request waited ``database_timeout_seconds``
+    (and the next one again, the note refused), though it needed no database (a probe, the SDK's
+    script). The note is now written beside the request, which is answered at once; it is
+    written once the database answers."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "keys" / "audit.key",
+            database_timeout_seconds=60.0,
+            transport_note_recheck_seconds=0.5,
+        )
+        forwarded = {"x-forwarded-for": "203.0.113.7"}
+        with pg_proxy.frozen():
+            for path in ("/healthz", "/sdk/tandem.js", "/healthz"):
+                answer = httpx.get(f"{server.base}{path}", headers=forwarded, timeout=ANSWERED)
+                assert answer.status_code == 200, (path, answer.text)
+
+        async def noted() -> list[str]:
+            db = await pg_connect(schema)
+            try:
+                rows = await db.fetch("SELECT name FROM installation_notes ORDER BY name")
+            finally:
+                await db.close()
+            return [row["name"] for row in rows]
+
+        deadline = time.monotonic() + 90  # the frozen writes fail (60 s), the next requests note
+        while await noted() != ["plain_http_seen", "proxy_headers_seen"]:
+            assert time.monotonic() < deadline, await noted()
+            httpx.get(f"{server.base}/healthz", headers=forwarded, timeout=ANSWERED)
+            await asyncio.sleep(0.2)
+        server.stop()  # before its schema goes
+
+
+SESSIONS = 4
+"""Waiting sessions whose codes expire together while the database is frozen below."""
+FROZEN_TIMEOUT = 10.0
+"""The server's database_timeout_seconds below: a frozen statement fails after this long."""
+
+
+async def test_sessions_ending_together_are_each_told_at_once_while_the_database_is_frozen(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """Several sessions' codes expire at one tick while the database is frozen. Each customer
+    is told ``ended`` first, then its end is stored; the timer went through the sessions one
+    after another, so each waited for the storage writes of those before it (each up to
+    ``database_timeout_seconds``, here 10 s): the last customer of N was told after N-1 of
+    them. Each is now told within half of one, and every end is stored once it answers."""
+    from tandem.config import Settings
+    from tandem.directory import offline
+    from tests.server.test_scale_out import add_people, run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await add_people(directory)
+
+        run_in_thread(seed)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            code_ttl_seconds=60.0,
+            purge_interval_seconds=86400.0,
+        )
+        customers = [(await start_session(server))[0] for _ in range(SESSIONS)]
+        with pg_proxy.frozen():
+            server.clock.advance(61)
+            told = await asyncio.gather(
+                *(recv_json(customer, timeout=FROZEN_TIMEOUT / 2) for customer in customers)
+            )
+        assert told == [{"v": 1, "type": "ended", "reason": "code_expired"}] * SESSIONS
+        db = await pg_connect(schema)
+        try:
+            query = "SELECT count(*) FROM sessions WHERE end_reason = 'code_expired'"
+            deadline = time.monotonic() + 120
+            while await db.fetchval(query) < SESSIONS:
+                assert time.monotonic() < deadline, "the ends were never stored"
+                await asyncio.sleep(0.2)
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes
+
+
+async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_frozen_database(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The database freezes while an agent's socket is due for its periodic re-check (a read
+    that now waits ``database_timeout_seconds``, 10 s here). A waiting customer's code expires
+    meanwhile: it is told at once. The re-check, the purges and the counts ran in the timer
+    that meets deadlines, so every deadline waited for the frozen statement, at every tick
+    while the re-check stayed due."""
+    from tandem.config import Settings
+    from tandem.directory import offline
+    from tests.server.helpers import sharing_session
+    from tests.server.test_scale_out import add_people, run_in_thread
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+
+        async def seed() -> None:
+            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+            async with offline(settings) as directory:
+                await add_people(directory)
+
+        run_in_thread(seed)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            agent_reauth_seconds=300.0,
+            code_ttl_seconds=400.0,
+            purge_interval_seconds=86400.0,
+        )
+        await sharing_session(server)  # its agent's socket: re-checked every 300 s
+        waiting, _ = await start_session(server)
+        hub = server.server.config.app.state.services.hub
+        with pg_proxy.frozen():
+            server.clock.advance(301)
+            # The re-check has begun (its next time set first), and waits for the database.
+            await wait_for(
+                lambda: all(s.reauth_due > server.clock() + 200 for s in hub.signed_in_seats())
+            )
+            server.clock.advance(100)  # the waiting code expires
+            assert await recv_json(waiting, timeout=FROZEN_TIMEOUT / 2) == {
+                "v": 1,
+                "type": "ended",
+                "reason": "code_expired",
+            }
         server.stop()  # before its schema goes

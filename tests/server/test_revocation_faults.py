@@ -8,7 +8,9 @@ beside it on the same database and Redis, makes the change and announces it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -132,11 +134,11 @@ async def test_a_periodic_recheck_that_failed_is_tried_again_once_the_database_a
     assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
     pg_proxy.down()
     give_the_site_to_billing_behind_the_servers_back(b)
-    failed_before = failures_of(b, "deadlines")
-    # The socket's re-check is due, and so is the purge of recordings (every minute): the tick
-    # fails at one, then (a back-off later) at the other. Nothing else of it touches storage.
+    failed_before = failures_of(b, "upkeep")
+    # The socket's re-check is due, and so is the purge of recordings (every minute): the
+    # timer's upkeep fails at one, then (a back-off later) at the other.
     b.clock.advance(301)
-    await wait_for(lambda: failures_of(b, "deadlines") >= failed_before + 2)
+    await wait_for(lambda: failures_of(b, "upkeep") >= failed_before + 2)
     pg_proxy.up()
     assert await closed_with(agent, timeout=30) == TEAMS_CHANGED
     assert await recv_json(customer, timeout=30) == {
@@ -159,7 +161,7 @@ async def test_a_socket_found_revoked_while_its_audit_record_cannot_be_written_i
     server = server_factory(agent_reauth_seconds=300.0, purge_interval_seconds=86400.0, **BUSY)
     customer, agent, _ = await sharing_session(server)
     assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
-    await wait_for(lambda: runs_of(server, "deadlines") >= 1)  # the first tick's purges too
+    await wait_for(lambda: runs_of(server, "upkeep") >= 1)  # the first purges are done
     stored(server, "DELETE FROM logins")
     with write_lock(server):
         server.clock.advance(301)
@@ -185,7 +187,7 @@ async def test_a_write_that_keeps_failing_does_not_hold_up_the_rechecks_of_open_
     customer, agent, _ = await sharing_session(server)
     assert await relays(customer, agent, b"\x01before")  # the consent's storage write is done
     waiting, _ = await start_session(server)
-    await wait_for(lambda: runs_of(server, "deadlines") >= 1)  # the first tick's purges too
+    await wait_for(lambda: runs_of(server, "upkeep") >= 1)  # the first purges are done
     stored(server, "DELETE FROM logins")
     with write_lock(server):
         server.clock.advance(301)
@@ -277,3 +279,54 @@ async def test_a_site_change_announced_while_the_announcing_server_lost_redis_re
         a.stop()  # before its link to Redis goes
     finally:
         redis_link.close()
+
+
+async def test_a_revoked_socket_is_closed_before_its_audit_record_waits_for_the_database(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The timer's re-check finds alice signed out (behind the server's back) while PostgreSQL
+    answers reads but holds writes to the audit trail (another connection locks it: a long
+    migration, a stuck transaction). The close came only once the record of it had waited
+    (up to ``database_timeout_seconds``, 30 s), and every revocation the listener heard after
+    it waited too. The socket is closed first; the record, with the time of the close, is
+    written once the lock goes."""
+    from tandem.config import Settings
+    from tests.server.test_audit_after_faults import seed
+    from tests.storage.conftest import fresh_schema, pg_connect
+
+    async with fresh_schema() as schema:
+        url = f"{PG_DSN}?search_path={schema}"
+        settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
+        async with offline(settings) as directory:
+            await seed(directory)
+        server = server_factory(
+            database_url=url,
+            audit_key_file=tmp_path / "seed" / "audit.key",
+            agent_reauth_seconds=300.0,
+            purge_interval_seconds=86400.0,
+        )
+        customer, agent, _ = await sharing_session(server)
+        assert await relays(customer, agent, b"\x01before")  # the consent's record is written
+        await wait_for(lambda: runs_of(server, "upkeep") >= 1)  # the first purges are done
+        db = await pg_connect(schema)
+        try:
+            await db.execute("DELETE FROM logins")
+            locked = db.transaction()
+            await locked.start()
+            await db.execute("LOCK TABLE audit IN EXCLUSIVE MODE")  # reads pass, writes wait
+            try:
+                server.clock.advance(301)
+                assert await closed_with(agent, timeout=10) == (4401, SIGNED_OUT)
+                closed_by = server.clock()
+            finally:
+                await locked.rollback()
+            query = "SELECT at FROM audit WHERE action = 'socket_closed'"
+            deadline = time.monotonic() + 60
+            while not await db.fetch(query):
+                assert time.monotonic() < deadline, "the close was never recorded"
+                await asyncio.sleep(0.1)
+            [row] = await db.fetch(query)
+            assert row["at"] <= closed_by
+        finally:
+            await db.close()
+        server.stop()  # before its schema goes

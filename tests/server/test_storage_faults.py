@@ -79,10 +79,10 @@ async def test_the_deadline_timer_survives_a_locked_database_and_codes_expire_af
 ) -> None:
     server = server_factory(metrics_token=METRICS_TOKEN, **BUSY)
     customer, created = await start_session(server)
-    # The first tick (a second after the start) runs every purge, all due at once; under the lock
-    # it would wait out the busy timeout before the tick that ends the session (10 s, not "at
-    # once"). With the clock held still, the ticks after it write nothing.
-    await wait_for(lambda: runs_of(server, "deadlines") >= 1)
+    # The first upkeep (a second after the start) runs every purge, all due at once (in a task
+    # of its own: the deadlines do not wait for it). With the clock held still, nothing after it
+    # writes; the expiry's write is the deadlines' failure below.
+    await wait_for(lambda: runs_of(server, "upkeep") >= 1)
     with write_lock(server):
         server.clock.advance(server.settings.code_ttl_seconds + 1)
         # The customer is told at once; storage is written once it answers again.

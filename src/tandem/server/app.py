@@ -272,6 +272,7 @@ def create_app(
                 noted=plain_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,
                 signed_in=browser_signed_in,
+                wait_seconds=settings.transport_note_wait_seconds,
             ),
             Middleware(
                 PublicOrigins,
@@ -279,6 +280,7 @@ def create_app(
                 note_proxy=noting_proxy,
                 noted=proxy_still_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,
+                wait_seconds=settings.transport_note_wait_seconds,
             ),
             Middleware(ConsoleCors, console_origins=settings.console_origins),
             Middleware(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -67,14 +68,40 @@ class _Note:
     while what it notes still happens. ``what`` names it in a log line."""
 
     def __init__(
-        self, noted: Callable[[], Awaitable[bool]] | None, recheck_seconds: float, what: str
+        self,
+        noted: Callable[[], Awaitable[bool]] | None,
+        recheck_seconds: float,
+        what: str,
+        wait_seconds: float = 1.0,
     ) -> None:
         self.noted = noted
+        self.wait_seconds = wait_seconds
         self.recheck_seconds = recheck_seconds
         self.what = what
         self.made = False
         self.logged = False
         self.checked_at = 0.0
+        self._beside: asyncio.Task[None] | None = None
+
+    def busy(self) -> bool:
+        """Whether a write or recheck started by :meth:`beside` is still waiting for storage."""
+        return self._beside is not None and not self._beside.done()
+
+    async def beside(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` (the note's write, its recheck) beside the request that asked for it,
+        one at a time, waiting for it ``wait_seconds`` at most: awaited in full, the note held
+        a request that needed no database (a probe, the SDK's script) for
+        ``database_timeout_seconds`` while the database was frozen, and the next one again.
+        It is held here until it ends (within that bound); meanwhile no other starts."""
+
+        async def run() -> None:
+            try:
+                await work()
+            except Exception as exc:  # a bug: the next such request tries again
+                log.error("cannot note %s for the compliance check: %s", self.what, exc)
+
+        self._beside = asyncio.create_task(run(), name=f"tandem:{self.what}")
+        await asyncio.wait({self._beside}, timeout=self.wait_seconds)
 
     def due(self) -> bool:
         """Whether the note made is to be looked for again (never without ``noted``)."""
@@ -121,18 +148,23 @@ class PublicOrigins:
         note_proxy: Callable[[str], Awaitable[None]] | None = None,
         noted: Callable[[], Awaitable[bool]] | None = None,
         recheck_seconds: float = 60.0,
+        wait_seconds: float = 1.0,
     ) -> None:
         self.app = app
         self.public_origins = frozenset(public_origins)
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
         self.note_proxy = note_proxy
-        self.proxy = _Note(noted, recheck_seconds, "the reverse proxy's note")
+        self.proxy = _Note(noted, recheck_seconds, "the reverse proxy's note", wait_seconds)
 
     async def _note_proxy(self, scope: Scope, note_proxy: Callable[[str], Awaitable[None]]) -> None:
         headers = Headers(scope=scope)
         header = next((name for name in PROXY_HEADERS if name in headers), None)
-        if header is None:
-            return
+        if header is not None:
+            await self.proxy.beside(lambda: self._noting_proxy(header, note_proxy))
+
+    async def _noting_proxy(
+        self, header: str, note_proxy: Callable[[str], Awaitable[None]]
+    ) -> None:
         if self.proxy.made and await self.proxy.still_there():  # a recheck
             return
         self.proxy.make()
@@ -170,7 +202,11 @@ class PublicOrigins:
             await self.app(scope, receive, send)
             return
         if not self.public_origins:
-            if self.note_proxy is not None and (not self.proxy.made or self.proxy.due()):
+            if (
+                self.note_proxy is not None
+                and (not self.proxy.made or self.proxy.due())
+                and not self.proxy.busy()
+            ):
                 await self._note_proxy(scope, self.note_proxy)
             await self.app(scope, receive, send)
             return
@@ -220,26 +256,31 @@ class TransportWatch:
         noted: Callable[[], Awaitable[bool]] | None = None,
         recheck_seconds: float = 60.0,
         signed_in: Callable[[Scope], Awaitable[bool]] | None = None,
+        wait_seconds: float = 1.0,
     ) -> None:
         self.app = app
         self.note = note
-        self.plain = _Note(noted, recheck_seconds, "the transport's note")
+        self.plain = _Note(noted, recheck_seconds, "the transport's note", wait_seconds)
         # Without a proxy, nothing to learn from https; without a way to tell a browser's
         # request from a client's word, nothing either.
         self.https_noted = not behind_proxy or signed_in is None
         self.signed_in = signed_in
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket") and (
-            not (self.plain.made and self.https_noted)
-            or (self.plain.made and scope.get("scheme") in ("http", "ws"))
+        if (
+            scope["type"] in ("http", "websocket")
+            and (
+                not (self.plain.made and self.https_noted)
+                or (self.plain.made and scope.get("scheme") in ("http", "ws"))
+            )
+            and not (scope["type"] == "http" and scope["path"] in PROBES)
+            and not self.plain.busy()
         ):
-            await self._watch(scope)
+            # Beside the request (_Note.beside): it waits for the database a moment at most.
+            await self.plain.beside(functools.partial(self._watch, scope))
         await self.app(scope, receive, send)
 
     async def _watch(self, scope: Scope) -> None:
-        if scope["type"] == "http" and scope["path"] in PROBES:
-            return
         plain = scope.get("scheme") in ("http", "ws")
         headers = Headers(scope=scope)
         proxied = next((name for name in PROXY_HEADERS if name in headers), None)

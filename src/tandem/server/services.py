@@ -116,6 +116,7 @@ async def running(
             # Several processes: this one's id, for its sessions and its tunnel entrance.
             node=crypto.new_token(entropy, 9) if carrier.shared else "",
             tick_seconds=tick_seconds,
+            backlog_dir=settings.data_dir,  # made private at start (tandem.startup)
         )
         tunnels = None
         if hub.node:
@@ -160,7 +161,13 @@ async def running(
         )
         hub.process_id = hub.node or crypto.new_token(entropy, 9)
         registry = ProcessRegistry(
-            store, settings, clock, hub.process_id, hub.record_done, hub.taken_for_dead
+            store,
+            settings,
+            clock,
+            hub.process_id,
+            hub.record_done,
+            hub.taken_for_dead,
+            witness=hub.witness,
         )
         await registry.start()  # closes what this server held before a crash
         stack.push_async_callback(registry.stop)

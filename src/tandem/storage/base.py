@@ -799,7 +799,12 @@ class Storage(AuditStore, Protocol):
         ...
 
     async def close_lost_processes(
-        self, node: str, identity: str, lost_before: float, now: float
+        self,
+        node: str,
+        identity: str,
+        lost_before: float,
+        now: float,
+        evidence: Evidence[tuple[list[SessionRecord], list[RecordingRecord]]] | None = None,
     ) -> tuple[list[SessionRecord], list[RecordingRecord]]:
         """In one transaction: forget processes (other than ``node``) whose heartbeat is older
         than ``lost_before`` or that ran as ``identity`` before (this process, before a crash);
@@ -807,7 +812,9 @@ class Storage(AuditStore, Protocol):
         deleted) unless it was handed over (:meth:`suspend_session`) and its resume window is
         still open; end those whose window has passed (``server_shutdown``); end every running
         recording whose session is no longer live (``interrupted``). Returns what it closed
-        (each session with its ``end_reason``), for the audit trail."""
+        (each session with its ``end_reason``). ``evidence`` (if any): the records of what it
+        closed, appended in the same transaction (a process killed between the closing and its
+        records left sessions ended with no record of it)."""
         ...
 
     async def suspend_session(self, suspended: SuspendedSession) -> None:

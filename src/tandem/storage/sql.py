@@ -2637,7 +2637,12 @@ class SQLStorage:
         )
 
     async def close_lost_processes(
-        self, node: str, identity: str, lost_before: float, now: float
+        self,
+        node: str,
+        identity: str,
+        lost_before: float,
+        now: float,
+        evidence: Evidence[tuple[list[SessionRecord], list[RecordingRecord]]] | None = None,
     ) -> tuple[list[SessionRecord], list[RecordingRecord]]:
         def work(db: _Db) -> tuple[list[SessionRecord], list[RecordingRecord]]:
             db.execute(
@@ -2691,7 +2696,7 @@ class SQLStorage:
                 )
             return lost, stopped
 
-        return await self._transaction(work)
+        return await self._with_evidence(work, evidence)
 
     async def suspend_session(self, suspended: SuspendedSession) -> None:
         def work(db: _Db) -> None:
