@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shlex
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -350,6 +351,85 @@ def test_user_list_show_disable_enable_reset_and_remove(tmp_path: Path) -> None:
     actions = cli("audit", "export", *data).stdout
     for action in ("user_disabled", "user_enabled", "mfa_reset", "user_deleted"):
         assert f'"action": "{action}"' in actions, action
+
+
+def test_enabling_an_enabled_account_says_nothing_changed(tmp_path: Path) -> None:
+    """`user enable` of an account that was never disabled said "it can sign in again"."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    assert succeeds("user", "enable", "bob", *data).strip() == (
+        "'bob' was already enabled: nothing changed."
+    )
+    succeeds("user", "disable", "bob", *data)
+    assert "it can sign in again" in succeeds("user", "enable", "bob", *data)
+    actions = cli("audit", "export", *data).stdout
+    assert actions.count('"action": "user_enabled"') == 1
+
+
+def test_an_empty_hold_list_says_there_are_no_legal_holds(tmp_path: Path) -> None:
+    """`hold list` with no hold printed nothing at all: as if the command had failed quietly.
+    The words go to standard error; standard output stays the (empty) tab-separated list."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
+    empty = cli("hold", "list", *data)
+    assert (empty.returncode, empty.stdout) == (0, "")
+    assert empty.stderr.strip() == "no legal holds in 'default'"
+    session = "s" * 22
+    succeeds("hold", "place", "subject", session, "--reason", "case 7", *data)
+    held = cli("hold", "list", *data)
+    assert held.stdout.startswith(f"subject\t{session}\t") and held.stderr == ""
+
+
+def _on_a_read_only_mount(directory: Path, *args: str, stdin: str = "") -> Any:
+    """``python -m tandem ARGS`` with ``directory`` bind-mounted read-only over itself, in a
+    mount namespace of the command's own (the test's file system is left as it was)."""
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) to mount a read-only file system")
+    command = shlex.join([*TANDEM, *args])
+    where = shlex.quote(str(directory))
+    script = f"mount --bind {where} {where} && mount -o remount,bind,ro {where} && exec {command}"
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if "mount:" in result.stderr or "unshare:" in result.stderr:
+        pytest.skip(f"cannot mount a read-only file system here: {result.stderr.strip()}")
+    return result
+
+
+def test_a_read_only_data_directory_is_named_as_read_only(tmp_path: Path) -> None:
+    """SQLite's own words were all a command said: "unable to open database file"."""
+    data = tmp_path / "data"
+    succeeds("user", "add", "bob", "--no-mfa", "--data-dir", str(data), "--init", stdin=PASSWORD)
+    result = _on_a_read_only_mount(data, "user", "list", "--data-dir", str(data))
+    assert result.returncode == 2, result.stdout
+    assert result.stderr.strip() == (
+        f"tandem: cannot open the database at {data / 'tandem.sqlite3'}: the data directory "
+        f"{data} is on a read-only file system: Tandem writes its database and the files SQLite "
+        "keeps beside it there; make it writable (or give --data-dir a writable one)"
+    )
+
+
+def test_init_on_a_read_only_file_system_gives_no_chmod_advice(tmp_path: Path) -> None:
+    """`user add --init` there warned "cannot be tightened (Read-only file system): run chmod
+    700" before its error: chmod cannot help on a read-only file system."""
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)  # looser than 0700: tightened where the file system allows it
+    result = _on_a_read_only_mount(
+        data, "user", "add", "bob", "--data-dir", str(data), "--init", stdin=PASSWORD
+    )
+    assert result.returncode == 2, result.stdout
+    assert "chmod" not in result.stderr and "cannot be tightened" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"tandem: cannot open the database at {data / 'tandem.sqlite3'}: the data directory "
+        f"{data} is on a read-only file system: Tandem writes its database and the files SQLite "
+        "keeps beside it there; make it writable (or give --data-dir a writable one)"
+    ]
+    assert list(data.iterdir()) == []
 
 
 def test_a_mistyped_data_dir_is_an_error_not_a_new_database(tmp_path: Path) -> None:

@@ -762,12 +762,17 @@ def user_disable(
 @user_app.command("enable")
 def user_enable(name: NameArgument, org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
     """Enable a disabled account again."""
+    was_disabled: list[bool] = []
 
     async def work(directory: Directory) -> None:
         await _org_of(directory, org)
+        was_disabled.append((await directory.get_user(operator(org), name)).disabled)
         await directory.set_disabled(operator(org), name, disabled=False)
 
     _run_directory(data_dir, work)
+    if not was_disabled[0]:
+        typer.echo(f"{name!r} was already enabled: nothing changed.")
+        return
     typer.echo(f"Enabled {name!r}: it can sign in again.")
 
 
@@ -801,8 +806,7 @@ def user_reset_mfa(
 
     async def work(directory: Directory) -> None:
         await _org_of(directory, org)
-        exempt.append((await directory.get_user(operator(org), name)).mfa_exempt)
-        await directory.reset_second_factor(operator(org), name)
+        exempt.append((await directory.reset_second_factor(operator(org), name)).mfa_exempt)
 
     _run_directory(data_dir, work)
     if exempt[0]:  # it was told "sets up a new one", and went on without any
@@ -2048,6 +2052,8 @@ def hold_list(org: OrgOption = DEFAULT_ORG, data_dir: DataDir = None) -> None:
             lines.append(f"{hold.kind}\t{hold.target}\t{since}\t{hold.placed_by}\t{hold.reason}")
 
     _run_subjects(data_dir, work, org)
+    if not lines:  # said on standard error: standard output stays the (empty) list
+        typer.echo(f"no legal holds in {org!r}", err=True)
     for line in lines:
         typer.echo(line)
 

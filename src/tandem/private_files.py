@@ -3,11 +3,14 @@ files are 0600, so other accounts on the host can read none of it.
 
 New ones are created with those modes. Existing ones with looser modes (an older version
 created ``tandem.sqlite3`` 0644 in a 0755 directory) are tightened; where that is not possible
-(another owner), a warning says so and what to run.
+(another owner), a warning says so and what to run; on a read-only file system, where chmod
+cannot help, a directory gets no warning (opening the database there fails with its own error)
+and a file one saying to set its mode where it is mounted from.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -29,6 +32,19 @@ def _tighten(path: Path, mode: int) -> None:
     try:
         os.chmod(path, current & mode)
     except OSError as exc:
+        if exc.errno == errno.EROFS:
+            # chmod cannot help on a read-only file system. A data directory there fails to
+            # open next, with its own error (naming the file system); a key file mounted
+            # read-only (a container's secret volume) gets its mode where it is mounted from.
+            if not stat.S_ISDIR(path.stat().st_mode):
+                log.warning(
+                    "%s has mode %o, readable by other accounts, on a read-only file system: "
+                    "give it mode %o where it is mounted from",
+                    path,
+                    current,
+                    mode,
+                )
+            return
         log.warning(
             "%s has mode %o, readable by other accounts, and cannot be tightened (%s): "
             "run chmod %o %s",

@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import json
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -157,6 +158,25 @@ def _error_text(exc: BaseException) -> str:
     """The driver's own message (SQLAlchemy wraps it with the statement, which we never show)."""
     orig = getattr(exc, "orig", None)
     return str(orig if orig is not None else exc)
+
+
+def _read_only(data_dir: Path) -> str | None:
+    """Why SQLite cannot write in ``data_dir`` when it is read-only (its own words are "unable
+    to open database file" or "attempt to write a readonly database"), else None."""
+    existing = next((p for p in (data_dir, *data_dir.parents) if p.exists()), data_dir)
+    try:  # a data directory still to be made: where it would be made
+        if os.statvfs(existing).f_flag & os.ST_RDONLY:
+            where = "on a read-only file system"
+        elif not os.access(existing, os.W_OK):
+            where = "read-only for this account"
+        else:
+            return None
+    except OSError:
+        return None  # missing or unreadable: the error itself says more
+    return (
+        f"the data directory {data_dir} is {where}: Tandem writes its database and the files "
+        "SQLite keeps beside it there; make it writable (or give --data-dir a writable one)"
+    )
 
 
 # Rows to records
@@ -766,7 +786,8 @@ class SQLStorage:
             if backup:
                 await asyncio.to_thread(_backup_before_upgrade, path)
         except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the database at {path}: {exc}") from None
+            why = _read_only(path.parent) or str(exc)
+            raise ConfigError(f"cannot open the database at {path}: {why}") from None
         busy_ms = max(1, round(busy_seconds * 1000))
 
         def engine() -> AsyncEngine:
@@ -793,7 +814,8 @@ class SQLStorage:
                 await storage._migrate()
         except (SQLAlchemyError, sqlite3.Error) as exc:
             await storage.close()
-            raise ConfigError(f"cannot open the database at {path}: {_error_text(exc)}") from None
+            why = _read_only(path.parent) or _error_text(exc)
+            raise ConfigError(f"cannot open the database at {path}: {why}") from None
         except BaseException:
             await storage.close()
             raise
