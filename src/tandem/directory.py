@@ -589,11 +589,12 @@ class Directory:
         )
         return dataclasses.replace(user, disabled=disabled)
 
-    async def reset_second_factor(self, actor: Principal, username: str) -> None:
+    async def reset_second_factor(self, actor: Principal, username: str) -> UserRecord:
         """Remove a user's authenticator (lost phone): they set a new one up at next sign-in,
         and every sign-in of theirs ends now. Not one's own (another admin, or the operator,
         does it): it asks for no re-authentication, so whoever held an admin's sign-in for a
-        while and knew the password would swap in an authenticator of its own."""
+        while and knew the password would swap in an authenticator of its own. Returns the
+        account as it was: one with ``mfa_exempt`` (``--no-mfa``) had none and sets none up."""
         user = await self._user(actor, username)
         _guard_auditors(actor, user.role)
         if username == actor.username:
@@ -604,6 +605,7 @@ class Directory:
         await self.storage.delete_logins_of(grant, username)
         self.revoked(user=username)
         await self.record("mfa_reset", actor=actor.username, org=user.org_id, subject=username)
+        return user
 
     async def bind_sso_identity(
         self, actor: Principal, username: str, subject: str | None

@@ -105,6 +105,30 @@ def test_resetting_a_second_factor_ends_the_users_sign_ins(orgs_server: RunningS
     assert "mfa_reset" in audit_actions(orgs_server)
 
 
+def test_a_reset_says_when_a_no_mfa_account_keeps_signing_in_with_its_password_alone(
+    orgs_server: RunningServer,
+) -> None:
+    """A reset answered 204 alike for every account, so the console said a ``--no-mfa``
+    account would set up a new authenticator: it had none and goes on signing in with its
+    password alone. Still 204 (clients rely on it), with a header saying what is left."""
+    with api(orgs_server, "ada") as ada:
+        made = ada.post(
+            "/api/users", json={"username": "nina", "password": AGENT_PASSWORD, "role": "agent"}
+        )
+        assert made.status_code == 201, made.text
+        exempt = ada.post("/api/users/alice/reset-mfa")  # seeded like --no-mfa
+        enrolling = ada.post("/api/users/nina/reset-mfa")
+    assert (exempt.status_code, exempt.headers["tandem-second-factor"]) == (204, "none")
+    assert (enrolling.status_code, enrolling.headers["tandem-second-factor"]) == (
+        204,
+        "new-at-next-sign-in",
+    )
+    assert exempt.content == b"" == enrolling.content
+    cookie = login_cookie(orgs_server, "alice")  # the password alone, as the header said
+    me = httpx.get(f"{orgs_server.base}/api/me", cookies={"tandem_agent": cookie})
+    assert me.status_code == 200, me.text
+
+
 def test_an_admin_cannot_remove_its_own_second_factor(orgs_server: RunningServer) -> None:
     """Its own reset needs no re-authentication: whoever held an admin's sign-in for a while
     (a cookie taken, a console left open) and knew the password removed the authenticator,

@@ -109,6 +109,15 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return checkedAnswer<T>(response, method, path); // checked against the route's schema, not cast
 }
 
+/** POST .../reset-mfa (204): what the account has left, from its Tandem-Second-Factor header.
+ * "none": created with --no-mfa, it had no authenticator and still signs in with its password
+ * alone; anything else (an older server sends none) reads as a new one at its next sign-in. */
+async function resetSecondFactor(username: string): Promise<"none" | "new-at-next-sign-in"> {
+  const response = await relayFetch(`/api/users/${encodeURIComponent(username)}/reset-mfa`, { method: "POST" });
+  if (!response.ok) throw new Error(await problemDetail(response));
+  return response.headers.get("Tandem-Second-Factor") === "none" ? "none" : "new-at-next-sign-in";
+}
+
 type Say = (text: string, good?: boolean) => void;
 
 /** A status line (role=status, named if `name` is given) and the function that writes to it. */
@@ -410,9 +419,9 @@ function usersPage(root: HTMLElement, { t, agent }: OfficeContext): void {
       const mfa = button(t("action.resetMfa"));
       mfa.setAttribute("aria-label", `${t("action.resetMfa")}: ${u.username}`);
       mfa.addEventListener("click", () => {
-        api("POST", `/api/users/${encodeURIComponent(u.username)}/reset-mfa`)
-          .then(() => {
-            say(t("users.mfaReset", { user: u.username }), true);
+        resetSecondFactor(u.username)
+          .then((left) => {
+            say(t(left === "none" ? "users.mfaResetNone" : "users.mfaReset", { user: u.username }), true);
             return load();
           })
           .catch((error: Error) => say(error.message));

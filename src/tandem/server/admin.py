@@ -346,9 +346,17 @@ async def _enable_user(call: Call) -> object:
     return user_json(user)
 
 
+SECOND_FACTOR_HEADER = "Tandem-Second-Factor"
+"""What a reset left the account with: ``new-at-next-sign-in`` (it sets up a new authenticator),
+or ``none`` (created with ``--no-mfa``: it had none and still signs in with its password alone)."""
+
+
 async def _reset_mfa(call: Call) -> object:
-    await call.services.directory.reset_second_factor(call.principal, call.params["username"])
-    return None
+    user = await call.services.directory.reset_second_factor(
+        call.principal, call.params["username"]
+    )
+    left = "none" if user.mfa_exempt else "new-at-next-sign-in"
+    return Response(status_code=204, headers={SECOND_FACTOR_HEADER: left})
 
 
 async def _reset_password(call: Call) -> object:
@@ -899,6 +907,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "Remove an account's authenticator (lost phone) and end its sign-ins (not your own).",
         _reset_mfa,
         status=204,
+        answer_headers=(
+            (
+                SECOND_FACTOR_HEADER,
+                ("new-at-next-sign-in", "none"),
+                "new-at-next-sign-in: it sets up a new authenticator at its next sign-in; none: "
+                "an account created with --no-mfa, which had none and still signs in with its "
+                "password alone",
+            ),
+        ),
     ),
     Operation(
         "POST",

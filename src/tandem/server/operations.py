@@ -96,6 +96,9 @@ class Operation:
     busy: bool = False
     """It may answer 503 with Retry-After while too much of its costly work is under way
     (password hashes: ``password_hash_*``; recordings' files: ``max_recording_downloads``)."""
+    answer_headers: tuple[tuple[str, tuple[str, ...], str], ...] = ()
+    """Header fields a success carries (a 204's only way to say more): name, the values it may
+    have, and what they mean. The handler returns the :class:`Response` that sets them."""
 
 
 _STATUS = (
@@ -220,6 +223,8 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
                 await _record_refusal(services, principal, operation, request, exc)
             return _error_response(exc)
         if operation.status == 204:
+            if isinstance(result, Response) and result.status_code == 204:
+                return result  # with its answer_headers
             return Response(status_code=204)
         if isinstance(result, Response):
             return result
@@ -299,6 +304,13 @@ def openapi_paths(table: Sequence[Operation]) -> tuple[dict[str, object], dict[s
             "401": problem_response("Not signed in"),
             "403": problem_response("Your role or team does not allow it, or cross-site"),
         }
+        if op.answer_headers:
+            done = responses[str(op.status)]
+            assert isinstance(done, dict)
+            done["headers"] = {
+                name: {"description": text, "schema": {"type": "string", "enum": list(values)}}
+                for name, values, text in op.answer_headers
+            }
         item: dict[str, object] = {
             "summary": op.summary,
             "x-tandem-action": op.action,
