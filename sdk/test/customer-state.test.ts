@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, type ServerMessage, TOO_MANY_WAITING,
+  NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, type ServerMessage, TOO_MANY_PRACTICE, TOO_MANY_WAITING,
 } from "../src/shared/protocol.ts";
+import { CLOSE_REASON_TOO_MANY_PRACTICE } from "../src/generated/protocol.ts";
 import {
   AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONSOLE_SILENT, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
@@ -279,6 +280,18 @@ test("a refused start (too many waiting, server busy) says so in the SDK's own p
   assert.equal(ended(tooMany.effects)?.error, TOO_MANY_WAITING);
   const busy = run(connecting, closed(4503, 0, "<b>anything the server says</b>"));
   assert.equal(ended(busy.effects)?.error, SERVER_BUSY);
+});
+
+test("a practice session refused beyond its account's limit says so, in the SDK's own words", () => {
+  // The trainee was told "too many help requests are waiting", a customer's words.
+  const connecting = run(initialState, create).state;
+  const reason = `${CLOSE_REASON_TOO_MANY_PRACTICE}: use one or try again in a few minutes`;
+  const practice = ended(run(connecting, closed(4429, 0, reason)).effects)?.error;
+  assert.equal(practice, TOO_MANY_PRACTICE);
+  assert.match(practice ?? "", /too many practice sessions open/);
+  // Only 4429 with that reason: other codes keep their own words, the server's prose is never shown.
+  assert.equal(ended(run(connecting, closed(4503, 0, reason)).effects)?.error, SERVER_BUSY);
+  assert.equal(ended(run(connecting, closed(4429, 0, `x ${reason}`)).effects)?.error, TOO_MANY_WAITING);
 });
 
 const sharingNow = () => run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;

@@ -24,7 +24,7 @@ test("each end notice the session can give has a message (found from its English
   const notices = [
     state.MISMATCH, state.RESTARTING, state.UNREACHABLE, state.AGENT_ENDED, state.AGENT_LOST, state.CODE_EXPIRED,
     state.CONNECTION_LOST, state.LOST, state.IDLE_ENDED, state.MAX_DURATION_ENDED, state.SESSION_ENDED, state.CONSOLE_SILENT,
-    protocol.NOT_AVAILABLE, protocol.NOT_AUTHORISED, protocol.START_FAILED, protocol.TOO_MANY_WAITING, protocol.SERVER_BUSY,
+    protocol.NOT_AVAILABLE, protocol.NOT_AUTHORISED, protocol.START_FAILED, protocol.TOO_MANY_WAITING, protocol.TOO_MANY_PRACTICE, protocol.SERVER_BUSY,
   ];
   for (const notice of notices) assert.ok(noticeKey(notice), notice);
   assert.equal(noticeKey(`${state.DISTRUST} (an unknown state).`), "endDistrust");

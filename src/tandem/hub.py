@@ -45,6 +45,7 @@ from tandem.lockout import SharedBackoff
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
 from tandem.protocol.messages import (
+    CLOSE_REASON_TOO_MANY_PRACTICE,
     Abort,
     AgentMessage,
     Consent,
@@ -1306,7 +1307,7 @@ class SessionHub:
             refusal = (
                 codec.CLOSE_TOO_MANY,
                 "practice",
-                "too many practice sessions waiting for you: use one or try again in a few minutes",
+                f"{CLOSE_REASON_TOO_MANY_PRACTICE}: use one or try again in a few minutes",
             )
         elif self._still_waiting(self._waiting_by_client, client) >= (
             self.settings.max_waiting_per_address

@@ -5,6 +5,9 @@ import type { Schema } from "../shared/schema.ts";
 
 export const PROTOCOL_VERSION = 1;
 
+/** How the 4429 close reason begins that refuses a practice session beyond its account's limit. */
+export const CLOSE_REASON_TOO_MANY_PRACTICE = "too many practice sessions waiting for you";
+
 export interface Created {
   type: "created";
   session_id: string;

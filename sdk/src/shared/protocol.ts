@@ -5,7 +5,7 @@
  */
 
 import {
-  PROTOCOL_VERSION, SERVER_MESSAGE_SCHEMAS, type ClientMessage, type Ended, type RecordingStatus, type Resumed, type ServerMessage,
+  CLOSE_REASON_TOO_MANY_PRACTICE, PROTOCOL_VERSION, SERVER_MESSAGE_SCHEMAS, type ClientMessage, type Ended, type RecordingStatus, type Resumed, type ServerMessage,
 } from "../generated/protocol.ts";
 import { conforms } from "./schema.ts";
 
@@ -71,6 +71,9 @@ export function codeGroups(code: string): string[] {
  * this address or site (4429), or all sessions in use (4503). Plain, never the server's prose. */
 export const TOO_MANY_WAITING = "Too many help requests are waiting right now. Please try again in a few minutes.";
 export const SERVER_BUSY = "All helpers are busy right now. Please try again in a few minutes.";
+/** 4429 for a practice session (the server's own practice pages): the trainee, not a customer,
+ * has too many practice sessions open (max_waiting_practice_per_account). */
+export const TOO_MANY_PRACTICE = "You have too many practice sessions open. Finish or close one, or try again in a few minutes.";
 
 /** The site is not registered with the help server (4403: "origin not allowed"). */
 export const NOT_AVAILABLE = "Help is not available on this site.";
@@ -83,8 +86,10 @@ export const START_FAILED = "Help could not start. Please try again.";
  * never the server's prose or protocol words ("origin not allowed"). The server's reason is for
  * the site's developers: Session adds it to start()'s rejection, never to the widget.
  */
-export function describeClose(code: number, _reason = ""): string {
-  if (code === 4429) return TOO_MANY_WAITING;
+export function describeClose(code: number, reason = ""): string {
+  // The reason picks which of the SDK's own texts, never adds to it: a server that lied could
+  // only make a refusal read as the practice one.
+  if (code === 4429) return reason.startsWith(CLOSE_REASON_TOO_MANY_PRACTICE) ? TOO_MANY_PRACTICE : TOO_MANY_WAITING;
   if (code === 4503 || code === 1013) return SERVER_BUSY;
   if (code === 4403) return NOT_AVAILABLE;
   if (code === 4401) return NOT_AUTHORISED;

@@ -12,6 +12,11 @@ import msgspec
 
 PROTOCOL_VERSION: Literal[1] = 1
 
+CLOSE_REASON_TOO_MANY_PRACTICE = "too many practice sessions waiting for you"
+"""How the close reason (with 4429) begins that refuses a practice session beyond
+``max_waiting_practice_per_account``: the SDK tells it from the other 4429 refusals by it and
+shows its own words for it (a trainee, not a customer: too many practice sessions open)."""
+
 SessionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 CodeText = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

@@ -181,6 +181,10 @@ def protocol_module() -> str:
         _HEADER.format(source="src/tandem/protocol/messages.py"),
         'import type { Schema } from "../shared/schema.ts";\n',
         f"export const PROTOCOL_VERSION = {messages.PROTOCOL_VERSION};\n",
+        "/** How the 4429 close reason begins that refuses a practice session beyond its"
+        " account's limit. */",
+        "export const CLOSE_REASON_TOO_MANY_PRACTICE = "
+        f"{json.dumps(messages.CLOSE_REASON_TOO_MANY_PRACTICE)};\n",
         *(f"{text}\n" for text in _interfaces(components)),
     ]
     for (name, _), schema in zip(unions.items(), top, strict=True):

@@ -12,7 +12,7 @@ import {
   DISTRUST, MISMATCH, RESTARTING, UNREACHABLE, AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONNECTION_LOST, IDLE_ENDED,
   LOST, MAX_DURATION_ENDED, SESSION_ENDED, CONSOLE_SILENT, INVALID_POLICY,
 } from "../state.ts";
-import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_WAITING } from "../../shared/protocol.ts";
+import { NOT_AUTHORISED, NOT_AVAILABLE, SERVER_BUSY, START_FAILED, TOO_MANY_PRACTICE, TOO_MANY_WAITING } from "../../shared/protocol.ts";
 import type { Catalogues, Messages } from "../../shared/i18n.ts";
 
 export const en = {
@@ -87,6 +87,7 @@ export const en = {
   endNotAvailable: NOT_AVAILABLE,
   endNotAuthorised: NOT_AUTHORISED,
   endTooMany: TOO_MANY_WAITING,
+  endTooManyPractice: TOO_MANY_PRACTICE,
   endBusy: SERVER_BUSY,
   endStartFailed: START_FAILED,
   endInvalidPolicy: INVALID_POLICY,
@@ -169,6 +170,7 @@ const de: Messages<typeof en> = {
   endNotAvailable: "Hilfe ist auf dieser Website nicht verfügbar.",
   endNotAuthorised: "Hilfe konnte auf dieser Seite nicht starten. Laden Sie die Seite neu und versuchen Sie es erneut.",
   endTooMany: "Gerade warten zu viele Hilfeanfragen. Bitte versuchen Sie es in ein paar Minuten erneut.",
+  endTooManyPractice: "Sie haben zu viele Übungssitzungen offen. Beenden oder schließen Sie eine, oder versuchen Sie es in ein paar Minuten erneut.",
   endBusy: "Alle Mitarbeitenden sind gerade beschäftigt. Bitte versuchen Sie es in ein paar Minuten erneut.",
   endStartFailed: "Hilfe konnte nicht starten. Bitte versuchen Sie es erneut.",
   endInvalidPolicy: "Hilfe ist nicht verfügbar: Die Datenschutzregeln des Hilfe-Servers sind ungültig, daher wurde nichts geteilt.",
@@ -250,6 +252,7 @@ const fr: Messages<typeof en> = {
   endNotAvailable: "L’aide n’est pas disponible sur ce site.",
   endNotAuthorised: "L’aide n’a pas pu démarrer sur cette page. Rechargez la page et réessayez.",
   endTooMany: "Trop de demandes d’aide sont en attente. Veuillez réessayer dans quelques minutes.",
+  endTooManyPractice: "Vous avez trop de sessions d’entraînement ouvertes. Terminez-en ou fermez-en une, ou réessayez dans quelques minutes.",
   endBusy: "Tous les agents sont occupés. Veuillez réessayer dans quelques minutes.",
   endStartFailed: "L’aide n’a pas pu démarrer. Veuillez réessayer.",
   endInvalidPolicy: "L’aide n’est pas disponible : les règles de confidentialité du serveur d’aide ne sont pas valides, rien n’a donc été partagé.",
@@ -330,6 +333,7 @@ const es: Messages<typeof en> = {
   endNotAvailable: "La ayuda no está disponible en este sitio.",
   endNotAuthorised: "La ayuda no pudo iniciarse en esta página. Recargue la página e inténtelo de nuevo.",
   endTooMany: "Hay demasiadas solicitudes de ayuda en espera. Inténtelo de nuevo en unos minutos.",
+  endTooManyPractice: "Tiene demasiadas sesiones de práctica abiertas. Termine o cierre una, o inténtelo de nuevo en unos minutos.",
   endBusy: "Todos los agentes están ocupados. Inténtelo de nuevo en unos minutos.",
   endStartFailed: "La ayuda no pudo iniciarse. Inténtelo de nuevo.",
   endInvalidPolicy: "La ayuda no está disponible: las reglas de privacidad del servidor de ayuda no son válidas, así que no se compartió nada.",
@@ -406,6 +410,7 @@ const ar: Messages<typeof en> = {
   endNotAvailable: "المساعدة غير متاحة على هذا الموقع.",
   endNotAuthorised: "تعذر بدء المساعدة في هذه الصفحة. أعد تحميل الصفحة وحاول مرة أخرى.",
   endTooMany: "هناك طلبات مساعدة كثيرة في الانتظار الآن. يرجى المحاولة بعد بضع دقائق.",
+  endTooManyPractice: "لديك جلسات تدريب مفتوحة كثيرة. أنهِ إحداها أو أغلقها، أو حاول بعد بضع دقائق.",
   endBusy: "جميع الموظفين مشغولون الآن. يرجى المحاولة بعد بضع دقائق.",
   endStartFailed: "تعذر بدء المساعدة. يرجى المحاولة مرة أخرى.",
   endInvalidPolicy: "المساعدة غير متاحة: قواعد الخصوصية لدى خادم المساعدة غير صالحة، لذلك لم تتم مشاركة أي شيء.",
