@@ -12,7 +12,8 @@ from playwright.sync_api import Locator, expect
 
 from tests.conftest import RunningServer, ServerFactory, add_user, two_organisations
 from tests.e2e.axe import assert_accessible
-from tests.e2e.conftest import Party, audit_records, get_help, mirror, open_console_as
+from tests.e2e.conftest import Party, audit_records, get_help, join, mirror, open_console_as
+from tests.server.test_organisations import api
 
 
 def step(agent: Party, name: str) -> object:
@@ -90,17 +91,26 @@ def test_an_untrained_agent_practises_then_joins_a_real_session(
     ticked(agent, "paused")
 
     page.get_by_role("button", name="Leave").click()
-    ticked(agent, "ended")
-    expect(page.locator("#practice-status")).to_contain_text("Training recorded", timeout=15000)
-    expect(page.locator("#practice-customer")).to_have_count(0)
+    # Recorded, the exercise gets out of the way: its steps, its question and the buttons that
+    # spoke to the simulated customer (whose frame is gone, so they did nothing) stayed on
+    # screen until a reload, beside the real session joined next.
+    panel = page.locator("#training")
+    expect(panel.locator("#training-status")).to_contain_text("Training recorded", timeout=15000)
+    for stale in ("#practice-customer", "#practice-steps", "#practice-masked", "#practice-private"):
+        expect(page.locator(stale)).to_have_count(0)
+    expect(panel.get_by_role("button")).to_have_count(1)
+    expect(panel.get_by_role("button", name="Close")).to_be_visible()
+    assert_accessible(page, exclude=["#mirror"])
 
-    # The real customer's code, refused before, still works: the agent joins for real.
+    # The real customer's code, refused before, still works: the agent joins for real, and the
+    # finished practice's panel is gone with it.
     page.get_by_label("Session code").fill(code)
     page.get_by_role("button", name="Join").click()
     dialog = customer.page.get_by_role("dialog")
     expect(dialog).to_contain_text("Newbie")
     dialog.get_by_role("button", name="Allow").click()
     expect(mirror(agent).get_by_role("heading", name="Gear for the long way round")).to_be_visible()
+    expect(panel).to_have_count(0)
 
     records = audit_records(server)
     actions = [r["action"] for r in records]
@@ -112,6 +122,75 @@ def test_an_untrained_agent_practises_then_joins_a_real_session(
     joined = [r for r in records if r["action"] == "agent_joined" and r["actor"] == "newbie"]
     assert [r["subject"] == practice_session for r in joined] == [True, False]
     assert joined[0]["details"]["practice"] == "newbie" and "practice" not in joined[1]["details"]
+
+
+def work_the_practice(agent: Party) -> None:
+    """Every step of the practice exercise in the console, from its policy to its end."""
+    page = agent.page
+    page.get_by_role("button", name=re.compile("I have read and accept version 1")).click()
+    page.get_by_role("button", name="Start the practice exercise").click()
+    says = page.frame_locator("#practice-customer").locator("#customer-says")
+    expect(says).to_contain_text("My code is", timeout=15000)
+    match = re.search(r"My code is ([\d ]{12,})", says.inner_text())
+    assert match, says.inner_text()
+    join(agent, match.group(1).strip())
+    ticked(agent, "consent")
+    page.get_by_label("Card number").check()
+    page.get_by_role("button", name="Check", exact=True).click()
+    ticked(agent, "masked")
+    page.get_by_role("button", name="Request control").click()
+    ticked(agent, "control")
+    card = mirror(agent).locator("#card")
+    card.scroll_into_view_if_needed()
+    box = card.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    ticked(agent, "refused")
+    page.get_by_role("button", name="Ask the customer to open their account page").click()
+    ticked(agent, "paused")
+    page.get_by_role("button", name="Leave").click()  # the last step: the checklist goes
+
+
+def test_the_finished_practice_panel_closes_and_gives_the_code_back(
+    server_factory: ServerFactory, agent: Party
+) -> None:
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", "agent", "Newbie", trained=False)
+    agent.page.set_viewport_size({"width": 1400, "height": 1400})
+    open_console_as(agent, server, "newbie")
+    work_the_practice(agent)
+    page = agent.page
+    expect(page.locator("#training-status")).to_contain_text("Training recorded", timeout=15000)
+    page.locator("#training").get_by_role("button", name="Close").click()
+    expect(page.locator("#training")).to_have_count(0)
+    expect(page.get_by_label("Session code")).to_be_focused()
+
+
+def test_a_trainee_over_the_practice_limit_is_told_so_not_as_a_customer(
+    server_factory: ServerFactory, customer: Party
+) -> None:
+    """Refused by ``max_waiting_practice_per_account``, the practice page said "Too many help
+    requests are waiting", a customer's words. Now it names the trainee's practice sessions,
+    still in the SDK's own words (the server's reason only chooses which)."""
+    server = server_factory(seed=two_organisations, max_waiting_practice_per_account=1)
+    add_user(server.settings.data_dir, "newbie", "agent", "Newbie", trained=False)
+    with api(server, "newbie") as me:
+        version = me.get("/api/training").json()["policy"]["version"]
+        assert me.post("/api/training/acknowledge", json={"version": version}).status_code == 200
+        first, second = (me.post("/api/training/practice").json()["page"] for _ in range(2))
+    customer.page.goto(f"{server.base}{first}")
+    expect(customer.page.locator("#customer-says")).to_contain_text("My code is", timeout=15000)
+    page = customer.context.new_page()  # another tab: the first one's session still waits
+    page.goto(f"{server.base}{second}")
+    says = page.locator("#customer-says")
+    expect(says).to_contain_text("You have too many practice sessions open", timeout=15000)
+    expect(says).not_to_contain_text("Too many help requests")
+    expect(
+        page.get_by_role("alert")
+        .or_(page.get_by_role("status"))
+        .filter(has_text="too many practice sessions open")
+        .first
+    ).to_be_visible()
 
 
 def test_admins_edit_the_policy_and_see_who_is_trained(

@@ -96,7 +96,10 @@ function entered(before: ConsoleState): void {
       break;
     }
     case "live":
-      void trainingPanel(roots.main, () => void listSessions(), startedPractice); // trained: the list again
+      void trainingPanel(roots.main, () => {
+        practice = null; // recorded: a real session's events are no practice's
+        void listSessions(); // trained: the list again
+      }, startedPractice);
       document.getElementById("code")?.focus();
       if (state.agent.role === "supervisor") void listSessions();
       break;
@@ -134,6 +137,8 @@ function rejoinHeld(): void {
 const liveUi = {
   report: (event: LiveEvent) => {
     practice?.live(event);
+    // A real session never sits beside the finished practice's panel.
+    if (!practice && event.type === "joined") document.querySelector("#training[data-done]")?.remove();
     dispatch({ type: "live", event });
   },
   observe: (what: string, reason?: string) => practice?.observe(what, reason),

@@ -81,12 +81,15 @@ export class PracticeGuide {
   readonly done = new Set<Step>();
   private readonly items = new Map<Step, HTMLLIElement>();
   private finishing = false;
+  /** Recorded: the guide hears nothing more (the panel it was in says so and gets out of the way). */
+  private over = false;
   readonly root: HTMLElement;
   private readonly say: (text: string, good?: boolean) => void;
   private readonly frame: HTMLIFrameElement;
   private readonly quiz: HTMLFormElement;
 
-  constructor(page: string, private readonly finished: () => void) {
+  /** `finished`: the completion is recorded; it gets the words that say so. */
+  constructor(page: string, private readonly finished: (recorded: string) => void) {
     this.root = el("div", "", "practice");
     const list = el("ol", "", "practice-steps");
     list.id = "practice-steps";
@@ -169,6 +172,7 @@ export class PracticeGuide {
 
   /** The console's live events (index.ts passes each on). */
   live(event: LiveEvent): void {
+    if (this.over) return;
     if (event.type === "joined") this.tick("code");
     if (event.type === "consented") this.tick("consent");
     if (event.type === "control" && event.on) this.tick("control");
@@ -180,6 +184,7 @@ export class PracticeGuide {
 
   /** What live.ts observes inside the encrypted channel. */
   observe(what: string, reason = ""): void {
+    if (this.over) return;
     if (what === "action_refused" && HIDDEN_REFUSAL.test(reason) && this.done.has("control")) this.tick("refused");
     if (what === "paused" && this.done.has("consent")) this.tick("paused");
   }
@@ -200,9 +205,9 @@ export class PracticeGuide {
         const record = await call<{ completed_at: number; policy_version: number }>(
           "POST", "/api/training/complete", { steps: CONSOLE_CHECKED },
         );
-        this.say(t("trained", { date: day(record.completed_at), version: record.policy_version }), true);
+        this.over = true;
         this.frame.remove();
-        this.finished();
+        this.finished(t("trained", { date: day(record.completed_at), version: record.policy_version }));
         return;
       } catch (error) {
         const text = (error as Error).message;
@@ -253,7 +258,21 @@ export async function trainingPanel(root: HTMLElement, ready: () => void, starte
       start.disabled = true;
       call<{ page: string }>("POST", "/api/training/practice")
         .then(({ page }) => {
-          const guide = new PracticeGuide(page, ready);
+          const guide = new PracticeGuide(page, (recorded) => {
+            // Done: its steps, question and buttons (which spoke to a frame now gone) go; the
+            // panel says so, with a button to close it (joining a session closes it too).
+            panel.dataset.done = "true";
+            const close = el("button", t("close"));
+            close.type = "button";
+            close.id = "training-close";
+            close.addEventListener("click", () => {
+              panel.remove();
+              (document.getElementById("code") as HTMLInputElement | null)?.focus();
+            });
+            panel.replaceChildren(heading, line, close);
+            say(recorded, true);
+            ready();
+          });
           start.replaceWith(guide.root);
           started(guide);
         })
