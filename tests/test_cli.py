@@ -353,17 +353,22 @@ def test_user_list_show_disable_enable_reset_and_remove(tmp_path: Path) -> None:
         assert f'"action": "{action}"' in actions, action
 
 
-def test_enabling_an_enabled_account_says_nothing_changed(tmp_path: Path) -> None:
-    """`user enable` of an account that was never disabled said "it can sign in again"."""
+def test_enabling_or_disabling_twice_says_nothing_changed(tmp_path: Path) -> None:
+    """`user enable` of an account that was never disabled said "it can sign in again" (and
+    `user disable` of a disabled one that its sign-ins had ended)."""
     data = ("--data-dir", str(tmp_path))
     succeeds("user", "add", "bob", "--no-mfa", *data, "--init", stdin=PASSWORD)
     assert succeeds("user", "enable", "bob", *data).strip() == (
         "'bob' was already enabled: nothing changed."
     )
-    succeeds("user", "disable", "bob", *data)
+    assert "its sign-ins have ended" in succeeds("user", "disable", "bob", *data)
+    assert succeeds("user", "disable", "bob", *data).strip() == (
+        "'bob' was already disabled: nothing changed."
+    )
     assert "it can sign in again" in succeeds("user", "enable", "bob", *data)
     actions = cli("audit", "export", *data).stdout
     assert actions.count('"action": "user_enabled"') == 1
+    assert actions.count('"action": "user_disabled"') == 1
 
 
 def test_an_empty_hold_list_says_there_are_no_legal_holds(tmp_path: Path) -> None:

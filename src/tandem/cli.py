@@ -750,12 +750,17 @@ def user_disable(
     """Disable an account: its sign-ins end now (open console sockets close at their next
     periodic check, agent_reauth_seconds in docs/configuration.md) and it cannot sign in until
     enabled again (its data stays). An organisation keeps at least one enabled admin."""
+    was_disabled: list[bool] = []
 
     async def work(directory: Directory) -> None:
         await _org_of(directory, org)
+        was_disabled.append((await directory.get_user(operator(org), name)).disabled)
         await directory.set_disabled(operator(org), name, disabled=True)
 
     _run_directory(data_dir, work)
+    if was_disabled[0]:
+        typer.echo(f"{name!r} was already disabled: nothing changed.")
+        return
     typer.echo(f"Disabled {name!r}: its sign-ins have ended (tandem user enable {name} undoes it).")
 
 
