@@ -124,6 +124,10 @@ def test_a_reset_says_when_a_no_mfa_account_keeps_signing_in_with_its_password_a
         "new-at-next-sign-in",
     )
     assert exempt.content == b"" == enrolling.content
+    with api(orgs_server, "ada") as ada:
+        described = ada.get("/api/openapi.json").json()["paths"]["/api/users/{username}/reset-mfa"]
+    header = described["post"]["responses"]["204"]["headers"]["Tandem-Second-Factor"]
+    assert header["schema"]["enum"] == ["new-at-next-sign-in", "none"]
     cookie = login_cookie(orgs_server, "alice")  # the password alone, as the header said
     me = httpx.get(f"{orgs_server.base}/api/me", cookies={"tandem_agent": cookie})
     assert me.status_code == 200, me.text
