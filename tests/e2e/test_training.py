@@ -166,6 +166,36 @@ def test_the_finished_practice_panel_closes_and_gives_the_code_back(
     expect(page.get_by_label("Session code")).to_be_focused()
 
 
+def test_a_practice_left_unfinished_can_be_started_again(
+    server_factory: ServerFactory, agent: Party
+) -> None:
+    """Left before its steps were done, the practice said "Not recorded" and kept its steps,
+    question and buttons (speaking to a customer whose session had ended) until a reload,
+    and no way to start again. Now they go, and the exercise starts again from the panel."""
+    server = server_factory(seed=two_organisations)
+    add_user(server.settings.data_dir, "newbie", "agent", "Newbie", trained=False)
+    open_console_as(agent, server, "newbie")
+    page = agent.page
+    page.get_by_role("button", name=re.compile("I have read and accept version 1")).click()
+    page.get_by_role("button", name="Start the practice exercise").click()
+    says = page.frame_locator("#practice-customer").locator("#customer-says")
+    expect(says).to_contain_text("My code is", timeout=15000)
+    match = re.search(r"My code is ([\d ]{12,})", says.inner_text())
+    assert match, says.inner_text()
+    join(agent, match.group(1).strip())
+    ticked(agent, "consent")
+    page.get_by_role("button", name="Leave").click()
+
+    expect(page.locator("#training-status")).to_contain_text("Not recorded", timeout=15000)
+    for stale in ("#practice-customer", "#practice-steps", "#practice-masked", "#practice-private"):
+        expect(page.locator(stale)).to_have_count(0)
+    again = page.get_by_role("button", name="Start the practice exercise")
+    expect(again).to_be_focused()
+    again.click()
+    expect(says).to_contain_text("My code is", timeout=15000)
+    expect(page.locator('#practice-steps li[data-done="true"]')).to_have_count(0)
+
+
 def test_a_trainee_over_the_practice_limit_is_told_so_not_as_a_customer(
     server_factory: ServerFactory, customer: Party
 ) -> None:

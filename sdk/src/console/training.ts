@@ -88,8 +88,13 @@ export class PracticeGuide {
   private readonly frame: HTMLIFrameElement;
   private readonly quiz: HTMLFormElement;
 
-  /** `finished`: the completion is recorded; it gets the words that say so. */
-  constructor(page: string, private readonly finished: (recorded: string) => void) {
+  /** `finished`: the completion is recorded; `failed`: the session ended and nothing was (a step
+   * missing, or the server refused). Each gets the words that say so; the guide is over. */
+  constructor(
+    page: string,
+    private readonly finished: (recorded: string) => void,
+    private readonly failed: (why: string) => void,
+  ) {
     this.root = el("div", "", "practice");
     const list = el("ol", "", "practice-steps");
     list.id = "practice-steps";
@@ -195,7 +200,7 @@ export class PracticeGuide {
     if (this.finishing) return;
     const missing = STEPS.filter((step) => !this.done.has(step));
     if (missing.length) {
-      this.say(t("failed", { reason: missing.map((s) => t(STEP_TEXT[s])).join(" ") }));
+      this.giveUp(t("failed", { reason: missing.map((s) => t(STEP_TEXT[s])).join(" ") }));
       return;
     }
     this.finishing = true;
@@ -215,11 +220,18 @@ export class PracticeGuide {
           await new Promise((resolve) => setTimeout(resolve, 300));
           continue;
         }
-        this.finishing = false;
-        this.say(t("failed", { reason: text }));
+        this.giveUp(t("failed", { reason: text }));
         return;
       }
     }
+  }
+
+  /** The practice session is over unrecorded: its controls (speaking to a customer whose session
+   * ended) go, and the exercise can be started again. */
+  private giveUp(why: string): void {
+    this.over = true;
+    this.frame.remove();
+    this.failed(why);
   }
 }
 
@@ -272,6 +284,11 @@ export async function trainingPanel(root: HTMLElement, ready: () => void, starte
             panel.replaceChildren(heading, line, close);
             say(recorded, true);
             ready();
+          }, (why) => {
+            guide.root.replaceWith(start);
+            start.disabled = false;
+            say(why);
+            start.focus();
           });
           start.replaceWith(guide.root);
           started(guide);

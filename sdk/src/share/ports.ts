@@ -50,7 +50,7 @@ export interface Ports {
   random: Random;
 }
 
-const STORAGE_KEY = "tandem.session";
+const STORAGE_KEY = "tandem.session"; // the practice page clears it (server/static/practice/customer.js)
 
 export const browserStore: SessionStore = {
   load(): Saved | null {

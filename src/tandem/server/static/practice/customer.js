@@ -6,6 +6,8 @@
 "use strict";
 
 const TICKET_KEY = "tandem.practice.ticket";
+// Where the SDK keeps this tab's session (sdk/src/share/ports.ts).
+const SDK_SESSION_KEY = "tandem.session";
 const says = (text) => {
   const line = document.getElementById("customer-says");
   if (line) line.textContent = `Customer: ${text}`;
@@ -14,6 +16,10 @@ const says = (text) => {
 function ticket() {
   const fromHash = location.hash.slice(1);
   if (fromHash) {
+    // A new practice: a session an earlier one in this tab stored is over (the console removed
+    // its frame as it ended, so the SDK kept it for a next page), and resuming it would only
+    // fail. Run before the SDK looks for one (this script is deferred: before DOMContentLoaded).
+    sessionStorage.removeItem(SDK_SESSION_KEY);
     sessionStorage.setItem(TICKET_KEY, fromHash);
     history.replaceState(null, "", location.pathname);
     return fromHash;
