@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tandem import cli
 from tandem.server.app import STATIC
-from tests.conftest import RunningServer, ServerFactory
+from tests.conftest import RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import (
     INVALID_CODE,
     _tracked,
@@ -94,6 +94,23 @@ def test_writes_from_the_console_origin_are_accepted_others_refused(relay: Runni
     assert console.status_code == 204
     assert console.headers["access-control-allow-origin"] == CONSOLE
     assert httpx.get(f"{relay.base}/api/me", cookies={"tandem_agent": cookie}).status_code == 401
+
+
+def test_the_console_origin_may_read_what_a_reset_mfa_left(server_factory: ServerFactory) -> None:
+    """The reset-mfa 204 says in its Tandem-Second-Factor header what the account is left with
+    (a --no-mfa account: none). CORS hides every answer header but a safelisted few from a
+    console on another origin, which then said such an account sets up a new authenticator."""
+    relay = server_factory(seed=two_organisations, console_origins=(CONSOLE,))
+    reset = httpx.post(
+        f"{relay.base}/api/users/alice/reset-mfa",
+        cookies={"tandem_agent": login_cookie(relay, "ada")},
+        headers={"origin": CONSOLE},
+    )
+    assert (reset.status_code, reset.headers["tandem-second-factor"]) == (204, "none")
+    exposed = {h.strip().lower() for h in reset.headers["access-control-expose-headers"].split(",")}
+    assert "tandem-second-factor" in exposed
+    evil = httpx.get(f"{relay.base}/api/me", headers={"origin": EVIL})
+    assert "access-control-expose-headers" not in evil.headers
 
 
 async def test_agent_socket_from_the_console_origin(relay: RunningServer) -> None:

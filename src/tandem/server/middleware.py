@@ -452,6 +452,9 @@ class ConsoleCors:
 
     METHODS = "GET, POST, PUT, PATCH, DELETE"
     HEADERS = "Content-Type"
+    EXPOSED = "Tandem-Second-Factor"
+    """Answer headers beyond CORS's safelisted ones the console reads (a reset-mfa's 204 says
+    with it what the account is left with)."""
 
     def __init__(self, app: ASGIApp, console_origins: tuple[str, ...] = ()) -> None:
         self.app = app
@@ -492,6 +495,7 @@ class ConsoleCors:
                 if allowed is not None:
                     response_headers["access-control-allow-origin"] = allowed
                     response_headers["access-control-allow-credentials"] = "true"
+                    response_headers["access-control-expose-headers"] = self.EXPOSED
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
