@@ -81,7 +81,7 @@ export class PracticeGuide {
   readonly done = new Set<Step>();
   private readonly items = new Map<Step, HTMLLIElement>();
   private finishing = false;
-  /** Recorded: the guide hears nothing more (the panel it was in says so and gets out of the way). */
+  /** Recorded or given up: the guide hears nothing more (a real session's events are not its). */
   private over = false;
   readonly root: HTMLElement;
   private readonly say: (text: string, good?: boolean) => void;
