@@ -7,12 +7,15 @@ on top (the test process hashes cheaply, see ``cheap_password_hashing``)."""
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import re
 import shlex
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -416,6 +419,40 @@ def test_a_read_only_data_directory_is_named_as_read_only(tmp_path: Path) -> Non
         f"{data} is on a read-only file system: Tandem writes its database and the files SQLite "
         "keeps beside it there; make it writable (or give --data-dir a writable one)"
     )
+
+
+def test_a_data_directory_read_only_for_the_account_is_named_so(tmp_path: Path) -> None:
+    """Run by an account that may not write in it, SQLite said only "attempt to write a
+    readonly database"."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv(1) to run the command as another account")
+    nobody = pwd.getpwnam("nobody")
+    outside = Path(tempfile.mkdtemp())  # tmp_path's parents are root's alone: nobody must reach it
+    try:
+        outside.chmod(0o755)
+        data = outside / "data"
+        succeeds(
+            "user", "add", "bob", "--no-mfa", "--data-dir", str(data), "--init", stdin=PASSWORD
+        )
+        for path in (data, *data.iterdir()):
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+        data.chmod(0o500)
+        as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}"]
+        result = subprocess.run(
+            [*as_nobody, "--clear-groups", *TANDEM, "user", "list", "--data-dir", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=outside,
+        )
+        assert result.returncode == 2, result.stdout
+        assert result.stderr.strip() == (
+            f"tandem: cannot open the database at {data / 'tandem.sqlite3'}: the data directory "
+            f"{data} is read-only for this account: Tandem writes its database and the files "
+            "SQLite keeps beside it there; make it writable (or give --data-dir a writable one)"
+        )
+    finally:
+        shutil.rmtree(outside)
 
 
 def test_init_on_a_read_only_file_system_gives_no_chmod_advice(tmp_path: Path) -> None:
