@@ -8,9 +8,20 @@ with no record of it. Each is now also appended to a file of the data directory
 (``audit-backlog.jsonl``, 0600), flushed to the disk (in a worker thread: an fsync on the event
 loop would hold every session's frames) before the caller hears that the record was refused;
 the next process on that data directory loads what is left and appends it, with the time of
-the change, before its own ``server_started``. How many were written is kept beside it
-(``audit-backlog.written``), so a process killed while writing them writes each again at most
+the change, before its own ``server_started``. How many of its lines were written is kept beside
+it (``audit-backlog.written``), so a process killed while writing them writes each again at most
 once; the files go once the backlog is empty.
+
+Each line carries a MAC made with a subkey of the audit key (:func:`tandem.audit.backlog_mac_key`)
+over its number and its record: the next start seals what it loads into the trail as genuine, so
+a line written or altered by someone without the key (any actor, time or organisation), or moved
+to another place in the file, is refused, logged, and counted in an ``audit_backlog_refused``
+record. One process keeps the file at a time (``audit-backlog.lock``, locked while it runs):
+several servers on PostgreSQL may share a data directory, and each took up, and removed, what
+the others held. A file larger than ``audit_backlog_max_bytes`` is never written (a record past
+it is held in memory only, logged) and is refused at start (ConfigError), as is a file that
+cannot be read: started anyway, the server would append to it and remove it once its own records
+were written, and what it held would be lost unread.
 
 A file that cannot be written (the disk full as well) leaves the record in memory, as before,
 logged; a line that cannot be read back (cut short by a power cut) is skipped and logged.
@@ -21,20 +32,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import fcntl
+import hmac
 import json
 import logging
+import math
 import os
 from collections import deque
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 from tandem import metrics
+from tandem.exceptions import ConfigError
+from tandem.files import read_file
 from tandem.private_files import FILE_MODE, private_file
 
 log = logging.getLogger("tandem.audit")
 
 BACKLOG_FILE = "audit-backlog.jsonl"
 WRITTEN_FILE = "audit-backlog.written"
+LOCK_FILE = "audit-backlog.lock"
 
 Held = tuple[float, str, dict[str, Any]]
 """A record held: when it was done, its action, its fields (as ``AuditLog.record`` takes them)."""
@@ -43,8 +62,8 @@ Held = tuple[float, str, dict[str, Any]]
 @dataclasses.dataclass(slots=True)
 class _Entry:
     held: Held
-    on_disk: bool = False
-    """Whether it is a line of the file (not yet, or not if the disk refused it)."""
+    line: int | None = None
+    """Its line of the file, counted from 1 (None: not yet, or not if the disk refused it)."""
 
 
 def _append(path: Path, line: bytes) -> None:
@@ -55,18 +74,69 @@ def _append(path: Path, line: bytes) -> None:
         os.fsync(file.fileno())
 
 
+def line_mac(key: bytes, number: int, record: bytes) -> str:
+    """The MAC of ``record`` (its JSON) as line ``number`` of the file, with ``key``
+    (:func:`tandem.audit.backlog_mac_key`)."""
+    return hmac.new(key, b"tandem-audit-backlog|%d|" % number + record, sha256).hexdigest()
+
+
+def _record(line: bytes) -> Held:
+    """A line's record (ValueError or TypeError if it is not one)."""
+    at, action, fields = json.loads(line)
+    if not (isinstance(action, str) and isinstance(fields, dict) and math.isfinite(float(at))):
+        raise ValueError("not a record")
+    return float(at), action, fields
+
+
+def _read(path: Path, max_bytes: int) -> bytes | None:
+    """The file at ``path`` (None if there is none); ConfigError if it cannot be taken up."""
+    try:
+        return read_file(path, max_bytes)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        why = (
+            f"it is larger than audit_backlog_max_bytes ({max_bytes}); a server never writes "
+            "one that large"
+            if exc.errno == errno.EFBIG
+            else exc.strerror
+        )
+        raise ConfigError(
+            f"the audit backlog {path} cannot be taken up: {why}. Its records are not on the "
+            "audit trail: move it away (and keep it for your auditors) to start"
+        ) from None
+
+
+def check(directory: Path, max_bytes: int) -> None:
+    """ConfigError if the backlog left in ``directory`` cannot be taken up at start (before the
+    server serves: its own start would stop on it with a traceback)."""
+    _read(directory / BACKLOG_FILE, max_bytes)
+
+
 class AuditBacklog:
     """Records held until the database takes them, oldest first; kept in ``directory`` too
-    (None: in memory only, for a caller without a data directory)."""
+    (None: in memory only, for a caller without a data directory), each line with a MAC made
+    with ``key``; the file is at most ``max_bytes``."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, key: bytes, max_bytes: int) -> None:
         self._held: deque[_Entry] = deque()
         self._writing = asyncio.Lock()
         """One write to the file at a time, in the order the records were held."""
+        self._directory = directory
         self._path = directory / BACKLOG_FILE if directory is not None else None
         self._written_path = directory / WRITTEN_FILE if directory is not None else None
+        self._key = key
+        self._max_bytes = max_bytes
+        self._lock: int | None = None
+        """The descriptor of the locked ``audit-backlog.lock`` while this process keeps the file."""
+        self._lines = 0
+        """Lines of the file (the last may be cut short, and is then ended before the next)."""
+        self._size = 0
         self._written = 0
-        """Records of the file written to the database (the file's first lines)."""
+        """Lines of the file written to the database (or skipped): the file's first lines."""
+        self.refused: list[int] = []
+        """Lines of the file :meth:`load` refused: cut short, altered or not written by a
+        holder of the audit key."""
 
     def __bool__(self) -> bool:
         return bool(self._held)
@@ -74,38 +144,87 @@ class AuditBacklog:
     def __len__(self) -> int:
         return len(self._held)
 
+    def _claim(self) -> bool:
+        """Lock the file for this process; False (logged, then in memory only) if another
+        process on this data directory keeps it."""
+        if self._lock is not None:
+            return True
+        if self._directory is None:
+            return False
+        path = self._directory / LOCK_FILE
+        try:
+            private_file(path)
+            descriptor = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            log.error("the audit backlog's lock %s cannot be made: %s", path, exc.strerror)
+            self._path = self._written_path = None
+            return False
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(descriptor)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                log.error("the audit backlog's lock %s cannot be taken: %s", path, exc.strerror)
+            else:
+                log.warning(
+                    "another server keeps its audit backlog in %s: this one holds the audit "
+                    "records the database refuses in memory only (give each server a data "
+                    "directory of its own)",
+                    self._directory,
+                )
+            self._path = self._written_path = None
+            return False
+        self._lock = descriptor
+        return True
+
+    def close(self) -> None:
+        """Let another process keep the file (this one stops, or died)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
     def load(self) -> int:
         """Take up what a process before this one left (killed before the database answered);
-        the number of records loaded. Never raises: an unreadable file or line is logged."""
-        if self._path is None or self._written_path is None or not self._path.exists():
+        the number of records loaded. A line that is cut short or whose MAC is wrong is skipped
+        and logged (its number in :attr:`refused`). ConfigError for a file that cannot be read
+        or is larger than ``max_bytes``."""
+        if not self._claim() or self._path is None or self._written_path is None:
             return 0
-        try:
-            lines = self._path.read_bytes().splitlines()
-            written = 0
-            with contextlib.suppress(FileNotFoundError, ValueError):
-                written = int(self._written_path.read_text().strip() or 0)
-        except OSError as exc:
-            log.error("the audit backlog %s cannot be read: %s", self._path, exc.strerror)
+        data = _read(self._path, self._max_bytes)
+        if data is None:
             return 0
+        written = 0
+        with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+            written = int(read_file(self._written_path, 64).decode().strip() or 0)
+        lines = data.split(b"\n")
+        if lines[-1] == b"":
+            lines.pop()
+        self._lines = len(lines)
+        self._size = len(data)
         self._written = max(0, min(written, len(lines)))
         loaded = 0
         for number, line in enumerate(lines[self._written :], start=self._written + 1):
+            mac, _, record = line.partition(b" ")
             try:
-                at, action, fields = json.loads(line)
-                held: Held = (float(at), str(action), dict(fields))
+                if not hmac.compare_digest(mac, line_mac(self._key, number, record).encode()):
+                    raise ValueError("wrong MAC")
+                held = _record(record)
             except (ValueError, TypeError) as exc:
-                log.error(
-                    "the audit backlog %s: line %d skipped (%s)",
-                    self._path,
-                    number,
-                    type(exc).__name__,
-                )
+                log.error("the audit backlog %s: line %d refused (%s)", self._path, number, exc)
+                self.refused.append(number)
                 continue
-            self._held.append(_Entry(held, on_disk=True))
+            self._held.append(_Entry(held, line=number))
             loaded += 1
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if loaded:
             log.warning("audit records held by an earlier process, to be written: %d", loaded)
+            if not data.endswith(b"\n"):  # cut short: the next line starts on a line of its own
+                try:
+                    _append(self._path, b"\n")
+                    self._size += 1
+                except OSError as exc:
+                    log.error("the audit backlog %s cannot be written: %s", self._path, exc)
+                    self._path = self._written_path = None
         elif lines:
             self._remove_files()
         return loaded
@@ -113,16 +232,30 @@ class AuditBacklog:
     async def hold(self, at: float, action: str, fields: dict[str, Any]) -> None:
         """Keep a record the database refused (or that waits behind one): in memory at once,
         and on the disk (flushed, off the event loop) before this returns; logged if the disk
-        refuses it too (then in memory only)."""
+        refuses it too, or if the file would grow past ``max_bytes`` (then in memory only)."""
         entry = _Entry((at, action, fields))
         self._held.append(entry)
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
-        if self._path is None:
+        if self._path is None or not self._claim():
             return
-        line = json.dumps([at, action, fields], default=str, separators=(",", ":")) + "\n"
+        record = json.dumps([at, action, fields], default=str, separators=(",", ":")).encode()
         async with self._writing:
+            path = self._path
+            if path is None:
+                return
+            number = self._lines + 1
+            line = line_mac(self._key, number, record).encode() + b" " + record + b"\n"
+            if self._size + len(line) > self._max_bytes:
+                log.error(
+                    "the audit backlog %s would grow past audit_backlog_max_bytes (%d): an audit "
+                    "record the database refused is held in memory only, lost if this process "
+                    "dies before the database answers",
+                    path,
+                    self._max_bytes,
+                )
+                return
             try:
-                await asyncio.to_thread(_append, self._path, line.encode())
+                await asyncio.to_thread(_append, path, line)
             except OSError as exc:
                 log.error(
                     "an audit record the database refused cannot be kept on disk either (%s): "
@@ -130,7 +263,9 @@ class AuditBacklog:
                     exc.strerror,
                 )
                 return
-        entry.on_disk = True
+            self._lines = number
+            self._size += len(line)
+        entry.line = number
 
     def first(self) -> Held:
         """The oldest record held (IndexError if none)."""
@@ -140,16 +275,17 @@ class AuditBacklog:
         """The oldest record was written to the database (or refused for good): drop it."""
         entry = self._held.popleft()
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
-        # A record whose line is not on the disk (yet) is not counted: at worst, a process
-        # killed later writes it once more, never skips another.
-        if not entry.on_disk or self._path is None or self._written_path is None:
-            if not self._held:
-                self._remove_files()
+        if self._path is None or self._written_path is None:
             return
-        self._written += 1
-        if not self._held:
+        if not self._held and not self._writing.locked():
             self._remove_files()
             return
+        # A record whose line is not on the disk (yet) is not counted: at worst, a process
+        # killed later writes it once more, never skips another. Counted by line, not record:
+        # a line refused at load is skipped with those before it, never written again.
+        if entry.line is None or entry.line <= self._written:
+            return
+        self._written = entry.line
         try:
             fd = os.open(
                 self._written_path.with_suffix(".tmp"),
@@ -163,7 +299,7 @@ class AuditBacklog:
             log.error("the audit backlog's count cannot be kept: %s", exc.strerror)
 
     def _remove_files(self) -> None:
-        self._written = 0
+        self._written = self._lines = self._size = 0
         for path in (self._path, self._written_path):
             if path is not None:
                 with contextlib.suppress(FileNotFoundError):

@@ -25,7 +25,14 @@ from typing import Any, Self, TypeVar
 
 from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
-from tandem.audit import DELETIONS_RECORDED, AuditLog, AuditRecord, Entry, Evidence
+from tandem.audit import (
+    DELETIONS_RECORDED,
+    AuditLog,
+    AuditRecord,
+    Entry,
+    Evidence,
+    backlog_mac_key,
+)
 from tandem.audit_backlog import AuditBacklog
 from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
@@ -738,7 +745,9 @@ class SessionHub:
         (``not_started``) by :meth:`tick` once storage answers, so that no session looks live
         in storage (supervisors' lists, the limits of other processes, erasure) that nobody
         holds."""
-        self._unrecorded = AuditBacklog(backlog_dir)
+        self._unrecorded = AuditBacklog(
+            backlog_dir, backlog_mac_key(audit.key), settings.audit_backlog_max_bytes
+        )
         """Audit records of what was done while they could not be written (a socket closed on
         a re-check: its close does not wait for storage; an administrator's change), oldest
         first, with their time, kept on the disk in ``backlog_dir`` too; written by
@@ -786,6 +795,16 @@ class SessionHub:
         # died goes first, with its own times; if storage refuses it now, the timer writes it.
         if self._unrecorded.load():
             await self._write_unrecorded()
+        if self._unrecorded.refused:
+            # Lines cut short, altered, or written by someone without the audit key: never
+            # sealed into the trail, but the trail says they were there.
+            await self.record(
+                "audit_backlog_refused",
+                actor="server",
+                org=DEFAULT_ORG,
+                lines=self._unrecorded.refused[:100],
+                count=len(self._unrecorded.refused),
+            )
         # Says that this server records every deletion of a session's or recording's rows
         # (tandem.reconcile: an older one purged sessions without a record).
         await self.record(
@@ -808,7 +827,10 @@ class SessionHub:
             await self._write_counts(everything=True)
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
         # anchor is exactly at this record, whatever other servers append meanwhile.
-        await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
+        try:
+            await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
+        finally:  # what is left in the backlog is the next process's on this data directory
+            self._unrecorded.close()
 
     async def _hear_revocations(self) -> None:
         """Re-check the sockets an announcement (:mod:`tandem.revocation`) names, whichever
