@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,6 +203,23 @@ async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_backl
     assert third.first()[1] == "user_disabled"
 
 
+def hub_on(directory: Path, storage: SQLStorage) -> SessionHub:
+    settings = Settings.load(environ={}, data_dir=directory)
+    throttle = SharedBackoff(storage, 5, 1.0, 60.0, 3600.0)
+    return SessionHub(
+        settings=settings,
+        storage=storage,
+        fanout=MemoryFanout(),
+        audit=AuditLog(storage, load_or_create_key(settings.audit_key_path)),
+        box=crypto.SecretBox(settings.secrets_key_path),
+        join_backoff=throttle,
+        join_org_backoff=throttle,
+        clock=lambda: 1000.0,
+        entropy=crypto.system_entropy,
+        backlog_dir=directory,
+    )
+
+
 async def test_a_forged_line_is_not_sealed_into_the_trail_at_start_and_the_trail_says_so(
     tmp_path: Path,
 ) -> None:
@@ -216,19 +235,7 @@ async def test_a_forged_line_is_not_sealed_into_the_trail_at_start_and_the_trail
     append(tmp_path, line_mac(KEY, 2, forged).encode() + b" " + forged + b"\n")
     storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
     try:
-        throttle = SharedBackoff(storage, 5, 1.0, 60.0, 3600.0)
-        hub = SessionHub(
-            settings=settings,
-            storage=storage,
-            fanout=MemoryFanout(),
-            audit=AuditLog(storage, key),
-            box=crypto.SecretBox(settings.secrets_key_path),
-            join_backoff=throttle,
-            join_org_backoff=throttle,
-            clock=lambda: 1000.0,
-            entropy=crypto.system_entropy,
-            backlog_dir=tmp_path,
-        )
+        hub = hub_on(tmp_path, storage)
         async with hub:
             pass
         records = await storage.audit_records()
@@ -238,5 +245,40 @@ async def test_a_forged_line_is_not_sealed_into_the_trail_at_start_and_the_trail
         assert refused.details["lines"] == [2] and refused.actor == "server"
         assert verify(records, await storage.anchors(), key).ok
         assert not (tmp_path / BACKLOG_FILE).exists()
+    finally:
+        await storage.close()
+
+
+async def test_two_retries_at_once_write_each_held_record_once(tmp_path: Path) -> None:
+    """The timer retries what failed beside a recording's flush, which retries too (the deadline
+    timer runs them together since the fault review): each appended the oldest record held, then
+    each dropped one, so the first was on the trail twice and the second never."""
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "db.sqlite3"))
+    try:
+        hub = hub_on(tmp_path, storage)
+        await hub._unrecorded.hold(5.0, "user_disabled", {"org": "default", "subject": "bob"})
+        await hub._unrecorded.hold(6.0, "user_enabled", {"org": "default", "subject": "bob"})
+        gate = asyncio.Event()
+        writing = asyncio.Event()
+        append = hub.audit.record
+
+        async def slow_record(at: float, action: str, **fields: Any) -> Any:
+            writing.set()
+            await gate.wait()  # the database takes a moment
+            return await append(at, action, **fields)
+
+        hub.audit.record = slow_record  # type: ignore[method-assign]
+        first = asyncio.create_task(hub._write_what_failed())
+        await writing.wait()
+        second = asyncio.create_task(hub._write_what_failed())
+        await asyncio.sleep(0)  # one turn of the loop: the second runs while the first waits
+        gate.set()
+        assert await first is None and await second is None
+        records = await storage.audit_records()
+        assert [(r.action, r.at) for r in records] == [
+            ("user_disabled", 5.0),
+            ("user_enabled", 6.0),
+        ]
+        assert not hub._unrecorded
     finally:
         await storage.close()

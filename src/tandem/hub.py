@@ -752,6 +752,8 @@ class SessionHub:
         a re-check: its close does not wait for storage; an administrator's change), oldest
         first, with their time, kept on the disk in ``backlog_dir`` too; written by
         :meth:`tick` once storage answers (:mod:`tandem.audit_backlog`)."""
+        self._writing_unrecorded = asyncio.Lock()
+        """Held by the one :meth:`_write_unrecorded` under way."""
         self.refusals = RefusalBudget(
             settings.refusal_audit_burst, settings.refusal_audit_window_seconds
         )
@@ -2244,16 +2246,21 @@ class SessionHub:
 
     async def _write_unrecorded(self) -> Exception | None:
         """Append the records kept while storage refused them, in order; the error that stopped
-        it (tried again next time), if any."""
-        while self._unrecorded:
-            at, action, fields = self._unrecorded.first()
-            try:
-                await self.audit.record(at, action, **fields)
-            except StorageError as exc:  # returned; tried again next time, in order
-                return exc
-            except Exception as exc:  # the database's answer: it never takes this one
-                log.error("audit record refused: %s %s", action, type(exc).__name__)
-            self._unrecorded.written()
+        it (tried again next time), if any. One writer at a time (another caller returns at
+        once): the timer retries beside a recording's flush, which retries too, and two writers
+        each appended the oldest record, then each dropped one, the second never written."""
+        if self._writing_unrecorded.locked():
+            return None
+        async with self._writing_unrecorded:
+            while self._unrecorded:
+                at, action, fields = self._unrecorded.first()
+                try:
+                    await self.audit.record(at, action, **fields)
+                except StorageError as exc:  # returned; tried again next time, in order
+                    return exc
+                except Exception as exc:  # the database's answer: it never takes this one
+                    log.error("audit record refused: %s %s", action, type(exc).__name__)
+                self._unrecorded.written()
         return None
 
     async def tick(self) -> None:
