@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,36 @@ async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_backl
     third = backlog(tmp_path)
     assert third.load() == 1
     assert third.first()[1] == "user_disabled"
+
+
+async def test_links_in_the_data_directory_never_make_the_backlog_write_another_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who can write the data directory links the backlog's names to a file the server
+    may write elsewhere: it appended records to it (and made it 0600), and truncated it for the
+    count kept beside the backlog."""
+    data = tmp_path / "data"
+    data.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    (data / BACKLOG_FILE).symlink_to(victim)
+    held = backlog(data)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    assert len(held) == 1  # in memory, logged
+    assert "cannot be kept on disk either" in caplog.text
+    (data / BACKLOG_FILE).unlink()
+    await held.hold(2.0, "user_enabled", {"org": "default"})
+    await held.hold(3.0, "site_deleted", {"org": "default"})
+    (data / "audit-backlog.tmp").symlink_to(victim)
+    held.written()  # the first, in memory only: nothing to count
+    held.written()  # the file's first line: counted beside it, through its scratch file
+    assert (data / WRITTEN_FILE).read_text() == "1"
+    os.link(data / BACKLOG_FILE, tmp_path / "other-name")
+    await held.hold(4.0, "site_added", {"org": "default"})
+    assert len(lines(data)) == 2  # a file with another name is not appended to either
+    assert victim.read_text() == "precious\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
 
 
 def hub_on(directory: Path, storage: SQLStorage) -> SessionHub:

@@ -39,6 +39,7 @@ import json
 import logging
 import math
 import os
+import stat
 from collections import deque
 from hashlib import sha256
 from pathlib import Path
@@ -47,7 +48,7 @@ from typing import Any
 from tandem import metrics
 from tandem.exceptions import ConfigError
 from tandem.files import read_file
-from tandem.private_files import FILE_MODE, private_file
+from tandem.private_files import FILE_MODE, private_directory
 
 log = logging.getLogger("tandem.audit")
 
@@ -66,9 +67,31 @@ class _Entry:
     """Its line of the file, counted from 1 (None: not yet, or not if the disk refused it)."""
 
 
+_OWN_FILE = os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+"""How this module opens its files: never through a symbolic link someone who can write the data
+directory put there (the server appended to, chmod-ed or truncated whatever file it named), and
+never waiting on a FIFO put there."""
+
+
+def _open_own(path: Path, flags: int) -> int:
+    """A descriptor of the regular file ``path`` (created 0600, tightened to it); OSError for
+    a symbolic link, a hard link to another name, or anything but a regular file."""
+    if not path.parent.exists():
+        private_directory(path.parent)
+    descriptor = os.open(path, flags | _OWN_FILE, FILE_MODE)
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
+            raise OSError(errno.EINVAL, "not a regular file of its own", str(path))
+        os.fchmod(descriptor, FILE_MODE)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
 def _append(path: Path, line: bytes) -> None:
-    private_file(path)
-    with path.open("ab") as file:
+    with os.fdopen(_open_own(path, os.O_WRONLY | os.O_APPEND), "ab") as file:
         file.write(line)
         file.flush()
         os.fsync(file.fileno())
@@ -153,8 +176,7 @@ class AuditBacklog:
             return False
         path = self._directory / LOCK_FILE
         try:
-            private_file(path)
-            descriptor = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            descriptor = _open_own(path, os.O_RDWR)
         except OSError as exc:
             log.error("the audit backlog's lock %s cannot be made: %s", path, exc.strerror)
             self._path = self._written_path = None
@@ -287,14 +309,13 @@ class AuditBacklog:
             return
         self._written = entry.line
         try:
-            fd = os.open(
-                self._written_path.with_suffix(".tmp"),
-                os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-                FILE_MODE,
-            )
+            scratch = self._written_path.with_suffix(".tmp")
+            with contextlib.suppress(FileNotFoundError):
+                scratch.unlink()  # whatever is there (a link to another file): never truncated
+            fd = _open_own(scratch, os.O_WRONLY | os.O_EXCL)
             with os.fdopen(fd, "w") as file:
                 file.write(str(self._written))
-            os.replace(self._written_path.with_suffix(".tmp"), self._written_path)
+            os.replace(scratch, self._written_path)
         except OSError as exc:  # at worst, written once more by the next process
             log.error("the audit backlog's count cannot be kept: %s", exc.strerror)
 
