@@ -12,7 +12,13 @@ import pytest
 
 from tandem import crypto, metrics
 from tandem.audit import AuditLog, backlog_mac_key, load_or_create_key, verify
-from tandem.audit_backlog import BACKLOG_FILE, WRITTEN_FILE, AuditBacklog, line_mac
+from tandem.audit_backlog import (
+    BACKLOG_FILE,
+    REFUSED_FILE,
+    WRITTEN_FILE,
+    AuditBacklog,
+    line_mac,
+)
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
 from tandem.fanout.memory import MemoryFanout
@@ -121,6 +127,10 @@ async def test_a_line_written_without_the_audit_key_is_refused(
     assert after.first()[2]["subject"] == "bob"
     after.written()
     assert not after
+    assert not (tmp_path / BACKLOG_FILE).exists()
+    # Kept as they were, for the operator (tampering, or genuine lines of a replaced audit key).
+    kept = (tmp_path / REFUSED_FILE).read_bytes().splitlines()
+    assert len(kept) == 2 and kept[1] == forged
 
 
 async def test_a_line_altered_or_moved_is_refused(tmp_path: Path) -> None:

@@ -13,15 +13,16 @@ it (``audit-backlog.written``), so a process killed while writing them writes ea
 once; the files go once the backlog is empty.
 
 Each line carries a MAC made with a subkey of the audit key (:func:`tandem.audit.backlog_mac_key`)
-over its number and its record: the next start seals what it loads into the trail as genuine, so
-a line written or altered by someone without the key (any actor, time or organisation), or moved
-to another place in the file, is refused, logged, and counted in an ``audit_backlog_refused``
-record. One process keeps the file at a time (``audit-backlog.lock``, locked while it runs):
-several servers on PostgreSQL may share a data directory, and each took up, and removed, what
-the others held. A file larger than ``audit_backlog_max_bytes`` is never written (a record past
-it is held in memory only, logged) and is refused at start (ConfigError), as is a file that
-cannot be read: started anyway, the server would append to it and remove it once its own records
-were written, and what it held would be lost unread.
+over its number and its record: the next start seals what it loads into the trail as genuine, so a
+line written or altered by someone without the key (any actor, time or organisation), or moved to
+another place in the file, is refused, logged, counted in an ``audit_backlog_refused`` record, and
+kept as it was in ``audit-backlog.refused`` for the operator. One process keeps the file at a time
+(``audit-backlog.lock``, locked while it runs): several servers on PostgreSQL may share a data
+directory, and each took up, and removed, what the others held. A file larger than
+``audit_backlog_max_bytes`` is never written (a record past it is held in memory only, logged) and
+is refused at start (ConfigError), as is a file that cannot be read: started anyway, the server
+would append to it and remove it once its own records were written, and what it held would be lost
+unread.
 
 A file that cannot be written (the disk full as well) leaves the record in memory, as before,
 logged; a line that cannot be read back (cut short by a power cut) is skipped and logged.
@@ -55,6 +56,9 @@ log = logging.getLogger("tandem.audit")
 BACKLOG_FILE = "audit-backlog.jsonl"
 WRITTEN_FILE = "audit-backlog.written"
 LOCK_FILE = "audit-backlog.lock"
+REFUSED_FILE = "audit-backlog.refused"
+"""Where the lines :meth:`AuditBacklog.load` refused are kept, as they were, for the operator:
+evidence of tampering, or genuine records made with an audit key since replaced."""
 
 Held = tuple[float, str, dict[str, Any]]
 """A record held: when it was done, its action, its fields (as ``AuditLog.record`` takes them)."""
@@ -225,6 +229,7 @@ class AuditBacklog:
         self._size = len(data)
         self._written = max(0, min(written, len(lines)))
         loaded = 0
+        refused: list[bytes] = []
         for number, line in enumerate(lines[self._written :], start=self._written + 1):
             mac, _, record = line.partition(b" ")
             try:
@@ -234,10 +239,16 @@ class AuditBacklog:
             except (ValueError, TypeError) as exc:
                 log.error("the audit backlog %s: line %d refused (%s)", self._path, number, exc)
                 self.refused.append(number)
+                refused.append(line + b"\n")
                 continue
             self._held.append(_Entry(held, line=number))
             loaded += 1
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
+        if refused:  # kept before the backlog goes (written, or nothing left to write)
+            try:
+                _append(self._path.with_name(REFUSED_FILE), b"".join(refused))
+            except OSError as exc:
+                log.error("the refused lines of the audit backlog cannot be kept: %s", exc)
         if loaded:
             log.warning("audit records held by an earlier process, to be written: %d", loaded)
             if not data.endswith(b"\n"):  # cut short: the next line starts on a line of its own
