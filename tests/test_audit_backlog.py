@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
-from tandem import metrics
+from tandem import audit_backlog, metrics
 from tandem.audit_backlog import (
     BACKLOG_FILE,
     REFUSED_FILE,
@@ -233,3 +235,29 @@ async def test_links_in_the_data_directory_never_make_the_backlog_write_another_
     assert len(lines(data)) == 2  # a file with another name is not appended to either
     assert victim.read_text() == "precious\n"
     assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+async def test_a_record_written_while_its_line_was_on_its_way_is_not_taken_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database answered (the timer wrote the record) while the record's line was still on
+    its way to the disk: the line stayed in the file, counted as written by nobody, and every
+    later start (a clean stop too) wrote the record again."""
+    on_its_way, arrive = threading.Event(), threading.Event()
+    append = audit_backlog._append
+
+    def slow_append(path: Path, line: bytes) -> None:
+        on_its_way.set()
+        arrive.wait()
+        append(path, line)
+
+    monkeypatch.setattr(audit_backlog, "_append", slow_append)
+    held = backlog(tmp_path)
+    holding = asyncio.create_task(held.hold(1.0, "user_disabled", {"org": "default"}))
+    await asyncio.to_thread(on_its_way.wait)
+    held.written()  # the timer wrote it meanwhile
+    arrive.set()
+    await holding
+    assert not held
+    held.close()  # the process stops
+    assert backlog(tmp_path).load() == 0

@@ -69,6 +69,8 @@ class _Entry:
     held: Held
     line: int | None = None
     """Its line of the file, counted from 1 (None: not yet, or not if the disk refused it)."""
+    done: bool = False
+    """Written to the database (or refused for good): dropped from the backlog."""
 
 
 _OWN_FILE = os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -299,6 +301,8 @@ class AuditBacklog:
             self._lines = number
             self._size += len(line)
         entry.line = number
+        if entry.done:  # written to the database while its line was on its way to the disk
+            self._settle(entry)
 
     def first(self) -> Held:
         """The oldest record held (IndexError if none)."""
@@ -307,7 +311,13 @@ class AuditBacklog:
     def written(self) -> None:
         """The oldest record was written to the database (or refused for good): drop it."""
         entry = self._held.popleft()
+        entry.done = True
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
+        self._settle(entry)
+
+    def _settle(self, entry: _Entry) -> None:
+        """Count ``entry``, written, as written in the file (or remove the files once none is
+        held): when it is dropped, or once its line is on the disk if it was dropped before."""
         if self._path is None or self._written_path is None:
             return
         if not self._held and not self._writing.locked():
