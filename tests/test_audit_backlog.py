@@ -6,6 +6,7 @@ import asyncio
 import os
 import stat
 import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,22 @@ async def test_a_record_written_while_its_line_was_on_its_way_is_not_taken_up_ag
     assert not held
     held.close()  # the process stops
     assert backlog(tmp_path).load() == 0
+
+
+def test_a_backlog_of_empty_lines_is_refused_in_bounded_memory_and_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file of 200 000 empty lines (within the limit): split at once it made as many objects,
+    and each line refused was a log line of its own."""
+    (tmp_path / BACKLOG_FILE).write_bytes(b"\n" * 200_000)
+    after = backlog(tmp_path)
+    tracemalloc.start()
+    try:
+        assert after.load() == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # the file and the lines kept aside (0.2 MB each), no more
+    assert len(caplog.records) <= 101
+    assert after.refused_count == 200_000
+    assert after.refused == list(range(1, 101))

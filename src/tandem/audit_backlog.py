@@ -42,6 +42,7 @@ import math
 import os
 import stat
 from collections import deque
+from collections.abc import Iterator
 from hashlib import sha256
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,23 @@ def line_mac(key: bytes, number: int, record: bytes) -> str:
     return hmac.new(key, b"tandem-audit-backlog|%d|" % number + record, sha256).hexdigest()
 
 
+REFUSED_NAMED = 100
+"""Refused lines named one by one (logged, and in the ``audit_backlog_refused`` record)."""
+
+
+def _lines_of(data: bytes, skip: int) -> Iterator[tuple[int, bytes]]:
+    """The lines of ``data`` after the first ``skip``, with their numbers (from 1), one at a
+    time: split at once, a file of empty lines made millions of objects."""
+    start, number = 0, 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        number += 1
+        if number > skip:
+            yield number, data[start:end]
+        start = end + 1
+
+
 def _record(line: bytes) -> Held:
     """A line's record (ValueError or TypeError if it is not one)."""
     at, action, fields = json.loads(line)
@@ -164,8 +182,10 @@ class AuditBacklog:
         self._written = 0
         """Lines of the file written to the database (or skipped): the file's first lines."""
         self.refused: list[int] = []
-        """Lines of the file :meth:`load` refused: cut short, altered or not written by a
-        holder of the audit key."""
+        """Lines of the file :meth:`load` refused (the first ``REFUSED_NAMED``): cut short,
+        altered or not written by a holder of the audit key."""
+        self.refused_count = 0
+        """How many lines :meth:`load` refused in all."""
 
     def __bool__(self) -> bool:
         return bool(self._held)
@@ -224,31 +244,37 @@ class AuditBacklog:
         written = 0
         with contextlib.suppress(FileNotFoundError, ValueError, OSError):
             written = int(read_file(self._written_path, 64).decode().strip() or 0)
-        lines = data.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        self._lines = len(lines)
+        count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        self._lines = count
         self._size = len(data)
-        self._written = max(0, min(written, len(lines)))
+        self._written = max(0, min(written, count))
         loaded = 0
-        refused: list[bytes] = []
-        for number, line in enumerate(lines[self._written :], start=self._written + 1):
+        refused = bytearray()
+        for number, line in _lines_of(data, self._written):
             mac, _, record = line.partition(b" ")
             try:
                 if not hmac.compare_digest(mac, line_mac(self._key, number, record).encode()):
                     raise ValueError("wrong MAC")
                 held = _record(record)
             except (ValueError, TypeError) as exc:
-                log.error("the audit backlog %s: line %d refused (%s)", self._path, number, exc)
-                self.refused.append(number)
-                refused.append(line + b"\n")
+                self.refused_count += 1
+                if len(self.refused) < REFUSED_NAMED:  # a file of empty lines: one log line
+                    self.refused.append(number)
+                    log.error("the audit backlog %s: line %d refused (%s)", self._path, number, exc)
+                refused += line + b"\n"
                 continue
             self._held.append(_Entry(held, line=number))
             loaded += 1
+        if self.refused_count > len(self.refused):
+            log.error(
+                "the audit backlog %s: %d lines refused in all",
+                self._path,
+                self.refused_count,
+            )
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
         if refused:  # kept before the backlog goes (written, or nothing left to write)
             try:
-                _append(self._path.with_name(REFUSED_FILE), b"".join(refused))
+                _append(self._path.with_name(REFUSED_FILE), bytes(refused))
             except OSError as exc:
                 log.error("the refused lines of the audit backlog cannot be kept: %s", exc)
         if loaded:
@@ -260,7 +286,7 @@ class AuditBacklog:
                 except OSError as exc:
                     log.error("the audit backlog %s cannot be written: %s", self._path, exc)
                     self._path = self._written_path = None
-        elif lines:
+        elif data:
             self._remove_files()
         return loaded
 

@@ -797,15 +797,15 @@ class SessionHub:
         # died goes first, with its own times; if storage refuses it now, the timer writes it.
         if self._unrecorded.load():
             await self._write_unrecorded()
-        if self._unrecorded.refused:
+        if self._unrecorded.refused_count:
             # Lines cut short, altered, or written by someone without the audit key: never
             # sealed into the trail, but the trail says they were there.
             await self.record(
                 "audit_backlog_refused",
                 actor="server",
                 org=DEFAULT_ORG,
-                lines=self._unrecorded.refused[:100],
-                count=len(self._unrecorded.refused),
+                lines=self._unrecorded.refused,
+                count=self._unrecorded.refused_count,
             )
         # Says that this server records every deletion of a session's or recording's rows
         # (tandem.reconcile: an older one purged sessions without a record).
