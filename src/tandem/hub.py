@@ -104,9 +104,10 @@ from tandem.storage.base import (
     Storage,
     SuspendedSession,
     TakenCode,
+    canonical_forms,
 )
 from tandem.storage.sql import expire_upgrade_copies
-from tandem.subjects import canonical_forms, new_pseudonym
+from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor, cancel_and_wait
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 

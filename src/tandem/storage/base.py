@@ -7,6 +7,7 @@ Secrets are never stored in the clear: join codes and sign-in tokens appear only
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -834,3 +835,15 @@ class Storage(AuditStore, Protocol):
         once exactly one gets it, and the session is stored as held by that one. None if there
         is none or its window has passed."""
         ...
+
+
+def canonical_forms(subject: str) -> tuple[str, ...]:
+    """The spellings of ``subject`` that are the same text (Unicode canonical equivalence):
+    NFC first (how a customer token's ``sub`` is stored since the leftovers review), then NFD
+    and ``subject`` as given (how an older version may have stored it). Compatibility
+    look-alikes (full-width letters, ligatures) are other text and not among them."""
+    return tuple(
+        dict.fromkeys(
+            (unicodedata.normalize("NFC", subject), unicodedata.normalize("NFD", subject), subject)
+        )
+    )
