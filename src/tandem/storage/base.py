@@ -370,6 +370,11 @@ class Storage(AuditStore, Protocol):
         """Every organisation, by id (the operator's `tandem org list`)."""
         ...
 
+    async def only_org(self) -> str | None:
+        """The id of the only organisation while there is exactly one, else None; reads two
+        rows at most (asked for every throttled sign-in and single sign-on start)."""
+        ...
+
     async def update_org(self, grant: Grant, org: OrgRecord) -> None:
         """Store ``org``'s name, retention and recording key. Raises NotFoundError if ``org``
         is not the grant's organisation."""

@@ -1656,6 +1656,12 @@ class SQLStorage:
             return None
         return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
 
+    async def only_org(self) -> str | None:
+        rows = await self._rows(
+            sa.select(orgs.c.org_id).order_by(self._bytewise(orgs.c.org_id)).limit(2)
+        )
+        return str(rows[0][0]) if len(rows) == 1 else None
+
     async def all_orgs(self) -> list[OrgRecord]:
         rows = await self._rows(
             sa.select(
