@@ -2,22 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import stat
+import threading
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from tandem import metrics
-from tandem.audit_backlog import BACKLOG_FILE, WRITTEN_FILE, AuditBacklog
+from tandem import audit_backlog, metrics
+from tandem.audit_backlog import (
+    BACKLOG_FILE,
+    REFUSED_FILE,
+    WRITTEN_FILE,
+    AuditBacklog,
+    line_mac,
+)
+from tandem.exceptions import ConfigError
+
+KEY = b"k" * 32
+LIMIT = 1 << 20
+
+
+def backlog(directory: Path, key: bytes = KEY, max_bytes: int = LIMIT) -> AuditBacklog:
+    return AuditBacklog(directory, key, max_bytes)
+
+
+def lines(directory: Path) -> list[bytes]:
+    return (directory / BACKLOG_FILE).read_bytes().splitlines()
+
+
+def append(directory: Path, line: bytes) -> None:
+    with (directory / BACKLOG_FILE).open("ab") as file:
+        file.write(line)
 
 
 async def test_records_held_are_taken_up_by_the_next_process_in_order(tmp_path: Path) -> None:
-    held = AuditBacklog(tmp_path)
+    held = backlog(tmp_path)
     await held.hold(1.0, "user_disabled", {"actor": "ada", "org": "default", "subject": "bob"})
     await held.hold(2.0, "site_deleted", {"actor": "ada", "org": "default", "subject": "demo"})
     assert stat.S_IMODE((tmp_path / BACKLOG_FILE).stat().st_mode) == 0o600
-    # The process dies; the next one loads both, oldest first.
-    after = AuditBacklog(tmp_path)
+    held.close()  # the process dies; the next one loads both, oldest first
+    after = backlog(tmp_path)
     assert after.load() == 2
     assert after.first() == (
         1.0,
@@ -29,11 +56,12 @@ async def test_records_held_are_taken_up_by_the_next_process_in_order(tmp_path: 
 async def test_a_record_written_before_the_process_died_is_not_taken_up_again(
     tmp_path: Path,
 ) -> None:
-    held = AuditBacklog(tmp_path)
+    held = backlog(tmp_path)
     await held.hold(1.0, "user_disabled", {"org": "default"})
     await held.hold(2.0, "user_enabled", {"org": "default"})
     held.written()  # the first went to the database, then the process died
-    after = AuditBacklog(tmp_path)
+    held.close()
+    after = backlog(tmp_path)
     assert after.load() == 1
     assert after.first()[1] == "user_enabled"
     assert metrics.AUDIT_RECORDS_HELD._value.get() == 1  # operators see what waits
@@ -46,11 +74,210 @@ async def test_a_record_written_before_the_process_died_is_not_taken_up_again(
 async def test_a_line_cut_short_is_skipped_and_the_rest_taken_up(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    held = AuditBacklog(tmp_path)
+    held = backlog(tmp_path)
     await held.hold(1.0, "user_disabled", {"org": "default"})
-    with (tmp_path / BACKLOG_FILE).open("ab") as file:
-        file.write(b'[2.0,"site_del')  # a power cut mid-line
+    held.close()
+    append(tmp_path, lines(tmp_path)[0][:40])  # a power cut mid-line
     (tmp_path / WRITTEN_FILE).write_text("not a number")
-    after = AuditBacklog(tmp_path)
+    after = backlog(tmp_path)
     assert after.load() == 1
-    assert "line 2 skipped" in caplog.text
+    assert "line 2 refused" in caplog.text
+    assert after.refused == [2]
+
+
+async def test_a_record_held_after_a_line_cut_short_is_taken_up_by_the_next_process(
+    tmp_path: Path,
+) -> None:
+    """The line cut short had no end: the next record was appended to it, and both were lost."""
+    held = backlog(tmp_path)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    held.close()
+    append(tmp_path, lines(tmp_path)[0][:40])
+    after = backlog(tmp_path)
+    assert after.load() == 1
+    await after.hold(2.0, "user_enabled", {"org": "default"})
+    after.close()
+    third = backlog(tmp_path)
+    assert third.load() == 2
+    third.written()
+    assert third.first()[1] == "user_enabled"
+
+
+async def test_a_line_written_without_the_audit_key_is_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever the next start takes up it seals into the trail as genuine: a line someone who
+    can write the data directory (but has not the audit key) adds, with any actor, time or
+    organisation, is refused, never appended."""
+    held = backlog(tmp_path)
+    await held.hold(1.0, "user_disabled", {"actor": "ada", "org": "default", "subject": "bob"})
+    held.close()
+    forged = b'[0.5,"user_enabled",{"actor":"ada","org":"acme","subject":"mallory"}]'
+    append(tmp_path, line_mac(b"x" * 32, 2, forged).encode() + b" " + forged + b"\n")
+    append(tmp_path, forged + b"\n")  # and one without a MAC at all
+    after = backlog(tmp_path)
+    assert after.load() == 1
+    assert after.refused == [2, 3]
+    assert after.first()[2]["subject"] == "bob"
+    after.written()
+    assert not after
+    assert not (tmp_path / BACKLOG_FILE).exists()
+    # Kept as they were, for the operator (tampering, or genuine lines of a replaced audit key).
+    kept = (tmp_path / REFUSED_FILE).read_bytes().splitlines()
+    assert len(kept) == 2 and kept[1] == forged
+
+
+async def test_a_line_altered_or_moved_is_refused(tmp_path: Path) -> None:
+    held = backlog(tmp_path)
+    await held.hold(1.0, "user_disabled", {"actor": "ada", "org": "default", "subject": "bob"})
+    await held.hold(2.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "bob"})
+    held.close()
+    first, second = lines(tmp_path)
+    altered = first.replace(b'"actor":"ada"', b'"actor":"eve"')
+    # The first altered, the second moved up (its MAC names line 2), the first again (replayed).
+    (tmp_path / BACKLOG_FILE).write_bytes(altered + b"\n" + second + b"\n" + first + b"\n")
+    after = backlog(tmp_path)
+    assert after.load() == 1
+    assert after.refused == [1, 3]
+    assert after.first()[1] == "user_enabled"
+
+
+async def test_a_refused_line_does_not_make_a_written_record_be_taken_up_again(
+    tmp_path: Path,
+) -> None:
+    """The count kept beside the file counts lines: counting records, a refused first line made
+    the next start take up a record written already (twice on the trail)."""
+    held = backlog(tmp_path)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    await held.hold(2.0, "user_enabled", {"org": "default"})
+    await held.hold(3.0, "site_deleted", {"org": "default"})
+    held.close()
+    _, second, third = lines(tmp_path)
+    (tmp_path / BACKLOG_FILE).write_bytes(b"garbage\n" + second + b"\n" + third + b"\n")
+    after = backlog(tmp_path)
+    assert after.load() == 2
+    after.written()  # user_enabled went to the database, then the process died
+    after.close()
+    last = backlog(tmp_path)
+    assert last.load() == 1
+    assert last.first()[1] == "site_deleted"
+
+
+def test_a_backlog_larger_than_its_limit_is_refused_at_start_unread(tmp_path: Path) -> None:
+    (tmp_path / BACKLOG_FILE).write_bytes(b"x" * 2048)
+    with pytest.raises(ConfigError, match="audit_backlog_max_bytes"):
+        backlog(tmp_path, max_bytes=1024).load()
+    assert (tmp_path / BACKLOG_FILE).exists()  # left for the operator, never removed
+
+
+def test_a_backlog_that_cannot_be_read_is_refused_at_start(tmp_path: Path) -> None:
+    """Started anyway, the server appended to it and removed it once its own records were
+    written: what it held was lost unread."""
+    (tmp_path / BACKLOG_FILE).mkdir()
+    with pytest.raises(ConfigError, match="cannot be taken up"):
+        backlog(tmp_path).load()
+
+
+async def test_the_backlog_stops_growing_at_its_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    held = backlog(tmp_path, max_bytes=200)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    await held.hold(2.0, "user_enabled", {"org": "default", "why": "x" * 200})
+    assert len(held) == 2  # both in memory
+    assert len(lines(tmp_path)) == 1
+    assert "audit_backlog_max_bytes" in caplog.text
+
+
+async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_backlog_alone(
+    tmp_path: Path,
+) -> None:
+    """Several servers on PostgreSQL may share a data directory: each took up what the others
+    held (twice on the trail) and removed their file once its own records were written."""
+    first = backlog(tmp_path)
+    assert first.load() == 0
+    await first.hold(1.0, "user_disabled", {"org": "default"})
+    second = backlog(tmp_path)
+    assert second.load() == 0
+    await second.hold(2.0, "user_enabled", {"org": "default"})
+    second.written()
+    assert len(lines(tmp_path)) == 1  # the first's record is still kept
+    first.close()
+    third = backlog(tmp_path)
+    assert third.load() == 1
+    assert third.first()[1] == "user_disabled"
+
+
+async def test_links_in_the_data_directory_never_make_the_backlog_write_another_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who can write the data directory links the backlog's names to a file the server
+    may write elsewhere: it appended records to it (and made it 0600), and truncated it for the
+    count kept beside the backlog."""
+    data = tmp_path / "data"
+    data.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    (data / BACKLOG_FILE).symlink_to(victim)
+    held = backlog(data)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    assert len(held) == 1  # in memory, logged
+    assert "cannot be kept on disk either" in caplog.text
+    (data / BACKLOG_FILE).unlink()
+    await held.hold(2.0, "user_enabled", {"org": "default"})
+    await held.hold(3.0, "site_deleted", {"org": "default"})
+    (data / "audit-backlog.tmp").symlink_to(victim)
+    held.written()  # the first, in memory only: nothing to count
+    held.written()  # the file's first line: counted beside it, through its scratch file
+    assert (data / WRITTEN_FILE).read_text() == "1"
+    os.link(data / BACKLOG_FILE, tmp_path / "other-name")
+    await held.hold(4.0, "site_added", {"org": "default"})
+    assert len(lines(data)) == 2  # a file with another name is not appended to either
+    assert victim.read_text() == "precious\n"
+    assert stat.S_IMODE(victim.stat().st_mode) == 0o644
+
+
+async def test_a_record_written_while_its_line_was_on_its_way_is_not_taken_up_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database answered (the timer wrote the record) while the record's line was still on
+    its way to the disk: the line stayed in the file, counted as written by nobody, and every
+    later start (a clean stop too) wrote the record again."""
+    on_its_way, arrive = threading.Event(), threading.Event()
+    append = audit_backlog._append
+
+    def slow_append(path: Path, line: bytes) -> None:
+        on_its_way.set()
+        arrive.wait()
+        append(path, line)
+
+    monkeypatch.setattr(audit_backlog, "_append", slow_append)
+    held = backlog(tmp_path)
+    holding = asyncio.create_task(held.hold(1.0, "user_disabled", {"org": "default"}))
+    await asyncio.to_thread(on_its_way.wait)
+    held.written()  # the timer wrote it meanwhile
+    arrive.set()
+    await holding
+    assert not held
+    held.close()  # the process stops
+    assert backlog(tmp_path).load() == 0
+
+
+def test_a_backlog_of_empty_lines_is_refused_in_bounded_memory_and_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file of 200 000 empty lines (within the limit): split at once it made as many objects,
+    and each line refused was a log line of its own."""
+    (tmp_path / BACKLOG_FILE).write_bytes(b"\n" * 200_000)
+    after = backlog(tmp_path)
+    tracemalloc.start()
+    try:
+        assert after.load() == 0
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # the file and the lines kept aside (0.2 MB each), no more
+    assert len(caplog.records) <= 101
+    assert after.refused_count == 200_000
+    assert after.refused == list(range(1, 101))

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tandem.config import Settings
 from tests.conftest import free_port, tandem_in_process
 
 TANDEM = [sys.executable, "-m", "tandem"]
@@ -161,3 +162,14 @@ def test_a_port_in_use_makes_no_new_installation(tmp_path: Path) -> None:
         result = serve(fresh, port=taken.getsockname()[1])
     assert_one_line_failure(result, "cannot listen on 127.0.0.1:", "in use")
     assert not fresh.exists()
+
+
+def test_an_audit_backlog_too_large_to_take_up_is_one_line(tmp_path: Path) -> None:
+    """Read whole into memory at start, however large; now refused unread, and left in place."""
+    tmp_path.mkdir(exist_ok=True)
+    backlog = tmp_path / "audit-backlog.jsonl"
+    with backlog.open("wb") as file:  # sparse: one byte past the default limit, no disk used
+        file.truncate(Settings().audit_backlog_max_bytes + 1)
+    result = serve(tmp_path)
+    assert_one_line_failure(result, "audit-backlog.jsonl", "audit_backlog_max_bytes")
+    assert backlog.stat().st_size == Settings().audit_backlog_max_bytes + 1

@@ -178,6 +178,13 @@ def record_mac_key(key: bytes) -> bytes:
     return hmac.new(key, b"tandem-audit/record-mac-key/v1", hashlib.sha256).digest()
 
 
+def backlog_mac_key(key: bytes) -> bytes:
+    """The subkey of the audit key that the lines of the audit backlog are made with
+    (:mod:`tandem.audit_backlog`): what the next start seals into the trail must be what a
+    holder of the key wrote there."""
+    return hmac.new(key, b"tandem-audit/backlog-mac-key/v1", hashlib.sha256).digest()
+
+
 def record_mac(record_key: bytes, seq: int, prev_hash: str, digest: str) -> str:
     """The record MAC of record ``seq`` (hash ``digest``, following ``prev_hash``), made with
     :func:`record_mac_key`. The hash covers every field of the record, the number and the

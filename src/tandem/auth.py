@@ -404,10 +404,12 @@ async def organisation_of(storage: Storage, username: str) -> str | None:
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
     # Read for every name, an account's too: the same queries either way, or the time of the
     # answer (a throttled one's: no password check to hide it) would tell the names apart.
-    orgs = await storage.all_orgs()
+    # Two rows at most: every organisation, read for each throttled attempt, made a flood the
+    # throttle answers cheaply cost the database a read of the whole table each.
+    only = await storage.only_org()
     if user is not None:
         return user.org_id
-    return orgs[0].org_id if len(orgs) == 1 else None
+    return only
 
 
 IDLE_TOUCH_SECONDS = 60.0

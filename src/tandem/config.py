@@ -60,6 +60,7 @@ POSITIVE_SETTINGS = frozenset(
         "gc_collect_seconds",
         "refusal_audit_window_seconds",
         "refusal_budget_timeout_seconds",
+        "audit_backlog_max_bytes",
         "transport_note_wait_seconds",
     }
 )
@@ -128,6 +129,11 @@ class Settings:
     Each anchor records the interval it was written with, so changing it later keeps old trails
     verifiable; ``tandem audit verify`` uses it only for anchors written before they were chained
     (docs/audit.md)."""
+    audit_backlog_max_bytes: int = 16 * 1024 * 1024
+    """Largest the data directory's ``audit-backlog.jsonl`` (audit records of changes made that
+    the database refused, kept until it takes them) may grow (TANDEM_AUDIT_BACKLOG_MAX_BYTES);
+    a record past it is held in memory only (logged). A larger file is refused at start, not read
+    into memory: a server never writes one."""
 
     code_ttl_seconds: float = 600.0
     """How long an unused join code stays valid."""

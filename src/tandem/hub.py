@@ -25,7 +25,14 @@ from typing import Any, Self, TypeVar
 
 from tandem import auth, crypto, logs, metrics, revocation
 from tandem.access import Action, Grant, Principal, Resource, authorize
-from tandem.audit import DELETIONS_RECORDED, AuditLog, AuditRecord, Entry, Evidence
+from tandem.audit import (
+    DELETIONS_RECORDED,
+    AuditLog,
+    AuditRecord,
+    Entry,
+    Evidence,
+    backlog_mac_key,
+)
 from tandem.audit_backlog import AuditBacklog
 from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
@@ -98,9 +105,10 @@ from tandem.storage.base import (
     Storage,
     SuspendedSession,
     TakenCode,
+    canonical_forms,
 )
 from tandem.storage.sql import expire_upgrade_copies
-from tandem.subjects import canonical_forms, new_pseudonym
+from tandem.subjects import new_pseudonym
 from tandem.supervise import Supervisor, cancel_and_wait
 from tandem.training import SERVER_STEPS, Training, TrainingRequiredError
 
@@ -739,11 +747,15 @@ class SessionHub:
         (``not_started``) by :meth:`tick` once storage answers, so that no session looks live
         in storage (supervisors' lists, the limits of other processes, erasure) that nobody
         holds."""
-        self._unrecorded = AuditBacklog(backlog_dir)
+        self._unrecorded = AuditBacklog(
+            backlog_dir, backlog_mac_key(audit.key), settings.audit_backlog_max_bytes
+        )
         """Audit records of what was done while they could not be written (a socket closed on
         a re-check: its close does not wait for storage; an administrator's change), oldest
         first, with their time, kept on the disk in ``backlog_dir`` too; written by
         :meth:`tick` once storage answers (:mod:`tandem.audit_backlog`)."""
+        self._writing_unrecorded = asyncio.Lock()
+        """Held by the one :meth:`_write_unrecorded` under way."""
         self.refusals = RefusalBudget(
             settings.refusal_audit_burst, settings.refusal_audit_window_seconds
         )
@@ -787,6 +799,16 @@ class SessionHub:
         # died goes first, with its own times; if storage refuses it now, the timer writes it.
         if self._unrecorded.load():
             await self._write_unrecorded()
+        if self._unrecorded.refused_count:
+            # Lines cut short, altered, or written by someone without the audit key: never
+            # sealed into the trail, but the trail says they were there.
+            await self.record(
+                "audit_backlog_refused",
+                actor="server",
+                org=DEFAULT_ORG,
+                lines=self._unrecorded.refused,
+                count=self._unrecorded.refused_count,
+            )
         # Says that this server records every deletion of a session's or recording's rows
         # (tandem.reconcile: an older one purged sessions without a record).
         await self.record(
@@ -809,7 +831,10 @@ class SessionHub:
             await self._write_counts(everything=True)
         # Anchored in the same transaction (tandem.audit.ANCHORED_ACTIONS): the shutdown
         # anchor is exactly at this record, whatever other servers append meanwhile.
-        await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
+        try:
+            await self.record("server_stopped", actor="server", org=DEFAULT_ORG)
+        finally:  # what is left in the backlog is the next process's on this data directory
+            self._unrecorded.close()
 
     async def _hear_revocations(self) -> None:
         """Re-check the sockets an announcement (:mod:`tandem.revocation`) names, whichever
@@ -2223,16 +2248,21 @@ class SessionHub:
 
     async def _write_unrecorded(self) -> Exception | None:
         """Append the records kept while storage refused them, in order; the error that stopped
-        it (tried again next time), if any."""
-        while self._unrecorded:
-            at, action, fields = self._unrecorded.first()
-            try:
-                await self.audit.record(at, action, **fields)
-            except StorageError as exc:  # returned; tried again next time, in order
-                return exc
-            except Exception as exc:  # the database's answer: it never takes this one
-                log.error("audit record refused: %s %s", action, type(exc).__name__)
-            self._unrecorded.written()
+        it (tried again next time), if any. One writer at a time (another caller returns at
+        once): the timer retries beside a recording's flush, which retries too, and two writers
+        each appended the oldest record, then each dropped one, the second never written."""
+        if self._writing_unrecorded.locked():
+            return None
+        async with self._writing_unrecorded:
+            while self._unrecorded:
+                at, action, fields = self._unrecorded.first()
+                try:
+                    await self.audit.record(at, action, **fields)
+                except StorageError as exc:  # returned; tried again next time, in order
+                    return exc
+                except Exception as exc:  # the database's answer: it never takes this one
+                    log.error("audit record refused: %s %s", action, type(exc).__name__)
+                self._unrecorded.written()
         return None
 
     async def tick(self) -> None:

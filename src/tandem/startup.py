@@ -14,7 +14,7 @@ import socket
 import ssl
 import tempfile
 
-from tandem import crypto
+from tandem import audit_backlog, crypto
 from tandem.audit import load_or_create_key
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
@@ -22,7 +22,8 @@ from tandem.exceptions import ConfigError
 
 def check_files(settings: Settings) -> None:
     """Raise :class:`ConfigError` for a TLS pair that does not load, a data directory that
-    cannot be written, or an audit or secrets key that cannot be read or created."""
+    cannot be written, an audit or secrets key that cannot be read or created, or an audit
+    backlog that cannot be taken up."""
     if settings.tls_cert is not None and settings.tls_key is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         try:
@@ -44,6 +45,7 @@ def check_files(settings: Settings) -> None:
             ) from None
     load_or_create_key(settings.audit_key_path)
     crypto.SecretBox(settings.secrets_key_path)
+    audit_backlog.check(settings.data_dir, settings.audit_backlog_max_bytes)
     if settings.metrics_port is not None:  # prometheus-client binds it; refuse here instead
         probe = socket.socket(socket.AF_INET6 if ":" in settings.metrics_host else socket.AF_INET)
         try:

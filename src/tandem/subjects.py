@@ -32,7 +32,6 @@ import dataclasses
 import io
 import json
 import re
-import unicodedata
 import zipfile
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -44,7 +43,14 @@ from tandem.audit import AuditRecord, Entry, Witness, deleted_with_evidence
 from tandem.config import Settings
 from tandem.exceptions import ConfigError, ConflictError, NotFoundError
 from tandem.recordings import container, recording_json
-from tandem.storage.base import HoldRecord, RecordingRecord, SessionRecord, Storage, SubjectErasure
+from tandem.storage.base import (
+    HoldRecord,
+    RecordingRecord,
+    SessionRecord,
+    Storage,
+    SubjectErasure,
+    canonical_forms,
+)
 
 Recorded = Callable[..., Awaitable[None]]
 
@@ -621,18 +627,6 @@ def held_message(hold: HoldRecord) -> str:
         f"under legal hold since {when} by {hold.placed_by} ({hold.reason}): nothing of it is "
         f"erased or purged until the hold is lifted (`tandem hold lift {hold.kind} ... "
         "--reason ...`)"
-    )
-
-
-def canonical_forms(subject: str) -> tuple[str, ...]:
-    """The spellings of ``subject`` that are the same text (Unicode canonical equivalence):
-    NFC first (how a customer token's ``sub`` is stored since the leftovers review), then NFD
-    and ``subject`` as given (how an older version may have stored it). Compatibility
-    look-alikes (full-width letters, ligatures) are other text and not among them."""
-    return tuple(
-        dict.fromkeys(
-            (unicodedata.normalize("NFC", subject), unicodedata.normalize("NFD", subject), subject)
-        )
     )
 
 

@@ -39,6 +39,28 @@ def verify_exit(data_dir: Path, audit_key: Path, database_url: str | None = None
     return ran.returncode
 
 
+def seeded(tmp_path: Path, database_url: str) -> Path:
+    """Seed the database at ``database_url`` as an operator would (the `tandem` commands); the
+    audit key it was made with, for the servers to start with."""
+    audit_key = tmp_path / "keys" / "audit.key"
+    audit_key.parent.mkdir()
+
+    async def seeding() -> None:
+        from tandem.directory import offline
+
+        settings = Settings.load(
+            environ={},
+            data_dir=tmp_path / "seed",
+            database_url=database_url,
+            audit_key_file=audit_key,
+        )
+        async with offline(settings) as directory:
+            await seed(directory)
+
+    run_in_thread(seeding)
+    return audit_key
+
+
 async def erase_in_background(server: ServeProcess, recording_id: str) -> asyncio.Task[object]:
     """Ask for the erasure without waiting for it: the server is killed before it answers (its
     connection cut: that is the point)."""
@@ -60,22 +82,7 @@ async def test_a_server_killed_while_recording_an_erasure_on_postgres_leaves_bot
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
         direct = f"{PG_DSN}?search_path={schema}"
-        audit_key = tmp_path / "keys" / "audit.key"
-        audit_key.parent.mkdir()
-
-        async def seeding() -> None:
-            from tandem.directory import offline
-
-            settings = Settings.load(
-                environ={},
-                data_dir=tmp_path / "seed",
-                database_url=direct,
-                audit_key_file=audit_key,
-            )
-            async with offline(settings) as directory:
-                await seed(directory)
-
-        run_in_thread(seeding)
+        audit_key = seeded(tmp_path, direct)
         data_dir, port = tmp_path / "serve", free_port()
         options = ("--database-url", url)
         first = serve_processes(data_dir, port, *options, TANDEM_AUDIT_KEY=str(audit_key))
@@ -219,22 +226,7 @@ async def test_a_change_whose_record_a_killed_server_held_is_recorded_at_its_nex
     with the time of the change."""
     async with fresh_schema() as schema:
         direct = f"{PG_DSN}?search_path={schema}"
-        audit_key = tmp_path / "keys" / "audit.key"
-        audit_key.parent.mkdir()
-
-        async def seeding() -> None:
-            from tandem.directory import offline
-
-            settings = Settings.load(
-                environ={},
-                data_dir=tmp_path / "seed",
-                database_url=direct,
-                audit_key_file=audit_key,
-            )
-            async with offline(settings) as directory:
-                await seed(directory)
-
-        run_in_thread(seeding)
+        audit_key = seeded(tmp_path, direct)
         data_dir, port = tmp_path / "serve", free_port()
         options = ("--database-url", direct)
         env = {"TANDEM_AUDIT_KEY": str(audit_key)}

@@ -39,22 +39,28 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_recovers(
-    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
-) -> None:
+def seed_people(data_dir: Path, url: str) -> None:
+    """The accounts of the scale-out tests, made by the `tandem` commands on ``url`` (the audit
+    key in ``data_dir``)."""
     from tandem.config import Settings
     from tandem.directory import offline
     from tests.server.test_scale_out import add_people, run_in_thread
 
+    async def seed() -> None:
+        settings = Settings.load(environ={}, data_dir=data_dir, database_url=url)
+        async with offline(settings) as directory:
+            await add_people(directory)
+
+    run_in_thread(seed)
+
+
+async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_recovers(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
 
-        async def seed() -> None:
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await add_people(directory)
-
-        run_in_thread(seed)
+        seed_people(tmp_path / "seed", url)
         server = server_factory(
             database_url=url,
             audit_key_file=tmp_path / "seed" / "audit.key",
@@ -139,19 +145,10 @@ async def test_sessions_ending_together_are_each_told_at_once_while_the_database
     after another, so each waited for the storage writes of those before it (each up to
     ``database_timeout_seconds``, here 10 s): the last customer of N was told after N-1 of
     them. Each is now told within half of one, and every end is stored once it answers."""
-    from tandem.config import Settings
-    from tandem.directory import offline
-    from tests.server.test_scale_out import add_people, run_in_thread
-
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
 
-        async def seed() -> None:
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await add_people(directory)
-
-        run_in_thread(seed)
+        seed_people(tmp_path / "seed", url)
         server = server_factory(
             database_url=url,
             audit_key_file=tmp_path / "seed" / "audit.key",
@@ -186,20 +183,12 @@ async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_f
     meanwhile: it is told at once. The re-check, the purges and the counts ran in the timer
     that meets deadlines, so every deadline waited for the frozen statement, at every tick
     while the re-check stayed due."""
-    from tandem.config import Settings
-    from tandem.directory import offline
     from tests.server.helpers import sharing_session
-    from tests.server.test_scale_out import add_people, run_in_thread
 
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
 
-        async def seed() -> None:
-            settings = Settings.load(environ={}, data_dir=tmp_path / "seed", database_url=url)
-            async with offline(settings) as directory:
-                await add_people(directory)
-
-        run_in_thread(seed)
+        seed_people(tmp_path / "seed", url)
         server = server_factory(
             database_url=url,
             audit_key_file=tmp_path / "seed" / "audit.key",

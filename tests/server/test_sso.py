@@ -570,14 +570,8 @@ def test_a_provider_stored_by_an_older_version_saved_with_a_new_secret_keeps_its
         assert browser.get(f"{orgs_server.base}/api/me").status_code == 200
 
 
-def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_when_saved_again(
-    orgs_server: RunningServer, provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The database fails while an admin changes the provider: the new settings were written,
-    then ending the old provider's sign-ins failed (503). The admin saves again, as told, and
-    the settings stored are the ones given: nothing changed, nothing ended, and the sign-ins
-    the old provider made lasted their lifetime. Now they are ended before the write as well
-    as after it (a sign-in finishing in between is still refused by its second read)."""
+def ending_fails_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database fails (once) as the provider's sign-ins are ended."""
     failed: list[bool] = []
     ending = SQLStorage.delete_logins_by_method
 
@@ -587,6 +581,17 @@ def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_w
             raise StorageError("the database did not answer")
         return await ending(self, grant, method)
 
+    monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+
+
+def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_when_saved_again(
+    orgs_server: RunningServer, provider: OidcProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails while an admin changes the provider: the new settings were written,
+    then ending the old provider's sign-ins failed (503). The admin saves again, as told, and
+    the settings stored are the ones given: nothing changed, nothing ended, and the sign-ins
+    the old provider made lasted their lifetime. Now they are ended before the write as well
+    as after it (a sign-in finishing in between is still refused by its second read)."""
     settings = {
         "issuer": provider.issuer,
         "client_id": provider.client_id,
@@ -595,7 +600,7 @@ def test_a_provider_change_the_database_failed_halfway_still_ends_its_sign_ins_w
     }
     with httpx.Client() as browser, api(orgs_server, "ada") as ada:
         assert sign_in(orgs_server, browser).headers["location"] == "/console/"
-        monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+        ending_fails_once(monkeypatch)
         assert ada.put("/api/org/sso", json=settings).status_code == 503
         assert ada.put("/api/org/sso", json=settings).status_code == 200
         assert browser.get(f"{orgs_server.base}/api/me").status_code == 401
@@ -608,18 +613,9 @@ def test_a_provider_removal_the_database_failed_halfway_does_not_look_done(
     ending its sign-ins failed (503). The console then showed single sign-on off, as if done,
     and the sign-ins made through the provider (perhaps one taken over) lasted. Now they end
     first: a removal that failed leaves the provider on, for the admin to remove again."""
-    failed: list[bool] = []
-    ending = SQLStorage.delete_logins_by_method
-
-    async def fails_once(self: SQLStorage, grant: Grant, method: str) -> int:
-        if not failed:
-            failed.append(True)
-            raise StorageError("the database did not answer")
-        return await ending(self, grant, method)
-
     with httpx.Client() as browser, api(orgs_server, "ada") as ada:
         assert sign_in(orgs_server, browser).headers["location"] == "/console/"
-        monkeypatch.setattr(SQLStorage, "delete_logins_by_method", fails_once)
+        ending_fails_once(monkeypatch)
         assert ada.delete("/api/org/sso").status_code == 503
         assert ada.get("/api/org/sso").json()["sso"] is not None  # not shown as done
         assert ada.delete("/api/org/sso").status_code in (200, 204)

@@ -244,6 +244,38 @@ async def test_a_hold_an_older_version_stored_in_another_form_can_be_lifted(
     assert (await trail.subjects.erase(ADMIN, COMPOSED))["links"] == 1
 
 
+async def test_a_hold_an_older_version_stored_in_another_form_keeps_the_customer_from_purge(
+    storage: Storage,
+) -> None:
+    """An older version stored a hold as typed (NFC) on a customer stored NFD (and NFC: both
+    forms). Retention's purge and a recording's erasure compared it as stored and took the
+    customer's NFD sessions and recordings all the same: the hold a court asked for held
+    nothing of them."""
+    trail = Trail(storage)
+    await trail.customer("s1", DECOMPOSED)
+    await trail.customer("s2", COMPOSED)  # stored in both forms (the site issued it both ways)
+    await storage.add_recording(
+        *owned(RecordingRecord("r1", "default", "s1", "demo", "alice", "k1", 11.0))
+    )
+    await storage.end_recording("r1", 19.0, "stopped")
+    old = HoldRecord("default", "subject", COMPOSED, "case 2026-8", "ada", 1.0)
+    assert await storage.put_hold(of_org("default"), old)
+    with pytest.raises(ConflictError):
+        await storage.delete_recording("r1")
+    later = 20.0 + 31 * 86400  # the default organisation keeps 30 days
+    assert await storage.purge_recordings(later) == []
+    await storage.purge_expired(later)
+    assert await storage.get_session("s1") is not None
+    assert await storage.get_session("s2") is not None
+    assert await storage.subject_sessions(of_org("default"), DECOMPOSED) != []
+    # Lifted, the purge takes them.
+    await trail.subjects.lift_hold(ADMIN, "subject", DECOMPOSED, "case closed")
+    assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r1"]
+    await storage.purge_expired(later)
+    assert await storage.get_session("s1") is None
+    assert await storage.get_session("s2") is None
+
+
 @pytest.mark.parametrize("victim_sub", ["eve", None], ids=["with a token", "tokenless"])
 async def test_a_session_id_that_is_another_customers_sub_is_refused_until_named(
     storage: Storage, victim_sub: str | None

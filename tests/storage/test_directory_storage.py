@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tandem import crypto
+from tandem import auth, crypto
 from tandem.access import Principal
 from tandem.directory import Directory
 from tandem.exceptions import ConflictError, NotFoundError
@@ -291,3 +291,23 @@ async def test_a_sign_out_whose_account_went_to_another_organisation_meanwhile_e
     assert victim is not None and victim.org_id == "default" and not victim.disabled
     assert await storage.get_login("default-x") is not None
     assert await storage.get_login("acme-x") is None
+
+
+async def test_a_throttled_attempt_reads_two_organisations_at_most(storage: Storage) -> None:
+    """A throttled sign-in or single sign-on start names no account's organisation: it is
+    counted under the only organisation while there is one. That was found by reading every
+    organisation for each attempt, so a flood the throttle answers cheaply cost the database a
+    read of the whole table each."""
+    assert await storage.only_org() == "default"  # a new installation's own
+    assert await auth.organisation_of(storage, "nobody") == "default"
+    for n in range(3):
+        await storage.add_org(OrgRecord(f"org-{n}", f"Org {n}", 0.0))
+
+    async def every_organisation() -> list[OrgRecord]:
+        raise AssertionError("every organisation read for one attempt")
+
+    storage.all_orgs = every_organisation  # type: ignore[method-assign]
+    assert await storage.only_org() is None
+    assert await auth.organisation_of(storage, "nobody") is None
+    await storage.add_user(*owned(UserRecord("u", "U", "agent", "hash", 0.0, org_id="org-1")))
+    assert await auth.organisation_of(storage, "u") == "org-1"

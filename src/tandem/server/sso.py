@@ -127,14 +127,16 @@ async def _organisation_named(services: Services, org_id: str) -> str:
     see the starts sprayed at it."""
     try:
         auth.validate_name(org_id, "organisation id")
-        named = True
     except ConfigError:
-        named = False
-    # Read for every name, an organisation's too: the same queries either way.
-    orgs = await services.storage.all_orgs()
-    if named and any(org.org_id == org_id for org in orgs):
-        return org_id
-    return orgs[0].org_id if len(orgs) == 1 else ""
+        named = None
+    else:
+        named = await services.storage.get_org(Grant.server(org_id, "sso start counted"))
+    # Read for every well-formed name, an organisation's too: the same queries either way
+    # (two rows at most: every organisation, for each throttled start, made a flood costly).
+    only = await services.storage.only_org()
+    if named is not None:
+        return named.org_id
+    return only or ""
 
 
 def _start_key(request: Request) -> str:

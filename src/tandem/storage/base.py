@@ -7,6 +7,7 @@ Secrets are never stored in the clear: join codes and sign-in tokens appear only
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -367,6 +368,11 @@ class Storage(AuditStore, Protocol):
 
     async def all_orgs(self) -> list[OrgRecord]:
         """Every organisation, by id (the operator's `tandem org list`)."""
+        ...
+
+    async def only_org(self) -> str | None:
+        """The id of the only organisation while there is exactly one, else None; reads two
+        rows at most (asked for every throttled sign-in and single sign-on start)."""
         ...
 
     async def update_org(self, grant: Grant, org: OrgRecord) -> None:
@@ -834,3 +840,15 @@ class Storage(AuditStore, Protocol):
         once exactly one gets it, and the session is stored as held by that one. None if there
         is none or its window has passed."""
         ...
+
+
+def canonical_forms(subject: str) -> tuple[str, ...]:
+    """The spellings of ``subject`` that are the same text (Unicode canonical equivalence):
+    NFC first (how a customer token's ``sub`` is stored since the leftovers review), then NFD
+    and ``subject`` as given (how an older version may have stored it). Compatibility
+    look-alikes (full-width letters, ligatures) are other text and not among them."""
+    return tuple(
+        dict.fromkeys(
+            (unicodedata.normalize("NFC", subject), unicodedata.normalize("NFD", subject), subject)
+        )
+    )

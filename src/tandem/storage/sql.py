@@ -72,6 +72,7 @@ from tandem.storage.base import (
     TakenCode,
     TrainingRecord,
     UserRecord,
+    canonical_forms,
 )
 from tandem.storage.schema import (
     SITE_VERIFIED,
@@ -1636,7 +1637,7 @@ class SQLStorage:
                     sessions.c.ended_at.isnot(None),
                     sessions.c.ended_at < sa.literal(now) - DAY * shortest_retention,
                     sessions.c.ended_at < sa.literal(now) - DAY * retention,
-                    ~_session_held(sessions.c.org_id, sessions.c.session_id),
+                    ~_session_held(sessions.c.org_id, sessions.c.session_id, _held_forms(db)),
                 )
                 .returning(sessions.c.session_id, sessions.c.org_id)
             ).rows
@@ -1676,6 +1677,12 @@ class SQLStorage:
         if row is None:
             return None
         return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
+
+    async def only_org(self) -> str | None:
+        rows = await self._rows(
+            sa.select(orgs.c.org_id).order_by(self._bytewise(orgs.c.org_id)).limit(2)
+        )
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     async def all_orgs(self) -> list[OrgRecord]:
         rows = await self._rows(
@@ -1954,7 +1961,9 @@ class SQLStorage:
                     recordings.c.recording_id == recording_id,
                     sa.or_(
                         _recording_held(recordings.c.org_id, recordings.c.recording_id),
-                        _customer_held(recordings.c.org_id, recordings.c.session_id),
+                        _customer_held(
+                            recordings.c.org_id, recordings.c.session_id, _held_forms(db)
+                        ),
                     ),
                 )
             ).first()
@@ -1989,7 +1998,7 @@ class SQLStorage:
                     recordings.c.ended_at.isnot(None),
                     recordings.c.ended_at < sa.literal(now) - DAY * retention,
                     ~_recording_held(recordings.c.org_id, recordings.c.recording_id),
-                    ~_session_held(recordings.c.org_id, recordings.c.session_id),
+                    ~_session_held(recordings.c.org_id, recordings.c.session_id, _held_forms(db)),
                 )
                 .returning(*_RECORDING_COLUMNS)
             ).rows
@@ -2778,12 +2787,31 @@ def _recording_held(
     )
 
 
+def _held_forms(db: _Db) -> list[tuple[str, str]]:
+    """(organisation, spelling) of each subject hold's target in the other Unicode forms of
+    the same text (:func:`canonical_forms`): a hold an older version stored as typed, in
+    another form than the one its customer's sessions are stored under, compared as stored,
+    held nothing from retention's purge or a recording's erasure. Holds are few."""
+    rows = db.execute(
+        sa.select(legal_holds.c.org_id, legal_holds.c.target).where(legal_holds.c.kind == "subject")
+    ).rows
+    return [
+        (str(org), form)
+        for org, target in rows
+        for form in canonical_forms(str(target))
+        if form != target
+    ]
+
+
 def _customer_held(
-    org_id: sa.ColumnElement[Any], session_id: sa.ColumnElement[Any]
+    org_id: sa.ColumnElement[Any],
+    session_id: sa.ColumnElement[Any],
+    forms: Sequence[tuple[str, str]] = (),
 ) -> sa.ColumnElement[bool]:
-    """A hold on the customer the session served. A session started without a customer token
-    has no ``sub``: its customer is named by the session's id (tandem.subjects), so a subject
-    hold of its organisation on that id holds it too (tandem.subjects.recording_hold)."""
+    """A hold on the customer the session served (``forms``: :func:`_held_forms`). A session
+    started without a customer token has no ``sub``: its customer is named by the session's id
+    (tandem.subjects), so a subject hold of its organisation on that id holds it too
+    (tandem.subjects.recording_hold)."""
     on_its_id = sa.exists().where(
         legal_holds.c.org_id == org_id,
         legal_holds.c.kind == "subject",
@@ -2795,11 +2823,19 @@ def _customer_held(
         legal_holds.c.kind == "subject",
         legal_holds.c.target == subject_sessions.c.subject,
     )
-    return sa.or_(on_its_id, on_subject)
+    if not forms:
+        return sa.or_(on_its_id, on_subject)
+    in_another_form = sa.exists().where(
+        subject_sessions.c.session_id == session_id,
+        sa.tuple_(subject_sessions.c.org_id, subject_sessions.c.subject).in_(list(forms)),
+    )
+    return sa.or_(on_its_id, on_subject, in_another_form)
 
 
 def _session_held(
-    org_id: sa.ColumnElement[Any], session_id: sa.ColumnElement[Any]
+    org_id: sa.ColumnElement[Any],
+    session_id: sa.ColumnElement[Any],
+    forms: Sequence[tuple[str, str]] = (),
 ) -> sa.ColumnElement[bool]:
     """A hold on the customer the session served (:func:`_customer_held`), or on one of its
     recordings."""
@@ -2809,7 +2845,7 @@ def _session_held(
         legal_holds.c.kind == "recording",
         legal_holds.c.target == recordings.c.recording_id,
     )
-    return sa.or_(_customer_held(org_id, session_id), on_recording)
+    return sa.or_(_customer_held(org_id, session_id, forms), on_recording)
 
 
 _SQLITE_PRAGMAS = (
