@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import stat
 import threading
@@ -187,6 +188,44 @@ async def test_the_backlog_stops_growing_at_its_limit(
     assert len(held) == 2  # both in memory
     assert len(lines(tmp_path)) == 1
     assert "audit_backlog_max_bytes" in caplog.text
+
+
+@pytest.mark.parametrize("fault", ["fsync", "write"])
+async def test_records_held_after_the_disk_refused_one_are_taken_up_by_the_next_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    held = backlog(tmp_path)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    real_write, real_fsync = os.write, os.fsync
+
+    def half_written(descriptor: int, data: memoryview | bytes) -> int:
+        real_write(descriptor, bytes(data[: len(data) // 2]))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def unflushed(descriptor: int) -> None:  # the line is in the file; the disk says ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as faults:
+        if fault == "write":
+            faults.setattr(audit_backlog.os, "write", half_written)
+        else:
+            faults.setattr(audit_backlog.os, "fsync", unflushed)
+        await held.hold(2.0, "user_enabled", {"org": "default"})
+    assert os.write is real_write and os.fsync is real_fsync
+    assert "cannot be kept on disk either" in caplog.text  # in memory only, said so
+    await held.hold(3.0, "site_deleted", {"org": "default"})  # space again
+    await held.hold(4.0, "site_created", {"org": "default"})
+    held.close()  # the process dies before the database answers
+    after = backlog(tmp_path)
+    # Each line the disk took is taken up: the one it refused left nothing in the file that
+    # moved the next (they were refused as moved, every one after the fault).
+    assert after.load() == 3
+    assert after.refused_count == 0
+    actions = []
+    while after:
+        actions.append(after.first()[1])
+        after.written()
+    assert actions == ["user_disabled", "site_deleted", "site_created"]
 
 
 async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_backlog_alone(

@@ -98,10 +98,26 @@ def _open_own(path: Path, flags: int) -> int:
 
 
 def _append(path: Path, line: bytes) -> None:
-    with os.fdopen(_open_own(path, os.O_WRONLY | os.O_APPEND), "ab") as file:
-        file.write(line)
-        file.flush()
-        os.fsync(file.fileno())
+    """Append ``line`` to ``path`` and flush it to the disk; OSError if the disk refuses it,
+    and then the file is cut back to what it was: a line part written (a full disk), or whole
+    but unflushed (an fsync's ENOSPC or EIO), took the number the next line is written with,
+    and that line and every one after it were refused at the next start as moved."""
+    descriptor = _open_own(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        before = os.fstat(descriptor).st_size
+        try:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fsync(descriptor)
+        except OSError:
+            with contextlib.suppress(OSError):  # a disk refusing this too: the lines after it are
+                # refused at the next start, as before
+                os.ftruncate(descriptor, before)
+                os.fsync(descriptor)
+            raise
+    finally:
+        os.close(descriptor)
 
 
 def line_mac(key: bytes, number: int, record: bytes) -> str:
