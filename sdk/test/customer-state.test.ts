@@ -29,6 +29,7 @@ const server = (message: Record<string, unknown>): SessionEvent => ({
 });
 const created = server({ type: "created", session_id: "s1", code: "12345", resume_token: "t", expires_in: 600 });
 const create: SessionEvent = { type: "create", page: PAGE, message: { type: "create" } };
+const createPractice: SessionEvent = { type: "create", page: PAGE, message: { type: "create", practice: "ticket" } };
 
 function stored(extra: Partial<Saved> = {}): Saved {
   return { sessionId: "s1", resumeToken: "t", routing: "12345", secret: SECRET, agent: null, epoch: 0, sitePolicy: null, ...extra };
@@ -46,7 +47,7 @@ const sent = (effects: { type: string }[]) =>
 
 test("start opens a socket with create and expects only `created`", () => {
   const { state, effects } = run(initialState, create);
-  assert.deepEqual(state, { phase: "connecting", expecting: "created", ...PAGE });
+  assert.deepEqual(state, { phase: "connecting", expecting: "created", practice: false, ...PAGE });
   assert.deepEqual(effects, [{ type: "connect", message: { type: "create" } }]);
 });
 
@@ -284,7 +285,7 @@ test("a refused start (too many waiting, server busy) says so in the SDK's own p
 
 test("a practice session refused beyond its account's limit says so, in the SDK's own words", () => {
   // The trainee was told "too many help requests are waiting", a customer's words.
-  const connecting = run(initialState, create).state;
+  const connecting = run(initialState, createPractice).state;
   const reason = `${CLOSE_REASON_TOO_MANY_PRACTICE}: use one or try again in a few minutes`;
   const practice = ended(run(connecting, closed(4429, 0, reason)).effects)?.error;
   assert.equal(practice, TOO_MANY_PRACTICE);
@@ -292,6 +293,18 @@ test("a practice session refused beyond its account's limit says so, in the SDK'
   // Only 4429 with that reason: other codes keep their own words, the server's prose is never shown.
   assert.equal(ended(run(connecting, closed(4503, 0, reason)).effects)?.error, SERVER_BUSY);
   assert.equal(ended(run(connecting, closed(4429, 0, `x ${reason}`)).effects)?.error, TOO_MANY_WAITING);
+});
+
+test("a relay's practice reason never makes a customer's own session read as a practice one", () => {
+  // A lying relay closing a bank customer's start with the practice reason: the widget told them
+  // "You have too many practice sessions open". Only a session started with a ticket hears of it.
+  const reason = `${CLOSE_REASON_TOO_MANY_PRACTICE}: use one or try again in a few minutes`;
+  const connecting = run(initialState, create).state;
+  assert.equal(ended(run(connecting, closed(4429, 0, reason)).effects)?.error, TOO_MANY_WAITING);
+  // Nor a resumed one (a new page of a session already under way).
+  const resuming = run(initialState, resume(stored())).state;
+  const dropped = run(resuming, closed(4429, 0, reason)).effects;
+  assert.notEqual(ended(dropped)?.error, TOO_MANY_PRACTICE);
 });
 
 const sharingNow = () => run(initialState, resume(stored({ consented: true, secret: null })), resumed("sharing")).state;

@@ -163,7 +163,9 @@ interface Live extends PageSays {
 
 export type SessionState =
   | { phase: "idle" }
-  | ({ phase: "connecting"; expecting: "created" } & PageSays)
+  /** `practice`: started with a practice ticket (the server's own practice pages): only then
+   * may a refusal read as the practice one (describeClose). */
+  | ({ phase: "connecting"; expecting: "created"; practice: boolean } & PageSays)
   | ({ phase: "connecting"; expecting: "resumed"; saved: Saved; drop: Drop | null } & PageSays)
   | ({ phase: "waiting" } & Live)
   | ({ phase: "pending_consent" } & Live)
@@ -418,7 +420,7 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
     case "create":
       if (state.phase !== "idle") return stay(state);
       return {
-        state: { phase: "connecting", expecting: "created", ...event.page },
+        state: { phase: "connecting", expecting: "created", practice: Boolean(event.message.practice), ...event.page },
         effects: [{ type: "connect", message: event.message }],
       };
     case "resume": {
@@ -472,7 +474,9 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
     case "closed": {
       if (state.phase === "idle") return stay(state);
       if (state.phase === "connecting" && state.expecting === "created") {
-        return end(event.code === 1006 ? UNREACHABLE : describeClose(event.code, event.reason));
+        // A relay's practice reason on a customer's own session would tell a bank's customer
+        // of "practice sessions open": only a session started as one hears of them.
+        return end(event.code === 1006 ? UNREACHABLE : describeClose(event.code, state.practice ? event.reason : ""));
       }
       const drop = state.drop;
       // 4409: a newer page of this tab took the session over; this one just goes.
@@ -480,7 +484,7 @@ export function reduce(state: SessionState, event: SessionEvent): Transition {
       // 4xxx or 1000: the server refused or ended this session; the customer is told (a new
       // page's resume that finds it gone: the connection was lost while the page loaded).
       if (event.code >= 4000 || event.code === 1000) {
-        if (drop) return end(event.code === 4404 ? SESSION_GONE : describeClose(event.code, event.reason));
+        if (drop) return end(event.code === 4404 ? SESSION_GONE : describeClose(event.code));
         return end(state.phase === "connecting" ? CONNECTION_LOST : CLOSED);
       }
       // The network dropped (or the server restarts): the server keeps the session for its
