@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import signal
 import stat
+import subprocess
+import sys
 import threading
 import tracemalloc
 from pathlib import Path
@@ -245,6 +248,52 @@ async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_backl
     third = backlog(tmp_path)
     assert third.load() == 1
     assert third.first()[1] == "user_disabled"
+
+
+HOLDER = """
+import asyncio, sys
+from pathlib import Path
+from tandem.audit_backlog import AuditBacklog
+
+held = AuditBacklog(Path(sys.argv[1]), b"k" * 32, 1 << 20)
+held.load()
+asyncio.run(held.hold(1.0, "user_disabled", {"org": "default"}))
+print("held", flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+async def test_the_lock_of_a_server_killed_is_taken_over_by_the_next_start(tmp_path: Path) -> None:
+    """``audit-backlog.lock`` stays in the data directory after a SIGKILL; its lock does not
+    (flock goes with the process), so the next server keeps the file, and takes up what the
+    killed one held, rather than every later one keeping its records in memory only."""
+    source = str(Path(audit_backlog.__file__).parents[1])
+    environment = {**os.environ, "PYTHONPATH": source}
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=environment,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"held\n"
+        alive = backlog(tmp_path)
+        assert alive.load() == 0  # the holder keeps it while it runs
+        alive.close()
+    finally:
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+    assert process.returncode == -signal.SIGKILL
+    assert (tmp_path / audit_backlog.LOCK_FILE).exists()
+    after = backlog(tmp_path)
+    assert after.load() == 1
+    assert after.first()[1] == "user_disabled"
+    await after.hold(2.0, "user_enabled", {"org": "default"})
+    assert len(lines(tmp_path)) == 2  # kept on the disk, not in memory only
 
 
 async def test_links_in_the_data_directory_never_make_the_backlog_write_another_file(
