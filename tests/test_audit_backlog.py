@@ -250,6 +250,25 @@ async def test_a_second_server_on_the_data_directory_leaves_the_first_ones_backl
     assert third.first()[1] == "user_disabled"
 
 
+async def test_a_file_system_that_takes_nothing_is_a_refusing_disk_not_a_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = 0
+
+    def takes_nothing(descriptor: int, data: memoryview | bytes) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 100:
+            raise AssertionError("write called again and again on a file that takes nothing")
+        return 0
+
+    held = backlog(tmp_path)
+    monkeypatch.setattr(audit_backlog.os, "write", takes_nothing)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    assert calls == 1 and len(held) == 1  # in memory, said so
+    assert "cannot be kept on disk either" in caplog.text
+
+
 HOLDER = """
 import asyncio, sys
 from pathlib import Path

@@ -108,7 +108,10 @@ def _append(path: Path, line: bytes) -> None:
         try:
             view = memoryview(line)
             while view:
-                view = view[os.write(descriptor, view) :]
+                wrote = os.write(descriptor, view)
+                if not wrote:  # never loop on a file system that takes nothing
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+                view = view[wrote:]
             os.fsync(descriptor)
         except OSError:
             with contextlib.suppress(OSError):  # a disk refusing this too: the lines after it are
