@@ -94,8 +94,13 @@ class StoppableProxy:
         self._run(arm())
 
     def thaw(self) -> None:
+        """Let bytes flow again, and disarm a :meth:`freeze_on` that never fired: armed, it
+        froze the next connection's conversation instead (the run meant to work once the
+        database answers), and nothing would thaw it."""
+
         async def release() -> None:
             assert self.flowing is not None
+            self.freeze_at = None
             self.flowing.set()
 
         self._run(release())
