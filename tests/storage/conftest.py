@@ -128,9 +128,21 @@ async def fresh_schema(*, migrated: bool = False) -> AsyncIterator[str]:
             if migrated and await _reset(admin, name):
                 _REUSABLE.append(name)
             else:
-                await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+                try:
+                    await admin.execute(f'DROP SCHEMA "{name}" CASCADE', timeout=DROP_PATIENCE)
+                except TimeoutError:
+                    raise AssertionError(
+                        f"schema {name} not dropped within {DROP_PATIENCE:g} s: a connection"
+                        " the test left open (a frozen proxy's, a killed server's) holds its"
+                        " locks"
+                    ) from None
 
         await _ADMIN.run(reset_or_drop)
+
+
+DROP_PATIENCE = 60.0
+"""The test's patience for a schema's drop: a connection left in a transaction on the schema's
+tables made the drop (and its test) wait for ever, with nothing saying why."""
 
 
 _REUSABLE: list[str] = []
