@@ -10,10 +10,11 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from tests.conftest import AGENT_PASSWORD, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
 from tests.server.db_proxy import StoppableProxy, proxied_url
 from tests.server.helpers import closed_with, open_customer, recv_json, start_session
 from tests.storage.conftest import fresh_schema, pg_connect
@@ -54,16 +55,27 @@ def seed_people(data_dir: Path, url: str) -> None:
     run_in_thread(seed)
 
 
+def seeded_server(
+    server_factory: ServerFactory, url: str, tmp_path: Path, **settings: Any
+) -> RunningServer:
+    """A server on ``url`` with the accounts :func:`seed_people` makes (the audit key in
+    ``tmp_path / "seed"``), and ``settings``."""
+    seed_people(tmp_path / "seed", url)
+    return server_factory(
+        database_url=url, audit_key_file=tmp_path / "seed" / "audit.key", **settings
+    )
+
+
 async def test_a_frozen_postgresql_gets_clear_refusals_in_bounded_time_then_recovers(
     server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
 
-        seed_people(tmp_path / "seed", url)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
             database_timeout_seconds=TIMEOUT,
             heartbeat_seconds=0.5,
         )
@@ -148,10 +160,10 @@ async def test_sessions_ending_together_are_each_told_at_once_while_the_database
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
 
-        seed_people(tmp_path / "seed", url)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
             database_timeout_seconds=FROZEN_TIMEOUT,
             code_ttl_seconds=60.0,
             purge_interval_seconds=86400.0,
@@ -188,10 +200,10 @@ async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_f
     async with fresh_schema() as schema:
         url = proxied_url(pg_proxy, schema)
 
-        seed_people(tmp_path / "seed", url)
-        server = server_factory(
-            database_url=url,
-            audit_key_file=tmp_path / "seed" / "audit.key",
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
             database_timeout_seconds=FROZEN_TIMEOUT,
             agent_reauth_seconds=300.0,
             code_ttl_seconds=400.0,
