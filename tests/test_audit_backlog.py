@@ -18,9 +18,11 @@ import pytest
 from tandem import audit_backlog, metrics
 from tandem.audit_backlog import (
     BACKLOG_FILE,
+    HEADER,
     REFUSED_FILE,
     WRITTEN_FILE,
     AuditBacklog,
+    legacy_line_mac,
     line_mac,
 )
 from tandem.exceptions import ConfigError
@@ -33,8 +35,18 @@ def backlog(directory: Path, key: bytes = KEY, max_bytes: int = LIMIT) -> AuditB
     return AuditBacklog(directory, key, max_bytes)
 
 
+def header(directory: Path) -> bytes:
+    """The file's first line (its id), ended."""
+    return (directory / BACKLOG_FILE).read_bytes().splitlines(keepends=True)[0]
+
+
+def file_id(directory: Path) -> str:
+    return header(directory).removeprefix(HEADER).strip().decode()
+
+
 def lines(directory: Path) -> list[bytes]:
-    return (directory / BACKLOG_FILE).read_bytes().splitlines()
+    """The file's lines after its header."""
+    return (directory / BACKLOG_FILE).read_bytes().splitlines()[1:]
 
 
 def append(directory: Path, line: bytes) -> None:
@@ -117,7 +129,8 @@ async def test_a_line_written_without_the_audit_key_is_refused(
     await held.hold(1.0, "user_disabled", {"actor": "ada", "org": "default", "subject": "bob"})
     held.close()
     forged = b'[0.5,"user_enabled",{"actor":"ada","org":"acme","subject":"mallory"}]'
-    append(tmp_path, line_mac(b"x" * 32, 2, forged).encode() + b" " + forged + b"\n")
+    mac = line_mac(b"x" * 32, file_id(tmp_path), 2, forged)
+    append(tmp_path, mac.encode() + b" " + forged + b"\n")
     append(tmp_path, forged + b"\n")  # and one without a MAC at all
     after = backlog(tmp_path)
     assert after.load() == 1
@@ -139,7 +152,9 @@ async def test_a_line_altered_or_moved_is_refused(tmp_path: Path) -> None:
     first, second = lines(tmp_path)
     altered = first.replace(b'"actor":"ada"', b'"actor":"eve"')
     # The first altered, the second moved up (its MAC names line 2), the first again (replayed).
-    (tmp_path / BACKLOG_FILE).write_bytes(altered + b"\n" + second + b"\n" + first + b"\n")
+    (tmp_path / BACKLOG_FILE).write_bytes(
+        header(tmp_path) + altered + b"\n" + second + b"\n" + first + b"\n"
+    )
     after = backlog(tmp_path)
     assert after.load() == 1
     assert after.refused == [1, 3]
@@ -157,7 +172,9 @@ async def test_a_refused_line_does_not_make_a_written_record_be_taken_up_again(
     await held.hold(3.0, "site_deleted", {"org": "default"})
     held.close()
     _, second, third = lines(tmp_path)
-    (tmp_path / BACKLOG_FILE).write_bytes(b"garbage\n" + second + b"\n" + third + b"\n")
+    (tmp_path / BACKLOG_FILE).write_bytes(
+        header(tmp_path) + b"garbage\n" + second + b"\n" + third + b"\n"
+    )
     after = backlog(tmp_path)
     assert after.load() == 2
     after.written()  # user_enabled went to the database, then the process died
@@ -388,3 +405,39 @@ def test_a_backlog_of_empty_lines_is_refused_in_bounded_memory_and_log(
     assert len(caplog.records) <= 101
     assert after.refused_count == 200_000
     assert after.refused == list(range(1, 101))
+
+
+async def test_a_line_of_another_backlog_file_is_refused(tmp_path: Path) -> None:
+    """A line's MAC bound it to its number only: a genuine line of one file (another server's,
+    or an earlier one) put at its number in another passed as that file's own."""
+    one, other = tmp_path / "one", tmp_path / "other"
+    first = backlog(one)
+    await first.hold(1.0, "user_disabled", {"org": "default", "subject": "bob"})
+    first.close()
+    second = backlog(other)
+    await second.hold(2.0, "user_enabled", {"org": "default", "subject": "bob"})
+    second.close()
+    assert file_id(one) != file_id(other)
+    (other / BACKLOG_FILE).write_bytes(header(other) + lines(one)[0] + b"\n")
+    after = backlog(other)
+    assert after.load() == 0
+    assert after.refused == [1]
+
+
+async def test_a_backlog_left_by_a_tandem_before_file_ids_is_taken_up(tmp_path: Path) -> None:
+    """A file an older Tandem left (no header, lines MACed by number) is taken up after the
+    upgrade, with the records this one holds after it, under one id at every start."""
+    record = b'[1.0,"user_disabled",{"org":"default"}]'
+    mac = legacy_line_mac(KEY, 1, record).encode()
+    (tmp_path / BACKLOG_FILE).write_bytes(mac + b" " + record + b"\n")
+    before = backlog(tmp_path)
+    assert before.load() == 1
+    await before.hold(2.0, "user_enabled", {"org": "default"})
+    name, number = await before.first_line() or ("", 0)
+    assert name.startswith("v1-") and number == 1
+    before.close()
+    after = backlog(tmp_path)
+    assert after.load() == 2
+    assert await after.first_line() == (name, 1)
+    after.written()
+    assert await after.first_line() == (name, 2)

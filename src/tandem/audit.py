@@ -342,13 +342,17 @@ class AuditStore(Protocol):
         details: dict[str, object],
         anchor: AnchorRule | None = None,
         seal: RecordSeal | None = None,
+        backlog_line: tuple[str, int] | None = None,
     ) -> AuditRecord:
         """Append one record filed under the grant's organisation (sequence and hashes assigned
         atomically). Once its number and previous hash are known, ``seal`` is called with the
         record and the MAC it returns is stored in the record's row (none without ``seal``). In
         the same transaction,
         ``anchor`` is called with the new record and the latest anchor stored, and the anchor it
-        returns (if any) is stored: anchors follow the order of records whoever writes them."""
+        returns (if any) is stored: anchors follow the order of records whoever writes them.
+        ``backlog_line`` (file id, line number) is noted in the same transaction too: the line
+        of an audit backlog file the record comes from (tandem.audit_backlog); a line noted
+        already raises :class:`~tandem.exceptions.BacklogLineWritten`, nothing written."""
         ...
 
     async def audit_records(self, since: float = 0.0) -> list[AuditRecord]: ...
@@ -716,12 +720,15 @@ class AuditLog:
         actor: str = "",
         org: str,
         subject: str = "",
+        backlog_line: tuple[str, int] | None = None,
         **details: object,
     ) -> AuditRecord:
         """Append ``action`` filed under organisation ``org``: there is no default, so an
         installation-wide event (start, stop, sign-in attempts) names the default organisation
         explicitly. The trail is the server's own record of what happened (whoever ``actor``
-        was), so it is written under a server grant for ``org``."""
+        was), so it is written under a server grant for ``org``. ``backlog_line``: the line of
+        an audit backlog file (file id, number) the record was kept in; raises
+        :class:`~tandem.exceptions.BacklogLineWritten` if its record is on the trail already."""
         return await self.store.append_audit(
             Grant.server(org, "audit trail"),
             at,
@@ -731,6 +738,7 @@ class AuditLog:
             dict(details),
             anchor=self._anchor,
             seal=self._seal,
+            backlog_line=backlog_line,
         )
 
     def evidence(

@@ -12,11 +12,21 @@ the change, before its own ``server_started``. How many of its lines were writte
 it (``audit-backlog.written``), so a process killed while writing them writes each again at most
 once; the files go once the backlog is empty.
 
-Each line carries a MAC made with a subkey of the audit key (:func:`tandem.audit.backlog_mac_key`)
-over its number and its record: the next start seals what it loads into the trail as genuine, so a
+Each file starts with a line naming it by a random id (:data:`HEADER`), and each line after it
+carries a MAC made with a subkey of the audit key (:func:`tandem.audit.backlog_mac_key`) over that
+id, its number and its record: the next start seals what it loads into the trail as genuine, so a
 line written or altered by someone without the key (any actor, time or organisation), or moved to
-another place in the file, is refused, logged, counted in an ``audit_backlog_refused`` record, and
-kept as it was in ``audit-backlog.refused`` for the operator. One process keeps the file at a time
+another place in the file or into another file, is refused, logged, counted in an
+``audit_backlog_refused`` record, and kept as it was in ``audit-backlog.refused`` for the
+operator. The database notes each line (file id, number) in the transaction that writes its
+record (``audit_backlog_lines``), so a line whose record is on the trail already (a whole earlier
+file put back, one copied from another server's data directory, which shares the audit key, or a
+line a killed server wrote but did not count) is refused by the database, never written twice,
+and reported in an ``audit_backlog_replayed`` record. The count beside the file
+(``audit-backlog.written``) only spares the next start those refusals: it is replaced, not
+flushed, and one lost to a power cut costs an ``audit_backlog_replayed`` record, never a record
+written twice. A file left by a Tandem before file ids (no header) is taken up as then, its lines
+bound to their number only. One process keeps the file at a time
 (``audit-backlog.lock``, locked while it runs): several servers on PostgreSQL may share a data
 directory, and each took up, and removed, what the others held. A file larger than
 ``audit_backlog_max_bytes`` is never written (a record past it is held in memory only, logged) and
@@ -40,6 +50,8 @@ import json
 import logging
 import math
 import os
+import re
+import secrets
 import stat
 from collections import deque
 from collections.abc import Iterator
@@ -58,6 +70,9 @@ BACKLOG_FILE = "audit-backlog.jsonl"
 WRITTEN_FILE = "audit-backlog.written"
 LOCK_FILE = "audit-backlog.lock"
 REFUSED_FILE = "audit-backlog.refused"
+HEADER = b"tandem-audit-backlog/2 "
+"""How a file's first line starts: then its id (32 hex digits), under every line's MAC."""
+_HEADER_LINE = re.compile(rb"tandem-audit-backlog/2 ([0-9a-f]{32})")
 """Where the lines :meth:`AuditBacklog.load` refused are kept, as they were, for the operator:
 evidence of tampering, or genuine records made with an audit key since replaced."""
 
@@ -70,8 +85,12 @@ class _Entry:
     held: Held
     line: int | None = None
     """Its line of the file, counted from 1 (None: not yet, or not if the disk refused it)."""
+    file: str = ""
+    """The id of the file its line is in."""
     done: bool = False
     """Written to the database (or refused for good): dropped from the backlog."""
+    settled: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    """Set once its line is on the disk, or known never to be (the database may note it)."""
 
 
 _OWN_FILE = os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -123,10 +142,27 @@ def _append(path: Path, line: bytes) -> None:
         os.close(descriptor)
 
 
-def line_mac(key: bytes, number: int, record: bytes) -> str:
-    """The MAC of ``record`` (its JSON) as line ``number`` of the file, with ``key``
+def line_mac(key: bytes, file_id: str, number: int, record: bytes) -> str:
+    """The MAC of ``record`` (its JSON) as line ``number`` of the file ``file_id``, with ``key``
     (:func:`tandem.audit.backlog_mac_key`)."""
+    message = b"tandem-audit-backlog/2|%s|%d|" % (file_id.encode(), number) + record
+    return hmac.new(key, message, sha256).hexdigest()
+
+
+def legacy_line_mac(key: bytes, number: int, record: bytes) -> str:
+    """The MAC of line ``number`` of a file written before file ids (still taken up)."""
     return hmac.new(key, b"tandem-audit-backlog|%d|" % number + record, sha256).hexdigest()
+
+
+def _file_of(data: bytes) -> tuple[str, bytes, bool]:
+    """A file's id, its lines after the header, and whether it was written before file ids
+    (then its id is made from its first line, so that it is the same at every start)."""
+    end = data.find(b"\n")
+    first = data if end < 0 else data[:end]
+    named = _HEADER_LINE.fullmatch(first)
+    if named is not None:
+        return named.group(1).decode(), data[len(first) + 1 :], False
+    return "v1-" + sha256(first).hexdigest()[:32], data, True
 
 
 REFUSED_NAMED = 100
@@ -195,8 +231,13 @@ class AuditBacklog:
         self._max_bytes = max_bytes
         self._lock: int | None = None
         """The descriptor of the locked ``audit-backlog.lock`` while this process keeps the file."""
+        self._file = ""
+        """The file's id (:data:`HEADER`); "" until it has one."""
+        self._legacy = False
+        """Whether the file was written before file ids (its lines MACed by number only)."""
         self._lines = 0
-        """Lines of the file (the last may be cut short, and is then ended before the next)."""
+        """Lines of the file after its header (the last may be cut short, and is then ended
+        before the next)."""
         self._size = 0
         self._written = 0
         """Lines of the file written to the database (or skipped): the file's first lines."""
@@ -205,6 +246,12 @@ class AuditBacklog:
         altered or not written by a holder of the audit key."""
         self.refused_count = 0
         """How many lines :meth:`load` refused in all."""
+        self.refused_kept = True
+        """Whether the lines :meth:`load` refused are kept in ``audit-backlog.refused`` (False:
+        the disk refused that too, and they are lost with the backlog once it is written)."""
+        self._replayed: list[int] = []
+        self._replayed_count = 0
+        self._replayed_file = ""
 
     def __bool__(self) -> bool:
         return bool(self._held)
@@ -263,16 +310,17 @@ class AuditBacklog:
         written = 0
         with contextlib.suppress(FileNotFoundError, ValueError, OSError):
             written = int(read_file(self._written_path, 64).decode().strip() or 0)
-        count = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+        self._file, body, self._legacy = _file_of(data)
+        count = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
         self._lines = count
         self._size = len(data)
         self._written = max(0, min(written, count))
         loaded = 0
         refused = bytearray()
-        for number, line in _lines_of(data, self._written):
+        for number, line in _lines_of(body, self._written):
             mac, _, record = line.partition(b" ")
             try:
-                if not hmac.compare_digest(mac, line_mac(self._key, number, record).encode()):
+                if not self._genuine(mac, number, record):
                     raise ValueError("wrong MAC")
                 held = _record(record)
             except (ValueError, TypeError) as exc:
@@ -282,7 +330,9 @@ class AuditBacklog:
                     log.error("the audit backlog %s: line %d refused (%s)", self._path, number, exc)
                 refused += line + b"\n"
                 continue
-            self._held.append(_Entry(held, line=number))
+            entry = _Entry(held, line=number, file=self._file)
+            entry.settled.set()
+            self._held.append(entry)
             loaded += 1
         if self.refused_count > len(self.refused):
             log.error(
@@ -295,6 +345,7 @@ class AuditBacklog:
             try:
                 _append(self._path.with_name(REFUSED_FILE), bytes(refused))
             except OSError as exc:
+                self.refused_kept = False
                 log.error("the refused lines of the audit backlog cannot be kept: %s", exc)
         if loaded:
             log.warning("audit records held by an earlier process, to be written: %d", loaded)
@@ -309,6 +360,14 @@ class AuditBacklog:
             self._remove_files()
         return loaded
 
+    def _genuine(self, mac: bytes, number: int, record: bytes) -> bool:
+        """Whether ``mac`` is line ``number``'s MAC of ``record`` in this file."""
+        if hmac.compare_digest(mac, line_mac(self._key, self._file, number, record).encode()):
+            return True
+        # A file of a Tandem before file ids: its own lines, and those this one appended.
+        legacy = legacy_line_mac(self._key, number, record).encode()
+        return self._legacy and hmac.compare_digest(mac, legacy)
+
     async def hold(self, at: float, action: str, fields: dict[str, Any]) -> None:
         """Keep a record the database refused (or that waits behind one): in memory at once,
         and on the disk (flushed, off the event loop) before this returns; logged if the disk
@@ -316,15 +375,26 @@ class AuditBacklog:
         entry = _Entry((at, action, fields))
         self._held.append(entry)
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
+        try:
+            await self._keep(entry)
+        finally:
+            entry.settled.set()
+
+    async def _keep(self, entry: _Entry) -> None:
+        """Append ``entry``'s line to the file (a new file begins with its header)."""
         if self._path is None or not self._claim():
             return
+        at, action, fields = entry.held
         record = json.dumps([at, action, fields], default=str, separators=(",", ":")).encode()
         async with self._writing:
             path = self._path
             if path is None:
                 return
             number = self._lines + 1
-            line = line_mac(self._key, number, record).encode() + b" " + record + b"\n"
+            file_id = self._file if self._size else secrets.token_hex(16)
+            header = b"" if self._size else HEADER + file_id.encode() + b"\n"
+            mac = line_mac(self._key, file_id, number, record).encode()
+            line = header + mac + b" " + record + b"\n"
             if self._size + len(line) > self._max_bytes:
                 log.error(
                     "the audit backlog %s would grow past audit_backlog_max_bytes (%d): an audit "
@@ -343,15 +413,49 @@ class AuditBacklog:
                     exc.strerror,
                 )
                 return
+            self._file = file_id
             self._lines = number
             self._size += len(line)
-        entry.line = number
+        entry.line, entry.file = number, file_id
         if entry.done:  # written to the database while its line was on its way to the disk
             self._settle(entry)
 
     def first(self) -> Held:
         """The oldest record held (IndexError if none)."""
         return self._held[0].held
+
+    async def first_line(self) -> tuple[str, int] | None:
+        """The file id and line number of the oldest record held, once its line is on the disk
+        (None: in memory only), for the database to note with its record."""
+        entry = self._held[0]
+        await entry.settled.wait()
+        return (entry.file, entry.line) if entry.line is not None else None
+
+    def written_already(self) -> None:
+        """The oldest record's line is on the trail already (the database noted it: its file
+        put back or copied): drop it, and report it (:meth:`take_replayed`)."""
+        entry = self._held[0]
+        if entry.line is not None:
+            self._replayed_count += 1
+            self._replayed_file = self._replayed_file or entry.file
+            if len(self._replayed) < REFUSED_NAMED:
+                self._replayed.append(entry.line)
+                log.error(
+                    "the audit backlog %s: line %d is on the audit trail already (the file was "
+                    "put back or copied, or a server killed while writing it): not written again",
+                    entry.file,
+                    entry.line,
+                )
+        self.written()
+
+    def take_replayed(self) -> tuple[str, list[int], int] | None:
+        """The lines :meth:`written_already` dropped since the last call (the first file's id,
+        the first ``REFUSED_NAMED`` lines, how many in all), or None."""
+        if not self._replayed_count:
+            return None
+        taken = (self._replayed_file, self._replayed, self._replayed_count)
+        self._replayed, self._replayed_count, self._replayed_file = [], 0, ""
+        return taken
 
     def written(self) -> None:
         """The oldest record was written to the database (or refused for good): drop it."""
@@ -387,6 +491,7 @@ class AuditBacklog:
 
     def _remove_files(self) -> None:
         self._written = self._lines = self._size = 0
+        self._file, self._legacy = "", False
         for path in (self._path, self._written_path):
             if path is not None:
                 with contextlib.suppress(FileNotFoundError):

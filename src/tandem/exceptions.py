@@ -10,7 +10,8 @@ Hierarchy::
     ├── ForbiddenError       signed in, but the role or team does not allow it
     ├── NotFoundError        no such thing in the caller's organisation (other orgs look the same)
     ├── ConflictError        the change contradicts what is stored (name taken, last admin)
-    │   └── UserExistsError  a user name that is taken
+    │   ├── UserExistsError  a user name that is taken
+    │   └── BacklogLineWritten  an audit backlog line whose record the trail holds already
     ├── ProtocolError        a peer broke the wire protocol; carries the WebSocket close code
     ├── BusyError            too much of one costly kind of work at once (password hashes)
     ├── AuditTrailDamaged    the audit tables are gone or hold what no server writes
@@ -80,6 +81,12 @@ class ProtocolError(TandemError):
 
 class UserExistsError(ConflictError):
     """A user with that name already exists."""
+
+
+class BacklogLineWritten(ConflictError):
+    """A line of an audit backlog file (tandem.audit_backlog) whose record the trail holds
+    already: its file was put back, or copied from another server's data directory, or the
+    server that wrote it was killed before it could count it. It is not written again."""
 
 
 class BusyError(TandemError):

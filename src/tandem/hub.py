@@ -38,6 +38,7 @@ from tandem.config import Settings
 from tandem.event_counts import ANONYMOUS_ACTIONS, EventCounts
 from tandem.exceptions import (
     AuthenticationError,
+    BacklogLineWritten,
     ConfigError,
     ConflictError,
     ForbiddenError,
@@ -808,6 +809,7 @@ class SessionHub:
                 org=DEFAULT_ORG,
                 lines=self._unrecorded.refused,
                 count=self._unrecorded.refused_count,
+                kept=self._unrecorded.refused_kept,
             )
         # Says that this server records every deletion of a session's or recording's rows
         # (tandem.reconcile: an older one purged sessions without a record).
@@ -2256,13 +2258,31 @@ class SessionHub:
         async with self._writing_unrecorded:
             while self._unrecorded:
                 at, action, fields = self._unrecorded.first()
+                # Its line is noted with it, so that the file put back later (or copied to
+                # another server's data directory) cannot write it again: known once on the disk.
+                line = await self._unrecorded.first_line()
                 try:
-                    await self.audit.record(at, action, **fields)
+                    await self.audit.record(at, action, backlog_line=line, **fields)
                 except StorageError as exc:  # returned; tried again next time, in order
                     return exc
+                except BacklogLineWritten:  # on the trail already: reported below
+                    self._unrecorded.written_already()
+                    continue
                 except Exception as exc:  # the database's answer: it never takes this one
                     log.error("audit record refused: %s %s", action, type(exc).__name__)
                 self._unrecorded.written()
+        replayed = self._unrecorded.take_replayed()
+        if replayed is not None:
+            file_id, lines, count = replayed
+            with contextlib.suppress(Exception):  # kept by record_done, written next time
+                await self.record_done(
+                    "audit_backlog_replayed",
+                    actor="server",
+                    org=DEFAULT_ORG,
+                    file=file_id,
+                    lines=lines,
+                    count=count,
+                )
         return None
 
     async def tick(self) -> None:

@@ -7,9 +7,18 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tandem import crypto
 from tandem.audit import AuditLog, backlog_mac_key, load_or_create_key, verify
-from tandem.audit_backlog import BACKLOG_FILE, AuditBacklog, line_mac
+from tandem.audit_backlog import (
+    BACKLOG_FILE,
+    HEADER,
+    REFUSED_FILE,
+    WRITTEN_FILE,
+    AuditBacklog,
+    line_mac,
+)
 from tandem.config import Settings
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
@@ -23,6 +32,11 @@ LIMIT = 1 << 20
 def append(directory: Path, line: bytes) -> None:
     with (directory / BACKLOG_FILE).open("ab") as file:
         file.write(line)
+
+
+def file_id(directory: Path) -> str:
+    first = (directory / BACKLOG_FILE).read_bytes().splitlines()[0]
+    return first.removeprefix(HEADER).decode()
 
 
 def hub_on(directory: Path, storage: Storage) -> SessionHub:
@@ -54,7 +68,7 @@ async def test_a_forged_line_is_not_sealed_into_the_trail_at_start_and_the_trail
     await left.hold(5.0, "user_disabled", {"actor": "ada", "org": "default", "subject": "bob"})
     left.close()
     forged = b'[6.0,"user_enabled",{"actor":"ada","org":"default","subject":"mallory"}]'
-    append(tmp_path, line_mac(KEY, 2, forged).encode() + b" " + forged + b"\n")
+    append(tmp_path, line_mac(KEY, file_id(tmp_path), 2, forged).encode() + b" " + forged + b"\n")
     hub = hub_on(tmp_path, storage)
     async with hub:
         pass
@@ -63,6 +77,7 @@ async def test_a_forged_line_is_not_sealed_into_the_trail_at_start_and_the_trail
     assert not [r for r in records if r.action == "user_enabled"]
     [refused] = [r for r in records if r.action == "audit_backlog_refused"]
     assert refused.details["lines"] == [2] and refused.actor == "server"
+    assert refused.details["kept"] is True  # in audit-backlog.refused, for the operator
     assert verify(records, await storage.anchors(), key).ok
     assert not (tmp_path / BACKLOG_FILE).exists()
 
@@ -98,3 +113,116 @@ async def test_two_retries_at_once_write_each_held_record_once(
         ("user_enabled", 6.0),
     ]
     assert not hub._unrecorded
+
+
+async def held_by_a_killed_server(directory: Path, *records: tuple[float, str]) -> bytes:
+    """What a server killed before the database answered leaves in ``directory`` (records held
+    on the disk, of account ``bob``); the file's bytes."""
+    settings = Settings.load(environ={}, data_dir=directory)
+    key = load_or_create_key(settings.audit_key_path)
+    left = AuditBacklog(directory, backlog_mac_key(key), LIMIT)
+    for at, action in records:
+        await left.hold(at, action, {"actor": "ada", "org": "default", "subject": "bob"})
+    left.close()
+    return (directory / BACKLOG_FILE).read_bytes()
+
+
+def written(records: list[Any], action: str) -> list[float]:
+    return [r.at for r in records if r.action == action]
+
+
+async def test_a_taken_up_backlog_put_back_is_not_written_again_and_the_trail_says_so(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """Someone who can write the data directory keeps a copy of a backlog and puts it back once
+    the next start took it up (and removed it): each line's MAC bound it to its number only, so
+    every record in it was written to the trail again at the following start."""
+    copy = await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"), (6.0, "user_enabled"))
+    copied_id = file_id(tmp_path)
+    async with hub_on(tmp_path, storage):
+        pass
+    assert not (tmp_path / BACKLOG_FILE).exists()
+    (tmp_path / BACKLOG_FILE).write_bytes(copy)  # put back
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [5.0]
+    assert written(records, "user_enabled") == [6.0]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1, 2] and replayed.details["count"] == 2
+    assert replayed.details["file"] == copied_id and replayed.actor == "server"
+    key = load_or_create_key(Settings.load(environ={}, data_dir=tmp_path).audit_key_path)
+    assert verify(records, await storage.anchors(), key).ok
+    assert not (tmp_path / BACKLOG_FILE).exists()
+
+
+async def test_a_backlog_copied_from_another_servers_data_directory_is_written_once(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """Two servers on one database share the audit key (a copy of its file): a backlog copied
+    from one's data directory into the other's was taken up by both, each record twice."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    copy = await held_by_a_killed_server(first, (5.0, "user_disabled"))
+    second.mkdir(mode=0o700)
+    (second / "audit.key").write_bytes((first / "audit.key").read_bytes())
+    (second / "audit.key").chmod(0o600)
+    (second / BACKLOG_FILE).write_bytes(copy)  # copied before the first server starts again
+    async with hub_on(second, storage):
+        pass
+    async with hub_on(first, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [5.0]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1]
+    assert not (first / BACKLOG_FILE).exists() and not (second / BACKLOG_FILE).exists()
+
+
+@pytest.mark.parametrize("count", ["removed", "emptied by a power cut"])
+async def test_a_lost_count_of_the_lines_written_never_writes_a_record_twice(
+    tmp_path: Path, storage: Storage, count: str
+) -> None:
+    """A server killed while writing its predecessor's backlog: the first record went to the
+    trail and was counted beside the file (``audit-backlog.written``). The count is replaced, not
+    flushed: a power cut may leave it empty, and someone who can write the data directory may
+    remove it (the evidence of what was written): the next start wrote the first record again."""
+    settings = Settings.load(environ={}, data_dir=tmp_path)
+    key = load_or_create_key(settings.audit_key_path)
+    await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"), (6.0, "user_enabled"))
+    taking = AuditBacklog(tmp_path, backlog_mac_key(key), LIMIT)
+    assert taking.load() == 2
+    at, action, fields = taking.first()
+    line = await taking.first_line()
+    await AuditLog(storage, key).record(at, action, backlog_line=line, **fields)
+    taking.written()
+    taking.close()  # killed before the second
+    assert (tmp_path / WRITTEN_FILE).read_text() == "1"
+    if count == "removed":
+        (tmp_path / WRITTEN_FILE).unlink()
+    else:
+        (tmp_path / WRITTEN_FILE).write_bytes(b"")
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [5.0]
+    assert written(records, "user_enabled") == [6.0]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1]
+    assert verify(records, await storage.anchors(), key).ok
+
+
+async def test_refused_lines_the_disk_cannot_keep_are_said_so_in_the_trail(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """Lines refused at start are kept aside in ``audit-backlog.refused``; a disk that refused
+    that too left them named in the log alone, and the trail's record read as if they were kept
+    for the operator: they go with the backlog once it is written."""
+    await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"))
+    append(tmp_path, b"a line someone added\n")
+    (tmp_path / REFUSED_FILE).mkdir()  # cannot be written: the disk refuses it
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    [refused] = [r for r in records if r.action == "audit_backlog_refused"]
+    assert refused.details["lines"] == [2] and refused.details["kept"] is False
+    assert written(records, "user_disabled") == [5.0]

@@ -30,6 +30,7 @@ from tandem.audit import (
     record_mac_key,
     verify,
 )
+from tandem.exceptions import BacklogLineWritten
 from tandem.storage import migrations
 from tandem.storage.base import Storage
 from tandem.storage.migrations import legacy
@@ -990,3 +991,78 @@ async def test_tandem_audit_verify_checks_an_sqlite_data_directory_of_revision_0
         assert positions((await state(storage))[0]) == counted("adda")
     finally:
         await storage.close()
+
+
+async def fill_at_0013(engine: AsyncEngine, rows: list[tuple[object, ...]]) -> None:
+    """Migrate to revision 0013 (before backlog lines were noted) and store ``rows``."""
+    async with engine.begin() as db:
+        await db.run_sync(migrations.upgrade, "0013")
+        await db.execute(
+            sa.text(
+                "INSERT INTO audit (seq, at, action, actor, org, subject, details, prev_hash,"
+                " hash, mac, org_seq) VALUES (:seq, :at, :action, :actor, :org, :subject,"
+                " :details, :prev, :hash, :mac, :org_seq)"
+            ),
+            [
+                dict(
+                    zip(
+                        ("seq", "at", "action", "actor", "org", "subject", "details", "prev"),
+                        row,
+                        strict=False,
+                    ),
+                    hash=row[8],
+                    mac=row[9],
+                    org_seq=row[10],
+                )
+                for row in rows
+            ],
+        )
+    await engine.dispose()
+
+
+async def test_a_database_of_revision_0013_notes_the_backlog_lines_it_writes_after_upgrade(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Revision 0014 adds the table of audit backlog lines written (tandem.audit_backlog): a
+    trail of 0013 stays intact, and a line is written once."""
+    scratch = tmp_path / "scratch.db"
+    migrated_sqlite(scratch)
+    storage = await SQLStorage.open_sqlite(scratch)
+    try:
+        await appended(storage, "ad", at=1000.0)
+        written_then, anchors_then = await state(storage)
+    finally:
+        await storage.close()
+    rows = [
+        (r.seq, r.at, r.action, r.actor, r.org, r.subject, json.dumps(r.details))
+        for r in written_then
+    ]
+    rows = [
+        (*row, r.prev_hash, r.hash, r.mac, r.org_seq)
+        for row, r in zip(rows, written_then, strict=True)
+    ]
+
+    async def fill(engine: AsyncEngine) -> None:
+        await fill_at_0013(engine, rows)
+        async with engine.begin() as db:
+            await db.execute(
+                sa.text(
+                    "INSERT INTO audit_anchors (seq, hash, mac, version, every, prev_seq,"
+                    " prev_mac, macs_from) VALUES (:seq, :hash, :mac, :version, :every,"
+                    " :prev_seq, :prev_mac, :macs_from)"
+                ),
+                [dataclasses.asdict(anchor) for anchor in anchors_then],
+            )
+        await engine.dispose()
+
+    await backend.fill_old(fill)
+    storage = await backend.open()  # migrates
+    log = AuditLog(storage, KEY)
+    await log.record(1001.0, "user_disabled", org="default", backlog_line=("f" * 32, 1))
+    with pytest.raises(BacklogLineWritten):
+        await log.record(1001.0, "user_disabled", org="default", backlog_line=("f" * 32, 1))
+    await log.record(1002.0, "user_enabled", org="default", backlog_line=("f" * 32, 2))
+    records, anchors = await state(storage)
+    assert [r.hash for r in records[:2]] == [r.hash for r in written_then]
+    assert [r.action for r in records[2:]] == ["user_disabled", "user_enabled"]
+    assert problem_of((records, anchors)) == (None, "intact")

@@ -153,6 +153,19 @@ audit_anchors = sa.Table(
     sa.Column("macs_from", Int64, nullable=False, server_default="0"),
 )
 
+audit_backlog_lines = sa.Table(
+    "audit_backlog_lines",
+    metadata,
+    sa.Column("file_id", Text, nullable=False),
+    sa.Column("line", Int64, nullable=False, autoincrement=False),
+    sa.Column("seq", Int64, nullable=False),
+    sa.PrimaryKeyConstraint("file_id", "line"),
+)
+"""The lines of audit backlog files (tandem.audit_backlog) whose records were written to the
+trail, each noted in the transaction that wrote its record (``seq``): a line noted already (its
+file put back, or copied from another server's data directory) is refused, never written twice
+(revision 0014)."""
+
 orgs = sa.Table(
     "orgs",
     metadata,

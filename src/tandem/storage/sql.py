@@ -48,6 +48,7 @@ from tandem.audit import (
     record_hash,
 )
 from tandem.exceptions import (
+    BacklogLineWritten,
     ConfigError,
     ConflictError,
     NotFoundError,
@@ -78,6 +79,7 @@ from tandem.storage.schema import (
     SITE_VERIFIED,
     audit,
     audit_anchors,
+    audit_backlog_lines,
     audit_counts,
     backoff,
     installation_notes,
@@ -2021,9 +2023,12 @@ class SQLStorage:
         details: dict[str, object],
         anchor: AnchorRule | None = None,
         seal: RecordSeal | None = None,
+        backlog_line: tuple[str, int] | None = None,
     ) -> AuditRecord:
         """Extend the chain by one record, with the MAC ``seal`` makes for it (if any), and the
-        anchor ``anchor`` seals for it (if any).
+        anchor ``anchor`` seals for it (if any). ``backlog_line`` (file id, line number): the
+        record comes from that line of an audit backlog file, noted in the same transaction;
+        :class:`BacklogLineWritten` (nothing written) if it was noted already.
 
         No lock: every server reads the head of the chain and writes the next record under the
         next number; the number is the primary key, so of two servers writing the same one, the
@@ -2034,9 +2039,30 @@ class SQLStorage:
         org = grant.org_id
 
         def work(db: _Db) -> AuditRecord:
-            return self._append_in(
-                db, org, at, action, actor, subject, details, anchor, seal, alone=True
-            )
+            if backlog_line is None:
+                return self._append_in(
+                    db, org, at, action, actor, subject, details, anchor, seal, alone=True
+                )
+            file_id, line = backlog_line
+            with db.atomic():
+                noted = db.execute(
+                    sa.select(audit_backlog_lines.c.seq).where(
+                        audit_backlog_lines.c.file_id == file_id,
+                        audit_backlog_lines.c.line == line,
+                    )
+                ).first()
+                if noted is not None:
+                    raise BacklogLineWritten(
+                        f"line {line} of the audit backlog {file_id} is on the trail already"
+                        f" (record {noted[0]})"
+                    )
+                record = self._append_in(
+                    db, org, at, action, actor, subject, details, anchor, seal, alone=False
+                )
+                db.execute(
+                    audit_backlog_lines.insert().values(file_id=file_id, line=line, seq=record.seq)
+                )
+            return record
 
         for _ in range(_AUDIT_ATTEMPTS):
             try:
