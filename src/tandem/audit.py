@@ -69,6 +69,11 @@ DELETIONS_RECORDED = "deletions_recorded"
 """The detail of a ``server_started`` record saying the server records every deletion of a
 session's or recording's rows (tandem.reconcile)."""
 
+BACKLOG_LINE = "backlog_line"
+"""The detail of a record written from an audit backlog file (tandem.audit_backlog): the file's
+id and the line's number (``<id>:<number>``). Under the hash and the record MAC, so that a line
+written twice (the database's note of it removed, then its file put back) fails :func:`verify`."""
+
 ANCHORED_ACTIONS = frozenset({"server_stopped"})
 """Actions whose record is always anchored: the graceful end of a server's run."""
 
@@ -636,6 +641,24 @@ def _record_mac_problem(
     return None
 
 
+def _replayed_line_problem(records: Sequence[AuditRecord]) -> tuple[int, str] | None:
+    """The first record written from an audit backlog line that an earlier record was written
+    from already (:data:`BACKLOG_LINE`): the file put back after the database's note of its
+    lines was removed."""
+    first: dict[object, int] = {}
+    for record in records:
+        line = record.details.get(BACKLOG_LINE)
+        if not isinstance(line, str):  # none; or forged, which the record MACs report
+            continue
+        if line in first:
+            return record.seq, (
+                f"record {record.seq} was written from the same audit backlog line as record"
+                f" {first[line]}: a backlog file was put back and written twice"
+            )
+        first[line] = record.seq
+    return None
+
+
 def verify(
     records: Sequence[AuditRecord],
     anchors: Sequence[Anchor],
@@ -645,8 +668,9 @@ def verify(
     checkpoints: Sequence[Checkpoint] = (),
 ) -> Verdict:
     """Check the chain, the record MACs (every record from where the anchors say they start),
-    the anchors (genuine, chained, none missing), the checkpoints, and each record's position in
-    its organisation's trail (``org_seq``).
+    the anchors (genuine, chained, none missing), the checkpoints, each record's position in
+    its organisation's trail (``org_seq``), and that no audit backlog line was written twice
+    (:data:`BACKLOG_LINE`).
 
     ``anchors`` are in order of sequence number; ``legacy_every`` is the interval at which
     anchors written before they were chained are required (the ``audit_anchor_every`` of the
@@ -678,6 +702,9 @@ def verify(
     unsealed = _record_mac_problem(records, key, macs_from)
     if unsealed is not None:
         problems.append(unsealed)
+    replayed = _replayed_line_problem(records) if chain is None else None
+    if replayed is not None:
+        problems.append(replayed)
     # Last: a record forged or altered is that first, whatever position it was given.
     misplaced = _position_problem(records) if chain is None else None
     if misplaced is not None:
@@ -729,13 +756,16 @@ class AuditLog:
         was), so it is written under a server grant for ``org``. ``backlog_line``: the line of
         an audit backlog file (file id, number) the record was kept in; raises
         :class:`~tandem.exceptions.BacklogLineWritten` if its record is on the trail already."""
+        fields = dict(details)
+        if backlog_line is not None:
+            fields[BACKLOG_LINE] = f"{backlog_line[0]}:{backlog_line[1]}"
         return await self.store.append_audit(
             Grant.server(org, "audit trail"),
             at,
             action,
             actor,
             subject,
-            dict(details),
+            fields,
             anchor=self._anchor,
             seal=self._seal,
             backlog_line=backlog_line,

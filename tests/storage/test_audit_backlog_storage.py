@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from tandem import crypto
-from tandem.audit import AuditLog, backlog_mac_key, load_or_create_key, verify
+from tandem.audit import BACKLOG_LINE, AuditLog, backlog_mac_key, load_or_create_key, verify
 from tandem.audit_backlog import (
     BACKLOG_FILE,
     HEADER,
@@ -24,6 +25,7 @@ from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
 from tandem.storage.base import Storage
+from tandem.storage.sql import SQLStorage
 
 KEY = b"k" * 32
 LIMIT = 1 << 20
@@ -226,3 +228,27 @@ async def test_refused_lines_the_disk_cannot_keep_are_said_so_in_the_trail(
     [refused] = [r for r in records if r.action == "audit_backlog_refused"]
     assert refused.details["lines"] == [2] and refused.details["kept"] is False
     assert written(records, "user_disabled") == [5.0]
+
+
+async def test_a_backlog_put_back_after_the_notes_of_its_lines_were_deleted_fails_verify(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """Someone who can write the database too deletes its notes of the lines written, then puts
+    the file back: its records are written again, but each says which line it came from, under
+    its hash and MAC, so ``tandem audit verify`` names the second."""
+    assert isinstance(storage, SQLStorage)
+    copy = await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"))
+    async with hub_on(tmp_path, storage):
+        pass
+    async with storage._engine.begin() as db:
+        await db.execute(sa.text("DELETE FROM audit_backlog_lines"))
+    (tmp_path / BACKLOG_FILE).write_bytes(copy)
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    first, again = [r for r in records if r.action == "user_disabled"]
+    assert first.details[BACKLOG_LINE] == again.details[BACKLOG_LINE]
+    key = load_or_create_key(Settings.load(environ={}, data_dir=tmp_path).audit_key_path)
+    verdict = verify(records, await storage.anchors(), key)
+    assert not verdict.ok and verdict.first_bad_seq == again.seq
+    assert "same audit backlog line" in (verdict.problem or "")
