@@ -7,6 +7,7 @@ import json
 import re
 import sqlite3
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -690,6 +691,38 @@ async def test_an_exported_record_is_one_line_whatever_an_anonymous_client_named
     assert [json.loads(line)["action"] for line in lines] == ["sign_in_failed", "sign_in"]
     assert json.loads(lines[0])["actor"] == forged
     assert all(line.isascii() and line.isprintable() for line in lines)
+
+
+async def test_export_after_a_record_gets_the_records_written_late(tmp_path: Path) -> None:
+    """A SIEM that exports with ``--since`` its last read's time missed a record the database
+    took late (an administrator's change while it was away, written at the next start with the
+    time of the change); ``--after`` the last ``seq`` it read gets it."""
+    storage = await SQLStorage.open_sqlite(migrated_sqlite(tmp_path / "tandem.sqlite3"))
+    log = AuditLog(storage, KEY, anchor_every=5)
+    await log.record(1000.0, "sign_in", actor="ada", org="default")
+    await log.record(2000.0, "sign_in", actor="bob", org="default")
+    read = tandem_in_process("audit", "export", "--data-dir", str(tmp_path))
+    last = json.loads(read.stdout.splitlines()[-1])
+    await log.record(1500.0, "user_disabled", actor="ada", subject="eve", org="default")
+    await storage.close()
+    (tmp_path / "audit.key").write_text(KEY.hex())
+    since = datetime.fromtimestamp(last["at"], UTC).isoformat()
+    by_time = tandem_in_process("audit", "export", "--since", since, "--data-dir", str(tmp_path))
+    assert [json.loads(line)["seq"] for line in by_time.stdout.splitlines()] == [2]
+    after = tandem_in_process(
+        "audit", "export", "--after", str(last["seq"]), "--data-dir", str(tmp_path)
+    )
+    assert after.returncode == 0, after.stderr
+    [late] = [json.loads(line) for line in after.stdout.splitlines()]
+    assert (late["seq"], late["action"], late["at"]) == (3, "user_disabled", 1500.0)
+
+
+def test_export_refuses_a_cursor_that_is_no_record(tmp_path: Path) -> None:
+    for cursor in ("-1", "x", str(2**63)):
+        result = tandem_in_process(
+            "audit", "export", "--after", cursor, "--data-dir", str(tmp_path)
+        )
+        assert result.returncode == 2 and "--after" in result.stderr
 
 
 def test_export_refuses_a_bad_time(tmp_path: Path) -> None:

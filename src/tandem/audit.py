@@ -360,7 +360,10 @@ class AuditStore(Protocol):
         already raises :class:`~tandem.exceptions.BacklogLineWritten`, nothing written."""
         ...
 
-    async def audit_records(self, since: float = 0.0) -> list[AuditRecord]: ...
+    async def audit_records(self, since: float = 0.0, after: int = 0) -> list[AuditRecord]:
+        """Every record at or after time ``since`` and after record ``after`` (its ``seq``),
+        by ``seq``."""
+        ...
 
     async def anchors(self) -> list[Anchor]:
         """Every anchor, by record sequence number."""

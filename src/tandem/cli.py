@@ -1330,6 +1330,17 @@ def audit_export(
     since: Annotated[
         str, typer.Option(help="Only records at or after this time (ISO 8601, e.g. 2026-11-25).")
     ] = "1970-01-01",
+    after: Annotated[
+        int,
+        typer.Option(
+            "--after",
+            min=0,
+            max=2**63 - 1,
+            help="Only records after this one (its seq): a SIEM's cursor. Records the database "
+            "took late (written at the next start) keep the time of the change, and --since "
+            "misses them; seq only grows.",
+        ),
+    ] = 0,
     data_dir: DataDir = None,
 ) -> None:
     """Write the audit records as JSON lines (for a SIEM) to standard output."""
@@ -1341,7 +1352,7 @@ def audit_export(
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         settings = _load(data_dir)
-        records, _, _ = _run(_read_audit(settings, since=moment.timestamp()))
+        records, _, _ = _run(_read_audit(settings, since=moment.timestamp(), after=after))
     except TandemError as exc:
         raise _fail(exc) from None
     for record in records:
@@ -1351,7 +1362,7 @@ def audit_export(
 
 
 async def _read_audit(
-    settings: Settings, since: float, *, rows: bool = False
+    settings: Settings, since: float, *, after: int = 0, rows: bool = False
 ) -> tuple[list[AuditRecord], list[Anchor], Inventory | None]:
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -1360,7 +1371,7 @@ async def _read_audit(
     storage = await open_storage(settings)
     try:
         stored = await storage.inventory() if rows else None
-        return await storage.audit_records(since), await storage.anchors(), stored
+        return await storage.audit_records(since, after), await storage.anchors(), stored
     except (SQLAlchemyError, sqlite3.Error, StorageError, ValueError) as exc:
         # A migrated database whose audit tables are gone or hold garbage: evidence, not a crash.
         raise AuditTrailDamaged(

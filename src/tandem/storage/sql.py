@@ -2192,10 +2192,11 @@ class SQLStorage:
         """Whether any audit record was written (the audit key must then already exist)."""
         return bool(await self._rows(sa.select(audit.c.seq).limit(1)))
 
-    async def audit_records(self, since: float = 0.0) -> list[AuditRecord]:
-        rows = await self._rows(
-            sa.select(*_AUDIT_COLUMNS).where(audit.c.at >= since).order_by(audit.c.seq)
-        )
+    async def audit_records(self, since: float = 0.0, after: int = 0) -> list[AuditRecord]:
+        query = sa.select(*_AUDIT_COLUMNS).where(audit.c.at >= since)
+        if after:
+            query = query.where(audit.c.seq > after)
+        rows = await self._rows(query.order_by(audit.c.seq))
         return [_audit_record(row) for row in rows]
 
     async def audit_page(self, grant: Grant, after_seq: int, limit: int) -> list[AuditRecord]:
