@@ -676,3 +676,31 @@ async def signed_in_once(hub: SessionHub, who: Principal) -> str:
     if await hub.storage.get_user(who.username) is None:
         return await signed_in(hub, who)
     return auth.login_digest(who.username)
+
+
+@pytest.mark.parametrize("role", ["agent", "supervisor"])
+async def test_a_rejoin_of_a_session_that_is_gone_is_audited_within_the_accounts_budget(
+    hub: SessionHub, role: str
+) -> None:
+    """A console's ``rejoin`` of a session that is over, never was, or is not its own (another
+    account, another sign-in, a wrong resume token) was answered 4404 and recorded nowhere, so a
+    stolen resume token tried again and again, or a supervisor probing session ids, left no
+    evidence; each is a ``message_refused`` now, within the account's refusal budget."""
+    hub.refusals = RefusalBudget(burst=2, window=60.0)
+    asker = principal(role)
+    for attempt in range(5):
+        async with hub.agent_seat(asker, "192.0.2.1", await signed_in_once(hub, asker)) as seat:
+            rejoin = Rejoin(v=1, session_id=f"gone{attempt}", resume_token="A" * 43)
+            with pytest.raises(ProtocolError) as refused:
+                await seat.text(rejoin)
+            assert (refused.value.close_code, str(refused.value)) == (
+                CLOSE_NOT_FOUND,
+                "session not found",
+            )
+    records = await audit_of(hub, "message_refused")
+    assert [(r.actor, r.details["message"], r.details["reason"]) for r in records] == [
+        ("ann", "rejoin", "session not found")
+    ] * 2
+    await hub._summarise_refusals(hub.clock() + 60)
+    [summary] = await audit_of(hub, "access_refused_summary")
+    assert summary.details["refused"] == 3

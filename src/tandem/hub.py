@@ -2678,6 +2678,13 @@ async def _rejoin(seat: AgentSeat, message: Rejoin) -> Outcome:
         await hub.agent_rejoins(seat, message)
     except HeldElsewhere as moved:  # taken up by another process after a restart
         return Elsewhere(moved.node)
+    except ProtocolError as exc:
+        if exc.close_code == codec.CLOSE_NOT_FOUND:
+            # Over, never there, or not this sign-in's (a resume token stolen, a supervisor
+            # probing ids): evidence, as a watch of a session that is gone is.
+            gone = NotFoundError(str(exc))
+            await hub._refused(seat.principal, "session.join", message, None, gone)
+        raise
     except TrainingRequiredError as exc:  # the session waits: acknowledged, the console rejoins
         await hub.refused("join_refused_untrained", seat.principal, needs=exc.need)
         return Refused(ErrorNotice(code="training_required", message=f"Not allowed: {exc}."))
