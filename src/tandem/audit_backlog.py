@@ -9,8 +9,8 @@ with no record of it. Each is now also appended to a file of the data directory
 loop would hold every session's frames) before the caller hears that the record was refused;
 the next process on that data directory loads what is left and appends it, with the time of
 the change, before its own ``server_started``. How many of its lines were written is kept beside
-it (``audit-backlog.written``), so a process killed while writing them writes each again at most
-once; the files go once the backlog is empty.
+it (``audit-backlog.written``), so a process killed while writing them takes up only the lines
+after it (the database refuses the others: below); the files go once the backlog is empty.
 
 Each file starts with a line naming it by a random id (:data:`HEADER`), and each line after it
 carries a MAC made with a subkey of the audit key (:func:`tandem.audit.backlog_mac_key`) over that
