@@ -441,3 +441,34 @@ async def test_a_backlog_left_by_a_tandem_before_file_ids_is_taken_up(tmp_path: 
     assert await after.first_line() == (name, 1)
     after.written()
     assert await after.first_line() == (name, 2)
+
+
+async def test_a_line_whose_holder_was_cancelled_is_still_known_once_on_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller holding a record (a socket's close) is cancelled while its line is on its way
+    to the disk: the worker thread wrote it all the same, but nobody knew its number, so the
+    database could not note it with its record, nor the count count it: the next start wrote it
+    again."""
+    on_its_way, arrive = threading.Event(), threading.Event()
+    append = audit_backlog._append
+
+    def slow_append(path: Path, line: bytes) -> None:
+        on_its_way.set()
+        arrive.wait()
+        append(path, line)
+
+    monkeypatch.setattr(audit_backlog, "_append", slow_append)
+    held = backlog(tmp_path)
+    holding = asyncio.create_task(held.hold(1.0, "user_disabled", {"org": "default"}))
+    await asyncio.to_thread(on_its_way.wait)
+    holding.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await holding
+    arrive.set()
+    line = await held.first_line()
+    assert line is not None, "its line is on the disk, its number unknown"
+    assert line == (file_id(tmp_path), 1)
+    held.written()
+    held.close()
+    assert backlog(tmp_path).load() == 0

@@ -224,6 +224,8 @@ class AuditBacklog:
         self._held: deque[_Entry] = deque()
         self._writing = asyncio.Lock()
         """One write to the file at a time, in the order the records were held."""
+        self._keeping: set[asyncio.Task[None]] = set()
+        """Lines on their way to the disk (:meth:`hold`)."""
         self._directory = directory
         self._path = directory / BACKLOG_FILE if directory is not None else None
         self._written_path = directory / WRITTEN_FILE if directory is not None else None
@@ -375,12 +377,20 @@ class AuditBacklog:
         entry = _Entry((at, action, fields))
         self._held.append(entry)
         metrics.AUDIT_RECORDS_HELD.set(len(self._held))
+        # Its own task: a caller cancelled meanwhile (a socket's close) does not stop the line
+        # on its way to the disk, which the next start takes up, from being known and counted.
+        keeping = asyncio.create_task(self._keep(entry))
+        self._keeping.add(keeping)
+        keeping.add_done_callback(self._keeping.discard)
+        await asyncio.shield(keeping)
+
+    async def _keep(self, entry: _Entry) -> None:
         try:
-            await self._keep(entry)
+            await self._append_line(entry)
         finally:
             entry.settled.set()
 
-    async def _keep(self, entry: _Entry) -> None:
+    async def _append_line(self, entry: _Entry) -> None:
         """Append ``entry``'s line to the file (a new file begins with its header)."""
         if self._path is None or not self._claim():
             return
