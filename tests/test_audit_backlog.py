@@ -472,3 +472,22 @@ async def test_a_line_whose_holder_was_cancelled_is_still_known_once_on_the_disk
     held.written()
     held.close()
     assert backlog(tmp_path).load() == 0
+
+
+@pytest.mark.parametrize("header_change", ["another id", "no header"])
+async def test_a_file_given_another_id_or_none_is_refused(
+    tmp_path: Path, header_change: str
+) -> None:
+    """Held: the file's id is under every line's MAC, so giving a taken-up file a new id (for
+    the database's notes not to match) or stripping it (to pass as a file of an older Tandem)
+    leaves no line that passes."""
+    held = backlog(tmp_path)
+    await held.hold(1.0, "user_disabled", {"org": "default"})
+    await held.hold(2.0, "user_enabled", {"org": "default"})
+    held.close()
+    body = b"".join(line + b"\n" for line in lines(tmp_path))
+    renamed = HEADER + b"0" * 32 + b"\n" if header_change == "another id" else b""
+    (tmp_path / BACKLOG_FILE).write_bytes(renamed + body)
+    after = backlog(tmp_path)
+    assert after.load() == 0
+    assert after.refused == [1, 2]
