@@ -113,6 +113,24 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 @media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
 
+/** The host's own inline style, as the browser writes it back (`style.cssText`). */
+const HOST_STYLE = "all: initial !important;";
+
+/** The page's topmost modal element (a dialog opened with showModal(), the fullscreen element),
+ * which makes the rest of the page inert; null when there is none (or one in a shadow root). A
+ * fullscreen element is topmost when it is one, else the last modal dialog in the page. */
+function topModal(): Element | null {
+  const fullscreen = document.fullscreenElement;
+  if (fullscreen && fullscreen.matches(":modal")) return fullscreen;
+  let modals: Element[];
+  try {
+    modals = Array.from(document.querySelectorAll(":modal"));
+  } catch {
+    return null; // a browser without :modal
+  }
+  return modals.at(-1) ?? null;
+}
+
 function element<K extends keyof HTMLElementTagNameMap>(
   tag: K, props: { className?: string; text?: string; attrs?: Record<string, string> } = {},
   children: Node[] = [],
@@ -286,6 +304,11 @@ export class CustomerUI {
   /** What the banner's buttons do now (the latest redraw's). */
   private bannerActions: { stop?: () => void; stopRecording?: () => void; takeBack?: () => void } = {};
   private options: WidgetOptions = loadOptions();
+  /** Stops watching what takes the widget away from the customer (watchReach). */
+  private reachWatch: (() => void) | null = null;
+  /** Where reachable() last found the widget out of reach: the page's topmost modal element
+   * then, and where it left the host. */
+  private gaveUp: { modal: Element | null; parent: Element | null } | null = null;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -323,8 +346,11 @@ export class CustomerUI {
   }
 
   private mount(): HTMLElement {
-    if (this.root && this.host?.isConnected) return this.root;
-    this.host?.remove();
+    if (this.root && this.host) {
+      // Taken out by the page: put back, as it was (what it shows, its focus trap, its buttons).
+      if (!this.host.isConnected) this.reachable();
+      return this.root;
+    }
     // Built whole while detached: rrweb patches attachShadow and watches any root attached to
     // an element that is already in the page.
     const host = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
@@ -348,9 +374,129 @@ export class CustomerUI {
     this.innerRoot = innerRoot;
     this.root = root;
     this.style();
+    // In the top layer (docs/threat-model.md, "The page can cover its widget"): above any
+    // z-index of the page, and raised again above what the page puts there later. A manual
+    // popover: it closes no popover of the page's and is never light-dismissed.
+    if (typeof host.showPopover === "function") host.setAttribute("popover", "manual");
     (document.body ?? document.documentElement).append(host);
     this.host = host;
+    this.raise();
+    this.watchReach();
     return root;
+  }
+
+  /** Show the host on top of the top layer (again: what the page showed since is under it). */
+  private raise(): void {
+    const host = this.host;
+    if (!host?.isConnected || typeof host.showPopover !== "function") return;
+    try {
+      if (host.matches(":popover-open")) host.hidePopover();
+      host.showPopover();
+    } catch {
+      // not rendered (an ancestor not shown) or no longer a popover: reachable() finds out
+    }
+  }
+
+  /** Whether the host is where it must be and as it must be: in the page, under the topmost
+   * modal element if there is one, styled and shown as mount() left it. */
+  private hostInPlace(): boolean {
+    const host = this.host;
+    if (!host?.isConnected || host.hasAttribute("inert") || host.hasAttribute("hidden")) return false;
+    if (host.style.cssText !== HOST_STYLE) return false;
+    if (typeof host.showPopover === "function" && !host.matches(":popover-open")) return false;
+    const modal = topModal();
+    const parent = host.parentElement;
+    return modal !== null ? parent === modal : parent === document.body || parent === document.documentElement;
+  }
+
+  /** Put the host back as mount() made it (the page took it out, changed its style, made it
+   * inert or hid it), in `container`. */
+  private restoreHost(container: Element): void {
+    const host = this.host;
+    if (!host) return;
+    host.removeAttribute("inert");
+    host.removeAttribute("hidden");
+    if (host.style.cssText !== HOST_STYLE) {
+      host.style.cssText = "";
+      host.style.setProperty("all", "initial", "important");
+    }
+    if (typeof host.showPopover === "function" && host.getAttribute("popover") !== "manual") host.setAttribute("popover", "manual");
+    if (host.parentElement !== container) container.append(host);
+    this.raise();
+  }
+
+  /** React at once to what takes the widget away (a modal dialog, an element made inert, the
+   * host taken out, fullscreen, a popover of the page's); reachable() also looks, periodically. */
+  private watchReach(): void {
+    if (this.reachWatch || typeof MutationObserver !== "function") return;
+    const check = () => {
+      const host = this.host;
+      if (!host || this.hostInPlace()) return;
+      // Where reachable() last gave up, with the page as it was then: not again at every change.
+      if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
+      this.reachable();
+    };
+    const observer = new MutationObserver(() => {
+      check();
+      observer.takeRecords(); // our own moves
+    });
+    observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
+    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden", "popover"] });
+    const onToggle = (event: Event) => {
+      if (event.target !== this.host) this.raise();
+      check();
+    };
+    document.addEventListener("fullscreenchange", check, true);
+    document.addEventListener("toggle", onToggle, true);
+    this.reachWatch = () => {
+      observer.disconnect();
+      document.removeEventListener("fullscreenchange", check, true);
+      document.removeEventListener("toggle", onToggle, true);
+    };
+  }
+
+  /**
+   * Whether the customer can reach Tandem's Stop sharing now (Cancel, or what shows, when there
+   * is none), after putting the widget back where the page took it from: out of the page, under
+   * a modal dialog or a fullscreen element (which make the rest of the page inert: the widget
+   * moves into it), under an inert ancestor (it moves up to `<html>`), covered by a later layer
+   * of the top layer (it is raised again). Checked as the customer's pointer finds it: the
+   * browser's own hit test at the button, which passes over inert and hidden elements. False
+   * when the page still keeps it away (a fullscreen `<video>`, a page that fights back): the
+   * session pauses sharing meanwhile (session.ts). True when nothing is shown.
+   */
+  reachable(): boolean {
+    if (!this.host || !this.root) return true;
+    this.gaveUp = null;
+    if (this.hostInPlace() && this.hit()) return true;
+    const modal = topModal();
+    const page = [...(document.body ? [document.body] : []), document.documentElement];
+    for (const container of [...(modal ? [modal] : []), ...page]) {
+      this.restoreHost(container);
+      if (this.hit()) return true;
+    }
+    // Left in the page (not in a fullscreen `<video>`, which shows no children), to be found
+    // there once the page lets it be.
+    this.restoreHost(page[0]);
+    this.gaveUp = { modal, parent: this.host.parentElement };
+    return false;
+  }
+
+  /** Whether the browser's hit test at the widget's Stop sharing (else what shows) finds it. */
+  private hit(): boolean {
+    const root = this.innerRoot;
+    const target = this.bannerShown() ? this.banner?.stop
+      : this.root?.querySelector<HTMLElement>("button.danger") ?? this.root?.querySelector<HTMLElement>(".panel, .dialog, .banner");
+    if (!root || !target?.isConnected) return true; // only layers (the pointer, a notice) show
+    const box = target.getBoundingClientRect();
+    // The part on screen (a long question scrolls): its middle.
+    const left = Math.max(box.left, 0);
+    const right = Math.min(box.right, innerWidth);
+    const top = Math.max(box.top, 0);
+    const bottom = Math.min(box.bottom, innerHeight);
+    if (right <= left || bottom <= top) return false;
+    const found = root.elementFromPoint((left + right) / 2, (top + bottom) / 2);
+    return found !== null && (found === target || target.contains(found));
   }
 
   private show(...nodes: Node[]): void {
@@ -801,6 +947,9 @@ export class CustomerUI {
     this.primary = null;
     clearTimeout(this.toastTimer);
     clearTimeout(this.announceTimer);
+    this.reachWatch?.();
+    this.reachWatch = null;
+    this.gaveUp = null;
     this.host?.remove();
     this.host = null;
     this.root = null;

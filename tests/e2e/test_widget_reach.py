@@ -1,0 +1,153 @@
+"""Promise 3, the customer can stop at any moment, one click: the page's own layers do not keep
+Tandem's Stop sharing from the customer (docs/threat-model.md, "The page can cover its widget").
+
+Each test is the page doing it, as a page script (most pages that do are not hostile: a cookie
+or checkout `<dialog>` opened with showModal(), a video gone fullscreen): a modal dialog (the rest
+of the page, the widget too, made inert), an element of the highest z-index later in the page, a
+fullscreen element, a popover of the page's in the top layer, `inert` on the widget's host or the
+body, the host taken out of the page or hidden. Got through, fixed: each of them covered the
+widget or kept it from being clicked. The widget is now in the top layer (a manual popover,
+raised above what the page shows there later), moves into the page's modal dialog or fullscreen
+element (which alone are not inert then), up to `<html>` from under an inert body, and is put back
+where the page took it out or restyled it. Where it still cannot be reached (a fullscreen
+`<video>`, which shows no children), nothing of the page is sent and the agent is told so, until
+the customer can reach it again.
+
+"Reachable" is Playwright's own test before a click: the button is visible, stable, enabled and
+the browser's hit test at it finds it (not something over it, not an inert page)."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_workspace import wait_until
+
+# What a page does to its widget, as its own script.
+TAKES_THE_WIDGET = {
+    "modal_dialog": """() => {
+        const dialog = document.createElement('dialog');
+        dialog.id = 'page-layer';
+        const ok = Object.assign(document.createElement('button'), {textContent: 'OK'});
+        dialog.append('We use cookies.', ok);
+        document.body.append(dialog);
+        dialog.showModal();
+    }""",
+    "highest_z_index": """() => {
+        const cover = document.createElement('div');
+        cover.id = 'page-layer';
+        cover.style.cssText = 'position:fixed;inset:0;z-index:2147483647;background:#fff';
+        document.body.append(cover);
+    }""",
+    "fullscreen_element": """async () => {
+        const stage = document.createElement('div');
+        stage.id = 'page-layer';
+        stage.textContent = 'Product gallery';
+        document.body.append(stage);
+        await stage.requestFullscreen();
+    }""",
+    "popover": """() => {
+        const layer = document.createElement('div');
+        layer.id = 'page-layer';
+        layer.popover = 'manual';
+        layer.style.cssText = 'inset:0;width:100vw;height:100vh;margin:0;border:0;background:#fff';
+        document.body.append(layer);
+        layer.showPopover();
+    }""",
+    "inert_host": """() => {
+        for (const host of document.querySelectorAll('body > [data-tandem-ui]')) host.inert = true;
+    }""",
+    "inert_body": "() => { document.body.inert = true; }",
+    "host_removed": """() => {
+        for (const host of document.querySelectorAll('[data-tandem-ui]')) host.remove();
+    }""",
+    "host_hidden": """() => {
+        for (const host of document.querySelectorAll('body > [data-tandem-ui]')) {
+            host.style.setProperty('display', 'none', 'important');
+        }
+    }""",
+}
+
+# The page's own layers taken away again (the shared session's next test finds the page as the
+# fixture left it: no dialog of the page's, no fullscreen).
+PUT_BACK = """async () => {
+    if (document.fullscreenElement) await document.exitFullscreen();
+    document.body.inert = false;
+    document.getElementById('page-layer')?.remove();
+}"""
+
+
+def stop_button(page: Page) -> Locator:
+    return page.locator("[data-tandem-ui] button.stop")
+
+
+@pytest.mark.parametrize("attack", list(TAKES_THE_WIDGET))
+def test_stop_sharing_stays_reachable_whatever_the_page_puts_over_it(
+    joined: Joined, attack: str
+) -> None:
+    page = joined.customer.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(TAKES_THE_WIDGET[attack])
+    # Reachable: Playwright's checks before a click (hit test included), without the click.
+    stop_button(page).click(trial=True, timeout=5000)
+    # And nothing was paused for it: the agent still sees the page live.
+    expect(joined.agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
+    page.evaluate(PUT_BACK)
+    caught_up(joined.customer, joined.view)
+
+
+# The element that has focus, looking into shadow roots: its text.
+FOCUSED_TEXT = """() => {
+    let active = document.activeElement;
+    while (active?.shadowRoot?.activeElement) active = active.shadowRoot.activeElement;
+    return active?.textContent ?? null;
+}"""
+
+
+def test_stop_sharing_over_a_modal_dialog_is_reached_from_the_keyboard(joined: Joined) -> None:
+    """The keyboard's way, with a cookie dialog open (which keeps Tab inside itself, the browser's
+    window aside): Tab reaches Stop sharing, Enter ends the session for both."""
+    page = joined.customer.page
+    page.evaluate(TAKES_THE_WIDGET["modal_dialog"])
+    for _ in range(8):
+        if page.evaluate(FOCUSED_TEXT) == "Stop sharing":
+            break
+        page.keyboard.press("Tab")
+    assert page.evaluate(FOCUSED_TEXT) == "Stop sharing"
+    page.keyboard.press("Enter")
+    expect(page.get_by_text("You stopped sharing")).to_be_visible()
+    expect(joined.agent.page.locator("#status")).not_to_contain_text(LIVE_STATUS)
+
+
+def test_where_the_page_keeps_stop_sharing_out_of_reach_nothing_is_sent_and_the_agent_is_told(
+    joined: Joined,
+) -> None:
+    """A fullscreen `<video>` shows no children: the widget cannot be in it."""
+    page, agent = joined.customer.page, joined.agent.page
+    page.evaluate("""async () => {
+        const video = document.createElement('video');
+        video.id = 'page-layer';
+        document.body.append(video);
+        await video.requestFullscreen();
+    }""")
+    expect(agent.locator("#status")).to_contain_text("cannot see Tandem's controls")
+    # A change of the page meanwhile, kept until the customer's page sent a frame after it (an
+    # answer to the console's challenge, which goes after whatever waited to be sent), then
+    # taken away: nothing of it ever reaches the agent.
+    marker = f"made-while-paused-{secrets.token_hex(4)}"
+    sent = len(joined.customer.frames.sent)
+    page.evaluate(
+        "(id) => document.body.append("
+        "Object.assign(document.createElement('p'), {id, textContent: id}))",
+        marker,
+    )
+    wait_until(page, lambda: len(joined.customer.frames.sent) > sent, timeout=15)
+    page.evaluate("(id) => document.getElementById(id).remove()", marker)
+    page.evaluate(PUT_BACK)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    stop_button(page).click(trial=True, timeout=5000)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)
