@@ -151,3 +151,16 @@ def test_where_the_page_keeps_stop_sharing_out_of_reach_nothing_is_sent_and_the_
     stop_button(page).click(trial=True, timeout=5000)
     caught_up(joined.customer, joined.view)
     assert marker not in agent_plaintext(joined.agent)
+
+
+def test_the_pages_own_backdrop_rule_does_not_paint_over_the_page(joined: Joined) -> None:
+    """The widget's layer is a popover, which has a backdrop: a page's rule for its dialogs'
+    backdrops (`::backdrop`, for every element) painted it over the whole page while the widget
+    showed (the popover was the outer host, in the page's reach)."""
+    page = joined.customer.page
+    area = {"x": 20, "y": 200, "width": 200, "height": 100}  # the shop's page, away from the widget
+    before = page.screenshot(clip=area, caret="initial")
+    page.evaluate(
+        "() => document.styleSheets[0].insertRule('::backdrop { background: rgb(255, 0, 0); }')"
+    )
+    assert page.screenshot(clip=area, caret="initial") == before

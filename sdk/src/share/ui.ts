@@ -34,6 +34,7 @@ import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
 :host { all: initial; }
+:host::backdrop { display: none; }
 .root { --accent: var(--tandem-accent, #0b5fff); --accent-text: var(--tandem-accent-text, #fff);
   --banner: var(--tandem-banner, #12261a); --banner-text: var(--tandem-banner-text, #fff);
   --radius: var(--tandem-radius, 12px); --font: var(--tandem-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
@@ -275,6 +276,8 @@ export class CustomerUI {
   /** The container of everything shown, inside the inner shadow root. */
   private root: HTMLElement | null = null;
   private innerRoot: ShadowRoot | null = null;
+  /** The inner host: the popover in the top layer (mount()). */
+  private layer: HTMLElement | null = null;
   private sheet: CSSStyleSheet | null = null;
   private overlay: HTMLElement | null = null;
   /** The outlines drawn last, as a key: unchanged outlines are not redrawn. */
@@ -370,14 +373,17 @@ export class CustomerUI {
     this.live = element("div", { className: "sr-only", attrs: { role: "status", "aria-live": "polite", "aria-atomic": "true" } });
     root.append(this.live);
     innerRoot.append(root);
+    // In the top layer (docs/threat-model.md, "Stop sharing stays within reach"): above any
+    // z-index of the page, and raised again above what the page puts there later. A manual
+    // popover: it closes no popover of the page's and is never light-dismissed. The inner host
+    // is the popover: the page's own rules (a `::backdrop` rule of its dialogs', which would
+    // paint over the whole page) do not reach into the outer shadow root.
+    if (typeof inner.showPopover === "function") inner.setAttribute("popover", "manual");
     host.attachShadow({ mode: "open" }).append(inner);
     this.innerRoot = innerRoot;
     this.root = root;
+    this.layer = inner;
     this.style();
-    // In the top layer (docs/threat-model.md, "The page can cover its widget"): above any
-    // z-index of the page, and raised again above what the page puts there later. A manual
-    // popover: it closes no popover of the page's and is never light-dismissed.
-    if (typeof host.showPopover === "function") host.setAttribute("popover", "manual");
     (document.body ?? document.documentElement).append(host);
     this.host = host;
     this.raise();
@@ -385,13 +391,13 @@ export class CustomerUI {
     return root;
   }
 
-  /** Show the host on top of the top layer (again: what the page showed since is under it). */
+  /** Show the widget on top of the top layer (again: what the page showed since is under it). */
   private raise(): void {
-    const host = this.host;
-    if (!host?.isConnected || typeof host.showPopover !== "function") return;
+    const layer = this.layer;
+    if (!layer?.isConnected || typeof layer.showPopover !== "function") return;
     try {
-      if (host.matches(":popover-open")) host.hidePopover();
-      host.showPopover();
+      if (layer.matches(":popover-open")) layer.hidePopover();
+      layer.showPopover();
     } catch {
       // not rendered (an ancestor not shown) or no longer a popover: reachable() finds out
     }
@@ -403,7 +409,8 @@ export class CustomerUI {
     const host = this.host;
     if (!host?.isConnected || host.hasAttribute("inert") || host.hasAttribute("hidden")) return false;
     if (host.style.cssText !== HOST_STYLE) return false;
-    if (typeof host.showPopover === "function" && !host.matches(":popover-open")) return false;
+    const layer = this.layer;
+    if (layer && typeof layer.showPopover === "function" && !layer.matches(":popover-open")) return false;
     const modal = topModal();
     const parent = host.parentElement;
     return modal !== null ? parent === modal : parent === document.body || parent === document.documentElement;
@@ -420,7 +427,8 @@ export class CustomerUI {
       host.style.cssText = "";
       host.style.setProperty("all", "initial", "important");
     }
-    if (typeof host.showPopover === "function" && host.getAttribute("popover") !== "manual") host.setAttribute("popover", "manual");
+    const layer = this.layer;
+    if (layer && typeof layer.showPopover === "function" && layer.getAttribute("popover") !== "manual") layer.setAttribute("popover", "manual");
     if (host.parentElement !== container) container.append(host);
     this.raise();
   }
@@ -441,7 +449,8 @@ export class CustomerUI {
       observer.takeRecords(); // our own moves
     });
     observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
-    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden", "popover"] });
+    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden"] });
+    if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover"] });
     const onToggle = (event: Event) => {
       if (event.target !== this.host) this.raise();
       check();
@@ -954,6 +963,7 @@ export class CustomerUI {
     this.host = null;
     this.root = null;
     this.innerRoot = null;
+    this.layer = null;
     this.sheet = null;
     if (hadDialog || this.focusLost()) this.restoreFocus();
     this.returnFocus = null;
