@@ -80,6 +80,10 @@ PUT_BACK = """async () => {
 }"""
 
 
+# The widget's own words, which the agent never receives (tests/e2e/test_own_ui.py).
+WIDGET_TEXTS = ("Stop sharing", "Sharing this page with", "tandem-title", ".banner")
+
+
 def stop_button(page: Page) -> Locator:
     return page.locator("[data-tandem-ui] button.stop")
 
@@ -97,6 +101,10 @@ def test_stop_sharing_stays_reachable_whatever_the_page_puts_over_it(
     expect(joined.agent.page.locator("#status")).to_contain_text(LIVE_STATUS)
     page.evaluate(PUT_BACK)
     caught_up(joined.customer, joined.view)
+    # Moved into the page's layer and back, put back into the page: still none of the widget
+    # reaches the agent (its host stays an empty box to the recorder).
+    received = agent_plaintext(joined.agent)
+    assert not [text for text in WIDGET_TEXTS if text in received]
 
 
 # The element that has focus, looking into shadow roots: its text.

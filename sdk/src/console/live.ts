@@ -924,7 +924,7 @@ export class LiveView {
     this.status(this.pausedText, "");
     this.ui.report({ type: "typing", on: false });
     this.typingTarget = null;
-    this.ui.observe?.("paused");
+    if (why !== "controls_hidden") this.ui.observe?.("paused"); // a practice's step: a private page
   }
 
   private dropMirror(): void {

@@ -387,7 +387,6 @@ export class CustomerUI {
     (document.body ?? document.documentElement).append(host);
     this.host = host;
     this.raise();
-    this.watchReach();
     return root;
   }
 
@@ -510,6 +509,7 @@ export class CustomerUI {
 
   private show(...nodes: Node[]): void {
     const root = this.mount();
+    this.watchReach(); // again after a notice: a session starts anew
     const hadDialog = this.trap !== null;
     this.releaseTrap();
     const layers = [this.live, this.overlay, this.pointer, this.toast].filter((n): n is HTMLElement => n !== null);
@@ -724,6 +724,10 @@ export class CustomerUI {
     });
     this.show(panel);
     this.primary = close;
+    // The session is over (or never began): nothing to stop, nothing more to watch for; no
+    // observer of the page stays after a session (tests/e2e/test_story.py counts them).
+    this.reachWatch?.();
+    this.reachWatch = null;
   }
 
   askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
