@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_control import grant
 from tests.e2e.test_workspace import wait_until
 
 # What a page does to its widget, as its own script.
@@ -172,3 +173,18 @@ def test_the_pages_own_backdrop_rule_does_not_paint_over_the_page(joined: Joined
         "() => document.styleSheets[0].insertRule('::backdrop { background: rgb(255, 0, 0); }')"
     )
     assert page.screenshot(clip=area, caret="initial") == before
+
+
+def test_control_is_taken_back_over_a_modal_dialog_by_escape(joined: Joined) -> None:
+    """The other way out the widget promises (its banner says "Esc to stop"): with the page's
+    modal dialog open (and focus in it), Esc takes control back, and Take back control is
+    reachable too."""
+    page, agent = joined.customer.page, joined.agent.page
+    grant(joined.customer, joined.agent)
+    page.evaluate(TAKES_THE_WIDGET["modal_dialog"])
+    page.locator("[data-tandem-ui] button", has_text="Take back control").click(
+        trial=True, timeout=5000
+    )
+    page.keyboard.press("Escape")
+    expect(agent.get_by_role("status")).to_contain_text("The customer took back control.")
+    page.evaluate(PUT_BACK)
