@@ -126,6 +126,18 @@ def test_stop_sharing_over_a_modal_dialog_is_reached_from_the_keyboard(joined: J
             break
         page.keyboard.press("Tab")
     assert page.evaluate(FOCUSED_TEXT) == "Stop sharing"
+    # A popover of the page's shown meanwhile: the widget goes over it, focus stays where it was.
+    page.evaluate("""async () => {
+        const layer = document.createElement('div');
+        layer.popover = 'manual';
+        layer.textContent = 'Chat with us';
+        document.body.append(layer);
+        const shown = new Promise((resolve) => layer.addEventListener('toggle', resolve));
+        layer.showPopover();
+        await shown; // the widget saw it first (it listens on the document, capturing)
+    }""")
+    assert page.evaluate(FOCUSED_TEXT) == "Stop sharing"
+    stop_button(page).click(trial=True, timeout=5000)
     page.keyboard.press("Enter")
     expect(page.get_by_text("You stopped sharing")).to_be_visible()
     expect(joined.agent.page.locator("#status")).not_to_contain_text(LIVE_STATUS)

@@ -394,6 +394,7 @@ export class CustomerUI {
   private raise(): void {
     const layer = this.layer;
     if (!layer?.isConnected || typeof layer.showPopover !== "function") return;
+    // A manual popover hidden and shown keeps the focus inside it (Stop sharing, a question's).
     try {
       if (layer.matches(":popover-open")) layer.hidePopover();
       layer.showPopover();
@@ -450,8 +451,10 @@ export class CustomerUI {
     observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
     if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden"] });
     if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover"] });
+    // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
     const onToggle = (event: Event) => {
-      if (event.target !== this.host) this.raise();
+      const target = event.target;
+      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) this.raise();
       check();
     };
     document.addEventListener("fullscreenchange", check, true);
