@@ -312,6 +312,8 @@ export class CustomerUI {
   /** Where reachable() last found the widget out of reach: the page's topmost modal element
    * then, and where it left the host. */
   private gaveUp: { modal: Element | null; parent: Element | null } | null = null;
+  /** Where the widget put its host last (the page may move it elsewhere). */
+  private placedIn: Node | null = null;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -384,8 +386,10 @@ export class CustomerUI {
     this.root = root;
     this.layer = inner;
     this.style();
-    (document.body ?? document.documentElement).append(host);
+    const container = document.body ?? document.documentElement;
+    container.append(host);
     this.host = host;
+    this.placedIn = container;
     this.raise();
     return root;
   }
@@ -430,6 +434,7 @@ export class CustomerUI {
     const layer = this.layer;
     if (layer && typeof layer.showPopover === "function" && layer.getAttribute("popover") !== "manual") layer.setAttribute("popover", "manual");
     if (host.parentElement !== container) container.append(host);
+    this.placedIn = container;
     this.raise();
   }
 
@@ -444,8 +449,13 @@ export class CustomerUI {
       if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
       this.reachable();
     };
-    const observer = new MutationObserver(() => {
-      check();
+    const observer = new MutationObserver((records) => {
+      // The page's own changes to its content come by the thousand: only an attribute watched
+      // (a dialog opened, an element made inert, the host restyled) or the host moved or taken
+      // out call for a look.
+      const host = this.host;
+      const moved = !host?.isConnected || host.parentNode !== this.placedIn;
+      if (moved || records.some((record) => record.type === "attributes")) check();
       observer.takeRecords(); // our own moves
     });
     observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
@@ -966,6 +976,7 @@ export class CustomerUI {
     this.reachWatch?.();
     this.reachWatch = null;
     this.gaveUp = null;
+    this.placedIn = null;
     this.host?.remove();
     this.host = null;
     this.root = null;
