@@ -925,3 +925,47 @@ test("Stop recording ends the recording at the click: the marker is its last fra
   assert.equal(kinds.at(-1), "recording_end");
   assert.ok(!kinds.slice(0, -1).includes("recording_end"));
 });
+
+test("while the page keeps Stop sharing from the customer nothing of the page goes and the agent's commands are not taken; the agent is told why", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  let reachable = false; // a page's modal layer keeps the widget out of reach as sharing begins
+  f.answers.reachable = () => reachable;
+  const session = new Session(f.ports);
+  const code = session.start(); // a shared page (no private rule)
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  const keys = await pairAndAllow(f, "s1");
+  const payloads = async () => (await opened(keys, f.binary())).map((payload) => payload.k === "paused" ? JSON.stringify(payload) : String(payload.k));
+  await until(() => f.binary().length >= 3);
+  assert.deepEqual(await payloads(), ["consented", JSON.stringify({ k: "paused", why: "controls_hidden" })]);
+  assert.ok(!f.control().some((m) => m.type === "report"), "the server is told nothing of it");
+  // The agent asks for control meanwhile: not taken, not asked.
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  f.deliver(await command(agent, { k: "control_request" }));
+  await until(() => f.store.saved?.commands === 1);
+  advance(1000);
+  assert.equal(f.called("askControl").length, 0);
+  assert.deepEqual((await payloads()).filter((k) => k !== "echo"), ["consented", JSON.stringify({ k: "paused", why: "controls_hidden" })]);
+  assert.equal(session.state, "sharing");
+  // Still out of reach at every look: paused once, not again and again.
+  advance(3000);
+  assert.equal((await payloads()).filter((k) => k !== "consented" && k !== "echo").length, 1);
+  // Reachable again: sharing goes on (the recorder starts again, with a full snapshot).
+  reachable = true;
+  // The recorder needs a page (rrweb): here only that it starts again (the browser test,
+  // tests/e2e/test_widget_reach.py, has the real one resume with a full snapshot).
+  let recorded = 0;
+  (session as unknown as { record(): void }).record = () => void recorded++;
+  advance(1000);
+  assert.equal(recorded, 1, "sharing goes on");
+  assert.equal(f.called("showSharing").at(-1)?.args[2], false, "the banner no longer says paused");
+  // Out of reach again, later: paused again, said again.
+  reachable = false;
+  advance(1000);
+  const told = async () => (await payloads()).filter((k) => k.includes("controls_hidden")).length;
+  for (let i = 0; i < 200 && (await told()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(await told(), 2);
+});

@@ -186,6 +186,8 @@ export class LiveView {
   private readonly snapshotEpochs = new WeakMap<object, number>();
   /** The customer is on a private page (the mirror is dropped until a shared page). */
   private privatePage = false;
+  /** What the status line says while the customer's page sends nothing (`privatePage`). */
+  private pausedText = t("privatePage");
   /** How much of the page the mirror holds (./budget.ts), and whether the page went beyond it
    * (the mirror is dropped until the customer's next page, a full snapshot that fits). */
   private budget: MirrorBudget | null = null;
@@ -753,7 +755,7 @@ export class LiveView {
       // agent tries meanwhile is answered with it (notSent).
       this.status(this.refreshingText(), "", true);
     } else if (now.kind === "live" && this.freshStatus) {
-      if (this.privatePage) this.status(t("privatePage"), "");
+      if (this.privatePage) this.status(this.pausedText, "");
       else if (this.tooLarge) this.status(t("pageTooLarge"), "bad");
       else this.connectedStatus();
     }
@@ -912,15 +914,17 @@ export class LiveView {
     });
   }
 
-  /** The customer is on a private page: drop the mirror (nothing of that page is sent). */
-  private pauseMirror(): void {
+  /** The customer is on a private page, or (`controls_hidden`) the customer's page keeps
+   * Tandem's controls out of the customer's reach: drop the mirror (nothing of it is sent). */
+  private pauseMirror(why?: string): void {
     this.dropMirror();
     this.privatePage = true;
     this.tooLarge = false;
-    this.status(t("privatePage"), "");
+    this.pausedText = why === "controls_hidden" ? t("controlsHidden") : t("privatePage");
+    this.status(this.pausedText, "");
     this.ui.report({ type: "typing", on: false });
     this.typingTarget = null;
-    this.ui.observe?.("paused");
+    if (why !== "controls_hidden") this.ui.observe?.("paused"); // a practice's step: a private page
   }
 
   private dropMirror(): void {
@@ -1040,7 +1044,7 @@ export class LiveView {
     if (!this.consented) return; // a customer's browser sends this first; nothing shows before
     if (payload.k === "echo") return this.onEcho(payload.nonce);
     if (payload.k === "paused") {
-      this.pauseMirror();
+      this.pauseMirror(payload.why);
       return;
     }
     // issue 14, item 12 (sdk-hardening): masking failed closed on part of the page.

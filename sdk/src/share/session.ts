@@ -266,6 +266,9 @@ export class Session {
   private watchedHref = "";
   private cancelOverlay: (() => void) | undefined;
   private paused = false;
+  /** Why nothing of the page goes while `paused`: a private page, or the customer cannot reach
+   * Tandem's controls (ui.reachable(); docs/threat-model.md, "The page can cover its widget"). */
+  private pausedFor: "private_page" | "controls_hidden" | null = null;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
   /** Whether the agent's console still answers (./silence.ts): its challenges, while sharing
@@ -979,7 +982,8 @@ export class Session {
     this.watchedHref = this.ports.page.href();
     this.cancelPageWatch?.();
     this.cancelPageWatch = this.ports.clock.every(300, () => this.onPageChange());
-    if (this.isPrivatePage()) this.pause();
+    if (this.isPrivatePage()) this.pause("private_page");
+    else if (this.ui.reachable() === false) this.pause("controls_hidden");
     else this.record(); // its full snapshot is recorded now, and goes before the echo below
     this.echo(); // a challenge that came while this epoch started is answered in it
   }
@@ -1195,13 +1199,20 @@ export class Session {
    * Only the customer's own navigation pauses or resumes: the policies are those of the
    * customer's Allow (state.ts), so the server cannot ask whether a rule of its choosing
    * matches this page and read the answer in these reports or in the frames stopping. */
-  private pause(): void {
+  private pause(why: "private_page" | "controls_hidden"): void {
     this.stopRecording?.();
     this.stopRecording = undefined;
     this.pending = [];
     this.paused = true;
-    this.sendPayload({ k: "paused" });
-    this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
+    this.pausedFor = why;
+    if (why === "private_page") {
+      this.sendPayload({ k: "paused" });
+      this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
+    } else {
+      // The agent's console says so in its own words; the server is told nothing (it sees the
+      // page's frames stop, as it sees them stop for a private page).
+      this.sendPayload({ k: "paused", why });
+    }
     this.ui.point(null);
     this.annotations?.clear();
     this.cancelContext?.();
@@ -1211,17 +1222,36 @@ export class Session {
 
   private onPageChange(): void {
     this.checkFrames();
+    this.lookAtReach();
     const href = this.ports.page.href();
     if (href === this.watchedHref || this.state !== "sharing") return;
     this.watchedHref = href;
     const isPrivate = this.isPrivatePage();
-    if (isPrivate && !this.paused) this.pause();
-    if (!isPrivate && this.paused) {
-      this.paused = false;
+    if (isPrivate && this.pausedFor !== "private_page") this.pause("private_page");
+    if (!isPrivate && this.pausedFor === "private_page") {
       this.send({ type: "report", event: "page_resumed" });
-      this.drawBanner();
-      this.record(); // starts with a full snapshot of the shared page
+      this.resumeSharing();
     }
+  }
+
+  /** Sharing goes on (a shared page, the controls reachable again), from a full snapshot; or
+   * pauses for the controls, when the customer cannot reach them now. */
+  private resumeSharing(): void {
+    this.paused = false;
+    this.pausedFor = null;
+    if (this.ui.reachable() === false) return this.pause("controls_hidden");
+    this.drawBanner();
+    this.record(); // starts with a full snapshot of the shared page
+  }
+
+  /** Promise 3, the customer can stop at any moment: while the page keeps Tandem's Stop sharing
+   * from the customer (ui.reachable() put the widget back where it could), nothing of the page
+   * goes and the agent's commands are not taken; it goes on once the customer can reach it. */
+  private lookAtReach(): void {
+    if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
+    const reachable = this.ui.reachable() !== false;
+    if (!reachable && !this.paused) this.pause("controls_hidden");
+    else if (reachable && this.pausedFor === "controls_hidden") this.resumeSharing();
   }
 
   /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */
@@ -1511,6 +1541,7 @@ export class Session {
     this.cancelContext?.();
     this.cancelContext = undefined;
     this.paused = false;
+    this.pausedFor = null;
     this.stopRecording?.();
     this.stopRecording = undefined;
     onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops

@@ -34,6 +34,7 @@ import { type WidgetMessage, messages, noticeKey } from "./messages/widget.ts";
 
 const CSS = `
 :host { all: initial; }
+:host::backdrop { display: none; }
 .root { --accent: var(--tandem-accent, #0b5fff); --accent-text: var(--tandem-accent-text, #fff);
   --banner: var(--tandem-banner, #12261a); --banner-text: var(--tandem-banner-text, #fff);
   --radius: var(--tandem-radius, 12px); --font: var(--tandem-font, system-ui, -apple-system, "Segoe UI", Roboto, sans-serif);
@@ -112,6 +113,24 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 }
 @media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
+
+/** The host's own inline style, as the browser writes it back (`style.cssText`). */
+const HOST_STYLE = "all: initial !important;";
+
+/** The page's topmost modal element (a dialog opened with showModal(), the fullscreen element),
+ * which makes the rest of the page inert; null when there is none (or one in a shadow root). A
+ * fullscreen element is topmost when it is one, else the last modal dialog in the page. */
+function topModal(): Element | null {
+  const fullscreen = document.fullscreenElement;
+  if (fullscreen && fullscreen.matches(":modal")) return fullscreen;
+  let modals: Element[];
+  try {
+    modals = Array.from(document.querySelectorAll(":modal"));
+  } catch {
+    return null; // a browser without :modal
+  }
+  return modals.at(-1) ?? null;
+}
 
 function element<K extends keyof HTMLElementTagNameMap>(
   tag: K, props: { className?: string; text?: string; attrs?: Record<string, string> } = {},
@@ -257,6 +276,8 @@ export class CustomerUI {
   /** The container of everything shown, inside the inner shadow root. */
   private root: HTMLElement | null = null;
   private innerRoot: ShadowRoot | null = null;
+  /** The inner host: the popover in the top layer (mount()). */
+  private layer: HTMLElement | null = null;
   private sheet: CSSStyleSheet | null = null;
   private overlay: HTMLElement | null = null;
   /** The outlines drawn last, as a key: unchanged outlines are not redrawn. */
@@ -286,6 +307,13 @@ export class CustomerUI {
   /** What the banner's buttons do now (the latest redraw's). */
   private bannerActions: { stop?: () => void; stopRecording?: () => void; takeBack?: () => void } = {};
   private options: WidgetOptions = loadOptions();
+  /** Stops watching what takes the widget away from the customer (watchReach). */
+  private reachWatch: (() => void) | null = null;
+  /** Where reachable() last found the widget out of reach: the page's topmost modal element
+   * then, and where it left the host. */
+  private gaveUp: { modal: Element | null; parent: Element | null } | null = null;
+  /** Where the widget put its host last (the page may move it elsewhere). */
+  private placedIn: Node | null = null;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -323,8 +351,11 @@ export class CustomerUI {
   }
 
   private mount(): HTMLElement {
-    if (this.root && this.host?.isConnected) return this.root;
-    this.host?.remove();
+    if (this.root && this.host) {
+      // Taken out by the page: put back, as it was (what it shows, its focus trap, its buttons).
+      if (!this.host.isConnected) this.reachable();
+      return this.root;
+    }
     // Built whole while detached: rrweb patches attachShadow and watches any root attached to
     // an element that is already in the page.
     const host = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
@@ -344,17 +375,154 @@ export class CustomerUI {
     this.live = element("div", { className: "sr-only", attrs: { role: "status", "aria-live": "polite", "aria-atomic": "true" } });
     root.append(this.live);
     innerRoot.append(root);
+    // In the top layer (docs/threat-model.md, "Stop sharing stays within reach"): above any
+    // z-index of the page, and raised again above what the page puts there later. A manual
+    // popover: it closes no popover of the page's and is never light-dismissed. The inner host
+    // is the popover: the page's own rules (a `::backdrop` rule of its dialogs', which would
+    // paint over the whole page) do not reach into the outer shadow root.
+    if (typeof inner.showPopover === "function") inner.setAttribute("popover", "manual");
     host.attachShadow({ mode: "open" }).append(inner);
     this.innerRoot = innerRoot;
     this.root = root;
+    this.layer = inner;
     this.style();
-    (document.body ?? document.documentElement).append(host);
+    const container = document.body ?? document.documentElement;
+    container.append(host);
     this.host = host;
+    this.placedIn = container;
+    this.raise();
     return root;
+  }
+
+  /** Show the widget on top of the top layer (again: what the page showed since is under it). */
+  private raise(): void {
+    const layer = this.layer;
+    if (!layer?.isConnected || typeof layer.showPopover !== "function") return;
+    // A manual popover hidden and shown keeps the focus inside it (Stop sharing, a question's).
+    try {
+      if (layer.matches(":popover-open")) layer.hidePopover();
+      layer.showPopover();
+    } catch {
+      // not rendered (an ancestor not shown) or no longer a popover: reachable() finds out
+    }
+  }
+
+  /** Whether the host is where it must be and as it must be: in the page, under the topmost
+   * modal element if there is one, styled and shown as mount() left it. */
+  private hostInPlace(): boolean {
+    const host = this.host;
+    if (!host?.isConnected || host.hasAttribute("inert") || host.hasAttribute("hidden")) return false;
+    if (host.style.cssText !== HOST_STYLE) return false;
+    const layer = this.layer;
+    if (layer && typeof layer.showPopover === "function" && !layer.matches(":popover-open")) return false;
+    const modal = topModal();
+    const parent = host.parentElement;
+    return modal !== null ? parent === modal : parent === document.body || parent === document.documentElement;
+  }
+
+  /** Put the host back as mount() made it (the page took it out, changed its style, made it
+   * inert or hid it), in `container`. */
+  private restoreHost(container: Element): void {
+    const host = this.host;
+    if (!host) return;
+    host.removeAttribute("inert");
+    host.removeAttribute("hidden");
+    if (host.style.cssText !== HOST_STYLE) {
+      host.style.cssText = "";
+      host.style.setProperty("all", "initial", "important");
+    }
+    const layer = this.layer;
+    if (layer && typeof layer.showPopover === "function" && layer.getAttribute("popover") !== "manual") layer.setAttribute("popover", "manual");
+    if (host.parentElement !== container) container.append(host);
+    this.placedIn = container;
+    this.raise();
+  }
+
+  /** React at once to what takes the widget away (a modal dialog, an element made inert, the
+   * host taken out, fullscreen, a popover of the page's); reachable() also looks, periodically. */
+  private watchReach(): void {
+    if (this.reachWatch || typeof MutationObserver !== "function") return;
+    const check = () => {
+      const host = this.host;
+      if (!host || this.hostInPlace()) return;
+      // Where reachable() last gave up, with the page as it was then: not again at every change.
+      if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
+      this.reachable();
+    };
+    const observer = new MutationObserver((records) => {
+      // The page's own changes to its content come by the thousand: only an attribute watched
+      // (a dialog opened, an element made inert, the host restyled) or the host moved or taken
+      // out call for a look.
+      const host = this.host;
+      const moved = !host?.isConnected || host.parentNode !== this.placedIn;
+      if (moved || records.some((record) => record.type === "attributes")) check();
+      observer.takeRecords(); // our own moves
+    });
+    observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
+    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden"] });
+    if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover"] });
+    // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
+    const onToggle = (event: Event) => {
+      const target = event.target;
+      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) this.raise();
+      check();
+    };
+    document.addEventListener("fullscreenchange", check, true);
+    document.addEventListener("toggle", onToggle, true);
+    this.reachWatch = () => {
+      observer.disconnect();
+      document.removeEventListener("fullscreenchange", check, true);
+      document.removeEventListener("toggle", onToggle, true);
+    };
+  }
+
+  /**
+   * Whether the customer can reach Tandem's Stop sharing now (Cancel, or what shows, when there
+   * is none), after putting the widget back where the page took it from: out of the page, under
+   * a modal dialog or a fullscreen element (which make the rest of the page inert: the widget
+   * moves into it), under an inert ancestor (it moves up to `<html>`), covered by a later layer
+   * of the top layer (it is raised again). Checked as the customer's pointer finds it: the
+   * browser's own hit test at the button, which passes over inert and hidden elements. False
+   * when the page still keeps it away (a fullscreen `<video>`, a page that fights back): the
+   * session pauses sharing meanwhile (session.ts). True when nothing is shown.
+   */
+  reachable(): boolean {
+    if (!this.host || !this.root) return true;
+    this.gaveUp = null;
+    if (this.hostInPlace() && this.hit()) return true;
+    const modal = topModal();
+    const page = [...(document.body ? [document.body] : []), document.documentElement];
+    for (const container of [...(modal ? [modal] : []), ...page]) {
+      this.restoreHost(container);
+      if (this.hit()) return true;
+    }
+    // Left in the page (not in a fullscreen `<video>`, which shows no children), to be found
+    // there once the page lets it be.
+    this.restoreHost(page[0]);
+    this.gaveUp = { modal, parent: this.host.parentElement };
+    return false;
+  }
+
+  /** Whether the browser's hit test at the widget's Stop sharing (else what shows) finds it. */
+  private hit(): boolean {
+    const root = this.innerRoot;
+    const target = this.bannerShown() ? this.banner?.stop
+      : this.root?.querySelector<HTMLElement>("button.danger") ?? this.root?.querySelector<HTMLElement>(".panel, .dialog, .banner");
+    if (!root || !target?.isConnected) return true; // only layers (the pointer, a notice) show
+    const box = target.getBoundingClientRect();
+    // The part on screen (a long question scrolls): its middle.
+    const left = Math.max(box.left, 0);
+    const right = Math.min(box.right, innerWidth);
+    const top = Math.max(box.top, 0);
+    const bottom = Math.min(box.bottom, innerHeight);
+    if (right <= left || bottom <= top) return false;
+    const found = root.elementFromPoint((left + right) / 2, (top + bottom) / 2);
+    return found !== null && (found === target || target.contains(found));
   }
 
   private show(...nodes: Node[]): void {
     const root = this.mount();
+    this.watchReach(); // again after a notice: a session starts anew
     const hadDialog = this.trap !== null;
     this.releaseTrap();
     const layers = [this.live, this.overlay, this.pointer, this.toast].filter((n): n is HTMLElement => n !== null);
@@ -569,6 +737,10 @@ export class CustomerUI {
     });
     this.show(panel);
     this.primary = close;
+    // The session is over (or never began): nothing to stop, nothing more to watch for; no
+    // observer of the page stays after a session (tests/e2e/test_story.py counts them).
+    this.reachWatch?.();
+    this.reachWatch = null;
   }
 
   askConsent(agent: string, onAllow: () => void, onDecline: () => void): void {
@@ -801,10 +973,15 @@ export class CustomerUI {
     this.primary = null;
     clearTimeout(this.toastTimer);
     clearTimeout(this.announceTimer);
+    this.reachWatch?.();
+    this.reachWatch = null;
+    this.gaveUp = null;
+    this.placedIn = null;
     this.host?.remove();
     this.host = null;
     this.root = null;
     this.innerRoot = null;
+    this.layer = null;
     this.sheet = null;
     if (hadDialog || this.focusLost()) this.restoreFocus();
     this.returnFocus = null;

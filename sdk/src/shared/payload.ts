@@ -39,9 +39,11 @@ export interface EventsPayload {
   events: unknown[];
 }
 
-/** The customer is on a page its policies keep private: nothing of it is sent. */
+/** Nothing of the customer's page is sent: it is one its policies keep private, or (`why`) the
+ * page keeps Tandem's controls, Stop sharing, out of the customer's reach right now. */
 export interface PausedPayload {
   k: "paused";
+  why?: "controls_hidden";
 }
 
 /** Sent first in every epoch by the customer's browser, after the customer clicked Allow there.
