@@ -816,6 +816,7 @@ class SessionHub:
         )
         self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
         self.background.every("upkeep", self.tick_seconds, self.upkeep)
+        self.background.every("vacuum", self.tick_seconds, self.vacuum_deleted)
         self.background.keep_running("revocations", self._hear_revocations)
         return self
 
@@ -2339,6 +2340,19 @@ class SessionHub:
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+
+    async def vacuum_deleted(self) -> None:
+        """PostgreSQL: vacuum the tables an erasure, a purge or a session's end deleted rows of
+        (:meth:`~tandem.storage.sql.SQLStorage.vacuum_deleted`), so that what was erased leaves
+        their pages now, not at autovacuum's time. A task of its own (``vacuum``): a long
+        vacuum holds up no purge, re-check or deadline. A failure (an overrun of
+        ``database_vacuum_timeout_seconds``, the database away) is logged and raised: the
+        supervisor runs it again, the tables still due."""
+        try:
+            await self.storage.vacuum_deleted()
+        except StorageError as exc:
+            log.warning("vacuum after deletions failed, tried again: %s", exc)
+            raise
 
     async def _recheck_due(self, now: float) -> None:
         """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""

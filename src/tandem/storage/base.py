@@ -653,6 +653,13 @@ class Storage(AuditStore, Protocol):
         any): its audit records, appended in the same transaction (tandem.audit.Evidence)."""
         ...
 
+    async def vacuum_deleted(self) -> tuple[str, ...]:
+        """PostgreSQL: vacuum the tables rows were erased, purged or cleared from since the last
+        call, so that their dead tuples leave the tables' pages now, not at autovacuum's time;
+        return the tables vacuumed. Raises StorageError if one fails (it stays due). Nothing
+        to do on SQLite."""
+        ...
+
     # Data subject requests and legal holds (tandem.subjects).
 
     async def link_subject(

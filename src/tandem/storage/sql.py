@@ -699,6 +699,10 @@ MIGRATION_TIMEOUT_SECONDS = 600.0
 """PostgreSQL: how long bringing the schema up to date may take as a whole, the wait for
 another server's migration included, unless told otherwise (the
 ``database_migration_timeout_seconds`` setting)."""
+VACUUM_TIMEOUT_SECONDS = 600.0
+"""PostgreSQL: how long one ``VACUUM`` of a table :meth:`SQLStorage.vacuum_deleted` runs may
+take before it is cancelled and left for the next turn, unless told otherwise (the
+``database_vacuum_timeout_seconds`` setting)."""
 _LOCKED_BUSY_MS = 250
 """The same while the lock is known to be held (a statement just waited the whole busy
 timeout): each statement queued behind fails fast instead of waiting in turn."""
@@ -739,6 +743,11 @@ class SQLStorage:
         a request queued behind the background tasks' statements still gets its 503 at once."""
         self._busy_ms = round(BUSY_SECONDS * 1000)
         """SQLite: the busy timeout (ms) statements wait for another connection's lock."""
+        self.vacuum_timeout = VACUUM_TIMEOUT_SECONDS
+        """PostgreSQL: seconds one ``VACUUM`` of :meth:`vacuum_deleted` may take."""
+        self._vacuum_due: set[str] = set()
+        """PostgreSQL: the tables an erasure, a purge or a session's end deleted rows of since
+        :meth:`vacuum_deleted` last vacuumed them."""
         kept = _kept_statements(self._postgres)
         self._kept = kept.ids
         self._user_by_name = kept.user_by_name
@@ -1051,6 +1060,54 @@ class SQLStorage:
             return
         if busy and busy[0]:
             log.warning("the write-ahead log was not emptied: another connection holds it")
+
+    def _deleted_from(self, *tables: sa.Table) -> None:
+        """PostgreSQL: rows of ``tables`` were deleted; :meth:`vacuum_deleted` vacuums them."""
+        if self._postgres:
+            self._vacuum_due.update(table.name for table in tables)
+
+    @property
+    def vacuum_due(self) -> tuple[str, ...]:
+        """PostgreSQL: the tables :meth:`vacuum_deleted` will vacuum at its next call."""
+        return tuple(sorted(self._vacuum_due))
+
+    async def vacuum_deleted(self) -> tuple[str, ...]:
+        """PostgreSQL: ``VACUUM`` each table rows were erased, purged or cleared from since the
+        last call (:attr:`vacuum_due`), one at a time, each within :attr:`vacuum_timeout`
+        seconds, and return the tables vacuumed. A deleted row's bytes stay in its table's
+        pages until a vacuum removes its dead tuple (autovacuum's own time: it may be hours on a
+        quiet table); a vacuum compacts each page and gives back empty pages at the table's end,
+        which removes them in most cases, but not all (docs/compliance.md). Never on the socket
+        path: the server calls it in a supervised task of its own (tandem.hub). A plain VACUUM
+        blocks no reader or writer (it takes SHARE UPDATE EXCLUSIVE; giving pages back takes an
+        exclusive lock only if it is free at once, and yields it to any waiter). Raises
+        :class:`StorageError` if one fails or overruns; it and the tables after it stay due for
+        the next call. Nothing to do on SQLite (``secure_delete``, :meth:`_empty_wal`)."""
+        if not self._postgres or not self._vacuum_due:
+            return ()
+        done: list[str] = []
+        for name in sorted(self._vacuum_due):
+            # Taken off first: a deletion while it runs (after its snapshot) makes it due again.
+            self._vacuum_due.discard(name)
+            try:
+                await self._on_postgres(functools.partial(self._vacuum, name=name))
+            except BaseException:
+                self._vacuum_due.add(name)
+                raise
+            done.append(name)
+        return tuple(done)
+
+    async def _vacuum(self, pool: Any, *, name: str) -> None:
+        async with pool.acquire(timeout=self._timeout) as db:
+            # Outside any transaction (VACUUM refuses to run in one); on timeout asyncpg
+            # cancels it on the server, which rolls back nothing but the vacuum itself.
+            try:
+                await db.execute(f'VACUUM (TRUNCATE) "{name}"', timeout=self.vacuum_timeout)
+            except TimeoutError:
+                raise StorageError(
+                    f"the database failed: VACUUM of {name} did not finish within "
+                    f"{self.vacuum_timeout:g} s (database_vacuum_timeout_seconds)"
+                ) from None
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         import asyncpg
@@ -1459,10 +1516,12 @@ class SQLStorage:
         row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": grant.org_id})
         if row is None or row["expires_at"] <= now:
             return None
+        self._deleted_from(join_codes)
         return TakenCode(str(row["session_id"]), float(row["expires_at"]))
 
     async def delete_join_codes(self, session_id: str) -> None:
-        await self._count(join_codes.delete().where(join_codes.c.session_id == session_id))
+        if await self._count(join_codes.delete().where(join_codes.c.session_id == session_id)):
+            self._deleted_from(join_codes)
 
     async def record_session_start(
         self,
@@ -1618,17 +1677,20 @@ class SQLStorage:
             .scalar_subquery()
         )
 
+        emptied: set[sa.Table] = set()  # what to vacuum (PostgreSQL): tables rows went from
+
         def work(db: _Db) -> list[tuple[str, str]]:
-            db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
-            db.execute(used_once.delete().where(used_once.c.expires_at <= now))
-            # Counts forgotten a day after the last failure, once no wait is running.
-            db.execute(
-                backoff.delete().where(
-                    backoff.c.updated_at < now - DAY, backoff.c.locked_until < now
-                )
-            )
-            db.execute(logins.delete().where(logins.c.expires_at <= now))
-            db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
+            emptied.clear()  # a retried transaction counts again
+            for table, expired in (
+                (join_codes, join_codes.c.expires_at <= now),
+                (used_once, used_once.c.expires_at <= now),
+                # Counts forgotten a day after the last failure, once no wait is running.
+                (backoff, sa.and_(backoff.c.updated_at < now - DAY, backoff.c.locked_until < now)),
+                (logins, logins.c.expires_at <= now),
+                (oidc_pending, oidc_pending.c.expires_at <= now),
+            ):
+                if db.execute(table.delete().where(expired)).rowcount:
+                    emptied.add(table)
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
             ended = db.execute(
@@ -1643,6 +1705,8 @@ class SQLStorage:
             ).rows
             # The customer's id goes with the session's record (storage limitation), and so does
             # a practice session's evidence (its completion keeps the steps it proved).
+            if ended:
+                emptied.update((sessions, subject_sessions, practice_sessions))
             for start in range(0, len(ended), 500):
                 ids = [row[0] for row in ended[start : start + 500]]
                 db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
@@ -1652,6 +1716,7 @@ class SQLStorage:
             return sorted((str(row[1]), str(row[0])) for row in ended)
 
         expired = await self._with_evidence(work, evidence)
+        self._deleted_from(*emptied)
         await self._empty_wal()
         return expired
 
@@ -1979,6 +2044,7 @@ class SQLStorage:
 
         deleted = await self._with_evidence(work, evidence)
         if deleted:
+            self._deleted_from(recordings, recording_frames)
             await self._empty_wal()
         return deleted > 0
 
@@ -2006,6 +2072,7 @@ class SQLStorage:
 
         purged = await self._with_evidence(work, evidence)
         if purged:
+            self._deleted_from(recordings, recording_frames)
             await self._empty_wal()
         return purged
 
@@ -2448,6 +2515,7 @@ class SQLStorage:
             )
 
         erased = await self._with_evidence(work, evidence)
+        self._deleted_from(recordings, recording_frames, sessions, join_codes, subject_sessions)
         await self._empty_wal()
         return erased
 
@@ -2693,6 +2761,8 @@ class SQLStorage:
                 .returning(suspended_sessions.c.session_id)
             ).rows
             not_resumed = {str(row["session_id"]) for row in expired}
+            if expired:
+                self._deleted_from(suspended_sessions)
             orphans = (
                 sessions.c.ended_at.is_(None)
                 & sessions.c.node.not_in(alive)
@@ -2712,6 +2782,7 @@ class SQLStorage:
                         .values(ended_at=now, end_reason=reason)
                     )
                     db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+                    self._deleted_from(join_codes)
             still_live = sa.select(sessions.c.session_id).where(sessions.c.ended_at.is_(None))
             running = recordings.c.ended_at.is_(None) & recordings.c.session_id.not_in(still_live)
             found = db.execute(sa.select(*recordings.c).where(running))
@@ -2760,6 +2831,7 @@ class SQLStorage:
             ).first()
             if taken is None:
                 return None
+            self._deleted_from(suspended_sessions)
             db.execute(
                 sessions.update()
                 .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
