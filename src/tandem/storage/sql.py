@@ -73,6 +73,7 @@ from tandem.storage.base import (
     TrainingRecord,
     UserRecord,
     canonical_forms,
+    subject_key,
 )
 from tandem.storage.schema import (
     SITE_VERIFIED,
@@ -2377,19 +2378,33 @@ class SQLStorage:
                 sa.select(subject_sessions.c.subject, subject_sessions.c.pseudonym)
                 .where(
                     subject_sessions.c.org_id == org_id,
-                    subject_sessions.c.subject.in_(spellings),
+                    # Asked for other forms: any canonically equivalent one an older version
+                    # stored too (partly composed). Text with no other form has none.
+                    sa.or_(
+                        subject_sessions.c.subject.in_(spellings),
+                        subject_sessions.c.subject_key == subject_key(subject),
+                    )
+                    if forms
+                    else subject_sessions.c.subject == subject,
                 )
                 .distinct()
             ).rows
-            # The subject as given first, then the other forms in their order.
+            # The subject as given first, then the other forms in their order, then the rest.
             found = sorted(
                 ((str(row[0]), str(row[1])) for row in known),
-                key=lambda row: (spellings.index(row[0]), row[1]),
+                key=lambda row: (
+                    spellings.index(row[0]) if row[0] in spellings else len(spellings),
+                    row,
+                ),
             )
             stored, chosen = found[0] if found else (subject, pseudonym)
             db.execute(
                 subject_sessions.insert().values(
-                    session_id=session_id, org_id=org_id, subject=stored, pseudonym=chosen
+                    session_id=session_id,
+                    org_id=org_id,
+                    subject=stored,
+                    pseudonym=chosen,
+                    subject_key=subject_key(stored),
                 )
             )
             return chosen
@@ -2409,6 +2424,25 @@ class SQLStorage:
             .order_by(sessions.c.created_at, subject_sessions.c.session_id)
         )
         return [(str(row[0]), str(row[1])) for row in rows]
+
+    async def stored_forms(self, grant: Grant, subject: str) -> tuple[str, ...]:
+        key = subject_key(subject)
+        rows = await self._rows(
+            sa.select(subject_sessions.c.subject)
+            .where(
+                subject_sessions.c.org_id == grant.org_id,
+                subject_sessions.c.subject_key == key,
+            )
+            .distinct()
+        )
+        held = await self._rows(
+            sa.select(legal_holds.c.target).where(
+                legal_holds.c.org_id == grant.org_id, legal_holds.c.kind == "subject"
+            )
+        )
+        found = {str(row[0]) for row in rows}
+        found.update(str(row[0]) for row in held if subject_key(str(row[0])) == key)
+        return tuple(sorted(found))
 
     async def subject_of_session(self, session_id: str) -> tuple[str, str, str] | None:
         row = await self._row(
@@ -2867,12 +2901,28 @@ def _held_forms(db: _Db) -> list[tuple[str, str]]:
     rows = db.execute(
         sa.select(legal_holds.c.org_id, legal_holds.c.target).where(legal_holds.c.kind == "subject")
     ).rows
-    return [
+    forms = {
         (str(org), form)
         for org, target in rows
         for form in canonical_forms(str(target))
         if form != target
-    ]
+    }
+    # A customer an older version stored in a form that is neither NFC nor NFD (partly
+    # composed): found by the key every spelling of it has.
+    keys = list({(str(org), subject_key(str(target))) for org, target in rows})
+    for start in range(0, len(keys), 500):
+        stored = db.execute(
+            sa.select(subject_sessions.c.org_id, subject_sessions.c.subject)
+            .where(
+                sa.tuple_(subject_sessions.c.org_id, subject_sessions.c.subject_key).in_(
+                    keys[start : start + 500]
+                )
+            )
+            .distinct()
+        ).rows
+        forms.update((str(org), str(subject)) for org, subject in stored)
+    targets = {(str(org), str(target)) for org, target in rows}
+    return sorted(forms - targets)
 
 
 def _customer_held(
