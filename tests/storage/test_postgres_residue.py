@@ -15,8 +15,10 @@ what it removes depend on their timing."""
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,6 +26,7 @@ import pytest
 from tandem.exceptions import StorageError
 from tandem.storage.base import RecordingRecord
 from tandem.storage.sql import SQLStorage
+from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, pg_connect
 
@@ -251,3 +254,63 @@ async def test_a_vacuum_that_cannot_finish_stays_due_and_passes_at_its_next_turn
     assert "recording_frames" in await store.vacuum_deleted()
     assert store.vacuum_due == ()
     assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode()) == []
+
+
+async def test_an_erasure_by_the_command_is_vacuumed_before_it_exits(
+    database: str, schema: str, store: SQLStorage, tmp_path: Path
+) -> None:
+    """``tandem subject erase`` on PostgreSQL (no server process of its own to vacuum after
+    it): the customer's rows stayed as dead tuples until autovacuum came by."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    await _recorded(store, "s2", "someone@example.com", 100.0)
+    key = tmp_path / "audit.key"
+    env = {
+        "TANDEM_DATABASE_URL": f"{database}?search_path={schema}",
+        "TANDEM_AUDIT_KEY": str(key),
+    }
+    at = ("--org", "default", "--data-dir", str(tmp_path / "data"))
+    erased = await asyncio.to_thread(
+        tandem_in_process, "subject", "erase", CUSTOMER, "--yes", *at, env=env
+    )
+    assert erased.returncode == 0, erased.stderr
+    assert "Erased 1 session(s) and 1 recording(s)" in erased.stdout
+    assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode()) == []
+    assert await _in_tuples(database, schema, TABLES, b"FRAME-s1-") == []
+
+
+async def _files_holding(database: str, schema: str, tables: list[str], mark: bytes) -> list[str]:
+    """After a checkpoint (the pages written out), the files of ``tables`` (and their TOAST
+    relations) on the database server's disk that hold ``mark``; skips the test when they are
+    not readable here (PostgreSQL on another machine, or another account's files)."""
+    db = await asyncpg.connect(database, server_settings={"search_path": f"{schema},public"})
+    try:
+        await db.execute("CHECKPOINT")
+        home = Path(await db.fetchval("SELECT current_setting('data_directory')"))
+        found = []
+        for table in tables:
+            for relation in await _relations(db, table):
+                path = home / await db.fetchval("SELECT pg_relation_filepath($1::text)", relation)
+                if not os.access(path, os.R_OK):
+                    pytest.skip(f"the database's files are not readable here ({path})")
+                for segment in [path, *path.parent.glob(f"{path.name}.[0-9]*")]:
+                    if mark in segment.read_bytes():
+                        found.append(segment.name)
+        return found
+    finally:
+        await db.close()
+
+
+async def test_what_the_vacuum_removed_leaves_the_files_on_disk_at_the_checkpoint(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """The same on the database server's disk, read as files: written out at a checkpoint (until
+    then the files hold the pages as they were), the customer's ``sub`` is in them after the
+    erasure, and gone from them once the vacuum ran and the next checkpoint wrote its pages."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    for n in range(2, 40):
+        await _recorded(store, f"s{n}", f"someone-{n}@example.com", 100.0)
+    small = ["subject_sessions", "sessions"]
+    await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+    assert await _files_holding(database, schema, small, CUSTOMER.encode())
+    await store.vacuum_deleted()
+    assert await _files_holding(database, schema, small, CUSTOMER.encode()) == []
