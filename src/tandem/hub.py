@@ -776,6 +776,7 @@ class SessionHub:
         """How many sockets of other processes this one serves through tunnels (metrics)."""
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
+        self._next_vacuum = 0.0
         self._reauth_serial = 0
         self._heard_revocations = False
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
@@ -2347,7 +2348,13 @@ class SessionHub:
         their pages now, not at autovacuum's time. A task of its own (``vacuum``): a long
         vacuum holds up no purge, re-check or deadline. A failure (an overrun of
         ``database_vacuum_timeout_seconds``, the database away) is logged and raised: the
-        supervisor runs it again, the tables still due."""
+        supervisor runs it again, the tables still due. One round (every table due) per
+        ``database_vacuum_interval_seconds`` at most: a busy relay's session ends (join codes
+        taken and deleted) would make one a second."""
+        now = self.clock()
+        if now < self._next_vacuum:  # at most a round per database_vacuum_interval_seconds
+            return
+        self._next_vacuum = now + self.settings.database_vacuum_interval_seconds
         try:
             await self.storage.vacuum_deleted()
         except StorageError as exc:

@@ -148,7 +148,9 @@ async def test_the_server_vacuums_what_an_erasure_deleted_on_postgresql(
     ``vacuum`` task vacuums, by itself, the tables the erasure deleted rows of (what that
     removes from the pages: tests/storage/test_postgres_residue.py)."""
     sub = f"erase-me-{secrets.token_hex(6)}@shop.example"
-    async with data_rights_server(server_factory, tmp_path, "postgresql") as server:
+    async with data_rights_server(
+        server_factory, tmp_path, "postgresql", database_vacuum_interval_seconds=0.1
+    ) as server:
         await ended_customer(server, issue_key(server), sub)
         before = await vacuumed(server)  # a schema reused from an earlier test has its times
         with api(server, "ada") as ada:
