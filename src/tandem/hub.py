@@ -1513,6 +1513,7 @@ class SessionHub:
                 # The form an older version stored the same customer under, if it did: one
                 # customer, one stored form (holds and purge compare it as stored).
                 canonical_forms(customer)[1:],
+                any_form=True,
             )
             actor = f"customer:{pseudonym}"
         await self.record(

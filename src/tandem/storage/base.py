@@ -669,13 +669,15 @@ class Storage(AuditStore, Protocol):
         session_id: str,
         pseudonym: str,
         forms: Sequence[str] = (),
+        *,
+        any_form: bool = False,
     ) -> str:
         """Remember that ``session_id`` served the customer ``subject`` and return the subject's
         pseudonym in the organisation: the one it already has, else ``pseudonym``. ``forms``
         are other spellings of the same text (tandem.subjects.canonical_forms): a customer
-        linked under one of them only, or (with ``forms``) under any other canonically
-        equivalent one (by an older version), is linked under it again, with its pseudonym, so
-        that one customer has one stored form."""
+        linked under one of them only, or (``any_form``) under any other canonically
+        equivalent one (by an older version: partly composed), is linked under it again, with
+        its pseudonym, so that one customer has one stored form."""
         ...
 
     async def subject_sessions(self, grant: Grant, subject: str) -> list[tuple[str, str]]:

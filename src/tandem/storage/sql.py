@@ -2369,6 +2369,8 @@ class SQLStorage:
         session_id: str,
         pseudonym: str,
         forms: Sequence[str] = (),
+        *,
+        any_form: bool = False,
     ) -> str:
         org_id = grant.org_id
         spellings = list(dict.fromkeys([subject, *forms]))
@@ -2378,14 +2380,14 @@ class SQLStorage:
                 sa.select(subject_sessions.c.subject, subject_sessions.c.pseudonym)
                 .where(
                     subject_sessions.c.org_id == org_id,
-                    # Asked for other forms: any canonically equivalent one an older version
-                    # stored too (partly composed). Text with no other form has none.
+                    # any_form: also any other canonically equivalent form an older version
+                    # stored (partly composed), found by the key every spelling has.
                     sa.or_(
                         subject_sessions.c.subject.in_(spellings),
                         subject_sessions.c.subject_key == subject_key(subject),
                     )
-                    if forms
-                    else subject_sessions.c.subject == subject,
+                    if any_form
+                    else subject_sessions.c.subject.in_(spellings),
                 )
                 .distinct()
             ).rows
