@@ -288,6 +288,20 @@ VIET_PARTLY = "nguy\u1eb9\u0302n@shop.example"  # "ẹ" and a circumflex
 VIET_PARTLY_TOO = "nguy\u00ea\u0323n@shop.example"  # "ê" and a dot below
 
 
+async def test_a_hold_asked_in_any_form_holds_a_customer_stored_partly_composed(
+    storage: Storage,
+) -> None:
+    """Typed NFC on a customer an older version stored partly composed, the hold was stored
+    under NFC and named nothing stored: it said it kept no session, and purge, comparing it as
+    stored, took the customer's sessions."""
+    trail = Trail(storage)
+    await trail.customer("s1", VIET_PARTLY)
+    placed = await trail.subjects.place_hold(ADMIN, "subject", VIET_NFC, "case 2026-12")
+    assert placed.hold.target == VIET_PARTLY and placed.sessions == ("s1",)
+    await storage.purge_expired(20.0 + 31 * 86400)
+    assert await storage.get_session("s1") is not None
+
+
 # "क़" as one code point (U+0958): a composition exclusion, so NFC and NFD are the same text
 # (decomposed), and the code point typed is a third spelling that neither form gives.
 QA_EXCLUDED = "\u0958-lee@shop.example"

@@ -15,6 +15,7 @@ what it removes depend on their timing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -29,6 +30,7 @@ from tandem.storage.sql import SQLStorage
 from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, pg_connect
+from tests.storage.test_suspended_sessions import handed_over
 
 DAY = 86400.0
 CUSTOMER = "erase-me-pg-4b1d@example.com"
@@ -314,3 +316,28 @@ async def test_what_the_vacuum_removed_leaves_the_files_on_disk_at_the_checkpoin
     assert await _files_holding(database, schema, small, CUSTOMER.encode())
     await store.vacuum_deleted()
     assert await _files_holding(database, schema, small, CUSTOMER.encode()) == []
+
+
+async def test_what_a_sessions_end_clears_leaves_no_tuple_once_vacuumed(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """A session's end deletes its join code (by digest) and a handed-over session's resume
+    state: deleted, both stayed whole as dead tuples until autovacuum came by. Now their tables
+    are due, and the vacuum removes them."""
+    grant = of_org("default")
+    code = b"code-digest-" + secrets.token_hex(8).encode()
+    resume = "resume-digest-" + secrets.token_hex(8)
+    await store.record_session_start(grant, "s1", 50.0, "demo", "old")
+    await store.put_join_code(grant, code.decode(), "s1", 400.0)
+    await store.suspend_session(
+        dataclasses.replace(handed_over("s1"), resume_digest=resume, agent_resume_digest=resume)
+    )
+    assert await store.take_suspended("s1", "new", 110.0) is not None  # resumed: taken
+    await store.delete_join_codes("s1")  # the end
+    assert set(store.vacuum_due) == {"join_codes", "suspended_sessions"}
+    cleared = ["join_codes", "suspended_sessions"]
+    assert await _in_tuples(database, schema, cleared, code)
+    assert await _in_tuples(database, schema, cleared, resume.encode())
+    await store.vacuum_deleted()
+    assert await _in_tuples(database, schema, cleared, code) == []
+    assert await _in_tuples(database, schema, cleared, resume.encode()) == []
