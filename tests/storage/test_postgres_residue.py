@@ -341,3 +341,25 @@ async def test_what_a_sessions_end_clears_leaves_no_tuple_once_vacuumed(
     await store.vacuum_deleted()
     assert await _in_tuples(database, schema, cleared, code) == []
     assert await _in_tuples(database, schema, cleared, resume.encode()) == []
+
+
+async def test_overwriting_a_row_before_deleting_it_leaves_its_bytes_all_the_same(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """Why the server does not overwrite a row before deleting it (docs/compliance.md): an
+    ``UPDATE`` writes a new version of the row beside the old one, which then goes exactly as a
+    deleted row does: after the vacuum, its bytes are still in the page's free space."""
+    db = await asyncpg.connect(database, server_settings={"search_path": f"{schema},public"})
+    try:
+        await db.execute("CREATE TABLE scratch (id text PRIMARY KEY, sub text)")
+        await db.execute(
+            "INSERT INTO scratch SELECT 'k' || g, 'keep-' || g FROM generate_series(1, 5) g"
+        )
+        await db.execute("INSERT INTO scratch VALUES ('gone', $1)", CUSTOMER)
+        await db.execute("UPDATE scratch SET sub = repeat('0', length(sub)) WHERE id = 'gone'")
+        await db.execute("DELETE FROM scratch WHERE id = 'gone'")
+        await db.execute("VACUUM scratch")
+    finally:
+        await db.close()
+    assert await _in_tuples(database, schema, ["scratch"], CUSTOMER.encode()) == []
+    assert await _in_pages(database, schema, ["scratch"], CUSTOMER.encode())
