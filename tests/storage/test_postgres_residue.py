@@ -363,3 +363,34 @@ async def test_overwriting_a_row_before_deleting_it_leaves_its_bytes_all_the_sam
         await db.close()
     assert await _in_tuples(database, schema, ["scratch"], CUSTOMER.encode()) == []
     assert await _in_pages(database, schema, ["scratch"], CUSTOMER.encode())
+
+
+async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """PostgreSQL only warns when the role running VACUUM does not own the table (tables made
+    by a migration role, the server given another with only reads and writes), and vacuums
+    nothing: the erased rows stayed as dead tuples while the vacuum said it was done."""
+    role = f"not_owner_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        dsn = database.replace("postgres@", f"{role}@", 1)
+        assert dsn != database
+        other = await SQLStorage.connect(dsn, schema=schema)
+        try:
+            await _recorded(other, "s1", CUSTOMER, 100.0)
+            await other.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+            with pytest.raises(StorageError, match=r"was skipped .* must own its tables"):
+                await other.vacuum_deleted()
+            assert other.vacuum_due  # still due: tried again once the operator fixed it
+        finally:
+            await other.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()

@@ -1099,9 +1099,15 @@ class SQLStorage:
         return tuple(done)
 
     async def _vacuum(self, pool: Any, *, name: str) -> None:
+        warnings: list[str] = []
+
+        def heard(_connection: Any, message: Any) -> None:
+            warnings.append(str(getattr(message, "message", message)))
+
         async with pool.acquire(timeout=self._timeout) as db:
             # Outside any transaction (VACUUM refuses to run in one); on timeout asyncpg
             # cancels it on the server, which rolls back nothing but the vacuum itself.
+            db.add_log_listener(heard)
             try:
                 await db.execute(f'VACUUM (TRUNCATE) "{name}"', timeout=self.vacuum_timeout)
             except TimeoutError:
@@ -1109,6 +1115,16 @@ class SQLStorage:
                     f"the database failed: VACUUM of {name} did not finish within "
                     f"{self.vacuum_timeout:g} s (database_vacuum_timeout_seconds)"
                 ) from None
+            finally:
+                db.remove_log_listener(heard)
+        # A role that does not own the table is only warned, and nothing is vacuumed: the
+        # erased rows would stay, silently, until autovacuum.
+        skipped = [text for text in warnings if text.startswith("skipping")]
+        if skipped:
+            raise StorageError(
+                f"the database failed: VACUUM of {name} was skipped ({skipped[0]}): the role "
+                "Tandem connects as must own its tables (or be the database's owner)"
+            )
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         import asyncpg
