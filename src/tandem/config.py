@@ -354,6 +354,14 @@ class Settings:
     sqlite_busy_seconds: float = 10.0
     """SQLite only: how long a statement waits for another connection's write lock (an
     operator's ``sqlite3`` shell, a VACUUM) before it fails (TANDEM_SQLITE_BUSY_SECONDS)."""
+    database_vacuum_timeout_seconds: float = 600.0
+    """PostgreSQL only: how long one ``VACUUM`` of a table that an erasure, a purge or a
+    session's end deleted rows of may run before it is cancelled; it is tried again, with the
+    tables after it, at the vacuum task's next turn (tandem.storage.sql.SQLStorage.
+    vacuum_deleted)."""
+    database_vacuum_interval_seconds: float = 10.0
+    """PostgreSQL only: the vacuum task's rounds (each table rows were deleted from since the
+    last) begin at most this often: what is erased leaves dead tuples for about this long."""
     database_timeout_seconds: float = 30.0
     """PostgreSQL only: how long one statement, a new connection, or the wait for a free pooled
     connection may take before it fails (a database that stops answering without closing
@@ -486,6 +494,10 @@ class Settings:
             raise ConfigError("upgrade_copy_days must be positive")
         if not self.sqlite_busy_seconds > 0:
             raise ConfigError("sqlite_busy_seconds must be positive")
+        if not self.database_vacuum_interval_seconds >= 0:
+            raise ConfigError("database_vacuum_interval_seconds must be 0 or more")
+        if not self.database_vacuum_timeout_seconds > 0:
+            raise ConfigError("database_vacuum_timeout_seconds must be positive")
         if not self.database_timeout_seconds > 0:
             raise ConfigError("database_timeout_seconds must be positive")
         if not self.redis_timeout_seconds > 0:

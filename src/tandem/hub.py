@@ -777,6 +777,7 @@ class SessionHub:
         """How many sockets of other processes this one serves through tunnels (metrics)."""
         self._next_purge = 0.0
         self._next_expired_purge = 0.0
+        self._next_vacuum = 0.0
         self._reauth_serial = 0
         self._heard_revocations = False
         """Whether the revocations' subscription ran before (a new one may have missed some)."""
@@ -818,6 +819,7 @@ class SessionHub:
         )
         self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
         self.background.every("upkeep", self.tick_seconds, self.upkeep)
+        self.background.every("vacuum", self.tick_seconds, self.vacuum_deleted)
         self.background.keep_running("revocations", self._hear_revocations)
         return self
 
@@ -1513,6 +1515,7 @@ class SessionHub:
                 # The form an older version stored the same customer under, if it did: one
                 # customer, one stored form (holds and purge compare it as stored).
                 canonical_forms(customer)[1:],
+                any_form=True,
             )
             actor = f"customer:{pseudonym}"
         await self.record(
@@ -2359,6 +2362,25 @@ class SessionHub:
         if now >= self._next_purge:
             self._next_purge = now + RECORDING_PURGE_SECONDS
             await self.recordings.purge(now)
+
+    async def vacuum_deleted(self) -> None:
+        """PostgreSQL: vacuum the tables an erasure, a purge or a session's end deleted rows of
+        (:meth:`~tandem.storage.sql.SQLStorage.vacuum_deleted`), so that what was erased leaves
+        their pages now, not at autovacuum's time. A task of its own (``vacuum``): a long
+        vacuum holds up no purge, re-check or deadline. A failure (an overrun of
+        ``database_vacuum_timeout_seconds``, the database away) is logged and raised: the
+        supervisor runs it again, the tables still due. One round (every table due) per
+        ``database_vacuum_interval_seconds`` at most: a busy relay's session ends (join codes
+        taken and deleted) would make one a second."""
+        now = self.clock()
+        if now < self._next_vacuum:  # at most a round per database_vacuum_interval_seconds
+            return
+        self._next_vacuum = now + self.settings.database_vacuum_interval_seconds
+        try:
+            await self.storage.vacuum_deleted()
+        except StorageError as exc:
+            log.warning("vacuum after deletions failed, tried again: %s", exc)
+            raise
 
     async def _recheck_due(self, now: float) -> None:
         """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""

@@ -50,6 +50,7 @@ from tandem.storage.base import (
     Storage,
     SubjectErasure,
     canonical_forms,
+    subject_key,
 )
 
 Recorded = Callable[..., Awaitable[None]]
@@ -208,7 +209,7 @@ class Subjects:
             subject = linked[1]  # a session id leads to its customer
         # The same text in another normalisation form is the same customer: tokens' subs are
         # stored in NFC, an older version stored them as the site wrote them (canonical_forms).
-        forms = canonical_forms(subject) if subject else ()
+        forms = await self._spellings(grant, subject) if subject else ()
         pairs: list[tuple[str, str]] = []
         stored: list[str] = []
         for form in forms:
@@ -480,7 +481,19 @@ class Subjects:
             for hold in holds:
                 if hold.target == spelling:
                     return hold
+        if kind == "subject":  # stored partly composed (neither NFC nor NFD) by an older version
+            for hold in holds:
+                if subject_key(hold.target) == subject_key(target):
+                    return hold
         return None
+
+    async def _spellings(self, grant: Grant, subject: str) -> tuple[str, ...]:
+        """Every spelling of ``subject`` to look for: :func:`canonical_forms`, then any other
+        canonically equivalent form an older version stored a link or a hold under (partly
+        composed: a precomposed letter beside a combining mark), which they missed."""
+        forms = canonical_forms(subject)
+        stored = await self.storage.stored_forms(grant, subject)
+        return (*forms, *(form for form in stored if form not in forms))
 
     async def held_now(
         self, actor: Principal, hold: HoldRecord
@@ -525,7 +538,7 @@ class Subjects:
             return target, target
         linked = await self._session_named(grant, target, None)
         subject = linked[1] if linked is not None and linked[0] == grant.org_id else target
-        for form in canonical_forms(subject):
+        for form in await self._spellings(grant, subject):
             # Held under the form the customer is stored under: purge compares it as stored.
             pairs = await self.storage.subject_sessions(grant, form)
             if pairs:

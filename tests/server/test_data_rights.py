@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import logging
 import secrets
@@ -137,6 +138,45 @@ async def test_a_token_sub_in_nfd_is_erased_by_its_nfc_form(
             assert erased.status_code == 200, erased.text
             assert erased.json()["links"] == 1
         assert await stored_subjects(server) == []
+
+
+async def test_the_server_vacuums_what_an_erasure_deleted_on_postgresql(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """PostgreSQL keeps a deleted row whole, as a dead tuple its own tools read back, until a
+    vacuum removes it; the server left that to autovacuum (hours on a quiet table). Now its
+    ``vacuum`` task vacuums, by itself, the tables the erasure deleted rows of (what that
+    removes from the pages: tests/storage/test_postgres_residue.py)."""
+    sub = f"erase-me-{secrets.token_hex(6)}@shop.example"
+    async with data_rights_server(
+        server_factory, tmp_path, "postgresql", database_vacuum_interval_seconds=0.1
+    ) as server:
+        await ended_customer(server, issue_key(server), sub)
+        before = await vacuumed(server)  # a schema reused from an earlier test has its times
+        with api(server, "ada") as ada:
+            assert ada.post("/api/subjects/erase", json={"subject": sub}).status_code == 200
+        erased = ("subject_sessions", "sessions", "recordings", "recording_frames")
+        await wait_until(lambda: vacuumed_since(server, before, erased))
+
+
+async def vacuumed(server: RunningServer) -> dict[str, datetime.datetime]:
+    """When each of the server's tables was last vacuumed by hand (not by autovacuum)."""
+    db = await _pg(server)
+    try:
+        rows = await db.fetch(
+            "SELECT relname, last_vacuum FROM pg_stat_user_tables"
+            " WHERE schemaname = current_schema() AND last_vacuum IS NOT NULL"
+        )
+        return {str(row[0]): row[1] for row in rows}
+    finally:
+        await db.close()
+
+
+async def vacuumed_since(
+    server: RunningServer, before: dict[str, datetime.datetime], tables: tuple[str, ...]
+) -> bool:
+    now = await vacuumed(server)
+    return all(table in now and now[table] != before.get(table) for table in tables)
 
 
 async def stored_subjects(server: RunningServer) -> list[str]:

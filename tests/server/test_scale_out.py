@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from tandem.access import Grant
 from tandem.audit import verify
@@ -33,8 +34,10 @@ from tests.server.helpers import (
     recv_json,
     resume_on,
     send,
+    sharing_with_tokens,
     start_session,
 )
+from tests.server.test_session_clearing import wait_until
 from tests.server.test_training import acknowledge, practise, reported
 from tests.storage.conftest import PG_DSN, create_migrated_schema, pg_connect
 
@@ -456,3 +459,33 @@ async def test_training_holds_across_two_servers(cluster: Cluster, tmp_path: Pat
     await send(newbie, type="join", code=created["code"])  # A tunnels it to B
     assert (await recv_json(newbie))["type"] == "joined"
     assert (await recv_json(customer))["type"] == "agent_joined"
+
+
+async def test_a_tunnelled_session_leaves_no_channel_or_key_in_redis_once_ended(
+    cluster: Cluster,
+) -> None:
+    """Promise 8 across processes: the agent's socket is on B, tunnelled to the owner A through
+    Redis pub/sub (a channel per tunnelled socket). Once the session ended, no channel of it is
+    left subscribed and no key under the cluster's prefix names it or outlives its window:
+    pub/sub keeps nothing, and the only keys Tandem writes (refusal counters) expire."""
+    a, b = cluster(), cluster()
+    prefix = a.settings.redis_prefix
+    shared = aioredis.Redis.from_url(REDIS_URL)
+    try:
+        before = set(await shared.pubsub_channels(f"{prefix}conn:*"))
+        customer, agent, created, _ = await sharing_with_tokens(a, login_cookie(b, "alice"), b)
+        session_id = created["session_id"].encode()
+        tunnels = set(await shared.pubsub_channels(f"{prefix}conn:*")) - before
+        assert tunnels  # (the test sees the tunnel's channels while the session lives)
+        await send(customer, type="stop")
+        assert (await recv_json(agent))["type"] == "ended"
+
+        async def tunnels_gone() -> bool:
+            return not tunnels & set(await shared.pubsub_channels(f"{prefix}*"))
+
+        await wait_until(tunnels_gone)
+        async for key in shared.scan_iter(match=f"{prefix}*"):
+            assert session_id not in key, key
+            assert await shared.pttl(key) > 0, f"{key!r} never expires"
+    finally:
+        await shared.aclose()

@@ -17,12 +17,20 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection
 
 from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.fanout.memory import MemoryFanout
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
+from tests.conftest import (
+    AGENT_PASSWORD,
+    REDIS_HOST,
+    REDIS_PORT,
+    RunningServer,
+    ServerFactory,
+    mark_trained,
+)
 from tests.server.helpers import (
     closed_with,
     login_cookie,
@@ -292,3 +300,52 @@ async def _leaves_only_its_audit_trail(server: RunningServer, ending: str) -> No
     for path in server.settings.data_dir.rglob("*"):
         if path.is_file():
             assert page not in path.read_bytes(), f"page bytes left in {path}"
+
+
+@pytest.mark.parametrize("ending", ENDINGS)
+async def test_an_ended_session_leaves_nothing_in_redis(
+    requires_redis: None, server_factory: ServerFactory, tmp_path: Path, ending: str
+) -> None:
+    """Scaled out (PostgreSQL and Redis): once a session ended, however it ended, Redis holds no
+    key and no pub/sub channel naming it, nor any of its page's bytes (its relay topics were
+    channels only while subscribed; the only keys Tandem writes are the refusal counters, which
+    name an organisation and an agent and go with their window)."""
+    prefix = f"t-{secrets.token_hex(6)}:"
+    async with server_on(
+        server_factory,
+        tmp_path,
+        "postgresql",
+        redis_url=f"redis://{REDIS_HOST}:{REDIS_PORT}/0",
+        redis_prefix=prefix,
+        resume_grace_seconds=0.3,
+    ) as server:
+        services = server.server.config.app.state.services
+        assert services.fanout.shared  # through Redis
+        hub = services.hub
+        page = b"\x01" + b"page-bytes-" + secrets.token_hex(8).encode()
+        session_id, _ = await ENDINGS[ending](server, page)
+
+        async def ended() -> bool:
+            return ((await stored_end(server, session_id)) or (None,))[0] is not None
+
+        await wait_until(ended)
+        await wait_for(lambda: session_id not in hub._unfinished and session_id not in hub._closing)
+        shared = aioredis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+        try:
+
+            async def channels_naming_it() -> list[bytes]:
+                channels = await shared.pubsub_channels(f"{prefix}*")
+                return [c for c in channels if session_id.encode() in c]
+
+            async def none_left() -> bool:
+                return not await channels_naming_it()
+
+            await wait_until(none_left)
+            async for key in shared.scan_iter(match=f"{prefix}*"):
+                assert session_id.encode() not in key, key
+                if await shared.type(key) == b"string":
+                    value = await shared.get(key)
+                    assert value is None or (session_id.encode() not in value and page not in value)
+                assert await shared.pttl(key) > 0, f"{key!r} never expires"
+        finally:
+            await shared.aclose()

@@ -7,17 +7,20 @@ placed after its own check, and leaves the link of a session it did not list."""
 from __future__ import annotations
 
 import io
+import unicodedata
 import zipfile
 from typing import Any, Literal
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tandem.access import Grant
 from tandem.audit import AuditLog, verify
 from tandem.crypto import system_entropy
 from tandem.directory import operator
 from tandem.exceptions import ConflictError, NotFoundError
+from tandem.storage import migrations
 from tandem.storage.base import (
     HoldRecord,
     LoginRecord,
@@ -30,6 +33,7 @@ from tandem.storage.base import (
 from tandem.storage.schema import metadata
 from tandem.subjects import PSEUDONYM_SHAPE, Subjects, canonical_forms, new_pseudonym
 from tests.grants import of_org, owned
+from tests.storage.test_audit_storage import Backend, backend  # noqa: F401 (a fixture)
 
 KEY = b"k" * 32
 ADMIN = operator("default")
@@ -274,6 +278,146 @@ async def test_a_hold_an_older_version_stored_in_another_form_keeps_the_customer
     await storage.purge_expired(later)
     assert await storage.get_session("s1") is None
     assert await storage.get_session("s2") is None
+
+
+# "ệ" (e, dot below, circumflex): NFC one letter, NFD three, and two spellings that are
+# neither (partly composed: a precomposed letter beside a combining mark), the same text.
+VIET_NFC = "nguy\u1ec7n@shop.example"
+VIET_NFD = unicodedata.normalize("NFD", VIET_NFC)
+VIET_PARTLY = "nguy\u1eb9\u0302n@shop.example"  # "ẹ" and a circumflex
+VIET_PARTLY_TOO = "nguy\u00ea\u0323n@shop.example"  # "ê" and a dot below
+
+
+async def test_a_hold_asked_in_any_form_holds_a_customer_stored_partly_composed(
+    storage: Storage,
+) -> None:
+    """Typed NFC on a customer an older version stored partly composed, the hold was stored
+    under NFC and named nothing stored: it said it kept no session, and purge, comparing it as
+    stored, took the customer's sessions."""
+    trail = Trail(storage)
+    await trail.customer("s1", VIET_PARTLY)
+    placed = await trail.subjects.place_hold(ADMIN, "subject", VIET_NFC, "case 2026-12")
+    assert placed.hold.target == VIET_PARTLY and placed.sessions == ("s1",)
+    await storage.purge_expired(20.0 + 31 * 86400)
+    assert await storage.get_session("s1") is not None
+
+
+# "क़" as one code point (U+0958): a composition exclusion, so NFC and NFD are the same text
+# (decomposed), and the code point typed is a third spelling that neither form gives.
+QA_EXCLUDED = "\u0958-lee@shop.example"
+QA_NFC = unicodedata.normalize("NFC", QA_EXCLUDED)
+
+
+async def test_a_returning_customer_whose_text_has_one_normal_form_keeps_their_pseudonym(
+    storage: Storage,
+) -> None:
+    """A text whose NFC and NFD are the same has no other form to ask for, yet an older version
+    may have stored a third spelling of it (a composition exclusion, as typed): the returning
+    customer was linked apart, two customers with two pseudonyms."""
+    assert QA_NFC == unicodedata.normalize("NFD", QA_EXCLUDED) != QA_EXCLUDED
+    assert canonical_forms(QA_NFC) == (QA_NFC,)
+    await storage.link_subject(of_org("default"), QA_EXCLUDED, "s1", "p-old")
+    again = await storage.link_subject(
+        of_org("default"), QA_NFC, "s2", "p-new", canonical_forms(QA_NFC)[1:], any_form=True
+    )
+    assert again == "p-old"
+
+
+def test_the_partly_composed_spellings_are_the_same_text_in_neither_form() -> None:
+    for partly in (VIET_PARTLY, VIET_PARTLY_TOO):
+        assert partly not in (VIET_NFC, VIET_NFD)
+        assert unicodedata.normalize("NFC", partly) == VIET_NFC
+        assert partly not in canonical_forms(VIET_NFC)
+
+
+async def test_a_partly_composed_sub_an_older_version_stored_is_found_in_any_form(
+    storage: Storage,
+) -> None:
+    """An older version stored the customer's ``sub`` as the site wrote it: partly composed.
+    Looked up in NFC, in NFD and as typed, a request in any other spelling (the admin's
+    keyboard composes it) found nothing, and the erasure silently missed the person."""
+    trail = Trail(storage)
+    await trail.customer("s1", VIET_PARTLY)
+    for asked in (VIET_NFC, VIET_NFD, VIET_PARTLY, VIET_PARTLY_TOO):
+        assert (await trail.subjects.find(ADMIN, asked)).session_ids == ("s1",), asked
+    erased = await trail.subjects.erase(ADMIN, VIET_PARTLY_TOO)
+    assert (erased["sessions"], erased["links"]) == (1, 1)
+    assert await storage.stored_forms(of_org("default"), VIET_NFC) == ()
+    assert await storage.get_session("s1") is None
+
+
+async def test_a_returning_customer_stored_partly_composed_keeps_their_form_and_pseudonym(
+    storage: Storage,
+) -> None:
+    """Their token now says NFC: linked apart under it, they were two customers with two
+    pseudonyms, and an erasure of one form left the other."""
+    await storage.link_subject(of_org("default"), VIET_PARTLY, "s1", "p-old")
+    again = await storage.link_subject(
+        of_org("default"), VIET_NFC, "s2", "p-new", canonical_forms(VIET_NFC)[1:], any_form=True
+    )
+    assert again == "p-old"
+    linked = await storage.subject_sessions(of_org("default"), VIET_PARTLY)
+    assert sorted(linked) == [("s1", "p-old"), ("s2", "p-old")]
+
+
+async def test_a_hold_stored_partly_composed_keeps_its_customer_from_purge_and_erasure(
+    storage: Storage,
+) -> None:
+    """An older version stored a hold as typed, partly composed one way, on a customer it
+    stored partly composed the other way: purge, a recording's erasure and a subject's erasure
+    compared the two as stored (or in NFC and NFD) and took what the court asked to keep."""
+    trail = Trail(storage)
+    await trail.customer("s1", VIET_PARTLY)
+    await storage.add_recording(
+        *owned(RecordingRecord("r1", "default", "s1", "demo", "alice", "k1", 11.0))
+    )
+    await storage.end_recording("r1", 19.0, "stopped")
+    old = HoldRecord("default", "subject", VIET_PARTLY_TOO, "case 2026-11", "ada", 1.0)
+    assert await storage.put_hold(of_org("default"), old)
+    with pytest.raises(ConflictError):
+        await trail.subjects.erase(ADMIN, VIET_NFC)
+    with pytest.raises(ConflictError):
+        await storage.delete_recording("r1")
+    later = 20.0 + 31 * 86400  # the default organisation keeps 30 days
+    assert await storage.purge_recordings(later) == []
+    await storage.purge_expired(later)
+    assert await storage.get_session("s1") is not None
+    lifted = await trail.subjects.lift_hold(ADMIN, "subject", VIET_NFD, "case closed")
+    assert lifted.target == VIET_PARTLY_TOO
+    assert [r.recording_id for r in await storage.purge_recordings(later)] == ["r1"]
+
+
+async def test_links_an_older_version_stored_in_any_form_get_their_key_on_upgrade(
+    backend: Backend,  # noqa: F811 (the fixture imported above)
+) -> None:
+    """Revision 0014 keys every link already stored (partly composed, NFD, plain) by its NFC
+    form, on both databases: a customer an older version stored partly composed is found,
+    linked again and erased by any spelling after the upgrade, not only by new links."""
+    stored = {"s1": VIET_PARTLY, "s2": VIET_NFD, "s3": "plain@shop.example"}
+
+    async def fill(engine: AsyncEngine) -> None:
+        async with engine.begin() as db:
+            await db.run_sync(migrations.upgrade, "0013")
+            await db.execute(
+                sa.text(
+                    "INSERT INTO subject_sessions (session_id, org_id, subject, pseudonym)"
+                    " VALUES (:sid, 'default', :sub, :p)"
+                ),
+                [{"sid": sid, "sub": sub, "p": f"p-{sid}"} for sid, sub in stored.items()],
+            )
+        await engine.dispose()
+
+    await backend.fill_old(fill)
+    storage = await backend.open()  # migrates
+    grant = of_org("default")
+    assert await storage.stored_forms(grant, VIET_PARTLY_TOO) == tuple(
+        sorted((VIET_PARTLY, VIET_NFD))
+    )
+    assert await storage.stored_forms(grant, "plain@shop.example") == ("plain@shop.example",)
+    trail = Trail(storage)
+    assert set((await trail.subjects.find(ADMIN, VIET_NFC)).session_ids) == {"s1", "s2"}
+    assert (await trail.subjects.erase(ADMIN, VIET_PARTLY_TOO))["links"] == 2
+    assert await storage.subject_sessions(grant, "plain@shop.example") == [("s3", "p-s3")]
 
 
 @pytest.mark.parametrize("victim_sub", ["eve", None], ids=["with a token", "tokenless"])

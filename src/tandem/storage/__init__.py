@@ -18,11 +18,13 @@ async def open_storage(settings: Settings) -> SQLStorage:
     from tandem.storage.sql import SQLStorage
 
     if settings.database_url:
-        return await SQLStorage.connect(
+        storage = await SQLStorage.connect(
             settings.database_url,
             timeout=settings.database_timeout_seconds,
             migration_timeout=settings.database_migration_timeout_seconds,
         )
+        storage.vacuum_timeout = settings.database_vacuum_timeout_seconds
+        return storage
     return await SQLStorage.open_sqlite(
         settings.database_path, busy_seconds=settings.sqlite_busy_seconds
     )

@@ -653,6 +653,13 @@ class Storage(AuditStore, Protocol):
         any): its audit records, appended in the same transaction (tandem.audit.Evidence)."""
         ...
 
+    async def vacuum_deleted(self) -> tuple[str, ...]:
+        """PostgreSQL: vacuum the tables rows were erased, purged or cleared from since the last
+        call, so that their dead tuples leave the tables' pages now, not at autovacuum's time;
+        return the tables vacuumed. Raises StorageError if one fails (it stays due). Nothing
+        to do on SQLite."""
+        ...
+
     # Data subject requests and legal holds (tandem.subjects).
 
     async def link_subject(
@@ -662,16 +669,25 @@ class Storage(AuditStore, Protocol):
         session_id: str,
         pseudonym: str,
         forms: Sequence[str] = (),
+        *,
+        any_form: bool = False,
     ) -> str:
         """Remember that ``session_id`` served the customer ``subject`` and return the subject's
         pseudonym in the organisation: the one it already has, else ``pseudonym``. ``forms``
         are other spellings of the same text (tandem.subjects.canonical_forms): a customer
-        linked under one of them only (by an older version) is linked under it again, with
+        linked under one of them only, or (``any_form``) under any other canonically
+        equivalent one (by an older version: partly composed), is linked under it again, with
         its pseudonym, so that one customer has one stored form."""
         ...
 
     async def subject_sessions(self, grant: Grant, subject: str) -> list[tuple[str, str]]:
         """``(session_id, pseudonym)`` of every session linked to ``subject``, oldest first."""
+        ...
+
+    async def stored_forms(self, grant: Grant, subject: str) -> tuple[str, ...]:
+        """Every spelling of ``subject`` (any canonically equivalent form, :func:`subject_key`)
+        the organisation's customer links or subject holds are stored under: an older version
+        stored them as the site or the admin wrote them, in any form."""
         ...
 
     async def subject_of_session(self, session_id: str) -> tuple[str, str, str] | None:
@@ -840,6 +856,12 @@ class Storage(AuditStore, Protocol):
         once exactly one gets it, and the session is stored as held by that one. None if there
         is none or its window has passed."""
         ...
+
+
+def subject_key(subject: str) -> str:
+    """What every canonically equivalent spelling of ``subject`` has in common (NFC): a
+    customer's links are looked up by it (``subject_sessions.subject_key``)."""
+    return unicodedata.normalize("NFC", subject)
 
 
 def canonical_forms(subject: str) -> tuple[str, ...]:

@@ -312,7 +312,11 @@ subject_sessions = sa.Table(
     sa.Column("pseudonym", Text, nullable=False),
     # Random, one per subject and organisation: what the audit trail names instead of ``sub``,
     # so erasing the rows leaves the trail intact but no longer linkable to the person.
+    sa.Column("subject_key", Text),
+    # ``subject`` in NFC (tandem.storage.base.subject_key): every canonically equivalent
+    # spelling of a ``sub`` finds the links an older version stored in any of them.
     sa.Index("subject_sessions_org_subject", "org_id", "subject"),
+    sa.Index("subject_sessions_org_key", "org_id", "subject_key"),
 )
 
 legal_holds = sa.Table(

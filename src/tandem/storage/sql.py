@@ -74,6 +74,7 @@ from tandem.storage.base import (
     TrainingRecord,
     UserRecord,
     canonical_forms,
+    subject_key,
 )
 from tandem.storage.schema import (
     SITE_VERIFIED,
@@ -701,6 +702,10 @@ MIGRATION_TIMEOUT_SECONDS = 600.0
 """PostgreSQL: how long bringing the schema up to date may take as a whole, the wait for
 another server's migration included, unless told otherwise (the
 ``database_migration_timeout_seconds`` setting)."""
+VACUUM_TIMEOUT_SECONDS = 600.0
+"""PostgreSQL: how long one ``VACUUM`` of a table :meth:`SQLStorage.vacuum_deleted` runs may
+take before it is cancelled and left for the next turn, unless told otherwise (the
+``database_vacuum_timeout_seconds`` setting)."""
 _LOCKED_BUSY_MS = 250
 """The same while the lock is known to be held (a statement just waited the whole busy
 timeout): each statement queued behind fails fast instead of waiting in turn."""
@@ -741,6 +746,11 @@ class SQLStorage:
         a request queued behind the background tasks' statements still gets its 503 at once."""
         self._busy_ms = round(BUSY_SECONDS * 1000)
         """SQLite: the busy timeout (ms) statements wait for another connection's lock."""
+        self.vacuum_timeout = VACUUM_TIMEOUT_SECONDS
+        """PostgreSQL: seconds one ``VACUUM`` of :meth:`vacuum_deleted` may take."""
+        self._vacuum_due: set[str] = set()
+        """PostgreSQL: the tables an erasure, a purge or a session's end deleted rows of since
+        :meth:`vacuum_deleted` last vacuumed them."""
         kept = _kept_statements(self._postgres)
         self._kept = kept.ids
         self._user_by_name = kept.user_by_name
@@ -1053,6 +1063,70 @@ class SQLStorage:
             return
         if busy and busy[0]:
             log.warning("the write-ahead log was not emptied: another connection holds it")
+
+    def _deleted_from(self, *tables: sa.Table) -> None:
+        """PostgreSQL: rows of ``tables`` were deleted; :meth:`vacuum_deleted` vacuums them."""
+        if self._postgres:
+            self._vacuum_due.update(table.name for table in tables)
+
+    @property
+    def vacuum_due(self) -> tuple[str, ...]:
+        """PostgreSQL: the tables :meth:`vacuum_deleted` will vacuum at its next call."""
+        return tuple(sorted(self._vacuum_due))
+
+    async def vacuum_deleted(self) -> tuple[str, ...]:
+        """PostgreSQL: ``VACUUM`` each table rows were erased, purged or cleared from since the
+        last call (:attr:`vacuum_due`), one at a time, each within :attr:`vacuum_timeout`
+        seconds, and return the tables vacuumed. A deleted row's bytes stay in its table's
+        pages until a vacuum removes its dead tuple (autovacuum's own time: it may be hours on a
+        quiet table); a vacuum compacts each page and gives back empty pages at the table's end,
+        which removes them in most cases, but not all (docs/compliance.md). Never on the socket
+        path: the server calls it in a supervised task of its own (tandem.hub). A plain VACUUM
+        blocks no reader or writer (it takes SHARE UPDATE EXCLUSIVE; giving pages back takes an
+        exclusive lock only if it is free at once, and yields it to any waiter). Raises
+        :class:`StorageError` if one fails or overruns; it and the tables after it stay due for
+        the next call. Nothing to do on SQLite (``secure_delete``, :meth:`_empty_wal`)."""
+        if not self._postgres or not self._vacuum_due:
+            return ()
+        done: list[str] = []
+        for name in sorted(self._vacuum_due):
+            # Taken off first: a deletion while it runs (after its snapshot) makes it due again.
+            self._vacuum_due.discard(name)
+            try:
+                await self._on_postgres(functools.partial(self._vacuum, name=name))
+            except BaseException:
+                self._vacuum_due.add(name)
+                raise
+            done.append(name)
+        return tuple(done)
+
+    async def _vacuum(self, pool: Any, *, name: str) -> None:
+        warnings: list[str] = []
+
+        def heard(_connection: Any, message: Any) -> None:
+            warnings.append(str(getattr(message, "message", message)))
+
+        async with pool.acquire(timeout=self._timeout) as db:
+            # Outside any transaction (VACUUM refuses to run in one); on timeout asyncpg
+            # cancels it on the server, which rolls back nothing but the vacuum itself.
+            db.add_log_listener(heard)
+            try:
+                await db.execute(f'VACUUM (TRUNCATE) "{name}"', timeout=self.vacuum_timeout)
+            except TimeoutError:
+                raise StorageError(
+                    f"the database failed: VACUUM of {name} did not finish within "
+                    f"{self.vacuum_timeout:g} s (database_vacuum_timeout_seconds)"
+                ) from None
+            finally:
+                db.remove_log_listener(heard)
+        # A role that does not own the table is only warned, and nothing is vacuumed: the
+        # erased rows would stay, silently, until autovacuum.
+        skipped = [text for text in warnings if text.startswith("skipping")]
+        if skipped:
+            raise StorageError(
+                f"the database failed: VACUUM of {name} was skipped ({skipped[0]}): the role "
+                "Tandem connects as must own its tables (or be the database's owner)"
+            )
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         import asyncpg
@@ -1461,10 +1535,12 @@ class SQLStorage:
         row = await self._row(self._take_code_of_org, {"digest": code_digest, "org": grant.org_id})
         if row is None or row["expires_at"] <= now:
             return None
+        self._deleted_from(join_codes)
         return TakenCode(str(row["session_id"]), float(row["expires_at"]))
 
     async def delete_join_codes(self, session_id: str) -> None:
-        await self._count(join_codes.delete().where(join_codes.c.session_id == session_id))
+        if await self._count(join_codes.delete().where(join_codes.c.session_id == session_id)):
+            self._deleted_from(join_codes)
 
     async def record_session_start(
         self,
@@ -1620,17 +1696,20 @@ class SQLStorage:
             .scalar_subquery()
         )
 
+        emptied: set[sa.Table] = set()  # what to vacuum (PostgreSQL): tables rows went from
+
         def work(db: _Db) -> list[tuple[str, str]]:
-            db.execute(join_codes.delete().where(join_codes.c.expires_at <= now))
-            db.execute(used_once.delete().where(used_once.c.expires_at <= now))
-            # Counts forgotten a day after the last failure, once no wait is running.
-            db.execute(
-                backoff.delete().where(
-                    backoff.c.updated_at < now - DAY, backoff.c.locked_until < now
-                )
-            )
-            db.execute(logins.delete().where(logins.c.expires_at <= now))
-            db.execute(oidc_pending.delete().where(oidc_pending.c.expires_at <= now))
+            emptied.clear()  # a retried transaction counts again
+            for table, expired in (
+                (join_codes, join_codes.c.expires_at <= now),
+                (used_once, used_once.c.expires_at <= now),
+                # Counts forgotten a day after the last failure, once no wait is running.
+                (backoff, sa.and_(backoff.c.updated_at < now - DAY, backoff.c.locked_until < now)),
+                (logins, logins.c.expires_at <= now),
+                (oidc_pending, oidc_pending.c.expires_at <= now),
+            ):
+                if db.execute(table.delete().where(expired)).rowcount:
+                    emptied.add(table)
             # Each organisation's retention: ended sessions' records go when it runs out. The
             # shortest retention bounds the index range; the organisation's own decides.
             ended = db.execute(
@@ -1645,6 +1724,8 @@ class SQLStorage:
             ).rows
             # The customer's id goes with the session's record (storage limitation), and so does
             # a practice session's evidence (its completion keeps the steps it proved).
+            if ended:
+                emptied.update((sessions, subject_sessions, practice_sessions))
             for start in range(0, len(ended), 500):
                 ids = [row[0] for row in ended[start : start + 500]]
                 db.execute(subject_sessions.delete().where(subject_sessions.c.session_id.in_(ids)))
@@ -1654,6 +1735,7 @@ class SQLStorage:
             return sorted((str(row[1]), str(row[0])) for row in ended)
 
         expired = await self._with_evidence(work, evidence)
+        self._deleted_from(*emptied)
         await self._empty_wal()
         return expired
 
@@ -1981,6 +2063,7 @@ class SQLStorage:
 
         deleted = await self._with_evidence(work, evidence)
         if deleted:
+            self._deleted_from(recordings, recording_frames)
             await self._empty_wal()
         return deleted > 0
 
@@ -2008,6 +2091,7 @@ class SQLStorage:
 
         purged = await self._with_evidence(work, evidence)
         if purged:
+            self._deleted_from(recordings, recording_frames)
             await self._empty_wal()
         return purged
 
@@ -2328,6 +2412,8 @@ class SQLStorage:
         session_id: str,
         pseudonym: str,
         forms: Sequence[str] = (),
+        *,
+        any_form: bool = False,
     ) -> str:
         org_id = grant.org_id
         spellings = list(dict.fromkeys([subject, *forms]))
@@ -2337,19 +2423,33 @@ class SQLStorage:
                 sa.select(subject_sessions.c.subject, subject_sessions.c.pseudonym)
                 .where(
                     subject_sessions.c.org_id == org_id,
-                    subject_sessions.c.subject.in_(spellings),
+                    # any_form: also any other canonically equivalent form an older version
+                    # stored (partly composed), found by the key every spelling has.
+                    sa.or_(
+                        subject_sessions.c.subject.in_(spellings),
+                        subject_sessions.c.subject_key == subject_key(subject),
+                    )
+                    if any_form
+                    else subject_sessions.c.subject.in_(spellings),
                 )
                 .distinct()
             ).rows
-            # The subject as given first, then the other forms in their order.
+            # The subject as given first, then the other forms in their order, then the rest.
             found = sorted(
                 ((str(row[0]), str(row[1])) for row in known),
-                key=lambda row: (spellings.index(row[0]), row[1]),
+                key=lambda row: (
+                    spellings.index(row[0]) if row[0] in spellings else len(spellings),
+                    row,
+                ),
             )
             stored, chosen = found[0] if found else (subject, pseudonym)
             db.execute(
                 subject_sessions.insert().values(
-                    session_id=session_id, org_id=org_id, subject=stored, pseudonym=chosen
+                    session_id=session_id,
+                    org_id=org_id,
+                    subject=stored,
+                    pseudonym=chosen,
+                    subject_key=subject_key(stored),
                 )
             )
             return chosen
@@ -2369,6 +2469,25 @@ class SQLStorage:
             .order_by(sessions.c.created_at, subject_sessions.c.session_id)
         )
         return [(str(row[0]), str(row[1])) for row in rows]
+
+    async def stored_forms(self, grant: Grant, subject: str) -> tuple[str, ...]:
+        key = subject_key(subject)
+        rows = await self._rows(
+            sa.select(subject_sessions.c.subject)
+            .where(
+                subject_sessions.c.org_id == grant.org_id,
+                subject_sessions.c.subject_key == key,
+            )
+            .distinct()
+        )
+        held = await self._rows(
+            sa.select(legal_holds.c.target).where(
+                legal_holds.c.org_id == grant.org_id, legal_holds.c.kind == "subject"
+            )
+        )
+        found = {str(row[0]) for row in rows}
+        found.update(str(row[0]) for row in held if subject_key(str(row[0])) == key)
+        return tuple(sorted(found))
 
     async def subject_of_session(self, session_id: str) -> tuple[str, str, str] | None:
         row = await self._row(
@@ -2475,6 +2594,7 @@ class SQLStorage:
             )
 
         erased = await self._with_evidence(work, evidence)
+        self._deleted_from(recordings, recording_frames, sessions, join_codes, subject_sessions)
         await self._empty_wal()
         return erased
 
@@ -2720,6 +2840,8 @@ class SQLStorage:
                 .returning(suspended_sessions.c.session_id)
             ).rows
             not_resumed = {str(row["session_id"]) for row in expired}
+            if expired:
+                self._deleted_from(suspended_sessions)
             orphans = (
                 sessions.c.ended_at.is_(None)
                 & sessions.c.node.not_in(alive)
@@ -2739,6 +2861,7 @@ class SQLStorage:
                         .values(ended_at=now, end_reason=reason)
                     )
                     db.execute(join_codes.delete().where(join_codes.c.session_id.in_(ids)))
+                    self._deleted_from(join_codes)
             still_live = sa.select(sessions.c.session_id).where(sessions.c.ended_at.is_(None))
             running = recordings.c.ended_at.is_(None) & recordings.c.session_id.not_in(still_live)
             found = db.execute(sa.select(*recordings.c).where(running))
@@ -2787,6 +2910,7 @@ class SQLStorage:
             ).first()
             if taken is None:
                 return None
+            self._deleted_from(suspended_sessions)
             db.execute(
                 sessions.update()
                 .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
@@ -2822,12 +2946,28 @@ def _held_forms(db: _Db) -> list[tuple[str, str]]:
     rows = db.execute(
         sa.select(legal_holds.c.org_id, legal_holds.c.target).where(legal_holds.c.kind == "subject")
     ).rows
-    return [
+    forms = {
         (str(org), form)
         for org, target in rows
         for form in canonical_forms(str(target))
         if form != target
-    ]
+    }
+    # A customer an older version stored in a form that is neither NFC nor NFD (partly
+    # composed): found by the key every spelling of it has.
+    keys = list({(str(org), subject_key(str(target))) for org, target in rows})
+    for start in range(0, len(keys), 500):
+        stored = db.execute(
+            sa.select(subject_sessions.c.org_id, subject_sessions.c.subject)
+            .where(
+                sa.tuple_(subject_sessions.c.org_id, subject_sessions.c.subject_key).in_(
+                    keys[start : start + 500]
+                )
+            )
+            .distinct()
+        ).rows
+        forms.update((str(org), str(subject)) for org, subject in stored)
+    targets = {(str(org), str(target)) for org, target in rows}
+    return sorted(forms - targets)
 
 
 def _customer_held(
