@@ -390,7 +390,7 @@ async def test_a_hold_stored_partly_composed_keeps_its_customer_from_purge_and_e
 async def test_links_an_older_version_stored_in_any_form_get_their_key_on_upgrade(
     backend: Backend,  # noqa: F811 (the fixture imported above)
 ) -> None:
-    """Revision 0014 keys every link already stored (partly composed, NFD, plain) by its NFC
+    """Revision 0015 keys every link already stored (partly composed, NFD, plain) by its NFC
     form, on both databases: a customer an older version stored partly composed is found,
     linked again and erased by any spelling after the upgrade, not only by new links."""
     stored = {"s1": VIET_PARTLY, "s2": VIET_NFD, "s3": "plain@shop.example"}

@@ -9,8 +9,8 @@ silently missed the person (tandem.subjects, docs/compliance.md).
 The links already there get their key here, computed in Python (neither database normalises
 Unicode the same way, SQLite not at all); most are NFC already and are set in one statement.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import unicodedata
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
