@@ -279,9 +279,10 @@ class Storage(AuditStore, Protocol):
     async def get_user(self, username: str) -> UserRecord | None: ...
 
     async def use_second_factor(
-        self, username: str, step: int | None, recovery_digest: str | None
+        self, username: str, step: int | None, recovery_digest: str | tuple[str, ...] | None
     ) -> bool:
-        """Accept a TOTP step newer than the last used, or consume a recovery code; atomic."""
+        """Accept a TOTP step newer than the last used, or consume a recovery code stored under
+        ``recovery_digest`` (or any of several forms of one code: one statement); atomic."""
         ...
 
     async def count_users(self) -> int: ...

@@ -1224,10 +1224,12 @@ class SQLStorage:
     # Second factors and single sign-on
 
     async def use_second_factor(
-        self, username: str, step: int | None, recovery_digest: str | None
+        self, username: str, step: int | None, recovery_digest: str | tuple[str, ...] | None
     ) -> bool:
         """Accept a TOTP step only if newer than the last one used, else consume a recovery code.
-        Each is one conditional statement: of two servers racing with the same code, one wins."""
+        Each is one conditional statement: of two servers racing with the same code, one wins.
+        Several digests (the forms one code may be stored under) are looked for in one
+        statement, so the work does not depend on which form, if any, is stored."""
         if step is not None:
             accepted = await self._count(
                 users.update()
@@ -1240,7 +1242,9 @@ class SQLStorage:
             consumed = await self._count(
                 recovery_codes.delete().where(
                     recovery_codes.c.username == username,
-                    recovery_codes.c.digest == recovery_digest,
+                    recovery_codes.c.digest.in_(
+                        (recovery_digest,) if isinstance(recovery_digest, str) else recovery_digest
+                    ),
                 )
             )
             return consumed > 0
