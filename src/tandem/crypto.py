@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import unicodedata
@@ -29,6 +30,8 @@ from tandem.files import KEY_FILE_MAX_BYTES, read_file
 from tandem.private_files import private_file
 
 _MAX_PASSWORD_BYTES = 1024
+
+_log = logging.getLogger("tandem.crypto")
 
 
 class Entropy(Protocol):
@@ -95,60 +98,90 @@ class SecretBox:
         try:
             if key_file.exists():
                 private_file(key_file)  # tightened if an older version left it looser
+                stamp = _stamp(key_file)
                 ring = KeyRing.parse(read_file(key_file, KEY_FILE_MAX_BYTES))
             else:
                 ring = KeyRing((Fernet.generate_key(),))
                 private_file(key_file)
                 key_file.write_bytes(ring.text())
+                stamp = _stamp(key_file)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot use the secrets key {key_file}: {exc}") from None
-        self.ring = ring
-        self._current = Fernet(ring.current)
-        self._fernet = MultiFernet([Fernet(key) for key in ring.readable])
-        # Digests of short secrets (join codes: five digits) are keyed, so that storage
-        # alone does not give the secret back by trying every value.
-        self._digest_keys = tuple(_digest_key(key) for key in ring.readable)
+        self._file = key_file
+        self._take(ring, stamp)
+
+    def _take(self, ring: KeyRing, stamp: tuple[int, ...]) -> None:
+        # One assignment: a thread reading meanwhile sees the old ring or the new one whole.
+        self._keys = _RingKeys.of(ring, stamp)
+
+    @property
+    def ring(self) -> KeyRing:
+        return self._keys.ring
+
+    def _fresh(self) -> _RingKeys:
+        """Take up the key file again if it was replaced (``tandem secrets``, or a copy from
+        the server that rotated): a running server follows a rotation without a restart. A
+        file that cannot be read or is no ring now leaves the ring as it was (logged)."""
+        try:
+            stamp = _stamp(self._file)
+            if stamp == self._keys.stamp:
+                return self._keys
+            ring = KeyRing.parse(read_file(self._file, KEY_FILE_MAX_BYTES))
+        except (OSError, ValueError) as exc:
+            _log.error(
+                "cannot take up the secrets key %s again (%s): kept as read", self._file, exc
+            )
+            return self._keys
+        self._take(ring, stamp)
+        _log.warning(
+            "took up the secrets key %s again: current key %s", self._file, ring.current_id
+        )
+        return self._keys
 
     def seal(self, secret: str) -> str:
-        return self._current.encrypt(secret.encode()).decode()
+        return self._fresh().current.encrypt(secret.encode()).decode()
 
     def digest(self, secret: str, purpose: str) -> str:
         """Keyed digest (HMAC-SHA256 under a key derived from the current key) under which a
         short secret is stored or kept: without the key file, trying every join code against
         it is no use. ``purpose`` separates domains as in :func:`secret_digest`; the ``k1:``
         prefix tells it from the unkeyed digests of older versions."""
-        return "k1:" + _keyed(self._digest_keys[0], secret, purpose)
+        return "k1:" + _keyed(self._fresh().digest_keys[0], secret, purpose)
 
     def digests(self, secret: str, purpose: str) -> tuple[str, ...]:
         """:meth:`digest` under every key of the ring (the current key's first): what a
         digest made before a rotation, or by a server that has not taken up the new key yet,
         may be."""
-        return tuple("k1:" + _keyed(key, secret, purpose) for key in self._digest_keys)
+        return tuple("k1:" + _keyed(key, secret, purpose) for key in self._fresh().digest_keys)
 
     def named_digest(self, secret: str, purpose: str) -> str:
         """:meth:`digest` naming the key it was made with (``k2:<key id>:``), for digests kept
         long (recovery codes): a rotation can tell which still need a previous key."""
-        return f"k2:{self.ring.current_id}:" + _keyed(self._digest_keys[0], secret, purpose)
+        keys = self._fresh()
+        return f"k2:{keys.ring.current_id}:" + _keyed(keys.digest_keys[0], secret, purpose)
 
     def named_digests(self, secret: str, purpose: str) -> tuple[str, ...]:
         """Every form :meth:`named_digest` (or, before key ids, :meth:`digest`) may have
         stored ``secret`` under with a key of the ring."""
+        keys = self._fresh()
         found: list[str] = []
-        for key_id, key in zip(self.ring.readable_ids, self._digest_keys, strict=True):
+        for key_id, key in zip(keys.ring.readable_ids, keys.digest_keys, strict=True):
             mac = _keyed(key, secret, purpose)
             found += [f"k2:{key_id}:{mac}", f"k1:{mac}"]
         return tuple(found)
 
     def open(self, sealed: str) -> str:
+        fernet = self._fresh().fernet
         try:
-            return self._fernet.decrypt(sealed.encode()).decode()
+            return fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise ConfigError("a stored secret cannot be decrypted: wrong secrets key?") from None
 
     def sealed_with_current(self, sealed: str) -> bool:
         """True when ``sealed`` opens with the current key alone (no previous key needed)."""
+        current = self._fresh().current
         try:
-            self._current.decrypt(sealed.encode())
+            current.decrypt(sealed.encode())
         except InvalidToken:
             return False
         return True
@@ -156,10 +189,36 @@ class SecretBox:
     def reseal(self, sealed: str) -> str:
         """``sealed`` sealed again with the current key. Raises ConfigError when no key of the
         ring opens it."""
+        fernet = self._fresh().fernet
         try:
-            return self._fernet.rotate(sealed.encode()).decode()
+            return fernet.rotate(sealed.encode()).decode()
         except InvalidToken:
             raise ConfigError("a stored secret cannot be decrypted: wrong secrets key?") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RingKeys:
+    """A ring read from its file, with its Fernets and digest keys made once."""
+
+    ring: KeyRing
+    stamp: tuple[int, ...]
+    current: Fernet
+    fernet: MultiFernet
+    digest_keys: tuple[bytes, ...]
+    """Digests of short secrets (join codes: five digits) are keyed, so that storage alone
+    does not give the secret back by trying every value."""
+
+    @classmethod
+    def of(cls, ring: KeyRing, stamp: tuple[int, ...]) -> _RingKeys:
+        fernet = MultiFernet([Fernet(key) for key in ring.readable])
+        digest_keys = tuple(_digest_key(key) for key in ring.readable)
+        return cls(ring, stamp, Fernet(ring.current), fernet, digest_keys)
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What tells a replaced key file (a rename gives a new inode; an edit a new time)."""
+    found = os.stat(path)
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
 
 
 def _digest_key(key: bytes) -> bytes:

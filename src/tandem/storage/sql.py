@@ -65,6 +65,7 @@ from tandem.storage.base import (
     PolicyRecord,
     PracticeRecord,
     RecordingRecord,
+    SealedSecret,
     SessionRecord,
     SiteRecord,
     SubjectErasure,
@@ -1222,6 +1223,48 @@ class SQLStorage:
         return await self._count(statement) > 0
 
     # Second factors and single sign-on
+
+    def _sealed_columns(self) -> dict[str, tuple[sa.Column[Any], sa.Column[Any]]]:
+        """Where each kind of :class:`SealedSecret` is kept: (the row's key, the value)."""
+        return {
+            "totp_secret": (users.c.username, users.c.totp_secret),
+            "pending_totp": (users.c.username, users.c.pending_totp),
+            "site_token_key": (sites.c.site_id, sites.c.token_key),
+            "org_oidc": (orgs.c.org_id, orgs.c.oidc),
+            "oidc_pending": (oidc_pending.c.state_digest, oidc_pending.c.sealed),
+        }
+
+    async def sealed_secrets(self) -> list[SealedSecret]:
+        found: list[SealedSecret] = []
+        for kind, (key, value) in self._sealed_columns().items():
+            rows = await self._rows(sa.select(key, value).where(value.is_not(None)))
+            found += [SealedSecret(kind, str(row[0]), str(row[1])) for row in rows]
+        return found
+
+    async def reseal_secret(self, secret: SealedSecret, resealed: str) -> bool:
+        key, value = self._sealed_columns()[secret.kind]
+        changed = await self._count(
+            key.table.update()
+            .where(key == secret.key, value == secret.sealed)
+            .values({value.name: resealed})
+        )
+        return changed > 0
+
+    async def name_recovery_digests(self, key_id: str) -> int:
+        digest = recovery_codes.c.digest
+        return await self._count(
+            recovery_codes.update()
+            .where(digest.startswith("k1:", autoescape=True))
+            .values(digest=sa.literal(f"k2:{key_id}:") + sa.func.substr(digest, 4))
+        )
+
+    async def recovery_code_digests(self) -> list[tuple[str, str]]:
+        rows = await self._rows(
+            sa.select(recovery_codes.c.username, recovery_codes.c.digest).order_by(
+                recovery_codes.c.username, recovery_codes.c.position
+            )
+        )
+        return [(str(row[0]), str(row[1])) for row in rows]
 
     async def use_second_factor(
         self, username: str, step: int | None, recovery_digest: str | tuple[str, ...] | None
