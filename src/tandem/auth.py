@@ -598,3 +598,45 @@ async def confirm_second_factor(
     ):
         raise NotFoundError("not found")
     return codes, principal(enrolled, method), token
+
+
+async def renew_recovery_codes(
+    storage: Storage,
+    username: str,
+    password: str,
+    code: str,
+    now: float,
+    entropy: crypto.Entropy,
+    box: crypto.SecretBox,
+    *,
+    hashing: crypto.PasswordHashing | None = None,
+    client: str = "",
+) -> list[str]:
+    """The owner's own renewal of its recovery codes: ``password`` and a code of its
+    authenticator (not a recovery code: one found on paper, with the password, would make ten
+    of its own) proved again, the code spent. Returns ten new codes (shown once; stored as
+    digests keyed with the current secrets key); every earlier code stops working in the same
+    transaction. Raises AuthenticationError (wrong password), SecondFactorError (a wrong, used
+    or unreadable code), ConflictError (no authenticator set up), NotFoundError (the account
+    changed meanwhile: a reset of its password or second factor), and BusyError as
+    :func:`sign_in`."""
+    user = await storage.get_user(username)
+    right = await verify_password(hashing, client, user.password_hash if user else None, password)
+    if user is None or not right:
+        raise AuthenticationError("the password is not right")
+    if not user.totp_secret:
+        raise ConflictError("two-step sign-in is not set up: there are no recovery codes to renew")
+    try:
+        seed = box.open(user.totp_secret)
+    except ConfigError:
+        raise SecondFactorError(unreadable=True) from None
+    step = check_totp(seed, code, now)
+    if step is None or not await storage.use_second_factor(username, step, None):
+        raise SecondFactorError()
+    codes = crypto.new_recovery_codes(entropy)
+    digests = tuple(crypto.recovery_digest(c, box, username) for c in codes)
+    if not await storage.renew_recovery_codes(
+        username, user.totp_secret, user.password_hash, digests
+    ):
+        raise NotFoundError("not found")
+    return codes

@@ -458,6 +458,15 @@ class Storage(AuditStore, Protocol):
         ``username`` of ``grant``'s organisation; False if there is none."""
         ...
 
+    async def renew_recovery_codes(
+        self, username: str, totp_secret: str, password_hash: str, recovery_codes: tuple[str, ...]
+    ) -> bool:
+        """Replace every recovery code of ``username`` with ``recovery_codes`` (digests), if the
+        account still has this seed and password (those the renewal was proved with): False,
+        and nothing changed, otherwise. One transaction: the old codes stop working as the new
+        ones start."""
+        ...
+
     async def enable_second_factor(
         self,
         username: str,

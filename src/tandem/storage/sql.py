@@ -1293,6 +1293,28 @@ class SQLStorage:
             return consumed > 0
         return False
 
+    async def renew_recovery_codes(
+        self, username: str, totp_secret: str, password_hash: str, recovery_codes_: tuple[str, ...]
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            # A no-op update takes the account's row (its lock on PostgreSQL) as it checks it:
+            # a reset of the second factor or the password committing meanwhile waits or wins.
+            proved = db.execute(
+                users.update()
+                .where(
+                    users.c.username == username,
+                    users.c.totp_secret == totp_secret,
+                    users.c.password_hash == password_hash,
+                    users.c.disabled == sa.false(),
+                )
+                .values(totp_secret=totp_secret)
+            )
+            if proved.rowcount:
+                self._write_codes(db, username, recovery_codes_)
+            return bool(proved.rowcount)
+
+        return await self._transaction(work)
+
     async def set_second_factor(
         self,
         grant: Grant,
