@@ -460,6 +460,12 @@ async def agent_for_token(
     return await agent_for_login(storage, login_digest(token), now, idle_seconds)
 
 
+def cookie_token(value: str) -> str:
+    """The sign-in token of a cookie's value: the part before a dot (the client binding
+    after it, with ``login_bind_client`` on). Tokens are base64url: they have no dot."""
+    return value.partition(".")[0]
+
+
 def login_digest(token: str) -> str:
     """How storage (and a socket's seat) names the sign-in of a cookie token."""
     return crypto.secret_digest(token, "login")
