@@ -108,6 +108,7 @@ class SecretBox:
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot use the secrets key {key_file}: {exc}") from None
         self._file = key_file
+        self._refused: tuple[int, ...] = ()
         self._take(ring, stamp)
 
     def _take(self, ring: KeyRing, stamp: tuple[int, ...]) -> None:
@@ -116,7 +117,8 @@ class SecretBox:
 
     @property
     def ring(self) -> KeyRing:
-        return self._keys.ring
+        """The ring as the key file holds it now (taken up again if replaced)."""
+        return self._fresh().ring
 
     def _fresh(self) -> _RingKeys:
         """Take up the key file again if it was replaced (``tandem secrets``, or a copy from
@@ -124,18 +126,27 @@ class SecretBox:
         file that cannot be read or is no ring now leaves the ring as it was (logged)."""
         try:
             stamp = _stamp(self._file)
-            if stamp == self._keys.stamp:
-                return self._keys
+        except OSError as exc:  # removed, or its directory unreadable
+            return self._keep((-1,), exc)
+        if stamp in (self._keys.stamp, self._refused):
+            return self._keys
+        try:
             ring = KeyRing.parse(read_file(self._file, KEY_FILE_MAX_BYTES))
         except (OSError, ValueError) as exc:
-            _log.error(
-                "cannot take up the secrets key %s again (%s): kept as read", self._file, exc
-            )
-            return self._keys
+            return self._keep(stamp, exc)
         self._take(ring, stamp)
         _log.warning(
             "took up the secrets key %s again: current key %s", self._file, ring.current_id
         )
+        return self._keys
+
+    def _keep(self, stamp: tuple[int, ...], error: Exception) -> _RingKeys:
+        """The ring as read, the file as it is now refused: logged once per file, not per use."""
+        if stamp != self._refused:
+            self._refused = stamp
+            _log.error(
+                "cannot take up the secrets key %s again (%s): kept as read", self._file, error
+            )
         return self._keys
 
     def seal(self, secret: str) -> str:

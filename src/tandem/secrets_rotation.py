@@ -159,9 +159,9 @@ async def rotate(
     The recovery codes keyed before key ids are named with the key current until now, so that
     the census can tell them from the new key's. Returns the new box, the values resealed and
     those changed meanwhile."""
-    before = crypto.SecretBox(key_file)
-    await storage.name_recovery_digests(before.ring.current_id)
-    rotated = before.ring.rotated()
+    before = crypto.SecretBox(key_file).ring  # as read now: the box follows the file
+    await storage.name_recovery_digests(before.current_id)
+    rotated = before.rotated()
     _write(key_file, rotated)  # before anything is sealed with it
     box = crypto.SecretBox(key_file)
     await record(
@@ -169,7 +169,7 @@ async def rotate(
         actor="cli",
         org=NO_ORG,
         subject=rotated.current_id,
-        replaced=before.ring.current_id,
+        replaced=before.current_id,
     )
     resealed, changed = await reseal(storage, box)
     return box, resealed, changed
@@ -200,8 +200,9 @@ async def retire(
             f"previous key ({names}): have them renew their codes, or retire with --force to "
             "leave those codes unusable"
         )
-    retired = box.ring.retired()
-    details: dict[str, Any] = {"retired": [crypto.key_id(k) for k in box.ring.previous]}
+    ring = box.ring
+    retired = ring.retired()
+    details: dict[str, Any] = {"retired": [crypto.key_id(k) for k in ring.previous]}
     if found.codes_with_previous:
         details["recovery_codes_unusable"] = sorted(found.codes_with_previous)
     await record(

@@ -66,13 +66,14 @@ async def test_a_rotation_seals_every_stored_secret_with_the_new_key(
 ) -> None:
     key_file = tmp_path / "secrets.key"
     old = crypto.SecretBox(key_file)
+    old_id = old.ring.current_id  # the box follows the file: read before the rotation
     enrolment = await seal_one_of_each(storage, old)
     before = await opened(storage, old)
     assert {kind for kind, _ in before} == set(SEALED_KINDS)
     trail = Trail()
     box, resealed, changed = await secrets_rotation.rotate(storage, key_file, trail)
     assert (resealed, changed) == (5, 0)
-    assert box.ring.current_id != old.ring.current_id
+    assert box.ring.current_id != old_id
     assert await opened(storage, box) == before
     assert all(box.sealed_with_current(s.sealed) for s in await storage.sealed_secrets())
     found = await secrets_rotation.census(storage, box)
@@ -84,7 +85,7 @@ async def test_a_rotation_seals_every_stored_secret_with_the_new_key(
                 "actor": "cli",
                 "org": NO_ORG,
                 "subject": box.ring.current_id,
-                "replaced": old.ring.current_id,
+                "replaced": old_id,
             },
         )
     ]
@@ -144,6 +145,7 @@ async def test_recovery_codes_keyed_before_a_rotation_work_until_the_old_key_is_
     the accounts), and ``--force`` retires it, naming the accounts whose codes stop working."""
     key_file = tmp_path / "secrets.key"
     old = crypto.SecretBox(key_file)
+    old_id = old.ring.current_id
     enrolment = await seal_one_of_each(storage, old)
     trail = Trail()
     box, _, _ = await secrets_rotation.rotate(storage, key_file, trail)
@@ -162,7 +164,7 @@ async def test_recovery_codes_keyed_before_a_rotation_work_until_the_old_key_is_
             "actor": "cli",
             "org": NO_ORG,
             "subject": box.ring.current_id,
-            "retired": [old.ring.current_id],
+            "retired": [old_id],
             "recovery_codes_unusable": ["alice"],
         },
     )
