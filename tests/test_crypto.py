@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 import subprocess
 import sys
 import tempfile
@@ -174,3 +175,18 @@ def test_a_running_box_takes_up_a_replaced_key_file_and_logs_a_broken_one_once(
     assert box.open(sealed) == "seed"
     crypto.write_key_ring(key_file, kept.retired())
     assert box.ring == kept.retired()
+
+
+def test_a_key_ring_written_by_root_keeps_the_owner_of_the_file_it_replaces(
+    tmp_path: Path,
+) -> None:
+    """``tandem secrets`` run as root: the new file is the server's account's, as the old one
+    was, or the server could not read it and would keep the old ring."""
+    if os.getuid() != 0:
+        pytest.skip("only root can give a file to another account")
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    os.chown(key_file, 4321, 4321)
+    crypto.write_key_ring(key_file, box.ring.rotated())
+    assert (key_file.stat().st_uid, key_file.stat().st_gid) == (4321, 4321)
+    assert key_file.stat().st_mode & 0o777 == 0o600

@@ -330,8 +330,15 @@ def write_key_ring(key_file: Path, ring: KeyRing) -> None:
     renamed over it, the directory flushed. Raises OSError."""
     temporary = key_file.with_name(key_file.name + ".new")
     with contextlib.suppress(FileNotFoundError):
-        temporary.unlink()
+        temporary.unlink()  # a crash's leftover (a link there is removed, never followed)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        owner = os.stat(key_file)
+        if (owner.st_uid, owner.st_gid) != (os.getuid(), os.getgid()):
+            # The operator ran `tandem secrets` as root: the server's account must still read
+            # the file it replaces (else the servers keep the old ring; logged).
+            with contextlib.suppress(PermissionError):
+                os.fchown(descriptor, owner.st_uid, owner.st_gid)
     with os.fdopen(descriptor, "wb") as file:
         file.write(ring.text())
         file.flush()
