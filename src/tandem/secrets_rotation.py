@@ -209,4 +209,9 @@ async def retire(
         "secrets_key_retired", actor="cli", org=NO_ORG, subject=retired.current_id, **details
     )
     _write(key_file, retired)
+    # Codes keyed with a retired key match nothing now: gone, so that the codes an account is
+    # told it has left (a sign-in's record) are those that work.
+    dropped = {crypto.key_id(key) for key in ring.previous}
+    dead = [(u, d) for u, d in await storage.recovery_code_digests() if _key_of(d) in dropped]
+    await storage.forget_recovery_codes(dead)
     return crypto.SecretBox(key_file), found

@@ -321,6 +321,11 @@ class Storage(AuditStore, Protocol):
         current until a rotation. Returns how many; one statement."""
         ...
 
+    async def forget_recovery_codes(self, codes: list[tuple[str, str]]) -> int:
+        """Delete these (username, digest) recovery codes (keyed with a key retired: they can
+        match nothing again); returns how many there were. One transaction."""
+        ...
+
     async def recovery_code_digests(self) -> list[tuple[str, str]]:
         """(username, digest) of every unused recovery code: which key each was keyed with
         (``tandem secrets``)."""

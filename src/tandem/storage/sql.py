@@ -1258,6 +1258,19 @@ class SQLStorage:
             .values(digest=sa.literal(f"k2:{key_id}:") + sa.func.substr(digest, 4))
         )
 
+    async def forget_recovery_codes(self, codes: list[tuple[str, str]]) -> int:
+        def work(db: _Db) -> int:
+            gone = 0
+            for username, digest in codes:
+                gone += db.execute(
+                    recovery_codes.delete().where(
+                        recovery_codes.c.username == username, recovery_codes.c.digest == digest
+                    )
+                ).rowcount
+            return gone
+
+        return await self._transaction(work)
+
     async def recovery_code_digests(self) -> list[tuple[str, str]]:
         rows = await self._rows(
             sa.select(recovery_codes.c.username, recovery_codes.c.digest).order_by(
