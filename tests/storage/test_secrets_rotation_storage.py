@@ -211,3 +211,22 @@ async def test_recovery_codes_an_earlier_version_keyed_are_named_with_their_key_
     found = await secrets_rotation.census(storage, box)
     assert found.codes_with_previous == {"alice": 10} and found.codes_lost == {}
     assert await sign_in(storage, box, enrolment.recovery_codes[3]) == auth.RECOVERY_CODE
+
+
+async def test_a_secret_no_key_of_the_ring_opens_is_named_and_does_not_stop_a_rotation(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """Sealed under a key lost long ago (a back-up of another installation restored): the
+    census names it, a rotation leaves it as it is and reseals the rest."""
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    lost = crypto.SecretBox(tmp_path / "lost.key")
+    await storage.set_oidc(of_org("default"), lost.seal("settings under a lost key"))
+    await storage.put_oidc_pending(of_org("default"), "state", box.seal("start"), NOW + 600)
+    found = await secrets_rotation.census(storage, box)
+    assert [(s.kind, s.key) for s in found.unreadable] == [("org_oidc", "default")]
+    box, resealed, changed = await secrets_rotation.rotate(storage, key_file, Trail())
+    assert (resealed, changed) == (1, 0)
+    found = await secrets_rotation.census(storage, box)
+    assert [(s.kind, s.key) for s in found.unreadable] == [("org_oidc", "default")]
+    assert found.sealed_with_previous == ()
