@@ -11,6 +11,7 @@ import pytest
 
 from tandem import auth
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.server.helpers import login_cookie
 from tests.test_audit import trail
 from tests.test_mfa import current_code, enrol, login
 
@@ -109,3 +110,10 @@ def test_renewing_needs_a_sign_in_and_an_authenticator(server_factory: ServerFac
         headers={"origin": server.origin},
     )
     assert anonymous.status_code == 401
+    with httpx.Client(
+        base_url=server.base,
+        cookies={"tandem_agent": login_cookie(server)},  # alice: no authenticator
+        headers={"origin": server.origin},
+    ) as alice:
+        none = renew(alice, AGENT_PASSWORD, "000000")
+    assert none.status_code == 409 and "not set up" in none.json()["detail"]
