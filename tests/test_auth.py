@@ -218,3 +218,39 @@ async def test_a_reset_between_a_sign_in_checks_two_reads_ends_the_sign_in(
     agent, token, _ = await auth.sign_in(storage, "alice", GOOD, 2.0, 60, crypto.system_entropy)
     assert await auth.agent_for_token(storage, token, 3.0) == agent
     assert agent.must_change_password
+
+
+@pytest.mark.parametrize("code", [None, "123456", "abcd-efgh-jkmn"])
+async def test_a_right_password_costs_the_same_statements_as_a_wrong_one(
+    storage: SQLStorage, tmp_path: Path, code: str | None
+) -> None:
+    """A right password with a wrong second factor spent the code (a statement, for a
+    recovery code's two forms two) before it failed; a wrong password failed at once. The
+    answer's time told a guesser with a known account's name which password was right; now a
+    wrong password, and a name nobody has, run the same statements (on no account)."""
+    box = crypto.SecretBox(tmp_path / "secrets.key")
+    await auth.create_user(
+        storage, "alice", GOOD, "agent", None, 0.0, grant=of_org("default"), box=box
+    )
+    seen: dict[str, list[str]] = {}
+    for case, name, password in (
+        ("right", "alice", GOOD),
+        ("wrong", "alice", GOOD + "x"),
+        ("nobody", "nobody-at-all", GOOD),
+    ):
+        spy = StorageCalls(storage)
+        with pytest.raises(AuthenticationError):
+            await auth.sign_in(
+                spy,  # type: ignore[arg-type]
+                name,
+                password,
+                1_800_000_000.0,
+                60,
+                crypto.system_entropy,
+                code=code,
+                box=box,
+            )
+        seen[case] = spy.calls
+    assert seen["right"] == seen["wrong"] == seen["nobody"]
+    user = await storage.get_user("alice")
+    assert user is not None and len(user.recovery_codes) == 10  # nothing spent by a failure

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import collections
 import itertools
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import argon2
 import pytest
@@ -119,3 +122,71 @@ def test_importing_tandem_hashes_no_password() -> None:
         "assert calls == [1], calls\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@given(
+    keys=st.integers(min_value=1, max_value=4),
+    staged=st.booleans(),
+    secret=st.text(max_size=200),
+)
+def test_a_key_ring_round_trips_and_opens_what_each_of_its_keys_sealed(
+    keys: int, staged: bool, secret: str
+) -> None:
+    """Every ring written is read back the same, and a value sealed under any of its keys
+    (current, previous, staged) opens; a digest made under any is among its digests."""
+    ring = crypto.KeyRing((crypto.Fernet.generate_key(),))
+    for _ in range(keys - 1):
+        ring = ring.rotated()
+    if staged:
+        ring = ring.with_staged()
+    assert crypto.KeyRing.parse(ring.text()) == ring
+    for key in ring.readable:
+        alone = crypto.KeyRing((key,))
+        with tempfile.TemporaryDirectory() as directory:
+            one = crypto.SecretBox(write_ring(Path(directory), "one.key", alone))
+            whole = crypto.SecretBox(write_ring(Path(directory), "ring.key", ring))
+            assert whole.open(one.seal(secret)) == secret
+            assert one.digest(secret, "test") in whole.digests(secret, "test")
+            assert one.named_digest(secret, "test") in whole.named_digests(secret, "test")
+
+
+def write_ring(directory: Path, name: str, ring: crypto.KeyRing) -> Path:
+    crypto.write_key_ring(directory / name, ring)
+    return directory / name
+
+
+def test_a_running_box_takes_up_a_replaced_key_file_and_logs_a_broken_one_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    sealed = box.seal("seed")
+    crypto.write_key_ring(key_file, box.ring.rotated())
+    assert box.sealed_with_current(box.reseal(sealed))  # the new current key seals now
+    assert box.ring.previous
+    kept = box.ring
+    crypto.write_key_ring(key_file, kept)  # the same ring, a new file: taken up, unchanged
+    key_file.write_text("not a key ring\n")
+    for _ in range(20):
+        assert box.open(sealed) == "seed"  # the ring as it was read
+    refusals = [r for r in caplog.records if "cannot take up the secrets key" in r.getMessage()]
+    assert len(refusals) == 1
+    key_file.unlink()
+    assert box.open(sealed) == "seed"
+    crypto.write_key_ring(key_file, kept.retired())
+    assert box.ring == kept.retired()
+
+
+def test_a_key_ring_written_by_root_keeps_the_owner_of_the_file_it_replaces(
+    tmp_path: Path,
+) -> None:
+    """``tandem secrets`` run as root: the new file is the server's account's, as the old one
+    was, or the server could not read it and would keep the old ring."""
+    if os.getuid() != 0:
+        pytest.skip("only root can give a file to another account")
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    os.chown(key_file, 4321, 4321)
+    crypto.write_key_ring(key_file, box.ring.rotated())
+    assert (key_file.stat().st_uid, key_file.stat().st_gid) == (4321, 4321)
+    assert key_file.stat().st_mode & 0o777 == 0o600

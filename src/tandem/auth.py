@@ -302,32 +302,60 @@ RECOVERY_CODE = "recovery_code"
 
 
 async def _second_factor_shown(
-    storage: Storage, user: UserRecord, code: str | None, now: float, box: crypto.SecretBox
+    storage: Storage,
+    user: UserRecord,
+    code: str | None,
+    now: float,
+    box: crypto.SecretBox,
+    *,
+    spend: bool = True,
 ) -> str | None:
     """Which second factor ``code`` is (:data:`AUTHENTICATOR`: a TOTP code for the current
     step, or one either side for clock drift, not used before; :data:`RECOVERY_CODE`: an
     unused recovery code, now used up), or None when it is neither. Raises
     SecondFactorError(unreadable=True) when ``box`` does not open the account's seed (the
     secrets key was replaced): its recovery codes, keyed with the same key, match nothing
-    either, so no code is tried."""
+    either, so no code is tried. With ``spend`` False (the password was wrong) the same
+    storage work is done against no account (:data:`_NOBODY`): nothing is spent, and a right
+    password costs no statement more than a wrong one."""
     try:
         seed = box.open(user.totp_secret or "")
     except ConfigError:
+        if not spend:
+            return None
         raise SecondFactorError(unreadable=True) from None
+    return await _spend_code(storage, user.username, spend, seed, code, now, box)
+
+
+_NOBODY = ""
+"""The account the second-factor step of a wrong password spends its code on: no account has
+this name (:data:`_USERNAME`), so the statements run and change nothing."""
+
+
+async def _spend_code(
+    storage: Storage,
+    username: str,
+    spend: bool,
+    seed: str | None,
+    code: str | None,
+    now: float,
+    box: crypto.SecretBox,
+) -> str | None:
+    """:func:`_second_factor_shown`'s storage work: ``code`` spent on ``username``'s account
+    when ``spend``, else on :data:`_NOBODY`'s (the same statements, changing nothing)."""
+    owner = username if spend else _NOBODY
     if not code:
         return None
     squashed = code.strip().replace(" ", "")
     if squashed.isdigit() and len(squashed) == 6:
-        step = check_totp(seed, squashed, now)
-        if step is not None and await storage.use_second_factor(user.username, step, None):
+        step = check_totp(seed, squashed, now) if seed is not None else None
+        if step is not None and await storage.use_second_factor(owner, step, None):
             return AUTHENTICATOR
         return None
-    keyed = crypto.recovery_digest(squashed, box, user.username)
-    if await storage.use_second_factor(user.username, None, keyed):
-        return RECOVERY_CODE
-    # A code an older version issued, stored unkeyed; a code matches one form only.
-    legacy = crypto.legacy_recovery_digest(squashed)
-    if await storage.use_second_factor(user.username, None, legacy):
+    # Every form the code may be stored under (keyed with any key of the ring, or unkeyed as
+    # the oldest versions stored it), in one statement: a code matches one form only.
+    forms = crypto.recovery_digests(squashed, box, username)
+    if await storage.use_second_factor(owner, None, forms):
         return RECOVERY_CODE
     return None
 
@@ -371,10 +399,16 @@ async def sign_in(
     when only the second factor was wrong), and BusyError when ``hashing`` has too much to
     do (for ``client``, an address group)."""
     user = await storage.get_user(username) if _USERNAME.fullmatch(username) else None
-    if (
-        not await verify_password(hashing, client, user.password_hash if user else None, password)
-        or user is None
-    ):
+    right = await verify_password(hashing, client, user.password_hash if user else None, password)
+    if user is None or not right:
+        # The second-factor step's statements run for a wrong password too (on no account):
+        # a right one must not answer a query or two later than a wrong one, for an account
+        # or a name nobody has (tests/test_auth.py, ...costs_the_same_statements...).
+        if box is not None and (user is None or user.totp_secret):
+            if user is None:
+                await _spend_code(storage, username, False, None, code, now, box)
+            else:
+                await _second_factor_shown(storage, user, code, now, box, spend=False)
         raise AuthenticationError()
     shown = ""
     if user.totp_secret:
@@ -424,6 +458,12 @@ async def agent_for_token(
     if not token or len(token) > 128:
         return None
     return await agent_for_login(storage, login_digest(token), now, idle_seconds)
+
+
+def cookie_token(value: str) -> str:
+    """The sign-in token of a cookie's value: the part before a dot (the client binding
+    after it, with ``login_bind_client`` on). Tokens are base64url: they have no dot."""
+    return value.partition(".")[0]
 
 
 def login_digest(token: str) -> str:
@@ -564,3 +604,45 @@ async def confirm_second_factor(
     ):
         raise NotFoundError("not found")
     return codes, principal(enrolled, method), token
+
+
+async def renew_recovery_codes(
+    storage: Storage,
+    username: str,
+    password: str,
+    code: str,
+    now: float,
+    entropy: crypto.Entropy,
+    box: crypto.SecretBox,
+    *,
+    hashing: crypto.PasswordHashing | None = None,
+    client: str = "",
+) -> list[str]:
+    """The owner's own renewal of its recovery codes: ``password`` and a code of its
+    authenticator (not a recovery code: one found on paper, with the password, would make ten
+    of its own) proved again, the code spent. Returns ten new codes (shown once; stored as
+    digests keyed with the current secrets key); every earlier code stops working in the same
+    transaction. Raises AuthenticationError (wrong password), SecondFactorError (a wrong, used
+    or unreadable code), ConflictError (no authenticator set up), NotFoundError (the account
+    changed meanwhile: a reset of its password or second factor), and BusyError as
+    :func:`sign_in`."""
+    user = await storage.get_user(username)
+    right = await verify_password(hashing, client, user.password_hash if user else None, password)
+    if user is None or not right:
+        raise AuthenticationError("the password is not right")
+    if not user.totp_secret:
+        raise ConflictError("two-step sign-in is not set up: there are no recovery codes to renew")
+    try:
+        seed = box.open(user.totp_secret)
+    except ConfigError:
+        raise SecondFactorError(unreadable=True) from None
+    step = check_totp(seed, code, now)
+    if step is None or not await storage.use_second_factor(username, step, None):
+        raise SecondFactorError()
+    codes = crypto.new_recovery_codes(entropy)
+    digests = tuple(crypto.recovery_digest(c, box, username) for c in codes)
+    if not await storage.renew_recovery_codes(
+        username, user.totp_secret, user.password_hash, digests
+    ):
+        raise NotFoundError("not found")
+    return codes

@@ -24,7 +24,7 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from tandem import __version__, auth, crypto, site_verification, startup
+from tandem import __version__, auth, crypto, secrets_rotation, site_verification, startup
 from tandem.access import Grant
 from tandem.audit import (
     Anchor,
@@ -60,7 +60,7 @@ from tandem.policy import load_policy
 from tandem.private_files import write_private
 from tandem.reconcile import NEVER, reconcile
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import DEFAULT_ORG, NO_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
 
 if TYPE_CHECKING:
@@ -162,6 +162,11 @@ training_app = _typer(
     no_args_is_help=True,
 )
 app.add_typer(training_app, name="training")
+secrets_app = _typer(
+    help="The secrets key (secrets.key): stage, rotate and retire its keys (docs/operations.md).",
+    no_args_is_help=True,
+)
+app.add_typer(secrets_app, name="secrets")
 
 
 def _path(text: str) -> Path:
@@ -1821,6 +1826,131 @@ def _same_settings_as_the_server(settings: Settings) -> None:
             "(TANDEM_*), or read the server's own report (console: Administration, "
             "Compliance; GET /api/compliance)"
         )
+
+
+def _census_lines(found: secrets_rotation.Census) -> list[str]:
+    lines = [f"current key {found.current}"]
+    lines += [f"previous key {key}" for key in found.previous]
+    if found.staged:
+        lines.append(f"staged key {found.staged} (next: tandem secrets rotate)")
+    lines.append(
+        f"{found.sealed} stored secrets; {len(found.sealed_with_previous)} still sealed with "
+        "a previous or the staged key"
+    )
+    for secret in found.unreadable:
+        lines.append(
+            f"UNREADABLE {secret.kind} of {secret.key}: sealed with a key this ring does not "
+            "hold (restore the old secrets.key, or reset it: docs/operations.md)"
+        )
+    for username, count in sorted(found.codes_with_previous.items()):
+        lines.append(
+            f"{username}: {count} recovery codes keyed with a previous key (they work until "
+            "it is retired; renewing them keys them with the current one)"
+        )
+    for username, count in sorted(found.codes_lost.items()):
+        lines.append(
+            f"{username}: {count} recovery codes keyed with a key this ring does not hold "
+            "(unusable: the owner renews them, or an admin resets the second factor)"
+        )
+    for username, count in sorted(found.codes_unkeyed.items()):
+        lines.append(f"{username}: {count} recovery codes stored unkeyed by an older version")
+    return lines
+
+
+@secrets_app.command("status")
+def secrets_status(data_dir: DataDir = None) -> None:
+    """The keys of secrets.key and what needs which: stored secrets still sealed with a
+    previous key, accounts whose recovery codes are keyed with one."""
+
+    async def work(settings: Settings, directory: Directory) -> None:
+        box = crypto.SecretBox(settings.secrets_key_path)
+        for line in _census_lines(await secrets_rotation.census(directory.storage, box)):
+            typer.echo(line)
+
+    _run_configured(data_dir, work)
+
+
+@secrets_app.command("stage")
+def secrets_stage(data_dir: DataDir = None) -> None:
+    """Add the next key to secrets.key, to open and check with before it seals anything: with
+    several servers, copy the file to every server and restart each before `rotate`."""
+
+    async def work(settings: Settings, directory: Directory) -> None:
+        ring = secrets_rotation.stage(settings.secrets_key_path)
+        assert ring.staged is not None
+        staged = crypto.key_id(ring.staged)
+        await directory.record("secrets_key_staged", actor="cli", org=NO_ORG, subject=staged)
+        typer.echo(
+            f"staged key {staged} in {settings.secrets_key_path}: copy the file to every "
+            "server, restart each, then run `tandem secrets rotate`"
+        )
+
+    _run_configured(data_dir, work)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(data_dir: DataDir = None) -> None:
+    """Make the staged key (or a new one) current and seal every stored secret again with it;
+    the replaced key is kept to check recovery codes keyed with it, until `retire`."""
+
+    async def work(settings: Settings, directory: Directory) -> None:
+        box, resealed, changed = await secrets_rotation.rotate(
+            directory.storage, settings.secrets_key_path, directory.record
+        )
+        typer.echo(
+            f"current key {box.ring.current_id}; {resealed} stored secrets sealed again"
+            + (f", {changed} changed meanwhile (left as changed)" if changed else "")
+        )
+        typer.echo(
+            "copy secrets.key to every server and restart each, then run "
+            "`tandem secrets retire` (back up the new file first: docs/operations.md)"
+        )
+        for line in _census_lines(await secrets_rotation.census(directory.storage, box))[1:]:
+            typer.echo(line)
+
+    _run_configured(data_dir, work)
+
+
+@secrets_app.command("reseal")
+def secrets_reseal(data_dir: DataDir = None) -> None:
+    """Seal again with the current key what a previous key still seals (after a rotation
+    stopped half-way, or what a server still on the old key ring sealed)."""
+
+    async def work(settings: Settings, directory: Directory) -> None:
+        box = crypto.SecretBox(settings.secrets_key_path)
+        resealed, changed = await secrets_rotation.reseal(directory.storage, box)
+        typer.echo(
+            f"{resealed} stored secrets sealed again with key {box.ring.current_id}"
+            + (f", {changed} changed meanwhile (left as changed)" if changed else "")
+        )
+
+    _run_configured(data_dir, work)
+
+
+@secrets_app.command("retire")
+def secrets_retire(
+    data_dir: DataDir = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Retire even though some accounts' recovery codes are keyed with a previous "
+            "key: those codes stop working (the accounts are named).",
+        ),
+    ] = False,
+) -> None:
+    """Drop the previous keys from secrets.key once nothing needs them (every stored secret
+    sealed with the current key, no recovery codes keyed with a previous one)."""
+
+    async def work(settings: Settings, directory: Directory) -> None:
+        box, found = await secrets_rotation.retire(
+            directory.storage, settings.secrets_key_path, directory.record, force=force
+        )
+        typer.echo(f"previous keys retired; current key {box.ring.current_id}")
+        for username in sorted(found.codes_with_previous):
+            typer.echo(f"{username}: its recovery codes no longer work (it renews them)")
+
+    _run_configured(data_dir, work)
 
 
 @security_app.command("status")

@@ -76,6 +76,10 @@ MAX_SECONDS = 10 * 365 * 86400.0
 bounded alike. Larger ones (1e308) overflow the date arithmetic they feed."""
 
 
+LOGIN_BINDINGS = ("any", "browser", "network", "both")
+"""Values of :attr:`Settings.login_bind_client`."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the server needs to know, validated."""
@@ -447,6 +451,11 @@ class Settings:
     """Interface of ``metrics_port`` (TANDEM_METRICS_HOST)."""
     log_format: str = "console"
     """``console`` (readable lines) or ``json`` (one JSON object a line) (TANDEM_LOG_FORMAT)."""
+    login_bind_client: str = "any"
+    """Bind each agent sign-in to the browser that made it (TANDEM_LOGIN_BIND_CLIENT): ``any``
+    (not bound: its cookie works from any client), ``browser`` (its User-Agent), ``network``
+    (its address's IPv4 /24 or IPv6 /64) or ``both``.
+    A sign-in's cookie used from another is ended, and recorded (docs/security.md)."""
     training_interval_days: int = 365
     """Default re-training interval (PCI DSS 12.6.3: at least once every 12 months); each
     organisation may set its own (docs/training.md)."""
@@ -613,6 +622,12 @@ class Settings:
             raise ConfigError("login_idle_seconds and login_ttl_seconds must be positive")
         if self.log_format not in ("console", "json"):
             raise ConfigError("the log format must be console or json")
+        if self.login_bind_client not in LOGIN_BINDINGS:
+            raise ConfigError(
+                "login_bind_client must be one of "
+                + ", ".join(LOGIN_BINDINGS)
+                + f", not {self.login_bind_client!r}"
+            )
         if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
             raise ConfigError(f"metrics port must be between 1 and 65535, not {self.metrics_port}")
         if self.metrics_port is not None and self.metrics_port == self.port:
@@ -861,6 +876,8 @@ class Settings:
                     raise ConfigError(f"{variable} must be a number of seconds") from None
         if env.get("TANDEM_LOG_FORMAT", "").strip():
             values["log_format"] = env["TANDEM_LOG_FORMAT"].strip()
+        if env.get("TANDEM_LOGIN_BIND_CLIENT", "").strip():
+            values["login_bind_client"] = env["TANDEM_LOGIN_BIND_CLIENT"].strip()
         if env.get("TANDEM_SHUTDOWN_TIMEOUT", "").strip():
             try:
                 values["shutdown_timeout_seconds"] = float(env["TANDEM_SHUTDOWN_TIMEOUT"])

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -20,13 +23,15 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import argon2
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from tandem.exceptions import AuthenticationError, BusyError, ConfigError, RecordingError
 from tandem.files import KEY_FILE_MAX_BYTES, read_file
 from tandem.private_files import private_file
 
 _MAX_PASSWORD_BYTES = 1024
+
+_log = logging.getLogger("tandem.crypto")
 
 
 class Entropy(Protocol):
@@ -76,43 +81,274 @@ def secrets_equal(a: str, b: str) -> bool:
 
 
 class SecretBox:
-    """Encrypts small secrets at rest (TOTP seeds) with a key kept in a file, not the database.
+    """Encrypts small secrets at rest (TOTP seeds, SSO settings, sites' token keys) and keys
+    digests of short secrets, with a key ring kept in a file (``secrets.key``), not the database.
 
-    Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`; errors are opaque by design.
+    Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`; errors are opaque by design. The file
+    holds one key a line: the first is the *current* key (it seals and keys everything new);
+    further lines are *previous* keys, kept only to open and check what was made under them
+    until ``tandem secrets retire`` drops them; a line ``next <key>`` is a *staged* key, which
+    opens and checks but makes nothing until ``tandem secrets rotate`` makes it current (so
+    every server of a cluster can read what the first one seals with it: docs/operations.md,
+    "Rotating the secrets key"). A file of one key, as every earlier version wrote it, is a ring
+    of its current key alone. Lines starting ``#`` are comments.
     """
 
     def __init__(self, key_file: Path) -> None:
         try:
             if key_file.exists():
                 private_file(key_file)  # tightened if an older version left it looser
-                key = read_file(key_file, KEY_FILE_MAX_BYTES).strip()
+                stamp = _stamp(key_file)
+                ring = KeyRing.parse(read_file(key_file, KEY_FILE_MAX_BYTES))
             else:
-                key = Fernet.generate_key()
+                ring = KeyRing((Fernet.generate_key(),))
                 private_file(key_file)
-                key_file.write_bytes(key)
-            self._fernet = Fernet(key)
-            # Digests of short secrets (join codes: five digits) are keyed, so that storage
-            # alone does not give the secret back by trying every value.
-            self._digest_key = hmac.new(key, b"tandem:digest-key", hashlib.sha256).digest()
+                key_file.write_bytes(ring.text())
+                stamp = _stamp(key_file)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"cannot use the secrets key {key_file}: {exc}") from None
+        self._file = key_file
+        self._refused: tuple[int, ...] = ()
+        self._take(ring, stamp)
+
+    def _take(self, ring: KeyRing, stamp: tuple[int, ...]) -> None:
+        # One assignment: a thread reading meanwhile sees the old ring or the new one whole.
+        self._keys = _RingKeys.of(ring, stamp)
+
+    @property
+    def ring(self) -> KeyRing:
+        """The ring as the key file holds it now (taken up again if replaced)."""
+        return self._fresh().ring
+
+    def _fresh(self) -> _RingKeys:
+        """Take up the key file again if it was replaced (``tandem secrets``, or a copy from
+        the server that rotated): a running server follows a rotation without a restart. A
+        file that cannot be read or is no ring now leaves the ring as it was (logged)."""
+        try:
+            stamp = _stamp(self._file)
+        except OSError as exc:  # removed, or its directory unreadable
+            return self._keep((-1,), exc)
+        if stamp in (self._keys.stamp, self._refused):
+            return self._keys
+        try:
+            ring = KeyRing.parse(read_file(self._file, KEY_FILE_MAX_BYTES))
+        except (OSError, ValueError) as exc:
+            return self._keep(stamp, exc)
+        self._take(ring, stamp)
+        _log.warning(
+            "took up the secrets key %s again: current key %s", self._file, ring.current_id
+        )
+        return self._keys
+
+    def _keep(self, stamp: tuple[int, ...], error: Exception) -> _RingKeys:
+        """The ring as read, the file as it is now refused: logged once per file, not per use."""
+        if stamp != self._refused:
+            self._refused = stamp
+            _log.error(
+                "cannot take up the secrets key %s again (%s): kept as read", self._file, error
+            )
+        return self._keys
 
     def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
+        return self._fresh().current.encrypt(secret.encode()).decode()
 
     def digest(self, secret: str, purpose: str) -> str:
-        """Keyed digest (HMAC-SHA256 under a key derived from this box's key) under which a
+        """Keyed digest (HMAC-SHA256 under a key derived from the current key) under which a
         short secret is stored or kept: without the key file, trying every join code against
         it is no use. ``purpose`` separates domains as in :func:`secret_digest`; the ``k1:``
         prefix tells it from the unkeyed digests of older versions."""
-        mac = hmac.new(self._digest_key, f"tandem:{purpose}:{secret}".encode(), hashlib.sha256)
-        return "k1:" + mac.hexdigest()
+        return "k1:" + _keyed(self._fresh().digest_keys[0], secret, purpose)
+
+    def digests(self, secret: str, purpose: str) -> tuple[str, ...]:
+        """:meth:`digest` under every key of the ring (the current key's first): what a
+        digest made before a rotation, or by a server that has not taken up the new key yet,
+        may be."""
+        return tuple("k1:" + _keyed(key, secret, purpose) for key in self._fresh().digest_keys)
+
+    def named_digest(self, secret: str, purpose: str) -> str:
+        """:meth:`digest` naming the key it was made with (``k2:<key id>:``), for digests kept
+        long (recovery codes): a rotation can tell which still need a previous key."""
+        keys = self._fresh()
+        return f"k2:{keys.ring.current_id}:" + _keyed(keys.digest_keys[0], secret, purpose)
+
+    def named_digests(self, secret: str, purpose: str) -> tuple[str, ...]:
+        """Every form :meth:`named_digest` (or, before key ids, :meth:`digest`) may have
+        stored ``secret`` under with a key of the ring."""
+        keys = self._fresh()
+        found: list[str] = []
+        for key_id, key in zip(keys.ring.readable_ids, keys.digest_keys, strict=True):
+            mac = _keyed(key, secret, purpose)
+            found += [f"k2:{key_id}:{mac}", f"k1:{mac}"]
+        return tuple(found)
 
     def open(self, sealed: str) -> str:
+        fernet = self._fresh().fernet
         try:
-            return self._fernet.decrypt(sealed.encode()).decode()
+            return fernet.decrypt(sealed.encode()).decode()
         except InvalidToken:
             raise ConfigError("a stored secret cannot be decrypted: wrong secrets key?") from None
+
+    def sealed_with_current(self, sealed: str) -> bool:
+        """True when ``sealed`` opens with the current key alone (no previous key needed)."""
+        current = self._fresh().current
+        try:
+            current.decrypt(sealed.encode())
+        except InvalidToken:
+            return False
+        return True
+
+    def reseal(self, sealed: str) -> str:
+        """``sealed`` sealed again with the current key. Raises ConfigError when no key of the
+        ring opens it."""
+        fernet = self._fresh().fernet
+        try:
+            return fernet.rotate(sealed.encode()).decode()
+        except InvalidToken:
+            raise ConfigError("a stored secret cannot be decrypted: wrong secrets key?") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _RingKeys:
+    """A ring read from its file, with its Fernets and digest keys made once."""
+
+    ring: KeyRing
+    stamp: tuple[int, ...]
+    current: Fernet
+    fernet: MultiFernet
+    digest_keys: tuple[bytes, ...]
+    """Digests of short secrets (join codes: five digits) are keyed, so that storage alone
+    does not give the secret back by trying every value."""
+
+    @classmethod
+    def of(cls, ring: KeyRing, stamp: tuple[int, ...]) -> _RingKeys:
+        fernet = MultiFernet([Fernet(key) for key in ring.readable])
+        digest_keys = tuple(_digest_key(key) for key in ring.readable)
+        return cls(ring, stamp, Fernet(ring.current), fernet, digest_keys)
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    """What tells a replaced key file (a rename gives a new inode; an edit a new time)."""
+    found = os.stat(path)
+    return (found.st_ino, found.st_mtime_ns, found.st_size)
+
+
+def _digest_key(key: bytes) -> bytes:
+    return hmac.new(key, b"tandem:digest-key", hashlib.sha256).digest()
+
+
+def _keyed(digest_key: bytes, secret: str, purpose: str) -> str:
+    return hmac.new(digest_key, f"tandem:{purpose}:{secret}".encode(), hashlib.sha256).hexdigest()
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a secrets key (8 hex digits of an HMAC under it): names it in
+    digests, records and messages without telling anything of it."""
+    return hmac.new(key, b"tandem:key-id", hashlib.sha256).hexdigest()[:8]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyRing:
+    """The keys of ``secrets.key`` (:class:`SecretBox`): ``current`` first, then ``previous``;
+    ``staged`` is the next one, if any. Raises ValueError for a file that is not one."""
+
+    keys: tuple[bytes, ...]
+    staged: bytes | None = None
+
+    @property
+    def current(self) -> bytes:
+        return self.keys[0]
+
+    @property
+    def current_id(self) -> str:
+        return key_id(self.keys[0])
+
+    @property
+    def previous(self) -> tuple[bytes, ...]:
+        return self.keys[1:]
+
+    @property
+    def readable(self) -> tuple[bytes, ...]:
+        """Every key that opens and checks: current, previous, staged."""
+        return self.keys + ((self.staged,) if self.staged else ())
+
+    @property
+    def readable_ids(self) -> tuple[str, ...]:
+        return tuple(key_id(key) for key in self.readable)
+
+    @classmethod
+    def parse(cls, data: bytes) -> KeyRing:
+        keys: list[bytes] = []
+        staged: bytes | None = None
+        for line in data.decode("ascii").splitlines():
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            if line.startswith("next "):
+                if staged is not None:
+                    raise ValueError("more than one staged (next) key")
+                staged = line.removeprefix("next ").strip().encode()
+                Fernet(staged)  # ValueError if it is none
+                continue
+            Fernet(line.encode())
+            keys.append(line.encode())
+        if not keys:
+            raise ValueError("no key in the file")
+        return cls(tuple(keys), staged)
+
+    def text(self) -> bytes:
+        lines = [key.decode() for key in self.keys]
+        if self.staged:
+            lines.append("next " + self.staged.decode())
+        if len(lines) == 1:
+            return self.keys[0]  # as every earlier version wrote it
+        header = (
+            "# Tandem secrets key ring: the first key is current, the others open what older "
+            "keys made;\n# a 'next' key is staged (tandem secrets rotate makes it current). "
+            "Back this file up: docs/operations.md\n"
+        )
+        return (header + "\n".join(lines) + "\n").encode()
+
+    def with_staged(self) -> KeyRing:
+        """A new staged key added (ValueError if one is staged already)."""
+        if self.staged is not None:
+            raise ValueError(f"key {key_id(self.staged)} is staged already")
+        return KeyRing(self.keys, Fernet.generate_key())
+
+    def rotated(self) -> KeyRing:
+        """The staged key (or, with none, a new one) made current; the current one kept as a
+        previous key."""
+        return KeyRing(((self.staged or Fernet.generate_key()), *self.keys))
+
+    def retired(self) -> KeyRing:
+        """The current key (and a staged one) alone: the previous keys dropped."""
+        return KeyRing(self.keys[:1], self.staged)
+
+
+def write_key_ring(key_file: Path, ring: KeyRing) -> None:
+    """Replace ``key_file`` with ``ring`` so that a crash at any moment leaves the old file or
+    the new one whole, never part of either: written beside it (0600), flushed to the disk,
+    renamed over it, the directory flushed. Raises OSError."""
+    temporary = key_file.with_name(key_file.name + ".new")
+    with contextlib.suppress(FileNotFoundError):
+        temporary.unlink()  # a crash's leftover (a link there is removed, never followed)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with contextlib.suppress(FileNotFoundError):
+        owner = os.stat(key_file)
+        if (owner.st_uid, owner.st_gid) != (os.getuid(), os.getgid()):
+            # The operator ran `tandem secrets` as root: the server's account must still read
+            # the file it replaces (else the servers keep the old ring; logged).
+            with contextlib.suppress(PermissionError):
+                os.fchown(descriptor, owner.st_uid, owner.st_gid)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(ring.text())
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, key_file)
+    directory = os.open(key_file.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def new_recovery_codes(entropy: Entropy, count: int = 10) -> list[str]:
@@ -130,7 +366,15 @@ def recovery_digest(code: str, box: SecretBox, username: str) -> str:
     secrets key, outside the database) and bound to the account. Unkeyed, as older versions
     stored it (:func:`legacy_recovery_digest`), a copy of the database alone checked guesses
     offline at SHA-256's speed, against every account's codes at once (60 bits each)."""
-    return box.digest(f"{username}:{_recovery_text(code)}", "recovery")
+    return box.named_digest(f"{username}:{_recovery_text(code)}", "recovery")
+
+
+def recovery_digests(code: str, box: SecretBox, username: str) -> tuple[str, ...]:
+    """Every digest ``code`` of ``username`` may be stored under: keyed with any key of the
+    ring (named or, as before key ids, not), or unkeyed as the oldest versions stored it
+    (:func:`legacy_recovery_digest`). Checked in one statement whatever the ring holds."""
+    text = f"{username}:{_recovery_text(code)}"
+    return (*box.named_digests(text, "recovery"), legacy_recovery_digest(code))
 
 
 def legacy_recovery_digest(code: str) -> str:

@@ -1571,14 +1571,23 @@ class SessionHub:
             raise ConfigError("the session hub has no secrets key")
         return self.box.digest(secret, purpose)
 
+    def digest_matches(self, stored: str, secret: str, purpose: str) -> bool:
+        """True when ``stored`` is :meth:`secret_digest` of ``secret`` under any key of the
+        secrets key ring: a session begun before a rotation of ``secrets.key``, or on a server
+        that had not taken the new key up yet, is still resumed (docs/operations.md). Every
+        key is compared, in constant time each."""
+        if self.box is None:
+            raise ConfigError("the session hub has no secrets key")
+        found = [crypto.secrets_equal(stored, d) for d in self.box.digests(secret, purpose)]
+        return any(found)
+
     def find_for_resume(self, session_id: str, resume_token: str) -> LiveSession:
         """The live session a resume token opens. Raises 4404 for anything else, one answer."""
         live = self._live.get(session_id)
-        digest = self.secret_digest(resume_token, "resume")
         if (
             live is None
             or live.machine.ended
-            or not crypto.secrets_equal(live.resume_digest, digest)
+            or not self.digest_matches(live.resume_digest, resume_token, "resume")
         ):
             raise ProtocolError(codec.CLOSE_NOT_FOUND, "session not found")
         return live
@@ -1605,9 +1614,9 @@ class SessionHub:
         owner = await self.owner_elsewhere(message.session_id)
         if owner:  # the page moved to this process; its session did not
             return Elsewhere(owner)
-        digest = self.secret_digest(message.resume_token, "resume")
+        token = message.resume_token
         restored = await self._restore(
-            message.session_id, lambda row: crypto.secrets_equal(row.resume_digest, digest)
+            message.session_id, lambda row: self.digest_matches(row.resume_digest, token, "resume")
         )
         if restored is None and (owner := await self.owner_elsewhere(message.session_id)):
             return Elsewhere(owner)  # another process took it up first
@@ -1745,12 +1754,12 @@ class SessionHub:
         """The agent's sign-in takes its session up again (``rejoin``): the resume token its
         ``joined`` carried, the same sign-in (``login``) and account, its team still serving the
         site. Anything else is one answer, 4404. An older socket of the agent is closed 4409."""
-        digest = self.secret_digest(message.resume_token, "agent-resume")
+        token = message.resume_token
         live = await self._restore(
             message.session_id,
             lambda row: (
                 bool(row.agent_resume_digest)
-                and crypto.secrets_equal(row.agent_resume_digest, digest)
+                and self.digest_matches(row.agent_resume_digest, token, "agent-resume")
                 and crypto.secrets_equal(row.agent_login, seat.login)
                 and row.agent_username == seat.principal.username
             ),
@@ -1761,7 +1770,7 @@ class SessionHub:
             live is None
             or live.machine.ended
             or not live.agent_resume_digest
-            or not crypto.secrets_equal(live.agent_resume_digest, digest)
+            or not self.digest_matches(live.agent_resume_digest, token, "agent-resume")
             or not crypto.secrets_equal(live.agent_login, seat.login)
             or live.machine.agent_username != seat.principal.username
         ):
@@ -1829,12 +1838,18 @@ class SessionHub:
         if not code.isdigit() or len(code) != self.settings.code_digits:
             return None
         now = self.clock()
-        digest = self.secret_digest(code, "join")
         # The code is looked up in the agent's organisation only, before any action is
-        # checked (the join itself is authorised against the session's site below).
+        # checked (the join itself is authorised against the session's site below). Under
+        # every key of the secrets key ring: a code given out before a rotation, or by a
+        # server that has not taken the new key up yet, still joins.
         grant = Grant.server(agent.org, "join code")
-        taken = await self.storage.take_join_code(grant, digest, now)
-        if taken is None:
+        if self.box is None:
+            raise ConfigError("the session hub has no secrets key")
+        for digest in self.box.digests(code, "join"):
+            taken = await self.storage.take_join_code(grant, digest, now)
+            if taken is not None:
+                break
+        else:
             return None
         try:
             return await self._join_with_taken_code(agent, grant, digest, taken)

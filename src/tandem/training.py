@@ -351,6 +351,14 @@ class Training:
             raise ConfigError("the server has no secrets key")
         return self.box.digest(payload, "practice-ticket").removeprefix("k1:")
 
+    def _mac_matches(self, mac: str, payload: str) -> bool:
+        """``mac`` is the payload's under a key of the secrets key ring (a ticket issued before
+        a rotation, or by a server that has not taken the new key up yet)."""
+        if self.box is None:
+            raise ConfigError("the server has no secrets key")
+        macs = self.box.digests(payload, "practice-ticket")
+        return any([crypto.secrets_equal(mac, m.removeprefix("k1:")) for m in macs])
+
     async def practice_ticket(self, principal: Principal) -> str:
         """A ticket for one practice session of ``principal`` (its policy acknowledged first:
         the completion names the version)."""
@@ -375,7 +383,7 @@ class Training:
         """What a practice ticket names; raises AuthenticationError for a forged, changed or
         expired one. (Single use is the caller's: ``storage.use_once(ticket.digest, ...)``.)"""
         payload, _, mac = ticket.partition(".")
-        if not payload or not mac or not crypto.secrets_equal(mac, self._mac(payload)):
+        if not payload or not mac or not self._mac_matches(mac, payload):
             raise AuthenticationError("practice ticket not accepted")
         try:
             claims = json.loads(_unb64(payload))
@@ -384,7 +392,10 @@ class Training:
             raise AuthenticationError("practice ticket not accepted") from None
         if expires <= self.clock():
             raise AuthenticationError("practice ticket expired: start the exercise again")
-        return Ticket(org, username, expires, self._mac(f"used:{payload}"))
+        # Named alike under every key of the ring: a ticket used on a server that has taken up
+        # a new secrets key is used on one that has not (the payload is no secret: the page
+        # holds it).
+        return Ticket(org, username, expires, crypto.secret_digest(payload, "practice-used"))
 
     async def complete(
         self, principal: Principal, console_steps: Iterable[str], session_id: str | None = None

@@ -62,3 +62,44 @@ def test_after_an_admins_reset_the_console_asks_for_a_new_password_first(
     page.get_by_label("New password again").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").last.click()
     expect(page.get_by_label("Session code")).to_be_visible()
+
+
+def test_an_agent_renews_its_recovery_codes_in_the_console(
+    live: RunningServer, agent: Party
+) -> None:
+    """The password and an authenticator code proved again; the new codes shown once, and the
+    old ones stop working at once."""
+    import pyotp
+
+    from tandem import auth
+    from tests.test_mfa import enrol
+
+    enrolment = enrol(live, "bea")
+    totp = pyotp.TOTP(enrolment.secret)
+    page = agent.page
+    page.goto(f"{live.base}/console/")
+    page.get_by_label("Username").fill("bea")
+    page.get_by_label("Password").fill(AGENT_PASSWORD)
+    page.get_by_label("Authentication code").fill(totp.at(live.clock()))
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_label("Session code")).to_be_visible()
+    page.get_by_role("button", name="New recovery codes").click()
+    expect(page.get_by_label("Session code")).to_be_hidden()
+    next_code = totp.at(live.clock() + auth.TOTP_PERIOD)
+    page.get_by_label("Your password").fill("not-" + AGENT_PASSWORD)
+    page.get_by_label("Code from your authenticator app").fill(next_code)
+    page.get_by_role("button", name="Get new codes").click()
+    expect(page.get_by_role("alert")).to_contain_text("password is not right")
+    page.get_by_label("Your password").fill(AGENT_PASSWORD)
+    page.get_by_label("Code from your authenticator app").fill(next_code)
+    page.get_by_role("button", name="Get new codes").click()
+    codes = page.locator("#recovery-codes li")
+    expect(codes).to_have_count(10)
+    shown = [text.strip() for text in codes.all_inner_texts()]
+    page.get_by_role("button", name="I saved them — close").click()
+    expect(page.get_by_label("Session code")).to_be_visible()
+    expect(page.locator("#recovery-codes")).to_have_count(0)  # shown once
+    old = {"username": "bea", "password": AGENT_PASSWORD, "code": enrolment.recovery_codes[0]}
+    assert httpx.post(f"{live.base}/api/login", json=old).status_code == 401
+    new = {"username": "bea", "password": AGENT_PASSWORD, "code": shown[0]}
+    assert httpx.post(f"{live.base}/api/login", json=new).status_code == 200

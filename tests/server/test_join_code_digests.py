@@ -32,3 +32,25 @@ async def test_a_stored_join_code_cannot_be_recovered_from_the_database(
     box = crypto.SecretBox(server.settings.secrets_key_path)
     code = crypto.normalize_join_code(created["code"])
     assert stored == {box.digest(code, "join")}
+
+
+async def test_a_code_and_a_resume_token_given_out_before_a_rotation_still_work(
+    server: RunningServer,
+) -> None:
+    """The secrets key rotated (``tandem secrets rotate``) while a customer waits: the running
+    server takes the new key up, and the code it gave out, keyed with the replaced key, still
+    joins (it was looked up under the current key alone: "wrong code"), and the customer's
+    next page still resumes with its token."""
+    from tests.conftest import tandem_in_process
+    from tests.server.helpers import login_cookie, open_agent, recv_json, resume_on, send
+
+    _customer, created = await start_session(server)
+    before = crypto.SecretBox(server.settings.secrets_key_path).ring.current_id
+    rotated = tandem_in_process("secrets", "rotate", "--data-dir", str(server.settings.data_dir))
+    assert rotated.returncode == 0, rotated.stderr
+    assert crypto.SecretBox(server.settings.secrets_key_path).ring.current_id != before
+    agent = await open_agent(server, login_cookie(server))
+    await send(agent, type="join", code=created["code"])
+    assert (await recv_json(agent))["type"] == "joined"
+    _page, answer = await resume_on(server, created)
+    assert answer["type"] == "resumed", answer

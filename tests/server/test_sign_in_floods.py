@@ -6,8 +6,10 @@ with bounded room to wait, per client address and in all (``password_hash_*`` se
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, two_organisations
 from tests.server.helpers import sharing_session
 from tests.server.test_customer_quotas import chained_actions, counts, eventually
+from tests.test_mfa import enrol
 
 FLOOD = 40
 
@@ -197,3 +200,69 @@ async def test_a_spray_of_new_names_from_a_waiting_address_is_counted_not_chaine
 def test_the_password_check_bounds_are_checked_settings(bad: dict[str, int]) -> None:
     with pytest.raises(ConfigError, match="password_hash"):
         Settings.load(environ={}, **bad)
+
+
+class StatementsBeforeEachAnswer:
+    """Wraps a server's app (``wrap=``): the SQL statements its SQLite connection ran while
+    each request was answered, up to the start of its answer (what the answer's time holds)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.answers: list[list[str]] = []
+        self.app: Any = None
+
+    def wrap(self, app: Any) -> Any:
+        self.app = app
+        return self
+
+    def trace(self) -> None:
+        """Start noting statements (the server started: its storage is open)."""
+        storage = self.app.state.services.storage
+        storage._thread.submit(storage._sqlite.set_trace_callback, self.statements.append).result()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        start = len(self.statements)
+
+        async def noting(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope["type"] == "http":
+                # Values (names, times) apart: which statements, in which order.
+                ran = self.statements[start:]
+                self.answers.append([re.sub(r"'[^']*'|\b\d+(\.\d+)?\b", "?", s) for s in ran])
+            await send(message)
+
+        await self.app(scope, receive, noting)
+
+
+async def test_a_right_password_from_a_waiting_address_answers_after_the_same_statements(
+    server_factory: ServerFactory,
+) -> None:
+    """From an address that waits, a wrong password is counted (no statement) and a right
+    one with a wrong second factor is a record (an alert): written before the answer, it made
+    the right password answer a statement later, so a spray of one password over many
+    accounts, one try each, told by the answers' time which account it opened. The record is
+    written once the answer has gone now, and is on the trail."""
+    spy = StatementsBeforeEachAnswer()
+    server = server_factory(wrap=spy.wrap)  # its clock stands still: the address waits
+    for name in ("bob", "carol"):
+        enrol(server, name)
+    spy.trace()
+    free = server.settings.login_free_failures
+    async with from_address(server, "127.0.0.6") as sprayer:
+        for _ in range(free + 1):  # the address waits
+            assert (await wrong_sign_in(sprayer)).status_code == 401
+        tries = {  # the wrong one first: the right one's record is written after its answer
+            "wrong": {"username": "carol", "password": "not-" + AGENT_PASSWORD},
+            "right": {"username": "bob", "password": AGENT_PASSWORD},
+        }
+        seen = {}
+        for case, body in tries.items():
+            answered = len(spy.answers)
+            assert (await sprayer.post("/api/login", json=body)).status_code == 401
+            seen[case] = spy.answers[answered]
+    assert seen["right"] == seen["wrong"], seen
+
+    async def recorded() -> bool:
+        actions = await operators_actions(server)
+        return "second_factor_failed" in actions
+
+    await eventually(recorded)

@@ -171,7 +171,7 @@ async def test_every_statement_compiles_on_sqlite_as_with_the_engines_initialise
         await snapshot(storage)
         acme = of_org("acme")
         await storage.get_user("ada")
-        await storage.use_second_factor("ada", 3, 4)
+        await storage.use_second_factor("ada", 3, "4")
         await storage.put_join_code(acme, "digest", "s2", 50.0)
         await storage.take_join_code(acme, "digest", 10.0)
         await storage.record_session_start(acme, "s2", 30.0, "shop")

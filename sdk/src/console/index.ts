@@ -15,6 +15,7 @@ import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
 import { browserHeldStore } from "./rejoin.ts";
 import { freshnessTimings } from "./freshness.ts";
 import { passwordControls } from "./password.ts";
+import { recoveryControls } from "./recovery.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { type ConsoleEvent, type ConsoleState, type LiveEvent, type Tool, initialState, reduce } from "./state.ts";
 import { SHORTCUTS, type ViewActions, draw } from "./view.ts";
@@ -206,7 +207,7 @@ async function listSessions(): Promise<void> {
  * reset, the new-password form hides every screen until a password is chosen. */
 function signedIn(agent: AgentInfo): void {
   dispatch({ type: "signed_in", agent });
-  passwordControls(agent, signedIn);
+  if (!passwordControls(agent, signedIn) && !agent.needs_second_factor) recoveryControls();
 }
 
 const input = (form: HTMLFormElement, name: string) => form.elements.namedItem(name) as HTMLInputElement;

@@ -239,6 +239,11 @@ export interface RecoveryCodes {
   recovery_codes: string[];
 }
 
+export interface RecoveryCodesRenewal {
+  password: string;
+  code: string;
+}
+
 export interface Roster {
   policy_version: number;
   interval_days: number;
@@ -430,6 +435,7 @@ export const REST_ANSWERS: readonly (readonly [string, string, Schema])[] = [
   ["GET", "/api/audit/counts", {"type": "array", "items": {"type": "object", "properties": {"bucket": {"type": "number"}, "action": {"type": "string"}, "count": {"type": "integer"}, "detail": {"type": "string"}}, "required": ["bucket", "action", "count", "detail"], "additionalProperties": false}}],
   ["POST", "/api/mfa/setup", {"type": "object", "properties": {"secret": {"type": "string"}, "uri": {"type": "string"}, "qr_svg": {"type": "string"}}, "required": ["secret", "uri", "qr_svg"], "additionalProperties": false}],
   ["POST", "/api/mfa/confirm", {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}, "required": ["recovery_codes"], "additionalProperties": false}],
+  ["POST", "/api/me/recovery-codes", {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}, "required": ["recovery_codes"], "additionalProperties": false}],
   ["GET", "/api/me/org", {"type": "object", "properties": {"org_id": {"type": "string"}, "name": {"type": "string"}}, "required": ["org_id", "name"], "additionalProperties": false}],
   ["POST", "/api/me/password", {"type": "object", "properties": {"username": {"type": "string"}, "display_name": {"type": "string"}, "role": {"type": "string"}, "org": {"type": "string"}, "teams": {"type": "array", "items": {"type": "string"}}, "needs_second_factor": {"type": "boolean"}, "must_change_password": {"type": "boolean"}}, "required": ["username", "display_name", "role", "org", "teams", "needs_second_factor", "must_change_password"], "additionalProperties": false}],
   ["GET", "/api/compliance", {"type": "array", "items": {"type": "object", "properties": {"profile": {"type": "string"}, "org_id": {"type": "string"}, "checked_at": {"type": "string"}, "passed": {"type": "boolean"}, "results": {"type": "array", "items": {"type": "object", "properties": {"requirement": {"type": "string"}, "title": {"type": "string"}, "reference": {"type": "string"}, "status": {"type": "string"}, "detail": {"type": "string"}, "fix": {"type": "string"}}, "required": ["requirement", "title", "reference", "status", "detail", "fix"], "additionalProperties": false}}}, "required": ["profile", "org_id", "checked_at", "passed", "results"], "additionalProperties": false}}],

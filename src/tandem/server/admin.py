@@ -23,7 +23,9 @@ from tandem.exceptions import (
     BusyError,
     ConfigError,
     NotFoundError,
+    SecondFactorError,
 )
+from tandem.hub import address_group
 from tandem.policy import MaskingPolicy, handed_out_problem
 from tandem.recordings import recording_json
 from tandem.server.http import (
@@ -147,6 +149,13 @@ class SsoIdentity(msgspec.Struct, forbid_unknown_fields=True):
 
 class CodeConfirmation(msgspec.Struct, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class RecoveryCodesRenewal(msgspec.Struct, forbid_unknown_fields=True):
+    password: Password
+    """The account's password, proved again."""
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    """A code of the account's authenticator (a recovery code is not taken)."""
 
 
 # What the routes answer. The handlers build plain JSON; these declare its shape for the OpenAPI
@@ -751,6 +760,54 @@ async def _confirm_mfa(call: Call) -> object:
     return response
 
 
+async def _renew_recovery_codes(call: Call) -> object:
+    services = call.services
+    assert call.request is not None
+    body: RecoveryCodesRenewal = call.body
+    username = call.principal.username
+    address = call.request.client.host if call.request.client else ""
+    # The sign-in's own throttle: per account and per address (an IPv6 address with its /64),
+    # shared with sign-ins, so a held sign-in guessing here is slowed as one guessing there.
+    keys = (f"user:{username.lower()}", f"ip:{address_group(address)}")
+    wait = await services.sign_in_backoff.wait(services.clock(), *keys)
+    if wait > 0:
+        return too_many_attempts(wait, "wrong passwords or codes")
+    try:
+        codes = await auth.renew_recovery_codes(
+            services.storage,
+            username,
+            body.password,
+            body.code,
+            services.clock(),
+            services.entropy,
+            services.box,
+            hashing=services.hashing,
+            client=address_group(address),
+        )
+    except BusyError as exc:
+        return busy(1.0, str(exc))  # a check takes a tenth of a second
+    except SecondFactorError as exc:
+        await services.sign_in_backoff.failed(services.clock(), *keys)
+        # Whoever holds this sign-in knows the password and not the code: the alert.
+        given = "unreadable" if exc.unreadable else "wrong"
+        await services.hub.record(
+            "second_factor_failed",
+            actor=username,
+            org=call.principal.org,
+            ip=address,
+            code=given,
+            during="recovery_codes_renewal",
+        )
+        raise AuthenticationError("That code is not right, or was used already.") from None
+    except AuthenticationError:
+        await services.sign_in_backoff.failed(services.clock(), *keys)
+        raise AuthenticationError("That password is not right.") from None
+    await services.hub.record(
+        "recovery_codes_renewed", actor=username, org=call.principal.org, ip=address
+    )
+    return {"recovery_codes": codes}
+
+
 OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/api/org", "org.manage", "Your organisation.", _get_org, returns=Org),
     Operation(
@@ -1116,6 +1173,18 @@ OPERATIONS: tuple[Operation, ...] = (
         _confirm_mfa,
         CodeConfirmation,
         returns=RecoveryCodes,
+    ),
+    Operation(
+        "POST",
+        "/api/me/recovery-codes",
+        "self",
+        "Renew your recovery codes: your password and a code of your authenticator, proved "
+        "again; returns ten new codes (once). Every earlier code stops working.",
+        _renew_recovery_codes,
+        RecoveryCodesRenewal,
+        returns=RecoveryCodes,
+        throttled=True,
+        busy=True,
     ),
     Operation(
         "GET",

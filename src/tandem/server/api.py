@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -28,6 +29,7 @@ from tandem.server.http import (
     too_many_attempts,
 )
 from tandem.server.operations import NUL_REFUSED
+from tandem.server.services import Services
 from tandem.storage.base import NO_ORG
 
 log = logging.getLogger("tandem.server")
@@ -115,9 +117,15 @@ async def login(request: Request) -> Response:
                     creds.username,
                     org,
                 )
-            await services.hub.record(
-                "second_factor_failed", actor=creds.username, ip=client, code=given, org=org
-            )
+            fields = {"actor": creds.username, "ip": client, "code": given, "org": org}
+            if sprayed:
+                # A wrong password from this waiting address is counted, not written: the
+                # record written before answering made the right password answer a statement
+                # later, one account each, as the spray goes. Written once answered.
+                response = problem(401, "Sign-in failed", str(exc))
+                response.background = BackgroundTask(_record_after_answer, services, fields)
+                return response
+            await services.hub.record("second_factor_failed", **fields)
         elif sprayed:
             services.hub.count_anonymous(
                 "sign_in_sprayed", org or "", f"{creds.username[:64]!r} from {client}"
@@ -141,6 +149,15 @@ async def login(request: Request) -> Response:
     response = JSONResponse(agent_json(agent))
     set_sign_in_cookie(response, request, token, services.settings.login_ttl_seconds)
     return response
+
+
+async def _record_after_answer(services: Services, fields: dict[str, Any]) -> None:
+    """``second_factor_failed`` with ``fields``, after the answer went: if storage fails, it
+    is kept and written once storage answers (:meth:`tandem.hub.SessionHub.record_done`)."""
+    try:
+        await services.hub.record_done("second_factor_failed", **fields)
+    except Exception:  # kept, written later; there is no request left to answer 503
+        log.warning("the record of a failed second factor waits for the database")
 
 
 async def logout(request: Request) -> Response:

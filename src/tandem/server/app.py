@@ -136,7 +136,8 @@ async def signed_in_over_tls(app: Starlette, scope: Scope) -> bool:
     TLS), which browsers set only from an https page and send only over https: evidence of the
     browser's own transport that a client's ``X-Forwarded-Proto`` alone is not."""
     running: services.Services = app.state.services
-    token = HTTPConnection(scope).cookies.get(auth.SECURE_COOKIE_NAME)
+    cookie = HTTPConnection(scope).cookies.get(auth.SECURE_COOKIE_NAME)
+    token = auth.cookie_token(cookie) if cookie is not None else None
     agent = await auth.agent_for_token(
         running.storage, token, running.clock(), running.settings.login_idle_seconds
     )

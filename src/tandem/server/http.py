@@ -3,6 +3,7 @@ body, the signed-in agent and its cookie. Route modules import this, never each 
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import AsyncIterator, Callable
@@ -13,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from tandem import auth, revocation
+from tandem import auth, crypto, revocation
 from tandem.config import normalize_origin
 from tandem.exceptions import ConfigError
 
@@ -171,14 +172,71 @@ async def json_body(request: Request, limit: int | None = None) -> bytes | JSONR
 
 
 async def current_agent(request: Request) -> auth.Agent | None:
-    """The signed-in agent of this request (absolute and idle expiry applied)."""
+    """The signed-in agent of this request (absolute and idle expiry applied; a sign-in bound
+    to another client ended: :func:`refuse_other_client`)."""
     services = services_of(request)
-    return await auth.agent_for_token(
+    agent = await auth.agent_for_token(
         services.storage,
         sign_in_token(request),
         services.clock(),
         services.settings.login_idle_seconds,
     )
+    if agent is not None and await refuse_other_client(request, agent):
+        return None
+    return agent
+
+
+def _client_bindings(connection: HTTPConnection, token: str) -> tuple[str, ...]:
+    """What a sign-in cookie of ``token`` carries after its dot when ``connection``'s client
+    made it (``login_bind_client``): a MAC under every key of the secrets key ring (the
+    current one's first) over the token and the client's User-Agent and/or network."""
+    services = services_of(connection)
+    mode = services.settings.login_bind_client
+    agent = connection.headers.get("user-agent", "") if mode in ("browser", "both") else ""
+    network = client_network(connection) if mode in ("network", "both") else ""
+    bound = f"{token}\n{mode}\n{agent}\n{network}"
+    return tuple(d.removeprefix("k1:")[:32] for d in services.box.digests(bound, "sign-in-client"))
+
+
+def client_network(connection: HTTPConnection) -> str:
+    """The client address's network: an IPv4 address's /24, an IPv6 address's /64."""
+    client = connection.client.host if connection.client else ""
+    try:
+        address = ipaddress.ip_address(client)
+    except ValueError:
+        return client
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    bits = 24 if isinstance(address, ipaddress.IPv4Address) else 64
+    return str(ipaddress.ip_network((address, bits), strict=False))
+
+
+async def refuse_other_client(connection: HTTPConnection, agent: auth.Agent) -> bool:
+    """True, and the sign-in ended everywhere and recorded (``sign_in_other_client``), when
+    ``login_bind_client`` is on and the connection's cookie was not made for its client (a
+    copied cookie, or a sign-in made before the setting was turned on). The owner signs in
+    again; the copy is of no further use."""
+    services = services_of(connection)
+    if services.settings.login_bind_client == "any":
+        return False
+    value = connection.cookies.get(cookie_name(connection)) or ""
+    token, _, mac = value.partition(".")
+    if any([crypto.secrets_equal(mac, b) for b in _client_bindings(connection, token)]):
+        return False
+    digest = auth.login_digest(token)
+    if await services.storage.get_login(digest) is None:
+        return True
+    await services.storage.delete_login(digest)
+    revocation.announce(services.fanout, login=digest)
+    client = connection.client.host if connection.client else ""
+    await services.hub.record(
+        "sign_in_other_client",
+        actor=agent.username,
+        org=agent.org,
+        ip=client,
+        bound=services.settings.login_bind_client,
+    )
+    return True
 
 
 def over_tls(connection: HTTPConnection) -> bool:
@@ -246,12 +304,17 @@ def cookie_name(connection: HTTPConnection) -> str:
 
 
 def sign_in_token(connection: HTTPConnection) -> str | None:
-    """The sign-in cookie's token the request or socket carries, if any."""
-    return connection.cookies.get(cookie_name(connection))
+    """The sign-in cookie's token the request or socket carries, if any (without the client
+    binding after its dot: :func:`refuse_other_client`)."""
+    value = connection.cookies.get(cookie_name(connection))
+    return auth.cookie_token(value) if value is not None else None
 
 
 def set_sign_in_cookie(response: Response, request: Request, token: str, ttl: float) -> None:
-    """The agent's sign-in cookie (password or identity provider sign-in alike)."""
+    """The agent's sign-in cookie (password or identity provider sign-in alike); with
+    ``login_bind_client`` on, bound to the client it is set for."""
+    if services_of(request).settings.login_bind_client != "any":
+        token = f"{token}.{_client_bindings(request, token)[0]}"
     response.set_cookie(cookie_name(request), token, max_age=int(ttl), **cookie_flags(request))
 
 

@@ -267,6 +267,23 @@ class AuditCount:
     """The last reason seen in the interval."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class SealedSecret:
+    """A value stored sealed with the secrets key (:class:`tandem.crypto.SecretBox`), as a
+    rotation of the key reseals it: ``kind`` names where (:data:`SEALED_KINDS`), ``key`` the
+    row (a username, site id, organisation id or state digest)."""
+
+    kind: str
+    key: str
+    sealed: str
+
+
+SEALED_KINDS = ("totp_secret", "pending_totp", "site_token_key", "org_oidc", "oidc_pending")
+"""Everything the database keeps sealed with the secrets key: an account's authenticator seed
+and one being set up, a site's customer-token key, an organisation's single sign-on settings
+(its client secret), a single sign-on start under way."""
+
+
 class Storage(AuditStore, Protocol):
     """Async storage. Implementations must make :meth:`take_join_code` atomic (single use) and
     :meth:`append_audit` atomic (sequence and chain)."""
@@ -279,12 +296,40 @@ class Storage(AuditStore, Protocol):
     async def get_user(self, username: str) -> UserRecord | None: ...
 
     async def use_second_factor(
-        self, username: str, step: int | None, recovery_digest: str | None
+        self, username: str, step: int | None, recovery_digest: str | tuple[str, ...] | None
     ) -> bool:
-        """Accept a TOTP step newer than the last used, or consume a recovery code; atomic."""
+        """Accept a TOTP step newer than the last used, or consume a recovery code stored under
+        ``recovery_digest`` (or any of several forms of one code: one statement); atomic."""
         ...
 
     async def count_users(self) -> int: ...
+
+    async def sealed_secrets(self) -> list[SealedSecret]:
+        """Every value sealed with the secrets key (:data:`SEALED_KINDS`), read at once (a few
+        per account and site): for ``tandem secrets``."""
+        ...
+
+    async def reseal_secret(self, secret: SealedSecret, resealed: str) -> bool:
+        """Replace ``secret`` with ``resealed`` (the same value sealed with another key) if its
+        row still holds ``secret.sealed``: False, and nothing changed, if it went or changed
+        meanwhile (a new authenticator, new settings). One statement: a crash leaves either."""
+        ...
+
+    async def name_recovery_digests(self, key_id: str) -> int:
+        """Name ``key_id`` in every recovery-code digest keyed before digests named their key
+        (``k1:<mac>`` becomes ``k2:<key_id>:<mac>``; the MAC is unchanged): done with the key
+        current until a rotation. Returns how many; one statement."""
+        ...
+
+    async def forget_recovery_codes(self, codes: list[tuple[str, str]]) -> int:
+        """Delete these (username, digest) recovery codes (keyed with a key retired: they can
+        match nothing again); returns how many there were. One transaction."""
+        ...
+
+    async def recovery_code_digests(self) -> list[tuple[str, str]]:
+        """(username, digest) of every unused recovery code: which key each was keyed with
+        (``tandem secrets``)."""
+        ...
 
     async def add_login(self, login: LoginRecord, proved: UserRecord | None = None) -> bool:
         """Store a sign-in. With ``proved`` (the account as the sign-in checked it), only if the
@@ -416,6 +461,15 @@ class Storage(AuditStore, Protocol):
     ) -> bool:
         """Replace (or, with None, remove) the TOTP seed and recovery code digests of
         ``username`` of ``grant``'s organisation; False if there is none."""
+        ...
+
+    async def renew_recovery_codes(
+        self, username: str, totp_secret: str, password_hash: str, recovery_codes: tuple[str, ...]
+    ) -> bool:
+        """Replace every recovery code of ``username`` with ``recovery_codes`` (digests), if the
+        account still has this seed and password (those the renewal was proved with): False,
+        and nothing changed, otherwise. One transaction: the old codes stop working as the new
+        ones start."""
         ...
 
     async def enable_second_factor(

@@ -66,6 +66,7 @@ from tandem.storage.base import (
     PolicyRecord,
     PracticeRecord,
     RecordingRecord,
+    SealedSecret,
     SessionRecord,
     SiteRecord,
     SubjectErasure,
@@ -1299,11 +1300,68 @@ class SQLStorage:
 
     # Second factors and single sign-on
 
+    def _sealed_columns(self) -> dict[str, tuple[sa.Column[Any], sa.Column[Any]]]:
+        """Where each kind of :class:`SealedSecret` is kept: (the row's key, the value)."""
+        return {
+            "totp_secret": (users.c.username, users.c.totp_secret),
+            "pending_totp": (users.c.username, users.c.pending_totp),
+            "site_token_key": (sites.c.site_id, sites.c.token_key),
+            "org_oidc": (orgs.c.org_id, orgs.c.oidc),
+            "oidc_pending": (oidc_pending.c.state_digest, oidc_pending.c.sealed),
+        }
+
+    async def sealed_secrets(self) -> list[SealedSecret]:
+        found: list[SealedSecret] = []
+        for kind, (key, value) in self._sealed_columns().items():
+            rows = await self._rows(sa.select(key, value).where(value.is_not(None)))
+            found += [SealedSecret(kind, str(row[0]), str(row[1])) for row in rows]
+        return found
+
+    async def reseal_secret(self, secret: SealedSecret, resealed: str) -> bool:
+        key, value = self._sealed_columns()[secret.kind]
+        changed = await self._count(
+            key.table.update()
+            .where(key == secret.key, value == secret.sealed)
+            .values({value.name: resealed})
+        )
+        return changed > 0
+
+    async def name_recovery_digests(self, key_id: str) -> int:
+        digest = recovery_codes.c.digest
+        return await self._count(
+            recovery_codes.update()
+            .where(digest.startswith("k1:", autoescape=True))
+            .values(digest=sa.literal(f"k2:{key_id}:") + sa.func.substr(digest, 4))
+        )
+
+    async def forget_recovery_codes(self, codes: list[tuple[str, str]]) -> int:
+        def work(db: _Db) -> int:
+            gone = 0
+            for username, digest in codes:
+                gone += db.execute(
+                    recovery_codes.delete().where(
+                        recovery_codes.c.username == username, recovery_codes.c.digest == digest
+                    )
+                ).rowcount
+            return gone
+
+        return await self._transaction(work)
+
+    async def recovery_code_digests(self) -> list[tuple[str, str]]:
+        rows = await self._rows(
+            sa.select(recovery_codes.c.username, recovery_codes.c.digest).order_by(
+                recovery_codes.c.username, recovery_codes.c.position
+            )
+        )
+        return [(str(row[0]), str(row[1])) for row in rows]
+
     async def use_second_factor(
-        self, username: str, step: int | None, recovery_digest: str | None
+        self, username: str, step: int | None, recovery_digest: str | tuple[str, ...] | None
     ) -> bool:
         """Accept a TOTP step only if newer than the last one used, else consume a recovery code.
-        Each is one conditional statement: of two servers racing with the same code, one wins."""
+        Each is one conditional statement: of two servers racing with the same code, one wins.
+        Several digests (the forms one code may be stored under) are looked for in one
+        statement, so the work does not depend on which form, if any, is stored."""
         if step is not None:
             accepted = await self._count(
                 users.update()
@@ -1316,11 +1374,35 @@ class SQLStorage:
             consumed = await self._count(
                 recovery_codes.delete().where(
                     recovery_codes.c.username == username,
-                    recovery_codes.c.digest == recovery_digest,
+                    recovery_codes.c.digest.in_(
+                        (recovery_digest,) if isinstance(recovery_digest, str) else recovery_digest
+                    ),
                 )
             )
             return consumed > 0
         return False
+
+    async def renew_recovery_codes(
+        self, username: str, totp_secret: str, password_hash: str, recovery_codes_: tuple[str, ...]
+    ) -> bool:
+        def work(db: _Db) -> bool:
+            # A no-op update takes the account's row (its lock on PostgreSQL) as it checks it:
+            # a reset of the second factor or the password committing meanwhile waits or wins.
+            proved = db.execute(
+                users.update()
+                .where(
+                    users.c.username == username,
+                    users.c.totp_secret == totp_secret,
+                    users.c.password_hash == password_hash,
+                    users.c.disabled == sa.false(),
+                )
+                .values(totp_secret=totp_secret)
+            )
+            if proved.rowcount:
+                self._write_codes(db, username, recovery_codes_)
+            return bool(proved.rowcount)
+
+        return await self._transaction(work)
 
     async def set_second_factor(
         self,

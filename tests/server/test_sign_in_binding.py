@@ -1,0 +1,110 @@
+"""A copied sign-in cookie (``login_bind_client``): off by default, a sign-in's cookie works from
+any browser until the sign-in ends; on, it works only from the browser (User-Agent) and/or
+network it was made for, and a copy used elsewhere ends the sign-in everywhere, on record."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tandem.config import Settings
+from tandem.exceptions import ConfigError
+from tandem.storage.sql import SQLStorage
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.server.helpers import closed_with, open_agent
+
+OWNER = {"user-agent": "Mozilla/5.0 (the owner's browser)"}
+THIEF = {"user-agent": "Mozilla/5.0 (another browser)"}
+
+
+def sign_in(server: RunningServer, address: str = "127.0.0.1") -> str:
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=address)) as http:
+        answer = http.post(
+            f"{server.base}/api/login",
+            json={"username": "alice", "password": AGENT_PASSWORD},
+            headers=OWNER,
+        )
+    assert answer.status_code == 200, answer.text
+    return answer.cookies["tandem_agent"]
+
+
+def me(
+    server: RunningServer, cookie: str, headers: dict[str, str], address: str = "127.0.0.1"
+) -> int:
+    with httpx.Client(
+        transport=httpx.HTTPTransport(local_address=address),
+        cookies={"tandem_agent": cookie},
+        headers={"origin": server.origin, **headers},
+    ) as http:
+        return http.get(f"{server.base}/api/me").status_code
+
+
+async def records_of(server: RunningServer, action: str) -> list[dict[str, object]]:
+    storage = await SQLStorage.open_sqlite(server.settings.database_path)
+    try:
+        return [
+            {"actor": r.actor, **r.details}
+            for r in await storage.audit_records()
+            if r.action == action
+        ]
+    finally:
+        await storage.close()
+
+
+def test_by_default_a_copied_sign_in_cookie_works_from_another_browser(
+    server: RunningServer,
+) -> None:
+    """The documented limit (threat model): nothing binds a sign-in to its browser unless the
+    operator turns ``login_bind_client`` on."""
+    cookie = sign_in(server)
+    assert me(server, cookie, THIEF) == 200
+
+
+async def test_a_sign_in_bound_to_its_browser_ends_when_its_cookie_comes_from_another(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    assert me(server, cookie, OWNER) == 200
+    assert me(server, cookie, THIEF) == 401
+    assert me(server, cookie, OWNER) == 401  # ended everywhere: the owner signs in again
+    assert me(server, sign_in(server), OWNER) == 200
+    [record] = await records_of(server, "sign_in_other_client")
+    assert record["actor"] == "alice" and record["bound"] == "browser" and record["ip"]
+
+
+async def test_a_cookie_without_its_binding_is_refused_once_binding_is_on(
+    server_factory: ServerFactory,
+) -> None:
+    """The binding is a MAC under the secrets key over the token and the client: a thief
+    cannot make one for its own browser, nor strip it off."""
+    server = server_factory(login_bind_client="both")
+    token, _, mac = sign_in(server).partition(".")
+    assert mac
+    assert me(server, f"{token}.{'0' * len(mac)}", OWNER) == 401
+    assert me(server, token, OWNER) == 401
+
+
+def test_a_sign_in_bound_to_its_network_works_within_it_and_ends_from_another(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(login_bind_client="network")
+    cookie = sign_in(server, "127.0.0.1")
+    assert me(server, cookie, THIEF, "127.0.0.9") == 200  # the same /24; any browser
+    assert me(server, cookie, OWNER, "127.0.1.1") == 401
+
+
+async def test_a_bound_sign_in_opens_no_agent_socket_from_another_browser(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)  # the owner's User-Agent; the socket sends websockets' own
+    code, _ = await closed_with(await open_agent(server, cookie))
+    assert code == 4401
+    assert me(server, cookie, OWNER) == 401
+
+
+@pytest.mark.parametrize("value", ["sometimes", "", "BOTH"])
+def test_an_unknown_binding_is_refused_at_start(value: str) -> None:
+    with pytest.raises(ConfigError, match="login_bind_client"):
+        Settings.load(environ={}, login_bind_client=value)

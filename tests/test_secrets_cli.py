@@ -1,0 +1,69 @@
+"""``tandem secrets``: staging, rotating and retiring keys of ``secrets.key`` beside a running
+server, which follows the replaced file without a restart (docs/operations.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tandem import crypto
+from tandem.storage.base import NO_ORG
+from tests.conftest import ServerFactory, tandem_in_process
+from tests.test_audit import trail
+from tests.test_mfa import current_code, enrol, login
+
+
+async def test_a_running_server_follows_a_rotation_and_recovery_codes_last_until_retired(
+    server_factory: ServerFactory,
+) -> None:
+    """The seed the rotation resealed with the new key is opened by the server that read the
+    old file (it takes the replaced file up: before, every sign-in with an authenticator failed
+    until a restart); recovery codes keyed with the old key work until it is retired, which is
+    refused while they exist, and ``--force`` names whose stop working."""
+    server = server_factory(login_free_failures=100)
+    enrolment = enrol(server)
+    data = str(server.settings.data_dir)
+    before = crypto.SecretBox(server.settings.secrets_key_path).ring.current_id
+    staged = tandem_in_process("secrets", "stage", "--data-dir", data)
+    assert staged.returncode == 0, staged.stderr
+    rotated = tandem_in_process("secrets", "rotate", "--data-dir", data)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "1 stored secrets sealed again" in rotated.stdout  # bob's seed
+    ring = crypto.SecretBox(server.settings.secrets_key_path).ring
+    assert ring.current_id != before and [crypto.key_id(k) for k in ring.previous] == [before]
+    assert login(server, "bob", current_code(server, enrolment)).status_code == 200
+    assert login(server, "bob", enrolment.recovery_codes[0]).status_code == 200
+    status = tandem_in_process("secrets", "status", "--data-dir", data)
+    assert "bob: 9 recovery codes keyed with a previous key" in status.stdout
+    refused = tandem_in_process("secrets", "retire", "--data-dir", data)
+    assert refused.returncode == 2 and "(bob)" in refused.stderr
+    retired = tandem_in_process("secrets", "retire", "--force", "--data-dir", data)
+    assert retired.returncode == 0, retired.stderr
+    assert "bob: its recovery codes no longer work" in retired.stdout
+    assert login(server, "bob", enrolment.recovery_codes[1]).status_code == 401
+    server.clock.advance(60)  # the next step's code: the first was spent
+    assert login(server, "bob", current_code(server, enrolment)).status_code == 200
+    records = [r for r in (await trail(server.settings.data_dir))[0] if r.org == NO_ORG]
+    assert [(r.action, r.actor) for r in records] == [
+        ("secrets_key_staged", "cli"),
+        ("secrets_key_rotated", "cli"),
+        ("secrets_key_retired", "cli"),
+    ]
+    assert records[1].subject == ring.current_id and records[1].details["replaced"] == before
+
+
+def test_a_key_file_that_is_no_key_ring_is_one_line(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    data = server.settings.data_dir
+    server.settings.secrets_key_path.write_text("not a key\n")
+    broken = tandem_in_process("secrets", "rotate", "--data-dir", str(data))
+    assert broken.returncode == 2
+    assert "cannot use the secrets key" in broken.stderr and "Traceback" not in broken.stderr
+
+
+@pytest.mark.parametrize("text", ["", "next \n", "# only a comment\n"])
+def test_a_ring_without_a_current_key_is_refused(tmp_path: Path, text: str) -> None:
+    (tmp_path / "secrets.key").write_text(text + "\n")
+    with pytest.raises(Exception, match="cannot use the secrets key"):
+        crypto.SecretBox(tmp_path / "secrets.key")
