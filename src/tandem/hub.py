@@ -52,6 +52,7 @@ from tandem.lockout import SharedBackoff
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
 from tandem.protocol.messages import (
+    CLOSE_REASON_TOO_MANY_CODES,
     CLOSE_REASON_TOO_MANY_PRACTICE,
     Abort,
     AgentMessage,
@@ -2638,7 +2639,7 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
             await hub.record("join_code_alert", actor=agent.username, org=agent.org)
         if seat.failures >= hub.settings.max_join_attempts_per_socket:
             await hub.record("join_code_lockout", actor=agent.username, org=agent.org)
-            raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
+            raise ProtocolError(4429, f"{CLOSE_REASON_TOO_MANY_CODES}: wait and sign in again")
         return Refused(notice)
     live, site = candidate  # a right code clears nothing: counts decay (tandem.lockout)
     await hub.agent_joins(seat, live, site, message.code)

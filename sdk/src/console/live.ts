@@ -18,6 +18,7 @@ import { SECRET_DIGITS, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { ACTING_COMMANDS, ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { CLOSE_REASON_ROLE_CHANGED, CLOSE_REASON_TEAMS_CHANGED, CLOSE_REASON_TOO_MANY_CODES } from "../generated/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
@@ -30,7 +31,7 @@ import {
 } from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t, type WorkspaceKey } from "./messages/workspace.ts";
-import { plainLine, plausibleName } from "../shared/names.ts";
+import { plausibleName } from "../shared/names.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -1194,22 +1195,25 @@ export class LiveView {
       this.finish(t("reconnectGone"));
       return;
     }
-    // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
-    // One plain line: no control, separator or bidirectional character of the relay's.
-    const said = plainLine(reason);
-    const why = said ? t("serverClosed", { reason: said }) : undefined;
+    // A close the server forced (a revoked sign-in, a changed role, a timeout) is said in the
+    // console's own words for its code; the relay's close reason only chooses among them (the
+    // honest server's fixed reasons, src/generated/protocol.ts), never adds to one: a lying relay
+    // can at most make one refusal read as another.
     if (code === 4401) {
       this.finish("");
-      this.ui.sessionExpired(why);
+      this.ui.sessionExpired(t("closedSignedOut"));
       return;
     }
-    if ((code === 4403 || code === 4408) && why) {
-      this.finish(why);
+    if (code === 4403) {
+      this.finish(t(reason === CLOSE_REASON_ROLE_CHANGED ? "closedRole" : reason === CLOSE_REASON_TEAMS_CHANGED ? "closedTeams" : "closedForbidden"));
+      return;
+    }
+    if (code === 4408) {
+      this.finish(t("closedTimeout"));
       return;
     }
     if (code === 4429) {
-      // Wrong codes, or (the server's words) too many sockets of this account open at once.
-      this.finish(why && !reason.startsWith("too many wrong codes") ? why : t("tooManyCodes"));
+      this.finish(t(reason.startsWith(CLOSE_REASON_TOO_MANY_CODES) ? "tooManyCodes" : "closedTooMany"));
       return;
     }
     if (this.joined) this.finish(t("sessionEnded"), "");
