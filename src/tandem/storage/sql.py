@@ -2525,7 +2525,17 @@ class SQLStorage:
             db.execute(training_policies.insert().values(**dataclasses.asdict(record)))
             return record
 
-        return await self._transaction(work)
+        try:
+            return await self._transaction(work)
+        except _Violation as exc:
+            if not exc.key_taken:
+                raise
+            # Another admin's version took the number between this one's read and its write
+            # (PostgreSQL, two requests at one instant): its words, not the database's.
+            raise ConflictError(
+                "another admin published a new version of the policy at the same moment: "
+                "reload the policy, and publish yours again if it should replace that one"
+            ) from None
 
     async def acknowledge_policy(
         self, grant: Grant, username: str, version: int, at: float
