@@ -61,7 +61,7 @@ const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
 const SERVER_ERRORS: Partial<Record<string, WorkspaceKey>> = {
   invalid_code: "errInvalidCode", rate_limited: "errRateLimited", training_required: "errTrainingRequired",
   not_your_team: "errNotYourTeam", forbidden: "errForbidden", no_recording_key: "errNoRecordingKey",
-  peer_too_slow: "errPeerTooSlow",
+  peer_too_slow: "errPeerTooSlow", policy_changed: "errPolicyChanged",
 };
 
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
@@ -180,6 +180,9 @@ export class LiveView {
   /** A control request made before the epoch shown had its first echo: sent with that echo
    * (one sent at once would name a proof the customer's browser no longer holds). */
   private controlWaiting = false;
+  /** A policy version this agent has not acknowledged was published during the session
+   * (the server's `policy_changed`): no control or recording is asked for. */
+  private policyPending = false;
   /** How many epochs the customer's browser began (its `consented`, first in each), and the
    * epoch each full snapshot given to the mirror came in: the mirror shows the current epoch
    * once one of its own is applied (./freshness.ts, `shownInEpoch`). */
@@ -393,7 +396,12 @@ export class LiveView {
         break;
       case "error": // the console's own words for the code, never the relay's prose
         this.status(t(Object.prototype.hasOwnProperty.call(SERVER_ERRORS, message.code) ? SERVER_ERRORS[message.code]! : "errOther"), "bad");
-        if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
+        // A new policy version waits for this agent's acknowledgement: the session goes on, but
+        // this console asks for no control and no recording until it is reloaded acknowledged
+        // (the server refuses the recording, the rejoin and any join anyway; control is asked
+        // inside the encrypted channel, where only the console can hold back).
+        if (message.code === "policy_changed") this.policyPending = true;
+        else if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
         else this.ui.selectCode();
         break;
       case "consent":
@@ -443,6 +451,10 @@ export class LiveView {
    * console confirms inside the encrypted channel (the customer's browser needs both). */
   askToRecord(): void {
     if (this.watching || !this.joined || !this.ws.isOpen || !this.commands) return;
+    if (this.policyPending) {
+      this.status(t("errPolicyChanged"), "bad");
+      return;
+    }
     this.ws.send(control({ type: "record" }));
     const agent = this.ui.signedIn();
     this.sendCommand({ k: "record_request", agent: agent?.username ?? "", name: agent?.display_name ?? "" });
@@ -599,6 +611,10 @@ export class LiveView {
   }
 
   requestControl(): void {
+    if (this.policyPending) {
+      this.status(t("errPolicyChanged"), "bad");
+      return;
+    }
     if (this.refreshing()) {
       // The customer's page is being refreshed (a new epoch): the request waits for its echo
       // and goes with it, naming it (a control request aims at no node of the page).
