@@ -96,7 +96,16 @@ export function plausibleName(name: string | null): boolean {
  * text with nothing visible.
  */
 export function plainLine(text: string, limit = MAX_WORDS): string {
-  const chars = [...text];
+  // Twice: a joiner in its place beside a character the first pass replaced, or a space it
+  // trimmed, is no longer in it.
+  const once = shownOnce([...text]).join("").replace(/\s+/gu, " ").trim();
+  const line = shownOnce([...once]).join("").replace(/\s+/gu, " ").trim();
+  if (!VISIBLE.test(line)) return "";
+  const shown = [...line];
+  return shown.length <= limit ? line : `${shown.slice(0, limit - 1).join("").trimEnd()}…`;
+}
+
+function shownOnce(chars: string[]): string[] {
   const out: string[] = [];
   let marks = 0;
   for (let i = 0; i < chars.length; i++) {
@@ -112,8 +121,5 @@ export function plainLine(text: string, limit = MAX_WORDS): string {
     } else marks = 0;
     out.push(c);
   }
-  const line = out.join("").replace(/\s+/gu, " ").trim();
-  if (!VISIBLE.test(line)) return "";
-  const shown = [...line];
-  return shown.length <= limit ? line : `${shown.slice(0, limit - 1).join("").trimEnd()}…`;
+  return out;
 }
