@@ -85,3 +85,16 @@ def test_a_display_line_is_one_line_without_invisible_characters(text: str) -> N
     line = display_line(text)
     assert "\n" not in line and "\u2028" not in line and "\u202e" not in line
     assert "\u200e" not in line and "\u3164" not in line
+
+
+TURNING = list(
+    "aA\u00e9 \u200c\u200d\u0301\ufe0f\u094d\u0915\u0645\u06cc\U0001f469\U0001f3fd\u200e\u3164"
+    "\n\u2028\u00a0\U000e0041\ud800\u0300"
+)
+"""The characters the rule turns on: joiners in and out of their place, marks, fillers."""
+
+
+@given(st.lists(st.sampled_from(TURNING), max_size=120).map("".join))
+def test_a_shown_name_of_the_characters_the_rule_turns_on_passes_it(text: str) -> None:
+    shown = shown_name(text, "fallback")
+    assert shown == "fallback" or name_refusal(shown) is None, (repr(text), repr(shown))
