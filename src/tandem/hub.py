@@ -413,8 +413,9 @@ class AgentSeat(Seat):
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network
         (1005/1006) leaves the session waiting for ``rejoin``; anything else ends it."""
-        self.policy_told = 0
-        """The newest policy version this agent was told of in its session (POLICY_CHANGED)."""
+        self.policy_checked = 0
+        """The newest policy version this seat was checked against in its session: told of it
+        (POLICY_CHANGED) unless the agent had acknowledged it."""
         self.database_failed = False
         """The database failed under one of this socket's messages: the server closes it 1013
         (try again later), which the console retries. Like a lost network, the session waits
@@ -1023,10 +1024,15 @@ class SessionHub:
         live = seat.live
         if live is None or live.practice is not None or live.machine.ended:
             return
-        standing = await self.training.standing(seat.principal)
-        if not standing.needs_acknowledgement or seat.policy_told >= standing.policy_version:
+        # One row each re-check (the newest version); the standing (the organisation's
+        # acknowledgements) only once per version this seat has not been checked against.
+        latest = await self.training.policy(Grant.server(seat.principal.org, "policy version"))
+        if latest.version <= seat.policy_checked:
             return
-        seat.policy_told = standing.policy_version
+        standing = await self.training.standing(seat.principal)
+        seat.policy_checked = standing.policy_version
+        if not standing.needs_acknowledgement:
+            return
         self.fanout.publish(
             agents_topic(live.machine.session_id), Frame(codec.encode(POLICY_CHANGED))
         )
