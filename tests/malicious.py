@@ -90,7 +90,10 @@ class MaliciousRelay:
         self._customer: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self._agent: tuple[asyncio.AbstractEventLoop, Send] | None = None
         self._close_customer: (
-            tuple[asyncio.AbstractEventLoop, Callable[[int], Awaitable[None]]] | None
+            tuple[asyncio.AbstractEventLoop, Callable[[int, str], Awaitable[None]]] | None
+        ) = None
+        self._close_agent: (
+            tuple[asyncio.AbstractEventLoop, Callable[[int, str], Awaitable[None]]] | None
         ) = None
         self.sent_to_customer: list[dict[str, Any]] = []
 
@@ -185,11 +188,11 @@ class MaliciousRelay:
                     return {"type": "websocket.receive", "bytes": frame}
                 return message
 
-        async def close_now(code: int) -> None:
+        async def close_now(code: int, reason: str = "") -> None:
             if closed[0]:
                 return
             closed[0] = True
-            await send({"type": "websocket.close", "code": code})
+            await send({"type": "websocket.close", "code": code, "reason": reason})
 
         with self._lock:
             if customer:
@@ -197,6 +200,7 @@ class MaliciousRelay:
                 self._close_customer = (asyncio.get_running_loop(), close_now)
             else:
                 self._agent = (asyncio.get_running_loop(), relay_send)
+                self._close_agent = (asyncio.get_running_loop(), close_now)
         await self.app(scope, relay_receive, relay_send)
 
     def release_http(self) -> None:
@@ -242,14 +246,25 @@ class MaliciousRelay:
         )
         future.result(timeout=5)
 
-    def close_customer(self, code: int) -> None:
-        """Close the latest customer socket with ``code`` (from any thread; waits until sent)."""
+    def close_customer(self, code: int, reason: str = "") -> None:
+        """Close the latest customer socket with ``code`` and ``reason`` (from any thread; waits
+        until sent)."""
         with self._lock:
             target = self._close_customer
         if target is None:
             raise RuntimeError("no customer socket yet")
         loop, close_now = target
-        asyncio.run_coroutine_threadsafe(close_now(code), loop).result(timeout=5)
+        asyncio.run_coroutine_threadsafe(close_now(code, reason), loop).result(timeout=5)
+
+    def close_agent(self, code: int, reason: str = "") -> None:
+        """Close the latest agent socket with ``code`` and ``reason`` (from any thread; waits
+        until sent)."""
+        with self._lock:
+            target = self._close_agent
+        if target is None:
+            raise RuntimeError("no agent socket yet")
+        loop, close_now = target
+        asyncio.run_coroutine_threadsafe(close_now(code, reason), loop).result(timeout=5)
 
     def inject_customer(self, message: dict[str, Any]) -> None:
         """Send ``message`` to the latest customer socket (from any thread; waits until sent)."""

@@ -30,6 +30,7 @@ from tandem.config import Settings
 from tandem.directory import Directory, operator
 from tandem.exceptions import NotFoundError
 from tests.conftest import free_port, seed_directory, tandem_in_process
+from tests.grants import of_org
 
 TANDEM = [sys.executable, "-m", "tandem"]
 PASSWORD = "blue-kettle-orbit-42\n"
@@ -934,3 +935,25 @@ def test_a_change_whose_audit_record_the_database_refuses_says_it_was_made(
     assert "the change was made, but its audit record could not be written" in said
     assert "user_disabled of bob by cli at " in said and "is not on the audit trail" in said
     assert "disabled" in cli("user", "show", "bob", *data).stdout
+
+
+def test_names_with_invisible_characters_are_refused_and_old_ones_printed_visibly(
+    tmp_path: Path,
+) -> None:
+    """An invisible right-to-left mark made "Ann Smith" of another account look like this one's
+    in `tandem user list`: the rule refuses it where names are set, and a name an earlier version
+    stored is printed with a visible U+FFFD in its place."""
+    data = ("--data-dir", str(tmp_path))
+    succeeds("user", "add", "ada", "--role", "admin", *data, "--init", stdin=PASSWORD)
+    said = refused("user", "add", "ann", "--display-name", "Ann Smith\u200f", *data, stdin=PASSWORD)
+    assert "U+200F" in said and "invisible" in said
+
+    async def stored_by_an_earlier_version(directory: Directory) -> None:
+        await directory.storage.update_user(
+            of_org("default"), "ada", role="admin", display_name="Ann Smith\u200f"
+        )
+
+    seed_directory(tmp_path, stored_by_an_earlier_version)
+    listed = cli("user", "list", *data).stdout.splitlines()
+    assert listed[1].split("\t")[2] == "Ann Smith\ufffd"
+    assert "Ann Smith\ufffd" in cli("user", "show", "ada", *data).stdout

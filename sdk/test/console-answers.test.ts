@@ -81,9 +81,11 @@ test("the office pages' api() checks every answer (a relay answering with the wr
     answer = json([{ username: "bob" }]);
     await refused(api<User[]>("GET", "/api/users"), "GET /api/users");
     answer = json({ detail: { html: "<img src=x onerror=alert(1)>" } }, 403);
-    await assert.rejects(api("GET", "/api/users"), { message: "Request failed (403)." });
+    await assert.rejects(api("GET", "/api/users"), { message: "The server refused this: the account may not do it." });
     answer = json({ detail: "the admin role is required" }, 403);
-    await assert.rejects(api("GET", "/api/users"), { message: "the admin role is required" });
+    await assert.rejects(api("GET", "/api/users"), {
+      message: "The server refused this: the account may not do it. The server says: “the admin role is required”",
+    });
   } finally {
     g.fetch = saved.fetch;
     g.document = saved.document;
@@ -91,11 +93,19 @@ test("the office pages' api() checks every answer (a relay answering with the wr
   }
 });
 
-test("a refusal's detail is shown only when it is a string, and cut to a sensible length", async () => {
-  assert.equal(await problemText(json({ detail: "Wrong code" }, 400)), "Wrong code");
-  assert.equal(await problemText(json({ detail: 42 }, 400)), "Request failed (400).");
-  assert.equal(await problemText(json(["detail"], 400)), "Request failed (400).");
-  assert.equal(await problemText(json(null, 500)), "Request failed (500).");
-  assert.equal(await problemText(new Response("<h1>502</h1>", { status: 502 })), "Request failed (502).");
-  assert.equal((await problemText(json({ detail: "x".repeat(10_000) }, 400))).length, 501);
+test("a refusal is said in the console's own words for its status, the server's detail quoted as its, one plain line", async () => {
+  const own400 = "The server refused this as not valid.";
+  assert.equal(await problemText(json({ detail: "Wrong code" }, 400)), `${own400} The server says: “Wrong code”`);
+  assert.equal(await problemText(json({ detail: 42 }, 400)), own400);
+  assert.equal(await problemText(json(["detail"], 400)), own400);
+  assert.equal(await problemText(json(null, 500)), "The server failed to do this (500).");
+  assert.equal(await problemText(new Response("<h1>502</h1>", { status: 502 })), "The server failed to do this (502).");
+  assert.equal(await problemText(json({}, 418)), "The server refused this (418).");
+  assert.ok((await problemText(json({ detail: "x".repeat(10_000) }, 400))).length < 600);
+  // A relay's detail made to read as the console's own next line, or reordered: one quoted line.
+  const hostile = await problemText(json({ detail: "saved.\nThe console says: call 0800 555 0100 \u202e" }, 409));
+  assert.ok(hostile.startsWith("The server refused this: it conflicts"), hostile);
+  assert.ok(hostile.endsWith("The server says: “saved. The console says: call 0800 555 0100 \ufffd”"), hostile);
+  const waiting = new Response(JSON.stringify({ detail: "slow down" }), { status: 429, headers: { "retry-after": "12" } });
+  assert.equal(await problemText(waiting), "Too many attempts. Try again in 12 s. The server says: “slow down”");
 });

@@ -157,11 +157,22 @@ test("a supervisor's name the server's own rule refuses is not put in the consol
   }
 });
 
-test("the relay's close reason is shown as one plain line of its words, without its bidirectional or line controls", () => {
-  const c = console_(`${ROUTING} ${SECRET}`);
-  c.open();
-  c.server({ type: "joined", session_id: "s1" });
-  c.close(4403, "your role\nno longer\u2029allows \u202ethis\u202c");
-  assert.equal(c.card.status.text, "The server closed the connection: your role no longer allows this.");
-  assert.doesNotMatch(c.card.status.text, /[\u202a-\u202e\u2066-\u2069\n\u2028\u2029]/);
+test("a close is said in the console's own words for its code; the relay's reason only picks among them", () => {
+  // The relay's words never reach the status line: "call 0800 555 0100" read as the console's.
+  const cases: [number, string, string][] = [
+    [4403, "your role no longer allows this", "Your role no longer allows this. Ask an admin if it should."],
+    [4403, "your teams no longer serve this site", "None of your teams serves this site any more. Ask an admin if one should."],
+    [4403, "your role\nno longer\u2029allows \u202ethis\u202c: call 0800 555 0100", "The server refused this connection: your account may not do this now."],
+    [4408, "call 0800 555 0100 now", "The connection was closed after waiting too long for an answer."],
+    [4429, "too many wrong codes: wait and sign in again", "Too many wrong codes. Wait a moment, then try again."],
+    [4429, "your supervisor says: call 0800 555 0100", "Too many connections or attempts at once. Close other consoles, wait a moment, then try again."],
+  ];
+  for (const [code, reason, shown] of cases) {
+    const c = console_(`${ROUTING} ${SECRET}`);
+    c.open();
+    c.server({ type: "joined", session_id: "s1" });
+    c.close(code, reason);
+    assert.equal(c.card.status.text, shown, `${code} ${reason}`);
+    assert.doesNotMatch(c.card.status.text, /0800|\u202e/);
+  }
 });

@@ -783,3 +783,21 @@ test("a reloaded console reserves its counters before it seals: each document at
   assert.equal(store.held?.commands, COMMAND_BLOCK + 2);
   await new CommandReceiver("s1", keys.agentToCustomer, 1).open(h.last().binary[0] as Uint8Array);
 });
+
+test("a new policy published during the session: the console says so and asks for no control nor recording", async () => {
+  const { h, keys } = await liveInFirstEpoch();
+  h.server({ type: "error", code: "policy_changed", message: "Call 0800 555 0100 to keep your job." });
+  const POLICY = /^Your organisation published a new privacy and security policy\. This session goes on/;
+  assert.match(h.card.status.text, POLICY); // its own words: the relay's message is not shown
+  assert.ok(h.card.fresh, "the session goes on");
+  h.view.requestControl();
+  assert.match(h.card.status.text, POLICY);
+  h.view.askToRecord();
+  assert.match(h.card.status.text, POLICY);
+  await new Promise((resolve) => setTimeout(resolve, 20)); // anything to seal was sealed
+  const receiver = new CommandReceiver("s1", keys.agentToCustomer);
+  const sent: string[] = [];
+  for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
+  assert.ok(!sent.includes("control_request") && !sent.includes("record_request"), sent.join(", "));
+  assert.ok(!h.last().sent.some((m) => m.type === "record"), "no record asked of the server");
+});

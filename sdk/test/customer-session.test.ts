@@ -8,7 +8,7 @@ import { RECONNECT_MAX_MS } from "../src/shared/backoff.ts";
 import { WATCHER_SUFFIX, randomBytes, toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
-import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session } from "../src/share/session.ts";
+import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session, TandemSessionError } from "../src/share/session.ts";
 import { PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
 import { CONSOLE_SILENT, DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 import { AGENT_QUIET_MS, AGENT_SILENT_MS, LOOK_EVERY_MS } from "../src/share/silence.ts";
@@ -88,8 +88,8 @@ function fakes(
     open: () => events?.open(),
     /** A binary frame from the server (an agent's command, or the relay's replay of one). */
     deliver: (frame: Uint8Array) => events?.binary(frame),
-    /** The socket closes as the browser reports it (code, no reason). */
-    close: (code: number) => events?.close(code, ""),
+    /** The socket closes as the browser reports it (code, and the server's reason if any). */
+    close: (code: number, reason = "") => events?.close(code, reason),
     get closed() {
       return closed;
     },
@@ -968,4 +968,17 @@ test("while the page keeps Stop sharing from the customer nothing of the page go
   const told = async () => (await payloads()).filter((k) => k.includes("controls_hidden")).length;
   for (let i = 0; i < 200 && (await told()) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
   assert.equal(await told(), 2);
+});
+
+test("start()'s rejection says the SDK's own words; the relay's close reason is apart, marked as the server's", async () => {
+  const f = fakes();
+  const session = new Session(f.ports);
+  const code = session.start();
+  f.open();
+  f.close(4403, "origin not allowed: call 0800 555 0100\u2028and read them your card number \u202e");
+  const error = await code.then(() => null, (e: unknown) => e as TandemSessionError);
+  assert.ok(error instanceof TandemSessionError);
+  assert.doesNotMatch(error.message, /0800|help server said/, "a site showing the rejection shows no words of the relay's");
+  assert.equal(error.message, "Help is not available on this site.");
+  assert.equal(error.serverWords, "origin not allowed: call 0800 555 0100 and read them your card number \ufffd");
 });

@@ -150,7 +150,7 @@ test("a help code or an agent's name the honest server never sends is not shown:
 });
 
 test("a name the honest server's own rule refuses is the relay's text: reordered, split or invisible, the session ends", () => {
-  // The server's rule for display names (directory.py, _label): no control character (C0, DEL,
+  // The server's rule for display names (src/tandem/names.py): no control character (C0, DEL,
   // C1), surrogate, private-use character, line or paragraph separator, bidirectional embedding,
   // override or isolate, and at least one visible character. A relay that sends one rewrites the
   // sentence the consent dialog shows around it ("<name> wants to see this page").
@@ -161,6 +161,9 @@ test("a name the honest server's own rule refuses is the relay's text: reordered
     "Alice\u0085", "Alice\u009B", // C1 controls
     "Alice\uE000", "Alice\uD800", // private use, a lone surrogate
     "   ", "\u200B\u200B", "\u00A0\u3000", // nothing visible
+    // Invisible: "Ann Smith" with one of these looks like another agent's "Ann Smith".
+    "Alice\u200E", "Al\u200Bice", "Al\u200Dice", "Alice\u2060", "Alice\uFEFF", "Alice\u061C", "Alice\u180E",
+    "Alice\u{E0041}", "\u3164", "\uFE0FAlice", `A${"\u0301".repeat(200)}`,
   ];
   for (const agent of lies) {
     const joined = run(initialState, create, created, server({ type: "agent_joined", agent }));

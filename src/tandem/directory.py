@@ -13,7 +13,6 @@ import datetime
 import json
 import logging
 import time
-import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -29,6 +28,7 @@ from tandem.exceptions import (
     NotFoundError,
     StorageError,
 )
+from tandem.names import name_refusal
 from tandem.policy import MaskingPolicy, policy_json
 from tandem.storage.base import DEFAULT_ORG, SELF_ORIGIN, OrgRecord, SiteRecord, Storage, UserRecord
 
@@ -908,29 +908,13 @@ def site_unavailable(site_id: str) -> ConflictError:
     return ConflictError(f"the site id {site_id!r} or its origin is not available")
 
 
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-"""Embeddings, overrides and isolates: they reorder the text around a name too (a display name
-is shown to customers inside a sentence: "<name> wants to see this page")."""
-_UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Zl", "Zp"})
-"""Control characters (C0, DEL, C1), surrogates, private-use code points, line
-and paragraph separators."""
-
-
 def _label(value: str | None, what: str) -> str:
-    """A name people read (organisation, site, display name): 1-100 characters, none of them
-    unprintable or a bidirectional control, and at least one visible (not only spaces or
-    zero-width characters)."""
+    """A name people read (organisation, site, display name), trimmed: refused with
+    :func:`tandem.names.name_refusal`'s words unless it passes that rule."""
     text = (value or "").strip()
-    if (
-        not 1 <= len(text) <= 100
-        or any(unicodedata.category(c) in _UNPRINTABLE or c in _BIDI_CONTROLS for c in text)
-        or all(unicodedata.category(c)[0] in "ZC" for c in text)
-    ):
-        raise _invalid(
-            f"{'an' if what[0] in 'aeiou' else 'a'} {what} is 1-100 printable characters, "
-            "without control or bidirectional "
-            "formatting characters"
-        )
+    refusal = name_refusal(text, what)
+    if refusal is not None:
+        raise _invalid(refusal)
     return text
 
 

@@ -53,6 +53,7 @@ from tandem.lockout import SharedBackoff
 from tandem.policy import load_policy, policy_json
 from tandem.protocol import codec
 from tandem.protocol.messages import (
+    CLOSE_REASON_TOO_MANY_CODES,
     CLOSE_REASON_TOO_MANY_PRACTICE,
     Abort,
     AgentMessage,
@@ -138,6 +139,14 @@ CUSTOMER_TOO_SLOW = ErrorNotice(
     code="peer_too_slow",
     message="The customer's connection could not keep up and was dropped; it may reconnect.",
 )
+POLICY_CHANGED = ErrorNotice(
+    code="policy_changed",
+    message="Your organisation published a new privacy and security policy: this session goes "
+    "on, but acknowledge the policy (console: Training) before recording or taking up a session.",
+)
+"""Told once to an agent in a live session when a policy version it has not acknowledged is
+published (docs/training.md: the session goes on; what needs the policy waits for it)."""
+
 NO_RECORDING_KEY = ErrorNotice(
     code="no_recording_key",
     message="Recording is not set up for your organisation: an admin adds a recording key.",
@@ -405,6 +414,9 @@ class AgentSeat(Seat):
         self.peer_close_code: int | None = None
         """How the console closed its socket, if it did: a reload (1001) or a lost network
         (1005/1006) leaves the session waiting for ``rejoin``; anything else ends it."""
+        self.policy_checked = 0
+        """The newest policy version this seat was checked against in its session: told of it
+        (POLICY_CHANGED) unless the agent had acknowledged it."""
         self.database_failed = False
         """The database failed under one of this socket's messages: the server closes it 1013
         (try again later), which the console retries. Like a lost network, the session waits
@@ -991,6 +1003,8 @@ class SessionHub:
         before = seat.principal
         try:
             refused = await self._current(seat, activity=False)
+            if refused is None and isinstance(seat, AgentSeat):
+                await self._tell_of_a_new_policy(seat)
         except Exception:
             seat.reauth_due = min(seat.reauth_due, self.clock())
             raise
@@ -1005,6 +1019,27 @@ class SessionHub:
             # was closed (kept, and written once storage answers, if it fails).
             seat.kick(*refused)
             await self._forced_close(seat, before, *refused)
+
+    async def _tell_of_a_new_policy(self, seat: AgentSeat) -> None:
+        """Tell an agent in a live session, once per version, that a policy version it has not
+        acknowledged was published. The session goes on (cutting it would leave the customer
+        mid-help); recording, joining, rejoining and watching are refused until it is
+        acknowledged (read from storage at each), and the console asks for no control."""
+        live = seat.live
+        if live is None or live.practice is not None or live.machine.ended:
+            return
+        # One row each re-check (the newest version); the standing (the organisation's
+        # acknowledgements) only once per version this seat has not been checked against.
+        latest = await self.training.policy(Grant.server(seat.principal.org, "policy version"))
+        if latest.version <= seat.policy_checked:
+            return
+        standing = await self.training.standing(seat.principal)
+        seat.policy_checked = standing.policy_version
+        if not standing.needs_acknowledgement:
+            return
+        self.fanout.publish(
+            agents_topic(live.machine.session_id), Frame(codec.encode(POLICY_CHANGED))
+        )
 
     def download_guard(
         self, login: str, principal: Principal, action: Action, what: str
@@ -2695,7 +2730,7 @@ async def _join(seat: AgentSeat, message: Join) -> Outcome:
             await hub.record("join_code_alert", actor=agent.username, org=agent.org)
         if seat.failures >= hub.settings.max_join_attempts_per_socket:
             await hub.record("join_code_lockout", actor=agent.username, org=agent.org)
-            raise ProtocolError(4429, "too many wrong codes: wait and sign in again")
+            raise ProtocolError(4429, f"{CLOSE_REASON_TOO_MANY_CODES}: wait and sign in again")
         return Refused(notice)
     live, site = candidate  # a right code clears nothing: counts decay (tandem.lockout)
     await hub.agent_joins(seat, live, site, message.code)

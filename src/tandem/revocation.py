@@ -21,15 +21,16 @@ from __future__ import annotations
 import msgspec
 
 from tandem.fanout.base import Fanout, Frame
+from tandem.protocol.messages import CLOSE_REASON_ROLE_CHANGED, CLOSE_REASON_TEAMS_CHANGED
 
 TOPIC = "revocations"
 """The fan-out topic every hub subscribes to."""
 
 SIGNED_OUT = "signed out: sign in again"
 """The close reason (with 4401) for a socket whose sign-in ended or whose account went."""
-ROLE_CHANGED = "your role no longer allows this"
+ROLE_CHANGED = CLOSE_REASON_ROLE_CHANGED
 """The close reason (with 4403) for a socket whose account lost the action it uses."""
-TEAMS_CHANGED = "your teams no longer serve this site"
+TEAMS_CHANGED = CLOSE_REASON_TEAMS_CHANGED
 """The close reason (with 4403) for a socket in a session whose site none of the account's teams
 serves any more (the account's teams, or the site's, changed)."""
 NOT_CHECKED = "your sign-in could not be checked: try again"

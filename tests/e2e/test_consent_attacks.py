@@ -13,8 +13,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
+from tandem.directory import Directory
 from tests.conftest import RunningServer, ServerFactory
 from tests.e2e.conftest import (
     Joined,
@@ -28,6 +30,7 @@ from tests.e2e.conftest import (
 from tests.e2e.test_control import agent_click, request_control
 from tests.e2e.test_malicious_server import content_sent, malicious_server
 from tests.e2e.test_workspace import wait_until
+from tests.grants import of_org
 
 # Waits (a frame at a time) for a question's button labelled `label` to appear in the Tandem UI
 # (inside its two shadow roots), and returns where it is: the test's mouse clicks there at once,
@@ -265,19 +268,26 @@ def test_a_stop_the_relay_withholds_survives_a_reload_without_a_silent_resume(
     assert sockets == [], "the page opened a socket after Stop"
 
 
+@pytest.mark.parametrize(
+    "lie",
+    ["Alice \u202e(your bank)", "Alice\u200f", "Al\u200bice"],
+    ids=["override", "mark", "zwsp"],
+)
 def test_a_name_the_relay_writes_to_reorder_the_question_ends_the_session_unasked(
-    server_factory: ServerFactory, customer: Party, agent: Party
+    server_factory: ServerFactory, customer: Party, agent: Party, lie: str
 ) -> None:
     """The relay names the agent with a right-to-left override in it: shown in "<name> wants
-    to see this page", it turns the rest of the sentence around. The honest server never sends
-    such a name (its rule for display names refuses it): the session ends, nothing asked."""
+    to see this page", it turns the rest of the sentence around; with an invisible mark or
+    zero-width space, "Alice" of another organisation's or team's looks like the agent the
+    customer was told of. The honest server never sends such a name (its rule for display names
+    refuses it): the session ends, nothing asked."""
     server, relay = malicious_server(server_factory)
     named: list[str] = []
 
     def to_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
         if message.get("type") == "agent_joined":
             named.append(message["agent"])
-            return [{**message, "agent": "Alice \u202e(your bank)"}]
+            return [{**message, "agent": lie}]
         return [message]
 
     relay.to_customer = to_customer
@@ -291,6 +301,32 @@ def test_a_name_the_relay_writes_to_reorder_the_question_ends_the_session_unaske
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     assert content_sent(customer) == []
     expect(agent.page.get_by_role("status")).to_contain_text("Session ended")
+
+
+async def alices_name_from_an_earlier_version(directory: Directory) -> None:
+    """alice's display name as an earlier version let it be stored: "Alice" and an invisible
+    left-to-right mark, which looked like any other account's "Alice"."""
+    await directory.storage.update_user(
+        of_org("default"), "alice", role="agent", display_name="Alice\u200e"
+    )
+
+
+def test_a_name_stored_before_the_rule_is_asked_with_its_invisible_mark_shown(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """A name an earlier version stored with an invisible character in it is no name the
+    widget takes (it would end every session of that agent): the honest server sends it as the
+    rule has it, its invisible character a visible U+FFFD, in the question and in the console."""
+    server = server_factory(seed=alices_name_from_an_earlier_version)
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    expect(agent.page.locator("#whoami")).to_contain_text("Alice\ufffd")
+    join(agent, code)
+    expect(customer.page.get_by_role("dialog")).to_contain_text(
+        "Alice\ufffd wants to see this page"
+    )
+    assert customer.page.evaluate("() => window.Tandem.state") == "pending_consent"
 
 
 STOP_BUTTON = """() => document.querySelector("[data-tandem-ui]").shadowRoot

@@ -240,7 +240,8 @@ def test_a_pages_title_is_shown_as_one_plain_line(
 ) -> None:
     """The page's title went into the session's facts as the page wrote it: line and paragraph
     separators broke it into lines beside the console's own facts ("Control") and a right-to-left
-    override turned its words around. It is one plain line now."""
+    override turned its words around. It is one plain line now, the override shown (U+FFFD),
+    not obeyed."""
     url = other_origin.page("title.html", "<h1>Titled page</h1>", live, title=SPLIT_TITLE)
     code = start_on(customer, url)
     view = share(customer, agent, live, code)
@@ -248,7 +249,7 @@ def test_a_pages_title_is_shown_as_one_plain_line(
     page_fact = agent.page.locator("#fact-page")
     expect(page_fact).not_to_have_text("—")
     shown = page_fact.evaluate("(node) => node.textContent")
-    assert shown == "Cart Control egap eht lortnoc uoY OK", repr(shown)
+    assert shown == "Cart Control \ufffdegap eht lortnoc uoY\ufffd OK", repr(shown)
 
 
 def test_another_site_cannot_frame_the_console_or_its_practice_pages(

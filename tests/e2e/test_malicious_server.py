@@ -9,6 +9,7 @@ the encrypted channel.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -526,6 +527,62 @@ def test_text_of_the_relays_choosing_is_never_shown_in_the_customers_widget(
         return
     assert customer.page.evaluate("() => window.Tandem.state") == "ended"
     assert content_sent(customer) == []
+
+
+SCAM = "Fraud team: call 0800 555 0100 now\u2028and read them your card number \u202e"
+
+
+def test_a_relays_close_reason_never_reaches_the_customer_nor_start_rejections_message(
+    server_factory: ServerFactory, customer: Party
+) -> None:
+    """The relay closes the customer's socket before the session starts, with a close reason of
+    its choosing. The widget says the SDK's own words for the code; start()'s rejection, which a
+    site may show, says them too: the relay's words are apart (``serverWords``), one plain line,
+    for the site's developers (they followed the SDK's own words in the message)."""
+    server, relay = malicious_server(server_factory)
+    asked = threading.Event()
+
+    def from_customer(message: dict[str, Any]) -> list[dict[str, Any]]:
+        if message.get("type") == "create":
+            asked.set()
+        return []
+
+    relay.to_customer = lambda message: [] if message.get("type") == "created" else [message]
+    relay.from_customer = from_customer
+    customer.page.goto(f"{server.base}/demo/")
+    customer.page.evaluate(
+        """() => { window.__rejection = window.Tandem.start().then(() => null,
+            (e) => ({ message: e.message, name: e.name, serverWords: e.serverWords })); }"""
+    )
+    assert asked.wait(30)
+    relay.close_customer(4403, SCAM)
+    rejection = customer.page.evaluate("() => window.__rejection")
+    assert rejection == {
+        "message": "Help is not available on this site.",
+        "name": "TandemSessionError",
+        "serverWords": SCAM.replace("\u2028", " ").replace("\u202e", "\ufffd"),
+    }
+    expect(customer.page.get_by_role("alert").last).to_have_text(
+        "Help is not available on this site."
+    )
+    expect(customer.page.get_by_text("0800 555 0100")).to_have_count(0)
+
+
+def test_a_relays_close_reason_never_reaches_the_agents_console(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The relay closes the agent's socket mid-session with a close reason of its choosing: the
+    console shows its own sentence for the code (it showed "The server closed the connection:"
+    and the relay's words, which could tell the agent to do anything)."""
+    server, relay = malicious_server(server_factory)
+    customer.page.goto(f"{server.base}/demo/")
+    share(customer, agent, server, get_help(customer))
+    expect(agent.page.get_by_role("status")).to_contain_text("live")
+    relay.close_agent(4403, SCAM)
+    expect(agent.page.get_by_role("status")).to_have_text(
+        "The server refused this connection: your account may not do this now."
+    )
+    expect(agent.page.get_by_text("0800 555 0100")).to_have_count(0)
 
 
 def test_a_relay_that_closes_the_socket_as_each_resume_is_answered_meets_a_growing_back_off(

@@ -33,7 +33,7 @@ def test_signing_out_elsewhere_sends_the_open_console_to_sign_in(
     )
     assert signed_out.status_code == 204
     expect(agent.page.get_by_label("Username")).to_be_visible()
-    expect(agent.page.get_by_text("signed out: sign in again")).to_be_visible()
+    expect(agent.page.get_by_text("Your sign-in ended. Sign in again.")).to_be_visible()
 
 
 def test_a_role_change_is_shown_in_the_open_console(
@@ -50,5 +50,5 @@ def test_a_role_change_is_shown_in_the_open_console(
     )
     assert changed.status_code == 200, changed.text
     expect(agent.page.get_by_role("status")).to_have_text(
-        "The server closed the connection: your role no longer allows this."
+        "Your role no longer allows this. Ask an admin if it should."
     )

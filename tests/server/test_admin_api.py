@@ -266,8 +266,13 @@ def test_names_people_read_refuse_control_and_bidirectional_characters(
     inside a sentence ("<name> wants to see this page"): a right-to-left override in it
     reordered the rest; C1 controls, DEL and names of nothing but zero-width characters were
     stored too, and a new account's display name was not checked at all (and cut at 64
-    characters, without a word)."""
+    characters, without a word). Then (review of what names can show) the invisible characters the
+    rule let through made one name look like another's: a right-to-left mark, a zero-width space
+    or joiner between Latin letters, a word joiner, a tag character, a Hangul filler, a mark on
+    nothing, marks stacked deep over the lines around."""
     bad = ("A\u202eB", "x\u2067y", "\u200b", "\u200b \u200d", "a\x7fb", "a\x85b", "a\x1bb")
+    bad += ("Ann\u200f", "An\u200cn", "A\u200db", "Ann\u2060", "\U000e0041Ann", "\u3164")
+    bad += ("\ufe0fAnn", "Ann\u061c", "A" + "\u0301" * 40)
     persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # a zero-width non-joiner
     good = ("Zo\u00eb \u03a9mega \u674e", persian, "\U0001f469\u200d\U0001f4bb Ada", "N" * 100)
     with api(orgs_server, "ada") as ada:

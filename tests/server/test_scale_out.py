@@ -489,3 +489,29 @@ async def test_a_tunnelled_session_leaves_no_channel_or_key_in_redis_once_ended(
             assert await shared.pttl(key) > 0, f"{key!r} never expires"
     finally:
         await shared.aclose()
+
+
+async def test_an_agent_tunnelled_to_another_server_is_told_of_a_new_policy(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """The admin publishes a policy on one server; the agent's socket is on the other, its
+    session on the first (tunnelled): every server re-checks the organisation's sockets, and the
+    agent is told once that the new version waits for its acknowledgement; the session goes on
+    (docs/training.md)."""
+    a, b = cluster(), cluster()
+    add_to_cluster(a, tmp_path, "ada", "admin", trained=True)
+    customer, created = await start_session(b)
+    alice = await open_agent(a, login_cookie(a))
+    await send(alice, type="join", code=created["code"])  # A tunnels it to B
+    assert (await recv_json(alice))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    with httpx.Client(
+        base_url=b.base,
+        cookies={"tandem_agent": login_cookie(b, "ada")},
+        headers={"origin": b.origin},
+    ) as ada:
+        assert ada.put("/api/training/policy", json={"text": "New rules."}).status_code == 200
+    told = await recv_json(alice)
+    assert (told["type"], told["code"]) == ("error", "policy_changed")
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"  # the session goes on

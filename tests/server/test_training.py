@@ -244,6 +244,38 @@ async def test_a_rejoin_after_a_new_policy_version_waits_for_the_acknowledgement
     assert await again.recv() == b"\x01 page content"
 
 
+async def test_an_agent_in_a_live_session_is_told_of_a_new_policy_and_the_session_goes_on(
+    server_factory: ServerFactory,
+) -> None:
+    """A session under way is not cut when a new policy version is published (the customer would
+    be left mid-help), but the agent is told at once, once per version, in the console's own
+    words for the code (``policy_changed``); recording (and joining, rejoining, watching: the
+    tests above) waits for the acknowledgement. Before, the agent heard nothing until a refusal."""
+    server = server_factory(seed=two_organisations)
+    customer, created = await start_session(server)
+    alice = await open_agent(server, login_cookie(server))
+    await send(alice, type="join", code=created["code"])
+    assert (await recv_json(alice))["type"] == "joined"
+    assert (await recv_json(customer))["type"] == "agent_joined"
+    await send(customer, type="consent", granted=True)
+    assert (await recv_json(alice))["type"] == "consent"
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "New rules."}).status_code == 200
+    told = await recv_json(alice)
+    assert (told["type"], told["code"]) == ("error", "policy_changed")
+    await customer.send(b"\x01 page content")  # the session goes on
+    assert await alice.recv() == b"\x01 page content"
+    await send(alice, type="record")
+    refused = await recv_json(alice)
+    assert refused["code"] == "training_required"  # told once: the next message is the refusal
+    with api(server, "ada") as ada:
+        assert ada.put("/api/training/policy", json={"text": "Newer rules."}).status_code == 200
+    assert (await recv_json(alice))["code"] == "policy_changed"  # a newer version: told again
+    acknowledge(server, "alice")
+    await send(alice, type="record")  # past the gate now: this organisation has no key
+    assert (await recv_json(alice))["code"] == "no_recording_key"
+
+
 async def test_an_agent_asks_to_record_only_under_the_current_policy(
     server_factory: ServerFactory,
 ) -> None:
@@ -262,6 +294,7 @@ async def test_an_agent_asks_to_record_only_under_the_current_policy(
     assert (await recv_json(alice))["type"] == "consent"
     with api(server, "ada") as ada:
         assert ada.put("/api/training/policy", json={"text": "Record less."}).status_code == 200
+    assert (await recv_json(alice))["code"] == "policy_changed"  # told at once
     await send(alice, type="record")
     refused = await recv_json(alice)
     assert refused["code"] == "training_required" and "(version 2) first" in refused["message"]

@@ -9,6 +9,7 @@
 
 import { REST_ANSWERS } from "../generated/rest.ts";
 import { conforms, type Schema } from "../shared/schema.ts";
+import { plainLine } from "../shared/names.ts";
 
 /** An answer that is not what the route answers: not JSON, or of the wrong shape. */
 export class MalformedAnswer extends Error {
@@ -64,17 +65,39 @@ export async function checkedAnswer<T>(response: Response, method: string, path:
 
 const MAX_DETAIL = 500;
 
-/** What to show for a refused request: the `detail` of a problem+json answer when it is a
- * string (cut to a sensible length), else a generic line. Never throws. */
+/** The console's own words for a refusal, by HTTP status. */
+const OWN_WORDS: Readonly<Record<number, string>> = {
+  400: "The server refused this as not valid.",
+  401: "The server did not accept the sign-in.",
+  403: "The server refused this: the account may not do it.",
+  404: "The server found nothing of that name.",
+  409: "The server refused this: it conflicts with what is there now (someone may have changed it meanwhile). Reload and try again.",
+  413: "The server refused this as too large.",
+  421: "The server refused this address.",
+  429: "Too many attempts. Wait a moment, then try again.",
+  503: "The server is busy or cannot reach its storage. Try again in a moment.",
+};
+
+/**
+ * What to show for a refused request: the console's own sentence for its status (a generic one
+ * for another status; the wait `Retry-After` names, in digits only), then the `detail` of a
+ * problem+json answer, when it is a string, quoted as the server's, as one plain line (invisible
+ * characters shown, cut to a sensible length). The detail says what to fix ("a display name is
+ * 1-100 printable characters...") of accounts the same server keeps; quoted, it never reads as
+ * the console's own words. Never throws.
+ */
 export async function problemText(response: Response): Promise<string> {
-  const generic = `Request failed (${response.status}).`;
+  const { status } = response;
+  const wait = response.headers.get("retry-after") ?? "";
+  let own = OWN_WORDS[status] ?? (status >= 500 ? `The server failed to do this (${status}).` : `The server refused this (${status}).`);
+  if (status === 429 && /^[0-9]{1,6}$/.test(wait)) own = `Too many attempts. Try again in ${Number(wait)} s.`;
   try {
     const body: unknown = JSON.parse(await response.text());
-    if (typeof body !== "object" || body === null || Array.isArray(body)) return generic;
+    if (typeof body !== "object" || body === null || Array.isArray(body)) return own;
     const detail: unknown = (body as { detail?: unknown }).detail;
-    if (typeof detail !== "string" || !detail.trim()) return generic;
-    return detail.length > MAX_DETAIL ? `${detail.slice(0, MAX_DETAIL)}…` : detail;
+    const said = typeof detail === "string" ? plainLine(detail, MAX_DETAIL) : "";
+    return said ? `${own} The server says: “${said}”` : own;
   } catch {
-    return generic;
+    return own;
   }
 }

@@ -18,6 +18,7 @@ import { SECRET_DIGITS, toBase64Url } from "../shared/e2e/encoding.ts";
 import { type Pairing, startPairing } from "../shared/e2e/pairing.ts";
 import { ACTING_COMMANDS, ACTION_REFUSALS, type AnnotationCommand, type DeviceKind, PayloadDecoder, type RecordingStatusPayload, UnpackStreams } from "../shared/payload.ts";
 import { control, parseServerMessage, type ServerMessage } from "../shared/protocol.ts";
+import { CLOSE_REASON_ROLE_CHANGED, CLOSE_REASON_TEAMS_CHANGED, CLOSE_REASON_TOO_MANY_CODES } from "../generated/protocol.ts";
 import type { AgentInfo } from "../generated/rest.ts";
 import type { Clock, Connection, ConnectionEvents, Transport } from "../shared/ports.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
@@ -30,7 +31,7 @@ import {
 } from "./freshness.ts";
 import type { LiveEvent, Tone, Tool } from "./state.ts";
 import { t, type WorkspaceKey } from "./messages/workspace.ts";
-import { plainLine, plausibleName } from "../shared/names.ts";
+import { plausibleName } from "../shared/names.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -60,7 +61,7 @@ const REFUSALS: ReadonlySet<string> = new Set(ACTION_REFUSALS);
 const SERVER_ERRORS: Partial<Record<string, WorkspaceKey>> = {
   invalid_code: "errInvalidCode", rate_limited: "errRateLimited", training_required: "errTrainingRequired",
   not_your_team: "errNotYourTeam", forbidden: "errForbidden", no_recording_key: "errNoRecordingKey",
-  peer_too_slow: "errPeerTooSlow",
+  peer_too_slow: "errPeerTooSlow", policy_changed: "errPolicyChanged",
 };
 
 /** The live session's ways out: the agent socket, the clock, randomness (for the pairing). */
@@ -179,6 +180,9 @@ export class LiveView {
   /** A control request made before the epoch shown had its first echo: sent with that echo
    * (one sent at once would name a proof the customer's browser no longer holds). */
   private controlWaiting = false;
+  /** A policy version this agent has not acknowledged was published during the session
+   * (the server's `policy_changed`): no control or recording is asked for. */
+  private policyPending = false;
   /** How many epochs the customer's browser began (its `consented`, first in each), and the
    * epoch each full snapshot given to the mirror came in: the mirror shows the current epoch
    * once one of its own is applied (./freshness.ts, `shownInEpoch`). */
@@ -394,7 +398,12 @@ export class LiveView {
         break;
       case "error": // the console's own words for the code, never the relay's prose
         this.status(t(Object.prototype.hasOwnProperty.call(SERVER_ERRORS, message.code) ? SERVER_ERRORS[message.code]! : "errOther"), "bad");
-        if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
+        // A new policy version waits for this agent's acknowledgement: the session goes on, but
+        // this console asks for no control and no recording until it is reloaded acknowledged
+        // (the server refuses the recording, the rejoin and any join anyway; control is asked
+        // inside the encrypted channel, where only the console can hold back).
+        if (message.code === "policy_changed") this.policyPending = true;
+        else if (message.code === "no_recording_key" || message.code === "forbidden") this.ui.report({ type: "record_refused" });
         else this.ui.selectCode();
         break;
       case "consent":
@@ -444,6 +453,10 @@ export class LiveView {
    * console confirms inside the encrypted channel (the customer's browser needs both). */
   askToRecord(): void {
     if (this.watching || !this.joined || !this.ws.isOpen || !this.commands) return;
+    if (this.policyPending) {
+      this.status(t("errPolicyChanged"), "bad");
+      return;
+    }
     this.ws.send(control({ type: "record" }));
     const agent = this.ui.signedIn();
     this.sendCommand({ k: "record_request", agent: agent?.username ?? "", name: agent?.display_name ?? "" });
@@ -600,6 +613,10 @@ export class LiveView {
   }
 
   requestControl(): void {
+    if (this.policyPending) {
+      this.status(t("errPolicyChanged"), "bad");
+      return;
+    }
     if (this.refreshing()) {
       // The customer's page is being refreshed (a new epoch): the request waits for its echo
       // and goes with it, naming it (a control request aims at no node of the page).
@@ -1198,22 +1215,25 @@ export class LiveView {
       this.finish(t("reconnectGone"));
       return;
     }
-    // The server's words for a close it forced (a revoked sign-in, a changed role, a timeout).
-    // One plain line: no control, separator or bidirectional character of the relay's.
-    const said = plainLine(reason);
-    const why = said ? t("serverClosed", { reason: said }) : undefined;
+    // A close the server forced (a revoked sign-in, a changed role, a timeout) is said in the
+    // console's own words for its code; the relay's close reason only chooses among them (the
+    // honest server's fixed reasons, src/generated/protocol.ts), never adds to one: a lying relay
+    // can at most make one refusal read as another.
     if (code === 4401) {
       this.finish("");
-      this.ui.sessionExpired(why);
+      this.ui.sessionExpired(t("closedSignedOut"));
       return;
     }
-    if ((code === 4403 || code === 4408) && why) {
-      this.finish(why);
+    if (code === 4403) {
+      this.finish(t(reason === CLOSE_REASON_ROLE_CHANGED ? "closedRole" : reason === CLOSE_REASON_TEAMS_CHANGED ? "closedTeams" : "closedForbidden"));
+      return;
+    }
+    if (code === 4408) {
+      this.finish(t("closedTimeout"));
       return;
     }
     if (code === 4429) {
-      // Wrong codes, or (the server's words) too many sockets of this account open at once.
-      this.finish(why && !reason.startsWith("too many wrong codes") ? why : t("tooManyCodes"));
+      this.finish(t(reason.startsWith(CLOSE_REASON_TOO_MANY_CODES) ? "tooManyCodes" : "closedTooMany"));
       return;
     }
     if (this.joined) this.finish(t("sessionEnded"), "");

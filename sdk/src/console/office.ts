@@ -20,7 +20,7 @@ import { recordingKeyPanel, recordingsPanel } from "./recordings.ts";
 import { relay, relayFetch } from "./relay.ts";
 import { serverSelectorProblem } from "../shared/policy.ts";
 import { serverPagePatternProblem } from "../shared/pages.ts";
-import { plainLine } from "../shared/names.ts";
+import { MAX_NAME, plainLine } from "../shared/names.ts";
 
 type Row = (string | Node)[];
 export type OfficeT = Translate<typeof en>;
@@ -50,7 +50,9 @@ export function table(headers: string[], rows: Row[], caption = ""): HTMLTableEl
     const tr = body.insertRow();
     for (const cell of row) {
       const td = tr.insertCell();
-      if (typeof cell === "string") td.textContent = cell;
+      // One plain line, invisible characters shown: a name the relay sends (or an earlier version
+      // stored) with a U+200E after it must not look like another account's.
+      if (typeof cell === "string") td.textContent = plainLine(cell, Infinity);
       else td.append(cell);
     }
   }
@@ -360,9 +362,9 @@ export function officeConsole(root: HTMLElement, agent: AgentInfo): void {
   show(false);
   api<OrgName>("GET", "/api/me/org")
     .then((org) => {
-      context.org = org;
-      orgName.textContent = org.name;
-      document.title = `${t("title.page", { page: heading.textContent ?? "", org: org.name })} · Tandem`;
+      context.org = { ...org, name: plainLine(org.name, MAX_NAME) || org.org_id };
+      orgName.textContent = context.org.name;
+      document.title = `${t("title.page", { page: heading.textContent ?? "", org: context.org.name })} · Tandem`;
     })
     .catch(() => undefined); // the id stays shown
 }
@@ -1029,10 +1031,10 @@ function organisationPage(root: HTMLElement, context: OfficeContext): void {
     if (!invalid(name, value ? "" : t("validate.required"))) return;
     api<Org>("PATCH", "/api/org", { name: value } satisfies OrgChange)
       .then((org) => {
-        context.org = { org_id: org.org_id, name: org.name };
+        context.org = { org_id: org.org_id, name: plainLine(org.name, MAX_NAME) || org.org_id };
         const shown = document.getElementById("office-org");
-        if (shown) shown.textContent = org.name;
-        say(t("org.renamed", { name: org.name }), true);
+        if (shown) shown.textContent = context.org.name;
+        say(t("org.renamed", { name: context.org.name }), true);
       })
       .catch((error: Error) => say(error.message));
   });

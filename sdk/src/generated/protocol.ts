@@ -7,6 +7,12 @@ export const PROTOCOL_VERSION = 1;
 
 /** How the 4429 close reason begins that refuses a practice session beyond its account's limit. */
 export const CLOSE_REASON_TOO_MANY_PRACTICE = "too many practice sessions waiting for you";
+/** The 4403 close reason of a socket whose account lost the action it uses. */
+export const CLOSE_REASON_ROLE_CHANGED = "your role no longer allows this";
+/** The 4403 close reason of a socket whose site none of the account's teams serves. */
+export const CLOSE_REASON_TEAMS_CHANGED = "your teams no longer serve this site";
+/** How the 4429 close reason begins of an agent's socket that tried too many codes. */
+export const CLOSE_REASON_TOO_MANY_CODES = "too many wrong codes";
 
 export interface Created {
   type: "created";

@@ -53,9 +53,25 @@ import {
   type AgentAsk, CONFIRM_WINDOW_MS, RecordingAsk, type RecordingState, type ServerAsk, recordingCommand, unitePins,
 } from "./recording.ts";
 import {
-  type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
-  isLive, pagePolicies, plausibleName, reduce,
+  type Effect, INVALID_POLICY, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode,
+  initialState, isLive, pagePolicies, plausibleName, reduce,
 } from "./state.ts";
+import { plainLine } from "../shared/names.ts";
+
+/**
+ * How `Tandem.start()` rejects when a session ends before it started: `message` is the SDK's own
+ * words, in English (for the site's own handling; show your own words to customers, see
+ * docs/branding.md); `serverWords` is what the help server said (its close reason, the part of
+ * its privacy rules refused) as one plain line, or null: text of the server's choosing, for the
+ * site's developers and logs only, never to show a customer (a relay could write a phone number
+ * to call there).
+ */
+export class TandemSessionError extends Error {
+  override name = "TandemSessionError";
+  constructor(message: string, readonly serverWords: string | null) {
+    super(message);
+  }
+}
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
 
@@ -300,7 +316,7 @@ export class Session {
    * marker, on the socket it began on, also once the session has ended here. */
   private closingEpoch: { ws: Connection; sender: ContentSender } | null = null;
   /** The server's words when it closed the socket: for the site's developers (start()'s
-   * rejection), never shown to the customer. */
+   * rejection's `serverWords`), never shown to the customer. */
   private closeReason = "";
   /** Why recording must end as soon as a recorded epoch runs (it ended between two epochs). */
   private pendingEnd: RecordingOffReason | null = null;
@@ -1588,7 +1604,10 @@ export class Session {
     void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : [], handle ?? undefined);
     this.ui.remove();
     if (error) this.ui.showError(error, () => this.ui.remove());
-    const detail = this.closeReason ? ` (the help server said: ${this.closeReason})` : "";
-    this.starting?.reject(new Error((error ?? "The session has ended.") + detail));
+    // The rejection's message is the SDK's own words only (a site may show it); what the help
+    // server said (its close reason, the part of its policy refused) goes apart, marked as its.
+    const policy = error?.startsWith(INVALID_POLICY) ? error.slice(INVALID_POLICY.length) : "";
+    const said = plainLine([policy, this.closeReason].filter(Boolean).join(" "), Infinity);
+    this.starting?.reject(new TandemSessionError(policy ? INVALID_POLICY : (error ?? "The session has ended."), said || null));
   }
 }

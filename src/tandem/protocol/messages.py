@@ -17,6 +17,18 @@ CLOSE_REASON_TOO_MANY_PRACTICE = "too many practice sessions waiting for you"
 ``max_waiting_practice_per_account``: the SDK tells it from the other 4429 refusals by it and
 shows its own words for it (a trainee, not a customer: too many practice sessions open)."""
 
+CLOSE_REASON_ROLE_CHANGED = "your role no longer allows this"
+"""The close reason (with 4403) for a socket whose account lost the action it uses."""
+CLOSE_REASON_TEAMS_CHANGED = "your teams no longer serve this site"
+"""The close reason (with 4403) for a socket in a session whose site none of the account's teams
+serves any more (the account's teams, or the site's, changed)."""
+CLOSE_REASON_TOO_MANY_CODES = "too many wrong codes"
+"""How the close reason (with 4429) begins for an agent's socket that tried too many wrong codes.
+
+The console tells these reasons apart to choose which of its own sentences to show; it never
+shows a relay's close reason itself (a lying relay can at most make one refusal read as another).
+"""
+
 SessionId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
 CodeText = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]

@@ -184,7 +184,16 @@ def protocol_module() -> str:
         "/** How the 4429 close reason begins that refuses a practice session beyond its"
         " account's limit. */",
         "export const CLOSE_REASON_TOO_MANY_PRACTICE = "
-        f"{json.dumps(messages.CLOSE_REASON_TOO_MANY_PRACTICE)};\n",
+        f"{json.dumps(messages.CLOSE_REASON_TOO_MANY_PRACTICE)};",
+        "/** The 4403 close reason of a socket whose account lost the action it uses. */",
+        "export const CLOSE_REASON_ROLE_CHANGED = "
+        f"{json.dumps(messages.CLOSE_REASON_ROLE_CHANGED)};",
+        "/** The 4403 close reason of a socket whose site none of the account's teams serves. */",
+        "export const CLOSE_REASON_TEAMS_CHANGED = "
+        f"{json.dumps(messages.CLOSE_REASON_TEAMS_CHANGED)};",
+        "/** How the 4429 close reason begins of an agent's socket that tried too many codes. */",
+        "export const CLOSE_REASON_TOO_MANY_CODES = "
+        f"{json.dumps(messages.CLOSE_REASON_TOO_MANY_CODES)};\n",
         *(f"{text}\n" for text in _interfaces(components)),
     ]
     for (name, _), schema in zip(unions.items(), top, strict=True):

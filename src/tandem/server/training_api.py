@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 
+from tandem import revocation
 from tandem.config import Settings
 from tandem.server.operations import Operation
 from tandem.storage.base import PolicyRecord
@@ -138,7 +139,11 @@ async def _get_policy(call: Call) -> object:
 
 async def _set_policy(call: Call) -> object:
     body: PolicyText = call.body
-    return _policy_json(await call.services.hub.training.set_policy(call.principal, body.text))
+    published = await call.services.hub.training.set_policy(call.principal, body.text)
+    # Every process re-checks the organisation's sockets now: agents in a live session are told
+    # that the new version waits for their acknowledgement (SessionHub._tell_of_a_new_policy).
+    revocation.announce(call.services.fanout, org=call.grant.org_id)
+    return _policy_json(published)
 
 
 async def _roster(call: Call) -> object:

@@ -55,6 +55,7 @@ from tandem.exceptions import (
     StorageError,
     UserExistsError,
 )
+from tandem.names import REPLACEMENT, shown_name
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
@@ -239,11 +240,17 @@ def _teams(row: Any) -> tuple[str, ...]:
     return tuple(sorted(map(str, _json_list(row["teams"]))))
 
 
+# Names are shown as the name rule has them (tandem.names) whatever the database holds: one
+# stored before the rule, or written behind the server's back, would otherwise reach the
+# customer's widget and every list as it is (an invisible U+200E making "Ann Smith" another's).
+
+
 def _user(row: Any) -> UserRecord:
     codes = sorted(_json_list(row["codes"]), key=lambda pair: int(pair[0]))
     return _record(
         UserRecord,
         row,
+        display_name=shown_name(str(row["display_name"]), str(row["username"])),
         recovery_codes=tuple(str(digest) for _, digest in codes),
         teams=_teams(row),
         oidc_identity=row["oidc_subject"],
@@ -251,7 +258,8 @@ def _user(row: Any) -> UserRecord:
 
 
 def _site(row: Any) -> SiteRecord:
-    return _record(SiteRecord, row, teams=_teams(row))
+    name = shown_name(str(row["name"]), str(row["site_id"]))
+    return _record(SiteRecord, row, teams=_teams(row), name=name)
 
 
 def _recording(row: Any) -> RecordingRecord:
@@ -259,7 +267,14 @@ def _recording(row: Any) -> RecordingRecord:
 
 
 def _session(row: Any) -> SessionRecord:
-    return _record(SessionRecord, row)
+    agent = row["agent"]
+    return _record(
+        SessionRecord, row, agent=None if agent is None else shown_name(str(agent), REPLACEMENT)
+    )
+
+
+def _org_name(row: Any) -> str:
+    return shown_name(str(row[1]), str(row[0]))
 
 
 def _owned(grant: Grant, org_id: str, what: str) -> None:
@@ -1842,7 +1857,7 @@ class SQLStorage:
         )
         if row is None:
             return None
-        return OrgRecord(str(row[0]), str(row[1]), float(row[2]), int(row[3]), row[4])
+        return OrgRecord(str(row[0]), _org_name(row), float(row[2]), int(row[3]), row[4])
 
     async def only_org(self) -> str | None:
         rows = await self._rows(
@@ -1860,7 +1875,7 @@ class SQLStorage:
                 orgs.c.recording_key,
             ).order_by(self._bytewise(orgs.c.org_id))
         )
-        return [OrgRecord(str(r[0]), str(r[1]), float(r[2]), int(r[3]), r[4]) for r in rows]
+        return [OrgRecord(str(r[0]), _org_name(r), float(r[2]), int(r[3]), r[4]) for r in rows]
 
     async def update_org(self, grant: Grant, org: OrgRecord) -> None:
         _owned(grant, org.org_id, f"organisation {org.org_id!r}")
@@ -2739,7 +2754,17 @@ class SQLStorage:
             db.execute(training_policies.insert().values(**dataclasses.asdict(record)))
             return record
 
-        return await self._transaction(work)
+        try:
+            return await self._transaction(work)
+        except _Violation as exc:
+            if not exc.key_taken:
+                raise
+            # Another admin's version took the number between this one's read and its write
+            # (PostgreSQL, two requests at one instant): its words, not the database's.
+            raise ConflictError(
+                "another admin published a new version of the policy at the same moment: "
+                "reload the policy, and publish yours again if it should replace that one"
+            ) from None
 
     async def acknowledge_policy(
         self, grant: Grant, username: str, version: int, at: float

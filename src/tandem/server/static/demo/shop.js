@@ -187,9 +187,10 @@ function setUpHelp() {
     try {
       await window.Tandem.start();
     } catch (e) {
-      // start()'s rejection is for developers: after the SDK's own words it quotes what the help
-      // server said, text of the server's choosing. The page shows its own words (the widget has
-      // told the customer why), and its developers' own mistakes ("Tandem: policy.mask: ...").
+      // start()'s rejection says the SDK's own words; what the help server said (text of the
+      // server's choosing) is apart, in its serverWords, for developers' logs. The page shows
+      // its own words (the widget has told the customer why), and its developers' own mistakes
+      // ("Tandem: policy.mask: ...").
       const own = e instanceof Error && e.message.startsWith("Tandem: ");
       if (!own) console.warn(e);
       error.textContent = own ? e.message : "Help is unavailable right now.";

@@ -1,0 +1,100 @@
+"""The rule for names people read, and how a name stored before it is shown (tandem.names)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tandem.names import MAX_MARKS, REPLACEMENT, display_line, name_refusal, shown_name
+
+INVISIBLE = (
+    "\u200e",  # left-to-right mark
+    "\u200f",  # right-to-left mark
+    "\u061c",  # Arabic letter mark
+    *(chr(c) for c in range(0x2066, 0x206A)),  # isolates
+    *(chr(c) for c in range(0x202A, 0x202F)),  # embeddings and overrides
+    "\u180e",  # Mongolian vowel separator
+    "\u200b",  # zero-width space
+    "\u200c",  # zero-width non-joiner between Latin letters
+    "\u200d",  # zero-width joiner between Latin letters
+    *(chr(c) for c in range(0x2060, 0x2065)),  # word joiner, invisible operators
+    "\ufeff",  # byte order mark
+    "\U000e0001",  # language tag
+    "\U000e0041",  # tag letter A
+    "\U000e007f",  # cancel tag
+    "\u3164",  # Hangul filler
+    "\u115f",  # Hangul choseong filler
+    "\u00ad",  # soft hyphen
+)
+"""Each draws nothing (or reorders what is around it): "Ann{c}Smith" would look like another
+account's "AnnSmith", or "Ann Smith{c}" like "Ann Smith"."""
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_a_name_with_an_invisible_character_is_refused_and_shown_visibly(char: str) -> None:
+    name = f"Ann{char}Smith"
+    refusal = name_refusal(name, "display name")
+    assert refusal is not None and f"U+{ord(char):04X}" in refusal, refusal
+    assert shown_name(name, "ann") == f"Ann{REPLACEMENT}Smith"  # not "AnnSmith": told apart
+    assert shown_name(f"Ann Smith{char}", "ann") == f"Ann Smith{REPLACEMENT}"
+
+
+def test_a_variation_selector_or_mark_with_nothing_to_sit_on_is_refused() -> None:
+    for name in ("\ufe0fAnn", "Ann \u0301Smith", "\U000e0100Ann"):
+        assert "on nothing" in (name_refusal(name) or ""), name
+        assert name_refusal(shown_name(name, "ann")) is None
+
+
+def test_marks_stacked_deep_are_refused_and_cut_when_shown() -> None:
+    zalgo = "A" + "\u0301\u0300\u0302" * 30
+    assert f"at most {MAX_MARKS} marks" in (name_refusal(zalgo) or "")
+    assert shown_name(zalgo, "ann") == "A" + ("\u0301\u0300\u0302" * 2)[:MAX_MARKS]
+    assert len(display_line("x" + "\u0301" * 500)) == 1 + MAX_MARKS
+
+
+def test_a_name_of_nothing_visible_is_shown_as_its_fallback() -> None:
+    assert shown_name("\u2028 \u3164", "ann") == REPLACEMENT  # the filler shows as U+FFFD
+    assert shown_name("\u2028 \n", "ann") == "ann"
+
+
+def test_names_of_every_script_pass_as_they_are() -> None:
+    for name in (
+        "Nguy\u1ec5n V\u0103n A",  # Vietnamese, precomposed
+        "Nguye\u0302\u0303n",  # decomposed: two marks on one letter
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, a non-joiner in place
+        "\u0915\u094d\u200d\u0937",  # Devanagari, a joiner after a virama
+        "\U0001f469\u200d\U0001f4bb Ada",  # an emoji sequence
+        "\U0001f469\U0001f3fd\u200d\U0001f4bb Ada",  # with a skin tone
+        "\U0001f3f3\ufe0f\u200d\U0001f308 Ada",  # with a variation selector
+        "Zo\u00eb \u03a9mega \u674e",
+        "N" * 100,
+    ):
+        assert name_refusal(name) is None, name
+        assert shown_name(name, "x") == name
+
+
+@given(st.text(max_size=300), st.text(alphabet="abc", min_size=1, max_size=5))
+def test_a_shown_name_always_passes_the_rule(text: str, fallback: str) -> None:
+    shown = shown_name(text, fallback)
+    assert shown == fallback or name_refusal(shown) is None, repr(shown)
+
+
+@given(st.text(max_size=300))
+def test_a_display_line_is_one_line_without_invisible_characters(text: str) -> None:
+    line = display_line(text)
+    assert "\n" not in line and "\u2028" not in line and "\u202e" not in line
+    assert "\u200e" not in line and "\u3164" not in line
+
+
+TURNING = list(
+    "aA\u00e9 \u200c\u200d\u0301\ufe0f\u094d\u0915\u0645\u06cc\U0001f469\U0001f3fd\u200e\u3164"
+    "\n\u2028\u00a0\U000e0041\ud800\u0300"
+)
+"""The characters the rule turns on: joiners in and out of their place, marks, fillers."""
+
+
+@given(st.lists(st.sampled_from(TURNING), max_size=120).map("".join))
+def test_a_shown_name_of_the_characters_the_rule_turns_on_passes_it(text: str) -> None:
+    shown = shown_name(text, "fallback")
+    assert shown == "fallback" or name_refusal(shown) is None, (repr(text), repr(shown))
