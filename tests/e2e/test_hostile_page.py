@@ -145,7 +145,11 @@ def test_nothing_from_the_page_runs_navigates_or_opens_in_the_mirror(
     caught_up(customer, view)
 
     assert agent.page.evaluate(IN_MIRROR) == []
-    # The agent's keyboard goes through the console, never into the mirror.
+    mirror_window = "document.querySelector('iframe[title=\"Customer view\"]').contentWindow"
+    assert agent.page.evaluate(f"() => {mirror_window}.ranInMirror") is None
+    # The agent's keyboard goes through the console, never into the mirror. (Where 30 presses
+    # of Tab end depends on the console's controls: on Leave, Enter ends the session, and the
+    # mirror goes with it, hence the look into the mirror above.)
     for _ in range(30):
         agent.page.keyboard.press("Tab")
         assert agent.page.evaluate("() => document.activeElement.tagName") != "IFRAME"
@@ -157,8 +161,6 @@ def test_nothing_from_the_page_runs_navigates_or_opens_in_the_mirror(
     assert all(address in {"about:blank", console_url} for address in frames), frames
     assert agent.page.evaluate("() => document.body.dataset.pwned") is None
     assert not dialogs and not popups, (dialogs, popups)
-    mirror_window = "document.querySelector('iframe[title=\"Customer view\"]').contentWindow"
-    assert agent.page.evaluate(f"() => {mirror_window}.ranInMirror") is None
 
 
 # The page's own script: the next payload the SDK sends becomes a refusal of the page's wording.
