@@ -9,7 +9,7 @@ import { WATCHER_SUFFIX, randomBytes, toBase64Url } from "../src/shared/e2e/enco
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
 import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session } from "../src/share/session.ts";
-import { PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
+import { ACTION_PROOF_MS, PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
 import { CONSOLE_SILENT, DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 import { AGENT_QUIET_MS, AGENT_SILENT_MS, LOOK_EVERY_MS } from "../src/share/silence.ts";
 import { x25519 } from "@noble/curves/ed25519.js";
@@ -524,6 +524,46 @@ test("an acting command whose proof is of this page's previous epoch is refused 
   all = await untilPayloads((sent) => refusals(sent).length === 4);
   assert.equal(refusals(all)[3]?.code, "not_granted");
   assert.equal(f.called("askControl").length, 0);
+});
+
+test("an acting command the relay held past the bound is refused as late, not as aimed at a page gone; nothing of it is applied", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const refusals = async () => (await opened(keys, f.binary())).filter((p) => p.k === "action_refused");
+  const untilRefusals = async (count: number) => {
+    for (let i = 0; i < 200 && (await refusals()).length < count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    const all = await refusals();
+    assert.equal(all.length, count, "not sent");
+    return all;
+  };
+  const proof = "a".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: proof, proof: null }));
+  for (let i = 0; i < 200 && !(await opened(keys, f.binary())).some((p) => p.k === "echo"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  (session as unknown as { paused: boolean }).paused = false; // a shared page from here
+  // Sealed while the view was live, naming that echo; the relay hands it over past the bound.
+  const held = await command(agent, { k: "click", id: 5, proof });
+  advance(ACTION_PROOF_MS + LOOK_EVERY_MS);
+  f.deliver(held);
+  f.deliver(await command(agent, { k: "laser", x: 1, y: 1, proof })); // pointing: quietly dropped
+  const all = await untilRefusals(1);
+  assert.equal(all[0]?.code, "late");
+  assert.match(String(all[0]?.reason), /too late/);
+  assert.equal(f.called("askControl").length, 0);
+  // Within the bound, the same proof lets it through to control (not granted here: said so).
+  const fresh = "b".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: fresh, proof }));
+  for (let i = 0; i < 200 && !(await opened(keys, f.binary())).some((p) => p.k === "echo" && p.nonce === fresh); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  advance(ACTION_PROOF_MS - LOOK_EVERY_MS);
+  f.deliver(await command(agent, { k: "click", id: 5, proof: fresh }));
+  assert.equal((await untilRefusals(2))[1]?.code, "not_granted");
 });
 
 test("a watching supervisor's challenges are echoed under an allowance of their own, and nothing else of it is taken", async (t) => {

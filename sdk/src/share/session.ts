@@ -1137,12 +1137,16 @@ export class Session {
       // Said for what the agent did on purpose; pointing and drawing are dropped quietly. One
       // sent from this page's previous epoch (a supervisor paired, the console came back: the
       // same page, its nodes numbered afresh) crossed the new key on its way: said as such, so
-      // the agent tries again on the new snapshot. Either way nothing of it is applied.
+      // the agent tries again on the new snapshot. One proven in this epoch, but past the bound
+      // (the relay or the network held it), is said to be late: the page was not gone, and the
+      // agent may try again on what the view shows now. Either way nothing of it is applied.
       const k = (command as { k?: unknown }).k;
       if (k === "click" || k === "type" || k === "scroll" || k === "control_request") {
         this.sendPayload(this.provenInEarlierEpoch(command)
           ? { k: "action_refused", reason: "The customer's page was refreshed before that arrived: try again in a moment.", code: "refreshed" }
-          : { k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
+          : this.provenInThisEpoch(command)
+            ? { k: "action_refused", reason: "That arrived too late to be sure the page was still as the agent saw it.", code: "late" }
+            : { k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
       }
       return;
     }
@@ -1163,6 +1167,12 @@ export class Session {
   private provenInEarlierEpoch(command: unknown): boolean {
     const echoed = this.echoNamed(command);
     return echoed !== undefined && echoed.sender !== this.sender;
+  }
+
+  /** Whether an acting command names an echo of the agent's challenge sent in this epoch (for a
+   * refused one: only past the bound), which only the words of its refusal depend on. */
+  private provenInThisEpoch(command: unknown): boolean {
+    return this.echoNamed(command)?.sender === this.sender;
   }
 
   /** The echo a command names as its proof (when and in which epoch it was sent), if any. */
