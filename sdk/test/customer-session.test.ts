@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_FROM_WATCHER, type PairwiseKeys, derivePairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
-import { RECONNECT_MAX_MS } from "../src/shared/backoff.ts";
+import { RECONNECT_MAX_MS, RESUME_WINDOW_MS } from "../src/shared/backoff.ts";
 import { WATCHER_SUFFIX, randomBytes, toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
@@ -385,6 +385,40 @@ test("a watching supervisor's key is kept under the tab's own handle and found a
   next.open();
   next.server({ type: "resumed", state: "sharing", agent: "Ann", code: null });
   await until(() => next.binary().some((frame) => (frame as Uint8Array)[0] === 0x04)); // the watcher's epoch key
+});
+
+test("a tab's record left longer ago than the resume window is not resumed: it and the tab's keys are deleted, nothing is sent", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const origin = new Map<string, PairwiseKeys>();
+  const f = fakes(null, origin, new Set(), clock);
+  const session = await startedAs(f, "s1");
+  await pairAndAllow(f, "s1");
+  const handle = f.store.saved?.keyHandle;
+  assert.ok(handle && origin.has(handle));
+  session.leave(); // pagehide: a navigation, or the tab closed without "Stop sharing"
+  const record = f.store.saved;
+  assert.ok(record);
+  assert.equal(record.leftAt, clock.now());
+  // The next page, within the window: it resumes (the stamp is not kept).
+  advance(RESUME_WINDOW_MS - LOOK_EVERY_MS);
+  const next = fakes(structuredClone(record), origin, new Set(), clock);
+  new Session(next.ports).resume(structuredClone(record));
+  next.open();
+  assert.ok(next.control().some((m) => m.type === "resume"));
+  assert.equal(next.store.saved?.leftAt, undefined);
+  // The tab reopened later (Reopen closed tab: its sessionStorage is back, and its keys are still
+  // in the site's store): nothing goes to the server, which would have to refuse it; the record
+  // and the keys are deleted here.
+  advance(2 * LOOK_EVERY_MS);
+  const reopened = fakes(structuredClone(record), origin, new Set(), clock);
+  const page = new Session(reopened.ports);
+  page.resume(structuredClone(record));
+  reopened.open();
+  assert.deepEqual(reopened.control(), []);
+  assert.equal(reopened.store.saved, null);
+  await until(() => !origin.has(handle));
+  assert.equal(page.state, "idle");
 });
 
 test("a session's end deletes this tab's keys and leaves those of another tab still sharing", async (t) => {

@@ -54,7 +54,7 @@ import {
 } from "./recording.ts";
 import {
   type Effect, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode, initialState,
-  isLive, pagePolicies, plausibleName, reduce,
+  isLive, leftTooLongAgo, pagePolicies, plausibleName, reduce,
 } from "./state.ts";
 
 declare const __TANDEM_BENCH_PLAINTEXT__: boolean;
@@ -194,6 +194,11 @@ export class Session {
    * (the agent's console's silence so far), then this page does nothing more with the session. */
   leave(): void {
     this.keepSilence();
+    const saved = this.saved;
+    if (saved && !this.unloading) {
+      saved.leftAt = this.ports.clock.now(); // the next page resumes only within the window
+      this.persist();
+    }
     this.unloading = true;
   }
   private readonly ui: Ports["ui"];
@@ -458,8 +463,12 @@ export class Session {
     return promise;
   }
 
-  /** Go on with a session this tab stored (a new page, or after the network dropped). */
+  /** Go on with a session this tab stored (a new page, or after the network dropped); not one
+   * whose page was left longer ago than its resume window (leftTooLongAgo): that record and this
+   * tab's keys are deleted instead, and the page starts with no session. */
   resume(saved: Saved): void {
+    if (leftTooLongAgo(saved, this.ports.clock.now())) return this.forgetLeft(saved);
+    delete saved.leftAt;
     let sitePolicy: Policy | null = null;
     let brokenPolicy = false;
     try {
@@ -473,6 +482,16 @@ export class Session {
     this.ports.keys.hold(saved.keyHandle);
     this.keyHandle = saved.keyHandle ?? this.keyHandle;
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
+  }
+
+  /** A record left too long ago: deleted with this tab's keys (another tab's stay, as at an end),
+   * and the key store once no other page holds it; nothing is sent. */
+  private forgetLeft(saved: Saved): void {
+    this.ports.store.save(null);
+    forgetAnnotationChoice();
+    this.ui.remove();
+    const handle = saved.keyHandle;
+    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : [], handle);
   }
 
   /**
