@@ -581,3 +581,24 @@ def test_an_agents_click_the_relay_held_across_a_navigation_never_acts_on_the_ne
     wait_until(agent.page, lambda: any(GONE in line for line in statuses(agent)))
     assert time.monotonic() - clicked_at < 9, "delivered past the bound: the test proves less"
     assert customer.page.evaluate("() => window.__clicks") == []
+
+
+def test_the_view_of_a_page_the_customer_left_is_marked_not_live_at_once(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """The customer goes to another page: until that page's first echo and snapshot, the agent
+    sees the last state of one that is gone. The server says the customer's page went (`peer`),
+    which can only take the view's proof away: the stage is marked and the tools are off at
+    once, not only once the bound (9 s, default timings here) passed. The relay passes nothing
+    of the next page, so only the server's word marks it within these few seconds."""
+    server, relay = malicious_server(server_factory)
+    customer.page.set_viewport_size({"width": 1000, "height": 800})
+    agent.page.set_viewport_size({"width": 1400, "height": 900})
+    share_at(customer, agent, server, server.base, server.base)
+    grant(customer, agent)
+    expect(agent.page.locator("#control-layer")).to_be_visible()
+    expect(not_live_mark(agent)).to_have_count(0)
+    relay.binary_to_agent = lambda frame: None  # nothing of the next page reaches the console
+    customer.page.goto(f"{server.base}/demo/cart.html")
+    expect(not_live_mark(agent)).to_be_visible(timeout=3000)
+    expect(agent.page.locator("#control-layer")).to_be_hidden(timeout=1000)
