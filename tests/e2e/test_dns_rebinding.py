@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from tests.conftest import RunningServer
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, Party, get_help, join, mirror, sign_in
@@ -33,7 +33,7 @@ ATTACK = """async () => {
 
 
 @pytest.fixture
-def rebinding_browser() -> Iterator[Browser]:
+def rebinding_browser(browser: Browser) -> Iterator[Browser]:
     """A browser whose resolver answers 127.0.0.1 for attacker.example (the rebound name), and
     which lets a page of a public address fetch from a private one as Firefox and Safari do
     (Chromium's Private Network Access refuses some of it: not every browser's visitor has it,
@@ -44,10 +44,10 @@ def rebinding_browser() -> Iterator[Browser]:
         "--disable-features=BlockInsecurePrivateNetworkRequests,PrivateNetworkAccessSendPreflights,"
         "PrivateNetworkAccessRespectPreflightResults,LocalNetworkAccessChecks",
     ]
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
-        yield browser
-        browser.close()
+    # The session's Playwright (a second one cannot run beside it in the same process).
+    rebinding = browser.browser_type.launch(executable_path=CHROMIUM, args=args)
+    yield rebinding
+    rebinding.close()
 
 
 def test_a_rebound_page_reads_nothing_and_opens_no_socket(
