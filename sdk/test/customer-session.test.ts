@@ -4,12 +4,12 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import { CommandSender, ContentReceiver, KIND_EPOCH_KEY, KIND_FROM_WATCHER, type PairwiseKeys, derivePairwiseKeys, readU64 } from "../src/shared/e2e/channel.ts";
-import { RECONNECT_MAX_MS } from "../src/shared/backoff.ts";
+import { RECONNECT_MAX_MS, RESUME_WINDOW_MS } from "../src/shared/backoff.ts";
 import { WATCHER_SUFFIX, randomBytes, toBase64Url } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents, CustomerView, Ports } from "../src/share/ports.ts";
 import { BATCH_MS, ECHOES_PER_SECOND, isUrgent, Session, TandemSessionError } from "../src/share/session.ts";
-import { PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
+import { ACTION_PROOF_MS, PayloadDecoder, UnpackStreams } from "../src/shared/payload.ts";
 import { CONSOLE_SILENT, DISTRUST, MISMATCH, type Saved } from "../src/share/state.ts";
 import { AGENT_QUIET_MS, AGENT_SILENT_MS, LOOK_EVERY_MS } from "../src/share/silence.ts";
 import { x25519 } from "@noble/curves/ed25519.js";
@@ -387,6 +387,40 @@ test("a watching supervisor's key is kept under the tab's own handle and found a
   await until(() => next.binary().some((frame) => (frame as Uint8Array)[0] === 0x04)); // the watcher's epoch key
 });
 
+test("a tab's record left longer ago than the resume window is not resumed: it and the tab's keys are deleted, nothing is sent", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const origin = new Map<string, PairwiseKeys>();
+  const f = fakes(null, origin, new Set(), clock);
+  const session = await startedAs(f, "s1");
+  await pairAndAllow(f, "s1");
+  const handle = f.store.saved?.keyHandle;
+  assert.ok(handle && origin.has(handle));
+  session.leave(); // pagehide: a navigation, or the tab closed without "Stop sharing"
+  const record = f.store.saved;
+  assert.ok(record);
+  assert.equal(record.leftAt, clock.now());
+  // The next page, within the window: it resumes (the stamp is not kept).
+  advance(RESUME_WINDOW_MS - LOOK_EVERY_MS);
+  const next = fakes(structuredClone(record), origin, new Set(), clock);
+  new Session(next.ports).resume(structuredClone(record));
+  next.open();
+  assert.ok(next.control().some((m) => m.type === "resume"));
+  assert.equal(next.store.saved?.leftAt, undefined);
+  // The tab reopened later (Reopen closed tab: its sessionStorage is back, and its keys are still
+  // in the site's store): nothing goes to the server, which would have to refuse it; the record
+  // and the keys are deleted here.
+  advance(2 * LOOK_EVERY_MS);
+  const reopened = fakes(structuredClone(record), origin, new Set(), clock);
+  const page = new Session(reopened.ports);
+  page.resume(structuredClone(record));
+  reopened.open();
+  assert.deepEqual(reopened.control(), []);
+  assert.equal(reopened.store.saved, null);
+  await until(() => !origin.has(handle));
+  assert.equal(page.state, "idle");
+});
+
 test("a session's end deletes this tab's keys and leaves those of another tab still sharing", async (t) => {
   windowEvents(t);
   const origin = new Map<string, PairwiseKeys>();
@@ -524,6 +558,46 @@ test("an acting command whose proof is of this page's previous epoch is refused 
   all = await untilPayloads((sent) => refusals(sent).length === 4);
   assert.equal(refusals(all)[3]?.code, "not_granted");
   assert.equal(f.called("askControl").length, 0);
+});
+
+test("an acting command the relay held past the bound is refused as late, not as aimed at a page gone; nothing of it is applied", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  const session = await startedAs(f, "s1");
+  const keys = await pairAndAllow(f, "s1");
+  const agent = new CommandSender("s1", keys.agentToCustomer);
+  const refusals = async () => (await opened(keys, f.binary())).filter((p) => p.k === "action_refused");
+  const untilRefusals = async (count: number) => {
+    for (let i = 0; i < 200 && (await refusals()).length < count; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    const all = await refusals();
+    assert.equal(all.length, count, "not sent");
+    return all;
+  };
+  const proof = "a".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: proof, proof: null }));
+  for (let i = 0; i < 200 && !(await opened(keys, f.binary())).some((p) => p.k === "echo"); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  (session as unknown as { paused: boolean }).paused = false; // a shared page from here
+  // Sealed while the view was live, naming that echo; the relay hands it over past the bound.
+  const held = await command(agent, { k: "click", id: 5, proof });
+  advance(ACTION_PROOF_MS + LOOK_EVERY_MS);
+  f.deliver(held);
+  f.deliver(await command(agent, { k: "laser", x: 1, y: 1, proof })); // pointing: quietly dropped
+  const all = await untilRefusals(1);
+  assert.equal(all[0]?.code, "late");
+  assert.match(String(all[0]?.reason), /too late/);
+  assert.equal(f.called("askControl").length, 0);
+  // Within the bound, the same proof lets it through to control (not granted here: said so).
+  const fresh = "b".repeat(22);
+  f.deliver(await command(agent, { k: "challenge", nonce: fresh, proof }));
+  for (let i = 0; i < 200 && !(await opened(keys, f.binary())).some((p) => p.k === "echo" && p.nonce === fresh); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  advance(ACTION_PROOF_MS - LOOK_EVERY_MS);
+  f.deliver(await command(agent, { k: "click", id: 5, proof: fresh }));
+  assert.equal((await untilRefusals(2))[1]?.code, "not_granted");
 });
 
 test("a watching supervisor's challenges are echoed under an allowance of their own, and nothing else of it is taken", async (t) => {

@@ -521,8 +521,10 @@ def _public_origin(profile: Profile, inst: Installation, now: float) -> Outcome:
         )
     return (
         "fail",
-        f"no public origin is set and {inst.unnamed_exposure}: a request is answered whatever "
-        "Host it names (DNS rebinding makes an attacker's name same-origin with the server)",
+        f"no public origin is set and {inst.unnamed_exposure}: it answers any address (names "
+        "other than localhost and --host are refused), and a proxy that sends an address as "
+        "the Host passes on whatever name the browser used (DNS rebinding makes an attacker's "
+        "name same-origin with the server)",
         f"{fix} (docs/deployment.md)",
     )
 

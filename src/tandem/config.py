@@ -1066,10 +1066,12 @@ def public_origin_warning(exposure: str) -> str:
     """The start-up warning of a server browsers may reach by names it does not know
     (``exposure``: :meth:`Settings.exposure`)."""
     return (
-        f"no public origin is set and {exposure}: requests are answered "
-        "whatever Host they name (a name an attacker points at this server, DNS rebinding, "
-        "is same-origin with it). Set --public-origin https://tandem.example.com (or "
-        "TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)"
+        f"no public origin is set and {exposure}: requests naming a host name other than "
+        "localhost or --host are refused (421), any address is answered, and a proxy that "
+        "sends an address as the Host passes on whatever name the browser used (a name an "
+        "attacker points at this server, DNS rebinding, is same-origin with it). Set "
+        "--public-origin https://tandem.example.com (or TANDEM_PUBLIC_ORIGINS) to the origin "
+        "browsers use (docs/deployment.md)"
     )
 
 

@@ -96,7 +96,75 @@ def test_a_tab_that_ends_its_session_leaves_another_sharing_tabs_keys(
     expect(customer.page.get_by_role("alert")).to_have_count(0)
 
 
+TAB_RECORD = "() => JSON.parse(sessionStorage.getItem('tandem.session') ?? 'null')"
+HELD = "async () => (await navigator.locks.query()).held.some((l) => l.name === 'tandem:in-use')"
+
+
+def test_a_tab_record_left_past_the_resume_window_is_not_resumed_and_its_keys_are_deleted(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """A tab closed without Stop sharing leaves its record in sessionStorage (which Reopen
+    closed tab and session restore bring back) and its keys in the site's key store. The record
+    says when its page was left: a page that finds it left longer ago than the session's resume
+    window does not resume on the server's word (this server still holds the session: its
+    grace is 30 s, the record's stamp is moved an hour back), and deletes the record and keys."""
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    wait_until(customer.page, lambda: customer.page.evaluate(KEY_ENTRIES) == 1)
+    # The page is left (its pagehide): a page of the site without the SDK.
+    customer.page.goto(f"{live.base}/healthz")
+    wait_until(customer.page, lambda: not customer.page.evaluate(HELD))
+    left = customer.page.evaluate(TAB_RECORD)
+    assert customer.page.evaluate(KEY_ENTRIES) == 1  # still there, as a closed tab leaves it
+    customer.page.evaluate(
+        """() => {
+            const record = JSON.parse(sessionStorage.getItem('tandem.session'));
+            record.leftAt = Date.now() - 3600 * 1000;
+            sessionStorage.setItem('tandem.session', JSON.stringify(record));
+        }"""
+    )
+    # The tab comes back to the site: nothing resumed, nothing of the session left.
+    customer.page.goto(f"{live.base}/demo/cart.html")
+    wait_until(customer.page, lambda: "tandem" not in customer.page.evaluate(DATABASES))
+    assert customer.page.evaluate(TAB_RECORD) is None
+    assert customer.page.evaluate("() => window.Tandem.state") == "idle"
+    expect(customer.page.get_by_role("button", name="Get help")).to_be_visible()
+    expect(customer.page.get_by_role("button", name="Stop sharing")).to_have_count(0)
+    assert isinstance(left.get("leftAt"), int | float), "the page left stamped its record"
+
+
 CONSOLE_KEY_ENTRIES = KEY_ENTRIES.replace("'tandem'", "'tandem-console'")
+
+
+CONSOLE_RECORD = "() => JSON.parse(sessionStorage.getItem('tandem.console.session') ?? 'null')"
+
+
+def test_a_console_record_left_past_the_agents_window_is_not_rejoined_and_its_keys_are_deleted(
+    live: RunningServer, customer: Party, agent: Party
+) -> None:
+    """The same for the agent's console: a console tab reopened later than the session's window
+    for a lost agent (the record's stamp is moved an hour back; this server would still take the
+    rejoin: its window is 30 s) does not rejoin, and deletes its record and keys."""
+    customer.page.goto(f"{live.base}/demo/")
+    view = share(customer, agent, live, get_help(customer))
+    expect(view.get_by_text("Northwind Outfitters").first).to_be_visible()
+    wait_until(agent.page, lambda: agent.page.evaluate(CONSOLE_KEY_ENTRIES) == 1)
+    agent.page.goto(f"{live.base}/healthz")
+    left = agent.page.evaluate(CONSOLE_RECORD)
+    agent.page.evaluate(
+        """() => {
+            const record = JSON.parse(sessionStorage.getItem('tandem.console.session'));
+            record.leftAt = Date.now() - 3600 * 1000;
+            sessionStorage.setItem('tandem.console.session', JSON.stringify(record));
+        }"""
+    )
+    agent.page.goto(f"{live.base}/console/")
+    wait_until(agent.page, lambda: "tandem-console" not in agent.page.evaluate(DATABASES))
+    assert agent.page.evaluate(CONSOLE_RECORD) is None
+    expect(agent.page.get_by_label("Session code")).to_be_visible()
+    expect(agent.page.locator('iframe[title="Customer view"]')).to_have_count(0)
+    assert isinstance(left.get("leftAt"), int | float), "the console left stamped its record"
 
 
 def test_a_console_tab_whose_session_ends_leaves_another_console_tabs_keys(

@@ -469,6 +469,15 @@ def test_the_refusals_are_counted(named: RunningServer, signed_in: httpx.Client)
     assert anonymous_events(named, "host_misdirected") == misdirected + 1
 
 
+def test_a_rebound_name_refused_without_a_public_origin_is_counted(
+    server_factory: ServerFactory,
+) -> None:
+    unnamed = server_factory(metrics_token=TOKEN)
+    misdirected = anonymous_events(unnamed, "host_misdirected")
+    assert get(unnamed, f"Host: attacker.example:{port_of(unnamed)}\r\n") == 421
+    assert anonymous_events(unnamed, "host_misdirected") == misdirected + 1
+
+
 # -- CORS ------------------------------------------------------------------------------------
 
 

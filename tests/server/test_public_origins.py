@@ -19,7 +19,7 @@ import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from tandem.server.middleware import SameOriginWrites
+from tandem.server.middleware import PublicOrigins, SameOriginWrites
 from tests.conftest import AGENT_PASSWORD, DataTemplates, RunningServer, ServerFactory
 from tests.conftest import two_organisations as seed_two_organisations
 from tests.oidc_provider import OidcProvider, use_provider
@@ -124,6 +124,101 @@ async def test_a_websocket_addressed_to_another_host_is_refused_before_it_is_acc
     assert by_address.startswith("HTTP/1.1 421 "), by_address
     accepted = await raw_request(port, upgrade(path, HOST, PUBLIC))
     assert accepted.startswith("HTTP/1.1 101 "), accepted
+
+
+# -- Without a public origin (``make run``, loopback): DNS rebinding -------------------------
+
+REBOUND = ("attacker.example", "127.0.0.1.nip.io", "localhost.attacker.example", "tandem")
+
+
+def assert_misdirected_without_origin(answer: httpx.Response) -> None:
+    assert answer.status_code == 421, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert "--public-origin" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("name", REBOUND)
+def test_without_a_public_origin_a_rebound_name_is_refused(
+    server: RunningServer, name: str
+) -> None:
+    """An attacker's name resolved to the loopback server (DNS rebinding): its page is then
+    same-origin with the server in the operator's browser. It read the console, the demo and
+    every anonymous API, and its writes passed the origin check (its Origin was its Host)."""
+    port = urlsplit(server.base).port
+    host = f"{name}:{port}"
+    with at(server, host, origin=f"http://{host}") as page:
+        for path in ("/console/", "/demo/", "/api/me", "/sdk/tandem.js", "/api/openapi.json"):
+            assert_misdirected_without_origin(page.get(path))
+        assert_misdirected_without_origin(sign_in(page))  # no guessing from inside the network
+        assert_misdirected_without_origin(page.post("/api/logout"))
+    with at(server, name) as default_port:
+        assert_misdirected_without_origin(default_port.get("/demo/"))
+    assert httpx.get(f"{server.base}/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/ws/customer", "/ws/agent"])
+async def test_without_a_public_origin_a_websocket_to_a_rebound_name_is_refused(
+    server: RunningServer, path: str
+) -> None:
+    port = urlsplit(server.base).port
+    assert port is not None
+    page = f"attacker.example:{port}"
+    refused = await raw_request(port, upgrade(path, page, f"http://{page}"))
+    assert refused.startswith("HTTP/1.1 421 "), refused
+    assert "upgrade: websocket" not in refused.lower()
+    for own in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        accepted = await raw_request(port, upgrade(path, own, f"http://{own}"))
+        assert accepted.startswith("HTTP/1.1 101 "), accepted
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST", "[::1]", "10.1.2.3"])
+def test_without_a_public_origin_addresses_and_localhost_are_served(
+    server: RunningServer, host: str
+) -> None:
+    """``make run``'s tour at http://127.0.0.1:8000 and http://localhost:8000, and a server on
+    0.0.0.0 reached by its address: no name an attacker's DNS can answer."""
+    port = urlsplit(server.base).port
+    with at(server, f"{host}:{port}", origin=f"http://{host.lower()}:{port}") as browser:
+        assert browser.get("/demo/").status_code == 200
+        assert browser.get("/console/").status_code == 200
+        assert sign_in(browser).status_code == 200
+        assert browser.get("/api/me").json()["username"] == "alice"
+
+
+async def test_without_a_public_origin_the_name_it_listens_on_is_served() -> None:
+    """``--host tandem.lan``: the operator named it; other names are still refused."""
+    reached: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def get(guard: PublicOrigins, host: str) -> int:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/api/me",
+            "headers": [(b"host", host.encode())],
+        }
+        await guard(scope, receive, send)
+        return int(sent[0]["status"])
+
+    named = PublicOrigins(app, bind_hosts=("Tandem.LAN",))
+    assert await get(named, "tandem.lan:8000") == 204
+    assert await get(named, "localhost:8000") == 204
+    assert await get(named, "other.lan:8000") == 421
+    assert await get(PublicOrigins(app, bind_hosts=("0.0.0.0",)), "tandem.lan:8000") == 421
+    assert reached == ["/api/me", "/api/me"]
 
 
 def test_the_write_check_compares_the_origin_with_the_public_origin(named: RunningServer) -> None:

@@ -12,7 +12,7 @@ import { browserClock, webSocketTransport } from "../shared/ports.ts";
 import { MalformedAnswer, checkedAnswer } from "./answers.ts";
 import { type LivePorts, LiveView } from "./live.ts";
 import { leaveOffice, officeConsole, problemDetail } from "./office.ts";
-import { browserHeldStore } from "./rejoin.ts";
+import { browserHeldStore, leftTooLongAgo } from "./rejoin.ts";
 import { freshnessTimings } from "./freshness.ts";
 import { passwordControls } from "./password.ts";
 import { recoveryControls } from "./recovery.ts";
@@ -127,13 +127,25 @@ document.addEventListener("visibilitychange", () => {
 
 /** After a reload: take up the session this tab was in (issue 13, fault 6), or drop stale keys. */
 function rejoinHeld(): void {
-  const held = browserHeldStore.load();
-  if (!held || live || state.screen !== "live") {
-    if (!held && !live) void browserHeldStore.clearUnused(); // another console tab's keys stay
+  const stored = browserHeldStore.load();
+  if (stored && !live && leftTooLongAgo(stored, browserClock.now())) {
+    void browserHeldStore.forget(stored.keyHandle); // this tab's keys; another tab's stay
     return;
   }
+  if (!stored || live || state.screen !== "live") {
+    if (!stored && !live) void browserHeldStore.clearUnused(); // another console tab's keys stay
+    return;
+  }
+  const { leftAt: _left, ...held } = stored;
   live = new LiveView({ rejoin: held }, liveUi, livePorts());
 }
+
+// The page is left (a reload, a navigation, the tab closed): the record says when, so that a
+// tab reopened later does not rejoin (leftTooLongAgo).
+addEventListener("pagehide", () => {
+  const held = browserHeldStore.load();
+  if (held) browserHeldStore.save({ ...held, leftAt: browserClock.now() });
+});
 
 const liveUi = {
   report: (event: LiveEvent) => {

@@ -425,6 +425,14 @@ export class LiveView {
         break;
       case "peer":
         if (!message.connected) {
+          // The customer's page went (a navigation, its network): the server's word, which can
+          // only take the view's proof away, never give it. What the agent sees is that page's
+          // last state: marked and not acted on until the next page's (epoch's) echo and
+          // snapshot, as for a new epoch; it was shown live, tools on, up to the bound (9 s).
+          if (this.fresh) {
+            this.fresh = reduceFreshness(this.fresh, { type: "epoch" });
+            this.showFreshness();
+          }
           this.status(t("reloading"));
           this.ui.report({ type: "typing", on: false }); // the field may not be there after a navigation
           this.typingTarget = null;

@@ -46,6 +46,18 @@ export interface Held {
   /** The newest epoch whose content key this console installed (0: none yet; the customer's
    * browser numbers them from 1). Saved before any content of it is shown. */
   epoch: number;
+  /** When this tab's console page was last left (pagehide; this browser's clock, ms): a page
+   * rejoins only within `windowMs` of it (leftTooLongAgo). */
+  leftAt?: number;
+}
+
+/** Whether the record was left longer ago than the session's window for a lost agent (either
+ * way: a clock set back counts too). A console tab closed without leaving, and reopened later
+ * (*Reopen closed tab*, session restore: its sessionStorage comes back, and its keys wait in the
+ * origin's key store), does not rejoin then on the server's word: an honest server ended the
+ * session once the window passed. */
+export function leftTooLongAgo(held: Held, now: number): boolean {
+  return typeof held.leftAt === "number" && Math.abs(now - held.leftAt) > held.windowMs;
 }
 
 /** Where a live session keeps what a rejoin needs (browser: sessionStorage and IndexedDB). */
@@ -84,7 +96,8 @@ function isHeld(value: unknown): value is Held {
     typeof held.resumeToken === "string" && typeof held.keyHandle === "string" && held.keyHandle.length > 0 &&
     Number.isSafeInteger(held.commands) && held.commands >= 0 &&
     Number.isSafeInteger(held.epoch) && held.epoch >= 0 &&
-    typeof held.windowMs === "number" && held.windowMs > 0;
+    typeof held.windowMs === "number" && held.windowMs > 0 &&
+    (held.leftAt === undefined || (typeof held.leftAt === "number" && Number.isFinite(held.leftAt)));
 }
 
 /** The locks this document holds (or asked for), by key handle: each released by its end. */

@@ -54,7 +54,7 @@ import {
 } from "./recording.ts";
 import {
   type Effect, INVALID_POLICY, type PageSays, type Phase, type Saved, type SessionEvent, type SessionState, helpCode,
-  initialState, isLive, pagePolicies, plausibleName, reduce,
+  initialState, isLive, leftTooLongAgo, pagePolicies, plausibleName, reduce,
 } from "./state.ts";
 import { plainLine } from "../shared/names.ts";
 
@@ -210,6 +210,11 @@ export class Session {
    * (the agent's console's silence so far), then this page does nothing more with the session. */
   leave(): void {
     this.keepSilence();
+    const saved = this.saved;
+    if (saved && !this.unloading) {
+      saved.leftAt = this.ports.clock.now(); // the next page resumes only within the window
+      this.persist();
+    }
     this.unloading = true;
   }
   private readonly ui: Ports["ui"];
@@ -477,8 +482,12 @@ export class Session {
     return promise;
   }
 
-  /** Go on with a session this tab stored (a new page, or after the network dropped). */
+  /** Go on with a session this tab stored (a new page, or after the network dropped); not one
+   * whose page was left longer ago than its resume window (leftTooLongAgo): that record and this
+   * tab's keys are deleted instead, and the page starts with no session. */
   resume(saved: Saved): void {
+    if (leftTooLongAgo(saved, this.ports.clock.now())) return this.forgetLeft(saved);
+    delete saved.leftAt;
     let sitePolicy: Policy | null = null;
     let brokenPolicy = false;
     try {
@@ -492,6 +501,16 @@ export class Session {
     this.ports.keys.hold(saved.keyHandle);
     this.keyHandle = saved.keyHandle ?? this.keyHandle;
     this.dispatch({ type: "resume", saved, page: { sitePolicy, brokenPolicy, pins } });
+  }
+
+  /** A record left too long ago: deleted with this tab's keys (another tab's stay, as at an end),
+   * and the key store once no other page holds it; nothing is sent. */
+  private forgetLeft(saved: Saved): void {
+    this.ports.store.save(null);
+    forgetAnnotationChoice();
+    this.ui.remove();
+    const handle = saved.keyHandle;
+    void this.ports.keys.forget(handle ? [handle, handle + WATCHER_SUFFIX] : [], handle);
   }
 
   /**
@@ -1157,12 +1176,16 @@ export class Session {
       // Said for what the agent did on purpose; pointing and drawing are dropped quietly. One
       // sent from this page's previous epoch (a supervisor paired, the console came back: the
       // same page, its nodes numbered afresh) crossed the new key on its way: said as such, so
-      // the agent tries again on the new snapshot. Either way nothing of it is applied.
+      // the agent tries again on the new snapshot. One proven in this epoch, but past the bound
+      // (the relay or the network held it), is said to be late: the page was not gone, and the
+      // agent may try again on what the view shows now. Either way nothing of it is applied.
       const k = (command as { k?: unknown }).k;
       if (k === "click" || k === "type" || k === "scroll" || k === "control_request") {
         this.sendPayload(this.provenInEarlierEpoch(command)
           ? { k: "action_refused", reason: "The customer's page was refreshed before that arrived: try again in a moment.", code: "refreshed" }
-          : { k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
+          : this.provenInThisEpoch(command)
+            ? { k: "action_refused", reason: "That arrived too late to be sure the page was still as the agent saw it.", code: "late" }
+            : { k: "action_refused", reason: "That part of the page is gone.", code: "gone" });
       }
       return;
     }
@@ -1183,6 +1206,12 @@ export class Session {
   private provenInEarlierEpoch(command: unknown): boolean {
     const echoed = this.echoNamed(command);
     return echoed !== undefined && echoed.sender !== this.sender;
+  }
+
+  /** Whether an acting command names an echo of the agent's challenge sent in this epoch (for a
+   * refused one: only past the bound), which only the words of its refusal depend on. */
+  private provenInThisEpoch(command: unknown): boolean {
+    return this.echoNamed(command)?.sender === this.sender;
   }
 
   /** The echo a command names as its proof (when and in which epoch it was sent), if any. */

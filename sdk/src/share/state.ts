@@ -127,6 +127,9 @@ export interface Saved {
   watcherCommands?: number;
   /** How long the server keeps the session for a page without a socket (its `resume_seconds`). */
   resumeWindowMs?: number;
+  /** When a page of this tab was last left (its pagehide; this browser's clock, ms): a page
+   * resumes the record only within the resume window of it (leftTooLongAgo). */
+  leftAt?: number;
   /** Recording keys the site's own pages pinned (key ids or public keys): the only keys this
    * browser will wrap content keys for. Never from the server. */
   recordingPins?: string[];
@@ -239,6 +242,17 @@ function end(error: string | null, stop = false): Transition {
 /** The window (ms) within which the server keeps this session for a page without a socket. */
 export function resumeWindow(saved: Saved): number {
   return saved.resumeWindowMs && saved.resumeWindowMs > 0 ? saved.resumeWindowMs : RESUME_WINDOW_MS;
+}
+
+/** Whether the tab's record was left (a page's pagehide) longer ago than the session's resume
+ * window (either way: a clock set back counts too). A tab closed without "Stop sharing" and
+ * reopened later (*Reopen closed tab*, session restore: its sessionStorage comes back, and its
+ * keys wait in the site's key store until a page of the site with no session clears them) does
+ * not resume then on the server's word: an honest server ended the session once the window
+ * passed, and one that kept it would have the page share again, unasked, long after the
+ * customer closed it. */
+export function leftTooLongAgo(saved: Saved, now: number): boolean {
+  return typeof saved.leftAt === "number" && Math.abs(now - saved.leftAt) > resumeWindow(saved);
 }
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);

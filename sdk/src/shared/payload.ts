@@ -63,7 +63,7 @@ export type ControlState = "granted" | "refused" | "revoked";
 /** The customer's answer about remote control, and refusals of single actions. */
 /** Why the customer's browser refused an agent's action (its words: the console's catalogue). */
 export const ACTION_REFUSALS = [
-  "not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text", "refreshed",
+  "not_granted", "too_many", "gone", "protected", "covered", "unknown", "off_pages", "not_text", "refreshed", "late",
 ] as const;
 export type ActionRefusal = (typeof ACTION_REFUSALS)[number];
 export type ControlPayload =

@@ -278,6 +278,7 @@ def create_app(
             Middleware(
                 PublicOrigins,
                 public_origins=settings.public_origins,
+                bind_hosts=(settings.host,),
                 note_proxy=noting_proxy,
                 noted=proxy_still_noted,
                 recheck_seconds=settings.transport_note_recheck_seconds,

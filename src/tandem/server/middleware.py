@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
@@ -131,7 +132,11 @@ class PublicOrigins:
     (its scheme and ``Host`` header: a name an attacker pointed at the server, DNS rebinding,
     or a proxy passing any ``Host``) is refused with 421 Misdirected Request before anything
     reads it; a WebSocket before it is accepted. The probes (:data:`PROBES`) pass by address.
-    Unset, nothing is checked here (``make run``, loopback), but the first request that comes
+    Unset (``make run``, loopback), only a ``Host`` naming an IP address, ``localhost`` or one
+    of ``bind_hosts`` (``--host``) is answered, any port (:func:`named_without_origin`): any
+    other name is one the server was never told of, and DNS rebinding makes an attacker's name
+    resolve to the server (its page is then same-origin with it in the visitor's browser); it
+    is refused 421 the same way. Also unset, the first request that comes
     with a reverse proxy's header (:data:`~tandem.config.PROXY_HEADERS`: a proxy forwards to
     this server, passing on any ``Host``) is logged and noted with ``note_proxy`` (in the
     database, for every server on it: the compliance check and the next start-up's warning,
@@ -149,9 +154,11 @@ class PublicOrigins:
         noted: Callable[[], Awaitable[bool]] | None = None,
         recheck_seconds: float = 60.0,
         wait_seconds: float = 1.0,
+        bind_hosts: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.public_origins = frozenset(public_origins)
+        self.known_names = frozenset({"localhost", *(h.strip("[]").lower() for h in bind_hosts)})
         self.schemes = {origin.partition("://")[2]: origin for origin in public_origins}
         self.note_proxy = note_proxy
         self.proxy = _Note(noted, recheck_seconds, "the reverse proxy's note", wait_seconds)
@@ -172,7 +179,8 @@ class PublicOrigins:
             self.proxy.logged = True
             log.warning(
                 "a request came with %s: a reverse proxy forwards to this server, which has no "
-                "public origin and answers whatever Host a request names. Set --public-origin "
+                "public origin: whatever name the browser used, the proxy's Host is what this "
+                "server checks (an address passes). Set --public-origin "
                 "(TANDEM_PUBLIC_ORIGINS) to the origin browsers use (docs/deployment.md)",
                 header,
             )
@@ -184,6 +192,16 @@ class PublicOrigins:
 
     def _refusal(self, scope: Scope) -> Response | None:
         addressed = addressed_origin(scope)
+        if not self.public_origins:
+            if named_without_origin(addressed, self.known_names):
+                return None
+            return problem(
+                421,
+                "Misdirected request",
+                "This server has no public origin (--public-origin, TANDEM_PUBLIC_ORIGINS): it "
+                "answers only requests addressed to an IP address, localhost or its --host. "
+                "Set --public-origin to the origin browsers use to reach it by name.",
+            )
         if addressed in self.public_origins:
             return None
         detail = "This server answers only at its public origin (TANDEM_PUBLIC_ORIGINS)."
@@ -201,15 +219,13 @@ class PublicOrigins:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        if not self.public_origins:
-            if (
-                self.note_proxy is not None
-                and (not self.proxy.made or self.proxy.due())
-                and not self.proxy.busy()
-            ):
-                await self._note_proxy(scope, self.note_proxy)
-            await self.app(scope, receive, send)
-            return
+        if (
+            not self.public_origins
+            and self.note_proxy is not None
+            and (not self.proxy.made or self.proxy.due())
+            and not self.proxy.busy()
+        ):
+            await self._note_proxy(scope, self.note_proxy)
         if scope["type"] == "http" and scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
@@ -223,6 +239,25 @@ class PublicOrigins:
             await refusal(scope, receive, send)  # a WebSocket's: the HTTP answer to its upgrade
         else:  # a server without denial responses answers the upgrade 403
             await send({"type": "websocket.close", "code": 1008})
+
+
+def named_without_origin(addressed: str | None, known_names: frozenset[str]) -> bool:
+    """Whether a request addressed to ``addressed`` (:func:`~tandem.server.http.addressed_origin`)
+    is answered by a server with no public origin: its host is an IP address (no DNS name to
+    rebind: a browser sends the address it was given) or one of ``known_names`` (``localhost``,
+    which browsers resolve to loopback themselves, and the ``--host`` it listens on)."""
+    if addressed is None:
+        return False
+    host = urlsplit(addressed).hostname
+    if host is None:
+        return False
+    if host in known_names:
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class TransportWatch:
