@@ -884,6 +884,26 @@ def test_a_malformed_team_name_is_named_as_such_not_offered_to_org_add_team(
     assert accounts(tmp_path) == ["ada"]
 
 
+def test_help_names_each_value_in_words_not_by_its_python_type() -> None:
+    """Help showed `--data-dir <Path>` and `--public-origin <list[str]>`: a Python type where a
+    reader wants to know what to write. Every command's help names each value in words."""
+    import typer.main
+
+    root = typer.main.get_command(cli_module.app)
+    paths = sorted({path for path, _ in _options(root)})
+    assert len(paths) >= 30
+    for path in paths:
+        shown = tandem_in_process(*path.split()[1:], "--help")
+        assert shown.returncode == 0, path
+        assert not re.search(r"<(Path|str|int|float|list\[\w+\])>", shown.stdout), (
+            path,
+            shown.stdout,
+        )
+    serve = tandem_in_process("serve", "--help").stdout
+    assert "--data-dir DIR " in serve and "--public-origin ORIGIN " in serve
+    assert "--to URL " in tandem_in_process("db", "copy", "--help").stdout
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 from tandem import __version__, auth, crypto, secrets_rotation, site_verification, startup
 from tandem.access import Grant
@@ -85,6 +85,7 @@ class _Commands(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        _name_values(self)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
@@ -108,6 +109,49 @@ class _Commands(TyperGroup):
             typer.echo("tandem: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+# Where an option's last word does not name its value.
+_VALUE_NAMES = {
+    "--after": "SEQ",
+    "--by": "KIND",
+    "--checkpoint": "FILE",
+    "--copy-to": "DIR",
+    "--out": "FILE",
+    "--relay": "ORIGIN",
+    "--shutdown-timeout": "SECONDS",
+    "--since": "DATE",
+    "--src": "PATH",
+    "--to": "URL",
+}
+
+
+def _no_type(ctx: object) -> None:
+    return None
+
+
+def _name_values(command: Any) -> None:
+    """Each option's value is named in help by its option's last word (``--data-dir DIR``,
+    ``--public-origin ORIGIN``, ``--port PORT``) or as :data:`_VALUE_NAMES` says, not by its
+    Python type (``<Path>``, ``<list[str]>``, which read as code); choices keep their list. An
+    argument is named by its name (``tandem hold lift KIND TARGET``)."""
+    for param in command.params:
+        if (
+            isinstance(param, TyperOption)
+            and param.metavar is None
+            and not param.is_flag
+            and not param.count
+            and param.name
+            and not param.type_descriptor.is_choice
+        ):
+            flag = max(param.opts, key=len)
+            param.metavar = _VALUE_NAMES.get(flag, flag.rsplit("-", 1)[-1].upper())
+        elif isinstance(param, TyperArgument) and param.metavar is None and param.name:
+            param.metavar = param.name.upper()
+            # typer prints an argument's Python type beside its name whatever its metavar
+            setattr(param, "display_type_rich", _no_type)  # noqa: B010 (an instance's own)
+    for sub in getattr(command, "commands", {}).values():
+        _name_values(sub)
 
 
 def _typer(**options: Any) -> typer.Typer:
