@@ -918,7 +918,7 @@ def test_help_names_each_value_in_words_not_by_its_python_type() -> None:
         ),
         (
             ("recording", "open"),
-            "tandem: Missing argument 'recording' (tandem recording open --help)",
+            "tandem: Missing argument 'RECORDING' (tandem recording open --help)",
         ),
     ],
 )
