@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import secrets
@@ -641,17 +642,39 @@ def orgs_server(server_factory: ServerFactory) -> RunningServer:
     return running
 
 
+@contextlib.contextmanager
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    data_templates: DataTemplates,
+    seed: Callable[[Directory], Awaitable[None]] | None = None,
+    **overrides: object,
+) -> Iterator[RunningServer]:
+    """A server for a module-scoped fixture (one start for the module's tests instead of one
+    each), as :func:`server_factory` makes them: for tests that change nothing another test
+    looks at (each module says why its tests may share)."""
+    data_dir = tmp_path_factory.mktemp("shared") / "data"
+    sock = bound_socket()
+    try:
+        settings = Settings.load(
+            environ={}, data_dir=data_dir, port=sock.getsockname()[1], **overrides
+        )
+        data_templates.copy_to(data_dir, seed)
+        running = RunningServer(settings, FakeClock(), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="module")
 def shared_orgs_server(
     tmp_path_factory: pytest.TempPathFactory, data_templates: DataTemplates
 ) -> Iterator[RunningServer]:
     """One two-organisation server for every test of a module, for modules whose tests change
     nothing another test looks at (each says why it may share)."""
-    data_dir = tmp_path_factory.mktemp("shared") / "data"
-    sock = bound_socket()
-    settings = Settings.load(environ={}, data_dir=data_dir, port=sock.getsockname()[1])
-    data_templates.copy_to(data_dir, two_organisations)
-    running = RunningServer(settings, FakeClock(), sock=sock)
-    running.start()
-    yield running
-    running.stop()
+    with module_server(tmp_path_factory, data_templates, two_organisations) as running:
+        yield running

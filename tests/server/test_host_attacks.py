@@ -26,6 +26,7 @@ from tests.conftest import (
     DataTemplates,
     RunningServer,
     ServerFactory,
+    module_server,
     tandem_in_process,
     track_connection,
 )
@@ -52,9 +53,23 @@ SHOP = "https://shop.example"
 TOKEN = "metrics-token-0123456789"
 
 
-@pytest.fixture
-def named(server_factory: ServerFactory) -> RunningServer:
-    return server_factory(public_origins=(PUBLIC,), allow_origins=(SHOP,), metrics_token=TOKEN)
+# The servers of `named` and `with_console` are shared by the module's tests (a start each was
+# most of a test's CPU): every test makes its own requests and sign-ins and reads only their
+# answers, and the counts test_the_refusals_are_counted reads are compared before and after.
+
+
+@pytest.fixture(scope="module")
+def named(
+    tmp_path_factory: pytest.TempPathFactory, data_templates: DataTemplates
+) -> Iterator[RunningServer]:
+    with module_server(
+        tmp_path_factory,
+        data_templates,
+        public_origins=(PUBLIC,),
+        allow_origins=(SHOP,),
+        metrics_token=TOKEN,
+    ) as running:
+        yield running
 
 
 def port_of(server: RunningServer) -> int:
@@ -481,11 +496,17 @@ def test_a_rebound_name_refused_without_a_public_origin_is_counted(
 # -- CORS ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def with_console(server_factory: ServerFactory) -> RunningServer:
-    return server_factory(
-        public_origins=(PUBLIC,), console_origins=("http://console.tandem.example",)
-    )
+@pytest.fixture(scope="module")
+def with_console(
+    tmp_path_factory: pytest.TempPathFactory, data_templates: DataTemplates
+) -> Iterator[RunningServer]:
+    with module_server(
+        tmp_path_factory,
+        data_templates,
+        public_origins=(PUBLIC,),
+        console_origins=("http://console.tandem.example",),
+    ) as running:
+        yield running
 
 
 @pytest.mark.parametrize(
