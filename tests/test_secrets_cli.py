@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from tandem import crypto
+from tandem.exceptions import ConfigError
 from tandem.storage.base import NO_ORG
 from tests.conftest import ServerFactory, tandem_in_process
 from tests.test_audit import trail
@@ -66,4 +68,39 @@ def test_a_key_file_that_is_no_key_ring_is_one_line(server_factory: ServerFactor
 def test_a_ring_without_a_current_key_is_refused(tmp_path: Path, text: str) -> None:
     (tmp_path / "secrets.key").write_text(text + "\n")
     with pytest.raises(Exception, match="cannot use the secrets key"):
+        crypto.SecretBox(tmp_path / "secrets.key")
+
+
+@pytest.mark.parametrize("command", ["status", "stage", "rotate", "reseal", "retire"])
+def test_a_missing_key_file_is_refused_never_replaced_by_a_new_key(
+    server_factory: ServerFactory, command: str
+) -> None:
+    """The key file gone (deleted by mistake; the running server still holds the ring it read):
+    a ``tandem secrets`` command says so and writes nothing. Before, it made a new key there
+    (as a first start does) and ``rotate`` went on with it: the running server took the new
+    file up, and every stored secret (bob's authenticator seed) opened with no key it had."""
+    server = server_factory(login_free_failures=100)
+    enrolment = enrol(server)
+    key_file = server.settings.secrets_key_path
+    key_file.unlink()
+    result = tandem_in_process("secrets", command, "--data-dir", str(server.settings.data_dir))
+    assert result.returncode == 2, result.stdout
+    assert f"there is no secrets key at {key_file}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not key_file.exists()
+    assert login(server, "bob", current_code(server, enrolment)).status_code == 200
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_a_ring_naming_one_key_twice_is_refused(tmp_path: Path, staged: bool) -> None:
+    """A key written twice (a line pasted twice, or staged while already in the ring) is an
+    edited file, not one ``tandem secrets`` wrote: refused in one line, not taken as a ring
+    whose "previous" key is its current one (retire would then drop the current key's id from
+    the codes it keeps)."""
+    key = Fernet.generate_key().decode()
+    other = Fernet.generate_key().decode()
+    text = f"{key}\n{other}\nnext {key}\n" if staged else f"{key}\n{other}\n{key}\n"
+    (tmp_path / "secrets.key").write_text(text)
+    twice = f"key {crypto.key_id(key.encode())} is in the file twice"
+    with pytest.raises(ConfigError, match=twice):
         crypto.SecretBox(tmp_path / "secrets.key")

@@ -1171,8 +1171,12 @@ def _run_configured(
     work: Callable[[Settings, Directory], Awaitable[None]],
     *,
     init: bool | None = None,
+    secrets_key_needed: bool = False,
 ) -> None:
-    """:func:`_run_directory` for work that needs the settings too."""
+    """:func:`_run_directory` for work that needs the settings too. With
+    ``secrets_key_needed`` (``tandem secrets``), a missing secrets key is refused instead of
+    made anew as a first start makes it: a new key opens none of the stored secrets, and a
+    running server that still holds the old ring would take up the new file."""
 
     async def run() -> None:
         async with offline(settings) as directory:
@@ -1180,6 +1184,11 @@ def _run_configured(
 
     try:
         settings = _load(data_dir, init=init)
+        if secrets_key_needed and not settings.secrets_key_path.is_file():
+            raise ConfigError(
+                f"there is no secrets key at {settings.secrets_key_path}: restore it from its "
+                "backup (a new key would open none of the stored secrets; docs/operations.md)"
+            )
         existed = settings.database_path.is_file()
         _run(run())
     except TandemError as exc:
@@ -1867,7 +1876,7 @@ def secrets_status(data_dir: DataDir = None) -> None:
         for line in _census_lines(await secrets_rotation.census(directory.storage, box)):
             typer.echo(line)
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("stage")
@@ -1885,7 +1894,7 @@ def secrets_stage(data_dir: DataDir = None) -> None:
             "server, restart each, then run `tandem secrets rotate`"
         )
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("rotate")
@@ -1908,7 +1917,7 @@ def secrets_rotate(data_dir: DataDir = None) -> None:
         for line in _census_lines(await secrets_rotation.census(directory.storage, box))[1:]:
             typer.echo(line)
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("reseal")
@@ -1924,7 +1933,7 @@ def secrets_reseal(data_dir: DataDir = None) -> None:
             + (f", {changed} changed meanwhile (left as changed)" if changed else "")
         )
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("retire")
@@ -1950,7 +1959,7 @@ def secrets_retire(
         for username in sorted(found.codes_with_previous):
             typer.echo(f"{username}: its recovery codes no longer work (it renews them)")
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @security_app.command("status")

@@ -293,6 +293,12 @@ class KeyRing:
             keys.append(line.encode())
         if not keys:
             raise ValueError("no key in the file")
+        # A key twice is an edited file: its "previous" key would be its current one, which
+        # a retirement drops (and the recovery codes keyed with it).
+        every = [*keys, *([staged] if staged else [])]
+        for key in every:
+            if every.count(key) > 1:
+                raise ValueError(f"key {key_id(key)} is in the file twice")
         return cls(tuple(keys), staged)
 
     def text(self) -> bytes:
