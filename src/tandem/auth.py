@@ -321,8 +321,8 @@ async def _second_factor_shown(
     try:
         seed = box.open(user.totp_secret or "")
     except ConfigError:
-        if not spend:
-            return None
+        if not spend:  # the same statements as for any other account
+            return await _spend_code(storage, user.username, False, None, code, now, box)
         raise SecondFactorError(unreadable=True) from None
     return await _spend_code(storage, user.username, spend, seed, code, now, box)
 
@@ -403,12 +403,14 @@ async def sign_in(
     if user is None or not right:
         # The second-factor step's statements run for a wrong password too (on no account):
         # a right one must not answer a query or two later than a wrong one, for an account
-        # or a name nobody has (tests/test_auth.py, ...costs_the_same_statements...).
-        if box is not None and (user is None or user.totp_secret):
-            if user is None:
-                await _spend_code(storage, username, False, None, code, now, box)
-            else:
+        # or a name nobody has (tests/test_auth.py, ...costs_the_same_statements...); nor
+        # for an account without a second factor (a provider's, or none set up) than for one
+        # with it, or a name nobody has (...for_any_kind_of_account).
+        if box is not None:
+            if user is not None and user.totp_secret:
                 await _second_factor_shown(storage, user, code, now, box, spend=False)
+            else:
+                await _spend_code(storage, username, False, None, code, now, box)
         raise AuthenticationError()
     shown = ""
     if user.totp_secret:
