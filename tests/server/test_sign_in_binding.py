@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
-from tests.server.helpers import closed_with, open_agent
+from tests.server.helpers import closed_with, open_agent, track_connection
 
 OWNER = {"user-agent": "Mozilla/5.0 (the owner's browser)"}
 THIEF = {"user-agent": "Mozilla/5.0 (another browser)"}
@@ -108,3 +109,56 @@ async def test_a_bound_sign_in_opens_no_agent_socket_from_another_browser(
 def test_an_unknown_binding_is_refused_at_start(value: str) -> None:
     with pytest.raises(ConfigError, match="login_bind_client"):
         Settings.load(environ={}, login_bind_client=value)
+
+
+@pytest.mark.parametrize("proxy", [None, "127.0.0.5"])
+def test_a_forged_x_forwarded_for_does_not_bring_a_copy_into_the_owners_network(
+    server_factory: ServerFactory, proxy: str | None
+) -> None:
+    """The thief, on another network, names the owner's address in X-Forwarded-For: with no
+    proxy trusted, or from an address that is not the trusted proxy, the header is not the
+    client's address, and the copy ends the sign-in."""
+    server = server_factory(login_bind_client="network", trusted_proxies=(proxy,) if proxy else ())
+    cookie = sign_in(server, "127.0.0.1")
+    forged = {**OWNER, "x-forwarded-for": "127.0.0.1", "forwarded": "for=127.0.0.1"}
+    assert me(server, cookie, forged, "127.0.1.1") == 401
+    assert me(server, cookie, OWNER, "127.0.0.1") == 401  # ended for the owner too
+
+
+def test_behind_the_trusted_proxy_the_network_is_the_forwarded_clients(
+    server_factory: ServerFactory,
+) -> None:
+    """Through the trusted proxy, the forwarded address is the client's: a copy forwarded for
+    another network ends the sign-in (the proxy's own address, one for all, binds nothing)."""
+    server = server_factory(login_bind_client="network", trusted_proxies=("127.0.0.5",))
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.5")) as http:
+        answer = http.post(
+            f"{server.base}/api/login",
+            json={"username": "alice", "password": AGENT_PASSWORD},
+            headers={**OWNER, "x-forwarded-for": "198.51.100.7"},
+        )
+    assert answer.status_code == 200, answer.text
+    cookie = answer.cookies["tandem_agent"]
+    owner = {**OWNER, "x-forwarded-for": "198.51.100.20"}
+    assert me(server, cookie, owner, "127.0.0.5") == 200
+    assert me(server, cookie, {**OWNER, "x-forwarded-for": "203.0.113.7"}, "127.0.0.5") == 401
+    assert me(server, cookie, owner, "127.0.0.5") == 401
+
+
+async def test_a_forged_x_forwarded_for_opens_no_agent_socket_from_another_network(
+    server_factory: ServerFactory,
+) -> None:
+    """The socket's upgrade request from another network, naming the owner's address."""
+    server = server_factory(login_bind_client="network")
+    cookie = sign_in(server, "127.0.0.1")
+    socket = await connect(
+        f"{server.ws_base}/ws/agent",
+        origin=server.origin,  # type: ignore[arg-type]
+        additional_headers={"cookie": f"tandem_agent={cookie}", "x-forwarded-for": "127.0.0.1"},
+        compression=None,
+        local_addr=("127.0.1.1", 0),
+    )
+    track_connection(socket)
+    code, _ = await closed_with(socket)
+    assert code == 4401
+    assert me(server, cookie, OWNER, "127.0.0.1") == 401
