@@ -117,3 +117,37 @@ def test_renewing_needs_a_sign_in_and_an_authenticator(server_factory: ServerFac
     ) as alice:
         none = renew(alice, AGENT_PASSWORD, "000000")
     assert none.status_code == 409 and "not set up" in none.json()["detail"]
+
+
+def test_a_recovery_code_is_not_taken_as_the_proof_of_a_renewal(
+    signed_in: tuple[RunningServer, auth.Enrolment, httpx.Client],
+) -> None:
+    """A recovery code found on paper, with the password, would make ten codes of its own:
+    refused, and not spent (it still signs in)."""
+    server, enrolment, http = signed_in
+    with http:
+        refused = renew(http, AGENT_PASSWORD, enrolment.recovery_codes[0])
+    assert refused.status_code == 400
+    assert login(server, "bob", enrolment.recovery_codes[0]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("referer", "https://evil.example/page"),
+    ],
+)
+def test_a_renewal_from_another_site_is_refused(
+    signed_in: tuple[RunningServer, auth.Enrolment, httpx.Client], header: str, value: str
+) -> None:
+    """A page of another site posting with the agent's cookie renews nothing (the same check
+    as every state-changing route): the old codes still work."""
+    server, enrolment, http = signed_in
+    with http:
+        del http.headers["origin"]
+        http.headers[header] = value
+        forged = renew(http, AGENT_PASSWORD, next_code(server, enrolment))
+    assert forged.status_code == 403, forged.text
+    assert login(server, "bob", enrolment.recovery_codes[0]).status_code == 200
