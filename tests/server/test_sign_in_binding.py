@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
 from tandem.storage.sql import SQLStorage
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
 from tests.server.helpers import closed_with, open_agent, track_connection
 
 OWNER = {"user-agent": "Mozilla/5.0 (the owner's browser)"}
@@ -162,3 +162,48 @@ async def test_a_forged_x_forwarded_for_opens_no_agent_socket_from_another_netwo
     code, _ = await closed_with(socket)
     assert code == 4401
     assert me(server, cookie, OWNER, "127.0.0.1") == 401
+
+
+async def test_a_sign_in_bound_before_a_rotation_is_bound_again_and_outlives_the_retirement(
+    server_factory: ServerFactory,
+) -> None:
+    """A cookie bound under the key a rotation replaced is set again, bound under the new key,
+    at its next use: the retirement of the old key then ends no sign-in in use. Before, each
+    was ended by ``tandem secrets retire`` and recorded as a copied cookie
+    (``sign_in_other_client``: an alarm for every agent signed in). A copy from another browser
+    is not bound again: it still ends the sign-in."""
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    with httpx.Client(
+        cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **OWNER}
+    ) as http:
+        answer = http.get(f"{server.base}/api/me")
+        assert answer.status_code == 200
+        again = answer.cookies["tandem_agent"]
+        assert again.partition(".")[0] == cookie.partition(".")[0] and again != cookie
+        assert "HttpOnly" in answer.headers["set-cookie"]
+        assert "samesite=strict" in answer.headers["set-cookie"].lower()
+        assert "set-cookie" not in http.get(f"{server.base}/api/me").headers  # bound now
+    retired = tandem_in_process("secrets", "retire", "--data-dir", data)
+    assert retired.returncode == 0, retired.stderr
+    assert me(server, again, OWNER) == 200
+    assert await records_of(server, "sign_in_other_client") == []
+    assert me(server, again, THIEF) == 401
+    assert len(await records_of(server, "sign_in_other_client")) == 1
+
+
+async def test_a_copy_of_a_cookie_bound_before_a_rotation_is_not_bound_again(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    with httpx.Client(
+        cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **THIEF}
+    ) as http:
+        answer = http.get(f"{server.base}/api/me")
+    assert answer.status_code == 401 and "tandem_agent=" + cookie[:8] not in str(answer.headers)
+    assert me(server, cookie, OWNER) == 401
