@@ -3,15 +3,19 @@ server, which follows the replaced file without a restart (docs/operations.md)."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.fernet import Fernet
 
 from tandem import crypto
 from tandem.exceptions import ConfigError
 from tandem.storage.base import NO_ORG
+from tandem.storage.sql import SQLStorage
 from tests.conftest import ServerFactory, tandem_in_process
+from tests.server.helpers import login_cookie
 from tests.test_audit import trail
 from tests.test_mfa import current_code, enrol, login
 
@@ -104,3 +108,48 @@ def test_a_ring_naming_one_key_twice_is_refused(tmp_path: Path, staged: bool) ->
     twice = f"key {crypto.key_id(key.encode())} is in the file twice"
     with pytest.raises(ConfigError, match=twice):
         crypto.SecretBox(tmp_path / "secrets.key")
+
+
+async def test_secrets_sealed_by_a_running_server_during_a_rotation_and_retirement_stay_readable(
+    server_factory: ServerFactory,
+) -> None:
+    """The server seals (an authenticator being set up, again and again) while ``rotate`` and
+    then ``retire`` run beside it: each value it sealed opens with the ring left on disk, and
+    the last one is the seed the server gave out (nothing sealed under a key the retirement
+    dropped)."""
+    server = server_factory()
+    data = str(server.settings.data_dir)
+    cookie = login_cookie(server)
+    given: list[str] = []
+    done = asyncio.Event()
+
+    async def set_up_again_and_again() -> None:
+        async with httpx.AsyncClient(
+            base_url=server.base,
+            cookies={"tandem_agent": cookie},
+            headers={"origin": server.origin},
+        ) as http:
+            while not done.is_set() or len(given) < 3:
+                answer = await http.post("/api/mfa/setup", json={})
+                assert answer.status_code == 200, answer.text
+                given.append(answer.json()["secret"])
+
+    async def rotate_then_retire() -> None:
+        try:
+            for command in ("rotate", "retire"):
+                result = await asyncio.to_thread(
+                    tandem_in_process, "secrets", command, "--data-dir", data
+                )
+                assert result.returncode == 0, result.stderr
+        finally:
+            done.set()
+
+    await asyncio.gather(set_up_again_and_again(), rotate_then_retire())
+    box = crypto.SecretBox(server.settings.secrets_key_path)
+    assert len(box.ring.keys) == 1
+    storage = await SQLStorage.open_sqlite(server.settings.database_path)
+    try:
+        sealed = await storage.sealed_secrets()
+    finally:
+        await storage.close()
+    assert [box.open(s.sealed) for s in sealed if s.kind == "pending_totp"] == [given[-1]]
