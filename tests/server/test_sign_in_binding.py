@@ -10,6 +10,7 @@ from websockets.asyncio.client import connect
 
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
+from tandem.server.http import OTHER_CLIENT
 from tandem.storage.sql import SQLStorage
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
 from tests.server.helpers import closed_with, open_agent, track_connection
@@ -207,3 +208,36 @@ async def test_a_copy_of_a_cookie_bound_before_a_rotation_is_not_bound_again(
         answer = http.get(f"{server.base}/api/me")
     assert answer.status_code == 401 and "tandem_agent=" + cookie[:8] not in str(answer.headers)
     assert me(server, cookie, OWNER) == 401
+
+
+async def test_an_agent_whose_network_changed_is_told_why_and_signs_in_again(
+    server_factory: ServerFactory,
+) -> None:
+    """The owner's address moved to another network (a laptop taken home): its socket is closed
+    saying why (the console shows the server's words), its requests are answered saying why,
+    and a new sign-in from the new network works: no loop of sign-ins ended; a record each."""
+    server = server_factory(login_bind_client="network")
+    cookie = sign_in(server, "127.0.0.1")
+    socket = await connect(
+        f"{server.ws_base}/ws/agent",
+        origin=server.origin,  # type: ignore[arg-type]
+        additional_headers={"cookie": f"tandem_agent={cookie}"},
+        compression=None,
+        local_addr=("127.0.1.1", 0),
+    )
+    track_connection(socket)
+    code, reason = await closed_with(socket)
+    assert (code, reason) == (4401, OTHER_CLIENT)
+    # Another sign-in (another tab's, say) whose first request comes from the new network.
+    with httpx.Client(
+        transport=httpx.HTTPTransport(local_address="127.0.1.1"),
+        cookies={"tandem_agent": sign_in(server, "127.0.0.1")},
+        headers={"origin": server.origin, **OWNER},
+    ) as http:
+        answer = http.get(f"{server.base}/api/me")
+    assert answer.status_code == 401
+    assert "another browser or network" in answer.json()["detail"]
+    again = sign_in(server, "127.0.1.1")
+    assert me(server, again, OWNER, "127.0.1.1") == 200
+    assert me(server, again, OWNER, "127.0.1.200") == 200
+    assert len(await records_of(server, "sign_in_other_client")) == 2

@@ -171,6 +171,24 @@ async def json_body(request: Request, limit: int | None = None) -> bytes | JSONR
     return body
 
 
+OTHER_CLIENT: Final = (
+    "sign in again: this sign-in was made in another browser or network, and has ended"
+)
+"""Why a sign-in bound to its client (``login_bind_client``) was refused: the owner whose
+browser updated or whose address moved to another network is told, not just sent back to the
+sign-in form (a close reason: 123 bytes at most)."""
+
+_ENDED_HERE: Final = "tandem.sign_in_other_client"
+
+
+def not_signed_in(request: Request) -> Response:
+    """401 for a request without a live sign-in: saying so when it ended because its cookie
+    came from another client than the one it was bound to (:func:`refuse_other_client`)."""
+    if request.scope.get(_ENDED_HERE):
+        return problem(401, "Not signed in", OTHER_CLIENT[:1].upper() + OTHER_CLIENT[1:] + ".")
+    return problem(401, "Not signed in", "Sign in first.")
+
+
 async def current_agent(request: Request) -> auth.Agent | None:
     """The signed-in agent of this request (absolute and idle expiry applied; a sign-in bound
     to another client ended: :func:`refuse_other_client`)."""
@@ -227,6 +245,7 @@ async def refuse_other_client(connection: HTTPConnection, agent: auth.Agent) -> 
         if not matched[0]:  # bound under a previous key of the ring: bound again
             await _bind_again(connection, token, bindings[0])
         return False
+    connection.scope[_ENDED_HERE] = True
     digest = auth.login_digest(token)
     if await services.storage.get_login(digest) is None:
         return True
