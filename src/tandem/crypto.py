@@ -333,7 +333,9 @@ class KeyRing:
 def write_key_ring(key_file: Path, ring: KeyRing) -> None:
     """Replace ``key_file`` with ``ring`` so that a crash at any moment leaves the old file or
     the new one whole, never part of either: written beside it (0600), flushed to the disk,
-    renamed over it, the directory flushed. Raises OSError."""
+    renamed over it, the directory flushed. A link is followed: the file it points to is
+    replaced (the key kept on another volume stays there, the link stays). Raises OSError."""
+    key_file = Path(os.path.realpath(key_file))
     temporary = key_file.with_name(key_file.name + ".new")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()  # a crash's leftover (a link there is removed, never followed)
