@@ -1885,7 +1885,8 @@ def secrets_stage(data_dir: DataDir = None) -> None:
     several servers, copy the file to every server and restart each before `rotate`."""
 
     async def work(settings: Settings, directory: Directory) -> None:
-        ring = secrets_rotation.stage(settings.secrets_key_path)
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            ring = secrets_rotation.stage(settings.secrets_key_path)
         assert ring.staged is not None
         staged = crypto.key_id(ring.staged)
         await directory.record("secrets_key_staged", actor="cli", org=NO_ORG, subject=staged)
@@ -1903,9 +1904,10 @@ def secrets_rotate(data_dir: DataDir = None) -> None:
     the replaced key is kept to check recovery codes keyed with it, until `retire`."""
 
     async def work(settings: Settings, directory: Directory) -> None:
-        box, resealed, changed = await secrets_rotation.rotate(
-            directory.storage, settings.secrets_key_path, directory.record
-        )
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            box, resealed, changed = await secrets_rotation.rotate(
+                directory.storage, settings.secrets_key_path, directory.record
+            )
         typer.echo(
             f"current key {box.ring.current_id}; {resealed} stored secrets sealed again"
             + (f", {changed} changed meanwhile (left as changed)" if changed else "")
@@ -1927,7 +1929,8 @@ def secrets_reseal(data_dir: DataDir = None) -> None:
 
     async def work(settings: Settings, directory: Directory) -> None:
         box = crypto.SecretBox(settings.secrets_key_path)
-        resealed, changed = await secrets_rotation.reseal(directory.storage, box)
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            resealed, changed = await secrets_rotation.reseal(directory.storage, box)
         typer.echo(
             f"{resealed} stored secrets sealed again with key {box.ring.current_id}"
             + (f", {changed} changed meanwhile (left as changed)" if changed else "")
@@ -1952,9 +1955,10 @@ def secrets_retire(
     sealed with the current key, no recovery codes keyed with a previous one)."""
 
     async def work(settings: Settings, directory: Directory) -> None:
-        box, found = await secrets_rotation.retire(
-            directory.storage, settings.secrets_key_path, directory.record, force=force
-        )
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            box, found = await secrets_rotation.retire(
+                directory.storage, settings.secrets_key_path, directory.record, force=force
+            )
         typer.echo(f"previous keys retired; current key {box.ring.current_id}")
         for username in sorted(found.codes_with_previous):
             typer.echo(f"{username}: its recovery codes no longer work (it renews them)")

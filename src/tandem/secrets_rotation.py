@@ -27,8 +27,11 @@ Each step is on the audit trail of no organisation (``(none)``, the operator's).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+import fcntl
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,32 @@ class Census:
     """Accounts whose recovery codes are keyed with a key the ring does not hold (unusable)."""
     codes_unkeyed: dict[str, int]
     """Accounts with recovery codes an older version stored unkeyed (need no key)."""
+
+
+@contextlib.contextmanager
+def exclusive(key_file: Path) -> Iterator[None]:
+    """Held by each ``tandem secrets`` command that changes the key file or what is sealed:
+    two at once each read the ring, each wrote its own new key over the other's (and removed
+    the other's file being written), and what one sealed with a key the other's file left out
+    opened with no key. A lock file beside the key (``secrets.key.lock``); raises
+    ConflictError at once while another command holds it, ConfigError if it cannot be made."""
+    target = Path(os.path.realpath(key_file))
+    lock = target.with_name(target.name + ".lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot lock the secrets key {key_file}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConflictError(
+                f"another `tandem secrets` command is running on {key_file}: let it finish, "
+                "then run this one again"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def load(key_file: Path) -> crypto.KeyRing:

@@ -18,7 +18,7 @@ from tandem import crypto
 from tandem.config import Settings
 from tandem.storage.sql import SQLStorage
 from tests.grants import of_org
-from tests.storage.conftest import PG_DSN, fresh_schema
+from tests.storage.conftest import PG_DSN, fresh_schema, pg_connect
 
 PENDING = 1500
 """Sealed values (single sign-on starts under way): enough that sealing them all again takes
@@ -115,3 +115,59 @@ async def test_a_rotation_killed_half_way_loses_nothing_and_a_second_one_finishe
     )
     assert retired.returncode == 0, retired.stderr
     assert len(crypto.SecretBox(key_file).ring.keys) == 1
+
+
+async def test_two_rotations_started_at_once_lose_no_secret(
+    migrated_schema: str, tmp_path: Path
+) -> None:
+    """Two ``tandem secrets rotate`` at once on one key file (an operator's and a script's):
+    each read the ring, then each wrote its own new one, the last write wins, and what the
+    other sealed with its key, gone from the file, opened with no key. Both are held at their
+    first statement (a lock on the recovery codes' table) until both have read the ring."""
+    env = {**os.environ, "TANDEM_DATA_DIR": str(tmp_path / "data")}
+    env["TANDEM_DATABASE_URL"] = f"{PG_DSN}?search_path={migrated_schema}"
+    (tmp_path / "data").mkdir()
+    key_file = tmp_path / "data" / "secrets.key"
+    storage = await SQLStorage.connect(PG_DSN, schema=migrated_schema)
+    try:
+        old = crypto.SecretBox(key_file)
+        for n in range(PENDING // 3):
+            await storage.put_oidc_pending(
+                of_org("default"), f"state-{n}", old.seal(f"start {n}"), 4e9
+            )
+        holder = await pg_connect(migrated_schema)
+        transaction = holder.transaction()
+        await transaction.start()
+        await holder.execute("LOCK TABLE recovery_codes IN ACCESS EXCLUSIVE MODE")
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "tandem", "secrets", "rotate"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
+        try:
+            # Until each is waiting on the lock, or has finished (refused).
+            while True:
+                waiting = await holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = "
+                    "'recovery_codes'::regclass"
+                )
+                if waiting + sum(p.poll() is not None for p in processes) >= 2:
+                    break
+        finally:
+            await transaction.rollback()
+            await holder.close()
+        outcomes = [await asyncio.to_thread(p.communicate, timeout=120) for p in processes]
+        codes = [p.returncode for p in processes]
+        assert 0 in codes, outcomes
+        for code, (_, err) in zip(codes, outcomes, strict=True):
+            assert code == 0 or "another `tandem secrets` command" in err, err
+        box = crypto.SecretBox(key_file)
+        opened = {k: box.open(v) for k, v in (await sealed_values(storage)).items()}
+        assert opened == {f"state-{n}": f"start {n}" for n in range(PENDING // 3)}
+    finally:
+        await storage.close()
