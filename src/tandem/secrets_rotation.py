@@ -191,8 +191,8 @@ async def rotate(
     before = crypto.SecretBox(key_file).ring  # as read now: the box follows the file
     await storage.name_recovery_digests(before.current_id)
     rotated = before.rotated()
-    _write(key_file, rotated)  # before anything is sealed with it
-    box = crypto.SecretBox(key_file)
+    # Recorded first (as a retirement is): a trail that cannot be written leaves the file as
+    # it was, never a new current key the trail does not name.
     await record(
         "secrets_key_rotated",
         actor="cli",
@@ -200,6 +200,8 @@ async def rotate(
         subject=rotated.current_id,
         replaced=before.current_id,
     )
+    _write(key_file, rotated)  # before anything is sealed with it
+    box = crypto.SecretBox(key_file)
     resealed, changed = await reseal(storage, box)
     return box, resealed, changed
 

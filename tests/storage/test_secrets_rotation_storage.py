@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from tandem import auth, crypto, secrets_rotation
-from tandem.exceptions import ConflictError, SecondFactorError
+from tandem.exceptions import ConflictError, SecondFactorError, StorageError
 from tandem.storage.base import NO_ORG, SEALED_KINDS, SealedSecret, Storage
 from tests.grants import of_org
 
@@ -230,3 +230,24 @@ async def test_a_secret_no_key_of_the_ring_opens_is_named_and_does_not_stop_a_ro
     found = await secrets_rotation.census(storage, box)
     assert [(s.kind, s.key) for s in found.unreadable] == [("org_oidc", "default")]
     assert found.sealed_with_previous == ()
+
+
+async def test_a_rotation_the_audit_trail_cannot_record_changes_no_key(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """The trail's write fails (the database away): the rotation stops before the key file
+    changes, so no key becomes current unrecorded (it was recorded after the file was
+    replaced: a failure left a new current key the trail never named)."""
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    await seal_one_of_each(storage, box)
+    before = box.ring
+
+    async def failing(action: str, **fields: Any) -> None:
+        raise StorageError("the database is not answering")
+
+    with pytest.raises(StorageError):
+        await secrets_rotation.rotate(storage, key_file, failing)
+    assert crypto.SecretBox(key_file).ring == before
+    found = await secrets_rotation.census(storage, crypto.SecretBox(key_file))
+    assert found.sealed_with_previous == () and found.unreadable == ()
