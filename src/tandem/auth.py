@@ -7,6 +7,7 @@ import dataclasses
 import math
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 
 import pyotp
 
@@ -619,6 +620,7 @@ async def renew_recovery_codes(
     *,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
+    before_change: Callable[[], Awaitable[None]] | None = None,
 ) -> list[str]:
     """The owner's own renewal of its recovery codes: ``password`` and a code of its
     authenticator (not a recovery code: one found on paper, with the password, would make ten
@@ -627,7 +629,9 @@ async def renew_recovery_codes(
     transaction. Raises AuthenticationError (wrong password), SecondFactorError (a wrong, used
     or unreadable code), ConflictError (no authenticator set up), NotFoundError (the account
     changed meanwhile: a reset of its password or second factor), and BusyError as
-    :func:`sign_in`."""
+    :func:`sign_in`. ``before_change`` (the record of the renewal) is awaited once both are
+    proved, before any code changes: if it fails, the codes the owner holds still work (never
+    new codes nobody was shown)."""
     user = await storage.get_user(username)
     right = await verify_password(hashing, client, user.password_hash if user else None, password)
     if user is None or not right:
@@ -643,6 +647,8 @@ async def renew_recovery_codes(
         raise SecondFactorError()
     codes = crypto.new_recovery_codes(entropy)
     digests = tuple(crypto.recovery_digest(c, box, username) for c in codes)
+    if before_change is not None:
+        await before_change()
     if not await storage.renew_recovery_codes(
         username, user.totp_secret, user.password_hash, digests
     ):
