@@ -241,3 +241,21 @@ async def test_an_agent_whose_network_changed_is_told_why_and_signs_in_again(
     assert me(server, again, OWNER, "127.0.1.1") == 200
     assert me(server, again, OWNER, "127.0.1.200") == 200
     assert len(await records_of(server, "sign_in_other_client")) == 2
+
+
+def test_signing_out_with_a_cookie_bound_before_a_rotation_leaves_no_cookie(
+    server_factory: ServerFactory,
+) -> None:
+    """The sign-out clears the cookie; the binding again under the new key is not added after
+    the clearing (the browser would have kept a cookie of the sign-in it left)."""
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    with httpx.Client(
+        cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **OWNER}
+    ) as http:
+        answer = http.post(f"{server.base}/api/logout")
+    assert answer.status_code == 204
+    set_cookies = answer.headers.get_list("set-cookie")
+    assert len(set_cookies) == 1 and "max-age=0" in set_cookies[0].lower(), set_cookies

@@ -345,8 +345,12 @@ class BindAgain:
 
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start" and rebound:
-                headers = [*message.get("headers", []), *((b"set-cookie", c) for c in rebound)]
-                message = {**message, "headers": headers}
+                headers = list(message.get("headers", []))
+                # An answer that sets or clears the cookie itself (a sign-out, a new sign-in)
+                # has the last word: bound again after it, a signed-out browser kept one.
+                if not any(name.lower() == b"set-cookie" for name, _ in headers):
+                    headers += [(b"set-cookie", c) for c in rebound]
+                    message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, sending)
