@@ -142,7 +142,10 @@ def test_behind_the_trusted_proxy_the_network_is_the_forwarded_clients(
     cookie = answer.cookies["tandem_agent"]
     owner = {**OWNER, "x-forwarded-for": "198.51.100.20"}
     assert me(server, cookie, owner, "127.0.0.5") == 200
-    assert me(server, cookie, {**OWNER, "x-forwarded-for": "203.0.113.7"}, "127.0.0.5") == 401
+    # The thief names the owner's address; the proxy appends the thief's own: the last one
+    # the trusted proxy added is the client's.
+    forged = {**OWNER, "x-forwarded-for": "198.51.100.20, 203.0.113.7"}
+    assert me(server, cookie, forged, "127.0.0.5") == 401
     assert me(server, cookie, owner, "127.0.0.5") == 401
 
 
