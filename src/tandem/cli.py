@@ -60,7 +60,7 @@ from tandem.policy import load_policy
 from tandem.private_files import write_private
 from tandem.reconcile import NEVER, reconcile
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG, NO_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import DEFAULT_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
 
 if TYPE_CHECKING:
@@ -1886,10 +1886,9 @@ def secrets_stage(data_dir: DataDir = None) -> None:
 
     async def work(settings: Settings, directory: Directory) -> None:
         with secrets_rotation.exclusive(settings.secrets_key_path):
-            ring = secrets_rotation.stage(settings.secrets_key_path)
+            ring = await secrets_rotation.stage(settings.secrets_key_path, directory.record)
         assert ring.staged is not None
         staged = crypto.key_id(ring.staged)
-        await directory.record("secrets_key_staged", actor="cli", org=NO_ORG, subject=staged)
         typer.echo(
             f"staged key {staged} in {settings.secrets_key_path}: copy the file to every "
             "server, restart each, then run `tandem secrets rotate`"

@@ -156,13 +156,17 @@ async def census(storage: Storage, box: crypto.SecretBox) -> Census:
     )
 
 
-def stage(key_file: Path) -> crypto.KeyRing:
-    """Add a staged key to the ring in ``key_file`` (ConfigError if one is staged already)."""
+async def stage(key_file: Path, record: Record) -> crypto.KeyRing:
+    """Add a staged key to the ring in ``key_file`` (ConfigError if one is staged already),
+    recorded first: a trail that cannot be written leaves the file as it was."""
     ring = load(key_file)
     try:
         staged = ring.with_staged()
     except ValueError as exc:
         raise ConfigError(f"{exc}: run `tandem secrets rotate` to make it current") from None
+    assert staged.staged is not None
+    subject = crypto.key_id(staged.staged)
+    await record("secrets_key_staged", actor="cli", org=NO_ORG, subject=subject)
     _write(key_file, staged)
     return staged
 

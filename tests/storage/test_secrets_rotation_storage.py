@@ -251,3 +251,24 @@ async def test_a_rotation_the_audit_trail_cannot_record_changes_no_key(
     assert crypto.SecretBox(key_file).ring == before
     found = await secrets_rotation.census(storage, crypto.SecretBox(key_file))
     assert found.sealed_with_previous == () and found.unreadable == ()
+
+
+async def test_staging_a_key_the_audit_trail_cannot_record_changes_no_key(tmp_path: Path) -> None:
+    key_file = tmp_path / "secrets.key"
+    before = crypto.SecretBox(key_file).ring
+
+    async def failing(action: str, **fields: Any) -> None:
+        raise StorageError("the database is not answering")
+
+    with pytest.raises(StorageError):
+        await secrets_rotation.stage(key_file, failing)
+    assert crypto.SecretBox(key_file).ring == before
+    trail = Trail()
+    staged = await secrets_rotation.stage(key_file, trail)
+    assert staged.staged is not None and crypto.SecretBox(key_file).ring == staged
+    assert trail.records == [
+        (
+            "secrets_key_staged",
+            {"actor": "cli", "org": NO_ORG, "subject": crypto.key_id(staged.staged)},
+        )
+    ]
