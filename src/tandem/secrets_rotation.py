@@ -243,10 +243,12 @@ async def retire(
     await record(
         "secrets_key_retired", actor="cli", org=NO_ORG, subject=retired.current_id, **details
     )
-    _write(key_file, retired)
-    # Codes keyed with a retired key match nothing now: gone, so that the codes an account is
-    # told it has left (a sign-in's record) are those that work.
+    # Codes keyed with a key being retired will match nothing: gone, so that the codes an
+    # account is told it has left (a sign-in's record) are those that work. Deleted before the
+    # file is written: a database failing here leaves the key, and `retire` can run again
+    # (after, the key was gone and the dead codes stayed, with no previous key to retire).
     dropped = {crypto.key_id(key) for key in ring.previous}
     dead = [(u, d) for u, d in await storage.recovery_code_digests() if _key_of(d) in dropped]
     await storage.forget_recovery_codes(dead)
+    _write(key_file, retired)
     return crypto.SecretBox(key_file), found

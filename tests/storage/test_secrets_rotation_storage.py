@@ -272,3 +272,29 @@ async def test_staging_a_key_the_audit_trail_cannot_record_changes_no_key(tmp_pa
             {"actor": "cli", "org": NO_ORG, "subject": crypto.key_id(staged.staged)},
         )
     ]
+
+
+async def test_a_retirement_the_database_fails_during_can_be_run_again(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails as ``retire --force`` deletes the codes keyed with the retired key:
+    the key file is as it was, and running it again finishes (the codes deleted, the key
+    dropped). Before, the file was written first: the previous key was gone, the codes that
+    now matched nothing stayed (counted as left at every sign-in), and a second ``retire``
+    was refused: no previous key to retire."""
+    key_file = tmp_path / "secrets.key"
+    await seal_one_of_each(storage, crypto.SecretBox(key_file))
+    await secrets_rotation.rotate(storage, key_file, Trail())
+    rotated = crypto.SecretBox(key_file).ring
+
+    async def failing(codes: list[tuple[str, str]]) -> int:
+        raise StorageError("the database is not answering")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(storage, "forget_recovery_codes", failing)
+        with pytest.raises(StorageError):
+            await secrets_rotation.retire(storage, key_file, Trail(), force=True)
+    assert crypto.SecretBox(key_file).ring == rotated
+    box, _ = await secrets_rotation.retire(storage, key_file, Trail(), force=True)
+    assert box.ring.previous == ()
+    assert await storage.recovery_code_digests() == []
