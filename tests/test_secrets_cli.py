@@ -153,3 +153,12 @@ async def test_secrets_sealed_by_a_running_server_during_a_rotation_and_retireme
     finally:
         await storage.close()
     assert [box.open(s.sealed) for s in sealed if s.kind == "pending_totp"] == [given[-1]]
+
+
+def test_a_key_with_text_after_its_padding_is_refused(tmp_path: Path) -> None:
+    """Fernet reads ``<key>x`` as ``<key>``, while digests and key ids are made from the text:
+    staged beside its own key it was the same key to one and another to the other."""
+    key = Fernet.generate_key().decode()
+    (tmp_path / "secrets.key").write_text(f"{key}\nnext {key}x\n")
+    with pytest.raises(ConfigError, match="not a key as `tandem secrets` writes one"):
+        crypto.SecretBox(tmp_path / "secrets.key")

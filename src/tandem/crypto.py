@@ -287,9 +287,9 @@ class KeyRing:
                 if staged is not None:
                     raise ValueError("more than one staged (next) key")
                 staged = line.removeprefix("next ").strip().encode()
-                Fernet(staged)  # ValueError if it is none
+                _key_text(staged)  # ValueError if it is none
                 continue
-            Fernet(line.encode())
+            _key_text(line.encode())
             keys.append(line.encode())
         if not keys:
             raise ValueError("no key in the file")
@@ -328,6 +328,15 @@ class KeyRing:
     def retired(self) -> KeyRing:
         """The current key (and a staged one) alone: the previous keys dropped."""
         return KeyRing(self.keys[:1], self.staged)
+
+
+def _key_text(key: bytes) -> None:
+    """Raise ValueError unless ``key`` is a Fernet key as Fernet writes one: its base64 text
+    exactly. (Fernet also takes text with characters after the padding, the same key to it
+    but another to the digests and ids made from the text: one key that was two.)"""
+    Fernet(key)
+    if base64.urlsafe_b64encode(base64.urlsafe_b64decode(key)) != key:
+        raise ValueError("a line is not a key as `tandem secrets` writes one")
 
 
 def write_key_ring(key_file: Path, ring: KeyRing) -> None:
