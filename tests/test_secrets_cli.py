@@ -162,3 +162,17 @@ def test_a_key_with_text_after_its_padding_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secrets.key").write_text(f"{key}\nnext {key}x\n")
     with pytest.raises(ConfigError, match="not a key as `tandem secrets` writes one"):
         crypto.SecretBox(tmp_path / "secrets.key")
+
+
+def test_a_key_made_by_hand_in_the_standard_alphabet_still_opens(tmp_path: Path) -> None:
+    """A key written with + and / (Fernet takes them) is read as before; the same key written
+    in both alphabets is one key twice."""
+    while b"-" not in (key := Fernet.generate_key()):
+        pass
+    standard = key.replace(b"-", b"+").replace(b"_", b"/")
+    (tmp_path / "secrets.key").write_bytes(standard)
+    box = crypto.SecretBox(tmp_path / "secrets.key")
+    assert Fernet(key).decrypt(box.seal("seed").encode()) == b"seed"
+    (tmp_path / "secrets.key").write_bytes(standard + b"\n" + key + b"\n")
+    with pytest.raises(ConfigError, match="is in the file twice"):
+        crypto.SecretBox(tmp_path / "secrets.key")

@@ -296,8 +296,9 @@ class KeyRing:
         # A key twice is an edited file: its "previous" key would be its current one, which
         # a retirement drops (and the recovery codes keyed with it).
         every = [*keys, *([staged] if staged else [])]
-        for key in every:
-            if every.count(key) > 1:
+        material = [base64.urlsafe_b64decode(key) for key in every]
+        for key, bits in zip(every, material, strict=True):
+            if material.count(bits) > 1:
                 raise ValueError(f"key {key_id(key)} is in the file twice")
         return cls(tuple(keys), staged)
 
@@ -335,8 +336,12 @@ def _key_text(key: bytes) -> None:
     exactly. (Fernet also takes text with characters after the padding, the same key to it
     but another to the digests and ids made from the text: one key that was two.)"""
     Fernet(key)
-    if base64.urlsafe_b64encode(base64.urlsafe_b64decode(key)) != key:
+    # The standard alphabet's + and / are taken as Fernet takes them (a key made by hand).
+    if base64.urlsafe_b64encode(base64.urlsafe_b64decode(key)) != key.translate(_URLSAFE):
         raise ValueError("a line is not a key as `tandem secrets` writes one")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def write_key_ring(key_file: Path, ring: KeyRing) -> None:
