@@ -254,3 +254,39 @@ async def test_a_right_password_costs_the_same_statements_as_a_wrong_one(
     assert seen["right"] == seen["wrong"] == seen["nobody"]
     user = await storage.get_user("alice")
     assert user is not None and len(user.recovery_codes) == 10  # nothing spent by a failure
+
+
+@pytest.mark.parametrize("code", [None, "123456", "abcd-efgh-jkmn"])
+async def test_a_wrong_password_costs_the_same_statements_for_any_kind_of_account(
+    storage: SQLStorage, tmp_path: Path, code: str | None
+) -> None:
+    """A wrong password (with a code sent along) ran the second-factor step's statement for a
+    name nobody has and for an account with an authenticator, not for an account without one
+    (or one that signs in through its identity provider): the answer's time told a guesser
+    which names are accounts without a second factor, the ones worth a password spray. Now
+    every name costs the same statements."""
+    box = crypto.SecretBox(tmp_path / "secrets.key")
+    default = of_org("default")
+    await auth.create_user(storage, "alice", GOOD, "agent", None, 0.0, grant=default, box=box)
+    await auth.create_user(storage, "bob", GOOD, "agent", None, 0.0, grant=default)
+    await auth.create_user(storage, "carol", GOOD, "agent", None, 0.0, grant=default)
+    assert await storage.set_oidc_identity(default, "carol", "https://idp.example|carol")
+    lost = crypto.SecretBox(tmp_path / "a-key-since-lost.key")  # dave's seed opens with no key
+    await auth.create_user(storage, "dave", GOOD, "agent", None, 0.0, grant=default, box=lost)
+    seen: dict[str, list[str]] = {}
+    for name in ("alice", "bob", "carol", "dave", "nobody-at-all"):
+        spy = StorageCalls(storage)
+        with pytest.raises(AuthenticationError):
+            await auth.sign_in(
+                spy,  # type: ignore[arg-type]
+                name,
+                GOOD + "x",
+                1_800_000_000.0,
+                60,
+                crypto.system_entropy,
+                code=code,
+                box=box,
+            )
+        seen[name] = spy.calls
+    assert seen["bob"] == seen["carol"] == seen["dave"] == seen["alice"], seen
+    assert seen["alice"] == seen["nobody-at-all"], seen

@@ -190,3 +190,55 @@ def test_a_key_ring_written_by_root_keeps_the_owner_of_the_file_it_replaces(
     crypto.write_key_ring(key_file, box.ring.rotated())
     assert (key_file.stat().st_uid, key_file.stat().st_gid) == (4321, 4321)
     assert key_file.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("planted", ["link", "file"])
+def test_a_link_or_file_planted_where_the_new_key_ring_is_written_is_not_followed(
+    tmp_path: Path, planted: str
+) -> None:
+    """Someone who may write the data directory (not the key) plants ``secrets.key.new`` as a
+    link to a file of theirs, or a file of theirs open for reading, before a rotation: the new
+    ring is not written through the link, nor into their file (0644), and the key file is a
+    private regular file."""
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    theirs = tmp_path / "theirs"
+    theirs.write_text("")
+    theirs.chmod(0o644)
+    beside = tmp_path / "secrets.key.new"
+    if planted == "link":
+        beside.symlink_to(theirs)
+    else:
+        beside.write_text("")
+        beside.chmod(0o644)
+    kept = beside.open() if planted == "file" else None
+    try:
+        crypto.write_key_ring(key_file, box.ring.rotated())
+        assert theirs.read_text() == ""
+        if kept is not None:
+            assert kept.read() == ""  # the file they hold open got no key
+    finally:
+        if kept is not None:
+            kept.close()
+    assert not key_file.is_symlink() and key_file.stat().st_mode & 0o777 == 0o600
+    assert len(crypto.SecretBox(key_file).ring.keys) == 2
+
+
+def test_a_key_file_that_is_a_link_is_rotated_where_it_points(tmp_path: Path) -> None:
+    """``secrets.key`` linked to the key kept elsewhere (another volume, away from the
+    database's back-ups): the new ring replaces the file it points to, and the link stays.
+    Before, the link was replaced by a regular file in the data directory (the key now beside
+    the database, in its back-ups), and the file kept elsewhere still held the old ring."""
+    kept = tmp_path / "vault" / "secrets.key"
+    kept.parent.mkdir()
+    link = tmp_path / "data" / "secrets.key"
+    link.parent.mkdir()
+    crypto.SecretBox(kept)
+    link.symlink_to(kept)
+    box = crypto.SecretBox(link)
+    rotated = box.ring.rotated()
+    crypto.write_key_ring(link, rotated)
+    assert link.is_symlink() and crypto.KeyRing.parse(kept.read_bytes()) == rotated
+    assert kept.stat().st_mode & 0o777 == 0o600
+    assert box.ring == rotated  # a running server follows the link to the new file
+    assert sorted(p.name for p in link.parent.iterdir()) == ["secrets.key"]

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 
 import pyotp
 
@@ -321,8 +322,8 @@ async def _second_factor_shown(
     try:
         seed = box.open(user.totp_secret or "")
     except ConfigError:
-        if not spend:
-            return None
+        if not spend:  # the same statements as for any other account
+            return await _spend_code(storage, user.username, False, None, code, now, box)
         raise SecondFactorError(unreadable=True) from None
     return await _spend_code(storage, user.username, spend, seed, code, now, box)
 
@@ -403,12 +404,14 @@ async def sign_in(
     if user is None or not right:
         # The second-factor step's statements run for a wrong password too (on no account):
         # a right one must not answer a query or two later than a wrong one, for an account
-        # or a name nobody has (tests/test_auth.py, ...costs_the_same_statements...).
-        if box is not None and (user is None or user.totp_secret):
-            if user is None:
-                await _spend_code(storage, username, False, None, code, now, box)
-            else:
+        # or a name nobody has (tests/test_auth.py, ...costs_the_same_statements...); nor
+        # for an account without a second factor (a provider's, or none set up) than for one
+        # with it, or a name nobody has (...for_any_kind_of_account).
+        if box is not None:
+            if user is not None and user.totp_secret:
                 await _second_factor_shown(storage, user, code, now, box, spend=False)
+            else:
+                await _spend_code(storage, username, False, None, code, now, box)
         raise AuthenticationError()
     shown = ""
     if user.totp_secret:
@@ -617,6 +620,7 @@ async def renew_recovery_codes(
     *,
     hashing: crypto.PasswordHashing | None = None,
     client: str = "",
+    before_change: Callable[[], Awaitable[None]] | None = None,
 ) -> list[str]:
     """The owner's own renewal of its recovery codes: ``password`` and a code of its
     authenticator (not a recovery code: one found on paper, with the password, would make ten
@@ -625,7 +629,9 @@ async def renew_recovery_codes(
     transaction. Raises AuthenticationError (wrong password), SecondFactorError (a wrong, used
     or unreadable code), ConflictError (no authenticator set up), NotFoundError (the account
     changed meanwhile: a reset of its password or second factor), and BusyError as
-    :func:`sign_in`."""
+    :func:`sign_in`. ``before_change`` (the record of the renewal) is awaited once both are
+    proved, before any code changes: if it fails, the codes the owner holds still work (never
+    new codes nobody was shown)."""
     user = await storage.get_user(username)
     right = await verify_password(hashing, client, user.password_hash if user else None, password)
     if user is None or not right:
@@ -641,6 +647,8 @@ async def renew_recovery_codes(
         raise SecondFactorError()
     codes = crypto.new_recovery_codes(entropy)
     digests = tuple(crypto.recovery_digest(c, box, username) for c in codes)
+    if before_change is not None:
+        await before_change()
     if not await storage.renew_recovery_codes(
         username, user.totp_secret, user.password_hash, digests
     ):

@@ -60,7 +60,7 @@ from tandem.policy import load_policy
 from tandem.private_files import write_private
 from tandem.reconcile import NEVER, reconcile
 from tandem.storage import open_storage
-from tandem.storage.base import DEFAULT_ORG, NO_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import DEFAULT_ORG, Inventory, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Standing, Training
 
 if TYPE_CHECKING:
@@ -1215,8 +1215,12 @@ def _run_configured(
     work: Callable[[Settings, Directory], Awaitable[None]],
     *,
     init: bool | None = None,
+    secrets_key_needed: bool = False,
 ) -> None:
-    """:func:`_run_directory` for work that needs the settings too."""
+    """:func:`_run_directory` for work that needs the settings too. With
+    ``secrets_key_needed`` (``tandem secrets``), a missing secrets key is refused instead of
+    made anew as a first start makes it: a new key opens none of the stored secrets, and a
+    running server that still holds the old ring would take up the new file."""
 
     async def run() -> None:
         async with offline(settings) as directory:
@@ -1224,6 +1228,11 @@ def _run_configured(
 
     try:
         settings = _load(data_dir, init=init)
+        if secrets_key_needed and not settings.secrets_key_path.is_file():
+            raise ConfigError(
+                f"there is no secrets key at {settings.secrets_key_path}: restore it from its "
+                "backup (a new key would open none of the stored secrets; docs/operations.md)"
+            )
         existed = settings.database_path.is_file()
         _run(run())
     except TandemError as exc:
@@ -1911,7 +1920,7 @@ def secrets_status(data_dir: DataDir = None) -> None:
         for line in _census_lines(await secrets_rotation.census(directory.storage, box)):
             typer.echo(line)
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("stage")
@@ -1920,16 +1929,16 @@ def secrets_stage(data_dir: DataDir = None) -> None:
     several servers, copy the file to every server and restart each before `rotate`."""
 
     async def work(settings: Settings, directory: Directory) -> None:
-        ring = secrets_rotation.stage(settings.secrets_key_path)
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            ring = await secrets_rotation.stage(settings.secrets_key_path, directory.record)
         assert ring.staged is not None
         staged = crypto.key_id(ring.staged)
-        await directory.record("secrets_key_staged", actor="cli", org=NO_ORG, subject=staged)
         typer.echo(
             f"staged key {staged} in {settings.secrets_key_path}: copy the file to every "
             "server, restart each, then run `tandem secrets rotate`"
         )
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("rotate")
@@ -1938,9 +1947,10 @@ def secrets_rotate(data_dir: DataDir = None) -> None:
     the replaced key is kept to check recovery codes keyed with it, until `retire`."""
 
     async def work(settings: Settings, directory: Directory) -> None:
-        box, resealed, changed = await secrets_rotation.rotate(
-            directory.storage, settings.secrets_key_path, directory.record
-        )
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            box, resealed, changed = await secrets_rotation.rotate(
+                directory.storage, settings.secrets_key_path, directory.record
+            )
         typer.echo(
             f"current key {box.ring.current_id}; {resealed} stored secrets sealed again"
             + (f", {changed} changed meanwhile (left as changed)" if changed else "")
@@ -1952,7 +1962,7 @@ def secrets_rotate(data_dir: DataDir = None) -> None:
         for line in _census_lines(await secrets_rotation.census(directory.storage, box))[1:]:
             typer.echo(line)
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("reseal")
@@ -1962,13 +1972,14 @@ def secrets_reseal(data_dir: DataDir = None) -> None:
 
     async def work(settings: Settings, directory: Directory) -> None:
         box = crypto.SecretBox(settings.secrets_key_path)
-        resealed, changed = await secrets_rotation.reseal(directory.storage, box)
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            resealed, changed = await secrets_rotation.reseal(directory.storage, box)
         typer.echo(
             f"{resealed} stored secrets sealed again with key {box.ring.current_id}"
             + (f", {changed} changed meanwhile (left as changed)" if changed else "")
         )
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @secrets_app.command("retire")
@@ -1987,14 +1998,15 @@ def secrets_retire(
     sealed with the current key, no recovery codes keyed with a previous one)."""
 
     async def work(settings: Settings, directory: Directory) -> None:
-        box, found = await secrets_rotation.retire(
-            directory.storage, settings.secrets_key_path, directory.record, force=force
-        )
+        with secrets_rotation.exclusive(settings.secrets_key_path):
+            box, found = await secrets_rotation.retire(
+                directory.storage, settings.secrets_key_path, directory.record, force=force
+            )
         typer.echo(f"previous keys retired; current key {box.ring.current_id}")
         for username in sorted(found.codes_with_previous):
             typer.echo(f"{username}: its recovery codes no longer work (it renews them)")
 
-    _run_configured(data_dir, work)
+    _run_configured(data_dir, work, secrets_key_needed=True)
 
 
 @security_app.command("status")

@@ -287,12 +287,19 @@ class KeyRing:
                 if staged is not None:
                     raise ValueError("more than one staged (next) key")
                 staged = line.removeprefix("next ").strip().encode()
-                Fernet(staged)  # ValueError if it is none
+                _key_text(staged)  # ValueError if it is none
                 continue
-            Fernet(line.encode())
+            _key_text(line.encode())
             keys.append(line.encode())
         if not keys:
             raise ValueError("no key in the file")
+        # A key twice is an edited file: its "previous" key would be its current one, which
+        # a retirement drops (and the recovery codes keyed with it).
+        every = [*keys, *([staged] if staged else [])]
+        material = [base64.urlsafe_b64decode(key) for key in every]
+        for key, bits in zip(every, material, strict=True):
+            if material.count(bits) > 1:
+                raise ValueError(f"key {key_id(key)} is in the file twice")
         return cls(tuple(keys), staged)
 
     def text(self) -> bytes:
@@ -324,10 +331,25 @@ class KeyRing:
         return KeyRing(self.keys[:1], self.staged)
 
 
+def _key_text(key: bytes) -> None:
+    """Raise ValueError unless ``key`` is a Fernet key as Fernet writes one: its base64 text
+    exactly. (Fernet also takes text with characters after the padding, the same key to it
+    but another to the digests and ids made from the text: one key that was two.)"""
+    Fernet(key)
+    # The standard alphabet's + and / are taken as Fernet takes them (a key made by hand).
+    if base64.urlsafe_b64encode(base64.urlsafe_b64decode(key)) != key.translate(_URLSAFE):
+        raise ValueError("a line is not a key as `tandem secrets` writes one")
+
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def write_key_ring(key_file: Path, ring: KeyRing) -> None:
     """Replace ``key_file`` with ``ring`` so that a crash at any moment leaves the old file or
     the new one whole, never part of either: written beside it (0600), flushed to the disk,
-    renamed over it, the directory flushed. Raises OSError."""
+    renamed over it, the directory flushed. A link is followed: the file it points to is
+    replaced (the key kept on another volume stays there, the link stays). Raises OSError."""
+    key_file = Path(os.path.realpath(key_file))
     temporary = key_file.with_name(key_file.name + ".new")
     with contextlib.suppress(FileNotFoundError):
         temporary.unlink()  # a crash's leftover (a link there is removed, never followed)

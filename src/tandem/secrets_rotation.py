@@ -27,8 +27,11 @@ Each step is on the audit trail of no organisation (``(none)``, the operator's).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Awaitable, Callable
+import fcntl
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,32 @@ class Census:
     """Accounts whose recovery codes are keyed with a key the ring does not hold (unusable)."""
     codes_unkeyed: dict[str, int]
     """Accounts with recovery codes an older version stored unkeyed (need no key)."""
+
+
+@contextlib.contextmanager
+def exclusive(key_file: Path) -> Iterator[None]:
+    """Held by each ``tandem secrets`` command that changes the key file or what is sealed:
+    two at once each read the ring, each wrote its own new key over the other's (and removed
+    the other's file being written), and what one sealed with a key the other's file left out
+    opened with no key. A lock file beside the key (``secrets.key.lock``); raises
+    ConflictError at once while another command holds it, ConfigError if it cannot be made."""
+    target = Path(os.path.realpath(key_file))
+    lock = target.with_name(target.name + ".lock")
+    try:
+        descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot lock the secrets key {key_file}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConflictError(
+                f"another `tandem secrets` command is running on {key_file}: let it finish, "
+                "then run this one again"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def load(key_file: Path) -> crypto.KeyRing:
@@ -127,13 +156,17 @@ async def census(storage: Storage, box: crypto.SecretBox) -> Census:
     )
 
 
-def stage(key_file: Path) -> crypto.KeyRing:
-    """Add a staged key to the ring in ``key_file`` (ConfigError if one is staged already)."""
+async def stage(key_file: Path, record: Record) -> crypto.KeyRing:
+    """Add a staged key to the ring in ``key_file`` (ConfigError if one is staged already),
+    recorded first: a trail that cannot be written leaves the file as it was."""
     ring = load(key_file)
     try:
         staged = ring.with_staged()
     except ValueError as exc:
         raise ConfigError(f"{exc}: run `tandem secrets rotate` to make it current") from None
+    assert staged.staged is not None
+    subject = crypto.key_id(staged.staged)
+    await record("secrets_key_staged", actor="cli", org=NO_ORG, subject=subject)
     _write(key_file, staged)
     return staged
 
@@ -162,8 +195,8 @@ async def rotate(
     before = crypto.SecretBox(key_file).ring  # as read now: the box follows the file
     await storage.name_recovery_digests(before.current_id)
     rotated = before.rotated()
-    _write(key_file, rotated)  # before anything is sealed with it
-    box = crypto.SecretBox(key_file)
+    # Recorded first (as a retirement is): a trail that cannot be written leaves the file as
+    # it was, never a new current key the trail does not name.
     await record(
         "secrets_key_rotated",
         actor="cli",
@@ -171,6 +204,8 @@ async def rotate(
         subject=rotated.current_id,
         replaced=before.current_id,
     )
+    _write(key_file, rotated)  # before anything is sealed with it
+    box = crypto.SecretBox(key_file)
     resealed, changed = await reseal(storage, box)
     return box, resealed, changed
 
@@ -208,10 +243,12 @@ async def retire(
     await record(
         "secrets_key_retired", actor="cli", org=NO_ORG, subject=retired.current_id, **details
     )
-    _write(key_file, retired)
-    # Codes keyed with a retired key match nothing now: gone, so that the codes an account is
-    # told it has left (a sign-in's record) are those that work.
+    # Codes keyed with a key being retired will match nothing: gone, so that the codes an
+    # account is told it has left (a sign-in's record) are those that work. Deleted before the
+    # file is written: a database failing here leaves the key, and `retire` can run again
+    # (after, the key was gone and the dead codes stayed, with no previous key to retire).
     dropped = {crypto.key_id(key) for key in ring.previous}
     dead = [(u, d) for u, d in await storage.recovery_code_digests() if _key_of(d) in dropped]
     await storage.forget_recovery_codes(dead)
+    _write(key_file, retired)
     return crypto.SecretBox(key_file), found

@@ -11,6 +11,7 @@ import pytest
 
 from tandem import auth
 from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
+from tests.server.faults import FailingCall
 from tests.server.helpers import login_cookie
 from tests.test_audit import trail
 from tests.test_mfa import current_code, enrol, login
@@ -117,3 +118,69 @@ def test_renewing_needs_a_sign_in_and_an_authenticator(server_factory: ServerFac
     ) as alice:
         none = renew(alice, AGENT_PASSWORD, "000000")
     assert none.status_code == 409 and "not set up" in none.json()["detail"]
+
+
+def test_a_recovery_code_is_not_taken_as_the_proof_of_a_renewal(
+    signed_in: tuple[RunningServer, auth.Enrolment, httpx.Client],
+) -> None:
+    """A recovery code found on paper, with the password, would make ten codes of its own:
+    refused, and not spent (it still signs in)."""
+    server, enrolment, http = signed_in
+    with http:
+        refused = renew(http, AGENT_PASSWORD, enrolment.recovery_codes[0])
+    assert refused.status_code == 400
+    assert login(server, "bob", enrolment.recovery_codes[0]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+        ("referer", "https://evil.example/page"),
+    ],
+)
+def test_a_renewal_from_another_site_is_refused(
+    signed_in: tuple[RunningServer, auth.Enrolment, httpx.Client], header: str, value: str
+) -> None:
+    """A page of another site posting with the agent's cookie renews nothing (the same check
+    as every state-changing route): the old codes still work."""
+    server, enrolment, http = signed_in
+    with http:
+        del http.headers["origin"]
+        http.headers[header] = value
+        forged = renew(http, AGENT_PASSWORD, next_code(server, enrolment))
+    assert forged.status_code == 403, forged.text
+    assert login(server, "bob", enrolment.recovery_codes[0]).status_code == 200
+
+
+def test_the_database_failing_at_any_step_of_a_renewal_leaves_the_codes_last_shown(
+    signed_in: tuple[RunningServer, auth.Enrolment, httpx.Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Storage failing at each call of a renewal answers 503, and the codes the agent holds
+    (the last ones it was shown) still work: never new codes nobody saw. Before, the record
+    written after the new codes were stored could fail: 503, the new codes never shown, the
+    old ones already dead."""
+    server, enrolment, http = signed_in
+    services = server.server.config.app.state.services
+    faults = FailingCall(services.storage, monkeypatch, "_renew_recovery_codes")
+    with http:
+        faults.arm(0)
+        clean = renew(http, AGENT_PASSWORD, next_code(server, enrolment))
+        assert clean.status_code == 200, clean.text
+        held = list(clean.json()["recovery_codes"])
+        steps = len(faults.calls)
+        assert steps >= 3
+        for fail_at in range(1, steps + 1):
+            server.clock.advance(auth.TOTP_PERIOD * 2)
+            faults.arm(fail_at)
+            failed = renew(http, AGENT_PASSWORD, next_code(server, enrolment))
+            where = f"failing at call {fail_at} ({faults.calls[-1]})"
+            assert failed.status_code == 503, (where, failed.text)
+            faults.arm(0)
+            assert login(server, "bob", held.pop()).status_code == 200, where
+        server.clock.advance(auth.TOTP_PERIOD * 2)
+        again = renew(http, AGENT_PASSWORD, next_code(server, enrolment))
+        assert again.status_code == 200, again.text
+    assert login(server, "bob", again.json()["recovery_codes"][0]).status_code == 200

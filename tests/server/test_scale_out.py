@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
 
 from tandem.access import Grant
 from tandem.audit import verify
@@ -25,7 +26,13 @@ from tandem.config import Settings
 from tandem.directory import Directory, offline, operator
 from tandem.exceptions import ConfigError
 from tandem.storage.sql import SQLStorage
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, mark_trained
+from tests.conftest import (
+    AGENT_PASSWORD,
+    RunningServer,
+    ServerFactory,
+    mark_trained,
+    track_connection,
+)
 from tests.server.helpers import (
     closed_with,
     login_cookie,
@@ -515,3 +522,38 @@ async def test_an_agent_tunnelled_to_another_server_is_told_of_a_new_policy(
     assert (told["type"], told["code"]) == ("error", "policy_changed")
     await send(customer, type="consent", granted=True)
     assert (await recv_json(alice))["type"] == "consent"  # the session goes on
+
+
+async def test_a_sign_in_bound_to_its_network_joins_through_a_tunnel(cluster: Cluster) -> None:
+    """``login_bind_client``: the owner of the session checks the tunnelled socket's binding
+    against the client address the edge passed on, so the honest agent (here on 127.0.1.0/24,
+    not the servers' own network) joins through another server; its cookie from another
+    network opens nothing there."""
+    a, b = cluster(login_bind_client="network"), cluster(login_bind_client="network")
+    customer, created = await start_session(a)
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.1.1")) as http:
+        answer = http.post(
+            f"{b.base}/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+        )
+    assert answer.status_code == 200, answer.text
+    cookie = answer.cookies["tandem_agent"]
+
+    async def agent_socket(address: str) -> Any:
+        socket = await connect(
+            f"{b.ws_base}/ws/agent",
+            origin=b.origin,  # type: ignore[arg-type]
+            additional_headers={"cookie": f"tandem_agent={cookie}"},
+            compression=None,
+            local_addr=(address, 0),
+        )
+        track_connection(socket)
+        return socket
+
+    agent = await agent_socket("127.0.1.7")
+    await send(agent, type="join", code=created["code"])  # B holds no session: tunnelled to A
+    joined = await recv_json(agent)
+    assert (joined["type"], joined["session_id"]) == ("joined", created["session_id"])
+    assert await recv_json(customer) == {"v": 1, "type": "agent_joined", "agent": "Alice"}
+    await send(agent, type="leave")
+    await closed_with(agent)
+    assert (await closed_with(await agent_socket("127.0.0.1")))[0] == 4401

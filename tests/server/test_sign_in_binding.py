@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from tandem.config import Settings
 from tandem.exceptions import ConfigError
+from tandem.server.http import OTHER_CLIENT
 from tandem.storage.sql import SQLStorage
-from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory
-from tests.server.helpers import closed_with, open_agent
+from tests.conftest import AGENT_PASSWORD, RunningServer, ServerFactory, tandem_in_process
+from tests.server.helpers import closed_with, open_agent, track_connection
 
 OWNER = {"user-agent": "Mozilla/5.0 (the owner's browser)"}
 THIEF = {"user-agent": "Mozilla/5.0 (another browser)"}
@@ -108,3 +110,155 @@ async def test_a_bound_sign_in_opens_no_agent_socket_from_another_browser(
 def test_an_unknown_binding_is_refused_at_start(value: str) -> None:
     with pytest.raises(ConfigError, match="login_bind_client"):
         Settings.load(environ={}, login_bind_client=value)
+
+
+@pytest.mark.parametrize("proxy", [None, "127.0.0.5"])
+def test_a_forged_x_forwarded_for_does_not_bring_a_copy_into_the_owners_network(
+    server_factory: ServerFactory, proxy: str | None
+) -> None:
+    """The thief, on another network, names the owner's address in X-Forwarded-For: with no
+    proxy trusted, or from an address that is not the trusted proxy, the header is not the
+    client's address, and the copy ends the sign-in."""
+    server = server_factory(login_bind_client="network", trusted_proxies=(proxy,) if proxy else ())
+    cookie = sign_in(server, "127.0.0.1")
+    forged = {**OWNER, "x-forwarded-for": "127.0.0.1", "forwarded": "for=127.0.0.1"}
+    assert me(server, cookie, forged, "127.0.1.1") == 401
+    assert me(server, cookie, OWNER, "127.0.0.1") == 401  # ended for the owner too
+
+
+def test_behind_the_trusted_proxy_the_network_is_the_forwarded_clients(
+    server_factory: ServerFactory,
+) -> None:
+    """Through the trusted proxy, the forwarded address is the client's: a copy forwarded for
+    another network ends the sign-in (the proxy's own address, one for all, binds nothing)."""
+    server = server_factory(login_bind_client="network", trusted_proxies=("127.0.0.5",))
+    with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.5")) as http:
+        answer = http.post(
+            f"{server.base}/api/login",
+            json={"username": "alice", "password": AGENT_PASSWORD},
+            headers={**OWNER, "x-forwarded-for": "198.51.100.7"},
+        )
+    assert answer.status_code == 200, answer.text
+    cookie = answer.cookies["tandem_agent"]
+    owner = {**OWNER, "x-forwarded-for": "198.51.100.20"}
+    assert me(server, cookie, owner, "127.0.0.5") == 200
+    # The thief names the owner's address; the proxy appends the thief's own: the last one
+    # the trusted proxy added is the client's.
+    forged = {**OWNER, "x-forwarded-for": "198.51.100.20, 203.0.113.7"}
+    assert me(server, cookie, forged, "127.0.0.5") == 401
+    assert me(server, cookie, owner, "127.0.0.5") == 401
+
+
+async def test_a_forged_x_forwarded_for_opens_no_agent_socket_from_another_network(
+    server_factory: ServerFactory,
+) -> None:
+    """The socket's upgrade request from another network, naming the owner's address."""
+    server = server_factory(login_bind_client="network")
+    cookie = sign_in(server, "127.0.0.1")
+    socket = await connect(
+        f"{server.ws_base}/ws/agent",
+        origin=server.origin,  # type: ignore[arg-type]
+        additional_headers={"cookie": f"tandem_agent={cookie}", "x-forwarded-for": "127.0.0.1"},
+        compression=None,
+        local_addr=("127.0.1.1", 0),
+    )
+    track_connection(socket)
+    code, _ = await closed_with(socket)
+    assert code == 4401
+    assert me(server, cookie, OWNER, "127.0.0.1") == 401
+
+
+async def test_a_sign_in_bound_before_a_rotation_is_bound_again_and_outlives_the_retirement(
+    server_factory: ServerFactory,
+) -> None:
+    """A cookie bound under the key a rotation replaced is set again, bound under the new key,
+    at its next use: the retirement of the old key then ends no sign-in in use. Before, each
+    was ended by ``tandem secrets retire`` and recorded as a copied cookie
+    (``sign_in_other_client``: an alarm for every agent signed in). A copy from another browser
+    is not bound again: it still ends the sign-in."""
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    with httpx.Client(
+        cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **OWNER}
+    ) as http:
+        answer = http.get(f"{server.base}/api/me")
+        assert answer.status_code == 200
+        again = answer.cookies["tandem_agent"]
+        assert again.partition(".")[0] == cookie.partition(".")[0] and again != cookie
+        assert "HttpOnly" in answer.headers["set-cookie"]
+        assert "samesite=strict" in answer.headers["set-cookie"].lower()
+        assert "set-cookie" not in http.get(f"{server.base}/api/me").headers  # bound now
+    retired = tandem_in_process("secrets", "retire", "--data-dir", data)
+    assert retired.returncode == 0, retired.stderr
+    assert me(server, again, OWNER) == 200
+    assert await records_of(server, "sign_in_other_client") == []
+    assert me(server, again, THIEF) == 401
+    assert len(await records_of(server, "sign_in_other_client")) == 1
+
+
+async def test_a_copy_of_a_cookie_bound_before_a_rotation_is_not_bound_again(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    with httpx.Client(
+        cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **THIEF}
+    ) as http:
+        answer = http.get(f"{server.base}/api/me")
+    assert answer.status_code == 401 and "tandem_agent=" + cookie[:8] not in str(answer.headers)
+    assert me(server, cookie, OWNER) == 401
+
+
+async def test_an_agent_whose_network_changed_is_told_why_and_signs_in_again(
+    server_factory: ServerFactory,
+) -> None:
+    """The owner's address moved to another network (a laptop taken home): its socket is closed
+    saying why (the console shows the server's words), its requests are answered saying why,
+    and a new sign-in from the new network works: no loop of sign-ins ended; a record each."""
+    server = server_factory(login_bind_client="network")
+    cookie = sign_in(server, "127.0.0.1")
+    socket = await connect(
+        f"{server.ws_base}/ws/agent",
+        origin=server.origin,  # type: ignore[arg-type]
+        additional_headers={"cookie": f"tandem_agent={cookie}"},
+        compression=None,
+        local_addr=("127.0.1.1", 0),
+    )
+    track_connection(socket)
+    code, reason = await closed_with(socket)
+    assert (code, reason) == (4401, OTHER_CLIENT)
+    # Another sign-in (another tab's, say) whose first request comes from the new network.
+    with httpx.Client(
+        transport=httpx.HTTPTransport(local_address="127.0.1.1"),
+        cookies={"tandem_agent": sign_in(server, "127.0.0.1")},
+        headers={"origin": server.origin, **OWNER},
+    ) as http:
+        answer = http.get(f"{server.base}/api/me")
+    assert answer.status_code == 401
+    assert "another browser or network" in answer.json()["detail"]
+    again = sign_in(server, "127.0.1.1")
+    assert me(server, again, OWNER, "127.0.1.1") == 200
+    assert me(server, again, OWNER, "127.0.1.200") == 200
+    assert len(await records_of(server, "sign_in_other_client")) == 2
+
+
+def test_signing_out_with_a_cookie_bound_before_a_rotation_leaves_no_cookie(
+    server_factory: ServerFactory,
+) -> None:
+    """The sign-out clears the cookie; the binding again under the new key is not added after
+    the clearing (the browser would have kept a cookie of the sign-in it left)."""
+    server = server_factory(login_bind_client="browser")
+    cookie = sign_in(server)
+    data = str(server.settings.data_dir)
+    assert tandem_in_process("secrets", "rotate", "--data-dir", data).returncode == 0
+    with httpx.Client(
+        cookies={"tandem_agent": cookie}, headers={"origin": server.origin, **OWNER}
+    ) as http:
+        answer = http.post(f"{server.base}/api/logout")
+    assert answer.status_code == 204
+    set_cookies = answer.headers.get_list("set-cookie")
+    assert len(set_cookies) == 1 and "max-age=0" in set_cookies[0].lower(), set_cookies

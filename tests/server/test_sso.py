@@ -686,3 +686,32 @@ def test_a_sign_in_finishing_while_the_provider_is_turned_off_is_not_kept(
         finally:
             running.stop()
     assert any("provider changed meanwhile" in reason for reason in sso_failures(orgs_server))
+
+
+def test_a_provider_sign_in_is_bound_to_its_browser_too(server_factory: ServerFactory) -> None:
+    """``login_bind_client``: a sign-in made through the provider carries its binding as a
+    password sign-in does; its cookie copied into another browser ends it."""
+    server = server_factory(
+        seed=two_organisations, test_private_network=True, login_bind_client="browser"
+    )
+    running = OidcProvider().start()
+    try:
+        running.redirect_uris.add(f"{server.base}/api/sso/callback")
+        with api(server, "ada") as ada:
+            use_provider(ada, running, {"alice": "u-1"})
+        owner = {"user-agent": "Mozilla/5.0 (the owner's browser)"}
+        with httpx.Client(headers=owner) as browser:
+            assert sign_in(server, browser).status_code == 303
+            cookie = browser.cookies["tandem_agent"]
+            assert browser.get(f"{server.base}/api/me").status_code == 200
+        assert "." in cookie  # token.binding
+        copied = httpx.get(
+            f"{server.base}/api/me",
+            cookies={"tandem_agent": cookie},
+            headers={"user-agent": "Mozilla/5.0 (another browser)"},
+        )
+        assert copied.status_code == 401
+        again = httpx.get(f"{server.base}/api/me", cookies={"tandem_agent": cookie}, headers=owner)
+        assert again.status_code == 401  # ended for the owner too
+    finally:
+        running.stop()

@@ -13,7 +13,7 @@ import pyotp
 import pytest
 
 from tandem import auth, crypto, secrets_rotation
-from tandem.exceptions import ConflictError, SecondFactorError
+from tandem.exceptions import ConflictError, SecondFactorError, StorageError
 from tandem.storage.base import NO_ORG, SEALED_KINDS, SealedSecret, Storage
 from tests.grants import of_org
 
@@ -230,3 +230,71 @@ async def test_a_secret_no_key_of_the_ring_opens_is_named_and_does_not_stop_a_ro
     found = await secrets_rotation.census(storage, box)
     assert [(s.kind, s.key) for s in found.unreadable] == [("org_oidc", "default")]
     assert found.sealed_with_previous == ()
+
+
+async def test_a_rotation_the_audit_trail_cannot_record_changes_no_key(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """The trail's write fails (the database away): the rotation stops before the key file
+    changes, so no key becomes current unrecorded (it was recorded after the file was
+    replaced: a failure left a new current key the trail never named)."""
+    key_file = tmp_path / "secrets.key"
+    box = crypto.SecretBox(key_file)
+    await seal_one_of_each(storage, box)
+    before = box.ring
+
+    async def failing(action: str, **fields: Any) -> None:
+        raise StorageError("the database is not answering")
+
+    with pytest.raises(StorageError):
+        await secrets_rotation.rotate(storage, key_file, failing)
+    assert crypto.SecretBox(key_file).ring == before
+    found = await secrets_rotation.census(storage, crypto.SecretBox(key_file))
+    assert found.sealed_with_previous == () and found.unreadable == ()
+
+
+async def test_staging_a_key_the_audit_trail_cannot_record_changes_no_key(tmp_path: Path) -> None:
+    key_file = tmp_path / "secrets.key"
+    before = crypto.SecretBox(key_file).ring
+
+    async def failing(action: str, **fields: Any) -> None:
+        raise StorageError("the database is not answering")
+
+    with pytest.raises(StorageError):
+        await secrets_rotation.stage(key_file, failing)
+    assert crypto.SecretBox(key_file).ring == before
+    trail = Trail()
+    staged = await secrets_rotation.stage(key_file, trail)
+    assert staged.staged is not None and crypto.SecretBox(key_file).ring == staged
+    assert trail.records == [
+        (
+            "secrets_key_staged",
+            {"actor": "cli", "org": NO_ORG, "subject": crypto.key_id(staged.staged)},
+        )
+    ]
+
+
+async def test_a_retirement_the_database_fails_during_can_be_run_again(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails as ``retire --force`` deletes the codes keyed with the retired key:
+    the key file is as it was, and running it again finishes (the codes deleted, the key
+    dropped). Before, the file was written first: the previous key was gone, the codes that
+    now matched nothing stayed (counted as left at every sign-in), and a second ``retire``
+    was refused: no previous key to retire."""
+    key_file = tmp_path / "secrets.key"
+    await seal_one_of_each(storage, crypto.SecretBox(key_file))
+    await secrets_rotation.rotate(storage, key_file, Trail())
+    rotated = crypto.SecretBox(key_file).ring
+
+    async def failing(codes: list[tuple[str, str]]) -> int:
+        raise StorageError("the database is not answering")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(storage, "forget_recovery_codes", failing)
+        with pytest.raises(StorageError):
+            await secrets_rotation.retire(storage, key_file, Trail(), force=True)
+    assert crypto.SecretBox(key_file).ring == rotated
+    box, _ = await secrets_rotation.retire(storage, key_file, Trail(), force=True)
+    assert box.ring.previous == ()
+    assert await storage.recovery_code_digests() == []

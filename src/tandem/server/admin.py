@@ -772,6 +772,14 @@ async def _renew_recovery_codes(call: Call) -> object:
     wait = await services.sign_in_backoff.wait(services.clock(), *keys)
     if wait > 0:
         return too_many_attempts(wait, "wrong passwords or codes")
+
+    async def record_renewal() -> None:
+        # Before the change, which is one transaction: a record that cannot be written leaves
+        # the codes the agent holds working, never new ones it was not shown.
+        await services.hub.record(
+            "recovery_codes_renewed", actor=username, org=call.principal.org, ip=address
+        )
+
     try:
         codes = await auth.renew_recovery_codes(
             services.storage,
@@ -783,6 +791,7 @@ async def _renew_recovery_codes(call: Call) -> object:
             services.box,
             hashing=services.hashing,
             client=address_group(address),
+            before_change=record_renewal,
         )
     except BusyError as exc:
         return busy(1.0, str(exc))  # a check takes a tenth of a second
@@ -802,9 +811,6 @@ async def _renew_recovery_codes(call: Call) -> object:
     except AuthenticationError:
         await services.sign_in_backoff.failed(services.clock(), *keys)
         raise AuthenticationError("That password is not right.") from None
-    await services.hub.record(
-        "recovery_codes_renewed", actor=username, org=call.principal.org, ip=address
-    )
     return {"recovery_codes": codes}
 
 

@@ -22,6 +22,7 @@ from tandem.server.http import (
     delete_sign_in_cookie,
     end_earlier_sign_in,
     json_body,
+    not_signed_in,
     problem,
     services_of,
     set_sign_in_cookie,
@@ -181,7 +182,7 @@ async def logout_everywhere(request: Request) -> Response:
     services = services_of(request)
     agent = await current_agent(request)
     if agent is None:
-        return problem(401, "Not signed in", "Sign in first.")
+        return not_signed_in(request)
     grant = authorize(agent, "self")
     ended = await services.storage.delete_logins_of(grant, agent.username)
     await services.hub.record(
@@ -197,7 +198,7 @@ async def logout_everywhere(request: Request) -> Response:
 async def me(request: Request) -> Response:
     agent = await current_agent(request)
     if agent is None:
-        return problem(401, "Not signed in", "Sign in first.")
+        return not_signed_in(request)
     return JSONResponse(agent_json(agent))
 
 

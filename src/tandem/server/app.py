@@ -44,6 +44,7 @@ from tandem.server import (
 )
 from tandem.server.http import problem, services_of
 from tandem.server.middleware import (
+    BindAgain,
     ConsoleCors,
     FetchMetadataGuard,
     PublicOrigins,
@@ -292,6 +293,7 @@ def create_app(
             ),
             Middleware(FetchMetadataGuard, console_origins=settings.console_origins),
             Middleware(StorageUnavailable, retry_after=settings.unavailable_retry_seconds),
+            Middleware(BindAgain),
         ],
         lifespan=lifespan,
     )

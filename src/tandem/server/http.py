@@ -7,7 +7,7 @@ import ipaddress
 import math
 import re
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 from starlette.datastructures import Headers
@@ -171,6 +171,24 @@ async def json_body(request: Request, limit: int | None = None) -> bytes | JSONR
     return body
 
 
+OTHER_CLIENT: Final = (
+    "sign in again: this sign-in was made in another browser or network, and has ended"
+)
+"""Why a sign-in bound to its client (``login_bind_client``) was refused: the owner whose
+browser updated or whose address moved to another network is told, not just sent back to the
+sign-in form (a close reason: 123 bytes at most)."""
+
+_ENDED_HERE: Final = "tandem.sign_in_other_client"
+
+
+def not_signed_in(request: Request) -> Response:
+    """401 for a request without a live sign-in: saying so when it ended because its cookie
+    came from another client than the one it was bound to (:func:`refuse_other_client`)."""
+    if request.scope.get(_ENDED_HERE):
+        return problem(401, "Not signed in", OTHER_CLIENT[:1].upper() + OTHER_CLIENT[1:] + ".")
+    return problem(401, "Not signed in", "Sign in first.")
+
+
 async def current_agent(request: Request) -> auth.Agent | None:
     """The signed-in agent of this request (absolute and idle expiry applied; a sign-in bound
     to another client ended: :func:`refuse_other_client`)."""
@@ -221,8 +239,13 @@ async def refuse_other_client(connection: HTTPConnection, agent: auth.Agent) -> 
         return False
     value = connection.cookies.get(cookie_name(connection)) or ""
     token, _, mac = value.partition(".")
-    if any([crypto.secrets_equal(mac, b) for b in _client_bindings(connection, token)]):
+    bindings = _client_bindings(connection, token)
+    matched = [crypto.secrets_equal(mac, b) for b in bindings]
+    if any(matched):
+        if not matched[0]:  # bound under a previous key of the ring: bound again
+            await _bind_again(connection, token, bindings[0])
         return False
+    connection.scope[_ENDED_HERE] = True
     digest = auth.login_digest(token)
     if await services.storage.get_login(digest) is None:
         return True
@@ -237,6 +260,35 @@ async def refuse_other_client(connection: HTTPConnection, agent: auth.Agent) -> 
         bound=services.settings.login_bind_client,
     )
     return True
+
+
+REBOUND: Final = "tandem.sign_in_rebound"
+"""The scope's list of Set-Cookie values :class:`tandem.server.middleware.BindAgain` adds to
+the answer (a sign-in's cookie bound again under the current key)."""
+
+
+async def _bind_again(connection: HTTPConnection, token: str, binding: str) -> None:
+    """The cookie of a sign-in bound under a previous key of the secrets key ring (made before
+    a rotation) set again, bound under the current key, for the rest of the sign-in's life: by
+    the time ``tandem secrets retire`` drops the previous key, every sign-in in use carries the
+    current key's binding. (Before, the retirement ended each such sign-in, recorded as a
+    copied cookie: ``sign_in_other_client``.) A socket's upgrade cannot set a cookie: the
+    console's next request does."""
+    rebound = connection.scope.get(REBOUND)
+    if rebound is None:
+        return
+    services = services_of(connection)
+    login = await services.storage.get_login(auth.login_digest(token))
+    if login is None:
+        return
+    answer = Response()
+    answer.set_cookie(
+        cookie_name(connection),
+        f"{token}.{binding}",
+        max_age=max(0, int(login.expires_at - services.clock())),
+        **cookie_flags(connection),
+    )
+    rebound += [value for name, value in answer.raw_headers if name == b"set-cookie"]
 
 
 def over_tls(connection: HTTPConnection) -> bool:
@@ -340,7 +392,7 @@ def delete_sign_in_cookie(response: Response, request: Request) -> None:
     response.delete_cookie(cookie_name(request), **cookie_flags(request))
 
 
-def cookie_flags(request: Request) -> dict[str, Any]:
+def cookie_flags(request: HTTPConnection) -> dict[str, Any]:
     """The sign-in cookie's flags, the same when it is set and when it is cleared."""
     return {
         "path": "/",

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tandem.config import PROXY_HEADERS, is_loopback, normalize_origin
 from tandem.exceptions import ConfigError
-from tandem.server.http import ABSOLUTE_TARGET, addressed_origin, own_origin, problem
+from tandem.server.http import ABSOLUTE_TARGET, REBOUND, addressed_origin, own_origin, problem
 
 log = logging.getLogger("tandem.server")
 
@@ -361,6 +361,34 @@ class TransportWatch:
         except Exception as exc:  # the database away: a later request proves it
             log.error("cannot note the transport for the compliance check: %s", exc)
             return False
+
+
+class BindAgain:
+    """Adds to an answer the Set-Cookie of a sign-in bound again under the current key of the
+    secrets key ring (``login_bind_client``; :func:`tandem.server.http.refuse_other_client`
+    puts it in the scope's :data:`tandem.server.http.REBOUND` list)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rebound: list[bytes] = []
+        scope[REBOUND] = rebound
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and rebound:
+                headers = list(message.get("headers", []))
+                # An answer that sets or clears the cookie itself (a sign-out, a new sign-in)
+                # has the last word: bound again after it, a signed-out browser kept one.
+                if not any(name.lower() == b"set-cookie" for name, _ in headers):
+                    headers += [(b"set-cookie", c) for c in rebound]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 class SameOriginWrites:

@@ -36,6 +36,7 @@ from tandem.protocol.codec import carries_nul, json_carries_nul
 from tandem.server.http import (
     current_agent,
     json_body,
+    not_signed_in,
     problem,
     services_of,
     sign_in_token,
@@ -183,7 +184,7 @@ def endpoint(operation: Operation) -> Callable[[Request], Awaitable[Response]]:
         services = services_of(request)
         principal = await current_agent(request)
         if principal is None:
-            return problem(401, "Not signed in", "Sign in first.")
+            return not_signed_in(request)
         try:
             grant = authorize(principal, operation.action)
             # Sessions and recordings: the policy acknowledged (and, live, practised) first.

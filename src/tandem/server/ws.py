@@ -23,8 +23,8 @@ from tandem.fanout.base import Frame, Overflow, Subscription
 from tandem.fanout.memory import MemorySubscription
 from tandem.hub import AGENT_SOCKET_ACTION, AgentSeat, Elsewhere, Refused, Seat, Watching
 from tandem.protocol import codec
+from tandem.server.http import OTHER_CLIENT, refuse_other_client, services_of, sign_in_token
 from tandem.server.http import own_origin as http_own_origin
-from tandem.server.http import refuse_other_client, services_of, sign_in_token
 from tandem.server.websocket_protocol import AWAIT, DIRECT, TandemWebSocketProtocol
 from tandem.storage.base import SELF_ORIGIN
 from tandem.tunnel import Liveness, is_tunnelled, tunnel
@@ -358,8 +358,11 @@ async def agent_endpoint(ws: WebSocket) -> None:
         services.clock(),
         settings.login_idle_seconds,
     )
-    if agent is None or await refuse_other_client(ws, agent):
+    if agent is None:
         await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, "sign in first")
+        return
+    if await refuse_other_client(ws, agent):
+        await _refuse(ws, codec.CLOSE_UNAUTHENTICATED, OTHER_CLIENT)
         return
     try:
         seat = services.hub.agent_seat(
