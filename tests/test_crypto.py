@@ -45,8 +45,11 @@ def test_join_code_rejects_biased_draws() -> None:
 
 
 def test_join_codes_from_the_system_csprng_are_spread_out() -> None:
+    """A stuck or narrow source repeats codes and favours digits. Two of 2,000 nine-digit codes
+    are the same one run in 500 (the birthday bound: 2000² / 2·10⁹); three repeats, about one
+    in 10⁹: that many fail it, not one (a one-repeat bound failed about a run in 500)."""
     codes = [crypto.new_join_code(crypto.system_entropy, 9) for _ in range(2000)]
-    assert len(set(codes)) == len(codes)
+    assert len(codes) - len(set(codes)) <= 2
     first_digits = collections.Counter(code[0] for code in codes)
     assert len(first_digits) == 10 and min(first_digits.values()) > 100
 
