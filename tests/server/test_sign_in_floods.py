@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
+import threading
 import uuid
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Literal
 
+import argon2
 import httpx
 import pytest
 
@@ -24,6 +26,7 @@ from tests.server.test_customer_quotas import chained_actions, counts, eventuall
 from tests.test_mfa import enrol
 
 FLOOD = 40
+WRONG_PASSWORD = "x" * 12
 
 
 def from_address(server: RunningServer, address: str) -> httpx.AsyncClient:
@@ -47,59 +50,141 @@ async def operators_actions(server: RunningServer) -> list[str]:
 async def wrong_sign_in(http: httpx.AsyncClient) -> httpx.Response:
     """A sign-in of a name nobody has (so no back-off of its own holds it up)."""
     name = f"nobody-{uuid.uuid4().hex[:12]}"
-    return await http.post("/api/login", json={"username": name, "password": "x" * 12})
+    return await http.post("/api/login", json={"username": name, "password": WRONG_PASSWORD})
+
+
+class HeldPasswordChecks(argon2.PasswordHasher):
+    """The password hasher (argon2id at the suite's cost) as the server's ``crypto._hasher``,
+    except that a check of ``password`` holds the thread it runs on until the test releases it,
+    as a long argon2 computation holds it (the GIL left free): the test decides when a check
+    ends, so the order of what the server does meanwhile is certain, whatever the machine's
+    load. A check that holds the thread of an event loop is noted: nothing on that loop runs
+    until it is released."""
+
+    def __init__(self, password: str) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1, type=argon2.Type.ID)
+        self.password = password
+        self.released = threading.Event()
+        self.holding_a_loop = threading.Event()
+        self._held = 0
+        self._changed = threading.Condition()
+
+    def verify(self, hash: str | bytes, password: str | bytes) -> Literal[True]:
+        if password == self.password:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass  # a worker thread
+            else:
+                self.holding_a_loop.set()
+            with self._changed:
+                self._held += 1
+                self._changed.notify_all()
+            self.released.wait()
+        return super().verify(hash, password)
+
+    def _wait_held(self, count: int) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._held >= count, timeout=60):
+                raise AssertionError(f"fewer than {count} checks ever began")
+
+    async def held(self, count: int) -> None:
+        """Until ``count`` checks have begun (and hold their threads)."""
+        await asyncio.to_thread(self._wait_held, count)
+
+    async def on_a_loop(self) -> None:
+        """Until a check holds the thread of an event loop (never, when they run off it)."""
+        await asyncio.to_thread(self.holding_a_loop.wait)
+
+    def release(self) -> None:
+        """Every check held, and every later one, goes on."""
+        self.released.set()
+        self.holding_a_loop.set()  # ends on_a_loop's wait: nothing is held any more
+
+
+@pytest.fixture
+def held_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldPasswordChecks]:
+    """Checks of the flood's password (:func:`wrong_sign_in`) hold until released (at the
+    latest when the test ends); other passwords are checked at once."""
+    hasher = HeldPasswordChecks(WRONG_PASSWORD)
+    monkeypatch.setattr(crypto, "_hasher", hasher)
+    try:
+        yield hasher
+    finally:
+        hasher.release()
 
 
 async def test_a_flood_of_wrong_sign_ins_does_not_stall_a_live_session(
     server_factory: ServerFactory,
-    production_password_hashing: None,
+    held_checks: HeldPasswordChecks,
     close_client_connections: None,
 ) -> None:
+    """Run on the event loop, each check of a flood of wrong sign-ins (argon2id: a tenth of a
+    second of CPU) held every live session's frames, for all of the flood's checks in a row.
+    Here every check holds until the test releases it: off the loop, a frame goes from the
+    customer to the agent while all of them are pending; on it, the frame waits for them."""
     # Room for every check of the flood: each one is really made (none refused as busy).
     server = server_factory(password_hash_per_client=FLOOD, password_hash_waiting=FLOOD)
-    one_check = time.monotonic()
-    crypto.verify_password(None, "x" * 12)  # what a check costs on this machine now
-    one_check = time.monotonic() - one_check
     customer, agent, _ = await sharing_session(server)
     async with from_address(server, "127.0.0.1") as http:
         flood = [asyncio.create_task(wrong_sign_in(http)) for _ in range(FLOOD)]
-        slowest = 0.0
-        relayed = 0
-        while not all(task.done() for task in flood):
-            sent = time.monotonic()
+        try:
+            await held_checks.held(1)  # the flood is being checked
             await customer.send(b"\x01still live?")
-            assert await asyncio.wait_for(agent.recv(), 60) == b"\x01still live?"
-            slowest = max(slowest, time.monotonic() - sent)
-            relayed += 1
+            relayed = asyncio.ensure_future(agent.recv())
+            stalled = asyncio.ensure_future(held_checks.on_a_loop())
+            # Whichever comes first; the bound only ends a wait that something else stalls
+            # (a check blocking the loop from a thread of its own), never a passing run.
+            await asyncio.wait({relayed, stalled}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+            answered_before = sum(task.done() for task in flood)
+            relayed_while_held = relayed.done()
+        finally:
+            held_checks.release()
         answers = await asyncio.gather(*flood)
+        assert await asyncio.wait_for(relayed, 60) == b"\x01still live?"
+        await stalled
+    assert relayed_while_held, "the frame waited for the flood's checks: they hold the loop"
+    assert answered_before == 0
     assert {a.status_code for a in answers} == {401}, [a.text for a in answers]
-    # On the event loop, the checks queued behind each other held a frame for all FLOOD of
-    # them in a row (5.4 s for 40 here); off it, a frame waits for none of them. Half the
-    # flood's checks is a bound a busy machine's scheduling never comes near.
-    assert slowest < FLOOD / 2 * one_check, (slowest, one_check, relayed)
 
 
 async def test_one_address_cannot_keep_everyone_elses_sign_ins_waiting(
-    server_factory: ServerFactory, production_password_hashing: None
+    server_factory: ServerFactory, held_checks: HeldPasswordChecks
 ) -> None:
-    server = server_factory(password_hash_per_client=2)
+    """One address's flood takes at most ``password_hash_per_client`` of the checks (held here
+    until the test releases them); the rest of it is refused at once, and a colleague behind
+    another address, given a worker the flood could not take, signs in while the flood's
+    checks are still under way."""
+    per_client = 2
+    server = server_factory(password_hash_per_client=per_client, password_hash_parallel=3)
     async with (
         from_address(server, "127.0.0.2") as flooder,
         from_address(server, "127.0.0.3") as colleague,
     ):
         flood = [asyncio.create_task(wrong_sign_in(flooder)) for _ in range(FLOOD)]
-        honest = await colleague.post(
-            "/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
-        )
+        try:
+            await held_checks.held(per_client)
+            honest = await asyncio.wait_for(
+                colleague.post(
+                    "/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+                ),
+                60,  # ends a wait for the flood's checks (a failure), never a passing run
+            )
+            checked_before = [
+                t.result() for t in flood if t.done() and t.result().status_code != 503
+            ]
+        finally:
+            held_checks.release()
         answers = await asyncio.gather(*flood)
     assert honest.status_code == 200, honest.text
-    busy = [a for a in answers if a.status_code == 503]
-    assert busy, "every check of one address's flood was made"
-    assert {a.status_code for a in answers} <= {401, 503}
-    for answer in busy:
-        assert answer.headers["content-type"] == "application/problem+json"
-        assert int(answer.headers["retry-after"]) >= 1
-        assert "from your address" in answer.json()["detail"]
+    assert checked_before == []  # the colleague's sign-in waited for none of the flood's checks
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * per_client + [503] * (FLOOD - per_client), statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert answer.headers["content-type"] == "application/problem+json"
+            assert int(answer.headers["retry-after"]) >= 1
+            assert "from your address" in answer.json()["detail"]
 
 
 INTERVAL = 300.0  # counting interval: ample for the floods below under load
