@@ -453,8 +453,12 @@ class PasswordHashing:
     others wait, at most ``waiting`` of them, and at most ``per_client`` in progress or waiting
     for one client (its address group: :func:`tandem.hub.address_group`). Beyond either bound
     :class:`BusyError` is raised at once, before any work: a flood costs bounded CPU and memory
-    and keeps no one else's sign-in waiting behind more than ``waiting`` others. Made inside
-    the server's event loop (one per process: :mod:`tandem.server.services`)."""
+    and keeps no one else's sign-in waiting behind more than ``waiting`` others. One client's
+    checks run on all workers but one at most (with more than one): the rest of its checks wait
+    their turn behind its own, not in the workers' queue, so a single address's flood leaves a
+    worker free for everyone else's sign-ins (with the defaults, two workers and four per
+    client, it took both, and a colleague waited for its checks). Made inside the server's
+    event loop (one per process: :mod:`tandem.server.services`)."""
 
     def __init__(self, parallel: int, waiting: int, per_client: int) -> None:
         if min(parallel, per_client) < 1 or waiting < 0:
@@ -462,8 +466,10 @@ class PasswordHashing:
         self._slots = asyncio.Semaphore(parallel)
         self._capacity = parallel + waiting
         self._per_client = per_client
+        self._running_per_client = max(1, parallel - 1)
         self._held = 0
         self._clients: dict[str, int] = {}
+        self._client_slots: dict[str, asyncio.Semaphore] = {}
 
     async def verify(self, client: str, password_hash: str | None, password: str) -> bool:
         """:func:`verify_password` for ``client``, off the loop; BusyError when over a bound."""
@@ -482,8 +488,9 @@ class PasswordHashing:
             raise BusyError("The server is busy checking other sign-ins: try again shortly.")
         self._held += 1
         self._clients[client] = self._clients.get(client, 0) + 1
+        own = self._client_slots.setdefault(client, asyncio.Semaphore(self._running_per_client))
         try:
-            async with self._slots:
+            async with own, self._slots:
                 done = asyncio.ensure_future(asyncio.to_thread(work, *args))
                 try:
                     return await asyncio.shield(done)
@@ -497,6 +504,7 @@ class PasswordHashing:
                 self._clients[client] = left
             else:
                 del self._clients[client]
+                del self._client_slots[client]
 
 
 CUSTOMER_SIGNATURE_ALGORITHM = "HS256"

@@ -88,6 +88,11 @@ class HeldPasswordChecks(argon2.PasswordHasher):
             if not self._changed.wait_for(lambda: self._held >= count, timeout=60):
                 raise AssertionError(f"fewer than {count} checks ever began")
 
+    def began(self) -> int:
+        """How many checks of ``password`` have begun (each holds its thread until released)."""
+        with self._changed:
+            return self._held
+
     async def held(self, count: int) -> None:
         """Until ``count`` checks have begun (and hold their threads)."""
         await asyncio.to_thread(self._wait_held, count)
@@ -185,6 +190,40 @@ async def test_one_address_cannot_keep_everyone_elses_sign_ins_waiting(
             assert answer.headers["content-type"] == "application/problem+json"
             assert int(answer.headers["retry-after"]) >= 1
             assert "from your address" in answer.json()["detail"]
+
+
+async def test_with_the_default_settings_one_addresss_flood_leaves_a_worker_for_others(
+    server_factory: ServerFactory, held_checks: HeldPasswordChecks
+) -> None:
+    """With the defaults (two workers, four checks per address), one address's checks took
+    both workers, and a colleague's sign-in waited for them. An address now runs on all workers
+    but one: its other checks wait behind its own, the colleague gets the free worker, and
+    signs in while the flood's check is still held."""
+    settings = Settings()
+    assert settings.password_hash_parallel == 2 and settings.password_hash_per_client > 2
+    server = server_factory()
+    async with (
+        from_address(server, "127.0.0.2") as flooder,
+        from_address(server, "127.0.0.3") as colleague,
+    ):
+        flood = [asyncio.create_task(wrong_sign_in(flooder)) for _ in range(FLOOD)]
+        try:
+            await held_checks.held(1)
+            honest = await asyncio.wait_for(
+                colleague.post(
+                    "/api/login", json={"username": "alice", "password": AGENT_PASSWORD}
+                ),
+                60,  # ends a wait for the flood's checks (the failure), never a passing run
+            )
+            began = held_checks.began()
+        finally:
+            held_checks.release()
+        answers = await asyncio.gather(*flood)
+    assert honest.status_code == 200, honest.text
+    assert began == 1  # the flood ran on one worker; the other was the colleague's
+    per_client = settings.password_hash_per_client
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * per_client + [503] * (FLOOD - per_client), statuses
 
 
 INTERVAL = 300.0  # counting interval: ample for the floods below under load
