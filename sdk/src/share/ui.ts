@@ -114,6 +114,13 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 @media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
 
+/** How many times the widget is put back where it must be (or raised again over a popover of
+ * the page's), as the page's changes call for it, between two of the session's looks
+ * (reachable(), every 300 ms). A page that takes it away again each time (its own observer
+ * against the widget's) is left to those looks, and kept paused: a put-back answered at once by
+ * the next would be an endless loop of microtasks, the customer's tab frozen. */
+const PUT_BACKS_PER_LOOK = 8;
+
 /** The host's own inline style, as the browser writes it back (`style.cssText`). */
 const HOST_STYLE = "all: initial !important;";
 
@@ -314,6 +321,11 @@ export class CustomerUI {
   private gaveUp: { modal: Element | null; parent: Element | null } | null = null;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
+  /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
+   * and whether the page asked for more (it fights back: out of reach until a look finds the
+   * widget left where it was put). */
+  private putBacks = 0;
+  private contested = false;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -353,7 +365,7 @@ export class CustomerUI {
   private mount(): HTMLElement {
     if (this.root && this.host) {
       // Taken out by the page: put back, as it was (what it shows, its focus trap, its buttons).
-      if (!this.host.isConnected) this.reachable();
+      if (!this.host.isConnected) this.putBack();
       return this.root;
     }
     // Built whole while detached: rrweb patches attachShadow and watches any root attached to
@@ -447,7 +459,8 @@ export class CustomerUI {
       if (!host || this.hostInPlace()) return;
       // Where reachable() last gave up, with the page as it was then: not again at every change.
       if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
-      this.reachable();
+      if (!this.mayPutBack()) return;
+      this.putBack();
     };
     const observer = new MutationObserver((records) => {
       // The page's own changes to its content come by the thousand: only an attribute watched
@@ -464,7 +477,7 @@ export class CustomerUI {
     // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
     const onToggle = (event: Event) => {
       const target = event.target;
-      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) this.raise();
+      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover") && this.mayPutBack()) this.raise();
       check();
     };
     document.addEventListener("fullscreenchange", check, true);
@@ -487,6 +500,28 @@ export class CustomerUI {
    * session pauses sharing meanwhile (session.ts). True when nothing is shown.
    */
   reachable(): boolean {
+    if (!this.host || !this.root) return true;
+    // A page that took the widget away again at each put-back since the last look: not within
+    // reach, even where the put-back below finds it (the page takes it away again right after).
+    const contested = this.contested;
+    this.putBacks = 0;
+    this.contested = false;
+    if (this.hostInPlace() && this.hit()) return true;
+    return this.putBack() && !contested;
+  }
+
+  /** Whether the page's changes may still move the widget before the session's next look. */
+  private mayPutBack(): boolean {
+    if (this.putBacks >= PUT_BACKS_PER_LOOK) {
+      this.contested = true;
+      return false;
+    }
+    this.putBacks++;
+    return true;
+  }
+
+  /** Put the widget back where the customer can reach it, if anywhere (reachable()). */
+  private putBack(): boolean {
     if (!this.host || !this.root) return true;
     this.gaveUp = null;
     if (this.hostInPlace() && this.hit()) return true;
@@ -977,6 +1012,8 @@ export class CustomerUI {
     this.reachWatch = null;
     this.gaveUp = null;
     this.placedIn = null;
+    this.putBacks = 0;
+    this.contested = false;
     this.host?.remove();
     this.host = null;
     this.root = null;
