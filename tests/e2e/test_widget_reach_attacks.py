@@ -8,15 +8,17 @@ back made the widget's observer and the page's answer each other without end (a 
 microtasks: the customer's tab froze), and where the page answered a task later, sharing went on
 with the widget never on screen (each look put it back and found it, just before the page took
 it away again). Put-backs are now bounded between two looks, and a page that keeps taking the
-widget away keeps sharing paused."""
+widget away keeps sharing paused. A page that stripped the widget's mark (by which the recorder
+blocks it) and took it out had the widget's own put-back send all it showed to the agent: it is
+marked again before it moves. Held: the page's copies of its dialog with the widget in it."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import LIVE_STATUS, Joined
-from tests.e2e.test_widget_reach import stop_button
+from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_widget_reach import PUT_BACK, TAKES_THE_WIDGET, WIDGET_TEXTS, stop_button
 
 PAUSED_STATUS = "cannot see Tandem's controls"
 
@@ -58,3 +60,59 @@ def test_a_page_that_takes_the_widget_out_each_time_it_is_put_back_pauses_sharin
     page.evaluate("() => window.__stopFighting()")
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     stop_button(page).click(trial=True, timeout=5000)
+
+
+# With the widget moved into the page's modal dialog, the page handles the dialog's content as
+# its own: copies it (a clone, its markup) into the page, writes its markup back (a sanitiser's
+# round trip), strips the mark off the widget's host before the widget moves it again. Markup is
+# copied without its inline styles, which the shop's CSP would refuse.
+PARSED = """(html) => {
+    const template = document.createElement('template');
+    template.innerHTML = html.replace(/ style="[^"]*"/g, '');
+    return template.content;
+}"""
+HANDLES_THE_DIALOG = {
+    "clone": """(dialog) => {
+        const copy = Object.assign(document.createElement('section'), {id: 'page-copy'});
+        copy.append(...Array.from(dialog.childNodes, (node) => node.cloneNode(true)));
+        document.body.append(copy);
+    }""",
+    "markup_copied": """(dialog) => {
+        const copy = Object.assign(document.createElement('section'), {id: 'page-copy'});
+        copy.append(PARSED(dialog.innerHTML + dialog.getHTML({serializableShadowRoots: true})));
+        document.body.append(copy);
+    }""",
+    "markup_written_back": "(dialog) => dialog.replaceChildren(PARSED(dialog.innerHTML))",
+    "mark_stripped": """(dialog) => {
+        const host = dialog.querySelector('[data-tandem-ui]');
+        host.removeAttribute('data-tandem-ui');
+        host.remove(); // the widget puts it back, the recorder sees it added
+    }""",
+    "marks_stripped": """(dialog) => {
+        const host = dialog.querySelector(':scope > [data-tandem-ui]');
+        const inner = host.shadowRoot.querySelector('[data-tandem-ui]');
+        for (const el of [host, inner, ...inner.shadowRoot.querySelectorAll('[data-tandem-ui]')]) {
+            el.removeAttribute('data-tandem-ui');
+        }
+        host.remove(); // the widget puts it back, the recorder sees it added
+    }""",
+}
+
+
+@pytest.mark.parametrize("handling", list(HANDLES_THE_DIALOG))
+def test_the_widget_moved_into_the_pages_dialog_stays_an_empty_box_to_the_agent(
+    joined: Joined, handling: str
+) -> None:
+    page = joined.customer.page
+    page.evaluate(TAKES_THE_WIDGET["modal_dialog"])
+    dialog = page.locator("#page-layer")
+    expect(page.locator("#page-layer > [data-tandem-ui]")).to_have_count(1)  # moved into it
+    handle = HANDLES_THE_DIALOG[handling]
+    dialog.evaluate(f"(dialog) => {{ const PARSED = {PARSED}; ({handle})(dialog); }}")
+    page.get_by_role("button", name="Stop sharing").click(trial=True, timeout=5000)
+    caught_up(joined.customer, joined.view)
+    page.evaluate("() => document.getElementById('page-copy')?.remove()")
+    page.evaluate(PUT_BACK)
+    caught_up(joined.customer, joined.view)
+    received = agent_plaintext(joined.agent)
+    assert not [text for text in WIDGET_TEXTS if text in received]

@@ -425,6 +425,7 @@ export class CustomerUI {
     const host = this.host;
     if (!host?.isConnected || host.hasAttribute("inert") || host.hasAttribute("hidden")) return false;
     if (host.style.cssText !== HOST_STYLE) return false;
+    if (this.marked().some((el) => !el.hasAttribute(TANDEM_UI_ATTRIBUTE))) return false;
     const layer = this.layer;
     if (layer && typeof layer.showPopover === "function" && !layer.matches(":popover-open")) return false;
     const modal = topModal();
@@ -432,11 +433,20 @@ export class CustomerUI {
     return modal !== null ? parent === modal : parent === document.body || parent === document.documentElement;
   }
 
+  /** The widget's elements the recorder blocks by their mark (masking.ts, TANDEM_UI): a page that
+   * strips it (their shadow roots are open) would have the widget's own put-back send what it
+   * shows, a new element to the recorder, to the agent. */
+  private marked(): HTMLElement[] {
+    return [this.host, this.layer, this.root].filter((el): el is HTMLElement => el !== null);
+  }
+
   /** Put the host back as mount() made it (the page took it out, changed its style, made it
-   * inert or hid it), in `container`. */
+   * inert or hid it, stripped its mark), in `container`. */
   private restoreHost(container: Element): void {
     const host = this.host;
     if (!host) return;
+    // Marked again before it moves: the recorder sees it added as a blocked, empty box.
+    for (const el of this.marked()) if (!el.hasAttribute(TANDEM_UI_ATTRIBUTE)) el.setAttribute(TANDEM_UI_ATTRIBUTE, "");
     host.removeAttribute("inert");
     host.removeAttribute("hidden");
     if (host.style.cssText !== HOST_STYLE) {
@@ -472,8 +482,9 @@ export class CustomerUI {
       observer.takeRecords(); // our own moves
     });
     observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
-    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden"] });
-    if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover"] });
+    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden", TANDEM_UI_ATTRIBUTE] });
+    if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover", TANDEM_UI_ATTRIBUTE] });
+    if (this.root) observer.observe(this.root, { attributes: true, attributeFilter: [TANDEM_UI_ATTRIBUTE] });
     // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
     const onToggle = (event: Event) => {
       const target = event.target;
