@@ -950,6 +950,8 @@ test("while the page keeps Stop sharing from the customer nothing of the page go
   assert.equal(f.called("askControl").length, 0);
   assert.deepEqual((await payloads()).filter((k) => k !== "echo"), ["consented", JSON.stringify({ k: "paused", why: "controls_hidden" })]);
   assert.equal(session.state, "sharing");
+  // The customer's banner (and screen reader) says why: not "this private page".
+  assert.equal(f.called("showSharing").at(-1)?.args[2], "controls_hidden");
   // Still out of reach at every look: paused once, not again and again.
   advance(3000);
   assert.equal((await payloads()).filter((k) => k !== "consented" && k !== "echo").length, 1);

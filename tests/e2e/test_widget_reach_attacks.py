@@ -116,3 +116,21 @@ def test_the_widget_moved_into_the_pages_dialog_stays_an_empty_box_to_the_agent(
     caught_up(joined.customer, joined.view)
     received = agent_plaintext(joined.agent)
     assert not [text for text in WIDGET_TEXTS if text in received]
+
+
+def test_the_customer_is_told_why_sharing_paused_for_the_pages_layers(joined: Joined) -> None:
+    """`inert` on `<html>`: nowhere in the page can the widget be clicked, though it still shows.
+    The customer's banner (and its screen reader's announcement) said "cannot see this private
+    page", the private-page pause's words, about a page that is not private."""
+    page, agent = joined.customer.page, joined.agent.page
+    page.evaluate("() => { document.documentElement.inert = true; }")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    banner = page.locator("[data-tandem-ui] .banner .status-text")
+    expect(banner).to_contain_text("this page covers Tandem's buttons")
+    expect(banner).not_to_contain_text("private page")
+    expect(page.locator("[data-tandem-ui] [role=status]")).to_contain_text(
+        "this page covers Tandem's buttons"
+    )
+    page.evaluate("() => { document.documentElement.inert = false; }")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(banner).to_contain_text("Sharing this page with")

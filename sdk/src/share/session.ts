@@ -1106,7 +1106,8 @@ export class Session {
     const note: BannerNote | null = this.agentQuiet ? { kind: "agent_quiet", agent: name }
       : this.agentAway ? { kind: "agent_away", agent: name }
       : isLive(this.machine) && this.machine.linkDown === true ? { kind: "link_down", agent: name } : null;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note, watcher ?? undefined);
+    const paused = this.pausedFor === "controls_hidden" ? "controls_hidden" : this.paused;
+    this.ui.showSharing(agent, () => void this.stop(), paused, revoke, stopRecording, note, watcher ?? undefined);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */

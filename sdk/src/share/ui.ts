@@ -800,13 +800,16 @@ export class CustomerUI {
   }
 
   showSharing(
-    agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
+    agent: string, onStop: () => void, paused: boolean | "controls_hidden" = false, onRevokeControl?: () => void, onStopRecording?: () => void,
     note: BannerNote | null = null,
     watcher?: string,
   ): void {
     const named = agent === "the agent" ? this.t("theAgent") : agent;
     const who = watcher ? this.t("agentAndWatcher", { agent: named, watcher }) : named;
-    const state = paused ? this.t("paused", { agent: who })
+    // Paused for the page's layers: said as such (not "this private page"), to the customer
+    // and to a screen reader, whenever the widget can be seen or read.
+    const state = paused === "controls_hidden" ? this.t("pausedControls", { agent: who })
+      : paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
     // What the server says of a connection (the agent's console away, the link between its
     // processes down) is a note beside what the banner says, never in its place: the sharing
