@@ -108,6 +108,14 @@ export const PEER_REKEY_MS = 2000;
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
+/** Looks (every 300 ms) the customer must have been able to reach Stop sharing for before sharing
+ * goes on after the page kept it away again: 1 the first time, doubled at each pause since
+ * sharing last stayed within reach for STEADY_LOOKS, at most this many (about 10 s). Each time
+ * sharing goes on it sends a full snapshot: a page that takes the controls away at every other
+ * look (a flicker) had the customer's tab snapshot the whole page, and send it, every 600 ms. */
+const MAX_RESUME_LOOKS = 32;
+const STEADY_LOOKS = 100;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -269,6 +277,10 @@ export class Session {
   /** Why nothing of the page goes while `paused`: a private page, or the customer cannot reach
    * Tandem's controls (ui.reachable(); docs/threat-model.md, "The page can cover its widget"). */
   private pausedFor: "private_page" | "controls_hidden" | null = null;
+  /** Pauses for the controls since sharing last stayed within reach for STEADY_LOOKS, the looks
+   * since within reach (paused: towards going on; sharing: towards steady). MAX_RESUME_LOOKS. */
+  private hiddenPauses = 0;
+  private reachableLooks = 0;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
   /** Whether the agent's console still answers (./silence.ts): its challenges, while sharing
@@ -1206,6 +1218,7 @@ export class Session {
     this.pending = [];
     this.paused = true;
     this.pausedFor = why;
+    if (why === "controls_hidden") this.hiddenPauses++;
     if (why === "private_page") {
       this.sendPayload({ k: "paused" });
       this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
@@ -1251,8 +1264,22 @@ export class Session {
   private lookAtReach(): void {
     if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
     const reachable = this.ui.reachable() !== false;
-    if (!reachable && !this.paused) this.pause("controls_hidden");
-    else if (reachable && this.pausedFor === "controls_hidden") this.resumeSharing();
+    if (!reachable) {
+      this.reachableLooks = 0;
+      if (!this.paused) this.pause("controls_hidden");
+      return;
+    }
+    this.reachableLooks++;
+    if (this.pausedFor === "controls_hidden") {
+      // Going on again at once the first time; later, only once reachable for longer.
+      const wait = Math.min(2 ** Math.max(this.hiddenPauses - 1, 0), MAX_RESUME_LOOKS);
+      if (this.reachableLooks >= wait) {
+        this.reachableLooks = 0;
+        this.resumeSharing();
+      }
+    } else if (!this.paused && this.reachableLooks >= STEADY_LOOKS) {
+      this.hiddenPauses = 0;
+    }
   }
 
   /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */
@@ -1543,6 +1570,8 @@ export class Session {
     this.cancelContext = undefined;
     this.paused = false;
     this.pausedFor = null;
+    this.hiddenPauses = 0;
+    this.reachableLooks = 0;
     this.stopRecording?.();
     this.stopRecording = undefined;
     onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops
