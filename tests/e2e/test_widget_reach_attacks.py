@@ -10,7 +10,9 @@ with the widget never on screen (each look put it back and found it, just before
 it away again). Put-backs are now bounded between two looks, and a page that keeps taking the
 widget away keeps sharing paused. A page that stripped the widget's mark (by which the recorder
 blocks it) and took it out had the widget's own put-back send all it showed to the agent: it is
-marked again before it moves. Held: the page's copies of its dialog with the widget in it."""
+marked again before it moves. The customer's banner said "cannot see this private page" of a
+page that only covered the widget. Held: the page's copies of its dialog with the widget in it,
+an agent's click opening the page's layers, a burst of the page's tooltips."""
 
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_control import agent_click, grant
 from tests.e2e.test_widget_reach import PUT_BACK, TAKES_THE_WIDGET, WIDGET_TEXTS, stop_button
+from tests.e2e.test_workspace import wait_until
 
 PAUSED_STATUS = "cannot see Tandem's controls"
 
@@ -134,3 +138,87 @@ def test_the_customer_is_told_why_sharing_paused_for_the_pages_layers(joined: Jo
     page.evaluate("() => { document.documentElement.inert = false; }")
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     expect(banner).to_contain_text("Sharing this page with")
+
+
+def test_a_burst_of_the_pages_tooltips_does_not_pause_sharing(joined: Joined) -> None:
+    """Popovers a page shows and hides as the pointer runs over a menu (its tooltips) are
+    not a page fighting the widget: the widget is raised over each one shown, and sharing goes
+    on (held: the bound on put-backs between two looks pauses only a page that keeps the widget
+    covered or out of place at the look itself)."""
+    page, agent = joined.customer.page, joined.agent.page
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+    # The widget's looks, counted where it asks the browser's hit test.
+    page.evaluate("""() => {
+        window.__looks = 0;
+        const hitTest = ShadowRoot.prototype.elementFromPoint;
+        ShadowRoot.prototype.elementFromPoint = function (...args) {
+            window.__looks++;
+            return hitTest.apply(this, args);
+        };
+    }""")
+    page.evaluate("""async () => {
+        const toggled = (el) => new Promise((resolve) => el.addEventListener(
+            'toggle', resolve, {once: true}));
+        for (let i = 0; i < 12; i++) {
+            const tip = Object.assign(document.createElement('div'), {textContent: `Tip ${i}`});
+            tip.popover = 'manual';
+            document.body.append(tip);
+            let done = toggled(tip);
+            tip.showPopover();
+            await done;
+            done = toggled(tip);
+            tip.hidePopover();
+            await done;
+            tip.remove();
+        }
+    }""")
+    looks = page.evaluate("() => window.__looks")
+    wait_until(page, lambda: page.evaluate("() => window.__looks") >= looks + 2, timeout=15)
+    caught_up(joined.customer, joined.view)
+    assert not [s for s in agent.evaluate("() => window.__statuses") if PAUSED_STATUS in s]
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+
+
+def test_the_agents_click_that_opens_the_pages_layers_pauses_sharing_until_esc(
+    joined: Joined,
+) -> None:
+    """A malicious agent with control clicks what opens the page's layers: a modal dialog and a
+    fullscreen video. The browser lets the agent's click go fullscreen (the customer's own click
+    on "Allow control" moments before is its user activation): the widget is off screen, so
+    sharing pauses (the agent sees nothing, its commands are not taken); once fullscreen is left
+    (Esc, the browser's own), the widget is in the dialog, within reach, and sharing goes on
+    (held)."""
+    page, agent = joined.customer.page, joined.agent.page
+    page.evaluate("""() => {
+        const video = Object.assign(document.createElement('video'), {id: 'page-video'});
+        const dialog = Object.assign(document.createElement('dialog'), {id: 'page-layer'});
+        dialog.textContent = 'Gallery';
+        const open = Object.assign(document.createElement('button'),
+            {id: 'open-gallery', textContent: 'Open gallery'});
+        open.addEventListener('click', () => {
+            dialog.showModal();
+            video.requestFullscreen().then(
+                () => { window.__fullscreen = 'entered'; },
+                (error) => { window.__fullscreen = error.name; });
+        });
+        document.body.prepend(open, video, dialog);
+    }""")
+    grant(joined.customer, joined.agent)
+    agent_click(joined.agent, joined.view, "#open-gallery")
+    wait_until(page, lambda: page.evaluate("() => window.__fullscreen") is not None, timeout=15)
+    if page.evaluate("() => window.__fullscreen") == "entered":
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+        # The customer's Esc, which the browser keeps for itself (headless Chromium does not
+        # leave fullscreen on a key sent by the test: the page leaves it, as Esc would).
+        page.evaluate("() => document.exitFullscreen()")
+    expect(page.locator("#page-layer > [data-tandem-ui]")).to_have_count(1)
+    stop_button(page).click(trial=True, timeout=5000)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    page.evaluate(PUT_BACK)
+    page.evaluate("() => document.getElementById('page-video')?.remove()")
