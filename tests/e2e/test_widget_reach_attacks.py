@@ -16,6 +16,8 @@ an agent's click opening the page's layers, a burst of the page's tooltips."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 from playwright.sync_api import expect
 
@@ -222,3 +224,35 @@ def test_the_agents_click_that_opens_the_pages_layers_pauses_sharing_until_esc(
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     page.evaluate(PUT_BACK)
     page.evaluate("() => document.getElementById('page-video')?.remove()")
+
+
+def test_sharing_pauses_at_the_very_change_that_takes_stop_sharing_away(joined: Joined) -> None:
+    """A fullscreen `<video>` (no room for the widget): the page's own handler of that change
+    already finds sharing paused, and what it adds to the page then never reaches the agent.
+    The widget saw the change at once, but sharing paused only at the session's next look, up to
+    300 ms of the page later."""
+    page, agent = joined.customer.page, joined.agent.page
+    marker = f"made-at-fullscreen-{secrets.token_hex(4)}"
+    page.evaluate(
+        """async (id) => {
+        window.__bannerAtChange = null;
+        document.addEventListener('fullscreenchange', () => {
+            const host = document.querySelector('body > [data-tandem-ui]');
+            const inner = host.shadowRoot.querySelector('[data-tandem-ui]');
+            window.__bannerAtChange = inner.shadowRoot.querySelector('.status-text').textContent;
+            document.body.append(Object.assign(document.createElement('p'), {id, textContent: id}));
+        }, {once: true});
+        const video = Object.assign(document.createElement('video'), {id: 'page-layer'});
+        document.body.append(video);
+        await video.requestFullscreen();
+    }""",
+        marker,
+    )
+    wait_until(page, lambda: page.evaluate("() => window.__bannerAtChange") is not None)
+    assert "this page covers Tandem's buttons" in page.evaluate("() => window.__bannerAtChange")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    page.evaluate("(id) => document.getElementById(id).remove()", marker)
+    page.evaluate(PUT_BACK)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)

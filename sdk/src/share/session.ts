@@ -330,6 +330,7 @@ export class Session {
 
   constructor(private readonly ports: Ports) {
     this.ui = ports.ui;
+    this.ui.whenOutOfReach(() => this.onOutOfReach());
   }
 
   get state(): Phase {
@@ -1280,6 +1281,15 @@ export class Session {
     } else if (!this.paused && this.reachableLooks >= STEADY_LOOKS) {
       this.hiddenPauses = 0;
     }
+  }
+
+  /** The widget found itself out of the customer's reach as the page changed (a fullscreen
+   * `<video>`, a page taking it away at each put-back): paused at once, not up to 300 ms of the
+   * page later at the next look (lookAtReach, which also goes on once it is back). */
+  private onOutOfReach(): void {
+    this.reachableLooks = 0;
+    if (this.state !== "sharing" || !this.sender || this.paused) return;
+    this.pause("controls_hidden");
   }
 
   /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */

@@ -326,6 +326,8 @@ export class CustomerUI {
    * widget left where it was put). */
   private putBacks = 0;
   private contested = false;
+  /** Told at once when a change of the page's took the widget out of reach (whenOutOfReach). */
+  private outOfReach: (() => void) | null = null;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -469,8 +471,9 @@ export class CustomerUI {
       if (!host || this.hostInPlace()) return;
       // Where reachable() last gave up, with the page as it was then: not again at every change.
       if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
-      if (!this.mayPutBack()) return;
-      this.putBack();
+      // Out of reach now (nowhere to put it, or a page that fights back): the session pauses
+      // at once, not at its next look, up to 300 ms of the page later.
+      if (!this.mayPutBack() || !this.putBack()) this.outOfReach?.();
     };
     const observer = new MutationObserver((records) => {
       // The page's own changes to its content come by the thousand: only an attribute watched
@@ -519,6 +522,12 @@ export class CustomerUI {
     this.contested = false;
     if (this.hostInPlace() && this.hit()) return true;
     return this.putBack() && !contested;
+  }
+
+  /** `listener` is called as soon as a change of the page's takes the widget out of the customer's
+   * reach (it must not call reachable(): that would start the put-backs afresh). */
+  whenOutOfReach(listener: (() => void) | null): void {
+    this.outOfReach = listener;
   }
 
   /** Whether the page's changes may still move the widget before the session's next look. */
