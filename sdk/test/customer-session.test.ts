@@ -1000,6 +1000,38 @@ test("Stop recording ends the recording at the click: the marker is its last fra
   assert.ok(!kinds.slice(0, -1).includes("recording_end"));
 });
 
+test("a page that flickers Stop sharing out of reach at every other look does not have the whole page snapshotted and sent each time", async (t) => {
+  windowEvents(t);
+  const { clock, advance } = manualClock();
+  const f = fakes(null, new Map(), new Set(), clock);
+  let reachable = true;
+  f.answers.reachable = () => reachable;
+  const session = new Session(f.ports);
+  // Each time sharing goes on, the recorder starts again with a full snapshot (counted here: the
+  // recorder needs a page, tests/e2e has the real one).
+  let snapshots = 0;
+  (session as unknown as { record(): void }).record = () => void snapshots++;
+  const code = session.start();
+  f.open();
+  f.server({ type: "created", session_id: "s1", code: "12345", resume_token: "tok", expires_in: 600 });
+  await code;
+  await pairAndAllow(f, "s1");
+  assert.equal(session.state, "sharing");
+  assert.equal(snapshots, 1);
+  // 60 looks (300 ms each, 18 s): out of reach at one, within reach at the next.
+  for (let look = 0; look < 60; look++) {
+    reachable = look % 2 === 1;
+    advance(300);
+  }
+  assert.ok(snapshots <= 3, `${snapshots - 1} full snapshots in 18 s of flicker`);
+  // The page lets go: sharing goes on, within about 10 s (MAX_RESUME_LOOKS).
+  const flickered = snapshots;
+  reachable = true;
+  advance(300 * 32);
+  assert.equal(snapshots, flickered + 1, "sharing goes on once the page lets go");
+  assert.notEqual(f.called("showSharing").at(-1)?.args[2], "controls_hidden");
+});
+
 test("while the page keeps Stop sharing from the customer nothing of the page goes and the agent's commands are not taken; the agent is told why", async (t) => {
   windowEvents(t);
   const { clock, advance } = manualClock();
@@ -1024,6 +1056,8 @@ test("while the page keeps Stop sharing from the customer nothing of the page go
   assert.equal(f.called("askControl").length, 0);
   assert.deepEqual((await payloads()).filter((k) => k !== "echo"), ["consented", JSON.stringify({ k: "paused", why: "controls_hidden" })]);
   assert.equal(session.state, "sharing");
+  // The customer's banner (and screen reader) says why: not "this private page".
+  assert.equal(f.called("showSharing").at(-1)?.args[2], "controls_hidden");
   // Still out of reach at every look: paused once, not again and again.
   advance(3000);
   assert.equal((await payloads()).filter((k) => k !== "consented" && k !== "echo").length, 1);

@@ -124,6 +124,14 @@ export const PEER_REKEY_MS = 2000;
 /** Stop recording while this much is waiting in the socket; resume with a fresh snapshot. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 
+/** Looks (every 300 ms) the customer must have been able to reach Stop sharing for before sharing
+ * goes on after the page kept it away again: 1 the first time, doubled at each pause since
+ * sharing last stayed within reach for STEADY_LOOKS, at most this many (about 10 s). Each time
+ * sharing goes on it sends a full snapshot: a page that takes the controls away at every other
+ * look (a flicker) had the customer's tab snapshot the whole page, and send it, every 600 ms. */
+const MAX_RESUME_LOOKS = 32;
+const STEADY_LOOKS = 100;
+
 export interface StartOptions {
   /** The site's masking policy (docs/privacy.md); overrides a `#tandem-policy` script tag. */
   policy?: unknown;
@@ -290,6 +298,10 @@ export class Session {
   /** Why nothing of the page goes while `paused`: a private page, or the customer cannot reach
    * Tandem's controls (ui.reachable(); docs/threat-model.md, "The page can cover its widget"). */
   private pausedFor: "private_page" | "controls_hidden" | null = null;
+  /** Pauses for the controls since sharing last stayed within reach for STEADY_LOOKS, the looks
+   * since within reach (paused: towards going on; sharing: towards steady). MAX_RESUME_LOOKS. */
+  private hiddenPauses = 0;
+  private reachableLooks = 0;
   /** The server says the agent's console is away (reloading, reconnecting). */
   private agentAway = false;
   /** Whether the agent's console still answers (./silence.ts): its challenges, while sharing
@@ -339,6 +351,7 @@ export class Session {
 
   constructor(private readonly ports: Ports) {
     this.ui = ports.ui;
+    this.ui.whenOutOfReach(() => this.onOutOfReach());
   }
 
   get state(): Phase {
@@ -1141,7 +1154,8 @@ export class Session {
     const note: BannerNote | null = this.agentQuiet ? { kind: "agent_quiet", agent: name }
       : this.agentAway ? { kind: "agent_away", agent: name }
       : isLive(this.machine) && this.machine.linkDown === true ? { kind: "link_down", agent: name } : null;
-    this.ui.showSharing(agent, () => void this.stop(), this.paused, revoke, stopRecording, note, watcher ?? undefined);
+    const paused = this.pausedFor === "controls_hidden" ? "controls_hidden" : this.paused;
+    this.ui.showSharing(agent, () => void this.stop(), paused, revoke, stopRecording, note, watcher ?? undefined);
   }
 
   /** An encrypted command from the agent: open it (refusing replays), then let control decide. */
@@ -1250,6 +1264,7 @@ export class Session {
     this.pending = [];
     this.paused = true;
     this.pausedFor = why;
+    if (why === "controls_hidden") this.hiddenPauses++;
     if (why === "private_page") {
       this.sendPayload({ k: "paused" });
       this.send({ type: "report", event: "page_paused" }); // no address: only that it paused
@@ -1295,8 +1310,31 @@ export class Session {
   private lookAtReach(): void {
     if (this.state !== "sharing" || !this.sender || this.pausedFor === "private_page") return;
     const reachable = this.ui.reachable() !== false;
-    if (!reachable && !this.paused) this.pause("controls_hidden");
-    else if (reachable && this.pausedFor === "controls_hidden") this.resumeSharing();
+    if (!reachable) {
+      this.reachableLooks = 0;
+      if (!this.paused) this.pause("controls_hidden");
+      return;
+    }
+    this.reachableLooks++;
+    if (this.pausedFor === "controls_hidden") {
+      // Going on again at once the first time; later, only once reachable for longer.
+      const wait = Math.min(2 ** Math.max(this.hiddenPauses - 1, 0), MAX_RESUME_LOOKS);
+      if (this.reachableLooks >= wait) {
+        this.reachableLooks = 0;
+        this.resumeSharing();
+      }
+    } else if (!this.paused && this.reachableLooks >= STEADY_LOOKS) {
+      this.hiddenPauses = 0;
+    }
+  }
+
+  /** The widget found itself out of the customer's reach as the page changed (a fullscreen
+   * `<video>`, a page taking it away at each put-back): paused at once, not up to 300 ms of the
+   * page later at the next look (lookAtReach, which also goes on once it is back). */
+  private onOutOfReach(): void {
+    this.reachableLooks = 0;
+    if (this.state !== "sharing" || !this.sender || this.paused) return;
+    this.pause("controls_hidden");
   }
 
   /** Keep the customer's outlines of hidden fields in place while sharing (scroll, layout). */
@@ -1587,6 +1625,8 @@ export class Session {
     this.cancelContext = undefined;
     this.paused = false;
     this.pausedFor = null;
+    this.hiddenPauses = 0;
+    this.reachableLooks = 0;
     this.stopRecording?.();
     this.stopRecording = undefined;
     onMaskingFailure(null); // issue 14, item 12: no notice once the recording stops

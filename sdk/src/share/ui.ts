@@ -114,6 +114,13 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
 @media (prefers-reduced-motion: reduce) { * { transition: none !important; animation: none !important; } }
 `;
 
+/** How many times the widget is put back where it must be (or raised again over a popover of
+ * the page's), as the page's changes call for it, between two of the session's looks
+ * (reachable(), every 300 ms). A page that takes it away again each time (its own observer
+ * against the widget's) is left to those looks, and kept paused: a put-back answered at once by
+ * the next would be an endless loop of microtasks, the customer's tab frozen. */
+const PUT_BACKS_PER_LOOK = 8;
+
 /** The host's own inline style, as the browser writes it back (`style.cssText`). */
 const HOST_STYLE = "all: initial !important;";
 
@@ -314,6 +321,13 @@ export class CustomerUI {
   private gaveUp: { modal: Element | null; parent: Element | null } | null = null;
   /** Where the widget put its host last (the page may move it elsewhere). */
   private placedIn: Node | null = null;
+  /** Put-backs the page's changes called for since the session's last look (PUT_BACKS_PER_LOOK),
+   * and whether the page asked for more (it fights back: out of reach until a look finds the
+   * widget left where it was put). */
+  private putBacks = 0;
+  private contested = false;
+  /** Told at once when a change of the page's took the widget out of reach (whenOutOfReach). */
+  private outOfReach: (() => void) | null = null;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -353,7 +367,7 @@ export class CustomerUI {
   private mount(): HTMLElement {
     if (this.root && this.host) {
       // Taken out by the page: put back, as it was (what it shows, its focus trap, its buttons).
-      if (!this.host.isConnected) this.reachable();
+      if (!this.host.isConnected) this.putBack();
       return this.root;
     }
     // Built whole while detached: rrweb patches attachShadow and watches any root attached to
@@ -413,6 +427,7 @@ export class CustomerUI {
     const host = this.host;
     if (!host?.isConnected || host.hasAttribute("inert") || host.hasAttribute("hidden")) return false;
     if (host.style.cssText !== HOST_STYLE) return false;
+    if (this.marked().some((el) => !el.hasAttribute(TANDEM_UI_ATTRIBUTE))) return false;
     const layer = this.layer;
     if (layer && typeof layer.showPopover === "function" && !layer.matches(":popover-open")) return false;
     const modal = topModal();
@@ -420,11 +435,20 @@ export class CustomerUI {
     return modal !== null ? parent === modal : parent === document.body || parent === document.documentElement;
   }
 
+  /** The widget's elements the recorder blocks by their mark (masking.ts, TANDEM_UI): a page that
+   * strips it (their shadow roots are open) would have the widget's own put-back send what it
+   * shows, a new element to the recorder, to the agent. */
+  private marked(): HTMLElement[] {
+    return [this.host, this.layer, this.root].filter((el): el is HTMLElement => el !== null);
+  }
+
   /** Put the host back as mount() made it (the page took it out, changed its style, made it
-   * inert or hid it), in `container`. */
+   * inert or hid it, stripped its mark), in `container`. */
   private restoreHost(container: Element): void {
     const host = this.host;
     if (!host) return;
+    // Marked again before it moves: the recorder sees it added as a blocked, empty box.
+    for (const el of this.marked()) if (!el.hasAttribute(TANDEM_UI_ATTRIBUTE)) el.setAttribute(TANDEM_UI_ATTRIBUTE, "");
     host.removeAttribute("inert");
     host.removeAttribute("hidden");
     if (host.style.cssText !== HOST_STYLE) {
@@ -447,7 +471,9 @@ export class CustomerUI {
       if (!host || this.hostInPlace()) return;
       // Where reachable() last gave up, with the page as it was then: not again at every change.
       if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
-      this.reachable();
+      // Out of reach now (nowhere to put it, or a page that fights back): the session pauses
+      // at once, not at its next look, up to 300 ms of the page later.
+      if (!this.mayPutBack() || !this.putBack()) this.outOfReach?.();
     };
     const observer = new MutationObserver((records) => {
       // The page's own changes to its content come by the thousand: only an attribute watched
@@ -459,12 +485,13 @@ export class CustomerUI {
       observer.takeRecords(); // our own moves
     });
     observer.observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ["open", "inert"] });
-    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden"] });
-    if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover"] });
+    if (this.host) observer.observe(this.host, { attributes: true, attributeFilter: ["style", "hidden", TANDEM_UI_ATTRIBUTE] });
+    if (this.layer) observer.observe(this.layer, { attributes: true, attributeFilter: ["popover", TANDEM_UI_ATTRIBUTE] });
+    if (this.root) observer.observe(this.root, { attributes: true, attributeFilter: [TANDEM_UI_ATTRIBUTE] });
     // A popover of the page's shown over the widget (a `<details>` toggles too: not a layer).
     const onToggle = (event: Event) => {
       const target = event.target;
-      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover")) this.raise();
+      if (target instanceof Element && target !== this.layer && target.hasAttribute("popover") && this.mayPutBack()) this.raise();
       check();
     };
     document.addEventListener("fullscreenchange", check, true);
@@ -487,6 +514,34 @@ export class CustomerUI {
    * session pauses sharing meanwhile (session.ts). True when nothing is shown.
    */
   reachable(): boolean {
+    if (!this.host || !this.root) return true;
+    // A page that took the widget away again at each put-back since the last look: not within
+    // reach, even where the put-back below finds it (the page takes it away again right after).
+    const contested = this.contested;
+    this.putBacks = 0;
+    this.contested = false;
+    if (this.hostInPlace() && this.hit()) return true;
+    return this.putBack() && !contested;
+  }
+
+  /** `listener` is called as soon as a change of the page's takes the widget out of the customer's
+   * reach (it must not call reachable(): that would start the put-backs afresh). */
+  whenOutOfReach(listener: (() => void) | null): void {
+    this.outOfReach = listener;
+  }
+
+  /** Whether the page's changes may still move the widget before the session's next look. */
+  private mayPutBack(): boolean {
+    if (this.putBacks >= PUT_BACKS_PER_LOOK) {
+      this.contested = true;
+      return false;
+    }
+    this.putBacks++;
+    return true;
+  }
+
+  /** Put the widget back where the customer can reach it, if anywhere (reachable()). */
+  private putBack(): boolean {
     if (!this.host || !this.root) return true;
     this.gaveUp = null;
     if (this.hostInPlace() && this.hit()) return true;
@@ -754,13 +809,16 @@ export class CustomerUI {
   }
 
   showSharing(
-    agent: string, onStop: () => void, paused = false, onRevokeControl?: () => void, onStopRecording?: () => void,
+    agent: string, onStop: () => void, paused: boolean | "controls_hidden" = false, onRevokeControl?: () => void, onStopRecording?: () => void,
     note: BannerNote | null = null,
     watcher?: string,
   ): void {
     const named = agent === "the agent" ? this.t("theAgent") : agent;
     const who = watcher ? this.t("agentAndWatcher", { agent: named, watcher }) : named;
-    const state = paused ? this.t("paused", { agent: who })
+    // Paused for the page's layers: said as such (not "this private page"), to the customer
+    // and to a screen reader, whenever the widget can be seen or read.
+    const state = paused === "controls_hidden" ? this.t("pausedControls", { agent: who })
+      : paused ? this.t("paused", { agent: who })
       : onRevokeControl ? this.t("inControl", { agent: who }) : this.t("sharing", { agent: who });
     // What the server says of a connection (the agent's console away, the link between its
     // processes down) is a note beside what the banner says, never in its place: the sharing
@@ -977,6 +1035,8 @@ export class CustomerUI {
     this.reachWatch = null;
     this.gaveUp = null;
     this.placedIn = null;
+    this.putBacks = 0;
+    this.contested = false;
     this.host?.remove();
     this.host = null;
     this.root = null;

@@ -1,0 +1,258 @@
+"""A page, a relay or an agent turning the widget's reach (tests/e2e/test_widget_reach.py) against
+the customer: Stop sharing kept within reach by moving the widget into the page's layers and
+putting it back, and sharing paused where it cannot be (docs/threat-model.md, "Stop sharing stays
+within reach").
+
+Got through, fixed: a page whose own observer took the widget out again each time it was put
+back made the widget's observer and the page's answer each other without end (a loop of
+microtasks: the customer's tab froze), and where the page answered a task later, sharing went on
+with the widget never on screen (each look put it back and found it, just before the page took
+it away again). Put-backs are now bounded between two looks, and a page that keeps taking the
+widget away keeps sharing paused. A page that stripped the widget's mark (by which the recorder
+blocks it) and took it out had the widget's own put-back send all it showed to the agent: it is
+marked again before it moves. The customer's banner said "cannot see this private page" of a
+page that only covered the widget. Held: the page's copies of its dialog with the widget in it,
+an agent's click opening the page's layers, a burst of the page's tooltips."""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import LIVE_STATUS, Joined, agent_plaintext, caught_up
+from tests.e2e.test_control import agent_click, grant
+from tests.e2e.test_widget_reach import PUT_BACK, TAKES_THE_WIDGET, WIDGET_TEXTS, stop_button
+from tests.e2e.test_workspace import wait_until
+
+PAUSED_STATUS = "cannot see Tandem's controls"
+
+# The page's own observer takes the widget's host out each time it is put back (`at_once`: in the
+# same round of microtasks; `next_task`: from a task of its own), up to `limit` times (a bound for
+# the test only: unbounded, the loop would never give the test its page back).
+FIGHT_BACK = """([when, limit]) => {
+    window.__removed = 0;
+    window.__fighting = true;
+    const takeOut = () => {
+        for (const host of document.querySelectorAll('[data-tandem-ui]')) {
+            if (host.getRootNode() !== document || !window.__fighting) continue;
+            if (window.__removed >= limit) return;
+            window.__removed++;
+            host.remove();
+        }
+    };
+    const observer = new MutationObserver(() => {
+        if (when === 'at_once') takeOut(); else setTimeout(takeOut, 0);
+    });
+    observer.observe(document, {subtree: true, childList: true});
+    window.__stopFighting = () => { window.__fighting = false; observer.disconnect(); };
+    takeOut();
+}"""
+
+
+@pytest.mark.parametrize("when", ["at_once", "next_task"])
+def test_a_page_that_takes_the_widget_out_each_time_it_is_put_back_pauses_sharing_and_no_loop(
+    joined: Joined, when: str
+) -> None:
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(FIGHT_BACK, [when, 100_000])
+    # The tab answers, the widget was put back a bounded number of times (a few per 300 ms look),
+    # and the agent sees nothing while the customer cannot see Stop sharing.
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    assert page.evaluate("() => window.__removed") < 1_000
+    # The page lets go: the widget stays, sharing goes on.
+    page.evaluate("() => window.__stopFighting()")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    stop_button(page).click(trial=True, timeout=5000)
+
+
+# With the widget moved into the page's modal dialog, the page handles the dialog's content as
+# its own: copies it (a clone, its markup) into the page, writes its markup back (a sanitiser's
+# round trip), strips the mark off the widget's host before the widget moves it again. Markup is
+# copied without its inline styles, which the shop's CSP would refuse.
+PARSED = """(html) => {
+    const template = document.createElement('template');
+    template.innerHTML = html.replace(/ style="[^"]*"/g, '');
+    return template.content;
+}"""
+HANDLES_THE_DIALOG = {
+    "clone": """(dialog) => {
+        const copy = Object.assign(document.createElement('section'), {id: 'page-copy'});
+        copy.append(...Array.from(dialog.childNodes, (node) => node.cloneNode(true)));
+        document.body.append(copy);
+    }""",
+    "markup_copied": """(dialog) => {
+        const copy = Object.assign(document.createElement('section'), {id: 'page-copy'});
+        copy.append(PARSED(dialog.innerHTML + dialog.getHTML({serializableShadowRoots: true})));
+        document.body.append(copy);
+    }""",
+    "markup_written_back": "(dialog) => dialog.replaceChildren(PARSED(dialog.innerHTML))",
+    "mark_stripped": """(dialog) => {
+        const host = dialog.querySelector('[data-tandem-ui]');
+        host.removeAttribute('data-tandem-ui');
+        host.remove(); // the widget puts it back, the recorder sees it added
+    }""",
+    "marks_stripped": """(dialog) => {
+        const host = dialog.querySelector(':scope > [data-tandem-ui]');
+        const inner = host.shadowRoot.querySelector('[data-tandem-ui]');
+        for (const el of [host, inner, ...inner.shadowRoot.querySelectorAll('[data-tandem-ui]')]) {
+            el.removeAttribute('data-tandem-ui');
+        }
+        host.remove(); // the widget puts it back, the recorder sees it added
+    }""",
+}
+
+
+@pytest.mark.parametrize("handling", list(HANDLES_THE_DIALOG))
+def test_the_widget_moved_into_the_pages_dialog_stays_an_empty_box_to_the_agent(
+    joined: Joined, handling: str
+) -> None:
+    page = joined.customer.page
+    page.evaluate(TAKES_THE_WIDGET["modal_dialog"])
+    dialog = page.locator("#page-layer")
+    expect(page.locator("#page-layer > [data-tandem-ui]")).to_have_count(1)  # moved into it
+    handle = HANDLES_THE_DIALOG[handling]
+    dialog.evaluate(f"(dialog) => {{ const PARSED = {PARSED}; ({handle})(dialog); }}")
+    page.get_by_role("button", name="Stop sharing").click(trial=True, timeout=5000)
+    caught_up(joined.customer, joined.view)
+    page.evaluate("() => document.getElementById('page-copy')?.remove()")
+    page.evaluate(PUT_BACK)
+    caught_up(joined.customer, joined.view)
+    received = agent_plaintext(joined.agent)
+    assert not [text for text in WIDGET_TEXTS if text in received]
+
+
+def test_the_customer_is_told_why_sharing_paused_for_the_pages_layers(joined: Joined) -> None:
+    """`inert` on `<html>`: nowhere in the page can the widget be clicked, though it still shows.
+    The customer's banner (and its screen reader's announcement) said "cannot see this private
+    page", the private-page pause's words, about a page that is not private."""
+    page, agent = joined.customer.page, joined.agent.page
+    page.evaluate("() => { document.documentElement.inert = true; }")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    banner = page.locator("[data-tandem-ui] .banner .status-text")
+    expect(banner).to_contain_text("this page covers Tandem's buttons")
+    expect(banner).not_to_contain_text("private page")
+    expect(page.locator("[data-tandem-ui] [role=status]")).to_contain_text(
+        "this page covers Tandem's buttons"
+    )
+    page.evaluate("() => { document.documentElement.inert = false; }")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    expect(banner).to_contain_text("Sharing this page with")
+
+
+def test_a_burst_of_the_pages_tooltips_does_not_pause_sharing(joined: Joined) -> None:
+    """Popovers a page shows and hides as the pointer runs over a menu (its tooltips) are
+    not a page fighting the widget: the widget is raised over each one shown, and sharing goes
+    on (held: the bound on put-backs between two looks pauses only a page that keeps the widget
+    covered or out of place at the look itself)."""
+    page, agent = joined.customer.page, joined.agent.page
+    agent.evaluate("""() => {
+        window.__statuses = [];
+        new MutationObserver(() => window.__statuses.push(
+            document.getElementById('status').textContent)).observe(
+            document.getElementById('status'), {subtree: true, childList: true,
+            characterData: true});
+    }""")
+    # The widget's looks, counted where it asks the browser's hit test.
+    page.evaluate("""() => {
+        window.__looks = 0;
+        const hitTest = ShadowRoot.prototype.elementFromPoint;
+        ShadowRoot.prototype.elementFromPoint = function (...args) {
+            window.__looks++;
+            return hitTest.apply(this, args);
+        };
+    }""")
+    page.evaluate("""async () => {
+        const toggled = (el) => new Promise((resolve) => el.addEventListener(
+            'toggle', resolve, {once: true}));
+        for (let i = 0; i < 12; i++) {
+            const tip = Object.assign(document.createElement('div'), {textContent: `Tip ${i}`});
+            tip.popover = 'manual';
+            document.body.append(tip);
+            let done = toggled(tip);
+            tip.showPopover();
+            await done;
+            done = toggled(tip);
+            tip.hidePopover();
+            await done;
+            tip.remove();
+        }
+    }""")
+    looks = page.evaluate("() => window.__looks")
+    wait_until(page, lambda: page.evaluate("() => window.__looks") >= looks + 2, timeout=15)
+    caught_up(joined.customer, joined.view)
+    assert not [s for s in agent.evaluate("() => window.__statuses") if PAUSED_STATUS in s]
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+
+
+def test_the_agents_click_that_opens_the_pages_layers_pauses_sharing_until_esc(
+    joined: Joined,
+) -> None:
+    """A malicious agent with control clicks what opens the page's layers: a modal dialog and a
+    fullscreen video. The browser lets the agent's click go fullscreen (the customer's own click
+    on "Allow control" moments before is its user activation): the widget is off screen, so
+    sharing pauses (the agent sees nothing, its commands are not taken); once fullscreen is left
+    (Esc, the browser's own), the widget is in the dialog, within reach, and sharing goes on
+    (held)."""
+    page, agent = joined.customer.page, joined.agent.page
+    page.evaluate("""() => {
+        const video = Object.assign(document.createElement('video'), {id: 'page-video'});
+        const dialog = Object.assign(document.createElement('dialog'), {id: 'page-layer'});
+        dialog.textContent = 'Gallery';
+        const open = Object.assign(document.createElement('button'),
+            {id: 'open-gallery', textContent: 'Open gallery'});
+        open.addEventListener('click', () => {
+            dialog.showModal();
+            video.requestFullscreen().then(
+                () => { window.__fullscreen = 'entered'; },
+                (error) => { window.__fullscreen = error.name; });
+        });
+        document.body.prepend(open, video, dialog);
+    }""")
+    grant(joined.customer, joined.agent)
+    agent_click(joined.agent, joined.view, "#open-gallery")
+    wait_until(page, lambda: page.evaluate("() => window.__fullscreen") is not None, timeout=15)
+    if page.evaluate("() => window.__fullscreen") == "entered":
+        expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+        # The customer's Esc, which the browser keeps for itself (headless Chromium does not
+        # leave fullscreen on a key sent by the test: the page leaves it, as Esc would).
+        page.evaluate("() => document.exitFullscreen()")
+    expect(page.locator("#page-layer > [data-tandem-ui]")).to_have_count(1)
+    stop_button(page).click(trial=True, timeout=5000)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    page.evaluate(PUT_BACK)
+    page.evaluate("() => document.getElementById('page-video')?.remove()")
+
+
+def test_sharing_pauses_at_the_very_change_that_takes_stop_sharing_away(joined: Joined) -> None:
+    """A fullscreen `<video>` (no room for the widget): the page's own handler of that change
+    already finds sharing paused, and what it adds to the page then never reaches the agent.
+    The widget saw the change at once, but sharing paused only at the session's next look, up to
+    300 ms of the page later."""
+    page, agent = joined.customer.page, joined.agent.page
+    marker = f"made-at-fullscreen-{secrets.token_hex(4)}"
+    page.evaluate(
+        """async (id) => {
+        window.__bannerAtChange = null;
+        document.addEventListener('fullscreenchange', () => {
+            const host = document.querySelector('body > [data-tandem-ui]');
+            const inner = host.shadowRoot.querySelector('[data-tandem-ui]');
+            window.__bannerAtChange = inner.shadowRoot.querySelector('.status-text').textContent;
+            document.body.append(Object.assign(document.createElement('p'), {id, textContent: id}));
+        }, {once: true});
+        const video = Object.assign(document.createElement('video'), {id: 'page-layer'});
+        document.body.append(video);
+        await video.requestFullscreen();
+    }""",
+        marker,
+    )
+    wait_until(page, lambda: page.evaluate("() => window.__bannerAtChange") is not None)
+    assert "this page covers Tandem's buttons" in page.evaluate("() => window.__bannerAtChange")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    page.evaluate("(id) => document.getElementById(id).remove()", marker)
+    page.evaluate(PUT_BACK)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)
