@@ -240,7 +240,9 @@ async def test_a_backlog_put_back_after_the_notes_of_its_lines_were_deleted_fail
     copy = await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"))
     async with hub_on(tmp_path, storage):
         pass
-    async with storage._engine.begin() as db:
+    async with storage._engine.begin() as db:  # the guards dropped: the table's owner can
+        for guard in NOTE_GUARDS[storage._engine.dialect.name]:
+            await db.execute(sa.text(guard))
         await db.execute(sa.text("DELETE FROM audit_backlog_lines"))
     (tmp_path / BACKLOG_FILE).write_bytes(copy)
     async with hub_on(tmp_path, storage):
@@ -252,3 +254,60 @@ async def test_a_backlog_put_back_after_the_notes_of_its_lines_were_deleted_fail
     verdict = verify(records, await storage.anchors(), key)
     assert not verdict.ok and verdict.first_bad_seq == again.seq
     assert "same audit backlog line" in (verdict.problem or "")
+
+
+NOTE_GUARDS = {
+    "sqlite": [
+        "DROP TRIGGER audit_backlog_lines_no_update",
+        "DROP TRIGGER audit_backlog_lines_no_delete",
+        "DROP TRIGGER audit_backlog_lines_no_replace",
+    ],
+    "postgresql": [
+        "DROP TRIGGER audit_backlog_lines_append_only ON audit_backlog_lines",
+        "DROP TRIGGER audit_backlog_lines_no_truncate ON audit_backlog_lines",
+    ],
+}
+
+NOTE_CHANGES = {
+    "sqlite": [
+        "DELETE FROM audit_backlog_lines",
+        "UPDATE audit_backlog_lines SET line = line + 100",
+        "UPDATE audit_backlog_lines SET file_id = 'elsewhere'",
+        "UPDATE audit_backlog_lines SET seq = 0",
+        "INSERT OR REPLACE INTO audit_backlog_lines (file_id, line, seq)"
+        " SELECT file_id, line, 0 FROM audit_backlog_lines",
+    ],
+    "postgresql": [
+        "DELETE FROM audit_backlog_lines",
+        "UPDATE audit_backlog_lines SET line = line + 100",
+        "UPDATE audit_backlog_lines SET file_id = 'elsewhere'",
+        "TRUNCATE audit_backlog_lines",
+        "INSERT INTO audit_backlog_lines (file_id, line, seq)"
+        " SELECT file_id, line, 0 FROM audit_backlog_lines"
+        " ON CONFLICT (file_id, line) DO UPDATE SET file_id = 'elsewhere'",
+    ],
+}
+
+
+@pytest.mark.parametrize("change", range(5))
+async def test_the_notes_of_the_backlog_lines_written_are_append_only(
+    tmp_path: Path, storage: Storage, change: int
+) -> None:
+    """Someone who can write the database (but not drop its guards) deletes, renumbers or
+    replaces the notes of the lines written, then puts the file back: the database refuses the
+    change as it refuses one to the audit records, and the lines are not written again."""
+    assert isinstance(storage, SQLStorage)
+    copy = await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"))
+    async with hub_on(tmp_path, storage):
+        pass
+    statement = NOTE_CHANGES[storage._engine.dialect.name][change]
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        async with storage._engine.begin() as db:
+            await db.execute(sa.text(statement))
+    (tmp_path / BACKLOG_FILE).write_bytes(copy)
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [5.0]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1]
