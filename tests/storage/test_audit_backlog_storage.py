@@ -311,3 +311,66 @@ async def test_the_notes_of_the_backlog_lines_written_are_append_only(
     assert written(records, "user_disabled") == [5.0]
     [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
     assert replayed.details["lines"] == [1]
+
+
+async def test_a_prefix_of_a_backlog_put_back_does_not_get_genuine_records_after_it_refused(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """Someone who can write the data directory keeps a backlog of five lines and, once they are
+    on the trail, puts back its first two. While those wait for the database (it refused them
+    at start; the timer retries), the next record the database refuses joined them in that file,
+    under its id, as line 3: a line the database noted already, so a genuine record was refused
+    as written (``audit_backlog_replayed``) and lost, at once and at the next start alike."""
+    copy = await held_by_a_killed_server(
+        tmp_path, *((float(at), "user_disabled") for at in range(1, 6))
+    )
+    async with hub_on(tmp_path, storage):
+        pass
+    assert written(await storage.audit_records(), "user_disabled") == [1.0, 2.0, 3.0, 4.0, 5.0]
+    (tmp_path / BACKLOG_FILE).write_bytes(b"".join(copy.splitlines(keepends=True)[:3]))
+    hub = hub_on(tmp_path, storage)
+    assert hub._unrecorded.load() == 2  # the database refuses them at start: they wait
+    await hub._unrecorded.hold(
+        7.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "bob"}
+    )
+    await hub._unrecorded.hold(
+        8.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "eve"}
+    )
+    hub._unrecorded.close()  # killed before the database answers: the next start takes them up
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [(r.at, r.subject) for r in records if r.action == "user_enabled"] == [
+        (7.0, "bob"),
+        (8.0, "eve"),
+    ]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1, 2]
+    assert not [r for r in records if r.action == "audit_backlog_refused"]
+
+
+async def test_records_held_behind_a_prefix_put_back_are_written_by_the_running_server(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """As above, with the server still running when the database answers again: the records it
+    held behind the lines put back are written, the lines put back are not."""
+    copy = await held_by_a_killed_server(
+        tmp_path, *((float(at), "user_disabled") for at in range(1, 6))
+    )
+    async with hub_on(tmp_path, storage):
+        pass
+    (tmp_path / BACKLOG_FILE).write_bytes(b"".join(copy.splitlines(keepends=True)[:3]))
+    hub = hub_on(tmp_path, storage)
+    assert hub._unrecorded.load() == 2
+    await hub._unrecorded.hold(
+        7.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "bob"}
+    )
+    assert await hub._write_unrecorded() is None
+    hub._unrecorded.close()
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [(r.at, r.subject) for r in records if r.action == "user_enabled"] == [(7.0, "bob")]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1, 2]
+    assert not (tmp_path / BACKLOG_FILE).exists()
