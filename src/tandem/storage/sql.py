@@ -308,6 +308,23 @@ _ANCHOR_COLUMNS = tuple(audit_anchors.c)
 _RECORDING_COLUMNS = tuple(recordings.c)
 
 
+_DELETED_FROM = (
+    join_codes,
+    used_once,
+    backoff,
+    logins,
+    oidc_pending,
+    sessions,
+    subject_sessions,
+    practice_sessions,
+    recordings,
+    recording_frames,
+    suspended_sessions,
+)
+"""The tables an erasure, a purge or a session's end deletes rows of (:meth:`SQLStorage.
+deleted_before`)."""
+
+
 class _Violation(ConflictError):
     """A constraint refused a change (a key taken, a row referenced that is not there); the
     methods that expect one turn it into their own message."""
@@ -1068,6 +1085,15 @@ class SQLStorage:
         """PostgreSQL: rows of ``tables`` were deleted; :meth:`vacuum_deleted` vacuums them."""
         if self._postgres:
             self._vacuum_due.update(table.name for table in tables)
+
+    def deleted_before(self) -> None:
+        """PostgreSQL: every table an erasure, a purge or a session's end deletes rows of is due
+        for :meth:`vacuum_deleted`: which were deleted from is known to the process that deleted
+        them only, and one stopped or killed before its vacuum ran (a crash, a stop while the
+        database refused the vacuum) left the erased rows whole, as dead tuples, until autovacuum.
+        The server calls it at start; a vacuum of a table with nothing dead skips the pages the
+        visibility map says are clean."""
+        self._deleted_from(*_DELETED_FROM)
 
     @property
     def vacuum_due(self) -> tuple[str, ...]:
