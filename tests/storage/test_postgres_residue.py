@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tandem.exceptions import StorageError
-from tandem.storage.base import RecordingRecord
+from tandem.storage.base import RecordingRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
@@ -394,3 +394,33 @@ async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
         await admin.execute(f'DROP OWNED BY "{role}"')
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+async def test_a_deleted_accounts_rows_leave_no_tuple_once_vacuumed(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """An agent's account deleted (an employee's erasure): their name, display name, password
+    hash, second factor's seed and recovery codes stayed whole as dead tuples until autovacuum
+    came by, the account's tables never due. Now they are, and the vacuum removes them."""
+    name = "leaver-" + secrets.token_hex(6)
+    seed = "TOTP-SEED-" + secrets.token_hex(8)
+    user = UserRecord(
+        name,
+        "Leaver Q9",
+        "agent",
+        "ARGON-" + secrets.token_hex(8),
+        1.0,
+        seed,
+        0,
+        ("RC-1",),
+        org_id="default",
+    )
+    await store.add_user(*owned(user))
+    assert await store.delete_user(of_org("default"), name)
+    tables = ["users", "recovery_codes"]
+    for mark in (name.encode(), seed.encode()):
+        assert await _in_tuples(database, schema, tables, mark)
+    assert {"users", "recovery_codes"} <= set(store.vacuum_due)
+    await store.vacuum_deleted()
+    for mark in (name.encode(), seed.encode(), user.password_hash.encode()):
+        assert await _in_tuples(database, schema, tables, mark) == []

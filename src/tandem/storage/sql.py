@@ -308,21 +308,31 @@ _ANCHOR_COLUMNS = tuple(audit_anchors.c)
 _RECORDING_COLUMNS = tuple(recordings.c)
 
 
+_ACCOUNT_ROWS = (
+    logins,
+    recovery_codes,
+    team_members,
+    practice_sessions,
+    training_completions,
+    policy_acknowledgements,
+)
+"""The rows a user's deletion takes with it (ON DELETE CASCADE)."""
+
 _DELETED_FROM = (
     join_codes,
     used_once,
     backoff,
-    logins,
     oidc_pending,
     sessions,
     subject_sessions,
-    practice_sessions,
     recordings,
     recording_frames,
     suspended_sessions,
+    users,
+    *_ACCOUNT_ROWS,
 )
-"""The tables an erasure, a purge or a session's end deletes rows of (:meth:`SQLStorage.
-deleted_before`)."""
+"""The tables an erasure, a purge, a session's end or an account's deletion deletes rows of
+(:meth:`SQLStorage.deleted_before`)."""
 
 
 class _Violation(ConflictError):
@@ -1321,7 +1331,12 @@ class SQLStorage:
         statement = users.delete().where(
             users.c.username == username, users.c.org_id == grant.org_id
         )
-        return await self._count(statement) > 0
+        if await self._count(statement) == 0:
+            return False
+        # An employee's erasure: their name, password hash and second factor went with the row,
+        # and their sign-ins, codes and training with it (ON DELETE CASCADE).
+        self._deleted_from(users, *_ACCOUNT_ROWS)
+        return True
 
     # Second factors and single sign-on
 
