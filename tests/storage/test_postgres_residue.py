@@ -424,3 +424,29 @@ async def test_a_deleted_accounts_rows_leave_no_tuple_once_vacuumed(
     await store.vacuum_deleted()
     for mark in (name.encode(), seed.encode(), user.password_hash.encode()):
         assert await _in_tuples(database, schema, tables, mark) == []
+
+
+async def test_rows_another_transaction_still_sees_stay_due_until_a_vacuum_removes_them(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """A transaction begun before the erasure (a ``pg_dump`` taking a backup, a session left
+    idle in a transaction) still sees the erased rows: a vacuum meanwhile removes none of them
+    and says so only in its VERBOSE output. It counted as done, nothing was due any more, and
+    the rows stayed whole until autovacuum; now the tables stay due, and the vacuum after that
+    transaction ends removes them."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    reader = await asyncpg.connect(database, server_settings={"search_path": f"{schema},public"})
+    try:
+        backup = reader.transaction(isolation="repeatable_read", readonly=True)
+        await backup.start()
+        assert await reader.fetchval("SELECT count(*) FROM subject_sessions") == 1
+        await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+        await store.vacuum_deleted()
+        assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode())  # still seen
+        assert {"subject_sessions", "sessions"} <= set(store.vacuum_due)
+        await backup.commit()
+    finally:
+        await reader.close()
+    await store.vacuum_deleted()
+    assert store.vacuum_due == ()
+    assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode()) == []
