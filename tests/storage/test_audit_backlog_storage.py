@@ -374,3 +374,32 @@ async def test_records_held_behind_a_prefix_put_back_are_written_by_the_running_
     [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
     assert replayed.details["lines"] == [1, 2]
     assert not (tmp_path / BACKLOG_FILE).exists()
+
+
+async def test_a_backlog_copied_to_another_server_and_written_by_both_at_once_is_written_once(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """As above, with both servers writing the copied lines at the same moment (on PostgreSQL,
+    on connections of their own): each reads that no line is noted yet; the second's record
+    (the same chain position) or note (the same line) is refused, and its retry finds the note.
+    Each record is written once, whichever wins."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    copy = await held_by_a_killed_server(
+        first, *((float(at), "user_disabled") for at in range(1, 9))
+    )
+    second.mkdir(mode=0o700)
+    (second / "audit.key").write_bytes((first / "audit.key").read_bytes())
+    (second / "audit.key").chmod(0o600)
+    (second / BACKLOG_FILE).write_bytes(copy)
+    hubs = [hub_on(first, storage), hub_on(second, storage)]
+    for hub in hubs:
+        assert hub._unrecorded.load() == 8
+    results = await asyncio.gather(*(hub._write_unrecorded() for hub in hubs))
+    assert results == [None, None]
+    for hub in hubs:
+        assert not hub._unrecorded
+        hub._unrecorded.close()
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [float(at) for at in range(1, 9)]
+    replayed = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert sum(r.details["count"] for r in replayed) == 8
