@@ -403,3 +403,18 @@ async def test_a_backlog_copied_to_another_server_and_written_by_both_at_once_is
     assert written(records, "user_disabled") == [float(at) for at in range(1, 9)]
     replayed = [r for r in records if r.action == "audit_backlog_replayed"]
     assert sum(r.details["count"] for r in replayed) == 8
+
+
+async def test_a_note_taken_already_is_a_key_taken_not_a_refusal_for_good(storage: Storage) -> None:
+    """A second note of one line (two writers of it at once) is refused as a key taken, which
+    the append retries (and then finds the note), on SQLite too, where the notes' no-replace
+    trigger answers before the key does: a refusal for good dropped the record unwritten."""
+    from tandem.storage.schema import audit_backlog_lines
+    from tandem.storage.sql import _Violation
+
+    assert isinstance(storage, SQLStorage)
+    note = audit_backlog_lines.insert().values(file_id="f" * 32, line=1, seq=1)
+    await storage._transaction(lambda db: db.execute(note))
+    with pytest.raises(_Violation) as refused:
+        await storage._transaction(lambda db: db.execute(note))
+    assert refused.value.key_taken

@@ -119,7 +119,8 @@ log = logging.getLogger("tandem.storage")
 T = TypeVar("T")
 
 DAY = 86400.0
-_SQLITE_TAKEN = "the audit log is append-only"
+_SQLITE_TAKEN = ("the audit log is append-only", "the audit backlog notes are append-only")
+"""What SQLite's no-replace triggers (the baseline's, revision 0016's) raise for a key taken."""
 # Attempts at appending an audit record while other servers take the numbers (each failed
 # attempt means another server's record went in).
 _AUDIT_ATTEMPTS = 1000
@@ -1042,7 +1043,7 @@ class SQLStorage:
             return await loop.run_in_executor(self._thread, self._in_worker, work, connection)
         except sqlite3.IntegrityError as exc:
             # The audit tables' no-replace triggers refuse a taken number before the key does.
-            taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) == _SQLITE_TAKEN
+            taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) in _SQLITE_TAKEN
             raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except sqlite3.Error as exc:
             raise StorageError(f"the database failed: {exc}") from None
