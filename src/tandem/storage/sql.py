@@ -2489,15 +2489,14 @@ class SQLStorage:
                     subject_sessions.c.org_id == org_id,
                     # any_form: also any other canonically equivalent form an older version
                     # stored (partly composed), found by the key every spelling has.
-                    sa.or_(
-                        subject_sessions.c.subject.in_(spellings),
-                        subject_sessions.c.subject_key == subject_key(subject),
-                    )
+                    sa.or_(subject_sessions.c.subject.in_(spellings), _keyed(subject_key(subject)))
                     if any_form
                     else subject_sessions.c.subject.in_(spellings),
                 )
                 .distinct()
             ).rows
+            key = subject_key(subject)
+            known = [row for row in known if row[0] in spellings or subject_key(str(row[0])) == key]
             # The subject as given first, then the other forms in their order, then the rest.
             found = sorted(
                 ((str(row[0]), str(row[1])) for row in known),
@@ -2538,10 +2537,7 @@ class SQLStorage:
         key = subject_key(subject)
         rows = await self._rows(
             sa.select(subject_sessions.c.subject)
-            .where(
-                subject_sessions.c.org_id == grant.org_id,
-                subject_sessions.c.subject_key == key,
-            )
+            .where(subject_sessions.c.org_id == grant.org_id, _keyed(key))
             .distinct()
         )
         held = await self._rows(
@@ -2549,7 +2545,7 @@ class SQLStorage:
                 legal_holds.c.org_id == grant.org_id, legal_holds.c.kind == "subject"
             )
         )
-        found = {str(row[0]) for row in rows}
+        found = {str(row[0]) for row in rows if subject_key(str(row[0])) == key}
         found.update(str(row[0]) for row in held if subject_key(str(row[0])) == key)
         return tuple(sorted(found))
 
@@ -3002,6 +2998,13 @@ def _recording_held(
     )
 
 
+def _keyed(key: str) -> sa.ColumnElement[bool]:
+    """The links whose NFC key is ``key``, and those written with no key (a server of a version
+    before revision 0015 still running while another upgraded the database, a rolling upgrade):
+    the caller keeps those of them whose ``subject`` has that key."""
+    return sa.or_(subject_sessions.c.subject_key == key, subject_sessions.c.subject_key.is_(None))
+
+
 def _held_forms(db: _Db) -> list[tuple[str, str]]:
     """(organisation, spelling) of each subject hold's target in the other Unicode forms of
     the same text (:func:`canonical_forms`): a hold an older version stored as typed, in
@@ -3019,6 +3022,18 @@ def _held_forms(db: _Db) -> list[tuple[str, str]]:
     # A customer an older version stored in a form that is neither NFC nor NFD (partly
     # composed): found by the key every spelling of it has.
     keys = list({(str(org), subject_key(str(target))) for org, target in rows})
+    if keys:  # links written with no key (below)
+        unkeyed = db.execute(
+            sa.select(subject_sessions.c.org_id, subject_sessions.c.subject)
+            .where(subject_sessions.c.subject_key.is_(None))
+            .distinct()
+        ).rows
+        wanted = set(keys)
+        forms.update(
+            (str(org), str(subject))
+            for org, subject in unkeyed
+            if (str(org), subject_key(str(subject))) in wanted
+        )
     for start in range(0, len(keys), 500):
         stored = db.execute(
             sa.select(subject_sessions.c.org_id, subject_sessions.c.subject)
