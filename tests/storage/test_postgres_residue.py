@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tandem.exceptions import StorageError
-from tandem.storage.base import RecordingRecord, UserRecord
+from tandem.storage.base import HoldRecord, RecordingRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
@@ -450,3 +450,18 @@ async def test_rows_another_transaction_still_sees_stay_due_until_a_vacuum_remov
     await store.vacuum_deleted()
     assert store.vacuum_due == ()
     assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode()) == []
+
+
+async def test_a_lifted_hold_leaves_no_tuple_naming_its_customer_once_vacuumed(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """A subject hold names the customer (its target is their ``sub``). Lifted (the case
+    closed), and the customer then erased, the hold's deleted row stayed whole as a dead tuple
+    until autovacuum: the erasure's vacuum took every table but the holds'."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    hold = HoldRecord("default", "subject", CUSTOMER, "case 2026-12", "ada", 1.0)
+    assert await store.put_hold(of_org("default"), hold)
+    assert await store.delete_hold(of_org("default"), "subject", CUSTOMER) is not None
+    await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+    await store.vacuum_deleted()
+    assert await _in_tuples(database, schema, ["legal_holds", *TABLES], CUSTOMER.encode()) == []

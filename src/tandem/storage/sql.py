@@ -332,11 +332,12 @@ _DELETED_FROM = (
     recordings,
     recording_frames,
     suspended_sessions,
+    legal_holds,
     users,
     *_ACCOUNT_ROWS,
 )
-"""The tables an erasure, a purge, a session's end or an account's deletion deletes rows of
-(:meth:`SQLStorage.deleted_before`)."""
+"""The tables an erasure, a purge, a session's end, a hold lifted or an account's deletion
+deletes rows of (:meth:`SQLStorage.deleted_before`)."""
 
 
 class _Violation(ConflictError):
@@ -2678,7 +2679,10 @@ class SQLStorage:
             )
             .returning(*legal_holds.c)
         )
-        return _record(HoldRecord, rows[0]) if rows else None
+        if not rows:
+            return None
+        self._deleted_from(legal_holds)  # a subject hold's target is the customer's sub
+        return _record(HoldRecord, rows[0])
 
     async def list_holds(self, grant: Grant) -> list[HoldRecord]:
         org_id = grant.org_id
