@@ -781,6 +781,9 @@ class SQLStorage:
         self.vacuum_timeout = VACUUM_TIMEOUT_SECONDS
         """PostgreSQL: seconds one ``VACUUM`` of :meth:`vacuum_deleted` may take."""
         self._vacuum_due: set[str] = set()
+        self._vacuum_seen: set[str] = set()
+        """PostgreSQL: the tables whose last vacuum left deleted rows an older transaction still
+        sees (logged once until a vacuum removes them)."""
         """PostgreSQL: the tables an erasure, a purge or a session's end deleted rows of since
         :meth:`vacuum_deleted` last vacuumed them."""
         kept = _kept_statements(self._postgres)
@@ -1141,14 +1144,20 @@ class SQLStorage:
             if seen:
                 # Deleted rows a transaction begun before their deletion still sees (a backup
                 # under way, a session idle in a transaction): no vacuum removes them until it
-                # ends; vacuumed again at the next call, not taken for done.
+                # ends; vacuumed again at the next call, not taken for done. Logged once until
+                # a vacuum removes them: a transaction left open for days, not a line a round.
                 self._vacuum_due.add(name)
-                log.warning(
-                    "VACUUM of %s left %d deleted rows that an older transaction still sees: "
-                    "vacuumed again at the next round",
-                    name,
-                    seen,
-                )
+                if name not in self._vacuum_seen:
+                    self._vacuum_seen.add(name)
+                    log.warning(
+                        "VACUUM of %s left %d deleted rows that an older transaction still "
+                        "sees: vacuumed again at each round until they are gone",
+                        name,
+                        seen,
+                    )
+            elif name in self._vacuum_seen:
+                self._vacuum_seen.discard(name)
+                log.info("VACUUM of %s removed the deleted rows it had left", name)
             done.append(name)
         return tuple(done)
 
