@@ -329,7 +329,8 @@ async def test_the_lock_of_a_server_killed_is_taken_over_by_the_next_start(tmp_p
     assert after.load() == 1
     assert after.first()[1] == "user_disabled"
     await after.hold(2.0, "user_enabled", {"org": "default"})
-    assert len(lines(tmp_path)) == 2  # kept on the disk, not in memory only
+    # kept on the disk, not in memory only (under a header of its own: the file was taken up)
+    assert len([line for line in lines(tmp_path) if not line.startswith(HEADER)]) == 2
 
 
 async def test_links_in_the_data_directory_never_make_the_backlog_write_another_file(
@@ -430,7 +431,8 @@ async def test_a_line_of_another_backlog_file_is_refused(tmp_path: Path) -> None
 
 async def test_a_backlog_left_by_a_tandem_before_file_ids_is_taken_up(tmp_path: Path) -> None:
     """A file an older Tandem left (no header, lines MACed by number) is taken up after the
-    upgrade, with the records this one holds after it, under one id at every start."""
+    upgrade, with the records this one holds after it (under an id of their own), under the
+    same ids at every start."""
     record = b'[1.0,"user_disabled",{"org":"default"}]'
     mac = legacy_line_mac(KEY, 1, record).encode()
     (tmp_path / BACKLOG_FILE).write_bytes(mac + b" " + record + b"\n")
@@ -444,7 +446,8 @@ async def test_a_backlog_left_by_a_tandem_before_file_ids_is_taken_up(tmp_path: 
     assert after.load() == 2
     assert await after.first_line() == (name, 1)
     after.written()
-    assert await after.first_line() == (name, 2)
+    appended, number = await after.first_line() or ("", 0)
+    assert number == 3 and len(appended) == 32 and appended != name  # line 2: its header
 
 
 async def test_a_line_whose_holder_was_cancelled_is_still_known_once_on_the_disk(
@@ -495,3 +498,44 @@ async def test_a_file_given_another_id_or_none_is_refused(
     after = backlog(tmp_path)
     assert after.load() == 0
     assert after.refused == [1, 2]
+
+
+async def test_lines_appended_to_a_file_taken_up_are_bound_to_a_header_of_their_own(
+    tmp_path: Path,
+) -> None:
+    """Each process that takes the file up appends its lines under a header of its own (a new
+    id): the next start takes every line up under the id it was written with; a header line
+    given another id (the file's first, another process's) or removed leaves the lines it
+    named refused, never taken up under another id."""
+    for at in range(1, 4):
+        held = backlog(tmp_path)
+        assert held.load() == at - 1
+        await held.hold(float(at), "user_disabled", {"org": "default"})
+        held.close()
+    data = (tmp_path / BACKLOG_FILE).read_bytes()
+    first, second, third = (line for line in data.splitlines() if line.startswith(HEADER))
+    after = backlog(tmp_path)
+    assert after.load() == 3
+    taken = []
+    while after:
+        taken.append(await after.first_line())
+        after.written()
+    after.close()
+    ids = [line.removeprefix(HEADER).decode() for line in (first, second, third)]
+    assert taken == [(ids[0], 1), (ids[1], 3), (ids[2], 5)]
+    for tampered, refused in (
+        (data.replace(second, first), [3]),
+        (data.replace(second, third), [3]),
+        (data.replace(second + b"\n", b""), [2, 4]),
+    ):
+        (tmp_path / BACKLOG_FILE).write_bytes(tampered)
+        (tmp_path / WRITTEN_FILE).unlink(missing_ok=True)
+        again = backlog(tmp_path)
+        again.load()
+        assert again.refused == refused
+        kept = []
+        while again:
+            kept.append(again.first()[0])
+            again.written()
+        again.close()
+        assert 2.0 not in kept

@@ -22,7 +22,11 @@ operator. The database notes each line (file id, number) in the transaction that
 record (``audit_backlog_lines``), so a line whose record is on the trail already (a whole earlier
 file put back, one copied from another server's data directory, which shares the audit key, or a
 line a killed server wrote but did not count) is refused by the database, never written twice,
-and reported in an ``audit_backlog_replayed`` record. The count beside the file
+and reported in an ``audit_backlog_replayed`` record. A process that takes up a file and appends
+to it begins its own lines with a header line of their own (a new random id, the lines after it
+bound to it): lines appended under the id of the file taken up were refused as written when that
+file was an earlier one's first lines put back (its later lines noted already under those
+numbers), and genuine records were lost. The count beside the file
 (``audit-backlog.written``) only spares the next start those refusals: it is replaced, not
 flushed, and one lost to a power cut costs an ``audit_backlog_replayed`` record, never a record
 written twice. A file left by a Tandem before file ids (no header) is taken up as then, its lines
@@ -237,6 +241,10 @@ class AuditBacklog:
         """The file's id (:data:`HEADER`); "" until it has one."""
         self._legacy = False
         """Whether the file was written before file ids (its lines MACed by number only)."""
+        self._taken_up = False
+        """Whether the file was taken up from an earlier process (:meth:`load`): the lines this
+        one appends begin with a header of their own, never under an id the database may have
+        noted lines of already (an earlier file's first lines put back)."""
         self._lines = 0
         """Lines of the file after its header (the last may be cut short, and is then ended
         before the next)."""
@@ -319,10 +327,19 @@ class AuditBacklog:
         self._written = max(0, min(written, count))
         loaded = 0
         refused = bytearray()
-        for number, line in _lines_of(body, self._written):
+        # The lines after a header line in the file are bound to its id (lines a process that
+        # took the file up appended); the first lines to the file's own.
+        file_id, legacy = self._file, self._legacy
+        for number, line in _lines_of(body, 0):
+            named = _HEADER_LINE.fullmatch(line)
+            if named is not None:
+                file_id, legacy = named.group(1).decode(), False
+                continue
+            if number <= self._written:
+                continue
             mac, _, record = line.partition(b" ")
             try:
-                if not self._genuine(mac, number, record):
+                if not self._genuine(mac, file_id, legacy, number, record):
                     raise ValueError("wrong MAC")
                 held = _record(record)
             except (ValueError, TypeError) as exc:
@@ -332,7 +349,7 @@ class AuditBacklog:
                     log.error("the audit backlog %s: line %d refused (%s)", self._path, number, exc)
                 refused += line + b"\n"
                 continue
-            entry = _Entry(held, line=number, file=self._file)
+            entry = _Entry(held, line=number, file=file_id)
             entry.settled.set()
             self._held.append(entry)
             loaded += 1
@@ -351,6 +368,7 @@ class AuditBacklog:
                 log.error("the refused lines of the audit backlog cannot be kept: %s", exc)
         if loaded:
             log.warning("audit records held by an earlier process, to be written: %d", loaded)
+            self._taken_up = True
             if not data.endswith(b"\n"):  # cut short: the next line starts on a line of its own
                 try:
                     _append(self._path, b"\n")
@@ -362,13 +380,14 @@ class AuditBacklog:
             self._remove_files()
         return loaded
 
-    def _genuine(self, mac: bytes, number: int, record: bytes) -> bool:
-        """Whether ``mac`` is line ``number``'s MAC of ``record`` in this file."""
-        if hmac.compare_digest(mac, line_mac(self._key, self._file, number, record).encode()):
+    def _genuine(self, mac: bytes, file_id: str, legacy: bool, number: int, record: bytes) -> bool:
+        """Whether ``mac`` is line ``number``'s MAC of ``record`` under the id ``file_id``
+        (``legacy``: the lines of a file written before file ids, MACed by number only)."""
+        if hmac.compare_digest(mac, line_mac(self._key, file_id, number, record).encode()):
             return True
         # A file of a Tandem before file ids: its own lines, and those this one appended.
-        legacy = legacy_line_mac(self._key, number, record).encode()
-        return self._legacy and hmac.compare_digest(mac, legacy)
+        old = legacy_line_mac(self._key, number, record).encode()
+        return legacy and hmac.compare_digest(mac, old)
 
     async def hold(self, at: float, action: str, fields: dict[str, Any]) -> None:
         """Keep a record the database refused (or that waits behind one): in memory at once,
@@ -400,9 +419,12 @@ class AuditBacklog:
             path = self._path
             if path is None:
                 return
-            number = self._lines + 1
-            file_id = self._file if self._size else secrets.token_hex(16)
-            header = b"" if self._size else HEADER + file_id.encode() + b"\n"
+            # A new file begins with its header; lines appended to a file taken up begin with a
+            # header line of their own, which takes a number.
+            named = not self._size or self._taken_up
+            file_id = secrets.token_hex(16) if named else self._file
+            header = HEADER + file_id.encode() + b"\n" if named else b""
+            number = self._lines + (2 if self._size and named else 1)
             mac = line_mac(self._key, file_id, number, record).encode()
             line = header + mac + b" " + record + b"\n"
             if self._size + len(line) > self._max_bytes:
@@ -423,7 +445,7 @@ class AuditBacklog:
                     exc.strerror,
                 )
                 return
-            self._file = file_id
+            self._file, self._taken_up = file_id, False
             self._lines = number
             self._size += len(line)
         entry.line, entry.file = number, file_id
@@ -501,7 +523,7 @@ class AuditBacklog:
 
     def _remove_files(self) -> None:
         self._written = self._lines = self._size = 0
-        self._file, self._legacy = "", False
+        self._file, self._legacy, self._taken_up = "", False, False
         for path in (self._path, self._written_path):
             if path is not None:
                 with contextlib.suppress(FileNotFoundError):

@@ -92,9 +92,11 @@ async def offline(settings: Settings) -> AsyncIterator[Directory]:
         # a server's own deletions (its vacuum task); nobody else would until autovacuum.
         try:
             await storage.vacuum_deleted()
-        except StorageError as exc:  # what was erased stays erased; autovacuum comes later
+        except StorageError as exc:  # what was erased stays erased; vacuumed later
             logging.getLogger("tandem.directory").warning(
-                "vacuum after the deletions failed (autovacuum will do it later): %s", exc
+                "vacuum after the deletions failed (the next server start vacuums those "
+                "tables, or autovacuum): %s",
+                exc,
             )
     finally:
         await storage.close()

@@ -831,6 +831,9 @@ class SessionHub:
         )
         self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
         self.background.every("upkeep", self.tick_seconds, self.upkeep)
+        # What a process killed before its vacuum ran (or stopped while it failed) deleted:
+        # vacuumed at this server's first round.
+        self.storage.deleted_before()
         self.background.every("vacuum", self.tick_seconds, self.vacuum_deleted)
         self.background.keep_running("revocations", self._hear_revocations)
         return self

@@ -152,6 +152,7 @@ async def test_the_server_vacuums_what_an_erasure_deleted_on_postgresql(
         server_factory, tmp_path, "postgresql", database_vacuum_interval_seconds=0.1
     ) as server:
         await ended_customer(server, issue_key(server), sub)
+        await wait_until(lambda: first_round_over(server))  # its start's round: every table
         before = await vacuumed(server)  # a schema reused from an earlier test has its times
         with api(server, "ada") as ada:
             assert ada.post("/api/subjects/erase", json={"subject": sub}).status_code == 200
@@ -380,3 +381,86 @@ async def test_the_sessions_retention_deletes_are_on_the_audit_trail(
         assert record["actor"] == "server" and record["details"]["sessions"] == [gone_id]
         assert kept_id not in json.dumps(record)
         assert audit_verifies(server)[0] == 0
+
+
+async def test_a_vacuum_waiting_on_a_lock_holds_up_neither_requests_nor_the_stop(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Another session holds a lock the vacuum after an erasure waits for (a schema change, an
+    operator's own VACUUM): the vacuum waits, up to ``database_vacuum_timeout_seconds`` (600 s),
+    on one pooled connection of its own, while requests are answered beside it; and the server
+    stops at once, its vacuum cancelled on the database, not left queued behind the lock."""
+    sub = f"erase-me-{secrets.token_hex(6)}@shop.example"
+    async with data_rights_server(
+        server_factory, tmp_path, "postgresql", database_vacuum_interval_seconds=0.1
+    ) as server:
+        await ended_customer(server, issue_key(server), sub)
+        holder = await _pg(server)
+        watcher = await _pg(server)
+        try:
+            await holder.execute(
+                "BEGIN; LOCK TABLE subject_sessions IN SHARE UPDATE EXCLUSIVE MODE"
+            )
+            with api(server, "ada") as ada:
+                assert ada.post("/api/subjects/erase", json={"subject": sub}).status_code == 200
+
+            async def vacuum_waiting() -> bool:
+                return bool(
+                    await watcher.fetchval(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        " AND query LIKE 'VACUUM%subject_sessions%'"
+                    )
+                )
+
+            await wait_until(vacuum_waiting)
+            for _ in range(12):  # more than the pool's connections, one after another
+                with api(server, "ada") as ada:
+                    found = ada.post("/api/subjects/find", json={"subject": sub})
+                    assert found.status_code == 200, found.text
+            started = time.monotonic()
+            server.stop()
+            assert not server.thread.is_alive()
+            assert time.monotonic() - started < 5
+            assert not await vacuum_waiting()
+        finally:
+            await holder.close()
+            await watcher.close()
+
+
+async def test_what_a_server_stopped_before_its_vacuum_erased_is_vacuumed_by_the_next_start(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Which tables an erasure deleted rows of is known to the process that erased only: one
+    killed (or stopped) before its vacuum ran left the customer's rows whole, as dead tuples,
+    until autovacuum, and no later server vacuumed them. Now a server's start makes every
+    table deletions touch due, and its first round vacuums them."""
+    sub = f"erase-me-{secrets.token_hex(6)}@shop.example"
+    async with data_rights_server(
+        server_factory, tmp_path, "postgresql", database_vacuum_interval_seconds=3600
+    ) as server:
+        await ended_customer(server, issue_key(server), sub)
+        hub = server.server.config.app.state.services.hub
+        await wait_until(lambda: first_round_over(server))
+        before = await vacuumed(server)
+        with api(server, "ada") as ada:
+            assert ada.post("/api/subjects/erase", json={"subject": sub}).status_code == 200
+        erased = ("subject_sessions", "sessions", "recordings", "recording_frames")
+        assert set(erased) <= set(hub.storage.vacuum_due)  # its next round: in an hour
+        server.stop()
+        assert not await vacuumed_since(server, before, erased)
+        assert server.settings.database_url is not None
+        after = server_factory(
+            database_url=server.settings.database_url,
+            audit_key_file=server.settings.audit_key_path,
+        )
+        try:
+            await wait_until(lambda: vacuumed_since(after, before, erased))
+        finally:
+            after.stop()
+
+
+async def first_round_over(server: RunningServer) -> bool:
+    """Whether the server's vacuum task ran once (at start it vacuums every table deletions
+    touch: a test reading the times of the vacuums after it waits for that round)."""
+    hub = server.server.config.app.state.services.hub
+    return bool(hub.background.health["vacuum"].runs)

@@ -225,3 +225,31 @@ async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_f
                 "reason": "code_expired",
             }
         server.stop()  # before its schema goes
+
+
+async def test_a_vacuum_frozen_with_the_database_does_not_hold_up_the_stop(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """The database freezes while the vacuum after a session's end runs (its statement waits up
+    to ``database_vacuum_timeout_seconds``, 600 s): the server still stops in bounded time."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            database_timeout_seconds=TIMEOUT,
+            database_vacuum_interval_seconds=0.1,
+        )
+        health = server.server.config.app.state.services.hub.background.health
+        await wait_for(lambda: health["vacuum"].runs > 0)  # its start's round is over
+        with pg_proxy.frozen(on=b"VACUUM"):
+            await start_session(server)
+            server.clock.advance(3600)  # its code expires: the join code deleted, then vacuumed
+            assert pg_proxy.flowing is not None
+            await wait_for(lambda: not pg_proxy.flowing.is_set())
+            started = time.monotonic()
+            server.stop()
+            stopped = time.monotonic() - started
+            assert not server.thread.is_alive()
+            assert stopped < BOUND, stopped

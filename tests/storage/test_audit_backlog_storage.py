@@ -240,7 +240,9 @@ async def test_a_backlog_put_back_after_the_notes_of_its_lines_were_deleted_fail
     copy = await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"))
     async with hub_on(tmp_path, storage):
         pass
-    async with storage._engine.begin() as db:
+    async with storage._engine.begin() as db:  # the guards dropped: the table's owner can
+        for guard in NOTE_GUARDS[storage._engine.dialect.name]:
+            await db.execute(sa.text(guard))
         await db.execute(sa.text("DELETE FROM audit_backlog_lines"))
     (tmp_path / BACKLOG_FILE).write_bytes(copy)
     async with hub_on(tmp_path, storage):
@@ -252,3 +254,167 @@ async def test_a_backlog_put_back_after_the_notes_of_its_lines_were_deleted_fail
     verdict = verify(records, await storage.anchors(), key)
     assert not verdict.ok and verdict.first_bad_seq == again.seq
     assert "same audit backlog line" in (verdict.problem or "")
+
+
+NOTE_GUARDS = {
+    "sqlite": [
+        "DROP TRIGGER audit_backlog_lines_no_update",
+        "DROP TRIGGER audit_backlog_lines_no_delete",
+        "DROP TRIGGER audit_backlog_lines_no_replace",
+    ],
+    "postgresql": [
+        "DROP TRIGGER audit_backlog_lines_append_only ON audit_backlog_lines",
+        "DROP TRIGGER audit_backlog_lines_no_truncate ON audit_backlog_lines",
+    ],
+}
+
+NOTE_CHANGES = {
+    "sqlite": [
+        "DELETE FROM audit_backlog_lines",
+        "UPDATE audit_backlog_lines SET line = line + 100",
+        "UPDATE audit_backlog_lines SET file_id = 'elsewhere'",
+        "UPDATE audit_backlog_lines SET seq = 0",
+        "INSERT OR REPLACE INTO audit_backlog_lines (file_id, line, seq)"
+        " SELECT file_id, line, 0 FROM audit_backlog_lines",
+    ],
+    "postgresql": [
+        "DELETE FROM audit_backlog_lines",
+        "UPDATE audit_backlog_lines SET line = line + 100",
+        "UPDATE audit_backlog_lines SET file_id = 'elsewhere'",
+        "TRUNCATE audit_backlog_lines",
+        "INSERT INTO audit_backlog_lines (file_id, line, seq)"
+        " SELECT file_id, line, 0 FROM audit_backlog_lines"
+        " ON CONFLICT (file_id, line) DO UPDATE SET file_id = 'elsewhere'",
+    ],
+}
+
+
+@pytest.mark.parametrize("change", range(5))
+async def test_the_notes_of_the_backlog_lines_written_are_append_only(
+    tmp_path: Path, storage: Storage, change: int
+) -> None:
+    """Someone who can write the database (but not drop its guards) deletes, renumbers or
+    replaces the notes of the lines written, then puts the file back: the database refuses the
+    change as it refuses one to the audit records, and the lines are not written again."""
+    assert isinstance(storage, SQLStorage)
+    copy = await held_by_a_killed_server(tmp_path, (5.0, "user_disabled"))
+    async with hub_on(tmp_path, storage):
+        pass
+    statement = NOTE_CHANGES[storage._engine.dialect.name][change]
+    with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+        async with storage._engine.begin() as db:
+            await db.execute(sa.text(statement))
+    (tmp_path / BACKLOG_FILE).write_bytes(copy)
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [5.0]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1]
+
+
+async def test_a_prefix_of_a_backlog_put_back_does_not_get_genuine_records_after_it_refused(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """Someone who can write the data directory keeps a backlog of five lines and, once they are
+    on the trail, puts back its first two. While those wait for the database (it refused them
+    at start; the timer retries), the next record the database refuses joined them in that file,
+    under its id, as line 3: a line the database noted already, so a genuine record was refused
+    as written (``audit_backlog_replayed``) and lost, at once and at the next start alike."""
+    copy = await held_by_a_killed_server(
+        tmp_path, *((float(at), "user_disabled") for at in range(1, 6))
+    )
+    async with hub_on(tmp_path, storage):
+        pass
+    assert written(await storage.audit_records(), "user_disabled") == [1.0, 2.0, 3.0, 4.0, 5.0]
+    (tmp_path / BACKLOG_FILE).write_bytes(b"".join(copy.splitlines(keepends=True)[:3]))
+    hub = hub_on(tmp_path, storage)
+    assert hub._unrecorded.load() == 2  # the database refuses them at start: they wait
+    await hub._unrecorded.hold(
+        7.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "bob"}
+    )
+    await hub._unrecorded.hold(
+        8.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "eve"}
+    )
+    hub._unrecorded.close()  # killed before the database answers: the next start takes them up
+    async with hub_on(tmp_path, storage):
+        pass
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [(r.at, r.subject) for r in records if r.action == "user_enabled"] == [
+        (7.0, "bob"),
+        (8.0, "eve"),
+    ]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1, 2]
+    assert not [r for r in records if r.action == "audit_backlog_refused"]
+
+
+async def test_records_held_behind_a_prefix_put_back_are_written_by_the_running_server(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """As above, with the server still running when the database answers again: the records it
+    held behind the lines put back are written, the lines put back are not."""
+    copy = await held_by_a_killed_server(
+        tmp_path, *((float(at), "user_disabled") for at in range(1, 6))
+    )
+    async with hub_on(tmp_path, storage):
+        pass
+    (tmp_path / BACKLOG_FILE).write_bytes(b"".join(copy.splitlines(keepends=True)[:3]))
+    hub = hub_on(tmp_path, storage)
+    assert hub._unrecorded.load() == 2
+    await hub._unrecorded.hold(
+        7.0, "user_enabled", {"actor": "ada", "org": "default", "subject": "bob"}
+    )
+    assert await hub._write_unrecorded() is None
+    hub._unrecorded.close()
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert [(r.at, r.subject) for r in records if r.action == "user_enabled"] == [(7.0, "bob")]
+    [replayed] = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert replayed.details["lines"] == [1, 2]
+    assert not (tmp_path / BACKLOG_FILE).exists()
+
+
+async def test_a_backlog_copied_to_another_server_and_written_by_both_at_once_is_written_once(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """As above, with both servers writing the copied lines at the same moment (on PostgreSQL,
+    on connections of their own): each reads that no line is noted yet; the second's record
+    (the same chain position) or note (the same line) is refused, and its retry finds the note.
+    Each record is written once, whichever wins."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    copy = await held_by_a_killed_server(
+        first, *((float(at), "user_disabled") for at in range(1, 9))
+    )
+    second.mkdir(mode=0o700)
+    (second / "audit.key").write_bytes((first / "audit.key").read_bytes())
+    (second / "audit.key").chmod(0o600)
+    (second / BACKLOG_FILE).write_bytes(copy)
+    hubs = [hub_on(first, storage), hub_on(second, storage)]
+    for hub in hubs:
+        assert hub._unrecorded.load() == 8
+    results = await asyncio.gather(*(hub._write_unrecorded() for hub in hubs))
+    assert results == [None, None]
+    for hub in hubs:
+        assert not hub._unrecorded
+        hub._unrecorded.close()
+    records = await storage.audit_records()
+    assert written(records, "user_disabled") == [float(at) for at in range(1, 9)]
+    replayed = [r for r in records if r.action == "audit_backlog_replayed"]
+    assert sum(r.details["count"] for r in replayed) == 8
+
+
+async def test_a_note_taken_already_is_a_key_taken_not_a_refusal_for_good(storage: Storage) -> None:
+    """A second note of one line (two writers of it at once) is refused as a key taken, which
+    the append retries (and then finds the note), on SQLite too, where the notes' no-replace
+    trigger answers before the key does: a refusal for good dropped the record unwritten."""
+    from tandem.storage.schema import audit_backlog_lines
+    from tandem.storage.sql import _Violation
+
+    assert isinstance(storage, SQLStorage)
+    note = audit_backlog_lines.insert().values(file_id="f" * 32, line=1, seq=1)
+    await storage._transaction(lambda db: db.execute(note))
+    with pytest.raises(_Violation) as refused:
+        await storage._transaction(lambda db: db.execute(note))
+    assert refused.value.key_taken

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tandem.audit import AuditLog
 from tandem.storage import migrations
 from tandem.storage.base import (
@@ -119,3 +121,43 @@ def test_db_upgrade_reports_the_revision(tmp_path: Path) -> None:
     result = tandem("db", "upgrade", "--data-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert f"schema revision {migrations.head_revision()} (current)" in result.stdout
+
+
+async def test_a_copy_from_an_older_version_keys_its_links_and_keeps_its_backlog_notes(
+    tmp_path: Path, pg_schema: str
+) -> None:
+    """An installation an older version left (revision 0014: links with no NFC key, a backlog
+    line's note) copied to PostgreSQL: the source is brought up to date first, so a customer
+    it stored partly composed is found on the target by any spelling, and the backlog notes
+    arrive, append-only there too (held)."""
+    import sqlalchemy as sa
+
+    partly = "nguy\u1eb9\u0302n@shop.example"  # "ẹ" and a circumflex
+    other_spelling = "nguy\u00ea\u0323n@shop.example"  # "ê" and a dot below
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'tandem.sqlite3'}")
+    with engine.begin() as db:
+        migrations.upgrade(db, "0014")
+        db.execute(
+            sa.text(
+                "INSERT INTO subject_sessions (session_id, org_id, subject, pseudonym)"
+                " VALUES ('s1', 'default', :sub, 'p-s1')"
+            ),
+            {"sub": partly},
+        )
+        db.execute(sa.text("INSERT INTO audit_backlog_lines VALUES ('f00d', 1, 1)"))
+    engine.dispose()
+    (tmp_path / "audit.key").write_text(KEY.hex())
+    url = f"{PG_DSN}?search_path={pg_schema}"
+    copied = await asyncio.to_thread(tandem, "db", "copy", "--to", url, "--data-dir", str(tmp_path))
+    assert copied.returncode == 0, copied.stderr
+    target = await SQLStorage.connect(PG_DSN, schema=pg_schema)
+    try:
+        assert await target.stored_forms(of_org("default"), other_spelling) == (partly,)
+        async with target._engine.connect() as db:
+            notes = await db.execute(sa.text("SELECT file_id, line FROM audit_backlog_lines"))
+            assert notes.all() == [("f00d", 1)]
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with target._engine.begin() as db:
+                await db.execute(sa.text("DELETE FROM audit_backlog_lines"))
+    finally:
+        await target.close()

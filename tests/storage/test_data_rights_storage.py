@@ -31,6 +31,7 @@ from tandem.storage.base import (
     UserRecord,
 )
 from tandem.storage.schema import metadata
+from tandem.storage.sql import SQLStorage
 from tandem.subjects import PSEUDONYM_SHAPE, Subjects, canonical_forms, new_pseudonym
 from tests.grants import of_org, owned
 from tests.storage.test_audit_storage import Backend, backend  # noqa: F401 (a fixture)
@@ -592,3 +593,54 @@ async def test_erasing_a_customer_leaves_the_same_sub_in_another_organisation(
     assert await storage.get_session("a1") is not None
     assert await storage.subject_sessions(of_org("acme"), SUB) == [("a1", "p-a1")]
     assert (await trail.subjects.find(operator("acme"), SUB)).session_ids == ("a1",)
+
+
+@pytest.mark.parametrize("stored", [VIET_NFC, VIET_NFD, VIET_PARTLY], ids=["nfc", "nfd", "partly"])
+async def test_a_link_without_its_key_is_found_and_erased_in_any_form(
+    storage: Storage, stored: str
+) -> None:
+    """A link written with no NFC key (by a server of a version before revision 0015 still
+    running while another upgraded the database: a rolling upgrade) is found and erased by
+    any canonically equivalent spelling, as a keyed one is."""
+    assert isinstance(storage, SQLStorage)
+    trail = Trail(storage)
+    await trail.customer("s1", stored)
+    async with storage._engine.begin() as db:
+        await db.execute(sa.text("UPDATE subject_sessions SET subject_key = NULL"))
+    for asked in (VIET_NFC, VIET_NFD, VIET_PARTLY_TOO):
+        assert (await trail.subjects.find(ADMIN, asked)).session_ids == ("s1",), asked
+    assert (await trail.subjects.erase(ADMIN, VIET_PARTLY_TOO))["links"] == 1
+    assert await storage.subject_of_session("s1") is None
+
+
+async def test_a_hold_in_another_form_keeps_a_customer_linked_without_a_key_from_purge(
+    storage: Storage,
+) -> None:
+    """As above, for a legal hold an older version stored in another spelling than the link
+    written with no key: retention's purge compared the hold's forms and the keyed links only,
+    and took the sessions the court asked to keep."""
+    assert isinstance(storage, SQLStorage)
+    trail = Trail(storage)
+    await trail.customer("s1", VIET_PARTLY)
+    async with storage._engine.begin() as db:
+        await db.execute(sa.text("UPDATE subject_sessions SET subject_key = NULL"))
+    old = HoldRecord("default", "subject", VIET_PARTLY_TOO, "case 2026-11", "ada", 1.0)
+    assert await storage.put_hold(of_org("default"), old)
+    await storage.purge_expired(20.0 + 31 * 86400)
+    assert await storage.get_session("s1") is not None
+
+
+async def test_a_returning_customer_linked_without_a_key_keeps_their_form_and_pseudonym(
+    storage: Storage,
+) -> None:
+    """As above, for a customer returning (any form of their ``sub``) while their only link
+    has no key: they were linked apart, under a new pseudonym."""
+    assert isinstance(storage, SQLStorage)
+    trail = Trail(storage)
+    await trail.customer("s1", VIET_PARTLY)
+    async with storage._engine.begin() as db:
+        await db.execute(sa.text("UPDATE subject_sessions SET subject_key = NULL"))
+    await storage.record_session_start(of_org("default"), "s2", 30.0, "demo")
+    grant = of_org("default")
+    assert await storage.link_subject(grant, VIET_NFC, "s2", "p-new", any_form=True) == "p-s1"
+    assert await storage.subject_of_session("s2") == ("default", VIET_PARTLY, "p-s1")

@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 
 from tandem.exceptions import StorageError
-from tandem.storage.base import RecordingRecord
+from tandem.storage.base import HoldRecord, RecordingRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
@@ -394,3 +394,77 @@ async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
         await admin.execute(f'DROP OWNED BY "{role}"')
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+async def test_a_deleted_accounts_rows_leave_no_tuple_once_vacuumed(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """An agent's account deleted (an employee's erasure): their name, display name, password
+    hash, second factor's seed and recovery codes stayed whole as dead tuples until autovacuum
+    came by, the account's tables never due. Now they are, and the vacuum removes them."""
+    name = "leaver-" + secrets.token_hex(6)
+    seed = "TOTP-SEED-" + secrets.token_hex(8)
+    user = UserRecord(
+        name,
+        "Leaver Q9",
+        "agent",
+        "ARGON-" + secrets.token_hex(8),
+        1.0,
+        seed,
+        0,
+        ("RC-1",),
+        org_id="default",
+    )
+    await store.add_user(*owned(user))
+    assert await store.delete_user(of_org("default"), name)
+    tables = ["users", "recovery_codes"]
+    for mark in (name.encode(), seed.encode()):
+        assert await _in_tuples(database, schema, tables, mark)
+    assert {"users", "recovery_codes"} <= set(store.vacuum_due)
+    await store.vacuum_deleted()
+    for mark in (name.encode(), seed.encode(), user.password_hash.encode()):
+        assert await _in_tuples(database, schema, tables, mark) == []
+
+
+async def test_rows_another_transaction_still_sees_stay_due_until_a_vacuum_removes_them(
+    database: str, schema: str, store: SQLStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A transaction begun before the erasure (a ``pg_dump`` taking a backup, a session left
+    idle in a transaction) still sees the erased rows: a vacuum meanwhile removes none of them
+    and says so only in its VERBOSE output. It counted as done, nothing was due any more, and
+    the rows stayed whole until autovacuum; now the tables stay due, and the vacuum after that
+    transaction ends removes them."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    reader = await asyncpg.connect(database, server_settings={"search_path": f"{schema},public"})
+    try:
+        backup = reader.transaction(isolation="repeatable_read", readonly=True)
+        await backup.start()
+        assert await reader.fetchval("SELECT count(*) FROM subject_sessions") == 1
+        await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+        for _ in range(2):  # each round while it runs; one warning for each table
+            await store.vacuum_deleted()
+        assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode())  # still seen
+        assert {"subject_sessions", "sessions"} <= set(store.vacuum_due)
+        left = [r.getMessage() for r in caplog.records if "older transaction" in r.getMessage()]
+        assert len([m for m in left if "subject_sessions " in m]) == 1, left
+        await backup.commit()
+    finally:
+        await reader.close()
+    await store.vacuum_deleted()
+    assert store.vacuum_due == ()
+    assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode()) == []
+
+
+async def test_a_lifted_hold_leaves_no_tuple_naming_its_customer_once_vacuumed(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """A subject hold names the customer (its target is their ``sub``). Lifted (the case
+    closed), and the customer then erased, the hold's deleted row stayed whole as a dead tuple
+    until autovacuum: the erasure's vacuum took every table but the holds'."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    hold = HoldRecord("default", "subject", CUSTOMER, "case 2026-12", "ada", 1.0)
+    assert await store.put_hold(of_org("default"), hold)
+    assert await store.delete_hold(of_org("default"), "subject", CUSTOMER) is not None
+    await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+    await store.vacuum_deleted()
+    assert await _in_tuples(database, schema, ["legal_holds", *TABLES], CUSTOMER.encode()) == []

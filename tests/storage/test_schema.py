@@ -104,7 +104,7 @@ async def test_the_audit_tables_are_guarded_on_both_backends(storage: Storage) -
                 " GROUP BY tbl_name"
             )
             # no update, no delete, no replacing insert
-            assert dict(rows.all()) == {"audit": 3, "audit_anchors": 3}
+            assert dict(rows.all()) == {"audit": 3, "audit_anchors": 3, "audit_backlog_lines": 3}
         else:
             rows = await db.execute(
                 sa.text(
@@ -114,7 +114,7 @@ async def test_the_audit_tables_are_guarded_on_both_backends(storage: Storage) -
                 )
             )
             # row-level update/delete, statement-level truncate; duplicates by primary key
-            assert dict(rows.all()) == {"audit": 2, "audit_anchors": 2}
+            assert dict(rows.all()) == {"audit": 2, "audit_anchors": 2, "audit_backlog_lines": 2}
 
 
 def _indexes(connection: sa.Connection) -> set[tuple[str, str, tuple[str, ...], bool]]:

@@ -707,6 +707,12 @@ class Storage(AuditStore, Protocol):
         any): its audit records, appended in the same transaction (tandem.audit.Evidence)."""
         ...
 
+    def deleted_before(self) -> None:
+        """PostgreSQL: make every table an erasure, a purge or a session's end deletes rows of
+        due for :meth:`vacuum_deleted` (an earlier process may have been killed before its
+        vacuum ran). Nothing to do on SQLite."""
+        ...
+
     async def vacuum_deleted(self) -> tuple[str, ...]:
         """PostgreSQL: vacuum the tables rows were erased, purged or cleared from since the last
         call, so that their dead tuples leave the tables' pages now, not at autovacuum's time;

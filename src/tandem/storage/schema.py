@@ -393,7 +393,7 @@ training_settings = sa.Table(
 )
 """An organisation's re-training interval, where it is not the default."""
 
-APPEND_ONLY = (audit, audit_anchors)
+APPEND_ONLY = (audit, audit_anchors, audit_backlog_lines)
 """Guarded by triggers (created per dialect in the revisions): no UPDATE, DELETE, replacing
 INSERT or (PostgreSQL) TRUNCATE."""
 

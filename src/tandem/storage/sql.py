@@ -121,7 +121,8 @@ log = logging.getLogger("tandem.storage")
 T = TypeVar("T")
 
 DAY = 86400.0
-_SQLITE_TAKEN = "the audit log is append-only"
+_SQLITE_TAKEN = ("the audit log is append-only", "the audit backlog notes are append-only")
+"""What SQLite's no-replace triggers (the baseline's, revision 0016's) raise for a key taken."""
 # Attempts at appending an audit record while other servers take the numbers (each failed
 # attempt means another server's record went in).
 _AUDIT_ATTEMPTS = 1000
@@ -322,6 +323,37 @@ _AUDIT_COLUMNS = (
 )
 _ANCHOR_COLUMNS = tuple(audit_anchors.c)
 _RECORDING_COLUMNS = tuple(recordings.c)
+
+
+_NOT_YET_REMOVABLE = re.compile(r"(\d+) are dead but not yet removable")
+"""What ``VACUUM (VERBOSE)`` says of the deleted rows it left for a transaction that sees them."""
+
+_ACCOUNT_ROWS = (
+    logins,
+    recovery_codes,
+    team_members,
+    practice_sessions,
+    training_completions,
+    policy_acknowledgements,
+)
+"""The rows a user's deletion takes with it (ON DELETE CASCADE)."""
+
+_DELETED_FROM = (
+    join_codes,
+    used_once,
+    backoff,
+    oidc_pending,
+    sessions,
+    subject_sessions,
+    recordings,
+    recording_frames,
+    suspended_sessions,
+    legal_holds,
+    users,
+    *_ACCOUNT_ROWS,
+)
+"""The tables an erasure, a purge, a session's end, a hold lifted or an account's deletion
+deletes rows of (:meth:`SQLStorage.deleted_before`)."""
 
 
 class _Violation(ConflictError):
@@ -765,6 +797,9 @@ class SQLStorage:
         self.vacuum_timeout = VACUUM_TIMEOUT_SECONDS
         """PostgreSQL: seconds one ``VACUUM`` of :meth:`vacuum_deleted` may take."""
         self._vacuum_due: set[str] = set()
+        self._vacuum_seen: set[str] = set()
+        """PostgreSQL: the tables whose last vacuum left deleted rows an older transaction still
+        sees (logged once until a vacuum removes them)."""
         """PostgreSQL: the tables an erasure, a purge or a session's end deleted rows of since
         :meth:`vacuum_deleted` last vacuumed them."""
         kept = _kept_statements(self._postgres)
@@ -1028,7 +1063,7 @@ class SQLStorage:
             return await loop.run_in_executor(self._thread, self._in_worker, work, connection)
         except sqlite3.IntegrityError as exc:
             # The audit tables' no-replace triggers refuse a taken number before the key does.
-            taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) == _SQLITE_TAKEN
+            taken = str(exc).startswith("UNIQUE constraint failed") or str(exc) in _SQLITE_TAKEN
             raise _Violation(f"the database refused the change: {exc}", key_taken=taken) from None
         except sqlite3.Error as exc:
             raise StorageError(f"the database failed: {exc}") from None
@@ -1085,6 +1120,15 @@ class SQLStorage:
         if self._postgres:
             self._vacuum_due.update(table.name for table in tables)
 
+    def deleted_before(self) -> None:
+        """PostgreSQL: every table an erasure, a purge or a session's end deletes rows of is due
+        for :meth:`vacuum_deleted`: which were deleted from is known to the process that deleted
+        them only, and one stopped or killed before its vacuum ran (a crash, a stop while the
+        database refused the vacuum) left the erased rows whole, as dead tuples, until autovacuum.
+        The server calls it at start; a vacuum of a table with nothing dead skips the pages the
+        visibility map says are clean."""
+        self._deleted_from(*_DELETED_FROM)
+
     @property
     def vacuum_due(self) -> tuple[str, ...]:
         """PostgreSQL: the tables :meth:`vacuum_deleted` will vacuum at its next call."""
@@ -1109,14 +1153,33 @@ class SQLStorage:
             # Taken off first: a deletion while it runs (after its snapshot) makes it due again.
             self._vacuum_due.discard(name)
             try:
-                await self._on_postgres(functools.partial(self._vacuum, name=name))
+                seen = await self._on_postgres(functools.partial(self._vacuum, name=name))
             except BaseException:
                 self._vacuum_due.add(name)
                 raise
+            if seen:
+                # Deleted rows a transaction begun before their deletion still sees (a backup
+                # under way, a session idle in a transaction): no vacuum removes them until it
+                # ends; vacuumed again at the next call, not taken for done. Logged once until
+                # a vacuum removes them: a transaction left open for days, not a line a round.
+                self._vacuum_due.add(name)
+                if name not in self._vacuum_seen:
+                    self._vacuum_seen.add(name)
+                    log.warning(
+                        "VACUUM of %s left %d deleted rows that an older transaction still "
+                        "sees: vacuumed again at each round until they are gone",
+                        name,
+                        seen,
+                    )
+            elif name in self._vacuum_seen:
+                self._vacuum_seen.discard(name)
+                log.info("VACUUM of %s removed the deleted rows it had left", name)
             done.append(name)
         return tuple(done)
 
-    async def _vacuum(self, pool: Any, *, name: str) -> None:
+    async def _vacuum(self, pool: Any, *, name: str) -> int:
+        """``VACUUM`` the table ``name``; how many of its deleted rows (and its TOAST table's)
+        it could not remove, as another transaction may still see them."""
         warnings: list[str] = []
 
         def heard(_connection: Any, message: Any) -> None:
@@ -1127,7 +1190,9 @@ class SQLStorage:
             # cancels it on the server, which rolls back nothing but the vacuum itself.
             db.add_log_listener(heard)
             try:
-                await db.execute(f'VACUUM (TRUNCATE) "{name}"', timeout=self.vacuum_timeout)
+                await db.execute(
+                    f'VACUUM (VERBOSE, TRUNCATE) "{name}"', timeout=self.vacuum_timeout
+                )
             except TimeoutError:
                 raise StorageError(
                     f"the database failed: VACUUM of {name} did not finish within "
@@ -1143,6 +1208,10 @@ class SQLStorage:
                 f"the database failed: VACUUM of {name} was skipped ({skipped[0]}): the role "
                 "Tandem connects as must own its tables (or be the database's owner)"
             )
+        # VERBOSE's report, per relation: "tuples: R removed, N remain, K are dead but not yet
+        # removable" (PostgreSQL 13 and later, in English: a server set to report in another
+        # language is not read, as before).
+        return sum(int(found) for text in warnings for found in _NOT_YET_REMOVABLE.findall(text))
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         import asyncpg
@@ -1311,7 +1380,12 @@ class SQLStorage:
         statement = users.delete().where(
             users.c.username == username, users.c.org_id == grant.org_id
         )
-        return await self._count(statement) > 0
+        if await self._count(statement) == 0:
+            return False
+        # An employee's erasure: their name, password hash and second factor went with the row,
+        # and their sign-ins, codes and training with it (ON DELETE CASCADE).
+        self._deleted_from(users, *_ACCOUNT_ROWS)
+        return True
 
     # Second factors and single sign-on
 
@@ -2522,15 +2596,14 @@ class SQLStorage:
                     subject_sessions.c.org_id == org_id,
                     # any_form: also any other canonically equivalent form an older version
                     # stored (partly composed), found by the key every spelling has.
-                    sa.or_(
-                        subject_sessions.c.subject.in_(spellings),
-                        subject_sessions.c.subject_key == subject_key(subject),
-                    )
+                    sa.or_(subject_sessions.c.subject.in_(spellings), _keyed(subject_key(subject)))
                     if any_form
                     else subject_sessions.c.subject.in_(spellings),
                 )
                 .distinct()
             ).rows
+            key = subject_key(subject)
+            known = [row for row in known if row[0] in spellings or subject_key(str(row[0])) == key]
             # The subject as given first, then the other forms in their order, then the rest.
             found = sorted(
                 ((str(row[0]), str(row[1])) for row in known),
@@ -2571,10 +2644,7 @@ class SQLStorage:
         key = subject_key(subject)
         rows = await self._rows(
             sa.select(subject_sessions.c.subject)
-            .where(
-                subject_sessions.c.org_id == grant.org_id,
-                subject_sessions.c.subject_key == key,
-            )
+            .where(subject_sessions.c.org_id == grant.org_id, _keyed(key))
             .distinct()
         )
         held = await self._rows(
@@ -2582,7 +2652,7 @@ class SQLStorage:
                 legal_holds.c.org_id == grant.org_id, legal_holds.c.kind == "subject"
             )
         )
-        found = {str(row[0]) for row in rows}
+        found = {str(row[0]) for row in rows if subject_key(str(row[0])) == key}
         found.update(str(row[0]) for row in held if subject_key(str(row[0])) == key)
         return tuple(sorted(found))
 
@@ -2715,7 +2785,10 @@ class SQLStorage:
             )
             .returning(*legal_holds.c)
         )
-        return _record(HoldRecord, rows[0]) if rows else None
+        if not rows:
+            return None
+        self._deleted_from(legal_holds)  # a subject hold's target is the customer's sub
+        return _record(HoldRecord, rows[0])
 
     async def list_holds(self, grant: Grant) -> list[HoldRecord]:
         org_id = grant.org_id
@@ -3045,6 +3118,13 @@ def _recording_held(
     )
 
 
+def _keyed(key: str) -> sa.ColumnElement[bool]:
+    """The links whose NFC key is ``key``, and those written with no key (a server of a version
+    before revision 0015 still running while another upgraded the database, a rolling upgrade):
+    the caller keeps those of them whose ``subject`` has that key."""
+    return sa.or_(subject_sessions.c.subject_key == key, subject_sessions.c.subject_key.is_(None))
+
+
 def _held_forms(db: _Db) -> list[tuple[str, str]]:
     """(organisation, spelling) of each subject hold's target in the other Unicode forms of
     the same text (:func:`canonical_forms`): a hold an older version stored as typed, in
@@ -3062,6 +3142,18 @@ def _held_forms(db: _Db) -> list[tuple[str, str]]:
     # A customer an older version stored in a form that is neither NFC nor NFD (partly
     # composed): found by the key every spelling of it has.
     keys = list({(str(org), subject_key(str(target))) for org, target in rows})
+    if keys:  # links written with no key (below)
+        unkeyed = db.execute(
+            sa.select(subject_sessions.c.org_id, subject_sessions.c.subject)
+            .where(subject_sessions.c.subject_key.is_(None))
+            .distinct()
+        ).rows
+        wanted = set(keys)
+        forms.update(
+            (str(org), str(subject))
+            for org, subject in unkeyed
+            if (str(org), subject_key(str(subject))) in wanted
+        )
     for start in range(0, len(keys), 500):
         stored = db.execute(
             sa.select(subject_sessions.c.org_id, subject_sessions.c.subject)
