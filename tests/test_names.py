@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -89,7 +93,8 @@ def test_a_display_line_is_one_line_without_invisible_characters(text: str) -> N
 
 TURNING = list(
     "aA\u00e9 \u200c\u200d\u0301\ufe0f\u094d\u0915\u0645\u06cc\U0001f469\U0001f3fd\u200e\u3164"
-    "\n\u2028\u00a0\U000e0041\ud800\u0300"
+    "\n\u2028\u00a0\U000e0041\ud800\u0300\u034f\ufe00\U000e0100\u180b\u1820\u845b\u20e31"
+    "\u09b0\u0d4d\u2764\u203c"
 )
 """The characters the rule turns on: joiners in and out of their place, marks, fillers."""
 
@@ -98,3 +103,18 @@ TURNING = list(
 def test_a_shown_name_of_the_characters_the_rule_turns_on_passes_it(text: str) -> None:
     shown = shown_name(text, "fallback")
     assert shown == "fallback" or name_refusal(shown) is None, (repr(text), repr(shown))
+
+
+VECTORS = json.loads(
+    (Path(__file__).parent / "fixtures" / "name_vectors.json").read_text(encoding="utf-8")
+)
+"""Names of every script a bank's agents have, and names with each character that draws nothing:
+the same table sdk/test/names.test.ts reads, so that the server and the browsers agree."""
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda vector: vector["why"])
+def test_the_server_and_the_browsers_agree_on_the_shared_names(vector: dict[str, Any]) -> None:
+    name = vector["name"]
+    assert (name_refusal(name) is None) is vector["is_a_name"], name_refusal(name)
+    assert shown_name(name, "fallback") == vector["shown"]
+    assert name_refusal(vector["shown"]) is None
