@@ -569,6 +569,19 @@ test("the agent's name is fixed once known: a `resumed` or `agent_joined` naming
   assert.equal(again.state.phase, "pending_consent");
 });
 
+test("a session an earlier version named its agent in goes on when the server shows that name by the rule", () => {
+  // The tab stored the name an earlier server sent (an invisible U+200E in it); the server now
+  // sends it as the rule shows it (U+FFFD in its place). The same name, shown visibly: the
+  // session the customer shares goes on (it ended, "named another agent"), and any other name
+  // still ends it.
+  const old = stored({ consented: true, agent: "Ann Smith\u200e", secret: null });
+  const shown = run(initialState, resume(old), resumed("sharing", { agent: "Ann Smith\ufffd" }));
+  assert.equal(shown.state.phase, "sharing");
+  assert.ok(shown.state.phase === "sharing" && shown.state.saved.agent === "Ann Smith\ufffd");
+  const other = run(initialState, resume(old), resumed("sharing", { agent: "Ann Smith" }));
+  assert.equal(other.state.phase, "ended");
+});
+
 test("a resume carries this page's pins, not the server's", () => {
   const { state } = run(initialState, { type: "resume", saved: stored({ recordingPins: ["old"] }), page: { ...PAGE, pins: ["old", "new"] } });
   assert.ok(state.phase === "connecting" && state.expecting === "resumed");

@@ -40,7 +40,7 @@
 import { type Policy, validateServerPolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
 import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
-import { plausibleName } from "../shared/names.ts";
+import { MAX_NAME, plainLine, plausibleName } from "../shared/names.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
 export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
@@ -275,7 +275,12 @@ const NOT_A_NAME = "it sent an agent's name that is not one";
 export { plausibleName };
 
 /** Whether the agent's name the server gives now is the one this browser knows (or the first). */
-const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
+/** Whether `agent` is the name this tab knows (or it knows none): the same, or the same as the
+ * honest server now shows it (a name an earlier version sent with an invisible character, each
+ * one now a visible U+FFFD: tests/storage/test_stored_names.py). */
+const sameAgent = (saved: Saved, agent: string | null): boolean =>
+  (saved.agent ?? null) === null || saved.agent === agent ||
+  (agent !== null && plainLine(saved.agent ?? "", MAX_NAME) === agent);
 
 /** Validated policies are in a fixed shape (validatePolicy), so their JSON compares them. */
 const samePolicies = (a: Policy[], b: Policy[]): boolean => JSON.stringify(a) === JSON.stringify(b);
