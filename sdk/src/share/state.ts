@@ -39,7 +39,7 @@
 
 import { type Policy, validateServerPolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
-import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
+import { RESUME_WINDOW_MAX_MS, RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
 import { MAX_NAME, plainLine, plausibleName } from "../shared/names.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
@@ -241,7 +241,10 @@ function end(error: string | null, stop = false): Transition {
 
 /** The window (ms) within which the server keeps this session for a page without a socket. */
 export function resumeWindow(saved: Saved): number {
-  return saved.resumeWindowMs && saved.resumeWindowMs > 0 ? saved.resumeWindowMs : RESUME_WINDOW_MS;
+  // Read back from the tab's storage, which the page's own script may write: a number, at most
+  // what a server may say (windowOf).
+  const ms = saved.resumeWindowMs;
+  return typeof ms === "number" && ms > 0 ? Math.min(ms, RESUME_WINDOW_MAX_MS) : RESUME_WINDOW_MS;
 }
 
 /** Whether the tab's record was left (a page's pagehide) longer ago than the session's resume
@@ -252,7 +255,11 @@ export function resumeWindow(saved: Saved): number {
  * passed, and one that kept it would have the page share again, unasked, long after the
  * customer closed it. */
 export function leftTooLongAgo(saved: Saved, now: number): boolean {
-  return typeof saved.leftAt === "number" && Math.abs(now - saved.leftAt) > resumeWindow(saved);
+  const left: unknown = saved.leftAt;
+  if (left === undefined) return false; // a record of an earlier version, or never left
+  // A stamp that is no time is none the SDK wrote (JSON keeps NaN as null): not resumed.
+  if (typeof left !== "number" || !Number.isFinite(left)) return true;
+  return !(Math.abs(now - left) <= resumeWindow(saved));
 }
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
