@@ -329,6 +329,20 @@ def test_names_of_every_script_are_set_and_characters_that_draw_nothing_refused(
         )
         assert lone.status_code == 400, lone.text
         assert lone.headers["content-type"] == "application/problem+json"
+        assert "surrogate" in lone.json()["detail"], lone.text  # "...utf-16 surrogate pair"
+        paired = ada.patch(
+            "/api/users/alice",
+            content=b'{"display_name": "Ann \\ud83d\\ude00"}',
+            headers={"content-type": "application/json"},
+        )
+        assert paired.status_code == 200 and paired.json()["display_name"] == "Ann \U0001f600"
+    with httpx.Client(base_url=orgs_server.base) as anyone:
+        login = anyone.post(
+            "/api/login",
+            content=b'{"username": "ann\\udc00", "password": "x"}',
+            headers={"content-type": "application/json"},
+        )
+        assert login.status_code == 400 and "surrogate" in login.json()["detail"], login.text
 
 
 def test_health_says_only_ok(orgs_server: RunningServer) -> None:
