@@ -60,6 +60,11 @@ _EMOJI_MODIFIERS = frozenset({"Sk", "Mn"})
 """Skin tones (Sk) and the emoji variation selector (Mn) between an emoji and its joiner."""
 
 
+def _indic_letter(char: str) -> bool:
+    """A letter of the scripts of :data:`_VIRAMAS` (Devanagari to Sinhala)."""
+    return 0x0900 <= ord(char) <= 0x0DFF and unicodedata.category(char)[0] == "L"
+
+
 def _arabic_letter(char: str) -> bool:
     return unicodedata.category(char)[0] == "L" and any(a <= ord(char) <= b for a, b in _ARABIC)
 
@@ -74,12 +79,12 @@ def _joiner_in_place(text: str, index: int) -> bool:
     if index == 0:
         return False
     before = text[index - 1]
+    if index == len(text) - 1:  # last: only a chillu's joiner (a non-joiner there changes nothing)
+        return before in _VIRAMAS and text[index] == "\u200d"
     if before in _VIRAMAS:
         return True
-    if index == len(text) - 1:
-        return False
     after = text[index + 1]
-    if text[index] == "\u200d" and after in _VIRAMAS and unicodedata.category(before)[0] == "L":
+    if text[index] == "\u200d" and after in _VIRAMAS and _indic_letter(before):
         return True
     back = index - 1
     while back > 0 and unicodedata.category(text[back]) in (

@@ -32,6 +32,8 @@ const VISIBLE = /[^\p{Z}\p{C}\u115f\u1160\u3164\uffa0\u2800]/u;
 const VIRAMAS = new Set("\u094d\u09cd\u0a4d\u0acd\u0b4d\u0bcd\u0c4d\u0ccd\u0d4d\u0dca");
 const ARABIC = /[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]/u;
 const LETTER = /\p{L}/u;
+/** The scripts of VIRAMAS (Devanagari to Sinhala). */
+const INDIC_LETTER = /[\u0900-\u0dff]/u;
 const EMOJI_MODIFIER = /[\p{Sk}\p{Mn}]/u;
 const PICTOGRAPH = /\p{So}/u;
 /** Marks that draw nothing on any character: the combining grapheme joiner, the Khmer inherent
@@ -63,12 +65,14 @@ const arabicLetter = (c: string | undefined): boolean => c !== undefined && ARAB
  */
 function joinerInPlace(chars: string[], i: number): boolean {
   if (i === 0) return false;
-  // After a virama (a conjunct; last in a name too, Malayalam's chillu "അന്‍വര്‍").
-  if (VIRAMAS.has(chars[i - 1])) return true;
-  if (i === chars.length - 1) return false;
   const zwj = chars[i] === "\u200d";
-  // Between a letter and a virama: Bengali's ra-phala "র‍্যাচেল", Sinhala's touching letters.
-  if (zwj && VIRAMAS.has(chars[i + 1]) && LETTER.test(chars[i - 1])) return true;
+  // Last: only a joiner after a virama, Malayalam's chillu "അന്‍വര്‍" (a non-joiner there
+  // changes nothing).
+  if (i === chars.length - 1) return zwj && VIRAMAS.has(chars[i - 1]);
+  // After a virama (a conjunct).
+  if (VIRAMAS.has(chars[i - 1])) return true;
+  // Between an Indic letter and a virama: Bengali's ra-phala "র‍্যাচেল", Sinhala's touching letters.
+  if (zwj && VIRAMAS.has(chars[i + 1]) && INDIC_LETTER.test(chars[i - 1]) && LETTER.test(chars[i - 1])) return true;
   let back = i - 1;
   while (back > 0 && (zwj ? EMOJI_MODIFIER : MARK).test(chars[back])) back--;
   if (!zwj) return arabicLetter(chars[back]) && arabicLetter(chars[i + 1]);
