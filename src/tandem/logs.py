@@ -121,7 +121,11 @@ def configure(log_format: LogFormat = "console", level: str = "info") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # A traceback without its frames' local variables: rich's (the default, rich being
+        # installed with typer) printed every one, a request's headers and cookies among them.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(

@@ -242,3 +242,27 @@ def test_console_logs_show_a_signin_names_invisible_characters_visibly(
     [line] = [line for line in errors.splitlines() if "sign_in_failed" in line]
     assert "\u202e" not in errors
     assert "actor=mallory\ufffd4.3.2.1 " in line, line
+
+
+def test_a_console_logs_traceback_has_no_local_variables() -> None:
+    """An unhandled exception (uvicorn's "Exception in ASGI application") is logged with its
+    traceback; in the console format (the default) rich drew it with every frame's local
+    variables, a request's cookie among them."""
+    script = (
+        "import logging\n"
+        "from tandem import logs\n"
+        "logs.configure('console')\n"
+        "def endpoint():\n"
+        "    cookie = 'tandem_session=secret-cookie-of-the-test'\n"
+        "    raise RuntimeError('the handler failed')\n"
+        "try:\n"
+        "    endpoint()\n"
+        "except RuntimeError:\n"
+        "    logging.getLogger('uvicorn.error').exception('Exception in ASGI application')\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "RuntimeError: the handler failed" in ran.stderr, ran.stderr
+    assert "endpoint" in ran.stderr  # where, still said
+    assert "secret-cookie-of-the-test" not in ran.stderr, ran.stderr
