@@ -133,6 +133,9 @@ def configure(log_format: LogFormat = "console", level: str = "info") -> None:
             foreign_pre_chain=_SHARED,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # JSON: the traceback as text (it was the exception info's repr, "<traceback
+                # object at 0x…>", the operator left with no line of where it failed).
+                *([structlog.processors.format_exc_info] if log_format == "json" else []),
                 *([] if log_format == "json" else [_plain_fields]),
                 renderer,
             ],

@@ -244,14 +244,16 @@ def test_console_logs_show_a_signin_names_invisible_characters_visibly(
     assert "actor=mallory\ufffd4.3.2.1 " in line, line
 
 
-def test_a_console_logs_traceback_has_no_local_variables() -> None:
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_logged_traceback_says_where_without_local_variables(log_format: str) -> None:
     """An unhandled exception (uvicorn's "Exception in ASGI application") is logged with its
     traceback; in the console format (the default) rich drew it with every frame's local
-    variables, a request's cookie among them."""
+    variables, a request's cookie among them; in JSON it was the exception's repr ("<traceback
+    object at 0x…>"), with no line of where it failed."""
     script = (
         "import logging\n"
         "from tandem import logs\n"
-        "logs.configure('console')\n"
+        f"logs.configure({log_format!r})\n"
         "def endpoint():\n"
         "    cookie = 'tandem_session=secret-cookie-of-the-test'\n"
         "    raise RuntimeError('the handler failed')\n"
@@ -263,6 +265,10 @@ def test_a_console_logs_traceback_has_no_local_variables() -> None:
     ran = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
-    assert "RuntimeError: the handler failed" in ran.stderr, ran.stderr
-    assert "endpoint" in ran.stderr  # where, still said
+    said = ran.stderr
+    if log_format == "json":
+        [line] = [json.loads(line) for line in said.splitlines() if line.strip()]
+        said = line["exception"]
+    assert "RuntimeError: the handler failed" in said, ran.stderr
+    assert "line 6, in endpoint" in said, said  # where it failed
     assert "secret-cookie-of-the-test" not in ran.stderr, ran.stderr
