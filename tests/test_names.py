@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
+import subprocess
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -118,3 +121,67 @@ def test_the_server_and_the_browsers_agree_on_the_shared_names(vector: dict[str,
     assert (name_refusal(name) is None) is vector["is_a_name"], name_refusal(name)
     assert shown_name(name, "fallback") == vector["shown"]
     assert name_refusal(vector["shown"]) is None
+
+
+SDK = Path(__file__).parents[1] / "sdk"
+BROWSERS_RULE = """
+import { plausibleName } from %s;
+let input = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => (input += chunk));
+process.stdin.on("end", () => {
+  const names = JSON.parse(input);
+  process.stdout.write(JSON.stringify(names.map((name) => plausibleName(name))));
+});
+"""
+
+
+def test_the_browsers_rule_agrees_with_the_servers_on_every_character_and_random_names(
+    tmp_path: Path,
+) -> None:
+    """sdk/src/shared/names.ts run by node on what this process's rule decides: each assigned
+    character of the Basic Multilingual Plane between two words, and random names of the
+    characters the rule turns on. (Unassigned ones are the server's to refuse, by its own
+    Unicode version.) The table both suites read has the cases worth naming; this, the rest."""
+    entry = tmp_path / "rule.mjs"
+    entry.write_text(BROWSERS_RULE % json.dumps(str(SDK / "src" / "shared" / "names.ts")))
+    bundle = tmp_path / "rule.bundle.mjs"
+    subprocess.run(
+        [
+            SDK / "node_modules" / ".bin" / "esbuild",
+            entry,
+            "--bundle",
+            "--platform=node",
+            "--format=esm",
+            f"--outfile={bundle}",
+            "--log-level=warning",
+        ],
+        check=True,
+        timeout=120,
+    )
+    names = [
+        f"Ann{chr(point)}Smith"
+        for point in range(0x10000)
+        if not 0xD800 <= point <= 0xDFFF and unicodedata.category(chr(point)) != "Cn"
+    ]
+    alphabet = [c for c in TURNING if unicodedata.category(c) not in ("Cn", "Cs")]
+    draw = random.Random(20261201)
+    names += ["".join(draw.choices(alphabet, k=draw.randint(1, 10))) for _ in range(20000)]
+    ran = subprocess.run(
+        ["node", bundle],
+        input=json.dumps(names),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    browsers = json.loads(ran.stdout)
+    differ = [
+        name
+        for name, passes in zip(names, browsers, strict=True)
+        if passes != (name_refusal(name) is None)
+    ]
+    assert differ == [], [
+        f"{name!r}: the server {'refuses' if name_refusal(name) else 'takes'} it, not the browsers"
+        for name in differ[:10]
+    ]
