@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import random
+import subprocess
+import unicodedata
+from pathlib import Path
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -89,7 +96,8 @@ def test_a_display_line_is_one_line_without_invisible_characters(text: str) -> N
 
 TURNING = list(
     "aA\u00e9 \u200c\u200d\u0301\ufe0f\u094d\u0915\u0645\u06cc\U0001f469\U0001f3fd\u200e\u3164"
-    "\n\u2028\u00a0\U000e0041\ud800\u0300"
+    "\n\u2028\u00a0\U000e0041\ud800\u0300\u034f\ufe00\U000e0100\u180b\u1820\u845b\u20e31"
+    "\u09b0\u0d4d\u2764\u203c"
 )
 """The characters the rule turns on: joiners in and out of their place, marks, fillers."""
 
@@ -98,3 +106,82 @@ TURNING = list(
 def test_a_shown_name_of_the_characters_the_rule_turns_on_passes_it(text: str) -> None:
     shown = shown_name(text, "fallback")
     assert shown == "fallback" or name_refusal(shown) is None, (repr(text), repr(shown))
+
+
+VECTORS = json.loads(
+    (Path(__file__).parent / "fixtures" / "name_vectors.json").read_text(encoding="utf-8")
+)
+"""Names of every script a bank's agents have, and names with each character that draws nothing:
+the same table sdk/test/names.test.ts reads, so that the server and the browsers agree."""
+
+
+@pytest.mark.parametrize("vector", VECTORS, ids=lambda vector: vector["why"])
+def test_the_server_and_the_browsers_agree_on_the_shared_names(vector: dict[str, Any]) -> None:
+    name = vector["name"]
+    assert (name_refusal(name) is None) is vector["is_a_name"], name_refusal(name)
+    assert shown_name(name, "fallback") == vector["shown"]
+    assert name_refusal(vector["shown"]) is None
+
+
+SDK = Path(__file__).parents[1] / "sdk"
+BROWSERS_RULE = """
+import { plausibleName } from %s;
+let input = "";
+process.stdin.setEncoding("utf8");
+process.stdin.on("data", (chunk) => (input += chunk));
+process.stdin.on("end", () => {
+  const names = JSON.parse(input);
+  process.stdout.write(JSON.stringify(names.map((name) => plausibleName(name))));
+});
+"""
+
+
+def test_the_browsers_rule_agrees_with_the_servers_on_every_character_and_random_names(
+    tmp_path: Path,
+) -> None:
+    """sdk/src/shared/names.ts run by node on what this process's rule decides: each assigned
+    character of the Basic Multilingual Plane between two words, and random names of the
+    characters the rule turns on. (Unassigned ones are the server's to refuse, by its own
+    Unicode version.) The table both suites read has the cases worth naming; this, the rest."""
+    entry = tmp_path / "rule.mjs"
+    entry.write_text(BROWSERS_RULE % json.dumps(str(SDK / "src" / "shared" / "names.ts")))
+    bundle = tmp_path / "rule.bundle.mjs"
+    subprocess.run(
+        [
+            SDK / "node_modules" / ".bin" / "esbuild",
+            entry,
+            "--bundle",
+            "--platform=node",
+            "--format=esm",
+            f"--outfile={bundle}",
+            "--log-level=warning",
+        ],
+        check=True,
+        timeout=120,
+    )
+    names = [
+        f"Ann{chr(point)}Smith"
+        for point in range(0x10000)
+        if not 0xD800 <= point <= 0xDFFF and unicodedata.category(chr(point)) != "Cn"
+    ]
+    alphabet = [c for c in TURNING if unicodedata.category(c) not in ("Cn", "Cs")]
+    draw = random.Random(20261201)
+    names += ["".join(draw.choices(alphabet, k=draw.randint(1, 10))) for _ in range(20000)]
+    ran = subprocess.run(
+        ["node", bundle],
+        input=json.dumps(names),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    browsers = json.loads(ran.stdout)
+    differ = [
+        name
+        for name, passes in zip(names, browsers, strict=True)
+        if passes != (name_refusal(name) is None)
+    ]
+    assert differ == [], [
+        f"{name!r}: the server {'refuses' if name_refusal(name) else 'takes'} it, not the browsers"
+        for name in differ[:10]
+    ]

@@ -10,7 +10,7 @@ import { randomBytes } from "../src/shared/e2e/encoding.ts";
 import { startPairing } from "../src/shared/e2e/pairing.ts";
 import type { ConnectionEvents } from "../src/shared/ports.ts";
 import { LiveView } from "../src/console/live.ts";
-import type { Held, HeldStore } from "../src/console/rejoin.ts";
+import { type Held, type HeldStore, leftTooLongAgo } from "../src/console/rejoin.ts";
 import { type LiveEvent, controls } from "../src/console/state.ts";
 import { CHALLENGE_EVERY_MS, STALE_AFTER_MS } from "../src/console/freshness.ts";
 import { RECONNECT_MARGIN_MS, reconnectDelay } from "../src/shared/backoff.ts";
@@ -800,4 +800,16 @@ test("a new policy published during the session: the console says so and asks fo
   for (const frame of h.last().binary) sent.push((JSON.parse(new TextDecoder().decode(await receiver.open(frame))) as { k: string }).k);
   assert.ok(!sent.includes("control_request") && !sent.includes("record_request"), sent.join(", "));
   assert.ok(!h.last().sent.some((m) => m.type === "record"), "no record asked of the server");
+});
+
+test("a console tab's record left a day ago is not rejoined, whatever window the record names", () => {
+  const now = 1_000_000_000_000;
+  const held = (windowMs: number, leftAt?: number): Held =>
+    ({ sessionId: "s1", resumeToken: "t", keyHandle: "h", commands: 0, epoch: 0, windowMs, leftAt }) as Held;
+  assert.equal(leftTooLongAgo(held(30_000), now), false); // never left (an earlier version's)
+  assert.equal(leftTooLongAgo(held(30_000, now - 29_000), now), false);
+  assert.equal(leftTooLongAgo(held(30_000, now + 31_000), now), true); // the clock set back
+  // More than any server may say (600 s): written to the tab's storage, not said by a server.
+  assert.equal(leftTooLongAgo(held(Infinity, now - 86_400_000), now), true);
+  assert.equal(leftTooLongAgo(held(1e300, now - 86_400_000), now), true);
 });

@@ -8,7 +8,7 @@ import {
   AGENT_ENDED, AGENT_LOST, CODE_EXPIRED, CONSOLE_SILENT, CONNECTION_LOST, IDLE_ENDED, MAX_DURATION_ENDED, SESSION_ENDED,
   CLOSED, DISTRUST, LOST, MISMATCH, RECONNECT_FIRST_MS, RECONNECT_MARGIN_MS, RECONNECT_MAX_MS, RESTARTING, RESUME_WINDOW_MS,
   SESSION_GONE, type PageSays, type Saved, type SessionEvent, type SessionState, UNREACHABLE,
-  helpCode, initialState, plausibleName, reconnectDelay, reduce, SETTLED_MS,
+  helpCode, initialState, leftTooLongAgo, plausibleName, reconnectDelay, reduce, SETTLED_MS,
 } from "../src/share/state.ts";
 
 const PAGE: PageSays = { sitePolicy: null, brokenPolicy: false, pins: [] };
@@ -567,6 +567,39 @@ test("the agent's name is fixed once known: a `resumed` or `agent_joined` naming
   // The same name again (a new page while the question is open) goes on.
   const again = run(initialState, resume(stored({ agent: "Ann" })), resumed("pending_consent"), server({ type: "agent_joined", agent: "Ann" }));
   assert.equal(again.state.phase, "pending_consent");
+});
+
+test("a session an earlier version named its agent in goes on when the server shows that name by the rule", () => {
+  // The tab stored the name an earlier server sent (an invisible U+200E in it); the server now
+  // sends it as the rule shows it (U+FFFD in its place). The same name, shown visibly: the
+  // session the customer shares goes on (it ended, "named another agent"), and any other name
+  // still ends it.
+  const old = stored({ consented: true, agent: "Ann Smith\u200e", secret: null });
+  const shown = run(initialState, resume(old), resumed("sharing", { agent: "Ann Smith\ufffd" }));
+  assert.equal(shown.state.phase, "sharing");
+  assert.ok(shown.state.phase === "sharing" && shown.state.saved.agent === "Ann Smith\ufffd");
+  const other = run(initialState, resume(old), resumed("sharing", { agent: "Ann Smith" }));
+  assert.equal(other.state.phase, "ended");
+});
+
+test("a tab's record whose stamp of leaving is no time, or whose window is no server's, is not resumed", () => {
+  const now = 1_000_000_000_000;
+  assert.equal(leftTooLongAgo(stored(), now), false); // a record of an earlier version: no stamp
+  assert.equal(leftTooLongAgo(stored({ leftAt: now - RESUME_WINDOW_MS + 1 }), now), false);
+  assert.equal(leftTooLongAgo(stored({ leftAt: now - RESUME_WINDOW_MS - 1 }), now), true);
+  assert.equal(leftTooLongAgo(stored({ leftAt: now + RESUME_WINDOW_MS + 1 }), now), true); // clock set back
+  // What the SDK never writes (the page's own script wrote it, or the record is damaged): a
+  // stamp that is no time (JSON has NaN as null) was taken for no stamp, and the record resumed.
+  for (const leftAt of [null, "0", "", {}, [], true]) {
+    assert.equal(leftTooLongAgo(stored({ leftAt } as unknown as Partial<Saved>), now), true, JSON.stringify(leftAt));
+  }
+  // A window longer than any server's (its settings stop at 600 s), or one that is no number,
+  // kept a record left a day ago resumable.
+  const dayAgo = now - 86_400_000;
+  for (const resumeWindowMs of [1e300, Infinity, "99999999999"]) {
+    const record = stored({ leftAt: dayAgo, resumeWindowMs } as unknown as Partial<Saved>);
+    assert.equal(leftTooLongAgo(record, now), true, String(resumeWindowMs));
+  }
 });
 
 test("a resume carries this page's pins, not the server's", () => {

@@ -1,6 +1,7 @@
 // What the browsers show of others' text (../src/shared/names.ts): names the relay sends, the
 // relay's own words, a page's title.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import fc from "fast-check";
 import { MAX_MARKS, MAX_NAME, plainLine, plausibleName, REPLACEMENT } from "../src/shared/names.ts";
@@ -85,4 +86,21 @@ test("whatever the text, its plain line (short enough not to be cut) is a name t
     const line = plainLine(chosen.join(""), MAX_NAME);
     return line === "" || plausibleName(line);
   }), { numRuns: 5000 });
+});
+
+// The table tests/test_names.py reads too: names of every script a bank's agents have (they pass
+// as they are), and names with each character that draws nothing (refused, and shown with a
+// U+FFFD where it was), so that the browsers and the server agree.
+interface NameVector { why: string; name: string; is_a_name: boolean; shown: string }
+const VECTORS: NameVector[] = JSON.parse(
+  readFileSync(new URL("../../tests/fixtures/name_vectors.json", import.meta.url), "utf8"),
+);
+
+test("the browsers and the server agree on the shared names", () => {
+  assert.ok(VECTORS.length > 50);
+  for (const { why, name, is_a_name, shown } of VECTORS) {
+    assert.equal(plausibleName(name), is_a_name, why);
+    assert.equal(plainLine(name, MAX_NAME), shown, why);
+    assert.equal(plausibleName(shown), true, why);
+  }
 });

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import structlog
 
+from tandem.names import display_line
+
 LogFormat = Literal["json", "console"]
 SECRET_FIELDS = frozenset(
     {"code", "token", "password", "secret", "resume_token", "cookie", "authorization", "key"}
@@ -51,6 +53,23 @@ def _drop_secrets(
 ) -> MutableMapping[str, Any]:
     for name in [name for name in event if name.lower() in SECRET_FIELDS]:
         event[name] = "[redacted]"
+    return event
+
+
+_KEPT_AS_LINES = frozenset({"exception", "stack"})
+"""Fields that are several lines by nature (a traceback): the renderer writes them as such."""
+
+
+def _plain_fields(
+    _logger: object, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Each text of an event as one line a terminal shows as it is (:func:`display_line`): the
+    console renderer writes a value without spaces unquoted, so a sign-in's username (anyone's
+    choice) wrote a right-to-left override into the operator's log line and turned the rest of
+    it, the address among it, around. (JSON escapes what is not ASCII.)"""
+    for name, value in event.items():
+        if isinstance(value, str) and name not in _KEPT_AS_LINES:
+            event[name] = display_line(value)
     return event
 
 
@@ -102,13 +121,24 @@ def configure(log_format: LogFormat = "console", level: str = "info") -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # A traceback without its frames' local variables: rich's (the default, rich being
+        # installed with typer) printed every one, a request's headers and cookies among them.
+        else structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_SHARED,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                # JSON: the traceback as text (it was the exception info's repr, "<traceback
+                # object at 0x…>", the operator left with no line of where it failed).
+                *([structlog.processors.format_exc_info] if log_format == "json" else []),
+                *([] if log_format == "json" else [_plain_fields]),
+                renderer,
+            ],
         )
     )
     root = logging.getLogger()

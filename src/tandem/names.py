@@ -41,6 +41,16 @@ _MARKS = frozenset({"Mn", "Me"})
 """Combining marks (variation selectors among them): they draw on the character before."""
 
 
+_IGNORABLE_MARKS = frozenset("\u034f\u17b4\u17b5")
+"""Marks that draw nothing on any character: the combining grapheme joiner, the Khmer inherent
+vowels (deprecated). "Ann Smith" with one after it looked like "Ann Smith"."""
+_MONGOLIAN_SELECTORS = frozenset("\u180b\u180c\u180d\u180f")
+"""The Mongolian free variation selectors: they choose a Mongolian letter's form, and draw
+nothing after any other character."""
+_EMOJI_PUNCTUATION = frozenset("\u203c\u2049\u3030\u303d")
+"""Punctuation that is also an emoji (‼ ⁉ 〰 〽), which a variation selector draws as one."""
+_KEYCAP_BASES = frozenset("0123456789#*")
+
 _JOINERS = frozenset("\u200c\u200d")
 _VIRAMAS = frozenset("\u094d\u09cd\u0a4d\u0acd\u0b4d\u0bcd\u0c4d\u0ccd\u0d4d\u0dca")
 """The viramas of the Indic scripts (Devanagari to Sinhala), after which a joiner chooses how a
@@ -50,19 +60,31 @@ _EMOJI_MODIFIERS = frozenset({"Sk", "Mn"})
 """Skin tones (Sk) and the emoji variation selector (Mn) between an emoji and its joiner."""
 
 
+def _indic_letter(char: str) -> bool:
+    """A letter of the scripts of :data:`_VIRAMAS` (Devanagari to Sinhala)."""
+    return 0x0900 <= ord(char) <= 0x0DFF and unicodedata.category(char)[0] == "L"
+
+
 def _arabic_letter(char: str) -> bool:
     return unicodedata.category(char)[0] == "L" and any(a <= ord(char) <= b for a, b in _ARABIC)
 
 
 def _joiner_in_place(text: str, index: int) -> bool:
     """Whether the zero-width joiner or non-joiner at ``index`` does what names need one for, so
-    draws differently from its absence: after an Indic virama (a conjunct), a non-joiner between
-    two Arabic-script letters (Persian "می‌خواهم"), a joiner between two emoji (👩‍💻). Anywhere
-    else it draws nothing, and only tells two look-alike names apart."""
-    if index == 0 or index == len(text) - 1:
+    draws differently from its absence: after an Indic virama (a conjunct; last in a name too,
+    Malayalam's chillu "അന്‍വര്‍"), a joiner between a letter and a virama (Bengali's ra-phala
+    "র‍্যাচেল", Sinhala's touching letters), a non-joiner between two Arabic-script letters
+    (Persian "می‌خواهم"), a joiner between two emoji (👩‍💻). Anywhere else it draws nothing, and
+    only tells two look-alike names apart."""
+    if index == 0:
         return False
-    before, after = text[index - 1], text[index + 1]
+    before = text[index - 1]
+    if index == len(text) - 1:  # last: only a chillu's joiner (a non-joiner there changes nothing)
+        return before in _VIRAMAS and text[index] == "\u200d"
     if before in _VIRAMAS:
+        return True
+    after = text[index + 1]
+    if text[index] == "\u200d" and after in _VIRAMAS and _indic_letter(before):
         return True
     back = index - 1
     while back > 0 and unicodedata.category(text[back]) in (
@@ -74,10 +96,46 @@ def _joiner_in_place(text: str, index: int) -> bool:
     return unicodedata.category(text[back]) == "So" and unicodedata.category(after) == "So"
 
 
+def _variation_selector(char: str) -> bool:
+    return "\ufe00" <= char <= "\ufe0f" or "\U000e0100" <= char <= "\U000e01ef"
+
+
+def _ideograph(char: str) -> bool:
+    return unicodedata.name(char, "").startswith("CJK UNIFIED IDEOGRAPH")
+
+
+def _selector_in_place(text: str, index: int) -> bool:
+    """Whether the variation selector at ``index`` chooses how the character before it is drawn:
+    U+FE0E/U+FE0F after a symbol or an emoji's punctuation (❤️), or after a keycap's base before
+    its U+20E3 (1️⃣); U+FE00-U+FE0D after a symbol; an ideographic variation selector
+    (U+E0100-U+E01EF, Japanese names' registered forms, 葛󠄀) or U+FE00-U+FE0D after a CJK
+    ideograph; a Mongolian one after a Mongolian letter. After any other character (a Latin
+    letter) it draws nothing. One first or after a space is left to the rule of marks (a mark on
+    nothing)."""
+    char = text[index]
+    if index == 0 or unicodedata.category(text[index - 1])[0] == "Z":
+        return True
+    before = text[index - 1]
+    if char in _MONGOLIAN_SELECTORS:
+        return 0x1820 <= ord(before) <= 0x18AA and unicodedata.category(before)[0] == "L"
+    if char >= "\U000e0100":
+        return _ideograph(before)
+    if char in "\ufe0e\ufe0f":
+        if before in _KEYCAP_BASES:
+            return text[index + 1 : index + 2] == "\u20e3"
+        if before in _EMOJI_PUNCTUATION:
+            return True
+    return unicodedata.category(before)[0] == "S" or _ideograph(before)
+
+
 def _invisible_at(text: str, index: int) -> bool:
     char = text[index]
     if char in _JOINERS:
         return not _joiner_in_place(text, index)
+    if char in _IGNORABLE_MARKS:
+        return True
+    if char in _MONGOLIAN_SELECTORS or _variation_selector(char):
+        return not _selector_in_place(text, index)
     return unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _INVISIBLE_LETTERS
 
 

@@ -329,6 +329,34 @@ def test_a_name_stored_before_the_rule_is_asked_with_its_invisible_mark_shown(
     assert customer.page.evaluate("() => window.Tandem.state") == "pending_consent"
 
 
+MALAYALAM = "\u0d05\u0d28\u0d4d\u200d\u0d35\u0d30\u0d4d\u200d"
+"""Anwar in Malayalam, each chillu a virama and a joiner (the joiner last in the name)."""
+
+
+async def alice_is_anwar_in_malayalam(directory: Directory) -> None:
+    await directory.storage.update_user(
+        of_org("default"), "alice", role="agent", display_name=MALAYALAM
+    )
+
+
+def test_an_agent_named_in_malayalam_is_asked_for_as_named(
+    server_factory: ServerFactory, customer: Party, agent: Party
+) -> None:
+    """A Malayalam name ending in a chillu (its joiner last) was refused by both halves of the
+    name rule: the widget took it for a relay's trick and ended the session unasked, and an
+    admin could not set it. The question names the agent as written."""
+    server = server_factory(seed=alice_is_anwar_in_malayalam)
+    customer.page.goto(f"{server.base}/demo/")
+    code = get_help(customer)
+    sign_in(agent, server)
+    expect(agent.page.locator("#whoami")).to_contain_text(MALAYALAM)
+    join(agent, code)
+    expect(customer.page.get_by_role("dialog")).to_contain_text(
+        f"{MALAYALAM} wants to see this page"
+    )
+    assert customer.page.evaluate("() => window.Tandem.state") == "pending_consent"
+
+
 STOP_BUTTON = """() => document.querySelector("[data-tandem-ui]").shadowRoot
     .querySelector("[data-tandem-ui]").shadowRoot.querySelector(".banner button.stop")"""
 

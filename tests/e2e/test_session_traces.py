@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import RunningServer
@@ -100,8 +101,18 @@ TAB_RECORD = "() => JSON.parse(sessionStorage.getItem('tandem.session') ?? 'null
 HELD = "async () => (await navigator.locks.query()).held.some((l) => l.name === 'tandem:in-use')"
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "Date.now() - 3600 * 1000",
+        # What the SDK never writes (the page's own script, or a damaged record; JSON keeps a NaN
+        # as null): taken for no stamp, the record was resumed as if just left.
+        "null",
+        "'yesterday'",
+    ],
+)
 def test_a_tab_record_left_past_the_resume_window_is_not_resumed_and_its_keys_are_deleted(
-    live: RunningServer, customer: Party, agent: Party
+    live: RunningServer, customer: Party, agent: Party, stamp: str
 ) -> None:
     """A tab closed without Stop sharing leaves its record in sessionStorage (which Reopen
     closed tab and session restore bring back) and its keys in the site's key store. The record
@@ -120,9 +131,9 @@ def test_a_tab_record_left_past_the_resume_window_is_not_resumed_and_its_keys_ar
     customer.page.evaluate(
         """() => {
             const record = JSON.parse(sessionStorage.getItem('tandem.session'));
-            record.leftAt = Date.now() - 3600 * 1000;
+            record.leftAt = STAMP;
             sessionStorage.setItem('tandem.session', JSON.stringify(record));
-        }"""
+        }""".replace("STAMP", stamp)
     )
     # The tab comes back to the site: nothing resumed, nothing of the session left.
     customer.page.goto(f"{live.base}/demo/cart.html")

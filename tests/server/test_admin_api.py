@@ -3,7 +3,9 @@ site policies, retention; every change lands in the audit trail."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import httpx
 import pyotp
@@ -296,6 +298,51 @@ def test_names_people_read_refuse_control_and_bidirectional_characters(
             made = ada.post("/api/users", json={**new, "display_name": value})
             assert made.status_code == 201, (value, made.text)
             assert made.json()["display_name"] == value  # whole: 100 characters kept
+
+
+def test_names_of_every_script_are_set_and_characters_that_draw_nothing_refused(
+    orgs_server: RunningServer,
+) -> None:
+    """The shared table of names (tests/fixtures/name_vectors.json) through the server's own
+    requests: a Malayalam name ending in a chillu and a Bengali ra-phala were refused (a joiner
+    last, or before its virama); a combining grapheme joiner, a Khmer inherent vowel, or a
+    variation selector after a Latin letter was let through ("Ann Smith" and "Ann Smith" with one
+    after it, two names that look the same). A lone surrogate is refused in plain words."""
+    vectors = json.loads(
+        (Path(__file__).parents[1] / "fixtures" / "name_vectors.json").read_text(encoding="utf-8")
+    )
+    with api(orgs_server, "ada") as ada:
+        for vector in vectors:
+            if "\ud800" in vector["name"]:
+                continue  # not encodable as UTF-8: sent raw below
+            answer = ada.patch("/api/users/alice", json={"display_name": vector["name"]})
+            if vector["is_a_name"]:
+                assert answer.status_code == 200, (vector["why"], answer.text)
+                assert answer.json()["display_name"] == vector["name"]
+            else:
+                assert answer.status_code == 400, (vector["why"], answer.text)
+                assert "invisible" in answer.json()["detail"], vector["why"]
+        lone = ada.patch(
+            "/api/users/alice",
+            content=b'{"display_name": "Ann\\ud800Smith"}',
+            headers={"content-type": "application/json"},
+        )
+        assert lone.status_code == 400, lone.text
+        assert lone.headers["content-type"] == "application/problem+json"
+        assert "surrogate" in lone.json()["detail"], lone.text  # "...utf-16 surrogate pair"
+        paired = ada.patch(
+            "/api/users/alice",
+            content=b'{"display_name": "Ann \\ud83d\\ude00"}',
+            headers={"content-type": "application/json"},
+        )
+        assert paired.status_code == 200 and paired.json()["display_name"] == "Ann \U0001f600"
+    with httpx.Client(base_url=orgs_server.base) as anyone:
+        login = anyone.post(
+            "/api/login",
+            content=b'{"username": "ann\\udc00", "password": "x"}',
+            headers={"content-type": "application/json"},
+        )
+        assert login.status_code == 400 and "surrogate" in login.json()["detail"], login.text
 
 
 def test_health_says_only_ok(orgs_server: RunningServer) -> None:

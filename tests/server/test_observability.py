@@ -207,3 +207,68 @@ async def test_json_logs_tell_the_session_lifecycle_and_security_events_without_
         "st-5678",
     ):
         assert secret not in errors, secret
+
+
+def test_console_logs_show_a_signin_names_invisible_characters_visibly(
+    tmp_path: Path, data_templates: DataTemplates
+) -> None:
+    """Anyone may try to sign in under any name, and the failure is logged with it: the console
+    format writes a value without spaces unquoted, so a right-to-left override in the name went
+    into the operator's terminal as it was and turned the rest of the line, the address among
+    it, around ("ip=1.2.3.4" read as another). Each such character is a visible U+FFFD."""
+    data_dir, port = tmp_path / "data", free_port()
+    data_templates.copy_to(data_dir)
+    process = tandem_process(
+        [*SERVE, "--port", str(port), "--data-dir", str(data_dir), "--log-format", "console"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60  # as ServeProcess: a start on a loaded 2-core machine
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        wrong = {"username": "mallory\u202e4.3.2.1", "password": "wrong-password-xyz"}
+        assert httpx.post(f"{base}/api/login", json=wrong).status_code == 401
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=30)
+    [line] = [line for line in errors.splitlines() if "sign_in_failed" in line]
+    assert "\u202e" not in errors
+    assert "actor=mallory\ufffd4.3.2.1 " in line, line
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_a_logged_traceback_says_where_without_local_variables(log_format: str) -> None:
+    """An unhandled exception (uvicorn's "Exception in ASGI application") is logged with its
+    traceback; in the console format (the default) rich drew it with every frame's local
+    variables, a request's cookie among them; in JSON it was the exception's repr ("<traceback
+    object at 0x…>"), with no line of where it failed."""
+    script = (
+        "import logging\n"
+        "from tandem import logs\n"
+        f"logs.configure({log_format!r})\n"
+        "def endpoint():\n"
+        "    cookie = 'tandem_session=secret-cookie-of-the-test'\n"
+        "    raise RuntimeError('the handler failed')\n"
+        "try:\n"
+        "    endpoint()\n"
+        "except RuntimeError:\n"
+        "    logging.getLogger('uvicorn.error').exception('Exception in ASGI application')\n"
+    )
+    ran = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    said = ran.stderr
+    if log_format == "json":
+        [line] = [json.loads(line) for line in said.splitlines() if line.strip()]
+        said = line["exception"]
+    assert "RuntimeError: the handler failed" in said, ran.stderr
+    assert "line 6, in endpoint" in said, said  # where it failed
+    assert "secret-cookie-of-the-test" not in ran.stderr, ran.stderr

@@ -185,6 +185,81 @@ def test_without_a_public_origin_addresses_and_localhost_are_served(
         assert browser.get("/api/me").json()["username"] == "alice"
 
 
+def test_without_a_public_origin_the_refusal_of_a_machine_name_says_the_setting_to_use(
+    server: RunningServer,
+) -> None:
+    """The operator's first try: ``tandem serve --host 0.0.0.0``, then
+    http://their-machine:8000/console/ in a browser. The 421 said to set --public-origin "to the
+    origin browsers use" and left them to work out which (scheme, name, port): it names it."""
+    port = urlsplit(server.base).port
+    with at(server, f"Frontdesk-PC:{port}") as browser:
+        refused = browser.get("/console/")
+    assert_misdirected_without_origin(refused)
+    detail = refused.json()["detail"]
+    assert f"--public-origin http://frontdesk-pc:{port} " in detail, detail
+    bad = asyncio.run(raw_request(port, "GET /console/ HTTP/1.1\r\nHost: a b\r\n\r\n"))
+    assert bad.startswith(("HTTP/1.1 400 ", "HTTP/1.1 421 ")), bad
+
+
+NOT_ADDRESSES = (
+    "localhost.",  # the same machine to DNS, another origin to the browser: not what it was told
+    "localhost.attacker.example.",
+    "x.localhost",  # browsers resolve it to loopback themselves, but nobody named it
+    "127.1",  # a browser writes an address as the URL standard has it: only an attacker's
+    "0x7f.1",  # client sends these forms, which a resolver (not this server) may read as one
+    "2130706433",
+    "127.0.0.1.",
+    "127.0.0.1.nip.io",
+    "xn--localhost-ss2d",
+)
+
+
+@pytest.mark.parametrize("name", NOT_ADDRESSES)
+def test_without_a_public_origin_no_other_spelling_of_localhost_or_an_address_is_served(
+    server: RunningServer, name: str
+) -> None:
+    port = urlsplit(server.base).port
+    with at(server, f"{name}:{port}") as browser:
+        assert_misdirected_without_origin(browser.get("/api/me"))
+        assert_misdirected_without_origin(sign_in(browser))
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "GET /api/me HTTP/1.1\r\nHost: localhost:evilport\r\n",  # not a port
+        "GET /api/me HTTP/1.1\r\nHost: [fe80::1%25eth0]:{port}\r\n",  # a zone id
+        "GET /api/me HTTP/1.1\r\nHost: [fe80::1%eth0]:{port}\r\n",
+        "GET /api/me HTTP/1.1\r\nHost: \r\n",  # empty
+        "GET /api/me HTTP/1.1\r\nHost: localhost:{port}\r\nHost: attacker.example\r\n",
+        "GET /api/me HTTP/1.1\r\nHost: attacker.example\r\nHost: localhost:{port}\r\n",
+        "GET /api/me HTTP/1.0\r\n",  # no Host at all
+        "GET http://attacker.example/api/me HTTP/1.1\r\nHost: localhost:{port}\r\n",
+        "GET http://localhost:{port}/api/me HTTP/1.1\r\nHost: attacker.example\r\n",
+        "GET /api/me HTTP/1.1\r\nHost: localhost@attacker.example\r\n",
+        "GET /api/me HTTP/1.1\r\nHost: attacker.example#.localhost\r\n",
+    ],
+)
+async def test_without_a_public_origin_a_malformed_doubled_or_missing_host_is_refused(
+    server: RunningServer, head: str
+) -> None:
+    port = urlsplit(server.base).port
+    answer = await raw_request(port, head.format(port=port) + "Connection: close\r\n\r\n")
+    assert answer.startswith(("HTTP/1.1 421 ", "HTTP/1.1 400 ")), answer
+
+
+@pytest.mark.parametrize("host", ["[::ffff:127.0.0.1]", "[::ffff:7f00:1]", "8.8.8.8"])
+def test_without_a_public_origin_any_address_literal_is_served(
+    server: RunningServer, host: str
+) -> None:
+    """No DNS answers for an address: a browser sends the one it was given, so a page at
+    http://8.8.8.8:port reached this server only if that address is this server's (a proxy or a
+    NAT in front of it), never by an attacker's DNS."""
+    port = urlsplit(server.base).port
+    with at(server, f"{host}:{port}") as browser:
+        assert browser.get("/api/me").status_code == 401
+
+
 async def test_without_a_public_origin_the_name_it_listens_on_is_served() -> None:
     """``--host tandem.lan``: the operator named it; other names are still refused."""
     reached: list[str] = []

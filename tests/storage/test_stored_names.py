@@ -5,9 +5,12 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from tandem.names import REPLACEMENT, name_refusal
 from tandem.storage.base import OrgRecord, SiteRecord, Storage, UserRecord
 from tests.grants import of_org, owned
+from tests.storage.test_suspended_sessions import handed_over
 
 LOOK_ALIKE = "Ann Smith\u200e"
 """Stored by an earlier version (which let U+200E through): it looked like "Ann Smith"."""
@@ -40,3 +43,20 @@ async def test_names_stored_before_the_rule_are_read_with_their_invisible_charac
     assert session is not None and session.agent == f"{REPLACEMENT}Ann Smith"
     for record in await storage.live_sessions(of_org("acme")):
         assert record.agent is None or name_refusal(record.agent) is None
+
+
+async def test_a_session_handed_over_by_an_earlier_version_is_taken_up_with_its_agents_name_shown(
+    storage: Storage,
+) -> None:
+    """A server stopping for an upgrade hands its live sessions over to the next version (the
+    suspended sessions): the agent's display name in the row is what the earlier version had, an
+    invisible U+200E in it. It went to the customer's widget as it was, and the widget, whose rule
+    refuses it, ended the session its customer was sharing."""
+    for session_id in ("s1", "s2"):
+        await storage.record_session_start(of_org("default"), session_id, 50.0, "demo", "old")
+        row = dataclasses.replace(handed_over(session_id), agent=LOOK_ALIKE)
+        await storage.suspend_session(row)
+    got = await storage.get_suspended("s1")
+    assert got is not None and got.agent == f"Ann Smith{REPLACEMENT}"
+    taken = await storage.take_suspended("s2", "new", 101.0)
+    assert taken is not None and taken.agent == f"Ann Smith{REPLACEMENT}"

@@ -30,6 +30,7 @@
 
 import type { PairwiseKeys } from "../shared/e2e/channel.ts";
 import { lockManager, pairwiseKeyStore } from "../shared/idb.ts";
+import { RESUME_WINDOW_MAX_MS } from "../shared/backoff.ts";
 import { browserClock } from "../shared/ports.ts";
 import { claimSealing } from "./claim.ts";
 
@@ -57,7 +58,8 @@ export interface Held {
  * origin's key store), does not rejoin then on the server's word: an honest server ended the
  * session once the window passed. */
 export function leftTooLongAgo(held: Held, now: number): boolean {
-  return typeof held.leftAt === "number" && Math.abs(now - held.leftAt) > held.windowMs;
+  // The window at most what a server may say (windowOf): the record is read back from storage.
+  return typeof held.leftAt === "number" && !(Math.abs(now - held.leftAt) <= Math.min(held.windowMs, RESUME_WINDOW_MAX_MS));
 }
 
 /** Where a live session keeps what a rejoin needs (browser: sessionStorage and IndexedDB). */

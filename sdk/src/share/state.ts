@@ -39,8 +39,8 @@
 
 import { type Policy, validateServerPolicy } from "../shared/policy.ts";
 import { type OutgoingMessage, type ServerMessage, describeClose } from "../shared/protocol.ts";
-import { RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
-import { plausibleName } from "../shared/names.ts";
+import { RESUME_WINDOW_MAX_MS, RESUME_WINDOW_MS, reconnectDelay, windowOf, withinWindow } from "../shared/backoff.ts";
+import { MAX_NAME, plainLine, plausibleName } from "../shared/names.ts";
 import type { AgentAsk, RecordingState } from "./recording.ts";
 
 export const MISMATCH = "The code did not match. Click “Get help” to get a new code.";
@@ -241,7 +241,10 @@ function end(error: string | null, stop = false): Transition {
 
 /** The window (ms) within which the server keeps this session for a page without a socket. */
 export function resumeWindow(saved: Saved): number {
-  return saved.resumeWindowMs && saved.resumeWindowMs > 0 ? saved.resumeWindowMs : RESUME_WINDOW_MS;
+  // Read back from the tab's storage, which the page's own script may write: a number, at most
+  // what a server may say (windowOf).
+  const ms = saved.resumeWindowMs;
+  return typeof ms === "number" && ms > 0 ? Math.min(ms, RESUME_WINDOW_MAX_MS) : RESUME_WINDOW_MS;
 }
 
 /** Whether the tab's record was left (a page's pagehide) longer ago than the session's resume
@@ -252,7 +255,11 @@ export function resumeWindow(saved: Saved): number {
  * passed, and one that kept it would have the page share again, unasked, long after the
  * customer closed it. */
 export function leftTooLongAgo(saved: Saved, now: number): boolean {
-  return typeof saved.leftAt === "number" && Math.abs(now - saved.leftAt) > resumeWindow(saved);
+  const left: unknown = saved.leftAt;
+  if (left === undefined) return false; // a record of an earlier version, or never left
+  // A stamp that is no time is none the SDK wrote (JSON keeps NaN as null): not resumed.
+  if (typeof left !== "number" || !Number.isFinite(left)) return true;
+  return !(Math.abs(now - left) <= resumeWindow(saved));
 }
 
 const distrust = (what: string): Transition => end(`${DISTRUST} (${what}).`, true);
@@ -275,7 +282,12 @@ const NOT_A_NAME = "it sent an agent's name that is not one";
 export { plausibleName };
 
 /** Whether the agent's name the server gives now is the one this browser knows (or the first). */
-const sameAgent = (saved: Saved, agent: string | null): boolean => (saved.agent ?? null) === null || saved.agent === agent;
+/** Whether `agent` is the name this tab knows (or it knows none): the same, or the same as the
+ * honest server now shows it (a name an earlier version sent with an invisible character, each
+ * one now a visible U+FFFD: tests/storage/test_stored_names.py). */
+const sameAgent = (saved: Saved, agent: string | null): boolean =>
+  (saved.agent ?? null) === null || saved.agent === agent ||
+  (agent !== null && plainLine(saved.agent ?? "", MAX_NAME) === agent);
 
 /** Validated policies are in a fixed shape (validatePolicy), so their JSON compares them. */
 const samePolicies = (a: Policy[], b: Policy[]): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -32,8 +32,29 @@ const VISIBLE = /[^\p{Z}\p{C}\u115f\u1160\u3164\uffa0\u2800]/u;
 const VIRAMAS = new Set("\u094d\u09cd\u0a4d\u0acd\u0b4d\u0bcd\u0c4d\u0ccd\u0d4d\u0dca");
 const ARABIC = /[\u0600-\u06ff\u0750-\u077f\u08a0-\u08ff\ufb50-\ufdff\ufe70-\ufefc]/u;
 const LETTER = /\p{L}/u;
+/** The scripts of VIRAMAS (Devanagari to Sinhala). */
+const INDIC_LETTER = /[\u0900-\u0dff]/u;
 const EMOJI_MODIFIER = /[\p{Sk}\p{Mn}]/u;
 const PICTOGRAPH = /\p{So}/u;
+/** Marks that draw nothing on any character: the combining grapheme joiner, the Khmer inherent
+ * vowels (deprecated). */
+const IGNORABLE_MARK = new Set("\u034f\u17b4\u17b5");
+/** The Mongolian free variation selectors: they draw nothing after any other letter. */
+const MONGOLIAN_SELECTOR = new Set("\u180b\u180c\u180d\u180f");
+const MONGOLIAN_LETTER = /[\u1820-\u18aa]/u;
+const SELECTOR = /[\ufe00-\ufe0f\u{e0100}-\u{e01ef}]/u;
+const IDEOGRAPHIC_SELECTOR = /[\u{e0100}-\u{e01ef}]/u;
+/** Punctuation that is also an emoji (‼ ⁉ 〰 〽), which a variation selector draws as one. */
+const EMOJI_PUNCTUATION = new Set("\u203c\u2049\u3030\u303d");
+const KEYCAP_BASE = new Set("0123456789#*");
+const SYMBOL = /\p{S}/u;
+const IDEOGRAPH = /\p{Unified_Ideograph}/u;
+/** Code points never assigned (U+FDD0-U+FDEF, U+xFFFE, U+xFFFF): whatever this browser's
+ * Unicode version, never a name's. */
+const noncharacter = (c: string): boolean => {
+  const point = c.codePointAt(0) ?? 0;
+  return (point >= 0xfdd0 && point <= 0xfdef) || (point & 0xfffe) === 0xfffe;
+};
 
 const arabicLetter = (c: string | undefined): boolean => c !== undefined && ARABIC.test(c) && LETTER.test(c);
 
@@ -43,19 +64,47 @@ const arabicLetter = (c: string | undefined): boolean => c !== undefined && ARAB
  * between two emoji (👩‍💻). Anywhere else it draws nothing and only tells look-alikes apart.
  */
 function joinerInPlace(chars: string[], i: number): boolean {
-  if (i === 0 || i === chars.length - 1) return false;
-  if (VIRAMAS.has(chars[i - 1])) return true;
+  if (i === 0) return false;
   const zwj = chars[i] === "\u200d";
+  // Last: only a joiner after a virama, Malayalam's chillu "അന്‍വര്‍" (a non-joiner there
+  // changes nothing).
+  if (i === chars.length - 1) return zwj && VIRAMAS.has(chars[i - 1]);
+  // After a virama (a conjunct).
+  if (VIRAMAS.has(chars[i - 1])) return true;
+  // Between an Indic letter and a virama: Bengali's ra-phala "র‍্যাচেল", Sinhala's touching letters.
+  if (zwj && VIRAMAS.has(chars[i + 1]) && INDIC_LETTER.test(chars[i - 1]) && LETTER.test(chars[i - 1])) return true;
   let back = i - 1;
   while (back > 0 && (zwj ? EMOJI_MODIFIER : MARK).test(chars[back])) back--;
   if (!zwj) return arabicLetter(chars[back]) && arabicLetter(chars[i + 1]);
   return PICTOGRAPH.test(chars[back]) && PICTOGRAPH.test(chars[i + 1]);
 }
 
+/**
+ * Whether the variation selector at `i` chooses how the character before it is drawn (names.py
+ * `_selector_in_place`): U+FE0E/U+FE0F after a symbol or an emoji's punctuation (❤️), or after a
+ * keycap's base before its U+20E3 (1️⃣); U+FE00-U+FE0D after a symbol; an ideographic one
+ * (U+E0100-U+E01EF) or U+FE00-U+FE0D after a CJK ideograph; a Mongolian one after a Mongolian
+ * letter. After a Latin letter it draws nothing. First or after a space: the rule of marks.
+ */
+function selectorInPlace(chars: string[], i: number): boolean {
+  const c = chars[i];
+  if (i === 0 || SPACE.test(chars[i - 1])) return true;
+  const before = chars[i - 1];
+  if (MONGOLIAN_SELECTOR.has(c)) return MONGOLIAN_LETTER.test(before) && LETTER.test(before);
+  if (IDEOGRAPHIC_SELECTOR.test(c)) return IDEOGRAPH.test(before);
+  if (c === "\ufe0e" || c === "\ufe0f") {
+    if (KEYCAP_BASE.has(before)) return chars[i + 1] === "\u20e3";
+    if (EMOJI_PUNCTUATION.has(before)) return true;
+  }
+  return SYMBOL.test(before) || IDEOGRAPH.test(before);
+}
+
 function invisibleAt(chars: string[], i: number, unassigned: boolean): boolean {
   const c = chars[i];
   if (c === "\u200c" || c === "\u200d") return !joinerInPlace(chars, i);
-  return INVISIBLE.test(c) || (unassigned && UNASSIGNED.test(c));
+  if (IGNORABLE_MARK.has(c)) return true;
+  if (MONGOLIAN_SELECTOR.has(c) || SELECTOR.test(c)) return !selectorInPlace(chars, i);
+  return INVISIBLE.test(c) || noncharacter(c) || (unassigned && UNASSIGNED.test(c));
 }
 
 /**

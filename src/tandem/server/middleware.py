@@ -195,12 +195,22 @@ class PublicOrigins:
         if not self.public_origins:
             if named_without_origin(addressed, self.known_names):
                 return None
+            # The operator's first try (`--host 0.0.0.0`, then http://their-machine:8000 in a
+            # browser) is told the exact setting. The name is the request's, but only letters,
+            # digits, dots and hyphens (HOST_HEADER), in a JSON body: it can say nothing else.
+            fix = (
+                f" This request was addressed to {addressed}: to serve that name, start the "
+                f"server with --public-origin {addressed} (repeat it for each origin browsers "
+                "use; then only those are answered)."
+                if addressed is not None
+                else ""
+            )
             return problem(
                 421,
                 "Misdirected request",
                 "This server has no public origin (--public-origin, TANDEM_PUBLIC_ORIGINS): it "
                 "answers only requests addressed to an IP address, localhost or its --host. "
-                "Set --public-origin to the origin browsers use to reach it by name.",
+                "Set --public-origin to the origin browsers use to reach it by name." + fix,
             )
         if addressed in self.public_origins:
             return None

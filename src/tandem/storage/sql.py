@@ -274,6 +274,15 @@ def _session(row: Any) -> SessionRecord:
     )
 
 
+def _suspended(row: Any) -> SuspendedSession:
+    agent = row["agent"]
+    return _record(
+        SuspendedSession,
+        row,
+        agent=None if agent is None else shown_name(str(agent), REPLACEMENT),
+    )
+
+
 def _org_name(row: Any) -> str:
     return shown_name(str(row[1]), str(row[0]))
 
@@ -3074,7 +3083,7 @@ class SQLStorage:
         row = await self._row(
             sa.select(*suspended_sessions.c).where(suspended_sessions.c.session_id == session_id)
         )
-        return _record(SuspendedSession, row) if row else None
+        return _suspended(row) if row else None
 
     async def take_suspended(
         self, session_id: str, node: str, now: float
@@ -3096,7 +3105,7 @@ class SQLStorage:
                 .where(sessions.c.session_id == session_id, sessions.c.ended_at.is_(None))
                 .values(node=node)
             )
-            return _record(SuspendedSession, taken)
+            return _suspended(taken)
 
         return await self._transaction(work)
 
