@@ -6,6 +6,7 @@
  */
 import type { AgentInfo } from "../generated/rest.ts";
 import { checkedAnswer } from "./answers.ts";
+import { accountPanel, headerButton } from "./account-panel.ts";
 import { accountT as a } from "./messages/account.ts";
 import { problemDetail } from "./office.ts";
 import { relayFetch } from "./relay.ts";
@@ -14,18 +15,7 @@ const PANEL_ID = "password";
 
 /** Show the header button; open the form at once (and return true) when a change is required. */
 export function passwordControls(agent: AgentInfo, done: (agent: AgentInfo) => void): boolean {
-  let button = document.getElementById("password-change") as HTMLButtonElement | null;
-  if (!button) {
-    button = Object.assign(document.createElement("button"), {
-      id: "password-change",
-      type: "button",
-      className: "ghost",
-      textContent: a("pwButton"),
-    });
-    document.getElementById("signout-all")?.before(button);
-  }
-  button.hidden = false;
-  button.onclick = () => openPanel(done, false);
+  headerButton("password-change", a("pwButton"), () => openPanel(done, false));
   if (agent.must_change_password) {
     openPanel(done, true);
     return true;
@@ -40,29 +30,13 @@ function passwordField(form: HTMLFormElement, id: string, label: string, autocom
 }
 
 function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
-  document.getElementById(PANEL_ID)?.remove();
-  const main = document.querySelector("main");
-  if (!main) return;
-  const shown = [...main.querySelectorAll<HTMLElement>(":scope > section")].filter((s) => !s.hidden);
-  for (const section of shown) section.hidden = true;
-  const panel = Object.assign(document.createElement("section"), { id: PANEL_ID, className: "card narrow" });
-  const heading = Object.assign(document.createElement("h1"), { textContent: forced ? a("pwTitleForced") : a("pwTitle") });
-  const intro = Object.assign(document.createElement("p"), {
-    textContent: forced ? a("pwIntroForced") : a("pwIntro"),
-  });
-  const form = Object.assign(document.createElement("form"), { noValidate: true });
+  const view = accountPanel(PANEL_ID, forced ? a("pwTitleForced") : a("pwTitle"), forced ? a("pwIntroForced") : a("pwIntro"));
+  if (!view) return;
+  const { panel, form, fail, close } = view;
   const current = passwordField(form, "password-current", forced ? a("pwGiven") : a("pwCurrent"), "current-password");
   const fresh = passwordField(form, "password-new", a("pwNew"), "new-password");
   const again = passwordField(form, "password-again", a("pwAgain"), "new-password");
-  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: a("pwSubmit") });
-  form.append(submit);
-  const error = Object.assign(document.createElement("p"), { className: "error", hidden: true });
-  error.setAttribute("role", "alert");
-  const close = (): void => {
-    panel.remove();
-    for (const section of shown) section.hidden = false;
-  };
-  panel.append(heading, intro, form, error);
+  form.append(Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: a("pwSubmit") }));
   if (!forced) {
     const cancel = Object.assign(document.createElement("button"), { type: "button", className: "ghost", textContent: a("pwCancel") });
     cancel.onclick = close;
@@ -70,11 +44,7 @@ function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
   }
   form.onsubmit = async (event) => {
     event.preventDefault();
-    error.hidden = true;
-    const fail = (text: string): void => {
-      error.textContent = text;
-      error.hidden = false;
-    };
+    view.clear();
     if (fresh.value !== again.value) return fail(a("pwDiffer"));
     const response = await relayFetch("/api/me/password", {
       method: "POST",
@@ -92,6 +62,6 @@ function openPanel(done: (agent: AgentInfo) => void, forced: boolean): void {
     close();
     if (forced) done(changed);
   };
-  main.prepend(panel);
+  view.show();
   current.focus();
 }

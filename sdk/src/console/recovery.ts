@@ -6,6 +6,7 @@
  */
 import type { RecoveryCodes } from "../generated/rest.ts";
 import { checkedAnswer } from "./answers.ts";
+import { accountPanel, headerButton } from "./account-panel.ts";
 import { accountT as a } from "./messages/account.ts";
 import { problemDetail } from "./office.ts";
 import { relayFetch } from "./relay.ts";
@@ -14,18 +15,7 @@ const PANEL_ID = "recovery-renewal";
 
 /** Show the header button (beside the password's). */
 export function recoveryControls(): void {
-  let button = document.getElementById("recovery-renew") as HTMLButtonElement | null;
-  if (!button) {
-    button = Object.assign(document.createElement("button"), {
-      id: "recovery-renew",
-      type: "button",
-      className: "ghost",
-      textContent: a("rcButton"),
-    });
-    document.getElementById("signout-all")?.before(button);
-  }
-  button.hidden = false;
-  button.onclick = openPanel;
+  headerButton("recovery-renew", a("rcButton"), openPanel);
 }
 
 function field(form: HTMLFormElement, id: string, label: string, kind: "password" | "code"): HTMLInputElement {
@@ -37,35 +27,18 @@ function field(form: HTMLFormElement, id: string, label: string, kind: "password
 }
 
 function openPanel(): void {
-  document.getElementById(PANEL_ID)?.remove();
-  const main = document.querySelector("main");
-  if (!main) return;
-  const shown = [...main.querySelectorAll<HTMLElement>(":scope > section")].filter((s) => !s.hidden);
-  for (const section of shown) section.hidden = true;
-  const panel = Object.assign(document.createElement("section"), { id: PANEL_ID, className: "card narrow" });
-  const heading = Object.assign(document.createElement("h1"), { textContent: a("rcTitle") });
-  const intro = Object.assign(document.createElement("p"), { textContent: a("rcIntro") });
-  const form = Object.assign(document.createElement("form"), { noValidate: true });
+  const view = accountPanel(PANEL_ID, a("rcTitle"), a("rcIntro"));
+  if (!view) return;
+  const { panel, form, fail, close } = view;
   const password = field(form, "recovery-password", a("rcPassword"), "password");
   const code = field(form, "recovery-code", a("rcCode"), "code");
-  const submit = Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: a("rcSubmit") });
-  form.append(submit);
-  const error = Object.assign(document.createElement("p"), { className: "error", hidden: true });
-  error.setAttribute("role", "alert");
-  const close = (): void => {
-    panel.remove();
-    for (const section of shown) section.hidden = false;
-  };
+  form.append(Object.assign(document.createElement("button"), { type: "submit", className: "primary", textContent: a("rcSubmit") }));
   const cancel = Object.assign(document.createElement("button"), { type: "button", className: "ghost", textContent: a("pwCancel") });
   cancel.onclick = close;
-  panel.append(heading, intro, form, error, cancel);
+  panel.append(cancel);
   form.onsubmit = async (event) => {
     event.preventDefault();
-    error.hidden = true;
-    const fail = (text: string): void => {
-      error.textContent = text;
-      error.hidden = false;
-    };
+    view.clear();
     const response = await relayFetch("/api/me/recovery-codes", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
@@ -81,7 +54,7 @@ function openPanel(): void {
     }
     showCodes(panel, codes, close);
   };
-  main.prepend(panel);
+  view.show();
   password.focus();
 }
 
