@@ -76,12 +76,12 @@ def test_a_rebound_page_reads_nothing_and_opens_no_socket(
     }
 
 
-def test_the_tour_works_at_localhost(live: RunningServer, customer: Party, agent: Party) -> None:
+def test_the_tour_works_at_localhost(server: RunningServer, customer: Party, agent: Party) -> None:
     """``make run``'s tour at http://localhost:8000, not only http://127.0.0.1:8000."""
-    live.base = live.base.replace("127.0.0.1", "localhost")
-    customer.page.goto(f"{live.base}/demo/checkout.html")
+    server.base = server.base.replace("127.0.0.1", "localhost")
+    customer.page.goto(f"{server.base}/demo/checkout.html")
     code = get_help(customer)
-    sign_in(agent, live)
+    sign_in(agent, server)
     join(agent, code)
     customer.page.get_by_role("dialog").get_by_role("button", name="Allow").click()
     expect(agent.page.locator("#status")).to_contain_text("You are seeing the customer's page live")
