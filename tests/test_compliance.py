@@ -131,6 +131,15 @@ FAILING: dict[str, Callable[[Installation], Installation]] = {
     "retention": lambda i: dataclasses.replace(
         i, org=dataclasses.replace(i.org, retention_days=400)
     ),
+    "erasure_residue": lambda i: dataclasses.replace(
+        i,
+        database_file=False,
+        vacuum_problem=(
+            'the database failed: VACUUM of sessions was skipped (skipping "sessions" --- '
+            "only table or database owner can vacuum it): the role Tandem connects as must own "
+            "its tables (or be the database's owner)"
+        ),
+    ),
     "audit_trail": lambda i: dataclasses.replace(
         i, audit=AuditState(False, "record 7 was changed", 120, None)
     ),
@@ -185,6 +194,15 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
     ),
     ("recording_key", lambda i: dataclasses.replace(i, key_files_unread=1)),
     ("audit_trail", lambda i: dataclasses.replace(i, audit=AuditState(True, None, 9, NOW - 2e5))),
+    (
+        "erasure_residue",
+        lambda i: dataclasses.replace(
+            i,
+            database_file=False,
+            vacuum_problem="deleted rows of sessions are still seen by an older transaction, "
+            "so no vacuum can remove them",
+        ),
+    ),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
     ("dependencies", _security(advisory_file=None, problem="no advisory file")),
 ]
@@ -238,6 +256,27 @@ def test_other_ways_to_fail_a_requirement(
     profile: Profile, requirement: str, change: Callable[[Installation], Installation]
 ) -> None:
     assert statuses(profile, change(compliant()))[requirement] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("problem", "fix"),
+    [
+        (
+            "VACUUM of sessions was skipped (...): the role Tandem connects as must own its tables",
+            "owner of its tables",
+        ),
+        ("deleted rows of sessions are still seen by an older transaction", "end the long"),
+        ("VACUUM of sessions did not finish within 600 s", "DATABASE_VACUUM_TIMEOUT_SECONDS"),
+        ("the database failed: connection refused", "server's log"),
+    ],
+)
+def test_erasure_residue_names_the_fix_for_the_vacuum_tasks_problem(problem: str, fix: str) -> None:
+    inst = dataclasses.replace(compliant(), database_file=False, vacuum_problem=problem)
+    [failure] = evaluate("gdpr", inst, NOW).failed
+    assert failure.requirement == "erasure_residue" and problem in failure.detail
+    assert fix in failure.fix
+    postgres = dataclasses.replace(compliant(), database_file=False)
+    assert statuses("hipaa", postgres)["erasure_residue"] == "pass"
 
 
 @pytest.mark.parametrize(("requirement", "change"), PCI_ONLY_FAILING)

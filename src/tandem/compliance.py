@@ -30,7 +30,7 @@ from tandem.directory import Directory
 from tandem.exceptions import ConfigError
 from tandem.policy import MaskingPolicy, handed_out_problem, load_policy
 from tandem.reconcile import reconcile
-from tandem.storage.base import SELF_ORIGIN, OrgRecord, SiteRecord, UserRecord
+from tandem.storage.base import SELF_ORIGIN, VACUUM_NOTE, OrgRecord, SiteRecord, UserRecord
 from tandem.training import Training
 
 Profile = Literal["gdpr", "hipaa", "pci-dss"]
@@ -140,6 +140,9 @@ class Installation:
     dependency_drift: tuple[str, ...] = ()
     """Python packages installed at another version than the SBOM lists
     (:func:`tandem.sbom.installed_drift`)."""
+    vacuum_problem: str | None = None
+    """PostgreSQL: the vacuum task's last problem as it noted it in the database (tandem.
+    storage.sql.VACUUM_NOTE), if its rounds since left something; None: none."""
     sso_accounts: tuple[str, ...] = ()
     """Accounts bound to the organisation's identity provider: they sign in through it, and
     Tandem asks them for no second factor of its own."""
@@ -280,6 +283,14 @@ REFERENCES: dict[str, tuple[str, dict[Profile, str | None]]] = {
     "retention": (
         "Retention of sessions and recordings within the profile's bounds",
         {"pci-dss": "PCI DSS v4.0 3.2.1", "hipaa": None, "gdpr": "GDPR Art. 5(1)(e)"},
+    ),
+    "erasure_residue": (
+        "Erased and purged rows gone from the database's pages, not only hidden",
+        {
+            "pci-dss": "PCI DSS v4.0 3.2.1",
+            "hipaa": "HIPAA §164.310(d)(2)(i)",
+            "gdpr": "GDPR Art. 17, 5(1)(e)",
+        },
     ),
     "audit_trail": (
         "Audit trail kept, intact and anchored recently",
@@ -643,6 +654,49 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
     )
 
 
+def _erasure_residue(profile: Profile, inst: Installation, now: float) -> Outcome:
+    if inst.database_file:
+        return (
+            "pass",
+            "SQLite overwrites what it deletes (secure_delete) and its write-ahead log is "
+            "emptied after deletions",
+            "",
+        )
+    problem = inst.vacuum_problem
+    if problem is None:
+        return (
+            "pass",
+            "PostgreSQL: the vacuum task removes the rows erased, purged or cleared at its next "
+            "round (database_vacuum_interval_seconds), and its last round left none behind",
+            "",
+        )
+    if "older transaction" in problem:
+        fix = (
+            "end the long transaction that still sees them (a backup under way, a connection "
+            "left idle in a transaction: SELECT pid, xact_start, state, query FROM "
+            "pg_stat_activity ORDER BY xact_start; then end it, or SELECT "
+            "pg_terminate_backend(pid)); the next round removes the rows"
+        )
+    elif "must own" in problem:
+        fix = (
+            "make the role Tandem connects as the owner of its tables (ALTER TABLE ... OWNER "
+            "TO that role, or run the server as the role that created them); the next round "
+            "vacuums them"
+        )
+    elif "did not finish" in problem:
+        fix = (
+            "find what holds the table (a lock, a long transaction: pg_stat_activity) or "
+            "raise TANDEM_DATABASE_VACUUM_TIMEOUT_SECONDS; the next round vacuums it"
+        )
+    else:
+        fix = 'read the server\'s log ("vacuum after deletions failed"); the next round tries again'
+    return (
+        "fail",
+        f"PostgreSQL: erased rows may still be readable in the database's files: {problem}",
+        fix,
+    )
+
+
 def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
     state = inst.audit
     if not state.ok:
@@ -827,6 +881,7 @@ CHECKS = {
     "payment_pages": _payment_pages,
     "recording_key": _recording_key,
     "retention": _retention,
+    "erasure_residue": _erasure_residue,
     "audit_trail": _audit_trail,
     "file_permissions": _file_permissions,
     "subject_requests": _subject_requests,
@@ -936,6 +991,9 @@ async def gather(
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         purge_interval_seconds=settings.purge_interval_seconds,
         database_file=not settings.database_url,
+        vacuum_problem=(
+            await storage.installation_note(VACUUM_NOTE) if settings.database_url else None
+        ),
         dependency_drift=await asyncio.to_thread(_drift),
         audit=audit or await audit_state(settings, directory, checkpoints),
         exposed_files=exposed_files(settings),

@@ -24,13 +24,15 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tandem.compliance import evaluate
 from tandem.exceptions import StorageError
-from tandem.storage.base import HoldRecord, RecordingRecord, UserRecord
+from tandem.storage.base import VACUUM_NOTE, HoldRecord, RecordingRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import tandem_in_process
 from tests.grants import of_org, owned
 from tests.storage.conftest import PG_DSN, pg_connect
 from tests.storage.test_suspended_sessions import handed_over
+from tests.test_compliance import NOW, compliant
 
 DAY = 86400.0
 CUSTOMER = "erase-me-pg-4b1d@example.com"
@@ -468,3 +470,79 @@ async def test_a_lifted_hold_leaves_no_tuple_naming_its_customer_once_vacuumed(
     await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
     await store.vacuum_deleted()
     assert await _in_tuples(database, schema, ["legal_holds", *TABLES], CUSTOMER.encode()) == []
+
+
+def _erasure_item(problem: str | None) -> tuple[str, str, str]:
+    """The compliance check's ``erasure_residue`` item, PostgreSQL's, for the note as read."""
+    inst = dataclasses.replace(compliant(), database_file=False, vacuum_problem=problem)
+    [item] = [r for r in evaluate("gdpr", inst, NOW).results if r.requirement == "erasure_residue"]
+    return item.status, item.detail, item.fix
+
+
+async def test_the_compliance_check_fails_while_the_role_may_not_vacuum_and_passes_once_it_owns(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """The vacuum refused (the role Tandem connects as does not own its tables) was a line in
+    one server's log: the compliance check passed while the erased rows stayed readable. The
+    vacuum task now leaves a note in the database; the check fails on it, naming the fix, and
+    passes once the role owns the tables and a round leaves nothing."""
+    role = f"not_owner_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        other = await SQLStorage.connect(
+            database.replace("postgres@", f"{role}@", 1), schema=schema
+        )
+        try:
+            await _recorded(other, "s1", CUSTOMER, 100.0)
+            await other.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+            with pytest.raises(StorageError):
+                await other.vacuum_deleted()
+            status, detail, fix = _erasure_item(await store.installation_note(VACUUM_NOTE))
+            assert status == "fail" and "must own its tables" in detail
+            assert "owner of its tables" in fix
+            tables = await admin.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema
+            )
+            for row in tables:
+                await admin.execute(
+                    f'ALTER TABLE "{schema}"."{row["tablename"]}" OWNER TO "{role}"'
+                )
+            await other.vacuum_deleted()
+            assert other.vacuum_due == ()
+            assert await store.installation_note(VACUUM_NOTE) is None
+            assert _erasure_item(None)[0] == "pass"
+        finally:
+            await other.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
+
+
+async def test_the_compliance_check_fails_while_a_long_transaction_keeps_erased_rows(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """A transaction begun before the erasure keeps its rows from every vacuum: the task logged
+    it once and the check passed. Now it fails, telling the operator to end that transaction,
+    until the round after it ended removes the rows and the note."""
+    await _recorded(store, "s1", CUSTOMER, 100.0)
+    reader = await asyncpg.connect(database, server_settings={"search_path": f"{schema},public"})
+    try:
+        backup = reader.transaction(isolation="repeatable_read", readonly=True)
+        await backup.start()
+        assert await reader.fetchval("SELECT count(*) FROM subject_sessions") == 1
+        await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+        await store.vacuum_deleted()
+        status, detail, fix = _erasure_item(await store.installation_note(VACUUM_NOTE))
+        assert status == "fail" and "subject_sessions" in detail, detail
+        assert "end the long transaction" in fix
+        await backup.commit()
+    finally:
+        await reader.close()
+    await store.vacuum_deleted()
+    assert await store.installation_note(VACUUM_NOTE) is None

@@ -24,6 +24,11 @@ export``). Filed under the default organisation, such records let its auditors t
 some other organisation's account has (its failures are filed there) from one nobody has."""
 DEFAULT_TEAM = "support"
 SELF_ORIGIN = "self"
+VACUUM_NOTE = "vacuum_failed"
+"""The database's note (Storage.note_installation) of the vacuum task's last problem: a VACUUM
+refused (the role does not own the tables), overrun, or rows an older transaction still sees.
+The compliance check's ``erasure_residue`` item fails while it is there; the next round that
+leaves nothing removes it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ from tandem.names import REPLACEMENT, shown_name
 from tandem.private_files import private_directory, private_file, private_files_beside
 from tandem.storage import migrations
 from tandem.storage.base import (
+    VACUUM_NOTE,
     AuditCount,
     HoldRecord,
     Inventory,
@@ -759,6 +760,7 @@ MIGRATION_TIMEOUT_SECONDS = 600.0
 """PostgreSQL: how long bringing the schema up to date may take as a whole, the wait for
 another server's migration included, unless told otherwise (the
 ``database_migration_timeout_seconds`` setting)."""
+_VACUUM_NOTE_CHARS = 500
 VACUUM_TIMEOUT_SECONDS = 600.0
 """PostgreSQL: how long one ``VACUUM`` of a table :meth:`SQLStorage.vacuum_deleted` runs may
 take before it is cancelled and left for the next turn, unless told otherwise (the
@@ -807,6 +809,10 @@ class SQLStorage:
         """PostgreSQL: seconds one ``VACUUM`` of :meth:`vacuum_deleted` may take."""
         self._vacuum_due: set[str] = set()
         self._vacuum_seen: set[str] = set()
+        self._vacuum_noted = True
+        self._vacuum_problem: str | None = None
+        """PostgreSQL: :data:`VACUUM_NOTE` may be in the database (an earlier process's, at
+        first): the next round that leaves nothing removes it."""
         """PostgreSQL: the tables whose last vacuum left deleted rows an older transaction still
         sees (logged once until a vacuum removes them)."""
         """PostgreSQL: the tables an erasure, a purge or a session's end deleted rows of since
@@ -1157,6 +1163,38 @@ class SQLStorage:
         the next call. Nothing to do on SQLite (``secure_delete``, :meth:`_empty_wal`)."""
         if not self._postgres or not self._vacuum_due:
             return ()
+        try:
+            done = await self._vacuum_round()
+        except StorageError as exc:
+            await self._note_vacuum(str(exc))
+            raise
+        if self._vacuum_seen:
+            await self._note_vacuum(
+                "deleted rows of "
+                + ", ".join(sorted(self._vacuum_seen))
+                + " are still seen by an older transaction, so no vacuum can remove them"
+            )
+        elif self._vacuum_noted:
+            with contextlib.suppress(StorageError):  # forgotten at the next round
+                await self.forget_installation_note(VACUUM_NOTE)
+                self._vacuum_noted = False
+                self._vacuum_problem = None
+        return done
+
+    async def _note_vacuum(self, problem: str) -> None:
+        """Leave ``problem`` in the database (:data:`VACUUM_NOTE`) for the compliance check of
+        every server on it, in place of an earlier one (written again only when it changes: a
+        transaction left open for days is not a write a round), until a round that leaves
+        nothing."""
+        if problem == self._vacuum_problem:
+            return
+        self._vacuum_noted = True
+        with contextlib.suppress(StorageError):  # the database away: the log says it
+            await self.forget_installation_note(VACUUM_NOTE)
+            await self.note_installation(VACUUM_NOTE, problem[:_VACUUM_NOTE_CHARS], time.time())
+            self._vacuum_problem = problem
+
+    async def _vacuum_round(self) -> tuple[str, ...]:
         done: list[str] = []
         for name in sorted(self._vacuum_due):
             # Taken off first: a deletion while it runs (after its snapshot) makes it due again.
