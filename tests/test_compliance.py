@@ -203,6 +203,15 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
             "so no vacuum can remove them",
         ),
     ),
+    (
+        "audit_trail",
+        lambda i: dataclasses.replace(
+            i,
+            audit=AuditState(
+                True, None, 9, None, backlog_refused=("record 7 at 2027-01-15T08:00: lines 2",)
+            ),
+        ),
+    ),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
     ("dependencies", _security(advisory_file=None, problem="no advisory file")),
 ]
@@ -791,3 +800,15 @@ def test_the_command_fails_an_audit_trail_deleted_whole(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     [audit] = [r for r in json.loads(result.stdout)["results"] if r["requirement"] == "audit_trail"]
     assert audit["status"] == "fail" and "holds no record" in audit["detail"], audit
+
+
+def test_replayed_backlog_lines_are_named_in_the_audit_items_pass() -> None:
+    """Backlog lines already on the trail (a backlog file put back or copied, a count lost to a
+    power cut) were refused by the database and written once: nothing is missing or doubled,
+    so the item passes, and names the records for the auditor to read."""
+    replayed = "record 9 at 2027-01-15T08:00: lines on the trail already 1, 2"
+    inst = dataclasses.replace(
+        compliant(), audit=AuditState(True, None, 9, None, backlog_replayed=(replayed,))
+    )
+    [item] = [r for r in evaluate("hipaa", inst, NOW).results if r.requirement == "audit_trail"]
+    assert item.status == "pass" and replayed in item.detail

@@ -24,7 +24,7 @@ import msgspec
 
 from tandem import auth, sbom
 from tandem.access import Principal, Resource, authorize
-from tandem.audit import Checkpoint, load_or_create_key, verify
+from tandem.audit import AuditRecord, Checkpoint, load_or_create_key, verify
 from tandem.config import FORWARDED_HTTPS_NOTE, PLAIN_HTTP_NOTE, PROXY_NOTE, Settings
 from tandem.directory import Directory
 from tandem.exceptions import ConfigError
@@ -81,6 +81,14 @@ class AuditState:
     (its number is the chain's, which every organisation shares) and no record's time (the
     oldest record not anchored may be another organisation's, and when the anchors move tells
     how many records the others write)."""
+    backlog_refused: tuple[str, ...] = ()
+    """``audit_backlog_refused`` records after the newest external checkpoint checked, each
+    named (its number, time and the lines refused): lines of the audit backlog written without
+    the audit key, altered or moved, never sealed into the trail. Not told to an organisation's
+    admin (they are the server's; only the operator's check takes a checkpoint)."""
+    backlog_replayed: tuple[str, ...] = ()
+    """``audit_backlog_replayed`` records after the newest external checkpoint checked, each
+    named: backlog lines already on the trail, refused by the database, never written twice."""
     numbered: bool = False
     """``problem`` names records by the chain's numbers (the chain does not verify): told to an
     organisation's admin in other words."""
@@ -734,6 +742,18 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
             "tandem audit checkpoint >> /offsite/tandem-checkpoints.log (daily, e.g. cron), then "
             "tandem compliance check ... --checkpoint /offsite/tandem-checkpoints.log",
         )
+    if state.backlog_refused:
+        return (
+            "fail",
+            "lines of the audit backlog (audit-backlog.jsonl) were refused at a start, never "
+            "written to the trail: written without the audit key, altered or moved: "
+            + "; ".join(state.backlog_refused),
+            "read audit-backlog.refused in the data directory and the server's log, and find out "
+            "who could write to the data directory; then tandem audit checkpoint >> "
+            "/offsite/tandem-checkpoints.log and tandem compliance check ... --checkpoint "
+            "/offsite/tandem-checkpoints.log (records before the newest checkpoint are taken "
+            "as reviewed)",
+        )
     least = MIN_AUDIT_RETENTION_DAYS[profile]
     counts_kept = inst.anonymous_audit_retention_days
     if counts_kept < least:
@@ -756,6 +776,13 @@ def _audit_trail(profile: Profile, inst: Installation, now: float) -> Outcome:
             "off (at any record, with the anchors among them), or the "
             "database replaced by an older copy, would not show "
             "(tandem compliance check --checkpoint FILE; docs/audit.md)"
+        )
+        + (
+            "; backlog lines already on the trail were refused, not written twice (a backlog "
+            "file put back or copied, or a count lost to a power cut): "
+            + "; ".join(state.backlog_replayed)
+            if state.backlog_replayed
+            else ""
         ),
         "",
     )
@@ -1034,6 +1061,8 @@ async def audit_state(
         return AuditState(False, problem, len(records), None)
     covered = max([a.seq for a in anchors] + [c.seq for c in checkpoints], default=0)
     tail = [r for r in records if r.seq > covered]
+    reviewed = max((c.seq for c in checkpoints), default=0)
+    since = [r for r in records if r.seq > reviewed]
     return AuditState(
         True,
         None,
@@ -1042,7 +1071,31 @@ async def audit_state(
         settings.audit_anchor_max_age_days,
         empty=not records,
         checkpoints=len(checkpoints),
+        backlog_refused=tuple(
+            _backlog_record(r, "lines refused") for r in since if r.action == BACKLOG_REFUSED
+        ),
+        backlog_replayed=tuple(
+            _backlog_record(r, "lines on the trail already")
+            for r in since
+            if r.action == BACKLOG_REPLAYED
+        ),
     )
+
+
+BACKLOG_REFUSED = "audit_backlog_refused"
+BACKLOG_REPLAYED = "audit_backlog_replayed"
+_BACKLOG_LINES_NAMED = 10
+
+
+def _backlog_record(record: AuditRecord, what: str) -> str:
+    """``record`` (an audit backlog's) in a few words: its number, time and the lines it names
+    (at most :data:`_BACKLOG_LINES_NAMED` of them)."""
+    at = datetime.fromtimestamp(record.at, UTC).isoformat(timespec="minutes")
+    lines = record.details.get("lines")
+    named = [str(n) for n in lines[:_BACKLOG_LINES_NAMED]] if isinstance(lines, list) else []
+    count = record.details.get("count")
+    more = f" of {count}" if isinstance(count, int) and count > len(named) and named else ""
+    return f"record {record.seq} at {at}: {what} {', '.join(named) or '?'}{more}"
 
 
 def _drift() -> tuple[str, ...]:
@@ -1106,7 +1159,13 @@ class AuditChecks:
         async with self._lock:  # concurrent requests wait for the one check under way
             if self._last is None or now - self._last[0] >= self.max_age or now < self._last[0]:
                 checked = await audit_state(settings, directory, ())
-                told = dataclasses.replace(checked, records=None, for_organisation=True)
+                told = dataclasses.replace(
+                    checked,
+                    records=None,
+                    for_organisation=True,
+                    backlog_refused=(),
+                    backlog_replayed=(),
+                )
                 self._last = (now, told)
             return self._last[1]
 

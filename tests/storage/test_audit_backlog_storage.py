@@ -4,6 +4,7 @@ backends (tandem.audit_backlog, SessionHub)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from tandem import crypto
-from tandem.audit import BACKLOG_LINE, AuditLog, backlog_mac_key, load_or_create_key, verify
+from tandem.audit import (
+    BACKLOG_LINE,
+    AuditLog,
+    backlog_mac_key,
+    load_or_create_key,
+    make_checkpoint,
+    verify,
+)
 from tandem.audit_backlog import (
     BACKLOG_FILE,
     HEADER,
@@ -20,12 +28,15 @@ from tandem.audit_backlog import (
     AuditBacklog,
     line_mac,
 )
+from tandem.compliance import AuditState, Result, audit_state, evaluate
 from tandem.config import Settings
+from tandem.directory import Directory
 from tandem.fanout.memory import MemoryFanout
 from tandem.hub import SessionHub
 from tandem.lockout import SharedBackoff
 from tandem.storage.base import Storage
 from tandem.storage.sql import SQLStorage
+from tests.test_compliance import compliant
 
 KEY = b"k" * 32
 LIMIT = 1 << 20
@@ -418,3 +429,47 @@ async def test_a_note_taken_already_is_a_key_taken_not_a_refusal_for_good(storag
     with pytest.raises(_Violation) as refused:
         await storage._transaction(lambda db: db.execute(note))
     assert refused.value.key_taken
+
+
+async def test_a_refused_backlog_line_fails_the_audit_item_until_a_checkpoint_after_it(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """A forged line refused at start was an ``audit_backlog_refused`` record the compliance
+    check never looked at: the audit item passed. The operator's check now fails it, naming
+    the record and the line, until given a checkpoint taken after it (the operator's review);
+    the organisation admins' report (the console's) does not name the server's records."""
+    settings = Settings.load(environ={}, data_dir=tmp_path)
+    key = load_or_create_key(settings.audit_key_path)
+    left = AuditBacklog(tmp_path, backlog_mac_key(key), LIMIT)
+    await left.hold(5.0, "user_disabled", {"actor": "ada", "org": "default", "subject": "bob"})
+    left.close()
+    forged = b'[6.0,"user_enabled",{"actor":"ada","org":"default","subject":"mallory"}]'
+    append(tmp_path, line_mac(KEY, file_id(tmp_path), 2, forged).encode() + b" " + forged + b"\n")
+    hub = hub_on(tmp_path, storage)
+    async with hub:
+        pass
+    directory = Directory(
+        storage, hub.record, hub.clock, crypto.SecretBox(settings.secrets_key_path)
+    )
+    state = await audit_state(settings, directory, ())
+    [refused] = [r for r in await storage.audit_records() if r.action == "audit_backlog_refused"]
+    assert state.ok and state.backlog_refused
+    item = _audit_item(state)
+    assert item.status == "fail", item
+    assert f"record {refused.seq} " in item.detail and "lines refused 2" in item.detail
+    assert "audit-backlog.refused" in item.fix and "--checkpoint" in item.fix
+    records = await storage.audit_records()
+    checkpoint = make_checkpoint(records, await storage.anchors(), key, 1000.0)
+    reviewed = await audit_state(settings, directory, (checkpoint,))
+    assert reviewed.ok and reviewed.backlog_refused == ()
+    item = _audit_item(reviewed)
+    assert item.status == "pass", item
+
+
+def _audit_item(state: AuditState) -> Result:
+    """The compliance check's audit item for an installation compliant but for ``state``."""
+    inst = dataclasses.replace(compliant(), audit=state)
+    [item] = [
+        r for r in evaluate("pci-dss", inst, 1000.0).results if r.requirement == "audit_trail"
+    ]
+    return item
