@@ -516,6 +516,8 @@ def test_loopback_behind_no_proxy_needs_no_public_origin(tmp_path: Path) -> None
         r for r in json.loads(result.stdout)["results"] if r["requirement"] == "public_origin"
     ]
     assert found["status"] == "pass" and "loopback only" in found["detail"]
+    # What such a server answers: addresses, localhost and --host, no other name.
+    assert "only requests addressed to an IP address, localhost or its --host" in found["detail"]
 
 
 def test_the_command_fails_transport_once_a_request_came_over_plain_http(

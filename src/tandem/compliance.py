@@ -528,7 +528,13 @@ def _public_origin(profile: Profile, inst: Installation, now: float) -> Outcome:
             "",
         )
     if inst.unnamed_exposure is None:
-        return "pass", "listens on loopback only, behind no proxy: no other name reaches it", ""
+        return (
+            "pass",
+            "no public origin set: only requests addressed to an IP address, localhost or its "
+            "--host are answered (any other name is refused, 421, so a rebound name gets "
+            "nothing); it listens on loopback only, behind no proxy",
+            "",
+        )
     fix = (
         "tandem serve --public-origin https://TANDEM.HOST (or TANDEM_PUBLIC_ORIGINS), the "
         "origin browsers use"
@@ -540,10 +546,10 @@ def _public_origin(profile: Profile, inst: Installation, now: float) -> Outcome:
         )
     return (
         "fail",
-        f"no public origin is set and {inst.unnamed_exposure}: it answers any address (names "
-        "other than localhost and --host are refused), and a proxy that sends an address as "
-        "the Host passes on whatever name the browser used (DNS rebinding makes an attacker's "
-        "name same-origin with the server)",
+        f"no public origin is set and {inst.unnamed_exposure}: it answers requests addressed "
+        "to any IP address, localhost or its --host (other names are refused), and a proxy "
+        "that sends an address as the Host passes on whatever name the browser used (DNS "
+        "rebinding makes an attacker's name same-origin with the server)",
         f"{fix} (docs/deployment.md)",
     )
 
