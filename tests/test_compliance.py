@@ -131,6 +131,9 @@ FAILING: dict[str, Callable[[Installation], Installation]] = {
     "retention": lambda i: dataclasses.replace(
         i, org=dataclasses.replace(i.org, retention_days=400)
     ),
+    "secrets_key": lambda i: dataclasses.replace(
+        i, secrets_previous_keys=1, audit=dataclasses.replace(i.audit, key_rotated_at=NOW - 4e6)
+    ),
     "erasure_residue": lambda i: dataclasses.replace(
         i,
         database_file=False,
@@ -212,6 +215,14 @@ ALSO_FAILING: list[tuple[str, Callable[[Installation], Installation]]] = [
             ),
         ),
     ),
+    # A staged key never made current; a previous key no record of a rotation dates.
+    (
+        "secrets_key",
+        lambda i: dataclasses.replace(
+            i, secrets_staged_key=True, audit=dataclasses.replace(i.audit, key_staged_at=NOW - 4e6)
+        ),
+    ),
+    ("secrets_key", lambda i: dataclasses.replace(i, secrets_previous_keys=1)),
     ("dependencies", _security(stale=True, advisory_age_days=30.0)),
     ("dependencies", _security(advisory_file=None, problem="no advisory file")),
 ]

@@ -51,6 +51,10 @@ MIN_AUDIT_RETENTION_DAYS: dict[str, float] = {"pci-dss": 365, "hipaa": 6 * 365, 
 signed-in actor (``anonymous_audit_retention_days``), which are."""
 PCI_MAX_TRAINING_DAYS = 365
 """PCI DSS 12.6.3: security awareness training at least once every 12 months."""
+MAX_KEY_CHANGE_DAYS = 30
+"""A rotation of the secrets key finished within this many days: a previous key retired, a
+staged key made current (PCI DSS 3.7.4 key changes at the end of their cryptoperiod; a key
+kept "for now" stays for years). docs/operations.md, "Rotating the secrets key"."""
 MAX_IDLE_SECONDS: dict[Profile, float] = {"pci-dss": 900.0, "hipaa": 900.0, "gdpr": 1800.0}
 MAX_SIGN_IN_SECONDS = 12 * 3600.0
 SINGLE_FACTOR_AMR = frozenset({"pwd", "pin", "kba"})
@@ -89,6 +93,10 @@ class AuditState:
     backlog_replayed: tuple[str, ...] = ()
     """``audit_backlog_replayed`` records after the newest external checkpoint checked, each
     named: backlog lines already on the trail, refused by the database, never written twice."""
+    key_rotated_at: float | None = None
+    """Time of the newest ``secrets_key_rotated`` record (None: none)."""
+    key_staged_at: float | None = None
+    """Time of the newest ``secrets_key_staged`` record (None: none)."""
     numbered: bool = False
     """``problem`` names records by the chain's numbers (the chain does not verify): told to an
     organisation's admin in other words."""
@@ -148,6 +156,10 @@ class Installation:
     dependency_drift: tuple[str, ...] = ()
     """Python packages installed at another version than the SBOM lists
     (:func:`tandem.sbom.installed_drift`)."""
+    secrets_previous_keys: int = 0
+    """Previous keys the secrets key ring keeps (``tandem secrets retire`` drops them)."""
+    secrets_staged_key: bool = False
+    """The secrets key ring holds a staged key (``tandem secrets rotate`` makes it current)."""
     vacuum_problem: str | None = None
     """PostgreSQL: the vacuum task's last problem as it noted it in the database (tandem.
     storage.sql.VACUUM_NOTE), if its rounds since left something; None: none."""
@@ -291,6 +303,14 @@ REFERENCES: dict[str, tuple[str, dict[Profile, str | None]]] = {
     "retention": (
         "Retention of sessions and recordings within the profile's bounds",
         {"pci-dss": "PCI DSS v4.0 3.2.1", "hipaa": None, "gdpr": "GDPR Art. 5(1)(e)"},
+    ),
+    "secrets_key": (
+        "Secrets key rotations finished: no previous or staged key kept for long",
+        {
+            "pci-dss": "PCI DSS v4.0 3.6.1, 3.7.4",
+            "hipaa": "HIPAA §164.312(a)(2)(iv)",
+            "gdpr": "GDPR Art. 32(1)(a)",
+        },
     ),
     "erasure_residue": (
         "Erased and purged rows gone from the database's pages, not only hidden",
@@ -668,6 +688,44 @@ def _retention(profile: Profile, inst: Installation, now: float) -> Outcome:
     )
 
 
+def _secrets_key(profile: Profile, inst: Installation, now: float) -> Outcome:
+    state = inst.audit
+
+    def age(at: float | None) -> str:
+        if at is None:
+            return "since a time the audit trail does not say (no record of it)"
+        return f"for {(now - at) / DAY:.0f} days"
+
+    def overdue(at: float | None) -> bool:
+        return at is None or now - at > MAX_KEY_CHANGE_DAYS * DAY
+
+    if inst.secrets_previous_keys and overdue(state.key_rotated_at):
+        return (
+            "fail",
+            f"the secrets key ring has kept {inst.secrets_previous_keys} previous key(s) "
+            f"{age(state.key_rotated_at)} after its rotation (at most {MAX_KEY_CHANGE_DAYS} "
+            "days): whoever holds an old copy of secrets.key still opens what it sealed",
+            "tandem secrets status (whose recovery codes still need the previous key; have "
+            "them renew their codes), then tandem secrets retire, and copy secrets.key to "
+            "every server (docs/operations.md)",
+        )
+    if inst.secrets_staged_key and overdue(state.key_staged_at):
+        return (
+            "fail",
+            f"a staged secrets key has waited {age(state.key_staged_at)} and was never made "
+            f"current (at most {MAX_KEY_CHANGE_DAYS} days)",
+            "copy secrets.key to every server, then tandem secrets rotate (docs/operations.md)",
+        )
+    if inst.secrets_previous_keys or inst.secrets_staged_key:
+        return (
+            "pass",
+            f"a rotation of the secrets key is under way (finish it within "
+            f"{MAX_KEY_CHANGE_DAYS} days: tandem secrets status)",
+            "",
+        )
+    return "pass", "the secrets key ring holds its current key alone", ""
+
+
 def _erasure_residue(profile: Profile, inst: Installation, now: float) -> Outcome:
     if inst.database_file:
         return (
@@ -913,6 +971,7 @@ CHECKS = {
     "masking": _masking,
     "payment_pages": _payment_pages,
     "recording_key": _recording_key,
+    "secrets_key": _secrets_key,
     "retention": _retention,
     "erasure_residue": _erasure_residue,
     "audit_trail": _audit_trail,
@@ -1024,6 +1083,8 @@ async def gather(
         anonymous_audit_retention_days=settings.anonymous_audit_retention_days,
         purge_interval_seconds=settings.purge_interval_seconds,
         database_file=not settings.database_url,
+        secrets_previous_keys=len(directory.box.ring.previous),
+        secrets_staged_key=directory.box.ring.staged is not None,
         vacuum_problem=(
             await storage.installation_note(VACUUM_NOTE) if settings.database_url else None
         ),
@@ -1077,6 +1138,12 @@ async def audit_state(
         settings.audit_anchor_max_age_days,
         empty=not records,
         checkpoints=len(checkpoints),
+        key_rotated_at=max(
+            (r.at for r in records if r.action == "secrets_key_rotated"), default=None
+        ),
+        key_staged_at=max(
+            (r.at for r in records if r.action == "secrets_key_staged"), default=None
+        ),
         backlog_refused=tuple(
             _backlog_record(r, "lines refused") for r in since if r.action == BACKLOG_REFUSED
         ),

@@ -13,9 +13,14 @@ import pyotp
 import pytest
 
 from tandem import auth, crypto, secrets_rotation
+from tandem.audit import AuditLog, load_or_create_key
+from tandem.compliance import DAY, MAX_KEY_CHANGE_DAYS, audit_state, evaluate
+from tandem.config import Settings
+from tandem.directory import Directory
 from tandem.exceptions import ConflictError, SecondFactorError, StorageError
 from tandem.storage.base import NO_ORG, SEALED_KINDS, SealedSecret, Storage
 from tests.grants import of_org
+from tests.test_compliance import compliant
 
 PASSWORD = "blue-kettle-orbit-42"
 NOW = 1_800_000_000.0
@@ -298,3 +303,49 @@ async def test_a_retirement_the_database_fails_during_can_be_run_again(
     box, _ = await secrets_rotation.retire(storage, key_file, Trail(), force=True)
     assert box.ring.previous == ()
     assert await storage.recovery_code_digests() == []
+
+
+async def test_a_previous_or_staged_secrets_key_kept_for_long_fails_the_compliance_check(
+    tmp_path: Path, storage: Storage
+) -> None:
+    """A staged key never made current, or a previous key never retired, passed the check
+    however long it stayed (an old copy of secrets.key opening what it sealed, for years). The
+    item now fails past MAX_KEY_CHANGE_DAYS from the rotation's record in the trail, with the
+    command that finishes it, and passes once it is finished."""
+    settings = Settings.load(environ={}, data_dir=tmp_path)
+    log = AuditLog(storage, load_or_create_key(settings.audit_key_path))
+    clock = [NOW]
+
+    async def record(action: str, **fields: Any) -> None:
+        await log.record(clock[0], action, **fields)
+
+    key_file = settings.secrets_key_path
+    box = crypto.SecretBox(key_file)
+    directory = Directory(storage, record, lambda: clock[0], box)  # type: ignore[arg-type]
+
+    async def item(days_later: float) -> tuple[str, str, str]:
+        inst = dataclasses.replace(
+            compliant(),
+            audit=await audit_state(settings, directory, ()),
+            secrets_previous_keys=len(box.ring.previous),
+            secrets_staged_key=box.ring.staged is not None,
+        )
+        report = evaluate("pci-dss", inst, clock[0] + days_later * DAY)
+        [found] = [r for r in report.results if r.requirement == "secrets_key"]
+        return found.status, found.detail, found.fix
+
+    assert (await item(0))[0] == "pass"
+    await secrets_rotation.stage(key_file, record)
+    assert (await item(MAX_KEY_CHANGE_DAYS - 1))[0] == "pass"
+    status, detail, fix = await item(MAX_KEY_CHANGE_DAYS + 1)
+    assert status == "fail" and "never made current" in detail
+    assert "tandem secrets rotate" in fix
+    clock[0] += (MAX_KEY_CHANGE_DAYS + 1) * DAY
+    await secrets_rotation.rotate(storage, key_file, record)
+    status, detail, _ = await item(MAX_KEY_CHANGE_DAYS - 1)
+    assert status == "pass" and "under way" in detail
+    status, detail, fix = await item(MAX_KEY_CHANGE_DAYS + 1)
+    assert status == "fail" and "1 previous key(s)" in detail
+    assert "tandem secrets retire" in fix
+    await secrets_rotation.retire(storage, key_file, record)
+    assert await item(365) == ("pass", "the secrets key ring holds its current key alone", "")
