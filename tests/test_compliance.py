@@ -518,6 +518,31 @@ def test_the_command_fails_a_server_reached_by_any_name_without_a_public_origin(
     assert "https://tandem.example only" in passed["detail"]
 
 
+def test_a_secrets_key_in_the_data_directory_is_noted_and_not_once_moved_out(
+    tmp_path: Path,
+) -> None:
+    """A backup of the data directory carried secrets.key with the SQLite database it seals,
+    and the check said nothing: the secrets item now says so (it passes: the default place,
+    a matter of how backups are kept), and not once the keys live elsewhere."""
+    data, env = _installation(tmp_path)
+    check = ["compliance", "check", "--profile", "pci-dss", "--format", "json"]
+    [found] = [
+        r
+        for r in json.loads(run(*check, env=env).stdout)["results"]
+        if r["requirement"] == "secrets_key"
+    ]
+    assert found["status"] == "pass" and "secrets.key lies in the data directory" in found["detail"]
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    for name in ("audit.key", "secrets.key"):
+        (data / name).rename(keys / name)
+    env["TANDEM_AUDIT_KEY"] = str(keys / "audit.key")
+    result = run(*check, env=env)
+    [found] = [r for r in json.loads(result.stdout)["results"] if r["requirement"] == "secrets_key"]
+    assert found["status"] == "pass", result.stdout + result.stderr
+    assert "data directory" not in found["detail"]
+
+
 def test_loopback_behind_no_proxy_needs_no_public_origin(tmp_path: Path) -> None:
     _, env = _installation(tmp_path)
     del env["TANDEM_PUBLIC_ORIGINS"]

@@ -160,6 +160,9 @@ class Installation:
     """Previous keys the secrets key ring keeps (``tandem secrets retire`` drops them)."""
     secrets_staged_key: bool = False
     """The secrets key ring holds a staged key (``tandem secrets rotate`` makes it current)."""
+    secrets_key_beside_data: bool = False
+    """``secrets.key`` lies in the data directory: a backup of that directory carries it with
+    what it seals (the SQLite database)."""
     vacuum_problem: str | None = None
     """PostgreSQL: the vacuum task's last problem as it noted it in the database (tandem.
     storage.sql.VACUUM_NOTE), if its rounds since left something; None: none."""
@@ -716,14 +719,21 @@ def _secrets_key(profile: Profile, inst: Installation, now: float) -> Outcome:
             f"current (at most {MAX_KEY_CHANGE_DAYS} days)",
             "copy secrets.key to every server, then tandem secrets rotate (docs/operations.md)",
         )
+    beside = (
+        "; note: secrets.key lies in the data directory, so a backup of the data directory "
+        "carries the key with the database it seals (keep such backups as secret as the key, "
+        "or move it out with --audit-key, whose directory it follows)"
+        if inst.secrets_key_beside_data and inst.database_file
+        else ""
+    )
     if inst.secrets_previous_keys or inst.secrets_staged_key:
         return (
             "pass",
             f"a rotation of the secrets key is under way (finish it within "
-            f"{MAX_KEY_CHANGE_DAYS} days: tandem secrets status)",
+            f"{MAX_KEY_CHANGE_DAYS} days: tandem secrets status){beside}",
             "",
         )
-    return "pass", "the secrets key ring holds its current key alone", ""
+    return "pass", f"the secrets key ring holds its current key alone{beside}", ""
 
 
 def _erasure_residue(profile: Profile, inst: Installation, now: float) -> Outcome:
@@ -1085,6 +1095,9 @@ async def gather(
         database_file=not settings.database_url,
         secrets_previous_keys=len(directory.box.ring.previous),
         secrets_staged_key=directory.box.ring.staged is not None,
+        secrets_key_beside_data=settings.secrets_key_path.resolve().is_relative_to(
+            settings.data_dir.resolve()
+        ),
         vacuum_problem=(
             await storage.installation_note(VACUUM_NOTE) if settings.database_url else None
         ),
