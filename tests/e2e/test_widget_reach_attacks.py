@@ -11,7 +11,9 @@ it away again). Put-backs are now bounded between two looks, and a page that kee
 widget away keeps sharing paused. A page that stripped the widget's mark (by which the recorder
 blocks it) and took it out had the widget's own put-back send all it showed to the agent: it is
 marked again before it moves. The customer's banner said "cannot see this private page" of a
-page that only covered the widget. Held: the page's copies of its dialog with the widget in it,
+page that only covered the widget. A fullscreen `<video>` left the customer no notice of the
+pause a screen reader said or a click reached (the banner over it was inert): a modal notice of
+the widget's own is shown over it. Held: the page's copies of its dialog with the widget in it,
 an agent's click opening the page's layers, a burst of the page's tooltips."""
 
 from __future__ import annotations
@@ -256,3 +258,50 @@ def test_sharing_pauses_at_the_very_change_that_takes_stop_sharing_away(joined: 
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     caught_up(joined.customer, joined.view)
     assert marker not in agent_plaintext(joined.agent)
+
+
+FULLSCREEN_NOTICE = "Sharing paused while this page is full screen"
+
+
+def test_a_fullscreen_video_that_pauses_sharing_is_said_in_a_notice_read_spoken_and_clicked(
+    joined: Joined,
+) -> None:
+    """A fullscreen `<video>` (the page's, or opened by an agent's click) keeps the widget off
+    screen, and sharing pauses. The banner, raised over the video, was drawn but inert there:
+    out of the accessibility tree (a screen reader said nothing of the pause, or of anything of
+    Tandem's) and its Stop sharing took no click. A modal notice of the widget's own, shown over
+    the fullscreen element, is read, spoken and clicked; leaving full screen from it goes on
+    sharing, and the agent never sees it."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate("""async () => {
+        const video = Object.assign(document.createElement('video'), {id: 'page-layer'});
+        document.body.append(video);
+        await video.requestFullscreen();
+    }""")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    cdp = page.context.new_cdp_session(page)
+    try:
+
+        def spoken() -> list[str]:
+            nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+            return [
+                str(node.get("role", {}).get("value"))
+                for node in nodes
+                if not node.get("ignored")
+                and node.get("name", {}).get("value") == FULLSCREEN_NOTICE
+            ]
+
+        wait_until(page, lambda: "dialog" in spoken(), timeout=10)
+    finally:
+        cdp.detach()
+    notice = page.locator("dialog", has_text=FULLSCREEN_NOTICE)
+    expect(notice).to_contain_text("Alice sees nothing until you leave full screen")
+    # The browser's own hit test: a click on a button under an inert banner would time out.
+    page.get_by_role("button", name="Leave full screen").click(timeout=5000)
+    wait_until(page, lambda: page.evaluate("() => document.fullscreenElement === null"))
+    expect(notice).to_have_count(0)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    assert FULLSCREEN_NOTICE not in agent_plaintext(joined.agent)
+    page.evaluate("() => document.getElementById('page-layer')?.remove()")
