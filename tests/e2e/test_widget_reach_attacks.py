@@ -13,7 +13,9 @@ blocks it) and took it out had the widget's own put-back send all it showed to t
 marked again before it moves. The customer's banner said "cannot see this private page" of a
 page that only covered the widget. A fullscreen `<video>` left the customer no notice of the
 pause a screen reader said or a click reached (the banner over it was inert): a modal notice of
-the widget's own is shown over it. Held: the page's copies of its dialog with the widget in it,
+the widget's own is shown over it. `inert` on `<html>` did not pause at that change (what the page
+added with it went), and an input event rrweb emitted a task after the pause went to the agent.
+Held: the page's copies of its dialog with the widget in it,
 an agent's click opening the page's layers, a burst of the page's tooltips."""
 
 from __future__ import annotations
@@ -305,3 +307,69 @@ def test_a_fullscreen_video_that_pauses_sharing_is_said_in_a_notice_read_spoken_
     caught_up(joined.customer, joined.view)
     assert FULLSCREEN_NOTICE not in agent_plaintext(joined.agent)
     page.evaluate("() => document.getElementById('page-layer')?.remove()")
+
+
+def test_sharing_pauses_at_an_inert_ancestor_before_what_the_page_adds_with_it_goes(
+    joined: Joined,
+) -> None:
+    """`inert` set on `<html>` leaves the widget's host where it was, so the widget's watch took
+    it for within reach and did not pause at that change (only the fullscreen and dialog cases
+    did): what the page added in the same task went to the agent, sent at once by a click the
+    page made there, while the customer could not reach Stop sharing. It now asks the browser's
+    hit test at each such change, and pauses there."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('button'),"
+        " {id: 'page-button', textContent: 'Page button'}))"
+    )
+    caught_up(joined.customer, joined.view)
+    marker = f"made-when-inert-{secrets.token_hex(4)}"
+    page.evaluate(
+        """(id) => {
+        document.documentElement.inert = true;
+        document.body.append(Object.assign(document.createElement('p'), {id, textContent: id}));
+        document.getElementById('page-button').click();
+    }""",
+        marker,
+    )
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    page.evaluate(
+        "(id) => { document.getElementById(id).remove(); document.documentElement.inert = false; }",
+        marker,
+    )
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)
+    page.evaluate("() => document.getElementById('page-button')?.remove()")
+
+
+def test_nothing_the_recorder_emits_after_the_pause_goes_to_the_agent(joined: Joined) -> None:
+    """A value the page's script sets in the task that takes Stop sharing out of reach: rrweb
+    emits its input event a task later (its hooked setter's setTimeout), after the pause had
+    stopped it, and it went to the agent after the `paused` word; the agent's console then took
+    the page for live again while the customer's stayed paused. Nothing goes while paused."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('input'),"
+        " {id: 'page-input'}))"
+    )
+    caught_up(joined.customer, joined.view)
+    page.evaluate("""async () => {
+        document.documentElement.inert = true;
+        document.getElementById('page-input').value = 'set at the pause';
+        // rrweb's deferred input hook runs in a task queued before this one's end.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        await new Promise((resolve) => setTimeout(resolve, 0));
+    }""")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    page.evaluate("() => { document.documentElement.inert = false; }")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    payloads = agent_plaintext(joined.agent).split("\n")
+    paused = max(i for i, p in enumerate(payloads) if p.startswith('{"k":"paused"'))
+    after = payloads[paused + 1 :]
+    resumed = next(i for i, p in enumerate(after) if '"type":2,' in p or '{"type":2' in p)
+    assert not [p for p in after[:resumed] if p.startswith('{"k":"events"')], after[:resumed]
+    page.evaluate("() => document.getElementById('page-input')?.remove()")

@@ -488,7 +488,10 @@ export class CustomerUI {
     if (this.reachWatch || typeof MutationObserver !== "function") return;
     const check = () => {
       const host = this.host;
-      if (!host || this.hostInPlace()) return;
+      // In place is not within reach: `inert` on an ancestor (`<html>`) or a dialog of the
+      // page's leaves the host where it was, out of the customer's reach; asked of the
+      // browser's hit test, as the looks do (only at the changes that call for a check).
+      if (!host || (this.hostInPlace() && this.hit())) return;
       // Where reachable() last gave up, with the page as it was then: not again at every change.
       if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
       // Out of reach now (nowhere to put it, or a page that fights back): the session pauses
