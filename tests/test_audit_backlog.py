@@ -539,3 +539,40 @@ async def test_lines_appended_to_a_file_taken_up_are_bound_to_a_header_of_their_
             again.written()
         again.close()
         assert 2.0 not in kept
+
+
+@pytest.mark.parametrize("cut", ["after_the_header", "in_the_first_line"])
+async def test_a_process_killed_between_its_header_and_its_first_line_loses_no_record(
+    tmp_path: Path, cut: str
+) -> None:
+    """A process that took the file up is killed as it appends its header and first line (one
+    write, cut short by the kill or a power cut): the header alone, or with part of its line.
+    The next start takes the earlier lines up, refuses the cut line only, and its own record
+    and every one before are taken up at the start after (held)."""
+    first = backlog(tmp_path)
+    assert first.load() == 0
+    await first.hold(1.0, "user_disabled", {"org": "default"})
+    first.close()
+    taker = backlog(tmp_path)
+    assert taker.load() == 1
+    await taker.hold(2.0, "user_enabled", {"org": "default"})
+    taker.close()
+    data = (tmp_path / BACKLOG_FILE).read_bytes()
+    last_header = data.rindex(HEADER)
+    header_end = data.index(b"\n", last_header) + 1
+    # the write cut short: after the header's newline, or half-way through its line
+    cut_at = header_end if cut == "after_the_header" else (header_end + len(data)) // 2
+    (tmp_path / BACKLOG_FILE).write_bytes(data[:cut_at])
+    again = backlog(tmp_path)
+    assert again.load() == 1
+    assert again.refused == ([] if cut == "after_the_header" else [3])
+    await again.hold(3.0, "user_deleted", {"org": "default"})
+    again.close()
+    last = backlog(tmp_path)
+    assert last.load() == 2
+    kept = []
+    while last:
+        kept.append(last.first()[:2])
+        last.written()
+    last.close()
+    assert kept == [(1.0, "user_disabled"), (3.0, "user_deleted")]

@@ -4,6 +4,8 @@ server, which follows the replaced file without a restart (docs/operations.md)."
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -176,3 +178,59 @@ def test_a_key_made_by_hand_in_the_standard_alphabet_still_opens(tmp_path: Path)
     (tmp_path / "secrets.key").write_bytes(standard + b"\n" + key + b"\n")
     with pytest.raises(ConfigError, match="is in the file twice"):
         crypto.SecretBox(tmp_path / "secrets.key")
+
+
+_HOLDER = """
+import sys
+from pathlib import Path
+from tandem import secrets_rotation
+with secrets_rotation.exclusive(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_command_killed_holding_the_key_files_lock_leaves_the_next_one_free(
+    server_factory: ServerFactory,
+) -> None:
+    """A ``tandem secrets`` command killed (SIGKILL) while it held ``secrets.key.lock``: the
+    file stays beside the key, but the lock was the process's, not the file's, so the next
+    command runs at once (no hang, no stale lock to remove by hand). While it ran, another
+    was refused at once, saying why (held)."""
+    server = server_factory()
+    data = server.settings.data_dir
+    key_file = server.settings.secrets_key_path
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(key_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        refused = tandem_in_process("secrets", "stage", "--data-dir", str(data))
+        assert refused.returncode != 0
+        assert "another `tandem secrets` command is running" in refused.stderr
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert (data / "secrets.key.lock").exists()
+    staged = tandem_in_process("secrets", "stage", "--data-dir", str(data))
+    assert staged.returncode == 0, staged.stderr
+
+
+def test_a_lock_file_that_cannot_be_opened_says_which_and_how_to_recover(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """``secrets.key.lock`` planted as a link (or left unreadable by a command run as another
+    user): the command stops in one line that names the lock file and what to do, not only
+    the system's words ("Too many levels of symbolic links")."""
+    server = server_factory()
+    data = server.settings.data_dir
+    (data / "secrets.key.lock").symlink_to(tmp_path / "elsewhere")
+    refused = tandem_in_process("secrets", "stage", "--data-dir", str(data))
+    assert refused.returncode == 2, refused.stdout
+    assert str(data / "secrets.key.lock") in refused.stderr
+    assert "remove it if no `tandem secrets` command is running" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert not (tmp_path / "elsewhere").exists()

@@ -76,7 +76,12 @@ def exclusive(key_file: Path) -> Iterator[None]:
     try:
         descriptor = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
-        raise ConfigError(f"cannot lock the secrets key {key_file}: {exc.strerror}") from None
+        # A killed command leaves the file but not the lock (the lock is the process's): a
+        # file that cannot be opened was made otherwise (a link, another user's).
+        raise ConfigError(
+            f"cannot lock the secrets key {key_file}: {lock}: {exc.strerror} (not a file this "
+            "user can open: remove it if no `tandem secrets` command is running)"
+        ) from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

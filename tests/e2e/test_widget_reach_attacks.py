@@ -11,7 +11,11 @@ it away again). Put-backs are now bounded between two looks, and a page that kee
 widget away keeps sharing paused. A page that stripped the widget's mark (by which the recorder
 blocks it) and took it out had the widget's own put-back send all it showed to the agent: it is
 marked again before it moves. The customer's banner said "cannot see this private page" of a
-page that only covered the widget. Held: the page's copies of its dialog with the widget in it,
+page that only covered the widget. A fullscreen `<video>` left the customer no notice of the
+pause a screen reader said or a click reached (the banner over it was inert): a modal notice of
+the widget's own is shown over it. `inert` on `<html>` did not pause at that change (what the page
+added with it went), and an input event rrweb emitted a task after the pause went to the agent.
+Held: the page's copies of its dialog with the widget in it,
 an agent's click opening the page's layers, a burst of the page's tooltips."""
 
 from __future__ import annotations
@@ -256,3 +260,116 @@ def test_sharing_pauses_at_the_very_change_that_takes_stop_sharing_away(joined: 
     expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
     caught_up(joined.customer, joined.view)
     assert marker not in agent_plaintext(joined.agent)
+
+
+FULLSCREEN_NOTICE = "Sharing paused while this page is full screen"
+
+
+def test_a_fullscreen_video_that_pauses_sharing_is_said_in_a_notice_read_spoken_and_clicked(
+    joined: Joined,
+) -> None:
+    """A fullscreen `<video>` (the page's, or opened by an agent's click) keeps the widget off
+    screen, and sharing pauses. The banner, raised over the video, was drawn but inert there:
+    out of the accessibility tree (a screen reader said nothing of the pause, or of anything of
+    Tandem's) and its Stop sharing took no click. A modal notice of the widget's own, shown over
+    the fullscreen element, is read, spoken and clicked; leaving full screen from it goes on
+    sharing, and the agent never sees it."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate("""async () => {
+        const video = Object.assign(document.createElement('video'), {id: 'page-layer'});
+        document.body.append(video);
+        await video.requestFullscreen();
+    }""")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    cdp = page.context.new_cdp_session(page)
+    try:
+
+        def spoken() -> list[str]:
+            nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+            return [
+                str(node.get("role", {}).get("value"))
+                for node in nodes
+                if not node.get("ignored")
+                and node.get("name", {}).get("value") == FULLSCREEN_NOTICE
+            ]
+
+        wait_until(page, lambda: "dialog" in spoken(), timeout=10)
+    finally:
+        cdp.detach()
+    notice = page.locator("dialog", has_text=FULLSCREEN_NOTICE)
+    expect(notice).to_contain_text("Alice sees nothing until you leave full screen")
+    # The browser's own hit test: a click on a button under an inert banner would time out.
+    page.get_by_role("button", name="Leave full screen").click(timeout=5000)
+    wait_until(page, lambda: page.evaluate("() => document.fullscreenElement === null"))
+    expect(notice).to_have_count(0)
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    assert FULLSCREEN_NOTICE not in agent_plaintext(joined.agent)
+    page.evaluate("() => document.getElementById('page-layer')?.remove()")
+
+
+def test_sharing_pauses_at_an_inert_ancestor_before_what_the_page_adds_with_it_goes(
+    joined: Joined,
+) -> None:
+    """`inert` set on `<html>` leaves the widget's host where it was, so the widget's watch took
+    it for within reach and did not pause at that change (only the fullscreen and dialog cases
+    did): what the page added in the same task went to the agent, sent at once by a click the
+    page made there, while the customer could not reach Stop sharing. It now asks the browser's
+    hit test at each such change, and pauses there."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('button'),"
+        " {id: 'page-button', textContent: 'Page button'}))"
+    )
+    caught_up(joined.customer, joined.view)
+    marker = f"made-when-inert-{secrets.token_hex(4)}"
+    page.evaluate(
+        """(id) => {
+        document.documentElement.inert = true;
+        document.body.append(Object.assign(document.createElement('p'), {id, textContent: id}));
+        document.getElementById('page-button').click();
+    }""",
+        marker,
+    )
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    page.evaluate(
+        "(id) => { document.getElementById(id).remove(); document.documentElement.inert = false; }",
+        marker,
+    )
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    assert marker not in agent_plaintext(joined.agent)
+    page.evaluate("() => document.getElementById('page-button')?.remove()")
+
+
+def test_nothing_the_recorder_emits_after_the_pause_goes_to_the_agent(joined: Joined) -> None:
+    """A value the page's script sets in the task that takes Stop sharing out of reach: rrweb
+    emits its input event a task later (its hooked setter's setTimeout), after the pause had
+    stopped it, and it went to the agent after the `paused` word; the agent's console then took
+    the page for live again while the customer's stayed paused. Nothing goes while paused."""
+    page, agent = joined.customer.page, joined.agent.page
+    expect(stop_button(page)).to_be_visible()
+    page.evaluate(
+        "() => document.body.append(Object.assign(document.createElement('input'),"
+        " {id: 'page-input'}))"
+    )
+    caught_up(joined.customer, joined.view)
+    page.evaluate("""async () => {
+        document.documentElement.inert = true;
+        document.getElementById('page-input').value = 'set at the pause';
+        // rrweb's deferred input hook runs in a task queued before this one's end.
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        await new Promise((resolve) => setTimeout(resolve, 0));
+    }""")
+    expect(agent.locator("#status")).to_contain_text(PAUSED_STATUS)
+    page.evaluate("() => { document.documentElement.inert = false; }")
+    expect(agent.locator("#status")).to_contain_text(LIVE_STATUS)
+    caught_up(joined.customer, joined.view)
+    payloads = agent_plaintext(joined.agent).split("\n")
+    paused = max(i for i, p in enumerate(payloads) if p.startswith('{"k":"paused"'))
+    after = payloads[paused + 1 :]
+    resumed = next(i for i, p in enumerate(after) if '"type":2,' in p or '{"type":2' in p)
+    assert not [p for p in after[:resumed] if p.startswith('{"k":"events"')], after[:resumed]
+    page.evaluate("() => document.getElementById('page-input')?.remove()")

@@ -398,6 +398,86 @@ async def test_a_role_that_may_not_vacuum_is_an_error_not_a_silent_skip(
         await admin.close()
 
 
+async def test_a_role_that_may_not_vacuum_and_hears_no_warning_is_an_error_too(
+    database: str, schema: str, store: SQLStorage
+) -> None:
+    """The same role set to hear errors only (``client_min_messages = error``, set for a role
+    to quiet its logs) or to report in another language: the vacuum's "skipping" warning was
+    never read, and the vacuum that vacuumed nothing counted as done. The role's right to
+    vacuum is now asked of the database, in no language."""
+    role = f"quiet_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(database)
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        await admin.execute(f'ALTER ROLE "{role}" SET client_min_messages = error')
+        await admin.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        await admin.execute(
+            f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO "{role}"'
+        )
+        dsn = database.replace("postgres@", f"{role}@", 1)
+        assert dsn != database
+        other = await SQLStorage.connect(dsn, schema=schema)
+        try:
+            await _recorded(other, "s1", CUSTOMER, 100.0)
+            await other.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+            with pytest.raises(StorageError, match=r"was skipped .* must own its tables"):
+                await other.vacuum_deleted()
+            assert other.vacuum_due
+            assert await _in_tuples(database, schema, TABLES, CUSTOMER.encode())
+        finally:
+            await other.close()
+    finally:
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()
+
+
+async def test_rows_still_seen_are_counted_whatever_language_the_server_reports_in(
+    database: str, schema: str
+) -> None:
+    """VACUUM VERBOSE's "are dead but not yet removable" is translated where the server reports
+    in another language (lc_messages): the rows an older transaction still saw were read as
+    none and the table counted as done. The count is now read from the statistics the vacuum
+    sets, in numbers. Runs where PostgreSQL has a translation and the system its locale."""
+    admin = await asyncpg.connect(database)
+    try:
+        for locale in ("de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8", "es_ES.UTF-8"):
+            try:
+                await admin.execute(f"SET lc_messages TO '{locale}'")
+            except asyncpg.PostgresError:
+                continue
+            break
+        else:
+            pytest.skip("no locale PostgreSQL can report in other than English here")
+    finally:
+        await admin.close()
+    store = await SQLStorage.connect(database + f"?lc_messages={locale}", schema=schema)
+    try:
+        await _recorded(store, "s1", CUSTOMER, 100.0)
+        reader = await asyncpg.connect(
+            database, server_settings={"search_path": f"{schema},public"}
+        )
+        try:
+            backup = reader.transaction(isolation="repeatable_read", readonly=True)
+            await backup.start()
+            assert await reader.fetchval("SELECT count(*) FROM subject_sessions") == 1
+            await store.erase_subject(of_org("default"), CUSTOMER, ["s1"])
+            await store.vacuum_deleted()
+            assert {"subject_sessions", "sessions"} <= set(store.vacuum_due)
+            await backup.commit()
+        finally:
+            await reader.close()
+        await store.vacuum_deleted()
+        assert store.vacuum_due == ()
+    finally:
+        await store.close()
+        db = await asyncpg.connect(database)
+        try:
+            await db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await db.close()
+
+
 async def test_a_deleted_accounts_rows_leave_no_tuple_once_vacuumed(
     database: str, schema: str, store: SQLStorage
 ) -> None:

@@ -1397,7 +1397,11 @@ export class Session {
   }
 
   private enqueue(event: unknown): void {
-    if (this.backlogged) return;
+    // Paused: nothing recorded goes, whenever the recorder emits it. rrweb emits some events a
+    // task after what made them (an input's value set by the page's script, through its hooked
+    // setter's setTimeout), after its stop: the value set in the task that took Stop sharing out
+    // of reach went after the pause, and the agent's console took the page for live again.
+    if (this.backlogged || this.paused) return;
     // A single-page app moved onto a private page: nothing recorded since goes. The page watch
     // would pause only on its next tick, after what the app drew there went; pause now, once
     // rrweb's emit returned.

@@ -121,6 +121,20 @@ button:focus-visible { outline: 3px solid #1d4ed8; outline-offset: 2px; }
  * the next would be an endless loop of microtasks, the customer's tab frozen. */
 const PUT_BACKS_PER_LOOK = 8;
 
+/** The fullscreen notice's own styles (fullscreenNotice: a shadow root of its own). */
+const FULLSCREEN_CSS = `
+dialog { font: 15px/1.4 system-ui, sans-serif; color: #111; background: #fff; border: 0;
+  border-radius: 12px; padding: 16px 20px; max-width: min(28em, 90vw); box-shadow: 0 8px 30px rgba(0,0,0,.4); }
+dialog::backdrop { background: rgba(0,0,0,.35); }
+h2 { font-size: 17px; margin: 0 0 8px; }
+p { margin: 0 0 14px; }
+.actions { display: flex; gap: 8px; flex-wrap: wrap; }
+button { font: inherit; font-weight: 600; border: 0; border-radius: 8px; padding: 8px 14px; cursor: pointer; }
+.primary { background: #1f2937; color: #fff; }
+.danger { background: #b91c1c; color: #fff; }
+button:focus-visible { outline: 3px solid #2563eb; outline-offset: 2px; }
+`;
+
 /** The host's own inline style, as the browser writes it back (`style.cssText`). */
 const HOST_STYLE = "all: initial !important;";
 
@@ -328,6 +342,12 @@ export class CustomerUI {
   private contested = false;
   /** Told at once when a change of the page's took the widget out of reach (whenOutOfReach). */
   private outOfReach: (() => void) | null = null;
+  /** The notice of the widget's own over the page's fullscreen element (fullscreenNotice), and
+   * the fullscreen element the customer closed it over (not shown again over that one). */
+  private fullscreen: {
+    host: HTMLElement; dialog: HTMLDialogElement; over: Element; text: HTMLElement; unwatch: () => void;
+  } | null = null;
+  private fullscreenClosed: Element | null = null;
 
   /** Brand and language from start(); kept in this tab for the session's later pages. */
   configure(brand: Brand, locale: string | null): void {
@@ -468,7 +488,10 @@ export class CustomerUI {
     if (this.reachWatch || typeof MutationObserver !== "function") return;
     const check = () => {
       const host = this.host;
-      if (!host || this.hostInPlace()) return;
+      // In place is not within reach: `inert` on an ancestor (`<html>`) or a dialog of the
+      // page's leaves the host where it was, out of the customer's reach; asked of the
+      // browser's hit test, as the looks do (only at the changes that call for a check).
+      if (!host || (this.hostInPlace() && this.hit())) return;
       // Where reachable() last gave up, with the page as it was then: not again at every change.
       if (this.gaveUp && this.gaveUp.modal === topModal() && this.gaveUp.parent === host.parentElement && host.isConnected) return;
       // Out of reach now (nowhere to put it, or a page that fights back): the session pauses
@@ -839,8 +862,94 @@ export class CustomerUI {
       ...(onStopRecording ? [element("span", { className: "recording", text: `● ${this.t("recording")}` })] : []),
     ], { stop: onStop, stopRecording: onStopRecording, takeBack: onRevokeControl });
     if (before !== text) this.announce(text);
+    this.fullscreenNotice(paused === "controls_hidden", who);
     // A banner made anew (after a question) puts keyboard focus back on the same button.
     if (fresh && focused) Array.from(banner.el.querySelectorAll("button")).find((b) => b.textContent === focused)?.focus();
+  }
+
+  /**
+   * Sharing paused because the page's fullscreen element keeps the widget off screen (a
+   * fullscreen `<video>` shows no children): the banner, raised over it, is drawn but inert
+   * there, out of the accessibility tree, so the customer was not told in words a screen reader
+   * says, and its Stop sharing took no click. A modal dialog of the widget's own, shown after the
+   * fullscreen element, is the topmost modal: read, spoken and clicked, in the top layer above
+   * it. It says sharing is paused and offers to leave full screen or stop; sharing stays paused
+   * meanwhile (its banner stays out of reach). Closed when sharing goes on, stops, or the
+   * customer closes it (not shown again over the same fullscreen element).
+   */
+  private fullscreenNotice(paused: boolean, agent: string): void {
+    const over = document.fullscreenElement;
+    const host = this.host;
+    if (!paused || !over) this.fullscreenClosed = null;
+    if (!paused || !over || !host || over.contains(host) || over === this.fullscreenClosed) return this.closeFullscreenNotice();
+    const text = this.t("fullscreenText", { agent });
+    const shown = this.fullscreen;
+    if (shown && shown.over === over && shown.dialog.open && shown.host.isConnected) {
+      shown.text.textContent = text;
+      return;
+    }
+    this.closeFullscreenNotice();
+    // Built whole while detached, marked as the widget is (the recorder blocks it; sharing is
+    // paused while it shows in any case).
+    const noticeHost = element("div", { attrs: { [TANDEM_UI_ATTRIBUTE]: "" } });
+    noticeHost.style.setProperty("all", "initial", "important");
+    const root = noticeHost.attachShadow({ mode: "open" });
+    const locale = this.locale;
+    const title = element("h2", { text: this.t("fullscreenTitle"), attrs: { id: "tandem-fullscreen-title" } });
+    const said = element("p", { text, attrs: { id: "tandem-fullscreen-text" } });
+    const leave = button(this.t("leaveFullscreen"), "primary", () => {
+      void document.exitFullscreen?.().catch(() => undefined);
+    });
+    const stop = pressButton(this.t("stopSharing"), "danger", () => this.stopSharing?.());
+    const dialog = element("dialog", {
+      attrs: { [TANDEM_UI_ATTRIBUTE]: "", "aria-labelledby": title.id, "aria-describedby": said.id, lang: locale, dir: direction(locale) },
+    }, [title, said, element("div", { className: "actions" }, [leave, stop])]);
+    try {
+      // A constructed sheet: a `<style>` element is refused by a page's CSP (style-src 'self').
+      const sheet = new CSSStyleSheet();
+      sheet.replaceSync(FULLSCREEN_CSS);
+      root.adoptedStyleSheets = [sheet];
+    } catch {
+      // an older browser: the browser's own dialog styles
+    }
+    root.append(dialog);
+    // Followed as fullscreen changes, not only at the session's redraws: while it shows, the
+    // banner is out of reach behind it, so no look finds the widget back within reach when
+    // fullscreen is left (and sharing would stay paused behind a notice of a fullscreen gone).
+    // Another fullscreen element over it: shown again, above that one.
+    const changed = () => {
+      if (this.fullscreen !== notice) return;
+      const now = document.fullscreenElement;
+      if (now === over) return;
+      this.closeFullscreenNotice();
+      if (now) this.fullscreenNotice(true, agent);
+    };
+    document.addEventListener("fullscreenchange", changed, true);
+    const unwatch = () => document.removeEventListener("fullscreenchange", changed, true);
+    const notice = { host: noticeHost, dialog, over, text: said, unwatch };
+    dialog.addEventListener("close", () => {
+      if (this.fullscreen !== notice) return;
+      this.fullscreenClosed = over; // the customer closed it (Esc): not again over this one
+      this.closeFullscreenNotice();
+    });
+    document.documentElement.append(noticeHost);
+    try {
+      dialog.showModal();
+    } catch {
+      unwatch();
+      noticeHost.remove(); // not rendered: the banner says it, as before
+      return;
+    }
+    this.fullscreen = notice;
+  }
+
+  private closeFullscreenNotice(): void {
+    const shown = this.fullscreen;
+    this.fullscreen = null;
+    if (!shown) return;
+    shown.unwatch();
+    if (shown.dialog.open) shown.dialog.close();
+    shown.host.remove();
   }
 
   /** Whether the banner is what shows now (no question, notice or code took its place). */
@@ -1031,6 +1140,8 @@ export class CustomerUI {
     this.primary = null;
     clearTimeout(this.toastTimer);
     clearTimeout(this.announceTimer);
+    this.closeFullscreenNotice();
+    this.fullscreenClosed = null;
     this.reachWatch?.();
     this.reachWatch = null;
     this.gaveUp = null;

@@ -338,6 +338,22 @@ _RECORDING_COLUMNS = tuple(recordings.c)
 _NOT_YET_REMOVABLE = re.compile(r"(\d+) are dead but not yet removable")
 """What ``VACUUM (VERBOSE)`` says of the deleted rows it left for a transaction that sees them."""
 
+_MAY_VACUUM = """
+SELECT pg_has_role(c.relowner, 'USAGE') OR pg_has_role(d.datdba, 'USAGE'){maintain}
+FROM pg_class AS c, pg_database AS d
+WHERE c.oid = to_regclass(quote_ident($1)) AND d.datname = current_database()
+"""
+"""Whether the role may vacuum the table (PostgreSQL's own rule: a superuser, the table's or the
+database's owner, or, from PostgreSQL 17, one granted MAINTAIN), in the connection's schema."""
+
+_DEAD_LEFT = """
+SELECT coalesce(pg_stat_get_dead_tuples(c.oid), 0)
+    + coalesce(pg_stat_get_dead_tuples(nullif(c.reltoastrelid, 0)), 0)
+FROM pg_class AS c WHERE c.oid = to_regclass(quote_ident($1))
+"""
+"""The table's (and its TOAST table's) dead rows as the statistics count them: right after a
+vacuum, those it left because a transaction may still see them."""
+
 _ACCOUNT_ROWS = (
     logins,
     recovery_codes,
@@ -1233,6 +1249,20 @@ class SQLStorage:
             warnings.append(str(getattr(message, "message", message)))
 
         async with pool.acquire(timeout=self._timeout) as db:
+            # Asked first, not read from the warning alone: a role or database set to report in
+            # another language, or with client_min_messages above WARNING, vacuumed nothing
+            # and said so in words that were not read (or not sent at all).
+            maintain = db.get_server_version().major >= 17
+            query = _MAY_VACUUM.format(
+                maintain=" OR has_table_privilege(c.oid, 'MAINTAIN')" if maintain else ""
+            )
+            allowed = await db.fetchval(query, name)
+            if not allowed:
+                raise StorageError(
+                    f"the database failed: VACUUM of {name} was skipped (the role may not "
+                    "vacuum it): the role Tandem connects as must own its tables (or be the "
+                    "database's owner)"
+                )
             # Outside any transaction (VACUUM refuses to run in one); on timeout asyncpg
             # cancels it on the server, which rolls back nothing but the vacuum itself.
             db.add_log_listener(heard)
@@ -1247,6 +1277,10 @@ class SQLStorage:
                 ) from None
             finally:
                 db.remove_log_listener(heard)
+            # The vacuum sets the table's count of dead rows to those it could not remove (in
+            # numbers, whatever the server's language); zero if track_counts is off, when the
+            # English report below is all there is.
+            counted = await db.fetchval(_DEAD_LEFT, name)
         # A role that does not own the table is only warned, and nothing is vacuumed: the
         # erased rows would stay, silently, until autovacuum.
         skipped = [text for text in warnings if text.startswith("skipping")]
@@ -1256,9 +1290,10 @@ class SQLStorage:
                 "Tandem connects as must own its tables (or be the database's owner)"
             )
         # VERBOSE's report, per relation: "tuples: R removed, N remain, K are dead but not yet
-        # removable" (PostgreSQL 13 and later, in English: a server set to report in another
-        # language is not read, as before).
-        return sum(int(found) for text in warnings for found in _NOT_YET_REMOVABLE.findall(text))
+        # removable" (PostgreSQL 13 and later, in English only: the statistics above are read
+        # in any language).
+        said = sum(int(found) for text in warnings for found in _NOT_YET_REMOVABLE.findall(text))
+        return max(said, int(counted or 0))
 
     async def _on_postgres(self, call: Callable[[Any], Any]) -> Any:
         import asyncpg

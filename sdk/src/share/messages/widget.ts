@@ -48,6 +48,9 @@ export const en = {
   stopRecording: "Stop recording",
   takeBack: "Take back control",
   stopSharing: "Stop sharing",
+  fullscreenTitle: "Sharing paused while this page is full screen",
+  fullscreenText: "{agent} sees nothing until you leave full screen (Esc).",
+  leaveFullscreen: "Leave full screen",
   recordTitle: "{agent} asks to record this session",
   recordText:
     "The recording holds what the agent sees, with the same fields hidden. It is encrypted in this browser so " +
@@ -130,6 +133,9 @@ const de: Messages<typeof en> = {
   stopRecording: "Aufnahme beenden",
   takeBack: "Steuerung zurücknehmen",
   stopSharing: "Teilen beenden",
+  fullscreenTitle: "Teilen pausiert, solange diese Seite im Vollbild ist",
+  fullscreenText: "{agent} sieht nichts, bis Sie das Vollbild verlassen (Esc).",
+  leaveFullscreen: "Vollbild verlassen",
   recordTitle: "{agent} bittet darum, diese Sitzung aufzuzeichnen",
   recordText:
     "Die Aufnahme zeigt, was der Support sieht, mit denselben verborgenen Feldern. Sie wird in diesem Browser " +
@@ -212,6 +218,9 @@ const fr: Messages<typeof en> = {
   stopRecording: "Arrêter l’enregistrement",
   takeBack: "Reprendre le contrôle",
   stopSharing: "Arrêter le partage",
+  fullscreenTitle: "Partage en pause tant que cette page est en plein écran",
+  fullscreenText: "{agent} ne voit rien tant que vous ne quittez pas le plein écran (Échap).",
+  leaveFullscreen: "Quitter le plein écran",
   recordTitle: "{agent} demande à enregistrer cette session",
   recordText:
     "L’enregistrement contient ce que voit l’agent, avec les mêmes champs masqués. Il est chiffré dans ce " +
@@ -295,6 +304,9 @@ const es: Messages<typeof en> = {
   stopRecording: "Detener grabación",
   takeBack: "Recuperar el control",
   stopSharing: "Dejar de compartir",
+  fullscreenTitle: "Compartir en pausa mientras esta página esté a pantalla completa",
+  fullscreenText: "{agent} no ve nada hasta que salga de la pantalla completa (Esc).",
+  leaveFullscreen: "Salir de pantalla completa",
   recordTitle: "{agent} pide grabar esta sesión",
   recordText:
     "La grabación contiene lo que ve el agente, con los mismos campos ocultos. Se cifra en este navegador para " +
@@ -376,6 +388,9 @@ const ar: Messages<typeof en> = {
   stopRecording: "إيقاف التسجيل",
   takeBack: "استعادة التحكم",
   stopSharing: "إيقاف المشاركة",
+  fullscreenTitle: "المشاركة متوقفة مؤقتًا ما دامت هذه الصفحة في وضع ملء الشاشة",
+  fullscreenText: "لا يرى {agent} شيئًا حتى تخرج من وضع ملء الشاشة (Esc).",
+  leaveFullscreen: "الخروج من ملء الشاشة",
   recordTitle: "{agent} يطلب تسجيل هذه الجلسة",
   recordText:
     "يحتوي التسجيل على ما يراه الموظف، مع إخفاء الحقول نفسها. يُشفَّر في هذا المتصفح بحيث لا يمكن تشغيله إلا " +
