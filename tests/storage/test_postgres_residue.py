@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import re
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +27,7 @@ import pytest
 
 from tandem.compliance import evaluate
 from tandem.exceptions import StorageError
+from tandem.storage import sql
 from tandem.storage.base import VACUUM_NOTE, HoldRecord, RecordingRecord, UserRecord
 from tandem.storage.sql import SQLStorage
 from tests.conftest import tandem_in_process
@@ -432,26 +434,18 @@ async def test_a_role_that_may_not_vacuum_and_hears_no_warning_is_an_error_too(
         await admin.close()
 
 
-async def test_rows_still_seen_are_counted_whatever_language_the_server_reports_in(
-    database: str, schema: str
+async def test_rows_still_seen_are_counted_whatever_the_server_says_in_words(
+    database: str, schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """VACUUM VERBOSE's "are dead but not yet removable" is translated where the server reports
-    in another language (lc_messages): the rows an older transaction still saw were read as
-    none and the table counted as done. The count is now read from the statistics the vacuum
-    sets, in numbers. Runs where PostgreSQL has a translation and the system its locale."""
-    admin = await asyncpg.connect(database)
-    try:
-        for locale in ("de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8", "es_ES.UTF-8"):
-            try:
-                await admin.execute(f"SET lc_messages TO '{locale}'")
-            except asyncpg.PostgresError:
-                continue
-            break
-        else:
-            pytest.skip("no locale PostgreSQL can report in other than English here")
-    finally:
-        await admin.close()
-    store = await SQLStorage.connect(database + f"?lc_messages={locale}", schema=schema)
+    """VACUUM VERBOSE's "are dead but not yet removable" is words, translated where the server
+    reports in another language (lc_messages): the rows an older transaction still saw were
+    read from those words, so a translated report counted the table as done without them. The
+    count is now read from the statistics the vacuum sets, in numbers. The machines these tests
+    run on have no other locale for PostgreSQL to report in, so the English words are made
+    unreadable to the storage here, as a translation makes them (VERBOSE's report is INFO,
+    which PostgreSQL sends whatever client_min_messages says)."""
+    monkeypatch.setattr(sql, "_NOT_YET_REMOVABLE", re.compile(r"(\d+) sind tot"))
+    store = await SQLStorage.connect(database, schema=schema)
     try:
         await _recorded(store, "s1", CUSTOMER, 100.0)
         reader = await asyncpg.connect(
