@@ -783,6 +783,8 @@ class SessionHub:
         """The audit records of downloads being cut (DownloadGuard.check), held until written."""
         self._download_checks: set[asyncio.Task[None]] = set()
         """The checks of downloads announcements named (DownloadGuard.check_soon), running."""
+        self._recording_writes: set[asyncio.Task[None]] = set()
+        """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
         self.tunnelled_sockets: Callable[[], int] = lambda: 0
@@ -844,6 +846,7 @@ class SessionHub:
         await self.shutdown()
         # Downloads cut just now: their records go before the server's stop (never raise).
         await asyncio.gather(*self._recording_cuts)
+        await asyncio.gather(*self._recording_writes)  # the stop waited for each but a lost one
         with contextlib.suppress(Exception):  # kept by record_done, lost with the process
             await self._summarise_refusals(self.clock(), everything=True)
         with contextlib.suppress(Exception):  # the database away: these counts are lost
@@ -2032,53 +2035,99 @@ class SessionHub:
             effects = effects[1:]
         await self.apply(live, effects)
 
-    async def recorded_frame(self, live: LiveSession, frame: bytes) -> None:
-        """Keep a frame the customer sent while recording (ciphertext, as relayed)."""
+    def recorded_frame(self, live: LiveSession, frame: bytes) -> Awaitable[None] | None:
+        """Keep a frame the customer sent while recording (ciphertext, as relayed). Storage is
+        written by the recording's own task (:meth:`_write_recording`), so the customer's next
+        frame never waits for the database: a frozen PostgreSQL held the customer's frames for
+        up to ``database_timeout_seconds``. What returns (mostly None) tells both sides the
+        recording stopped: its size limit, or storage not taking its frames in time."""
+        recorder = live.recorder
+        if recorder is None:
+            return None
+        if not recorder.add(frame):  # past the allowance for the end: cut here
+            return self.apply(live, live.machine.record_stop("size_limit"))
+        if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
+            effects = live.machine.record_stop("size_limit", self.clock())
+            if effects:
+                self._write_soon(live)
+                return self.apply(live, effects)
+        if recorder.buffered >= self.settings.recording_flush_bytes:
+            return self._write_soon(live)
+        return None
+
+    def _write_soon(self, live: LiveSession) -> Awaitable[None] | None:
+        """Start the recording's writer if it has frames and none runs. While one runs (the
+        database slow or frozen), frames wait in memory up to ``recording_backlog_bytes``;
+        past that the recording stops (what returns tells both sides) and sharing goes on."""
+        recorder = live.recorder
+        if recorder is None or not recorder.buffer:
+            return None
+        if recorder.writing is None:
+            writing = asyncio.create_task(self._write_recording(live, recorder))
+            recorder.writing = writing
+            self._recording_writes.add(writing)
+            writing.add_done_callback(self._recording_writes.discard)
+            return None
+        if recorder.buffered <= self.settings.recording_backlog_bytes:
+            return None
+        # Storage has not taken the last write while this much more came: the recording
+        # stops; its writer ends it in storage (``unavailable``) once that write is over.
+        metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
+        metrics.STORAGE_ERRORS.labels(where="recording").inc()
+        log.warning("recording stopped: storage did not take its frames in time")
+        recorder.lost = "storage error"
+        recorder.buffer, recorder.buffered = [], 0
+        live.recorder = None
+        return self.apply(live, live.machine.record_stop("unavailable"))
+
+    async def _flush(self, live: LiveSession) -> None:
+        """Write what the running recording buffered and wait for it (and a write under way)."""
         recorder = live.recorder
         if recorder is None:
             return
-        if not recorder.add(frame):  # past the allowance for the end: cut here
-            await self.apply(live, live.machine.record_stop("size_limit"))
-            return
-        if recorder.size >= self.settings.max_recording_bytes:  # ask the customer to end it
-            await self.apply(live, live.machine.record_stop("size_limit", self.clock()))
-        if recorder.buffered >= self.settings.recording_flush_bytes:
-            await self._flush(live)
+        self._write_soon(live)
+        if recorder.writing is not None:
+            await asyncio.shield(recorder.writing)
 
-    async def _flush(self, live: LiveSession) -> None:
-        recorder = live.recorder
-        if recorder is None or not recorder.buffer:
-            return
-        first, frames = recorder.take()
+    async def _write_recording(self, live: LiveSession, recorder: Recorder) -> None:
+        """The recording's writer: writes its buffer, in order, until it is empty. Never raises:
+        a failed write (erased, refused or the database away) stops the recording (said to both
+        sides) rather than lose frames silently, and the session goes on sharing."""
+        recording_id = recorder.recording.recording_id
+        answered = False
         try:
-            await self.storage.append_recording_frames(
-                recorder.recording.recording_id, first, frames
-            )
-        except Exception as exc:  # erased, refused or the database away: the
-            # recording stops (said to both sides) rather than lose frames silently, and the
-            # session goes on sharing.
-            metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
-            # StorageError: the database did not answer (locked, away); other TandemErrors are
-            # its answers (the recording was erased, a refusal).
-            answered = isinstance(exc, TandemError) and not isinstance(exc, StorageError)
-            reason = str(exc) if answered else "storage error"
-            if not answered:
-                metrics.STORAGE_ERRORS.labels(where="recording").inc()
-            log.warning("recording stopped: %s", reason)
-            live.recorder = None
-            # Storage that answered (erased, refused) hears of it now; a database that did not
-            # answer, from the timer (retried until it does), so that the customer's socket
-            # does not wait for it again. Both sides are told at once either way.
-            self._failed_recordings[recorder.recording.recording_id] = (
-                live.org_id,
-                reason,
-                self.clock(),
-            )
-            await self.apply(live, live.machine.record_stop("unavailable"))
+            while recorder.buffer and recorder.lost is None:
+                first, frames = recorder.take()
+                try:
+                    await self.storage.append_recording_frames(recording_id, first, frames)
+                except Exception as exc:
+                    metrics.RECORDING_FLUSHES.labels(outcome="failed").inc()
+                    # StorageError: the database did not answer (locked, away); other
+                    # TandemErrors are its answers (the recording was erased, a refusal).
+                    answered = isinstance(exc, TandemError) and not isinstance(exc, StorageError)
+                    if not answered:
+                        metrics.STORAGE_ERRORS.labels(where="recording").inc()
+                    if recorder.lost is None:
+                        recorder.lost = str(exc) if answered else "storage error"
+                        log.warning("recording stopped: %s", recorder.lost)
+                    break
+                metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
+        finally:
+            recorder.writing = None
+        if recorder.lost is None:
+            return
+        # Storage that answered (erased, refused) hears of it now; a database that did not
+        # answer, from the timer (retried until it does). Registered only now, with no write
+        # of this recording under way.
+        self._failed_recordings[recording_id] = (live.org_id, recorder.lost, self.clock())
+        try:
+            if live.recorder is recorder:  # both sides are told at once
+                live.recorder = None
+                await self.apply(live, live.machine.record_stop("unavailable"))
             if answered:
                 await self._write_what_failed()
-            return
-        metrics.RECORDING_FLUSHES.labels(outcome="ok").inc()
+        except Exception as exc:  # retried by the timer (the session's end, the records)
+            log.warning("recording's stop not applied: %s", type(exc).__name__)
 
     async def _start_recording(self, live: LiveSession) -> None:
         key_id = crypto.recording_key_id(live.machine.record_key)  # the key the customer used
@@ -2376,7 +2425,10 @@ class SessionHub:
             if effects:
                 work.append(self.apply(live, effects))
             elif live.recorder is not None and live.recorder.buffer:
-                work.append(self._flush(live))
+                # Its writer runs apart: the timer does not wait for a frozen database.
+                stopped = self._write_soon(live)
+                if stopped is not None:
+                    work.append(stopped)
         for result in await asyncio.gather(*work, return_exceptions=True):
             if isinstance(result, Exception):
                 failed = failed or result
