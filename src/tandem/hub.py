@@ -885,16 +885,17 @@ class SessionHub:
                 if heard.everyone:  # due at the next tick: however many processes ask, once
                     self._recheck_everyone_soon()
                     continue
-                for seat in self.signed_in_seats():
-                    live = seat.live
+                await self._recheck_each(
+                    seat
+                    for seat in self.signed_in_seats()
                     if revocation.concerns(
                         heard,
                         login=seat.login,
                         user=seat.principal.username,
                         org=seat.principal.org,
-                        site=live.site_id if live is not None else None,
-                    ):
-                        await self.recheck(seat)
+                        site=seat.live.site_id if seat.live is not None else None,
+                    )
+                )
         finally:
             subscription.close()
 
@@ -2441,14 +2442,17 @@ class SessionHub:
         """The purges, the re-checks of open sockets due, the event counts and the refusal
         summaries; run about once a second. A failed write (a full disk, a locked or lost
         database) does not hold up the re-checks (reads) or the purges: each step is tried, and
-        the first error raised once all were."""
+        the first error raised once all were. The steps run side by side: a purge waiting for a
+        frozen database held the re-checks of open sockets behind it (a revoked socket stayed
+        open up to ``database_timeout_seconds`` more at each run)."""
         now = self.clock()
         failed: Exception | None = None
-        for step in (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals):
-            try:
-                await step(now)
-            except Exception as exc:  # raised below
-                failed = failed or exc
+        steps = (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals)
+        for result in await asyncio.gather(*(step(now) for step in steps), return_exceptions=True):
+            if isinstance(result, Exception):
+                failed = failed or result
+            elif isinstance(result, BaseException):  # a cancellation: the task stops
+                raise result
         if failed is not None:
             raise failed
 
@@ -2491,10 +2495,29 @@ class SessionHub:
         """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""
         self._catch_up_after_an_outage()
         interval = self.settings.agent_reauth_seconds
-        for seat in self.signed_in_seats():
-            if now >= seat.reauth_due:  # each socket on its own time: see first_reauth
-                seat.reauth_due = now + interval
-                await self.recheck(seat)  # if it fails, it stays due (and so do those after it)
+        due = [seat for seat in self.signed_in_seats() if now >= seat.reauth_due]
+        for seat in due:  # each socket on its own time: see first_reauth
+            seat.reauth_due = now + interval
+        await self._recheck_each(due)  # one that fails stays due (recheck)
+
+    async def _recheck_each(self, seats: Iterable[AgentSeat | WatchSeat]) -> None:
+        """:meth:`recheck` ``seats``, up to ``recheck_concurrency`` at once: one after another,
+        each waiting for storage, the last of many sockets a revocation named was closed many
+        reads late (a slow database). Each is tried; the first error is raised after."""
+        waiting = iter(list(seats))
+        failed: Exception | None = None
+
+        async def rechecker() -> None:
+            nonlocal failed
+            for seat in waiting:  # shared: each seat is taken by one rechecker
+                try:
+                    await self.recheck(seat)
+                except Exception as exc:  # raised below, once every seat was tried
+                    failed = failed or exc
+
+        await asyncio.gather(*(rechecker() for _ in range(self.settings.recheck_concurrency)))
+        if failed is not None:
+            raise failed
 
     async def _count_due(self, now: float) -> None:
         """Write the counts of anonymous events; purge those past retention."""

@@ -351,3 +351,45 @@ async def test_a_recorded_sessions_frames_keep_flowing_while_the_database_is_fro
         finally:
             await db.close()
         server.stop()  # before its schema goes
+
+
+SOCKETS = 6
+"""An account's open sockets, all revoked at once below."""
+
+
+async def test_revoked_sockets_are_re_checked_side_by_side_while_the_database_is_slow(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """An account's sign-in is ended by a change that announced nothing (a CLI change: the
+    periodic re-check finds it), and the database stalls while its sockets are re-checked. They
+    were re-checked one after another, each waiting for the database: with N sockets, the last
+    was closed N reads late. Now all N wait for the database at once (``recheck_concurrency``),
+    and every one is closed once it answers."""
+    from tests.server.helpers import login_cookie, open_agent
+
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            database_timeout_seconds=60.0,  # the stalled reads wait, rather than fail
+            agent_reauth_seconds=300.0,
+            first_message_timeout_seconds=400.0,  # the sockets stay open, silent, past 300 s
+            purge_interval_seconds=86400.0,
+        )
+        cookie = login_cookie(server)
+        agents = [await open_agent(server, cookie) for _ in range(SOCKETS)]
+        hub = server.server.config.app.state.services.hub
+        await wait_for(lambda: len(hub.signed_in_seats()) == SOCKETS)
+        db = await pg_connect(schema)
+        try:
+            await db.execute("DELETE FROM logins")  # ended, and nobody told
+        finally:
+            await db.close()
+        with pg_proxy.frozen():
+            server.clock.advance(301)  # every socket is due
+            await wait_for(lambda: pg_proxy.held >= SOCKETS)  # all their reads wait at once
+        closes = await asyncio.gather(*(closed_with(agent, timeout=60) for agent in agents))
+        assert closes == [(4401, "signed out: sign in again")] * SOCKETS
+        server.stop()  # before its schema goes
