@@ -784,6 +784,11 @@ class SessionHub:
         self._download_checks: set[asyncio.Task[None]] = set()
         """The checks of downloads announcements named (DownloadGuard.check_soon), running."""
         self._recording_writes: set[asyncio.Task[None]] = set()
+        self._deadline_work: dict[str, asyncio.Task[None]] = {}
+        """The timer's work under way (:meth:`meet_deadlines`): each session's, and the retries
+        (key ""), one at a time each."""
+        self._deadline_failed: Exception | None = None
+        """The first error of that work since the timer's last run (raised by the next)."""
         """Recordings' writers (:meth:`_write_recording`, never raise), held until done."""
         self.process_id = ""
         """This process's row in storage (tandem.processes): its sessions are stored with it."""
@@ -831,8 +836,17 @@ class SessionHub:
         await self.record(
             "server_started", actor="server", org=DEFAULT_ORG, **{DELETIONS_RECORDED: True}
         )
-        self.background.every("deadlines", self.tick_seconds, self.meet_deadlines)
+        # Every tick, failing or not: its failures are the storage writes of what it applied
+        # (run apart), and a back-off held every session's deadline (a code, an idle or
+        # maximum-length session) up to background_backoff_max_seconds while the database was
+        # away. Its own work needs no database.
+        self.background.every(
+            "deadlines", self.tick_seconds, self.meet_deadlines, backoff_max=self.tick_seconds
+        )
         self.background.every("upkeep", self.tick_seconds, self.upkeep)
+        # Apart from the purges and counts: a run of those waiting for a frozen database held
+        # the next re-checks of open sockets (revocations) behind it.
+        self.background.every("rechecks", self.tick_seconds, self.recheck_due)
         # What a process killed before its vacuum ran (or stopped while it failed) deleted:
         # vacuumed at this server's first round.
         self.storage.deleted_before()
@@ -842,6 +856,8 @@ class SessionHub:
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.background.close()
+        with contextlib.suppress(Exception):  # cancelled as when the timer awaited them
+            await cancel_and_wait(self._deadline_work.values())
         await cancel_and_wait(self._download_checks)
         await self.shutdown()
         # Downloads cut just now: their records go before the server's stop (never raise).
@@ -2392,10 +2408,11 @@ class SessionHub:
         return None
 
     async def tick(self) -> None:
-        """:meth:`meet_deadlines`, then :meth:`upkeep` (the server runs each in a supervised
-        task of its own, ``deadlines`` and ``upkeep``); the first error raised once both ran."""
+        """:meth:`meet_deadlines` (and its work), :meth:`upkeep`, :meth:`recheck_due` (the server
+        runs each in a supervised task of its own, ``deadlines``, ``upkeep``, ``rechecks``); the
+        first error raised once all ran."""
         failed: Exception | None = None
-        for step in (self.meet_deadlines, self.upkeep):
+        for step in (self.meet_deadlines, self._deadline_work_done, self.upkeep, self.recheck_due):
             try:
                 await step()
             except Exception as exc:  # raised below
@@ -2405,49 +2422,72 @@ class SessionHub:
 
     async def meet_deadlines(self) -> None:
         """Apply deadlines to every live session, flush recordings, and retry the storage writes
-        that failed; run about once a second. One session's storage error, or wait for a frozen
-        database, does not hold up the others; the first error is raised once all were tried
-        (the supervisor logs it and runs this again). The timer's own storage work
-        (:meth:`upkeep`) runs apart: a statement of it frozen on its way held every deadline
-        for up to ``database_timeout_seconds`` at each tick."""
+        that failed; run about once a second. Each session's work (its people told, then its
+        storage writes) and the retries run in tasks of their own, one at a time for each, and
+        the timer does not wait for them: the next tick meets the next deadlines whatever the
+        database does. A task's error is raised by the next run (the supervisor logs it and runs
+        this again). The timer's own storage work (:meth:`upkeep`) runs apart too."""
         now = self.clock()
-        failed: Exception | None = None
-        # Each session's deadlines are met beside the others' (and beside the retries of what
-        # failed before): its people are told first, then its storage writes wait; in turn,
-        # with the database frozen, the last of N sessions ending at one tick was told after
-        # N waits of up to database_timeout_seconds each.
-        work: list[Awaitable[Any]] = [self._retry_what_failed()]
+        failed, self._deadline_failed = self._deadline_failed, None
+        # Beside one another, and beside the timer: in turn, with the database frozen, the last
+        # of N sessions ending at one tick was told after N waits of up to
+        # database_timeout_seconds each; awaited by the timer, a session's end waiting for the
+        # database held every later deadline (a code, an idle or maximum-length session) as long.
+        if "" not in self._deadline_work:
+            self._beside("", self._retry_what_failed())
         for live in tuple(self._live.values()):
+            session_id = live.machine.session_id
+            if session_id in self._deadline_work:  # its earlier effects are still applied
+                continue
             try:
                 effects = live.machine.tick(now)
             except Exception as exc:  # raised below
                 failed = failed or exc
                 continue
             if effects:
-                work.append(self.apply(live, effects))
+                self._beside(session_id, self.apply(live, effects))
             elif live.recorder is not None and live.recorder.buffer:
                 # Its writer runs apart: the timer does not wait for a frozen database.
                 stopped = self._write_soon(live)
                 if stopped is not None:
-                    work.append(stopped)
-        for result in await asyncio.gather(*work, return_exceptions=True):
-            if isinstance(result, Exception):
-                failed = failed or result
-            elif isinstance(result, BaseException):  # a cancellation: the timer stops
-                raise result
+                    self._beside(session_id, stopped)
+        if failed is not None:
+            raise failed
+
+    def _beside(self, key: str, work: Awaitable[None]) -> None:
+        """Run ``work`` in a task of the timer's (``key``: a session's id, "" the retries; none
+        of that key runs); its error is kept for the timer's next run."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.create_task(run())
+        self._deadline_work[key] = task
+
+        def done(task: asyncio.Task[None]) -> None:
+            if self._deadline_work.get(key) is task:
+                del self._deadline_work[key]
+            if not task.cancelled() and isinstance(task.exception(), Exception):
+                self._deadline_failed = self._deadline_failed or task.exception()  # type: ignore[assignment]
+
+        task.add_done_callback(done)
+
+    async def _deadline_work_done(self) -> None:
+        """Wait for the timer's tasks under way (:meth:`tick`: tests, one step at a time)."""
+        await asyncio.gather(*self._deadline_work.values(), return_exceptions=True)
+        failed, self._deadline_failed = self._deadline_failed, None
         if failed is not None:
             raise failed
 
     async def upkeep(self) -> None:
-        """The purges, the re-checks of open sockets due, the event counts and the refusal
-        summaries; run about once a second. A failed write (a full disk, a locked or lost
-        database) does not hold up the re-checks (reads) or the purges: each step is tried, and
-        the first error raised once all were. The steps run side by side: a purge waiting for a
-        frozen database held the re-checks of open sockets behind it (a revoked socket stayed
-        open up to ``database_timeout_seconds`` more at each run)."""
+        """The purges, the event counts and the refusal summaries; run about once a second. A
+        failed write (a full disk, a locked or lost database) does not hold up the purges: each
+        step is tried, side by side, and the first error raised once all were. The re-checks of
+        open sockets run apart (:meth:`recheck_due`): a purge waiting for a frozen database
+        held them (a revoked socket stayed open up to ``database_timeout_seconds`` more)."""
         now = self.clock()
         failed: Exception | None = None
-        steps = (self._purge_due, self._recheck_due, self._count_due, self._summarise_refusals)
+        steps = (self._purge_due, self._count_due, self._summarise_refusals)
         for result in await asyncio.gather(*(step(now) for step in steps), return_exceptions=True):
             if isinstance(result, Exception):
                 failed = failed or result
@@ -2491,8 +2531,10 @@ class SessionHub:
             log.warning("vacuum after deletions failed, tried again: %s", exc)
             raise
 
-    async def _recheck_due(self, now: float) -> None:
-        """Re-check the sockets whose time has come (after an outage of the fan-out: all)."""
+    async def recheck_due(self) -> None:
+        """Re-check the sockets whose time has come (after an outage of the fan-out: all); run
+        about once a second, in a task of its own (``rechecks``)."""
+        now = self.clock()
         self._catch_up_after_an_outage()
         interval = self.settings.agent_reauth_seconds
         due = [seat for seat in self.signed_in_seats() if now >= seat.reauth_due]

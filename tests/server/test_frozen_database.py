@@ -188,6 +188,72 @@ async def test_sessions_ending_together_are_each_told_at_once_while_the_database
         server.stop()  # before its schema goes
 
 
+async def test_a_deadline_is_met_while_an_earlier_ones_storage_writes_wait_for_the_database(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """One waiting session's code expires while the database is frozen: its customer is told,
+    then its end waits to be stored (up to ``database_timeout_seconds``, 10 s here). Another's
+    code expires a tick later. The timer waited for the first session's writes before it met
+    any later deadline (a code, an idle or maximum-length session), so the second customer was
+    told only once the first's writes gave up. Now it is told at once."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            database_timeout_seconds=FROZEN_TIMEOUT,
+            code_ttl_seconds=60.0,
+            purge_interval_seconds=86400.0,
+        )
+        first, _ = await start_session(server)
+        server.clock.advance(30)
+        second, _ = await start_session(server)
+        ended = {"v": 1, "type": "ended", "reason": "code_expired"}
+        with pg_proxy.frozen():
+            server.clock.advance(31)  # the first code expires; its end waits for the database
+            assert await recv_json(first, timeout=FROZEN_TIMEOUT / 2) == ended
+            await wait_for(lambda: pg_proxy.held >= 1)
+            server.clock.advance(30)  # the second's
+            assert await recv_json(second, timeout=FROZEN_TIMEOUT / 2) == ended
+        server.stop()  # before its schema goes
+
+
+async def test_deadlines_are_met_each_tick_while_the_database_is_away(
+    server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
+) -> None:
+    """A session's end cannot be stored (the database away), so the deadline timer fails; the
+    supervisor waited ``background_backoff_seconds`` (doubling up to 30 s) before the next run,
+    and every deadline (a code, an idle or maximum-length session) waited as long. The timer
+    runs every tick now, failing or not: another code expiring meanwhile is told at once."""
+    async with fresh_schema() as schema:
+        url = proxied_url(pg_proxy, schema)
+        server = seeded_server(
+            server_factory,
+            url,
+            tmp_path,
+            code_ttl_seconds=60.0,
+            purge_interval_seconds=86400.0,
+            background_backoff_seconds=60.0,
+            background_backoff_max_seconds=60.0,
+        )
+        first, _ = await start_session(server)
+        server.clock.advance(30)
+        second, _ = await start_session(server)
+        ended = {"v": 1, "type": "ended", "reason": "code_expired"}
+        background = server.server.config.app.state.background
+        pg_proxy.down()
+        try:
+            server.clock.advance(31)  # the first code expires; its end cannot be stored
+            assert await recv_json(first, timeout=30) == ended
+            await wait_for(lambda: "deadlines" in background.failing)
+            server.clock.advance(30)  # the second's
+            assert await recv_json(second, timeout=30) == ended
+        finally:
+            pg_proxy.up()
+        server.stop()  # before its schema goes
+
+
 async def test_deadlines_are_met_while_the_timers_own_storage_work_waits_for_a_frozen_database(
     server_factory: ServerFactory, pg_proxy: StoppableProxy, tmp_path: Path
 ) -> None:
